@@ -64,6 +64,9 @@ def judge(
     guardrails: bool = True,
     slo_error_rate: float | None = None,
     slo_slow_rate: float | None = None,
+    metrics: str | None = None,
+    margin_ratio: float | None = None,
+    min_requests: int | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -80,12 +83,19 @@ def judge(
             analysis.slo_error_rate (default 0.001, 0.1 %).
         slo_slow_rate: one-sample mode: the share of slow requests it is held to, as the spec's
             analysis.slo_slow_rate (default 0.01, 1 %).
+        metrics: what the judge compares, as the spec's analysis.metrics: errors, slow or errors,slow
+            (default; alpha is split over them).
+        margin_ratio: the canary may also pass once shown below this multiple of the baseline's rate
+            (one-sample: of the SLO), as analysis.margin_ratio (default 2).
+        min_requests: canary requests below which a stage is inconclusive, as analysis.min_requests
+            (default 50).
     """
     from rollway.judge.replay import replay_main
 
     return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, err=sys.stderr,
                        history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
-                       slo_slow_rate=slo_slow_rate)
+                       slo_slow_rate=slo_slow_rate, metrics=metrics, margin_ratio=margin_ratio,
+                       min_requests=min_requests)
 
 
 @app.command

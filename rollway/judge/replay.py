@@ -33,6 +33,10 @@ flows read them (``analysis.calibration_seconds``): only their baseline counts a
 measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``). Its last ``t`` must
 be before the stage file's first.
 
+``--metrics``, ``--margin-ratio`` and ``--min-requests`` are the spec's analysis settings of those
+names; a file no interval of which gives ``slow``, judged on slow requests too, gets a note on
+standard error saying they were all read as 0 (``--metrics errors`` judges the errors alone).
+
 Run it with ``python -m rollway.judge.replay FILE`` (or ``-`` for standard input).
 """
 
@@ -105,8 +109,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
-def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None) -> Interval:
-    """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``.
+def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None,
+               written: set[str] | None = None) -> Interval:
+    """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``,
+    and each optional count the record gives (``slow``, not null) in ``written``.
 
     Raises:
         ReplayError: naming line ``number`` and what is wrong with it.
@@ -162,14 +168,16 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 # for requests, no data (handled below).
                 value.pop(key, None)
                 continue
-            written = count  # for messages: 1e+300, not the 301 digits of int(1e300)
+            if written is not None and key == "slow":
+                written.add(key)
+            shown = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
             if isinstance(count, float) and count.is_integer():
                 count = value[key] = int(count)
             if isinstance(count, bool) or not isinstance(count, int):
-                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(written)}")
+                raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(shown)}")
             if count > MAX_COUNT:
-                raise ReplayError(f"{where}: '{name}.{key}' is {_value(written)}, more than {MAX_COUNT:.0e}")
+                raise ReplayError(f"{where}: '{name}.{key}' is {_value(shown)}, more than {MAX_COUNT:.0e}")
         for key in ("latency_avg_ms", "latency_p99_ms"):
             latency = value.get(key)
             if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
@@ -291,9 +299,11 @@ def _json_kind(value: object) -> str:
     return "a number"
 
 
-def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list[Interval]:
+def read_intervals(lines: Iterable[str], notes: list[str] | None = None,
+                   written: set[str] | None = None) -> list[Interval]:
     """Every interval of a replay file, in order; blank lines are skipped. Counts read other
-    than as written (more slow requests than requests) are named in ``notes``.
+    than as written (more slow requests than requests) are named in ``notes``; the optional
+    counts some line gives go in ``written`` (see parse_line).
 
     Raises:
         ReplayError: for the first malformed line, or when there is no interval at all.
@@ -308,7 +318,7 @@ def read_intervals(lines: Iterable[str], notes: list[str] | None = None) -> list
             raise ReplayError(_stray_bom(text, number))
         if not text.strip():
             continue
-        intervals.append(parse_line(text, number, intervals[-1].t if intervals else None, notes))
+        intervals.append(parse_line(text, number, intervals[-1].t if intervals else None, notes, written))
     if not intervals:
         raise ReplayError("no intervals: the file has no JSON lines")
     return intervals
@@ -429,6 +439,9 @@ def replay_main(
     history: str | None = None,
     slo_error_rate: float | None = None,
     slo_slow_rate: float | None = None,
+    metrics: str | None = None,
+    margin_ratio: float | None = None,
+    min_requests: int | None = None,
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
@@ -443,6 +456,10 @@ def replay_main(
         history: a JSON Lines file of the baseline's intervals before the stage, or None.
         slo_error_rate: one-sample mode: the error rate the canary is held to (None: the spec's default).
         slo_slow_rate: one-sample mode: the share of slow requests it is held to (None: the spec's default).
+        metrics: what the judge compares, comma-separated ("errors", "slow" or "errors,slow"), as the
+            spec's analysis.metrics (None: its default, both).
+        margin_ratio: as the spec's analysis.margin_ratio (None: its default).
+        min_requests: as the spec's analysis.min_requests (None: its default).
 
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
@@ -461,7 +478,12 @@ def replay_main(
         print("error: --history applies to --mode two-sample only (one-sample holds the canary to its SLOs and "
               "reads no baseline)", file=err)
         return EXIT_BAD_INPUT
-    options = dict(alpha=alpha, margin=margin, mode=mode, **slos)
+    judged = _metrics(metrics, err)
+    if judged is None:
+        return EXIT_BAD_INPUT
+    rest = {name: value for name, value in (("margin_ratio", margin_ratio), ("min_requests", min_requests))
+            if value is not None}
+    options = dict(alpha=alpha, margin=margin, mode=mode, **slos, **judged, **rest)
     try:
         analysis = Analysis(judge="sequential", **options)
     except ValidationError as exc:
@@ -481,7 +503,8 @@ def replay_main(
     if history == "-" and path == "-":
         print("error: only one of the stage file and --history can be standard input", file=err)
         return EXIT_BAD_INPUT
-    intervals = _load(path, err)
+    written: set[str] = set()
+    intervals = _load(path, err, written=written)
     if intervals is None:
         return EXIT_BAD_INPUT
     past = _load(history, err, option="--history") if history is not None else []
@@ -494,6 +517,13 @@ def replay_main(
               f"stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
+    if "slow" in analysis.metrics and "slow" not in written:
+        # The flows read a service that publishes no SlowRequestCount as 0 slow requests, and so
+        # does the replay; but its verdicts then show "slow 0/N" as if measured, and alpha is
+        # still split over both metrics (a later rollback than errors judged alone would give).
+        print(f"note: {_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
+              "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
+              "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
     for line in result.changes:
         print(line, file=out)
@@ -528,7 +558,28 @@ def _refused_option(error: Any, options: dict[str, Any]) -> str:
     return f"invalid option {given}: {error['msg']}"
 
 
-def _load(path: str, err: TextIO, option: str | None = None) -> list[Interval] | None:
+def _metrics(given: str | None, err: TextIO) -> dict[str, tuple[str, ...]] | None:
+    """``--metrics`` as Analysis's field ({} when not given), or None after printing why not."""
+    if given is None:
+        return {}
+    names = [name.strip() for name in given.split(",")]
+    known = ("errors", "slow")
+    for name in names:
+        if name not in known:
+            said = f"{name!r} is not a metric" if name else "an empty name is not a metric"
+            print(f"error: --metrics {given}: {said}; give errors, slow or errors,slow", file=err)
+            return None
+    if len(set(names)) != len(names):
+        # alpha is split over the entries: a metric named twice would judge it at a stricter alpha.
+        twice = next(name for name in names if names.count(name) > 1)
+        print(f"error: --metrics {given}: names {twice} twice; alpha is split over the metrics named, so name "
+              "each once", file=err)
+        return None
+    return {"metrics": tuple(names)}
+
+
+def _load(path: str, err: TextIO, option: str | None = None,
+          written: set[str] | None = None) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not.
 
     ``option``: the option that named the file, said with it (given both files, "cannot read
@@ -538,7 +589,7 @@ def _load(path: str, err: TextIO, option: str | None = None) -> list[Interval] |
     shown = f"{option} {_named(path)}" if option else _named(path)
     try:
         with _open(path) as handle:
-            intervals = read_intervals(handle, notes)
+            intervals = read_intervals(handle, notes, written)
     except OSError as exc:
         print(f"error: cannot read {shown}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:
@@ -628,10 +679,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"one-sample mode: the error rate the canary is held to (default {defaults.slo_error_rate})")
     parser.add_argument("--slo-slow-rate", type=float,
                         help=f"one-sample mode: the share of slow requests (default {defaults.slo_slow_rate})")
+    parser.add_argument("--metrics", help="what the judge compares: errors, slow or errors,slow (default "
+                        f"{','.join(defaults.metrics)}), as the spec's analysis.metrics")
+    parser.add_argument("--margin-ratio", type=float,
+                        help=f"the canary may pass once shown below this multiple of the baseline's rate "
+                        f"(default {defaults.margin_ratio:g})")
+    parser.add_argument("--min-requests", type=int,
+                        help=f"canary requests below which a stage is inconclusive (default {defaults.min_requests})")
     args = parser.parse_args(argv)
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
                        err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
-                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate)
+                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
+                       metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests)
 
 
 if __name__ == "__main__":

@@ -287,10 +287,15 @@ def test_no_credentials_anywhere_is_one_line_naming_the_credentials(monkeypatch,
 
 
 def test_judge_replay_prints_its_decisions_on_stdout_only(capsys):
-    assert rollway("judge", "--replay", str(DATA / "regression.jsonl")) == 0
+    assert rollway("judge", "--replay", str(DATA / "regression.jsonl"), "--metrics", "errors") == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.splitlines()[-1])["verdict"] == "rollback"
     assert captured.err == ""
+    # A file with no slow counts, slow judged: the note that says so goes to stderr, never to the output.
+    assert rollway("judge", "--replay", str(DATA / "regression.jsonl")) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["verdict"] == "rollback"
+    assert "note:" not in captured.out and captured.err.startswith("note: ")
 
 
 def test_judge_help_lists_the_modes(capsys):

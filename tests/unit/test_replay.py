@@ -11,19 +11,10 @@ from pathlib import Path
 import pytest
 
 from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, ReplayError, read_intervals, replay_main
+from tests.unit.replay_run import DEFAULTS, run
 from rollway.model import VersionSample
 
 DATA = Path(__file__).parent / "data"
-DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
-
-
-def run(path: Path | str, **options) -> tuple[int, list[str]]:
-    """The exit code, and the lines of the stream that got them: the output, or the errors."""
-    out, err = io.StringIO(), io.StringIO()
-    code = replay_main(str(path), out=out, err=err, **{**DEFAULTS, **options})
-    # A caller parses the output: an error never lands in it, and a replay that ran prints no error.
-    assert (err if code == EXIT_OK else out).getvalue() == ""
-    return code, (out if code == EXIT_OK else err).getvalue().splitlines()
 
 
 def summary(lines: list[str]) -> dict:
@@ -464,3 +455,82 @@ def test_a_stage_whose_baseline_served_nothing_says_so_and_what_judges_it(tmp_pa
         "judges it against the SLO): a person must decide")
     code, lines = run(stage, mode="one-sample")
     assert code == EXIT_OK and "vs SLO 0.10%" in summary(lines)["reason"]
+
+
+def regressed(tmp_path) -> Path:
+    """A canary failing 0.33 % beside a baseline's 0.1 %, errors only (no slow counts), half an hour."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 11400, "errors": 11 + i % 3}, "canary": {"requests": 600, "errors": 2}}
+            for i in range(1, 31)]
+    return write_lines(tmp_path / "errors-only.jsonl", rows)
+
+
+def test_metrics_errors_judges_the_errors_alone_as_a_spec_that_says_so(tmp_path):
+    """A service publishing no SlowRequestCount runs with analysis.metrics [errors]: its policy
+    could not be replayed, the replay split alpha over a metric it has no counts of."""
+    path = regressed(tmp_path)
+    code, split = run(path, guardrails=False)
+    assert (summary(split)["decided_at_t"], summary(split)["canary_requests_at_decision"]) == (540.0, 5400)
+    assert "1/(alpha/2) = 200" in summary(split)["reason"]
+    code, alone = run(path, guardrails=False, metrics="errors")
+    assert code == EXIT_OK
+    result = summary(alone)
+    assert (result["verdict"], result["decided_at_t"], result["canary_requests_at_decision"]) == ("rollback", 480.0, 4800)
+    assert "reached 1/alpha = 100" in result["reason"]
+    assert "slow" not in "".join(alone)
+
+
+def test_a_file_without_slow_counts_says_how_they_are_judged(tmp_path):
+    path = regressed(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    assert replay_main(str(path), out=out, err=err, **DEFAULTS) == EXIT_OK
+    assert err.getvalue() == (
+        f"note: {path}: no interval gives a 'slow' count, so every one is judged as 0 slow requests and alpha is "
+        "split over errors and slow, as a stage whose service publishes no SlowRequestCount; --metrics errors "
+        "judges the errors alone (the spec's analysis.metrics: [errors])\n")
+    for options in ({"metrics": "errors"}, {}):
+        given = path if options else DATA / "healthy.jsonl"  # healthy.jsonl gives slow counts
+        out, err = io.StringIO(), io.StringIO()
+        assert replay_main(str(given), out=out, err=err, **DEFAULTS, **options) == EXIT_OK
+        assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize("metrics,message", [
+    ("latency", "error: --metrics latency: 'latency' is not a metric; give errors, slow or errors,slow"),
+    ("errors,", "error: --metrics errors,: an empty name is not a metric; give errors, slow or errors,slow"),
+    ("errors,errors", "error: --metrics errors,errors: names errors twice; alpha is split over the metrics named"),
+])
+def test_a_bad_metrics_option_is_refused_before_the_file_is_read(tmp_path, metrics, message):
+    code, lines = run(tmp_path / "not-there.jsonl", metrics=metrics)
+    assert code == EXIT_BAD_INPUT and len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_margin_ratio_and_min_requests_are_the_specs(tmp_path):
+    # The canary passes at t=1140 on 11,400 requests; a policy asking for more passes no sooner.
+    code, lines = run(DATA / "healthy.jsonl", min_requests=20_000)
+    assert (summary(lines)["verdict"], summary(lines)["canary_requests_at_decision"]) == ("promote", 20_400)
+    code, lines = run(DATA / "healthy.jsonl", min_requests=100_000)
+    result = summary(lines)
+    assert (result["verdict"], result["decided_at_t"]) == ("inconclusive", 3600.0)
+    assert result["reason"].startswith("stage over with only 36,000 canary requests (need 100,000)")
+    # Told to pass only below 1.2x the baseline (no absolute margin), the same canary is left to a person.
+    code, loose = run(DATA / "healthy.jsonl", margin=0.0)
+    code, tight = run(DATA / "healthy.jsonl", margin=0.0, margin_ratio=1.2)
+    assert (summary(loose)["verdict"], summary(loose)["decided_at_t"]) == ("promote", 1140.0)
+    assert summary(tight)["verdict"] == "inconclusive"
+    assert "pass evidence 5 of 100 (canary below 1.2x the baseline)" in summary(tight)["reason"]
+    code, lines = run(DATA / "healthy.jsonl", margin_ratio=1.0)
+    assert code == EXIT_BAD_INPUT and lines == ["error: --margin-ratio 1 is out of range: it must be over 1"]
+    code, lines = run(DATA / "healthy.jsonl", min_requests=0)
+    assert code == EXIT_BAD_INPUT and lines == ["error: --min-requests 0 is out of range: it must be at least 1"]
+
+
+def test_the_command_takes_the_policy_options(tmp_path):
+    path = regressed(tmp_path)
+    for command in ([str(Path(sys.executable).with_name("rollway")), "judge"],
+                    [sys.executable, "-m", "rollway.judge.replay"]):
+        done = subprocess.run([*command, str(path), "--metrics", "errors", "--margin-ratio", "1.5",
+                               "--min-requests", "100", "--no-guardrails"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert (done.returncode, done.stderr) == (EXIT_OK, ""), done.stderr
+        assert json.loads(done.stdout.splitlines()[-1])["decided_at_t"] == 480.0
+        assert "below 1.5x the baseline" in done.stdout

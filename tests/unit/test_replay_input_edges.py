@@ -13,18 +13,10 @@ from pathlib import Path
 import pytest
 
 from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, replay_main
+from tests.unit.replay_run import DEFAULTS, run
 
-DEFAULTS = dict(alpha=0.01, margin=0.001, mode="two-sample")
 ROOT = Path(__file__).parents[2]
 GOOD = '{"t": %d, "baseline": {"requests": 1140, "errors": 1}, "canary": {"requests": 60, "errors": 0}}'
-
-
-def run(path: Path | str, **options) -> tuple[int, list[str]]:
-    """The exit code, and the lines of the stream that got them: the output, or the errors."""
-    out, err = io.StringIO(), io.StringIO()
-    code = replay_main(str(path), out=out, err=err, **{**DEFAULTS, **options})
-    assert (err if code == EXIT_OK else out).getvalue() == ""
-    return code, (out if code == EXIT_OK else err).getvalue().splitlines()
 
 
 def run_bytes(tmp_path: Path, content: bytes) -> tuple[int, list[str]]:
