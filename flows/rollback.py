@@ -487,8 +487,10 @@ def execute_rollback(
         still_holds("notify people")
         # Only the notice of a rollback with every step done is recorded and not sent again: one
         # that told people of a failed step is followed by the notice of the run that finishes it.
-        complete = not failed_steps and flags_failed is None and ledger_failure is None
-        told, intent, unanswered = _notice_recorded(env, rollout) if complete else (None, None, None)
+        # And only a ledgered rollout's: a `canary` flow run's id is in no record, so each write
+        # would fail and warn that a rollback run again "would send it again", of a record never kept.
+        recorded = not failed_steps and flags_failed is None and ledger_failure is None and ledgered
+        told, intent, unanswered = _notice_recorded(env, rollout) if recorded else (None, None, None)
         if told is not None:
             message_id = told.message_id
             log.warning("people were told of this rollback already, by %s at %s (SNS message %s), before that run "
@@ -506,7 +508,7 @@ def execute_rollback(
                        else "stopped before recording it")
                 message = (f"This notice may repeat one sent at {notice_time(intent)} by {intent.actor}, whose run "
                            f"{why}.\n\n" + message)
-            if complete:
+            if recorded:
                 _record_notice(env, rollout, actor, None, sending=True)
             try:
                 message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
@@ -526,12 +528,12 @@ def execute_rollback(
                 message_id = None
                 failed_steps.append(f"notify (SNS's answer was lost, people may have been paged: {err})" if lost
                                     else f"notify ({err})")
-                if complete:
+                if recorded:
                     # Refused: nobody was paged, and the rollback run again says nothing of a page
                     # that may repeat. Lost: SNS may have taken it, and the one run again says so.
                     _record_notice(env, rollout, actor, None, failed=err, lost=lost)
             else:
-                if complete:
+                if recorded:
                     _record_notice(env, rollout, actor, message_id)
     if flags_failed is not None:
         # Named among the failed steps even alone: its bare error said nothing of the traffic being
