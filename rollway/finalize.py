@@ -96,7 +96,8 @@ class FinalizeResult(BaseModel):
 
     outcome: Literal["finalized", "already_finalized", "nothing_to_finalize"]
     rollout_id: str | None = Field(description="None: a promotion the ledger does not record (the `canary` flow's)")
-    image: str | None = Field(description="None: unknown (a promotion the ledger does not record): see task_definition")
+    image: str | None = Field(description="None: unknown (a promotion the ledger does not record, or a stable service "
+                                          "pointed elsewhere since it was finalized): see task_definition")
     pinned_image: str | None = Field(
         default=None, description="the digest ``image`` was pinned to when the rollout started, which the promoted "
                                   "revision names (None: not known, or recorded before images were pinned)")
