@@ -47,7 +47,7 @@ from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
     ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
-    plan_finalize, plan_unrecorded,
+    plan_finalize, plan_unrecorded, same_revision,
 )
 from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
@@ -247,7 +247,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               canary_desired=0,
                               steps=tuple(progress.steps))
     if plan.action == "done":
-        progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td} and carries "
+        changed = ""
+        if record.canary_task_definition is not None and not same_revision(td, record.canary_task_definition):
+            # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
+            # and the summary paired the two as if it were.
+            changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
+            image = pinned = None
+        progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td}{changed} and carries "
                       f"{live.stable}% of the traffic, {t.canary_service} is at 0 tasks; nothing to do")
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,

@@ -96,7 +96,8 @@ class FinalizeResult(BaseModel):
 
     outcome: Literal["finalized", "already_finalized", "nothing_to_finalize"]
     rollout_id: str | None = Field(description="None: a promotion the ledger does not record (the `canary` flow's)")
-    image: str | None = Field(description="None: unknown (a promotion the ledger does not record): see task_definition")
+    image: str | None = Field(description="None: unknown (a promotion the ledger does not record, or a stable service "
+                                          "pointed elsewhere since it was finalized): see task_definition")
     pinned_image: str | None = Field(
         default=None, description="the digest ``image`` was pinned to when the rollout started, which the promoted "
                                   "revision names (None: not known, or recorded before images were pinned)")
@@ -204,7 +205,7 @@ def plan_finalize(
     which = _which(record)
     if record.phase is not RolloutPhase.PROMOTED:
         # A finished rollout says nothing about the traffic on the canary now: the weights do.
-        hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record.phase)
+        hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record)
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
     _refuse_open_window(record, spec, targets, now, speed)
@@ -327,7 +328,7 @@ def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: T
             )
     elif not record.phase.terminal:
         raise FinalizeRefused(f"the newest rollout of {targets.canary_service} in the ledger, {which}, is "
-                              f"{record.phase.value}: {_not_promoted_hint(record.phase)}. Nothing was changed")
+                              f"{record.phase.value}: {_not_promoted_hint(record)}. Nothing was changed")
 
 
 def _which(record: RolloutRecord) -> str:
@@ -390,9 +391,20 @@ def _live_hint(live: Weights, targets: Targets) -> str:
             f"otherwise roll it back with {UNRECORDED_ROLLBACK}")
 
 
-def _not_promoted_hint(phase: RolloutPhase) -> str:
+def _not_promoted_hint(record: RolloutRecord) -> str:
+    phase = record.phase
     if phase is RolloutPhase.ROLLING_BACK:
         return "a rollback of it began and is not recorded as finished; finish it first (`rollway abort`)"
     if phase.terminal:  # rolled back
         return "the stable service already serves its traffic, so a new rollout can start as things are"
+    if phase is RolloutPhase.PAUSED:
+        # Recorded only at the end of a weekly phase that passed: nothing asks for an answer until
+        # the next phase starts, so "approve it, `rollway promote`" sent the person to a command
+        # that found nothing paused.
+        from rollway.reports import between_phases  # rollway.reports imports this module
+
+        holding = between_phases(record) or ("holding between weekly phases until an advance_phase run starts the "
+                                             "next one")
+        return (f"it is {holding}. Finalize once its last phase has promoted it and its monitoring window has "
+                "passed; or roll it back (`rollway abort`)")
     return "finish it (approve it, `rollway promote`) or roll it back (`rollway abort`) first"

@@ -99,3 +99,24 @@ def test_a_refusal_names_the_digest_the_rollout_ran_beside_its_tag(aws, monkeypa
     with pytest.raises(FinalizeRefused) as refused:
         state.result()
     assert f" of {image} (pinned as {pinned}){said}" in str(refused.value), str(refused.value)
+
+
+def test_a_finalized_rollout_whose_stable_service_was_changed_since_is_not_named_as_what_it_runs(aws, monkeypatch):
+    """Finalized, then the stable service pointed at a hotfix by hand: a second run said "already
+    finalized" (true), and its summary and result paired the hotfix's task definition with the
+    finalized rollout's image, as if the stable service still ran that version."""
+    from rollway.aws.ecs import EcsDeployer
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    assert run(monkeypatch, env).result().outcome == "finalized"
+    t = aws.targets
+    hotfix = EcsDeployer(aws.get_client("ecs"), t).register_revision(f"{aws.topology.repository_uri}:2.0.1", release)
+    aws.get_client("ecs").update_service(cluster=t.cluster, service=t.stable_service, taskDefinition=hotfix)
+
+    state = run(monkeypatch, env)
+    result = state.result()
+    assert result.outcome == "already_finalized" and result.task_definition == hotfix
+    assert result.image is None, "the finalized rollout's image is not what the stable service runs now"
+    summary = artifacts_of(state)[KEY]
+    assert ":2.0.0" not in summary.split("## Steps")[0], summary
+    assert f"not the finalized {release}" in summary, summary

@@ -120,6 +120,22 @@ def test_the_service_carrying_the_traffic_must_have_published_its_success_rate(a
             in str(failed.value)), str(failed.value)
 
 
+def test_services_named_in_the_spec_still_leave_each_services_share_of_the_traffic_in_the_artifact(aws, app, blocks):
+    """With spec.success_rate_services set, the load balancer's weights were not read at all: the
+    artifact said "its share of the traffic not read" for both services, where it opens with each
+    one's share, so a run could not be matched to the stage or the promotion it validated."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=75, canary=25))
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    # The named service's figures alone decide the check, as before: the canary's 25 % is not asked for.
+    assert state.result().passed
+    text = artifact_of(state)
+    assert "not read" not in text, text
+    for service, share in ((aws.targets.stable_service, 75), (aws.targets.canary_service, 25)):
+        assert f"- `{service}` ({'stable' if share == 75 else 'canary'}): {share}% of the traffic;" in text, text
+
+
 def test_a_spec_with_a_bad_url_is_refused_before_any_request(app, blocks):
     state = validate_deployment(spec=spec(app, health_url="ftp://nowhere/health"), targets_block=blocks,
                                 aws_credentials_block=blocks, return_state=True)
