@@ -17,6 +17,7 @@ from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import SessionClients, client_factory
+from blocks.saved import unsaved_block
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
@@ -60,7 +61,7 @@ def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = 
             unknown keys), or the block's endpoint_url cannot be reached (``_prove``).
     """
     # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
-    without_traceback(CredentialsRefused)
+    without_traceback(AccountNotLoaded)
     try:
         get_client = client_factory(credentials, region=region, read_seconds=read_seconds)
     except ValueError as err:
@@ -132,12 +133,13 @@ def load_targets(targets_block: str | None) -> Targets:
             block that no longer validates (a RuntimeError from Prefect: one saved before the
             names it holds were checked).
     """
+    without_traceback(AccountNotLoaded)
     if targets_block is None:
         return Targets()
     try:
         return RollwayTargets.load(targets_block).targets()
     except (ValueError, RuntimeError) as err:
-        raise AccountNotLoaded(str(err)) from err
+        raise AccountNotLoaded(_not_loaded(err, targets_block, "rollway-targets", "targets_block")) from err
 
 
 def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCredentials:
@@ -146,12 +148,25 @@ def load_credentials(aws_credentials_block: str | None, region: str) -> AwsCrede
     Raises:
         AccountNotLoaded: no block of that name, or a saved one that no longer validates.
     """
+    without_traceback(AccountNotLoaded)
     if aws_credentials_block is None:
         return AwsCredentials(region_name=region)
     try:
         return AwsCredentials.load(aws_credentials_block)
     except (ValueError, RuntimeError) as err:
-        raise AccountNotLoaded(str(err)) from err
+        raise AccountNotLoaded(_not_loaded(err, aws_credentials_block, "aws-credentials",
+                                           "aws_credentials_block")) from err
+
+
+def _not_loaded(err: Exception, name: str, block_type: str, parameter: str) -> str:
+    """A block that did not load, said as what to give the run: Prefect's "Unable to find block
+    document named ..." named neither the blocks saved nor where the name comes from."""
+    # A RuntimeError is a saved block that no longer validates: Prefect's message says so.
+    unsaved = None if isinstance(err, RuntimeError) else unsaved_block(name, block_type,
+                                                                       f"the run's {parameter} parameter")
+    if unsaved is None:
+        return str(err)
+    return f"{unsaved}, or save one under that name (Blocks in the Prefect UI); nothing was changed"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ and reach the rollout's flow run through the Prefect API in PREFECT_API_URL:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import getpass
 import math
@@ -170,43 +169,17 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
 
 
 def _block_not_loaded(err: Exception, option: str, name: str | None, block_type: str) -> str:
-    """Why the block ``name`` given as ``option`` did not load, and what to pass instead.
-
-    Prefect says only "Unable to find block document named rollway-targts": a misspelt name, or
-    a server holding none of that type, left the person to list the blocks to find the one meant.
-    """
+    """Why the block ``name`` given as ``option`` did not load, and what to pass instead."""
+    from blocks.saved import unsaved_block
     from prefect.settings import PREFECT_API_URL
 
-    api = PREFECT_API_URL.value() or "ephemeral"
-    saved = _saved_block_names(block_type)
-    if name is None or saved is None or name in saved:
+    unsaved = unsaved_block(name, block_type, option, meant=f"{option} {{}}")
+    if unsaved is None:
         # Saved but unloadable (it no longer validates), or the names could not be read.
+        api = PREFECT_API_URL.value() or "ephemeral"
         return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
                 "to the server `rollway up` printed")
-    close = difflib.get_close_matches(name, saved, n=1)
-    more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
-    shown = ", ".join(saved[:10]) + more if saved else "none"
-    meant = f" (did you mean {option} {close[0]}?)" if close else ""
-    return (f"no {block_type} block named {name!r} on the Prefect API {api} (saved there: {shown}); pass the name of "
-            f"a saved one as {option}{meant}, or set PREFECT_API_URL to the server that holds yours (`rollway up` "
-            "prints it)")
-
-
-def _saved_block_names(block_type: str) -> list[str] | None:
-    """The names of the blocks of ``block_type`` saved on the Prefect API (none when the type is
-    not registered there), or None when they cannot be read. Their secrets are not fetched."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    try:
-        with get_client(sync_client=True) as client:
-            documents = client.read_block_documents_by_type(block_type, include_secrets=False)
-    except PrefectHTTPStatusError as err:
-        # 404: the type is not registered there, so no block of it is saved.
-        return [] if err.response.status_code == 404 else None
-    except Exception:  # noqa: BLE001 - only a better message is lost: the caller says what Prefect said
-        return None
-    return sorted(d.name for d in documents if d.name and not d.is_anonymous)
+    return f"{unsaved}, or set PREFECT_API_URL to the server that holds yours (`rollway up` prints it)"
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:

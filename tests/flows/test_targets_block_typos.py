@@ -94,3 +94,36 @@ def _credentials():
     from blocks.credentials import credentials_for_endpoint
 
     return credentials_for_endpoint("http://127.0.0.1:1", "us-west-2")
+
+
+def test_a_run_given_a_block_name_nobody_saved_says_which_are_saved_and_where_the_name_comes_from(caplog):
+    """Prefect's "Unable to find block document named checkout-targts for block type
+    rollway-targets" came with its traceback under it, and named neither the blocks saved nor
+    the run's parameter the name came from (a run started from the UI, its form filled in)."""
+    import logging
+
+    from prefect import flow
+
+    from flows.env import load_credentials
+
+    RollwayTargets(**CHECKOUT.model_dump()).save("checkout-targets", overwrite=True)
+    with pytest.raises(AccountNotLoaded) as refused:
+        load_targets("checkout-targts")
+    text = str(refused.value)
+    assert text.startswith("no rollway-targets block named 'checkout-targts' on the Prefect API ")
+    assert "checkout-targets" in text.split("saved there: ")[1].split(")")[0]
+    assert "pass the name of a saved one as the run's targets_block parameter (did you mean 'checkout-targets'?)" in text
+    assert text.endswith("or save one under that name (Blocks in the Prefect UI); nothing was changed")
+    with pytest.raises(AccountNotLoaded, match="no aws-credentials block named 'nobody-saved-this' .*the run's "
+                                                "aws_credentials_block parameter"):
+        load_credentials("nobody-saved-this", "us-west-2")
+
+    @flow
+    def started_from_the_ui(targets_block: str) -> None:
+        load_targets(targets_block)
+
+    with caplog.at_level(logging.ERROR):
+        state = started_from_the_ui("checkout-targts", return_state=True)
+    assert state.is_failed() and "did you mean 'checkout-targets'?" in state.message
+    failed = [r for r in caplog.records if "checkout-targts" in r.getMessage()]
+    assert failed and not any(r.exc_info or r.exc_text for r in failed), "the refusal is logged with a traceback"
