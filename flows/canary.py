@@ -24,12 +24,12 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows.approvals import prefect_approver
-from flows.engine import run_stages
+from flows.engine import NullJournal, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.artifacts import for_people
-from flows.journal import artifact_key
+from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
@@ -48,7 +48,7 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
-from rollway.report import RolloutResult, markdown_cell, markdown_table
+from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -388,6 +388,21 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     return result
 
 
+class StageTables(NullJournal):
+    """This flow's journal: it records nothing, and shows each stage's table as the stage ends.
+
+    The summary comes only with a run that ends: a run that failed or was cancelled mid-rollout
+    left an empty Artifacts tab, though its hook's rollback page names the run as the record.
+    """
+
+    def __init__(self, spec: RolloutSpec, service: str) -> None:
+        self.spec = spec
+        self.service = service
+
+    def stage_ended(self, state: StageState, report: StageReport) -> None:
+        stage_table(self.service, self.spec.stages[state.stage_index].weight, report)
+
+
 def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult) -> None:
     """The run's outcome and its stage table (verdicts, reasons, counts) in the Artifacts tab.
 
@@ -435,7 +450,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
                               rollout=rollout, pinned_image=image)
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
-        rollout=rollout,
+        rollout=rollout, journal=StageTables(spec, t.canary_service),
     ).model_copy(update={"pinned_image": image})
     if result.outcome != "promoted":
         return result
