@@ -39,7 +39,8 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
-from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
+from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused, is_finalized,
+                              moved_onto_stable)
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.denied import names_rollout_denials, rollout_said
@@ -473,7 +474,14 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         )
         result = after_window(result, watched)
     if finalize and result.outcome == "promoted":
-        return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
+        try:
+            return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
+        except (FinalizeRefused, FinalizeIncomplete) as err:
+            # The run fails with the promotion in place: its summary says so, and what to run,
+            # as the summary of a run that ends does (run_canary makes it only on a return). The
+            # error alone: it repeats an unverified window's reason, and the table shows the stages.
+            _summary_artifact(env, spec, result.model_copy(update={"reason": f"Not finalized: {err}"}))
+            raise
     return result
 
 

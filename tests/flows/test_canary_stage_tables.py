@@ -33,3 +33,18 @@ def test_a_canary_run_that_fails_mid_rollout_keeps_the_tables_of_the_stages_it_j
     assert table is not None, f"the failed canary run left no table of its 5% stage: {sorted(artifacts)}"
     assert "95/5" in table and "successful" in table and "passed" in table
     assert artifact_key(env.targets.canary_service, "stage-100") not in artifacts  # never judged
+
+
+def test_a_canary_run_whose_finalize_refused_still_ends_with_its_summary():
+    """Promoted, its window unverified, so its finalize refused: the run fails with the promotion
+    in place, and its summary said nothing of either (the Artifacts tab had no outcome at all)."""
+    from tests.flows.test_watch_without_decommission import canary_on, metrics_dark_after_promotion, unphased_spec
+
+    env = metrics_dark_after_promotion()
+    state = canary_on(env, unphased_spec(), finalize=True, return_state=True)
+    assert state.is_failed(), state.message
+    summary = run_artifacts(state).get(artifact_key(env.targets.canary_service, "summary"))
+    assert summary is not None, "the run that promoted and did not finalize left no summary"
+    assert summary.splitlines()[0] == f"# Canary of `{IMAGE}` promoted (monitoring unverified)"
+    assert "Not finalized: " in summary and "rollway finalize --unrecorded" in summary
+    assert "| 0/100 |" in summary  # the stage table, 100 % stage included
