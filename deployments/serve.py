@@ -100,6 +100,10 @@ def build_deployments(
         # A rollout started from the form counts its weeks where advance_phase's cron fires.
         spec = spec.model_copy(update={"weekly_timezone": weekly_timezone})
     with_spec = {"spec": spec.model_dump(mode="json")} if spec is not None else {}
+    # The canary flow runs every stage in one run, so its form leaves the weekly plan out (the
+    # stages then run as one phase). Pre-filled with the plan, a form whose stages a person edited
+    # was refused for the plan, then, the plan edited to match, for having weekly phases at all.
+    canary_spec = {"spec": spec.model_dump(mode="json", exclude={"phases"})} if spec is not None else {}
     with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
 
     def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
@@ -116,7 +120,7 @@ def build_deployments(
     # deployments/prefect.yaml describes the same deployments for a work pool: the same
     # descriptions, schedule and parameters (tests/unit/test_cli_ops.py holds the two together).
     return [
-        deploy(canary, {**clocked, **with_spec},
+        deploy(canary, {**clocked, **canary_spec},
                "Canary an image through the spec's stages in one run; promote, pause or roll back."),
         deploy(progressive_rollout, {**paused_flows, **with_spec, "phased": phased},
                "Start or resume the service's progressive rollout; runs the current weekly phase, "

@@ -24,12 +24,12 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows.approvals import prefect_approver
-from flows.engine import run_stages
+from flows.engine import NullJournal, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
 from flows.artifacts import for_people
-from flows.journal import artifact_key
+from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback
@@ -39,7 +39,8 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
-from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeRefused, is_finalized, moved_onto_stable
+from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused, is_finalized,
+                              moved_onto_stable)
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.denied import names_rollout_denials, rollout_said
@@ -48,7 +49,7 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
-from rollway.report import RolloutResult, markdown_cell, markdown_table
+from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -388,6 +389,21 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
     return result
 
 
+class StageTables(NullJournal):
+    """This flow's journal: it records nothing, and shows each stage's table as the stage ends.
+
+    The summary comes only with a run that ends: a run that failed or was cancelled mid-rollout
+    left an empty Artifacts tab, though its hook's rollback page names the run as the record.
+    """
+
+    def __init__(self, spec: RolloutSpec, service: str) -> None:
+        self.spec = spec
+        self.service = service
+
+    def stage_ended(self, state: StageState, report: StageReport) -> None:
+        stage_table(self.service, self.spec.stages[state.stage_index].weight, report)
+
+
 def _summary_artifact(env: Environment, spec: RolloutSpec, result: RolloutResult) -> None:
     """The run's outcome and its stage table (verdicts, reasons, counts) in the Artifacts tab.
 
@@ -435,7 +451,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
                               rollout=rollout, pinned_image=image)
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
-        rollout=rollout,
+        rollout=rollout, journal=StageTables(spec, t.canary_service),
     ).model_copy(update={"pinned_image": image})
     if result.outcome != "promoted":
         return result
@@ -458,7 +474,14 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         )
         result = after_window(result, watched)
     if finalize and result.outcome == "promoted":
-        return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
+        try:
+            return finalize_in_run(env, spec, result, watched, actor=actor, revision=revision)
+        except (FinalizeRefused, FinalizeIncomplete) as err:
+            # The run fails with the promotion in place: its summary says so, and what to run,
+            # as the summary of a run that ends does (run_canary makes it only on a return). The
+            # error alone: it repeats an unverified window's reason, and the table shows the stages.
+            _summary_artifact(env, spec, result.model_copy(update={"reason": f"Not finalized: {err}"}))
+            raise
     return result
 
 

@@ -38,6 +38,15 @@ def artifact_key(service: str, suffix: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
 
 
+def stage_table(service: str, weight: int, report: StageReport) -> None:
+    """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline."""
+    for_people(f"stage {weight}% table", lambda: create_table_artifact(
+        key=artifact_key(service, f"stage-{weight}"),
+        table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
+        description=f"{service} at {weight}%: canary vs baseline",
+    ))
+
+
 def verdict_summary(verdict: Verdict | None) -> str | None:
     if verdict is None:
         return None
@@ -161,12 +170,7 @@ class LedgerJournal:
         self._progress(state.stage_index, done=True)
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
-        weight = self.spec.stages[state.stage_index].weight
-        for_people(f"stage {weight}% table", lambda: create_table_artifact(
-            key=artifact_key(self.service, f"stage-{weight}"),
-            table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
-            description=f"{self.service} at {weight}%: canary vs baseline",
-        ))
+        stage_table(self.service, self.spec.stages[state.stage_index].weight, report)
 
     def earlier_stages(self, before: int) -> str | None:
         """The ledger's stages before stage index ``before``, as the record this run last read

@@ -819,7 +819,7 @@ def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_o
     assert pointed["validate_deployment"].parameters["spec"] == validation.model_dump(mode="json")
     assert validation.health_url == "http://127.0.0.1:5000/health"
     assert validation.sessions_url == "http://127.0.0.1:5000/sessions"
-    assert pointed["canary"].parameters["spec"] == rollout.model_dump(mode="json")
+    assert pointed["progressive_rollout"].parameters["spec"] == rollout.model_dump(mode="json")
 
 
 def test_serve_process_points_validate_deployment_at_the_app(monkeypatch, an_api_url) -> None:

@@ -155,3 +155,21 @@ def test_the_spec_s_verify_timeout_says_it_bounds_the_weight_reads_a_run_waits_o
     readme = Path(__file__).parents[2].joinpath("README.md").read_text()
     (row,) = [line for line in readme.splitlines() if line.strip().startswith("| `verify_timeout_seconds` |")]
     assert row.strip().endswith(f"| {described} |"), (row, described)
+
+
+def test_the_canary_form_takes_edited_stages_without_a_phase_plan_to_edit_too() -> None:
+    """The canary flow runs every stage in one run, yet its form was pre-filled with the default
+    weekly plan: a person who dropped a stage (75 %) was refused for the plan ("phases give [5, 25,
+    50, 75, 100]"), then, the plan edited to match, by the canary flow for having weekly phases, and
+    an emptied plan was refused too. The form leaves the plan out, so the stages run as one phase."""
+    from flows.canary import canary, phase_plan_refusal
+
+    parameters = SERVED["canary"].parameters
+    as_filled = canary.validate_parameters(parameters)["spec"]
+    assert as_filled.weights == RolloutSpec(image="repo/app:2.0.0").weights
+    assert phase_plan_refusal(as_filled) is None
+    edited = {**parameters, "spec": {**parameters["spec"],
+                                     "stages": [s for s in parameters["spec"]["stages"] if s["weight"] != 75]}}
+    spec = canary.validate_parameters(edited)["spec"]
+    assert spec.weights == (5, 25, 50, 100) and phase_plan_refusal(spec) is None
+    assert "phases" not in parameters["spec"]

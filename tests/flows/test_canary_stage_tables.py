@@ -1,0 +1,50 @@
+"""A `canary` flow run's stage tables are on its Artifacts tab as each stage ends, not only in the
+summary a run that ends leaves: the run the page of a failed or cancelled run's rollback names."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.journal import artifact_key
+from rollway.approvals import scripted
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+from tests.flows.test_artifacts import IMAGE, run_artifacts
+
+
+@flow
+def canary_failing_at_its_pause(env, spec):
+    from flows.canary import run_canary
+
+    # No answer to give: the pause before 100 % fails the run, as a Prefect API gone away would.
+    return run_canary(env, spec, scripted())
+
+
+def test_a_canary_run_that_fails_mid_rollout_keeps_the_tables_of_the_stages_it_judged():
+    """Its hook rolls it back and the page names the run, whose Artifacts tab the README calls the
+    record; the summary comes only with a run that ends, and the tab was empty."""
+    env = fake_environment(canary_error_rate=0.001)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180),
+                                            Stage(weight=100, bake_seconds=180, approval=True)], monitor_seconds=0)
+    state = canary_failing_at_its_pause(env, spec, return_state=True)
+    assert state.is_failed(), state.message
+    artifacts = run_artifacts(state)
+    table = artifacts.get(artifact_key(env.targets.canary_service, "stage-5"))
+    assert table is not None, f"the failed canary run left no table of its 5% stage: {sorted(artifacts)}"
+    assert "95/5" in table and "successful" in table and "passed" in table
+    assert artifact_key(env.targets.canary_service, "stage-100") not in artifacts  # never judged
+
+
+def test_a_canary_run_whose_finalize_refused_still_ends_with_its_summary():
+    """Promoted, its window unverified, so its finalize refused: the run fails with the promotion
+    in place, and its summary said nothing of either (the Artifacts tab had no outcome at all)."""
+    from tests.flows.test_watch_without_decommission import canary_on, metrics_dark_after_promotion, unphased_spec
+
+    env = metrics_dark_after_promotion()
+    state = canary_on(env, unphased_spec(), finalize=True, return_state=True)
+    assert state.is_failed(), state.message
+    summary = run_artifacts(state).get(artifact_key(env.targets.canary_service, "summary"))
+    assert summary is not None, "the run that promoted and did not finalize left no summary"
+    assert summary.splitlines()[0] == f"# Canary of `{IMAGE}` promoted (monitoring unverified)"
+    assert "Not finalized: " in summary and "rollway finalize --unrecorded" in summary
+    assert "| 0/100 |" in summary  # the stage table, 100 % stage included
