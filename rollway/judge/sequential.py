@@ -460,11 +460,18 @@ def _passed_earlier(m: MetricEvidence) -> str:
     at = m.passed
     assert at is not None
     said = f"{m.describe(at)} passed"
-    then = (at.canary_events, at.canary_requests, at.baseline_events, at.baseline_requests)
-    if then == (m.canary_events, m.canary_requests, m.baseline_events, m.baseline_requests):
+    if _unmoved(m):
         return said
     baseline = f" vs {_count(m.baseline_events, m.baseline_requests)}" if m.reference is None else ""
     return f"{said} (now {_count(m.canary_events, m.canary_requests)}{baseline})"
+
+
+def _unmoved(m: MetricEvidence) -> bool:
+    """Whether a passed metric's counts are still those it passed on."""
+    at = m.passed
+    assert at is not None
+    return (at.canary_events, at.canary_requests, at.baseline_events, at.baseline_requests) == (
+        m.canary_events, m.canary_requests, m.baseline_events, m.baseline_requests)
 
 
 def _count(events: int, requests: float) -> str:
@@ -623,9 +630,11 @@ class StageEvidence:
             m = max(self.metrics, key=lambda e: e.passed.t)  # type: ignore[union-attr]
             d = m.passed
             assert d is not None
-            # Each other metric at its own pass: its counts then, and the evidence that passed it.
+            # Each other metric at its own pass: its counts then, and the evidence that passed it;
+            # "earlier" when those counts are not the stage's now ("slow requests 0/15,000 ...
+            # passed too" beside errors 30/30,000 read as slow counts missing half the requests).
             others = "; ".join(
-                f"{o.describe(o.passed)} passed too: evidence {_evidence(o.passed.evidence, 1 / o.beta)} reached "
+                f"{o.describe(o.passed)} passed {'too' if _unmoved(o) else 'earlier'}: evidence {_evidence(o.passed.evidence, 1 / o.beta)} reached "
                 f"{1 / o.beta:,.0f}" + (f" that it is {o.pass_target()}" if o.pass_target() != m.pass_target() else "")
                 for o in self.metrics if o is not m and o.passed is not None
             )

@@ -562,11 +562,12 @@ READ_REASONS = [
      "pass evidence 26.7 of 100 (canary below 2x the baseline or 0.10%); "
      "a canary as good as the baseline needs about 16,520 canary requests to pass at this margin: "
      "a person must decide"),
-    # The other metric stood in brackets with its counts only, not saying it had passed.
-    ("a pass says the other metric passed too, and on what evidence", 60, False, Phase.SUCCESSFUL,
+    # The other metric stood in brackets with its counts only, not saying it had passed; then it
+    # said "passed too" of counts a sixth of the errors', which read as slow counts gone missing.
+    ("a pass says the other metric passed earlier, and on what evidence", 60, False, Phase.SUCCESSFUL,
      "canary errors 10/12,000 (0.083%) vs baseline 230/228,000 (0.10%): evidence 107 reached 100 that the "
      "canary is below 2x the baseline or 0.10% — pass "
-     "(canary slow requests 18/1,800 (1.00%) vs baseline 342/34,200 (1.00%) passed too: evidence 146 reached 100)"),
+     "(canary slow requests 18/1,800 (1.00%) vs baseline 342/34,200 (1.00%) passed earlier: evidence 146 reached 100)"),
 ]
 
 
@@ -585,7 +586,7 @@ def test_a_running_stage_names_every_metric_still_undecided():
 def test_a_pass_in_one_sample_mode_says_what_the_other_metric_passed_below():
     verdict = SequentialJudge(ONE_SAMPLE).evaluate(stage(60, baseline="none"), stage_over=False)
     assert verdict.phase is Phase.SUCCESSFUL
-    assert "vs SLO 1.00% passed too: evidence" in verdict.reason
+    assert "vs SLO 1.00% passed earlier: evidence" in verdict.reason
     assert verdict.reason.endswith("that it is below 2.00%)")
 
 
