@@ -55,11 +55,11 @@ from rollway.flag_binding import FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
-                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, LedgerError,
+                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, ROLLBACK_STOPPED, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
                             claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            rollback_start, utc, wall_utc)
+                            rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -384,6 +384,11 @@ def execute_rollback(
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
                                   _run_again(bindings, ledgered), verify_timeout_seconds)
+                left = [f"scale {t.canary_service} to 0 and restore its task definition"]
+                left += ["disable the bound feature flags"] if bindings else []
+                _record_stopped(env, rollout, actor, steps, moved, ledger_failure, [
+                    f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
+                    f"({err})", *left, "notify people that the rollback is done"])
             if err is caught:
                 raise
             raise err
@@ -539,6 +544,8 @@ def execute_rollback(
         failed_steps.append("disable every bound flag (could not disable bound feature flag(s) "
                             f"{_flag_errors(flags_failed.failures, t)})")
     if failed_steps:
+        if notify:
+            _record_stopped(env, rollout, actor, steps, weights, ledger_failure, failed_steps)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
@@ -553,6 +560,27 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
+                    ledger_failure: str | None, not_done: Sequence[str]) -> None:
+    """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
+    did, those it did not, and the weights it read back once the traffic was on stable (None: it
+    never got there). Only the end of a finished rollback was recorded, so the incident report of one
+    whose notice SNS refused said the traffic's return was not confirmed and which steps were done
+    not recorded, though the run knew both. Record-keeping: a write that fails is logged, and the
+    rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
+    not record the rollback's start, there is nothing to add it to."""
+    if env.ledger is None or rollout is None or ledger_failure is not None:
+        return
+    now = env.clock.now()
+    try:
+        env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
+                          transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, to_weights=weights,
+                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
+    except (LedgerError, *STORAGE_ERRORS) as err:
+        get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
+                                 "(%s): the incident report says they are not recorded", err)
 
 
 def _notice_recorded(env: Environment, rollout: str | None
