@@ -43,6 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
+from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
@@ -1186,6 +1187,27 @@ def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
     return reverted_by_hand(record, stable, canary)
 
 
+def _unknown_rollout(env: Environment, newest: RolloutRecord, rollout: str) -> RolloutSuperseded | None:
+    """The refusal of a rollback told to act on ``rollout``, which is not the service's newest
+    (``newest`` is), when the ledger holds no such rollout of the service at all (a typo, another
+    service's id): the ledger's own words said it was "no longer the newest", as if it had been,
+    and not that nothing had changed. None when it is an older rollout of the service, or the
+    ledger cannot say (those words stand then). A RolloutSuperseded all the same: the hooks leave
+    alone a rollout that is not their run's (flows/hooks.py)."""
+    service = env.targets.canary_service
+    try:
+        if any(r.rollout_id == rollout for r in env.ledger.history(service, unreadable={})):
+            return None
+    except Exception as err:  # noqa: BLE001 - a refusal either way; only its words depend on this read
+        get_run_logger().warning("could not read %s's rollouts to tell whether rollout %r was one (%s)",
+                                 service, rollout, storage_failure(err, env.targets))
+        return None
+    return RolloutSuperseded(
+        f"no rollout {rollout!r} of {service} is recorded: its newest is {newest.rollout_id} ({newest.image}, "
+        f"{newest.phase.value}), which `rollway status` shows. Nothing was changed. Give the id of a rollout of "
+        f"{service}, or leave `rollout` empty to roll the service back regardless")
+
+
 class RollbackRefused(RuntimeError):
     """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
 
@@ -1278,7 +1300,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         if bindings is None:
             bindings = fallback_bindings
     if record is not None:
-        check_rollout(record, rollout)  # before anything is changed
+        try:
+            check_rollout(record, rollout)  # before anything is changed
+        except RolloutSuperseded as other:
+            raise _unknown_rollout(env, record, rollout) or other from None
     elif rollout is not None and env.ledger is not None and unread is None:
         # Named, yet not recorded (a typo, another service's id): no rollout is the newest, so the
         # one named is not, and acting would roll back whatever the service runs for nobody who asked.
@@ -1625,6 +1650,9 @@ def rollback(
         rollout: act only while this rollout id (`rollway status` shows it) is the service's newest; empty: any.
         claim_wait_seconds: how long to wait for a rollback of the rollout already under way (wall seconds).
     """
+    # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
+    # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
