@@ -455,7 +455,9 @@ def execute_rollback(
             changes, flags_failed = failed.updates, failed
         disabled = tuple(getattr(c, "feature", str(c)) for c in changes if getattr(c, "kept", None) is None)
         kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
-        steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
+        # "none needed" only when nothing failed: a flag whose write failed is a step not done.
+        if disabled or flags_failed is None:
+            steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
         steps += [f"flag left on: {line}" for line in kept]
 
     message = (

@@ -14,7 +14,8 @@ import pytest
 
 import rollway.cli.ops as ops
 from flows.rollback import RollbackIncomplete, rollback
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeLedger, FlakyFlagStore
+from rollway.flags import FlagState
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.environment import aws_environment
 from rollway.clock import ClockSettings
@@ -22,7 +23,7 @@ from rollway.ledger import ROLLBACK_STOPPED, RolloutRecord, Transition, new_roll
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.flows.test_abort_failed_rollback import RefusingNotifier
 from tests.flows.test_rollback_claim import rolling_back
 from tests.flows.moto_env import saved_blocks
@@ -113,3 +114,18 @@ def test_an_abort_whose_topic_is_gone_is_reported_with_the_traffic_back_on_aws(a
     assert "by erin, whose rollback then stopped before it finished" in report, report
     assert "**Not done:** notify (SNS topic 'webordinary-alerts' not found" in report, report
     assert "**Exposed for:** at least" not in report, report
+
+
+def test_a_rollback_whose_flag_write_failed_does_not_count_the_flag_step_as_done(monkeypatch):
+    """The only bound flag's write refused: its step was listed as "flags disabled: none needed"."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.flags = FlakyFlagStore([FlagState(feature="beta_editor", enabled=True, percentage=5)], failing=["beta_editor"])
+    t = env.targets
+
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="5xx on the canary", bindings=[FlagBinding(feature="beta_editor")])
+
+    report = flat(incident_report(env.ledger.get(t.canary_service), alert_topic=t.alert_topic))
+    done = report[report.index("**Done:**"):report.index("**Not done:**")]
+    assert "flags disabled" not in done, done
+    assert "**Not done:** disable every bound flag (could not disable bound feature flag(s) beta_editor" in report, report
