@@ -45,7 +45,7 @@ from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
+from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -346,8 +346,13 @@ def execute_rollback(
     try:
         # Read in here: a service that cannot be read (DescribeServices denied, a service renamed)
         # fails the rollback with users still on the canary, and is paged like any such failure.
-        stable = ecs.describe_service(env.deployer, t.stable_service)
-        canary = ecs.describe_service(env.deployer, t.canary_service)
+        try:
+            stable = ecs.describe_service(env.deployer, t.stable_service)
+            canary = ecs.describe_service(env.deployer, t.canary_service)
+        except TargetNotFound as missing:
+            if not ledgered:
+                _refuse_unknown_service(env, missing, verify_timeout_seconds)
+            raise
         needed = stable_desired or max(stable.desired, canary.desired, 1)
         # Bounded by the rollback's verify timeout: on the run's clients a load balancer that stopped
         # answering held the rollback about a minute here, before anything moved, silent.
@@ -373,7 +378,7 @@ def execute_rollback(
         if after.desired < needed:
             scale_stable(f"it was scaled to {after.desired} during the rollback")
             scaled = True
-    except LedgerError:
+    except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
         # A move the role may not make (ModifyRule, UpdateService) is paged and raised as the
@@ -1212,6 +1217,33 @@ def _unknown_rollout(env: Environment, newest: RolloutRecord, rollout: str) -> R
 
 class RollbackRefused(RuntimeError):
     """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
+
+
+def _refuse_unknown_service(env: Environment, missing: TargetNotFound, verify_seconds: float) -> None:
+    """Refuse a rollback of no recorded rollout whose targets name a service (or cluster) ECS does
+    not have, while the canary takes none of the traffic: a misspelt targets block, not a rollout to
+    roll back. It paged everyone "Rollback FAILED: <the misspelt service>", saying the traffic could
+    not be moved back (it was all on stable) and to run it again once that service "can take the
+    traffic". Returns when the canary has traffic, or the load balancer cannot say: that failure is
+    paged as before, since users may be on a version nobody watches.
+
+    Raises:
+        RollbackRefused: nothing was changed, nobody was paged.
+    """
+    try:
+        live = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
+    except Exception:  # noqa: BLE001 - the rollback's own failure is paged and raised instead
+        return
+    if live.canary:
+        return
+    t = env.targets
+    what = (f"no service {missing.name!r} in cluster {t.cluster}" if missing.kind == "ECS service"
+            else f"no {missing.kind.removeprefix('ECS ')} {missing.name!r}")
+    raise RollbackRefused(
+        f"ECS has {what} ({missing}), and the load balancer sends "
+        f"none of the traffic to {t.canary_service} ({live}, stable/canary, read back): nothing to roll back. "
+        "Nothing was changed, and nobody was paged. Check the service and cluster names in the targets block "
+        "(targets_block) and run the rollback again if a rollout needs it")
 
 
 def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
