@@ -43,8 +43,9 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
+from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import AnswerLost, TaskDefinitionInactive, answer_lost, never_reached
+from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -55,11 +56,11 @@ from rollway.flag_binding import FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
 from rollway.image import with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
-                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, LedgerError,
+                            NOTICE_UNREACHED, NOTIFIED, NOTIFYING, ROLLBACK_STOPPED, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
                             RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
                             claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            rollback_start, utc, wall_utc)
+                            rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -345,8 +346,13 @@ def execute_rollback(
     try:
         # Read in here: a service that cannot be read (DescribeServices denied, a service renamed)
         # fails the rollback with users still on the canary, and is paged like any such failure.
-        stable = ecs.describe_service(env.deployer, t.stable_service)
-        canary = ecs.describe_service(env.deployer, t.canary_service)
+        try:
+            stable = ecs.describe_service(env.deployer, t.stable_service)
+            canary = ecs.describe_service(env.deployer, t.canary_service)
+        except TargetNotFound as missing:
+            if not ledgered:
+                _refuse_unknown_service(env, missing, verify_timeout_seconds)
+            raise
         needed = stable_desired or max(stable.desired, canary.desired, 1)
         # Bounded by the rollback's verify timeout: on the run's clients a load balancer that stopped
         # answering held the rollback about a minute here, before anything moved, silent.
@@ -372,7 +378,7 @@ def execute_rollback(
         if after.desired < needed:
             scale_stable(f"it was scaled to {after.desired} during the rollback")
             scaled = True
-    except LedgerError:
+    except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
         # A move the role may not make (ModifyRule, UpdateService) is paged and raised as the
@@ -384,6 +390,11 @@ def execute_rollback(
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
                 _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
                                   _run_again(bindings, ledgered), verify_timeout_seconds)
+                left = [f"scale {t.canary_service} to 0 and restore its task definition"]
+                left += ["disable the bound feature flags"] if bindings else []
+                _record_stopped(env, rollout, actor, steps, moved, ledger_failure, [
+                    f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
+                    f"({err})", *left, "notify people that the rollback is done"])
             if err is caught:
                 raise
             raise err
@@ -449,7 +460,9 @@ def execute_rollback(
             changes, flags_failed = failed.updates, failed
         disabled = tuple(getattr(c, "feature", str(c)) for c in changes if getattr(c, "kept", None) is None)
         kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
-        steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
+        # "none needed" only when nothing failed: a flag whose write failed is a step not done.
+        if disabled or flags_failed is None:
+            steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
         steps += [f"flag left on: {line}" for line in kept]
 
     message = (
@@ -541,6 +554,8 @@ def execute_rollback(
         failed_steps.append("disable every bound flag (could not disable bound feature flag(s) "
                             f"{_flag_errors(flags_failed.failures, t)})")
     if failed_steps:
+        if notify:
+            _record_stopped(env, rollout, actor, steps, weights, ledger_failure, failed_steps)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
@@ -555,6 +570,27 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
+                    ledger_failure: str | None, not_done: Sequence[str]) -> None:
+    """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
+    did, those it did not, and the weights it read back once the traffic was on stable (None: it
+    never got there). Only the end of a finished rollback was recorded, so the incident report of one
+    whose notice SNS refused said the traffic's return was not confirmed and which steps were done
+    not recorded, though the run knew both. Record-keeping: a write that fails is logged, and the
+    rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
+    not record the rollback's start, there is nothing to add it to."""
+    if env.ledger is None or rollout is None or ledger_failure is not None:
+        return
+    now = env.clock.now()
+    try:
+        env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
+                          transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, to_weights=weights,
+                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
+    except (LedgerError, *STORAGE_ERRORS) as err:
+        get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
+                                 "(%s): the incident report says they are not recorded", err)
 
 
 def _notice_recorded(env: Environment, rollout: str | None
@@ -1160,8 +1196,56 @@ def _reverts_promotion(env: Environment, record: RolloutRecord) -> bool:
     return reverted_by_hand(record, stable, canary)
 
 
+def _unknown_rollout(env: Environment, newest: RolloutRecord, rollout: str) -> RolloutSuperseded | None:
+    """The refusal of a rollback told to act on ``rollout``, which is not the service's newest
+    (``newest`` is), when the ledger holds no such rollout of the service at all (a typo, another
+    service's id): the ledger's own words said it was "no longer the newest", as if it had been,
+    and not that nothing had changed. None when it is an older rollout of the service, or the
+    ledger cannot say (those words stand then). A RolloutSuperseded all the same: the hooks leave
+    alone a rollout that is not their run's (flows/hooks.py)."""
+    service = env.targets.canary_service
+    try:
+        if any(r.rollout_id == rollout for r in env.ledger.history(service, unreadable={})):
+            return None
+    except Exception as err:  # noqa: BLE001 - a refusal either way; only its words depend on this read
+        get_run_logger().warning("could not read %s's rollouts to tell whether rollout %r was one (%s)",
+                                 service, rollout, storage_failure(err, env.targets))
+        return None
+    return RolloutSuperseded(
+        f"no rollout {rollout!r} of {service} is recorded: its newest is {newest.rollout_id} ({newest.image}, "
+        f"{newest.phase.value}), which `rollway status` shows. Nothing was changed. Give the id of a rollout of "
+        f"{service}, or leave `rollout` empty to roll the service back regardless")
+
+
 class RollbackRefused(RuntimeError):
     """The rollback did not act: without the ledger, nothing showed a rollout to roll back."""
+
+
+def _refuse_unknown_service(env: Environment, missing: TargetNotFound, verify_seconds: float) -> None:
+    """Refuse a rollback of no recorded rollout whose targets name a service (or cluster) ECS does
+    not have, while the canary takes none of the traffic: a misspelt targets block, not a rollout to
+    roll back. It paged everyone "Rollback FAILED: <the misspelt service>", saying the traffic could
+    not be moved back (it was all on stable) and to run it again once that service "can take the
+    traffic". Returns when the canary has traffic, or the load balancer cannot say: that failure is
+    paged as before, since users may be on a version nobody watches.
+
+    Raises:
+        RollbackRefused: nothing was changed, nobody was paged.
+    """
+    try:
+        live = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
+    except Exception:  # noqa: BLE001 - the rollback's own failure is paged and raised instead
+        return
+    if live.canary:
+        return
+    t = env.targets
+    what = (f"no service {missing.name!r} in cluster {t.cluster}" if missing.kind == "ECS service"
+            else f"no {missing.kind.removeprefix('ECS ')} {missing.name!r}")
+    raise RollbackRefused(
+        f"ECS has {what} ({missing}), and the load balancer sends "
+        f"none of the traffic to {t.canary_service} ({live}, stable/canary, read back): nothing to roll back. "
+        "Nothing was changed, and nobody was paged. Check the service and cluster names in the targets block "
+        "(targets_block) and run the rollback again if a rollout needs it")
 
 
 def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
@@ -1252,7 +1336,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         if bindings is None:
             bindings = fallback_bindings
     if record is not None:
-        check_rollout(record, rollout)  # before anything is changed
+        try:
+            check_rollout(record, rollout)  # before anything is changed
+        except RolloutSuperseded as other:
+            raise _unknown_rollout(env, record, rollout) or other from None
     elif rollout is not None and env.ledger is not None and unread is None:
         # Named, yet not recorded (a typo, another service's id): no rollout is the newest, so the
         # one named is not, and acting would roll back whatever the service runs for nobody who asked.
@@ -1599,6 +1686,9 @@ def rollback(
         rollout: act only while this rollout id (`rollway status` shows it) is the service's newest; empty: any.
         claim_wait_seconds: how long to wait for a rollback of the rollout already under way (wall seconds).
     """
+    # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
+    # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -266,6 +266,28 @@ NOTICE_UNREACHED = "the rollback's notice was not sent, SNS could not be reached
 """How the comment of a ``notice-failed`` entry begins when no attempt of the publish connected to
 SNS (``rollway.aws.errors.never_reached``), botocore's error after it: SNS refused nothing, and the
 reports say it could not be reached."""
+
+ROLLBACK_STOPPED = "rollback-stopped"
+"""The history entry of a rollback that stopped before it finished (a step failed): the steps it did
+and those it did not in its comment (``rollback_stopped_comment``), the weights it read back once the
+traffic was on stable (None: it never got there). The rollout stays rolling back; the incident report
+says from it what was done, and what the rollback run again has left to do."""
+
+ROLLBACK_DONE = "done: "
+ROLLBACK_NOT_DONE = "; not done: "
+
+
+def rollback_stopped_comment(done: str, not_done: str) -> str:
+    """A ``rollback-stopped`` entry's comment, which ``rollback_stopped_steps`` reads back."""
+    return f"{ROLLBACK_DONE}{done}{ROLLBACK_NOT_DONE}{not_done}"
+
+
+def rollback_stopped_steps(entry: Transition) -> tuple[str, str]:
+    """(done, not done) of a ``rollback-stopped`` entry, as its rollback said them."""
+    comment = (entry.comment or "").removeprefix(ROLLBACK_DONE)
+    done, _, not_done = comment.partition(ROLLBACK_NOT_DONE)
+    return done or "nothing", not_done or "not recorded"
+
 
 NOTICE_UNANSWERED = "notice-unanswered"
 """The history entry of a rollback's notice whose publish lost SNS's answer (a read timeout, a

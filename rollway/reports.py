@@ -11,7 +11,7 @@ definition it restored on the canary; for an end recorded before it kept them, w
 writes imply is said as such, marked "inferred": the rollback flow records a rollback's end only
 after every step succeeded (traffic moved and read back, canary scaled to 0 on its previous task
 definition, bound flags disabled, people notified); a step that failed leaves the rollout
-``rolling_back``.
+``rolling_back``, with a ``rollback-stopped`` entry naming the steps done and not done.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
-                            TAKEOVER, RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, monitoring_owed,
-                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, rollback_start, utc,
-                            wall_utc)
+                            ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed, claim_lapsed,
+                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -699,7 +699,12 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     end = record.last_transition("rollback")
     # A finished rollback records its end only once the traffic is back, so its end bounds the
     # exposure even when it kept no read-back weights (the monitor's rollback records none).
-    return first, peak, at_trigger, end.at if end is not None and _traffic_back(end, record) else None
+    if end is not None and _traffic_back(end, record):
+        return first, peak, at_trigger, end.at
+    # One that stopped on a later step read the traffic back on stable first, and recorded that.
+    back = next((t for t in record.history if t.kind == ROLLBACK_STOPPED and t.to_weights is not None
+                 and t.to_weights.canary == 0), None)
+    return first, peak, at_trigger, back.at if back is not None else None
 
 
 def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
@@ -818,6 +823,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     start = rollback_start(record)
     end = record.last_transition("rollback")
     finished = record.phase is RolloutPhase.ROLLED_BACK and end is not None
+    # The newest run of the rollback that stopped part-way, if no run finished it since.
+    stopped = None if finished else record.last_transition(ROLLBACK_STOPPED)
     first, peak, at_trigger, back_at = _exposure(record)
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
@@ -887,6 +894,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      f"traffic was back; its record keeps no read-back weights (the rollout shows {record.weights} "
                      "stable/canary).")
     else:
+        if stopped is not None and stopped.to_weights is not None:
+            lines.append(f"- by {utc(stopped.at)}: the load balancer read back **{stopped.to_weights}** "
+                         f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
+                         "(see its steps below).")
         lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
                      "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
                      "records the end." + _claim_advice(record, now))
@@ -913,6 +924,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"5. people notified over SNS on {topic} (subject `Rollback: {record.service}`, with the reason "
             "and who asked).",
         ]
+    elif stopped is not None:
+        done, not_done = rollback_stopped_steps(stopped)
+        lines += [f"The rollback by {cell(stopped.actor)} stopped at {utc(stopped.at)}, before it finished; it stays "
+                  "open (`rolling_back`), and the rollback run again does what is left:", "",
+                  f"- **Done:** {cell(done)}",
+                  f"- **Not done:** {cell(not_done)}"]
     else:
         lines.append("Which steps were done is not recorded: a rollback whose step failed stays open "
                      "(`rolling_back`), and its run's error names the failed step. The traffic comes first: "

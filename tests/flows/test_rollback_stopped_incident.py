@@ -1,0 +1,131 @@
+"""A rollback that stops part-way: the ledger keeps what it did and what it did not, and the
+incident report says so.
+
+Only a finished rollback's end was recorded, so a rollback whose notice SNS refused (the traffic
+back on stable, the canary at 0) read in the incident report as "Which steps were done is not
+recorded", the traffic's return "not confirmed": on-call could not tell from the report whether
+users were still on the version rolled back, nor what running it again had left to do.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import rollway.cli.ops as ops
+from flows.rollback import RollbackIncomplete, rollback
+from rollway.fakes import FakeLedger, FlakyFlagStore
+from rollway.flags import FlagState
+from rollway.aws.ecs import EcsDeployer
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.ledger import ROLLBACK_STOPPED, RolloutRecord, Transition, new_rollout_id, utc
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.reports import incident_report
+from rollway.spec import FlagBinding, RolloutSpec, Stage
+from tests.flows.test_abort_failed_rollback import RefusingNotifier
+from tests.flows.test_rollback_claim import rolling_back
+from tests.flows.moto_env import saved_blocks
+from tests.flows.test_canary_moto import read_back
+
+
+def open_rollout(aws):
+    """A rollout at 5 % on the embedded AWS that no live run owns (its process died), for `rollway abort`."""
+    t = aws.targets
+    deployer = EcsDeployer(aws.get_client("ecs"), t)
+    env = aws_environment(aws.get_client, t, ClockSettings().build())
+    before = deployer.describe(t.stable_service)
+    spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+    release = deployer.register_revision(spec.image, before.task_definition)
+    aws.get_client("ecs").update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=release,
+                                         desiredCount=1)
+    env.router.set_weights(Weights.canary_at(5))
+    now = env.clock.now()
+    shifted = Transition(at=now - 590, kind="shift", actor="run-1", from_weights=Weights(stable=100, canary=0),
+                         to_weights=Weights.canary_at(5), from_stage=-1, to_stage=0)
+    env.ledger.create(RolloutRecord(
+        service=t.canary_service, rollout_id=new_rollout_id(now - 600), image=spec.image,
+        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0, weights=Weights.canary_at(5),
+        previous_task_definition=before.task_definition, canary_task_definition=release,
+        stable_desired=before.desired, history=[shifted]), owner="process/gone", now=now - 600, lease_seconds=0)
+    return env
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_rollback_whose_notice_failed_is_reported_with_the_traffic_back_and_the_notice_not_sent(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.notifier = RefusingNotifier()
+    t = env.targets
+
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="5xx on the canary")
+
+    record = env.ledger.get(t.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK
+    stopped = record.last_transition(ROLLBACK_STOPPED)
+    assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
+    report = flat(incident_report(record, alert_topic=t.alert_topic))
+    assert "Which steps were done is not recorded" not in report, report
+    assert (f"by {utc(stopped.at)}: the load balancer read back **100/0** (stable/canary), by operator, whose "
+            "rollback then stopped before it finished") in report, report
+    assert "**Done:** weights 100/0 verified; webordinary-edit-service-canary scaled to 0 on" in report, report
+    assert "**Not done:** notify (AWS refused sns:Publish (AuthorizationError" in report, report
+
+
+def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did_not_do(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 1, "running": 1})
+    env.deployer.unstable.add(t.stable_service)
+
+    state = rollback(reason="5xx on the canary", return_state=True)
+
+    assert state.is_failed()
+    record = env.ledger.get(t.canary_service)
+    stopped = record.last_transition(ROLLBACK_STOPPED)
+    assert stopped is not None and stopped.to_weights is None, record.history
+    report = flat(incident_report(record, alert_topic=t.alert_topic))
+    assert "the load balancer read back" not in report, report
+    assert "**Done:** nothing" in report, report
+    not_done = f"**Not done:** move the traffic to {t.stable_service} (services {t.stable_service} not stable"
+    assert not_done in report, report
+    assert f"scale {t.canary_service} to 0 and restore its task definition" in report, report
+
+
+def test_an_abort_whose_topic_is_gone_is_reported_with_the_traffic_back_on_aws(aws, capsys):
+    """On the embedded AWS: the alert topic was deleted, so the page the abort's rollback sends fails."""
+    t = aws.targets
+    env = open_rollout(aws)
+    blocks = saved_blocks(aws, "stopped")
+    aws.get_client("sns").delete_topic(TopicArn=aws.topology.topic_arn)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=blocks, credentials_block=blocks)
+
+    assert code == 1, capsys.readouterr()
+    assert read_back(aws)[0] == Weights(stable=100, canary=0)
+    record = env.ledger.get(t.canary_service)
+    report = flat(incident_report(record, alert_topic=t.alert_topic, now=time.time(), targets=t))
+    assert "by erin, whose rollback then stopped before it finished" in report, report
+    assert "**Not done:** notify (SNS topic 'webordinary-alerts' not found" in report, report
+    assert "**Exposed for:** at least" not in report, report
+
+
+def test_a_rollback_whose_flag_write_failed_does_not_count_the_flag_step_as_done(monkeypatch):
+    """The only bound flag's write refused: its step was listed as "flags disabled: none needed"."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.flags = FlakyFlagStore([FlagState(feature="beta_editor", enabled=True, percentage=5)], failing=["beta_editor"])
+    t = env.targets
+
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="5xx on the canary", bindings=[FlagBinding(feature="beta_editor")])
+
+    report = flat(incident_report(env.ledger.get(t.canary_service), alert_topic=t.alert_topic))
+    done = report[report.index("**Done:**"):report.index("**Not done:**")]
+    assert "flags disabled" not in done, done
+    assert "**Not done:** disable every bound flag (could not disable bound feature flag(s) beta_editor" in report, report

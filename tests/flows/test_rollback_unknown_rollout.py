@@ -1,0 +1,51 @@
+"""The rollback flow run by hand with a `rollout` id the ledger does not hold (a typo, an id of
+another service's rollout): refused before anything moves, saying so.
+
+It was refused as "rollout '<id>' ... is no longer the newest ...; the write meant for '<id>' is
+not applied": a rollout that never was, said to have been the newest once, and nothing said that
+nothing had changed or what to give instead.
+"""
+from __future__ import annotations
+
+import logging
+
+from flows.rollback import rollback
+from rollway.fakes import FakeLedger
+from rollway.ledger import RolloutSuperseded
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from tests.flows.test_rollback_claim import rolling_back
+
+
+def test_a_rollout_id_the_ledger_does_not_hold_is_refused_saying_so_before_anything_moves(monkeypatch, caplog):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    typo = first.rollout_id[:-1] + ("0" if first.rollout_id[-1] != "0" else "1")
+
+    with caplog.at_level(logging.ERROR):
+        state = rollback(reason="5xx on the canary", rollout=typo, return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RolloutSuperseded), refused  # as before: the hooks leave such a rollout alone
+    said = str(refused)
+    assert f"no rollout {typo!r} of {t.canary_service} is recorded" in said, said
+    assert "no longer the newest" not in said, said
+    assert f"its newest is {first.rollout_id} ({first.image}, rolling_back)" in said, said
+    assert "Nothing was changed" in said and "`rollway status` shows" in said, said
+    assert env.router.calls == [] and env.router.weights == Weights.canary_at(5)
+    assert not [c for c in env.deployer.calls if not c.startswith("describe")], env.deployer.calls
+    # A refusal that says everything on its line: no traceback under it in the run's log.
+    failed = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RolloutSuperseded)]
+    assert failed == [], [r.getMessage() for r in failed]
+
+
+def test_an_older_rollout_of_the_service_is_still_refused_as_no_longer_the_newest(monkeypatch):
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    older = first.model_copy(update={"rollout_id": "20200101T000000Z-0000aaaa", "phase": RolloutPhase.ROLLED_BACK})
+    env.ledger._rollouts[env.targets.canary_service].insert(0, older)  # recorded before it, oldest first
+
+    state = rollback(reason="5xx on the canary", rollout=older.rollout_id, return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RolloutSuperseded) and "no longer the newest" in str(refused), refused
+    assert env.router.calls == []

@@ -1,0 +1,46 @@
+"""The rollback flow run by hand with a targets block naming a service ECS does not have (a typo:
+`webordinary-edti-service-canary`), no rollout of it recorded and no traffic on the canary.
+
+It paged every subscriber of the alert topic "Rollback FAILED: <the misspelt service>", saying the
+traffic could NOT be moved back (the load balancer held 100/0 all along) and to run it again
+"once <the misspelt service> can take the traffic". It is refused instead, naming the service ECS
+does not know, saying nothing was changed and nobody paged.
+"""
+from __future__ import annotations
+
+import logging
+from uuid import uuid4
+
+import pytest
+
+from blocks.credentials import credentials_for_endpoint
+from blocks.targets import RollwayTargets
+from flows.rollback import RollbackRefused, rollback
+from rollway.model import Weights
+from tests.flows.moto_env import inbox
+from tests.flows.test_canary_moto import read_back
+
+
+@pytest.mark.parametrize("field", ["canary_service", "stable_service"])
+def test_a_service_ecs_does_not_have_is_refused_without_paging_anyone(aws, caplog, field):
+    url = inbox(aws)
+    misspelt = getattr(aws.targets, field).replace("edit", "edti")
+    targets = aws.targets.model_copy(update={field: misspelt})
+    name = f"typo-{uuid4().hex[:8]}"
+    RollwayTargets(**targets.model_dump()).save(name, overwrite=True)
+    credentials_for_endpoint(aws.endpoint_url, targets.region).save(name, overwrite=True)
+
+    with caplog.at_level(logging.ERROR):
+        state = rollback(reason="errors", targets_block=name, aws_credentials_block=name, return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RollbackRefused), refused
+    said = " ".join(str(refused).split())
+    assert f"ECS has no service '{misspelt}' in cluster {targets.cluster}" in said, said
+    assert "Nothing was changed, and nobody was paged" in said and "targets block" in said, said
+    assert "can take the traffic" not in said, said
+    pages = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    assert pages == [], [p["Body"][:200] for p in pages]
+    assert read_back(aws)[0] == Weights(stable=100, canary=0)
+    traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackRefused)]
+    assert traced == [], [r.getMessage() for r in traced]
