@@ -12,12 +12,15 @@ rollback is over, so no second `canary` run of the service starts under that rol
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
+
+if TYPE_CHECKING:
+    from rollway.spec import RolloutSpec
 
 # How Prefect 3's flow engine words the failure of a run whose parameters did not validate,
 # whatever the validation raised (ParameterTypeError, ParameterBindError, or anything a
@@ -143,6 +146,25 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     return None
 
 
+def hook_spec(params: dict, log) -> "RolloutSpec | None":
+    """The run's spec, validated as the flow validates it, for its rollback's page and waits; None
+    (said in ``log``) when the run has none or it does not validate, and the rollback then takes
+    the defaults. A `canary` flow run keeps no ledger: its parameters are all a hook has of it."""
+    from flows.rollback import DEFAULT_HEALTHY_SECONDS, DEFAULT_VERIFY_SECONDS
+    from rollway.spec import RolloutSpec
+
+    raw = params.get("spec")
+    if raw is None:
+        return None
+    try:
+        return RolloutSpec.model_validate(raw)
+    except Exception as err:  # noqa: BLE001 - any validator's error: the run's own would have been this
+        log.warning("the run's spec does not validate (%s): rolling back without naming its image, with the default "
+                    "waits (verify_timeout_seconds %.0f s, healthy_timeout_seconds %.0f s)", err,
+                    DEFAULT_VERIFY_SECONDS, DEFAULT_HEALTHY_SECONDS)
+        return None
+
+
 @releases_handed_over_slot
 def _rollback_from_state(flow, flow_run, state) -> None:
     from flows.env import CANARY_FLOW, began_finalizing, run_rollout
@@ -180,6 +202,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     ledgered = flow.name != CANARY_FLOW
     spec = params.get("spec") or {}
     flags = (spec.get("flags") if isinstance(spec, dict) else None) or None
+    # Nor its image and waits: the page names the image the run shipped, and the rollback waits as
+    # long as the run's spec allows (a rollout flow's rollback takes the recorded spec's instead).
+    own = None if ledgered else hook_spec(params, log)
     # Cut to the rollback flow's limit: a failure's message may be any length, and refused as a
     # parameter, the rollback would not run at all.
     reason = fit_reason(f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}")
@@ -206,6 +231,9 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             only_open_rollout=ledgered,
             rollout=held,
             claim_wait_seconds=claim_wait,
+            image=own.image if own else None,
+            verify_timeout_seconds=own.verify_timeout_seconds if own else None,
+            healthy_timeout_seconds=own.healthy_timeout_seconds if own else None,
         )
 
     try:

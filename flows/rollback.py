@@ -54,7 +54,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.flag_binding import FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
-from rollway.image import with_pin
+from rollway.image import image_parts, with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
                             NOTICE_UNREACHED, NOTIFIED, NOTIFYING, ROLLBACK_STOPPED, LedgerError,
                             RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
@@ -158,6 +158,22 @@ def _rolled_back(env: Environment, image: str | None, ran: str | None, rollout: 
     if rollout:
         line += f"; rollout {rollout}"
     return line + ".\n"
+
+
+def _pinned_as_ran(env: Environment, image: str, ran: str | None) -> str:
+    """``image`` (a run's spec's, which no record pins) as the page names it: with the digest the
+    canary's revision ``ran`` runs when the registry says the tag names that digest still, so the
+    digest is this image's (not an older rollout's revision of the same repository); the tag alone
+    when that is not known (a tag pushed again since, a registry out of reach, no revision read)."""
+    if ran is None or image_parts(image).digest is not None or env.images is None:
+        return image
+    try:
+        runs = ecs.image_of(env.deployer, ran)
+        pinned = env.images.pin(image) if image_parts(runs).name == image_parts(image).name else None
+    except Exception as err:  # noqa: BLE001 - the page names the tag alone; the rollback goes on
+        get_run_logger().info("could not tell which digest %s ran (%s): the page names %s alone", ran, err, image)
+        return image
+    return with_pin(image, runs) if pinned == runs else image
 
 
 def _flag_errors(failures: Sequence[tuple[str, Exception]], targets: Targets) -> str:
@@ -287,6 +303,7 @@ def execute_rollback(
     traffic_only: bool = False,
     image: str | None = None,
     ledgered: bool = False,
+    unpinned: bool = False,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -312,6 +329,8 @@ def execute_rollback(
             always), retiring nothing, disabling nothing and notifying nobody: another rollback
             still holds the claim and does the rest (``rollback_overtaken`` after a long wait).
         image: the image rolled back, when known: the notification names it.
+        unpinned: ``image`` is a run's spec's, with no record of the digest the run pinned it to:
+            the notification names the digest the canary ran when the tag is known to name it.
         ledgered: the rollback is of a rollout the ledger records as open, which `rollway abort`
             rolls back again; a page saying it failed names only the rollback flow otherwise.
     """
@@ -343,6 +362,11 @@ def execute_rollback(
     target = Weights(stable=100, canary=0)
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
     ran: str | None = None  # the version taken out, for the pages, once the canary is read
+
+    def version() -> str:
+        """The page's "Version:" line, read when a page is sent (never before the traffic moves)."""
+        named = _pinned_as_ran(env, image, ran) if image and unpinned else image
+        return _rolled_back(env, named, ran, rollout)
     try:
         # Read in here: a service that cannot be read (DescribeServices denied, a service renamed)
         # fails the rollback with users still on the canary, and is paged like any such failure.
@@ -388,7 +412,7 @@ def execute_rollback(
             err.__cause__ = caught  # AWS's own error stays on the chain, under the traffic-only move's too
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved, _rolled_back(env, image, ran, rollout),
+                _page_failed_move(env, reason, actor, steps, err, moved, version(),
                                   _run_again(bindings, ledgered), verify_timeout_seconds)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
@@ -467,7 +491,7 @@ def execute_rollback(
 
     message = (
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
-        + _rolled_back(env, image, ran, rollout)
+        + version()
         + f"Why: {reason}\nRequested by: {actor}\n\n"
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
@@ -1284,7 +1308,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       only_open: bool = False, leave_closed: bool = False,
                       fallback_bindings: Sequence[FlagBinding] | None = None,
                       rollout: str | None = None,
-                      claim_wait_seconds: float = CLAIM_WAIT_SECONDS) -> RollbackResult:
+                      claim_wait_seconds: float = CLAIM_WAIT_SECONDS,
+                      image: str | None = None, verify_timeout_seconds: float | None = None,
+                      healthy_timeout_seconds: float | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
@@ -1309,6 +1335,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     With no rollout of the service recorded, none is the newest: RolloutNotFound, nothing changed.
 
     ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
+
+    ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``: the failed run's own spec's
+    (a `canary` flow run's hook: no record holds that run's), for a rollback of no open recorded
+    rollout: the page names the image, and the waits are never below the defaults. A recorded
+    rollout's own spec is used for its rollback instead.
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
@@ -1362,8 +1393,10 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     closed_since_read: list[bool] = []  # begin() found the window (or the promotion) closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
-    verify_timeout = max(DEFAULT_VERIFY_SECONDS, recorded.verify_timeout_seconds) if ours else DEFAULT_VERIFY_SECONDS
-    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, recorded.healthy_timeout_seconds) if ours else DEFAULT_HEALTHY_SECONDS
+    verify_timeout = max(DEFAULT_VERIFY_SECONDS, (recorded.verify_timeout_seconds if ours else verify_timeout_seconds)
+                         or 0.0)
+    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, (recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds)
+                          or 0.0)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -1430,7 +1463,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # every hold on the flags this rollback by hand was given (rollway.flag_binding.holder).
             rollout=record.rollout_id if ours else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
-            image=with_pin(record.image, record.pinned_image) if ours else None, ledgered=ours,
+            image=with_pin(record.image, record.pinned_image) if ours else image, ledgered=ours,
+            unpinned=not ours,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
@@ -1709,11 +1743,17 @@ def hook_rollback(
     only_open_rollout: bool,
     rollout: RolloutId | None,
     claim_wait_seconds: WaitSeconds,
+    image: str | None = None,
+    verify_timeout_seconds: float | None = None,
+    healthy_timeout_seconds: float | None = None,
 ) -> RollbackResult:
     """The state hooks' rollback (flows/hooks.py): a run of the `rollback` flow, as the UI shows it,
     whose rollback is the failed run's own, so never recorded on a closed rollout (``leave_closed``
-    of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on."""
+    of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on.
+    ``image`` and the waits: a `canary` flow run's spec's (its hook validated it; None: the defaults)."""
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(env, reason, actor=actor, bindings=bindings, only_open=only_open_rollout,
                              leave_closed=True, fallback_bindings=fallback_bindings, rollout=rollout,
-                             claim_wait_seconds=claim_wait_seconds)
+                             claim_wait_seconds=claim_wait_seconds, image=image,
+                             verify_timeout_seconds=verify_timeout_seconds,
+                             healthy_timeout_seconds=healthy_timeout_seconds)
