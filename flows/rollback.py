@@ -1393,10 +1393,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     closed_since_read: list[bool] = []  # begin() found the window (or the promotion) closed since the read
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
-    verify_timeout = max(DEFAULT_VERIFY_SECONDS, (recorded.verify_timeout_seconds if ours else verify_timeout_seconds)
-                         or 0.0)
-    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, (recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds)
-                          or 0.0)
+    # A `canary` flow run's hook passes its run's spec's instead (None: the defaults).
+    own_verify = recorded.verify_timeout_seconds if ours else verify_timeout_seconds
+    own_healthy = recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds
+    verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
+    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, own_healthy or 0.0)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
