@@ -26,9 +26,9 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
-from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, OWNER_PREFIX,
-                            ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed, claim_lapsed,
-                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
+                            OWNER_PREFIX, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed,
+                            claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -801,6 +801,21 @@ def notice_refused(record: RolloutRecord) -> str | None:
     return f"{what}: {reason} ({refused.actor}'s run, at {utc(refused.at)})"
 
 
+def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | None) -> str:
+    """``refused`` (``notice_refused``), said to be an earlier run's when a later run sent the notice
+    (``notified``, or the finished rollback's ``end``): shown bare under that run's message id, it
+    read as if the notice people got had been refused."""
+    failed = record.last_transition(NOTICE_FAILED)
+    if failed is None:
+        return refused
+    sent = min((t for t in (record.last_transition(NOTIFIED), end) if t is not None and t.at >= failed.at),
+               key=lambda t: t.at, default=None)
+    if sent is None:
+        return refused
+    return (f"An earlier run's notice did not go out: {refused}; {sent.actor}'s run sent the notice later, "
+            f"at {utc(sent.at)}.")
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
@@ -956,7 +971,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")
     if (refused := notice_refused(record)) is not None:
-        lines += ["", cell(refused)]
+        lines += ["", cell(_refused_then_sent(record, refused, end if finished else None))]
     window = ""
     if first is not None:
         ends = back_at if back_at is not None else record.updated_at

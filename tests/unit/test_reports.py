@@ -840,3 +840,36 @@ def test_what_users_get_after_a_rollback_is_said_from_what_the_rollback_recorded
                         "traffic is and what the stable service runs"], said
     assert "previous webordinary-edit-task:3 (webordinary-edit-service-canary's before the rollout, taking no traffic)" \
         in rollout_report(guardrail_rollback())
+
+
+REFUSED = Transition(at=T0 + 170, kind="notice-failed", actor="carol",
+                     comment="the rollback's notice was not sent: NotFound: Topic does not exist")
+
+
+def test_a_refused_notice_under_the_notice_a_later_run_sent_says_it_came_from_the_earlier_run():
+    """carol's run was refused by SNS; dave's run, once the topic was fixed, sent the notice and
+    finished the rollback. The report showed carol's refusal right under dave's message id, as if
+    the notice sent had been refused."""
+    finished = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        REFUSED,
+        Transition(at=T0 + 400, kind="notified", actor="dave", message_id="sns-9"),
+        Transition(at=T0 + 410, kind="rollback", actor="dave", from_weights=w(5), to_weights=w(0), message_id="sns-9"),
+    ], RolloutPhase.ROLLED_BACK)
+    notice = incident_report(finished).split("## Notification")[1].split("##")[0]
+    assert "SNS message id `sns-9`" in notice, notice
+    assert (f"An earlier run's notice did not go out: SNS refused the notice: NotFound: Topic does not exist (carol's "
+            f"run, at {utc(T0 + 170)}); dave's run sent the notice later, at {utc(T0 + 400)}.") in notice, notice
+
+
+def test_a_refused_notice_under_the_notice_a_later_run_sent_before_stopping_says_so():
+    unfinished = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        REFUSED,
+        Transition(at=T0 + 400, kind="notified", actor="dave", message_id="sns-9"),
+    ], RolloutPhase.ROLLING_BACK)
+    notice = incident_report(unfinished).split("## Notification")[1].split("##")[0]
+    assert f"dave's run sent the notice later, at {utc(T0 + 400)}." in notice, notice
+    assert "An earlier run's notice did not go out: SNS refused the notice" in notice, notice
