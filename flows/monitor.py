@@ -140,6 +140,8 @@ def run_monitor(
         opened_at: when the window opened (the promotion), for a window resumed after its run
             died: its looks read back to then, not only from the resume, so the periods the dead
             run had not seen yet (its last one, published after the window's end) are judged.
+            ``window_seconds`` is then what is left of ``spec.monitor_seconds``, by which the
+            window's end names it.
         pinned_image: the digest the promoted revision names (``spec.image`` pinned when the
             rollout started), which a rollback's page names beside the tag.
         by_hand: a window a person started on a rollout that owes none (its window closed, or its
@@ -338,7 +340,14 @@ def _watch(
         if unrenewed is not None:
             log.warning("could not renew the rollout's lease while monitoring (%s); watching on", unrenewed)
 
-    reason = f"{window_seconds / 60:g} minutes of monitoring passed"
+    # A resumed window is the policy's whole window from the promotion: named by what was left,
+    # it "passed 0 minutes of monitoring" in the result, the ledger and the page. Said to be
+    # resumed: this run watched only its end.
+    resumed = ""
+    if opened_at is not None and spec.monitor_seconds > 0:
+        window_seconds = spec.monitor_seconds
+        resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
+    reason = f"{window_seconds / 60:g} minutes of monitoring passed{resumed}"
     alerts = alerted.messages()
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
