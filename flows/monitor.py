@@ -375,8 +375,12 @@ def _watch(
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
+        # The window stays open (a finalize waits for its end; the weekly tick watches again and
+        # skips again): said what ends it, which "not decommissioned" alone did not. Only a
+        # recorded rollout decommissions (the `canary` flow's window never does).
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
-                          "not decommissioned", checks, alerts)
+                          f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
+                          "again, or roll the release back with `rollway abort`", checks, alerts)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
