@@ -532,15 +532,20 @@ def _previous_version_left(env: Environment, record: RolloutRecord) -> None:
         return
     which = f"rollout {record.rollout_id} of {record.image}"
     if is_finalized(record):
-        why = f"{which} was finalized: {t.stable_service} runs it"
+        why = (f"{which} was finalized: {t.stable_service} runs it, and no service runs the version it replaced "
+               "for a monitoring window to roll back to. Nothing was changed; to go back, roll that version out again")
     elif record.last_transition(FINALIZE_START) is not None:
-        why = f"a finalize of {which} began and did not finish (run `rollway finalize` again)"
+        why = (f"a finalize of {which} began and did not finish, so a monitoring window has no version left to roll "
+               "back to. Nothing was changed; run `rollway finalize` again to finish it")
+    elif record.previous_task_definition is None:
+        why = (f"the ledger does not record the revision {which} replaced, so a monitoring window has no version to "
+               "roll back to. Nothing was changed")
     else:
         why = (f"{which} is no longer as its promotion left it: {t.stable_service} runs {stable.task_definition} "
                f"and {t.canary_service} {canary.task_definition}, not the revision it replaced "
-               f"({record.previous_task_definition}) and the promoted one ({record.canary_task_definition})")
-    raise MonitorRefused(f"{why}, so no service runs the previous version for a monitoring window to roll back to. "
-                         "Nothing was changed; to go back, roll the previous version out again")
+               f"({record.previous_task_definition}) and the promoted one ({record.canary_task_definition}), so a "
+               "monitoring window has no previous version to roll back to. Nothing was changed")
+    raise MonitorRefused(why)
 
 
 def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec, list[str]]:

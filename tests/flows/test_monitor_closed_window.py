@@ -65,3 +65,16 @@ def test_a_finalized_rollout_is_refused_before_any_write(monkeypatch):
     assert f"{first.rollout_id} of {SPEC.image} was finalized" in message and "Nothing was changed" in message, message
     assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == []
     assert env.notifier.messages == [] and env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_rollout_whose_services_were_changed_since_its_closed_window_is_refused_naming_them(monkeypatch):
+    """A finalize done outside rollway (the stable service on the promoted revision): a window's
+    rollback would move the traffic onto the same version and call the rollout rolled back."""
+    env, first = promoted_world(monkeypatch)
+    closed_by(env, first.rollout_id, "watched")
+    env.deployer.update_service(env.targets.stable_service, task_definition=RELEASE_TD)
+    with pytest.raises(MonitorRefused) as refused:
+        monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    message = str(refused.value)
+    assert f"{env.targets.stable_service} runs {RELEASE_TD}" in message and "Nothing was changed" in message, message
+    assert env.notifier.messages == [] and env.router.weights == Weights(stable=0, canary=100)
