@@ -37,10 +37,12 @@ from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
 from rollway.environment import Environment
-from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK
+from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
+from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback
+from rollway.ledger import (CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback,
+                            monitoring_owed)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -120,6 +122,7 @@ def run_monitor(
     rollout: str | None = None,
     opened_at: float | None = None,
     pinned_image: str | None = None,
+    by_hand: bool = False,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -137,8 +140,12 @@ def run_monitor(
         opened_at: when the window opened (the promotion), for a window resumed after its run
             died: its looks read back to then, not only from the resume, so the periods the dead
             run had not seen yet (its last one, published after the window's end) are judged.
+            ``window_seconds`` is then what is left of ``spec.monitor_seconds``, by which the
+            window's end names it.
         pinned_image: the digest the promoted revision names (``spec.image`` pinned when the
             rollout started), which a rollback's page names beside the tag.
+        by_hand: a window a person started on a rollout that owes none (its window closed, or its
+            policy watched none): its rollback is recorded as the `rollback` flow's run by hand is.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -155,7 +162,8 @@ def run_monitor(
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image)
+                         actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image,
+                         by_hand=by_hand)
         _summary(env, spec, watched, pinned_image)
         return watched
     finally:
@@ -217,6 +225,7 @@ def _watch(
     lease: _Lease,
     opened_at: float | None = None,
     pinned_image: str | None = None,
+    by_hand: bool = False,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -303,7 +312,7 @@ def _watch(
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
-                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, by_hand=by_hand),
                         # Written as every rollback's end is (the weights it read back, which the
                         # reports read), and not on a rollout another rollback ended meanwhile.
                         finish=lambda done: _record_end(env, lease.rollout, reason, done),
@@ -331,7 +340,14 @@ def _watch(
         if unrenewed is not None:
             log.warning("could not renew the rollout's lease while monitoring (%s); watching on", unrenewed)
 
-    reason = f"{window_seconds / 60:g} minutes of monitoring passed"
+    # A resumed window is the policy's whole window from the promotion: named by what was left,
+    # it "passed 0 minutes of monitoring" in the result, the ledger and the page. Said to be
+    # resumed: this run watched only its end.
+    resumed = ""
+    if opened_at is not None and spec.monitor_seconds > 0:
+        window_seconds = spec.monitor_seconds
+        resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
+    reason = f"{window_seconds / 60:g} minutes of monitoring passed{resumed}"
     alerts = alerted.messages()
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
@@ -359,8 +375,12 @@ def _watch(
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
+        # The window stays open (a finalize waits for its end; the weekly tick watches again and
+        # skips again): said what ends it, which "not decommissioned" alone did not. Only a
+        # recorded rollout decommissions (the `canary` flow's window never does).
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
-                          "not decommissioned", checks, alerts)
+                          f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
+                          "again, or roll the release back with `rollway abort`", checks, alerts)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -450,14 +470,15 @@ def _rollback_since(env: Environment, seconds: float) -> str | None:
     return None
 
 
-def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str) -> None:
+def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str, *, by_hand: bool = False) -> None:
     """Record the monitor's rollback start on the watched rollout, taking the rollback's claim;
     refused (RolloutClosed) when another rollback closed it since, by the same rule as every
-    rollback's start, and RollbackClaimed while another one carries it out."""
+    rollback's start (``by_hand``: a rollback run by hand's), and RollbackClaimed while another
+    one carries it out."""
     if env.ledger is None or rollout is None:
         return
     begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
-                   rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall())
+                   rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall(), by_hand=by_hand)
 
 
 def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult) -> None:
@@ -494,6 +515,37 @@ def watched_rollout(record: RolloutRecord | None, spec: RolloutSpec, service: st
             f"promoted rollout of {spec.image}, so there is nothing of it to watch. Nothing was changed"
         )
     return record
+
+
+def _previous_version_left(env: Environment, record: RolloutRecord) -> None:
+    """Refuse a window on a rollout that owes none unless a rollback of it goes back to the
+    previous version (``reverted_by_hand``: no finalize recorded, the stable service on the
+    revision the promotion replaced, the canary on the promoted one).
+
+    Raises:
+        MonitorRefused: it does not; nothing was changed.
+    """
+    t = env.targets
+    stable = ecs.describe_service(env.deployer, t.stable_service)
+    canary = ecs.describe_service(env.deployer, t.canary_service)
+    if reverted_by_hand(record, stable, canary):
+        return
+    which = f"rollout {record.rollout_id} of {record.image}"
+    if is_finalized(record):
+        why = (f"{which} was finalized: {t.stable_service} runs it, and no service runs the version it replaced "
+               "for a monitoring window to roll back to. Nothing was changed; to go back, roll that version out again")
+    elif record.last_transition(FINALIZE_START) is not None:
+        why = (f"a finalize of {which} began and did not finish, so a monitoring window has no version left to roll "
+               "back to. Nothing was changed; run `rollway finalize` again to finish it")
+    elif record.previous_task_definition is None:
+        why = (f"the ledger does not record the revision {which} replaced, so a monitoring window has no version to "
+               "roll back to. Nothing was changed")
+    else:
+        why = (f"{which} is no longer as its promotion left it: {t.stable_service} runs {stable.task_definition} "
+               f"and {t.canary_service} {canary.task_definition}, not the revision it replaced "
+               f"({record.previous_task_definition}) and the promoted one ({record.canary_task_definition}), so a "
+               "monitoring window has no previous version to roll back to. Nothing was changed")
+    raise MonitorRefused(why)
 
 
 def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec, list[str]]:
@@ -556,6 +608,14 @@ def monitor(
     # True and an hour scaled the old service of a plan that keeps it to zero after a window
     # started from the UI (its rollback target gone), and cut a two-hour policy's window to one.
     policy = RolloutSpec.for_rollback(record.spec_json)
+    # A rollout that owes no window (its policy watched none, or its window closed) refused the
+    # monitor's rollback as any closed rollout's: a failing release moved no traffic and paged
+    # nobody, and the run said "rolled_back". A person watching it rolls back as the rollback
+    # flow run by hand does, while the previous version is still there to go back to.
+    by_hand = not monitoring_owed(policy, record)
+    if by_hand:
+        with named_denials(ROLLOUT_POLICY, targets=env.targets):
+            _previous_version_left(env, record)
     if decommission is None:
         decommission = policy.phases[-1].decommission
     if window_seconds is None:
@@ -564,5 +624,5 @@ def monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=run_owner(), lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
-        pinned_image=record.pinned_image,
+        pinned_image=record.pinned_image, by_hand=by_hand,
     )

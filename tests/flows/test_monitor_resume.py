@@ -61,3 +61,22 @@ def test_a_window_resumed_after_its_run_died_waiting_for_the_last_period_judges_
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired > 0
     assert "decommission" not in kinds(env)
+
+
+def test_a_resumed_window_is_named_by_its_whole_length_in_the_result_the_ledger_and_the_page():
+    """Resumed with little or nothing of it left, the window's end said "0 minutes of monitoring
+    passed" in the run's result, the decommission's ledger entry and the page: a window nobody
+    watched, to whoever read it, though the hour since the promotion had passed. It says the
+    window was resumed: the run watched only its end."""
+    from tests.flows.test_progressive_fakes import _killed_while_monitoring, progressive_on as run_on
+
+    env, spec = _killed_while_monitoring()
+    env.clock.sleep(30 * 60)  # the rest of the window runs out before anyone resumes it
+    sent = len(env.notifier.messages)
+    result = run_on(env, spec, auto_approve(), owner="run-2")
+    assert result.outcome == "promoted" and kinds(env)[-1] == "decommission"
+    said = [result.reason, env.ledger.get(env.targets.canary_service).history[-1].comment,
+            *(body for _, body in env.notifier.messages[sent:])]
+    assert all("60 minutes of monitoring" in line for line in said), said
+    assert "60 minutes of monitoring passed (resumed " in result.reason, result.reason
+    assert not any("0 minutes" in line.replace("60 minutes", "") for line in said), said

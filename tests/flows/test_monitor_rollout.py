@@ -282,3 +282,23 @@ def test_a_monitors_rollback_whose_rollout_another_ended_meanwhile_records_no_se
     assert ends == ["erin"], ends
     assert any("end is not recorded" in r.getMessage() and "rolled back by erin" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_decommission_skipped_for_traffic_on_the_old_service_says_how_to_go_on(monkeypatch):
+    """Traffic moved back by hand during the window: the page said only "not decommissioned". The
+    window stays open (`rollway finalize` waits for its end, and the weekly tick watches again and
+    skips again), so it says what ends it: the traffic back on the new version and the monitor run
+    again, or a rollback."""
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    env.router.weights = Weights(stable=20, canary=80)  # moved back by hand during the window
+    result = run_monitor_flow()
+    assert result.outcome == "passed" and env.deployer.describe(env.targets.stable_service).desired == 4
+    subject, page = env.notifier.messages[-1]
+    assert subject.startswith("Decommission skipped") and "still carries 20% of traffic" in page, page
+    assert f"all of it back on {env.targets.canary_service}" in page and "run the monitor again" in page, page
+    assert "`rollway abort`" in page, page
+    assert env.ledger.get(env.targets.canary_service).last_transition("decommission") is None

@@ -1,0 +1,80 @@
+"""The `monitor` flow started by hand on a promoted rollout that owes no window.
+
+The README has it watch a rollout whose policy turned monitoring off for an hour. Its rollback
+was refused as every rollback of a closed rollout is: a release failing 8 % of requests moved no
+traffic, paged nobody, and the run said "rolled_back" with the refusal's "neither moves the
+traffic nor pages anyone" as its reason, in its result and its monitoring artifact.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.monitor import MonitorRefused, monitor
+from rollway.finalize import DONE, START
+from rollway.ledger import Transition
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import WeeklyPhase
+from tests.flows.test_monitor_rollout import RELEASE_TD, SPEC, promoted_world
+
+DECOMMISSIONING = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+
+
+def closed_by(env, rollout: str, kind: str) -> None:
+    env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
+                      transition=Transition(at=env.clock.now(), kind=kind, actor="monitor"))
+
+
+def rolled_back_by_the_monitor(env, result) -> None:
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result
+    assert result.rollback is not None and env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.last_transition("rollback").actor == "monitor"
+    assert [s for s, _ in env.notifier.messages if s.startswith("Rollback")], env.notifier.messages
+
+
+def test_a_window_started_by_hand_on_a_rollout_whose_policy_watches_none_rolls_a_regression_back(monkeypatch):
+    env, _ = promoted_world(monkeypatch, spec=DECOMMISSIONING.model_copy(update={"monitor_seconds": 0.0}))
+    rolled_back_by_the_monitor(env, monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600))
+
+
+@pytest.mark.parametrize("kind", ["decommission", "watched"])
+def test_a_window_started_by_hand_after_the_rollouts_window_closed_rolls_a_regression_back(monkeypatch, kind):
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING if kind == "decommission" else SPEC)
+    closed_by(env, first.rollout_id, kind)
+    if kind == "decommission":
+        env.deployer.update_service(env.targets.stable_service, desired=0)
+    rolled_back_by_the_monitor(env, monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600))
+
+
+def test_a_finalized_rollout_is_refused_before_any_write(monkeypatch):
+    """Finalized, the stable service runs the promoted version: there is no previous version left
+    for a window to roll back to."""
+    env, first = promoted_world(monkeypatch)
+    closed_by(env, first.rollout_id, "watched")  # finalize waits for the window's end
+    closed_by(env, first.rollout_id, START)
+    closed_by(env, first.rollout_id, DONE)
+    env.deployer.update_service(env.targets.stable_service, task_definition=RELEASE_TD)
+    env.router.weights = Weights(stable=100, canary=0)
+    calls = len(env.ledger.calls)
+    with pytest.raises(MonitorRefused) as refused:
+        monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    message = str(refused.value)
+    assert f"{first.rollout_id} of {SPEC.image} was finalized" in message and "Nothing was changed" in message, message
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == []
+    assert env.notifier.messages == [] and env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_rollout_whose_services_were_changed_since_its_closed_window_is_refused_naming_them(monkeypatch):
+    """A finalize done outside rollway (the stable service on the promoted revision): a window's
+    rollback would move the traffic onto the same version and call the rollout rolled back."""
+    env, first = promoted_world(monkeypatch)
+    closed_by(env, first.rollout_id, "watched")
+    env.deployer.update_service(env.targets.stable_service, task_definition=RELEASE_TD)
+    with pytest.raises(MonitorRefused) as refused:
+        monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    message = str(refused.value)
+    assert f"{env.targets.stable_service} runs {RELEASE_TD}" in message and "Nothing was changed" in message, message
+    assert env.notifier.messages == [] and env.router.weights == Weights(stable=0, canary=100)
