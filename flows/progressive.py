@@ -696,7 +696,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     # rules refuse is history, not an error every week. What resumes runs the whole policy.
     if record is not None and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record) \
             and _abandoned(record, env.wall(), owner_finished):
-        log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
+        # A window that ended unverified was released by its run: no owner to name then.
+        if record.owner is None:
+            log.warning("the monitoring window of %s is unfinished and no run holds it: resuming it", service)
+        else:
+            log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
                                lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:

@@ -12,6 +12,8 @@ import pytest
 from prefect import flow
 
 from flows.progressive import advance, run_progressive
+from rollway.fakes import FakeMetrics, steady
+from tests.flows.test_monitor_resume import SPEC as MONITORED
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.cli.ops import print_status
 from tests.flows.test_progressive_fakes import Intercept, Killed, env_with_ledger, full_spec
@@ -158,3 +160,41 @@ def test_the_schedules_run_that_resumes_a_dead_runs_phase_names_it(caplog):
     assert any(f"week 1 of {service} passed, and week 2 has been due since Mon 2027-01-18 00:00 UTC: starting it"
                in line for line in said), said
     assert not any(line.startswith("phase ") for line in said), said
+
+
+class DarkOncePromoted(FakeMetrics):
+    """The promoted version's request counts go missing once the rollout is promoted."""
+
+    def __init__(self, env) -> None:
+        super().__init__(env.router, steady(50.0, 0.001, 0.001))
+        self.ledger, self.service, self.dark = env.ledger, env.targets.canary_service, True
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        record = self.ledger.get(self.service)
+        if self.dark and record is not None and record.phase.value == "promoted":
+            return seen.model_copy(update={"intervals": tuple(i.model_copy(update={"canary": None})
+                                                              for i in seen.intervals)})
+        return seen
+
+
+@flow
+def monitored_run(env):
+    return run_progressive(env, MONITORED, auto_approve("alice"), owner="run-1", actor="alice",
+                           owner_finished=lambda owner: True)
+
+
+def test_the_schedules_run_that_resumes_an_unverified_window_says_no_run_holds_it(caplog):
+    """A window that ended unverified is released by its run: the next tick said it "was left
+    unfinished by None"."""
+    env = env_with_ledger()
+    env.metrics = DarkOncePromoted(env)
+    assert monitored_run(env).monitoring_verified is False
+    env.metrics.dark = False
+    env.clock.sleep(7200)
+    with caplog.at_level(logging.INFO):
+        tick(env, "cron-1")
+    said = [line for line in _said(caplog) if "monitoring window" in line]
+    assert any(line.startswith(f"the monitoring window of {env.targets.canary_service} is unfinished and no run "
+                               "holds it: resuming it") for line in said), said
+    assert not any("None" in line for line in said), said
