@@ -179,6 +179,23 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def test_a_check_that_timed_out_on_every_attempt_shows_the_time_of_all_of_them(aws, app, blocks, caplog):
+    """Three timeouts of 1 s read as 1.00 s in the artifact and the log: the last attempt's time
+    alone, where a person judging a slow endpoint needs what it cost in all and how many tries."""
+    app.faults.delay_seconds = 1.6  # every answer comes after the 1-s timeout
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=3, timeout_seconds=1), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    health = failed.value.summary.checks[0]
+    assert (health.name, health.outcome, health.attempts) == ("health", "failed", 3), health
+    assert 3.0 <= health.seconds < 3 * 2.0 + 1, health.seconds  # each attempt waited its 1 s out
+    assert re.search(r"\| health \| failed \| GET [^|]+ timed out[^|]+\| 3\.\d\d \(3 tries\) \|", artifact_of(state))
+    assert any(r.getMessage().startswith(f"health failed after 3 attempt(s) in {health.seconds:.2f} s")
+               for r in caplog.records)
+
+
 TOKEN = "Bearer s3cr3t-validation-token"
 
 

@@ -135,6 +135,14 @@ def test_markdown_table_shows_each_check_with_its_reason():
     assert r"HTTP 500 \| body: down now" in text  # one cell: the pipe escaped, the line break folded
 
 
+def test_markdown_table_shows_the_time_of_all_attempts_and_how_many():
+    slow = CheckResult(name="health", outcome="failed", reason="GET timed out", seconds=30.04, attempts=3)
+    text = markdown(evaluate([slow, ok("session"), skipped("message", "no session")]))
+    assert "| health | failed | GET timed out | 30.04 (3 tries) |" in text
+    assert "| session | passed | session fine | 0.00 (1 try) |" in text
+    assert "| message | skipped | not run: no session | not run |" in text
+
+
 def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
     # The error goes to the run's logs and state message: the password must not go with it.
     with pytest.raises(ValidationError) as refused:
