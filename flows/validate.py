@@ -5,7 +5,8 @@ In order, each a task whose result is logged:
 1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails);
 2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
-   and so not passed, when no session was created);
+   and so not passed, when no session was created, or when the session POST's answer was lost:
+   a session may then exist on the service, left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
@@ -41,8 +42,8 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
-    unchecked,
+    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, no_session, shown_url,
+    skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -97,7 +98,7 @@ def validate_deployment(
     if session.passed:
         note(_attempted(checks.send_message, spec, session.detail, authorization=authorization))
     else:
-        note(skipped(MESSAGE, "no test session was created"))
+        note(skipped(MESSAGE, no_session(session, spec)))
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
     # shared clients (60 s per read, retried, and the tasks' own retries), one that never
     # answered held the run for many minutes, silent, after every check had been made. Each read

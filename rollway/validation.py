@@ -207,8 +207,9 @@ class CheckResult(BaseModel):
     """One check as it ended: passed or not, why, and how long it took.
 
     ``retryable``: a failure that trying again may fix and that is safe to try again (a GET, a
-    metric read, or a POST that never reached the server). ``detail`` carries what a later
-    check needs (the created session's id).
+    metric read, or a POST that never reached the server). ``answer_lost``: the request was sent
+    and its answer never came (a timeout, a connection cut): the service may have done what it
+    asked. ``detail`` carries what a later check needs (the created session's id).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -219,6 +220,7 @@ class CheckResult(BaseModel):
     seconds: float = Field(default=0.0, ge=0, description="the time of every attempt, summed (not the delays between)")
     attempts: int = Field(default=1, ge=0)
     retryable: bool = False
+    answer_lost: bool = False
     detail: str | None = None
 
     @property
@@ -235,6 +237,17 @@ def unchecked(name: str, why: str, *, seconds: float = 0.0, retryable: bool = Fa
 def skipped(name: str, why: str) -> CheckResult:
     """A check that was not run because an earlier one it needs failed: it does not pass."""
     return CheckResult(name=name, outcome="skipped", reason=f"not run: {why}", attempts=0)
+
+
+def no_session(session: CheckResult, spec: ValidationSpec) -> str:
+    """Why the message check is not run after ``session`` failed. A POST whose answer was lost
+    may have created the session all the same: "no test session was created" hid one left
+    behind on the service, which only the ids the request carried can name (its own id was in
+    the answer)."""
+    if session.answer_lost:
+        return (f"the session POST's answer was lost after it was sent: a test session (clientId {spec.client_id!r}, "
+                f"userId {spec.user_id!r}) may have been created on the service and is left behind")
+    return "no test session was created"
 
 
 class ValidationSummary(BaseModel):

@@ -196,6 +196,27 @@ def test_a_check_that_timed_out_on_every_attempt_shows_the_time_of_all_of_them(a
                for r in caplog.records)
 
 
+def test_a_session_post_whose_answer_was_lost_says_a_session_may_have_been_left_behind(aws, app, blocks):
+    """The session POST reached the service, which created the session, and its answer came after
+    the timeout: the skipped message check said "no test session was created", and the session
+    the service holds was left behind unmentioned."""
+    app.faults.delay_seconds = 1.6  # every answer comes after the 1-s timeout
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=1, timeout_seconds=1), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert len(app.sessions) == 1 and app.requests.count(("POST", "/sessions")) == 1  # created, not sent twice
+    checks = {c.name: c for c in failed.value.summary.checks}
+    assert "timed out" in checks["session"].reason, checks["session"]
+    message = checks["message"]
+    assert message.outcome == "skipped" and "no test session was created" not in message.reason, message
+    assert message.reason.startswith("not run: the session POST's answer was lost"), message.reason
+    assert ("a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
+            "left behind") in message.reason, message.reason
+    assert "the session POST's answer was lost" in artifact_of(state)
+
+
 TOKEN = "Bearer s3cr3t-validation-token"
 
 
