@@ -5,7 +5,8 @@ In order, each a task whose result is logged:
 1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails);
 2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
-   and so not passed, when no session was created);
+   and so not passed, when no session was created, or when the session POST's answer was lost:
+   a session may then exist on the service, left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
@@ -13,7 +14,8 @@ In order, each a task whose result is logged:
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
-image; a table of the checks: result, reason, attempts, seconds) and
+image; a table of the checks: result, reason, and the seconds all attempts took with how
+many there were) and
 fails with ``ValidationFailed`` naming the checks that did not pass. It changes nothing but
 the test session and message it sends, so running it again is safe.
 """
@@ -40,8 +42,8 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, shown_url, skipped,
-    unchecked,
+    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, no_session, shown_url,
+    skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -96,7 +98,7 @@ def validate_deployment(
     if session.passed:
         note(_attempted(checks.send_message, spec, session.detail, authorization=authorization))
     else:
-        note(skipped(MESSAGE, "no test session was created"))
+        note(skipped(MESSAGE, no_session(session, spec)))
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
     # shared clients (60 s per read, retried, and the tasks' own retries), one that never
     # answered held the run for many minutes, silent, after every check had been made. Each read
@@ -234,16 +236,27 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
 
 
 def _attempted(task, spec: ValidationSpec, *args, **kwargs) -> CheckResult:
-    """Run a check task with the spec's attempts; the last attempt's result, passed or not.
+    """Run a check task with the spec's attempts; the last attempt's result, passed or not, with
+    the time of every attempt (the delays between them left out).
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
     Anything else it raises is a defect, not a finding, and fails the run.
     """
-    retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=spec.retry_delay_seconds)
+    earlier: list[float] = []
+
+    def retry(_task, _task_run, state) -> bool:
+        # Called on each failure Prefect is about to try again: the attempt's time is kept here,
+        # where the last attempt's result alone said three timeouts of 10 s took 10 s.
+        if isinstance(state.data, checks.CheckFailed):
+            earlier.append(state.data.result.seconds)
+        return True  # Prefect's own rule: every failure is tried again while attempts remain
+
+    retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=spec.retry_delay_seconds,
+                                retry_condition_fn=retry)
     state = retried(spec, *args, return_state=True, **kwargs)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, checks.CheckFailed):
-        return outcome.result
-    if isinstance(outcome, BaseException):
+        outcome = outcome.result
+    elif isinstance(outcome, BaseException):
         raise outcome
-    return outcome
+    return outcome.model_copy(update={"seconds": outcome.seconds + sum(earlier)})

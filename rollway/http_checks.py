@@ -307,7 +307,7 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             response = _send(http, "POST", url, spec, json={"clientId": spec.client_id, "userId": spec.user_id})
         except httpx.HTTPError as err:
             return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_never_sent(err))
+                               retryable=_never_sent(err), answer_lost=not _never_sent(err))
     if not response.is_success:
         return CheckResult(name=SESSION, outcome="failed", reason=_answered(response), seconds=took())
     try:
@@ -335,7 +335,7 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
             response = _send(http, "POST", url, spec, json={"instruction": spec.instruction})
         except httpx.HTTPError as err:
             return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_never_sent(err))
+                               retryable=_never_sent(err), answer_lost=not _never_sent(err))
     if not response.is_success:
         return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
     wrong = _said_failed(response, url)  # "could not queue it", in a 200

@@ -207,8 +207,9 @@ class CheckResult(BaseModel):
     """One check as it ended: passed or not, why, and how long it took.
 
     ``retryable``: a failure that trying again may fix and that is safe to try again (a GET, a
-    metric read, or a POST that never reached the server). ``detail`` carries what a later
-    check needs (the created session's id).
+    metric read, or a POST that never reached the server). ``answer_lost``: the request was sent
+    and its answer never came (a timeout, a connection cut): the service may have done what it
+    asked. ``detail`` carries what a later check needs (the created session's id).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -216,9 +217,10 @@ class CheckResult(BaseModel):
     name: str
     outcome: Outcome
     reason: str
-    seconds: float = Field(default=0.0, ge=0)
+    seconds: float = Field(default=0.0, ge=0, description="the time of every attempt, summed (not the delays between)")
     attempts: int = Field(default=1, ge=0)
     retryable: bool = False
+    answer_lost: bool = False
     detail: str | None = None
 
     @property
@@ -235,6 +237,17 @@ def unchecked(name: str, why: str, *, seconds: float = 0.0, retryable: bool = Fa
 def skipped(name: str, why: str) -> CheckResult:
     """A check that was not run because an earlier one it needs failed: it does not pass."""
     return CheckResult(name=name, outcome="skipped", reason=f"not run: {why}", attempts=0)
+
+
+def no_session(session: CheckResult, spec: ValidationSpec) -> str:
+    """Why the message check is not run after ``session`` failed. A POST whose answer was lost
+    may have created the session all the same: "no test session was created" hid one left
+    behind on the service, which only the ids the request carried can name (its own id was in
+    the answer)."""
+    if session.answer_lost:
+        return (f"the session POST's answer was lost after it was sent: a test session (clientId {spec.client_id!r}, "
+                f"userId {spec.user_id!r}) may have been created on the service and is left behind")
+    return "no test session was created"
 
 
 class ValidationSummary(BaseModel):
@@ -275,7 +288,7 @@ def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> Validation
 
 def markdown(summary: ValidationSummary, *, title: str = "Deployment validation", context: tuple[str, ...] = ()) -> str:
     """The summary as markdown: the verdict, ``context`` (lines saying what was validated), then one
-    table row per check."""
+    table row per check (its time: all its attempts', and how many)."""
     unmade = [r.name for r in summary.checks if r.outcome == "unchecked"]
     found = [name for name in summary.failed if name not in unmade]
     verdict = "passed" if summary.passed else "; ".join(
@@ -284,12 +297,20 @@ def markdown(summary: ValidationSummary, *, title: str = "Deployment validation"
         f"# {title}: {verdict}",
         "",
         *((*context, "") if context else ()),
-        "| check | result | reason | attempts | seconds |",
-        "|---|---|---|---|---|",
+        "| check | result | reason | seconds |",
+        "|---|---|---|---|",
     ]
     for r in summary.checks:
-        lines.append(f"| {r.name} | {r.outcome} | {markdown_cell(r.reason)} | {r.attempts} | {r.seconds:.2f} |")
+        lines.append(f"| {r.name} | {r.outcome} | {markdown_cell(r.reason)} | {_took(r)} |")
     return "\n".join(lines)
+
+
+def _took(result: CheckResult) -> str:
+    """The time all of a check's attempts took and how many there were: three timeouts of 10 s
+    are "30.00 (3 tries)", which says both how slow the endpoint is and how long it was given."""
+    if result.attempts == 0:
+        return "not run"
+    return f"{result.seconds:.2f} ({result.attempts} {'try' if result.attempts == 1 else 'tries'})"
 
 
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],

@@ -93,15 +93,19 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
         # AWS's words in the message may hold brackets that rich would read as markup.
         errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")
         return 1
+    if result.outcome == "nothing_to_finalize":
+        # The run's one step is this finding: said once, as the closing line, with what AWS showed.
+        t = service.targets
+        console.print(f"nothing to finalize: {t.stable_service} runs {result.task_definition} and carries "
+                      f"{result.weights.stable}% of the traffic, {t.canary_service} is at 0 tasks on the same task "
+                      "definition (a finalized promotion, a rolled-back one or none look the same to AWS); "
+                      "nothing changed", markup=False)
+        return 0
     for number, step in enumerate(result.steps, start=1):
         console.print(f"{number}. {step}", markup=False)
     what = result.rollout_id or "the promotion the ledger does not record"
     if result.outcome == "already_finalized":
         console.print(f"{what} was already finalized: nothing changed", markup=False)
-    elif result.outcome == "nothing_to_finalize":
-        console.print("nothing to finalize: the stable service serves all the traffic and the canary is at 0 tasks "
-                      "on its task definition (a finalized promotion, a rolled-back one or none look the same to "
-                      "AWS); nothing changed", markup=False)
     else:
         version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
         console.print(f"finalized {what}: {version} runs on the stable service, which "

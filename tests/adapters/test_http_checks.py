@@ -112,6 +112,7 @@ def test_slow_answers_fail_on_the_timeout_and_a_sent_post_is_not_retried(app):
     assert health.retryable
     # The POST reached the server (it may have made a session): another would make a second one.
     assert not session.retryable and "timed out" in session.reason
+    assert session.answer_lost and not health.answer_lost  # a session may exist on the service
 
 
 def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_post():
@@ -125,7 +126,7 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
         message = http_checks.send_message(http, spec, "s")
     for result in (health, session, message):
         assert result.outcome == "failed" and "ConnectError" in result.reason
-        assert result.retryable  # never sent: nothing was created
+        assert result.retryable and not result.answer_lost  # never sent: nothing was created
 
 
 def test_a_dns_lookup_that_does_not_answer_fails_on_the_timeout_and_nothing_is_sent_late(app, monkeypatch):

@@ -384,6 +384,13 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
     out = capsys.readouterr().out
     assert "nothing to finalize" in out and "already finalized" not in out and "finalized the" not in out, out
     assert read_back(aws)[0] == ALL_STABLE
+    # Said once, as the closing line, which says what was found: it was also printed as a step.
+    assert out.count("nothing to finalize") == 1, out
+    closing = out.strip().splitlines()[-1]
+    t = aws.targets
+    assert closing.startswith("nothing to finalize: "), out
+    assert f"{t.stable_service} runs arn:aws:ecs:" in closing and "carries 100% of the traffic" in closing, closing
+    assert f"{t.canary_service} is at 0 tasks on the same task definition" in closing, closing
 
 
 @pytest.mark.parametrize(("options", "message"), [

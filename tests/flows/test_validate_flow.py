@@ -179,6 +179,46 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def answered_late(aws, app, blocks, *, attempts: int):
+    """A failed validation run (its state and summary) of an app whose every answer comes after
+    the 1-s timeout, though it does what each request asks."""
+    app.faults.delay_seconds = 1.6
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=attempts, timeout_seconds=1), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    return state, failed.value.summary
+
+
+def test_a_check_that_timed_out_on_every_attempt_shows_the_time_of_all_of_them(aws, app, blocks, caplog):
+    """Three timeouts of 1 s read as 1.00 s in the artifact and the log: the last attempt's time
+    alone, where a person judging a slow endpoint needs what it cost in all and how many tries."""
+    state, summary = answered_late(aws, app, blocks, attempts=3)
+    health = summary.checks[0]
+    assert (health.name, health.outcome, health.attempts) == ("health", "failed", 3), health
+    assert 3.0 <= health.seconds < 3 * 2.0 + 1, health.seconds  # each attempt waited its 1 s out
+    assert re.search(r"\| health \| failed \| GET [^|]+ timed out[^|]+\| 3\.\d\d \(3 tries\) \|", artifact_of(state))
+    assert any(r.getMessage().startswith(f"health failed after 3 attempt(s) in {health.seconds:.2f} s")
+               for r in caplog.records)
+
+
+def test_a_session_post_whose_answer_was_lost_says_a_session_may_have_been_left_behind(aws, app, blocks):
+    """The session POST reached the service, which created the session, and its answer came after
+    the timeout: the skipped message check said "no test session was created", and the session
+    the service holds was left behind unmentioned."""
+    state, summary = answered_late(aws, app, blocks, attempts=1)
+    assert len(app.sessions) == 1 and app.requests.count(("POST", "/sessions")) == 1  # created, not sent twice
+    checks = {c.name: c for c in summary.checks}
+    assert "timed out" in checks["session"].reason, checks["session"]
+    message = checks["message"]
+    assert message.outcome == "skipped" and "no test session was created" not in message.reason, message
+    assert message.reason.startswith("not run: the session POST's answer was lost"), message.reason
+    assert ("a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
+            "left behind") in message.reason, message.reason
+    assert "the session POST's answer was lost" in artifact_of(state)
+
+
 TOKEN = "Bearer s3cr3t-validation-token"
 
 

@@ -11,6 +11,7 @@ from rollway.validation import (
     evaluate,
     judge_success_rate,
     markdown,
+    no_session,
     shown_url,
     skipped,
 )
@@ -133,6 +134,24 @@ def test_markdown_table_shows_each_check_with_its_reason():
     assert "FAILED (session)" in text
     assert "| health | passed | health fine |" in text
     assert r"HTTP 500 \| body: down now" in text  # one cell: the pipe escaped, the line break folded
+
+
+def test_markdown_table_shows_the_time_of_all_attempts_and_how_many():
+    slow = CheckResult(name="health", outcome="failed", reason="GET timed out", seconds=30.04, attempts=3)
+    text = markdown(evaluate([slow, ok("session"), skipped("message", "no session")]))
+    assert "| health | failed | GET timed out | 30.04 (3 tries) |" in text
+    assert "| session | passed | session fine | 0.00 (1 try) |" in text
+    assert "| message | skipped | not run: no session | not run |" in text
+
+
+def test_the_message_check_skipped_after_a_lost_session_answer_says_a_session_may_exist():
+    spec = ValidationSpec(client_id="c-1", user_id="u-2")
+    refused = CheckResult(name="session", outcome="failed", reason="POST failed: ConnectError")
+    lost = CheckResult(name="session", outcome="failed", reason="POST timed out: ReadTimeout", answer_lost=True)
+    assert no_session(refused, spec) == "no test session was created"
+    assert no_session(lost, spec) == ("the session POST's answer was lost after it was sent: a test session "
+                                      "(clientId 'c-1', userId 'u-2') may have been created on the service and is "
+                                      "left behind")
 
 
 def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
