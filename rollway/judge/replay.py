@@ -564,15 +564,16 @@ def _metrics(given: str | None, err: TextIO) -> dict[str, tuple[str, ...]] | Non
         return {}
     names = [name.strip() for name in given.split(",")]
     known = ("errors", "slow")
+    shown = given if given.strip() else repr(given)  # "--metrics :" named nothing
     for name in names:
         if name not in known:
             said = f"{name!r} is not a metric" if name else "an empty name is not a metric"
-            print(f"error: --metrics {given}: {said}; give errors, slow or errors,slow", file=err)
+            print(f"error: --metrics {shown}: {said}; give errors, slow or errors,slow", file=err)
             return None
     if len(set(names)) != len(names):
         # alpha is split over the entries: a metric named twice would judge it at a stricter alpha.
         twice = next(name for name in names if names.count(name) > 1)
-        print(f"error: --metrics {given}: names {twice} twice; alpha is split over the metrics named, so name "
+        print(f"error: --metrics {shown}: names {twice} twice; alpha is split over the metrics named, so name "
               "each once", file=err)
         return None
     return {"metrics": tuple(names)}

@@ -498,6 +498,7 @@ def test_a_file_without_slow_counts_says_how_they_are_judged(tmp_path):
     ("latency", "error: --metrics latency: 'latency' is not a metric; give errors, slow or errors,slow"),
     ("errors,", "error: --metrics errors,: an empty name is not a metric; give errors, slow or errors,slow"),
     ("errors,errors", "error: --metrics errors,errors: names errors twice; alpha is split over the metrics named"),
+    ("", "error: --metrics '': an empty name is not a metric; give errors, slow or errors,slow"),
 ])
 def test_a_bad_metrics_option_is_refused_before_the_file_is_read(tmp_path, metrics, message):
     code, lines = run(tmp_path / "not-there.jsonl", metrics=metrics)
