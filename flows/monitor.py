@@ -19,6 +19,7 @@ rolling back the newer one.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
@@ -42,7 +43,7 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback,
-                            monitoring_owed)
+                            monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -123,6 +124,7 @@ def run_monitor(
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
+    decommissioned: str | None = None,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -146,6 +148,9 @@ def run_monitor(
             rollout started), which a rollback's page names beside the tag.
         by_hand: a window a person started on a rollout that owes none (its window closed, or its
             policy watched none): its rollback is recorded as the `rollback` flow's run by hand is.
+        decommissioned: when and by whom the old service was decommissioned already (a window
+            started by hand after one): the window only watches, and a clean one ends with
+            nothing scaled, recorded or paged.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -163,7 +168,7 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image,
-                         by_hand=by_hand)
+                         by_hand=by_hand, decommissioned=decommissioned)
         _summary(env, spec, watched, pinned_image)
         return watched
     finally:
@@ -226,6 +231,7 @@ def _watch(
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
+    decommissioned: str | None = None,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -349,6 +355,8 @@ def _watch(
         resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
     reason = f"{window_seconds / 60:g} minutes of monitoring passed{resumed}"
     alerts = alerted.messages()
+    if decommissioned is not None:
+        return _watched_only(reason, decommissioned, measured, checks, failure, alerts)
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
@@ -451,6 +459,19 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
            if unrecorded else ""),
     )
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
+
+
+def _watched_only(reason: str, decommissioned: str, measured: int, checks: int, failure: str | None,
+                  alerts: tuple[str, ...]) -> MonitorResult:
+    """The end of a window started by hand after the rollout's decommission: its rollback was the
+    point. A second decommission entry and page told people the old version went twice, and a
+    "watched" mark or an unverified window's "kept running" would contradict the first one."""
+    verified = measured > 0 and 2 * measured >= checks
+    seen = "" if verified else (f", but only {measured} of its {checks} checks could read the promoted version's "
+                                "metrics" + (f"; the last failed read: {failure}" if failure else ""))
+    said = f"{reason}{seen}; {decommissioned}: nothing was scaled, recorded or paged"
+    get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
+    return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
 
 def _rollback_since(env: Environment, seconds: float) -> str | None:
@@ -616,7 +637,10 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
-    if decommission is None:
+    decommissioned = _decommissioned(env, record, decommission)
+    if decommissioned is not None:
+        decommission = False
+    elif decommission is None:
         decommission = policy.phases[-1].decommission
     if window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
@@ -624,5 +648,21 @@ def monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=run_owner(), lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
-        pinned_image=record.pinned_image, by_hand=by_hand,
+        pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned,
     )
+
+
+def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None) -> str | None:
+    """When and by whom the rollout's old service was decommissioned, if the ledger says it was
+    (said in the log), or None. The window then only watches: a decommission again would record a
+    second one and page "Old version decommissioned" twice for a service at 0 already."""
+    done = record.last_transition("decommission")
+    if done is None:
+        return None
+    run = f" (run {done.run})" if done.run else ""
+    said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
+    get_run_logger().warning(
+        "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window scales, "
+        "records and pages nothing)%s", said, record.rollout_id,
+        "; decommission=true is not acted on" if asked else "")
+    return said

@@ -93,21 +93,26 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
         # AWS's words in the message may hold brackets that rich would read as markup.
         errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")
         return 1
+    # A run that found nothing to do took one step, this finding: said once, as the closing line,
+    # with what AWS showed (printed as a step too, it was said twice).
+    t = service.targets
     if result.outcome == "nothing_to_finalize":
-        # The run's one step is this finding: said once, as the closing line, with what AWS showed.
-        t = service.targets
         console.print(f"nothing to finalize: {t.stable_service} runs {result.task_definition} and carries "
                       f"{result.weights.stable}% of the traffic, {t.canary_service} is at 0 tasks on the same task "
                       "definition (a finalized promotion, a rolled-back one or none look the same to AWS); "
                       "nothing changed", markup=False)
         return 0
-    for number, step in enumerate(result.steps, start=1):
-        console.print(f"{number}. {step}", markup=False)
     what = result.rollout_id or "the promotion the ledger does not record"
     if result.outcome == "already_finalized":
-        console.print(f"{what} was already finalized: nothing changed", markup=False)
-    else:
-        version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
-        console.print(f"finalized {what}: {version} runs on the stable service, which "
-                      f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)
+        # No image: the stable service was pointed at another revision since (FinalizeResult.image).
+        since = "" if result.image else " (pointed there since it was finalized)"
+        console.print(f"{what} was already finalized: {t.stable_service} runs {result.task_definition}{since} and "
+                      f"carries {result.weights.stable}% of the traffic, {t.canary_service} is at 0 tasks; "
+                      "nothing changed", markup=False)
+        return 0
+    for number, step in enumerate(result.steps, start=1):
+        console.print(f"{number}. {step}", markup=False)
+    version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
+    console.print(f"finalized {what}: {version} runs on the stable service, which "
+                  f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)
     return 0

@@ -292,14 +292,24 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     from rollway.cli import app
 
     blocks = saved_blocks(aws)
-    promote_by_hand(aws, "start", "promote", "watched")
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
     options = ["--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
     assert app(["finalize", *options], result_action="return_value") == 0
     out = capsys.readouterr().out
     assert "1. recorded 'finalize-start'" in out and "traffic moved: the load balancer holds 100/0" in out
     assert "the next rollout can start" in out
     assert app(["finalize", *options], result_action="return_value") == 0
-    assert "was already finalized: nothing changed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # Said once, as the closing line with what AWS showed: the step said it first ("finalized
+    # already ... nothing to do"), then the closing line again.
+    assert out.count("finalized already") + out.count("already finalized") == 1, out
+    closing = out.strip().splitlines()[-1]
+    t = aws.targets
+    rollout_id = env.ledger.get(t.canary_service).rollout_id
+    assert closing.startswith(f"{rollout_id} was already finalized: "), closing
+    assert closing.endswith("; nothing changed"), closing
+    assert f"{t.stable_service} runs arn:aws:ecs:" in closing and "carries 100% of the traffic" in closing, closing
+    assert f"{t.canary_service} is at 0 tasks" in closing, closing
     assert read_back(aws)[0] == ALL_STABLE
 
 

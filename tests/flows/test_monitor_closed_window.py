@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from flows.monitor import MonitorRefused, monitor
+from rollway.fakes import steady
 from rollway.finalize import DONE, START
-from rollway.ledger import Transition
+from rollway.ledger import Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import WeeklyPhase
@@ -47,6 +48,28 @@ def test_a_window_started_by_hand_after_the_rollouts_window_closed_rolls_a_regre
     if kind == "decommission":
         env.deployer.update_service(env.targets.stable_service, desired=0)
     rolled_back_by_the_monitor(env, monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600))
+
+
+@pytest.mark.parametrize("decommission", [None, True])
+def test_a_window_started_by_hand_after_a_decommission_only_watches(monkeypatch, decommission):
+    """Run again on a decommissioned rollout, a clean window decommissioned it a second time: a
+    second `decommission` entry in its history and a second "Old version decommissioned" page.
+    It says when and by whom the old service was decommissioned, and records and pages nothing."""
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING)
+    closed_by(env, first.rollout_id, "decommission")
+    env.deployer.update_service(env.targets.stable_service, desired=0)
+    done = env.ledger.get(env.targets.canary_service).last_transition("decommission")
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    env.clock.sleep(120)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600, decommission=decommission)
+    assert result.outcome == "passed" and result.rollback is None, result
+    assert f"decommissioned already, by monitor at {utc(done.at)}" in result.reason, result.reason
+    assert "nothing was scaled, recorded or paged" in result.reason, result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.kind for t in record.history].count("decommission") == 1, record.history
+    assert "watched" not in [t.kind for t in record.history], record.history
+    assert record.phase is RolloutPhase.PROMOTED and env.notifier.messages == []
+    assert env.deployer.describe(env.targets.stable_service).desired == 0
 
 
 def test_a_finalized_rollout_is_refused_before_any_write(monkeypatch):
