@@ -42,7 +42,7 @@ from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import (CLAIM_SECONDS, RolloutClosed, RolloutRecord, Transition, begin_rollback,
+from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRecord, Transition, begin_rollback,
                             monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
@@ -634,6 +634,10 @@ def monitor(
     # nobody, and the run said "rolled_back". A person watching it rolls back as the rollback
     # flow run by hand does, while the previous version is still there to go back to.
     by_hand = not monitoring_owed(policy, record)
+    owner = run_owner()
+    # Another run watching it refuses this one first (run_monitor's claim would), before the
+    # by-hand check reads the services and refuses it for a reason that is not this run's to fix.
+    check_lease(record, owner, env.wall())
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
@@ -647,7 +651,7 @@ def monitor(
     return run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
-        owner=run_owner(), lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
+        owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
         pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned,
     )
 
