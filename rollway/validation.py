@@ -209,7 +209,9 @@ class CheckResult(BaseModel):
     ``retryable``: a failure that trying again may fix and that is safe to try again (a GET, a
     metric read, or a POST that never reached the server). ``answer_lost``: the request was sent
     and its answer never came (a timeout, a connection cut): the service may have done what it
-    asked. ``detail`` carries what a later check needs (the created session's id).
+    asked. ``answer_unclear``: the request was answered, but not in a way that says whether the
+    service did it (a 5xx, a 2xx without what it should carry): that answer, in short, as
+    "HTTP 503". ``detail`` carries what a later check needs (the created session's id).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -221,6 +223,7 @@ class CheckResult(BaseModel):
     attempts: int = Field(default=1, ge=0)
     retryable: bool = False
     answer_lost: bool = False
+    answer_unclear: str | None = None
     detail: str | None = None
 
     @property
@@ -243,10 +246,16 @@ def no_session(session: CheckResult, spec: ValidationSpec) -> str:
     """Why the message check is not run after ``session`` failed. A POST whose answer was lost
     may have created the session all the same: "no test session was created" hid one left
     behind on the service, which only the ids the request carried can name (its own id was in
-    the answer)."""
+    the answer). So did a 5xx, or a 2xx without a usable ``sessionId``. A 4xx refused it."""
     if session.answer_lost:
         return (f"the session POST's answer was lost after it was sent: a test session (clientId {spec.client_id!r}, "
                 f"userId {spec.user_id!r}) may have been created on the service and is left behind")
+    if session.answer_unclear:
+        # A 5xx, or a 2xx without a usable id: the service may have stored the session before
+        # failing, or created it and answered badly; only its client and user ids name it.
+        return (f"the session POST was answered {session.answer_unclear}, without a session id: a test session "
+                f"(clientId {spec.client_id!r}, userId {spec.user_id!r}) may have been created on the service and "
+                "is left behind")
     return "no test session was created"
 
 

@@ -86,7 +86,11 @@ def test_a_failing_deployment_fails_the_run_naming_each_failed_check(aws, app, b
     assert failed.value.summary.failed == ("health", "session", "message", "success_rate")
     message = str(failed.value)
     assert "health (HTTP 503" in message and "no sessionId (keys: status)" in message
-    assert "message (not run: no test session was created)" in message
+    # A 2xx without a sessionId: the service may have made the session all the same.
+    left = ("not run: the session POST was answered HTTP 201 but no sessionId (keys: status), without a session "
+            "id: a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
+            "left behind")
+    assert f"message ({left})" in message, message
     assert "no SuccessRate data in the last 5 minutes" in message
     # The GET and the metric read were tried twice; the session POST, which reached the server, once.
     assert app.requests.count(("GET", "/health")) == 2
@@ -95,7 +99,7 @@ def test_a_failing_deployment_fails_the_run_naming_each_failed_check(aws, app, b
     assert (checks["health"].attempts, checks["session"].attempts, checks["success_rate"].attempts) == (2, 1, 2)
     text = artifact_of(state)
     assert "FAILED (health, session, message, success_rate)" in text
-    assert "| message | skipped | not run: no test session was created |" in text
+    assert f"| message | skipped | {left} |" in text
 
 
 def test_a_low_success_rate_alone_fails_the_run(aws, app, blocks):
@@ -217,6 +221,21 @@ def test_a_session_post_whose_answer_was_lost_says_a_session_may_have_been_left_
     assert ("a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
             "left behind") in message.reason, message.reason
     assert "the session POST's answer was lost" in artifact_of(state)
+
+
+def test_a_session_post_answered_with_a_server_error_says_a_session_may_have_been_left_behind(aws, app, blocks):
+    """A 5xx says nothing of what the service did before failing: the skipped message check said
+    "no test session was created", though one may be on the service."""
+    app.faults.session_status = 503
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    message = {c.name: c for c in failed.value.summary.checks}["message"]
+    assert message.outcome == "skipped" and message.reason == (
+        "not run: the session POST was answered HTTP 503, without a session id: a test session (clientId 'test', "
+        "userId 'deploy-test') may have been created on the service and is left behind"), message.reason
+    assert message.reason in artifact_of(state)
 
 
 TOKEN = "Bearer s3cr3t-validation-token"

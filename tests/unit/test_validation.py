@@ -152,6 +152,11 @@ def test_the_message_check_skipped_after_a_lost_session_answer_says_a_session_ma
     assert no_session(lost, spec) == ("the session POST's answer was lost after it was sent: a test session "
                                       "(clientId 'c-1', userId 'u-2') may have been created on the service and is "
                                       "left behind")
+    for answer in ("HTTP 503", "HTTP 201 but no sessionId (keys: status)"):
+        unclear = CheckResult(name="session", outcome="failed", reason=f"{answer} ...", answer_unclear=answer)
+        assert no_session(unclear, spec) == (f"the session POST was answered {answer}, without a session id: a "
+                                             "test session (clientId 'c-1', userId 'u-2') may have been created "
+                                             "on the service and is left behind")
 
 
 def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
