@@ -9,7 +9,8 @@ In order, each a task whose result is logged:
    was a 5xx or a 2xx without a usable ``sessionId``: a session may then exist on the service,
    left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
-   service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
+   service) averaged over the last minutes, read in whole minutes (the UTC window read is said),
+   at least the floor; no data fails. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
    is reported as not checked, not as the service failing it.
 

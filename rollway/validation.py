@@ -11,7 +11,9 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, timezone
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -322,9 +324,28 @@ def _took(result: CheckResult) -> str:
     return f"{result.seconds:.2f} ({result.attempts} {'try' if result.attempts == 1 else 'tries'})"
 
 
+def minutes_read(now: float, minutes: int) -> tuple[float, float]:
+    """The window (epoch seconds) CloudWatch is read over for the last ``minutes`` before ``now``:
+    whole minutes, as ``read_service_averages`` reads per minute, the start floored and the end
+    raised, so one more minute than asked unless ``now`` is on a minute. Given to that read
+    already whole, it is the window read, and the one the check says."""
+    first = math.floor((now - 60 * minutes) / 60) * 60
+    return first, max(math.ceil(now / 60) * 60, first + 60)
+
+
+def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
+    """("over 2026-12-04 07:00 to 07:06 UTC", "6 whole minutes for the last 5"): "the last 5
+    minutes" was said of a read that covered 6, whose data a reader could not then place."""
+    start, end = (datetime.fromtimestamp(t, timezone.utc) for t in read)
+    ends = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    span = f"over {start:%Y-%m-%d %H:%M} to {end.strftime(ends)} UTC"
+    whole = round((read[1] - read[0]) / 60)
+    return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
+
+
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
                        *, seconds: float = 0.0, serving: Mapping[str, int] | None = None,
-                       namespace: str | None = None) -> CheckResult:
+                       namespace: str | None = None, read: tuple[float, float] | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -339,22 +360,28 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
 
     ``namespace``: where the metric was looked for, named in a failure for no data, with where
     to look (it said only "no data", and a wrong namespace read as a service that publishes none).
+
+    ``read``: the window CloudWatch was read over (``minutes_read``), said in UTC; without it,
+    "the last N minutes" of the spec.
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
+    span, covered = _said_window(read, window) if read is not None else (None, None)
+    aside = f"{covered}; " if covered else ""
+    within = span or f"in the last {window} minutes"
     hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"no SuccessRate data in the last {window} minutes ({where}dimension Service: "
+                           reason=f"no SuccessRate data {within} ({aside}{where}dimension Service: "
                                   f"{names}){hint}")
     unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
                   if weight > 0 and svc not in averages]
     if unmeasured:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate in the last {window} "
-                                  f"minutes ({where}only {', '.join(averages)} did): the version users reach is "
+                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate {within} ({aside}"
+                                  f"{where}only {', '.join(averages)} did): the version users reach is "
                                   "unmeasured")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
@@ -365,7 +392,8 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     verdict = "at or above" if average >= spec.success_rate_floor else "BELOW"
     return CheckResult(
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
-        reason=(f"average SuccessRate {average:.2f}% over the last {window} minutes is {verdict} the "
+        reason=(f"average SuccessRate {average:.2f}% "
+                f"{span or f'over the last {window} minutes'}{f' ({covered})' if covered else ''} is {verdict} the "
                 f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
                 + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )
