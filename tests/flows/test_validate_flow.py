@@ -107,7 +107,8 @@ def window_read(now: float) -> str:
     """The whole minutes CloudWatch is read over for the last 5 minutes before ``now``."""
     start, end = (datetime.fromtimestamp(60 * t, timezone.utc) for t in (math.floor(now / 60) - 5, math.ceil(now / 60)))
     minutes = round((end - start).total_seconds() / 60)
-    return (f"{start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC "
+    ends = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"  # a run across midnight
+    return (f"{start:%Y-%m-%d %H:%M} to {end.strftime(ends)} UTC "
             f"({f'{minutes} whole minutes for the last 5' if minutes != 5 else 'the last 5 minutes'})")
 
 
