@@ -5,10 +5,12 @@ In order, each a task whose result is logged:
 1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails);
 2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
-   and so not passed, when no session was created, or when the session POST's answer was lost:
-   a session may then exist on the service, left behind, and the skip says so);
+   and so not passed, when no session was created, or when the session POST's answer was lost,
+   was a 5xx or a 2xx without a usable ``sessionId``: a session may then exist on the service,
+   left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
-   service) averaged over the last minutes, at least the floor; no data fails. A read AWS refused
+   service) averaged over the last minutes, read in whole minutes (the UTC window read is said),
+   at least the floor; no data fails. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
    is reported as not checked, not as the service failing it.
 

@@ -309,18 +309,24 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
                                retryable=_never_sent(err), answer_lost=not _never_sent(err))
     if not response.is_success:
-        return CheckResult(name=SESSION, outcome="failed", reason=_answered(response), seconds=took())
+        # A 5xx does not say whether the session was stored before the failure; a 4xx refused it.
+        unclear = f"HTTP {response.status_code}" if response.is_server_error else None
+        return CheckResult(name=SESSION, outcome="failed", reason=_answered(response), seconds=took(),
+                           answer_unclear=unclear)
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
+                           answer_unclear=f"HTTP {response.status_code}, not JSON",
                            reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {quoted_body(response)}")
     session_id = body.get("sessionId") if isinstance(body, dict) else None
     if not isinstance(session_id, str) or not session_id.strip():
         got = (f"sessionId is {json.dumps(session_id)}" if isinstance(body, dict) and "sessionId" in body
                else f"no sessionId (keys: {', '.join(sorted(map(str, body))) or 'none'})" if isinstance(body, dict)
                else f"a JSON {type(body).__name__}, not an object")
+        # A 2xx: the service may well have made the session and only answered it badly.
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
+                           answer_unclear=f"HTTP {response.status_code} but {got}",
                            reason=f"HTTP {response.status_code} from POST {shown_url(url)} but {got}; {quoted_body(response)}")
     return CheckResult(name=SESSION, outcome="passed", seconds=took(), detail=session_id,
                        reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session {session_id}")

@@ -11,7 +11,9 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import datetime, timezone
 from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -209,7 +211,9 @@ class CheckResult(BaseModel):
     ``retryable``: a failure that trying again may fix and that is safe to try again (a GET, a
     metric read, or a POST that never reached the server). ``answer_lost``: the request was sent
     and its answer never came (a timeout, a connection cut): the service may have done what it
-    asked. ``detail`` carries what a later check needs (the created session's id).
+    asked. ``answer_unclear``: the request was answered, but not in a way that says whether the
+    service did it (a 5xx, a 2xx without what it should carry): that answer, in short, as
+    "HTTP 503". ``detail`` carries what a later check needs (the created session's id).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -221,6 +225,7 @@ class CheckResult(BaseModel):
     attempts: int = Field(default=1, ge=0)
     retryable: bool = False
     answer_lost: bool = False
+    answer_unclear: str | None = None
     detail: str | None = None
 
     @property
@@ -243,10 +248,16 @@ def no_session(session: CheckResult, spec: ValidationSpec) -> str:
     """Why the message check is not run after ``session`` failed. A POST whose answer was lost
     may have created the session all the same: "no test session was created" hid one left
     behind on the service, which only the ids the request carried can name (its own id was in
-    the answer)."""
+    the answer). So did a 5xx, or a 2xx without a usable ``sessionId``. A 4xx refused it."""
     if session.answer_lost:
         return (f"the session POST's answer was lost after it was sent: a test session (clientId {spec.client_id!r}, "
                 f"userId {spec.user_id!r}) may have been created on the service and is left behind")
+    if session.answer_unclear:
+        # A 5xx, or a 2xx without a usable id: the service may have stored the session before
+        # failing, or created it and answered badly; only its client and user ids name it.
+        return (f"the session POST was answered {session.answer_unclear}, without a session id: a test session "
+                f"(clientId {spec.client_id!r}, userId {spec.user_id!r}) may have been created on the service and "
+                "is left behind")
     return "no test session was created"
 
 
@@ -313,9 +324,28 @@ def _took(result: CheckResult) -> str:
     return f"{result.seconds:.2f} ({result.attempts} {'try' if result.attempts == 1 else 'tries'})"
 
 
+def minutes_read(now: float, minutes: int) -> tuple[float, float]:
+    """The window (epoch seconds) CloudWatch is read over for the last ``minutes`` before ``now``:
+    whole minutes, as ``read_service_averages`` reads per minute, the start floored and the end
+    raised, so one more minute than asked unless ``now`` is on a minute. Given to that read
+    already whole, it is the window read, and the one the check says."""
+    first = math.floor((now - 60 * minutes) / 60) * 60
+    return first, max(math.ceil(now / 60) * 60, first + 60)
+
+
+def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
+    """("over 2026-12-04 07:00 to 07:06 UTC", "6 whole minutes for the last 5"): "the last 5
+    minutes" was said of a read that covered 6, whose data a reader could not then place."""
+    start, end = (datetime.fromtimestamp(t, timezone.utc) for t in read)
+    ends = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    span = f"over {start:%Y-%m-%d %H:%M} to {end.strftime(ends)} UTC"
+    whole = round((read[1] - read[0]) / 60)
+    return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
+
+
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
                        *, seconds: float = 0.0, serving: Mapping[str, int] | None = None,
-                       namespace: str | None = None) -> CheckResult:
+                       namespace: str | None = None, read: tuple[float, float] | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -330,22 +360,28 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
 
     ``namespace``: where the metric was looked for, named in a failure for no data, with where
     to look (it said only "no data", and a wrong namespace read as a service that publishes none).
+
+    ``read``: the window CloudWatch was read over (``minutes_read``), said in UTC; without it,
+    "the last N minutes" of the spec.
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
+    span, covered = _said_window(read, window) if read is not None else (None, None)
+    aside = f"{covered}; " if covered else ""
+    within = span or f"in the last {window} minutes"
     hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"no SuccessRate data in the last {window} minutes ({where}dimension Service: "
+                           reason=f"no SuccessRate data {within} ({aside}{where}dimension Service: "
                                   f"{names}){hint}")
     unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
                   if weight > 0 and svc not in averages]
     if unmeasured:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate in the last {window} "
-                                  f"minutes ({where}only {', '.join(averages)} did): the version users reach is "
+                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate {within} ({aside}"
+                                  f"{where}only {', '.join(averages)} did): the version users reach is "
                                   "unmeasured")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
@@ -356,7 +392,8 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     verdict = "at or above" if average >= spec.success_rate_floor else "BELOW"
     return CheckResult(
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
-        reason=(f"average SuccessRate {average:.2f}% over the last {window} minutes is {verdict} the "
+        reason=(f"average SuccessRate {average:.2f}% "
+                f"{span or f'over the last {window} minutes'}{f' ({covered})' if covered else ''} is {verdict} the "
                 f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
                 + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )

@@ -12,6 +12,7 @@ container run the test instruction twice.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,7 +28,9 @@ from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
-from rollway.validation import SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, unchecked
+from rollway.validation import (
+    SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, minutes_read, unchecked,
+)
 
 
 class CheckFailed(PicklableError, Exception):
@@ -69,17 +72,19 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
                       now: float, serving: dict[str, int] | None = None) -> CheckResult:
     """``SuccessRate`` of ``services`` over the spec's window ending at ``now``, judged against its
     floor; ``serving``: each service's share of the traffic (``judge_success_rate``)."""
-    start, began = now - 60 * spec.success_rate_window_minutes, time.monotonic()
+    # Read in whole minutes, widened here, not in the read: the window the check says is the one read.
+    start, end = minutes_read(now, spec.success_rate_window_minutes)
+    began = time.monotonic()
     bound = spec.timeout_seconds
     log = get_run_logger()
     # The shared client waits 60 s per read and retries: a CloudWatch that accepts the connection
     # and never answers held the check for minutes, with no line saying what it waited on.
-    log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s",
-             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound)
+    log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s, over %s to %s UTC",
+             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound, _utc(start), _utc(end))
     try:
         averages = answered(
             "CloudWatch", bound,
-            lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, now), log.info)
+            lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, end), log.info)
     except Unanswered:
         # Nothing was measured: not the service failing its SuccessRate. Worth asking again (the
         # spec's attempts): a CloudWatch that did not answer once may answer the next time.
@@ -97,4 +102,8 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
                                                 f"{'was refused' if refused else 'failed'}: {said}",
                                   seconds=time.monotonic() - began, retryable=not refused))
     return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
-                                       namespace=namespace))
+                                       namespace=namespace, read=(start, end)))
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M")

@@ -8,6 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Iterator
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -79,12 +80,29 @@ def test_a_session_answer_without_a_usable_session_id_fails_saying_what_came_bac
     _, session, message = run_all(app, spec_for(app.url))
     assert session.outcome == "failed" and says in session.reason
     assert message is None and not session.retryable
+    # A 2xx: the service may have made a session all the same; what it answered is kept to say so.
+    assert session.answer_unclear == f"HTTP 201 but {says}", session.answer_unclear
 
 
 def test_a_session_refused_by_the_service_quotes_its_answer(app):
     app.faults.session_status = 500
     _, session, _ = run_all(app, spec_for(app.url))
     assert "HTTP 500 from POST" in session.reason and "session service unavailable" in session.reason
+    assert session.answer_unclear == "HTTP 500"  # a server error says nothing of what it did
+
+
+def test_a_session_answer_that_is_not_json_says_a_session_may_exist():
+    # The simulated app answers JSON only: an HTML page from a proxy, given by a transport.
+    answer = httpx.MockTransport(lambda request: httpx.Response(201, text="<html>created</html>"))
+    with httpx.Client(transport=answer) as http:
+        session = http_checks.create_session(http, spec_for("http://api.test"))
+    assert session.outcome == "failed" and session.answer_unclear == "HTTP 201, not JSON", session
+
+
+def test_a_session_the_service_refused_with_a_4xx_was_not_created(app):
+    app.faults.session_status = 422
+    _, session, _ = run_all(app, spec_for(app.url))
+    assert session.outcome == "failed" and session.answer_unclear is None and not session.answer_lost
 
 
 def test_a_message_to_an_unknown_session_fails(app):

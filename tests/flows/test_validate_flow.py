@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime, timezone
@@ -86,8 +87,12 @@ def test_a_failing_deployment_fails_the_run_naming_each_failed_check(aws, app, b
     assert failed.value.summary.failed == ("health", "session", "message", "success_rate")
     message = str(failed.value)
     assert "health (HTTP 503" in message and "no sessionId (keys: status)" in message
-    assert "message (not run: no test session was created)" in message
-    assert "no SuccessRate data in the last 5 minutes" in message
+    # A 2xx without a sessionId: the service may have made the session all the same.
+    left = ("not run: the session POST was answered HTTP 201 but no sessionId (keys: status), without a session "
+            "id: a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
+            "left behind")
+    assert f"message ({left})" in message, message
+    assert "no SuccessRate data over " in message
     # The GET and the metric read were tried twice; the session POST, which reached the server, once.
     assert app.requests.count(("GET", "/health")) == 2
     assert app.requests.count(("POST", "/sessions")) == 1
@@ -95,16 +100,30 @@ def test_a_failing_deployment_fails_the_run_naming_each_failed_check(aws, app, b
     assert (checks["health"].attempts, checks["session"].attempts, checks["success_rate"].attempts) == (2, 1, 2)
     text = artifact_of(state)
     assert "FAILED (health, session, message, success_rate)" in text
-    assert "| message | skipped | not run: no test session was created |" in text
+    assert f"| message | skipped | {left} |" in text
+
+
+def window_read(now: float) -> str:
+    """The whole minutes CloudWatch is read over for the last 5 minutes before ``now``."""
+    start, end = (datetime.fromtimestamp(60 * t, timezone.utc) for t in (math.floor(now / 60) - 5, math.ceil(now / 60)))
+    minutes = round((end - start).total_seconds() / 60)
+    ends = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"  # a run across midnight
+    return (f"{start:%Y-%m-%d %H:%M} to {end.strftime(ends)} UTC "
+            f"({f'{minutes} whole minutes for the last 5' if minutes != 5 else 'the last 5 minutes'})")
 
 
 def test_a_low_success_rate_alone_fails_the_run(aws, app, blocks):
     publish_success_rate(aws, 97.0)
+    before = time.time()
     state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    after = time.time()
     with pytest.raises(ValidationFailed) as failed:
         state.result()
     assert failed.value.summary.failed == ("success_rate",)
-    assert "97.00% over the last 5 minutes is BELOW the 99.9% floor" in str(failed.value)
+    # The window actually read, in UTC: "the last 5 minutes" were 6 whole minutes of CloudWatch.
+    said = {f"97.00% over {window_read(t)} is BELOW the 99.9% floor" for t in (before, after)}
+    assert any(s in str(failed.value) for s in said), (said, str(failed.value))
+    assert any(s in artifact_of(state) for s in said), said
 
 
 def test_the_service_carrying_the_traffic_must_have_published_its_success_rate(aws, app, blocks):
@@ -217,6 +236,21 @@ def test_a_session_post_whose_answer_was_lost_says_a_session_may_have_been_left_
     assert ("a test session (clientId 'test', userId 'deploy-test') may have been created on the service and is "
             "left behind") in message.reason, message.reason
     assert "the session POST's answer was lost" in artifact_of(state)
+
+
+def test_a_session_post_answered_with_a_server_error_says_a_session_may_have_been_left_behind(aws, app, blocks):
+    """A 5xx says nothing of what the service did before failing: the skipped message check said
+    "no test session was created", though one may be on the service."""
+    app.faults.session_status = 503
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    message = {c.name: c for c in failed.value.summary.checks}["message"]
+    assert message.outcome == "skipped" and message.reason == (
+        "not run: the session POST was answered HTTP 503, without a session id: a test session (clientId 'test', "
+        "userId 'deploy-test') may have been created on the service and is left behind"), message.reason
+    assert message.reason in artifact_of(state)
 
 
 TOKEN = "Bearer s3cr3t-validation-token"
@@ -415,7 +449,9 @@ def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_s
                                 return_state=True)
     with pytest.raises(ValidationFailed) as failed:
         state.result()
-    assert ("no SuccessRate data in the last 5 minutes (namespace Webordinary/Production, dimension Service: "
+    assert re.search(r"no SuccessRate data over \S+ \S+ to \S+ UTC \([^;]+; namespace Webordinary/Production", str(
+        failed.value)), str(failed.value)
+    assert ("namespace Webordinary/Production, dimension Service: "
             "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
             "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,6 +13,7 @@ from rollway.validation import (
     evaluate,
     judge_success_rate,
     markdown,
+    minutes_read,
     no_session,
     shown_url,
     skipped,
@@ -113,6 +116,30 @@ def test_success_rate_judgement(averages, floor, outcome, says):
     assert result.retryable == (not averages)  # no data may still be on its way; a low rate is a finding
 
 
+def at(day: int, hour: int, minute: int, second: int = 0) -> float:
+    return datetime(2026, 12, day, hour, minute, second, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(("now", "read", "said"), [
+    # CloudWatch is read in whole minutes: at 07:05:30, "the last 5 minutes" are 07:00 to 07:06.
+    (at(4, 7, 5, 30), (at(4, 7, 0), at(4, 7, 6)), "over 2026-12-04 07:00 to 07:06 UTC (6 whole minutes for the last 5)"),
+    (at(4, 7, 5), (at(4, 7, 0), at(4, 7, 5)), "over 2026-12-04 07:00 to 07:05 UTC (the last 5 minutes)"),
+    (at(5, 0, 2, 30), (at(4, 23, 57), at(5, 0, 3)),
+     "over 2026-12-04 23:57 to 2026-12-05 00:03 UTC (6 whole minutes for the last 5)"),
+])
+def test_the_success_rate_check_says_the_window_it_read(now, read, said):
+    """It said "over the last 5 minutes" of a read widened to whole minutes, 6 of them."""
+    assert minutes_read(now, 5) == read
+    passed = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",), read=read)
+    assert passed.reason.startswith(f"average SuccessRate 99.98% {said} is at or above the 99.9% floor"), passed.reason
+    none = judge_success_rate({}, ValidationSpec(), ("svc-a",), read=read, namespace="N")
+    assert none.reason.startswith(f"no SuccessRate data {said[:-1]}; namespace N, dimension Service: svc-a)"), none.reason
+    unmeasured = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a", "svc-b"), read=read,
+                                    serving={"svc-b": 100})
+    assert f"svc-b carries 100% of the traffic but published no SuccessRate {said[:-1]}; only svc-a did)" in (
+        unmeasured.reason), unmeasured.reason
+
+
 @pytest.mark.parametrize(("averages", "serving", "outcome"), [
     # Promoted: the canary service carries everything and published nothing; the old service's
     # figures alone passed the check for the version users reach.
@@ -152,6 +179,11 @@ def test_the_message_check_skipped_after_a_lost_session_answer_says_a_session_ma
     assert no_session(lost, spec) == ("the session POST's answer was lost after it was sent: a test session "
                                       "(clientId 'c-1', userId 'u-2') may have been created on the service and is "
                                       "left behind")
+    for answer in ("HTTP 503", "HTTP 201 but no sessionId (keys: status)"):
+        unclear = CheckResult(name="session", outcome="failed", reason=f"{answer} ...", answer_unclear=answer)
+        assert no_session(unclear, spec) == (f"the session POST was answered {answer}, without a session id: a "
+                                             "test session (clientId 'c-1', userId 'u-2') may have been created "
+                                             "on the service and is left behind")
 
 
 def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
