@@ -416,7 +416,7 @@ def execute_rollback(
                                   _run_again(bindings, ledgered), verify_timeout_seconds)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
-                _record_stopped(env, rollout, actor, steps, moved, ledger_failure, [
+                _record_stopped(env, rollout if ledgered else None, actor, steps, moved, ledger_failure, [
                     f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
                     f"({err})", *left, "notify people that the rollback is done"])
             if err is caught:
@@ -579,7 +579,8 @@ def execute_rollback(
                             f"{_flag_errors(flags_failed.failures, t)})")
     if failed_steps:
         if notify:
-            _record_stopped(env, rollout, actor, steps, weights, ledger_failure, failed_steps)
+            # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
+            _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,

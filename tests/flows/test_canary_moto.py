@@ -93,6 +93,25 @@ def test_rollback_twice_ends_in_the_same_state(aws):
     assert (first.weights, first.canary_desired) == (second.weights, second.canary_desired)
 
 
+@flow
+def canary_runs_rollback(env, reason):
+    # As the canary flow's judge rolls back: under its run's id, which no ledger record holds.
+    return execute_rollback(env, reason, actor="judge", rollout="canary-r-20261204")
+
+
+def test_a_canary_runs_rollback_whose_page_fails_records_nothing_in_a_ledger_it_does_not_keep(aws, caplog):
+    """The alert topic is gone: the rollback stops after moving the traffic. It tried to record
+    which steps it did under the run's id, and warned that it could not, in a rollout of no ledger."""
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(25))
+    aws.get_client("sns").delete_topic(TopicArn=aws.topology.topic_arn)
+    with caplog.at_level(logging.WARNING), pytest.raises(RollbackIncomplete):
+        canary_runs_rollback(env, "errors")
+    assert read_back(aws)[0] == Weights(stable=100, canary=0)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [m for m in warned if "could not record" in m], warned
+
+
 def test_rollback_restores_stable_capacity_before_moving_traffic(aws, watch_calls):
     ecs = aws.get_client("ecs")
     env = aws_environment(aws.get_client, aws.targets, FakeClock())
