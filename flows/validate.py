@@ -112,17 +112,16 @@ def validate_deployment(
     # Read with services named in the spec too: the artifact opens with each service's share of
     # the traffic, and said "not read" for both, though only the check leaves the weights aside then.
     serving, unread = _serving(targets, reads, bound)
-    if spec.success_rate_services:
-        # The named services' figures alone decide the check: who carries the traffic is not asked.
-        if unread is not None:
-            log.warning("%s; the SuccessRate check does not need it (spec.success_rate_services)", unread)
-        note(_attempted(checks.read_success_rate, spec, reads("cloudwatch"), targets.metrics_namespace,
-                        tuple(services), clock.build().now(), None))
-    elif unread is not None:
+    # With services named in the spec, their figures alone decide the check: who carries the
+    # traffic is not asked, and weights that could not be read only get a warning.
+    named = bool(spec.success_rate_services)
+    if unread is not None and named:
+        log.warning("%s; the SuccessRate check does not need it (spec.success_rate_services)", unread)
+    if unread is not None and not named:
         note(unchecked(SUCCESS_RATE, unread))
     else:
         note(_attempted(checks.read_success_rate, spec, reads("cloudwatch"), targets.metrics_namespace,
-                        tuple(services), clock.build().now(), serving))
+                        tuple(services), clock.build().now(), None if named else serving))
 
     versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
