@@ -11,7 +11,6 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, timezone
 from typing import Literal, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rollway.aws.metric_schema import whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.report import markdown_cell
 
@@ -329,16 +329,20 @@ def minutes_read(now: float, minutes: int) -> tuple[float, float]:
     whole minutes, as ``read_service_averages`` reads per minute, the start floored and the end
     raised, so one more minute than asked unless ``now`` is on a minute. Given to that read
     already whole, it is the window read, and the one the check says."""
-    first = math.floor((now - 60 * minutes) / 60) * 60
-    return first, max(math.ceil(now / 60) * 60, first + 60)
+    return whole_minutes(now - 60 * minutes, now)
+
+
+def utc_minute(epoch: float) -> str:
+    """An instant to the minute in UTC, as a window read in whole minutes is said: "2026-12-04 07:00"."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
     """("over 2026-12-04 07:00 to 07:06 UTC", "6 whole minutes for the last 5"): "the last 5
     minutes" was said of a read that covered 6, whose data a reader could not then place."""
     start, end = (datetime.fromtimestamp(t, timezone.utc) for t in read)
-    ends = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
-    span = f"over {start:%Y-%m-%d %H:%M} to {end.strftime(ends)} UTC"
+    ends = f"{end:%H:%M}" if start.date() == end.date() else utc_minute(read[1])
+    span = f"over {utc_minute(read[0])} to {ends} UTC"
     whole = round((read[1] - read[0]) / 60)
     return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
 

@@ -12,7 +12,6 @@ container run the test instruction twice.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,7 +28,7 @@ from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.validation import (
-    SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, minutes_read, unchecked,
+    SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, minutes_read, unchecked, utc_minute,
 )
 
 
@@ -80,7 +79,7 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     # The shared client waits 60 s per read and retries: a CloudWatch that accepts the connection
     # and never answers held the check for minutes, with no line saying what it waited on.
     log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s, over %s to %s UTC",
-             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound, _utc(start), _utc(end))
+             SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound, utc_minute(start), utc_minute(end))
     try:
         averages = answered(
             "CloudWatch", bound,
@@ -103,7 +102,3 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
                                   seconds=time.monotonic() - began, retryable=not refused))
     return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
                                        namespace=namespace, read=(start, end)))
-
-
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M")

@@ -43,7 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import AdapterError
-from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version
+from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version, whole_minutes
 from rollway.model import Interval, Observation, QueueDepth, VersionSample
 from rollway.targets import Targets
 
@@ -344,8 +344,7 @@ def read_service_averages(
         MetricQueryError: a query ended with a status other than Complete or PartialData.
         botocore's ClientError / BotoCoreError: CloudWatch refused or could not be reached.
     """
-    first = math.floor(start / 60) * 60
-    last = max(math.ceil(end / 60) * 60, first + 60)
+    first, last = whole_minutes(start, end)
     queries = [
         {
             "Id": f"{stat.lower()}{i}",

@@ -27,6 +27,7 @@ Facts about moto 5.2.5's CloudWatch that shape this schema:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -188,3 +189,10 @@ class MetricSchema:
             (("Service", self.targets.stable_service),),
             "Count",
         )
+
+
+def whole_minutes(start: float, end: float) -> tuple[float, float]:
+    """[start, end) widened to whole minutes (start floored, end raised; at least one minute): the
+    window a per-minute read covers (``read_service_averages``), and so the one a check says it read."""
+    first = math.floor(start / 60) * 60
+    return first, max(math.ceil(end / 60) * 60, first + 60)
