@@ -168,6 +168,10 @@ class Guardrails(KnownKeys):
         return value
 
 
+JudgedMetric = Literal["errors", "slow"]
+"""What the sequential judge compares (``Analysis.metrics``); `rollway judge --replay --metrics` takes these."""
+
+
 class Analysis(KnownKeys):
     """How stages are judged."""
 
@@ -219,7 +223,7 @@ class Analysis(KnownKeys):
         description="seconds of the baseline's metrics read before each stage to measure how bursty its errors "
         "are; 0: off for the judge (interval_seconds then at most 3600), otherwise at least interval_seconds",
     )
-    metrics: tuple[Literal["errors", "slow"], ...] = Field(
+    metrics: tuple[JudgedMetric, ...] = Field(
         default=("errors", "slow"),
         min_length=1,
         description="what the sequential judge compares: errors (the error rate), slow (the share of requests "

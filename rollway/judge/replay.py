@@ -49,7 +49,7 @@ import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
@@ -59,7 +59,7 @@ from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
 from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
-from rollway.spec import Analysis, Guardrails
+from rollway.spec import Analysis, Guardrails, JudgedMetric
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -563,7 +563,7 @@ def _metrics(given: str | None, err: TextIO) -> dict[str, tuple[str, ...]] | Non
     if given is None:
         return {}
     names = [name.strip() for name in given.split(",")]
-    known = ("errors", "slow")
+    known = get_args(JudgedMetric)
     shown = given if given.strip() else repr(given)  # "--metrics :" named nothing
     for name in names:
         if name not in known:
