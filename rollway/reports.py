@@ -806,8 +806,7 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
     (``notified``, or the finished rollback's ``end``): shown bare under that run's message id, it
     read as if the notice people got had been refused."""
     failed = record.last_transition(NOTICE_FAILED)
-    if failed is None:
-        return refused
+    assert failed is not None  # notice_refused said it from this entry
     sent = min((t for t in (record.last_transition(NOTIFIED), end) if t is not None and t.at >= failed.at),
                key=lambda t: t.at, default=None)
     if sent is None:

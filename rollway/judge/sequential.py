@@ -634,8 +634,8 @@ class StageEvidence:
             # "earlier" when those counts are not the stage's now ("slow requests 0/15,000 ...
             # passed too" beside errors 30/30,000 read as slow counts missing half the requests).
             others = "; ".join(
-                f"{o.describe(o.passed)} passed {'too' if _unmoved(o) else 'earlier'}: evidence {_evidence(o.passed.evidence, 1 / o.beta)} reached "
-                f"{1 / o.beta:,.0f}" + (f" that it is {o.pass_target()}" if o.pass_target() != m.pass_target() else "")
+                f"{o.describe(o.passed)} passed {'too' if _unmoved(o) else 'earlier'}: "
+                f"evidence {_evidence(o.passed.evidence, 1 / o.beta)} reached {1 / o.beta:,.0f}" + (f" that it is {o.pass_target()}" if o.pass_target() != m.pass_target() else "")
                 for o in self.metrics if o is not m and o.passed is not None
             )
             return self._verdict(
