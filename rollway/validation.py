@@ -348,8 +348,8 @@ def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
 
 
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
-                       *, seconds: float = 0.0, serving: Mapping[str, int] | None = None,
-                       namespace: str | None = None, read: tuple[float, float] | None = None) -> CheckResult:
+                       *, read: tuple[float, float], seconds: float = 0.0, serving: Mapping[str, int] | None = None,
+                       namespace: str | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -365,26 +365,25 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     ``namespace``: where the metric was looked for, named in a failure for no data, with where
     to look (it said only "no data", and a wrong namespace read as a service that publishes none).
 
-    ``read``: the window CloudWatch was read over (``minutes_read``), said in UTC; without it,
-    "the last N minutes" of the spec.
+    ``read``: the window CloudWatch was read over (``minutes_read``: whole minutes), said in UTC.
+    Required: "in the last 5 minutes" was said of a read that covered 6, and a reader could not
+    place its data.
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
-    span, covered = _said_window(read, window) if read is not None else (None, None)
-    aside = f"{covered}; " if covered else ""
-    within = span or f"in the last {window} minutes"
+    span, covered = _said_window(read, window)
     hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"no SuccessRate data {within} ({aside}{where}dimension Service: "
+                           reason=f"no SuccessRate data {span} ({covered}; {where}dimension Service: "
                                   f"{names}){hint}")
     unmeasured = [f"{svc} carries {weight}% of the traffic" for svc, weight in (serving or {}).items()
                   if weight > 0 and svc not in averages]
     if unmeasured:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
-                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate {within} ({aside}"
+                           reason=f"{'; '.join(unmeasured)} but published no SuccessRate {span} ({covered}; "
                                   f"{where}only {', '.join(averages)} did): the version users reach is "
                                   "unmeasured")
     total = sum(s for s, _ in averages.values())
@@ -397,7 +396,7 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     return CheckResult(
         name=SUCCESS_RATE, outcome="passed" if passed else "failed", seconds=seconds,
         reason=(f"average SuccessRate {average:.2f}% "
-                f"{span or f'over the last {window} minutes'}{f' ({covered})' if covered else ''} is {verdict} the "
+                f"{span} ({covered}) is {verdict} the "
                 f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
                 + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )

@@ -98,7 +98,7 @@ def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
 @pytest.mark.parametrize(
     ("averages", "floor", "outcome", "says"),
     [
-        ({}, 99.9, "failed", ["no SuccessRate data in the last 5 minutes", "svc-a, svc-b"]),
+        ({}, 99.9, "failed", ["no SuccessRate data over 2026-12-04 07:00 to 07:05 UTC (the last 5 minutes", "svc-a, svc-b"]),
         ({"svc-a": (499.9, 5)}, 99.9, "passed", ["99.98%", "at or above the 99.9% floor"]),
         ({"svc-a": (495.0, 5)}, 99.9, "failed", ["99.00%", "BELOW the 99.9% floor"]),
         # Pooled as CloudWatch's Average: (500 + 480) / 10 = 98 %, each service shown.
@@ -109,7 +109,8 @@ def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
     ],
 )
 def test_success_rate_judgement(averages, floor, outcome, says):
-    result = judge_success_rate(averages, ValidationSpec(success_rate_floor=floor), ("svc-a", "svc-b"))
+    result = judge_success_rate(averages, ValidationSpec(success_rate_floor=floor), ("svc-a", "svc-b"),
+                                read=minutes_read(at(4, 7, 5), 5))
     assert result.outcome == outcome
     for text in says:
         assert text in result.reason
@@ -140,6 +141,13 @@ def test_the_success_rate_check_says_the_window_it_read(now, read, said):
         unmeasured.reason), unmeasured.reason
 
 
+def test_the_success_rate_check_is_always_given_the_window_it_read():
+    """Without it the check said "in the last 5 minutes" of a read it could not place: every
+    caller reads in whole minutes (``minutes_read``) and must say which."""
+    with pytest.raises(TypeError, match="read"):
+        judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",))  # type: ignore[call-arg]
+
+
 @pytest.mark.parametrize(("averages", "serving", "outcome"), [
     # Promoted: the canary service carries everything and published nothing; the old service's
     # figures alone passed the check for the version users reach.
@@ -149,7 +157,8 @@ def test_the_success_rate_check_says_the_window_it_read(now, read, said):
     ({"svc-a": (500.0, 5), "svc-b": (499.9, 5)}, {"svc-a": 95, "svc-b": 5}, "passed"),
 ])
 def test_a_service_carrying_traffic_must_have_published(averages, serving, outcome):
-    result = judge_success_rate(averages, ValidationSpec(), ("svc-a", "svc-b"), serving=serving)
+    result = judge_success_rate(averages, ValidationSpec(), ("svc-a", "svc-b"), serving=serving,
+                                read=minutes_read(at(4, 7, 5), 5))
     assert result.outcome == outcome, result.reason
     if outcome == "failed":
         assert f"svc-b carries {serving['svc-b']}% of the traffic but published no SuccessRate" in result.reason
