@@ -7,6 +7,7 @@ guardrails on top, so a stage is judged by the worst of the two.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Protocol, Sequence
 
 from rollway.model import Interval, Observation, Verdict
@@ -39,6 +40,36 @@ def rate_percent(rate: float) -> str:
         text = f"{rate:.2%}"
         return ">99.99%" if text == "100.00%" and rate < 1 else text
     return f"{rate:.3%}" if rate >= 0.00001 else "<0.001%"
+
+
+def rate_beside(rate: float, *bars: float) -> str:
+    """A measured rate as ``rate_percent`` prints it, with the decimals it takes to read on the
+    right side of each configured rate printed beside it (``setting_percent``).
+
+    0.0997 % printed "0.100%" beside a "0.10%" margin, and 1.001 % "1.00%" as "over the 1%
+    guardrail": equal numbers in a sentence saying one is below or over the other. A rate equal
+    to its bar still reads equal; one decimal more at a time keeps the figure short.
+    """
+    text = rate_percent(rate)
+    decimals = 2 if rate == 0 or rate >= 0.001 else 3
+    # 17 significant digits tell any two floats apart: the loop always ends on an ordered text.
+    while not all(_reads_ordered(text, rate, bar) for bar in bars) and decimals < 20:
+        decimals += 1
+        text = f"{rate:.{decimals}%}"
+    return text
+
+
+def _reads_ordered(text: str, rate: float, bar: float) -> bool:
+    """Whether ``text`` (``rate`` as printed) reads as below, equal to or over ``bar`` as printed,
+    as ``rate`` is; and not as 0 or 100 % when it is neither."""
+    shown_bar = Decimal(setting_percent(bar)[:-1])
+    if text[0] in "<>":  # "<0.001%", ">99.99%": ordered when its bound is on the bar's side
+        bound = Decimal(text[1:-1])
+        return rate < bar and bound <= shown_bar if text[0] == "<" else rate > bar and bound >= shown_bar
+    shown = Decimal(text[:-1])
+    if (rate != 0 and shown == 0) or (rate < 1 and shown == 100):
+        return False
+    return (shown > shown_bar) - (shown < shown_bar) == (rate > bar) - (rate < bar)
 
 
 class Judge(Protocol):

@@ -14,7 +14,7 @@ import math
 import sys
 from typing import Sequence
 
-from rollway.judge import rate_percent, setting_percent
+from rollway.judge import rate_beside, rate_percent, setting_percent
 from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -158,11 +158,11 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     metric, statistic = "error_rate", rate
     phase = Phase.SUCCESSFUL
     over = bool(requests) and rate > limit
-    said_over = f"canary error rate {rate_percent(rate)} ({errors:,}/{requests:,}) is over the {setting_percent(limit)} guardrail"
+    said_over = f"canary error rate {rate_beside(rate, limit)} ({errors:,}/{requests:,}) is over the {setting_percent(limit)} guardrail"
     # Over the rate on too few errors to act on (below): "15.00% within the 5% guardrail" was
     # false, and a person reading the monitoring log took the figure for a typo.
     reason = (f"{said_over} on {errors:,} error(s), fewer than the {guardrails.min_errors:,} it acts on{refused}" if over
-              else f"canary error rate {rate_percent(rate)} within the {setting_percent(limit)} guardrail{refused}")
+              else f"canary error rate {rate_beside(rate, limit)} within the {setting_percent(limit)} guardrail{refused}")
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
@@ -175,13 +175,13 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         bound = (canary.errors + own) / (canary.requests + own) if canary.requests + own else 0.0
         if share > limit and unserved >= guardrails.min_errors:
             phase, metric, statistic = Phase.FAILED, "unserved_rate", share
-            reason = (f"{unserved:,} of the {received:,} requests the load balancer received ({rate_percent(share)}) were "
+            reason = (f"{unserved:,} of the {received:,} requests the load balancer received ({rate_beside(share, limit)}) were "
                       f"answered 5xx by the load balancer itself, no target serving them: over the {setting_percent(limit)} "
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
             reason = (f"canary error rate {rate_percent(rate)}{refused}; with the {own:,.0f} of them that may be the canary's "
-                      f"(beyond the rate before the stage), its error rate would be {rate_percent(bound)}, over the "
+                      f"(beyond the rate before the stage), its error rate would be {rate_beside(bound, limit)}, over the "
                       f"{setting_percent(limit)} guardrail: not passing on it")
     return Verdict(
         phase=phase,

@@ -67,7 +67,7 @@ from rollway.judge.msprt import (
     conditional_log_lrs,
     logsumexp,
 )
-from rollway.judge import rate_percent, setting_percent
+from rollway.judge import rate_beside, setting_percent
 from rollway.model import Interval, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis
@@ -388,10 +388,17 @@ class MetricEvidence:
             if self.reference is not None:
                 return f"canary {label} vs SLO {setting_percent(self.reference, 2)} (no canary requests yet)"
             return f"canary {label} vs baseline (no interval with requests from both versions yet)"
-        canary = _count(at.canary_events, at.canary_requests)
+        canary = _count(at.canary_events, at.canary_requests, self.bars())
         if self.reference is not None:
             return f"canary {label} {canary} vs SLO {setting_percent(self.reference, 2)}"
         return f"canary {label} {canary} vs baseline {_count(at.baseline_events, at.baseline_requests)}"
+
+    def bars(self) -> tuple[float, ...]:
+        """The configured rates the sentence puts beside the canary's: the SLO and the bound a pass
+        is shown below (one-sample), the margin (two-sample, when not 0)."""
+        if self.reference is not None:
+            return self.reference, self.pass_bound
+        return (self.margin,) if self.margin else ()
 
     def requests_to_pass(self) -> float | None:
         """About how many canary requests a canary as good as the reference needs to pass.
@@ -443,7 +450,7 @@ class MetricEvidence:
     def pass_target(self) -> str:
         """What passing means for this metric, in words."""
         if self.reference is not None:
-            return f"below {rate_percent(self.pass_bound)}"
+            return f"below {setting_percent(self.pass_bound, 2)}"
         if not self.margin:
             # A zero margin turns the absolute test off: "or 0.00%" named a way to pass no canary has.
             return f"below {self.margin_ratio:g}x the baseline"
@@ -463,7 +470,7 @@ def _passed_earlier(m: MetricEvidence) -> str:
     if _unmoved(m):
         return said
     baseline = f" vs {_count(m.baseline_events, m.baseline_requests)}" if m.reference is None else ""
-    return f"{said} (now {_count(m.canary_events, m.canary_requests)}{baseline})"
+    return f"{said} (now {_count(m.canary_events, m.canary_requests, m.bars())}{baseline})"
 
 
 def _unmoved(m: MetricEvidence) -> bool:
@@ -474,10 +481,11 @@ def _unmoved(m: MetricEvidence) -> bool:
         m.canary_events, m.canary_requests, m.baseline_events, m.baseline_requests)
 
 
-def _count(events: int, requests: float) -> str:
+def _count(events: int, requests: float, bars: tuple[float, ...] = ()) -> str:
+    """"39/44,460 (0.088%)"; the rate never reads equal to one of ``bars`` it is not equal to."""
     rate = events / requests if requests else 0.0
     # Separated by thousands, as the requests a pass needs are: "39/44,460", not "39/44460".
-    return f"{events:,}/{requests:,.0f} ({rate_percent(rate)})"
+    return f"{events:,}/{requests:,.0f} ({rate_beside(rate, *bars)})"
 
 
 def _evidence(value: float, bar: float = 0.0) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.judge import rate_percent, setting_percent
+from rollway.judge import rate_beside, rate_percent, setting_percent
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
@@ -39,7 +39,7 @@ class ThresholdJudge:
         if canary.requests and rate > limit:
             return Verdict(
                 phase=Phase.FAILED,
-                reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) is over {setting_percent(limit)}",
+                reason=f"canary error rate {rate_beside(rate, limit)} ({canary.errors:,}/{canary.requests:,}) is over {setting_percent(limit)}",
                 **common,
             )
         if not stage_over:
@@ -53,6 +53,6 @@ class ThresholdJudge:
             )
         return Verdict(
             phase=Phase.SUCCESSFUL,
-            reason=f"canary error rate {rate_percent(rate)} ({canary.errors:,}/{canary.requests:,}) stayed within {setting_percent(limit)}",
+            reason=f"canary error rate {rate_beside(rate, limit)} ({canary.errors:,}/{canary.requests:,}) stayed within {setting_percent(limit)}",
             **common,
         )

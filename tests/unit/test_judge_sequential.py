@@ -605,3 +605,17 @@ def test_a_canary_worse_than_a_pass_allows_is_not_told_how_much_traffic_a_pass_n
     assert verdict.reason.endswith(
         "; the canary's error rate so far is above what a pass allows: more requests at this rate would not "
         "pass it: a person must decide")
+
+
+@pytest.mark.parametrize("analysis,said", [
+    (ONE_SAMPLE, "canary errors 997/1,000,000 (0.0997%) vs SLO 0.10%"),
+    (TWO_SAMPLE, "canary errors 997/1,000,000 (0.0997%) vs baseline"),
+], ids=["one-sample", "two-sample"])
+def test_a_canary_rate_beside_the_margin_or_slo_never_reads_equal_to_it(analysis, said):
+    """0.0997 % printed "0.100%" beside the "0.10%" the canary is held to, and the sentence said it
+    was below it: a person saw two equal numbers."""
+    verdict = SequentialJudge(analysis).evaluate(
+        stage(1, canary=lambda i: v(1_000_000, 997, 10_000), baseline=lambda i: v(1_000_000, 990, 10_000)),
+        stage_over=False)
+    assert said in verdict.reason, verdict.reason
+    assert "(0.100%)" not in verdict.reason

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from decimal import Decimal
 
-from rollway.judge import assess, make_judge
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollway.judge import assess, make_judge, rate_beside, rate_percent, setting_percent
 from rollway.judge.guardrails import check
 from rollway.judge.threshold import ThresholdJudge
 from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
@@ -196,3 +200,41 @@ def test_a_rate_over_the_guardrail_on_too_few_errors_is_not_called_within_it(mon
     assert verdict.phase is Phase.SUCCESSFUL  # unchanged: the guardrail acts from min_errors on
     assert verdict.reason == (f"canary error rate 15.00% (3/20) is over the {limit} guardrail on 3 error(s), fewer "
                               "than the 5 it acts on")
+
+
+@pytest.mark.parametrize("canary, phase, guardrail, threshold", [
+    # 1,001 errors in 100,000 read "1.00% ... is over the 1% guardrail", 999 "1.00% within" it.
+    ((100_000, 1_001), Phase.FAILED, "canary error rate 1.001% (1,001/100,000) is over the 1% guardrail",
+     "canary error rate 1.001% (1,001/100,000) is over 1%"),
+    ((100_000, 999), Phase.SUCCESSFUL, "canary error rate 0.999% within the 1% guardrail",
+     "canary error rate 0.999% (999/100,000) stayed within 1%"),
+    ((100_000, 1_000), Phase.SUCCESSFUL, "canary error rate 1.00% within the 1% guardrail",
+     "canary error rate 1.00% (1,000/100,000) stayed within 1%"),
+])
+def test_a_rate_beside_its_guardrail_never_reads_equal_to_it_when_it_is_not(canary, phase, guardrail, threshold):
+    verdict = check(GUARDRAILS, Observation(start=0, end=60, intervals=tuple(intervals(canary))), monitoring=False)
+    assert (verdict.phase, verdict.reason) == (phase, guardrail)
+    judged = ThresholdJudge(THRESHOLD, GUARDRAILS).evaluate(intervals(canary), stage_over=True)
+    assert (judged.phase, judged.reason) == (phase, threshold)
+
+
+def _shown(text: str) -> Decimal:
+    return Decimal(text.strip("<>%"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(off=st.integers(-5, 5), requests=st.integers(1, 10**7),
+       bar=st.sampled_from([0.00001, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.0125, 0.05, 0.5]))
+def test_a_displayed_rate_is_ordered_against_its_displayed_bar_as_the_rates_are(off, requests, bar):
+    """"0.100%" beside a "0.10%" margin, for 0.0997 %: equal numbers, and a decision saying one is
+    below the other. Rates a few events either side of the bar, where rounding meets it."""
+    rate = min(max(round(bar * requests) + off, 0), requests) / requests
+    shown, limit = rate_beside(rate, bar), setting_percent(bar)
+    if shown.startswith("<"):
+        assert rate < bar and _shown(shown) <= _shown(limit)
+    else:
+        assert (_shown(shown) > _shown(limit)) - (_shown(shown) < _shown(limit)) == (rate > bar) - (rate < bar)
+    assert (rate == 0) == (_shown(shown) == 0)  # and never a non-zero rate printed as 0
+    if shown != rate_percent(rate):  # short: one decimal fewer would read equal, or the wrong way
+        fewer = _shown(f"{rate:.{len(shown.split('.')[1]) - 2}%}")
+        assert fewer == 0 or (fewer > _shown(limit)) - (fewer < _shown(limit)) != (rate > bar) - (rate < bar)
