@@ -23,10 +23,13 @@ the first rollback or promotion, as a stage with ``min_bake_seconds: 0`` would; 
 without one is inconclusive. The last line is a JSON summary::
 
     {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ...,
-     "reason": "...", "alerts": [{"t": ..., "kind": "response_time", "message": "..."}]}
+     "reason": "...", "alerts": [{"t": ..., "kind": "response_time", "message": "..."}],
+     "metric": "errors", "statistic": 1.0e+304}
 
 ``alerts`` holds each kind of alert the replay raised, as first raised (the ``alert:`` lines),
-and is empty when there was none.
+and is empty when there was none. ``metric`` and ``statistic`` are the last verdict's: the
+judge's evidence for ``errors`` or ``slow`` (a likelihood ratio, saturated near 1e304, which the
+reason says as "over 10^6" and the like), a guardrail's rate for ``error_rate``; null when none.
 
 ``--history FILE2`` (same format) gives the baseline's intervals from before the stage, as the
 flows read them (``analysis.calibration_seconds``): only their baseline counts are used, to
@@ -354,6 +357,10 @@ class ReplayResult:
     # Each kind of alert as first raised: {"t", "kind", "message"}. The decision lines print them,
     # and a caller parsing only the summary would otherwise never learn of a 15-s canary.
     alerts: tuple[dict[str, Any], ...] = ()
+    # The deciding verdict's metric and statistic (the judge's evidence, a guardrail's rate): the
+    # reason says "evidence over 10^6" to a person, a program reads the number here.
+    metric: str | None = None
+    statistic: float | None = None
 
     def summary(self) -> str:
         """The JSON summary line."""
@@ -363,6 +370,8 @@ class ReplayResult:
             "canary_requests_at_decision": self.canary_requests_at_decision,
             "reason": self.reason,
             "alerts": list(self.alerts),
+            "metric": self.metric,
+            "statistic": self.statistic,
         }, ensure_ascii=False)
 
 
@@ -423,7 +432,7 @@ class Decisions:
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes),
-                                tuple(self.alerts))
+                                tuple(self.alerts), verdict.metric, verdict.statistic)
         return None
 
 

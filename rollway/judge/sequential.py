@@ -488,13 +488,26 @@ def _count(events: int, requests: float, bars: tuple[float, ...] = ()) -> str:
     return f"{events:,}/{requests:,.0f} ({rate_beside(rate, *bars)})"
 
 
+# Evidence under this is said as "under 0.001": against a bar of at least 2, smaller figures
+# say nothing more, and "6.2e-09" reads as a code.
+EVIDENCE_FLOOR = 0.001
+
+
 def _evidence(value: float, bar: float = 0.0) -> str:
-    # Beside a bar of 2,000,000 (a strict alpha), 1234.5 reads 1,234, not "1.23e+03"; from a
-    # million on, and ten times past its bar, the exponent is shorter than the digits (and
-    # their precision is noise), but evidence near its bar reads in the bar's own digits.
+    """Evidence as a person reads it beside ``bar``: "14.1", "1,414", or past the first power of
+    ten above the bar (10^6 at least) "over 10^6".
+
+    Beside a bar of 2,000,000 (a strict alpha), 1234.5 reads 1,234, not "1.23e+03". Far past its
+    bar the figure is noise (a stage of a million requests reached 1e+304, where a float
+    saturates) and "evidence 7.8e+262 reached 200" read as a code: a bound says all a decision
+    needs. The Verdict's ``statistic`` keeps the number for programs.
+    """
+    if value < EVIDENCE_FLOOR:
+        return f"under {EVIDENCE_FLOOR:g}"
     if value < 1000:
         return f"{value:.3g}"
-    return f"{value:,.0f}" if value < max(1e6, 10 * bar) else f"{value:.1e}"
+    power = max(6, math.floor(math.log10(bar)) + 1 if bar > 0 else 0)
+    return f"{value:,.0f}" if value <= 10 ** power else f"over 10^{power}"
 
 
 def _evidence_of(value: float, bar: float) -> str:
@@ -503,7 +516,7 @@ def _evidence_of(value: float, bar: float) -> str:
     rollback the judge had not made)."""
     text = _evidence(value, bar)
     digits = 3
-    while value < bar and float(text.replace(",", "")) >= round(bar) and digits < 17:
+    while EVIDENCE_FLOOR <= value < bar and float(text.replace(",", "")) >= round(bar) and digits < 17:
         digits += 1
         text = f"{value:.{digits}g}"
     return text

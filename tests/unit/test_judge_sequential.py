@@ -619,3 +619,39 @@ def test_a_canary_rate_beside_the_margin_or_slo_never_reads_equal_to_it(analysis
         stage_over=False)
     assert said in verdict.reason, verdict.reason
     assert "(0.100%)" not in verdict.reason
+
+
+def test_overwhelming_or_vanishing_evidence_reads_as_a_bound_not_an_exponent():
+    """"evidence 2.4e+134 reached 100" and "pass evidence 6.2e-09 of 100": beside a bar of 100 or
+    200 a person reads the bound; the verdict's statistic keeps the number for programs, and the
+    stage table shows the same sentence."""
+    from rollway.report import StageReport, markdown_table
+    from rollway.model import Weights
+
+    huge = SequentialJudge(ONE_SAMPLE).evaluate(
+        stage(1, canary=lambda i: v(1_000_000, 997, 10_000), baseline="none"), stage_over=False)
+    assert huge.phase is Phase.SUCCESSFUL
+    assert "e+" not in huge.reason, huge.reason
+    assert "(0.0997%) vs SLO 0.10%: evidence over 10^6 reached 100 that the canary is below 0.20%" in huge.reason
+    assert huge.statistic is not None and huge.statistic > 1e100
+    tiny = SequentialJudge(TWO_SAMPLE).evaluate(stage(1, canary=lambda i: v(600, 30, 6)), stage_over=False)
+    assert "rollback evidence 14.1 of 200, pass evidence under 0.001 of 100" in tiny.reason, tiny.reason
+    row = markdown_table([StageReport(
+        stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=60.0, ticks=1,
+        baseline=VersionSample(requests=0), canary=VersionSample(requests=1_000_000, errors=997),
+        verdict=huge, decision="passed")]).splitlines()[2]
+    assert "evidence over 10^6 reached 100" in row and "e+" not in row
+
+
+@pytest.mark.parametrize("value,bar,said", [
+    (999.4, 200.0, "999"), (123_456.0, 200.0, "123,456"), (1e6, 200.0, "1,000,000"), (1.01e6, 200.0, "over 10^6"),
+    # Beside a strict alpha's bar the bound is the first power of ten above it: 5,000,000 is not
+    # said "over 10^6" beside a bar of 2,000,000.
+    (5e6, 2e6, "5,000,000"), (3e7, 2e6, "over 10^7"), (1e304, 2e9, "over 10^10"),
+    (0.0672, 200.0, "0.0672"), (0.001, 200.0, "0.001"), (0.00099, 200.0, "under 0.001"),
+])
+def test_evidence_as_a_person_reads_it(value, bar, said):
+    from rollway.judge.sequential import _evidence, _evidence_of
+
+    assert _evidence(value, bar) == said
+    assert _evidence_of(value, bar) == said

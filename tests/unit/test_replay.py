@@ -46,7 +46,8 @@ def test_replay_files(name, options, verdict, t, requests, fragment):
     code, lines = run(DATA / name, **options)
     assert code == EXIT_OK
     result = summary(lines)
-    assert set(result) == {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts"}
+    assert set(result) == {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts", "metric",
+                           "statistic"}
     assert result["alerts"] == []  # none of these files raises an alert
     assert (result["verdict"], result["decided_at_t"], result["canary_requests_at_decision"]) == (verdict, t, requests)
     assert fragment in result["reason"]
@@ -535,3 +536,17 @@ def test_the_command_takes_the_policy_options(tmp_path):
         assert (done.returncode, done.stderr) == (EXIT_OK, ""), done.stderr
         assert json.loads(done.stdout.splitlines()[-1])["decided_at_t"] == 480.0
         assert "below 1.5x the baseline" in done.stdout
+
+
+def test_overwhelming_evidence_reads_as_a_bound_and_the_summary_keeps_the_number(tmp_path):
+    """A canary of a million requests printed "evidence 1.0e+304 reached 100"; a program reading
+    the summary gets the statistic as a JSON number, beside the keys it always had."""
+    rows = [{"t": 60, "canary": {"requests": 1_000_000, "errors": 997, "slow": 10_000}}]
+    code, lines = run(write_lines(tmp_path / "big.jsonl", rows), mode="one-sample", guardrails=False)
+    assert code == EXIT_OK
+    assert not any("e+" in line for line in lines[:-1]), lines
+    assert "evidence over 10^6 reached 100 that the canary is below 0.20%" in lines[0], lines
+    result = summary(lines)
+    assert {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts"} <= set(result)
+    assert result["verdict"] == "promote" and result["metric"] == "errors"
+    assert isinstance(result["statistic"], float) and result["statistic"] > 1e100
