@@ -55,11 +55,13 @@ def judge(
     # Keyword-only, as every other command's options: `rollway judge m.jsonl 0.05` took 0.05 as alpha
     # without a word, and `rollway judge m.jsonl before.jsonl` said "Invalid value for ALPHA".
     *,
-    alpha: float = 0.01,
-    margin: float = 0.001,
+    spec: str | None = None,
+    # None: the spec's, else the default the help names.
+    alpha: float | None = None,
+    margin: float | None = None,
     # Literal, not str: help lists the two modes ("--mode STR" named none), and a misspelt one is
     # refused by the parser with the choices, before any file is read.
-    mode: Literal["two-sample", "one-sample"] = "two-sample",
+    mode: Literal["two-sample", "one-sample"] | None = None,
     history: Annotated[str | None, Parameter(allow_leading_hyphen=True)] = None,
     guardrails: bool = True,
     slo_error_rate: float | None = None,
@@ -70,15 +72,22 @@ def judge(
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
+    The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete,
+    so it may decide one period earlier than a flow would.
+
     Args:
         replay: the JSON Lines file (- for standard input).
-        alpha: probability of rolling back a healthy canary.
-        margin: the canary passes once its own rate is shown below this, whatever the baseline's (0: off).
-        mode: two-sample (against the baseline) or one-sample (against the SLO).
+        spec: a RolloutSpec JSON file, as the flows' spec parameter: its analysis settings and
+            guardrails are replayed (checked before any line is read); an option given beside it
+            overrides that setting, and a note says so.
+        alpha: probability of rolling back a healthy canary (default 0.01).
+        margin: the canary passes once its own rate is shown below this, whatever the baseline's
+            (0: off; default 0.001).
+        mode: two-sample (against the baseline, the default) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
             which tell the judge how bursty the traffic is (two-sample mode).
-        guardrails: apply the seed's absolute guardrails on top, as the flows do (--no-guardrails:
-            the statistical judge alone, whose false rollbacks alpha bounds).
+        guardrails: apply the absolute guardrails (the spec's, else the seed's) on top, as the flows do
+            (--no-guardrails: the statistical judge alone, whose false rollbacks alpha bounds).
         slo_error_rate: one-sample mode: the error rate the canary is held to, as the spec's
             analysis.slo_error_rate (default 0.001, 0.1 %).
         slo_slow_rate: one-sample mode: the share of slow requests it is held to, as the spec's
@@ -92,7 +101,7 @@ def judge(
     """
     from rollway.judge.replay import replay_main
 
-    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, out=sys.stdout, err=sys.stderr,
+    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, spec=spec, out=sys.stdout, err=sys.stderr,
                        history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
                        slo_slow_rate=slo_slow_rate, metrics=metrics, margin_ratio=margin_ratio,
                        min_requests=min_requests)

@@ -36,6 +36,12 @@ flows read them (``analysis.calibration_seconds``): only their baseline counts a
 measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``). Its last ``t`` must
 be before the stage file's first.
 
+``--spec SPEC`` reads the RolloutSpec JSON the flows take as their ``spec`` parameter (validated by
+that model, before any line of FILE is read; see ``replay_spec``): the replay judges by its
+analysis settings and guardrails. An option given beside it overrides the spec's setting, and a
+note on standard error says so. The replay does not wait out ``metrics_delay_seconds``: its records
+are complete, so it may decide one period earlier than a flow.
+
 ``--metrics``, ``--margin-ratio`` and ``--min-requests`` are the spec's analysis settings of those
 names; a file no interval of which gives ``slow``, judged on slow requests too, gets a note on
 standard error saying they were all read as 0 (``--metrics errors`` judges the errors alone).
@@ -66,6 +72,10 @@ from rollway.spec import Analysis, Guardrails, JudgedMetric
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+# Said in both commands' help: a flow passes a stage only on periods that ended
+# metrics_delay_seconds ago, for CloudWatch's late datapoints; a replay file is already complete.
+NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete, so it "
+            "may decide one period earlier than a flow would.")
 
 _TOP_KEYS = ("t", "baseline", "canary")
 # No load balancer serves this many requests in one interval: a bigger count is a broken
@@ -439,11 +449,12 @@ class Decisions:
 def replay_main(
     path: str,
     *,
-    alpha: float,
-    margin: float,
-    mode: str,
     out: TextIO,
     err: TextIO,
+    alpha: float | None = None,
+    margin: float | None = None,
+    mode: str | None = None,
+    spec: str | None = None,
     guardrails: bool = True,
     history: str | None = None,
     slo_error_rate: float | None = None,
@@ -454,13 +465,18 @@ def replay_main(
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
+    Every analysis setting left None is the spec's (``spec``), or else the spec model's default;
+    one given beside ``spec`` overrides the spec's, with a note on ``err`` saying so.
+
     Args:
         path: the JSON Lines file, or ``-`` for standard input.
+        out: where the decision lines and the JSON summary go (what a caller parses).
+        err: where an error or a note goes; nothing is printed on ``out`` after an error.
         alpha: probability of rolling back a healthy canary.
         margin: absolute error-rate margin tolerated when passing.
         mode: "two-sample" or "one-sample".
-        out: where the decision lines and the JSON summary go (what a caller parses).
-        err: where an error goes; nothing is printed on ``out`` then.
+        spec: a RolloutSpec JSON file, as the flows' ``spec`` parameter: its analysis settings and
+            guardrails are the replay's (see ``replay_spec``); read and checked before any line.
         guardrails: apply the seed's absolute guardrails on top of the judge, as the flows do.
         history: a JSON Lines file of the baseline's intervals before the stage, or None.
         slo_error_rate: one-sample mode: the error rate the canary is held to (None: the spec's default).
@@ -473,6 +489,17 @@ def replay_main(
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
     """
+    base, rails = Analysis(), Guardrails()
+    if spec is not None:
+        from rollway.judge.replay_spec import SpecFileError, read_spec
+
+        try:
+            policy = read_spec(spec)
+        except SpecFileError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_BAD_INPUT
+        base, rails = policy.analysis, policy.guardrails
+    given_mode, mode = mode, mode if mode is not None else base.mode
     slos = {name: value for name, value in (("slo_error_rate", slo_error_rate), ("slo_slow_rate", slo_slow_rate))
             if value is not None}
     if slos and mode == "two-sample":
@@ -487,17 +514,29 @@ def replay_main(
         print("error: --history applies to --mode two-sample only (one-sample holds the canary to its SLOs and "
               "reads no baseline)", file=err)
         return EXIT_BAD_INPUT
+    if history is not None and spec is not None and base.calibration_seconds == 0:
+        # The flows judge such a spec without the baseline's past: replaying with it would not be
+        # that policy.
+        print(f"error: --history applies to a spec that calibrates: {_named(spec)}'s analysis.calibration_seconds "
+              "is 0, so the flows judge without the baseline's past", file=err)
+        return EXIT_BAD_INPUT
     judged = _metrics(metrics, err)
     if judged is None:
         return EXIT_BAD_INPUT
-    rest = {name: value for name, value in (("margin_ratio", margin_ratio), ("min_requests", min_requests))
-            if value is not None}
-    options = dict(alpha=alpha, margin=margin, mode=mode, **slos, **judged, **rest)
+    given = {name: value for name, value in (("alpha", alpha), ("margin", margin), ("margin_ratio", margin_ratio),
+                                              ("min_requests", min_requests)) if value is not None}
+    options = {**given, **({"mode": given_mode} if given_mode is not None else {}), **slos, **judged}
     try:
-        analysis = Analysis(judge="sequential", **options)
+        analysis = Analysis.model_validate({**base.model_dump(), **options})
     except ValidationError as exc:
         print(f"error: {'; '.join(_refused_option(e, options) for e in exc.errors())}", file=err)
         return EXIT_BAD_INPUT
+    if spec is not None:
+        from rollway.judge.replay_spec import shown_setting
+
+        for name in (n for n in Analysis.model_fields if n in options):
+            print(f"note: {_option(name)} {shown_setting(options[name])} overrides {_named(spec)}'s analysis.{name} "
+                  f"({shown_setting(getattr(base, name))})", file=err)
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
             # open("") says "No such file or directory" about a name nobody can see.
@@ -533,7 +572,7 @@ def replay_main(
         print(f"note: {_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
-    result = replay(intervals, analysis, Guardrails() if guardrails else None, past)
+    result = replay(intervals, analysis, rails if guardrails else None, past)
     for line in result.changes:
         print(line, file=out)
     print(result.summary(), file=out)
@@ -678,11 +717,14 @@ def _utf16(raw: bytes, number: int) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rollway.judge.replay FILE [--alpha A] [--margin M] [--mode ...]``."""
     defaults = Analysis()
-    parser = argparse.ArgumentParser(prog="python -m rollway.judge.replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rollway.judge.replay", description=__doc__.splitlines()[0],
+                                     epilog=NO_DELAY)
     parser.add_argument("file", help="JSON Lines, one interval per line ('-' for standard input)")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help=f"default {defaults.alpha}")
-    parser.add_argument("--margin", type=float, default=defaults.margin, help=f"default {defaults.margin}")
-    parser.add_argument("--mode", choices=["two-sample", "one-sample"], default=defaults.mode)
+    parser.add_argument("--spec", help="a RolloutSpec JSON file, as the flows' spec parameter: its analysis and "
+                        "guardrails are replayed; an option given beside it overrides that setting, with a note")
+    parser.add_argument("--alpha", type=float, help=f"default {defaults.alpha}")
+    parser.add_argument("--margin", type=float, help=f"default {defaults.margin}")
+    parser.add_argument("--mode", choices=["two-sample", "one-sample"], help=f"default {defaults.mode}")
     parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
     parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
     parser.add_argument("--slo-error-rate", type=float,
@@ -697,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-requests", type=int,
                         help=f"canary requests below which a stage is inconclusive (default {defaults.min_requests})")
     args = parser.parse_args(argv)
-    return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, out=sys.stdout,
+    return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=sys.stdout,
                        err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
                        slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
                        metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests)
