@@ -62,10 +62,10 @@ from typing import Any, Iterable, Iterator, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
-from rollway.errors_pickle import PicklableError
 from rollway.judge import with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
+from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails, JudgedMetric
@@ -98,30 +98,6 @@ class ReplayError(ValueError):
     """A replay file that cannot be read; the message names the line."""
 
 
-class _DuplicateKey(PicklableError, Exception):
-    """A JSON object with a key written twice (not a ValueError: parse_line reads those as JSON's own)."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json.loads' object_pairs_hook: an object as a dict, refusing a key written twice.
-
-    json.loads keeps the last of two equal keys, so ``"errors": 50, "errors": 0`` would replay
-    as 0 errors; whichever one the exporter meant, the line cannot be trusted.
-    """
-    record = dict(pairs)
-    if len(record) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return record
-
-
 def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None,
                written: set[str] | None = None) -> Interval:
     """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``,
@@ -132,9 +108,9 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
     """
     where = f"line {number}"
     try:
-        record = json.loads(text.strip(), object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        raise ReplayError(f"{where}: key {_short(exc.key)} appears twice in one object") from None
+        record = json.loads(text.strip(), object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        raise ReplayError(f"{where}: key {short_value(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         raise ReplayError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}){_json_hint(exc)}") from None
     except ValueError:
@@ -253,17 +229,11 @@ def _finite(number: int | float) -> bool:
         return False
 
 
-def _short(value: object) -> str:
-    """A value for an error message, cut short (a 400-digit number is not worth printing)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
-
-
 def _keys(keys: Sequence[str], shown: int = 5) -> str:
     """Unknown keys for an error message: the first few, each cut short (an exporter's mistake
     can add thousands of keys, or one a megabyte long, and the error is one line)."""
     more = f" and {len(keys) - shown:,} more" if len(keys) > shown else ""
-    return ", ".join(_short(key) for key in keys[:shown]) + more
+    return ", ".join(short_value(key) for key in keys[:shown]) + more
 
 
 def _unknown(keys: Sequence[str], known: Sequence[str], within: str | None = None) -> str:
@@ -284,7 +254,7 @@ def _json_hint(exc: json.JSONDecodeError) -> str:
     (or "Expecting value"), and a comma after the object "Extra data": neither names the comma."""
     before = exc.doc[:exc.pos].rstrip()
     if exc.msg == "Extra data":
-        return f": the line goes on after its object ends, at {_short(exc.doc[exc.pos:exc.pos + 1])} (one object per line)"
+        return f": the line goes on after its object ends, at {short_value(exc.doc[exc.pos:exc.pos + 1])} (one object per line)"
     if before.endswith(",") and exc.doc[exc.pos:exc.pos + 1] in ("}", "]"):
         return ": a comma before the closing bracket (JSON allows no trailing comma)"
     return ""
@@ -517,7 +487,7 @@ def replay_main(
     if history is not None and spec is not None and base.calibration_seconds == 0:
         # The flows judge such a spec without the baseline's past: replaying with it would not be
         # that policy.
-        print(f"error: --history applies to a spec that calibrates: {_named(spec)}'s analysis.calibration_seconds "
+        print(f"error: --history applies to a spec that calibrates: {file_named(spec)}'s analysis.calibration_seconds "
               "is 0, so the flows judge without the baseline's past", file=err)
         return EXIT_BAD_INPUT
     judged = _metrics(metrics, err)
@@ -535,7 +505,7 @@ def replay_main(
         from rollway.judge.replay_spec import shown_setting
 
         for name in (n for n in Analysis.model_fields if n in options):
-            print(f"note: {_option(name)} {shown_setting(options[name])} overrides {_named(spec)}'s analysis.{name} "
+            print(f"note: {_option(name)} {shown_setting(options[name])} overrides {file_named(spec)}'s analysis.{name} "
                   f"({shown_setting(getattr(base, name))})", file=err)
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
@@ -561,15 +531,15 @@ def replay_main(
     if past and past[-1].t >= intervals[0].t:
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
-        print(f"error: --history {_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
-              f"stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
+        print(f"error: --history {file_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
+              f"stage's first (t={format_t(intervals[0].t)} in {file_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
     if "slow" in analysis.metrics and "slow" not in written:
         # The flows read a service that publishes no SlowRequestCount as 0 slow requests, and so
         # does the replay; but its verdicts then show "slow 0/N" as if measured, and alpha is
         # still split over both metrics (a later rollback than errors judged alone would give).
-        print(f"note: {_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
+        print(f"note: {file_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     result = replay(intervals, analysis, rails if guardrails else None, past)
@@ -577,12 +547,6 @@ def replay_main(
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
-
-
-def _named(path: str) -> str:
-    """A file name for a message on one line: as given, or quoted when it holds a line break or
-    another character that does not print (the message would split, or garble the terminal)."""
-    return path if path.isprintable() else repr(path)
 
 
 def _option(field: str) -> str:
@@ -635,7 +599,7 @@ def _load(path: str, err: TextIO, option: str | None = None,
     before.jsonl" left the reader to work out which one it was).
     """
     notes: list[str] = []
-    shown = f"{option} {_named(path)}" if option else _named(path)
+    shown = f"{option} {file_named(path)}" if option else file_named(path)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes, written)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import validation_problems
 from rollway.spec import RolloutSpec
 
@@ -29,9 +30,7 @@ def read_spec(path: str) -> RolloutSpec:
         SpecFileError: the file cannot be read, is not JSON (a key written twice included), is
             a spec the flows would refuse, or names a judge other than the sequential one.
     """
-    from rollway.judge.replay import _DuplicateKey, _named, _short, _unique_keys
-
-    where = f"--spec {_named(path)}"
+    where = f"--spec {file_named(path)}"
     if path == "-":
         # Standard input is the replay file's, or --history's: a spec is a file the flows were given.
         raise SpecFileError(f"{where}: give the spec as a file (standard input is for the replay file)")
@@ -45,10 +44,10 @@ def read_spec(path: str) -> RolloutSpec:
     except UnicodeDecodeError as exc:
         raise SpecFileError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start + 1})") from None
     try:
-        raw: Any = json.loads(text, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
+        raw: Any = json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
         # json.loads keeps the last of two equal keys: which alpha was meant cannot be told.
-        raise SpecFileError(f"{where}: key {_short(exc.key)} appears twice in one object") from None
+        raise SpecFileError(f"{where}: key {short_value(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
         raise SpecFileError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except (ValueError, RecursionError):

@@ -42,7 +42,7 @@ from rollway.flags import (
 )
 from rollway.image import image_references
 from rollway.infra import AppNotListed, StackDeployFailed
-from rollway.judge.replay import _DuplicateKey
+from rollway.judge.strict_json import DuplicateKey
 from rollway.ledger import RollbackClaimed, RollbackUnrecorded, RolloutRecord
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -137,7 +137,7 @@ CASES: list[BaseException] = [
                     ["the 1st newest: 7 problem(s), first: feature: Field required"]),
     AppNotListed("the CDK app in infra did not synthesize: `cdk ls` exited with 1", TAIL),
     StackDeployFailed("EditCanaryStack", "cdk did not finish within 900 s and was stopped", TAIL, timed_out=True),
-    _DuplicateKey("errors"),
+    DuplicateKey("errors"),
     CLAIMED,
     RollbackUnrecorded("edit-canary", ROLLED_BACK, "the end of the rollback (ProvisionedThroughputExceeded)",
                        rollout_id="20261201-0312-ab12", phase=RolloutPhase.ROLLING_BACK),
