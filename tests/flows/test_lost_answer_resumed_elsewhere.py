@@ -1,10 +1,11 @@
-"""A shift whose answer was lost when its process died is taken into account by a resume, or a
-rollback, in a new process (on the embedded AWS, the ledger in its DynamoDB table).
+"""A shift or a pointing whose answer was lost when its process died is taken into account by a
+resume, or a rollback, in a new process (on the embedded AWS, the ledger in its DynamoDB table).
 
 What a run knows of a write whose answer was lost (tasks/undoable's ``_Write``, the read-back of
 flows/engine.set_and_verify) lives in its process only, and the ledger keeps none of it. Nothing is
 lost all the same: a resume reads the load balancer's weights before it acts (flows/progressive's
-``reconcile``) and records a shift it finds there, and a rollback reads the weights and the canary's
+``reconcile``) and records a shift it finds there, reads the canary's revision before deploying
+(``deploy_canary``) and records the one it finds of the rollout's image, and a rollback reads the weights and the canary's
 revision from AWS and moves both back whatever the ledger says. These tests build the second
 process's whole object graph anew (clients, ledger, router, deployer) and let it go on from what the
 first one left on AWS and in the table.
@@ -111,3 +112,37 @@ def test_a_rollback_in_a_new_process_takes_the_traffic_of_the_shift_whose_answer
     assert result.weights == weights == Weights(stable=100, canary=0)
     assert canary.task_definition == record.previous_task_definition and canary.desired == 0
     assert env.ledger.get(aws.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_a_resume_in_a_new_process_records_the_pointing_whose_answer_was_lost_and_registers_no_second_revision(aws):
+    settings = ClockSettings(speed=SPEED, anchor=time.time())
+    image = put_release_image(aws.get_client, aws.targets, "2.0.0")
+    get_client, simulator = process(aws, image, settings)
+    family = aws.targets.task_family
+
+    pointing: list[bool] = []
+
+    def sent(params, **_):  # the canary's pointing at the new revision, not a scaling
+        pointing.append("taskDefinition" in params)
+
+    def dies(**_):
+        if pointing[-1]:
+            raise ProcessDied
+
+    ecs = get_client("ecs")
+    with paced_environment(get_client, aws.targets, settings, simulator) as env, simulator, \
+            on_operation(ecs, "before-parameter-build", sent, operation="UpdateService"), \
+            on_operation(ecs, "after-call", dies, operation="UpdateService"), pytest.raises(ProcessDied):
+        progressive(env, spec(image), "process/first")
+    assert env.ledger.get(aws.targets.canary_service).canary_task_definition is None
+    pointed = read_back(aws)[2].task_definition
+    registered = aws.get_client("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    time.sleep(1.1)  # its lease (1 s on the wall clock) lapses
+
+    get_client, simulator = process(aws, image, settings)
+    with paced_environment(get_client, aws.targets, settings, simulator) as env, simulator:
+        result = progressive(env, spec(image), "process/second")
+
+    assert result.outcome == "promoted", result.reason
+    assert env.ledger.get(aws.targets.canary_service).canary_task_definition == pointed
+    assert aws.get_client("ecs").list_task_definitions(familyPrefix=family)["taskDefinitionArns"] == registered
