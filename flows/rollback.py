@@ -217,12 +217,16 @@ def _next_steps(rollout: str | None) -> str:
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None, rolled_back: str, again: str, verify_seconds: float) -> None:
+                      weights: Weights | None, rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
     rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
     logged; the rollback's own error is raised either way.
+
+    Returns the weights the page names (``weights``, or those read when the traffic did not move;
+    None: not read), for the ledger's record of the stopped rollback: what users get until it is
+    run again.
 
     The weights it names are read once, within ``verify_seconds`` (the rollback's verify timeout),
     and not at all after a read-back the load balancer did not answer: read on the run's clients
@@ -236,8 +240,8 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         try:
             if isinstance(err, ReadBackUnanswered):
                 raise err
-            live = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
-            holds = f"the load balancer holds {live} (stable/canary), read back"
+            weights = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
+            holds = f"the load balancer holds {weights} (stable/canary), read back"
         except Exception as read_err:  # noqa: BLE001 - the page still says what is known
             holds = f"the load balancer could not be read back ({read_err})"
         where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
@@ -256,6 +260,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         # make is said as sns:Publish's statement (``rollout_said``), not AWS's bare refusal.
         log.error("could not page people that the rollback failed: %s",
                   rollout_said(page_err, t))
+    return weights
 
 
 class RollbackClaimLost(PicklableError, RolloutEnded):
@@ -412,11 +417,11 @@ def execute_rollback(
             err.__cause__ = caught  # AWS's own error stays on the chain, under the traffic-only move's too
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                _page_failed_move(env, reason, actor, steps, err, moved, version(),
-                                  _run_again(bindings, ledgered), verify_timeout_seconds)
+                held = _page_failed_move(env, reason, actor, steps, err, moved, version(),
+                                         _run_again(bindings, ledgered), verify_timeout_seconds)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
-                _record_stopped(env, rollout if ledgered else None, actor, steps, moved, ledger_failure, [
+                _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
                     f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
                     f"({err})", *left, "notify people that the rollback is done"])
             if err is caught:
@@ -580,7 +585,8 @@ def execute_rollback(
     if failed_steps:
         if notify:
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
-            _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps)
+            _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
+                            stable_task_definition=stable.task_definition)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
@@ -598,10 +604,12 @@ def execute_rollback(
 
 
 def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
-                    ledger_failure: str | None, not_done: Sequence[str]) -> None:
+                    ledger_failure: str | None, not_done: Sequence[str], *,
+                    stable_task_definition: str | None = None) -> None:
     """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
-    did, those it did not, and the weights it read back once the traffic was on stable (None: it
-    never got there). Only the end of a finished rollback was recorded, so the incident report of one
+    did, those it did not, the weights it read back (on stable, or still on the canary when the
+    traffic could not move; None: not read) and, once the traffic was on stable, the task
+    definition stable ran: what users get until the rollback is run again. Only the end of a finished rollback was recorded, so the incident report of one
     whose notice SNS refused said the traffic's return was not confirmed and which steps were done
     not recorded, though the run knew both. Record-keeping: a write that fails is logged, and the
     rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
@@ -612,6 +620,7 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
     try:
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, to_weights=weights,
+                                                stable_task_definition=stable_task_definition,
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "

@@ -269,9 +269,11 @@ reports say it could not be reached."""
 
 ROLLBACK_STOPPED = "rollback-stopped"
 """The history entry of a rollback that stopped before it finished (a step failed): the steps it did
-and those it did not in its comment (``rollback_stopped_comment``), the weights it read back once the
-traffic was on stable (None: it never got there). The rollout stays rolling back; the incident report
-says from it what was done, and what the rollback run again has left to do."""
+and those it did not in its comment (``rollback_stopped_comment``), the weights it read back (on
+stable, or still on the canary when the traffic could not move; None: not read) and, once the traffic
+was on stable, the task definition stable ran. The rollout stays rolling back; the reports and
+`rollway status` say from it what was done, what users get until the rollback is run again, and what
+that run has left to do."""
 
 ROLLBACK_DONE = "done: "
 ROLLBACK_NOT_DONE = "; not done: "

@@ -672,10 +672,32 @@ def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str
         return [f"- **Users get since the rollback:** {cell(end.stable_task_definition)}, the task definition "
                 f"{stable} ran when the rollback put all the traffic on it (recorded by the rollback; `rollway "
                 "status` reads what it runs now)"]
+    stopped = stopped_traffic(record, stable)
+    if stopped is not None:
+        return [f"- **Users get since the rollback:** {cell(stopped)} (`rollway status` reads where the traffic is "
+                "now)"]
     why = ("the rollback is not recorded as finished" if end is None
            else "this rollback's end was recorded before rollbacks kept it")
     return [f"- **Users get since the rollback:** not recorded ({why}): `rollway status` reads where the traffic "
             f"is and what {stable} runs"]
+
+
+def stopped_traffic(record: RolloutRecord, stable: str = "the stable service") -> str | None:
+    """What users get while a rollback that stopped part-way is open, from the weights it read back
+    (its ``rollback-stopped`` entry): the canary's share when the traffic could not move, or what
+    ``stable`` ran once it took all of it. None: the rollout is not rolling back, or no run of its
+    rollback read the weights back. "Not recorded" was said of a rollback that stopped after reading
+    them, and a responder could not tell whether users were still on the version rolled back."""
+    stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
+    if stopped is None or stopped.to_weights is None:
+        return None
+    read, at = stopped.to_weights, utc(stopped.at)
+    by = f"by the rollback of {stopped.actor}, which then stopped before it finished: run the rollback again"
+    if read.canary > 0:
+        return f"the canary still takes {read.canary} % ({read} stable/canary) as read back at {at} {by}"
+    runs = f"{stopped.stable_task_definition}, the task definition {stable} ran" if stopped.stable_task_definition \
+        else f"{stable} alone"
+    return f"{runs} when the load balancer read back {read} (stable/canary) at {at}, {by}"
 
 
 def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | None, float | None]:

@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
-from rollway.aws.denied import PassRoleDenied, rollout_said
+from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, refusal_said, rollout_said
 from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
@@ -35,11 +35,12 @@ def _never_final(err: BaseException) -> bool:
 
 
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
-               on_error: Callable[[BaseException], None] | None = None, role: str = "undo") -> T:
+               on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False) -> T:
     """``call()``, tried up to three times with a doubling wait between: an undo is one hook that
     Prefect runs once and whose error it only logs, so one throttled call must not leave the step
     done. An error ``final`` names (one a second ask gets again) is raised at once. ``on_error``
-    sees every failed try; ``role`` starts the log lines."""
+    sees every failed try; ``role`` starts the log lines. ``said``: the caller says the last
+    failure itself (``_undo_failed``), so it is not logged here too."""
     delay = UNDO_FIRST_DELAY_SECONDS
     for attempt in range(1, UNDO_ATTEMPTS + 1):
         try:
@@ -48,15 +49,28 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
             if on_error is not None:
                 on_error(err)
             if final(err):
-                log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
+                if not said:
+                    log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
                 raise
             if attempt == UNDO_ATTEMPTS:
-                log.error("%s: %s failed %d times, last: %s", role, what, attempt, err)
+                if not said:
+                    log.error("%s: %s failed %d times, last: %s", role, what, attempt, err)
                 raise
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, delay)
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException,
+                 final: Callable[[BaseException], bool], leaves: str, remedy: str) -> None:
+    """Say an undo's write that failed for good as a person acts on it: what was being undone (a
+    write whose answer was lost, when ``lost``), what AWS said (a refused permission as the statement
+    of the rollout's policy granting it), what it ``leaves`` and the ``remedy``. The undo's own
+    line was AWS's bare error text, which said none of it."""
+    how = "was refused" if final(err) else f"failed {UNDO_ATTEMPTS} times"
+    log.error("could not undo %s%s: %s %s (%s). %s; %s", undoing, ", whose answer was lost" if lost else "",
+              putting_back, how, refusal_said(err, ROLLOUT_POLICY), leaves, remedy)
 
 
 class Live:
@@ -82,6 +96,9 @@ class _Write:
         self.not_applied: str | None = None  # why the write certainly did not land, once known
         self.may_have_landed = False  # a try succeeded, or lost its answer
         self.succeeded = False
+        # Its undo failed and left the service on the revision the write pointed it at: the
+        # registration's undo then keeps that revision (its tasks could not start again).
+        self.left_on: str | None = None
 
     def failed(self, err: BaseException) -> None:
         """A try failed with ``err``. Once one try may have landed, a later refusal does not make
@@ -224,7 +241,18 @@ def _restore_weights(txn) -> None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
-    _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous), final=final_for_elb)
+    try:
+        _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous),
+                   final=final_for_elb, said=True)
+    except Exception as err:
+        service = txn.get("rollout")[0]
+        _undo_failed(f"the shift of the weights{f' of {service}' if service else ''} to {written} (stable/canary)",
+                     txn.get("write").may_have_landed, f"setting them back to {previous}", err, final_for_elb,
+                     f"The load balancer holds {now}: the canary takes {now.canary} % of the traffic, and the "
+                     "bound feature flags may not have followed it",
+                     "roll the rollout back (`rollway abort`), which moves all the traffic to stable, once the load "
+                     "balancer takes the call")
+        raise
 
 
 # The load balancer's answers that a second ask gets again: no such listener, rule or target
@@ -253,7 +281,10 @@ def final_for_elb(err: BaseException) -> bool:
 # connection is caught by the adapter: EcsDeployer.register_revision tags each call with a token,
 # uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
-def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str) -> str:
+def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str,
+                      pointing: _Write | None = None) -> str:
+    """Register ``image`` on ``base_task_definition``; undone by deregistering it, unless the undo of
+    ``pointing`` (the service's pointing at it) failed and left the service on it."""
     try:
         arn = deployer.register_revision(image, base_task_definition)
     except PassRoleDenied as denied:
@@ -264,12 +295,17 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
     txn = get_transaction()
     txn.set("deployer", Live(deployer))
     txn.set("arn", arn)
+    txn.set("pointing", pointing)
     return arn
 
 
 @register_revision.on_rollback
 def _deregister(txn) -> None:
     arn = txn.get("arn")
+    pointing = txn.get("pointing", None)
+    if pointing is not None and pointing.left_on == arn:
+        log.warning("not deregistering %s: the service still runs it, and its tasks could not start again", arn)
+        return
     log.warning("undoing a task definition registration: deregistering %s", arn)
     # What ECS refuses for good (no such revision, a denied permission) is asked once, as for
     # point_service's undo: three tries only delay the rest of the undo.
@@ -300,6 +336,8 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
     txn.set("deployer", Live(deployer))
     txn.set("service", service)
     txn.set("previous", previous)
+    txn.set("written", task_definition)
+    txn.set("write", write)
     _patiently(f"pointing {service} at {task_definition}",
                lambda: deployer.update_service(service, task_definition=task_definition),
                final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy")
@@ -308,7 +346,8 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
 
 
 @task(name="stage-pointing-undo", cache_policy=NONE)
-def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write) -> None:
+def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write,
+                        task_definition: str | None = None) -> None:
     """Stage, before the pointing is sent, its undo for when every try fails: Prefect stages a
     task's own undo only when it succeeds, and an UpdateService that landed but lost its answer on
     every try left the canary on the new revision, which the registration's undo then deregistered
@@ -319,6 +358,7 @@ def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, 
     txn.set("service", service)
     txn.set("previous", previous)
     txn.set("write", write)
+    txn.set("written", task_definition)
 
 
 @stage_pointing_undo.on_rollback
@@ -336,9 +376,33 @@ def _restore_task_definition(txn) -> None:
     # The same policy as point_service's own retries: one throttled or dropped UpdateService used
     # to leave the canary on the new revision (and the registration's undo then deregistered the
     # revision it runs); what ECS refuses the same way every time fails at once.
-    _patiently(f"pointing {service} back at {previous}",
-               lambda: txn.get("deployer").obj.update_service(service, task_definition=previous),
-               final=_final_for_ecs)
+    deployer, written, write = txn.get("deployer").obj, txn.get("written", None), txn.get("write", None)
+    try:
+        _patiently(f"pointing {service} back at {previous}",
+                   lambda: deployer.update_service(service, task_definition=previous), final=_final_for_ecs,
+                   said=True)
+    except Exception as err:
+        runs = _runs(deployer, service)
+        if write is not None and runs is not None and runs == written:
+            write.left_on = runs
+        at = f" at {written}" if written else ""
+        _undo_failed(f"the pointing of ECS service {service}{at}", write is not None and not write.succeeded,
+                     f"pointing it back at {previous}", err, _final_for_ecs,
+                     f"{service} runs {runs}" + (", kept registered so that its tasks can start again"
+                                                 if write is not None and write.left_on else "")
+                     if runs is not None else f"{service} may still run{at or ' what it was pointed at'}",
+                     f"roll the rollout back (`rollway abort`), which points {service} back at its previous "
+                     "revision, once ECS takes the call")
+        raise
+
+
+def _runs(deployer: ServiceDeployer, service: str) -> str | None:
+    """The task definition ``service`` runs, for a failed undo's line; None: ECS could not say."""
+    try:
+        return deployer.describe(service).task_definition
+    except Exception as err:  # noqa: BLE001 - the undo's own failure is the one raised
+        log.warning("could not read which task definition %s runs: %s", service, err)
+        return None
 
 
 @task(name="apply-flag-bindings", cache_policy=NONE)
@@ -356,8 +420,8 @@ def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_ta
     put back): a failed deploy leaves no revision nobody runs.
     """
     with transaction():
-        revision = register_revision(deployer, image, base_task_definition)
         pointing = _Write()
-        stage_pointing_undo(deployer, service, previous, pointing)
+        revision = register_revision(deployer, image, base_task_definition, pointing)
+        stage_pointing_undo(deployer, service, previous, pointing, revision)
         point_service(deployer, service, revision, previous, pointing)
     return revision

@@ -810,7 +810,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
-        from rollway.reports import notice_refused, notice_unsure
+        from rollway.reports import notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
@@ -819,6 +819,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
                       f"{'' if lapsed else '; ' + escape(finisher)}[/yellow]")
+        read = stopped_traffic(record, service.targets.stable_service)
+        if read is not None:
+            # What its stopped run read back, beside the load balancer's weights now: whether users
+            # were still on the version rolled back when it stopped, and since when.
+            console.print(f"[yellow]{escape(read)}[/yellow]")
         told = notice_sent(record, record.rollout_id)
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.

@@ -88,9 +88,11 @@ def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did
     assert state.is_failed()
     record = env.ledger.get(t.canary_service)
     stopped = record.last_transition(ROLLBACK_STOPPED)
-    assert stopped is not None and stopped.to_weights is None, record.history
+    # The weights it read once the move failed: users were still on the canary when it stopped.
+    assert stopped is not None and stopped.to_weights == Weights.canary_at(5), record.history
     report = flat(incident_report(record, alert_topic=t.alert_topic))
-    assert "the load balancer read back" not in report, report
+    assert f"by {utc(stopped.at)}: the load balancer read back **95/5** (stable/canary)" in report, report
+    assert "**Users get since the rollback:** the canary still takes 5 % (95/5 stable/canary)" in report, report
     assert "**Done:** nothing" in report, report
     not_done = f"**Not done:** move the traffic to {t.stable_service} (services {t.stable_service} not stable"
     assert not_done in report, report
