@@ -348,6 +348,48 @@ def test_the_task_definition_a_rollback_restores_counts_as_in_use_even_of_anothe
     assert "old-version" not in tags(aws)
 
 
+def test_the_image_an_open_rollout_has_yet_to_deploy_counts_as_in_use(account, repo):
+    """A rollout whose run stopped after recording its start and before pointing the canary at
+    its image (still pending): no service, revision or task names that image yet, so its last
+    tag was deleted, image and all, and the rollout resumed onto an image that cannot be pulled."""
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    aws = account
+    repository = aws.get_client("ecs").describe_task_definition(taskDefinition=aws.targets.task_family)[
+        "taskDefinition"]["containerDefinitions"][0]["image"].rsplit(":", 1)[0]
+    digest = put_image(aws, "2.0.0", "4")
+    spec = RolloutSpec(image=f"{repository}:2.0.0")
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    now = 1_000_000.0
+    rollout = RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+                            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+                            previous_task_definition=aws.get_client("ecs").describe_services(
+                                cluster=aws.targets.cluster, services=[aws.targets.canary_service])[
+                                "services"][0]["taskDefinition"],
+                            stable_desired=2, pinned_image=f"{repository}@{digest}")
+    ledger.create(rollout, owner="process/run", now=now, lease_seconds=0)
+
+    state = run(aws, repo, old_image_tags=["2.0.0"], archive_tag=None, archive_message="", repo_dir=None)
+
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert (refusal.kind, refusal.name) == ("image tag", "2.0.0")
+    assert f"rollout {rollout.rollout_id} (pending) deploys it" in refusal.reason, refusal.reason
+    assert "2.0.0" in tags(aws)
+
+    # Once that rollout is rolled back, nothing is to deploy it any more: the tag may go.
+    ledger.record(aws.targets.canary_service, owner=None, now=now + 60, phase=RolloutPhase.ROLLED_BACK,
+                  transition=Transition(at=now + 60, kind="rollback", actor="oncall"))
+    done = run(aws, repo, old_image_tags=["2.0.0"], archive_tag=None, archive_message="", repo_dir=None)
+    assert done.is_completed(), done.message
+    assert "2.0.0" not in tags(aws)
+
+
 def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_deleted(account, repo):
     # BatchDeleteImage takes 100 tags a call: a run deleting 150 old tags whose second call is
     # refused has deleted the first 100. Its record must say so, not list all 150 as not done
