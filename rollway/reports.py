@@ -27,7 +27,7 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed,
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed,
                             claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time,
                             notice_unconfirmed, rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
@@ -868,26 +868,38 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append("The new version never took traffic: no shift to the canary is recorded.")
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
+        # A shift a resumed run found on the load balancer is stamped when it was found: the run
+        # that made it died after its last entry, and the canary took traffic from some time
+        # between the two, unrecorded. Its time alone understated the exposure by as long as the
+        # rollout lay dead.
+        found = first.actor == RECONCILE
+        made_after = record.history[record.history.index(first) - 1].at if found else first.at
         # Checked against the last move ahead of it, not only the first: a rollback stamped on
         # real time after hours of a faster clock can still fall after the first shift.
         last_move = _last_move_before(record, end if back_at is not None else start)
         if not _one_clock(last_move.at if last_move else first.at, until):
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
         elif back_at is not None:
-            exposed = duration(until - first.at)
+            exposed = (f"at least {duration(until - first.at)} and at most {duration(until - made_after)} (the first "
+                       "shift was made by a run that died before recording it)" if found
+                       else duration(until - first.at))
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
                        "is not recorded)")
+        first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
+                    "traffic after its last entry and died before recording the move, which the next run found on "
+                    f"the load balancer and recorded at {utc(first.at)}" if found
+                    else f"{utc(first.at)} ({first.to_weights.canary}%)")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
         drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
                    "above says which), and those are not counted here" if drift else "")
         lines += [
-            f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
+            f"- **First traffic to the new version:** {first_at}",
             f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
             f"- **Weight when the rollback began:** "
             f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",

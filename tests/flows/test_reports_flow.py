@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -289,3 +290,38 @@ def test_a_ledger_the_role_may_not_read_names_the_action_the_table_and_the_state
     for message in (str(refused.value), " ".join(capsys.readouterr().err.split())):
         assert said in message and granted in message and message.endswith("nothing was written"), message
     assert artifacts_of(state) == {}
+
+
+def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_traffic(aws, blocks):
+    """A run moved the traffic to 5 % and died before recording the move; the next run found the
+    weights on the load balancer and recorded the shift then (``reconcile``). The incident report
+    gave that later time as the first traffic to the new version, and the exposure from it: the
+    canary had served users since some time after the dead run's last entry, unrecorded."""
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service = aws.targets.canary_service
+    stable = env.deployer.describe(aws.targets.stable_service)
+    image = f"{aws.topology.repository_uri}:2.1.0"
+    spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
+    now = time.time() - 3600
+    record = RolloutRecord(
+        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
+        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
+        history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
+    )
+    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
+    found = now + 1800  # the next run, half an hour later, finds it
+    ledger.record(service, owner="run-1", now=found, transition=Transition(
+        at=found, kind="shift", actor="reconcile", from_weights=Weights.canary_at(0), to_weights=Weights.canary_at(5),
+        to_stage=0, comment="shift found on the load balancer but not in the ledger"),
+        phase=RolloutPhase.PROGRESSING, weights=Weights.canary_at(5), stage_index=0, stage_started_at=found)
+    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert f"**First traffic to the new version:** {utc(found)} (5%)" not in incident, incident
+    assert (f"**First traffic to the new version:** between {utc(now)} and {utc(found)} (5%)") in incident, incident
+    exposed = next(line for line in incident.splitlines() if line.startswith("- **Exposed for:**"))
+    # From the found shift (half an hour before the rollback) to the dead run's last entry (an hour before).
+    assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min and at most 6\d\.\d min \(", exposed), exposed
