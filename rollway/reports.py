@@ -707,6 +707,32 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     return first, peak, at_trigger, back.at if back is not None else None
 
 
+def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: float | None) -> str:
+    """The exposure of a rolled-back rollout that records no shift to the canary.
+
+    Taking no traffic is certain only before its revision was deployed on the canary: a run moves
+    the traffic only after recording that. After, a run that moved the traffic and died before
+    recording the move left no entry of it, and the rollback (`rollway abort`) records only the
+    weights it read back once the traffic was on stable: "never took traffic" could be untrue.
+    """
+    deployed = record.last_transition("deploy")
+    if deployed is None and record.canary_task_definition is None:
+        return ("The new version never took traffic: its revision was never deployed on the canary, and no shift "
+                "to it is recorded.")
+    weights = stage_weights(record)
+    stage = f"{weights[0]}% (its first stage)" if weights else "its first stage's weight"
+    before = record.history[:record.history.index(start)] if start is not None else record.history
+    last = before[-1].at if before else record.created_at
+    until = f"until {utc(back_at)}, when the rollback read the traffic back" if back_at is not None else (
+        "until the rollback, whose traffic's return is not recorded")
+    when = f" at {utc(deployed.at)}" if deployed is not None else ""
+    return (f"**No shift to the canary is recorded**, but its revision was deployed on it{when}, so the ledger "
+            "cannot tell that it took no traffic: a run that moved the traffic and died before recording the move "
+            "leaves no entry of it, and the rollback records only the weights it read back. If that happened, the "
+            f"canary took {stage} from after {utc(last)} (the last entry before the rollback) {until}: the load "
+            "balancer's metrics for its target group say which.")
+
+
 def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
     """The newest move of the traffic recorded ahead of ``end`` in the history (all when None)."""
     moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
@@ -865,7 +891,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                          f"(comment: {cell(asked.comment or '-')})")
     lines += ["", "## Exposure", ""]
     if first is None:
-        lines.append("The new version never took traffic: no shift to the canary is recorded.")
+        lines.append(_no_move_recorded(record, start, back_at))
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
         # A shift a resumed run found on the load balancer is stamped when it was found: the run

@@ -325,3 +325,47 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
     exposed = next(line for line in incident.splitlines() if line.startswith("- **Exposed for:**"))
     # From the found shift (half an hour before the rollback) to the dead run's last entry (an hour before).
     assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min and at most 6\d\.\d min \(", exposed), exposed
+
+
+def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
+    """The run deployed the canary, moved the traffic to 5 % and died before recording the move;
+    `rollway abort` then rolled it back. Nothing in the ledger records the move, and the incident
+    report said the new version never took traffic: users had been on it since."""
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service = aws.targets.canary_service
+    stable = env.deployer.describe(aws.targets.stable_service)
+    image = f"{aws.topology.repository_uri}:2.1.0"
+    spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
+    now = time.time() - 600
+    record = RolloutRecord(
+        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
+        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
+        history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
+    )
+    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    deployed = now + 20
+    ledger.record(service, owner="run-1", now=deployed, transition=Transition(
+        at=deployed, kind="deploy", actor="alice", comment=f"{service} on {stable.task_definition} ({image})"),
+        canary_task_definition=stable.task_definition, phase=RolloutPhase.PROGRESSING)
+    env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
+    rollback(reason="the rollout's run died", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert "never took traffic" not in incident, incident
+    assert (f"**No shift to the canary is recorded**, but its revision was deployed on it at {utc(deployed)}"
+            in incident), incident
+    assert "5% (its first stage) from after" in incident, incident
+
+    # A rollout rolled back before its revision was deployed on the canary took no traffic: said so.
+    ledger2 = RolloutRecord(
+        service=service, rollout_id=new_rollout_id(time.time(), after=record.rollout_id), image=image,
+        spec_json=spec.model_dump_json(), previous_task_definition=stable.task_definition,
+        stable_desired=stable.desired, created_at=time.time(), updated_at=time.time(),
+        history=(Transition(at=time.time(), kind="start", actor="alice", comment=f"rollout of {image}"),))
+    ledger.create(ledger2, owner="run-2", now=time.time(), lease_seconds=60)
+    rollback(reason="wrong image", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert "The new version never took traffic: its revision was never deployed on the canary" in incident, incident
