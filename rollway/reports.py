@@ -437,7 +437,7 @@ def _stage_table(record: RolloutRecord) -> list[str]:
         lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
         rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
-    return rows if len(rows) > 2 else ["No traffic was ever shifted to the new version."]
+    return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 
 def _answers(record: RolloutRecord) -> list[str]:

@@ -357,6 +357,7 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     assert (f"**No shift to the canary is recorded**, but its revision was deployed on it at {utc(deployed)}"
             in incident), incident
     assert "5% (its first stage) from after" in incident, incident
+    assert "No traffic was ever shifted" not in incident, incident
 
     # A rollout rolled back before its revision was deployed on the canary took no traffic: said so.
     ledger2 = RolloutRecord(
