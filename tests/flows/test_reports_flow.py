@@ -33,22 +33,31 @@ def artifacts_of(state) -> dict[str, str]:
     return {a.key: a.data for a in found if a.type == "markdown"}
 
 
-def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
-    """A rollout recorded as the progressive flow records one, its canary at 5 % on the load balancer."""
+def recorded_start(aws, now: float, owner: str = "run-1"):
+    """A rollout of 2.1.0 (stages 5, 25, 100) recorded as started at ``now`` by ``owner``, as the
+    progressive flow records one; returns the environment, the ledger, the record and the stable service."""
     env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
     ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
     service = aws.targets.canary_service
     stable = env.deployer.describe(aws.targets.stable_service)
     image = f"{aws.topology.repository_uri}:2.1.0"
     spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
-    now = time.time() - 600
     newest = ledger.get(service)  # a second rollout within the same second still sorts after it
     record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image, spec_json=spec.model_dump_json(),
-        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
+        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image,
+        spec_json=spec.model_dump_json(), previous_task_definition=stable.task_definition,
+        stable_desired=stable.desired, created_at=now, updated_at=now,
         history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
     )
-    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    ledger.create(record, owner=owner, now=now, lease_seconds=60)
+    return env, ledger, record, stable
+
+
+def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
+    """A rollout recorded as the progressive flow records one, its canary at 5 % on the load balancer."""
+    now = time.time() - 600
+    env, ledger, record, _ = recorded_start(aws, now)
+    service = aws.targets.canary_service
     env.router.set_weights(Weights.canary_at(5))
     shifted = now + 30
     ledger.record(service, owner="run-1", now=shifted, transition=Transition(
@@ -297,19 +306,9 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
     weights on the load balancer and recorded the shift then (``reconcile``). The incident report
     gave that later time as the first traffic to the new version, and the exposure from it: the
     canary had served users since some time after the dead run's last entry, unrecorded."""
-    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
-    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
-    service = aws.targets.canary_service
-    stable = env.deployer.describe(aws.targets.stable_service)
-    image = f"{aws.topology.repository_uri}:2.1.0"
-    spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
     now = time.time() - 3600
-    record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
-        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
-        history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
-    )
-    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    env, ledger, _, _ = recorded_start(aws, now)
+    service = aws.targets.canary_service
     env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
     found = now + 1800  # the next run, half an hour later, finds it
     ledger.record(service, owner="run-1", now=found, transition=Transition(
@@ -331,19 +330,9 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     """The run deployed the canary, moved the traffic to 5 % and died before recording the move;
     `rollway abort` then rolled it back. Nothing in the ledger records the move, and the incident
     report said the new version never took traffic: users had been on it since."""
-    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
-    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
-    service = aws.targets.canary_service
-    stable = env.deployer.describe(aws.targets.stable_service)
-    image = f"{aws.topology.repository_uri}:2.1.0"
-    spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
     now = time.time() - 600
-    record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now), image=image, spec_json=spec.model_dump_json(),
-        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
-        history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
-    )
-    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    env, ledger, record, stable = recorded_start(aws, now)
+    service, image = aws.targets.canary_service, record.image
     deployed = now + 20
     ledger.record(service, owner="run-1", now=deployed, transition=Transition(
         at=deployed, kind="deploy", actor="alice", comment=f"{service} on {stable.task_definition} ({image})"),
@@ -360,12 +349,7 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     assert "No traffic was ever shifted" not in incident, incident
 
     # A rollout rolled back before its revision was deployed on the canary took no traffic: said so.
-    ledger2 = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(time.time(), after=record.rollout_id), image=image,
-        spec_json=spec.model_dump_json(), previous_task_definition=stable.task_definition,
-        stable_desired=stable.desired, created_at=time.time(), updated_at=time.time(),
-        history=(Transition(at=time.time(), kind="start", actor="alice", comment=f"rollout of {image}"),))
-    ledger.create(ledger2, owner="run-2", now=time.time(), lease_seconds=60)
+    recorded_start(aws, time.time(), owner="run-2")
     rollback(reason="wrong image", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
     state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     incident = artifacts_of(state)[f"{service}-incident-report"]
