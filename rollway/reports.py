@@ -707,6 +707,21 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     return first, peak, at_trigger, back.at if back is not None else None
 
 
+# What a resumed run writes before it finds a shift on the load balancer: none of it is the dead
+# run's (an entry of these the dead run wrote, skipped too, only widens the span, never wrongs it).
+_RESUME_KINDS = (TAKEOVER, "resume", UNHEARD, "phase")
+
+
+def _dead_runs_last_entry(record: RolloutRecord, found: Transition) -> float:
+    """When the run that made the shift ``found`` (a resumed run's ``reconcile`` entry) last wrote:
+    it moved the traffic after that. The resumed run's own entries before ``found`` (its takeover
+    of the lapsed lease, say) are stamped after the move and do not bound it."""
+    before = record.history[:record.history.index(found)]
+    while len(before) > 1 and before[-1].kind in _RESUME_KINDS:
+        before = before[:-1]
+    return before[-1].at if before else record.created_at
+
+
 def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: float | None) -> str:
     """The exposure of a rolled-back rollout that records no shift to the canary.
 
@@ -866,6 +881,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # The newest run of the rollback that stopped part-way, if no run finished it since.
     stopped = None if finished else record.last_transition(ROLLBACK_STOPPED)
     first, peak, at_trigger, back_at = _exposure(record)
+    # A shift a resumed run found on the load balancer is stamped when it was found: the run
+    # that made it died after its last entry, and the canary took traffic from some time between
+    # the two, unrecorded. Its time alone understated the exposure by as long as the rollout lay dead.
+    found = first is not None and first.actor == RECONCILE
+    made_after = _dead_runs_last_entry(record, first) if found else first.at if first is not None else 0.0
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
@@ -894,12 +914,6 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append(_no_move_recorded(record, start, back_at))
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
-        # A shift a resumed run found on the load balancer is stamped when it was found: the run
-        # that made it died after its last entry, and the canary took traffic from some time
-        # between the two, unrecorded. Its time alone understated the exposure by as long as the
-        # rollout lay dead.
-        found = first.actor == RECONCILE
-        made_after = record.history[record.history.index(first) - 1].at if found else first.at
         # Checked against the last move ahead of it, not only the first: a rollback stamped on
         # real time after hours of a faster clock can still fall after the first shift.
         last_move = _last_move_before(record, end if back_at is not None else start)
@@ -1013,7 +1027,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     if first is not None:
         ends = back_at if back_at is not None else record.updated_at
         one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
-        window = (f" from {utc(first.at)} to {utc(ends)}" if one_clock
+        window = (f" from {utc(made_after)} to {utc(ends)}" if one_clock
                   else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
     taken = _takeovers(record)
     if taken:

@@ -307,11 +307,12 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
     gave that later time as the first traffic to the new version, and the exposure from it: the
     canary had served users since some time after the dead run's last entry, unrecorded."""
     now = time.time() - 3600
-    env, ledger, _, _ = recorded_start(aws, now)
+    env, ledger, record, _ = recorded_start(aws, now)
     service = aws.targets.canary_service
     env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
-    found = now + 1800  # the next run, half an hour later, finds it
-    ledger.record(service, owner="run-1", now=found, transition=Transition(
+    found = now + 1800  # the next run, half an hour later, takes the lapsed lease over and finds it
+    ledger.acquire(service, owner="run-2", now=found - 5, lease_seconds=60, rollout=record.rollout_id)
+    ledger.record(service, owner="run-2", now=found, transition=Transition(
         at=found, kind="shift", actor="reconcile", from_weights=Weights.canary_at(0), to_weights=Weights.canary_at(5),
         to_stage=0, comment="shift found on the load balancer but not in the ledger"),
         phase=RolloutPhase.PROGRESSING, weights=Weights.canary_at(5), stage_index=0, stage_started_at=found)
@@ -322,6 +323,7 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
     assert f"**First traffic to the new version:** {utc(found)} (5%)" not in incident, incident
     assert (f"**First traffic to the new version:** between {utc(now)} and {utc(found)} (5%)") in incident, incident
     exposed = next(line for line in incident.splitlines() if line.startswith("- **Exposed for:**"))
+    assert f"Read the canary's logs and metrics from {utc(now)} to" in incident, incident
     # From the found shift (half an hour before the rollback) to the dead run's last entry (an hour before).
     assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min and at most 6\d\.\d min \(", exposed), exposed
 
