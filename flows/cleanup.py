@@ -8,7 +8,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    the run, naming the service, the call and the bound, before anything is written): the archive
    tag in git (locally and on the remote), the task definitions in use (every
    deployment of the stable and canary services, every ACTIVE revision of the task family, what a
-   rollback of a rollout still open restores and the image it has still to deploy (the ledger's), the revision of every running task) and the images they name, the repository's images, and each old stack;
+   rollback of a rollout still open restores and the image it has still to deploy (the ledger's),
+   the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
    balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one

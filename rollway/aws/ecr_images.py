@@ -284,7 +284,8 @@ def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:
                  f"{targets.canary_service}"),) if record.previous_task_definition else ()
     forward = not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK
     deploys = (ImageUse(task_definition=record.canary_task_definition or "(not registered yet)",
-                        why=f"rollout {record.rollout_id} ({record.phase.value}) deploys it on {targets.canary_service}",
+                        why=(f"rollout {record.rollout_id} ({record.phase.value}) deploys it on "
+                             f"{targets.canary_service}"),
                         image=record.pinned_image or record.image),) if forward else ()
     return OpenRolloutNeeds(restores=restores, deploys=deploys)
 
