@@ -8,7 +8,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    the run, naming the service, the call and the bound, before anything is written): the archive
    tag in git (locally and on the remote), the task definitions in use (every
    deployment of the stable and canary services, every ACTIVE revision of the task family, what a
-   rollback of a rollout still open restores (the ledger's), the revision of every running task) and the images they name, the repository's images, and each old stack;
+   rollback of a rollout still open restores and the image it has still to deploy (the ledger's),
+   the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
    balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
@@ -43,8 +44,9 @@ from rollway.aws.ecr_images import EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, describe_archive,
-    first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, OpenRolloutNeeds,
+    describe_archive, first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result,
+    summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.targets import Targets
@@ -133,9 +135,10 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
     # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
     # (a task definition of another family than the one the rollout registered).
-    restores = (steps.rollback_restores(DynamoLedger(reads("dynamodb"), targets), targets, seconds)
-                if reads_in_use else ())
-    in_use = steps.images_in_use(reads("ecs"), targets, seconds, restores) if reads_in_use else ()
+    needs = (steps.open_rollout_needs(DynamoLedger(reads("dynamodb"), targets), targets, seconds)
+             if reads_in_use else OpenRolloutNeeds())
+    in_use = (steps.images_in_use(reads("ecs"), targets, seconds, needs.restores) + needs.deploys
+              if reads_in_use else ())
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(read_images, targets, seconds) if spec.old_image_tags else ()

@@ -32,6 +32,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
 from rollway.ledger import (
+    RECONCILE,
     LockHeld,
     RolloutInProgress,
     RolloutRecord,
@@ -282,7 +283,7 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         if spec.flags and env.flags is not None else []
     found: list[str] = []
     if made is not None:
-        transition = Transition(at=now, kind="shift", actor="reconcile", from_weights=record.weights, to_weights=live,
+        transition = Transition(at=now, kind="shift", actor=RECONCILE, from_weights=record.weights, to_weights=live,
                                 to_stage=made, comment="shift found on the load balancer but not in the ledger")
         if spec.flags and env.flags is not None:
             # The dead run moved the bound flags with the shift; applying the stage again moved

@@ -338,6 +338,19 @@ class ImageUse(BaseModel):
         "the EFS file systems and access points (``fs-...``, ``fsap-...``) the task definition's volumes mount"))
 
 
+class OpenRolloutNeeds(BaseModel):
+    """What the service's newest rollout, still open, needs kept: read from the ledger, as ECS may
+    not name it yet (or any more)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    restores: tuple[tuple[str, str], ...] = Field(default=(), description=(
+        "(task definition, why) a rollback restores on the canary service"))
+    deploys: tuple[ImageUse, ...] = Field(default=(), description=(
+        "the image it has still to deploy on the canary: a run that stopped before pointing the canary at it "
+        "resumes onto it, and no service, revision or task names it until then"))
+
+
 class RoutingInUse(BaseModel):
     """What production's traffic comes through on the load balancer, by ARN (read from ELB).
 

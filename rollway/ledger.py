@@ -474,6 +474,9 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
 
 TAKEOVER = "takeover"
 """The history entry of a run taking over a rollout whose holder's lease lapsed."""
+RECONCILE = "reconcile"
+"""The actor of a shift a resumed run found on the load balancer and recorded: a run that died
+moved the traffic after its last entry, and the shift is stamped when it was found."""
 OWNER_PREFIX = "flow-run/"
 """A rollout owned by a flow run records ``flow-run/<id>`` as its owner (``flows.env.run_owner``)."""
 

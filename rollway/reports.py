@@ -27,9 +27,9 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition, claim_has_lapsed,
-                            claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time,
-                            notice_unconfirmed, rollback_start, rollback_stopped_steps, utc, wall_utc)
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition,
+                            claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent,
+                            notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -437,7 +437,7 @@ def _stage_table(record: RolloutRecord) -> list[str]:
         lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
         rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
-    return rows if len(rows) > 2 else ["No traffic was ever shifted to the new version."]
+    return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 
 def _answers(record: RolloutRecord) -> list[str]:
@@ -729,6 +729,47 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     return first, peak, at_trigger, back.at if back is not None else None
 
 
+# What a resumed run writes before it finds a shift on the load balancer: none of it is the dead
+# run's (an entry of these the dead run wrote, skipped too, only widens the span, never wrongs it).
+_RESUME_KINDS = (TAKEOVER, "resume", UNHEARD, "phase")
+
+
+def _dead_runs_last_entry(record: RolloutRecord, found: Transition) -> float:
+    """When the run that made the shift ``found`` (a resumed run's ``reconcile`` entry) last wrote:
+    it moved the traffic after that. The resumed run's own entries before ``found`` (its takeover
+    of the lapsed lease, say) are stamped after the move and do not bound it."""
+    before = record.history[:record.history.index(found)]
+    while len(before) > 1 and before[-1].kind in _RESUME_KINDS:
+        before = before[:-1]
+    return before[-1].at if before else record.created_at
+
+
+def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: float | None) -> str:
+    """The exposure of a rolled-back rollout that records no shift to the canary.
+
+    Taking no traffic is certain only before its revision was deployed on the canary: a run moves
+    the traffic only after recording that. After, a run that moved the traffic and died before
+    recording the move left no entry of it, and the rollback (`rollway abort`) records only the
+    weights it read back once the traffic was on stable: "never took traffic" could be untrue.
+    """
+    deployed = record.last_transition("deploy")
+    if deployed is None and record.canary_task_definition is None:
+        return ("The new version never took traffic: its revision was never deployed on the canary, and no shift "
+                "to it is recorded.")
+    weights = stage_weights(record)
+    stage = f"{weights[0]}% (its first stage)" if weights else "its first stage's weight"
+    before = record.history[:record.history.index(start)] if start is not None else record.history
+    last = before[-1].at if before else record.created_at
+    until = f"until {utc(back_at)}, when the rollback read the traffic back" if back_at is not None else (
+        "until the rollback, whose traffic's return is not recorded")
+    when = f" at {utc(deployed.at)}" if deployed is not None else ""
+    return (f"**No shift to the canary is recorded**, but its revision was deployed on it{when}, so the ledger "
+            "cannot tell that it took no traffic: a run that moved the traffic and died before recording the move "
+            "leaves no entry of it, and the rollback records only the weights it read back. If that happened, the "
+            f"canary took {stage} from after {utc(last)} (the last entry before the rollback) {until}: the load "
+            "balancer's metrics for its target group say which.")
+
+
 def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
     """The newest move of the traffic recorded ahead of ``end`` in the history (all when None)."""
     moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
@@ -862,6 +903,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # The newest run of the rollback that stopped part-way, if no run finished it since.
     stopped = None if finished else record.last_transition(ROLLBACK_STOPPED)
     first, peak, at_trigger, back_at = _exposure(record)
+    # A shift a resumed run found on the load balancer is stamped when it was found: the run
+    # that made it died after its last entry, and the canary took traffic from some time between
+    # the two, unrecorded. Its time alone understated the exposure by as long as the rollout lay dead.
+    found = first is not None and first.actor == RECONCILE
+    made_after = _dead_runs_last_entry(record, first) if found else first.at if first is not None else 0.0
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
@@ -887,7 +933,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                          f"(comment: {cell(asked.comment or '-')})")
     lines += ["", "## Exposure", ""]
     if first is None:
-        lines.append("The new version never took traffic: no shift to the canary is recorded.")
+        lines.append(_no_move_recorded(record, start, back_at))
     else:
         until = back_at if back_at is not None else (start.at if start is not None else record.updated_at)
         # Checked against the last move ahead of it, not only the first: a rollback stamped on
@@ -896,20 +942,26 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         if not _one_clock(last_move.at if last_move else first.at, until):
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
         elif back_at is not None:
-            exposed = duration(until - first.at)
+            exposed = (f"at least {duration(until - first.at)} and at most {duration(until - made_after)} (the first "
+                       "shift was made by a run that died before recording it)" if found
+                       else duration(until - first.at))
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
                        "is not recorded)")
+        first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
+                    "traffic after its last entry and died before recording the move, which the next run found on "
+                    f"the load balancer and recorded at {utc(first.at)}" if found
+                    else f"{utc(first.at)} ({first.to_weights.canary}%)")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
         drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
                    "above says which), and those are not counted here" if drift else "")
         lines += [
-            f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%)",
+            f"- **First traffic to the new version:** {first_at}",
             f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
             f"- **Weight when the rollback began:** "
             f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
@@ -997,7 +1049,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     if first is not None:
         ends = back_at if back_at is not None else record.updated_at
         one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
-        window = (f" from {utc(first.at)} to {utc(ends)}" if one_clock
+        window = (f" from {utc(made_after)} to {utc(ends)}" if one_clock
                   else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
     taken = _takeovers(record)
     if taken:

@@ -23,12 +23,12 @@ from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
 from rollway.aws.ecr_images import EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
-from rollway.aws.ecr_images import rollback_restores as read_rollback_restores
+from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import REFUSED_CODES, AdapterError
-from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, RepositoryImage, RoutingInUse,
-                             StackState)
+from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, OpenRolloutNeeds,
+                             RepositoryImage, RoutingInUse, StackState)
 from rollway.deadline import Unanswered, within
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
@@ -116,12 +116,13 @@ def images_in_use(ecs: Any, targets: Targets, seconds: float,
                        lambda say: read_images_in_use(ecs, targets, on_progress=say, restores=restores))
 
 
-@task(name="rollback-restores", **_READ)
-def rollback_restores(ledger: Any, targets: Targets, seconds: float) -> tuple[tuple[str, str], ...]:
-    """What a rollback of the newest rollout, still open, would restore on the canary (the ledger's)."""
+@task(name="open-rollout-needs", **_READ)
+def open_rollout_needs(ledger: Any, targets: Targets, seconds: float) -> OpenRolloutNeeds:
+    """What the newest rollout, still open, needs kept (the ledger's): what its rollback would
+    restore on the canary, and the image it has still to deploy."""
     with named_denials(_POLICY, targets=targets):
-        return bounded(seconds, "what a rollback restores (the ledger)",
-                       lambda _say: read_rollback_restores(ledger, targets))
+        return bounded(seconds, "what an open rollout needs (the ledger)",
+                       lambda _say: read_open_rollout_needs(ledger, targets))
 
 
 @task(name="network-in-use", **_READ)

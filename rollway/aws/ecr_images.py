@@ -16,9 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.cleanup import ImageUse, NetworkUse, RepositoryImage
+from rollway.cleanup import ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
+from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 
@@ -181,7 +182,7 @@ def images_in_use(ecs: Any, targets: Targets,
     zero too: it pulls the image again when scaled up), every ACTIVE revision of ``targets.task_family`` (and
     of any family whose name begins with it: ECS's ``familyPrefix`` matches those too), the
     task definition a rollback of an open rollout restores on the canary service (``restores``,
-    from ``rollback_restores``: of another family, no ACTIVE revision of the family names it), the
+    from ``open_rollout_needs``: of another family, no ACTIVE revision of the family names it), the
     task definition every running task of the cluster runs (INACTIVE or of another family
     as well), and the digest each of those tasks resolved its image to.
 
@@ -241,12 +242,18 @@ def images_in_use(ecs: Any, targets: Targets,
     return tuple(found) + _running_digests(running)
 
 
-def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], ...]:
-    """(task definition, why) for what a rollback of the canary service's newest rollout would
-    restore, while one may still come (``rollway.ledger.open_for_rollback``): the task definition
-    the canary ran before the rollout, as the ledger recorded it. Of another family (the new
-    architecture's task family is a new one), nothing else read from ECS names it: its image
-    deleted, the rollback would point the canary at an image that cannot be pulled.
+def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:
+    """What the canary service's newest rollout needs kept while it is open
+    (``rollway.ledger.open_for_rollback``), as the ledger recorded it:
+
+    - the task definition the canary ran before the rollout, which its rollback restores. Of
+      another family (the new architecture's task family is a new one), nothing else read from ECS
+      names it: its image deleted, the rollback would point the canary at an image that cannot be
+      pulled;
+    - while it still goes forward (pending, progressing, paused), the image it deploys (pinned to
+      its digest at its start; the tag for a record from before images were pinned). A run that
+      stopped before pointing the canary at it left nothing in ECS naming it, and the resumed run
+      registers a revision of it: its last tag deleted, ECR deletes the image with it.
 
     A ledger table that does not exist records no rollout (the `canary` flow keeps none): nothing.
 
@@ -257,24 +264,30 @@ def rollback_restores(ledger: Any, targets: Targets) -> tuple[tuple[str, str], .
         record = ledger.get(targets.canary_service)
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return ()
+            return OpenRolloutNeeds()
         raise InUseUnknown(f"the rollout ledger (table {targets.rollouts_table}) could not be read, so what a "
                            f"rollback of {targets.canary_service} would restore is not known: {err}") from err
     except LedgerError as err:
         raise InUseUnknown(f"the newest rollout of {targets.canary_service} in the ledger (table "
                            f"{targets.rollouts_table}) cannot be read, so what its rollback would restore is not "
                            f"known: {err}") from err
-    if record is None or not record.previous_task_definition:
-        return ()
+    if record is None:
+        return OpenRolloutNeeds()
     try:
         still_open = open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record)
     except ValueError:  # a spec this release cannot read: a rollback may still come, so it counts
         still_open = True
     if not still_open:
-        return ()
-    return ((record.previous_task_definition,
-             f"a rollback of rollout {record.rollout_id} ({record.phase.value}) restores it on "
-             f"{targets.canary_service}"),)
+        return OpenRolloutNeeds()
+    restores = ((record.previous_task_definition,
+                 f"a rollback of rollout {record.rollout_id} ({record.phase.value}) restores it on "
+                 f"{targets.canary_service}"),) if record.previous_task_definition else ()
+    forward = not record.phase.terminal and record.phase is not RolloutPhase.ROLLING_BACK
+    deploys = (ImageUse(task_definition=record.canary_task_definition or "(not registered yet)",
+                        why=(f"rollout {record.rollout_id} ({record.phase.value}) deploys it on "
+                             f"{targets.canary_service}"),
+                        image=record.pinned_image or record.image),) if forward else ()
+    return OpenRolloutNeeds(restores=restores, deploys=deploys)
 
 
 # DescribeTasks takes at most 100 tasks per call.

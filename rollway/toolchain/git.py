@@ -139,7 +139,11 @@ class GitCli:
             bare = self._run("rev-parse", "--is-bare-repository", quiet=True).output[-1].strip() == "true"
             if bare:
                 return ()
-            lines = self._run("status", "--porcelain", "--untracked-files=all", quiet=True).output
+            # Without --no-optional-locks, status rewrites the index (under index.lock) to refresh
+            # stale stat information: a read (a dry run's) wrote to the checkout, and a person's git
+            # command there could fail on the lock meanwhile.
+            lines = self._run("--no-optional-locks", "status", "--porcelain", "--untracked-files=all",
+                              quiet=True).output
         except ToolFailed as err:
             raise GitError(f"could not read the working tree of {self._dir}: {'; '.join(err.tail)}") from err
         return tuple(line.strip() for line in lines if line.strip())

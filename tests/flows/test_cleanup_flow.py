@@ -302,6 +302,29 @@ def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_i
     assert stack_status(aws, old) == "CREATE_COMPLETE"
 
 
+def kept_until_rolled_back(aws, repo: Path, ledger, started: float, tag: str, because: str) -> None:
+    """Cleanup of image ``tag`` is refused ``because`` while the rollout started at ``started`` is
+    open, then deletes it once the rollout is recorded as rolled back."""
+    from rollway.phases import RolloutPhase
+
+    state = run(aws, repo, old_image_tags=[tag], archive_tag=None, archive_message="", repo_dir=None)
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    (refusal,) = refused.value.refusals
+    assert (refusal.kind, refusal.name) == ("image tag", tag)
+    assert because in refusal.reason, refusal.reason
+    assert tag in tags(aws)
+
+    # Once that rollout is rolled back, nothing restores or deploys it any more: the tag may go.
+    later = started + 60
+    ledger.record(aws.targets.canary_service, owner=None, now=later, phase=RolloutPhase.ROLLED_BACK,
+                  transition=Transition(at=later, kind="rollback", actor="oncall"))
+    done = run(aws, repo, old_image_tags=[tag], archive_tag=None, archive_message="", repo_dir=None)
+    assert done.is_completed(), done.message
+    assert tag not in tags(aws)
+
+
 def test_the_task_definition_a_rollback_restores_counts_as_in_use_even_of_another_family(account, repo):
     """The canary ran a revision of the old architecture's family before the rollout (the new one
     registered a family of its own): no service, ACTIVE revision of the targets' family or running
@@ -330,22 +353,35 @@ def test_the_task_definition_a_rollback_restores_counts_as_in_use_even_of_anothe
                             weights=Weights.canary_at(5), previous_task_definition=legacy, stable_desired=2)
     ledger.create(rollout, owner="process/run", now=now, lease_seconds=0)
 
-    state = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
+    kept_until_rolled_back(aws, repo, ledger, now, "old-version",
+                           f"a rollback of rollout {rollout.rollout_id} (progressing) restores it")
 
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    (refusal,) = refused.value.refusals
-    assert (refusal.kind, refusal.name) == ("image tag", "old-version")
-    assert f"a rollback of rollout {rollout.rollout_id} (progressing) restores it" in refusal.reason, refusal.reason
-    assert "old-version" in tags(aws)
 
-    # Once that rollout is rolled back, no rollback restores it any more: the tag may go.
-    ledger.record(aws.targets.canary_service, owner=None, now=now + 60, phase=RolloutPhase.ROLLED_BACK,
-                  transition=Transition(at=now + 60, kind="rollback", actor="oncall"))
-    done = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
-    assert done.is_completed(), done.message
-    assert "old-version" not in tags(aws)
+def test_the_image_an_open_rollout_has_yet_to_deploy_counts_as_in_use(account, repo):
+    """A rollout whose run stopped after recording its start and before pointing the canary at
+    its image (still pending): no service, revision or task names that image yet, so its last
+    tag was deleted, image and all, and the rollout resumed onto an image that cannot be pulled."""
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    aws = account
+    repository = aws.get_client("ecs").describe_task_definition(taskDefinition=aws.targets.task_family)[
+        "taskDefinition"]["containerDefinitions"][0]["image"].rsplit(":", 1)[0]
+    digest = put_image(aws, "2.0.0", "4")
+    spec = RolloutSpec(image=f"{repository}:2.0.0")
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    now = 1_000_000.0
+    rollout = RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+                            spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING,
+                            previous_task_definition=aws.get_client("ecs").describe_services(
+                                cluster=aws.targets.cluster, services=[aws.targets.canary_service])[
+                                "services"][0]["taskDefinition"],
+                            stable_desired=2, pinned_image=f"{repository}@{digest}")
+    ledger.create(rollout, owner="process/run", now=now, lease_seconds=0)
+
+    kept_until_rolled_back(aws, repo, ledger, now, "2.0.0", f"rollout {rollout.rollout_id} (pending) deploys it")
 
 
 def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_deleted(account, repo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -32,22 +33,31 @@ def artifacts_of(state) -> dict[str, str]:
     return {a.key: a.data for a in found if a.type == "markdown"}
 
 
-def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
-    """A rollout recorded as the progressive flow records one, its canary at 5 % on the load balancer."""
+def recorded_start(aws, now: float, owner: str = "run-1"):
+    """A rollout of 2.1.0 (stages 5, 25, 100) recorded as started at ``now`` by ``owner``, as the
+    progressive flow records one; returns the environment, the ledger, the record and the stable service."""
     env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
     ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
     service = aws.targets.canary_service
     stable = env.deployer.describe(aws.targets.stable_service)
     image = f"{aws.topology.repository_uri}:2.1.0"
     spec = RolloutSpec(image=image, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)])
-    now = time.time() - 600
     newest = ledger.get(service)  # a second rollout within the same second still sorts after it
     record = RolloutRecord(
-        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image, spec_json=spec.model_dump_json(),
-        previous_task_definition=stable.task_definition, stable_desired=stable.desired, created_at=now, updated_at=now,
+        service=service, rollout_id=new_rollout_id(now, after=newest.rollout_id if newest else None), image=image,
+        spec_json=spec.model_dump_json(), previous_task_definition=stable.task_definition,
+        stable_desired=stable.desired, created_at=now, updated_at=now,
         history=(Transition(at=now, kind="start", actor="alice", comment=f"rollout of {image}"),),
     )
-    ledger.create(record, owner="run-1", now=now, lease_seconds=60)
+    ledger.create(record, owner=owner, now=now, lease_seconds=60)
+    return env, ledger, record, stable
+
+
+def start_at_five_percent(aws) -> tuple[RolloutRecord, float]:
+    """A rollout recorded as the progressive flow records one, its canary at 5 % on the load balancer."""
+    now = time.time() - 600
+    env, ledger, record, _ = recorded_start(aws, now)
+    service = aws.targets.canary_service
     env.router.set_weights(Weights.canary_at(5))
     shifted = now + 30
     ledger.record(service, owner="run-1", now=shifted, transition=Transition(
@@ -289,3 +299,60 @@ def test_a_ledger_the_role_may_not_read_names_the_action_the_table_and_the_state
     for message in (str(refused.value), " ".join(capsys.readouterr().err.split())):
         assert said in message and granted in message and message.endswith("nothing was written"), message
     assert artifacts_of(state) == {}
+
+
+def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_traffic(aws, blocks):
+    """A run moved the traffic to 5 % and died before recording the move; the next run found the
+    weights on the load balancer and recorded the shift then (``reconcile``). The incident report
+    gave that later time as the first traffic to the new version, and the exposure from it: the
+    canary had served users since some time after the dead run's last entry, unrecorded."""
+    now = time.time() - 3600
+    env, ledger, record, _ = recorded_start(aws, now)
+    service = aws.targets.canary_service
+    env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
+    found = now + 1800  # the next run, half an hour later, takes the lapsed lease over and finds it
+    ledger.acquire(service, owner="run-2", now=found - 5, lease_seconds=60, rollout=record.rollout_id)
+    ledger.record(service, owner="run-2", now=found, transition=Transition(
+        at=found, kind="shift", actor="reconcile", from_weights=Weights.canary_at(0), to_weights=Weights.canary_at(5),
+        to_stage=0, comment="shift found on the load balancer but not in the ledger"),
+        phase=RolloutPhase.PROGRESSING, weights=Weights.canary_at(5), stage_index=0, stage_started_at=found)
+    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert f"**First traffic to the new version:** {utc(found)} (5%)" not in incident, incident
+    assert (f"**First traffic to the new version:** between {utc(now)} and {utc(found)} (5%)") in incident, incident
+    exposed = next(line for line in incident.splitlines() if line.startswith("- **Exposed for:**"))
+    assert f"Read the canary's logs and metrics from {utc(now)} to" in incident, incident
+    # From the found shift (half an hour before the rollback) to the dead run's last entry (an hour before).
+    assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min and at most 6\d\.\d min \(", exposed), exposed
+
+
+def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
+    """The run deployed the canary, moved the traffic to 5 % and died before recording the move;
+    `rollway abort` then rolled it back. Nothing in the ledger records the move, and the incident
+    report said the new version never took traffic: users had been on it since."""
+    now = time.time() - 600
+    env, ledger, record, stable = recorded_start(aws, now)
+    service, image = aws.targets.canary_service, record.image
+    deployed = now + 20
+    ledger.record(service, owner="run-1", now=deployed, transition=Transition(
+        at=deployed, kind="deploy", actor="alice", comment=f"{service} on {stable.task_definition} ({image})"),
+        canary_task_definition=stable.task_definition, phase=RolloutPhase.PROGRESSING)
+    env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
+    rollback(reason="the rollout's run died", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert "never took traffic" not in incident, incident
+    assert (f"**No shift to the canary is recorded**, but its revision was deployed on it at {utc(deployed)}"
+            in incident), incident
+    assert "5% (its first stage) from after" in incident, incident
+    assert "No traffic was ever shifted" not in incident, incident
+
+    # A rollout rolled back before its revision was deployed on the canary took no traffic: said so.
+    recorded_start(aws, time.time(), owner="run-2")
+    rollback(reason="wrong image", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert "The new version never took traffic: its revision was never deployed on the canary" in incident, incident

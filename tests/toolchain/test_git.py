@@ -154,3 +154,19 @@ def test_a_git_dir_set_on_the_worker_does_not_send_the_tag_to_another_repository
     assert GitCli(repo).create_tag(TAG, MESSAGE) == "created"
     monkeypatch.delenv("GIT_DIR")
     assert git(repo, "tag", "-l") == TAG and git(other, "tag", "-l") == ""
+
+
+def test_reading_the_working_tree_writes_nothing_to_the_checkout(repo: Path):
+    """``git status`` refreshes the index, rewriting it (under ``index.lock``) when a file's stat
+    information changed: a dry run of cleanup wrote to the checkout it only reads, and could make a
+    person's git command there fail on the lock meanwhile."""
+    import os
+    import time
+
+    index = repo / ".git" / "index"
+    time.sleep(1.1)  # a racily clean index is rewritten regardless; make its entries older than it
+    later = time.time() + 5
+    os.utime(repo / "app.txt", (later, later))  # same content, newer stat: git refreshes the index
+    before = index.stat().st_mtime_ns, index.read_bytes()
+    assert GitCli(repo).uncommitted() == ()
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before

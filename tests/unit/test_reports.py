@@ -291,7 +291,7 @@ def test_an_unfinished_rollout_shows_its_current_stage():
 
 def test_a_rollout_that_never_shifted_says_so():
     rec = record([started()], RolloutPhase.ROLLED_BACK)
-    assert "No traffic was ever shifted to the new version." in rollout_report(rec)
+    assert "No shift to the new version is recorded." in rollout_report(rec)
     assert "The ledger records no rollback transition" in incident_report(rec)
 
 
