@@ -422,9 +422,36 @@ def _window_open(record: RolloutRecord) -> str:
     spec = _recorded_spec(record)
     if spec is None or not monitoring_owed(spec, record):
         return ""
-    ends = record.last_transition("promote").at + spec.monitor_seconds
+    ends = window_end(spec, record)
     return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
             "runs, and `rollway abort` can still roll the release back")
+
+
+def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
+    """When a promoted rollout's monitoring window ends (rollout clock)."""
+    return record.last_transition("promote").at + spec.monitor_seconds
+
+
+def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:
+    """Status's "monitoring" row of a promotion whose window is not recorded as closed: until when
+    it runs or, once over (or ``now`` unknown), that no run closed it and what does; None when it
+    owes none. Status said "promoted", its last phase "passed" and "owner none" of a window whose
+    run ended with too few checks able to read the metrics: only a refused finalize and the report
+    told that the previous version still runs and what to do."""
+    from rollway.clock import on_the_wall
+
+    spec = _recorded_spec(record)
+    if spec is None or not monitoring_owed(spec, record):
+        return None
+    ends = window_end(spec, record)
+    abort = "`rollway abort` can still roll the release back (the previous version still runs)"
+    if now is not None and now < ends:
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
+                f"for it to close; {abort}")
+    return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
+            "(the run watching it stopped, or too few of its checks could read the metrics): run "
+            f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
+            f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}")
 
 
 def _stage_table(record: RolloutRecord) -> list[str]:
