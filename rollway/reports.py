@@ -89,7 +89,11 @@ class Trigger(BaseModel):
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
             "approval-timeout": "an approval pause nobody answered in time, under the spec's "
                                 "`approvals.on_timeout: rollback` (the default)",
-            "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
+            # The hook's actor names the state it ran in ("state hook (cancelling)").
+            "hook": f"a rollout run's {who.removeprefix('state ')}: " + (
+                "the run was cancelled (Cancel in the Prefect UI, or the process serving it stopped)"
+                if "(cancel" in who else "the run crashed" if "(crashed)" in who else "the run failed"
+                if "(failed)" in who else "the run failed, crashed or was cancelled"),
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]

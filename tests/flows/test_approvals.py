@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 
@@ -201,6 +203,10 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     kinds = [t.kind for t in record.history]
     assert "timeout" not in kinds and kinds[-4:] == ["rollback-start", "notifying", "notified", "rollback"], kinds
     assert record.history[-1].actor == "state hook (cancelling)"
+    # In words: "run x ended cancelling" named Prefect's state, which reads as if the run stopped half-way
+    # through cancelling, in the page, status and the incident report.
+    assert re.fullmatch(r"run \S+ was cancelled: cancelled from the UI", record.history[-1].comment or ""), \
+        record.history[-1].comment
 
 
 @flow(name="approvals-rollout-with-pauses")
