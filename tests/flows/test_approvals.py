@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import threading
@@ -103,9 +104,16 @@ def test_approve_through_the_api_records_the_approver():
     assert [(t.actor, t.comment) for t in approvals] == [("dana", "approve: metrics look fine")]
 
 
-def test_timeout_rolls_back_and_never_promotes():
+def test_timeout_rolls_back_and_never_promotes(caplog):
     env = ledger_env()
-    result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    with caplog.at_level(logging.INFO):
+        result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
+    # the pause's timeout is on the wall clock, as the form, status and the notice say.
+    said = [r.getMessage() for r in caplog.records]
+    assert any(re.fullmatch(r"paused for approval: resume the run with an answer by \S+ \S+ UTC \(wall clock, "
+                            r"2 s from now\); unanswered, the rollout rolls back", m) for m in said), said
+    assert "nobody answered within 2 s (wall clock): reject" in said, said
     assert result.outcome == "rolled_back"
     assert env.router.weights == Weights(stable=100, canary=0)
     record = env.ledger.get(env.targets.canary_service)
