@@ -229,7 +229,10 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
                           ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "")
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
-        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
+        # Named: the advance_phase run that starts a phase writes this first, and the reports list
+        # each run by its first named entry (a later pause otherwise, or nothing at all).
+        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}",
+                              run=run_label()),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
