@@ -469,7 +469,11 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at),
                             lambda call: _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
                                                           "still trying to pause for an answer"))
-            log.info("paused for %s: resume the run with an answer within %ss", pause.cause, approvals.timeout_seconds)
+            # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
+            # seconds under `rollway up`, where an hour of them is a wall minute.
+            log.info("paused for %s: resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
+                     pause.cause, _due(approvals, paused_at), _duration(approvals.timeout_seconds),
+                     "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 
             if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
@@ -486,7 +490,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                     next_weight=given.next_weight,
                 )
         action = "reject" if approvals.on_timeout == "rollback" else "hold"
-        log.warning("nobody answered within %ss: %s", approvals.timeout_seconds, action)
+        log.warning("nobody answered within %s (wall clock): %s", _duration(approvals.timeout_seconds), action)
         return ApprovalAnswer(
             action=action, approver="timeout", timed_out=True,
             comment=f"no answer within {approvals.timeout_seconds:g} s",

@@ -487,8 +487,10 @@ def run_stages(
                     elif answer.next_weight is not None:
                         # Accepting a stage the judge could not pass is not a skip ahead: silently
                         # shifting to the next stage instead would lose the person's choice.
+                        article = "an" if decision.cause[0] in "aeiou" else "a"  # an inconclusive, a metrics
                         raise ValueError(f"next_weight ({answer.next_weight}%) applies only at an approval pause; "
-                                         f"this is a {decision.cause} pause: approve without it to accept this stage")
+                                         f"this is {article} {decision.cause} pause: approve without it to accept "
+                                         "this stage")
                 except ValueError as refused:
                     # Checked before anything is recorded: a refused answer approves nothing.
                     log.warning("approval not applied: %s; asking again", refused)

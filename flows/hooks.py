@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Callable
 
+from prefect.client.schemas.objects import StateType
 from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
@@ -109,7 +110,7 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
         # TypeError reached the hook as a TypeError, and the hook rolled back another rollout.
         return f"its parameters failed validation ({state.message})"
     if finalizing:
-        return (f"its promotion passed its window and it ended {state.type.value.lower()} while finalizing "
+        return (f"its promotion passed its window and it {_ended(state)} while finalizing "
                 f"({state.message or 'no message'}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
     exc = _exception(state)
     # AccountNotLoaded: the run could not even build its clients, and the rollback would load
@@ -207,7 +208,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     own = None if ledgered else hook_spec(params, log)
     # Cut to the rollback flow's limit: a failure's message may be any length, and refused as a
     # parameter, the rollback would not run at all.
-    reason = fit_reason(f"run {flow_run.name} ended {state.type.value.lower()}: {state.message or 'no message'}")
+    reason = fit_reason(f"run {flow_run.name} {_ended(state)}: {state.message or 'no message'}")
     claim_wait = CLAIM_WAIT_SECONDS
     exc = _exception(state)
     if isinstance(exc, RollbackClaimed) and exc.waited > 0:
@@ -272,7 +273,15 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     if result.done_by is not None:
         log.info("not rolling back after run %s: %s", flow_run.name, "; ".join(result.steps))
         return
-    log.warning("rolled back after run %s ended %s", flow_run.name, state.type.value.lower())
+    log.warning("rolled back after run %s %s", flow_run.name, _ended(state))
+
+
+def _ended(state) -> str:
+    """How the run ended, in words: Prefect's state names ("ended cancelling") read, in the page,
+    status and the incident report, as if the run stopped half-way through its cancellation."""
+    if state.type in (StateType.CANCELLING, StateType.CANCELLED):
+        return "was cancelled"
+    return state.type.value.lower()  # "failed", "crashed"
 
 
 def rollback_hooks() -> dict:

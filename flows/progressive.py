@@ -31,6 +31,7 @@ from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
 from rollway.environment import Environment
+from rollway.finalize import is_finalized
 from rollway.ledger import (
     RECONCILE,
     LockHeld,
@@ -229,7 +230,10 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
                           ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "")
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
-        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}"),
+        # Named: the advance_phase run that starts a phase writes this first, and the reports list
+        # each run by its first named entry (a later pause otherwise, or nothing at all).
+        transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}",
+                              run=run_label()),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
@@ -480,12 +484,14 @@ def run_progressive(
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
-        # A re-run (or a resume of a run that died after promoting) has nothing left to do.
-        log.info("%s is already promoted on %s (rollout %s)", spec.image, service, record.rollout_id)
-        return RolloutResult(
-            outcome="promoted", reason=f"{spec.image} was already promoted (rollout {record.rollout_id})",
-            image=spec.image, final_weights=record.weights,
-        )
+        # A re-run (or a resume of a run that died after promoting) has nothing left to do. After a
+        # finalize the stable service runs it and the canary service is idle: naming the canary
+        # sent a person to a service at 0 tasks.
+        where = (f" and finalized (rollout {record.rollout_id}): {env.targets.stable_service} runs it"
+                 if is_finalized(record) else f" (rollout {record.rollout_id}): {service} runs it")
+        log.info("%s was already promoted%s; nothing to do", spec.image, where)
+        return RolloutResult(outcome="promoted", reason=f"{spec.image} was already promoted{where}", image=spec.image,
+                             final_weights=record.weights)
     if record is not None and rejection_owed(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
         # A person rejected the rollout and its run died before recording the rollback's start:
         # the answer is final, so it is carried out (below) rather than asked for again.

@@ -118,6 +118,14 @@ def on_the_wall(speed: float, due: float, now: float) -> str:
     terminal how long to wait. Empty at real time or once ``due`` has passed."""
     if speed == 1.0 or due <= now:
         return ""
-    wall = (due - now) / speed
-    left = f"{max(wall, 1):.0f} wall seconds" if wall < 120 else f"{wall / 60:.0f} wall minutes"
-    return f" (the rollout clock runs {speed:g}x wall time: about {left} from now)"
+    return f" (the rollout clock runs {speed:g}x wall time: about {wall_span((due - now) / speed)} from now)"
+
+
+def wall_span(wall: float, *, hours: bool = False) -> str:
+    """``wall`` seconds in words: seconds under two minutes, then minutes (then, with ``hours``,
+    hours from two hours on)."""
+    if wall < 120:
+        return f"{max(wall, 1):.0f} wall seconds"
+    if hours and wall >= 7200:
+        return f"{wall / 3600:.1f} wall hours"
+    return f"{wall / 60:.0f} wall minutes"

@@ -89,7 +89,11 @@ class Trigger(BaseModel):
             # The spec's setting as it is spelled (rollway.spec.Approvals), so a person can find it.
             "approval-timeout": "an approval pause nobody answered in time, under the spec's "
                                 "`approvals.on_timeout: rollback` (the default)",
-            "hook": f"a rollout run's {who.removeprefix('state ')}: the run failed, crashed or was cancelled",
+            # The hook's actor names the state it ran in ("state hook (cancelling)").
+            "hook": f"a rollout run's {who.removeprefix('state ')}: " + (
+                "the run was cancelled (Cancel in the Prefect UI, or the process serving it stopped)"
+                if "(cancel" in who else "the run crashed" if "(crashed)" in who else "the run failed"
+                if "(failed)" in who else "the run failed, crashed or was cancelled"),
             "drift": "the load balancer's weights moved by someone else while the rollout ran",
             "manual": f"{who}, with the rollback flow",
         }[self.kind]
@@ -422,9 +426,36 @@ def _window_open(record: RolloutRecord) -> str:
     spec = _recorded_spec(record)
     if spec is None or not monitoring_owed(spec, record):
         return ""
-    ends = record.last_transition("promote").at + spec.monitor_seconds
+    ends = window_end(spec, record)
     return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
             "runs, and `rollway abort` can still roll the release back")
+
+
+def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
+    """When a promoted rollout's monitoring window ends (rollout clock)."""
+    return record.last_transition("promote").at + spec.monitor_seconds
+
+
+def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:
+    """Status's "monitoring" row of a promotion whose window is not recorded as closed: until when
+    it runs or, once over (or ``now`` unknown), that no run closed it and what does; None when it
+    owes none. Status said "promoted", its last phase "passed" and "owner none" of a window whose
+    run ended with too few checks able to read the metrics: only a refused finalize and the report
+    told that the previous version still runs and what to do."""
+    from rollway.clock import on_the_wall
+
+    spec = _recorded_spec(record)
+    if spec is None or not monitoring_owed(spec, record):
+        return None
+    ends = window_end(spec, record)
+    abort = "`rollway abort` can still roll the release back (the previous version still runs)"
+    if now is not None and now < ends:
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
+                f"for it to close; {abort}")
+    return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
+            "(the run watching it stopped, or too few of its checks could read the metrics): run "
+            f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
+            f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}")
 
 
 def _stage_table(record: RolloutRecord) -> list[str]:

@@ -313,6 +313,3 @@ def main() -> None:
         sys.exit(141)
     sys.exit(result if isinstance(result, (int, str)) else 0)
 
-
-if __name__ == "__main__":
-    main()

@@ -38,7 +38,7 @@ from rollway.cli import home_unusable
 from rollway.cli.blocks import DEPLOYMENT, deployment_path
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, first_unprivileged_port, free_port,
                                    port_unusable, prefect_server_on, serve_process, wait_served)
-from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings
+from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings, wall_span
 from rollway.ports import Clock
 from rollway.sim.profiles import BehaviourProfile
 from rollway.sim.topology import Topology
@@ -328,7 +328,7 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         # The cron fires on the wall calendar while the rollout clock runs faster: a phase is due
         # within hours of wall time, and the scheduled run may be days away. A person trying the
         # weekly plan waited for a run that would not come before Monday.
-        + (f" At {speed:g}x a rollout week passes in {7 * 24 / speed:.1f} wall hours, long before\n"
+        + (f" At {speed:g}x a rollout week passes in {wall_span(7 * 86400 / speed, hours=True)}, long before\n"
            f"the schedule's next Monday: start each next phase yourself (Deployments -> {deployment_path('advance_phase')}\n"
            "-> Run) once the phased run's summary says it is due."
            if speed > 1 else "")

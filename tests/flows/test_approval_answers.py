@@ -83,7 +83,7 @@ def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
     run(env, spec, approver)
     assert [pause.cause for pause, _ in seen] == ["inconclusive", "inconclusive"]
     assert "Leave **next_weight** empty: approving here accepts this stage" in seen[0][1], seen[0][1]
-    assert "applies only at an approval pause" in seen[1][1]
+    assert "applies only at an approval pause; this is an inconclusive pause" in seen[1][1], seen[1][1]
     assert shifts == [5, 0], f"shifts {shifts}: nothing but the first stage and the rollback"
 
 

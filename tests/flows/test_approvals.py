@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import threading
 import time
 
@@ -101,9 +104,16 @@ def test_approve_through_the_api_records_the_approver():
     assert [(t.actor, t.comment) for t in approvals] == [("dana", "approve: metrics look fine")]
 
 
-def test_timeout_rolls_back_and_never_promotes():
+def test_timeout_rolls_back_and_never_promotes(caplog):
     env = ledger_env()
-    result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    with caplog.at_level(logging.INFO):
+        result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
+    # the pause's timeout is on the wall clock, as the form, status and the notice say.
+    said = [r.getMessage() for r in caplog.records]
+    assert any(re.fullmatch(r"paused for approval: resume the run with an answer by \S+ \S+ UTC \(wall clock, "
+                            r"2 s from now\); unanswered, the rollout rolls back", m) for m in said), said
+    assert "nobody answered within 2 s (wall clock): reject" in said, said
     assert result.outcome == "rolled_back"
     assert env.router.weights == Weights(stable=100, canary=0)
     record = env.ledger.get(env.targets.canary_service)
@@ -201,6 +211,10 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     kinds = [t.kind for t in record.history]
     assert "timeout" not in kinds and kinds[-4:] == ["rollback-start", "notifying", "notified", "rollback"], kinds
     assert record.history[-1].actor == "state hook (cancelling)"
+    # In words: "run x ended cancelling" named Prefect's state, which reads as if the run stopped half-way
+    # through cancelling, in the page, status and the incident report.
+    assert re.fullmatch(r"run \S+ was cancelled: cancelled from the UI", record.history[-1].comment or ""), \
+        record.history[-1].comment
 
 
 @flow(name="approvals-rollout-with-pauses")

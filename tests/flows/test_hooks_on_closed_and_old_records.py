@@ -23,6 +23,7 @@ from flows.rollback import RollbackRefused, rollback
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flags import FlagState
+from rollway.ledger import Transition
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
@@ -157,6 +158,26 @@ def test_a_rerun_of_a_promoted_rollout_recorded_under_older_rules_says_it_is_alr
 
     assert result.outcome == "promoted" and "already promoted" in result.reason, result
     assert_production_untouched(env)
+
+
+def test_a_rerun_of_a_finalized_rollout_says_the_stable_service_runs_it(monkeypatch):
+    """After `rollway finalize` the promoted version runs on the stable service and the canary
+    service is idle at 0 tasks, yet a run of the same image said it "is already promoted on
+    <canary service>": the service that no longer runs it, and no word of the finalize."""
+    env = promoted_and_watched(monkeypatch)
+    service = env.targets.canary_service
+    rollouts = env.ledger._rollouts[service]
+    at = rollouts[-1].history[-1].at
+    rollouts[-1] = rollouts[-1].model_copy(update={"history": rollouts[-1].history + (
+        Transition(at=at + 1, kind="finalize-start", actor="carol"), Transition(at=at + 2, kind="finalized", actor="carol"))})
+
+    result = progressive_rollout(spec=RolloutSpec(image=IMAGE, monitor_seconds=300).model_dump(mode="json"),
+                                 phased=False)
+
+    assert result.outcome == "promoted", result
+    assert (f"{IMAGE} was already promoted and finalized (rollout {rollouts[-1].rollout_id}): "
+            f"{env.targets.stable_service} runs it") in result.reason, result.reason
+    assert f"on {service}" not in result.reason, result.reason
 
 
 def two_phase_spec(flags=()):

@@ -312,6 +312,20 @@ def test_a_quick_run_by_hand_is_not_recorded_as_the_schedule(monkeypatch):
     assert started and started[-1].actor.startswith("started by hand (flow run "), started
 
 
+def test_the_report_names_the_run_that_started_a_weekly_phase_by_that_start(monkeypatch):
+    """The advance_phase run that started week 2 recorded the start without naming itself: the
+    report listed it by a later entry ("first entry: pause", at the week's first approval), as if
+    the phase had started with no run behind it, or not at all when it ended without one."""
+    from rollway.reports import rollout_report
+
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    advance_phase()
+    record = env.ledger.get(env.targets.canary_service)
+    started = next(t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2"))
+    assert started.run is not None and started.actor.endswith(f"(flow run {started.run.split(' (')[0]})"), started
+    assert f"`{started.run}` (first entry: phase, " in rollout_report(record), rollout_report(record)
+
+
 def test_a_run_the_schedule_created_and_a_typed_name_keep_their_actor():
     from prefect.client.schemas.objects import FlowRun
 

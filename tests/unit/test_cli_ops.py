@@ -170,6 +170,38 @@ def test_status_between_weekly_phases_says_when_the_next_is_due_and_when_it_is_o
     assert "next phase" not in capsys.readouterr().out
 
 
+def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_closes_it(capsys) -> None:
+    """A weekly rollout's last phase promoted, but too few of its monitoring checks read the
+    metrics: the run ended saying "run the monitor again", and status showed "promoted", "week 3
+    (3 of 3), passed" and "owner none", as if all were done. Only `rollway finalize`, refused,
+    and the report said the window was owed, that the previous version still runs and what to run."""
+    from rollway.ledger import utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")  # the default plan: week 3 decommissions after an hour's window
+    promoted_at = 1_800_000_200.0
+    ends = promoted_at + spec.monitor_seconds
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=None,
+                      weights=Weights(stable=0, canary=100), monitor_until=ends, phased=True, weekly_phase_index=2,
+                      history=record().history + (
+                          Transition(at=promoted_at, kind="promote", actor="alice", to_weights=Weights(stable=0, canary=100),
+                                     comment="100%: pass"),))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"monitoring not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run "
+            "closed it") in out, out
+    assert "run `progressive_rollout` of repo/app:2.0.0 again" in out and "`rollway finalize` refuses" in out, out
+    assert "`rollway abort` can still roll the release back" in out, out
+    # While the window runs, it says until when; once it is closed, nothing.
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=ends - 60, speed=60)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"monitoring open until {utc(ends)} (rollout clock) (the rollout clock runs 60x wall time: about 1 wall" in out, out
+    watched = promoted.model_copy(update={"history": promoted.history + (
+        Transition(at=ends, kind="watched", actor="alice", comment="window clean"),)})
+    print_status(target, watched, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
+    assert "monitoring " not in capsys.readouterr().out
+
+
 def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     print_status(
         SimpleNamespace(name="svc-canary", targets=Targets()), record(phase=RolloutPhase.PROMOTED, owner=None),

@@ -524,3 +524,16 @@ def test_flags_with_good_input_still_say_the_account_cannot_be_loaded(monkeypatc
     monkeypatch.setattr("rollway.cli.ops.load_account", unloadable)
     assert rollway("flags", "set", SQS, "--no-enabled", "--actor", "gina") == 1
     assert capsys.readouterr().err == "error: PREFECT_API_URL is not set\n"
+
+
+def test_python_dash_m_rollway_cli_runs_the_same_commands():
+    """``python -m rollway.cli`` (a venv whose ``rollway`` script imports another checkout, a
+    machine without the script on its PATH) stopped with "No module named rollway.cli.__main__":
+    the package's ``if __name__ == "__main__"`` never runs under ``-m``."""
+    replay = ["judge", "--replay", str(DATA / "healthy.jsonl")]
+    by_module = subprocess.run([sys.executable, "-m", "rollway.cli", *replay], capture_output=True, text=True,
+                               timeout=60, check=False)
+    by_script = subprocess.run([str(Path(sys.executable).with_name("rollway")), *replay], capture_output=True,
+                               text=True, timeout=60, check=False)
+    assert by_module.returncode == 0, by_module.stderr
+    assert by_module.stdout == by_script.stdout and by_module.stdout.strip(), by_module.stdout

@@ -168,8 +168,13 @@ def before_trigger(actor: str, comment: str, *extra: Transition) -> RolloutRecor
                         Transition(at=T0 + 290, kind="timeout", actor="timeout", to_stage=0, comment="reject",
                                    verdict="approval before 25%")),
          "approval-timeout", "an approval pause nobody answered in time"),
-        (before_trigger("state hook (crashed)", "run brave-fox ended crashed: worker lost"), "hook",
-         "a rollout run's hook (crashed)"),
+        (before_trigger("state hook (crashed)", "run brave-fox crashed: worker lost"), "hook",
+         "a rollout run's hook (crashed): the run crashed"),
+        # A cancelled run's trigger read "the run failed, crashed or was cancelled": a person's Cancel
+        # (or a stopped serving process), left for the reader to guess.
+        (before_trigger("state hook (cancelling)", "run brave-fox was cancelled: cancelled from the UI"), "hook",
+         "a rollout run's hook (cancelling): the run was cancelled (Cancel in the Prefect UI, or the process "
+         "serving it stopped)"),
         (before_trigger("monitor", "the promoted version's error rate 6% is over 5%"), "monitor", "post-promotion monitor"),
         (before_trigger("drift", "the load balancer holds 80/20 (stable/canary), not the 95/5 this run set"), "drift",
          "moved by someone else"),

@@ -695,8 +695,9 @@ def test_the_prefect_server_child_gets_no_credential_provider_of_the_worker(monk
     assert {k: child_env({})[k] for k in providers} == providers
 
 
-@pytest.mark.parametrize("speed", [60.0, 1.0])
-def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, capsys) -> None:
+@pytest.mark.parametrize("speed, week", [(60.0, "2.8 wall hours"), (1200.0, "8 wall minutes"),
+                                         (10_000.0, "60 wall seconds"), (1.0, None)])
+def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, week, capsys) -> None:
     """At `make up`'s 60x a rollout week is 2.8 wall hours and a phased run's summary says the next
     phase is due in wall minutes, but advance_phase's cron fires on Monday 09:00 UTC of the wall
     calendar: the instructions said only "runs Mondays 09:00 UTC", and a person waited for a run
@@ -714,7 +715,8 @@ def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, cap
     told = "start each next phase yourself (Deployments -> advance_phase/rollway -> Run)"
     assert (told in shown) == (speed > 1), shown
     if speed > 1:
-        assert "At 60x a rollout week passes in 2.8 wall hours" in shown, shown
+        # At 1200x the week was "0.1 wall hours", which a person had to work out was 8 minutes.
+        assert f"At {speed:g}x a rollout week passes in {week}," in shown, shown
 
 
 def test_up_names_hold_beside_approve_and_reject(capsys) -> None:
