@@ -105,7 +105,7 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
         assert weights == ALL_STABLE
         assert stable.task_definition == release and stable.desired == 2, "the stable service runs the release"
         assert canary.desired == 0 and canary.task_definition == release
-        assert kinds(aws)[-3:] == ["decommission", "finalize-start", "finalized"]
+        assert kinds(aws)[-4:] == ["decommission", "decommission-paged", "finalize-start", "finalized"]
         # The tag and the digest it was pinned to: the tag alone may name another image by now.
         pinned_first = env.ledger.get(aws.targets.canary_service).pinned_image
         assert "@sha256:" in pinned_first and result.pinned_image == pinned_first
