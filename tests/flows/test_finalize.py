@@ -306,7 +306,7 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     closing = out.strip().splitlines()[-1]
     t = aws.targets
     rollout_id = env.ledger.get(t.canary_service).rollout_id
-    assert closing.startswith(f"{rollout_id} was already finalized: "), closing
+    assert closing.startswith(f"{rollout_id} was already finalized at "), closing
     assert closing.endswith("; nothing changed"), closing
     assert f"{t.stable_service} runs arn:aws:ecs:" in closing and "carries 100% of the traffic" in closing, closing
     assert f"{t.canary_service} is at 0 tasks" in closing, closing
