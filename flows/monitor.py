@@ -356,7 +356,7 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
-    reason = f"{window_seconds / 60:g} minutes of monitoring passed{resumed}"
+    reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
     alerts = alerted.messages()
     if decommissioned is not None:
         return _watched_only(reason, decommissioned, measured, checks, failure, alerts)
@@ -415,13 +415,19 @@ def _watch(
     # looks at the rollout sends it late (``send_owed_decommission_page``).
     message_id = metrics.notify(
         env.notifier, page_subject(t.stable_service),
-        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0."
+        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+
+
+def _minutes(seconds: float) -> str:
+    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
+    minutes = seconds / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
 def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int] | None:
@@ -462,7 +468,7 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
         env.notifier, f"Monitoring passed: {t.canary_service}",
-        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%. {t.stable_service} keeps "
+        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%. {t.stable_service} keeps "
         "running at 0% of traffic: this rollout does not decommission it."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
