@@ -46,7 +46,7 @@ from rollway.aws.denied import rollout_said
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.finalize import (
-    ALL_STABLE, DONE, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
+    ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
     plan_finalize, plan_unrecorded, same_revision,
 )
 from rollway.ledger import (
@@ -253,8 +253,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # and the summary paired the two as if it were.
             changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
             image = pinned = None
-        progress.done(f"{_which(rollout_id)} is finalized already: {t.stable_service} runs {td}{changed} and carries "
-                      f"{live.stable}% of the traffic, {t.canary_service} is at 0 tasks; nothing to do")
+        # The command prints this step as its closing line: the log, the summary and the terminal agree.
+        progress.done(already_finalized(record, runs=f"{td}{changed}", weights=live, targets=t))
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                               canary_desired=0,

@@ -34,9 +34,12 @@ from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
+from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
+from rollway.decommission_page import DECOMMISSION, LATE_WHY, PAGED, late_message, page_owed
+from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
 from rollway.finalize import START as FINALIZE_START
@@ -353,7 +356,7 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
-    reason = f"{window_seconds / 60:g} minutes of monitoring passed{resumed}"
+    reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
     alerts = alerted.messages()
     if decommissioned is not None:
         return _watched_only(reason, decommissioned, measured, checks, failure, alerts)
@@ -402,17 +405,29 @@ def _watch(
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
-    unrecorded = write_or_why(lambda: _record(env, lease.rollout, "decommission",
-                                              f"{reason}; {t.stable_service} scaled to 0"), t)
+    # Stamped on the wall clock: a late page says when, and the stamp marks a decommission whose
+    # page is tracked (``rollway.decommission_page``).
+    unrecorded = write_or_why(lambda: _record(env, lease.rollout, DECOMMISSION,
+                                              f"{reason}; {t.stable_service} scaled to 0", wall=env.wall()), t)
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
-    metrics.notify(
-        env.notifier, f"Old version decommissioned: {t.stable_service}",
-        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%; {t.stable_service} is scaled to 0."
+    # A run that dies here (or whose publish SNS refuses) leaves the page owed: the next run that
+    # looks at the rollout sends it late (``send_owed_decommission_page``).
+    message_id = metrics.notify(
+        env.notifier, page_subject(t.stable_service),
+        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )
+    if unrecorded is None:
+        _record_paged(env, lease.rollout, message_id)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+
+
+def _minutes(seconds: float) -> str:
+    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
+    minutes = seconds / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
 def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int] | None:
@@ -453,7 +468,7 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
         env.notifier, f"Monitoring passed: {t.canary_service}",
-        f"{spec.image} passed {window_seconds / 60:g} minutes of monitoring at 100%. {t.stable_service} keeps "
+        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%. {t.stable_service} keeps "
         "running at 0% of traffic: this rollout does not decommission it."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
@@ -507,15 +522,54 @@ def _record_end(env: Environment, rollout: str | None, reason: str, done: Rollba
         record_rollback_end(env, rollout=rollout, actor="monitor", reason=reason, result=done)
 
 
+def _record_paged(env: Environment, rollout: str | None, message_id: str) -> None:
+    """Record that the decommission's page went out. A write the ledger refuses (or a run that
+    died before it) leaves the page owed, and the next run sends it a second time: at least
+    once, not exactly once. Logged, never raised: the old service is at 0 and people were paged."""
+    unrecorded = write_or_why(lambda: _record(env, rollout, PAGED, "the decommission's page was sent",
+                                              message_id=message_id), env.targets)
+    if unrecorded is not None:
+        get_run_logger().error("the ledger could not record that the decommission's page was sent (%s): the next "
+                               "run that looks at the rollout will send it again", unrecorded)
+
+
+def send_owed_decommission_page(env: Environment, record: RolloutRecord | None) -> bool:
+    """Send the "Old version decommissioned" page a run that died after the decommission owed
+    (``rollway.decommission_page.page_owed``), late and saying so, then record it. An SNS that
+    refuses it is logged, not raised: the page stays owed and the next look sends it; failing
+    the run (a rollout run's hooks, the weekly tick) would act on a rollout whose window passed.
+
+    Returns:
+        Whether a late page went out.
+    """
+    owed = page_owed(record)
+    if owed is None:
+        return False
+    t, log = env.targets, get_run_logger()
+    try:
+        message_id = metrics.notify(env.notifier, page_subject(t.stable_service, late=True),
+                                    late_message(record, owed, t.stable_service))
+    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
+                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, LATE_WHY,
+                  rollout_said(err, t))
+        return False
+    log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
+                LATE_WHY)
+    _record_paged(env, record.rollout_id, message_id)
+    return True
+
+
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
-            message_id: str | None = None, task_definition: str | None = None, **changes) -> None:
+            message_id: str | None = None, task_definition: str | None = None, wall: float | None = None,
+            **changes) -> None:
     """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(
         env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
         transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment, to_weights=to_weights,
-                              message_id=message_id, task_definition=task_definition),
+                              message_id=message_id, task_definition=task_definition, wall=wall),
         **changes,
     )
 
@@ -644,6 +698,10 @@ def monitor(
     decommissioned = _decommissioned(env, record, decommission)
     if decommissioned is not None:
         decommission = False
+        # Sent now, not at the window's end: the page is overdue already, and this window may
+        # last an hour (or roll the release back).
+        if send_owed_decommission_page(env, record):
+            decommissioned += f" (its page was sent late when this window opened: {LATE_WHY})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
     if window_seconds is None:

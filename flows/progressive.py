@@ -22,7 +22,7 @@ from flows.engine import run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.journal import LedgerJournal, on_the_wall
-from flows.monitor import after_window, run_monitor
+from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
@@ -30,6 +30,7 @@ from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
+from rollway.decommission_page import LATE_WHY
 from rollway.environment import Environment
 from rollway.finalize import is_finalized
 from rollway.ledger import (
@@ -484,14 +485,17 @@ def run_progressive(
             promoted = RolloutResult(outcome="promoted", reason=watched.reason, image=spec.image,
                                      final_weights=record.weights)
             return after_window(promoted, watched)
-        # A re-run (or a resume of a run that died after promoting) has nothing left to do. After a
+        # A re-run (or a resume of a run that died after promoting) has nothing left to do but
+        # the decommission's page, if the run that decommissioned died before sending it. After a
         # finalize the stable service runs it and the canary service is idle: naming the canary
         # sent a person to a service at 0 tasks.
+        late = send_owed_decommission_page(env, record)
         where = (f" and finalized (rollout {record.rollout_id}): {env.targets.stable_service} runs it"
                  if is_finalized(record) else f" (rollout {record.rollout_id}): {service} runs it")
-        log.info("%s was already promoted%s; nothing to do", spec.image, where)
-        return RolloutResult(outcome="promoted", reason=f"{spec.image} was already promoted{where}", image=spec.image,
-                             final_weights=record.weights)
+        reason = f"{spec.image} was already promoted{where}" + (
+            f"; the page of its decommission was sent late ({LATE_WHY})" if late else "; nothing to do")
+        log.info("%s", reason)
+        return RolloutResult(outcome="promoted", reason=reason, image=spec.image, final_weights=record.weights)
     if record is not None and rejection_owed(record) and (record.owner in (None, owner) or owner_finished(record.owner)):
         # A person rejected the rollout and its run died before recording the rollback's start:
         # the answer is final, so it is carried out (below) rather than asked for again.
@@ -711,6 +715,9 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
                                lease_seconds=lease_seconds)
     if record is None or record.phase.terminal:
+        # The weekly tick is what looks at a finished rollout again: a decommission whose run died
+        # before paging is paged now, late (nothing else in the tick acts on a finished rollout).
+        send_owed_decommission_page(env, record)
         if early_reason is not None:
             raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
                                "nothing was changed")

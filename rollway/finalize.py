@@ -114,6 +114,17 @@ def _last(record: RolloutRecord, kind: str) -> int:
     return max((i for i, t in enumerate(record.history) if t.kind == kind), default=-1)
 
 
+def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, targets: Targets) -> str:
+    """What a finalize run says of a rollout finalized already, in its log, its summary and as
+    the command's closing line (one sentence, so that the three agree): when and by whom it was
+    finalized, and what the services run now (``runs``: the stable service's task definition and,
+    when it was pointed elsewhere since, saying so)."""
+    done = record.last_transition(DONE)
+    at = f" at {utc(done.at)} by {done.actor}" if done is not None else ""
+    return (f"{record.rollout_id} was already finalized{at}: {targets.stable_service} runs {runs} and carries "
+            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed")
+
+
 def is_finalized(record: RolloutRecord) -> bool:
     """Whether the rollout's newest finalize finished (a ``finalized`` after the last start)."""
     return record.phase is RolloutPhase.PROMOTED and _last(record, DONE) > _last(record, START)

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, decommission-paged, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -144,8 +144,11 @@ class Transition(BaseModel):
     task_definition: str | None = Field(default=None, description="task definition a rollback restored on the canary")
     # A rollback's notifying entry records the wall-clock time beside ``at`` (the rollout clock): the
     # page of a run finishing it says when people may have been paged, and under a sped-up clock
-    # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept.
-    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry")
+    # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept. A
+    # decommission's too: a page sent late says when, and a decommission without one was recorded
+    # before its page was tracked (``rollway.decommission_page``).
+    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry "
+                                                         "or of a decommission")
     stable_task_definition: str | None = Field(
         default=None, description="task definition the stable service ran when a rollback put all the traffic on it")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a

@@ -104,11 +104,9 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
         return 0
     what = result.rollout_id or "the promotion the ledger does not record"
     if result.outcome == "already_finalized":
-        # No image: the stable service was pointed at another revision since (FinalizeResult.image).
-        since = "" if result.image else " (pointed there since it was finalized)"
-        console.print(f"{what} was already finalized: {t.stable_service} runs {result.task_definition}{since} and "
-                      f"carries {result.weights.stable}% of the traffic, {t.canary_service} is at 0 tasks; "
-                      "nothing changed", markup=False)
+        # The run's one step is the finding (when it was finalized, what the services run), as its
+        # log and summary say it: printed once, as the closing line.
+        console.print(result.steps[-1], markup=False)
         return 0
     for number, step in enumerate(result.steps, start=1):
         console.print(f"{number}. {step}", markup=False)

@@ -105,7 +105,7 @@ def test_after_finalize_the_next_rollout_starts_and_rolls_back_to_the_promoted_v
         assert weights == ALL_STABLE
         assert stable.task_definition == release and stable.desired == 2, "the stable service runs the release"
         assert canary.desired == 0 and canary.task_definition == release
-        assert kinds(aws)[-3:] == ["decommission", "finalize-start", "finalized"]
+        assert kinds(aws)[-4:] == ["decommission", "decommission-paged", "finalize-start", "finalized"]
         # The tag and the digest it was pinned to: the tag alone may name another image by now.
         pinned_first = env.ledger.get(aws.targets.canary_service).pinned_image
         assert "@sha256:" in pinned_first and result.pinned_image == pinned_first
@@ -306,7 +306,7 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     closing = out.strip().splitlines()[-1]
     t = aws.targets
     rollout_id = env.ledger.get(t.canary_service).rollout_id
-    assert closing.startswith(f"{rollout_id} was already finalized: "), closing
+    assert closing.startswith(f"{rollout_id} was already finalized at "), closing
     assert closing.endswith("; nothing changed"), closing
     assert f"{t.stable_service} runs arn:aws:ecs:" in closing and "carries 100% of the traffic" in closing, closing
     assert f"{t.canary_service} is at 0 tasks" in closing, closing

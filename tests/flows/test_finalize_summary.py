@@ -120,3 +120,25 @@ def test_a_finalized_rollout_whose_stable_service_was_changed_since_is_not_named
     summary = artifacts_of(state)[KEY]
     assert ":2.0.0" not in summary.split("## Steps")[0], summary
     assert f"not the finalized {release}" in summary, summary
+
+
+def test_a_second_finalize_says_in_its_log_and_summary_when_the_rollout_was_finalized_as_the_command_does(
+        aws, monkeypatch, caplog):
+    """Run again on a finalized rollout, the command said "already finalized", but the run's own
+    step (its log line and its summary) ended "nothing to do" and said nothing of when."""
+    from rollway.ledger import utc
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    assert run(monkeypatch, env).result().outcome == "finalized"
+    record = env.ledger.get(aws.targets.canary_service)
+    done = record.last_transition("finalized")
+    caplog.clear()
+    state = run(monkeypatch, env)
+    result = state.result()
+    said = (f"{record.rollout_id} was already finalized at {utc(done.at)} by carol: webordinary-edit-service runs "
+            f"{release} and carries 100% of the traffic, webordinary-edit-service-canary is at 0 tasks; nothing changed")
+    assert result.outcome == "already_finalized" and result.steps == (said,), result.steps
+    summary = artifacts_of(state)[KEY]
+    assert f"1. {said}" in summary and "nothing to do" not in summary, summary
+    logged = [r.getMessage() for r in caplog.records if "already finalized" in r.getMessage()]
+    assert logged == [f"finalize: {said}"], logged

@@ -346,3 +346,11 @@ def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_se
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def test_a_one_minute_window_is_said_in_the_singular():
+    """A one-minute window said "1 minutes of monitoring passed" in the result and the page."""
+    env = promoted(canary_error_rate=0.001)
+    result = monitor_on(env, 60)
+    assert result.reason.startswith("1 minute of monitoring passed"), result.reason
+    assert f"{IMAGE} passed 1 minute of monitoring at 100%" in env.notifier.messages[-1][1], env.notifier.messages

@@ -72,7 +72,7 @@ def test_full_rollout_records_every_transition():
     assert [(t.actor, t.to_stage) for t in approvals] == [("alice", 1), ("alice", 4)]
     assert kinds(env)[:3] == ["start", "deploy", "phase"]
     # Promoted, watched for the monitoring window, then the old service decommissioned.
-    assert kinds(env)[-2:] == ["promote", "decommission"]
+    assert kinds(env)[-3:] == ["promote", "decommission", "decommission-paged"]
     assert env.deployer.services[env.targets.stable_service].desired == 0
     assert record.owner is None  # released
 
@@ -516,7 +516,7 @@ def test_a_second_run_waits_out_an_ended_monitoring_runs_lease_and_finishes_the_
     env, spec = _killed_while_monitoring()
     dead = env.ledger.get(env.targets.canary_service)
     result = progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: True)
-    assert result.outcome == "promoted" and kinds(env)[-1] == "decommission"
+    assert result.outcome == "promoted" and kinds(env)[-2:] == ["decommission", "decommission-paged"]
     assert env.deployer.services[env.targets.stable_service].desired == 0
     record = env.ledger.get(env.targets.canary_service)
     assert record.owner is None and record.history[-1].at > dead.lease_expires
@@ -528,7 +528,7 @@ def test_a_run_killed_while_monitoring_is_resumed_for_the_rest_of_the_window():
     before, started = env.metrics.calls, env.clock.now()
     result = progressive_on(env, spec, auto_approve(), owner="run-2")
     assert result.outcome == "promoted"
-    assert kinds(env)[-1] == "decommission"
+    assert kinds(env)[-2:] == ["decommission", "decommission-paged"]
     assert env.deployer.services[env.targets.stable_service].desired == 0
     assert env.ledger.get(env.targets.canary_service).owner is None, "the lease was released"
     # Only what was left of the hour (20 checks, less the 10 minutes waited) is watched again, plus
@@ -548,7 +548,7 @@ def test_a_run_resuming_a_monitoring_window_is_tagged_with_its_rollout_for_its_h
     env.clock.sleep(601)  # the dead run's lease runs out
     watched = env.ledger.get(env.targets.canary_service).rollout_id
     state = progressive_on(env, spec, auto_approve(), owner="run-2", return_state=True)
-    assert state.result().outcome == "promoted" and kinds(env)[-1] == "decommission"
+    assert state.result().outcome == "promoted" and kinds(env)[-2:] == ["decommission", "decommission-paged"]
     with get_client(sync_client=True) as client:
         tags = client.read_flow_run(state.state_details.flow_run_id).tags
     assert rollout_tag(watched) in tags, tags
@@ -614,7 +614,7 @@ def test_a_hook_rollback_inside_the_window_is_recorded_and_after_it_is_not():
     env = env_with_ledger()
     progressive_on(env, monitored_spec(), auto_approve())
     before = kinds(env)
-    assert before[-1] == "decommission"
+    assert before[-2:] == ["decommission", "decommission-paged"]
     canary_hook_rollback(env, "canary run failed")
     assert kinds(env) == before
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
@@ -1026,7 +1026,7 @@ def test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_
     t = env.targets
     spec = monitored_spec().model_copy(update={"flags": (FlagBinding(feature="multi-session"),)})
     assert progressive_on(env, spec, auto_approve()).outcome == "promoted"
-    assert kinds(env)[-1] == "decommission"
+    assert kinds(env)[-2:] == ["decommission", "decommission-paged"]
     record = env.ledger.get(t.canary_service)
     assert env.deployer.services[t.stable_service].desired == 0
     assert env.deployer.services[t.stable_service].task_definition == record.previous_task_definition
@@ -1038,7 +1038,7 @@ def test_a_rollback_run_by_hand_after_a_decommissioned_promotion_is_recorded_on_
     assert stable.task_definition == record.previous_task_definition and stable.desired > 0
     after = env.ledger.get(t.canary_service)
     assert (after.rollout_id, after.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
-    assert kinds(env)[-5:] == ["decommission", "rollback-start", "notifying", "notified", "rollback"]
+    assert kinds(env)[-6:] == ["decommission", "decommission-paged", "rollback-start", "notifying", "notified", "rollback"]
     assert after.last_transition("rollback").actor == "erin"
     assert env.flags.get("multi-session").enabled is False
     assert f"rollout {record.rollout_id}" in env.notifier.messages[-1][1]

@@ -1,0 +1,57 @@
+"""The "Old version decommissioned" page, sent at least once.
+
+A decommission is two writes a run can die between: the ``decommission`` entry in the ledger,
+then the SNS page. A run that died after the first left the rollout closed with nobody told, and
+every later run saw the decommission recorded and did nothing. So the page is followed by a
+``decommission-paged`` entry, and whatever looks at the rollout again (the ``monitor`` flow, a
+resumed rollout run, advance_phase) sends a page still owed, saying it is late and why.
+
+At least once, not exactly once: a run that dies after the publish and before its
+``decommission-paged`` write (or whose write the ledger refuses) leaves the page owed, and it is
+sent a second time.
+"""
+
+from __future__ import annotations
+
+from rollway.finalize import START as FINALIZE_START
+from rollway.ledger import RolloutRecord, Transition, utc, wall_utc
+from rollway.phases import RolloutPhase
+
+DECOMMISSION = "decommission"
+PAGED = "decommission-paged"
+"""The history entry recorded after the decommission's page was published (its SNS message id)."""
+
+SUBJECT = "Old version decommissioned"
+
+LATE_WHY = "the run that decommissioned died before paging"
+
+
+def page_owed(record: RolloutRecord | None) -> Transition | None:
+    """The decommission whose page is still owed, or None.
+
+    Owed while the rollout is promoted and not being finalized (a finalize moves the promoted
+    version onto the decommissioned service: "decommissioned" would be stale news), and its newest
+    ``decommission`` has no ``decommission-paged`` after it. A decommission recorded before pages
+    were tracked carries no wall time: its run paged, or nobody knows, and paging every such
+    rollout late would tell people of decommissions long past.
+    """
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return None
+    for t in reversed(record.history):
+        if t.kind in (PAGED, FINALIZE_START):
+            return None
+        if t.kind == DECOMMISSION:
+            return t if t.wall is not None else None
+    return None
+
+
+def subject(stable_service: str, *, late: bool = False) -> str:
+    return f"{SUBJECT}{' (late)' if late else ''}: {stable_service}"
+
+
+def late_message(record: RolloutRecord, decommission: Transition, stable_service: str) -> str:
+    """The late page: what was decommissioned, when, by which run, and why it comes now."""
+    run = f", run {decommission.run}" if decommission.run else ""
+    when = wall_utc(decommission.wall) if decommission.wall is not None else utc(decommission.at)
+    return (f"This page is late: {LATE_WHY}. Rollout {record.rollout_id} of {record.image}: {stable_service} was "
+            f"scaled to 0 at {when} (by {decommission.actor}{run}): {decommission.comment or 'decommissioned'}.")

@@ -1,0 +1,108 @@
+"""The "Old version decommissioned" page of a run that died between recording the decommission and
+paging. On the embedded AWS (DynamoDB ledger, SNS topic read through an SQS inbox) with the Prefect
+test harness.
+
+The next run saw the decommission recorded and did nothing: nobody was ever told that the old
+version was gone. Whatever looks at the rollout again (the `monitor` flow by hand, a resumed
+rollout run, the weekly tick) sends the page late, once, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import uuid4
+
+import pytest
+from botocore.exceptions import ClientError
+from prefect import flow
+
+from flows.monitor import monitor, run_monitor
+from flows.progressive import advance, run_progressive
+from rollway.approvals import auto_approve
+from rollway.clock import ClockSettings
+from rollway.decommission_page import PAGED
+from rollway.spec import RolloutSpec
+from tests.flows.moto_env import in_a_flow_run, inbox, saved_blocks, simulated
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_finalize import kinds, promote_by_hand
+
+
+def refused_publish(client):
+    """SNS refuses every publish while the returned hook is registered (as for a role without sns:Publish)."""
+
+    def refuse(model, params, **_):
+        if model.name == "Publish":
+            raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized"}}, "Publish")
+
+    client.meta.events.register("before-parameter-build.*", refuse)
+    return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
+
+
+def pages(aws, url: str) -> list[tuple[str, str]]:
+    got = aws.get_client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for m in got:
+        aws.get_client("sqs").delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return [(body["Subject"], body["Message"]) for body in map(json.loads, (m["Body"] for m in got))]
+
+
+@flow
+def progressive_on(env, spec):
+    return run_progressive(env, spec, auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}", phased=True)
+
+
+@flow
+def advance_on(env):
+    return advance(env, auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}")
+
+
+def monitor_by_hand(aws, env, spec):
+    blocks = saved_blocks(aws)
+    # A short window: the late page goes out when it opens; what the window judges is not the point here.
+    clock = ClockSettings(speed=env.clock.speed, anchor=env.clock.anchor)  # the simulator's
+    return monitor(spec=spec.model_dump(mode="json"), window_seconds=60, targets_block=blocks,
+                   aws_credentials_block=blocks, clock=clock.model_dump(mode="json"))
+
+
+RESUMERS = {
+    "monitor": monitor_by_hand,
+    "progressive_rollout": lambda aws, env, spec: progressive_on(env, spec),
+    "advance_phase": lambda aws, env, spec: advance_on(env),
+}
+
+
+@pytest.mark.parametrize("resumer", RESUMERS)
+def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, resumer):
+    t = aws.targets
+    url = inbox(aws)
+    with simulated(aws, 0.001) as (env, _):
+        promote_by_hand(aws, "start", "promote")
+        record = env.ledger.get(t.canary_service)
+        spec = RolloutSpec.from_record(record.spec_json)
+        restore = refused_publish(aws.get_client("sns"))
+        try:
+            # The window passes and scales the old service to 0; SNS refuses the page: the run dies there.
+            with pytest.raises(Exception, match="Publish|sns"):
+                in_a_flow_run("monitor", lambda: run_monitor(
+                    env, spec, window_seconds=180, decommission=True,
+                    previous_task_definition=record.previous_task_definition, stable_desired=2,
+                    owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
+        finally:
+            restore()
+        assert read_back(aws)[1].desired == 0, "the old service was decommissioned"
+        assert kinds(aws)[-1] == "decommission", kinds(aws)
+        assert pages(aws, url) == [], "nobody was paged"
+
+        RESUMERS[resumer](aws, env, spec)
+        sent = pages(aws, url)
+        late = [(s, m) for s, m in sent if s.startswith("Old version decommissioned")]
+        assert [s for s, _ in late] == [f"Old version decommissioned (late): {t.stable_service}"], sent
+        message = late[0][1]
+        assert "This page is late: the run that decommissioned died before paging" in message, message
+        assert f"{t.stable_service} was scaled to 0 at" in message and record.rollout_id in message, message
+        paged = env.ledger.get(t.canary_service).last_transition(PAGED)
+        assert paged is not None and paged.message_id, kinds(aws)
+
+        # Recorded: the next look pages nobody again.
+        RESUMERS[resumer](aws, env, spec)
+        assert not [s for s, _ in pages(aws, url) if s.startswith("Old version decommissioned")]
+    assert kinds(aws).count(PAGED) == 1, kinds(aws)
