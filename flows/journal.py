@@ -296,8 +296,8 @@ class LedgerJournal:
             RolloutMovedOn: another run drove the rollout while this one waited.
         """
         before = self._seen
-        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds,
-                                  rollout=self.rollout_id, wall=self.env.wall())
+        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                  lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall())
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.

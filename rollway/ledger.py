@@ -191,8 +191,9 @@ class RefusedAnswer(BaseModel):
     def as_transition(self) -> Transition:
         """The refusal as a history row, kind ``refused``, to list it among the history's entries;
         never stored in the history (see the class)."""
+        said = answer_comment(self.said(), self.comment or "")
         return Transition(at=self.at, kind=REFUSED, actor=self.actor, to_stage=self.to_stage,
-                          comment=f"{answer_comment(self.said(), self.comment or '')}; refused: {self.reason}", verdict=self.question, run=self.run)
+                          comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
 
 
 class RolloutRecord(BaseModel):

@@ -29,9 +29,10 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord, Transition,
-                            claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent,
-                            notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc, wall_utc)
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
+                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
+                            wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell

@@ -10,6 +10,8 @@ answered is still the one the rollout waits at.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prefect import flow
 
@@ -110,7 +112,7 @@ def test_a_run_dying_after_a_refusal_leaves_the_pause_open_and_a_resume_asks_it_
     capsys.readouterr()
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
     said = " ".join(capsys.readouterr().out.split())
-    assert f"refused answer: dana answered approve (next_weight 50%) at " in said, said
+    assert "refused answer: dana answered approve (next_weight 50%) at " in said, said
     assert f"refused: {SKIP_REFUSED}" in said and "the pause is still open" in said, said
     assert "refused dana" in said, said  # and among the history's rows
 
@@ -147,3 +149,25 @@ def test_a_weight_that_is_no_stage_answered_in_the_ui_is_recorded_refused(aws):
     rows = approvals_rows(record)
     assert "| dana | **refused** approve (next_weight 7%): " in rows[0] and "| 25% | go |" in rows[0], rows
     assert "| erin | approve | 25% | approve: 25 then |" in rows[1], rows
+
+
+def test_a_refusal_given_after_the_lease_ran_out_takes_it_back_first(aws):
+    """Nothing renews the lease while a run waits at a pause: the refusal's write takes it back, as
+    an accepted answer's does, and the run goes on owning the rollout."""
+    env = on_dynamodb(aws, rps=0.01)
+    service = env.targets.canary_service
+    held = []
+
+    def answers(pause, summary):
+        record = env.ledger.get(service)
+        held.append((record.owner, record.lease_expires > time.time(), len(record.refused_answers)))
+        if len(held) == 1:
+            # The person answers an hour late: the run's lease lapsed while it waited.
+            env.ledger.acquire(service, owner="run-1", now=env.clock.now(), lease_seconds=1,
+                               wall=time.time() - 3600)
+            return ApprovalAnswer(action="approve", approver="dana", next_weight=50)
+        return ApprovalAnswer(action="approve", approver="erin")
+
+    result = progressive_on(env, inconclusive_spec(), answers)
+    assert result.outcome == "promoted", result.reason
+    assert held[1] == ("run-1", True, 1), held  # asked again: refused on record, the lease this run's again
