@@ -68,6 +68,9 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
+    def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
+        """A person's answer the run refused (``reason``), recorded without closing the pause."""
+
     def rolling_back(self, reason: str, actor: str) -> str | None:
         """Record the rollback's intent; what could not be recorded and why, or None."""
 
@@ -100,6 +103,8 @@ class NullJournal:
     def asking(self, pause, held_by=None): pass
 
     def answered(self, pause, answer, approved_stage): pass
+
+    def refused(self, pause, answer, reason): pass
 
     def rolling_back(self, reason, actor): pass
 
@@ -492,8 +497,10 @@ def run_stages(
                                          f"this is {article} {decision.cause} pause: approve without it to accept "
                                          "this stage")
                 except ValueError as refused:
-                    # Checked before anything is recorded: a refused answer approves nothing.
+                    # Checked before anything is recorded: a refused answer approves nothing. It is
+                    # recorded as refused (who, what, why), beside the history: the pause stays open.
                     log.warning("approval not applied: %s; asking again", refused)
+                    journal.refused(decision, answer, str(refused))
                     # The next form says why it asks again: from the UI the answer looks lost otherwise.
                     # The name is shown as typed on one line: markdown in it would render in the form.
                     refusal = (f"{_plain(answer.approver)}'s approval was not applied: {_plain(str(refused))}. "

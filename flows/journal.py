@@ -23,8 +23,8 @@ from rollway.approvals import ApprovalAnswer
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, RolloutMovedOn, RolloutRecord, Transition, answer_comment, begin_rollback,
-                            utc)
+from rollway.ledger import (CLAIM_SECONDS, RefusedAnswer, RolloutMovedOn, RolloutRecord, Transition, answer_comment,
+                            begin_rollback, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
@@ -253,23 +253,7 @@ class LedgerJournal:
             # A person accepted a stage the judge could not pass: it counts as passed, so a run
             # that dies after the next shift still recognises that shift as its own on resume.
             changes["stage_passed"] = True
-        # A person may answer after the lease ran out (nothing renews it during a pause): take it back
-        # first, on this run's rollout only (RolloutSuperseded if another began since: taking and
-        # giving back its lease left that rollout's paused run without its ownership).
-        before = self._seen
-        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.lease_seconds,
-                                  rollout=self.rollout_id, wall=self.env.wall())
-        if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
-            # Another run drove the rollout while this one waited (say, it took the expired lease
-            # and promoted): acting on this answer would undo that, a timeout would roll it back.
-            self.ledger.release(self.service, owner=self.owner)
-            last = now.history[-1] if now.history else None
-            raise RolloutMovedOn(
-                f"rollout {now.rollout_id!r} of {self.service!r} moved on while this run waited for "
-                f"{pause.reason!r}: it is {now.phase.value} at {now.weights}"
-                + (f" after {last.kind} by {last.actor}" if last else "")
-                + f"; {answer.approver}'s answer ({answer.action}) is not applied"
-            )
+        now = self._take_back(pause, answer)
         if answer.timed_out and answer.action == "hold" and _repeats(now.history, kind, pause):
             # One entry per unanswered wait, not one per timeout: a rollout left holding for
             # weeks would grow its ledger item past DynamoDB's 400 KB limit, and from then on no
@@ -284,6 +268,48 @@ class LedgerJournal:
             ),
             **changes,
         )
+
+    def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
+        """Record a person's answer the run refused, and ``reason``, beside the history
+        (``RefusedAnswer`` says why not in it): an auditor sees that someone tried to skip ahead,
+        where only the run's log and the next form said so. The pause stays open, as recorded."""
+        now = self._take_back(pause, answer)
+        entry = RefusedAnswer(
+            at=self.env.clock.now(), actor=answer.approver, action=answer.action, next_weight=answer.next_weight,
+            comment=answer.comment.strip() or None, to_stage=pause.stage_index, question=pause.reason,
+            reason=reason, run=run_label())
+        # Set whole, from the record just read under this run's lease: only the owner of a paused
+        # rollout refuses answers to it, so no other writer appends in between.
+        self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                         lease_seconds=self.lease_seconds, rollout=self.rollout_id,
+                                         wall=self.env.wall(), refused_answers=now.refused_answers + (entry,))
+
+    def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
+        """Take the lease back before recording ``answer`` (accepted or refused), and return the
+        rollout as that write found it.
+
+        A person may answer after the lease ran out (nothing renews it during a pause): it is
+        taken on this run's rollout only (RolloutSuperseded if another began since: taking and
+        giving back its lease left that rollout's paused run without its ownership).
+
+        Raises:
+            RolloutMovedOn: another run drove the rollout while this one waited.
+        """
+        before = self._seen
+        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                  lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall())
+        if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
+            # Another run drove the rollout while this one waited (say, it took the expired lease
+            # and promoted): acting on this answer would undo that, a timeout would roll it back.
+            self.ledger.release(self.service, owner=self.owner)
+            last = now.history[-1] if now.history else None
+            raise RolloutMovedOn(
+                f"rollout {now.rollout_id!r} of {self.service!r} moved on while this run waited for "
+                f"{pause.reason!r}: it is {now.phase.value} at {now.weights}"
+                + (f" after {last.kind} by {last.actor}" if last else "")
+                + f"; {answer.approver}'s answer ({answer.action}) is not applied"
+            )
+        return now
 
     def rolling_back(self, reason: str, actor: str) -> str | None:
         """Record the rollback's intent; what the ledger could not record and why (the rollback

@@ -158,6 +158,47 @@ class Transition(BaseModel):
     run: str | None = Field(default=None, description="flow run that wrote it: '<name> (<id>)'")
 
 
+REFUSED = "refused"
+"""The kind shown for a ``RefusedAnswer`` where one is listed beside the history (`rollway status`, the
+report's timeline): never the kind of an entry stored in the history."""
+
+
+class RefusedAnswer(BaseModel):
+    """An answer to a pause that its run refused (a ``next_weight`` that is no later stage, or given
+    at a pause the judge could not decide): the run asked again, and nothing else was written.
+
+    Kept in the record's ``refused_answers``, beside the history and not in it: the history's
+    newest entry is what the rollout is taken to be doing (``history[-1].kind`` is read by status,
+    resume, finalize, the weekly schedule, the pause's dedup and the reports), and a refused answer
+    changes none of that: the pause is still open. An entry of its own kind there would have had
+    every one of those reads skip it, and a release reading the ledger without knowing it would
+    have taken a paused rollout for one no longer paused; a field it does not know it ignores.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float = Field(description="when the run refused it (rollout clock, as the history's entries)")
+    actor: str = Field(description="who answered")
+    action: str = Field(description="what they answered: approve, reject or hold")
+    next_weight: int | None = Field(default=None, description="the weight they asked to skip to, if any")
+    comment: str | None = None
+    to_stage: int | None = Field(default=None, description="the stage index the pause asked about")
+    question: str | None = Field(default=None, description="the pause's reason, as its answers record it")
+    reason: str = Field(description="why the run refused it, as the next form said")
+    run: str | None = Field(default=None, description="flow run that refused it: '<name> (<id>)'")
+
+    def said(self) -> str:
+        """What was answered, without the comment: ``approve (next_weight 50%)``."""
+        return self.action + (f" (next_weight {self.next_weight}%)" if self.next_weight is not None else "")
+
+    def as_transition(self) -> Transition:
+        """The refusal as a history row, kind ``refused``, to list it among the history's entries;
+        never stored in the history (see the class)."""
+        said = answer_comment(self.said(), self.comment or "")
+        return Transition(at=self.at, kind=REFUSED, actor=self.actor, to_stage=self.to_stage,
+                          comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
+
+
 class RolloutRecord(BaseModel):
     """One rollout of one service.
 
@@ -209,6 +250,9 @@ class RolloutRecord(BaseModel):
     pinned_image: str | None = Field(
         default=None, description="the image the canary's revision names: the spec's image pinned to the digest "
                                   "its tag named when the rollout started (None: recorded before images were pinned)")
+    refused_answers: tuple[RefusedAnswer, ...] = Field(
+        default=(), description="answers to its pauses that their run refused, oldest first (RefusedAnswer): beside "
+                                "the history, which they leave as it was")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""

@@ -16,9 +16,11 @@ definition, bound flags disabled, people notified); a step that failed leaves th
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,9 +29,10 @@ from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RolloutRecord, Transition,
-                            claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost, notice_sent,
-                            notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc, wall_utc)
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
+                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
+                            wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -41,6 +44,9 @@ ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 a paused run whose process had died, which nothing acted on)."""
 
 _MOVES = ("shift", "adopt")
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class StageLine(BaseModel):
@@ -337,6 +343,28 @@ def as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
     return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
 
 
+def as_listed(record: RolloutRecord) -> tuple[Transition, ...]:
+    """The history as `rollway status` and the report's timeline list it: ``as_asked_now``, with
+    the answers the rollout's runs refused (``RolloutRecord.refused_answers``) among its entries
+    by time, each a row of kind ``refused``. Only listed: whatever reads the rollout's state reads
+    the history alone, which a refused answer left as it was."""
+    return _merged(as_asked_now(record), [r.as_transition() for r in record.refused_answers])
+
+
+def refused_at_pause(record: RolloutRecord) -> list[RefusedAnswer]:
+    """The answers refused since the pause the rollout waits at (``waiting_pause``), oldest first:
+    that pause is still open, and whoever answers next should know someone tried and why it was
+    refused. None for a rollout that waits at no pause."""
+    pause = waiting_pause(record)
+    return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
+
+
+def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
+    """``history``'s entries with ``refused`` (refused answers) among them, by time: at an equal
+    time after the entry (a refusal follows the pause it answered), each keeping its own order."""
+    return tuple(heapq.merge(history, refused, key=lambda t: t.at))
+
+
 def _waiting(record: RolloutRecord) -> str:
     """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
     answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
@@ -474,13 +502,17 @@ def _stage_table(record: RolloutRecord) -> list[str]:
 def _answers(record: RolloutRecord) -> list[str]:
     weights = stage_weights(record)
     waiting = waiting_pause(record)
-    answers = [t for t in record.history if t.kind in ANSWERS or t is waiting]
+    answers = _merged((t for t in record.history if t.kind in ANSWERS or t is waiting), record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
     rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
+        if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
+            rows.append(f"| {utc(t.at)} | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
+                        f"{stage} | {cell(t.comment or '')} | {cell(t.question or '')} |")
+            continue
         answer = "timed out" if t.kind == "timeout" else t.kind
         if t is waiting:  # asked, and not answered yet: its question is its comment
             # Since when on the wall clock, as the outcome line and `rollway status` give it: under
@@ -500,7 +532,7 @@ def _answers(record: RolloutRecord) -> list[str]:
 def _timeline(record: RolloutRecord) -> list[str]:
     rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
-    for t in as_asked_now(record):
+    for t in as_listed(record):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
         detail = "; ".join(x for x in (t.comment, t.verdict,
                                        f"canary restored to {t.task_definition}" if t.task_definition else None,

@@ -876,9 +876,15 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    from rollway.reports import as_asked_now
+    from rollway.reports import as_listed, refused_at_pause
 
-    history = as_asked_now(record)
+    for refusal in refused_at_pause(record):
+        # The history below may hold too few rows to show it: an answer refused at the pause still
+        # open is what the next person to answer needs, and the run only said it in its log and form.
+        console.print(f"[yellow]refused answer: {escape(refusal.actor)} answered {escape(refusal.said())} at "
+                      f"{utc(refusal.at)}, refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
+
+    history = as_listed(record)
     if console.is_terminal:
         console.print(history_table(history, limit))
     else:
