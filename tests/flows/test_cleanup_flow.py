@@ -105,6 +105,14 @@ def run(aws, repo: Path, **parameters):
     return cleanup(**{**defaults, **parameters}, return_state=True)
 
 
+def refusal_of(state) -> CleanupRefused:
+    """The CleanupRefused a failed cleanup run ended with (it refused before deleting anything)."""
+    assert state.is_failed()
+    with pytest.raises(CleanupRefused) as refused:
+        state.result()
+    return refused.value
+
+
 def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_production(account, repo):
     aws = account
     before = digests(aws)
@@ -147,12 +155,10 @@ def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_
     live = aws.targets.stacks[4]
     state = run(aws, repo, old_stacks=[OLD_STACK, live], old_image_tags=["old-version", "1.0.0", "latest"])
 
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    assert {(r.kind, r.name) for r in refused.value.refusals} == {
+    refused = refusal_of(state)
+    assert {(r.kind, r.name) for r in refused.refusals} == {
         ("stack", live), ("image tag", "1.0.0"), ("image tag", "latest")}
-    assert "the stable service deploys it" in str(refused.value) and "production runs on it" in str(refused.value)
+    assert "the stable service deploys it" in str(refused) and "production runs on it" in str(refused)
     untouched(aws, repo)  # not even the archive tag: the plan is refused as a whole
     assert stack_status(aws, live) == "CREATE_COMPLETE"
     text = summary(state)
@@ -176,11 +182,9 @@ def test_a_worker_where_git_cannot_name_the_tagger_is_refused_before_anything_ev
     for name in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "EMAIL"):
         monkeypatch.delenv(name, raising=False)
     state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"], dry_run=dry_run)
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    assert [(r.kind, r.name) for r in refused.value.refusals] == [("archive tag", TAG)]
-    assert "tagger" in str(refused.value) and "user.email" in str(refused.value)
+    refused = refusal_of(state)
+    assert [(r.kind, r.name) for r in refused.refusals] == [("archive tag", TAG)]
+    assert "tagger" in str(refused) and "user.email" in str(refused)
     untouched(aws, repo)
 
 
@@ -193,11 +197,9 @@ def test_uncommitted_changes_in_the_checkout_refuse_the_archive_unless_allowed_a
 
     state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"])
 
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    assert [(r.kind, r.name) for r in refused.value.refusals] == [("archive tag", TAG)]
-    message = str(refused.value)
+    refused = refusal_of(state)
+    assert [(r.kind, r.name) for r in refused.refusals] == [("archive tag", TAG)]
+    message = str(refused)
     assert "2 uncommitted change(s) (M handler.ts; ?? hotfix.ts)" in message, message
     assert "commit them first" in message and "allow_uncommitted" in message
     untouched(aws, repo)
@@ -292,10 +294,8 @@ def test_an_old_stack_holding_a_task_definition_in_use_is_refused_even_without_i
 
     state = run(aws, repo, old_stacks=[old], archive_tag=None, archive_message="", repo_dir=None)
 
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    (refusal,) = refused.value.refusals
+    refused = refusal_of(state)
+    (refusal,) = refused.refusals
     assert (refusal.kind, refusal.name) == ("stack", old)
     assert f"task definition {held.rsplit('/', 1)[-1]} (an ACTIVE revision of {aws.targets.task_family})" \
         in refusal.reason, refusal.reason
@@ -308,10 +308,8 @@ def kept_until_rolled_back(aws, repo: Path, ledger, started: float, tag: str, be
     from rollway.phases import RolloutPhase
 
     state = run(aws, repo, old_image_tags=[tag], archive_tag=None, archive_message="", repo_dir=None)
-    assert state.is_failed()
-    with pytest.raises(CleanupRefused) as refused:
-        state.result()
-    (refusal,) = refused.value.refusals
+    refused = refusal_of(state)
+    (refusal,) = refused.refusals
     assert (refusal.kind, refusal.name) == ("image tag", tag)
     assert because in refusal.reason, refusal.reason
     assert tag in tags(aws)
