@@ -304,9 +304,8 @@ def _watch(
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s%s", now - start, settled - start,
-                         measured, checks, t.canary_service, "" if saw else "no request count in this look; ",
-                         verdict.reason)
+                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s", now - start, settled - start,
+                         measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
                 reason = f"monitoring after promotion: {verdict.reason}"
                 log.warning(reason)
@@ -355,7 +354,7 @@ def _watch(
     resumed = ""
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
-        resumed = f" (resumed {(start - opened_at) / 60:.0f} minutes after the promotion)"
+        resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
     reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
     alerts = alerted.messages()
     if decommissioned is not None:
@@ -422,6 +421,22 @@ def _watch(
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+
+
+def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
+    """What a look read, for the log. With no request count and no load-balancer 5xx the guardrail
+    has nothing to take a rate over, and its "canary error rate 0.00% within the 5% guardrail" read
+    as a healthy measurement: the look says it measured nothing, and what that does to the window."""
+    if saw:
+        return reason
+    if seen.unserved():
+        return f"no request count in this look; {reason}"
+    nothing = "no requests were counted in this look, so no error rate was measured"
+    if early:
+        return (f"{nothing} (the window's first period may not be published yet: this look does not count against "
+                "the window)")
+    return (f"{nothing}: it counts against the window, which passes cleanly only if at least half of its looks "
+            "measured one")
 
 
 def _minutes(seconds: float) -> str:

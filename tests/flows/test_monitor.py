@@ -283,6 +283,34 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
 
 
+def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
+    """A look with no request count logged "canary error rate 0.00% within the 5% guardrail",
+    which reads as a measured, healthy rate: nothing was measured. It says so, and what it means."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    with caplog.at_level(logging.INFO):
+        monitor_on(env, 300)
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    assert looks, [r.getMessage() for r in caplog.records]
+    assert not any("0.00%" in m or "within the 5% guardrail" in m for m in looks), looks
+    assert all("no requests were counted in this look, so no error rate was measured" in m for m in looks), looks
+    assert any("counts against the window" in m for m in looks), looks
+
+
+def test_a_window_resumed_a_minute_after_the_promotion_says_1_minute():
+    """"(resumed 1 minutes after the promotion)" read as a typo."""
+    env = promoted(canary_error_rate=0.001)
+    spec = SPEC.model_copy(update={"monitor_seconds": 120.0})
+    opened = env.clock.now() - 60
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=60, stable_desired=4, opened_at=opened)
+
+    reason = resumed().reason
+    assert "(resumed 1 minute after the promotion)" in reason, reason
+
+
 def monitoring_artifact(env) -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
