@@ -128,6 +128,7 @@ def run_monitor(
     pinned_image: str | None = None,
     by_hand: bool = False,
     decommissioned: str | None = None,
+    paged_late: bool = False,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
 
@@ -154,6 +155,8 @@ def run_monitor(
         decommissioned: when and by whom the old service was decommissioned already (a window
             started by hand after one): the window only watches, and a clean one ends with
             nothing scaled, recorded or paged.
+        paged_late: the decommission's page was owed and went out as the window opened: its end
+            then says nothing else was paged.
 
     Raises:
         LockHeld: another run holds the rollout's lease (it is watching already).
@@ -171,7 +174,7 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image,
-                         by_hand=by_hand, decommissioned=decommissioned)
+                         by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
     finally:
@@ -235,6 +238,7 @@ def _watch(
     pinned_image: str | None = None,
     by_hand: bool = False,
     decommissioned: str | None = None,
+    paged_late: bool = False,
 ) -> MonitorResult:
     log = get_run_logger()
     t = env.targets
@@ -358,7 +362,7 @@ def _watch(
     reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
     alerts = alerted.messages()
     if decommissioned is not None:
-        return _watched_only(reason, decommissioned, measured, checks, failure, alerts)
+        return _watched_only(reason, decommissioned, measured, checks, failure, alerts, paged_late=paged_late)
     if measured == 0 or 2 * measured < checks:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
@@ -492,14 +496,14 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
 
 
 def _watched_only(reason: str, decommissioned: str, measured: int, checks: int, failure: str | None,
-                  alerts: tuple[str, ...]) -> MonitorResult:
+                  alerts: tuple[str, ...], *, paged_late: bool = False) -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission: its rollback was the
     point. A second decommission entry and page told people the old version went twice, and a
     "watched" mark or an unverified window's "kept running" would contradict the first one."""
     verified = measured > 0 and 2 * measured >= checks
     seen = "" if verified else (f", but only {measured} of its {checks} checks could read the promoted version's "
                                 "metrics" + (f"; the last failed read: {failure}" if failure else ""))
-    said = f"{reason}{seen}; {decommissioned}: nothing was scaled, recorded or paged"
+    said = f"{reason}{seen}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
     get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
@@ -537,20 +541,21 @@ def _record_end(env: Environment, rollout: str | None, reason: str, done: Rollba
         record_rollback_end(env, rollout=rollout, actor="monitor", reason=reason, result=done)
 
 
-def _record_paged(env: Environment, rollout: str | None, message_id: str) -> None:
+def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str = "monitor") -> None:
     """Record that the decommission's page went out. A write the ledger refuses (or a run that
     died before it) leaves the page owed, and the next run sends it a second time: at least
     once, not exactly once. Logged, never raised: the old service is at 0 and people were paged."""
     unrecorded = write_or_why(lambda: _record(env, rollout, PAGED, "the decommission's page was sent",
-                                              message_id=message_id), env.targets)
+                                              message_id=message_id, actor=actor), env.targets)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not record that the decommission's page was sent (%s): the next "
                                "run that looks at the rollout will send it again", unrecorded)
 
 
-def send_owed_decommission_page(env: Environment, record: RolloutRecord | None) -> bool:
+def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, *, actor: str) -> bool:
     """Send the "Old version decommissioned" page a run that died after the decommission owed
-    (``rollway.decommission_page.page_owed``), late and saying so, then record it. An SNS that
+    (``rollway.decommission_page.page_owed``), late and saying so, then record it as sent by
+    ``actor`` (the run's: the monitor, a rollout run's, the weekly tick's). An SNS that
     refuses it is logged, not raised: the page stays owed and the next look sends it; failing
     the run (a rollout run's hooks, the weekly tick) would act on a rollout whose window passed.
 
@@ -571,19 +576,19 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None) 
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
                 LATE_WHY)
-    _record_paged(env, record.rollout_id, message_id)
+    _record_paged(env, record.rollout_id, message_id, actor=actor)
     return True
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
             message_id: str | None = None, task_definition: str | None = None, wall: float | None = None,
-            **changes) -> None:
+            actor: str = "monitor", **changes) -> None:
     """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(
         env.targets.canary_service, owner=None, now=env.clock.now(), rollout=rollout,
-        transition=Transition(at=env.clock.now(), kind=kind, actor="monitor", comment=comment, to_weights=to_weights,
+        transition=Transition(at=env.clock.now(), kind=kind, actor=actor, comment=comment, to_weights=to_weights,
                               message_id=message_id, task_definition=task_definition, wall=wall),
         **changes,
     )
@@ -710,12 +715,14 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
-    decommissioned = _decommissioned(env, record, decommission)
+    decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record) is not None)
+    paged_late = False
     if decommissioned is not None:
         decommission = False
         # Sent now, not at the window's end: the page is overdue already, and this window may
         # last an hour (or roll the release back).
-        if send_owed_decommission_page(env, record):
+        paged_late = send_owed_decommission_page(env, record, actor="monitor")
+        if paged_late:
             decommissioned += f" (its page was sent late when this window opened: {LATE_WHY})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
@@ -725,21 +732,25 @@ def monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
-        pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned,
+        pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late,
     )
 
 
-def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None) -> str | None:
+def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *, page_owed: bool) -> str | None:
     """When and by whom the rollout's old service was decommissioned, if the ledger says it was
     (said in the log), or None. The window then only watches: a decommission again would record a
-    second one and page "Old version decommissioned" twice for a service at 0 already."""
+    second one and page "Old version decommissioned" twice for a service at 0 already.
+
+    ``page_owed``: that decommission's page was never sent, and goes out now: "pages nothing",
+    logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
         return None
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
+    clean = ("scales and records nothing, and its only page is that decommission's own, never sent and sent "
+             f"now ({LATE_WHY})" if page_owed else "scales, records and pages nothing")
     get_run_logger().warning(
-        "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window scales, "
-        "records and pages nothing)%s", said, record.rollout_id,
-        "; decommission=true is not acted on" if asked else "")
+        "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
+        record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")
     return said

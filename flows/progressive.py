@@ -489,7 +489,7 @@ def run_progressive(
         # the decommission's page, if the run that decommissioned died before sending it. After a
         # finalize the stable service runs it and the canary service is idle: naming the canary
         # sent a person to a service at 0 tasks.
-        late = send_owed_decommission_page(env, record)
+        late = send_owed_decommission_page(env, record, actor=actor)
         where = (f" and finalized (rollout {record.rollout_id}): {env.targets.stable_service} runs it"
                  if is_finalized(record) else f" (rollout {record.rollout_id}): {service} runs it")
         reason = f"{spec.image} was already promoted{where}" + (
@@ -717,7 +717,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     if record is None or record.phase.terminal:
         # The weekly tick is what looks at a finished rollout again: a decommission whose run died
         # before paging is paged now, late (nothing else in the tick acts on a finished rollout).
-        send_owed_decommission_page(env, record)
+        send_owed_decommission_page(env, record, actor=actor)
         if early_reason is not None:
             raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
                                "nothing was changed")

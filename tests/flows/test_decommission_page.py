@@ -10,6 +10,7 @@ rollout run, the weekly tick) sends the page late, once, saying why.
 from __future__ import annotations
 
 import json
+import logging
 from uuid import uuid4
 
 import pytest
@@ -70,8 +71,12 @@ RESUMERS = {
 }
 
 
+# Who sends the late page, as its `decommission-paged` entry names it: the run's own actor.
+SENDERS = {"monitor": "monitor", "progressive_rollout": "operator", "advance_phase": "schedule"}
+
+
 @pytest.mark.parametrize("resumer", RESUMERS)
-def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, resumer):
+def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, resumer, caplog):
     t = aws.targets
     url = inbox(aws)
     with simulated(aws, 0.001) as (env, _):
@@ -92,7 +97,11 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         assert kinds(aws)[-1] == "decommission", kinds(aws)
         assert pages(aws, url) == [], "nobody was paged"
 
-        RESUMERS[resumer](aws, env, spec)
+        with caplog.at_level(logging.INFO):
+            RESUMERS[resumer](aws, env, spec)
+        said = [r.getMessage() for r in caplog.records]
+        # A run that pages must not say, first, that it pages nothing.
+        assert not any("pages nothing" in m or "nothing was scaled, recorded or paged" in m for m in said), said
         sent = pages(aws, url)
         late = [(s, m) for s, m in sent if s.startswith("Old version decommissioned")]
         assert [s for s, _ in late] == [f"Old version decommissioned (late): {t.stable_service}"], sent
@@ -101,6 +110,7 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         assert f"{t.stable_service} was scaled to 0 at" in message and record.rollout_id in message, message
         paged = env.ledger.get(t.canary_service).last_transition(PAGED)
         assert paged is not None and paged.message_id, kinds(aws)
+        assert paged.actor == SENDERS[resumer], paged
 
         # Recorded: the next look pages nobody again.
         RESUMERS[resumer](aws, env, spec)
