@@ -55,3 +55,24 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
     when = wall_utc(decommission.wall) if decommission.wall is not None else utc(decommission.at)
     return (f"This page is late: {LATE_WHY}. Rollout {record.rollout_id} of {record.image}: {stable_service} was "
             f"scaled to 0 at {when} (by {decommission.actor}{run}): {decommission.comment or 'decommissioned'}.")
+
+
+def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, bool] | None:
+    """What `rollway status` says of the newest decommission's page, and whether it is a warning:
+    still owed (nobody was told the old version went), or when, by whom and as which SNS message
+    it went out. None when no decommission of a promoted rollout is in question. The history
+    listed ``decommission-paged`` as any other entry, and nothing said a page was owed."""
+    owed = page_owed(record)
+    if owed is not None:
+        return (f"the \"{SUBJECT}\" page of {stable_service} was never sent ({LATE_WHY}): the next run that looks "
+                "at the rollout sends it late (the `monitor` flow, a re-run of the rollout, or the weekly "
+                "`advance_phase` tick)", True)
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return None
+    for t in reversed(record.history):
+        if t.kind in (DECOMMISSION, FINALIZE_START):
+            return None
+        if t.kind == PAGED:
+            return (f"the decommission's page went out at {utc(t.at)} (SNS message {t.message_id or '-'}, sent by "
+                    f"{t.actor})", False)
+    return None

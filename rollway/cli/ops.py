@@ -32,6 +32,7 @@ from rich.text import Text
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS
+from rollway.decommission_page import page_said
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
     claim_has_lapsed, claim_lapsed, rollback_start, utc, wall_utc,
@@ -868,6 +869,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
+    paging = page_said(record, service.targets.stable_service)
+    if paging is not None:
+        said, warning = paging
+        console.print(f"[yellow]{escape(said)}[/yellow]" if warning else escape(said))
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
         started = rollback_start(record)

@@ -202,6 +202,30 @@ def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_close
     assert "monitoring " not in capsys.readouterr().out
 
 
+def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
+    """The run that decommissioned died before paging: status listed the decommission as done and
+    said nothing of the page nobody had received, nor, once it went out late, who sent it."""
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    gone = Transition(at=1_800_000_300.0, kind="decommission", actor="monitor", wall=1_800_000_300.0,
+                      comment="60 minutes of monitoring passed; webordinary-edit-service scaled to 0")
+    owed = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, owner=None,
+                  weights=Weights(stable=0, canary=100), history=(*record().history, gone))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, owed, Weights(stable=0, canary=100), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("the \"Old version decommissioned\" page of webordinary-edit-service was never sent (the run that "
+            "decommissioned died before paging)") in out, out
+    assert "the next run that looks at the rollout sends it late" in out, out
+    paged = owed.model_copy(update={"history": (*owed.history, Transition(
+        at=1_800_000_400.0, kind="decommission-paged", actor="schedule", message_id="sns-9",
+        comment="the decommission's page was sent"))})
+    print_status(target, paged, Weights(stable=0, canary=100), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "never sent" not in out, out
+    assert ("the decommission's page went out at 2027-01-15 08:06:40 UTC (SNS message sns-9, sent by schedule)"
+            in out), out
+
+
 def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     print_status(
         SimpleNamespace(name="svc-canary", targets=Targets()), record(phase=RolloutPhase.PROMOTED, owner=None),
