@@ -35,14 +35,16 @@ def page_owed(record: RolloutRecord | None) -> Transition | None:
     were tracked carries no wall time: its run paged, or nobody knows, and paging every such
     rollout late would tell people of decommissions long past.
     """
+    newest = _newest_of_the_page(record)
+    return newest if newest is not None and newest.kind == DECOMMISSION and newest.wall is not None else None
+
+
+def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
+    """A promoted rollout's newest ``decommission``, ``decommission-paged`` or finalize start: which
+    of them came last says whether the page is owed, sent, or stale news. None for any other."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
-    for t in reversed(record.history):
-        if t.kind in (PAGED, FINALIZE_START):
-            return None
-        if t.kind == DECOMMISSION:
-            return t if t.wall is not None else None
-    return None
+    return next((t for t in reversed(record.history) if t.kind in (DECOMMISSION, PAGED, FINALIZE_START)), None)
 
 
 def subject(stable_service: str, *, late: bool = False) -> str:
@@ -67,12 +69,8 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
         return (f"the \"{SUBJECT}\" page of {stable_service} was never sent ({LATE_WHY}): the next run that looks "
                 "at the rollout sends it late (the `monitor` flow, a re-run of the rollout, or the weekly "
                 "`advance_phase` tick)", True)
-    if record is None or record.phase is not RolloutPhase.PROMOTED:
+    sent = _newest_of_the_page(record)
+    if sent is None or sent.kind != PAGED:
         return None
-    for t in reversed(record.history):
-        if t.kind in (DECOMMISSION, FINALIZE_START):
-            return None
-        if t.kind == PAGED:
-            return (f"the decommission's page went out at {utc(t.at)} (SNS message {t.message_id or '-'}, sent by "
-                    f"{t.actor})", False)
-    return None
+    return (f"the decommission's page went out at {utc(sent.at)} (SNS message {sent.message_id or '-'}, sent by "
+            f"{sent.actor})", False)
