@@ -386,13 +386,20 @@ def last_answer(record: RolloutRecord | None) -> str:
     from rollway.reports import ANSWERS
 
     answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS]
-    if not answers:
-        return ""
-    last = answers[-1]
-    at = f"{utc(last.at)} (rollout clock)"
-    if last.kind == "timeout":
-        return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
-    return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
+    taken = ""
+    if answers:
+        last = answers[-1]
+        at = f"{utc(last.at)} (rollout clock)"
+        taken = (f"; its last pause went unanswered and timed out at {at} ({last.comment})" if last.kind == "timeout"
+                 else f"; its last pause was answered by {last.actor} at {at}: {last.comment}")
+    # An answer the run refused after the one it took: told only of the one taken, the person
+    # whose answer was refused could not tell that it had been, nor why.
+    refused = max(record.refused_answers if record is not None else (), key=lambda r: r.at, default=None)
+    if refused is None or (answers and refused.at < answers[-1].at):
+        return taken
+    which = "a later answer" if answers else "the last answer"
+    return (f"{taken}; {which}, by {refused.actor} at {utc(refused.at)} (rollout clock), was refused: "
+            f"{refused.as_transition().comment}")
 
 
 def rolled_back_next(record: RolloutRecord) -> str:
