@@ -288,14 +288,21 @@ PREFECT_CANCELLED = ("Flow run was cancelled.", "Flow run was cancelled successf
 """The messages Prefect's engine and runner give a cancellation nobody gave words to."""
 
 
+def own_words(message: str | None) -> str:
+    """A cancellation's message, "" when it is none or only Prefect's own (``PREFECT_CANCELLED``):
+    after rollway's words that the run was cancelled, those said it a second time."""
+    said = (message or "").strip()
+    return "" if said in PREFECT_CANCELLED else said
+
+
 def _reason(run_name: str, state) -> str:
     """The rollback's reason: how the run ended, and the state's message. Prefect's own words for
     a cancellation only said again what "was cancelled" had said ("run x was cancelled: Flow run
     was cancelled."), in the page, status and the incident report; a person's message is kept."""
-    message = (state.message or "").strip()
-    if state.type in (StateType.CANCELLING, StateType.CANCELLED) and message in ("", *PREFECT_CANCELLED):
-        return f"run {run_name} {_ended(state)}"
-    return f"run {run_name} {_ended(state)}: {message or 'no message'}"
+    if state.type in (StateType.CANCELLING, StateType.CANCELLED):
+        said = own_words(state.message)
+        return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")
+    return f"run {run_name} {_ended(state)}: {state.message or 'no message'}"
 
 
 def rollback_hooks() -> dict:

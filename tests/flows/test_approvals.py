@@ -285,6 +285,20 @@ def test_leaving_a_timed_out_pause_never_overwrites_a_cancellation(cancel):
         assert client.read_flow_run(run_id).state.type is cancel().type
 
 
+@pytest.mark.parametrize("message,said", [
+    ("cancelled from the UI", "the run was cancelled while it waited for an answer (cancelled from the UI)"),
+    ("Flow run was cancelled.", "the run was cancelled while it waited for an answer"),
+], ids=["a person's message", "prefect's message"])
+def test_a_cancellation_at_a_pause_is_said_once(message, said):
+    """Prefect's own words for a cancellation, in brackets after rollway's, said it twice."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        client.set_flow_run_state(run_id, Cancelling(message=message))
+        with pytest.raises(CancelledWhilePaused) as stopped:
+            _back_to_running(client, run_id, paused)
+    assert str(stopped.value) == said
+
+
 def test_leaving_a_pause_the_server_expired_goes_back_to_running():
     """Past its deadline the server answers Running with Failed (the pause expired); the run
     still goes back to Running, so that the timeout policy (roll back, or hold) can act."""
