@@ -41,6 +41,7 @@ from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
+from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
                                unanswered_by, waiting_prefix)
 from rollway.decide import Pause
@@ -102,7 +103,8 @@ class MarkedCrashed(PauseInterrupted):
 def _stop_if_cancelled(state: State) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
     if state.is_cancelling() or state.is_cancelled():
-        why = f" ({state.message})" if state.message else ""
+        said = own_words(state.message)
+        why = f" ({said})" if said else ""
         raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
 
 

@@ -208,7 +208,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     own = None if ledgered else hook_spec(params, log)
     # Cut to the rollback flow's limit: a failure's message may be any length, and refused as a
     # parameter, the rollback would not run at all.
-    reason = fit_reason(f"run {flow_run.name} {_ended(state)}: {state.message or 'no message'}")
+    reason = fit_reason(_reason(flow_run.name, state))
     claim_wait = CLAIM_WAIT_SECONDS
     exc = _exception(state)
     if isinstance(exc, RollbackClaimed) and exc.waited > 0:
@@ -282,6 +282,27 @@ def _ended(state) -> str:
     if state.type in (StateType.CANCELLING, StateType.CANCELLED):
         return "was cancelled"
     return state.type.value.lower()  # "failed", "crashed"
+
+
+PREFECT_CANCELLED = ("Flow run was cancelled.", "Flow run was cancelled successfully.")
+"""The messages Prefect's engine and runner give a cancellation nobody gave words to."""
+
+
+def own_words(message: str | None) -> str:
+    """A cancellation's message, "" when it is none or only Prefect's own (``PREFECT_CANCELLED``):
+    after rollway's words that the run was cancelled, those said it a second time."""
+    said = (message or "").strip()
+    return "" if said in PREFECT_CANCELLED else said
+
+
+def _reason(run_name: str, state) -> str:
+    """The rollback's reason: how the run ended, and the state's message. Prefect's own words for
+    a cancellation only said again what "was cancelled" had said ("run x was cancelled: Flow run
+    was cancelled."), in the page, status and the incident report; a person's message is kept."""
+    if state.type in (StateType.CANCELLING, StateType.CANCELLED):
+        said = own_words(state.message)
+        return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")
+    return f"run {run_name} {_ended(state)}: {state.message or 'no message'}"
 
 
 def rollback_hooks() -> dict:

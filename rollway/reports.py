@@ -521,12 +521,26 @@ def _answers(record: RolloutRecord) -> list[str]:
             rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(open_question(record, t))} |")
             continue
+        comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
-            said = next((a for a in ("approve", "reject", "hold") if (t.comment or "").startswith(a)), "answered")
+            said = next((a for a in ("approve", "reject", "hold") if comment.startswith(a)), "answered")
             answer = f"{said}, not acted on (its run had died)"
-        rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(t.comment or '')} | "
+        else:
+            said = t.kind
+        if t.kind != "timeout":  # a timeout's comment is what it did ("reject: no answer within 3600 s")
+            # The answer has its own column: "approve | approve: looks fine" said it twice.
+            comment = _without_answer(comment, said)
+        rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
                     f"{cell(t.verdict or '')} |")
     return rows
+
+
+def _without_answer(comment: str, said: str) -> str:
+    """An answer's recorded comment (``answer_comment``: "approve: looks fine", or "approve" alone)
+    without the answer it opens with: the person's own words, "" when they gave none."""
+    if comment == said:
+        return ""
+    return comment.removeprefix(f"{said}:").strip() if comment.startswith(f"{said}:") else comment
 
 
 def _timeline(record: RolloutRecord) -> list[str]:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DEFAULT_TIMEZONE = "UTC"
 
 DEFAULT_SCHEDULE_SLACK_SECONDS = 3600.0
-"""How much shorter than ``min_phase_seconds`` (on the local clock) a phase may have run when the
+"""How much shorter than ``min_phase_seconds`` (on the weekly_timezone's clock) a phase may have run when the
 schedule ends it, unless the spec's ``schedule_slack_seconds`` says otherwise. A phase's start is
 recorded by a scheduled run some seconds to minutes after its cron time (a worker polls, a run
 starts, the ledger is read), and so is the check a week later: the two delays differ, either way.
@@ -158,7 +158,7 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
     # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
     return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), "
-            f"under min_phase_seconds ({min_phase_seconds / 3600:g} h on the local clock, less "
+            f"under min_phase_seconds ({min_phase_seconds / 3600:g} h on the weekly_timezone's {timezone} clock, less "
             f"{slack_seconds / 3600:g} h of schedule slack)")
 
 

@@ -387,13 +387,20 @@ def last_answer(record: RolloutRecord | None) -> str:
     from rollway.reports import ANSWERS
 
     answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS]
-    if not answers:
-        return ""
-    last = answers[-1]
-    at = f"{utc(last.at)} (rollout clock)"
-    if last.kind == "timeout":
-        return f"; its last pause went unanswered and timed out at {at} ({last.comment})"
-    return f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
+    taken = ""
+    if answers:
+        last = answers[-1]
+        at = f"{utc(last.at)} (rollout clock)"
+        taken = (f"; its last pause went unanswered and timed out at {at} ({last.comment})" if last.kind == "timeout"
+                 else f"; its last pause was answered by {last.actor} at {at}: {last.comment}")
+    # An answer the run refused after the one it took: told only of the one taken, the person
+    # whose answer was refused could not tell that it had been, nor why.
+    refused = max(record.refused_answers if record is not None else (), key=lambda r: r.at, default=None)
+    if refused is None or (answers and refused.at < answers[-1].at):
+        return taken
+    which = "a later answer" if answers else "the last answer"
+    return (f"{taken}; {which}, by {refused.actor} at {utc(refused.at)} (rollout clock), was refused: "
+            f"{refused.as_transition().comment}")
 
 
 def rolled_back_next(record: RolloutRecord) -> str:
@@ -783,13 +790,20 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                 else "if no run is finishing it, `rollway abort` does")
     canary_runs = list(canary_runs)
     lapsed = lease_lapsed(record, wall, paused)
+    from rollway.reports import next_phase
+
+    # Between weekly phases the ledger's phase is "paused", which beside "weekly phase ..., passed"
+    # read as a pause waiting for an answer: it waits for the schedule's next phase.
+    nxt = next_phase(record)
     rows = [
         ("service", f"{service.name} (cluster {service.targets.cluster})"),
         ("rollout", record.rollout_id),
         # What the canary runs is the digest the tag named at the start, whatever the tag names now.
         ("image", record.image + (f" (pinned as {record.pinned_image})"
                                   if record.pinned_image not in (None, record.image) else "")),
-        ("phase", record.phase.value),
+        ("phase", record.phase.value if nxt is None else
+         f"{record.phase.value} between weekly phases, nothing to answer: waiting for {nxt.name}, due {utc(nxt.due)} "
+         "(rollout clock)"),
         # Several paused runs none of which owns the rollout say nothing of its stage.
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple), lapsed)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
@@ -804,7 +818,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # A promotion ends the last phase without setting weekly_phase_passed: it passed all the same.
         passed = ("passed" if record.weekly_phase_passed or record.phase is RolloutPhase.PROMOTED
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
-        rows.append(("weekly phase", f"{_weekly_phase(record)}, {passed}"))
+        waits = "" if nxt is None else "; the rollout waits for the next one"
+        rows.append(("weekly phase", f"{_weekly_phase(record)}, {passed}{waits}"))
         upcoming = next_phase_row(record, now, speed) if now is not None else None
         if upcoming is not None:
             rows.append(("next phase", upcoming))

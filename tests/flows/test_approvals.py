@@ -162,7 +162,13 @@ def rollout_with_rollback_hooks(env, rollout: RolloutSpec):
     return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1", phased=False)
 
 
-def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls_back(monkeypatch):
+@pytest.mark.parametrize("message,reason", [
+    ("cancelled from the UI", r"run \S+ was cancelled: cancelled from the UI"),
+    # Prefect's own words when nobody gave any (its engine's, its runner's): after "run x was
+    # cancelled" they said it a second time, in the page, status and the incident report.
+    ("Flow run was cancelled.", r"run \S+ was cancelled"),
+], ids=["a person's message", "prefect's message"])
+def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls_back(monkeypatch, message, reason):
     """A person cancels a run that waits at an approval (the Prefect UI sets it to Cancelling).
 
     The pause notices within a poll and stops the run: it is never put back to Running or
@@ -180,7 +186,7 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     def cancel_then_watch() -> None:
         run = paused_with_form("approvals-rollout-with-rollback-hooks")
         with get_client(sync_client=True) as client:
-            response = client.set_flow_run_state(run.id, Cancelling(message="cancelled from the UI"))
+            response = client.set_flow_run_state(run.id, Cancelling(message=message))
         seen.append(response.state.type)
         deadline = time.monotonic() + 12
         while time.monotonic() < deadline and not ended.is_set():
@@ -213,7 +219,7 @@ def test_cancelling_a_paused_run_stops_the_pause_and_its_cancellation_hook_rolls
     assert record.history[-1].actor == "state hook (cancelling)"
     # In words: "run x ended cancelling" named Prefect's state, which reads as if the run stopped half-way
     # through cancelling, in the page, status and the incident report.
-    assert re.fullmatch(r"run \S+ was cancelled: cancelled from the UI", record.history[-1].comment or ""), \
+    assert re.fullmatch(reason, record.history[-1].comment or ""), \
         record.history[-1].comment
 
 
@@ -277,6 +283,20 @@ def test_leaving_a_timed_out_pause_never_overwrites_a_cancellation(cancel):
         with pytest.raises(CancelledWhilePaused):
             _back_to_running(client, run_id, paused)
         assert client.read_flow_run(run_id).state.type is cancel().type
+
+
+@pytest.mark.parametrize("message,said", [
+    ("cancelled from the UI", "the run was cancelled while it waited for an answer (cancelled from the UI)"),
+    ("Flow run was cancelled.", "the run was cancelled while it waited for an answer"),
+], ids=["a person's message", "prefect's message"])
+def test_a_cancellation_at_a_pause_is_said_once(message, said):
+    """Prefect's own words for a cancellation, in brackets after rollway's, said it twice."""
+    with get_client(sync_client=True) as client:
+        run_id, paused = paused_run(client, timeout_seconds=60)
+        client.set_flow_run_state(run_id, Cancelling(message=message))
+        with pytest.raises(CancelledWhilePaused) as stopped:
+            _back_to_running(client, run_id, paused)
+    assert str(stopped.value) == said
 
 
 def test_leaving_a_pause_the_server_expired_goes_back_to_running():

@@ -74,3 +74,8 @@ def test_status_says_when_the_next_weekly_phase_is_due_at_real_time(monkeypatch,
     said = _status(capsys)
     assert f"next phase week 2 (25% -> 50%) due {utc(due)} (rollout clock), in " in said, said
     assert "wall time" not in said  # a real-time clock has no wall time of its own to tell
+    # "phase paused" beside "weekly phase ... passed" read as a pause waiting for an answer: the
+    # rollout waits for the schedule's next phase, and both rows say so.
+    assert f"phase paused between weekly phases, nothing to answer: waiting for week 2, due {utc(due)} " \
+           "(rollout clock)" in said, said
+    assert "weekly phase week 1 (1 of 3), passed; the rollout waits for the next one" in said, said

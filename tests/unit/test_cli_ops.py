@@ -1409,3 +1409,28 @@ def test_finalize_names_the_tag_and_the_digest_the_stable_service_now_runs(monke
     assert finalize(actor="carol", targets_block=None, credentials_block=None) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"finalized 20270115T080000Z-1a2b3c4d: repo/app:2.0.0 (pinned as {pinned}) runs on the stable" in out, out
+
+
+def test_an_answer_refused_after_the_last_accepted_one_is_told_with_its_reason() -> None:
+    """Nothing paused: the one who came to answer was told only of the last answer the run took,
+    not of a later one it refused (a skip to a weight that is no later stage), and why."""
+    from rollway.cli.ops import NoPausedRun, find_paused_run
+    from rollway.ledger import RefusedAnswer
+
+    service = SimpleNamespace(name="svc-canary", targets_block="rollway-targets")
+    accepted = Transition(at=1_800_000_000.0, kind="approve", actor="ann", comment="approve: looks fine")
+    refused = RefusedAnswer(at=1_800_000_600.0, actor="bob", action="approve", next_weight=5, comment="go",
+                            reason="5% is no later stage than 50%")
+    older = refused.model_copy(update={"at": 1_799_999_900.0, "actor": "carl"})
+    with pytest.raises(NoPausedRun) as told:
+        find_paused_run(ForgetfulApi(), service, record(history=(*record().history, accepted),
+                                                        refused_answers=(older, refused)))
+    said = " ".join(str(told.value).split())
+    assert ("its last pause was answered by ann at 2027-01-15 08:00:00 UTC (rollout clock): approve: looks fine; "
+            "a later answer, by bob at 2027-01-15 08:10:00 UTC (rollout clock), was refused: approve (next_weight "
+            "5%): go; refused: 5% is no later stage than 50%") in said, said
+    assert "carl" not in said  # refused before the answer taken: that one is the news
+    with pytest.raises(NoPausedRun) as told:
+        find_paused_run(ForgetfulApi(), service, record(refused_answers=(refused,)))
+    assert "; the last answer, by bob at 2027-01-15 08:10:00 UTC (rollout clock), was refused: approve" in \
+        " ".join(str(told.value).split())

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rollway.fakes import FakeLedger
-from rollway.ledger import RolloutRecord, Transition, begin_rollback, open_for_rollback, utc
+from rollway.ledger import RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
@@ -77,7 +77,7 @@ def test_rollout_report_of_a_promotion_lists_stages_verdicts_and_approvals():
     assert f"| 2/3 | 75/25 | {utc(T0 + 810)} | {utc(T0 + 1510)} |" in text
     assert "| 3/3 | 0/100 |" in text and "promoted: every stage passed" in text
     # The approval: who, when, what, at which stage, what was asked.
-    assert f"| {utc(T0 + 800)} | bob | approve | 25% | approve: dashboards look fine | approval before 25% |" in text
+    assert f"| {utc(T0 + 800)} | bob | approve | 25% | dashboards look fine | approval before 25% |" in text
     assert "Rolled back because" not in text
 
 
@@ -305,7 +305,25 @@ def test_names_and_comments_cannot_break_the_tables():
                   Transition(at=T0 + 100, kind="hold", actor="eve | admin", to_stage=0, comment="hold:\nwait | see")],
                  RolloutPhase.PAUSED)
     text = rollout_report(rec)
-    assert r"| eve \| admin | hold | 5% | hold: wait \| see |" in text
+    assert r"| eve \| admin | hold | 5% | wait \| see |" in text
+
+
+def test_the_approvals_table_says_each_answer_once():
+    """The comment column repeated the answer beside it ("approve | approve: ok"): the ledger
+    records an answer's comment after the answer, and the table has a column for each."""
+    rec = record([started(), shift(60, 5, 0),
+                  Transition(at=T0 + 100, kind="approve", actor="bob", to_stage=0, comment="approve",
+                             verdict="stage 1 over"),
+                  Transition(at=T0 + 200, kind=UNHEARD, actor="dana", to_stage=0, verdict="stage 2 over",
+                             comment="reject: latency (given to flow run x at 2027-01-15, wall clock)"),
+                  Transition(at=T0 + 300, kind="hold", actor="eve", to_stage=0, comment="hold: approve: later")],
+                 RolloutPhase.PAUSED)
+    rows = [line for line in rollout_report(rec).split("## Approvals")[1].splitlines() if line.startswith("| ")]
+    assert rows[1].endswith("| bob | approve | 5% | - | stage 1 over |"), rows
+    assert rows[2].endswith("| dana | reject, not acted on (its run had died) | 5% | latency (given to flow run x at "
+                            "2027-01-15, wall clock) | stage 2 over |"), rows
+    # Only the answer recorded first goes: a comment that itself starts with an answer is the person's.
+    assert rows[3].endswith("| eve | hold | 5% | approve: later |  |"), rows
 
 
 def test_a_stage_that_passed_before_a_person_aborted_shows_both():

@@ -188,6 +188,15 @@ def test_min_phase_seconds_counts_local_days_less_the_schedules_slack(case):
         f"{zone}: phase started {started}, now {now}, minimum {minimum / D:g} d: {wait or 'due'}"
 
 
+def test_a_phase_too_young_names_the_zone_whose_clock_counts_its_minimum():
+    """"72 h on the local clock" left the reader to guess whose: the host's, theirs, or the
+    spec's weekly_timezone, the one that counts."""
+    wait = weekly.phase_wait(at("America/New_York", 2027, 3, 12, 9), at("America/New_York", 2027, 3, 15, 7, 59),
+                             timezone="America/New_York", min_phase_seconds=3 * D, slack_seconds=SLACK)
+    assert "under min_phase_seconds (72 h on the weekly_timezone's America/New_York clock, less 1 h of schedule " \
+           "slack)" in (wait or ""), wait
+
+
 ELAPSED_FAILS = [c for c in MIN_PHASE_CASES if c[5]]
 
 
