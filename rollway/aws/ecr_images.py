@@ -207,6 +207,10 @@ class DescribedTaskDefinitions:
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str, Any]] = {}
 
+    def known(self, task_definition: str) -> bool:
+        """Whether ``describe`` answers ``task_definition`` without a call."""
+        return task_definition in self._by_name
+
     def describe(self, ecs: Any, task_definition: str) -> dict[str, Any]:
         """``taskDefinition`` of ECS's answer for ``task_definition``, asked only once per revision."""
         found = self._by_name.get(task_definition)
@@ -266,11 +270,16 @@ def images_in_use(ecs: Any, targets: Targets,
         uses[arn] = [f"running task {task_ids[0]}{more}"]
     described = described if described is not None else DescribedTaskDefinitions()
     found = []
-    if len(uses) > PROGRESS_EVERY:
-        on_progress(f"reading the {len(uses)} task definitions in use (one call each)")
-    for done, (task_definition, whys) in enumerate(uses.items()):
-        if done and done % PROGRESS_EVERY == 0:
-            on_progress(f"read {done} of {len(uses)} task definitions in use")
+    # Counted in calls: a second read (the revisions known) makes few, and said it read hundreds.
+    unread = sum(not described.known(task_definition) for task_definition in uses)
+    if unread > PROGRESS_EVERY:
+        on_progress(f"reading the {unread} task definitions in use (one call each)")
+    done = 0
+    for task_definition, whys in uses.items():
+        if not described.known(task_definition):
+            if done and done % PROGRESS_EVERY == 0:
+                on_progress(f"read {done} of {unread} task definitions in use")
+            done += 1
         try:
             definition = described.describe(ecs, task_definition)
         except ClientError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
+from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.cleanup import CleanupSpec, plan_cleanup
@@ -71,11 +71,16 @@ def test_reading_hundreds_of_revisions_in_use_says_how_far_it_has_got(aws):
         ecs.register_task_definition(**fields)
     progress: list[str] = []
 
-    uses = images_in_use(ecs, aws.targets, on_progress=progress.append)
+    described = DescribedTaskDefinitions()
+    uses = images_in_use(ecs, aws.targets, on_progress=progress.append, described=described)
 
     assert len({use.task_definition for use in uses}) == 210
     assert progress == ["reading the 210 task definitions in use (one call each)",
                         "read 100 of 210 task definitions in use", "read 200 of 210 task definitions in use"]
+    # Read again (cleanup's, before each batch of deletions), the revisions known are not: nor said to be.
+    progress.clear()
+    assert images_in_use(ecs, aws.targets, on_progress=progress.append, described=described) == uses
+    assert progress == []
 
 
 def test_an_old_stack_that_made_a_secret_or_file_system_a_revision_in_use_needs_is_refused(aws):
@@ -321,7 +326,6 @@ def test_withhold_failing_raises_before_any_deletion_and_fails_the_rest_after_on
 
 
 def test_a_second_read_of_what_is_in_use_describes_only_revisions_new_since(aws):
-    from rollway.aws.ecr_images import DescribedTaskDefinitions
     from tests.botocore_events import on_operation
 
     ecs = aws.get_client("ecs")
