@@ -16,7 +16,10 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. check that each old image tag still names the image the plan judged (a tag pushed again since
-   stops the run, no tag deleted), then delete them (in batches of 100);
+   stops the run, no tag deleted), then delete them (in batches of 100), reading again right
+   before each batch what production runs (the reads of 2, on the same bound): every tag of an
+   image that came into use since the plan (a rollout started, a revision registered, a service
+   pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged.
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -40,13 +43,13 @@ from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks
-from rollway.aws.ecr_images import EcrImages
+from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, OpenRolloutNeeds,
-    describe_archive, first_few, image_fate, in_use_summary, moved_tags, plan_cleanup, planned_result,
-    summary_markdown, tags_left,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse,
+    RepositoryImage, came_into_use, describe_archive, first_few, image_fate, in_use_summary, moved_tags, plan_cleanup,
+    planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.targets import Targets
@@ -68,7 +71,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
             nothing was written.
     """
     with _stops_before_writing():
-        plan, git, images, read_images, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
+        plan, git, images, again, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
     log = get_run_logger()
     if plan.refused:
         for refusal in plan.refusals:
@@ -83,7 +86,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  list(plan.gone_tags + plan.gone_stacks) or "none")
         _report(result, targets)
         return result
-    return _act(spec, plan, git, images, read_images, stacks, targets, stack_timeout_seconds)
+    return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
 
 
 @contextmanager
@@ -103,10 +106,35 @@ def _stops_before_writing() -> Iterator[None]:
         raise
 
 
+class _Reads:
+    """The reads the deletion makes again after the plan, on the plan's read clients and bound."""
+
+    def __init__(self, reads: Callable[[str], Any], targets: Targets, seconds: float) -> None:
+        self._reads, self._targets, self.seconds = reads, targets, seconds
+        self.images = EcrImages(reads("ecr"), targets.ecr_repository)
+        # Revisions the plan described are not described again by the reads before each batch.
+        self._described = DescribedTaskDefinitions()
+
+    def in_use(self, nothing: str | None = steps.NOTHING_DELETED) -> tuple[ImageUse, ...]:
+        """What production runs, the ledger's open rollout included (``nothing``: as the tasks take it)."""
+        targets, seconds = self._targets, self.seconds
+        # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
+        # (a task definition of another family than the one the rollout registered).
+        needs = steps.open_rollout_needs(DynamoLedger(self._reads("dynamodb"), targets), targets, seconds,
+                                         nothing=nothing)
+        return steps.images_in_use(self._reads("ecs"), targets, seconds, needs.restores, described=self._described,
+                                   nothing=nothing) + needs.deploys
+
+    def repository(self) -> tuple[RepositoryImage, ...]:
+        """The repository's images, read after the archive (what was done is said by the step)."""
+        return steps.list_images(self.images, self._targets, self.seconds, nothing=None)
+
+
 def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[str], Any],
-                   git_timeout_seconds: float) -> tuple[CleanupPlan, GitCli | None, EcrImages, EcrImages,
+                   git_timeout_seconds: float) -> tuple[CleanupPlan, GitCli | None, EcrImages, _Reads,
                                                         CloudFormationStacks]:
-    """Every read, then the plan: nothing is written here. Returns the plan and the clients that act on it."""
+    """Every read, then the plan: nothing is written here. Returns the plan, the clients that act
+    on it and the reads made again before deleting."""
     log = get_run_logger()
     git = None
     if spec.archive_tag is not None:
@@ -119,7 +147,7 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     seconds = spec.read_timeout_seconds
     reads = _read_clients(get_client, seconds)
     read_stacks = CloudFormationStacks(reads("cloudformation"), keep=targets.stacks)
-    read_images = EcrImages(reads("ecr"), targets.ecr_repository)
+    again = _Reads(reads, targets, seconds)
 
     # Reads, all of them before anything is written.
     archive = None
@@ -133,15 +161,10 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     # What production runs matters to image tags and to stacks (one that registered a task
     # definition in use deregisters it when deleted); an archive-only run does not read it.
     reads_in_use = bool(spec.old_image_tags or spec.old_stacks)
-    # What a rollback still to come would put back on the canary: the ledger knows it, ECS may not
-    # (a task definition of another family than the one the rollout registered).
-    needs = (steps.open_rollout_needs(DynamoLedger(reads("dynamodb"), targets), targets, seconds)
-             if reads_in_use else OpenRolloutNeeds())
-    in_use = (steps.images_in_use(reads("ecs"), targets, seconds, needs.restores) + needs.deploys
-              if reads_in_use else ())
+    in_use = again.in_use() if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
-    repository_images = steps.list_images(read_images, targets, seconds) if spec.old_image_tags else ()
+    repository_images = steps.list_images(again.images, targets, seconds) if spec.old_image_tags else ()
     described = {name: steps.describe_stack(read_stacks, name, targets, seconds) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
@@ -158,7 +181,7 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
 
     plan = plan_cleanup(spec, targets, stacks=described, in_use=in_use, images=repository_images, archive=archive,
                         routing=routing, network=network)
-    return plan, git, images, read_images, stacks
+    return plan, git, images, again, stacks
 
 
 def _read_clients(get_client: Callable[[str], Any], seconds: float) -> Callable[[str], Any]:
@@ -227,12 +250,11 @@ class _Progress:
 _GIT_STOPPED = "git was stopped, so the tag may or may not be there"
 
 
-def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages, read_images: EcrImages,
+def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrImages, again: _Reads,
          stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     progress = _Progress(spec, plan)
     try:
-        return _act_steps(progress, plan, git, images, (read_images, spec.read_timeout_seconds), stacks, targets,
-                          stack_timeout_seconds)
+        return _act_steps(progress, plan, git, images, again, stacks, targets, stack_timeout_seconds)
     except CleanupIncomplete:
         raise  # its artifact is written
     except BaseException as err:
@@ -240,9 +262,8 @@ def _act(spec: CleanupSpec, plan: CleanupPlan, git: GitCli | None, images: EcrIm
         raise
 
 
-def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, images: EcrImages,
-               reading: tuple[EcrImages, float], stacks: CloudFormationStacks, targets: Targets,
-               stack_timeout_seconds: float) -> CleanupResult:
+def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, images: EcrImages, again: _Reads,
+               stacks: CloudFormationStacks, targets: Targets, stack_timeout_seconds: float) -> CleanupResult:
     archive = plan.archive
     if archive is not None and git is not None:
         # Each archive write is its own step, so a failed push still says the tag was created.
@@ -274,8 +295,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
                            "it had deleted no image tag")
         try:
             # What was done before it is said with its failure (``progress.failed``), not here.
-            read_images, seconds = reading
-            moved = moved_tags(plan, steps.list_images(read_images, targets, seconds, nothing=None))
+            repository = again.repository()
+            moved = moved_tags(plan, repository)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         if moved:
@@ -287,8 +308,20 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
         step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",
                            "ECR may have deleted some of the tags listed as not done")
+
+        def still_unused(remaining: Sequence[str]) -> dict[str, str]:
+            # What production runs may have changed since the plan read it (a rollout started, a
+            # revision registered, a service pointed at an old image): read again, right before
+            # each batch of 100 tags, what the plan read, on the same bound. Per batch: 1 Query of
+            # the ledger; ECS: 1 DescribeServices (stable and canary), the pages of ListServices (10
+            # a page), ListTaskDefinitions and ListTasks (100 a page), 1 DescribeServices per 10
+            # other services, 1 DescribeTasks per 100 running tasks, and 1 DescribeTaskDefinition
+            # per revision in use not described before (none when nothing changed). ECR deletes
+            # by tag with no condition: a use that starts after this read is still not seen.
+            return came_into_use(plan, remaining, targets.ecr_repository, again.in_use(nothing=None), repository)
+
         try:
-            deletion = steps.delete_tags(images, plan.delete_tags, targets)
+            deletion = steps.delete_tags(images, plan.delete_tags, targets, still_unused)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
         # Whether an image went with its tag is known once ECR has answered for all of them.
@@ -300,13 +333,16 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             progress.did(f"image tag {tag}", f"image tag {tag} was already gone")
         progress.fields["deleted_tags"] = deletion.deleted
         progress.fields["gone_tags"] = plan.gone_tags + deletion.gone
+        problems = []
+        if deletion.withheld:
+            problems.append("not deleted: "
+                            + _once_each(deletion.withheld, before="image tag(s) ")
+                            + " (a new run refuses them while they are in use: leave them out of old_image_tags); "
+                            "the stacks were left as they are, planned against what production ran before")
         if deletion.failed:
-            # One refused call fails up to 100 tags with the same error: say each error once.
-            by_reason: dict[str, list[str]] = {}
-            for tag, why in deletion.failed.items():
-                by_reason.setdefault(why, []).append(tag)
-            failures = "; ".join(f"{', '.join(tags)}: {why}" for why, tags in by_reason.items())
-            raise progress.failed(step, RuntimeError(f"ECR did not delete {failures}"), targets)
+            problems.append(f"ECR did not delete {_once_each(deletion.failed)}")
+        if problems:
+            raise progress.failed(step, RuntimeError("; and ".join(problems)), targets)
 
     deleted_stacks: list[str] = []
     gone_stacks = list(plan.gone_stacks)
@@ -328,6 +364,15 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
     result = progress.result()
     _report(result, targets)
     return result
+
+
+def _once_each(why_by_tag: dict[str, str], before: str = "") -> str:
+    """Tag -> why, each why said once with its tags: one refused call fails up to 100 tags with
+    the same error, and an image in use keeps all its tags for the same reason."""
+    by_reason: dict[str, list[str]] = {}
+    for tag, why in why_by_tag.items():
+        by_reason.setdefault(why, []).append(tag)
+    return "; ".join(f"{before}{', '.join(tags)}: {why}" for why, tags in by_reason.items())
 
 
 def _report(result: CleanupResult, targets: Targets) -> None:

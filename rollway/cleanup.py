@@ -1036,6 +1036,30 @@ def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str
             if tag in now and plan.tag_digests.get(tag) not in (None, now[tag])}
 
 
+def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, in_use: Sequence[ImageUse],
+                  images: Sequence[RepositoryImage]) -> dict[str, str]:
+    """Each of ``remaining`` (planned tags not deleted yet) whose image is in use now -> why it is kept.
+
+    The plan judged ``plan.delete_tags`` unused; ``in_use`` is what production runs read again
+    right before a deletion (a rollout started since, a revision registered, a service pointed at
+    an old image), ``images`` the repository as read after the plan. Every tag of such an image is
+    kept (what the plan refuses, now), said once per image with its first user, and whether any of
+    its tags went in an earlier batch of the same run, before it came into use.
+    """
+    _, _, refused = _plan_images(remaining, repository, in_use, images)
+    first_reason: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    for refusal in refused:
+        digest = plan.tag_digests.get(refusal.name, refusal.name)
+        reason = first_reason.setdefault(digest, refusal.reason)
+        earlier = [t for t in plan.delete_tags if t not in remaining and plan.tag_digests.get(t) == digest]
+        fate = (f"its tag(s) {', '.join(earlier)} went in an earlier batch, before it came into use; it keeps the "
+                "others" if earlier else "none of its tags was deleted")
+        kept[refusal.name] = (f"image {digest} came into use after the plan read what production runs ({reason}); "
+                              f"{fate}")
+    return kept
+
+
 def image_fate(kept: Sequence[str] | None) -> str:
     """What becomes of the image a deleted tag named: it goes with its last tag, or stays tagged."""
     if not kept:

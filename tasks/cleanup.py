@@ -14,13 +14,13 @@ retried here (its wait can be long, and running cleanup again carries on from wh
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
-from rollway.aws.ecr_images import EcrImages, TagDeletion
+from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
@@ -109,20 +109,23 @@ def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets, se
 
 
 @task(name="images-in-use", **_READ)
-def images_in_use(ecs: Any, targets: Targets, seconds: float,
-                  restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
+def images_in_use(ecs: Any, targets: Targets, seconds: float, restores: Sequence[tuple[str, str]] = (),
+                  described: DescribedTaskDefinitions | None = None,
+                  nothing: str | None = NOTHING_DELETED) -> tuple[ImageUse, ...]:
     with named_denials(_POLICY, targets=targets):
         return bounded(seconds, "what production runs",
-                       lambda say: read_images_in_use(ecs, targets, on_progress=say, restores=restores))
+                       lambda say: read_images_in_use(ecs, targets, on_progress=say, restores=restores,
+                                                      described=described), nothing=nothing)
 
 
 @task(name="open-rollout-needs", **_READ)
-def open_rollout_needs(ledger: Any, targets: Targets, seconds: float) -> OpenRolloutNeeds:
+def open_rollout_needs(ledger: Any, targets: Targets, seconds: float,
+                       nothing: str | None = NOTHING_DELETED) -> OpenRolloutNeeds:
     """What the newest rollout, still open, needs kept (the ledger's): what its rollback would
     restore on the canary, and the image it has still to deploy."""
     with named_denials(_POLICY, targets=targets):
         return bounded(seconds, "what an open rollout needs (the ledger)",
-                       lambda _say: read_open_rollout_needs(ledger, targets))
+                       lambda _say: read_open_rollout_needs(ledger, targets), nothing=nothing)
 
 
 @task(name="network-in-use", **_READ)
@@ -181,9 +184,12 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 
 
 @task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
-def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets) -> TagDeletion:
+def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
+                withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
+    """``images.delete_tags``: ``withhold`` (the flow's second read of what production runs) is
+    asked right before each batch which of the tags left to keep."""
     with named_denials(_POLICY, targets=targets):
-        return images.delete_tags(list(tags))
+        return images.delete_tags(list(tags), withhold=withhold)
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)

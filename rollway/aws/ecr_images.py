@@ -10,7 +10,8 @@ restores the previous one. ``rollway.cleanup.plan_cleanup`` turns those referenc
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+import re
+from typing import Any, Callable, Mapping, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +41,7 @@ class TagDeletion(BaseModel):
         deleted: tags ECR removed.
         gone: tags the repository did not have (deleted before: re-running is safe).
         failed: tag -> ECR's failure code and reason.
+        withheld: tag -> why it was not asked to be deleted (``delete_tags``'s ``withhold``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -47,6 +49,7 @@ class TagDeletion(BaseModel):
     deleted: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
     failed: dict[str, str] = {}
+    withheld: dict[str, str] = {}
 
 
 class EcrImages:
@@ -119,7 +122,8 @@ class EcrImages:
                                    "told from unused ones")
         return found
 
-    def delete_tags(self, tags: Sequence[str]) -> TagDeletion:
+    def delete_tags(self, tags: Sequence[str],
+                    withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
 
         A tag the repository does not have is reported as gone, not failed. A call that fails
@@ -127,15 +131,36 @@ class EcrImages:
         goes on, so what was deleted is never lost from the answer; a call failing before any tag
         was deleted or found gone is raised (nothing was done: trying the whole again is safe).
 
+        Args:
+            withhold: asked right before each call with the tags not asked for yet (that call's
+                and the later ones'); those it returns (tag -> why) are not deleted, now or later.
+                What it raises is raised as a failed call is: before any tag was deleted or found
+                gone, raised; after, every tag not asked for yet is failed with it, and no call is made.
+
         Raises:
             TargetNotFound: there is no such repository.
         """
         deleted: list[str] = []
         gone: list[str] = []
         failed: dict[str, str] = {}
+        withheld: dict[str, str] = {}
         wanted = list(dict.fromkeys(tags))
-        for start in range(0, len(wanted), _BATCH):
+        start = 0
+        while start < len(wanted):
+            if withhold is not None:
+                try:
+                    withheld.update(withhold(wanted[start:]))
+                except Exception as err:  # noqa: BLE001 - raised, or said for each tag left, as a failed call
+                    if not (deleted or gone):
+                        raise
+                    failed.update((tag, f"not asked to be deleted: {type(err).__name__}: {err}")
+                                  for tag in wanted[start:])
+                    break
+                wanted = wanted[:start] + [tag for tag in wanted[start:] if tag not in withheld]
             batch = wanted[start:start + _BATCH]
+            start += _BATCH
+            if not batch:
+                break
             try:
                 answer = self._client.batch_delete_image(
                     repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
@@ -164,7 +189,36 @@ class EcrImages:
             for tag in batch:
                 if tag not in removed and tag not in gone and tag not in failed:
                     failed[tag] = "ECR neither deleted it nor said why"
-        return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed)
+        return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed, withheld=withheld)
+
+
+# A task definition named with its revision (``family:3``, or its ARN): what it says never changes.
+_REVISION = re.compile(r":[0-9]+$")
+
+
+class DescribedTaskDefinitions:
+    """What ECS answered to DescribeTaskDefinition, kept for each revision named with its number.
+
+    A revision never changes once registered: a second read of what is in use (cleanup's, right
+    before each batch of tag deletions) describes only the revisions it had not read before,
+    instead of the hundreds of ACTIVE ones a family keeps, one call each.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, Any]] = {}
+
+    def known(self, task_definition: str) -> bool:
+        """Whether ``describe`` answers ``task_definition`` without a call."""
+        return task_definition in self._by_name
+
+    def describe(self, ecs: Any, task_definition: str) -> dict[str, Any]:
+        """``taskDefinition`` of ECS's answer for ``task_definition``, asked only once per revision."""
+        found = self._by_name.get(task_definition)
+        if found is None:
+            found = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+            if _REVISION.search(task_definition):  # a bare family names its newest revision: asked each time
+                self._by_name[task_definition] = found
+        return found
 
 
 # Task definitions described between two progress lines: a family deployed for a year keeps
@@ -174,7 +228,8 @@ PROGRESS_EVERY = 100
 
 def images_in_use(ecs: Any, targets: Targets,
                   on_progress: Callable[[str], None] = lambda line: None,
-                  restores: Sequence[tuple[str, str]] = ()) -> tuple[ImageUse, ...]:
+                  restores: Sequence[tuple[str, str]] = (),
+                  described: DescribedTaskDefinitions | None = None) -> tuple[ImageUse, ...]:
     """Every container image named by a task definition in use.
 
     In use: the task definition of every deployment of the stable and canary services (a
@@ -188,6 +243,7 @@ def images_in_use(ecs: Any, targets: Targets,
 
     Args:
         restores: (task definition, why) for each task definition a rollback would restore.
+        described: the revisions read before, not asked again (and where those read now are kept).
 
     Raises:
         InUseUnknown: the cluster or either service cannot be found (wrong names would make
@@ -212,31 +268,37 @@ def images_in_use(ecs: Any, targets: Targets,
     for arn, task_ids in by_revision.items():
         more = f" and {len(task_ids) - 1} more" if len(task_ids) > 1 else ""
         uses[arn] = [f"running task {task_ids[0]}{more}"]
+    described = described if described is not None else DescribedTaskDefinitions()
     found = []
-    if len(uses) > PROGRESS_EVERY:
-        on_progress(f"reading the {len(uses)} task definitions in use (one call each)")
-    for done, (task_definition, whys) in enumerate(uses.items()):
-        if done and done % PROGRESS_EVERY == 0:
-            on_progress(f"read {done} of {len(uses)} task definitions in use")
+    # Counted in calls: a second read (the revisions known) makes few, and said it read hundreds.
+    unread = sum(not described.known(task_definition) for task_definition in uses)
+    if unread > PROGRESS_EVERY:
+        on_progress(f"reading the {unread} task definitions in use (one call each)")
+    done = 0
+    for task_definition, whys in uses.items():
+        if not described.known(task_definition):
+            if done and done % PROGRESS_EVERY == 0:
+                on_progress(f"read {done} of {unread} task definitions in use")
+            done += 1
         try:
-            described = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+            definition = described.describe(ecs, task_definition)
         except ClientError as err:
             raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
                                f"{err}") from err
         # What its tasks need besides roles and logs, which a stack may have made as well: the
         # file systems its volumes mount, and (per container) where its secrets come from.
         file_systems = tuple(dict.fromkeys(
-            found_id for volume in described.get("volumes", [])
+            found_id for volume in definition.get("volumes", [])
             for efs in [volume.get("efsVolumeConfiguration") or {}]
             for found_id in (efs.get("fileSystemId"), (efs.get("authorizationConfig") or {}).get("accessPointId"))
             if found_id))
-        for container in described.get("containerDefinitions", []):
+        for container in definition.get("containerDefinitions", []):
             logs = container.get("logConfiguration") or {}
             secrets = [s.get("valueFrom") for s in [*container.get("secrets", []), *logs.get("secretOptions", [])]]
             secrets.append((container.get("repositoryCredentials") or {}).get("credentialsParameter"))
             found.append(ImageUse(
-                task_definition=described["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
-                execution_role=described.get("executionRoleArn"), task_role=described.get("taskRoleArn"),
+                task_definition=definition["taskDefinitionArn"], why=", ".join(whys), image=container["image"],
+                execution_role=definition.get("executionRoleArn"), task_role=definition.get("taskRoleArn"),
                 log_group=(logs.get("options") or {}).get("awslogs-group") if logs.get("logDriver") == "awslogs"
                 else None, secrets=tuple(dict.fromkeys(s for s in secrets if s)), file_systems=file_systems))
     return tuple(found) + _running_digests(running)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.aws.ecr_images import EcrImages, InUseUnknown, images_in_use
+from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
 from rollway.cleanup import CleanupSpec, plan_cleanup
@@ -71,11 +71,16 @@ def test_reading_hundreds_of_revisions_in_use_says_how_far_it_has_got(aws):
         ecs.register_task_definition(**fields)
     progress: list[str] = []
 
-    uses = images_in_use(ecs, aws.targets, on_progress=progress.append)
+    described = DescribedTaskDefinitions()
+    uses = images_in_use(ecs, aws.targets, on_progress=progress.append, described=described)
 
     assert len({use.task_definition for use in uses}) == 210
     assert progress == ["reading the 210 task definitions in use (one call each)",
                         "read 100 of 210 task definitions in use", "read 200 of 210 task definitions in use"]
+    # Read again (cleanup's, before each batch of deletions), the revisions known are not: nor said to be.
+    progress.clear()
+    assert images_in_use(ecs, aws.targets, on_progress=progress.append, described=described) == uses
+    assert progress == []
 
 
 def test_an_old_stack_that_made_a_secret_or_file_system_a_revision_in_use_needs_is_refused(aws):
@@ -274,3 +279,74 @@ def test_an_old_stack_that_made_the_role_or_log_group_a_running_task_of_an_inact
     assert f"webordinary-migrate (the task role of task definition webordinary-migrate:1, running task {task_id})" \
         in refusal.reason, refusal.reason
     assert "/ecs/webordinary-migrate (the log group of task definition webordinary-migrate:1" in refusal.reason
+
+
+def test_withhold_is_asked_before_each_batch_and_what_it_keeps_is_not_deleted(aws, images):
+    # Cleanup reads what production runs again right before each call of 100 tags: an image that
+    # came into use meanwhile keeps its tags, from that call on.
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    asked: list[list[str]] = []
+
+    def withhold(remaining):
+        asked.append(list(remaining))
+        return {tag: "in use since" for tag in remaining[-10:]} if len(asked) == 2 else {}
+
+    deletion = images.delete_tags(old, withhold=withhold)
+
+    assert asked == [old, old[100:]], "asked before each call, with the tags not asked for yet"
+    assert deletion.deleted == tuple(old[:140]) and deletion.failed == {}
+    assert deletion.withheld == {tag: "in use since" for tag in old[140:]}
+    assert tags_in(images) == set(old[140:])
+
+
+def test_withhold_failing_raises_before_any_deletion_and_fails_the_rest_after_one(aws, images):
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    calls: list[int] = []
+
+    def unreadable(remaining):
+        calls.append(1)
+        if len(calls) == 2:
+            raise InUseUnknown("the running tasks could not be read")
+        return {}
+
+    with pytest.raises(InUseUnknown):  # nothing done yet: raised, nothing deleted
+        images.delete_tags(old, withhold=lambda remaining: (_ for _ in ()).throw(InUseUnknown("no answer")))
+    assert tags_in(images) == set(old)
+
+    deletion = images.delete_tags(old, withhold=unreadable)
+
+    assert deletion.deleted == tuple(old[:100]), "what was deleted is never lost from the answer"
+    assert deletion.failed == {tag: "not asked to be deleted: InUseUnknown: the running tasks could not be read"
+                               for tag in old[100:]}
+    assert tags_in(images) == set(old[100:])
+
+
+def test_a_second_read_of_what_is_in_use_describes_only_revisions_new_since(aws):
+    from tests.botocore_events import on_operation
+
+    ecs = aws.get_client("ecs")
+    deployer = EcsDeployer(ecs, aws.targets)
+    for n in range(3):
+        deployer.register_revision(f"{aws.topology.repository_uri}:old-{n}", aws.topology.task_definition_arn)
+    described = DescribedTaskDefinitions()
+    asked: list[str] = []
+
+    def count(params, **_):
+        asked.append(params["taskDefinition"])
+
+    with on_operation(ecs, "before-parameter-build", count, operation="DescribeTaskDefinition"):
+        first = images_in_use(ecs, aws.targets, described=described)
+        described_first = len(asked)
+        again = images_in_use(ecs, aws.targets, described=described)
+    assert len(asked) == described_first == 4, "nothing new: no revision described again"
+    new = deployer.register_revision(f"{aws.topology.repository_uri}:new", aws.topology.task_definition_arn)
+    with on_operation(ecs, "before-parameter-build", count, operation="DescribeTaskDefinition"):
+        after = images_in_use(ecs, aws.targets, described=described)
+
+    assert asked[described_first:] == [new]
+    assert again == first
+    assert f"{aws.topology.repository_uri}:new" in {use.image for use in after}

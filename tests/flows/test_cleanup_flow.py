@@ -464,6 +464,76 @@ def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
     assert stopped.value.not_done == ("image tag old-version", "image tag 0.9.0")
 
 
+def start_using(aws, how: str, tag: str) -> str:
+    """Make production start using the image ``tag`` names, as ``how`` says; what cleanup should
+    name as its user."""
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    ecs = aws.get_client("ecs")
+    repository = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"][
+        "containerDefinitions"][0]["image"].rsplit(":", 1)[0]
+    if how == "rollout":  # a rollout recorded its start, pinned to the image's digest, and deploys it next
+        spec, now = RolloutSpec(image=f"{repository}:{tag}"), 2_000_000.0
+        rollout = RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(now), image=spec.image,
+                                spec_json=spec.model_dump_json(), phase=RolloutPhase.PENDING, stable_desired=2,
+                                pinned_image=f"{repository}@{digests(aws)[tag]}")
+        DynamoLedger(aws.get_client("dynamodb"), aws.targets).create(rollout, owner="process/run", now=now,
+                                                                     lease_seconds=0)
+        return f"rollout {rollout.rollout_id} (pending) deploys it"
+    family = aws.targets.task_family if how == "revision" else "webordinary-hotfix-edit"
+    revision = ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": aws.targets.container_name, "essential": True, "image": f"{repository}:{tag}"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    if how == "revision":  # registered for a deployment: the family's newest ACTIVE revision
+        return f"an ACTIVE revision of {family}"
+    # Someone points the canary service at a revision of another family naming the old image.
+    ecs.update_service(cluster=aws.targets.cluster, service=aws.targets.canary_service, taskDefinition=revision)
+    return "the canary service deploys it"
+
+
+@pytest.mark.parametrize("how", ["rollout", "revision", "service"])
+def test_an_image_that_comes_into_use_after_the_plan_is_not_deleted(account, how):
+    # Production started using an old image between the plan (which judged it unused) and the
+    # deletion: a rollout started, a revision was registered, a service was pointed at it. Only
+    # the repository was read again before deleting, and the image was deleted under it.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    put_image(aws, "old-version-b", "2")  # a second tag of the image that comes into use
+    reads: list[int] = []
+    users: list[str] = []
+
+    def start_using_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository's second read: after the plan, before the deletion
+            users.append(start_using(aws, how, "old-version"))
+
+    spec = CleanupSpec(old_image_tags=("old-version", "0.9.0", "old-version-b"), old_stacks=(OLD_STACK,))
+    judged, unused = digests(aws)["old-version"], digests(aws)["0.9.0"]
+    with on_operation(read_client(aws, "ecr"), "before-parameter-build", start_using_before_the_second_read,
+                      operation="DescribeImages"):
+        state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
+
+    (user,) = users
+    # The image in use keeps every tag; the unused image goes; the run stops before the stacks.
+    assert tags(aws) == {"1.0.0", "old-version", "old-version-b"}
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    message = str(stopped)
+    assert f"image tag(s) old-version, old-version-b: image {judged} came into use after the plan" in message, message
+    assert user in message and "none of its tags was deleted" in message, message
+    assert stopped.done == (f"deleted image tag 0.9.0 (image {unused}, deleted with it: its last tag) from "
+                                  f"{aws.targets.ecr_repository}",)
+    assert stopped.not_done == ("image tag old-version", "image tag old-version-b", f"stack {OLD_STACK}")
+    text = summary(state)
+    assert text.startswith("# Cleanup stopped part-way") and user in text, text
+
+
 def test_an_old_stack_holding_the_rule_production_traffic_comes_through_is_refused(account, repo):
     # The old edit stack added its targets to the shared listener, so it holds the rule that now
     # forwards to the stable and canary groups (moto's CloudFormation cannot make a rule on a
@@ -871,6 +941,40 @@ def test_a_read_unanswered_after_the_archive_says_what_was_done_and_deletes_noth
             f"`origin`: pushed. Not done: image tag old-version; stack {OLD_STACK}.") in message, message
     assert tags(aws) == {"1.0.0", "old-version", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
     assert "## Not done" in summary(state)
+
+
+def test_a_read_of_what_production_runs_unanswered_before_the_deletion_says_what_was_done(account, repo,
+                                                                                          silent_endpoint):
+    # What production runs is read again right before the tags go, after the archive: unanswered,
+    # it stops the run on the same bound, saying the archive was done, and deletes no tag.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    reads: list[int] = []
+
+    def after_the_second_repository_read(**_):
+        reads.append(1)
+
+    def to_a_silent_endpoint(request, **_):
+        if len(reads) >= 2:  # the plan is made: this is the read before the deletion
+            request.url = silent_endpoint + "/"
+
+    spec = CleanupSpec(old_stacks=(OLD_STACK,), old_image_tags=("old-version",), archive_tag=TAG,
+                       archive_message=MESSAGE, repo_dir=str(repo), read_timeout_seconds=1)
+
+    with on_operation(aws.get_client("ecr"), "before-parameter-build", after_the_second_repository_read,
+                      operation="DescribeImages"), \
+            on_operation(aws.get_client("ecs"), "before-send", to_a_silent_endpoint, operation=None):
+        state, stopped = stopped_within(20, spec, aws.targets, lambda name: aws.get_client(name), CleanupIncomplete)
+    message = str(stopped)
+    head = git(repo, "rev-parse", "HEAD")
+    assert ("delete 1 image tag(s) (old-version) from webordinary/edit-container: CleanupReadUnanswered: ECS did not "
+            "answer ") in message, message
+    assert ("within 1 s (read_timeout_seconds), read for what production runs. Done: archived: tag "
+            f"`{TAG}` -> {head}: created; archive: `{TAG}` on remote `origin`: pushed. Not done: image tag "
+            f"old-version; stack {OLD_STACK}.") in message, message
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
 
 def test_a_read_bound_out_of_range_is_refused_before_any_aws_call(account, repo, every_call):
