@@ -2,4 +2,7 @@
 
 from rollway.cli import main
 
-main()
+# Guarded: a tool that imports every module (the exception-pickling test walks the package) must
+# not run the command.
+if __name__ == "__main__":
+    main()
