@@ -745,17 +745,25 @@ def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str
             f"is and what {stable} runs"]
 
 
-def stopped_traffic(record: RolloutRecord, stable: str = "the stable service") -> str | None:
+RUN_AGAIN = "run the rollback again"
+"""What finishes a rollback that stopped part-way, when running it again can (``stopped_traffic``)."""
+
+
+def stopped_traffic(record: RolloutRecord, stable: str = "the stable service",
+                    again: str | None = RUN_AGAIN) -> str | None:
     """What users get while a rollback that stopped part-way is open, from the weights it read back
     (its ``rollback-stopped`` entry): the canary's share when the traffic could not move, or what
     ``stable`` ran once it took all of it. None: the rollout is not rolling back, or no run of its
     rollback read the weights back. "Not recorded" was said of a rollback that stopped after reading
-    them, and a responder could not tell whether users were still on the version rolled back."""
+    them, and a responder could not tell whether users were still on the version rolled back.
+
+    ``again``: what finishes the rollback, said last; None: nothing (the caller says it elsewhere:
+    `rollway status`, when running it again cannot finish it)."""
     stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
     if stopped is None or stopped.to_weights is None:
         return None
     read, at = stopped.to_weights, utc(stopped.at)
-    by = f"by the rollback of {stopped.actor}, which then stopped before it finished: run the rollback again"
+    by = f"by the rollback of {stopped.actor}, which then stopped before it finished" + (f": {again}" if again else "")
     if read.canary > 0:
         return f"the canary still takes {read.canary} % ({read} stable/canary) as read back at {at} {by}"
     runs = f"{stopped.stable_task_definition}, the task definition {stable} ran" if stopped.stable_task_definition \
