@@ -365,6 +365,7 @@ def execute_rollback(
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
     target = Weights(stable=100, canary=0)
+    weights_before: Weights | None = None  # what the traffic is moved from, once read
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
     ran: str | None = None  # the version taken out, for the pages, once the canary is read
 
@@ -383,9 +384,7 @@ def execute_rollback(
                 _refuse_unknown_service(env, missing, verify_timeout_seconds)
             raise
         needed = stable_desired or max(stable.desired, canary.desired, 1)
-        # Bounded by the rollback's verify timeout: on the run's clients a load balancer that stopped
-        # answering held the rollback about a minute here, before anything moved, silent.
-        weights_before = traffic.weights_within(env.router, verify_timeout_seconds) if quiet_if_unchanged else None
+        weights_before = _weights_before(env, verify_timeout_seconds, needed=quiet_if_unchanged)
         # Never below what the service already asks for (autoscaling may have raised it since the
         # rollout recorded its count): this is the moment it takes all the traffic.
         desired = max(needed, stable.desired)
@@ -423,7 +422,7 @@ def execute_rollback(
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
                     f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
-                    f"({err})", *left, "notify people that the rollback is done"])
+                    f"({err})", *left, "notify people that the rollback is done"], moved_from=weights_before)
             if err is caught:
                 raise
             raise err
@@ -434,7 +433,7 @@ def execute_rollback(
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
         return RollbackResult(
-            reason=reason, weights=weights, stable_desired=max(stable.desired, needed),
+            reason=reason, weights=weights, weights_before=weights_before, stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
             stable_task_definition=stable.task_definition, scaled_stable=scaled,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
@@ -586,11 +585,12 @@ def execute_rollback(
         if notify:
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
-                            stable_task_definition=stable.task_definition)
+                            stable_task_definition=stable.task_definition, moved_from=weights_before)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
         weights=weights,
+        weights_before=weights_before,
         stable_desired=max(stable.desired, needed),
         canary_desired=retired.desired,
         canary_task_definition=retired.task_definition,
@@ -603,15 +603,38 @@ def execute_rollback(
     )
 
 
+def _weights_before(env: Environment, seconds: float, *, needed: bool) -> Weights | None:
+    """The load balancer's weights before the rollback moves anything: what it moves the traffic
+    from, recorded with its entries. The incident report of a rollout whose move to the canary no
+    run recorded (its run died first) could only hedge over what the canary took; this says it.
+
+    Bounded by the rollback's verify timeout (``seconds``): on the run's clients a load balancer
+    that stopped answering held the rollback about a minute here, before anything moved, silent.
+    Read for the record alone, a read that fails is logged and None returned: the traffic's move
+    comes first. ``needed``: the rollback cannot go on without them (``quiet_if_unchanged``
+    compares them), so a failure is raised as it was.
+    """
+    try:
+        return traffic.weights_within(env.router, seconds)
+    except Exception as err:  # noqa: BLE001 - record-keeping: the rollback moves the traffic regardless
+        if needed:
+            raise
+        get_run_logger().warning("could not read the load balancer's weights before moving the traffic (%s): "
+                                 "rolling back anyway, without recording what the traffic was moved from", err)
+        return None
+
+
 def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
                     ledger_failure: str | None, not_done: Sequence[str], *,
-                    stable_task_definition: str | None = None) -> None:
+                    stable_task_definition: str | None = None, moved_from: Weights | None = None) -> None:
     """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
     did, those it did not, the weights it read back (on stable, or still on the canary when the
-    traffic could not move; None: not read) and, once the traffic was on stable, the task
-    definition stable ran: what users get until the rollback is run again. Only the end of a finished rollback was recorded, so the incident report of one
-    whose notice SNS refused said the traffic's return was not confirmed and which steps were done
-    not recorded, though the run knew both. Record-keeping: a write that fails is logged, and the
+    traffic could not move; None: not read), those it read before it moved anything
+    (``moved_from``, its ``from_weights``; None: not read) and, once the traffic was on stable, the
+    task definition stable ran: what users get until the rollback is run again. Only the end of a
+    finished rollback was recorded, so the incident report of one whose notice SNS refused said the
+    traffic's return was not confirmed and which steps were done not recorded, though the run knew
+    both. Record-keeping: a write that fails is logged, and the
     rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
     not record the rollback's start, there is nothing to add it to."""
     if env.ledger is None or rollout is None or ledger_failure is not None:
@@ -619,8 +642,8 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
     now = env.clock.now()
     try:
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
-                          transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, to_weights=weights,
-                                                stable_task_definition=stable_task_definition,
+                          transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
+                                                to_weights=weights, stable_task_definition=stable_task_definition,
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
@@ -775,9 +798,10 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
 def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, reason: str,
                         result: RollbackResult) -> None:
     """Record that ``rollout``'s rollback ended, lease-free (a rollback must always be able to
-    act, whoever holds the lease), with what it read back, the task definition it restored on the
-    canary, the one the stable service ran when it took all the traffic (what users get) and its
-    notice's SNS message id; its claim ends with it.
+    act, whoever holds the lease), with the weights it moved the traffic from (read before it moved
+    anything) and those it read back, the task definition it restored on the canary, the one the
+    stable service ran when it took all the traffic (what users get) and its notice's SNS message
+    id; its claim ends with it.
 
     If another rollback ended that rollout and a new rollout started while this one acted, the
     end belongs to the old record, never to the new one: nothing is written, and the log says so.
@@ -789,7 +813,8 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
     try:
         env.ledger.record(
             env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
-            transition=Transition(at=now, kind="rollback", actor=actor, to_weights=result.weights, comment=reason,
+            transition=Transition(at=now, kind="rollback", actor=actor, from_weights=result.weights_before,
+                                  to_weights=result.weights, comment=reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
                                   stable_task_definition=result.stable_task_definition),
             # The flags it left on (a person's re-enable): the incident report says so from these.

@@ -48,12 +48,15 @@ class RolloutResult(BaseModel):
 
 
 class RollbackResult(BaseModel):
-    """What a rollback did and what it read back afterwards."""
+    """What a rollback did, what it read before it moved anything and what it read back afterwards."""
 
     model_config = ConfigDict(frozen=True)
 
     reason: str
     weights: Weights
+    weights_before: Weights | None = Field(default=None, description=(
+        "the weights the load balancer held when the rollback first read it, before it moved anything: what it "
+        "moved the traffic from (None: not read)"))
     stable_desired: int
     canary_desired: int
     canary_task_definition: str

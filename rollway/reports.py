@@ -759,17 +759,25 @@ def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str
             f"is and what {stable} runs"]
 
 
-def stopped_traffic(record: RolloutRecord, stable: str = "the stable service") -> str | None:
+RUN_AGAIN = "run the rollback again"
+"""What finishes a rollback that stopped part-way, when running it again can (``stopped_traffic``)."""
+
+
+def stopped_traffic(record: RolloutRecord, stable: str = "the stable service",
+                    again: str | None = RUN_AGAIN) -> str | None:
     """What users get while a rollback that stopped part-way is open, from the weights it read back
     (its ``rollback-stopped`` entry): the canary's share when the traffic could not move, or what
     ``stable`` ran once it took all of it. None: the rollout is not rolling back, or no run of its
     rollback read the weights back. "Not recorded" was said of a rollback that stopped after reading
-    them, and a responder could not tell whether users were still on the version rolled back."""
+    them, and a responder could not tell whether users were still on the version rolled back.
+
+    ``again``: what finishes the rollback, said last; None: nothing (the caller says it elsewhere:
+    `rollway status`, when running it again cannot finish it)."""
     stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
     if stopped is None or stopped.to_weights is None:
         return None
     read, at = stopped.to_weights, utc(stopped.at)
-    by = f"by the rollback of {stopped.actor}, which then stopped before it finished: run the rollback again"
+    by = f"by the rollback of {stopped.actor}, which then stopped before it finished" + (f": {again}" if again else "")
     if read.canary > 0:
         return f"the canary still takes {read.canary} % ({read} stable/canary) as read back at {at} {by}"
     runs = f"{stopped.stable_task_definition}, the task definition {stable} ran" if stopped.stable_task_definition \
@@ -821,28 +829,53 @@ def _dead_runs_last_entry(record: RolloutRecord, found: Transition) -> float:
     return before[-1].at if before else record.created_at
 
 
+def moved_from(record: RolloutRecord) -> Transition | None:
+    """The rollback's first entry (its end, or a run's that stopped part-way) that records the
+    weights it moved the traffic from (``from_weights``: what the load balancer held when that run
+    first read it, before it moved anything), or None: records from before rollbacks kept them, or
+    no run of the rollback could read them."""
+    return next((t for t in record.history if t.kind in ("rollback", ROLLBACK_STOPPED) and t.from_weights is not None),
+                None)
+
+
 def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: float | None) -> str:
     """The exposure of a rolled-back rollout that records no shift to the canary.
 
     Taking no traffic is certain only before its revision was deployed on the canary: a run moves
     the traffic only after recording that. After, a run that moved the traffic and died before
-    recording the move left no entry of it, and the rollback (`rollway abort`) records only the
-    weights it read back once the traffic was on stable: "never took traffic" could be untrue.
+    recording the move left no entry of it: "never took traffic" could be untrue. The rollback's
+    own entries say what it found on the canary (``moved_from``). Found taking traffic, that is
+    what the canary took; a record from before rollbacks kept it, or a rollback that found none
+    (one before it may have moved the traffic back and died before recording anything), leaves
+    the ledger unable to tell.
     """
     deployed = record.last_transition("deploy")
     if deployed is None and record.canary_task_definition is None:
         return ("The new version never took traffic: its revision was never deployed on the canary, and no shift "
                 "to it is recorded.")
-    weights = stage_weights(record)
-    stage = f"{weights[0]}% (its first stage)" if weights else "its first stage's weight"
     before = record.history[:record.history.index(start)] if start is not None else record.history
     last = before[-1].at if before else record.created_at
     until = f"until {utc(back_at)}, when the rollback read the traffic back" if back_at is not None else (
         "until the rollback, whose traffic's return is not recorded")
+    found = moved_from(record)
+    if found is not None and found.from_weights.canary > 0:
+        took = found.from_weights
+        return (f"**No shift to the canary is recorded**, but the rollback found it taking **{took.canary}%** of the "
+                f"traffic ({took} stable/canary) when {found.actor}'s rollback first read the load balancer, before "
+                f"it moved anything (recorded at {utc(found.at)}): no entry records that move (a run that made it "
+                f"and died before recording it, or a hand on the load balancer). The canary took {took.canary}% from "
+                f"after {utc(last)} (the last entry before the rollback) {until}: the load balancer's metrics for its "
+                "target group say since when.")
+    weights = stage_weights(record)
+    stage = f"{weights[0]}% (its first stage)" if weights else "its first stage's weight"
     when = f" at {utc(deployed.at)}" if deployed is not None else ""
+    read = ("the rollback records only the weights it read back" if found is None else
+            f"{found.actor}'s rollback found none of the traffic on it ({found.from_weights} stable/canary when it "
+            "first read the load balancer), as it would after an earlier run of the rollback moved the traffic back "
+            "and died before recording anything")
     return (f"**No shift to the canary is recorded**, but its revision was deployed on it{when}, so the ledger "
             "cannot tell that it took no traffic: a run that moved the traffic and died before recording the move "
-            "leaves no entry of it, and the rollback records only the weights it read back. If that happened, the "
+            f"leaves no entry of it, and {read}. If that happened, the "
             f"canary took {stage} from after {utc(last)} (the last entry before the rollback) {until}: the load "
             "balancer's metrics for its target group say which.")
 

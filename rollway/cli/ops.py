@@ -786,8 +786,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
     # revision finishes the rollback.
-    finisher = (f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable
-                else "if no run is finishing it, `rollway abort` does")
+    # Decided here once for every line that says how the rollback is finished: the stopped run's
+    # line said "run the rollback again" under the one saying `rollway abort` cannot finish it.
+    cannot = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else None
+    finisher = cannot or "if no run is finishing it, `rollway abort` does"
     canary_runs = list(canary_runs)
     lapsed = lease_lapsed(record, wall, paused)
     from rollway.reports import next_phase
@@ -830,7 +832,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
-        from rollway.reports import notice_refused, notice_unsure, stopped_traffic
+        from rollway.reports import RUN_AGAIN, notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
@@ -839,7 +841,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
                       f"{'' if lapsed else '; ' + escape(finisher)}[/yellow]")
-        read = stopped_traffic(record, service.targets.stable_service)
+        # Its advice only where running the rollback again finishes it; else the line that says
+        # `rollway abort` cannot (just above, or the lapsed claim's below) is the advice.
+        read = stopped_traffic(record, service.targets.stable_service, again=None if cannot else RUN_AGAIN)
         if read is not None:
             # What its stopped run read back, beside the load balancer's weights now: whether users
             # were still on the version rolled back when it stopped, and since when.
@@ -860,8 +864,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         if lapsed:
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
-            finish = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else (
-                "run `rollway abort` (or the rollback flow) to finish it")
+            finish = cannot or "run `rollway abort` (or the rollback flow) to finish it"
             console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, "
                           f"{escape(claim_lapsed(record))}: {escape(finish)}[/yellow]")
         elif record.rollback_holder:

@@ -17,6 +17,7 @@ from rollway.clock import ClockSettings
 from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.reports import incident_report
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.moto_env import saved_blocks
 
@@ -331,7 +332,9 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
 def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     """The run deployed the canary, moved the traffic to 5 % and died before recording the move;
     `rollway abort` then rolled it back. Nothing in the ledger records the move, and the incident
-    report said the new version never took traffic: users had been on it since."""
+    report said the new version never took traffic: users had been on it since. Then it could only
+    hedge ("the ledger cannot tell"): the rollback recorded only the weights it read back at its
+    end, not the 5 % it found on the canary and moved back."""
     now = time.time() - 600
     env, ledger, record, stable = recorded_start(aws, now)
     service, image = aws.targets.canary_service, record.image
@@ -342,13 +345,26 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     env.router.set_weights(Weights.canary_at(5))  # the dead run's move, never recorded
     rollback(reason="the rollout's run died", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
 
+    end = ledger.get(service).last_transition("rollback")
+    assert (end.from_weights, end.to_weights) == (Weights.canary_at(5), Weights(stable=100, canary=0)), end
+
     state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     incident = artifacts_of(state)[f"{service}-incident-report"]
     assert "never took traffic" not in incident, incident
-    assert (f"**No shift to the canary is recorded**, but its revision was deployed on it at {utc(deployed)}"
-            in incident), incident
-    assert "5% (its first stage) from after" in incident, incident
+    assert "cannot tell" not in incident, incident
+    assert ("**No shift to the canary is recorded**, but the rollback found it taking **5%** of the traffic "
+            f"(95/5 stable/canary) when carol's rollback first read the load balancer, before it moved anything "
+            f"(recorded at {utc(end.at)})") in incident, incident
+    assert f"The canary took 5% from after {utc(deployed)} (the last entry before the rollback)" in incident, incident
     assert "No traffic was ever shifted" not in incident, incident
+    # A record from before rollbacks kept the weights they moved the traffic from reports as it did.
+    older = ledger.get(service)
+    older = older.model_copy(update={"history": tuple(
+        t.model_copy(update={"from_weights": None}) for t in older.history)})
+    hedged = incident_report(older, alert_topic=aws.targets.alert_topic)
+    assert (f"**No shift to the canary is recorded**, but its revision was deployed on it at {utc(deployed)}, so the "
+            "ledger cannot tell that it took no traffic") in hedged, hedged
+    assert "5% (its first stage) from after" in hedged, hedged
 
     # A rollout rolled back before its revision was deployed on the canary took no traffic: said so.
     recorded_start(aws, time.time(), owner="run-2")
@@ -356,3 +372,29 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     incident = artifacts_of(state)[f"{service}-incident-report"]
     assert "The new version never took traffic: its revision was never deployed on the canary" in incident, incident
+
+
+def test_a_rollback_that_cannot_read_the_weights_before_moving_them_rolls_back_all_the_same(aws, blocks, monkeypatch):
+    """The weights read before the move are for the record alone: a load balancer refusing that
+    read does not stop the rollback, whose end then records none it moved from."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    record, _ = start_at_five_percent(aws)
+    real = BaseClient._make_api_call
+    refused: list[str] = []
+
+    def first_read_refused(client, operation_name, api_params):
+        if operation_name == "DescribeRules" and "RuleArns" in api_params and not refused:
+            refused.append(operation_name)
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not now"}}, operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", first_read_refused)
+    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    assert refused == ["DescribeRules"]
+    done = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(aws.targets.canary_service)
+    assert (done.rollout_id, done.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
+    end = done.last_transition("rollback")
+    assert (end.from_weights, end.to_weights) == (None, Weights(stable=100, canary=0)), end

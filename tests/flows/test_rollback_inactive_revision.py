@@ -188,3 +188,27 @@ def test_a_rollback_whose_fallback_revision_is_refused_too_names_both(stable_ref
     assert "edit-task:3 is INACTIVE" in step and said.format(stable=t.stable_service) in step, step
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[t.canary_service].desired == 0
+
+
+def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
+        aws, capsys, ecs_refuses_inactive_revisions):
+    """A rollback of a rollout whose recorded revision and the one stable runs are both INACTIVE
+    stops at the canary's step, with the traffic back. `rollway status` said `rollway abort` cannot
+    finish it and, on the next line, what the stopped run read back and "run the rollback again",
+    which fails the same way every time."""
+    t = aws.targets
+    env, gone, _ = deregistered_since(aws, stable_moved=False)
+    record = env.ledger.get(t.canary_service)
+    blocks = saved_blocks(aws, "inactive")
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="error rate 7%", actor="judge", rollout=record.rollout_id, targets_block=blocks,
+                 aws_credentials_block=blocks)
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK
+
+    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout" in said, said
+    assert "the load balancer read back 100/0 (stable/canary)" in said, said  # the stopped run's line is still there
+    assert "run the rollback again" not in said, said
+    assert "run `rollway abort`" not in said, said

@@ -50,6 +50,7 @@ def test_a_rollback_the_load_balancer_refused_says_the_canary_still_takes_its_sh
     assert record.phase is RolloutPhase.ROLLING_BACK
     stopped = record.last_transition(ROLLBACK_STOPPED)
     assert stopped is not None and stopped.to_weights == Weights.canary_at(5), record.history
+    assert stopped.from_weights == Weights.canary_at(5), stopped  # what it found, and could not move
     said = (f"the canary still takes 5 % (95/5 stable/canary) as read back at {utc(stopped.at)} by the rollback "
             "of operator, which then stopped before it finished: run the rollback again")
     for report in (incident_report(record, alert_topic=t.alert_topic, now=time.time(), targets=t),
@@ -77,6 +78,7 @@ def test_a_rollback_whose_page_failed_names_what_stable_ran_when_it_took_the_tra
     record = env.ledger.get(t.canary_service)
     stopped = record.last_transition(ROLLBACK_STOPPED)
     assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
+    assert stopped.from_weights == Weights.canary_at(5), stopped  # what it moved the traffic from
     line = flat(users_get_line(incident_report(record, alert_topic=t.alert_topic, now=time.time(), targets=t)))
     assert "not recorded" not in line, line
     assert (f"{stable_runs}, the task definition `{t.stable_service}` ran when the load balancer read back 100/0 "

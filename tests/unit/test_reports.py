@@ -896,3 +896,37 @@ def test_a_refused_notice_under_the_notice_a_later_run_sent_before_stopping_says
     notice = incident_report(unfinished).split("## Notification")[1].split("##")[0]
     assert f"dave's run sent the notice later, at {utc(T0 + 400)}." in notice, notice
     assert "An earlier run's notice did not go out: SNS refused the notice" in notice, notice
+
+
+def deployed_then_rolled_back(*rollback: Transition) -> RolloutRecord:
+    """A rollout whose canary was deployed and no shift recorded, then rolled back by carol."""
+    return record([started(), Transition(at=T0 + 20, kind="deploy", actor="alice", comment="canary on :4"),
+                   Transition(at=T0 + 600, kind="rollback-start", actor="carol", comment="the run died"),
+                   *rollback], RolloutPhase.ROLLING_BACK, weights=w(0))
+
+
+def test_a_stopped_rollback_that_found_the_canary_taking_traffic_says_what_it_took():
+    """The rollback found 5 % on a canary no recorded shift had sent traffic to, and the load
+    balancer refused its move: the report says the 5 % as found, not "the ledger cannot tell"."""
+    rec = deployed_then_rolled_back(Transition(at=T0 + 610, kind="rollback-stopped", actor="carol",
+                                               from_weights=w(5), to_weights=w(5), comment="done: nothing"))
+    report = " ".join(incident_report(rec).split())
+    assert "cannot tell" not in report, report
+    assert ("but the rollback found it taking **5%** of the traffic (95/5 stable/canary) when carol's rollback first "
+            f"read the load balancer, before it moved anything (recorded at {utc(T0 + 610)})") in report, report
+    assert (f"The canary took 5% from after {utc(T0 + 20)} (the last entry before the rollback) until the rollback, "
+            "whose traffic's return is not recorded") in report, report
+
+
+def test_a_rollback_that_found_no_traffic_on_the_canary_still_cannot_rule_out_an_earlier_run_of_it():
+    """An earlier run of the rollback may have moved the traffic back and died before recording
+    anything: the next one finds 100/0, which does not show that the canary took none."""
+    rec = deployed_then_rolled_back(Transition(at=T0 + 900, kind="rollback", actor="dave", from_weights=w(0),
+                                               to_weights=w(0), comment="the run died"))
+    rec = rec.model_copy(update={"phase": RolloutPhase.ROLLED_BACK})
+    report = " ".join(incident_report(rec).split())
+    assert "so the ledger cannot tell that it took no traffic" in report, report
+    assert ("dave's rollback found none of the traffic on it (100/0 stable/canary when it first read the load "
+            "balancer), as it would after an earlier run of the rollback moved the traffic back") in report, report
+    assert "the rollback records only the weights it read back" not in report, report
+    assert "5% (its first stage) from after" in report, report
