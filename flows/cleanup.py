@@ -413,8 +413,10 @@ def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets,
     (``judge_stack_again``; None: delete it).
 
     Reads again the stack, then what production runs, the routing and the network (each on the
-    read bound): per stack, about the plan's reads of one stack and of what production runs
-    (its revisions known, not described again).
+    read bound): per stack, the plan's reads of that stack (DescribeStacks, the pages of
+    ListStackResources, GetTemplate, ListExports and ListImports), of what production runs (as
+    before each batch of tags: revisions known are not described again) and of the load balancer,
+    beside a deletion that takes minutes. A stack gone is read no further.
     """
     now = again.stack(name, nothing=None)
     if now.gone:
