@@ -35,10 +35,10 @@ def where_raised(error: BaseException) -> str | None:
 
 
 def error_said(error: BaseException) -> str:
-    """``error`` on one line: "ValueError: bad input", or, when it has no message,
+    """``error`` as people read it: "ValueError: bad input", or, when it has no message,
     "ValueError with no message, raised at tasks/metrics.py:40 in observe"."""
     name = type(error).__name__
-    said = " ".join(str(error).split())
+    said = str(error).strip()
     if said:
         return f"{name}: {said}"
     where = where_raised(error)
@@ -51,7 +51,7 @@ def end_said(message: str | None, error: BaseException | None, state: str) -> st
     was raised; else Prefect's words without the empty end they had ("Flow run encountered an
     exception: ValueError: " for an exception with no message); else the ``state``'s name
     ("Failed"), which is all that is known of a state set with no message and no exception."""
-    said = " ".join((message or "").split())
+    said = (message or "").strip()
     if said and not said.endswith(":"):
         return said
     if error is not None:

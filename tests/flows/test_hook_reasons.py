@@ -119,3 +119,49 @@ def test_a_paused_run_marked_failed_without_a_message_is_rolled_back_saying_so(m
     said = record.last_transition("rollback").comment
     assert_said(said, "left its approval pause for Failed", "came with no message")
     assert said in incident_report(record)
+
+
+def test_a_finalize_step_failing_without_a_message_says_the_exception_and_where():
+    """The step's error is the finalize's stop reason: the ledger's, the run's and the summary's."""
+    from prefect import flow
+
+    from flows.finalize import _Progress
+    from rollway.finalize import FinalizeIncomplete
+
+    @flow
+    def one_step() -> None:
+        with _Progress(unrecorded=False).trying("move the traffic to the stable target group", "Nothing moved."):
+            raise TimeoutError()
+
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        one_step()
+    assert_said(str(stopped.value), "to the stable target group: TimeoutError with no message, raised at "
+                "tests/flows/test_hook_reasons.py:")
+
+
+def test_a_holder_the_prefect_api_could_not_be_asked_about_says_the_exception_and_where(monkeypatch):
+    """The refusal a weekly tick or a resume stops with, and its hook's reason for leaving the rollout alone."""
+    import uuid
+
+    import prefect.client.orchestration
+
+    from flows.env import owner_finished
+    from rollway.ledger import OWNER_PREFIX, RolloutInProgress
+
+    class Unanswered:
+        api_url = "http://127.0.0.1:4200/api"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read_flow_run(self, run_id):
+            raise ConnectionResetError()
+
+    monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda **kwargs: Unanswered())
+    with pytest.raises(RolloutInProgress) as refused:
+        owner_finished(f"{OWNER_PREFIX}{uuid.uuid4()}")
+    assert "(ConnectionResetError with no message, raised at tests/flows/test_hook_reasons.py:" in str(refused.value)
+    assert "(ConnectionResetError: )" not in str(refused.value)
