@@ -56,6 +56,7 @@ from rollway.cleanup import (
     judge_stack_again, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
+from rollway.failure_words import error_said
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
 from tasks import cleanup as steps
@@ -93,6 +94,13 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
 
 
+def _how_stopped(err: BaseException) -> str:
+    """What stopped a run, as its artifact and log say it: the error, or that it was interrupted."""
+    if isinstance(err, Exception):
+        return error_said(err)
+    return "interrupted (the run was cancelled, or its worker was stopped)"
+
+
 @contextmanager
 def _stops_before_writing() -> Iterator[None]:
     """Leave the run's artifact when it stops before anything is written (a bad parameter, a read
@@ -101,8 +109,7 @@ def _stops_before_writing() -> Iterator[None]:
     try:
         yield
     except BaseException as err:  # noqa: BLE001 - said in the artifact, then raised as it came
-        how = (f"{type(err).__name__}: {err}" if isinstance(err, Exception)
-               else "interrupted (the run was cancelled, or its worker was stopped)")
+        how = _how_stopped(err)
         for_people("cleanup summary", lambda: create_markdown_artifact(
             key=ARTIFACT_KEY, description="cleanup summary (stopped before writing)",
             markdown=f"# Cleanup stopped before anything was written\n\n**Stopped:** {how}\n\n"
@@ -244,7 +251,7 @@ class _Progress:
         return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)
 
     def failed(self, step: str, err: Exception, targets: Targets) -> CleanupIncomplete:
-        why = f"{type(err).__name__}: {err}"
+        why = error_said(err)
         self.log.error("cleanup stopped at %s: %s", step, why)
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
@@ -255,8 +262,7 @@ class _Progress:
         Cancelled from the UI (Prefect's TerminationSignal), Ctrl-C, or an error no step expected:
         such a run ended with no artifact, and what it had deleted before was known to no one.
         """
-        how = (f"{type(err).__name__}: {err}" if isinstance(err, Exception)
-               else "interrupted (the run was cancelled, or its worker was stopped)")
+        how = _how_stopped(err)
         stopped = (f"{how} while it tried to {self.step}; {self.meanwhile}. Run cleanup again with the same "
                    "parameters: what is gone is reported as gone, and it carries on with the rest")
         self.log.error("cleanup stopped: %s. Done: %s. Not done: %s", stopped,

@@ -63,6 +63,7 @@ from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.failure_words import error_said
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, registry_of, repository_problem,
 )
@@ -115,7 +116,7 @@ class _Run:
             # registration, the roles it passes) is named as one refused before it: the action and
             # the release policy's statement granting it, not AWS's bare text.
             named = named_refusal(err, RELEASE_POLICY, self.targets)
-            why = str(named) if named is not None else f"{type(err).__name__}: {err}"
+            why = str(named) if named is not None else error_said(err)
             failed = PublishIncomplete(name, why, self.progress)
             self.log.error("%s", failed)
             self._record(f"{failed.step} failed.", failed.state, failed.advice, error=why)
@@ -238,7 +239,7 @@ def _record_failure(version: str, err: Exception) -> None:
     shown = str(version).replace("`", "'")
     for_people("container release (failed)", lambda: create_markdown_artifact(
         key=ARTIFACT_KEY, description="container release (failed)",
-        markdown=f"# Container release `{shown}` failed\n\n**Error:** {type(err).__name__}: {err}\n\n"
+        markdown=f"# Container release `{shown}` failed\n\n**Error:** {error_said(err)}\n\n"
                  "**Nothing was pushed or registered:** the run stopped before building. Fix the cause above "
                  "and run again.\n"))
 

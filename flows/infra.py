@@ -60,6 +60,7 @@ from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import error_said
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
@@ -360,7 +361,7 @@ def _last_lines(err: Exception) -> tuple[str, ...]:
 
 
 def _reason(err: Exception) -> str:
-    return err.reason if isinstance(err, StackDeployFailed) else f"{type(err).__name__}: {err}"
+    return err.reason if isinstance(err, StackDeployFailed) else error_said(err)
 
 
 def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
@@ -499,7 +500,7 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
     run deployed every stack."""
     deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
     what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
-            else f"the pre-deployment checklist could not run ({type(err).__name__}: {err})")
+            else f"the pre-deployment checklist could not run ({error_said(err)})")
     get_run_logger().error(
         "%s: every stack of the plan is deployed (%s), nothing is left to deploy. Check with verify_infrastructure "
         "(reads only, no deploy); deploy_infrastructure again with %s would deploy every stack again", what,

@@ -26,6 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
+from rollway.failure_words import error_said
 from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
 
 BODY_TAIL = 200
@@ -261,7 +262,7 @@ def _said_failed(response: httpx.Response, url: str) -> str | None:
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
-    return f"{method} {shown_url(url)} {kind}: {type(err).__name__}: {err or 'no detail'}"
+    return f"{method} {shown_url(url)} {kind}: {error_said(err)}"
 
 
 def _never_sent(err: httpx.HTTPError) -> bool:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.cleanup import ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
+from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
 from rollway.phases import RolloutPhase
@@ -153,7 +154,7 @@ class EcrImages:
                 except Exception as err:  # noqa: BLE001 - raised, or said for each tag left, as a failed call
                     if not (deleted or gone):
                         raise
-                    failed.update((tag, f"not asked to be deleted: {type(err).__name__}: {err}")
+                    failed.update((tag, f"not asked to be deleted: {error_said(err)}")
                                   for tag in wanted[start:])
                     break
                 wanted = wanted[:start] + [tag for tag in wanted[start:] if tag not in withheld]

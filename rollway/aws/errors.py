@@ -17,6 +17,7 @@ from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTime
 from botocore.exceptions import ConnectionError as NoConnection
 
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import error_said
 from rollway.model import Weights
 
 
@@ -234,8 +235,10 @@ def aws_message(err: Exception) -> str:
     credentials, no connection): one line saying what AWS said, for a message a person reads."""
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {_one_line(str(error.get('Message', '') or err))}"
-    return f"{type(err).__name__}: {_one_line(str(err))}"
+        code, message = error.get("Code", "error"), str(error.get("Message") or "")
+        # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
+        return f"{code}: {_one_line(message)}" if message.strip() else f"{code} with no message"
+    return _one_line(error_said(err))
 
 
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})

@@ -58,6 +58,7 @@ from pydantic_core import to_json
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import error_code
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import error_said
 from rollway.ledger import (
     ENDED_PHASES,
     RESERVED_ID_PREFIX,
@@ -124,7 +125,7 @@ def storage_failure(err: BaseException, targets: Targets | None = None) -> str:
             return f"DynamoDB {err.operation_name} failed: {denied}"
         said = f"DynamoDB {err.operation_name} failed with {error.get('Code') or 'an unnamed error'}"
         return f"{said}: {error['Message']}" if error.get("Message") else said
-    return f"DynamoDB could not be reached ({type(err).__name__}: {err})"
+    return f"DynamoDB could not be reached ({error_said(err)})"
 
 
 def write_or_why(write: Callable[[], object], targets: Targets | None = None) -> str | None:

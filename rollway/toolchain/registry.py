@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from rollway.failure_words import error_said
 from rollway.http_checks import quoted_body
 from rollway.image import MANIFEST_TYPES, config_platform, is_loopback, manifest_platforms, registry_of
 
@@ -166,7 +167,7 @@ def _ask(registry: str, path: str, login: tuple[str, str] | None, timeout_second
             except httpx.TransportError as err:
                 if scheme != schemes[-1]:
                     continue  # a loopback registry speaking plain HTTP: as dockerd, try that next
-                raise RegistryUnanswered(f"{registry} did not answer: {type(err).__name__}: {err}") from None
+                raise RegistryUnanswered(f"{registry} did not answer: {error_said(err)}") from None
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

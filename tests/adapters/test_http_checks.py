@@ -147,6 +147,19 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
         assert result.retryable and not result.answer_lost  # never sent: nothing was created
 
 
+def test_a_connection_that_breaks_with_no_message_says_the_exception_not_nothing():
+    # httpx words a socket error with none of its own as an error with no message: the check's
+    # reason ended "ReadError: ", its "no detail" never said (an exception is always true).
+    def broken(request):
+        raise httpx.ReadError("", request=request)
+
+    with httpx.Client(transport=httpx.MockTransport(broken)) as http:
+        health = http_checks.check_health(http, spec_for("http://api.test"))
+    assert health.outcome == "failed" and health.retryable
+    assert health.reason.startswith("GET http://api.test/health failed: ReadError with no message, raised at "
+                                    "tests/adapters/test_http_checks.py:"), health.reason
+
+
 def test_a_dns_lookup_that_does_not_answer_fails_on_the_timeout_and_nothing_is_sent_late(app, monkeypatch):
     """getaddrinfo takes no timeout: with a resolver that did not answer, a check waited as long
     as the C library retried (half a minute and more), past its 0.5-s timeout. It now fails on

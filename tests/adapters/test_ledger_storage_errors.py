@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from rollway.aws.ledger import DynamoLedger, write_or_why
+from rollway.aws.ledger import DynamoLedger, storage_failure, write_or_why
 from rollway.ledger import RolloutEnded, RolloutRecord, Transition, begin_rollback
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -68,3 +68,19 @@ def test_an_unreachable_dynamodb_is_told_as_such():
     why = write_or_why(lambda: DynamoLedger(client, TARGETS).get(SERVICE))
     assert why is not None and why.startswith("DynamoDB could not be reached (EndpointConnectionError"), why
     assert "testing" not in why, "the credentials must never reach a message"
+
+
+def test_a_read_failing_with_no_message_is_told_by_the_exception_and_where(ledger):
+    # What a rollback's check of the ledger logs when the read fails with no words of its own (a
+    # reset connection): "DynamoDB could not be reached (ConnectionResetError: )".
+    from tests.botocore_events import on_operation
+
+    def reset(**_):
+        raise ConnectionResetError()
+
+    client = boto3.client("dynamodb", region_name=TARGETS.region)  # the fixture's table, on a client of this test's
+    with on_operation(client, "before-call", reset, operation="Query"), pytest.raises(ConnectionResetError) as failed:
+        DynamoLedger(client, TARGETS).history(SERVICE)
+    said = storage_failure(failed.value)
+    assert said.startswith("DynamoDB could not be reached (ConnectionResetError with no message, raised at "
+                           "tests/adapters/test_ledger_storage_errors.py:"), said

@@ -685,6 +685,32 @@ def test_a_step_failing_while_the_artifact_api_refuses_still_says_what_was_done(
     assert "artifact could not be created: the artifact API answered 503" in caplog.text
 
 
+def test_a_step_failing_with_no_message_says_the_exception_and_where(account):
+    # A connection reset with no words of its own: the run's error and artifact said
+    # "ConnectionResetError: " and nothing of what had stopped the deletion.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def reset(**_):
+        raise ConnectionResetError()
+
+    @prefect_flow(name="cleanup-reset")
+    def cleanup_reset():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", reset, operation="DeleteStack"):
+        state = cleanup_reset(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    said = "ConnectionResetError with no message, raised at tests/flows/test_cleanup_flow.py:"
+    assert said in str(stopped.value) and "ConnectionResetError: " not in str(stopped.value), stopped.value
+    assert said in summary(state)
+
+
 @pytest.mark.parametrize(("service", "operation", "action", "statement"), [
     ("cloudformation", "DescribeStacks", "cloudformation:DescribeStacks", "DeployChecklistAndCleanupReadTheStacks"),
     # Read for what production runs: the refusal said "check the targets block", names that were right.

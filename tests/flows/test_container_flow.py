@@ -667,6 +667,22 @@ def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_pr
         publish_with(aws, EcrBacked(aws), request)
 
 
+def test_a_push_failing_with_no_message_says_the_exception_and_where(aws, tmp_path):
+    # A push cut off with no words of its own (a timeout): the run's error and artifact said
+    # "TimeoutError: " and nothing.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+
+    class Unanswered(EcrBacked):
+        def push(self, reference):
+            raise TimeoutError()
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, Unanswered(aws), PublishRequest(version="2.0.1", context_dir=tmp_path, push_latest=False))
+    said = "TimeoutError with no message, raised at tests/flows/test_container_flow.py:"
+    assert said in str(caught.value) and "TimeoutError: " not in str(caught.value), caught.value
+    assert said in artifact_markdown("2.0.1", "stopped")
+
+
 def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws, tmp_path):
     # Two runs on one docker daemon share its local tags: the other run tags <repo>:latest with its
     # image between this run's tag and push, so this run's `docker push :latest` moves latest to

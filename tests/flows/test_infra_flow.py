@@ -299,6 +299,24 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 3
 
 
+def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
+    # An error with no words of its own out of the deploy (a timeout): the run's error and the
+    # stack's row said "TimeoutError: " and nothing.
+    class Unanswered(FakeInfraDeployer):
+        def deploy(self, stack, *, timeout_seconds, on_line=None):
+            if stack == "WebordinarySQSStack":
+                raise TimeoutError()
+            return super().deploy(stack, timeout_seconds=timeout_seconds, on_line=on_line)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(Unanswered(WEBORDINARY), None)
+    said = "TimeoutError with no message, raised at tests/flows/test_infra_flow.py:"
+    assert f"stack WebordinarySQSStack failed to deploy: {said}" in str(caught.value), caught.value
+    assert "TimeoutError: " not in str(caught.value)
+    assert said in latest(ARTIFACT_KEY, since)
+
+
 def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudformation():
     # The artifact said to resume "once the cause is fixed" while CloudFormation was still at it.
     from rollway.infra import StackDeployFailed

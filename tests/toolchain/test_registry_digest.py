@@ -127,6 +127,18 @@ def test_plain_http_only_for_a_registry_on_this_machine():
         manifest_digest("registry.example.com/team/repo:1.0.0", transport=transport)
 
 
+def test_a_registry_whose_connection_breaks_with_no_message_says_the_exception_and_where():
+    # httpx words a socket error with none of its own as an error with no message: the refusal
+    # said "did not answer: ReadError: " and nothing.
+    def broken(request):
+        raise httpx.ReadError("", request=request)
+
+    with pytest.raises(RegistryUnanswered) as unanswered:
+        manifest_digest("registry.example.com/team/repo:1.0.0", transport=httpx.MockTransport(broken))
+    assert str(unanswered.value).startswith("registry.example.com did not answer: ReadError with no message, raised "
+                                            "at tests/toolchain/test_registry_digest.py:"), unanswered.value
+
+
 @pytest.mark.parametrize(("reference", "parts"), [
     ("127.0.0.1:5000/webordinary/edit-container:1.0.0", ("127.0.0.1:5000", "webordinary/edit-container", "1.0.0")),
     ("localhost/a:b", ("localhost", "a", "b")),

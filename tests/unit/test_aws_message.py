@@ -40,6 +40,19 @@ def test_an_aws_message_is_quoted_as_it_is():
         'EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:1"')
 
 
+def test_an_answer_or_an_error_with_no_message_names_what_it_was_not_nothing():
+    # AWS's answer with an empty message read "InternalServerError: An error occurred
+    # (InternalServerError) when calling the PutItem operation: ", and an error with no words of its
+    # own "ConnectionResetError: ": both ended where the message should have been.
+    empty = ClientError({"Error": {"Code": "InternalServerError", "Message": ""}}, "PutItem")
+    assert aws_message(empty) == "InternalServerError with no message"
+    try:
+        raise ConnectionResetError()
+    except ConnectionResetError as err:
+        said = aws_message(err)
+    assert said.startswith("ConnectionResetError with no message, raised at tests/unit/test_aws_message.py:"), said
+
+
 @pytest.mark.parametrize("err, remedy", [
     (NoCredentialsError(), "the AwsCredentials block gives no keys, profile or role, and the worker has none"),
     (ProfileNotFound(profile="deploy"), "the block's profile_name is not in the worker's AWS config"),
