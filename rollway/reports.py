@@ -897,6 +897,29 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
             "balancer's metrics for its target group say which.")
 
 
+def _weight_at_rollback(record: RolloutRecord, recorded: Weights | None, drift: bool) -> str:
+    """The weights users had when the rollback began: those it read on the load balancer before it
+    moved anything (``moved_from``), else the rollout's last recorded move (``recorded``), saying
+    which. The last recorded move alone was given while the rollback recorded moving the traffic
+    from more: a run that moved it and died before recording the move, or a hand on the load balancer."""
+    found = moved_from(record)
+    if found is not None:
+        took = found.from_weights
+        said = f"{took.canary}% ({took} stable/canary), as {found.actor}'s rollback read the load balancer before it " \
+               "moved anything"
+        if recorded is None or recorded == took:
+            return said
+        # Found back on stable: a run of the rollback before it may have moved it and died unrecorded.
+        earlier = ("; a run of the rollback before it may have moved the traffic back and died before recording it"
+                   if took.canary == 0 else "")
+        return f"{said} (the rollout last recorded {recorded.canary}%, {recorded} stable/canary{earlier})"
+    if recorded is None:
+        return "not recorded"
+    why = ("; the load balancer held other weights then (the reason above says which), and those are not counted "
+           "here" if drift else " (the rollback recorded no weights it moved the traffic from)")
+    return f"{recorded.canary}% ({recorded} stable/canary) as the rollout last recorded them{why}"
+
+
 def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
     """The newest move of the traffic recorded ahead of ``end`` in the history (all when None)."""
     moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
@@ -1087,13 +1110,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
-        drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
-                   "above says which), and those are not counted here" if drift else "")
         lines += [
             f"- **First traffic to the new version:** {first_at}",
-            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
-            f"- **Weight when the rollback began:** "
-            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
+            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drift else ""),
+            f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
         ]
     cannot = cannot_finish(unrestorable)

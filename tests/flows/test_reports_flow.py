@@ -398,3 +398,33 @@ def test_a_rollback_that_cannot_read_the_weights_before_moving_them_rolls_back_a
     assert (done.rollout_id, done.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
     end = done.last_transition("rollback")
     assert (end.from_weights, end.to_weights) == (None, Weights(stable=100, canary=0)), end
+
+
+def test_the_weight_when_the_rollback_began_is_what_the_rollback_found_on_the_load_balancer(aws, blocks):
+    """The rollout recorded its shift to 5 %; its run then moved the traffic to 25 % and died before
+    recording that move, and `rollway abort` rolled it back from 25 %. The incident report gave 5 %,
+    the last recorded move, as the weight when the rollback began, beside the 75/25 the rollback
+    recorded it moved the traffic from: users were on the canary at 25 %."""
+    start_at_five_percent(aws)
+    service = aws.targets.canary_service
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    env.router.set_weights(Weights.canary_at(25))  # the dead run's move to the next stage, never recorded
+    rollback(reason="the rollout's run died", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    end = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service).last_transition("rollback")
+    assert end.from_weights == Weights.canary_at(25), end
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    began = next(line for line in incident.splitlines() if line.startswith("- **Weight when the rollback began:**"))
+    assert began.startswith("- **Weight when the rollback began:** 25% (75/25 stable/canary), as carol's rollback "
+                            "read the load balancer before it moved anything"), began
+    assert began.endswith("(the rollout last recorded 5%, 95/5 stable/canary)"), began
+
+    # A rollback that recorded no weights it moved the traffic from: the last recorded move, said to be that.
+    record = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    older = record.model_copy(update={"history": tuple(t.model_copy(update={"from_weights": None})
+                                                       for t in record.history)})
+    began = next(line for line in incident_report(older).splitlines()
+                 if line.startswith("- **Weight when the rollback began:**"))
+    assert began == ("- **Weight when the rollback began:** 5% (95/5 stable/canary) as the rollout last recorded "
+                     "them (the rollback recorded no weights it moved the traffic from)"), began
