@@ -10,7 +10,7 @@ from prefect import flow
 
 from flows.monitor import run_monitor
 from rollway.fakes import FakeClock, FakeMetrics, steady
-from rollway.model import QueueDepth, Weights
+from rollway.model import QueueDepth, VersionSample, Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
 
@@ -382,3 +382,23 @@ def test_a_one_minute_window_is_said_in_the_singular():
     result = monitor_on(env, 60)
     assert result.reason.startswith("1 minute of monitoring passed"), result.reason
     assert f"{IMAGE} passed 1 minute of monitoring at 100%" in env.notifier.messages[-1][1], env.notifier.messages
+
+
+def no_requests(weights, t):
+    # CloudWatch holds a RequestCount of 0 for the promoted version: counted, and nothing to take a rate over.
+    return None, VersionSample(requests=0)
+
+
+def test_a_look_that_counts_zero_requests_says_no_rate_was_measured(caplog):
+    """A look whose request count was 0 logged "canary error rate 0.00% within the 5% guardrail":
+    a rate over no requests, read as a healthy one."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_requests)
+    with caplog.at_level(logging.INFO):
+        monitor_on(env, 300)
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    assert looks, [r.getMessage() for r in caplog.records]
+    assert not any("0.00%" in m for m in looks), looks
+    # The early looks found no period published yet; those after, a count of 0.
+    assert all("no requests, no rate measured" in m or "no error rate was measured" in m for m in looks), looks
+    assert any("no requests, no rate measured" in m for m in looks), looks
