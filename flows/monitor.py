@@ -50,6 +50,7 @@ from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRe
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
+from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec
 from tasks import ecs, metrics, traffic
 
@@ -141,6 +142,8 @@ def run_monitor(
     decommissioning alongside it.
 
     Args:
+        actor: the run that looks, as every ledger entry, claim and rollback of the window names
+            it: "monitor" for the `monitor` flow, the rollout run's own actor for its window.
         rollout: the id of the promoted rollout watched, named in every ledger write and
             checked before every lease renewal (None: no recorded rollout, nothing is written).
         opened_at: when the window opened (the promotion), for a window resumed after its run
@@ -311,9 +314,9 @@ def _watch(
                 log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s", now - start, settled - start,
                          measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
-                reason = f"monitoring after promotion: {verdict.reason}"
+                reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
-                holder = claimant("monitor")
+                holder = claimant(actor)
                 # The ledger never stops the rollback: a write DynamoDB refuses fails the run after it.
                 try:
                     result = act_recorded(
@@ -324,10 +327,10 @@ def _watch(
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
-                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, by_hand=by_hand),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, actor, by_hand=by_hand),
                         # Written as every rollback's end is (the weights it read back, which the
                         # reports read), and not on a rollout another rollback ended meanwhile.
-                        finish=lambda done: _record_end(env, lease.rollout, reason, done),
+                        finish=lambda done: _record_end(env, lease.rollout, reason, done, actor),
                         phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:
@@ -377,7 +380,7 @@ def _watch(
                           f"({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
+        return _watched(env, spec, reason, window_seconds, checks, alerts, lease, actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open.
@@ -411,7 +414,8 @@ def _watch(
     # Stamped on the wall clock: a late page says when, and the stamp marks a decommission whose
     # page is tracked (``rollway.decommission_page``).
     unrecorded = write_or_why(lambda: _record(env, lease.rollout, DECOMMISSION,
-                                              f"{reason}; {t.stable_service} scaled to 0", wall=env.wall()), t)
+                                              f"{reason}; {t.stable_service} scaled to 0", wall=env.wall(),
+                                              actor=actor), t)
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
     # A run that dies here (or whose publish SNS refuses) leaves the page owed: the next run that
@@ -423,7 +427,7 @@ def _watch(
            if unrecorded else ""),
     )
     if unrecorded is None:
-        _record_paged(env, lease.rollout, message_id)
+        _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
 
 
@@ -470,7 +474,7 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
 
 
 def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: float, checks: int,
-             alerts: tuple[str, ...], lease: _Lease) -> MonitorResult:
+             alerts: tuple[str, ...], lease: _Lease, actor: str) -> MonitorResult:
     """A clean window that keeps the old service: close the window in the ledger, if there is one.
 
     Until it is closed, the rollout stays open for a rollback and the watchdog watches again
@@ -482,7 +486,8 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     # not fail the run, whose hook would roll the release back.
     unrecorded = write_or_why(lease.renew, t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
-                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"), t)
+                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)",
+                        actor=actor), t)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
@@ -525,23 +530,25 @@ def _rollback_since(env: Environment, seconds: float) -> str | None:
     return None
 
 
-def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str, *, by_hand: bool = False) -> None:
-    """Record the monitor's rollback start on the watched rollout, taking the rollback's claim;
+def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str, actor: str, *,
+                    by_hand: bool = False) -> None:
+    """Record the monitor's rollback start on the watched rollout as ``actor``'s (the run watching:
+    the `monitor` flow's, or the rollout run's own), taking the rollback's claim;
     refused (RolloutClosed) when another rollback closed it since, by the same rule as every
     rollback's start (``by_hand``: a rollback run by hand's), and RollbackClaimed while another
     one carries it out."""
     if env.ledger is None or rollout is None:
         return
-    begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
+    begin_rollback(env.ledger, env.targets.canary_service, actor=actor, reason=reason, now=env.clock.now(),
                    rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall(), by_hand=by_hand)
 
 
-def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult) -> None:
+def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult, actor: str) -> None:
     if env.ledger is not None and rollout is not None:
-        record_rollback_end(env, rollout=rollout, actor="monitor", reason=reason, result=done)
+        record_rollback_end(env, rollout=rollout, actor=actor, reason=reason, result=done)
 
 
-def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str = "monitor") -> None:
+def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:
     """Record that the decommission's page went out. A write the ledger refuses (or a run that
     died before it) leaves the page owed, and the next run sends it a second time: at least
     once, not exactly once. Logged, never raised: the old service is at 0 and people were paged."""
@@ -582,8 +589,10 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
             message_id: str | None = None, task_definition: str | None = None, wall: float | None = None,
-            actor: str = "monitor", **changes) -> None:
-    """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
+            actor: str, **changes) -> None:
+    """Record on the watched rollout as ``actor``'s, the run that looked (the `monitor` flow's, or the
+    rollout run's watching its own window: "monitor" named a run that never ran); RolloutSuperseded
+    if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(

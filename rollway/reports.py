@@ -211,6 +211,12 @@ def _then(before: str, after: str) -> str:
     return f"{before}; then {after}" if before else after
 
 
+MONITORING_ROLLBACK = "monitoring after promotion: "
+"""How the reason of a rollback the monitoring window began opens: the window is watched by the
+`monitor` flow (actor "monitor") or by the rollout run itself (its own actor), and either is the
+post-promotion monitor's."""
+
+
 def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     """What started the rollout's rollback, or None when the ledger records none."""
     start = rollback_start(record) or record.last_transition("rollback")
@@ -219,14 +225,16 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     reason, actor = start.comment or "no reason recorded", start.actor
     if reason.startswith("aborted by "):
         kind = "abort"
+    elif actor == "monitor" or reason.startswith(MONITORING_ROLLBACK):
+        # Before "reject": the rollout run watching its window records it as its own actor, who
+        # may have rejected a pause of the same rollout earlier.
+        kind = "monitor"
     elif actor == "timeout":
         kind = "approval-timeout"
     elif reason.startswith("rejected by ") or any(t.kind == "reject" and t.actor == actor for t in record.history):
         kind = "reject"
     elif actor.startswith("state hook"):
         kind = "hook"
-    elif actor == "monitor":
-        kind = "monitor"
     elif actor == "drift":
         kind = "drift"
     elif actor == GUARDRAIL:

@@ -302,3 +302,32 @@ def test_a_decommission_skipped_for_traffic_on_the_old_service_says_how_to_go_on
     assert f"all of it back on {env.targets.canary_service}" in page and "run the monitor again" in page, page
     assert "`rollway abort`" in page, page
     assert env.ledger.get(env.targets.canary_service).last_transition("decommission") is None
+
+
+def test_a_window_the_rollout_run_watches_is_recorded_as_that_runs(monkeypatch):
+    """A `progressive_rollout` run watching its own window (here, run again on the promoted rollout)
+    recorded the window's end as the `monitor` flow's: "monitor" named a run that never ran, and a
+    person looked for it in vain. Its entries name the run's own actor, as its late page did."""
+    env, first = promoted_world(monkeypatch)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window passes
+    result = resume_the_window(monkeypatch, env)
+    assert result.outcome == "promoted", result
+    record = env.ledger.get(env.targets.canary_service)
+    written = [(t.kind, t.actor) for t in record.history if t.kind in ("watched", "decommission")]
+    assert written == [("watched", "operator")], record.history
+
+
+def test_a_window_the_rollout_run_watches_rolls_back_as_that_run_and_is_reported_as_the_monitors(monkeypatch):
+    """Its rollback, too, was recorded as the `monitor` flow's; the incident report still says the
+    post-promotion monitor's guardrail triggered it, and who recorded it."""
+    from rollway.reports import incident_report, rollback_trigger
+
+    env, first = promoted_world(monkeypatch)
+    result = resume_the_window(monkeypatch, env)
+    assert result.outcome == "rolled_back", result
+    record = env.ledger.get(env.targets.canary_service)
+    written = [(t.kind, t.actor) for t in record.history if t.kind in ("rollback-start", "rollback")]
+    assert written == [("rollback-start", "operator"), ("rollback", "operator")], record.history
+    trigger = rollback_trigger(record)
+    assert (trigger.kind, trigger.who) == ("monitor", "operator"), trigger
+    assert "post-promotion monitor" in incident_report(record)
