@@ -188,7 +188,8 @@ def rollout_report(
     # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
     now = time.time()
     unrestorable = _unrestorable(get_client, targets, record)
-    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now, unrestorable=unrestorable),
+    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now, unrestorable=unrestorable,
+                                                                           targets=targets),
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:

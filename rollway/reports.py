@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
@@ -708,13 +709,15 @@ def _flags_line(record: RolloutRecord) -> list[str]:
             f"{'; '.join(said)}"]
 
 
-def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestorable: str | None = None) -> str:
+def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestorable: str | None = None,
+                   targets: Targets | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
     ``now``: the wall clock when the report is written (what leases are stamped on), to tell an
     unfinished rollout's run still renewing its lease from one that stopped; None: not told.
     ``unrestorable``: a rollback under way cannot restore a revision on the canary, and what
-    finishes it instead (``flows.rollback.no_revision_to_restore``; None: it can, or not read)."""
+    finishes it instead (``flows.rollback.no_revision_to_restore``; None: it can, or not read).
+    ``targets``: where the service runs, to name its stable service (None: "the stable service")."""
     weights = stage_weights(record)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
@@ -738,6 +741,11 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
                      "taking no traffic)")
     lines += users_get(record, unrestorable=unrestorable)
     lines += _flags_line(record)
+    # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
+    # received (its run died before paging) read as people told.
+    paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
+    if paging is not None:
+        lines.append(f"- **Decommission page:** {cell(paging[0])}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")

@@ -57,7 +57,7 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     # What finishes a rollback under way, as `rollway status` reads it from ECS: the report said
     # "run the rollback again" where status said `rollway abort` cannot finish it.
     unrestorable = no_revision_to_restore(service, record) if record.phase is RolloutPhase.ROLLING_BACK else None
-    print(rollout_report(record, now=now, unrestorable=unrestorable))
+    print(rollout_report(record, now=now, unrestorable=unrestorable, targets=targets))
     if record.phase in INCIDENT_PHASES:
         print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
                               unrestorable=unrestorable))

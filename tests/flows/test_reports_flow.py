@@ -428,3 +428,42 @@ def test_the_weight_when_the_rollback_began_is_what_the_rollback_found_on_the_lo
                  if line.startswith("- **Weight when the rollback began:**"))
     assert began == ("- **Weight when the rollback began:** 5% (95/5 stable/canary) as the rollout last recorded "
                      "them (the rollback recorded no weights it moved the traffic from)"), began
+
+
+def test_the_rollout_report_says_a_decommission_page_is_owed_as_status_does(aws, blocks, capsys):
+    """The run that decommissioned the old service died before paging: `rollway status` said the
+    page was never sent and who sends it, the rollout report listed the decommission as done and
+    said nothing, and a person reading it took people for told. Once sent, both say when and by whom."""
+    import rollway.cli.ops as ops
+    from rollway.cli.report import report
+
+    record, shifted = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service, stable = aws.targets.canary_service, aws.targets.stable_service
+    at = shifted + 60
+    ledger.record(service, owner="run-1", now=at, transition=Transition(
+        at=at, kind="promote", actor="alice", from_weights=Weights.canary_at(5), to_weights=Weights(stable=0, canary=100)),
+        phase=RolloutPhase.PROMOTED, weights=Weights(stable=0, canary=100))
+    ledger.record(service, owner=None, now=at + 60, rollout=record.rollout_id, transition=Transition(
+        at=at + 60, kind="decommission", actor="monitor", wall=at + 60,
+        comment=f"60 minutes of monitoring passed; {stable} scaled to 0"))
+    owed = (f"the \"Old version decommissioned\" page of {stable} was never sent (the run that decommissioned died "
+            "before paging): the next run that looks at the rollout sends it late")
+
+    def said_everywhere() -> list[str]:
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        status = " ".join(capsys.readouterr().out.split())
+        assert report(targets_block=blocks, credentials_block=blocks) == 0
+        printed = " ".join(capsys.readouterr().out.split())
+        state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+        written = " ".join(artifacts_of(state)[f"{service}-rollout-report"].split())
+        return [status, printed, written]
+
+    for said in said_everywhere():
+        assert owed in said, said
+    ledger.record(service, owner=None, now=at + 120, rollout=record.rollout_id, transition=Transition(
+        at=at + 120, kind="decommission-paged", actor="schedule", message_id="sns-9",
+        comment="the decommission's page was sent"))
+    for said in said_everywhere():
+        assert "never sent" not in said, said
+        assert f"the decommission's page went out at {utc(at + 120)} (SNS message sns-9, sent by schedule)" in said, said
