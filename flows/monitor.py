@@ -33,12 +33,13 @@ from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
+from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
-from rollway.decommission_page import DECOMMISSION, LATE_WHY, PAGED, late_message, page_owed
+from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
@@ -74,12 +75,25 @@ class MonitorResult(BaseModel):
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
     verified: bool = True  # False: too few checks read the metrics, so the window did not pass cleanly
+    # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
+    # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
+    page_refused: str | None = None
+
+
+class DecommissionPageRefused(RuntimeError):
+    """The `monitor` run's window passed and the old service was decommissioned and recorded, but
+    SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
     rolled it back (or found it rolled back by someone else), otherwise still promoted, and
     said to be unverified when too few of the window's checks could read the metrics."""
+    if watched.page_refused is not None:
+        # The run completes (failed, its hooks would act on a release whose window passed): its
+        # result says what nobody was told, as the log and `rollway status` do.
+        result = result.model_copy(update={"reason": f"{result.reason}; the decommission's page was not sent and is "
+                                                     f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
             return result.model_copy(update={"monitoring_verified": True})
@@ -200,6 +214,8 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
     lines += [f"- alert: {alert}" for alert in watched.alerts]
+    if watched.page_refused is not None:
+        lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
     for_people("monitoring window", lambda: create_markdown_artifact(
@@ -418,14 +434,27 @@ def _watch(
                                               actor=actor), t)
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
-    # A run that dies here (or whose publish SNS refuses) leaves the page owed: the next run that
-    # looks at the rollout sends it late (``send_owed_decommission_page``).
-    message_id = metrics.notify(
-        env.notifier, page_subject(t.stable_service),
-        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
-        + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
-           if unrecorded else ""),
-    )
+    # A run that dies here leaves the page owed: the next run that looks at the rollout sends it
+    # late (``send_owed_decommission_page``). One SNS refuses leaves it owed too, with SNS's answer
+    # recorded: raised, it failed the run as if the window had not been watched (and a rollout
+    # run's hooks then acted on a release whose window had passed).
+    try:
+        message_id = metrics.notify(
+            env.notifier, page_subject(t.stable_service),
+            f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
+            + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
+               if unrecorded else ""),
+        )
+    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        refused = str(rollout_said(err, t))
+        log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
+                  "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
+        why = None if unrecorded is not None else write_or_why(
+            lambda: _record(env, lease.rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), t)
+        if why is not None:
+            log.error("the ledger could not record that SNS refused the decommission's page: %s", why)
+        return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
+                             page_refused=refused)
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
@@ -578,11 +607,11 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
                                     late_message(record, owed, t.stable_service))
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
         log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
-                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, LATE_WHY,
+                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
                   rollout_said(err, t))
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
-                LATE_WHY)
+                why_owed(record, owed))
     _record_paged(env, record.rollout_id, message_id, actor=actor)
     return True
 
@@ -724,33 +753,45 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
-    decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record) is not None)
+    decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:
         decommission = False
         # Sent now, not at the window's end: the page is overdue already, and this window may
         # last an hour (or roll the release back).
+        owed = page_owed(record)
         paged_late = send_owed_decommission_page(env, record, actor="monitor")
         if paged_late:
-            decommissioned += f" (its page was sent late when this window opened: {LATE_WHY})"
+            decommissioned += f" (its page was sent late when this window opened: {why_owed(record, owed)})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
     if window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
-    return run_monitor(
+    watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
         pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late,
     )
+    if watched.page_refused is not None:
+        # Raised once the window is done and recorded (the decommission, SNS's refusal, the
+        # artifact): Completed, the run read as all done while nobody had been told. This flow has
+        # no rollback hooks: failing it moves nothing.
+        without_traceback(DecommissionPageRefused)
+        raise DecommissionPageRefused(
+            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
+            f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
+            "next run that looks at the rollout sends it late")
+    return watched
 
 
-def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *, page_owed: bool) -> str | None:
+def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *,
+                    page_owed: Transition | None) -> str | None:
     """When and by whom the rollout's old service was decommissioned, if the ledger says it was
     (said in the log), or None. The window then only watches: a decommission again would record a
     second one and page "Old version decommissioned" twice for a service at 0 already.
 
-    ``page_owed``: that decommission's page was never sent, and goes out now: "pages nothing",
+    ``page_owed``: that decommission, whose page was never sent, and goes out now: "pages nothing",
     logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
@@ -758,7 +799,7 @@ def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None,
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
     clean = ("scales and records nothing, and its only page is that decommission's own, never sent and sent "
-             f"now ({LATE_WHY})" if page_owed else "scales, records and pages nothing")
+             f"now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
     get_run_logger().warning(
         "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
         record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")
