@@ -283,15 +283,21 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
 
 
-def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
-    """A look with no request count logged "canary error rate 0.00% within the 5% guardrail",
-    which reads as a measured, healthy rate: nothing was measured. It says so, and what it means."""
+def looks_of(caplog, behaviour) -> list[str]:
+    """What each look of a 5-minute window logged, its metrics read from ``behaviour``."""
     env = promoted(canary_error_rate=0.001)
-    env.metrics = FakeMetrics(env.router, no_request_count)
+    env.metrics = FakeMetrics(env.router, behaviour)
     with caplog.at_level(logging.INFO):
         monitor_on(env, 300)
     looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
     assert looks, [r.getMessage() for r in caplog.records]
+    return looks
+
+
+def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
+    """A look with no request count logged "canary error rate 0.00% within the 5% guardrail",
+    which reads as a measured, healthy rate: nothing was measured. It says so, and what it means."""
+    looks = looks_of(caplog, no_request_count)
     assert not any("0.00%" in m or "within the 5% guardrail" in m for m in looks), looks
     assert all("no requests were counted in this look, so no error rate was measured" in m for m in looks), looks
     assert any("counts against the window" in m for m in looks), looks
@@ -392,12 +398,7 @@ def no_requests(weights, t):
 def test_a_look_that_counts_zero_requests_says_no_rate_was_measured(caplog):
     """A look whose request count was 0 logged "canary error rate 0.00% within the 5% guardrail":
     a rate over no requests, read as a healthy one."""
-    env = promoted(canary_error_rate=0.001)
-    env.metrics = FakeMetrics(env.router, no_requests)
-    with caplog.at_level(logging.INFO):
-        monitor_on(env, 300)
-    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
-    assert looks, [r.getMessage() for r in caplog.records]
+    looks = looks_of(caplog, no_requests)
     assert not any("0.00%" in m for m in looks), looks
     # The early looks found no period published yet; those after, a count of 0.
     assert all("no requests, no rate measured" in m or "no error rate was measured" in m for m in looks), looks

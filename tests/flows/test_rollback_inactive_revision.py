@@ -190,12 +190,10 @@ def test_a_rollback_whose_fallback_revision_is_refused_too_names_both(stable_ref
     assert env.deployer.services[t.canary_service].desired == 0
 
 
-def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
-        aws, capsys, ecs_refuses_inactive_revisions):
-    """A rollback of a rollout whose recorded revision and the one stable runs are both INACTIVE
-    stops at the canary's step, with the traffic back. `rollway status` said `rollway abort` cannot
-    finish it and, on the next line, what the stopped run read back and "run the rollback again",
-    which fails the same way every time."""
+def stopped_at_the_canarys_step(aws) -> tuple[str, str]:
+    """The judge's rollback of a rollout whose recorded revision and the one stable runs are both
+    INACTIVE, stopped at the canary's step with the traffic back. Returns (the deregistered
+    revision, the blocks' name)."""
     t = aws.targets
     env, gone, _ = deregistered_since(aws, stable_moved=False)
     record = env.ledger.get(t.canary_service)
@@ -204,6 +202,17 @@ def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
         rollback(reason="error rate 7%", actor="judge", rollout=record.rollout_id, targets_block=blocks,
                  aws_credentials_block=blocks)
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK
+    return gone, blocks
+
+
+def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
+        aws, capsys, ecs_refuses_inactive_revisions):
+    """A rollback of a rollout whose recorded revision and the one stable runs are both INACTIVE
+    stops at the canary's step, with the traffic back. `rollway status` said `rollway abort` cannot
+    finish it and, on the next line, what the stopped run read back and "run the rollback again",
+    which fails the same way every time."""
+    t = aws.targets
+    gone, blocks = stopped_at_the_canarys_step(aws)
 
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
 
@@ -225,12 +234,7 @@ def test_the_reports_of_a_stopped_rollback_abort_cannot_finish_say_what_status_s
     from tests.flows.test_reports_flow import artifacts_of
 
     t = aws.targets
-    env, gone, _ = deregistered_since(aws, stable_moved=False)
-    record = env.ledger.get(t.canary_service)
-    blocks = saved_blocks(aws, "inactive")
-    with pytest.raises(RollbackIncomplete):
-        rollback(reason="error rate 7%", actor="judge", rollout=record.rollout_id, targets_block=blocks,
-                 aws_credentials_block=blocks)
+    gone, blocks = stopped_at_the_canarys_step(aws)
     cannot = f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is INACTIVE"
 
     assert report(targets_block=blocks, credentials_block=blocks) == 0
