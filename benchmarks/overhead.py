@@ -4,7 +4,7 @@ Prints:
   1. orchestration overhead per stage, excluding bake (wall time not spent waiting on the
      rollout clock), for a 4-stage canary on Prefect + moto server + traffic simulator;
   2. the AWS calls a rollback makes before the ALB read-back shows 100% stable, and whether
-     ModifyRule is its first write;
+     ModifyRule is its first write (at most 6 calls);
   3. CloudWatch GetMetricData calls per analysis tick;
   4. `rollway demo` wall time (skip with --no-demo).
 
@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 READ_PREFIXES = ("Describe", "Get", "List")
+# DescribeServices x2, DescribeTargetHealth, DescribeRules, ModifyRule, the read-back's DescribeRules.
+ROLLBACK_CALLS_GOAL = 6
 
 
 class MeteredClock:
@@ -182,6 +184,8 @@ def main() -> int:
             ("overhead per stage < 1 s", overhead < 1.0),
             ("at most 1 GetMetricData per tick", max(per_tick) <= 1),
             ("ModifyRule is the rollback's first write", writes[0] == "ModifyRule"),
+            # The write's own DescribeRules gives the weights it moves the traffic from: no read of their own.
+            (f"at most {ROLLBACK_CALLS_GOAL} AWS calls before the rollback's read-back", len(before) <= ROLLBACK_CALLS_GOAL),
         ) if not met]
 
     if not args.no_demo:

@@ -45,6 +45,7 @@ from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
                                unanswered_by, waiting_prefix)
 from rollway.decide import Pause
+from rollway.failure_words import end_said
 from rollway.ledger import utc
 from rollway.spec import Approvals
 
@@ -117,9 +118,11 @@ def _expired(state: State, paused: State) -> bool:
 
 
 def _left_for(state: State) -> PauseInterrupted:
+    # Set by a person or the API: no exception came with it, and its message may be none.
+    name = state.name or state.type.value
     return (MarkedCrashed if state.is_crashed() else PauseInterrupted)(
-        f"the run left its approval pause for {state.name or state.type.value} "
-        f"({state.message or 'no message'}), not through a resume; stopping"
+        f"the run left its approval pause for {name} ({end_said(state.message, None, name)}), not through a "
+        "resume; stopping"
     )
 
 

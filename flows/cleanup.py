@@ -20,7 +20,11 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    before each batch what production runs (the reads of 2, on the same bound): every tag of an
    image that came into use since the plan (a rollout started, a revision registered, a service
    pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
-6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged.
+6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged,
+   each read again right before (the stack, what production runs, its routing and network): one
+   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name) or
+   refused now (``judge_stack_again``) is kept, the others still go, and the run fails at the end
+   naming it; one gone meanwhile is reported gone.
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
 part-way raises ``CleanupIncomplete`` naming what was done and what was not; running it again
@@ -42,14 +46,14 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import ReadSeconds, WaitSeconds
-from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.aws.cloudformation import CloudFormationStacks, StackChanged
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse,
-    RepositoryImage, came_into_use, describe_archive, first_few, image_fate, in_use_summary, moved_tags, plan_cleanup,
-    planned_result, summary_markdown, tags_left,
+    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
+    RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, first_few, image_fate, in_use_summary,
+    judge_stack_again, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.targets import Targets
@@ -112,6 +116,7 @@ class _Reads:
     def __init__(self, reads: Callable[[str], Any], targets: Targets, seconds: float) -> None:
         self._reads, self._targets, self.seconds = reads, targets, seconds
         self.images = EcrImages(reads("ecr"), targets.ecr_repository)
+        self._stacks = CloudFormationStacks(reads("cloudformation"), keep=targets.stacks)
         # Revisions the plan described are not described again by the reads before each batch.
         self._described = DescribedTaskDefinitions()
 
@@ -129,6 +134,21 @@ class _Reads:
         """The repository's images, read after the archive (what was done is said by the step)."""
         return steps.list_images(self.images, self._targets, self.seconds, nothing=None)
 
+    def stack(self, name: str, nothing: str | None = steps.NOTHING_DELETED) -> StackState:
+        """The stack with all it holds and who imports its exports."""
+        return steps.describe_stack(self._stacks, name, self._targets, self.seconds, nothing=nothing)
+
+    def routing(self, nothing: str | None = steps.NOTHING_DELETED) -> RoutingInUse:
+        """The listener and rule production's traffic comes through (a router of its own: one
+        resolves them once)."""
+        return steps.routing_in_use(AlbRouter(self._reads("elbv2"), self._targets), self._targets, self.seconds,
+                                    nothing=nothing)
+
+    def network(self, nothing: str | None = steps.NOTHING_DELETED) -> tuple[NetworkUse, ...]:
+        """The VPC, subnets, security groups and certificates production runs in."""
+        return steps.network_in_use(self._reads("ecs"), self._reads("elbv2"), self._targets, self.seconds,
+                                    nothing=nothing)
+
 
 def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[str], Any],
                    git_timeout_seconds: float) -> tuple[CleanupPlan, GitCli | None, EcrImages, _Reads,
@@ -145,9 +165,7 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     # The reads, on clients whose calls end within the bound (a read given up on goes on in its
     # thread: on the run's clients, for up to a minute after), each naming its calls.
     seconds = spec.read_timeout_seconds
-    reads = _read_clients(get_client, seconds)
-    read_stacks = CloudFormationStacks(reads("cloudformation"), keep=targets.stacks)
-    again = _Reads(reads, targets, seconds)
+    again = _Reads(_read_clients(get_client, seconds), targets, seconds)
 
     # Reads, all of them before anything is written.
     archive = None
@@ -165,17 +183,17 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
     repository_images = steps.list_images(again.images, targets, seconds) if spec.old_image_tags else ()
-    described = {name: steps.describe_stack(read_stacks, name, targets, seconds) for name in spec.old_stacks}
+    described = {name: again.stack(name) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
     # A stack may also hold the listener or the rule production's traffic comes through.
-    routing = steps.routing_in_use(AlbRouter(reads("elbv2"), targets), targets, seconds) if spec.old_stacks else None
+    routing = again.routing() if spec.old_stacks else None
     if routing is not None:
         log.info("production's traffic comes through listener %s and rule %s", routing.listener_arn, routing.rule_arn)
 
     # And the network production runs in: CloudFormation cannot delete a VPC, subnet, security
     # group or listener certificate in use, and stops there after deleting the rest of the stack.
-    network = steps.network_in_use(reads("ecs"), reads("elbv2"), targets, seconds) if spec.old_stacks else ()
+    network = again.network() if spec.old_stacks else ()
     if network:
         log.info("production runs in %s", ", ".join(dict.fromkeys(use.resource for use in network)))
 
@@ -346,24 +364,66 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
 
     deleted_stacks: list[str] = []
     gone_stacks = list(plan.gone_stacks)
-    for name in plan.delete_stacks:
-        step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had begun: "
-                                                   "it may be gone or still DELETE_IN_PROGRESS")
+    kept_stacks: dict[str, str] = {}
+    for index, name in enumerate(plan.delete_stacks):
+        # The plan judged the stack before the image tags and the stacks before it went (each
+        # waited on for up to stack_timeout_seconds): read it again, and what production runs.
+        step = progress.at(f"read stack {name} again before deleting it", f"stack {name} was not asked to be deleted")
         try:
-            outcome = steps.delete_stack(stacks, name, stack_timeout_seconds, targets)
+            gone, why = _judged_again(name, plan, again, targets, done=deleted_stacks + gone_stacks,
+                                      later=plan.delete_stacks[index + 1:])
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err
+        outcome: str | None = "already_gone" if gone else None
+        if outcome is None and why is None:
+            step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had "
+                                                       "begun: it may be gone or still DELETE_IN_PROGRESS")
+            try:
+                outcome = steps.delete_stack(stacks, name, stack_timeout_seconds, targets,
+                                             judged=plan.stacks_judged.get(name))
+            except StackChanged as err:  # changed between the read above and DeleteStack's own
+                why = err.why
+            except Exception as err:  # noqa: BLE001
+                raise progress.failed(step, err, targets) from err
+        if outcome is None:
+            assert why is not None  # not deleted, and not gone: kept for this reason
+            kept_stacks[name] = why
+            progress.fields["stacks_kept"] = dict(kept_stacks)
+            progress.log.warning("stack %s was not deleted: %s", name, why)
+            continue
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
         kept = plan.stack_retained.get(name, ())
         progress.did(f"stack {name}", (f"deleted stack {name}" + (
             f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
-            if outcome == "deleted" else f"stack {name} was already gone")
+            if outcome == "deleted" else f"stack {name} was already gone: deleted since the plan read it")
+    if kept_stacks:
+        raise progress.failed("delete the old stacks", RuntimeError(
+            "; and ".join(f"stack {name} was not deleted: {why}" for name, why in kept_stacks.items())), targets)
 
     progress.at("write its summary", "everything it was to do was done")
     result = progress.result()
     _report(result, targets)
     return result
+
+
+def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets, *, done: Sequence[str],
+                  later: Sequence[str]) -> tuple[bool, str | None]:
+    """Whether the planned stack ``name`` is gone already, and why it is not to be deleted now
+    (``judge_stack_again``; None: delete it).
+
+    Reads again the stack, then what production runs, the routing and the network (each on the
+    read bound): per stack, the plan's reads of that stack (DescribeStacks, the pages of
+    ListStackResources, GetTemplate, ListExports and ListImports), of what production runs (as
+    before each batch of tags: revisions known are not described again) and of the load balancer,
+    beside a deletion that takes minutes. A stack gone is read no further.
+    """
+    now = again.stack(name, nothing=None)
+    if now.gone:
+        return True, None
+    in_use = again.in_use(nothing=None)
+    return False, judge_stack_again(name, plan, now, targets, deleted=done, later=later, in_use=in_use,
+                                    routing=again.routing(nothing=None), network=again.network(nothing=None))
 
 
 def _once_each(why_by_tag: dict[str, str], before: str = "") -> str:

@@ -40,6 +40,7 @@ from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec
+from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
 
 _EMPTY = VersionSample(requests=0)
@@ -186,8 +187,13 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
 
-def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1) -> Weights:
+def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1,
+                   first: FirstRead | None = None) -> Weights:
     """Set the weights (no flags move with them) and read them back until they match.
+
+    ``first`` is given what the write's first read of the rule found, before any of its sends
+    (``FirstRead``): the weights the move took the traffic from, known whether the move succeeds
+    or fails.
 
     A ModifyRule whose answer was lost (a dropped connection, a read timeout) may have moved the
     traffic all the same: the read-back decides. When it shows ``target``, the shift landed and
@@ -200,12 +206,13 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     a canary being rolled back over one throttled or lost ModifyRule is not.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
+    first = FirstRead() if first is None else first
     for attempt in range(1, tries + 1):
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
         lost = timeout_seconds if attempt == tries else min(timeout_seconds, LOST_ANSWER_READ_BACK_SECONDS)
         try:
-            return _set_and_verify_once(env, target, timeout_seconds, lost)
+            return _set_and_verify_once(env, target, timeout_seconds, lost, first)
         except (BotoCoreError, ClientError) as err:
             if attempt == tries or undoable.final_for_elb(err):
                 raise
@@ -228,7 +235,7 @@ WRITE_WAITING_SAID_EVERY_SECONDS = 10.0
 
 
 def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float,
-                         lost_timeout_seconds: float) -> Weights:
+                         lost_timeout_seconds: float, first: FirstRead) -> Weights:
     log = get_run_logger()
 
     def waiting(elapsed: float) -> None:
@@ -240,9 +247,10 @@ def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: flo
         # Not bounded: the run's clients (six attempts of 10 s) outlast a throttled or slow load
         # balancer, and a rollback's move to stable must not give up before they do. Said while it
         # lasts instead: a load balancer that stopped answering held the rollback a minute, silent.
-        within(math.inf, lambda: traffic.set_weights(env.router, target), name="rollway-write-elbv2",
-               waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS)
+        first.answered(within(math.inf, lambda: traffic.set_weights(env.router, target), name="rollway-write-elbv2",
+                              waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS))
     except Exception as err:
+        first.failed(err)
         return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
     return traffic.verify_weights(env.router, target, timeout_seconds)
 

@@ -25,6 +25,7 @@ from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_re
                                 unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
+from rollway.failure_words import error_said
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc, wall_utc
 from rollway.targets import Targets
 
@@ -287,7 +288,7 @@ def owner_finished(owner: str | None) -> bool:
             # the rollout the holder may still be driving.
             raise RolloutInProgress(
                 f"could not ask the Prefect API at {client.api_url} whether the rollout's holder {owner} has "
-                f"ended ({type(err).__name__}: {err}): it may still be driving the rollout. Nothing was changed; "
+                f"ended ({error_said(err)}): it may still be driving the rollout. Nothing was changed; "
                 "run again once the API answers") from err
         if run.state is not None and run.state.is_paused() and _died_paused(client, run):
             return True

@@ -45,6 +45,7 @@ from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
+from rollway.failure_words import error_said
 from rollway.finalize import (
     ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
     plan_finalize, plan_unrecorded, same_revision,
@@ -89,7 +90,7 @@ class _Progress:
             # A refused permission is said as the rollout policy's statement granting it (what a
             # person adds to the role), not AWS's bare refusal; asking again would be refused too.
             said = rollout_said(err, self.targets)
-            raise self.stopped(step, f"{type(said).__name__}: {said}", state() if callable(state) else state) from err
+            raise self.stopped(step, error_said(said), state() if callable(state) else state) from err
 
 
 def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,

@@ -19,6 +19,7 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
+from rollway.failure_words import end_said
 
 if TYPE_CHECKING:
     from rollway.spec import RolloutSpec
@@ -111,7 +112,7 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
         return f"its parameters failed validation ({state.message})"
     if finalizing:
         return (f"its promotion passed its window and it {_ended(state)} while finalizing "
-                f"({state.message or 'no message'}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
+                f"({_end_said(state)}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
     exc = _exception(state)
     # AccountNotLoaded: the run could not even build its clients, and the rollback would load
     # the same blocks and fail the same way.
@@ -302,7 +303,20 @@ def _reason(run_name: str, state) -> str:
     if state.type in (StateType.CANCELLING, StateType.CANCELLED):
         said = own_words(state.message)
         return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")
-    return f"run {run_name} {_ended(state)}: {state.message or 'no message'}"
+    return f"run {run_name} {_ended(state)}: {_end_said(state)}"
+
+
+def _end_said(state) -> str:
+    """How the run ended, never empty: the state's message, else the exception it ended with and
+    where it was raised, else the state's name (``end_said``)."""
+    from prefect.exceptions import CancelledRun, CrashedRun, FailedRun
+
+    exc = _exception(state)
+    # Prefect's stand-ins for a state that holds no exception: they carry only its message, or
+    # "Run failed." when it has none, which is not what ended the run.
+    if isinstance(exc, (CancelledRun, CrashedRun, FailedRun)):
+        exc = None
+    return end_said(state.message, exc, state.name or state.type.value)
 
 
 def rollback_hooks() -> dict:

@@ -66,6 +66,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.spec import FlagBinding
 from rollway.targets import Targets
+from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic
 
 # How many times a rollback sends its move to stable (see set_and_verify's ``tries``).
@@ -325,7 +326,8 @@ def execute_rollback(
             so its rollback ends a person's hold on a flag for it alone (see rollway.flag_binding).
         quiet_if_unchanged: send no notification when the rollback found nothing to change
             (a rollout already rolled back, asked again by a hook or a second flow run): people
-            were told the first time, and a second page is noise. Costs one DescribeRules.
+            were told the first time, and a second page is noise. Told by what the move's write
+            found on the rule before it wrote: no call of its own.
         ledger_failure: what the ledger could not record about this rollback and why (the
             caller rolls back anyway): said in the notification, which is then always sent.
         notify: False sends no notification at all: another rollback of this rollout told people
@@ -365,7 +367,10 @@ def execute_rollback(
         steps.append(f"scaled {t.stable_service} to {desired} ({why})")
 
     target = Weights(stable=100, canary=0)
-    weights_before: Weights | None = None  # what the traffic is moved from, once read
+    # What the move's first read of the rule found (``set_and_verify``'s write reads it anyway): the
+    # weights the traffic is moved from, recorded with the rollback's entries. A read of its own cost
+    # users on the canary one more call before their move.
+    read = FirstRead()
     moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
     ran: str | None = None  # the version taken out, for the pages, once the canary is read
 
@@ -384,7 +389,6 @@ def execute_rollback(
                 _refuse_unknown_service(env, missing, verify_timeout_seconds)
             raise
         needed = stable_desired or max(stable.desired, canary.desired, 1)
-        weights_before = _weights_before(env, verify_timeout_seconds, needed=quiet_if_unchanged)
         # Never below what the service already asks for (autoscaling may have raised it since the
         # rollout recorded its count): this is the moment it takes all the traffic.
         desired = max(needed, stable.desired)
@@ -398,7 +402,12 @@ def execute_rollback(
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
-        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES)
+        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read)
+        if read.made and read.weights is None:
+            log.warning("the load balancer's rule forwarded to a target group other than %s's and %s's, or with "
+                        "weight 0 to both, when the rollback read it: all the traffic is on %s all the same, and "
+                        "what it was moved from is not recorded", t.stable_service, t.canary_service,
+                        t.stable_service)
         steps.append(f"weights {weights} verified")
         # A decommission racing this rollback may have scaled the stable service down since the
         # check above; it carries all the traffic now, so look again (the monitor looks too).
@@ -422,7 +431,7 @@ def execute_rollback(
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
                     f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
-                    f"({err})", *left, "notify people that the rollback is done"], moved_from=weights_before)
+                    f"({err})", *left, "notify people that the rollback is done"], moved_from=_moved_from(read, held))
             if err is caught:
                 raise
             raise err
@@ -433,7 +442,7 @@ def execute_rollback(
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
         return RollbackResult(
-            reason=reason, weights=weights, weights_before=weights_before, stable_desired=max(stable.desired, needed),
+            reason=reason, weights=weights, weights_before=read.weights, stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
             stable_task_definition=stable.task_definition, scaled_stable=scaled,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
@@ -512,7 +521,7 @@ def execute_rollback(
            "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
         + "Next steps: " + _next_steps(rollout)
     )
-    unchanged = (weights_before == target and not scaled and not disabled and flags_failed is None
+    unchanged = (read.weights == target and not scaled and not disabled and flags_failed is None
                  and not failed_steps and canary.desired == 0 and canary.task_definition == restore
                  and ledger_failure is None)
     if quiet_if_unchanged and unchanged:
@@ -585,12 +594,12 @@ def execute_rollback(
         if notify:
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
-                            stable_task_definition=stable.task_definition, moved_from=weights_before)
+                            stable_task_definition=stable.task_definition, moved_from=read.weights)
         raise RollbackIncomplete(failed_steps, how)
     return RollbackResult(
         reason=reason,
         weights=weights,
-        weights_before=weights_before,
+        weights_before=read.weights,
         stable_desired=max(stable.desired, needed),
         canary_desired=retired.desired,
         canary_task_definition=retired.task_definition,
@@ -603,25 +612,12 @@ def execute_rollback(
     )
 
 
-def _weights_before(env: Environment, seconds: float, *, needed: bool) -> Weights | None:
-    """The load balancer's weights before the rollback moves anything: what it moves the traffic
-    from, recorded with its entries. The incident report of a rollout whose move to the canary no
-    run recorded (its run died first) could only hedge over what the canary took; this says it.
-
-    Bounded by the rollback's verify timeout (``seconds``): on the run's clients a load balancer
-    that stopped answering held the rollback about a minute here, before anything moved, silent.
-    Read for the record alone, a read that fails is logged and None returned: the traffic's move
-    comes first. ``needed``: the rollback cannot go on without them (``quiet_if_unchanged``
-    compares them), so a failure is raised as it was.
-    """
-    try:
-        return traffic.weights_within(env.router, seconds)
-    except Exception as err:  # noqa: BLE001 - record-keeping: the rollback moves the traffic regardless
-        if needed:
-            raise
-        get_run_logger().warning("could not read the load balancer's weights before moving the traffic (%s): "
-                                 "rolling back anyway, without recording what the traffic was moved from", err)
-        return None
+def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:
+    """What a rollback that stopped before the traffic was back on stable moved it from, for its
+    rollback-stopped entry: what its write's first read of the rule found; when no write read it
+    (none was sent: the rollback stopped before its move, or the move's DescribeRules failed), the
+    weights read for its page (``held``), as nothing this rollback did had moved them."""
+    return read.weights if read.made else held
 
 
 def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,

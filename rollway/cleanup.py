@@ -36,7 +36,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   while it runs, INACTIVE or of another family).
 
 ``flows/cleanup.py`` reads AWS and git first, then calls ``plan_cleanup``; any refusal fails the
-run before anything is deleted, each refusal named with its reason.
+run before anything is deleted, each refusal named with its reason. Right before each stack's
+deletion it reads the stack and what production runs again, and ``judge_stack_again`` keeps a stack
+that changed since the plan or that the plan would refuse now.
 """
 
 from __future__ import annotations
@@ -286,6 +288,10 @@ class StackState(BaseModel):
 
     name: str
     status: str | None = None
+    stack_id: str | None = Field(default=None, description=(
+        "its id (ARN): a stack made again under the same name has another"))
+    last_updated: str | None = Field(default=None, description=(
+        "its LastUpdatedTime (ISO 8601), None when it was never updated"))
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
     resources: tuple[str, ...] = Field(default=(), description=(
@@ -301,6 +307,29 @@ class StackState(BaseModel):
     @property
     def gone(self) -> bool:
         return self.status is None or self.status in GONE_STATUSES
+
+
+def stack_changed(judged: StackState, now: StackState) -> str | None:
+    """How the stack ``now`` differs from the one the plan judged (``judged``), in words; None when
+    it is the same stack, in the same status, not updated or protected since. A stack gone since
+    is not a change: deleting it is what was planned.
+
+    Compared right before its deletion: the plan judged it maybe an hour before (image tags and
+    other stacks deleted first), and a stack updated, deployed again or protected since is no longer
+    the one judged safe to delete.
+    """
+    if now.gone or judged.gone:
+        return None
+    changes = []
+    if judged.stack_id is not None and now.stack_id != judged.stack_id:
+        changes.append(f"it is a new stack of that name ({now.stack_id}, not {judged.stack_id})")
+    if now.status != judged.status:
+        changes.append(f"its status is {now.status} now, not {judged.status} as the plan read it")
+    if now.last_updated != judged.last_updated:
+        changes.append(f"it was updated at {now.last_updated}, after the plan read it")
+    if now.termination_protection and not judged.termination_protection:
+        changes.append("termination protection was turned on")
+    return f"it changed after the plan judged it ({'; '.join(changes)})" if changes else None
 
 
 class RepositoryImage(BaseModel):
@@ -497,6 +526,8 @@ class CleanupPlan(BaseModel):
             nested stacks' included), for the record.
         stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
             DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it).
+        stacks_judged: each of ``delete_stacks`` as the plan read it: each is read again right
+            before its deletion, and kept if it changed (``judge_stack_again``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -512,6 +543,7 @@ class CleanupPlan(BaseModel):
     tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    stacks_judged: dict[str, StackState] = Field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -554,8 +586,7 @@ def plan_cleanup(
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
-                                                       {**production_resources(targets), **_task_definitions(in_use),
-                                                        **_routing(routing, targets), **_network(network)})
+                                                       _production(targets, in_use, routing, network))
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -565,7 +596,45 @@ def plan_cleanup(
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
                        tags_kept=_tags_kept(delete_tags, images),
                        stack_resources={name: stacks[name].resources for name in delete_stacks},
+                       stacks_judged={name: stacks[name] for name in delete_stacks},
                        stack_retained={name: stacks[name].retained for name in delete_stacks if stacks[name].retained})
+
+
+def _production(targets: Targets, in_use: Sequence[ImageUse], routing: RoutingInUse | None,
+                network: Sequence[NetworkUse]) -> dict[_Identity, str]:
+    """Everything production uses that a stack may hold, by identity -> what it is."""
+    return {**production_resources(targets), **_task_definitions(in_use), **_routing(routing, targets),
+            **_network(network)}
+
+
+AGAIN = "run cleanup again to judge it as it is now"
+"""What to do about a stack kept because it changed after the plan."""
+
+
+def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Targets, *,
+                      deleted: Sequence[str], later: Sequence[str], in_use: Sequence[ImageUse],
+                      routing: RoutingInUse | None, network: Sequence[NetworkUse]) -> str | None:
+    """Why the planned stack ``name``, read again right before its deletion (``now``), is not to be
+    deleted after all, in one sentence; None: delete it (or it is gone already).
+
+    Between the plan and the deletion, the image tags and the stacks before it went, a wait of up
+    to ``stack_timeout_seconds`` each: the stack may have been updated or protected since
+    (``stack_changed``), or production may have come to use what it holds or to import its exports
+    (what the plan refuses, judged again on ``in_use``, ``routing`` and ``network`` read again).
+
+    Args:
+        deleted: the stacks this run deleted before it (or found gone): an importer among them is gone.
+        later: the planned stacks still to come after it (its root among them deletes it with itself).
+    """
+    changed = stack_changed(plan.stacks_judged[name], now)
+    if changed is not None:
+        return f"{changed}; {AGAIN}"
+    if now.gone:
+        return None
+    _, _, refused = _plan_stacks([*deleted, name, *later], targets.stacks, {name: now},
+                                 _production(targets, in_use, routing, network))
+    reasons = [refusal.reason for refusal in refused if refusal.name == name]
+    return f"since the plan judged it, {reasons[0]}" if reasons else None
 
 
 def _tags_kept(delete_tags: Sequence[str], images: Sequence[RepositoryImage]) -> dict[str, tuple[str, ...]]:
@@ -985,6 +1054,7 @@ class CleanupResult(BaseModel):
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
         gone_tags, gone_stacks: what was already gone.
         refusals: what was refused (a run with any deletes nothing).
+        stacks_kept: each planned stack not deleted because it changed after the plan -> why.
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
@@ -1003,6 +1073,7 @@ class CleanupResult(BaseModel):
     deleted_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
+    stacks_kept: dict[str, str] = Field(default_factory=dict)
     in_use: tuple[str, ...] = ()
     not_done: tuple[str, ...] = ()
     stopped: str | None = None
@@ -1129,6 +1200,9 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     # done while the old image or stack was still there under its real name.
     section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
+    if result.stacks_kept:
+        section("Kept: stacks that changed after the plan", [f"`{name}`: {why}"
+                                                             for name, why in result.stacks_kept.items()])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))
     if result.in_use:

@@ -43,10 +43,11 @@ class FakeRouter:
             return self._stale
         return self.weights
 
-    def set_weights(self, weights: Weights) -> None:
+    def set_weights(self, weights: Weights) -> Weights:
         self.calls.append(f"set_weights {weights}")
-        self._stale = self.weights
+        self._stale = held = self.weights
         self.weights = weights
+        return held
 
     def healthy_targets(self, version: str) -> int:
         self.calls.append(f"healthy_targets {version}")

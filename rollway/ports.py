@@ -21,8 +21,12 @@ class TrafficRouter(Protocol):
     def get_weights(self) -> Weights:
         """The weights the load balancer holds now."""
 
-    def set_weights(self, weights: Weights) -> None:
-        """Ask the load balancer for these weights (verify with get_weights)."""
+    def set_weights(self, weights: Weights) -> Weights | None:
+        """Ask the load balancer for these weights (verify with get_weights).
+
+        Returns the weights it held just before the write, read as get_weights reads them (None:
+        ones get_weights refuses; the write is made all the same). A write that fails after that
+        read keeps it on its error (``rollway.weights_read.keep_read``)."""
 
     def healthy_targets(self, version: str) -> int:
         """Healthy registered targets of the 'stable' or 'canary' target group."""

@@ -56,7 +56,7 @@ class RollbackResult(BaseModel):
     weights: Weights
     weights_before: Weights | None = Field(default=None, description=(
         "the weights the load balancer held when the rollback first read it, before it moved anything: what it "
-        "moved the traffic from (None: not read)"))
+        "moved the traffic from (None: not read, or no split of the stable and canary groups alone)"))
     stable_desired: int
     canary_desired: int
     canary_task_definition: str

@@ -103,9 +103,10 @@ def bounded(seconds: float, reading: str, work: Callable[[Callable[[str], None]]
 
 
 @task(name="describe-stack", task_run_name="describe-stack-{name}", **_READ)
-def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets, seconds: float) -> StackState:
+def describe_stack(stacks: CloudFormationStacks, name: str, targets: Targets, seconds: float,
+                   nothing: str | None = NOTHING_DELETED) -> StackState:
     with named_denials(_POLICY, targets=targets):
-        return bounded(seconds, f"stack {name}", lambda _say: stacks.describe(name))
+        return bounded(seconds, f"stack {name}", lambda _say: stacks.describe(name), nothing=nothing)
 
 
 @task(name="images-in-use", **_READ)
@@ -129,18 +130,22 @@ def open_rollout_needs(ledger: Any, targets: Targets, seconds: float,
 
 
 @task(name="network-in-use", **_READ)
-def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float) -> tuple[NetworkUse, ...]:
+def network_in_use(ecs: Any, elbv2: Any, targets: Targets, seconds: float,
+                   nothing: str | None = NOTHING_DELETED) -> tuple[NetworkUse, ...]:
     """The VPC, subnets and security groups the services and the load balancer are in."""
     with named_denials(_POLICY, targets=targets):
-        return bounded(seconds, "the network production runs in", lambda _say: read_network_in_use(ecs, elbv2, targets))
+        return bounded(seconds, "the network production runs in", lambda _say: read_network_in_use(ecs, elbv2, targets),
+                       nothing=nothing)
 
 
 @task(name="routing-in-use", **_READ)
-def routing_in_use(router: AlbRouter, targets: Targets, seconds: float) -> RoutingInUse:
+def routing_in_use(router: AlbRouter, targets: Targets, seconds: float,
+                   nothing: str | None = NOTHING_DELETED) -> RoutingInUse:
     """The listener and the rule production's traffic comes through (a stack holding one is kept)."""
     with named_denials(_POLICY, targets=targets):
         return bounded(seconds, "the listener and rule production's traffic comes through",
-                       lambda _say: RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn))
+                       lambda _say: RoutingInUse(listener_arn=router.listener_arn, rule_arn=router.rule_arn),
+                       nothing=nothing)
 
 
 @task(name="list-repository-images", **_READ)
@@ -193,7 +198,10 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)
-def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float, targets: Targets) -> DeleteOutcome:
+def delete_stack(stacks: CloudFormationStacks, name: str, timeout_seconds: float, targets: Targets,
+                 judged: StackState | None = None) -> DeleteOutcome:
+    """``stacks.delete``: a stack that is no longer ``judged`` (updated, made again, protected) is not deleted."""
     log = get_run_logger()
     with named_denials(_POLICY, targets=targets):
-        return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line))
+        return stacks.delete(name, timeout_seconds=timeout_seconds, on_progress=lambda line: log.info("%s", line),
+                             judged=judged)

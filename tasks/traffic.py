@@ -19,8 +19,9 @@ T = TypeVar("T")
 # No retries: a ModifyRule that failed is safe to retry only after reading back, which the
 # caller does; a blind retry could race a rollback.
 @task(name="set-weights", cache_policy=NONE)
-def set_weights(router: TrafficRouter, weights: Weights) -> None:
-    router.set_weights(weights)
+def set_weights(router: TrafficRouter, weights: Weights) -> Weights | None:
+    """``router.set_weights``: the weights the load balancer held just before the write."""
+    return router.set_weights(weights)
 
 
 @task(name="verify-weights", cache_policy=NONE)

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import StackState
+from rollway.cleanup import AGAIN, StackState, stack_changed
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
@@ -37,6 +37,15 @@ class StackProtected(PicklableError, AdapterError):
 
     def __init__(self, name: str, why: str) -> None:
         self.name = name
+        super().__init__(f"stack {name!r} was not deleted: {why}")
+
+
+class StackChanged(PicklableError, AdapterError):
+    """The stack is not the one judged safe to delete any more (updated, made again, protected):
+    not deleted. ``why`` says how, in words (``rollway.cleanup.stack_changed``)."""
+
+    def __init__(self, name: str, why: str) -> None:
+        self.name, self.why = name, why
         super().__init__(f"stack {name!r} was not deleted: {why}")
 
 
@@ -99,16 +108,13 @@ class CloudFormationStacks:
         stacks: set[str] = set()
         retained: list[str] = []
         resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained)
-        return StackState(
-            name=name,
-            status=found["StackStatus"],
-            termination_protection=bool(found.get("EnableTerminationProtection")),
+        return _judged(name, found).model_copy(update=dict(
             root_stack=_stack_name(root) if root else None,
             resources=resources,
             retained=tuple(retained),
             nested_in=nested_in,
             imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
-        )
+        ))
 
     def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
         """Export name -> the other stacks importing it, for every export of the stacks ``exporting``
@@ -199,7 +205,8 @@ class CloudFormationStacks:
                 if isinstance(resource, dict) and resource.get("DeletionPolicy") in _KEPT_POLICIES}
 
     def delete(
-        self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None
+        self, name: str, *, timeout_seconds: float, on_progress: Callable[[str], None] = lambda line: None,
+        judged: StackState | None = None,
     ) -> DeleteOutcome:
         """Delete ``name`` and wait until it is DELETE_COMPLETE.
 
@@ -207,6 +214,10 @@ class CloudFormationStacks:
             name: the stack.
             timeout_seconds: how long to wait for the deletion.
             on_progress: called with a line for each new stack event and each minute of waiting.
+            judged: the stack as it was judged safe to delete (``describe``): one that differs from
+                it in the DescribeStacks made right before DeleteStack (another stack id, status or
+                LastUpdatedTime, protection turned on) is not deleted. DeleteStack takes no
+                condition: a change after that read is not seen.
 
         Returns:
             "deleted", or "already_gone" when there is no such stack (safe to re-run).
@@ -214,6 +225,7 @@ class CloudFormationStacks:
         Raises:
             ValueError: ``timeout_seconds`` is not positive (before any call).
             StackProtected: a kept (live) stack, or termination protection is on (nothing is deleted).
+            StackChanged: it is not the stack ``judged`` any more (nothing is deleted).
             StackDeleteFailed: CloudFormation could not delete it; the events' reasons are given.
             StackDeleteTimeout: still deleting when the wait ended.
         """
@@ -225,6 +237,9 @@ class CloudFormationStacks:
         if found is None or found["StackStatus"] == "DELETE_COMPLETE":
             on_progress(f"stack {name} does not exist: already gone")
             return "already_gone"
+        changed = None if judged is None else stack_changed(judged, _judged(name, found))
+        if changed is not None:
+            raise StackChanged(name, f"{changed}; {AGAIN}")
         if found.get("EnableTerminationProtection"):
             raise StackProtected(name, (
                 "termination protection is on; if it really is to go, lift it with `aws cloudformation "
@@ -300,6 +315,14 @@ class CloudFormationStacks:
         events = self._events(stack_id, until=_deletion_start)
         return StackDeleteFailed(name, status, failure_reasons(events, (found or {}).get("StackStatusReason")),
                                  failed=failed_resources(events))
+
+
+def _judged(name: str, found: dict[str, Any]) -> StackState:
+    """What DescribeStacks says of the stack that tells it changed: its id, status, last update and protection."""
+    updated = found.get("LastUpdatedTime")
+    return StackState(name=name, status=found["StackStatus"], stack_id=found.get("StackId"),
+                      last_updated=updated.isoformat() if hasattr(updated, "isoformat") else updated,
+                      termination_protection=bool(found.get("EnableTerminationProtection")))
 
 
 def failure_reasons(events_newest_first: list[dict[str, Any]], stack_reason: str | None = None) -> list[str]:

@@ -6,6 +6,7 @@ routers for its bounded reads, ``reading``), so that a flow can call ``resolve()
 bound to fail on a bad name before any write. ``set_weights`` reads the
 rule and writes it back with only the forward action's weights changed: ModifyRule replaces
 the whole list of actions, and an authentication step in front of the forward must survive.
+It gives back the weights that read found: what the write moved the traffic from.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.targets import Targets
+from rollway.weights_read import keep_read
 
 # Error codes elbv2 answers for a name or ARN that does not exist (ValidationError: for an
 # ARN it cannot parse; Targets already refuses malformed target group ARNs).
@@ -129,12 +131,18 @@ class AlbRouter:
         """
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        forwarded = _forward_weights(rules["Rules"][0])
-        _refuse_other_groups(r.rule_arn, forwarded, {r.stable_arn, r.canary_arn})
-        return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
+        return _weights_of(rules["Rules"][0], r)
 
-    def set_weights(self, weights: Weights) -> None:
+    def set_weights(self, weights: Weights) -> Weights | None:
         """Write ``weights`` to the rule: DescribeRules, then one ModifyRule.
+
+        Returns the weights the rule held just before the write, read by its DescribeRules as
+        ``get_weights`` reads them (a rollback records them as what it moved the traffic from, and
+        makes no read of its own for them). None where ``get_weights`` refuses them (the rule also
+        forwards to another group, or with weight 0 to both): the write is made all the same, as it
+        was before it read them, since a rollback that could not move users back to stable over a
+        record it keeps would leave them on the version being rolled back. A call that fails after
+        the DescribeRules raises with what it read kept on its error (``weights_read.keep_read``).
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.
@@ -147,20 +155,30 @@ class AlbRouter:
         ``_split_stickiness``.
         """
         r = self._lookups()
-        rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        split = weights.stable and weights.canary
-        sticky = self._split_stickiness(rules["Rules"][0]) if split else {"Enabled": False}
-        forward = {
-            "Type": "forward",
-            "ForwardConfig": {
-                "TargetGroups": [
-                    {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
-                    {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
-                ],
-                "TargetGroupStickinessConfig": sticky,
-            },
-        }
-        self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rules["Rules"][0], forward))
+        rule = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        try:
+            held = _weights_of(rule, r)
+        except AdapterError:
+            held = None
+        try:
+            split = weights.stable and weights.canary
+            sticky = self._split_stickiness(rule) if split else {"Enabled": False}
+            forward = {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
+                        {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
+                    ],
+                    "TargetGroupStickinessConfig": sticky,
+                },
+            }
+            self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rule, forward))
+        except Exception as err:
+            # A lost answer may have landed: the write is sent again, and only this read is from before it.
+            keep_read(err, held)
+            raise
+        return held
 
     def verify(self, expected: Weights) -> Weights:
         """Read the weights back and check they are ``expected``.
@@ -316,6 +334,17 @@ def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
         if action.get("TargetGroupArn"):
             return {action["TargetGroupArn"]: 100}
     return {}
+
+
+def _weights_of(rule: dict[str, Any], r: _Resolved) -> Weights:
+    """The weights ``rule`` (as DescribeRules gives it) holds between the stable and canary groups.
+
+    Raises:
+        AdapterError: the rule no longer forwards to the two groups alone.
+    """
+    forwarded = _forward_weights(rule)
+    _refuse_other_groups(r.rule_arn, forwarded, {r.stable_arn, r.canary_arn})
+    return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
 
 
 def _stickiness(rule: dict[str, Any]) -> dict[str, Any]:

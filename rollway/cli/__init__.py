@@ -69,6 +69,7 @@ def judge(
     metrics: str | None = None,
     margin_ratio: float | None = None,
     min_requests: int | None = None,
+    stage: int | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -98,13 +99,17 @@ def judge(
             (one-sample: of the SLO), as analysis.margin_ratio (default 2).
         min_requests: canary requests below which a stage is inconclusive, as analysis.min_requests
             (default 50).
+        stage: the canary weight (percent) of the spec's stage the file records (without --spec, of
+            the default stages): it is judged as the flows judge that stage, at 100 % one-sample
+            against the SLOs (no stable traffic is left to compare with); without it, a stage below
+            100 % by the spec's mode.
     """
     from rollway.judge.replay import replay_main
 
     return replay_main(replay, alpha=alpha, margin=margin, mode=mode, spec=spec, out=sys.stdout, err=sys.stderr,
                        history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
                        slo_slow_rate=slo_slow_rate, metrics=metrics, margin_ratio=margin_ratio,
-                       min_requests=min_requests)
+                       min_requests=min_requests, stage=stage)
 
 
 @app.command

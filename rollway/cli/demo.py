@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollway.clock import ClockSettings
+from rollway.failure_words import error_said
 from rollway.model import ServiceState, Weights
 from rollway.report import HEADERS, RolloutResult, stage_rows
 from rollway.spec import Analysis, Approvals, RolloutSpec, Stage
@@ -129,7 +130,7 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         except Exception as err:  # noqa: BLE001 - the run's own log above has the traceback
             # A failed run is this scenario's result, not the end of the demo: the others still
             # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
-            console.print(f"[bold red]NOT as expected[/]: the canary run failed: {type(err).__name__}: {err}")
+            console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
     console.print(_stage_table(result))
 

@@ -108,16 +108,23 @@ def make_judge(analysis: Analysis, guardrails: Guardrails) -> Judge:
     raise ValueError(f"unknown judge {analysis.judge!r}")
 
 
-def judge_for_stage(spec: RolloutSpec, stage_index: int) -> Judge:
-    """The judge of one stage of ``spec``.
+def stage_mode(mode: str, weight: int) -> str:
+    """The comparison a stage at ``weight`` % is judged by, for a spec whose ``analysis.mode`` is
+    ``mode``: the flows' (``judge_for_stage``) and the replay's (``judge --replay --stage``).
 
     At 100 % the stable version serves nothing, so there is no baseline to compare with: a
     two-sample spec judges that stage against its SLO (one-sample) instead of finding every
     such stage inconclusive.
     """
+    return "one-sample" if weight == 100 else mode
+
+
+def judge_for_stage(spec: RolloutSpec, stage_index: int) -> Judge:
+    """The judge of one stage of ``spec``, by the comparison ``stage_mode`` gives that stage."""
     analysis = spec.analysis
-    if spec.stages[stage_index].weight == 100 and analysis.mode == "two-sample":
-        analysis = analysis.model_copy(update={"mode": "one-sample"})
+    mode = stage_mode(analysis.mode, spec.stages[stage_index].weight)
+    if mode != analysis.mode:
+        analysis = analysis.model_copy(update={"mode": mode})
     return make_judge(analysis, spec.guardrails)
 
 
@@ -205,4 +212,4 @@ def _settled_verdict(judge: Judge, intervals: Sequence[Interval], *, stage_over:
     return verdict
 
 
-__all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "with_guardrails", "worst"]
+__all__ = ["Judge", "assess", "judge_for_stage", "make_judge", "stage_mode", "with_guardrails", "worst"]

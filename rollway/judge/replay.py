@@ -42,6 +42,12 @@ analysis settings and guardrails. An option given beside it overrides the spec's
 note on standard error says so. The replay does not wait out ``metrics_delay_seconds``: its records
 are complete, so it may decide one period earlier than a flow.
 
+``--stage WEIGHT`` names the spec's stage the file records (one of the default stages without
+``--spec``; any other weight is refused before FILE is read): the replay judges it by the
+comparison the flows judge that stage by (``rollway.judge.stage_mode``), one-sample against the
+SLOs at 100 %, where no stable traffic is left to compare with. Without it, the stage is one
+below 100 %, judged by the spec's mode.
+
 ``--metrics``, ``--margin-ratio`` and ``--min-requests`` are the spec's analysis settings of those
 names; a file no interval of which gives ``slow``, judged on slow requests too, gets a note on
 standard error saying they were all read as 0 (``--metrics errors`` judges the errors alone).
@@ -62,13 +68,13 @@ from typing import Any, Iterable, Iterator, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
-from rollway.judge import with_guardrails
+from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.sequential import SequentialJudge
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
-from rollway.spec import Analysis, Guardrails, JudgedMetric
+from rollway.spec import Analysis, Guardrails, JudgedMetric, default_stages
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -76,6 +82,10 @@ EXIT_BAD_INPUT = 2
 # metrics_delay_seconds ago, for CloudWatch's late datapoints; a replay file is already complete.
 NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete, so it "
             "may decide one period earlier than a flow would.")
+# Said in both commands' help.
+STAGE_HELP = ("the canary weight (percent) of the spec's stage the file records (without --spec, of the default "
+              "stages): it is judged as the flows judge that stage, at 100 % one-sample against the SLOs (no stable "
+              "traffic is left to compare with); without it, a stage below 100 % by the spec's mode")
 
 _TOP_KEYS = ("t", "baseline", "canary")
 # No load balancer serves this many requests in one interval: a bigger count is a broken
@@ -432,6 +442,7 @@ def replay_main(
     metrics: str | None = None,
     margin_ratio: float | None = None,
     min_requests: int | None = None,
+    stage: int | None = None,
 ) -> int:
     """Everything ``rollway judge --replay FILE`` does; returns the exit code.
 
@@ -455,11 +466,16 @@ def replay_main(
             spec's analysis.metrics (None: its default, both).
         margin_ratio: as the spec's analysis.margin_ratio (None: its default).
         min_requests: as the spec's analysis.min_requests (None: its default).
+        stage: the weight (percent) of the spec's stage the file records, or of the default
+            stages without ``spec``; the replay judges it by the comparison the flows judge that
+            stage by (``stage_mode``: one-sample at 100 %, where no stable traffic is left). None:
+            a stage below 100 %, judged by the spec's mode. One the stages lack is refused before
+            any line is read.
 
     Returns:
         0 when the replay ran (whatever the verdict), 2 for an unreadable file or bad options.
     """
-    base, rails = Analysis(), Guardrails()
+    base, rails, stages = Analysis(), Guardrails(), default_stages()
     if spec is not None:
         from rollway.judge.replay_spec import SpecFileError, read_spec
 
@@ -468,8 +484,24 @@ def replay_main(
         except SpecFileError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_BAD_INPUT
-        base, rails = policy.analysis, policy.guardrails
+        base, rails, stages = policy.analysis, policy.guardrails, policy.stages
+    weights = [s.weight for s in stages]
+    if stage is not None and stage not in weights:
+        # Checked before the file is read: a stage the policy does not have is judged by nothing
+        # the flows would run, and a 30 meant as 100 replays the wrong comparison.
+        whose = f"{file_named(spec)}'s stages are" if spec is not None else "the default stages are"
+        listed = ", ".join(map(str, weights[:-1])) + f" and {weights[-1]}" if len(weights) > 1 else str(weights[0])
+        print(f"error: --stage {stage} is not a stage to replay: {whose} {listed} % (give the canary weight of the "
+              "stage the file records)", file=err)
+        return EXIT_BAD_INPUT
     given_mode, mode = mode, mode if mode is not None else base.mode
+    # The comparison the flows judge this stage by: the same decision as theirs (``stage_mode``).
+    staged = stage_mode(mode, stage) if stage is not None else mode
+    if staged != mode and given_mode is not None:
+        print(f"error: --mode {given_mode} cannot replay --stage {stage}: the flows judge that stage {staged} (at "
+              "100 % the stable version serves nothing to compare with); leave --mode out", file=err)
+        return EXIT_BAD_INPUT
+    switched, mode = staged != mode, staged
     slos = {name: value for name, value in (("slo_error_rate", slo_error_rate), ("slo_slow_rate", slo_slow_rate))
             if value is not None}
     if slos and mode == "two-sample":
@@ -481,8 +513,9 @@ def replay_main(
     if history is not None and mode == "one-sample":
         # One-sample mode holds the canary to its SLOs and never calibrates on the baseline:
         # the file would be read, checked, and then ignored without a word.
+        at = f"; --stage {stage} is judged one-sample, as the flows judge it" if switched else ""
         print("error: --history applies to --mode two-sample only (one-sample holds the canary to its SLOs and "
-              "reads no baseline)", file=err)
+              f"reads no baseline{at})", file=err)
         return EXIT_BAD_INPUT
     if history is not None and spec is not None and base.calibration_seconds == 0:
         # The flows judge such a spec without the baseline's past: replaying with it would not be
@@ -497,7 +530,7 @@ def replay_main(
                                               ("min_requests", min_requests)) if value is not None}
     options = {**given, **({"mode": given_mode} if given_mode is not None else {}), **slos, **judged}
     try:
-        analysis = Analysis.model_validate({**base.model_dump(), **options})
+        analysis = Analysis.model_validate({**base.model_dump(), **options, **({"mode": mode} if switched else {})})
     except ValidationError as exc:
         print(f"error: {'; '.join(_refused_option(e, options) for e in exc.errors())}", file=err)
         return EXIT_BAD_INPUT
@@ -507,6 +540,10 @@ def replay_main(
         for name in (n for n in Analysis.model_fields if n in options):
             print(f"note: {_option(name)} {shown_setting(options[name])} overrides {file_named(spec)}'s analysis.{name} "
                   f"({shown_setting(getattr(base, name))})", file=err)
+    if switched:
+        print(f"note: --stage {stage}: the stable version serves nothing to compare with, so the canary is held to "
+              f"the SLOs (one-sample: errors {analysis.slo_error_rate:g}, slow {analysis.slo_slow_rate:g}), as the "
+              "flows judge that stage", file=err)
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
             # open("") says "No such file or directory" about a name nobody can see.
@@ -691,6 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["two-sample", "one-sample"], help=f"default {defaults.mode}")
     parser.add_argument("--no-guardrails", action="store_true", help="judge only, without the absolute guardrails")
     parser.add_argument("--history", help="JSON Lines of the baseline's intervals before the stage")
+    parser.add_argument("--stage", type=int, help=STAGE_HELP.replace("%", "%%"))  # argparse formats help with %
     parser.add_argument("--slo-error-rate", type=float,
                         help=f"one-sample mode: the error rate the canary is held to (default {defaults.slo_error_rate})")
     parser.add_argument("--slo-slow-rate", type=float,
@@ -706,7 +744,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=sys.stdout,
                        err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
                        slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
-                       metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests)
+                       metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests,
+                       stage=args.stage)
 
 
 if __name__ == "__main__":

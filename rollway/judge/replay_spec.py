@@ -2,8 +2,8 @@
 
 SPEC is the RolloutSpec JSON the flows take as their ``spec`` parameter, validated by that same
 model (a spec the flows would refuse is refused here, naming the field), so the replay judges by
-its ``analysis`` and ``guardrails`` rather than by options retyped from it. The rest of the spec
-(stages, approvals, flags) is checked, not used: the replay judges one stage.
+its ``analysis`` and ``guardrails`` rather than by options retyped from it. Its stages are the ones
+``--stage`` may name (the replay judges one stage); the rest (approvals, flags) is checked, not used.
 """
 
 from __future__ import annotations

@@ -358,3 +358,47 @@ Resources:
 
     assert stacks.delete(OLD, timeout_seconds=30) == "deleted"
     assert queue_exists(aws, f"{OLD}-kept") and not queue_exists(aws, "webordinary-old-gone")
+
+
+@pytest.mark.parametrize("change", ["updated", "made again", "protected"])
+def test_a_stack_changed_since_it_was_judged_is_not_deleted(aws, stacks, watch_calls, change):
+    # The plan judged the stack; cleanup deletes it many minutes later (image tags first, other
+    # stacks waited on). Deleting by name deleted whatever the stack had become by then.
+    from rollway.aws.cloudformation import StackChanged
+    from tests.botocore_events import on_operation
+
+    client = aws.get_client("cloudformation")
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    assert judged.stack_id and judged.last_updated is None, judged
+    answered: dict[str, Any] = {}
+    if change == "updated":
+        # Updated twice: UPDATE_COMPLETE either way, only LastUpdatedTime says (moto leaves it out).
+        from datetime import datetime, timezone
+
+        answered["LastUpdatedTime"] = datetime(2026, 12, 4, 15, 0, tzinfo=timezone.utc)
+        why = "it was updated at 2026-12-04T15:00:00+00:00, after the plan read it"
+    elif change == "made again":
+        client.delete_stack(StackName=OLD)
+        create(aws, OLD, "webordinary-old-queue")
+        why = "it is a new stack of that name"
+    else:  # moto has no UpdateTerminationProtection: its answer says what AWS would
+        answered["EnableTerminationProtection"] = True
+        why = "termination protection was turned on"
+
+    def as_aws_answers(parsed, **_):
+        for stack in parsed.get("Stacks", []):
+            stack.update(answered)
+
+    calls = watch_calls(client)
+    with on_operation(client, "after-call", as_aws_answers, operation="DescribeStacks"):
+        with pytest.raises(StackChanged) as kept:
+            stacks.delete(OLD, timeout_seconds=30, judged=judged)
+
+    assert "DeleteStack" not in calls
+    said = str(kept.value)
+    assert said.startswith(f"stack {OLD!r} was not deleted: it changed after the plan judged it ("), said
+    assert why in str(kept.value), kept.value
+    assert stacks.describe(OLD).status == "CREATE_COMPLETE" and queue_exists(aws, "webordinary-old-queue")
+    # Unchanged, it goes as before.
+    assert stacks.delete(OLD, timeout_seconds=30, judged=stacks.describe(OLD)) == "deleted"

@@ -350,3 +350,52 @@ def test_a_second_read_of_what_is_in_use_describes_only_revisions_new_since(aws)
     assert asked[described_first:] == [new]
     assert again == first
     assert f"{aws.topology.repository_uri}:new" in {use.image for use in after}
+
+
+def test_the_images_of_every_service_of_the_cluster_count_past_the_first_page_of_services(aws, images):
+    # ECS lists a cluster's services 10 a page and describes at most 10 a call; moto answers all in
+    # one page and describes any number, so its answers are cut as AWS cuts them here: a service
+    # past the tenth (the cluster's workers, cron services) must count as much as the first.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    ecs = aws.get_client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    names = [f"webordinary-job-{n:02d}" for n in range(12)]
+    for n, name in enumerate(names):
+        put_image(aws, name, str(n + 10))
+        revision = ecs.register_task_definition(
+            family=name, networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+            containerDefinitions=[{**base["containerDefinitions"][0], "image": f"{aws.topology.repository_uri}:{name}"}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(cluster=aws.targets.cluster, serviceName=name, taskDefinition=revision, desiredCount=0,
+                           launchType="FARGATE")
+    put_image(aws, "old-version", "9")
+    tokens: list[str | None] = []
+
+    def asked(params, **_):
+        tokens.append(params.get("nextToken"))
+
+    def one_page(parsed, **_):
+        start, arns = int(tokens[-1] or 0), parsed.get("serviceArns", [])
+        parsed["serviceArns"] = arns[start:start + 10]
+        if start + 10 < len(arns):
+            parsed["nextToken"] = str(start + 10)
+
+    def at_most_ten(params, **_):
+        if len(params.get("services", [])) > 10:
+            raise ClientError({"Error": {"Code": "InvalidParameterException",
+                                         "Message": "services can have at most 10 items."}}, "DescribeServices")
+
+    with on_operation(ecs, "before-parameter-build", asked, operation="ListServices"), \
+            on_operation(ecs, "after-call", one_page, operation="ListServices"), \
+            on_operation(ecs, "before-parameter-build", at_most_ten, operation="DescribeServices"):
+        in_use = images_in_use(ecs, aws.targets)
+
+    assert len(tokens) == 2, "both pages of services were read"
+    plan = plan_cleanup(CleanupSpec(old_image_tags=(*names, "old-version")), aws.targets, stacks={}, in_use=in_use,
+                        images=images.list_images())
+    assert plan.delete_tags == ("old-version",)
+    assert sorted(r.name for r in plan.refusals) == names
+    assert f"service {names[-1]} of the cluster deploys it" in {r.name: r.reason for r in plan.refusals}[names[-1]]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.targets import Targets
+from rollway.weights_read import FirstRead
+from tests.botocore_events import on_operation
 
 _MISSING_GROUP = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/no-such-group/0123456789abcdef"
 
@@ -46,6 +49,69 @@ def test_set_weights_reads_the_rule_then_makes_one_modify_rule_once_resolved(aws
     router.set_weights(Weights.canary_at(25))
     # The provisioned rule has no stickiness: DescribeTags looks for a remembered one to put back.
     assert calls == ["DescribeRules", "DescribeTags", "ModifyRule"]
+
+
+def test_set_weights_gives_back_what_the_rule_held_before_the_write(aws, router, watch_calls):
+    """A rollback records them as what it moved the traffic from, read by the write's own
+    DescribeRules: no call of their own, users on the canary wait on every call."""
+    assert router.set_weights(Weights.canary_at(25)) == Weights(stable=100, canary=0)
+    top = aws.topology
+    aws.get_client("elbv2").modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": top.stable_target_group_arn, "Weight": 3},
+                         {"TargetGroupArn": top.canary_target_group_arn, "Weight": 1}]}}])
+    calls = watch_calls(aws.get_client("elbv2"))
+    assert router.set_weights(Weights(stable=100, canary=0)) == Weights(stable=75, canary=25)  # as get_weights reads
+    assert calls == ["DescribeRules", "ModifyRule"]
+
+
+@pytest.mark.parametrize("answer", ["Throttling", "lost"])
+def test_a_write_that_fails_after_its_read_keeps_what_it_read_on_its_error(aws, router, answer):
+    """A rollback sends a failed move again; the next send's read may find its own lost write."""
+    router.set_weights(Weights.canary_at(25))
+    elbv2 = aws.get_client("elbv2")
+
+    def refused(**_):
+        if answer == "lost":
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+        raise ClientError({"Error": {"Code": answer, "Message": "Rate exceeded"}}, "ModifyRule")
+
+    read = FirstRead()
+    with on_operation(elbv2, "before-call", refused, operation="ModifyRule"), \
+            pytest.raises((ClientError, ReadTimeoutError)) as caught:
+        router.set_weights(Weights(stable=100, canary=0))
+    read.failed(caught.value)
+    assert (read.made, read.weights) == (True, Weights(stable=75, canary=25))
+
+
+def test_a_read_that_fails_keeps_nothing_on_its_error(aws, router):
+    """No DescribeRules answer, no ModifyRule sent: the next send's read is still from before the move."""
+    router.resolve()
+    elbv2 = aws.get_client("elbv2")
+
+    def throttled(**_):
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeRules")
+
+    read = FirstRead()
+    with on_operation(elbv2, "before-call", throttled, operation="DescribeRules"), \
+            pytest.raises(ClientError) as caught:
+        router.set_weights(Weights(stable=100, canary=0))
+    read.failed(caught.value)
+    assert (read.made, read.weights) == (False, None)
+
+
+def test_a_write_over_a_rule_with_a_third_group_is_made_and_gives_back_no_weights(aws, router):
+    """``get_weights`` refuses a rule that also forwards to a third (shadow) group; a rollback's
+    move to stable is made over it all the same: users off the version rolled back come first."""
+    router.resolve()
+    top, elbv2 = aws.topology, aws.get_client("elbv2")
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
+    shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": top.stable_target_group_arn, "Weight": 80},
+        {"TargetGroupArn": top.canary_target_group_arn, "Weight": 10}, {"TargetGroupArn": shadow, "Weight": 10}]}}])
+    assert router.set_weights(Weights(stable=100, canary=0)) is None
+    assert _rule_weights(aws) == {top.stable_target_group_arn: 100, top.canary_target_group_arn: 0}
 
 
 def test_a_shift_keeps_the_rules_authentication_step(aws, router):

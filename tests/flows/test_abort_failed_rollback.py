@@ -134,9 +134,10 @@ class SilentAfterWrite(FakeRouter):
         super().__init__(weights)
         self.written, self.released = threading.Event(), threading.Event()
 
-    def set_weights(self, weights: Weights) -> None:
-        super().set_weights(weights)
+    def set_weights(self, weights: Weights) -> Weights:
+        held = super().set_weights(weights)
         self.written.set()
+        return held
 
     def get_weights(self) -> Weights:
         if self.written.is_set():

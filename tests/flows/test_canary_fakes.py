@@ -161,7 +161,7 @@ def test_a_rollback_scales_the_stable_service_back_if_a_decommission_raced_it():
     def decommission_lands_first(weights):
         if weights.stable == 100:
             env.deployer.update_service(stable, desired=0)  # the racing monitor
-        real_set(weights)
+        return real_set(weights)
 
     env.router.set_weights = decommission_lands_first
     result = rollback_on(env, stable_desired=None)

@@ -1032,3 +1032,88 @@ def test_a_bad_parameter_is_said_as_other_flows_say_theirs_without_pydantics_lin
     state = run(account, repo, archive_tag=None, archive_message="", repo_dir=None)
     assert state.is_failed() and "\n - Value error, nothing to clean up" in state.message, state.message
     untouched(account, repo)
+
+
+def change_the_old_stack(aws, how: str) -> str:
+    """Change OLD_STACK as ``how`` says, after the plan judged it; what cleanup should say of it."""
+    cloudformation = aws.get_client("cloudformation")
+    if how == "updated":  # someone deployed the old stack again: a second queue in it
+        body = {"Resources": {name: {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}}
+                              for name, queue in (("Queue", OLD_QUEUE), ("Second", f"{OLD_QUEUE}-2"))}}
+        cloudformation.update_stack(StackName=OLD_STACK, TemplateBody=json.dumps(body))
+        return ("it changed after the plan judged it (its status is UPDATE_COMPLETE now, not CREATE_COMPLETE as the "
+                "plan read it)")
+    if how == "deleted":  # someone deleted it by hand meanwhile
+        cloudformation.delete_stack(StackName=OLD_STACK)
+        return f"stack {OLD_STACK} was already gone: deleted since the plan read it"
+    # A revision of the live family registered since, whose task role the old stack made.
+    (role,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(
+        StackName=OLD_STACK)["StackResourceSummaries"] if r["ResourceType"] == "AWS::IAM::Role"]
+    role_arn = aws.get_client("iam").get_role(RoleName=role)["Role"]["Arn"]
+    ecs = aws.get_client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"]
+    revision = ecs.register_task_definition(
+        family=aws.targets.task_family, taskRoleArn=role_arn, requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc", cpu="256", memory="512", containerDefinitions=base["containerDefinitions"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return (f"since the plan judged it, it holds {role} (the task role of task definition "
+            f"{revision.rsplit('/', 1)[-1]}")
+
+
+@pytest.mark.parametrize("how", ["updated", "in use", "deleted"])
+def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why(account, how):
+    # The plan judged the old stack, then the run deleted image tags (and, in AWS, waited on other
+    # stacks for minutes) before it: the stack deleted was whatever it had become by then.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    role_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                          "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    other, cloudformation = "webordinary-older-stack", aws.get_client("cloudformation")
+    cloudformation.delete_stack(StackName=OLD_STACK)  # made again below, with the task role it made too
+    for name, queue in ((OLD_STACK, OLD_QUEUE), (other, "webordinary-older-queue")):
+        resources = {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": queue}}}
+        if name == OLD_STACK:
+            resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {
+                "RoleName": "webordinary-old-task", "AssumeRolePolicyDocument": role_trust}}
+        cloudformation.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources}))
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    reads: list[int] = []
+    said: list[str] = []
+
+    def change_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository read again after the plan, before any deletion
+            said.append(change_the_old_stack(aws, how))
+
+    spec = CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK, other))
+    with on_operation(read_client(aws, "ecr"), "before-parameter-build", change_before_the_second_read,
+                      operation="DescribeImages"):
+        if how == "deleted":
+            from flows.cleanup import run_cleanup
+
+            @prefect_flow(name="cleanup-stack-gone")
+            def cleanup_stack_gone():
+                return run_cleanup(spec, aws.targets, aws.get_client)
+
+            state = cleanup_stack_gone(return_state=True)
+            stopped = None
+        else:
+            state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
+
+    (why,) = said
+    assert "0.9.0" not in tags(aws), "the image tags went before the stacks"
+    assert stack_status(aws, other) is None, "a stack unchanged since the plan is still deleted"
+    text = summary(state)
+    if how == "deleted":
+        assert state.is_completed(), state.message
+        assert state.result().gone_stacks == (OLD_STACK,) and state.result().deleted_stacks == (other,)
+        assert f"- stack `{OLD_STACK}`" in text[text.index("## Not found"):], text
+        return
+    assert stack_status(aws, OLD_STACK) in ("UPDATE_COMPLETE", "CREATE_COMPLETE") and queue_exists(aws, OLD_QUEUE)
+    message = str(stopped)
+    assert f"stack {OLD_STACK} was not deleted: {why}" in message, message
+    assert stopped.not_done == (f"stack {OLD_STACK}",)
+    assert text.startswith("# Cleanup stopped part-way") and why in text, text
+    assert f"- `{other}`" in text[text.index("## Deleted: stacks"):], text

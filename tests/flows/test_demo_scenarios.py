@@ -87,6 +87,21 @@ def test_a_failed_canary_run_is_a_scenario_not_as_expected_not_the_end_of_the_de
     assert "NOT as expected: the canary run failed: RolloutRefused: " in capsys.readouterr().out
 
 
+def test_a_canary_run_that_failed_without_a_message_is_said_by_its_exception_and_where(demo_account, monkeypatch,
+                                                                                        capsys):
+    """"the canary run failed: TimeoutError: " and nothing said only that something had failed."""
+    aws, get_client, targets = demo_account
+
+    def times_out(**kwargs):
+        raise TimeoutError()
+
+    monkeypatch.setattr(flows.canary, "canary", times_out)
+    assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("NOT as expected: the canary run failed: TimeoutError with no message, raised at "
+            "tests/flows/test_demo_scenarios.py:") in out, out
+
+
 def test_a_stage_the_judge_cannot_decide_ends_its_scenario_in_seconds_not_an_hour(demo_account, monkeypatch, capsys):
     """Nobody can answer a pause in the demo. A stage that ended inconclusive (too short here; on a
     loaded machine the simulated traffic shifts) paused the run for the default hour of wall time,

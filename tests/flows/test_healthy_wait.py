@@ -212,9 +212,9 @@ class StaggeredTargets(FakeRouter):
         del started[desired:]
         return sum(1 for t in started if self.wall.t - t >= self.after)
 
-    def set_weights(self, weights: Weights) -> None:
+    def set_weights(self, weights: Weights) -> Weights:
         self.shifts.append((weights.canary, self.healthy_targets("canary")))
-        super().set_weights(weights)
+        return super().set_weights(weights)
 
 
 def test_a_stage_waits_for_the_targets_started_for_it_not_only_for_those_already_healthy(wall):

@@ -290,14 +290,16 @@ def test_the_drift_check_reads_again_only_for_what_is_left_of_its_bound(aws, mon
 
 def test_a_quiet_rollback_on_a_load_balancer_that_never_answers_ends_within_its_bound(
         aws, monkeypatch, silent_endpoint):
-    """quiet_if_unchanged reads the weights before anything moves, to page nobody twice."""
+    """quiet_if_unchanged pages nobody twice, told by what the move's write read of the rule: no read
+    of its own before anything moves. On a silent load balancer it ends within its bound at its first
+    read, the stable target group's health."""
     env = run_environment(aws, monkeypatch, elbv2=silent_endpoint)
     error, took = ended_soon(lambda: execute_rollback(env, "rolled back already", verify_timeout_seconds=BOUND,
                                                       healthy_timeout_seconds=BOUND, quiet_if_unchanged=True))
     assert isinstance(error, ReadBackUnanswered), repr(error)
     assert took < ENDS_WITHIN, took
-    assert str(error) == ("the load balancer's weights could not be read back within 1 s (verify_timeout_seconds): "
-                          "Elastic Load Balancing did not answer")
+    assert str(error) == ("the stable target group's healthy targets could not be read back within 1 s "
+                          "(healthy_timeout_seconds): Elastic Load Balancing did not answer")
 
 
 def test_the_guardrails_health_read_on_a_load_balancer_that_never_answers_ends_within_its_bound(

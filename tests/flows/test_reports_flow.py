@@ -374,9 +374,10 @@ def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
     assert "The new version never took traffic: its revision was never deployed on the canary" in incident, incident
 
 
-def test_a_rollback_that_cannot_read_the_weights_before_moving_them_rolls_back_all_the_same(aws, blocks, monkeypatch):
-    """The weights read before the move are for the record alone: a load balancer refusing that
-    read does not stop the rollback, whose end then records none it moved from."""
+def test_a_rollback_whose_first_read_of_the_rule_is_refused_records_what_the_next_read_found(aws, blocks, monkeypatch):
+    """The weights a rollback moves the traffic from are read by its write (its DescribeRules
+    before the ModifyRule). A read throttled wrote nothing: the write is sent again, and what its
+    read found is still the traffic from before the rollback moved anything."""
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
@@ -387,7 +388,7 @@ def test_a_rollback_that_cannot_read_the_weights_before_moving_them_rolls_back_a
     def first_read_refused(client, operation_name, api_params):
         if operation_name == "DescribeRules" and "RuleArns" in api_params and not refused:
             refused.append(operation_name)
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not now"}}, operation_name)
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation_name)
         return real(client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", first_read_refused)
@@ -397,7 +398,7 @@ def test_a_rollback_that_cannot_read_the_weights_before_moving_them_rolls_back_a
     done = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(aws.targets.canary_service)
     assert (done.rollout_id, done.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
     end = done.last_transition("rollback")
-    assert (end.from_weights, end.to_weights) == (None, Weights(stable=100, canary=0)), end
+    assert (end.from_weights, end.to_weights) == (Weights.canary_at(5), Weights(stable=100, canary=0)), end
 
 
 def test_the_weight_when_the_rollback_began_is_what_the_rollback_found_on_the_load_balancer(aws, blocks):

@@ -293,10 +293,11 @@ def test_a_rollback_whose_claim_is_taken_over_stops_before_its_next_step_and_pag
     real_set = env.router.set_weights
 
     def set_then_lose_the_claim(weights):
-        real_set(weights)
+        held = real_set(weights)
         # Long after this rollback's last renewal: its claim lapsed, and carol's rollback took it.
         env.ledger.claim_rollback(service, holder=CAROL, now=env.clock.now() + 3600, lease_seconds=3660,
                                   rollout=first.rollout_id)
+        return held
 
     env.router.set_weights = set_then_lose_the_claim
     with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimLost) as lost:
@@ -332,11 +333,12 @@ def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the
     taken: list[bool] = []
 
     def back_then_lose_the_claim(weights):
-        real_set(weights)
+        held = real_set(weights)
         if weights == Weights(stable=100, canary=0) and not taken:
             taken.append(True)
             env.clock.sleep(3600)  # the judge's rollback stalled: its claim lapsed, carol's took it
             env.ledger.claim_rollback(service, holder=CAROL, now=env.wall(), lease_seconds=CLAIM_SECONDS)
+        return held
 
     env.router.set_weights = back_then_lose_the_claim
     with pytest.raises(RollbackClaimLost, match="carol"):

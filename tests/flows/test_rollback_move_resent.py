@@ -108,6 +108,53 @@ def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws,
     assert calls.count("ModifyRule") == 1, calls
 
 
+def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_users_had_before_it(aws, watch_calls):
+    """The first ModifyRule lands but its answer is lost, and the read-back is throttled: the move is
+    sent again, and that send's read of the rule finds the rollback's own 100/0. What the rollback
+    moved the traffic from is what the first send's read found."""
+    env, elbv2 = on_moto(aws)
+    lost = {"answer": False}
+
+    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        if not lost["answer"]:
+            lost["answer"] = True
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    throttled = answering(aws, "Throttling", times=1)
+
+    def read_back_throttled_once(**kwargs):
+        return throttled(**kwargs) if lost["answer"] else None
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_the_first_answer), \
+            on_operation(elbv2, "before-call", read_back_throttled_once, operation="DescribeRules"):
+        result = rollback_on(env)
+    assert calls.count("ModifyRule") == 2, calls  # the lost one, not known to have landed, and again
+    assert (result.weights_before, result.weights) == (ON_CANARY, ALL_STABLE), result
+
+
+def test_a_rollback_moves_users_to_stable_though_the_rule_forwards_to_a_third_group(aws):
+    """A shadow group added to the rule since the run looked it up: what the traffic is moved from
+    cannot be read as a split of stable and canary (``get_weights`` refuses the rule), but moving
+    users off the version rolled back comes first. All of it goes to stable, none is recorded."""
+    env, elbv2 = on_moto(aws)
+    groups = env.router._lookups()
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[groups.stable_arn])["TargetGroups"][0]["VpcId"]
+    shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_rule(RuleArn=groups.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": groups.stable_arn, "Weight": 70}, {"TargetGroupArn": groups.canary_arn, "Weight": 20},
+        {"TargetGroupArn": shadow, "Weight": 10}]}}])
+
+    result = rollback_on(env)
+
+    assert (result.weights_before, result.weights) == (None, ALL_STABLE), result
+    rule = elbv2.describe_rules(RuleArns=[groups.rule_arn])["Rules"][0]
+    assert {g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]} == {
+        groups.stable_arn: 100, groups.canary_arn: 0}
+    assert env.notifier.messages, "the rollback told nobody"
+
+
 def test_a_move_to_stable_lost_before_it_reached_aws_is_sent_again(aws, watch_calls):
     env, elbv2 = on_moto(aws)
     seen = {"calls": 0}

@@ -90,6 +90,8 @@ def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did
     stopped = record.last_transition(ROLLBACK_STOPPED)
     # The weights it read once the move failed: users were still on the canary when it stopped.
     assert stopped is not None and stopped.to_weights == Weights.canary_at(5), record.history
+    # Stopped before its move read the rule: what it moved nothing from is what it read back.
+    assert stopped.from_weights == Weights.canary_at(5), stopped
     report = flat(incident_report(record, alert_topic=t.alert_topic))
     assert f"by {utc(stopped.at)}: the load balancer read back **95/5** (stable/canary)" in report, report
     assert "**Users get since the rollback:** the canary still takes 5 % (95/5 stable/canary)" in report, report

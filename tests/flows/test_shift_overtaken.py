@@ -48,7 +48,7 @@ def raced_run(monkeypatch, ledger, erin_acts, prepare=None, raises=RolloutEnded)
         if weights.canary > 0 and not raced:
             raced.append(True)
             erin_acts(env, env.ledger.get(env.targets.canary_service).rollout_id)
-        real_set(weights)
+        return real_set(weights)
 
     env.router.set_weights = set_weights
     with pytest.raises(raises) as stopped:
@@ -325,7 +325,7 @@ def test_a_quiet_put_back_stops_before_its_next_step_once_the_next_rollout_begin
             begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
                            rollout=rollout_id, holder=ERIN)
             OtherRollback(env, ERIN).finish(env.ledger, service, rollout_id)
-        real_set(weights)
+        return real_set(weights)
 
     env.router.set_weights = set_weights
     with caplog.at_level(logging.INFO), pytest.raises(RolloutSuperseded) as stopped:
@@ -450,7 +450,7 @@ def test_a_traffic_move_whose_write_fails_says_so_and_pages_nobody(monkeypatch, 
                 moves.append(weights)
                 if len(moves) > 1:  # erin's went through
                     raise RuntimeError("ModifyRule: Throttling: Rate exceeded")
-            real_set(weights)
+            return real_set(weights)
 
         env.router.set_weights = set_weights
 
@@ -465,13 +465,14 @@ def stable_scaled_in_as_the_shift_lands(env, unhealthy: bool = False) -> None:
     real_set = env.router.set_weights
 
     def set_weights(weights):
-        real_set(weights)
+        held = real_set(weights)
         if weights.canary > 0:
             stable = env.targets.stable_service
             env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 2,
                                                                                               "running": 2})
             if unhealthy:
                 env.router.healthy["stable"] = 0
+        return held
 
     env.router.set_weights = set_weights
 
@@ -500,11 +501,12 @@ def test_a_traffic_move_that_fails_after_the_traffic_is_back_says_the_traffic_is
         moves: list[Weights] = []
 
         def set_weights(weights):
-            real_set(weights)
+            held = real_set(weights)
             if weights == Weights(stable=100, canary=0):
                 moves.append(weights)
                 if len(moves) == 2:  # the run's move, after erin's: stable is scaled in as it lands
                     env.deployer.services[stable] = env.deployer.services[stable].model_copy(update={"desired": 1})
+            return held
 
         def update_service(service, *, task_definition=None, desired=None):
             if service == stable and len(moves) >= 2:

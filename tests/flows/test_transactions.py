@@ -154,8 +154,9 @@ def test_a_shift_whose_read_back_still_lags_is_undone():
     real_set = env.router.set_weights
 
     def lagging(weights):
-        real_set(weights)
+        held = real_set(weights)
         env.router.lag = 10_000  # DescribeRules answers the old rule for a while
+        return held
 
     env.router.set_weights = lagging
     rollout_spec = spec("use_sqs_architecture").model_copy(update={"verify_timeout_seconds": 0.2})
@@ -243,11 +244,12 @@ def test_a_shift_that_fails_verification_is_not_undone_over_a_finished_abort(cap
     real_set = env.router.set_weights
 
     def lagging(weights):
-        real_set(weights)
+        held = real_set(weights)
         if weights == Weights.canary_at(25):
             env.router.lag = 10_000  # DescribeRules answers the 95/5 rule for a while
             abort_finishes(env)  # its own write does not show in the read-back either
             env.router._stale = Weights.canary_at(5)
+        return held
 
     env.router.set_weights = lagging
     with pytest.raises(WeightMismatch):

@@ -500,3 +500,46 @@ def test_the_archive_tags_state_reads_as_a_sentence():
     done = ArchiveState(commit="c1", local_commit="c1", remote_commit="c1")
     assert describe_archive("pre-sqs", done, "origin") == "archive tag pre-sqs: to point at c1 (locally on c1; on " \
                                                           "origin: on c1)"
+
+
+def test_a_stack_read_again_before_its_deletion_is_kept_when_it_changed_or_would_be_refused_now():
+    """The plan judged the stacks; each is deleted maybe an hour later, after the image tags and
+    the stacks before it. What it became meanwhile is what the deletion would have deleted."""
+    from rollway.cleanup import judge_stack_again
+
+    old, nested = "webordinary-old-stack", "webordinary-old-stack-Queues-1A2B"
+    judged = StackState(name=old, status="UPDATE_COMPLETE", stack_id="arn:stack/old/1",
+                        last_updated="2026-11-01T10:00:00+00:00")
+    planned = plan(stacks=(old, "older-reader", nested), described={
+        old: judged, "older-reader": StackState(name="older-reader", status="CREATE_COMPLETE"),
+        nested: StackState(name=nested, status="CREATE_COMPLETE", root_stack=old)})
+    assert planned.delete_stacks == (old, "older-reader", nested) and not planned.refusals
+
+    def again(now: StackState, name: str = old, deleted=(), later=("older-reader", nested)):
+        return judge_stack_again(name, planned, now, T, deleted=deleted, later=later, in_use=IN_USE, routing=None,
+                                 network=())
+
+    assert again(judged) is None, "unchanged: deleted"
+    assert again(StackState(name=old)) is None, "gone since: nothing to refuse"
+    updated = again(judged.model_copy(update={"last_updated": "2026-12-04T15:00:00+00:00"}))
+    assert updated == ("it changed after the plan judged it (it was updated at 2026-12-04T15:00:00+00:00, after the "
+                       "plan read it); run cleanup again to judge it as it is now")
+    assert "(termination protection was turned on)" in again(judged.model_copy(update={"termination_protection": True}))
+    assert "its status is UPDATE_IN_PROGRESS now, not UPDATE_COMPLETE" in again(
+        judged.model_copy(update={"status": "UPDATE_IN_PROGRESS"}))
+    assert "it is a new stack of that name (arn:stack/old/2, not arn:stack/old/1)" in again(
+        judged.model_copy(update={"stack_id": "arn:stack/old/2"}))
+    # Unchanged itself, but production came to depend on it: a live stack imports its export now,
+    # or a revision in use runs with the task role it made.
+    imported = again(judged.model_copy(update={"imported_by": {"q-arn": ("WebordinarySQSStack",)}}))
+    assert imported.startswith("since the plan judged it, stack(s) WebordinarySQSStack import its export(s) q-arn"), \
+        imported
+    holding = again(judged.model_copy(update={"resources": (IN_USE[1].task_definition,)}))
+    assert holding.startswith("since the plan judged it, it holds task definition webordinary-edit-task:2"), holding
+    # An importer this run deleted before it is no obstacle; one kept (not deleted) still is.
+    importer = judged.model_copy(update={"imported_by": {"q-arn": ("older-reader",)}})
+    assert again(importer, deleted=("older-reader",), later=(nested,)) is None
+    # A nested stack whose root was kept is not deleted on its own.
+    kept_root = again(planned.stacks_judged[nested], name=nested, later=())
+    assert kept_root.startswith(f"since the plan judged it, it is nested in stack {old!r}, which is not being deleted")
+    assert again(planned.stacks_judged[nested], name=nested, deleted=(old,), later=()) is None

@@ -1270,9 +1270,9 @@ def test_status_names_the_weekly_phase_as_the_plan_names_it(capsys) -> None:
     name ("half"): a person matching them had to count the plan's phases."""
     from rollway.spec import WeeklyPhase
 
-    spec = RolloutSpec.model_validate_json(_weekly_record().spec_json).model_copy(update={"phases": [
+    spec = RolloutSpec.model_validate_json(_weekly_record().spec_json).model_copy(update={"phases": (
         WeeklyPhase(name="pilot", weights=(5,)), WeeklyPhase(name="half", weights=(25, 50)),
-        WeeklyPhase(name="all", weights=(75, 100))]})
+        WeeklyPhase(name="all", weights=(75, 100)))})
     running = _weekly_record(spec_json=spec.model_dump_json(), stage_index=2, stage_passed=False)
     print_status(SimpleNamespace(name="svc-canary", targets=Targets()), running, Weights.canary_at(50), None, limit=1)
     (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("weekly phase")]

@@ -24,7 +24,7 @@ from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import SecretUnread, ValidationFailed
-from rollway.aws.cloudformation import StackDeleteFailed, StackDeleteTimeout, StackProtected
+from rollway.aws.cloudformation import StackChanged, StackDeleteFailed, StackDeleteTimeout, StackProtected
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
 from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable,
                                 TargetNotFound,
@@ -85,6 +85,7 @@ TAIL = ["#7 [3/4] RUN npm ci", "npm ERR! code ENOTFOUND", "npm ERR! network requ
 # One realistic instance of every exception class that defines __init__, built as its raise sites do.
 CASES: list[BaseException] = [
     StackProtected("EditCanaryStack", "it is a live stack (Targets.stacks)"),
+    StackChanged("WebordinaryOldStack", "it changed after the plan judged it (termination protection was turned on)"),
     StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
                       ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),

@@ -96,3 +96,54 @@ def test_the_command_takes_a_spec_and_its_help_says_the_replay_does_not_wait_for
         assert "1/alpha = 1,000,000" in json.loads(done.stdout.splitlines()[-1])["reason"]
         shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60, check=False)
         assert "metrics_delay_seconds" in " ".join(shown.stdout.split()), shown.stdout
+
+
+# A 100 % stage: the stable version serves nothing, so no interval has baseline requests.
+FULL = DATA / "full_canary.jsonl"
+
+
+@pytest.mark.parametrize("command", [["rollway.cli", "judge"], ["rollway.judge.replay"]], ids=["rollway", "module"])
+def test_a_100_percent_stage_replayed_through_the_command_is_held_to_the_slo_as_the_flows_judge_it(command):
+    """The flows judge a two-sample spec's 100 % stage against its SLO (``stage_mode``); the replay
+    compared two samples there, and found every such stage inconclusive for want of a baseline."""
+    done = subprocess.run([sys.executable, "-m", *command, str(FULL), "--spec", str(SPEC), "--stage", "100"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_OK, done.stderr
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert said["verdict"] == "promote" and "vs SLO 0.10%" in said["reason"], said
+    assert "--stage 100" in done.stderr and "one-sample" in done.stderr, done.stderr
+    # Exactly the one-sample judge of the spec's other settings (alpha 1e-6, errors alone, 1.5x).
+    code, lines, _ = replay(FULL, spec=str(SPEC), mode="one-sample")
+    assert json.loads(done.stdout.splitlines()[-1]) == summary(lines)
+    shown = subprocess.run([sys.executable, "-m", *command, "--help"], capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert "--stage" in shown.stdout and "one-sample" in " ".join(shown.stdout.split()), shown.stdout
+
+
+def test_a_stage_below_100_percent_is_judged_by_the_spec_mode():
+    code, lines, errors = replay(DATA / "regression.jsonl", spec=str(SPEC), stage=5)
+    assert (code, errors) == (EXIT_OK, [])
+    assert summary(lines) == summary(replay(DATA / "regression.jsonl", spec=str(SPEC))[1])
+    code, lines, _ = replay(FULL, spec=str(SPEC), stage=5)
+    assert summary(lines)["verdict"] == "inconclusive"  # two samples, and no baseline to compare with
+
+
+@pytest.mark.parametrize("spec,stages", [(str(SPEC), f"{SPEC}'s stages are 5 and 100 %"),
+                                         (None, "the default stages are 5, 25, 50, 75 and 100 %")],
+                         ids=["the spec's", "the default"])
+def test_a_stage_the_spec_does_not_have_is_refused_before_a_line_is_read(spec, stages):
+    code, out, errors = replay(DATA / "malformed_json.jsonl", spec=spec, stage=30)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: --stage 30 is not a stage to replay: {stages} (give the canary weight of the stage "
+                      "the file records)"], errors
+
+
+def test_a_100_percent_stage_refuses_what_only_two_samples_read():
+    code, _, errors = replay(FULL, spec=str(SPEC), stage=100, mode="two-sample")
+    assert code == EXIT_BAD_INPUT and len(errors) == 1, errors
+    assert errors[0].startswith("error: --mode two-sample cannot replay --stage 100: "), errors
+    code, _, errors = replay(FULL, spec=str(SPEC), stage=100, history=str(DATA / "healthy.jsonl"))
+    assert code == EXIT_BAD_INPUT and errors[-1].startswith("error: --history applies to --mode two-sample only"), errors
+    # The SLOs are what a 100 % stage reads, whatever the spec's mode.
+    code, lines, errors = replay(FULL, spec=str(SPEC), stage=100, slo_error_rate=0.0002)
+    assert code == EXIT_OK and "vs SLO 0.02%" in summary(lines)["reason"], (lines, errors)

@@ -1,0 +1,61 @@
+"""How a failed or crashed run, or an error that stopped it, is said to a person.
+
+These words end up in the rollback's reason (the hook's page, the ledger's entry, ``rollway
+status``, the incident report) and in the errors a paused run stops with. An exception raised
+with no message (``raise TimeoutError()``) left them ending in ": " and nothing, and a state
+with no message read "(no message)": neither said what had happened. What is known is said
+instead: the exception's type and where it was raised, or the Prefect state's name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Frames in these are named from here: an absolute path (a venv's, a worktree's) is long and
+# says nothing more to the person reading a page.
+_ROOTS = (str(Path(__file__).resolve().parent.parent) + os.sep,)
+
+
+def where_raised(error: BaseException) -> str | None:
+    """Where ``error`` was raised ("tasks/metrics.py:40 in observe"), from its traceback; None
+    when it has none (an exception rebuilt from a stored result, say)."""
+    tb = error.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    path = code.co_filename
+    for root in _ROOTS:
+        path = path.removeprefix(root)
+    if "site-packages" + os.sep in path:
+        path = path.split("site-packages" + os.sep, 1)[1]
+    return f"{path}:{tb.tb_lineno} in {code.co_name}"
+
+
+def error_said(error: BaseException) -> str:
+    """``error`` as people read it: "ValueError: bad input", or, when it has no message,
+    "ValueError with no message, raised at tasks/metrics.py:40 in observe"."""
+    name = type(error).__name__
+    said = str(error).strip()
+    if said:
+        return f"{name}: {said}"
+    where = where_raised(error)
+    return f"{name} with no message" + (f", raised at {where}" if where else "")
+
+
+def end_said(message: str | None, error: BaseException | None, state: str) -> str:
+    """How a run ended, in words that are never empty: the state's ``message`` when it says
+    something; else what its ``error`` (the exception it ended with, when known) is and where it
+    was raised; else Prefect's words without the empty end they had ("Flow run encountered an
+    exception: ValueError: " for an exception with no message); else the ``state``'s name
+    ("Failed"), which is all that is known of a state set with no message and no exception."""
+    said = (message or "").strip()
+    if said and not said.endswith(":"):
+        return said
+    if error is not None:
+        return error_said(error)
+    if said:
+        return f"{said.rstrip(':').rstrip()}, with no message"
+    return f"its Prefect state {state or 'unnamed'} came with no message and no exception"

@@ -1,0 +1,64 @@
+"""What a weight write read of the load balancer's rule before it wrote: the weights it moved the
+traffic from.
+
+``TrafficRouter.set_weights`` reads the rule before its ModifyRule anyway (the rule's other actions
+are written back as they are), and gives back the weights it found there, so that a rollback
+records what it moved the traffic from without a read of its own, one call fewer before users are
+back on stable. A write that fails after that read (a lost answer, a refusal) keeps what it read
+on its error (``keep_read``): the move may be sent again, and only the first read is the traffic
+from before the move.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from rollway.model import Weights
+
+E = TypeVar("E", bound=BaseException)
+
+# The attribute of a failed write's error holding what its read found. An attribute, not a wrapper:
+# callers tell a lost answer from a refusal by the error's own type and code.
+_READ = "rollway_weights_read_before_write"
+
+
+def keep_read(err: E, weights: Weights | None) -> E:
+    """``err``, the failure of a weight write made after its read of the rule, keeping what that
+    read found (None: no split of stable and canary alone, see ``FirstRead.weights``)."""
+    setattr(err, _READ, weights)
+    return err
+
+
+class FirstRead:
+    """The first read of the rule made by one move of the traffic, whose write may be sent more than
+    once: what the rule held before any of its writes.
+
+    A later send's read may come after a write whose answer was lost and that landed all the same,
+    and find the move's own weights: only the first read says what users had before the move. A
+    send that failed before its read (DescribeRules throttled) wrote nothing, so the next send's
+    read is still from before the move.
+
+    Attributes:
+        made: a write's read of the rule answered.
+        weights: what it found; None when not made, or when the rule forwarded to no split of the
+            stable and canary groups alone (a third group, weight 0 on both), which
+            ``TrafficRouter.get_weights`` refuses and a write is made over all the same.
+    """
+
+    def __init__(self) -> None:
+        self.made = False
+        self.weights: Weights | None = None
+
+    def answered(self, weights: Weights | None) -> Weights | None:
+        """Take what a write that succeeded read (``set_weights``'s answer); return it."""
+        self._take(weights)
+        return weights
+
+    def failed(self, err: BaseException) -> None:
+        """Take what a write that failed with ``err`` read, if it read the rule before failing."""
+        if hasattr(err, _READ):
+            self._take(getattr(err, _READ))
+
+    def _take(self, weights: Weights | None) -> None:
+        if not self.made:
+            self.made, self.weights = True, weights
