@@ -33,12 +33,13 @@ from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
+from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
 from rollway.decide import window_settled
-from rollway.decommission_page import DECOMMISSION, LATE_WHY, PAGED, late_message, page_owed
+from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
@@ -50,6 +51,7 @@ from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRe
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
+from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec
 from tasks import ecs, metrics, traffic
 
@@ -73,12 +75,25 @@ class MonitorResult(BaseModel):
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
     verified: bool = True  # False: too few checks read the metrics, so the window did not pass cleanly
+    # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
+    # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
+    page_refused: str | None = None
+
+
+class DecommissionPageRefused(RuntimeError):
+    """The `monitor` run's window passed and the old service was decommissioned and recorded, but
+    SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
     rolled it back (or found it rolled back by someone else), otherwise still promoted, and
     said to be unverified when too few of the window's checks could read the metrics."""
+    if watched.page_refused is not None:
+        # The run completes (failed, its hooks would act on a release whose window passed): its
+        # result says what nobody was told, as the log and `rollway status` do.
+        result = result.model_copy(update={"reason": f"{result.reason}; the decommission's page was not sent and is "
+                                                     f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
             return result.model_copy(update={"monitoring_verified": True})
@@ -141,6 +156,8 @@ def run_monitor(
     decommissioning alongside it.
 
     Args:
+        actor: the run that looks, as every ledger entry, claim and rollback of the window names
+            it: "monitor" for the `monitor` flow, the rollout run's own actor for its window.
         rollout: the id of the promoted rollout watched, named in every ledger write and
             checked before every lease renewal (None: no recorded rollout, nothing is written).
         opened_at: when the window opened (the promotion), for a window resumed after its run
@@ -197,6 +214,8 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
     lines += [f"- alert: {alert}" for alert in watched.alerts]
+    if watched.page_refused is not None:
+        lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
     for_people("monitoring window", lambda: create_markdown_artifact(
@@ -311,9 +330,9 @@ def _watch(
                 log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s", now - start, settled - start,
                          measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
-                reason = f"monitoring after promotion: {verdict.reason}"
+                reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
-                holder = claimant("monitor")
+                holder = claimant(actor)
                 # The ledger never stops the rollback: a write DynamoDB refuses fails the run after it.
                 try:
                     result = act_recorded(
@@ -324,10 +343,10 @@ def _watch(
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
-                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, by_hand=by_hand),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, actor, by_hand=by_hand),
                         # Written as every rollback's end is (the weights it read back, which the
                         # reports read), and not on a rollout another rollback ended meanwhile.
-                        finish=lambda done: _record_end(env, lease.rollout, reason, done),
+                        finish=lambda done: _record_end(env, lease.rollout, reason, done, actor),
                         phase=RolloutPhase.PROMOTED, claim_rollout=lease.rollout, holder=holder,
                     )
                 except RolloutClosed as closed:
@@ -377,7 +396,7 @@ def _watch(
                           f"({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, spec, reason, window_seconds, checks, alerts, lease)
+        return _watched(env, spec, reason, window_seconds, checks, alerts, lease, actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open.
@@ -411,19 +430,33 @@ def _watch(
     # Stamped on the wall clock: a late page says when, and the stamp marks a decommission whose
     # page is tracked (``rollway.decommission_page``).
     unrecorded = write_or_why(lambda: _record(env, lease.rollout, DECOMMISSION,
-                                              f"{reason}; {t.stable_service} scaled to 0", wall=env.wall()), t)
+                                              f"{reason}; {t.stable_service} scaled to 0", wall=env.wall(),
+                                              actor=actor), t)
     if unrecorded is not None:
         log.error("the ledger could not record the decommission: %s", unrecorded)
-    # A run that dies here (or whose publish SNS refuses) leaves the page owed: the next run that
-    # looks at the rollout sends it late (``send_owed_decommission_page``).
-    message_id = metrics.notify(
-        env.notifier, page_subject(t.stable_service),
-        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
-        + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
-           if unrecorded else ""),
-    )
+    # A run that dies here leaves the page owed: the next run that looks at the rollout sends it
+    # late (``send_owed_decommission_page``). One SNS refuses leaves it owed too, with SNS's answer
+    # recorded: raised, it failed the run as if the window had not been watched (and a rollout
+    # run's hooks then acted on a release whose window had passed).
+    try:
+        message_id = metrics.notify(
+            env.notifier, page_subject(t.stable_service),
+            f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
+            + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
+               if unrecorded else ""),
+        )
+    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        refused = str(rollout_said(err, t))
+        log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
+                  "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
+        why = None if unrecorded is not None else write_or_why(
+            lambda: _record(env, lease.rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), t)
+        if why is not None:
+            log.error("the ledger could not record that SNS refused the decommission's page: %s", why)
+        return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
+                             page_refused=refused)
     if unrecorded is None:
-        _record_paged(env, lease.rollout, message_id)
+        _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
 
 
@@ -470,7 +503,7 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
 
 
 def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: float, checks: int,
-             alerts: tuple[str, ...], lease: _Lease) -> MonitorResult:
+             alerts: tuple[str, ...], lease: _Lease, actor: str) -> MonitorResult:
     """A clean window that keeps the old service: close the window in the ledger, if there is one.
 
     Until it is closed, the rollout stays open for a rollback and the watchdog watches again
@@ -482,7 +515,8 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     # not fail the run, whose hook would roll the release back.
     unrecorded = write_or_why(lease.renew, t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
-                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)"), t)
+                        f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)",
+                        actor=actor), t)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
@@ -525,23 +559,25 @@ def _rollback_since(env: Environment, seconds: float) -> str | None:
     return None
 
 
-def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str, *, by_hand: bool = False) -> None:
-    """Record the monitor's rollback start on the watched rollout, taking the rollback's claim;
+def _begin_rollback(env: Environment, rollout: str | None, reason: str, holder: str, actor: str, *,
+                    by_hand: bool = False) -> None:
+    """Record the monitor's rollback start on the watched rollout as ``actor``'s (the run watching:
+    the `monitor` flow's, or the rollout run's own), taking the rollback's claim;
     refused (RolloutClosed) when another rollback closed it since, by the same rule as every
     rollback's start (``by_hand``: a rollback run by hand's), and RollbackClaimed while another
     one carries it out."""
     if env.ledger is None or rollout is None:
         return
-    begin_rollback(env.ledger, env.targets.canary_service, actor="monitor", reason=reason, now=env.clock.now(),
+    begin_rollback(env.ledger, env.targets.canary_service, actor=actor, reason=reason, now=env.clock.now(),
                    rollout=rollout, holder=holder, lease_seconds=CLAIM_SECONDS, wall=env.wall(), by_hand=by_hand)
 
 
-def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult) -> None:
+def _record_end(env: Environment, rollout: str | None, reason: str, done: RollbackResult, actor: str) -> None:
     if env.ledger is not None and rollout is not None:
-        record_rollback_end(env, rollout=rollout, actor="monitor", reason=reason, result=done)
+        record_rollback_end(env, rollout=rollout, actor=actor, reason=reason, result=done)
 
 
-def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str = "monitor") -> None:
+def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:
     """Record that the decommission's page went out. A write the ledger refuses (or a run that
     died before it) leaves the page owed, and the next run sends it a second time: at least
     once, not exactly once. Logged, never raised: the old service is at 0 and people were paged."""
@@ -571,19 +607,21 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
                                     late_message(record, owed, t.stable_service))
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
         log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
-                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, LATE_WHY,
+                  "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
                   rollout_said(err, t))
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
-                LATE_WHY)
+                why_owed(record, owed))
     _record_paged(env, record.rollout_id, message_id, actor=actor)
     return True
 
 
 def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, to_weights: Weights | None = None,
             message_id: str | None = None, task_definition: str | None = None, wall: float | None = None,
-            actor: str = "monitor", **changes) -> None:
-    """Record on the watched rollout; RolloutSuperseded if another one is the newest by now."""
+            actor: str, **changes) -> None:
+    """Record on the watched rollout as ``actor``'s, the run that looked (the `monitor` flow's, or the
+    rollout run's watching its own window: "monitor" named a run that never ran); RolloutSuperseded
+    if another one is the newest by now."""
     if env.ledger is None or rollout is None:
         return
     env.ledger.record(
@@ -715,33 +753,45 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
-    decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record) is not None)
+    decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:
         decommission = False
         # Sent now, not at the window's end: the page is overdue already, and this window may
         # last an hour (or roll the release back).
+        owed = page_owed(record)
         paged_late = send_owed_decommission_page(env, record, actor="monitor")
         if paged_late:
-            decommissioned += f" (its page was sent late when this window opened: {LATE_WHY})"
+            decommissioned += f" (its page was sent late when this window opened: {why_owed(record, owed)})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
     if window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
-    return run_monitor(
+    watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
         pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late,
     )
+    if watched.page_refused is not None:
+        # Raised once the window is done and recorded (the decommission, SNS's refusal, the
+        # artifact): Completed, the run read as all done while nobody had been told. This flow has
+        # no rollback hooks: failing it moves nothing.
+        without_traceback(DecommissionPageRefused)
+        raise DecommissionPageRefused(
+            f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
+            f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
+            "next run that looks at the rollout sends it late")
+    return watched
 
 
-def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *, page_owed: bool) -> str | None:
+def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *,
+                    page_owed: Transition | None) -> str | None:
     """When and by whom the rollout's old service was decommissioned, if the ledger says it was
     (said in the log), or None. The window then only watches: a decommission again would record a
     second one and page "Old version decommissioned" twice for a service at 0 already.
 
-    ``page_owed``: that decommission's page was never sent, and goes out now: "pages nothing",
+    ``page_owed``: that decommission, whose page was never sent, and goes out now: "pages nothing",
     logged just before it, read as a contradiction."""
     done = record.last_transition("decommission")
     if done is None:
@@ -749,7 +799,7 @@ def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None,
     run = f" (run {done.run})" if done.run else ""
     said = f"{env.targets.stable_service} was decommissioned already, by {done.actor} at {utc(done.at)}{run}"
     clean = ("scales and records nothing, and its only page is that decommission's own, never sent and sent "
-             f"now ({LATE_WHY})" if page_owed else "scales, records and pages nothing")
+             f"now ({why_owed(record, page_owed)})" if page_owed is not None else "scales, records and pages nothing")
     get_run_logger().warning(
         "%s: this window of rollout %s only watches (a failing release is rolled back; a clean window %s)%s", said,
         record.rollout_id, clean, "; decommission=true is not acted on" if asked else "")

@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict
 from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.params import RolloutId
+from flows.rollback import no_revision_to_restore
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
+from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.ledger import RolloutRecord
@@ -136,6 +138,19 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
     raise ReportRefused(f"no rollout {rollout_id!r} of {service} in the ledger table {table}; the newest are: {newest}")
 
 
+def _unrestorable(get_client, targets: Targets, record: RolloutRecord) -> str | None:
+    """What finishes a rollback under way that cannot restore a revision on the canary, read from
+    ECS as `rollway status` reads it (``no_revision_to_restore``), or None: it can, the rollout is
+    not rolling back, or ECS could not be read (said, and the report's advice stays as it was)."""
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        return None
+    try:
+        return no_revision_to_restore(EcsDeployer(get_client("ecs"), targets), targets, record)
+    except Exception as err:  # noqa: BLE001 - a report reads ECS for its advice alone
+        get_run_logger().warning("could not read from ECS which revision a rollback would restore (%s)", err)
+        return None
+
+
 @flow(name="rollout_report", log_prints=True)
 def rollout_report(
     rollout_id: RolloutId | None = None,
@@ -172,12 +187,15 @@ def rollout_report(
     keys = [artifact_key(service, "rollout-report")]
     # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
     now = time.time()
-    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now),
+    unrestorable = _unrestorable(get_client, targets, record)
+    create_markdown_artifact(key=keys[0], markdown=render_rollout(record, now=now, unrestorable=unrestorable,
+                                                                           targets=targets),
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
-        incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets)
+        incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
+                                   unrestorable=unrestorable)
         create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,

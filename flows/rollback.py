@@ -777,6 +777,30 @@ def how_to_restore(t, task_definition: str) -> str:
             f"for {task_definition} again)")
 
 
+def no_revision_to_restore(deployer, targets: Targets, record) -> str | None:
+    """Why a rollback of ``record`` cannot restore a revision on the canary, and what finishes it,
+    or None when it can. Read from ECS (``deployer``) by `rollway status` and the reports, which
+    say the same: a stopped rollback's line in the report said "run the rollback again" where
+    status said `rollway abort` cannot finish it.
+
+    The rollback's rule (``execute_rollback``): the recorded previous revision, or the one stable
+    runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every `rollway abort`
+    ends with that step failed.
+
+    Raises:
+        Exception: ECS could not be read (the callers say so and give the advice as before).
+    """
+    stable = deployer.describe(targets.stable_service).task_definition
+    previous = record.previous_task_definition or stable
+    if deployer.revision_status(previous) != "INACTIVE":
+        return None
+    if not same_revision(stable, previous) and deployer.revision_status(stable) != "INACTIVE":
+        return None
+    again = "" if same_revision(stable, previous) else f", nor is {stable}, which {targets.stable_service} runs"
+    return (f"{previous}, which {targets.canary_service} ran before the rollout, is INACTIVE (deregistered){again}: "
+            + how_to_restore(targets, previous))
+
+
 def judge_rollback(env: Environment, spec, *, previous_task_definition: str | None,
                    stable_desired: int | None, rollout: str | None = None,
                    ledgered: bool = False, pinned_image: str | None = None) -> Callable[[str], RollbackResult]:

@@ -21,6 +21,10 @@ DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
 """The history entry recorded after the decommission's page was published (its SNS message id)."""
 
+PAGE_REFUSED = "decommission-page-refused"
+"""The history entry recorded when SNS refused the decommission's page (its answer as the comment):
+the page stays owed, and the late one says why."""
+
 SUBJECT = "Old version decommissioned"
 
 LATE_WHY = "the run that decommissioned died before paging"
@@ -47,6 +51,18 @@ def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
     return next((t for t in reversed(record.history) if t.kind in (DECOMMISSION, PAGED, FINALIZE_START)), None)
 
 
+def why_owed(record: RolloutRecord, owed: Transition) -> str:
+    """Why the page of the decommission ``owed`` was never sent: SNS's answer when it refused it
+    (a ``decommission-page-refused`` entry after it), else that the run died before paging. A page
+    SNS refused was said to be owed because its run died, and nobody looked at the topic or the role."""
+    after = record.history[record.history.index(owed) + 1:]
+    refused = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
+    if refused is None:
+        return LATE_WHY
+    when = wall_utc(refused.wall) if refused.wall is not None else utc(refused.at)
+    return f"SNS refused it: {refused.comment or 'no answer recorded'} ({refused.actor}'s run, at {when})"
+
+
 def subject(stable_service: str, *, late: bool = False) -> str:
     return f"{SUBJECT}{' (late)' if late else ''}: {stable_service}"
 
@@ -55,8 +71,9 @@ def late_message(record: RolloutRecord, decommission: Transition, stable_service
     """The late page: what was decommissioned, when, by which run, and why it comes now."""
     run = f", run {decommission.run}" if decommission.run else ""
     when = wall_utc(decommission.wall) if decommission.wall is not None else utc(decommission.at)
-    return (f"This page is late: {LATE_WHY}. Rollout {record.rollout_id} of {record.image}: {stable_service} was "
-            f"scaled to 0 at {when} (by {decommission.actor}{run}): {decommission.comment or 'decommissioned'}.")
+    return (f"This page is late: {why_owed(record, decommission)}. Rollout {record.rollout_id} of {record.image}: "
+            f"{stable_service} was scaled to 0 at {when} (by {decommission.actor}{run}): "
+            f"{decommission.comment or 'decommissioned'}.")
 
 
 def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, bool] | None:
@@ -66,8 +83,8 @@ def page_said(record: RolloutRecord | None, stable_service: str) -> tuple[str, b
     listed ``decommission-paged`` as any other entry, and nothing said a page was owed."""
     owed = page_owed(record)
     if owed is not None:
-        return (f"the \"{SUBJECT}\" page of {stable_service} was never sent ({LATE_WHY}): the next run that looks "
-                "at the rollout sends it late (the `monitor` flow, a re-run of the rollout, or the weekly "
+        return (f"the \"{SUBJECT}\" page of {stable_service} was never sent ({why_owed(record, owed)}): the next run "
+                "that looks at the rollout sends it late (the `monitor` flow, a re-run of the rollout, or the weekly "
                 "`advance_phase` tick)", True)
     sent = _newest_of_the_page(record)
     if sent is None or sent.kind != PAGED:

@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, decommission-paged, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, decommission-paged, decommission-page-refused, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
@@ -211,6 +212,12 @@ def _then(before: str, after: str) -> str:
     return f"{before}; then {after}" if before else after
 
 
+MONITORING_ROLLBACK = "monitoring after promotion: "
+"""How the reason of a rollback the monitoring window began opens: the window is watched by the
+`monitor` flow (actor "monitor") or by the rollout run itself (its own actor), and either is the
+post-promotion monitor's."""
+
+
 def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     """What started the rollout's rollback, or None when the ledger records none."""
     start = rollback_start(record) or record.last_transition("rollback")
@@ -219,14 +226,16 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     reason, actor = start.comment or "no reason recorded", start.actor
     if reason.startswith("aborted by "):
         kind = "abort"
+    elif actor == "monitor" or reason.startswith(MONITORING_ROLLBACK):
+        # Before "reject": the rollout run watching its window records it as its own actor, who
+        # may have rejected a pause of the same rollout earlier.
+        kind = "monitor"
     elif actor == "timeout":
         kind = "approval-timeout"
     elif reason.startswith("rejected by ") or any(t.kind == "reject" and t.actor == actor for t in record.history):
         kind = "reject"
     elif actor.startswith("state hook"):
         kind = "hook"
-    elif actor == "monitor":
-        kind = "monitor"
     elif actor == "drift":
         kind = "drift"
     elif actor == GUARDRAIL:
@@ -700,11 +709,15 @@ def _flags_line(record: RolloutRecord) -> list[str]:
             f"{'; '.join(said)}"]
 
 
-def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
+def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestorable: str | None = None,
+                   targets: Targets | None = None) -> str:
     """The rollout as markdown: outcome, stages (weights, times, verdicts and reasons), approvals, timeline.
 
     ``now``: the wall clock when the report is written (what leases are stamped on), to tell an
-    unfinished rollout's run still renewing its lease from one that stopped; None: not told."""
+    unfinished rollout's run still renewing its lease from one that stopped; None: not told.
+    ``unrestorable``: a rollback under way cannot restore a revision on the canary, and what
+    finishes it instead (``flows.rollback.no_revision_to_restore``; None: it can, or not read).
+    ``targets``: where the service runs, to name its stable service (None: "the stable service")."""
     weights = stage_weights(record)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
@@ -726,8 +739,13 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'} ({record.service}'s before the rollout, "
                      "taking no traffic)")
-    lines += users_get(record)
+    lines += users_get(record, unrestorable=unrestorable)
     lines += _flags_line(record)
+    # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
+    # received (its run died before paging) read as people told.
+    paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
+    if paging is not None:
+        lines.append(f"- **Decommission page:** {cell(paging[0])}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
@@ -736,11 +754,11 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str]:
+def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:
     """The report's line saying which version users get after a rollback: the task definition the
     stable service ran when the rollback put all the traffic on it, as the rollback recorded it;
     for a rollback that recorded none, or is not recorded as finished, that it is not recorded and
-    where to read it. Empty for a rollout not rolled back."""
+    where to read it. Empty for a rollout not rolled back. ``unrestorable``: as ``finish_advice``."""
     if record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK):
         return []
     stable = f"`{targets.stable_service}`" if targets is not None else "the stable service"
@@ -749,7 +767,7 @@ def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str
         return [f"- **Users get since the rollback:** {cell(end.stable_task_definition)}, the task definition "
                 f"{stable} ran when the rollback put all the traffic on it (recorded by the rollback; `rollway "
                 "status` reads what it runs now)"]
-    stopped = stopped_traffic(record, stable)
+    stopped = stopped_traffic(record, stable, again=finish_advice(unrestorable))
     if stopped is not None:
         return [f"- **Users get since the rollback:** {cell(stopped)} (`rollway status` reads where the traffic is "
                 "now)"]
@@ -761,6 +779,21 @@ def users_get(record: RolloutRecord, targets: Targets | None = None) -> list[str
 
 RUN_AGAIN = "run the rollback again"
 """What finishes a rollback that stopped part-way, when running it again can (``stopped_traffic``)."""
+
+
+def cannot_finish(unrestorable: str | None) -> str | None:
+    """What `rollway status` and the reports say of a rollback `rollway abort` cannot finish, or
+    None when it can. ``unrestorable``: why no revision can be restored on the canary, and what
+    finishes the rollback instead (``flows.rollback.no_revision_to_restore``; None: one can)."""
+    return f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else None
+
+
+def finish_advice(unrestorable: str | None) -> str:
+    """What finishes a rollback that stopped part-way, said on its line where no line above says it
+    (the reports): running it again, unless no revision can be restored (``cannot_finish``). The
+    reports said "run the rollback again" where status said `rollway abort` cannot finish it: every
+    run of it again fails the same way."""
+    return cannot_finish(unrestorable) or RUN_AGAIN
 
 
 def stopped_traffic(record: RolloutRecord, stable: str = "the stable service",
@@ -880,6 +913,29 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
             "balancer's metrics for its target group say which.")
 
 
+def _weight_at_rollback(record: RolloutRecord, recorded: Weights | None, drift: bool) -> str:
+    """The weights users had when the rollback began: those it read on the load balancer before it
+    moved anything (``moved_from``), else the rollout's last recorded move (``recorded``), saying
+    which. The last recorded move alone was given while the rollback recorded moving the traffic
+    from more: a run that moved it and died before recording the move, or a hand on the load balancer."""
+    found = moved_from(record)
+    if found is not None:
+        took = found.from_weights
+        said = f"{took.canary}% ({took} stable/canary), as {found.actor}'s rollback read the load balancer before it " \
+               "moved anything"
+        if recorded is None or recorded == took:
+            return said
+        # Found back on stable: a run of the rollback before it may have moved it and died unrecorded.
+        earlier = ("; a run of the rollback before it may have moved the traffic back and died before recording it"
+                   if took.canary == 0 else "")
+        return f"{said} (the rollout last recorded {recorded.canary}%, {recorded} stable/canary{earlier})"
+    if recorded is None:
+        return "not recorded"
+    why = ("; the load balancer held other weights then (the reason above says which), and those are not counted "
+           "here" if drift else " (the rollback recorded no weights it moved the traffic from)")
+    return f"{recorded.canary}% ({recorded} stable/canary) as the rollout last recorded them{why}"
+
+
 def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transition | None:
     """The newest move of the traffic recorded ahead of ``end`` in the history (all when None)."""
     moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
@@ -989,7 +1045,7 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
-                    targets: Targets | None = None) -> str:
+                    targets: Targets | None = None, unrestorable: str | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -999,6 +1055,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             tell a rollback still carried out from one whose holder stopped; None: not told.
         targets: where the service runs (cluster, region, metrics namespace, dashboard, dead-letter
             queues), named in the next steps so a reader knows where to look; None: not named.
+        unrestorable: a rollback under way cannot restore a revision on the canary, and what
+            finishes it instead (``cannot_finish``; None: it can, or it was not read).
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -1068,16 +1126,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
-        drifted = (" as the rollout last recorded them; the load balancer held other weights then (the reason "
-                   "above says which), and those are not counted here" if drift else "")
         lines += [
             f"- **First traffic to the new version:** {first_at}",
-            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drifted else ""),
-            f"- **Weight when the rollback began:** "
-            f"{f'{at_trigger.canary}% ({at_trigger} stable/canary)' if at_trigger else 'not recorded'}{drifted}",
+            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drift else ""),
+            f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
         ]
-    lines += ["", "## Traffic moved back", "", *users_get(record, targets)]
+    cannot = cannot_finish(unrestorable)
+    lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
@@ -1096,9 +1152,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             lines.append(f"- by {utc(stopped.at)}: the load balancer read back **{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
-        lines.append("- **Not confirmed:** the ledger records no finished rollback. Run `rollway abort` (or the "
-                     "rollback flow) to finish it: it is idempotent, never moves traffic toward the canary, and "
-                     "records the end." + _claim_advice(record, now))
+        # Running it again cannot finish a rollback with no revision to restore: say what does.
+        finish = (f"{cannot}." if cannot else "Run `rollway abort` (or the rollback flow) to finish it: it is "
+                  "idempotent, never moves traffic toward the canary, and records the end.")
+        lines.append(f"- **Not confirmed:** the ledger records no finished rollback. {finish}"
+                     + _claim_advice(record, now))
     lines += ["", "## Rollback steps", ""]
     if finished:
         if end.task_definition:
@@ -1124,8 +1182,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         ]
     elif stopped is not None:
         done, not_done = rollback_stopped_steps(stopped)
+        left = f"{cell(cannot)}; what it did and did not do" if cannot else (
+            "the rollback run again does what is left")
         lines += [f"The rollback by {cell(stopped.actor)} stopped at {utc(stopped.at)}, before it finished; it stays "
-                  "open (`rolling_back`), and the rollback run again does what is left:", "",
+                  f"open (`rolling_back`), and {left}:", "",
                   f"- **Done:** {cell(done)}",
                   f"- **Not done:** {cell(not_done)}"]
     else:

@@ -788,7 +788,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     # revision finishes the rollback.
     # Decided here once for every line that says how the rollback is finished: the stopped run's
     # line said "run the rollback again" under the one saying `rollway abort` cannot finish it.
-    cannot = f"`rollway abort` cannot finish it ({unrestorable})" if unrestorable else None
+    from rollway.reports import cannot_finish
+
+    cannot = cannot_finish(unrestorable)
     finisher = cannot or "if no run is finishing it, `rollway abort` does"
     canary_runs = list(canary_runs)
     lapsed = lease_lapsed(record, wall, paused)
@@ -1196,31 +1198,18 @@ def print_unheard(unheard: Sequence[Any]) -> None:
 
 def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:
     """Why a rollback of ``record`` cannot restore a revision on the canary, and what finishes it,
-    or None when it can (or ECS cannot be read: status still shows the rest, as it did).
-
-    The rollback's rule (flows.rollback.execute_rollback): the recorded previous revision, or the
-    one stable runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every
-    `rollway abort` ends with that step failed.
-    """
-    from flows.rollback import how_to_restore
-    from rollway.finalize import same_revision
+    or None when it can (or ECS cannot be read: status still shows the rest, as it did;
+    ``flows.rollback.no_revision_to_restore``)."""
+    from flows.rollback import no_revision_to_restore as read_from_ecs
 
     if service.deployer is None:
         return None
     try:
-        stable = service.deployer.describe(service.targets.stable_service).task_definition
-        previous = record.previous_task_definition or stable
-        if service.deployer.revision_status(previous) != "INACTIVE":
-            return None
-        if not same_revision(stable, previous) and service.deployer.revision_status(stable) != "INACTIVE":
-            return None
+        return read_from_ecs(service.deployer, service.targets, record)
     except Exception as err:  # noqa: BLE001 - a report, not a step: the advice stays as it was
         errors.print(f"[yellow]warning:[/yellow] could not read from ECS which revision a rollback would restore "
                      f"({escape(str(err))})")
         return None
-    again = "" if same_revision(stable, previous) else f", nor is {stable}, which {service.targets.stable_service} runs"
-    return (f"{previous}, which {service.name} ran before the rollout, is INACTIVE (deregistered){again}: "
-            + how_to_restore(service.targets, previous))
 
 
 def live_canary_runs(client: Any, service: Service) -> list[str]:

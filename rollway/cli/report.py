@@ -30,7 +30,8 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     from botocore.exceptions import ClientError
 
     from flows.reports import INCIDENT_PHASES, ReportRefused, choose, unreadable_ledger
-    from rollway.cli.ops import NoRollout, OpsError, UsageError, connect, ledger_read
+    from rollway.cli.ops import NoRollout, OpsError, UsageError, connect, ledger_read, no_revision_to_restore
+    from rollway.phases import RolloutPhase
     from rollway.reports import incident_report, rollout_report
 
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
@@ -53,7 +54,11 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
         raise NoRollout(str(refused)) from refused
     # The wall clock, which leases and rollback claims are stamped on: whether their holders still renew them.
     now = time.time()
-    print(rollout_report(record, now=now))
+    # What finishes a rollback under way, as `rollway status` reads it from ECS: the report said
+    # "run the rollback again" where status said `rollway abort` cannot finish it.
+    unrestorable = no_revision_to_restore(service, record) if record.phase is RolloutPhase.ROLLING_BACK else None
+    print(rollout_report(record, now=now, unrestorable=unrestorable, targets=targets))
     if record.phase in INCIDENT_PHASES:
-        print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets))
+        print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
+                              unrestorable=unrestorable))
     return 0

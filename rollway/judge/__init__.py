@@ -42,6 +42,17 @@ def rate_percent(rate: float) -> str:
     return f"{rate:.3%}" if rate >= 0.00001 else "<0.001%"
 
 
+NO_RATE = "no requests, no rate measured"
+"""What a rate over no requests is said as: "0.00%" read as a version measured without an error."""
+
+
+def canary_rate(errors: int, requests: int, *bars: float) -> str:
+    """"canary error rate 0.10%" (as ``rate_beside`` prints it beside ``bars``), or, over no
+    requests, that none was measured (``NO_RATE``): "canary error rate 0.00% within the 5%
+    guardrail" was printed for a minute that counted no request."""
+    return f"canary error rate {rate_beside(errors / requests, *bars)}" if requests else f"canary error rate: {NO_RATE}"
+
+
 def rate_beside(rate: float, *bars: float) -> str:
     """A measured rate as ``rate_percent`` prints it, with the decimals it takes to read on the
     right side of each configured rate printed beside it (``setting_percent``).

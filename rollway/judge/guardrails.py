@@ -14,7 +14,7 @@ import math
 import sys
 from typing import Sequence
 
-from rollway.judge import rate_beside, rate_percent, setting_percent
+from rollway.judge import canary_rate, rate_beside, setting_percent
 from rollway.model import Alert, Interval, Observation, QueueDepth, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Guardrails
@@ -162,7 +162,9 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     # Over the rate on too few errors to act on (below): "15.00% within the 5% guardrail" was
     # false, and a person reading the monitoring log took the figure for a typo.
     reason = (f"{said_over} on {errors:,} error(s), fewer than the {guardrails.min_errors:,} it acts on{refused}" if over
-              else f"canary error rate {rate_beside(rate, limit)} within the {setting_percent(limit)} guardrail{refused}")
+              else f"{canary_rate(errors, requests, limit)} within the {setting_percent(limit)} guardrail{refused}"
+              if requests else f"{canary_rate(errors, requests)} (nothing for the {setting_percent(limit)} guardrail "
+                               f"to act on){refused}")
     # A couple of errors in the first requests of a stage is not a rate: the guardrail acts
     # alone only on min_errors errors (with 2, it rolled back 1-2% of healthy stages at 1
     # req/s in benchmarks/judge.py; with 5, none of 1,000).
@@ -180,7 +182,7 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
                       "guardrail")
         elif bound > limit:
             phase = Phase.RUNNING
-            reason = (f"canary error rate {rate_percent(rate)}{refused}; with the {own:,.0f} of them that may be the canary's "
+            reason = (f"{canary_rate(errors, requests)}{refused}; with the {own:,.0f} of them that may be the canary's "
                       f"(beyond the rate before the stage), its error rate would be {rate_beside(bound, limit)}, over the "
                       f"{setting_percent(limit)} guardrail: not passing on it")
     return Verdict(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rollway.judge import rate_beside, rate_percent, setting_percent
+from rollway.judge import canary_rate, rate_beside, setting_percent
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails
@@ -43,7 +43,9 @@ class ThresholdJudge:
                 **common,
             )
         if not stage_over:
-            return Verdict(phase=Phase.RUNNING, reason=f"canary error rate {rate_percent(rate)} so far; baking", **common)
+            yet = " so far" if canary.requests else " yet"
+            return Verdict(phase=Phase.RUNNING, reason=f"{canary_rate(canary.errors, canary.requests)}{yet}; baking",
+                           **common)
         if canary.requests < self.analysis.min_requests:
             return Verdict(
                 phase=Phase.INCONCLUSIVE,

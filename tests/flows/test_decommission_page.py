@@ -14,7 +14,6 @@ import logging
 from uuid import uuid4
 
 import pytest
-from botocore.exceptions import ClientError
 from prefect import flow
 
 from flows.monitor import monitor, run_monitor
@@ -28,15 +27,19 @@ from tests.flows.test_canary_moto import read_back
 from tests.flows.test_finalize import kinds, promote_by_hand
 
 
-def refused_publish(client):
-    """SNS refuses every publish while the returned hook is registered (as for a role without sns:Publish)."""
+class Died(BaseException):
+    """The run's process dying (a BaseException, as a kill's SystemExit is: nothing catches it)."""
 
-    def refuse(model, params, **_):
+
+def dies_at_publish(client):
+    """The run dies as it publishes (SNS never hears of it) while the returned hook is registered."""
+
+    def die(model, params, **_):
         if model.name == "Publish":
-            raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized"}}, "Publish")
+            raise Died("killed while publishing")
 
-    client.meta.events.register("before-parameter-build.*", refuse)
-    return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
+    client.meta.events.register("before-parameter-build.*", die)
+    return lambda: client.meta.events.unregister("before-parameter-build.*", die)
 
 
 def pages(aws, url: str) -> list[tuple[str, str]]:
@@ -83,10 +86,10 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         promote_by_hand(aws, "start", "promote")
         record = env.ledger.get(t.canary_service)
         spec = RolloutSpec.from_record(record.spec_json)
-        restore = refused_publish(aws.get_client("sns"))
+        restore = dies_at_publish(aws.get_client("sns"))
         try:
-            # The window passes and scales the old service to 0; SNS refuses the page: the run dies there.
-            with pytest.raises(Exception, match="Publish|sns"):
+            # The window passes and scales the old service to 0; the run dies as it publishes the page.
+            with pytest.raises(Died):
                 in_a_flow_run("monitor", lambda: run_monitor(
                     env, spec, window_seconds=180, decommission=True,
                     previous_task_definition=record.previous_task_definition, stable_desired=2,
@@ -115,4 +118,48 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
         # Recorded: the next look pages nobody again.
         RESUMERS[resumer](aws, env, spec)
         assert not [s for s, _ in pages(aws, url) if s.startswith("Old version decommissioned")]
+    assert kinds(aws).count(PAGED) == 1, kinds(aws)
+
+
+def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_why(aws, capsys):
+    """SNS refused the decommission's page (a deleted topic, a role without sns:Publish): the whole
+    `monitor` run failed on AWS's refusal, as if the window had not been watched, and the ledger
+    said only that the run "died before paging". The window is done and recorded, the page owed
+    with SNS's answer (in `rollway status` and the late page), and the run ends Failed saying so
+    in one sentence; the next run sends the page late."""
+    import rollway.cli.ops as ops
+    from rollway.decommission_page import PAGE_REFUSED
+
+    t = aws.targets
+    with simulated(aws, 0.001) as (env, _):
+        promote_by_hand(aws, "start", "promote")
+        record = env.ledger.get(t.canary_service)
+        spec = RolloutSpec.from_record(record.spec_json)
+        blocks = saved_blocks(aws)
+        clock = ClockSettings(speed=env.clock.speed, anchor=env.clock.anchor)
+        # The run's own clients (from its blocks) are not the test's: the topic itself is gone.
+        aws.get_client("sns").delete_topic(TopicArn=aws.topology.topic_arn)
+        state = monitor(spec=spec.model_dump(mode="json"), window_seconds=180, decommission=True,
+                        targets_block=blocks, aws_credentials_block=blocks, clock=clock.model_dump(mode="json"),
+                        return_state=True)
+        assert state.is_failed(), state
+        message = state.message or ""
+        assert "\n" not in message and "decommission" in message and f"topic '{t.alert_topic}' not found" in message, message
+        assert "page" in message and "owed" in message, message
+        assert read_back(aws)[1].desired == 0, "the old service was decommissioned"
+        history = env.ledger.get(t.canary_service).history
+        assert [t.kind for t in history][-2:] == ["decommission", PAGE_REFUSED], [t.kind for t in history]
+        assert f"topic '{t.alert_topic}' not found" in (history[-1].comment or ""), history[-1]
+        aws.get_client("sns").create_topic(Name=t.alert_topic)  # the topic is back, with its subscriber
+        url = inbox(aws)
+        assert pages(aws, url) == [], "nobody was paged"
+
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        said = " ".join(capsys.readouterr().out.split())
+        assert f"the \"Old version decommissioned\" page of {t.stable_service} was never sent (SNS refused it" in said
+        assert f"topic '{t.alert_topic}' not found" in said and "died before paging" not in said, said
+
+        monitor_by_hand(aws, env, spec)
+        late = [m for s, m in pages(aws, url) if s.startswith("Old version decommissioned")]
+        assert len(late) == 1 and "This page is late: SNS refused it" in late[0], late
     assert kinds(aws).count(PAGED) == 1, kinds(aws)

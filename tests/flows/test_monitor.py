@@ -10,7 +10,7 @@ from prefect import flow
 
 from flows.monitor import run_monitor
 from rollway.fakes import FakeClock, FakeMetrics, steady
-from rollway.model import QueueDepth, Weights
+from rollway.model import QueueDepth, VersionSample, Weights
 from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
 
@@ -283,15 +283,21 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
 
 
-def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
-    """A look with no request count logged "canary error rate 0.00% within the 5% guardrail",
-    which reads as a measured, healthy rate: nothing was measured. It says so, and what it means."""
+def looks_of(caplog, behaviour) -> list[str]:
+    """What each look of a 5-minute window logged, its metrics read from ``behaviour``."""
     env = promoted(canary_error_rate=0.001)
-    env.metrics = FakeMetrics(env.router, no_request_count)
+    env.metrics = FakeMetrics(env.router, behaviour)
     with caplog.at_level(logging.INFO):
         monitor_on(env, 300)
     looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
     assert looks, [r.getMessage() for r in caplog.records]
+    return looks
+
+
+def test_a_look_that_counts_no_requests_says_it_measured_no_error_rate(caplog):
+    """A look with no request count logged "canary error rate 0.00% within the 5% guardrail",
+    which reads as a measured, healthy rate: nothing was measured. It says so, and what it means."""
+    looks = looks_of(caplog, no_request_count)
     assert not any("0.00%" in m or "within the 5% guardrail" in m for m in looks), looks
     assert all("no requests were counted in this look, so no error rate was measured" in m for m in looks), looks
     assert any("counts against the window" in m for m in looks), looks
@@ -382,3 +388,18 @@ def test_a_one_minute_window_is_said_in_the_singular():
     result = monitor_on(env, 60)
     assert result.reason.startswith("1 minute of monitoring passed"), result.reason
     assert f"{IMAGE} passed 1 minute of monitoring at 100%" in env.notifier.messages[-1][1], env.notifier.messages
+
+
+def no_requests(weights, t):
+    # CloudWatch holds a RequestCount of 0 for the promoted version: counted, and nothing to take a rate over.
+    return None, VersionSample(requests=0)
+
+
+def test_a_look_that_counts_zero_requests_says_no_rate_was_measured(caplog):
+    """A look whose request count was 0 logged "canary error rate 0.00% within the 5% guardrail":
+    a rate over no requests, read as a healthy one."""
+    looks = looks_of(caplog, no_requests)
+    assert not any("0.00%" in m for m in looks), looks
+    # The early looks found no period published yet; those after, a count of 0.
+    assert all("no requests, no rate measured" in m or "no error rate was measured" in m for m in looks), looks
+    assert any("no requests, no rate measured" in m for m in looks), looks

@@ -302,3 +302,60 @@ def test_a_decommission_skipped_for_traffic_on_the_old_service_says_how_to_go_on
     assert f"all of it back on {env.targets.canary_service}" in page and "run the monitor again" in page, page
     assert "`rollway abort`" in page, page
     assert env.ledger.get(env.targets.canary_service).last_transition("decommission") is None
+
+
+def test_a_window_the_rollout_run_watches_is_recorded_as_that_runs(monkeypatch):
+    """A `progressive_rollout` run watching its own window (here, run again on the promoted rollout)
+    recorded the window's end as the `monitor` flow's: "monitor" named a run that never ran, and a
+    person looked for it in vain. Its entries name the run's own actor, as its late page did."""
+    env, first = promoted_world(monkeypatch)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window passes
+    result = resume_the_window(monkeypatch, env)
+    assert result.outcome == "promoted", result
+    record = env.ledger.get(env.targets.canary_service)
+    written = [(t.kind, t.actor) for t in record.history if t.kind in ("watched", "decommission")]
+    assert written == [("watched", "operator")], record.history
+
+
+def test_a_window_the_rollout_run_watches_rolls_back_as_that_run_and_is_reported_as_the_monitors(monkeypatch):
+    """Its rollback, too, was recorded as the `monitor` flow's; the incident report still says the
+    post-promotion monitor's guardrail triggered it, and who recorded it."""
+    from rollway.reports import incident_report, rollback_trigger
+
+    env, first = promoted_world(monkeypatch)
+    result = resume_the_window(monkeypatch, env)
+    assert result.outcome == "rolled_back", result
+    record = env.ledger.get(env.targets.canary_service)
+    written = [(t.kind, t.actor) for t in record.history if t.kind in ("rollback-start", "rollback")]
+    assert written == [("rollback-start", "operator"), ("rollback", "operator")], record.history
+    trigger = rollback_trigger(record)
+    assert (trigger.kind, trigger.who) == ("monitor", "operator"), trigger
+    assert "post-promotion monitor" in incident_report(record)
+
+
+def test_a_rollout_runs_window_whose_page_sns_refuses_completes_saying_the_page_is_owed(monkeypatch):
+    """SNS refused the decommission's page of a window the rollout run watched: the run failed on it,
+    and its rollback hooks went for a release whose window had passed. It completes, promoted, its
+    result saying the page is owed and why; the ledger records SNS's answer."""
+    from rollway.aws.errors import TargetNotFound
+    from rollway.decommission_page import PAGE_REFUSED
+    from rollway.spec import WeeklyPhase
+
+    spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=spec)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
+    notify = env.notifier.notify
+
+    def topic_gone(subject, message):
+        if subject.startswith("Old version decommissioned"):
+            raise TargetNotFound("SNS topic", "webordinary-alerts")
+        return notify(subject, message)
+
+    env.notifier.notify = topic_gone
+    result = resume_the_window(monkeypatch, env)
+    assert result.outcome == "promoted", result
+    assert "the decommission's page was not sent and is owed: SNS topic 'webordinary-alerts' not found" \
+        in result.reason, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 0
+    history = env.ledger.get(env.targets.canary_service).history
+    assert [(t.kind, t.actor) for t in history][-2:] == [("decommission", "operator"), (PAGE_REFUSED, "operator")]

@@ -399,3 +399,72 @@ def test_a_rollback_whose_first_read_of_the_rule_is_refused_records_what_the_nex
     assert (done.rollout_id, done.phase) == (record.rollout_id, RolloutPhase.ROLLED_BACK)
     end = done.last_transition("rollback")
     assert (end.from_weights, end.to_weights) == (Weights.canary_at(5), Weights(stable=100, canary=0)), end
+
+
+def test_the_weight_when_the_rollback_began_is_what_the_rollback_found_on_the_load_balancer(aws, blocks):
+    """The rollout recorded its shift to 5 %; its run then moved the traffic to 25 % and died before
+    recording that move, and `rollway abort` rolled it back from 25 %. The incident report gave 5 %,
+    the last recorded move, as the weight when the rollback began, beside the 75/25 the rollback
+    recorded it moved the traffic from: users were on the canary at 25 %."""
+    start_at_five_percent(aws)
+    service = aws.targets.canary_service
+    env = aws_environment(aws.get_client, aws.targets, ClockSettings().build())
+    env.router.set_weights(Weights.canary_at(25))  # the dead run's move to the next stage, never recorded
+    rollback(reason="the rollout's run died", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+    end = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service).last_transition("rollback")
+    assert end.from_weights == Weights.canary_at(25), end
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    began = next(line for line in incident.splitlines() if line.startswith("- **Weight when the rollback began:**"))
+    assert began.startswith("- **Weight when the rollback began:** 25% (75/25 stable/canary), as carol's rollback "
+                            "read the load balancer before it moved anything"), began
+    assert began.endswith("(the rollout last recorded 5%, 95/5 stable/canary)"), began
+
+    # A rollback that recorded no weights it moved the traffic from: the last recorded move, said to be that.
+    record = DynamoLedger(aws.get_client("dynamodb"), aws.targets).get(service)
+    older = record.model_copy(update={"history": tuple(t.model_copy(update={"from_weights": None})
+                                                       for t in record.history)})
+    began = next(line for line in incident_report(older).splitlines()
+                 if line.startswith("- **Weight when the rollback began:**"))
+    assert began == ("- **Weight when the rollback began:** 5% (95/5 stable/canary) as the rollout last recorded "
+                     "them (the rollback recorded no weights it moved the traffic from)"), began
+
+
+def test_the_rollout_report_says_a_decommission_page_is_owed_as_status_does(aws, blocks, capsys):
+    """The run that decommissioned the old service died before paging: `rollway status` said the
+    page was never sent and who sends it, the rollout report listed the decommission as done and
+    said nothing, and a person reading it took people for told. Once sent, both say when and by whom."""
+    import rollway.cli.ops as ops
+    from rollway.cli.report import report
+
+    record, shifted = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service, stable = aws.targets.canary_service, aws.targets.stable_service
+    at = shifted + 60
+    ledger.record(service, owner="run-1", now=at, transition=Transition(
+        at=at, kind="promote", actor="alice", from_weights=Weights.canary_at(5), to_weights=Weights(stable=0, canary=100)),
+        phase=RolloutPhase.PROMOTED, weights=Weights(stable=0, canary=100))
+    ledger.record(service, owner=None, now=at + 60, rollout=record.rollout_id, transition=Transition(
+        at=at + 60, kind="decommission", actor="monitor", wall=at + 60,
+        comment=f"60 minutes of monitoring passed; {stable} scaled to 0"))
+    owed = (f"the \"Old version decommissioned\" page of {stable} was never sent (the run that decommissioned died "
+            "before paging): the next run that looks at the rollout sends it late")
+
+    def said_everywhere() -> list[str]:
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        status = " ".join(capsys.readouterr().out.split())
+        assert report(targets_block=blocks, credentials_block=blocks) == 0
+        printed = " ".join(capsys.readouterr().out.split())
+        state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+        written = " ".join(artifacts_of(state)[f"{service}-rollout-report"].split())
+        return [status, printed, written]
+
+    for said in said_everywhere():
+        assert owed in said, said
+    ledger.record(service, owner=None, now=at + 120, rollout=record.rollout_id, transition=Transition(
+        at=at + 120, kind="decommission-paged", actor="schedule", message_id="sns-9",
+        comment="the decommission's page was sent"))
+    for said in said_everywhere():
+        assert "never sent" not in said, said
+        assert f"the decommission's page went out at {utc(at + 120)} (SNS message sns-9, sent by schedule)" in said, said

@@ -190,12 +190,10 @@ def test_a_rollback_whose_fallback_revision_is_refused_too_names_both(stable_ref
     assert env.deployer.services[t.canary_service].desired == 0
 
 
-def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
-        aws, capsys, ecs_refuses_inactive_revisions):
-    """A rollback of a rollout whose recorded revision and the one stable runs are both INACTIVE
-    stops at the canary's step, with the traffic back. `rollway status` said `rollway abort` cannot
-    finish it and, on the next line, what the stopped run read back and "run the rollback again",
-    which fails the same way every time."""
+def stopped_at_the_canarys_step(aws) -> tuple[str, str]:
+    """The judge's rollback of a rollout whose recorded revision and the one stable runs are both
+    INACTIVE, stopped at the canary's step with the traffic back. Returns (the deregistered
+    revision, the blocks' name)."""
     t = aws.targets
     env, gone, _ = deregistered_since(aws, stable_moved=False)
     record = env.ledger.get(t.canary_service)
@@ -204,6 +202,17 @@ def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
         rollback(reason="error rate 7%", actor="judge", rollout=record.rollout_id, targets_block=blocks,
                  aws_credentials_block=blocks)
     assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK
+    return gone, blocks
+
+
+def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
+        aws, capsys, ecs_refuses_inactive_revisions):
+    """A rollback of a rollout whose recorded revision and the one stable runs are both INACTIVE
+    stops at the canary's step, with the traffic back. `rollway status` said `rollway abort` cannot
+    finish it and, on the next line, what the stopped run read back and "run the rollback again",
+    which fails the same way every time."""
+    t = aws.targets
+    gone, blocks = stopped_at_the_canarys_step(aws)
 
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
 
@@ -212,3 +221,34 @@ def test_status_of_a_stopped_rollback_abort_cannot_finish_gives_one_advice(
     assert "the load balancer read back 100/0 (stable/canary)" in said, said  # the stopped run's line is still there
     assert "run the rollback again" not in said, said
     assert "run `rollway abort`" not in said, said
+
+
+def test_the_reports_of_a_stopped_rollback_abort_cannot_finish_say_what_status_says(
+        aws, capsys, ecs_refuses_inactive_revisions):
+    """The same stopped rollback, reported: the rollout and incident reports (`rollway report` and
+    the rollout_report flow's artifacts) said "run the rollback again" and "Run `rollway abort` (or
+    the rollback flow) to finish it", which fails the same way every time, where `rollway status`
+    says `rollway abort` cannot finish it and what does."""
+    from flows.reports import rollout_report as report_flow
+    from rollway.cli.report import report
+    from tests.flows.test_reports_flow import artifacts_of
+
+    t = aws.targets
+    gone, blocks = stopped_at_the_canarys_step(aws)
+    cannot = f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is INACTIVE"
+
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    printed = capsys.readouterr().out
+    state = report_flow(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    written = "\n".join(artifacts_of(state).values())
+
+    for said in (printed, written):
+        users = " ".join(next(line for line in said.splitlines()
+                              if line.startswith("- **Users get since the rollback:**")).split())
+        assert "the load balancer read back 100/0 (stable/canary)" in users, users
+        assert cannot in users, users
+        assert "run the rollback flow with previous_task_definition set to it" in users, users
+        flat = " ".join(said.split())
+        assert "run the rollback again" not in flat, flat
+        assert "Run `rollway abort` (or the rollback flow) to finish it" not in flat, flat
+        assert "the rollback run again does what is left" not in flat, flat

@@ -213,3 +213,23 @@ def test_load_balancer_5xx_among_counted_requests_still_make_a_rate():
     assert check(GUARDRAILS, obs, monitoring=True).phase is Phase.FAILED
     stage = observation(minute(0, 1140, None), minute(1, None, None, unserved=5))
     assert not unattributed(stage, monitoring=False)
+
+
+@pytest.mark.parametrize("monitoring", [True, False], ids=["monitoring", "stage"])
+def test_a_guardrail_over_no_canary_requests_says_no_rate_was_measured(monitoring):
+    """A request count of 0 (CloudWatch publishes RequestCount 0 for an idle minute) gave "canary
+    error rate 0.00% within the 5% guardrail": a healthy measurement of nothing."""
+    verdict = check_totals(GUARDRAILS, VersionSample(requests=0), 0 if monitoring else 1_000, monitoring=monitoring)
+    assert verdict.phase is Phase.SUCCESSFUL
+    assert "%" not in verdict.reason.replace("1% guardrail", "").replace("5% guardrail", ""), verdict.reason
+    assert "no requests, no rate measured" in verdict.reason, verdict.reason
+
+
+def test_load_balancer_5xx_beside_no_canary_requests_do_not_give_the_canary_a_rate():
+    """During a stage, 5xx of the load balancer's own that may be the canary's, and no canary
+    request counted: "canary error rate 0.00%; with the ... that may be the canary's" read as a
+    measured canary."""
+    verdict = check_totals(GUARDRAILS, VersionSample(requests=0), 2_000, unserved=4, background=0.0, monitoring=False)
+    assert verdict.phase is Phase.RUNNING, verdict
+    assert "canary error rate 0.00%" not in verdict.reason, verdict.reason
+    assert "no requests, no rate measured" in verdict.reason, verdict.reason

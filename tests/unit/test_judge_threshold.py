@@ -238,3 +238,10 @@ def test_a_displayed_rate_is_ordered_against_its_displayed_bar_as_the_rates_are(
     if shown != rate_percent(rate):  # short: one decimal fewer would read equal, or the wrong way
         fewer = _shown(f"{rate:.{len(shown.split('.')[1]) - 2}%}")
         assert fewer == 0 or (fewer > _shown(limit)) - (fewer < _shown(limit)) != (rate > bar) - (rate < bar)
+
+
+def test_a_stage_with_no_canary_requests_yet_measured_no_rate():
+    """"canary error rate 0.00% so far; baking" while the canary had counted no request."""
+    verdict = ThresholdJudge(THRESHOLD, GUARDRAILS).evaluate(intervals((0, 0)), stage_over=False)
+    assert verdict.phase is Phase.RUNNING
+    assert "0.00%" not in verdict.reason and "no requests, no rate measured" in verdict.reason, verdict.reason
