@@ -42,7 +42,7 @@ class FirstRead:
         made: a write's read of the rule answered.
         weights: what it found; None when not made, or when the rule forwarded to no split of the
             stable and canary groups alone (a third group, weight 0 on both), which
-            ``TrafficRouter.get_weights`` refuses and a write is made over all the same.
+            ``TrafficRouter.get_weights`` refuses and a rollback's move is made over all the same.
         dropped: what a rollback's move dropped from the rule (a target group other than stable and
             canary, and its weight, in the words a rollout's shift refuses the rule with); None: nothing.
     """

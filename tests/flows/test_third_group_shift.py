@@ -12,18 +12,21 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from prefect import flow
 
 import flows.env
 import flows.progressive
 import flows.rollback
+from flows.engine import shift_to
 from flows.progressive import progressive_rollout
 from rollway.approvals import auto_approve
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.errors import AdapterError
-from rollway.fakes import FakeLedger
+from rollway.fakes import FakeFlagStore, FakeLedger
+from rollway.flags import FlagState
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import FlagBinding, RolloutSpec, Stage
 from tests.botocore_events import on_operation
 from tests.flows.fake_env import fake_environment, rollout_flows_see
 
@@ -95,3 +98,34 @@ def test_a_stage_over_a_rule_that_came_to_forward_to_a_third_group_fails_writing
     assert end.to_weights == Weights(stable=100, canary=0)
     (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback")]
     assert f"The move to stable dropped {dropped}" in page, page
+
+
+FEATURE = "use_sqs_architecture"
+
+
+@flow
+def first_stage_with_flags(env, spec):
+    return shift_to(env, spec, 5, 4, Weights(stable=100, canary=0), actor="operator", rollout="r-1")
+
+
+def test_a_shift_with_bound_flags_over_a_third_group_is_refused_with_the_flags_unmoved_and_nothing_to_undo(aws):
+    """With flags bound the shift is the transaction's write (tasks/undoable.set_weights): refused
+    before the ModifyRule, it drops its undo (nothing was written) and the flags do not move."""
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    groups = router._lookups()
+    elbv2.register_targets(TargetGroupArn=groups.canary_arn, Targets=[{"Id": "10.0.1.10", "Port": 8080}])
+    env = fake_environment()
+    env.router, env.flags = router, FakeFlagStore([FlagState(feature=FEATURE)])
+    vpc = elbv2.describe_target_groups(TargetGroupArns=[groups.stable_arn])["TargetGroups"][0]["VpcId"]
+    shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                       TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_rule(RuleArn=groups.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": groups.stable_arn, "Weight": 95}, {"TargetGroupArn": shadow, "Weight": 5}]}}])
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5), Stage(weight=100)], monitor_seconds=0,
+                       flags=[FlagBinding(feature=FEATURE)])
+
+    with pytest.raises(AdapterError, match="weight 5 of 100"):
+        first_stage_with_flags(env, spec)
+    assert _forwarded(elbv2, groups.rule_arn) == {groups.stable_arn: 95, shadow: 5}
+    assert env.flags.flags[FEATURE].enabled is False and env.flags.flags[FEATURE].version == 0
