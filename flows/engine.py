@@ -38,6 +38,7 @@ from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, timeout_reason
 from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
 from rollway.phases import Phase
+from rollway.ports import TrafficRouter
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec
 from rollway.weights_read import FirstRead
@@ -188,7 +189,7 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
 
 
 def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *, tries: int = 1,
-                   first: FirstRead | None = None) -> Weights:
+                   first: FirstRead | None = None, dropping: bool = False) -> Weights:
     """Set the weights (no flags move with them) and read them back until they match.
 
     ``first`` is given what the write's first read of the rule found, before any of its sends
@@ -204,15 +205,22 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     that many times in all, 1 s and then 2 s apart, unless the load balancer refused it for good
     (``undoable.final_for_elb``). Sending the same weights twice is harmless, and leaving users on
     a canary being rolled back over one throttled or lost ModifyRule is not.
+
+    ``dropping`` (a rollback's move to stable): a rule that has come to forward to a third target
+    group as well is written all the same, dropping that group, and ``first.dropped`` says what
+    was dropped (``AlbRouter.dropping_others``); any other write refuses such a rule before it.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
+    # A router that cannot drop a group (no ``dropping_others``: a fake) forwards to no other.
+    over = getattr(env.router, "dropping_others", None) if dropping else None
+    writer = env.router if over is None else over(first.dropping)
     for attempt in range(1, tries + 1):
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
         lost = timeout_seconds if attempt == tries else min(timeout_seconds, LOST_ANSWER_READ_BACK_SECONDS)
         try:
-            return _set_and_verify_once(env, target, timeout_seconds, lost, first)
+            return _set_and_verify_once(env, writer, target, timeout_seconds, lost, first)
         except (BotoCoreError, ClientError) as err:
             if attempt == tries or undoable.final_for_elb(err):
                 raise
@@ -234,7 +242,7 @@ LOST_ANSWER_READ_BACK_SECONDS = 5.0
 WRITE_WAITING_SAID_EVERY_SECONDS = 10.0
 
 
-def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: float,
+def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weights, timeout_seconds: float,
                          lost_timeout_seconds: float, first: FirstRead) -> Weights:
     log = get_run_logger()
 
@@ -247,7 +255,7 @@ def _set_and_verify_once(env: Environment, target: Weights, timeout_seconds: flo
         # Not bounded: the run's clients (six attempts of 10 s) outlast a throttled or slow load
         # balancer, and a rollback's move to stable must not give up before they do. Said while it
         # lasts instead: a load balancer that stopped answering held the rollback a minute, silent.
-        first.answered(within(math.inf, lambda: traffic.set_weights(env.router, target), name="rollway-write-elbv2",
+        first.answered(within(math.inf, lambda: traffic.set_weights(writer, target), name="rollway-write-elbv2",
                               waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS))
     except Exception as err:
         first.failed(err)

@@ -402,12 +402,19 @@ def execute_rollback(
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
-        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read)
-        if read.made and read.weights is None:
-            log.warning("the load balancer's rule forwarded to a target group other than %s's and %s's, or with "
-                        "weight 0 to both, when the rollback read it: all the traffic is on %s all the same, and "
-                        "what it was moved from is not recorded", t.stable_service, t.canary_service,
-                        t.stable_service)
+        # Over a rule that has come to forward to a third group as well: users off the version
+        # rolled back come first, and the group is dropped from the rule, said and recorded.
+        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
+                                         dropping=True)
+        if read.dropped is not None:
+            log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
+                        "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
+                        "from is not recorded", t.stable_service, read.dropped)
+            steps.append(f"dropped {read.dropped}")
+        elif read.made and read.weights is None:
+            log.warning("the load balancer's rule forwarded with weight 0 to both %s's and %s's target groups when "
+                        "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
+                        "not recorded", t.stable_service, t.canary_service, t.stable_service)
         steps.append(f"weights {weights} verified")
         # A decommission racing this rollback may have scaled the stable service down since the
         # check above; it carries all the traffic now, so look again (the monitor looks too).
@@ -442,7 +449,8 @@ def execute_rollback(
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
         return RollbackResult(
-            reason=reason, weights=weights, weights_before=read.weights, stable_desired=max(stable.desired, needed),
+            reason=reason, weights=weights, weights_before=read.weights, dropped=read.dropped,
+            stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
             stable_task_definition=stable.task_definition, scaled_stable=scaled,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
@@ -509,7 +517,9 @@ def execute_rollback(
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
         f"(read back from the load balancer: {weights}).\n"
-        f"{canary_line}\n"
+        + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
+           if read.dropped else "")
+        + f"{canary_line}\n"
         + (f"The ledger could NOT record {ledger_failure}. It still shows the rollout in its earlier phase: "
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
            if ledger_failure else "")
@@ -600,6 +610,7 @@ def execute_rollback(
         reason=reason,
         weights=weights,
         weights_before=read.weights,
+        dropped=read.dropped,
         stable_desired=max(stable.desired, needed),
         canary_desired=retired.desired,
         canary_task_definition=retired.task_definition,
@@ -833,8 +844,11 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
     try:
         env.ledger.record(
             env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
+            # A group the move dropped from the rule is kept with the reason: no other record says it was there.
             transition=Transition(at=now, kind="rollback", actor=actor, from_weights=result.weights_before,
-                                  to_weights=result.weights, comment=reason,
+                                  to_weights=result.weights,
+                                  comment=f"{reason}; the move to stable dropped {result.dropped}" if result.dropped
+                                  else reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
                                   stable_task_definition=result.stable_task_definition),
             # The flags it left on (a person's re-enable): the incident report says so from these.

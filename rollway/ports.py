@@ -25,7 +25,9 @@ class TrafficRouter(Protocol):
         """Ask the load balancer for these weights (verify with get_weights).
 
         Returns the weights it held just before the write, read as get_weights reads them (None:
-        ones get_weights refuses; the write is made all the same). A write that fails after that
+        ones get_weights refuses; the write is made all the same, except over a rule that also
+        forwards to a target group other than stable and canary, which is refused before the write
+        but by a rollback's router, ``AlbRouter.dropping_others``). A write that fails after that
         read keeps it on its error (``rollway.weights_read.keep_read``)."""
 
     def healthy_targets(self, version: str) -> int:

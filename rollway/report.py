@@ -57,6 +57,9 @@ class RollbackResult(BaseModel):
     weights_before: Weights | None = Field(default=None, description=(
         "the weights the load balancer held when the rollback first read it, before it moved anything: what it "
         "moved the traffic from (None: not read, or no split of the stable and canary groups alone)"))
+    dropped: str | None = Field(default=None, description=(
+        "a target group other than stable and canary the rule had come to forward to, with its weight, which the "
+        "move to stable dropped from it (None: none)"))
     stable_desired: int
     canary_desired: int
     canary_task_definition: str

@@ -42,12 +42,21 @@ class FirstRead:
         made: a write's read of the rule answered.
         weights: what it found; None when not made, or when the rule forwarded to no split of the
             stable and canary groups alone (a third group, weight 0 on both), which
-            ``TrafficRouter.get_weights`` refuses and a write is made over all the same.
+            ``TrafficRouter.get_weights`` refuses and a rollback's move is made over all the same.
+        dropped: what a rollback's move dropped from the rule (a target group other than stable and
+            canary, and its weight, in the words a rollout's shift refuses the rule with); None: nothing.
     """
 
     def __init__(self) -> None:
         self.made = False
         self.weights: Weights | None = None
+        self.dropped: str | None = None
+
+    def dropping(self, said: str) -> None:
+        """Take what a send is about to drop from the rule (``AlbRouter.dropping_others``): the first
+        send's, as a later one's read may follow a write that landed and dropped it already."""
+        if self.dropped is None:
+            self.dropped = said
 
     def answered(self, weights: Weights | None) -> Weights | None:
         """Take what a write that succeeded read (``set_weights``'s answer); return it."""

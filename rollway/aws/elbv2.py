@@ -67,6 +67,7 @@ class AlbRouter:
         self._targets = targets
         self._reads = reads
         self._lookups_made = _Lookups()
+        self._dropping: Callable[[str], None] | None = None
 
     @property
     def _resolved(self) -> _Resolved | None:
@@ -82,6 +83,16 @@ class AlbRouter:
             return self
         router = AlbRouter(self._reads(seconds), self._targets, self._reads)
         router._lookups_made = self._lookups_made
+        return router
+
+    def dropping_others(self, told: Callable[[str], None]) -> AlbRouter:
+        """This router for a rollback's move to stable: its ``set_weights`` writes over a rule that
+        also forwards to a target group other than stable and canary, dropping that group from the
+        rule, and first tells ``told`` what it drops: "target group <arn> (weight 10 of 100) from rule <arn>".
+        A rollback that could not move users back to stable would leave them on the version being
+        rolled back. It shares this router's lookups and clients."""
+        router = AlbRouter(self._client, self._targets, self._reads)
+        router._lookups_made, router._dropping = self._lookups_made, told
         return router
 
     def resolve(self) -> None:
@@ -139,10 +150,14 @@ class AlbRouter:
         Returns the weights the rule held just before the write, read by its DescribeRules as
         ``get_weights`` reads them (a rollback records them as what it moved the traffic from, and
         makes no read of its own for them). None where ``get_weights`` refuses them (the rule also
-        forwards to another group, or with weight 0 to both): the write is made all the same, as it
-        was before it read them, since a rollback that could not move users back to stable over a
-        record it keeps would leave them on the version being rolled back. A call that fails after
-        the DescribeRules raises with what it read kept on its error (``weights_read.keep_read``).
+        forwards to another group, or with weight 0 to both). A call that fails after the
+        DescribeRules raises with what it read kept on its error (``weights_read.keep_read``).
+
+        A rule that also forwards to a target group other than stable and canary (one added since
+        the run looked the rule up) would lose it: the write names the two groups alone. That is
+        refused before the ModifyRule (AdapterError), naming the group, its weight and what to do:
+        the traffic it took was taken away from it, and nobody told. A router for a rollback's move
+        to stable (``dropping_others``) writes all the same, and says what it drops.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.
@@ -156,6 +171,11 @@ class AlbRouter:
         """
         r = self._lookups()
         rule = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        others = _other_groups(rule, r)
+        if others is not None:
+            if self._dropping is None:
+                raise _refuse_other_groups(r.rule_arn, others)
+            self._dropping(f"{others[0]} from rule {r.rule_arn}")
         try:
             held = _weights_of(rule, r)
         except AdapterError:
@@ -305,7 +325,8 @@ class AlbRouter:
             if len(naming_canary) == 1:
                 on_path = naming_canary
         if len(on_path) == 1:
-            _refuse_other_groups(on_path[0]["RuleArn"], _forward_weights(on_path[0]), ours)
+            # One that also forwards to a third group is taken: a rollback moves users to stable
+            # over it (``dropping_others``); a rollout's reads and shifts refuse it.
             return on_path[0]["RuleArn"]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
         where = f"path {path!r}" + (f" and host {host!r}" if host else "")
@@ -342,8 +363,10 @@ def _weights_of(rule: dict[str, Any], r: _Resolved) -> Weights:
     Raises:
         AdapterError: the rule no longer forwards to the two groups alone.
     """
+    others = _other_groups(rule, r)
+    if others is not None:
+        raise _refuse_other_groups(r.rule_arn, others)
     forwarded = _forward_weights(rule)
-    _refuse_other_groups(r.rule_arn, forwarded, {r.stable_arn, r.canary_arn})
     return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
 
 
@@ -400,18 +423,32 @@ def _listed(rules: list[dict[str, Any]]) -> str:
     )
 
 
-def _refuse_other_groups(rule_arn: str, forwarded: dict[str, int], ours: set[str]) -> None:
-    """Refuse a rule that also forwards to a group that is neither stable nor canary.
-
-    A shift writes the two groups alone, so it would silently drop the third (a shadow or
-    mirror group) from the rule, and the weights read back would leave its share out.
+def _other_groups(rule: dict[str, Any], r: _Resolved) -> tuple[str, int] | None:
+    """The target groups ``rule`` (as DescribeRules gives it) also forwards to that are neither
+    stable nor canary (a shadow or mirror group, added in the console or by another tool), named
+    each with its weight (ALB weights are relative: out of the rule's total), and how many there
+    are. None: it forwards to the two alone.
     """
-    others = set(forwarded) - ours
-    if others:
-        raise AdapterError(
-            f"rule {rule_arn} forwards to target groups other than stable and canary: "
-            f"{', '.join(sorted(others))}"
-        )
+    forwarded = _forward_weights(rule)
+    others = sorted(set(forwarded) - {r.stable_arn, r.canary_arn})
+    if not others:
+        return None
+    total = sum(forwarded.values())
+    named = ", ".join(f"{arn} (weight {forwarded[arn]} of {total})" for arn in others)
+    return f"target group{'s' if len(others) > 1 else ''} {named}", len(others)
+
+
+def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> AdapterError:
+    """The refusal of a rule that also forwards to ``others`` (``_other_groups``): a shift writes
+    the two groups alone, so it would silently take their traffic away from them, and the weights
+    read back would leave their share out."""
+    named, count = others
+    them = "it" if count == 1 else "them"
+    return AdapterError(
+        f"rule {rule_arn} forwards to {named} as well as to stable and canary, and a shift writing the two alone "
+        f"would silently take that traffic away: remove {them} from the rule, or roll the rollout back, which "
+        f"moves all the traffic to stable and drops {them} from the rule"
+    )
 
 
 def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:

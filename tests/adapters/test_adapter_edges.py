@@ -199,25 +199,27 @@ def test_rule_host_names_the_rule_when_hosts_share_a_path_before_the_first_rollo
     assert len(_forward_weights(elbv2.describe_rules(RuleArns=[api])["Rules"][0])) == 1
 
 
-def test_a_rule_on_rule_path_with_a_third_group_is_refused_naming_it(aws):
-    """A shift would drop the third (shadow) group from the rule; "not found" would send the
-    operator looking for a typo. resolve() and get_weights() say the same."""
+def test_a_rule_on_rule_path_with_a_third_group_is_looked_up_and_refused_to_a_rollout_naming_it(aws):
+    """A shift would drop the third (shadow) group from the rule: a rollout's read and write refuse
+    it, naming the rule and the group. The lookup takes it ("not found" would send the operator
+    looking for a typo), so that a rollback run afresh can still move users to stable."""
     top, elbv2 = aws.topology, aws.get_client("elbv2")
-    router = AlbRouter(elbv2, aws.targets)
-    router.resolve()
     vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
     shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
     forward = _forward(aws, 90, 0)
     forward["ForwardConfig"]["TargetGroups"].append({"TargetGroupArn": shadow, "Weight": 10})
     elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[forward])
-    with pytest.raises(AdapterError) as resolving:
-        AlbRouter(elbv2, aws.targets).resolve()
-    assert not isinstance(resolving.value, TargetNotFound)
-    assert top.rule_arn in str(resolving.value) and shadow in str(resolving.value)
+    router = AlbRouter(elbv2, aws.targets)
+    router.resolve()
+    assert router.rule_arn == top.rule_arn
     with pytest.raises(AdapterError) as reading:
         router.get_weights()
-    assert str(reading.value) == str(resolving.value)
+    assert not isinstance(reading.value, TargetNotFound)
+    assert top.rule_arn in str(reading.value) and f"{shadow} (weight 10 of 100)" in str(reading.value)
+    with pytest.raises(AdapterError) as writing:
+        router.set_weights(Weights.canary_at(5))
+    assert str(writing.value) == str(reading.value)
 
 
 # --- elbv2: reading relative weights ----------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import TargetNotFound, WeightMismatch
+from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
@@ -99,19 +99,49 @@ def test_a_read_that_fails_keeps_nothing_on_its_error(aws, router):
     assert (read.made, read.weights) == (False, None)
 
 
-def test_a_write_over_a_rule_with_a_third_group_is_made_and_gives_back_no_weights(aws, router):
-    """``get_weights`` refuses a rule that also forwards to a third (shadow) group; a rollback's
-    move to stable is made over it all the same: users off the version rolled back come first."""
-    router.resolve()
+def _with_a_third_group(aws, stable: int, canary: int, shadow_weight: int) -> str:
+    """The rule made to forward to a shadow group as well, as someone might in the console; its ARN."""
     top, elbv2 = aws.topology, aws.get_client("elbv2")
     vpc = elbv2.describe_target_groups(TargetGroupArns=[top.stable_target_group_arn])["TargetGroups"][0]["VpcId"]
     shadow = elbv2.create_target_group(Name="webordinary-edit-shadow", Protocol="HTTP", Port=8080, VpcId=vpc,
                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
     elbv2.modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
-        {"TargetGroupArn": top.stable_target_group_arn, "Weight": 80},
-        {"TargetGroupArn": top.canary_target_group_arn, "Weight": 10}, {"TargetGroupArn": shadow, "Weight": 10}]}}])
-    assert router.set_weights(Weights(stable=100, canary=0)) is None
-    assert _rule_weights(aws) == {top.stable_target_group_arn: 100, top.canary_target_group_arn: 0}
+        {"TargetGroupArn": top.stable_target_group_arn, "Weight": stable},
+        {"TargetGroupArn": top.canary_target_group_arn, "Weight": canary},
+        {"TargetGroupArn": shadow, "Weight": shadow_weight}]}}])
+    return shadow
+
+
+def test_a_rollbacks_write_over_a_rule_with_a_third_group_is_made_saying_what_it_drops(aws, router):
+    """``get_weights`` refuses a rule that also forwards to a third (shadow) group; a rollback's
+    move to stable is made over it all the same (users off the version rolled back come first),
+    gives back no weights, and says which group it dropped, with the weight it had."""
+    router.resolve()
+    shadow = _with_a_third_group(aws, 80, 10, 10)
+    told: list[str] = []
+    assert router.dropping_others(told.append).set_weights(Weights(stable=100, canary=0)) is None
+    assert _rule_weights(aws) == {aws.topology.stable_target_group_arn: 100, aws.topology.canary_target_group_arn: 0}
+    assert told == [f"target group {shadow} (weight 10 of 100) from rule {aws.topology.rule_arn}"]
+
+
+@pytest.mark.parametrize("weights", [Weights.canary_at(25), Weights(stable=0, canary=100)])
+def test_a_shift_over_a_rule_that_came_to_forward_to_a_third_group_is_refused_before_the_write(
+        aws, router, watch_calls, weights):
+    """A rollout's shift would write the two groups alone and silently take the shadow group's
+    traffic away. Looked up before the group was added, the rule is read by the shift's own
+    DescribeRules and refused there: no ModifyRule (nor tag), the rule as it was, and the error
+    names the rule, the group, its weight and what to do."""
+    router.set_weights(Weights.canary_at(5))
+    shadow = _with_a_third_group(aws, 85, 5, 10)
+    before = aws.get_client("elbv2").describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]["Actions"]
+    calls = watch_calls(aws.get_client("elbv2"))
+    with pytest.raises(AdapterError) as refused:
+        router.set_weights(weights)
+    assert calls == ["DescribeRules"]
+    assert aws.get_client("elbv2").describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]["Actions"] == before
+    said = str(refused.value)
+    assert aws.topology.rule_arn in said and f"{shadow} (weight 10 of 100)" in said, said
+    assert "remove it from the rule" in said and "roll the rollout back" in said, said
 
 
 def test_a_shift_keeps_the_rules_authentication_step(aws, router):

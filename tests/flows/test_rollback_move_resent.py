@@ -136,7 +136,8 @@ def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_u
 def test_a_rollback_moves_users_to_stable_though_the_rule_forwards_to_a_third_group(aws):
     """A shadow group added to the rule since the run looked it up: what the traffic is moved from
     cannot be read as a split of stable and canary (``get_weights`` refuses the rule), but moving
-    users off the version rolled back comes first. All of it goes to stable, none is recorded."""
+    users off the version rolled back comes first. All of it goes to stable, none is recorded, and
+    the page says which group the move dropped from the rule, with its weight."""
     env, elbv2 = on_moto(aws)
     groups = env.router._lookups()
     vpc = elbv2.describe_target_groups(TargetGroupArns=[groups.stable_arn])["TargetGroups"][0]["VpcId"]
@@ -152,7 +153,10 @@ def test_a_rollback_moves_users_to_stable_though_the_rule_forwards_to_a_third_gr
     rule = elbv2.describe_rules(RuleArns=[groups.rule_arn])["Rules"][0]
     assert {g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]} == {
         groups.stable_arn: 100, groups.canary_arn: 0}
-    assert env.notifier.messages, "the rollback told nobody"
+    dropped = f"target group {shadow} (weight 10 of 100) from rule {groups.rule_arn}"
+    assert result.dropped == dropped and f"dropped {dropped}" in result.steps, result
+    (_, page), = env.notifier.messages
+    assert f"The move to stable dropped {dropped}" in page, page
 
 
 def test_a_move_to_stable_lost_before_it_reached_aws_is_sent_again(aws, watch_calls):
