@@ -209,7 +209,9 @@ def quoted_body(response: httpx.Response) -> str:
 
 def _answered(response: httpx.Response) -> str:
     where = f"HTTP {response.status_code}"
-    if response.is_redirect:
+    # httpx's is_redirect is any 3xx: one without a Location (a 304, a proxy's bare 302) is
+    # reported as any other answer, its body quoted (read as a redirect, it crashed the run).
+    if response.is_redirect and "location" in response.headers:
         # Where it pointed is what says why. Its body only repeats that URL ("Redirecting to
         # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
         return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \

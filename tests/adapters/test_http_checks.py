@@ -263,6 +263,22 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
     assert message.outcome == "failed" and "HTTP 302" in message.reason
 
 
+@pytest.mark.parametrize("status", [302, 304])
+def test_a_3xx_without_a_location_is_a_failed_check_not_a_crash(status):
+    # A proxy that answers 302 without saying where (or a 304 to a request that asked no such
+    # thing): the checks read the Location header that was not there, and the run crashed on a
+    # KeyError at its health check, with no other check made and no artifact.
+    with _Echo(status, lambda request: "") as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+            message = http_checks.send_message(http, spec, "sess-1")
+    for result, method in ((health, "GET"), (session, "POST"), (message, "POST")):
+        assert result.outcome == "failed" and f"HTTP {status} from {method} {url}/" in result.reason, result.reason
+    assert not health.retryable  # a 3xx is the address, not a task still starting
+
+
 def test_a_redirect_with_credentials_in_its_url_is_reported_without_them():
     # An SSO hand-off written by a misconfigured proxy: a user and password in the URL, a token
     # in the fragment.
