@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
-from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
+from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, header_value_fault, shown_url
 
 BODY_TAIL = 200
 """Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
@@ -50,7 +50,12 @@ def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> http
     # cut it (a reused one opens nothing it would see).
     headers = {"User-Agent": USER_AGENT}
     if authorization is not None:
-        headers["Authorization"] = authorization.get_secret_value()
+        value = authorization.get_secret_value().strip()
+        fault = header_value_fault(value)
+        if fault is not None:
+            # Sent, httpx's refusal ("Illegal header value b'...'") quoted it in every reason.
+            raise ValueError(f"the Authorization header's value holds {fault}; it is not sent")
+        headers["Authorization"] = value
     return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers=headers,
                         limits=httpx.Limits(max_keepalive_connections=0))
 

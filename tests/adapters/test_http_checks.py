@@ -360,6 +360,18 @@ def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown
     assert "spec.authorization_secret_block" in refused.reason
 
 
+def test_an_authorization_value_that_is_not_one_header_line_is_trimmed_or_refused_unquoted(app):
+    # httpx refused it at the first request with "Illegal header value b'Bearer <token>\\n'",
+    # which every check quoted as its reason.
+    app.faults.authorization = "Bearer s3cr3t"
+    spec = spec_for(app.url)
+    with http_checks.client(spec, SecretStr("Bearer s3cr3t\n")) as http:
+        assert http_checks.check_health(http, spec).outcome == "passed"
+    with pytest.raises(ValueError) as refused:
+        http_checks.client(spec, SecretStr("Bearer s3cr3t\r\nX-Debug: on"))
+    assert "holds a line break (character 14)" in str(refused.value) and "s3cr3t" not in str(refused.value)
+
+
 class _Drip(_LocalServer):
     """A service that sends its answer a piece at a time, each well within a read timeout, for far
     longer than the whole timeout: its body a byte at a time after a 200 at once (a streaming
