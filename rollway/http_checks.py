@@ -241,10 +241,15 @@ _FAILING_STATUS = frozenset({"down", "fail", "failed", "failing", "unhealthy", "
 """A JSON body's ``status`` that says the service is not working (Spring Boot's DOWN and
 OUT_OF_SERVICE, the IETF health-check draft's fail). A warning (``warn``) is not one."""
 
+_VERDICT_KEYS = ("status", "healthy", "ok", "success")
+"""Keys whose ``false`` is a failure said as a boolean (``{"healthy": false}``, ``{"ok": false}``,
+an API's ``{"success": false}``): only ``false`` itself, not a missing key or a 0."""
+
 
 def _body_says_failed(response: httpx.Response) -> str | None:
-    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, or a
-    non-empty ``error`` or ``errors``. A body that is not a JSON object says nothing."""
+    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, a
+    verdict key that is ``false``, or a non-empty ``error`` or ``errors``. A body that is not a
+    JSON object says nothing."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
@@ -254,6 +259,9 @@ def _body_says_failed(response: httpx.Response) -> str | None:
     status = body.get("status")
     if isinstance(status, str) and status.strip().lower() in _FAILING_STATUS:
         return f"its body says status {json.dumps(status)}"
+    said_false = [key for key in _VERDICT_KEYS if body.get(key) is False]
+    if said_false:
+        return f"its body says {json.dumps(said_false[0])}: false"
     if body.get("error") or body.get("errors"):
         return "its body carries an error"
     return None

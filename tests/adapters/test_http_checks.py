@@ -446,6 +446,10 @@ def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
         ({"status": "fail", "output": "sqs unreachable"}, 'its body says status "fail"'),
         ({"status": "unhealthy"}, 'its body says status "unhealthy"'),
         ({"error": "database connection refused"}, "its body carries an error"),
+        # A verdict as a boolean (terminus', many hand-written endpoints') read as nothing wrong.
+        ({"healthy": False, "checks": {"sqs": "timeout"}}, 'its body says "healthy": false'),
+        ({"ok": False}, 'its body says "ok": false'),
+        ({"status": False}, 'its body says "status": false'),
     ],
 )
 def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, says):
@@ -458,7 +462,7 @@ def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, s
 
 
 @pytest.mark.parametrize("body", [{"status": "ok"}, {"status": "UP", "error": None}, {"status": "pass", "errors": []},
-                                  "OK", ["fine"]])
+                                  "OK", ["fine"], {"healthy": True, "ok": True, "degraded": False}])
 def test_a_health_answer_of_200_that_says_nothing_wrong_passes(app, body):
     app.faults.health_body = body
     health, *_ = run_all(app, spec_for(app.url))
@@ -474,6 +478,15 @@ def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
     assert message.outcome == "failed" and "HTTP 200 from POST" in message.reason
     assert "but its body carries an error" in message.reason and "queue unavailable" in message.reason
     assert not message.retryable  # it reached the server: a second POST could queue it twice
+
+
+def test_a_message_answered_200_with_success_false_fails_the_message_check(app):
+    # An API that says its verdict as a boolean passed the message check on its 200.
+    app.faults.message_status, app.faults.message_body = 200, {"success": False, "message": "could not queue"}
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.passed and app.sessions[session.detail] == []
+    assert message.outcome == "failed" and 'but its body says "success": false' in message.reason, message.reason
+    assert "could not queue" in message.reason
 
 
 def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():
