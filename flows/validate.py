@@ -44,8 +44,8 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, markdown, no_session, shown_url,
-    skipped, unchecked,
+    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
+    no_session, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -233,7 +233,15 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
     if not isinstance(value, str) or not value.strip():
         raise MissingSecret(f"authorization_secret_block {name!r} holds no text: give it the header's whole value "
                             "(e.g. `Bearer <token>`)")
-    return SecretStr(value)
+    # Refused here, before any request and never quoted: sent, httpx's refusal quoted the value
+    # in every check's reason (the run's log, its error, the artifact).
+    fault = header_value_fault(value)
+    if fault is not None:
+        raise MissingSecret(f"authorization_secret_block {name!r} holds {fault}: a header's value is one line of "
+                            "ASCII; save the header's whole value (e.g. `Bearer <token>`) on one line; no request was "
+                            "sent")
+    # A line break around it (a value saved with `echo`, or from a file) is no part of the header.
+    return SecretStr(value.strip())
 
 
 def _attempted(task, spec: ValidationSpec, *args, **kwargs) -> CheckResult:

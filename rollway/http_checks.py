@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
-from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, shown_url
+from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, header_value_fault, shown_url
 
 BODY_TAIL = 200
 """Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
@@ -50,7 +50,12 @@ def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> http
     # cut it (a reused one opens nothing it would see).
     headers = {"User-Agent": USER_AGENT}
     if authorization is not None:
-        headers["Authorization"] = authorization.get_secret_value()
+        value = authorization.get_secret_value().strip()
+        fault = header_value_fault(value)
+        if fault is not None:
+            # Sent, httpx's refusal ("Illegal header value b'...'") quoted it in every reason.
+            raise ValueError(f"the Authorization header's value holds {fault}; it is not sent")
+        headers["Authorization"] = value
     return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers=headers,
                         limits=httpx.Limits(max_keepalive_connections=0))
 
@@ -209,7 +214,9 @@ def quoted_body(response: httpx.Response) -> str:
 
 def _answered(response: httpx.Response) -> str:
     where = f"HTTP {response.status_code}"
-    if response.is_redirect:
+    # httpx's is_redirect is any 3xx: one without a Location (a 304, a proxy's bare 302) is
+    # reported as any other answer, its body quoted (read as a redirect, it crashed the run).
+    if response.is_redirect and "location" in response.headers:
         # Where it pointed is what says why. Its body only repeats that URL ("Redirecting to
         # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
         return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \
@@ -234,10 +241,15 @@ _FAILING_STATUS = frozenset({"down", "fail", "failed", "failing", "unhealthy", "
 """A JSON body's ``status`` that says the service is not working (Spring Boot's DOWN and
 OUT_OF_SERVICE, the IETF health-check draft's fail). A warning (``warn``) is not one."""
 
+_VERDICT_KEYS = ("status", "healthy", "ok", "success")
+"""Keys whose ``false`` is a failure said as a boolean (``{"healthy": false}``, ``{"ok": false}``,
+an API's ``{"success": false}``): only ``false`` itself, not a missing key or a 0."""
+
 
 def _body_says_failed(response: httpx.Response) -> str | None:
-    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, or a
-    non-empty ``error`` or ``errors``. A body that is not a JSON object says nothing."""
+    """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, a
+    verdict key that is ``false``, or a non-empty ``error`` or ``errors``. A body that is not a
+    JSON object says nothing."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
@@ -247,6 +259,9 @@ def _body_says_failed(response: httpx.Response) -> str | None:
     status = body.get("status")
     if isinstance(status, str) and status.strip().lower() in _FAILING_STATUS:
         return f"its body says status {json.dumps(status)}"
+    said_false = [key for key in _VERDICT_KEYS if body.get(key) is False]
+    if said_false:
+        return f"its body says {json.dumps(said_false[0])}: false"
     if body.get("error") or body.get("errors"):
         return "its body carries an error"
     return None

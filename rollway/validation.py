@@ -83,6 +83,21 @@ def _http_url(value: str, what: str) -> str:
     return value
 
 
+def header_value_fault(value: str) -> str | None:
+    """What keeps ``value`` (surrounding whitespace removed) from being sent as one header's
+    value, without quoting it, or None: "a line break (character 31)", "a character that is not
+    ASCII (character 9)". A Secret block's value with one failed every request with httpx's
+    "Illegal header value b'Bearer <token>\\n'", the token quoted in each check's reason."""
+    for position, char in enumerate(value.strip(), start=1):
+        if char in "\r\n":
+            return f"a line break (character {position})"
+        if not char.isascii():
+            return f"a character that is not ASCII (character {position})"
+        if not char.isprintable() and char != "\t":
+            return f"a control character (character {position})"
+    return None
+
+
 class ValidationSpec(BaseModel):
     """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
 

@@ -263,6 +263,22 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
     assert message.outcome == "failed" and "HTTP 302" in message.reason
 
 
+@pytest.mark.parametrize("status", [302, 304])
+def test_a_3xx_without_a_location_is_a_failed_check_not_a_crash(status):
+    # A proxy that answers 302 without saying where (or a 304 to a request that asked no such
+    # thing): the checks read the Location header that was not there, and the run crashed on a
+    # KeyError at its health check, with no other check made and no artifact.
+    with _Echo(status, lambda request: "") as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+            message = http_checks.send_message(http, spec, "sess-1")
+    for result, method in ((health, "GET"), (session, "POST"), (message, "POST")):
+        assert result.outcome == "failed" and f"HTTP {status} from {method} {url}/" in result.reason, result.reason
+    assert not health.retryable  # a 3xx is the address, not a task still starting
+
+
 def test_a_redirect_with_credentials_in_its_url_is_reported_without_them():
     # An SSO hand-off written by a misconfigured proxy: a user and password in the URL, a token
     # in the fragment.
@@ -344,6 +360,18 @@ def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown
     assert "spec.authorization_secret_block" in refused.reason
 
 
+def test_an_authorization_value_that_is_not_one_header_line_is_trimmed_or_refused_unquoted(app):
+    # httpx refused it at the first request with "Illegal header value b'Bearer <token>\\n'",
+    # which every check quoted as its reason.
+    app.faults.authorization = "Bearer s3cr3t"
+    spec = spec_for(app.url)
+    with http_checks.client(spec, SecretStr("Bearer s3cr3t\n")) as http:
+        assert http_checks.check_health(http, spec).outcome == "passed"
+    with pytest.raises(ValueError) as refused:
+        http_checks.client(spec, SecretStr("Bearer s3cr3t\r\nX-Debug: on"))
+    assert "holds a line break (character 14)" in str(refused.value) and "s3cr3t" not in str(refused.value)
+
+
 class _Drip(_LocalServer):
     """A service that sends its answer a piece at a time, each well within a read timeout, for far
     longer than the whole timeout: its body a byte at a time after a 200 at once (a streaming
@@ -418,6 +446,10 @@ def test_headers_that_trickle_in_past_the_timeout_fail_on_it():
         ({"status": "fail", "output": "sqs unreachable"}, 'its body says status "fail"'),
         ({"status": "unhealthy"}, 'its body says status "unhealthy"'),
         ({"error": "database connection refused"}, "its body carries an error"),
+        # A verdict as a boolean (terminus', many hand-written endpoints') read as nothing wrong.
+        ({"healthy": False, "checks": {"sqs": "timeout"}}, 'its body says "healthy": false'),
+        ({"ok": False}, 'its body says "ok": false'),
+        ({"status": False}, 'its body says "status": false'),
     ],
 )
 def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, says):
@@ -430,7 +462,7 @@ def test_a_health_answer_of_200_that_says_the_service_is_down_fails(app, body, s
 
 
 @pytest.mark.parametrize("body", [{"status": "ok"}, {"status": "UP", "error": None}, {"status": "pass", "errors": []},
-                                  "OK", ["fine"]])
+                                  "OK", ["fine"], {"healthy": True, "ok": True, "degraded": False}])
 def test_a_health_answer_of_200_that_says_nothing_wrong_passes(app, body):
     app.faults.health_body = body
     health, *_ = run_all(app, spec_for(app.url))
@@ -446,6 +478,15 @@ def test_a_message_answered_200_with_an_error_fails_the_message_check(app):
     assert message.outcome == "failed" and "HTTP 200 from POST" in message.reason
     assert "but its body carries an error" in message.reason and "queue unavailable" in message.reason
     assert not message.retryable  # it reached the server: a second POST could queue it twice
+
+
+def test_a_message_answered_200_with_success_false_fails_the_message_check(app):
+    # An API that says its verdict as a boolean passed the message check on its 200.
+    app.faults.message_status, app.faults.message_body = 200, {"success": False, "message": "could not queue"}
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.passed and app.sessions[session.detail] == []
+    assert message.outcome == "failed" and 'but its body says "success": false' in message.reason, message.reason
+    assert "could not queue" in message.reason
 
 
 def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_too():

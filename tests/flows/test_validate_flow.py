@@ -343,6 +343,35 @@ def test_a_token_given_where_the_block_name_goes_is_refused_without_echoing_it(a
     assert app.requests == []
 
 
+def test_a_secret_value_a_header_cannot_carry_is_never_shown_and_refused_before_any_request(
+        aws, app, blocks, caplog):
+    """A Secret saved with a line break (``echo`` into a file, a paste of two lines) made every
+    request fail with httpx's "Illegal header value b'Bearer <token>\\n'": the token in each
+    check's reason, so in the run's log, its error and the artifact."""
+    from prefect.blocks.system import Secret
+
+    app.faults.authorization = TOKEN
+    publish_success_rate(aws, 99.95)
+    # Around the value, a line break is no part of it (as around any header's value): sent without.
+    Secret(value=f"{TOKEN}\n").save("edit-api-token", overwrite=True)
+    state = validate_deployment(spec=spec(app, authorization_secret_block="edit-api-token"), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.is_completed() and state.result().passed, state.message
+    shown = [run_logs(state), artifact_of(state)]
+    # Within it, the value is not one header: refused before any request, naming the block and the fix.
+    asked = len(app.requests)
+    for value, says in ((f"{TOKEN}\nX-Debug: on", "a line break"), (f"Bearer s3cr3t\u2019", "a character that is not ASCII")):
+        Secret(value=value).save("edit-api-token", overwrite=True)
+        state = validate_deployment(spec=spec(app, attempts=1, authorization_secret_block="edit-api-token"),
+                                    targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+        assert state.is_failed()
+        assert f"authorization_secret_block 'edit-api-token' holds {says}" in state.message, state.message
+        assert len(app.requests) == asked
+        shown += [state.message, run_logs(state)]
+    assert "s3cr3t" not in "\n".join(shown) + caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> None:
     """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make."""
     import flows.validate
