@@ -913,6 +913,18 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
             "balancer's metrics for its target group say which.")
 
 
+def _highest_weight(record: RolloutRecord, recorded: int, drift: bool) -> str:
+    """The highest canary weight: of the recorded moves (``recorded``) and of what the rollback read
+    on the load balancer before it moved anything (``moved_from``). The recorded moves alone read
+    lower than the weight the report gives for when the rollback began, after a run that moved the
+    traffic and died before recording it (or a hand on the load balancer)."""
+    found = moved_from(record)
+    if found is None or found.from_weights.canary <= recorded:
+        return f"{recorded}%" + (" (of the recorded moves)" if drift else "")
+    return (f"{found.from_weights.canary}%, as {found.actor}'s rollback found it on the load balancer (the recorded "
+            f"moves reached {recorded}%)")
+
+
 def _weight_at_rollback(record: RolloutRecord, recorded: Weights | None, drift: bool) -> str:
     """The weights users had when the rollback began: those it read on the load balancer before it
     moved anything (``moved_from``), else the rollout's last recorded move (``recorded``), saying
@@ -1128,7 +1140,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         drift = trigger is not None and trigger.kind == "drift"
         lines += [
             f"- **First traffic to the new version:** {first_at}",
-            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drift else ""),
+            f"- **Highest canary weight:** {_highest_weight(record, peak, drift)}",
             f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
         ]

@@ -930,3 +930,18 @@ def test_a_rollback_that_found_no_traffic_on_the_canary_still_cannot_rule_out_an
             "balancer), as it would after an earlier run of the rollback moved the traffic back") in report, report
     assert "the rollback records only the weights it read back" not in report, report
     assert "5% (its first stage) from after" in report, report
+
+
+def test_the_highest_canary_weight_counts_what_the_rollback_found_on_the_load_balancer():
+    """The rollback read 25 % on the load balancer before moving anything (a run that moved the
+    traffic and died before recording it): "Highest canary weight: 5%", the recorded moves' alone,
+    read lower than the weight the report gives for when the rollback began."""
+    history = [started(), shift(60, 5, 0),
+               Transition(at=T0 + 660, kind="rollback-start", actor="judge", comment="5%: over the 1% guardrail"),
+               Transition(at=T0 + 700, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                          comment="5%: over the 1% guardrail")]
+    text = incident_report(record(history, RolloutPhase.ROLLED_BACK, weights=w(0)))
+    (peak,) = [x for x in text.splitlines() if x.startswith("- **Highest canary weight:**")]
+    assert peak.startswith("- **Highest canary weight:** 25%"), peak
+    assert "the recorded moves reached 5%" in peak, peak
+    assert "- **Weight when the rollback began:** 25% (75/25 stable/canary)" in text
