@@ -449,10 +449,8 @@ def _watch(
         refused = str(rollout_said(err, t))
         log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
                   "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
-        why = None if unrecorded is not None else write_or_why(
-            lambda: _record(env, lease.rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), t)
-        if why is not None:
-            log.error("the ledger could not record that SNS refused the decommission's page: %s", why)
+        if unrecorded is None:
+            _record_refused(env, lease.rollout, refused, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
                              page_refused=refused)
     if unrecorded is None:
@@ -588,11 +586,21 @@ def _record_paged(env: Environment, rollout: str | None, message_id: str, *, act
                                "run that looks at the rollout will send it again", unrecorded)
 
 
+def _record_refused(env: Environment, rollout: str | None, refused: str, *, actor: str) -> None:
+    """Record that SNS refused the decommission's page (its answer, ``refused``): the page stays
+    owed, and ``why_owed`` gives the newest answer. Logged, never raised: the window is done, and
+    failing the run would have a rollout run's hooks act on a release whose window passed."""
+    why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), env.targets)
+    if why is not None:
+        get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)
+
+
 def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, *, actor: str) -> bool:
     """Send the "Old version decommissioned" page a run that died after the decommission owed
     (``rollway.decommission_page.page_owed``), late and saying so, then record it as sent by
     ``actor`` (the run's: the monitor, a rollout run's, the weekly tick's). An SNS that
-    refuses it is logged, not raised: the page stays owed and the next look sends it; failing
+    refuses it is logged and recorded (``PAGE_REFUSED``), not raised: the page stays owed and the
+    next look sends it; failing
     the run (a rollout run's hooks, the weekly tick) would act on a rollout whose window passed.
 
     Returns:
@@ -606,9 +614,13 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
         message_id = metrics.notify(env.notifier, page_subject(t.stable_service, late=True),
                                     late_message(record, owed, t.stable_service))
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        refused = str(rollout_said(err, t))
         log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
                   "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
-                  rollout_said(err, t))
+                  refused)
+        # Recorded as the first refusal was: status, the report and the next late page give SNS's
+        # newest answer, not an older one (a topic mended since) or "died before paging".
+        _record_refused(env, record.rollout_id, refused, actor=actor)
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
                 why_owed(record, owed))
