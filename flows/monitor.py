@@ -74,7 +74,7 @@ class MonitorResult(BaseModel):
     checks: int
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
-    verified: bool = True  # False: too few checks read the metrics, so the window did not pass cleanly
+    verified: bool = True  # False: too few looks counted requests (or read the metrics): the window did not pass cleanly
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
@@ -88,7 +88,8 @@ class DecommissionPageRefused(RuntimeError):
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
     rolled it back (or found it rolled back by someone else), otherwise still promoted, and
-    said to be unverified when too few of the window's checks could read the metrics."""
+    said to be unverified when too few of the window's looks counted requests to it (or could read
+    the metrics)."""
     if watched.page_refused is not None:
         # The run completes (failed, its hooks would act on a release whose window passed): its
         # result says what nobody was told, as the log and `rollway status` do.
@@ -116,12 +117,13 @@ def recent(observation: Observation, seconds: float) -> Observation:
 
 
 def _saw_the_release(observation: Observation) -> bool:
-    """Whether a check saw the promoted version's traffic: a request count for it. A check that
-    read CloudWatch without error but found none saw nothing, and a window of such checks is not
-    a clean one. The load balancer's own 5xx alone are not a sighting: with no request count they
-    make no error rate (``check_totals``), and if they are the version's, its lack of healthy
-    targets rolls it back."""
-    return any(i.canary is not None for i in observation.intervals)
+    """Whether a check saw the promoted version's traffic: a request count of more than 0 for it.
+    A check that read CloudWatch without error but found none, or a count of 0, measured no error
+    rate, and a window of such checks is not a clean one: a count of 0 was taken for a sighting,
+    and a window in which the version served nobody decommissioned the old one on no evidence. The
+    load balancer's own 5xx alone are not a sighting: with no request count they make no error
+    rate (``check_totals``), and if they are the version's, its lack of healthy targets rolls it back."""
+    return any(i.canary is not None and i.canary.requests > 0 for i in observation.intervals)
 
 
 # Named as the rollout flows' runs name theirs: the monitor flow's own window (no rollout run
@@ -285,7 +287,7 @@ def _watch(
     first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
     dlq_settled = False  # whether dlq_before was read once the first period had been published
-    checks = measured = 0
+    checks = measured = failed = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
     # period and the publication delay ago (every look sits at the same offset in its period),
@@ -327,7 +329,8 @@ def _watch(
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s", now - start, settled - start,
+                log.info("monitoring check at %.0f of %.0f s (%d of %d looks counted requests to %s): %s", now - start,
+                         settled - start,
                          measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
@@ -358,7 +361,7 @@ def _watch(
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
-            checks += 1
+            checks, failed = checks + 1, failed + 1
             failure = observation.error
             log.warning("monitoring check failed: %s", observation.error)
         if now >= settled:
@@ -378,22 +381,19 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
+    verified, reason = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks, failed,
+                                    failure)
     alerts = alerted.messages()
     if decommissioned is not None:
-        return _watched_only(reason, decommissioned, measured, checks, failure, alerts, paged_late=paged_late)
-    if measured == 0 or 2 * measured < checks:
+        return _watched_only(reason, verified, decommissioned, alerts, checks, paged_late=paged_late)
+    if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
-        # Say why: running the monitor again only helps once what refused the reads is mended.
-        why = f"; the last failed read: {failure}" if failure else ""
         # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
-        return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
-                          f"metrics{why} "
-                          f"({t.stable_service} kept running; {then})", checks, alerts,
+        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease, actor)
@@ -474,6 +474,32 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
             "measured one")
 
 
+def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
+                 failure: str | None) -> tuple[bool, str]:
+    """Whether the window passed cleanly (at least half of its looks counted requests to the new
+    version, and so measured an error rate), and how its end says so: in the result, the ledger's
+    closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
+    counted no requests, or none had: a night in which the new version served nobody.
+
+    ``watched``: "60 minutes of monitoring"; ``resumed``: what a resumed window adds to it;
+    ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
+    again only helps once what refused the reads is mended)."""
+    verified = measured > 0 and 2 * measured >= checks
+    why = f"; the last failed read: {failure}" if failure else ""
+    if measured == 0 and failed == 0:
+        return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
+                       f"was measured (none of its {checks} looks counted a request to it)")
+    quiet = checks - measured - failed
+    others = ", ".join(part for part in (f"{quiet} counted no requests" if quiet else "",
+                                         f"{failed} could not read the metrics" if failed else "") if part)
+    if verified:
+        counted = "" if measured == checks else (f"; {measured} of its {checks} looks counted requests to the new "
+                                                 f"version; no error rate was measured in the others ({others})")
+        return True, f"{watched} passed{resumed}{counted}{why if counted else ''}"
+    return False, (f"{watched} passed{resumed}, but only {measured} looks counted requests to the new version (of its "
+                   f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}")
+
+
 def _minutes(seconds: float) -> str:
     """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
     minutes = seconds / 60
@@ -527,15 +553,12 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
 
-def _watched_only(reason: str, decommissioned: str, measured: int, checks: int, failure: str | None,
-                  alerts: tuple[str, ...], *, paged_late: bool = False) -> MonitorResult:
+def _watched_only(reason: str, verified: bool, decommissioned: str, alerts: tuple[str, ...], checks: int, *,
+                  paged_late: bool = False) -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission: its rollback was the
     point. A second decommission entry and page told people the old version went twice, and a
     "watched" mark or an unverified window's "kept running" would contradict the first one."""
-    verified = measured > 0 and 2 * measured >= checks
-    seen = "" if verified else (f", but only {measured} of its {checks} checks could read the promoted version's "
-                                "metrics" + (f"; the last failed read: {failure}" if failure else ""))
-    said = f"{reason}{seen}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
+    said = f"{reason}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
     get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
