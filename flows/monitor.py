@@ -210,8 +210,9 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
     error here is logged, never raised. Its title names the digest the promoted revision runs
     beside the tag (``pinned_image``), which may name another image by the time it is read."""
     ran = with_pin(spec.image, pinned_image)
-    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
-             + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
+    # An unverified window did not pass: "passed (unverified)" titled one in which nothing was measured.
+    outcome = watched.outcome.replace('_', ' ') if watched.verified else "unverified"
+    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {outcome}", "", watched.reason, "",
              f"- checks: {watched.checks}"]
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
