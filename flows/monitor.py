@@ -74,7 +74,7 @@ class MonitorResult(BaseModel):
     checks: int
     alerts: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
-    verified: bool = True  # False: too few checks read the metrics, so the window did not pass cleanly
+    verified: bool = True  # False: too few looks counted requests (or read the metrics): the window did not pass cleanly
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
@@ -88,7 +88,8 @@ class DecommissionPageRefused(RuntimeError):
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
     """A promotion's result once its monitoring window is over: rolled back if the window
     rolled it back (or found it rolled back by someone else), otherwise still promoted, and
-    said to be unverified when too few of the window's checks could read the metrics."""
+    said to be unverified when too few of the window's looks counted requests to it (or could read
+    the metrics)."""
     if watched.page_refused is not None:
         # The run completes (failed, its hooks would act on a release whose window passed): its
         # result says what nobody was told, as the log and `rollway status` do.
@@ -116,12 +117,13 @@ def recent(observation: Observation, seconds: float) -> Observation:
 
 
 def _saw_the_release(observation: Observation) -> bool:
-    """Whether a check saw the promoted version's traffic: a request count for it. A check that
-    read CloudWatch without error but found none saw nothing, and a window of such checks is not
-    a clean one. The load balancer's own 5xx alone are not a sighting: with no request count they
-    make no error rate (``check_totals``), and if they are the version's, its lack of healthy
-    targets rolls it back."""
-    return any(i.canary is not None for i in observation.intervals)
+    """Whether a check saw the promoted version's traffic: a request count of more than 0 for it.
+    A check that read CloudWatch without error but found none, or a count of 0, measured no error
+    rate, and a window of such checks is not a clean one: a count of 0 was taken for a sighting,
+    and a window in which the version served nobody decommissioned the old one on no evidence. The
+    load balancer's own 5xx alone are not a sighting: with no request count they make no error
+    rate (``check_totals``), and if they are the version's, its lack of healthy targets rolls it back."""
+    return any(i.canary is not None and i.canary.requests > 0 for i in observation.intervals)
 
 
 # Named as the rollout flows' runs name theirs: the monitor flow's own window (no rollout run
@@ -208,8 +210,9 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
     error here is logged, never raised. Its title names the digest the promoted revision runs
     beside the tag (``pinned_image``), which may name another image by the time it is read."""
     ran = with_pin(spec.image, pinned_image)
-    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {watched.outcome.replace('_', ' ')}"
-             + ("" if watched.verified else " (unverified)"), "", watched.reason, "",
+    # An unverified window did not pass: "passed (unverified)" titled one in which nothing was measured.
+    outcome = watched.outcome.replace('_', ' ') if watched.verified else "unverified"
+    lines = [f"# Monitoring of `{ran}` on {env.targets.canary_service}: {outcome}", "", watched.reason, "",
              f"- checks: {watched.checks}"]
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
@@ -285,7 +288,7 @@ def _watch(
     first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
     dlq_settled = False  # whether dlq_before was read once the first period had been published
-    checks = measured = 0
+    checks = measured = failed = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
     # period and the publication delay ago (every look sits at the same offset in its period),
@@ -327,7 +330,8 @@ def _watch(
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d checks read %s): %s", now - start, settled - start,
+                log.info("monitoring check at %.0f of %.0f s (%d of %d looks counted requests to %s): %s", now - start,
+                         settled - start,
                          measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
@@ -358,7 +362,7 @@ def _watch(
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
-            checks += 1
+            checks, failed = checks + 1, failed + 1
             failure = observation.error
             log.warning("monitoring check failed: %s", observation.error)
         if now >= settled:
@@ -378,22 +382,19 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    reason = f"{_minutes(window_seconds)} of monitoring passed{resumed}"
+    verified, reason = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks, failed,
+                                    failure)
     alerts = alerted.messages()
     if decommissioned is not None:
-        return _watched_only(reason, decommissioned, measured, checks, failure, alerts, paged_late=paged_late)
-    if measured == 0 or 2 * measured < checks:
+        return _watched_only(reason, verified, decommissioned, alerts, checks, paged_late=paged_late)
+    if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
-        # Say why: running the monitor again only helps once what refused the reads is mended.
-        why = f"; the last failed read: {failure}" if failure else ""
         # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
-        return _skip(env, f"{reason}, but only {measured} of its {checks} checks could read the promoted version's "
-                          f"metrics{why} "
-                          f"({t.stable_service} kept running; {then})", checks, alerts,
+        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
         return _watched(env, spec, reason, window_seconds, checks, alerts, lease, actor)
@@ -449,10 +450,8 @@ def _watch(
         refused = str(rollout_said(err, t))
         log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
                   "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
-        why = None if unrecorded is not None else write_or_why(
-            lambda: _record(env, lease.rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), t)
-        if why is not None:
-            log.error("the ledger could not record that SNS refused the decommission's page: %s", why)
+        if unrecorded is None:
+            _record_refused(env, lease.rollout, refused, actor=actor)
         return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
                              page_refused=refused)
     if unrecorded is None:
@@ -474,6 +473,32 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
                 "the window)")
     return (f"{nothing}: it counts against the window, which passes cleanly only if at least half of its looks "
             "measured one")
+
+
+def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
+                 failure: str | None) -> tuple[bool, str]:
+    """Whether the window passed cleanly (at least half of its looks counted requests to the new
+    version, and so measured an error rate), and how its end says so: in the result, the ledger's
+    closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
+    counted no requests, or none had: a night in which the new version served nobody.
+
+    ``watched``: "60 minutes of monitoring"; ``resumed``: what a resumed window adds to it;
+    ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
+    again only helps once what refused the reads is mended)."""
+    verified = measured > 0 and 2 * measured >= checks
+    why = f"; the last failed read: {failure}" if failure else ""
+    if measured == 0 and failed == 0:
+        return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
+                       f"was measured (none of its {checks} looks counted a request to it)")
+    quiet = checks - measured - failed
+    others = ", ".join(part for part in (f"{quiet} counted no requests" if quiet else "",
+                                         f"{failed} could not read the metrics" if failed else "") if part)
+    if verified:
+        counted = "" if measured == checks else (f"; {measured} of its {checks} looks counted requests to the new "
+                                                 f"version; no error rate was measured in the others ({others})")
+        return True, f"{watched} passed{resumed}{counted}{why if counted else ''}"
+    return False, (f"{watched} passed{resumed}, but only {measured} looks counted requests to the new version (of its "
+                   f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}")
 
 
 def _minutes(seconds: float) -> str:
@@ -529,15 +554,12 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
 
-def _watched_only(reason: str, decommissioned: str, measured: int, checks: int, failure: str | None,
-                  alerts: tuple[str, ...], *, paged_late: bool = False) -> MonitorResult:
+def _watched_only(reason: str, verified: bool, decommissioned: str, alerts: tuple[str, ...], checks: int, *,
+                  paged_late: bool = False) -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission: its rollback was the
     point. A second decommission entry and page told people the old version went twice, and a
     "watched" mark or an unverified window's "kept running" would contradict the first one."""
-    verified = measured > 0 and 2 * measured >= checks
-    seen = "" if verified else (f", but only {measured} of its {checks} checks could read the promoted version's "
-                                "metrics" + (f"; the last failed read: {failure}" if failure else ""))
-    said = f"{reason}{seen}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
+    said = f"{reason}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
     get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
@@ -588,11 +610,21 @@ def _record_paged(env: Environment, rollout: str | None, message_id: str, *, act
                                "run that looks at the rollout will send it again", unrecorded)
 
 
+def _record_refused(env: Environment, rollout: str | None, refused: str, *, actor: str) -> None:
+    """Record that SNS refused the decommission's page (its answer, ``refused``): the page stays
+    owed, and ``why_owed`` gives the newest answer. Logged, never raised: the window is done, and
+    failing the run would have a rollout run's hooks act on a release whose window passed."""
+    why = write_or_why(lambda: _record(env, rollout, PAGE_REFUSED, refused, wall=env.wall(), actor=actor), env.targets)
+    if why is not None:
+        get_run_logger().error("the ledger could not record that SNS refused the decommission's page: %s", why)
+
+
 def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, *, actor: str) -> bool:
     """Send the "Old version decommissioned" page a run that died after the decommission owed
     (``rollway.decommission_page.page_owed``), late and saying so, then record it as sent by
     ``actor`` (the run's: the monitor, a rollout run's, the weekly tick's). An SNS that
-    refuses it is logged, not raised: the page stays owed and the next look sends it; failing
+    refuses it is logged and recorded (``PAGE_REFUSED``), not raised: the page stays owed and the
+    next look sends it; failing
     the run (a rollout run's hooks, the weekly tick) would act on a rollout whose window passed.
 
     Returns:
@@ -606,9 +638,13 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
         message_id = metrics.notify(env.notifier, page_subject(t.stable_service, late=True),
                                     late_message(record, owed, t.stable_service))
     except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        refused = str(rollout_said(err, t))
         log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
                   "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
-                  rollout_said(err, t))
+                  refused)
+        # Recorded as the first refusal was: status, the report and the next late page give SNS's
+        # newest answer, not an older one (a topic mended since) or "died before paging".
+        _record_refused(env, record.rollout_id, refused, actor=actor)
         return False
     log.warning("sent the \"%s\" page of rollout %s late: %s", page_subject(t.stable_service), record.rollout_id,
                 why_owed(record, owed))

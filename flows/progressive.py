@@ -30,7 +30,7 @@ from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
-from rollway.decommission_page import LATE_WHY
+from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.finalize import is_finalized
 from rollway.ledger import (
@@ -489,11 +489,12 @@ def run_progressive(
         # the decommission's page, if the run that decommissioned died before sending it. After a
         # finalize the stable service runs it and the canary service is idle: naming the canary
         # sent a person to a service at 0 tasks.
+        owed = page_owed(record)  # the decommission whose page goes out late, and why_owed says why
         late = send_owed_decommission_page(env, record, actor=actor)
         where = (f" and finalized (rollout {record.rollout_id}): {env.targets.stable_service} runs it"
                  if is_finalized(record) else f" (rollout {record.rollout_id}): {service} runs it")
         reason = f"{spec.image} was already promoted{where}" + (
-            f"; the page of its decommission was sent late ({LATE_WHY})" if late else "; nothing to do")
+            f"; the page of its decommission was sent late ({why_owed(record, owed)})" if late else "; nothing to do")
         log.info("%s", reason)
         return RolloutResult(outcome="promoted", reason=reason, image=spec.image, final_weights=record.weights)
     if record is not None and rejection_owed(record) and (record.owner in (None, owner) or owner_finished(record.owner)):

@@ -371,8 +371,8 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
-            "(rollout clock), but no run closed it: the run watching it stopped, or too few of its checks could "
-            f"read the metrics. Run `progressive_rollout` of {record.image} again, which checks what is left of "
+            "(rollout clock), but no run closed it: the run watching it stopped, or too few of its checks counted "
+            f"requests to the new version or could read the metrics. Run `progressive_rollout` of {record.image} again, which checks what is left of "
             "the window and closes it (or the weekly `advance_phase` does), then run finalize again. Nothing was "
             "changed"
         )

@@ -40,8 +40,8 @@ class RolloutResult(BaseModel):
     rollback: "RollbackResult | None" = None
     finalized: FinalizeResult | None = Field(default=None, description="the canary flow's finalize, with finalize=True")
     monitoring_verified: bool | None = Field(
-        default=None, description="whether enough of the monitoring window's checks read the promoted version's "
-                                  "metrics (None: no window was watched, or it rolled back)")
+        default=None, description="whether enough of the monitoring window's checks counted requests to the "
+                                  "promoted version (None: no window was watched, or it rolled back)")
     pinned_image: str | None = Field(
         default=None, description="what the canary's revision names: ``image`` pinned to the digest its tag named "
                                   "when the rollout started (None: not known to this result)")

@@ -288,7 +288,7 @@ def _outcome(record: RolloutRecord) -> str:
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
-        watched = next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
+        watched = _window_closing(record)
         closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else _window_open(record)
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
@@ -453,6 +453,22 @@ def between_phases(record: RolloutRecord) -> str:
             f"{weekly.describe(nxt.due, nxt.timezone)} (the first advance_phase run from then on starts it)")
 
 
+def _window_closing(record: RolloutRecord) -> Transition | None:
+    """The entry that closed a promotion's monitoring window (its decommission, or "watched" for a
+    plan that keeps the old service), or None."""
+    return next((t for t in reversed(record.history) if t.kind in ("decommission", "watched")), None)
+
+
+def _window_line(record: RolloutRecord) -> list[str]:
+    """What a promotion's closed monitoring window measured, in its closing entry's words: how many
+    of its looks counted requests to the new version when some did not. "Monitoring window closed"
+    alone read as a watched, healthy window when most looks had measured no error rate."""
+    closing = _window_closing(record) if record.phase is RolloutPhase.PROMOTED else None
+    if closing is None or not closing.comment:
+        return []
+    return [f"- **Monitoring window:** {cell(closing.comment)} ({cell(closing.actor)}, {utc(closing.at)})"]
+
+
 def _window_open(record: RolloutRecord) -> str:
     """What a promoted rollout whose monitoring window is not recorded as closed still owes (the
     ledger's own rule, ``monitoring_owed``), or "" when it owes none or its spec is unreadable.
@@ -490,7 +506,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
         return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
                 f"for it to close; {abort}")
     return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
-            "(the run watching it stopped, or too few of its checks could read the metrics): run "
+            "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
+            "read the metrics): run "
             f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
             f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}")
 
@@ -743,6 +760,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     lines += _flags_line(record)
     # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
     # received (its run died before paging) read as people told.
+    lines += _window_line(record)
     paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
     if paging is not None:
         lines.append(f"- **Decommission page:** {cell(paging[0])}")
@@ -911,6 +929,18 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
             f"leaves no entry of it, and {read}. If that happened, the "
             f"canary took {stage} from after {utc(last)} (the last entry before the rollback) {until}: the load "
             "balancer's metrics for its target group say which.")
+
+
+def _highest_weight(record: RolloutRecord, recorded: int, drift: bool) -> str:
+    """The highest canary weight: of the recorded moves (``recorded``) and of what the rollback read
+    on the load balancer before it moved anything (``moved_from``). The recorded moves alone read
+    lower than the weight the report gives for when the rollback began, after a run that moved the
+    traffic and died before recording it (or a hand on the load balancer)."""
+    found = moved_from(record)
+    if found is None or found.from_weights.canary <= recorded:
+        return f"{recorded}%" + (" (of the recorded moves)" if drift else "")
+    return (f"{found.from_weights.canary}%, as {found.actor}'s rollback found it on the load balancer (the recorded "
+            f"moves reached {recorded}%)")
 
 
 def _weight_at_rollback(record: RolloutRecord, recorded: Weights | None, drift: bool) -> str:
@@ -1128,7 +1158,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         drift = trigger is not None and trigger.kind == "drift"
         lines += [
             f"- **First traffic to the new version:** {first_at}",
-            f"- **Highest canary weight:** {peak}%" + (" (of the recorded moves)" if drift else ""),
+            f"- **Highest canary weight:** {_highest_weight(record, peak, drift)}",
             f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
         ]

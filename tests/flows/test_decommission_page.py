@@ -163,3 +163,61 @@ def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_wh
         late = [m for s, m in pages(aws, url) if s.startswith("Old version decommissioned")]
         assert len(late) == 1 and "This page is late: SNS refused it" in late[0], late
     assert kinds(aws).count(PAGED) == 1, kinds(aws)
+
+
+def sns_refuses_publish(client, code: str, message: str):
+    """SNS answers every Publish with ``code``, while the returned hook is registered."""
+    from botocore.exceptions import ClientError
+
+    def refuse(model, params, **_):
+        if model.name == "Publish":
+            raise ClientError({"Error": {"Code": code, "Message": message}}, "Publish")
+
+    client.meta.events.register("before-parameter-build.*", refuse)
+    return lambda: client.meta.events.unregister("before-parameter-build.*", refuse)
+
+
+def test_a_late_page_sns_refuses_too_is_recorded_and_the_one_sent_says_why_it_was_owed(aws, capsys, caplog):
+    """A late page SNS refused as well was only logged: status and the late page went on giving the
+    first refusal (a topic since mended) as why nobody was told. It is recorded as the first was,
+    with SNS's newest answer. And a rollout run that sent the page late said its run "died before
+    paging" in its result while SNS had refused it."""
+    import rollway.cli.ops as ops
+    from rollway.decommission_page import PAGE_REFUSED
+
+    t = aws.targets
+    with simulated(aws, 0.001) as (env, _):
+        promote_by_hand(aws, "start", "promote")
+        record = env.ledger.get(t.canary_service)
+        spec = RolloutSpec.from_record(record.spec_json)
+        aws.get_client("sns").delete_topic(TopicArn=aws.topology.topic_arn)
+        in_a_flow_run("monitor", lambda: run_monitor(
+            env, spec, window_seconds=180, decommission=True, previous_task_definition=record.previous_task_definition,
+            stable_desired=2, owner=f"run-{uuid4().hex[:6]}", rollout=record.rollout_id))
+        assert kinds(aws)[-2:] == ["decommission", PAGE_REFUSED], kinds(aws)
+        aws.get_client("sns").create_topic(Name=t.alert_topic)  # the topic is back; now the key is off
+        url = inbox(aws)
+
+        restore = sns_refuses_publish(aws.get_client("sns"), "KMSDisabled", "the topic's KMS key is disabled")
+        try:
+            progressive_on(env, spec)
+        finally:
+            restore()
+        assert pages(aws, url) == [], "nobody was paged"
+        newest = env.ledger.get(t.canary_service).history[-1]
+        assert newest.kind == PAGE_REFUSED and newest.actor == "operator", kinds(aws)
+        assert "the topic's KMS key is disabled" in (newest.comment or ""), newest
+        blocks = saved_blocks(aws)
+        assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+        said = " ".join(capsys.readouterr().out.split())
+        # The owed page's line gives the newest answer (the history below it lists both refusals).
+        owed = said.split("was never sent (SNS refused it: ", 1)[-1].split("the next run that looks", 1)[0]
+        assert "the topic's KMS key is disabled" in owed and "not found" not in owed, said
+
+        with caplog.at_level(logging.INFO):
+            result = progressive_on(env, spec)
+        late = [m for s, m in pages(aws, url) if s.startswith("Old version decommissioned")]
+        assert len(late) == 1 and "This page is late: SNS refused it: " in late[0], late
+        assert "sent late (SNS refused it: " in result.reason and "KMS key is disabled" in result.reason, result.reason
+        assert not any("died before paging" in r.getMessage() for r in caplog.records), result.reason
+    assert kinds(aws).count(PAGED) == 1, kinds(aws)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import logging
+import re
 
 from prefect import flow
 
@@ -155,17 +156,62 @@ def no_request_count(weights, t):
     return None, None  # CloudWatch holds no RequestCount for either version: no data, not zero traffic
 
 
-def test_a_window_that_never_saw_the_promoted_version_keeps_the_old_service():
+def no_requests(weights, t):
+    # CloudWatch holds a RequestCount of 0 for the promoted version: counted, and nothing to take a rate over.
+    return None, VersionSample(requests=0)
+
+
+@pytest.mark.parametrize("behaviour", [no_request_count, no_requests])
+def test_a_window_that_never_saw_the_promoted_version_keeps_the_old_service(behaviour):
     """Every read succeeded and found no request count: such a window used to count as 30
-    clean minutes, and the old service was scaled to zero."""
+    clean minutes, and the old service was scaled to zero. A count of 0 requests still did: it
+    was taken for a sighting, and a window in which the new version served nobody read "30
+    minutes of monitoring passed" and decommissioned the old one on no evidence at all."""
     env = promoted(canary_error_rate=0.001)
-    env.metrics = FakeMetrics(env.router, no_request_count)
+    env.metrics = FakeMetrics(env.router, behaviour)
     result = monitor_on(env, 1800)
     assert result.outcome == "passed" and not result.verified, result.reason
+    assert "the new version served no requests during its monitoring window: nothing was measured" in result.reason
     # 29: the window's 28 counted looks and the one after it, once its last period is published.
-    assert "only 0 of its 29 checks could read the promoted version's metrics" in result.reason
+    assert "none of its 29 looks counted a request to it" in result.reason, result.reason
+    assert "monitoring passed" not in result.reason, result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
-    assert env.notifier.messages[-1][0].startswith("Decommission skipped")
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Decommission skipped") and message == result.reason, env.notifier.messages[-1]
+
+
+def quiet_after(cutoff: float):
+    """Traffic until ``cutoff``, then a RequestCount of 0: a night that fell during the window."""
+    busy = steady(50.0, 0.001, 0.001)
+    return lambda weights, t: busy(weights, t) if t <= cutoff else no_requests(weights, t)
+
+
+def test_a_window_partly_without_requests_says_how_many_looks_measured_a_rate():
+    """A look that counted 0 requests measured no error rate, and the window's end said only
+    "30 minutes of monitoring passed", in the result and the decommission's ledger entry, as if
+    every look had watched the new version serve. It passes (most looks measured a rate, a quiet
+    spell is no failure) and says how many looks saw requests."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, quiet_after(env.clock.now() + 1200))
+    result = monitor_on(env, 1800)
+    assert result.outcome == "decommissioned" and result.verified, result.reason
+    said = re.search(r"; (\d+) of its (\d+) looks counted requests to the new version; no error rate was measured in "
+                     r"the others \((\d+) counted no requests\)", result.reason)
+    assert said is not None, result.reason
+    measured, checks, quiet = map(int, said.groups())
+    assert checks == result.checks and measured + quiet == checks and measured < checks <= 2 * measured, result.reason
+
+
+def test_a_window_with_too_few_looks_with_requests_keeps_the_old_service():
+    """Requests only in the first minutes: the rest of the looks counted 0, each taken for a
+    healthy sighting, and the old service was decommissioned on a few minutes' evidence."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, quiet_after(env.clock.now() + 300))
+    result = monitor_on(env, 1800)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert f"looks counted requests to the new version (of its {result.checks})" in result.reason, result.reason
+    assert "no error rate was measured in the others" in result.reason, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
 
 
 class PublishedLate(FakeMetrics):
@@ -344,6 +390,9 @@ def test_the_window_ends_with_a_summary_artifact():
     result = monitor_on(env, 600)
     summary = monitoring_artifact(env)
     assert "unverified" in summary and result.reason in summary, summary
+    # Its title said "passed (unverified)" of a window in which nothing was measured.
+    title = summary.splitlines()[0]
+    assert title.endswith(": unverified") and "passed" not in title, title
 
 
 class PublishedAfterTheDelay(FakeMetrics):
@@ -390,16 +439,12 @@ def test_a_one_minute_window_is_said_in_the_singular():
     assert f"{IMAGE} passed 1 minute of monitoring at 100%" in env.notifier.messages[-1][1], env.notifier.messages
 
 
-def no_requests(weights, t):
-    # CloudWatch holds a RequestCount of 0 for the promoted version: counted, and nothing to take a rate over.
-    return None, VersionSample(requests=0)
-
-
 def test_a_look_that_counts_zero_requests_says_no_rate_was_measured(caplog):
     """A look whose request count was 0 logged "canary error rate 0.00% within the 5% guardrail":
     a rate over no requests, read as a healthy one."""
     looks = looks_of(caplog, no_requests)
     assert not any("0.00%" in m for m in looks), looks
     # The early looks found no period published yet; those after, a count of 0.
-    assert all("no requests, no rate measured" in m or "no error rate was measured" in m for m in looks), looks
-    assert any("no requests, no rate measured" in m for m in looks), looks
+    assert all("no requests were counted in this look, so no error rate was measured" in m for m in looks), looks
+    # A count of 0 is no sighting: the look counts against the window, as one with no count does.
+    assert any("counts against the window" in m for m in looks), looks

@@ -930,3 +930,33 @@ def test_a_rollback_that_found_no_traffic_on_the_canary_still_cannot_rule_out_an
             "balancer), as it would after an earlier run of the rollback moved the traffic back") in report, report
     assert "the rollback records only the weights it read back" not in report, report
     assert "5% (its first stage) from after" in report, report
+
+
+def test_the_highest_canary_weight_counts_what_the_rollback_found_on_the_load_balancer():
+    """The rollback read 25 % on the load balancer before moving anything (a run that moved the
+    traffic and died before recording it): "Highest canary weight: 5%", the recorded moves' alone,
+    read lower than the weight the report gives for when the rollback began."""
+    history = [started(), shift(60, 5, 0),
+               Transition(at=T0 + 660, kind="rollback-start", actor="judge", comment="5%: over the 1% guardrail"),
+               Transition(at=T0 + 700, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                          comment="5%: over the 1% guardrail")]
+    text = incident_report(record(history, RolloutPhase.ROLLED_BACK, weights=w(0)))
+    (peak,) = [x for x in text.splitlines() if x.startswith("- **Highest canary weight:**")]
+    assert peak.startswith("- **Highest canary weight:** 25%"), peak
+    assert "the recorded moves reached 5%" in peak, peak
+    assert "- **Weight when the rollback began:** 25% (75/25 stable/canary)" in text
+
+
+def test_the_rollout_report_says_what_the_monitoring_window_measured():
+    """The outcome said only "monitoring window closed (decommission, ...)": a window in which
+    most looks counted no requests read as a watched, healthy hour. Its closing entry says how many
+    looks measured an error rate, and the report shows it."""
+    closing = ("60 minutes of monitoring passed; 40 of its 61 looks counted requests to the new version; no error "
+               "rate was measured in the others (21 counted no requests); webordinary-edit-service scaled to 0")
+    rec = promoted_record()
+    rec = rec.model_copy(update={"history": tuple(
+        t.model_copy(update={"kind": "decommission", "comment": closing, "actor": "operator"}) if t.kind == "watched"
+        else t for t in rec.history)})
+    text = rollout_report(rec)
+    (line,) = [x for x in text.splitlines() if x.startswith("- **Monitoring window:**")]
+    assert closing in line and "operator" in line and utc(T0 + 5800) in line, line
