@@ -44,7 +44,7 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
+    CHECKS, MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
     no_session, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
@@ -82,9 +82,13 @@ def validate_deployment(
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     authorization = _authorization(spec.authorization_secret_block)
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
-    log.info("validating: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%), "
-             "%d attempt(s) per check", shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services),
-             targets.metrics_namespace, spec.success_rate_window_minutes, spec.success_rate_floor, spec.attempts)
+    # The per-request bound is said up front: a person watching a check that hangs could not tell
+    # from this line how long it may wait (each attempt up to it, then the delay between attempts).
+    log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
+             "check %g s apart: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%)",
+             len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
+             shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
+             spec.success_rate_window_minutes, spec.success_rate_floor)
 
     results: list[CheckResult] = []
 

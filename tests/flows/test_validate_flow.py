@@ -198,6 +198,18 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws, app, blocks, caplog):
+    """A person watching a slow check could not tell from the run's first line how long it may
+    wait: it named the URLs and the attempts, never the per-request timeout, nor the checks."""
+    publish_success_rate(aws, 99.95)
+    validate_deployment(spec=spec(app, timeout_seconds=7, attempts=2), targets_block=blocks,
+                        aws_credentials_block=blocks)
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert opening.startswith("validating 4 checks (health, session, message, success_rate)"), opening
+    assert "each request given at most 7 s (spec.timeout_seconds)" in opening, opening
+    assert "2 attempt(s) per check" in opening, opening
+
+
 def answered_late(aws, app, blocks, *, attempts: int):
     """A failed validation run (its state and summary) of an app whose every answer comes after
     the 1-s timeout, though it does what each request asks."""
