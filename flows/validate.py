@@ -10,7 +10,8 @@ In order, each a task whose result is logged:
    left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, read in whole minutes (the UTC window read is said),
-   at least the floor; no data fails. A read AWS refused
+   at least the floor; no data fails (read again, over the same window, after
+   ``spec.success_rate_retry_delay_seconds``: CloudWatch shows datapoints a minute or more late). A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
    is reported as not checked, not as the service failing it.
 
@@ -44,7 +45,7 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
+    CHECKS, MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
     no_session, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
@@ -82,9 +83,15 @@ def validate_deployment(
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     authorization = _authorization(spec.authorization_secret_block)
     services = spec.success_rate_services or (targets.stable_service, targets.canary_service)
-    log.info("validating: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%), "
-             "%d attempt(s) per check", shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services),
-             targets.metrics_namespace, spec.success_rate_window_minutes, spec.success_rate_floor, spec.attempts)
+    # The per-request bound is said up front: a person watching a check that hangs could not tell
+    # from this line how long it may wait (each attempt up to it, then the delay between attempts).
+    log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
+             "check %g s apart (a SuccessRate read without data read again %g s later): health %s, sessions %s, "
+             "SuccessRate of %s in %s over %d min (floor %g%%)",
+             len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
+             spec.success_rate_retry_delay_seconds,
+             shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
+             spec.success_rate_window_minutes, spec.success_rate_floor)
 
     results: list[CheckResult] = []
 
@@ -120,8 +127,12 @@ def validate_deployment(
     if unread is not None and not named:
         note(unchecked(SUCCESS_RATE, unread))
     else:
+        # Read again over the same window: what a wait gives is the datapoints of its last minutes,
+        # which CloudWatch shows a minute or more late.
         note(_attempted(checks.read_success_rate, spec, reads("cloudwatch"), targets.metrics_namespace,
-                        tuple(services), clock.build().now(), None if named else serving))
+                        tuple(services), clock.build().now(), None if named else serving,
+                        delay=spec.success_rate_retry_delay_seconds,
+                        waiting_for="CloudWatch may still be ingesting the window's last minutes"))
 
     versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
@@ -244,9 +255,13 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
     return SecretStr(value.strip())
 
 
-def _attempted(task, spec: ValidationSpec, *args, **kwargs) -> CheckResult:
+def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, waiting_for: str | None = None,
+               **kwargs) -> CheckResult:
     """Run a check task with the spec's attempts; the last attempt's result, passed or not, with
     the time of every attempt (the delays between them left out).
+
+    ``delay``: the wait before each next attempt (default ``spec.retry_delay_seconds``), logged
+    as it starts with the attempt that failed and why, and ``waiting_for``, what the wait is for.
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
     Anything else it raises is a defect, not a finding, and fails the run.
@@ -257,10 +272,16 @@ def _attempted(task, spec: ValidationSpec, *args, **kwargs) -> CheckResult:
         # Called on each failure Prefect is about to try again: the attempt's time is kept here,
         # where the last attempt's result alone said three timeouts of 10 s took 10 s.
         if isinstance(state.data, checks.CheckFailed):
-            earlier.append(state.data.result.seconds)
+            result = state.data.result
+            earlier.append(result.seconds)
+            # Said as the wait starts: a run quiet for a minute read as stuck.
+            get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %g s before attempt %d%s",
+                                  result.name, result.attempts, spec.attempts, result.reason, wait,
+                                  result.attempts + 1, f" ({waiting_for})" if waiting_for else "")
         return True  # Prefect's own rule: every failure is tried again while attempts remain
 
-    retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=spec.retry_delay_seconds,
+    wait = spec.retry_delay_seconds if delay is None else delay
+    retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=wait,
                                 retry_condition_fn=retry)
     state = retried(spec, *args, return_state=True, **kwargs)
     outcome = state.result(raise_on_failure=False)

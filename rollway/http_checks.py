@@ -7,7 +7,9 @@ with the reason a person needs (the status and the tail of the body, or the tran
 
 Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
 may be tried again after any failure but a 4xx; a POST only when the request never reached the
-server (the connection was refused or could not be opened in time). A POST that timed out
+server (the connection was refused or could not be opened in time). A POST httpx refused before
+sending (a scheme it does not speak, a header it will not write) is neither retried nor said to
+have lost its answer: it made nothing on the server. A POST that timed out
 waiting for its answer may have created a session, or had the edit container start on the
 instruction: sending it again would make a second one.
 """
@@ -277,11 +279,27 @@ def _said_failed(response: httpx.Response, url: str) -> str | None:
 
 def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
-    return f"{method} {shown_url(url)} {kind}: {error_said(err)}"
+    # Said, not left to be inferred from the exception's name: a POST whose answer is lost and
+    # one that never left read alike, and only the second tells a person nothing was created.
+    unsent = "; it was not sent" if _never_sent(err) else ""
+    return f"{method} {shown_url(url)} {kind}: {error_said(err)}{unsent}"
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+"""Failures before a byte of the request could reach the server: no connection was made, or
+httpx refused the request itself (a scheme it does not speak, a header h11 will not write, both
+refused before the request is written). Anything else after the connection (a read timeout, a
+connection dropped, a server breaking the protocol) may follow a request the server received."""
 
 
 def _never_sent(err: httpx.HTTPError) -> bool:
-    """Whether the request cannot have reached the server (safe to send again, even a POST)."""
+    """Whether the request cannot have reached the server (it made nothing there)."""
+    return isinstance(err, _NOT_SENT)
+
+
+def _worth_sending_again(err: httpx.HTTPError) -> bool:
+    """Whether a POST may be sent again: it never reached the server, and for a reason that may
+    pass (a refused or slow connection). A request httpx refused is refused the same way again."""
     return isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
@@ -323,7 +341,7 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
             response = _send(http, "POST", url, spec, json={"clientId": spec.client_id, "userId": spec.user_id})
         except httpx.HTTPError as err:
             return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_never_sent(err), answer_lost=not _never_sent(err))
+                               retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))
     if not response.is_success:
         # A 5xx does not say whether the session was stored before the failure; a 4xx refused it.
         unclear = f"HTTP {response.status_code}" if response.is_server_error else None
@@ -357,7 +375,7 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> C
             response = _send(http, "POST", url, spec, json={"instruction": spec.instruction})
         except httpx.HTTPError as err:
             return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_never_sent(err), answer_lost=not _never_sent(err))
+                               retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))
     if not response.is_success:
         return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
     wrong = _said_failed(response, url)  # "could not queue it", in a 200

@@ -17,7 +17,7 @@ from typing import Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollway.aws.metric_schema import whole_minutes
 from rollway.flags import percent_sign_meant
@@ -28,6 +28,10 @@ SESSION = "session"
 MESSAGE = "message"
 SUCCESS_RATE = "success_rate"
 CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
+
+SUCCESS_RATE_WAIT_LIMIT_SECONDS = 20 * 60
+"""The most the SuccessRate check may wait, all its waits together, for CloudWatch's data: the
+default attempts at any delay, and 20 at the default 60 s, fit in it."""
 """Every check, in the order they run and are reported."""
 
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
@@ -138,6 +142,14 @@ class ValidationSpec(BaseModel):
         "when the request never reached the server."))
     retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False,
                                        description="wait between attempts, in seconds.")
+    # CloudWatch makes a minute's datapoints readable a minute or more after it ends (longer at
+    # times): read again after the HTTP checks' 5 s, the window's last minutes were still missing
+    # and "no SuccessRate data" failed a service that had published them. With the default
+    # attempts: two waits of 60 s, two minutes in all.
+    success_rate_retry_delay_seconds: float = Field(
+        default=60.0, ge=0, le=300, allow_inf_nan=False,
+        description="wait before reading SuccessRate again after a read that failed (no data: CloudWatch shows "
+                    "datapoints a minute or more late), in seconds.")
     # For a service behind a token: the value is read when the run starts, sent with the health,
     # session and message requests. A token in a URL's query is sent too, but as a parameter anyone
     # who can read the run sees it.
@@ -208,6 +220,19 @@ class ValidationSpec(BaseModel):
             if not name.strip() or name != name.strip():
                 raise ValueError(f"service {name!r} must not be blank or have surrounding spaces")
         return value
+
+    @model_validator(mode="after")
+    def _success_rate_waits_bounded(self) -> "ValidationSpec":
+        # Each wait is bounded by its field, their number by ``attempts``: together, a run that
+        # waits for data nobody publishes could still hold its check for an hour and a half.
+        waits = self.attempts - 1
+        total = waits * self.success_rate_retry_delay_seconds
+        if total > SUCCESS_RATE_WAIT_LIMIT_SECONDS:
+            raise ValueError(
+                f"the SuccessRate check would wait {total / 60:g} min in all ({waits} waits of "
+                f"{self.success_rate_retry_delay_seconds:g} s); at most {SUCCESS_RATE_WAIT_LIMIT_SECONDS // 60} min: "
+                "fewer attempts or a shorter success_rate_retry_delay_seconds")
+        return self
 
     @property
     def sessions_url(self) -> str:

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from rollway import http_checks
 from rollway.sim.app import ValidationApp
-from rollway.validation import ValidationSpec
+from rollway.validation import ValidationSpec, no_session
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +145,29 @@ def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_pos
     for result in (health, session, message):
         assert result.outcome == "failed" and "ConnectError" in result.reason
         assert result.retryable and not result.answer_lost  # never sent: nothing was created
+        assert result.reason.endswith("; it was not sent"), result.reason
+
+
+def test_a_post_that_failed_before_anything_was_sent_says_no_session_was_created(app):
+    """A scheme httpx does not speak and a header it will not write fail before a connection is
+    made: these POSTs were reported as sent with their answer lost ("a session may exist"),
+    which sent a person looking on the service for a test session that was never made."""
+    # An adapter may be given any spec: the spec's own check (http or https) is not its guard.
+    ftp = spec_for(app.url).model_copy(update={"api_base_url": app.url.replace("http://", "ftp://")})
+    with http_checks.client(ftp) as http:
+        unsupported = http_checks.create_session(http, ftp)
+    spec = spec_for(app.url)
+    with httpx.Client(timeout=2, headers={"X-Trace": "a\x00b"}) as http:  # a header h11 refuses to write
+        illegal = http_checks.create_session(http, spec)
+        unsent_message = http_checks.send_message(http, spec, "s")
+    assert "UnsupportedProtocol" in unsupported.reason and "LocalProtocolError" in illegal.reason
+    for result in (unsupported, illegal, unsent_message):
+        assert result.outcome == "failed" and not result.answer_lost, result
+        assert "it was not sent" in result.reason, result.reason
+        # Sending it again meets the same refusal: not worth the spec's attempts.
+        assert not result.retryable
+    assert app.requests == []  # provably: nothing reached the service
+    assert no_session(unsupported, spec) == "no test session was created"
 
 
 def test_a_connection_that_breaks_with_no_message_says_the_exception_not_nothing():

@@ -43,7 +43,7 @@ def publish_success_rate(aws, value: float) -> None:
 def spec(app: ValidationApp, **fields) -> dict:
     # A dict, as a run from the UI or a deployment's parameters gives it.
     return {"health_url": f"{app.url}/health", "api_base_url": app.url, "timeout_seconds": 2,
-            "retry_delay_seconds": 0, **fields}
+            "retry_delay_seconds": 0, "success_rate_retry_delay_seconds": 0, **fields}
 
 
 def artifact_of(state) -> str:
@@ -196,6 +196,37 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
     # The final failure keeps its detail: the status and body, on the check's own line.
     assert any(r.getMessage().startswith("health failed after 3 attempt(s)") and "HTTP 503 from GET" in r.getMessage()
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
+
+
+def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws, app, blocks, caplog):
+    """A person watching a slow check could not tell from the run's first line how long it may
+    wait: it named the URLs and the attempts, never the per-request timeout, nor the checks."""
+    publish_success_rate(aws, 99.95)
+    validate_deployment(spec=spec(app, timeout_seconds=7, attempts=2), targets_block=blocks,
+                        aws_credentials_block=blocks)
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert opening.startswith("validating 4 checks (health, session, message, success_rate)"), opening
+    assert "each request given at most 7 s (spec.timeout_seconds)" in opening, opening
+    assert "2 attempt(s) per check" in opening, opening
+
+
+def test_a_success_rate_without_data_is_read_again_after_its_own_wait_each_said(aws, app, blocks, caplog):
+    """"no SuccessRate data" was read again after the HTTP checks' delay, seconds, where CloudWatch
+    takes a minute or two to show a minute's datapoints; nothing said the run was waiting on it."""
+    state = validate_deployment(spec=spec(app, attempts=3, success_rate_retry_delay_seconds=0.3),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    (rate,) = [c for c in failed.value.summary.checks if c.name == "success_rate"]
+    assert rate.attempts == 3 and "no SuccessRate data over " in rate.reason, rate
+    waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("success_rate did not pass")]
+    assert len(waits) == 2, waits
+    for attempt, said in enumerate(waits, start=1):
+        assert f"on attempt {attempt} of 3 (no SuccessRate data over " in said, said
+        assert said.endswith(f"waiting 0.3 s before attempt {attempt + 1} (CloudWatch may still be ingesting the "
+                             "window's last minutes)"), said
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert "a SuccessRate read without data read again 0.3 s later" in opening, opening
 
 
 def answered_late(aws, app, blocks, *, attempts: int):

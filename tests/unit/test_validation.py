@@ -29,6 +29,26 @@ def test_defaults_are_the_seeds_script():
     assert (spec.success_rate_window_minutes, spec.success_rate_floor) == (5, 99.9)
 
 
+def test_by_default_a_success_rate_without_data_is_read_again_past_cloudwatchs_ingestion_lag():
+    """CloudWatch takes a minute or two to make a minute's datapoints readable: read again after
+    the HTTP checks' 5 s, twice, "no SuccessRate data" failed a service that had published them."""
+    spec = ValidationSpec()
+    waited = (spec.attempts - 1) * spec.success_rate_retry_delay_seconds
+    assert 120 <= waited <= 600, waited
+    assert spec.retry_delay_seconds == 5  # the HTTP checks are not slowed down by it
+
+
+def test_the_success_rate_waits_are_bounded_in_all():
+    ValidationSpec(attempts=20, success_rate_retry_delay_seconds=60)  # 19 minutes: the most given
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(attempts=5, success_rate_retry_delay_seconds=301)
+    assert "success_rate_retry_delay_seconds" in str(refused.value)
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(attempts=20, success_rate_retry_delay_seconds=120)
+    assert ("the SuccessRate check would wait 38 min in all (19 waits of 120 s); at most 20 min: fewer attempts or "
+            "a shorter success_rate_retry_delay_seconds") in str(refused.value), str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
