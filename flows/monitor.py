@@ -47,7 +47,7 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRecord, Transition, begin_rollback,
-                            monitoring_owed, utc)
+                            UnverifiedWindow, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -234,12 +234,13 @@ class _Lease:
         self.env, self.service, self.seconds = env, env.targets.canary_service, lease_seconds
         self.owner, self.rollout = owner if held else None, rollout
 
-    def renew(self) -> None:
+    def renew(self, **changes) -> None:
+        """Renew the lease; ``changes``: RolloutRecord fields set in the same write, the history untouched."""
         if self.owner is None:
             return
         # Named, so that the monitor never holds the lease of a rollout that superseded the one it watches.
         self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
-                                rollout=self.rollout, wall=self.env.wall())
+                                rollout=self.rollout, wall=self.env.wall(), **changes)
 
     def release(self) -> None:
         if self.owner is not None:
@@ -394,6 +395,14 @@ def _watch(
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
+        # Recorded beside the history (``UnverifiedWindow`` says why not in it), for `rollway status`:
+        # it wrote nothing, and status could only say no run had closed the window. Written as the
+        # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
+        # A DynamoDB that refuses it loses only the counts: the window is open either way.
+        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=measured, looks=checks, failed=failed)
+        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen), t)
+        if unrecorded is not None:
+            log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
