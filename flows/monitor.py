@@ -47,7 +47,7 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRecord, Transition, begin_rollback,
-                            monitoring_owed, utc)
+                            UnverifiedWindow, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -234,12 +234,13 @@ class _Lease:
         self.env, self.service, self.seconds = env, env.targets.canary_service, lease_seconds
         self.owner, self.rollout = owner if held else None, rollout
 
-    def renew(self) -> None:
+    def renew(self, **changes) -> None:
+        """Renew the lease; ``changes``: RolloutRecord fields set in the same write, the history untouched."""
         if self.owner is None:
             return
         # Named, so that the monitor never holds the lease of a rollout that superseded the one it watches.
         self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
-                                rollout=self.rollout, wall=self.env.wall())
+                                rollout=self.rollout, wall=self.env.wall(), **changes)
 
     def release(self) -> None:
         if self.owner is not None:
@@ -382,8 +383,8 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    verified, reason = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks, failed,
-                                    failure)
+    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks,
+                                             failed, failure)
     alerts = alerted.messages()
     if decommissioned is not None:
         return _watched_only(reason, verified, decommissioned, alerts, checks, paged_late=paged_late)
@@ -394,10 +395,18 @@ def _watch(
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
+        # Recorded beside the history (``UnverifiedWindow`` says why not in it), for `rollway status`:
+        # it wrote nothing, and status could only say no run had closed the window. Written as the
+        # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
+        # A DynamoDB that refuses it loses only the counts: the window is open either way.
+        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=measured, looks=checks, failed=failed)
+        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen), t)
+        if unrecorded is not None:
+            log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, spec, reason, window_seconds, checks, alerts, lease, actor)
+        return _watched(env, reason, _passed(spec, window_seconds, counted), checks, alerts, lease, actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open.
@@ -442,7 +451,7 @@ def _watch(
     try:
         message_id = metrics.notify(
             env.notifier, page_subject(t.stable_service),
-            f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%; {t.stable_service} is scaled to 0."
+            f"{_passed(spec, window_seconds, counted)}; {t.stable_service} is scaled to 0."
             + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
                if unrecorded else ""),
         )
@@ -476,11 +485,13 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
 
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
-                 failure: str | None) -> tuple[bool, str]:
+                 failure: str | None) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
-    counted no requests, or none had: a night in which the new version served nobody.
+    counted no requests, or none had: a night in which the new version served nobody. The third
+    part is what a clean window's pages add to "passed": how many of its looks counted requests,
+    when some did not ("" when all did), in the ledger's words.
 
     ``watched``: "60 minutes of monitoring"; ``resumed``: what a resumed window adds to it;
     ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
@@ -489,16 +500,24 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     why = f"; the last failed read: {failure}" if failure else ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
-                       f"was measured (none of its {checks} looks counted a request to it)")
+                       f"was measured (none of its {checks} looks counted a request to it)"), ""
     quiet = checks - measured - failed
     others = ", ".join(part for part in (f"{quiet} counted no requests" if quiet else "",
                                          f"{failed} could not read the metrics" if failed else "") if part)
     if verified:
         counted = "" if measured == checks else (f"; {measured} of its {checks} looks counted requests to the new "
                                                  f"version; no error rate was measured in the others ({others})")
-        return True, f"{watched} passed{resumed}{counted}{why if counted else ''}"
+        counted += why if counted else ""
+        return True, f"{watched} passed{resumed}{counted}", counted
     return False, (f"{watched} passed{resumed}, but only {measured} looks counted requests to the new version (of its "
-                   f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}")
+                   f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}"), ""
+
+
+def _passed(spec: RolloutSpec, window_seconds: float, counted: str) -> str:
+    """How a clean window's page ("Old version decommissioned", "Monitoring passed") opens: what
+    passed, and ``counted`` (``_window_said``). The pages said "passed 30 minutes of monitoring at
+    100%" when a third of the looks had counted no requests, which the ledger said and they did not."""
+    return f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%{counted}"
 
 
 def _minutes(seconds: float) -> str:
@@ -527,9 +546,10 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
-def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: float, checks: int,
+def _watched(env: Environment, reason: str, passed: str, checks: int,
              alerts: tuple[str, ...], lease: _Lease, actor: str) -> MonitorResult:
-    """A clean window that keeps the old service: close the window in the ledger, if there is one.
+    """A clean window that keeps the old service: close the window in the ledger, if there is one,
+    and page ``passed`` (``_passed``).
 
     Until it is closed, the rollout stays open for a rollback and the watchdog watches again
     if this run dies, so the mark is what ends the rollout's cheap-rollback period.
@@ -546,8 +566,7 @@ def _watched(env: Environment, spec: RolloutSpec, reason: str, window_seconds: f
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     metrics.notify(
         env.notifier, f"Monitoring passed: {t.canary_service}",
-        f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%. {t.stable_service} keeps "
-        "running at 0% of traffic: this rollout does not decommission it."
+        f"{passed}. {t.stable_service} keeps running at 0% of traffic: this rollout does not decommission it."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )

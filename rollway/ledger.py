@@ -199,6 +199,28 @@ class RefusedAnswer(BaseModel):
                           comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
 
 
+class UnverifiedWindow(BaseModel):
+    """How the newest monitoring window of a promotion that did not pass cleanly ended: how many of
+    its looks counted requests to the new version, of how many. Such a window keeps the old service
+    and stays open (the next monitor run, or the weekly tick, watches again), and it wrote nothing:
+    `rollway status` could only say that no run had closed it.
+
+    Kept in the record's ``unverified_window``, beside the history and not in it, as
+    ``RefusedAnswer`` is and for its reason: the history's newest entry is what the rollout is taken
+    to be doing (the promotion, whose window is still open), and an entry there would have had
+    every reader of ``history[-1]`` skip it. Replaced by the next unverified end; a window that
+    closes says its own counts in its closing entry.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float = Field(description="when the window ended (rollout clock, as the history's entries)")
+    actor: str = Field(description="whose run watched it")
+    counted: int = Field(description="looks that counted requests to the new version")
+    looks: int = Field(description="looks the window made")
+    failed: int = Field(default=0, description="looks whose read of the metrics failed (of the others)")
+
+
 class RolloutRecord(BaseModel):
     """One rollout of one service.
 
@@ -253,6 +275,9 @@ class RolloutRecord(BaseModel):
     refused_answers: tuple[RefusedAnswer, ...] = Field(
         default=(), description="answers to its pauses that their run refused, oldest first (RefusedAnswer): beside "
                                 "the history, which they leave as it was")
+    unverified_window: UnverifiedWindow | None = Field(
+        default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
+                                  "left open (UnverifiedWindow): beside the history, which it leaves as it was")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""

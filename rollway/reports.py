@@ -494,7 +494,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     it runs or, once over (or ``now`` unknown), that no run closed it and what does; None when it
     owes none. Status said "promoted", its last phase "passed" and "owner none" of a window whose
     run ended with too few checks able to read the metrics: only a refused finalize and the report
-    told that the previous version still runs and what to do."""
+    told that the previous version still runs and what to do. A window whose run recorded it
+    unverified (``RolloutRecord.unverified_window``) says how many of its looks counted requests."""
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)
@@ -505,6 +506,15 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     if now is not None and now < ends:
         return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
                 f"for it to close; {abort}")
+    seen = record.unverified_window
+    if seen is not None:
+        # The run that watched it recorded why it did not close it: said, where "no run closed it
+        # (the run watching it stopped, or ...)" left a person to guess which.
+        failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+        return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
+                f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept; the next monitor run or "
+                f"weekly tick looks again (or run `progressive_rollout` of {record.image} again now); until then "
+                f"`rollway finalize` refuses, and {abort}")
     return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
             "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
             "read the metrics): run "

@@ -20,8 +20,8 @@ SPEC = RolloutSpec(image=IMAGE)
 
 
 @flow
-def monitor_on(env, window):
-    return run_monitor(env, SPEC, window_seconds=window, stable_desired=4)
+def monitor_on(env, window, decommission=True):
+    return run_monitor(env, SPEC, window_seconds=window, stable_desired=4, decommission=decommission)
 
 
 def promoted(canary_error_rate: float, dlq: int = 0):
@@ -200,6 +200,23 @@ def test_a_window_partly_without_requests_says_how_many_looks_measured_a_rate():
     assert said is not None, result.reason
     measured, checks, quiet = map(int, said.groups())
     assert checks == result.checks and measured + quiet == checks and measured < checks <= 2 * measured, result.reason
+
+
+@pytest.mark.parametrize("decommission", [True, False])
+def test_a_window_partly_without_requests_pages_how_many_looks_counted_requests(decommission):
+    """The "Old version decommissioned" and "Monitoring passed" pages said only "passed 30 minutes
+    of monitoring at 100%" when a third of the window's looks had counted no requests: the ledger
+    said how many had, the people paged did not. The page says it in the ledger's words."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, quiet_after(env.clock.now() + 1200))
+    result = monitor_on(env, 1800, decommission)
+    assert result.verified, result.reason
+    counted = re.search(r"\d+ of its \d+ looks counted requests to the new version; no error rate was measured in "
+                        r"the others \(\d+ counted no requests\)", result.reason)
+    assert counted is not None, result.reason
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Old version decommissioned" if decommission else "Monitoring passed"), subject
+    assert f"{IMAGE} passed 30 minutes of monitoring at 100%; {counted.group(0)}" in message, message
 
 
 def test_a_window_with_too_few_looks_with_requests_keeps_the_old_service():

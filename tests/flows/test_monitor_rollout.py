@@ -359,3 +359,26 @@ def test_a_rollout_runs_window_whose_page_sns_refuses_completes_saying_the_page_
     assert env.deployer.services[env.targets.stable_service].desired == 0
     history = env.ledger.get(env.targets.canary_service).history
     assert [(t.kind, t.actor) for t in history][-2:] == [("decommission", "operator"), (PAGE_REFUSED, "operator")]
+
+
+def test_an_unverified_window_records_its_look_counts_beside_the_history_and_leaves_the_window_open(monkeypatch):
+    """A window in which too few looks counted requests kept the old service and wrote nothing to
+    the ledger: status could only say that no run closed it. Its look counts are recorded beside
+    the history, which stays as it was (the window is still open: the next run watches again)."""
+    from rollway.fakes import VersionSample
+    from rollway.ledger import monitoring_owed
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
+    env.metrics = FakeMetrics(env.router, lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    result = run_monitor_flow()
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.history == first.history, "nothing appended: the window stays open"
+    seen = record.unverified_window
+    assert seen is not None and seen.looks == result.checks and 0 < seen.counted < result.checks / 2, seen
+    assert f"only {seen.counted} looks counted requests to the new version (of its {seen.looks})" in result.reason
+    assert monitoring_owed(plan.model_copy(update={"image": FIRST}), record)

@@ -202,6 +202,30 @@ def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_close
     assert "monitoring " not in capsys.readouterr().out
 
 
+def test_status_of_an_unverified_window_says_how_many_of_its_looks_counted_requests(capsys) -> None:
+    """A window that ended with too few looks counting requests wrote nothing, and status could
+    only say that no run had closed it ("the run watching it stopped, or too few of its looks
+    ..."). Its look counts, recorded beside the history, are said, and what looks again."""
+    from rollway.ledger import UnverifiedWindow, utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends = promoted_at + spec.monitor_seconds
+    seen = UnverifiedWindow(at=ends + 60, actor="run-7", counted=3, looks=29, failed=2)
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=None,
+                      weights=Weights(stable=0, canary=100), monitor_until=ends, phased=True, weekly_phase_index=2,
+                      unverified_window=seen, history=record().history + (
+                          Transition(at=promoted_at, kind="promote", actor="alice",
+                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"monitoring unverified: 3 of 29 looks counted requests to the new version (2 could not read the "
+            f"metrics; run-7's run, window ended {utc(ends + 60)}); the old service is kept") in out, out
+    assert "the next monitor run or weekly tick looks again" in out and "`rollway finalize` refuses" in out, out
+    assert "no run closed it" not in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""

@@ -125,6 +125,17 @@ class LedgerContract:
         with pytest.raises(ValueError, match="history"):
             ledger.acquire(SERVICE, owner="run-1", now=START + 6, lease_seconds=LEASE, history=())
 
+    def test_an_unverified_window_is_stored_beside_the_history_and_read_back(self, ledger):
+        """The monitor records how an unverified window ended on the lease's renewal: stored and read
+        back whole (status says it), with nothing appended to the history its resume reads."""
+        from rollway.ledger import UnverifiedWindow
+
+        first = started(ledger)
+        seen = UnverifiedWindow(at=START + 3600.5, actor="run-1", counted=3, looks=29, failed=2)
+        renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 3601, lease_seconds=LEASE,
+                                 unverified_window=seen)
+        assert renewed.history == first.history and ledger.get(SERVICE).unverified_window == seen
+
     @pytest.mark.parametrize("phase", list(RolloutPhase))
     def test_a_second_rollout_starts_only_once_the_newest_is_terminal(self, ledger, phase):
         first = started(ledger)
