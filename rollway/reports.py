@@ -31,9 +31,9 @@ from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finaliz
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
-                            notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
-                            wall_utc)
+                            Transition, UnverifiedWindow, claim_has_lapsed, claim_lapsed, monitoring_owed,
+                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, rollback_start,
+                            rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -480,13 +480,25 @@ def _window_open(record: RolloutRecord) -> str:
     if spec is None or not monitoring_owed(spec, record):
         return ""
     ends = window_end(spec, record)
-    return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): the previous version still "
-            "runs, and `rollway abort` can still roll the release back")
+    # A window its run recorded unverified is said in status's words: "not recorded as closed"
+    # alone read the same as a run that died watching it.
+    seen = record.unverified_window
+    kept = cell(unverified_said(seen)) if seen is not None else "the previous version still runs"
+    return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): {kept}, and `rollway abort` "
+            "can still roll the release back")
 
 
 def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
     """When a promoted rollout's monitoring window ends (rollout clock)."""
     return record.last_transition("promote").at + spec.monitor_seconds
+
+
+def unverified_said(seen: UnverifiedWindow) -> str:
+    """How a monitoring window its run recorded unverified ended, as status's monitoring row and
+    the report's outcome both say it: how many of its looks counted requests, of how many."""
+    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+    return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
+            f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
 
 
 def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:
@@ -510,11 +522,9 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     if seen is not None:
         # The run that watched it recorded why it did not close it: said, where "no run closed it
         # (the run watching it stopped, or ...)" left a person to guess which.
-        failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
-        return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
-                f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept; the next monitor run or "
-                f"weekly tick looks again (or run `progressive_rollout` of {record.image} again now); until then "
-                f"`rollway finalize` refuses, and {abort}")
+        return (f"{unverified_said(seen)}; the next monitor run or weekly tick looks again (or run "
+                f"`progressive_rollout` of {record.image} again now); until then `rollway finalize` refuses, and "
+                f"{abort}")
     return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
             "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
             "read the metrics): run "

@@ -382,3 +382,38 @@ def test_an_unverified_window_records_its_look_counts_beside_the_history_and_lea
     assert seen is not None and seen.looks == result.checks and 0 < seen.counted < result.checks / 2, seen
     assert f"only {seen.counted} looks counted requests to the new version (of its {seen.looks})" in result.reason
     assert monitoring_owed(plan.model_copy(update={"image": FIRST}), record)
+
+
+def test_a_rollback_begun_after_an_unverified_windows_last_look_stops_the_run_and_pages_no_skip(monkeypatch):
+    """`rollway abort` lands between the window's last look and its run recording it unverified:
+    the run stops (RolloutEnded), as a decommission's claim does, and pages no "Decommission
+    skipped" saying the old service is kept for a window the rollback has ended."""
+    from rollway.decide import window_settled
+    from rollway.fakes import VersionSample
+    from rollway.ledger import RolloutEnded
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    service = env.targets.canary_service
+    busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
+    env.metrics = FakeMetrics(env.router, lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    observe, looks = env.metrics.observe, []
+
+    def abort_lands_after_the_last_look(start, end):
+        seen = observe(start, end)
+        looks.append(end)
+        if end >= window_settled(looks[0], 600, plan.analysis):
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                           rollout=first.rollout_id)
+        return seen
+
+    env.metrics.observe = abort_lands_after_the_last_look
+    with pytest.raises(RolloutEnded):
+        run_monitor_flow()
+    record = env.ledger.get(service)
+    assert record.phase is RolloutPhase.ROLLING_BACK and record.unverified_window is None, record
+    assert len(looks) > 2 and record.history[-1].kind == "rollback-start", (looks, record.history)
+    skipped = [s for s, _ in env.notifier.messages if s.startswith(("Decommission skipped", "Monitoring unverified"))]
+    assert skipped == [], env.notifier.messages
+    assert env.deployer.describe(env.targets.stable_service).desired == 4

@@ -445,6 +445,30 @@ def test_a_promotion_whose_monitoring_window_is_not_closed_says_so():
     assert "not recorded as closed" not in rollout_report(rec)
 
 
+def test_an_unverified_window_says_its_look_counts_in_the_report_as_status_does():
+    """Its run recorded how many of the window's looks counted requests (beside the history), and
+    status said them; the report's outcome said only that the window was not recorded as closed,
+    which reads the same as a run that died watching it."""
+    from rollway.ledger import UnverifiedWindow
+    from rollway.reports import monitoring_row
+
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    ends = T0 + 2200 + RolloutSpec.from_record(rec.spec_json).monitor_seconds
+    seen = UnverifiedWindow(at=ends + 60, actor="run-7", counted=3, looks=29, failed=2)
+    unverified = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": ends,
+                                        "unverified_window": seen})
+    (outcome,) = [line for line in rollout_report(unverified).splitlines() if line.startswith("- **Outcome:**")]
+    said = (f"unverified: 3 of 29 looks counted requests to the new version (2 could not read the metrics; "
+            f"run-7's run, window ended {utc(ends + 60)}); the old service is kept")
+    assert said in outcome, outcome
+    assert said in monitoring_row(unverified, ends + 600)  # status's words
+    assert "`rollway abort` can still roll the release back" in outcome
+    # No looks failed to read the metrics: none is said to have.
+    clean = unverified.model_copy(update={"unverified_window": seen.model_copy(update={"failed": 0})})
+    assert f"3 of 29 looks counted requests to the new version (run-7's run" in rollout_report(clean)
+
+
 def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
     """Read hours after a rollback stalled, the report said the canary was exposed for 10 min
     "so far": that was only until the rollback began, and the canary may still have traffic."""
