@@ -31,6 +31,7 @@ written to the ledger. The ``canary`` flow runs the same steps in-run with ``fin
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence
 
@@ -43,6 +44,7 @@ from flows.artifacts import for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
+from rollway.aws.errors import OtherGroupsForwarded
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.failure_words import error_said
@@ -89,8 +91,18 @@ class _Progress:
         except Exception as err:  # noqa: BLE001 - any failure is reported with where things stand
             # A refused permission is said as the rollout policy's statement granting it (what a
             # person adds to the role), not AWS's bare refusal; asking again would be refused too.
-            said = rollout_said(err, self.targets)
-            raise self.stopped(step, error_said(said), state() if callable(state) else state) from err
+            said = _for_finalize(err) if isinstance(err, OtherGroupsForwarded) else rollout_said(err, self.targets)
+            said = error_said(said)
+            raise self.stopped(step, said, state() if callable(state) else state) from err
+
+
+def _for_finalize(err: OtherGroupsForwarded) -> OtherGroupsForwarded:
+    """The load balancer's refusal of a rule with a third group, with advice true after a
+    promotion: its own (roll the rollout back) would move users back to the old version."""
+    told = copy.copy(err)
+    told.args = (f"{err.found}: remove {err.them} from the rule and run finalize again (a rollback after a promotion "
+                 "would move users back to the old version)",)
+    return told
 
 
 def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,

@@ -6,7 +6,8 @@ message failed, or a body without ``sessionId`` are failed checks
 with the reason a person needs (the status and the tail of the body, or the transport error).
 
 Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
-may be tried again after any failure but a 4xx; a POST only when the request never reached the
+may be tried again after any failure but a 4xx or a request httpx refused before sending (the same
+refusal each time); a POST only when the request never reached the
 server (the connection was refused or could not be opened in time). A POST httpx refused before
 sending (a scheme it does not speak, a header it will not write) is neither retried nor said to
 have lost its answer: it made nothing on the server. A POST that timed out
@@ -282,10 +283,17 @@ def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     # Said, not left to be inferred from the exception's name: a POST whose answer is lost and
     # one that never left read alike, and only the second tells a person nothing was created.
     unsent = "; it was not sent" if _never_sent(err) else ""
+    if _refused_by_httpx(err):
+        # Said, as a check that fails on its first of several attempts reads as a retry skipped.
+        unsent = "; it was not sent and is not tried again: httpx refuses it the same way each time"
     return f"{method} {shown_url(url)} {kind}: {error_said(err)}{unsent}"
 
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+_REFUSED_BY_HTTPX = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+"""Requests httpx refused itself, before writing them (a scheme it does not speak, a header h11
+will not write): sent again, any request, GET or POST, is refused the same way."""
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, *_REFUSED_BY_HTTPX)
 """Failures before a byte of the request could reach the server: no connection was made, or
 httpx refused the request itself (a scheme it does not speak, a header h11 will not write, both
 refused before the request is written). Anything else after the connection (a read timeout, a
@@ -297,10 +305,15 @@ def _never_sent(err: httpx.HTTPError) -> bool:
     return isinstance(err, _NOT_SENT)
 
 
+def _refused_by_httpx(err: httpx.HTTPError) -> bool:
+    """Whether httpx refused the request itself: no attempt, of any method, can pass."""
+    return isinstance(err, _REFUSED_BY_HTTPX)
+
+
 def _worth_sending_again(err: httpx.HTTPError) -> bool:
     """Whether a POST may be sent again: it never reached the server, and for a reason that may
     pass (a refused or slow connection). A request httpx refused is refused the same way again."""
-    return isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
+    return _never_sent(err) and not _refused_by_httpx(err)
 
 
 @contextmanager
@@ -317,8 +330,10 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
         try:
             response = _send(http, "GET", url, spec)
         except httpx.HTTPError as err:
+            # Any failure of the GET may pass on another attempt (a task starting, a connection
+            # reset) but a request httpx refused: attempts x delay spent before the same failure.
             return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
-                               retryable=True)
+                               retryable=not _refused_by_httpx(err))
     if response.is_success:
         # Many health endpoints answer 200 whatever they find and put the verdict in the body:
         # such a "down" is as worth asking again as a 503 (a task still starting).

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import AdapterError, TargetNotFound, WeightMismatch
+from rollway.aws.errors import AdapterError, OtherGroupsForwarded, TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.targets import Targets
 from rollway.weights_read import keep_read
@@ -438,17 +438,12 @@ def _other_groups(rule: dict[str, Any], r: _Resolved) -> tuple[str, int] | None:
     return f"target group{'s' if len(others) > 1 else ''} {named}", len(others)
 
 
-def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> AdapterError:
+def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> OtherGroupsForwarded:
     """The refusal of a rule that also forwards to ``others`` (``_other_groups``): a shift writes
     the two groups alone, so it would silently take their traffic away from them, and the weights
     read back would leave their share out."""
     named, count = others
-    them = "it" if count == 1 else "them"
-    return AdapterError(
-        f"rule {rule_arn} forwards to {named} as well as to stable and canary, and a shift writing the two alone "
-        f"would silently take that traffic away: remove {them} from the rule, or roll the rollout back, which "
-        f"moves all the traffic to stable and drops {them} from the rule"
-    )
+    return OtherGroupsForwarded(rule_arn, named, count)
 
 
 def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:

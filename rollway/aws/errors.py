@@ -74,6 +74,25 @@ class WeightMismatch(PicklableError, AdapterError):
         )
 
 
+class OtherGroupsForwarded(PicklableError, AdapterError):
+    """A listener rule also forwards to target groups other than stable and canary: a shift
+    writing the two alone would silently take that traffic away, and the weights read back would
+    leave its share out. The message advises a rollout (remove the group, or roll back).
+
+    Attributes:
+        found: what the rule holds and why that stops a shift, without advice (a caller for which
+            a rollback is not the way out, such as finalize after a promotion, gives its own).
+        them: "it" or "them", the group or groups, for that advice.
+    """
+
+    def __init__(self, rule_arn: str, named: str, count: int) -> None:
+        self.them = "it" if count == 1 else "them"
+        self.found = (f"rule {rule_arn} forwards to {named} as well as to stable and canary, and a shift writing "
+                      "the two alone would silently take that traffic away")
+        super().__init__(f"{self.found}: remove {self.them} from the rule, or roll the rollout back, which moves all "
+                         f"the traffic to stable and drops {self.them} from the rule")
+
+
 class TargetNotFound(PicklableError, AdapterError):
     """A named AWS resource does not exist.
 

@@ -170,6 +170,23 @@ def test_a_post_that_failed_before_anything_was_sent_says_no_session_was_created
     assert no_session(unsupported, spec) == "no test session was created"
 
 
+def test_a_health_get_httpx_refuses_is_not_retried_and_says_why(app):
+    """A scheme httpx does not speak and a header h11 will not write are refused the same way on
+    every attempt: the GET was retried all the same, spending attempts times the delay before
+    failing with the first attempt's reason."""
+    ftp = spec_for(app.url).model_copy(update={"health_url": app.url.replace("http://", "ftp://") + "/health"})
+    with http_checks.client(ftp) as http:
+        unsupported = http_checks.check_health(http, ftp)
+    spec = spec_for(app.url)
+    with httpx.Client(timeout=2, headers={"X-Trace": "a\x00b"}) as http:  # a header h11 refuses to write
+        illegal = http_checks.check_health(http, spec)
+    assert "UnsupportedProtocol" in unsupported.reason and "LocalProtocolError" in illegal.reason
+    for result in (unsupported, illegal):
+        assert result.outcome == "failed" and not result.retryable, result
+        assert "it was not sent and is not tried again" in result.reason, result.reason
+    assert app.requests == []
+
+
 def test_a_connection_that_breaks_with_no_message_says_the_exception_not_nothing():
     # httpx words a socket error with none of its own as an error with no message: the check's
     # reason ended "ReadError: ", its "no detail" never said (an exception is always true).

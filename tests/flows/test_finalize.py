@@ -239,6 +239,23 @@ def test_a_finalize_stopped_before_the_traffic_moved_leaves_the_canary_serving_a
     assert kinds(aws)[-3:] == ["finalize-start", "finalize-start", "finalized"]
 
 
+def test_a_rule_forwarding_to_a_third_group_stops_finalize_with_advice_for_finalize(aws, watch_calls):
+    """The load balancer's refusal advised rolling the rollout back, which after a promotion
+    moves users back to the old version: finalize's says to remove the group and run it again."""
+    from tests.adapters.test_elbv2 import _with_a_third_group
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    shadow = _with_a_third_group(aws, 0, 90, 10)
+    calls = [watch_calls(aws.get_client(s)) for s in ("ecs", "elbv2")]
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_on(env)
+    said = str(stopped.value)
+    assert f"{shadow} (weight 10 of 100)" in said and "Nothing was changed" in said, said
+    assert "remove it from the rule and run finalize again" in said, said
+    assert "roll the rollout back" not in said, said
+    assert writes(*calls) == []
+
+
 def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_canary(aws, independent_client):
     # ECS's circuit breaker rolls the stable service's new deployment back to the old revision
     # (moto has none; a second actor plays it): the service is steady, but on the old version.

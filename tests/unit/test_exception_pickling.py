@@ -26,8 +26,8 @@ from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFai
 from flows.validate import SecretUnread, ValidationFailed
 from rollway.aws.cloudformation import StackChanged, StackDeleteFailed, StackDeleteTimeout, StackProtected
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
-from rollway.aws.errors import (AnswerLost, NoDatapoints, RoleRenewalRefused, ServiceGone, ServiceNotStable,
-                                TargetNotFound,
+from rollway.aws.errors import (AnswerLost, NoDatapoints, OtherGroupsForwarded, RoleRenewalRefused, ServiceGone,
+                                ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, WeightMismatch)
 from rollway.aws.ledger import _Refused
 from rollway.checklist import Checklist, CheckItem
@@ -98,6 +98,7 @@ CASES: list[BaseException] = [
                  "within 30 s; no request was sent; run again once the Prefect API answers"),
     TargetNotFound("listener rule", "on listener :443 forwarding to edit-stable-tg, edit-canary-tg",
                    "no rule forwards to both"),
+    OtherGroupsForwarded("arn:rule/1", "target group arn:tg/shadow (weight 10 of 100)", 1),
     ServiceNotStable(["edit-stable", "edit-canary"], 600.0, "edit-canary runs 1 of 2 tasks"),
     ServiceNotStable(["edit-canary"], 600.0, "the deployment of task definition edit:42 failed: tasks stopped",
                      timed_out=False),
