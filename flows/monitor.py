@@ -448,15 +448,13 @@ def _watch(
     # late (``send_owed_decommission_page``). One SNS refuses leaves it owed too, with SNS's answer
     # recorded: raised, it failed the run as if the window had not been watched (and a rollout
     # run's hooks then acted on a release whose window had passed).
-    try:
-        message_id = metrics.notify(
-            env.notifier, page_subject(t.stable_service),
-            f"{_passed(spec, window_seconds, counted)}; {t.stable_service} is scaled to 0."
-            + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
-               if unrecorded else ""),
-        )
-    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        refused = str(rollout_said(err, t))
+    message_id, refused = _send_page(
+        env, page_subject(t.stable_service),
+        f"{_passed(spec, window_seconds, counted)}; {t.stable_service} is scaled to 0."
+        + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
+           if unrecorded else ""),
+    )
+    if refused is not None:
         log.error("%s was decommissioned, but its \"%s\" page was not sent: %s; the next run that looks at the "
                   "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
         if unrecorded is None:
@@ -618,6 +616,16 @@ def _record_end(env: Environment, rollout: str | None, reason: str, done: Rollba
         record_rollback_end(env, rollout=rollout, actor=actor, reason=reason, result=done)
 
 
+def _send_page(env: Environment, subject: str, message: str) -> tuple[str, None] | tuple[None, str]:
+    """Publish a decommission's page: (its SNS message id, None), or (None, SNS's answer in the
+    rollout's words) when the publish failed. Any failure leaves the page owed, the same to the
+    caller, who says so in its own words and records the refusal (``_record_refused``)."""
+    try:
+        return metrics.notify(env.notifier, subject, message), None
+    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
+        return None, str(rollout_said(err, env.targets))
+
+
 def _record_paged(env: Environment, rollout: str | None, message_id: str, *, actor: str) -> None:
     """Record that the decommission's page went out. A write the ledger refuses (or a run that
     died before it) leaves the page owed, and the next run sends it a second time: at least
@@ -653,11 +661,9 @@ def send_owed_decommission_page(env: Environment, record: RolloutRecord | None, 
     if owed is None:
         return False
     t, log = env.targets, get_run_logger()
-    try:
-        message_id = metrics.notify(env.notifier, page_subject(t.stable_service, late=True),
-                                    late_message(record, owed, t.stable_service))
-    except Exception as err:  # noqa: BLE001 - any failure to send leaves the page owed, the same to the caller
-        refused = str(rollout_said(err, t))
+    message_id, refused = _send_page(env, page_subject(t.stable_service, late=True),
+                                     late_message(record, owed, t.stable_service))
+    if refused is not None:
         log.error("%s of rollout %s was never paged (%s), and the late page could not be sent: %s; the next run "
                   "that looks at the rollout sends it", t.stable_service, record.rollout_id, why_owed(record, owed),
                   refused)
