@@ -122,7 +122,7 @@ class _Reads:
 
     def __init__(self, reads: Callable[[str], Any], targets: Targets, seconds: float) -> None:
         self._reads, self._targets, self.seconds = reads, targets, seconds
-        self.images = EcrImages(reads("ecr"), targets.ecr_repository)
+        self._images = EcrImages(reads("ecr"), targets.ecr_repository)
         self._stacks = CloudFormationStacks(reads("cloudformation"), keep=targets.stacks)
         # Revisions the plan described are not described again by the reads before each batch.
         self._described = DescribedTaskDefinitions()
@@ -137,9 +137,9 @@ class _Reads:
         return steps.images_in_use(self._reads("ecs"), targets, seconds, needs.restores, described=self._described,
                                    nothing=nothing) + needs.deploys
 
-    def repository(self) -> tuple[RepositoryImage, ...]:
-        """The repository's images, read after the archive (what was done is said by the step)."""
-        return steps.list_images(self.images, self._targets, self.seconds, nothing=None)
+    def repository(self, nothing: str | None = steps.NOTHING_DELETED) -> tuple[RepositoryImage, ...]:
+        """The repository's images."""
+        return steps.list_images(self._images, self._targets, self.seconds, nothing=nothing)
 
     def stack(self, name: str, nothing: str | None = steps.NOTHING_DELETED) -> StackState:
         """The stack with all it holds and who imports its exports."""
@@ -189,7 +189,7 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     in_use = again.in_use() if reads_in_use else ()
     if reads_in_use:  # counts and the first few: a big cluster's full list is the artifact's
         log.info("in use: %s", in_use_summary(in_use))
-    repository_images = steps.list_images(again.images, targets, seconds) if spec.old_image_tags else ()
+    repository_images = again.repository() if spec.old_image_tags else ()
     described = {name: again.stack(name) for name in spec.old_stacks}
     for state in described.values():
         log.info("stack %s: %s", state.name, state.status or "does not exist")
@@ -318,8 +318,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         step = progress.at("check that each image tag still names the image the plan judged",
                            "it had deleted no image tag")
         try:
-            # What was done before it is said with its failure (``progress.failed``), not here.
-            repository = again.repository()
+            # Read after the archive: what was done before it is said with its failure
+            # (``progress.failed``), not here.
+            repository = again.repository(nothing=None)
             moved = moved_tags(plan, repository)
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets) from err

@@ -309,8 +309,13 @@ class StackState(BaseModel):
         return self.status is None or self.status in GONE_STATUSES
 
 
+AGAIN = "run cleanup again to judge it as it is now"
+"""What to do about a stack kept because it changed after the plan."""
+
+
 def stack_changed(judged: StackState, now: StackState) -> str | None:
-    """How the stack ``now`` differs from the one the plan judged (``judged``), in words; None when
+    """How the stack ``now`` differs from the one the plan judged (``judged``), in words, and what
+    to do about it (``AGAIN``: each caller keeps such a stack and says so); None when
     it is the same stack, in the same status, not updated or protected since. A stack gone since
     is not a change: deleting it is what was planned.
 
@@ -329,7 +334,7 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
         changes.append(f"it was updated at {now.last_updated}, after the plan read it")
     if now.termination_protection and not judged.termination_protection:
         changes.append("termination protection was turned on")
-    return f"it changed after the plan judged it ({'; '.join(changes)})" if changes else None
+    return f"it changed after the plan judged it ({'; '.join(changes)}); {AGAIN}" if changes else None
 
 
 class RepositoryImage(BaseModel):
@@ -607,10 +612,6 @@ def _production(targets: Targets, in_use: Sequence[ImageUse], routing: RoutingIn
             **_network(network)}
 
 
-AGAIN = "run cleanup again to judge it as it is now"
-"""What to do about a stack kept because it changed after the plan."""
-
-
 def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Targets, *,
                       deleted: Sequence[str], later: Sequence[str], in_use: Sequence[ImageUse],
                       routing: RoutingInUse | None, network: Sequence[NetworkUse]) -> str | None:
@@ -628,7 +629,7 @@ def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Ta
     """
     changed = stack_changed(plan.stacks_judged[name], now)
     if changed is not None:
-        return f"{changed}; {AGAIN}"
+        return changed
     if now.gone:
         return None
     _, _, refused = _plan_stacks([*deleted, name, *later], targets.stacks, {name: now},

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import AGAIN, StackState, stack_changed
+from rollway.cleanup import StackState, stack_changed
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
@@ -239,7 +239,7 @@ class CloudFormationStacks:
             return "already_gone"
         changed = None if judged is None else stack_changed(judged, _judged(name, found))
         if changed is not None:
-            raise StackChanged(name, f"{changed}; {AGAIN}")
+            raise StackChanged(name, changed)
         if found.get("EnableTerminationProtection"):
             raise StackProtected(name, (
                 "termination protection is on; if it really is to go, lift it with `aws cloudformation "
