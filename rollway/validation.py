@@ -28,11 +28,11 @@ SESSION = "session"
 MESSAGE = "message"
 SUCCESS_RATE = "success_rate"
 CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
+"""Every check, in the order they run and are reported."""
 
 SUCCESS_RATE_WAIT_LIMIT_SECONDS = 20 * 60
 """The most the SuccessRate check may wait, all its waits together, for CloudWatch's data: the
 default attempts at any delay, and 20 at the default 60 s, fit in it."""
-"""Every check, in the order they run and are reported."""
 
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
 """``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the

@@ -21,7 +21,6 @@ from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
-from rollway.weights_read import FirstRead
 from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
 
@@ -130,11 +129,9 @@ def not_applied(err: BaseException) -> str | None:
 
 
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
-                service: str | None = None, rollout: str | None = None,
-                lost_answer_seconds: float = 0.0) -> Weights | None:
+                service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
     ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
-    Returns the weights the write's read found just before it (``TrafficRouter.set_weights``).
 
     The undo is staged before the write is sent: Prefect stages a task's undo only when the task
     succeeds, and a ModifyRule whose answer was lost (a dropped connection, a timeout) may have
@@ -149,7 +146,7 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledg
     """
     write = _Write()
     _stage_weights_undo(router, weights, previous, ledger, service, rollout, write)
-    return _write_weights(router, weights, write, lost_answer_seconds)
+    _write_weights(router, weights, write, lost_answer_seconds)
 
 
 @task(name="stage-weights-undo", cache_policy=NONE)
@@ -165,18 +162,14 @@ def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weigh
 
 
 @task(name="set-weights-undoable", cache_policy=NONE)
-def _write_weights(router: TrafficRouter, weights: Weights, write: _Write,
-                   lost_answer_seconds: float) -> Weights | None:
-    read = FirstRead()
+def _write_weights(router: TrafficRouter, weights: Weights, write: _Write, lost_answer_seconds: float) -> None:
     try:
-        return read.answered(router.set_weights(weights))
+        router.set_weights(weights)
     except Exception as err:
         write.failed(err)
         if lost_answer_seconds <= 0:
             raise
-        read.failed(err)
         landed_although_lost(router, weights, err, lost_answer_seconds)
-        return read.weights
 
 
 def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception, timeout_seconds: float) -> Weights:
