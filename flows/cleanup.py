@@ -22,9 +22,10 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged,
    each read again right before (the stack, what production runs, its routing and network): one
-   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name) or
-   refused now (``judge_stack_again``) is kept, the others still go, and the run fails at the end
-   naming it; one gone meanwhile is reported gone.
+   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name; a
+   deletion under way at the plan that ended DELETE_FAILED since is said as such, with
+   CloudFormation's reason) or refused now (``judge_stack_again``) is kept, the others still go,
+   and the run fails at the end naming it; one gone meanwhile is reported gone.
 
 ``dry_run`` stops after 3 and reports what would be archived and deleted. A run that stops
 part-way raises ``CleanupIncomplete`` naming what was done and what was not; running it again
@@ -46,7 +47,7 @@ from pydantic import ValidationError
 from flows.artifacts import for_people
 from flows.env import load_clients
 from flows.params import ReadSeconds, WaitSeconds
-from rollway.aws.cloudformation import CloudFormationStacks, StackChanged
+from rollway.aws.cloudformation import CloudFormationStacks, StackNotDeleted
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
@@ -250,8 +251,10 @@ class _Progress:
     def result(self, stopped: str | None = None) -> CleanupResult:
         return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)
 
-    def failed(self, step: str, err: Exception, targets: Targets) -> CleanupIncomplete:
-        why = error_said(err)
+    def failed(self, step: str, err: Exception, targets: Targets, also: str = "") -> CleanupIncomplete:
+        """``err`` stopped the run during ``step``: said in the log, the artifact and the error
+        returned, with ``also`` (what else the run left undone on purpose, and why) after it."""
+        why = error_said(err) + (f"; before it, {also}" if also else "")
         self.log.error("cleanup stopped at %s: %s", step, why)
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
@@ -372,6 +375,12 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
     deleted_stacks: list[str] = []
     gone_stacks = list(plan.gone_stacks)
     kept_stacks: dict[str, str] = {}
+
+    def kept_said() -> str:
+        # Said with a failure of a later stack too: "Not done: stack A" alone left a person reading
+        # the run's state to guess that stack A was kept on purpose, and why.
+        return "; and ".join(f"stack {name} was not deleted: {why}" for name, why in kept_stacks.items())
+
     for index, name in enumerate(plan.delete_stacks):
         # The plan judged the stack before the image tags and the stacks before it went (each
         # waited on for up to stack_timeout_seconds): read it again, and what production runs.
@@ -380,7 +389,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             gone, why = _judged_again(name, plan, again, targets, done=deleted_stacks + gone_stacks,
                                       later=plan.delete_stacks[index + 1:])
         except Exception as err:  # noqa: BLE001
-            raise progress.failed(step, err, targets) from err
+            raise progress.failed(step, err, targets, also=kept_said()) from err
         outcome: str | None = "already_gone" if gone else None
         if outcome is None and why is None:
             step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had "
@@ -388,10 +397,10 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             try:
                 outcome = steps.delete_stack(stacks, name, stack_timeout_seconds, targets,
                                              judged=plan.stacks_judged.get(name))
-            except StackChanged as err:  # changed between the read above and DeleteStack's own
+            except StackNotDeleted as err:  # changed (or protected) between the read above and DeleteStack's own
                 why = err.why
             except Exception as err:  # noqa: BLE001
-                raise progress.failed(step, err, targets) from err
+                raise progress.failed(step, err, targets, also=kept_said()) from err
         if outcome is None:
             assert why is not None  # not deleted, and not gone: kept for this reason
             kept_stacks[name] = why
@@ -405,8 +414,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
             if outcome == "deleted" else f"stack {name} was already gone: deleted since the plan read it")
     if kept_stacks:
-        raise progress.failed("delete the old stacks", RuntimeError(
-            "; and ".join(f"stack {name} was not deleted: {why}" for name, why in kept_stacks.items())), targets)
+        raise progress.failed("delete the old stacks", RuntimeError(kept_said()), targets)
 
     progress.at("write its summary", "everything it was to do was done")
     result = progress.result()

@@ -47,7 +47,7 @@ import re
 from collections import defaultdict
 from typing import Collection, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
@@ -68,6 +68,7 @@ _URL_WITH_USER = re.compile(r"^https?://[^/]*@", re.IGNORECASE)
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 GONE_STATUSES = frozenset({"DELETE_COMPLETE"})
+DELETE_FAILED = "DELETE_FAILED"
 # In-progress statuses CloudFormation deletes from: a deletion under way (a run that stopped
 # while waiting for it) and a change set never executed. Any other *_IN_PROGRESS is refused by
 # DeleteStack ("cannot be deleted while in status ..."), or queued behind the change under way.
@@ -288,6 +289,8 @@ class StackState(BaseModel):
 
     name: str
     status: str | None = None
+    status_reason: str | None = Field(default=None, description=(
+        "CloudFormation's StackStatusReason, when it gives one (why a deletion failed, say)"))
     stack_id: str | None = Field(default=None, description=(
         "its id (ARN): a stack made again under the same name has another"))
     last_updated: str | None = Field(default=None, description=(
@@ -321,10 +324,23 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
 
     Compared right before its deletion: the plan judged it maybe an hour before (image tags and
     other stacks deleted first), and a stack updated, deployed again or protected since is no longer
-    the one judged safe to delete.
+    the one judged safe to delete. One whose deletion (under way when the plan read it, say) ended
+    DELETE_FAILED since is said as such, with CloudFormation's StackStatusReason: this run does not
+    try it again, the next judges it afresh.
     """
     if now.gone or judged.gone:
         return None
+    same_stack = judged.stack_id is None or now.stack_id == judged.stack_id
+    if now.status == DELETE_FAILED and judged.status != DELETE_FAILED and same_stack:
+        # Someone's deletion of it failed (one under way when the plan read it, most often): "its
+        # status is DELETE_FAILED now" said what, not why, nor what becomes of it.
+        when = ("under way when the plan read it" if judged.status == "DELETE_IN_PROGRESS"
+                else "begun after the plan read it")
+        reason = (now.status_reason or "").strip()
+        said = (f"CloudFormation's reason: {reason}" if reason
+                else "CloudFormation gave no reason; the stack's events name what it could not delete")
+        return (f"its deletion, {when}, failed: it is {DELETE_FAILED} now ({said}); this run did not try again: fix "
+                "what stopped it, and the next cleanup run judges the stack afresh, as it is then")
     changes = []
     if judged.stack_id is not None and now.stack_id != judged.stack_id:
         changes.append(f"it is a new stack of that name ({now.stack_id}, not {judged.stack_id})")
@@ -527,12 +543,13 @@ class CleanupPlan(BaseModel):
         tag_digests: each of ``delete_tags`` -> the digest of the image it tags, for the record.
         tags_kept: each of ``delete_tags`` whose image keeps other tags -> those tags: the image stays
             (ECR deletes an image with its last tag only).
-        stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
-            nested stacks' included), for the record.
-        stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
-            DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it).
         stacks_judged: each of ``delete_stacks`` as the plan read it: each is read again right
             before its deletion, and kept if it changed (``judge_stack_again``).
+        stack_resources: each of ``delete_stacks`` -> the physical ids of what it holds (its
+            nested stacks' included), for the record (read from ``stacks_judged``).
+        stack_retained: each of ``delete_stacks`` holding any -> those of its resources its
+            DeletionPolicy keeps: they stay when the stack goes (the rest is deleted with it)
+            (read from ``stacks_judged``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -546,9 +563,20 @@ class CleanupPlan(BaseModel):
     in_use: tuple[str, ...] = ()
     tag_digests: dict[str, str] = Field(default_factory=dict)
     tags_kept: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    stack_resources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    stack_retained: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stacks_judged: dict[str, StackState] = Field(default_factory=dict)
+
+    # Read from the judged stacks, not kept beside them: two copies of what a stack holds could
+    # tell two stories. Still dumped under their names; a plan dumped when they were fields loads
+    # (the extra keys are ignored, and said again from stacks_judged).
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stack_resources(self) -> dict[str, tuple[str, ...]]:
+        return {name: stack.resources for name, stack in self.stacks_judged.items()}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stack_retained(self) -> dict[str, tuple[str, ...]]:
+        return {name: stack.retained for name, stack in self.stacks_judged.items() if stack.retained}
 
     @property
     def refused(self) -> bool:
@@ -600,9 +628,7 @@ def plan_cleanup(
                        in_use=describe_uses(in_use),
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
                        tags_kept=_tags_kept(delete_tags, images),
-                       stack_resources={name: stacks[name].resources for name in delete_stacks},
-                       stacks_judged={name: stacks[name] for name in delete_stacks},
-                       stack_retained={name: stacks[name].retained for name in delete_stacks if stacks[name].retained})
+                       stacks_judged={name: stacks[name] for name in delete_stacks})
 
 
 def _production(targets: Targets, in_use: Sequence[ImageUse], routing: RoutingInUse | None,
@@ -616,7 +642,11 @@ def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Ta
                       deleted: Sequence[str], later: Sequence[str], in_use: Sequence[ImageUse],
                       routing: RoutingInUse | None, network: Sequence[NetworkUse]) -> str | None:
     """Why the planned stack ``name``, read again right before its deletion (``now``), is not to be
-    deleted after all, in one sentence; None: delete it (or it is gone already).
+    deleted after all, in one sentence; None: delete it.
+
+    A stack gone by now (``now.gone``) is the caller's to report as gone, before it reads what
+    production runs (the flow's ``_judged_again``, the one place "already gone" is decided before
+    a deletion); judged anyway, it is not kept: nothing is left of it to refuse.
 
     Between the plan and the deletion, the image tags and the stacks before it went, a wait of up
     to ``stack_timeout_seconds`` each: the stack may have been updated or protected since
@@ -630,8 +660,6 @@ def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Ta
     changed = stack_changed(plan.stacks_judged[name], now)
     if changed is not None:
         return changed
-    if now.gone:
-        return None
     _, _, refused = _plan_stacks([*deleted, name, *later], targets.stacks, {name: now},
                                  _production(targets, in_use, routing, network))
     reasons = [refusal.reason for refusal in refused if refusal.name == name]
@@ -1055,7 +1083,8 @@ class CleanupResult(BaseModel):
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
         gone_tags, gone_stacks: what was already gone.
         refusals: what was refused (a run with any deletes nothing).
-        stacks_kept: each planned stack not deleted because it changed after the plan -> why.
+        stacks_kept: each planned stack not deleted because it changed after the plan (or production came
+            to need it since) -> why (``judge_stack_again``).
         in_use: every task definition in use and the image it runs (what image tags it kept).
         not_done: what a run that stopped part-way left as it was.
         stopped: why it stopped part-way, or None.
@@ -1202,8 +1231,9 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stacks_kept:
-        section("Kept: stacks that changed after the plan", [f"`{name}`: {why}"
-                                                             for name, why in result.stacks_kept.items()])
+        # Not only stacks that changed: one production came to need since the plan is kept too.
+        section("Kept: planned stacks not deleted after all", [f"`{name}`: {why}"
+                                                               for name, why in result.stacks_kept.items()])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))
     if result.in_use:

@@ -32,21 +32,26 @@ _KEPT_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
 PROGRESS_SECONDS = 60.0
 
 
-class StackProtected(PicklableError, AdapterError):
-    """The stack must not be deleted: termination protection is on, or it is a live stack."""
+class StackNotDeleted(PicklableError, AdapterError):
+    """The stack was not deleted, nor was its deletion asked of CloudFormation: ``why`` says why, in words.
 
-    def __init__(self, name: str, why: str) -> None:
-        self.name = name
-        super().__init__(f"stack {name!r} was not deleted: {why}")
-
-
-class StackChanged(PicklableError, AdapterError):
-    """The stack is not the one judged safe to delete any more (updated, made again, protected):
-    not deleted. ``why`` says how, in words (``rollway.cleanup.stack_changed``)."""
+    Attributes:
+        name: the stack.
+        why: the reason, as the message says it after "was not deleted: ".
+    """
 
     def __init__(self, name: str, why: str) -> None:
         self.name, self.why = name, why
         super().__init__(f"stack {name!r} was not deleted: {why}")
+
+
+class StackProtected(StackNotDeleted):
+    """The stack must not be deleted: termination protection is on, or it is a live stack."""
+
+
+class StackChanged(StackNotDeleted):
+    """The stack is not the one judged safe to delete any more (updated, made again, protected):
+    not deleted. ``why`` says how, in words (``rollway.cleanup.stack_changed``)."""
 
 
 class StackDeleteFailed(PicklableError, AdapterError):
@@ -318,9 +323,11 @@ class CloudFormationStacks:
 
 
 def _judged(name: str, found: dict[str, Any]) -> StackState:
-    """What DescribeStacks says of the stack that tells it changed: its id, status, last update and protection."""
+    """What DescribeStacks says of the stack that tells it changed: its id, status (and CloudFormation's
+    reason for it), last update and protection."""
     updated = found.get("LastUpdatedTime")
-    return StackState(name=name, status=found["StackStatus"], stack_id=found.get("StackId"),
+    return StackState(name=name, status=found["StackStatus"], status_reason=found.get("StackStatusReason"),
+                      stack_id=found.get("StackId"),
                       last_updated=updated.isoformat() if hasattr(updated, "isoformat") else updated,
                       termination_protection=bool(found.get("EnableTerminationProtection")))
 

@@ -1143,3 +1143,60 @@ def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why
     assert stopped.not_done == (f"stack {OLD_STACK}",)
     assert text.startswith("# Cleanup stopped part-way") and why in text, text
     assert f"- `{other}`" in text[text.index("## Deleted: stacks"):], text
+
+
+@pytest.mark.parametrize("later", ["none", "fails"])
+def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_kept_saying_why(account, later):
+    # The plan read the old stack DELETE_IN_PROGRESS (a run that stopped while waiting for it, or
+    # someone deleting it by hand); by its turn that deletion had failed. Kept, as a stack that
+    # changed, the run said only "its status is DELETE_FAILED now", not why, nor what comes next.
+    # moto never fails a deletion: its answers to DescribeStacks say what AWS would.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws, failed = account, []  # failed: whether the deletion has failed yet
+    reason = "The following resource(s) failed to delete: [Queue]. "
+
+    def as_aws_answers(parsed, **_):
+        for stack in parsed.get("Stacks", []):
+            if stack["StackName"] == OLD_STACK:
+                stack["StackStatus"] = "DELETE_FAILED" if failed else "DELETE_IN_PROGRESS"
+                if failed:
+                    stack["StackStatusReason"] = reason
+
+    reads: list[int] = []
+
+    def fail_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository read again after the plan, before any deletion
+            failed.append(1)
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "InternalFailure", "Message": "try again later"}}, "DeleteStack")
+
+    # A later stack whose deletion fails stops the run: what it says must still say why the first was kept.
+    other = "webordinary-older-stack"
+    aws.get_client("cloudformation").create_stack(StackName=other, TemplateBody=json.dumps({"Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-older-queue"}}}}))
+    spec = CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,) + ((other,) if later == "fails" else ()))
+    with on_operation(read_client(aws, "cloudformation"), "after-call", as_aws_answers, operation="DescribeStacks"), \
+            on_operation(read_client(aws, "ecr"), "before-parameter-build", fail_before_the_second_read,
+                         operation="DescribeImages"), \
+            on_operation(aws.get_client("cloudformation"), "before-call", refused, operation="DeleteStack"):
+        state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
+
+    why = ("its deletion, under way when the plan read it, failed: it is DELETE_FAILED now (CloudFormation's reason: "
+           "The following resource(s) failed to delete: [Queue].); this run did not try again: fix what stopped it, "
+           "and the next cleanup run judges the stack afresh, as it is then")
+    assert failed and "0.9.0" not in tags(aws), "the image tags went before the stack"
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, OLD_QUEUE), "not deleted again"
+    assert f"stack {OLD_STACK} was not deleted: {why}" in str(stopped), stopped
+    text = summary(state)
+    assert f"- `{OLD_STACK}`: {why}" in text[text.index("## Kept: planned stacks not deleted after all"):], text
+    if later == "none":
+        assert stopped.not_done == (f"stack {OLD_STACK}",)
+        return
+    assert stopped.step == f"delete stack {other}" and stopped.not_done == (f"stack {OLD_STACK}", f"stack {other}")
+    assert (f"InternalFailure) when calling the DeleteStack operation: try again later; before it, stack {OLD_STACK} "
+            f"was not deleted: {why}") in str(stopped), stopped
+    assert f"before it, stack {OLD_STACK} was not deleted: {why}" in text[:text.index("## Archive")], text

@@ -543,3 +543,40 @@ def test_a_stack_read_again_before_its_deletion_is_kept_when_it_changed_or_would
     kept_root = again(planned.stacks_judged[nested], name=nested, later=())
     assert kept_root.startswith(f"since the plan judged it, it is nested in stack {old!r}, which is not being deleted")
     assert again(planned.stacks_judged[nested], name=nested, deleted=(old,), later=()) is None
+
+
+def test_a_stack_whose_deletion_under_way_at_the_plan_failed_since_is_kept_saying_so_with_cloudformations_reason():
+    """A stack the plan read DELETE_IN_PROGRESS (a run stopped while waiting for it, or someone
+    deleting it by hand) and that ended DELETE_FAILED before its turn: "its status is DELETE_FAILED
+    now" said what, not why, nor what becomes of it."""
+    from rollway.cleanup import judge_stack_again, stack_changed
+
+    old = "webordinary-old-stack"
+    judged = StackState(name=old, status="DELETE_IN_PROGRESS", stack_id="arn:stack/old/1",
+                        last_updated="2026-11-01T10:00:00+00:00")
+    planned = plan(stacks=(old,), described={old: judged})
+    assert planned.delete_stacks == (old,) and not planned.refusals, "a deletion under way is carried on"
+
+    def again(now: StackState) -> str | None:
+        return judge_stack_again(old, planned, now, T, deleted=(), later=(), in_use=IN_USE, routing=None, network=())
+
+    failed = judged.model_copy(update={
+        "status": "DELETE_FAILED", "status_reason": "The following resource(s) failed to delete: [Archive]. "})
+    assert again(failed) == (
+        "its deletion, under way when the plan read it, failed: it is DELETE_FAILED now (CloudFormation's reason: "
+        "The following resource(s) failed to delete: [Archive].); this run did not try again: fix what stopped it, "
+        "and the next cleanup run judges the stack afresh, as it is then")
+    quiet = again(failed.model_copy(update={"status_reason": None}))
+    assert "failed: it is DELETE_FAILED now (CloudFormation gave no reason; the stack's events name what it could " \
+           "not delete)" in quiet, quiet
+    # One whose deletion began after the plan read it, and failed.
+    complete = judged.model_copy(update={"status": "UPDATE_COMPLETE"})
+    assert stack_changed(complete, failed).startswith("its deletion, begun after the plan read it, failed: it is "
+                                                   "DELETE_FAILED now (CloudFormation's reason: The following")
+    # Another stack of the name, DELETE_FAILED: a new stack, as any other change.
+    other = again(failed.model_copy(update={"stack_id": "arn:stack/old/2"}))
+    assert other.startswith("it changed after the plan judged it (it is a new stack of that name"), other
+    # Still failed when the next run reads it: judged as it is, and deleted again (DeleteStack retries it).
+    assert plan(stacks=(old,), described={old: failed}).delete_stacks == (old,)
+    assert judge_stack_again(old, plan(stacks=(old,), described={old: failed}), failed, T, deleted=(), later=(),
+                             in_use=IN_USE, routing=None, network=()) is None

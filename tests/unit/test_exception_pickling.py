@@ -24,7 +24,8 @@ from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
 from flows.validate import SecretUnread, ValidationFailed
-from rollway.aws.cloudformation import StackChanged, StackDeleteFailed, StackDeleteTimeout, StackProtected
+from rollway.aws.cloudformation import (StackChanged, StackDeleteFailed, StackDeleteTimeout, StackNotDeleted,
+                                        StackProtected)
 from rollway.aws.denied import PassRoleDenied, PermissionDenied
 from rollway.aws.errors import (AnswerLost, NoDatapoints, OtherGroupsForwarded, RoleRenewalRefused, ServiceGone,
                                 ServiceNotStable, TargetNotFound,
@@ -84,6 +85,8 @@ TAIL = ["#7 [3/4] RUN npm ci", "npm ERR! code ENOTFOUND", "npm ERR! network requ
 
 # One realistic instance of every exception class that defines __init__, built as its raise sites do.
 CASES: list[BaseException] = [
+    # The base of the two below (never raised itself): their constructor is its.
+    StackNotDeleted("WebordinaryOldStack", "it is a live stack (Targets.stacks)"),
     StackProtected("EditCanaryStack", "it is a live stack (Targets.stacks)"),
     StackChanged("WebordinaryOldStack", "it changed after the plan judged it (termination protection was turned on)"),
     StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
