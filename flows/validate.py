@@ -2,7 +2,8 @@
 
 In order, each a task whose result is logged:
 
-1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails);
+1. ``health``: GET the health URL, 2xx (a JSON body saying it is down fails; any other body is not
+   read, as the seed's ``curl -f`` did not);
 2. ``session``: POST a test session (``clientId``/``userId``), 2xx with a ``sessionId``;
 3. ``message``: POST the test instruction to that session, 2xx without an ``error`` (skipped,
    and so not passed, when no session was created, or when the session POST's answer was lost,
@@ -10,8 +11,10 @@ In order, each a task whose result is logged:
    left behind, and the skip says so);
 4. ``success_rate``: CloudWatch's ``SuccessRate`` (``Targets.metrics_namespace``, per ECS
    service) averaged over the last minutes, read in whole minutes (the UTC window read is said),
-   at least the floor; no data fails (read again, over the same window, after
-   ``spec.success_rate_retry_delay_seconds``: CloudWatch shows datapoints a minute or more late). A read AWS refused
+   at least the floor; no data fails, and so does a stale figure (a service carrying traffic whose newest
+   minute ended more than ``spec.success_rate_ingestion_lag_seconds`` before the window's end), each
+   read again, over the same window, after ``spec.success_rate_retry_delay_seconds``: CloudWatch
+   shows datapoints a minute or more late. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
    is reported as not checked, not as the service failing it.
 
@@ -45,8 +48,8 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    CHECKS, MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, evaluate, header_value_fault, markdown,
-    no_session, shown_url, skipped, unchecked,
+    CHECKS, MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, authorization_header, evaluate,
+    markdown, no_session, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -246,13 +249,13 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
                             "(e.g. `Bearer <token>`)")
     # Refused here, before any request and never quoted: sent, httpx's refusal quoted the value
     # in every check's reason (the run's log, its error, the artifact).
-    fault = header_value_fault(value)
-    if fault is not None:
-        raise MissingSecret(f"authorization_secret_block {name!r} holds {fault}: a header's value is one line of "
-                            "ASCII; save the header's whole value (e.g. `Bearer <token>`) on one line; no request was "
-                            "sent")
-    # A line break around it (a value saved with `echo`, or from a file) is no part of the header.
-    return SecretStr(value.strip())
+    try:
+        header = authorization_header(value)
+    except ValueError as fault:
+        raise MissingSecret(f"authorization_secret_block {name!r} {fault}: a header's value is one line of ASCII; "
+                            "save the header's whole value (e.g. `Bearer <token>`) on one line; no request was "
+                            "sent") from None
+    return SecretStr(header)
 
 
 def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, waiting_for: str | None = None,

@@ -30,7 +30,9 @@ from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
-from rollway.validation import HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, header_value_fault, shown_url
+from rollway.validation import (
+    HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, shown_url,
+)
 
 BODY_TAIL = 200
 """Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
@@ -41,24 +43,33 @@ USER_AGENT = "rollway-validate"
 def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> httpx.Client:
     """An httpx client with the spec's timeout on each network operation; the caller closes it.
     ``authorization``: the ``Authorization`` header of every request (the spec's Secret block's
-    value), sent as given and never part of a reason (reasons quote answers, not requests).
+    value), sent without the whitespace around it and never part of a reason (reasons quote
+    answers, not requests).
 
     (The checks also bound each whole answer by it: see ``_send``.)
 
     Redirects are not followed: a 3xx is the service not answering itself. Followed, a redirect
     to a login page (an expired SSO session, a wrong host) answers 200 and passed the health and
     message checks, and a 307 would send the session POST again to wherever it pointed.
+
+    Raises:
+        ValueError: ``authorization`` is given and would cross the network in clear text
+            (``cleartext_authorization``), or is not one header line (``authorization_header``);
+            either way before any request, and without quoting it.
     """
     # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
     # cut it (a reused one opens nothing it would see).
     headers = {"User-Agent": USER_AGENT}
     if authorization is not None:
-        value = authorization.get_secret_value().strip()
-        fault = header_value_fault(value)
-        if fault is not None:
-            # Sent, httpx's refusal ("Illegal header value b'...'") quoted it in every reason.
-            raise ValueError(f"the Authorization header's value holds {fault}; it is not sent")
-        headers["Authorization"] = value
+        # The spec refuses both when it names a Secret block; a caller handing a value of its own
+        # gets the same rules here.
+        refused = cleartext_authorization(spec)
+        if refused is not None:
+            raise ValueError(refused)
+        try:
+            headers["Authorization"] = authorization_header(authorization.get_secret_value())
+        except ValueError as fault:
+            raise ValueError(f"the Authorization header's value {fault}; it is not sent") from None
     return httpx.Client(timeout=spec.timeout_seconds, follow_redirects=False, headers=headers,
                         limits=httpx.Limits(max_keepalive_connections=0))
 
@@ -282,10 +293,13 @@ def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
     # Said, not left to be inferred from the exception's name: a POST whose answer is lost and
     # one that never left read alike, and only the second tells a person nothing was created.
-    unsent = "; it was not sent" if _never_sent(err) else ""
     if _refused_by_httpx(err):
         # Said, as a check that fails on its first of several attempts reads as a retry skipped.
         unsent = "; it was not sent and is not tried again: httpx refuses it the same way each time"
+    elif _never_sent(err):
+        unsent = "; it was not sent"
+    else:
+        unsent = ""
     return f"{method} {shown_url(url)} {kind}: {error_said(err)}{unsent}"
 
 
@@ -295,9 +309,9 @@ will not write): sent again, any request, GET or POST, is refused the same way."
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, *_REFUSED_BY_HTTPX)
 """Failures before a byte of the request could reach the server: no connection was made, or
-httpx refused the request itself (a scheme it does not speak, a header h11 will not write, both
-refused before the request is written). Anything else after the connection (a read timeout, a
-connection dropped, a server breaking the protocol) may follow a request the server received."""
+httpx refused the request itself (``_REFUSED_BY_HTTPX``). Anything else after the connection (a
+read timeout, a connection dropped, a server breaking the protocol) may follow a request the
+server received."""
 
 
 def _never_sent(err: httpx.HTTPError) -> bool:
@@ -324,7 +338,9 @@ def _timed() -> Iterator[Callable[[], float]]:
 
 def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
     """GET the health URL: passes on 2xx whose body, if a JSON object, says nothing wrong (no
-    failing ``status``, no ``error``)."""
+    failing ``status``, no ``error``). Any other body (plain text, HTML) is not read: the status
+    decides, as the seed's ``curl -f`` did; free text has no rule that tells a "DOWN" from a page
+    that only mentions the word."""
     url = spec.health_url
     with _timed() as took:
         try:

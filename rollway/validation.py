@@ -11,9 +11,10 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime, timezone
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -102,6 +103,57 @@ def header_value_fault(value: str) -> str | None:
     return None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host: a name, an IPv4 address, an IPv6 one with or without its
+    brackets) names this machine itself: ``localhost``, 127.0.0.0/8, ``::1`` (or 127.0.0.0/8
+    mapped into IPv6). Any other name is not, whatever it resolves to: what DNS answers for it
+    can change, and the check is made before any lookup."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def cleartext_authorization(spec: "ValidationSpec") -> str | None:
+    """Why the ``Authorization`` header may not be sent to ``spec``'s URLs, or None: a URL of
+    plain ``http://`` to a host that is not this machine (``is_loopback``) would carry the Secret
+    block's value across the network in clear text, for anyone on the path to read and replay.
+    None as well when ``spec.allow_plain_http_authorization`` says to send it all the same.
+
+    The reason names the URLs (as logs show them) and the fix; it never holds the header's value.
+    """
+    if spec.allow_plain_http_authorization:
+        return None
+    exposed = [shown_url(url) for url in (spec.health_url, spec.api_base_url)
+               if urlsplit(url).scheme == "http" and not is_loopback(urlsplit(url).hostname or "")]
+    if not exposed:
+        return None
+    return (f"the Authorization header (the value of spec.authorization_secret_block) would be sent in clear text over "
+            f"plain http:// to {' and '.join(dict.fromkeys(exposed))}, not this machine: use https://, or, for a "
+            "network you trust to carry it, set spec.allow_plain_http_authorization; no request was sent")
+
+
+def authorization_header(value: str) -> str:
+    """The ``Authorization`` header's value as sent: ``value`` without the whitespace around it (a
+    line break after it, as ``echo`` or a file leaves, is no part of the header).
+
+    Raises:
+        ValueError: "holds <what>" (``header_value_fault``), never quoting it: the caller says
+            whose value it is. Sent, httpx's refusal ("Illegal header value b'Bearer <token>\\n'")
+            quoted the token in every check's reason.
+    """
+    value = value.strip()
+    fault = header_value_fault(value)
+    if fault is not None:
+        raise ValueError(f"holds {fault}")
+    return value
+
+
 class ValidationSpec(BaseModel):
     """What ``validate_deployment`` checks. Webordinary's addresses and the seed's values are the defaults.
 
@@ -131,6 +183,13 @@ class ValidationSpec(BaseModel):
         '"error rate < 0.1 %".'))
     success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60, description=(
         "how far back the average is taken (the seed's 5 minutes)."))
+    # The newest datapoint must be that recent: a service that stopped publishing (stopped, or
+    # stopped serving) passed on the good minutes at the start of its window. Its newest minute
+    # may end this long before the window does: CloudWatch shows a minute's datapoints a minute or
+    # more after it ends (a stale read is read again after success_rate_retry_delay_seconds).
+    success_rate_ingestion_lag_seconds: float = Field(default=180.0, ge=0, le=3600, allow_inf_nan=False, description=(
+        "how long after a minute ends its SuccessRate may still be missing: each service carrying traffic must have a "
+        "datapoint no older than 60 s plus this, or the check fails as stale."))
     # Both by default: after a promotion the new version runs on the canary service, after
     # ``finalize`` on the stable one. The average pools whichever published.
     success_rate_services: tuple[str, ...] = Field(default=(), description=(
@@ -156,6 +215,11 @@ class ValidationSpec(BaseModel):
     authorization_secret_block: str | None = Field(default=None, description=(
         "the name of a Prefect ``Secret`` block whose value is sent as the ``Authorization`` header (``Bearer "
         "<token>``): only the name is a parameter; the value is never logged or shown."))
+    # Refused by default: over plain http:// the token crosses every network between the worker
+    # and the service in clear text. To this machine (127.0.0.1, ::1, localhost) it stays on it.
+    allow_plain_http_authorization: bool = Field(default=False, description=(
+        "send the Authorization header over plain http:// to a host that is not this machine; off: such a URL "
+        "is refused with authorization_secret_block set, before any request."))
 
     @field_validator("success_rate_floor", mode="before")
     @classmethod
@@ -232,6 +296,16 @@ class ValidationSpec(BaseModel):
                 f"the SuccessRate check would wait {total / 60:g} min in all ({waits} waits of "
                 f"{self.success_rate_retry_delay_seconds:g} s); at most {SUCCESS_RATE_WAIT_LIMIT_SECONDS // 60} min: "
                 "fewer attempts or a shorter success_rate_retry_delay_seconds")
+        return self
+
+    @model_validator(mode="after")
+    def _authorization_not_in_clear(self) -> "ValidationSpec":
+        # Refused as the spec is built: before the run starts, the Secret block is read or a
+        # request is sent. The spec holds the block's name only, so nothing here can quote its value.
+        if self.authorization_secret_block is not None:
+            refused = cleartext_authorization(self)
+            if refused is not None:
+                raise ValueError(refused)
         return self
 
     @property
@@ -387,9 +461,47 @@ def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
     return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
 
 
+SUCCESS_RATE_PERIOD_SECONDS = 60
+"""The period ``SuccessRate`` is read in (``read_service_averages`` reads per minute): a datapoint
+stamped ``t`` holds what was published from ``t`` to ``t + 60``."""
+
+
+def stale_success_rates(published: Iterable[str], newest: Mapping[str, float], spec: ValidationSpec, *, now: float,
+                        serving: Mapping[str, int] | None = None) -> list[str]:
+    """The services of ``published`` whose newest ``SuccessRate`` datapoint is too old to speak
+    for ``now``, each said with how old: "svc's newest is the minute of 07:01 UTC, 270 s before
+    07:05:30 UTC".
+
+    ``newest``: service -> the time (epoch seconds) its newest datapoint is stamped with, the
+    start of its minute. Too old: stamped more than a period plus
+    ``spec.success_rate_ingestion_lag_seconds`` before ``now``, the end of the window judged (its
+    minute ended more than the lag before ``now``; CloudWatch may show a minute that late). A
+    service without a time is said as one: its figures are not taken as recent unseen.
+
+    Which services must be recent: with ``serving`` (each service's share of users' traffic), every
+    one that carries some; a service the load balancer sends nothing (the old one, scaled in after
+    a promotion) stopped publishing for that reason. Without it (services named in the spec: who
+    carries the traffic is not read), every one that published, as each one's figure is judged.
+    """
+    allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+    at = datetime.fromtimestamp(now, timezone.utc)
+    stale = []
+    for svc in published:
+        if serving is not None and serving.get(svc, 0) <= 0:
+            continue
+        stamped = newest.get(svc)
+        if stamped is None:
+            stale.append(f"{svc}'s datapoints came without their times")
+        elif now - stamped > allowed:
+            minute = datetime.fromtimestamp(stamped, timezone.utc)
+            said = f"{minute:%H:%M}" if minute.date() == at.date() else utc_minute(stamped)
+            stale.append(f"{svc}'s newest is the minute of {said} UTC, {now - stamped:.0f} s before {at:%H:%M:%S} UTC")
+    return stale
+
+
 def judge_success_rate(averages: dict[str, tuple[float, float]], spec: ValidationSpec, services: tuple[str, ...],
-                       *, read: tuple[float, float], seconds: float = 0.0, serving: Mapping[str, int] | None = None,
-                       namespace: str | None = None) -> CheckResult:
+                       *, read: tuple[float, float], newest: Mapping[str, float], now: float, seconds: float = 0.0,
+                       serving: Mapping[str, int] | None = None, namespace: str | None = None) -> CheckResult:
     """The ``SuccessRate`` check from what CloudWatch held: service -> (sum, sample count).
 
     Pooled over the services that published (as CloudWatch's Average over their series would
@@ -408,6 +520,13 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     ``read``: the window CloudWatch was read over (``minutes_read``: whole minutes), said in UTC.
     Required: "in the last 5 minutes" was said of a read that covered 6, and a reader could not
     place its data.
+
+    ``newest`` and ``now``: each service's newest datapoint's time, and the instant the window
+    ends (``stale_success_rates``). A service carrying traffic whose newest datapoint is older
+    than a minute plus ``spec.success_rate_ingestion_lag_seconds`` fails the check, whatever its
+    figure: the window's good first minutes passed a service that had stopped publishing since.
+    Worth reading again, as no data is (the last minutes may not be shown yet). Required, as
+    ``read`` is: a caller that leaves it out judges nothing about how recent the figures are.
     """
     window = spec.success_rate_window_minutes
     names = ", ".join(services)
@@ -430,6 +549,15 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     count = sum(n for _, n in averages.values())
     average = total / count
     each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
+    stale = stale_success_rates(averages, newest, spec, now=now, serving=serving)
+    if stale:
+        allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+        return CheckResult(
+            name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
+            reason=(f"stale SuccessRate {span} ({covered}): {'; '.join(stale)}; at most {allowed:g} s is allowed "
+                    f"(a {SUCCESS_RATE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
+                    f"{spec.success_rate_ingestion_lag_seconds:g} s): it stopped publishing, or CloudWatch has not "
+                    f"shown its last minutes yet; the figures read, not judged: {each}"))
     below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
     passed = average >= spec.success_rate_floor and not below
     verdict = "at or above" if average >= spec.success_rate_floor else "BELOW"

@@ -412,6 +412,60 @@ def test_an_authorization_value_that_is_not_one_header_line_is_trimmed_or_refuse
     assert "holds a line break (character 14)" in str(refused.value) and "s3cr3t" not in str(refused.value)
 
 
+def test_an_authorization_header_is_never_sent_in_clear_text_to_another_host(app, monkeypatch):
+    """The Secret block's value went as the Authorization header over plain http:// to any host:
+    readable, and replayable, on every network between the worker and the service. The address
+    here reaches the app (its name resolves to 127.0.0.1): what is refused is the URL, before
+    any request, and the app sees none."""
+    host, resolve = "edit.plain-http.test", socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda name, *args, **kwargs: resolve("127.0.0.1" if name == host else name, *args, **kwargs))
+    app.faults.authorization = "Bearer s3cr3t"
+    port = app.url.rsplit(":", 1)[1]
+    spec = spec_for(f"http://{host}:{port}")
+    with pytest.raises(ValueError) as refused:
+        http_checks.client(spec, SecretStr("Bearer s3cr3t"))
+    said = str(refused.value)
+    assert said == (f"the Authorization header (the value of spec.authorization_secret_block) would be sent in clear "
+                    f"text over plain http:// to http://{host}:{port}/health and http://{host}:{port}, not this "
+                    "machine: use https://, or, for a network you trust to carry it, set "
+                    "spec.allow_plain_http_authorization; no request was sent"), said
+    assert "s3cr3t" not in said
+    assert app.requests == []
+    # Without a header nothing secret is sent: plain http:// to any host is checked, as curl did.
+    with http_checks.client(spec) as http:
+        assert http_checks.check_health(http, spec).outcome == "failed"  # the app wants the token
+    assert app.requests == [("GET", "/health")]
+    # Said explicitly, the header goes over plain http://, and is what the app wanted.
+    allowed = spec_for(f"http://{host}:{port}", allow_plain_http_authorization=True)
+    with http_checks.client(allowed, SecretStr("Bearer s3cr3t")) as http:
+        health = http_checks.check_health(http, allowed)
+    assert health.passed, health.reason
+
+
+def test_an_authorization_header_goes_over_plain_http_to_this_machine(app):
+    # 127.0.0.0/8 (and ::1, localhost) never leaves the machine: a sidecar, a port-forward, the stand-in of `make up`.
+    app.faults.authorization = "Bearer s3cr3t"
+    spec = spec_for(app.url, authorization_secret_block="edit-api-token")  # the spec's own rule lets it by too
+    assert spec.health_url.startswith("http://127.0.0.1:")
+    with http_checks.client(spec, SecretStr("Bearer s3cr3t")) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+    assert health.passed and session.passed, (health.reason, session.reason)
+
+
+@pytest.mark.parametrize("body", ["DOWN", "<html><body><h1>Service Unavailable</h1> status: down</body></html>"])
+def test_a_health_answer_of_200_that_is_not_json_passes_as_curl_f_passed_it(body):
+    # The rule: the status decides, as the seed's `curl -f`; the body is read only as a JSON object
+    # (a verdict field: status, healthy, ok, success, error). Free text has no rule to read it by:
+    # "DOWN" here, but "0 errors down from 3" or a page that mentions "down" elsewhere would fail.
+    with _Echo(200, lambda request: body) as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.passed, health.reason
+
+
 class _Drip(_LocalServer):
     """A service that sends its answer a piece at a time, each well within a read timeout, for far
     longer than the whole timeout: its body a byte at a time after a 200 at once (a streaming

@@ -1,12 +1,17 @@
-"""The SuccessRate read on the embedded CloudWatch (moto): what was put is read back; nothing is a failed check."""
+"""The SuccessRate read on the embedded CloudWatch (moto): what was put is read back; nothing is a failed
+check, and neither is a service whose newest datapoint is older than the ingestion lag allows."""
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from rollway.aws.cloudwatch import read_service_averages
 from rollway.validation import ValidationSpec, judge_success_rate, minutes_read, utc_minute
+from tasks.validation import _Stamped
 
 
 def put(aws, service: str, values: list[float], at: float) -> None:
@@ -26,10 +31,13 @@ def test_success_rate_put_is_read_back_per_service_and_judged(aws):
     services = (t.stable_service, t.canary_service)
     # Read as the check reads it: the whole minutes around the last 5, which the reason then names.
     read = minutes_read(now, 5)
-    averages = read_service_averages(aws.get_client("cloudwatch"), t.metrics_namespace, "SuccessRate", services,
-                                     *read)
+    stamped = _Stamped(aws.get_client("cloudwatch"))
+    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
     assert averages == {t.stable_service: (297.0, 3.0)}
-    result = judge_success_rate(averages, ValidationSpec(success_rate_floor=98.5), services, read=read)
+    # The newest datapoint's minute, kept from the same GetMetricData pages (the canary's is outside the window).
+    assert stamped.newest == {t.stable_service: 60 * math.floor((now - 30) / 60)}
+    result = judge_success_rate(averages, ValidationSpec(success_rate_floor=98.5), services, read=read,
+                                newest=stamped.newest, now=now)
     assert result.passed and "99.00%" in result.reason
     assert f"over {utc_minute(read[0])} to " in result.reason, result.reason
 
@@ -40,9 +48,35 @@ def test_no_success_rate_data_is_a_failed_check(aws):
     put(aws, "another-service", [100.0], now - 30)  # same metric, a service not asked about
     services = (t.stable_service, t.canary_service)
     read = minutes_read(now, 5)
-    averages = read_service_averages(aws.get_client("cloudwatch"), t.metrics_namespace, "SuccessRate", services,
-                                     *read)
-    assert averages == {}
-    result = judge_success_rate(averages, ValidationSpec(), services, read=read)
+    stamped = _Stamped(aws.get_client("cloudwatch"))
+    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
+    assert averages == {} and stamped.newest == {}
+    result = judge_success_rate(averages, ValidationSpec(), services, read=read, newest=stamped.newest, now=now)
     assert result.outcome == "failed"
     assert f"no SuccessRate data over {utc_minute(read[0])} to " in result.reason, result.reason
+
+
+@pytest.mark.parametrize(("ago", "lag", "outcome"), [
+    (4 * 60 + 40, 180, "failed"),  # good minutes at the window's start only: the service stopped since
+    (4 * 60 + 40, 300, "passed"),  # a spec that allows CloudWatch that much lag (its minute: up to 339 s old)
+    (90, 180, "passed"),           # as late as CloudWatch commonly shows a minute
+])
+def test_a_success_rate_whose_newest_datapoint_is_old_fails_as_stale(aws, ago, lag, outcome):
+    """The window's first minutes, all 100 %, passed a service that had published nothing since:
+    the check judged a figure older than the window it said it judged."""
+    t = aws.targets
+    now = time.time()
+    put(aws, t.stable_service, [100.0, 100.0], now - ago)  # its newest minute, and the one before
+    services = (t.stable_service,)
+    read = minutes_read(now, 5)
+    stamped = _Stamped(aws.get_client("cloudwatch"))
+    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
+    assert averages and stamped.newest[t.stable_service] == 60 * math.floor((now - ago) / 60)
+    result = judge_success_rate(averages, ValidationSpec(success_rate_ingestion_lag_seconds=lag), services,
+                                read=read, newest=stamped.newest, now=now)
+    assert result.outcome == outcome, result.reason
+    if outcome == "failed":
+        assert result.reason.startswith(f"stale SuccessRate over {utc_minute(read[0])} to "), result.reason
+        assert f"{t.stable_service}'s newest is the minute of " in result.reason
+        assert f"at most {60 + lag} s is allowed" in result.reason and "the figures read, not judged: " in result.reason
+        assert result.retryable

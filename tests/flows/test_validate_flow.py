@@ -126,6 +126,28 @@ def test_a_low_success_rate_alone_fails_the_run(aws, app, blocks):
     assert any(s in artifact_of(state) for s in said), said
 
 
+def test_a_success_rate_whose_last_minutes_are_missing_fails_as_stale(aws, app, blocks):
+    """Good minutes at the start of the window passed a service that had published nothing for the
+    four minutes since: its figure said nothing about the service now."""
+    now = time.time()
+    aws.get_client("cloudwatch").put_metric_data(
+        Namespace=aws.targets.metrics_namespace,
+        MetricData=[{"MetricName": "SuccessRate", "Dimensions": [{"Name": "Service", "Value": aws.targets.stable_service}],
+                     "Timestamp": datetime.fromtimestamp(now - 60 * 4.5, timezone.utc), "Value": 100.0}],
+    )
+    state = validate_deployment(spec=spec(app, attempts=2), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("success_rate",)
+    (rate,) = [c for c in failed.value.summary.checks if c.name == "success_rate"]
+    assert rate.attempts == 2  # read again: CloudWatch may show the last minutes then
+    assert rate.reason.startswith("stale SuccessRate over "), rate.reason
+    assert f"{aws.targets.stable_service}'s newest is the minute of " in rate.reason
+    assert "at most 240 s is allowed (a 60-s period plus spec.success_rate_ingestion_lag_seconds 180 s)" in rate.reason
+    assert f"the figures read, not judged: {aws.targets.stable_service} 100.00%" in rate.reason
+
+
 def test_the_service_carrying_the_traffic_must_have_published_its_success_rate(aws, app, blocks):
     """Promoted: the load balancer sends everything to the canary service, which published no
     SuccessRate; the old service's 99.95 % passed the check for a version nobody measured."""
@@ -372,6 +394,29 @@ def test_a_token_given_where_the_block_name_goes_is_refused_without_echoing_it(a
     assert "authorization_secret_block must be a Prefect block name" in state.message
     assert "s3cr3t" not in state.message
     assert app.requests == []
+
+
+def test_a_secret_block_with_a_plain_http_url_to_another_host_fails_the_run_before_any_request(
+        aws, app, blocks, monkeypatch, caplog):
+    """The Secret block's value went as the Authorization header over plain http:// to any host,
+    in clear text on every network on the way. Refused with the spec: before the block is read
+    (it does not exist here) or a request is sent, though the address reaches the app."""
+    import socket
+
+    host, resolve = "edit.plain-http.test", socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda name, *args, **kwargs: resolve("127.0.0.1" if name == host else name, *args, **kwargs))
+    plain = app.url.replace("127.0.0.1", host)
+    fields = {"health_url": f"{plain}/health", "api_base_url": plain, "authorization_secret_block": "no-such-token"}
+    state = validate_deployment(spec=spec(app, **fields), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    assert state.is_failed()
+    assert (f"would be sent in clear text over plain http:// to {plain}/health and {plain}, not this machine: use "
+            "https://, or, for a network you trust to carry it, set spec.allow_plain_http_authorization") in (
+        state.message), state.message
+    assert "no Secret block of that name" not in state.message  # refused before the block was asked for
+    assert app.requests == []
+    assert "Traceback" not in caplog.text
 
 
 def test_a_secret_value_a_header_cannot_carry_is_never_shown_and_refused_before_any_request(

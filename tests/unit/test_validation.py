@@ -11,6 +11,8 @@ from rollway.validation import (
     CheckResult,
     ValidationSpec,
     evaluate,
+    cleartext_authorization,
+    is_loopback,
     judge_success_rate,
     markdown,
     minutes_read,
@@ -80,6 +82,46 @@ def test_bad_specs_are_refused_naming_the_field(fields, says):
     assert says in str(refused.value)
 
 
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("LocalHost", True), ("::ffff:127.0.0.1", True),
+    # What a name resolves to is not known before the lookup, and may change: only localhost is trusted.
+    ("edit.example.com", False), ("10.0.0.5", False), ("0.0.0.0", False), ("127.0.0.1.nip.io", False),
+    ("localhost.example.com", False), ("fe80::1", False), ("", False),
+])
+def test_loopback_is_this_machine_by_address_or_localhost_only(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("fields", [
+    {"health_url": "http://edit.example.com/health?token=t0k3n"},
+    {"health_url": "https://edit.example.com/health", "api_base_url": "http://10.0.0.5:8080"},
+    {"api_base_url": "http://api.internal"},
+])
+def test_a_secret_block_with_a_plain_http_url_to_another_host_is_refused_as_the_spec_is_built(fields):
+    """The Secret block's value went as the Authorization header over plain http:// to any host:
+    in clear text on every network between the worker and the service."""
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(authorization_secret_block="edit-api-token", **fields)
+    said = str(refused.value)
+    assert "the Authorization header (the value of spec.authorization_secret_block) would be sent in clear text " \
+           "over plain http:// to http://" in said, said
+    assert "use https://, or, for a network you trust to carry it, set spec.allow_plain_http_authorization" in said
+    assert "t0k3n" not in said  # the URL as logs show it, its query masked
+    # Without a Secret block nothing secret is sent: plain http:// stays allowed, as the seed's curl did.
+    ValidationSpec(**fields)
+    # Said explicitly, it is sent.
+    allowed = ValidationSpec(authorization_secret_block="edit-api-token", allow_plain_http_authorization=True, **fields)
+    assert cleartext_authorization(allowed) is None
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
+                                 "https://api.example.com"])
+def test_a_secret_block_over_loopback_or_https_is_allowed(url):
+    spec = ValidationSpec(health_url=f"{url}/health", api_base_url=url, authorization_secret_block="edit-api-token")
+    assert cleartext_authorization(spec) is None and not spec.allow_plain_http_authorization
+
+
 def test_a_session_id_is_percent_encoded_in_the_message_url():
     spec = ValidationSpec(api_base_url="http://127.0.0.1:8080/", messages_path="/s/{session_id}/m")
     assert spec.messages_url("a/b c") == "http://127.0.0.1:8080/s/a%2Fb%20c/m"
@@ -129,8 +171,9 @@ def test_evaluate_refuses_nothing_checked_or_a_check_twice(results):
     ],
 )
 def test_success_rate_judgement(averages, floor, outcome, says):
+    now = at(4, 7, 5)
     result = judge_success_rate(averages, ValidationSpec(success_rate_floor=floor), ("svc-a", "svc-b"),
-                                read=minutes_read(at(4, 7, 5), 5))
+                                read=minutes_read(now, 5), **recent(averages, now))
     assert result.outcome == outcome
     for text in says:
         assert text in result.reason
@@ -139,6 +182,12 @@ def test_success_rate_judgement(averages, floor, outcome, says):
 
 def at(day: int, hour: int, minute: int, second: int = 0) -> float:
     return datetime(2026, 12, day, hour, minute, second, tzinfo=timezone.utc).timestamp()
+
+
+def recent(averages: dict, now: float) -> dict:
+    """``judge_success_rate``'s ``newest`` and ``now``: every service's newest datapoint stamped
+    two minutes before ``now`` (its minute ended a minute before: as soon as CloudWatch shows one)."""
+    return {"newest": {svc: now - 120 for svc in averages}, "now": now}
 
 
 @pytest.mark.parametrize(("now", "read", "said"), [
@@ -151,12 +200,13 @@ def at(day: int, hour: int, minute: int, second: int = 0) -> float:
 def test_the_success_rate_check_says_the_window_it_read(now, read, said):
     """It said "over the last 5 minutes" of a read widened to whole minutes, 6 of them."""
     assert minutes_read(now, 5) == read
-    passed = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",), read=read)
+    passed = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",), read=read,
+                                **recent({"svc-a": 0}, now))
     assert passed.reason.startswith(f"average SuccessRate 99.98% {said} is at or above the 99.9% floor"), passed.reason
-    none = judge_success_rate({}, ValidationSpec(), ("svc-a",), read=read, namespace="N")
+    none = judge_success_rate({}, ValidationSpec(), ("svc-a",), read=read, namespace="N", **recent({}, now))
     assert none.reason.startswith(f"no SuccessRate data {said[:-1]}; namespace N, dimension Service: svc-a)"), none.reason
     unmeasured = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a", "svc-b"), read=read,
-                                    serving={"svc-b": 100})
+                                    serving={"svc-b": 100}, **recent({"svc-a": 0}, now))
     assert f"svc-b carries 100% of the traffic but published no SuccessRate {said[:-1]}; only svc-a did)" in (
         unmeasured.reason), unmeasured.reason
 
@@ -165,7 +215,75 @@ def test_the_success_rate_check_is_always_given_the_window_it_read():
     """Without it the check said "in the last 5 minutes" of a read it could not place: every
     caller reads in whole minutes (``minutes_read``) and must say which."""
     with pytest.raises(TypeError, match="read"):
-        judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",))  # type: ignore[call-arg]
+        judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",),  # type: ignore[call-arg]
+                           **recent({"svc-a": 0}, at(4, 7, 5)))
+
+
+def test_the_success_rate_check_is_always_given_how_recent_each_service_s_data_is():
+    with pytest.raises(TypeError, match="newest"):
+        judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a",),  # type: ignore[call-arg]
+                           read=minutes_read(at(4, 7, 5), 5), now=at(4, 7, 5))
+
+
+@pytest.mark.parametrize(("newest", "lag", "outcome"), [
+    (at(4, 7, 1), 180, "passed"),    # the minute of 07:01 ended at 07:02, 180 s before 07:05: the lag allowed
+    (at(4, 7, 0), 180, "failed"),    # 300 s before: more than a 60-s period plus 180 s
+    (at(4, 7, 0), 240, "passed"),    # a longer lag said in the spec
+    (at(4, 7, 4), 0, "passed"),      # no lag: the last whole minute must be there
+    (at(4, 7, 3), 0, "failed"),
+])
+def test_a_success_rate_whose_newest_datapoint_is_older_than_a_period_plus_the_lag_fails_as_stale(
+        newest, lag, outcome):
+    """Good minutes at the start of the window passed a service that stopped publishing since."""
+    now = at(4, 7, 5)
+    result = judge_success_rate({"svc-a": (500.0, 5)}, ValidationSpec(success_rate_ingestion_lag_seconds=lag),
+                                ("svc-a",), read=minutes_read(now, 5), newest={"svc-a": newest}, now=now)
+    assert result.outcome == outcome, result.reason
+    if outcome == "failed":
+        assert result.reason.startswith(
+            "stale SuccessRate over 2026-12-04 07:00 to 07:05 UTC (the last 5 minutes): svc-a's newest is the minute "
+            f"of {datetime.fromtimestamp(newest, timezone.utc):%H:%M} UTC, {now - newest:.0f} s before 07:05:00 UTC; "
+            f"at most {60 + lag} s is allowed (a 60-s period plus spec.success_rate_ingestion_lag_seconds {lag} s): it "
+            "stopped publishing, or CloudWatch has not shown its last minutes yet; the figures read, not judged: "
+            "svc-a 100.00%"), result.reason
+        assert result.retryable  # read again: CloudWatch may show the last minutes then
+
+
+@pytest.mark.parametrize(("serving", "outcome"), [
+    # After a promotion the old service serves nothing and stops publishing: not stale, idle.
+    ({"svc-a": 0, "svc-b": 100}, "passed"),
+    ({"svc-a": 5, "svc-b": 95}, "failed"),  # a service users still reach must be measured now
+    (None, "failed"),  # services named in the spec: each one's figure is judged, so each must be recent
+])
+def test_only_a_service_carrying_traffic_must_be_recent_when_the_traffic_is_known(serving, outcome):
+    now = at(4, 7, 5)
+    result = judge_success_rate({"svc-a": (500.0, 5), "svc-b": (500.0, 5)}, ValidationSpec(), ("svc-a", "svc-b"),
+                                read=minutes_read(now, 5), newest={"svc-a": at(4, 6, 59), "svc-b": at(4, 7, 3)},
+                                now=now, serving=serving)
+    assert result.outcome == outcome, result.reason
+    if outcome == "failed":
+        assert "svc-a's newest is the minute of 06:59 UTC, 360 s before 07:05:00 UTC" in result.reason
+        assert "svc-b's newest" not in result.reason
+
+
+def test_a_stale_datapoint_of_the_day_before_is_said_with_its_date():
+    now = at(5, 0, 2, 30)
+    result = judge_success_rate({"svc-a": (500.0, 5)}, ValidationSpec(), ("svc-a",), read=minutes_read(now, 5),
+                                newest={"svc-a": at(4, 23, 57)}, now=now)
+    assert "svc-a's newest is the minute of 2026-12-04 23:57 UTC, 330 s before 00:02:30 UTC" in result.reason
+
+
+def test_a_service_whose_datapoints_carry_no_time_is_not_taken_as_recent():
+    now = at(4, 7, 5)
+    result = judge_success_rate({"svc-a": (500.0, 5)}, ValidationSpec(), ("svc-a",), read=minutes_read(now, 5),
+                                newest={}, now=now)
+    assert result.outcome == "failed" and "svc-a's datapoints came without their times" in result.reason
+
+
+@pytest.mark.parametrize("lag", [-1, 3601, float("nan")])
+def test_the_ingestion_lag_is_bounded(lag):
+    with pytest.raises(ValidationError, match="success_rate_ingestion_lag_seconds"):
+        ValidationSpec(success_rate_ingestion_lag_seconds=lag)
 
 
 @pytest.mark.parametrize(("averages", "serving", "outcome"), [
@@ -177,8 +295,9 @@ def test_the_success_rate_check_is_always_given_the_window_it_read():
     ({"svc-a": (500.0, 5), "svc-b": (499.9, 5)}, {"svc-a": 95, "svc-b": 5}, "passed"),
 ])
 def test_a_service_carrying_traffic_must_have_published(averages, serving, outcome):
+    now = at(4, 7, 5)
     result = judge_success_rate(averages, ValidationSpec(), ("svc-a", "svc-b"), serving=serving,
-                                read=minutes_read(at(4, 7, 5), 5))
+                                read=minutes_read(now, 5), **recent(averages, now))
     assert result.outcome == outcome, result.reason
     if outcome == "failed":
         assert f"svc-b carries {serving['svc-b']}% of the traffic but published no SuccessRate" in result.reason
