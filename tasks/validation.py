@@ -66,34 +66,6 @@ def send_message(spec: ValidationSpec, session_id: str, authorization: SecretStr
         return _counted(http_checks.send_message(http, spec, session_id))
 
 
-class _Stamped:
-    """A CloudWatch client for ``read_service_averages`` that also keeps, per service, the time
-    of the newest datapoint its pages carried: what the sums that read returns leave out, and
-    the freshness rule needs (``judge_success_rate``'s ``newest``). Each query's service is taken
-    from the query itself (its ``Service`` dimension), not from how the read names its ids."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.newest: dict[str, float] = {}
-
-    def get_metric_data(self, **arguments: Any) -> Any:
-        page = self._client.get_metric_data(**arguments)
-        service_of = {
-            query["Id"]: dimension["Value"]
-            for query in arguments.get("MetricDataQueries", ()) if "MetricStat" in query
-            for dimension in query["MetricStat"]["Metric"].get("Dimensions", ()) if dimension["Name"] == "Service"
-        }
-        for result in page.get("MetricDataResults", ()):
-            service = service_of.get(result.get("Id"))
-            if service is None:
-                continue
-            # CloudWatch returns a timestamp only for a period that holds data.
-            for stamp in result.get("Timestamps", ()):
-                at = stamp.timestamp()
-                self.newest[service] = max(at, self.newest.get(service, at))
-        return page
-
-
 @task(name="read-success-rate", cache_policy=NONE)
 def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, services: tuple[str, ...],
                       now: float, serving: dict[str, int] | None = None) -> CheckResult:
@@ -109,11 +81,10 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     # and never answers held the check for minutes, with no line saying what it waited on.
     log.info("reading %s of %s from CloudWatch (GetMetricData in %s), waiting at most %g s, over %s to %s UTC",
              SUCCESS_RATE_METRIC, ", ".join(services), namespace, bound, utc_minute(start), utc_minute(end))
-    stamped = _Stamped(cloudwatch)
     try:
-        averages = answered(
+        reads = answered(
             "CloudWatch", bound,
-            lambda: read_service_averages(stamped, namespace, SUCCESS_RATE_METRIC, services, start, end), log.info)
+            lambda: read_service_averages(cloudwatch, namespace, SUCCESS_RATE_METRIC, services, start, end), log.info)
     except Unanswered:
         # Nothing was measured: not the service failing its SuccessRate. Worth asking again (the
         # spec's attempts): a CloudWatch that did not answer once may answer the next time.
@@ -130,5 +101,6 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
         return _counted(unchecked(SUCCESS_RATE, f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
                                                 f"{'was refused' if refused else 'failed'}: {said}",
                                   seconds=time.monotonic() - began, retryable=not refused))
-    return _counted(judge_success_rate(averages, spec, services, seconds=time.monotonic() - began, serving=serving,
-                                       namespace=namespace, read=(start, end), newest=stamped.newest, now=now))
+    return _counted(judge_success_rate(reads.averages, spec, services, seconds=time.monotonic() - began,
+                                       serving=serving, namespace=namespace, read=(start, end), newest=reads.newest,
+                                       now=now))

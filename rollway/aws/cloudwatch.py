@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -329,11 +330,22 @@ def _sample(series: dict[str, dict[int, float]], version: Version, t: int) -> Ve
     )
 
 
+@dataclass(frozen=True)
+class ServiceReads:
+    """What ``read_service_averages`` read: ``averages``, service -> (sum, sample count), only for
+    services with data; ``newest``, service -> the start of its newest minute holding data (what
+    the sums leave out, and a freshness rule needs: good first minutes hid a service that had
+    stopped publishing since)."""
+
+    averages: dict[str, tuple[float, float]] = field(default_factory=dict)
+    newest: dict[str, float] = field(default_factory=dict)
+
+
 def read_service_averages(
     client: Any, namespace: str, metric: str, services: "tuple[str, ...] | list[str]", start: float, end: float
-) -> dict[str, tuple[float, float]]:
+) -> ServiceReads:
     """Sum and sample count of ``metric`` (dimension ``Service``) per service over [start, end),
-    from one GetMetricData call: service -> (sum, sample count), only for services with data.
+    and each one's newest datapoint's minute, from one GetMetricData call (``ServiceReads``).
 
     The window is widened to whole minutes (start floored, end raised), and read per minute: AWS
     and moto align periods differently (see the module docstring), and a minute's datapoints
@@ -365,18 +377,23 @@ def read_service_averages(
         "EndTime": datetime.fromtimestamp(last, timezone.utc),
     }
     totals: dict[str, float] = {}
+    newest: dict[str, float] = {}
     while True:
         page = client.get_metric_data(**arguments)
         for result in page["MetricDataResults"]:
             if result.get("StatusCode", "Complete") not in _OK_STATUS:
                 raise MetricQueryError(f"{metric} query {result['Id']} ended with status {result['StatusCode']}")
             totals[result["Id"]] = totals.get(result["Id"], 0.0) + sum(result["Values"])
+            # CloudWatch stamps only a period that holds data, each with the period's start.
+            stamps = [stamp.timestamp() for stamp in result.get("Timestamps", ())]
+            if stamps:
+                newest[result["Id"]] = max(stamps + [newest.get(result["Id"], stamps[0])])
         token = page.get("NextToken")
         if not token:
             break
         arguments["NextToken"] = token
-    return {
-        service: (totals.get(f"sum{i}", 0.0), totals[f"samplecount{i}"])
-        for i, service in enumerate(services)
-        if totals.get(f"samplecount{i}", 0.0) > 0
-    }
+    held = [(i, service) for i, service in enumerate(services) if totals.get(f"samplecount{i}", 0.0) > 0]
+    return ServiceReads(averages={service: (totals.get(f"sum{i}", 0.0), totals[f"samplecount{i}"])
+                                  for i, service in held},
+                        newest={service: newest[f"samplecount{i}"] for i, service in held
+                                if f"samplecount{i}" in newest})

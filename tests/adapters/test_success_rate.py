@@ -11,7 +11,6 @@ import pytest
 
 from rollway.aws.cloudwatch import read_service_averages
 from rollway.validation import ValidationSpec, judge_success_rate, minutes_read, utc_minute
-from tasks.validation import _Stamped
 
 
 def put(aws, service: str, values: list[float], at: float) -> None:
@@ -31,13 +30,13 @@ def test_success_rate_put_is_read_back_per_service_and_judged(aws):
     services = (t.stable_service, t.canary_service)
     # Read as the check reads it: the whole minutes around the last 5, which the reason then names.
     read = minutes_read(now, 5)
-    stamped = _Stamped(aws.get_client("cloudwatch"))
-    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
+    reads = read_service_averages(aws.get_client("cloudwatch"), t.metrics_namespace, "SuccessRate", services, *read)
+    averages, newest = reads.averages, reads.newest
     assert averages == {t.stable_service: (297.0, 3.0)}
     # The newest datapoint's minute, kept from the same GetMetricData pages (the canary's is outside the window).
-    assert stamped.newest == {t.stable_service: 60 * math.floor((now - 30) / 60)}
+    assert newest == {t.stable_service: 60 * math.floor((now - 30) / 60)}
     result = judge_success_rate(averages, ValidationSpec(success_rate_floor=98.5), services, read=read,
-                                newest=stamped.newest, now=now)
+                                newest=newest, now=now)
     assert result.passed and "99.00%" in result.reason
     assert f"over {utc_minute(read[0])} to " in result.reason, result.reason
 
@@ -48,10 +47,10 @@ def test_no_success_rate_data_is_a_failed_check(aws):
     put(aws, "another-service", [100.0], now - 30)  # same metric, a service not asked about
     services = (t.stable_service, t.canary_service)
     read = minutes_read(now, 5)
-    stamped = _Stamped(aws.get_client("cloudwatch"))
-    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
-    assert averages == {} and stamped.newest == {}
-    result = judge_success_rate(averages, ValidationSpec(), services, read=read, newest=stamped.newest, now=now)
+    reads = read_service_averages(aws.get_client("cloudwatch"), t.metrics_namespace, "SuccessRate", services, *read)
+    averages, newest = reads.averages, reads.newest
+    assert averages == {} and newest == {}
+    result = judge_success_rate(averages, ValidationSpec(), services, read=read, newest=newest, now=now)
     assert result.outcome == "failed"
     assert f"no SuccessRate data over {utc_minute(read[0])} to " in result.reason, result.reason
 
@@ -69,11 +68,11 @@ def test_a_success_rate_whose_newest_datapoint_is_old_fails_as_stale(aws, ago, l
     put(aws, t.stable_service, [100.0, 100.0], now - ago)  # its newest minute, and the one before
     services = (t.stable_service,)
     read = minutes_read(now, 5)
-    stamped = _Stamped(aws.get_client("cloudwatch"))
-    averages = read_service_averages(stamped, t.metrics_namespace, "SuccessRate", services, *read)
-    assert averages and stamped.newest[t.stable_service] == 60 * math.floor((now - ago) / 60)
+    reads = read_service_averages(aws.get_client("cloudwatch"), t.metrics_namespace, "SuccessRate", services, *read)
+    averages, newest = reads.averages, reads.newest
+    assert averages and newest[t.stable_service] == 60 * math.floor((now - ago) / 60)
     result = judge_success_rate(averages, ValidationSpec(success_rate_ingestion_lag_seconds=lag), services,
-                                read=read, newest=stamped.newest, now=now)
+                                read=read, newest=newest, now=now)
     assert result.outcome == outcome, result.reason
     if outcome == "failed":
         assert result.reason.startswith(f"stale SuccessRate over {utc_minute(read[0])} to "), result.reason
