@@ -196,6 +196,11 @@ def run_monitor(
                          by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
+    except Exception as err:
+        # The artifact's key then showed the window before this one (its "decommissioned", say)
+        # as the newest monitoring of the service, while this run had failed.
+        _stopped(env, spec, err, pinned_image)
+        raise
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
         # returned (a RollbackUnrecorded, which tells the hooks the traffic has moved): the
@@ -221,6 +226,18 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
         lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")
     # After the window's outcome: raised, a refusal would fail the run, and a `canary` run's
     # hooks (no ledger) would roll back a release whose window had passed.
+    for_people("monitoring window", lambda: create_markdown_artifact(
+        key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
+        description="monitoring window"))
+
+
+def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: str | None) -> None:
+    """The run's artifact when the window stopped on an error before its end (another run took
+    the rollout, a rollback began, a call failed): what stopped it, under the key a finished
+    window's summary (``_summary``) takes. Logged, never raised, as that one."""
+    lines = [f"# Monitoring of `{with_pin(spec.image, pinned_image)}` on {env.targets.canary_service}: stopped", "",
+             f"The run stopped before the window's end: {type(err).__name__}: {err}", "",
+             "- `rollway status` shows where the rollout stands now"]
     for_people("monitoring window", lambda: create_markdown_artifact(
         key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
         description="monitoring window"))
@@ -365,7 +382,12 @@ def _watch(
         else:
             checks, failed = checks + 1, failed + 1
             failure = observation.error
-            log.warning("monitoring check failed: %s", observation.error)
+            # "monitoring check failed" read as the window failing (or the check crashing): say
+            # what a look that read nothing leaves unjudged, and what it does to the window.
+            log.warning("monitoring check at %.0f of %.0f s could not read the metrics (%s): no error rate was "
+                        "measured, so this look could not roll a failing release back; it counts against the "
+                        "window, which passes cleanly only if at least half of its looks measured one", now - start,
+                        settled - start, observation.error)
         if now >= settled:
             break
         env.clock.sleep(min(interval, settled - now))
@@ -406,11 +428,14 @@ def _watch(
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, reason, _passed(spec, window_seconds, counted), checks, alerts, lease, actor)
+        return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), checks, alerts, lease, actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
-    # cannot be reached), nothing is scaled down either; the window stays open.
-    unclaimed = write_or_why(lease.renew, t)
+    # cannot be reached), nothing is scaled down either; the window stays open. The claim clears
+    # an earlier run's unverified end (``UnverifiedWindow``): this window passed cleanly, and
+    # status said "unverified: ...; the old service is kept" of it, after its decommission or
+    # while traffic put back on the old service kept it.
+    unclaimed = write_or_why(lambda: lease.renew(unverified_window=None), t)
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
                           f"{t.stable_service} kept running; run the monitor again", checks, alerts)
@@ -429,7 +454,16 @@ def _watch(
     # A rollback may have landed between the claim and the scale-down. Look again now: either
     # this sees it, or the rollback (which looks at the stable service after moving traffic)
     # sees the scale-down; whichever sees the other puts the old service back.
-    raced = _rollback_since(env, spec.verify_timeout_seconds)
+    try:
+        raced = _rollback_since(env, spec.verify_timeout_seconds)
+    except Exception as err:  # noqa: BLE001 - not knowing, the old service goes back up whatever the cause
+        # Raised, it failed the run with the old service at 0, nothing recorded and nobody paged;
+        # a rollback that had landed sent its traffic to no tasks. Scaling it back loses nothing:
+        # the window stays open, and the next run decommissions it.
+        ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
+        return _skip(env, f"{reason}, but whether a rollback began while {t.stable_service} was being scaled down "
+                          f"could not be read ({err}): {t.stable_service} scaled back to {before.desired}, not "
+                          "decommissioned; run the monitor again", checks, alerts)
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
@@ -450,7 +484,7 @@ def _watch(
     # run's hooks then acted on a release whose window had passed).
     message_id, refused = _send_page(
         env, page_subject(t.stable_service),
-        f"{_passed(spec, window_seconds, counted)}; {t.stable_service} is scaled to 0."
+        f"{_passed(spec, window_seconds, counted, resumed)}; {t.stable_service} is scaled to 0."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
     )
@@ -511,11 +545,13 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
                    f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}"), ""
 
 
-def _passed(spec: RolloutSpec, window_seconds: float, counted: str) -> str:
+def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str) -> str:
     """How a clean window's page ("Old version decommissioned", "Monitoring passed") opens: what
-    passed, and ``counted`` (``_window_said``). The pages said "passed 30 minutes of monitoring at
-    100%" when a third of the looks had counted no requests, which the ledger said and they did not."""
-    return f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%{counted}"
+    passed, ``resumed`` (a resumed window's "(resumed 30 minutes after the promotion)") and
+    ``counted`` (``_window_said``), as the result and the ledger say them. The pages said "passed 30
+    minutes of monitoring at 100%" when a third of the looks had counted no requests, or when this
+    run watched only the end of a window another run had watched until it died."""
+    return f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%{resumed}{counted}"
 
 
 def _minutes(seconds: float) -> str:
@@ -555,8 +591,9 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
     t = env.targets
     # A rollback begun since the last check raises RolloutEnded here: nothing is closed. A
     # ledger that cannot be reached leaves the window open (run the monitor again), and does
-    # not fail the run, whose hook would roll the release back.
-    unrecorded = write_or_why(lease.renew, t) or write_or_why(
+    # not fail the run, whose hook would roll the release back. The renewal clears an earlier
+    # run's unverified end, as the decommission's claim does.
+    unrecorded = write_or_why(lambda: lease.renew(unverified_window=None), t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
                         f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)",
                         actor=actor), t)

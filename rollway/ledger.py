@@ -208,8 +208,12 @@ class UnverifiedWindow(BaseModel):
     Kept in the record's ``unverified_window``, beside the history and not in it, as
     ``RefusedAnswer`` is and for its reason: the history's newest entry is what the rollout is taken
     to be doing (the promotion, whose window is still open), and an entry there would have had
-    every reader of ``history[-1]`` skip it. Replaced by the next unverified end; a window that
-    closes says its own counts in its closing entry.
+    every reader of ``history[-1]`` skip it. Replaced by the next unverified end, and cleared
+    (None) by the run that verifies the window, in the lease renewal it writes before closing it
+    (or before keeping the old service for traffic moved back by hand): a window that closes says
+    its own counts in its closing entry. Readers take it through ``owed_unverified``, which leaves
+    out counts that no longer describe the window owed (a rollback, or a record written before
+    runs cleared it).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -277,7 +281,8 @@ class RolloutRecord(BaseModel):
                                 "the history, which they leave as it was")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
-                                  "left open (UnverifiedWindow): beside the history, which it leaves as it was")
+                                  "left open (UnverifiedWindow): beside the history, which it leaves as it was; "
+                                  "cleared by a run whose window passes (read through owed_unverified)")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""
@@ -692,6 +697,17 @@ def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     # ``monitor_until``: only a decommissioning plan owed it a window, and reopening the others
     # would let `rollway abort` roll back a version long in production.
     return spec.phases[-1].decommission or record.monitor_until is not None
+
+
+def owed_unverified(spec: "RolloutSpec", record: RolloutRecord) -> UnverifiedWindow | None:
+    """The recorded end of a run that watched the window the promoted rollout still owes and
+    found it unverified (``RolloutRecord.unverified_window``), or None: no such end, or the counts
+    no longer describe that window (none is owed any more: it closed, or the rollout was rolled
+    back; or they were recorded before the promotion)."""
+    seen = record.unverified_window
+    if seen is None or not monitoring_owed(spec, record):
+        return None
+    return seen if seen.at >= record.last_transition("promote").at else None
 
 
 def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> float | None:

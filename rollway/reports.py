@@ -32,8 +32,8 @@ from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
                             Transition, UnverifiedWindow, claim_has_lapsed, claim_lapsed, monitoring_owed,
-                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, rollback_start,
-                            rollback_stopped_steps, utc, wall_utc)
+                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, owed_unverified,
+                            rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -480,10 +480,12 @@ def _window_open(record: RolloutRecord) -> str:
     if spec is None or not monitoring_owed(spec, record):
         return ""
     ends = window_end(spec, record)
-    # A window its run recorded unverified is said in status's words: "not recorded as closed"
-    # alone read the same as a run that died watching it.
-    seen = record.unverified_window
-    kept = cell(unverified_said(seen)) if seen is not None else "the previous version still runs"
+    # A window its run recorded unverified is said in status's words (``looks_said``): "not
+    # recorded as closed" alone read the same as a run that died watching it.
+    looks = looks_said(spec, record)
+    kept = "the previous version still runs"
+    if looks is not None:
+        kept = cell(looks[0]) if looks[1] else f"{kept}; {cell(looks[0])}"
     return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): {kept}, and `rollway abort` "
             "can still roll the release back")
 
@@ -493,9 +495,30 @@ def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
     return record.last_transition("promote").at + spec.monitor_seconds
 
 
+def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | None:
+    """What status's monitoring row and the report's outcome both say of the looks a run recorded
+    of the window a promotion still owes (``owed_unverified``), and whether that run watched to
+    the window's end; None when none is recorded (or none describes that window).
+
+    One function, so that the two agree: the report said a run's counts as the window's end
+    while status, before the window's end, said only "open until". Whether they are the window's
+    is read from the record, not from the reader's clock: a run that watched to the window's end
+    (the rollout's own, or a monitor run for what was left of it) found the window unverified,
+    and its old service is kept; one that stopped before it (a monitor run given a shorter window)
+    counted only part of it, and its counts are said as so far, never as the window's."""
+    seen = owed_unverified(spec, record)
+    if seen is None:
+        return None
+    if seen.at >= window_end(spec, record):
+        return unverified_said(seen), True
+    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+    return (f"so far: a run that stopped watching before the window's end counted requests to the new version in "
+            f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
+
+
 def unverified_said(seen: UnverifiedWindow) -> str:
-    """How a monitoring window its run recorded unverified ended, as status's monitoring row and
-    the report's outcome both say it: how many of its looks counted requests, of how many."""
+    """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
+    looks counted requests, of how many."""
     failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
     return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
             f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
@@ -507,7 +530,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     owes none. Status said "promoted", its last phase "passed" and "owner none" of a window whose
     run ended with too few checks able to read the metrics: only a refused finalize and the report
     told that the previous version still runs and what to do. A window whose run recorded it
-    unverified (``RolloutRecord.unverified_window``) says how many of its looks counted requests."""
+    unverified (``RolloutRecord.unverified_window``) says how many of its looks counted requests,
+    as the report does (``looks_said``)."""
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)
@@ -515,21 +539,23 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
         return None
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"
-    if now is not None and now < ends:
-        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
-                f"for it to close; {abort}")
-    seen = record.unverified_window
-    if seen is not None:
-        # The run that watched it recorded why it did not close it: said, where "no run closed it
-        # (the run watching it stopped, or ...)" left a person to guess which.
-        return (f"{unverified_said(seen)}; the next monitor run or weekly tick looks again (or run "
+    looks = looks_said(spec, record)
+    if looks is not None and looks[1]:
+        # The run that watched it to its end recorded why it did not close it: said, where "no run
+        # closed it (the run watching it stopped, or ...)" left a person to guess which. Said
+        # whatever ``now`` is: that run's clock, which stamped it, is the rollout's.
+        return (f"{looks[0]}; the next monitor run or weekly tick looks again (or run "
                 f"`progressive_rollout` of {record.image} again now); until then `rollway finalize` refuses, and "
                 f"{abort}")
+    so_far = f"; {looks[0]}" if looks is not None else ""
+    if now is not None and now < ends:
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
+                f"for it to close; {abort}{so_far}")
     return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
             "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
             "read the metrics): run "
             f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
-            f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}")
+            f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
 
 
 def _stage_table(record: RolloutRecord) -> list[str]:

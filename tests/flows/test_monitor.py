@@ -465,3 +465,65 @@ def test_a_look_that_counts_zero_requests_says_no_rate_was_measured(caplog):
     assert all("no requests were counted in this look, so no error rate was measured" in m for m in looks), looks
     # A count of 0 is no sighting: the look counts against the window, as one with no count does.
     assert any("counts against the window" in m for m in looks), looks
+
+
+def test_a_look_that_cannot_read_the_metrics_says_what_that_means_for_the_window(caplog):
+    """A look whose read failed logged "monitoring check failed: <error>", which read as a crash of
+    the check, or as the window failing: it says that nothing was judged by it (a failing release
+    is not rolled back on it) and that it counts against the window."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics.error = "metrics for [1800000000, 1800000060) unavailable: throttled"
+    with caplog.at_level(logging.INFO):
+        monitor_on(env, 300)
+    failed = [r.getMessage() for r in caplog.records if "could not read the metrics" in r.getMessage()
+              and r.getMessage().startswith("monitoring check")]
+    assert failed, [r.getMessage() for r in caplog.records]
+    assert all("throttled" in m and "no error rate was measured" in m and "counts against the window" in m
+               for m in failed), failed
+    assert not any(r.getMessage().startswith("monitoring check failed") for r in caplog.records)
+
+
+def test_a_scale_down_whose_look_for_a_rollback_fails_puts_the_old_service_back(monkeypatch):
+    """After scaling the old service to 0, the run looks whether a rollback landed meanwhile. A
+    look that raised (the load balancer not answering in time) failed the run with the old
+    service at 0, nothing recorded and nobody paged: a rollback that had landed sent the traffic
+    to no tasks. Not knowing, the run puts the old service back and says why; the window stays open."""
+    import flows.monitor
+
+    env = promoted(canary_error_rate=0.001)
+
+    def unanswered(env, seconds):
+        raise RuntimeError("the load balancer did not answer within 30 s")
+
+    monkeypatch.setattr(flows.monitor, "_rollback_since", unanswered)
+    result = monitor_on(env, 300)
+    assert result.outcome == "passed", result
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert "the load balancer did not answer within 30 s" in result.reason, result.reason
+    assert "scaled back to 4, not decommissioned" in result.reason, result.reason
+    subjects = [s for s, _ in env.notifier.messages]
+    assert not any(s.startswith("Old version decommissioned") for s in subjects), subjects
+    assert subjects[-1].startswith("Decommission skipped"), subjects
+
+
+def test_a_window_that_stops_on_an_error_says_so_in_its_artifact():
+    """A run that failed mid-window wrote no artifact: the monitoring key's newest was the previous
+    window's summary ("decommissioned"), read as this run's outcome."""
+    env = promoted(canary_error_rate=0.001)
+    monitor_on(env, 300)
+    assert monitoring_artifact(env).splitlines()[0].endswith(": decommissioned")
+    env = promoted(canary_error_rate=0.001)
+    observe, looks = env.metrics.observe, []
+
+    def fails_at_the_third_look(start, end):
+        looks.append(end)
+        if len(looks) == 3:
+            raise RuntimeError("CloudWatch endpoint unreachable")
+        return observe(start, end)
+
+    env.metrics.observe = fails_at_the_third_look
+    with pytest.raises(RuntimeError, match="CloudWatch endpoint unreachable"):
+        monitor_on(env, 300)
+    summary = monitoring_artifact(env)
+    assert summary.splitlines()[0].endswith(": stopped"), summary
+    assert "RuntimeError: CloudWatch endpoint unreachable" in summary, summary

@@ -417,3 +417,75 @@ def test_a_rollback_begun_after_an_unverified_windows_last_look_stops_the_run_an
     skipped = [s for s, _ in env.notifier.messages if s.startswith(("Decommission skipped", "Monitoring unverified"))]
     assert skipped == [], env.notifier.messages
     assert env.deployer.describe(env.targets.stable_service).desired == 4
+
+
+def _unverified_then(monkeypatch, plan: RolloutSpec, *, stable_share: int = 0):
+    """A window of ``plan`` ends unverified (its counts recorded), then the monitor runs again on a
+    release serving requests all along, with ``stable_share`` % of the traffic put back by hand."""
+    from rollway.fakes import VersionSample
+
+    env, first = promoted_world(monkeypatch, spec=plan)
+    busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
+    env.metrics = FakeMetrics(env.router, lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    assert not run_monitor_flow().verified
+    assert env.ledger.get(env.targets.canary_service).unverified_window is not None
+    env.metrics = FakeMetrics(env.router, busy)
+    env.router.weights = Weights(stable=stable_share, canary=100 - stable_share)
+    return env, run_monitor_flow()
+
+
+@pytest.mark.parametrize(("decommission", "stable_share", "outcome"), [
+    (True, 0, "decommissioned"),  # the window closes with a decommission
+    (False, 0, "passed"),  # closed "watched": the plan keeps the old service
+    (True, 10, "passed"),  # verified, but not closed: someone put 10 % back on the old service
+])
+def test_a_window_that_passes_after_an_unverified_one_clears_its_look_counts(monkeypatch, decommission, stable_share,
+                                                                              outcome):
+    """An unverified end's look counts were replaced by the next unverified end and never cleared:
+    after a later run's window passed, status (and the report, while the window was still owed)
+    went on saying "unverified: 3 of 12 looks counted requests; the old service is kept" of a
+    window whose newest run had measured all of its looks. The run that verifies the window clears
+    them in the claim it writes before closing it."""
+    from rollway.reports import monitoring_row
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=decommission),)})
+    env, result = _unverified_then(monkeypatch, plan, stable_share=stable_share)
+    assert (result.outcome, result.verified) == (outcome, True), result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.unverified_window is None, record.unverified_window
+    row = monitoring_row(record, env.clock.now() + 3600)
+    assert row is None or "unverified" not in row, row
+
+
+def test_a_resumed_windows_pages_say_it_was_resumed_as_its_result_and_ledger_do(monkeypatch):
+    """The result and the decommission's ledger entry said "60 minutes of monitoring passed (resumed
+    30 minutes after the promotion)"; the "Old version decommissioned" and "Monitoring passed" pages
+    said "passed 60 minutes of monitoring at 100%", as if one run had watched the whole hour."""
+    from flows.monitor import run_monitor
+    from prefect import flow
+    from rollway.spec import WeeklyPhase
+
+    for decommission, subject in ((False, "Monitoring passed"), (True, "Old version decommissioned")):
+        plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100),
+                                                              decommission=decommission),)})
+        env, first = promoted_world(monkeypatch, spec=plan)
+        env.metrics.behaviour = steady(5000, 0.001, 0.001)
+        opened = env.clock.now()
+        env.clock.sleep(300)
+
+        @flow
+        def resumed():
+            return run_monitor(env, plan, window_seconds=300, decommission=decommission, stable_desired=4,
+                               owner="run-2", rollout=first.rollout_id, opened_at=opened)
+
+        result = resumed()
+        assert "10 minutes of monitoring passed (resumed 5 minutes after the promotion)" in result.reason, result.reason
+        [page] = [body for s, body in env.notifier.messages if s.startswith(subject)]
+        assert "passed 10 minutes of monitoring at 100% (resumed 5 minutes after the promotion)" in page, page
+    # The late page (the run died before paging) quotes the decommission's entry: it says so too.
+    from rollway.decommission_page import late_message
+
+    record = env.ledger.get(env.targets.canary_service)
+    late = late_message(record, record.last_transition("decommission"), env.targets.stable_service)
+    assert "10 minutes of monitoring passed (resumed 5 minutes after the promotion)" in late, late

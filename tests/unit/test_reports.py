@@ -469,6 +469,59 @@ def test_an_unverified_window_says_its_look_counts_in_the_report_as_status_does(
     assert f"3 of 29 looks counted requests to the new version (run-7's run" in rollout_report(clean)
 
 
+def test_look_counts_of_a_run_that_stopped_before_the_windows_end_are_said_alike_and_as_so_far():
+    """A monitor run given a window shorter than what was left ended unverified before the
+    window's end. The report's outcome said its counts as the window's ("unverified: ...; the old
+    service is kept") while status said only "open until ...": two readings of one record. Both
+    now say them from one function, as counted so far, not as the window's end."""
+    from rollway.ledger import UnverifiedWindow
+    from rollway.reports import monitoring_row
+
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    ends = T0 + 2200 + RolloutSpec.from_record(rec.spec_json).monitor_seconds
+    seen = UnverifiedWindow(at=ends - 1200, actor="run-7", counted=3, looks=29, failed=2)
+    partial = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": ends,
+                                     "unverified_window": seen})
+    said = (f"so far: a run that stopped watching before the window's end counted requests to the new version in 3 "
+            f"of its 29 looks (2 could not read the metrics; run-7's run, ended {utc(ends - 1200)})")
+    (outcome,) = [line for line in rollout_report(partial).splitlines() if line.startswith("- **Outcome:**")]
+    assert said in outcome and "unverified:" not in outcome, outcome
+    for now in (ends - 600, ends + 600):  # while the window runs, and once it is due to have ended
+        row = monitoring_row(partial, now)
+        assert said in row and "unverified:" not in row, row
+    # A run that watched to the window's end: its counts are the window's, whatever the reader's clock.
+    ended = partial.model_copy(update={"unverified_window": seen.model_copy(update={"at": ends + 60})})
+    (outcome,) = [line for line in rollout_report(ended).splitlines() if line.startswith("- **Outcome:**")]
+    assert "unverified: 3 of 29 looks" in outcome and "so far" not in outcome, outcome
+    assert "unverified: 3 of 29 looks" in monitoring_row(ended, ends - 600)
+
+
+def test_look_counts_that_no_longer_describe_the_owed_window_are_not_said():
+    """Counts recorded before the rollout's promotion, or on a rollout whose window closed since
+    (a decommission, a "watched" mark, a rollback: records written before the runs cleared them),
+    describe no window a reader could act on: neither status nor the report says them."""
+    from rollway.ledger import UnverifiedWindow, owed_unverified
+    from rollway.reports import monitoring_row
+
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    window_spec = RolloutSpec.from_record(rec.spec_json)
+    ends = T0 + 2200 + window_spec.monitor_seconds
+    open_ = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": ends})
+    before = open_.model_copy(update={"unverified_window": UnverifiedWindow(at=T0 + 100, actor="run-7", counted=0,
+                                                                             looks=3)})
+    assert owed_unverified(window_spec, before) is None
+    assert "run-7" not in rollout_report(before) and "run-7" not in monitoring_row(before, ends + 600)
+    seen = UnverifiedWindow(at=ends + 60, actor="run-7", counted=3, looks=29)
+    closed = rec.model_copy(update={"unverified_window": seen})  # watched, then finalized
+    assert owed_unverified(window_spec, closed) is None and "3 of 29" not in rollout_report(closed)
+    rolled = open_.model_copy(update={"unverified_window": seen, "phase": RolloutPhase.ROLLED_BACK, "history": (
+        *open_.history, Transition(at=ends + 120, kind="rollback", actor="erin", comment="aborted"))})
+    assert owed_unverified(window_spec, rolled) is None and "3 of 29" not in rollout_report(rolled)
+    assert monitoring_row(rolled, ends + 600) is None
+
+
 def test_an_unfinished_rollback_states_its_exposure_as_a_lower_bound_not_a_total():
     """Read hours after a rollback stalled, the report said the canary was exposed for 10 min
     "so far": that was only until the rollback began, and the canary may still have traffic."""
