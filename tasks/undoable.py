@@ -386,11 +386,17 @@ def _restore_task_definition(txn) -> None:
         if write is not None and runs is not None and runs == written:
             write.left_on = runs
         at = f" at {written}" if written else ""
+        # What the failed undo leaves: the revision ECS says the service runs (kept registered when
+        # the registration's undo will keep it, see ``left_on``), or, when ECS could not say, what
+        # it may still run.
+        if runs is None:
+            leaves = f"{service} may still run{at or ' what it was pointed at'}"
+        elif write is not None and write.left_on:
+            leaves = f"{service} runs {runs}, kept registered so that its tasks can start again"
+        else:
+            leaves = f"{service} runs {runs}"
         _undo_failed(f"the pointing of ECS service {service}{at}", write is not None and not write.succeeded,
-                     f"pointing it back at {previous}", err, _final_for_ecs,
-                     f"{service} runs {runs}" + (", kept registered so that its tasks can start again"
-                                                 if write is not None and write.left_on else "")
-                     if runs is not None else f"{service} may still run{at or ' what it was pointed at'}",
+                     f"pointing it back at {previous}", err, _final_for_ecs, leaves,
                      f"roll the rollout back (`rollway abort`), which points {service} back at its previous "
                      "revision, once ECS takes the call")
         raise
