@@ -193,8 +193,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     """Set the weights (no flags move with them) and read them back until they match.
 
     ``first`` is given what the write's first read of the rule found, before any of its sends
-    (``FirstRead``): the weights the move took the traffic from, known whether the move succeeds
-    or fails.
+    (``FirstRead``): the weights the move took the traffic from; known too when the move fails,
+    if ``dropping`` (a rollback's router tells each send's read before its write).
 
     A ModifyRule whose answer was lost (a dropped connection, a read timeout) may have moved the
     traffic all the same: the read-back decides. When it shows ``target``, the shift landed and
@@ -207,14 +207,13 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
     a canary being rolled back over one throttled or lost ModifyRule is not.
 
     ``dropping`` (a rollback's move to stable): a rule that has come to forward to a third target
-    group as well is written all the same, dropping that group, and ``first.dropped`` says what
-    was dropped (``AlbRouter.dropping_others``); any other write refuses such a rule before it.
+    group as well (or with weight 0 to both) is written all the same, dropping that group, and
+    ``first.dropped`` says what was dropped (``TrafficRouter.dropping_others``); any other write
+    refuses such a rule before it.
     """
     delay = WRITE_RETRY_FIRST_DELAY_SECONDS
     first = FirstRead() if first is None else first
-    # A router that cannot drop a group (no ``dropping_others``: a fake) forwards to no other.
-    over = getattr(env.router, "dropping_others", None) if dropping else None
-    writer = env.router if over is None else over(first.dropping)
+    writer = env.router.dropping_others(first) if dropping else env.router
     for attempt in range(1, tries + 1):
         # While a send is left, a lost answer is read back briefly: a write that did not land is
         # sent again seconds later rather than after the whole read-back wait (users wait on it).
@@ -258,7 +257,7 @@ def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weight
         first.answered(within(math.inf, lambda: traffic.set_weights(writer, target), name="rollway-write-elbv2",
                               waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS))
     except Exception as err:
-        first.failed(err)
+        # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
         return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
     return traffic.verify_weights(env.router, target, timeout_seconds)
 

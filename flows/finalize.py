@@ -388,6 +388,9 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         try:
             live = traffic.weights_within(env.router, verify_timeout_seconds)
             holds = f"the load balancer holds {live} (stable/canary), read back after the failure"
+        except OtherGroupsForwarded as err:
+            # A group added since finalize read the rule: said with finalize's advice, as the step's own error is.
+            holds = f"read back after the failure, {_for_finalize(err)}"
         except Exception as err:  # noqa: BLE001 - the message still says what is known
             holds = f"the load balancer could not be read back ({err})"
         return (f"{t.stable_service} already runs {td}, as {t.canary_service} does, so users see the promoted version "

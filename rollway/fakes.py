@@ -11,6 +11,7 @@ from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
 from rollway.model import Interval, Observation, QueueDepth, ServiceState, VersionSample, Weights
+from rollway.weights_read import FirstRead
 
 
 class FakeClock:
@@ -54,6 +55,11 @@ class FakeRouter:
         return self.healthy[version]
 
     def reading(self, seconds: float) -> "FakeRouter":
+        return self
+
+    def dropping_others(self, move: FirstRead) -> "FakeRouter":
+        """Itself: its rule forwards to stable and canary alone, so a rollback's move drops nothing,
+        and ``set_weights`` gives back what it read, for ``move`` to take (``FirstRead.answered``)."""
         return self
 
 

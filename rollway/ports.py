@@ -15,6 +15,7 @@ from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Write
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
+from rollway.weights_read import FirstRead
 
 
 class TrafficRouter(Protocol):
@@ -24,11 +25,20 @@ class TrafficRouter(Protocol):
     def set_weights(self, weights: Weights) -> Weights | None:
         """Ask the load balancer for these weights (verify with get_weights).
 
-        Returns the weights it held just before the write, read as get_weights reads them (None:
-        ones get_weights refuses; the write is made all the same, except over a rule that also
-        forwards to a target group other than stable and canary, which is refused before the write
-        but by a rollback's router, ``AlbRouter.dropping_others``). A write that fails after that
-        read keeps it on its error (``rollway.weights_read.keep_read``)."""
+        Returns the weights it held just before the write, read as get_weights reads them. A rule
+        get_weights refuses (it also forwards to a target group other than stable and canary, or
+        with weight 0 to both) is refused before the write, but by a rollback's router
+        (``dropping_others``), which writes over it and gives back None."""
+
+    def dropping_others(self, move: FirstRead) -> TrafficRouter:
+        """This router for a rollback's move to stable, which users on the version rolled back wait
+        on: its ``set_weights`` writes over a rule get_weights refuses as well (dropping a third
+        group from it), and tells ``move``, at each send and before its write, what its read of the
+        rule found and what it drops. Told then, a send that fails after its read (a lost answer, a
+        throttle) leaves what it read in ``move``, beside its error, which may be stored and loaded
+        again without it: the move may be sent again, and only its first read is the traffic from
+        before it. A router whose rule forwards to stable and canary alone, and whose reads are
+        all given back by ``set_weights`` (a fake), is its own."""
 
     def healthy_targets(self, version: str) -> int:
         """Healthy registered targets of the 'stable' or 'canary' target group."""

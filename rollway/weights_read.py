@@ -4,29 +4,16 @@ traffic from.
 ``TrafficRouter.set_weights`` reads the rule before its ModifyRule anyway (the rule's other actions
 are written back as they are), and gives back the weights it found there, so that a rollback
 records what it moved the traffic from without a read of its own, one call fewer before users are
-back on stable. A write that fails after that read (a lost answer, a refusal) keeps what it read
-on its error (``keep_read``): the move may be sent again, and only the first read is the traffic
-from before the move.
+back on stable. The move may be sent again, and only the first read is the traffic from before the
+move: a rollback's router (``TrafficRouter.dropping_others``) records each send's read in the move's
+own ``FirstRead`` as soon as it is made, before its write, so that a send that fails after it (a
+lost answer, a throttle) leaves it there. Beside the send's error, not on it: botocore's errors
+pickle without anything set on them, and Prefect may store a task's failure and load it again.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from rollway.model import Weights
-
-E = TypeVar("E", bound=BaseException)
-
-# The attribute of a failed write's error holding what its read found. An attribute, not a wrapper:
-# callers tell a lost answer from a refusal by the error's own type and code.
-_READ = "rollway_weights_read_before_write"
-
-
-def keep_read(err: E, weights: Weights | None) -> E:
-    """``err``, the failure of a weight write made after its read of the rule, keeping what that
-    read found (None: no split of stable and canary alone, see ``FirstRead.weights``)."""
-    setattr(err, _READ, weights)
-    return err
 
 
 class FirstRead:
@@ -35,8 +22,8 @@ class FirstRead:
 
     A later send's read may come after a write whose answer was lost and that landed all the same,
     and find the move's own weights: only the first read says what users had before the move. A
-    send that failed before its read (DescribeRules throttled) wrote nothing, so the next send's
-    read is still from before the move.
+    send that failed before its read (DescribeRules throttled) wrote nothing and recorded nothing,
+    so the next send's read is still from before the move.
 
     Attributes:
         made: a write's read of the rule answered.
@@ -52,6 +39,11 @@ class FirstRead:
         self.weights: Weights | None = None
         self.dropped: str | None = None
 
+    def read(self, weights: Weights | None) -> None:
+        """Take what a send's read of the rule found, told before its write (``AlbRouter.dropping_others``):
+        the first send's, as a later one's read may follow a write that landed."""
+        self._take(weights)
+
     def dropping(self, said: str) -> None:
         """Take what a send is about to drop from the rule (``AlbRouter.dropping_others``): the first
         send's, as a later one's read may follow a write that landed and dropped it already."""
@@ -59,14 +51,10 @@ class FirstRead:
             self.dropped = said
 
     def answered(self, weights: Weights | None) -> Weights | None:
-        """Take what a write that succeeded read (``set_weights``'s answer); return it."""
+        """Take what a write that succeeded read (``set_weights``'s answer; a router that told its read
+        before the write told this one already); return it."""
         self._take(weights)
         return weights
-
-    def failed(self, err: BaseException) -> None:
-        """Take what a write that failed with ``err`` read, if it read the rule before failing."""
-        if hasattr(err, _READ):
-            self._take(getattr(err, _READ))
 
     def _take(self, weights: Weights | None) -> None:
         if not self.made:

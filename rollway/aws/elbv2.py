@@ -6,7 +6,8 @@ routers for its bounded reads, ``reading``), so that a flow can call ``resolve()
 bound to fail on a bad name before any write. ``set_weights`` reads the
 rule and writes it back with only the forward action's weights changed: ModifyRule replaces
 the whole list of actions, and an authentication step in front of the forward must survive.
-It gives back the weights that read found: what the write moved the traffic from.
+It gives back the weights that read found: what the write moved the traffic from. The read is
+judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from botocore.exceptions import ClientError
 from rollway.aws.errors import AdapterError, OtherGroupsForwarded, TargetNotFound, WeightMismatch
 from rollway.model import Weights
 from rollway.targets import Targets
-from rollway.weights_read import keep_read
+from rollway.weights_read import FirstRead
 
 # Error codes elbv2 answers for a name or ARN that does not exist (ValidationError: for an
 # ARN it cannot parse; Targets already refuses malformed target group ARNs).
@@ -67,7 +68,7 @@ class AlbRouter:
         self._targets = targets
         self._reads = reads
         self._lookups_made = _Lookups()
-        self._dropping: Callable[[str], None] | None = None
+        self._move: FirstRead | None = None  # a rollback's move (``dropping_others``)
 
     @property
     def _resolved(self) -> _Resolved | None:
@@ -85,14 +86,16 @@ class AlbRouter:
         router._lookups_made = self._lookups_made
         return router
 
-    def dropping_others(self, told: Callable[[str], None]) -> AlbRouter:
+    def dropping_others(self, move: FirstRead) -> AlbRouter:
         """This router for a rollback's move to stable: its ``set_weights`` writes over a rule that
         also forwards to a target group other than stable and canary, dropping that group from the
-        rule, and first tells ``told`` what it drops: "target group <arn> (weight 10 of 100) from rule <arn>".
-        A rollback that could not move users back to stable would leave them on the version being
-        rolled back. It shares this router's lookups and clients."""
+        rule, or with weight 0 to both; and before each ModifyRule it tells ``move`` what its
+        DescribeRules found (``FirstRead.read``) and what it drops: "target group <arn> (weight 10
+        of 100) from rule <arn>" (``FirstRead.dropping``). A rollback that could not move users back
+        to stable would leave them on the version being rolled back. It shares this router's
+        lookups and clients."""
         router = AlbRouter(self._client, self._targets, self._reads)
-        router._lookups_made, router._dropping = self._lookups_made, told
+        router._lookups_made, router._move = self._lookups_made, move
         return router
 
     def resolve(self) -> None:
@@ -138,26 +141,32 @@ class AlbRouter:
         """The weights the rule holds now, read back with DescribeRules.
 
         Raises:
-            AdapterError: the rule no longer forwards to the two groups alone.
+            AdapterError: the rule no longer forwards to the two groups alone, or forwards with
+                weight 0 to both (OtherGroupsForwarded: to another group as well).
         """
         r = self._lookups()
         rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        return _weights_of(rules["Rules"][0], r)
+        held = _judged(rules["Rules"][0], r)
+        if held.refusal is not None:
+            raise held.refusal
+        return held.weights
 
     def set_weights(self, weights: Weights) -> Weights | None:
         """Write ``weights`` to the rule: DescribeRules, then one ModifyRule.
 
         Returns the weights the rule held just before the write, read by its DescribeRules as
         ``get_weights`` reads them (a rollback records them as what it moved the traffic from, and
-        makes no read of its own for them). None where ``get_weights`` refuses them (the rule also
-        forwards to another group, or with weight 0 to both). A call that fails after the
-        DescribeRules raises with what it read kept on its error (``weights_read.keep_read``).
+        makes no read of its own for them). A router for a rollback's move (``dropping_others``)
+        tells them to its move before the ModifyRule as well, so that a call that fails after the
+        DescribeRules leaves them known.
 
-        A rule that also forwards to a target group other than stable and canary (one added since
-        the run looked the rule up) would lose it: the write names the two groups alone. That is
-        refused before the ModifyRule (AdapterError), naming the group, its weight and what to do:
-        the traffic it took was taken away from it, and nobody told. A router for a rollback's move
-        to stable (``dropping_others``) writes all the same, and says what it drops.
+        A rule ``get_weights`` refuses is refused before the ModifyRule, as it reads it: one that
+        also forwards to a target group other than stable and canary (one added since the run
+        looked the rule up) would lose it, as the write names the two groups alone (the traffic it
+        took taken away from it, and nobody told), and one forwarding with weight 0 to both would
+        start sending requests where someone stopped them. A router for a rollback's move to stable
+        writes over either all the same (users off the version rolled back come first), says what
+        it drops, and gives back None.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.
@@ -171,34 +180,30 @@ class AlbRouter:
         """
         r = self._lookups()
         rule = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
-        others = _other_groups(rule, r)
-        if others is not None:
-            if self._dropping is None:
-                raise _refuse_other_groups(r.rule_arn, others)
-            self._dropping(f"{others[0]} from rule {r.rule_arn}")
-        try:
-            held = _weights_of(rule, r)
-        except AdapterError:
-            held = None
-        try:
-            split = weights.stable and weights.canary
-            sticky = self._split_stickiness(rule) if split else {"Enabled": False}
-            forward = {
-                "Type": "forward",
-                "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
-                        {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
-                    ],
-                    "TargetGroupStickinessConfig": sticky,
-                },
-            }
-            self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rule, forward))
-        except Exception as err:
-            # A lost answer may have landed: the write is sent again, and only this read is from before it.
-            keep_read(err, held)
-            raise
-        return held
+        held = _judged(rule, r)
+        if self._move is None:
+            if held.refusal is not None:
+                raise held.refusal
+        else:
+            if held.dropped is not None:
+                self._move.dropping(f"{held.dropped} from rule {r.rule_arn}")
+            # Told now: a lost answer may have landed, and the write is sent again; only this read
+            # is from before it, and the failure, which may be stored and loaded again, is no place for it.
+            self._move.read(held.weights)
+        split = weights.stable and weights.canary
+        sticky = self._split_stickiness(rule) if split else {"Enabled": False}
+        forward = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": r.stable_arn, "Weight": weights.stable},
+                    {"TargetGroupArn": r.canary_arn, "Weight": weights.canary},
+                ],
+                "TargetGroupStickinessConfig": sticky,
+            },
+        }
+        self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rule, forward))
+        return held.weights
 
     def verify(self, expected: Weights) -> Weights:
         """Read the weights back and check they are ``expected``.
@@ -357,17 +362,38 @@ def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:
     return {}
 
 
-def _weights_of(rule: dict[str, Any], r: _Resolved) -> Weights:
-    """The weights ``rule`` (as DescribeRules gives it) holds between the stable and canary groups.
+@dataclass(frozen=True)
+class _Judged:
+    """A rule (as DescribeRules gives it) judged once, for ``get_weights`` and ``set_weights`` alike.
 
-    Raises:
-        AdapterError: the rule no longer forwards to the two groups alone.
+    Attributes:
+        weights: what it holds between the stable and canary groups; None when it holds no split of
+            the two alone.
+        refusal: why a rollout neither reads it nor writes over it (None: it does not): it also
+            forwards to another group (OtherGroupsForwarded), or with weight 0 to both.
+        dropped: the other groups a write over it drops, with their weights (``_other_groups``).
     """
+
+    weights: Weights | None
+    refusal: AdapterError | None = None
+    dropped: str | None = None
+
+
+def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
+    """What ``rule`` holds between the stable and canary groups, or why a rollout refuses it."""
     others = _other_groups(rule, r)
     if others is not None:
-        raise _refuse_other_groups(r.rule_arn, others)
+        return _Judged(None, _refuse_other_groups(r.rule_arn, others), others[0])
     forwarded = _forward_weights(rule)
-    return _as_percent(forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0), r.rule_arn)
+    stable, canary = forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0)
+    if stable + canary == 0:
+        # Whoever set it stopped the requests the rule matches: a shift would start them again
+        # unasked (and to the canary), and the stage's records would say it moved them from a split.
+        return _Judged(None, AdapterError(
+            f"rule {r.rule_arn} forwards with weight 0 to both target groups, so no request it matches reaches "
+            "either version, and a shift would start sending them requests again: give the rule the weights it "
+            "should have first"))
+    return _Judged(_as_percent(stable, canary))
 
 
 def _stickiness(rule: dict[str, Any]) -> dict[str, Any]:
@@ -446,11 +472,9 @@ def _refuse_other_groups(rule_arn: str, others: tuple[str, int]) -> OtherGroupsF
     return OtherGroupsForwarded(rule_arn, named, count)
 
 
-def _as_percent(stable: int, canary: int, rule_arn: str) -> Weights:
-    """Weights in percent; ALB weights are relative (0..999), so 1/1 is 50/50."""
+def _as_percent(stable: int, canary: int) -> Weights:
+    """Weights in percent, of a total above 0; ALB weights are relative (0..999), so 1/1 is 50/50."""
     total = stable + canary
-    if total == 0:
-        raise AdapterError(f"rule {rule_arn} forwards with weight 0 to both target groups")
     if total == 100:
         return Weights(stable=stable, canary=canary)
     share = round(100 * canary / total)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pydantic
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
@@ -65,8 +67,10 @@ def test_set_weights_gives_back_what_the_rule_held_before_the_write(aws, router,
 
 
 @pytest.mark.parametrize("answer", ["Throttling", "lost"])
-def test_a_write_that_fails_after_its_read_keeps_what_it_read_on_its_error(aws, router, answer):
-    """A rollback sends a failed move again; the next send's read may find its own lost write."""
+def test_a_rollbacks_write_that_fails_after_its_read_leaves_what_it_read_with_its_move(aws, router, answer):
+    """A rollback sends a failed move again; the next send's read may find its own lost write. What
+    the first send read is told to the move before its ModifyRule, beside the error, not on it: the
+    error as stored and loaded again (pickled, as Prefect may store a task's failure) is AWS's own."""
     router.set_weights(Weights.canary_at(25))
     elbv2 = aws.get_client("elbv2")
 
@@ -78,12 +82,13 @@ def test_a_write_that_fails_after_its_read_keeps_what_it_read_on_its_error(aws, 
     read = FirstRead()
     with on_operation(elbv2, "before-call", refused, operation="ModifyRule"), \
             pytest.raises((ClientError, ReadTimeoutError)) as caught:
-        router.set_weights(Weights(stable=100, canary=0))
-    read.failed(caught.value)
+        router.dropping_others(read).set_weights(Weights(stable=100, canary=0))
+    reloaded = pickle.loads(pickle.dumps(caught.value))
+    assert type(reloaded) is type(caught.value) and str(reloaded) == str(caught.value)
     assert (read.made, read.weights) == (True, Weights(stable=75, canary=25))
 
 
-def test_a_read_that_fails_keeps_nothing_on_its_error(aws, router):
+def test_a_rollbacks_write_whose_read_fails_tells_its_move_nothing(aws, router):
     """No DescribeRules answer, no ModifyRule sent: the next send's read is still from before the move."""
     router.resolve()
     elbv2 = aws.get_client("elbv2")
@@ -93,9 +98,8 @@ def test_a_read_that_fails_keeps_nothing_on_its_error(aws, router):
 
     read = FirstRead()
     with on_operation(elbv2, "before-call", throttled, operation="DescribeRules"), \
-            pytest.raises(ClientError) as caught:
-        router.set_weights(Weights(stable=100, canary=0))
-    read.failed(caught.value)
+            pytest.raises(ClientError):
+        router.dropping_others(read).set_weights(Weights(stable=100, canary=0))
     assert (read.made, read.weights) == (False, None)
 
 
@@ -118,10 +122,49 @@ def test_a_rollbacks_write_over_a_rule_with_a_third_group_is_made_saying_what_it
     gives back no weights, and says which group it dropped, with the weight it had."""
     router.resolve()
     shadow = _with_a_third_group(aws, 80, 10, 10)
-    told: list[str] = []
-    assert router.dropping_others(told.append).set_weights(Weights(stable=100, canary=0)) is None
+    move = FirstRead()
+    assert router.dropping_others(move).set_weights(Weights(stable=100, canary=0)) is None
     assert _rule_weights(aws) == {aws.topology.stable_target_group_arn: 100, aws.topology.canary_target_group_arn: 0}
-    assert told == [f"target group {shadow} (weight 10 of 100) from rule {aws.topology.rule_arn}"]
+    assert move.dropped == f"target group {shadow} (weight 10 of 100) from rule {aws.topology.rule_arn}"
+    assert (move.made, move.weights) == (True, None)
+
+
+def _forwarding_nowhere(aws) -> None:
+    """The rule made to forward with weight 0 to both groups, as someone might in the console."""
+    top = aws.topology
+    aws.get_client("elbv2").modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": top.stable_target_group_arn, "Weight": 0},
+                         {"TargetGroupArn": top.canary_target_group_arn, "Weight": 0}]}}])
+
+
+@pytest.mark.parametrize("weights", [Weights.canary_at(5), Weights(stable=100, canary=0)])
+def test_a_shift_over_a_rule_forwarding_with_weight_0_to_both_groups_is_refused_before_the_write(
+        aws, router, watch_calls, weights):
+    """Whoever set it stopped the requests the rule matches: a rollout's shift (or finalize's move)
+    would start them again unasked, and a stage would record a move from a split that was not there.
+    Refused as ``get_weights`` refuses the rule, on the shift's own DescribeRules: no ModifyRule."""
+    router.resolve()
+    _forwarding_nowhere(aws)
+    calls = watch_calls(aws.get_client("elbv2"))
+    with pytest.raises(AdapterError, match="forwards with weight 0 to both target groups") as refused:
+        router.set_weights(weights)
+    assert calls == ["DescribeRules"]
+    assert aws.topology.rule_arn in str(refused.value) and "give the rule the weights it should have" in str(
+        refused.value)
+    assert set(_rule_weights(aws).values()) == {0}
+    with pytest.raises(AdapterError, match="forwards with weight 0 to both target groups"):
+        router.get_weights()
+
+
+def test_a_rollbacks_write_over_a_rule_forwarding_with_weight_0_to_both_groups_is_made(aws, router):
+    """Users off the version rolled back come first: all of them to stable, nothing dropped, and
+    what they were moved from is no split to record."""
+    router.resolve()
+    _forwarding_nowhere(aws)
+    move = FirstRead()
+    assert router.dropping_others(move).set_weights(Weights(stable=100, canary=0)) is None
+    assert _rule_weights(aws) == {aws.topology.stable_target_group_arn: 100, aws.topology.canary_target_group_arn: 0}
+    assert (move.made, move.weights, move.dropped) == (True, None, None)
 
 
 @pytest.mark.parametrize("weights", [Weights.canary_at(25), Weights(stable=0, canary=100)])

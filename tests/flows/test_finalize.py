@@ -256,6 +256,40 @@ def test_a_rule_forwarding_to_a_third_group_stops_finalize_with_advice_for_final
     assert writes(*calls) == []
 
 
+def test_a_third_group_added_after_finalize_read_the_rule_is_said_with_advice_for_finalize(aws, watch_calls):
+    """Added between finalize's read of the weights and its move: the move is refused before its
+    ModifyRule, and the sentence saying what the load balancer holds, read back after the refusal,
+    quoted the rollout's advice (roll it back, which after a promotion moves users back to the old
+    version). Both say finalize's."""
+    from tests.adapters.test_elbv2 import _rule_weights, _with_a_third_group
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    t, pointed, added = aws.targets, env.deployer.update_service, []
+
+    def then_a_group_added(service, **changes):
+        state = pointed(service, **changes)
+        if service == t.stable_service and changes.get("task_definition") == release:
+            added.append(_with_a_third_group(aws, 0, 90, 10))
+        return state
+
+    env.deployer.update_service = then_a_group_added
+    calls = watch_calls(aws.get_client("elbv2"))
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_on(env)
+    said = " ".join(str(stopped.value).split())
+    (shadow,) = added
+    assert stopped.value.step == "move the traffic to the stable target group", said
+    assert said.count(f"{shadow} (weight 10 of 100)") == 2, said  # the refusal, and what is read back after it
+    assert said.count("remove it from the rule and run finalize again") == 2, said
+    assert "roll the rollout back" not in said, said
+    assert calls.count("ModifyRule") == 1, calls  # the group's addition: finalize wrote nothing
+    top = aws.topology
+    assert _rule_weights(aws) == {top.stable_target_group_arn: 0, top.canary_target_group_arn: 90, shadow: 10}
+    deployer = EcsDeployer(aws.get_client("ecs"), t)
+    assert deployer.describe(t.stable_service).task_definition == release
+    assert deployer.describe(t.canary_service).desired == 2, "users are still served by the canary"
+
+
 def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_canary(aws, independent_client):
     # ECS's circuit breaker rolls the stable service's new deployment back to the old revision
     # (moto has none; a second actor plays it): the service is steady, but on the old version.

@@ -7,6 +7,7 @@ the users still on the canary being rolled back.
 """
 from __future__ import annotations
 
+import pickle
 from functools import partial
 
 import pytest
@@ -197,3 +198,41 @@ def test_a_lost_move_to_stable_is_sent_again_after_a_short_read_back_not_the_who
         result = rollback_with_the_default_read_back(env)
     assert result.weights == ALL_STABLE and seen["calls"] == 2
     assert wall.t <= flows.engine.LOST_ANSWER_READ_BACK_SECONDS + 2.0, f"read back for {wall.t:g} s before sending again"
+
+
+def test_a_move_resent_after_its_failure_was_stored_and_reloaded_records_the_weights_users_had_before_it(
+        aws, monkeypatch, watch_calls):
+    """As the test above, with each failed send's error stored and reloaded (pickled) on its way to
+    the rollback, as Prefect may store a task's failure: botocore's errors pickle without anything
+    set on them, so the first send's read of the rule must not travel on the error."""
+    env, elbv2 = on_moto(aws)
+    lost = {"answer": False}
+
+    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
+        if not lost["answer"]:
+            lost["answer"] = True
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    throttled = answering(aws, "Throttling", times=1)
+
+    def read_back_throttled_once(**kwargs):
+        return throttled(**kwargs) if lost["answer"] else None
+
+    sent = tasks.traffic.set_weights
+    reloaded: list[BaseException] = []
+
+    def stored_and_reloaded(router, weights):
+        try:
+            return sent(router, weights)
+        except Exception as err:
+            reloaded.append(pickle.loads(pickle.dumps(err)))
+            raise reloaded[-1] from None
+
+    monkeypatch.setattr(tasks.traffic, "set_weights", stored_and_reloaded)
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "after-call", lose_the_first_answer), \
+            on_operation(elbv2, "before-call", read_back_throttled_once, operation="DescribeRules"):
+        result = rollback_on(env)
+    assert [type(err) for err in reloaded] == [ReadTimeoutError], reloaded
+    assert calls.count("ModifyRule") == 2, calls
+    assert (result.weights_before, result.weights) == (ON_CANARY, ALL_STABLE), result
