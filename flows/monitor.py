@@ -416,7 +416,7 @@ def _watch(
         # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
-                f"check the metrics, then finalize it with {UNRECORDED_AGAIN} or roll it back with {UNRECORDED_ROLLBACK}")
+                f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         # Recorded beside the history (``UnverifiedWindow`` says why not in it), for `rollway status`:
         # it wrote nothing, and status could only say no run had closed the window. Written as the
         # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
