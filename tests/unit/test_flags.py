@@ -30,11 +30,14 @@ from rollway.flags import (
     FlagStoreUnavailable,
     InvalidFlagInput,
     InvalidPercentage,
+    MalformedFlag,
     MissingUserId,
     UnknownFlag,
     bucket,
     evaluate,
     flag_from_item,
+    validate_feature,
+    validate_salt,
 )
 from rollway.flags_commands import (
     EXIT_CONFLICT,
@@ -202,6 +205,21 @@ def test_a_change_finer_than_a_basis_point_is_refused_not_rounded(given, message
 def test_bad_feature_names_are_refused(name):
     with pytest.raises(InvalidFlagInput, match="feature flag name"):
         flag(name)
+
+
+def test_a_name_or_salt_with_a_trailing_line_break_is_refused():
+    """``$`` matches before a final line break: "newflag\n" (a name read from a file's line, a
+    form's multi-line field) was created as a flag of its own, listed as "newflag" over two lines,
+    while the application's ``is_enabled("newflag")`` read the flag nobody had set."""
+    for name in ("newflag\n", "new\nflag"):
+        with pytest.raises(InvalidFlagInput, match="feature flag name"):
+            validate_feature(name)
+        with pytest.raises(InvalidFlagInput, match="feature flag name"):
+            FlagChange(feature=name, enabled=True, create=True)
+    with pytest.raises(InvalidFlagInput, match="salt"):
+        validate_salt("v2\n")
+    with pytest.raises(MalformedFlag, match="no flag can have that name"):
+        flag_from_item({"feature": "newflag\n", "enabled": True, "percentage": 5})
 
 
 def test_the_seeds_items_read_as_version_0():
