@@ -326,17 +326,24 @@ def _fail(err: TextIO, error: FlagError, code: int) -> int:
 
 
 def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate], *, actor: str,
-                     failure: BaseException | None = None) -> str:
+                     failure: BaseException | None = None, in_flight: bool = False) -> str:
     """The set-flags run's summary: each change asked for, in order, and what became of it.
 
     ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
     failure (named at the top), the others are listed as not written, so a person sees which
     flags were written before it stopped (each write is also in its flag's audit trail); but the
     one whose write was sent and its answer lost (``FlagWriteUnanswered``) may have been written,
-    and says so: "not written" had a person apply it again, or take the flag as unchanged.
+    and says so: "not written" had a person apply it again, or take the flag as unchanged. So may
+    the one under way when the run was interrupted (cancelled, stopped: ``failure`` is no
+    Exception), when ``in_flight``.
     """
+    interrupted = failure is not None and not isinstance(failure, Exception)
     lines = [f"# Flag changes by {actor}", ""]
-    if failure is not None:
+    if interrupted:
+        said = f" ({type(failure).__name__}{f': {failure}' if str(failure) else ''})"
+        lines += [f"**Interrupted** after {len(updates)} of {len(changes)} changes: the run was cancelled or "
+                  f"stopped{said}", ""]
+    elif failure is not None:
         lines += [f"**Stopped** after {len(updates)} of {len(changes)} changes: {failure}", ""]
     lines += ["| # | flag | asked | result |", "|---|---|---|---|"]
     for index, change in enumerate(changes):
@@ -347,6 +354,9 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
             result = updates[index].describe()
         elif index == len(updates) and isinstance(failure, FlagWriteUnanswered) and failure.feature == change.feature:
             result = (f"**may have been written** (its answer was lost: check with "
+                      f"`rollway flags get {change.feature}`)")
+        elif index == len(updates) and interrupted and in_flight:
+            result = (f"**may have been written** (the run was interrupted during it: check with "
                       f"`rollway flags get {change.feature}`)")
         else:
             result = "**not written**"

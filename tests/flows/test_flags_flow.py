@@ -539,3 +539,39 @@ def test_a_change_that_loses_every_race_fails_on_one_line_not_under_tracebacks(a
     assert "changed concurrently" in caplog.text
     assert "Traceback" not in caplog.text, caplog.text
     assert dynamo.get(SQS).updated_by == "bob"
+
+
+def test_a_set_flags_run_cancelled_part_way_still_says_which_flags_were_written(dynamo, monkeypatch):
+    """Cancelled (the UI's Cancel, its process stopped: TerminationSignal; Ctrl-C: KeyboardInterrupt,
+    which stands for both here, the engine re-sending the signal to the process) during its second
+    change, the run left no summary: the key's newest artifact was then an earlier run's, read as
+    this one's, and nothing said the first flag was written, or that the second one's write may
+    have been sent."""
+    from prefect.runtime import flow_run
+
+    runs: list[str] = []
+    written = flag_tasks.set_flag
+
+    def cancelled_at_the_second(store, change, **kwargs):
+        runs.append(flow_run.id)
+        if change.feature == INTERRUPTS:
+            raise KeyboardInterrupt
+        return written(store, change, **kwargs)
+
+    monkeypatch.setattr(flag_tasks, "set_flag", cancelled_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                           FlagChange(feature=INTERRUPTS, enabled=True),
+                           FlagChange(feature=SQS, percentage=25)],
+                  actor="alice", aws_credentials_block=CREDENTIALS)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0]])))
+    text = next((a.data for a in found if a.key == "set-flags"), None)
+    assert text is not None, "the cancelled run left no summary"
+    assert "**Interrupted** after 1 of 3 changes" in text, text
+    assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
+    assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (the run was interrupted during it:" in text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text
