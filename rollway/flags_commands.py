@@ -57,6 +57,8 @@ EXIT_UNAVAILABLE = 4
 EXIT_PARTIAL = 5
 """``list`` printed the flags it could read; some items could not be used (named on stderr). Or ``get``
 printed the audit entries it could read; some could not (named on stderr)."""
+EXIT_INTERRUPTED = 130
+"""``set`` was interrupted (Ctrl-C), as a shell reports a command stopped by SIGINT."""
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
@@ -172,15 +174,24 @@ def flags_set(
                                    "to 100; nothing was read or changed") from None
         except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
             raise fine.named("--percentage") from None
+        sending = _Sending(store)
         try:
             update = set_flag(
-                store,
+                sending,
                 asked,
                 actor=who,
                 now=time.time() if now is None else now,
                 expected_version=expected_version,
                 named=_OPTIONS,
             )
+        except KeyboardInterrupt:
+            # A traceback from botocore's insides said nothing of the flag: whether the write
+            # was sent is all that tells a person whether to look before setting it again.
+            interrupted.append(f"interrupted while the change to {feature} was being written: it may have been "
+                               f"written; check with `rollway flags get {feature}` before setting it again"
+                               if sending.sent else
+                               f"interrupted before the change to {feature} was sent: nothing was written")
+            return
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
             raise stale.named("--expected-version") from None
         except UnknownFlag as unknown:
@@ -193,7 +204,27 @@ def flags_set(
         out.write(update.describe() + "\n")
         _rollout_note(store, update.after, out, err)
 
-    return _run(err, change)
+    interrupted: list[str] = []
+    code = _run(err, change)
+    if interrupted:
+        err.write(f"error: {interrupted[0]}\n")
+        return EXIT_INTERRUPTED
+    return code
+
+
+class _Sending:
+    """``store``, noting whether a write was sent (``put`` called): a command interrupted after
+    that may have written the flag, one interrupted before has not."""
+
+    def __init__(self, store: FlagStore) -> None:
+        self._store, self.sent = store, False
+
+    def put(self, *args: Any, **kwargs: Any) -> FlagState:
+        self.sent = True
+        return self._store.put(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:

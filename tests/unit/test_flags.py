@@ -689,3 +689,22 @@ def test_flags_command_without_its_feature_names_the_positional_argument(monkeyp
     said = capsys.readouterr()
     assert stop.value.code != 0 and said.out == ""
     assert "FEATURE requires an argument" in said.err and "--feature" not in said.err, said.err
+
+
+@pytest.mark.parametrize("at,said", [
+    ("put", "interrupted while the change to use_sqs_architecture was being written: it may have been written; "
+            "check with `rollway flags get use_sqs_architecture` before setting it again"),
+    ("get", "interrupted before the change to use_sqs_architecture was sent: nothing was written"),
+])
+def test_flags_set_interrupted_says_whether_the_change_may_have_been_written(at, said):
+    """Ctrl-C during a write the table was slow to answer (throttled, botocore retrying) ended in a
+    traceback from botocore's insides: nothing said whether the flag had been set."""
+    store = seeded_store()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    setattr(store, at, interrupted)
+    code, text, err = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", now=1.7e9)
+    assert (code, text) == (130, ""), (code, text)
+    assert err == f"error: {said}\n", err
