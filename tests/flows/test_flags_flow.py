@@ -51,6 +51,16 @@ def test_set_flags_enables_disables_and_creates_with_an_audit_trail(dynamo):
     assert dynamo.get("new_editor").percentage == 1.0
 
 
+def test_a_flag_created_by_an_earlier_change_of_the_run_is_not_refused_as_unknown(dynamo):
+    """Created off in one change and enabled in the next, the flag was refused as misspelt ("check
+    the spelling, or tick create"), nothing written: the check read the table as it was before the
+    run, where no change had created it yet."""
+    updates = set_flags(changes=[FlagChange(feature="new_editor", create=True),
+                                 FlagChange(feature="new_editor", enabled=True, percentage=1)],
+                        actor="alice", aws_credentials_block=CREDENTIALS)
+    assert [u.describe() for u in updates] == ["new_editor: absent -> off 0% (v1)", "new_editor: off 0% -> on 1% (v2)"]
+
+
 def test_set_flags_writes_nothing_when_one_change_is_bad(dynamo):
     with pytest.raises(UnknownFlag, match="typo_flag"):
         set_flags(
