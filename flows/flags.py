@@ -64,11 +64,12 @@ def flag_table_refusal(targets: Targets) -> Callable[[ClientError], str | None]:
 
 
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
-                  done: list[FlagUpdate] | None = None) -> list[FlagUpdate]:
+                  done: list[FlagUpdate] | None = None, begun: list[FlagChange] | None = None) -> list[FlagUpdate]:
     """Apply ``changes`` in order, after checking that every flag not created exists.
 
     ``done``: where each applied change is appended as it is made, so that a caller still has
-    them when a later one fails.
+    them when a later one fails. ``begun``: where each change is appended before its write is
+    tried, so that a caller stopped during one (cancelled) can tell it may have been written.
 
     Raises:
         UnknownFlag: flags that do not exist and are not to be created (all named);
@@ -85,6 +86,8 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     log = get_run_logger()
     updates = done if done is not None else []
     for change in changes:
+        if begun is not None:
+            begun.append(change)
         update = flag_tasks.set_flag(store, change, actor=actor, now=now)
         log.info("%s", update.describe())
         updates.append(update)
@@ -129,17 +132,24 @@ def set_flags(
     targets, get_client = load_clients(targets_block, aws_credentials_block)
     store = DynamoFlagStore(get_client("dynamodb"), targets, refused=flag_table_refusal(targets))
     done: list[FlagUpdate] = []
+    begun: list[FlagChange] = []
     try:
-        updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done)
+        updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done, begun=begun)
     except Exception as err:
         # The summary says it too: the changes before the one that failed were written.
         _summary(changes, done, actor, failure=err)
+        raise
+    except BaseException as stop:  # noqa: BLE001 - cancelled (TerminationSignal) or Ctrl-C; raised again
+        # Without a summary, the key's newest artifact was an earlier run's, read as this one's,
+        # and nothing said which flags were written, or that the one in flight may have been.
+        _summary(changes, done, actor, failure=stop, in_flight=len(begun) > len(done))
         raise
     _summary(changes, updates, actor)
     return updates
 
 
 def _summary(changes: Sequence[FlagChange], done: Sequence[FlagUpdate], actor: str,
-             failure: BaseException | None = None) -> None:
-    create_markdown_artifact(key="set-flags", markdown=changes_markdown(changes, done, actor=actor, failure=failure),
+             failure: BaseException | None = None, in_flight: bool = False) -> None:
+    create_markdown_artifact(key="set-flags", markdown=changes_markdown(changes, done, actor=actor, failure=failure,
+                                                                        in_flight=in_flight),
                              description="set-flags: the changes asked for and what became of each")

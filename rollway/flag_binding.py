@@ -302,12 +302,14 @@ def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
     missing, readable = [], set()
     for change in changes:
         current = _stored(store, change.feature)
-        if current is None and not change.create:
+        # A flag an earlier change creates exists by the time this one is written.
+        if current is None and not change.create and change.feature not in readable:
             missing.append(change.feature)
         elif isinstance(current, MalformedFlag) and change.feature not in readable:
             # Only the flag's first change must repair it: the ones after find it repaired.
             _repaired(current, change, None)
-        readable.add(change.feature)
+        if current is not None or change.create:
+            readable.add(change.feature)
     if missing:
         raise UnknownFlag(*missing)
 

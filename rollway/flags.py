@@ -48,9 +48,11 @@ AUDIT_CAP = 100
 # DynamoDB's 400 KB item limit (a pasted incident note would otherwise lock the flag).
 MAX_REASON = 1_000
 MAX_ACTOR = 200
-_FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Matched with fullmatch: ``$`` also matches before a final line break, and "newflag\n" was a
+# flag of its own, beside the "newflag" the application evaluates.
+_FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # No ':' in salts or feature names, so "salt:feature:" is an unambiguous hash prefix.
-_SALT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SALT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 OnUnavailable = Literal["closed", "open", "stale"]
 # Who wrote a change, recorded by the code that writes it (never read from its reason): a
@@ -242,7 +244,7 @@ class MalformedFlag(PicklableError, FlagStoreUnavailable):
         self.problems = problems
         self.fields = fields
         self.version = version
-        if _FEATURE.match(feature):
+        if _FEATURE.fullmatch(feature):
             repair = f"repair it by setting what is unusable (`rollway flags set {feature} ...`); a disable always can"
         else:
             # Every flags command refuses the name (a key added in the console, "new feature"), so the
@@ -330,7 +332,7 @@ def validate_feature(feature: object) -> str:
     Raises:
         InvalidFlagInput: empty, too long, or with characters outside ``A-Za-z0-9_.-``.
     """
-    if not isinstance(feature, str) or not _FEATURE.match(feature):
+    if not isinstance(feature, str) or not _FEATURE.fullmatch(feature):
         raise InvalidFlagInput(
             f"feature flag name {feature!r} must be 1-128 characters of A-Z a-z 0-9 _ . - "
             "starting with a letter or digit"
@@ -344,7 +346,7 @@ def validate_salt(salt: object) -> str:
     Raises:
         InvalidFlagInput: not 1-64 characters of ``A-Za-z0-9_.-``.
     """
-    if not isinstance(salt, str) or not _SALT.match(salt):
+    if not isinstance(salt, str) or not _SALT.fullmatch(salt):
         raise InvalidFlagInput(f"salt {salt!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
     return salt
 

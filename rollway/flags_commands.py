@@ -57,6 +57,8 @@ EXIT_UNAVAILABLE = 4
 EXIT_PARTIAL = 5
 """``list`` printed the flags it could read; some items could not be used (named on stderr). Or ``get``
 printed the audit entries it could read; some could not (named on stderr)."""
+EXIT_INTERRUPTED = 130
+"""``set`` was interrupted (Ctrl-C), as a shell reports a command stopped by SIGINT."""
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
@@ -172,15 +174,24 @@ def flags_set(
                                    "to 100; nothing was read or changed") from None
         except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
             raise fine.named("--percentage") from None
+        sending = _Sending(store)
         try:
             update = set_flag(
-                store,
+                sending,
                 asked,
                 actor=who,
                 now=time.time() if now is None else now,
                 expected_version=expected_version,
                 named=_OPTIONS,
             )
+        except KeyboardInterrupt:
+            # A traceback from botocore's insides said nothing of the flag: whether the write
+            # was sent is all that tells a person whether to look before setting it again.
+            interrupted.append(f"interrupted while the change to {feature} was being written: it may have been "
+                               f"written; check with `rollway flags get {feature}` before setting it again"
+                               if sending.sent else
+                               f"interrupted before the change to {feature} was sent: nothing was written")
+            return
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
             raise stale.named("--expected-version") from None
         except UnknownFlag as unknown:
@@ -193,7 +204,27 @@ def flags_set(
         out.write(update.describe() + "\n")
         _rollout_note(store, update.after, out, err)
 
-    return _run(err, change)
+    interrupted: list[str] = []
+    code = _run(err, change)
+    if interrupted:
+        err.write(f"error: {interrupted[0]}\n")
+        return EXIT_INTERRUPTED
+    return code
+
+
+class _Sending:
+    """``store``, noting whether a write was sent (``put`` called): a command interrupted after
+    that may have written the flag, one interrupted before has not."""
+
+    def __init__(self, store: FlagStore) -> None:
+        self._store, self.sent = store, False
+
+    def put(self, *args: Any, **kwargs: Any) -> FlagState:
+        self.sent = True
+        return self._store.put(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
@@ -326,17 +357,24 @@ def _fail(err: TextIO, error: FlagError, code: int) -> int:
 
 
 def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate], *, actor: str,
-                     failure: BaseException | None = None) -> str:
+                     failure: BaseException | None = None, in_flight: bool = False) -> str:
     """The set-flags run's summary: each change asked for, in order, and what became of it.
 
     ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
     failure (named at the top), the others are listed as not written, so a person sees which
     flags were written before it stopped (each write is also in its flag's audit trail); but the
     one whose write was sent and its answer lost (``FlagWriteUnanswered``) may have been written,
-    and says so: "not written" had a person apply it again, or take the flag as unchanged.
+    and says so: "not written" had a person apply it again, or take the flag as unchanged. So may
+    the one under way when the run was interrupted (cancelled, stopped: ``failure`` is no
+    Exception), when ``in_flight``.
     """
+    interrupted = failure is not None and not isinstance(failure, Exception)
     lines = [f"# Flag changes by {actor}", ""]
-    if failure is not None:
+    if interrupted:
+        said = f" ({type(failure).__name__}{f': {failure}' if str(failure) else ''})"
+        lines += [f"**Interrupted** after {len(updates)} of {len(changes)} changes: the run was cancelled or "
+                  f"stopped{said}", ""]
+    elif failure is not None:
         lines += [f"**Stopped** after {len(updates)} of {len(changes)} changes: {failure}", ""]
     lines += ["| # | flag | asked | result |", "|---|---|---|---|"]
     for index, change in enumerate(changes):
@@ -347,6 +385,9 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
             result = updates[index].describe()
         elif index == len(updates) and isinstance(failure, FlagWriteUnanswered) and failure.feature == change.feature:
             result = (f"**may have been written** (its answer was lost: check with "
+                      f"`rollway flags get {change.feature}`)")
+        elif index == len(updates) and interrupted and in_flight:
+            result = (f"**may have been written** (the run was interrupted during it: check with "
                       f"`rollway flags get {change.feature}`)")
         else:
             result = "**not written**"

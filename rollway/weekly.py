@@ -154,6 +154,12 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
     if now >= next_phase_due(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
                              slack_seconds=slack_seconds):
         return None
+    if now < started_at:
+        # Read on a clock behind the one that started the phase (a rollout on a sped-up clock, looked
+        # at on real time): "started -192.0 h ago, under min_phase_seconds" named neither the cause
+        # nor a time that had come.
+        return (f"the phase started {describe(started_at, timezone)}, which this run's clock has not reached (it "
+                f"reads {describe(now, timezone)}): it runs behind the clock that started the phase")
     if local_week(now, timezone) == local_week(started_at, timezone):
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
     # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).

@@ -471,7 +471,9 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
     with get_client(sync_client=True) as client:
         while True:
             run = client.read_flow_run(flow_run_id)
-            if run.state is None or not run.state.is_paused():
+            if run.state is None or not run.state.is_paused() or _another_pause(run.state, paused):
+                # Paused again, at a pause after the one read (someone answered that one and the
+                # run went on): the answer was given to a question its giver had not seen.
                 raise _not_taken(client, run, paused)
             # The API, not prefect.flow_runs.resume_flow_run: that one returns quietly when the
             # server aborts the resume (the run left its pause after the read above: its
@@ -487,6 +489,15 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
                 raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
             # The run stores its form moments after pausing; ask again shortly.
             time.sleep(0.2)
+
+
+def _another_pause(state: Any, paused: Any) -> bool:
+    """Whether the Paused ``state`` is a later pause of the run than ``paused``, the one the person
+    answering was shown (each of rollway's pauses has a key of its own)."""
+    if paused is None:
+        return False
+    key, read = state.state_details.pause_key, paused.state_details.pause_key
+    return key is not None and read is not None and key != read
 
 
 def check_attended(run: Any, *, look_again: bool = True) -> None:
@@ -561,6 +572,10 @@ def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) ->
     import httpx
 
     name, now = f"flow run {run.name} ({run.id})", _state_name(run)
+    if run.state is not None and run.state.is_paused() and _another_pause(run.state, paused):
+        # "it is Paused now" read as the pause this answer was for, still open.
+        asks = f": {run.state.message}" if run.state.message else ""
+        now = f"paused at a later pause, which asks again{asks}"
     keyset = paused.state_details.run_input_keyset if paused is not None else None
     if keyset:
         try:

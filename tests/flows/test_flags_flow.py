@@ -51,6 +51,16 @@ def test_set_flags_enables_disables_and_creates_with_an_audit_trail(dynamo):
     assert dynamo.get("new_editor").percentage == 1.0
 
 
+def test_a_flag_created_by_an_earlier_change_of_the_run_is_not_refused_as_unknown(dynamo):
+    """Created off in one change and enabled in the next, the flag was refused as misspelt ("check
+    the spelling, or tick create"), nothing written: the check read the table as it was before the
+    run, where no change had created it yet."""
+    updates = set_flags(changes=[FlagChange(feature="new_editor", create=True),
+                                 FlagChange(feature="new_editor", enabled=True, percentage=1)],
+                        actor="alice", aws_credentials_block=CREDENTIALS)
+    assert [u.describe() for u in updates] == ["new_editor: absent -> off 0% (v1)", "new_editor: off 0% -> on 1% (v2)"]
+
+
 def test_set_flags_writes_nothing_when_one_change_is_bad(dynamo):
     with pytest.raises(UnknownFlag, match="typo_flag"):
         set_flags(
@@ -539,3 +549,39 @@ def test_a_change_that_loses_every_race_fails_on_one_line_not_under_tracebacks(a
     assert "changed concurrently" in caplog.text
     assert "Traceback" not in caplog.text, caplog.text
     assert dynamo.get(SQS).updated_by == "bob"
+
+
+def test_a_set_flags_run_cancelled_part_way_still_says_which_flags_were_written(dynamo, monkeypatch):
+    """Cancelled (the UI's Cancel, its process stopped: TerminationSignal; Ctrl-C: KeyboardInterrupt,
+    which stands for both here, the engine re-sending the signal to the process) during its second
+    change, the run left no summary: the key's newest artifact was then an earlier run's, read as
+    this one's, and nothing said the first flag was written, or that the second one's write may
+    have been sent."""
+    from prefect.runtime import flow_run
+
+    runs: list[str] = []
+    written = flag_tasks.set_flag
+
+    def cancelled_at_the_second(store, change, **kwargs):
+        runs.append(flow_run.id)
+        if change.feature == INTERRUPTS:
+            raise KeyboardInterrupt
+        return written(store, change, **kwargs)
+
+    monkeypatch.setattr(flag_tasks, "set_flag", cancelled_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        set_flags(changes=[FlagChange(feature=SQS, enabled=True, percentage=5),
+                           FlagChange(feature=INTERRUPTS, enabled=True),
+                           FlagChange(feature=SQS, percentage=25)],
+                  actor="alice", aws_credentials_block=CREDENTIALS)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0]])))
+    text = next((a.data for a in found if a.key == "set-flags"), None)
+    assert text is not None, "the cancelled run left no summary"
+    assert "**Interrupted** after 1 of 3 changes" in text, text
+    assert f"| 1 | {SQS} | enabled True, percentage 5.0 | {SQS}: off 0% -> on 5% (v" in text
+    assert f"| 2 | {INTERRUPTS} | enabled True | **may have been written** (the run was interrupted during it:" in text
+    assert f"| 3 | {SQS} | percentage 25.0 | **not written** |" in text

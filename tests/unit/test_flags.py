@@ -30,11 +30,14 @@ from rollway.flags import (
     FlagStoreUnavailable,
     InvalidFlagInput,
     InvalidPercentage,
+    MalformedFlag,
     MissingUserId,
     UnknownFlag,
     bucket,
     evaluate,
     flag_from_item,
+    validate_feature,
+    validate_salt,
 )
 from rollway.flags_commands import (
     EXIT_CONFLICT,
@@ -202,6 +205,21 @@ def test_a_change_finer_than_a_basis_point_is_refused_not_rounded(given, message
 def test_bad_feature_names_are_refused(name):
     with pytest.raises(InvalidFlagInput, match="feature flag name"):
         flag(name)
+
+
+def test_a_name_or_salt_with_a_trailing_line_break_is_refused():
+    """``$`` matches before a final line break: "newflag\n" (a name read from a file's line, a
+    form's multi-line field) was created as a flag of its own, listed as "newflag" over two lines,
+    while the application's ``is_enabled("newflag")`` read the flag nobody had set."""
+    for name in ("newflag\n", "new\nflag"):
+        with pytest.raises(InvalidFlagInput, match="feature flag name"):
+            validate_feature(name)
+        with pytest.raises(InvalidFlagInput, match="feature flag name"):
+            FlagChange(feature=name, enabled=True, create=True)
+    with pytest.raises(InvalidFlagInput, match="salt"):
+        validate_salt("v2\n")
+    with pytest.raises(MalformedFlag, match="no flag can have that name"):
+        flag_from_item({"feature": "newflag\n", "enabled": True, "percentage": 5})
 
 
 def test_the_seeds_items_read_as_version_0():
@@ -671,3 +689,22 @@ def test_flags_command_without_its_feature_names_the_positional_argument(monkeyp
     said = capsys.readouterr()
     assert stop.value.code != 0 and said.out == ""
     assert "FEATURE requires an argument" in said.err and "--feature" not in said.err, said.err
+
+
+@pytest.mark.parametrize("at,said", [
+    ("put", "interrupted while the change to use_sqs_architecture was being written: it may have been written; "
+            "check with `rollway flags get use_sqs_architecture` before setting it again"),
+    ("get", "interrupted before the change to use_sqs_architecture was sent: nothing was written"),
+])
+def test_flags_set_interrupted_says_whether_the_change_may_have_been_written(at, said):
+    """Ctrl-C during a write the table was slow to answer (throttled, botocore retrying) ended in a
+    traceback from botocore's insides: nothing said whether the flag had been set."""
+    store = seeded_store()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    setattr(store, at, interrupted)
+    code, text, err = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", now=1.7e9)
+    assert (code, text) == (130, ""), (code, text)
+    assert err == f"error: {said}\n", err

@@ -188,6 +188,17 @@ def test_min_phase_seconds_counts_local_days_less_the_schedules_slack(case):
         f"{zone}: phase started {started}, now {now}, minimum {minimum / D:g} d: {wait or 'due'}"
 
 
+def test_a_phase_started_after_now_on_this_clock_is_not_said_to_have_started_hours_ago():
+    """Read on a clock behind the one the phase was started on (a rollout started on `rollway up`'s
+    sped-up clock, looked at by a run on real time), the wait said "the phase started -192.0 h ago
+    ..., under min_phase_seconds", a time that had not come and a minimum that was not the reason."""
+    started, now = at("UTC", 2027, 3, 29, 9), at("UTC", 2027, 3, 21, 9)
+    wait = weekly.phase_wait(started, now, timezone="UTC", min_phase_seconds=0, slack_seconds=0)
+    assert wait is not None and "h ago" not in wait, wait
+    assert wait == ("the phase started Mon 2027-03-29 09:00 UTC, which this run's clock has not reached (it reads "
+                    "Sun 2027-03-21 09:00 UTC): it runs behind the clock that started the phase"), wait
+
+
 def test_a_phase_too_young_names_the_zone_whose_clock_counts_its_minimum():
     """"72 h on the local clock" left the reader to guess whose: the host's, theirs, or the
     spec's weekly_timezone, the one that counts."""
