@@ -61,6 +61,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -741,11 +742,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-requests", type=int,
                         help=f"canary requests below which a stage is inconclusive (default {defaults.min_requests})")
     args = parser.parse_args(argv)
-    return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=sys.stdout,
-                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
-                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
-                       metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests,
-                       stage=args.stage)
+    # Standard output as the rollway command sets it up (rollway/cli/__init__.py's main), which this
+    # entry skips: a reason's "—" under an ASCII or Latin-1 output encoding raised UnicodeEncodeError
+    # (a traceback, and no JSON summary), and a reader gone early (``| head -1``) a BrokenPipeError.
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # \u2014, valid inside the summary's JSON strings
+    try:
+        code = replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec,
+                           out=sys.stdout, err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
+                           slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
+                           metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests,
+                           stage=args.stage)
+        sys.stdout.flush()  # here, where a reader gone is caught, not at the interpreter's exit
+    except BrokenPipeError:
+        # Not the replay's failure: standard output goes to /dev/null so the exit's own flush cannot
+        # fail again, and 141 is what a command killed by SIGPIPE reports.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code
 
 
 if __name__ == "__main__":

@@ -288,3 +288,34 @@ def test_a_byte_order_mark_after_a_line_without_its_line_feed_is_named_too(tmp_p
     assert f": line 2: a byte order mark (U+FEFF) at column {column}" in bad_input(lines), lines
     assert "line feed" in bad_input(lines), lines
 
+
+
+# The module's own entry (``python -m rollway.judge.replay``, as the module's docstring says to
+# run it) writes to a pipe as the rollway command does.
+
+def module(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rollway.judge.replay", *args], cwd=ROOT, timeout=60,
+                          check=False, **options)
+
+
+def test_the_module_under_an_ascii_output_encoding_still_ends_in_the_summary():
+    """A rollback's reason holds "—": under PYTHONIOENCODING=ascii (or a Latin-1 locale) the module
+    ended in a UnicodeEncodeError traceback, exit 1, with no JSON summary for the pipe reading it."""
+    done = module(str(ROOT / "tests/unit/data/regression.jsonl"), env={**os.environ, "PYTHONIOENCODING": "ascii"},
+                  capture_output=True)
+    assert done.returncode == EXIT_OK, done.stderr.decode(errors="replace")
+    summary = json.loads(done.stdout.decode("ascii").splitlines()[-1])  # \u2014 inside a JSON string
+    assert summary["verdict"] == "rollback" and "\u2014" in summary["reason"]
+
+
+def test_the_module_stops_quietly_when_its_reader_is_gone():
+    """``python -m rollway.judge.replay f | head -1`` with the reader gone before the first line:
+    a BrokenPipeError traceback, exit 1, read as a failed replay. It stops as the rollway command
+    does, with 141 (what a command killed by SIGPIPE reports) and nothing on standard error."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = module(str(ROOT / "tests/unit/data/healthy.jsonl"), stdout=writer, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (141, "")
