@@ -119,7 +119,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
     """
     where = f"line {number}"
     try:
-        record = json.loads(text.strip(), object_pairs_hook=unique_keys)
+        record = json.loads(text.strip(), object_pairs_hook=unique_keys, parse_float=_double)
     except DuplicateKey as exc:
         raise ReplayError(f"{where}: key {short_value(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
@@ -136,6 +136,11 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         # An array of intervals is the usual slip of an exporter that writes JSON, not JSON Lines.
         hint = " (one interval per line, each an object, not an array of them)" if isinstance(record, list) else ""
         raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}{hint}")
+    huge = _huge(record)
+    if huge is not None:
+        field, literal = huge
+        shown = literal if len(literal) <= 40 else f"{literal[:20]}...({len(literal)} characters)"
+        raise ReplayError(f"{where}: '{field}' is {shown}, too large for any field (a double holds up to about 1.8e308)")
     unknown = sorted(set(record) - set(_TOP_KEYS))
     if unknown:
         raise ReplayError(f"{where}: {_unknown(unknown, _TOP_KEYS)}")
@@ -221,6 +226,35 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                                  for e in exc.errors())
             raise ReplayError(f"{where}: {problems}") from None
     return Interval(t=float(t), **versions)
+
+
+class _Huge(float):
+    """A number literal past a double's range, as infinity, with the literal it was read from."""
+
+    literal: str
+
+
+def _double(literal: str) -> float:
+    """json.loads' parse_float: a number with a fraction or an exponent. One past a double's range
+    keeps its literal (``_huge``): float() reads "1e400" as infinity, and it was named "Infinity",
+    which the line never held."""
+    value = float(literal)
+    if not math.isinf(value):
+        return value
+    huge = _Huge(value)
+    huge.literal = literal
+    return huge
+
+
+def _huge(record: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field of a record (a version's included) holding a number past a double's range,
+    and the number as written; None when there is none."""
+    for key, value in record.items():
+        inner = value.items() if isinstance(value, dict) else ()
+        for field, item in ((key, value), *((f"{key}.{name}", v) for name, v in inner)):
+            if isinstance(item, _Huge):
+                return field, item.literal
+    return None
 
 
 def format_t(t: float) -> str:

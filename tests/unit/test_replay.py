@@ -136,6 +136,10 @@ MALFORMED = [
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 60, "errors": 0.5}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 1e+20, more than"),
+    # Past a double's range a number read as Infinity, which the line never held.
+    ('{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"requests": 1e400}}\n',
+     "line 2: 'canary.requests' is 1e400, too large for any field (a double holds up to about 1.8e308)"),
+    ('{"t": -1E+400, "canary": {"requests": 60}}\n', "line 1: 't' is -1E+400, too large for any field"),
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
