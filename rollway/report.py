@@ -84,7 +84,11 @@ def _rate(sample: VersionSample) -> str:
 
 
 def _p99(sample: VersionSample) -> str:
-    return f"{sample.latency_p99_ms:,.0f}" if sample.latency_p99_ms is not None else "-"
+    p99 = sample.latency_p99_ms
+    if p99 is None:
+        return "-"
+    # Whole milliseconds, but a p99 under half of one is not "0": that reads as no time at all.
+    return "<1" if 0 < p99 < 0.5 else f"{p99:,.0f}"
 
 
 HEADERS = (
