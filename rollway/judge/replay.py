@@ -65,7 +65,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence, TextIO, get_args
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
@@ -79,6 +79,10 @@ from rollway.spec import Analysis, Guardrails, JudgedMetric, default_stages
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+# sysexits' EX_IOERR: the replay ran, but its output could not be written (a full disk, a dead
+# device); neither a verdict nor bad input. A reader gone early (``| head -1``) is not this: 141.
+EXIT_NOT_WRITTEN = 74
+EXIT_READER_GONE = 141
 # Said in both commands' help: a flow passes a stage only on periods that ended
 # metrics_delay_seconds ago, for CloudWatch's late datapoints; a replay file is already complete.
 NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete, so it "
@@ -776,24 +780,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-requests", type=int,
                         help=f"canary requests below which a stage is inconclusive (default {defaults.min_requests})")
     args = parser.parse_args(argv)
-    # Standard output as the rollway command sets it up (rollway/cli/__init__.py's main), which this
-    # entry skips: a reason's "—" under an ASCII or Latin-1 output encoding raised UnicodeEncodeError
-    # (a traceback, and no JSON summary), and a reader gone early (``| head -1``) a BrokenPipeError.
+    return to_stdout(lambda out: replay_main(
+        args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=out, err=sys.stderr,
+        guardrails=not args.no_guardrails, history=args.history, slo_error_rate=args.slo_error_rate,
+        slo_slow_rate=args.slo_slow_rate, metrics=args.metrics, margin_ratio=args.margin_ratio,
+        min_requests=args.min_requests, stage=args.stage))
+
+
+def to_stdout(replay: Callable[[TextIO], int]) -> int:
+    """``replay`` (``replay_main`` with its options) printing to standard output, and its exit code,
+    for both commands that run it.
+
+    The rollway command's main sets standard output up the same way, which ``python -m
+    rollway.judge.replay`` skips: there a reason's "—" under an ASCII or Latin-1 output encoding
+    raised UnicodeEncodeError (a traceback, and no JSON summary), and a reader gone early a
+    BrokenPipeError. Neither set up a write that fails (a full disk): a traceback, exit 1.
+    """
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # \u2014, valid inside the summary's JSON strings
     try:
-        code = replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec,
-                           out=sys.stdout, err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
-                           slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
-                           metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests,
-                           stage=args.stage)
-        sys.stdout.flush()  # here, where a reader gone is caught, not at the interpreter's exit
+        code = replay(sys.stdout)
+        sys.stdout.flush()  # here, where a failed write is caught, not at the interpreter's exit
     except BrokenPipeError:
-        # Not the replay's failure: standard output goes to /dev/null so the exit's own flush cannot
-        # fail again, and 141 is what a command killed by SIGPIPE reports.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
+        # Not the replay's failure; 141 is what a command killed by SIGPIPE reports.
+        _stdout_to_devnull()
+        return EXIT_READER_GONE
+    except OSError as exc:
+        _stdout_to_devnull()
+        print(f"error: cannot write the replay's output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
     return code
+
+
+def _stdout_to_devnull() -> None:
+    """Standard output pointed at /dev/null, so that the exit's own flush of what could not be
+    written does not fail again (a second traceback, from the interpreter)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

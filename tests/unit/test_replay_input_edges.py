@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, replay_main
+from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_NOT_WRITTEN, EXIT_OK, replay_main
 from tests.unit.replay_run import DEFAULTS, run
 
 ROOT = Path(__file__).parents[2]
@@ -319,3 +319,15 @@ def test_the_module_stops_quietly_when_its_reader_is_gone():
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails")
+@pytest.mark.parametrize("command", [["rollway.cli", "judge"], ["rollway.judge.replay"]], ids=["rollway", "module"])
+def test_output_that_cannot_be_written_is_an_error_of_its_own_not_a_traceback(command):
+    """``rollway judge --replay f > summary.json`` on a full disk: a traceback, exit 1, as any
+    crash. It says what failed, with an exit code neither a verdict (0) nor bad input (2) has."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", *command, str(ROOT / "tests/unit/data/healthy.jsonl")],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (
+        EXIT_NOT_WRITTEN, "error: cannot write the replay's output: No space left on device\n")
