@@ -116,7 +116,8 @@ class ReplayError(ValueError):
 def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None,
                written: set[str] | None = None) -> Interval:
     """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``,
-    and each optional count the record gives (``slow``, not null) in ``written``.
+    and each optional count the record gives (``slow``, not null, in a version with a request
+    count) in ``written``.
 
     Raises:
         ReplayError: naming line ``number`` and what is wrong with it.
@@ -177,8 +178,6 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 # for requests, no data (handled below).
                 value.pop(key, None)
                 continue
-            if written is not None and key == "slow":
-                written.add(key)
             shown = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
             if isinstance(count, float) and count.is_integer():
@@ -208,6 +207,10 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                                   "5xx without a request count contradict each other (fix the export, or write "
                                   "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
+        if written is not None and "slow" in value:
+            # Only here: a slow count beside a null request count is dropped with the rest of the
+            # version's no-data interval, and judges nothing.
+            written.add("slow")
         if value["requests"] >= 0 and value.get("slow", 0) > value["requests"]:
             # As the flows read CloudWatch: the slow count is the application's, the request count
             # the load balancer's, with their own period edges; at most every request was slow.

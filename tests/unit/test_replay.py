@@ -554,3 +554,15 @@ def test_overwhelming_evidence_reads_as_a_bound_and_the_summary_keeps_the_number
     assert {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts"} <= set(result)
     assert result["verdict"] == "promote" and result["metric"] == "errors"
     assert isinstance(result["statistic"], float) and result["statistic"] > 1e100
+
+
+def test_slow_counts_only_in_intervals_without_data_still_get_the_note(tmp_path):
+    """A slow count beside a null request count is no data (the version is not judged there), so
+    the file judges every interval as 0 slow requests: the note saying so was left out."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 11400, "errors": 11}, "canary": {"requests": 600, "errors": 1}}
+            for i in range(1, 4)]
+    rows[1]["canary"] = {"requests": None, "slow": 40}
+    path = write_lines(tmp_path / "slow-without-requests.jsonl", rows)
+    out, err = io.StringIO(), io.StringIO()
+    assert replay_main(str(path), out=out, err=err, **DEFAULTS) == EXIT_OK
+    assert err.getvalue().startswith(f"note: {path}: no interval gives a 'slow' count"), err.getvalue()
