@@ -98,3 +98,15 @@ def test_a_p99_under_a_millisecond_does_not_read_as_zero():
     )
     row = dict(zip(HEADERS, stage_rows([report])[0]))
     assert (row["base p99 ms"], row["canary p99 ms"]) == ("<1", "0")
+
+
+def test_an_alert_in_a_stage_row_says_its_figure_is_from_when_it_was_raised():
+    """A stage row's reason is the stage's last verdict; an alert beside it is its kind's first
+    message, raised once: "canary average response time 15.0 s is over 10 s" read as the canary's
+    average now, at the end of a stage it had long recovered in."""
+    from rollway.report import HEADERS, stage_rows
+
+    report = _report("hold").model_copy(update={"alerts": ("canary average response time 15.0 s is over 10 s",)})
+    reason = dict(zip(HEADERS, stage_rows([report])[0]))["reason"]
+    assert reason == ("canary errors 0/600 vs baseline 1/11400; alert: canary average response time 15.0 s is over "
+                      "10 s (when first raised)")
