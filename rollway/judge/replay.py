@@ -799,6 +799,11 @@ def to_stdout(replay: Callable[[TextIO], int]) -> int:
     raised UnicodeEncodeError (a traceback, and no JSON summary), and a reader gone early a
     BrokenPipeError. Neither set up a write that fails (a full disk): a traceback, exit 1.
     """
+    if sys.stdout is None:
+        # Started with standard output closed (``>&-``): print() to None writes nothing, so the
+        # replay would run for no reader, and end in a traceback at the flush below.
+        print("error: cannot write the replay's output: standard output is closed", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # \u2014, valid inside the summary's JSON strings
     try:

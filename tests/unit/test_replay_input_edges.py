@@ -331,3 +331,12 @@ def test_output_that_cannot_be_written_is_an_error_of_its_own_not_a_traceback(co
                               stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60, check=False)
     assert (done.returncode, done.stderr) == (
         EXIT_NOT_WRITTEN, "error: cannot write the replay's output: No space left on device\n")
+
+
+def test_the_module_with_standard_output_closed_says_so():
+    """``python -m rollway.judge.replay f >&-``: Python gives no standard output at all, and the
+    replay's lines went nowhere before an AttributeError traceback, exit 1."""
+    done = module(str(ROOT / "tests/unit/data/healthy.jsonl"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                  text=True, preexec_fn=lambda: os.close(1))
+    assert (done.returncode, done.stderr) == (
+        EXIT_NOT_WRITTEN, "error: cannot write the replay's output: standard output is closed\n")
