@@ -180,7 +180,7 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 continue
             shown = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
-            if isinstance(count, float) and count.is_integer():
+            if isinstance(count, float) and count.is_integer() and not isinstance(count, _Inexact):
                 count = value[key] = int(count)
             if isinstance(count, bool) or not isinstance(count, int):
                 raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(shown)}")
@@ -235,22 +235,23 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
     return Interval(t=float(t), **versions)
 
 
-class _Huge(float):
-    """A number literal past a double's range, as infinity, with the literal it was read from."""
+class _Inexact(float):
+    """A number literal a double does not hold, as float() reads it (infinity past its range, 0
+    below its smallest), with the literal it was read from."""
 
     literal: str
 
 
 def _double(literal: str) -> float:
-    """json.loads' parse_float: a number with a fraction or an exponent. One past a double's range
-    keeps its literal (``_huge``): float() reads "1e400" as infinity, and it was named "Infinity",
-    which the line never held."""
+    """json.loads' parse_float: a number with a fraction or an exponent. One a double does not
+    hold keeps its literal: "1e400" was named "Infinity", which the line never held (``_huge``),
+    and 1e-400 errors, a fraction, replayed as 0."""
     value = float(literal)
-    if not math.isinf(value):
+    if not math.isinf(value) and (value != 0 or not any(c in "123456789" for c in literal.lower().split("e")[0])):
         return value
-    huge = _Huge(value)
-    huge.literal = literal
-    return huge
+    inexact = _Inexact(value)
+    inexact.literal = literal
+    return inexact
 
 
 def _huge(record: dict[str, Any]) -> tuple[str, str] | None:
@@ -259,7 +260,7 @@ def _huge(record: dict[str, Any]) -> tuple[str, str] | None:
     for key, value in record.items():
         inner = value.items() if isinstance(value, dict) else ()
         for field, item in ((key, value), *((f"{key}.{name}", v) for name, v in inner)):
-            if isinstance(item, _Huge):
+            if isinstance(item, _Inexact) and math.isinf(item):
                 return field, item.literal
     return None
 
@@ -317,7 +318,7 @@ def _value(value: object) -> str:
 
     The file is JSON: Python's None, True or '60' named something the line never held.
     """
-    text = json.dumps(value, ensure_ascii=False)
+    text = value.literal if isinstance(value, _Inexact) else json.dumps(value, ensure_ascii=False)
     if not text.isprintable():  # a control or bidi character would garble the terminal: escape it
         text = json.dumps(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"

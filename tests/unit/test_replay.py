@@ -140,6 +140,9 @@ MALFORMED = [
     ('{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"requests": 1e400}}\n',
      "line 2: 'canary.requests' is 1e400, too large for any field (a double holds up to about 1.8e308)"),
     ('{"t": -1E+400, "canary": {"requests": 60}}\n', "line 1: 't' is -1E+400, too large for any field"),
+    # Below a double's smallest a number read as 0: 1e-400 errors, a fraction, replayed as none.
+    ('{"t": 60, "canary": {"requests": 60, "errors": 1e-400}}\n', "line 1: 'canary.errors' must be a whole number, "
+                                                                   "got 1e-400"),
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
