@@ -84,7 +84,11 @@ def _rate(sample: VersionSample) -> str:
 
 
 def _p99(sample: VersionSample) -> str:
-    return f"{sample.latency_p99_ms:,.0f}" if sample.latency_p99_ms is not None else "-"
+    p99 = sample.latency_p99_ms
+    if p99 is None:
+        return "-"
+    # Whole milliseconds, but a p99 under half of one is not "0": that reads as no time at all.
+    return "<1" if 0 < p99 < 0.5 else f"{p99:,.0f}"
 
 
 HEADERS = (
@@ -110,7 +114,9 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
             _p99(s.canary),
             s.verdict.phase.value,
             s.decision,
-            s.verdict.reason + "".join(f"; alert: {a}" for a in s.alerts),
+            # The reason is the stage's last verdict, an alert its kind's message when first raised (a
+            # kind is raised once): its figure ("15.0 s is over 10 s") may be long past by the end.
+            s.verdict.reason + "".join(f"; alert: {a} (when first raised)" for a in s.alerts),
         )
         for s in stages
     ]

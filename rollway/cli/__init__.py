@@ -104,12 +104,12 @@ def judge(
             against the SLOs (no stable traffic is left to compare with); without it, a stage below
             100 % by the spec's mode.
     """
-    from rollway.judge.replay import replay_main
+    from rollway.judge.replay import replay_main, to_stdout
 
-    return replay_main(replay, alpha=alpha, margin=margin, mode=mode, spec=spec, out=sys.stdout, err=sys.stderr,
-                       history=history, guardrails=guardrails, slo_error_rate=slo_error_rate,
-                       slo_slow_rate=slo_slow_rate, metrics=metrics, margin_ratio=margin_ratio,
-                       min_requests=min_requests, stage=stage)
+    return to_stdout(lambda out: replay_main(
+        replay, alpha=alpha, margin=margin, mode=mode, spec=spec, out=out, err=sys.stderr, history=history,
+        guardrails=guardrails, slo_error_rate=slo_error_rate, slo_slow_rate=slo_slow_rate, metrics=metrics,
+        margin_ratio=margin_ratio, min_requests=min_requests, stage=stage))
 
 
 @app.command

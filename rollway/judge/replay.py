@@ -61,10 +61,11 @@ import argparse
 import difflib
 import json
 import math
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence, TextIO, get_args
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
@@ -78,6 +79,10 @@ from rollway.spec import Analysis, Guardrails, JudgedMetric, default_stages
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+# sysexits' EX_IOERR: the replay ran, but its output could not be written (a full disk, a dead
+# device); neither a verdict nor bad input. A reader gone early (``| head -1``) is not this: 141.
+EXIT_NOT_WRITTEN = 74
+EXIT_READER_GONE = 141
 # Said in both commands' help: a flow passes a stage only on periods that ended
 # metrics_delay_seconds ago, for CloudWatch's late datapoints; a replay file is already complete.
 NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete, so it "
@@ -111,14 +116,15 @@ class ReplayError(ValueError):
 def parse_line(text: str, number: int, previous_t: float | None, notes: list[str] | None = None,
                written: set[str] | None = None) -> Interval:
     """One JSON Lines record as an Interval; what was read other than as written goes in ``notes``,
-    and each optional count the record gives (``slow``, not null) in ``written``.
+    and each optional count the record gives (``slow``, not null, in a version with a request
+    count) in ``written``.
 
     Raises:
         ReplayError: naming line ``number`` and what is wrong with it.
     """
     where = f"line {number}"
     try:
-        record = json.loads(text.strip(), object_pairs_hook=unique_keys)
+        record = json.loads(text.strip(), object_pairs_hook=unique_keys, parse_float=_double)
     except DuplicateKey as exc:
         raise ReplayError(f"{where}: key {short_value(exc.key)} appears twice in one object") from None
     except json.JSONDecodeError as exc:
@@ -135,6 +141,11 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         # An array of intervals is the usual slip of an exporter that writes JSON, not JSON Lines.
         hint = " (one interval per line, each an object, not an array of them)" if isinstance(record, list) else ""
         raise ReplayError(f"{where}: expected a JSON object, got {_json_kind(record)}{hint}")
+    huge = _huge(record)
+    if huge is not None:
+        field, literal = huge
+        shown = literal if len(literal) <= 40 else f"{literal[:20]}...({len(literal)} characters)"
+        raise ReplayError(f"{where}: '{field}' is {shown}, too large for any field (a double holds up to about 1.8e308)")
     unknown = sorted(set(record) - set(_TOP_KEYS))
     if unknown:
         raise ReplayError(f"{where}: {_unknown(unknown, _TOP_KEYS)}")
@@ -167,11 +178,9 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                 # for requests, no data (handled below).
                 value.pop(key, None)
                 continue
-            if written is not None and key == "slow":
-                written.add(key)
             shown = count  # for messages: 1e+300, not the 301 digits of int(1e300)
             # CloudWatch returns every value as a double: 1140.0 is the count 1140.
-            if isinstance(count, float) and count.is_integer():
+            if isinstance(count, float) and count.is_integer() and not isinstance(count, _Inexact):
                 count = value[key] = int(count)
             if isinstance(count, bool) or not isinstance(count, int):
                 raise ReplayError(f"{where}: '{name}.{key}' must be a whole number, got {_value(shown)}")
@@ -198,6 +207,10 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                                   "5xx without a request count contradict each other (fix the export, or write "
                                   "the period's request count)")
             continue  # a null request count: no data for the version, as when it is null or absent
+        if written is not None and "slow" in value:
+            # Only here: a slow count beside a null request count is dropped with the rest of the
+            # version's no-data interval, and judges nothing.
+            written.add("slow")
         if value["requests"] >= 0 and value.get("slow", 0) > value["requests"]:
             # As the flows read CloudWatch: the slow count is the application's, the request count
             # the load balancer's, with their own period edges; at most every request was slow.
@@ -220,6 +233,36 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
                                  for e in exc.errors())
             raise ReplayError(f"{where}: {problems}") from None
     return Interval(t=float(t), **versions)
+
+
+class _Inexact(float):
+    """A number literal a double does not hold, as float() reads it (infinity past its range, 0
+    below its smallest), with the literal it was read from."""
+
+    literal: str
+
+
+def _double(literal: str) -> float:
+    """json.loads' parse_float: a number with a fraction or an exponent. One a double does not
+    hold keeps its literal: "1e400" was named "Infinity", which the line never held (``_huge``),
+    and 1e-400 errors, a fraction, replayed as 0."""
+    value = float(literal)
+    if not math.isinf(value) and (value != 0 or not any(c in "123456789" for c in literal.lower().split("e")[0])):
+        return value
+    inexact = _Inexact(value)
+    inexact.literal = literal
+    return inexact
+
+
+def _huge(record: dict[str, Any]) -> tuple[str, str] | None:
+    """The first field of a record (a version's included) holding a number past a double's range,
+    and the number as written; None when there is none."""
+    for key, value in record.items():
+        inner = value.items() if isinstance(value, dict) else ()
+        for field, item in ((key, value), *((f"{key}.{name}", v) for name, v in inner)):
+            if isinstance(item, _Inexact) and math.isinf(item):
+                return field, item.literal
+    return None
 
 
 def format_t(t: float) -> str:
@@ -275,7 +318,7 @@ def _value(value: object) -> str:
 
     The file is JSON: Python's None, True or '60' named something the line never held.
     """
-    text = json.dumps(value, ensure_ascii=False)
+    text = value.literal if isinstance(value, _Inexact) else json.dumps(value, ensure_ascii=False)
     if not text.isprintable():  # a control or bidi character would garble the terminal: escape it
         text = json.dumps(value)
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
@@ -741,11 +784,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-requests", type=int,
                         help=f"canary requests below which a stage is inconclusive (default {defaults.min_requests})")
     args = parser.parse_args(argv)
-    return replay_main(args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=sys.stdout,
-                       err=sys.stderr, guardrails=not args.no_guardrails, history=args.history,
-                       slo_error_rate=args.slo_error_rate, slo_slow_rate=args.slo_slow_rate,
-                       metrics=args.metrics, margin_ratio=args.margin_ratio, min_requests=args.min_requests,
-                       stage=args.stage)
+    return to_stdout(lambda out: replay_main(
+        args.file, alpha=args.alpha, margin=args.margin, mode=args.mode, spec=args.spec, out=out, err=sys.stderr,
+        guardrails=not args.no_guardrails, history=args.history, slo_error_rate=args.slo_error_rate,
+        slo_slow_rate=args.slo_slow_rate, metrics=args.metrics, margin_ratio=args.margin_ratio,
+        min_requests=args.min_requests, stage=args.stage))
+
+
+def to_stdout(replay: Callable[[TextIO], int]) -> int:
+    """``replay`` (``replay_main`` with its options) printing to standard output, and its exit code,
+    for both commands that run it.
+
+    The rollway command's main sets standard output up the same way, which ``python -m
+    rollway.judge.replay`` skips: there a reason's "—" under an ASCII or Latin-1 output encoding
+    raised UnicodeEncodeError (a traceback, and no JSON summary), and a reader gone early a
+    BrokenPipeError. Neither set up a write that fails (a full disk): a traceback, exit 1.
+    """
+    if sys.stdout is None:
+        # Started with standard output closed (``>&-``): print() to None writes nothing, so the
+        # replay would run for no reader, and end in a traceback at the flush below.
+        print("error: cannot write the replay's output: standard output is closed", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # \u2014, valid inside the summary's JSON strings
+    try:
+        code = replay(sys.stdout)
+        sys.stdout.flush()  # here, where a failed write is caught, not at the interpreter's exit
+    except BrokenPipeError:
+        # Not the replay's failure; 141 is what a command killed by SIGPIPE reports.
+        _stdout_to_devnull()
+        return EXIT_READER_GONE
+    except OSError as exc:
+        _stdout_to_devnull()
+        print(f"error: cannot write the replay's output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """Standard output pointed at /dev/null, so that the exit's own flush of what could not be
+    written does not fail again (a second traceback, from the interpreter)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

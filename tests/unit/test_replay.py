@@ -136,6 +136,13 @@ MALFORMED = [
     ('{"t": 60, "canary": {"requests": 60.5}}\n', "line 1: 'canary.requests' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 60, "errors": 0.5}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": 1e20}}\n', "line 1: 'canary.requests' is 1e+20, more than"),
+    # Past a double's range a number read as Infinity, which the line never held.
+    ('{"t": 60, "canary": {"requests": 60}}\n{"t": 120, "canary": {"requests": 1e400}}\n',
+     "line 2: 'canary.requests' is 1e400, too large for any field (a double holds up to about 1.8e308)"),
+    ('{"t": -1E+400, "canary": {"requests": 60}}\n', "line 1: 't' is -1E+400, too large for any field"),
+    # Below a double's smallest a number read as 0: 1e-400 errors, a fraction, replayed as none.
+    ('{"t": 60, "canary": {"requests": 60, "errors": 1e-400}}\n', "line 1: 'canary.errors' must be a whole number, "
+                                                                   "got 1e-400"),
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
@@ -550,3 +557,15 @@ def test_overwhelming_evidence_reads_as_a_bound_and_the_summary_keeps_the_number
     assert {"verdict", "decided_at_t", "canary_requests_at_decision", "reason", "alerts"} <= set(result)
     assert result["verdict"] == "promote" and result["metric"] == "errors"
     assert isinstance(result["statistic"], float) and result["statistic"] > 1e100
+
+
+def test_slow_counts_only_in_intervals_without_data_still_get_the_note(tmp_path):
+    """A slow count beside a null request count is no data (the version is not judged there), so
+    the file judges every interval as 0 slow requests: the note saying so was left out."""
+    rows = [{"t": 60 * i, "baseline": {"requests": 11400, "errors": 11}, "canary": {"requests": 600, "errors": 1}}
+            for i in range(1, 4)]
+    rows[1]["canary"] = {"requests": None, "slow": 40}
+    path = write_lines(tmp_path / "slow-without-requests.jsonl", rows)
+    out, err = io.StringIO(), io.StringIO()
+    assert replay_main(str(path), out=out, err=err, **DEFAULTS) == EXIT_OK
+    assert err.getvalue().startswith(f"note: {path}: no interval gives a 'slow' count"), err.getvalue()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_OK, replay_main
+from rollway.judge.replay import EXIT_BAD_INPUT, EXIT_NOT_WRITTEN, EXIT_OK, replay_main
 from tests.unit.replay_run import DEFAULTS, run
 
 ROOT = Path(__file__).parents[2]
@@ -288,3 +288,55 @@ def test_a_byte_order_mark_after_a_line_without_its_line_feed_is_named_too(tmp_p
     assert f": line 2: a byte order mark (U+FEFF) at column {column}" in bad_input(lines), lines
     assert "line feed" in bad_input(lines), lines
 
+
+
+# The module's own entry (``python -m rollway.judge.replay``, as the module's docstring says to
+# run it) writes to a pipe as the rollway command does.
+
+def module(*args: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rollway.judge.replay", *args], cwd=ROOT, timeout=60,
+                          check=False, **options)
+
+
+def test_the_module_under_an_ascii_output_encoding_still_ends_in_the_summary():
+    """A rollback's reason holds "—": under PYTHONIOENCODING=ascii (or a Latin-1 locale) the module
+    ended in a UnicodeEncodeError traceback, exit 1, with no JSON summary for the pipe reading it."""
+    done = module(str(ROOT / "tests/unit/data/regression.jsonl"), env={**os.environ, "PYTHONIOENCODING": "ascii"},
+                  capture_output=True)
+    assert done.returncode == EXIT_OK, done.stderr.decode(errors="replace")
+    summary = json.loads(done.stdout.decode("ascii").splitlines()[-1])  # \u2014 inside a JSON string
+    assert summary["verdict"] == "rollback" and "\u2014" in summary["reason"]
+
+
+def test_the_module_stops_quietly_when_its_reader_is_gone():
+    """``python -m rollway.judge.replay f | head -1`` with the reader gone before the first line:
+    a BrokenPipeError traceback, exit 1, read as a failed replay. It stops as the rollway command
+    does, with 141 (what a command killed by SIGPIPE reports) and nothing on standard error."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = module(str(ROOT / "tests/unit/data/healthy.jsonl"), stdout=writer, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device every write to fails")
+@pytest.mark.parametrize("command", [["rollway.cli", "judge"], ["rollway.judge.replay"]], ids=["rollway", "module"])
+def test_output_that_cannot_be_written_is_an_error_of_its_own_not_a_traceback(command):
+    """``rollway judge --replay f > summary.json`` on a full disk: a traceback, exit 1, as any
+    crash. It says what failed, with an exit code neither a verdict (0) nor bad input (2) has."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", *command, str(ROOT / "tests/unit/data/healthy.jsonl")],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (
+        EXIT_NOT_WRITTEN, "error: cannot write the replay's output: No space left on device\n")
+
+
+def test_the_module_with_standard_output_closed_says_so():
+    """``python -m rollway.judge.replay f >&-``: Python gives no standard output at all, and the
+    replay's lines went nowhere before an AttributeError traceback, exit 1."""
+    done = module(str(ROOT / "tests/unit/data/healthy.jsonl"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                  text=True, preexec_fn=lambda: os.close(1))
+    assert (done.returncode, done.stderr) == (
+        EXIT_NOT_WRITTEN, "error: cannot write the replay's output: standard output is closed\n")

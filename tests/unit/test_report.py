@@ -84,3 +84,29 @@ def test_the_stage_tables_counts_read_as_the_reason_beside_them_writes_them():
     row = dict(zip(HEADERS, stage_rows([report])[0]))
     assert {k: row[k] for k in ("base req", "base err", "base p99 ms", "canary req", "canary err")} == {
         "base req": "285,000", "base err": "1,285", "base p99 ms": "1,480", "canary req": "15,000", "canary err": "0"}
+
+
+def test_a_p99_under_a_millisecond_does_not_read_as_zero():
+    """A service answering from memory publishes a p99 of 0.3 ms: rounded to whole milliseconds, the
+    table printed "0", as a p99 of no time at all (which a p99 of 0 still reads as)."""
+    from rollway.report import HEADERS, stage_rows
+
+    report = StageReport(
+        stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
+        baseline=VersionSample(requests=1_000, latency_p99_ms=0.3), canary=VersionSample(requests=50, latency_p99_ms=0.0),
+        verdict=Verdict(phase=Phase.RUNNING, reason="-"), decision="hold",
+    )
+    row = dict(zip(HEADERS, stage_rows([report])[0]))
+    assert (row["base p99 ms"], row["canary p99 ms"]) == ("<1", "0")
+
+
+def test_an_alert_in_a_stage_row_says_its_figure_is_from_when_it_was_raised():
+    """A stage row's reason is the stage's last verdict; an alert beside it is its kind's first
+    message, raised once: "canary average response time 15.0 s is over 10 s" read as the canary's
+    average now, at the end of a stage it had long recovered in."""
+    from rollway.report import HEADERS, stage_rows
+
+    report = _report("hold").model_copy(update={"alerts": ("canary average response time 15.0 s is over 10 s",)})
+    reason = dict(zip(HEADERS, stage_rows([report])[0]))["reason"]
+    assert reason == ("canary errors 0/600 vs baseline 1/11400; alert: canary average response time 15.0 s is over "
+                      "10 s (when first raised)")
