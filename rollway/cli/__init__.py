@@ -279,6 +279,16 @@ def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:
 
 
 def main() -> None:
+    if sys.stdout is None:
+        # Started with standard output closed (``>&-``): Python gives none at all. A command then
+        # did its work (a flag set, a pause answered) with nowhere to say what it did, and ended in
+        # an AttributeError traceback at the flush. Nothing is done instead, with the replay's
+        # exit code for output it cannot write (EX_IOERR).
+        from rollway.judge.replay import EXIT_NOT_WRITTEN
+
+        print("error: standard output is closed: nothing was done, as what it did could not be said; run it with "
+              "an output", file=sys.stderr)
+        sys.exit(EXIT_NOT_WRITTEN)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The ephemeral API migrates a fresh database on its first start; Prefect's 20-s default
     # is too short for that on a busy 2-core machine.

@@ -364,6 +364,19 @@ def test_a_reader_that_stops_early_ends_the_command_without_a_traceback():
     assert done.returncode == 141, done.stderr
 
 
+@pytest.mark.parametrize("argv", [["judge", "--replay", str(DATA / "healthy.jsonl")], ["flags", "get", "f"]])
+def test_a_command_started_with_standard_output_closed_says_so_before_doing_anything(argv):
+    """``rollway ... >&-``: Python gives no standard output at all. A command then did its work
+    with nowhere to say what it did (a flags set's or a promote's answer lost), and ended in an
+    AttributeError traceback. It now refuses on one line, before reading the account, with 74."""
+    done = subprocess.run([str(Path(sys.executable).with_name("rollway")), *argv], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                          env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},
+                          preexec_fn=lambda: os.close(1))
+    assert (done.returncode, done.stderr) == (74, "error: standard output is closed: nothing was done, as what "
+                                                  "it did could not be said; run it with an output\n"), done.stderr
+
+
 def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_summary():
     """A rollback's reason holds "—". Under an ASCII or Latin-1 output encoding printing it raised
     UnicodeEncodeError: a traceback, exit 1, and no JSON summary for the pipe reading it."""
