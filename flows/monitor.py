@@ -189,17 +189,18 @@ def run_monitor(
     unclaimed = write_or_why(lease.renew, env.targets)
     if unclaimed is not None:
         get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
+    tally = _Looks()
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image,
+                         actor=actor, lease=lease, tally=tally, opened_at=opened_at, pinned_image=pinned_image,
                          by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
     except Exception as err:
         # The artifact's key then showed the window before this one (its "decommissioned", say)
         # as the newest monitoring of the service, while this run had failed.
-        _stopped(env, spec, err, pinned_image)
+        _stopped(env, spec, err, pinned_image, tally)
         raise
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
@@ -231,16 +232,35 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
         description="monitoring window"))
 
 
-def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: str | None) -> None:
+def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: str | None, tally: _Looks) -> None:
     """The run's artifact when the window stopped on an error before its end (another run took
-    the rollout, a rollback began, a call failed): what stopped it, under the key a finished
-    window's summary (``_summary``) takes. Logged, never raised, as that one."""
+    the rollout, a rollback began, a call failed): what stopped it and how much of the window it
+    had watched (``tally``), under the key a finished window's summary (``_summary``) takes.
+    Logged, never raised, as that one."""
     lines = [f"# Monitoring of `{with_pin(spec.image, pinned_image)}` on {env.targets.canary_service}: stopped", "",
              f"The run stopped before the window's end: {type(err).__name__}: {err}", "",
+             f"- looks before it stopped: {tally.said()}",
              "- `rollway status` shows where the rollout stands now"]
     for_people("monitoring window", lambda: create_markdown_artifact(
         key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
         description="monitoring window"))
+
+
+class _Looks:
+    """The window's looks so far: how many, how many counted requests to the new version, how many
+    could not read the metrics. Kept outside ``_watch``, so that a run stopped by an error mid-window
+    still says how much of the window it had watched (``_stopped``): without it, a run that died at
+    its first look read the same as one that died near the window's end."""
+
+    def __init__(self) -> None:
+        self.checks = self.measured = self.failed = 0
+
+    def said(self) -> str:
+        """"3, of which 2 counted requests to the new version and 1 could not read the metrics"."""
+        if self.checks == 0:
+            return "none"
+        failed = f" and {self.failed} could not read the metrics" if self.failed else ""
+        return f"{self.checks}, of which {self.measured} counted requests to the new version{failed}"
 
 
 class _Lease:
@@ -274,6 +294,7 @@ def _watch(
     stable_desired: int | None,
     actor: str,
     lease: _Lease,
+    tally: _Looks,
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
@@ -293,6 +314,10 @@ def _watch(
     settled = window_settled(start, window_seconds, spec.analysis)
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
+    # Each look in the log is placed in the whole window: a resumed one's "at 120 of 660 s" counted
+    # from the resume, while its result and pages say "(resumed 5 minutes after the promotion)".
+    placed = (lambda now: f"at {now - start:.0f} of {settled - start:.0f} s") if since == start else (
+        lambda now: f"at {now - since:.0f} of {settled - since:.0f} s of the window, resumed at {start - since:.0f} s")
     alerted = AlertsOnce()
     # Each dead-letter queue's depth in the window's first period: an alert counts what arrived
     # since (a 5-minute look alone would count only its own minutes, and a DLQ that held messages
@@ -306,7 +331,6 @@ def _watch(
     first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
     dlq_settled = False  # whether dlq_before was read once the first period had been published
-    checks = measured = failed = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
     # period and the publication delay ago (every look sits at the same offset in its period),
@@ -337,9 +361,9 @@ def _watch(
                     d.model_copy(update={"first": dlq_before.get(d.queue, 0)}) for d in observation.dead_letters)})
             saw = _saw_the_release(seen)
             if saw:
-                checks, measured = checks + 1, measured + 1
+                tally.checks, tally.measured = tally.checks + 1, tally.measured + 1
             elif not early:
-                checks += 1
+                tally.checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
@@ -348,9 +372,8 @@ def _watch(
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d looks counted requests to %s): %s", now - start,
-                         settled - start,
-                         measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
+                log.info("monitoring check %s (%d of %d looks counted requests to %s): %s", placed(now),
+                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
@@ -375,19 +398,18 @@ def _watch(
                     # `rollway abort` finished its rollback since this check's lease renewal:
                     # the release is rolled back already; acting again would only page twice.
                     log.info("not rolling back: %s", closed)
-                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=checks,
+                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=tally.checks,
                                          alerts=alerted.messages())
-                return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
+                return MonitorResult(outcome="rolled_back", reason=reason, checks=tally.checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
-            checks, failed = checks + 1, failed + 1
+            tally.checks, tally.failed = tally.checks + 1, tally.failed + 1
             failure = observation.error
             # "monitoring check failed" read as the window failing (or the check crashing): say
             # what a look that read nothing leaves unjudged, and what it does to the window.
-            log.warning("monitoring check at %.0f of %.0f s could not read the metrics (%s): no error rate was "
-                        "measured, so this look could not roll a failing release back; it counts against the "
-                        "window, which passes cleanly only if at least half of its looks measured one", now - start,
-                        settled - start, observation.error)
+            log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
+                        "look could not roll a failing release back; it counts against the window, which passes "
+                        "cleanly only if at least half of its looks measured one", placed(now), observation.error)
         if now >= settled:
             break
         env.clock.sleep(min(interval, settled - now))
@@ -405,11 +427,11 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks,
-                                             failed, failure)
+    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
+                                             tally.checks, tally.failed, failure)
     alerts = alerted.messages()
     if decommissioned is not None:
-        return _watched_only(reason, verified, decommissioned, alerts, checks, paged_late=paged_late)
+        return _watched_only(reason, verified, decommissioned, alerts, tally.checks, paged_late=paged_late)
     if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the window stays open (the watchdog or the monitor flow checks again).
@@ -421,14 +443,16 @@ def _watch(
         # it wrote nothing, and status could only say no run had closed the window. Written as the
         # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
         # A DynamoDB that refuses it loses only the counts: the window is open either way.
-        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=measured, looks=checks, failed=failed)
+        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
+                                failed=tally.failed)
         unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen), t)
         if unrecorded is not None:
             log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
-        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
+        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), checks, alerts, lease, actor)
+        return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), tally.checks, alerts, lease,
+                        actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open. The claim clears
@@ -438,7 +462,7 @@ def _watch(
     unclaimed = write_or_why(lambda: lease.renew(unverified_window=None), t)
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
-                          f"{t.stable_service} kept running; run the monitor again", checks, alerts)
+                          f"{t.stable_service} kept running; run the monitor again", tally.checks, alerts)
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
@@ -448,7 +472,7 @@ def _watch(
         # recorded rollout decommissions (the `canary` flow's window never does).
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                           f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
-                          "again, or roll the release back with `rollway abort`", checks, alerts)
+                          "again, or roll the release back with `rollway abort`", tally.checks, alerts)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -463,11 +487,11 @@ def _watch(
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but whether a rollback began while {t.stable_service} was being scaled down "
                           f"could not be read ({err}): {t.stable_service} scaled back to {before.desired}, not "
-                          "decommissioned; run the monitor again", checks, alerts)
+                          "decommissioned; run the monitor again", tally.checks, alerts)
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
-                          f"scaled back to {before.desired}, not decommissioned", checks, alerts)
+                          f"scaled back to {before.desired}, not decommissioned", tally.checks, alerts)
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
@@ -493,11 +517,11 @@ def _watch(
                   "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
         if unrecorded is None:
             _record_refused(env, lease.rollout, refused, actor=actor)
-        return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
+        return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
                              page_refused=refused)
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
-    return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+    return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
 
 
 def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
