@@ -46,8 +46,8 @@ from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRecord, Transition, begin_rollback,
-                            UnverifiedWindow, monitoring_owed, utc)
+from rollway.ledger import (CLAIM_SECONDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord, Transition,
+                            begin_rollback, UnverifiedWindow, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -279,6 +279,13 @@ class _Lease:
         self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
                                 rollout=self.rollout, wall=self.env.wall(), **changes)
 
+    def renew_passed(self) -> None:
+        """Renew the lease for a window that passed cleanly, clearing an earlier run's recorded end of
+        it left open (``UnverifiedWindow``, ``KeptForTraffic``): status said "unverified: ...; the
+        old service is kept" of a window that had passed since, after its decommission or while
+        traffic put back on the old service kept it. The run's own end replaces them."""
+        self.renew(unverified_window=None, kept_for_traffic=None)
+
     def release(self) -> None:
         if self.owner is not None:
             self.env.ledger.release(self.service, owner=self.owner)
@@ -445,7 +452,7 @@ def _watch(
         # A DynamoDB that refuses it loses only the counts: the window is open either way.
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed)
-        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen), t)
+        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen, kept_for_traffic=None), t)
         if unrecorded is not None:
             log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -456,10 +463,8 @@ def _watch(
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open. The claim clears
-    # an earlier run's unverified end (``UnverifiedWindow``): this window passed cleanly, and
-    # status said "unverified: ...; the old service is kept" of it, after its decommission or
-    # while traffic put back on the old service kept it.
-    unclaimed = write_or_why(lambda: lease.renew(unverified_window=None), t)
+    # an earlier run's recorded open end (``_Lease.renew_passed``).
+    unclaimed = write_or_why(lease.renew_passed, t)
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
                           f"{t.stable_service} kept running; run the monitor again", tally.checks, alerts)
@@ -469,7 +474,14 @@ def _watch(
         # service to zero now would drop that share of requests.
         # The window stays open (a finalize waits for its end; the weekly tick watches again and
         # skips again): said what ends it, which "not decommissioned" alone did not. Only a
-        # recorded rollout decommissions (the `canary` flow's window never does).
+        # recorded rollout decommissions (the `canary` flow's window never does). Recorded beside the
+        # history, as an unverified end is: status said "no run closed it (the run watching it
+        # stopped, or too few looks ...)" of it. A refused write loses only the reason.
+        kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
+        unrecorded = write_or_why(lambda: lease.renew(kept_for_traffic=kept), t)
+        if unrecorded is not None:
+            log.error("the ledger could not record that the window kept %s for its traffic: %s", t.stable_service,
+                      unrecorded)
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                           f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
                           "again, or roll the release back with `rollway abort`", tally.checks, alerts)
@@ -616,8 +628,8 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
     # A rollback begun since the last check raises RolloutEnded here: nothing is closed. A
     # ledger that cannot be reached leaves the window open (run the monitor again), and does
     # not fail the run, whose hook would roll the release back. The renewal clears an earlier
-    # run's unverified end, as the decommission's claim does.
-    unrecorded = write_or_why(lambda: lease.renew(unverified_window=None), t) or write_or_why(
+    # run's recorded open end, as the decommission's claim does.
+    unrecorded = write_or_why(lease.renew_passed, t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
                         f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)",
                         actor=actor), t)
