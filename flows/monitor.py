@@ -46,13 +46,14 @@ from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import (CLAIM_SECONDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord, Transition,
-                            begin_rollback, UnverifiedWindow, monitoring_owed, utc)
+from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
+                            Transition, begin_rollback, UnverifiedWindow, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec
+from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
 
 # The seed judges the error rate over the last 5 minutes.
@@ -441,20 +442,16 @@ def _watch(
         return _watched_only(reason, verified, decommissioned, alerts, tally.checks, paged_late=paged_late)
     if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
-        # and the window stays open (the watchdog or the monitor flow checks again).
+        # and the rollout's window, if it owes one, stays open (the watchdog or the monitor flow
+        # checks again).
         # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
-        # Recorded beside the history (``UnverifiedWindow`` says why not in it), for `rollway status`:
-        # it wrote nothing, and status could only say no run had closed the window. Written as the
-        # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
-        # A DynamoDB that refuses it loses only the counts: the window is open either way.
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed)
-        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen, kept_for_traffic=None), t)
-        if unrecorded is not None:
-            log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
+        _record_open_end(lease, t, by_hand, "how many looks counted requests", unverified_window=seen,
+                         kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
@@ -474,14 +471,10 @@ def _watch(
         # service to zero now would drop that share of requests.
         # The window stays open (a finalize waits for its end; the weekly tick watches again and
         # skips again): said what ends it, which "not decommissioned" alone did not. Only a
-        # recorded rollout decommissions (the `canary` flow's window never does). Recorded beside the
-        # history, as an unverified end is: status said "no run closed it (the run watching it
-        # stopped, or too few looks ...)" of it. A refused write loses only the reason.
+        # recorded rollout decommissions (the `canary` flow's window never does).
         kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
-        unrecorded = write_or_why(lambda: lease.renew(kept_for_traffic=kept), t)
-        if unrecorded is not None:
-            log.error("the ledger could not record that the window kept %s for its traffic: %s", t.stable_service,
-                      unrecorded)
+        _record_open_end(lease, t, by_hand, f"that the window kept {t.stable_service} for its traffic",
+                         kept_for_traffic=kept)
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                           f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
                           "again, or roll the release back with `rollway abort`", tally.checks, alerts)
@@ -534,6 +527,24 @@ def _watch(
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
+
+
+def _record_open_end(lease: _Lease, targets: Targets, by_hand: bool, what: str, **end) -> None:
+    """Record how the window ended with the old service kept (``end``: an ``UnverifiedWindow`` or a
+    ``KeptForTraffic``, each replacing the other) beside the history, for `rollway status` and the
+    report: the run wrote nothing else, and status could only say "no run closed it (the run
+    watching it stopped, or ...)". Written through the lease, as the decommission's claim is: a
+    rollback begun since the last look raises RolloutEnded here. A DynamoDB that refuses it loses
+    only this record (``what`` it said, logged): the old service runs and the window stays open.
+
+    Not on a window started by hand on a rollout that owes none (``by_hand``): the rollout's own
+    window is closed (or its policy watched none), so nothing is left open, and the readers
+    (``owed_unverified``, ``owed_kept``) take no such record of it."""
+    if by_hand:
+        return
+    unrecorded = write_or_why(lambda: lease.renew(**end), targets)
+    if unrecorded is not None:
+        get_run_logger().error("the ledger could not record %s: %s", what, unrecorded)
 
 
 def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
@@ -815,6 +826,16 @@ def _previous_version_left(env: Environment, record: RolloutRecord) -> None:
     raise MonitorRefused(why)
 
 
+def _owes_none(record: RolloutRecord, policy: RolloutSpec) -> str:
+    """Why a promoted rollout owes no monitoring window (``monitoring_owed``), for a window started by hand on it."""
+    closed = next((t for t in reversed(record.history) if t.kind in WINDOW_ENDS), None)
+    if closed is not None:
+        return f"its own window closed ({closed.kind} by {closed.actor} at {utc(closed.at)})"
+    if policy.monitor_seconds <= 0:
+        return "its policy watches none (monitor_seconds 0)"
+    return "it was promoted before windows were recorded for a plan that keeps the old service"
+
+
 def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec, list[str]]:
     """The spec a window started by hand judges and rolls back by, and what of the given one
     differs: the rollout's recorded spec, as a resumed rollout runs. A form filled with only the
@@ -887,6 +908,14 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
+        # Not refused: a person's look while the previous version still runs is what the window is
+        # for, and its rollback is cheap. Said, as nothing in its end would: it neither reopens nor
+        # recloses the rollout's window.
+        get_run_logger().warning(
+            "rollout %s owes no monitoring window: %s. This window, started by hand, rolls a failing release back "
+            "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (too few looks "
+            "counting requests, or traffic back on it) is said here and not recorded on the rollout",
+            record.rollout_id, _owes_none(record, policy))
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:
