@@ -226,6 +226,30 @@ def test_status_of_an_unverified_window_says_how_many_of_its_looks_counted_reque
     assert "no run closed it" not in out, out
 
 
+def test_status_of_a_clean_window_kept_for_traffic_says_so_not_that_no_run_closed_it(capsys) -> None:
+    """A window that passed cleanly but kept the old service, 20 % of the traffic having been put
+    back on it by hand, wrote nothing: status said "no run closed it (the run watching it stopped,
+    or too few of its looks ...)". The reason its run recorded beside the history is said instead."""
+    from rollway.ledger import KeptForTraffic, utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends = promoted_at + spec.monitor_seconds
+    kept = KeptForTraffic(at=ends + 60, actor="run-7", stable=20)
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=None,
+                      weights=Weights(stable=20, canary=80), monitor_until=ends, kept_for_traffic=kept,
+                      history=record().history + (
+                          Transition(at=promoted_at, kind="promote", actor="alice",
+                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=20, canary=80), None, limit=1, now=ends + 600)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"monitoring passed cleanly, but the old service still carried 20% of traffic (put back on it by hand) "
+            f"when run-7's run ended the window at {utc(ends + 60)}: not decommissioned") in out, out
+    assert "the next monitor run or weekly tick looks again" in out and "`rollway finalize` refuses" in out, out
+    assert "no run closed it" not in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""
