@@ -46,13 +46,14 @@ from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import (CLAIM_SECONDS, check_lease, RolloutClosed, RolloutRecord, Transition, begin_rollback,
-                            UnverifiedWindow, monitoring_owed, utc)
+from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
+                            Transition, begin_rollback, UnverifiedWindow, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec
+from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
 
 # The seed judges the error rate over the last 5 minutes.
@@ -189,17 +190,18 @@ def run_monitor(
     unclaimed = write_or_why(lease.renew, env.targets)
     if unclaimed is not None:
         get_run_logger().warning("could not claim the rollout's lease to monitor it (%s); watching anyway", unclaimed)
+    tally = _Looks()
     try:
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
-                         actor=actor, lease=lease, opened_at=opened_at, pinned_image=pinned_image,
+                         actor=actor, lease=lease, tally=tally, opened_at=opened_at, pinned_image=pinned_image,
                          by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
     except Exception as err:
         # The artifact's key then showed the window before this one (its "decommissioned", say)
         # as the newest monitoring of the service, while this run had failed.
-        _stopped(env, spec, err, pinned_image)
+        _stopped(env, spec, err, pinned_image, tally)
         raise
     finally:
         # A ledger that cannot take the release must not replace the outcome being raised or
@@ -231,16 +233,35 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
         description="monitoring window"))
 
 
-def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: str | None) -> None:
+def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: str | None, tally: _Looks) -> None:
     """The run's artifact when the window stopped on an error before its end (another run took
-    the rollout, a rollback began, a call failed): what stopped it, under the key a finished
-    window's summary (``_summary``) takes. Logged, never raised, as that one."""
+    the rollout, a rollback began, a call failed): what stopped it and how much of the window it
+    had watched (``tally``), under the key a finished window's summary (``_summary``) takes.
+    Logged, never raised, as that one."""
     lines = [f"# Monitoring of `{with_pin(spec.image, pinned_image)}` on {env.targets.canary_service}: stopped", "",
              f"The run stopped before the window's end: {type(err).__name__}: {err}", "",
+             f"- looks before it stopped: {tally.said()}",
              "- `rollway status` shows where the rollout stands now"]
     for_people("monitoring window", lambda: create_markdown_artifact(
         key=artifact_key(env.targets.canary_service, "monitoring"), markdown="\n".join(lines),
         description="monitoring window"))
+
+
+class _Looks:
+    """The window's looks so far: how many, how many counted requests to the new version, how many
+    could not read the metrics. Kept outside ``_watch``, so that a run stopped by an error mid-window
+    still says how much of the window it had watched (``_stopped``): without it, a run that died at
+    its first look read the same as one that died near the window's end."""
+
+    def __init__(self) -> None:
+        self.checks = self.measured = self.failed = 0
+
+    def said(self) -> str:
+        """"3, of which 2 counted requests to the new version and 1 could not read the metrics"."""
+        if self.checks == 0:
+            return "none"
+        failed = f" and {self.failed} could not read the metrics" if self.failed else ""
+        return f"{self.checks}, of which {self.measured} counted requests to the new version{failed}"
 
 
 class _Lease:
@@ -259,6 +280,13 @@ class _Lease:
         self.env.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(), lease_seconds=self.seconds,
                                 rollout=self.rollout, wall=self.env.wall(), **changes)
 
+    def renew_passed(self) -> None:
+        """Renew the lease for a window that passed cleanly, clearing an earlier run's recorded end of
+        it left open (``UnverifiedWindow``, ``KeptForTraffic``): status said "unverified: ...; the
+        old service is kept" of a window that had passed since, after its decommission or while
+        traffic put back on the old service kept it. The run's own end replaces them."""
+        self.renew(unverified_window=None, kept_for_traffic=None)
+
     def release(self) -> None:
         if self.owner is not None:
             self.env.ledger.release(self.service, owner=self.owner)
@@ -274,6 +302,7 @@ def _watch(
     stable_desired: int | None,
     actor: str,
     lease: _Lease,
+    tally: _Looks,
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
@@ -293,6 +322,10 @@ def _watch(
     settled = window_settled(start, window_seconds, spec.analysis)
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
+    # Each look in the log is placed in the whole window: a resumed one's "at 120 of 660 s" counted
+    # from the resume, while its result and pages say "(resumed 5 minutes after the promotion)".
+    placed = (lambda now: f"at {now - start:.0f} of {settled - start:.0f} s") if since == start else (
+        lambda now: f"at {now - since:.0f} of {settled - since:.0f} s of the window, resumed at {start - since:.0f} s")
     alerted = AlertsOnce()
     # Each dead-letter queue's depth in the window's first period: an alert counts what arrived
     # since (a 5-minute look alone would count only its own minutes, and a DLQ that held messages
@@ -306,7 +339,6 @@ def _watch(
     first_period_end = math.ceil(since / interval) * interval + interval
     dlq_before: dict[str, int] | None = None
     dlq_settled = False  # whether dlq_before was read once the first period had been published
-    checks = measured = failed = 0
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
     # period and the publication delay ago (every look sits at the same offset in its period),
@@ -337,9 +369,9 @@ def _watch(
                     d.model_copy(update={"first": dlq_before.get(d.queue, 0)}) for d in observation.dead_letters)})
             saw = _saw_the_release(seen)
             if saw:
-                checks, measured = checks + 1, measured + 1
+                tally.checks, tally.measured = tally.checks + 1, tally.measured + 1
             elif not early:
-                checks += 1
+                tally.checks += 1
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
@@ -348,9 +380,8 @@ def _watch(
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
-                log.info("monitoring check at %.0f of %.0f s (%d of %d looks counted requests to %s): %s", now - start,
-                         settled - start,
-                         measured, checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
+                log.info("monitoring check %s (%d of %d looks counted requests to %s): %s", placed(now),
+                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
@@ -375,19 +406,18 @@ def _watch(
                     # `rollway abort` finished its rollback since this check's lease renewal:
                     # the release is rolled back already; acting again would only page twice.
                     log.info("not rolling back: %s", closed)
-                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=checks,
+                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=tally.checks,
                                          alerts=alerted.messages())
-                return MonitorResult(outcome="rolled_back", reason=reason, checks=checks,
+                return MonitorResult(outcome="rolled_back", reason=reason, checks=tally.checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
-            checks, failed = checks + 1, failed + 1
+            tally.checks, tally.failed = tally.checks + 1, tally.failed + 1
             failure = observation.error
             # "monitoring check failed" read as the window failing (or the check crashing): say
             # what a look that read nothing leaves unjudged, and what it does to the window.
-            log.warning("monitoring check at %.0f of %.0f s could not read the metrics (%s): no error rate was "
-                        "measured, so this look could not roll a failing release back; it counts against the "
-                        "window, which passes cleanly only if at least half of its looks measured one", now - start,
-                        settled - start, observation.error)
+            log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
+                        "look could not roll a failing release back; it counts against the window, which passes "
+                        "cleanly only if at least half of its looks measured one", placed(now), observation.error)
         if now >= settled:
             break
         env.clock.sleep(min(interval, settled - now))
@@ -405,40 +435,36 @@ def _watch(
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, measured, checks,
-                                             failed, failure)
+    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
+                                             tally.checks, tally.failed, failure)
     alerts = alerted.messages()
     if decommissioned is not None:
-        return _watched_only(reason, verified, decommissioned, alerts, checks, paged_late=paged_late)
+        return _watched_only(reason, verified, decommissioned, alerts, tally.checks, paged_late=paged_late)
     if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
-        # and the window stays open (the watchdog or the monitor flow checks again).
+        # and the rollout's window, if it owes one, stays open (the watchdog or the monitor flow
+        # checks again).
         # A window of no recorded rollout (the `canary` flow's) cannot be watched again: the
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
-        # Recorded beside the history (``UnverifiedWindow`` says why not in it), for `rollway status`:
-        # it wrote nothing, and status could only say no run had closed the window. Written as the
-        # decommission's claim is: a rollback begun since the last look raises RolloutEnded here.
-        # A DynamoDB that refuses it loses only the counts: the window is open either way.
-        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=measured, looks=checks, failed=failed)
-        unrecorded = write_or_why(lambda: lease.renew(unverified_window=seen), t)
-        if unrecorded is not None:
-            log.error("the ledger could not record how many looks counted requests: %s", unrecorded)
-        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", checks, alerts,
+        seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
+                                failed=tally.failed)
+        _record_open_end(lease, t, by_hand, "how many looks counted requests", unverified_window=seen,
+                         kept_for_traffic=None)
+        return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
     if not decommission:
-        return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), checks, alerts, lease, actor)
+        return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), tally.checks, alerts, lease,
+                        actor)
     # Claim the rollout again right before acting: a rollback begun since the last check
     # raises RolloutEnded here, and nothing is scaled down. Unable to claim it (the ledger
     # cannot be reached), nothing is scaled down either; the window stays open. The claim clears
-    # an earlier run's unverified end (``UnverifiedWindow``): this window passed cleanly, and
-    # status said "unverified: ...; the old service is kept" of it, after its decommission or
-    # while traffic put back on the old service kept it.
-    unclaimed = write_or_why(lambda: lease.renew(unverified_window=None), t)
+    # an earlier run's recorded open end (``_Lease.renew_passed``).
+    unclaimed = write_or_why(lease.renew_passed, t)
     if unclaimed is not None:
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
-                          f"{t.stable_service} kept running; run the monitor again", checks, alerts)
+                          f"{t.stable_service} kept running; run the monitor again", tally.checks, alerts)
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
@@ -446,9 +472,12 @@ def _watch(
         # The window stays open (a finalize waits for its end; the weekly tick watches again and
         # skips again): said what ends it, which "not decommissioned" alone did not. Only a
         # recorded rollout decommissions (the `canary` flow's window never does).
+        kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
+        _record_open_end(lease, t, by_hand, f"that the window kept {t.stable_service} for its traffic",
+                         kept_for_traffic=kept)
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                           f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
-                          "again, or roll the release back with `rollway abort`", checks, alerts)
+                          "again, or roll the release back with `rollway abort`", tally.checks, alerts)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -463,11 +492,11 @@ def _watch(
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but whether a rollback began while {t.stable_service} was being scaled down "
                           f"could not be read ({err}): {t.stable_service} scaled back to {before.desired}, not "
-                          "decommissioned; run the monitor again", checks, alerts)
+                          "decommissioned; run the monitor again", tally.checks, alerts)
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
-                          f"scaled back to {before.desired}, not decommissioned", checks, alerts)
+                          f"scaled back to {before.desired}, not decommissioned", tally.checks, alerts)
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
@@ -493,11 +522,29 @@ def _watch(
                   "rollout sends it late", t.stable_service, page_subject(t.stable_service), refused)
         if unrecorded is None:
             _record_refused(env, lease.rollout, refused, actor=actor)
-        return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts,
+        return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts,
                              page_refused=refused)
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
-    return MonitorResult(outcome="decommissioned", reason=reason, checks=checks, alerts=alerts)
+    return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
+
+
+def _record_open_end(lease: _Lease, targets: Targets, by_hand: bool, what: str, **end) -> None:
+    """Record how the window ended with the old service kept (``end``: an ``UnverifiedWindow`` or a
+    ``KeptForTraffic``, each replacing the other) beside the history, for `rollway status` and the
+    report: the run wrote nothing else, and status could only say "no run closed it (the run
+    watching it stopped, or ...)". Written through the lease, as the decommission's claim is: a
+    rollback begun since the last look raises RolloutEnded here. A DynamoDB that refuses it loses
+    only this record (``what`` it said, logged): the old service runs and the window stays open.
+
+    Not on a window started by hand on a rollout that owes none (``by_hand``): the rollout's own
+    window is closed (or its policy watched none), so nothing is left open, and the readers
+    (``owed_unverified``, ``owed_kept``) take no such record of it."""
+    if by_hand:
+        return
+    unrecorded = write_or_why(lambda: lease.renew(**end), targets)
+    if unrecorded is not None:
+        get_run_logger().error("the ledger could not record %s: %s", what, unrecorded)
 
 
 def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
@@ -592,8 +639,8 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
     # A rollback begun since the last check raises RolloutEnded here: nothing is closed. A
     # ledger that cannot be reached leaves the window open (run the monitor again), and does
     # not fail the run, whose hook would roll the release back. The renewal clears an earlier
-    # run's unverified end, as the decommission's claim does.
-    unrecorded = write_or_why(lambda: lease.renew(unverified_window=None), t) or write_or_why(
+    # run's recorded open end, as the decommission's claim does.
+    unrecorded = write_or_why(lease.renew_passed, t) or write_or_why(
         lambda: _record(env, lease.rollout, "watched",
                         f"{reason}; {t.stable_service} keeps running (the plan does not decommission it)",
                         actor=actor), t)
@@ -779,6 +826,16 @@ def _previous_version_left(env: Environment, record: RolloutRecord) -> None:
     raise MonitorRefused(why)
 
 
+def _owes_none(record: RolloutRecord, policy: RolloutSpec) -> str:
+    """Why a promoted rollout owes no monitoring window (``monitoring_owed``), for a window started by hand on it."""
+    closed = next((t for t in reversed(record.history) if t.kind in WINDOW_ENDS), None)
+    if closed is not None:
+        return f"its own window closed ({closed.kind} by {closed.actor} at {utc(closed.at)})"
+    if policy.monitor_seconds <= 0:
+        return "its policy watches none (monitor_seconds 0)"
+    return "it was promoted before windows were recorded for a plan that keeps the old service"
+
+
 def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec, list[str]]:
     """The spec a window started by hand judges and rolls back by, and what of the given one
     differs: the rollout's recorded spec, as a resumed rollout runs. A form filled with only the
@@ -851,6 +908,14 @@ def monitor(
     if by_hand:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
+        # Not refused: a person's look while the previous version still runs is what the window is
+        # for, and its rollback is cheap. Said, as nothing in its end would: it neither reopens nor
+        # recloses the rollout's window.
+        get_run_logger().warning(
+            "rollout %s owes no monitoring window: %s. This window, started by hand, rolls a failing release back "
+            "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (too few looks "
+            "counting requests, or traffic back on it) is said here and not recorded on the rollout",
+            record.rollout_id, _owes_none(record, policy))
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:

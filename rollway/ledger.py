@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -225,6 +225,25 @@ class UnverifiedWindow(BaseModel):
     failed: int = Field(default=0, description="looks whose read of the metrics failed (of the others)")
 
 
+class KeptForTraffic(BaseModel):
+    """How the newest monitoring window of a promotion ended when it passed cleanly but kept the old
+    service because traffic was back on it (put back by hand): a scale-down would have dropped that
+    share of requests. Such a window stays open (put all of the traffic back on the new version, and
+    the next monitor run or weekly tick closes it), and wrote nothing: `rollway status` said "no run
+    closed it (the run watching it stopped, or too few looks ...)", neither of which was so.
+
+    Kept in the record's ``kept_for_traffic``, beside the history, for ``UnverifiedWindow``'s reason;
+    the two are the two ways a watched window ends open, and each run's end replaces the other's
+    (a window that closes clears both). Readers take it through ``owed_kept``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float = Field(description="when the window ended (rollout clock, as the history's entries)")
+    actor: str = Field(description="whose run watched it")
+    stable: int = Field(description="the percent of traffic the old service still carried at the window's end")
+
+
 class RolloutRecord(BaseModel):
     """One rollout of one service.
 
@@ -283,6 +302,11 @@ class RolloutRecord(BaseModel):
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
                                   "left open (UnverifiedWindow): beside the history, which it leaves as it was; "
                                   "cleared by a run whose window passes (read through owed_unverified)")
+    kept_for_traffic: KeptForTraffic | None = Field(
+        default=None, description="how its newest monitoring window ended when it passed cleanly but kept the old "
+                                  "service for the traffic still on it, the window left open (KeptForTraffic): "
+                                  "beside the history; cleared by a run whose window closes or ends unverified (read "
+                                  "through owed_kept)")
 
     def last_transition(self, kind: str) -> Transition | None:
         """The newest transition of ``kind`` in the history, or None."""
@@ -699,15 +723,30 @@ def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:
     return spec.phases[-1].decommission or record.monitor_until is not None
 
 
+_End = TypeVar("_End", UnverifiedWindow, KeptForTraffic)
+
+
 def owed_unverified(spec: "RolloutSpec", record: RolloutRecord) -> UnverifiedWindow | None:
     """The recorded end of a run that watched the window the promoted rollout still owes and
     found it unverified (``RolloutRecord.unverified_window``), or None: no such end, or the counts
     no longer describe that window (none is owed any more: it closed, or the rollout was rolled
     back; or they were recorded before the promotion)."""
-    seen = record.unverified_window
-    if seen is None or not monitoring_owed(spec, record):
+    return _of_the_owed_window(spec, record, record.unverified_window)
+
+
+def owed_kept(spec: "RolloutSpec", record: RolloutRecord) -> KeptForTraffic | None:
+    """The recorded end of a run whose window of the promoted rollout passed cleanly but kept the old
+    service for the traffic on it (``RolloutRecord.kept_for_traffic``), or None, by
+    ``owed_unverified``'s rule."""
+    return _of_the_owed_window(spec, record, record.kept_for_traffic)
+
+
+def _of_the_owed_window(spec: "RolloutSpec", record: RolloutRecord, end: _End | None) -> _End | None:
+    """``end`` (a run's recorded end of an open window), if it still describes the window the
+    promoted rollout owes: one is owed, and the end came after the promotion."""
+    if end is None or not monitoring_owed(spec, record):
         return None
-    return seen if seen.at >= record.last_transition("promote").at else None
+    return end if end.at >= record.last_transition("promote").at else None
 
 
 def monitoring_left(spec: "RolloutSpec", record: RolloutRecord, now: float) -> float | None:

@@ -30,10 +30,10 @@ from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
-                            Transition, UnverifiedWindow, claim_has_lapsed, claim_lapsed, monitoring_owed,
-                            notice_answer_lost, notice_sent, notice_time, notice_unconfirmed, owed_unverified,
-                            rollback_start, rollback_stopped_steps, utc, wall_utc)
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, KeptForTraffic, RefusedAnswer,
+                            RolloutRecord, Transition, UnverifiedWindow, claim_has_lapsed, claim_lapsed,
+                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            owed_kept, owed_unverified, rollback_start, rollback_stopped_steps, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -496,9 +496,11 @@ def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
 
 
 def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | None:
-    """What status's monitoring row and the report's outcome both say of the looks a run recorded
-    of the window a promotion still owes (``owed_unverified``), and whether that run watched to
-    the window's end; None when none is recorded (or none describes that window).
+    """What status's monitoring row and the report's outcome both say of how a run recorded ending
+    the window a promotion still owes without closing it, and whether that run watched to the
+    window's end; None when none is recorded (or none describes that window). A clean window kept
+    for the traffic put back on the old service (``owed_kept``) says so: that run reached its end
+    and decided, whatever its clock; else the looks of an unverified one (``owed_unverified``).
 
     One function, so that the two agree: the report said a run's counts as the window's end
     while status, before the window's end, said only "open until". Whether they are the window's
@@ -506,7 +508,9 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
     (the rollout's own, or a monitor run for what was left of it) found the window unverified,
     and its old service is kept; one that stopped before it (a monitor run given a shorter window)
     counted only part of it, and its counts are said as so far, never as the window's."""
-    seen = owed_unverified(spec, record)
+    seen, kept = owed_unverified(spec, record), owed_kept(spec, record)
+    if kept is not None and (seen is None or kept.at >= seen.at):
+        return kept_said(kept, record.service), True
     if seen is None:
         return None
     if seen.at >= window_end(spec, record):
@@ -524,6 +528,15 @@ def unverified_said(seen: UnverifiedWindow) -> str:
             f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
 
 
+def kept_said(kept: KeptForTraffic, service: str) -> str:
+    """How a monitoring window that passed cleanly but kept the old service for the traffic on it
+    ended (``looks_said``), and what closes it. ``service``: the service the rollout is recorded
+    under, its canary, which runs the new version."""
+    return (f"passed cleanly, but the old service still carried {kept.stable}% of traffic (put back on it by hand) "
+            f"when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service is "
+            f"kept; put all of it back on {service}")
+
+
 def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:
     """Status's "monitoring" row of a promotion whose window is not recorded as closed: until when
     it runs or, once over (or ``now`` unknown), that no run closed it and what does; None when it
@@ -531,7 +544,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     run ended with too few checks able to read the metrics: only a refused finalize and the report
     told that the previous version still runs and what to do. A window whose run recorded it
     unverified (``RolloutRecord.unverified_window``) says how many of its looks counted requests,
-    as the report does (``looks_said``)."""
+    and one that passed cleanly but kept the old service for the traffic on it
+    (``RolloutRecord.kept_for_traffic``) says that, as the report does (``looks_said``)."""
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)

@@ -506,24 +506,63 @@ def test_a_scale_down_whose_look_for_a_rollback_fails_puts_the_old_service_back(
     assert subjects[-1].startswith("Decommission skipped"), subjects
 
 
-def test_a_window_that_stops_on_an_error_says_so_in_its_artifact():
+def test_a_window_that_stops_on_an_error_says_so_and_how_many_looks_it_made_in_its_artifact():
     """A run that failed mid-window wrote no artifact: the monitoring key's newest was the previous
-    window's summary ("decommissioned"), read as this run's outcome."""
+    window's summary ("decommissioned"), read as this run's outcome. Its "stopped" artifact then
+    said what stopped the run and nothing of what it had watched: a person could not tell a run
+    that died at its first look from one that died near the window's end."""
     env = promoted(canary_error_rate=0.001)
     monitor_on(env, 300)
     assert monitoring_artifact(env).splitlines()[0].endswith(": decommissioned")
     env = promoted(canary_error_rate=0.001)
     observe, looks = env.metrics.observe, []
 
-    def fails_at_the_third_look(start, end):
+    def fails_at_the_fourth_look(start, end):
         looks.append(end)
-        if len(looks) == 3:
+        if len(looks) == 4:
             raise RuntimeError("CloudWatch endpoint unreachable")
+        if len(looks) == 2:
+            return observe(start, end).model_copy(update={"error": "throttled"})
         return observe(start, end)
 
-    env.metrics.observe = fails_at_the_third_look
+    env.metrics.observe = fails_at_the_fourth_look
     with pytest.raises(RuntimeError, match="CloudWatch endpoint unreachable"):
         monitor_on(env, 300)
     summary = monitoring_artifact(env)
     assert summary.splitlines()[0].endswith(": stopped"), summary
     assert "RuntimeError: CloudWatch endpoint unreachable" in summary, summary
+    # The first look, at the window's opening, found no period published yet: it counts for nothing.
+    assert ("- looks before it stopped: 2, of which 1 counted requests to the new version and 1 could not read "
+            "the metrics") in summary, summary
+
+
+def test_a_resumed_windows_looks_are_placed_in_the_whole_window_in_the_log(caplog):
+    """Resumed 5 minutes after the promotion, each look logged "at 60 of 660 s", counted from the
+    resume, while the result and the pages said "(resumed 5 minutes after the promotion)" of a
+    15-minute window: the log placed no look in that window."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics.error = None
+    spec = SPEC.model_copy(update={"monitor_seconds": 900.0})
+    opened = env.clock.now()
+    env.clock.sleep(300)
+    observe, calls = env.metrics.observe, []
+
+    def the_third_read_fails(start, end):
+        calls.append(end)
+        seen = observe(start, end)
+        return seen.model_copy(update={"error": "throttled"}) if len(calls) == 3 else seen
+
+    env.metrics.observe = the_third_read_fails
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=600, stable_desired=4, opened_at=opened)
+
+    with caplog.at_level(logging.INFO):
+        result = resumed()
+    assert "(resumed 5 minutes after the promotion)" in result.reason, result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    placed = [re.match(r"monitoring check at (\d+) of (\d+) s of the window, resumed at 300 s", m) for m in looks]
+    assert looks and all(placed), looks
+    assert int(placed[0].group(1)) >= 300 and all(int(p.group(2)) >= 900 for p in placed), looks
+    assert any("could not read the metrics" in m for m in looks), looks

@@ -101,3 +101,37 @@ def test_a_rollout_whose_services_were_changed_since_its_closed_window_is_refuse
     message = str(refused.value)
     assert f"{env.targets.stable_service} runs {RELEASE_TD}" in message and "Nothing was changed" in message, message
     assert env.notifier.messages == [] and env.router.weights == Weights(stable=0, canary=100)
+
+
+@pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
+def test_a_window_started_by_hand_on_a_closed_rollout_records_no_open_end_and_says_it_is_closed(monkeypatch, caplog,
+                                                                                                 ending):
+    """A window started by hand after the rollout's own closed ("watched") is a person's extra look:
+    its end left open (too few looks counting requests, or traffic put back on the old service)
+    was recorded beside the history as the rollout's owed window's, which no reader takes (none is
+    owed), and the run never said the rollout's window was closed. It records nothing of it, and
+    says at the start that the rollout's window closed and what this one does."""
+    import logging
+
+    from rollway.fakes import FakeMetrics, VersionSample
+
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING)
+    closed_by(env, first.rollout_id, "watched")  # a plan that decommissioned none, since changed: closed all the same
+    closed = env.ledger.get(env.targets.canary_service)
+    busy = steady(5000, 0.001, 0.001)
+    if ending == "unverified":
+        cutoff = env.clock.now() + 60
+        env.metrics = FakeMetrics(env.router,
+                                  lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    else:
+        env.metrics = FakeMetrics(env.router, busy)
+        env.router.weights = Weights(stable=20, canary=80)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600, decommission=True)
+    assert result.outcome == "passed" and env.deployer.describe(env.targets.stable_service).desired == 4, result
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.unverified_window, record.kept_for_traffic) == (None, None), record
+    assert record.history == closed.history, record.history
+    said = [r.getMessage() for r in caplog.records if "owes no monitoring window" in r.getMessage()]
+    assert said and f"rollout {first.rollout_id} owes no monitoring window: its own window closed (watched by monitor at" \
+        in said[0], said

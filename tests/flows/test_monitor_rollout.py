@@ -489,3 +489,36 @@ def test_a_resumed_windows_pages_say_it_was_resumed_as_its_result_and_ledger_do(
     record = env.ledger.get(env.targets.canary_service)
     late = late_message(record, record.last_transition("decommission"), env.targets.stable_service)
     assert "10 minutes of monitoring passed (resumed 5 minutes after the promotion)" in late, late
+
+
+def test_a_clean_window_kept_for_traffic_moved_back_says_so_in_status_and_the_report(monkeypatch):
+    """A window that passed cleanly but kept the old service, because 20 % of traffic had been put
+    back on it by hand, recorded nothing: status said "no run closed it (the run watching it
+    stopped, or too few of its looks ...)", both false. The reason is recorded beside the history,
+    through the run's lease, and status and the report say it; the run that closes the window
+    clears it."""
+    from rollway.reports import monitoring_row, rollout_report
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics = FakeMetrics(env.router, steady(5000, 0.001, 0.001))
+    env.router.weights = Weights(stable=20, canary=80)  # moved back by hand during the window
+    result = run_monitor_flow()
+    assert (result.outcome, result.verified) == ("passed", True), result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.history == first.history, "nothing appended: the window stays open"
+    kept = record.kept_for_traffic
+    assert kept is not None and (kept.stable, kept.actor) == (20, "monitor"), kept
+    said = ("passed cleanly, but the old service still carried 20% of traffic (put back on it by hand) when "
+            "monitor's run ended the window")
+    for now in (env.clock.now() - 60, env.clock.now() + 3600):
+        row = monitoring_row(record, now)
+        assert said in row and "no run closed it" not in row and "open until" not in row, row
+        assert f"put all of it back on {env.targets.canary_service}" in row, row
+    (outcome,) = [line for line in rollout_report(record).splitlines() if line.startswith("- **Outcome:**")]
+    assert said in outcome and "`rollway abort` can still roll the release back" in outcome, outcome
+
+    env.router.weights = Weights(stable=0, canary=100)  # put back: the next window decommissions
+    assert run_monitor_flow().outcome == "decommissioned"
+    assert env.ledger.get(env.targets.canary_service).kept_for_traffic is None

@@ -202,28 +202,48 @@ def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_close
     assert "monitoring " not in capsys.readouterr().out
 
 
+def _status_of_a_window_left_open(capsys, **end) -> tuple[str, float]:
+    """Status of a promotion whose window's run recorded ``end`` (an unverified one, or one kept for
+    traffic) a minute after the window's end, read ten minutes after it; and when the window ended."""
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends = promoted_at + spec.monitor_seconds
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=None,
+                      weights=Weights(stable=0, canary=100), monitor_until=ends, phased=True, weekly_phase_index=2,
+                      history=record().history + (
+                          Transition(at=promoted_at, kind="promote", actor="alice",
+                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),),
+                      **{name: made(ends + 60) for name, made in end.items()})
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the next monitor run or weekly tick looks again" in out and "`rollway finalize` refuses" in out, out
+    assert "no run closed it" not in out, out
+    return out, ends
+
+
 def test_status_of_an_unverified_window_says_how_many_of_its_looks_counted_requests(capsys) -> None:
     """A window that ended with too few looks counting requests wrote nothing, and status could
     only say that no run had closed it ("the run watching it stopped, or too few of its looks
     ..."). Its look counts, recorded beside the history, are said, and what looks again."""
     from rollway.ledger import UnverifiedWindow, utc
 
-    spec = RolloutSpec(image="repo/app:2.0.0")
-    promoted_at = 1_800_000_200.0
-    ends = promoted_at + spec.monitor_seconds
-    seen = UnverifiedWindow(at=ends + 60, actor="run-7", counted=3, looks=29, failed=2)
-    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=None,
-                      weights=Weights(stable=0, canary=100), monitor_until=ends, phased=True, weekly_phase_index=2,
-                      unverified_window=seen, history=record().history + (
-                          Transition(at=promoted_at, kind="promote", actor="alice",
-                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),))
-    target = SimpleNamespace(name="svc-canary", targets=Targets())
-    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
-    out = " ".join(capsys.readouterr().out.split())
+    out, ends = _status_of_a_window_left_open(capsys, unverified_window=lambda at: UnverifiedWindow(
+        at=at, actor="run-7", counted=3, looks=29, failed=2))
     assert (f"monitoring unverified: 3 of 29 looks counted requests to the new version (2 could not read the "
             f"metrics; run-7's run, window ended {utc(ends + 60)}); the old service is kept") in out, out
-    assert "the next monitor run or weekly tick looks again" in out and "`rollway finalize` refuses" in out, out
-    assert "no run closed it" not in out, out
+
+
+def test_status_of_a_clean_window_kept_for_traffic_says_so_not_that_no_run_closed_it(capsys) -> None:
+    """A window that passed cleanly but kept the old service, 20 % of the traffic having been put
+    back on it by hand, wrote nothing: status said "no run closed it (the run watching it stopped,
+    or too few of its looks ...)". The reason its run recorded beside the history is said instead."""
+    from rollway.ledger import KeptForTraffic, utc
+
+    out, ends = _status_of_a_window_left_open(capsys, kept_for_traffic=lambda at: KeptForTraffic(
+        at=at, actor="run-7", stable=20))
+    assert (f"monitoring passed cleanly, but the old service still carried 20% of traffic (put back on it by hand) "
+            f"when run-7's run ended the window at {utc(ends + 60)}: not decommissioned") in out, out
 
 
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:

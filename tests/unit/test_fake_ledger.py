@@ -136,6 +136,20 @@ class LedgerContract:
                                  unverified_window=seen)
         assert renewed.history == first.history and ledger.get(SERVICE).unverified_window == seen
 
+    def test_a_window_kept_for_traffic_is_stored_beside_the_history_and_read_back(self, ledger):
+        """The monitor records why a clean window kept the old service (traffic was back on it) on the
+        lease's renewal, as an unverified end: read back whole, the history as it was; a record
+        written before it read back with none."""
+        from rollway.ledger import KeptForTraffic
+
+        first = started(ledger)
+        assert first.kept_for_traffic is None
+        kept = KeptForTraffic(at=START + 3600.5, actor="run-1", stable=20)
+        renewed = ledger.acquire(SERVICE, owner="run-1", now=START + 3601, lease_seconds=LEASE, kept_for_traffic=kept)
+        assert renewed.history == first.history and ledger.get(SERVICE).kept_for_traffic == kept
+        cleared = ledger.acquire(SERVICE, owner="run-1", now=START + 3602, lease_seconds=LEASE, kept_for_traffic=None)
+        assert cleared.kept_for_traffic is None and ledger.get(SERVICE).kept_for_traffic is None
+
     @pytest.mark.parametrize("phase", list(RolloutPhase))
     def test_a_second_rollout_starts_only_once_the_newest_is_terminal(self, ledger, phase):
         first = started(ledger)
