@@ -24,7 +24,7 @@ from rollway.fakes import FakeInfraDeployer
 from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackEnvironment
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
-from tests.flows.moto_env import deployed_stacks, inbox
+from tests.flows.moto_env import deployed_stacks, inbox, saved_blocks
 from tests.unit.test_infra_plan import WEBORDINARY
 
 STACKS = Targets().stacks
@@ -95,6 +95,27 @@ def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
                   **kwargs)
     assert deployer.calls in (["list"], [])
     assert not prepared  # no bootstrap either
+
+
+def test_a_refused_run_says_so_in_the_artifact_in_place_of_an_earlier_runs_deployed(tmp_path):
+    """A run refused before any deploy (a stack the app does not define, its app directory
+    mistyped) wrote no artifact: the key's newest was still the earlier run's "Infrastructure
+    deployed", read in the UI as this run's outcome."""
+    deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing())
+    since = time.time()
+    with pytest.raises(PlanRefused, match="did you mean"):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing(), requested=["WebordinarySQSStak"])
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed"), summary
+    assert "did you mean 'WebordinarySQSStack'" in summary
+    assert "| 1 | `WebordinarySQSStak` | not deployed |" in summary
+
+    since = time.time()
+    with pytest.raises(InfraRefused, match="not a directory"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"), stacks=["WebordinarySQSStack"])
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed"), summary
+    assert "is not a directory" in summary and "| 1 | `WebordinarySQSStack` | not deployed |" in summary
 
 
 def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
@@ -475,6 +496,36 @@ def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs
     assert ("interrupted while the checklist read AWS: the checklist did not finish, nothing was checked"
             in caplog.text)
     assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist interrupted")
+
+
+def test_a_verify_that_could_not_check_says_so_in_place_of_an_earlier_runs_verdict(aws, tmp_path):
+    """A verify_infrastructure refused (its app directory mistyped) or failing before its items
+    (the checklist's reader raised) wrote no artifact: the key's newest was still an earlier run's
+    "Pre-deployment checklist passed", read in the UI as this run's verdict."""
+    class Broken:
+        def check(self):
+            raise RuntimeError("the checklist's reader broke")
+
+    blocks = saved_blocks(aws, "verify")
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(InfraRefused, match="not a directory"):
+        verify_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked"), said
+    assert "is not a directory" in said and "Nothing was checked" in said
+
+    since = time.time()
+    with pytest.raises(RuntimeError, match="reader broke"):
+        verify_on(Broken())
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked") and "reader broke" in said, said
+
+    # A checklist with failed items keeps its own verdict: the items, not "not checked".
+    since = time.time()
+    with pytest.raises(ChecklistFailed):
+        verify_infrastructure(targets_block=blocks, aws_credentials_block=blocks)
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist FAILED")
 
 
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
