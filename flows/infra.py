@@ -441,8 +441,10 @@ def _said_if_interrupted(say: Callable[[], None]) -> Iterator[None]:
         yield
     except Exception:
         raise
-    except BaseException:
-        say()
+    except BaseException as stop:
+        if not getattr(stop, _RECORDED, False):
+            say()
+            setattr(stop, _RECORDED, True)  # an outer guard writes no second one
         raise
 
 
@@ -841,7 +843,7 @@ def deploy_infrastructure(
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
-    with _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")), _verify_said_if_failed():
+    with _verify_said_if_failed(), _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")):
         checklist = tasks.run_checklist(checker)
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
@@ -867,9 +869,10 @@ def _verify_interrupted(when: str) -> None:
 
 @contextmanager
 def _verify_said_if_failed() -> Iterator[None]:
-    """Write the checklist's artifact of a verify_infrastructure that failed before it had items
-    (refused, the account unreadable, the synth or the checklist's reader failing): such a run
-    wrote none, and the key's newest was an earlier run's "passed", read as this run's verdict."""
+    """Write the checklist's artifact of a verify_infrastructure that failed (refused, the account
+    unreadable, the synth or the checklist's reader failing) or was interrupted before it had
+    items: such a run wrote none, and the key's newest was an earlier run's "passed", read as this
+    run's verdict."""
     try:
         yield
     except ChecklistFailed:
@@ -882,6 +885,13 @@ def _verify_said_if_failed() -> Iterator[None]:
                 markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {error_said(err)}\n\n**Nothing was "
                          "checked** (and nothing changed: the checklist only reads). Fix the cause above and run "
                          "`verify_infrastructure` again."))
+        raise
+    except BaseException as stop:
+        # Cancelled or Ctrl-C before the checklist read anything (STS asked for the account, the
+        # blocks loading); one during the synth or the checklist said so where it stopped.
+        if not getattr(stop, _RECORDED, False):
+            _verify_interrupted("before the checklist read AWS")
+            setattr(stop, _RECORDED, True)
         raise
 
 

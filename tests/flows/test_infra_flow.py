@@ -889,6 +889,34 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
     assert "Resume with `from_stack='WebordinarySQSStack'` (nothing was deployed)." in summary, summary
 
 
+def test_a_verify_interrupted_while_sts_is_asked_says_nothing_was_checked(embedded_aws, monkeypatch, caplog):
+    # Ctrl-C (or a cancel from the UI) while verify_infrastructure's first STS call waits: the run
+    # ended with no word, and the key's newest artifact was still an earlier run's "passed".
+    from botocore.client import BaseClient
+
+    from blocks.credentials import credentials_for_endpoint
+    from blocks.register import save_blocks
+
+    save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
+                targets_block="verify-sts-targets", credentials_block="verify-sts-aws")
+    verify_on(Passing())  # an earlier run's "passed"
+    real = BaseClient._make_api_call
+
+    def interrupted(client, operation_name, api_params):
+        if client.meta.service_model.service_name == "sts":
+            raise KeyboardInterrupt
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        verify_infrastructure(targets_block="verify-sts-targets", aws_credentials_block="verify-sts-aws")
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist interrupted"), said
+    assert "nothing was checked" in said
+    assert "interrupted before the checklist read AWS: the checklist did not finish, nothing was checked" in caplog.text
+
+
 def test_cdks_blank_lines_are_left_out_of_the_log_and_of_its_last_lines_quoted(tmp_path, caplog):
     # cdk prints a blank line for about every two it says something in: each was a row of the
     # run's log saying nothing, and they took places among the last lines a failure quotes.
