@@ -853,19 +853,16 @@ def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_
         verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
 
 
-def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded_aws, tmp_path, monkeypatch, caplog):
-    # Ctrl-C (or a cancel from the UI) while the run's first STS call waits (an AssumeRole on an
-    # endpoint out of reach can wait minutes): the run ended with no word, and the key's newest
-    # artifact was still an earlier run's "deployed", where a run stopped during the synth says
-    # nothing was deployed.
+def blocks_interrupted_at_sts(embedded_aws, monkeypatch, prefix: str) -> None:
+    """Blocks ``<prefix>-targets`` and ``<prefix>-aws`` for the embedded AWS, and every STS call
+    from now on interrupted (Ctrl-C) as it is made."""
     from botocore.client import BaseClient
 
     from blocks.credentials import credentials_for_endpoint
     from blocks.register import save_blocks
 
-    cdk, app = stand_in_cdk(tmp_path, f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
     save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
-                targets_block="infra-sts-targets", credentials_block="infra-sts-aws")
+                targets_block=f"{prefix}-targets", credentials_block=f"{prefix}-aws")
     real = BaseClient._make_api_call
 
     def interrupted(client, operation_name, api_params):
@@ -874,6 +871,15 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
         return real(client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+
+
+def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded_aws, tmp_path, monkeypatch, caplog):
+    # Ctrl-C (or a cancel from the UI) while the run's first STS call waits (an AssumeRole on an
+    # endpoint out of reach can wait minutes): the run ended with no word, and the key's newest
+    # artifact was still an earlier run's "deployed", where a run stopped during the synth says
+    # nothing was deployed.
+    cdk, app = stand_in_cdk(tmp_path, f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    blocks_interrupted_at_sts(embedded_aws, monkeypatch, "infra-sts")
     since = time.time()
     with pytest.raises(KeyboardInterrupt):
         deploy_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), from_stack="WebordinarySQSStack",
@@ -892,22 +898,8 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
 def test_a_verify_interrupted_while_sts_is_asked_says_nothing_was_checked(embedded_aws, monkeypatch, caplog):
     # Ctrl-C (or a cancel from the UI) while verify_infrastructure's first STS call waits: the run
     # ended with no word, and the key's newest artifact was still an earlier run's "passed".
-    from botocore.client import BaseClient
-
-    from blocks.credentials import credentials_for_endpoint
-    from blocks.register import save_blocks
-
-    save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
-                targets_block="verify-sts-targets", credentials_block="verify-sts-aws")
     verify_on(Passing())  # an earlier run's "passed"
-    real = BaseClient._make_api_call
-
-    def interrupted(client, operation_name, api_params):
-        if client.meta.service_model.service_name == "sts":
-            raise KeyboardInterrupt
-        return real(client, operation_name, api_params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+    blocks_interrupted_at_sts(embedded_aws, monkeypatch, "verify-sts")
     since = time.time()
     with pytest.raises(KeyboardInterrupt):
         verify_infrastructure(targets_block="verify-sts-targets", aws_credentials_block="verify-sts-aws")
