@@ -63,7 +63,8 @@ from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.infra import (
-    AddedBack, AppStacks, DeployedStack, DeploymentPlan, ResourcePlace, StackDeployFailed, StackEnvironment,
+    AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
+    StackEnvironment,
     bootstrap_environments, check_already_deployed, check_request, confirm_skipped, plan_deployment, resource_places,
     stack_environments, trust_command,
 )
@@ -177,44 +178,47 @@ def run_deploy_infrastructure(
     """
     read_bound(read_seconds)
     log = get_run_logger()
-    # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
-    # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact was
-    # still an earlier run's "deployed". (A failure, AppNotListed, says why itself.)
-    with _said_if_interrupted(lambda: _interrupted_synth(requested, from_stack, already_deployed)):
-        app = tasks.list_stacks(deployer)
-    log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
-    plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
-    if plan.reordered:
-        log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
-                    " -> ".join(requested))
-    if (bootstrap is not None or statuses is not None) and home is None:
-        raise ValueError("bootstrap and statuses need home: the account and region of environment-agnostic stacks")
-    # Every stack's environment checked (a malformed region in the app) before anything acts on it.
-    environments = stack_environments(app, plan.order, home) if home is not None else {}
-    # Made now, not after the deploys: what it refuses (a checked stack's malformed environment)
-    # is refused before anything is written.
-    reader = checker(app) if checker is not None else None
-    seen: dict[str, str | None] = {}
-    if plan.skipped and statuses is not None:
-        # Counted as deployed only if CloudFormation says so: the app may have gained a stack
-        # ordered before from_stack since the run that failed, which no run ever deployed.
-        assert home is not None
-        with _said_if_interrupted(lambda: _interrupted_reading(plan, plan.skipped, from_stack, already_deployed)):
-            seen = _read_statuses(statuses, plan.skipped, environments, home, read_seconds)
-        plan = confirm_skipped(plan, seen)
-        for added in plan.added:
-            log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
-                        added.reason)
-    if already_deployed and statuses is not None:
-        # Taken at their word, a stack named by mistake (deleted, never created) reached cdk and
-        # failed a dependent's deploy on a missing export; checked now, before anything is written.
-        assert home is not None
-        with _said_if_interrupted(lambda: _interrupted_reading(plan, already_deployed, from_stack, already_deployed)):
-            read = _read_statuses(statuses, already_deployed, stack_environments(app, already_deployed, home), home,
-                                  read_seconds,
-                                  unread="it is taken as already deployed, as named",
-                                  why="to check the stacks named as already deployed")
-        check_already_deployed(read)
+    # Refused (or failed) before anything is written: said in the artifact too (_refused_before_any_deploy).
+    with _said_if_refused(requested, from_stack, already_deployed):
+        # Cancelled from the UI or Ctrl-C while cdk synthesized (minutes for an app bundling its
+        # assets): cdk is stopped. Such a run ended with no word, and the key's newest artifact was
+        # still an earlier run's "deployed". (A failure, AppNotListed, says why itself.)
+        with _said_if_interrupted(lambda: _interrupted_synth(requested, from_stack, already_deployed)):
+            app = tasks.list_stacks(deployer)
+        log.info("the CDK app defines %d stack(s): %s", len(app.names), ", ".join(app.names))
+        plan = plan_deployment(requested, app, from_stack=from_stack, already_deployed=already_deployed)
+        if plan.reordered:
+            log.warning("stacks reordered by their dependencies: %s (asked: %s)", " -> ".join(plan.order),
+                        " -> ".join(requested))
+        if (bootstrap is not None or statuses is not None) and home is None:
+            raise ValueError("bootstrap and statuses need home: the account and region of environment-agnostic stacks")
+        # Every stack's environment checked (a malformed region in the app) before anything acts on it.
+        environments = stack_environments(app, plan.order, home) if home is not None else {}
+        # Made now, not after the deploys: what it refuses (a checked stack's malformed environment)
+        # is refused before anything is written.
+        reader = checker(app) if checker is not None else None
+        seen: dict[str, str | None] = {}
+        if plan.skipped and statuses is not None:
+            # Counted as deployed only if CloudFormation says so: the app may have gained a stack
+            # ordered before from_stack since the run that failed, which no run ever deployed.
+            assert home is not None
+            with _said_if_interrupted(lambda: _interrupted_reading(plan, plan.skipped, from_stack, already_deployed)):
+                seen = _read_statuses(statuses, plan.skipped, environments, home, read_seconds)
+            plan = confirm_skipped(plan, seen)
+            for added in plan.added:
+                log.warning("resuming at %s: %s is deployed too, though ordered before it: %s", from_stack, added.stack,
+                            added.reason)
+        if already_deployed and statuses is not None:
+            # Taken at their word, a stack named by mistake (deleted, never created) reached cdk and
+            # failed a dependent's deploy on a missing export; checked now, before anything is written.
+            assert home is not None
+            with _said_if_interrupted(
+                    lambda: _interrupted_reading(plan, already_deployed, from_stack, already_deployed)):
+                read = _read_statuses(statuses, already_deployed, stack_environments(app, already_deployed, home), home,
+                                      read_seconds,
+                                      unread="it is taken as already deployed, as named",
+                                      why="to check the stacks named as already deployed")
+            check_already_deployed(read)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -437,9 +441,38 @@ def _said_if_interrupted(say: Callable[[], None]) -> Iterator[None]:
         yield
     except Exception:
         raise
-    except BaseException:
-        say()
+    except BaseException as stop:
+        if not getattr(stop, _RECORDED, False):
+            say()
+            setattr(stop, _RECORDED, True)  # an outer guard writes no second one
         raise
+
+
+@contextmanager
+def _said_if_refused(requested: Sequence[str], from_stack: str | None,
+                     already_deployed: Sequence[str]) -> Iterator[None]:
+    """Write the artifact of a run refused (or failed) in the block, before anything was deployed
+    or bootstrapped: such a run wrote none, and the key's newest artifact was an earlier run's
+    "Infrastructure deployed", read in the UI as this run's outcome. The error is raised as it was."""
+    try:
+        yield
+    except Exception as err:
+        if not getattr(err, _RECORDED, False):
+            _refused_before_any_deploy(err, requested, from_stack, already_deployed)
+            setattr(err, _RECORDED, True)  # an outer guard writes no second one
+        raise
+
+
+# Set on an error once _said_if_refused wrote its artifact.
+_RECORDED = "rollway_infra_recorded"
+
+
+def _refused_before_any_deploy(err: Exception, requested: Sequence[str], from_stack: str | None,
+                               already_deployed: Sequence[str]) -> None:
+    how = "refused" if isinstance(err, (InfraRefused, PlanRefused)) else "failed"
+    result = InfraResult(stacks=tuple(StackReport(stack=s, status="not deployed", detail=f"{how} before any deploy")
+                                      for s in requested))
+    _artifact(result, stopped=(how, error_said(err)), resume_from=from_stack, already_deployed=already_deployed)
 
 
 def _again_with(from_stack: str | None, already_deployed: Sequence[str]) -> str:
@@ -544,14 +577,22 @@ def _log_checklist(checklist: Checklist) -> None:
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
               already_deployed: Sequence[str] = (), when: str = "once the cause is fixed",
-              checklist_unfinished: str = "") -> None:
-    heading = (f"# Infrastructure: stopped at {failed_at}" if failed_at
+              checklist_unfinished: str = "", stopped: tuple[str, str] | None = None) -> None:
+    """The run's artifact. ``stopped``: (refused or failed, why) for a run that ended before
+    anything was deployed or bootstrapped."""
+    heading = (f"# Infrastructure: {stopped[0]}, nothing deployed" if stopped
+               else f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed, checklist unfinished" if checklist_unfinished
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
             f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
+    if stopped:
+        given = _again_with(resume_from or None, already_deployed)
+        parts[1:1] = ["", f"**Why:** {stopped[1]}", "",
+                      f"**Nothing was deployed or bootstrapped by this run.** Fix the cause above and run "
+                      f"deploy_infrastructure again{given}."]
     if result.added:
         parts += ["", "## Deployed though before from_stack", "",
                   "CloudFormation did not show these stacks deployed, so this resumed run deployed them too:", "",
@@ -752,29 +793,33 @@ def deploy_infrastructure(
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
-    app_dir = _app_dir(cdk_app_dir)
-    executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
-    targets = load_targets(targets_block)
-    requested = list(stacks) if stacks is not None else list(targets.stacks)
-    check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
-    try:
-        check_cdk_executable(executable)
-    except ValueError as err:
-        raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
-    credentials = load_credentials(aws_credentials_block, targets.region)
-    # Cancelled from the UI or Ctrl-C while STS is asked (an AssumeRole or GetCallerIdentity can
-    # wait minutes on an endpoint out of reach): the run ended with no word, and the key's newest
-    # artifact was still an earlier run's "deployed", while a run stopped a moment later said
-    # nothing was deployed.
-    with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
-        get_client = session_clients(credentials, targets.region, nothing="nothing was deployed",
-                                     read_seconds=read_timeout_seconds)
-        account = _account(get_client, "nothing was deployed")
-        log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
-        # Checked once here (a role that cannot be assumed fails before the app is read), then made
-        # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
-        # a run of deploys, in the middle of a stack.
-        cdk_environment(credentials, targets.region, account)
+    # Until the targets are loaded, the stacks asked for are those given (the artifact's rows).
+    asked = list(stacks or ())
+    with _said_if_refused(asked, from_stack, already_deployed):
+        app_dir = _app_dir(cdk_app_dir)
+        executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
+        targets = load_targets(targets_block)
+        requested = list(stacks) if stacks is not None else list(targets.stacks)
+        asked[:] = requested
+        check_request(requested, from_stack=from_stack, already_deployed=already_deployed)
+        try:
+            check_cdk_executable(executable)
+        except ValueError as err:
+            raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
+        credentials = load_credentials(aws_credentials_block, targets.region)
+        # Cancelled from the UI or Ctrl-C while STS is asked (an AssumeRole or GetCallerIdentity can
+        # wait minutes on an endpoint out of reach): the run ended with no word, and the key's newest
+        # artifact was still an earlier run's "deployed", while a run stopped a moment later said
+        # nothing was deployed.
+        with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
+            get_client = session_clients(credentials, targets.region, nothing="nothing was deployed",
+                                         read_seconds=read_timeout_seconds)
+            account = _account(get_client, "nothing was deployed")
+            log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
+            # Checked once here (a role that cannot be assumed fails before the app is read), then made
+            # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
+            # a run of deploys, in the middle of a stack.
+            cdk_environment(credentials, targets.region, account)
     environment = lambda: cdk_environment(credentials, targets.region, account)  # noqa: E731
 
     # A stack pinned to another region is read there: its status on a resume, its checklist item.
@@ -798,7 +843,7 @@ def deploy_infrastructure(
 
 def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     """The checklist, logged and published as an artifact; raises ChecklistFailed if any item failed."""
-    with _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")):
+    with _verify_said_if_failed(), _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")):
         checklist = tasks.run_checklist(checker)
     _log_checklist(checklist)
     verdict = "passed" if checklist.passed else "FAILED"
@@ -820,6 +865,34 @@ def _verify_interrupted(when: str) -> None:
         key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
         markdown=f"# Pre-deployment checklist interrupted\n\nThe run was interrupted {when}: nothing was checked "
                  "(and nothing changed: the checklist only reads). Run `verify_infrastructure` again."))
+
+
+@contextmanager
+def _verify_said_if_failed() -> Iterator[None]:
+    """Write the checklist's artifact of a verify_infrastructure that failed (refused, the account
+    unreadable, the synth or the checklist's reader failing) or was interrupted before it had
+    items: such a run wrote none, and the key's newest was an earlier run's "passed", read as this
+    run's verdict."""
+    try:
+        yield
+    except ChecklistFailed:
+        raise  # its items are the artifact already
+    except Exception as err:
+        if not getattr(err, _RECORDED, False):
+            setattr(err, _RECORDED, True)  # an outer guard writes no second one
+            for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+                key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
+                markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {error_said(err)}\n\n**Nothing was "
+                         "checked** (and nothing changed: the checklist only reads). Fix the cause above and run "
+                         "`verify_infrastructure` again."))
+        raise
+    except BaseException as stop:
+        # Cancelled or Ctrl-C before the checklist read anything (STS asked for the account, the
+        # blocks loading); one during the synth or the checklist said so where it stopped.
+        if not getattr(stop, _RECORDED, False):
+            _verify_interrupted("before the checklist read AWS")
+            setattr(stop, _RECORDED, True)
+        raise
 
 
 @flow(name="verify_infrastructure", log_prints=True)
@@ -844,33 +917,34 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.
     """
     log = get_run_logger()
-    app_dir = executable = None
-    if cdk_app_dir is not None:  # refused before any block is read or anything runs
-        app_dir = _app_dir(cdk_app_dir)
-        executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
-        try:
-            check_cdk_executable(executable)
-        except ValueError as err:
-            raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
-    targets = load_targets(targets_block)
-    credentials = load_credentials(aws_credentials_block, targets.region)
-    get_client = session_clients(credentials, targets.region, nothing="nothing was checked",
-                                 read_seconds=read_timeout_seconds)
-    # Read first also without the app: credentials that cannot read anything (none on the worker,
-    # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
-    # no remedy, each read first waiting out botocore's retries.
-    account = _account(get_client, "nothing was checked")
-    if app_dir is None or executable is None:
-        log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
-                 "deploys to another region there)", targets.region)
-        return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds))
-    home = StackEnvironment(account=account, region=targets.region)
-    with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
-                synth_timeout_seconds=synth_timeout_seconds) as cdk:
-        stopped = "while synthesizing the CDK app (cdk synth was stopped)"
-        with _said_if_interrupted(lambda: _verify_interrupted(stopped)):
-            app = tasks.list_stacks(cdk)
-    clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was checked",
-                                  read_seconds=read_timeout_seconds)
-    return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
-                                                 read_seconds=read_timeout_seconds))
+    with _verify_said_if_failed():
+        app_dir = executable = None
+        if cdk_app_dir is not None:  # refused before any block is read or anything runs
+            app_dir = _app_dir(cdk_app_dir)
+            executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
+            try:
+                check_cdk_executable(executable)
+            except ValueError as err:
+                raise InfraRefused(f"cdk_executable {cdk_executable!r}: {err}") from err
+        targets = load_targets(targets_block)
+        credentials = load_credentials(aws_credentials_block, targets.region)
+        get_client = session_clients(credentials, targets.region, nothing="nothing was checked",
+                                     read_seconds=read_timeout_seconds)
+        # Read first also without the app: credentials that cannot read anything (none on the worker,
+        # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
+        # no remedy, each read first waiting out botocore's retries.
+        account = _account(get_client, "nothing was checked")
+        if app_dir is None or executable is None:
+            log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
+                     "deploys to another region there)", targets.region)
+            return run_verify_infrastructure(checker_for(get_client, targets, read_seconds=read_timeout_seconds))
+        home = StackEnvironment(account=account, region=targets.region)
+        with CdkCli(executable, app_dir, lambda: cdk_environment(credentials, targets.region, account),
+                    synth_timeout_seconds=synth_timeout_seconds) as cdk:
+            stopped = "while synthesizing the CDK app (cdk synth was stopped)"
+            with _said_if_interrupted(lambda: _verify_interrupted(stopped)):
+                app = tasks.list_stacks(cdk)
+        clients_in = regional_clients(credentials, get_client, targets.region, nothing="nothing was checked",
+                                      read_seconds=read_timeout_seconds)
+        return run_verify_infrastructure(checker_for(get_client, targets, app=app, home=home, clients_in=clients_in,
+                                                     read_seconds=read_timeout_seconds))

@@ -24,7 +24,7 @@ from rollway.fakes import FakeInfraDeployer
 from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackEnvironment
 from rollway.targets import Targets
 from rollway.toolchain.process import ToolMissing
-from tests.flows.moto_env import deployed_stacks, inbox
+from tests.flows.moto_env import deployed_stacks, inbox, saved_blocks
 from tests.unit.test_infra_plan import WEBORDINARY
 
 STACKS = Targets().stacks
@@ -95,6 +95,27 @@ def test_a_bad_plan_is_refused_before_any_deploy(requested, kwargs, match):
                   **kwargs)
     assert deployer.calls in (["list"], [])
     assert not prepared  # no bootstrap either
+
+
+def test_a_refused_run_says_so_in_the_artifact_in_place_of_an_earlier_runs_deployed(tmp_path):
+    """A run refused before any deploy (a stack the app does not define, its app directory
+    mistyped) wrote no artifact: the key's newest was still the earlier run's "Infrastructure
+    deployed", read in the UI as this run's outcome."""
+    deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing())
+    since = time.time()
+    with pytest.raises(PlanRefused, match="did you mean"):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing(), requested=["WebordinarySQSStak"])
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed"), summary
+    assert "did you mean 'WebordinarySQSStack'" in summary
+    assert "| 1 | `WebordinarySQSStak` | not deployed |" in summary
+
+    since = time.time()
+    with pytest.raises(InfraRefused, match="not a directory"):
+        deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"), stacks=["WebordinarySQSStack"])
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed"), summary
+    assert "is not a directory" in summary and "| 1 | `WebordinarySQSStack` | not deployed |" in summary
 
 
 def test_preparing_comes_after_the_plan_and_before_the_first_deploy():
@@ -477,6 +498,36 @@ def test_verify_interrupted_says_nothing_was_checked_in_place_of_an_earlier_runs
     assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist interrupted")
 
 
+def test_a_verify_that_could_not_check_says_so_in_place_of_an_earlier_runs_verdict(aws, tmp_path):
+    """A verify_infrastructure refused (its app directory mistyped) or failing before its items
+    (the checklist's reader raised) wrote no artifact: the key's newest was still an earlier run's
+    "Pre-deployment checklist passed", read in the UI as this run's verdict."""
+    class Broken:
+        def check(self):
+            raise RuntimeError("the checklist's reader broke")
+
+    blocks = saved_blocks(aws, "verify")
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(InfraRefused, match="not a directory"):
+        verify_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked"), said
+    assert "is not a directory" in said and "Nothing was checked" in said
+
+    since = time.time()
+    with pytest.raises(RuntimeError, match="reader broke"):
+        verify_on(Broken())
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked") and "reader broke" in said, said
+
+    # A checklist with failed items keeps its own verdict: the items, not "not checked".
+    since = time.time()
+    with pytest.raises(ChecklistFailed):
+        verify_infrastructure(targets_block=blocks, aws_credentials_block=blocks)
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist FAILED")
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
@@ -802,19 +853,16 @@ def test_an_app_slow_to_synthesize_is_given_the_time_asked_and_the_run_says_how_
         verify_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), synth_timeout_seconds=0)
 
 
-def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded_aws, tmp_path, monkeypatch, caplog):
-    # Ctrl-C (or a cancel from the UI) while the run's first STS call waits (an AssumeRole on an
-    # endpoint out of reach can wait minutes): the run ended with no word, and the key's newest
-    # artifact was still an earlier run's "deployed", where a run stopped during the synth says
-    # nothing was deployed.
+def blocks_interrupted_at_sts(embedded_aws, monkeypatch, prefix: str) -> None:
+    """Blocks ``<prefix>-targets`` and ``<prefix>-aws`` for the embedded AWS, and every STS call
+    from now on interrupted (Ctrl-C) as it is made."""
     from botocore.client import BaseClient
 
     from blocks.credentials import credentials_for_endpoint
     from blocks.register import save_blocks
 
-    cdk, app = stand_in_cdk(tmp_path, f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
     save_blocks(Targets(), credentials_for_endpoint(embedded_aws.endpoint_url, "us-west-2"),
-                targets_block="infra-sts-targets", credentials_block="infra-sts-aws")
+                targets_block=f"{prefix}-targets", credentials_block=f"{prefix}-aws")
     real = BaseClient._make_api_call
 
     def interrupted(client, operation_name, api_params):
@@ -823,6 +871,15 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
         return real(client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", interrupted)
+
+
+def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded_aws, tmp_path, monkeypatch, caplog):
+    # Ctrl-C (or a cancel from the UI) while the run's first STS call waits (an AssumeRole on an
+    # endpoint out of reach can wait minutes): the run ended with no word, and the key's newest
+    # artifact was still an earlier run's "deployed", where a run stopped during the synth says
+    # nothing was deployed.
+    cdk, app = stand_in_cdk(tmp_path, f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    blocks_interrupted_at_sts(embedded_aws, monkeypatch, "infra-sts")
     since = time.time()
     with pytest.raises(KeyboardInterrupt):
         deploy_infrastructure(cdk_app_dir=str(app), cdk_executable=str(cdk), from_stack="WebordinarySQSStack",
@@ -836,6 +893,20 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
     assert summary.startswith("# Infrastructure: stopped at reading the AWS account (STS, before cdk synth)"), summary
     assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
     assert "Resume with `from_stack='WebordinarySQSStack'` (nothing was deployed)." in summary, summary
+
+
+def test_a_verify_interrupted_while_sts_is_asked_says_nothing_was_checked(embedded_aws, monkeypatch, caplog):
+    # Ctrl-C (or a cancel from the UI) while verify_infrastructure's first STS call waits: the run
+    # ended with no word, and the key's newest artifact was still an earlier run's "passed".
+    verify_on(Passing())  # an earlier run's "passed"
+    blocks_interrupted_at_sts(embedded_aws, monkeypatch, "verify-sts")
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        verify_infrastructure(targets_block="verify-sts-targets", aws_credentials_block="verify-sts-aws")
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist interrupted"), said
+    assert "nothing was checked" in said
+    assert "interrupted before the checklist read AWS: the checklist did not finish, nothing was checked" in caplog.text
 
 
 def test_cdks_blank_lines_are_left_out_of_the_log_and_of_its_last_lines_quoted(tmp_path, caplog):
