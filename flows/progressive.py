@@ -29,7 +29,7 @@ from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
-from rollway.decide import StageState
+from rollway.decide import StageState, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.finalize import is_finalized
@@ -238,27 +238,6 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
-
-
-def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) -> int | None:
-    """The stage whose weights ``live`` shows, if this rollout's own next shift explains them.
-
-    Only a shift the run was entitled to make counts: to the next stage once the current one
-    passed (or from the start), with its approval if it needs one, or to the later stage a
-    person approved skipping ahead to. Anything else on the load balancer was not this run's.
-    """
-    if record.phase is RolloutPhase.PAUSED or (record.stage_index >= 0 and not record.stage_passed):
-        # A completed phase holds its weights: the next shift comes after a run records that
-        # it goes on (start_phase, record_mode), so one found before that was not this rollout's.
-        return None
-    approved = record.approved_stage if record.approved_stage is not None else -1
-    nxt = record.stage_index + 1
-    allowed = []
-    if nxt < len(spec.stages) and (not spec.stages[nxt].approval or approved == nxt):
-        allowed.append(nxt)
-    if nxt < approved < len(spec.stages):
-        allowed.append(approved)  # an approval that skipped ahead
-    return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)
 
 
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
