@@ -63,3 +63,24 @@ def test_status_of_weights_no_shift_of_the_rollout_explains_says_drift_and_the_w
     said = _status(env, monkeypatch, capsys)
     assert "drift: the load balancer holds 70/30 but the ledger says 95/5" in said, said
     assert "a resumed run refuses it unless run with adopt_live_weights=true; `rollway abort` rolls back" in said
+
+
+def test_on_aws_status_after_a_process_died_as_its_shift_landed_names_the_stage_and_the_resume_takes_it(aws, capsys):
+    """The same on the embedded AWS: the ledger in its DynamoDB table, the weights read from the
+    load balancer's rule, through the saved blocks, after the process died as its ModifyRule to 5 %
+    came back."""
+    from tests.flows.moto_env import paced_environment, saved_blocks
+    from tests.flows.test_lost_answer_resumed_elsewhere import (
+        first_process_dies_as_the_shift_loses_its_answer, process, progressive, spec,
+    )
+
+    image, settings = first_process_dies_as_the_shift_loses_its_answer(aws)
+    blocks = saved_blocks(aws, "unrecorded-shift")
+    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "drift" not in said, said
+    assert "the load balancer holds 95/5, stage 1/2 (5%), the rollout's own next shift" in said, said
+
+    get_client, simulator = process(aws, image, settings)
+    with paced_environment(get_client, aws.targets, settings, simulator) as env, simulator:
+        assert progressive(env, spec(image), "process/second").outcome == "promoted"
