@@ -141,6 +141,21 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         raise RolloutRefused(f"refused before any write: {err}") from err
 
 
+def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
+    """Warn when the spec a resuming run was given differs from the one its rollout recorded.
+
+    The recorded one governs (its stages were judged and approved under it), and a person who
+    edited the spec before starting the run again (an approval before 50 %, a stricter alpha)
+    otherwise believed the rest of the rollout followed the edit.
+    """
+    differs = [name for name in RolloutSpec.model_fields if getattr(given, name) != getattr(recorded, name)]
+    if differs:
+        get_run_logger().warning(
+            "the spec given to this run differs from the one rollout %s of %s recorded in %s: the recorded spec "
+            "governs its resume, and the given one is not followed. To roll out under the given one, roll this "
+            "rollout back (`rollway abort`) and start it again", record.rollout_id, record.image, ", ".join(differs))
+
+
 def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
     """Warn when the rollout's tag names another image now than the digest it was pinned to.
 
@@ -513,7 +528,8 @@ def run_progressive(
                 "ended only by its own process (its hooks roll the rollout back): should that process be gone, "
                 "nothing ends it, and `rollway abort` rolls the rollout back"
             )
-        spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        given, spec = spec, recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        policy_not_followed(given, spec, record)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
