@@ -29,7 +29,7 @@ from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
-from rollway.decide import StageState
+from rollway.decide import StageState, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.finalize import is_finalized
@@ -141,6 +141,21 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         raise RolloutRefused(f"refused before any write: {err}") from err
 
 
+def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
+    """Warn when the spec a resuming run was given differs from the one its rollout recorded.
+
+    The recorded one governs (its stages were judged and approved under it), and a person who
+    edited the spec before starting the run again (an approval before 50 %, a stricter alpha)
+    otherwise believed the rest of the rollout followed the edit.
+    """
+    differs = [name for name in RolloutSpec.model_fields if getattr(given, name) != getattr(recorded, name)]
+    if differs:
+        get_run_logger().warning(
+            "the spec given to this run differs from the one rollout %s of %s recorded in %s: the recorded spec "
+            "governs its resume, and the given one is not followed. To roll out under the given one, roll this "
+            "rollout back (`rollway abort`) and start it again", record.rollout_id, record.image, ", ".join(differs))
+
+
 def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
     """Warn when the rollout's tag names another image now than the digest it was pinned to.
 
@@ -238,27 +253,6 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING,
     )
-
-
-def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) -> int | None:
-    """The stage whose weights ``live`` shows, if this rollout's own next shift explains them.
-
-    Only a shift the run was entitled to make counts: to the next stage once the current one
-    passed (or from the start), with its approval if it needs one, or to the later stage a
-    person approved skipping ahead to. Anything else on the load balancer was not this run's.
-    """
-    if record.phase is RolloutPhase.PAUSED or (record.stage_index >= 0 and not record.stage_passed):
-        # A completed phase holds its weights: the next shift comes after a run records that
-        # it goes on (start_phase, record_mode), so one found before that was not this rollout's.
-        return None
-    approved = record.approved_stage if record.approved_stage is not None else -1
-    nxt = record.stage_index + 1
-    allowed = []
-    if nxt < len(spec.stages) and (not spec.stages[nxt].approval or approved == nxt):
-        allowed.append(nxt)
-    if nxt < approved < len(spec.stages):
-        allowed.append(approved)  # an approval that skipped ahead
-    return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)
 
 
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
@@ -534,7 +528,8 @@ def run_progressive(
                 "ended only by its own process (its hooks roll the rollout back): should that process be gone, "
                 "nothing ends it, and `rollway abort` rolls the rollout back"
             )
-        spec = recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        given, spec = spec, recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
+        policy_not_followed(given, spec, record)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.

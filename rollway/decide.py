@@ -8,13 +8,16 @@ branch is tested table-driven (tests/unit/test_decide.py).
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.model import Verdict
-from rollway.phases import Phase
+from rollway.model import Verdict, Weights
+from rollway.phases import Phase, RolloutPhase
 from rollway.spec import Analysis, RolloutSpec
+
+if TYPE_CHECKING:
+    from rollway.ledger import RolloutRecord
 
 
 class StageState(BaseModel):
@@ -205,3 +208,27 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
             stage_index=state.stage_index,
         )
     return Hold(reason=f"{stage.weight}%: {verdict.reason}", until=next_tick)
+
+
+def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) -> int | None:
+    """The stage whose weights ``live`` shows, if this rollout's own next shift explains them.
+
+    Only a shift the run was entitled to make counts: to the next stage once the current one
+    passed (or from the start), with its approval if it needs one, or to the later stage a
+    person approved skipping ahead to. Anything else on the load balancer was not this run's.
+
+    Here, beside ``decide``, because a resumed run (``flows.progressive.reconcile``) records such a
+    shift as its own and `rollway status` must say so, rather than call it drift.
+    """
+    if record.phase is RolloutPhase.PAUSED or (record.stage_index >= 0 and not record.stage_passed):
+        # A completed phase holds its weights: the next shift comes after a run records that
+        # it goes on (start_phase, record_mode), so one found before that was not this rollout's.
+        return None
+    approved = record.approved_stage if record.approved_stage is not None else -1
+    nxt = record.stage_index + 1
+    allowed = []
+    if nxt < len(spec.stages) and (not spec.stages[nxt].approval or approved == nxt):
+        allowed.append(nxt)
+    if nxt < approved < len(spec.stages):
+        allowed.append(approved)  # an approval that skipped ahead
+    return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)

@@ -670,6 +670,34 @@ def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) ->
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
+def unlike_the_ledger(record: RolloutRecord, live: Weights) -> str:
+    """What status says of a load balancer whose weights are not the ledger's, as a resumed run
+    would take them (``flows.progressive.reconcile``): the rollout's own next shift, made and not
+    recorded yet (its run stopped between the two writes, or is between them now), which the
+    resume records and bakes; anything else is drift, which it refuses unless told to adopt it.
+    Status called both drift, and on-call rolled back a healthy rollout a resume would have taken on."""
+    from pydantic import ValidationError
+
+    from rollway.decide import unrecorded_shift
+    from rollway.spec import RolloutSpec
+
+    drift = f"drift: the load balancer holds {live} but the ledger says {record.weights}"
+    if record.phase.terminal:
+        return drift
+    try:
+        spec = RolloutSpec.from_record(record.spec_json)
+    except ValidationError:  # a resume refuses such a record; a rollback still reads it
+        return f"{drift}; `rollway abort` rolls back"
+    made = unrecorded_shift(spec, record, live)
+    if made is None:
+        return f"{drift}; a resumed run refuses it unless run with adopt_live_weights=true; `rollway abort` rolls back"
+    return (f"the load balancer holds {live}, stage {made + 1}/{len(spec.stages)} ({spec.stages[made].weight}%), "
+            "the rollout's own next shift, which the ledger has not recorded yet: its run moved the traffic and "
+            "stopped before recording it, or records it now. If that run has ended, a resumed run "
+            "(progressive_rollout with the same image, or the next advance_phase run) records it and bakes the "
+            "stage; `rollway abort` rolls back")
+
+
 _HISTORY_COLUMNS = ("at (rollout clock)", "kind", "actor", "weights", "what")
 
 
@@ -903,7 +931,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # reported as drift).
         print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
-        console.print(f"[yellow]drift: the load balancer holds {live} but the ledger says {record.weights}[/yellow]")
+        console.print(f"[yellow]{escape(unlike_the_ledger(record, live))}[/yellow]")
     paging = page_said(record, service.targets.stable_service)
     if paging is not None:
         said, warning = paging
