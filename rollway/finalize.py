@@ -28,6 +28,7 @@ from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
+from rollway.window_said import looks_said
 
 START = "finalize-start"
 """Transition recorded before finalize changes anything."""
@@ -368,13 +369,18 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
         )
     if now is not None and now >= settles:
         # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
+        # A run that watched it to its end and recorded why it left it open is quoted, as status
+        # quotes it; only without one is the cause guessed.
+        looks = looks_said(spec, record)
+        why = (f"its run recorded it {looks[0]}" if looks is not None and looks[1] else
+               "the run watching it stopped, or too few of its checks counted requests to the new version or could "
+               "read the metrics")
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
-            "(rollout clock), but no run closed it: the run watching it stopped, or too few of its checks counted "
-            f"requests to the new version or could read the metrics. Run `progressive_rollout` of {record.image} again, which checks what is left of "
-            "the window and closes it (or the weekly `advance_phase` does), then run finalize again. Nothing was "
-            "changed"
+            f"(rollout clock), but no run closed it: {why}. Run `progressive_rollout` of {record.image} again, which "
+            "checks what is left of the window and closes it (or the weekly `advance_phase` does), then run finalize "
+            "again. Nothing was changed"
         )
     raise FinalizeRefused(
         f"{_which(record)} was promoted at {utc(promoted)} and its "

@@ -30,15 +30,16 @@ from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, KeptForTraffic, RefusedAnswer,
-                            RolloutRecord, Transition, UnverifiedWindow, claim_has_lapsed, claim_lapsed,
-                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            owed_kept, owed_unverified, rollback_start, rollback_stopped_steps, utc, wall_utc)
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
+                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
+                            wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
+from rollway.window_said import looks_said, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -488,53 +489,6 @@ def _window_open(record: RolloutRecord) -> str:
         kept = cell(looks[0]) if looks[1] else f"{kept}; {cell(looks[0])}"
     return (f"; **monitoring window not recorded as closed** (due to end {utc(ends)}): {kept}, and `rollway abort` "
             "can still roll the release back")
-
-
-def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
-    """When a promoted rollout's monitoring window ends (rollout clock)."""
-    return record.last_transition("promote").at + spec.monitor_seconds
-
-
-def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | None:
-    """What status's monitoring row and the report's outcome both say of how a run recorded ending
-    the window a promotion still owes without closing it, and whether that run watched to the
-    window's end; None when none is recorded (or none describes that window). A clean window kept
-    for the traffic put back on the old service (``owed_kept``) says so: that run reached its end
-    and decided, whatever its clock; else the looks of an unverified one (``owed_unverified``).
-
-    One function, so that the two agree: the report said a run's counts as the window's end
-    while status, before the window's end, said only "open until". Whether they are the window's
-    is read from the record, not from the reader's clock: a run that watched to the window's end
-    (the rollout's own, or a monitor run for what was left of it) found the window unverified,
-    and its old service is kept; one that stopped before it (a monitor run given a shorter window)
-    counted only part of it, and its counts are said as so far, never as the window's."""
-    seen, kept = owed_unverified(spec, record), owed_kept(spec, record)
-    if kept is not None and (seen is None or kept.at >= seen.at):
-        return kept_said(kept, record.service), True
-    if seen is None:
-        return None
-    if seen.at >= window_end(spec, record):
-        return unverified_said(seen), True
-    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
-    return (f"so far: a run that stopped watching before the window's end counted requests to the new version in "
-            f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
-
-
-def unverified_said(seen: UnverifiedWindow) -> str:
-    """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
-    looks counted requests, of how many."""
-    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
-    return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
-            f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
-
-
-def kept_said(kept: KeptForTraffic, service: str) -> str:
-    """How a monitoring window that passed cleanly but kept the old service for the traffic on it
-    ended (``looks_said``), and what closes it. ``service``: the service the rollout is recorded
-    under, its canary, which runs the new version."""
-    return (f"passed cleanly, but the old service still carried {kept.stable}% of traffic (put back on it by hand) "
-            f"when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service is "
-            f"kept; put all of it back on {service}")
 
 
 def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:

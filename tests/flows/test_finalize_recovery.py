@@ -12,7 +12,7 @@ from prefect import flow
 from flows.canary import RolloutRefused
 from flows.rollback import rollback_recorded
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import KeptForTraffic, RolloutRecord, Transition, UnverifiedWindow
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage, WeeklyPhase
@@ -106,3 +106,22 @@ def test_a_window_in_its_final_wait_is_closing_not_abandoned():
     # Once the last look and its record are overdue, the window is named as abandoned: the last
     # look waits for the end of the period the window ends in (up to 60 s after it), then 60 s.
     assert "no run closed it" in _finalize_refusal(_promoted(promoted_at), promoted_at + 3600 + 180)
+
+
+@pytest.mark.parametrize(("recorded", "said"), [
+    ({"unverified_window": UnverifiedWindow(at=0, actor="run-7", counted=3, looks=29, failed=2)},
+     "unverified: 3 of 29 looks counted requests to the new version (2 could not read the metrics; run-7's run"),
+    ({"kept_for_traffic": KeptForTraffic(at=0, actor="run-7", stable=20)},
+     "passed cleanly, but the old service still carried 20% of traffic (put back on it by hand) when run-7's run"),
+])
+def test_a_window_its_run_recorded_as_left_open_is_refused_with_why_not_a_guess(recorded, said):
+    """The run that watched the window to its end recorded why it left it open (unverified, or kept
+    for traffic put back by hand): status said so, and finalize still guessed "the run watching it
+    stopped, or too few of its checks counted requests"."""
+    now = time.time()
+    promoted_at = now - 3 * 3600
+    ended = {key: value.model_copy(update={"at": promoted_at + 3600 + 60}) for key, value in recorded.items()}
+    message = _finalize_refusal(_promoted(promoted_at).model_copy(update=ended), now)
+    assert said in message, message
+    assert "the run watching it stopped, or too few" not in message, message
+    assert "Run `progressive_rollout` of repo/app:2.0.0 again" in message and "Nothing was changed" in message

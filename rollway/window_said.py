@@ -1,0 +1,58 @@
+"""How a promoted rollout's monitoring window that its run left open is said: by status's
+monitoring row, the rollout report's outcome and finalize's refusal, in the same words.
+
+Its own module so that finalize, which the reports import, says it too: finalize guessed "the
+run watching it stopped, or too few of its checks counted requests" where the run had recorded
+which (unverified, or kept for traffic put back on the old service by hand)."""
+
+from __future__ import annotations
+
+from rollway.ledger import KeptForTraffic, RolloutRecord, UnverifiedWindow, owed_kept, owed_unverified, utc
+from rollway.spec import RolloutSpec
+
+
+def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
+    """When a promoted rollout's monitoring window ends (rollout clock)."""
+    return record.last_transition("promote").at + spec.monitor_seconds
+
+
+def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | None:
+    """What status's monitoring row and the report's outcome both say of how a run recorded ending
+    the window a promotion still owes without closing it, and whether that run watched to the
+    window's end; None when none is recorded (or none describes that window). A clean window kept
+    for the traffic put back on the old service (``owed_kept``) says so: that run reached its end
+    and decided, whatever its clock; else the looks of an unverified one (``owed_unverified``).
+
+    One function, so that the two agree: the report said a run's counts as the window's end
+    while status, before the window's end, said only "open until". Whether they are the window's
+    is read from the record, not from the reader's clock: a run that watched to the window's end
+    (the rollout's own, or a monitor run for what was left of it) found the window unverified,
+    and its old service is kept; one that stopped before it (a monitor run given a shorter window)
+    counted only part of it, and its counts are said as so far, never as the window's."""
+    seen, kept = owed_unverified(spec, record), owed_kept(spec, record)
+    if kept is not None and (seen is None or kept.at >= seen.at):
+        return kept_said(kept, record.service), True
+    if seen is None:
+        return None
+    if seen.at >= window_end(spec, record):
+        return unverified_said(seen), True
+    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+    return (f"so far: a run that stopped watching before the window's end counted requests to the new version in "
+            f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
+
+
+def unverified_said(seen: UnverifiedWindow) -> str:
+    """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
+    looks counted requests, of how many."""
+    failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+    return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
+            f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
+
+
+def kept_said(kept: KeptForTraffic, service: str) -> str:
+    """How a monitoring window that passed cleanly but kept the old service for the traffic on it
+    ended (``looks_said``), and what closes it. ``service``: the service the rollout is recorded
+    under, its canary, which runs the new version."""
+    return (f"passed cleanly, but the old service still carried {kept.stable}% of traffic (put back on it by hand) "
+            f"when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service is "
+            f"kept; put all of it back on {service}")
