@@ -109,11 +109,9 @@ def test_a_move_to_stable_whose_answer_was_lost_is_read_back_not_sent_again(aws,
     assert calls.count("ModifyRule") == 1, calls
 
 
-def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_users_had_before_it(aws, watch_calls):
-    """The first ModifyRule lands but its answer is lost, and the read-back is throttled: the move is
-    sent again, and that send's read of the rule finds the rollback's own 100/0. What the rollback
-    moved the traffic from is what the first send's read found."""
-    env, elbv2 = on_moto(aws)
+def rollback_losing_the_first_answer(aws, env, elbv2):
+    """``rollback_on(env)`` whose first ModifyRule lands on moto with its answer lost, and whose
+    read-back after it is throttled once: the move is sent again."""
     lost = {"answer": False}
 
     def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
@@ -126,10 +124,18 @@ def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_u
     def read_back_throttled_once(**kwargs):
         return throttled(**kwargs) if lost["answer"] else None
 
-    calls = watch_calls(elbv2)
     with hooked(elbv2, "after-call", lose_the_first_answer), \
             on_operation(elbv2, "before-call", read_back_throttled_once, operation="DescribeRules"):
-        result = rollback_on(env)
+        return rollback_on(env)
+
+
+def test_a_move_sent_again_after_a_lost_answer_that_landed_records_the_weights_users_had_before_it(aws, watch_calls):
+    """The first ModifyRule lands but its answer is lost, and the read-back is throttled: the move is
+    sent again, and that send's read of the rule finds the rollback's own 100/0. What the rollback
+    moved the traffic from is what the first send's read found."""
+    env, elbv2 = on_moto(aws)
+    calls = watch_calls(elbv2)
+    result = rollback_losing_the_first_answer(aws, env, elbv2)
     assert calls.count("ModifyRule") == 2, calls  # the lost one, not known to have landed, and again
     assert (result.weights_before, result.weights) == (ON_CANARY, ALL_STABLE), result
 
@@ -206,18 +212,6 @@ def test_a_move_resent_after_its_failure_was_stored_and_reloaded_records_the_wei
     the rollback, as Prefect may store a task's failure: botocore's errors pickle without anything
     set on them, so the first send's read of the rule must not travel on the error."""
     env, elbv2 = on_moto(aws)
-    lost = {"answer": False}
-
-    def lose_the_first_answer(**_):  # ModifyRule went through on moto; its answer never arrives
-        if not lost["answer"]:
-            lost["answer"] = True
-            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
-
-    throttled = answering(aws, "Throttling", times=1)
-
-    def read_back_throttled_once(**kwargs):
-        return throttled(**kwargs) if lost["answer"] else None
-
     sent = tasks.traffic.set_weights
     reloaded: list[BaseException] = []
 
@@ -230,9 +224,7 @@ def test_a_move_resent_after_its_failure_was_stored_and_reloaded_records_the_wei
 
     monkeypatch.setattr(tasks.traffic, "set_weights", stored_and_reloaded)
     calls = watch_calls(elbv2)
-    with hooked(elbv2, "after-call", lose_the_first_answer), \
-            on_operation(elbv2, "before-call", read_back_throttled_once, operation="DescribeRules"):
-        result = rollback_on(env)
+    result = rollback_losing_the_first_answer(aws, env, elbv2)
     assert [type(err) for err in reloaded] == [ReadTimeoutError], reloaded
     assert calls.count("ModifyRule") == 2, calls
     assert (result.weights_before, result.weights) == (ON_CANARY, ALL_STABLE), result
