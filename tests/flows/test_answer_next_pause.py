@@ -9,23 +9,15 @@ pause its giver had never seen: "approved" at the stage after the one they came 
 from __future__ import annotations
 
 import threading
-import time
 
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-)
-from prefect.client.schemas.objects import StateType
 
 from flows.approvals import prefect_approver
 from rollway.cli import ops
 from rollway.decide import Pause
 from rollway.spec import Approvals
+from tests.flows.test_answer_not_taken import paused_run
 from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 
 FIRST, SECOND = "approval needed before 50%", "approval needed before 100%"
@@ -41,25 +33,9 @@ def asks_twice() -> list[str]:
     return answers
 
 
-def paused_at(question: str, timeout: float = 90):
+def paused_at(question: str):
     """The run of ``asks_twice`` once it is paused at ``question`` with its form stored."""
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = [r for r in client.read_flow_runs(
-                        flow_filter=FlowFilter(name=FlowFilterName(any_=["approval-asked-twice"])),
-                        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                            type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-                    if r.state and r.state.message and question in r.state.message]
-            keyset = runs[0].state.state_details.run_input_keyset if runs else None
-            if keyset:
-                try:
-                    client.read_flow_run_input(runs[0].id, keyset["schema"])
-                    return runs[0]
-                except Exception:  # noqa: BLE001 - stored a moment after the pause
-                    pass
-            time.sleep(0.2)
-    raise TimeoutError(f"the run never paused at {question!r}")
+    return paused_run("approval-asked-twice", question)
 
 
 def test_an_answer_is_not_given_to_the_pause_after_the_one_it_was_read_at(monkeypatch, capsys):

@@ -59,26 +59,31 @@ def paused_with_its_form(timeout: float):
     thread = threading.Thread(target=run, daemon=True)
     thread.raised = None
     thread.start()
+    return thread, outcome, paused_run("approval-answered-elsewhere", QUESTION)
+
+
+def paused_run(flow_name: str, question: str, timeout: float = 90):
+    """The run of flow ``flow_name`` once it is paused asking ``question``, with its form stored."""
     # The worker's harness holds every earlier test's runs: an unfiltered read returns only the
     # API's first page of them, in id order, which missed this run once there were enough. And
     # the first pause on a loaded 2-core machine can take longer than half a minute.
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             runs = [r for r in client.read_flow_runs(
-                        flow_filter=FlowFilter(name=FlowFilterName(any_=["approval-answered-elsewhere"])),
+                        flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
                         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
                             type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-                    if r.state and r.state.message and QUESTION in r.state.message]
+                    if r.state and r.state.message and question in r.state.message]
             keyset = runs[0].state.state_details.run_input_keyset if runs else None
             if keyset:
                 try:
                     client.read_flow_run_input(runs[0].id, keyset["schema"])
-                    return thread, outcome, runs[0]
+                    return runs[0]
                 except Exception:  # noqa: BLE001 - stored a moment after the pause
                     pass
             time.sleep(0.2)
-    raise TimeoutError("the run never paused")
+    raise TimeoutError(f"the run never paused at {question!r}")
 
 
 def test_the_second_of_two_answers_says_who_answered_first_and_how(monkeypatch, capsys):
