@@ -145,7 +145,7 @@ def run_monitor(
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
-    decommissioned: str | None = None,
+    only_watches: str | None = None,
     paged_late: bool = False,
 ) -> MonitorResult:
     """Watch the promoted version for ``window_seconds``; roll back or decommission the old one.
@@ -172,9 +172,10 @@ def run_monitor(
             rollout started), which a rollback's page names beside the tag.
         by_hand: a window a person started on a rollout that owes none (its window closed, or its
             policy watched none): its rollback is recorded as the `rollback` flow's run by hand is.
-        decommissioned: when and by whom the old service was decommissioned already (a window
-            started by hand after one): the window only watches, and a clean one ends with
-            nothing scaled, recorded or paged.
+        only_watches: why the window only watches, said at its end: the old service was
+            decommissioned already (when and by whom), or the window is an extra look started by
+            hand on a rollout that owes none and keeps its old service (why it owes none). A
+            failing release is rolled back; any other end scales, records and pages nothing.
         paged_late: the decommission's page was owed and went out as the window opened: its end
             then says nothing else was paged.
 
@@ -195,7 +196,7 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, tally=tally, opened_at=opened_at, pinned_image=pinned_image,
-                         by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late)
+                         by_hand=by_hand, only_watches=only_watches, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
     except Exception as err:
@@ -306,7 +307,7 @@ def _watch(
     opened_at: float | None = None,
     pinned_image: str | None = None,
     by_hand: bool = False,
-    decommissioned: str | None = None,
+    only_watches: str | None = None,
     paged_late: bool = False,
 ) -> MonitorResult:
     log = get_run_logger()
@@ -438,8 +439,8 @@ def _watch(
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure)
     alerts = alerted.messages()
-    if decommissioned is not None:
-        return _watched_only(reason, verified, decommissioned, alerts, tally.checks, paged_late=paged_late)
+    if only_watches is not None:
+        return _watched_only(reason, verified, only_watches, alerts, tally.checks, paged_late=paged_late)
     if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the rollout's window, if it owes one, stays open (the watchdog or the monitor flow
@@ -655,12 +656,15 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
 
-def _watched_only(reason: str, verified: bool, decommissioned: str, alerts: tuple[str, ...], checks: int, *,
+def _watched_only(reason: str, verified: bool, why: str, alerts: tuple[str, ...], checks: int, *,
                   paged_late: bool = False) -> MonitorResult:
-    """The end of a window started by hand after the rollout's decommission: its rollback was the
-    point. A second decommission entry and page told people the old version went twice, and a
-    "watched" mark or an unverified window's "kept running" would contradict the first one."""
-    said = f"{reason}; {decommissioned}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
+    """The end of a window started by hand after the rollout's decommission, or as an extra look
+    at a rollout that owes none and keeps its old service (``why``: which, and when and by whom its
+    window closed): its rollback was the point. A second decommission entry and page told people
+    the old version went twice; a second "watched" entry was quoted by the rollout's report as the
+    window's close, though it had closed earlier; an unverified window's "kept running" would
+    contradict either. The result, the artifact and this log line carry the look's outcome."""
+    said = f"{reason}; {why}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
     get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
@@ -913,8 +917,9 @@ def monitor(
         # recloses the rollout's window.
         get_run_logger().warning(
             "rollout %s owes no monitoring window: %s. This window, started by hand, rolls a failing release back "
-            "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (too few looks "
-            "counting requests, or traffic back on it) is said here and not recorded on the rollout",
+            "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (a clean one of a "
+            "plan that keeps it, too few looks counting requests, or traffic back on it) is said here and not "
+            "recorded on the rollout",
             record.rollout_id, _owes_none(record, policy))
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
@@ -928,13 +933,19 @@ def monitor(
             decommissioned += f" (its page was sent late when this window opened: {why_owed(record, owed)})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
+    only_watches = decommissioned
+    if by_hand and not decommission and decommissioned is None:
+        # Its window closed (or was never owed): a clean end recorded a second "watched", which
+        # the rollout's report then quoted as the window's close.
+        only_watches = (f"this window was an extra look, started by hand: rollout {record.rollout_id} owes none, "
+                        f"{_owes_none(record, policy)}")
     if window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
-        pinned_image=record.pinned_image, by_hand=by_hand, decommissioned=decommissioned, paged_late=paged_late,
+        pinned_image=record.pinned_image, by_hand=by_hand, only_watches=only_watches, paged_late=paged_late,
     )
     if watched.page_refused is not None:
         # Raised once the window is done and recorded (the decommission, SNS's refusal, the

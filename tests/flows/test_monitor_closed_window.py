@@ -17,6 +17,7 @@ from rollway.ledger import Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import WeeklyPhase
+from tests.flows.test_monitor import monitoring_artifact
 from tests.flows.test_monitor_rollout import RELEASE_TD, SPEC, promoted_world
 
 DECOMMISSIONING = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
@@ -135,3 +136,35 @@ def test_a_window_started_by_hand_on_a_closed_rollout_records_no_open_end_and_sa
     said = [r.getMessage() for r in caplog.records if "owes no monitoring window" in r.getMessage()]
     assert said and f"rollout {first.rollout_id} owes no monitoring window: its own window closed (watched by monitor at" \
         in said[0], said
+
+
+@pytest.mark.parametrize("owed", ["watched", "watches none"])
+def test_a_clean_window_started_by_hand_on_a_rollout_that_keeps_its_old_service_records_no_second_close(monkeypatch,
+                                                                                                       owed):
+    """A rollout whose plan keeps the old service, its window closed ("watched"), or never owed
+    (its policy watches none): a window started by hand that passed cleanly recorded a "watched"
+    entry of its own, and the rollout report quoted that later run's comment as the window's
+    close. It closed nothing: its outcome stays in its result (and artifact, and log), which say
+    that it was an extra look and when and by whom the rollout's window had closed."""
+    spec = SPEC if owed == "watched" else SPEC.model_copy(update={"monitor_seconds": 0.0})
+    env, first = promoted_world(monkeypatch, spec=spec)
+    if owed == "watched":
+        env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(), rollout=first.rollout_id,
+                          transition=Transition(at=env.clock.now(), kind="watched", actor="canary",
+                                                comment="10 minutes of monitoring passed"))
+    before = env.ledger.get(env.targets.canary_service)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    env.clock.sleep(120)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    assert result.outcome == "passed" and result.verified and result.rollback is None, result
+    assert "an extra look" in result.reason and "nothing was scaled, recorded or paged" in result.reason, result.reason
+    if owed == "watched":
+        closed = before.last_transition("watched")
+        assert f"its own window closed (watched by canary at {utc(closed.at)})" in result.reason, result.reason
+    else:
+        assert "its policy watches none" in result.reason, result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.history == before.history, record.history
+    assert record.phase is RolloutPhase.PROMOTED and env.notifier.messages == []
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    assert "an extra look" in monitoring_artifact(env)
