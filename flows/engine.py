@@ -36,7 +36,7 @@ from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, timeout_reason
-from rollway.model import Interval, Observation, VersionSample, Verdict, Weights
+from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
@@ -44,7 +44,6 @@ from rollway.spec import BACKGROUND_SECONDS, RolloutSpec
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
 
-_EMPTY = VersionSample(requests=0)
 
 
 class Journal(Protocol):
@@ -354,15 +353,15 @@ class StageTracker:
         return self.alerts.new(verdict)
 
     def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
-        obs = self.observation
+        obs = self.observation  # None: no read of the stage's metrics succeeded, nothing was measured
         return StageReport(
             stage_index=state.stage_index,
             weights=weights,
             started_at=state.started_at or now,
             ended_at=now,
             ticks=self.ticks,
-            baseline=obs.totals("baseline") if obs else _EMPTY,
-            canary=obs.totals("canary") if obs else _EMPTY,
+            baseline=obs.totals("baseline") if obs else None,
+            canary=obs.totals("canary") if obs else None,
             verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
             decision=decision,
             alerts=self.alerts.messages(),

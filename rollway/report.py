@@ -13,7 +13,10 @@ from rollway.model import VersionSample, Verdict, Weights
 
 
 class StageReport(BaseModel):
-    """A stage as it ended: traffic served by each version, the last verdict and the decision."""
+    """A stage as it ended: traffic served by each version, the last verdict and the decision.
+
+    ``baseline`` and ``canary`` are None when no metrics could be read in the stage at all: nothing
+    was measured, which is not zero traffic (a sample of 0 requests is a measured zero)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -22,8 +25,8 @@ class StageReport(BaseModel):
     started_at: float
     ended_at: float
     ticks: int
-    baseline: VersionSample
-    canary: VersionSample
+    baseline: VersionSample | None
+    canary: VersionSample | None
     verdict: Verdict
     decision: str
     alerts: tuple[str, ...] = Field(default=(), description="each kind of alert raised in the stage, first message")
@@ -91,6 +94,18 @@ def _p99(sample: VersionSample) -> str:
     return "<1" if 0 < p99 < 0.5 else f"{p99:,.0f}"
 
 
+# The count cells of a stage no metrics were read in: "0" there read as traffic measured at zero.
+NOT_MEASURED = ("not measured", "-", "-", "-")
+
+
+def _version_cells(sample: VersionSample | None) -> tuple[str, str, str, str]:
+    """A version's requests, errors, error rate and p99, as the columns of HEADERS order them."""
+    if sample is None:
+        return NOT_MEASURED
+    # Separated by thousands, as the reason in the same row writes them.
+    return f"{sample.requests:,}", f"{sample.errors:,}", _rate(sample), _p99(sample)
+
+
 HEADERS = (
     "stage", "weights s/c", "base req", "base err", "base rate", "base p99 ms",
     "canary req", "canary err", "canary rate", "canary p99 ms", "verdict", "decision", "reason",
@@ -103,15 +118,8 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
-            # Separated by thousands, as the reason in the same row writes them.
-            f"{s.baseline.requests:,}",
-            f"{s.baseline.errors:,}",
-            _rate(s.baseline),
-            _p99(s.baseline),
-            f"{s.canary.requests:,}",
-            f"{s.canary.errors:,}",
-            _rate(s.canary),
-            _p99(s.canary),
+            *_version_cells(s.baseline),
+            *_version_cells(s.canary),
             s.verdict.phase.value,
             s.decision,
             # The reason is the stage's last verdict, an alert its kind's message when first raised (a

@@ -213,7 +213,9 @@ def unseen_traffic(result: RolloutResult, ticks: Sequence[TickRecord], failures:
     its last failure, so that a reader can tell a simulator that drew nothing or failed from
     traffic the run could not read back. The stage then ends inconclusive and the demo's
     unanswerable pause rolls it back, which the other checks report without a cause."""
-    if not result.stages or any(s.canary.requests or s.baseline.requests for s in result.stages):
+    # A version of a stage whose metrics were never read (None) read no request either.
+    if not result.stages or any(sample is not None and sample.requests
+                                for s in result.stages for sample in (s.canary, s.baseline)):
         return None
     served = sum(draw.requests for tick in ticks for draw in tick.served.values())
     if not ticks:
