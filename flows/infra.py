@@ -28,7 +28,9 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    that is not ``Targets.region``; one in another account fails its item as not readable with
    the run's credentials. Rollway's own tables and the alert topic are read in
    ``Targets.region``, where rollway uses them, and fail when the app deploys them elsewhere;
-5. a markdown artifact with the stacks and the checklist, also when the run fails.
+5. a markdown artifact with the stacks and the checklist, also when the run fails; the
+   checklist's verdict also under ``verify_infrastructure``'s key, whose newest is then always
+   the newest checklist read, by either flow.
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
 ``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
@@ -306,6 +308,7 @@ def run_deploy_infrastructure(
         raise
     result = result.model_copy(update={"checklist": checklist})
     _artifact(result)
+    _checklist_artifact(checklist)
     _log_checklist(checklist)
     if not checklist.passed:
         raise ChecklistFailed(checklist, f"every stack of the plan is deployed ({total}); once these are fixed, check "
@@ -846,14 +849,21 @@ def run_verify_infrastructure(checker: InfraChecker) -> Checklist:
     with _verify_said_if_failed(), _said_if_interrupted(lambda: _verify_interrupted("while the checklist read AWS")):
         checklist = tasks.run_checklist(checker)
     _log_checklist(checklist)
+    _checklist_artifact(checklist)
+    if not checklist.passed:
+        raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
+    return checklist
+
+
+def _checklist_artifact(checklist: Checklist) -> None:
+    """The checklist's verdict under the checklist's key, by whichever flow read it: written by
+    verify_infrastructure alone, a deploy's checklist left that key's newest an earlier verify's
+    verdict ("FAILED" after the deploy that fixed it, or "passed" after one whose items failed)."""
     verdict = "passed" if checklist.passed else "FAILED"
     # Never raised: the API's error replaced the list of failed items.
     for_people("pre-deployment checklist", lambda: create_markdown_artifact(
         key=CHECKLIST_ARTIFACT_KEY, markdown=f"# Pre-deployment checklist {verdict}\n\n{checklist.markdown()}",
         description="pre-deployment checklist"))
-    if not checklist.passed:
-        raise ChecklistFailed(checklist, "once these are fixed, run verify_infrastructure again")
-    return checklist
 
 
 def _verify_interrupted(when: str) -> None:

@@ -317,7 +317,8 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
     assert checked and result.checklist is not None and result.checklist.passed
     assert verify_on(Passing()).passed
-    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 3
+    # The failed deploy's, the passing deploy's two (its own and the checklist's), verify's.
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 4
 
 
 def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
@@ -743,6 +744,29 @@ def test_a_failed_checklist_fails_the_run_naming_the_items(aws):
     assert "checklist FAILED" in summary and f"❌ FAIL | queue | `{queue.name}`" in summary
 
 
+def test_a_deploys_checklist_verdict_is_the_checklist_keys_newest_in_place_of_an_earlier_verify(aws):
+    """A deploy's checklist was written in its deployment artifact alone: the checklist key's
+    newest stayed an earlier verify_infrastructure's verdict, "FAILED" after a deploy that fixed
+    it, or "passed" after a deploy whose checklist failed."""
+    deployed_stacks(aws)
+    with pytest.raises(ChecklistFailed):
+        verify_on(checker_for(aws.get_client, aws.targets))  # an earlier verify: no confirmed subscriber
+    inbox(aws)
+    since = time.time()
+    deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: checker_for(aws.get_client, aws.targets))
+    passed = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert passed.startswith("# Pre-deployment checklist passed"), passed
+    assert f"✅ pass | alert topic | `{aws.targets.alert_topic}` | 1 subscription(s)" in passed
+
+    since = time.time()
+    aws.get_client("cloudwatch").delete_dashboards(DashboardNames=[aws.targets.dashboard])
+    with pytest.raises(ChecklistFailed):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: checker_for(aws.get_client, aws.targets))
+    failed = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert failed.startswith("# Pre-deployment checklist FAILED"), failed
+    assert f"❌ FAIL | dashboard | `{aws.targets.dashboard}`" in failed
+
+
 def test_verify_alone_passes_on_the_provisioned_account(aws):
     deployed_stacks(aws)
     inbox(aws)
@@ -1092,6 +1116,9 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
     assert "| 1 | `ItSQSStack` | deployed |" in summary and "| 2 | `ItSessionStack` | deployed |" in summary
     assert "✅ pass | table | `it-sessions`" in summary and "✅ pass | queue | `it-input`" in summary
     assert "✅ pass | stack | `ItSQSStack` | CREATE_COMPLETE" in summary
+    # The same verdict under verify_infrastructure's key, as its newest.
+    verdict = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert verdict.startswith("# Pre-deployment checklist FAILED") and "✅ pass | table | `it-sessions`" in verdict
 
 
 
