@@ -212,7 +212,7 @@ class CleanupSpec(BaseModel):
     @classmethod
     def _stacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _STACK.match(name):
+            if not _STACK.fullmatch(name):
                 raise ValueError(f"{name!r} is not a CloudFormation stack name (a letter, then letters, digits and "
                                  "'-', at most 128 characters)")
         return _distinct(value, "stack")
@@ -221,7 +221,7 @@ class CleanupSpec(BaseModel):
     @classmethod
     def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for tag in value:
-            if not _IMAGE_TAG.match(tag):
+            if not _IMAGE_TAG.fullmatch(tag):
                 raise ValueError(_not_a_tag(tag))
         return _distinct(value, "image tag")
 
@@ -262,7 +262,7 @@ def _not_a_tag(value: str) -> str:
     """Why ``value`` is refused as an old image tag; for a whole image reference (copied from a
     task definition or `docker images`), the tag it holds, which is what to give."""
     parts = image_parts(value)
-    if parts.tag is not None and _IMAGE_TAG.match(parts.tag):
+    if parts.tag is not None and _IMAGE_TAG.fullmatch(parts.tag):
         return (f"{value!r} is an image reference, not a tag: give only its tag, {parts.tag!r} (old_image_tags are "
                 "deleted from the targets' ECR repository)")
     if parts.tag is None and (parts.digest or "").startswith("sha256:"):

@@ -64,7 +64,7 @@ def image_problem(image: str) -> str | None:
     if any(c.isspace() for c in image):
         return "contains whitespace"
     name, at, digest = image.partition("@")
-    if at and not _DIGEST.match(digest):
+    if at and not _DIGEST.fullmatch(digest):
         return f"has a digest {digest!r} that is not sha256:<64 lowercase hex digits>"
     host, slash, rest = name.partition("/")
     if not slash or not ("." in host or ":" in host or host == "localhost"):
@@ -89,7 +89,7 @@ def repository_problem(repository: str) -> str | None:
     components = repository.split("/")
     if "" in components:
         return "has an empty repository path component (a leading, trailing or doubled '/')"
-    bad = [c for c in components if not _PATH_COMPONENT.match(c)]
+    bad = [c for c in components if not _PATH_COMPONENT.fullmatch(c)]
     if bad:
         return (f"has a repository path component {bad[0]!r} that is not lowercase letters and digits "
                 "joined by single '.', '_', '__' or dashes")
@@ -329,7 +329,7 @@ def ecr_location(image: str) -> EcrLocation | None:
     """The ECR account, region and repository of ``image``, or None when its registry is not ECR's."""
     parts = image_parts(image)
     host, slash, repository = parts.name.partition("/")
-    found = _ECR_HOST.match(host) if slash else None
+    found = _ECR_HOST.fullmatch(host) if slash else None
     if found is None:
         return None
     return EcrLocation(account=found["account"], region=found["region"], repository=repository)

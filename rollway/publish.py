@@ -107,7 +107,7 @@ class PublishRequest(BaseModel):
     @field_validator("docker_host")
     @classmethod
     def _docker_host(cls, value: str | None) -> str | None:
-        if value is not None and not _DOCKER_HOST.match(value):
+        if value is not None and not _DOCKER_HOST.fullmatch(value):
             raise ValueError(f"docker_host {value!r} is not unix://<socket>, tcp://<host>:<port>, ssh://... "
                              "(what DOCKER_HOST takes)")
         return value
@@ -115,7 +115,7 @@ class PublishRequest(BaseModel):
     @field_validator("git_commit")
     @classmethod
     def _git_commit(cls, value: str | None) -> str | None:
-        if value is not None and not _GIT_COMMIT.match(value):
+        if value is not None and not _GIT_COMMIT.fullmatch(value):
             raise ValueError(f"git_commit {value!r} is not a commit id (7-64 lowercase hex digits)")
         return value
 
@@ -123,7 +123,7 @@ class PublishRequest(BaseModel):
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key, text in value.items():
-            if not _LABEL_KEY.match(key):
+            if not _LABEL_KEY.fullmatch(key):
                 raise ValueError(f"label key {key!r} is not a label name (letters, digits, '.', '_', '/', '-')")
             if "\n" in text or "\r" in text:
                 raise ValueError(f"label {key!r} holds a line break")

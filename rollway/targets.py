@@ -83,7 +83,9 @@ class TableSpec(_KnownKeys):
 
 
 def _plain_name(value: str) -> str:
-    if not _NAME.match(value):
+    # fullmatch, here and in every name check: ``$`` also matches before a final line break, and
+    # "webordinary-edit-cluster\n" pasted from a terminal passed, to be looked up in AWS as such.
+    if not _NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid AWS resource name")
     return value
 
@@ -192,7 +194,7 @@ class Targets(_KnownKeys):
     @classmethod
     def _stack_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _STACK.match(name):
+            if not _STACK.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid CloudFormation stack name")
         return value
 
@@ -233,7 +235,7 @@ class Targets(_KnownKeys):
     def _target_group_ref(cls, value: str, info: ValidationInfo) -> str:
         # A target group is a name, or the full ARN of one (e.g. in another stack's naming).
         if value.startswith("arn:"):
-            if not _TARGET_GROUP_ARN.match(value):
+            if not _TARGET_GROUP_ARN.fullmatch(value):
                 raise ValueError(
                     f"{value!r} is not a well-formed target group ARN "
                     "(arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)"

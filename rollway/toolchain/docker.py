@@ -247,7 +247,7 @@ class DockerCli:
             raise BuildFailed(str(context), err.tail) from err
         image_id = iidfile.read_text().strip()
         shutil.rmtree(iidfile.parent, ignore_errors=True)
-        if not _IMAGE_ID.match(image_id):
+        if not _IMAGE_ID.fullmatch(image_id):
             raise DockerCommandFailed(f"docker build of {context} wrote no image id (got {image_id!r})")
         return image_id
 

@@ -85,7 +85,7 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
         raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {repository}:{wanted}; "
                                  f"{quoted_body(answer)}")
     digest = answer.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(answer.content).hexdigest()
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise RegistryUnanswered(f"{registry} gave {repository}:{wanted} a digest rollway does not know: {digest!r}")
     return digest
 
@@ -106,7 +106,7 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
     if platforms is not None:
         return platforms
     config = (manifest.get("config") or {}).get("digest")
-    if not isinstance(config, str) or not _DIGEST.match(config):
+    if not isinstance(config, str) or not _DIGEST.fullmatch(config):
         raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
     return (config_platform(_json(_ask(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
                                   f"the config {config} of {repository}:{wanted}")),)
