@@ -42,7 +42,7 @@ def _registry_host(host: str) -> bool:
     """Whether docker takes ``host`` as a registry: a host name, or an IPv6 address in brackets
     (``[fd00::5]:5000``), each with an optional :port."""
     if not host.startswith("["):
-        return bool(_HOST.match(host))
+        return bool(_HOST.fullmatch(host))
     address, bracket, port = host[1:].partition("]")
     if not bracket or (port and not re.fullmatch(r":[0-9]+", port)):
         return False

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from rollway.cleanup import CleanupSpec
-from rollway.image import repository_problem
+from rollway.image import registry_problem, repository_problem
 from rollway.publish import PublishRequest
 from rollway.targets import Targets
 
@@ -33,9 +33,11 @@ def test_a_targets_stack_or_group_arn_with_a_final_line_break_is_refused(field, 
         Targets(**{field: value})
 
 
-def test_a_repository_path_with_a_final_line_break_is_refused():
+def test_a_repository_path_or_registry_with_a_final_line_break_is_refused():
     assert repository_problem("webordinary/edit-container") is None
     assert "repository path component" in (repository_problem("webordinary/edit-container\n") or "")
+    assert registry_problem("localhost:5000") is None
+    assert "is not a host name" in (registry_problem("localhost:5000\n") or "")
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
