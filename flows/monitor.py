@@ -144,7 +144,7 @@ def run_monitor(
     rollout: str | None = None,
     opened_at: float | None = None,
     pinned_image: str | None = None,
-    by_hand: bool = False,
+    extra_look: str | None = None,
     only_watches: str | None = None,
     paged_late: bool = False,
 ) -> MonitorResult:
@@ -170,8 +170,10 @@ def run_monitor(
             window's end names it.
         pinned_image: the digest the promoted revision names (``spec.image`` pinned when the
             rollout started), which a rollback's page names beside the tag.
-        by_hand: a window a person started on a rollout that owes none (its window closed, or its
-            policy watched none): its rollback is recorded as the `rollback` flow's run by hand is.
+        extra_look: a window a person started on a rollout that owes none (its window closed, or its
+            policy watched none): what its end says of it (an extra look, and why none is owed), or
+            None. Its rollback is recorded as the `rollback` flow's run by hand is; an end that keeps
+            the old service (unverified, or traffic back on it) records and pages nothing.
         only_watches: why the window only watches, said at its end: the old service was
             decommissioned already (when and by whom), or the window is an extra look started by
             hand on a rollout that owes none and keeps its old service (why it owes none). A
@@ -196,7 +198,7 @@ def run_monitor(
         watched = _watch(env, spec, window_seconds=window_seconds, decommission=decommission,
                          previous_task_definition=previous_task_definition, stable_desired=stable_desired,
                          actor=actor, lease=lease, tally=tally, opened_at=opened_at, pinned_image=pinned_image,
-                         by_hand=by_hand, only_watches=only_watches, paged_late=paged_late)
+                         extra_look=extra_look, only_watches=only_watches, paged_late=paged_late)
         _summary(env, spec, watched, pinned_image)
         return watched
     except Exception as err:
@@ -306,7 +308,7 @@ def _watch(
     tally: _Looks,
     opened_at: float | None = None,
     pinned_image: str | None = None,
-    by_hand: bool = False,
+    extra_look: str | None = None,
     only_watches: str | None = None,
     paged_late: bool = False,
 ) -> MonitorResult:
@@ -397,7 +399,8 @@ def _watch(
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),
-                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, actor, by_hand=by_hand),
+                        begin=lambda: _begin_rollback(env, lease.rollout, reason, holder, actor,
+                                                       by_hand=extra_look is not None),
                         # Written as every rollback's end is (the weights it read back, which the
                         # reports read), and not on a rollout another rollback ended meanwhile.
                         finish=lambda done: _record_end(env, lease.rollout, reason, done, actor),
@@ -441,6 +444,13 @@ def _watch(
     alerts = alerted.messages()
     if only_watches is not None:
         return _watched_only(reason, verified, only_watches, alerts, tally.checks, paged_late=paged_late)
+    if not verified and extra_look is not None:
+        # An extra look leaves nothing open: the rollout's own window closed (or was never owed),
+        # so no run looks again and nobody need act. "Decommission skipped ... run the monitor
+        # again" paged people as if that window had been left open. Paged nothing, as its clean
+        # end on a plan that keeps the old service is: an extra look pages only what it changes
+        # (a rollback, a decommission); the person who started it reads its end in the run.
+        return _watched_only(reason, verified, extra_look, alerts, tally.checks)
     if not verified:
         # A window nobody could see is not a clean window: the old service stays for a person,
         # and the rollout's window, if it owes one, stays open (the watchdog or the monitor flow
@@ -451,7 +461,7 @@ def _watch(
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed)
-        _record_open_end(lease, t, by_hand, "how many looks counted requests", unverified_window=seen,
+        _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
                      subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
@@ -467,6 +477,10 @@ def _watch(
         return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
                           f"{t.stable_service} kept running; run the monitor again", tally.checks, alerts)
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
+    if live.stable > 0 and extra_look is not None:
+        # Kept for that traffic, as an unverified extra look keeps it: nothing open, nothing paged.
+        return _watched_only(f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: not "
+                             "decommissioned", verified, extra_look, alerts, tally.checks)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
@@ -474,7 +488,7 @@ def _watch(
         # skips again): said what ends it, which "not decommissioned" alone did not. Only a
         # recorded rollout decommissions (the `canary` flow's window never does).
         kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
-        _record_open_end(lease, t, by_hand, f"that the window kept {t.stable_service} for its traffic",
+        _record_open_end(lease, t, f"that the window kept {t.stable_service} for its traffic",
                          kept_for_traffic=kept)
         return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                           f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
@@ -530,7 +544,7 @@ def _watch(
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
 
 
-def _record_open_end(lease: _Lease, targets: Targets, by_hand: bool, what: str, **end) -> None:
+def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:
     """Record how the window ended with the old service kept (``end``: an ``UnverifiedWindow`` or a
     ``KeptForTraffic``, each replacing the other) beside the history, for `rollway status` and the
     report: the run wrote nothing else, and status could only say "no run closed it (the run
@@ -538,11 +552,9 @@ def _record_open_end(lease: _Lease, targets: Targets, by_hand: bool, what: str, 
     rollback begun since the last look raises RolloutEnded here. A DynamoDB that refuses it loses
     only this record (``what`` it said, logged): the old service runs and the window stays open.
 
-    Not on a window started by hand on a rollout that owes none (``by_hand``): the rollout's own
+    Never of an extra look (``_watch``'s ``extra_look``), which ends before it: the rollout's own
     window is closed (or its policy watched none), so nothing is left open, and the readers
     (``owed_unverified``, ``owed_kept``) take no such record of it."""
-    if by_hand:
-        return
     unrecorded = write_or_why(lambda: lease.renew(**end), targets)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not record %s: %s", what, unrecorded)
@@ -659,8 +671,8 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
 def _watched_only(reason: str, verified: bool, why: str, alerts: tuple[str, ...], checks: int, *,
                   paged_late: bool = False) -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission, or as an extra look
-    at a rollout that owes none and keeps its old service (``why``: which, and when and by whom its
-    window closed): its rollback was the point. A second decommission entry and page told people
+    at a rollout that owes none and keeps its old service, or that ends keeping it (``why``: which,
+    and when and by whom its window closed): its rollback was the point. A second decommission entry and page told people
     the old version went twice; a second "watched" entry was quoted by the rollout's report as the
     window's close, though it had closed earlier; an unverified window's "kept running" would
     contradict either. The result, the artifact and this log line carry the look's outcome."""
@@ -918,8 +930,8 @@ def monitor(
         get_run_logger().warning(
             "rollout %s owes no monitoring window: %s. This window, started by hand, rolls a failing release back "
             "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (a clean one of a "
-            "plan that keeps it, too few looks counting requests, or traffic back on it) is said here and not "
-            "recorded on the rollout",
+            "plan that keeps it, too few looks counting requests, or traffic back on it) is said here, not recorded "
+            "on the rollout nor paged",
             record.rollout_id, _owes_none(record, policy))
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
@@ -933,19 +945,20 @@ def monitor(
             decommissioned += f" (its page was sent late when this window opened: {why_owed(record, owed)})"
     elif decommission is None:
         decommission = policy.phases[-1].decommission
+    extra_look = (f"this window was an extra look, started by hand: rollout {record.rollout_id} owes none, "
+                  f"{_owes_none(record, policy)}") if by_hand else None
     only_watches = decommissioned
-    if by_hand and not decommission and decommissioned is None:
+    if extra_look is not None and not decommission and decommissioned is None:
         # Its window closed (or was never owed): a clean end recorded a second "watched", which
         # the rollout's report then quoted as the window's close.
-        only_watches = (f"this window was an extra look, started by hand: rollout {record.rollout_id} owes none, "
-                        f"{_owes_none(record, policy)}")
+        only_watches = extra_look
     if window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
         owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
-        pinned_image=record.pinned_image, by_hand=by_hand, only_watches=only_watches, paged_late=paged_late,
+        pinned_image=record.pinned_image, extra_look=extra_look, only_watches=only_watches, paged_late=paged_late,
     )
     if watched.page_refused is not None:
         # Raised once the window is done and recorded (the decommission, SNS's refusal, the

@@ -104,6 +104,21 @@ def test_a_rollout_whose_services_were_changed_since_its_closed_window_is_refuse
     assert env.notifier.messages == [] and env.router.weights == Weights(stable=0, canary=100)
 
 
+def ends_keeping_the_old_service(env, ending: str) -> None:
+    """A healthy release whose window ends with the old service kept: too few looks count requests
+    to it ("unverified"), or a fifth of the traffic was put back on the old service ("kept for traffic")."""
+    from rollway.fakes import FakeMetrics, VersionSample
+
+    busy = steady(5000, 0.001, 0.001)
+    if ending == "unverified":
+        cutoff = env.clock.now() + 60
+        env.metrics = FakeMetrics(env.router,
+                                  lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    else:
+        env.metrics = FakeMetrics(env.router, busy)
+        env.router.weights = Weights(stable=20, canary=80)
+
+
 @pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
 def test_a_window_started_by_hand_on_a_closed_rollout_records_no_open_end_and_says_it_is_closed(monkeypatch, caplog,
                                                                                                  ending):
@@ -114,19 +129,10 @@ def test_a_window_started_by_hand_on_a_closed_rollout_records_no_open_end_and_sa
     says at the start that the rollout's window closed and what this one does."""
     import logging
 
-    from rollway.fakes import FakeMetrics, VersionSample
-
     env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING)
     closed_by(env, first.rollout_id, "watched")  # a plan that decommissioned none, since changed: closed all the same
     closed = env.ledger.get(env.targets.canary_service)
-    busy = steady(5000, 0.001, 0.001)
-    if ending == "unverified":
-        cutoff = env.clock.now() + 60
-        env.metrics = FakeMetrics(env.router,
-                                  lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
-    else:
-        env.metrics = FakeMetrics(env.router, busy)
-        env.router.weights = Weights(stable=20, canary=80)
+    ends_keeping_the_old_service(env, ending)
     with caplog.at_level(logging.INFO):
         result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600, decommission=True)
     assert result.outcome == "passed" and env.deployer.describe(env.targets.stable_service).desired == 4, result
@@ -166,5 +172,36 @@ def test_a_clean_window_started_by_hand_on_a_rollout_that_keeps_its_old_service_
     record = env.ledger.get(env.targets.canary_service)
     assert record.history == before.history, record.history
     assert record.phase is RolloutPhase.PROMOTED and env.notifier.messages == []
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    assert "an extra look" in monitoring_artifact(env)
+
+
+@pytest.mark.parametrize("owed", ["watched", "watches none"])
+@pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
+def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_pages_nobody(monkeypatch, owed, ending):
+    """A window started by hand on a decommissioning rollout that owes none (its window closed, or its
+    policy watches none), ending with the old service kept, paged "Decommission skipped: ... run the
+    monitor again" as if the rollout's own window had been left open and a look were owed. Nothing
+    changed and nothing is owed: like an extra look's clean end on a plan that keeps the old service,
+    it pages nobody, and its result and artifact say it was an extra look and why none was owed."""
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING if owed == "watched" else
+                                DECOMMISSIONING.model_copy(update={"monitor_seconds": 0.0}))
+    if owed == "watched":
+        closed_by(env, first.rollout_id, "watched")
+    before = env.ledger.get(env.targets.canary_service)
+    ends_keeping_the_old_service(env, ending)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    assert env.notifier.messages == [], env.notifier.messages
+    assert result.outcome == "passed" and result.verified is (ending != "unverified"), result
+    assert "an extra look" in result.reason and "nothing was scaled, recorded or paged" in result.reason, result.reason
+    assert "run the monitor again" not in result.reason, result.reason
+    if owed == "watched":
+        closed = before.last_transition("watched")
+        assert f"its own window closed (watched by monitor at {utc(closed.at)})" in result.reason, result.reason
+    else:
+        assert "its policy watches none" in result.reason, result.reason
+    if ending == "kept for traffic":
+        assert f"{env.targets.stable_service} still carries 20% of traffic" in result.reason, result.reason
+    assert env.ledger.get(env.targets.canary_service).history == before.history
     assert env.deployer.describe(env.targets.stable_service).desired == 4
     assert "an extra look" in monitoring_artifact(env)
