@@ -13,6 +13,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from rollway.hosts import is_loopback_host
+
 # An image reference in docker's grammar (distribution/reference), which ECS pulls:
 #   [host[:port]/]path[:tag][@sha256:digest], at most 255 characters (ECS's limit on `image`).
 # The first '/'-separated part is a host only when it has a '.' or a ':' or is "localhost", as
@@ -169,12 +171,7 @@ def is_loopback(registry: str) -> bool:
     """Whether ``registry`` is on this machine (localhost, 127.0.0.0/8, [::1]): the registries
     docker talks plain HTTP to without being told."""
     host = registry.rsplit(":", 1)[0] if not registry.startswith("[") else registry[1:].partition("]")[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class InvalidImageTarget(ValueError):

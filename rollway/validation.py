@@ -11,7 +11,6 @@ failed check and why. The checks themselves live in ``rollway.http_checks`` (HTT
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import datetime, timezone
 from typing import Iterable, Literal, Mapping
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rollway.aws.metric_schema import whole_minutes
 from rollway.flags import percent_sign_meant
+from rollway.hosts import is_loopback_host
 from rollway.report import markdown_cell
 
 HEALTH = "health"
@@ -103,25 +103,9 @@ def header_value_fault(value: str) -> str | None:
     return None
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's host: a name, an IPv4 address, an IPv6 one with or without its
-    brackets) names this machine itself: ``localhost``, 127.0.0.0/8, ``::1`` (or 127.0.0.0/8
-    mapped into IPv6). Any other name is not, whatever it resolves to: what DNS answers for it
-    can change, and the check is made before any lookup."""
-    host = host.strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
-
-
 def cleartext_authorization(spec: "ValidationSpec") -> str | None:
     """Why the ``Authorization`` header may not be sent to ``spec``'s URLs, or None: a URL of
-    plain ``http://`` to a host that is not this machine (``is_loopback``) would carry the Secret
+    plain ``http://`` to a host that is not this machine (``is_loopback_host``) would carry the Secret
     block's value across the network in clear text, for anyone on the path to read and replay.
     None as well when ``spec.allow_plain_http_authorization`` says to send it all the same.
 
@@ -130,7 +114,7 @@ def cleartext_authorization(spec: "ValidationSpec") -> str | None:
     if spec.allow_plain_http_authorization:
         return None
     exposed = [shown_url(url) for url in (spec.health_url, spec.api_base_url)
-               if urlsplit(url).scheme == "http" and not is_loopback(urlsplit(url).hostname or "")]
+               if urlsplit(url).scheme == "http" and not is_loopback_host(urlsplit(url).hostname or "")]
     if not exposed:
         return None
     return (f"the Authorization header (the value of spec.authorization_secret_block) would be sent in clear text over "

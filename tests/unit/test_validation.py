@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
+from rollway.hosts import is_loopback_host
 from rollway.validation import (
     CheckResult,
     ValidationSpec,
     evaluate,
     cleartext_authorization,
-    is_loopback,
     judge_success_rate,
     markdown,
     minutes_read,
@@ -90,7 +90,7 @@ def test_bad_specs_are_refused_naming_the_field(fields, says):
     ("localhost.example.com", False), ("fe80::1", False), ("", False),
 ])
 def test_loopback_is_this_machine_by_address_or_localhost_only(host, loopback):
-    assert is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 @pytest.mark.parametrize("fields", [
