@@ -78,8 +78,9 @@ def judge(
 
     Args:
         replay: the JSON Lines file (- for standard input).
-        spec: a RolloutSpec JSON file, as the flows' spec parameter: its analysis settings and
-            guardrails are replayed (checked before any line is read); an option given beside it
+        spec: a RolloutSpec JSON file, as the flows' spec parameter: its analysis settings,
+            guardrails and the stage's bake are replayed (checked before any line is read): a pass
+            waits for the stage's min_bake_seconds, as in the flows; an option given beside it
             overrides that setting, and a note says so.
         alpha: probability of rolling back a healthy canary (default 0.01).
         margin: the canary passes once its own rate is shown below this, whatever the baseline's
@@ -101,7 +102,8 @@ def judge(
             (default 50).
         stage: the canary weight (percent) of the spec's stage the file records (without --spec, of
             the default stages): it is judged as the flows judge that stage, at 100 % one-sample
-            against the SLOs (no stable traffic is left to compare with); without it, a stage below
+            against the SLOs (no stable traffic is left to compare with), and with --spec baked as
+            that stage bakes (a pass waits for its min_bake_seconds); without it, a stage below
             100 % by the spec's mode.
     """
     from rollway.judge.replay import replay_main, to_stdout

@@ -19,8 +19,13 @@ fine). The file is UTF-8, a byte order mark allowed at its start only: UTF-16 (w
 The replay feeds the intervals one at a time to the sequential judge with the seed's
 guardrails on top (as the flows do), prints a line whenever the decision changes and one when
 a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it), and ends at
-the first rollback or promotion, as a stage with ``min_bake_seconds: 0`` would; a file that ends
-without one is inconclusive. The last line is a JSON summary::
+the first rollback or promotion; a file that ends without one is inconclusive. With ``--spec``,
+the stage bakes as the flows bake it (``replay_bake``): it starts one analysis period before the
+file's first ``t``; a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
+printed as ``passing, held until min bake at t=...`` and judging goes on, so a rollback before
+then wins; it promotes at the first line from then on, and ends at its ``bake_seconds`` (later
+lines are not judged). A file that ends while a pass is held is inconclusive. The last line is a
+JSON summary::
 
     {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ...,
      "reason": "...", "alerts": [{"t": ..., "kind": "response_time", "message": "..."}],
@@ -45,8 +50,9 @@ are complete, so it may decide one period earlier than a flow.
 ``--stage WEIGHT`` names the spec's stage the file records (one of the default stages without
 ``--spec``; any other weight is refused before FILE is read): the replay judges it by the
 comparison the flows judge that stage by (``rollway.judge.stage_mode``), one-sample against the
-SLOs at 100 %, where no stable traffic is left to compare with. Without it, the stage is one
-below 100 %, judged by the spec's mode.
+SLOs at 100 %, where no stable traffic is left to compare with, and bakes it as that stage bakes.
+Without it, the stage is one below 100 %, judged by the spec's mode; a spec whose stages below
+100 % bake differently (or that has none) is then refused, asking for ``--stage``.
 
 ``--metrics``, ``--margin-ratio`` and ``--min-requests`` are the spec's analysis settings of those
 names; a file no interval of which gives ``slow``, judged on slow requests too, gets a note on
@@ -65,17 +71,18 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO, get_args
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO, get_args
 
 from pydantic import ValidationError
 
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
+from rollway.judge.replay_bake import Bake
 from rollway.judge.sequential import SequentialJudge
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
-from rollway.spec import Analysis, Guardrails, JudgedMetric, default_stages
+from rollway.spec import Analysis, Guardrails, JudgedMetric, Stage, default_stages
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -90,7 +97,8 @@ NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seco
 # Said in both commands' help.
 STAGE_HELP = ("the canary weight (percent) of the spec's stage the file records (without --spec, of the default "
               "stages): it is judged as the flows judge that stage, at 100 % one-sample against the SLOs (no stable "
-              "traffic is left to compare with); without it, a stage below 100 % by the spec's mode")
+              "traffic is left to compare with); with --spec, it bakes as that stage does (a pass waits for its "
+              "min_bake_seconds, the stage ends at its bake_seconds); without it, a stage below 100 % by the spec's mode")
 
 _TOP_KEYS = ("t", "baseline", "canary")
 # No load balancer serves this many requests in one interval: a bigger count is a broken
@@ -409,10 +417,12 @@ class ReplayResult:
 
 
 def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardrails | None,
-           history: Sequence[Interval] = ()) -> ReplayResult:
+           history: Sequence[Interval] = (), bake: Bake | None = None) -> ReplayResult:
     """Judge ``intervals`` one at a time, as the flows would, until the first decision.
 
     ``history``: the baseline's intervals before the stage (only their baseline counts count).
+    ``bake``: the spec's stage the file records: a pass waits for its minimum bake, and the stage
+    ends at its bake (None: the first decision ends it, and the file's last line).
     """
     state = SequentialJudge(analysis).start()
     state.calibrate(history)
@@ -422,7 +432,7 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
     canary_totals, baseline_totals = RunningTotals("canary"), RunningTotals("baseline")
     decisions = Decisions()
     for i, interval in enumerate(intervals):
-        stage_over = i == len(intervals) - 1
+        stage_over = i == len(intervals) - 1 or (bake is not None and bake.over(interval.t))
         state.observe_interval(interval)
         verdict = state.verdict(stage_over=stage_over)
         if guardrails is not None:
@@ -430,7 +440,8 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             baseline_totals.add(interval)
             guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
             verdict = with_guardrails(verdict, guard)
-        ended = decisions.see(interval, verdict, stage_over=stage_over)
+        held = bake.passes_from if bake is not None and bake.held(verdict, interval.t) else None
+        ended = decisions.see(interval, verdict, stage_over=stage_over, held_until=held)
         if ended is not None:
             return ended
     raise AssertionError("unreachable: the last interval always decides")
@@ -446,11 +457,18 @@ class Decisions:
         self.alerted: set[str] = set()
         self.alerts: list[dict[str, Any]] = []
 
-    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool) -> ReplayResult | None:
-        """Take one tick's verdict; the result once the replay has decided (or run out)."""
+    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool,
+            held_until: float | None = None) -> ReplayResult | None:
+        """Take one tick's verdict; the result once the replay has decided (or run out).
+
+        ``held_until``: the verdict passes, but the flows hold the stage until that ``t`` (its
+        minimum bake) and judge on, so a rollback may still come first.
+        """
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
         decision = _DECISION[verdict.phase]
+        if held_until is not None:
+            decision = f"passing, held until min bake at t={format_t(held_until)}"
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
             self.last = decision
@@ -462,6 +480,14 @@ class Decisions:
                 self.alerted.add(alert.kind)
                 self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
                 self.alerts.append({"t": interval.t, "kind": alert.kind, "message": alert.message})
+        if held_until is not None:
+            if not stage_over:
+                return None
+            # The file ends while the flows would still be holding the pass: they had not passed it.
+            reason = (f"{verdict.reason}; but the file ends at t={format_t(interval.t)}, before the stage's minimum "
+                      f"bake ends at t={format_t(held_until)}: the flows would not have passed it yet")
+            return ReplayResult("inconclusive", interval.t, self.canary_requests, reason, tuple(self.changes),
+                                tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
             return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes),
@@ -536,6 +562,9 @@ def replay_main(
         listed = ", ".join(map(str, weights[:-1])) + f" and {weights[-1]}" if len(weights) > 1 else str(weights[0])
         print(f"error: --stage {stage} is not a stage to replay: {whose} {listed} % (give the canary weight of the "
               "stage the file records)", file=err)
+        return EXIT_BAD_INPUT
+    baked = _baked_stage(spec, stages, stage, err) if spec is not None else None
+    if baked is False:
         return EXIT_BAD_INPUT
     given_mode, mode = mode, mode if mode is not None else base.mode
     # The comparison the flows judge this stage by: the same decision as theirs (``stage_mode``).
@@ -622,11 +651,29 @@ def replay_main(
         print(f"note: {file_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
-    result = replay(intervals, analysis, rails if guardrails else None, past)
+    bake = Bake.of(policy, baked, intervals[0].t) if baked is not None else None
+    result = replay(intervals, analysis, rails if guardrails else None, past, bake)
     for line in result.changes:
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
+
+
+def _baked_stage(spec: str, stages: Sequence[Stage], weight: int | None, err: TextIO) -> int | Literal[False]:
+    """The index of the spec's stage the file records, whose bake the replay follows; False after
+    printing why it cannot be told. Without ``--stage``, the stages below 100 % must bake alike:
+    which of them the file records decides when the flows would pass it."""
+    if weight is not None:
+        return next(i for i, s in enumerate(stages) if s.weight == weight)
+    below = [(i, s) for i, s in enumerate(stages) if s.weight < 100]
+    if len({(s.earliest_pass_seconds, s.bake_seconds) for _, s in below}) == 1:
+        return below[0][0]
+    bakes = "; ".join(f"{s.weight} %: min bake {s.earliest_pass_seconds:g} s, bake {s.bake_seconds:g} s"
+                      for _, s in below)
+    said = f"bake differently ({bakes})" if below else "are none"
+    print(f"error: {file_named(spec)}'s stages below 100 % {said}: give --stage, the canary weight of the stage the "
+          "file records, to replay its bake", file=err)
+    return False
 
 
 def _option(field: str) -> str:
@@ -765,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      epilog=NO_DELAY)
     parser.add_argument("file", help="JSON Lines, one interval per line ('-' for standard input)")
     parser.add_argument("--spec", help="a RolloutSpec JSON file, as the flows' spec parameter: its analysis and "
-                        "guardrails are replayed; an option given beside it overrides that setting, with a note")
+                        "guardrails are replayed, and the stage's bake; an option given beside it overrides that setting, with a note")
     parser.add_argument("--alpha", type=float, help=f"default {defaults.alpha}")
     parser.add_argument("--margin", type=float, help=f"default {defaults.margin}")
     parser.add_argument("--mode", choices=["two-sample", "one-sample"], help=f"default {defaults.mode}")

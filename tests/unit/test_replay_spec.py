@@ -147,3 +147,70 @@ def test_a_100_percent_stage_refuses_what_only_two_samples_read():
     # The SLOs are what a 100 % stage reads, whatever the spec's mode.
     code, lines, errors = replay(FULL, spec=str(SPEC), stage=100, slo_error_rate=0.0002)
     assert code == EXIT_OK and "vs SLO 0.02%" in summary(lines)["reason"], (lines, errors)
+
+
+def _spec(tmp_path: Path, stages: list[dict]) -> str:
+    """The strict spec's analysis and guardrails, with these stages."""
+    data = json.loads(SPEC.read_text())
+    data["stages"] = stages
+    path = tmp_path / "baked-spec.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _file(tmp_path: Path, canary_errors: dict[int, int], minutes: int = 20) -> Path:
+    """A healthy 5 % stage, a minute a line from t=60 (the stage starts at t=0), with these
+    canary errors at these t; the strict spec's judge passes it at t=240."""
+    path = tmp_path / "stage.jsonl"
+    path.write_text("".join(json.dumps({"t": 60 * m, "baseline": {"requests": 114000, "errors": 114},
+                                        "canary": {"requests": 6000, "errors": canary_errors.get(60 * m, 0)}}) + "\n"
+                            for m in range(1, minutes + 1)))
+    return path
+
+
+def test_a_pass_before_the_minimum_bake_is_held_until_it_as_the_flows_hold_it(tmp_path):
+    """The flows pass a stage only once it has baked min_bake_seconds (``decide``): the replay
+    promoted at the judge's first pass, minutes before the policy would."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    code, lines, errors = replay(_file(tmp_path, {}), spec=spec, stage=5)
+    assert (code, errors) == (EXIT_OK, [])
+    said = summary(lines)
+    assert said["verdict"] == "promote" and said["decided_at_t"] == 600, said
+    assert said["canary_requests_at_decision"] == 60000
+    held = [line for line in lines if " passing, held until min bake at t=600: " in line]
+    assert len(held) == 1 and held[0].startswith("t=240 "), lines
+    assert lines[-2].startswith("t=600 promote: "), lines
+    # Without the spec, the same file promotes at the judge's first pass, as before.
+    plain = summary(replay(_file(tmp_path, {}), alpha=1e-6, metrics="errors", margin_ratio=1.5, min_requests=100)[1])
+    assert plain["verdict"] == "promote" and plain["decided_at_t"] == 240
+
+
+def test_a_rollback_before_the_minimum_bake_wins_over_a_held_pass(tmp_path):
+    """The judge keeps judging a held pass, and a rollback before the minimum bake rolls back."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    code, lines, _ = replay(_file(tmp_path, {t: 600 for t in (300, 360, 420, 480)}), spec=spec, stage=5)
+    said = summary(lines)
+    assert said["verdict"] == "rollback" and said["decided_at_t"] == 480, said
+    assert any(" passing, held until min bake at t=600: " in line for line in lines), lines
+
+
+def test_the_stage_ends_at_its_bake_and_a_file_that_ends_first_passes_nothing(tmp_path):
+    """Without min_bake_seconds a stage passes only at its bake's end; a file that stops while a
+    pass is held is inconclusive (the flows had not passed it yet), and lines after the bake are
+    not judged."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 900}, {"weight": 100}])
+    said = summary(replay(_file(tmp_path, {1200: 3000}), spec=spec, stage=5)[1])
+    assert said["verdict"] == "promote" and said["decided_at_t"] == 900, said
+    code, lines, _ = replay(_file(tmp_path, {}, minutes=10), spec=spec, stage=5)
+    said = summary(lines)
+    assert said["verdict"] == "inconclusive" and said["decided_at_t"] == 600, said
+    assert "before the stage's minimum bake ends at t=900" in said["reason"], said
+
+
+def test_without_a_stage_a_spec_whose_stages_bake_differently_is_refused(tmp_path):
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 900}, {"weight": 50, "bake_seconds": 1200},
+                            {"weight": 100}])
+    code, out, errors = replay(DATA / "malformed_json.jsonl", spec=spec)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert len(errors) == 1 and errors[0].startswith(f"error: {spec}'s stages below 100 % bake differently"), errors
+    assert "--stage" in errors[0]

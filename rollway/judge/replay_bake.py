@@ -1,0 +1,51 @@
+"""``rollway judge --replay FILE --spec SPEC``: the spec's stage bakes as the flows bake it.
+
+The flows pass a stage only once it has baked its ``min_bake_seconds`` (``bake_seconds`` when that
+is empty), judging on until then, so a rollback before it still wins; and the stage ends at its
+``bake_seconds``. The replay asks ``rollway.decide.decide`` (the flows' own rule) at every line,
+rather than restating it, on the file's clock: the stage starts one analysis period before the
+file's first ``t`` (the start of the first period it records), and the metrics delay is not waited
+out (the records are complete; see ``NO_DELAY`` in ``rollway.judge.replay``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollway.decide import Hold, StageState, decide, stage_over
+from rollway.model import Verdict
+from rollway.phases import Phase
+from rollway.spec import RolloutSpec
+
+
+@dataclass(frozen=True)
+class Bake:
+    """One stage of a spec, started at ``started_at`` on the replay file's clock."""
+
+    spec: RolloutSpec
+    stage_index: int
+    started_at: float
+
+    @classmethod
+    def of(cls, spec: RolloutSpec, stage_index: int, first_t: float) -> "Bake":
+        # The replay's records are complete: decide on the file's clock, not a metrics delay later.
+        analysis = spec.analysis.model_copy(update={"metrics_delay_seconds": 0})
+        return cls(spec.model_copy(update={"analysis": analysis}), stage_index,
+                   first_t - spec.analysis.interval_seconds)
+
+    @property
+    def _state(self) -> StageState:
+        return StageState(stage_index=self.stage_index, started_at=self.started_at)
+
+    @property
+    def passes_from(self) -> float:
+        """The ``t`` from which the stage may pass: its start plus its minimum bake."""
+        return self.started_at + self.spec.stages[self.stage_index].earliest_pass_seconds
+
+    def over(self, t: float) -> bool:
+        """Whether the stage's bake has ended by ``t`` (the judge then gives its final verdict)."""
+        return stage_over(self.spec, self._state, t)
+
+    def held(self, verdict: Verdict, t: float) -> bool:
+        """Whether the flows would hold this passing verdict at ``t``, for the minimum bake."""
+        return verdict.phase is Phase.SUCCESSFUL and isinstance(decide(self.spec, self._state, verdict, t), Hold)
