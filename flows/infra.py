@@ -30,7 +30,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    ``Targets.region``, where rollway uses them, and fail when the app deploys them elsewhere;
 5. a markdown artifact with the stacks and the checklist, also when the run fails; the
    checklist's verdict also under ``verify_infrastructure``'s key, whose newest is then always
-   the newest checklist read, by either flow.
+   the newest checklist read, by either flow (a checklist interrupted, or one that could not run,
+   its reader refused or failing, says there that nothing was checked, as verify's does).
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
 ``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
@@ -198,7 +199,14 @@ def run_deploy_infrastructure(
         environments = stack_environments(app, plan.order, home) if home is not None else {}
         # Made now, not after the deploys: what it refuses (a checked stack's malformed environment)
         # is refused before anything is written.
-        reader = checker(app) if checker is not None else None
+        try:
+            reader = checker(app) if checker is not None else None
+        except Exception as err:
+            # _said_if_refused writes the deployment's artifact; the checklist key's newest was
+            # otherwise an earlier run's "passed", read as this run's verdict.
+            _checklist_not_checked(err, "(and nothing was deployed: the run stopped before its first deploy)",
+                                   "run `deploy_infrastructure` again")
+            raise
         seen: dict[str, str | None] = {}
         if plan.skipped and statuses is not None:
             # Counted as deployed only if CloudFormation says so: the app may have gained a stack
@@ -533,7 +541,7 @@ def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: 
 def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],
                           err: BaseException) -> None:
     """Say, in the log and the artifact, that a run whose checklist was interrupted or failed to
-    run deployed every stack."""
+    run deployed every stack; and under the checklist's key, that nothing was checked."""
     deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
     what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
             else f"the pre-deployment checklist could not run ({error_said(err)})")
@@ -542,6 +550,14 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
         "(reads only, no deploy); deploy_infrastructure again with %s would deploy every stack again", what,
         ", ".join(deployed), _same_request(requested, already_deployed))
     _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
+    # Under the checklist's key too, as verify_infrastructure says it: written in the deployment
+    # artifact alone, the key's newest stayed an earlier run's "passed", read as this run's verdict.
+    changed = "(every stack of the plan is deployed: nothing is left to deploy)"
+    again = "check with `verify_infrastructure` (reads only, no deploy)"
+    if isinstance(err, Exception):
+        _checklist_not_checked(err, changed, again)
+    else:
+        _checklist_interrupted("during the pre-deployment checklist", changed, again)
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
@@ -866,15 +882,35 @@ def _checklist_artifact(checklist: Checklist) -> None:
         description="pre-deployment checklist"))
 
 
+# What a verify_infrastructure that checked nothing changed, and what to do next.
+_VERIFY_CHANGED = "(and nothing changed: the checklist only reads)"
+_VERIFY_AGAIN = "run `verify_infrastructure` again"
+
+
 def _verify_interrupted(when: str) -> None:
     """Say, in the log and the artifact, that an interrupted verify_infrastructure checked nothing:
     the key's newest artifact was otherwise an earlier run's "passed", read as this run's."""
     get_run_logger().error("interrupted %s: the checklist did not finish, nothing was checked (and nothing changed: "
                            "it only reads). Run verify_infrastructure again", when)
+    _checklist_interrupted(when, _VERIFY_CHANGED, _VERIFY_AGAIN)
+
+
+def _checklist_interrupted(when: str, changed: str, again: str) -> None:
+    """Under the checklist's key, in place of a verdict, that the run (either flow) was interrupted
+    ``when`` and checked nothing; ``changed``: what the run changed, ``again``: what to run next."""
     for_people("pre-deployment checklist", lambda: create_markdown_artifact(
         key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
         markdown=f"# Pre-deployment checklist interrupted\n\nThe run was interrupted {when}: nothing was checked "
-                 "(and nothing changed: the checklist only reads). Run `verify_infrastructure` again."))
+                 f"{changed}. {again[:1].upper()}{again[1:]}."))
+
+
+def _checklist_not_checked(err: Exception, changed: str, again: str) -> None:
+    """Under the checklist's key, in place of a verdict, that the run's checklist (either flow's)
+    could not run, ``err`` saying why: refused, its reader failing."""
+    for_people("pre-deployment checklist", lambda: create_markdown_artifact(
+        key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
+        markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {error_said(err)}\n\n**Nothing was "
+                 f"checked** {changed}. Fix the cause above and {again}."))
 
 
 @contextmanager
@@ -890,11 +926,7 @@ def _verify_said_if_failed() -> Iterator[None]:
     except Exception as err:
         if not getattr(err, _RECORDED, False):
             setattr(err, _RECORDED, True)  # an outer guard writes no second one
-            for_people("pre-deployment checklist", lambda: create_markdown_artifact(
-                key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
-                markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {error_said(err)}\n\n**Nothing was "
-                         "checked** (and nothing changed: the checklist only reads). Fix the cause above and run "
-                         "`verify_infrastructure` again."))
+            _checklist_not_checked(err, _VERIFY_CHANGED, _VERIFY_AGAIN)
         raise
     except BaseException as stop:
         # Cancelled or Ctrl-C before the checklist read anything (STS asked for the account, the

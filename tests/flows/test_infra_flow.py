@@ -529,6 +529,49 @@ def test_a_verify_that_could_not_check_says_so_in_place_of_an_earlier_runs_verdi
     assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist FAILED")
 
 
+@pytest.mark.parametrize("stop, said", [
+    (KeyboardInterrupt, "# Pre-deployment checklist interrupted\n\nThe run was interrupted during the pre-deployment "
+                        "checklist: nothing was checked (every stack of the plan is deployed: nothing is left to "
+                        "deploy). Check with `verify_infrastructure` (reads only, no deploy)."),
+    (RuntimeError("the checklist's reader broke"),
+     "# Pre-deployment checklist not checked\n\n**Why:** RuntimeError: the checklist's reader broke\n\n**Nothing was "
+     "checked** (every stack of the plan is deployed: nothing is left to deploy). Fix the cause above and check with "
+     "`verify_infrastructure` (reads only, no deploy)."),
+], ids=["interrupted", "error"])
+def test_a_deploys_checklist_that_did_not_finish_says_nothing_was_checked_in_place_of_an_earlier_verdict(stop, said):
+    """A deploy's checklist interrupted or failing wrote in its deployment artifact alone: the
+    checklist key's newest stayed an earlier run's "passed", read as the deploy's verdict."""
+    class Unfinished:
+        def check(self):
+            raise stop
+
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(type(stop) if isinstance(stop, BaseException) else stop):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Unfinished())
+    assert latest(CHECKLIST_ARTIFACT_KEY, since) == said
+
+
+def test_a_deploy_whose_checklist_reader_is_refused_says_nothing_was_checked_in_place_of_an_earlier_verdict(aws):
+    # The reader is made before the first deploy; refused (a checked stack the app places in no
+    # account), the run wrote "refused, nothing deployed" under its own key alone.
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = AppStacks(dependencies=deployer.app.dependencies,
+                             environments={"WebordinaryMonitoringStack": "aws://12345/us-west-2"})
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(PlanRefused):
+        deploy_on(deployer, lambda app: checker_for(aws.get_client, aws.targets, app=app, home=HOME),
+                  requested=STACKS[:5])
+    assert deployer.calls == ["list"]
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked\n\n**Why:** PlanRefused: "), said
+    assert "WebordinaryMonitoringStack ('aws://12345/us-west-2')" in said, said
+    assert said.endswith("**Nothing was checked** (and nothing was deployed: the run stopped before its first "
+                         "deploy). Fix the cause above and run `deploy_infrastructure` again."), said
+    assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure: refused, nothing deployed")
+
+
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
     result = deploy_on(deployer, lambda _app: Passing(), from_stack="WebordinarySQSStack")
