@@ -24,7 +24,10 @@ the stage bakes as the flows bake it (``replay_bake``): it starts one analysis p
 file's first ``t``; a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
 printed as ``passing, held until min bake at t=...`` and judging goes on, so a rollback before
 then wins; it promotes at the first line from then on, and ends at its ``bake_seconds`` (later
-lines are not judged). A file that ends while a pass is held is inconclusive. The last line is a
+lines are not judged). A file that ends while a pass is held is inconclusive. That clock is the
+spec's only if each line ends one ``analysis.interval_seconds`` after the one before, or a whole
+number of them (periods missing from an export): a file recorded at another period is refused,
+naming its first line that is not, before any is judged. The last line is a
 JSON summary::
 
     {"verdict": "rollback" | "promote" | "inconclusive", "decided_at_t": ..., "canary_requests_at_decision": ...,
@@ -77,7 +80,7 @@ from pydantic import ValidationError
 
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
-from rollway.judge.replay_bake import Bake
+from rollway.judge.replay_bake import Bake, off_period
 from rollway.judge.sequential import SequentialJudge
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
@@ -344,10 +347,11 @@ def _json_kind(value: object) -> str:
 
 
 def read_intervals(lines: Iterable[str], notes: list[str] | None = None,
-                   written: set[str] | None = None) -> list[Interval]:
+                   written: set[str] | None = None, numbers: list[int] | None = None) -> list[Interval]:
     """Every interval of a replay file, in order; blank lines are skipped. Counts read other
     than as written (more slow requests than requests) are named in ``notes``; the optional
-    counts some line gives go in ``written`` (see parse_line).
+    counts some line gives go in ``written`` (see parse_line); each interval's line number in
+    ``numbers`` (blank lines counted, as an editor counts them).
 
     Raises:
         ReplayError: for the first malformed line, or when there is no interval at all.
@@ -363,6 +367,8 @@ def read_intervals(lines: Iterable[str], notes: list[str] | None = None,
         if not text.strip():
             continue
         intervals.append(parse_line(text, number, intervals[-1].t if intervals else None, notes, written))
+        if numbers is not None:
+            numbers.append(number)
     if not intervals:
         raise ReplayError("no intervals: the file has no JSON lines")
     return intervals
@@ -631,8 +637,11 @@ def replay_main(
         print("error: only one of the stage file and --history can be standard input", file=err)
         return EXIT_BAD_INPUT
     written: set[str] = set()
-    intervals = _load(path, err, written=written)
+    numbers: list[int] = []
+    intervals = _load(path, err, written=written, numbers=numbers)
     if intervals is None:
+        return EXIT_BAD_INPUT
+    if spec is not None and not _on_period(intervals, numbers, path, spec, policy.analysis.interval_seconds, err):
         return EXIT_BAD_INPUT
     past = _load(history, err, option="--history") if history is not None else []
     if past is None:
@@ -657,6 +666,23 @@ def replay_main(
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
+
+
+def _on_period(intervals: Sequence[Interval], numbers: Sequence[int], path: str, spec: str, period: int,
+               err: TextIO) -> bool:
+    """Whether the file steps by the spec's analysis period (gaps of whole periods allowed, see
+    ``off_period``); False after printing the first line that does not. The stage's bake is
+    timed from the file's first t on the spec's period, so it is checked before any is judged."""
+    index = off_period([i.t for i in intervals], period)
+    if index is None:
+        return True
+    t, previous = intervals[index].t, intervals[index - 1].t
+    step = format_t(round(t - previous, 3))  # float t: 0.1, not 0.09999999999999432
+    print(f"error: {file_named(path)}: line {numbers[index]}: t={format_t(t)} is {step} s after the previous "
+          f"line's t={format_t(previous)}; {file_named(spec)}'s analysis.interval_seconds is {period}, so each line "
+          "must end one period (or a whole number of periods, where periods are missing) after the one before",
+          file=err)
+    return False
 
 
 def _baked_stage(spec: str, stages: Sequence[Stage], weight: int | None, err: TextIO) -> int | Literal[False]:
@@ -718,8 +744,8 @@ def _metrics(given: str | None, err: TextIO) -> dict[str, tuple[str, ...]] | Non
     return {"metrics": tuple(names)}
 
 
-def _load(path: str, err: TextIO, option: str | None = None,
-          written: set[str] | None = None) -> list[Interval] | None:
+def _load(path: str, err: TextIO, option: str | None = None, written: set[str] | None = None,
+          numbers: list[int] | None = None) -> list[Interval] | None:
     """The intervals of a replay file (``-``: standard input), or None after printing why not.
 
     ``option``: the option that named the file, said with it (given both files, "cannot read
@@ -729,7 +755,7 @@ def _load(path: str, err: TextIO, option: str | None = None,
     shown = f"{option} {file_named(path)}" if option else file_named(path)
     try:
         with _open(path) as handle:
-            intervals = read_intervals(handle, notes, written)
+            intervals = read_intervals(handle, notes, written, numbers)
     except OSError as exc:
         print(f"error: cannot read {shown}: {exc.strerror or exc}", file=err)
     except ReplayError as exc:

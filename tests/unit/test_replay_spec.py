@@ -214,3 +214,56 @@ def test_without_a_stage_a_spec_whose_stages_bake_differently_is_refused(tmp_pat
     assert (code, out) == (EXIT_BAD_INPUT, [])
     assert len(errors) == 1 and errors[0].startswith(f"error: {spec}'s stages below 100 % bake differently"), errors
     assert "--stage" in errors[0]
+
+
+def _steps(tmp_path: Path, ts: list[float], blank_at: int | None = None) -> Path:
+    """A healthy 5 % stage ending at these t, with a blank line before the ``blank_at``-th record."""
+    lines = [json.dumps({"t": t, "baseline": {"requests": 114000, "errors": 114},
+                         "canary": {"requests": 6000, "errors": 0}}) for t in ts]
+    if blank_at is not None:
+        lines.insert(blank_at, "")
+    path = tmp_path / "steps.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_file_recorded_at_another_period_than_the_spec_is_refused_naming_the_line(tmp_path):
+    """The bake starts one analysis period before the first t: a file of 10-s steps replayed by a
+    60-s spec started it 60 s early and held a pass on the wrong clock, without a word."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    code, out, errors = replay(_steps(tmp_path, list(range(10, 610, 10))), spec=spec, stage=5)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: {tmp_path / 'steps.jsonl'}: line 2: t=20 is 10 s after the previous line's t=10; "
+                      f"{spec}'s analysis.interval_seconds is 60, so each line must end one period (or a whole "
+                      "number of periods, where periods are missing) after the one before"], errors
+    # A step that is no whole number of periods, counted as an editor counts lines (a blank one included).
+    code, out, errors = replay(_steps(tmp_path, [60, 120, 240, 330, 390], blank_at=2), spec=spec, stage=5)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {tmp_path / 'steps.jsonl'}: line 5: t=330 is 90 s after the previous line's t=240; "), errors
+
+
+def test_missing_periods_in_a_recorded_file_are_replayed_with_the_spec(tmp_path):
+    """CloudWatch returns no datapoint for a period without one: an export skips it, and the
+    replay judges the periods it has, on the file's clock."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    code, lines, errors = replay(_steps(tmp_path, [60, 120, 180, 360, 420, 480, 540, 600, 660]), spec=spec, stage=5)
+    assert (code, errors) == (EXIT_OK, [])
+    said = summary(lines)
+    assert said["verdict"] == "promote" and said["decided_at_t"] == 600, said
+    # Without the spec, no period is known to check the steps against: 10-s steps replay as before.
+    code, lines, errors = replay(_steps(tmp_path, list(range(10, 610, 10))), metrics="errors")
+    assert (code, errors) == (EXIT_OK, [])
+
+
+def test_steps_of_fractional_seconds_are_whole_periods_despite_rounding(tmp_path):
+    """Fractional t (60.1, 120.1, ...) subtract to 60 s give or take a float's rounding error: one
+    period. A step that wanders further (60.1 s) is refused, saying the step as written."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    ts = [60 * m + 0.1 for m in range(1, 12)]
+    assert {b - a for a, b in zip(ts, ts[1:])} != {60.0}  # the rounding this is about
+    code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
+    assert (code, errors) == (EXIT_OK, [])
+    assert summary(lines)["decided_at_t"] == ts[9]
+    code, _, errors = replay(_steps(tmp_path, [ts[0], ts[0] + 60.1]), spec=spec, stage=5)
+    assert code == EXIT_BAD_INPUT and " is 60.1 s after the previous line's " in errors[0], errors
