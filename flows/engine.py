@@ -354,6 +354,11 @@ class StageTracker:
 
     def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
         obs = self.observation  # None: no read of the stage's metrics succeeded, nothing was measured
+        # Read, but every period in it was cut as not yet settled (or none had ended): nothing was
+        # counted either, and its totals of 0 would read as traffic measured at zero.
+        none_settled = obs is not None and not obs.intervals
+        if none_settled:
+            obs = None
         return StageReport(
             stage_index=state.stage_index,
             weights=weights,
@@ -365,6 +370,7 @@ class StageTracker:
             verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
             decision=decision,
             alerts=self.alerts.messages(),
+            none_settled=none_settled,
         )
 
 

@@ -15,8 +15,9 @@ from rollway.model import VersionSample, Verdict, Weights
 class StageReport(BaseModel):
     """A stage as it ended: traffic served by each version, the last verdict and the decision.
 
-    ``baseline`` and ``canary`` are None when no metrics could be read in the stage at all: nothing
-    was measured, which is not zero traffic (a sample of 0 requests is a measured zero)."""
+    ``baseline`` and ``canary`` are None when no metrics could be read in the stage at all, or
+    (``none_settled``) when they were but none of their periods had settled when the stage ended:
+    nothing was counted, which is not zero traffic (a sample of 0 requests is a measured zero)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -30,6 +31,9 @@ class StageReport(BaseModel):
     verdict: Verdict
     decision: str
     alerts: tuple[str, ...] = Field(default=(), description="each kind of alert raised in the stage, first message")
+    none_settled: bool = Field(
+        default=False, description="metrics were read, but no period in them had settled (CloudWatch's publication "
+                                   "delay) when the stage ended; baseline and canary are then None")
 
 
 class RolloutResult(BaseModel):
@@ -96,12 +100,14 @@ def _p99(sample: VersionSample) -> str:
 
 # The count cells of a stage no metrics were read in: "0" there read as traffic measured at zero.
 NOT_MEASURED = ("not measured", "-", "-", "-")
+# Those of a stage whose metrics were read before any of their periods had settled: none was counted.
+NONE_SETTLED = ("none settled", "-", "-", "-")
 
 
-def _version_cells(sample: VersionSample | None) -> tuple[str, str, str, str]:
+def _version_cells(sample: VersionSample | None, none_settled: bool) -> tuple[str, str, str, str]:
     """A version's requests, errors, error rate and p99, as the columns of HEADERS order them."""
     if sample is None:
-        return NOT_MEASURED
+        return NONE_SETTLED if none_settled else NOT_MEASURED
     # Separated by thousands, as the reason in the same row writes them.
     return f"{sample.requests:,}", f"{sample.errors:,}", _rate(sample), _p99(sample)
 
@@ -118,8 +124,8 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
-            *_version_cells(s.baseline),
-            *_version_cells(s.canary),
+            *_version_cells(s.baseline, s.none_settled),
+            *_version_cells(s.canary, s.none_settled),
             s.verdict.phase.value,
             s.decision,
             # The reason is the stage's last verdict, an alert its kind's message when first raised (a

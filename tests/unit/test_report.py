@@ -110,3 +110,14 @@ def test_an_alert_in_a_stage_row_says_its_figure_is_from_when_it_was_raised():
     reason = dict(zip(HEADERS, stage_rows([report])[0]))["reason"]
     assert reason == ("canary errors 0/600 vs baseline 1/11400; alert: canary average response time 15.0 s is over "
                       "10 s (when first raised)")
+
+
+def test_a_stage_with_no_settled_period_reads_apart_from_one_never_read_and_one_measured_at_zero():
+    def stage(sample: VersionSample | None, none_settled: bool = False) -> list[str]:
+        report = _report("accepted by alice").model_copy(
+            update={"baseline": sample, "canary": sample, "none_settled": none_settled})
+        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
+
+    assert stage(None, none_settled=True) == ["none settled", "-", "-", "-"] * 2
+    assert stage(None) == ["not measured", "-", "-", "-"] * 2
+    assert stage(VersionSample(requests=0))[0::4] == ["0", "0"]
