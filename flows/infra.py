@@ -31,7 +31,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
 5. a markdown artifact with the stacks and the checklist, also when the run fails; the
    checklist's verdict also under ``verify_infrastructure``'s key, whose newest is then always
    the newest checklist read, by either flow (a checklist interrupted, or one that could not run,
-   its reader refused or failing, says there that nothing was checked, as verify's does).
+   its reader refused or failing, says there that nothing was checked, as verify's does; so does a
+   deploy stopped at a stack, failed or interrupted, naming the stacks it changed since that verdict).
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
 ``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
@@ -288,8 +289,10 @@ def run_deploy_infrastructure(
                                  bootstrap_elsewhere=elsewhere)
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
+            if reader is not None:
+                _checklist_outdated(result, stack, err)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
-        except BaseException:
+        except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
             # CloudFormation goes on with what it had started. Such a run left no word of where it
             # stood, and the key's newest artifact was still an earlier run's "deployed".
@@ -298,6 +301,8 @@ def run_deploy_infrastructure(
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             _interrupted(result, stack, requested, already_deployed)
+            if reader is not None:
+                _checklist_outdated(result, stack, stop)
             raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
@@ -552,12 +557,34 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
     _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
     # Under the checklist's key too, as verify_infrastructure says it: written in the deployment
     # artifact alone, the key's newest stayed an earlier run's "passed", read as this run's verdict.
-    changed = "(every stack of the plan is deployed: nothing is left to deploy)"
-    again = "check with `verify_infrastructure` (reads only, no deploy)"
+    _deploy_checked_nothing(err, "during the pre-deployment checklist",
+                            "(every stack of the plan is deployed: nothing is left to deploy)",
+                            "check with `verify_infrastructure` (reads only, no deploy)")
+
+
+def _checklist_outdated(result: InfraResult, stopped_at: str, err: BaseException) -> None:
+    """Under the checklist's key, that a deploy which stopped at ``stopped_at`` (failed or
+    interrupted) before its checklist checked nothing, though it changed stacks: the key's newest
+    stayed an earlier run's "passed", read as describing stacks deployed since. A failed or
+    interrupted stack counts as changed too: rolled back, or still IN_PROGRESS, its checklist item
+    no longer passes."""
+    deployed = [r.stack for r in result.stacks if r.status == "deployed"]
+    how = "was interrupted" if not isinstance(err, Exception) else "failed"
+    _deploy_checked_nothing(
+        err, f"while deploying {stopped_at}",
+        f"(this run deployed {', '.join(deployed) or 'no stack'}, and {stopped_at} {how} while cdk deployed it: "
+        "an earlier verdict no longer describes them)",
+        f"check with `verify_infrastructure` (reads only) or resume with `deploy_infrastructure` and "
+        f"from_stack={stopped_at!r}")
+
+
+def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: str) -> None:
+    """Under the checklist's key, that a deploy's checklist checked nothing: "not checked" with
+    why for a failure, "interrupted" ``when`` for a cancellation or Ctrl-C, as verify says them."""
     if isinstance(err, Exception):
         _checklist_not_checked(err, changed, again)
     else:
-        _checklist_interrupted("during the pre-deployment checklist", changed, again)
+        _checklist_interrupted(when, changed, again)
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,

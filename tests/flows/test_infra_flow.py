@@ -317,8 +317,8 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
     assert checked and result.checklist is not None and result.checklist.passed
     assert verify_on(Passing()).passed
-    # The failed deploy's, the passing deploy's two (its own and the checklist's), verify's.
-    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 4
+    # Each deploy's two (its own and the checklist's: the failed one's "not checked"), verify's.
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 5
 
 
 def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
@@ -570,6 +570,45 @@ def test_a_deploy_whose_checklist_reader_is_refused_says_nothing_was_checked_in_
     assert said.endswith("**Nothing was checked** (and nothing was deployed: the run stopped before its first "
                          "deploy). Fix the cause above and run `deploy_infrastructure` again."), said
     assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure: refused, nothing deployed")
+
+
+class _Interrupted(FakeInfraDeployer):
+    """Ctrl-C (or a cancellation) while cdk deploys WebordinarySQSStack."""
+
+    def deploy(self, stack, **kwargs):
+        if stack == "WebordinarySQSStack":
+            raise KeyboardInterrupt
+        return super().deploy(stack, **kwargs)
+
+
+@pytest.mark.parametrize("deployer, stop, heading, stopped", [
+    (lambda: FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"}),
+     InfraDeployFailed, "# Pre-deployment checklist not checked\n\n**Why:** ", "WebordinarySQSStack failed"),
+    (lambda: _Interrupted(WEBORDINARY), KeyboardInterrupt,
+     "# Pre-deployment checklist interrupted\n\nThe run was interrupted while deploying WebordinarySQSStack: ",
+     "WebordinarySQSStack was interrupted"),
+], ids=["failed", "interrupted"])
+def test_a_deploy_stopped_before_its_checklist_says_the_earlier_verdict_no_longer_holds(deployer, stop, heading,
+                                                                                       stopped):
+    """A deploy that changed stacks, then stopped at a later one, wrote nothing under the checklist's
+    key: its newest stayed an earlier run's "passed", though the stacks it described had changed."""
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(stop):
+        deploy_on(deployer(), lambda _app: Passing())
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith(heading), said
+    assert f"this run deployed {', '.join(STACKS[:4])}, and {stopped}" in said, said
+    assert "an earlier verdict no longer describes them" in said, said
+    assert ("heck with `verify_infrastructure` (reads only) or resume with `deploy_infrastructure` and "
+            "from_stack='WebordinarySQSStack'") in said, said
+
+    # A run refused before any deploy changed nothing: the key keeps its newest verdict.
+    verify_on(Passing())
+    since = time.time()
+    with pytest.raises(PlanRefused):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing(), requested=["WebordinarySQSStak"])
+    assert latest(CHECKLIST_ARTIFACT_KEY, since - 5).startswith("# Pre-deployment checklist passed")
 
 
 def test_resume_from_the_failed_stack_deploys_it_and_the_rest_only():
