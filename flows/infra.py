@@ -458,9 +458,7 @@ def _said_if_interrupted(say: Callable[[], None]) -> Iterator[None]:
     except Exception:
         raise
     except BaseException as stop:
-        if not getattr(stop, _RECORDED, False):
-            say()
-            setattr(stop, _RECORDED, True)  # an outer guard writes no second one
+        _said_once(stop, say)
         raise
 
 
@@ -473,14 +471,20 @@ def _said_if_refused(requested: Sequence[str], from_stack: str | None,
     try:
         yield
     except Exception as err:
-        if not getattr(err, _RECORDED, False):
-            _refused_before_any_deploy(err, requested, from_stack, already_deployed)
-            setattr(err, _RECORDED, True)  # an outer guard writes no second one
+        _said_once(err, lambda: _refused_before_any_deploy(err, requested, from_stack, already_deployed))
         raise
 
 
-# Set on an error once _said_if_refused wrote its artifact.
+# Set on an error once a guard (_said_once) wrote its artifact.
 _RECORDED = "rollway_infra_recorded"
+
+
+def _said_once(stop: BaseException, say: Callable[[], None]) -> None:
+    """``say`` what stopped the run, unless a guard nested inside this one already did for ``stop``:
+    an outer guard writes no second artifact over the inner one's, which says more."""
+    if not getattr(stop, _RECORDED, False):
+        say()
+        setattr(stop, _RECORDED, True)
 
 
 def _refused_before_any_deploy(err: Exception, requested: Sequence[str], from_stack: str | None,
@@ -951,16 +955,12 @@ def _verify_said_if_failed() -> Iterator[None]:
     except ChecklistFailed:
         raise  # its items are the artifact already
     except Exception as err:
-        if not getattr(err, _RECORDED, False):
-            setattr(err, _RECORDED, True)  # an outer guard writes no second one
-            _checklist_not_checked(err, _VERIFY_CHANGED, _VERIFY_AGAIN)
+        _said_once(err, lambda: _checklist_not_checked(err, _VERIFY_CHANGED, _VERIFY_AGAIN))
         raise
     except BaseException as stop:
         # Cancelled or Ctrl-C before the checklist read anything (STS asked for the account, the
         # blocks loading); one during the synth or the checklist said so where it stopped.
-        if not getattr(stop, _RECORDED, False):
-            _verify_interrupted("before the checklist read AWS")
-            setattr(stop, _RECORDED, True)
+        _said_once(stop, lambda: _verify_interrupted("before the checklist read AWS"))
         raise
 
 
