@@ -42,6 +42,7 @@ from rollway.decide import window_settled
 from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
+from rollway.failure_words import error_said
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
@@ -242,7 +243,7 @@ def _stopped(env: Environment, spec: RolloutSpec, err: Exception, pinned_image: 
     had watched (``tally``), under the key a finished window's summary (``_summary``) takes.
     Logged, never raised, as that one."""
     lines = [f"# Monitoring of `{with_pin(spec.image, pinned_image)}` on {env.targets.canary_service}: stopped", "",
-             f"The run stopped before the window's end: {type(err).__name__}: {err}", "",
+             f"The run stopped before the window's end: {error_said(err)}", "",
              f"- looks before it stopped: {tally.said()}",
              "- `rollway status` shows where the rollout stands now"]
     for_people("monitoring window", lambda: create_markdown_artifact(
