@@ -17,6 +17,7 @@ from rollway.cli.finalize import finalize
 from rollway.cli.flags import flags_app
 from rollway.cli.report import report
 from rollway.cli.stderr_log import rollway_log_on_stderr
+from rollway.stdout import EXIT_NOT_WRITTEN, EXIT_READER_GONE, escape_unencodable, to_devnull
 
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
 app.command(flags_app)
@@ -284,10 +285,8 @@ def main() -> None:
     if sys.stdout is None:
         # Started with standard output closed (``>&-``): Python gives none at all. A command then
         # did its work (a flag set, a pause answered) with nowhere to say what it did, and ended in
-        # an AttributeError traceback at the flush. Nothing is done instead, with the replay's
-        # exit code for output it cannot write (EX_IOERR).
-        from rollway.judge.replay import EXIT_NOT_WRITTEN
-
+        # an AttributeError traceback at the flush. Nothing is done instead, with the exit code
+        # for output that cannot be written (EX_IOERR).
         print("error: standard output is closed: nothing was done, as what it did could not be said; run it with "
               "an output", file=sys.stderr)
         sys.exit(EXIT_NOT_WRITTEN)
@@ -305,12 +304,9 @@ def main() -> None:
             print(f"error: PREFECT_HOME {home} cannot be used as Prefect's home: {home_unusable(home, err)}; set "
                   "PREFECT_HOME to a directory this user can write", file=sys.stderr)
             sys.exit(2)
-    # Verdicts and tables hold characters such as "—" and "→". Under an output encoding without
-    # them (a Latin-1 locale, PYTHONIOENCODING=ascii) printing one raised UnicodeEncodeError
-    # half-way through the output: a traceback, and `judge --replay` lost its JSON summary. As
-    # standard error already does, write them as \u escapes (valid JSON inside a string) instead.
-    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    # As standard error already does: `judge --replay` lost its JSON summary to a "—" under an
+    # ASCII output encoding.
+    escape_unencodable()
     try:
         # rollway's own warnings and errors, one line each on standard error (rollway/cli/stderr_log.py).
         with rollway_log_on_stderr():
@@ -325,8 +321,8 @@ def main() -> None:
     except BrokenPipeError:
         # The reader went away (``| head -1``, a pager quit early): not the command's failure, and
         # no traceback. Standard output is pointed at /dev/null so the exit's own flush cannot
-        # fail again; 141 is what a command killed by SIGPIPE reports.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
+        # fail again.
+        to_devnull()
+        sys.exit(EXIT_READER_GONE)
     sys.exit(result if isinstance(result, (int, str)) else 0)
 

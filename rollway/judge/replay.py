@@ -70,7 +70,6 @@ import argparse
 import difflib
 import json
 import math
-import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,13 +85,10 @@ from rollway.judge.strict_json import DuplicateKey, file_named, short_value, uni
 from rollway.model import Interval, Verdict, VersionSample
 from rollway.phases import Phase
 from rollway.spec import Analysis, Guardrails, JudgedMetric, Stage, default_stages
+from rollway.stdout import EXIT_NOT_WRITTEN, EXIT_READER_GONE, escape_unencodable, to_devnull
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-# sysexits' EX_IOERR: the replay ran, but its output could not be written (a full disk, a dead
-# device); neither a verdict nor bad input. A reader gone early (``| head -1``) is not this: 141.
-EXIT_NOT_WRITTEN = 74
-EXIT_READER_GONE = 141
 # Said in both commands' help: a flow passes a stage only on periods that ended
 # metrics_delay_seconds ago, for CloudWatch's late datapoints; a replay file is already complete.
 NO_DELAY = ("The replay does not wait out the spec's analysis.metrics_delay_seconds: its records are complete, so it "
@@ -878,26 +874,19 @@ def to_stdout(replay: Callable[[TextIO], int]) -> int:
         # replay would run for no reader, and end in a traceback at the flush below.
         print("error: cannot write the replay's output: standard output is closed", file=sys.stderr)
         return EXIT_NOT_WRITTEN
-    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="backslashreplace")  # \u2014, valid inside the summary's JSON strings
+    escape_unencodable()  # \u2014, valid inside the summary's JSON strings
     try:
         code = replay(sys.stdout)
         sys.stdout.flush()  # here, where a failed write is caught, not at the interpreter's exit
     except BrokenPipeError:
         # Not the replay's failure; 141 is what a command killed by SIGPIPE reports.
-        _stdout_to_devnull()
+        to_devnull()
         return EXIT_READER_GONE
     except OSError as exc:
-        _stdout_to_devnull()
+        to_devnull()
         print(f"error: cannot write the replay's output: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_NOT_WRITTEN
     return code
-
-
-def _stdout_to_devnull() -> None:
-    """Standard output pointed at /dev/null, so that the exit's own flush of what could not be
-    written does not fail again (a second traceback, from the interpreter)."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":
