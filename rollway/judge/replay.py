@@ -79,7 +79,8 @@ from pydantic import ValidationError
 
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
-from rollway.judge.replay_bake import Bake, off_period
+from rollway.judge.replay_bake import Bake
+from rollway.judge.replay_clock import format_t, period_refusal
 from rollway.judge.sequential import SequentialJudge
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
@@ -270,16 +271,6 @@ def _huge(record: dict[str, Any]) -> tuple[str, str] | None:
             if isinstance(item, _Inexact) and math.isinf(item):
                 return field, item.literal
     return None
-
-
-def format_t(t: float) -> str:
-    """A time as a person reads it: 1700000060, 60.5; never rounded ("t=1.7e+09" hides minutes).
-
-    Whole numbers print without a decimal point up to 1e16 (beyond, every float is whole and
-    repr's exponent is shorter); anything else prints as repr, the shortest exact form.
-    """
-    t = float(t)
-    return str(int(t)) if t.is_integer() and abs(t) < 1e16 else repr(t)
 
 
 def _finite(number: int | float) -> bool:
@@ -637,8 +628,13 @@ def replay_main(
     intervals = _load(path, err, written=written, numbers=numbers)
     if intervals is None:
         return EXIT_BAD_INPUT
-    if spec is not None and not _on_period(intervals, numbers, path, spec, policy.analysis.interval_seconds, err):
-        return EXIT_BAD_INPUT
+    if spec is not None:
+        # The stage's bake is timed from the file's first t on the spec's period: checked before any line is judged.
+        off = period_refusal([i.t for i in intervals], numbers, file_named(path), file_named(spec),
+                             policy.analysis.interval_seconds)
+        if off is not None:
+            print(f"error: {off}", file=err)
+            return EXIT_BAD_INPUT
     past = _load(history, err, option="--history") if history is not None else []
     if past is None:
         return EXIT_BAD_INPUT
@@ -662,23 +658,6 @@ def replay_main(
         print(line, file=out)
     print(result.summary(), file=out)
     return EXIT_OK
-
-
-def _on_period(intervals: Sequence[Interval], numbers: Sequence[int], path: str, spec: str, period: int,
-               err: TextIO) -> bool:
-    """Whether the file steps by the spec's analysis period (gaps of whole periods allowed, see
-    ``off_period``); False after printing the first line that does not. The stage's bake is
-    timed from the file's first t on the spec's period, so it is checked before any is judged."""
-    index = off_period([i.t for i in intervals], period)
-    if index is None:
-        return True
-    t, previous = intervals[index].t, intervals[index - 1].t
-    step = format_t(round(t - previous, 3))  # float t: 0.1, not 0.09999999999999432
-    print(f"error: {file_named(path)}: line {numbers[index]}: t={format_t(t)} is {step} s after the previous "
-          f"line's t={format_t(previous)}; {file_named(spec)}'s analysis.interval_seconds is {period}, so each line "
-          "must end one period (or a whole number of periods, where periods are missing) after the one before",
-          file=err)
-    return False
 
 
 def _baked_stage(spec: str, stages: Sequence[Stage], weight: int | None, err: TextIO) -> int | Literal[False]:

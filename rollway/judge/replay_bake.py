@@ -6,40 +6,17 @@ is empty), judging on until then, so a rollback before it still wins; and the st
 rather than restating it, on the file's clock: the stage starts one analysis period before the
 file's first ``t`` (the start of the first period it records), and the metrics delay is not waited
 out (the records are complete; see ``NO_DELAY`` in ``rollway.judge.replay``). That clock is the
-spec's only if the file steps by its period: ``off_period`` finds the first line that does not.
+spec's only if the file steps by its period (``replay_clock.off_period``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Sequence
 
 from rollway.decide import Hold, StageState, decide, stage_over
 from rollway.model import Verdict
 from rollway.phases import Phase
 from rollway.spec import RolloutSpec
-
-
-# Fractional seconds (60.1, 120.1) subtract with a float's rounding error (1e-14 s there, near 1e-7 s
-# at epoch seconds): a step that close to whole periods is one. Not more: a file whose steps wander
-# is no period's, and its bake's hold (timed from the first t) would fall a whole line late.
-_STEP_TOLERANCE_SECONDS = 1e-6
-
-
-def off_period(ts: Sequence[float], period: float) -> int | None:
-    """The index of the first ``t`` whose step from the one before is not a whole number of
-    periods (at least one), or None. A step of several periods is a gap, not a different period:
-    CloudWatch returns no datapoint for a period without one, so an export skips it; the bake is
-    then still on the spec's clock. A shorter step, or one between two multiples, is a file
-    recorded at another period, whose first ``t`` would start the stage, and hold its pass, at the
-    wrong time."""
-    for index in range(1, len(ts)):
-        step = ts[index] - ts[index - 1]
-        periods = round(step / period)
-        if periods < 1 or not math.isclose(step, periods * period, rel_tol=0, abs_tol=_STEP_TOLERANCE_SECONDS):
-            return index
-    return None
 
 
 @dataclass(frozen=True)
