@@ -88,7 +88,9 @@ def judge(
             (0: off; default 0.001).
         mode: two-sample (against the baseline, the default) or one-sample (against the SLO).
         history: JSON Lines of the baseline's intervals before the stage (the flows read an hour),
-            which tell the judge how bursty the traffic is (two-sample mode).
+            which tell the judge how bursty the traffic is (two-sample mode); with --spec, its lines
+            must step by the spec's period, end by the stage's start and go back no further than
+            analysis.calibration_seconds, as the flows read them.
         guardrails: apply the absolute guardrails (the spec's, else the seed's) on top, as the flows do
             (--no-guardrails: the statistical judge alone, whose false rollbacks alpha bounds).
         slo_error_rate: one-sample mode: the error rate the canary is held to, as the spec's

@@ -42,7 +42,10 @@ reason says as "over 10^6" and the like), a guardrail's rate for ``error_rate``;
 ``--history FILE2`` (same format) gives the baseline's intervals from before the stage, as the
 flows read them (``analysis.calibration_seconds``): only their baseline counts are used, to
 measure how bursty the traffic is (see ``EvidenceSettings.lift_cap_below``). Its last ``t`` must
-be before the stage file's first.
+be before the stage file's first. With ``--spec`` it is on the spec's clock too, as the flows read
+it (``replay_clock.history_refusal``): its lines step by the spec's period, its last ends by the
+stage's start, on the stage file's period edges, and it goes back no further than
+``analysis.calibration_seconds``; a refusal names its line, before any line is judged.
 
 ``--spec SPEC`` reads the RolloutSpec JSON the flows take as their ``spec`` parameter (validated by
 that model, before any line of FILE is read; see ``replay_spec``): the replay judges by its
@@ -80,7 +83,7 @@ from pydantic import ValidationError
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
-from rollway.judge.replay_clock import format_t, period_refusal
+from rollway.judge.replay_clock import format_t, history_refusal, period_refusal
 from rollway.judge.sequential import SequentialJudge
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import Interval, Verdict, VersionSample
@@ -635,7 +638,8 @@ def replay_main(
         if off is not None:
             print(f"error: {off}", file=err)
             return EXIT_BAD_INPUT
-    past = _load(history, err, option="--history") if history is not None else []
+    past_numbers: list[int] = []
+    past = _load(history, err, option="--history", numbers=past_numbers) if history is not None else []
     if past is None:
         return EXIT_BAD_INPUT
     if past and past[-1].t >= intervals[0].t:
@@ -645,6 +649,14 @@ def replay_main(
               f"stage's first (t={format_t(intervals[0].t)} in {file_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
+    if past and spec is not None:
+        # The judge's calibration counts the history's periods: checked against the spec's clock as the stage file is.
+        off = history_refusal([i.t for i in past], past_numbers, intervals[0].t, f"--history {file_named(history)}",
+                              file_named(path), file_named(spec), policy.analysis.interval_seconds,
+                              policy.analysis.calibration_seconds)
+        if off is not None:
+            print(f"error: {off}", file=err)
+            return EXIT_BAD_INPUT
     if "slow" in analysis.metrics and "slow" not in written:
         # The flows read a service that publishes no SlowRequestCount as 0 slow requests, and so
         # does the replay; but its verdicts then show "slow 0/N" as if measured, and alpha is

@@ -52,3 +52,38 @@ def period_refusal(ts: Sequence[float], numbers: Sequence[int], shown: str, spec
     return (f"{shown}: line {numbers[index]}: t={format_t(t)} is {step} s after the previous line's "
             f"t={format_t(previous)}; {spec}'s analysis.interval_seconds is {period}, so each line must end one "
             "period (or a whole number of periods, where periods are missing) after the one before")
+
+
+def history_refusal(ts: Sequence[float], numbers: Sequence[int], first_t: float, shown: str, path: str, spec: str,
+                    period: int, calibration_seconds: int) -> str | None:
+    """Why the history (``ts`` ending before ``first_t``, the stage file's first) is not the
+    baseline's past the flows read before this stage; None when it is.
+
+    The flows read the whole periods of the ``calibration_seconds`` before the stage's start
+    (``flows.engine.baseline_history``), which the replay takes one period before ``first_t``:
+    a history at another period, reaching into the stage's first period, off the stage file's
+    period edges, or longer than that calibrates the judge on another past than theirs.
+    """
+    steps = period_refusal(ts, numbers, shown, spec, period)
+    if steps is not None:
+        return steps
+    start, last = first_t - period, ts[-1]
+    if off_period([last, first_t], period) is not None:
+        if first_t - last < period - _STEP_TOLERANCE_SECONDS:
+            return (f"{shown}: line {numbers[-1]}: t={format_t(last)} is within the stage's first period, from "
+                    f"t={format_t(start)} to t={format_t(first_t)} ({path}'s first line: the stage starts one analysis "
+                    f"period, {period} s, before it); the history is the baseline's periods before the stage, so it "
+                    f"ends by t={format_t(start)}")
+        return (f"{shown}: line {numbers[-1]}: t={format_t(last)} is {format_t(round(first_t - last, 3))} s before "
+                f"{path}'s first t={format_t(first_t)}, not a whole number of {spec}'s {period}-s analysis periods: "
+                "the two files' periods do not share their edges")
+    # The periods that start in the calibration_seconds before the stage's start.
+    earliest = start - (calibration_seconds // period) * period + period
+    outside = [i for i, t in enumerate(ts) if t < earliest - _STEP_TOLERANCE_SECONDS]
+    if not outside:
+        return None
+    drop = (f"delete the lines before line {numbers[outside[-1] + 1]}" if len(outside) < len(ts)
+            else "no line of it is within them")
+    return (f"{shown}: line {numbers[0]}: t={format_t(ts[0])} is before the {calibration_seconds} s the flows read "
+            f"({spec}'s analysis.calibration_seconds): the periods ending from t={format_t(earliest)} to the stage's "
+            f"start at t={format_t(start)}; {drop}")

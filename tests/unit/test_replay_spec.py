@@ -267,3 +267,63 @@ def test_steps_of_fractional_seconds_are_whole_periods_despite_rounding(tmp_path
     assert summary(lines)["decided_at_t"] == ts[9]
     code, _, errors = replay(_steps(tmp_path, [ts[0], ts[0] + 60.1]), spec=spec, stage=5)
     assert code == EXIT_BAD_INPUT and " is 60.1 s after the previous line's " in errors[0], errors
+
+
+def _history(tmp_path: Path, ts: list[float]) -> Path:
+    """The baseline's steady past, ending at these t."""
+    path = tmp_path / "before.jsonl"
+    path.write_text("".join(json.dumps({"t": t, "baseline": {"requests": 114000, "errors": 114}}) + "\n" for t in ts))
+    return path
+
+
+def test_a_history_recorded_at_another_period_than_the_spec_is_refused_naming_its_line(tmp_path):
+    """The judge's calibration counts the history's periods: an hour of 10-s periods is six times
+    as many, each a sixth as big, and changed when the cap lifts, without a word."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200}, {"weight": 100}])
+    history = _history(tmp_path, list(range(-590, 1, 10)))
+    code, out, errors = replay(_file(tmp_path, {}), spec=spec, stage=5, history=str(history))
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: --history {history}: line 2: t=-580 is 10 s after the previous line's t=-590; "
+                      f"{spec}'s analysis.interval_seconds is 60, so each line must end one period (or a whole "
+                      "number of periods, where periods are missing) after the one before"], errors
+
+
+def test_a_history_that_reaches_into_the_stage_or_off_its_period_edges_is_refused(tmp_path):
+    """The stage starts one period before the stage file's first t (its first line is the stage's
+    first period): a history line ending after that start is a period of the stage, and one off
+    the stage file's period edges was recorded on another clock."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200}, {"weight": 100}])
+    stage = _file(tmp_path, {})
+    code, out, errors = replay(stage, spec=spec, stage=5, history=str(_history(tmp_path, [-30, 30])))
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: --history {tmp_path / 'before.jsonl'}: line 2: t=30 is within the stage's first period, "
+                      f"from t=0 to t=60 ({stage}'s first line: the stage starts one analysis period, 60 s, before it); "
+                      "the history is the baseline's periods before the stage, so it ends by t=0"], errors
+    code, out, errors = replay(stage, spec=spec, stage=5, history=str(_history(tmp_path, [-90, -30])))
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: --history {tmp_path / 'before.jsonl'}: line 2: t=-30 is 90 s before {stage}'s first "
+                      f"t=60, not a whole number of {spec}'s 60-s analysis periods: the two files' periods do not "
+                      "share their edges"], errors
+    # Ending at the stage's start, or periods before it (an export that skipped some), is the past.
+    for ts in ([-60, 0], [-180, -120]):
+        code, lines, errors = replay(stage, spec=spec, stage=5, history=str(_history(tmp_path, ts)))
+        assert (code, errors) == (EXIT_OK, []), (ts, errors)
+
+
+def test_a_history_longer_than_the_flows_read_is_refused_saying_which_lines_to_drop(tmp_path):
+    """The flows calibrate on analysis.calibration_seconds before the stage (an hour by default):
+    two hours of history calibrated the replay on twice the past the policy's flows ever read."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200}, {"weight": 100}])
+    stage = _file(tmp_path, {})
+    history = _history(tmp_path, list(range(-7140, 1, 60)))
+    code, out, errors = replay(stage, spec=spec, stage=5, history=str(history))
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: --history {history}: line 1: t=-7140 is before the 3600 s the flows read "
+                      f"({spec}'s analysis.calibration_seconds): the periods ending from t=-3540 to the stage's "
+                      "start at t=0; delete the lines before line 61"], errors
+    history = _history(tmp_path, list(range(-7140, -3599, 60)))
+    code, out, errors = replay(stage, spec=spec, stage=5, history=str(history))
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors[0].endswith("; no line of it is within them"), errors
+    code, lines, errors = replay(stage, spec=spec, stage=5, history=str(_history(tmp_path, list(range(-3540, 1, 60)))))
+    assert (code, errors) == (EXIT_OK, [])
