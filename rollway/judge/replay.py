@@ -23,7 +23,8 @@ the first rollback or promotion; a file that ends without one is inconclusive. W
 the stage bakes as the flows bake it (``replay_bake``): it starts one analysis period before the
 file's first ``t``; a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
 printed as ``passing, held until min bake at t=...`` and judging goes on, so a rollback before
-then wins; it promotes at the first line from then on, and ends at its ``bake_seconds`` (later
+then wins; it promotes at the first line from then on (its reason, the held pass's, then ends with
+``; passing since t=..., held until min bake at t=...``), and ends at its ``bake_seconds`` (later
 lines are not judged). A file that ends while a pass is held is inconclusive. That clock is the
 spec's only if each line ends one ``analysis.interval_seconds`` after the one before, or a whole
 number of them (periods missing from an export): a file recorded at another period is refused,
@@ -452,6 +453,9 @@ class Decisions:
         self.canary_requests = 0
         self.alerted: set[str] = set()
         self.alerts: list[dict[str, Any]] = []
+        # The first t a pass was held at, and until when: the promote line that releases it says so,
+        # or it repeated the held pass's reason (its counts then) as if the pass had just come.
+        self.held: tuple[float, float] | None = None
 
     def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool,
             held_until: float | None = None) -> ReplayResult | None:
@@ -462,11 +466,15 @@ class Decisions:
         """
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
-        decision = _DECISION[verdict.phase]
+        decision, reason = _DECISION[verdict.phase], verdict.reason
         if held_until is not None:
             decision = f"passing, held until min bake at t={format_t(held_until)}"
+            self.held = self.held or (interval.t, held_until)
+        elif self.held is not None and verdict.phase is Phase.SUCCESSFUL:
+            since, until = self.held
+            reason = f"{reason}; passing since t={format_t(since)}, held until min bake at t={format_t(until)}"
         if decision != self.last:
-            self.changes.append(f"t={format_t(interval.t)} {decision}: {verdict.reason}")
+            self.changes.append(f"t={format_t(interval.t)} {decision}: {reason}")
             self.last = decision
         # Alerts (a canary's average response time over the guardrail) do not change the
         # decision, so no decision line would show them: the flows put each kind's first
@@ -486,7 +494,7 @@ class Decisions:
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
             final = "inconclusive" if decision in ("running", "error") else decision
-            return ReplayResult(final, interval.t, self.canary_requests, verdict.reason, tuple(self.changes),
+            return ReplayResult(final, interval.t, self.canary_requests, reason, tuple(self.changes),
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         return None
 

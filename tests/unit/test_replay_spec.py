@@ -179,7 +179,11 @@ def test_a_pass_before_the_minimum_bake_is_held_until_it_as_the_flows_hold_it(tm
     assert said["canary_requests_at_decision"] == 60000
     held = [line for line in lines if " passing, held until min bake at t=600: " in line]
     assert len(held) == 1 and held[0].startswith("t=240 "), lines
-    assert lines[-2].startswith("t=600 promote: "), lines
+    # The promote line (and the summary) repeated the pass of t=240 as if it had just happened.
+    passed = held[0].split(": ", 1)[1]
+    released = f"{passed}; passing since t=240, held until min bake at t=600"
+    assert lines[-2] == f"t=600 promote: {released}", lines
+    assert said["reason"] == released
     # Without the spec, the same file promotes at the judge's first pass, as before.
     plain = summary(replay(_file(tmp_path, {}), alpha=1e-6, metrics="errors", margin_ratio=1.5, min_requests=100)[1])
     assert plain["verdict"] == "promote" and plain["decided_at_t"] == 240
