@@ -21,7 +21,8 @@ guardrails on top (as the flows do), prints a line whenever the decision changes
 a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it), and ends at
 the first rollback or promotion; a file that ends without one is inconclusive. With ``--spec``,
 the stage bakes as the flows bake it (``replay_bake``): it starts one analysis period before the
-file's first ``t``; a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
+file's first ``t`` (a line's ``t`` ends its period, and the first line is taken as the stage's
+first; a note on standard error says that clock); a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
 printed as ``passing, held until min bake at t=...`` and judging goes on, so a rollback before
 then wins; it promotes at the first line from then on (its reason, the held pass's, then ends with
 ``; passing since t=..., held until min bake at t=...``), and ends at its ``bake_seconds`` (later
@@ -673,6 +674,8 @@ def replay_main(
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     bake = Bake.of(policy, baked, intervals[0].t) if baked is not None else None
+    if bake is not None:
+        print(f"note: {bake.timeline(file_named(path))}", file=err)
     result = replay(intervals, analysis, rails if guardrails else None, past, bake)
     for line in result.changes:
         print(line, file=out)

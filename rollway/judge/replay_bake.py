@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollway.decide import Hold, StageState, decide, stage_over
+from rollway.decide import Hold, StageState, decide, stage_end, stage_over
+from rollway.judge.replay_clock import format_t
 from rollway.model import Verdict
 from rollway.phases import Phase
 from rollway.spec import RolloutSpec
@@ -42,6 +43,16 @@ class Bake:
     def passes_from(self) -> float:
         """The ``t`` from which the stage may pass: its start plus its minimum bake."""
         return self.started_at + self.spec.stages[self.stage_index].earliest_pass_seconds
+
+    def timeline(self, path: str) -> str:
+        """The stage's clock as the replay takes it from ``path``, for a note before any line is
+        judged: a file of CloudWatch's own timestamps (period starts) would start it a period early."""
+        period = self.spec.analysis.interval_seconds
+        start, first = format_t(self.started_at), format_t(self.started_at + period)
+        return (f"the stage starts at t={start}, one analysis period ({period} s) before {path}'s first t={first}: a "
+                f"line's t is the end of its period (CloudWatch's timestamp, the period's start, plus {period} s), and "
+                f"the first line is taken as the stage's first period; it may pass from t={format_t(self.passes_from)} "
+                f"(min bake) and its bake ends at t={format_t(stage_end(self.spec, self._state))}")
 
     def over(self, t: float) -> bool:
         """Whether the stage's bake has ended by ``t`` (the judge then gives its final verdict)."""
