@@ -36,6 +36,10 @@ JSON summary::
      "reason": "...", "alerts": [{"t": ..., "kind": "response_time", "message": "..."}],
      "metric": "errors", "statistic": 1.0e+304}
 
+``canary_requests_at_decision`` counts every canary request of the lines up to ``decided_at_t`` (what
+the canary served by then, as the guardrail counts it), periods without a baseline count included:
+the reason's counts are the judge's, the periods it compared (two-sample mode skips those), and a
+held pass's reason gives its counts when it passed.
 ``alerts`` holds each kind of alert the replay raised, as first raised (the ``alert:`` lines),
 and is empty when there was none. ``metric`` and ``statistic`` are the last verdict's: the
 judge's evidence for ``errors`` or ``slow`` (a likelihood ratio, saturated near 1e304, which the

@@ -53,6 +53,15 @@ def test_replay_files(name, options, verdict, t, requests, fragment):
     assert fragment in result["reason"]
 
 
+def test_canary_requests_at_decision_are_all_the_canary_served_by_then_compared_or_not():
+    """What the canary served by the decision, as the guardrail counts it: the period at t=120 has
+    no baseline count, so the two-sample judge's reason leaves it out, and the summary does not."""
+    code, lines = run(DATA / "missing.jsonl", guardrails=False)
+    result = summary(lines)
+    assert (code, result["canary_requests_at_decision"]) == (EXIT_OK, 180)
+    assert "canary errors 0/120 (0.00%)" in result["reason"], result
+
+
 def test_a_line_is_printed_only_when_the_decision_changes():
     code, lines = run(DATA / "healthy.jsonl")
     changes = lines[:-1]
