@@ -22,9 +22,9 @@ a kind of alert is first raised (``t=... alert: ...``, as a stage's row shows it
 the first rollback or promotion; a file that ends without one is inconclusive. With ``--spec``,
 the stage bakes as the flows bake it (``replay_bake``): it starts one analysis period before the
 file's first ``t`` (a line's ``t`` ends its period, and the first line is taken as the stage's
-first; a note on standard error says that clock); a pass before its ``min_bake_seconds`` (``bake_seconds`` when empty) is
-printed as ``passing, held until min bake at t=...`` and judging goes on, so a rollback before
-then wins; it promotes at the first line from then on (its reason, the held pass's, then ends with
+first; a note on standard error says that clock); a pass before its ``min_bake_seconds``
+(``bake_seconds`` when empty) is printed as ``passing, held until min bake at t=...`` and judging
+goes on, so a rollback before then wins; it promotes at the first line from then on (its reason, the held pass's, then ends with
 ``; passing since t=..., held until min bake at t=...``), and ends at its ``bake_seconds`` (later
 lines are not judged). A file that ends while a pass is held is inconclusive. That clock is the
 spec's only if each line ends one ``analysis.interval_seconds`` after the one before, or a whole
