@@ -679,7 +679,7 @@ def replay_main(
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     bake = Bake.of(policy, baked, intervals[0].t) if baked is not None else None
     if bake is not None:
-        print(f"note: {bake.timeline(file_named(path))}", file=err)
+        print(f"note: {bake.timeline('standard input' if path == '-' else file_named(path))}", file=err)
     result = replay(intervals, analysis, rails if guardrails else None, past, bake)
     for line in result.changes:
         print(line, file=out)

@@ -49,7 +49,7 @@ class Bake:
         judged: a file of CloudWatch's own timestamps (period starts) would start it a period early."""
         period = self.spec.analysis.interval_seconds
         start, first = format_t(self.started_at), format_t(self.started_at + period)
-        return (f"the stage starts at t={start}, one analysis period ({period} s) before {path}'s first t={first}: a "
+        return (f"the stage starts at t={start}, one analysis period ({period} s) before the first t={first} of {path}: a "
                 f"line's t is the end of its period (CloudWatch's timestamp, the period's start, plus {period} s), and "
                 f"the first line is taken as the stage's first period; it may pass from t={format_t(self.passes_from)} "
                 f"(min bake) and its bake ends at t={format_t(stage_end(self.spec, self._state))}")

@@ -347,9 +347,17 @@ def test_the_stage_clock_the_replay_takes_is_said_before_it_judges(tmp_path):
     stage = _file(tmp_path, {})
     code, lines, errors = replay(stage, spec=spec, stage=5)
     assert code == EXIT_OK
-    assert errors == [f"note: the stage starts at t=0, one analysis period (60 s) before {stage}'s first t=60: a "
+    assert errors == [f"note: the stage starts at t=0, one analysis period (60 s) before the first t=60 of {stage}: a "
                       "line's t is the end of its period (CloudWatch's timestamp, the period's start, plus 60 s), and "
                       "the first line is taken as the stage's first period; it may pass from t=600 (min bake) and its "
                       "bake ends at t=1200"], errors
     # Without the spec there is no bake to time, and nothing to say.
     assert replay(stage, metrics="errors")[2] == []
+
+
+def test_the_stage_clock_of_standard_input_names_it(tmp_path, monkeypatch):
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_file(tmp_path, {}).read_bytes())))
+    code, _, errors = replay("-", spec=spec, stage=5)
+    assert code == EXIT_OK and errors[0].startswith(
+        "note: the stage starts at t=0, one analysis period (60 s) before the first t=60 of standard input: "), errors
