@@ -32,7 +32,10 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    checklist's verdict also under ``verify_infrastructure``'s key, whose newest is then always
    the newest checklist read, by either flow (a checklist interrupted, or one that could not run,
    its reader refused or failing, says there that nothing was checked, as verify's does; so does a
-   deploy stopped at a stack, failed or interrupted, naming the stacks it changed since that verdict).
+   deploy stopped at a stack, failed or interrupted, or run with ``verify`` off, naming the stacks
+   it changed since that verdict: those CloudFormation shows changed between a read before the
+   first deploy and one after, a stack not read counting as changed; one that changed none leaves
+   the key alone).
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
 ``cdk_app_dir`` it synthesizes the app first to learn where each stack and what it defines goes;
@@ -66,11 +69,12 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said
 from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
-    bootstrap_environments, check_already_deployed, check_request, confirm_skipped, plan_deployment, resource_places,
-    stack_environments, trust_command,
+    bootstrap_environments, changed_stacks, check_already_deployed, check_request, confirm_skipped, plan_deployment,
+    resource_places, stack_environments, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -230,6 +234,15 @@ def run_deploy_infrastructure(
                                       unread="it is taken as already deployed, as named",
                                       why="to check the stacks named as already deployed")
             check_already_deployed(read)
+        # Read before any deploy, and again once the run stops or ends unchecked: which stacks it
+        # changed. Counted changed unread, a stack whose cdk deploy failed before CloudFormation
+        # started made the checklist's key say an earlier verdict no longer held of it.
+        before: dict[str, StackState] = {}
+        if statuses is not None:
+            assert home is not None
+            with _said_if_interrupted(
+                    lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
+                before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -289,8 +302,8 @@ def run_deploy_infrastructure(
                                  bootstrap_elsewhere=elsewhere)
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
-            if reader is not None:
-                _checklist_outdated(result, stack, err)
+            changed = _changed(statuses, before, [*_deployed(result), stack], environments, home, read_seconds)
+            _checklist_outdated(stack, err, changed)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
@@ -301,8 +314,9 @@ def run_deploy_infrastructure(
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             _interrupted(result, stack, requested, already_deployed)
-            if reader is not None:
-                _checklist_outdated(result, stack, stop)
+            # Nothing read while the run stops: every stack it deployed counts as changed, and the
+            # interrupted one too, rolled back or still IN_PROGRESS.
+            _checklist_outdated(stack, stop, [*_deployed(result), stack])
             raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
@@ -311,6 +325,9 @@ def run_deploy_infrastructure(
     log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
+        changed = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
+        if changed:
+            _checklist_not_asked(changed)
         return result
     try:
         checklist = tasks.run_checklist(reader)
@@ -344,14 +361,8 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             silent), saying of which stacks and ``why`` they were read; nothing was deployed.
     """
     log = get_run_logger()
-    by_region: dict[str, list[str]] = {}
-    for stack in stacks:
-        environment = environments[stack]
-        if environment.account != home.account:
-            log.warning("%s is in account %s, whose stacks this run does not read: %s", stack, environment.account,
-                        unread)
-            continue
-        by_region.setdefault(environment.region, []).append(stack)
+    by_region = _by_region(stacks, environments, home, lambda stack, account: log.warning(
+        "%s is in account %s, whose stacks this run does not read: %s", stack, account, unread))
     seen: dict[str, str | None] = {}
     for region, names in by_region.items():
         try:
@@ -371,6 +382,57 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             log.info("%s: %s", stack, status or "does not exist")
         seen.update(read)
     return seen
+
+
+def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
+                 environments: dict[str, StackEnvironment], home: StackEnvironment,
+                 read_seconds: float) -> dict[str, StackState]:
+    """What CloudFormation shows of ``stacks`` (``StackStatuses.state``), read in each one's region,
+    to tell which the run changed (``changed_stacks``). Raises no Exception: it only decides what
+    the checklist's key says, so a region whose read failed or did not answer within
+    ``read_seconds`` is logged and left out, its stacks counted as changed, and no deploy stops
+    for it. A stack of another account is left out unread too."""
+    log = get_run_logger()
+    found: dict[str, StackState] = {}
+    for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
+            "%s is in account %s, whose stacks this run does not read: it counts as changed by its deploy",
+            stack, account)).items():
+        try:
+            found.update(answered(f"CloudFormation in {region}", read_seconds,
+                                  lambda region=region, names=names: {s: statuses(region).state(s) for s in names},
+                                  log.info))
+        except Exception as err:  # noqa: BLE001 - never stops a deploy; the stacks count as changed
+            log.warning("could not read the CloudFormation state of %s in %s (%s): counted as changed by this run",
+                        ", ".join(names), region, error_said(err))
+    return found
+
+
+def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
+             environments: dict[str, StackEnvironment], home: StackEnvironment | None,
+             read_seconds: float) -> list[str]:
+    """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read
+    now; all of them when nothing was read before (no ``statuses``: every deploy counts)."""
+    if statuses is None or home is None or not before:
+        return list(stacks)
+    return list(changed_stacks(stacks, before, _read_states(statuses, stacks, environments, home, read_seconds)))
+
+
+def _deployed(result: InfraResult) -> list[str]:
+    return [r.stack for r in result.stacks if r.status == "deployed"]
+
+
+def _by_region(stacks: Sequence[str], environments: dict[str, StackEnvironment], home: StackEnvironment,
+               elsewhere: Callable[[str, str], None]) -> dict[str, list[str]]:
+    """``stacks`` of the home account by region; ``elsewhere(stack, account)`` for each of
+    another account, whose stacks the run's credentials do not read."""
+    by_region: dict[str, list[str]] = {}
+    for stack in stacks:
+        environment = environments[stack]
+        if environment.account != home.account:
+            elsewhere(stack, environment.account)
+            continue
+        by_region.setdefault(environment.region, []).append(stack)
+    return by_region
 
 
 def _last_lines(err: Exception) -> tuple[str, ...]:
@@ -566,20 +628,38 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
                             "check with `verify_infrastructure` (reads only, no deploy)")
 
 
-def _checklist_outdated(result: InfraResult, stopped_at: str, err: BaseException) -> None:
+def _checklist_outdated(stopped_at: str, err: BaseException, changed: Sequence[str]) -> None:
     """Under the checklist's key, that a deploy which stopped at ``stopped_at`` (failed or
-    interrupted) before its checklist checked nothing, though it changed stacks: the key's newest
-    stayed an earlier run's "passed", read as describing stacks deployed since. A failed or
-    interrupted stack counts as changed too: rolled back, or still IN_PROGRESS, its checklist item
-    no longer passes."""
-    deployed = [r.stack for r in result.stacks if r.status == "deployed"]
+    interrupted) before its checklist checked nothing, though it changed stacks (``changed``, the
+    stopped one among them when CloudFormation moved it: rolled back, or still IN_PROGRESS, its
+    checklist item no longer passes): the key's newest stayed an earlier run's "passed", read as
+    describing stacks changed since. A run that changed none leaves the key alone: its verdict holds."""
+    if not changed:
+        get_run_logger().info("CloudFormation shows no stack changed by this run: the checklist's newest verdict "
+                              "still describes them")
+        return
     how = "was interrupted" if not isinstance(err, Exception) else "failed"
+    others = [s for s in changed if s != stopped_at]
+    if stopped_at in changed:
+        said = (f"this run changed {', '.join(others) or 'no stack before it'}, and {stopped_at} {how} while cdk "
+                "deployed it: an earlier verdict no longer describes them")
+    else:
+        said = (f"this run changed {', '.join(others)}; {stopped_at} failed before CloudFormation changed it: an "
+                f"earlier verdict no longer describes {', '.join(others)}")
     _deploy_checked_nothing(
-        err, f"while deploying {stopped_at}",
-        f"(this run deployed {', '.join(deployed) or 'no stack'}, and {stopped_at} {how} while cdk deployed it: "
-        "an earlier verdict no longer describes them)",
+        err, f"while deploying {stopped_at}", f"({said})",
         f"check with `verify_infrastructure` (reads only) or resume with `deploy_infrastructure` and "
         f"from_stack={stopped_at!r}")
+
+
+def _checklist_not_asked(changed: Sequence[str]) -> None:
+    """Under the checklist's key, that a deploy run with ``verify`` off which changed stacks
+    checked nothing: the key's newest stayed an earlier run's "passed", read as describing them."""
+    get_run_logger().warning("verify is off: the pre-deployment checklist was not read, though this run changed %s. "
+                             "Check with verify_infrastructure (reads only)", ", ".join(changed))
+    _not_checked("`verify` was off: this run did not read the checklist",
+                 f"(this run changed {', '.join(changed)}: an earlier verdict no longer describes them)",
+                 "Check with `verify_infrastructure` (reads only, no deploy)")
 
 
 def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: str) -> None:
@@ -938,10 +1018,16 @@ def _checklist_interrupted(when: str, changed: str, again: str) -> None:
 def _checklist_not_checked(err: Exception, changed: str, again: str) -> None:
     """Under the checklist's key, in place of a verdict, that the run's checklist (either flow's)
     could not run, ``err`` saying why: refused, its reader failing."""
+    _not_checked(error_said(err), changed, f"Fix the cause above and {again}")
+
+
+def _not_checked(why: str, changed: str, then: str) -> None:
+    """Under the checklist's key, in place of a verdict, "not checked": ``why``, what the run
+    changed and ``then``, what to do next."""
     for_people("pre-deployment checklist", lambda: create_markdown_artifact(
         key=CHECKLIST_ARTIFACT_KEY, description="pre-deployment checklist",
-        markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {error_said(err)}\n\n**Nothing was "
-                 f"checked** {changed}. Fix the cause above and {again}."))
+        markdown=f"# Pre-deployment checklist not checked\n\n**Why:** {why}\n\n**Nothing was checked** "
+                 f"{changed}. {then}."))
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.aws.regions import unknown_region
+from rollway.cleanup import StackState
 from rollway.errors_pickle import PicklableError
 from rollway.targets import REGION
 
@@ -258,6 +259,23 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
     again = {a.stack for a in added}
     return plan.model_copy(update={"skipped": tuple(s for s in plan.skipped if s not in again),
                                    "added": (*plan.added, *added)})
+
+
+def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
+                   after: Mapping[str, StackState]) -> tuple[str, ...]:
+    """Those of ``stacks`` CloudFormation shows changed between a read before the run's deploys
+    (``before``) and one after (``after``): made, made again (another stack id), or another status
+    or LastUpdatedTime (every operation CloudFormation starts on a stack sets one or the other).
+
+    A stack missing from either read (not read: another account, a read that failed) counts as
+    changed: an earlier checklist verdict is kept only for stacks known not to have moved. One
+    ``cdk deploy`` failed before CloudFormation started (a synth, asset or credentials error), or
+    deployed with no change, is the same stack in both reads.
+    """
+    def seen(state: StackState) -> tuple[str | None, ...]:
+        return state.stack_id, state.status, state.last_updated
+
+    return tuple(s for s in stacks if s not in before or s not in after or seen(before[s]) != seen(after[s]))
 
 
 # A stack in one of these has no version deployed (it was never created, or is being or was

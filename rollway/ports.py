@@ -11,6 +11,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 from pydantic import SecretStr
 
 from rollway.checklist import Checklist
+from rollway.cleanup import StackState
 from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
@@ -275,7 +276,11 @@ class RollbackClaims(Protocol):
 
 class StackStatuses(Protocol):
     """What CloudFormation says of a stack (``rollway.aws.cloudformation.CloudFormationStacks``):
-    a resumed infrastructure deploy asks it of the stacks it would skip."""
+    a resumed infrastructure deploy asks it of the stacks it would skip, and every deploy of the
+    stacks it deploys, to tell which it changed."""
 
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack."""
+
+    def state(self, name: str) -> StackState:
+        """The stack's id, status and LastUpdatedTime; ``status`` None when there is no such stack."""

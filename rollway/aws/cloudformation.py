@@ -153,8 +153,14 @@ class CloudFormationStacks:
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack: one
         DescribeStacks, nothing else read (what a resumed deploy asks of the stacks it skips)."""
+        return self.state(name).status
+
+    def state(self, name: str) -> StackState:
+        """The stack's id, status and LastUpdatedTime (``status`` None: no such stack), from one
+        DescribeStacks, its resources not read: a deploy compares it before and after to tell
+        whether CloudFormation changed the stack."""
         found = self._describe(name)
-        return None if found is None else str(found["StackStatus"])
+        return StackState(name=name) if found is None else _judged(name, found)
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,

@@ -65,6 +65,20 @@ def test_an_old_stack_is_deleted_with_its_resources_and_a_rerun_reports_it_gone(
     assert again == [f"stack {OLD} does not exist: already gone"]
 
 
+def test_a_stacks_state_is_its_id_status_and_last_update_read_in_one_describe(aws, stacks, watch_calls):
+    """What a deploy compares before and after, to tell whether CloudFormation changed the stack."""
+    assert stacks.state(OLD).status is None  # no such stack
+    first = create(aws, OLD, "webordinary-old-queue")
+    calls = watch_calls(aws.get_client("cloudformation"))
+    state = stacks.state(OLD)
+    assert calls == ["DescribeStacks"]
+    assert (state.stack_id, state.status, state.last_updated) == (first, "CREATE_COMPLETE", None)
+    assert stacks.status(OLD) == "CREATE_COMPLETE"
+    aws.get_client("cloudformation").delete_stack(StackName=OLD)
+    again = create(aws, OLD, "webordinary-old-queue")
+    assert stacks.state(OLD).stack_id == again != first  # made again: another stack
+
+
 def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
     calls = watch_calls(aws.get_client("cloudformation"))
     state = stacks.describe("never-was")

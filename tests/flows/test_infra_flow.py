@@ -598,7 +598,7 @@ def test_a_deploy_stopped_before_its_checklist_says_the_earlier_verdict_no_longe
         deploy_on(deployer(), lambda _app: Passing())
     said = latest(CHECKLIST_ARTIFACT_KEY, since)
     assert said.startswith(heading), said
-    assert f"this run deployed {', '.join(STACKS[:4])}, and {stopped}" in said, said
+    assert f"this run changed {', '.join(STACKS[:4])}, and {stopped}" in said, said
     assert "an earlier verdict no longer describes them" in said, said
     assert ("heck with `verify_infrastructure` (reads only) or resume with `deploy_infrastructure` and "
             "from_stack='WebordinarySQSStack'") in said, said
@@ -608,6 +608,90 @@ def test_a_deploy_stopped_before_its_checklist_says_the_earlier_verdict_no_longe
     since = time.time()
     with pytest.raises(PlanRefused):
         deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Passing(), requested=["WebordinarySQSStak"])
+    assert latest(CHECKLIST_ARTIFACT_KEY, since - 5).startswith("# Pre-deployment checklist passed")
+
+
+class _OnCloudFormation(FakeInfraDeployer):
+    """cdk over the embedded CloudFormation: a stack of ``changes`` is created or updated there as
+    it deploys; any other deploys as it is (cdk's "no changes"). One of ``failing`` fails after
+    that: CloudFormation changed it if it is in ``changes``, else cdk failed before asking it (a
+    synth, asset or credentials error)."""
+
+    def __init__(self, cloudformation, changes=(), failing=None):
+        super().__init__(WEBORDINARY, failing=failing, already=STACKS)
+        self.cloudformation, self.changes, self.version = cloudformation, set(changes), 0
+
+    def deploy(self, stack, **kwargs):
+        if stack in self.changes:
+            self.version += 1
+            body = json.dumps({"Resources": {f"Topic{self.version}": {"Type": "AWS::SNS::Topic"}}})
+            exists = [s["StackName"] for s in self.cloudformation.describe_stacks()["Stacks"]]
+            (self.cloudformation.update_stack if stack in exists else self.cloudformation.create_stack)(
+                StackName=stack, TemplateBody=body)
+        return super().deploy(stack, **kwargs)
+
+
+def _read_by(aws):
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    return lambda _region: CloudFormationStacks(aws.get_client("cloudformation"))
+
+
+def test_a_deploy_with_verify_off_that_changed_stacks_says_the_earlier_verdict_no_longer_holds(aws):
+    """verify=False wrote nothing under the checklist's key: its newest stayed an earlier run's
+    "passed", read as describing the stacks this run had just changed."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    changes = ("WebordinarySQSStack", "WebordinaryMonitoringStack")
+    deploy_on(_OnCloudFormation(cloudformation, changes=changes), None, statuses=_read_by(aws))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked\n\n**Why:** `verify` was off"), said
+    assert ("(this run changed WebordinarySQSStack, WebordinaryMonitoringStack: an earlier verdict no longer "
+            "describes them). Check with `verify_infrastructure` (reads only, no deploy).") in said, said
+    assert "WebordinaryECRStack" not in said, said  # deployed with no change
+
+    # Every stack deployed as it was (cdk's "no changes"): the verdict still describes them.
+    verify_on(Passing())
+    since = time.time()
+    deploy_on(_OnCloudFormation(cloudformation), None, statuses=_read_by(aws))
+    assert latest(CHECKLIST_ARTIFACT_KEY, since - 5).startswith("# Pre-deployment checklist passed")
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
+def test_a_stack_that_failed_before_cloudformation_changed_it_is_not_said_to_have_changed(aws, verify):
+    """A stack whose cdk deploy failed before CloudFormation started (a synth or asset error)
+    counted as changed: "not checked" said so of a stack that had not moved, and replaced a
+    verdict that still held when nothing else had changed either."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    checker = (lambda _app: Passing()) if verify else None
+    failing = {"WebordinarySQSStack": "Failed to publish asset"}
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(_OnCloudFormation(cloudformation, changes=["WebordinaryECRStack"], failing=failing), checker,
+                  statuses=_read_by(aws))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked\n\n**Why:** "), said
+    assert ("(this run changed WebordinaryECRStack; WebordinarySQSStack failed before CloudFormation changed it: "
+            "an earlier verdict no longer describes WebordinaryECRStack)") in said, said
+
+    # CloudFormation changed it before the failure: said so.
+    since = time.time()
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(_OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"], failing=failing), checker,
+                  statuses=_read_by(aws))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert ("(this run changed no stack before it, and WebordinarySQSStack failed while cdk deployed it: an earlier "
+            "verdict no longer describes them)") in said, said
+
+    # Nothing moved at all: the earlier verdict still holds and stays the key's newest.
+    verify_on(Passing())
+    since = time.time()
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(_OnCloudFormation(cloudformation, failing=failing), checker, statuses=_read_by(aws))
     assert latest(CHECKLIST_ARTIFACT_KEY, since - 5).startswith("# Pre-deployment checklist passed")
 
 
