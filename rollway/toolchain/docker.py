@@ -118,6 +118,10 @@ def docker_environment(inherited: Mapping[str, str], config_dir: str | os.PathLi
     env["DOCKER_CONFIG"] = str(config_dir)
     if docker_host:
         env["DOCKER_HOST"] = docker_host
+    if docker_host and docker_host.startswith("ssh://") and "SSH_AUTH_SOCK" in inherited:
+        # docker reaches an ssh:// daemon by running ssh, which finds a key held by an agent (a CI
+        # runner's, a forwarded one) only through this socket: without it, "Permission denied".
+        env["SSH_AUTH_SOCK"] = inherited["SSH_AUTH_SOCK"]
     # No "What's next" hints in the logs.
     env["DOCKER_CLI_HINTS"] = "false"
     return env
