@@ -719,9 +719,10 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
         if _expiring(credentials):
             credentials = steps.ecr_login(ecr)
         steps.login(docker, credentials)
-    again = " again: the first login expires" if run.progress.logged_in else ""
+    again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
-    run.done(f"logged in to {refs.registry}{again} as {credentials.username} (private docker config)")
+    run.done(f"logged in to {refs.registry}{' again' if again else ''} as {credentials.username} (private docker "
+             f"config){': the first login was about to expire' if again else ''}")
     return credentials
 
 

@@ -873,32 +873,41 @@ def test_a_base_image_in_the_releases_ecr_registry_is_pulled_with_the_runs_login
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
-def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pushes(aws, tmp_path, watch_calls):
+def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pushes(aws, tmp_path, monkeypatch,
+                                                                                      watch_calls):
     """The login made before the build is good for 12 hours; a build that outlived most of it
     pushes with a new one."""
     import datetime as dt
-    import time
+    from types import SimpleNamespace
 
     from tests.botocore_events import on_operation
 
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     ecr = aws.get_client("ecr")
     answers: list[str] = []
+    built = [dt.timedelta(0)]
 
-    def first_about_to_expire(parsed, **_):
-        data = parsed["authorizationData"][0]
-        if not answers:  # good for 10 minutes and 2 seconds: enough to start, not for a 3-second build
-            data["expiresAt"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10, seconds=2)
-        answers.append(base64.b64decode(data["authorizationToken"]).decode().split(":", 1)[1])
+    class Clock(dt.datetime):
+        """The flow's clock, 11 h 55 min on once the build is done (a build of hours)."""
 
-    class SlowBuild(PullsItsBase):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + built[0]
+
+    def record(parsed, **_):
+        answers.append(base64.b64decode(parsed["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
+
+    class LongBuild(PullsItsBase):
         def build(self, context_dir, **kwargs):
-            time.sleep(3)
-            return super().build(context_dir, **kwargs)
+            image = super().build(context_dir, **kwargs)
+            built[0] = dt.timedelta(hours=11, minutes=55)
+            return image
 
-    publisher = SlowBuild(aws)
+    monkeypatch.setattr(flows_container, "dt", SimpleNamespace(datetime=Clock, timezone=dt.timezone,
+                                                               timedelta=dt.timedelta))
+    publisher = LongBuild(aws)
     calls = watch_calls(ecr)
-    with on_operation(ecr, "after-call", first_about_to_expire, operation="GetAuthorizationToken"):
+    with on_operation(ecr, "after-call", record, operation="GetAuthorizationToken"):
         result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
     assert calls.count("GetAuthorizationToken") == 2, calls
     assert publisher.passwords == answers  # the first for the build, the second for the pushes
@@ -906,6 +915,8 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
     logins = [i for i, c in enumerate(publisher.calls) if c == f"login {registry}"]
     pushes = [i for i, c in enumerate(publisher.calls) if c.startswith("push ")]
     assert logins[0] < publisher.calls.index(f"build {tmp_path}") < logins[1] < pushes[0]
+    assert (f"logged in to {registry} again as AWS (private docker config): the first login was about to expire"
+            in result.steps)
     assert result.task_definition is not None
 
 
