@@ -52,7 +52,8 @@ _UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect", "
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 # What the CLI inherits from this process: enough to run and to reach a registry through a
-# proxy, and nothing else (no AWS keys, no DOCKER_* pointing it somewhere it was not told).
+# proxy (and an ssh:// daemon through the ssh agent, docker_environment), and nothing else (no
+# AWS keys, no DOCKER_* pointing it somewhere it was not told).
 _INHERITED = TOOL_ENVIRONMENT | {"XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 
 
