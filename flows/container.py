@@ -10,12 +10,13 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
 3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
-   version, and refuse as above), build (labels: the version, the git commit), check that the
-   image is built for the platform the family's tasks run on (push nothing otherwise), tag the
-   version and ``latest``;
-4. log in (ECR: the GetAuthorizationToken asked for before building, so a role without it is
-   refused before any build; handed to ``docker login`` on stdin) in a private docker config
-   directory, push the version then ``latest``;
+   version, and refuse as above); ECR: log in (the GetAuthorizationToken asked for before
+   building, so a role without it is refused before any build; handed to ``docker login`` on
+   stdin) in a private docker config directory, before the build, which pulls base images with
+   that config's logins (one in the release's own registry too);
+4. build (labels: the version, the git commit), check that the image is built for the platform
+   the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
+   again if the login expires within minutes, push the version then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
@@ -653,6 +654,12 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
 def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
                     ecr: EcrRepository | None, credentials: RegistryLogin | None, platform: str | None) -> None:
     """Build, tag and push; ``platform``: what the task family's tasks run on (None: not known)."""
+    if ecr is not None:
+        # Before the build: docker pulls the Dockerfile's base images with the logins of its
+        # config, and this run's is private, so a base image in the release's own ECR registry
+        # (one the team keeps there) could not be pulled ("no basic auth credentials").
+        assert credentials is not None  # asked for before building (run_publish)
+        credentials = _log_in(run, docker, ecr, refs, credentials)
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
@@ -671,14 +678,8 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         with run.step(f"tag {reference}"):
             steps.tag(docker, image_id, reference)
     run.done(f"tagged {', '.join(refs.all)}")
-    if ecr is not None:
-        assert credentials is not None  # asked for before building (run_publish)
-        with run.step(f"log in to {refs.registry}"):
-            if _expiring(credentials):  # a build longer than the token's 12 hours
-                credentials = steps.ecr_login(ecr)
-            steps.login(docker, credentials)
-        run.progress.logged_in = refs.registry
-        run.done(f"logged in to {refs.registry} as {credentials.username} (private docker config)")
+    if ecr is not None and credentials is not None and _expiring(credentials):
+        _log_in(run, docker, ecr, refs, credentials)  # a build that outlived the token's 12 hours
     for reference in refs.all:  # the version first: latest moves only once the version is there
         with run.step(f"push {reference}"):
             try:
@@ -708,6 +709,21 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
                 f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
+
+
+def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageReferences,
+            credentials: RegistryLogin) -> RegistryLogin:
+    """docker login to the release's ECR registry (in the private docker config) with
+    ``credentials``, or a new login from ECR when those expire within minutes; returns the one used."""
+    with run.step(f"log in to {refs.registry}"):
+        if _expiring(credentials):
+            credentials = steps.ecr_login(ecr)
+        steps.login(docker, credentials)
+    again = run.progress.logged_in is not None
+    run.progress.logged_in = refs.registry
+    run.done(f"logged in to {refs.registry}{' again' if again else ''} as {credentials.username} (private docker "
+             f"config){': the first login was about to expire' if again else ''}")
+    return credentials
 
 
 def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,

@@ -6,14 +6,15 @@ API (``rollway.toolchain.registry``). Each ``DockerCli`` works in a docker confi
 of its own (``DOCKER_CONFIG``), made by ``docker_session`` and removed when the session ends,
 so the registry credentials ``docker login`` stores never land in ``~/.docker`` and do not
 outlive the run. A consequence: the caller's ``~/.docker`` (its logins, credential helpers and
-contexts) is not used; name the daemon with ``docker_host``.
+contexts) is not used, only its CLI plugins (buildx); name the daemon with ``docker_host``.
 
 No credential helper is used either: when a config file holds no credentials, the docker CLI
 looks for a platform default (on Linux ``docker-credential-pass`` when ``pass`` is on PATH,
 else ``docker-credential-secretservice``) and would hand it the login to keep in a keyring
 that outlives the session; ``"credsStore": ""`` reads as unset and does not stop that. A
 config that already names a registry in ``auths`` does (the CLI then keeps what the file
-says), so each session's config starts with one that never resolves (``PINNED_CONFIG``).
+says), so each session's config starts with one that never resolves (``PINNED_CONFIG``). It
+names the worker's CLI plugin directories (``worker_plugin_dirs``: buildx), nothing else of its config.
 
 A process killed outright (SIGKILL, the OOM killer) never runs the session's cleanup, and the
 login token in its directory stays valid for hours (an ECR token: 12 h). Each directory's name
@@ -51,7 +52,8 @@ _UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect", "
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 # What the CLI inherits from this process: enough to run and to reach a registry through a
-# proxy, and nothing else (no AWS keys, no DOCKER_* pointing it somewhere it was not told).
+# proxy (and an ssh:// daemon through the ssh agent, docker_environment), and nothing else (no
+# AWS keys, no DOCKER_* pointing it somewhere it was not told).
 _INHERITED = TOOL_ENVIRONMENT | {"XDG_RUNTIME_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR"}
 
 
@@ -118,6 +120,10 @@ def docker_environment(inherited: Mapping[str, str], config_dir: str | os.PathLi
     env["DOCKER_CONFIG"] = str(config_dir)
     if docker_host:
         env["DOCKER_HOST"] = docker_host
+    if docker_host and docker_host.startswith("ssh://") and "SSH_AUTH_SOCK" in inherited:
+        # docker reaches an ssh:// daemon by running ssh, which finds a key held by an agent (a CI
+        # runner's, a forwarded one) only through this socket: without it, "Permission denied".
+        env["SSH_AUTH_SOCK"] = inherited["SSH_AUTH_SOCK"]
     # No "What's next" hints in the logs.
     env["DOCKER_CLI_HINTS"] = "false"
     return env
@@ -367,6 +373,41 @@ CONFIG_PREFIX = "rollway-docker-"
 # this file: in the session's directory, removed with it.
 PINNED_CONFIG = '{"auths": {"rollway.invalid": {}}}\n'
 
+
+def session_config(inherited: Mapping[str, str]) -> str:
+    """The private config.json a session starts with: ``PINNED_CONFIG``'s auths, and the CLI
+    plugin directories of the worker's own docker config (``worker_plugin_dirs``)."""
+    config: dict[str, object] = json.loads(PINNED_CONFIG)
+    plugins = worker_plugin_dirs(inherited)
+    if plugins:
+        config["cliPluginsExtraDirs"] = plugins
+    return json.dumps(config) + "\n"
+
+
+def worker_plugin_dirs(inherited: Mapping[str, str]) -> list[str]:
+    """The docker CLI plugin directories the worker's docker finds besides the system's: its
+    config directory's ``cli-plugins`` (where docker's docs install buildx by hand) and the
+    ``cliPluginsExtraDirs`` its config.json names (Docker Desktop's), those that exist.
+
+    The CLI looks for plugins in its config directory, and a session's is private: buildx
+    installed there was not found, and docker fell back to its deprecated legacy builder, which
+    refuses what BuildKit Dockerfiles use (RUN --mount, heredocs, ``# syntax=``). Only the
+    directories are taken from the worker's config, never its logins or credential helpers.
+    """
+    home = inherited.get("HOME")
+    given = inherited.get("DOCKER_CONFIG")
+    if not given and not home:
+        return []
+    config_dir = Path(given) if given else Path(str(home)) / ".docker"
+    found = [str(config_dir / "cli-plugins")]
+    try:
+        extra = json.loads((config_dir / "config.json").read_text()).get("cliPluginsExtraDirs") or []
+    except (OSError, ValueError, AttributeError):
+        extra = []
+    if isinstance(extra, list):
+        found += [d for d in extra if isinstance(d, str) and d]
+    return [d for d in dict.fromkeys(found) if Path(d).is_dir()]
+
 def _config_prefix() -> str:
     return owned_prefix(CONFIG_PREFIX)
 
@@ -413,7 +454,7 @@ def docker_session(executable: str = "docker", *, docker_host: str | None = None
         # Logins stay in this file, never in a credential helper's keyring (PINNED_CONFIG).
         descriptor = os.open(Path(config_dir) / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as config:
-            config.write(PINNED_CONFIG)
+            config.write(session_config(os.environ))
         yield DockerCli(found, config_dir, docker_host=docker_host, on_line=on_line,
                         timeout_seconds=timeout_seconds)
     finally:

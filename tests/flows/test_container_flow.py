@@ -295,7 +295,8 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
     message = str(caught.value)
     registry = aws.topology.repository_uri.split("/", 1)[0]
     assert f"log in to {registry} failed: LoginRefused: docker login to {registry} failed" in message
-    assert "the image was built (sha256:" in message and "but nothing was pushed" in message
+    # Logged in before the build (its base images may be in that registry): nothing was built.
+    assert "Where things stand: nothing was pushed." in message and "the image was built" not in message
     assert "re-running with the same version is safe" in message
     assert password not in message
 
@@ -332,11 +333,28 @@ def put_manifest(ecr, repository: str, tag: str, image_id: str) -> str:
                          imageTag=tag)["image"]["imageId"]["imageDigest"]
 
 
+@pytest.fixture
+def tokens_for_12_hours(aws):
+    """ECR's docker logins good for 12 hours, as ECR gives them: moto's all expired in 2015, so a
+    run asked for another after every build. A test's own handler registered later overrides it."""
+    import datetime as dt
+
+    from tests.botocore_events import on_operation
+
+    def twelve_hours(parsed, **_):
+        for data in parsed.get("authorizationData", []):
+            data["expiresAt"] = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=12)
+
+    with on_operation(aws.get_client("ecr"), "after-call", twelve_hours, operation="GetAuthorizationToken"):
+        yield
+
+
 def ecr_password(aws) -> str:
     answer = aws.get_client("ecr").get_authorization_token()["authorizationData"][0]
     return base64.b64decode(answer["authorizationToken"]).decode().split(":", 1)[1]
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_the_version(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     publisher = EcrBacked(aws)
@@ -562,6 +580,7 @@ def test_an_archived_version_is_not_registered(aws, independent_client):
     assert revisions(aws) == before
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
@@ -776,11 +795,10 @@ def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
     assert not flows_container._expiring(RegistryLogin(**login))
 
 
-def test_an_ecr_token_about_to_expire_after_the_build_is_asked_for_again_and_that_one_used(aws, tmp_path,
-                                                                                            watch_calls):
-    """The flow asks ECR for its token before the build; ECR answers that it expires in five
-    minutes (a build of hours outlived a 12-hour token). docker login gets a new token, asked for
-    after the build, not the one about to expire."""
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_an_ecr_token_about_to_expire_is_asked_for_again_and_that_one_used(aws, tmp_path, watch_calls):
+    """The flow asks ECR for its token before its reads end; ECR answers that it expires in five
+    minutes. docker login gets a new token, not the one about to expire."""
     import datetime as dt
 
     from tests.botocore_events import on_operation
@@ -808,6 +826,98 @@ def test_an_ecr_token_about_to_expire_after_the_build_is_asked_for_again_and_tha
     assert calls.count("GetAuthorizationToken") == 2, calls
     assert publisher.passwords == [answers[1]], "docker login got the token about to expire"
     assert result.image == f"{aws.topology.repository_uri}:2.0.0"
+
+
+class PullsItsBase(EcrBacked):
+    """A build whose Dockerfile starts FROM an image in the release's own ECR registry (a base
+    image the team keeps there): docker pulls it with the login its config holds for that
+    registry, and with none it fails as docker does."""
+
+    def __init__(self, aws, **kwargs) -> None:
+        super().__init__(aws, **kwargs)
+        self.host = aws.topology.repository_uri.split("/", 1)[0]
+        self.passwords: list[str] = []
+
+    def login(self, registry, username, password):
+        super().login(registry, username, password)
+        self.passwords.append(password.get_secret_value())
+
+    def build(self, context_dir, **kwargs):
+        from rollway.toolchain.docker import BuildFailed
+
+        if self.host not in self.logins:
+            self.calls.append(f"build {context_dir}")
+            raise BuildFailed(str(context_dir), [f"Step 1/2 : FROM {self.host}/webordinary/base:1",
+                                                 f"Head \"https://{self.host}/v2/webordinary/base/manifests/1\": "
+                                                 "no basic auth credentials"])
+        return super().build(context_dir, **kwargs)
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_base_image_in_the_releases_ecr_registry_is_pulled_with_the_runs_login(aws, tmp_path):
+    """docker runs with a private config, so the worker's own logins are not there: a Dockerfile
+    FROM a base image in the release's ECR registry failed to build ("no basic auth
+    credentials"), since the run logged in only after building. It logs in first."""
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+    (tmp_path / "Dockerfile").write_text(f"FROM {registry}/webordinary/base:1\nCOPY . /app\n")
+    publisher = PullsItsBase(aws)
+
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert publisher.calls.index(f"login {registry}") < publisher.calls.index(f"build {tmp_path}")
+    assert publisher.passwords == [ecr_password(aws)]  # one login, for the build's pull and the pushes
+    assert publisher.registry[f"{uri}:2.0.0"] == result.digest
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+    assert publisher.logins == {}  # logged out at the end
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pushes(aws, tmp_path, monkeypatch,
+                                                                                      watch_calls):
+    """The login made before the build is good for 12 hours; a build that outlived most of it
+    pushes with a new one."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    ecr = aws.get_client("ecr")
+    answers: list[str] = []
+    built = [dt.timedelta(0)]
+
+    class Clock(dt.datetime):
+        """The flow's clock, 11 h 55 min on once the build is done (a build of hours)."""
+
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + built[0]
+
+    def record(parsed, **_):
+        answers.append(base64.b64decode(parsed["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
+
+    class LongBuild(PullsItsBase):
+        def build(self, context_dir, **kwargs):
+            image = super().build(context_dir, **kwargs)
+            built[0] = dt.timedelta(hours=11, minutes=55)
+            return image
+
+    monkeypatch.setattr(flows_container, "dt", SimpleNamespace(datetime=Clock, timezone=dt.timezone,
+                                                               timedelta=dt.timedelta))
+    publisher = LongBuild(aws)
+    calls = watch_calls(ecr)
+    with on_operation(ecr, "after-call", record, operation="GetAuthorizationToken"):
+        result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+    assert calls.count("GetAuthorizationToken") == 2, calls
+    assert publisher.passwords == answers  # the first for the build, the second for the pushes
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+    logins = [i for i, c in enumerate(publisher.calls) if c == f"login {registry}"]
+    pushes = [i for i, c in enumerate(publisher.calls) if c.startswith("push ")]
+    assert logins[0] < publisher.calls.index(f"build {tmp_path}") < logins[1] < pushes[0]
+    assert (f"logged in to {registry} again as AWS (private docker config): the first login was about to expire"
+            in result.steps)
+    assert result.task_definition is not None
 
 
 def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, tmp_path, every_call):

@@ -13,3 +13,28 @@ def test_docker_gets_its_private_config_its_daemon_and_nothing_it_was_not_told()
     assert env == {"PATH": "/usr/bin", "HOME": "/root", "LC_ALL": "C.UTF-8", "HTTPS_PROXY": "http://proxy:3128",
                    "DOCKER_CONFIG": "/tmp/private", "DOCKER_HOST": "unix:///tmp/d.sock", "DOCKER_CLI_HINTS": "false"}
     assert "DOCKER_HOST" not in docker_environment(caller, "/tmp/private", None)  # the CLI's default socket
+
+
+def test_the_private_config_names_the_workers_plugin_directories_and_nothing_else_of_its_config(tmp_path):
+    import json
+
+    from rollway.toolchain.docker import session_config
+
+    worker = tmp_path / "worker-docker"
+    (worker / "cli-plugins").mkdir(parents=True)
+    extra = tmp_path / "desktop-plugins"
+    extra.mkdir()
+    (worker / "config.json").write_text(json.dumps({
+        "auths": {"123456789012.dkr.ecr.us-west-2.amazonaws.com": {"auth": "QVdTOnMzY3IzdA=="}},
+        "credsStore": "desktop", "currentContext": "prod",
+        "cliPluginsExtraDirs": [str(extra), str(tmp_path / "gone"), 7]}))
+
+    config = json.loads(session_config({"DOCKER_CONFIG": str(worker), "HOME": "/nonexistent"}))
+
+    assert config == {"auths": {"rollway.invalid": {}},
+                      "cliPluginsExtraDirs": [str(worker / "cli-plugins"), str(extra)]}
+    # A worker without a docker config, or with one docker could not read either, gets the pinned one.
+    (worker / "config.json").write_text("{not json")
+    assert json.loads(session_config({"DOCKER_CONFIG": str(worker)}))["cliPluginsExtraDirs"] == [
+        str(worker / "cli-plugins")]
+    assert json.loads(session_config({"HOME": str(tmp_path / "nobody")})) == {"auths": {"rollway.invalid": {}}}
