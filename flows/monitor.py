@@ -461,7 +461,7 @@ def _watch(
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
-                                failed=tally.failed)
+                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service)
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -487,7 +487,8 @@ def _watch(
         # recorded rollout decommissions (the `canary` flow's window never does). An extra look
         # leaves nothing open: it records no such end.
         if extra_look is None:
-            kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
+            kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable, owner=lease.owner,
+                                  stable_service=t.stable_service)
             _record_open_end(lease, t, f"that the window kept {t.stable_service} for its traffic",
                              kept_for_traffic=kept)
         return _not_decommissioned(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "

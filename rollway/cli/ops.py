@@ -872,7 +872,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             rows.append(("next phase", upcoming))
     from rollway.reports import monitoring_row
 
-    if (window := monitoring_row(record, now, speed)) is not None:
+    if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
