@@ -51,18 +51,18 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
             f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
 
 
-def watched_again(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> str | None:
-    """Which run watches the window again now, while the recorded end that ``looks_said`` says is
-    the previous run's, or None: no such end, no live lease at ``wall`` (the wall clock, as leases
-    are stamped; None: not told), or the lease is the run's that recorded it. A run writes its own
-    end only when its window is over (one that dies must not lose the previous run's), so until
-    then status said the previous run's counts as if they were this one's, and that the next run
-    looks again while one was looking."""
+def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> str | None:
+    """The run watching the window the promotion owes now, other than the one whose end
+    ``looks_said`` says ("run-8 (lease until ...)"), or None: no live lease at ``wall`` (the wall
+    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end.
+    A run writes its own end only when its window is over (one that dies must not lose the previous
+    run's), so until then status said the previous run's end as if it were this one's, and that no
+    run closed the window, or that the next run looks again, while one was looking."""
     end = _newest_end(spec, record)
-    if end is None or wall is None or not record.owner or record.lease_expires < wall or record.owner == end.owner:
+    if wall is None or not record.owner or record.lease_expires < wall or (end is not None and
+                                                                            record.owner == end.owner):
         return None
-    return (f"being watched again now by {record.owner} (lease until {wall_utc(record.lease_expires)}), whose end "
-            "replaces the previous run's")
+    return f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
 
 
 def _old_service(end: OpenWindowEnd) -> str:

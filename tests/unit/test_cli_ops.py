@@ -279,6 +279,31 @@ def test_status_of_a_window_left_open_says_whose_end_it_shows_while_another_run_
     assert ("the next monitor run or weekly tick looks again" in out) is not again, out
 
 
+@pytest.mark.parametrize(("lease_left", "watching"), [(300.0, True), (-300.0, False)])
+def test_status_of_a_window_past_its_end_that_a_run_watches_now_does_not_say_no_run_closed_it(capsys, lease_left,
+                                                                                             watching) -> None:
+    """A window whose run died is resumed after its end by the next run (the weekly tick, a monitor
+    run), which watches what is left of it and the wait for its last period. Meanwhile status said
+    "no run closed it (the run watching it stopped ...): run `progressive_rollout` ... again",
+    while a run held the lease doing just that. Said only while that run's lease is live."""
+    from rollway.ledger import utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends, wall = promoted_at + spec.monitor_seconds, 1_900_000_000.0
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner="run-8",
+                      lease_expires=wall + lease_left, weights=Weights(stable=0, canary=100), monitor_until=ends,
+                      history=record().history + (Transition(at=promoted_at, kind="promote", actor="alice",
+                                                             to_weights=Weights(stable=0, canary=100)),))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), promoted, Weights(stable=0, canary=100), None,
+                 limit=1, now=ends + 120, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"monitoring its window was due to end {utc(ends)} (rollout clock) and run-8 (lease until" in out) is watching, out
+    assert ("is watching what is left of it now, and closes it" in out) is watching, out
+    assert ("no run closed it" in out) is not watching, out
+    assert "`rollway finalize` refuses" in out and "`rollway abort` can still roll the release back" in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""
