@@ -529,20 +529,13 @@ def test_status_names_the_old_service_a_window_left_open_keeps(monkeypatch, endi
     """Status's monitoring row, the report and finalize's refusal said "the old service is kept" (or
     "still carried 20% of traffic") without naming it: the record is the canary's, and a person had
     to know which service the rollout's old one is. The run that keeps it records its name."""
-    from rollway.fakes import VersionSample
     from rollway.reports import monitoring_row
     from rollway.spec import WeeklyPhase
+    from tests.flows.test_monitor_closed_window import ends_keeping_the_old_service
 
     plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
     env, _ = promoted_world(monkeypatch, spec=plan)
-    busy = steady(5000, 0.001, 0.001)
-    if ending == "unverified":
-        cutoff = env.clock.now() + 60
-        env.metrics = FakeMetrics(env.router,
-                                  lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
-    else:
-        env.metrics = FakeMetrics(env.router, busy)
-        env.router.weights = Weights(stable=20, canary=80)
+    ends_keeping_the_old_service(env, ending)
     run_monitor_flow()
     row = monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now())
     stable = env.targets.stable_service
