@@ -461,7 +461,7 @@ def _watch(
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
-                                failed=tally.failed)
+                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service)
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -475,25 +475,26 @@ def _watch(
     # an earlier run's recorded open end (``_Lease.renew_passed``).
     unclaimed = write_or_why(lease.renew_passed, t)
     if unclaimed is not None:
-        return _skip(env, f"{reason}, but the ledger could not be reached to claim the rollout ({unclaimed}): "
-                          f"{t.stable_service} kept running; run the monitor again", tally.checks, alerts)
+        return _not_decommissioned(env, f"{reason}, but the ledger could not be reached to claim the rollout "
+                                        f"({unclaimed}): {t.stable_service} kept running, not decommissioned",
+                                   "; run the monitor again", tally.checks, alerts, extra_look)
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
-    if live.stable > 0 and extra_look is not None:
-        # Kept for that traffic, as an unverified extra look keeps it: nothing open, nothing paged.
-        return _watched_only(f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: not "
-                             "decommissioned", verified, extra_look, alerts, tally.checks)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
         # service to zero now would drop that share of requests.
         # The window stays open (a finalize waits for its end; the weekly tick watches again and
         # skips again): said what ends it, which "not decommissioned" alone did not. Only a
-        # recorded rollout decommissions (the `canary` flow's window never does).
-        kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable)
-        _record_open_end(lease, t, f"that the window kept {t.stable_service} for its traffic",
-                         kept_for_traffic=kept)
-        return _skip(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
-                          f"not decommissioned; put all of it back on {t.canary_service} and run the monitor "
-                          "again, or roll the release back with `rollway abort`", tally.checks, alerts)
+        # recorded rollout decommissions (the `canary` flow's window never does). An extra look
+        # leaves nothing open: it records no such end.
+        if extra_look is None:
+            kept = KeptForTraffic(at=env.clock.now(), actor=actor, stable=live.stable, owner=lease.owner,
+                                  stable_service=t.stable_service)
+            _record_open_end(lease, t, f"that the window kept {t.stable_service} for its traffic",
+                             kept_for_traffic=kept)
+        return _not_decommissioned(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
+                                        "not decommissioned",
+                                   f"; put all of it back on {t.canary_service} and run the monitor again, or roll "
+                                   "the release back with `rollway abort`", tally.checks, alerts, extra_look)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -506,13 +507,15 @@ def _watch(
         # a rollback that had landed sent its traffic to no tasks. Scaling it back loses nothing:
         # the window stays open, and the next run decommissions it.
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
-        return _skip(env, f"{reason}, but whether a rollback began while {t.stable_service} was being scaled down "
-                          f"could not be read ({err}): {t.stable_service} scaled back to {before.desired}, not "
-                          "decommissioned; run the monitor again", tally.checks, alerts)
+        return _not_decommissioned(env, f"{reason}, but whether a rollback began while {t.stable_service} was being "
+                                        f"scaled down could not be read ({err}): {t.stable_service} scaled back to "
+                                        f"{before.desired}, not decommissioned", "; run the monitor again",
+                                   tally.checks, alerts, extra_look, scaled_back=True)
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
-        return _skip(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
-                          f"scaled back to {before.desired}, not decommissioned", tally.checks, alerts)
+        return _not_decommissioned(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
+                                        f"scaled back to {before.desired}, not decommissioned", "", tally.checks,
+                                   alerts, extra_look, scaled_back=True)
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
@@ -641,6 +644,21 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
+def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
+                        extra_look: str | None, *, scaled_back: bool = False) -> MonitorResult:
+    """A clean window whose decommission did not happen (``said``: why, and what the old service
+    runs): the rollout's own window stays open, so people are paged "Decommission skipped" with
+    ``then`` (what to do). An extra look (``extra_look``: why none is owed) leaves nothing open and
+    nothing owed: the old service runs as before the look, and a rollback that raced the scale-down
+    pages for itself, so it pages nobody ("run the monitor again" paged people for a look nobody
+    owed) and says it in its result, artifact and log, for the person who started it.
+    ``scaled_back``: the old service was scaled down and back up, so the look did scale it."""
+    if extra_look is not None:
+        return _watched_only(said, True, extra_look, alerts, checks,
+                             left="recorded or paged" if scaled_back else "scaled, recorded or paged")
+    return _skip(env, f"{said}{then}", checks, alerts)
+
+
 def _watched(env: Environment, reason: str, passed: str, checks: int,
              alerts: tuple[str, ...], lease: _Lease, actor: str) -> MonitorResult:
     """A clean window that keeps the old service: close the window in the ledger, if there is one,
@@ -670,14 +688,15 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
 
 
 def _watched_only(reason: str, verified: bool, why: str, alerts: tuple[str, ...], checks: int, *,
-                  paged_late: bool = False) -> MonitorResult:
+                  paged_late: bool = False, left: str = "scaled, recorded or paged") -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission, or as an extra look
     at a rollout that owes none and keeps its old service, or that ends keeping it (``why``: which,
     and when and by whom its window closed): its rollback was the point. A second decommission entry and page told people
     the old version went twice; a second "watched" entry was quoted by the rollout's report as the
     window's close, though it had closed earlier; an unverified window's "kept running" would
-    contradict either. The result, the artifact and this log line carry the look's outcome."""
-    said = f"{reason}; {why}: nothing {'else ' if paged_late else ''}was scaled, recorded or paged"
+    contradict either. The result, the artifact and this log line carry the look's outcome. ``left``:
+    what the look did none of (an old service scaled down and back up was scaled)."""
+    said = f"{reason}; {why}: nothing {'else ' if paged_late else ''}was {left}"
     get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 

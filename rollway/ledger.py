@@ -199,7 +199,23 @@ class RefusedAnswer(BaseModel):
                           comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
 
 
-class UnverifiedWindow(BaseModel):
+class OpenWindowEnd(BaseModel):
+    """What the two ways a watched window ends open (``UnverifiedWindow``, ``KeptForTraffic``) both
+    record: when, and whose run; and, in records written since they were kept, that run's lease
+    owner (to tell it from a run watching the window again, whose own end replaces it) and the old
+    service it kept (the record names only the canary's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float = Field(description="when the window ended (rollout clock, as the history's entries)")
+    actor: str = Field(description="whose run watched it")
+    owner: str | None = Field(default=None, description="the lease owner of the run that recorded it (None: recorded "
+                                                        "before it was kept, or by a run holding no lease)")
+    stable_service: str | None = Field(default=None, description="the old service the window kept (None: recorded "
+                                                                 "before it was named)")
+
+
+class UnverifiedWindow(OpenWindowEnd):
     """How the newest monitoring window of a promotion that did not pass cleanly ended: how many of
     its looks counted requests to the new version, of how many. Such a window keeps the old service
     and stays open (the next monitor run, or the weekly tick, watches again), and it wrote nothing:
@@ -216,16 +232,12 @@ class UnverifiedWindow(BaseModel):
     runs cleared it).
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    at: float = Field(description="when the window ended (rollout clock, as the history's entries)")
-    actor: str = Field(description="whose run watched it")
     counted: int = Field(description="looks that counted requests to the new version")
     looks: int = Field(description="looks the window made")
     failed: int = Field(default=0, description="looks whose read of the metrics failed (of the others)")
 
 
-class KeptForTraffic(BaseModel):
+class KeptForTraffic(OpenWindowEnd):
     """How the newest monitoring window of a promotion ended when it passed cleanly but kept the old
     service because traffic was back on it (put back by hand): a scale-down would have dropped that
     share of requests. Such a window stays open (put all of the traffic back on the new version, and
@@ -237,10 +249,6 @@ class KeptForTraffic(BaseModel):
     (a window that closes clears both). Readers take it through ``owed_kept``.
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    at: float = Field(description="when the window ended (rollout clock, as the history's entries)")
-    actor: str = Field(description="whose run watched it")
     stable: int = Field(description="the percent of traffic the old service still carried at the window's end")
 
 

@@ -39,7 +39,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said, window_end
+from rollway.window_said import looks_said, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -491,7 +491,8 @@ def _window_open(record: RolloutRecord) -> str:
             "can still roll the release back")
 
 
-def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0) -> str | None:
+def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
+                   wall: float | None = None) -> str | None:
     """Status's "monitoring" row of a promotion whose window is not recorded as closed: until when
     it runs or, once over (or ``now`` unknown), that no run closed it and what does; None when it
     owes none. Status said "promoted", its last phase "passed" and "owner none" of a window whose
@@ -499,7 +500,10 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     told that the previous version still runs and what to do. A window whose run recorded it
     unverified (``RolloutRecord.unverified_window``) says how many of its looks counted requests,
     and one that passed cleanly but kept the old service for the traffic on it
-    (``RolloutRecord.kept_for_traffic``) says that, as the report does (``looks_said``)."""
+    (``RolloutRecord.kept_for_traffic``) says that, as the report does (``looks_said``), and, while
+    another run holds the rollout's lease at ``wall`` (the wall clock), that it watches again and
+    the end said is the previous run's (``watching_run``); so too, past the window's end, a run
+    watching what is left of it."""
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)
@@ -508,6 +512,10 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"
     looks = looks_said(spec, record)
+    watching = watching_run(spec, record, wall)
+    if looks is not None and looks[1] and watching is not None:
+        return (f"being watched again now by {watching}, whose end replaces the previous run's: {looks[0]}; until the "
+                f"window closes `rollway finalize` refuses, and {abort}")
     if looks is not None and looks[1]:
         # The run that watched it to its end recorded why it did not close it: said, where "no run
         # closed it (the run watching it stopped, or ...)" left a person to guess which. Said
@@ -519,6 +527,11 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0)
     if now is not None and now < ends:
         return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
                 f"for it to close; {abort}{so_far}")
+    if watching is not None:
+        # Past its end, a run resumed it (the weekly tick, a monitor run): "no run closed it ... run
+        # `progressive_rollout` again" while that run watched what was left of it.
+        return (f"its window was due to end {utc(ends)} (rollout clock) and {watching} is watching what is left of it "
+                f"now, and closes it; until then `rollway finalize` refuses, and {abort}{so_far}")
     return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
             "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
             "read the metrics): run "

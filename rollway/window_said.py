@@ -7,13 +7,23 @@ which (unverified, or kept for traffic put back on the old service by hand)."""
 
 from __future__ import annotations
 
-from rollway.ledger import KeptForTraffic, RolloutRecord, UnverifiedWindow, owed_kept, owed_unverified, utc
+from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, owed_kept, owed_unverified,
+                            utc, wall_utc)
 from rollway.spec import RolloutSpec
 
 
 def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
     """When a promoted rollout's monitoring window ends (rollout clock)."""
     return record.last_transition("promote").at + spec.monitor_seconds
+
+
+def _newest_end(spec: RolloutSpec, record: RolloutRecord) -> UnverifiedWindow | KeptForTraffic | None:
+    """The newest recorded end of a run that left the window the promotion owes open: kept for the
+    traffic on the old service (``owed_kept``) or unverified (``owed_unverified``), or None."""
+    seen, kept = owed_unverified(spec, record), owed_kept(spec, record)
+    if kept is not None and (seen is None or kept.at >= seen.at):
+        return kept
+    return seen
 
 
 def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | None:
@@ -29,9 +39,9 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
     (the rollout's own, or a monitor run for what was left of it) found the window unverified,
     and its old service is kept; one that stopped before it (a monitor run given a shorter window)
     counted only part of it, and its counts are said as so far, never as the window's."""
-    seen, kept = owed_unverified(spec, record), owed_kept(spec, record)
-    if kept is not None and (seen is None or kept.at >= seen.at):
-        return kept_said(kept, record.service), True
+    seen = _newest_end(spec, record)
+    if isinstance(seen, KeptForTraffic):
+        return kept_said(seen, record.service), True
     if seen is None:
         return None
     if seen.at >= window_end(spec, record):
@@ -41,18 +51,37 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
             f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
 
 
+def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> str | None:
+    """The run watching the window the promotion owes now, other than the one whose end
+    ``looks_said`` says ("run-8 (lease until ...)"), or None: no live lease at ``wall`` (the wall
+    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end.
+    A run writes its own end only when its window is over (one that dies must not lose the previous
+    run's), so until then status said the previous run's end as if it were this one's, and that no
+    run closed the window, or that the next run looks again, while one was looking."""
+    end = _newest_end(spec, record)
+    if wall is None or not record.owner or record.lease_expires < wall or (end is not None and
+                                                                            record.owner == end.owner):
+        return None
+    return f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
+
+
+def _old_service(end: OpenWindowEnd) -> str:
+    """The old service a window kept, named when its run recorded which (records from before then do not)."""
+    return f"the old service ({end.stable_service})" if end.stable_service else "the old service"
+
+
 def unverified_said(seen: UnverifiedWindow) -> str:
     """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
     looks counted requests, of how many."""
     failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
     return (f"unverified: {seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
-            f"{seen.actor}'s run, window ended {utc(seen.at)}); the old service is kept")
+            f"{seen.actor}'s run, window ended {utc(seen.at)}); {_old_service(seen)} is kept")
 
 
 def kept_said(kept: KeptForTraffic, service: str) -> str:
     """How a monitoring window that passed cleanly but kept the old service for the traffic on it
     ended (``looks_said``), and what closes it. ``service``: the service the rollout is recorded
     under, its canary, which runs the new version."""
-    return (f"passed cleanly, but the old service still carried {kept.stable}% of traffic (put back on it by hand) "
-            f"when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service is "
-            f"kept; put all of it back on {service}")
+    return (f"passed cleanly, but {_old_service(kept)} still carried {kept.stable}% of traffic (put back on it by "
+            f"hand) when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service "
+            f"is kept; put all of it back on {service}")

@@ -872,7 +872,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             rows.append(("next phase", upcoming))
     from rollway.reports import monitoring_row
 
-    if (window := monitoring_row(record, now, speed)) is not None:
+    if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
@@ -1164,7 +1164,7 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     unrestorable = None
     if record.phase is RolloutPhase.ROLLING_BACK or rejection_owed(record):
         unrestorable = no_revision_to_restore(service, record)
-    clock = between_phases_clock(record)
+    clock = status_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
                  wall=time.time(), users=what_users_get(service, live))
@@ -1177,6 +1177,19 @@ def between_phases_clock(record: RolloutRecord) -> ClockSettings | None:
     from rollway.reports import next_phase
 
     return recorded_clock(record) if next_phase(record) is not None else None
+
+
+def status_clock(record: RolloutRecord) -> ClockSettings | None:
+    """The clock status reads a rollout's rows against: between weekly phases (its calendar,
+    ``between_phases_clock``) or while its promotion owes a monitoring window (whether it is still
+    open); None otherwise. Without it, the monitoring row of a promotion in its window's first
+    minute said "no run closed it ... run `progressive_rollout` again" while its run watched it."""
+    from rollway.reports import monitoring_row
+
+    clock = between_phases_clock(record)
+    if clock is None and monitoring_row(record, None) is not None:  # a row, so a window is owed
+        clock = recorded_clock(record)
+    return clock
 
 
 def unheard_by_holder(record: RolloutRecord | None) -> list:

@@ -305,3 +305,29 @@ def test_a_lapsed_lease_released_while_it_is_taken_over_is_taken_without_a_takeo
     assert updates["n"] == 4  # refused, takeover refused (run-1's release in between), taken
     assert taken.owner == "run-2" and taken.history == ()
     assert ledger.get(SERVICE) == taken
+
+
+def test_an_open_windows_end_keeps_its_run_and_old_service_and_older_ends_read_without_them(dynamodb,
+                                                                                           ledger_targets):
+    """A window left open records the lease owner of its run (status tells it from a run watching
+    again) and the old service it kept (status names it); ends written before they were kept (no
+    attribute) still read, as None, and are said as before."""
+    from rollway.ledger import KeptForTraffic, UnverifiedWindow
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    seen = UnverifiedWindow(at=START + 1, actor="monitor", counted=3, looks=29, owner="run-1",
+                            stable_service="webordinary-edit-service")
+    kept = KeptForTraffic(at=START + 2, actor="monitor", stable=20, owner="run-1", stable_service="edit-old")
+    ledger.acquire(SERVICE, owner="run-1", now=START + 2, lease_seconds=LEASE, unverified_window=seen,
+                   kept_for_traffic=kept)
+    stored = ledger.get(SERVICE)
+    assert (stored.unverified_window, stored.kept_for_traffic) == (seen, kept)
+    key = {"service": {"S": SERVICE}, "rollout_id": {"S": stored.rollout_id}}
+    old = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key)["Item"]
+    for end in ("unverified_window", "kept_for_traffic"):
+        del old[end]["M"]["owner"], old[end]["M"]["stable_service"]  # as ends written before they were kept
+    dynamodb.put_item(TableName=ledger_targets.rollouts_table, Item=old)
+    older = ledger.get(SERVICE)
+    assert older.unverified_window == seen.model_copy(update={"owner": None, "stable_service": None})
+    assert older.kept_for_traffic == kept.model_copy(update={"owner": None, "stable_service": None})

@@ -205,3 +205,61 @@ def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_page
     assert env.ledger.get(env.targets.canary_service).history == before.history
     assert env.deployer.describe(env.targets.stable_service).desired == 4
     assert "an extra look" in monitoring_artifact(env)
+
+
+def the_ledger_cannot_be_reached_to_claim_it(monkeypatch, env) -> None:
+    from botocore.exceptions import ClientError
+
+    import flows.monitor
+
+    def throttled(lease):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Rate of requests exceeds the allowed throughput"}}, "UpdateItem")
+
+    monkeypatch.setattr(flows.monitor._Lease, "renew_passed", throttled)
+
+
+def a_rollback_races_the_scale_down(monkeypatch, env) -> None:
+    import flows.monitor
+
+    monkeypatch.setattr(flows.monitor, "_rollback_since", lambda env, seconds: "12% of traffic went back to it")
+
+
+def the_race_cannot_be_read(monkeypatch, env) -> None:
+    import flows.monitor
+
+    def unanswered(env, seconds):
+        raise RuntimeError("the load balancer did not answer within 30 s")
+
+    monkeypatch.setattr(flows.monitor, "_rollback_since", unanswered)
+
+
+@pytest.mark.parametrize("owed", ["watched", "watches none"])
+@pytest.mark.parametrize("interrupted, said", [
+    (the_ledger_cannot_be_reached_to_claim_it, "the ledger could not be reached to claim the rollout"),
+    (a_rollback_races_the_scale_down, "12% of traffic went back to it while it was being scaled down"),
+    (the_race_cannot_be_read, "the load balancer did not answer within 30 s"),
+])
+def test_an_extra_look_whose_decommission_is_interrupted_pages_nobody(monkeypatch, owed, interrupted, said):
+    """A clean extra look on a decommissioning plan whose decommission did not happen (the ledger
+    could not be reached to claim the rollout, a rollback raced the scale-down, or whether one did
+    could not be read) paged "Decommission skipped: ... run the monitor again", as if the rollout's
+    own window had been left open and a look were owed. Nothing is owed and the old service runs as
+    before: the run pages nobody (a racing rollback pages for itself), and its result says what kept
+    the old service and that this was an extra look."""
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING if owed == "watched" else
+                                DECOMMISSIONING.model_copy(update={"monitor_seconds": 0.0}))
+    if owed == "watched":
+        closed_by(env, first.rollout_id, "watched")
+    before = env.ledger.get(env.targets.canary_service)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    env.clock.sleep(120)
+    interrupted(monkeypatch, env)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    assert env.notifier.messages == [], env.notifier.messages
+    assert result.outcome == "passed" and result.verified and result.rollback is None, result
+    assert said in result.reason and "not decommissioned" in result.reason, result.reason
+    assert "an extra look" in result.reason and "recorded or paged" in result.reason, result.reason
+    assert env.ledger.get(env.targets.canary_service).history == before.history
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    assert "an extra look" in monitoring_artifact(env)

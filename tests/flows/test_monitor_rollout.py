@@ -510,8 +510,8 @@ def test_a_clean_window_kept_for_traffic_moved_back_says_so_in_status_and_the_re
     assert record.history == first.history, "nothing appended: the window stays open"
     kept = record.kept_for_traffic
     assert kept is not None and (kept.stable, kept.actor) == (20, "monitor"), kept
-    said = ("passed cleanly, but the old service still carried 20% of traffic (put back on it by hand) when "
-            "monitor's run ended the window")
+    said = (f"passed cleanly, but the old service ({env.targets.stable_service}) still carried 20% of traffic (put "
+            "back on it by hand) when monitor's run ended the window")
     for now in (env.clock.now() - 60, env.clock.now() + 3600):
         row = monitoring_row(record, now)
         assert said in row and "no run closed it" not in row and "open until" not in row, row
@@ -522,3 +522,71 @@ def test_a_clean_window_kept_for_traffic_moved_back_says_so_in_status_and_the_re
     env.router.weights = Weights(stable=0, canary=100)  # put back: the next window decommissions
     assert run_monitor_flow().outcome == "decommissioned"
     assert env.ledger.get(env.targets.canary_service).kept_for_traffic is None
+
+
+@pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
+def test_status_names_the_old_service_a_window_left_open_keeps(monkeypatch, ending):
+    """Status's monitoring row, the report and finalize's refusal said "the old service is kept" (or
+    "still carried 20% of traffic") without naming it: the record is the canary's, and a person had
+    to know which service the rollout's old one is. The run that keeps it records its name."""
+    from rollway.reports import monitoring_row
+    from rollway.spec import WeeklyPhase
+    from tests.flows.test_monitor_closed_window import ends_keeping_the_old_service
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=plan)
+    ends_keeping_the_old_service(env, ending)
+    run_monitor_flow()
+    row = monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now())
+    stable = env.targets.stable_service
+    named = (f"the old service ({stable}) is kept" if ending == "unverified" else
+             f"the old service ({stable}) still carried 20% of traffic")
+    assert named in row, row
+
+
+def test_status_while_another_run_watches_the_window_again_says_whose_counts_it_shows(monkeypatch, capsys):
+    """After a window ended unverified, a second monitor run watches again; its counts are written only
+    at its end (a run that dies must not lose the first one's). Meanwhile status said the first run's
+    "unverified: 1 of 11 looks ...; the next monitor run or weekly tick looks again", read as this
+    run's counts, or as nobody watching. It says which run watches now, and whose counts it shows."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.fakes import VersionSample
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, _ = promoted_world(monkeypatch, spec=plan)
+    busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
+    env.metrics = FakeMetrics(env.router, lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
+    assert not run_monitor_flow().verified
+    first = env.ledger.get(env.targets.canary_service).unverified_window
+    statuses, owners = [], []
+
+    def status() -> None:
+        record = env.ledger.get(env.targets.canary_service)
+        owners.append(record.owner)
+        print_status(SimpleNamespace(name=env.targets.canary_service, targets=env.targets), record,
+                     env.router.weights, None, limit=1, now=env.clock.now(), wall=env.wall())
+        statuses.append(" ".join(capsys.readouterr().out.split()))
+
+    status()  # nobody watches: the first run's end, and what looks again
+    assert f"monitoring unverified: {first.counted} of {first.looks} looks" in statuses[0], statuses[0]
+    assert "the next monitor run or weekly tick looks again" in statuses[0], statuses[0]
+    assert "watched again" not in statuses[0], statuses[0]
+    env.metrics = FakeMetrics(env.router, busy)
+    observe = env.metrics.observe
+
+    def looks_then_status(start, end):
+        if len(owners) == 1 and end - cutoff > 900:  # the second run's looks are under way
+            status()
+        return observe(start, end)
+
+    env.metrics.observe = looks_then_status
+    assert run_monitor_flow().outcome == "decommissioned"
+    watching = statuses[1]
+    assert owners[1] is not None, owners
+    assert f"being watched again now by {owners[1]} (lease until" in watching, watching
+    assert (f"whose end replaces the previous run's: unverified: {first.counted} of {first.looks} looks counted "
+            "requests") in watching, watching
+    assert "the next monitor run or weekly tick looks again" not in watching, watching

@@ -246,6 +246,64 @@ def test_status_of_a_clean_window_kept_for_traffic_says_so_not_that_no_run_close
             f"when run-7's run ended the window at {utc(ends + 60)}: not decommissioned") in out, out
 
 
+@pytest.mark.parametrize(("held_by", "lease_left", "again"), [
+    ("run-8", 300.0, True),  # another run holds a live lease: it watches again
+    ("run-7", 300.0, False),  # the run that recorded the end, its lease not yet released
+    ("run-8", -300.0, False),  # another run's lease has lapsed: nobody watches
+    (None, 0.0, False),  # nobody holds it
+])
+def test_status_of_a_window_left_open_says_whose_end_it_shows_while_another_run_watches(capsys, held_by, lease_left,
+                                                                                        again) -> None:
+    """Status said the recorded end of a window left open (its counts, "the next monitor run or weekly
+    tick looks again") while another run held the lease watching it again: read as that run's counts,
+    or as nobody looking. It says which run watches now and that the end shown is the previous run's,
+    only while another run's lease is live."""
+    from rollway.ledger import UnverifiedWindow
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends, wall = promoted_at + spec.monitor_seconds, 1_900_000_000.0
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=held_by,
+                      lease_expires=wall + lease_left, weights=Weights(stable=0, canary=100), monitor_until=ends,
+                      history=record().history + (Transition(at=promoted_at, kind="promote", actor="alice",
+                                                             to_weights=Weights(stable=0, canary=100)),),
+                      unverified_window=UnverifiedWindow(at=ends + 60, actor="monitor", counted=3, looks=29,
+                                                         owner="run-7", stable_service="svc"))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), promoted, Weights(stable=0, canary=100), None,
+                 limit=1, now=ends + 600, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unverified: 3 of 29 looks counted requests to the new version" in out, out
+    assert "the old service (svc) is kept" in out, out
+    assert ("monitoring being watched again now by run-8 (lease until" in out) is again, out
+    assert ("whose end replaces the previous run's: unverified: 3 of 29" in out) is again, out
+    assert ("the next monitor run or weekly tick looks again" in out) is not again, out
+
+
+@pytest.mark.parametrize(("lease_left", "watching"), [(300.0, True), (-300.0, False)])
+def test_status_of_a_window_past_its_end_that_a_run_watches_now_does_not_say_no_run_closed_it(capsys, lease_left,
+                                                                                             watching) -> None:
+    """A window whose run died is resumed after its end by the next run (the weekly tick, a monitor
+    run), which watches what is left of it and the wait for its last period. Meanwhile status said
+    "no run closed it (the run watching it stopped ...): run `progressive_rollout` ... again",
+    while a run held the lease doing just that. Said only while that run's lease is live."""
+    from rollway.ledger import utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at = 1_800_000_200.0
+    ends, wall = promoted_at + spec.monitor_seconds, 1_900_000_000.0
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner="run-8",
+                      lease_expires=wall + lease_left, weights=Weights(stable=0, canary=100), monitor_until=ends,
+                      history=record().history + (Transition(at=promoted_at, kind="promote", actor="alice",
+                                                             to_weights=Weights(stable=0, canary=100)),))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), promoted, Weights(stable=0, canary=100), None,
+                 limit=1, now=ends + 120, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"monitoring its window was due to end {utc(ends)} (rollout clock) and run-8 (lease until" in out) is watching, out
+    assert ("is watching what is left of it now, and closes it" in out) is watching, out
+    assert ("no run closed it" in out) is not watching, out
+    assert "`rollway finalize` refuses" in out and "`rollway abort` can still roll the release back" in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""
