@@ -553,7 +553,8 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     percentage means everyone (100), and such an item reads as version 0.
 
     A value that is present but unusable is never guessed at: ``enabled`` must be a boolean
-    (or the number 0 or 1), since ``bool("false")`` would turn a flag on for everyone.
+    (or the number 0 or 1), since ``bool("false")`` would turn a flag on for everyone, and a
+    percentage a number, not text that reads as one.
 
     Raises:
         MalformedFlag: naming the flag and every unusable attribute.
@@ -564,7 +565,7 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     readers: tuple[tuple[str, Callable[[], Any]], ...] = (
         ("feature", lambda: validate_feature(feature)),
         ("enabled", lambda: _stored_enabled(item.get("enabled", False))),
-        ("percentage", lambda: validate_percentage(_stored_number(item.get("percentage", 100)))),
+        ("percentage", lambda: validate_percentage(_stored_number(_not_text(item.get("percentage", 100))))),
         ("salt", lambda: validate_salt(item.get("salt") or DEFAULT_SALT)),
         ("updated_at", lambda: _stored_seconds(item)),
         ("updated_by", lambda: _stored_text(item.get("updated_by") or "")),
@@ -589,6 +590,15 @@ def _stored_enabled(value: object) -> bool:
     if isinstance(value, (int, Decimal)) and value in (0, 1):
         return bool(value)
     raise ValueError(f"{value!r} is not a boolean (true/false, or the number 0 or 1)")
+
+
+def _not_text(value: object) -> object:
+    # A number stored as text (the console's default attribute type is String) is refused, not
+    # parsed: another reader of the table expecting the Number it should be would find none, and
+    # the flag would be half on for rollway and something else for the application.
+    if isinstance(value, str):
+        raise ValueError(f"{value!r} is stored as text (a String attribute), not a number: store it as a Number")
+    return value
 
 
 def _stored_number(value: object) -> object:
