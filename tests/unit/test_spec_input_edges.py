@@ -280,6 +280,17 @@ def test_a_flow_run_with_a_number_out_of_range_is_refused_in_the_same_words():
         canary.validate_parameters({"spec": {"image": IMG, "analysis": {"alpha": 0.7}}})
 
 
+def test_a_too_long_bake_beside_an_unknown_key_is_refused_naming_both():
+    """A misspelt key rebuilt the spec's errors, and the bake's own refusal could not be rebuilt:
+    the spec was refused with a TypeError ("'le' required in context") naming neither, which a
+    flow run took for a crash, not a bad parameter."""
+    raw = {"image": IMG, "aproval": True, "stages": [{"weight": 5, "bake_seconds": 1e12}, {"weight": 100}]}
+    refused_at(raw, "stages.0.bake_seconds", "bake_seconds must be at most 30 days (2592000 s)")
+    refused_at(raw, "aproval", "unknown key")
+    with pytest.raises(ParameterTypeError, match="bake_seconds must be at most 30 days"):
+        canary.validate_parameters({"spec": raw})
+
+
 @pytest.mark.parametrize("field", ["canary_error_rate", "monitor_error_rate"])
 def test_an_error_rate_guardrail_that_can_never_be_exceeded_is_refused(field):
     """The guardrail rolls back above its rate: at 1 (meant as 1 %) it never acted, however many
