@@ -1145,6 +1145,52 @@ def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why
     assert f"- `{other}`" in text[text.index("## Deleted: stacks"):], text
 
 
+def test_a_stack_whose_nested_stack_was_updated_on_its_own_after_the_plan_is_not_deleted(account):
+    # A nested stack updated by itself leaves its root's status and LastUpdatedTime as they were:
+    # the root, read again, passed for the stack the plan judged, and its deletion took the queue
+    # added since with it, while the run's record listed what the plan had read, without it.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws, added = account, "webordinary-old-added"
+    cloudformation, s3 = aws.get_client("cloudformation"), aws.get_client("s3")
+
+    def queues(*names: str) -> str:
+        return json.dumps({"Resources": {f"Queue{i}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}}
+                                         for i, name in enumerate(names)}})
+
+    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="queues.json", Body=queues("webordinary-old-inner"))
+    cloudformation.delete_stack(StackName=OLD_STACK)  # made again below, with a nested stack
+    cloudformation.create_stack(StackName=OLD_STACK, TemplateBody=json.dumps({"Resources": {
+        "Queues": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": OLD_QUEUE}}}}))
+    (nested,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(
+        StackName=OLD_STACK)["StackResourceSummaries"] if r["ResourceType"] == "AWS::CloudFormation::Stack"]
+    reads: list[int] = []
+
+    def update_the_nested_stack_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository read again after the plan, before any deletion
+            cloudformation.update_stack(StackName=nested, TemplateBody=queues("webordinary-old-inner", added))
+
+    spec = CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,))
+    with on_operation(read_client(aws, "ecr"), "before-parameter-build", update_the_nested_stack_before_the_second_read,
+                      operation="DescribeImages"):
+        state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
+
+    assert len(reads) >= 2 and "0.9.0" not in tags(aws), "the image tags went before the stack"
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, added) and queue_exists(aws, OLD_QUEUE)
+    message = str(stopped)
+    assert (f"stack {OLD_STACK} was not deleted: it changed after the plan judged it (a nested stack of it was "
+            "updated on its own: it holds ") in message, message
+    assert f"/{added} now, which the plan did not read" in message, message
+    assert stopped.not_done == (f"stack {OLD_STACK}",)
+    text = summary(state)
+    assert f"/{added} now, which the plan did not read" in text[text.index("## Kept: planned stacks"):], text
+
+
 @pytest.mark.parametrize("later", ["none", "fails"])
 def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_kept_saying_why(account, later):
     # The plan read the old stack DELETE_IN_PROGRESS (a run that stopped while waiting for it, or
