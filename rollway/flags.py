@@ -565,7 +565,7 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     readers: tuple[tuple[str, Callable[[], Any]], ...] = (
         ("feature", lambda: validate_feature(feature)),
         ("enabled", lambda: _stored_enabled(item.get("enabled", False))),
-        ("percentage", lambda: validate_percentage(_stored_number(_not_text(item.get("percentage", 100))))),
+        ("percentage", lambda: validate_percentage(_stored_number(_a_number(item.get("percentage", 100))))),
         ("salt", lambda: validate_salt(item.get("salt") or DEFAULT_SALT)),
         ("updated_at", lambda: _stored_seconds(item)),
         ("updated_by", lambda: _stored_text(item.get("updated_by") or "")),
@@ -592,13 +592,25 @@ def _stored_enabled(value: object) -> bool:
     raise ValueError(f"{value!r} is not a boolean (true/false, or the number 0 or 1)")
 
 
-def _not_text(value: object) -> object:
-    # A number stored as text (the console's default attribute type is String) is refused, not
-    # parsed: another reader of the table expecting the Number it should be would find none, and
-    # the flag would be half on for rollway and something else for the application.
-    if isinstance(value, str):
-        raise ValueError(f"{value!r} is stored as text (a String attribute), not a number: store it as a Number")
-    return value
+# The attribute types DynamoDB's values come back as (boto3's TypeDeserializer), other than Number;
+# a Binary one is named by its class (boto3's, which this module does not import).
+_NOT_NUMBERS = ((bool, "a Boolean attribute"), (str, "text (a String attribute)"), (list, "a List attribute"),
+                (dict, "a Map attribute"), ((set, frozenset), "a Set attribute"), (type(None), "a Null attribute"))
+
+
+def _a_number(value: object) -> object:
+    """``value``, stored as a Number; any other attribute type is refused naming it.
+
+    A number stored as text (the console's default attribute type is String) is refused, not
+    parsed: another reader of the table expecting the Number it should be would find none, and
+    the flag would be half on for rollway and something else for the application. A Boolean was
+    said to be "outside 0..100", which sent a person looking for a number where there was none.
+    """
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return value
+    kind = next((kind for kinds, kind in _NOT_NUMBERS if isinstance(value, kinds)), f"a {type(value).__name__}")
+    shown = type(value)(map(_stored_number, value)) if isinstance(value, (list, set, frozenset)) else value
+    raise ValueError(f"{shown!r} is stored as {kind}, not a number: store it as a Number")
 
 
 def _stored_number(value: object) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 
@@ -68,6 +69,21 @@ def test_a_percentage_written_as_text_is_refused_by_name_and_hides_no_other_flag
     assert store.get("typed").percentage == 50.0
     assert client.get_item(TableName=aws.targets.flags_table, Key={"feature": {"S": "typed"}})["Item"][
         "percentage"] == {"N": "50.0"}
+
+
+@pytest.mark.parametrize("stored,said", [
+    ({"BOOL": True}, "percentage True is stored as a Boolean attribute, not a number"),
+    ({"NULL": True}, "percentage None is stored as a Null attribute, not a number"),
+    ({"L": [{"N": "50"}]}, "percentage [50] is stored as a List attribute, not a number"),
+    ({"SS": ["50"]}, "percentage {'50'} is stored as a Set attribute, not a number"),
+])
+def test_a_percentage_of_another_attribute_type_is_named_by_its_type(store, client, aws, stored, said):
+    """A Boolean percentage was said to be "outside 0..100", which sent a person looking for a
+    number out of range where there was no number at all."""
+    put_raw(client, aws, feature={"S": "typed"}, enabled={"BOOL": True}, percentage=stored)
+    with pytest.raises(MalformedFlag, match=re.escape(said) + ": store it as a Number"):
+        store.get("typed")
+    assert FlagEvaluator(store).is_enabled("typed", "user-1") is False
 
 
 def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, client, aws):
