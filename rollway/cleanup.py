@@ -1117,7 +1117,7 @@ class CleanupResult(BaseModel):
         stopped: why it stopped part-way, or None.
         tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
             image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
-            keeps (``CleanupPlan``'s).
+            keeps (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
     """
 
     model_config = ConfigDict(frozen=True)
