@@ -22,7 +22,8 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged,
    each read again right before (the stack, what production runs, its routing and network): one
-   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name; a
+   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name, what it
+   holds through a nested stack updated on its own; a
    deletion under way at the plan that ended DELETE_FAILED since is said as such, with
    CloudFormation's reason) or refused now (``judge_stack_again``) is kept, the others still go,
    and the run fails at the end naming it; one gone meanwhile is reported gone.
@@ -248,6 +249,12 @@ class _Progress:
         if item in self.left:
             self.left.remove(item)
 
+    def holds(self, stack: StackState) -> None:
+        """Record what ``stack`` holds, and what of it its DeletionPolicy keeps, as read now."""
+        retained = {name: held for name, held in self.fields["stack_retained"].items() if name != stack.name}
+        self.fields["stack_resources"] = {**self.fields["stack_resources"], stack.name: stack.resources}
+        self.fields["stack_retained"] = {**retained, **({stack.name: stack.retained} if stack.retained else {})}
+
     def result(self, stopped: str | None = None) -> CleanupResult:
         return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)
 
@@ -386,12 +393,15 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         # waited on for up to stack_timeout_seconds): read it again, and what production runs.
         step = progress.at(f"read stack {name} again before deleting it", f"stack {name} was not asked to be deleted")
         try:
-            gone, why = _judged_again(name, plan, again, targets, done=deleted_stacks + gone_stacks,
-                                      later=plan.delete_stacks[index + 1:])
+            now, why = _judged_again(name, plan, again, targets, done=deleted_stacks + gone_stacks,
+                                     later=plan.delete_stacks[index + 1:])
         except Exception as err:  # noqa: BLE001
             raise progress.failed(step, err, targets, also=kept_said()) from err
-        outcome: str | None = "already_gone" if gone else None
+        outcome: str | None = "already_gone" if now.gone else None
         if outcome is None and why is None:
+            # The record says what it held when read right before its deletion: what a nested stack
+            # lost since the plan (deleted on its own) was not deleted with it.
+            progress.holds(now)
             step = progress.at(f"delete stack {name}", f"CloudFormation goes on deleting stack {name} if it had "
                                                        "begun: it may be gone or still DELETE_IN_PROGRESS")
             try:
@@ -409,7 +419,7 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             continue
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
-        kept = plan.stack_retained.get(name, ())
+        kept = progress.fields["stack_retained"].get(name, ())
         progress.did(f"stack {name}", (f"deleted stack {name}" + (
             f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
             if outcome == "deleted" else f"stack {name} was already gone: deleted since the plan read it")
@@ -423,9 +433,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
 
 
 def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets, *, done: Sequence[str],
-                  later: Sequence[str]) -> tuple[bool, str | None]:
-    """Whether the planned stack ``name`` is gone already, and why it is not to be deleted now
-    (``judge_stack_again``; None: delete it).
+                  later: Sequence[str]) -> tuple[StackState, str | None]:
+    """The planned stack ``name`` as read again (gone already, perhaps), and why it is not to be
+    deleted now (``judge_stack_again``; None: delete it).
 
     Reads again the stack, then what production runs, the routing and the network (each on the
     read bound): per stack, the plan's reads of that stack (DescribeStacks, the pages of
@@ -435,9 +445,9 @@ def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets,
     """
     now = again.stack(name, nothing=None)
     if now.gone:
-        return True, None
+        return now, None
     in_use = again.in_use(nothing=None)
-    return False, judge_stack_again(name, plan, now, targets, deleted=done, later=later, in_use=in_use,
+    return now, judge_stack_again(name, plan, now, targets, deleted=done, later=later, in_use=in_use,
                                     routing=again.routing(nothing=None), network=again.network(nothing=None))
 
 

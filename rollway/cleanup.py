@@ -353,6 +353,31 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
     return f"it changed after the plan judged it ({'; '.join(changes)}); {AGAIN}" if changes else None
 
 
+def holdings_changed(judged: StackState, now: StackState) -> str | None:
+    """How what the stack holds ``now`` differs from what the plan read (``judged``) in a way its
+    deletion would not match the plan: a resource the plan did not read, or one whose DeletionPolicy
+    keeps it now and did not (or the other way round); in words, and ``AGAIN``. None otherwise: a
+    resource gone since (a deletion under way) leaves nothing the plan did not read.
+
+    ``stack_changed`` sees the stack itself only: a nested stack updated on its own leaves its
+    root's status and LastUpdatedTime as they were, and the root passed for the stack judged. Its
+    deletion took what the nested stack gained with it, and the run's record, what the plan had
+    read, did not name it. Both must have been read with what they hold (``describe``).
+    """
+    if now.gone or judged.gone:
+        return None
+    read, kept_before, kept_now = set(judged.resources), set(judged.retained), set(now.retained)
+    listed = "listed by `aws cloudformation list-stack-resources`"
+    said = [("it holds {} now, which the plan did not read", [r for r in now.resources if r not in read]),
+            ("its DeletionPolicy keeps {} in place now, which the plan read as deleted with it",
+             [r for r in now.resources if r in read and r in kept_now and r not in kept_before]),
+            ("its DeletionPolicy no longer keeps {}, which the plan read as staying",
+             [r for r in now.resources if r in read and r in kept_before and r not in kept_now])]
+    changes = [words.format(first_few(ids, where=listed)) for words, ids in said if ids]
+    return (f"it changed after the plan judged it (a nested stack of it was updated on its own: "
+            f"{'; and '.join(changes)}); {AGAIN}") if changes else None
+
+
 class RepositoryImage(BaseModel):
     """One image in the repository: its digest and every tag it carries."""
 
@@ -650,20 +675,22 @@ def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Ta
 
     Between the plan and the deletion, the image tags and the stacks before it went, a wait of up
     to ``stack_timeout_seconds`` each: the stack may have been updated or protected since
-    (``stack_changed``), or production may have come to use what it holds or to import its exports
+    (``stack_changed``), a nested stack of it updated (``holdings_changed``), or production may have come to use what it holds or to import its exports
     (what the plan refuses, judged again on ``in_use``, ``routing`` and ``network`` read again).
 
     Args:
         deleted: the stacks this run deleted before it (or found gone): an importer among them is gone.
         later: the planned stacks still to come after it (its root among them deletes it with itself).
     """
-    changed = stack_changed(plan.stacks_judged[name], now)
+    judged = plan.stacks_judged[name]
+    changed = stack_changed(judged, now)
     if changed is not None:
         return changed
     _, _, refused = _plan_stacks([*deleted, name, *later], targets.stacks, {name: now},
                                  _production(targets, in_use, routing, network))
     reasons = [refusal.reason for refusal in refused if refusal.name == name]
-    return f"since the plan judged it, {reasons[0]}" if reasons else None
+    # A resource it gained that production uses is said as such, before the gain itself.
+    return f"since the plan judged it, {reasons[0]}" if reasons else holdings_changed(judged, now)
 
 
 def _tags_kept(delete_tags: Sequence[str], images: Sequence[RepositoryImage]) -> dict[str, tuple[str, ...]]:
@@ -1090,7 +1117,7 @@ class CleanupResult(BaseModel):
         stopped: why it stopped part-way, or None.
         tag_digests, tags_kept, stack_resources, stack_retained: what each tag named (and whether its
             image stays, tagged otherwise), what each stack held and what of that its DeletionPolicy
-            keeps (``CleanupPlan``'s).
+            keeps (``CleanupPlan``'s; a stack the run went on to delete, as read right before its deletion).
     """
 
     model_config = ConfigDict(frozen=True)

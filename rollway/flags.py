@@ -553,7 +553,8 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     percentage means everyone (100), and such an item reads as version 0.
 
     A value that is present but unusable is never guessed at: ``enabled`` must be a boolean
-    (or the number 0 or 1), since ``bool("false")`` would turn a flag on for everyone.
+    (or the number 0 or 1), since ``bool("false")`` would turn a flag on for everyone, and a
+    percentage a number, not text that reads as one.
 
     Raises:
         MalformedFlag: naming the flag and every unusable attribute.
@@ -564,7 +565,7 @@ def flag_from_item(item: dict[str, Any]) -> FlagState:
     readers: tuple[tuple[str, Callable[[], Any]], ...] = (
         ("feature", lambda: validate_feature(feature)),
         ("enabled", lambda: _stored_enabled(item.get("enabled", False))),
-        ("percentage", lambda: validate_percentage(_stored_number(item.get("percentage", 100)))),
+        ("percentage", lambda: validate_percentage(_stored_number(_a_number(item.get("percentage", 100))))),
         ("salt", lambda: validate_salt(item.get("salt") or DEFAULT_SALT)),
         ("updated_at", lambda: _stored_seconds(item)),
         ("updated_by", lambda: _stored_text(item.get("updated_by") or "")),
@@ -589,6 +590,27 @@ def _stored_enabled(value: object) -> bool:
     if isinstance(value, (int, Decimal)) and value in (0, 1):
         return bool(value)
     raise ValueError(f"{value!r} is not a boolean (true/false, or the number 0 or 1)")
+
+
+# The attribute types DynamoDB's values come back as (boto3's TypeDeserializer), other than Number;
+# a Binary one is named by its class (boto3's, which this module does not import).
+_NOT_NUMBERS = ((bool, "a Boolean attribute"), (str, "text (a String attribute)"), (list, "a List attribute"),
+                (dict, "a Map attribute"), ((set, frozenset), "a Set attribute"), (type(None), "a Null attribute"))
+
+
+def _a_number(value: object) -> object:
+    """``value``, stored as a Number; any other attribute type is refused naming it.
+
+    A number stored as text (the console's default attribute type is String) is refused, not
+    parsed: another reader of the table expecting the Number it should be would find none, and
+    the flag would be half on for rollway and something else for the application. A Boolean was
+    said to be "outside 0..100", which sent a person looking for a number where there was none.
+    """
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return value
+    kind = next((kind for kinds, kind in _NOT_NUMBERS if isinstance(value, kinds)), f"a {type(value).__name__}")
+    shown = type(value)(map(_stored_number, value)) if isinstance(value, (list, set, frozenset)) else value
+    raise ValueError(f"{shown!r} is stored as {kind}, not a number: store it as a Number")
 
 
 def _stored_number(value: object) -> object:

@@ -34,10 +34,9 @@ class KnownKeys(BaseModel):
 
 def _kept(error: dict) -> dict:
     """A nested model's error as it said it: rebuilt from its type alone, an unknown key's would
-    lose the field it was probably meant as whenever the outer model had an unknown key too."""
-    if error["type"] != "extra_forbidden":
-        return error
-    return {**error, "type": PydanticCustomError("extra_forbidden", error["msg"])}
+    lose the field it was probably meant as whenever the outer model had an unknown key too, and a
+    model's own refusal under a type of pydantic's (a spec's too-long bake) could not be rebuilt."""
+    return {**error, "type": PydanticCustomError(error["type"], error["msg"])}
 
 
 def unknown_key(error: dict, fields) -> dict:

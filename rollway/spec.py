@@ -8,13 +8,15 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
-    ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
+    BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys
@@ -69,6 +71,43 @@ def _at_most(field: str, limit: int, label: str, instead: str):
             ) from None
 
     return field_validator(field, mode="wrap")(classmethod(check))
+
+
+def _range_said(spec: type[BaseModel], error: dict[str, Any]) -> str | None:
+    """``error`` (one of a spec's, located from the spec) in the words of the spec's other
+    refusals when it is pydantic's for a number outside its field's range: the field, its whole
+    range and the value given. pydantic said only the bound crossed ("Input should be less than
+    0.5"), and "a finite number" for nan, with no range at all. None for any other error, a
+    refusal of rollway's own (``_at_most``'s) among them: only pydantic's words are replaced.
+    """
+    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should"):
+        return None
+    field = _field_at(spec, error["loc"])
+    allowed = allowed_range(field) if field is not None else None
+    if allowed is None:
+        return None
+    return f"{error['loc'][-1]} must be {allowed}, not {as_given(error['input'])}"
+
+
+def _field_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> FieldInfo | None:
+    """The field ``loc`` ends at, walking from ``model`` through its nested models (a stage's
+    index is skipped); None when it ends inside a field instead (a flag schedule's key)."""
+    field = None
+    for part in loc:
+        fields = model.model_fields if model is not None else {}
+        if isinstance(part, str) and part in fields:
+            field = fields[part]
+            model = _model_in(field.annotation)
+        else:
+            field = None
+    return field
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The model a field holds, alone or as the items of a tuple (``tuple[Stage, ...]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)
 
 
 def _no_percent_sign(what: str, value: object) -> None:
@@ -499,6 +538,27 @@ class RolloutSpec(KnownKeys):
                             "it bounds how long ECS may take to start the canary's new tasks")
     _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
                               "watch for longer with your own alarms after the window")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ranges_said(cls, data: Any, handler):
+        # Once, around the whole spec, each error located from the spec down (stages.0.bake_seconds)
+        # to find its field's range. A part's own words (a stage's) would be rebuilt from their type
+        # whenever the spec around the part rebuilds its errors (an unknown key). Defined after
+        # KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
+        try:
+            return handler(data)
+        except ValidationError as err:
+            errors = err.errors()
+            said = [_range_said(cls, error) for error in errors]
+            if not any(said):
+                raise
+            # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
+            # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
+            raise ValidationError.from_exception_data(err.title, [
+                {**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
+                for error, new in zip(errors, said)
+            ]) from None
 
     @field_validator("image")
     @classmethod

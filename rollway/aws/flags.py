@@ -6,7 +6,7 @@ Layout of ``targets.flags_table`` (hash key ``feature``, S): one item per flag w
 changes (maps of FlagAuditEntry fields, among them ``writer`` and ``rollout``: which code wrote
 the change; entries from before they were recorded lack them). Items the seed wrote (no version, no salt) read as
 version 0 and are upgraded by their first write. An item rollway cannot use (written by hand:
-``enabled`` as the text "false", a percentage of 150) reads as ``MalformedFlag`` naming it, and
+``enabled`` as the text "false", a percentage of 150 or the text "50") reads as ``MalformedFlag`` naming it, and
 a write repairs it, conditional on the item as read.
 
 Why the audit trail lives in the item: a write is one PutItem conditional on the version

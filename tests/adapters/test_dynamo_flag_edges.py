@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 
@@ -40,6 +41,49 @@ def test_enabled_written_as_the_text_false_is_off_and_named(store, client, aws, 
         store.get("legacy")
     put_raw(client, aws, feature={"S": "numeric"}, enabled={"N": "1"}, percentage={"N": "100"})
     assert store.get("numeric").enabled is True  # DynamoDB's number 1, as other tools write it
+
+
+def test_a_percentage_written_as_text_is_refused_by_name_and_hides_no_other_flag(store, client, aws, caplog):
+    """The console's default attribute type is String: a percentage typed there as "50" was read
+    as 50, and the flag half on, while a reader of the table that expects the Number the layout
+    names (the application's own flag client) finds no percentage: two answers for one flag."""
+    put_raw(client, aws, feature={"S": "typed"}, enabled={"BOOL": True}, percentage={"S": "50"})
+    put_raw(client, aws, feature={"S": "fine"}, enabled={"BOOL": True}, percentage={"N": "100"})
+
+    with pytest.raises(MalformedFlag, match=r"'typed'.*percentage '50' is stored as text \(a String attribute\), "
+                                            r"not a number: store it as a Number"):
+        store.get("typed")
+    with caplog.at_level(logging.WARNING, logger="rollway.flags"):
+        evaluator = FlagEvaluator(store)
+        assert [evaluator.is_enabled("typed", f"user-{i}") for i in range(50)] == [False] * 50
+        assert evaluator.is_enabled("fine", "user-1") is True
+    assert "'typed' is malformed" in caplog.text and "fail closed" in caplog.text, "said, not a silent answer"
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_list(store, out, err=err) == EXIT_PARTIAL
+    assert "fine" in out.getvalue() and "typed" not in out.getvalue()
+    assert "'typed' is malformed" in err.getvalue() and "String attribute" in err.getvalue()
+    # Set as a number, it is repaired.
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_set(store, out, "typed", err=err, actor="alice", percentage=50, now=2.0) == EXIT_OK, err.getvalue()
+    assert store.get("typed").percentage == 50.0
+    assert client.get_item(TableName=aws.targets.flags_table, Key={"feature": {"S": "typed"}})["Item"][
+        "percentage"] == {"N": "50.0"}
+
+
+@pytest.mark.parametrize("stored,said", [
+    ({"BOOL": True}, "percentage True is stored as a Boolean attribute, not a number"),
+    ({"NULL": True}, "percentage None is stored as a Null attribute, not a number"),
+    ({"L": [{"N": "50"}]}, "percentage [50] is stored as a List attribute, not a number"),
+    ({"SS": ["50"]}, "percentage {'50'} is stored as a Set attribute, not a number"),
+])
+def test_a_percentage_of_another_attribute_type_is_named_by_its_type(store, client, aws, stored, said):
+    """A Boolean percentage was said to be "outside 0..100", which sent a person looking for a
+    number out of range where there was no number at all."""
+    put_raw(client, aws, feature={"S": "typed"}, enabled={"BOOL": True}, percentage=stored)
+    with pytest.raises(MalformedFlag, match=re.escape(said) + ": store it as a Number"):
+        store.get("typed")
+    assert FlagEvaluator(store).is_enabled("typed", "user-1") is False
 
 
 def test_one_out_of_range_item_hides_no_other_flag_and_can_be_repaired(store, client, aws):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from botocore.exceptions import ClientError
@@ -1143,6 +1144,87 @@ def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why
     assert stopped.not_done == (f"stack {OLD_STACK}",)
     assert text.startswith("# Cleanup stopped part-way") and why in text, text
     assert f"- `{other}`" in text[text.index("## Deleted: stacks"):], text
+
+
+INNER_QUEUE = "webordinary-old-inner"
+
+
+def queues(*names: str) -> str:
+    """A template of SQS queues of these names."""
+    return json.dumps({"Resources": {f"Queue{i}": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}}
+                                     for i, name in enumerate(names)}})
+
+
+def run_changing_a_nested_stack(aws, change: Callable[[Any, str], None]):
+    """OLD_STACK made again with a nested stack (holding INNER_QUEUE) beside OLD_QUEUE, then a run
+    deleting an image tag and it, ``change(cloudformation, nested stack id)`` made after the plan,
+    before any deletion: the run's final state."""
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    cloudformation, s3 = aws.get_client("cloudformation"), aws.get_client("s3")
+    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="queues.json", Body=queues(INNER_QUEUE))
+    cloudformation.delete_stack(StackName=OLD_STACK)  # made again below, with a nested stack
+    cloudformation.create_stack(StackName=OLD_STACK, TemplateBody=json.dumps({"Resources": {
+        "Queues": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": OLD_QUEUE}}}}))
+    (nested,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(
+        StackName=OLD_STACK)["StackResourceSummaries"] if r["ResourceType"] == "AWS::CloudFormation::Stack"]
+    reads: list[int] = []
+
+    def change_before_the_second_read(**_):
+        reads.append(1)
+        if len(reads) == 2:  # the repository read again after the plan, before any deletion
+            change(cloudformation, nested)
+
+    @prefect_flow(name="cleanup-nested-changed")
+    def cleanup_nested_changed():
+        return run_cleanup(CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,)), aws.targets,
+                           aws.get_client)
+
+    with on_operation(read_client(aws, "ecr"), "before-parameter-build", change_before_the_second_read,
+                      operation="DescribeImages"):
+        state = cleanup_nested_changed(return_state=True)
+    assert len(reads) >= 2 and "0.9.0" not in tags(aws), "the image tags went before the stack"
+    return state
+
+
+def test_a_stack_whose_nested_stack_was_updated_on_its_own_after_the_plan_is_not_deleted(account):
+    # A nested stack updated by itself leaves its root's status and LastUpdatedTime as they were:
+    # the root, read again, passed for the stack the plan judged, and its deletion took the queue
+    # added since with it, while the run's record listed what the plan had read, without it.
+    aws, added = account, "webordinary-old-added"
+    state = run_changing_a_nested_stack(aws, lambda cloudformation, nested: cloudformation.update_stack(
+        StackName=nested, TemplateBody=queues(INNER_QUEUE, added)))
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE" and queue_exists(aws, added) and queue_exists(aws, OLD_QUEUE)
+    message = str(stopped.value)
+    assert (f"stack {OLD_STACK} was not deleted: it changed after the plan judged it (a nested stack of it was "
+            "updated on its own: it holds ") in message, message
+    assert f"/{added} now, which the plan did not read" in message, message
+    assert stopped.value.not_done == (f"stack {OLD_STACK}",)
+    text = summary(state)
+    assert f"/{added} now, which the plan did not read" in text[text.index("## Kept: planned stacks"):], text
+
+
+def test_a_deleted_stacks_record_lists_what_it_held_when_read_again_right_before_its_deletion(account):
+    # A nested stack deleted on its own after the plan took its queue with it: the root went on to
+    # be deleted (nothing it held was unread), and the record said the root held that queue then.
+    aws = account
+    state = run_changing_a_nested_stack(aws, lambda cloudformation, nested: cloudformation.delete_stack(
+        StackName=nested))
+
+    assert state.is_completed(), state.message
+    assert stack_status(aws, OLD_STACK) is None and not queue_exists(aws, OLD_QUEUE)
+    held = state.result().stack_resources[OLD_STACK]
+    assert len(held) == 2 and not [r for r in held if r.endswith(f"/{INNER_QUEUE}")], held
+    text = summary(state)
+    assert f"- `{OLD_STACK}`, with the 2 resource(s) it holds:" in text and INNER_QUEUE not in text, text
 
 
 @pytest.mark.parametrize("later", ["none", "fails"])

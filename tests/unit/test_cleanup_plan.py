@@ -580,3 +580,35 @@ def test_a_stack_whose_deletion_under_way_at_the_plan_failed_since_is_kept_sayin
     assert plan(stacks=(old,), described={old: failed}).delete_stacks == (old,)
     assert judge_stack_again(old, plan(stacks=(old,), described={old: failed}), failed, T, deleted=(), later=(),
                              in_use=IN_USE, routing=None, network=()) is None
+
+
+def test_a_stack_whose_holdings_changed_under_an_unchanged_root_is_kept_saying_what_changed():
+    """A nested stack updated on its own leaves its root's status and LastUpdatedTime as they were:
+    the stack passed for the one judged, and its deletion did what the plan had not said (deleted
+    what it gained, or what its DeletionPolicy no longer keeps), while the record said the plan's."""
+    from rollway.cleanup import judge_stack_again
+
+    old = "webordinary-old-stack"
+    judged = StackState(name=old, status="CREATE_COMPLETE", stack_id="arn:stack/old/1",
+                        resources=("old-archive", "old-work", "arn:stack/old-Queues/1"), retained=("old-archive",))
+    planned = plan(stacks=(old,), described={old: judged})
+    assert planned.delete_stacks == (old,) and not planned.refusals
+
+    def again(**changed) -> str | None:
+        return judge_stack_again(old, planned, judged.model_copy(update=changed), T, deleted=(), later=(),
+                                 in_use=IN_USE, routing=None, network=())
+
+    assert again() is None
+    begins = "it changed after the plan judged it (a nested stack of it was updated on its own: "
+    assert again(resources=(*judged.resources, "old-added-1", "old-added-2")) == (
+        f"{begins}it holds old-added-1; old-added-2 now, which the plan did not read); run cleanup again to judge it "
+        "as it is now")
+    assert again(retained=()) == (f"{begins}its DeletionPolicy no longer keeps old-archive, which the plan read as "
+                                  "staying); run cleanup again to judge it as it is now")
+    assert again(retained=("old-archive", "old-work")).startswith(
+        f"{begins}its DeletionPolicy keeps old-work in place now, which the plan read as deleted with it)")
+    many = again(resources=(*judged.resources, *(f"old-added-{i}" for i in range(5))))
+    assert "old-added-0; old-added-1; old-added-2; and 2 more (every one listed by `aws cloudformation " \
+           "list-stack-resources`) now" in many, many
+    # Resources gone since (a deletion under way, a nested stack deleted) leave nothing unread: deleted.
+    assert again(resources=("old-archive",)) is None

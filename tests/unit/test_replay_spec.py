@@ -58,7 +58,7 @@ def test_an_option_beside_the_spec_overrides_its_setting_and_says_so():
 
 
 @pytest.mark.parametrize("text,said", [
-    ('{"image": "repo:1.4.0", "analysis": {"alpha": 0.7}}', "analysis.alpha: Input should be less than 0.5"),
+    ('{"image": "repo:1.4.0", "analysis": {"alpha": 0.7}}', "analysis.alpha: alpha must be at least 1e-09 and under 0.5, not 0.7"),
     ('{"image": "repo:1.4.0", "analysis": {"alhpa": 0.05}}', "analysis.alhpa: "),
     ('{"image": "repo:1.4.0", "guardrails": {"canary_error_rate": 1}}', "guardrails.canary_error_rate: "),
     ('{"analysis": {"alpha": 0.05}}', "image: Field required"),

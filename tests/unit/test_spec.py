@@ -29,8 +29,9 @@ from rollway.targets import Targets
           "phases": [{"name": "week 1", "weights": [5]}, {"name": "week 2", "weights": [100]}]},
          r"phases give \[5, 100\], stages are \[10, 100\]; list every stage's weight once across the phases, in "
          r"order, or leave `phases` out to run every stage as one phase"),
-        ({"image": "repo/app:1", "stages": [{"weight": 0}]}, "greater than or equal to 1"),
-        ({"image": "repo/app:1", "stages": [{"weight": 101}]}, "less than or equal to 100"),
+        ({"image": "repo/app:1", "stages": [{"weight": 0}]}, r"stages.0.weight\n  weight must be at least 1 and at most "
+                                                             "100, not 0"),
+        ({"image": "repo/app:1", "stages": [{"weight": 101}]}, "weight must be at least 1 and at most 100, not 101"),
         ({"image": "repo/app:1", "stages": []}, "at least one stage"),
         ({"image": "repo/app:1", "stages": [{"weight": 5, "bake_seconds": 60, "min_bake_seconds": 120}]}, "cannot exceed"),
         ({"image": "repo/app:1", "flags": [{"feature": "f", "follow": "schedule"}]}, "has none"),

@@ -244,6 +244,53 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
 
 
+# -- numbers outside a field's range -------------------------------------------------------------
+
+@pytest.mark.parametrize("spec,where,message", [
+    ({"analysis": {"alpha": 0.7}}, "analysis.alpha", "alpha must be at least 1e-09 and under 0.5, not 0.7"),
+    ({"analysis": {"alpha": float("nan")}}, "analysis.alpha", "alpha must be at least 1e-09 and under 0.5, not nan"),
+    ({"analysis": {"margin_ratio": 1}}, "analysis.margin_ratio", "margin_ratio must be over 1, not 1"),
+    ({"stages": [{"weight": 0}, {"weight": 100}]}, "stages.0.weight",
+     "weight must be at least 1 and at most 100, not 0"),
+    ({"stages": [{"weight": 5, "bake_seconds": -5}, {"weight": 100}]}, "stages.0.bake_seconds",
+     "bake_seconds must be over 0 and at most 2.592e+06, not -5"),
+    ({"guardrails": {"canary_error_rate": 1.5}}, "guardrails.canary_error_rate",
+     "canary_error_rate must be over 0 and at most 1, not 1.5"),
+    ({"approvals": {"timeout_seconds": 0}}, "approvals.timeout_seconds",
+     "timeout_seconds must be over 0 and at most 2.592e+06, not 0"),
+])
+def test_a_number_out_of_range_is_refused_naming_the_field_and_its_range(spec, where, message):
+    """pydantic said only the bound crossed ("Input should be less than 0.5"): neither which
+    setting it was in the message nor how far it may go the other way."""
+    refused_at({"image": IMG, **spec}, where, message)
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec.model_validate({"image": IMG, **spec})
+    assert "Input should" not in str(refused.value)
+
+
+def test_a_number_out_of_range_beside_a_misspelt_key_keeps_both_refusals_words():
+    raw = {"image": IMG, "analysis": {"alpha": 0.7, "alhpa": 0.05}}
+    refused_at(raw, "analysis.alpha", "alpha must be at least 1e-09 and under 0.5, not 0.7")
+    refused_at(raw, "analysis.alhpa", "unknown key (did you mean 'alpha'?)")
+
+
+def test_a_flow_run_with_a_number_out_of_range_is_refused_in_the_same_words():
+    with pytest.raises(ParameterTypeError, match=r"spec\.analysis\.alpha: alpha must be at least 1e-09 and under 0\.5, "
+                                                 r"not 0\.7"):
+        canary.validate_parameters({"spec": {"image": IMG, "analysis": {"alpha": 0.7}}})
+
+
+def test_a_too_long_bake_beside_an_unknown_key_is_refused_naming_both():
+    """A misspelt key rebuilt the spec's errors, and the bake's own refusal could not be rebuilt:
+    the spec was refused with a TypeError ("'le' required in context") naming neither, which a
+    flow run took for a crash, not a bad parameter."""
+    raw = {"image": IMG, "aproval": True, "stages": [{"weight": 5, "bake_seconds": 1e12}, {"weight": 100}]}
+    refused_at(raw, "stages.0.bake_seconds", "bake_seconds must be at most 30 days (2592000 s)")
+    refused_at(raw, "aproval", "unknown key")
+    with pytest.raises(ParameterTypeError, match="bake_seconds must be at most 30 days"):
+        canary.validate_parameters({"spec": raw})
+
+
 @pytest.mark.parametrize("field", ["canary_error_rate", "monitor_error_rate"])
 def test_an_error_rate_guardrail_that_can_never_be_exceeded_is_refused(field):
     """The guardrail rolls back above its rate: at 1 (meant as 1 %) it never acted, however many

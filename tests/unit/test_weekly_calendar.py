@@ -260,8 +260,8 @@ def test_a_spec_takes_its_schedule_slack_and_an_old_record_reads_back_with_an_ho
 
 
 @pytest.mark.parametrize("fields,says", [
-    ({"schedule_slack_seconds": -1}, "greater than or equal to 0"),
-    ({"schedule_slack_seconds": float("nan")}, "finite number"),
+    ({"schedule_slack_seconds": -1}, "schedule_slack_seconds must be at least 0, not -1"),
+    ({"schedule_slack_seconds": float("nan")}, "schedule_slack_seconds must be at least 0, not nan"),
     ({"schedule_slack_seconds": "soon"}, "valid number"),
     ({"schedule_slack_seconds": 3 * D}, r"must be less than min_phase_seconds \(259200 s\)"),
     ({"min_phase_seconds": 1800}, r"schedule_slack_seconds \(3600 s\) must be less than min_phase_seconds \(1800 s\)"),
