@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rollway.aws.metric_schema import whole_minutes
+from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.report import markdown_cell
@@ -445,9 +445,10 @@ def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
     return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
 
 
-SUCCESS_RATE_PERIOD_SECONDS = 60
-"""The period ``SuccessRate`` is read in (``read_service_averages`` reads per minute): a datapoint
-stamped ``t`` holds what was published from ``t`` to ``t + 60``."""
+def success_rate_fresh_seconds(spec: ValidationSpec) -> float:
+    """How old a service's newest ``SuccessRate`` datapoint may be, from the start of its minute to
+    the end of the window judged: its period, plus ``spec.success_rate_ingestion_lag_seconds``."""
+    return MINUTE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
 
 
 def stale_success_rates(published: Iterable[str], newest: Mapping[str, float], spec: ValidationSpec, *, now: float,
@@ -467,7 +468,7 @@ def stale_success_rates(published: Iterable[str], newest: Mapping[str, float], s
     a promotion) stopped publishing for that reason. Without it (services named in the spec: who
     carries the traffic is not read), every one that published, as each one's figure is judged.
     """
-    allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+    allowed = success_rate_fresh_seconds(spec)
     at = datetime.fromtimestamp(now, timezone.utc)
     stale = []
     for svc in published:
@@ -535,11 +536,11 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
     stale = stale_success_rates(averages, newest, spec, now=now, serving=serving)
     if stale:
-        allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+        allowed = success_rate_fresh_seconds(spec)
         return CheckResult(
             name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
             reason=(f"stale SuccessRate {span} ({covered}): {'; '.join(stale)}; at most {allowed:g} s is allowed "
-                    f"(a {SUCCESS_RATE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
+                    f"(a {MINUTE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
                     f"{spec.success_rate_ingestion_lag_seconds:g} s): it stopped publishing, or CloudWatch has not "
                     f"shown its last minutes yet; the figures read, not judged: {each}"))
     below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
