@@ -153,7 +153,7 @@ def validate_deployment(
         log.info("validated %s", line.removeprefix("- "))
     reach = http_reach(serving)
     log.info("%s", reach)
-    summary = evaluate(results)
+    summary = evaluate(results).model_copy(update={"serving": serving})
     # Refused, the artifact's error would replace the verdict: a passed validation failed, and
     # a failed one no longer named its checks (the log above has each of them).
     # Keyed by the canary service, as every artifact of the rollout is; titled with both services,

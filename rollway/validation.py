@@ -370,6 +370,9 @@ class ValidationSummary(BaseModel):
     checks: tuple[CheckResult, ...]
     failed: tuple[str, ...] = Field(description="names of the checks that did not pass, in order")
     reason: str
+    serving: dict[str, int] = Field(default_factory=dict, description=(
+        "each service's share of users' traffic in percent, as the load balancer's weights were read after the "
+        "HTTP checks: what those checks reached (``http_reach``); empty: not read"))
 
 
 def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> ValidationSummary:

@@ -74,6 +74,8 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     summary = state.result()
     assert summary.passed and summary.failed == ()
     assert [c.name for c in summary.checks] == ["health", "session", "message", "success_rate", "targets"]
+    # The weights the checks ran under, in the run's result as well as its artifact.
+    assert summary.serving == {aws.targets.stable_service: 100, aws.targets.canary_service: 0}
     text = artifact_of(state)
     # Titled with both services it validated: the key names the canary, the title named only the stable.
     assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary "
