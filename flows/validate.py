@@ -24,8 +24,8 @@ In order, each a task whose result is logged:
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
-image, and which service the HTTP requests reached as far as the weights tell; a table of the checks: result, reason, and the seconds all attempts took with how
-many there were) and
+image, and which service the HTTP requests reached as far as the weights tell; a table of the
+checks: result, reason, and the seconds all attempts took with how many there were) and
 fails with ``ValidationFailed`` naming the checks that did not pass. It changes nothing but
 the test session and message it sends, so running it again is safe.
 """
