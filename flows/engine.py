@@ -353,24 +353,17 @@ class StageTracker:
         return self.alerts.new(verdict)
 
     def report(self, state: StageState, weights: Weights, now: float, decision: str) -> StageReport:
-        obs = self.observation  # None: no read of the stage's metrics succeeded, nothing was measured
-        # Read, but every period in it was cut as not yet settled (or none had ended): nothing was
-        # counted either, and its totals of 0 would read as traffic measured at zero.
-        none_settled = obs is not None and not obs.intervals
-        if none_settled:
-            obs = None
-        return StageReport(
+        # self.observation is None when no read of the stage's metrics succeeded: nothing was measured.
+        return StageReport.counting(
+            self.observation,
             stage_index=state.stage_index,
             weights=weights,
             started_at=state.started_at or now,
             ended_at=now,
             ticks=self.ticks,
-            baseline=obs.totals("baseline") if obs else None,
-            canary=obs.totals("canary") if obs else None,
             verdict=self.verdict or Verdict(phase=Phase.INCONCLUSIVE, reason="no analysis yet"),
             decision=decision,
             alerts=self.alerts.messages(),
-            none_settled=none_settled,
         )
 
 

@@ -16,12 +16,16 @@ In order, each a task whose result is logged:
    read again, over the same window, after ``spec.success_rate_retry_delay_seconds``: CloudWatch
    shows datapoints a minute or more late. A read AWS refused
    (or one that kept failing, or that CloudWatch did not answer within ``spec.timeout_seconds``)
-   is reported as not checked, not as the service failing it.
+   is reported as not checked, not as the service failing it;
+5. ``targets``: each service the load balancer sends users' traffic to has a healthy target in
+   its target group. The HTTP checks reach one service per request through the load balancer's
+   rule, so at a split they may never reach the canary: this reads each one's group on its own
+   (not checked when the weights could not be read).
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
-image; a table of the checks: result, reason, and the seconds all attempts took with how
-many there were) and
+image, and which service the HTTP requests reached as far as the weights tell; a table of the
+checks: result, reason, and the seconds all attempts took with how many there were) and
 fails with ``ValidationFailed`` naming the checks that did not pass. It changes nothing but
 the test session and message it sends, so running it again is safe.
 """
@@ -48,8 +52,8 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.targets import Targets
 from rollway.validation import (
-    CHECKS, MESSAGE, SUCCESS_RATE, CheckResult, ValidationSpec, ValidationSummary, authorization_header, evaluate,
-    markdown, no_session, shown_url, skipped, unchecked,
+    CHECKS, MESSAGE, SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, ValidationSummary, authorization_header,
+    evaluate, http_reach, markdown, no_session, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -137,10 +141,19 @@ def validate_deployment(
                         delay=spec.success_rate_retry_delay_seconds,
                         waiting_for="CloudWatch may still be ingesting the window's last minutes"))
 
+    # The HTTP checks reach one service per request through the load balancer's rule: at a split,
+    # perhaps never the canary. Each service carrying traffic is read on its own here.
+    if unread is not None:
+        note(unchecked(TARGETS, unread))
+    else:
+        note(_attempted(checks.read_targets, spec, AlbRouter(reads("elbv2"), targets), targets, serving))
+
     versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
         log.info("validated %s", line.removeprefix("- "))
-    summary = evaluate(results)
+    reach = http_reach(serving)
+    log.info("%s", reach)
+    summary = evaluate(results).model_copy(update={"serving": serving})
     # Refused, the artifact's error would replace the verdict: a passed validation failed, and
     # a failed one no longer named its checks (the log above has each of them).
     # Keyed by the canary service, as every artifact of the rollout is; titled with both services,
@@ -149,7 +162,7 @@ def validate_deployment(
     for_people("validation", lambda: create_markdown_artifact(
         key=artifact_key(targets.canary_service, "validation"),
         markdown=markdown(summary, title=title,
-                          context=("What was validated:", "", *versions)),
+                          context=("What was validated:", "", *versions, "", reach)),
         description="post-deployment validation",
     ))
     if not summary.passed:

@@ -128,6 +128,13 @@ class Observation(BaseModel):
         """Requests the load balancer answered 5xx itself over all intervals (absent counts as 0)."""
         return sum(i.unserved or 0 for i in self.intervals)
 
+    def counted(self, version: str) -> VersionSample | None:
+        """``totals`` of one version, or None when no interval has data for it: no request count
+        in any period is no data, not a count of 0 requests."""
+        if all(getattr(i, version) is None for i in self.intervals):
+            return None
+        return self.totals(version)
+
     def totals(self, version: str) -> VersionSample:
         """Sum of one version's samples over all intervals with data."""
         samples = [getattr(i, version) for i in self.intervals if getattr(i, version) is not None]

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rollway.finalize import FinalizeResult
 from rollway.judge import rate_percent
-from rollway.model import VersionSample, Verdict, Weights
+from rollway.model import Observation, VersionSample, Verdict, Weights
+
+
+Version = Literal["baseline", "canary"]
+VERSIONS: tuple[Version, ...] = ("baseline", "canary")
 
 
 class StageReport(BaseModel):
     """A stage as it ended: traffic served by each version, the last verdict and the decision.
 
     ``baseline`` and ``canary`` are None when no metrics could be read in the stage at all, or
-    (``none_settled``) when they were but none of their periods had settled when the stage ended:
-    nothing was counted, which is not zero traffic (a sample of 0 requests is a measured zero)."""
+    (``none_settled``) when they were but none of their periods had settled when the stage ended,
+    and one of them alone (``no_data``) when no period counted had a request count for it:
+    nothing was counted, which is not zero traffic (a sample of 0 requests is a measured zero).
+    ``counting`` builds one from what the stage counted."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,6 +40,31 @@ class StageReport(BaseModel):
     none_settled: bool = Field(
         default=False, description="metrics were read, but no period in them had settled (CloudWatch's publication "
                                    "delay) when the stage ended; baseline and canary are then None")
+    no_data: tuple[Version, ...] = Field(
+        default=(), description="the versions no period counted had a request count for (the load balancer publishes "
+                                "no RequestCount for a minute without requests to a target group): no data, not 0 "
+                                "requests; their samples are None")
+
+    @model_validator(mode="after")
+    def _no_data_has_no_sample(self) -> "StageReport":
+        for version in self.no_data:
+            if getattr(self, version) is not None:
+                raise ValueError(f"the {version} is said to have no data but has a sample; it must be None")
+        return self
+
+    @classmethod
+    def counting(cls, observation: Observation | None, **fields: Any) -> "StageReport":
+        """The report of a stage that counted ``observation``'s periods (those its verdict stood
+        on; None: no read of its metrics succeeded), with ``fields`` as given: what the versions
+        served, or why a version has no figures."""
+        if observation is None:
+            return cls(baseline=None, canary=None, **fields)
+        if not observation.intervals:
+            # Read, but every period in it was cut as not yet settled (or none had ended): its
+            # totals of 0 would read as traffic measured at zero.
+            return cls(baseline=None, canary=None, none_settled=True, **fields)
+        samples = {version: observation.counted(version) for version in VERSIONS}
+        return cls(**samples, no_data=tuple(v for v in VERSIONS if samples[v] is None), **fields)
 
 
 class RolloutResult(BaseModel):
@@ -102,12 +133,17 @@ def _p99(sample: VersionSample) -> str:
 NOT_MEASURED = ("not measured", "-", "-", "-")
 # Those of a stage whose metrics were read before any of their periods had settled: none was counted.
 NONE_SETTLED = ("none settled", "-", "-", "-")
+# Those of a version no period counted had a request count for: CloudWatch held none, which is no count of 0.
+NO_DATA = ("no data", "-", "-", "-")
 
 
-def _version_cells(sample: VersionSample | None, none_settled: bool) -> tuple[str, str, str, str]:
+def _version_cells(stage: StageReport, version: Version) -> tuple[str, str, str, str]:
     """A version's requests, errors, error rate and p99, as the columns of HEADERS order them."""
+    sample: VersionSample | None = getattr(stage, version)
     if sample is None:
-        return NONE_SETTLED if none_settled else NOT_MEASURED
+        if stage.none_settled:
+            return NONE_SETTLED
+        return NO_DATA if version in stage.no_data else NOT_MEASURED
     # Separated by thousands, as the reason in the same row writes them.
     return f"{sample.requests:,}", f"{sample.errors:,}", _rate(sample), _p99(sample)
 
@@ -124,8 +160,8 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
-            *_version_cells(s.baseline, s.none_settled),
-            *_version_cells(s.canary, s.none_settled),
+            *_version_cells(s, "baseline"),
+            *_version_cells(s, "canary"),
             s.verdict.phase.value,
             s.decision,
             # The reason is the stage's last verdict, an alert its kind's message when first raised (a

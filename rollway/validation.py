@@ -6,7 +6,8 @@ API (its ``sessionId`` read back), a test message sent to that session, and Clou
 threshold (Webordinary's as defaults) and refuses bad values when it is built, before any
 request; ``evaluate`` turns the checks' results into one pass/fail summary that names each
 failed check and why. The checks themselves live in ``rollway.http_checks`` (HTTP) and
-``rollway.aws.cloudwatch.read_success_rate`` (the metric).
+``rollway.aws.cloudwatch.read_success_rate`` (the metric); the target groups' health is read
+through ``rollway.aws.elbv2`` (``judge_targets``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rollway.aws.metric_schema import whole_minutes
+from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.report import markdown_cell
@@ -28,7 +29,8 @@ HEALTH = "health"
 SESSION = "session"
 MESSAGE = "message"
 SUCCESS_RATE = "success_rate"
-CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE)
+TARGETS = "targets"
+CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE, TARGETS)
 """Every check, in the order they run and are reported."""
 
 SUCCESS_RATE_WAIT_LIMIT_SECONDS = 20 * 60
@@ -368,6 +370,9 @@ class ValidationSummary(BaseModel):
     checks: tuple[CheckResult, ...]
     failed: tuple[str, ...] = Field(description="names of the checks that did not pass, in order")
     reason: str
+    serving: dict[str, int] = Field(default_factory=dict, description=(
+        "each service's share of users' traffic in percent, as the load balancer's weights were read after the "
+        "HTTP checks: what those checks reached (``http_reach``); empty: not read"))
 
 
 def evaluate(results: list[CheckResult] | tuple[CheckResult, ...]) -> ValidationSummary:
@@ -445,9 +450,10 @@ def _said_window(read: tuple[float, float], minutes: int) -> tuple[str, str]:
     return span, (f"the last {minutes} minutes" if whole == minutes else f"{whole} whole minutes for the last {minutes}")
 
 
-SUCCESS_RATE_PERIOD_SECONDS = 60
-"""The period ``SuccessRate`` is read in (``read_service_averages`` reads per minute): a datapoint
-stamped ``t`` holds what was published from ``t`` to ``t + 60``."""
+def success_rate_fresh_seconds(spec: ValidationSpec) -> float:
+    """How old a service's newest ``SuccessRate`` datapoint may be, from the start of its minute to
+    the end of the window judged: its period, plus ``spec.success_rate_ingestion_lag_seconds``."""
+    return MINUTE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
 
 
 def stale_success_rates(published: Iterable[str], newest: Mapping[str, float], spec: ValidationSpec, *, now: float,
@@ -467,7 +473,7 @@ def stale_success_rates(published: Iterable[str], newest: Mapping[str, float], s
     a promotion) stopped publishing for that reason. Without it (services named in the spec: who
     carries the traffic is not read), every one that published, as each one's figure is judged.
     """
-    allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+    allowed = success_rate_fresh_seconds(spec)
     at = datetime.fromtimestamp(now, timezone.utc)
     stale = []
     for svc in published:
@@ -535,11 +541,11 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     each = ", ".join(f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items())
     stale = stale_success_rates(averages, newest, spec, now=now, serving=serving)
     if stale:
-        allowed = SUCCESS_RATE_PERIOD_SECONDS + spec.success_rate_ingestion_lag_seconds
+        allowed = success_rate_fresh_seconds(spec)
         return CheckResult(
             name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
             reason=(f"stale SuccessRate {span} ({covered}): {'; '.join(stale)}; at most {allowed:g} s is allowed "
-                    f"(a {SUCCESS_RATE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
+                    f"(a {MINUTE_PERIOD_SECONDS}-s period plus spec.success_rate_ingestion_lag_seconds "
                     f"{spec.success_rate_ingestion_lag_seconds:g} s): it stopped publishing, or CloudWatch has not "
                     f"shown its last minutes yet; the figures read, not judged: {each}"))
     below = [f"{svc} {s / n:.2f}%" for svc, (s, n) in averages.items() if s / n < spec.success_rate_floor]
@@ -552,3 +558,52 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
                 f"{spec.success_rate_floor:g}% floor ({each}; {count:g} datapoints)"
                 + (f"; {', '.join(below)} is BELOW it" if below and average >= spec.success_rate_floor else "")),
     )
+
+
+def _share(service: str, serving: Mapping[str, int]) -> str:
+    return f"{service} carries {serving[service]}% of the traffic"
+
+
+def judge_targets(serving: Mapping[str, int], healthy: Mapping[str, int], groups: Mapping[str, str], *,
+                  seconds: float = 0.0) -> CheckResult:
+    """The ``targets`` check: each service the load balancer sends users' traffic to has a healthy
+    target in its target group.
+
+    The health, session and message requests reach one service each through the load balancer's
+    rule (``http_reach``): at 95/5 they may all reach the stable one, and a canary with no target
+    to serve its 5 % passed them. This check reads each service's group on its own.
+
+    ``serving``: service -> percent of the traffic (the load balancer's weights); ``healthy``:
+    service -> healthy targets, read for each one carrying some; ``groups``: service -> its
+    target group's name.
+    """
+    carrying = [svc for svc, share in serving.items() if share > 0]
+    bare = [svc for svc in carrying if healthy[svc] == 0]
+    served = [f"{_share(svc, serving)} with {healthy[svc]} healthy target{'s' * (healthy[svc] != 1)} in its target "
+              f"group {groups[svc]}" for svc in carrying if svc not in bare]
+    idle = [f"{svc} carries none (not read)" for svc, share in serving.items() if share <= 0]
+    if bare:
+        # ALB answers a group without a registered target 503 itself, and sends to every
+        # registered target when none passes its health checks (it fails open).
+        found = [f"{_share(svc, serving)} with no healthy target in its target group {groups[svc]} (the load "
+                 "balancer answers its share 503 itself, or sends it to targets failing their health checks)"
+                 for svc in bare]
+        return CheckResult(name=TARGETS, outcome="failed", seconds=seconds, reason="; ".join(found + served + idle))
+    return CheckResult(name=TARGETS, outcome="passed", seconds=seconds,
+                       reason="every service carrying traffic has a healthy target: " + "; ".join(served + idle))
+
+
+def http_reach(serving: Mapping[str, int]) -> str:
+    """Which service the health, session and message requests reached, as far as the load
+    balancer's weights (``serving``: service -> percent; empty: not read) say: one carrying all
+    the traffic, or either of two, which one not known. The URLs are not matched to the rule:
+    one that does not go through it reached what it names."""
+    sent = "The health, session and message requests went to the spec's URLs"
+    carrying = [svc for svc, share in serving.items() if share > 0]
+    if not carrying:
+        return f"{sent}; which service they reached is not known (the load balancer's weights were not read)."
+    if len(carrying) == 1:
+        return f"{sent}: through the load balancer's rule, every one reached {carrying[0]}, which carries all the traffic."
+    split = "/".join(str(share) for share in serving.values())
+    return (f"{sent}: through the load balancer's rule at {split}, each reached {' or '.join(carrying)}, which one is "
+            "not known; the targets check reads each one's target group on its own.")

@@ -22,13 +22,16 @@ from prefect.runtime import task_run
 
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
-from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
-from rollway.aws.errors import REFUSED_CODES, error_code
+from rollway.aws.denied import ROLLOUT_POLICY, PermissionDenied, is_denied, named_denials, permission_denied
+from rollway.aws.errors import REFUSED_CODES, AdapterError, error_code
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
+from rollway.ports import TrafficRouter
+from rollway.targets import Targets
 from rollway.validation import (
-    SUCCESS_RATE, CheckResult, ValidationSpec, judge_success_rate, minutes_read, unchecked, utc_minute,
+    SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, judge_success_rate, judge_targets, minutes_read, unchecked,
+    utc_minute,
 )
 
 
@@ -104,3 +107,30 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
     return _counted(judge_success_rate(reads.averages, spec, services, seconds=time.monotonic() - began,
                                        serving=serving, namespace=namespace, read=(start, end), newest=reads.newest,
                                        now=now))
+
+
+@task(name="read-target-health", cache_policy=NONE)
+def read_targets(spec: ValidationSpec, router: TrafficRouter, targets: Targets, serving: dict[str, int]) -> CheckResult:
+    """The healthy targets of each service's target group that ``serving`` (service -> percent of
+    the traffic) says carries some, judged by ``judge_targets``; each read given up on after
+    ``spec.timeout_seconds``."""
+    began = time.monotonic()
+    bound = spec.timeout_seconds
+    versions = {targets.stable_service: "stable", targets.canary_service: "canary"}
+    groups = {targets.stable_service: targets.stable_target_group, targets.canary_service: targets.canary_target_group}
+    healthy: dict[str, int] = {}
+    try:
+        for service in (svc for svc, share in serving.items() if share > 0):
+            with named_denials(ROLLOUT_POLICY, targets=targets):
+                healthy[service] = answered("Elastic Load Balancing", bound,
+                                            lambda version=versions[service]: router.healthy_targets(version),
+                                            get_run_logger().info)
+    except Unanswered:
+        return _counted(unchecked(TARGETS, f"Elastic Load Balancing did not answer DescribeTargetHealth within "
+                                           f"{bound:g} s (spec.timeout_seconds); nothing was read",
+                                  seconds=time.monotonic() - began, retryable=True))
+    except (AdapterError, BotoCoreError, ClientError) as err:
+        # A refusal is final, as the SuccessRate read's is; it names the statement granting it.
+        return _counted(unchecked(TARGETS, f"the target groups' health could not be read: {err}",
+                                  seconds=time.monotonic() - began, retryable=not isinstance(err, PermissionDenied)))
+    return _counted(judge_targets(serving, healthy, groups, seconds=time.monotonic() - began))

@@ -44,7 +44,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import AdapterError
-from rollway.aws.metric_schema import VERSIONS, AlbDimensions, MetricSchema, Version, whole_minutes
+from rollway.aws.metric_schema import (MINUTE_PERIOD_SECONDS, VERSIONS, AlbDimensions, MetricSchema, Version,
+                                      whole_minutes)
 from rollway.model import Interval, Observation, QueueDepth, VersionSample
 from rollway.targets import Targets
 
@@ -363,7 +364,7 @@ def read_service_averages(
             "MetricStat": {
                 "Metric": {"Namespace": namespace, "MetricName": metric,
                            "Dimensions": [{"Name": "Service", "Value": service}]},
-                "Period": 60,
+                "Period": MINUTE_PERIOD_SECONDS,
                 "Stat": stat,
             },
             "ReturnData": True,

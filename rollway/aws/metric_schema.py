@@ -191,8 +191,14 @@ class MetricSchema:
         )
 
 
+MINUTE_PERIOD_SECONDS = 60
+"""The period a per-minute read asks for (``read_service_averages``): each datapoint, stamped
+``t``, holds what was published from ``t`` to ``t + 60``; and what ``whole_minutes`` widens to."""
+
+
 def whole_minutes(start: float, end: float) -> tuple[float, float]:
     """[start, end) widened to whole minutes (start floored, end raised; at least one minute): the
     window a per-minute read covers (``read_service_averages``), and so the one a check says it read."""
-    first = math.floor(start / 60) * 60
-    return first, max(math.ceil(end / 60) * 60, first + 60)
+    minute = MINUTE_PERIOD_SECONDS
+    first = math.floor(start / minute) * minute
+    return first, max(math.ceil(end / minute) * minute, first + minute)

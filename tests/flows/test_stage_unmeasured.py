@@ -11,9 +11,9 @@ from prefect import flow
 
 from flows.canary import run_canary
 from rollway.approvals import ApprovalAnswer
-from rollway.fakes import FakeMetrics
-from rollway.model import Observation
-from rollway.report import HEADERS, markdown_table, stage_rows
+from rollway.fakes import FakeMetrics, steady
+from rollway.model import Observation, VersionSample
+from rollway.report import HEADERS, RolloutResult, markdown_table, stage_rows
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 
@@ -34,9 +34,9 @@ def canary_on(env, spec, approver):
     return run_canary(env, spec, approver)
 
 
-def test_a_stage_without_metrics_says_so_and_a_stage_that_measured_none_says_zero():
-    env = fake_environment()
-    env.metrics = DarkAtFivePercent(env.router, env.metrics.behaviour)
+def accepted_at_five_then_full(env) -> tuple[RolloutResult, list[dict[str, str]], list[str]]:
+    """A 5 % and a 100 % stage, alice accepting whatever she is asked: the result, its rows by
+    column and the approval forms she was shown."""
     forms: list[str] = []
 
     def alice(pause, summary):
@@ -47,13 +47,19 @@ def test_a_stage_without_metrics_says_so_and_a_stage_that_measured_none_says_zer
                        stages=[Stage(weight=w, bake_seconds=300) for w in (5, 100)], monitor_seconds=0)
     result = canary_on(env, spec, alice)
     assert result.outcome == "promoted", result.reason
-    dark, full = (dict(zip(HEADERS, row)) for row in stage_rows(result.stages))
+    return result, [dict(zip(HEADERS, row)) for row in stage_rows(result.stages)], forms
+
+
+def test_a_stage_without_metrics_says_so_apart_from_a_version_without_a_request_count():
+    env = fake_environment()
+    env.metrics = DarkAtFivePercent(env.router, env.metrics.behaviour)
+    result, (dark, full), forms = accepted_at_five_then_full(env)
 
     assert dark["decision"] == "accepted by alice", dark
     assert {k: dark[k] for k in COUNTS} == {"base req": "not measured", "base err": "-",
                                            "canary req": "not measured", "canary err": "-"}, dark
-    # At 100 % the stable group was read and served nothing: a measured zero stays 0.
-    assert full["base req"] == "0" and full["base err"] == "0", full
+    # At 100 % the stable group's metrics were read: it had no request count, which reads apart.
+    assert full["base req"] == "no data" and full["base err"] == "-", full
     assert int(full["canary req"].replace(",", "")) > 0, full
 
     # The approval form that asked alice to accept the dark stage showed its row the same way.
@@ -104,5 +110,42 @@ def test_a_stage_whose_read_periods_never_settled_says_none_settled_not_zero():
     assert {k: unsettled[k] for k in COUNTS} == {"base req": "none settled", "base err": "-",
                                                 "canary req": "none settled", "canary err": "-"}, unsettled
     assert "| 0 |" not in markdown_table(result.stages[:1])
-    # A stage that counted settled periods still reads its measured zero as 0.
-    assert full["base req"] == "0" and int(full["canary req"].replace(",", "")) > 0, full
+    # A stage that counted settled periods reads what they held.
+    assert full["base req"] == "no data" and int(full["canary req"].replace(",", "")) > 0, full
+
+
+def test_a_version_with_no_request_count_in_any_counted_period_says_no_data_not_zero():
+    """A quiet service: at 5 % the canary got no request in any minute, and the load balancer
+    publishes no RequestCount for such a minute. Its row read "0" requests, a count nobody made
+    (the judge takes an absent RequestCount for no data, not zero traffic); so did the stable
+    group's at 100 %."""
+    env = fake_environment(rps=0.1)  # 6 requests a minute: the canary's 5 % rounds to none
+    _, (quiet, full), forms = accepted_at_five_then_full(env)
+
+    assert int(quiet["base req"].replace(",", "")) > 0, quiet
+    assert {k: quiet[k] for k in ("canary req", "canary err", "canary rate", "canary p99 ms")} == {
+        "canary req": "no data", "canary err": "-", "canary rate": "-", "canary p99 ms": "-"}, quiet
+    assert {k: full[k] for k in ("base req", "base err")} == {"base req": "no data", "base err": "-"}, full
+    assert int(full["canary req"].replace(",", "")) > 0, full
+    # The form that asked alice to accept the quiet stage showed its row the same way.
+    row = next(line for line in forms[0].splitlines() if line.startswith("| 1 |"))
+    assert "| no data | - | - | - | inconclusive |" in row, row
+
+
+def test_a_count_of_zero_requests_still_reads_zero():
+    """A source that does count a quiet minute (a replay's ``"requests": 0``) measured zero: 0."""
+    env = fake_environment()
+    counted = steady(5000.0, 0.001, 0.0)
+
+    def zero_counted(weights, t):
+        baseline, canary = counted(weights, t)
+        return baseline or VersionSample(requests=0), canary or VersionSample(requests=0)
+
+    env.metrics = FakeMetrics(env.router, zero_counted)
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0",
+                       stages=[Stage(weight=w, bake_seconds=300) for w in (5, 100)], monitor_seconds=0)
+    result = canary_on(env, spec, lambda pause, summary: None)
+    assert result.outcome == "promoted", result.reason
+    full = dict(zip(HEADERS, stage_rows(result.stages)[-1]))
+    assert {k: full[k] for k in ("base req", "base err", "base rate")} == {
+        "base req": "0", "base err": "0", "base rate": "-"}, full

@@ -40,6 +40,20 @@ def publish_success_rate(aws, value: float) -> None:
     )
 
 
+def with_canary_targets(aws) -> None:
+    """A target in the canary's target group, as a canary scaled up has (the topology registers
+    the stable service's alone)."""
+    elbv2 = aws.get_client("elbv2")
+    group = elbv2.describe_target_groups(Names=[aws.targets.canary_target_group])["TargetGroups"][0]
+    elbv2.register_targets(TargetGroupArn=group["TargetGroupArn"],
+                           Targets=[{"Id": "10.0.0.99", "Port": aws.targets.container_port}])
+
+
+def checked(summary, name: str):
+    (check,) = [c for c in summary.checks if c.name == name]
+    return check
+
+
 def spec(app: ValidationApp, **fields) -> dict:
     # A dict, as a run from the UI or a deployment's parameters gives it.
     return {"health_url": f"{app.url}/health", "api_base_url": app.url, "timeout_seconds": 2,
@@ -59,12 +73,14 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     summary = state.result()
     assert summary.passed and summary.failed == ()
-    assert [c.name for c in summary.checks] == ["health", "session", "message", "success_rate"]
+    assert [c.name for c in summary.checks] == ["health", "session", "message", "success_rate", "targets"]
+    # The weights the checks ran under, in the run's result as well as its artifact.
+    assert summary.serving == {aws.targets.stable_service: 100, aws.targets.canary_service: 0}
     text = artifact_of(state)
     # Titled with both services it validated: the key names the canary, the title named only the stable.
     assert ("Deployment validation of webordinary-edit-service (stable) and webordinary-edit-service-canary "
             "(canary): passed") in text
-    for name in ("health", "session", "message", "success_rate"):
+    for name in ("health", "session", "message", "success_rate", "targets"):
         assert f"| {name} | passed |" in text
     assert "99.95%" in text
     # Which version it validated: each service's share of the traffic and the image it runs.
@@ -152,6 +168,7 @@ def test_the_service_carrying_the_traffic_must_have_published_its_success_rate(a
     """Promoted: the load balancer sends everything to the canary service, which published no
     SuccessRate; the old service's 99.95 % passed the check for a version nobody measured."""
     AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=0, canary=100))
+    with_canary_targets(aws)
     publish_success_rate(aws, 99.95)  # the stable service's, as before the promotion
     state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     with pytest.raises(ValidationFailed) as failed:
@@ -166,6 +183,7 @@ def test_services_named_in_the_spec_still_leave_each_services_share_of_the_traff
     artifact said "its share of the traffic not read" for both services, where it opens with each
     one's share, so a run could not be matched to the stage or the promotion it validated."""
     AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=75, canary=25))
+    with_canary_targets(aws)
     publish_success_rate(aws, 99.95)
     state = validate_deployment(spec=spec(app, success_rate_services=[aws.targets.stable_service]),
                                 targets_block=blocks, aws_credentials_block=blocks, return_state=True)
@@ -175,6 +193,29 @@ def test_services_named_in_the_spec_still_leave_each_services_share_of_the_traff
     assert "not read" not in text, text
     for service, share in ((aws.targets.stable_service, 75), (aws.targets.canary_service, 25)):
         assert f"- `{service}` ({'stable' if share == 75 else 'canary'}): {share}% of the traffic;" in text, text
+
+
+def test_a_service_carrying_traffic_without_a_healthy_target_fails_the_run(aws, app, blocks):
+    """The health, session and message requests reach a service through the load balancer's rule:
+    at 75/25 with no target in the canary's group, a quarter of users' requests got no service,
+    and a run whose requests all happened to reach the stable one (here, the spec's URLs reach
+    it alone) passed on them. Each service's target group is read for the service it sends to."""
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=75, canary=25))
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert failed.value.summary.failed == ("targets",)
+    canary, stable = aws.targets.canary_service, aws.targets.stable_service
+    assert (f"targets ({canary} carries 25% of the traffic with no healthy target in its target group "
+            f"{aws.targets.canary_target_group}") in str(failed.value), str(failed.value)
+    text = artifact_of(state)
+    assert "| targets | failed |" in text and f"{stable} carries 75% of the traffic with 2 healthy" in text, text
+    # What the HTTP checks stood on is said: either service, which one not known.
+    assert (f"through the load balancer's rule at 75/25, each reached {stable} or {canary}, which one is not "
+            "known") in text, text
 
 
 def test_a_spec_with_a_bad_url_is_refused_before_any_request(app, blocks):
@@ -227,7 +268,7 @@ def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws
     validate_deployment(spec=spec(app, timeout_seconds=7, attempts=2), targets_block=blocks,
                         aws_credentials_block=blocks)
     (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
-    assert opening.startswith("validating 4 checks (health, session, message, success_rate)"), opening
+    assert opening.startswith("validating 5 checks (health, session, message, success_rate, targets)"), opening
     assert "each request given at most 7 s (spec.timeout_seconds)" in opening, opening
     assert "2 attempt(s) per check" in opening, opening
 
@@ -490,7 +531,7 @@ def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_o
     with pytest.raises(ValidationFailed) as failed:
         state.result()
     assert asked == ["GetMetricData"]
-    check = failed.value.summary.checks[-1]
+    check = checked(failed.value.summary, "success_rate")
     assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 1)
     assert str(failed.value).startswith("deployment validation could not check: success_rate (CloudWatch "
                                         "GetMetricData for SuccessRate in Webordinary/Production was refused")
@@ -517,7 +558,8 @@ def test_a_failed_check_and_one_not_made_are_named_apart(aws, app, blocks, monke
     message = str(failed.value)
     assert message.startswith("deployment validation failed: health (HTTP 503")
     assert "; could not check: success_rate (could not read which service carries the traffic" in message
-    assert "FAILED (health); NOT CHECKED (success_rate)" in artifact_of(state)
+    assert "; targets (could not read which service carries the traffic" in message
+    assert "FAILED (health); NOT CHECKED (success_rate, targets)" in artifact_of(state)
 
 
 @pytest.mark.parametrize(("service", "operation", "action", "statement"), [
@@ -609,7 +651,7 @@ def test_a_cloudwatch_that_does_not_answer_ends_the_check_as_not_checked_within_
     spec.timeout_seconds said."""
     silent(monkeypatch, silent_endpoint, "cloudwatch")
     state, summary = failed_soon(app, blocks, attempts=2)
-    check = summary.checks[-1]
+    check = checked(summary, "success_rate")
     assert (check.name, check.outcome, check.attempts) == ("success_rate", "unchecked", 2)
     assert check.reason.startswith("CloudWatch did not answer GetMetricData for SuccessRate in Webordinary/Production "
                                    "within 1 s"), check.reason
@@ -629,7 +671,7 @@ def test_a_load_balancer_and_ecs_that_do_not_answer_hold_the_run_no_longer_than_
     silent(monkeypatch, silent_endpoint, "elbv2", "ecs")
     publish_success_rate(aws, 99.95)
     state, summary = failed_soon(app, blocks, attempts=1)
-    check = summary.checks[-1]
+    check = checked(summary, "success_rate")
     assert (check.name, check.outcome) == ("success_rate", "unchecked")
     assert check.reason == ("could not read which service carries the traffic (the load balancer's weights): Elastic "
                             "Load Balancing did not answer within 1 s (spec.timeout_seconds)"), check.reason
@@ -672,7 +714,7 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
     # 3 s: the run's reads of the load balancer and ECS, on clients made afresh from the block,
     # are bounded by the same timeout and took over 1 s on a loaded 2-core machine.
     state, summary = failed_soon(app, name, attempts=1, timeout_seconds=3)
-    check = summary.checks[-1]
+    check = checked(summary, "success_rate")
     assert (check.name, check.outcome) == ("success_rate", "unchecked"), check
     assert "CloudWatch did not answer GetMetricData for SuccessRate" in check.reason, check.reason
     # The call given up on at 3 s ends within it and botocore's backoff between its attempts.

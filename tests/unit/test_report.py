@@ -121,3 +121,36 @@ def test_a_stage_with_no_settled_period_reads_apart_from_one_never_read_and_one_
     assert stage(None, none_settled=True) == ["none settled", "-", "-", "-"] * 2
     assert stage(None) == ["not measured", "-", "-", "-"] * 2
     assert stage(VersionSample(requests=0))[0::4] == ["0", "0"]
+
+
+def test_a_version_no_counted_period_had_a_request_count_for_reads_no_data():
+    """CloudWatch has no RequestCount for a minute without requests to a target group: a version
+    with none in any period counted has no data, which its row says apart from a counted 0."""
+    from rollway.model import Interval, Observation
+
+    def row(observation: Observation | None) -> list[str]:
+        report = StageReport.counting(
+            observation, stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
+            verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="only 0 canary requests"), decision="hold")
+        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
+
+    served = VersionSample(requests=1140, errors=2, latency_p99_ms=480)
+    quiet = Observation(start=0, end=180, intervals=tuple(Interval(t=t, baseline=served) for t in (60, 120, 180)))
+    assert row(quiet) == ["3,420", "6", "0.18%", "480", "no data", "-", "-", "-"]
+    # One period with a count is a count: the others add nothing to it.
+    counted_once = quiet.model_copy(update={"intervals": (*quiet.intervals[:2], Interval(
+        t=180, baseline=served, canary=VersionSample(requests=60)))})
+    assert row(counted_once)[4:6] == ["60", "0"]
+    counted_zero = quiet.model_copy(update={"intervals": (Interval(
+        t=60, baseline=served, canary=VersionSample(requests=0)),)})
+    assert row(counted_zero)[4:6] == ["0", "0"]
+    assert row(Observation(start=0, end=180)) == ["none settled", "-", "-", "-"] * 2
+    assert row(None) == ["not measured", "-", "-", "-"] * 2
+
+
+def test_a_version_said_to_have_no_data_cannot_carry_a_sample():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="canary is said to have no data"):
+        StageReport.model_validate({**_report("hold").model_dump(), "no_data": ("canary",)})

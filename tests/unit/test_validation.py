@@ -389,3 +389,35 @@ def test_a_refused_url_shows_its_query_masked():
                                  "http://example.com./health"])
 def test_urls_a_request_can_be_sent_to_are_taken(url):
     assert ValidationSpec(health_url=url).health_url == url
+
+
+GROUPS = {"svc": "tg-stable", "svc-canary": "tg-canary"}
+
+
+def test_every_service_carrying_traffic_needs_a_healthy_target_of_its_own():
+    """At 95/5 the HTTP checks may all reach the stable service: a canary with no target to serve
+    its 5 % passed them. The targets check reads each service's group on its own."""
+    from rollway.validation import judge_targets
+
+    split = {"svc": 95, "svc-canary": 5}
+    bare = judge_targets(split, {"svc": 2, "svc-canary": 0}, GROUPS)
+    assert (bare.name, bare.outcome) == ("targets", "failed")
+    assert bare.reason.startswith("svc-canary carries 5% of the traffic with no healthy target in its target group "
+                                  "tg-canary (the load balancer answers its share 503 itself"), bare.reason
+    assert bare.reason.endswith("; svc carries 95% of the traffic with 2 healthy targets in its target group tg-stable")
+
+    served = judge_targets(split, {"svc": 2, "svc-canary": 1}, GROUPS)
+    assert served.passed, served.reason
+    assert "svc-canary carries 5% of the traffic with 1 healthy target in its target group tg-canary" in served.reason
+    # A service the load balancer sends nothing is not read, and said so.
+    promoted = judge_targets({"svc": 0, "svc-canary": 100}, {"svc-canary": 3}, GROUPS)
+    assert promoted.passed and promoted.reason.endswith("; svc carries none (not read)"), promoted.reason
+
+
+def test_what_the_http_checks_reached_is_said_as_far_as_the_weights_tell():
+    from rollway.validation import http_reach
+
+    assert "every one reached svc-canary, which carries all the traffic" in http_reach({"svc": 0, "svc-canary": 100})
+    assert ("through the load balancer's rule at 95/5, each reached svc or svc-canary, which one is not known"
+            in http_reach({"svc": 95, "svc-canary": 5}))
+    assert "which service they reached is not known (the load balancer's weights were not read)" in http_reach({})
