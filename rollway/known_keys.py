@@ -21,15 +21,25 @@ class KnownKeys(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _known_keys(cls, data: Any, handler):
-        try:
-            return handler(data)
-        except ValidationError as err:
-            errors = err.errors()
+        def rebuilt(errors: list[dict]) -> list[dict] | None:
             if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in errors):
-                raise
-            raise ValidationError.from_exception_data(
-                err.title, [unknown_key(e, cls.model_fields) if len(e["loc"]) == 1 else _kept(e) for e in errors]
-            ) from None
+                return None
+            return [unknown_key(e, cls.model_fields) if len(e["loc"]) == 1 else _kept(e) for e in errors]
+        return validated_rebuilding(handler, data, rebuilt)
+
+
+def validated_rebuilding(handler, data: Any, rebuild) -> Any:
+    """``handler(data)``, its validation errors replaced by ``rebuild(errors)`` unless that is None.
+
+    For a wrap validator that rewords errors: the errors must be rebuilt whole, since pydantic
+    raises them together."""
+    try:
+        return handler(data)
+    except ValidationError as err:
+        errors = rebuild(err.errors())
+        if errors is None:
+            raise
+        raise ValidationError.from_exception_data(err.title, errors) from None
 
 
 def _kept(error: dict) -> dict:

@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
-from rollway.known_keys import KnownKeys
+from rollway.known_keys import KnownKeys, validated_rebuilding
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
@@ -546,19 +546,15 @@ class RolloutSpec(KnownKeys):
         # to find its field's range. A part's own words (a stage's) would be rebuilt from their type
         # whenever the spec around the part rebuilds its errors (an unknown key). Defined after
         # KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
-        try:
-            return handler(data)
-        except ValidationError as err:
-            errors = err.errors()
+        def rebuilt(errors: list[dict]) -> list[dict] | None:
             said = [_range_said(cls, error) for error in errors]
             if not any(said):
-                raise
+                return None
             # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
             # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
-            raise ValidationError.from_exception_data(err.title, [
-                {**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
-                for error, new in zip(errors, said)
-            ]) from None
+            return [{**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
+                    for error, new in zip(errors, said)]
+        return validated_rebuilding(handler, data, rebuilt)
 
     @field_validator("image")
     @classmethod
