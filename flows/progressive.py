@@ -518,6 +518,8 @@ def run_progressive(
             # Nothing is left of this phase: resumed, the run found its last stage passed and
             # recorded the phase complete again, with a second "phase complete" sent over SNS.
             # Weights moved since are drift, refused or adopted (then the phase they are in runs) below.
+            # A spec edited between weeks is said here too: the next phases run the recorded one.
+            policy_not_followed(spec, RolloutSpec.for_rollback(record.spec_json), record)
             return phase_already_complete(env, record)
         if record.owner not in (None, owner) and not owner_finished(record.owner):
             # A run paused for an approval renews no lease, yet it is alive: taking the rollout

@@ -195,3 +195,25 @@ def test_a_dead_unphased_run_recorded_before_the_upgrade_is_still_resumed():
         env.clock.sleep(WEEK)
         outcomes.append(watchdog(env, auto_approve("carol"), f"cron-{i}", lambda owner: True))
     assert any(o is not None for o in outcomes), "the watchdog never resumes the dead unphased run (canary left at 50%)"
+
+
+def test_a_phased_run_given_an_edited_spec_at_a_completed_phase_says_the_edit_is_not_followed(caplog):
+    """Week 1 holds at 5 %. Between weeks alice edits the spec (no approval before 100 %, a
+    longer minimum per phase) and starts progressive_rollout again, phased, as she would to take
+    it up. The run finds week 1 complete and changes nothing, as it should; but it said nothing of
+    her edit, which the recorded spec overrides: she believed week 2 and 3 would follow it."""
+    env = env_with_ledger()
+    spec = full_spec()
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    with caplog.at_level("WARNING"):
+        assert progressive_on(env, spec, auto_approve("alice"), owner="run-2", phased=True).outcome == "holding"
+    assert not [r for r in caplog.records if "the recorded spec governs" in r.getMessage()]  # the same spec: no word
+    edited = spec.model_copy(update={
+        "stages": tuple(s.model_copy(update={"approval": False}) if s.weight == 100 else s for s in spec.stages),
+        "min_phase_seconds": 5 * 86400.0,
+    })
+    with caplog.at_level("WARNING"):
+        result = progressive_on(env, edited, auto_approve("alice"), owner="run-3", phased=True)
+    assert result.outcome == "holding" and "already complete" in result.reason, result.reason
+    said = [r.getMessage() for r in caplog.records if "the recorded spec governs" in r.getMessage()]
+    assert said and "min_phase_seconds" in said[0] and "stages" in said[0], [r.getMessage() for r in caplog.records]
