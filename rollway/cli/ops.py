@@ -430,7 +430,8 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
         # Status's own "next phase" row, on the clock the rollout ran on: the due time alone left
         # the person to work out how far off it was, or that it was overdue and why nothing asked.
         nxt, clock = next_phase(record), between_phases_clock(record)
-        upcoming = next_phase_row(record, clock.build().now(), clock.speed) if clock is not None else None
+        upcoming = (next_phase_row(record, clock.build().now(), clock.speed, scheduled_advance)
+                    if clock is not None else None)
         return (f"It holds between weekly phases, {nxt.passed} passed; next phase {upcoming}; nothing asks for an "
                 "answer before that phase starts" if nxt is not None and upcoming is not None else
                 "It holds between weekly phases, and nothing asks for an answer until the weekly `advance_phase` "
@@ -761,11 +762,16 @@ def _owner_row(record: RolloutRecord, lapsed: bool = False) -> str:
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
 
 
-def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str | None:
+def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0,
+                   scheduled: Callable[[float], float | None] | None = None) -> str | None:
     """When the next weekly phase of a rollout holding between phases is due, and how far off
     that is at ``now`` (the rollout clock, on which ``speed`` runs), or plainly that it is overdue;
     None for a rollout not between phases. Status said only "weekly phase 1, passed": when the
-    schedule would go on, or that it had not though the phase was due, only the report and promote told."""
+    schedule would go on, or that it had not though the phase was due, only the report and promote told.
+
+    ``scheduled``: when the weekly schedule's advance_phase run that starts a phase due at a given
+    time begins (``scheduled_advance``; None: not asked), said at real time only (the cron fires on
+    the wall calendar, a sped-up rollout clock's times are not its)."""
     from rollway import weekly
     from rollway.clock import on_the_wall
     from rollway.reports import duration, next_phase
@@ -775,9 +781,20 @@ def next_phase_row(record: RolloutRecord, now: float, speed: float = 1.0) -> str
         return None
     local = "" if nxt.timezone == "UTC" else f"; {weekly.describe(nxt.due, nxt.timezone)}"
     what = f"{nxt.name} ({' -> '.join(f'{w}%' for w in nxt.weights)})"
+    # The calendar says from when a phase may start; the cron, when a run comes to start it: a
+    # week 2 due on Monday 00:00 waits for the 09:00 run, one due at 14:00 for next Monday's.
+    at = scheduled(nxt.due) if scheduled is not None and speed == 1.0 else None
+    run = "" if at is None else (f"the weekly schedule's advance_phase run at {utc(at)}, "
+                                 + (f"in {duration(at - now)}, starts it" if at > now else
+                                    f"late by {duration(now - at)} (no worker has started it yet), starts it"))
     if now < nxt.due:
         return (f"{what} due {utc(nxt.due)} (rollout clock{local}), in {duration(nxt.due - now)}"
-                f"{on_the_wall(speed, nxt.due, now)}: the first advance_phase run from then on starts it")
+                f"{on_the_wall(speed, nxt.due, now)}: {run or 'the first advance_phase run from then on starts it'}")
+    if run:
+        # Not overdue: no advance_phase run has begun since it fell due, and the schedule's next one
+        # starts it. Said OVERDUE every Monday morning before the cron, it asked for a run by hand.
+        return (f"{what} due since {utc(nxt.due)} (rollout clock{local}), {duration(now - nxt.due)} ago: {run} (or "
+                "one run by hand now)")
     # The cron may fire a while after the phase falls due (a Monday 09:00 cron after a phase due
     # on Wednesday); it is overdue all the same, and a person can start it now.
     return (f"{what} OVERDUE: due since {utc(nxt.due)} (rollout clock{local}), {duration(now - nxt.due)} ago, and "
@@ -813,7 +830,8 @@ def what_users_get(service: Service, live: Weights | str) -> str | None:
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
                  canary_runs: Iterable[str] = (), unrestorable: str | None = None,
                  unheard: Sequence[Any] = (), now: float | None = None, speed: float = 1.0,
-                 wall: float | None = None, users: str | None = None) -> None:
+                 wall: float | None = None, users: str | None = None,
+                 scheduled: Callable[[float], float | None] | None = None) -> None:
     """The rollout's rows, what needs a person, and its latest transitions.
 
     ``canary_runs``: `canary` flow runs acting on the service that have not ended (asked only
@@ -825,6 +843,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     (None: not said). ``wall``: the wall clock's (a rollback's claim is stamped on it), to tell a
     rollback still sending its notice from one whose run stopped while sending it.
     ``users``: which version users get now (``what_users_get``; None: not said).
+    ``scheduled``: when the weekly schedule's run that starts the next phase begins (``scheduled_advance``).
     """
     # `rollway abort` restores the recorded revision, or the one stable runs: with neither ACTIVE
     # it ends with the canary's step failed every time, and only the rollback flow given another
@@ -867,7 +886,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                   else "running" if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED) else "not passed")
         waits = "" if nxt is None else "; the rollout waits for the next one"
         rows.append(("weekly phase", f"{_weekly_phase(record)}, {passed}{waits}"))
-        upcoming = next_phase_row(record, now, speed) if now is not None else None
+        upcoming = next_phase_row(record, now, speed, scheduled) if now is not None else None
         if upcoming is not None:
             rows.append(("next phase", upcoming))
     from rollway.reports import monitoring_row
@@ -1167,8 +1186,42 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     clock = status_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
-                 wall=time.time(), users=what_users_get(service, live))
+                 wall=time.time(), users=what_users_get(service, live), scheduled=scheduled_advance)
     return 0
+
+
+def scheduled_advance(due: float) -> float | None:
+    """When the advance_phase run that starts a weekly phase due at ``due`` (wall seconds) begins:
+    the first run the schedule has created for then or later, or, once ``due`` has passed, its
+    next one (late or not). None when an advance_phase run has begun since ``due`` (it said why
+    it started nothing in its log), when none is scheduled (a paused schedule, none deployed), or
+    when the Prefect API cannot say: the row then says what it always did."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    advance = filters.FlowFilter(name=filters.FlowFilterName(any_=["advance_phase"]))
+    since = datetime.fromtimestamp(due, timezone.utc)
+    try:
+        with get_client(sync_client=True) as client:
+            if due <= time.time() and client.read_flow_runs(
+                    flow_filter=advance, limit=1,
+                    flow_run_filter=filters.FlowRunFilter(
+                        # Begun: the API reads an unstarted run's expected start as its start time.
+                        start_time=filters.FlowRunFilterStartTime(after_=since, is_null_=False))):
+                return None
+            upcoming = client.read_flow_runs(
+                flow_filter=advance, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1,
+                flow_run_filter=filters.FlowRunFilter(
+                    state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                    # A run the schedule made for before the phase falls due finds it not due.
+                    **({"expected_start_time": filters.FlowRunFilterExpectedStartTime(after_=since)}
+                       if due > time.time() else {})))
+    except Exception:  # noqa: BLE001 - a read for a row's words: status shows the rest either way
+        return None
+    start = upcoming[0].expected_start_time if upcoming else None
+    return start.timestamp() if start is not None else None
 
 
 def between_phases_clock(record: RolloutRecord) -> ClockSettings | None:

@@ -4,16 +4,18 @@ next phase is due, read on the clock the rollout ran on (the `clock` of its flow
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.states import Completed
+from prefect.states import Completed, Running, Scheduled
 
 from rollway import weekly
 from rollway.cli import ops
 from rollway.clock import ClockSettings
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.ledger import RolloutRecord, Transition, utc
+from rollway.reports import duration
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.rollout_tags import rollout_tag
@@ -79,3 +81,77 @@ def test_status_says_when_the_next_weekly_phase_is_due_at_real_time(monkeypatch,
     assert f"phase paused between weekly phases, nothing to answer: waiting for week 2, due {utc(due)} " \
            "(rollout clock)" in said, said
     assert "weekly phase week 1 (1 of 3), passed; the rollout waits for the next one" in said, said
+
+
+@flow(name="advance_phase")
+def advance_phase() -> None:
+    """Stands for the weekly deployment's runs: only their times and states are read."""
+
+
+def _advance_runs(*states) -> list:
+    with get_client(sync_client=True) as client:
+        return [client.create_flow_run(advance_phase, state=state).id for state in states]
+
+
+def _delete(run_ids) -> None:
+    with get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            client.delete_flow_run(run_id)
+
+
+def _monday_before(seconds: float) -> float:
+    """Monday 00:00 UTC at or before ``seconds``."""
+    day = datetime.fromtimestamp(seconds, timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (day - timedelta(days=day.weekday())).timestamp()
+
+
+def test_status_of_a_phase_due_before_the_schedules_run_names_that_run_not_an_overdue_phase(monkeypatch, capsys):
+    """A week 2 falls due on Monday 00:00 (the calendar's week starts there) and the weekly cron
+    fires at 09:00: every Monday morning status said OVERDUE, "no advance_phase run has started
+    it", and asked for a run by hand, at 3 a.m., of a phase whose approval then timed out unanswered."""
+    now = time.time()
+    due = _holding_after_week_1(monkeypatch, started_at=_monday_before(now) - 7 * 86400 + 9 * 3600,
+                                rollout_id="20270104T090000Z-1a2b3c4d")
+    assert due <= now
+    cron = datetime.fromtimestamp(now + 6 * 3600, timezone.utc)
+    runs = _advance_runs(Scheduled(scheduled_time=cron), Scheduled(scheduled_time=cron + timedelta(days=7)))
+    try:
+        said = _status(capsys)
+    finally:
+        _delete(runs)
+    assert "OVERDUE" not in said, said
+    assert (f"next phase week 2 (25% -> 50%) due since {utc(due)} (rollout clock), {duration(now - due)} ago: the "
+            f"weekly schedule's advance_phase run at {utc(cron.timestamp())}, in 6.0 h, starts it") in said, said
+
+    # Its worker down at the cron time, the run waits, Late: said so, still not overdue.
+    late = datetime.fromtimestamp(now - 3600, timezone.utc)
+    runs = _advance_runs(Scheduled(scheduled_time=late, name="Late"))
+    try:
+        said = _status(capsys)
+    finally:
+        _delete(runs)
+    assert f"advance_phase run at {utc(late.timestamp())}, late by 60." in said and "OVERDUE" not in said, said
+
+    # Once an advance_phase run has begun since it fell due and did not start it, it is overdue.
+    runs = _advance_runs(Running())
+    try:
+        said = _status(capsys)
+    finally:
+        _delete(runs)
+    assert f"next phase week 2 (25% -> 50%) OVERDUE: due since {utc(due)}" in said, said
+
+
+def test_status_of_a_phase_due_after_this_weeks_run_names_the_schedules_run_that_starts_it(monkeypatch, capsys):
+    """A week 1 started on Friday is old enough at Monday 14:00, after the 09:00 cron: status said
+    "in 2.9 days", and the phase started a week later than that."""
+    now = time.time()
+    due = _holding_after_week_1(monkeypatch, started_at=now - 3600, rollout_id="20270104T090000Z-5d6e7f8a")
+    before, after = (datetime.fromtimestamp(at, timezone.utc) for at in (due - 3600, due - 3600 + 7 * 86400))
+    runs = _advance_runs(Scheduled(scheduled_time=before), Scheduled(scheduled_time=after))
+    try:
+        said = _status(capsys)
+    finally:
+        _delete(runs)
+    assert (f"next phase week 2 (25% -> 50%) due {utc(due)} (rollout clock), in {duration(due - now)}: the weekly "
+            f"schedule's advance_phase run at {utc(after.timestamp())}, in {duration(after.timestamp() - now)}, "
+            "starts it") in said, said
