@@ -18,7 +18,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    that config's logins (one in the release's own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
-   again if the login expires within minutes, push the version then ``latest``;
+   again if the login expires within minutes, push the version (checking with the daemon that
+   it pushed this run's build: another run of the same version on the daemon may have tagged
+   it meanwhile) then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
@@ -714,6 +716,10 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+        if reference == refs.versioned:
+            with run.step(f"check that {reference} was pushed as this run's build"):
+                _pushed_is_ours(docker, refs, image_id, digest)
+            run.done(f"{digest} is this run's build ({image_id})")
         if reference == refs.versioned and refs.latest is not None:
             # Before latest moves: a run that lost a race for the version (see below) moved
             # latest to its own image all the same, one no version tag names any more.
@@ -764,6 +770,24 @@ def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, e
             "from this run "
             "(register_existing=True would register the image the registry holds now)")
     return pushed
+
+
+def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> None:
+    """RuntimeError unless the version's push (``digest``) pushed this run's build ``image_id``.
+
+    The local tags are the daemon's, shared by every run on it: another run of the same version
+    that tagged it between this run's tag and push made this run push that run's image. The
+    registry then holds what this run pushed, latest agrees, and the revision pinned the other
+    run's image while this run reported its own build.
+    """
+    # The containerd image store's id is the digest of the index it pushes; the classic store's
+    # is its config's, and the daemon records each push of it (RepoDigests).
+    if digest == image_id or f"{refs.registry}/{refs.repository}@{digest}" in steps.pushed_as(docker, image_id):
+        return
+    raise RuntimeError(
+        f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
+        "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "
+        "run's image and nothing was registered from this run (register_existing=True would register that image)")
 
 
 def _expiring(credentials: RegistryLogin) -> bool:

@@ -739,6 +739,37 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     assert revisions(aws) == before
 
 
+def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(aws, tmp_path):
+    # The other run on the same daemon tags <repo>:2.0.0 and latest with its image between this
+    # run's tags and pushes: this run pushes that image under both, the registry holds what this
+    # run pushed, and latest agrees with the version. Its result named its own build while the
+    # revision it registered ran the other run's image.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    other = "sha256:" + "4" * 64
+
+    class SharedDaemon(EcrBacked):
+        built = None
+
+        def build(self, context_dir, **kwargs):
+            self.built = super().build(context_dir, **kwargs)
+            return self.built
+
+        def push(self, reference):
+            if reference == f"{uri}:2.0.0":
+                self.images[reference] = self.images[f"{uri}:latest"] = other  # the other run's `docker tag`s
+            return super().push(reference)
+
+    publisher, before = SharedDaemon(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0 was pushed as {publisher.registry[f'{uri}:2.0.0']}, which is not this run's build " \
+           f"({publisher.built})" in message, message
+    assert "another run" in message and revisions(aws) == before
+    assert f"push {uri}:latest" not in publisher.calls  # latest is not moved to the other run's image
+
+
 @pytest.mark.parametrize(("repository", "why"), [
     # The URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what the ECR console shows; a
     # repository in another account or region looks like this) was looked up as a repository
