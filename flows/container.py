@@ -12,10 +12,11 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    revision is asked for, the base revision's container (``Targets.task_family``,
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
-3. with ``registry`` given, ask that registry for the version, and refuse as above; ECR: log in (the GetAuthorizationToken asked for before
-   building, so a role without it is refused before any build; handed to ``docker login`` on
-   stdin) in a private docker config directory, before the build, which pulls base images with
-   that config's logins (one in the release's own registry too);
+3. with ``registry`` given, ask that registry for the version, and refuse as above; ECR: log
+   in (the GetAuthorizationToken asked for before building, so a role without it is refused
+   before any build; handed to ``docker login`` on stdin) in a private docker config directory,
+   before the build, which pulls base images with that config's logins (one in the release's
+   own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
    again if the login expires within minutes, push the version (checking with the daemon that

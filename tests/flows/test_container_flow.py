@@ -990,7 +990,8 @@ def test_a_docker_daemon_that_does_not_answer_is_refused_before_any_aws_call(aws
     blocks = saved_blocks(aws, "container")
     calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
     nowhere = f"unix://{tmp_path}/no-daemon.sock"
-    with pytest.raises(PublishRefused, match=f"refused before building anything: no docker daemon answers at {nowhere}"):
+    with pytest.raises(PublishRefused, match=f"refused before building anything: no docker daemon answers at "
+                                             f"{nowhere}"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), docker_host=nowhere, targets_block=blocks,
                           aws_credentials_block=blocks)
     assert calls == {"sts": [], "ecr": [], "ecs": []}
