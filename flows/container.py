@@ -4,19 +4,24 @@ task-definition revision.
 The seed's "Deploy Container Image" step, made safe to run and re-run:
 
 1. refuse (``PublishRefused``, before any AWS call or docker command) a bad version (``latest``,
-   anything that is not a docker tag), registry, Dockerfile or docker host;
+   anything that is not a docker tag), registry, Dockerfile or docker host; then, unless nothing
+   needs docker (``register_existing`` on ECR), refuse a worker without the docker CLI or a
+   docker daemon that does not answer, still before any AWS call (the credentials' own check
+   included): a problem on the worker is not one AWS should be asked about first;
 2. read the ECR repository (``Targets.ecr_repository``; ``TargetNotFound`` if absent) and, when a
    revision is asked for, the base revision's container (``Targets.task_family``,
    ``Targets.container_name``); refuse before building a version the registry already holds
    (a version must mean one image) and ``latest`` on a repository with immutable tags;
-3. check the docker daemon answers (with ``registry`` given, also ask that registry for the
-   version, and refuse as above); ECR: log in (the GetAuthorizationToken asked for before
-   building, so a role without it is refused before any build; handed to ``docker login`` on
-   stdin) in a private docker config directory, before the build, which pulls base images with
-   that config's logins (one in the release's own registry too);
+3. with ``registry`` given, ask that registry for the version, and refuse as above; ECR: log
+   in (the GetAuthorizationToken asked for before building, so a role without it is refused
+   before any build; handed to ``docker login`` on stdin) in a private docker config directory,
+   before the build, which pulls base images with that config's logins (one in the release's
+   own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
-   again if the login expires within minutes, push the version then ``latest``;
+   again if the login expires within minutes, push the version (checking with the daemon that
+   it pushed this run's build: another run of the same version on the daemon may have tagged
+   it meanwhile) then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
@@ -49,8 +54,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
@@ -74,7 +79,7 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import DockerCommandFailed, docker_session, find_docker
+from rollway.toolchain.docker import DaemonUnreachable, DockerCommandFailed, docker_session
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
@@ -195,17 +200,21 @@ def publish_container(
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
     try:
-        with _interrupt_recorded(version):
+        with _interrupt_recorded(version) as watch:
             request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
                                push_latest=push_latest, register_task_definition=register_task_definition,
                                register_existing=register_existing, git_commit=git_commit, labels=labels or {},
                                docker_host=docker_host, docker_executable=docker_executable,
                                docker_timeout_seconds=docker_timeout_seconds)
-            targets, get_client = load_clients(targets_block, aws_credentials_block)
             log = get_run_logger()
-            return run_publish(request, targets, get_client, open_publisher=lambda: docker_session(
-                request.docker_executable, docker_host=request.docker_host,
-                on_line=lambda line: log.info("docker: %s", line), timeout_seconds=request.docker_timeout_seconds))
+            # docker first: loading the credentials asks AWS already (STS), and a worker without
+            # docker was refused only after the ECR and ECS reads.
+            with _docker_ready(request, lambda: docker_session(
+                    request.docker_executable, docker_host=request.docker_host,
+                    on_line=lambda line: log.info("docker: %s", line),
+                    timeout_seconds=request.docker_timeout_seconds)) as docker:
+                targets, get_client = load_clients(targets_block, aws_credentials_block)
+                return _publish(request, targets, get_client, docker, watch)
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise
@@ -323,7 +332,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         targets: the repository, task family and container names.
         get_client: boto3 clients (``ecr``, ``ecs``) in ``targets.region``.
         open_publisher: opens the image publisher (a docker CLI in a private config
-            directory) for the run's docker part, and cleans it up when that part ends.
+            directory), first of all (its daemon is asked before any AWS call), and cleans it
+            up when the run ends; not called when nothing needs docker.
 
     Raises:
         PublishRefused: before anything was built or pushed.
@@ -331,13 +341,40 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         PermissionDenied: AWS refused a read before building; names the release policy's statement.
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
-    with _interrupt_recorded(request.version) as watch:
-        return _publish(request, targets, get_client, open_publisher, watch)
+    with _interrupt_recorded(request.version) as watch, _docker_ready(request, open_publisher) as docker:
+        return _publish(request, targets, get_client, docker, watch)
 
 
-def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any],
-             open_publisher: Callable[[], AbstractContextManager[ImagePublisher]], watch: _Watch) -> PublishResult:
-    """run_publish's steps; ``watch`` is told the run's progress once the reads before building are done."""
+class _Docker(NamedTuple):
+    """The run's docker, its daemon asked before any AWS call (``_docker_ready``)."""
+
+    publisher: ImagePublisher
+    server: str  # the daemon's version
+
+
+@contextmanager
+def _docker_ready(request: PublishRequest,
+                  open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> Iterator[_Docker | None]:
+    """The run's docker, open for the block, once its daemon answered; None when the run needs
+    none (``register_existing`` on ECR registers by ECR's API alone). A missing docker CLI or a
+    daemon that does not answer is PublishRefused: nothing is asked of AWS first."""
+    if request.register_existing and request.registry is None:
+        yield None
+        return
+    with ExitStack() as opened:
+        try:
+            publisher = opened.enter_context(open_publisher())
+            server = steps.daemon_version(publisher)
+        except (ToolMissing, DaemonUnreachable) as problem:
+            get_run_logger().error("publish: refused: %s", problem)
+            raise PublishRefused(f"refused before building anything: {problem}") from None
+        yield _Docker(publisher, server)
+
+
+def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], docker: _Docker | None,
+             watch: _Watch) -> PublishResult:
+    """run_publish's steps, with ``docker`` ready (None: not needed); ``watch`` is told the run's
+    progress once the reads before building are done."""
     log = get_run_logger()
     # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
     # URI there (what the ECR console shows, and how a repository in another account or region
@@ -386,18 +423,10 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
-        if not (request.register_existing and ecr is not None):
-            # A worker without the docker CLI used to log in to ECR, then fail with a bare
-            # ToolMissing and no refused artifact: a refusal now, before the login.
-            try:
-                find_docker(request.docker_executable)
-            except ToolMissing as missing:
-                log.error("publish: refused: %s", missing)
-                raise PublishRefused(f"refused before building anything: {missing}") from None
-            if ecr is not None:
-                # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
-                # after a build that may take many minutes.
-                credentials = _ecr_login(ecr, refs, targets)
+        if ecr is not None and not request.register_existing:
+            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+            # after a build that may take many minutes.
+            credentials = _ecr_login(ecr, refs, targets)
 
     run = _Run(refs, register=request.register_task_definition, targets=targets)
     run.built_platforms = checked_platforms
@@ -410,10 +439,11 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
             _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image_digest(ecr, LATEST),
                          retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage")
     else:
+        assert docker is not None  # opened before the reads (_docker_ready)
+        run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
-        with open_publisher() as publisher:
-            _with_publisher(run, publisher, request, refs, ecr, credentials, platform)
+        _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform)
 
     digest = run.progress.digests.get(refs.versioned)
     pinned = None
@@ -591,11 +621,8 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> R
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
                     ecr: EcrRepository | None, credentials: RegistryLogin | None = None,
                     platform: str | None = None) -> None:
-    """The docker part of a run: check the daemon (and, for a registry other than ECR, what it
-    holds), then build and push, logging out at the end whatever happened."""
-    with run.step("reach the docker daemon"):
-        server = steps.daemon_version(docker)
-    run.done(f"docker daemon {server} answers at {request.docker_host or 'the default socket'}")
+    """The docker part of a run: for a registry other than ECR, check what it holds; then build
+    and push, logging out at the end whatever happened."""
     if ecr is None:
         with run.step(f"ask {refs.registry} for {refs.versioned}"):
             found = steps.registry_digest(docker, refs.versioned)
@@ -690,6 +717,10 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 raise
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
+        if reference == refs.versioned:
+            with run.step(f"check that {reference} was pushed as this run's build"):
+                _pushed_is_ours(docker, refs, image_id, digest)
+            run.done(f"{digest} is this run's build ({image_id})")
         if reference == refs.versioned and refs.latest is not None:
             # Before latest moves: a run that lost a race for the version (see below) moved
             # latest to its own image all the same, one no version tag names any more.
@@ -740,6 +771,24 @@ def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, e
             "from this run "
             "(register_existing=True would register the image the registry holds now)")
     return pushed
+
+
+def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> None:
+    """RuntimeError unless the version's push (``digest``) pushed this run's build ``image_id``.
+
+    The local tags are the daemon's, shared by every run on it: another run of the same version
+    that tagged it between this run's tag and push made this run push that run's image. The
+    registry then holds what this run pushed, latest agrees, and the revision pinned the other
+    run's image while this run reported its own build.
+    """
+    # The containerd image store's id is the digest of the index it pushes; the classic store's
+    # is its config's, and the daemon records each push of it (RepoDigests).
+    if digest == image_id or f"{refs.registry}/{refs.repository}@{digest}" in steps.pushed_as(docker, image_id):
+        return
+    raise RuntimeError(
+        f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
+        "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "
+        "run's image and nothing was registered from this run (register_existing=True would register that image)")
 
 
 def _expiring(credentials: RegistryLogin) -> bool:

@@ -512,6 +512,7 @@ class FakeImagePublisher:
         self.logins: dict[str, tuple[str, object]] = {}  # registry -> (username, SecretStr password)
         self.refuse = set(refuse)
         self.calls: list[str] = []
+        self.pushed: dict[str, str] = {}  # reference -> the image id pushed as it
 
     def server_version(self) -> str:
         self.calls.append("server_version")
@@ -552,7 +553,13 @@ class FakeImagePublisher:
             raise PushRefused(reference, [f"An image does not exist locally with the tag: {reference}"])
         digest = "sha256:" + hashlib.sha256(self.images[reference].encode()).hexdigest()
         self.registry[reference] = digest
+        self.pushed[reference] = self.images[reference]
         return digest
+
+    def pushed_as(self, image: str) -> tuple[str, ...]:
+        self.calls.append(f"pushed_as {image}")
+        return tuple(f"{reference.rsplit(':', 1)[0]}@{self.registry[reference]}"
+                     for reference, pushed in self.pushed.items() if pushed == image)
 
     def remote_digest(self, reference: str) -> str | None:
         self.calls.append(f"remote_digest {reference}")

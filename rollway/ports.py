@@ -245,6 +245,9 @@ class ImagePublisher(Protocol):
     def push(self, reference: str) -> str:
         """Push ``reference`` and return the digest the registry stored; PushRefused if refused."""
 
+    def pushed_as(self, image: str) -> tuple[str, ...]:
+        """What ``image`` (an id) was pushed as: ``<registry>/<repository>@<digest>`` each."""
+
     def remote_digest(self, reference: str) -> str | None:
         """The digest the registry holds for ``reference``, or None when it holds no such tag."""
 

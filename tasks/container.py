@@ -96,6 +96,11 @@ def login(docker: ImagePublisher, credentials: RegistryLogin) -> None:
     docker.login(credentials.registry, credentials.username, credentials.password)
 
 
+@task(name="docker-pushed-as", cache_policy=NONE)
+def pushed_as(docker: ImagePublisher, image: str) -> tuple[str, ...]:
+    return docker.pushed_as(image)
+
+
 # No task retries: docker push retries each layer's upload itself, and a refusal (denied, an
 # immutable tag) would only be refused again.
 @task(name="docker-push", cache_policy=NONE)

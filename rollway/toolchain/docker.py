@@ -312,6 +312,23 @@ class DockerCli:
             raise DockerCommandFailed(f"docker push {reference} printed no digest; its output: {result.output[-5:]}")
         return digests[-1]
 
+    def pushed_as(self, image: str) -> tuple[str, ...]:
+        """What ``image`` (an id) was pushed as, as this daemon recorded it (its RepoDigests:
+        ``<registry>/<repository>@<digest>``)."""
+        try:
+            result = self._run("image", "inspect", "--format", "{{json .RepoDigests}}", image,
+                               timeout_seconds=60, quiet=True)
+            digests = json.loads(result.output[-1]) if result.output else "nothing"
+        except ToolFailed as err:
+            raise DockerCommandFailed(str(err)) from err
+        except ValueError:
+            digests = "no JSON"
+        if digests is None:  # an image never pushed nor pulled
+            return ()
+        if not isinstance(digests, list):
+            raise DockerCommandFailed(f"docker image inspect {image} gave no RepoDigests list ({digests!r})")
+        return tuple(str(d) for d in digests)
+
     def remote_digest(self, reference: str) -> str | None:
         """The digest the registry holds for ``reference``, or None when it holds no such tag,
         with this CLI's login to the registry when it has one.

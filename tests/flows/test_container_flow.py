@@ -33,9 +33,20 @@ from tests.flows.moto_env import in_a_flow_run, saved_blocks
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 REPOSITORY = "webordinary/edit-container"
-# An executable that does not exist: a run that reached its first docker command would fail
-# with ToolMissing, so a PublishRefused proves nothing was handed to docker.
+# An executable that does not exist: refused before any AWS call, and a run that needs no docker
+# (register_existing on ECR) never looks for it.
 NO_DOCKER = "/nonexistent/docker"
+# What a run that is refused after asking AWS has asked docker: only whether its daemon answers
+# (before any AWS call), nothing built, pushed or logged in to.
+DAEMON_ASKED = ["server_version"]
+
+
+@pytest.fixture
+def flows_docker(monkeypatch) -> FakeImagePublisher:
+    """The docker publish_container opens, as a publisher that records every command."""
+    publisher = FakeImagePublisher()
+    monkeypatch.setattr(flows_container, "docker_session", lambda *_, **__: nullcontext(publisher))
+    return publisher
 
 
 def pulling_from(aws, registry: str, architecture: str | None = None) -> str:
@@ -187,25 +198,27 @@ def test_register_existing_asks_the_registry_which_platform_the_pushed_image_run
     assert "Nothing was built, pushed or registered" in artifact_markdown("5.1.0", "refused")
 
 
-def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path):
+def test_a_bad_version_or_a_missing_task_family_is_refused_before_any_docker_call(aws, tmp_path, flows_docker):
     # The table of bad versions is tests/unit/test_image_refs.py's; here, that the flow asks first.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container", fresh=True)  # changed below
     with pytest.raises(PublishRefused, match="moving tag 'latest'"):
-        publish_container(version="latest", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
-                          targets_block=blocks, aws_credentials_block=blocks)
+        publish_container(version="latest", context_dir=str(tmp_path), targets_block=blocks,
+                          aws_credentials_block=blocks)
+    assert flows_docker.calls == []
     for missing in ({"task_family": "no-such-family"}, {"ecr_repository": "webordinary/no-such-repo"}):
         RollwayTargets(**{**aws.targets.model_dump(), **missing}).save(blocks, overwrite=True)
+        flows_docker.calls.clear()
         with pytest.raises(TargetNotFound, match=next(iter(missing.values()))):
-            publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
-                              targets_block=blocks, aws_credentials_block=blocks)
+            publish_container(version="2.0.0", context_dir=str(tmp_path), targets_block=blocks,
+                              aws_credentials_block=blocks)
+        assert flows_docker.calls == DAEMON_ASKED
 
 
-def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(aws, tmp_path):
+def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(aws, tmp_path, flows_docker):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container", fresh=True)  # changed below
-    common = {"context_dir": str(tmp_path), "docker_executable": NO_DOCKER, "targets_block": blocks,
-              "aws_credentials_block": blocks}
+    common = {"context_dir": str(tmp_path), "targets_block": blocks, "aws_credentials_block": blocks}
     with pytest.raises(PublishRefused):
         publish_container(version="latest", **common)
     refused = artifact_markdown("latest", "refused")
@@ -224,6 +237,7 @@ def test_a_refused_run_leaves_an_artifact_saying_why_and_that_nothing_was_done(a
         publish_container(version="2.0.1", **common)
     refused = artifact_markdown("2.0.1", "refused")
     assert "webordinary/gone-repo" in refused and "Nothing was built, pushed or registered" in refused
+    assert flows_docker.calls == DAEMON_ASKED * 2  # the two runs refused after AWS answered
 
 
 def test_the_docker_timeout_is_a_bounded_parameter_handed_to_the_docker_session(aws, tmp_path, monkeypatch):
@@ -248,21 +262,22 @@ def test_the_docker_timeout_is_a_bounded_parameter_handed_to_the_docker_session(
     assert [o["timeout_seconds"] for o in opened] == [7200]
 
 
-def test_ecr_refusals_come_before_building(aws, tmp_path):
+def test_ecr_refusals_come_before_building(aws, tmp_path, flows_docker):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
     ecr = aws.get_client("ecr")
     before = revisions(aws)
     ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")
     with pytest.raises(PublishRefused, match="already in the registry.*a version must mean one image"):
-        publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
-                          targets_block=blocks, aws_credentials_block=blocks)
+        publish_container(version="2.0.0", context_dir=str(tmp_path), targets_block=blocks,
+                          aws_credentials_block=blocks)
 
     ecr.put_image_tag_mutability(repositoryName=aws.targets.ecr_repository, imageTagMutability="IMMUTABLE")
     with pytest.raises(PublishRefused, match="immutable.*run with push_latest=False"):
-        publish_container(version="2.0.1", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
-                          targets_block=blocks, aws_credentials_block=blocks)
+        publish_container(version="2.0.1", context_dir=str(tmp_path), targets_block=blocks,
+                          aws_credentials_block=blocks)
     assert revisions(aws) == before
+    assert flows_docker.calls == DAEMON_ASKED * 2
 
     # register_existing moves latest too: not on immutable tags.
     with pytest.raises(PublishRefused, match="immutable.*run with push_latest=False"):
@@ -278,6 +293,7 @@ def test_ecr_refusals_come_before_building(aws, tmp_path):
     assert registered.pinned_image == f"{aws.topology.repository_uri}@{digest}"
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == registered.pinned_image
     assert revisions(aws) == [*before, registered.task_definition]
+    assert flows_docker.calls == DAEMON_ASKED * 2  # register_existing on ECR opens no docker at all
 
 
 @pytest.mark.integration
@@ -398,7 +414,7 @@ def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, 
     with pytest.raises(PublishRefused, match="characters long: ECS takes at most 255"):
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999"),
                      targets)
-    assert publisher.calls == []
+    assert publisher.calls == DAEMON_ASKED
     # Only pushed, it is not refused: no revision pins it.
     publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry="127.0.0.1:5999",
                                                 register_task_definition=False), targets)
@@ -557,7 +573,7 @@ def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_p
     # Named as every other refused permission is: the action, and the release policy's statement.
     assert "ecr:GetAuthorizationToken" in str(refused.value), str(refused.value)
     assert "iam-policy-release.json, statement EcrLogin" in str(refused.value), str(refused.value)
-    assert publisher.calls == []  # no docker command at all, least of all a build
+    assert publisher.calls == DAEMON_ASKED  # no login, least of all a build
     assert revisions(aws) == before
 
 
@@ -625,16 +641,16 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
 
 
-def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path):
+def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
     # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
-    # no Fargate task can start. Refused before any docker command, nothing registered.
+    # no Fargate task can start. Refused before anything is built or pushed, nothing registered.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
     before = revisions(aws)
     with pytest.raises(PublishRefused, match=r"pulls from .*\.dkr\.ecr\..*register_task_definition=False"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), registry="127.0.0.1:5999",
-                          docker_executable=NO_DOCKER, targets_block=blocks, aws_credentials_block=blocks)
-    assert revisions(aws) == before
+                          targets_block=blocks, aws_credentials_block=blocks)
+    assert revisions(aws) == before and flows_docker.calls == DAEMON_ASKED
 
 
 @pytest.mark.parametrize("push_latest", [False, True])
@@ -723,6 +739,37 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     assert revisions(aws) == before
 
 
+def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(aws, tmp_path):
+    # The other run on the same daemon tags <repo>:2.0.0 and latest with its image between this
+    # run's tags and pushes: this run pushes that image under both, the registry holds what this
+    # run pushed, and latest agrees with the version. Its result named its own build while the
+    # revision it registered ran the other run's image.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    other = "sha256:" + "4" * 64
+
+    class SharedDaemon(EcrBacked):
+        built = None
+
+        def build(self, context_dir, **kwargs):
+            self.built = super().build(context_dir, **kwargs)
+            return self.built
+
+        def push(self, reference):
+            if reference == f"{uri}:2.0.0":
+                self.images[reference] = self.images[f"{uri}:latest"] = other  # the other run's `docker tag`s
+            return super().push(reference)
+
+    publisher, before = SharedDaemon(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+    message = str(caught.value)
+    assert f"{uri}:2.0.0 was pushed as {publisher.registry[f'{uri}:2.0.0']}, which is not this run's build " \
+           f"({publisher.built})" in message, message
+    assert "another run" in message and revisions(aws) == before
+    assert f"push {uri}:latest" not in publisher.calls  # latest is not moved to the other run's image
+
+
 @pytest.mark.parametrize(("repository", "why"), [
     # The URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what the ECR console shows; a
     # repository in another account or region looks like this) was looked up as a repository
@@ -746,7 +793,8 @@ def test_a_repository_that_is_not_a_repository_name_is_refused_before_any_aws_ca
     with pytest.raises(PublishRefused, match=why):
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry),
                      targets)
-    assert ecr_calls == ecs_calls == publisher.calls == []
+    assert ecr_calls == ecs_calls == []
+    assert publisher.calls == DAEMON_ASKED
 
 
 def test_a_repository_name_with_a_dot_in_its_first_component_is_published_not_taken_for_a_uri(aws, tmp_path):
@@ -920,19 +968,35 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
     assert result.task_definition is not None
 
 
-def test_a_worker_without_docker_is_refused_before_ecrs_login_and_says_so(aws, tmp_path, every_call):
+def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):
     """The run logged in to ECR, then failed with a bare ToolMissing when it opened docker, and
-    left no artifact: the key's newest one was still an earlier release's."""
+    left no artifact: the key's newest one was still an earlier release's. Later it was refused,
+    but only after reading ECR and ECS: a problem on the worker is said before AWS is asked."""
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container")
-    # The flow makes its ECR client from the saved blocks: watch every client, not the test's.
-    calls = every_call("ecr")
+    # The flow makes its clients from the saved blocks: watch every client, not the test's.
+    calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
     with pytest.raises(PublishRefused, match="'/nonexistent/docker' was not found.*install the docker CLI"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
-    assert "GetAuthorizationToken" not in calls, calls
+    assert calls == {"sts": [], "ecr": [], "ecs": []}
     refused = artifact_markdown("2.0.0", "refused")
     assert "install the docker CLI" in refused and "Nothing was built, pushed or registered" in refused
+
+
+def test_a_docker_daemon_that_does_not_answer_is_refused_before_any_aws_call(aws, tmp_path, every_call):
+    # The real docker CLI, pointed at a socket nothing listens on.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
+    nowhere = f"unix://{tmp_path}/no-daemon.sock"
+    with pytest.raises(PublishRefused, match=f"refused before building anything: no docker daemon answers at "
+                                             f"{nowhere}"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), docker_host=nowhere, targets_block=blocks,
+                          aws_credentials_block=blocks)
+    assert calls == {"sts": [], "ecr": [], "ecs": []}
+    refused = artifact_markdown("2.0.0", "refused", containing=nowhere)
+    assert "start dockerd" in refused and "Nothing was built, pushed or registered" in refused
 
 
 def _flow_clients(monkeypatch, aws, ecr) -> None:
@@ -944,13 +1008,16 @@ def _flow_clients(monkeypatch, aws, ecr) -> None:
 def stopped_before_building(aws, monkeypatch, tmp_path, ecr, raised: type[BaseException], version: str,
                             outcome: str) -> tuple[BaseException, str]:
     """Run publish_container with ``ecr`` for ECR, expecting ``raised`` before any build: what it
-    raised, and the artifact it left, whose heading says ``outcome``. Nothing is registered."""
+    raised, and the artifact it left, whose heading says ``outcome``. Nothing is registered, and
+    docker was only asked whether its daemon answers."""
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     _flow_clients(monkeypatch, aws, ecr)
+    docker = FakeImagePublisher()
+    monkeypatch.setattr(flows_container, "docker_session", lambda *_, **__: nullcontext(docker))
     before = revisions(aws)
     with pytest.raises(raised) as caught:
-        publish_container(version=version, context_dir=str(tmp_path), docker_executable=NO_DOCKER)
-    assert revisions(aws) == before
+        publish_container(version=version, context_dir=str(tmp_path))
+    assert revisions(aws) == before and docker.calls == DAEMON_ASKED
     return caught.value, artifact_markdown(version, outcome)
 
 
@@ -1097,10 +1164,10 @@ def test_a_run_cancelled_before_building_leaves_an_artifact_saying_nothing_was_p
     assert "Nothing was built, pushed or registered" in cancelled, cancelled
 
 
-def test_a_run_cancelled_after_its_reads_and_before_any_docker_step_says_nothing_was_built(aws, tmp_path):
-    """Cancelled once ECR had answered and its login was issued, as docker's session opened: the
-    run left no artifact, though one cancelled during the reads left "cancelled" and one stopped
-    during a docker step "stopped"; the key's newest artifact was still an earlier release's."""
+def test_a_run_cancelled_as_docker_opens_says_nothing_was_built(aws, tmp_path, watch_calls):
+    """Cancelled as docker's session opened: the run left no artifact, though one cancelled
+    during the reads left "cancelled" and one stopped during a docker step "stopped"; the key's
+    newest artifact was still an earlier release's. Docker opens first, before any AWS call."""
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     publisher = EcrBacked(aws)
 
@@ -1110,12 +1177,14 @@ def test_a_run_cancelled_after_its_reads_and_before_any_docker_step_says_nothing
         yield publisher
 
     before = revisions(aws)
+    ecr_calls, ecs_calls = watch_calls(aws.get_client("ecr")), watch_calls(aws.get_client("ecs"))
     with pytest.raises(KeyboardInterrupt):
         in_a_flow_run("cancelled-before-docker", lambda: run_publish(
             PublishRequest(version="2.9.2", context_dir=tmp_path), aws.targets, aws.get_client,
             open_publisher=cancelled_as_it_opens))
 
-    assert publisher.calls == [] and revisions(aws) == before
+    assert publisher.calls == [] and ecr_calls == ecs_calls == []
+    assert revisions(aws) == before
     cancelled = artifact_markdown("2.9.2", "cancelled")
     assert "Nothing was built, pushed or registered" in cancelled, cancelled
 

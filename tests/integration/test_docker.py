@@ -35,6 +35,21 @@ def test_build_tag_and_push_store_the_digest_the_registry_serves(docker_engine):
     assert docker_engine.served_digest("webordinary/edit-container", "latest") == pushed
 
 
+def test_the_daemon_says_which_image_a_push_sent_when_another_build_took_the_tag_first(docker_engine):
+    # Two builds of one version on one daemon: the second tags the version between the first's
+    # tag and push, so the first run's push sends the second's image. Only the daemon can tell.
+    repository = f"{docker_engine.registry}/webordinary/raced"
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        first = docker.build(docker_engine.context("raced-first", payload="first"))
+        second = docker.build(docker_engine.context("raced-second", payload="second"))
+        assert first != second and docker.pushed_as(first) == ()  # never pushed
+        docker.tag(first, f"{repository}:1.0.0")
+        docker.tag(second, f"{repository}:1.0.0")  # the other run's tag
+        pushed = docker.push(f"{repository}:1.0.0")
+        assert f"{repository}@{pushed}" in docker.pushed_as(second)
+        assert f"{repository}@{pushed}" not in docker.pushed_as(first)
+
+
 def test_a_failing_build_raises_with_dockers_reason(docker_engine):
     context = docker_engine.context("bad", dockerfile="FROM scratch\nCOPY no-such-file.txt /\n")
     with docker_session(docker_host=docker_engine.docker_host) as docker:
