@@ -158,8 +158,7 @@ class CloudFormationStacks:
 
     def state(self, name: str) -> StackState:
         """The stack's id, status and LastUpdatedTime (``status`` None: no such stack), from one
-        DescribeStacks, its resources not read: a deploy compares it before and after to tell
-        whether CloudFormation changed the stack."""
+        DescribeStacks, its resources not read (what ``seen`` adds the newest event to)."""
         found = self._describe(name)
         return StackState(name=name) if found is None else _judged(name, found)
 
