@@ -19,6 +19,7 @@ from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
 from rollway.cleanup import StackState, stack_changed
 from rollway.errors_pickle import PicklableError
+from rollway.infra import StackSeen
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
@@ -157,10 +158,20 @@ class CloudFormationStacks:
 
     def state(self, name: str) -> StackState:
         """The stack's id, status and LastUpdatedTime (``status`` None: no such stack), from one
-        DescribeStacks, its resources not read: a deploy compares it before and after to tell
-        whether CloudFormation changed the stack."""
+        DescribeStacks, its resources not read (what ``seen`` adds the newest event to)."""
         found = self._describe(name)
         return StackState(name=name) if found is None else _judged(name, found)
+
+    def seen(self, name: str) -> StackSeen:
+        """The stack's ``state`` and the id of its newest event: what a deploy compares before and
+        after to tell whether CloudFormation changed the stack. One DescribeStacks and, of a stack
+        that exists, one page of DescribeStackEvents (newest first: the first page is enough)."""
+        state = self.state(name)
+        if state.stack_id is None:
+            return StackSeen(state=state)
+        # By id: a stack made again under the name meanwhile has events of its own.
+        events = self._client.describe_stack_events(StackName=state.stack_id).get("StackEvents", [])
+        return StackSeen(state=state, last_event=events[0]["EventId"] if events else None)
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,

@@ -79,6 +79,30 @@ def test_a_stacks_state_is_its_id_status_and_last_update_read_in_one_describe(aw
     assert stacks.state(OLD).stack_id == again != first  # made again: another stack
 
 
+def test_a_stack_updated_again_is_seen_to_move_by_its_newest_event(aws, stacks, watch_calls):
+    """An update of a stack already UPDATE_COMPLETE leaves its status, and moto sets no
+    LastUpdatedTime: its newest event is what tells a deploy that CloudFormation changed it, by
+    UpdateStack or by an executed change set (what cdk deploys with)."""
+    cloudformation = aws.get_client("cloudformation")
+    calls = watch_calls(cloudformation)
+    assert stacks.seen(OLD).last_event is None and calls == ["DescribeStacks"]  # no such stack: no events read
+    create(aws, OLD, "webordinary-old-queue")
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-2"))
+    calls.clear()
+    first = stacks.seen(OLD)
+    assert calls == ["DescribeStacks", "DescribeStackEvents"]
+    assert first.last_event is not None and stacks.seen(OLD) == first  # nothing ran: the same
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-3"))
+    again = stacks.seen(OLD)
+    assert (again.state.status, again.state.last_updated) == (first.state.status, first.state.last_updated)
+    assert again.last_event != first.last_event
+    cloudformation.create_change_set(StackName=OLD, ChangeSetName="next", ChangeSetType="UPDATE",
+                                     TemplateBody=template("webordinary-old-queue-4"))
+    assert stacks.seen(OLD) == again  # a change set made, not executed: nothing changed yet
+    cloudformation.execute_change_set(StackName=OLD, ChangeSetName="next")
+    assert stacks.seen(OLD).last_event != again.last_event
+
+
 def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
     calls = watch_calls(aws.get_client("cloudformation"))
     state = stacks.describe("never-was")

@@ -660,6 +660,29 @@ def test_a_deploy_with_verify_off_that_changed_stacks_says_the_earlier_verdict_n
 
 
 @pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
+def test_a_stack_updated_again_counts_as_changed_though_its_status_and_last_update_read_the_same(aws, verify):
+    """An update of a stack already UPDATE_COMPLETE leaves it UPDATE_COMPLETE, and the embedded
+    CloudFormation (moto) never sets LastUpdatedTime: read as unchanged, it was left out of "not
+    checked", and a run whose only change it was left an earlier "passed" the key's newest."""
+    deployed_stacks(aws)
+    deployer = _OnCloudFormation(aws.get_client("cloudformation"), changes=["WebordinarySQSStack"])
+    deploy_on(deployer, None, statuses=_read_by(aws))  # CREATE_COMPLETE -> UPDATE_COMPLETE
+    assert aws.get_client("cloudformation").describe_stacks(StackName="WebordinarySQSStack")["Stacks"][0][
+        "StackStatus"] == "UPDATE_COMPLETE"
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    if verify:  # stopped at a later stack: the checklist never ran
+        deployer.failing = {"WebordinaryMonitoringStack": "Failed to publish asset"}
+        with pytest.raises(InfraDeployFailed):
+            deploy_on(deployer, lambda _app: Passing(), statuses=_read_by(aws))
+    else:
+        deploy_on(deployer, None, statuses=_read_by(aws))  # UPDATE_COMPLETE -> UPDATE_COMPLETE
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked\n\n**Why:** "), said
+    assert "this run changed WebordinarySQSStack" in said, said
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
 def test_a_stack_that_failed_before_cloudformation_changed_it_is_not_said_to_have_changed(aws, verify):
     """A stack whose cdk deploy failed before CloudFormation started (a synth or asset error)
     counted as changed: "not checked" said so of a stack that had not moved, and replaced a

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.checklist import AwsInfraChecker
-from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackDeployFailed, plan_deployment
+from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.infra import AppNotListed, AppStacks, PlanRefused, StackDeployFailed, changed_stacks, plan_deployment
 from rollway.targets import QueueSpec, TableSpec, Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment
 
@@ -117,14 +118,19 @@ def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cd
     assert deployed[1].outputs["InputQueueArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:it-input"
     assert any("ItSessionStack" in line for line in seen)  # streamed as it came
     assert not [line for line in [*seen, *cdk.lines] if SECRET in line]
-    # Deploying a stack again (a resumed run) changes nothing and succeeds.
+    # Deploying a stack again (a resumed run) changes nothing and succeeds; CloudFormation shows the
+    # stack as it was, its newest event included: a deploy does not count it among those it changed.
+    g = cdk.get_client
+    stacks = CloudFormationStacks(g("cloudformation"))
+    before = stacks.seen("ItSQSStack")
+    assert before.state.status == "CREATE_COMPLETE" and before.last_event
     again = cdk.cli.deploy("ItSQSStack", timeout_seconds=120)
     assert again.arn == deployed[0].arn
+    assert changed_stacks(["ItSQSStack"], {"ItSQSStack": before}, {"ItSQSStack": stacks.seen("ItSQSStack")}) == ()
 
     # What the stacks made, read by the checklist's adapter.
     targets = Targets(tables=(TableSpec(name="it-sessions", hash_key="sessionId", indexes=("userId-index",)),),
                       queues=(QueueSpec(name="it-input", dlq_name="it-input-dlq", max_receive_count=3),))
-    g = cdk.get_client
     items = {i.name: i for i in AwsInfraChecker(g("dynamodb"), g("sqs"), g("cloudwatch"), g("sns"), g("cloudformation"),
                                                  targets).check().items}
     assert items["it-sessions"].passed, items["it-sessions"].reason

@@ -118,6 +118,20 @@ def test_cleanup_reads_the_resources_and_events_of_the_stacks_it_may_delete_only
         assert denied(policy, read(operation, "payments-api")) == read(operation, "payments-api")
 
 
+def test_a_deploy_reads_the_newest_events_of_the_stacks_it_deploys_in_any_region_of_the_account_only():
+    # Which stacks a deploy changed: a stack updated again reads UPDATE_COMPLETE as before, its
+    # newest event tells; the app may deploy a stack in another region than cleanup's.
+    def read(name: str, region: str = "us-west-2", account: str = "123456789012") -> list[Request]:
+        return iam_requests("cloudformation", "DescribeStackEvents",
+                            {"StackName": f"arn:aws:cloudformation:{region}:{account}:stack/{name}/0f1e2d3c"},
+                            region=region)
+
+    policy = "iam-policy-infrastructure.json"
+    for region in ("us-west-2", "eu-west-1"):
+        assert not denied(policy, read("WebordinarySQSStack", region))
+        assert denied(policy, read("payments-api", region)) == read("payments-api", region)
+
+
 @pytest.mark.parametrize("operation", ["ListServices", "ListTasks"])
 def test_cleanup_lists_the_services_and_tasks_of_its_cluster_only(operation):
     # On "*" without a condition, cleanup's role listed every cluster's services and running
