@@ -13,19 +13,44 @@ RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "le
 """pydantic's error types for a number outside a field's bounds (or not finite)."""
 
 
-def allowed_range(field: FieldInfo) -> str | None:
-    """``field``'s bounds as words ("at least 1e-09 and under 0.5"), or None when it has none."""
+def allowed_range(field: FieldInfo, seconds: bool = False) -> str | None:
+    """``field``'s bounds as words ("at least 1e-09 and under 0.5"), or None when it has none.
+
+    ``seconds``: the field is a duration in seconds, whose bounds of whole hours are said as the
+    spec's own limits are ("at most 30 days (2592000 s)")."""
     said = []
     for bound in field.metadata:
         if isinstance(bound, annotated_types.Ge):
-            said.append(f"at least {bound.ge:g}")
+            said.append(f"at least {_bound(bound.ge, seconds)}")
         elif isinstance(bound, annotated_types.Gt):
-            said.append(f"over {bound.gt:g}")
+            said.append(f"over {_bound(bound.gt, seconds)}")
         elif isinstance(bound, annotated_types.Le):
-            said.append(f"at most {bound.le:g}")
+            said.append(f"at most {_bound(bound.le, seconds)}")
         elif isinstance(bound, annotated_types.Lt):
-            said.append(f"under {bound.lt:g}")
+            said.append(f"under {_bound(bound.lt, seconds)}")
     return " and ".join(said) or None
+
+
+def _bound(value: float, seconds: bool) -> str:
+    """A bound as a person says it: 2592000, not ``:g``'s 2.592e+06, or "30 days (2592000 s)"
+    for a duration of whole hours; a fraction as ``:g`` has it (1e-09, 0.5)."""
+    if not float(value).is_integer():
+        return f"{value:g}"
+    whole = int(value)
+    words = duration(whole) if seconds else None
+    return f"{words} ({whole} s)" if words else str(whole)
+
+
+def duration(seconds: int) -> str | None:
+    """Whole days or hours in words ("a day", "30 days", "an hour"); None for anything else."""
+    if seconds <= 0 or seconds % 3600:
+        return None
+    days, hours = divmod(seconds // 3600, 24)
+    if hours == 0:
+        return "a day" if days == 1 else f"{days} days"
+    if days == 0:
+        return "an hour" if hours == 1 else f"{hours} hours"
+    return None
 
 
 def as_given(value: object) -> str:

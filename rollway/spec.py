@@ -83,10 +83,11 @@ def _range_said(spec: type[BaseModel], error: dict[str, Any]) -> str | None:
     if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should"):
         return None
     field = _field_at(spec, error["loc"])
-    allowed = allowed_range(field) if field is not None else None
+    name = str(error["loc"][-1])
+    allowed = allowed_range(field, seconds=name.endswith("_seconds")) if field is not None else None
     if allowed is None:
         return None
-    return f"{error['loc'][-1]} must be {allowed}, not {as_given(error['input'])}"
+    return f"{name} must be {allowed}, not {as_given(error['input'])}"
 
 
 def _field_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> FieldInfo | None:

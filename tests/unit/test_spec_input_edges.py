@@ -253,11 +253,15 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     ({"stages": [{"weight": 0}, {"weight": 100}]}, "stages.0.weight",
      "weight must be at least 1 and at most 100, not 0"),
     ({"stages": [{"weight": 5, "bake_seconds": -5}, {"weight": 100}]}, "stages.0.bake_seconds",
-     "bake_seconds must be over 0 and at most 2.592e+06, not -5"),
+     "bake_seconds must be over 0 and at most 30 days (2592000 s), not -5"),
     ({"guardrails": {"canary_error_rate": 1.5}}, "guardrails.canary_error_rate",
      "canary_error_rate must be over 0 and at most 1, not 1.5"),
     ({"approvals": {"timeout_seconds": 0}}, "approvals.timeout_seconds",
-     "timeout_seconds must be over 0 and at most 2.592e+06, not 0"),
+     "timeout_seconds must be over 0 and at most 30 days (2592000 s), not 0"),
+    # A seconds bound of whole hours is said as a duration, as the spec's own limits are; one under
+    # an hour in seconds.
+    ({"analysis": {"interval_seconds": 0}}, "analysis.interval_seconds",
+     "interval_seconds must be at least 60 and at most a day (86400 s), not 0"),
 ])
 def test_a_number_out_of_range_is_refused_naming_the_field_and_its_range(spec, where, message):
     """pydantic said only the bound crossed ("Input should be less than 0.5"): neither which
