@@ -6,8 +6,12 @@ pydantic says only the bound crossed ("Input should be less than 0.5"): a person
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import annotated_types
+from pydantic import Field, ValidationError, ValidationInfo, WrapValidator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
 """pydantic's error types for a number outside a field's bounds (or not finite)."""
@@ -29,6 +33,26 @@ def allowed_range(field: FieldInfo, seconds: bool = False) -> str | None:
         elif isinstance(bound, annotated_types.Lt):
             said.append(f"under {_bound(bound.lt, seconds)}")
     return " and ".join(said) or None
+
+
+def ranged(kind: Any, **constraints: Any) -> Any:
+    """``kind`` within ``Field(**constraints)``, a number outside them refused as a spec's is
+    ("lease_wall_seconds must be over 0 and at most a day (86400 s), not 0"): a flow's parameter
+    has no spec around it to reword pydantic's "Input should be greater than 0"."""
+    field = Field(**constraints)
+
+    def said(value: Any, handler, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as err:
+            error = err.errors()[0]
+            if error["type"] not in RANGE_ERRORS or info.field_name is None:
+                raise
+            name = info.field_name
+            allowed = allowed_range(field, seconds=name.endswith("_seconds"))
+            raise PydanticCustomError(error["type"], f"{name} must be {allowed}, not {as_given(value)}") from None
+
+    return Annotated[kind, field, WrapValidator(said)]
 
 
 def _bound(value: float, seconds: bool) -> str:

@@ -244,6 +244,22 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
 
 
+@pytest.mark.parametrize("parameters,message", [
+    ({"lease_wall_seconds": 0}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 0"),
+    ({"lease_wall_seconds": 1e6}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 1e+06"),
+    ({"lease_wall_seconds": float("nan")}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not nan"),
+    ({"approval_poll_seconds": 3600}, "approval_poll_seconds must be over 0 and at most 300, not 3600"),
+])
+def test_a_flow_parameter_out_of_range_is_refused_in_the_specs_words(parameters, message):
+    """pydantic's "Input should be less than or equal to 86400" named no range, where a spec's
+    number out of range is refused with its whole range and the value given."""
+    from flows.progressive import progressive_rollout
+
+    with pytest.raises(ParameterTypeError) as refused:
+        progressive_rollout.validate_parameters({"spec": {"image": IMG}, **parameters})
+    assert message in str(refused.value) and "Input should" not in str(refused.value), str(refused.value)
+
+
 # -- numbers outside a field's range -------------------------------------------------------------
 
 @pytest.mark.parametrize("spec,where,message", [
