@@ -8,12 +8,11 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
@@ -73,42 +72,43 @@ def _at_most(field: str, limit: int, label: str, instead: str):
     return field_validator(field, mode="wrap")(classmethod(check))
 
 
-def _range_said(spec: type[BaseModel], error: dict[str, Any]) -> str | None:
-    """``error`` (one of a spec's, located from the spec) in the words of the spec's other
-    refusals when it is pydantic's for a number outside its field's range: the field, its whole
-    range and the value given. pydantic said only the bound crossed ("Input should be less than
-    0.5"), and "a finite number" for nan, with no range at all. None for any other error, a
-    refusal of rollway's own (``_at_most``'s) among them: only pydantic's words are replaced.
+def _range_said(model: type[BaseModel], error: dict[str, Any]) -> str | None:
+    """``error`` (one of ``model``'s) in the words of the spec's other refusals when it is
+    pydantic's for a number outside the range of one of ``model``'s own fields: the field, its
+    whole range and the value given. pydantic said only the bound crossed ("Input should be less
+    than 0.5"), and "a finite number" for nan, with no range at all. None for any other error: a
+    refusal of rollway's own (``_at_most``'s), one inside a field (a flag schedule's key), or a
+    part's, which the part has said in these words already.
     """
-    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should"):
+    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should") or len(error["loc"]) != 1:
         return None
-    field = _field_at(spec, error["loc"])
-    name = str(error["loc"][-1])
+    name = str(error["loc"][0])
+    field = model.model_fields.get(name)
     allowed = allowed_range(field, seconds=name.endswith("_seconds")) if field is not None else None
     if allowed is None:
         return None
     return f"{name} must be {allowed}, not {as_given(error['input'])}"
 
 
-def _field_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> FieldInfo | None:
-    """The field ``loc`` ends at, walking from ``model`` through its nested models (a stage's
-    index is skipped); None when it ends inside a field instead (a flag schedule's key)."""
-    field = None
-    for part in loc:
-        fields = model.model_fields if model is not None else {}
-        if isinstance(part, str) and part in fields:
-            field = fields[part]
-            model = _model_in(field.annotation)
-        else:
-            field = None
-    return field
+class _RangesSaid(KnownKeys):
+    """A model of the spec, alone or within one: a number outside its field's range is refused
+    naming the field, its range and the value given (``_range_said``), not in pydantic's words."""
 
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    """The model a field holds, alone or as the items of a tuple (``tuple[Stage, ...]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ranges_said(cls, data: Any, handler):
+        # Each model says its own fields' ranges, so a stage built alone says them as a spec's
+        # stage does; a part's error, said by the part, is kept as it is (KnownKeys keeps it too).
+        # Defined after KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
+        def rebuilt(errors: list[dict]) -> list[dict] | None:
+            said = [_range_said(cls, error) for error in errors]
+            if not any(said):
+                return None
+            # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
+            # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
+            return [{**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
+                    for error, new in zip(errors, said)]
+        return validated_rebuilding(handler, data, rebuilt)
 
 
 def _no_percent_sign(what: str, value: object) -> None:
@@ -129,7 +129,7 @@ def _new_spec(info: ValidationInfo) -> bool:
     return not (info.context or {}).get(_RECORDED, False)
 
 
-class Stage(KnownKeys):
+class Stage(_RangesSaid):
     """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
 
     ``min_bake_seconds`` lets a judge with enough evidence pass the stage early; a judge never
@@ -183,7 +183,7 @@ class Stage(KnownKeys):
         return self.bake_seconds if self.min_bake_seconds is None else self.min_bake_seconds
 
 
-class Guardrails(KnownKeys):
+class Guardrails(_RangesSaid):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
     model_config = _STRICT
@@ -212,7 +212,7 @@ JudgedMetric = Literal["errors", "slow"]
 """What the sequential judge compares (``Analysis.metrics``); `rollway judge --replay --metrics` takes these."""
 
 
-class Analysis(KnownKeys):
+class Analysis(_RangesSaid):
     """How stages are judged."""
 
     model_config = _STRICT
@@ -324,7 +324,7 @@ class Analysis(KnownKeys):
                                   "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
 
 
-class Approvals(KnownKeys):
+class Approvals(_RangesSaid):
     """What happens when nobody answers an approval pause."""
 
     model_config = _STRICT
@@ -342,7 +342,7 @@ class Approvals(KnownKeys):
     )
 
 
-class WeeklyPhase(KnownKeys):
+class WeeklyPhase(_RangesSaid):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
     model_config = _STRICT
@@ -379,7 +379,7 @@ class WeeklyPhase(KnownKeys):
         return value
 
 
-class FlagBinding(KnownKeys):
+class FlagBinding(_RangesSaid):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
     model_config = _STRICT
@@ -467,7 +467,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
     )
 
 
-class RolloutSpec(KnownKeys):
+class RolloutSpec(_RangesSaid):
     """One rollout: the image to ship and the policy to ship it with."""
 
     model_config = _STRICT
@@ -539,23 +539,6 @@ class RolloutSpec(KnownKeys):
                             "it bounds how long ECS may take to start the canary's new tasks")
     _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
                               "watch for longer with your own alarms after the window")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _ranges_said(cls, data: Any, handler):
-        # Once, around the whole spec, each error located from the spec down (stages.0.bake_seconds)
-        # to find its field's range. A part's own words (a stage's) would be rebuilt from their type
-        # whenever the spec around the part rebuilds its errors (an unknown key). Defined after
-        # KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
-        def rebuilt(errors: list[dict]) -> list[dict] | None:
-            said = [_range_said(cls, error) for error in errors]
-            if not any(said):
-                return None
-            # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
-            # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
-            return [{**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
-                    for error, new in zip(errors, said)]
-        return validated_rebuilding(handler, data, rebuilt)
 
     @field_validator("image")
     @classmethod

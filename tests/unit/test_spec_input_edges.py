@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from blocks.targets import RollwayTargets
 from flows.canary import canary
-from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from rollway.spec import Analysis, Approvals, RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 IMG = "webordinary/edit-container:2.0.0"
@@ -286,6 +286,19 @@ def test_a_number_out_of_range_is_refused_naming_the_field_and_its_range(spec, w
     with pytest.raises(ValidationError) as refused:
         RolloutSpec.model_validate({"image": IMG, **spec})
     assert "Input should" not in str(refused.value)
+
+
+@pytest.mark.parametrize("part,given,message", [
+    (Stage, {"weight": 0}, "weight must be at least 1 and at most 100, not 0"),
+    (Approvals, {"timeout_seconds": 0}, "timeout_seconds must be over 0 and at most 30 days (2592000 s), not 0"),
+    (Analysis, {"alpha": 0.7, "alhpa": 0.05}, "alpha must be at least 1e-09 and under 0.5, not 0.7"),
+])
+def test_a_part_of_a_spec_built_alone_refuses_a_number_out_of_range_as_the_spec_does(part, given, message):
+    """A stage or the analysis built on its own (a default, the demo, a replay's) said pydantic's
+    "Input should be greater than or equal to 1" where the same value in a spec named the range."""
+    with pytest.raises(ValidationError) as refused:
+        part.model_validate(given)
+    assert message in str(refused.value) and "Input should" not in str(refused.value), str(refused.value)
 
 
 def test_a_number_out_of_range_beside_a_misspelt_key_keeps_both_refusals_words():
