@@ -131,7 +131,7 @@ def test_a_version_no_counted_period_had_a_request_count_for_reads_no_data():
     def row(observation: Observation | None) -> list[str]:
         report = StageReport.counting(
             observation, stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
-            verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="only 0 canary requests"), decision="hold")
+            verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="no period had a canary request count"), decision="hold")
         return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
 
     served = VersionSample(requests=1140, errors=2, latency_p99_ms=480)
