@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from rollway.bounds import ranged
+from rollway.bounds import bound_said, ranged
 from rollway.flags import MAX_ACTOR
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
@@ -61,7 +61,7 @@ def _window(seconds: float) -> float:
     # A "for ever" such as 1e12 was taken: the run held the rollout for as long, and no next
     # rollout of the service could start. Bounded as a spec's monitor_seconds is.
     if seconds > MAX_MONITOR_SECONDS:
-        raise ValueError(f"window_seconds must be at most 90 days ({MAX_MONITOR_SECONDS} s), not {seconds:g}; "
+        raise ValueError(f"window_seconds must be at most {bound_said(MAX_MONITOR_SECONDS, seconds=True)}, not {seconds:g}; "
                          "watch for longer with your own alarms after the window")
     return seconds
 

@@ -25,13 +25,13 @@ def allowed_range(field: FieldInfo, seconds: bool = False) -> str | None:
     said = []
     for bound in field.metadata:
         if isinstance(bound, annotated_types.Ge):
-            said.append(f"at least {_bound(bound.ge, seconds)}")
+            said.append(f"at least {bound_said(bound.ge, seconds)}")
         elif isinstance(bound, annotated_types.Gt):
-            said.append(f"over {_bound(bound.gt, seconds)}")
+            said.append(f"over {bound_said(bound.gt, seconds)}")
         elif isinstance(bound, annotated_types.Le):
-            said.append(f"at most {_bound(bound.le, seconds)}")
+            said.append(f"at most {bound_said(bound.le, seconds)}")
         elif isinstance(bound, annotated_types.Lt):
-            said.append(f"under {_bound(bound.lt, seconds)}")
+            said.append(f"under {bound_said(bound.lt, seconds)}")
     return " and ".join(said) or None
 
 
@@ -55,7 +55,7 @@ def ranged(kind: Any, **constraints: Any) -> Any:
     return Annotated[kind, field, WrapValidator(said)]
 
 
-def _bound(value: float, seconds: bool) -> str:
+def bound_said(value: float, seconds: bool = False) -> str:
     """A bound as a person says it: 2592000, not ``:g``'s 2.592e+06, or "30 days (2592000 s)"
     for a duration of whole hours; a fraction as ``:g`` has it (1e-09, 0.5)."""
     if not float(value).is_integer():

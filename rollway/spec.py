@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
+from rollway.bounds import RANGE_ERRORS, allowed_range, as_given, bound_said
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
@@ -54,7 +54,7 @@ COARSE_PERIOD = 300
 MAX_PHASE_NAME = 100
 
 
-def _at_most(field: str, limit: int, label: str, instead: str):
+def _at_most(field: str, limit: int, instead: str):
     """A wrap validator for ``field`` (declared with ``le=limit``) whose error for a value over
     the limit says what the limit is and what to do instead."""
 
@@ -66,7 +66,7 @@ def _at_most(field: str, limit: int, label: str, instead: str):
                 raise
             raise PydanticCustomError(
                 "less_than_equal",
-                f"{field} must be at most {label} ({limit} s); {instead}",
+                f"{field} must be at most {bound_said(limit, seconds=True)}; {instead}",
             ) from None
 
     return field_validator(field, mode="wrap")(classmethod(check))
@@ -169,7 +169,7 @@ class Stage(_RangesSaid):
     )
     approval: bool = Field(default=False, description="pause for a person before this stage")
 
-    _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS, "30 days",
+    _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS,
                            "to hold at this weight for longer, end a weekly phase at this stage")
 
     @model_validator(mode="after")
@@ -316,11 +316,11 @@ class Analysis(_RangesSaid):
                 f"off (the guardrail still reads the hour before), or at least {self.interval_seconds}")
         return self
 
-    _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS, "a day",
+    _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS,
                                "a stage is judged on whole periods, and bakes for at most 30 days")
-    _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS, "a day",
+    _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS,
                             "CloudWatch publishes ALB metrics about a minute late")
-    _calibration_bound = _at_most("calibration_seconds", MAX_CALIBRATION_SECONDS, "15 days",
+    _calibration_bound = _at_most("calibration_seconds", MAX_CALIBRATION_SECONDS,
                                   "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
 
 
@@ -336,7 +336,7 @@ class Approvals(_RangesSaid):
     )
 
     _timeout_bound = _at_most(
-        "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS, "30 days",
+        "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS,
         "to wait for an answer indefinitely, set on_timeout: hold, which keeps the rollout where it is and asks "
         "again after every timeout",
     )
@@ -526,18 +526,18 @@ class RolloutSpec(_RangesSaid):
         description="after 100%: how long to watch before decommissioning the old service (at most 90 days)",
     )
 
-    _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                              "it bounds how long a weight read-back may take")
     # A new target is "initial" until it passes the target group's healthy threshold of checks
     # (AWS's defaults: 5 checks 30 s apart) after its task is RUNNING, which is all the ECS wait
     # waits for: this wait is minutes where a weight read-back is seconds.
-    _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                               "it bounds how long a scaled-up service's targets may take to become healthy")
     # A large image on Fargate can take minutes to pull and start: a scale-up that outlasts a
     # fixed wait failed the run, and its hook rolled a healthy rollout back.
-    _scale_bound = _at_most("scale_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _scale_bound = _at_most("scale_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                             "it bounds how long ECS may take to start the canary's new tasks")
-    _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
+    _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS,
                               "watch for longer with your own alarms after the window")
 
     @field_validator("image")
