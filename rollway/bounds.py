@@ -81,5 +81,9 @@ def as_given(value: object) -> str:
     """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
     not ``:g``'s six digits' 100, which read as a value in range refused."""
     if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() else repr(value)
+        if not value.is_integer():
+            return repr(value)
+        # 1e+12 as typed, but 2592001.0 in full: :g said "2.592e+06", a round figure nobody gave.
+        short = f"{value:g}"
+        return short if float(short) == value else str(int(value))
     return str(value)
