@@ -28,7 +28,7 @@ from rollway.ledger import (CLAIM_SECONDS, RefusedAnswer, RolloutMovedOn, Rollou
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
-from rollway.report import HEADERS, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
+from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
@@ -43,7 +43,7 @@ def stage_table(service: str, weight: int, report: StageReport) -> None:
     for_people(f"stage {weight}% table", lambda: create_table_artifact(
         key=artifact_key(service, f"stage-{weight}"),
         table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
-        description=f"{service} at {weight}%: canary vs baseline",
+        description=f"{service} at {weight}%: canary vs baseline ({P99_SAID})",
     ))
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from rollway.bounds import bound_said, ranged
 from rollway.flags import MAX_ACTOR
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
@@ -43,7 +44,7 @@ MAX_POLL_SECONDS = 300
 
 # At most 5 minutes: an answer, and the UI's Cancel, are seen only at a look. A typo (3600 for
 # 360) left a person's approval or Cancel unseen for an hour, or until the pause's deadline.
-PollSeconds = Annotated[int, Field(gt=0, le=MAX_POLL_SECONDS)]
+PollSeconds = ranged(int, gt=0, le=MAX_POLL_SECONDS)
 """How often a paused run looks for an answer: every 1 to 300 seconds."""
 
 MAX_LEASE_SECONDS = 24 * 3600.0
@@ -53,14 +54,14 @@ MAX_LEASE_SECONDS = 24 * 3600.0
 # its expiry could not be written as a date: the next run to meet it (a resume, `rollway status`)
 # failed with "year 33715 is out of range" instead of saying who held the rollout, and a resume's
 # hook then rolled the rollout back.
-LeaseSeconds = Annotated[float, Field(gt=0, le=MAX_LEASE_SECONDS, allow_inf_nan=False)]
+LeaseSeconds = ranged(float, gt=0, le=MAX_LEASE_SECONDS, allow_inf_nan=False)
 """How long a run may go silent before another run may take its rollout over: positive, at most a day."""
 
 def _window(seconds: float) -> float:
     # A "for ever" such as 1e12 was taken: the run held the rollout for as long, and no next
     # rollout of the service could start. Bounded as a spec's monitor_seconds is.
     if seconds > MAX_MONITOR_SECONDS:
-        raise ValueError(f"window_seconds must be at most 90 days ({MAX_MONITOR_SECONDS} s), not {seconds:g}; "
+        raise ValueError(f"window_seconds must be at most {bound_said(MAX_MONITOR_SECONDS, seconds=True)}, not {seconds:g}; "
                          "watch for longer with your own alarms after the window")
     return seconds
 
@@ -72,15 +73,15 @@ WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False, json_schema_ex
 
 MAX_WAIT_SECONDS = 24 * 3600.0
 
-WaitSeconds = Annotated[float, Field(gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)]
+WaitSeconds = ranged(float, gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)
 """How long to wait for AWS to reach a state: positive, at most a day (a longer wait became a
 datetime out of range, after the run had read AWS)."""
 
-ReadSeconds = Annotated[float, Field(gt=0, le=MAX_READ_SECONDS, allow_inf_nan=False)]
+ReadSeconds = ranged(float, gt=0, le=MAX_READ_SECONDS, allow_inf_nan=False)
 """How long one read of AWS a person waits on may take (``rollway.deadline.read_bound``):
 positive, at most ten minutes."""
 
-TaskCount = Annotated[int, Field(ge=1, le=5000)]
+TaskCount = ranged(int, ge=1, le=5000)
 """How many tasks a service runs: at least one, at most ECS's quota of 5,000 tasks per service."""
 
 MAX_REASON = 500

@@ -6,31 +6,84 @@ pydantic says only the bound crossed ("Input should be less than 0.5"): a person
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import annotated_types
+from pydantic import Field, ValidationError, ValidationInfo, WrapValidator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"})
 """pydantic's error types for a number outside a field's bounds (or not finite)."""
 
 
-def allowed_range(field: FieldInfo) -> str | None:
-    """``field``'s bounds as words ("at least 1e-09 and under 0.5"), or None when it has none."""
+def allowed_range(field: FieldInfo, seconds: bool = False) -> str | None:
+    """``field``'s bounds as words ("at least 1e-09 and under 0.5"), or None when it has none.
+
+    ``seconds``: the field is a duration in seconds, whose bounds of whole hours are said as the
+    spec's own limits are ("at most 30 days (2592000 s)")."""
     said = []
     for bound in field.metadata:
         if isinstance(bound, annotated_types.Ge):
-            said.append(f"at least {bound.ge:g}")
+            said.append(f"at least {bound_said(bound.ge, seconds)}")
         elif isinstance(bound, annotated_types.Gt):
-            said.append(f"over {bound.gt:g}")
+            said.append(f"over {bound_said(bound.gt, seconds)}")
         elif isinstance(bound, annotated_types.Le):
-            said.append(f"at most {bound.le:g}")
+            said.append(f"at most {bound_said(bound.le, seconds)}")
         elif isinstance(bound, annotated_types.Lt):
-            said.append(f"under {bound.lt:g}")
+            said.append(f"under {bound_said(bound.lt, seconds)}")
     return " and ".join(said) or None
+
+
+def ranged(kind: Any, **constraints: Any) -> Any:
+    """``kind`` within ``Field(**constraints)``, a number outside them refused as a spec's is
+    ("lease_wall_seconds must be over 0 and at most a day (86400 s), not 0"): a flow's parameter
+    has no spec around it to reword pydantic's "Input should be greater than 0"."""
+    field = Field(**constraints)
+
+    def said(value: Any, handler, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as err:
+            error = err.errors()[0]
+            if error["type"] not in RANGE_ERRORS or info.field_name is None:
+                raise
+            name = info.field_name
+            allowed = allowed_range(field, seconds=name.endswith("_seconds"))
+            raise PydanticCustomError(error["type"], f"{name} must be {allowed}, not {as_given(value)}") from None
+
+    return Annotated[kind, field, WrapValidator(said)]
+
+
+def bound_said(value: float, seconds: bool = False) -> str:
+    """A bound as a person says it: 2592000, not ``:g``'s 2.592e+06, or "30 days (2592000 s)"
+    for a duration of whole hours; a fraction as ``:g`` has it (1e-09, 0.5)."""
+    if not float(value).is_integer():
+        return f"{value:g}"
+    whole = int(value)
+    words = duration(whole) if seconds else None
+    return f"{words} ({whole} s)" if words else str(whole)
+
+
+def duration(seconds: int) -> str | None:
+    """Whole days or hours in words ("a day", "30 days", "an hour"); None for anything else."""
+    if seconds <= 0 or seconds % 3600:
+        return None
+    days, hours = divmod(seconds // 3600, 24)
+    if hours == 0:
+        return "a day" if days == 1 else f"{days} days"
+    if days == 0:
+        return "an hour" if hours == 1 else f"{hours} hours"
+    return None
 
 
 def as_given(value: object) -> str:
     """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
     not ``:g``'s six digits' 100, which read as a value in range refused."""
     if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() else repr(value)
+        if not value.is_integer():
+            return repr(value)
+        # 1e+12 as typed, but 2592001.0 in full: :g said "2.592e+06", a round figure nobody gave.
+        short = f"{value:g}"
+        return short if float(short) == value else str(int(value))
     return str(value)

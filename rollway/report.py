@@ -153,6 +153,12 @@ HEADERS = (
     "canary req", "canary err", "canary rate", "canary p99 ms", "verdict", "decision", "reason",
 )
 
+P99_SAID = ("p99 ms is each version's worst period's: the highest p99 of the analysis periods the stage counted, "
+            "not a p99 over all the stage's requests")
+"""What the "p99 ms" columns hold. CloudWatch gives a p99 per period, and p99s do not add up: a
+stage's is its worst period's (``Observation.totals``), which one slow minute sets. The columns
+keep their keys, which the table artifact's readers use; this says what they hold beside them."""
+
 
 def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tuple[str, ...]]:
     """One row of strings per stage, in HEADERS order."""
@@ -188,4 +194,5 @@ def markdown_table(stages: tuple[StageReport, ...] | list[StageReport]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for row in stage_rows(stages):
         lines.append("| " + " | ".join(markdown_cell(cell) for cell in row) + " |")
-    return "\n".join(lines)
+    # After a blank line: a line right under the table would be read as one more row.
+    return "\n".join(lines) + f"\n\n*{P99_SAID}.*"

@@ -8,15 +8,14 @@ run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals be
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
+from rollway.bounds import RANGE_ERRORS, allowed_range, as_given, bound_said
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
@@ -55,7 +54,7 @@ COARSE_PERIOD = 300
 MAX_PHASE_NAME = 100
 
 
-def _at_most(field: str, limit: int, label: str, instead: str):
+def _at_most(field: str, limit: int, instead: str):
     """A wrap validator for ``field`` (declared with ``le=limit``) whose error for a value over
     the limit says what the limit is and what to do instead."""
 
@@ -67,47 +66,49 @@ def _at_most(field: str, limit: int, label: str, instead: str):
                 raise
             raise PydanticCustomError(
                 "less_than_equal",
-                f"{field} must be at most {label} ({limit} s); {instead}",
+                f"{field} must be at most {bound_said(limit, seconds=True)}; {instead}",
             ) from None
 
     return field_validator(field, mode="wrap")(classmethod(check))
 
 
-def _range_said(spec: type[BaseModel], error: dict[str, Any]) -> str | None:
-    """``error`` (one of a spec's, located from the spec) in the words of the spec's other
-    refusals when it is pydantic's for a number outside its field's range: the field, its whole
-    range and the value given. pydantic said only the bound crossed ("Input should be less than
-    0.5"), and "a finite number" for nan, with no range at all. None for any other error, a
-    refusal of rollway's own (``_at_most``'s) among them: only pydantic's words are replaced.
+def _range_said(model: type[BaseModel], error: dict[str, Any]) -> str | None:
+    """``error`` (one of ``model``'s) in the words of the spec's other refusals when it is
+    pydantic's for a number outside the range of one of ``model``'s own fields: the field, its
+    whole range and the value given. pydantic said only the bound crossed ("Input should be less
+    than 0.5"), and "a finite number" for nan, with no range at all. None for any other error: a
+    refusal of rollway's own (``_at_most``'s), one inside a field (a flag schedule's key), or a
+    part's, which the part has said in these words already.
     """
-    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should"):
+    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should") or len(error["loc"]) != 1:
         return None
-    field = _field_at(spec, error["loc"])
-    allowed = allowed_range(field) if field is not None else None
+    name = str(error["loc"][0])
+    field = model.model_fields.get(name)
+    allowed = allowed_range(field, seconds=name.endswith("_seconds")) if field is not None else None
     if allowed is None:
         return None
-    return f"{error['loc'][-1]} must be {allowed}, not {as_given(error['input'])}"
+    return f"{name} must be {allowed}, not {as_given(error['input'])}"
 
 
-def _field_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> FieldInfo | None:
-    """The field ``loc`` ends at, walking from ``model`` through its nested models (a stage's
-    index is skipped); None when it ends inside a field instead (a flag schedule's key)."""
-    field = None
-    for part in loc:
-        fields = model.model_fields if model is not None else {}
-        if isinstance(part, str) and part in fields:
-            field = fields[part]
-            model = _model_in(field.annotation)
-        else:
-            field = None
-    return field
+class _RangesSaid(KnownKeys):
+    """A model of the spec, alone or within one: a number outside its field's range is refused
+    naming the field, its range and the value given (``_range_said``), not in pydantic's words."""
 
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    """The model a field holds, alone or as the items of a tuple (``tuple[Stage, ...]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((found for arg in get_args(annotation) if (found := _model_in(arg)) is not None), None)
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ranges_said(cls, data: Any, handler):
+        # Each model says its own fields' ranges, so a stage built alone says them as a spec's
+        # stage does; a part's error, said by the part, is kept as it is (KnownKeys keeps it too).
+        # Defined after KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
+        def rebuilt(errors: list[dict]) -> list[dict] | None:
+            said = [_range_said(cls, error) for error in errors]
+            if not any(said):
+                return None
+            # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
+            # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
+            return [{**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
+                    for error, new in zip(errors, said)]
+        return validated_rebuilding(handler, data, rebuilt)
 
 
 def _no_percent_sign(what: str, value: object) -> None:
@@ -128,7 +129,7 @@ def _new_spec(info: ValidationInfo) -> bool:
     return not (info.context or {}).get(_RECORDED, False)
 
 
-class Stage(KnownKeys):
+class Stage(_RangesSaid):
     """One traffic step: shift the canary to ``weight`` percent, then bake under the judge.
 
     ``min_bake_seconds`` lets a judge with enough evidence pass the stage early; a judge never
@@ -168,7 +169,7 @@ class Stage(KnownKeys):
     )
     approval: bool = Field(default=False, description="pause for a person before this stage")
 
-    _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS, "30 days",
+    _bake_bound = _at_most("bake_seconds", MAX_BAKE_SECONDS,
                            "to hold at this weight for longer, end a weekly phase at this stage")
 
     @model_validator(mode="after")
@@ -182,7 +183,7 @@ class Stage(KnownKeys):
         return self.bake_seconds if self.min_bake_seconds is None else self.min_bake_seconds
 
 
-class Guardrails(KnownKeys):
+class Guardrails(_RangesSaid):
     """The seed's absolute thresholds; they apply whatever the judge says."""
 
     model_config = _STRICT
@@ -211,7 +212,7 @@ JudgedMetric = Literal["errors", "slow"]
 """What the sequential judge compares (``Analysis.metrics``); `rollway judge --replay --metrics` takes these."""
 
 
-class Analysis(KnownKeys):
+class Analysis(_RangesSaid):
     """How stages are judged."""
 
     model_config = _STRICT
@@ -315,15 +316,15 @@ class Analysis(KnownKeys):
                 f"off (the guardrail still reads the hour before), or at least {self.interval_seconds}")
         return self
 
-    _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS, "a day",
+    _interval_bound = _at_most("interval_seconds", MAX_INTERVAL_SECONDS,
                                "a stage is judged on whole periods, and bakes for at most 30 days")
-    _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS, "a day",
+    _delay_bound = _at_most("metrics_delay_seconds", MAX_METRICS_DELAY_SECONDS,
                             "CloudWatch publishes ALB metrics about a minute late")
-    _calibration_bound = _at_most("calibration_seconds", MAX_CALIBRATION_SECONDS, "15 days",
+    _calibration_bound = _at_most("calibration_seconds", MAX_CALIBRATION_SECONDS,
                                   "CloudWatch keeps one-minute data for 15 days; 0 turns calibration off")
 
 
-class Approvals(KnownKeys):
+class Approvals(_RangesSaid):
     """What happens when nobody answers an approval pause."""
 
     model_config = _STRICT
@@ -335,13 +336,13 @@ class Approvals(KnownKeys):
     )
 
     _timeout_bound = _at_most(
-        "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS, "30 days",
+        "timeout_seconds", MAX_APPROVAL_TIMEOUT_SECONDS,
         "to wait for an answer indefinitely, set on_timeout: hold, which keeps the rollout where it is and asks "
         "again after every timeout",
     )
 
 
-class WeeklyPhase(KnownKeys):
+class WeeklyPhase(_RangesSaid):
     """A weekly phase: the stages (by weight) it runs, and whether it ends by decommissioning."""
 
     model_config = _STRICT
@@ -378,7 +379,7 @@ class WeeklyPhase(KnownKeys):
         return value
 
 
-class FlagBinding(KnownKeys):
+class FlagBinding(_RangesSaid):
     """A feature flag whose rollout percentage follows the traffic (or a schedule of its own)."""
 
     model_config = _STRICT
@@ -466,7 +467,7 @@ def default_phases() -> tuple[WeeklyPhase, ...]:
     )
 
 
-class RolloutSpec(KnownKeys):
+class RolloutSpec(_RangesSaid):
     """One rollout: the image to ship and the policy to ship it with."""
 
     model_config = _STRICT
@@ -525,36 +526,19 @@ class RolloutSpec(KnownKeys):
         description="after 100%: how long to watch before decommissioning the old service (at most 90 days)",
     )
 
-    _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _verify_bound = _at_most("verify_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                              "it bounds how long a weight read-back may take")
     # A new target is "initial" until it passes the target group's healthy threshold of checks
     # (AWS's defaults: 5 checks 30 s apart) after its task is RUNNING, which is all the ECS wait
     # waits for: this wait is minutes where a weight read-back is seconds.
-    _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _healthy_bound = _at_most("healthy_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                               "it bounds how long a scaled-up service's targets may take to become healthy")
     # A large image on Fargate can take minutes to pull and start: a scale-up that outlasts a
     # fixed wait failed the run, and its hook rolled a healthy rollout back.
-    _scale_bound = _at_most("scale_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS, "an hour",
+    _scale_bound = _at_most("scale_timeout_seconds", MAX_VERIFY_TIMEOUT_SECONDS,
                             "it bounds how long ECS may take to start the canary's new tasks")
-    _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS, "90 days",
+    _monitor_bound = _at_most("monitor_seconds", MAX_MONITOR_SECONDS,
                               "watch for longer with your own alarms after the window")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _ranges_said(cls, data: Any, handler):
-        # Once, around the whole spec, each error located from the spec down (stages.0.bake_seconds)
-        # to find its field's range. A part's own words (a stage's) would be rebuilt from their type
-        # whenever the spec around the part rebuilds its errors (an unknown key). Defined after
-        # KnownKeys' own validator, this one wraps it and sees the errors it rebuilt.
-        def rebuilt(errors: list[dict]) -> list[dict] | None:
-            said = [_range_said(cls, error) for error in errors]
-            if not any(said):
-                return None
-            # Every error rebuilt with its message: rebuilt from its type alone, one pydantic has
-            # words for would lose the spec's own (an unknown key's "did you mean 'alpha'?").
-            return [{**error, "type": PydanticCustomError(error["type"], new or error["msg"])}
-                    for error, new in zip(errors, said)]
-        return validated_rebuilding(handler, data, rebuilt)
 
     @field_validator("image")
     @classmethod

@@ -682,8 +682,10 @@ class StageEvidence:
         if not any(e.intervals_used for e in self.metrics):
             if self.canary_seen and not self.canary_requests:
                 why = "the canary served no requests"
-            elif m.reference is not None:
-                why = "no interval had canary requests"
+            elif not self.canary_seen and (m.reference is not None or self.baseline_seen):
+                # As the stage table reads it ("no data"): the load balancer publishes no count
+                # for a minute without requests, and "no canary requests" read as a count of 0.
+                why = "no period had a canary request count (no data, not 0 requests)"
             elif self.baseline_seen and not self.baseline_served:
                 # A stage at 100 % replayed in two-sample mode (the flows judge that one against
                 # the SLO): its baseline's counts are there, and all 0.

@@ -47,12 +47,11 @@ class ThresholdJudge:
             return Verdict(phase=Phase.RUNNING, reason=f"{canary_rate(canary.errors, canary.requests)}{yet}; baking",
                            **common)
         if canary.requests < self.analysis.min_requests:
-            return Verdict(
-                phase=Phase.INCONCLUSIVE,
-                reason=f"only {canary.requests:,} canary requests by the end of the stage "
-                f"(need {self.analysis.min_requests:,})",
-                **common,
-            )
+            # No count in any period reads "no data" in the stage table, not a count of 0.
+            counted = (f"only {canary.requests:,} canary requests by the end of the stage (need "
+                       if observation.counted("canary") is not None else
+                       "no period had a canary request count by the end of the stage (no data, not 0 requests; need ")
+            return Verdict(phase=Phase.INCONCLUSIVE, reason=f"{counted}{self.analysis.min_requests:,})", **common)
         return Verdict(
             phase=Phase.SUCCESSFUL,
             reason=f"canary error rate {rate_beside(rate, limit)} ({canary.errors:,}/{canary.requests:,}) stayed within {setting_percent(limit)}",

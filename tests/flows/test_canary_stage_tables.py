@@ -12,6 +12,16 @@ from tests.flows.fake_env import fake_environment
 from tests.flows.test_artifacts import IMAGE, run_artifacts
 
 
+def run_artifact_descriptions(state) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return {a.key: a.description or "" for a in found}
+
+
 @flow
 def canary_failing_at_its_pause(env, spec):
     from flows.canary import run_canary
@@ -32,6 +42,9 @@ def test_a_canary_run_that_fails_mid_rollout_keeps_the_tables_of_the_stages_it_j
     table = artifacts.get(artifact_key(env.targets.canary_service, "stage-5"))
     assert table is not None, f"the failed canary run left no table of its 5% stage: {sorted(artifacts)}"
     assert "95/5" in table and "successful" in table and "passed" in table
+    # Its columns are keyed "canary p99 ms" for whoever reads them; its description says what that is.
+    described = run_artifact_descriptions(state)[artifact_key(env.targets.canary_service, "stage-5")]
+    assert "worst" in described and "not a p99 over" in described, described
     assert artifact_key(env.targets.canary_service, "stage-100") not in artifacts  # never judged
 
 

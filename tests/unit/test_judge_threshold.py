@@ -40,7 +40,11 @@ THRESHOLD_CASES = [
     ("healthy at the end passes", [(600, 1), (600, 0)], True, Phase.SUCCESSFUL, "0.083% (1/1,200)"),
     ("too few requests at the end is inconclusive", [(20, 0), (20, 0)], True, Phase.INCONCLUSIVE,
      "only 40 canary requests"),
-    ("no canary traffic at the end is inconclusive", [], True, Phase.INCONCLUSIVE, "only 0 canary requests"),
+    ("counted zero canary traffic at the end is inconclusive", [(0, 0), (0, 0)], True, Phase.INCONCLUSIVE,
+     "only 0 canary requests"),
+    # The stage table reads "no data" for it: "only 0 canary requests" beside it was a count nobody made.
+    ("no canary count at the end is inconclusive", [], True, Phase.INCONCLUSIVE,
+     "no period had a canary request count by the end of the stage (no data, not 0 requests; need 50)"),
 ]
 
 
@@ -51,6 +55,13 @@ def test_threshold_judge(name, canary, stage_over, phase, fragment):
     assert fragment in verdict.reason
     assert verdict.metric == "error_rate"
     assert verdict.canary_requests == sum(r for r, _ in canary)
+
+
+def test_threshold_judge_says_no_data_for_a_canary_no_period_counted_as_the_stage_table_does():
+    quiet = [Interval(t=60.0 * i, baseline=VersionSample(requests=1140)) for i in (1, 2, 3)]
+    verdict = ThresholdJudge(THRESHOLD, GUARDRAILS).evaluate(quiet, stage_over=True)
+    assert verdict.phase is Phase.INCONCLUSIVE and "0 canary requests" not in verdict.reason, verdict.reason
+    assert "no period had a canary request count" in verdict.reason, verdict.reason
 
 
 def test_threshold_judge_ignores_missing_canary_samples():

@@ -18,7 +18,7 @@ def _report(decision: str, reason: str = "canary errors 0/600 vs baseline 1/1140
 def test_a_line_break_in_a_cell_does_not_break_the_table():
     """An approver's name typed in the Resume form's text area may end with Enter."""
     table = markdown_table([_report("accepted by alice\n")])
-    lines = table.splitlines()
+    lines = table.split("\n\n")[0].splitlines()  # the table, without the legend under it
     assert len(lines) == 3, table
     assert "| accepted by alice | canary errors 0/600 vs baseline 1/11400 |" in lines[2], table
 
@@ -131,7 +131,7 @@ def test_a_version_no_counted_period_had_a_request_count_for_reads_no_data():
     def row(observation: Observation | None) -> list[str]:
         report = StageReport.counting(
             observation, stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
-            verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="only 0 canary requests"), decision="hold")
+            verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="no period had a canary request count"), decision="hold")
         return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
 
     served = VersionSample(requests=1140, errors=2, latency_p99_ms=480)
@@ -154,3 +154,15 @@ def test_a_version_said_to_have_no_data_cannot_carry_a_sample():
 
     with pytest.raises(ValidationError, match="canary is said to have no data"):
         StageReport.model_validate({**_report("hold").model_dump(), "no_data": ("canary",)})
+
+
+def test_the_p99_columns_say_they_are_the_worst_periods_p99_not_the_stages():
+    """A stage's p99 cell is the highest of its periods' p99s (a p99 over the whole stage cannot
+    be had from CloudWatch's per-period figures), and the table said only "p99 ms": a p99 of
+    1,480 ms in one slow minute read as the stage's p99. The artifact's column keys stay."""
+    from rollway.report import HEADERS
+
+    table = markdown_table([_report("accepted by alice")])
+    legend = table.split("\n\n")[-1]
+    assert not legend.startswith("|") and "worst" in legend and "not a p99 over" in legend, table
+    assert ("base p99 ms", "canary p99 ms") == (HEADERS[5], HEADERS[9])

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from blocks.targets import RollwayTargets
 from flows.canary import canary
-from rollway.spec import RolloutSpec, Stage, WeeklyPhase
+from rollway.spec import Analysis, Approvals, RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 IMG = "webordinary/edit-container:2.0.0"
@@ -244,6 +244,24 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     assert monitor.validate_parameters({"spec": {"image": IMG}, "window_seconds": 90 * DAY})["window_seconds"] == 90 * DAY
 
 
+@pytest.mark.parametrize("parameters,message", [
+    ({"lease_wall_seconds": 0}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 0"),
+    ({"lease_wall_seconds": 1e6}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 1e+06"),
+    ({"lease_wall_seconds": float("nan")}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not nan"),
+    ({"approval_poll_seconds": 3600}, "approval_poll_seconds must be over 0 and at most 300, not 3600"),
+    # :g's six digits made 2592001.0 read "2.592e+06", a round figure nobody gave.
+    ({"lease_wall_seconds": 2592001.0}, "lease_wall_seconds must be over 0 and at most a day (86400 s), not 2592001"),
+])
+def test_a_flow_parameter_out_of_range_is_refused_in_the_specs_words(parameters, message):
+    """pydantic's "Input should be less than or equal to 86400" named no range, where a spec's
+    number out of range is refused with its whole range and the value given."""
+    from flows.progressive import progressive_rollout
+
+    with pytest.raises(ParameterTypeError) as refused:
+        progressive_rollout.validate_parameters({"spec": {"image": IMG}, **parameters})
+    assert message in str(refused.value) and "Input should" not in str(refused.value), str(refused.value)
+
+
 # -- numbers outside a field's range -------------------------------------------------------------
 
 @pytest.mark.parametrize("spec,where,message", [
@@ -253,11 +271,15 @@ def test_a_monitor_window_too_long_to_watch_is_a_parameter_error_naming_the_maxi
     ({"stages": [{"weight": 0}, {"weight": 100}]}, "stages.0.weight",
      "weight must be at least 1 and at most 100, not 0"),
     ({"stages": [{"weight": 5, "bake_seconds": -5}, {"weight": 100}]}, "stages.0.bake_seconds",
-     "bake_seconds must be over 0 and at most 2.592e+06, not -5"),
+     "bake_seconds must be over 0 and at most 30 days (2592000 s), not -5"),
     ({"guardrails": {"canary_error_rate": 1.5}}, "guardrails.canary_error_rate",
      "canary_error_rate must be over 0 and at most 1, not 1.5"),
     ({"approvals": {"timeout_seconds": 0}}, "approvals.timeout_seconds",
-     "timeout_seconds must be over 0 and at most 2.592e+06, not 0"),
+     "timeout_seconds must be over 0 and at most 30 days (2592000 s), not 0"),
+    # A seconds bound of whole hours is said as a duration, as the spec's own limits are; one under
+    # an hour in seconds.
+    ({"analysis": {"interval_seconds": 0}}, "analysis.interval_seconds",
+     "interval_seconds must be at least 60 and at most a day (86400 s), not 0"),
 ])
 def test_a_number_out_of_range_is_refused_naming_the_field_and_its_range(spec, where, message):
     """pydantic said only the bound crossed ("Input should be less than 0.5"): neither which
@@ -266,6 +288,19 @@ def test_a_number_out_of_range_is_refused_naming_the_field_and_its_range(spec, w
     with pytest.raises(ValidationError) as refused:
         RolloutSpec.model_validate({"image": IMG, **spec})
     assert "Input should" not in str(refused.value)
+
+
+@pytest.mark.parametrize("part,given,message", [
+    (Stage, {"weight": 0}, "weight must be at least 1 and at most 100, not 0"),
+    (Approvals, {"timeout_seconds": 0}, "timeout_seconds must be over 0 and at most 30 days (2592000 s), not 0"),
+    (Analysis, {"alpha": 0.7, "alhpa": 0.05}, "alpha must be at least 1e-09 and under 0.5, not 0.7"),
+])
+def test_a_part_of_a_spec_built_alone_refuses_a_number_out_of_range_as_the_spec_does(part, given, message):
+    """A stage or the analysis built on its own (a default, the demo, a replay's) said pydantic's
+    "Input should be greater than or equal to 1" where the same value in a spec named the range."""
+    with pytest.raises(ValidationError) as refused:
+        part.model_validate(given)
+    assert message in str(refused.value) and "Input should" not in str(refused.value), str(refused.value)
 
 
 def test_a_number_out_of_range_beside_a_misspelt_key_keeps_both_refusals_words():
