@@ -517,6 +517,7 @@ def execute_rollback(
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
         f"(read back from the load balancer: {weights}).\n"
+        + _moved_from_line(read.weights, target, t.stable_service)
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
            if read.dropped else "")
         + f"{canary_line}\n"
@@ -621,6 +622,22 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:
+    """The page's line on how much of the traffic the canary took when the rollback first read the
+    load balancer (``before``), which on-call asks right after which version users get now: the
+    page gave only the weights read back, and a rollback run again after one that had moved the
+    traffic and died read as if it had just moved users off the canary. Empty when not read (a
+    rule that forwarded to a third group, or with weight 0 to both: the rollback's log says so)."""
+    if before is None:
+        return ""
+    if before == target:
+        # Of this run alone: one that moved the traffic may have died before recording its end.
+        return (f"All of the traffic was on {stable} already when this rollback first read the load balancer "
+                f"({before} stable/canary): it moved none of it.\n")
+    return (f"Before the rollback moved it, the canary took {before.canary}% of the traffic ({before} "
+            "stable/canary, read from the load balancer).\n")
 
 
 def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:

@@ -422,3 +422,28 @@ def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_
             "(read back from the load balancer: 100/0).") in page, page
     assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
     assert "`rollway status`" in page, page
+
+
+def test_the_rollback_page_says_how_much_of_the_traffic_the_canary_took_before_it_moved(monkeypatch):
+    # On-call's second question, after which version users get now: how many users were on the one
+    # rolled back. The page said only the weights read back (100/0); what the rollback moved the
+    # traffic from went to the ledger and the incident report alone.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.router.weights = Weights.canary_at(25)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert ("Before the rollback moved it, the canary took 25% of the traffic (75/25 stable/canary, read from the "
+            "load balancer).") in page, page
+
+
+def test_a_rollback_that_found_the_traffic_on_stable_already_pages_that_the_canary_took_none(monkeypatch):
+    # A rollback run again after one that moved the traffic and died before recording its end:
+    # "back at 100%" alone read as if this run had just moved users off the canary.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.router.weights = Weights(stable=100, canary=0)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert (f"All of the traffic was on {env.targets.stable_service} already when this rollback first read the "
+            "load balancer (100/0 stable/canary): it moved none of it.") in page, page
+    assert "the canary took" not in page.lower(), page
+
