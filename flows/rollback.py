@@ -416,12 +416,6 @@ def execute_rollback(
                         "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
                         "not recorded", t.stable_service, t.canary_service, t.stable_service)
         steps.append(f"weights {weights} verified")
-        # A decommission racing this rollback may have scaled the stable service down since the
-        # check above; it carries all the traffic now, so look again (the monitor looks too).
-        after = ecs.describe_service(env.deployer, t.stable_service)
-        if after.desired < needed:
-            scale_stable(f"it was scaled to {after.desired} during the rollback")
-            scaled = True
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
@@ -445,6 +439,30 @@ def execute_rollback(
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
         raise TrafficMoveFailed(steps, err, moved) from err
+    # The traffic is back: from here on a failing step must not stop the ones after it. Each
+    # failure is noted, told in the notification, and fails the run at the end.
+    failed_steps: list[str] = []
+    stable_line = ""
+    try:
+        # A decommission racing this rollback may have scaled the stable service down since the
+        # check above; it carries all the traffic now, so look again (the monitor looks too).
+        after = ecs.describe_service(env.deployer, t.stable_service)
+        if after.desired < needed:
+            scale_stable(f"it was scaled to {after.desired} during the rollback")
+            scaled = True
+    except LedgerError:
+        raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
+    except Exception as caught:  # noqa: BLE001 - reported, and the run fails below
+        # Failing here stopped the rollback with the traffic back: the canary kept its tasks, the
+        # flags stayed on, and the page said "Rollback FAILED", which means the traffic is not back.
+        err = rollout_said(caught, t)
+        if traffic_only:
+            raise TrafficMoveFailed(steps, err, moved) from caught
+        log.error("could not make sure %s still runs %s tasks now that it takes all the traffic: %s",
+                  t.stable_service, needed, err)
+        failed_steps.append(f"make sure {t.stable_service} still runs {needed} tasks ({err})")
+        stable_line = (f"Making sure {t.stable_service} still runs the {needed} tasks it needs for all the traffic "
+                       f"FAILED ({err}): check its desired count.\n")
     if traffic_only:
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
@@ -456,9 +474,6 @@ def execute_rollback(
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
         )
 
-    # The traffic is back: from here on a failing step must not stop the ones after it. Each
-    # failure is noted, told in the notification, and fails the run at the end.
-    failed_steps: list[str] = []
     how = None  # what a person does to finish, when running the rollback again cannot
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
@@ -518,6 +533,7 @@ def execute_rollback(
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
         f"(read back from the load balancer: {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
+        + stable_line
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
            if read.dropped else "")
         + f"{canary_line}\n"

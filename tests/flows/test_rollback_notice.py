@@ -447,3 +447,32 @@ def test_a_rollback_that_found_the_traffic_on_stable_already_pages_that_the_cana
             "load balancer (100/0 stable/canary): it moved none of it.") in page, page
     assert "the canary took" not in page.lower(), page
 
+
+def test_a_look_at_stable_failing_once_the_traffic_is_back_still_retires_the_canary_and_pages_the_rollback(
+        monkeypatch):
+    # The rollback looks at the stable service again once it carries all the traffic (a decommission
+    # may have raced it). That look failing (DescribeServices throttled past its retries) stopped the
+    # rollback there: the canary kept its tasks and its revision, the bound flags stayed on, and people
+    # got a "Rollback FAILED" page, which the README says means the traffic is NOT back.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    stable, canary = env.targets.stable_service, env.targets.canary_service
+    real_describe = env.deployer.describe
+
+    def throttled_once_the_traffic_moved(service):
+        if service == stable and env.router.weights == Weights(stable=100, canary=0):
+            raise RuntimeError("Rate exceeded")
+        return real_describe(service)
+
+    monkeypatch.setattr(env.deployer, "describe", throttled_once_the_traffic_moved)
+    with pytest.raises(RollbackIncomplete, match="Rate exceeded") as failed:
+        rollback(reason="abort", actor="erin")
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[canary].desired == 0, "the canary kept its tasks"
+    (subject, page), = env.notifier.messages
+    assert subject == f"Rollback: {canary}", subject
+    assert "Rate exceeded" in page and f"Traffic is back at 100% on {stable}" in page, page
+    assert any("Rate exceeded" in step for step in failed.value.failed_steps), failed.value.failed_steps
+    record = env.ledger.get(canary)
+    assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it
+    stopped = record.last_transition("rollback-stopped")
+    assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
