@@ -406,6 +406,9 @@ def execute_rollback(
         # rolled back come first, and the group is dropped from the rule, said and recorded.
         weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
                                          dropping=True)
+        # When users got off the version rolled back, for the page: read later (forwarded, a chat
+        # digest), it gave no time at all to set the canary's logs and metrics against.
+        back_at = env.wall()
         if read.dropped is not None:
             log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
                         "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
@@ -531,7 +534,7 @@ def execute_rollback(
         + f"Why: {reason}\nRequested by: {actor}\n\n"
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
-        f"(read back from the load balancer: {weights}).\n"
+        f"(read back from the load balancer at {wall_utc(back_at)}: {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
         + stable_line
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"

@@ -16,7 +16,7 @@ import pytest
 from flows.rollback import RollbackIncomplete, rollback
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeLedger
-from rollway.ledger import LedgerError, Transition, utc
+from rollway.ledger import LedgerError, Transition, utc, wall_utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
@@ -419,7 +419,7 @@ def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_
     (_, page), = env.notifier.messages
     stable = env.deployer.services[env.targets.stable_service].task_definition
     assert (f"Traffic is back at 100% on {env.targets.stable_service}, which runs {stable} "
-            "(read back from the load balancer: 100/0).") in page, page
+            f"(read back from the load balancer at {wall_utc(env.wall())}: 100/0).") in page, page
     assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
     assert "`rollway status`" in page, page
 
@@ -476,3 +476,13 @@ def test_a_look_at_stable_failing_once_the_traffic_is_back_still_retires_the_can
     assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it
     stopped = record.last_transition("rollback-stopped")
     assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
+
+
+def test_the_rollback_page_says_when_the_traffic_was_read_back_on_stable(monkeypatch):
+    # A page read later (forwarded, an SMS, a chat channel's digest) gave no time at all: when users
+    # got off the version rolled back is what on-call sets the canary's logs and metrics against.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.wall = lambda: 1_800_000_000.0
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert (f"(read back from the load balancer at {wall_utc(1_800_000_000.0)}: 100/0).") in page, page
