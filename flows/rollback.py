@@ -406,6 +406,9 @@ def execute_rollback(
         # rolled back come first, and the group is dropped from the rule, said and recorded.
         weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
                                          dropping=True)
+        # When users got off the version rolled back, for the page: read later (forwarded, a chat
+        # digest), it gave no time at all to set the canary's logs and metrics against.
+        back_at = env.wall()
         if read.dropped is not None:
             log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
                         "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
@@ -416,12 +419,6 @@ def execute_rollback(
                         "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
                         "not recorded", t.stable_service, t.canary_service, t.stable_service)
         steps.append(f"weights {weights} verified")
-        # A decommission racing this rollback may have scaled the stable service down since the
-        # check above; it carries all the traffic now, so look again (the monitor looks too).
-        after = ecs.describe_service(env.deployer, t.stable_service)
-        if after.desired < needed:
-            scale_stable(f"it was scaled to {after.desired} during the rollback")
-            scaled = True
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
@@ -445,6 +442,30 @@ def execute_rollback(
         # The caller's error says what was done (stable scaled, the traffic read back) as well as
         # what failed: a person finding stable at more tasks knows which run did it.
         raise TrafficMoveFailed(steps, err, moved) from err
+    # The traffic is back: from here on a failing step must not stop the ones after it. Each
+    # failure is noted, told in the notification, and fails the run at the end.
+    failed_steps: list[str] = []
+    stable_line = ""
+    try:
+        # A decommission racing this rollback may have scaled the stable service down since the
+        # check above; it carries all the traffic now, so look again (the monitor looks too).
+        after = ecs.describe_service(env.deployer, t.stable_service)
+        if after.desired < needed:
+            scale_stable(f"it was scaled to {after.desired} during the rollback")
+            scaled = True
+    except LedgerError:
+        raise  # this rollback lost its claim, or its rollout is no longer the newest: it stops here
+    except Exception as caught:  # noqa: BLE001 - reported, and the run fails below
+        # Failing here stopped the rollback with the traffic back: the canary kept its tasks, the
+        # flags stayed on, and the page said "Rollback FAILED", which means the traffic is not back.
+        err = rollout_said(caught, t)
+        if traffic_only:
+            raise TrafficMoveFailed(steps, err, moved) from caught
+        log.error("could not make sure %s still runs %s tasks now that it takes all the traffic: %s",
+                  t.stable_service, needed, err)
+        failed_steps.append(f"make sure {t.stable_service} still runs {needed} tasks ({err})")
+        stable_line = (f"Making sure {t.stable_service} still runs the {needed} tasks it needs for all the traffic "
+                       f"FAILED ({err}): check its desired count.\n")
     if traffic_only:
         log.warning("the traffic is back on %s (%s); leaving %s and the flags to the rollback that holds the claim",
                     t.stable_service, weights, t.canary_service)
@@ -456,9 +477,6 @@ def execute_rollback(
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
         )
 
-    # The traffic is back: from here on a failing step must not stop the ones after it. Each
-    # failure is noted, told in the notification, and fails the run at the end.
-    failed_steps: list[str] = []
     how = None  # what a person does to finish, when running the rollback again cannot
     still_holds(f"scale {t.canary_service} to 0 on {restore}")
     try:
@@ -516,7 +534,9 @@ def execute_rollback(
         + f"Why: {reason}\nRequested by: {actor}\n\n"
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
-        f"(read back from the load balancer: {weights}).\n"
+        f"(read back from the load balancer at {wall_utc(back_at)}: {weights}).\n"
+        + _moved_from_line(read.weights, target, t.stable_service)
+        + stable_line
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
            if read.dropped else "")
         + f"{canary_line}\n"
@@ -621,6 +641,22 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:
+    """The page's line on how much of the traffic the canary took when the rollback first read the
+    load balancer (``before``), which on-call asks right after which version users get now: the
+    page gave only the weights read back, and a rollback run again after one that had moved the
+    traffic and died read as if it had just moved users off the canary. Empty when not read (a
+    rule that forwarded to a third group, or with weight 0 to both: the rollback's log says so)."""
+    if before is None:
+        return ""
+    if before == target:
+        # Of this run alone: one that moved the traffic may have died before recording its end.
+        return (f"All of the traffic was on {stable} already when this rollback first read the load balancer "
+                f"({before} stable/canary): it moved none of it.\n")
+    return (f"Before the rollback moved it, the canary took {before.canary}% of the traffic ({before} "
+            "stable/canary, read from the load balancer).\n")
 
 
 def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:

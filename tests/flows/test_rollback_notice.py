@@ -16,7 +16,7 @@ import pytest
 from flows.rollback import RollbackIncomplete, rollback
 from rollway.aws.errors import TargetNotFound
 from rollway.fakes import FakeLedger
-from rollway.ledger import LedgerError, Transition, utc
+from rollway.ledger import LedgerError, Transition, utc, wall_utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
@@ -419,6 +419,70 @@ def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_
     (_, page), = env.notifier.messages
     stable = env.deployer.services[env.targets.stable_service].task_definition
     assert (f"Traffic is back at 100% on {env.targets.stable_service}, which runs {stable} "
-            "(read back from the load balancer: 100/0).") in page, page
+            f"(read back from the load balancer at {wall_utc(env.wall())}: 100/0).") in page, page
     assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
     assert "`rollway status`" in page, page
+
+
+def test_the_rollback_page_says_how_much_of_the_traffic_the_canary_took_before_it_moved(monkeypatch):
+    # On-call's second question, after which version users get now: how many users were on the one
+    # rolled back. The page said only the weights read back (100/0); what the rollback moved the
+    # traffic from went to the ledger and the incident report alone.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.router.weights = Weights.canary_at(25)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert ("Before the rollback moved it, the canary took 25% of the traffic (75/25 stable/canary, read from the "
+            "load balancer).") in page, page
+
+
+def test_a_rollback_that_found_the_traffic_on_stable_already_pages_that_the_canary_took_none(monkeypatch):
+    # A rollback run again after one that moved the traffic and died before recording its end:
+    # "back at 100%" alone read as if this run had just moved users off the canary.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.router.weights = Weights(stable=100, canary=0)
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert (f"All of the traffic was on {env.targets.stable_service} already when this rollback first read the "
+            "load balancer (100/0 stable/canary): it moved none of it.") in page, page
+    assert "the canary took" not in page.lower(), page
+
+
+def test_a_look_at_stable_failing_once_the_traffic_is_back_still_retires_the_canary_and_pages_the_rollback(
+        monkeypatch):
+    # The rollback looks at the stable service again once it carries all the traffic (a decommission
+    # may have raced it). That look failing (DescribeServices throttled past its retries) stopped the
+    # rollback there: the canary kept its tasks and its revision, the bound flags stayed on, and people
+    # got a "Rollback FAILED" page, which the README says means the traffic is NOT back.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    stable, canary = env.targets.stable_service, env.targets.canary_service
+    real_describe = env.deployer.describe
+
+    def throttled_once_the_traffic_moved(service):
+        if service == stable and env.router.weights == Weights(stable=100, canary=0):
+            raise RuntimeError("Rate exceeded")
+        return real_describe(service)
+
+    monkeypatch.setattr(env.deployer, "describe", throttled_once_the_traffic_moved)
+    with pytest.raises(RollbackIncomplete, match="Rate exceeded") as failed:
+        rollback(reason="abort", actor="erin")
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[canary].desired == 0, "the canary kept its tasks"
+    (subject, page), = env.notifier.messages
+    assert subject == f"Rollback: {canary}", subject
+    assert "Rate exceeded" in page and f"Traffic is back at 100% on {stable}" in page, page
+    assert any("Rate exceeded" in step for step in failed.value.failed_steps), failed.value.failed_steps
+    record = env.ledger.get(canary)
+    assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it
+    stopped = record.last_transition("rollback-stopped")
+    assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
+
+
+def test_the_rollback_page_says_when_the_traffic_was_read_back_on_stable(monkeypatch):
+    # A page read later (forwarded, an SMS, a chat channel's digest) gave no time at all: when users
+    # got off the version rolled back is what on-call sets the canary's logs and metrics against.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.wall = lambda: 1_800_000_000.0
+    rollback(reason="abort", actor="erin")
+    (_, page), = env.notifier.messages
+    assert (f"(read back from the load balancer at {wall_utc(1_800_000_000.0)}: 100/0).") in page, page
