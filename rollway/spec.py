@@ -2,7 +2,8 @@
 
 Everything here is checked before any AWS call: a spec that constructs is one the flows can
 run. Defaults follow Webordinary's plan (stages 5, 25, 50, 75, 100; approvals before 25% and
-100%; week 1 at 5%, week 2 at 25% then 50%, week 3 at 100% and decommission).
+100%; week 1 at 5%, week 2 at 25% then 50%, week 3 at 75% then 100% and decommission: the 75 % stage
+of the default stages has to fall in some week, and the plan's third week is the one that reaches 100 %).
 """
 
 from __future__ import annotations
