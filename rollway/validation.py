@@ -603,7 +603,10 @@ def http_reach(serving: Mapping[str, int]) -> str:
     if not carrying:
         return f"{sent}; which service they reached is not known (the load balancer's weights were not read)."
     if len(carrying) == 1:
-        return f"{sent}: through the load balancer's rule, every one reached {carrying[0]}, which carries all the traffic."
+        return (f"{sent}: any that went through the load balancer's rule reached {carrying[0]}, which carries all the "
+                "traffic.")
     split = "/".join(str(share) for share in serving.values())
-    return (f"{sent}: through the load balancer's rule at {split}, each reached {' or '.join(carrying)}, which one is "
-            "not known; the targets check reads each one's target group on its own.")
+    # Said of the requests through the rule only: a URL that does not go through it (a service's own
+    # address) reached what it names, whatever the weights.
+    return (f"{sent}: each that went through the load balancer's rule at {split} reached {' or '.join(carrying)}, "
+            "which one is not known; the targets check reads each one's target group on its own.")

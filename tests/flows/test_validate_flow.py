@@ -214,7 +214,7 @@ def test_a_service_carrying_traffic_without_a_healthy_target_fails_the_run(aws, 
     text = artifact_of(state)
     assert "| targets | failed |" in text and f"{stable} carries 75% of the traffic with 2 healthy" in text, text
     # What the HTTP checks stood on is said: either service, which one not known.
-    assert (f"through the load balancer's rule at 75/25, each reached {stable} or {canary}, which one is not "
+    assert (f"each that went through the load balancer's rule at 75/25 reached {stable} or {canary}, which one is not "
             "known") in text, text
 
 
