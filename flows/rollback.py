@@ -218,34 +218,30 @@ def _next_steps(rollout: str | None) -> str:
 
 
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
-                      weights: Weights | None, rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
+                      rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
     healthy targets, the load balancer refused the write): the rollback's own page comes only once
     the traffic is back, so without this one nobody heard that users are still on the version being
     rolled back. ``again``: how to run the rollback again (``_run_again``). A failure to page is
     logged; the rollback's own error is raised either way.
 
-    Returns the weights the page names (``weights``, or those read when the traffic did not move;
-    None: not read), for the ledger's record of the stopped rollback: what users get until it is
-    run again.
+    Returns the weights the page names (read when the traffic did not move; None: not read), for
+    the ledger's record of the stopped rollback: what users get until it is run again.
 
     The weights it names are read once, within ``verify_seconds`` (the rollback's verify timeout),
     and not at all after a read-back the load balancer did not answer: read on the run's clients
     and retried, that read held the page for minutes past the bound the verification ended at."""
     log = get_run_logger()
     t = env.targets
-    if weights is not None:
-        where = (f"The traffic is back on {t.stable_service} ({weights}, stable/canary, read back), but the step "
-                 f"after failed")
-    else:
-        try:
-            if isinstance(err, ReadBackUnanswered):
-                raise err
-            weights = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
-            holds = f"the load balancer holds {weights} (stable/canary), read back"
-        except Exception as read_err:  # noqa: BLE001 - the page still says what is known
-            holds = f"the load balancer could not be read back ({read_err})"
-        where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
+    weights = None
+    try:
+        if isinstance(err, ReadBackUnanswered):
+            raise err
+        weights = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
+        holds = f"the load balancer holds {weights} (stable/canary), read back"
+    except Exception as read_err:  # noqa: BLE001 - the page still says what is known
+        holds = f"the load balancer could not be read back ({read_err})"
+    where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
         rolled_back + f"{where}: {err}",
@@ -371,7 +367,6 @@ def execute_rollback(
     # weights the traffic is moved from, recorded with the rollback's entries. A read of its own cost
     # users on the canary one more call before their move.
     read = FirstRead()
-    moved: Weights | None = None  # once read back on stable: a failure after it says the traffic is back
     ran: str | None = None  # the version taken out, for the pages, once the canary is read
 
     def version() -> str:
@@ -404,21 +399,8 @@ def execute_rollback(
         # did not land, or a throttle, is sent again: users stay on the canary until this lands.
         # Over a rule that has come to forward to a third group as well: users off the version
         # rolled back come first, and the group is dropped from the rule, said and recorded.
-        weights = moved = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
-                                         dropping=True)
-        # When users got off the version rolled back, for the page: read later (forwarded, a chat
-        # digest), it gave no time at all to set the canary's logs and metrics against.
-        back_at = env.wall()
-        if read.dropped is not None:
-            log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
-                        "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
-                        "from is not recorded", t.stable_service, read.dropped)
-            steps.append(f"dropped {read.dropped}")
-        elif read.made and read.weights is None:
-            log.warning("the load balancer's rule forwarded with weight 0 to both %s's and %s's target groups when "
-                        "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
-                        "not recorded", t.stable_service, t.canary_service, t.stable_service)
-        steps.append(f"weights {weights} verified")
+        weights = set_and_verify(env, target, verify_timeout_seconds, tries=ROLLBACK_WRITE_TRIES, first=read,
+                                 dropping=True)
     except (LedgerError, RollbackRefused):
         raise
     except Exception as caught:
@@ -429,19 +411,33 @@ def execute_rollback(
             err.__cause__ = caught  # AWS's own error stays on the chain, under the traffic-only move's too
         if not traffic_only:
             if notify and (guard is None or guard.stop_before(steps, "page people") is None):
-                held = _page_failed_move(env, reason, actor, steps, err, moved, version(),
+                held = _page_failed_move(env, reason, actor, steps, err, version(),
                                          _run_again(bindings, ledgered), verify_timeout_seconds)
                 left = [f"scale {t.canary_service} to 0 and restore its task definition"]
                 left += ["disable the bound feature flags"] if bindings else []
                 _record_stopped(env, rollout if ledgered else None, actor, steps, held, ledger_failure, [
-                    f"{'the step after the traffic moved' if moved else f'move the traffic to {t.stable_service}'} "
-                    f"({err})", *left, "notify people that the rollback is done"], moved_from=_moved_from(read, held))
+                    f"move the traffic to {t.stable_service} ({err})", *left, "notify people that the rollback is done"],
+                    moved_from=_moved_from(read, held))
             if err is caught:
                 raise
             raise err
-        # The caller's error says what was done (stable scaled, the traffic read back) as well as
-        # what failed: a person finding stable at more tasks knows which run did it.
-        raise TrafficMoveFailed(steps, err, moved) from err
+        # The caller's error says what was done (stable scaled) as well as what failed: a person
+        # finding stable at more tasks knows which run did it. The traffic was not read back on
+        # stable: everything after that is outside this ``try``.
+        raise TrafficMoveFailed(steps, err, None) from err
+    # When users got off the version rolled back, for the page: read later (forwarded, a chat
+    # digest), it gave no time at all to set the canary's logs and metrics against.
+    back_at = env.wall()
+    if read.dropped is not None:
+        log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
+                    "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
+                    "from is not recorded", t.stable_service, read.dropped)
+        steps.append(f"dropped {read.dropped}")
+    elif read.made and read.weights is None:
+        log.warning("the load balancer's rule forwarded with weight 0 to both %s's and %s's target groups when "
+                    "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
+                    "not recorded", t.stable_service, t.canary_service, t.stable_service)
+    steps.append(f"weights {weights} verified")
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
     failed_steps: list[str] = []
@@ -460,7 +456,7 @@ def execute_rollback(
         # flags stayed on, and the page said "Rollback FAILED", which means the traffic is not back.
         err = rollout_said(caught, t)
         if traffic_only:
-            raise TrafficMoveFailed(steps, err, moved) from caught
+            raise TrafficMoveFailed(steps, err, weights) from caught
         log.error("could not make sure %s still runs %s tasks now that it takes all the traffic: %s",
                   t.stable_service, needed, err)
         failed_steps.append(f"make sure {t.stable_service} still runs {needed} tasks ({err})")
