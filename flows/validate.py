@@ -125,7 +125,10 @@ def validate_deployment(
     reads = get_client.reading(bound)
     # Read with services named in the spec too: the artifact opens with each service's share of
     # the traffic, and said "not read" for both, though only the check leaves the weights aside then.
-    serving, unread = _serving(targets, reads, bound)
+    # One router for the weights and the targets check: it caches its lookups (load balancer,
+    # listener, target groups, rule), which a second one made again.
+    router = AlbRouter(reads("elbv2"), targets)
+    serving, unread = _serving(targets, router, bound)
     # With services named in the spec, their figures alone decide the check: who carries the
     # traffic is not asked, and weights that could not be read only get a warning.
     named = bool(spec.success_rate_services)
@@ -146,7 +149,7 @@ def validate_deployment(
     if unread is not None:
         note(unchecked(TARGETS, unread))
     else:
-        note(_attempted(checks.read_targets, spec, AlbRouter(reads("elbv2"), targets), targets, serving))
+        note(_attempted(checks.read_targets, spec, router, targets, serving))
 
     versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
@@ -199,12 +202,10 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
     return tuple(lines)
 
 
-def _serving(targets: Targets, get_client: Callable[[str], Any],
-             seconds: float) -> tuple[dict[str, int], str | None]:
+def _serving(targets: Targets, router: AlbRouter, seconds: float) -> tuple[dict[str, int], str | None]:
     """Each of the two services' share of users' traffic, by the load balancer's weights (every
     one that carries some must have published a SuccessRate), or why it could not be read
     (Elastic Load Balancing not answering within ``seconds`` included)."""
-    router = AlbRouter(get_client("elbv2"), targets)
     try:
         # The adapter's call, not the retried task (see _what_ran).
         weights = answered("Elastic Load Balancing", seconds, lambda: _named(targets, router.get_weights),
