@@ -135,13 +135,11 @@ def set_flags(
     begun: list[FlagChange] = []
     try:
         updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done, begun=begun)
-    except Exception as err:
-        # The summary says it too: the changes before the one that failed were written.
-        _summary(changes, done, actor, failure=err)
-        raise
-    except BaseException as stop:  # noqa: BLE001 - cancelled (TerminationSignal) or Ctrl-C; raised again
-        # Without a summary, the key's newest artifact was an earlier run's, read as this one's,
-        # and nothing said which flags were written, or that the one in flight may have been.
+    except BaseException as stop:  # noqa: BLE001 - a failure, or cancelled (TerminationSignal) or Ctrl-C; raised again
+        # The summary says the changes before the one that failed were written. Interrupted, without
+        # one the key's newest artifact was an earlier run's, read as this one's, and nothing said
+        # which flags were written, or that the one in flight may have been (``in_flight`` is read
+        # for an interruption only: a failed change says its own error).
         _summary(changes, done, actor, failure=stop, in_flight=len(begun) > len(done))
         raise
     _summary(changes, updates, actor)
