@@ -491,6 +491,13 @@ def _window_open(record: RolloutRecord) -> str:
             "can still roll the release back")
 
 
+def window_owed(record: RolloutRecord) -> bool:
+    """Whether a promotion owes a monitoring window not recorded as closed, by its recorded spec:
+    when ``monitoring_row`` has a row to show."""
+    spec = _recorded_spec(record)
+    return spec is not None and monitoring_owed(spec, record)
+
+
 def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
                    wall: float | None = None) -> str | None:
     """Status's "monitoring" row of a promotion whose window is not recorded as closed: until when
@@ -507,7 +514,7 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)
-    if spec is None or not monitoring_owed(spec, record):
+    if spec is None or not monitoring_owed(spec, record):  # as ``window_owed``, keeping the spec read
         return None
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"

@@ -1237,10 +1237,10 @@ def status_clock(record: RolloutRecord) -> ClockSettings | None:
     ``between_phases_clock``) or while its promotion owes a monitoring window (whether it is still
     open); None otherwise. Without it, the monitoring row of a promotion in its window's first
     minute said "no run closed it ... run `progressive_rollout` again" while its run watched it."""
-    from rollway.reports import monitoring_row
+    from rollway.reports import window_owed
 
     clock = between_phases_clock(record)
-    if clock is None and monitoring_row(record, None) is not None:  # a row, so a window is owed
+    if clock is None and window_owed(record):
         clock = recorded_clock(record)
     return clock
 
