@@ -35,6 +35,14 @@ def allowed_range(field: FieldInfo, seconds: bool = False) -> str | None:
     return " and ".join(said) or None
 
 
+def range_refusal(name: str, field: FieldInfo, value: Any) -> str | None:
+    """The refusal of ``value`` outside the range of the field ``name`` (``field``): the field, its
+    whole range and the value given; None for a field with no range. A spec's model and a flow's
+    parameter both say it so."""
+    allowed = allowed_range(field, seconds=name.endswith("_seconds"))
+    return None if allowed is None else f"{name} must be {allowed}, not {as_given(value)}"
+
+
 def ranged(kind: Any, **constraints: Any) -> Any:
     """``kind`` within ``Field(**constraints)``, a number outside them refused as a spec's is
     ("lease_wall_seconds must be over 0 and at most a day (86400 s), not 0"): a flow's parameter
@@ -48,9 +56,10 @@ def ranged(kind: Any, **constraints: Any) -> Any:
             error = err.errors()[0]
             if error["type"] not in RANGE_ERRORS or info.field_name is None:
                 raise
-            name = info.field_name
-            allowed = allowed_range(field, seconds=name.endswith("_seconds"))
-            raise PydanticCustomError(error["type"], f"{name} must be {allowed}, not {as_given(value)}") from None
+            refusal = range_refusal(info.field_name, field, value)
+            if refusal is None:
+                raise
+            raise PydanticCustomError(error["type"], refusal) from None
 
     return Annotated[kind, field, WrapValidator(said)]
 

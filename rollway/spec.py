@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rollway.bounds import RANGE_ERRORS, allowed_range, as_given, bound_said
+from rollway.bounds import RANGE_ERRORS, bound_said, range_refusal
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
@@ -85,10 +85,7 @@ def _range_said(model: type[BaseModel], error: dict[str, Any]) -> str | None:
         return None
     name = str(error["loc"][0])
     field = model.model_fields.get(name)
-    allowed = allowed_range(field, seconds=name.endswith("_seconds")) if field is not None else None
-    if allowed is None:
-        return None
-    return f"{name} must be {allowed}, not {as_given(error['input'])}"
+    return range_refusal(name, field, error["input"]) if field is not None else None
 
 
 class _RangesSaid(KnownKeys):
