@@ -560,6 +560,11 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     )
 
 
+def carrying(serving: Mapping[str, int]) -> list[str]:
+    """The services ``serving`` (service -> percent of the traffic) sends some traffic to."""
+    return [svc for svc, share in serving.items() if share > 0]
+
+
 def _share(service: str, serving: Mapping[str, int]) -> str:
     return f"{service} carries {serving[service]}% of the traffic"
 
@@ -577,10 +582,10 @@ def judge_targets(serving: Mapping[str, int], healthy: Mapping[str, int], groups
     service -> healthy targets, read for each one carrying some; ``groups``: service -> its
     target group's name.
     """
-    carrying = [svc for svc, share in serving.items() if share > 0]
-    bare = [svc for svc in carrying if healthy[svc] == 0]
+    sending = carrying(serving)
+    bare = [svc for svc in sending if healthy[svc] == 0]
     served = [f"{_share(svc, serving)} with {healthy[svc]} healthy target{'s' * (healthy[svc] != 1)} in its target "
-              f"group {groups[svc]}" for svc in carrying if svc not in bare]
+              f"group {groups[svc]}" for svc in sending if svc not in bare]
     idle = [f"{svc} carries none (not read)" for svc, share in serving.items() if share <= 0]
     if bare:
         # ALB answers a group without a registered target 503 itself, and sends to every
@@ -599,14 +604,14 @@ def http_reach(serving: Mapping[str, int]) -> str:
     the traffic, or either of two, which one not known. The URLs are not matched to the rule:
     one that does not go through it reached what it names."""
     sent = "The health, session and message requests went to the spec's URLs"
-    carrying = [svc for svc, share in serving.items() if share > 0]
-    if not carrying:
+    sending = carrying(serving)
+    if not sending:
         return f"{sent}; which service they reached is not known (the load balancer's weights were not read)."
-    if len(carrying) == 1:
-        return (f"{sent}: any that went through the load balancer's rule reached {carrying[0]}, which carries all the "
+    if len(sending) == 1:
+        return (f"{sent}: any that went through the load balancer's rule reached {sending[0]}, which carries all the "
                 "traffic.")
     split = "/".join(str(share) for share in serving.values())
     # Said of the requests through the rule only: a URL that does not go through it (a service's own
     # address) reached what it names, whatever the weights.
-    return (f"{sent}: each that went through the load balancer's rule at {split} reached {' or '.join(carrying)}, "
+    return (f"{sent}: each that went through the load balancer's rule at {split} reached {' or '.join(sending)}, "
             "which one is not known; the targets check reads each one's target group on its own.")

@@ -30,8 +30,8 @@ from rollway.errors_pickle import PicklableError
 from rollway.ports import TrafficRouter
 from rollway.targets import Targets
 from rollway.validation import (
-    SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, judge_success_rate, judge_targets, minutes_read, unchecked,
-    utc_minute,
+    SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, carrying, judge_success_rate, judge_targets, minutes_read,
+    unchecked, utc_minute,
 )
 
 
@@ -120,7 +120,7 @@ def read_targets(spec: ValidationSpec, router: TrafficRouter, targets: Targets, 
     groups = {targets.stable_service: targets.stable_target_group, targets.canary_service: targets.canary_target_group}
     healthy: dict[str, int] = {}
     try:
-        for service in (svc for svc, share in serving.items() if share > 0):
+        for service in carrying(serving):
             with named_denials(ROLLOUT_POLICY, targets=targets):
                 healthy[service] = answered("Elastic Load Balancing", bound,
                                             lambda version=versions[service]: router.healthy_targets(version),
