@@ -484,7 +484,7 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
 def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], already_deployed: Sequence[str] = ()) -> None:
     """Say, in the log and the artifact, where a run interrupted during ``stack``'s deploy stands."""
     log = get_run_logger()
-    done = [r.stack for r in result.stacks if r.status == "deployed"]
+    done = _deployed(result)
     left = [r.stack for r in result.stacks if r.status == "not deployed"]
     log.error("interrupted while deploying %s: cdk was stopped, but CloudFormation may still be working on it. "
               "Deployed in this run: %s; not deployed: %s. Once %s is no longer IN_PROGRESS, run "
