@@ -423,10 +423,10 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
-        if ecr is not None and not request.register_existing:
-            # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
-            # after a build that may take many minutes.
-            credentials = _ecr_login(ecr, refs, targets)
+            elif not request.register_existing:
+                # Asked before building: a role without ecr:GetAuthorizationToken learns it now, not
+                # after a build that may take many minutes.
+                credentials = _ecr_login(ecr, refs, targets)
 
     run = _Run(refs, register=request.register_task_definition, targets=targets)
     run.built_platforms = checked_platforms
