@@ -199,22 +199,28 @@ def publish_container(
         targets_block: a saved RollwayTargets block (the ECR repository and task family); empty: Webordinary's.
         aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
     """
+    with _outcome_recorded(version):
+        request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
+                           push_latest=push_latest, register_task_definition=register_task_definition,
+                           register_existing=register_existing, git_commit=git_commit, labels=labels or {},
+                           docker_host=docker_host, docker_executable=docker_executable,
+                           docker_timeout_seconds=docker_timeout_seconds)
+    log = get_run_logger()
+    return run_publish(request, lambda: load_clients(targets_block, aws_credentials_block),
+                       open_publisher=lambda: docker_session(
+                           request.docker_executable, docker_host=request.docker_host,
+                           on_line=lambda line: log.info("docker: %s", line),
+                           timeout_seconds=request.docker_timeout_seconds))
+
+
+@contextmanager
+def _outcome_recorded(version: str) -> Iterator[_Watch]:
+    """Leave the artifact saying how a run that did not finish ended, for the block it guards:
+    refused, failed before building, stopped part-way (``_Run.step`` writes that one) or
+    interrupted (``_interrupt_recorded``)."""
     try:
         with _interrupt_recorded(version) as watch:
-            request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,
-                               push_latest=push_latest, register_task_definition=register_task_definition,
-                               register_existing=register_existing, git_commit=git_commit, labels=labels or {},
-                               docker_host=docker_host, docker_executable=docker_executable,
-                               docker_timeout_seconds=docker_timeout_seconds)
-            log = get_run_logger()
-            # docker first: loading the credentials asks AWS already (STS), and a worker without
-            # docker was refused only after the ECR and ECS reads.
-            with _docker_ready(request, lambda: docker_session(
-                    request.docker_executable, docker_host=request.docker_host,
-                    on_line=lambda line: log.info("docker: %s", line),
-                    timeout_seconds=request.docker_timeout_seconds)) as docker:
-                targets, get_client = load_clients(targets_block, aws_credentials_block)
-                return _publish(request, targets, get_client, docker, watch)
+            yield watch
     except (PublishRefused, TargetNotFound) as refused:
         _record_refusal(version, refused)
         raise
@@ -323,17 +329,22 @@ def _record_cancelled(version: str, stop: BaseException) -> None:
                  "to release it.\n"))
 
 
-def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], *,
+def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Callable[[str], Any]]], *,
                 open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
-    """Publish the release ``request`` asks for; see the module docstring for the order.
+    """Publish the release ``request`` asks for; see the module docstring for the order. The
+    body of the ``publish_container`` flow, which hands it the saved blocks' clients and docker.
 
     Args:
         request: the validated parameters.
-        targets: the repository, task family and container names.
-        get_client: boto3 clients (``ecr``, ``ecs``) in ``targets.region``.
+        clients: loads the targets (the repository, task family and container names) and the
+            boto3 clients (``ecr``, ``ecs``) in ``targets.region``; called once docker answered
+            (loading credentials asks AWS already), and not at all for a run refused before.
         open_publisher: opens the image publisher (a docker CLI in a private config
             directory), first of all (its daemon is asked before any AWS call), and cleans it
             up when the run ends; not called when nothing needs docker.
+
+    Every run that does not finish leaves the artifact saying so (refused, failed, stopped,
+    cancelled) and what is where.
 
     Raises:
         PublishRefused: before anything was built or pushed.
@@ -341,7 +352,8 @@ def run_publish(request: PublishRequest, targets: Targets, get_client: Callable[
         PermissionDenied: AWS refused a read before building; names the release policy's statement.
         PublishIncomplete: a step failed; says what was pushed and registered, and how to go on.
     """
-    with _interrupt_recorded(request.version) as watch, _docker_ready(request, open_publisher) as docker:
+    with _outcome_recorded(request.version) as watch, _docker_ready(request, open_publisher) as docker:
+        targets, get_client = clients()
         return _publish(request, targets, get_client, docker, watch)
 
 

@@ -322,7 +322,7 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 
 def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
     return in_a_flow_run("publish-with", lambda: run_publish(
-        request, targets or aws.targets, aws.get_client, open_publisher=lambda: nullcontext(publisher)))
+        request, lambda: (targets or aws.targets, aws.get_client), open_publisher=lambda: nullcontext(publisher)))
 
 
 class EcrBacked(FakeImagePublisher):
@@ -564,8 +564,8 @@ def test_a_role_ecr_refuses_a_login_token_is_refused_before_any_build(aws, tmp_p
 
     @flow
     def refused_token():
-        return run_publish(PublishRequest(version="2.0.0", context_dir=tmp_path), aws.targets,
-                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+        return run_publish(PublishRequest(version="2.0.0", context_dir=tmp_path),
+                           lambda: (aws.targets, lambda name: ecr if name == "ecr" else aws.get_client(name)),
                            open_publisher=lambda: nullcontext(publisher))
 
     with pytest.raises(PublishRefused, match="GetAuthorizationToken.*AccessDeniedException") as refused:
@@ -587,8 +587,8 @@ def test_an_archived_version_is_not_registered(aws, independent_client):
 
     @flow
     def register_archived():
-        return run_publish(PublishRequest(version="2.0.0", register_existing=True), aws.targets,
-                           lambda name: ecr if name == "ecr" else aws.get_client(name),
+        return run_publish(PublishRequest(version="2.0.0", register_existing=True),
+                           lambda: (aws.targets, lambda name: ecr if name == "ecr" else aws.get_client(name)),
                            open_publisher=lambda: nullcontext(EcrBacked(aws)))
 
     with pytest.raises(PublishRefused, match="2.0.0 is ARCHIVED in ECR, not ACTIVE"):
@@ -1131,8 +1131,8 @@ def test_a_permission_aws_refuses_after_the_push_is_named_and_the_run_says_the_i
 
     @flow
     def refused_after_the_push():
-        return run_publish(PublishRequest(version="2.9.0", context_dir=tmp_path), aws.targets,
-                           lambda name: refused if name == service else aws.get_client(name),
+        return run_publish(PublishRequest(version="2.9.0", context_dir=tmp_path),
+                           lambda: (aws.targets, lambda name: refused if name == service else aws.get_client(name)),
                            open_publisher=lambda: nullcontext(RefusedOncePushed(aws)))
 
     with pytest.raises(PublishIncomplete) as caught:
@@ -1180,7 +1180,7 @@ def test_a_run_cancelled_as_docker_opens_says_nothing_was_built(aws, tmp_path, w
     ecr_calls, ecs_calls = watch_calls(aws.get_client("ecr")), watch_calls(aws.get_client("ecs"))
     with pytest.raises(KeyboardInterrupt):
         in_a_flow_run("cancelled-before-docker", lambda: run_publish(
-            PublishRequest(version="2.9.2", context_dir=tmp_path), aws.targets, aws.get_client,
+            PublishRequest(version="2.9.2", context_dir=tmp_path), lambda: (aws.targets, aws.get_client),
             open_publisher=cancelled_as_it_opens))
 
     assert publisher.calls == [] and ecr_calls == ecs_calls == []
@@ -1207,3 +1207,27 @@ def test_a_run_interrupted_between_its_last_push_and_registering_says_what_is_pu
     stopped = artifact_markdown("2.9.3", "stopped")
     assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest is pushed" in stopped, stopped
     assert "no task definition was registered" in stopped and "register_existing=True" in stopped, stopped
+
+
+def test_the_flow_and_run_publish_refuse_a_worker_without_docker_alike(aws, tmp_path, every_call):
+    """The flow the Prefect UI runs is run_publish's one body: a refusal reads the same either
+    way, before any AWS call (the credentials' STS check included), and each run leaves the
+    artifact saying nothing was built, pushed or registered. run_publish, which most tests here
+    drive, wrote no artifact for a refusal: only the flow's own copy of its body did."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container")
+    calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
+
+    with pytest.raises(PublishRefused) as by_flow:
+        publish_container(version="3.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
+                          targets_block=blocks, aws_credentials_block=blocks)
+    with pytest.raises(PublishRefused) as by_run:
+        in_a_flow_run("no-docker", lambda: run_publish(
+            PublishRequest(version="3.0.1", context_dir=tmp_path, docker_executable=NO_DOCKER),
+            lambda: (aws.targets, aws.get_client), open_publisher=lambda: flows_container.docker_session(NO_DOCKER)))
+
+    assert str(by_flow.value) == str(by_run.value) and "install the docker CLI" in str(by_run.value)
+    assert calls == {"sts": [], "ecr": [], "ecs": []}
+    for version in ("3.0.0", "3.0.1"):
+        refused = artifact_markdown(version, "refused")
+        assert str(by_run.value) in refused and "Nothing was built, pushed or registered" in refused, refused

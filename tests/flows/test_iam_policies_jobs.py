@@ -48,7 +48,7 @@ def publish(aws, get_client, request):
     # Pushes land in the embedded ECR (through the test's own client, as docker's would: not a
     # call the policy grants), since the flow asks ECR for the version it pushed.
     return in_a_flow_run("publish", lambda: run_publish(
-        request, aws.targets, get_client, open_publisher=lambda: nullcontext(EcrBacked(aws))))
+        request, lambda: (aws.targets, get_client), open_publisher=lambda: nullcontext(EcrBacked(aws))))
 
 
 def clean(aws, get_client, spec):
