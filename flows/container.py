@@ -71,7 +71,8 @@ from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.failure_words import error_said
 from rollway.image import (
-    LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, registry_of, repository_problem,
+    LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, pinned_reference, registry_of,
+    repository_problem,
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
@@ -794,8 +795,9 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
     run's image while this run reported its own build.
     """
     # The containerd image store's id is the digest of the index it pushes; the classic store's
-    # is its config's, and the daemon records each push of it (RepoDigests).
-    if digest == image_id or f"{refs.registry}/{refs.repository}@{digest}" in steps.pushed_as(docker, image_id):
+    # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
+    # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
+    if digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id):
         return
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "

@@ -202,7 +202,7 @@ class ImageReferences:
         Raises:
             InvalidImageTarget: ``digest`` is not sha256:<64 hex digits>, or the reference is too long.
         """
-        reference = f"{self.registry}/{self.repository}@{digest}"
+        reference = pinned_reference(self.versioned, digest)
         problem = image_problem(reference)
         if problem:
             raise InvalidImageTarget(f"image {reference!r} {problem}")
