@@ -44,7 +44,8 @@ registered only into a family whose latest revision already pulls from that regi
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker)
-and moves ``latest`` to the version as a push would, by the registry's API (refused while ECR
+and moves ``latest`` to the version as a push would, by the registry's API, unless ECR says the image
+``latest`` names was pushed after the version (a newer release's: left there, and said) (refused while ECR
 reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
 platform than the family's), or returns the family's latest ACTIVE revision when it already pins
 the version.
@@ -450,7 +451,8 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
         if refs.latest is not None:
             _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image_digest(ecr, LATEST),
-                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage")
+                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage",
+                         newer=lambda: _pushed_after(steps.ecr_image(ecr, LATEST), ecr_image, refs))
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
@@ -590,27 +592,53 @@ def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Excep
 
 
 def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], str | None],
-                 retag: Callable[[], object], how: str) -> None:
-    """Point ``latest`` at the version's image ``digest``, as the push of a release does.
+                 retag: Callable[[], object], how: str, newer: Callable[[], str | None] | None = None) -> None:
+    """Point ``latest`` at the version's image ``digest``, as the push of a release does, unless
+    ``newer`` says why the image latest names now is a newer release's.
 
     register_existing pushes nothing, so latest stayed on the release before: the way on after
     a run that stopped before registering (or before pushing latest) left it there for good.
     ``retag`` tags the image by the registry's API (``how``), without docker or a pull;
-    ``held`` reads what latest names.
+    ``held`` reads what latest names. A release pushed after the version took latest meanwhile,
+    and moving it back would hand whatever pulls latest an older release: it is left there, and
+    the run says so (``newer``: None where the registry cannot tell which was pushed first).
     """
     assert refs.latest is not None and digest is not None
     with run.step(f"move {refs.latest} to {digest}"):
-        if held() == digest:
+        now = held()
+        if now == digest:
             run.progress.digests[refs.latest] = digest
             run.done(f"{refs.latest} names {digest} already")
             return
+        later = newer() if newer is not None and now is not None else None
+        if later is not None:
+            run.log.warning("publish: %s is left on %s: %s", refs.latest, now, later)
+            run.done(f"left {refs.latest} on {now}: {later}; tag {refs.versioned} as {LATEST} by hand if latest "
+                     "should go back to it")
+            return
         retag()
-        now = held()
+        before, now = now, held()
         if now != digest:
             raise RuntimeError(f"the registry holds {now or 'no image'} for {refs.latest} after it was tagged "
                                f"{digest}: another run moved it meanwhile")
     run.progress.digests[refs.latest] = digest
-    run.done(f"moved {refs.latest} to {digest} ({how})")
+    unsure = ""
+    if newer is None and before is not None:
+        unsure = (f"; it named {before}, and the registry does not say which was pushed first: if that is a newer "
+                  f"release, tag it {LATEST} again")
+        run.log.warning("publish: moved %s to %s%s", refs.latest, digest, unsure)
+    run.done(f"moved {refs.latest} to {digest} ({how}){unsure}")
+
+
+def _pushed_after(latest: HeldImage | None, version: HeldImage | None, refs: ImageReferences) -> str | None:
+    """Why ``latest`` (the image ECR's latest names) is a newer release than ``version``: it was
+    pushed after it; None when it was not, or when ECR does not say when either was pushed."""
+    if latest is None or version is None or latest.pushed_at is None or version.pushed_at is None:
+        return None
+    if latest.pushed_at <= version.pushed_at:
+        return None
+    return (f"it names an image pushed after {refs.versioned} ({latest.pushed_at.isoformat(timespec='seconds')}, "
+            f"the version {version.pushed_at.isoformat(timespec='seconds')}), a newer release's")
 
 
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> RegistryLogin:

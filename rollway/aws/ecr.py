@@ -136,12 +136,14 @@ class HeldImage(BaseModel):
         digest: its manifest digest.
         status: ACTIVE, or ARCHIVED / ACTIVATING (archived to ECR's archive storage class, or
             being restored from it): only an ACTIVE image can be pulled.
+        pushed_at: when it was first pushed (None: not said).
     """
 
     model_config = ConfigDict(frozen=True)
 
     digest: str
     status: str = ACTIVE
+    pushed_at: dt.datetime | None = None
 
 
 class EcrRepository:
@@ -206,7 +208,8 @@ class EcrRepository:
         if not details:
             return None
         # An answer without imageStatus (older APIs, moto) is an image that was never archived.
-        return HeldImage(digest=details[0]["imageDigest"], status=details[0].get("imageStatus") or ACTIVE)
+        return HeldImage(digest=details[0]["imageDigest"], status=details[0].get("imageStatus") or ACTIVE,
+                         pushed_at=details[0].get("imagePushedAt"))
 
     def image_platforms(self, tag: str) -> tuple[str, ...]:
         """The platforms (``os/architecture``) the image tagged ``tag`` runs on.

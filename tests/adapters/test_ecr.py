@@ -103,7 +103,8 @@ def test_an_images_status_is_read_and_absent_means_active(aws, repository, indep
     assert repository.image("2.0.0") is None
     pushed = ecr.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST,
                            imageTag="2.0.0")["image"]["imageId"]["imageDigest"]
-    assert repository.image("2.0.0") == HeldImage(digest=pushed, status="ACTIVE")  # moto: no imageStatus
+    held = repository.image("2.0.0")  # moto: no imageStatus; when it was pushed, which register_existing compares
+    assert held == HeldImage(digest=pushed, status="ACTIVE", pushed_at=held.pushed_at) and held.pushed_at is not None
     stubbed = EcrRepository(archived(independent_client("ecr")), aws.targets)
     assert stubbed.image("2.0.0") == HeldImage(digest="sha256:" + "a" * 64, status="ARCHIVED")
 

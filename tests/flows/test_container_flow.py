@@ -7,6 +7,7 @@ import base64
 import json
 import platform
 import socket
+import time
 from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
 
@@ -142,12 +143,16 @@ def test_a_failed_build_is_safe_to_re_run_and_a_pushed_version_is_registered_lat
                                register_task_definition=False, **common)
     assert pushed.task_definition is None and revisions(aws) == before
     assert pushed.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",)
-    assert docker_engine.served_digest(REPOSITORY, "latest") != pushed.digest  # latest not moved
+    latest = docker_engine.served_digest(REPOSITORY, "latest")
+    assert latest != pushed.digest  # latest not moved
 
     # ...then registered without rebuilding, and latest moved to it over the registry's API.
     registered = publish_container(version="2.1.0", register_existing=True, **common)
     assert registered.image_id is None and registered.digest == pushed.digest
     assert docker_engine.served_digest(REPOSITORY, "latest") == pushed.digest
+    # This registry does not say when an image was pushed: the run says what latest named.
+    (moved,) = [s for s in registered.steps if s.startswith(f"moved {docker_engine.registry}/{REPOSITORY}:latest")]
+    assert latest is None or f"it named {latest}, and the registry does not say which was pushed first" in moved
     assert registered.references == (f"{docker_engine.registry}/{REPOSITORY}:2.1.0",
                                       f"{docker_engine.registry}/{REPOSITORY}:latest")
     assert described(aws, registered.task_definition)["containerDefinitions"][0]["image"] == pushed.pinned_image
@@ -610,6 +615,8 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
 
     publisher = Watching(aws, refuse=[f"{uri}:latest"])
     before = revisions(aws)
+    # latest names the release before, pushed before this one.
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
 
     with pytest.raises(PublishIncomplete) as caught:
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
@@ -627,7 +634,6 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
 
     # The way on it was told: register_existing registers the version and moves latest to it,
     # as the release's push would have (latest stayed on the release before).
-    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
     ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
     version = ecr.image_digest("2.0.0")
     assert ecr.image_digest("latest") != version
@@ -639,6 +645,27 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
     again = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
     assert f"{uri}:latest names {version} already" in again.steps
     assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
+
+
+def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws):
+    # 2.0.0 was pushed by a run that stopped before registering; 2.1.0 was released since, and
+    # latest names it. register_existing for 2.0.0 moved latest back to 2.0.0: whatever pulls
+    # latest went back a release, and the run said it had "moved latest" as a release does.
+    ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
+    older = put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
+    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    newer = put_manifest(ecr, aws.targets.ecr_repository, "2.1.0", "sha256:" + "b" * 64)
+    repository = EcrRepository(ecr, aws.targets)
+    repository.retag(newer, "latest")
+
+    resumed = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+
+    assert repository.image_digest("latest") == newer
+    assert resumed.digest == older and resumed.references == (f"{uri}:2.0.0",)
+    left = [s for s in resumed.steps if s.startswith(f"left {uri}:latest on {newer}")]
+    assert left and "pushed after" in left[0] and f"{uri}:2.0.0" in left[0], resumed.steps
+    assert described(aws, resumed.task_definition)["containerDefinitions"][0]["image"] == resumed.pinned_image
+    assert left[0] in artifact_markdown("2.0.0", containing=newer)
 
 
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
