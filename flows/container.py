@@ -44,11 +44,11 @@ registered only into a family whose latest revision already pulls from that regi
 stops part-way raises ``PublishIncomplete`` saying what was pushed and registered and how to go
 on: re-running with the same version is safe while the version is not in the registry; once it
 is, ``register_existing=True`` registers the revision without rebuilding (for ECR, without docker)
-and moves ``latest`` to the version as a push would, by the registry's API, unless ECR says the image
-``latest`` names was pushed after the version (a newer release's: left there, and said) (refused while ECR
+and moves ``latest`` to the version as a push would, by the registry's API (refused while ECR
 reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
 platform than the family's), or returns the family's latest ACTIVE revision when it already pins
-the version.
+the version. ``latest`` stays on an image ECR says was pushed after the version (a newer release's),
+and the run says so.
 """
 
 from __future__ import annotations
