@@ -646,7 +646,7 @@ def replay_main(
         return EXIT_BAD_INPUT
     if spec is not None:
         # The stage's bake is timed from the file's first t on the spec's period: checked before any line is judged.
-        off = period_refusal([i.t for i in intervals], numbers, file_named(path), file_named(spec),
+        off = period_refusal([i.t for i in intervals], numbers, _named(path), file_named(spec),
                              policy.analysis.interval_seconds)
         if off is not None:
             print(f"error: {off}", file=err)
@@ -658,14 +658,14 @@ def replay_main(
     if past and past[-1].t >= intervals[0].t:
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
-        print(f"error: --history {file_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
-              f"stage's first (t={format_t(intervals[0].t)} in {file_named(path)}); --history is the baseline's intervals "
+        print(f"error: {_named(history, '--history')}: its last interval ends at t={format_t(past[-1].t)}, not before "
+              f"the stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
               "from before the stage", file=err)
         return EXIT_BAD_INPUT
     if past and spec is not None:
         # The judge's calibration counts the history's periods: checked against the spec's clock as the stage file is.
-        off = history_refusal([i.t for i in past], past_numbers, intervals[0].t, f"--history {file_named(history)}",
-                              file_named(path), file_named(spec), policy.analysis.interval_seconds,
+        off = history_refusal([i.t for i in past], past_numbers, intervals[0].t, _named(history, "--history"),
+                              _named(path), file_named(spec), policy.analysis.interval_seconds,
                               policy.analysis.calibration_seconds)
         if off is not None:
             print(f"error: {off}", file=err)
@@ -674,12 +674,12 @@ def replay_main(
         # The flows read a service that publishes no SlowRequestCount as 0 slow requests, and so
         # does the replay; but its verdicts then show "slow 0/N" as if measured, and alpha is
         # still split over both metrics (a later rollback than errors judged alone would give).
-        print(f"note: {file_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
+        print(f"note: {_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     bake = Bake.of(policy, baked, intervals[0].t) if baked is not None else None
     if bake is not None:
-        print(f"note: {bake.timeline('standard input' if path == '-' else file_named(path))}", file=err)
+        print(f"note: {bake.timeline(_named(path))}", file=err)
     result = replay(intervals, analysis, rails if guardrails else None, past, bake)
     for line in result.changes:
         print(line, file=out)
@@ -754,7 +754,7 @@ def _load(path: str, err: TextIO, option: str | None = None, written: set[str] |
     before.jsonl" left the reader to work out which one it was).
     """
     notes: list[str] = []
-    shown = f"{option} {file_named(path)}" if option else file_named(path)
+    shown = _named(path, option)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes, written, numbers)
@@ -771,6 +771,14 @@ def _load(path: str, err: TextIO, option: str | None = None, written: set[str] |
                   file=err)
         return intervals
     return None
+
+
+def _named(path: str, option: str | None = None) -> str:
+    """A replay file as a message names it, after the option that named it if any: "-" is
+    standard input ("error: -: line 3" named a file nobody has)."""
+    if path == "-":
+        return f"{option} - (standard input)" if option else "standard input"
+    return f"{option} {file_named(path)}" if option else file_named(path)
 
 
 @contextmanager
@@ -791,7 +799,7 @@ def _open(path: str) -> Iterator[Iterable[str]]:
             yield _decoded(handle)
         return
     if sys.stdin is None:  # started with standard input closed (``<&-``)
-        raise OSError("standard input is closed")
+        raise OSError("it is closed")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
         yield sys.stdin

@@ -361,3 +361,25 @@ def test_the_stage_clock_of_standard_input_names_it(tmp_path, monkeypatch):
     code, _, errors = replay("-", spec=spec, stage=5)
     assert code == EXIT_OK and errors[0].startswith(
         "note: the stage starts at t=0, one analysis period (60 s) before the first t=60 of standard input: "), errors
+
+
+def test_errors_about_standard_input_name_it_not_a_dash(tmp_path, monkeypatch):
+    """``judge -``: "error: -: line 2: ..." named a file called "-", which a reader looks for in vain."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_steps(tmp_path, [60, 70]).read_bytes())))
+    code, out, errors = replay("-", spec=spec, stage=5)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: standard input: line 2: t=70 is 10 s after the previous line's t=60; "), errors
+    stage = _file(tmp_path, {})
+    for ts, said in (([-60, -120], "line 2: t=-120 is not after the previous line's t=-60"),
+                     ([-30, 30], "line 2: t=30 is within the stage's first period")):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_history(tmp_path, ts).read_bytes())))
+        code, out, errors = replay(stage, spec=spec, stage=5, history="-")
+        assert (code, out) == (EXIT_BAD_INPUT, [])
+        assert len(errors) == 1 and errors[0].startswith(f"error: --history - (standard input): {said}"), errors
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_history(tmp_path, [60, 120]).read_bytes())))
+    code, out, errors = replay(stage, metrics="errors", history="-")
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == ["error: --history - (standard input): its last interval ends at t=120, not before the stage's "
+                      f"first (t=60 in {stage}); --history is the baseline's intervals from before the stage"], errors
