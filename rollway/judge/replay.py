@@ -432,7 +432,7 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
     # run along with the file: each tick reads only the new interval (the flows re-fold every
     # tick because CloudWatch may revise recent datapoints).
     canary_totals, baseline_totals = RunningTotals("canary"), RunningTotals("baseline")
-    decisions = Decisions()
+    decisions = Decisions(bake.passes_from if bake is not None else None)
     for i, interval in enumerate(intervals):
         stage_over = i == len(intervals) - 1 or (bake is not None and bake.over(interval.t))
         state.observe_interval(interval)
@@ -442,42 +442,46 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             baseline_totals.add(interval)
             guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
             verdict = with_guardrails(verdict, guard)
-        held = bake.passes_from if bake is not None and bake.held(verdict, interval.t) else None
-        ended = decisions.see(interval, verdict, stage_over=stage_over, held_until=held)
+        held = bake is not None and bake.held(verdict, interval.t)
+        ended = decisions.see(interval, verdict, stage_over=stage_over, held=held)
         if ended is not None:
             return ended
     raise AssertionError("unreachable: the last interval always decides")
 
 
 class Decisions:
-    """A replay's decision lines, its canary requests so far, and its end."""
+    """A replay's decision lines, its canary requests so far, and its end.
 
-    def __init__(self) -> None:
+    ``passes_from``: the ``t`` from which the stage may pass (its minimum bake), with a spec's bake.
+    """
+
+    def __init__(self, passes_from: float | None = None) -> None:
+        self.passes_from = passes_from
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
         self.alerted: set[str] = set()
         self.alerts: list[dict[str, Any]] = []
-        # The first t a pass was held at, and until when: the promote line that releases it says so,
-        # or it repeated the held pass's reason (its counts then) as if the pass had just come.
-        self.held: tuple[float, float] | None = None
+        # The first t a pass was held at: the promote line that releases it says so, or it
+        # repeated the held pass's reason (its counts then) as if the pass had just come.
+        self.held_since: float | None = None
 
-    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool,
-            held_until: float | None = None) -> ReplayResult | None:
+    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool, held: bool = False) -> ReplayResult | None:
         """Take one tick's verdict; the result once the replay has decided (or run out).
 
-        ``held_until``: the verdict passes, but the flows hold the stage until that ``t`` (its
+        ``held``: the verdict passes, but the flows hold the stage until ``passes_from`` (its
         minimum bake) and judge on, so a rollback may still come first.
         """
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
         decision, reason = _DECISION[verdict.phase], verdict.reason
-        if held_until is not None:
-            decision = f"passing, held until min bake at t={format_t(held_until)}"
-            self.held = self.held or (interval.t, held_until)
-        elif self.held is not None and verdict.phase is Phase.SUCCESSFUL:
-            since, until = self.held
-            reason = f"{reason}; passing since t={format_t(since)}, held until min bake at t={format_t(until)}"
+        until = format_t(self.passes_from) if self.passes_from is not None else None
+        if held:
+            decision = f"passing, held until min bake at t={until}"
+            if self.held_since is None:
+                self.held_since = interval.t
+        elif self.held_since is not None and verdict.phase is Phase.SUCCESSFUL:
+            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={until}"
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {reason}")
             self.last = decision
@@ -489,12 +493,12 @@ class Decisions:
                 self.alerted.add(alert.kind)
                 self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
                 self.alerts.append({"t": interval.t, "kind": alert.kind, "message": alert.message})
-        if held_until is not None:
+        if held:
             if not stage_over:
                 return None
             # The file ends while the flows would still be holding the pass: they had not passed it.
             reason = (f"{verdict.reason}; but the file ends at t={format_t(interval.t)}, before the stage's minimum "
-                      f"bake ends at t={format_t(held_until)}: the flows would not have passed it yet")
+                      f"bake ends at t={until}: the flows would not have passed it yet")
             return ReplayResult("inconclusive", interval.t, self.canary_requests, reason, tuple(self.changes),
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
