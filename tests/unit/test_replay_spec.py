@@ -383,3 +383,21 @@ def test_errors_about_standard_input_name_it_not_a_dash(tmp_path, monkeypatch):
     assert (code, out) == (EXIT_BAD_INPUT, [])
     assert errors == ["error: --history - (standard input): its last interval ends at t=120, not before the stage's "
                       f"first (t=60 in {stage}); --history is the baseline's intervals from before the stage"], errors
+
+
+def test_a_file_off_the_clocks_minute_edges_bakes_as_one_on_them(tmp_path):
+    """The stage starts at a period edge of the file (one period before its first t), wherever
+    those edges fall: a file of t=90, 150, ... bakes as one of t=60, 120, ... does. The bake's end
+    was rounded to the next whole minute of the clock, so a one-period stage started at t=30 ran
+    to t=120 and was judged a line late, on a period past its bake."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 60}, {"weight": 100}])
+    for offset in (0, 30, 0.5):
+        ts = [60 * m + offset for m in range(1, 4)]
+        code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
+        assert code == EXIT_OK, errors
+        assert summary(lines)["decided_at_t"] == ts[0], (offset, lines)
+        assert errors[0].endswith(f"its bake ends at t={ts[0]:g}"), errors
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    ts = [60 * m + 30 for m in range(1, 22)]
+    code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
+    assert code == EXIT_OK and summary(lines)["decided_at_t"] == 630, lines
