@@ -246,10 +246,21 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         except ValidationError as exc:
             # Name the field (loc) as the checks above do; a rule over the whole version
             # (errors within requests) has an empty loc and names the version.
-            problems = "; ".join(f"'{'.'.join(map(str, (name, *e['loc'])))}' is invalid: {e['msg']}"
-                                 for e in exc.errors())
-            raise ReplayError(f"{where}: {problems}") from None
+            raise ReplayError(f"{where}: {'; '.join(_version_problem(name, e) for e in exc.errors())}") from None
     return Interval(t=float(t), **versions)
+
+
+def _version_problem(name: str, error: Any) -> str:
+    """One of VersionSample's refusals, naming the field (``name``: the version) as the checks
+    before it do; a count out of range as the spec says one ("'canary.errors' must be at least 0,
+    not -1"), not pydantic's "is invalid: Input should be greater than or equal to 0". A rule over
+    the whole version has an empty loc and names the version."""
+    from rollway.bounds import RANGE_ERRORS, range_refusal
+
+    shown = ".".join(map(str, (name, *error["loc"])))
+    field = VersionSample.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
+    said = range_refusal(f"'{shown}'", field, error["input"]) if field and error["type"] in RANGE_ERRORS else None
+    return said or f"'{shown}' is invalid: {error['msg']}"
 
 
 class _Inexact(float):

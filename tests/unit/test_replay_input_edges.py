@@ -179,19 +179,21 @@ def test_a_zero_latency_is_accepted(tmp_path):
 
 @pytest.mark.parametrize("version,field", [("canary", "errors"), ("baseline", "slow"), ("canary", "requests")])
 def test_a_negative_count_names_the_field(tmp_path, version, field):
+    """In the spec's words for a number out of range (the field, its range, the value), not
+    pydantic's "is invalid: Input should be greater than or equal to 0"."""
     sample = {"requests": 100, field: -1}
     content = f"{GOOD % 60}\n\n{json.dumps({'t': 120, version: sample})}\n"
     code, lines = run_bytes(tmp_path, content.encode())
     assert code == EXIT_BAD_INPUT
     assert bad_input(lines).endswith(
-        f"stage.jsonl: line 3: '{version}.{field}' is invalid: Input should be greater than or equal to 0")
+        f"stage.jsonl: line 3: '{version}.{field}' must be at least 0, not -1")
 
 
 def test_every_invalid_field_is_named(tmp_path):
     code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": 100, "errors": -1, "slow": -2}}\n')
     assert code == EXIT_BAD_INPUT
-    assert bad_input(lines).endswith("line 1: 'canary.errors' is invalid: Input should be greater than or equal to 0; "
-                                     "'canary.slow' is invalid: Input should be greater than or equal to 0")
+    assert bad_input(lines).endswith("line 1: 'canary.errors' must be at least 0, not -1; "
+                                     "'canary.slow' must be at least 0, not -2")
 
 
 # 5xx with no request count: both are the load balancer's counts of one period, so they
