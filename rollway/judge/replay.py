@@ -86,6 +86,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO,
 
 from pydantic import ValidationError
 
+from rollway.bounds import RANGE_ERRORS, range_refusal, seconds_said
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
@@ -255,8 +256,6 @@ def _version_problem(name: str, error: Any) -> str:
     before it do; a count out of range as the spec says one ("'canary.errors' must be at least 0,
     not -1"), not pydantic's "is invalid: Input should be greater than or equal to 0". A rule over
     the whole version has an empty loc and names the version."""
-    from rollway.bounds import RANGE_ERRORS, range_refusal
-
     shown = ".".join(map(str, (name, *error["loc"])))
     field = VersionSample.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
     said = range_refusal(f"'{shown}'", field, error["input"]) if field and error["type"] in RANGE_ERRORS else None
@@ -711,8 +710,8 @@ def _baked_stage(spec: str, stages: Sequence[Stage], weight: int | None, err: Te
     below = [(i, s) for i, s in enumerate(stages) if s.weight < 100]
     if len({(s.earliest_pass_seconds, s.bake_seconds) for _, s in below}) == 1:
         return below[0][0]
-    bakes = "; ".join(f"{s.weight} %: min bake {s.earliest_pass_seconds:g} s, bake {s.bake_seconds:g} s"
-                      for _, s in below)
+    bakes = "; ".join(f"{s.weight} %: min bake {seconds_said(s.earliest_pass_seconds)}, "
+                      f"bake {seconds_said(s.bake_seconds)}" for _, s in below)
     said = f"bake differently ({bakes})" if below else "are none"
     print(f"error: {file_named(spec)}'s stages below 100 % {said}: give --stage, the canary weight of the stage the "
           "file records, to replay its bake", file=err)
@@ -727,7 +726,7 @@ def _option(field: str) -> str:
 def _refused_option(error: Any, options: dict[str, Any]) -> str:
     """One of Analysis's refusals, named as typed ("--alpha 1.5", not the model's field), with the
     option's allowed range when it is a bound that was crossed (pydantic names only that bound)."""
-    from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
+    from rollway.bounds import allowed_range, as_given
 
     if not error["loc"]:
         return f"invalid options: {error['msg']}"

@@ -401,3 +401,14 @@ def test_a_file_off_the_clocks_minute_edges_bakes_as_one_on_them(tmp_path):
     ts = [60 * m + 30 for m in range(1, 22)]
     code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
     assert code == EXIT_OK and summary(lines)["decided_at_t"] == 630, lines
+
+
+def test_bakes_of_days_in_a_refusal_are_said_in_full(tmp_path):
+    """:g said a 12-day bake was "1.0368e+06 s"."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 12 * 86400, "min_bake_seconds": 1012345.5},
+                            {"weight": 50, "bake_seconds": 1200}, {"weight": 100}])
+    code, out, errors = replay(_file(tmp_path, {}), spec=spec)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: {spec}'s stages below 100 % bake differently (5 %: min bake 1012345.5 s, bake 1036800 s; "
+                      "50 %: min bake 1200 s, bake 1200 s): give --stage, the canary weight of the stage the file "
+                      "records, to replay its bake"], errors
