@@ -55,6 +55,11 @@ def test_an_option_beside_the_spec_overrides_its_setting_and_says_so():
     assert unnoted(errors) == [f"note: --alpha 0.01 overrides {SPEC}'s analysis.alpha (1e-06)",
                       f"note: --min-requests 50 overrides {SPEC}'s analysis.min_requests (100)"]
     assert "1/alpha = 100 " in summary(lines)["reason"]  # the spec's errors-only metrics still hold
+    # Every digit given: :g's six said 1.23457e-05 and 1.23457e+06, figures nobody typed.
+    code, _, errors = replay(DATA / "regression.jsonl", spec=str(SPEC), alpha=1.2345678e-05, margin_ratio=1234567.0)
+    assert code == EXIT_OK
+    assert unnoted(errors) == [f"note: --alpha 1.2345678e-05 overrides {SPEC}'s analysis.alpha (1e-06)",
+                               f"note: --margin-ratio 1234567 overrides {SPEC}'s analysis.margin_ratio (1.5)"]
 
 
 @pytest.mark.parametrize("text,said", [
