@@ -86,7 +86,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO,
 
 from pydantic import ValidationError
 
-from rollway.bounds import RANGE_ERRORS, range_refusal, seconds_said
+from rollway.bounds import RANGE_ERRORS, as_given, range_refusal, seconds_said
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
@@ -636,9 +636,9 @@ def replay_main(
             print(f"note: {_option(name)} {shown_setting(options[name])} overrides {file_named(spec)}'s analysis.{name} "
                   f"({shown_setting(getattr(base, name))})", file=err)
     if switched:
+        slos_said = f"errors {as_given(analysis.slo_error_rate)}, slow {as_given(analysis.slo_slow_rate)}"
         print(f"note: --stage {stage}: the stable version serves nothing to compare with, so the canary is held to "
-              f"the SLOs (one-sample: errors {analysis.slo_error_rate:g}, slow {analysis.slo_slow_rate:g}), as the "
-              "flows judge that stage", file=err)
+              f"the SLOs (one-sample: {slos_said}), as the flows judge that stage", file=err)
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
             # open("") says "No such file or directory" about a name nobody can see.
@@ -726,7 +726,7 @@ def _option(field: str) -> str:
 def _refused_option(error: Any, options: dict[str, Any]) -> str:
     """One of Analysis's refusals, named as typed ("--alpha 1.5", not the model's field), with the
     option's allowed range when it is a bound that was crossed (pydantic names only that bound)."""
-    from rollway.bounds import allowed_range, as_given
+    from rollway.bounds import allowed_range
 
     if not error["loc"]:
         return f"invalid options: {error['msg']}"

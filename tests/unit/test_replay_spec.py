@@ -417,3 +417,12 @@ def test_bakes_of_days_in_a_refusal_are_said_in_full(tmp_path):
     assert errors == [f"error: {spec}'s stages below 100 % bake differently (5 %: min bake 1012345.5 s, bake 1036800 s; "
                       "50 %: min bake 1200 s, bake 1200 s): give --stage, the canary weight of the stage the file "
                       "records, to replay its bake"], errors
+
+
+def test_the_slos_a_100_percent_stage_is_held_to_are_said_with_every_digit():
+    """:g said an SLO of 0.0012345678 as 0.00123457."""
+    code, _, errors = replay(FULL, stage=100, mode=None, slo_error_rate=0.0012345678, slo_slow_rate=0.25)
+    assert code == EXIT_OK
+    assert [line for line in errors if line.startswith("note: --stage 100: ")] == [
+        "note: --stage 100: the stable version serves nothing to compare with, so the canary is held to the SLOs "
+        "(one-sample: errors 0.0012345678, slow 0.25), as the flows judge that stage"], errors
