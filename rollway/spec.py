@@ -608,8 +608,8 @@ class RolloutSpec(_RangesSaid):
         if _new_spec(info) and 0 < self.min_phase_seconds <= self.schedule_slack_seconds:
             raise ValueError(
                 f"schedule_slack_seconds ({seconds_said(self.schedule_slack_seconds)}) must be less than "
-                f"min_phase_seconds ({seconds_said(self.min_phase_seconds)}), or the minimum counts for nothing: lower schedule_slack_seconds "
-                "(0 counts the minimum exactly) or raise min_phase_seconds"
+                f"min_phase_seconds ({seconds_said(self.min_phase_seconds)}), or the minimum counts for nothing: lower "
+                "schedule_slack_seconds (0 counts the minimum exactly) or raise min_phase_seconds"
             )
         return self
 

@@ -673,8 +673,8 @@ def replay_main(
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
         print(f"error: {_named(history, '--history')}: its last interval ends at t={format_t(past[-1].t)}, not before "
-              f"the stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's intervals "
-              "from before the stage", file=err)
+              f"the stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's "
+              "intervals from before the stage", file=err)
         return EXIT_BAD_INPUT
     if past and spec is not None:
         # The judge's calibration counts the history's periods: checked against the spec's clock as the stage file is.

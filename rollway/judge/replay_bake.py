@@ -71,4 +71,6 @@ class Bake:
 
     def held(self, verdict: Verdict, t: float) -> bool:
         """Whether the flows would hold this passing verdict at ``t``, for the minimum bake."""
-        return verdict.phase is Phase.SUCCESSFUL and isinstance(decide(self.spec, self._state, verdict, t - self._edge), Hold)
+        if verdict.phase is not Phase.SUCCESSFUL:
+            return False
+        return isinstance(decide(self.spec, self._state, verdict, t - self._edge), Hold)

@@ -76,7 +76,8 @@ def test_standard_input_that_is_not_utf8_gets_the_files_error(tmp_path, monkeypa
     # Under the C and C.UTF-8 locales Python decodes stdin with surrogateescape, which turned
     # the byte into an unknown key '\udcff' rather than an encoding error.
     code, lines = run_stdin(monkeypatch, NOT_UTF8, errors="surrogateescape")
-    assert code == EXIT_BAD_INPUT and bad_input(lines).startswith("error: standard input: line 2: not UTF-8 text (invalid start byte")
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).startswith("error: standard input: line 2: not UTF-8 text (invalid start byte")
 
 
 def test_a_byte_that_is_not_utf8_is_reported_with_its_line(tmp_path, monkeypatch):

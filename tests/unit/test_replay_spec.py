@@ -414,9 +414,9 @@ def test_bakes_of_days_in_a_refusal_are_said_in_full(tmp_path):
                             {"weight": 50, "bake_seconds": 1200}, {"weight": 100}])
     code, out, errors = replay(_file(tmp_path, {}), spec=spec)
     assert (code, out) == (EXIT_BAD_INPUT, [])
-    assert errors == [f"error: {spec}'s stages below 100 % bake differently (5 %: min bake 1012345.5 s, bake 1036800 s; "
-                      "50 %: min bake 1200 s, bake 1200 s): give --stage, the canary weight of the stage the file "
-                      "records, to replay its bake"], errors
+    assert errors == [f"error: {spec}'s stages below 100 % bake differently (5 %: min bake 1012345.5 s, bake "
+                      "1036800 s; 50 %: min bake 1200 s, bake 1200 s): give --stage, the canary weight of the stage "
+                      "the file records, to replay its bake"], errors
 
 
 def test_the_slos_a_100_percent_stage_is_held_to_are_said_with_every_digit():
