@@ -86,6 +86,13 @@ def duration(seconds: int) -> str | None:
     return None
 
 
+def seconds_said(value: float) -> str:
+    """Seconds a person gave, as a message quotes them: every digit ("1209600 s"), not ``:g``'s
+    exponent ("1.2096e+06 s") nor its six digits ("1.23457e+06 s", a figure nobody gave)."""
+    value = float(value)
+    return f"{int(value)} s" if value.is_integer() else f"{value!r} s"
+
+
 def as_given(value: object) -> str:
     """A number as the person typed it, for a refusal that quotes it: 150, not 150.0; 100.0001,
     not ``:g``'s six digits' 100, which read as a value in range refused."""

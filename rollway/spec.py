@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rollway.bounds import RANGE_ERRORS, bound_said, range_refusal
+from rollway.bounds import RANGE_ERRORS, bound_said, range_refusal, seconds_said
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
@@ -607,9 +607,9 @@ class RolloutSpec(_RangesSaid):
         # the slack does not matter then; a recorded spec runs as it was recorded.
         if _new_spec(info) and 0 < self.min_phase_seconds <= self.schedule_slack_seconds:
             raise ValueError(
-                f"schedule_slack_seconds ({self.schedule_slack_seconds:g} s) must be less than min_phase_seconds "
-                f"({self.min_phase_seconds:g} s), or the minimum counts for nothing: lower schedule_slack_seconds "
-                "(0 counts the minimum exactly) or raise min_phase_seconds"
+                f"schedule_slack_seconds ({seconds_said(self.schedule_slack_seconds)}) must be less than "
+                f"min_phase_seconds ({seconds_said(self.min_phase_seconds)}), or the minimum counts for nothing: lower "
+                "schedule_slack_seconds (0 counts the minimum exactly) or raise min_phase_seconds"
             )
         return self
 

@@ -86,6 +86,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO,
 
 from pydantic import ValidationError
 
+from rollway.bounds import RANGE_ERRORS, as_given, range_refusal, seconds_said
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
@@ -246,10 +247,19 @@ def parse_line(text: str, number: int, previous_t: float | None, notes: list[str
         except ValidationError as exc:
             # Name the field (loc) as the checks above do; a rule over the whole version
             # (errors within requests) has an empty loc and names the version.
-            problems = "; ".join(f"'{'.'.join(map(str, (name, *e['loc'])))}' is invalid: {e['msg']}"
-                                 for e in exc.errors())
-            raise ReplayError(f"{where}: {problems}") from None
+            raise ReplayError(f"{where}: {'; '.join(_version_problem(name, e) for e in exc.errors())}") from None
     return Interval(t=float(t), **versions)
+
+
+def _version_problem(name: str, error: Any) -> str:
+    """One of VersionSample's refusals, naming the field (``name``: the version) as the checks
+    before it do; a count out of range as the spec says one ("'canary.errors' must be at least 0,
+    not -1"), not pydantic's "is invalid: Input should be greater than or equal to 0". A rule over
+    the whole version has an empty loc and names the version."""
+    shown = ".".join(map(str, (name, *error["loc"])))
+    field = VersionSample.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
+    said = range_refusal(f"'{shown}'", field, error["input"]) if field and error["type"] in RANGE_ERRORS else None
+    return said or f"'{shown}' is invalid: {error['msg']}"
 
 
 class _Inexact(float):
@@ -432,7 +442,7 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
     # run along with the file: each tick reads only the new interval (the flows re-fold every
     # tick because CloudWatch may revise recent datapoints).
     canary_totals, baseline_totals = RunningTotals("canary"), RunningTotals("baseline")
-    decisions = Decisions()
+    decisions = Decisions(bake.passes_from if bake is not None else None)
     for i, interval in enumerate(intervals):
         stage_over = i == len(intervals) - 1 or (bake is not None and bake.over(interval.t))
         state.observe_interval(interval)
@@ -442,42 +452,46 @@ def replay(intervals: Sequence[Interval], analysis: Analysis, guardrails: Guardr
             baseline_totals.add(interval)
             guard = check_totals(guardrails, canary_totals.sample(), baseline_totals.requests, monitoring=False)
             verdict = with_guardrails(verdict, guard)
-        held = bake.passes_from if bake is not None and bake.held(verdict, interval.t) else None
-        ended = decisions.see(interval, verdict, stage_over=stage_over, held_until=held)
+        held = bake is not None and bake.held(verdict, interval.t)
+        ended = decisions.see(interval, verdict, stage_over=stage_over, held=held)
         if ended is not None:
             return ended
     raise AssertionError("unreachable: the last interval always decides")
 
 
 class Decisions:
-    """A replay's decision lines, its canary requests so far, and its end."""
+    """A replay's decision lines, its canary requests so far, and its end.
 
-    def __init__(self) -> None:
+    ``passes_from``: the ``t`` from which the stage may pass (its minimum bake), with a spec's bake.
+    """
+
+    def __init__(self, passes_from: float | None = None) -> None:
+        self.passes_from = passes_from
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
         self.alerted: set[str] = set()
         self.alerts: list[dict[str, Any]] = []
-        # The first t a pass was held at, and until when: the promote line that releases it says so,
-        # or it repeated the held pass's reason (its counts then) as if the pass had just come.
-        self.held: tuple[float, float] | None = None
+        # The first t a pass was held at: the promote line that releases it says so, or it
+        # repeated the held pass's reason (its counts then) as if the pass had just come.
+        self.held_since: float | None = None
 
-    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool,
-            held_until: float | None = None) -> ReplayResult | None:
+    def see(self, interval: Interval, verdict: Verdict, *, stage_over: bool, held: bool = False) -> ReplayResult | None:
         """Take one tick's verdict; the result once the replay has decided (or run out).
 
-        ``held_until``: the verdict passes, but the flows hold the stage until that ``t`` (its
+        ``held``: the verdict passes, but the flows hold the stage until ``passes_from`` (its
         minimum bake) and judge on, so a rollback may still come first.
         """
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
         decision, reason = _DECISION[verdict.phase], verdict.reason
-        if held_until is not None:
-            decision = f"passing, held until min bake at t={format_t(held_until)}"
-            self.held = self.held or (interval.t, held_until)
-        elif self.held is not None and verdict.phase is Phase.SUCCESSFUL:
-            since, until = self.held
-            reason = f"{reason}; passing since t={format_t(since)}, held until min bake at t={format_t(until)}"
+        until = format_t(self.passes_from) if self.passes_from is not None else None
+        if held:
+            decision = f"passing, held until min bake at t={until}"
+            if self.held_since is None:
+                self.held_since = interval.t
+        elif self.held_since is not None and verdict.phase is Phase.SUCCESSFUL:
+            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={until}"
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {reason}")
             self.last = decision
@@ -489,12 +503,12 @@ class Decisions:
                 self.alerted.add(alert.kind)
                 self.changes.append(f"t={format_t(interval.t)} alert: {alert.message}")
                 self.alerts.append({"t": interval.t, "kind": alert.kind, "message": alert.message})
-        if held_until is not None:
+        if held:
             if not stage_over:
                 return None
             # The file ends while the flows would still be holding the pass: they had not passed it.
             reason = (f"{verdict.reason}; but the file ends at t={format_t(interval.t)}, before the stage's minimum "
-                      f"bake ends at t={format_t(held_until)}: the flows would not have passed it yet")
+                      f"bake ends at t={until}: the flows would not have passed it yet")
             return ReplayResult("inconclusive", interval.t, self.canary_requests, reason, tuple(self.changes),
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
@@ -622,9 +636,9 @@ def replay_main(
             print(f"note: {_option(name)} {shown_setting(options[name])} overrides {file_named(spec)}'s analysis.{name} "
                   f"({shown_setting(getattr(base, name))})", file=err)
     if switched:
+        slos_said = f"errors {as_given(analysis.slo_error_rate)}, slow {as_given(analysis.slo_slow_rate)}"
         print(f"note: --stage {stage}: the stable version serves nothing to compare with, so the canary is held to "
-              f"the SLOs (one-sample: errors {analysis.slo_error_rate:g}, slow {analysis.slo_slow_rate:g}), as the "
-              "flows judge that stage", file=err)
+              f"the SLOs (one-sample: {slos_said}), as the flows judge that stage", file=err)
     for label, name in (("the replay file", path), ("--history", history)):
         if name == "":
             # open("") says "No such file or directory" about a name nobody can see.
@@ -646,7 +660,7 @@ def replay_main(
         return EXIT_BAD_INPUT
     if spec is not None:
         # The stage's bake is timed from the file's first t on the spec's period: checked before any line is judged.
-        off = period_refusal([i.t for i in intervals], numbers, file_named(path), file_named(spec),
+        off = period_refusal([i.t for i in intervals], numbers, _named(path), file_named(spec),
                              policy.analysis.interval_seconds)
         if off is not None:
             print(f"error: {off}", file=err)
@@ -658,14 +672,14 @@ def replay_main(
     if past and past[-1].t >= intervals[0].t:
         # The judge would measure the traffic's burstiness on the stage's own periods (the stage
         # file given twice, or the two swapped), which the flows never do: say so instead.
-        print(f"error: --history {file_named(history)}: its last interval ends at t={format_t(past[-1].t)}, not before the "
-              f"stage's first (t={format_t(intervals[0].t)} in {file_named(path)}); --history is the baseline's intervals "
-              "from before the stage", file=err)
+        print(f"error: {_named(history, '--history')}: its last interval ends at t={format_t(past[-1].t)}, not before "
+              f"the stage's first (t={format_t(intervals[0].t)} in {_named(path)}); --history is the baseline's "
+              "intervals from before the stage", file=err)
         return EXIT_BAD_INPUT
     if past and spec is not None:
         # The judge's calibration counts the history's periods: checked against the spec's clock as the stage file is.
-        off = history_refusal([i.t for i in past], past_numbers, intervals[0].t, f"--history {file_named(history)}",
-                              file_named(path), file_named(spec), policy.analysis.interval_seconds,
+        off = history_refusal([i.t for i in past], past_numbers, intervals[0].t, _named(history, "--history"),
+                              _named(path), file_named(spec), policy.analysis.interval_seconds,
                               policy.analysis.calibration_seconds)
         if off is not None:
             print(f"error: {off}", file=err)
@@ -674,12 +688,12 @@ def replay_main(
         # The flows read a service that publishes no SlowRequestCount as 0 slow requests, and so
         # does the replay; but its verdicts then show "slow 0/N" as if measured, and alpha is
         # still split over both metrics (a later rollback than errors judged alone would give).
-        print(f"note: {file_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
+        print(f"note: {_named(path)}: no interval gives a 'slow' count, so every one is judged as 0 slow requests "
               "and alpha is split over errors and slow, as a stage whose service publishes no SlowRequestCount; "
               "--metrics errors judges the errors alone (the spec's analysis.metrics: [errors])", file=err)
     bake = Bake.of(policy, baked, intervals[0].t) if baked is not None else None
     if bake is not None:
-        print(f"note: {bake.timeline('standard input' if path == '-' else file_named(path))}", file=err)
+        print(f"note: {bake.timeline(_named(path))}", file=err)
     result = replay(intervals, analysis, rails if guardrails else None, past, bake)
     for line in result.changes:
         print(line, file=out)
@@ -696,8 +710,8 @@ def _baked_stage(spec: str, stages: Sequence[Stage], weight: int | None, err: Te
     below = [(i, s) for i, s in enumerate(stages) if s.weight < 100]
     if len({(s.earliest_pass_seconds, s.bake_seconds) for _, s in below}) == 1:
         return below[0][0]
-    bakes = "; ".join(f"{s.weight} %: min bake {s.earliest_pass_seconds:g} s, bake {s.bake_seconds:g} s"
-                      for _, s in below)
+    bakes = "; ".join(f"{s.weight} %: min bake {seconds_said(s.earliest_pass_seconds)}, "
+                      f"bake {seconds_said(s.bake_seconds)}" for _, s in below)
     said = f"bake differently ({bakes})" if below else "are none"
     print(f"error: {file_named(spec)}'s stages below 100 % {said}: give --stage, the canary weight of the stage the "
           "file records, to replay its bake", file=err)
@@ -712,7 +726,7 @@ def _option(field: str) -> str:
 def _refused_option(error: Any, options: dict[str, Any]) -> str:
     """One of Analysis's refusals, named as typed ("--alpha 1.5", not the model's field), with the
     option's allowed range when it is a bound that was crossed (pydantic names only that bound)."""
-    from rollway.bounds import RANGE_ERRORS, allowed_range, as_given
+    from rollway.bounds import allowed_range
 
     if not error["loc"]:
         return f"invalid options: {error['msg']}"
@@ -754,7 +768,7 @@ def _load(path: str, err: TextIO, option: str | None = None, written: set[str] |
     before.jsonl" left the reader to work out which one it was).
     """
     notes: list[str] = []
-    shown = f"{option} {file_named(path)}" if option else file_named(path)
+    shown = _named(path, option)
     try:
         with _open(path) as handle:
             intervals = read_intervals(handle, notes, written, numbers)
@@ -771,6 +785,14 @@ def _load(path: str, err: TextIO, option: str | None = None, written: set[str] |
                   file=err)
         return intervals
     return None
+
+
+def _named(path: str, option: str | None = None) -> str:
+    """A replay file as a message names it, after the option that named it if any: "-" is
+    standard input ("error: -: line 3" named a file nobody has)."""
+    if path == "-":
+        return f"{option} - (standard input)" if option else "standard input"
+    return f"{option} {file_named(path)}" if option else file_named(path)
 
 
 @contextmanager
@@ -791,7 +813,7 @@ def _open(path: str) -> Iterator[Iterable[str]]:
             yield _decoded(handle)
         return
     if sys.stdin is None:  # started with standard input closed (``<&-``)
-        raise OSError("standard input is closed")
+        raise OSError("it is closed")
     binary = getattr(sys.stdin, "buffer", None)
     if binary is None:  # a text stream put in place of stdin (an embedding program): read as given
         yield sys.stdin

@@ -36,8 +36,19 @@ class Bake:
                    first_t - spec.analysis.interval_seconds)
 
     @property
+    def _edge(self) -> float:
+        """How far past the clock's whole periods the file's period edges fall (0 for CloudWatch's).
+
+        The stage starts at one of the file's edges, but ``decide`` times the end of a short bake
+        from the clock's next whole period (a flow's shift lands mid-period): on a file of t=90,
+        150, ... a one-period stage ended at t=120 and was judged a line late. ``decide`` is asked
+        on the clock moved back by this much, where the file's edges are whole periods.
+        """
+        return self.started_at % self.spec.analysis.interval_seconds
+
+    @property
     def _state(self) -> StageState:
-        return StageState(stage_index=self.stage_index, started_at=self.started_at)
+        return StageState(stage_index=self.stage_index, started_at=self.started_at - self._edge)
 
     @property
     def passes_from(self) -> float:
@@ -52,12 +63,14 @@ class Bake:
         return (f"the stage starts at t={start}, one analysis period ({period} s) before the first t={first} of {path}: a "
                 f"line's t is the end of its period (CloudWatch's timestamp, the period's start, plus {period} s), and "
                 f"the first line is taken as the stage's first period; it may pass from t={format_t(self.passes_from)} "
-                f"(min bake) and its bake ends at t={format_t(stage_end(self.spec, self._state))}")
+                f"(min bake) and its bake ends at t={format_t(stage_end(self.spec, self._state) + self._edge)}")
 
     def over(self, t: float) -> bool:
         """Whether the stage's bake has ended by ``t`` (the judge then gives its final verdict)."""
-        return stage_over(self.spec, self._state, t)
+        return stage_over(self.spec, self._state, t - self._edge)
 
     def held(self, verdict: Verdict, t: float) -> bool:
         """Whether the flows would hold this passing verdict at ``t``, for the minimum bake."""
-        return verdict.phase is Phase.SUCCESSFUL and isinstance(decide(self.spec, self._state, verdict, t), Hold)
+        if verdict.phase is not Phase.SUCCESSFUL:
+            return False
+        return isinstance(decide(self.spec, self._state, verdict, t - self._edge), Hold)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rollway.bounds import as_given
 from rollway.judge.strict_json import DuplicateKey, file_named, short_value, unique_keys
 from rollway.model import validation_problems
 from rollway.spec import RolloutSpec
@@ -64,9 +65,8 @@ def read_spec(path: str) -> RolloutSpec:
 
 
 def shown_setting(value: object) -> str:
-    """A setting as a note prints it: 1e-06, 100, errors,slow."""
+    """A setting as a note prints it: 1e-06, 100, errors,slow; a number with every digit given
+    (``:g`` said 1.2345678e-05 as 1.23457e-05)."""
     if isinstance(value, tuple):
         return ",".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}" if value.is_integer() or abs(value) < 1e-4 else repr(value)
-    return str(value)
+    return as_given(value)

@@ -17,7 +17,8 @@ def run(path: Path | str, **options) -> tuple[int, list[str]]:
     # A caller parses the output: an error never lands in it, and a replay that ran prints no error
     # (a file without slow counts gets the note saying how they were judged, and nothing else).
     if code == EXIT_OK:
-        assert all(line.startswith(f"note: {path}: no interval gives a 'slow' count")
+        named = "standard input" if str(path) == "-" else path
+        assert all(line.startswith(f"note: {named}: no interval gives a 'slow' count")
                    for line in err.getvalue().splitlines()), err.getvalue()
     else:
         assert out.getvalue() == ""

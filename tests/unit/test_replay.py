@@ -155,7 +155,7 @@ MALFORMED = [
     # A null request count is no data, but the version's other fields must still make sense.
     ('{"t": 60, "canary": {"requests": null, "errors": "3"}}\n', "line 1: 'canary.errors' must be a whole number"),
     ('{"t": 60, "canary": {"requests": true}}\n', "line 1: 'canary.requests' must be a whole number"),
-    ('{"t": 60, "baseline": {"requests": -1}}\n', "line 1: 'baseline.requests' is invalid"),
+    ('{"t": 60, "baseline": {"requests": -1}}\n', "line 1: 'baseline.requests' must be at least 0, not -1"),
     ('{"t": 60, "baseline": 5}\n', "line 1: 'baseline' must be an object or null"),
     ("\n\n", "no intervals"),
 ]

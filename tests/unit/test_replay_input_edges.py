@@ -76,7 +76,8 @@ def test_standard_input_that_is_not_utf8_gets_the_files_error(tmp_path, monkeypa
     # Under the C and C.UTF-8 locales Python decodes stdin with surrogateescape, which turned
     # the byte into an unknown key '\udcff' rather than an encoding error.
     code, lines = run_stdin(monkeypatch, NOT_UTF8, errors="surrogateescape")
-    assert code == EXIT_BAD_INPUT and bad_input(lines).startswith("error: -: line 2: not UTF-8 text (invalid start byte")
+    assert code == EXIT_BAD_INPUT
+    assert bad_input(lines).startswith("error: standard input: line 2: not UTF-8 text (invalid start byte")
 
 
 def test_a_byte_that_is_not_utf8_is_reported_with_its_line(tmp_path, monkeypatch):
@@ -93,8 +94,8 @@ def test_the_rollway_command_reads_standard_input_as_bytes():
     """End to end, under the C locale: line 3 for \\r\\r\\n endings, and "not UTF-8" for bad bytes."""
     rollway = Path(sys.executable).with_name("rollway")
     env = {**os.environ, "LC_ALL": "C"}
-    for content, message in ((CR_CR_LF, "error: -: line 3: "),
-                             (NOT_UTF8, "error: -: line 2: not UTF-8 text")):
+    for content, message in ((CR_CR_LF, "error: standard input: line 3: "),
+                             (NOT_UTF8, "error: standard input: line 2: not UTF-8 text")):
         done = subprocess.run([str(rollway), "judge", "--replay", "-"], input=content, capture_output=True,
                               timeout=60, check=False, cwd=ROOT, env=env)
         assert done.returncode == EXIT_BAD_INPUT, done.stderr
@@ -123,7 +124,7 @@ def test_closed_standard_input_is_an_error_not_a_traceback(monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)
     code, lines = run("-")
     assert code == EXIT_BAD_INPUT
-    assert bad_input(lines) == "error: cannot read -: standard input is closed"
+    assert bad_input(lines) == "error: cannot read standard input: it is closed"
 
 # Duplicate keys: json.loads would keep the last one silently.
 
@@ -179,19 +180,21 @@ def test_a_zero_latency_is_accepted(tmp_path):
 
 @pytest.mark.parametrize("version,field", [("canary", "errors"), ("baseline", "slow"), ("canary", "requests")])
 def test_a_negative_count_names_the_field(tmp_path, version, field):
+    """In the spec's words for a number out of range (the field, its range, the value), not
+    pydantic's "is invalid: Input should be greater than or equal to 0"."""
     sample = {"requests": 100, field: -1}
     content = f"{GOOD % 60}\n\n{json.dumps({'t': 120, version: sample})}\n"
     code, lines = run_bytes(tmp_path, content.encode())
     assert code == EXIT_BAD_INPUT
     assert bad_input(lines).endswith(
-        f"stage.jsonl: line 3: '{version}.{field}' is invalid: Input should be greater than or equal to 0")
+        f"stage.jsonl: line 3: '{version}.{field}' must be at least 0, not -1")
 
 
 def test_every_invalid_field_is_named(tmp_path):
     code, lines = run_bytes(tmp_path, b'{"t": 60, "canary": {"requests": 100, "errors": -1, "slow": -2}}\n')
     assert code == EXIT_BAD_INPUT
-    assert bad_input(lines).endswith("line 1: 'canary.errors' is invalid: Input should be greater than or equal to 0; "
-                                     "'canary.slow' is invalid: Input should be greater than or equal to 0")
+    assert bad_input(lines).endswith("line 1: 'canary.errors' must be at least 0, not -1; "
+                                     "'canary.slow' must be at least 0, not -2")
 
 
 # 5xx with no request count: both are the load balancer's counts of one period, so they

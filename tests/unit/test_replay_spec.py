@@ -55,6 +55,11 @@ def test_an_option_beside_the_spec_overrides_its_setting_and_says_so():
     assert unnoted(errors) == [f"note: --alpha 0.01 overrides {SPEC}'s analysis.alpha (1e-06)",
                       f"note: --min-requests 50 overrides {SPEC}'s analysis.min_requests (100)"]
     assert "1/alpha = 100 " in summary(lines)["reason"]  # the spec's errors-only metrics still hold
+    # Every digit given: :g's six said 1.23457e-05 and 1.23457e+06, figures nobody typed.
+    code, _, errors = replay(DATA / "regression.jsonl", spec=str(SPEC), alpha=1.2345678e-05, margin_ratio=1234567.0)
+    assert code == EXIT_OK
+    assert unnoted(errors) == [f"note: --alpha 1.2345678e-05 overrides {SPEC}'s analysis.alpha (1e-06)",
+                               f"note: --margin-ratio 1234567 overrides {SPEC}'s analysis.margin_ratio (1.5)"]
 
 
 @pytest.mark.parametrize("text,said", [
@@ -361,3 +366,63 @@ def test_the_stage_clock_of_standard_input_names_it(tmp_path, monkeypatch):
     code, _, errors = replay("-", spec=spec, stage=5)
     assert code == EXIT_OK and errors[0].startswith(
         "note: the stage starts at t=0, one analysis period (60 s) before the first t=60 of standard input: "), errors
+
+
+def test_errors_about_standard_input_name_it_not_a_dash(tmp_path, monkeypatch):
+    """``judge -``: "error: -: line 2: ..." named a file called "-", which a reader looks for in vain."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_steps(tmp_path, [60, 70]).read_bytes())))
+    code, out, errors = replay("-", spec=spec, stage=5)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: standard input: line 2: t=70 is 10 s after the previous line's t=60; "), errors
+    stage = _file(tmp_path, {})
+    for ts, said in (([-60, -120], "line 2: t=-120 is not after the previous line's t=-60"),
+                     ([-30, 30], "line 2: t=30 is within the stage's first period")):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_history(tmp_path, ts).read_bytes())))
+        code, out, errors = replay(stage, spec=spec, stage=5, history="-")
+        assert (code, out) == (EXIT_BAD_INPUT, [])
+        assert len(errors) == 1 and errors[0].startswith(f"error: --history - (standard input): {said}"), errors
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_history(tmp_path, [60, 120]).read_bytes())))
+    code, out, errors = replay(stage, metrics="errors", history="-")
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == ["error: --history - (standard input): its last interval ends at t=120, not before the stage's "
+                      f"first (t=60 in {stage}); --history is the baseline's intervals from before the stage"], errors
+
+
+def test_a_file_off_the_clocks_minute_edges_bakes_as_one_on_them(tmp_path):
+    """The stage starts at a period edge of the file (one period before its first t), wherever
+    those edges fall: a file of t=90, 150, ... bakes as one of t=60, 120, ... does. The bake's end
+    was rounded to the next whole minute of the clock, so a one-period stage started at t=30 ran
+    to t=120 and was judged a line late, on a period past its bake."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 60}, {"weight": 100}])
+    for offset in (0, 30, 0.5):
+        ts = [60 * m + offset for m in range(1, 4)]
+        code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
+        assert code == EXIT_OK, errors
+        assert summary(lines)["decided_at_t"] == ts[0], (offset, lines)
+        assert errors[0].endswith(f"its bake ends at t={ts[0]:g}"), errors
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 1200, "min_bake_seconds": 600}, {"weight": 100}])
+    ts = [60 * m + 30 for m in range(1, 22)]
+    code, lines, errors = replay(_steps(tmp_path, ts), spec=spec, stage=5)
+    assert code == EXIT_OK and summary(lines)["decided_at_t"] == 630, lines
+
+
+def test_bakes_of_days_in_a_refusal_are_said_in_full(tmp_path):
+    """:g said a 12-day bake was "1.0368e+06 s"."""
+    spec = _spec(tmp_path, [{"weight": 5, "bake_seconds": 12 * 86400, "min_bake_seconds": 1012345.5},
+                            {"weight": 50, "bake_seconds": 1200}, {"weight": 100}])
+    code, out, errors = replay(_file(tmp_path, {}), spec=spec)
+    assert (code, out) == (EXIT_BAD_INPUT, [])
+    assert errors == [f"error: {spec}'s stages below 100 % bake differently (5 %: min bake 1012345.5 s, bake "
+                      "1036800 s; 50 %: min bake 1200 s, bake 1200 s): give --stage, the canary weight of the stage "
+                      "the file records, to replay its bake"], errors
+
+
+def test_the_slos_a_100_percent_stage_is_held_to_are_said_with_every_digit():
+    """:g said an SLO of 0.0012345678 as 0.00123457."""
+    code, _, errors = replay(FULL, stage=100, mode=None, slo_error_rate=0.0012345678, slo_slow_rate=0.25)
+    assert code == EXIT_OK
+    assert [line for line in errors if line.startswith("note: --stage 100: ")] == [
+        "note: --stage 100: the stable version serves nothing to compare with, so the canary is held to the SLOs "
+        "(one-sample: errors 0.0012345678, slow 0.25), as the flows judge that stage"], errors

@@ -316,3 +316,16 @@ def test_a_fifo_alert_topic_is_refused_before_any_call():
     (after its first shift) failed, and a rollback's notice after the traffic moved."""
     with pytest.raises(ValidationError, match="FIFO SNS topic; alerts need a standard topic"):
         Targets(alert_topic="webordinary-alerts.fifo")
+
+
+@pytest.mark.parametrize("fields,says", [
+    # :g's six digits said 1.728e+06 and 1.2096e+06, and 1.23457e+06 for a figure nobody gave.
+    ({"min_phase_seconds": 14 * 86400, "schedule_slack_seconds": 20 * 86400},
+     "schedule_slack_seconds (1728000 s) must be less than min_phase_seconds (1209600 s)"),
+    ({"min_phase_seconds": 1234567, "schedule_slack_seconds": 1234567.5},
+     "schedule_slack_seconds (1234567.5 s) must be less than min_phase_seconds (1234567 s)"),
+])
+def test_days_of_seconds_in_a_refusal_are_said_in_full(fields, says):
+    with pytest.raises(ValidationError) as raised:
+        RolloutSpec(image="repo/app:1", **fields)
+    assert says in str(raised.value)
