@@ -263,3 +263,55 @@ def test_an_extra_look_whose_decommission_is_interrupted_pages_nobody(monkeypatc
     assert env.ledger.get(env.targets.canary_service).history == before.history
     assert env.deployer.describe(env.targets.stable_service).desired == 4
     assert "an extra look" in monitoring_artifact(env)
+
+
+@pytest.mark.parametrize("owed", ["watched", "watches none"])
+@pytest.mark.parametrize("interrupted, waits_for", [
+    (the_ledger_cannot_be_reached_to_claim_it, "once the ledger answers"),
+    (the_race_cannot_be_read, "once the load balancer answers"),
+])
+def test_an_extra_look_whose_decommission_is_interrupted_warns_and_says_what_finishes_it(monkeypatch, caplog, owed,
+                                                                                          interrupted, waits_for):
+    """An extra look on a decommissioning plan whose decommission was interrupted logged what kept
+    the old service at INFO, among the looks' own lines: its tasks go on running (and costing) at 0 %
+    of traffic, and nothing will come back for them, the rollout owing no window. A person scanning
+    the run for warnings missed it. It is a warning, and names what finishes the decommission."""
+    import logging
+
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING if owed == "watched" else
+                                DECOMMISSIONING.model_copy(update={"monitor_seconds": 0.0}))
+    if owed == "watched":
+        closed_by(env, first.rollout_id, "watched")
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    env.clock.sleep(120)
+    interrupted(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    assert result.outcome == "passed" and result.verified and env.notifier.messages == [], result
+    stable = env.targets.stable_service
+    kept = [r for r in caplog.records if "not decommissioned" in r.getMessage()]
+    assert [r.levelno for r in kept] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in kept]
+    said = " ".join(kept[0].getMessage().split())
+    assert (f"{stable} still runs the previous version at 0% of traffic, and no run will come back to it: start "
+            f"the `monitor` flow again {waits_for} (its clean end decommissions it), or run `rollway finalize`"
+            ) in said, said
+    assert said in " ".join(result.reason.split()), result.reason
+    assert env.deployer.describe(stable).desired == 4
+
+
+def test_an_extra_look_whose_decommission_a_rollback_raced_warns_without_a_next_step(monkeypatch, caplog):
+    """A rollback that raced the scale-down put the old service back to work and pages for itself:
+    the look's end is still a warning (its decommission did not happen), and sends nobody to
+    decommission a service the rollback now serves from."""
+    import logging
+
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING)
+    closed_by(env, first.rollout_id, "watched")
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)
+    env.clock.sleep(120)
+    a_rollback_races_the_scale_down(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    kept = [r for r in caplog.records if "not decommissioned" in r.getMessage()]
+    assert [r.levelno for r in kept] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in kept]
+    assert "finalize" not in result.reason and "`monitor` flow again" not in result.reason, result.reason
