@@ -948,12 +948,13 @@ def monitor(
     # monitor's rollback as any closed rollout's: a failing release moved no traffic and paged
     # nobody, and the run said "rolled_back". A person watching it rolls back as the rollback
     # flow run by hand does, while the previous version is still there to go back to.
-    by_hand = not monitoring_owed(policy, record)
+    # Why it owes none (said twice: in the warning below and in the window's end), or None: it owes one.
+    owes_none = _owes_none(record, policy) if not monitoring_owed(policy, record) else None
     owner = run_owner()
     # Another run watching it refuses this one first (run_monitor's claim would), before the
     # by-hand check reads the services and refuses it for a reason that is not this run's to fix.
     check_lease(record, owner, env.wall())
-    if by_hand:
+    if owes_none is not None:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
         # Not refused: a person's look while the previous version still runs is what the window is
@@ -964,7 +965,7 @@ def monitor(
             "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (a clean one of a "
             "plan that keeps it, too few looks counting requests, or traffic back on it) is said here, not recorded "
             "on the rollout nor paged",
-            record.rollout_id, _owes_none(record, policy))
+            record.rollout_id, owes_none)
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:
@@ -978,7 +979,7 @@ def monitor(
     elif decommission is None:
         decommission = policy.phases[-1].decommission
     extra_look = (f"this window was an extra look, started by hand: rollout {record.rollout_id} owes none, "
-                  f"{_owes_none(record, policy)}") if by_hand else None
+                  f"{owes_none}") if owes_none is not None else None
     only_watches = decommissioned
     if extra_look is not None and not decommission and decommissioned is None:
         # Its window closed (or was never owed): a clean end recorded a second "watched", which
