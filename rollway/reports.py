@@ -519,7 +519,10 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"
     looks = looks_said(spec, record)
-    watching = watching_run(spec, record, wall)
+    watching, unsure = watching_run(spec, record, wall)
+    if looks is not None and looks[1] and unsure is not None:
+        return (f"{looks[0]}; {unsure}: once the lease lapses with the window open, the next monitor run or weekly "
+                f"tick looks again; until the window closes `rollway finalize` refuses, and {abort}")
     if looks is not None and looks[1] and watching is not None:
         return (f"being watched again now by {watching}, whose end replaces the previous run's: {looks[0]}; until the "
                 f"window closes `rollway finalize` refuses, and {abort}")
@@ -531,6 +534,7 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
                 f"`progressive_rollout` of {record.image} again now); until then `rollway finalize` refuses, and "
                 f"{abort}")
     so_far = f"; {looks[0]}" if looks is not None else ""
+    so_far += f"; {unsure}" if unsure is not None else ""
     if now is not None and now < ends:
         return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
                 f"for it to close; {abort}{so_far}")

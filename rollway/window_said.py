@@ -51,18 +51,29 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
             f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
 
 
-def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> str | None:
+def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> tuple[str | None, str | None]:
     """The run watching the window the promotion owes now, other than the one whose end
     ``looks_said`` says ("run-8 (lease until ...)"), or None: no live lease at ``wall`` (the wall
-    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end.
-    A run writes its own end only when its window is over (one that dies must not lose the previous
-    run's), so until then status said the previous run's end as if it were this one's, and that no
-    run closed the window, or that the next run looks again, while one was looking."""
-    end = _newest_end(spec, record)
-    if wall is None or not record.owner or record.lease_expires < wall or (end is not None and
-                                                                            record.owner == end.owner):
-        return None
-    return f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
+    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end,
+    or may be. A run writes its own end only when its window is over (one that dies must not lose
+    the previous run's), so until then status said the previous run's end as if it were this one's,
+    and that no run closed the window, or that the next run looks again, while one was looking.
+
+    Second, what status says of a live lease beside an end recorded before ends named their run
+    (``OpenWindowEnd.owner`` None), or None: its holder may be watching the window again, or be the
+    run that recorded that end, its lease not yet given back (a release the ledger refused, a
+    process killed). Status said "being watched again now by" that very run, whose end "replaces
+    the previous run's", until its lease lapsed."""
+    if wall is None or not record.owner or record.lease_expires < wall:
+        return None, None
+    end, holder = _newest_end(spec, record), f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
+    if end is None:
+        return holder, None
+    if end.owner is None:
+        return None, (f"{holder} holds the rollout's lease: it may be watching the window again, or be the run that "
+                      "recorded this end, its lease not yet given back (an older rollway recorded the end without "
+                      "naming its run)")
+    return (None if record.owner == end.owner else holder), None
 
 
 def _old_service(end: OpenWindowEnd) -> str:
