@@ -76,6 +76,19 @@ def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -
     return (None if record.owner == end.owner else holder), None
 
 
+def nobody_watching(record: RolloutRecord, wall: float | None) -> str | None:
+    """Why no run watches a window still running, when no run holds the rollout's lease at ``wall``
+    (the wall clock; None: not told, and nothing is said), or None: one does. The watching run
+    holds the lease from the promotion to the window's end and renews it at every look, so a lease
+    lapsed (or given back) inside the window is a run that stopped or died, and nothing watches the
+    release until another run does."""
+    if wall is None or (record.owner and record.lease_expires >= wall):
+        return None
+    if record.owner:
+        return f"{record.owner}'s lease lapsed at {wall_utc(record.lease_expires)}: its run stopped or died"
+    return "no run holds the rollout's lease"
+
+
 def _old_service(end: OpenWindowEnd) -> str:
     """The old service a window kept, named when its run recorded which (records from before then do not)."""
     return f"the old service ({end.stable_service})" if end.stable_service else "the old service"

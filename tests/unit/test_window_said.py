@@ -82,3 +82,31 @@ def test_counts_so_far_an_older_rollway_recorded_say_the_lease_holder_may_be_eit
     assert ("holds the rollout's lease: it may be watching the window again, or be the run that recorded this end"
             in out), out
     assert "so far: a run that stopped watching before the window's end counted requests" in out, out
+
+
+@pytest.mark.parametrize(("owner", "lease_left", "watched"), [
+    ("run-7", 300.0, True),  # its run holds a live lease: it watches
+    ("run-7", -300.0, False),  # its run's lease lapsed: it stopped or died (killed, its host gone)
+    (None, 0.0, False),  # no run holds it (one that stopped early gave it back)
+])
+def test_a_window_still_running_that_no_run_holds_says_nobody_is_watching_it(capsys, owner, lease_left,
+                                                                             watched) -> None:
+    """Inside its window, status said "open until ...: `rollway finalize` waits for it to close" and
+    nothing else, whether or not a run held the rollout's lease: the run watching it killed, on-call
+    read the release as watched, a failing one to be rolled back by the monitor, while nothing looked
+    at it until the window's end (when status first said "no run closed it"). Said while no run holds
+    the lease, with what watches what is left of it."""
+    from rollway.ledger import utc
+
+    record = older_record("unverified_window", ENDS - 600, lease_left).model_copy(
+        update={"unverified_window": None, "owner": owner})
+    out = status_of(record, ENDS - 1800, capsys)
+    assert f"monitoring open until {utc(ENDS)} (rollout clock)" in out, out
+    assert "`rollway finalize` waits for it to close" in out, out
+    nobody = ("): a failing release is not rolled back until one does; run `progressive_rollout` of repo/app:2.0.0 "
+              "again, which watches what is left of it")
+    assert ("the ledger shows no run watching it now (" in out and nobody in out) is not watched, out
+    if not watched:
+        why = (f"run-7's lease lapsed at {wall_utc(WALL + lease_left)}: its run stopped or died" if owner else
+               "no run holds the rollout's lease")
+        assert f"the ledger shows no run watching it now ({why}{nobody}" in out, out
