@@ -8,6 +8,8 @@ traffic nor pages anyone" as its reason, in its result and its monitoring artifa
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from flows.monitor import MonitorRefused, monitor
@@ -178,7 +180,8 @@ def test_a_clean_window_started_by_hand_on_a_rollout_that_keeps_its_old_service_
 
 @pytest.mark.parametrize("owed", ["watched", "watches none"])
 @pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
-def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_pages_nobody(monkeypatch, owed, ending):
+def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_pages_nobody(monkeypatch, caplog, owed,
+                                                                                         ending):
     """A window started by hand on a decommissioning rollout that owes none (its window closed, or its
     policy watches none), ending with the old service kept, paged "Decommission skipped: ... run the
     monitor again" as if the rollout's own window had been left open and a look were owed. Nothing
@@ -190,8 +193,12 @@ def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_page
         closed_by(env, first.rollout_id, "watched")
     before = env.ledger.get(env.targets.canary_service)
     ends_keeping_the_old_service(env, ending)
-    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
     assert env.notifier.messages == [], env.notifier.messages
+    # Unpaged, its end is a warning in the run's log: the old service runs on, decommissioned by no one.
+    end = [r for r in caplog.records if r.getMessage() == result.reason]
+    assert [r.levelno for r in end] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in end]
     assert result.outcome == "passed" and result.verified is (ending != "unverified"), result
     assert "an extra look" in result.reason and "nothing was scaled, recorded or paged" in result.reason, result.reason
     assert "run the monitor again" not in result.reason, result.reason
