@@ -477,7 +477,8 @@ def _watch(
     if unclaimed is not None:
         return _not_decommissioned(env, f"{reason}, but the ledger could not be reached to claim the rollout "
                                         f"({unclaimed}): {t.stable_service} kept running, not decommissioned",
-                                   "; run the monitor again", tally.checks, alerts, extra_look)
+                                   "; run the monitor again", tally.checks, alerts, extra_look,
+                                   look_again="once the ledger answers")
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
         # Someone moved traffic back by hand (or the spec never reached 100%): scaling the old
@@ -510,7 +511,8 @@ def _watch(
         return _not_decommissioned(env, f"{reason}, but whether a rollback began while {t.stable_service} was being "
                                         f"scaled down could not be read ({err}): {t.stable_service} scaled back to "
                                         f"{before.desired}, not decommissioned", "; run the monitor again",
-                                   tally.checks, alerts, extra_look, scaled_back=True)
+                                   tally.checks, alerts, extra_look, scaled_back=True,
+                                   look_again="once the load balancer answers")
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _not_decommissioned(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
@@ -645,16 +647,24 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
-                        extra_look: str | None, *, scaled_back: bool = False) -> MonitorResult:
+                        extra_look: str | None, *, scaled_back: bool = False, look_again: str = "") -> MonitorResult:
     """A clean window whose decommission did not happen (``said``: why, and what the old service
     runs): the rollout's own window stays open, so people are paged "Decommission skipped" with
     ``then`` (what to do). An extra look (``extra_look``: why none is owed) leaves nothing open and
     nothing owed: the old service runs as before the look, and a rollback that raced the scale-down
     pages for itself, so it pages nobody ("run the monitor again" paged people for a look nobody
-    owed) and says it in its result, artifact and log, for the person who started it.
+    owed) and says it in its result, artifact and log, for the person who started it, as a warning:
+    said at INFO among the looks' lines, it was missed, and with nothing owed no run comes back to
+    the old service, whose tasks run on at 0 % of traffic. ``look_again``: when a decommission
+    interrupted by something passing (a ledger or a load balancer that did not answer) is worth
+    trying again, which the warning then says with what finishes it ("" when nothing does: a
+    rollback took the old service back, or traffic did).
     ``scaled_back``: the old service was scaled down and back up, so the look did scale it."""
     if extra_look is not None:
-        return _watched_only(said, True, extra_look, alerts, checks,
+        finish = (f"; {env.targets.stable_service} still runs the previous version at 0% of traffic, and no run will "
+                  f"come back to it: start the `monitor` flow again {look_again} (its clean end decommissions it), or "
+                  "run `rollway finalize`" if look_again else "")
+        return _watched_only(said, True, extra_look, alerts, checks, warn=True, then=finish,
                              left="recorded or paged" if scaled_back else "scaled, recorded or paged")
     return _skip(env, f"{said}{then}", checks, alerts)
 
@@ -688,16 +698,18 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
 
 
 def _watched_only(reason: str, verified: bool, why: str, alerts: tuple[str, ...], checks: int, *,
-                  paged_late: bool = False, left: str = "scaled, recorded or paged") -> MonitorResult:
+                  paged_late: bool = False, left: str = "scaled, recorded or paged", warn: bool = False,
+                  then: str = "") -> MonitorResult:
     """The end of a window started by hand after the rollout's decommission, or as an extra look
     at a rollout that owes none and keeps its old service, or that ends keeping it (``why``: which,
     and when and by whom its window closed): its rollback was the point. A second decommission entry and page told people
     the old version went twice; a second "watched" entry was quoted by the rollout's report as the
     window's close, though it had closed earlier; an unverified window's "kept running" would
     contradict either. The result, the artifact and this log line carry the look's outcome. ``left``:
-    what the look did none of (an old service scaled down and back up was scaled)."""
-    said = f"{reason}; {why}: nothing {'else ' if paged_late else ''}was {left}"
-    get_run_logger().log(logging.INFO if verified else logging.WARNING, said)
+    what the look did none of (an old service scaled down and back up was scaled); ``warn``: a
+    warning whatever the verdict (a decommission that did not happen); ``then``: what to do next."""
+    said = f"{reason}; {why}: nothing {'else ' if paged_late else ''}was {left}{then}"
+    get_run_logger().log(logging.INFO if verified and not warn else logging.WARNING, said)
     return MonitorResult(outcome="passed", reason=said, checks=checks, alerts=alerts, verified=verified)
 
 
@@ -936,12 +948,13 @@ def monitor(
     # monitor's rollback as any closed rollout's: a failing release moved no traffic and paged
     # nobody, and the run said "rolled_back". A person watching it rolls back as the rollback
     # flow run by hand does, while the previous version is still there to go back to.
-    by_hand = not monitoring_owed(policy, record)
+    # Why it owes none (said twice: in the warning below and in the window's end), or None: it owes one.
+    owes_none = _owes_none(record, policy) if not monitoring_owed(policy, record) else None
     owner = run_owner()
     # Another run watching it refuses this one first (run_monitor's claim would), before the
     # by-hand check reads the services and refuses it for a reason that is not this run's to fix.
     check_lease(record, owner, env.wall())
-    if by_hand:
+    if owes_none is not None:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             _previous_version_left(env, record)
         # Not refused: a person's look while the previous version still runs is what the window is
@@ -952,7 +965,7 @@ def monitor(
             "(recorded as the `rollback` flow's run by hand is); an end that keeps the old service (a clean one of a "
             "plan that keeps it, too few looks counting requests, or traffic back on it) is said here, not recorded "
             "on the rollout nor paged",
-            record.rollout_id, _owes_none(record, policy))
+            record.rollout_id, owes_none)
     decommissioned = _decommissioned(env, record, decommission, page_owed=page_owed(record))
     paged_late = False
     if decommissioned is not None:
@@ -966,7 +979,7 @@ def monitor(
     elif decommission is None:
         decommission = policy.phases[-1].decommission
     extra_look = (f"this window was an extra look, started by hand: rollout {record.rollout_id} owes none, "
-                  f"{_owes_none(record, policy)}") if by_hand else None
+                  f"{owes_none}") if owes_none is not None else None
     only_watches = decommissioned
     if extra_look is not None and not decommission and decommissioned is None:
         # Its window closed (or was never owed): a clean end recorded a second "watched", which

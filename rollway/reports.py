@@ -39,7 +39,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said, watching_run, window_end
+from rollway.window_said import looks_said, nobody_watching, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -510,7 +510,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
     (``RolloutRecord.kept_for_traffic``) says that, as the report does (``looks_said``), and, while
     another run holds the rollout's lease at ``wall`` (the wall clock), that it watches again and
     the end said is the previous run's (``watching_run``); so too, past the window's end, a run
-    watching what is left of it."""
+    watching what is left of it. Inside the window, while no run holds the lease, that none is
+    watching it and what does (``nobody_watching``)."""
     from rollway.clock import on_the_wall
 
     spec = _recorded_spec(record)
@@ -519,7 +520,10 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"
     looks = looks_said(spec, record)
-    watching = watching_run(spec, record, wall)
+    watching, unsure = watching_run(spec, record, wall)
+    if looks is not None and looks[1] and unsure is not None:
+        return (f"{looks[0]}; {unsure}: once the lease lapses with the window open, the next monitor run or weekly "
+                f"tick looks again; until the window closes `rollway finalize` refuses, and {abort}")
     if looks is not None and looks[1] and watching is not None:
         return (f"being watched again now by {watching}, whose end replaces the previous run's: {looks[0]}; until the "
                 f"window closes `rollway finalize` refuses, and {abort}")
@@ -531,9 +535,16 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
                 f"`progressive_rollout` of {record.image} again now); until then `rollway finalize` refuses, and "
                 f"{abort}")
     so_far = f"; {looks[0]}" if looks is not None else ""
+    so_far += f"; {unsure}" if unsure is not None else ""
     if now is not None and now < ends:
-        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}: `rollway finalize` waits "
-                f"for it to close; {abort}{so_far}")
+        # "Open until" alone read as a release being watched, a failing one to be rolled back by
+        # the monitor, while the run watching it had been killed: nothing looked until the end.
+        why = nobody_watching(record, wall)
+        nobody = ("" if why is None else f"; the ledger shows no run watching it now ({why}): a failing release is "
+                  f"not rolled back until one does; run `progressive_rollout` of {record.image} again, which watches "
+                  "what is left of it")
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}{nobody}; `rollway finalize` "
+                f"waits for it to close; {abort}{so_far}")
     if watching is not None:
         # Past its end, a run resumed it (the weekly tick, a monitor run): "no run closed it ... run
         # `progressive_rollout` again" while that run watched what was left of it.

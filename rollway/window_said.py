@@ -51,18 +51,47 @@ def looks_said(spec: RolloutSpec, record: RolloutRecord) -> tuple[str, bool] | N
             f"{seen.counted} of its {seen.looks} looks ({failed}{seen.actor}'s run, ended {utc(seen.at)})"), False
 
 
-def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> str | None:
+def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -> tuple[str | None, str | None]:
     """The run watching the window the promotion owes now, other than the one whose end
     ``looks_said`` says ("run-8 (lease until ...)"), or None: no live lease at ``wall`` (the wall
-    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end.
-    A run writes its own end only when its window is over (one that dies must not lose the previous
-    run's), so until then status said the previous run's end as if it were this one's, and that no
-    run closed the window, or that the next run looks again, while one was looking."""
-    end = _newest_end(spec, record)
-    if wall is None or not record.owner or record.lease_expires < wall or (end is not None and
-                                                                            record.owner == end.owner):
+    clock, as leases are stamped; None: not told), or the lease is the run's that recorded that end,
+    or may be. A run writes its own end only when its window is over (one that dies must not lose
+    the previous run's), so until then status said the previous run's end as if it were this one's,
+    and that no run closed the window, or that the next run looks again, while one was looking.
+
+    Second, what status says of a live lease beside an end recorded before ends named their run
+    (``OpenWindowEnd.owner`` None), or None: its holder may be watching the window again, or be the
+    run that recorded that end, its lease not yet given back (a release the ledger refused, a
+    process killed). Status said "being watched again now by" that very run, whose end "replaces
+    the previous run's", until its lease lapsed."""
+    if not _held(record, wall):
+        return None, None
+    end, holder = _newest_end(spec, record), f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
+    if end is None:
+        return holder, None
+    if end.owner is None:
+        return None, (f"{holder} holds the rollout's lease: it may be watching the window again, or be the run that "
+                      "recorded this end, its lease not yet given back (an older rollway recorded the end without "
+                      "naming its run)")
+    return (None if record.owner == end.owner else holder), None
+
+
+def nobody_watching(record: RolloutRecord, wall: float | None) -> str | None:
+    """Why no run watches a window still running, when no run holds the rollout's lease at ``wall``
+    (the wall clock; None: not told, and nothing is said), or None: one does. The watching run
+    holds the lease from the promotion to the window's end and renews it at every look, so a lease
+    lapsed (or given back) inside the window is a run that stopped or died, and nothing watches the
+    release until another run does."""
+    if wall is None or _held(record, wall):
         return None
-    return f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
+    if record.owner:
+        return f"{record.owner}'s lease lapsed at {wall_utc(record.lease_expires)}: its run stopped or died"
+    return "no run holds the rollout's lease"
+
+
+def _held(record: RolloutRecord, wall: float | None) -> bool:
+    """Whether a run holds the rollout's lease at ``wall`` (the wall clock; None: not told, so not known)."""
+    return wall is not None and bool(record.owner) and record.lease_expires >= wall
 
 
 def _old_service(end: OpenWindowEnd) -> str:

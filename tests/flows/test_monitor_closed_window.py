@@ -8,6 +8,8 @@ traffic nor pages anyone" as its reason, in its result and its monitoring artifa
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from flows.monitor import MonitorRefused, monitor
@@ -178,7 +180,8 @@ def test_a_clean_window_started_by_hand_on_a_rollout_that_keeps_its_old_service_
 
 @pytest.mark.parametrize("owed", ["watched", "watches none"])
 @pytest.mark.parametrize("ending", ["unverified", "kept for traffic"])
-def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_pages_nobody(monkeypatch, owed, ending):
+def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_pages_nobody(monkeypatch, caplog, owed,
+                                                                                         ending):
     """A window started by hand on a decommissioning rollout that owes none (its window closed, or its
     policy watches none), ending with the old service kept, paged "Decommission skipped: ... run the
     monitor again" as if the rollout's own window had been left open and a look were owed. Nothing
@@ -190,8 +193,12 @@ def test_an_extra_look_on_a_decommissioning_plan_that_keeps_the_old_service_page
         closed_by(env, first.rollout_id, "watched")
     before = env.ledger.get(env.targets.canary_service)
     ends_keeping_the_old_service(env, ending)
-    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
     assert env.notifier.messages == [], env.notifier.messages
+    # Unpaged, its end is a warning in the run's log: the old service runs on, decommissioned by no one.
+    end = [r for r in caplog.records if r.getMessage() == result.reason]
+    assert [r.levelno for r in end] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in end]
     assert result.outcome == "passed" and result.verified is (ending != "unverified"), result
     assert "an extra look" in result.reason and "nothing was scaled, recorded or paged" in result.reason, result.reason
     assert "run the monitor again" not in result.reason, result.reason
@@ -263,3 +270,55 @@ def test_an_extra_look_whose_decommission_is_interrupted_pages_nobody(monkeypatc
     assert env.ledger.get(env.targets.canary_service).history == before.history
     assert env.deployer.describe(env.targets.stable_service).desired == 4
     assert "an extra look" in monitoring_artifact(env)
+
+
+@pytest.mark.parametrize("owed", ["watched", "watches none"])
+@pytest.mark.parametrize("interrupted, waits_for", [
+    (the_ledger_cannot_be_reached_to_claim_it, "once the ledger answers"),
+    (the_race_cannot_be_read, "once the load balancer answers"),
+])
+def test_an_extra_look_whose_decommission_is_interrupted_warns_and_says_what_finishes_it(monkeypatch, caplog, owed,
+                                                                                          interrupted, waits_for):
+    """An extra look on a decommissioning plan whose decommission was interrupted logged what kept
+    the old service at INFO, among the looks' own lines: its tasks go on running (and costing) at 0 %
+    of traffic, and nothing will come back for them, the rollout owing no window. A person scanning
+    the run for warnings missed it. It is a warning, and names what finishes the decommission."""
+    import logging
+
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING if owed == "watched" else
+                                DECOMMISSIONING.model_copy(update={"monitor_seconds": 0.0}))
+    if owed == "watched":
+        closed_by(env, first.rollout_id, "watched")
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy
+    env.clock.sleep(120)
+    interrupted(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    assert result.outcome == "passed" and result.verified and env.notifier.messages == [], result
+    stable = env.targets.stable_service
+    kept = [r for r in caplog.records if "not decommissioned" in r.getMessage()]
+    assert [r.levelno for r in kept] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in kept]
+    said = " ".join(kept[0].getMessage().split())
+    assert (f"{stable} still runs the previous version at 0% of traffic, and no run will come back to it: start "
+            f"the `monitor` flow again {waits_for} (its clean end decommissions it), or run `rollway finalize`"
+            ) in said, said
+    assert said in " ".join(result.reason.split()), result.reason
+    assert env.deployer.describe(stable).desired == 4
+
+
+def test_an_extra_look_whose_decommission_a_rollback_raced_warns_without_a_next_step(monkeypatch, caplog):
+    """A rollback that raced the scale-down put the old service back to work and pages for itself:
+    the look's end is still a warning (its decommission did not happen), and sends nobody to
+    decommission a service the rollback now serves from."""
+    import logging
+
+    env, first = promoted_world(monkeypatch, spec=DECOMMISSIONING)
+    closed_by(env, first.rollout_id, "watched")
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)
+    env.clock.sleep(120)
+    a_rollback_races_the_scale_down(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=600)
+    kept = [r for r in caplog.records if "not decommissioned" in r.getMessage()]
+    assert [r.levelno for r in kept] == [logging.WARNING], [(r.levelname, r.getMessage()) for r in kept]
+    assert "finalize" not in result.reason and "`monitor` flow again" not in result.reason, result.reason

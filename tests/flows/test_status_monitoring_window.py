@@ -37,3 +37,6 @@ def test_status_of_a_promotion_inside_its_window_says_until_when_it_is_open(aws,
     out = " ".join(capsys.readouterr().out.split())
     assert f"monitoring open until {utc(promoted + 3600)} (rollout clock)" in out, out
     assert "no run closed it" not in out, out
+    # Its run's lease lapsed (process/gone held it for 0 s): nobody watches what is left of it.
+    assert "the ledger shows no run watching it now (process/gone's lease lapsed at" in out, out
+    assert f"run `progressive_rollout` of {spec.image} again, which watches what is left of it" in out, out
