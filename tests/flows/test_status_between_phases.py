@@ -110,10 +110,14 @@ def _service_block() -> str:
     return f"edit-{uuid.uuid4().hex[:8]}"
 
 
-def _delete(run_ids) -> None:
-    with get_client(sync_client=True) as client:
-        for run_id in run_ids:
-            client.delete_flow_run(run_id)
+def _status_while(capsys, runs) -> str:
+    """Status's words while the flow runs ``runs`` are on the server, deleted after."""
+    try:
+        return _status(capsys)
+    finally:
+        with get_client(sync_client=True) as client:
+            for run_id in runs:
+                client.delete_flow_run(run_id)
 
 
 def _monday_before(seconds: float) -> float:
@@ -133,31 +137,19 @@ def test_status_of_a_phase_due_before_the_schedules_run_names_that_run_not_an_ov
     assert due <= now
     weekly_runs = _advance_deployment(block)
     cron = datetime.fromtimestamp(now + 6 * 3600, timezone.utc)
-    runs = _advance_runs(weekly_runs, Scheduled(scheduled_time=cron),
-                         Scheduled(scheduled_time=cron + timedelta(days=7)))
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(weekly_runs, Scheduled(scheduled_time=cron),
+                                               Scheduled(scheduled_time=cron + timedelta(days=7))))
     assert "OVERDUE" not in said, said
     assert (f"next phase week 2 (25% -> 50%) due since {utc(due)} (rollout clock), {duration(now - due)} ago: the "
             f"weekly schedule's advance_phase run at {utc(cron.timestamp())}, in 6.0 h, starts it") in said, said
 
     # Its worker down at the cron time, the run waits, Late: said so, still not overdue.
     late = datetime.fromtimestamp(now - 3600, timezone.utc)
-    runs = _advance_runs(weekly_runs, Scheduled(scheduled_time=late, name="Late"))
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(weekly_runs, Scheduled(scheduled_time=late, name="Late")))
     assert f"advance_phase run at {utc(late.timestamp())}, late by 60." in said and "OVERDUE" not in said, said
 
     # Once an advance_phase run has begun since it fell due and did not start it, it is overdue.
-    runs = _advance_runs(weekly_runs, Running())
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(weekly_runs, Running()))
     assert f"next phase week 2 (25% -> 50%) OVERDUE: due since {utc(due)}" in said, said
 
 
@@ -169,11 +161,8 @@ def test_status_of_a_phase_due_after_this_weeks_run_names_the_schedules_run_that
     due = _holding_after_week_1(monkeypatch, started_at=now - 3600, rollout_id="20270104T090000Z-5d6e7f8a",
                                 targets_block=block)
     before, after = (datetime.fromtimestamp(at, timezone.utc) for at in (due - 3600, due - 3600 + 7 * 86400))
-    runs = _advance_runs(_advance_deployment(block), Scheduled(scheduled_time=before), Scheduled(scheduled_time=after))
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(_advance_deployment(block), Scheduled(scheduled_time=before),
+                                               Scheduled(scheduled_time=after)))
     assert (f"next phase week 2 (25% -> 50%) due {utc(due)} (rollout clock), in {duration(due - now)}: the weekly "
             f"schedule's advance_phase run at {utc(after.timestamp())}, in {duration(after.timestamp() - now)}, "
             "starts it") in said, said
@@ -191,21 +180,13 @@ def test_status_names_its_own_rollouts_advance_phase_runs_not_another_services_o
     assert due <= now
     mine, other = _advance_deployment(ours), _advance_deployment(theirs)
     cron = datetime.fromtimestamp(now + 6 * 3600, timezone.utc)
-    runs = (_advance_runs(other, Scheduled(scheduled_time=cron - timedelta(hours=5)), Running())
-            + _advance_runs(mine, Running(), targets_block=theirs)
-            + _advance_runs(mine, Scheduled(scheduled_time=cron)))
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(other, Scheduled(scheduled_time=cron - timedelta(hours=5)), Running())
+                         + _advance_runs(mine, Running(), targets_block=theirs)
+                         + _advance_runs(mine, Scheduled(scheduled_time=cron)))
     assert "OVERDUE" not in said, said
     assert (f"due since {utc(due)} (rollout clock), {duration(now - due)} ago: the weekly schedule's advance_phase "
             f"run at {utc(cron.timestamp())}, in 6.0 h, starts it") in said, said
 
     # Its own deployment's run that began since the phase fell due is read: that one said why it did not start it.
-    runs = _advance_runs(mine, Running())
-    try:
-        said = _status(capsys)
-    finally:
-        _delete(runs)
+    said = _status_while(capsys, _advance_runs(mine, Running()))
     assert f"next phase week 2 (25% -> 50%) OVERDUE: due since {utc(due)}" in said, said
