@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from dataclasses import dataclass
 from typing import Callable
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.approvals import prefect_approver, unheard_answers
@@ -22,7 +24,8 @@ from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in
 from flows.engine import run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
-from flows.journal import LedgerJournal, on_the_wall
+from flows.artifacts import for_people
+from flows.journal import LedgerJournal, artifact_key, on_the_wall
 from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
@@ -50,7 +53,7 @@ from rollway.ledger import (
 )
 from rollway.model import Weights, validation_problems
 from rollway.phases import RolloutPhase
-from rollway.report import RolloutResult
+from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, traffic, undoable
 
@@ -143,18 +146,31 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
 
 
 def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
-    """Warn when the spec a resuming run was given differs from the one its rollout recorded.
+    """Warn, in the log and the ``<service>-spec-not-followed`` artifact, when the spec a run was
+    given differs from the one its rollout recorded: which fields, and that the recorded spec governs.
 
     The recorded one governs (its stages were judged and approved under it), and a person who
-    edited the spec before starting the run again (an approval before 50 %, a stricter alpha)
-    otherwise believed the rest of the rollout followed the edit.
+    edited the spec before starting the run again (an approval before 50 %, a stricter alpha),
+    or edited the advance_phase deployment's between weeks, otherwise believed the rest of the
+    rollout followed the edit. Warned, not refused: the weekly schedule's runs carry the
+    deployment's spec, and a refusal would stop the rollout every Monday over an edit.
     """
     differs = [name for name in RolloutSpec.model_fields if getattr(given, name) != getattr(recorded, name)]
-    if differs:
-        get_run_logger().warning(
-            "the spec given to this run differs from the one rollout %s of %s recorded in %s: the recorded spec "
-            "governs its resume, and the given one is not followed. To roll out under the given one, roll this "
-            "rollout back (`rollway abort`) and start it again", record.rollout_id, record.image, ", ".join(differs))
+    if not differs:
+        return
+    said = (f"the spec given to this run differs from the one rollout {record.rollout_id} of {record.image} recorded "
+            f"in {', '.join(differs)}: the recorded spec governs this run, and the given one is not followed. To roll "
+            "out under the given one, roll this rollout back (`rollway abort`) and start it again")
+    get_run_logger().warning("%s", said)
+
+    def value(spec: RolloutSpec, name: str) -> str:
+        return markdown_cell(f"`{json.dumps(spec.model_dump(mode='json', include={name})[name], separators=(',', ':'))}`")
+
+    rows = "\n".join(f"| {name} | {value(recorded, name)} | {value(given, name)} |" for name in differs)
+    for_people("spec not followed", lambda: create_markdown_artifact(
+        key=artifact_key(record.service, "spec-not-followed"), description="the given spec's edits, not followed",
+        markdown=f"# Spec not followed\n\n{markdown_cell(said)}\n\n| field | recorded (followed) | given (not followed) |"
+                 f"\n|---|---|---|\n{rows}\n"))
 
 
 def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
@@ -1025,7 +1041,8 @@ def advance_phase(
     a phase whose run died; finish a half-done rollback.
 
     The run always drives the spec recorded in the ledger: a ``spec`` given names only the flags
-    its rollback hooks disable when they cannot read the ledger. ``start_early_because`` is
+    its rollback hooks disable when they cannot read the ledger, and one unlike the recorded spec
+    is warned of (``policy_not_followed``). ``start_early_because`` is
     recorded in the ledger with ``actor``, and refused while the current phase has not passed
     its stages.
 
@@ -1054,6 +1071,12 @@ def advance_phase(
             "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this run; "
             "the given one only names the flags its rollback disables if the ledger cannot be read",
             spec.image, record.service, record.rollout_id, record.image)
+    elif spec is not None and record is not None and not record.phase.terminal:
+        # The same image's spec edited (the deployment's, between weeks): silently, the edit
+        # seemed to govern the next phase. Compared with the recorded spec as a whole only, as
+        # run_progressive compares it: one today's rules refuse would have every part named.
+        with contextlib.suppress(ValidationError):
+            policy_not_followed(spec, RolloutSpec.from_record(record.spec_json), record)
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

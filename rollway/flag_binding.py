@@ -299,17 +299,21 @@ def check_changes(store: FlagStore, changes: Sequence[FlagChange]) -> None:
         UnknownFlag: flags that do not exist and are not to be created (all named).
         InvalidFlagInput: a change that would leave a malformed flag unreadable.
     """
-    missing, readable = [], set()
+    missing: list[str] = []
+    readable: set[str] = set()
     for change in changes:
+        # Each flag is read once: one an earlier change creates exists by the time this one is
+        # written, one an earlier change repaired is repaired, and one found missing is named once.
+        if change.feature in readable or change.feature in missing:
+            continue
         current = _stored(store, change.feature)
-        # A flag an earlier change creates exists by the time this one is written.
-        if current is None and not change.create and change.feature not in readable:
+        if current is None and not change.create:
             missing.append(change.feature)
-        elif isinstance(current, MalformedFlag) and change.feature not in readable:
+            continue
+        if isinstance(current, MalformedFlag):
             # Only the flag's first change must repair it: the ones after find it repaired.
             _repaired(current, change, None)
-        if current is not None or change.create:
-            readable.add(change.feature)
+        readable.add(change.feature)
     if missing:
         raise UnknownFlag(*missing)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rollway.finalize import FinalizeResult
 from rollway.judge import rate_percent
 from rollway.model import Observation, VersionSample, Verdict, Weights
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 Version = Literal["baseline", "canary"]
@@ -50,6 +53,15 @@ class StageReport(BaseModel):
         for version in self.no_data:
             if getattr(self, version) is not None:
                 raise ValueError(f"the {version} is said to have no data but has a sample; it must be None")
+        return self
+
+    @model_validator(mode="after")
+    def _none_settled_has_no_samples(self) -> "StageReport":
+        # The table shows such a stage as "none settled" in both columns: a sample beside it
+        # would be a count the row does not show, and a stage both counted and not.
+        for version in VERSIONS:
+            if self.none_settled and getattr(self, version) is not None:
+                raise ValueError(f"no period settled, yet the {version} has a sample; both must be None")
         return self
 
     @classmethod
@@ -187,6 +199,19 @@ def markdown_cell(text: str) -> str:
     splits a row at every ``|`` behind an even number of them, so a comment quoting grep's
     ``ERROR\\|FATAL`` opened a cell, shifted the rest of the row and lost its last column."""
     return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", " ".join(text.split()))
+
+
+def console_table(stages: tuple[StageReport, ...] | list[StageReport], title: str) -> Table:
+    """The per-stage table for a terminal (`rollway demo`): markdown_table's rows and legend, its
+    long cells folded rather than cut."""
+    from rich.table import Table  # only a terminal needs it: the flows' tables are markdown
+
+    table = Table(title=title, caption=f"{P99_SAID}.", show_lines=False)
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in stage_rows(stages):
+        table.add_row(*row)
+    return table
 
 
 def markdown_table(stages: tuple[StageReport, ...] | list[StageReport]) -> str:

@@ -21,7 +21,7 @@ from rich.table import Table
 from rollway.clock import ClockSettings
 from rollway.failure_words import error_said
 from rollway.model import ServiceState, Weights
-from rollway.report import HEADERS, RolloutResult, stage_rows
+from rollway.report import RolloutResult, console_table
 from rollway.spec import Analysis, Approvals, RolloutSpec, Stage
 from rollway.targets import Targets
 
@@ -92,13 +92,9 @@ def _subjects(get_client, url: str) -> list[str]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def _stage_table(result: RolloutResult) -> Table:
-    table = Table(title=f"{result.image}: {result.outcome}", show_lines=False)
-    for h in HEADERS:
-        table.add_column(h, overflow="fold")
-    for row in stage_rows(result.stages):
-        table.add_row(*row)
-    return table
+def result_table(result: RolloutResult) -> Table:
+    """The scenario's stage table, rendered as the flows' is (its p99 legend under it)."""
+    return console_table(result.stages, title=f"{result.image}: {result.outcome}")
 
 
 def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int, rps: float) -> bool:
@@ -132,7 +128,7 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
             # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
             console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
-    console.print(_stage_table(result))
+    console.print(result_table(result))
 
     weights = AlbRouter(get_client("elbv2"), targets).get_weights()
     deployer = EcsDeployer(get_client("ecs"), targets)

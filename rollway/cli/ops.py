@@ -373,7 +373,7 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
             if record is not None else "it has no rollout in the ledger"
         )
         raise NoPausedRun(f"no paused rollout run for {service.name}: {where}{last_answer(record)}. "
-                          f"{nothing_paused_next(record)}")
+                          f"{nothing_paused_next(record, service.targets_block)}")
     listed = ", ".join(f"{r.name} ({r.id})" for r in candidates)
     several = AmbiguousRun(f"several paused runs could be {service.name}'s: {listed}; pass --flow-run ID")
     several.runs = tuple(candidates)
@@ -410,10 +410,11 @@ def rolled_back_next(record: RolloutRecord) -> str:
             f"a new rollout tries again: {HOW_TO_START}")
 
 
-def nothing_paused_next(record: RolloutRecord | None) -> str:
+def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None) -> str:
     """What a person who came to answer a pause, and found none, can do: by where the newest
-    rollout stands. Told only where it stands, they were left to work out whether to wait, resume,
-    finish a rollback, finalize or start anew."""
+    rollout stands (of the service ``targets_block`` names, whose weekly runs are read). Told only
+    where it stands, they were left to work out whether to wait, resume, finish a rollback,
+    finalize or start anew."""
     from rollway.finalize import finalize_unfinished, is_finalized
     from rollway.reports import next_phase
 
@@ -430,7 +431,8 @@ def nothing_paused_next(record: RolloutRecord | None) -> str:
         # Status's own "next phase" row, on the clock the rollout ran on: the due time alone left
         # the person to work out how far off it was, or that it was overdue and why nothing asked.
         nxt, clock = next_phase(record), between_phases_clock(record)
-        upcoming = (next_phase_row(record, clock.build().now(), clock.speed, scheduled_advance)
+        upcoming = (next_phase_row(record, clock.build().now(), clock.speed,
+                                   functools.partial(scheduled_advance, targets_block=targets_block))
                     if clock is not None else None)
         return (f"It holds between weekly phases, {nxt.passed} passed; next phase {upcoming}; nothing asks for an "
                 "answer before that phase starts" if nxt is not None and upcoming is not None else
@@ -1186,16 +1188,23 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     clock = status_clock(record)
     print_status(service, record, live, paused, history, canary_runs=canary_runs, unrestorable=unrestorable,
                  unheard=unheard, now=clock.build().now() if clock else None, speed=clock.speed if clock else 1.0,
-                 wall=time.time(), users=what_users_get(service, live), scheduled=scheduled_advance)
+                 wall=time.time(), users=what_users_get(service, live),
+                 scheduled=functools.partial(scheduled_advance, targets_block=service.targets_block))
     return 0
 
 
-def scheduled_advance(due: float) -> float | None:
+def scheduled_advance(due: float, targets_block: str | None) -> float | None:
     """When the advance_phase run that starts a weekly phase due at ``due`` (wall seconds) begins:
     the first run the schedule has created for then or later, or, once ``due`` has passed, its
     next one (late or not). None when an advance_phase run has begun since ``due`` (it said why
     it started nothing in its log), when none is scheduled (a paused schedule, none deployed), or
-    when the Prefect API cannot say: the row then says what it always did."""
+    when the Prefect API cannot say: the row then says what it always did.
+
+    Only the rollout's own runs are read: those of the advance_phase deployments whose
+    ``targets_block`` parameter is the one status was given, picked out by the server, and of
+    those the runs that kept it (one started from the deployment's form may name another).
+    Read across the server, another service's scheduled run was named as this rollout's, and
+    its run begun since ``due`` said this phase was overdue."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas import filters
     from prefect.client.schemas.objects import StateType
@@ -1203,21 +1212,32 @@ def scheduled_advance(due: float) -> float | None:
 
     advance = filters.FlowFilter(name=filters.FlowFilterName(any_=["advance_phase"]))
     since = datetime.fromtimestamp(due, timezone.utc)
+
+    def ours(runs: Iterable[Any]) -> list[Any]:
+        return [run for run in runs if (run.parameters or {}).get("targets_block") == targets_block]
+
     try:
         with get_client(sync_client=True) as client:
-            if due <= time.time() and client.read_flow_runs(
-                    flow_filter=advance, limit=1,
-                    flow_run_filter=filters.FlowRunFilter(
-                        # Begun: the API reads an unstarted run's expected start as its start time.
-                        start_time=filters.FlowRunFilterStartTime(after_=since, is_null_=False))):
+            deployments = [d.id for d in client.read_deployments(flow_filter=advance)
+                           if (d.parameters or {}).get("targets_block") == targets_block]
+            if not deployments:
                 return None
-            upcoming = client.read_flow_runs(
-                flow_filter=advance, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1,
+            of_ours = filters.FlowRunFilterDeploymentId(any_=deployments)
+            if due <= time.time() and ours(client.read_flow_runs(
+                    flow_filter=advance,
+                    flow_run_filter=filters.FlowRunFilter(
+                        deployment_id=of_ours,
+                        # Begun: the API reads an unstarted run's expected start as its start time.
+                        start_time=filters.FlowRunFilterStartTime(after_=since, is_null_=False)))):
+                return None
+            upcoming = ours(client.read_flow_runs(
+                flow_filter=advance, sort=FlowRunSort.EXPECTED_START_TIME_ASC,
                 flow_run_filter=filters.FlowRunFilter(
+                    deployment_id=of_ours,
                     state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                     # A run the schedule made for before the phase falls due finds it not due.
                     **({"expected_start_time": filters.FlowRunFilterExpectedStartTime(after_=since)}
-                       if due > time.time() else {})))
+                       if due > time.time() else {}))))
     except Exception:  # noqa: BLE001 - a read for a row's words: status shows the rest either way
         return None
     start = upcoming[0].expected_start_time if upcoming else None

@@ -11,7 +11,7 @@ import pytest
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.flags import DynamoFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, check_changes, disable_bindings, set_flag
 from rollway.flags import (
     AUDIT_CAP,
     MAX_ACTOR,
@@ -215,6 +215,25 @@ def test_bad_input_writes_nothing_to_dynamodb(store, client, watch_calls):
     assert seen == ["GetItem", "GetItem"]
     assert store.get(SQS).version == 1 and store.get("no_such_flag") is None
     assert [e.version for e in store.audit(SQS)] == [1]
+
+
+
+def test_checking_changes_reads_each_flag_once_however_many_changes_name_it(store, client, watch_calls):
+    """A set-flags run that moves one flag twice (on at 5 %, then 25 %) and creates another then sets
+    it: the check read the flag again for each change after its first, and left what it read
+    unused (by then the flag was known to exist, or to be created). The writes read it themselves."""
+    new = "enable_new_checkout"
+    seen = watch_calls(client)
+    check_changes(store, [FlagChange(feature=SQS, enabled=True, percentage=5), FlagChange(feature=SQS, percentage=25),
+                          FlagChange(feature=new, create=True), FlagChange(feature=new, enabled=True),
+                          FlagChange(feature=SQS, enabled=False)])
+    assert seen == ["GetItem", "GetItem"], seen
+    # Missing flags are named once each, however many changes name them.
+    seen = watch_calls(client)
+    with pytest.raises(UnknownFlag) as unknown:
+        check_changes(store, [FlagChange(feature="typo_flag", enabled=True),
+                              FlagChange(feature="typo_flag", percentage=5), FlagChange(feature=SQS, percentage=5)])
+    assert unknown.value.features == ("typo_flag",) and seen == ["GetItem", "GetItem"], (unknown.value, seen)
 
 
 def closed_port() -> int:

@@ -239,6 +239,38 @@ def test_an_advance_given_another_images_spec_says_so_and_drives_the_recorded_on
     assert said and "3.0.0" in said[0] and IMAGE in said[0], caplog.text
 
 
+def test_an_advance_given_an_edited_spec_of_the_same_image_names_what_it_does_not_follow(monkeypatch, caplog):
+    """A platform engineer edits the advance_phase deployment's spec between weeks (a stricter alpha,
+    a longer approval timeout) and leaves the image: the run drove the recorded spec and said
+    nothing, in its log or its artifacts, so the edit seemed to govern week 2."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    from flows.journal import artifact_key
+
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    edited = spec.model_copy(update={"analysis": spec.analysis.model_copy(update={"alpha": 0.001}),
+                                     "approvals": spec.approvals.model_copy(update={"timeout_seconds": 7200})})
+    with caplog.at_level(logging.WARNING):
+        state = advance_phase(spec=edited.model_dump(mode="json"), return_state=True)
+    assert state.result().outcome == "promoted" and env.ledger.get(env.targets.canary_service).image == IMAGE
+    said = [r.getMessage() for r in caplog.records if "the recorded spec governs" in r.getMessage()]
+    assert said and "recorded in analysis, approvals: the recorded spec governs this run" in said[0], caplog.text
+    with get_client(sync_client=True) as client:
+        shown = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[artifact_key(env.targets.canary_service, "spec-not-followed")]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    assert len(shown) == 1, shown
+    page = shown[0].data
+    assert "the recorded spec governs" in page and "| approvals |" in page and "| analysis |" in page, page
+    assert '"alpha":0.001' in page and '"alpha":0.01' in page, page
+
+
+def test_an_advance_given_the_recorded_spec_says_nothing_of_it(monkeypatch, caplog):
+    env, spec = _week_one_with_a_bound_flag(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        assert advance_phase(spec=spec.model_dump(mode="json")).outcome == "promoted"
+    assert "the recorded spec governs" not in caplog.text, caplog.text
+
 def test_an_advance_spec_with_an_unknown_timezone_is_refused_before_the_run(monkeypatch):
     env, spec = _week_one_with_a_bound_flag(monkeypatch)
     bad = spec.model_dump(mode="json") | {"weekly_timezone": "Europe/Berln"}

@@ -166,3 +166,36 @@ def test_the_p99_columns_say_they_are_the_worst_periods_p99_not_the_stages():
     legend = table.split("\n\n")[-1]
     assert not legend.startswith("|") and "worst" in legend and "not a p99 over" in legend, table
     assert ("base p99 ms", "canary p99 ms") == (HEADERS[5], HEADERS[9])
+
+
+def test_a_stage_said_to_have_no_settled_period_cannot_carry_a_sample():
+    """``none_settled`` says the stage's metrics were read and none of their periods had settled:
+    a report saying so beside a sample read as both "none settled" and a measured count."""
+    import pytest
+    from pydantic import ValidationError
+
+    for version in ("baseline", "canary"):
+        fields = {**_report("hold").model_dump(), "none_settled": True}
+        fields["canary" if version == "baseline" else "baseline"] = None
+        with pytest.raises(ValidationError, match=f"no period settled, yet the {version} has a sample"):
+            StageReport.model_validate(fields)
+    settled_none = StageReport.model_validate({**_report("hold").model_dump(), "none_settled": True,
+                                               "baseline": None, "canary": None})
+    assert settled_none.none_settled
+
+
+def test_the_demos_stage_table_says_what_its_p99_columns_hold_as_the_flows_table_does():
+    """`rollway demo` printed its own table of the same rows without the legend under the flows'
+    one: its p99 columns read as each stage's p99 over all its requests."""
+    from rich.console import Console
+
+    from rollway.cli.demo import result_table
+    from rollway.report import P99_SAID, RolloutResult
+
+    result = RolloutResult(outcome="promoted", reason="passed", image="repo/edit-container:2.0.0",
+                           final_weights=Weights(stable=0, canary=100), stages=(_report("accepted by alice"),))
+    console = Console(width=400, record=True)
+    console.print(result_table(result))
+    shown = " ".join(console.export_text().split())
+    assert P99_SAID in shown and "repo/edit-container:2.0.0: promoted" in shown, shown
+    assert "accepted by alice" in shown and "11,400" in shown, shown
