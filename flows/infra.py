@@ -69,9 +69,10 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said
 from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
-    StackEnvironment, StackSeen,
+    StackEnvironment,
     bootstrap_environments, changed_stacks, check_already_deployed, check_request, confirm_skipped, plan_deployment,
     resource_places, stack_environments, trust_command,
 )
@@ -236,7 +237,7 @@ def run_deploy_infrastructure(
         # Read before any deploy, and again once the run stops or ends unchecked: which stacks it
         # changed. Counted changed unread, a stack whose cdk deploy failed before CloudFormation
         # started made the checklist's key say an earlier verdict no longer held of it.
-        before: dict[str, StackSeen] = {}
+        before: dict[str, StackState] = {}
         if statuses is not None:
             assert home is not None
             with _said_if_interrupted(
@@ -385,14 +386,14 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
                  environments: dict[str, StackEnvironment], home: StackEnvironment,
-                 read_seconds: float) -> dict[str, StackSeen]:
+                 read_seconds: float) -> dict[str, StackState]:
     """What CloudFormation shows of ``stacks`` (``StackStatuses.seen``), read in each one's region,
     to tell which the run changed (``changed_stacks``). Raises no Exception: it only decides what
     the checklist's key says, so a region whose read failed or did not answer within
     ``read_seconds`` is logged and left out, its stacks counted as changed, and no deploy stops
     for it. A stack of another account is left out unread too."""
     log = get_run_logger()
-    found: dict[str, StackSeen] = {}
+    found: dict[str, StackState] = {}
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
             "%s is in account %s, whose stacks this run does not read: it counts as changed by its deploy",
             stack, account)).items():
@@ -406,7 +407,7 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
     return found
 
 
-def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackSeen], stacks: Sequence[str],
+def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
              environments: dict[str, StackEnvironment], home: StackEnvironment | None,
              read_seconds: float) -> list[str]:
     """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read

@@ -19,7 +19,6 @@ from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
 from rollway.cleanup import StackState, stack_changed
 from rollway.errors_pickle import PicklableError
-from rollway.infra import StackSeen
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
@@ -103,7 +102,8 @@ class CloudFormationStacks:
         self._keep = {name.lower() for name in keep}
 
     def describe(self, name: str) -> StackState:
-        """The stack as CloudFormation shows it; ``status`` None when there is no such stack."""
+        """The stack as CloudFormation shows it, with its newest event and what it holds; ``status``
+        None when there is no such stack."""
         found = self._describe(name)
         if found is None:
             return StackState(name=name)
@@ -115,6 +115,8 @@ class CloudFormationStacks:
         retained: list[str] = []
         resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained)
         return _judged(name, found).model_copy(update=dict(
+            # By id: a stack made again under the name meanwhile has events of its own.
+            last_event=None if gone else self._newest_event(found["StackId"]),
             root_stack=_stack_name(root) if root else None,
             resources=resources,
             retained=tuple(retained),
@@ -162,16 +164,25 @@ class CloudFormationStacks:
         found = self._describe(name)
         return StackState(name=name) if found is None else _judged(name, found)
 
-    def seen(self, name: str) -> StackSeen:
-        """The stack's ``state`` and the id of its newest event: what a deploy compares before and
-        after to tell whether CloudFormation changed the stack. One DescribeStacks and, of a stack
-        that exists, one page of DescribeStackEvents (newest first: the first page is enough)."""
+    def seen(self, name: str) -> StackState:
+        """The stack's ``state`` with the id of its newest event: what a deploy compares before and
+        after to tell whether CloudFormation changed the stack (``rollway.cleanup.stack_moved``).
+        One DescribeStacks and, of a stack that exists, one page of DescribeStackEvents."""
         state = self.state(name)
         if state.stack_id is None:
-            return StackSeen(state=state)
+            return state
         # By id: a stack made again under the name meanwhile has events of its own.
-        events = self._client.describe_stack_events(StackName=state.stack_id).get("StackEvents", [])
-        return StackSeen(state=state, last_event=events[0]["EventId"] if events else None)
+        return state.model_copy(update={"last_event": self._newest_event(state.stack_id)})
+
+    def _newest_event(self, stack_id: str) -> str | None:
+        """The id of the stack's newest event, None when it has none (newest first: the first page
+        holding an event is enough)."""
+        events = self._newest_events(stack_id)
+        return events[0]["EventId"] if events else None
+
+    def _newest_events(self, stack_id: str) -> list[dict[str, Any]]:
+        """The stack's newest page of events, newest first (empty: it has none)."""
+        return self._events(stack_id, until=lambda event: True)
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,
@@ -237,9 +248,10 @@ class CloudFormationStacks:
             timeout_seconds: how long to wait for the deletion.
             on_progress: called with a line for each new stack event and each minute of waiting.
             judged: the stack as it was judged safe to delete (``describe``): one that differs from
-                it in the DescribeStacks made right before DeleteStack (another stack id, status or
-                LastUpdatedTime, protection turned on) is not deleted. DeleteStack takes no
-                condition: a change after that read is not seen.
+                it in the DescribeStacks and DescribeStackEvents made right before DeleteStack
+                (another stack id, status, LastUpdatedTime or newest event, protection turned on)
+                is not deleted. DeleteStack takes no condition: a change after that read is not
+                seen; nor is a nested stack's own, which adds no event to its root.
 
         Returns:
             "deleted", or "already_gone" when there is no such stack (safe to re-run).
@@ -259,17 +271,21 @@ class CloudFormationStacks:
         if found is None or found["StackStatus"] == "DELETE_COMPLETE":
             on_progress(f"stack {name} does not exist: already gone")
             return "already_gone"
-        changed = None if judged is None else stack_changed(judged, _judged(name, found))
+        # The id, not the name: the wait must follow this stack, not one created later under its name.
+        stack_id = found["StackId"]
+        # The newest page is enough: every later event lands on top of it. Read before the
+        # comparison too: an update that left the status and LastUpdatedTime as they were shows
+        # in the newest event alone.
+        newest = self._newest_events(stack_id)
+        now = _judged(name, found).model_copy(update={"last_event": newest[0]["EventId"] if newest else None})
+        changed = None if judged is None else stack_changed(judged, now)
         if changed is not None:
             raise StackChanged(name, changed)
         if found.get("EnableTerminationProtection"):
             raise StackProtected(name, (
                 "termination protection is on; if it really is to go, lift it with `aws cloudformation "
                 f"update-termination-protection --no-enable-termination-protection --stack-name {name}`"))
-        # The id, not the name: the wait must follow this stack, not one created later under its name.
-        stack_id = found["StackId"]
-        # The newest page is enough: every later event lands on top of it.
-        seen = {e["EventId"] for e in self._events(stack_id, until=lambda event: True)}
+        seen = {e["EventId"] for e in newest}
         self._client.delete_stack(StackName=stack_id)
         on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
         self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)

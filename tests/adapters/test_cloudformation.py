@@ -94,13 +94,37 @@ def test_a_stack_updated_again_is_seen_to_move_by_its_newest_event(aws, stacks, 
     assert first.last_event is not None and stacks.seen(OLD) == first  # nothing ran: the same
     cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-3"))
     again = stacks.seen(OLD)
-    assert (again.state.status, again.state.last_updated) == (first.state.status, first.state.last_updated)
+    assert (again.status, again.last_updated) == (first.status, first.last_updated)
     assert again.last_event != first.last_event
     cloudformation.create_change_set(StackName=OLD, ChangeSetName="next", ChangeSetType="UPDATE",
                                      TemplateBody=template("webordinary-old-queue-4"))
     assert stacks.seen(OLD) == again  # a change set made, not executed: nothing changed yet
     cloudformation.execute_change_set(StackName=OLD, ChangeSetName="next")
     assert stacks.seen(OLD).last_event != again.last_event
+
+
+def test_a_stack_updated_again_since_it_was_judged_is_not_deleted(aws, stacks, watch_calls):
+    """Updated again between the plan and its deletion: UPDATE_COMPLETE before and after, and no
+    LastUpdatedTime (moto sets none; AWS's does not move for a failed update rolled back within
+    the second). Its newest event says it moved, as it tells a deploy; DeleteStack deleted
+    whatever the update had made of it."""
+    from rollway.aws.cloudformation import StackChanged
+
+    cloudformation = aws.get_client("cloudformation")
+    create(aws, OLD, "webordinary-old-queue")
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-2"))
+    judged = stacks.describe(OLD)
+    assert (judged.status, judged.last_updated) == ("UPDATE_COMPLETE", None) and judged.last_event, judged
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-3"))
+    calls = watch_calls(cloudformation)
+
+    with pytest.raises(StackChanged) as kept:
+        stacks.delete(OLD, timeout_seconds=30, judged=judged)
+
+    assert "DeleteStack" not in calls and stacks.state(OLD).status == "UPDATE_COMPLETE"
+    assert "CloudFormation has worked on it since the plan read it: its newest event is " in str(kept.value), kept.value
+    # Judged as it is now, it goes.
+    assert stacks.delete(OLD, timeout_seconds=30, judged=stacks.describe(OLD)) == "deleted"
 
 
 def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
