@@ -306,6 +306,9 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
+    nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
+        "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
+        "updated on its own adds no event to its root"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
@@ -377,6 +380,27 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
     if now.termination_protection and not judged.termination_protection:
         changes.append("termination protection was turned on")
     return f"it changed after the plan judged it ({'; '.join(changes)}); {AGAIN}" if changes else None
+
+
+def nested_changed(judged: StackState, now: Mapping[str, str | None]) -> str | None:
+    """How the nested stacks of the stack ``judged`` moved since the plan read them, in words, and
+    ``AGAIN``; None when none did. ``now``: each of ``judged.nested_events`` still there (one deleted
+    on its own since is left out: what it held went, as the plan had it go) -> its newest event.
+
+    Read right before DeleteStack: a nested stack updated on its own leaves its root's status,
+    LastUpdatedTime and events as they were (``stack_changed`` sees none of it), and what is read
+    before (``holdings_changed``) has no word of one updated after.
+    """
+    moved = [stack_name(stack_id) for stack_id, event in now.items()
+             if stack_id in judged.nested_events and event != judged.nested_events[stack_id]]
+    return (f"it changed after the plan judged it (a nested stack of it was updated on its own: {', '.join(moved)} "
+            f"{'has' if len(moved) == 1 else 'have'} events the plan did not read); {AGAIN}") if moved else None
+
+
+def stack_name(stack_id: str) -> str:
+    """The name in a stack ARN (``arn:...:stack/<name>/<uuid>``), or the value itself."""
+    parts = stack_id.split("/")
+    return parts[1] if stack_id.startswith("arn:") and len(parts) >= 3 else stack_id
 
 
 def holdings_changed(judged: StackState, now: StackState) -> str | None:

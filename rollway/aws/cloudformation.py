@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import StackState, stack_changed
+from rollway.cleanup import StackState, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
@@ -117,11 +117,12 @@ class CloudFormationStacks:
         return _judged(name, found).model_copy(update=dict(
             # By id: a stack made again under the name meanwhile has events of its own.
             last_event=None if gone else self._newest_event(found["StackId"]),
-            root_stack=_stack_name(root) if root else None,
+            root_stack=stack_name(root) if root else None,
             resources=resources,
             retained=tuple(retained),
             nested_in=nested_in,
-            imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
+            imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
+            nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
         ))
 
     def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
@@ -134,7 +135,7 @@ class CloudFormationStacks:
         found: dict[str, tuple[str, ...]] = {}
         for page in self._client.get_paginator("list_exports").paginate():
             for export in page.get("Exports", []):
-                if _stack_name(export.get("ExportingStackId", "")) not in exporting:
+                if stack_name(export.get("ExportingStackId", "")) not in exporting:
                     continue
                 importers = sorted(set(self._importers(export["Name"])) - exporting)
                 if importers:
@@ -225,7 +226,7 @@ class CloudFormationStacks:
             if is_stack and physical not in seen:
                 nested.append((physical, stays))
         for child, stays in nested:
-            ids += self._resources(child, nested_in, within=_stack_name(child), seen=seen, retained=retained,
+            ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, retained=retained,
                                    all_kept=stays)
         return tuple(ids)
 
@@ -249,9 +250,9 @@ class CloudFormationStacks:
             on_progress: called with a line for each new stack event and each minute of waiting.
             judged: the stack as it was judged safe to delete (``describe``): one that differs from
                 it in the DescribeStacks and DescribeStackEvents made right before DeleteStack
-                (another stack id, status, LastUpdatedTime or newest event, protection turned on)
-                is not deleted. DeleteStack takes no condition: a change after that read is not
-                seen; nor is a nested stack's own, which adds no event to its root.
+                (another stack id, status, LastUpdatedTime or newest event, protection turned on,
+                or a nested stack's newest event) is not deleted. DeleteStack takes no condition:
+                a change after those reads is not seen.
 
         Returns:
             "deleted", or "already_gone" when there is no such stack (safe to re-run).
@@ -278,7 +279,7 @@ class CloudFormationStacks:
         # in the newest event alone.
         newest = self._newest_events(stack_id)
         now = _judged(name, found).model_copy(update={"last_event": newest[0]["EventId"] if newest else None})
-        changed = None if judged is None else stack_changed(judged, now)
+        changed = None if judged is None else stack_changed(judged, now) or self._nested_changed(judged)
         if changed is not None:
             raise StackChanged(name, changed)
         if found.get("EnableTerminationProtection"):
@@ -291,6 +292,25 @@ class CloudFormationStacks:
         self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)
         on_progress(f"stack {name}: DELETE_COMPLETE")
         return "deleted"
+
+    def _nested_changed(self, judged: StackState) -> str | None:
+        """How the nested stacks of ``judged`` moved since it was judged (``nested_changed``), read
+        now: each one's DescribeStacks and newest event, by id. One deleted on its own since (or
+        being deleted) is left out: what it held goes, as the plan had it go."""
+        there = [stack_id for stack_id in judged.nested_events if (found := self._describe(stack_id)) is not None
+                 and found["StackStatus"] not in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE")]
+        return nested_changed(judged, self._nested_events(there))
+
+    def _nested_events(self, stack_ids: Collection[str]) -> dict[str, str | None]:
+        """Each of the nested stacks ``stack_ids`` still there -> the id of its newest event."""
+        found: dict[str, str | None] = {}
+        for stack_id in sorted(stack_ids):
+            try:
+                found[stack_id] = self._newest_event(stack_id)
+            except ClientError as err:
+                if not _no_such_stack(err):  # one deleted since it was listed holds nothing any more
+                    raise
+        return found
 
     def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, seen: set[str],
                       on_progress: Callable[[str], None]) -> None:
@@ -443,9 +463,3 @@ def _event_line(event: dict[str, Any]) -> str:
     reason = event.get("ResourceStatusReason")
     return (f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}) {event.get('ResourceStatus')}"
             + (f": {reason}" if reason else ""))
-
-
-def _stack_name(stack_id: str) -> str:
-    """The name in a stack ARN (``arn:...:stack/<name>/<uuid>``), or the value itself."""
-    parts = stack_id.split("/")
-    return parts[1] if stack_id.startswith("arn:") and len(parts) >= 3 else stack_id
