@@ -22,7 +22,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged,
    each read again right before (the stack, what production runs, its routing and network): one
-   changed since the plan (status, LastUpdatedTime, protection, a new stack of the name, what it
+   changed since the plan (status, LastUpdatedTime, newest event, protection, a new stack of the name, what it
    holds through a nested stack updated on its own; a
    deletion under way at the plan that ended DELETE_FAILED since is said as such, with
    CloudFormation's reason) or refused now (``judge_stack_again``) is kept, the others still go,

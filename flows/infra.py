@@ -34,7 +34,7 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    its reader refused or failing, says there that nothing was checked, as verify's does; so does a
    deploy stopped at a stack, failed or interrupted, or run with ``verify`` off, naming the stacks
    it changed since that verdict: those CloudFormation shows changed between a read before the
-   first deploy and one after, a stack not read counting as changed; one that changed none leaves
+   first deploy and one after, a stack not read said not known to have changed; one that changed none leaves
    the key alone).
 
 ``verify_infrastructure`` runs step 4 alone (reads only): cheap to run from the UI. Given
@@ -69,9 +69,10 @@ from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said
 from rollway.aws.cloudformation import CloudFormationStacks
+from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
-    StackEnvironment, StackSeen,
+    StackEnvironment,
     bootstrap_environments, changed_stacks, check_already_deployed, check_request, confirm_skipped, plan_deployment,
     resource_places, stack_environments, trust_command,
 )
@@ -236,7 +237,7 @@ def run_deploy_infrastructure(
         # Read before any deploy, and again once the run stops or ends unchecked: which stacks it
         # changed. Counted changed unread, a stack whose cdk deploy failed before CloudFormation
         # started made the checklist's key say an earlier verdict no longer held of it.
-        before: dict[str, StackSeen] = {}
+        before: dict[str, StackState] = {}
         if statuses is not None:
             assert home is not None
             with _said_if_interrupted(
@@ -301,8 +302,9 @@ def run_deploy_infrastructure(
                                  bootstrap_elsewhere=elsewhere)
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
-            changed = _changed(statuses, before, [*_deployed(result), stack], environments, home, read_seconds)
-            _checklist_outdated(stack, err, changed)
+            changed, unknown = _changed(statuses, before, [*_deployed(result), stack], environments, home,
+                                        read_seconds)
+            _checklist_outdated(stack, err, changed, unknown)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
         except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
@@ -324,9 +326,9 @@ def run_deploy_infrastructure(
     log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
-        changed = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
-        if changed:
-            _checklist_not_asked(changed)
+        changed, unknown = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
+        if changed or unknown:
+            _checklist_not_asked(changed, unknown)
         return result
     try:
         checklist = tasks.run_checklist(reader)
@@ -385,35 +387,51 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
                  environments: dict[str, StackEnvironment], home: StackEnvironment,
-                 read_seconds: float) -> dict[str, StackSeen]:
+                 read_seconds: float) -> dict[str, StackState]:
     """What CloudFormation shows of ``stacks`` (``StackStatuses.seen``), read in each one's region,
     to tell which the run changed (``changed_stacks``). Raises no Exception: it only decides what
-    the checklist's key says, so a region whose read failed or did not answer within
-    ``read_seconds`` is logged and left out, its stacks counted as changed, and no deploy stops
-    for it. A stack of another account is left out unread too."""
+    the checklist's key says, so a stack whose read failed (its events refused, say), or a region
+    that did not answer within ``read_seconds``, is logged and left out, not known to have
+    changed (``_changed``), and no deploy stops for it; the others are judged on their own reads.
+    A stack of another account is left out unread too."""
     log = get_run_logger()
-    found: dict[str, StackSeen] = {}
+    found: dict[str, StackState] = {}
+
+    def unread(names: Sequence[str], region: str, err: BaseException) -> None:
+        log.warning("could not read the CloudFormation state of %s in %s (%s): not known whether this run changed "
+                    "%s", ", ".join(names), region, error_said(err), "it" if len(names) == 1 else "them")
+
+    def each(region: str, names: Sequence[str]) -> dict[str, StackState]:
+        read: dict[str, StackState] = {}
+        for stack in names:
+            try:
+                read[stack] = statuses(region).seen(stack)
+            except Exception as err:  # noqa: BLE001 - one stack's read failing leaves the others' to judge
+                unread([stack], region, err)
+        return read
+
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
-            "%s is in account %s, whose stacks this run does not read: it counts as changed by its deploy",
+            "%s is in account %s, whose stacks this run does not read: not known whether its deploy changed it",
             stack, account)).items():
         try:
             found.update(answered(f"CloudFormation in {region}", read_seconds,
-                                  lambda region=region, names=names: {s: statuses(region).seen(s) for s in names},
-                                  log.info))
-        except Exception as err:  # noqa: BLE001 - never stops a deploy; the stacks count as changed
-            log.warning("could not read the CloudFormation state of %s in %s (%s): counted as changed by this run",
-                        ", ".join(names), region, error_said(err))
+                                  lambda region=region, names=names: each(region, names), log.info))
+        except Exception as err:  # noqa: BLE001 - never stops a deploy; its stacks are not known to be unchanged
+            unread(names, region, err)
     return found
 
 
-def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackSeen], stacks: Sequence[str],
+def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
              environments: dict[str, StackEnvironment], home: StackEnvironment | None,
-             read_seconds: float) -> list[str]:
+             read_seconds: float) -> tuple[list[str], list[str]]:
     """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read
-    now; all of them when nothing was read before (no ``statuses``: every deploy counts)."""
-    if statuses is None or home is None or not before:
-        return list(stacks)
-    return list(changed_stacks(stacks, before, _read_states(statuses, stacks, environments, home, read_seconds)))
+    now, and those not known to be unchanged: not read before or now (a read that failed, another
+    account). All of them changed when nothing was to be read (no ``statuses``: every deploy counts)."""
+    if statuses is None or home is None:
+        return list(stacks), []
+    after = _read_states(statuses, stacks, environments, home, read_seconds)
+    unknown = [s for s in stacks if s not in before or s not in after]
+    return [s for s in changed_stacks(stacks, before, after) if s not in unknown], unknown
 
 
 def _deployed(result: InfraResult) -> list[str]:
@@ -627,38 +645,55 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
                             "check with `verify_infrastructure` (reads only, no deploy)")
 
 
-def _checklist_outdated(stopped_at: str, err: BaseException, changed: Sequence[str]) -> None:
+def _checklist_outdated(stopped_at: str, err: BaseException, changed: Sequence[str],
+                        unknown: Sequence[str] = ()) -> None:
     """Under the checklist's key, that a deploy which stopped at ``stopped_at`` (failed or
     interrupted) before its checklist checked nothing, though it changed stacks (``changed``, the
     stopped one among them when CloudFormation moved it: rolled back, or still IN_PROGRESS, its
-    checklist item no longer passes): the key's newest stayed an earlier run's "passed", read as
-    describing stacks changed since. A run that changed none leaves the key alone: its verdict holds."""
-    if not changed:
+    checklist item no longer passes) or may have (``unknown``: not read): the key's newest stayed
+    an earlier run's "passed", read as describing stacks changed since. A run known to have
+    changed none leaves the key alone: its verdict holds."""
+    if not changed and not unknown:
         get_run_logger().info("CloudFormation shows no stack changed by this run: the checklist's newest verdict "
                               "still describes them")
         return
     how = "was interrupted" if not isinstance(err, Exception) else "failed"
     others = [s for s in changed if s != stopped_at]
+    said = f"this run changed {', '.join(others) or 'no stack before it'}"
     if stopped_at in changed:
-        said = (f"this run changed {', '.join(others) or 'no stack before it'}, and {stopped_at} {how} while cdk "
-                "deployed it: an earlier verdict no longer describes them")
+        said += f", and {stopped_at} {how} while cdk deployed it"
+    elif stopped_at in unknown:
+        said += f", and {stopped_at} {how}"
     else:
-        said = (f"this run changed {', '.join(others)}; {stopped_at} failed before CloudFormation changed it: an "
-                f"earlier verdict no longer describes {', '.join(others)}")
+        said += f"; {stopped_at} failed before CloudFormation changed it"
+    if unknown:
+        said += f"; {_not_known(unknown)}: an earlier verdict may no longer describe them"
+    else:
+        said += f": an earlier verdict no longer describes {'them' if stopped_at in changed else ', '.join(others)}"
     _deploy_checked_nothing(
         err, f"while deploying {stopped_at}", f"({said})",
         f"check with `verify_infrastructure` (reads only) or resume with `deploy_infrastructure` and "
         f"from_stack={stopped_at!r}")
 
 
-def _checklist_not_asked(changed: Sequence[str]) -> None:
-    """Under the checklist's key, that a deploy run with ``verify`` off which changed stacks
-    checked nothing: the key's newest stayed an earlier run's "passed", read as describing them."""
-    get_run_logger().warning("verify is off: the pre-deployment checklist was not read, though this run changed %s. "
-                             "Check with verify_infrastructure (reads only)", ", ".join(changed))
-    _not_checked("`verify` was off: this run did not read the checklist",
-                 f"(this run changed {', '.join(changed)}: an earlier verdict no longer describes them)",
+def _checklist_not_asked(changed: Sequence[str], unknown: Sequence[str] = ()) -> None:
+    """Under the checklist's key, that a deploy run with ``verify`` off which changed stacks (or
+    may have: ``unknown``, not read) checked nothing: the key's newest stayed an earlier run's
+    "passed", read as describing them."""
+    said = "; ".join([*([f"this run changed {', '.join(changed)}"] if changed else []),
+                      *([_not_known(unknown)] if unknown else [])])
+    get_run_logger().warning("verify is off: the pre-deployment checklist was not read, though %s. Check with "
+                             "verify_infrastructure (reads only)", said)
+    verdict = "may no longer describe them" if unknown else "no longer describes them"
+    _not_checked("`verify` was off: this run did not read the checklist", f"({said}: an earlier verdict {verdict})",
                  "Check with `verify_infrastructure` (reads only, no deploy)")
+
+
+def _not_known(unknown: Sequence[str]) -> str:
+    """That whether the run changed ``unknown`` (stacks not read) is not known: counted as changed,
+    they were said changed, though no read showed it."""
+    return (f"whether it changed {', '.join(unknown)} is not known: CloudFormation's state of "
+            f"{'it' if len(unknown) == 1 else 'them'} could not be read (the run's log says why)")
 
 
 def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: str) -> None:

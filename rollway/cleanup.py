@@ -295,6 +295,10 @@ class StackState(BaseModel):
         "its id (ARN): a stack made again under the same name has another"))
     last_updated: str | None = Field(default=None, description=(
         "its LastUpdatedTime (ISO 8601), None when it was never updated"))
+    last_event: str | None = Field(default=None, description=(
+        "the id of its newest event (DescribeStackEvents), None when it has none, does not exist or was not read: "
+        "every operation CloudFormation runs on the stack adds events, where an update of a stack already "
+        "UPDATE_COMPLETE leaves its status as it was, and LastUpdatedTime does not move for each (moto never sets it)"))
     termination_protection: bool = False
     root_stack: str | None = Field(default=None, description="for a nested stack, the name of its root stack")
     resources: tuple[str, ...] = Field(default=(), description=(
@@ -302,6 +306,9 @@ class StackState(BaseModel):
     retained: tuple[str, ...] = Field(default=(), description=(
         "those of resources its template's DeletionPolicy (Retain, RetainExceptOnCreate) keeps: deleting the stack "
         "leaves them in place"))
+    nested_events: dict[str, str | None] = Field(default_factory=dict, description=(
+        "each of its nested stacks (their nested stacks' too), by id -> the id of its newest event: a nested stack "
+        "updated on its own adds no event to its root"))
     nested_in: dict[str, str] = Field(default_factory=dict, description=(
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
@@ -316,11 +323,36 @@ AGAIN = "run cleanup again to judge it as it is now"
 """What to do about a stack kept because it changed after the plan."""
 
 
+def stack_moved(before: StackState, after: StackState) -> list[str]:
+    """How CloudFormation shows the stack moved between two reads, in words (empty: it did not):
+    made again (another stack id), or another status, LastUpdatedTime or newest event.
+
+    The one notion of "changed" of both the clean-up (``stack_changed``: a planned stack that moved
+    is kept) and a deploy (``rollway.infra.changed_stacks``: which stacks it changed). Status and
+    LastUpdatedTime alone missed an update of a stack already UPDATE_COMPLETE whose LastUpdatedTime
+    did not move (a failed update rolled back within the second; moto never sets it): its events
+    did. A read without a newest event (``before.last_event`` None: a plan recorded before it was
+    read, or a stack that did not exist) is judged on the rest.
+    """
+    changes = []
+    if before.stack_id is not None and after.stack_id != before.stack_id:
+        changes.append(f"it is a new stack of that name ({after.stack_id}, not {before.stack_id})")
+    if after.status != before.status:
+        changes.append(f"its status is {after.status} now, not {before.status} as the plan read it")
+    if after.last_updated != before.last_updated:
+        changes.append(f"it was updated at {after.last_updated}, after the plan read it")
+    # Any change adds events: said only when nothing else shows it, the one change that tells.
+    if not changes and before.last_event is not None and after.last_event != before.last_event:
+        changes.append(f"CloudFormation has worked on it since the plan read it: its newest event is "
+                       f"{after.last_event}, not {before.last_event}")
+    return changes
+
+
 def stack_changed(judged: StackState, now: StackState) -> str | None:
     """How the stack ``now`` differs from the one the plan judged (``judged``), in words, and what
     to do about it (``AGAIN``: each caller keeps such a stack and says so); None when
-    it is the same stack, in the same status, not updated or protected since. A stack gone since
-    is not a change: deleting it is what was planned.
+    it is the same stack, not moved (``stack_moved``) or protected since. A stack gone since is
+    not a change: deleting it is what was planned.
 
     Compared right before its deletion: the plan judged it maybe an hour before (image tags and
     other stacks deleted first), and a stack updated, deployed again or protected since is no longer
@@ -341,16 +373,34 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
                 else "CloudFormation gave no reason; the stack's events name what it could not delete")
         return (f"its deletion, {when}, failed: it is {DELETE_FAILED} now ({said}); this run did not try again: fix "
                 "what stopped it, and the next cleanup run judges the stack afresh, as it is then")
-    changes = []
-    if judged.stack_id is not None and now.stack_id != judged.stack_id:
-        changes.append(f"it is a new stack of that name ({now.stack_id}, not {judged.stack_id})")
-    if now.status != judged.status:
-        changes.append(f"its status is {now.status} now, not {judged.status} as the plan read it")
-    if now.last_updated != judged.last_updated:
-        changes.append(f"it was updated at {now.last_updated}, after the plan read it")
+    if judged.status == now.status == "DELETE_IN_PROGRESS":
+        # A deletion under way when the plan read it adds events as it goes: what was planned.
+        now = now.model_copy(update={"last_event": judged.last_event})
+    changes = stack_moved(judged, now)
     if now.termination_protection and not judged.termination_protection:
         changes.append("termination protection was turned on")
     return f"it changed after the plan judged it ({'; '.join(changes)}); {AGAIN}" if changes else None
+
+
+def nested_changed(judged: StackState, now: Mapping[str, str | None]) -> str | None:
+    """How the nested stacks of the stack ``judged`` moved since the plan read them, in words, and
+    ``AGAIN``; None when none did. ``now``: each of ``judged.nested_events`` still there (one deleted
+    on its own since is left out: what it held went, as the plan had it go) -> its newest event.
+
+    Read right before DeleteStack: a nested stack updated on its own leaves its root's status,
+    LastUpdatedTime and events as they were (``stack_changed`` sees none of it), and what is read
+    before (``holdings_changed``) has no word of one updated after.
+    """
+    moved = [stack_name(stack_id) for stack_id, event in now.items()
+             if stack_id in judged.nested_events and event != judged.nested_events[stack_id]]
+    return (f"it changed after the plan judged it (a nested stack of it was updated on its own: {', '.join(moved)} "
+            f"{'has' if len(moved) == 1 else 'have'} events the plan did not read); {AGAIN}") if moved else None
+
+
+def stack_name(stack_id: str) -> str:
+    """The name in a stack ARN (``arn:...:stack/<name>/<uuid>``), or the value itself."""
+    parts = stack_id.split("/")
+    return parts[1] if stack_id.startswith("arn:") and len(parts) >= 3 else stack_id
 
 
 def holdings_changed(judged: StackState, now: StackState) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.aws.regions import unknown_region
-from rollway.cleanup import StackState
+from rollway.cleanup import StackState, stack_moved
 from rollway.errors_pickle import PicklableError
 from rollway.targets import REGION
 
@@ -261,33 +261,19 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
                                    "added": (*plan.added, *added)})
 
 
-class StackSeen(BaseModel):
-    """What a deploy reads of a stack before and after it to tell whether CloudFormation changed it."""
-
-    model_config = _FROZEN
-
-    state: StackState
-    last_event: str | None = Field(default=None, description=(
-        "the id of the stack's newest event (DescribeStackEvents), None when it has none or does not exist: "
-        "every operation CloudFormation runs on the stack adds events, where an update of a stack already "
-        "UPDATE_COMPLETE leaves its status as it was, and LastUpdatedTime is not set everywhere (moto never sets it)"))
-
-
-def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackSeen],
-                   after: Mapping[str, StackSeen]) -> tuple[str, ...]:
+def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
+                   after: Mapping[str, StackState]) -> tuple[str, ...]:
     """Those of ``stacks`` CloudFormation shows changed between a read before the run's deploys
-    (``before``) and one after (``after``): made, made again (another stack id), or another status,
-    LastUpdatedTime or newest event (every operation CloudFormation starts on a stack adds events).
+    (``before``) and one after (``after``), each read with its newest event: made, made again
+    (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, the
+    clean-up's notion of a stack changed since its plan too).
 
     A stack missing from either read (not read: another account, a read that failed) counts as
     changed: an earlier checklist verdict is kept only for stacks known not to have moved. One
     ``cdk deploy`` failed before CloudFormation started (a synth, asset or credentials error), or
     deployed with no change, is the same stack in both reads.
     """
-    def seen(stack: StackSeen) -> tuple[str | None, ...]:
-        return stack.state.stack_id, stack.state.status, stack.state.last_updated, stack.last_event
-
-    return tuple(s for s in stacks if s not in before or s not in after or seen(before[s]) != seen(after[s]))
+    return tuple(s for s in stacks if s not in before or s not in after or stack_moved(before[s], after[s]))
 
 
 # A stack in one of these has no version deployed (it was never created, or is being or was

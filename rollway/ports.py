@@ -11,8 +11,9 @@ from typing import Callable, Mapping, Protocol, Sequence
 from pydantic import SecretStr
 
 from rollway.checklist import Checklist
+from rollway.cleanup import StackState
 from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
-from rollway.infra import AppStacks, DeployedStack, StackSeen
+from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, Weights
 from rollway.weights_read import FirstRead
@@ -284,6 +285,6 @@ class StackStatuses(Protocol):
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack."""
 
-    def seen(self, name: str) -> StackSeen:
-        """The stack's id, status, LastUpdatedTime (``state.status`` None when there is no such
-        stack) and the id of its newest event."""
+    def seen(self, name: str) -> StackState:
+        """The stack's id, status, LastUpdatedTime (``status`` None when there is no such stack)
+        and the id of its newest event."""

@@ -17,9 +17,8 @@ from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import StackState, stack_changed
+from rollway.cleanup import StackState, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
-from rollway.infra import StackSeen
 
 DeleteOutcome = Literal["deleted", "already_gone"]
 
@@ -103,7 +102,8 @@ class CloudFormationStacks:
         self._keep = {name.lower() for name in keep}
 
     def describe(self, name: str) -> StackState:
-        """The stack as CloudFormation shows it; ``status`` None when there is no such stack."""
+        """The stack as CloudFormation shows it, with its newest event and what it holds; ``status``
+        None when there is no such stack."""
         found = self._describe(name)
         if found is None:
             return StackState(name=name)
@@ -115,11 +115,14 @@ class CloudFormationStacks:
         retained: list[str] = []
         resources = () if gone else self._resources(found["StackId"], nested_in, seen=stacks, retained=retained)
         return _judged(name, found).model_copy(update=dict(
-            root_stack=_stack_name(root) if root else None,
+            # By id: a stack made again under the name meanwhile has events of its own.
+            last_event=None if gone else self._newest_event(found["StackId"]),
+            root_stack=stack_name(root) if root else None,
             resources=resources,
             retained=tuple(retained),
             nested_in=nested_in,
-            imported_by={} if gone else self._imported_by({_stack_name(stack) for stack in stacks}),
+            imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
+            nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
         ))
 
     def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
@@ -132,7 +135,7 @@ class CloudFormationStacks:
         found: dict[str, tuple[str, ...]] = {}
         for page in self._client.get_paginator("list_exports").paginate():
             for export in page.get("Exports", []):
-                if _stack_name(export.get("ExportingStackId", "")) not in exporting:
+                if stack_name(export.get("ExportingStackId", "")) not in exporting:
                     continue
                 importers = sorted(set(self._importers(export["Name"])) - exporting)
                 if importers:
@@ -162,16 +165,25 @@ class CloudFormationStacks:
         found = self._describe(name)
         return StackState(name=name) if found is None else _judged(name, found)
 
-    def seen(self, name: str) -> StackSeen:
-        """The stack's ``state`` and the id of its newest event: what a deploy compares before and
-        after to tell whether CloudFormation changed the stack. One DescribeStacks and, of a stack
-        that exists, one page of DescribeStackEvents (newest first: the first page is enough)."""
+    def seen(self, name: str) -> StackState:
+        """The stack's ``state`` with the id of its newest event: what a deploy compares before and
+        after to tell whether CloudFormation changed the stack (``rollway.cleanup.stack_moved``).
+        One DescribeStacks and, of a stack that exists, one page of DescribeStackEvents."""
         state = self.state(name)
         if state.stack_id is None:
-            return StackSeen(state=state)
+            return state
         # By id: a stack made again under the name meanwhile has events of its own.
-        events = self._client.describe_stack_events(StackName=state.stack_id).get("StackEvents", [])
-        return StackSeen(state=state, last_event=events[0]["EventId"] if events else None)
+        return state.model_copy(update={"last_event": self._newest_event(state.stack_id)})
+
+    def _newest_event(self, stack_id: str) -> str | None:
+        """The id of the stack's newest event, None when it has none (newest first: the first page
+        holding an event is enough)."""
+        events = self._newest_events(stack_id)
+        return events[0]["EventId"] if events else None
+
+    def _newest_events(self, stack_id: str) -> list[dict[str, Any]]:
+        """The stack's newest page of events, newest first (empty: it has none)."""
+        return self._events(stack_id, until=lambda event: True)
 
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,
@@ -214,7 +226,7 @@ class CloudFormationStacks:
             if is_stack and physical not in seen:
                 nested.append((physical, stays))
         for child, stays in nested:
-            ids += self._resources(child, nested_in, within=_stack_name(child), seen=seen, retained=retained,
+            ids += self._resources(child, nested_in, within=stack_name(child), seen=seen, retained=retained,
                                    all_kept=stays)
         return tuple(ids)
 
@@ -237,9 +249,10 @@ class CloudFormationStacks:
             timeout_seconds: how long to wait for the deletion.
             on_progress: called with a line for each new stack event and each minute of waiting.
             judged: the stack as it was judged safe to delete (``describe``): one that differs from
-                it in the DescribeStacks made right before DeleteStack (another stack id, status or
-                LastUpdatedTime, protection turned on) is not deleted. DeleteStack takes no
-                condition: a change after that read is not seen.
+                it in the DescribeStacks and DescribeStackEvents made right before DeleteStack
+                (another stack id, status, LastUpdatedTime or newest event, protection turned on,
+                or a nested stack's newest event) is not deleted. DeleteStack takes no condition:
+                a change after those reads is not seen.
 
         Returns:
             "deleted", or "already_gone" when there is no such stack (safe to re-run).
@@ -259,22 +272,45 @@ class CloudFormationStacks:
         if found is None or found["StackStatus"] == "DELETE_COMPLETE":
             on_progress(f"stack {name} does not exist: already gone")
             return "already_gone"
-        changed = None if judged is None else stack_changed(judged, _judged(name, found))
+        # The id, not the name: the wait must follow this stack, not one created later under its name.
+        stack_id = found["StackId"]
+        # The newest page is enough: every later event lands on top of it. Read before the
+        # comparison too: an update that left the status and LastUpdatedTime as they were shows
+        # in the newest event alone.
+        newest = self._newest_events(stack_id)
+        now = _judged(name, found).model_copy(update={"last_event": newest[0]["EventId"] if newest else None})
+        changed = None if judged is None else stack_changed(judged, now) or self._nested_changed(judged)
         if changed is not None:
             raise StackChanged(name, changed)
         if found.get("EnableTerminationProtection"):
             raise StackProtected(name, (
                 "termination protection is on; if it really is to go, lift it with `aws cloudformation "
                 f"update-termination-protection --no-enable-termination-protection --stack-name {name}`"))
-        # The id, not the name: the wait must follow this stack, not one created later under its name.
-        stack_id = found["StackId"]
-        # The newest page is enough: every later event lands on top of it.
-        seen = {e["EventId"] for e in self._events(stack_id, until=lambda event: True)}
+        seen = {e["EventId"] for e in newest}
         self._client.delete_stack(StackName=stack_id)
         on_progress(f"stack {name}: deletion requested (was {found['StackStatus']})")
         self._wait_deleted(name, stack_id, timeout_seconds, seen, on_progress)
         on_progress(f"stack {name}: DELETE_COMPLETE")
         return "deleted"
+
+    def _nested_changed(self, judged: StackState) -> str | None:
+        """How the nested stacks of ``judged`` moved since it was judged (``nested_changed``), read
+        now: each one's DescribeStacks and newest event, by id. One deleted on its own since (or
+        being deleted) is left out: what it held goes, as the plan had it go."""
+        there = [stack_id for stack_id in judged.nested_events if (found := self._describe(stack_id)) is not None
+                 and found["StackStatus"] not in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE")]
+        return nested_changed(judged, self._nested_events(there))
+
+    def _nested_events(self, stack_ids: Collection[str]) -> dict[str, str | None]:
+        """Each of the nested stacks ``stack_ids`` still there -> the id of its newest event."""
+        found: dict[str, str | None] = {}
+        for stack_id in sorted(stack_ids):
+            try:
+                found[stack_id] = self._newest_event(stack_id)
+            except ClientError as err:
+                if not _no_such_stack(err):  # one deleted since it was listed holds nothing any more
+                    raise
+        return found
 
     def _wait_deleted(self, name: str, stack_id: str, timeout_seconds: float, seen: set[str],
                       on_progress: Callable[[str], None]) -> None:
@@ -427,9 +463,3 @@ def _event_line(event: dict[str, Any]) -> str:
     reason = event.get("ResourceStatusReason")
     return (f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}) {event.get('ResourceStatus')}"
             + (f": {reason}" if reason else ""))
-
-
-def _stack_name(stack_id: str) -> str:
-    """The name in a stack ARN (``arn:...:stack/<name>/<uuid>``), or the value itself."""
-    parts = stack_id.split("/")
-    return parts[1] if stack_id.startswith("arn:") and len(parts) >= 3 else stack_id

@@ -94,13 +94,37 @@ def test_a_stack_updated_again_is_seen_to_move_by_its_newest_event(aws, stacks, 
     assert first.last_event is not None and stacks.seen(OLD) == first  # nothing ran: the same
     cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-3"))
     again = stacks.seen(OLD)
-    assert (again.state.status, again.state.last_updated) == (first.state.status, first.state.last_updated)
+    assert (again.status, again.last_updated) == (first.status, first.last_updated)
     assert again.last_event != first.last_event
     cloudformation.create_change_set(StackName=OLD, ChangeSetName="next", ChangeSetType="UPDATE",
                                      TemplateBody=template("webordinary-old-queue-4"))
     assert stacks.seen(OLD) == again  # a change set made, not executed: nothing changed yet
     cloudformation.execute_change_set(StackName=OLD, ChangeSetName="next")
     assert stacks.seen(OLD).last_event != again.last_event
+
+
+def test_a_stack_updated_again_since_it_was_judged_is_not_deleted(aws, stacks, watch_calls):
+    """Updated again between the plan and its deletion: UPDATE_COMPLETE before and after, and no
+    LastUpdatedTime (moto sets none; AWS's does not move for a failed update rolled back within
+    the second). Its newest event says it moved, as it tells a deploy; DeleteStack deleted
+    whatever the update had made of it."""
+    from rollway.aws.cloudformation import StackChanged
+
+    cloudformation = aws.get_client("cloudformation")
+    create(aws, OLD, "webordinary-old-queue")
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-2"))
+    judged = stacks.describe(OLD)
+    assert (judged.status, judged.last_updated) == ("UPDATE_COMPLETE", None) and judged.last_event, judged
+    cloudformation.update_stack(StackName=OLD, TemplateBody=template("webordinary-old-queue-3"))
+    calls = watch_calls(cloudformation)
+
+    with pytest.raises(StackChanged) as kept:
+        stacks.delete(OLD, timeout_seconds=30, judged=judged)
+
+    assert "DeleteStack" not in calls and stacks.state(OLD).status == "UPDATE_COMPLETE"
+    assert "CloudFormation has worked on it since the plan read it: its newest event is " in str(kept.value), kept.value
+    # Judged as it is now, it goes.
+    assert stacks.delete(OLD, timeout_seconds=30, judged=stacks.describe(OLD)) == "deleted"
 
 
 def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
@@ -273,19 +297,29 @@ def test_an_old_stack_whose_deletion_policy_keeps_the_queue_production_reads_is_
     assert queue_exists(aws, "webordinary-edit-input"), "kept by its DeletionPolicy, as the plan said"
 
 
+def with_nested_stack(aws, queue: str) -> str:
+    """OLD made with a nested stack holding the queue ``queue`` beside its own queue: the nested
+    stack's id."""
+    s3 = aws.get_client("s3")
+    if "old-templates" not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
+    s3.put_object(Bucket="old-templates", Key="queues.json", Body=template(queue))
+    cloudformation = aws.get_client("cloudformation")
+    cloudformation.create_stack(StackName=OLD, TemplateBody=json.dumps({"Resources": {
+        "Queues": {"Type": "AWS::CloudFormation::Stack",
+                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
+        "OldQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-old-queue"}}}}))
+    (nested,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(StackName=OLD)[
+        "StackResourceSummaries"] if r["ResourceType"] == "AWS::CloudFormation::Stack"]
+    return nested
+
+
 def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_refused(aws, stacks):
     # Deleting a stack deletes its nested stacks and what they made; ListStackResources names a
     # nested stack only by its id, so the live queue inside one was deleted with the old stack.
     from rollway.cleanup import CleanupSpec, plan_cleanup
 
-    s3 = aws.get_client("s3")
-    s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
-    s3.put_object(Bucket="old-templates", Key="queues.json", Body=template("webordinary-edit-input"))
-    parent = {"Resources": {
-        "Queues": {"Type": "AWS::CloudFormation::Stack",
-                   "Properties": {"TemplateURL": "https://old-templates.s3.amazonaws.com/queues.json"}},
-        "OldQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-old-queue"}}}}
-    aws.get_client("cloudformation").create_stack(StackName=OLD, TemplateBody=json.dumps(parent))
+    with_nested_stack(aws, "webordinary-edit-input")
 
     state = stacks.describe(OLD)
     plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: state}, in_use=(), images=())
@@ -296,6 +330,34 @@ def test_an_old_stack_whose_nested_stack_holds_a_resource_production_uses_is_ref
     assert nested.startswith(f"{OLD}-Queues")
     assert (f"it holds webordinary-edit-input (a queue in Targets.queues), in its nested stack {nested}"
             in refusal.reason)
+
+
+def test_a_stack_whose_nested_stack_was_updated_since_it_was_judged_is_not_deleted(aws, stacks, watch_calls):
+    """A nested stack updated on its own adds no event to its root, nor moves its status: the root
+    read right before DeleteStack passed for the stack judged, and its deletion took whatever the
+    update had made of the nested stack. Each nested stack's newest event is read again too."""
+    from rollway.aws.cloudformation import StackChanged
+
+    cloudformation = aws.get_client("cloudformation")
+    nested = with_nested_stack(aws, "webordinary-old-inner")
+    judged = stacks.describe(OLD)
+    cloudformation.update_stack(StackName=nested, TemplateBody=template("webordinary-old-inner"))
+    calls = watch_calls(cloudformation)
+
+    with pytest.raises(StackChanged) as kept:
+        stacks.delete(OLD, timeout_seconds=30, judged=judged)
+
+    assert "DeleteStack" not in calls and stacks.state(OLD).status == "CREATE_COMPLETE"
+    name = cloudformation.describe_stacks(StackName=nested)["Stacks"][0]["StackName"]
+    assert (f"a nested stack of it was updated on its own: {name} has events the plan did not read"
+            in str(kept.value)), kept.value
+    # Judged as it is now, it goes; so does one whose nested stack was deleted on its own since.
+    again = stacks.describe(OLD)
+    assert stacks.delete(OLD, timeout_seconds=30, judged=again) == "deleted"
+    nested = with_nested_stack(aws, "webordinary-old-inner")
+    judged = stacks.describe(OLD)
+    cloudformation.delete_stack(StackName=nested)
+    assert stacks.delete(OLD, timeout_seconds=30, judged=judged) == "deleted"
 
 
 @contextmanager

@@ -1061,6 +1061,15 @@ def test_a_bad_parameter_is_said_as_other_flows_say_theirs_without_pydantics_lin
     untouched(account, repo)
 
 
+def update_the_old_queue(cloudformation, seconds: int) -> None:
+    """OLD_STACK deployed again, its queue's VisibilityTimeout set to ``seconds``: no resource added
+    or replaced, and moto sets no LastUpdatedTime."""
+    body = cloudformation.get_template(StackName=OLD_STACK)["TemplateBody"]
+    body = json.loads(body) if isinstance(body, str) else body
+    body["Resources"]["Queue"]["Properties"]["VisibilityTimeout"] = seconds
+    cloudformation.update_stack(StackName=OLD_STACK, TemplateBody=json.dumps(body))
+
+
 def change_the_old_stack(aws, how: str) -> str:
     """Change OLD_STACK as ``how`` says, after the plan judged it; what cleanup should say of it."""
     cloudformation = aws.get_client("cloudformation")
@@ -1070,6 +1079,9 @@ def change_the_old_stack(aws, how: str) -> str:
         cloudformation.update_stack(StackName=OLD_STACK, TemplateBody=json.dumps(body))
         return ("it changed after the plan judged it (its status is UPDATE_COMPLETE now, not CREATE_COMPLETE as the "
                 "plan read it)")
+    if how == "updated again":  # deployed again, UPDATE_COMPLETE as before, holding the same resources
+        update_the_old_queue(cloudformation, 45)
+        return "it changed after the plan judged it (CloudFormation has worked on it since the plan read it: its newest"
     if how == "deleted":  # someone deleted it by hand meanwhile
         cloudformation.delete_stack(StackName=OLD_STACK)
         return f"stack {OLD_STACK} was already gone: deleted since the plan read it"
@@ -1087,7 +1099,7 @@ def change_the_old_stack(aws, how: str) -> str:
             f"{revision.rsplit('/', 1)[-1]}")
 
 
-@pytest.mark.parametrize("how", ["updated", "in use", "deleted"])
+@pytest.mark.parametrize("how", ["updated", "updated again", "in use", "deleted"])
 def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why(account, how):
     # The plan judged the old stack, then the run deleted image tags (and, in AWS, waited on other
     # stacks for minutes) before it: the stack deleted was whatever it had become by then.
@@ -1105,7 +1117,9 @@ def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why
             resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {
                 "RoleName": "webordinary-old-task", "AssumeRolePolicyDocument": role_trust}}
         cloudformation.create_stack(StackName=name, TemplateBody=json.dumps({"Resources": resources}))
-    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
+    if how == "updated again":  # UPDATE_COMPLETE when the plan reads it, and after its next update
+        update_the_old_queue(cloudformation, 30)
+    assert stack_status(aws, OLD_STACK) == ("UPDATE_COMPLETE" if how == "updated again" else "CREATE_COMPLETE")
     reads: list[int] = []
     said: list[str] = []
 

@@ -660,6 +660,43 @@ def test_a_deploy_with_verify_off_that_changed_stacks_says_the_earlier_verdict_n
 
 
 @pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
+def test_a_stack_whose_events_cannot_be_read_is_not_known_to_have_changed_and_the_others_are_judged_alone(
+        aws, caplog, verify):
+    """DescribeStackEvents refused for one stack (a policy scoped to some stacks, a throttle past
+    the retries) left every stack of its region unread: "this run changed" named all eight,
+    though CloudFormation showed one moved, and said of the unread one what no read had shown."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    unread = "WebordinaryMonitoringStack"
+
+    def refused(params, **_):
+        if f":stack/{unread}/" in params.get("StackName", ""):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
+
+    verify_on(Passing())  # an earlier run's "passed"
+    since = time.time()
+    deployer = _OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"])
+    with on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents"):
+        if verify:  # stopped at the unread stack: the checklist never ran
+            deployer.failing = {unread: "Failed to publish asset"}
+            with pytest.raises(InfraDeployFailed):
+                deploy_on(deployer, lambda _app: Passing(), statuses=_read_by(aws))
+        else:
+            deploy_on(deployer, None, statuses=_read_by(aws))
+    said = latest(CHECKLIST_ARTIFACT_KEY, since)
+    assert said.startswith("# Pre-deployment checklist not checked\n\n**Why:** "), said
+    assert "this run changed WebordinarySQSStack" in said and "WebordinaryECRStack" not in said, said
+    assert (f"whether it changed {unread} is not known: CloudFormation's state of it could not be read (the run's "
+            "log says why)") in said, said
+    assert f"could not read the CloudFormation state of {unread} in us-west-2 (" in caplog.text, caplog.text
+    assert "could not read the CloudFormation state of WebordinaryECRStack" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verify", "no-verify"])
 def test_a_stack_updated_again_counts_as_changed_though_its_status_and_last_update_read_the_same(aws, verify):
     """An update of a stack already UPDATE_COMPLETE leaves it UPDATE_COMPLETE, and the embedded
     CloudFormation (moto) never sets LastUpdatedTime: read as unchanged, it was left out of "not

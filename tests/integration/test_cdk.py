@@ -123,7 +123,7 @@ def test_stacks_deploy_in_the_plans_order_and_make_what_the_checklist_expects(cd
     g = cdk.get_client
     stacks = CloudFormationStacks(g("cloudformation"))
     before = stacks.seen("ItSQSStack")
-    assert before.state.status == "CREATE_COMPLETE" and before.last_event
+    assert before.status == "CREATE_COMPLETE" and before.last_event
     again = cdk.cli.deploy("ItSQSStack", timeout_seconds=120)
     assert again.arn == deployed[0].arn
     assert changed_stacks(["ItSQSStack"], {"ItSQSStack": before}, {"ItSQSStack": stacks.seen("ItSQSStack")}) == ()

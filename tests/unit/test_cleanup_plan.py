@@ -612,3 +612,31 @@ def test_a_stack_whose_holdings_changed_under_an_unchanged_root_is_kept_saying_w
            "list-stack-resources`) now" in many, many
     # Resources gone since (a deletion under way, a nested stack deleted) leave nothing unread: deleted.
     assert again(resources=("old-archive",)) is None
+
+
+def test_a_stack_with_events_since_the_plan_read_it_is_kept_as_a_deploy_counts_it_changed():
+    """An update of a stack already UPDATE_COMPLETE leaves its status, a failed update rolled back
+    within the second its LastUpdatedTime, and moto sets none: its newest event is what moved, as
+    a deploy tells which stacks it changed (``rollway.infra.changed_stacks``). The stack deleted
+    was whatever the update had made of it."""
+    from rollway.cleanup import judge_stack_again, stack_changed
+    from rollway.infra import changed_stacks
+
+    old = "webordinary-old-stack"
+    judged = StackState(name=old, status="UPDATE_COMPLETE", stack_id="arn:stack/old/1",
+                        last_updated="2026-11-01T10:00:00+00:00", last_event="e7")
+    planned = plan(stacks=(old,), described={old: judged})
+    updated = judged.model_copy(update={"last_event": "e12"})
+    why = judge_stack_again(old, planned, updated, T, deleted=(), later=(), in_use=IN_USE, routing=None, network=())
+    assert why == ("it changed after the plan judged it (CloudFormation has worked on it since the plan read it: its "
+                   "newest event is e12, not e7); run cleanup again to judge it as it is now"), why
+    # One notion of "changed": what keeps a planned stack is what a deploy counts as its change.
+    for now in (updated, judged.model_copy(update={"stack_id": "arn:stack/old/2"}),
+                judged.model_copy(update={"status": "UPDATE_ROLLBACK_COMPLETE"}),
+                judged.model_copy(update={"last_updated": "2026-12-01T10:00:00+00:00"}), judged):
+        assert (stack_changed(judged, now) is not None) == bool(changed_stacks([old], {old: judged}, {old: now})), now
+    # A deletion under way when the plan read it goes on adding events: what was planned, not a change.
+    deleting = judged.model_copy(update={"status": "DELETE_IN_PROGRESS"})
+    assert stack_changed(deleting, deleting.model_copy(update={"last_event": "e30"})) is None
+    # A plan recorded before the newest event was read (none in it) is judged on the rest, as then.
+    assert stack_changed(judged.model_copy(update={"last_event": None}), updated) is None

@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from rollway.cleanup import StackState
-from rollway.infra import StackSeen, changed_stacks
+from rollway.infra import changed_stacks
 
 ID = "arn:aws:cloudformation:us-west-2:123456789012:stack/A/1"
-DEPLOYED = StackSeen(state=StackState(name="A", stack_id=ID, status="UPDATE_COMPLETE",
-                                      last_updated="2026-12-01T10:00:00+00:00"), last_event="e1")
-ABSENT = StackSeen(state=StackState(name="A"))
+DEPLOYED = StackState(name="A", stack_id=ID, status="UPDATE_COMPLETE", last_updated="2026-12-01T10:00:00+00:00",
+                      last_event="e1")
+ABSENT = StackState(name="A")
 
 
-def moved(seen: StackSeen, last_event: str | None = None, **state) -> StackSeen:
-    return StackSeen(state=seen.state.model_copy(update=state), last_event=last_event or seen.last_event)
+def moved(seen: StackState, last_event: str | None = None, **state) -> StackState:
+    return seen.model_copy(update={**state, "last_event": last_event or seen.last_event})
 
 
 @pytest.mark.parametrize("before, after, changed", [
@@ -26,8 +26,8 @@ def moved(seen: StackSeen, last_event: str | None = None, **state) -> StackSeen:
     (DEPLOYED, moved(DEPLOYED, "e2", last_updated="2026-12-04T10:00:00+00:00"), True),
     (DEPLOYED, moved(DEPLOYED, "e2", status="UPDATE_ROLLBACK_COMPLETE", last_updated="2026-12-04T10:00:00+00:00"),
      True),
-    (ABSENT, StackSeen(state=StackState(name="A", stack_id=ID, status="ROLLBACK_COMPLETE"), last_event="e1"), True),
-    (ABSENT, StackSeen(state=StackState(name="A", stack_id=ID, status="REVIEW_IN_PROGRESS"), last_event="e1"), True),
+    (ABSENT, StackState(name="A", stack_id=ID, status="ROLLBACK_COMPLETE", last_event="e1"), True),
+    (ABSENT, StackState(name="A", stack_id=ID, status="REVIEW_IN_PROGRESS", last_event="e1"), True),
     (DEPLOYED, moved(DEPLOYED, stack_id=ID.replace("/1", "/2")), True),
     (DEPLOYED, ABSENT, True),
     # Updated again: UPDATE_COMPLETE as before, and no LastUpdatedTime where it is not set (moto):
@@ -44,6 +44,6 @@ def test_a_stack_counts_as_changed_when_cloudformation_shows_it_moved_or_was_not
 
 
 def test_the_changed_stacks_keep_the_order_given():
-    before = {s: StackSeen(state=StackState(name=s)) for s in "ABC"}
-    after = {**before, "B": StackSeen(state=StackState(name="B", status="CREATE_COMPLETE"), last_event="e1")}
+    before = {s: StackState(name=s) for s in "ABC"}
+    after = {**before, "B": StackState(name="B", status="CREATE_COMPLETE", last_event="e1")}
     assert changed_stacks(["C", "B", "A", "D"], before, after) == ("B", "D")
