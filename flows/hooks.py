@@ -219,6 +219,10 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         claim_wait = CLAIM_SECONDS + CLAIM_POLL_SECONDS
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
                  "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
+    # The run's own rollback put the traffic back, failed a step and paged people with it: run
+    # again (a step that failed for a moment may pass now), it pages only if something changed.
+    paged_failing = list(exc.failed_steps) if isinstance(exc, RollbackIncomplete) and exc.paged else None
+
     def roll_back(held: str | None):
         # Never recorded on a closed rollout: a `canary` flow run's rollback is its own, not a
         # promotion's, which only a person's rollback by hand takes out of production.
@@ -236,6 +240,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             image=own.image if own else None,
             verify_timeout_seconds=own.verify_timeout_seconds if own else None,
             healthy_timeout_seconds=own.healthy_timeout_seconds if own else None,
+            paged_failing=paged_failing,
         )
 
     try:
