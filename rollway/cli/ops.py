@@ -1382,14 +1382,22 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
     from pydantic import ValidationError
 
     from flows.approvals import ApprovalInput
+    from flows.params import encodable
 
     answer: dict[str, Any] = {"action": action, "approver": approver, "comment": comment}
     if weight is not None:
         answer["next_weight"] = weight
+    options = {"approver": "--approver", "comment": comment_option, "next_weight": "--weight"}
+    try:
+        # Said as the rollback flow says it: pydantic's "unable to parse raw data as a unicode
+        # string" did not tell a person what was wrong with the text they typed.
+        for field in ("approver", "comment"):
+            encodable(answer[field], options[field])
+    except ValueError as err:
+        raise UsageError(f"{err}; nothing was done") from None
     try:
         ApprovalInput.model_validate(answer)
     except ValidationError as err:
-        options = {"approver": "--approver", "comment": comment_option, "next_weight": "--weight"}
         problems = "; ".join(f"{options.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'the answer'}: {e['msg']}"
                              for e in err.errors())
         raise UsageError(f"{problems}; nothing was done") from None
