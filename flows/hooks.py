@@ -304,7 +304,17 @@ def own_words(message: str | None) -> str:
 def _reason(run_name: str, state) -> str:
     """The rollback's reason: how the run ended, and the state's message. Prefect's own words for
     a cancellation only said again what "was cancelled" had said ("run x was cancelled: Flow run
-    was cancelled."), in the page, status and the incident report; a person's message is kept."""
+    was cancelled."), in the page, status and the incident report; a person's message is kept.
+    A run whose own rollback ended with a step undone is finished, saying why it began: its error
+    ("... run the rollback again once the failed step can succeed") was the Why of the page saying
+    the rollback had finished, which no longer named the guardrail or person that began it."""
+    from flows.rollback import RollbackIncomplete
+
+    exc = _exception(state)
+    if isinstance(exc, RollbackIncomplete):
+        began = f" ({exc.reason})" if exc.reason else ""
+        return (f"finishing the rollback of run {run_name}{began}, which put the traffic back on stable and could "
+                f"not: {'; '.join(exc.failed_steps)}")
     if state.type in (StateType.CANCELLING, StateType.CANCELLED):
         said = own_words(state.message)
         return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")

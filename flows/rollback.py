@@ -115,12 +115,15 @@ class RollbackIncomplete(PicklableError, RuntimeError):
             cannot (no revision it knows can be restored on the canary); None otherwise.
         paged: people were paged of these failed steps (by this rollback, or by the one it ran
             again); False when no page told them (SNS refused it, or another rollback paged).
+        reason: why the rollback was run, for the one that finishes it; None when not known.
     """
 
-    def __init__(self, failed_steps: Sequence[str], how: str | None = None, *, paged: bool = False) -> None:
+    def __init__(self, failed_steps: Sequence[str], how: str | None = None, *, paged: bool = False,
+                 reason: str | None = None) -> None:
         self.failed_steps = tuple(failed_steps)
         self.how = how
         self.paged = paged
+        self.reason = reason
         super().__init__(
             "the traffic is back on the stable service, but the rollback could not: "
             + "; ".join(self.failed_steps)
@@ -641,7 +644,7 @@ def execute_rollback(
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
                             stable_task_definition=stable.task_definition, moved_from=read.weights)
-        raise RollbackIncomplete(failed_steps, how, paged=paged)
+        raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
     return RollbackResult(
         reason=reason,
         weights=weights,

@@ -78,6 +78,12 @@ def test_a_step_that_passes_when_the_hook_runs_the_rollback_again_is_paged_as_fi
     assert len(refused) == 1
     first, second = rollback_pages(env)
     assert "FAILED" in first and "FAILED" not in second, second
+    # Why it was rolled back, and that this finishes that rollback: the page said "Why: run x failed:
+    # ... RollbackIncomplete: ... run the rollback again once the failed step can succeed", on the
+    # page saying it had finished, and the guardrail that began it was nowhere in it.
+    why = next(line for line in second.splitlines() if line.startswith("Why: "))
+    assert "finishing the rollback" in why and "over the 1% guardrail" in why, why
+    assert "ecs:UpdateService" in why and "run the rollback again" not in why and "RollbackIncomplete" not in why, why
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
     canary = env.deployer.services[env.targets.canary_service]
