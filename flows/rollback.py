@@ -579,10 +579,10 @@ def execute_rollback(
     elif paged_already:
         # A permission the role lacks fails the run's rollback and its hook's, seconds apart: the
         # second page told on-call nothing the first had not.
-        log.warning("the same steps failed as in the rollback run again here, whose page told people of them: not "
-                    "paged again")
+        log.warning("the same steps failed as in the rollback this one ran again, whose page told people of them: "
+                    "not paged again")
         message_id = None
-        steps.append("not paged again (the rollback run again here paged people of the same failed steps)")
+        steps.append("not paged again (the rollback this one ran again paged people of the same failed steps)")
     else:
         # Above all before the page: the rollback that took the claim over sends its own.
         still_holds("notify people")
