@@ -1644,6 +1644,10 @@ def abort(
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
+    if not finished.state.is_completed() and (finished.state.message or "").strip():
+        # Its state's name alone left on-call to open the Prefect UI to learn whether the traffic
+        # was back (a later step failed: RollbackIncomplete) or not, which step, and what next.
+        errors.print(f"it ended: {escape(finished.state.message.strip())}")
     # The run's outcome is the abort's: weights that cannot be read back are said on their own,
     # not an exit 1 that on-call reads as "the rollback did not happen".
     say_live(service)
