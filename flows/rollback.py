@@ -554,8 +554,11 @@ def execute_rollback(
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         + (_flags_not_disabled(flags_failed, t) if flags_failed else "")
-        + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
-           "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
+        # How, as the page of a rollback that could not move the traffic says: "Run the rollback
+        # again" alone left on-call to find out that `rollway abort` does, for a ledgered rollout.
+        + (f"Run the rollback again ({_run_again(bindings, ledgered)}) once the failed step above can succeed "
+           "(with previous_task_definition set to what the canary ran before, if that was the step).\n"
+           if failed_steps else "")
         + "Next steps: " + _next_steps(rollout)
     )
     unchanged = (read.weights == target and not scaled and not disabled and flags_failed is None

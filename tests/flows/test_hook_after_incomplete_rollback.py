@@ -64,6 +64,10 @@ def test_a_step_still_failing_when_the_hook_runs_the_rollback_again_is_not_paged
     pages = rollback_pages(env)
     assert len(pages) == 1, pages
     assert "FAILED" in pages[0] and "ecs:UpdateService" in pages[0]
+    # How to run it again, as the page of a rollback that could not move the traffic says: "Run the
+    # rollback again" alone left on-call to find out that `rollway abort` does.
+    assert "Run the rollback again (`rollway abort`, or the rollback flow) once the failed step above can succeed" \
+        in " ".join(pages[0].split()), pages[0]
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it once the role allows
     assert env.router.weights == Weights(stable=100, canary=0)
