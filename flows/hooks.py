@@ -219,6 +219,10 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         claim_wait = CLAIM_SECONDS + CLAIM_POLL_SECONDS
         log.info("run %s waited %.0f s for the rollback by %s already: waiting at most %.0f s more, to see whether "
                  "it is still alive", flow_run.name, exc.waited, exc.holder, claim_wait)
+    # The run's own rollback put the traffic back, failed a step and paged people with it: run
+    # again (a step that failed for a moment may pass now), it pages only if something changed.
+    paged_failing = list(exc.failed_steps) if isinstance(exc, RollbackIncomplete) and exc.paged else None
+
     def roll_back(held: str | None):
         # Never recorded on a closed rollout: a `canary` flow run's rollback is its own, not a
         # promotion's, which only a person's rollback by hand takes out of production.
@@ -236,6 +240,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             image=own.image if own else None,
             verify_timeout_seconds=own.verify_timeout_seconds if own else None,
             healthy_timeout_seconds=own.healthy_timeout_seconds if own else None,
+            paged_failing=paged_failing,
         )
 
     try:
@@ -299,7 +304,17 @@ def own_words(message: str | None) -> str:
 def _reason(run_name: str, state) -> str:
     """The rollback's reason: how the run ended, and the state's message. Prefect's own words for
     a cancellation only said again what "was cancelled" had said ("run x was cancelled: Flow run
-    was cancelled."), in the page, status and the incident report; a person's message is kept."""
+    was cancelled."), in the page, status and the incident report; a person's message is kept.
+    A run whose own rollback ended with a step undone is finished, saying why it began: its error
+    ("... run the rollback again once the failed step can succeed") was the Why of the page saying
+    the rollback had finished, which no longer named the guardrail or person that began it."""
+    from flows.rollback import RollbackIncomplete
+
+    exc = _exception(state)
+    if isinstance(exc, RollbackIncomplete):
+        began = f" ({exc.reason})" if exc.reason else ""
+        return (f"finishing the rollback of run {run_name}{began}, which put the traffic back on stable and could "
+                f"not: {'; '.join(exc.failed_steps)}")
     if state.type in (StateType.CANCELLING, StateType.CANCELLED):
         said = own_words(state.message)
         return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")

@@ -19,20 +19,30 @@ from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
 
 
+def encodable(text: str, what: str) -> str:
+    """``text`` if it can be written as UTF-8, as every record of it is (a flow run's parameters,
+    the ledger, the page, the flags' audit trail, an artifact).
+
+    Raises:
+        ValueError: it holds a lone surrogate, naming ``what`` and the character's position.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError as err:
+        # A byte that is not UTF-8 (a Latin-1 terminal, an error pasted from a binary log) reaches
+        # Python as a lone surrogate, which none of those can hold: `rollway finalize --actor` passed
+        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
+        raise ValueError(f"{what} is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
+    return text
+
+
 def _named(actor: str) -> str:
     actor = actor.strip()  # recorded without surrounding spaces, as approvers are
     if not actor:
         raise ValueError("actor must name who runs the rollout (it is recorded in the ledger and the flags' audit trail)")
     if len(actor) > MAX_ACTOR:
         raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
-    try:
-        actor.encode()
-    except UnicodeEncodeError as err:
-        # A byte that is not UTF-8 (a Latin-1 terminal) reaches Python as a lone surrogate, which no
-        # flow run's parameters, ledger item or audit trail can hold: `rollway finalize --actor` passed
-        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
-        raise ValueError(f"actor is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
-    return actor
+    return encodable(actor, "actor")
 
 
 # The pattern is only for the UI's form (it refuses a blank name as it is typed); the
@@ -122,7 +132,9 @@ def _said(reason: str) -> str:
         raise ValueError(f"reason is {len(reason)} characters; at most {MAX_ROLLBACK_REASON} are kept: the ledger "
                          "records it twice in the rollout's item, which DynamoDB caps at 400 KB. Say it shorter (a "
                          "link to the incident, say); nothing was done")
-    return reason
+    # Refused here, before any call: taken, it failed the page and the ledger's writes once the
+    # traffic had moved.
+    return encodable(reason, "reason")
 
 
 def fit_reason(reason: str) -> str:

@@ -113,11 +113,17 @@ class RollbackIncomplete(PicklableError, RuntimeError):
         failed_steps: each failed step and why.
         how: what a person does to finish it, when running the rollback again as it was run
             cannot (no revision it knows can be restored on the canary); None otherwise.
+        paged: people were paged of these failed steps (by this rollback, or by the one it ran
+            again); False when no page told them (SNS refused it, or another rollback paged).
+        reason: why the rollback was run, for the one that finishes it; None when not known.
     """
 
-    def __init__(self, failed_steps: Sequence[str], how: str | None = None) -> None:
+    def __init__(self, failed_steps: Sequence[str], how: str | None = None, *, paged: bool = False,
+                 reason: str | None = None) -> None:
         self.failed_steps = tuple(failed_steps)
         self.how = how
+        self.paged = paged
+        self.reason = reason
         super().__init__(
             "the traffic is back on the stable service, but the rollback could not: "
             + "; ".join(self.failed_steps)
@@ -306,6 +312,7 @@ def execute_rollback(
     image: str | None = None,
     ledgered: bool = False,
     unpinned: bool = False,
+    paged_failing: Sequence[str] | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -336,6 +343,10 @@ def execute_rollback(
             the notification names the digest the canary ran when the tag is known to name it.
         ledgered: the rollback is of a rollout the ledger records as open, which `rollway abort`
             rolls back again; a page saying it failed names only the rollback flow otherwise.
+        paged_failing: the failed steps of the rollback this one runs again, which paged people
+            with them a moment ago (a run's own, whose hook runs it again): when the same steps
+            fail the same way, nobody is paged a second time to be told the same thing. Anything
+            else (a step that passes now, or fails otherwise) is paged.
     """
     log = get_run_logger()
     t = env.targets
@@ -543,13 +554,23 @@ def execute_rollback(
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         + (_flags_not_disabled(flags_failed, t) if flags_failed else "")
-        + ("Run the rollback again once the failed step above can succeed (with previous_task_definition "
-           "set to what the canary ran before, if that was the step).\n" if failed_steps else "")
+        # How, as the page of a rollback that could not move the traffic says: "Run the rollback
+        # again" alone left on-call to find out that `rollway abort` does, for a ledgered rollout.
+        + (f"Run the rollback again ({_run_again(bindings, ledgered)}) once the failed step above can succeed "
+           "(with previous_task_definition set to what the canary ran before, if that was the step).\n"
+           if failed_steps else "")
         + "Next steps: " + _next_steps(rollout)
     )
     unchanged = (read.weights == target and not scaled and not disabled and flags_failed is None
                  and not failed_steps and canary.desired == 0 and canary.task_definition == restore
                  and ledger_failure is None)
+    # Named among the failed steps even alone: its bare error said nothing of the traffic being
+    # back, and `rollway abort` told people to wait until stable "can take the traffic".
+    flags_step = ("disable every bound flag (could not disable bound feature flag(s) "
+                  f"{_flag_errors(flags_failed.failures, t)})" if flags_failed is not None else None)
+    paged_already = (bool(paged_failing) and notify and ledger_failure is None
+                     and [*failed_steps, *filter(None, [flags_step])] == list(paged_failing))
+    paged = paged_already  # whether people were told of this rollback's failed steps, if any
     if quiet_if_unchanged and unchanged:
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)
         message_id = None
@@ -558,6 +579,13 @@ def execute_rollback(
         log.info("another rollback of this rollout told people: no notification")
         message_id = None
         steps.append("not notified (another rollback of this rollout told people)")
+    elif paged_already:
+        # A permission the role lacks fails the run's rollback and its hook's, seconds apart: the
+        # second page told on-call nothing the first had not.
+        log.warning("the same steps failed as in the rollback this one ran again, whose page told people of them: "
+                    "not paged again")
+        message_id = None
+        steps.append("not paged again (the rollback this one ran again paged people of the same failed steps)")
     else:
         # Above all before the page: the rollback that took the claim over sends its own.
         still_holds("notify people")
@@ -588,6 +616,7 @@ def execute_rollback(
                 _record_notice(env, rollout, actor, None, sending=True)
             try:
                 message_id = metrics.notify(env.notifier, f"Rollback: {t.canary_service}", message)
+                paged = True
                 steps.append("notified" if intent is None else
                              f"notified (may repeat the notice {intent.actor} set out to send at "
                              f"{notice_time(intent)})")
@@ -611,17 +640,14 @@ def execute_rollback(
             else:
                 if recorded:
                     _record_notice(env, rollout, actor, message_id)
-    if flags_failed is not None:
-        # Named among the failed steps even alone: its bare error said nothing of the traffic being
-        # back, and `rollway abort` told people to wait until stable "can take the traffic".
-        failed_steps.append("disable every bound flag (could not disable bound feature flag(s) "
-                            f"{_flag_errors(flags_failed.failures, t)})")
+    if flags_step is not None:
+        failed_steps.append(flags_step)
     if failed_steps:
         if notify:
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
                             stable_task_definition=stable.task_definition, moved_from=read.weights)
-        raise RollbackIncomplete(failed_steps, how)
+        raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
     return RollbackResult(
         reason=reason,
         weights=weights,
@@ -1411,7 +1437,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       rollout: str | None = None,
                       claim_wait_seconds: float = CLAIM_WAIT_SECONDS,
                       image: str | None = None, verify_timeout_seconds: float | None = None,
-                      healthy_timeout_seconds: float | None = None) -> RollbackResult:
+                      healthy_timeout_seconds: float | None = None,
+                      paged_failing: Sequence[str] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
 
@@ -1441,6 +1468,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     (a `canary` flow run's hook: no record holds that run's), for a rollback of no open recorded
     rollout: the page names the image, and the waits are never below the defaults. A recorded
     rollout's own spec is used for its rollback instead.
+
+    ``paged_failing``: the failed steps of the run's own rollback, which this one runs again (a
+    hook's): the same steps failing again page nobody (``execute_rollback``).
 
     Raises:
         RollbackUnrecorded: the rollback acted, but the ledger could not be read or written.
@@ -1566,7 +1596,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             rollout=record.rollout_id if ours else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
             image=with_pin(record.image, record.pinned_image) if ours else image, ledgered=ours,
-            unpinned=not ours,
+            unpinned=not ours, paged_failing=paged_failing,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,
@@ -1848,14 +1878,16 @@ def hook_rollback(
     image: str | None = None,
     verify_timeout_seconds: float | None = None,
     healthy_timeout_seconds: float | None = None,
+    paged_failing: list[str] | None = None,
 ) -> RollbackResult:
     """The state hooks' rollback (flows/hooks.py): a run of the `rollback` flow, as the UI shows it,
     whose rollback is the failed run's own, so never recorded on a closed rollout (``leave_closed``
     of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on.
-    ``image`` and the waits: a `canary` flow run's spec's (its hook validated it; None: the defaults)."""
+    ``image`` and the waits: a `canary` flow run's spec's (its hook validated it; None: the defaults).
+    ``paged_failing``: the failed steps the run's own rollback paged people with, if it ended so."""
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(env, reason, actor=actor, bindings=bindings, only_open=only_open_rollout,
                              leave_closed=True, fallback_bindings=fallback_bindings, rollout=rollout,
                              claim_wait_seconds=claim_wait_seconds, image=image,
                              verify_timeout_seconds=verify_timeout_seconds,
-                             healthy_timeout_seconds=healthy_timeout_seconds)
+                             healthy_timeout_seconds=healthy_timeout_seconds, paged_failing=paged_failing)

@@ -1402,14 +1402,22 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
     from pydantic import ValidationError
 
     from flows.approvals import ApprovalInput
+    from flows.params import encodable
 
     answer: dict[str, Any] = {"action": action, "approver": approver, "comment": comment}
     if weight is not None:
         answer["next_weight"] = weight
+    options = {"approver": "--approver", "comment": comment_option, "next_weight": "--weight"}
+    try:
+        # Said as the rollback flow says it: pydantic's "unable to parse raw data as a unicode
+        # string" did not tell a person what was wrong with the text they typed.
+        for field in ("approver", "comment"):
+            encodable(answer[field], options[field])
+    except ValueError as err:
+        raise UsageError(f"{err}; nothing was done") from None
     try:
         ApprovalInput.model_validate(answer)
     except ValidationError as err:
-        options = {"approver": "--approver", "comment": comment_option, "next_weight": "--weight"}
         problems = "; ".join(f"{options.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'the answer'}: {e['msg']}"
                              for e in err.errors())
         raise UsageError(f"{problems}; nothing was done") from None
@@ -1656,6 +1664,10 @@ def abort(
         return 0
     finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
+    if not finished.state.is_completed() and (finished.state.message or "").strip():
+        # Its state's name alone left on-call to open the Prefect UI to learn whether the traffic
+        # was back (a later step failed: RollbackIncomplete) or not, which step, and what next.
+        errors.print(f"it ended: {escape(finished.state.message.strip())}")
     # The run's outcome is the abort's: weights that cannot be read back are said on their own,
     # not an exit 1 that on-call reads as "the rollback did not happen".
     say_live(service)
