@@ -646,7 +646,8 @@ def execute_rollback(
         if notify:
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
-                            stable_task_definition=stable.task_definition, moved_from=read.weights)
+                            stable_task_definition=stable.task_definition, moved_from=read.weights,
+                            message_id=message_id)
         raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
     return RollbackResult(
         reason=reason,
@@ -691,7 +692,8 @@ def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:
 
 def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
                     ledger_failure: str | None, not_done: Sequence[str], *,
-                    stable_task_definition: str | None = None, moved_from: Weights | None = None) -> None:
+                    stable_task_definition: str | None = None, moved_from: Weights | None = None,
+                    message_id: str | None = None) -> None:
     """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
     did, those it did not, the weights it read back (on stable, or still on the canary when the
     traffic could not move; None: not read), those it read before it moved anything
@@ -699,7 +701,9 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
     task definition stable ran: what users get until the rollback is run again. Only the end of a
     finished rollback was recorded, so the incident report of one whose notice SNS refused said the
     traffic's return was not confirmed and which steps were done not recorded, though the run knew
-    both. Record-keeping: a write that fails is logged, and the
+    both. ``message_id``: SNS's id of the page this run sent of its failed steps (None: it paged
+    nobody), which no ``notified`` entry records: the report said the notice was "not confirmed"
+    while on-call held it. Record-keeping: a write that fails is logged, and the
     rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
     not record the rollback's start, there is nothing to add it to."""
     if env.ledger is None or rollout is None or ledger_failure is not None:
@@ -709,6 +713,7 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
+                                                message_id=message_id,
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "

@@ -1088,6 +1088,19 @@ def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None
             "opening with a line saying it may repeat that one")
 
 
+def _paged_of_failed_steps(record: RolloutRecord) -> Transition | None:
+    """The newest ``rollback-stopped`` entry whose run paged people of the steps it could not do,
+    or None. Its SNS message id when recorded; an entry from before ids were kept lists the page
+    among its done steps, as flows/rollback.py words it: "notified", or "notified (may repeat ...)"."""
+    for entry in reversed(record.history):
+        if entry.kind != ROLLBACK_STOPPED:
+            continue
+        done, _not_done = rollback_stopped_steps(entry)
+        if entry.message_id or any(step == "notified" or step.startswith("notified (") for step in done.split("; ")):
+            return entry
+    return None
+
+
 def notice_refused(record: RolloutRecord) -> str | None:
     """The newest notice SNS did not take (``notice-failed``, its error in the comment), or None.
 
@@ -1285,6 +1298,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "finished; the run that finishes it does not send it again.")
     elif (unsure := notice_unsure(record, now)) is not None:
         lines.append(f"**Not known whether people were paged:** {cell(unsure)}.")
+    elif (paged := _paged_of_failed_steps(record)) is not None:
+        # Not a ``notified`` entry, by design: that one is the notice of a rollback with every step
+        # done, which the finishing run still sends. Said "not confirmed", as if nobody was told.
+        sent = (f"SNS message id `{cell(paged.message_id)}` (recorded when it stopped)" if paged.message_id
+                else "its steps record it as notified; its SNS message id is not recorded")
+        lines.append(f"People were paged on {topic} by {utc(paged.at)} by {cell(paged.actor)}, whose rollback put "
+                     f"the traffic back and stopped with a step not done; the page named it: {sent}. Not sent yet: "
+                     "the run that finishes the rollback sends the notice that it finished.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
                      "canary retired; the finishing run sends it.")

@@ -133,3 +133,24 @@ def test_a_rollback_whose_flag_write_failed_does_not_count_the_flag_step_as_done
     done = report[report.index("**Done:**"):report.index("**Not done:**")]
     assert "flags disabled" not in done, done
     assert "**Not done:** disable every bound flag (could not disable bound feature flag(s) beta_editor" in report, report
+
+
+def test_a_rollback_that_paged_people_of_its_failed_step_is_reported_as_having_paged_them(monkeypatch):
+    """The traffic back, the flag's write refused: the rollback paged people of the failed step and
+    stopped. The report's Notification said "Not confirmed ... the finishing run sends it", as if
+    nobody had been paged."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    env.flags = FlakyFlagStore([FlagState(feature="beta_editor", enabled=True, percentage=5)], failing=["beta_editor"])
+    t = env.targets
+
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="5xx on the canary", bindings=[FlagBinding(feature="beta_editor")])
+
+    (subject, page), = env.notifier.messages
+    assert subject == f"Rollback: {t.canary_service}" and "Feature flags NOT disabled: beta_editor" in page, page
+    record = env.ledger.get(t.canary_service)
+    stopped = record.last_transition(ROLLBACK_STOPPED)
+    notice = flat(incident_report(record, alert_topic=t.alert_topic).split("## Notification")[1].split("##")[0])
+    assert (f"People were paged on `{t.alert_topic}` by {utc(stopped.at)} by operator, whose rollback put the traffic "
+            "back and stopped with a step not done") in notice, notice
+    assert "SNS message id `msg-1`" in notice and "Not confirmed" not in notice, notice

@@ -733,6 +733,48 @@ def test_an_unfinished_rollback_whose_notice_went_out_does_not_say_the_finishing
     assert "the run that finishes it does not send it again" in notice and "Not confirmed" not in notice
 
 
+def stopped_after_paging(message_id: str | None) -> RolloutRecord:
+    """A rollback under way whose run put the traffic back, paged people that a step failed, and
+    stopped: that page is not a ``notified`` entry (the finishing run sends the rollback's notice),
+    but the entry of the stopped rollback says it went out. ``message_id`` None: recorded before
+    the stopped entry kept SNS's id."""
+    return record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment="5%: canary 3% vs baseline 0.1%"),
+        Transition(at=T0 + 160, kind="rollback-stopped", actor="judge", from_weights=w(5), to_weights=w(0),
+                   message_id=message_id,
+                   comment="done: weights 100/0 verified; canary scaled to 0 on td:1; notified; not done: disable "
+                           "every bound flag (could not disable bound feature flag(s) beta_editor: throttled)"),
+    ], RolloutPhase.ROLLING_BACK)
+
+
+@pytest.mark.parametrize("message_id, said", [
+    ("sns-9", "SNS message id `sns-9`"),
+    (None, "its SNS message id is not recorded"),
+])
+def test_a_stopped_rollback_whose_page_of_the_failed_step_went_out_says_people_were_paged(message_id, said):
+    """The report said "Not confirmed: the rollback's notice ... goes out after the traffic is back", as if
+    nobody had been told, while its steps listed "notified" and on-call held the page."""
+    notice = incident_report(stopped_after_paging(message_id), alert_topic="webordinary-alerts"
+                             ).split("## Notification")[1].split("##")[0]
+    assert (f"People were paged on `webordinary-alerts` by {utc(T0 + 160)} by judge, whose rollback put the traffic "
+            "back and stopped with a step not done") in notice, notice
+    assert said in notice, notice
+    assert "Not confirmed" not in notice, notice
+    # What is not known yet is said too: the notice that the rollback finished is still to come.
+    assert "the run that finishes the rollback sends the notice that it finished" in notice, notice
+
+
+def test_a_stopped_rollback_that_paged_nobody_still_says_the_notice_is_not_confirmed():
+    quiet = stopped_after_paging(None)
+    entry = quiet.history[-1]
+    quiet = quiet.model_copy(update={"history": [*quiet.history[:-1], entry.model_copy(update={
+        "comment": entry.comment.replace("; notified;", "; not notified (another rollback of this rollout told "
+                                                        "people);")})]})
+    notice = incident_report(quiet, alert_topic="webordinary-alerts").split("## Notification")[1].split("##")[0]
+    assert "Not confirmed" in notice and "People were paged" not in notice, notice
+
+
 def notice_begun(*after: Transition, **claim) -> RolloutRecord:
     """A rollback under way whose run recorded setting out to send its notice, then ``after``."""
     return record([
