@@ -106,12 +106,13 @@ def _reason(reason: str | None) -> str | None:
                          "leave it empty to wait for the weekly calendar")
     if len(reason) > MAX_REASON:
         raise ValueError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are recorded")
-    return reason
+    # Recorded in the ledger and the run's parameters, which hold only UTF-8: checked as Reason and Actor are.
+    return encodable(reason, "start_early_because")
 
 
 EarlyReason = Annotated[str | None, AfterValidator(_reason)]
 """Why a person starts the next weekly phase before the calendar says it is due: None, or not
-blank and at most MAX_REASON characters."""
+blank, at most MAX_REASON characters, valid UTF-8 (``encodable``)."""
 
 
 MAX_ROLLBACK_REASON = 4_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from flows.params import Actor, Reason
+from flows.params import Actor, EarlyReason, Reason
 
 NOT_UTF8 = "db down: caf\udce9 timeouts"
 
@@ -25,6 +25,16 @@ def test_reason_and_actor_say_it_alike():
         with pytest.raises(ValidationError) as refused:
             TypeAdapter(kind).validate_python("caf\udce9")
         assert f"{what} is not valid UTF-8 text (character 4 cannot be encoded)" in str(refused.value)
+
+
+def test_a_reason_to_start_a_weekly_phase_early_is_checked_as_a_rollbacks_is():
+    """The weekly run's ``start_early_because`` is recorded in the ledger as a rollback's reason is,
+    and took a lone surrogate its own check did not look for."""
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(EarlyReason).validate_python(NOT_UTF8)
+    assert "start_early_because is not valid UTF-8 text (character 13 cannot be encoded)" in str(refused.value)
+    said = "démo de la semaine 2 — 数据"
+    assert TypeAdapter(EarlyReason).validate_python(f" {said} ") == said
 
 
 def test_a_reason_in_any_language_is_taken():
