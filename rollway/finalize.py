@@ -28,7 +28,7 @@ from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said, nobody_watching
+from rollway.window_said import looks_said, nobody_watching, not_closed
 
 START = "finalize-start"
 """Transition recorded before finalize changes anything."""
@@ -387,15 +387,14 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if now is not None and now >= settles:
         # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
         # A run that watched it to its end and recorded why it left it open is quoted, as status
-        # quotes it; only without one is the cause guessed.
+        # quotes it; without one, what the record holds, in status's words.
         looks = looks_said(spec, record)
-        why = (f"its run recorded it {looks[0]}" if looks is not None and looks[1] else
-               "the run watching it stopped, or too few of its checks counted requests to the new version or could "
-               "read the metrics")
+        why = (f"no run closed it: its run recorded it {looks[0]}" if looks is not None and looks[1] else
+               not_closed(record, wall) + ("" if looks is None else f"; {looks[0]}"))
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
-            f"(rollout clock), but no run closed it: {why}. Run `progressive_rollout` of {record.image} again, which "
+            f"(rollout clock), but {why}. Run `progressive_rollout` of {record.image} again, which "
             "checks what is left of the window and closes it (or the weekly `advance_phase` does), then run finalize "
             "again. Nothing was changed"
         )

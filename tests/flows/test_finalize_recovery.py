@@ -155,3 +155,19 @@ def test_a_window_no_run_watches_is_refused_with_what_closes_it_not_a_wait(when,
         assert f"the ledger shows no run watching it now ({why})" in message, message
     # Not told the wall clock, it cannot tell: the wait, as before.
     assert waits in _finalize_refusal(record, promoted_at + 3600 + when), message
+
+
+def test_a_window_past_its_end_that_no_run_recorded_an_end_of_is_refused_without_a_guess():
+    """Finalize guessed "the run watching it stopped, or too few of its checks counted requests to
+    the new version or could read the metrics" of a window no run recorded an end of: a run that
+    counted too few records its unverified end (quoted instead). It says what the record holds:
+    that no run recorded watching it to its end, and, told the wall clock, who last held its lease."""
+    from rollway.ledger import wall_utc
+
+    now, wall = time.time(), 1_900_000_000.0
+    record = _promoted(now - 3 * 3600).model_copy(update={"owner": "run-7", "lease_expires": wall - 300})
+    message = _finalize_refusal(record, now, wall=wall)
+    assert "too few" not in message and "could read the metrics" not in message, message
+    assert ("but no run closed it, and none recorded watching it to its end (run-7's lease lapsed at "
+            f"{wall_utc(wall - 300)}: its run stopped or died). Run `progressive_rollout` of repo/app:2.0.0 again"
+            in message), message
