@@ -364,19 +364,20 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     # The watching run's last look waits for the window's last period to be published, then
     # records its verdict (a look later at most): until then the window is closing, not abandoned.
     settles = window_settled(promoted, spec.monitor_seconds, analysis) + analysis.interval_seconds
+    # The watching run holds the lease to the window's end and its last look: with none held at
+    # ``wall``, its run was killed or gave it back, and waiting (the advice below) closes nothing.
     nobody = nobody_watching(record, wall)
-    if nobody is not None and (now is None or now < settles):
-        # The watching run holds the lease to the window's end and its last look: with none held,
-        # its run was killed or gave it back, and waiting (the advice below) closes nothing.
+    ended = now is not None and now >= promoted + spec.monitor_seconds
+    if nobody is not None and not ended:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
-            f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (due to end at "
+            f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
             f"{utc(promoted + spec.monitor_seconds)}, rollout clock), and the ledger shows no run watching it now "
             f"({nobody}): waiting does not close it. Run `progressive_rollout` of {record.image} again, which watches "
             f"what is left of it and closes it, then run finalize again; until the window closes, "
             f"{targets.stable_service} keeps the previous version for a cheap rollback. Nothing was changed"
         )
-    if now is not None and promoted + spec.monitor_seconds <= now < settles:
+    if ended and now < settles and nobody is None:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
@@ -384,8 +385,9 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
             f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
         )
-    if now is not None and now >= settles:
-        # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
+    if ended:
+        # Its time is up (its last look's too, or no run holds the lease to make it) but no run
+        # closed it: waiting changes nothing, running the rollout does.
         # A run that watched it to its end and recorded why it left it open is quoted, as status
         # quotes it; without one, what the record holds, in status's words.
         looks = looks_said(spec, record)
