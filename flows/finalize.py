@@ -238,10 +238,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
-                               targets=t, now=env.clock.now(), promoted=promoted, speed=speed)
+                               targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
-                             speed=speed)
+                             speed=speed, wall=env.wall())
     # The promoted rollout, when the ledger records it: what is written to and said about.
     record = None if unrecorded else newest
     rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)

@@ -28,7 +28,7 @@ from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said
+from rollway.window_said import looks_said, nobody_watching, not_closed
 
 START = "finalize-start"
 """Transition recorded before finalize changes anything."""
@@ -188,6 +188,7 @@ def plan_finalize(
     targets: Targets,
     now: float | None = None,
     speed: float = 1.0,
+    wall: float | None = None,
 ) -> FinalizePlan:
     """Decide what a finalize run does, or refuse.
 
@@ -202,6 +203,9 @@ def plan_finalize(
             is up but that no run closed (None: not said).
         speed: the rollout clock's speed (rollout seconds per wall second): a refusal for a
             window still open says when it closes in wall time too.
+        wall: the wall clock's time, on which leases are stamped, to tell a window still
+            running that a run watches (and closes) from one no run holds the lease of, which
+            waiting does not close (None: not said).
 
     Raises:
         FinalizeRefused: no promoted rollout to finalize, its monitoring window is still
@@ -220,7 +224,7 @@ def plan_finalize(
         hint = _live_hint(live, targets) if record.phase.terminal and live.canary else _not_promoted_hint(record)
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
-    _refuse_open_window(record, spec, targets, now, speed)
+    _refuse_open_window(record, spec, targets, now, speed, wall)
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan.on_stable("done", stable)
@@ -271,6 +275,7 @@ def plan_unrecorded(
     now: float | None = None,
     promoted: str | None = None,
     speed: float = 1.0,
+    wall: float | None = None,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -287,7 +292,7 @@ def plan_unrecorded(
         canary: the canary service now.
         canary_runs: `canary` flow runs on this service that have not ended, for a person (any refuses).
         targets: the names, for messages.
-        now: as for ``plan_finalize``.
+        now, speed, wall: as for ``plan_finalize``.
         promoted: the task definition the promotion put on the canary, when known (the `canary`
             flow finalizing its own promotion knows it): a canary changed since is refused.
 
@@ -297,7 +302,7 @@ def plan_unrecorded(
     """
     service = targets.canary_service
     if newest is not None:
-        _refuse_recorded(newest, spec, targets, now, speed)
+        _refuse_recorded(newest, spec, targets, now, speed, wall)
     if live == ALL_STABLE and stable.task_definition == canary.task_definition:
         plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
@@ -327,12 +332,12 @@ def plan_unrecorded(
 
 
 def _refuse_recorded(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets, now: float | None,
-                     speed: float = 1.0) -> None:
+                     speed: float = 1.0, wall: float | None = None) -> None:
     """Refuse a finalize without the ledger while the ledger's newest rollout is still open or
     records a promotion that finalize (without ``unrecorded``) finishes and records."""
     which = _which(record)
     if record.phase is RolloutPhase.PROMOTED:
-        _refuse_open_window(record, spec, targets, now, speed)
+        _refuse_open_window(record, spec, targets, now, speed, wall)
         if not is_finalized(record):
             raise FinalizeRefused(
                 f"the ledger records {which} as promoted and not finalized: finalize it without `unrecorded` "
@@ -351,7 +356,7 @@ def _which(record: RolloutRecord) -> str:
 
 
 def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets: Targets,
-                        now: float | None, speed: float = 1.0) -> None:
+                        now: float | None, speed: float = 1.0, wall: float | None = None) -> None:
     if not monitoring_owed(spec, record):
         return
     promoted = record.last_transition("promote").at
@@ -359,7 +364,20 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     # The watching run's last look waits for the window's last period to be published, then
     # records its verdict (a look later at most): until then the window is closing, not abandoned.
     settles = window_settled(promoted, spec.monitor_seconds, analysis) + analysis.interval_seconds
-    if now is not None and promoted + spec.monitor_seconds <= now < settles:
+    # The watching run holds the lease to the window's end and its last look: with none held at
+    # ``wall``, its run was killed or gave it back, and waiting (the advice below) closes nothing.
+    nobody = nobody_watching(record, wall)
+    ended = now is not None and now >= promoted + spec.monitor_seconds
+    if nobody is not None and not ended:
+        raise FinalizeRefused(
+            f"{_which(record)} was promoted at {utc(promoted)} and its "
+            f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
+            f"{utc(promoted + spec.monitor_seconds)}, rollout clock), and the ledger shows no run watching it now "
+            f"({nobody}): waiting does not close it. Run `progressive_rollout` of {record.image} again, which watches "
+            f"what is left of it and closes it, then run finalize again; until the window closes, "
+            f"{targets.stable_service} keeps the previous version for a cheap rollback. Nothing was changed"
+        )
+    if ended and now < settles and nobody is None:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
@@ -367,18 +385,18 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
             f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
         )
-    if now is not None and now >= settles:
-        # Its time is up but no run closed it: waiting changes nothing, running the rollout does.
+    if ended:
+        # Its time is up (its last look's too, or no run holds the lease to make it) but no run
+        # closed it: waiting changes nothing, running the rollout does.
         # A run that watched it to its end and recorded why it left it open is quoted, as status
-        # quotes it; only without one is the cause guessed.
+        # quotes it; without one, what the record holds, in status's words.
         looks = looks_said(spec, record)
-        why = (f"its run recorded it {looks[0]}" if looks is not None and looks[1] else
-               "the run watching it stopped, or too few of its checks counted requests to the new version or could "
-               "read the metrics")
+        why = (f"no run closed it: its run recorded it {looks[0]}" if looks is not None and looks[1] else
+               not_closed(record, wall) + ("" if looks is None else f"; {looks[0]}"))
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
             f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
-            f"(rollout clock), but no run closed it: {why}. Run `progressive_rollout` of {record.image} again, which "
+            f"(rollout clock), but {why}. Run `progressive_rollout` of {record.image} again, which "
             "checks what is left of the window and closes it (or the weekly `advance_phase` does), then run finalize "
             "again. Nothing was changed"
         )

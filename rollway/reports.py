@@ -39,7 +39,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said, nobody_watching, watching_run, window_end
+from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -550,10 +550,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
         # `progressive_rollout` again" while that run watched what was left of it.
         return (f"its window was due to end {utc(ends)} (rollout clock) and {watching} is watching what is left of it "
                 f"now, and closes it; until then `rollway finalize` refuses, and {abort}{so_far}")
-    return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run closed it "
-            "(the run watching it stopped, or too few of its looks counted requests to the new version or could "
-            "read the metrics): run "
-            f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
+    return (f"not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and "
+            f"{not_closed(record, wall)}: run `progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or the "
             f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
 
 

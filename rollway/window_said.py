@@ -89,6 +89,19 @@ def nobody_watching(record: RolloutRecord, wall: float | None) -> str | None:
     return "no run holds the rollout's lease"
 
 
+def not_closed(record: RolloutRecord, wall: float | None) -> str:
+    """What the record holds of a window past its end that no run closed nor recorded watching to
+    its end (``looks_said`` says one that did), for status's monitoring row and finalize's refusal:
+    that much, and, told ``wall`` (the wall clock), why no run holds its lease (``nobody_watching``).
+
+    Both guessed "the run watching it stopped, or too few of its looks counted requests to the new
+    version or could read the metrics": a run that counts too few records an unverified end, said
+    instead, so the second guess fitted only records from before runs did, or a write the ledger
+    refused, and the record tells neither."""
+    why = nobody_watching(record, wall)
+    return "no run closed it, and none recorded watching it to its end" + ("" if why is None else f" ({why})")
+
+
 def _held(record: RolloutRecord, wall: float | None) -> bool:
     """Whether a run holds the rollout's lease at ``wall`` (the wall clock; None: not told, so not known)."""
     return wall is not None and bool(record.owner) and record.lease_expires >= wall

@@ -77,12 +77,12 @@ def _promoted(promoted_at: float) -> RolloutRecord:
                          history=(Transition(at=promoted_at, kind="promote", actor="run"),))
 
 
-def _finalize_refusal(record: RolloutRecord, now: float) -> str:
+def _finalize_refusal(record: RolloutRecord, now: float, wall: float | None = None) -> str:
     state = lambda td, n: ServiceState(name="svc", task_definition=td, desired=n, running=n)  # noqa: E731
     with pytest.raises(FinalizeRefused) as refused:
         plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=Weights(stable=0, canary=100),
-                      stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=now)
-    return str(refused.value)
+                      stable=state("app:1", 2), canary=state("app:2", 2), targets=Targets(), now=now, wall=wall)
+    return " ".join(str(refused.value).split())
 
 
 def test_a_window_whose_time_is_up_but_that_no_run_closed_says_what_to_run():
@@ -125,3 +125,49 @@ def test_a_window_its_run_recorded_as_left_open_is_refused_with_why_not_a_guess(
     assert said in message, message
     assert "the run watching it stopped, or too few" not in message, message
     assert "Run `progressive_rollout` of repo/app:2.0.0 again" in message and "Nothing was changed" in message
+
+
+@pytest.mark.parametrize("when", [-1800.0, 30.0], ids=["in-the-window", "in-its-final-wait"])
+@pytest.mark.parametrize(("owner", "lease_left", "watched"), [
+    ("run-7", 300.0, True),  # its run holds a live lease: it watches, and closes the window
+    ("run-7", -300.0, False),  # its run's lease lapsed: it stopped or died (killed, its host gone)
+    (None, 0.0, False),  # no run holds it (one that stopped early gave it back)
+])
+def test_a_window_no_run_watches_is_refused_with_what_closes_it_not_a_wait(when, owner, lease_left, watched):
+    """Inside a window whose watching run had been killed (its lease lapsed) or gave its lease back,
+    finalize said "run finalize again once the window has passed" (or after its last period's look):
+    waiting closes no window nobody watches, and the refusal came back past its end. It says, as
+    status does, that no run watches it and what does; while a run holds the lease, to wait."""
+    from rollway.ledger import wall_utc
+
+    promoted_at, wall = time.time() - 3600, 1_900_000_000.0
+    record = _promoted(promoted_at).model_copy(update={"owner": owner, "lease_expires": wall + lease_left})
+    message = _finalize_refusal(record, promoted_at + 3600 + when, wall=wall)
+    assert "Nothing was changed" in message, message
+    waits = "once the window has passed" if when < 0 else "run finalize again after"
+    assert (waits in message) is watched, message
+    assert ("Run `progressive_rollout` of repo/app:2.0.0 again" in message) is not watched, message
+    if not watched:
+        why = (f"run-7's lease lapsed at {wall_utc(wall + lease_left)}: its run stopped or died" if owner else
+               "no run holds the rollout's lease")
+        # Past its end, no run makes its last look: it is said not closed, as once that look is due.
+        assert (f"the ledger shows no run watching it now ({why}): waiting does not close it" if when < 0 else
+                f"but no run closed it, and none recorded watching it to its end ({why})") in message, message
+    # Not told the wall clock, it cannot tell: the wait, as before.
+    assert waits in _finalize_refusal(record, promoted_at + 3600 + when), message
+
+
+def test_a_window_past_its_end_that_no_run_recorded_an_end_of_is_refused_without_a_guess():
+    """Finalize guessed "the run watching it stopped, or too few of its checks counted requests to
+    the new version or could read the metrics" of a window no run recorded an end of: a run that
+    counted too few records its unverified end (quoted instead). It says what the record holds:
+    that no run recorded watching it to its end, and, told the wall clock, who last held its lease."""
+    from rollway.ledger import wall_utc
+
+    now, wall = time.time(), 1_900_000_000.0
+    record = _promoted(now - 3 * 3600).model_copy(update={"owner": "run-7", "lease_expires": wall - 300})
+    message = _finalize_refusal(record, now, wall=wall)
+    assert "too few" not in message and "could read the metrics" not in message, message
+    assert ("but no run closed it, and none recorded watching it to its end (run-7's lease lapsed at "
+            f"{wall_utc(wall - 300)}: its run stopped or died). Run `progressive_rollout` of repo/app:2.0.0 again"
+            in message), message

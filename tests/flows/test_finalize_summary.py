@@ -71,6 +71,11 @@ def test_a_refused_finalize_says_why_and_that_nothing_changed(aws, monkeypatch):
     summary = artifacts_of(state)[KEY]
     assert "# Finalize refused: webordinary-edit-service-canary" in summary
     assert "monitoring window is still open" in summary and "Nothing was changed" in summary
+    # The promotion by hand left no run holding the lease: nothing watches the window, and the
+    # run, which reads the wall clock, says what does instead of a wait that would not close it.
+    said = " ".join(summary.split())
+    assert "the ledger shows no run watching it now (no run holds the rollout's lease)" in said, said
+    assert "once the window has passed" not in said, said
 
 
 def test_a_finalize_whose_first_reads_fail_says_where_it_stopped(aws, monkeypatch):

@@ -304,6 +304,66 @@ def test_status_of_a_window_past_its_end_that_a_run_watches_now_does_not_say_no_
     assert "`rollway finalize` refuses" in out and "`rollway abort` can still roll the release back" in out, out
 
 
+@pytest.mark.parametrize(("owner", "why"), [
+    ("run-7", "(run-7's lease lapsed at {lapsed}: its run stopped or died)"),
+    (None, "(no run holds the rollout's lease)"),
+])
+def test_status_of_a_window_no_run_recorded_an_end_of_says_only_what_the_record_holds(capsys, owner, why) -> None:
+    """Past its end, a window no run closed and none recorded an end of was said closed by nobody
+    "(the run watching it stopped, or too few of its looks counted requests to the new version or
+    could read the metrics)": a run that counted too few records so (its unverified end, said
+    instead), so that guess fits only records from before runs did, or a write the ledger refused.
+    Said instead: that none recorded watching it to its end, and who last held its lease."""
+    from rollway.ledger import utc, wall_utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    promoted_at, wall = 1_800_000_200.0, 1_900_000_000.0
+    ends = promoted_at + spec.monitor_seconds
+    promoted = record(spec_json=spec.model_dump_json(), phase=RolloutPhase.PROMOTED, stage_index=4, owner=owner,
+                      lease_expires=wall - 300, weights=Weights(stable=0, canary=100), monitor_until=ends,
+                      history=record().history + (Transition(at=promoted_at, kind="promote", actor="alice",
+                                                             to_weights=Weights(stable=0, canary=100)),))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), promoted, Weights(stable=0, canary=100), None,
+                 limit=1, now=ends + 600, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "too few" not in out and "could read the metrics" not in out, out
+    said = why.format(lapsed=wall_utc(wall - 300))
+    assert (f"monitoring not recorded as closed: its window was due to end {utc(ends)} (rollout clock) and no run "
+            f"closed it, and none recorded watching it to its end {said}: run `progressive_rollout` of repo/app:2.0.0 "
+            "again") in out, out
+
+
+@pytest.mark.parametrize("phase", [RolloutPhase.PROMOTED, RolloutPhase.PROGRESSING])
+def test_status_says_a_lapsed_lease_lapsed_whether_the_rollout_is_under_way_or_promoted(capsys, phase) -> None:
+    """A promoted rollout whose run's lease had lapsed showed "owner run-7, lease until <a time
+    long past>": read as a run still holding it (watching its window, say), where nobody does and
+    the next run to act on it takes it over at once. Only a rollout under way said its lease lapsed;
+    both say it in the same words now, each with what it leaves."""
+    from rollway.ledger import wall_utc
+
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    wall = 1_900_000_000.0
+    history = record().history
+    if phase is RolloutPhase.PROMOTED:
+        history += (Transition(at=1_800_000_200.0, kind="promote", actor="alice",
+                               to_weights=Weights(stable=0, canary=100)),)
+    held = record(spec_json=spec.model_dump_json(), phase=phase, owner="run-7", lease_expires=wall - 300,
+                  history=history)
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, held, held.weights, None, limit=1, now=1_800_000_200.0 + 600, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"owner run-7, whose lease lapsed at {wall_utc(wall - 300)}: no run " in out, out
+    assert "lease until" not in out, out
+    if phase is RolloutPhase.PROMOTED:
+        assert "no run holds the rollout" in out and "takes it over at once" in out, out
+        assert "no run drives the rollout" not in out and "nothing judges the canary" not in out, out
+    # Its lease live: who holds it and until when.
+    print_status(target, held.model_copy(update={"lease_expires": wall + 300}), held.weights, None, limit=1,
+                 now=1_800_000_200.0 + 600, wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"owner run-7, lease until {wall_utc(wall + 300)}" in out and "lapsed" not in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""
