@@ -456,12 +456,15 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     if result.outcome != "promoted":
         return result
     watching = spec.monitor_seconds > 0
-    metrics.notify(
+    # Sent as an alert is (logged if SNS refuses it): failing the run here had its hooks roll back
+    # the release the notice was to announce, and skip the window that watches it.
+    metrics.alert(
         env.notifier,
         f"Rollout complete: {t.canary_service}",
         f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}."
         + (f" Watching it for {spec.monitor_seconds / 60:g} minutes while {t.stable_service} keeps running: a "
            f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
+        targets=t,
     )
     watched = None
     if watching:

@@ -110,7 +110,9 @@ class LedgerJournal:
         return self._seen
 
     def _notify(self, subject: str, message: str) -> None:
-        metrics.notify(self.env.notifier, subject, message)
+        # Progress told after the fact (a shift, a phase, a promotion), logged if SNS refuses it:
+        # a failed run's hooks rolled back the healthy rollout the notice was about.
+        metrics.alert(self.env.notifier, subject, message, targets=self.env.targets)
 
     def _progress(self, stage_index: int, done: bool) -> None:
         total = len(self.spec.stages)
