@@ -433,13 +433,16 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     stable, canary = preflight(env, spec)
     image = pin_image(env, spec)
     pinned = f" (pinned as {image})" if image != spec.image else ""
-    metrics.notify(
-        env.notifier,
-        f"Rollout starting: {t.canary_service}",
-        f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
-        f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
-        f"automatic rollback on failure.",
-    )
+    # Before the first write: a notice SNS refuses is a refusal the hooks leave alone, not a failure
+    # whose hook set out to roll back a rollout that had changed nothing.
+    with before_any_write(t):
+        metrics.notify(
+            env.notifier,
+            f"Rollout starting: {t.canary_service}",
+            f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
+            f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
+            f"automatic rollback on failure.",
+        )
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                         canary.task_definition)
     log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)

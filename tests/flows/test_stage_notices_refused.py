@@ -56,3 +56,31 @@ def test_a_progressive_rollout_whose_stage_and_completion_notices_are_refused_go
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
     assert len(refused) == 6, refused  # five stages' notices and the completion's, each asked once
     assert sum("could not send" in r.getMessage() for r in caplog.records) == 6
+
+
+def test_a_canary_whose_starting_notice_is_refused_is_refused_before_any_write(aws):
+    """The first publish comes before the first write: refused, the run failed as any failure, and
+    its hooks set out to roll back a rollout that had changed nothing."""
+    import pytest
+
+    from flows.canary import RolloutRefused
+    from rollway.aws.ecs import EcsDeployer
+
+    asked: list[str] = []
+    refuse = refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked)
+
+    def on_publish(params, model, **_):
+        if params.get("Subject", "").startswith("Rollout starting"):
+            refuse(model=model)
+
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    before = deployer.describe(aws.targets.canary_service).task_definition
+    with simulated(aws, canary_error_rate=0.001) as (env, image), \
+            on_operation(aws.get_client("sns"), "before-parameter-build", on_publish, operation="Publish"), \
+            pytest.raises(RolloutRefused) as refused:
+        canary_run(env, spec(image))
+    said = str(refused.value)
+    assert said.startswith("refused before any write: AWS refused sns:Publish"), said
+    assert "statement Alert" in said, said
+    assert deployer.describe(aws.targets.canary_service).task_definition == before  # nothing deployed
+    assert asked == ["sns:Publish"]
