@@ -433,13 +433,16 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     stable, canary = preflight(env, spec)
     image = pin_image(env, spec)
     pinned = f" (pinned as {image})" if image != spec.image else ""
-    metrics.notify(
-        env.notifier,
-        f"Rollout starting: {t.canary_service}",
-        f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
-        f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
-        f"automatic rollback on failure.",
-    )
+    # Before the first write: a notice SNS refuses is a refusal the hooks leave alone, not a failure
+    # whose hook set out to roll back a rollout that had changed nothing.
+    with before_any_write(t):
+        metrics.notify(
+            env.notifier,
+            f"Rollout starting: {t.canary_service}",
+            f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
+            f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
+            f"automatic rollback on failure.",
+        )
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
                                         canary.task_definition)
     log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)
@@ -456,12 +459,15 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
     if result.outcome != "promoted":
         return result
     watching = spec.monitor_seconds > 0
-    metrics.notify(
+    # Sent as an alert is (logged if SNS refuses it): failing the run here had its hooks roll back
+    # the release the notice was to announce, and skip the window that watches it.
+    metrics.alert(
         env.notifier,
         f"Rollout complete: {t.canary_service}",
         f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}."
         + (f" Watching it for {spec.monitor_seconds / 60:g} minutes while {t.stable_service} keeps running: a "
            f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
+        targets=t,
     )
     watched = None
     if watching:

@@ -27,7 +27,7 @@ from rollway.ledger import (CLAIM_SECONDS, RefusedAnswer, RolloutMovedOn, Rollou
                             begin_rollback, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
-from rollway.reports import stage_lines
+from rollway.reports import stage_lines, waiting_pause
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
 from rollway.spec import RolloutSpec
 from tasks import metrics
@@ -110,7 +110,9 @@ class LedgerJournal:
         return self._seen
 
     def _notify(self, subject: str, message: str) -> None:
-        metrics.notify(self.env.notifier, subject, message)
+        # Progress told after the fact (a shift, a phase, a promotion), logged if SNS refuses it:
+        # a failed run's hooks rolled back the healthy rollout the notice was about.
+        metrics.alert(self.env.notifier, subject, message, targets=self.env.targets)
 
     def _progress(self, stage_index: int, done: bool) -> None:
         total = len(self.spec.stages)
@@ -231,8 +233,11 @@ class LedgerJournal:
         say), and an entry per asking would grow the item past DynamoDB's 400 KB limit.
         """
         asked_until = question_deadline(self.spec.approvals, paused_at).timestamp()
-        last = self._seen.history[-1] if self._seen is not None and self._seen.history else None
-        if last is not None and last.kind in ("pause", "timeout") and last.to_stage == pause.stage_index:
+        # The same cause only: a metrics pause after an unanswered inconclusive one at the same stage
+        # asks another question, and status went on giving the one nobody answered.
+        waiting = waiting_pause(self._seen) if self._seen is not None else None
+        if (waiting is not None and waiting.to_stage == pause.stage_index
+                and (waiting.comment or "").startswith(f"{pause.cause} pause:")):
             # Asked again: the new question's deadline, with no entry. Without it `rollway status`
             # and the report gave the first question's deadline, past, of a pause still waiting.
             self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),

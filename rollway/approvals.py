@@ -83,9 +83,11 @@ def next_stage_for(spec, pause: Pause, next_weight: int, until_stage: int | None
     """
     later = {s.weight: i for i, s in enumerate(spec.stages) if i >= pause.stage_index}
     if next_weight not in later:
+        # Those this phase takes: one past it, listed, was refused in turn an interval later.
+        allowed = sorted(w for w, i in later.items() if until_stage is None or i <= until_stage)
         raise ValueError(
             f"next weight {next_weight}% is not a stage of this rollout at or after "
-            f"{spec.stages[pause.stage_index].weight}% (choose from {sorted(later)})"
+            f"{spec.stages[pause.stage_index].weight}% (choose from {allowed})"
         )
     index = later[next_weight]
     if until_stage is not None and index > until_stage:

@@ -232,3 +232,21 @@ def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) ->
     if nxt < approved < len(spec.stages):
         allowed.append(approved)  # an approval that skipped ahead
     return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)
+
+
+def accepted_by(record: RolloutRecord) -> str | None:
+    """Who accepted the recorded stage on their word (an approval at a pause the judge could not
+    pass), if that is how it passed; None when the judge passed it, or it has not passed.
+
+    A run resumed from the ledger builds its ``StageState`` from the record, and without this its
+    next shift (or the promotion) said the stage had "passed", in the ledger and the notices,
+    where the run that died said who accepted it.
+    """
+    if record.stage_index < 0 or not record.stage_passed:
+        return None
+    for t in reversed(record.history):
+        if t.kind == "verdict" or t.to_weights is not None:
+            return None  # the judge passed it, or the stage's own shift: nobody accepted it since
+        if t.kind == "approve" and t.to_stage == record.stage_index:
+            return t.actor
+    return None

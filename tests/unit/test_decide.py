@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.decide import Hold, Pause, Promote, Rollback, SetWeight, StageState, analysis_start, decide, stage_over
-from rollway.model import Verdict
+from rollway.decide import (Hold, Pause, Promote, Rollback, SetWeight, StageState, accepted_by, analysis_start, decide,
+                            stage_over)
+from rollway.ledger import RolloutRecord, Transition
+from rollway.model import Verdict, Weights
 from rollway.phases import Phase
 from rollway.spec import Analysis, RolloutSpec, Stage
 
@@ -103,3 +105,23 @@ def test_final_verdict_waits_for_late_metrics():
     assert isinstance(decision, Hold) and decision.until == T0 + 660
     assert not stage_over(late, at(0), T0 + 600) and stage_over(late, at(0), T0 + 690)
     assert isinstance(decide(late, at(0), v(Phase.RUNNING), T0 + 690), Pause)
+
+
+def _record(passed: bool, *after_shift):
+    shift = Transition(at=T0, kind="shift", actor="alice", from_weights=Weights(stable=100, canary=0),
+                       to_weights=Weights(stable=95, canary=5), to_stage=0)
+    history = (Transition(at=T0 - 60, kind="start", actor="alice"), shift,
+               *(Transition(at=T0 + 60 * i, kind=kind, actor=actor, to_stage=to) for i, (kind, actor, to)
+                 in enumerate(after_shift, start=1)))
+    return RolloutRecord(service="web", rollout_id="r1", image=SPEC.image, spec_json=SPEC.model_dump_json(),
+                         stage_index=0, stage_passed=passed, weights=Weights(stable=95, canary=5), history=history)
+
+
+@pytest.mark.parametrize("record,who", [
+    (_record(True, ("pause", "alice", 0), ("approve", "dana", 0)), "dana"),  # accepted at an inconclusive pause
+    (_record(True, ("verdict", "judge", None), ("pause", "alice", 1), ("approve", "dana", 1)), None),  # next stage's
+    (_record(True, ("verdict", "judge", None)), None),  # the judge passed it
+    (_record(False, ("pause", "alice", 0), ("hold", "dana", 0)), None),  # not passed
+], ids=["accepted", "judge passed, next stage approved", "judge passed", "still baking"])
+def test_a_resumed_stage_knows_who_accepted_it(record, who):
+    assert accepted_by(record) == who

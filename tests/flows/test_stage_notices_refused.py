@@ -1,0 +1,86 @@
+"""A notice that only tells of progress (the rollout complete) is sent if SNS takes it and logged if it refuses:
+it never fails the run, whose hooks would roll back the release it told of."""
+
+from __future__ import annotations
+
+import logging
+
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import Weights
+from tests.botocore_events import on_operation
+from tests.flows.moto_env import simulated
+from tests.flows.test_canary_moto import canary_run, spec
+from tests.flows.test_rollout_denied import refusing
+
+
+def test_a_canary_whose_rollout_complete_notice_is_refused_is_still_promoted_and_watched(aws, caplog):
+    asked: list[str] = []
+    refuse = refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked)
+
+    def on_publish(params, model, **_):
+        if params.get("Subject", "").startswith("Rollout complete"):
+            refuse(model=model)
+
+    with simulated(aws, canary_error_rate=0.001) as (env, image), caplog.at_level(logging.ERROR), \
+            on_operation(aws.get_client("sns"), "before-parameter-build", on_publish, operation="Publish"):
+        result = canary_run(env, spec(image))
+    assert result.outcome == "promoted", result.reason
+    assert result.monitoring_verified, result.reason  # the window ran, as it does when the notice goes out
+    assert AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights() == Weights(stable=0, canary=100)
+    assert asked == ["sns:Publish"]  # refused for good: not asked again
+    (said,) = [r.getMessage() for r in caplog.records if "Rollout complete" in r.getMessage()]
+    assert "AWS refused sns:Publish" in said, said
+
+
+def test_a_progressive_rollout_whose_stage_and_completion_notices_are_refused_goes_on_to_promotion(caplog):
+    from botocore.exceptions import ClientError
+
+    from rollway.approvals import auto_approve
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, progressive_on
+
+    env = env_with_ledger()
+    real = env.notifier.notify
+    refused = []
+
+    def notify(subject, message):
+        if subject.startswith(("Rollout stage", "Rollout complete")):
+            refused.append(subject)
+            raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not authorized"}}, "Publish")
+        return real(subject, message)
+
+    env.notifier.notify = notify
+    with caplog.at_level(logging.ERROR):
+        result = progressive_on(env, full_spec(), auto_approve())
+    assert result.outcome == "promoted", result.reason
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    assert len(refused) == 6, refused  # five stages' notices and the completion's, each asked once
+    assert sum("could not send" in r.getMessage() for r in caplog.records) == 6
+
+
+def test_a_canary_whose_starting_notice_is_refused_is_refused_before_any_write(aws):
+    """The first publish comes before the first write: refused, the run failed as any failure, and
+    its hooks set out to roll back a rollout that had changed nothing."""
+    import pytest
+
+    from flows.canary import RolloutRefused
+    from rollway.aws.ecs import EcsDeployer
+
+    asked: list[str] = []
+    refuse = refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked)
+
+    def on_publish(params, model, **_):
+        if params.get("Subject", "").startswith("Rollout starting"):
+            refuse(model=model)
+
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    before = deployer.describe(aws.targets.canary_service).task_definition
+    with simulated(aws, canary_error_rate=0.001) as (env, image), \
+            on_operation(aws.get_client("sns"), "before-parameter-build", on_publish, operation="Publish"), \
+            pytest.raises(RolloutRefused) as refused:
+        canary_run(env, spec(image))
+    said = str(refused.value)
+    assert said.startswith("refused before any write: AWS refused sns:Publish"), said
+    assert "statement Alert" in said, said
+    assert deployer.describe(aws.targets.canary_service).task_definition == before  # nothing deployed
+    assert asked == ["sns:Publish"]
