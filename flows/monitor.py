@@ -640,9 +640,13 @@ def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[s
 
 def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
           subject: str = "Decommission skipped", verified: bool = True) -> MonitorResult:
-    """The window is over but the old service stays: say why, to the log and to people."""
+    """The window is over but the old service stays: say why, to the log and to people. A page
+    SNS refuses is said in the result, not raised: the window did its work, and a `canary` run's
+    failure has its hooks roll back the release it watched."""
     get_run_logger().warning(reason)
-    metrics.notify(env.notifier, f"{subject}: {env.targets.stable_service}", reason)
+    _, unsent = metrics.sent_or_why(env.notifier, f"{subject}: {env.targets.stable_service}", reason, env.targets)
+    if unsent is not None:
+        reason = f"{reason} (this page could not be sent: {unsent})"
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
@@ -688,11 +692,14 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
                         actor=actor), t)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
-    metrics.notify(
+    # Sent as an alert is (logged if SNS refuses it): the window is closed, and failing the run
+    # here had a `canary` run's hooks roll back the release it had just watched.
+    metrics.alert(
         env.notifier, f"Monitoring passed: {t.canary_service}",
         f"{passed}. {t.stable_service} keeps running at 0% of traffic: this rollout does not decommission it."
         + (f" The ledger could not record it ({unrecorded}): run the monitor again to close the window."
            if unrecorded else ""),
+        targets=t,
     )
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts)
 
