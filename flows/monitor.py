@@ -640,13 +640,11 @@ def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[s
 
 def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
           subject: str = "Decommission skipped", verified: bool = True) -> MonitorResult:
-    """The window is over but the old service stays: say why, to the log and to people. A page
-    SNS refuses is said in the result, not raised: the window did its work, and a `canary` run's
-    failure has its hooks roll back the release it watched."""
+    """The window is over but the old service stays: say why, to the log and to people. Unlike
+    "Monitoring passed", this page asks people to act (a window nobody could see, an old service
+    kept): refused, it fails the run, naming the statement that grants the publish."""
     get_run_logger().warning(reason)
-    _, unsent = metrics.sent_or_why(env.notifier, f"{subject}: {env.targets.stable_service}", reason, env.targets)
-    if unsent is not None:
-        reason = f"{reason} (this page could not be sent: {unsent})"
+    metrics.notify(env.notifier, f"{subject}: {env.targets.stable_service}", reason)
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
@@ -693,7 +691,7 @@ def _watched(env: Environment, reason: str, passed: str, checks: int,
     if unrecorded is not None:
         get_run_logger().error("the ledger could not close the monitoring window: %s", unrecorded)
     # Sent as an alert is (logged if SNS refuses it): the window is closed, and failing the run
-    # here had a `canary` run's hooks roll back the release it had just watched.
+    # here, after the fact, left a healthy watched release under a failed run, for its hooks.
     metrics.alert(
         env.notifier, f"Monitoring passed: {t.canary_service}",
         f"{passed}. {t.stable_service} keeps running at 0% of traffic: this rollout does not decommission it."

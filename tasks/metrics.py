@@ -52,20 +52,13 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     Returns:
         The message id, or None when it was not sent.
     """
-    return sent_or_why(notifier, subject, message, targets)[0]
-
-
-def sent_or_why(notifier: Notifier, subject: str, message: str,
-                targets: Targets | None = None) -> tuple[str, None] | tuple[None, str]:
-    """``alert``, for a caller that says in its own result that the message was not sent: (its
-    message id, None), or (None, SNS's answer in the rollout's words), logged."""
     from prefect import get_run_logger
 
     from rollway.aws.denied import rollout_said
 
     try:
-        return notify(notifier, subject, message), None
+        return notify(notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
-        said = str(rollout_said(err, targets))
+        said = rollout_said(err, targets)
         get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)
-        return None, said
+        return None
