@@ -86,7 +86,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO,
 
 from pydantic import ValidationError
 
-from rollway.bounds import RANGE_ERRORS, as_given, range_refusal, seconds_said
+from rollway.bounds import RANGE_ERRORS, as_given, field_range_refusal, seconds_said
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
@@ -257,9 +257,7 @@ def _version_problem(name: str, error: Any) -> str:
     not -1"), not pydantic's "is invalid: Input should be greater than or equal to 0". A rule over
     the whole version has an empty loc and names the version."""
     shown = ".".join(map(str, (name, *error["loc"])))
-    field = VersionSample.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
-    said = range_refusal(f"'{shown}'", field, error["input"]) if field and error["type"] in RANGE_ERRORS else None
-    return said or f"'{shown}' is invalid: {error['msg']}"
+    return field_range_refusal(VersionSample, error, f"'{shown}'") or f"'{shown}' is invalid: {error['msg']}"
 
 
 class _Inexact(float):
