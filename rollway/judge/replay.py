@@ -464,7 +464,8 @@ class Decisions:
     """
 
     def __init__(self, passes_from: float | None = None) -> None:
-        self.passes_from = passes_from
+        # As the lines say it, formatted once: every tick's held or released pass quotes it.
+        self.until = format_t(passes_from) if passes_from is not None else None
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
@@ -483,13 +484,12 @@ class Decisions:
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
         decision, reason = _DECISION[verdict.phase], verdict.reason
-        until = format_t(self.passes_from) if self.passes_from is not None else None
         if held:
-            decision = f"passing, held until min bake at t={until}"
+            decision = f"passing, held until min bake at t={self.until}"
             if self.held_since is None:
                 self.held_since = interval.t
         elif self.held_since is not None and verdict.phase is Phase.SUCCESSFUL:
-            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={until}"
+            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={self.until}"
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {reason}")
             self.last = decision
@@ -506,7 +506,7 @@ class Decisions:
                 return None
             # The file ends while the flows would still be holding the pass: they had not passed it.
             reason = (f"{verdict.reason}; but the file ends at t={format_t(interval.t)}, before the stage's minimum "
-                      f"bake ends at t={until}: the flows would not have passed it yet")
+                      f"bake ends at t={self.until}: the flows would not have passed it yet")
             return ReplayResult("inconclusive", interval.t, self.canary_requests, reason, tuple(self.changes),
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
