@@ -1074,17 +1074,18 @@ def advance_phase(
     # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
     # of one today's rules refuse.
     recorded = RolloutSpec.for_rollback(record.spec_json) if record else None
-    if spec is not None and record is not None and not record.phase.terminal and spec.image != record.image:
-        # Said now: should this run fail with the ledger unreadable, its hooks would disable the
-        # given spec's flags, which belong to another image's rollout.
-        get_run_logger().warning(
-            "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this run; "
-            "the given one only names the flags its rollback disables if the ledger cannot be read",
-            spec.image, record.service, record.rollout_id, record.image)
-    elif spec is not None and record is not None and not record.phase.terminal:
-        # The same image's spec edited (the deployment's, between weeks): silently, the edit
-        # seemed to govern the next phase.
-        edits_not_followed(spec, record)
+    if spec is not None and record is not None and not record.phase.terminal:
+        if spec.image != record.image:
+            # Said now: should this run fail with the ledger unreadable, its hooks would disable the
+            # given spec's flags, which belong to another image's rollout.
+            get_run_logger().warning(
+                "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this "
+                "run; the given one only names the flags its rollback disables if the ledger cannot be read",
+                spec.image, record.service, record.rollout_id, record.image)
+        else:
+            # The same image's spec edited (the deployment's, between weeks): silently, the edit
+            # seemed to govern the next phase.
+            edits_not_followed(spec, record)
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).
