@@ -173,6 +173,18 @@ def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: Rollo
                  f"\n|---|---|---|\n{rows}\n"))
 
 
+def edits_not_followed(given: RolloutSpec, record: RolloutRecord) -> None:
+    """``policy_not_followed`` against the spec ``record`` recorded, where the run goes on without
+    reading it as a whole (a phase already complete, ``advance_phase`` before it resumes).
+
+    Compared with the recorded spec as a whole only: one today's rules refuse is read in part
+    (``phase_already_complete``, ``RolloutSpec.for_rollback``), and every other part would be
+    named as edited.
+    """
+    with contextlib.suppress(ValidationError):
+        policy_not_followed(given, RolloutSpec.from_record(record.spec_json), record)
+
+
 def tag_moved_note(env: Environment, record: RolloutRecord) -> None:
     """Warn when the rollout's tag names another image now than the digest it was pinned to.
 
@@ -536,10 +548,7 @@ def run_progressive(
             # recorded the phase complete again, with a second "phase complete" sent over SNS.
             # Weights moved since are drift, refused or adopted (then the phase they are in runs) below.
             # A spec edited between weeks is said here too: the next phases run the recorded one.
-            # Compared with the recorded spec as a whole only: one today's rules refuse is read in
-            # part (phase_already_complete), and every other part would be named as edited.
-            with contextlib.suppress(ValidationError):
-                policy_not_followed(spec, RolloutSpec.from_record(record.spec_json), record)
+            edits_not_followed(spec, record)
             return phase_already_complete(env, record)
         if record.owner not in (None, owner) and not owner_finished(record.owner):
             # A run paused for an approval renews no lease, yet it is alive: taking the rollout
@@ -1065,19 +1074,18 @@ def advance_phase(
     # Leniently: ``advance`` decides whether the recorded policy is needed, and refuses a resume
     # of one today's rules refuse.
     recorded = RolloutSpec.for_rollback(record.spec_json) if record else None
-    if spec is not None and record is not None and not record.phase.terminal and spec.image != record.image:
-        # Said now: should this run fail with the ledger unreadable, its hooks would disable the
-        # given spec's flags, which belong to another image's rollout.
-        get_run_logger().warning(
-            "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this run; "
-            "the given one only names the flags its rollback disables if the ledger cannot be read",
-            spec.image, record.service, record.rollout_id, record.image)
-    elif spec is not None and record is not None and not record.phase.terminal:
-        # The same image's spec edited (the deployment's, between weeks): silently, the edit
-        # seemed to govern the next phase. Compared with the recorded spec as a whole only, as
-        # run_progressive compares it: one today's rules refuse would have every part named.
-        with contextlib.suppress(ValidationError):
-            policy_not_followed(spec, RolloutSpec.from_record(record.spec_json), record)
+    if spec is not None and record is not None and not record.phase.terminal:
+        if spec.image != record.image:
+            # Said now: should this run fail with the ledger unreadable, its hooks would disable the
+            # given spec's flags, which belong to another image's rollout.
+            get_run_logger().warning(
+                "the spec given to this run is for %s, but %s's rollout %s is of %s: the recorded spec governs this "
+                "run; the given one only names the flags its rollback disables if the ledger cannot be read",
+                spec.image, record.service, record.rollout_id, record.image)
+        else:
+            # The same image's spec edited (the deployment's, between weeks): silently, the edit
+            # seemed to govern the next phase.
+            edits_not_followed(spec, record)
     if recorded is not None:
         # CloudWatch must be read at the period the rollout's stages are aligned to (the blocks
         # are not read again).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import annotated_types
-from pydantic import Field, ValidationError, ValidationInfo, WrapValidator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, WrapValidator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
@@ -41,6 +41,18 @@ def range_refusal(name: str, field: FieldInfo, value: Any) -> str | None:
     parameter both say it so."""
     allowed = allowed_range(field, seconds=name.endswith("_seconds"))
     return None if allowed is None else f"{name} must be {allowed}, not {as_given(value)}"
+
+
+def field_range_refusal(model: type[BaseModel], error: Any, name: str | None = None) -> str | None:
+    """``error`` (one of ``model``'s, as pydantic lists them) as ``range_refusal`` says it when it
+    is pydantic's for a number outside the range of one of ``model``'s own fields, naming the field
+    ``name`` (its own name when None); None for any other error, one inside a field included."""
+    if error["type"] not in RANGE_ERRORS or len(error["loc"]) != 1:
+        return None
+    field = model.model_fields.get(str(error["loc"][0]))
+    if field is None:
+        return None
+    return range_refusal(str(error["loc"][0]) if name is None else name, field, error["input"])
 
 
 def ranged(kind: Any, **constraints: Any) -> Any:

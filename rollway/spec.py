@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rollway.bounds import RANGE_ERRORS, bound_said, range_refusal, seconds_said
+from rollway.bounds import bound_said, field_range_refusal, seconds_said
 from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change_percentage
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
@@ -81,11 +81,7 @@ def _range_said(model: type[BaseModel], error: dict[str, Any]) -> str | None:
     refusal of rollway's own (``_at_most``'s), one inside a field (a flag schedule's key), or a
     part's, which the part has said in these words already.
     """
-    if error["type"] not in RANGE_ERRORS or not error["msg"].startswith("Input should") or len(error["loc"]) != 1:
-        return None
-    name = str(error["loc"][0])
-    field = model.model_fields.get(name)
-    return range_refusal(name, field, error["input"]) if field is not None else None
+    return field_range_refusal(model, error) if error["msg"].startswith("Input should") else None
 
 
 class _RangesSaid(KnownKeys):

@@ -86,7 +86,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TextIO,
 
 from pydantic import ValidationError
 
-from rollway.bounds import RANGE_ERRORS, as_given, range_refusal, seconds_said
+from rollway.bounds import RANGE_ERRORS, as_given, field_range_refusal, seconds_said
 from rollway.judge import stage_mode, with_guardrails
 from rollway.judge.guardrails import RunningTotals, check_totals
 from rollway.judge.replay_bake import Bake
@@ -257,9 +257,7 @@ def _version_problem(name: str, error: Any) -> str:
     not -1"), not pydantic's "is invalid: Input should be greater than or equal to 0". A rule over
     the whole version has an empty loc and names the version."""
     shown = ".".join(map(str, (name, *error["loc"])))
-    field = VersionSample.model_fields.get(str(error["loc"][0])) if len(error["loc"]) == 1 else None
-    said = range_refusal(f"'{shown}'", field, error["input"]) if field and error["type"] in RANGE_ERRORS else None
-    return said or f"'{shown}' is invalid: {error['msg']}"
+    return field_range_refusal(VersionSample, error, f"'{shown}'") or f"'{shown}' is invalid: {error['msg']}"
 
 
 class _Inexact(float):
@@ -466,7 +464,8 @@ class Decisions:
     """
 
     def __init__(self, passes_from: float | None = None) -> None:
-        self.passes_from = passes_from
+        # As the lines say it, formatted once: every tick's held or released pass quotes it.
+        self.until = format_t(passes_from) if passes_from is not None else None
         self.changes: list[str] = []
         self.last: str | None = None
         self.canary_requests = 0
@@ -485,13 +484,12 @@ class Decisions:
         if interval.canary is not None:
             self.canary_requests += interval.canary.requests
         decision, reason = _DECISION[verdict.phase], verdict.reason
-        until = format_t(self.passes_from) if self.passes_from is not None else None
         if held:
-            decision = f"passing, held until min bake at t={until}"
+            decision = f"passing, held until min bake at t={self.until}"
             if self.held_since is None:
                 self.held_since = interval.t
         elif self.held_since is not None and verdict.phase is Phase.SUCCESSFUL:
-            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={until}"
+            reason = f"{reason}; passing since t={format_t(self.held_since)}, held until min bake at t={self.until}"
         if decision != self.last:
             self.changes.append(f"t={format_t(interval.t)} {decision}: {reason}")
             self.last = decision
@@ -508,7 +506,7 @@ class Decisions:
                 return None
             # The file ends while the flows would still be holding the pass: they had not passed it.
             reason = (f"{verdict.reason}; but the file ends at t={format_t(interval.t)}, before the stage's minimum "
-                      f"bake ends at t={until}: the flows would not have passed it yet")
+                      f"bake ends at t={self.until}: the flows would not have passed it yet")
             return ReplayResult("inconclusive", interval.t, self.canary_requests, reason, tuple(self.changes),
                                 tuple(self.alerts), verdict.metric, verdict.statistic)
         if verdict.phase in (Phase.FAILED, Phase.SUCCESSFUL) or stage_over:
