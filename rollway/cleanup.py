@@ -379,7 +379,17 @@ def stack_changed(judged: StackState, now: StackState) -> str | None:
     changes = stack_moved(judged, now)
     if now.termination_protection and not judged.termination_protection:
         changes.append("termination protection was turned on")
-    return f"it changed after the plan judged it ({'; '.join(changes)}); {AGAIN}" if changes else None
+    return _changed_since_plan("; ".join(changes)) if changes else None
+
+
+def _changed_since_plan(said: str) -> str:
+    """A planned stack kept because it changed after the plan, ``said`` saying how, and ``AGAIN``:
+    one sentence for whichever read saw it (the stack, its nested stacks, what it holds)."""
+    return f"it changed after the plan judged it ({said}); {AGAIN}"
+
+
+_NESTED_UPDATED = "a nested stack of it was updated on its own: "
+"""How ``nested_changed`` and ``holdings_changed`` begin what they saw."""
 
 
 def nested_changed(judged: StackState, now: Mapping[str, str | None]) -> str | None:
@@ -393,8 +403,8 @@ def nested_changed(judged: StackState, now: Mapping[str, str | None]) -> str | N
     """
     moved = [stack_name(stack_id) for stack_id, event in now.items()
              if stack_id in judged.nested_events and event != judged.nested_events[stack_id]]
-    return (f"it changed after the plan judged it (a nested stack of it was updated on its own: {', '.join(moved)} "
-            f"{'has' if len(moved) == 1 else 'have'} events the plan did not read); {AGAIN}") if moved else None
+    return _changed_since_plan(f"{_NESTED_UPDATED}{', '.join(moved)} {'has' if len(moved) == 1 else 'have'} events the "
+                               "plan did not read") if moved else None
 
 
 def stack_name(stack_id: str) -> str:
@@ -424,8 +434,7 @@ def holdings_changed(judged: StackState, now: StackState) -> str | None:
             ("its DeletionPolicy no longer keeps {}, which the plan read as staying",
              [r for r in now.resources if r in read and r in kept_before and r not in kept_now])]
     changes = [words.format(first_few(ids, where=listed)) for words, ids in said if ids]
-    return (f"it changed after the plan judged it (a nested stack of it was updated on its own: "
-            f"{'; and '.join(changes)}); {AGAIN}") if changes else None
+    return _changed_since_plan(_NESTED_UPDATED + "; and ".join(changes)) if changes else None
 
 
 class RepositoryImage(BaseModel):

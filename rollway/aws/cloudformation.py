@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
 import yaml
@@ -178,8 +178,7 @@ class CloudFormationStacks:
     def _newest_event(self, stack_id: str) -> str | None:
         """The id of the stack's newest event, None when it has none (newest first: the first page
         holding an event is enough)."""
-        events = self._newest_events(stack_id)
-        return events[0]["EventId"] if events else None
+        return _newest_id(self._newest_events(stack_id))
 
     def _newest_events(self, stack_id: str) -> list[dict[str, Any]]:
         """The stack's newest page of events, newest first (empty: it has none)."""
@@ -278,7 +277,7 @@ class CloudFormationStacks:
         # comparison too: an update that left the status and LastUpdatedTime as they were shows
         # in the newest event alone.
         newest = self._newest_events(stack_id)
-        now = _judged(name, found).model_copy(update={"last_event": newest[0]["EventId"] if newest else None})
+        now = _judged(name, found).model_copy(update={"last_event": _newest_id(newest)})
         changed = None if judged is None else stack_changed(judged, now) or self._nested_changed(judged)
         if changed is not None:
             raise StackChanged(name, changed)
@@ -457,6 +456,12 @@ def _is_stack(event: dict[str, Any]) -> bool:
 
 def _deletion_start(event: dict[str, Any]) -> bool:
     return _is_stack(event) and event.get("ResourceStatus") == "DELETE_IN_PROGRESS"
+
+
+def _newest_id(events: Sequence[dict[str, Any]]) -> str | None:
+    """The id of the newest of ``events`` (DescribeStackEvents' order: newest first), None when
+    there are none."""
+    return events[0]["EventId"] if events else None
 
 
 def _event_line(event: dict[str, Any]) -> str:
