@@ -1221,17 +1221,18 @@ def scheduled_advance(due: float, targets_block: str | None) -> float | None:
     advance = filters.FlowFilter(name=filters.FlowFilterName(any_=["advance_phase"]))
     since = datetime.fromtimestamp(due, timezone.utc)
 
-    def ours(runs: Iterable[Any]) -> list[Any]:
-        return [run for run in runs if (run.parameters or {}).get("targets_block") == targets_block]
+    def ours(found: Iterable[Any]) -> list[Any]:
+        # Deployments and runs alike: those whose targets_block parameter is status's.
+        return [item for item in found if (item.parameters or {}).get("targets_block") == targets_block]
 
     try:
         with get_client(sync_client=True) as client:
-            deployments = [d.id for d in client.read_deployments(flow_filter=advance)
-                           if (d.parameters or {}).get("targets_block") == targets_block]
+            deployments = [d.id for d in ours(client.read_deployments(flow_filter=advance))]
             if not deployments:
                 return None
             of_ours = filters.FlowRunFilterDeploymentId(any_=deployments)
-            if due <= time.time() and ours(client.read_flow_runs(
+            passed = due <= time.time()  # read once: both reads below ask whether the phase fell due
+            if passed and ours(client.read_flow_runs(
                     flow_filter=advance,
                     flow_run_filter=filters.FlowRunFilter(
                         deployment_id=of_ours,
@@ -1245,7 +1246,7 @@ def scheduled_advance(due: float, targets_block: str | None) -> float | None:
                     state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                     # A run the schedule made for before the phase falls due finds it not due.
                     **({"expected_start_time": filters.FlowRunFilterExpectedStartTime(after_=since)}
-                       if due > time.time() else {}))))
+                       if not passed else {}))))
     except Exception:  # noqa: BLE001 - a read for a row's words: status shows the rest either way
         return None
     start = upcoming[0].expected_start_time if upcoming else None
