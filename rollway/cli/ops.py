@@ -747,7 +747,8 @@ def lease_lapsed(record: RolloutRecord, wall: float | None, paused: Any | None) 
             and record.phase is RolloutPhase.PROGRESSING)
 
 
-def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | None = None) -> str:
+def _owner_row(record: RolloutRecord, wall: float | None = None, lapsed: bool = False) -> str:
+    """``lapsed``: ``lease_lapsed`` of the rollout, as status's stage row has it."""
     if not record.owner:
         return "none"
     if record.phase is RolloutPhase.ROLLED_BACK:
@@ -756,17 +757,17 @@ def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | N
         return f"none: the rollout has ended (last held by {record.owner})"
     # Said once for each phase a lapse means something in: a promoted rollout's lapsed lease read
     # "lease until <a time long past>", a run still holding it where nobody did.
-    lapsed = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
-    if lease_lapsed(record, wall, paused):
+    since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if lapsed:
         # Its time alone, long past, read as a run still driving the rollout (its stage "baking"),
         # where the rollout report said the lease had lapsed: users on the canary, and no judge.
-        return (f"{lapsed}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
+        return (f"{since}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
                 "run has ended, a progressive_rollout run of the same image takes it over and resumes it, or "
                 "`rollway abort` rolls it back")
     if record.phase is RolloutPhase.PROMOTED and wall is not None and record.lease_expires < wall:
         # Its run stopped or died (a window it watched is then watched by none: the monitoring
         # row says so), or ended without giving the lease back: the ledger lets the next one take it.
-        return (f"{lapsed}no run holds the rollout (its run stopped or died, or ended without giving the lease "
+        return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease "
                 "back); the next run to act on it takes it over at once")
     # Leases are on the wall clock (the history beside it on the rollout clock).
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
@@ -884,7 +885,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple), lapsed)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         *((("users get", users),) if users is not None else ()),
-        ("owner", _owner_row(record, wall, paused)),
+        ("owner", _owner_row(record, wall, lapsed)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
