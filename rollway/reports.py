@@ -491,11 +491,17 @@ def _window_open(record: RolloutRecord) -> str:
             "can still roll the release back")
 
 
+def _owed_spec(record: RolloutRecord) -> RolloutSpec | None:
+    """The recorded spec of a promotion that owes a monitoring window not recorded as closed, or
+    None: it owes none (or its spec cannot be read)."""
+    spec = _recorded_spec(record)
+    return spec if spec is not None and monitoring_owed(spec, record) else None
+
+
 def window_owed(record: RolloutRecord) -> bool:
     """Whether a promotion owes a monitoring window not recorded as closed, by its recorded spec:
     when ``monitoring_row`` has a row to show."""
-    spec = _recorded_spec(record)
-    return spec is not None and monitoring_owed(spec, record)
+    return _owed_spec(record) is not None
 
 
 def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
@@ -514,8 +520,8 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
     watching it and what does (``nobody_watching``)."""
     from rollway.clock import on_the_wall
 
-    spec = _recorded_spec(record)
-    if spec is None or not monitoring_owed(spec, record):  # as ``window_owed``, keeping the spec read
+    spec = _owed_spec(record)
+    if spec is None:
         return None
     ends = window_end(spec, record)
     abort = "`rollway abort` can still roll the release back (the previous version still runs)"

@@ -747,7 +747,8 @@ def lease_lapsed(record: RolloutRecord, wall: float | None, paused: Any | None) 
             and record.phase is RolloutPhase.PROGRESSING)
 
 
-def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | None = None) -> str:
+def _owner_row(record: RolloutRecord, wall: float | None = None, lapsed: bool = False) -> str:
+    """``lapsed``: ``lease_lapsed`` of the rollout, as status's stage row has it."""
     if not record.owner:
         return "none"
     if record.phase is RolloutPhase.ROLLED_BACK:
@@ -756,17 +757,17 @@ def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | N
         return f"none: the rollout has ended (last held by {record.owner})"
     # Said once for each phase a lapse means something in: a promoted rollout's lapsed lease read
     # "lease until <a time long past>", a run still holding it where nobody did.
-    lapsed = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
-    if lease_lapsed(record, wall, paused):
+    since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if lapsed:
         # Its time alone, long past, read as a run still driving the rollout (its stage "baking"),
         # where the rollout report said the lease had lapsed: users on the canary, and no judge.
-        return (f"{lapsed}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
+        return (f"{since}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
                 "run has ended, a progressive_rollout run of the same image takes it over and resumes it, or "
                 "`rollway abort` rolls it back")
     if record.phase is RolloutPhase.PROMOTED and wall is not None and record.lease_expires < wall:
         # Its run stopped or died (a window it watched is then watched by none: the monitoring
         # row says so), or ended without giving the lease back: the ledger lets the next one take it.
-        return (f"{lapsed}no run holds the rollout (its run stopped or died, or ended without giving the lease "
+        return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease "
                 "back); the next run to act on it takes it over at once")
     # Leases are on the wall clock (the history beside it on the rollout clock).
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
@@ -884,7 +885,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple), lapsed)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         *((("users get", users),) if users is not None else ()),
-        ("owner", _owner_row(record, wall, paused)),
+        ("owner", _owner_row(record, wall, lapsed)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
@@ -1221,17 +1222,18 @@ def scheduled_advance(due: float, targets_block: str | None) -> float | None:
     advance = filters.FlowFilter(name=filters.FlowFilterName(any_=["advance_phase"]))
     since = datetime.fromtimestamp(due, timezone.utc)
 
-    def ours(runs: Iterable[Any]) -> list[Any]:
-        return [run for run in runs if (run.parameters or {}).get("targets_block") == targets_block]
+    def ours(found: Iterable[Any]) -> list[Any]:
+        # Deployments and runs alike: those whose targets_block parameter is status's.
+        return [item for item in found if (item.parameters or {}).get("targets_block") == targets_block]
 
     try:
         with get_client(sync_client=True) as client:
-            deployments = [d.id for d in client.read_deployments(flow_filter=advance)
-                           if (d.parameters or {}).get("targets_block") == targets_block]
+            deployments = [d.id for d in ours(client.read_deployments(flow_filter=advance))]
             if not deployments:
                 return None
             of_ours = filters.FlowRunFilterDeploymentId(any_=deployments)
-            if due <= time.time() and ours(client.read_flow_runs(
+            passed = due <= time.time()  # read once: both reads below ask whether the phase fell due
+            if passed and ours(client.read_flow_runs(
                     flow_filter=advance,
                     flow_run_filter=filters.FlowRunFilter(
                         deployment_id=of_ours,
@@ -1245,7 +1247,7 @@ def scheduled_advance(due: float, targets_block: str | None) -> float | None:
                     state=filters.FlowRunFilterState(type=filters.FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
                     # A run the schedule made for before the phase falls due finds it not due.
                     **({"expected_start_time": filters.FlowRunFilterExpectedStartTime(after_=since)}
-                       if due > time.time() else {}))))
+                       if not passed else {}))))
     except Exception:  # noqa: BLE001 - a read for a row's words: status shows the rest either way
         return None
     start = upcoming[0].expected_start_time if upcoming else None
