@@ -450,9 +450,9 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
         if refs.latest is not None:
-            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image_digest(ecr, LATEST),
+            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image(ecr, LATEST),
                          retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage",
-                         newer=lambda: _pushed_after(steps.ecr_image(ecr, LATEST), ecr_image, refs))
+                         newer=lambda latest: _pushed_after(latest, ecr_image, refs))
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
@@ -591,33 +591,39 @@ def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Excep
     raise PublishRefused(f"refused before registering anything: {why}")
 
 
-def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], str | None],
-                 retag: Callable[[], object], how: str, newer: Callable[[], str | None] | None = None) -> None:
+def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], HeldImage | None],
+                 retag: Callable[[], object], how: str,
+                 newer: Callable[[HeldImage], str | None] | None = None) -> None:
     """Point ``latest`` at the version's image ``digest``, as the push of a release does, unless
     ``newer`` says why the image latest names now is a newer release's.
 
     register_existing pushes nothing, so latest stayed on the release before: the way on after
     a run that stopped before registering (or before pushing latest) left it there for good.
     ``retag`` tags the image by the registry's API (``how``), without docker or a pull;
-    ``held`` reads what latest names. A release pushed after the version took latest meanwhile,
-    and moving it back would hand whatever pulls latest an older release: it is left there, and
-    the run says so (``newer``: None where the registry cannot tell which was pushed first).
+    ``held`` reads the image latest names. A release pushed after the version took latest
+    meanwhile, and moving it back would hand whatever pulls latest an older release: it is left
+    there, and the run says so (``newer`` judges the image read: None where the registry cannot
+    tell which was pushed first). latest is read once for the decision: a second read for when
+    it was pushed could find another image (a release pushed in between), and the run said it
+    left latest on the first read's image for the second's push time.
     """
     assert refs.latest is not None and digest is not None
     with run.step(f"move {refs.latest} to {digest}"):
-        now = held()
+        found = held()
+        now = found.digest if found is not None else None
         if now == digest:
             run.progress.digests[refs.latest] = digest
             run.done(f"{refs.latest} names {digest} already")
             return
-        later = newer() if newer is not None and now is not None else None
+        later = newer(found) if newer is not None and found is not None else None
         if later is not None:
             run.log.warning("publish: %s is left on %s: %s", refs.latest, now, later)
             run.done(f"left {refs.latest} on {now}: {later}; tag {refs.versioned} as {LATEST} by hand if latest "
                      "should go back to it")
             return
         retag()
-        before, now = now, held()
+        before, found = now, held()
+        now = found.digest if found is not None else None
         if now != digest:
             raise RuntimeError(f"the registry holds {now or 'no image'} for {refs.latest} after it was tagged "
                                f"{digest}: another run moved it meanwhile")
@@ -628,6 +634,11 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
                   f"release, tag it {LATEST} again")
         run.log.warning("publish: moved %s to %s%s", refs.latest, digest, unsure)
     run.done(f"moved {refs.latest} to {digest} ({how}){unsure}")
+
+
+def _digest_only(digest: str | None) -> HeldImage | None:
+    """A registry's answer for a tag (its digest; None: no such tag), which says nothing of when it was pushed."""
+    return HeldImage(digest=digest) if digest is not None else None
 
 
 def _pushed_after(latest: HeldImage | None, version: HeldImage | None, refs: ImageReferences) -> str | None:
@@ -676,7 +687,7 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
             if refs.latest is not None:
                 latest = refs.latest
-                _move_latest(run, refs, found, held=lambda: steps.registry_digest(docker, latest),
+                _move_latest(run, refs, found, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
                              retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
                              how="the registry's API")
             return

@@ -668,6 +668,39 @@ def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(a
     assert left[0] in artifact_markdown("2.0.0", containing=newer)
 
 
+def test_register_existing_decides_and_reports_latest_from_one_read(aws, independent_client):
+    # latest names 1.9.0, pushed before 2.0.0; 2.1.0 is released (and tagged latest) right after
+    # the run reads latest. Reading latest a second time for when it was pushed judged 2.1.0
+    # while naming 1.9.0: the run said it left latest on 1.9.0, "an image pushed after 2.0.0".
+    from tests.botocore_events import on_operation
+
+    ecr, uri, name = aws.get_client("ecr"), aws.topology.repository_uri, aws.targets.ecr_repository
+    older = put_manifest(ecr, name, "1.9.0", "sha256:" + "9" * 64)
+    EcrRepository(ecr, aws.targets).retag(older, "latest")
+    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    version = put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
+    watched, released = independent_client("ecr"), []
+
+    def release_after_reading_latest(parsed, **_):
+        if [d["imageDigest"] for d in parsed.get("imageDetails", [])] == [older] and not released:
+            time.sleep(1.1)
+            released.append(put_manifest(ecr, name, "2.1.0", "sha256:" + "b" * 64))
+            EcrRepository(ecr, aws.targets).retag(released[0], "latest")
+
+    with on_operation(watched, "after-call", release_after_reading_latest, operation="DescribeImages"):
+        resumed = in_a_flow_run("publish-with", lambda: run_publish(
+            PublishRequest(version="2.0.0", register_existing=True),
+            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
+            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+
+    assert released, "the run never read latest"
+    assert not [s for s in resumed.steps if s.startswith(f"left {uri}:latest on {older}")], resumed.steps
+    # It read latest naming 1.9.0, older than the version, and moved it as a release's push does
+    # (2.1.0, tagged after that read, is moved back: ECR's PutImage takes no condition on what a
+    # tag names, so no read closes that window).
+    assert f"moved {uri}:latest to {version} (ECR PutImage)" in resumed.steps, resumed.steps
+
+
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
     # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
     # no Fargate task can start. Refused before anything is built or pushed, nothing registered.
