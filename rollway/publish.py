@@ -267,7 +267,16 @@ class PublishProgress:
         latest = (f"; {LATEST} was not moved, push it by hand if you need it"
                   if self.refs.latest is not None and self.refs.latest not in self.digests else "")
         if not self.register:
-            return f"the version is in the registry, so a plain re-run is refused{latest}"
+            # Nothing this run was to do is left but latest: "a plain re-run is refused" alone
+            # named no way on, and read as if one were needed.
+            if not latest:
+                return ("the version is in the registry, so a re-run is refused, and nothing is left to run for this "
+                        "version (no task definition is to be registered for it); a new build needs a new version")
+            # The daemon's local latest tag is shared with other runs: the built image is named by its id.
+            what = (f"docker tag {self.image_id} {self.refs.latest}, then docker push {self.refs.latest}"
+                    if self.image_id is not None else f"tag {self.refs.versioned} as {LATEST} in the registry")
+            return (f"the version is in the registry, so a re-run is refused and none is needed{latest}, logged in "
+                    f"to the registry: {what}")
         if self.task_definition is None:
             if latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"

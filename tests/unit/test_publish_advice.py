@@ -1,0 +1,45 @@
+"""What a container publish that stopped part-way tells its person to run next (PublishProgress.how_to_go_on),
+read as that person: each case names the next command, or says that none is needed."""
+
+from __future__ import annotations
+
+from rollway.image import image_references
+from rollway.publish import PublishProgress
+
+ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+REPO = "webordinary/edit-container"
+REFS = image_references(ECR, REPO, "2.0.0", push_latest=True)
+IMAGE_ID = "sha256:" + "c" * 64
+DIGEST = "sha256:" + "d" * 64
+
+
+def test_a_push_only_run_whose_latest_was_not_pushed_is_given_the_commands_that_push_it():
+    # "push it by hand if you need it": which image, from where? The local latest tag is the
+    # daemon's, shared with other runs: the built image's id is the one to tag.
+    progress = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST})
+    advice = progress.how_to_go_on()
+    assert f"docker tag {IMAGE_ID} {REFS.latest}, then docker push {REFS.latest}" in advice, advice
+    assert "push it by hand" in advice and "register_existing" not in advice
+
+
+def test_a_push_only_run_with_everything_pushed_is_told_nothing_is_left_to_run():
+    # Pushed, and a later check failed (another run's image under the version, or a family that
+    # changed so that no revision is to be registered): "a plain re-run is refused" named no way
+    # on, and read as if one were needed.
+    progress = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID,
+                               digests={REFS.versioned: DIGEST, REFS.latest: DIGEST})
+    advice = progress.how_to_go_on()
+    assert "nothing is left to run for this version" in advice, advice
+    assert "a new build needs a new version" in advice, advice
+
+
+def test_a_run_that_registers_is_told_to_run_again_with_register_existing():
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST, REFS.latest: DIGEST})
+    assert progress.how_to_go_on() == (
+        "the version is in the registry, so a plain re-run is refused: run again with register_existing=True to "
+        "register its task definition without rebuilding")
+
+
+def test_a_run_stopped_before_its_version_was_pushed_can_be_run_again_as_it_was():
+    progress = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID)
+    assert progress.how_to_go_on() == "re-running with the same version is safe (the version is not in the registry)"
