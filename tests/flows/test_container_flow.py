@@ -1158,6 +1158,28 @@ def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws
     assert f"{uri}:2.7.0 is pushed" in stopped and "register_existing=True" in stopped
 
 
+def test_a_push_only_run_interrupted_during_the_push_is_not_told_to_go_on_by_registering(aws, tmp_path):
+    # register_task_definition=False: register_existing=True registers a revision the run was
+    # never to register (and refuses a run without register_task_definition).
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class Interrupted(EcrBacked):
+        def push(self, reference):
+            if reference.endswith(":latest"):
+                raise KeyboardInterrupt
+            return super().push(reference)
+
+    with pytest.raises(KeyboardInterrupt):
+        publish_with(aws, Interrupted(aws), PublishRequest(version="2.7.1", context_dir=tmp_path,
+                                                            register_task_definition=False))
+
+    stopped = artifact_markdown("2.7.1", "stopped", containing=uri)
+    assert f"{uri}:2.7.1 is pushed" in stopped, stopped
+    advice = stopped.split("**To go on:**", 1)[1]
+    assert "register_existing" not in advice and "latest" in advice, stopped
+
+
 @pytest.mark.parametrize(("service", "operation", "message", "action", "statement"), [
     ("ecs", "RegisterTaskDefinition", "not allowed", "ecs:RegisterTaskDefinition", "RegisterTheReleaseRevision"),
     ("ecs", "DescribeTaskDefinition", "not allowed", "ecs:DescribeTaskDefinition", "RegisterTheReleaseRevision"),
