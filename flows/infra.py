@@ -431,7 +431,7 @@ def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, 
         return list(stacks), []
     after = _read_states(statuses, stacks, environments, home, read_seconds)
     unknown = [s for s in stacks if s not in before or s not in after]
-    return [s for s in changed_stacks(stacks, before, after) if s not in unknown], unknown
+    return list(changed_stacks(stacks, before, after)), unknown
 
 
 def _deployed(result: InfraResult) -> list[str]:

@@ -268,12 +268,13 @@ def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
     (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, the
     clean-up's notion of a stack changed since its plan too).
 
-    A stack missing from either read (not read: another account, a read that failed) counts as
-    changed: an earlier checklist verdict is kept only for stacks known not to have moved. One
-    ``cdk deploy`` failed before CloudFormation started (a synth, asset or credentials error), or
-    deployed with no change, is the same stack in both reads.
+    Only a stack in both reads is judged: one missing from either (not read: another account, a
+    read that failed) is neither changed nor unchanged, and the deploy says so of it apart
+    ("not known whether this run changed it"). One ``cdk deploy`` failed before CloudFormation
+    started (a synth, asset or credentials error), or deployed with no change, is the same stack
+    in both reads.
     """
-    return tuple(s for s in stacks if s not in before or s not in after or stack_moved(before[s], after[s]))
+    return tuple(s for s in stacks if s in before and s in after and stack_moved(before[s], after[s]))
 
 
 # A stack in one of these has no version deployed (it was never created, or is being or was
