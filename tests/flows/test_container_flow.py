@@ -1133,6 +1133,15 @@ def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_t
     assert revisions(aws)[-1] == publisher.registered[0]
 
 
+class InterruptedAtLatest(EcrBacked):
+    """Ctrl-C (or a cancel from the UI) during the push of latest, the version pushed."""
+
+    def push(self, reference):
+        if reference.endswith(":latest"):
+            raise KeyboardInterrupt
+        return super().push(reference)
+
+
 def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws, tmp_path, caplog):
     # Ctrl-C (or a cancel from the UI, Prefect's TerminationSignal) during `docker push`: the run
     # used to stop with no word of where it stood, and the key's newest artifact was still an
@@ -1140,13 +1149,7 @@ def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
 
-    class Interrupted(EcrBacked):
-        def push(self, reference):
-            if reference.endswith(":latest"):
-                raise KeyboardInterrupt
-            return super().push(reference)
-
-    publisher = Interrupted(aws)
+    publisher = InterruptedAtLatest(aws)
     with pytest.raises(KeyboardInterrupt):
         publish_with(aws, publisher, PublishRequest(version="2.7.0", context_dir=tmp_path))
 
@@ -1164,15 +1167,9 @@ def test_a_push_only_run_interrupted_during_the_push_is_not_told_to_go_on_by_reg
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
 
-    class Interrupted(EcrBacked):
-        def push(self, reference):
-            if reference.endswith(":latest"):
-                raise KeyboardInterrupt
-            return super().push(reference)
-
     with pytest.raises(KeyboardInterrupt):
-        publish_with(aws, Interrupted(aws), PublishRequest(version="2.7.1", context_dir=tmp_path,
-                                                            register_task_definition=False))
+        publish_with(aws, InterruptedAtLatest(aws), PublishRequest(version="2.7.1", context_dir=tmp_path,
+                                                                    register_task_definition=False))
 
     stopped = artifact_markdown("2.7.1", "stopped", containing=uri)
     assert f"{uri}:2.7.1 is pushed" in stopped, stopped
