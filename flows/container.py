@@ -620,6 +620,7 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
             return
         later = newer(found) if newer is not None and found is not None else None
         if later is not None:
+            run.progress.latest_left = now
             run.log.warning("publish: %s is left on %s: %s", refs.latest, now, later)
             run.done(f"left {refs.latest} on {now}: {later}; tag {refs.versioned} as {LATEST} by hand if latest "
                      "should go back to it")

@@ -239,6 +239,9 @@ class PublishProgress:
     image_id: str | None = None
     digests: dict[str, str] = field(default_factory=dict)
     task_definition: str | None = None
+    # The digest latest was left on, a release pushed after the version's (register_existing):
+    # not a latest still to move, which the way on would leave there again.
+    latest_left: str | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
 
@@ -252,6 +255,8 @@ class PublishProgress:
         for reference in self.refs.all:
             if reference in self.digests:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
+            elif reference == self.refs.latest and self.latest_left is not None:
+                parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
             elif self.digests:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
@@ -265,7 +270,8 @@ class PublishProgress:
         if self.refs.versioned not in self.digests:
             return "re-running with the same version is safe (the version is not in the registry)"
         latest = (f"; {LATEST} was not moved, push it by hand if you need it"
-                  if self.refs.latest is not None and self.refs.latest not in self.digests else "")
+                  if self.refs.latest is not None and self.refs.latest not in self.digests
+                  and self.latest_left is None else "")
         if not self.register:
             # Nothing this run was to do is left but latest: "a plain re-run is refused" alone
             # named no way on, and read as if one were needed.

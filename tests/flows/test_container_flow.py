@@ -668,6 +668,28 @@ def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(a
     assert left[0] in artifact_markdown("2.0.0", containing=newer)
 
 
+def test_register_existing_that_left_latest_on_a_newer_release_and_failed_says_latest_stays(aws, independent_client):
+    # latest names 2.1.0, pushed after 2.0.0, and RegisterTaskDefinition is refused: the run said
+    # "latest was not pushed" and "register_existing moves it", though the way on leaves it again.
+    ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
+    put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
+    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    newer = put_manifest(ecr, aws.targets.ecr_repository, "2.1.0", "sha256:" + "b" * 64)
+    EcrRepository(ecr, aws.targets).retag(newer, "latest")
+    ecs = _refusing(independent_client("ecs"), "RegisterTaskDefinition", "AccessDeniedException")
+
+    with pytest.raises(PublishIncomplete) as caught:
+        in_a_flow_run("publish-with", lambda: run_publish(
+            PublishRequest(version="2.0.0", register_existing=True),
+            lambda: (aws.targets, lambda service: ecs if service == "ecs" else aws.get_client(service)),
+            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+
+    message = str(caught.value)
+    assert f"{uri}:latest was left on {newer}, a newer release's" in message, message
+    assert "register_existing=True" in message and "register_existing moves it" not in message, message
+    assert f"{uri}:latest was not pushed" not in message, message
+
+
 def test_register_existing_decides_and_reports_latest_from_one_read(aws, independent_client):
     # latest names 1.9.0, pushed before 2.0.0; 2.1.0 is released (and tagged latest) right after
     # the run reads latest. Reading latest a second time for when it was pushed judged 2.1.0

@@ -43,3 +43,16 @@ def test_a_run_that_registers_is_told_to_run_again_with_register_existing():
 def test_a_run_stopped_before_its_version_was_pushed_can_be_run_again_as_it_was():
     progress = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID)
     assert progress.how_to_go_on() == "re-running with the same version is safe (the version is not in the registry)"
+
+
+def test_a_register_existing_run_that_left_latest_on_a_newer_release_is_not_told_it_moves_latest():
+    # register_existing left latest on a release pushed after the version, then its registration
+    # failed: "latest was not moved: register_existing moves it" told the person the way on moves
+    # latest back to an older release, which it does not (it leaves it again).
+    newer = "sha256:" + "e" * 64
+    progress = PublishProgress(refs=REFS, digests={REFS.versioned: DIGEST}, latest_left=newer)
+    assert f"{REFS.latest} was left on {newer}, a newer release's" in progress.state(), progress.state()
+    assert f"{REFS.latest} was not pushed" not in progress.state(), progress.state()
+    assert progress.how_to_go_on() == (
+        "the version is in the registry, so a plain re-run is refused: run again with register_existing=True to "
+        "register its task definition without rebuilding")
