@@ -31,7 +31,7 @@ from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finaliz
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            Transition, claim_has_lapsed, claim_lapsed, lease_has_lapsed, monitoring_owed, notice_answer_lost,
                             notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
                             wall_utc)
 from rollway.model import Weights
@@ -654,7 +654,7 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
     if not record.owner:
         return "no run (its lease is free)"
     until = wall_utc(record.lease_expires)
-    if now is not None and record.lease_expires < now:
+    if lease_has_lapsed(record, now):
         return (f"{cell(record.owner)}, whose lease lapsed at {until}: that run stopped renewing it "
                 "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
                 "paused run); once that run has ended, a progressive_rollout run of the same image takes the "

@@ -35,7 +35,7 @@ from rollway.deadline import READ_SECONDS
 from rollway.decommission_page import page_said
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
-    claim_has_lapsed, claim_lapsed, rollback_start, utc, wall_utc,
+    claim_has_lapsed, claim_lapsed, lease_has_lapsed, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
@@ -743,8 +743,7 @@ def lease_lapsed(record: RolloutRecord, wall: float | None, paused: Any | None) 
     ``wall`` (the wall clock, as leases are stamped; None: not told, no lapse claimed) and no paused
     run explains it (a paused run renews no lease): no run drives the rollout, nothing judges it.
     A rollout holding between weekly phases is left to its "next phase" row."""
-    return (bool(record.owner) and wall is not None and record.lease_expires < wall and paused is None
-            and record.phase is RolloutPhase.PROGRESSING)
+    return lease_has_lapsed(record, wall) and paused is None and record.phase is RolloutPhase.PROGRESSING
 
 
 def _owner_row(record: RolloutRecord, wall: float | None = None, lapsed: bool = False) -> str:
@@ -764,7 +763,7 @@ def _owner_row(record: RolloutRecord, wall: float | None = None, lapsed: bool = 
         return (f"{since}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
                 "run has ended, a progressive_rollout run of the same image takes it over and resumes it, or "
                 "`rollway abort` rolls it back")
-    if record.phase is RolloutPhase.PROMOTED and wall is not None and record.lease_expires < wall:
+    if record.phase is RolloutPhase.PROMOTED and lease_has_lapsed(record, wall):
         # Its run stopped or died (a window it watched is then watched by none: the monitoring
         # row says so), or ended without giving the lease back: the ledger lets the next one take it.
         return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease "
