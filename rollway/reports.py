@@ -643,6 +643,31 @@ def _takeovers(record: RolloutRecord, *, of_rollback: bool = False) -> list[str]
             for i, t in enumerate(record.history) if t.kind == TAKEOVER and (i > began) == of_rollback]
 
 
+def lapsed_lease_said(record: RolloutRecord, *, waiting: bool = False) -> str:
+    """What a rollout's lease whose run stopped renewing it (``lease_has_lapsed``) leaves, by where
+    the rollout stands, for `rollway status`'s owner row and the report's holder line of a
+    promotion. ``waiting``: a run waits for an answer (status shows it), and a paused run renews no
+    lease, so the lapse is no dead run.
+
+    Said in one place for every phase a lease is held in: a pending, paused or promoted rollout's
+    lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
+    since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if waiting:
+        return (f"{since}a run waiting for an answer (below) renews no lease, and no other run takes the rollout "
+                "over while it waits")
+    if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
+        # Under way: users on the canary, and no judge; pending, its run died before the first stage.
+        judge = "; nothing judges the canary" if record.phase is RolloutPhase.PROGRESSING else ""
+        return (f"{since}no run drives the rollout (its run stopped or died{judge}); once that run has ended, a "
+                "progressive_rollout run of the same image takes it over and resumes it, or `rollway abort` rolls "
+                "it back")
+    # Promoted, or holding between weekly phases: its run stopped or died (a window it watched is
+    # then watched by none: the monitoring row says so), or ended without giving the lease back,
+    # and the ledger lets the next one take it.
+    return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease back); "
+            "the next run to act on it takes it over at once")
+
+
 def _holder(record: RolloutRecord, now: float | None) -> str | None:
     """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
     a rollout that has ended or is rolling back (the incident report names the rollback's holder).
