@@ -546,11 +546,16 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
         # "Open until" alone read as a release being watched, a failing one to be rolled back by
         # the monitor, while the run watching it had been killed: nothing looked until the end.
         why = nobody_watching(record, wall)
-        nobody = ("" if why is None else f"; the ledger shows no run watching it now ({why}): a failing release is "
-                  f"not rolled back until one does; run `progressive_rollout` of {record.image} again, which watches "
-                  "what is left of it")
-        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}{nobody}; `rollway finalize` "
-                f"waits for it to close; {abort}{so_far}")
+        if why is None:
+            return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}; `rollway finalize` "
+                    f"waits for it to close; {abort}{so_far}")
+        # Unwatched, "`rollway finalize` waits for it to close" ended the row, read as a window that
+        # closes if one waits, where finalize refuses and says waiting does not close it: the row
+        # says what watches it and closes it, as the row of a window past its end does.
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}; the ledger shows no run "
+                f"watching it now ({why}): a failing release is not rolled back until one does: run "
+                f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or "
+                f"the weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
     if watching is not None:
         # Past its end, a run resumed it (the weekly tick, a monitor run): "no run closed it ... run
         # `progressive_rollout` again" while that run watched what was left of it.
