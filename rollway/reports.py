@@ -676,14 +676,20 @@ def lapsed_lease_said(record: RolloutRecord, *, waiting: bool = False) -> str:
 def _holder(record: RolloutRecord, now: float | None) -> str | None:
     """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
     a rollout that has ended or is rolling back (the incident report names the rollback's holder).
+    A promotion whose monitoring window is not recorded as closed has not ended for this: the run
+    watching the window holds the lease, and one whose lease lapsed is said in status's words
+    (``lapsed_lease_said``); the report read the same whether that run watched or had died.
 
     Leases are on the wall clock, ``now`` too (None: not told). A run paused for an approval
     renews no lease, so a lapsed one is not taken for a dead run."""
-    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+    watched = record.phase is RolloutPhase.PROMOTED and window_owed(record)
+    if (record.phase.terminal and not watched) or record.phase is RolloutPhase.ROLLING_BACK:
         return None
     if not record.owner:
         return "no run (its lease is free)"
     until = wall_utc(record.lease_expires)
+    if watched and lease_has_lapsed(record, now):
+        return cell(lapsed_lease_said(record))
     if lease_has_lapsed(record, now):
         return (f"{cell(record.owner)}, whose lease lapsed at {until}: that run stopped renewing it "
                 "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "

@@ -761,7 +761,7 @@ def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | N
     # A rollback is carried out under its own claim, whose holder and renewal status says below.
     if record.phase is not RolloutPhase.ROLLING_BACK and lease_has_lapsed(record, wall):
         # Its time alone, long past, read as a run still holding the rollout, in every phase a
-        # lease is held in: said in the rollout report's words (``lapsed_lease_said``).
+        # lease is held in (the report's holder line of a promotion says the same words).
         return lapsed_lease_said(record, waiting=paused is not None)
     # Leases are on the wall clock (the history beside it on the rollout clock).
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
