@@ -51,8 +51,10 @@ def _ledger_record(params: dict):
 
 def _someone_else_owns(read: Callable[[], tuple]) -> bool:
     """Whether another run holds a live lease on the rollout (it took over from this one)."""
+    from rollway.ledger import lease_held
+
     record, now = read()
-    return bool(record and record.owner and record.lease_expires >= now)
+    return record is not None and lease_held(record, now)
 
 
 def _rolled_back_already(read: Callable[[], tuple]) -> bool:

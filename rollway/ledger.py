@@ -581,6 +581,26 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
     )
 
 
+def lease_has_lapsed(record: RolloutRecord, wall: float | None) -> bool:
+    """Whether the run named as ``record``'s owner stopped renewing its lease by ``wall`` (the wall
+    clock, as leases are stamped): an owner is recorded and its lease ran out before ``wall``. At
+    ``wall`` itself it is still held: ``check_lease`` lets another run take it only once
+    ``lease_expires < now``, and the ledgers' conditional writes say the same.
+
+    ``wall`` None: the time is not told, and no lapse is claimed (False), nor a holder
+    (``lease_held``): callers say only what the record holds. Whether a lapse means anything (a
+    paused run renews no lease; an ended rollout keeps its last owner) is left to the callers, as
+    for ``claim_has_lapsed``; status, the reports, window_said and the run hooks all ask these two,
+    so that they cannot disagree on one record at one instant."""
+    return bool(record.owner) and wall is not None and record.lease_expires < wall
+
+
+def lease_held(record: RolloutRecord, wall: float | None) -> bool:
+    """Whether a run holds ``record``'s lease at ``wall`` (the wall clock; None: not told, so not
+    known to be): an owner is recorded and its lease has not lapsed (``lease_has_lapsed``)."""
+    return bool(record.owner) and wall is not None and not lease_has_lapsed(record, wall)
+
+
 TAKEOVER = "takeover"
 """The history entry of a run taking over a rollout whose holder's lease lapsed."""
 RECONCILE = "reconcile"

@@ -31,7 +31,7 @@ from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finaliz
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, monitoring_owed, notice_answer_lost,
+                            Transition, claim_has_lapsed, claim_lapsed, lease_has_lapsed, monitoring_owed, notice_answer_lost,
                             notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
                             wall_utc)
 from rollway.model import Weights
@@ -546,11 +546,16 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
         # "Open until" alone read as a release being watched, a failing one to be rolled back by
         # the monitor, while the run watching it had been killed: nothing looked until the end.
         why = nobody_watching(record, wall)
-        nobody = ("" if why is None else f"; the ledger shows no run watching it now ({why}): a failing release is "
-                  f"not rolled back until one does; run `progressive_rollout` of {record.image} again, which watches "
-                  "what is left of it")
-        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}{nobody}; `rollway finalize` "
-                f"waits for it to close; {abort}{so_far}")
+        if why is None:
+            return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}; `rollway finalize` "
+                    f"waits for it to close; {abort}{so_far}")
+        # Unwatched, "`rollway finalize` waits for it to close" ended the row, read as a window that
+        # closes if one waits, where finalize refuses and says waiting does not close it: the row
+        # says what watches it and closes it, as the row of a window past its end does.
+        return (f"open until {utc(ends)} (rollout clock){on_the_wall(speed, ends, now)}; the ledger shows no run "
+                f"watching it now ({why}): a failing release is not rolled back until one does: run "
+                f"`progressive_rollout` of {record.image} again, which watches what is left of it and closes it (or "
+                f"the weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
     if watching is not None:
         # Past its end, a run resumed it (the weekly tick, a monitor run): "no run closed it ... run
         # `progressive_rollout` again" while that run watched what was left of it.
@@ -643,18 +648,49 @@ def _takeovers(record: RolloutRecord, *, of_rollback: bool = False) -> list[str]
             for i, t in enumerate(record.history) if t.kind == TAKEOVER and (i > began) == of_rollback]
 
 
+def lapsed_lease_said(record: RolloutRecord, *, waiting: bool = False) -> str:
+    """What a rollout's lease whose run stopped renewing it (``lease_has_lapsed``) leaves, by where
+    the rollout stands, for `rollway status`'s owner row and the report's holder line of a
+    promotion. ``waiting``: a run waits for an answer (status shows it), and a paused run renews no
+    lease, so the lapse is no dead run.
+
+    Said in one place for every phase a lease is held in: a pending, paused or promoted rollout's
+    lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
+    since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if waiting:
+        return (f"{since}a run waiting for an answer (below) renews no lease, and no other run takes the rollout "
+                "over while it waits")
+    if record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
+        # Under way: users on the canary, and no judge; pending, its run died before the first stage.
+        judge = "; nothing judges the canary" if record.phase is RolloutPhase.PROGRESSING else ""
+        return (f"{since}no run drives the rollout (its run stopped or died{judge}); once that run has ended, a "
+                "progressive_rollout run of the same image takes it over and resumes it, or `rollway abort` rolls "
+                "it back")
+    # Promoted, or holding between weekly phases: its run stopped or died (a window it watched is
+    # then watched by none: the monitoring row says so), or ended without giving the lease back,
+    # and the ledger lets the next one take it.
+    return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease back); "
+            "the next run to act on it takes it over at once")
+
+
 def _holder(record: RolloutRecord, now: float | None) -> str | None:
     """Which run holds an unfinished rollout's lease and whether it still renews it, or None for
     a rollout that has ended or is rolling back (the incident report names the rollback's holder).
+    A promotion whose monitoring window is not recorded as closed has not ended for this: the run
+    watching the window holds the lease, and one whose lease lapsed is said in status's words
+    (``lapsed_lease_said``); the report read the same whether that run watched or had died.
 
     Leases are on the wall clock, ``now`` too (None: not told). A run paused for an approval
     renews no lease, so a lapsed one is not taken for a dead run."""
-    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+    watched = record.phase is RolloutPhase.PROMOTED and window_owed(record)
+    if (record.phase.terminal and not watched) or record.phase is RolloutPhase.ROLLING_BACK:
         return None
     if not record.owner:
         return "no run (its lease is free)"
     until = wall_utc(record.lease_expires)
-    if now is not None and record.lease_expires < now:
+    if watched and lease_has_lapsed(record, now):
+        return cell(lapsed_lease_said(record))
+    if lease_has_lapsed(record, now):
         return (f"{cell(record.owner)}, whose lease lapsed at {until}: that run stopped renewing it "
                 "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
                 "paused run); once that run has ended, a progressive_rollout run of the same image takes the "

@@ -7,8 +7,8 @@ which (unverified, or kept for traffic put back on the old service by hand)."""
 
 from __future__ import annotations
 
-from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, owed_kept, owed_unverified,
-                            utc, wall_utc)
+from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held, owed_kept,
+                            owed_unverified, utc, wall_utc)
 from rollway.spec import RolloutSpec
 
 
@@ -64,7 +64,7 @@ def watching_run(spec: RolloutSpec, record: RolloutRecord, wall: float | None) -
     run that recorded that end, its lease not yet given back (a release the ledger refused, a
     process killed). Status said "being watched again now by" that very run, whose end "replaces
     the previous run's", until its lease lapsed."""
-    if not _held(record, wall):
+    if not lease_held(record, wall):
         return None, None
     end, holder = _newest_end(spec, record), f"{record.owner} (lease until {wall_utc(record.lease_expires)})"
     if end is None:
@@ -82,7 +82,7 @@ def nobody_watching(record: RolloutRecord, wall: float | None) -> str | None:
     holds the lease from the promotion to the window's end and renews it at every look, so a lease
     lapsed (or given back) inside the window is a run that stopped or died, and nothing watches the
     release until another run does."""
-    if wall is None or _held(record, wall):
+    if wall is None or lease_held(record, wall):
         return None
     if record.owner:
         return f"{record.owner}'s lease lapsed at {wall_utc(record.lease_expires)}: its run stopped or died"
@@ -100,11 +100,6 @@ def not_closed(record: RolloutRecord, wall: float | None) -> str:
     refused, and the record tells neither."""
     why = nobody_watching(record, wall)
     return "no run closed it, and none recorded watching it to its end" + ("" if why is None else f" ({why})")
-
-
-def _held(record: RolloutRecord, wall: float | None) -> bool:
-    """Whether a run holds the rollout's lease at ``wall`` (the wall clock; None: not told, so not known)."""
-    return wall is not None and bool(record.owner) and record.lease_expires >= wall
 
 
 def _old_service(end: OpenWindowEnd) -> str:

@@ -35,7 +35,7 @@ from rollway.deadline import READ_SECONDS
 from rollway.decommission_page import page_said
 from rollway.ledger import (
     RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
-    claim_has_lapsed, claim_lapsed, rollback_start, utc, wall_utc,
+    claim_has_lapsed, claim_lapsed, lease_has_lapsed, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
@@ -742,33 +742,27 @@ def lease_lapsed(record: RolloutRecord, wall: float | None, paused: Any | None) 
     """Whether the run holding a rollout under way (``progressing``) stopped renewing its lease by
     ``wall`` (the wall clock, as leases are stamped; None: not told, no lapse claimed) and no paused
     run explains it (a paused run renews no lease): no run drives the rollout, nothing judges it.
-    A rollout holding between weekly phases is left to its "next phase" row."""
-    return (bool(record.owner) and wall is not None and record.lease_expires < wall and paused is None
-            and record.phase is RolloutPhase.PROGRESSING)
+    Status's stage row asks it: only a stage under way is baked. The owner row says a lapse in
+    every phase (``lapsed_lease_said``); a rollout holding between weekly phases is otherwise left
+    to its "next phase" row."""
+    return lease_has_lapsed(record, wall) and paused is None and record.phase is RolloutPhase.PROGRESSING
 
 
-def _owner_row(record: RolloutRecord, wall: float | None = None, lapsed: bool = False) -> str:
-    """``lapsed``: ``lease_lapsed`` of the rollout, as status's stage row has it."""
+def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | None = None) -> str:
+    """``paused``: the run (or runs) waiting for an answer, as status shows them below."""
+    from rollway.reports import lapsed_lease_said
+
     if not record.owner:
         return "none"
     if record.phase is RolloutPhase.ROLLED_BACK:
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
-    # Said once for each phase a lapse means something in: a promoted rollout's lapsed lease read
-    # "lease until <a time long past>", a run still holding it where nobody did.
-    since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
-    if lapsed:
-        # Its time alone, long past, read as a run still driving the rollout (its stage "baking"),
-        # where the rollout report said the lease had lapsed: users on the canary, and no judge.
-        return (f"{since}no run drives the rollout (its run stopped or died; nothing judges the canary); once that "
-                "run has ended, a progressive_rollout run of the same image takes it over and resumes it, or "
-                "`rollway abort` rolls it back")
-    if record.phase is RolloutPhase.PROMOTED and wall is not None and record.lease_expires < wall:
-        # Its run stopped or died (a window it watched is then watched by none: the monitoring
-        # row says so), or ended without giving the lease back: the ledger lets the next one take it.
-        return (f"{since}no run holds the rollout (its run stopped or died, or ended without giving the lease "
-                "back); the next run to act on it takes it over at once")
+    # A rollback is carried out under its own claim, whose holder and renewal status says below.
+    if record.phase is not RolloutPhase.ROLLING_BACK and lease_has_lapsed(record, wall):
+        # Its time alone, long past, read as a run still holding the rollout, in every phase a
+        # lease is held in (the report's holder line of a promotion says the same words).
+        return lapsed_lease_said(record, waiting=paused is not None)
     # Leases are on the wall clock (the history beside it on the rollout clock).
     return f"{record.owner}, lease until {wall_utc(record.lease_expires)}"
 
@@ -885,7 +879,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         ("stage", _stage(record, paused is not None and not isinstance(paused, tuple), lapsed)),
         ("weights", f"ledger {record.weights}, load balancer {live} (stable/canary)"),
         *((("users get", users),) if users is not None else ()),
-        ("owner", _owner_row(record, wall, lapsed)),
+        ("owner", _owner_row(record, wall, paused)),
     ]
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.

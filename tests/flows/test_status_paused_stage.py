@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.ledger import RolloutRecord, Transition
@@ -19,7 +21,8 @@ from rollway.targets import Targets
 from tests.flows.test_answer_not_taken import paused_with_its_form
 
 
-def _status_of_a_progressing_rollout_owned_by(monkeypatch, owner: str) -> None:
+def _status_of_a_progressing_rollout_owned_by(monkeypatch, owner: str, leased_ago: float = 0.0) -> None:
+    """``leased_ago``: how long before now (wall clock) its 600 s lease was taken."""
     targets = Targets()
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
     ledger = FakeLedger()
@@ -28,15 +31,19 @@ def _status_of_a_progressing_rollout_owned_by(monkeypatch, owner: str) -> None:
                            stage_passed=False, weights=Weights.canary_at(5),
                            history=(Transition(at=1.0, kind="start", actor="alice"),))
     # The lease on the wall clock, as a run under way holds it: one that lapsed says no run bakes the stage.
-    ledger.create(record, owner=owner, now=1.0, lease_seconds=600, wall=time.time())
+    ledger.create(record, owner=owner, now=1.0, lease_seconds=600, wall=time.time() - leased_ago)
     service = ops.Service(targets=targets, targets_block=None, credentials_block=None, ledger=ledger,
                           router=FakeRouter(Weights.canary_at(5)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
 
 
-def test_status_of_a_run_paused_on_a_stage_not_passed_does_not_call_it_baking(monkeypatch, capsys):
+@pytest.mark.parametrize("leased_ago", [0.0, 1200.0])
+def test_status_of_a_run_paused_on_a_stage_not_passed_does_not_call_it_baking(monkeypatch, capsys, leased_ago):
+    """``leased_ago`` 1200 s: its 600 s lease lapsed while it waits, as a paused run renews none.
+    Status's owner row said "lease until <a time long past>" beside it, read as a run renewing it:
+    it says the lease lapsed and why that leaves the rollout with the paused run."""
     thread, outcome, run = paused_with_its_form(timeout=120)
-    _status_of_a_progressing_rollout_owned_by(monkeypatch, f"flow-run/{run.id}")
+    _status_of_a_progressing_rollout_owned_by(monkeypatch, f"flow-run/{run.id}", leased_ago=leased_ago)
     try:
         code = ops.status(targets_block=None, credentials_block=None)
         out, err = capsys.readouterr()
@@ -47,6 +54,11 @@ def test_status_of_a_run_paused_on_a_stage_not_passed_does_not_call_it_baking(mo
     assert code == 0, err
     assert "waiting for an answer" in said, out
     assert "1/3 (5%), not passed; its run is paused (below)" in said and "baking" not in said, out
+    assert "no run drives" not in said, out
+    assert (f"flow-run/{run.id}, lease until " in said) is not bool(leased_ago), out
+    assert (f"flow-run/{run.id}, whose lease lapsed at " in said) is bool(leased_ago), out
+    assert (("a run waiting for an answer (below) renews no lease, and no other run takes the rollout over while it "
+             "waits") in said) is bool(leased_ago), out
 
 
 def test_status_of_a_stage_under_way_with_no_paused_run_still_says_baking(monkeypatch, capsys):

@@ -364,6 +364,38 @@ def test_status_says_a_lapsed_lease_lapsed_whether_the_rollout_is_under_way_or_p
     assert f"owner run-7, lease until {wall_utc(wall + 300)}" in out and "lapsed" not in out, out
 
 
+@pytest.mark.parametrize(("phase", "waiting", "said"), [
+    # Its run died before its first stage: nothing on the canary yet to judge.
+    (RolloutPhase.PENDING, False, "no run drives the rollout (its run stopped or died); once that run has ended, a "
+                                  "progressive_rollout run of the same image takes it over and resumes it"),
+    # Between weekly phases, its run ended without giving the lease back.
+    (RolloutPhase.PAUSED, False, "no run holds the rollout (its run stopped or died, or ended without giving the "
+                                 "lease back); the next run to act on it takes it over at once"),
+    # Runs paused for an answer, none known to be its own (a paused run renews no lease).
+    (RolloutPhase.PROGRESSING, True, "a run waiting for an answer (below) renews no lease, and no other run takes "
+                                     "the rollout over while it waits"),
+])
+def test_status_says_a_lapsed_lease_lapsed_in_every_phase_it_holds_one(capsys, phase, waiting, said) -> None:
+    """A pending rollout whose run died, one holding between weekly phases whose run ended without
+    giving its lease back, and one whose run waits for an answer showed "owner run-7, lease until
+    <a time long past>": read as a run renewing it, where none does. Said as for a rollout under
+    way or promoted, with what each leaves."""
+    from rollway.ledger import wall_utc
+
+    wall = 1_900_000_000.0
+    spec = RolloutSpec(image="repo/app:2.0.0")
+    held = record(spec_json=spec.model_dump_json(), phase=phase, owner="run-7", lease_expires=wall - 300,
+                  stage_index=-1 if phase is RolloutPhase.PENDING else 0, weights=Weights.canary_at(5),
+                  weekly_phase_index=0, weekly_phase_passed=phase is RolloutPhase.PAUSED,
+                  weekly_phase_started_at=1_799_999_000.0)
+    paused = (SimpleNamespace(name="run-a", id=uuid4()), SimpleNamespace(name="run-b", id=uuid4())) if waiting else None
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), held, held.weights, paused, limit=1,
+                 wall=wall)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"owner run-7, whose lease lapsed at {wall_utc(wall - 300)}: {said}" in out, out
+    assert "lease until" not in out, out
+
+
 def test_status_says_when_a_decommission_page_is_still_owed_and_who_sent_a_late_one(capsys) -> None:
     """The run that decommissioned died before paging: status listed the decommission as done and
     said nothing of the page nobody had received, nor, once it went out late, who sent it."""

@@ -606,6 +606,38 @@ def test_an_unfinished_rollout_names_the_run_holding_it_and_whether_its_lease_la
                                            now=T0 + 600)
 
 
+def test_a_promotion_whose_window_is_open_names_its_holder_in_status_s_words(capsys):
+    """The report named no holder for a promoted rollout: one whose monitoring window was still
+    open read the same whether its run watched it or had died, where status's owner row said the
+    run's lease had lapsed and that no run held the rollout. Said now as status says it."""
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+    from rollway.targets import Targets
+
+    rec = promoted_record()
+    promote = next(i for i, t in enumerate(rec.history) if t.kind == "promote")
+    window = RolloutSpec.from_record(rec.spec_json).monitor_seconds
+    open_ = rec.model_copy(update={"history": rec.history[:promote + 1], "monitor_until": T0 + 2200 + window,
+                                   "owner": "flow-run 0f1e2d3c", "lease_expires": T0 + 2400})
+
+    def held_by(record: RolloutRecord, now: float) -> list[str]:
+        return [x.removeprefix("- **Held by:** ") for x in rollout_report(record, now=now).splitlines()
+                if x.startswith("- **Held by:**")]
+
+    assert held_by(open_, T0 + 2300) == [f"flow-run 0f1e2d3c, lease until {utc(T0 + 2400)} (wall clock; live when "
+                                         "this report was written)"]
+    (lapsed,) = held_by(open_, T0 + 4000)
+    print_status(SimpleNamespace(name=SERVICE, targets=Targets()), open_, open_.weights, None, limit=1,
+                 wall=T0 + 4000)
+    (owner,) = [" ".join(x.split()[1:]) for x in capsys.readouterr().out.splitlines() if x.startswith("owner")]
+    assert lapsed == owner, (lapsed, owner)
+    assert lapsed.startswith(f"flow-run 0f1e2d3c, whose lease lapsed at {utc(T0 + 2400)} (wall clock): no run holds "
+                             "the rollout"), lapsed
+    # Its window closed, the rollout has ended: no holder is named, as before.
+    assert held_by(rec.model_copy(update={"owner": "flow-run 0f1e2d3c", "lease_expires": T0 + 2400}), T0 + 9999) == []
+
+
 def test_times_ahead_of_the_wall_clock_are_said_to_be_on_a_faster_clock():
     """Under `rollway up`'s 60x clock the history's times run hours ahead of the wall clock that
     stamps leases and claims, and the report mixed them unannounced: a rollback "recorded at

@@ -102,10 +102,14 @@ def test_a_window_still_running_that_no_run_holds_says_nobody_is_watching_it(cap
         update={"unverified_window": None, "owner": owner})
     out = status_of(record, ENDS - 1800, capsys)
     assert f"monitoring open until {utc(ENDS)} (rollout clock)" in out, out
-    assert "`rollway finalize` waits for it to close" in out, out
-    nobody = ("): a failing release is not rolled back until one does; run `progressive_rollout` of repo/app:2.0.0 "
-              "again, which watches what is left of it")
+    nobody = ("): a failing release is not rolled back until one does: run `progressive_rollout` of repo/app:2.0.0 "
+              "again, which watches what is left of it and closes it (or the weekly advance_phase does); until then "
+              "`rollway finalize` refuses, and `rollway abort` can still roll the release back")
     assert ("the ledger shows no run watching it now (" in out and nobody in out) is not watched, out
+    # Watched, the window closes at its end and finalize waits for that. Unwatched, "`rollway
+    # finalize` waits for it to close" ended the row, where finalize refuses and says waiting
+    # does not close it: the row says what does.
+    assert ("`rollway finalize` waits for it to close" in out) is watched, out
     if not watched:
         why = (f"run-7's lease lapsed at {wall_utc(WALL + lease_left)}: its run stopped or died" if owner else
                "no run holds the rollout's lease")
