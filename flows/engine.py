@@ -467,7 +467,7 @@ def run_stages(
                                              rollout=rollout)
             state = StageState(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
-                approved=state.approved, until_stage=state.until_stage,
+                approved=state.approved, until_stage=state.until_stage, accepted=state.accepted,
             )
             tracker, history, held = StageTracker(), None, None
             try:
@@ -549,7 +549,8 @@ def run_stages(
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
                 finish_stage(f"accepted by {answer.approver}", now)
-                state = state.model_copy(update={"passed": True, "accepted_by": answer.approver})
+                state = state.model_copy(update={"passed": True,
+                                                 "accepted": (*state.accepted, (state.stage_index, answer.approver))})
             continue
 
         if isinstance(decision, Rollback):
