@@ -19,6 +19,7 @@ from prefect.flow_runs import resume_flow_run
 from flows.approvals import prefect_approver
 from flows.progressive import run_progressive
 from rollway.fakes import FakeLedger, FakeMetrics, steady
+from rollway.reports import rollout_report
 from rollway.spec import Approvals, RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
 
@@ -70,7 +71,8 @@ def test_a_promotion_after_an_accepted_stage_says_who_accepted_it_not_that_every
     promote = record.last_transition("promote")
     subject, notice = env.notifier.messages[-1]
     assert subject.startswith("Rollout complete"), subject
-    for said in (result.reason, promote.comment, notice):
+    (last_stage,) = [line for line in rollout_report(record).splitlines() if line.startswith("| 3/3 ")]
+    for said in (result.reason, promote.comment, notice, last_stage):
         assert "all 3 stages passed" not in said, said
         assert "5% accepted by dana" in said, said
         assert "2 passed the judge" in said, said
