@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -54,6 +55,10 @@ class Journal(Protocol):
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None: ...
 
+    def renewing(self) -> AbstractContextManager:
+        """Keep the run's hold on the rollout while a shift waits for the canary's tasks (its
+        lease, renewed at each tick otherwise); a journal that holds nothing does nothing."""
+
     def stage_passed(self, state: StageState, report: StageReport) -> None: ...
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
@@ -94,6 +99,8 @@ class NullJournal:
     def tick(self, state, verdict): pass
 
     def shifted(self, state, before, after, reason, flags, from_stage): pass
+
+    def renewing(self): return nullcontext()
 
     def stage_passed(self, state, report): pass
 
@@ -463,11 +470,12 @@ def run_stages(
                 return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
                                               f"shifting to {decision.weight}%")
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
-            weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
-                                             rollout=rollout)
+            with journal.renewing():  # the scale-up and health waits can outlast the lease
+                weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
+                                                 rollout=rollout)
             state = StageState(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
-                approved=state.approved, until_stage=state.until_stage,
+                approved=state.approved, until_stage=state.until_stage, accepted=state.accepted,
             )
             tracker, history, held = StageTracker(), None, None
             try:
@@ -549,7 +557,8 @@ def run_stages(
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
                 finish_stage(f"accepted by {answer.approver}", now)
-                state = state.model_copy(update={"passed": True, "accepted_by": answer.approver})
+                state = state.model_copy(update={"passed": True,
+                                                 "accepted": (*state.accepted, (state.stage_index, answer.approver))})
             continue
 
         if isinstance(decision, Rollback):

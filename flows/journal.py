@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import for_people
 from flows.env import run_label
+from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
 from rollway import weekly
@@ -127,12 +128,19 @@ class LedgerJournal:
 
     # --- Journal -----------------------------------------------------------------------
     def tick(self, state: StageState, verdict: Verdict | None) -> None:
-        # Renews the lease, so a live run keeps the rollout and a dead one loses it. Named, as every
-        # write of the journal: a run whose rollout was rolled back and superseded meanwhile took the
-        # next rollout's lapsed lease (its run paused for an approval), leaving it ownerless.
-        self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                         lease_seconds=self.lease_seconds, rollout=self.rollout_id,
-                                         wall=self.env.wall())
+        # Renews the lease, so a live run keeps the rollout and a dead one loses it.
+        self._seen = self._renew()
+
+    def _renew(self) -> RolloutRecord:
+        # Named, as every write of the journal: a run whose rollout was rolled back and superseded
+        # meanwhile took the next rollout's lapsed lease (its run paused for an approval), leaving it ownerless.
+        return self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
+                                   lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall())
+
+    def renewing(self) -> LeaseKeeper:
+        """The lease renewed from a thread while a shift waits for the canary's tasks (``LeaseKeeper``);
+        the record this run last read is left as it was, for the shift's own write to update."""
+        return LeaseKeeper(self.env, self._renew, self.lease_seconds)
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
                 from_stage: int | None) -> None:

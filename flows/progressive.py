@@ -33,7 +33,7 @@ from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
 from rollway.clock import ClockSettings
-from rollway.decide import StageState, accepted_by, unrecorded_shift
+from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.finalize import is_finalized
@@ -604,7 +604,7 @@ def run_progressive(
     state = StageState(
         stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,
-        accepted_by=accepted_by(record),
+        accepted=accepted_stages(record),
     )
 
     rollback = judge_rollback(env, spec, previous_task_definition=record.previous_task_definition,

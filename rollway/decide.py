@@ -27,7 +27,8 @@ class StageState(BaseModel):
     ``started_at`` when that happened; ``passed`` whether its bake passed; ``approved`` the
     index of the stage a person approved moving to (approvals are per stage);
     ``until_stage`` the last stage of the weekly phase being run (None: run to the end);
-    ``accepted_by`` who accepted, on their word, a stage the judge could not pass.
+    ``accepted`` the stages of the rollout a person accepted on their word, the judge unable to
+    pass them, and who: (stage index, name), in the order they were accepted.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -37,7 +38,12 @@ class StageState(BaseModel):
     passed: bool = False
     approved: int | None = None
     until_stage: int | None = None
-    accepted_by: str | None = None
+    accepted: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def accepted_by(self) -> str | None:
+        """Who accepted the current stage on their word; None when the judge passed it, or it has not passed."""
+        return dict(self.accepted).get(self.stage_index) if self.passed else None
 
 
 class _Decision(BaseModel):
@@ -132,7 +138,7 @@ def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) 
     """What follows a passed stage (or the start): the next shift, an approval pause, or promotion."""
     nxt = state.stage_index + 1
     if nxt >= len(spec.stages):
-        return Promote(reason=f"{why}; all {len(spec.stages)} stages passed", stage_passed=passed)
+        return Promote(reason=f"{why}; {all_stages_done(spec, state.accepted)}", stage_passed=passed)
     if state.until_stage is not None and state.stage_index >= state.until_stage:
         return PhaseComplete(
             reason=f"{why}; this phase ends at {spec.stages[state.until_stage].weight}%", stage_passed=passed
@@ -153,6 +159,19 @@ def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) 
             stage_passed=passed,
         )
     return SetWeight(reason=f"{why}; shifting to {stage.weight}%", stage_index=nxt, weight=stage.weight, stage_passed=passed)
+
+
+def all_stages_done(spec: RolloutSpec, accepted: tuple[tuple[int, str], ...]) -> str:
+    """How every stage of the rollout ended, for the promotion: that they passed, or how many
+    passed the judge and which a person accepted on their word, and who. The promotion is what
+    people read last, in the ledger, the notice and the run's summary: it said "all N stages
+    passed" over a stage nobody but a person had vouched for."""
+    total = len(spec.stages)
+    if not accepted:
+        return f"all {total} stages passed"
+    took = ", ".join(f"{spec.stages[index].weight}% accepted by {who}" for index, who in accepted)
+    return (f"all {total} stages done: {total - len(accepted)} passed the judge, {len(accepted)} accepted on a "
+            f"person's word, the judge unable to pass {'it' if len(accepted) == 1 else 'them'} ({took})")
 
 
 def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: float) -> Decision:
@@ -234,19 +253,24 @@ def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) ->
     return next((i for i in allowed if live == Weights.canary_at(spec.stages[i].weight)), None)
 
 
-def accepted_by(record: RolloutRecord) -> str | None:
-    """Who accepted the recorded stage on their word (an approval at a pause the judge could not
-    pass), if that is how it passed; None when the judge passed it, or it has not passed.
+def accepted_stages(record: RolloutRecord) -> tuple[tuple[int, str], ...]:
+    """The stages of the recorded rollout a person accepted on their word (an approval at a pause
+    the judge could not pass), and who: (stage index, name), in the order they were accepted.
 
-    A run resumed from the ledger builds its ``StageState`` from the record, and without this its
-    next shift (or the promotion) said the stage had "passed", in the ledger and the notices,
-    where the run that died said who accepted it.
+    An approval names the stage the rollout stood at only when it accepts that stage: one at an
+    approval pause names the stage it lets the rollout shift to, a later one.
+
+    A run resumed from the ledger (a weekly phase, a run that died) builds its ``StageState``
+    from the record, and without this its next shift said the stage had "passed", and its
+    promotion that every stage had, where a person had accepted one in a run before it.
     """
-    if record.stage_index < 0 or not record.stage_passed:
-        return None
-    for t in reversed(record.history):
-        if t.kind == "verdict" or t.to_weights is not None:
-            return None  # the judge passed it, or the stage's own shift: nobody accepted it since
-        if t.kind == "approve" and t.to_stage == record.stage_index:
-            return t.actor
-    return None
+    stage, accepted = -1, {}
+    for t in record.history:
+        if t.to_weights is not None and t.to_stage is not None:
+            # A shift (or weights adopted): the stage the rollout stands at from here, run anew, as
+            # is any later one, whatever ended them before.
+            stage = t.to_stage
+            accepted = {index: who for index, who in accepted.items() if index < stage}
+        elif t.kind == "approve" and t.to_stage == stage >= 0:
+            accepted[stage] = t.actor
+    return tuple(accepted.items())

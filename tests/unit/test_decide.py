@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.decide import (Hold, Pause, Promote, Rollback, SetWeight, StageState, accepted_by, analysis_start, decide,
-                            stage_over)
+from rollway.decide import (Hold, Pause, Promote, Rollback, SetWeight, StageState, accepted_stages, analysis_start,
+                            decide, stage_over)
 from rollway.ledger import RolloutRecord, Transition
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase
@@ -124,4 +124,27 @@ def _record(passed: bool, *after_shift):
     (_record(False, ("pause", "alice", 0), ("hold", "dana", 0)), None),  # not passed
 ], ids=["accepted", "judge passed, next stage approved", "judge passed", "still baking"])
 def test_a_resumed_stage_knows_who_accepted_it(record, who):
-    assert accepted_by(record) == who
+    state = StageState(stage_index=record.stage_index, started_at=T0, passed=record.stage_passed,
+                       accepted=accepted_stages(record))
+    assert state.accepted_by == who
+
+
+def test_a_stage_run_anew_forgets_who_accepted_it_before():
+    record = _record(True, ("pause", "alice", 0), ("approve", "dana", 0))
+    again = Transition(at=T0 + 600, kind="adopt", actor="alice", from_weights=Weights(stable=95, canary=5),
+                       to_weights=Weights(stable=95, canary=5), to_stage=0)
+    assert accepted_stages(record) == ((0, "dana"),)
+    assert accepted_stages(record.model_copy(update={"history": (*record.history, again)})) == ()
+
+
+@pytest.mark.parametrize("accepted,said", [
+    ((), "; all 3 stages passed"),
+    (((0, "dana"),), "; all 3 stages done: 2 passed the judge, 1 accepted on a person's word, the judge unable "
+                     "to pass it (5% accepted by dana)"),
+    (((0, "dana"), (2, "erin")), "; all 3 stages done: 1 passed the judge, 2 accepted on a person's word, the "
+                                 "judge unable to pass them (5% accepted by dana, 100% accepted by erin)"),
+], ids=["all judged", "one accepted", "two accepted"])
+def test_the_promotion_says_which_stages_a_person_accepted_and_who(accepted, said):
+    last = StageState(stage_index=2, started_at=T0, accepted=accepted, passed=(2, "erin") in accepted)
+    decision = decide(SPEC, last, None if last.passed else v(Phase.SUCCESSFUL), T0 + 600)
+    assert isinstance(decision, Promote) and decision.reason.endswith(said), decision.reason
