@@ -218,6 +218,33 @@ def test_the_flag_is_free_once_its_rollout_is_promoted_or_rolled_back(end):
     check_bindings(store, BOUND, starting=True)
 
 
+@pytest.mark.parametrize("change", [{"enabled": False}, {"percentage": 1}], ids=["kill switch", "dial down"])
+def test_a_rollout_promoted_past_a_persons_change_frees_the_flag_for_the_next_release(change):
+    """On-call threw the kill switch at 5 %; the rollout's next stages left the flag off up to its
+    100 %, so its newest write of the flag was the 5 % stage's: every later rollout bound to the
+    flag was refused as held by that rollout, "once that one is promoted", which it was, and told
+    to abort it."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    set_flag(store, FlagChange(feature=SQS, reason="bad writes", **change), actor="oncall", now=3.0)
+    kept = settings(store)
+    assert apply_bindings(store, BOUND, 50, actor="alice", now=4.0, rollout="edit-r1")[0].kept
+    (last,) = apply_bindings(store, BOUND, 100, actor="alice", now=5.0, rollout="edit-r1")
+
+    assert settings(store) == kept, "the 100 % stage undid the person's change"
+    said = last.describe()
+    assert "oncall" in said and "the next rollout bound to it sets it from its first stage" in said, said
+    assert "hands it back" not in said, said  # the promoted rollout moves it no more
+    check_bindings(store, BOUND, starting=True)  # free: the next release may start
+    # Its 100 % stage applied again (a resume) leaves the person's change, and records the end once.
+    version = store.get(SQS).version
+    assert apply_bindings(store, BOUND, 100, actor="alice", now=6.0, rollout="edit-r1")[0].kept
+    assert (settings(store), store.get(SQS).version) == (kept, version)
+    # The next release takes the flag over at its first stage, as the README says.
+    apply_bindings(store, BOUND, 5, actor="alice", now=7.0, rollout="edit-r2")
+    assert settings(store) == (True, 5.0)
+
+
 def test_a_rollback_that_finds_the_flag_already_off_still_ends_its_rollouts_hold():
     """On-call's kill switch had turned it off, so the disable wrote nothing, and the trail showed
     the rolled-back rollout holding the flag: every later rollout bound to it was refused."""
