@@ -472,8 +472,16 @@ def _released(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEnt
     """
     if weight != 100 or (trail and _writer(trail[0]) == ("rollout", rollout) and _promotion(trail[0])):
         return current
-    return store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
-                     writer="rollout", rollout=rollout)
+    try:
+        return store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
+                         writer="rollout", rollout=rollout)
+    except FlagStoreUnavailable as err:
+        # The flag is as the person left it, which is the stage's job: its traffic does not go back
+        # over a record that only frees the flag (a lost race, FlagConflict, is read again instead).
+        log.warning("feature flag %r is left as a person set it, but the end of rollout %s's hold on it could not "
+                    "be recorded in its audit trail (%s): it still reads as held by this rollout, and the next "
+                    "rollout bound to it will be refused as held", change.feature, rollout, err)
+        return current
 
 
 def _promotion(entry: FlagAuditEntry) -> bool:

@@ -10,7 +10,7 @@ from rollway.fakes import FakeFlagStore
 from rollway.flag_binding import (
     FlagChange, FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings, set_flag,
 )
-from rollway.flags import FlagState
+from rollway.flags import FlagState, FlagStoreUnavailable
 from rollway.spec import FlagBinding
 
 SQS = "use_sqs_architecture"
@@ -243,6 +243,26 @@ def test_a_rollout_promoted_past_a_persons_change_frees_the_flag_for_the_next_re
     # The next release takes the flag over at its first stage, as the README says.
     apply_bindings(store, BOUND, 5, actor="alice", now=7.0, rollout="edit-r2")
     assert settings(store) == (True, 5.0)
+
+
+def test_a_promotion_whose_record_of_the_end_cannot_be_written_still_leaves_the_flag_and_passes(caplog):
+    """The write that changes nothing only frees the flag for the next release: the table refusing
+    it must not fail the 100 % stage (and move the traffic back) over a flag left as a person set it."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    kill(store, 3.0)
+    refusing = FakeFlagStore()  # the same flags, whose writes the table refuses
+    refusing.flags, refusing.trails = store.flags, store.trails
+
+    def put(*args, **kwargs):
+        raise FlagStoreUnavailable("PutItem: ProvisionedThroughputExceededException")
+
+    refusing.put = put
+    (update,) = apply_bindings(refusing, BOUND, 100, actor="alice", now=5.0, rollout="edit-r1")
+
+    assert update.kept and settings(store) == (False, 5.0)
+    assert "could not be recorded" in caplog.text and "ProvisionedThroughputExceededException" in caplog.text
+    assert "will be refused as held" in caplog.text, caplog.text
 
 
 def test_a_rollback_that_finds_the_flag_already_off_still_ends_its_rollouts_hold():
