@@ -14,26 +14,10 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from rollway.bounds import bound_said, ranged
-from rollway.flags import MAX_ACTOR
+# encodable is imported from here too (rollway.cli.ops): the check lives beside the flags' own use of it.
+from rollway.flags import MAX_ACTOR, encodable
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
-
-
-def encodable(text: str, what: str) -> str:
-    """``text`` if it can be written as UTF-8, as every record of it is (a flow run's parameters,
-    the ledger, the page, the flags' audit trail, an artifact).
-
-    Raises:
-        ValueError: it holds a lone surrogate, naming ``what`` and the character's position.
-    """
-    try:
-        text.encode()
-    except UnicodeEncodeError as err:
-        # A byte that is not UTF-8 (a Latin-1 terminal, an error pasted from a binary log) reaches
-        # Python as a lone surrogate, which none of those can hold: `rollway finalize --actor` passed
-        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
-        raise ValueError(f"{what} is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
-    return text
 
 
 def _named(actor: str) -> str:

@@ -442,10 +442,13 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                     # A person's change this rollout is under, which the stage happens to match:
                     # no claim, which would read as the newest rollout write and end the hold for
                     # the other rollouts riding the flag (their next stage would undo the person).
-                    return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
+                    # At the last stage the end of this rollout's hold is written, which they read past.
+                    after = _released(store, current, trail, change, rollout, weight, actor=actor, now=now)
+                    return FlagUpdate(feature=change.feature, before=current, after=after, reason=change.reason)
                 return _claimed(store, current, trail, change, rollout, actor=actor, now=now)
             if held is not None:
-                return _left_alone(current, *held, change, rollout)
+                after = _released(store, current, trail, change, rollout, weight, actor=actor, now=now)
+                return _left_alone(after, *held, change, rollout, last=weight == 100)
             return _set_flag(store, change, actor=actor, now=now, expected_version=current.version,
                              writer="rollout", rollout=rollout)
         except FlagConflict:
@@ -453,6 +456,40 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 raise
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _released(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
+              rollout: str, weight: int, *, actor: str, now: float) -> FlagState:
+    """The flag, with the end of this rollout's hold recorded when ``weight`` is its last stage.
+
+    A person's change the rollout is under leaves the stage without a write, so the newest write
+    of the rollout stayed the one before the change (a 5 % stage, under a kill switch): the flag
+    read as still held by a promoted rollout, and every later rollout bound to it was refused
+    (``FlagHeld``), told to wait for a promotion that had happened. One write at the 100 % stage
+    that changes nothing ends it (``holder``); other rollouts read past it (``_promotion``), so the
+    person's change still holds for this rollout's resume and for another service's rollout.
+    Written once: not again when this rollout's 100 % stage is the newest entry (a resume).
+    """
+    if weight != 100 or (trail and _writer(trail[0]) == ("rollout", rollout) and _promotion(trail[0])):
+        return current
+    try:
+        return store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
+                         writer="rollout", rollout=rollout)
+    except FlagStoreUnavailable as err:
+        # The flag is as the person left it, which is the stage's job: its traffic does not go back
+        # over a record that only frees the flag (a lost race, FlagConflict, is read again instead).
+        log.warning("feature flag %r is left as a person set it, but the end of rollout %s's hold on it could not "
+                    "be recorded in its audit trail (%s): it still reads as held by this rollout, and the next "
+                    "rollout bound to it will be refused as held", change.feature, rollout, err)
+        return current
+
+
+def _promotion(entry: FlagAuditEntry) -> bool:
+    """Whether ``entry`` is a rollout's 100 % stage that changed no setting (``_released``, or a
+    claim): the rollout is done with the flag, and a person's change before it still holds."""
+    own = _OWN.match(entry.reason)
+    return (_writer(entry)[0] == "rollout" and own is not None and own.group("weight") == "100"
+            and (entry.previous_enabled, entry.previous_percentage) == (entry.enabled, entry.percentage))
 
 
 def _trail(store: FlagStore, feature: str, limit: int | None = None) -> list[FlagAuditEntry]:
@@ -581,7 +618,7 @@ def _changed_since_rollout(
         if writer == "person":
             person = person or entry
             continue
-        if _others_rollback(entry, rollout):
+        if _others_rollback(entry, rollout) or _promotion(entry):
             continue
         if writer == "rollback" or person is None:
             return None  # a rollback ended every hold, or a rollout wrote last: this one may set it
@@ -616,14 +653,17 @@ def _wrote_before(older: Sequence[FlagAuditEntry], rollout: str, weight: int) ->
 
 
 def _left_alone(current: FlagState, person: FlagAuditEntry, left: FlagAuditEntry, change: FlagChange,
-                rollout: str) -> FlagUpdate:
+                rollout: str, *, last: bool = False) -> FlagUpdate:
     why = f": {person.reason}" if person.reason else ""
     by = _writer(left)[1]
     whose = f"rollout {by}" if by not in (None, rollout) else "the rollout"
+    # At the last stage, setting the flag back hands it to no one: this rollout moves it no more.
+    then = ("this rollout ends here with it, and the next rollout bound to it sets it from its first stage" if last
+            else f"setting it back to {'on' if left.enabled else 'off'} {left.percentage:g}% hands it back to the "
+                 "rollouts")
     kept = (
         f"{person.actor} changed it after {whose} last set it (v{person.version}{why}), so this stage "
-        f"does not set it {_settings_of(change)}; setting it back to {'on' if left.enabled else 'off'} "
-        f"{left.percentage:g}% hands it back to the rollouts"
+        f"does not set it {_settings_of(change)}; {then}"
     )
     log.warning("feature flag %r left %s as a person set it: %s", change.feature, _settings(current), kept)
     return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason, kept=kept)

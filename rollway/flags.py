@@ -351,16 +351,33 @@ def validate_salt(salt: object) -> str:
     return salt
 
 
-def _require_utf8(text: str, what: str) -> None:
-    """Refuse text that cannot be stored or hashed: a lone surrogate, which is how Python
-    hands over a command-line byte that is not UTF-8 (a user id copied from a binary log)."""
+def encodable(text: str, what: str) -> str:
+    """``text`` if it can be written as UTF-8, as every record of it is (a flow run's parameters,
+    the ledger, the page, the flags' audit trail, an artifact).
+
+    Raises:
+        ValueError: it holds a lone surrogate, naming ``what`` and the character's position (a
+            ValueError, so a pydantic validator reports it as the parameter's own error).
+    """
     try:
         text.encode()
     except UnicodeEncodeError as err:
+        # A byte that is not UTF-8 (a Latin-1 terminal, an error pasted from a binary log) reaches
+        # Python as a lone surrogate, which none of those can hold: `rollway finalize --actor` passed
+        # its option check, loaded the blocks and failed in Prefect with a bare UnicodeEncodeError.
+        raise ValueError(f"{what} is not valid UTF-8 text (character {err.start + 1} cannot be encoded)") from None
+    return text
+
+
+def _require_utf8(text: str, what: str) -> None:
+    """Refuse text that cannot be stored or hashed (``encodable``), as a flag error showing the
+    text: a command-line byte that is not UTF-8 (a user id copied from a binary log)."""
+    try:
+        encodable(text, what)
+    except ValueError as err:
         shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
-        raise InvalidFlagInput(
-            f"{what} {shown} is not valid UTF-8 text (character {err.start + 1} cannot be encoded)"
-        ) from None
+        # encodable's words, which begin with ``what``, with the text shown after it.
+        raise InvalidFlagInput(f"{what} {shown}{str(err)[len(what):]}") from None
 
 
 def validate_actor(actor: object) -> str:

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from rollway.aws.flags import DynamoFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, disable_bindings, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, check_bindings, disable_bindings, set_flag
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
 from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
@@ -270,3 +270,21 @@ def test_flags_get_shows_the_entries_it_can_read_and_names_the_one_it_cannot(sto
     # A limit counts changes, read or not: the newest one is erin's, the next the unreadable one.
     out, err = io.StringIO(), io.StringIO()
     assert flags_get(store, out, SQS, err=err, audit=1) == EXIT_OK and "erin" in out.getvalue()
+
+
+def test_a_rollout_promoted_past_a_kill_switch_frees_the_flag_in_dynamodb(store, client, aws):
+    """On-call's `rollway flags set --no-enabled` at 5 % kept the flag off through the promotion, and
+    every later rollout bound to it was refused as held by the promoted one."""
+    bound = [FlagBinding(feature=SQS)]
+    apply_bindings(store, bound, 5, actor="alice", now=2.0, rollout="edit-r1")
+    out, err = io.StringIO(), io.StringIO()
+    code = flags_set(store, out, SQS, err=err, actor="oncall", enabled=False, reason="bad writes", now=3.0)
+    assert code == EXIT_OK, err.getvalue()
+    for step, weight in enumerate((50, 100)):
+        (update,) = apply_bindings(store, bound, weight, actor="alice", now=4.0 + step, rollout="edit-r1")
+        assert update.kept, update
+
+    assert not store.get(SQS).enabled
+    check_bindings(store, bound, starting=True)  # the next release may start
+    apply_bindings(store, bound, 5, actor="alice", now=7.0, rollout="edit-r2")
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)

@@ -8,7 +8,7 @@ import pytest
 
 from rollway.approvals import ApprovalAnswer, auto_approve, scripted
 from rollway.fakes import FakeFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, check_bindings, set_flag
 from rollway.flags import FlagState
 from rollway.model import Weights
 from rollway.spec import FlagBinding, RolloutSpec, Stage, WeeklyPhase
@@ -45,9 +45,14 @@ def test_a_kill_switch_thrown_during_the_bake_stays_off_through_the_promotion():
     result = progressive_on(env, spec, auto_approve())
 
     assert result.outcome == "promoted"
-    flag = env.flags.get(F)
-    assert (flag.enabled, flag.updated_by) == (False, "oncall"), "the rollout turned the kill switch back on"
-    assert [(e.actor, e.enabled) for e in env.flags.trails[F]] == [("alice", True), ("oncall", False)]
+    assert not env.flags.get(F).enabled, "the rollout turned the kill switch back on"
+    # The 100 % stage records that the rollout is done with the flag, changing nothing: without it,
+    # the flag read as held by this (promoted) rollout, and the next release could not start.
+    assert [(e.actor, e.writer, e.previous_enabled, e.enabled) for e in env.flags.trails[F]] == [
+        ("alice", "rollout", False, True), ("oncall", "person", True, False), ("alice", "rollout", False, False)]
+    rollout = env.ledger.get(env.targets.canary_service).rollout_id
+    assert env.flags.trails[F][-1].reason.startswith(f"rollout {rollout} stage 100%")
+    check_bindings(env.flags, spec.flags, starting=True)
     record = env.ledger.get(env.targets.canary_service)
     left = [t.comment for t in record.history if t.kind == "flag" and "left off" in (t.comment or "")]
     assert len(left) == 2 and all("oncall" in c and "kill switch: bad writes" in c for c in left), left
@@ -140,8 +145,11 @@ def test_a_kill_switch_thrown_after_another_services_stage_stays_off_through_thi
     result = progressive_on(env, spec, auto_approve())
 
     assert result.outcome == "promoted"
-    flag = env.flags.get(F)
-    assert (flag.enabled, flag.updated_by) == (False, "oncall"), "this rollout turned the kill switch back on"
+    assert not env.flags.get(F).enabled, "this rollout turned the kill switch back on"
+    # The newest change of a setting is on-call's (the 100 % stage's write after it changes none).
+    changed = [e.actor for e in env.flags.trails[F]
+               if (e.previous_enabled, e.previous_percentage) != (e.enabled, e.percentage)]
+    assert changed[-1] == "oncall", changed
     left = [t.comment for t in env.ledger.get(env.targets.canary_service).history
             if t.kind == "flag" and "left off 25%" in (t.comment or "")]
     assert len(left) == 2 and all("oncall" in c and "rollout billing-r7" in c for c in left), left

@@ -10,7 +10,7 @@ from rollway.fakes import FakeFlagStore
 from rollway.flag_binding import (
     FlagChange, FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings, set_flag,
 )
-from rollway.flags import FlagState
+from rollway.flags import FlagState, FlagStoreUnavailable
 from rollway.spec import FlagBinding
 
 SQS = "use_sqs_architecture"
@@ -216,6 +216,53 @@ def test_the_flag_is_free_once_its_rollout_is_promoted_or_rolled_back(end):
         disable_bindings(store, BOUND, actor="judge", reason="5xx", now=9.0,
                          rollout="edit-r1" if end == "rolled back" else None)
     check_bindings(store, BOUND, starting=True)
+
+
+@pytest.mark.parametrize("change", [{"enabled": False}, {"percentage": 1}], ids=["kill switch", "dial down"])
+def test_a_rollout_promoted_past_a_persons_change_frees_the_flag_for_the_next_release(change):
+    """On-call threw the kill switch at 5 %; the rollout's next stages left the flag off up to its
+    100 %, so its newest write of the flag was the 5 % stage's: every later rollout bound to the
+    flag was refused as held by that rollout, "once that one is promoted", which it was, and told
+    to abort it."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    set_flag(store, FlagChange(feature=SQS, reason="bad writes", **change), actor="oncall", now=3.0)
+    kept = settings(store)
+    assert apply_bindings(store, BOUND, 50, actor="alice", now=4.0, rollout="edit-r1")[0].kept
+    (last,) = apply_bindings(store, BOUND, 100, actor="alice", now=5.0, rollout="edit-r1")
+
+    assert settings(store) == kept, "the 100 % stage undid the person's change"
+    said = last.describe()
+    assert "oncall" in said and "the next rollout bound to it sets it from its first stage" in said, said
+    assert "hands it back" not in said, said  # the promoted rollout moves it no more
+    check_bindings(store, BOUND, starting=True)  # free: the next release may start
+    # Its 100 % stage applied again (a resume) leaves the person's change, and records the end once.
+    version = store.get(SQS).version
+    assert apply_bindings(store, BOUND, 100, actor="alice", now=6.0, rollout="edit-r1")[0].kept
+    assert (settings(store), store.get(SQS).version) == (kept, version)
+    # The next release takes the flag over at its first stage, as the README says.
+    apply_bindings(store, BOUND, 5, actor="alice", now=7.0, rollout="edit-r2")
+    assert settings(store) == (True, 5.0)
+
+
+def test_a_promotion_whose_record_of_the_end_cannot_be_written_still_leaves_the_flag_and_passes(caplog):
+    """The write that changes nothing only frees the flag for the next release: the table refusing
+    it must not fail the 100 % stage (and move the traffic back) over a flag left as a person set it."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    kill(store, 3.0)
+    refusing = FakeFlagStore()  # the same flags, whose writes the table refuses
+    refusing.flags, refusing.trails = store.flags, store.trails
+
+    def put(*args, **kwargs):
+        raise FlagStoreUnavailable("PutItem: ProvisionedThroughputExceededException")
+
+    refusing.put = put
+    (update,) = apply_bindings(refusing, BOUND, 100, actor="alice", now=5.0, rollout="edit-r1")
+
+    assert update.kept and settings(store) == (False, 5.0)
+    assert "could not be recorded" in caplog.text and "ProvisionedThroughputExceededException" in caplog.text
+    assert "will be refused as held" in caplog.text, caplog.text
 
 
 def test_a_rollback_that_finds_the_flag_already_off_still_ends_its_rollouts_hold():
