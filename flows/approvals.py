@@ -42,6 +42,7 @@ from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
 from flows.hooks import own_words
+from rollway.bounds import seconds_said
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
                                unanswered_by, waiting_prefix)
 from rollway.decide import Pause
@@ -404,6 +405,15 @@ def _duration(seconds: float) -> str:
     return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
 
 
+def timed_out(approvals: Approvals) -> ApprovalAnswer:
+    """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
+    action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s")."""
+    return ApprovalAnswer(
+        action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
+        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}",
+    )
+
+
 def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
     """The form's line saying when the pause times out and what the rollout then does.
 
@@ -494,12 +504,10 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                     action=given.action, approver=given.approver.strip(), comment=given.comment,
                     next_weight=given.next_weight,
                 )
-        action = "reject" if approvals.on_timeout == "rollback" else "hold"
-        log.warning("nobody answered within %s (wall clock): %s", _duration(approvals.timeout_seconds), action)
-        return ApprovalAnswer(
-            action=action, approver="timeout", timed_out=True,
-            comment=f"no answer within {approvals.timeout_seconds:g} s",
-        )
+        unanswered = timed_out(approvals)
+        log.warning("nobody answered within %s (wall clock): %s", _duration(approvals.timeout_seconds),
+                    unanswered.action)
+        return unanswered
 
     return answer
 

@@ -32,6 +32,7 @@ from rollway.decide import (
     decide,
     stage_over,
 )
+from rollway.bounds import seconds_said
 from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_stage
@@ -41,7 +42,7 @@ from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
-from rollway.spec import BACKGROUND_SECONDS, RolloutSpec
+from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
 
@@ -374,6 +375,12 @@ class StageTracker:
         )
 
 
+def baked_by_said(stage: Stage) -> str:
+    """What a look the judge passes before ``stage``'s minimum bake waits for, as its log line ends:
+    the bake in whole seconds (a 20-day one read "1.728e+06 s")."""
+    return f"; it passes once the stage has baked {seconds_said(stage.earliest_pass_seconds)}"
+
+
 def run_stages(
     env: Environment,
     spec: RolloutSpec,
@@ -446,7 +453,7 @@ def run_stages(
         if isinstance(decision, Hold):
             # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
             # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
-            waits = (f"; it passes once the stage has baked {spec.stages[state.stage_index].earliest_pass_seconds:g} s"
+            waits = (baked_by_said(spec.stages[state.stage_index])
                      if verdict is not None and verdict.phase is Phase.SUCCESSFUL else "")
             (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
                 "stage %s%s; next look in %.0f s", decision.reason, waits, max(0.0, decision.until - now))

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from rollway.bounds import bound_said, ranged
+from rollway.bounds import as_given, bound_said, ranged
 # encodable is imported from here too (rollway.cli.ops): the check lives beside the flags' own use of it.
 from rollway.flags import MAX_ACTOR, encodable
 from rollway.deadline import MAX_READ_SECONDS
@@ -55,7 +55,7 @@ def _window(seconds: float) -> float:
     # A "for ever" such as 1e12 was taken: the run held the rollout for as long, and no next
     # rollout of the service could start. Bounded as a spec's monitor_seconds is.
     if seconds > MAX_MONITOR_SECONDS:
-        raise ValueError(f"window_seconds must be at most {bound_said(MAX_MONITOR_SECONDS, seconds=True)}, not {seconds:g}; "
+        raise ValueError(f"window_seconds must be at most {bound_said(MAX_MONITOR_SECONDS, seconds=True)}, not {as_given(seconds)}; "
                          "watch for longer with your own alarms after the window")
     return seconds
 
