@@ -59,3 +59,35 @@ def end_said(message: str | None, error: BaseException | None, state: str) -> st
     if said:
         return f"{said.rstrip(':').rstrip()}, with no message"
     return f"its Prefect state {state or 'unnamed'} came with no message and no exception"
+
+
+def writable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate, which is how Python decodes a byte that is
+    not UTF-8 (surrogateescape: a file name, an error AWS echoed a name in), written as its escape
+    (``\\udcff``), which says which byte it was."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _writable_value(value: object) -> object:
+    if isinstance(value, str):
+        return writable(value)
+    if isinstance(value, (tuple, list)) and any(isinstance(item, str) for item in value):
+        return type(value)(writable(item) if isinstance(item, str) else item for item in value)
+    return value
+
+
+def made_writable(error: BaseException) -> BaseException:
+    """``error`` with its text and its fields (strings, and lists or tuples of them) ``writable``,
+    in place: the same exception, of the same type, for whoever judges it by its type.
+
+    Prefect records a failed run's state with the exception's text as its message, as UTF-8: one
+    holding a lone surrogate could not be recorded, so the run raised UnicodeEncodeError instead
+    of ending Failed, and its on_failure hook (the rollback) never ran. Its fields go where its
+    text goes (a rollback's reason and failed steps, a flow run's parameters)."""
+    args = tuple(_writable_value(arg) for arg in error.args)
+    if args != error.args:
+        error.args = args
+    for name, value in list(vars(error).items()):
+        if (changed := _writable_value(value)) != value:
+            setattr(error, name, changed)
+    return error
