@@ -69,10 +69,14 @@ def writable(text: str) -> str:
 
 
 def _writable_value(value: object) -> object:
+    """``value`` made ``writable`` when it is a string, or a plain list or tuple holding strings;
+    ``value`` itself when that changes nothing."""
     if isinstance(value, str):
-        return writable(value)
-    if isinstance(value, (tuple, list)) and any(isinstance(item, str) for item in value):
-        return type(value)(writable(item) if isinstance(item, str) else item for item in value)
+        said = writable(value)
+        return value if said == value else said
+    if type(value) in (tuple, list):
+        items = [_writable_value(item) if isinstance(item, str) else item for item in value]  # type: ignore[attr-defined]
+        return value if all(new is old for new, old in zip(items, value)) else type(value)(items)  # type: ignore[call-overload]
     return value
 
 
@@ -84,10 +88,9 @@ def made_writable(error: BaseException) -> BaseException:
     holding a lone surrogate could not be recorded, so the run raised UnicodeEncodeError instead
     of ending Failed, and its on_failure hook (the rollback) never ran. Its fields go where its
     text goes (a rollback's reason and failed steps, a flow run's parameters)."""
-    args = tuple(_writable_value(arg) for arg in error.args)
-    if args != error.args:
-        error.args = args
+    if (args := _writable_value(error.args)) is not error.args:
+        error.args = args  # type: ignore[assignment]
     for name, value in list(vars(error).items()):
-        if (changed := _writable_value(value)) != value:
+        if (changed := _writable_value(value)) is not value:
             setattr(error, name, changed)
     return error

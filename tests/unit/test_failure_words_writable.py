@@ -47,3 +47,15 @@ def test_a_failure_that_is_writable_is_left_as_it_is():
     err = ValueError("web ✓", 3)
     args = err.args
     assert made_writable(err) is err and err.args is args
+
+
+def test_fields_that_are_not_plain_text_are_left_as_they_are():
+    from collections import namedtuple
+
+    Where = namedtuple("Where", "path line")
+    err = RuntimeError(f"no {NOT_UTF8}")
+    err.where = Where(f"/srv/{NOT_UTF8}", 3)  # a tuple of its own kind: not rebuilt from its items
+    err.response = {"Error": {"Message": f"no {NOT_UTF8}"}}
+    made_writable(err)
+    assert str(err) == "no web\\udcff"
+    assert err.where == Where(f"/srv/{NOT_UTF8}", 3) and err.response["Error"]["Message"] == f"no {NOT_UTF8}"
