@@ -12,7 +12,7 @@ rollback is over, so no second `canary` run of the service starts under that rol
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from prefect.client.schemas.objects import StateType
 from prefect.logging.loggers import flow_run_logger
@@ -31,6 +31,9 @@ PARAMETERS_FAILED = "Validation of flow parameters failed"
 
 
 def _exception(state) -> BaseException | None:
+    """The exception the run ended with, None when it holds none or it cannot be read. Read once
+    per hook and handed to each question (``leave_alone``, ``_reason``): it is the run's result,
+    which a hook outside the run's process reads from the result storage."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:  # the result is not retrievable: treat the run as one that acted
@@ -75,7 +78,12 @@ def _next_rollout(read: Callable[[], tuple], rollout: str | None) -> str | None:
     return record.rollout_id if record is not None and record.rollout_id != rollout else None
 
 
-def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None) -> str | None:
+# ``leave_alone``'s exception when its caller has not read it.
+_UNREAD: Any = object()
+
+
+def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None,
+                exc: BaseException | None = _UNREAD) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
 
     A run that refused to start (parameters Prefect could not validate, whatever the error, a missing block, a failure before its first
@@ -97,6 +105,9 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     (or cannot tell: then the newest rollout is judged, as before runs said which they held). A
     run stopped because its rollout ended, or because it lost its lease, whose rollout is no longer
     the newest leaves the next one alone: it is someone else's.
+
+    ``exc``: the exception the run ended with, as the hook read it (``_exception``); read here
+    when not given.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
@@ -108,14 +119,15 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     from rollway.ledger import (LockHeld, NotOwner, RollbackUnrecorded, RolloutEnded, RolloutInProgress,
                                 RolloutMovedOn, RolloutSuperseded)
 
+    if exc is _UNREAD:
+        exc = _exception(state)
     if (state.message or "").startswith(PARAMETERS_FAILED):
         # Checked by the message, not only the exception's type: a validator that raised a bare
         # TypeError reached the hook as a TypeError, and the hook rolled back another rollout.
         return f"its parameters failed validation ({state.message})"
     if finalizing:
         return (f"its promotion passed its window and it {_ended(state)} while finalizing "
-                f"({_end_said(state)}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
-    exc = _exception(state)
+                f"({_end_said(state, exc)}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")
     # AccountNotLoaded: the run could not even build its clients, and the rollback would load
     # the same blocks and fail the same way.
     if isinstance(exc, (ParameterTypeError, SignatureMismatchError, RolloutRefused, DriftDetected, PhaseRefused,
@@ -196,7 +208,8 @@ def _rollback_from_state(flow, flow_run, state) -> None:
         except Exception as err:  # only a hook outside the run's process asks the API: it cannot tell
             log.warning("could not ask the Prefect API which rollout run %s held (%s): rolling back the newest "
                         "rollout, if it is open", flow_run.name, err)
-    why_not = leave_alone(state, params, finalizing, rollout)
+    exc = _exception(state)
+    why_not = leave_alone(state, params, finalizing, rollout, exc)
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return
@@ -211,9 +224,8 @@ def _rollback_from_state(flow, flow_run, state) -> None:
     own = None if ledgered else hook_spec(params, log)
     # Cut to the rollback flow's limit: a failure's message may be any length, and refused as a
     # parameter, the rollback would not run at all.
-    reason = fit_reason(_reason(flow_run.name, state))
+    reason = fit_reason(_reason(flow_run.name, state, exc))
     claim_wait = CLAIM_WAIT_SECONDS
-    exc = _exception(state)
     if isinstance(exc, RollbackClaimed) and exc.waited > 0:
         # The run waited its full CLAIM_WAIT_SECONDS for that rollback already: wait only long enough
         # to see whether its holder still renews the claim (it does every third of CLAIM_SECONDS), and
@@ -303,16 +315,16 @@ def own_words(message: str | None) -> str:
     return "" if said in PREFECT_CANCELLED else said
 
 
-def _reason(run_name: str, state) -> str:
+def _reason(run_name: str, state, exc: BaseException | None) -> str:
     """The rollback's reason: how the run ended, and the state's message. Prefect's own words for
     a cancellation only said again what "was cancelled" had said ("run x was cancelled: Flow run
     was cancelled."), in the page, status and the incident report; a person's message is kept.
     A run whose own rollback ended with a step undone is finished, saying why it began: its error
     ("... run the rollback again once the failed step can succeed") was the Why of the page saying
-    the rollback had finished, which no longer named the guardrail or person that began it."""
+    the rollback had finished, which no longer named the guardrail or person that began it.
+    ``exc``: the exception the run ended with (``_exception``)."""
     from flows.rollback import RollbackIncomplete
 
-    exc = _exception(state)
     if isinstance(exc, RollbackIncomplete):
         began = f" ({exc.reason})" if exc.reason else ""
         return (f"finishing the rollback of run {run_name}{began}, which put the traffic back on stable and could "
@@ -320,15 +332,14 @@ def _reason(run_name: str, state) -> str:
     if state.type in (StateType.CANCELLING, StateType.CANCELLED):
         said = own_words(state.message)
         return f"run {run_name} {_ended(state)}" + (f": {said}" if said else "")
-    return f"run {run_name} {_ended(state)}: {_end_said(state)}"
+    return f"run {run_name} {_ended(state)}: {_end_said(state, exc)}"
 
 
-def _end_said(state) -> str:
-    """How the run ended, never empty: the state's message, else the exception it ended with and
-    where it was raised, else the state's name (``end_said``)."""
+def _end_said(state, exc: BaseException | None) -> str:
+    """How the run ended, never empty: the state's message, else ``exc``, the exception it ended
+    with, and where it was raised, else the state's name (``end_said``)."""
     from prefect.exceptions import CancelledRun, CrashedRun, FailedRun
 
-    exc = _exception(state)
     # Prefect's stand-ins for a state that holds no exception: they carry only its message, or
     # "Run failed." when it has none, which is not what ended the run.
     if isinstance(exc, (CancelledRun, CrashedRun, FailedRun)):

@@ -59,3 +59,38 @@ def end_said(message: str | None, error: BaseException | None, state: str) -> st
     if said:
         return f"{said.rstrip(':').rstrip()}, with no message"
     return f"its Prefect state {state or 'unnamed'} came with no message and no exception"
+
+
+def writable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate, which is how Python decodes a byte that is
+    not UTF-8 (surrogateescape: a file name, an error AWS echoed a name in), written as its escape
+    (``\\udcff``), which says which byte it was."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _writable_value(value: object) -> object:
+    """``value`` made ``writable`` when it is a string, or a plain list or tuple holding strings;
+    ``value`` itself when that changes nothing."""
+    if isinstance(value, str):
+        said = writable(value)
+        return value if said == value else said
+    if type(value) in (tuple, list):
+        items = [_writable_value(item) if isinstance(item, str) else item for item in value]  # type: ignore[attr-defined]
+        return value if all(new is old for new, old in zip(items, value)) else type(value)(items)  # type: ignore[call-overload]
+    return value
+
+
+def made_writable(error: BaseException) -> BaseException:
+    """``error`` with its text and its fields (strings, and lists or tuples of them) ``writable``,
+    in place: the same exception, of the same type, for whoever judges it by its type.
+
+    Prefect records a failed run's state with the exception's text as its message, as UTF-8: one
+    holding a lone surrogate could not be recorded, so the run raised UnicodeEncodeError instead
+    of ending Failed, and its on_failure hook (the rollback) never ran. Its fields go where its
+    text goes (a rollback's reason and failed steps, a flow run's parameters)."""
+    if (args := _writable_value(error.args)) is not error.args:
+        error.args = args  # type: ignore[assignment]
+    for name, value in list(vars(error).items()):
+        if (changed := _writable_value(value)) is not value:
+            setattr(error, name, changed)
+    return error

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from botocore.exceptions import ClientError
 
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.moto_env import inbox, saved_blocks, simulated
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_decommission_page import pages as inbox_pages
 from tests.flows.test_refusals import hooks_and_flows_see
 from tests.flows.test_rollback_claim import SPEC
 
@@ -116,3 +121,61 @@ def test_a_rollback_whose_page_failed_is_paged_by_the_hook_when_it_can(monkeypat
     assert state.is_failed(), state
     pages = rollback_pages(env)
     assert len(pages) == 1 and "FAILED" in pages[0], pages
+
+
+def refusing_on_aws(monkeypatch, aws, *, pages_refused: int) -> list[str]:
+    """On the embedded AWS: ECS always refuses to put the canary back on the revision it ran before
+    the rollout (the role lacks the permission), and SNS refuses the first ``pages_refused``
+    rollback pages. The list returned gets each refused call's operation."""
+    from botocore.client import BaseClient
+
+    canary_service = aws.targets.canary_service
+    before = aws.get_client("ecs").describe_services(cluster=aws.targets.cluster, services=[canary_service])
+    previous = before["services"][0]["taskDefinition"]
+    real = BaseClient._make_api_call
+    refused: list[str] = []
+
+    def answered(client, operation, params):
+        restore = (operation == "UpdateService" and params.get("service", "").endswith(canary_service)
+                   and params.get("taskDefinition") == previous)
+        page = (operation == "Publish" and params.get("Subject", "").startswith("Rollback")
+                and refused.count("Publish") < pages_refused)
+        if restore or page:
+            refused.append(operation)
+            code, action = ("AccessDeniedException", "ecs:UpdateService") if restore else ("AuthorizationError",
+                                                                                          "SNS:Publish")
+            raise ClientError({"Error": {"Code": code, "Message": DENIED.replace("ecs:UpdateService", action)}},
+                              operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return refused
+
+
+@pytest.mark.parametrize("pages_refused", [0, 1], ids=["paged", "page refused once"])
+def test_a_step_still_failing_when_the_hook_runs_the_rollback_again_is_paged_once_on_aws(aws, monkeypatch,
+                                                                                        pages_refused):
+    """The whole way on the embedded AWS (DynamoDB ledger, SNS topic read through an SQS inbox) and
+    the Prefect harness: a progressive run's judge rolls its failing canary back, the canary's
+    restore is refused and stays refused, the run fails and its hook runs the rollback again.
+    People are paged once: by the run's rollback, or, when SNS refused that page, by the hook's."""
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = refusing_on_aws(monkeypatch, aws, pages_refused=pages_refused)
+    with simulated(aws, canary_error_rate=0.05) as (env, image):
+        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
+        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, targets_block=blocks,
+                                    aws_credentials_block=blocks, clock=settings, return_state=True)
+
+    assert state.is_failed(), state
+    assert refused.count("UpdateService") == 2, refused  # the run's rollback, then the hook's
+    assert refused.count("Publish") == pages_refused, refused
+    pages = [(subject, body) for subject, body in inbox_pages(aws, url) if subject.startswith("Rollback")]
+    assert len(pages) == 1, pages
+    subject, body = pages[0]
+    assert "FAILED" in subject + body and "ecs:UpdateService" in body, pages
+    record = env.ledger.get(aws.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it once the role allows
+    weights, _stable, _canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)

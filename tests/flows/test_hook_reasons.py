@@ -17,7 +17,7 @@ from prefect.states import Crashed, Failed
 import flows.env
 import flows.rollback
 from flows.approvals import PauseInterrupted, _back_to_running
-from flows.hooks import _reason, leave_alone
+from flows.hooks import _exception, _reason, leave_alone
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
@@ -77,7 +77,7 @@ def test_a_run_failing_with_an_exception_without_a_message_is_rolled_back_naming
     (Crashed(message="  "), "run r1 crashed: its Prefect state Crashed came with no message and no exception"),
 ], ids=["crashed, prefect's words", "failed, prefect's words", "failed by hand", "crashed, blank"])
 def test_the_reason_of_a_run_ended_without_a_message_says_what_is_known(state, said):
-    assert _reason("r1", state) == said
+    assert _reason("r1", state, _exception(state)) == said
 
 
 def test_a_run_that_crashed_finalizing_without_a_message_is_left_alone_saying_how():
@@ -165,3 +165,32 @@ def test_a_holder_the_prefect_api_could_not_be_asked_about_says_the_exception_an
         owner_finished(f"{OWNER_PREFIX}{uuid.uuid4()}")
     assert "(ConnectionResetError with no message, raised at tests/flows/test_hook_reasons.py:" in str(refused.value)
     assert "(ConnectionResetError: )" not in str(refused.value)
+
+
+def test_the_hook_reads_the_runs_failure_once(monkeypatch):
+    """The run's exception is its result, which a hook outside the run's process reads from the
+    result storage: it was read for each question the hook asked (whether to leave the run alone,
+    how it ended and where, whether its own rollback had paged), the same file read again each
+    time, and a read that failed once made the hook judge a run it had judged otherwise a moment
+    before. Read once, every answer is about the same failure."""
+    from prefect.client.schemas.objects import State
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    hooks_and_flows_see(monkeypatch, env)
+    failing_metrics(env)
+    reads: list[str] = []
+    real = State.result
+
+    def result(self, *args, **kwargs):
+        if self.is_failed():
+            reads.append(self.message or "")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(State, "result", result)
+    state = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False, return_state=True)
+
+    assert state.is_failed(), state
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK  # the hook ran, and rolled back
+    assert reads == [state.message], reads

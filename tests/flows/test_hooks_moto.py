@@ -8,9 +8,10 @@ import pytest
 
 from blocks.credentials import credentials_for_endpoint
 from flows.canary import canary
+from rollway.failure_words import writable
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.moto_env import inbox, received_subjects, simulated
+from tests.flows.moto_env import inbox, received_subjects, saved_blocks, simulated
 from tests.flows.test_canary_moto import read_back
 
 
@@ -48,6 +49,76 @@ def test_flow_timeout_mid_stage_rolls_back_through_the_hook(new_account, no_gc_c
                 break
     else:
         pytest.fail("Prefect lost the run's timeout three times in a row: the hook was never exercised")
+    weights, stable, canary_service = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+    assert canary_service.desired == 0 and canary_service.task_definition == stable.task_definition
+    subjects = received_subjects(aws, url)
+    assert any(s.startswith("Rollback") for s in subjects), subjects
+
+
+# A byte that is not UTF-8 (in a name AWS echoes back, a path) decoded with surrogateescape, as
+# Python does under the C locales: a lone surrogate.
+NOT_UTF8 = b"web\xff".decode("utf-8", "surrogateescape")
+
+
+def second_shift_refused(monkeypatch, text: str) -> list[str]:
+    """The run's second ModifyRule (its shift past the first stage) is refused with ``text``; the
+    returned list gets the operation's name for each refusal."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+    shifts: list[str] = []
+    refused: list[str] = []
+
+    def answered(client, operation, params):
+        if operation == "ModifyRule":
+            shifts.append(operation)
+            if len(shifts) == 2:
+                refused.append(operation)
+                raise ClientError({"Error": {"Code": "ValidationError", "Message": text}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return refused
+
+
+@pytest.fixture
+def log_reported_writable(request, monkeypatch):
+    """The test's captured log, as pytest reports it, with its lone surrogates escaped. Prefect's
+    engines log the failure's traceback with its text as it is, and pytest-xdist could not send
+    the report of a test whose log held one to the main process (an INTERNALERROR, not a result)."""
+    handler = request.config.pluginmanager.get_plugin("logging-plugin").report_handler
+    real = handler.format
+    monkeypatch.setattr(handler, "format", lambda record: writable(real(record)))
+
+
+def test_a_failure_whose_text_is_not_utf8_ends_the_run_failed_and_its_hook_rolls_back(aws, monkeypatch,
+                                                                                      log_reported_writable):
+    # Prefect could not record the run's Failed state (its message could not be encoded): the
+    # run raised UnicodeEncodeError, its on_failure hook never ran, and the traffic stayed on
+    # the canary. Served, the run ended Crashed with the runner's reason instead of this one.
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = second_shift_refused(monkeypatch, f"target group {NOT_UTF8}-canary is not in the rule's listener")
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900, min_bake_seconds=120),
+                                                Stage(weight=100)])
+        unrecorded = None
+        try:
+            state = canary(spec=spec, targets_block=blocks, aws_credentials_block=blocks, clock=settings,
+                           return_state=True)
+        except UnicodeEncodeError as err:
+            unrecorded = writable(str(err))
+
+    # Asserted outside the except: its traceback would carry the failure's raw text, which
+    # pytest-xdist cannot report.
+    assert unrecorded is None, f"Prefect could not record the run's state: {unrecorded}"
+    assert refused == ["ModifyRule"]
+    assert state.is_failed(), state
+    # Readable, with the byte that was not UTF-8 shown for what it is.
+    assert "target group web\\udcff-canary is not in the rule's listener" in state.message, state.message
     weights, stable, canary_service = read_back(aws)
     assert weights == Weights(stable=100, canary=0)
     assert canary_service.desired == 0 and canary_service.task_definition == stable.task_definition
