@@ -144,11 +144,7 @@ class _Run:
         """Log and record that the run was interrupted ``when`` (``what``: the artifact's words for
         it), with what is where as far as it saw."""
         state = self.progress.state()
-        # A push-only run told to go on with register_existing=True would register a revision it
-        # was never to register (and register_existing refuses register_task_definition=False).
-        advice = ("run again: it asks the registry first, and a version that is there is refused "
-                  + ("(register_existing=True then registers it without rebuilding)" if self.progress.register else
-                     f"(it is pushed then: push {LATEST} by hand if it does not name the version)"))
+        advice = self.progress.how_to_go_on_interrupted()
         self.log.error("publish: interrupted %s; as far as this run saw: %s. To go on: %s", when, state, advice)
         self._record(what, f"{state} (as far as this run saw)", advice)
 

@@ -290,6 +290,15 @@ class PublishProgress:
                     f"register_existing=True to register its task definition without rebuilding{latest}")
         return "nothing is left to do"
 
+    def how_to_go_on_interrupted(self) -> str:
+        """What to run next after an interrupt, which may have come after a step finished on the
+        registry's side though the run did not see it: run again, which asks the registry first."""
+        # A push-only run told to go on with register_existing=True would register a revision it
+        # was never to register (and register_existing refuses register_task_definition=False).
+        then = ("register_existing=True then registers it without rebuilding" if self.register else
+                f"it is pushed then: push {LATEST} by hand if it does not name the version")
+        return f"run again: it asks the registry first, and a version that is there is refused ({then})"
+
 
 class PublishIncomplete(PicklableError, RuntimeError):
     """A step failed part-way through publishing.
