@@ -690,8 +690,8 @@ def _checklist_not_asked(changed: Sequence[str], unknown: Sequence[str] = ()) ->
 
 
 def _not_known(unknown: Sequence[str]) -> str:
-    """That whether the run changed ``unknown`` (stacks not read) is not known: counted as changed,
-    they were said changed, though no read showed it."""
+    """That whether the run changed ``unknown`` (stacks one of the two reads did not see) is not
+    known: said so, rather than changed or unchanged."""
     return (f"whether it changed {', '.join(unknown)} is not known: CloudFormation's state of "
             f"{'it' if len(unknown) == 1 else 'them'} could not be read (the run's log says why)")
 

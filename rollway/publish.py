@@ -295,9 +295,13 @@ class PublishProgress:
         registry's side though the run did not see it: run again, which asks the registry first."""
         # A push-only run told to go on with register_existing=True would register a revision it
         # was never to register (and register_existing refuses register_task_definition=False).
-        then = ("register_existing=True then registers it without rebuilding" if self.register else
-                f"it is pushed then: push {LATEST} by hand if it does not name the version")
-        return f"run again: it asks the registry first, and a version that is there is refused ({then})"
+        if self.register:
+            then = " (register_existing=True then registers it without rebuilding)"
+        elif self.refs.latest is not None:
+            then = f" (it is pushed then: push {LATEST} by hand if it does not name the version)"
+        else:  # push_latest=False: no latest to move
+            then = " (it is pushed then, and nothing is left to run for this version)"
+        return f"run again: it asks the registry first, and a version that is there is refused{then}"
 
 
 class PublishIncomplete(PicklableError, RuntimeError):

@@ -56,3 +56,14 @@ def test_a_register_existing_run_that_left_latest_on_a_newer_release_is_not_told
     assert progress.how_to_go_on() == (
         "the version is in the registry, so a plain re-run is refused: run again with register_existing=True to "
         "register its task definition without rebuilding")
+
+
+def test_an_interrupted_push_only_run_without_latest_is_not_told_to_push_latest():
+    # push_latest=False: the run had no latest to push, and "push latest by hand" sent its
+    # person to move a tag the release was meant to leave alone.
+    refs = image_references(ECR, REPO, "2.0.0", push_latest=False)
+    advice = PublishProgress(refs=refs, register=False, image_id=IMAGE_ID).how_to_go_on_interrupted()
+    assert "latest" not in advice, advice
+    assert advice.startswith("run again: it asks the registry first"), advice
+    with_latest = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID).how_to_go_on_interrupted()
+    assert "push latest by hand if it does not name the version" in with_latest, with_latest
