@@ -10,6 +10,7 @@ rollout one lease later.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
@@ -22,6 +23,9 @@ LOOK_SECONDS = 1.0
 """How often (real seconds) the keeper looks whether a third of the lease has passed: leases are on
 ``Environment.wall``, which a test's or a sped-up clock may move faster than real time."""
 
+RETRIES_PER_PERIOD = 10
+"""A renewal refused by storage trouble is tried again after this fraction of the renewal period."""
+
 
 class LeaseKeeper:
     """A context manager renewing the lease (``renew``: one write, raising a LedgerError once the
@@ -30,26 +34,35 @@ class LeaseKeeper:
     A renewal DynamoDB refuses is logged and tried again at the next look; a lease lost (taken
     over, the rollout rolled back) stops the renewals, and the step's next write says so."""
 
-    def __init__(self, env: Environment, renew: Callable[[], object], lease_seconds: float) -> None:
+    def __init__(self, env: Environment, renew: Callable[[], object], lease_seconds: float,
+                 log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
         self.env, self.renew, self.every = env, renew, lease_seconds / 3
         self._stop = threading.Event()
-        self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
+        # The run's logger, taken here for the thread (which has no run context).
+        self._log = log if log is not None else get_run_logger()
         self._thread = threading.Thread(target=self._run, name="rollway-lease", daemon=True)
 
     def _run(self) -> None:
-        renewed = self.env.wall()
+        due = self.env.wall() + self.every
         while not self._stop.wait(LOOK_SECONDS):
-            if self.env.wall() - renewed < self.every:
+            now = self.env.wall()
+            if now < due:
                 continue
             try:
                 self.renew()
             except LedgerError as lost:
                 self._log.warning("this run no longer holds the rollout's lease: %s", lost)
                 return
-            except Exception as err:  # noqa: BLE001 - storage trouble: the next look tries again
-                self._log.warning("could not renew the rollout's lease while the shift waits: %s", err)
+            except Exception as err:  # noqa: BLE001 - storage trouble: tried again shortly
+                # A tenth of the period later, not at the next look: at each look (every second)
+                # an outage through an hour's scale-up cost thousands of writes and warnings. The
+                # lease still has two thirds of its time when the first renewal fails.
+                retry = self.every / RETRIES_PER_PERIOD
+                self._log.warning("could not renew the rollout's lease while the shift waits (trying again in "
+                                  "%.0f s): %s", retry, err)
+                due = now + retry
                 continue
-            renewed = self.env.wall()
+            due = self.env.wall() + self.every
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
