@@ -17,7 +17,7 @@ from rollway import flag_binding
 from rollway.aws.errors import error_code
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import FlagState, FlagStoreUnavailable, MalformedFlag, MalformedFlags
-from rollway.ports import FlagStore
+from rollway.ports import FlagStore, Ledger
 from rollway.spec import FlagBinding
 from tasks import retry
 
@@ -74,9 +74,11 @@ def apply_bindings(
 
 
 @task(name="check-flag-bindings", **_RETRY)
-def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
-    # A new rollout's preflight: flags another rollout's stages are moving are refused too.
-    flag_binding.check_bindings(store, bindings, starting=True)
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], ledger: Ledger | None = None,
+                   service: str | None = None) -> None:
+    # A new rollout's preflight: flags another rollout's stages are moving are refused too, unless
+    # the service's ledger records that rollout ended.
+    flag_binding.check_bindings(store, bindings, starting=True, ledger=ledger, service=service)
 
 
 @task(name="disable-flag-bindings", **_RETRY)
