@@ -26,18 +26,24 @@ from tasks import retry
 # FlagStoreUnavailable, which a throttled or dropped call is too: told apart by its cause.
 
 
-def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry condition: the task failed because the flag store could not be reached, and
-    another ask may reach it (a refused permission or a missing table is refused again)."""
-    try:
-        state.result()
-    except (MalformedFlag, MalformedFlags):
+def store_unavailable(err: BaseException) -> bool:
+    """Whether a flag call failed with ``err`` because the flag store could not be reached, and
+    another ask may reach it (a refused permission or a missing table is refused again; a lost
+    race, FlagConflict, is no outage: the call reads the flag again itself)."""
+    if isinstance(err, (MalformedFlag, MalformedFlags)):
         return False  # an item rollway cannot use reads the same way every time: no outage
-    except FlagStoreUnavailable as err:
+    if isinstance(err, FlagStoreUnavailable):
         cause = err.__cause__
         return not (isinstance(cause, ClientError) and error_code(cause) in retry.FINAL_DYNAMODB)
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
+    return False  # any other failure is final
+
+
+def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: ``store_unavailable`` of the task's failure."""
+    try:
+        state.result()
+    except Exception as err:  # noqa: BLE001 - judged by store_unavailable
+        return store_unavailable(err)
     return False
 
 
