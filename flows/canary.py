@@ -135,7 +135,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         # held the run's start about a minute, silent. What it looks up is kept for the writes.
         traffic.resolve_within(env.router, spec.verify_timeout_seconds)
         if spec.flags and env.flags is not None:
-            flags.check_bindings(env.flags, list(spec.flags))
+            flags.check_bindings(env.flags, list(spec.flags), env.ledger, t.canary_service)
         weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
         record = env.ledger.get(t.canary_service) if env.ledger is not None else None
         if weights.canary != 0:

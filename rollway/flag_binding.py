@@ -21,7 +21,9 @@ the person sets the flag back as the rollout left it.
 
 A flag follows one rollout's stages at a time: a new rollout binding a flag another rollout holds
 (``holder``: it wrote the flag last and has been neither promoted nor rolled back) is refused
-before its first write (``check_bindings(..., starting=True)``, ``FlagHeld``).
+before its first write (``check_bindings(..., starting=True)``, ``FlagHeld``), unless the ledger of
+the starting rollout's service records the holder promoted or rolled back (a trail written before
+a promotion recorded the end of its hold).
 
 Which code wrote each change is recorded in its audit entry by the code that writes it
 (``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
@@ -67,7 +69,8 @@ from rollway.flags import (
     validate_percentage,
 )
 from rollway.ledger import Transition
-from rollway.ports import FlagStore
+from rollway.phases import RolloutPhase
+from rollway.ports import FlagStore, Ledger
 from rollway.spec import FlagBinding
 
 log = logging.getLogger("rollway.flags")
@@ -833,23 +836,84 @@ def person_change_note(trail: Sequence[FlagAuditEntry], flag: FlagState) -> str 
             "hands it back to the rollout")
 
 
-def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, starting: bool = False) -> None:
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, starting: bool = False,
+                   ledger: Ledger | None = None, service: str | None = None) -> None:
     """Read every bound flag; a rollout checks this before its first write.
 
     Args:
         starting: a new rollout is about to start: also refuse flags another rollout holds.
+        ledger, service: where the starting rollout's service records its rollouts: a hold by
+            one of them that the ledger records promoted or rolled back has ended (``_still_held``).
 
     Raises:
         UnknownFlag: naming every bound flag that does not exist.
         FlagHeld: ``starting``, and other rollouts hold bound flags (all named).
+        FlagHoldUnknown: ``starting``, and whether a holding rollout has ended cannot be read.
     """
     missing = [b.feature for b in bindings if store.get(b.feature) is None]
     if missing:
         raise UnknownFlag(*missing)
     if starting:
         held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
+        if held and ledger is not None and service is not None:
+            held = _still_held(held, ledger, service)
         if held:
             raise FlagHeld(held)
+
+
+class FlagHoldUnknown(FlagError):
+    """A bound flag reads as held by a rollout whose end the ledger could not tell: a new rollout
+    is refused (nothing was changed), never let through on a hold nobody could check."""
+
+
+_ENDED = {RolloutPhase.PROMOTED: "promoted", RolloutPhase.ROLLED_BACK: "rolled back"}
+
+
+def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
+                service: str) -> list[tuple[str, FlagAuditEntry]]:
+    """The holds of ``held`` whose rollout the ledger of ``service`` does not record as ended.
+
+    A trail written before a promotion recorded the end of its hold on a flag a person had
+    changed (the kill switch at 5 %: the rollout's later stages left the flag alone, so its
+    newest write stayed the 5 % stage's) read as held by that rollout for good, and every later
+    rollout bound to the flag was refused, told to wait for a promotion that had happened or to
+    abort it. The ledger says the rollout ended: the hold is read past, and the run's log says so.
+    The ledger is read by service: a rollout it does not record (another service's, a `canary`
+    flow run's) keeps its hold, as its refusal says.
+
+    Raises:
+        FlagHoldUnknown: the ledger, or its item of a holding rollout, cannot be read.
+    """
+    if all(str(entry.rollout).startswith(CANARY_RUN_ROLLOUT) for _, entry in held):
+        return held  # no ledger records them: nothing to read
+    unreadable: dict[str, str] = {}
+    try:
+        records = {r.rollout_id: r for r in ledger.history(service, unreadable=unreadable)}
+    except Exception as err:  # noqa: BLE001 - whatever kept the ledger from answering, the hold stands unchecked
+        raise FlagHoldUnknown(_unchecked(held, service, str(err))) from err
+    still = []
+    for feature, entry in held:
+        rollout = str(entry.rollout)
+        if rollout in unreadable:
+            raise FlagHoldUnknown(_unchecked([(feature, entry)], service, unreadable[rollout]))
+        record = records.get(rollout)
+        ended = _ENDED.get(record.phase) if record is not None else None
+        if ended is None:
+            still.append((feature, entry))
+            continue
+        log.warning("bound feature flag %r read as held by rollout %s (%s, set by %s at %s), which the ledger of %s "
+                    "records %s (%s): that hold ended with it, and this rollout takes the flag over at its first "
+                    "stage. The flag's audit trail was written before a rollout whose stages a person's change kept "
+                    "from writing the flag recorded the end of its hold", feature, rollout, _stage_of(entry),
+                    entry.actor, iso_utc(entry.at), service, ended, record.image)  # type: ignore[union-attr]
+    return still
+
+
+def _unchecked(held: Sequence[tuple[str, FlagAuditEntry]], service: str, why: str) -> str:
+    flags = "; ".join(f"{feature!r} reads as held by rollout {entry.rollout} ({_stage_of(entry)}, set by "
+                      f"{entry.actor} at {iso_utc(entry.at)})" for feature, entry in held)
+    return (f"bound feature flag(s) {flags}, and whether that rollout has ended could not be read from the ledger of "
+            f"{service} ({why}). Nothing was changed: start this rollout again once the ledger can be read")
 
 
 def disable_bindings(

@@ -17,7 +17,7 @@ from rollway import flag_binding
 from rollway.aws.errors import error_code
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import FlagState, FlagStoreUnavailable, MalformedFlag, MalformedFlags
-from rollway.ports import FlagStore
+from rollway.ports import FlagStore, Ledger
 from rollway.spec import FlagBinding
 from tasks import retry
 
@@ -26,18 +26,24 @@ from tasks import retry
 # FlagStoreUnavailable, which a throttled or dropped call is too: told apart by its cause.
 
 
-def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry condition: the task failed because the flag store could not be reached, and
-    another ask may reach it (a refused permission or a missing table is refused again)."""
-    try:
-        state.result()
-    except (MalformedFlag, MalformedFlags):
+def store_unavailable(err: BaseException) -> bool:
+    """Whether a flag call failed with ``err`` because the flag store could not be reached, and
+    another ask may reach it (a refused permission or a missing table is refused again; a lost
+    race, FlagConflict, is no outage: the call reads the flag again itself)."""
+    if isinstance(err, (MalformedFlag, MalformedFlags)):
         return False  # an item rollway cannot use reads the same way every time: no outage
-    except FlagStoreUnavailable as err:
+    if isinstance(err, FlagStoreUnavailable):
         cause = err.__cause__
         return not (isinstance(cause, ClientError) and error_code(cause) in retry.FINAL_DYNAMODB)
-    except Exception:  # noqa: BLE001 - any other failure is final
-        return False
+    return False  # any other failure is final
+
+
+def _store_unavailable(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry condition: ``store_unavailable`` of the task's failure."""
+    try:
+        state.result()
+    except Exception as err:  # noqa: BLE001 - judged by store_unavailable
+        return store_unavailable(err)
     return False
 
 
@@ -74,9 +80,11 @@ def apply_bindings(
 
 
 @task(name="check-flag-bindings", **_RETRY)
-def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding]) -> None:
-    # A new rollout's preflight: flags another rollout's stages are moving are refused too.
-    flag_binding.check_bindings(store, bindings, starting=True)
+def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], ledger: Ledger | None = None,
+                   service: str | None = None) -> None:
+    # A new rollout's preflight: flags another rollout's stages are moving are refused too, unless
+    # the service's ledger records that rollout ended.
+    flag_binding.check_bindings(store, bindings, starting=True, ledger=ledger, service=service)
 
 
 @task(name="disable-flag-bindings", **_RETRY)

@@ -23,6 +23,7 @@ from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
 from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
+from tasks.flags import store_unavailable
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
@@ -411,11 +412,17 @@ def _runs(deployer: ServiceDeployer, service: str) -> str | None:
         return None
 
 
+# Tried inside the task, as point_service is, not with Prefect's task retries (which roll the
+# shift back on the first failed attempt): one flags-table write throttled past botocore's own
+# retries moved the traffic back and failed the healthy rollout. Tried again only on what
+# tasks.flags retries a stage's flags on: not a refusal, nor a lost race (read again inside).
 @task(name="apply-flag-bindings", cache_policy=NONE)
 def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str) -> list:
     from rollway.flag_binding import apply_bindings
 
-    return apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout)
+    return _patiently(f"moving the bound feature flags to the {weight}% stage",
+                      lambda: apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout),
+                      final=lambda err: not store_unavailable(err), role="shift")
 
 
 def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,

@@ -306,3 +306,66 @@ def test_a_shift_is_undone_when_dynamodb_refuses_the_flags_and_the_ledger_alike(
     with pytest.raises(ClientError):
         run(env, spec("use_sqs_architecture"))
     assert env.router.weights == Weights(stable=100, canary=0), env.router.weights
+
+
+def dynamo_flagged_env(aws, monkeypatch):
+    """A fake environment whose bound flag lives in the embedded DynamoDB, with the shift's flag
+    tries not waiting between them; and the DynamoDB client, for a test's event handlers."""
+    import tasks.undoable
+    from rollway.aws.flags import DynamoFlagStore
+
+    monkeypatch.setattr(tasks.undoable.time, "sleep", lambda seconds: None)
+    client = aws.get_client("dynamodb")
+    env = fake_environment()
+    env.ledger, env.flags = FakeLedger(), DynamoFlagStore(client, aws.targets)
+    env.flags.put(FlagState(feature="use_sqs_architecture"), expected_version=0, actor="seed", now=1.0)
+    return env, client
+
+
+def test_a_flag_write_throttled_once_at_a_shift_is_tried_again_and_the_stage_goes_on(aws, monkeypatch):
+    """DynamoDB throttled the PutItem moving the bound flag to 5 % past botocore's own retries: the
+    shift's flags had no retry of their own (a stage's other flag writes do), so the weights went
+    back and the healthy rollout failed and was rolled back over one throttled write."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    env, client = dynamo_flagged_env(aws, monkeypatch)
+    throttled: list[str] = []
+
+    def throttle(**_):
+        if not throttled:
+            throttled.append("PutItem")
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Rate of requests exceeds the allowed throughput"}}, "PutItem")
+
+    with on_operation(client, "before-call", throttle, operation="PutItem"):
+        result = rollout(env, spec("use_sqs_architecture"))
+
+    assert throttled == ["PutItem"] and result.outcome == "promoted", result.reason
+    assert env.router.calls.count("set_weights 95/5") == 1, "the 5 % shift was undone and made again"
+    flag = env.flags.get("use_sqs_architecture")
+    assert (flag.enabled, flag.percentage) == (True, 100.0)
+    moves = [t.comment for t in env.ledger.get(env.targets.canary_service).history if t.kind == "flag"]
+    assert len(moves) == 2 and "off 0% -> on 5%" in moves[0], moves
+
+
+def test_a_flag_write_refused_at_a_shift_is_not_tried_again_and_the_shift_is_undone(aws, monkeypatch):
+    """A refused permission is refused again: the shift goes back at once, without more writes."""
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.denied import PermissionDenied
+    from tests.botocore_events import on_operation
+
+    env, client = dynamo_flagged_env(aws, monkeypatch)
+    refused: list[str] = []
+
+    def refuse(**_):
+        refused.append("PutItem")
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "PutItem")
+
+    with on_operation(client, "before-call", refuse, operation="PutItem"), \
+            pytest.raises(PermissionDenied, match="AWS refused dynamodb:PutItem"):
+        rollout(env, spec("use_sqs_architecture"))
+    assert refused == ["PutItem"], refused
+    assert env.router.weights == Weights(stable=100, canary=0)
