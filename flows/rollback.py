@@ -518,12 +518,13 @@ def execute_rollback(
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     flags_failed = None
     if bindings and env.flags is not None:
-        from rollway.flag_binding import FlagsNotDisabled, disable_bindings
+        from rollway.flag_binding import FlagsNotDisabled
+        from tasks.flags import disable_patiently
 
         still_holds("disable the bound feature flags")
         try:
-            changes = disable_bindings(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
-                                       rollout=rollout)
+            changes = disable_patiently(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
+                                        rollout=rollout)
         except FlagsNotDisabled as failed:
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.

@@ -7,6 +7,8 @@ cannot use (``MalformedFlag``, a store error for evaluators) fail the same way e
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, Sequence
 
 from botocore.exceptions import ClientError
@@ -93,6 +95,42 @@ def disable_bindings(
     rollout: str | None = None,
 ) -> list[FlagUpdate]:
     return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now, rollout=rollout)
+
+
+DISABLE_ATTEMPTS = 3
+DISABLE_FIRST_DELAY_SECONDS = 1.0  # then doubled: 1 s, 2 s
+
+log = logging.getLogger("rollway.flags")  # under "rollway": sent to the run's log (flows/run_log.py)
+
+
+def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
+                      rollout: str | None = None) -> list[FlagUpdate]:
+    """``flag_binding.disable_bindings`` for a rollback, the flags it could not write for an outage
+    tried again (three tries in all, 1 s then 2 s apart), those alone: the rollback called it
+    once, so one write DynamoDB throttled past botocore's retries left a flag serving the
+    rolled-back feature, paged "NOT disabled" and failed the rollback. A refused permission, a
+    missing table or an item rollway cannot use is not tried again (another ask gets the same).
+
+    Raises:
+        FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.
+    """
+    done: list[FlagUpdate] = []
+    left, delay = list(bindings), DISABLE_FIRST_DELAY_SECONDS
+    for attempt in range(1, DISABLE_ATTEMPTS + 1):
+        try:
+            return done + flag_binding.disable_bindings(store, left, actor=actor, reason=reason, now=now,
+                                                        rollout=rollout)
+        except flag_binding.FlagsNotDisabled as failed:
+            done += failed.updates
+            if attempt == DISABLE_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
+                raise flag_binding.FlagsNotDisabled(done, failed.failures) from failed
+            features = {feature for feature, _ in failed.failures}
+            left = [binding for binding in left if binding.feature in features]
+            log.warning("rollback: could not disable %s (%s); trying again in %g s", ", ".join(sorted(features)),
+                        failed, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
 
 
 @task(name="unrecorded-flag-moves", **_RETRY)

@@ -1,0 +1,68 @@
+"""A rollback's flag writes DynamoDB throttled past botocore's own retries are tried again.
+
+The rollback disabled the bound flags with one call: one PutItem throttled left the feature
+served from the rolled-back version, paged "NOT disabled" and failed the rollback, which then
+waited for a person to run it again. Its other writes (ECS, the load balancer) retry.
+"""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+import tasks.flags
+from flows.rollback import rollback
+from rollway.aws.flags import DynamoFlagStore
+from rollway.flags import FlagState
+from tests.botocore_events import on_operation
+from tests.flows.test_rollback_flags_left_on import INTERRUPTS, SQS, rolling_back_with_flags
+
+
+def on_dynamodb(aws, monkeypatch):
+    """``rolling_back_with_flags`` with both flags on at 5 % in the embedded DynamoDB."""
+    from rollway.flag_binding import apply_bindings
+    from tests.flows.test_rollback_flags_left_on import SPEC
+
+    env, record = rolling_back_with_flags(monkeypatch)
+    client = aws.get_client("dynamodb")
+    env.flags = DynamoFlagStore(client, aws.targets)
+    for feature in (SQS, INTERRUPTS):
+        env.flags.put(FlagState(feature=feature), expected_version=0, actor="seed", now=1.0)
+    apply_bindings(env.flags, SPEC.flags, 5, actor="rollway", now=env.clock.now() - 90, rollout=record.rollout_id)
+    waits: list[float] = []
+    monkeypatch.setattr(tasks.flags.time, "sleep", waits.append)
+    return env, client, waits
+
+
+def failing(code: str, times: int, calls: list[str]):
+    def fail(**_):
+        calls.append(code)
+        if len(calls) <= times:
+            raise ClientError({"Error": {"Code": code, "Message": "said by the test"}}, "PutItem")
+    return fail
+
+
+def test_a_flag_write_throttled_once_is_tried_again_and_the_rollback_completes(aws, monkeypatch):
+    env, client, waits = on_dynamodb(aws, monkeypatch)
+    calls: list[str] = []
+    with on_operation(client, "before-call",
+                      failing("ProvisionedThroughputExceededException", 1, calls), operation="PutItem"):
+        done = rollback(reason="abort")
+    assert not env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
+    assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
+    assert waits == [1.0], waits
+    page = env.notifier.messages[-1][1]
+    assert "NOT disabled" not in page and "flags disabled" in page.lower(), page
+
+
+def test_a_flag_write_refused_is_not_tried_again(aws, monkeypatch):
+    from flows.rollback import RollbackIncomplete
+
+    env, client, waits = on_dynamodb(aws, monkeypatch)
+    calls: list[str] = []
+    with on_operation(client, "before-call", failing("AccessDeniedException", 1, calls), operation="PutItem"), \
+            pytest.raises(RollbackIncomplete, match="flag"):
+        rollback(reason="abort")
+    assert waits == [], "a refused permission was asked again"
+    # The other flag was disabled all the same; the refused one is left for the rollback run again.
+    assert [env.flags.get(f).enabled for f in (SQS, INTERRUPTS)].count(False) == 1
