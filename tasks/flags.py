@@ -18,7 +18,7 @@ from prefect.cache_policies import NONE
 from rollway import flag_binding
 from rollway.aws.errors import error_code
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import FlagState, FlagStoreUnavailable, MalformedFlag, MalformedFlags
+from rollway.flags import FlagState, FlagStoreUnavailable, FlagWriteUnanswered, MalformedFlag, MalformedFlags
 from rollway.ports import FlagStore, Ledger
 from rollway.spec import FlagBinding
 from tasks import retry
@@ -115,6 +115,7 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
         FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.
     """
     done: list[FlagUpdate] = []
+    unanswered: dict[str, FlagWriteUnanswered] = {}
     left, delay = list(bindings), DISABLE_FIRST_DELAY_SECONDS
     for attempt in range(1, DISABLE_ATTEMPTS + 1):
         try:
@@ -122,8 +123,12 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
                                                         rollout=rollout)
         except flag_binding.FlagsNotDisabled as failed:
             done += failed.updates
+            unanswered.update((f, err) for f, err in failed.failures if isinstance(err, FlagWriteUnanswered))
             if attempt == DISABLE_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
-                raise flag_binding.FlagsNotDisabled(done, failed.failures) from failed
+                # A write of an earlier try whose answer was lost may have landed: said so, not "not
+                # disabled" for the later try that could not read it back.
+                failures = [(f, unanswered.get(f, err)) for f, err in failed.failures]
+                raise flag_binding.FlagsNotDisabled(done, failures) from failed
             features = {feature for feature, _ in failed.failures}
             left = [binding for binding in left if binding.feature in features]
             log.warning("rollback: could not disable %s (%s); trying again in %g s", ", ".join(sorted(features)),

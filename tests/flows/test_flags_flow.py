@@ -284,11 +284,20 @@ def test_a_rollback_whose_flag_write_lost_its_answer_says_the_flag_may_be_off_no
     from rollway.flags import FlagWriteUnanswered
 
     class LostAnswerStore(FlakyFlagStore):
+        landed: set[str] = set()
+
         def put(self, flag, **kwargs):
             if flag.feature in self.failing:
                 super(FlakyFlagStore, self).put(flag, **kwargs)  # it landed; its answer never came
+                self.landed.add(flag.feature)
                 raise FlagWriteUnanswered(flag.feature, f"PutItem on {flag.feature}: read timeout")
             return super().put(flag, **kwargs)
+
+        def get(self, feature):
+            # The table stopped answering for it: the rollback's later tries cannot read the write back.
+            if feature in self.landed:
+                raise FlagStoreUnavailable(f"GetItem on {feature}: read timeout")
+            return super().get(feature)
 
     env = both_flags_on(LostAnswerStore, SQS)
     with pytest.raises(RollbackIncomplete):

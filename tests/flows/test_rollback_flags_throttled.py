@@ -66,3 +66,26 @@ def test_a_flag_write_refused_is_not_tried_again(aws, monkeypatch):
     assert waits == [], "a refused permission was asked again"
     # The other flag was disabled all the same; the refused one is left for the rollback run again.
     assert [env.flags.get(f).enabled for f in (SQS, INTERRUPTS)].count(False) == 1
+
+
+def test_a_flag_write_whose_answer_was_lost_is_read_back_by_the_next_try(aws, monkeypatch):
+    """The PutItem landed and its answer never came: the next try reads the flag off by this
+    rollback's own write, so the rollback is done and counts the flag disabled, rather than paging
+    that it may not be."""
+    from botocore.exceptions import ReadTimeoutError
+
+    env, client, waits = on_dynamodb(aws, monkeypatch)
+    lost: list[str] = []
+
+    def lose_first_answer(**_):
+        if not lost:
+            lost.append("PutItem")
+            raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with on_operation(client, "after-call", lose_first_answer, operation="PutItem"):
+        done = rollback(reason="abort")
+    assert lost == ["PutItem"] and waits == [1.0], (lost, waits)
+    assert not env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
+    assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
+    page = env.notifier.messages[-1][1]
+    assert "MAY NOT" not in page and "NOT disabled" not in page, page
