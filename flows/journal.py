@@ -87,7 +87,6 @@ class LedgerJournal:
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
-        self._asked: tuple[int, str] | None = None  # the pause people were last told of (stage, cause)
         self._run_named = False  # whether this run's flow run is in the ledger yet (``_record``)
 
     # --- helpers -----------------------------------------------------------------------
@@ -206,14 +205,14 @@ class LedgerJournal:
         timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
         person held it (``held_by``): the hold's pause is asked again an analysis interval later,
         and whoever follows the rollout from their phone never heard that it waits once more. Not
-        again after a timeout whose policy holds: nobody answered the first message, and one an
-        hour for a rollout left holding for weeks would only bury it. An alert: a message SNS
+        again after a timeout whose policy holds, unless it asks another question (its cause changed
+        to one not asked yet in the wait): nobody answered the first message, and one an hour for a
+        rollout left holding for weeks (or for each asking of a pause whose cause flaps between
+        unreadable and inconclusive metrics) would only bury it. An alert: a message SNS
         refuses must not fail the run, whose hooks would roll back."""
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
-        self._record_pause(pause, paused_at)
-        if self._asked == (pause.stage_index, pause.cause) and held_by is None:
+        if not self._record_pause(pause, paused_at) and held_by is None:
             return
-        self._asked = (pause.stage_index, pause.cause)
         context = FlowRunContext.get()
         run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
         where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
@@ -231,7 +230,7 @@ class LedgerJournal:
             targets=self.env.targets,
         )
 
-    def _record_pause(self, pause: Pause, paused_at: datetime) -> None:
+    def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports
         read it from the ledger: without it a paused rollout read "progressing (not finished)",
         and a report must not depend on reaching the Prefect API. Its answer (or timeout) is
@@ -243,6 +242,9 @@ class LedgerJournal:
         400 KB limit. A question of another cause than those already asked in the wait (metrics
         unreadable after an unanswered inconclusive pause) gets its entry, once, however often the
         causes alternate: status and the report read the question asked now from the record.
+
+        Returns whether the question is new to the wait (recorded in the history now): people are
+        told of each question once.
         """
         question = pause_question(pause, self.spec.approvals, paused_at)  # its reason, and until when
         asked_until = question_deadline(self.spec.approvals, paused_at).timestamp()
@@ -265,10 +267,11 @@ class LedgerJournal:
             self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
                                              lease_seconds=self.lease_seconds, rollout=self.rollout_id,
                                              wall=self.env.wall(), asked_until=asked_until, open_pause=open_pause)
-            return
+            return False
         self._record(Transition(at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
                                 comment=question),
                      asked_until=asked_until, open_pause=open_pause)
+        return True
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout

@@ -84,6 +84,9 @@ def test_a_pause_whose_cause_alternates_records_each_question_once_and_reports_o
     assert "last asked: 5%: metrics unavailable: CloudWatch throttled the read" in row, row
     timeline = report.split("## Every recorded transition")[1]
     assert sum(" | timeout | " in line for line in timeline.splitlines()) == 1, timeline
+    # People are told of each question once: a message an asking buried the rollout's others.
+    told = [message for subject, message in env.notifier.messages if subject.startswith("Rollout waits")]
+    assert [m.split(": ", 1)[1][:30] for m in told] == ["inconclusive pause: 5%: stage ", "metrics pause: 5%: metrics una"]
 
 
 def test_while_it_waits_the_report_gives_one_row_for_the_askings_so_far():
