@@ -20,15 +20,16 @@ from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
 from rollway import weekly
-from rollway.approvals import ApprovalAnswer
+from rollway.approvals import ApprovalAnswer, pause_deadline
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, RefusedAnswer, RolloutMovedOn, RolloutRecord, Transition, answer_comment,
-                            begin_rollback, utc)
+from rollway.ledger import (CLAIM_SECONDS, OpenPause, RefusedAnswer, RolloutMovedOn, RolloutRecord, Transition,
+                            answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
+                            unanswered_wait, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
-from rollway.reports import stage_lines, waiting_pause
+from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
 from rollway.spec import RolloutSpec
 from tasks import metrics
@@ -86,7 +87,6 @@ class LedgerJournal:
         self._rollback_actor = actor  # who asked for the rollback: the judge, a person, "timeout"
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
-        self._asked: tuple[int, str] | None = None  # the pause people were last told of (stage, cause)
         self._run_named = False  # whether this run's flow run is in the ledger yet (``_record``)
 
     # --- helpers -----------------------------------------------------------------------
@@ -205,14 +205,14 @@ class LedgerJournal:
         timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
         person held it (``held_by``): the hold's pause is asked again an analysis interval later,
         and whoever follows the rollout from their phone never heard that it waits once more. Not
-        again after a timeout whose policy holds: nobody answered the first message, and one an
-        hour for a rollout left holding for weeks would only bury it. An alert: a message SNS
+        again after a timeout whose policy holds, unless it asks another question (its cause changed
+        to one not asked yet in the wait): nobody answered the first message, and one an hour for a
+        rollout left holding for weeks (or for each asking of a pause whose cause flaps between
+        unreadable and inconclusive metrics) would only bury it. An alert: a message SNS
         refuses must not fail the run, whose hooks would roll back."""
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
-        self._record_pause(pause, paused_at)
-        if self._asked == (pause.stage_index, pause.cause) and held_by is None:
+        if not self._record_pause(pause, paused_at) and held_by is None:
             return
-        self._asked = (pause.stage_index, pause.cause)
         context = FlowRunContext.get()
         run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
         where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
@@ -230,32 +230,48 @@ class LedgerJournal:
             targets=self.env.targets,
         )
 
-    def _record_pause(self, pause: Pause, paused_at: datetime) -> None:
+    def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports
         read it from the ledger: without it a paused rollout read "progressing (not finished)",
         and a report must not depend on reaching the Prefect API. Its answer (or timeout) is
         recorded after it as ever.
 
-        Not recorded again while the last entry already says so, nor after a timeout at the same
-        stage whose policy holds: the pause is asked again as long as nobody answers (for weeks,
-        say), and an entry per asking would grow the item past DynamoDB's 400 KB limit.
+        The question asked now goes on the record with every asking (``OpenPause``), and is
+        recorded in the history once per wait: a pause nobody answers is asked again as long as
+        nobody does (for weeks, say), and an entry per asking would grow the item past DynamoDB's
+        400 KB limit. A question of another cause than those already asked in the wait (metrics
+        unreadable after an unanswered inconclusive pause) gets its entry, once, however often the
+        causes alternate: status and the report read the question asked now from the record.
+
+        Returns whether the question is new to the wait (recorded in the history now): people are
+        told of each question once.
         """
+        question = pause_question(pause, self.spec.approvals, paused_at)  # its reason, and until when
         asked_until = question_deadline(self.spec.approvals, paused_at).timestamp()
-        # The same cause only: a metrics pause after an unanswered inconclusive one at the same stage
-        # asks another question, and status went on giving the one nobody answered.
-        waiting = waiting_pause(self._seen) if self._seen is not None else None
-        if (waiting is not None and waiting.to_stage == pause.stage_index
-                and (waiting.comment or "").startswith(f"{pause.cause} pause:")):
-            # Asked again: the new question's deadline, with no entry. Without it `rollway status`
-            # and the report gave the first question's deadline, past, of a pause still waiting.
+        seen = self._seen
+        wait = unanswered_wait(seen, pause.stage_index) if seen is not None else ()
+        before = pause_asked_now(seen) if wait else None
+        if before is not None:
+            since, asked, causes = before.since, before.asked + 1, before.causes
+        elif wait:  # a wait recorded before the open pause was kept: since its first question
+            first = pause_deadline(next((t.comment for t in wait if t.kind == "pause"), None))
+            since = paused_at.timestamp() if first is None else first - self.spec.approvals.timeout_seconds
+            asked, causes = 2, tuple(dict.fromkeys(c for t in wait if (c := pause_cause(t)) is not None))
+        else:
+            since, asked, causes = paused_at.timestamp(), 1, ()
+        open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
+                               asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)))
+        if any(pause_cause(t) == pause.cause for t in wait):
+            # Asked again: the new question and its deadline, with no entry. Without the deadline
+            # `rollway status` and the report gave the first question's, past, of a pause still waiting.
             self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
                                              lease_seconds=self.lease_seconds, rollout=self.rollout_id,
-                                             wall=self.env.wall(), asked_until=asked_until)
-            return
-        self._record(Transition(
-            at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
-            comment=pause_question(pause, self.spec.approvals, paused_at)),  # its reason, and until when
-            asked_until=asked_until)
+                                             wall=self.env.wall(), asked_until=asked_until, open_pause=open_pause)
+            return False
+        self._record(Transition(at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
+                                comment=question),
+                     asked_until=asked_until, open_pause=open_pause)
+        return True
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         """Record a person's answer; ``approved_stage``: the stage an approval lets the rollout
@@ -267,17 +283,24 @@ class LedgerJournal:
             # that dies after the next shift still recognises that shift as its own on resume.
             changes["stage_passed"] = True
         now = self._take_back(pause, answer)
-        if answer.timed_out and answer.action == "hold" and _repeats(now.history, kind, pause):
-            # One entry per unanswered wait, not one per timeout: a rollout left holding for
-            # weeks would grow its ledger item past DynamoDB's 400 KB limit, and from then on no
-            # write could be recorded, not even a rollback's intent.
-            self._seen = now
-            return
+        if answer.timed_out and answer.action == "hold":
+            # No answer: the pause stays open (its OpenPause too) and is asked again. One entry
+            # per unanswered wait, not one per timeout: a rollout left holding for weeks would grow
+            # its ledger item past DynamoDB's 400 KB limit, and from then on no write could be
+            # recorded, not even a rollback's intent.
+            if any(held_by_timeout(t) for t in unanswered_wait(now, pause.stage_index)):
+                self._seen = now
+                return
+            asked = None  # its answer, once given, says how often it was asked
+        else:
+            asked = pause_asked_now(now)
+            changes["open_pause"] = None  # answered: nothing is open any more
+        times = asked.asked if asked is not None and asked.asked > 1 else None
         self._record(
             Transition(
                 at=self.env.clock.now(), kind=kind, actor=answer.approver,
                 to_stage=pause.stage_index if approved_stage is None else approved_stage,
-                comment=answer_comment(answer.action, answer.comment), verdict=pause.reason,
+                comment=answer_comment(answer.action, answer.comment), verdict=pause.reason, asked=times,
             ),
             **changes,
         )
@@ -467,13 +490,6 @@ class LedgerJournal:
         steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
         self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
                       + (f"{steps}\n\n" if steps else "") + markdown_table(result.stages))
-
-
-def _repeats(history, kind: str, pause: Pause) -> bool:
-    """Whether the newest transition already records an unanswered pause at this stage (its
-    reason's wording may change from one asking to the next; the wait is the same)."""
-    last = history[-1] if history else None
-    return last is not None and last.kind == kind and last.to_stage == pause.stage_index
 
 
 def on_the_wall(clock, due: float, now: float) -> str:

@@ -156,6 +156,11 @@ class Transition(BaseModel):
     # released when it ends. Set on a rollout's start, on each run's first write and on a pause
     # (None: no flow run, or recorded before runs were).
     run: str | None = Field(default=None, description="flow run that wrote it: '<name> (<id>)'")
+    # An answer to a pause asked more than once (each timeout whose policy holds asks it again)
+    # says how many times: those askings have no entry each (``OpenPause``), and the report's
+    # row of the answer says how long it went unanswered.
+    asked: int | None = Field(default=None, description="times the pause an answer answers was asked, when more "
+                                                        "than once (None: once, or recorded before it was kept)")
 
 
 REFUSED = "refused"
@@ -197,6 +202,28 @@ class RefusedAnswer(BaseModel):
         said = answer_comment(self.said(), self.comment or "")
         return Transition(at=self.at, kind=REFUSED, actor=self.actor, to_stage=self.to_stage,
                           comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
+
+
+class OpenPause(BaseModel):
+    """The pause a rollout's run waits at now, and the question it asks: written with every asking,
+    cleared by the answer (a timeout whose policy holds is no answer: the pause is asked again).
+
+    A pause nobody answers is asked again after each timeout, for as long as nobody does, and its
+    cause may change from one asking to the next (metrics unreadable at one, readable but
+    inconclusive at the next). The history records each question once per wait and one timeout
+    (an entry per asking grew the item towards DynamoDB's 400 KB limit), so its newest pause entry
+    need not be the question asked now: `rollway status` and the reports read that here. Records
+    written before it was kept read the question from the history, as they always did.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: int = Field(description="the stage index the pause asks about")
+    cause: str = Field(description="why it asks now: approval, inconclusive or metrics")
+    question: str = Field(description="the question asked now, with its deadline, as a pause entry's comment says it")
+    since: float = Field(description="when the wait began: its first asking (wall clock, as the deadlines)")
+    asked: int = Field(default=1, description="times it has been asked since, this asking included")
+    causes: tuple[str, ...] = Field(default=(), description="the causes it was asked for, in the order first asked")
 
 
 class OpenWindowEnd(BaseModel):
@@ -300,6 +327,10 @@ class RolloutRecord(BaseModel):
         default=None, description="when the question of the pause its run waits at times out (wall clock), written "
                                   "each time the pause is asked, again included: a pause asked again (after a "
                                   "timeout whose policy holds) adds no history entry (None: recorded before)")
+    open_pause: OpenPause | None = Field(
+        default=None, description="the pause its run waits at and the question it asks now (OpenPause): written "
+                                  "with each asking, cleared by the answer (None: none, or recorded before it was "
+                                  "kept: the history's pause entries say it)")
     pinned_image: str | None = Field(
         default=None, description="the image the canary's revision names: the spec's image pinned to the digest "
                                   "its tag named when the rollout started (None: recorded before images were pinned)")
@@ -823,6 +854,45 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
         f"rollout {record.rollout_id!r} of service {record.service!r} was {done}"
         f"{_by(record.last_transition('rollback'))}; this rollback neither moves the traffic again nor pages anyone"
     )
+
+
+def held_by_timeout(entry: Transition) -> bool:
+    """Whether ``entry`` is a timeout whose policy held: no answer, the pause is asked again."""
+    return entry.kind == "timeout" and (entry.comment or "").startswith("hold")
+
+
+def pause_cause(entry: Transition) -> str | None:
+    """The cause a ``pause`` entry's question was asked for (approval, inconclusive, metrics: its
+    comment opens "<cause> pause: ..."), or None for any other entry."""
+    said = entry.comment or ""
+    return said.split(" pause:", 1)[0] if entry.kind == "pause" and " pause:" in said else None
+
+
+def unanswered_wait(record: RolloutRecord, stage: int | None = None) -> tuple[Transition, ...]:
+    """The entries of the pause an unfinished rollout waits at, oldest first: its pause entries (one
+    per question asked) and the timeout whose policy held, at the newest entry's stage (``stage``:
+    at that one only); () when the newest entry is neither (an answer, a shift, a takeover ended
+    the wait, or none began). A wait asked for weeks keeps these few entries (``OpenPause``)."""
+    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK or not record.history:
+        return ()
+    at = record.history[-1].to_stage if stage is None else stage
+    wait: list[Transition] = []
+    for entry in reversed(record.history):
+        if entry.to_stage != at or not (entry.kind == "pause" or held_by_timeout(entry)):
+            break
+        wait.append(entry)
+    return tuple(reversed(wait))
+
+
+def pause_asked_now(record: RolloutRecord) -> OpenPause | None:
+    """The question the rollout's run asks now (``RolloutRecord.open_pause``), if it is the pause
+    the history shows the rollout waiting at (``unanswered_wait``) and that question is among its
+    entries; else None, and the history's entries say it (records written before it was kept)."""
+    asked = record.open_pause
+    if asked is None:
+        return None
+    wait = unanswered_wait(record, asked.stage)
+    return asked if any(pause_cause(t) == asked.cause for t in wait) else None
 
 
 def owed_rejection(record: RolloutRecord) -> Transition | None:

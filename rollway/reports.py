@@ -31,9 +31,9 @@ from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finaliz
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, lease_has_lapsed, monitoring_owed, notice_answer_lost,
-                            notice_sent, notice_time, notice_unconfirmed, rollback_start, rollback_stopped_steps, utc,
-                            wall_utc)
+                            Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
+                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.report import markdown_cell as cell
@@ -318,24 +318,33 @@ def waiting_pause(record: RolloutRecord) -> Transition | None:
     (``pause``), or None: its newest entry is not one. A timeout whose policy holds, newest, asks
     the same pause again (not recorded again, so that weeks of it do not fill the item): its
     pause is returned. A run that died while paused leaves its pause newest: the holder line says
-    whether its lease still runs."""
-    if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK:
+    whether its lease still runs.
+
+    Asked again for another cause (metrics unreadable at one asking, inconclusive at the next),
+    the entry of the question asked now (``pause_asked_now``), which need not be the newest: each
+    question is recorded once per wait."""
+    wait = unanswered_wait(record)
+    if not wait:
         return None
-    last = record.history[-1] if record.history else None
-    if last is None:
-        return None
-    if last.kind == "pause":
-        return last
-    if last.kind == "timeout" and (last.comment or "").startswith("hold"):
-        return next((t for t in reversed(record.history) if t.kind == "pause" and t.to_stage == last.to_stage), None)
-    return None
+    asked = pause_asked_now(record)
+    pauses = [t for t in wait if t.kind == "pause"]
+    if asked is not None:
+        return next(t for t in reversed(pauses) if pause_cause(t) == asked.cause)
+    if pauses:
+        return pauses[-1]
+    # A timeout whose pause entry is not next to it (written before the two were kept together).
+    return next((t for t in reversed(record.history) if t.kind == "pause" and t.to_stage == wait[-1].to_stage), None)
 
 
 def open_question(record: RolloutRecord, pause: Transition) -> str:
-    """What the waiting ``pause`` (``waiting_pause``) asks now: its question, with the deadline of
-    the question now open when it has been asked again since (``asked_until``). Its entry keeps
-    the first asking's deadline: asked again after a timeout whose policy holds, the pause read
-    "unanswered by" a time long past while it still waited."""
+    """What the waiting ``pause`` (``waiting_pause``) asks now: the question recorded with its
+    latest asking (``pause_asked_now``); in records written before that was kept, its question,
+    with the deadline of the question now open when it has been asked again since
+    (``asked_until``). Its entry keeps the first asking's deadline: asked again after a timeout
+    whose policy holds, the pause read "unanswered by" a time long past while it still waited."""
+    asked = pause_asked_now(record)
+    if asked is not None and pause.to_stage == asked.stage:
+        return asked.question
     question = pause.comment or pause.verdict or ""
     first = pause_deadline(pause.comment)
     if first is not None and record.asked_until is not None and record.asked_until > first:
@@ -386,8 +395,9 @@ def _waiting(record: RolloutRecord) -> str:
              if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
     last = record.history[-1] if record.history else None
     since, timed_out = _pause_times(record, pause)
-    again = (f"; it timed out at {timed_out} and is asked again" if last is not None and last.kind == "timeout"
-             else "")
+    asked = pause_asked_now(record)
+    again = (f"; it timed out at {timed_out} and is asked again"
+             if (last is not None and last.kind == "timeout") or (asked is not None and asked.asked > 1) else "")
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{again}: {cell(open_question(record, pause) or 'no question recorded')}; "
@@ -402,11 +412,18 @@ def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
     20:42 ... unanswered by 19:35", and nobody could subtract one from the other. The wall time it
     began is its deadline less the spec's timeout; a timeout that holds is recorded once, when
     that deadline came. A pause recorded without a deadline, or with a spec that cannot be read,
-    keeps its entry's time, said to be on the rollout clock."""
+    keeps its entry's time, said to be on the rollout clock.
+
+    Asked again since (``pause_asked_now``): since its first asking, recorded with it, and timed
+    out when the question now open was asked (its deadline less the timeout)."""
     deadline = pause_deadline(pause.comment)
     spec = _recorded_spec(record)
     timeout = spec.approvals.timeout_seconds if spec is not None else None
     last = record.history[-1]
+    asked = pause_asked_now(record)
+    now_due = pause_deadline(asked.question) if asked is not None else None
+    if asked is not None and asked.asked > 1 and now_due is not None and timeout is not None:
+        return wall_utc(asked.since), wall_utc(now_due - timeout)
     if deadline is None or timeout is None:
         return f"{utc(pause.at)} (rollout clock)", f"{utc(last.at)} (rollout clock)"
     return wall_utc(deadline - timeout), wall_utc(deadline)
@@ -579,10 +596,46 @@ def _stage_table(record: RolloutRecord) -> list[str]:
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 
+def _askings(record: RolloutRecord, waiting: Transition | None) -> tuple[dict[int, str], set[int]]:
+    """How the Approvals table sums up a pause asked more than once: one row for the wait, its
+    answer's (or its waiting row), saying "asked N times, causes: ..." and the last question,
+    keyed by the row's entry id; and the ids of the timeouts that held, which that row stands for.
+    Only where the ledger counted the askings (``Transition.asked``, ``OpenPause.asked``): older
+    records keep a row per recorded timeout, as they were written."""
+    summed: dict[int, str] = {}
+    folded: set[int] = set()
+    held: list[Transition] = []  # timeouts that held since the wait began
+    causes: list[str] = []  # the causes of its pause entries, first asked first
+
+    def sum_up(row: Transition, asked: int, said: tuple[str, ...], question: str) -> None:
+        if asked > 1:
+            summed[id(row)] = f"asked {asked} times, causes: {', '.join(said)}; last asked: {question}"
+            folded.update(id(t) for t in held)
+
+    for t in record.history:
+        if t.kind == "pause":
+            cause = pause_cause(t)
+            if cause is not None and cause not in causes:
+                causes.append(cause)
+            continue
+        if held_by_timeout(t):
+            held.append(t)
+            continue
+        if t.kind in ANSWERS and t.kind != UNHEARD and t.asked is not None:
+            sum_up(t, t.asked, tuple(causes), t.verdict or "")
+        held, causes = [], []
+    asked = pause_asked_now(record)
+    if waiting is not None and asked is not None:
+        sum_up(waiting, asked.asked, asked.causes, asked.question)
+    return summed, folded
+
+
 def _answers(record: RolloutRecord) -> list[str]:
     weights = stage_weights(record)
     waiting = waiting_pause(record)
-    answers = _merged((t for t in record.history if t.kind in ANSWERS or t is waiting), record.refused_answers)
+    summed, folded = _askings(record, waiting)
+    answers = _merged((t for t in record.history if (t.kind in ANSWERS and id(t) not in folded) or t is waiting),
+                      record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
     rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
@@ -599,7 +652,7 @@ def _answers(record: RolloutRecord) -> list[str]:
             # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
             since, _ = _pause_times(record, t)
             rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
-                        f"{cell(open_question(record, t))} |")
+                        f"{cell(summed.get(id(t)) or open_question(record, t))} |")
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
@@ -611,7 +664,7 @@ def _answers(record: RolloutRecord) -> list[str]:
             # The answer has its own column: "approve | approve: looks fine" said it twice.
             comment = _without_answer(comment, said)
         rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
-                    f"{cell(t.verdict or '')} |")
+                    f"{cell(summed.get(id(t)) or t.verdict or '')} |")
     return rows
 
 

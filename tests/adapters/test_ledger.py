@@ -331,3 +331,22 @@ def test_an_open_windows_end_keeps_its_run_and_old_service_and_older_ends_read_w
     older = ledger.get(SERVICE)
     assert older.unverified_window == seen.model_copy(update={"owner": None, "stable_service": None})
     assert older.kept_for_traffic == kept.model_copy(update={"owner": None, "stable_service": None})
+
+
+def test_the_open_pause_is_kept_with_its_asking_and_removed_by_the_answer(dynamodb, ledger_targets):
+    """The question a paused run asks now lives on the item, written with each asking and removed
+    (no attribute left) by the answer, whose entry keeps how many times it was asked."""
+    from rollway.ledger import OpenPause
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    asked = OpenPause(stage=0, cause="metrics", question="metrics pause: 5%: metrics unavailable", since=START,
+                      asked=7, causes=("inconclusive", "metrics"))
+    ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1, "pause"), open_pause=asked)
+    assert ledger.get(SERVICE).open_pause == asked
+    answer = step(START + 2, "reject").model_copy(update={"asked": 7})
+    ledger.record(SERVICE, owner="run-1", now=START + 2, transition=answer, open_pause=None)
+    stored = ledger.get(SERVICE)
+    assert stored.open_pause is None and stored.history[-1].asked == 7
+    key = {"service": {"S": SERVICE}, "rollout_id": {"S": stored.rollout_id}}
+    assert "open_pause" not in dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key)["Item"]

@@ -1111,3 +1111,58 @@ def test_the_rollout_report_says_what_the_monitoring_window_measured():
     text = rollout_report(rec)
     (line,) = [x for x in text.splitlines() if x.startswith("- **Monitoring window:**")]
     assert closing in line and "operator" in line and utc(T0 + 5800) in line, line
+
+
+def _alternating_wait(askings: int) -> list[Transition]:
+    """The entries an older release wrote for a pause asked ``askings`` times, its cause alternating
+    (inconclusive, metrics, ...), each asking timing out under a policy that holds."""
+    entries = []
+    for n in range(askings):
+        cause, why = (("inconclusive", "stage over, no canary requests"), ("metrics", "metrics unavailable"))[n % 2]
+        due = utc(T0 + 600 * (n + 2))
+        entries.append(Transition(at=T0 + 600 * (n + 1), kind="pause", actor="alice", to_stage=0,
+                                  comment=f"{cause} pause: 5%: {why}; unanswered by {due} (wall clock) the rollout "
+                                          "asks again"))
+        if n < askings - 1:
+            entries.append(Transition(at=T0 + 600 * (n + 2), kind="timeout", actor="timeout", to_stage=0,
+                                      comment="hold: no answer within 600 s", verdict=f"5%: {why}"))
+    return entries
+
+
+def test_a_ledger_written_before_the_open_pause_was_kept_reads_its_question_from_the_entries():
+    from rollway.reports import open_question, waiting_pause
+
+    old = record([started(), shift(60, 5, 0), *_alternating_wait(4)], RolloutPhase.PROGRESSING, weights=w(5))
+    assert old.open_pause is None
+    pause = waiting_pause(old)
+    assert pause is old.history[-1] and open_question(old, pause).startswith("metrics pause: 5%")
+    said = rollout_report(old)
+    assert "**waiting for a person's approval** for stage 1/3 (5%)" in said and "metrics pause: 5%" in said
+    # Its rows stay as they were written: one per recorded timeout, and the waiting pause.
+    approvals = said.split("## Approvals")[1].split("##")[0]
+    assert approvals.count("| timeout | timed out |") == 3 and approvals.count("**waiting for an answer**") == 1
+    assert " times, causes: " not in approvals
+
+
+def test_the_question_asked_now_is_read_from_the_record_not_from_the_newest_pause_entry():
+    """Each question is recorded once per wait: asked for the inconclusive cause again, the newest
+    entry is still the metrics pause, and status gave the question nobody was asked any more."""
+    from rollway.ledger import OpenPause
+    from rollway.reports import open_question, waiting_pause
+
+    entries = _alternating_wait(2)  # inconclusive, timeout, metrics
+    inconclusive = entries[0]
+    now = ("inconclusive pause: 5%: stage over, no canary requests; unanswered by "
+           f"{utc(T0 + 1800 + 3600)} (wall clock) the rollout asks again")  # the spec's timeout: an hour
+    asked = record([started(), shift(60, 5, 0), *entries], RolloutPhase.PROGRESSING, weights=w(5)).model_copy(
+        update={"open_pause": OpenPause(stage=0, cause="inconclusive", question=now, since=T0 + 600, asked=3,
+                                        causes=("inconclusive", "metrics"))})
+    assert waiting_pause(asked) is inconclusive and open_question(asked, inconclusive) == now
+    said = rollout_report(asked)
+    assert f"since {utc(T0 + 600)} (wall clock); it timed out at {utc(T0 + 1800)} (wall clock)" in said, said
+    approvals = said.split("## Approvals")[1].split("##")[0]
+    (row,) = [line for line in approvals.splitlines() if line.startswith("| ") and not line.startswith("| when")]
+    assert f"asked 3 times, causes: inconclusive, metrics; last asked: {now}" in row, row
+    # A question no pause entry of the wait records (a record left inconsistent) is not believed.
+    stray = asked.model_copy(update={"open_pause": asked.open_pause.model_copy(update={"cause": "approval"})})
+    assert waiting_pause(stray) is entries[-1]
