@@ -37,6 +37,7 @@ from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, reco
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
 from rollway.decide import StageState
+from rollway.failure_words import failures_writable
 from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused, is_finalized,
@@ -535,6 +536,7 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
 
 
 @flow(name=CANARY_FLOW, log_prints=True, **rollback_hooks())
+@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
 def canary(
     spec: RolloutSpec,
     actor: Actor = "operator",

@@ -36,6 +36,7 @@ from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
+from rollway.failure_words import failures_writable
 from rollway.finalize import is_finalized
 from rollway.ledger import (
     RECONCILE,
@@ -986,6 +987,7 @@ def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str
 
 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())
+@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
 def progressive_rollout(
     spec: RolloutSpec,
     actor: Actor = "operator",
@@ -1036,6 +1038,7 @@ def progressive_rollout(
 
 
 @flow(name="advance_phase", log_prints=True, **rollback_hooks())
+@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
 def advance_phase(
     actor: Actor = "schedule",
     targets_block: str | None = None,

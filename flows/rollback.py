@@ -51,6 +51,7 @@ from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import writable
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.flag_binding import FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
@@ -569,8 +570,11 @@ def execute_rollback(
     # back, and `rollway abort` told people to wait until stable "can take the traffic".
     flags_step = ("disable every bound flag (could not disable bound feature flag(s) "
                   f"{_flag_errors(flags_failed.failures, t)})" if flags_failed is not None else None)
+    # Like with like: the steps the hook hands over left the run escaped (``made_writable``), this
+    # run's as AWS said them; a byte that is not UTF-8 in either made the same steps new ones.
     paged_already = (bool(paged_failing) and notify and ledger_failure is None
-                     and [*failed_steps, *filter(None, [flags_step])] == list(paged_failing))
+                     and [writable(step) for step in [*failed_steps, *filter(None, [flags_step])]]
+                     == [writable(step) for step in paged_failing])
     paged = paged_already  # whether people were told of this rollback's failed steps, if any
     if quiet_if_unchanged and unchanged:
         log.info("%s was already rolled back and nothing had changed: no notification", t.canary_service)

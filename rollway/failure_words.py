@@ -9,8 +9,14 @@ instead: the exception's type and where it was raised, or the Prefect state's na
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Frames in these are named from here: an absolute path (a venv's, a worktree's) is long and
 # says nothing more to the person reading a page.
@@ -94,3 +100,28 @@ def made_writable(error: BaseException) -> BaseException:
         if (changed := _writable_value(value)) is not value:
             setattr(error, name, changed)
     return error
+
+
+def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
+    """``run`` with whatever it raises ``made_writable`` as it leaves: for a flow's whole body, under
+    its ``@flow``. A failure raised before the rollout's own run started (a block that could not be
+    loaded, the ledger read a flow makes first) left with its lone surrogate: Prefect could not
+    record the Failed state and the run crashed: a served one's on_crashed hook had no exception to
+    tell it the run was refused before any write."""
+
+    @functools.wraps(run)
+    def leaving(*args: object, **kwargs: object) -> T:
+        try:
+            return run(*args, **kwargs)
+        except BaseException as err:
+            made_writable(err)
+            raise
+
+    # Its signature with the annotations evaluated where ``run`` was written: Prefect validates a
+    # flow's parameters by the signature, resolving names written as text (``from __future__
+    # import annotations``) in the called function's module, which is this one.
+    try:
+        leaving.__signature__ = inspect.signature(run, eval_str=True)  # type: ignore[attr-defined]
+    except NameError:  # a name imported for type checkers only: no flow's parameter, which Prefect must build
+        leaving.__signature__ = inspect.signature(run)  # type: ignore[attr-defined]
+    return leaving

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from rollway.aws.errors import DENIED_CODES, AdapterError, RoleRenewalRefused, aws_message, error_code
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import made_writable
+from rollway.failure_words import failures_writable
 from rollway.flags import FlagStoreUnavailable
 
 if TYPE_CHECKING:
@@ -256,20 +256,16 @@ def names_rollout_denials(run: Callable[..., T]) -> Callable[..., T]:
     named where it leaves the run, not in each task: the tasks' retry conditions, undos and
     transactions still see AWS's own error and code (a refusal is final to each of them).
 
-    Whatever it raises leaves with its text ``made_writable``: a lone surrogate in it (a byte that
-    is not UTF-8, in a name AWS echoed back) kept Prefect from recording the run's Failed state,
-    and the run's rollback hook never ran."""
+    Whatever it raises leaves with its text ``made_writable`` (``failures_writable``): a lone
+    surrogate in it (a byte that is not UTF-8, in a name AWS echoed back) kept Prefect from
+    recording the run's Failed state, and the run's rollback hook never ran."""
 
     @functools.wraps(run)
     def named(env: Any, *args: Any, **kwargs: Any) -> T:
-        try:
-            with named_denials(ROLLOUT_POLICY, targets=env.targets):
-                return run(env, *args, **kwargs)
-        except BaseException as err:
-            made_writable(err)
-            raise
+        with named_denials(ROLLOUT_POLICY, targets=env.targets):
+            return run(env, *args, **kwargs)
 
-    return named
+    return failures_writable(named)
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:

@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any
 
 from rollway.aws.errors import AnswerLost, TargetNotFound, answer_lost, lost_answers
+from rollway.failure_words import writable
 from rollway.targets import Targets
 
 # SNS wants subjects "less than 100 characters long" (its API reference; moto allows 100),
@@ -58,7 +59,8 @@ class SnsNotifier:
         self.topic_arn  # noqa: B018 - the lookup is the point
 
     def notify(self, subject: str, message: str) -> str:
-        """Publish ``message`` under ``subject`` (both made SNS-safe); return the message id.
+        """Publish ``message`` under ``subject`` (both made SNS-safe, ``message``'s lone surrogates
+        escaped); return the message id.
 
         Raises:
             ValueError: ``message`` is empty (SNS refuses it).
@@ -70,7 +72,9 @@ class SnsNotifier:
         """
         if not message:
             raise ValueError("an SNS message must not be empty")
-        arguments = {"TopicArn": self.topic_arn, "Message": fit_message(message)}
+        # A lone surrogate (a byte that is not UTF-8, in a name AWS echoed into a failed step) as its
+        # escape: encoded strictly, the page of that failed step was lost.
+        arguments = {"TopicArn": self.topic_arn, "Message": fit_message(writable(message))}
         safe = safe_subject(subject)
         if safe:
             arguments["Subject"] = safe

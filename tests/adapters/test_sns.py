@@ -34,6 +34,22 @@ def test_notify_delivers_to_a_subscriber(aws):
     assert len(envelope["Subject"]) <= SUBJECT_LIMIT
 
 
+
+def test_a_message_holding_a_byte_that_is_not_utf8_is_paged_with_it_escaped(aws):
+    # A failed step's text can hold a lone surrogate (a byte that is not UTF-8, in a name AWS
+    # echoed back): encoded strictly, the page failed and nobody was told of the failed step.
+    inbox = _subscribed_queue(aws)
+    notifier = SnsNotifier(aws.get_client("sns"), aws.targets)
+    not_utf8 = b"web\xff".decode("utf-8", "surrogateescape")
+
+    notifier.notify(f"Rollback of {not_utf8}-service FAILED", f"scale {not_utf8}-canary to 0 (AccessDenied)")
+
+    received = aws.get_client("sqs").receive_message(QueueUrl=inbox, WaitTimeSeconds=1)["Messages"]
+    envelope = json.loads(received[0]["Body"])
+    assert envelope["Message"] == "scale web\\udcff-canary to 0 (AccessDenied)"
+    assert envelope["Subject"] == "Rollback of web?-service FAILED"
+
+
 def test_missing_topic_is_named(aws):
     other = aws.targets.model_copy(update={"alert_topic": "no-such-topic"})
     with pytest.raises(TargetNotFound, match="no-such-topic"):

@@ -13,7 +13,9 @@ import logging
 import pytest
 from botocore.exceptions import ClientError
 
+from flows.canary import canary
 from flows.progressive import progressive_rollout
+from rollway.failure_words import writable
 from rollway.fakes import FakeLedger
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -22,10 +24,13 @@ from tests.flows.fake_env import STABLE_TD, fake_environment
 from tests.flows.moto_env import inbox, saved_blocks, simulated
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_decommission_page import pages as inbox_pages
+from tests.flows.test_hooks_moto import NOT_UTF8, log_reported_writable  # noqa: F401 - a fixture
 from tests.flows.test_refusals import hooks_and_flows_see
 from tests.flows.test_rollback_claim import SPEC
 
 DENIED = "User: arn:aws:sts::123456789012:assumed-role/rollway is not authorized to perform: ecs:UpdateService"
+# The same, from a role whose name holds a byte that is not UTF-8 (decoded with surrogateescape).
+DENIED_NOT_UTF8 = DENIED.replace("/rollway", f"/{NOT_UTF8}")
 
 
 def restore_refused(env, times: int | None) -> list[str]:
@@ -123,10 +128,10 @@ def test_a_rollback_whose_page_failed_is_paged_by_the_hook_when_it_can(monkeypat
     assert len(pages) == 1 and "FAILED" in pages[0], pages
 
 
-def refusing_on_aws(monkeypatch, aws, *, pages_refused: int) -> list[str]:
+def refusing_on_aws(monkeypatch, aws, *, pages_refused: int, denied: str = DENIED) -> list[str]:
     """On the embedded AWS: ECS always refuses to put the canary back on the revision it ran before
-    the rollout (the role lacks the permission), and SNS refuses the first ``pages_refused``
-    rollback pages. The list returned gets each refused call's operation."""
+    the rollout (the role lacks the permission, AWS saying ``denied``), and SNS refuses the first
+    ``pages_refused`` rollback pages. The list returned gets each refused call's operation."""
     from botocore.client import BaseClient
 
     canary_service = aws.targets.canary_service
@@ -144,7 +149,7 @@ def refusing_on_aws(monkeypatch, aws, *, pages_refused: int) -> list[str]:
             refused.append(operation)
             code, action = ("AccessDeniedException", "ecs:UpdateService") if restore else ("AuthorizationError",
                                                                                           "SNS:Publish")
-            raise ClientError({"Error": {"Code": code, "Message": DENIED.replace("ecs:UpdateService", action)}},
+            raise ClientError({"Error": {"Code": code, "Message": denied.replace("ecs:UpdateService", action)}},
                               operation)
         return real(client, operation, params)
 
@@ -177,5 +182,29 @@ def test_a_step_still_failing_when_the_hook_runs_the_rollback_again_is_paged_onc
     assert "FAILED" in subject + body and "ecs:UpdateService" in body, pages
     record = env.ledger.get(aws.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it once the role allows
+    weights, _stable, _canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
+
+
+def test_a_failed_step_whose_text_is_not_utf8_is_paged_once_on_aws(aws, monkeypatch, log_reported_writable):
+    """A canary run (no ledger) whose rollback's restore is refused by a role whose name holds a
+    byte that is not UTF-8. The run's page could not be sent (its text could not be encoded); once
+    it could, its hook, handed the failed steps escaped as the run's failure left it, took the same
+    steps, as its own rollback said them, for new ones and paged them again."""
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = refusing_on_aws(monkeypatch, aws, pages_refused=0, denied=DENIED_NOT_UTF8)
+    with simulated(aws, canary_error_rate=0.05) as (env, image):
+        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
+        state = canary(spec=spec, targets_block=blocks, aws_credentials_block=blocks, clock=settings,
+                       return_state=True)
+
+    assert state.is_failed(), state
+    assert refused.count("UpdateService") == 2, refused  # the run's rollback, then the hook's
+    pages = [(subject, body) for subject, body in inbox_pages(aws, url) if subject.startswith("Rollback")]
+    assert len(pages) == 1, pages
+    subject, body = pages[0]
+    assert "FAILED" in subject + body and writable(DENIED_NOT_UTF8) in " ".join(body.split()), body
     weights, _stable, _canary = read_back(aws)
     assert weights == Weights(stable=100, canary=0)

@@ -124,3 +124,55 @@ def test_a_failure_whose_text_is_not_utf8_ends_the_run_failed_and_its_hook_rolls
     assert canary_service.desired == 0 and canary_service.task_definition == stable.task_definition
     subjects = received_subjects(aws, url)
     assert any(s.startswith("Rollback") for s in subjects), subjects
+
+
+def ledger_reads_refused(monkeypatch, text: str) -> list[str]:
+    """Every read of the ledger (DynamoDB's Query) fails with ``text``; the returned list gets the
+    operation's name for each refusal."""
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    real = BaseClient._make_api_call
+    refused: list[str] = []
+
+    def answered(client, operation, params):
+        if operation == "Query":
+            refused.append(operation)
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": text}}, operation)
+        return real(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    return refused
+
+
+@pytest.mark.parametrize("flow_name", ["progressive_rollout", "advance_phase"])
+def test_a_ledger_read_whose_text_is_not_utf8_ends_the_run_failed_as_a_refusal(aws, monkeypatch, flow_name,
+                                                                               log_reported_writable):
+    # The ledger is read in the flow's body, before the rollout's run (and its escaping) starts:
+    # Prefect could not record the Failed state of a refusal holding a lone surrogate, and the run
+    # crashed (a served one ended Crashed, and its on_crashed hook judged it with no exception).
+    from flows.progressive import advance_phase, progressive_rollout
+
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = ledger_reads_refused(monkeypatch, f"table {NOT_UTF8}-rollouts cannot be read")
+    before = read_back(aws)
+    spec = RolloutSpec(image=f"{aws.targets.ecr_repository}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+    unrecorded = None
+    try:
+        if flow_name == "progressive_rollout":
+            state = progressive_rollout(spec=spec, phased=False, targets_block=blocks, aws_credentials_block=blocks,
+                                        return_state=True)
+        else:
+            state = advance_phase(actor="dave", targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    except UnicodeEncodeError as err:
+        unrecorded = writable(str(err))
+
+    assert unrecorded is None, f"Prefect could not record the run's state: {unrecorded}"
+    assert refused and set(refused) == {"Query"}
+    assert state.is_failed(), state
+    assert "refused before any write" in state.message, state.message
+    assert f"table web\\udcff-rollouts cannot be read" in state.message, state.message
+    # A refusal: its hooks left the service as it was, and paged no rollback.
+    assert read_back(aws) == before
+    assert not [s for s in received_subjects(aws, url) if s.startswith("Rollback")]
