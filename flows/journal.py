@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -131,11 +132,14 @@ class LedgerJournal:
         # Renews the lease, so a live run keeps the rollout and a dead one loses it.
         self._seen = self._renew()
 
-    def _renew(self) -> RolloutRecord:
-        # Named, as every write of the journal: a run whose rollout was rolled back and superseded
-        # meanwhile took the next rollout's lapsed lease (its run paused for an approval), leaving it ownerless.
+    def _renew(self, **changes: Any) -> RolloutRecord:
+        """Take or renew this run's lease, setting ``changes`` (RolloutRecord fields) in the same write.
+
+        Named, as every write of the journal: a run whose rollout was rolled back and superseded
+        meanwhile took the next rollout's lapsed lease (its run paused for an approval), leaving it ownerless."""
         return self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                   lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall())
+                                   lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall(),
+                                   **changes)
 
     def renewing(self) -> LeaseKeeper:
         """The lease renewed from a thread while a shift waits for the canary's tasks (``LeaseKeeper``);
@@ -264,9 +268,7 @@ class LedgerJournal:
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.
-            self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                             lease_seconds=self.lease_seconds, rollout=self.rollout_id,
-                                             wall=self.env.wall(), asked_until=asked_until, open_pause=open_pause)
+            self._seen = self._renew(asked_until=asked_until, open_pause=open_pause)
             return False
         self._record(Transition(at=self.env.clock.now(), kind="pause", actor=self.actor, to_stage=pause.stage_index,
                                 comment=question),
@@ -316,9 +318,7 @@ class LedgerJournal:
             reason=reason, run=run_label())
         # Set whole, from the record just read under this run's lease: only the owner of a paused
         # rollout refuses answers to it, so no other writer appends in between.
-        self._seen = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                         lease_seconds=self.lease_seconds, rollout=self.rollout_id,
-                                         wall=self.env.wall(), refused_answers=now.refused_answers + (entry,))
+        self._seen = self._renew(refused_answers=now.refused_answers + (entry,))
 
     def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
         """Take the lease back before recording ``answer`` (accepted or refused), and return the
@@ -332,8 +332,7 @@ class LedgerJournal:
             RolloutMovedOn: another run drove the rollout while this one waited.
         """
         before = self._seen
-        now = self.ledger.acquire(self.service, owner=self.owner, now=self.env.clock.now(),
-                                  lease_seconds=self.lease_seconds, rollout=self.rollout_id, wall=self.env.wall())
+        now = self._renew()
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
