@@ -740,14 +740,13 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
         return None
     if not record.owner:
         return "no run (its lease is free)"
-    until = wall_utc(record.lease_expires)
-    if watched and lease_has_lapsed(record, now):
-        return cell(lapsed_lease_said(record))
     if lease_has_lapsed(record, now):
-        return (f"{cell(record.owner)}, whose lease lapsed at {until}: that run stopped renewing it "
-                "(it stopped or died, or it waits for an approval, which renews no lease: `rollway status` shows a "
-                "paused run); once that run has ended, a progressive_rollout run of the same image takes the "
-                "rollout over and resumes it")
+        if watched:
+            return cell(lapsed_lease_said(record))
+        return (f"{cell(record.owner)}, whose lease lapsed at {wall_utc(record.lease_expires)}: that run stopped "
+                "renewing it (it stopped or died, or it waits for an approval, which renews no lease: `rollway "
+                "status` shows a paused run); once that run has ended, a progressive_rollout run of the same image "
+                "takes the rollout over and resumes it")
     live = "live when this report was written" if now is not None else ""
     return f"{cell(record.owner)}, lease until {wall_utc(record.lease_expires, live)}"
 
