@@ -1,0 +1,46 @@
+"""A ledgered rollback whose failed step's text holds a byte that is not UTF-8 (a lone surrogate:
+a role's name AWS echoed in its refusal, decoded with surrogateescape).
+
+The rollback put the traffic back, then wrote its stop to the ledger: DynamoDB's request could not
+be encoded, so the rollback failed on PydanticSerializationError instead of RollbackIncomplete, and
+the hook's rollback the same way, paging "run `rollway abort` by hand" over traffic already back.
+"""
+from __future__ import annotations
+
+from flows.progressive import progressive_rollout
+from rollway.failure_words import writable
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.moto_env import inbox, saved_blocks, simulated
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_decommission_page import pages as inbox_pages
+from tests.flows.test_hook_after_incomplete_rollback import DENIED_NOT_UTF8, refusing_on_aws
+from tests.flows.test_hooks_moto import log_reported_writable  # noqa: F401 - a fixture
+
+
+def test_a_failed_step_whose_text_is_not_utf8_is_written_to_the_ledger_on_aws(aws, monkeypatch,
+                                                                              log_reported_writable):
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = refusing_on_aws(monkeypatch, aws, pages_refused=0, denied=DENIED_NOT_UTF8)
+    with simulated(aws, canary_error_rate=0.05) as (env, image):
+        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
+        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, targets_block=blocks,
+                                    aws_credentials_block=blocks, clock=settings, return_state=True)
+
+    assert state.is_failed(), state
+    assert refused.count("UpdateService") == 2, refused  # the run's rollback, then the hook's
+    pages = [(subject, body) for subject, body in inbox_pages(aws, url) if subject.startswith("Rollback")]
+    assert len(pages) == 1, pages
+    subject, body = pages[0]
+    said = " ".join(body.split())
+    assert "FAILED" in subject + body and writable(DENIED_NOT_UTF8) in said, body
+    assert "by hand" not in said, body  # the traffic is back: only the failed step is left
+    record = env.ledger.get(aws.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK  # open: `rollway abort` finishes it once the role allows
+    stopped = " ".join(t.comment or "" for t in record.history if t.kind == "rollback-stopped")
+    assert writable(DENIED_NOT_UTF8) in stopped, record.history  # the step to finish, as AWS said it
+    weights, _stable, _canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0)
