@@ -7,6 +7,8 @@ the hook's rollback the same way, paging "run `rollway abort` by hand" over traf
 """
 from __future__ import annotations
 
+import pytest
+
 from flows.progressive import progressive_rollout
 from rollway.failure_words import writable
 from rollway.model import Weights
@@ -16,7 +18,7 @@ from tests.flows.moto_env import inbox, saved_blocks, simulated
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_decommission_page import pages as inbox_pages
 from tests.flows.test_hook_after_incomplete_rollback import DENIED_NOT_UTF8, refusing_on_aws
-from tests.flows.test_hooks_moto import log_reported_writable  # noqa: F401 - a fixture
+from tests.flows.test_hooks_moto import NOT_UTF8, ledger_reads_refused, log_reported_writable  # noqa: F401 - a fixture
 
 
 def test_a_failed_step_whose_text_is_not_utf8_is_written_to_the_ledger_on_aws(aws, monkeypatch,
@@ -44,3 +46,35 @@ def test_a_failed_step_whose_text_is_not_utf8_is_written_to_the_ledger_on_aws(aw
     assert writable(DENIED_NOT_UTF8) in stopped, record.history  # the step to finish, as AWS said it
     weights, _stable, _canary = read_back(aws)
     assert weights == Weights(stable=100, canary=0)
+
+
+@pytest.mark.parametrize("flow_name", ["rollback", "finalize", "monitor", "cleanup"])
+def test_a_ledger_read_whose_text_is_not_utf8_ends_the_run_failed(aws, monkeypatch, flow_name, log_reported_writable):
+    """The flows that read the ledger in their own body, as `rollway abort`, `finalize`, `monitor`
+    and `cleanup` run them: a refusal holding a lone surrogate must end the run Failed, its text
+    escaped, not crash it with a state Prefect could not record."""
+    from flows.cleanup import cleanup
+    from flows.finalize import finalize
+    from flows.monitor import monitor
+    from flows.rollback import rollback
+
+    blocks = saved_blocks(aws)
+    refused = ledger_reads_refused(monkeypatch, f"table {NOT_UTF8}-rollouts cannot be read")
+    given = {"targets_block": blocks, "aws_credentials_block": blocks, "return_state": True}
+    spec = RolloutSpec(image=f"{aws.targets.ecr_repository}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+    runs = {
+        "rollback": lambda: rollback(reason="by hand", **given),
+        "finalize": lambda: finalize(**given),
+        "monitor": lambda: monitor(spec=spec, **given),
+        "cleanup": lambda: cleanup(old_image_tags=["1.0.0"], dry_run=True, **given),
+    }
+    unrecorded = None
+    try:
+        state = runs[flow_name]()
+    except UnicodeEncodeError as err:
+        unrecorded = writable(str(err))
+
+    assert unrecorded is None, f"Prefect could not record the run's state: {unrecorded}"
+    assert refused, "the ledger was not read"
+    assert state.is_failed(), state
+    assert "table web\\udcff-rollouts cannot be read" in state.message, state.message
