@@ -4,33 +4,26 @@ a role's name AWS echoed in its refusal, decoded with surrogateescape).
 The rollback put the traffic back, then wrote its stop to the ledger: DynamoDB's request could not
 be encoded, so the rollback failed on PydanticSerializationError instead of RollbackIncomplete, and
 the hook's rollback the same way, paging "run `rollway abort` by hand" over traffic already back.
+The flows reading the ledger in their own body are held to ending Failed on such a text too.
 """
 from __future__ import annotations
 
 import pytest
 
-from flows.progressive import progressive_rollout
 from rollway.failure_words import writable
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.moto_env import inbox, saved_blocks, simulated
+from tests.flows.moto_env import saved_blocks
 from tests.flows.test_canary_moto import read_back
 from tests.flows.test_decommission_page import pages as inbox_pages
-from tests.flows.test_hook_after_incomplete_rollback import DENIED_NOT_UTF8, refusing_on_aws
+from tests.flows.test_hook_after_incomplete_rollback import DENIED_NOT_UTF8, progressive_refused_on_aws
 from tests.flows.test_hooks_moto import NOT_UTF8, ledger_reads_refused, log_reported_writable  # noqa: F401 - a fixture
 
 
 def test_a_failed_step_whose_text_is_not_utf8_is_written_to_the_ledger_on_aws(aws, monkeypatch,
                                                                               log_reported_writable):
-    blocks = saved_blocks(aws)
-    url = inbox(aws)
-    refused = refusing_on_aws(monkeypatch, aws, pages_refused=0, denied=DENIED_NOT_UTF8)
-    with simulated(aws, canary_error_rate=0.05) as (env, image):
-        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
-        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
-        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, targets_block=blocks,
-                                    aws_credentials_block=blocks, clock=settings, return_state=True)
+    env, state, refused, url = progressive_refused_on_aws(aws, monkeypatch, pages_refused=0, denied=DENIED_NOT_UTF8)
 
     assert state.is_failed(), state
     assert refused.count("UpdateService") == 2, refused  # the run's rollback, then the hook's
