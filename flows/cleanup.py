@@ -58,7 +58,7 @@ from rollway.cleanup import (
     judge_stack_again, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, failures_writable
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
 from tasks import cleanup as steps
@@ -482,6 +482,7 @@ def _spec(**parameters: Any) -> CleanupSpec:
 
 
 @flow(name="cleanup", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def cleanup(
     old_stacks: list[str] | None = None,
     old_image_tags: list[str] | None = None,

@@ -47,7 +47,7 @@ from rollway.aws.denied import rollout_said
 from rollway.aws.errors import OtherGroupsForwarded
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
     plan_finalize, plan_unrecorded, same_revision,
@@ -410,6 +410,7 @@ ROOM = 300.0
 
 
 @flow(name="finalize", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def finalize(
     actor: Actor = "operator",
     targets_block: str | None = None,

@@ -42,7 +42,7 @@ from rollway.decide import window_settled
 from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
@@ -904,6 +904,7 @@ def watched_spec(record: RolloutRecord, given: RolloutSpec) -> tuple[RolloutSpec
 
 
 @flow(name="monitor", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def monitor(
     spec: RolloutSpec,
     window_seconds: WindowSeconds | None = None,

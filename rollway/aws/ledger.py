@@ -53,12 +53,12 @@ from typing import Any, Callable, Sequence
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
-from pydantic_core import to_json
+from pydantic_core import to_json, to_jsonable_python
 
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import error_code
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, writable
 from rollway.ledger import (
     ENDED_PHASES,
     RESERVED_ID_PREFIX,
@@ -638,8 +638,11 @@ def _holds(history: tuple[Transition, ...], appended: tuple[Transition, ...]) ->
     """Whether ``history`` holds ``appended``, in order and together.
 
     A transition is stamped with the instant it was made, so an equal run of them in the
-    history is the write that appended them, not another one.
+    history is the write that appended them, not another one. They are compared as stored, their
+    text ``writable`` (``_values``): one holding a byte that is not UTF-8 differed from its own
+    entry read back, and its write, taken for another's, was made again.
     """
+    appended = tuple(Transition.model_validate(_writable_text(t.model_dump(mode="json"))) for t in appended)
     n = len(appended)
     return any(history[i:i + n] == appended for i in range(len(history) - n, -1, -1))
 
@@ -672,10 +675,24 @@ def _names(*expressions: str) -> dict[str, str]:
 def _values(values: dict[str, Any]) -> dict[str, Any]:
     """Python (and pydantic) values as DynamoDB attribute values.
 
-    Floats go through Decimal (boto3 refuses floats); None fields of models are left out.
+    Floats go through Decimal (boto3 refuses floats); None fields of models are left out. Text is
+    ``writable``: a lone surrogate (a byte that is not UTF-8, in a name AWS echoed in the refusal
+    a rollback records as its failed step) could not be encoded into the request, and the write,
+    which the rollback makes after the traffic is back, failed on it.
     """
-    plain = json.loads(to_json(values, exclude_none=True), parse_float=Decimal)
+    plain = json.loads(to_json(_writable_text(to_jsonable_python(values, exclude_none=True))), parse_float=Decimal)
     return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def _writable_text(value: Any) -> Any:
+    """JSON-able ``value`` with every string in it, keys too, ``writable``."""
+    if isinstance(value, str):
+        return writable(value)
+    if isinstance(value, dict):
+        return {_writable_text(name): _writable_text(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_writable_text(item) for item in value]
+    return value
 
 
 def _to_item(record: RolloutRecord) -> dict[str, Any]:

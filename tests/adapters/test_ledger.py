@@ -138,12 +138,11 @@ def test_the_flow_run_an_entry_names_outlives_the_lease_and_old_entries_read_wit
     assert ledger.get(SERVICE).history[0].run is None
 
 
-def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(dynamodb, ledger_targets):
-    """botocore resends an UpdateItem whose answer was lost (a timeout, a 500 after the commit):
-    list_append would append the transition twice. The version condition refuses the copy, and
-    record returns the item, which holds the transition once."""
-    ledger = DynamoLedger(dynamodb, ledger_targets)
-    started(ledger)
+NOT_UTF8 = b"role web\xff".decode("utf-8", "surrogateescape")  # a byte that is not UTF-8, as Python decodes it
+
+
+def resent_once(dynamodb: Any, write: Any) -> Any:
+    """``write()`` with the answer of its first UpdateItem lost: botocore sends that one again."""
     lost = {"n": 0}
 
     def answer_lost_once(response, **kwargs):
@@ -154,11 +153,45 @@ def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(
 
     dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", answer_lost_once)
     try:
-        stored = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1),
-                               weights=Weights.canary_at(5))
+        return write()
     finally:
         dynamodb.meta.events.unregister("needs-retry.dynamodb.UpdateItem", answer_lost_once)
-    assert lost["n"] == 1
+        assert lost["n"] == 1
+
+
+def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(dynamodb, ledger_targets):
+    """botocore resends an UpdateItem whose answer was lost (a timeout, a 500 after the commit):
+    list_append would append the transition twice. The version condition refuses the copy, and
+    record returns the item, which holds the transition once."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    stored = resent_once(dynamodb, lambda: ledger.record(SERVICE, owner="run-1", now=START + 1,
+                                                         transition=step(START + 1), weights=Weights.canary_at(5)))
+    assert [t.kind for t in stored.history] == ["shift"] and stored.version == 2
+    assert ledger.get(SERVICE) == stored
+
+
+def test_text_that_is_not_utf8_is_written_escaped(dynamodb, ledger_targets):
+    """A rollback's stop records the step that failed in AWS's words, which may echo a name holding
+    a byte that is not UTF-8: DynamoDB's request could not be encoded, and the rollback failed on
+    the write instead of saying which step to finish. The text is stored with the byte escaped."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    comment = f"restore failed: {NOT_UTF8} is not authorized to perform: ecs:UpdateService"
+    stored = ledger.record(SERVICE, owner="run-1", now=START + 1, transition=step(START + 1, comment=comment))
+    assert stored.history[-1].comment == comment.replace(NOT_UTF8, "role web\\udcff")
+    assert ledger.get(SERVICE) == stored
+
+
+def test_a_resent_update_whose_text_is_not_utf8_records_its_transition_once(dynamodb, ledger_targets):
+    """The resent copy of a committed write is known by its transition in the history read back,
+    which holds the text escaped: compared with the text as written, it was taken for another
+    run's write and the transition was appended a second time."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    started(ledger)
+    comment = f"restore failed: {NOT_UTF8} is not authorized"
+    stored = resent_once(dynamodb, lambda: ledger.record(SERVICE, owner="run-1", now=START + 1,
+                                                         transition=step(START + 1, comment=comment)))
     assert [t.kind for t in stored.history] == ["shift"] and stored.version == 2
     assert ledger.get(SERVICE) == stored
 

@@ -157,6 +157,21 @@ def refusing_on_aws(monkeypatch, aws, *, pages_refused: int, denied: str = DENIE
     return refused
 
 
+def progressive_refused_on_aws(aws, monkeypatch, *, pages_refused: int, denied: str = DENIED):
+    """A progressive run on the embedded AWS whose judge rolls its failing canary back, the canary's
+    restore refused (``refusing_on_aws``). Returns the env, the run's state, the refused calls and
+    the SNS inbox's url."""
+    blocks = saved_blocks(aws)
+    url = inbox(aws)
+    refused = refusing_on_aws(monkeypatch, aws, pages_refused=pages_refused, denied=denied)
+    with simulated(aws, canary_error_rate=0.05) as (env, image):
+        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
+        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
+        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, targets_block=blocks,
+                                    aws_credentials_block=blocks, clock=settings, return_state=True)
+    return env, state, refused, url
+
+
 @pytest.mark.parametrize("pages_refused", [0, 1], ids=["paged", "page refused once"])
 def test_a_step_still_failing_when_the_hook_runs_the_rollback_again_is_paged_once_on_aws(aws, monkeypatch,
                                                                                         pages_refused):
@@ -164,14 +179,7 @@ def test_a_step_still_failing_when_the_hook_runs_the_rollback_again_is_paged_onc
     the Prefect harness: a progressive run's judge rolls its failing canary back, the canary's
     restore is refused and stays refused, the run fails and its hook runs the rollback again.
     People are paged once: by the run's rollback, or, when SNS refused that page, by the hook's."""
-    blocks = saved_blocks(aws)
-    url = inbox(aws)
-    refused = refusing_on_aws(monkeypatch, aws, pages_refused=pages_refused)
-    with simulated(aws, canary_error_rate=0.05) as (env, image):
-        settings = {"speed": env.clock.speed, "anchor": env.clock.anchor}
-        spec = RolloutSpec(image=image, stages=[Stage(weight=5, bake_seconds=900), Stage(weight=100)])
-        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=False, targets_block=blocks,
-                                    aws_credentials_block=blocks, clock=settings, return_state=True)
+    env, state, refused, url = progressive_refused_on_aws(aws, monkeypatch, pages_refused=pages_refused)
 
     assert state.is_failed(), state
     assert refused.count("UpdateService") == 2, refused  # the run's rollback, then the hook's
