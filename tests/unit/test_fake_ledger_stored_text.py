@@ -30,14 +30,12 @@ def dynamo() -> Iterator[DynamoLedger]:
     """A DynamoLedger on moto in process, over a table with the key schema the topology provisions."""
     targets = Targets(rollouts_table="webordinary-rollouts-text")
     with mock_aws():
-        client = boto3.client("dynamodb", region_name=targets.region, aws_access_key_id="testing",
-                              aws_secret_access_key="testing")
+        client = boto3.client("dynamodb", region_name=targets.region)
+        keys = {"service": "HASH", "rollout_id": "RANGE"}
         client.create_table(
             TableName=targets.rollouts_table, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "service", "KeyType": "HASH"},
-                       {"AttributeName": "rollout_id", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "service", "AttributeType": "S"},
-                                  {"AttributeName": "rollout_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys.items()],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in keys],
         )
         yield DynamoLedger(client, targets)
 
