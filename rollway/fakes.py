@@ -288,7 +288,7 @@ from rollway.flags import (  # noqa: E402  (appended section: other fakes are ad
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
-from rollway.aws.ledger import _writable_text  # noqa: E402  (the DynamoDB ledger's own escaping)
+from rollway.aws.ledger import as_stored  # noqa: E402  (the DynamoDB ledger's own escaping)
 from rollway.ledger import (  # noqa: E402
     RolloutNotFound,
     RolloutRecord,
@@ -314,7 +314,7 @@ class FakeLedger:
     One lock makes every operation atomic, as DynamoDB makes each conditional write; the
     rules themselves (who may start, take the lease, write) are the shared checks of
     ``rollway.ledger``. ``calls`` lists the operations in order. Text is kept as DynamoDB's
-    ledger stores it (``_stored``).
+    ledger stores it (``as_stored``).
     """
 
     def __init__(self) -> None:
@@ -340,7 +340,7 @@ class FakeLedger:
         with self._lock:
             self.calls.append(f"create {record.service} {record.rollout_id}")
             rollouts = self._rollouts.setdefault(record.service, [])
-            stored = _stored(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall))
+            stored = as_stored(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall))
             if rollouts and rollouts[-1] == stored:
                 # As DynamoLedger: the same create again is a retry of one that committed (a
                 # Prefect task retry), answered with the record stored, not RolloutInProgress.
@@ -428,18 +428,9 @@ class FakeLedger:
 
     def _write(self, service: str, current: RolloutRecord, **fields: Any) -> RolloutRecord:
         """Replace the newest rollout with ``current`` changed by ``fields``, one version on."""
-        updated = _stored(current.model_copy(update={**fields, "version": current.version + 1}))
+        updated = as_stored(current.model_copy(update={**fields, "version": current.version + 1}))
         self._rollouts[service][-1] = updated
         return updated
-
-
-def _stored(record: RolloutRecord) -> RolloutRecord:
-    """``record`` as DynamoLedger stores it: a lone surrogate (a byte that is not UTF-8) in any of
-    its text escaped. Kept as given, flow tests on the fake read records production never holds;
-    and a retried create is known, as DynamoLedger knows a resent write, by the record as stored."""
-    plain = record.model_dump(mode="json")
-    escaped = _writable_text(plain)
-    return record if escaped == plain else RolloutRecord.model_validate(escaped)
 
 
 class FakeInfraDeployer:

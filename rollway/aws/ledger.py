@@ -203,7 +203,8 @@ class DynamoLedger:
             LedgerError: concurrent writes kept the ledger changing for several attempts.
         """
         check_lease_seconds(lease_seconds, owner)
-        stored = as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall)
+        # As it will read back (text escaped): a resent create is known by it, and answered with it.
+        stored = as_stored(as_started(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=wall))
         stale = None
         for _ in range(_CREATE_ATTEMPTS):
             newest = self.get(record.service)
@@ -693,6 +694,14 @@ def _writable_text(value: Any) -> Any:
     if isinstance(value, list):
         return [_writable_text(item) for item in value]
     return value
+
+
+def as_stored(record: RolloutRecord) -> RolloutRecord:
+    """``record`` as the ledger stores it: a lone surrogate (a byte that is not UTF-8) in any of its
+    text escaped (``_values``); ``record`` itself when it holds none."""
+    plain = record.model_dump(mode="json")
+    escaped = _writable_text(plain)
+    return record if escaped == plain else RolloutRecord.model_validate(escaped)
 
 
 def _to_item(record: RolloutRecord) -> dict[str, Any]:

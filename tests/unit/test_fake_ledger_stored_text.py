@@ -77,3 +77,14 @@ def test_the_same_create_again_is_answered_with_the_rollout_stored():
     again = fake.create(record, owner="run-1", now=START, lease_seconds=LEASE)
     assert again == first == fake.get(SERVICE)
     assert len(fake.history(SERVICE)) == 1
+
+
+def test_dynamodb_answers_the_same_create_again_with_the_rollout_as_stored(dynamo):
+    """DynamoLedger compared the record read back (escaped) with the one it meant to write (not):
+    the same create sent again (a task's retry after a lost answer) was refused as a second
+    rollout in progress, and its first answer was the record as given, not as stored."""
+    record = rollout(history=(step(START, "adopt", "ops", comment=DENIED),))
+    first = dynamo.create(record, owner="run-1", now=START, lease_seconds=LEASE)
+    assert first == dynamo.get(SERVICE), "create answered a record other than the one stored"
+    again = dynamo.create(record, owner="run-1", now=START, lease_seconds=LEASE)
+    assert again == first
