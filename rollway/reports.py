@@ -707,9 +707,15 @@ def lapsed_lease_said(record: RolloutRecord, *, waiting: bool = False) -> str:
     promotion. ``waiting``: a run waits for an answer (status shows it), and a paused run renews no
     lease, so the lapse is no dead run.
 
-    Said in one place for every phase a lease is held in: a pending, paused or promoted rollout's
-    lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
+    Said in one place for every phase a lease is held in: a pending, paused, rolling back or promoted
+    rollout's lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
     since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if record.phase is RolloutPhase.ROLLING_BACK:
+        # A rollback needs no lease (a run still paused waits for nothing now): the rollback's own
+        # lines, printed below it by status (who carries it out, its claim renewed or lapsed, what
+        # finishes it), say what a person does; said here too, they would read twice.
+        return (f"{since}no run drives the rollout forward; a rollback of it began, which needs no lease (below: "
+                "who carries it out, and what finishes it)")
     if waiting:
         return (f"{since}a run waiting for an answer (below) renews no lease, and no other run takes the rollout "
                 "over while it waits")
