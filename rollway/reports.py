@@ -393,19 +393,38 @@ def _waiting(record: RolloutRecord) -> str:
     weights = stage_weights(record)
     stage = (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
              if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
-    last = record.history[-1] if record.history else None
-    since, timed_out = _pause_times(record, pause)
-    asked = pause_asked_now(record)
-    again = (f"; it timed out at {timed_out} and is asked again"
-             if (last is not None and last.kind == "timeout") or (asked is not None and asked.asked > 1) else "")
+    since, asked_at = _pause_times(record, pause)
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
-            f"{since}{again}: {cell(open_question(record, pause) or 'no question recorded')}; "
-            + _HOW_TO_ANSWER.format(run=run))
+            f"{since}{_asked_again(record, pause, asked_at)}: "
+            f"{cell(open_question(record, pause) or 'no question recorded')}; " + _HOW_TO_ANSWER.format(run=run))
+
+
+def _asked_again(record: RolloutRecord, pause: Transition, asked_at: str) -> str:
+    """Why the waiting ``pause`` was asked again, and when last (``asked_at``), for the waiting
+    line; "" when it has been asked once. The open pause's asking count includes every asking
+    (after a timeout whose policy holds, after a refused answer, by a run taking it over): counted
+    alone, it said "it timed out at <the re-asking>" after an answer refused where nothing had
+    timed out, and beside a policy that rolls back on timeout."""
+    last = record.history[-1] if record.history else None
+    timed_out = (last is not None and last.kind == "timeout") or any(
+        held_by_timeout(t) for t in unanswered_wait(record, pause.to_stage))
+    refused = refused_at_pause(record)
+    asked = pause_asked_now(record)
+    again = asked is not None and asked.asked > 1  # else its run stopped before asking again
+    if not refused:
+        if timed_out:
+            return f"; it timed out at {asked_at} and is asked again"
+        return f"; asked again at {asked_at}" if again else ""
+    who = ", ".join(dict.fromkeys(cell(r.actor) for r in refused))
+    said = f"an answer was refused ({who}'s)" if len(refused) == 1 else f"{len(refused)} answers were refused ({who})"
+    before = "it timed out, and " if timed_out else ""
+    return f"; {before}{said}" + (f", and it is asked again at {asked_at}" if again else "")
 
 
 def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
-    """When ``pause`` began and when it timed out, both on the wall clock its deadline is on.
+    """When ``pause`` began and when it was last asked (or timed out), both on the wall clock its
+    deadline is on.
 
     The pause's entry is stamped on the rollout clock, and its question says its deadline on the
     wall clock (a pause times out in wall seconds): under `rollway up`'s 60x the line read "since
@@ -414,8 +433,9 @@ def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
     that deadline came. A pause recorded without a deadline, or with a spec that cannot be read,
     keeps its entry's time, said to be on the rollout clock.
 
-    Asked again since (``pause_asked_now``): since its first asking, recorded with it, and timed
-    out when the question now open was asked (its deadline less the timeout)."""
+    Asked again since (``pause_asked_now``): since its first asking, recorded with it, and the time
+    the question now open was asked (its deadline less the timeout), after a timeout or a refused
+    answer (``_asked_again`` says which)."""
     deadline = pause_deadline(pause.comment)
     spec = _recorded_spec(record)
     timeout = spec.approvals.timeout_seconds if spec is not None else None
@@ -707,9 +727,15 @@ def lapsed_lease_said(record: RolloutRecord, *, waiting: bool = False) -> str:
     promotion. ``waiting``: a run waits for an answer (status shows it), and a paused run renews no
     lease, so the lapse is no dead run.
 
-    Said in one place for every phase a lease is held in: a pending, paused or promoted rollout's
-    lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
+    Said in one place for every phase a lease is held in: a pending, paused, rolling back or promoted
+    rollout's lapsed lease read "lease until <a time long past>", a run renewing it where none did."""
     since = f"{record.owner}, whose lease lapsed at {wall_utc(record.lease_expires)}: "
+    if record.phase is RolloutPhase.ROLLING_BACK:
+        # A rollback needs no lease (a run still paused waits for nothing now): the rollback's own
+        # lines, printed below it by status (who carries it out, its claim renewed or lapsed, what
+        # finishes it), say what a person does; said here too, they would read twice.
+        return (f"{since}no run drives the rollout forward; a rollback of it began, which needs no lease (below: "
+                "who carries it out, and what finishes it)")
     if waiting:
         return (f"{since}a run waiting for an answer (below) renews no lease, and no other run takes the rollout "
                 "over while it waits")

@@ -758,8 +758,7 @@ def _owner_row(record: RolloutRecord, wall: float | None = None, paused: Any | N
         # The ledger keeps the last holder (a rollback writes without a lease): shown as the
         # owner with a lease, a dead run read as one still driving a rollout that has ended.
         return f"none: the rollout has ended (last held by {record.owner})"
-    # A rollback is carried out under its own claim, whose holder and renewal status says below.
-    if record.phase is not RolloutPhase.ROLLING_BACK and lease_has_lapsed(record, wall):
+    if lease_has_lapsed(record, wall):
         # Its time alone, long past, read as a run still holding the rollout, in every phase a
         # lease is held in (the report's holder line of a promotion says the same words).
         return lapsed_lease_said(record, waiting=paused is not None)

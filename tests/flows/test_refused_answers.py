@@ -17,9 +17,10 @@ from prefect import flow
 
 from flows.approvals import prefect_approver
 from flows.progressive import run_progressive
-from rollway.approvals import ApprovalAnswer, scripted
+from rollway.approvals import ApprovalAnswer, pause_deadline, scripted
 from rollway.aws.ledger import DynamoLedger
 from rollway.cli import ops
+from rollway.ledger import wall_utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import rollout_report, waiting_pause
@@ -115,6 +116,13 @@ def test_a_run_dying_after_a_refusal_leaves_the_pause_open_and_a_resume_asks_it_
     assert "refused answer: dana answered approve (next_weight 50%) at " in said, said
     assert f"refused: {SKIP_REFUSED}" in said and "the pause is still open" in said, said
     assert "refused dana" in said, said  # and among the history's rows
+    # The report's outcome line said "it timed out at <the time it was asked again>": the pause is
+    # asked again after the refusal (its asking count includes it), and nothing timed out.
+    assert record.open_pause is not None and record.open_pause.asked == 2, record.open_pause
+    asked_again = pause_deadline(record.open_pause.question) - inconclusive_spec().approvals.timeout_seconds
+    outcome = rollout_report(record).split("- **Outcome:** ", 1)[1].splitlines()[0]
+    assert "timed out" not in outcome, outcome
+    assert f"; an answer was refused (dana's), and it is asked again at {wall_utc(asked_again)}: " in outcome, outcome
 
     # The run taking the rollout over asks the same pause again (not a stage further), and goes on.
     resumed_asked = []

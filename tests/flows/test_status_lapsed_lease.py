@@ -12,17 +12,22 @@ import time
 
 import rollway.cli.ops as ops
 from rollway.aws.ledger import DynamoLedger
-from rollway.ledger import wall_utc
+from rollway.ledger import begin_rollback, wall_utc
 from tests.flows.moto_env import saved_blocks
 from tests.flows.test_reports_flow import start_at_five_percent
 
 
-def status_rows(aws, capsys) -> dict[str, str]:
-    """`rollway status`'s rows, by name, each on one line."""
+def status_out(aws, capsys) -> str:
+    """What `rollway status` prints."""
     blocks = saved_blocks(aws, "status-lease")
     capsys.readouterr()
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def status_rows(aws, capsys, out: str | None = None) -> dict[str, str]:
+    """`rollway status`'s rows (of ``out``, what it printed), by name, each on one line."""
+    out = status_out(aws, capsys) if out is None else out
     return {line[:13].strip(): " ".join(line[13:].split()) for line in out.splitlines() if line[:13].strip()}
 
 
@@ -45,3 +50,20 @@ def test_status_of_a_rollout_whose_run_renews_its_lease_says_it_bakes(aws, capsy
     said = status_rows(aws, capsys)
     assert said["owner"] == f"run-1, lease until {wall_utc(held.lease_expires)}", said
     assert said["stage"] == "1/3 (5%), baking", said
+
+
+def test_status_of_a_rollback_says_the_owners_lease_lapsed_and_leaves_who_finishes_it_to_the_claim(aws, capsys):
+    """Its owner row said "run-1, lease until <a time long past>" alone of every phase, read as a
+    run still holding a rollout that a rollback had taken from it."""
+    record, _ = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    now = time.time()
+    begin_rollback(ledger, aws.targets.canary_service, actor="erin", reason="aborted by erin: errors", now=now,
+                   rollout=record.rollout_id, holder="rollback/run-9", lease_seconds=600)
+    out = status_out(aws, capsys)
+    said = status_rows(aws, capsys, out)
+    assert said["owner"] == (f"run-1, whose lease lapsed at {wall_utc(record.created_at + 60)}: no run drives the "
+                             "rollout forward; a rollback of it began, which needs no lease (below: who carries it "
+                             "out, and what finishes it)"), said
+    # The claim's line, which says who finishes the rollback, is kept.
+    assert "carried out by rollback/run-9, its claim renewed until" in " ".join(out.split()), out

@@ -1166,3 +1166,40 @@ def test_the_question_asked_now_is_read_from_the_record_not_from_the_newest_paus
     # A question no pause entry of the wait records (a record left inconsistent) is not believed.
     stray = asked.model_copy(update={"open_pause": asked.open_pause.model_copy(update={"cause": "approval"})})
     assert waiting_pause(stray) is entries[-1]
+
+
+@pytest.mark.parametrize("timed_out, asked, says", [
+    # Asked again after the refusal alone: it said "it timed out at 08:10", nothing having timed out.
+    (False, 2, "; an answer was refused (dana's), and it is asked again at 2027-01-15 08:10:00 UTC (wall clock): "),
+    (True, 3, "; it timed out, and an answer was refused (dana's), and it is asked again at "
+              "2027-01-15 08:10:00 UTC (wall clock): "),
+    # Its run stopped between the refusal and asking again: no asking to name, the refusal still said.
+    (False, 1, "since 2027-01-15 08:02:00 UTC (wall clock); an answer was refused (dana's): "),
+])
+def test_a_pause_asked_again_after_a_refused_answer_says_so_and_not_that_it_timed_out(timed_out, asked, says):
+    """Records as the progressive flow writes them: the pause entry once per wait, a refused answer
+    beside the history, and the open pause's asking count, which counts the asking after a refusal."""
+    from datetime import datetime, timezone
+
+    from flows.approvals import pause_question
+    from rollway.decide import Pause
+    from rollway.ledger import OpenPause, RefusedAnswer
+
+    pause = Pause(stage_index=0, cause="inconclusive", reason="5%: stage over, no canary requests")
+    first = pause_question(pause, Approvals(on_timeout="hold"), datetime(2027, 1, 15, 8, 2, tzinfo=timezone.utc))
+    now = pause_question(pause, Approvals(on_timeout="hold"), datetime(2027, 1, 15, 8, 10, tzinfo=timezone.utc))
+    entries = [started(), shift(60, 5, 0), Transition(at=T0 + 120, kind="pause", actor="alice", to_stage=0,
+                                                      comment=first)]
+    if timed_out:
+        entries.append(Transition(at=T0 + 180, kind="timeout", actor="timeout", to_stage=0,
+                                  comment="hold: no answer within 3600 s", verdict=pause.reason))
+    refused = RefusedAnswer(at=T0 + 240, actor="dana", action="approve", next_weight=50, to_stage=0,
+                            question=pause.reason, reason="next_weight (50%) applies only at an approval pause")
+    waiting = record(entries, RolloutPhase.PROGRESSING, weights=w(5)).model_copy(update={
+        "refused_answers": (refused,),
+        "open_pause": OpenPause(stage=0, cause="inconclusive", question=now if asked > 1 else first,
+                                since=datetime(2027, 1, 15, 8, 2, tzinfo=timezone.utc).timestamp(), asked=asked,
+                                causes=("inconclusive",))})
+    outcome = rollout_report(waiting).split("- **Outcome:** ", 1)[1].splitlines()[0]
+    assert says in outcome, outcome
+    assert ("timed out" in outcome) is timed_out, outcome
