@@ -539,6 +539,10 @@ def prepare_write(
     if (writer == "rollout" and not rollout) or (writer == "person" and rollout):
         raise InvalidFlagInput(f"a {writer}'s write gives {'its' if writer == 'rollout' else 'no'} rollout id, "
                                f"got {rollout!r}")
+    if rollout:
+        # Stored in the audit entry: DynamoDB's store failed building the request on such an id,
+        # the fake stored it; both refuse it here, before any write.
+        _require_utf8(rollout, "the rollout id")
     found = current.version if current is not None else 0
     if found != expected_version:
         raise FlagConflict(proposed.feature, expected_version, found)

@@ -556,3 +556,19 @@ def test_a_retried_stage_puts_a_read_back_flag_back_where_it_was_when_another_ca
     put_back = store.get(SQS)
     assert (put_back.enabled, put_back.percentage) == (True, 5.0), put_back
     assert (store.get(INTERRUPTS).enabled, store.get(INTERRUPTS).percentage) == (True, 5.0)
+
+
+@pytest.mark.parametrize("kind", ["dynamodb", "fake"])
+def test_a_rollout_id_that_is_not_utf8_is_refused_before_any_write(store, kind):
+    """A rollout's write stores its id in the audit entry: DynamoDB's store failed building the
+    request (a serialisation error, no flag error) and the fake stored it as given."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import InvalidFlagInput
+
+    flags = store if kind == "dynamodb" else FakeFlagStore([FlagState(feature=SQS)])
+    before = flags.get(SQS)
+    rollout = b"r-2026\xff".decode("utf-8", "surrogateescape")
+    with pytest.raises(InvalidFlagInput, match="the rollout id 'r-2026\\\\udcff' is not valid UTF-8 text"):
+        flags.put(FlagState(feature=SQS, enabled=True, percentage=5.0), expected_version=before.version,
+                  actor="rollway", now=10.0, reason="stage 5%", writer="rollout", rollout=rollout)
+    assert flags.get(SQS) == before
