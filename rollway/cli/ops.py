@@ -973,7 +973,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # The history below may hold too few rows to show it: an answer refused at the pause still
         # open is what the next person to answer needs, and the run only said it in its log and form.
         console.print(f"[yellow]refused answer: {escape(refusal.actor)} answered {escape(refusal.said())} at "
-                      f"{utc(refusal.at)}, refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
+                      f"{utc(refusal.at)} (rollout clock), refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
 
     history = as_listed(record)
     if console.is_terminal:

@@ -20,7 +20,7 @@ from flows.progressive import run_progressive
 from rollway.approvals import ApprovalAnswer, pause_deadline, scripted
 from rollway.aws.ledger import DynamoLedger
 from rollway.cli import ops
-from rollway.ledger import wall_utc
+from rollway.ledger import utc, wall_utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import rollout_report, waiting_pause
@@ -114,6 +114,10 @@ def test_a_run_dying_after_a_refusal_leaves_the_pause_open_and_a_resume_asks_it_
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert "refused answer: dana answered approve (next_weight 50%) at " in said, said
+    # Its time is the rollout clock's, as the history's: said, as the rows beside it are, or under
+    # `rollway up`'s sped-up clock it read as a wall time days ahead.
+    at = utc(record.refused_answers[0].at)
+    assert f"(next_weight 50%) at {at} (rollout clock), refused:" in said, said
     assert f"refused: {SKIP_REFUSED}" in said and "the pause is still open" in said, said
     assert "refused dana" in said, said  # and among the history's rows
     # The report's outcome line said "it timed out at <the time it was asked again>": the pause is
