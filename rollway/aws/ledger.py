@@ -48,11 +48,11 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json, to_jsonable_python
 
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
@@ -99,6 +99,7 @@ _NOT_ENDED = "NOT #phase IN (" + ", ".join(f":ended{i}" for i in range(len(ENDED
 _ENDED_VALUES = {f":ended{i}": phase.value for i, phase in enumerate(ENDED_PHASES)}
 _PLACEHOLDER = re.compile(r"#(\w+)")
 _serializer = TypeSerializer()
+M = TypeVar("M", bound=BaseModel)
 _deserializer = TypeDeserializer()
 
 
@@ -643,7 +644,7 @@ def _holds(history: tuple[Transition, ...], appended: tuple[Transition, ...]) ->
     text ``writable`` (``_values``): one holding a byte that is not UTF-8 differed from its own
     entry read back, and its write, taken for another's, was made again.
     """
-    appended = tuple(Transition.model_validate(_writable_text(t.model_dump(mode="json"))) for t in appended)
+    appended = tuple(as_stored(t) for t in appended)
     n = len(appended)
     return any(history[i:i + n] == appended for i in range(len(history) - n, -1, -1))
 
@@ -696,12 +697,12 @@ def _writable_text(value: Any) -> Any:
     return value
 
 
-def as_stored(record: RolloutRecord) -> RolloutRecord:
-    """``record`` as the ledger stores it: a lone surrogate (a byte that is not UTF-8) in any of its
-    text escaped (``_values``); ``record`` itself when it holds none."""
+def as_stored(record: M) -> M:
+    """``record`` (a RolloutRecord, a Transition) as the ledger stores it: a lone surrogate (a byte
+    that is not UTF-8) in any of its text escaped (``_values``); ``record`` itself when it holds none."""
     plain = record.model_dump(mode="json")
     escaped = _writable_text(plain)
-    return record if escaped == plain else RolloutRecord.model_validate(escaped)
+    return record if escaped == plain else type(record).model_validate(escaped)
 
 
 def _to_item(record: RolloutRecord) -> dict[str, Any]:
