@@ -70,7 +70,7 @@ from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, failures_writable
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, pinned_reference, registry_of,
     repository_problem,
@@ -163,6 +163,7 @@ class _Run:
 
 
 @flow(name="publish_container", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def publish_container(
     version: str,
     context_dir: str | None = None,

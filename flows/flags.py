@@ -22,6 +22,7 @@ from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import error_code
 from rollway.aws.flags import DynamoFlagStore
+from rollway.failure_words import failures_writable
 from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import FlagConflict, FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor
 from rollway.flags_commands import changes_markdown
@@ -107,6 +108,7 @@ Changes = Annotated[list[FlagChange], AfterValidator(_some), Field(json_schema_e
 
 
 @flow(name="set-flags")
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def set_flags(
     changes: Changes,
     actor: Actor = "operator",

@@ -67,7 +67,7 @@ from rollway.aws.errors import aws_message, credentials_remedy
 from rollway.checklist import Checklist, checked_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, failures_writable
 from rollway.aws.cloudformation import CloudFormationStacks
 from rollway.cleanup import StackState
 from rollway.infra import (
@@ -917,6 +917,7 @@ def _still_reading(message: str) -> None:
 
 
 @flow(name="deploy_infrastructure", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def deploy_infrastructure(
     cdk_app_dir: str,
     stacks: list[StackName] | None = None,
@@ -1085,6 +1086,7 @@ def _verify_said_if_failed() -> Iterator[None]:
 
 
 @flow(name="verify_infrastructure", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
                           cdk_app_dir: str | None = None, cdk_executable: str = "cdk",
                           synth_timeout_seconds: WaitSeconds = 600.0,

@@ -30,6 +30,7 @@ from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
+from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollout_report as render_rollout
@@ -152,6 +153,7 @@ def _unrestorable(get_client, targets: Targets, record: RolloutRecord) -> str | 
 
 
 @flow(name="rollout_report", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def rollout_report(
     rollout_id: RolloutId | None = None,
     targets_block: str | None = None,

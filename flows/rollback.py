@@ -51,7 +51,7 @@ from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import writable
+from rollway.failure_words import failures_writable, writable
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
 from rollway.flag_binding import FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
@@ -1829,6 +1829,7 @@ def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
 
 
 @flow(name="rollback", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def rollback(
     reason: Reason,
     actor: Actor = "operator",
@@ -1874,6 +1875,7 @@ def rollback(
 
 
 @flow(name="rollback", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def hook_rollback(
     reason: Reason,
     actor: Actor,

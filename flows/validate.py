@@ -50,6 +50,7 @@ from rollway.aws.errors import AdapterError
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import failures_writable
 from rollway.targets import Targets
 from rollway.validation import (
     CHECKS, MESSAGE, SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, ValidationSummary, authorization_header,
@@ -67,6 +68,7 @@ class ValidationFailed(PicklableError, RuntimeError):
 
 
 @flow(name="validate_deployment", log_prints=True)
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def validate_deployment(
     spec: ValidationSpec = ValidationSpec(),
     targets_block: str | None = None,
