@@ -536,7 +536,7 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
 
 
 @flow(name=CANARY_FLOW, log_prints=True, **rollback_hooks())
-@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def canary(
     spec: RolloutSpec,
     actor: Actor = "operator",

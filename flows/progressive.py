@@ -987,7 +987,7 @@ def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str
 
 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())
-@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def progressive_rollout(
     spec: RolloutSpec,
     actor: Actor = "operator",
@@ -1038,7 +1038,7 @@ def progressive_rollout(
 
 
 @flow(name="advance_phase", log_prints=True, **rollback_hooks())
-@failures_writable  # the whole body: a failure before the rollout's run starts is recorded too
+@failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def advance_phase(
     actor: Actor = "schedule",
     targets_block: str | None = None,

@@ -104,10 +104,12 @@ def made_writable(error: BaseException) -> BaseException:
 
 def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
     """``run`` with whatever it raises ``made_writable`` as it leaves: for a flow's whole body, under
-    its ``@flow``. A failure raised before the rollout's own run started (a block that could not be
-    loaded, the ledger read a flow makes first) left with its lone surrogate: Prefect could not
+    its ``@flow``, every flow's once. Escaped only inside a rollout's own run, a failure raised
+    before it (the credentials STS refused, the ledger read a flow makes first) or in a flow with no
+    rollout (the infrastructure's, a report's) left with its lone surrogate: Prefect could not
     record the Failed state and the run crashed: a served one's on_crashed hook had no exception to
-    tell it the run was refused before any write."""
+    tell it the run was refused before any write. Applied again (a subflow's failure raised in its
+    parent), it changes nothing: the escape is plain text."""
 
     @functools.wraps(run)
     def leaving(*args: object, **kwargs: object) -> T:

@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 
 from rollway.aws.errors import DENIED_CODES, AdapterError, RoleRenewalRefused, aws_message, error_code
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import failures_writable
 from rollway.flags import FlagStoreUnavailable
 
 if TYPE_CHECKING:
@@ -256,16 +255,15 @@ def names_rollout_denials(run: Callable[..., T]) -> Callable[..., T]:
     named where it leaves the run, not in each task: the tasks' retry conditions, undos and
     transactions still see AWS's own error and code (a refusal is final to each of them).
 
-    Whatever it raises leaves with its text ``made_writable`` (``failures_writable``): a lone
-    surrogate in it (a byte that is not UTF-8, in a name AWS echoed back) kept Prefect from
-    recording the run's Failed state, and the run's rollback hook never ran."""
+    Its text is left as it is: the flow whose body calls ``run`` writes it as UTF-8 can hold it
+    (``failures_writable``, under each ``@flow``), once for the whole run."""
 
     @functools.wraps(run)
     def named(env: Any, *args: Any, **kwargs: Any) -> T:
         with named_denials(ROLLOUT_POLICY, targets=env.targets):
             return run(env, *args, **kwargs)
 
-    return failures_writable(named)
+    return named
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:

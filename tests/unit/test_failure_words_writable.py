@@ -13,7 +13,7 @@ import pytest
 
 from flows.rollback import RollbackIncomplete
 from rollway.aws.denied import names_rollout_denials
-from rollway.failure_words import made_writable, writable
+from rollway.failure_words import failures_writable, made_writable, writable
 from rollway.targets import Targets
 
 NOT_UTF8 = b"web\xff".decode("utf-8", "surrogateescape")
@@ -29,6 +29,7 @@ def test_a_lone_surrogate_is_written_as_its_escape():
 
 
 def test_a_failure_leaving_a_rollout_keeps_its_type_and_fields_with_their_text_writable():
+    @failures_writable  # as under a rollout flow's @flow, over the rollout's run
     @names_rollout_denials
     def run(env):
         raise RollbackIncomplete([f"restore the canary: {NOT_UTF8} not found"], reason=f"errors on {NOT_UTF8}",
@@ -59,3 +60,16 @@ def test_fields_that_are_not_plain_text_are_left_as_they_are():
     made_writable(err)
     assert str(err) == "no web\\udcff"
     assert err.where == Where(f"/srv/{NOT_UTF8}", 3) and err.response["Error"]["Message"] == f"no {NOT_UTF8}"
+
+
+def test_a_failure_escaped_twice_reads_as_escaped_once():
+    # A subflow's failure, escaped as it leaves it, is raised again through its parent's body.
+    @failures_writable
+    @failures_writable
+    def run():
+        raise RollbackIncomplete([f"restore {NOT_UTF8}"], reason=f"errors on {NOT_UTF8}", paged=False)
+
+    with pytest.raises(RollbackIncomplete) as raised:
+        run()
+    assert raised.value.failed_steps == ("restore web\\udcff",) and raised.value.reason == "errors on web\\udcff"
+    assert writable(writable(NOT_UTF8)) == writable(NOT_UTF8) == "web\\udcff"
