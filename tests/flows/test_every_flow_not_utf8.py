@@ -22,7 +22,7 @@ from rollway.failure_words import failures_writable, writable
 from rollway.flag_binding import FlagChange
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.moto_env import saved_blocks
-from tests.flows.test_hooks_moto import NOT_UTF8, log_reported_writable  # noqa: F401 - a fixture
+from tests.flows.test_hooks_moto import NOT_UTF8, calls_refused, log_reported_writable  # noqa: F401 - a fixture
 from tests.flows.test_infra_regions import fake_cdk
 
 REFUSED = f"the keys of {NOT_UTF8}-deploy are not known"
@@ -33,20 +33,7 @@ ESCAPED = "the keys of web\\udcff-deploy are not known"
 def sts_refuses_not_utf8(monkeypatch) -> list[str]:
     """STS refuses every GetCallerIdentity with REFUSED, a text holding a lone surrogate, as every
     run asks it first (``flows.env.session_clients``); the returned list gets each refusal."""
-    from botocore.client import BaseClient
-    from botocore.exceptions import ClientError
-
-    real = BaseClient._make_api_call
-    refused: list[str] = []
-
-    def answered(client, operation, params):
-        if operation == "GetCallerIdentity":
-            refused.append(operation)
-            raise ClientError({"Error": {"Code": "InvalidClientTokenId", "Message": REFUSED}}, operation)
-        return real(client, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
-    return refused
+    return calls_refused(monkeypatch, "GetCallerIdentity", REFUSED, code="InvalidClientTokenId")
 
 
 def _runs(aws, tmp_path):

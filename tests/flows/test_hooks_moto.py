@@ -126,9 +126,9 @@ def test_a_failure_whose_text_is_not_utf8_ends_the_run_failed_and_its_hook_rolls
     assert any(s.startswith("Rollback") for s in subjects), subjects
 
 
-def ledger_reads_refused(monkeypatch, text: str) -> list[str]:
-    """Every read of the ledger (DynamoDB's Query) fails with ``text``; the returned list gets the
-    operation's name for each refusal."""
+def calls_refused(monkeypatch, refused_operation: str, text: str, code: str = "ValidationError") -> list[str]:
+    """Every call of ``refused_operation`` fails with ``code`` and ``text``; the returned list gets
+    the operation's name for each refusal."""
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
@@ -136,13 +136,18 @@ def ledger_reads_refused(monkeypatch, text: str) -> list[str]:
     refused: list[str] = []
 
     def answered(client, operation, params):
-        if operation == "Query":
+        if operation == refused_operation:
             refused.append(operation)
-            raise ClientError({"Error": {"Code": "ValidationError", "Message": text}}, operation)
+            raise ClientError({"Error": {"Code": code, "Message": text}}, operation)
         return real(client, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", answered)
     return refused
+
+
+def ledger_reads_refused(monkeypatch, text: str) -> list[str]:
+    """Every read of the ledger (DynamoDB's Query) fails with ``text`` (``calls_refused``)."""
+    return calls_refused(monkeypatch, "Query", text)
 
 
 @pytest.mark.parametrize("flow_name", ["progressive_rollout", "advance_phase"])
