@@ -56,11 +56,12 @@ class LeaseKeeper:
             except Exception as err:  # noqa: BLE001 - storage trouble: tried again shortly
                 # A tenth of the period later, not at the next look: at each look (every second)
                 # an outage through an hour's scale-up cost thousands of writes and warnings. The
-                # lease still has two thirds of its time when the first renewal fails.
+                # lease still has two thirds of its time when the first renewal fails. Counted from
+                # the failure, as the warning says: a write can take long to fail.
                 retry = self.every / RETRIES_PER_PERIOD
                 self._log.warning("could not renew the rollout's lease while the shift waits (trying again in "
                                   "%.0f s): %s", retry, err)
-                due = now + retry
+                due = self.env.wall() + retry
                 continue
             due = self.env.wall() + self.every
 
