@@ -11,11 +11,11 @@ rollout one lease later.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Callable
 
 from prefect import get_run_logger
 
+from flows.renewing import Renewals
 from rollway.environment import Environment
 from rollway.ledger import LedgerError
 
@@ -31,44 +31,31 @@ class LeaseKeeper:
     """A context manager renewing the lease (``renew``: one write, raising a LedgerError once the
     rollout is no longer the run's) from a thread, every third of ``lease_seconds`` on the wall clock.
 
-    A renewal DynamoDB refuses is logged and tried again at the next look; a lease lost (taken
-    over, the rollout rolled back) stops the renewals, and the step's next write says so."""
+    A renewal DynamoDB refuses is logged and tried again a tenth of the period later; a lease lost
+    (taken over, the rollout rolled back) stops the renewals, and the step's next write says so."""
 
     def __init__(self, env: Environment, renew: Callable[[], object], lease_seconds: float,
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
         self.env, self.renew, self.every = env, renew, lease_seconds / 3
-        self._stop = threading.Event()
         # The run's logger, taken here for the thread (which has no run context).
         self._log = log if log is not None else get_run_logger()
-        self._thread = threading.Thread(target=self._run, name="rollway-lease", daemon=True)
+        # A tenth of the period, not at the next look: at each look (every second) an outage
+        # through an hour's scale-up cost thousands of writes and warnings. The lease still has two
+        # thirds of its time when the first renewal fails.
+        self._renewals = Renewals(renew, every=self.every, retry=self.every / RETRIES_PER_PERIOD,
+                                  clock=lambda: env.wall(), look=LOOK_SECONDS, lost=self._lost,
+                                  trouble=self._trouble, name="rollway-lease")
 
-    def _run(self) -> None:
-        due = self.env.wall() + self.every
-        while not self._stop.wait(LOOK_SECONDS):
-            now = self.env.wall()
-            if now < due:
-                continue
-            try:
-                self.renew()
-            except LedgerError as lost:
-                self._log.warning("this run no longer holds the rollout's lease: %s", lost)
-                return
-            except Exception as err:  # noqa: BLE001 - storage trouble: tried again shortly
-                # A tenth of the period later, not at the next look: at each look (every second)
-                # an outage through an hour's scale-up cost thousands of writes and warnings. The
-                # lease still has two thirds of its time when the first renewal fails.
-                retry = self.every / RETRIES_PER_PERIOD
-                self._log.warning("could not renew the rollout's lease while the shift waits (trying again in "
-                                  "%.0f s): %s", retry, err)
-                due = now + retry
-                continue
-            due = self.env.wall() + self.every
+    def _lost(self, lost: LedgerError) -> None:
+        self._log.warning("this run no longer holds the rollout's lease: %s", lost)
+
+    def _trouble(self, err: Exception, retry: float) -> None:
+        self._log.warning("could not renew the rollout's lease while the shift waits (trying again in %.0f s): %s",
+                          retry, err)
 
     def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
+        self._renewals.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        # A renewal under way finishes first: none may land after the step's own next write.
-        self._thread.join()
+        self._renewals.stop()

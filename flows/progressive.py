@@ -45,6 +45,7 @@ from rollway.ledger import (
     RolloutRecord,
     Transition,
     begin_rollback,
+    lease_free,
     monitoring_left,
     monitoring_owed,
     new_rollout_id,
@@ -849,7 +850,7 @@ def wait_out_an_ended_runs_lease(
     # Leases are stamped on the wall clock (Environment.wall) and last wall seconds; the phase
     # calendar a run acts on is the rollout clock's.
     now, wall = env.clock.now(), env.wall()
-    if record is None or record.owner in (None, owner) or record.lease_expires < wall:
+    if record is None or record.owner == owner or lease_free(record, wall):
         return None
     if not needs_the_lease(RolloutSpec.for_rollback(record.spec_json), record, now):
         return None
@@ -983,7 +984,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:
     """Whether no live run drives the rollout: its lease ran out at ``wall`` (the wall clock,
     which stamps leases) and its run has ended."""
-    return (record.owner is None or record.lease_expires < wall) and owner_finished(record.owner)
+    return lease_free(record, wall) and owner_finished(record.owner)
 
 
 @flow(name="progressive_rollout", log_prints=True, **rollback_hooks())

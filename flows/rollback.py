@@ -32,7 +32,7 @@ import functools
 import os
 import re
 import socket
-import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Annotated, Callable, Sequence
@@ -43,6 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
+from flows.renewing import Renewals
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
@@ -1036,9 +1037,12 @@ class ClaimKeeper:
         self.env, self.holder, self.rollout = env, holder, rollout
         self.lost: LedgerError | None = None  # why the claim is no longer this rollback's
         self.lost_to: str | None = None  # who holds it since, when known
-        self._stop = threading.Event()
         self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
-        self._thread = threading.Thread(target=self._run, name=f"rollback-claim {holder}", daemon=True)
+        # Every third of the claim in real seconds (the wall clock claims are stamped on, in a
+        # live run), and storage trouble tried again at the next renewal.
+        self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), every=CLAIM_SECONDS / 3, retry=CLAIM_SECONDS / 3,
+                                  clock=time.monotonic, look=None, lost=self._renewal_refused,
+                                  trouble=self._trouble, name=f"rollback-claim {holder}")
         self._token = None
 
     @staticmethod
@@ -1061,7 +1065,7 @@ class ClaimKeeper:
             holder = record.rollback_holder or (f"{end.actor} (who finished it)" if end is not None
                                                 and record.phase is RolloutPhase.ROLLED_BACK else None)
         self.lost_to, self.lost = holder, lost
-        self._stop.set()
+        self._renewals.halt()
 
     def verify(self) -> LedgerError | None:
         """Why this rollback no longer holds its claim, or None while it does (or the ledger
@@ -1085,27 +1089,21 @@ class ClaimKeeper:
         self.env.ledger.claim_rollback(self.env.targets.canary_service, holder=self.holder, now=self.env.wall(),
                                        lease_seconds=lease_seconds, rollout=self.rollout, at=self.env.clock.now())
 
-    def _run(self) -> None:
-        while not self._stop.wait(CLAIM_SECONDS / 3):
-            try:
-                self._claim(CLAIM_SECONDS)
-            except LedgerError as lost:
-                self._log.warning("this rollback no longer holds its claim: %s", lost)
-                self._lose(lost)
-                return
-            except Exception as err:  # noqa: BLE001 - storage trouble: the next renewal may pass
-                self._log.warning("could not renew this rollback's claim: %s", err)
+    def _renewal_refused(self, lost: LedgerError) -> None:
+        self._log.warning("this rollback no longer holds its claim: %s", lost)
+        self._lose(lost)
+
+    def _trouble(self, err: Exception, retry: float) -> None:
+        self._log.warning("could not renew this rollback's claim: %s", err)
 
     def __enter__(self) -> "ClaimKeeper":
         self._token = _ACTING.set(self)
         if self.env.ledger is not None:
-            self._thread.start()
+            self._renewals.start()
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._renewals.stop()
         if self._token is not None:
             try:
                 _ACTING.reset(self._token)

@@ -603,13 +603,26 @@ def check_lease(record: RolloutRecord, owner: str, now: float) -> None:
         LockHeld: another owner's lease runs at ``now``.
     """
     check_not_ended(record)
-    if record.owner is None or record.owner == owner or record.lease_expires < now:
+    if record.owner == owner or lease_free(record, now):
         return
     raise LockHeld(
         f"rollout {record.rollout_id!r} of service {record.service!r} is owned by "
         f"{record.owner!r} until {utc(record.lease_expires)} "
         f"({record.lease_expires - now:.0f} s from now); {owner!r} cannot take it"
     )
+
+
+def lease_free(record: RolloutRecord, wall: float) -> bool:
+    """Whether no run's lease keeps another from taking ``record``'s at ``wall`` (the wall clock):
+    no owner is recorded, or its lease ran out before ``wall``. The rule the ledgers' writes judge
+    by (``check_lease``, and the DynamoDB ledger's conditions), for runs deciding whether they
+    could take the rollout.
+
+    Any recorded owner holds the lease here, an empty one too, as the conditions on the stored
+    item say; ``lease_held`` and ``lease_has_lapsed``, for what the readers tell people, name only
+    a non-empty owner. They differ only on an owner ``""``, which nothing in rollway writes (its
+    owners are ``flow-run/<id>`` or ``process/<uuid>``)."""
+    return record.owner is None or record.lease_expires < wall
 
 
 def lease_has_lapsed(record: RolloutRecord, wall: float | None) -> bool:

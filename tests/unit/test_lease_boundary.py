@@ -15,7 +15,8 @@ import pytest
 
 from flows.hooks import _someone_else_owns
 from rollway.cli.ops import print_status
-from rollway.ledger import LockHeld, RolloutRecord, Transition, check_lease, wall_utc
+from rollway.ledger import (LockHeld, RolloutRecord, Transition, check_lease, lease_free, lease_has_lapsed, lease_held,
+                            wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import rollout_report
@@ -53,6 +54,7 @@ def test_a_lease_is_held_up_to_and_at_its_expiry_by_every_reader(capsys, wall) -
         holder_line(HELD, wall)
     assert nobody_watching(HELD, wall) is None
     assert _someone_else_owns(lambda: (HELD, wall)) is True
+    assert not lease_free(HELD, wall)  # what a weekly tick asks before it would take the rollout
     with pytest.raises(LockHeld):
         check_lease(HELD, "run-8", wall)
 
@@ -63,6 +65,7 @@ def test_a_lease_past_its_expiry_has_lapsed_for_every_reader(capsys) -> None:
     assert holder_line(HELD, wall).startswith(f"- **Held by:** {lapsed}: that run stopped renewing it")
     assert nobody_watching(HELD, wall) == f"{lapsed.replace(', whose', chr(39) + 's')}: its run stopped or died"
     assert _someone_else_owns(lambda: (HELD, wall)) is False
+    assert lease_free(HELD, wall)
     check_lease(HELD, "run-8", wall)  # taken over: no LockHeld
 
 
@@ -71,3 +74,21 @@ def test_a_wall_clock_not_told_claims_neither(capsys) -> None:
     assert owner_row(HELD, None, capsys) == f"owner run-7, lease until {wall_utc(EXPIRES)}"
     assert holder_line(HELD, None) == f"- **Held by:** run-7, lease until {wall_utc(EXPIRES)}"
     assert nobody_watching(HELD, None) is None
+
+
+def test_a_rollout_nobody_owns_is_free_to_take_at_any_time() -> None:
+    released = HELD.model_copy(update={"owner": None, "lease_expires": 0.0})
+    assert lease_free(released, EXPIRES) and not lease_held(released, EXPIRES)
+    check_lease(released, "run-8", EXPIRES)
+
+
+def test_an_empty_owner_holds_the_lease_for_the_writes_though_the_readers_name_nobody() -> None:
+    """Nothing in rollway records an empty owner; a stored item holding one is judged by the
+    ledgers' writes as any owner is (the DynamoDB conditions compare the attribute), so a run that
+    asks whether it could take the rollout asks ``lease_free``, the writes' rule, not ``lease_held``."""
+    empty = HELD.model_copy(update={"owner": ""})
+    assert not lease_free(empty, EXPIRES)
+    with pytest.raises(LockHeld):
+        check_lease(empty, "run-8", EXPIRES)
+    assert not lease_held(empty, EXPIRES) and not lease_has_lapsed(empty, EXPIRES + 1)
+    assert lease_free(empty, EXPIRES + 1)

@@ -73,3 +73,25 @@ def test_renewals_come_every_third_of_the_lease_and_stop_once_the_lease_is_lost(
         time.sleep(0.1)  # the lease is lost: no third renewal
     assert len(tries) == 2, tries
     assert "no longer holds the rollout's lease" in caplog.text
+
+
+def test_a_renewal_that_fails_slowly_is_retried_when_its_warning_says_counted_from_the_failure(caplog):
+    # The spacing was counted from before the write: a write DynamoDB took 15 s to refuse was tried
+    # again 5 s after a warning saying 20, and one slower than the spacing at the very next look.
+    env, tries = Wall(), []
+
+    def renew():
+        tries.append(env.now)
+        env.now += 15.0  # the write hangs for 15 s, then fails
+        raise ConnectionError("DynamoDB did not answer")
+
+    keeper = LeaseKeeper(env, renew, lease_seconds=600.0, log=logging.getLogger("test-lease"))
+    with caplog.at_level(logging.WARNING), keeper:
+        env.now += 200.0
+        eventually(lambda: "trying again in 20 s" in caplog.text)
+        env.now += 19.0  # 19 s after the failure
+        time.sleep(0.3)  # some 30 more looks
+        assert len(tries) == 1, tries
+        env.now += 1.0
+        eventually(lambda: len(tries) == 2)
+    assert tries == [1_800_000_200.0, 1_800_000_235.0], tries
