@@ -211,8 +211,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     """
     if register_existing:
         if version_digest is None:
-            return (f"register_existing: {refs.versioned} is not in the registry, so there is nothing to register; "
-                    "run without register_existing to build and push it")
+            return (f"register_existing: {refs.versioned} is not in the registry (never pushed, or its tag deleted "
+                    f"since), so there is nothing to register: {publish_again(refs)}")
         if version_status != "ACTIVE":
             return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
                     "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
@@ -226,6 +226,15 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
                 "pushed once, and never moved to the next release): run with push_latest=False")
     return None
+
+
+def publish_again(refs: ImageReferences) -> str:
+    """The way on when the registry holds no image for the version a run was to register: it
+    must be built and pushed again. register_existing takes no build context, and "run without
+    register_existing" alone was refused for want of one."""
+    return (f"publish it again: run publish_container with version={refs.version!r}, context_dir=<the build "
+            "context> and your other parameters as before, without register_existing (it builds and pushes the "
+            "version, then registers it)")
 
 
 @dataclass
@@ -244,30 +253,41 @@ class PublishProgress:
     latest_left: str | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
+    # A register_existing run: it builds nothing, so a version gone from the registry is not
+    # one it can run again to push.
+    existing: bool = False
+    # The digest the version named when this run pushed (or found) it, once the registry holds
+    # no image for the version any more (its tag deleted meanwhile).
+    gone: str | None = None
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
-        if self.image_id is None and not self.digests:
+        if self.gone is None and self.image_id is None and not self.digests:
             parts.append("nothing was pushed")
-        elif not self.digests:
+        elif self.gone is None and not self.digests:
             parts.append(f"the image was built ({self.image_id}) but nothing was pushed")
         for reference in self.refs.all:
             if reference in self.digests:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
+            elif reference == self.refs.versioned and self.gone is not None:
+                parts.append(f"{reference} is no longer in the registry (it named {self.gone}, since deleted)")
             elif reference == self.refs.latest and self.latest_left is not None:
                 parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
             elif self.digests:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
-        elif self.digests and self.register:
+        elif (self.digests or self.gone is not None) and self.register:
             parts.append("no task definition was registered")
         return "; ".join(parts)
 
     def how_to_go_on(self) -> str:
         """What to run next: safe to re-run as is, or with register_existing."""
         if self.refs.versioned not in self.digests:
+            if self.existing:  # run again as it was, it is refused: nothing to register
+                return ("the version is not in the registry, so register_existing has nothing to register: "
+                        f"{publish_again(self.refs)}")
             return "re-running with the same version is safe (the version is not in the registry)"
         latest = (f"; {LATEST} was not moved, push it by hand if you need it"
                   if self.refs.latest is not None and self.refs.latest not in self.digests
