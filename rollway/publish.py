@@ -220,12 +220,19 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     elif version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "
-                "run again with register_existing=True")
+                f"run again with {register_existing_as_asked(refs)}")
     # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
                 "pushed once, and never moved to the next release): run with push_latest=False")
     return None
+
+
+def register_existing_as_asked(refs: ImageReferences) -> str:
+    """The parameters that register a pushed version as the run that pushed it was asked to:
+    register_existing moves latest by default, so a run asked to leave latest alone (a release
+    staged without becoming latest) names push_latest=False too."""
+    return "register_existing=True" if refs.latest is not None else "register_existing=True and push_latest=False"
 
 
 def publish_again(refs: ImageReferences) -> str:
@@ -307,7 +314,8 @@ class PublishProgress:
             if latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
-                    f"register_existing=True to register its task definition without rebuilding{latest}")
+                    f"{register_existing_as_asked(self.refs)} to register its task definition without "
+                    f"rebuilding{latest}")
         return "nothing is left to do"
 
     def how_to_go_on_interrupted(self) -> str:
@@ -316,7 +324,7 @@ class PublishProgress:
         # A push-only run told to go on with register_existing=True would register a revision it
         # was never to register (and register_existing refuses register_task_definition=False).
         if self.register:
-            then = " (register_existing=True then registers it without rebuilding)"
+            then = f" ({register_existing_as_asked(self.refs)} then registers it without rebuilding)"
         elif self.refs.latest is not None:
             then = f" (it is pushed then: push {LATEST} by hand if it does not name the version)"
         else:  # push_latest=False: no latest to move
