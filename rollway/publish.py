@@ -321,6 +321,10 @@ class PublishProgress:
     def how_to_go_on_interrupted(self) -> str:
         """What to run next after an interrupt, which may have come after a step finished on the
         registry's side though the run did not see it: run again, which asks the registry first."""
+        if self.existing:  # it builds nothing: run as it was, not as a plain run, which is refused
+            return (f"run it again as it was ({register_existing_as_asked(self.refs)}): it asks the registry "
+                    "first, and registers the version, or finds the revision this run registered if it got that "
+                    "far (while it is the family's latest ACTIVE one)")
         # A push-only run told to go on with register_existing=True would register a revision it
         # was never to register (and register_existing refuses register_task_definition=False).
         if self.register:

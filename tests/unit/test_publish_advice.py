@@ -89,3 +89,13 @@ def test_a_version_already_pushed_is_refused_with_the_way_on_that_keeps_latest_w
     assert why is not None and "register_existing=True and push_latest=False" in why, why
     why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=False)
     assert why is not None and "register_existing=True" in why and "push_latest" not in why, why
+
+
+def test_an_interrupted_register_existing_run_is_told_to_run_again_as_it_was():
+    # It builds nothing: "run again: it asks the registry first, and a version that is there is
+    # refused" read as a plain run (which needs a context_dir, and is refused), not as the
+    # register_existing run it was, which finds a revision it registered before it was stopped.
+    progress = PublishProgress(refs=REFS, digests={REFS.versioned: DIGEST}, existing=True)
+    advice = progress.how_to_go_on_interrupted()
+    assert "refused" not in advice, advice
+    assert advice.startswith("run it again as it was (register_existing=True)"), advice
