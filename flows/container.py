@@ -48,8 +48,8 @@ and moves ``latest`` to the version as a push would, by the registry's API (refu
 reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
 platform than the family's), or returns the family's latest ACTIVE revision when it already pins
 the version; the version is asked for again right before registering (its tag may have been deleted
-since), and one gone is to be published again (built and pushed: ``publish_again``). ``latest`` stays on an image ECR says was pushed after the version (a newer release's),
-and the run says so.
+since), and one gone is to be published again (built and pushed: ``publish_again``). ``latest``
+stays on an image ECR says was pushed after the version (a newer release's), and the run says so.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def test_register_existing_of_a_version_deleted_since_its_push_says_to_publish_i
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     with pytest.raises(PublishIncomplete):
-        publish_with(aws, EcrBacked(aws, refuse=[f"{uri}:latest"]), PublishRequest(version="2.0.0", context_dir=tmp_path))
+        publish_with(aws, EcrBacked(aws, refuse=[f"{uri}:latest"]),
+                     PublishRequest(version="2.0.0", context_dir=tmp_path))
     delete_tag(aws, "2.0.0")
     before = revisions(aws)
 
