@@ -78,7 +78,7 @@ from rollway.image import (
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    release_refusal,
+    register_existing_as_asked, release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -852,20 +852,19 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
         assert docker is not None  # a registry other than ECR is asked through docker
         held = steps.registry_digest(docker, refs.versioned)
     pushed = run.progress.digests[refs.versioned]
+    how = "found" if request.register_existing else "pushed"  # register_existing pushes nothing
     if held is None:
         # Not "another run pushed (or deleted) it ... register_existing=True would register the
         # image the registry holds now": there is none, and register_existing is refused.
         run.progress.gone = run.progress.digests.pop(refs.versioned)
         raise RuntimeError(
-            f"the registry no longer holds {refs.versioned} (it named {pushed} when this run "
-            f"{'found' if request.register_existing else 'pushed'} it): its tag was deleted meanwhile, so "
-            "nothing was registered from this run")
+            f"the registry no longer holds {refs.versioned} (it named {pushed} when this run {how} it): its tag "
+            "was deleted meanwhile, so nothing was registered from this run")
     if held != pushed:
         raise RuntimeError(
-            f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
-            "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
-            "from this run "
-            "(register_existing=True would register the image the registry holds now)")
+            f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
+            "run pushed the same version meanwhile, so nothing was registered from this run "
+            f"({register_existing_as_asked(refs)} would register the image the registry holds now)")
     return pushed
 
 

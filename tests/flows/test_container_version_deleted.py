@@ -108,3 +108,31 @@ def test_a_version_deleted_between_its_push_and_the_check_before_registering_say
     assert f"{uri}:2.0.0 is no longer in the registry" in said, said
     assert "register_existing=True" not in said, said
     assert "re-running with the same version is safe" in said, said
+
+
+def test_a_version_pushed_over_after_register_existing_read_it_is_not_registered_and_said_so(aws, independent_client):
+    # Deleted and pushed again (another build under the same version) after the run found it:
+    # the run must not pin the image it read, nor say it pushed one.
+    ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
+    from tests.flows.test_container_flow import put_manifest
+
+    found = put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
+    watched, other = independent_client("ecr"), []
+
+    def push_over_after_the_read(parsed, **_):
+        if parsed.get("imageDetails") and "2.0.0" in parsed["imageDetails"][0].get("imageTags", []) and not other:
+            other.append(put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "b" * 64))
+
+    before = revisions(aws)
+    with on_operation(watched, "after-call", push_over_after_the_read, operation="DescribeImages"), \
+            pytest.raises(PublishIncomplete) as caught:
+        in_a_flow_run("publish-with", lambda: run_publish(
+            PublishRequest(version="2.0.0", register_existing=True, push_latest=False),
+            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
+            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+
+    assert other and revisions(aws) == before
+    said = str(caught.value)
+    assert f"the registry now holds {other[0]} for {uri}:2.0.0, not {found} which this run found" in said, said
+    # The way on registers what the registry holds now, leaving latest alone as this run was asked.
+    assert "register_existing=True and push_latest=False would register the image the registry holds now" in said
