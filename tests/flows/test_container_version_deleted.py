@@ -9,11 +9,12 @@ from contextlib import nullcontext
 import pytest
 
 from flows.container import run_publish
+from rollway.aws.ecr import EcrRepository
 from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tests.botocore_events import on_operation
 from tests.flows.moto_env import in_a_flow_run
-from tests.flows.test_container_flow import EcrBacked, artifact_markdown, publish_with, revisions
+from tests.flows.test_container_flow import EcrBacked, artifact_markdown, publish_with, put_manifest, revisions
 from tests.flows.test_container_flow import tokens_for_12_hours  # noqa: F401 - the fixture
 
 
@@ -52,33 +53,37 @@ def test_register_existing_of_a_version_deleted_since_its_push_says_to_publish_i
     assert said.removeprefix("refused before building anything: ") in artifact_markdown("2.0.0", "refused")
 
 
-@pytest.mark.parametrize("push_latest", [False, True])
-def test_a_version_deleted_after_register_existing_read_it_is_not_registered(aws, independent_client, push_latest):
-    # The tag (the image's only one) is deleted right after the run found it: a revision pinning
-    # its digest is one no task can pull, and "run again with register_existing=True" is refused.
-    ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
-    from tests.flows.test_container_flow import put_manifest
+def register_existing_changed_after_its_read(aws, independent_client, change, push_latest: bool) -> str:
+    """What register_existing of 2.0.0 raises when ``change()`` is done right after the run first
+    reads the version in ECR (another actor's client does it); no revision may be registered."""
+    watched, changed = independent_client("ecr"), []
 
-    put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
-    watched, deleted = independent_client("ecr"), []
-
-    def delete_after_the_read(parsed, **_):
-        if parsed.get("imageDetails") and "2.0.0" in parsed["imageDetails"][0].get("imageTags", []) and not deleted:
-            delete_tag(aws, "2.0.0")
-            deleted.append(True)
+    def after_the_read(parsed, **_):
+        if parsed.get("imageDetails") and "2.0.0" in parsed["imageDetails"][0].get("imageTags", []) and not changed:
+            changed.append(change())
 
     before = revisions(aws)
-    with on_operation(watched, "after-call", delete_after_the_read, operation="DescribeImages"), \
+    with on_operation(watched, "after-call", after_the_read, operation="DescribeImages"), \
             pytest.raises(PublishIncomplete) as caught:
         in_a_flow_run("publish-with", lambda: run_publish(
             PublishRequest(version="2.0.0", register_existing=True, push_latest=push_latest),
             lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
             open_publisher=lambda: nullcontext(FakeImagePublisher())))
-
-    assert deleted, "the run never read the version"
+    assert changed, "the run never read the version"
     assert revisions(aws) == before
-    said = str(caught.value)
-    assert f"{uri}:2.0.0 is no longer in the registry" in said, said
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("push_latest", [False, True])
+def test_a_version_deleted_after_register_existing_read_it_is_not_registered(aws, independent_client, push_latest):
+    # The tag (the image's only one) is deleted right after the run found it: a revision pinning
+    # its digest is one no task can pull, and "run again with register_existing=True" is refused.
+    put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
+
+    said = register_existing_changed_after_its_read(aws, independent_client, lambda: delete_tag(aws, "2.0.0"),
+                                                    push_latest)
+
+    assert f"{aws.topology.repository_uri}:2.0.0 is no longer in the registry" in said, said
     the_way_on_is_to_publish_again(said)
     assert "no task definition was registered" in said, said
 
@@ -113,26 +118,14 @@ def test_a_version_deleted_between_its_push_and_the_check_before_registering_say
 def test_a_version_pushed_over_after_register_existing_read_it_is_not_registered_and_said_so(aws, independent_client):
     # Deleted and pushed again (another build under the same version) after the run found it:
     # the run must not pin the image it read, nor say it pushed one.
-    ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
-    from tests.flows.test_container_flow import put_manifest
+    ecr, name = aws.get_client("ecr"), aws.targets.ecr_repository
+    found = put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
 
-    found = put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
-    watched, other = independent_client("ecr"), []
+    said = register_existing_changed_after_its_read(
+        aws, independent_client, lambda: put_manifest(ecr, name, "2.0.0", "sha256:" + "b" * 64), push_latest=False)
 
-    def push_over_after_the_read(parsed, **_):
-        if parsed.get("imageDetails") and "2.0.0" in parsed["imageDetails"][0].get("imageTags", []) and not other:
-            other.append(put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "b" * 64))
-
-    before = revisions(aws)
-    with on_operation(watched, "after-call", push_over_after_the_read, operation="DescribeImages"), \
-            pytest.raises(PublishIncomplete) as caught:
-        in_a_flow_run("publish-with", lambda: run_publish(
-            PublishRequest(version="2.0.0", register_existing=True, push_latest=False),
-            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
-            open_publisher=lambda: nullcontext(FakeImagePublisher())))
-
-    assert other and revisions(aws) == before
-    said = str(caught.value)
-    assert f"the registry now holds {other[0]} for {uri}:2.0.0, not {found} which this run found" in said, said
+    other = EcrRepository(ecr, aws.targets).image_digest("2.0.0")
+    assert f"the registry now holds {other} for {aws.topology.repository_uri}:2.0.0, not {found} which this run " \
+           "found" in said, said
     # The way on registers what the registry holds now, leaving latest alone as this run was asked.
     assert "register_existing=True and push_latest=False would register the image the registry holds now" in said
