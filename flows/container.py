@@ -47,8 +47,9 @@ is, ``register_existing=True`` registers the revision without rebuilding (for EC
 and moves ``latest`` to the version as a push would, by the registry's API (refused while ECR
 reports the image ARCHIVED or ACTIVATING, which no task could pull, or when it is built for another
 platform than the family's), or returns the family's latest ACTIVE revision when it already pins
-the version. ``latest`` stays on an image ECR says was pushed after the version (a newer release's),
-and the run says so.
+the version; the version is asked for again right before registering (its tag may have been deleted
+since), and one gone is to be published again (built and pushed: ``publish_again``). ``latest``
+stays on an image ECR says was pushed after the version (a newer release's), and the run says so.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ from rollway.image import (
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    release_refusal,
+    register_existing_as_asked, release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -103,11 +104,12 @@ class _Run:
     """One run's progress: each step logged as it is done and kept for the result, and a
     failure turned into PublishIncomplete saying what is where."""
 
-    def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None) -> None:
+    def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None,
+                 existing: bool = False) -> None:
         self.log = get_run_logger()
         # The run's own names, for the statement a refused permission names (named_refusal).
         self.targets = targets
-        self.progress = PublishProgress(refs=refs, register=register)
+        self.progress = PublishProgress(refs=refs, register=register, existing=existing)
         # What the image this run built (or registers) runs on (None: not known).
         self.built_platforms: tuple[str, ...] | None = None
 
@@ -442,7 +444,8 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                 # after a build that may take many minutes.
                 credentials = _ecr_login(ecr, refs, targets)
 
-    run = _Run(refs, register=request.register_task_definition, targets=targets)
+    run = _Run(refs, register=request.register_task_definition, targets=targets,
+               existing=request.register_existing)
     run.built_platforms = checked_platforms
     watch.run = run  # an interrupt from here on says what this run did (_interrupt_recorded)
     if request.register_existing and ecr is not None:
@@ -452,13 +455,21 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         if refs.latest is not None:
             _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image(ecr, LATEST),
                          retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage",
-                         newer=lambda latest: _pushed_after(latest, ecr_image, refs))
+                         newer=lambda latest: _pushed_after(latest, ecr_image, refs),
+                         version_held=lambda: _version_is_ours(run, None, refs, ecr, request))
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform)
+    if request.register_existing:
+        # As a release run asks right before registering what it pushed: the version found at
+        # the start may have been deleted since (by hand, a lifecycle rule), and a revision
+        # pinning an image the registry no longer holds is one no task can pull.
+        with run.step(f"check {refs.versioned} in the registry"):
+            _version_is_ours(run, docker.publisher if docker is not None else None, refs, ecr, request)
+        run.done(f"{refs.versioned} is still in the registry ({run.progress.digests[refs.versioned]})")
 
     digest = run.progress.digests.get(refs.versioned)
     pinned = None
@@ -592,7 +603,7 @@ def _existing_platforms(read: Callable[[], tuple[str, ...]], unknown: type[Excep
 
 
 def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: Callable[[], HeldImage | None],
-                 retag: Callable[[], object], how: str,
+                 retag: Callable[[], object], how: str, version_held: Callable[[], object],
                  newer: Callable[[HeldImage], str | None] | None = None) -> None:
     """Point ``latest`` at the version's image ``digest``, as the push of a release does, unless
     ``newer`` says why the image latest names now is a newer release's.
@@ -605,7 +616,10 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
     there, and the run says so (``newer`` judges the image read: None where the registry cannot
     tell which was pushed first). latest is read once for the decision: a second read for when
     it was pushed could find another image (a release pushed in between), and the run said it
-    left latest on the first read's image for the second's push time.
+    left latest on the first read's image for the second's push time. ``version_held`` raises,
+    saying so, when the registry no longer holds the version as read: a retag that failed because
+    the version's image was deleted since said the version was in the registry, and to go on
+    with register_existing, which is then refused.
     """
     assert refs.latest is not None and digest is not None
     with run.step(f"move {refs.latest} to {digest}"):
@@ -622,7 +636,11 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
             run.done(f"left {refs.latest} on {now}: {later}; tag {refs.versioned} as {LATEST} by hand if latest "
                      "should go back to it")
             return
-        retag()
+        try:
+            retag()
+        except Exception:
+            _unless_gone(run, version_held)
+            raise
         before, found = now, held()
         now = found.digest if found is not None else None
         if now != digest:
@@ -635,6 +653,19 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
                   f"release, tag it {LATEST} again")
         run.log.warning("publish: moved %s to %s%s", refs.latest, digest, unsure)
     run.done(f"moved {refs.latest} to {digest} ({how}){unsure}")
+
+
+def _unless_gone(run: _Run, version_held: Callable[[], object]) -> None:
+    """After a step on the version's image failed: raise ``version_held``'s word when the
+    registry no longer holds the version as this run read it; return (the step's own failure
+    then stands) when it does, or when the registry could not be asked."""
+    try:
+        version_held()
+    except RuntimeError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the step's own failure is the one to report
+        run.log.warning("publish: could not ask the registry for %s after a step failed: %s",
+                        run.progress.refs.versioned, err)
 
 
 def _digest_only(digest: str | None) -> HeldImage | None:
@@ -690,7 +721,8 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                 latest = refs.latest
                 _move_latest(run, refs, found, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
                              retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
-                             how="the registry's API")
+                             how="the registry's API",
+                             version_held=lambda: _version_is_ours(run, docker, refs, None, request))
             return
     try:
         _build_and_push(run, docker, request, refs, ecr, credentials, platform)
@@ -810,19 +842,30 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
     return credentials
 
 
-def _version_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,
                      request: PublishRequest) -> str:
-    """The digest this run pushed for the version, once the registry says it still holds it;
-    RuntimeError when it holds another image (or none)."""
-    held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
-            else steps.registry_digest(docker, refs.versioned))
+    """The digest this run pushed (or, register_existing, found) for the version, once the
+    registry says it still holds it; RuntimeError when it holds another image (or none).
+    ``docker``: for a registry other than ECR (``ecr`` None)."""
+    if ecr is not None:
+        held = steps.ecr_image_digest(ecr, request.version)
+    else:
+        assert docker is not None  # a registry other than ECR is asked through docker
+        held = steps.registry_digest(docker, refs.versioned)
     pushed = run.progress.digests[refs.versioned]
+    how = "found" if request.register_existing else "pushed"  # register_existing pushes nothing
+    if held is None:
+        # Not "another run pushed (or deleted) it ... register_existing=True would register the
+        # image the registry holds now": there is none, and register_existing is refused.
+        run.progress.gone = run.progress.digests.pop(refs.versioned)
+        raise RuntimeError(
+            f"the registry no longer holds {refs.versioned} (it named {pushed} when this run {how} it): its tag "
+            "was deleted meanwhile, so nothing was registered from this run")
     if held != pushed:
         raise RuntimeError(
-            f"the registry now holds {held or 'no image'} for {refs.versioned}, not {pushed} which this run "
-            "pushed: another run pushed (or deleted) the same version meanwhile, so nothing was registered "
-            "from this run "
-            "(register_existing=True would register the image the registry holds now)")
+            f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
+            "run pushed the same version meanwhile, so nothing was registered from this run "
+            f"({register_existing_as_asked(refs)} would register the image the registry holds now)")
     return pushed
 
 

@@ -211,8 +211,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     """
     if register_existing:
         if version_digest is None:
-            return (f"register_existing: {refs.versioned} is not in the registry, so there is nothing to register; "
-                    "run without register_existing to build and push it")
+            return (f"register_existing: {refs.versioned} is not in the registry (never pushed, or its tag deleted "
+                    f"since), so there is nothing to register: {publish_again(refs)}")
         if version_status != "ACTIVE":
             return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
                     "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
@@ -220,12 +220,28 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     elif version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "
-                "run again with register_existing=True")
+                f"run again with {register_existing_as_asked(refs)}")
     # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
                 "pushed once, and never moved to the next release): run with push_latest=False")
     return None
+
+
+def register_existing_as_asked(refs: ImageReferences) -> str:
+    """The parameters that register a pushed version as the run that pushed it was asked to:
+    register_existing moves latest by default, so a run asked to leave latest alone (a release
+    staged without becoming latest) names push_latest=False too."""
+    return "register_existing=True" if refs.latest is not None else "register_existing=True and push_latest=False"
+
+
+def publish_again(refs: ImageReferences) -> str:
+    """The way on when the registry holds no image for the version a run was to register: it
+    must be built and pushed again. register_existing takes no build context, and "run without
+    register_existing" alone was refused for want of one."""
+    return (f"publish it again: run publish_container with version={refs.version!r}, context_dir=<the build "
+            "context> and your other parameters as before, without register_existing (it builds and pushes the "
+            "version, then registers it)")
 
 
 @dataclass
@@ -244,30 +260,41 @@ class PublishProgress:
     latest_left: str | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
+    # A register_existing run: it builds nothing, so a version gone from the registry is not
+    # one it can run again to push.
+    existing: bool = False
+    # The digest the version named when this run pushed (or found) it, once the registry holds
+    # no image for the version any more (its tag deleted meanwhile).
+    gone: str | None = None
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
-        if self.image_id is None and not self.digests:
+        if self.gone is None and self.image_id is None and not self.digests:
             parts.append("nothing was pushed")
-        elif not self.digests:
+        elif self.gone is None and not self.digests:
             parts.append(f"the image was built ({self.image_id}) but nothing was pushed")
         for reference in self.refs.all:
             if reference in self.digests:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
+            elif reference == self.refs.versioned and self.gone is not None:
+                parts.append(f"{reference} is no longer in the registry (it named {self.gone}, since deleted)")
             elif reference == self.refs.latest and self.latest_left is not None:
                 parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
             elif self.digests:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
-        elif self.digests and self.register:
+        elif (self.digests or self.gone is not None) and self.register:
             parts.append("no task definition was registered")
         return "; ".join(parts)
 
     def how_to_go_on(self) -> str:
         """What to run next: safe to re-run as is, or with register_existing."""
         if self.refs.versioned not in self.digests:
+            if self.existing:  # run again as it was, it is refused: nothing to register
+                return ("the version is not in the registry, so register_existing has nothing to register: "
+                        f"{publish_again(self.refs)}")
             return "re-running with the same version is safe (the version is not in the registry)"
         latest = (f"; {LATEST} was not moved, push it by hand if you need it"
                   if self.refs.latest is not None and self.refs.latest not in self.digests
@@ -287,16 +314,21 @@ class PublishProgress:
             if latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
-                    f"register_existing=True to register its task definition without rebuilding{latest}")
+                    f"{register_existing_as_asked(self.refs)} to register its task definition without "
+                    f"rebuilding{latest}")
         return "nothing is left to do"
 
     def how_to_go_on_interrupted(self) -> str:
         """What to run next after an interrupt, which may have come after a step finished on the
         registry's side though the run did not see it: run again, which asks the registry first."""
+        if self.existing:  # it builds nothing: run as it was, not as a plain run, which is refused
+            return (f"run it again as it was ({register_existing_as_asked(self.refs)}): it asks the registry "
+                    "first, and registers the version, or finds the revision this run registered if it got that "
+                    "far (while it is the family's latest ACTIVE one)")
         # A push-only run told to go on with register_existing=True would register a revision it
         # was never to register (and register_existing refuses register_task_definition=False).
         if self.register:
-            then = " (register_existing=True then registers it without rebuilding)"
+            then = f" ({register_existing_as_asked(self.refs)} then registers it without rebuilding)"
         elif self.refs.latest is not None:
             then = f" (it is pushed then: push {LATEST} by hand if it does not name the version)"
         else:  # push_latest=False: no latest to move

@@ -4,7 +4,7 @@ read as that person: each case names the next command, or says that none is need
 from __future__ import annotations
 
 from rollway.image import image_references
-from rollway.publish import PublishProgress
+from rollway.publish import PublishProgress, release_refusal
 
 ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
 REPO = "webordinary/edit-container"
@@ -67,3 +67,35 @@ def test_an_interrupted_push_only_run_without_latest_is_not_told_to_push_latest(
     assert advice.startswith("run again: it asks the registry first"), advice
     with_latest = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID).how_to_go_on_interrupted()
     assert "push latest by hand if it does not name the version" in with_latest, with_latest
+
+
+def test_a_run_that_left_latest_alone_is_told_to_register_the_version_leaving_latest_alone_too():
+    # push_latest=False (a release staged without becoming latest) stopped before registering:
+    # "run again with register_existing=True" alone moved latest to it, as register_existing
+    # does by default, against what the run was asked.
+    refs = image_references(ECR, REPO, "2.0.0", push_latest=False)
+    stopped = PublishProgress(refs=refs, image_id=IMAGE_ID, digests={refs.versioned: DIGEST})
+    assert "register_existing=True and push_latest=False" in stopped.how_to_go_on(), stopped.how_to_go_on()
+    interrupted = PublishProgress(refs=refs, image_id=IMAGE_ID).how_to_go_on_interrupted()
+    assert "register_existing=True and push_latest=False" in interrupted, interrupted
+    # A run that moved latest keeps register_existing's default, which moves it too.
+    moved = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST, REFS.latest: DIGEST})
+    assert "push_latest" not in moved.how_to_go_on(), moved.how_to_go_on()
+
+
+def test_a_version_already_pushed_is_refused_with_the_way_on_that_keeps_latest_where_the_run_asked():
+    refs = image_references(ECR, REPO, "2.0.0", push_latest=False)
+    why = release_refusal(refs, version_digest=DIGEST, latest_immutable=False, register_existing=False)
+    assert why is not None and "register_existing=True and push_latest=False" in why, why
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=False)
+    assert why is not None and "register_existing=True" in why and "push_latest" not in why, why
+
+
+def test_an_interrupted_register_existing_run_is_told_to_run_again_as_it_was():
+    # It builds nothing: "run again: it asks the registry first, and a version that is there is
+    # refused" read as a plain run (which needs a context_dir, and is refused), not as the
+    # register_existing run it was, which finds a revision it registered before it was stopped.
+    progress = PublishProgress(refs=REFS, digests={REFS.versioned: DIGEST}, existing=True)
+    advice = progress.how_to_go_on_interrupted()
+    assert "refused" not in advice, advice
+    assert advice.startswith("run it again as it was (register_existing=True)"), advice
