@@ -190,10 +190,12 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
 
         try:
             # Said while it lasts: a request may wait up to 300 s (spec.timeout_seconds), each
-            # attempt, and the run's log was silent all along.
-            waiting = None if say is None else lambda elapsed: say(
-                f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
-                f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
+            # attempt, and the run's log was silent all along. Not in its last second: at the
+            # default 10 s bound, "after 10 s of 10 s" came in the instant before the timeout.
+            def waiting(elapsed: float) -> None:
+                if say is not None and elapsed < spec.timeout_seconds - 1:
+                    say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
+                        f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
             response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
                               waiting=waiting)
         except Unanswered:
