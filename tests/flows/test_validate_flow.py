@@ -726,27 +726,11 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
 
 @pytest.fixture
 def slow_health() -> Iterator[str]:
-    """A health URL answering 200 after 10.3 s: past the 10 s a wait is said at."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    import threading
-
-    class Slow(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            time.sleep(10.3)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """A health URL answering after 10.3 s: past the 10 s a wait is said at (an app of its own,
+    so that the session and message requests, to ``app``, answer at once)."""
+    with ValidationApp() as slow:
+        slow.faults.delay_seconds = 10.3
+        yield f"{slow.url}/health"
 
 
 def test_a_request_still_unanswered_after_ten_seconds_says_so_while_it_waits(aws, app, blocks, slow_health, caplog):
