@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Collection, Literal, Mapping, Sequence
+from typing import Callable, Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -700,7 +700,8 @@ def plan_cleanup(
             raise ValueError("plan_cleanup needs the archive tag's state (ArchiveState) to plan the archive")
         archive_step, refused = _plan_archive(spec, archive)
         refusals += refused
-    delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images)
+    delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images,
+                                                   _way_forward)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        _production(targets, in_use, routing, network))
@@ -848,11 +849,18 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
 
 
 def _plan_images(
-    tags: Sequence[str], repository: str, in_use: Sequence[ImageUse], images: Sequence[RepositoryImage]
+    tags: Sequence[str], repository: str, in_use: Sequence[ImageUse], images: Sequence[RepositoryImage],
+    way_forward: Callable[[Sequence[ImageUse | None]], str] | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
+    """(tags to delete, tags not found, refusals); ``way_forward``: what a refusal adds, given what
+    keeps the image (the plan's ``_way_forward``; None: nothing)."""
+    forward = way_forward or (lambda _keepers: "")
     digest_of = {tag: image.digest for image in images for tag in image.tags}
     by_tag: dict[str, list[ImageUse]] = defaultdict(list)
     by_digest: dict[str, list[str]] = defaultdict(list)
+    # Who keeps each digest (None: an image index or platform image of one in use), for the way
+    # forward a refusal says when only ACTIVE revisions keep it (``_revisions_only``).
+    keepers: dict[str, list[ImageUse | None]] = defaultdict(list)
     for use in in_use:
         ref = parse_image(use.image)
         # The registry is not compared: a reference to the same repository through another
@@ -862,12 +870,14 @@ def _plan_images(
         where = f"task definition {_short(use.task_definition)} ({use.why})"
         if ref.digest is not None:
             by_digest[ref.digest].append(f"{where} pins it by digest")
+            keepers[ref.digest].append(use)
         # docker pulls ``repo:tag@digest`` by its digest; its tag is still kept, as named.
         if ref.digest is None or ref.tag is not None:
             tag = ref.tag or LATEST
             by_tag[tag].append(use)
             if tag in digest_of:
                 by_digest[digest_of[tag]].append(f"{where} runs it as {tag!r}")
+                keepers[digest_of[tag]].append(use)
     # A multi-platform image is an index and one image per platform, each with tags of its own or
     # none. A task of the index runs the platform image of its architecture: deleting that image's
     # own tag (1.0.0-amd64) deleted what production runs. Either in use keeps the other.
@@ -877,9 +887,11 @@ def _plan_images(
             if image.digest in direct:
                 by_digest[child].append(f"a platform image of image index {image.digest} "
                                         f"({direct[image.digest][0]})")
+                keepers[child].append(None)
             if child in direct:
                 by_digest[image.digest].append(f"an image index listing the platform image {child} "
                                                f"({direct[child][0]})")
+                keepers[image.digest].append(None)
     delete, gone, refusals = [], [], []
     for tag in tags:
         if tag == LATEST:
@@ -887,15 +899,46 @@ def _plan_images(
                 "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
         elif tag in by_tag:
             uses = by_tag[tag]
-            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + first_few(describe_uses(uses))))
+            refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + first_few(describe_uses(uses))
+                                    + forward([*uses, *keepers.get(digest_of.get(tag, ""), ())])))
         elif tag in digest_of and digest_of[tag] in by_digest:
             refusals.append(Refusal(kind="image tag", name=tag, reason=(
-                f"it tags image {digest_of[tag]}, which is in use: " + first_few(by_digest[digest_of[tag]]))))
+                f"it tags image {digest_of[tag]}, which is in use: " + first_few(by_digest[digest_of[tag]])
+                + forward(keepers[digest_of[tag]]))))
         elif tag not in digest_of:
             gone.append(tag)
         else:
             delete.append(tag)
     return tuple(delete), tuple(gone), refusals
+
+
+ACTIVE_REVISION = "an ACTIVE revision of "
+"""How a use says a task definition is in use only for being an ACTIVE revision of the task
+family (``rollway.aws.ecr_images.images_in_use`` words it so, one reason among others joined
+with ", ")."""
+
+
+def _revisions_only(keepers: Sequence[ImageUse | None]) -> list[str]:
+    """The revisions (``family:revision``) keeping an image when nothing but their being ACTIVE
+    does (no service deploys them, no task runs them, no open rollout restores them), else []."""
+    if not keepers or any(use is None or not use.why.startswith(ACTIVE_REVISION) or ", " in use.why
+                          for use in keepers):
+        return []
+    return list(dict.fromkeys(_short(use.task_definition) for use in keepers if use is not None))
+
+
+def _way_forward(keepers: Sequence[ImageUse | None]) -> str:
+    """What lets an image go that only ACTIVE revisions keep ("" otherwise): in week 3 the old
+    version's revision is still ACTIVE, and the refusal named it and nothing else, leaving the
+    person who came to delete the old image no way forward."""
+    revisions = _revisions_only(keepers)
+    if not revisions:
+        return ""
+    command = "aws ecs deregister-task-definition --task-definition"
+    how = (f"deregister it (`{command} {revisions[0]}`)" if len(revisions) == 1 else
+           f"deregister each (`{command} <family:revision>`: {first_few(revisions)})")
+    return ("; no service, running task or open rollout runs it: only being ACTIVE keeps it, as a rollback may "
+            f"restore it; once the old version is not to be rolled back to, {how} and run cleanup again")
 
 
 # What a physical resource id identifies, compared whole: (kind, name) or, for an ECS service,
@@ -1233,6 +1276,8 @@ def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, 
     kept (what the plan refuses, now), said once per image with its first user, and whether any of
     its tags went in an earlier batch of the same run, before it came into use.
     """
+    # No way forward said: a revision registered since the plan is likelier someone's deployment
+    # under way than the old version's, and is not to be deregistered on cleanup's word.
     _, _, refused = _plan_images(remaining, repository, in_use, images)
     first_reason: dict[str, str] = {}
     kept: dict[str, str] = {}

@@ -39,6 +39,9 @@ BODY_TAIL = 200
 
 USER_AGENT = "rollway-validate"
 
+Say = Callable[[str], None]
+"""Where a check says, while it waits, that it still waits (the run's log)."""
+
 
 def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> httpx.Client:
     """An httpx client with the spec's timeout on each network operation; the caller closes it.
@@ -161,8 +164,10 @@ lookup before a connection (``rollway.deadline``: a resolver that does not answe
 check, and the validation run, waiting for as long as the C library retried)."""
 
 
-def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwargs) -> httpx.Response:
-    """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``.
+def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: Say | None = None,
+          **kwargs) -> httpx.Response:
+    """``method url``, its whole answer (status, headers and body) within ``spec.timeout_seconds``;
+    ``say`` gets a line every 10 s while the answer is awaited.
 
     Raises:
         httpx.HTTPError: as httpx does; ``ReadTimeout`` when the answer was not complete in time,
@@ -184,7 +189,15 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, **kwa
             return response
 
         try:
-            response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check")
+            # Said while it lasts: a request may wait up to 300 s (spec.timeout_seconds), each
+            # attempt, and the run's log was silent all along. Not in its last second: at the
+            # default 10 s bound, "after 10 s of 10 s" came in the instant before the timeout.
+            def waiting(elapsed: float) -> None:
+                if say is not None and elapsed < spec.timeout_seconds - 1:
+                    say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
+                        f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
+            response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
+                              waiting=waiting)
         except Unanswered:
             if watchdog.connected:
                 raise httpx.ReadTimeout(late, request=request) from None
@@ -336,7 +349,7 @@ def _timed() -> Iterator[Callable[[], float]]:
     yield lambda: time.monotonic() - start
 
 
-def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
+def check_health(http: httpx.Client, spec: ValidationSpec, say: Say | None = None) -> CheckResult:
     """GET the health URL: passes on 2xx whose body, if a JSON object, says nothing wrong (no
     failing ``status``, no ``error``). Any other body (plain text, HTML) is not read: the status
     decides, as the seed's ``curl -f`` did; free text has no rule that tells a "DOWN" from a page
@@ -344,7 +357,7 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
     url = spec.health_url
     with _timed() as took:
         try:
-            response = _send(http, "GET", url, spec)
+            response = _send(http, "GET", url, spec, say)
         except httpx.HTTPError as err:
             # Any failure of the GET may pass on another attempt (a task starting, a connection
             # reset) but a request httpx refused: attempts x delay spent before the same failure.
@@ -363,13 +376,13 @@ def check_health(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
     return CheckResult(name=HEALTH, outcome="failed", reason=_answered(response), seconds=took(), retryable=retry)
 
 
-def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
+def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = None) -> CheckResult:
     """POST a test session: passes on 2xx with a JSON object whose ``sessionId`` is a non-empty
     string, which the result carries in ``detail``."""
     url = spec.sessions_url
     with _timed() as took:
         try:
-            response = _send(http, "POST", url, spec, json={"clientId": spec.client_id, "userId": spec.user_id})
+            response = _send(http, "POST", url, spec, say, json={"clientId": spec.client_id, "userId": spec.user_id})
         except httpx.HTTPError as err:
             return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
                                retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))
@@ -397,13 +410,14 @@ def create_session(http: httpx.Client, spec: ValidationSpec) -> CheckResult:
                        reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session {session_id}")
 
 
-def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str) -> CheckResult:
+def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str,
+                 say: Say | None = None) -> CheckResult:
     """POST the test instruction to the session: passes on 2xx whose body, if a JSON object,
     carries no ``error`` (nor a failing ``status``)."""
     url = spec.messages_url(session_id)
     with _timed() as took:
         try:
-            response = _send(http, "POST", url, spec, json={"instruction": spec.instruction})
+            response = _send(http, "POST", url, spec, say, json={"instruction": spec.instruction})
         except httpx.HTTPError as err:
             return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
                                retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))

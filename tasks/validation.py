@@ -30,8 +30,8 @@ from rollway.errors_pickle import PicklableError
 from rollway.ports import TrafficRouter
 from rollway.targets import Targets
 from rollway.validation import (
-    SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, carrying, judge_success_rate, judge_targets, minutes_read,
-    unchecked, utc_minute,
+    HEALTH, MESSAGE, SESSION, SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, carrying, judge_success_rate,
+    judge_targets, minutes_read, unchecked, utc_minute,
 )
 
 
@@ -51,22 +51,28 @@ def _counted(result: CheckResult) -> CheckResult:
     return result
 
 
+def _said(check: str) -> http_checks.Say:
+    """The run's log, each line opening with the check that waits."""
+    log = get_run_logger()
+    return lambda line: log.info("%s: %s", check, line)
+
+
 @task(name="check-health", cache_policy=NONE)
 def check_health(spec: ValidationSpec, authorization: SecretStr | None = None) -> CheckResult:
     with http_checks.client(spec, authorization) as http:
-        return _counted(http_checks.check_health(http, spec))
+        return _counted(http_checks.check_health(http, spec, _said(HEALTH)))
 
 
 @task(name="create-test-session", cache_policy=NONE)
 def create_session(spec: ValidationSpec, authorization: SecretStr | None = None) -> CheckResult:
     with http_checks.client(spec, authorization) as http:
-        return _counted(http_checks.create_session(http, spec))
+        return _counted(http_checks.create_session(http, spec, _said(SESSION)))
 
 
 @task(name="send-test-message", cache_policy=NONE)
 def send_message(spec: ValidationSpec, session_id: str, authorization: SecretStr | None = None) -> CheckResult:
     with http_checks.client(spec, authorization) as http:
-        return _counted(http_checks.send_message(http, spec, session_id))
+        return _counted(http_checks.send_message(http, spec, session_id, _said(MESSAGE)))
 
 
 @task(name="read-success-rate", cache_policy=NONE)

@@ -133,6 +133,18 @@ def test_slow_answers_fail_on_the_timeout_and_a_sent_post_is_not_retried(app):
     assert session.answer_lost and not health.answer_lost  # a session may exist on the service
 
 
+def test_a_request_that_times_out_at_ten_seconds_is_not_said_to_be_still_waited_on(app):
+    """The default bound is 10 s, the interval of the "still waiting" lines: a request given up on
+    then was said to be waited on "after 10 s of 10 s" in the instant before it failed."""
+    app.faults.delay_seconds = 10.5
+    spec = spec_for(app.url, timeout_seconds=10)
+    said: list[str] = []
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec, said.append)
+    assert health.outcome == "failed" and "timed out" in health.reason
+    assert said == []
+
+
 def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_post():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

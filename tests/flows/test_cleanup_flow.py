@@ -1330,3 +1330,32 @@ def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_
     assert (f"InternalFailure) when calling the DeleteStack operation: try again later; before it, stack {OLD_STACK} "
             f"was not deleted: {why}") in str(stopped), stopped
     assert f"before it, stack {OLD_STACK} was not deleted: {why}" in text[:text.index("## Archive")], text
+
+
+def test_an_old_image_kept_only_by_its_active_revision_says_how_to_let_it_go(account, repo):
+    """Week 3: the services run the new version (1.0.0); the old version's revision is still
+    ACTIVE, as a rollback may restore it, and that alone keeps its image. The refusal named the
+    revision and nothing else: the person who came to delete the old image had no way forward."""
+    aws = account
+    ecs = aws.get_client("ecs")
+    repository = ecs.describe_task_definition(taskDefinition=aws.targets.task_family)["taskDefinition"][
+        "containerDefinitions"][0]["image"].rsplit(":", 1)[0]
+    old = ecs.register_task_definition(
+        family=aws.targets.task_family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
+        memory="512", containerDefinitions=[{"name": aws.targets.container_name, "essential": True,
+                                             "image": f"{repository}:old-version"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    revision = old.rsplit("/", 1)[-1]
+
+    state = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
+
+    (refusal,) = refusal_of(state).refusals
+    assert "no service, running task or open rollout runs it" in refusal.reason, refusal.reason
+    assert f"`aws ecs deregister-task-definition --task-definition {revision}`" in refusal.reason, refusal.reason
+    assert "old-version" in tags(aws)
+
+    # Done as it says, the next run deletes the old image.
+    ecs.deregister_task_definition(taskDefinition=old)
+    done = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
+    assert done.is_completed(), done.message
+    assert "old-version" not in tags(aws)

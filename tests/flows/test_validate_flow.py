@@ -722,3 +722,24 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
     while time.monotonic() < ended and any(t.name == "rollway-read-CloudWatch" for t in threading.enumerate()):
         time.sleep(0.1)
     assert [t.name for t in threading.enumerate() if t.name == "rollway-read-CloudWatch"] == []
+
+
+@pytest.fixture
+def slow_health() -> Iterator[str]:
+    """A health URL answering after 10.3 s: past the 10 s a wait is said at (an app of its own,
+    so that the session and message requests, to ``app``, answer at once)."""
+    with ValidationApp() as slow:
+        slow.faults.delay_seconds = 10.3
+        yield f"{slow.url}/health"
+
+
+def test_a_request_still_unanswered_after_ten_seconds_says_so_while_it_waits(aws, app, blocks, slow_health, caplog):
+    """Each request may wait spec.timeout_seconds (up to 300 s) for its answer: the run's log said
+    nothing the whole time, where every other wait of rollway says every 10 s what it waits on."""
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, health_url=slow_health, timeout_seconds=12, attempts=1),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    waits = [r.getMessage() for r in caplog.records if "still waiting for the answer" in r.getMessage()]
+    assert waits == [f"health: still waiting for the answer to GET {slow_health} after 10 s of 12 s "
+                     "(spec.timeout_seconds)"], caplog.text
+    assert checked(state.result(), "health").passed  # answered within its bound: only said to be waited on

@@ -640,3 +640,30 @@ def test_a_stack_with_events_since_the_plan_read_it_is_kept_as_a_deploy_counts_i
     assert stack_changed(deleting, deleting.model_copy(update={"last_event": "e30"})) is None
     # A plan recorded before the newest event was read (none in it) is judged on the rest, as then.
     assert stack_changed(judged.model_copy(update={"last_event": None}), updated) is None
+
+
+def test_an_image_only_active_revisions_keep_is_refused_saying_how_to_let_it_go_and_one_in_use_is_not():
+    def use(revision: int, why: str, image: str) -> ImageUse:
+        return ImageUse(task_definition=f"arn:aws:ecs:us-west-2:1:task-definition/{T.task_family}:{revision}",
+                        why=why, image=image)
+
+    active = f"an ACTIVE revision of {T.task_family}"
+    in_use = (
+        use(3, f"the stable service deploys it, {active}", f"{REPO}:2.0.0"),
+        use(2, active, f"{REPO}:1.0.0"),
+        use(4, active, f"{REPO}:old-version"),
+        use(5, active, f"{REPO}@{D_OLD}"),
+        use(1, active, f"{REPO}@{D_PINNED}"),
+        use(6, "running task 0abc", f"{REPO}@{D_PINNED}"),  # a task still runs it
+    )
+    p = plan_cleanup(CleanupSpec(old_image_tags=("1.0.0", "old-version", "0.9.0", "2.0.0", "release",
+                                                 "pinned-alias")),
+                     T, stacks={}, in_use=in_use, images=IMAGES, archive=None)
+    reasons = {r.name: r.reason for r in p.refusals}
+    command = "aws ecs deregister-task-definition --task-definition"
+    assert f"deregister it (`{command} {T.task_family}:2`) and run cleanup again" in reasons["1.0.0"]
+    for tag in ("old-version", "0.9.0"):  # two revisions keep that image, by tag and by digest
+        assert (f"deregister each (`{command} <family:revision>`: {T.task_family}:4; {T.task_family}:5)"
+                in reasons[tag]), reasons[tag]
+    for tag in ("2.0.0", "release", "pinned-alias"):  # a service deploys it, or a task runs it
+        assert "deregister" not in reasons[tag], reasons[tag]
