@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
+from uuid import UUID
 
-from prefect import get_run_logger
+from prefect import artifacts, get_run_logger
+
+from rollway.failure_words import writable
 
 T = TypeVar("T")
+
+
+# The flows' artifacts are made through these two, Prefect's with their text ``writable``: an
+# artifact quoting an error whose text holds a lone surrogate (AWS echoing a name back, decoded
+# with surrogateescape) could not be sent to the Prefect API, and was lost for the one run whose
+# failure it was written to explain (the key's newest artifact, an older run's, read as its).
+def create_markdown_artifact(*, markdown: str, **given: Any) -> UUID:
+    return artifacts.create_markdown_artifact(markdown=writable(markdown), **given)
+
+
+def create_table_artifact(*, table: list[dict[str, Any]], **given: Any) -> UUID:
+    rows = [{key: writable(value) if isinstance(value, str) else value for key, value in row.items()}
+            for row in table]
+    return artifacts.create_table_artifact(table=rows, **given)
 
 
 def for_people(what: str, make: Callable[[], T]) -> T | None:

@@ -17,7 +17,6 @@ from dataclasses import replace
 from typing import Any, Iterator
 
 from prefect import flow, get_client, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -28,7 +27,7 @@ from flows.engine import NullJournal, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import run_finalize
 from flows.hooks import rollback_hooks
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor

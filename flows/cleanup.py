@@ -41,11 +41,10 @@ from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
 
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_clients
 from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks, StackNotDeleted

@@ -61,10 +61,9 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal

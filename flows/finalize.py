@@ -36,11 +36,10 @@ from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said

@@ -12,9 +12,9 @@ from typing import Annotated, Callable, Sequence
 
 from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import AfterValidator, Field
 
+from flows.artifacts import create_markdown_artifact
 from flows.env import load_clients
 from flows.params import Actor
 from flows.reports import named_table, unreadable_table

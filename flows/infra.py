@@ -53,12 +53,11 @@ from typing import Annotated, Any, Callable, Literal, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from blocks.credentials import assumed_role_session
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
 from flows.params import ReadSeconds, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker

@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 
 from flows.approvals import pause_question, question_deadline
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,

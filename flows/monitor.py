@@ -24,12 +24,11 @@ import math
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
 from flows.env import load_session, run_owner
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end

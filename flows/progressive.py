@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import ValidationError
 
 from flows.approvals import prefect_approver, unheard_answers
@@ -24,7 +23,7 @@ from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in
 from flows.engine import run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import LedgerJournal, artifact_key, on_the_wall
 from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds

@@ -18,9 +18,9 @@ import time
 
 from botocore.exceptions import ClientError
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
+from flows.artifacts import create_markdown_artifact
 from flows.env import load_clients
 from flows.journal import artifact_key
 from flows.params import RolloutId

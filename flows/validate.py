@@ -36,10 +36,9 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from pydantic import SecretStr
 
-from flows.artifacts import for_people
+from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_clients, run_logger
 from flows.journal import artifact_key
 from flows.untraced import without_traceback

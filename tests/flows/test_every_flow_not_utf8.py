@@ -149,3 +149,17 @@ def test_a_subflows_escaped_failure_is_not_escaped_again_by_its_parent(aws, sts_
     assert unrecorded is None, f"Prefect could not record the run's state: {unrecorded}"
     assert state.is_failed(), state
     assert ESCAPED in state.message and "web\\\\udcff" not in state.message, state.message
+
+
+def test_a_failed_release_whose_error_is_not_utf8_still_leaves_its_artifact(aws, tmp_path, sts_refuses_not_utf8,
+                                                                           log_reported_writable, caplog):
+    """The container flow writes the artifact of a run that failed before building from inside its
+    body, before the failure leaves it escaped: with the raw text the Prefect API could not take
+    it, and the key's newest artifact (the previous release's) read as this run's."""
+    from tests.flows.test_container_flow import artifact_markdown
+
+    state = _runs(aws, tmp_path)["publish_container"]()
+
+    assert state.is_failed(), state
+    assert "artifact could not be created" not in caplog.text
+    assert ESCAPED in artifact_markdown("2.0.0", "failed", containing=ESCAPED)
