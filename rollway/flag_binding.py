@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -730,17 +730,22 @@ class FlagHeld(PicklableError, FlagError):
 
     Attributes:
         holders: (feature, the holding rollout's newest write) per held flag.
+        ledger_of: the service whose ledger the start check read for the holders, or None (not read).
+        recorded: the holding rollouts that ledger records (open ones: it records every ended one read past).
     """
 
-    def __init__(self, holders: list[tuple[str, FlagAuditEntry]]) -> None:
+    def __init__(self, holders: list[tuple[str, FlagAuditEntry]], ledger_of: str | None = None,
+                 recorded: Collection[str] = ()) -> None:
         self.holders = holders
+        self.ledger_of = ledger_of
+        self.recorded = frozenset(recorded)
         held = "; ".join(
             f"{feature!r} follows rollout {entry.rollout} ({_stage_of(entry)}, set by {entry.actor} at "
             f"{iso_utc(entry.at)})" for feature, entry in holders)
         super().__init__(
             f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
             "bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
-            "(nothing was changed). " + _how_to_free(holders)
+            "(nothing was changed). " + _how_to_free(holders, ledger_of, self.recorded)
         )
 
 
@@ -748,21 +753,37 @@ CANARY_RUN_ROLLOUT = "canary-"
 """How the id a `canary` flow run marks its flag writes with begins (the ledger never has it)."""
 
 
-def _how_to_free(holders: list[tuple[str, FlagAuditEntry]]) -> str:
+def _how_to_free(holders: list[tuple[str, FlagAuditEntry]], ledger_of: str | None,
+                 recorded: Collection[str]) -> str:
     """What frees a hold whose rollout's run ended without rolling it back (killed, say): it lasts
-    until that rollout is rolled back, and the refusal said only "once ... rolled back"."""
+    until that rollout is rolled back, and the refusal said only "once ... rolled back".
+
+    A rollout the ledger of ``ledger_of`` does not record is another service's, and whether it ended
+    cannot be read: a flag's audit trail names no service, and the ledger is keyed by service (a
+    rollout id names none). One promoted long ago, whose trail was written before rollway recorded
+    the end of a hold, was refused as if it were under way, told to wait for that promotion.
+    """
     flags: dict[str, list[str]] = {}
     for feature, entry in holders:
         flags.setdefault(str(entry.rollout), []).append(feature)
     ways = []
     for rollout, features in flags.items():
+        block = f"<the block of the service rollout {rollout} rolls out>"
         if rollout.startswith(CANARY_RUN_ROLLOUT):
             # A `canary` flow run keeps no ledger: `rollway abort` answers "nothing to abort".
             ways.append(f"{rollout} is a `canary` flow run, which the ledger does not record: run the `rollback` "
                         f"flow with the targets block of the service it ran on and bindings {', '.join(features)}")
+        elif ledger_of is not None and rollout not in recorded:
+            ways.append(
+                f"the ledger of {ledger_of} does not record rollout {rollout}, so it is another service's, and whether "
+                "it ended cannot be read from here (a flag's audit trail names no service, and the ledger finds a "
+                f"rollout only under its service; `rollway flags get {features[0]}` shows who moved the flag, and "
+                f"when). `rollway status --targets-block {block}` shows it: while it is open there, run `rollway abort "
+                f"--targets-block <that block>` or let it be promoted; if that ledger records rollout {rollout} "
+                "promoted or rolled back, the flag's trail was written before rollway recorded the end of a hold, "
+                "and the next rollout of that service binding it frees it once promoted")
         else:
-            ways.append(f"run `rollway abort --targets-block <the block of the service rollout {rollout} rolls out>` "
-                        "(`rollway status` there shows it)")
+            ways.append(f"run `rollway abort --targets-block {block}` (`rollway status` there shows it)")
     return ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: "
             + "; ".join(ways))
 
@@ -856,7 +877,9 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, startin
     if starting:
         held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
         if held and ledger is not None and service is not None:
-            held = _still_held(held, ledger, service)
+            held, recorded = _still_held(held, ledger, service)
+            if held:
+                raise FlagHeld(held, ledger_of=service, recorded=recorded)
         if held:
             raise FlagHeld(held)
 
@@ -870,8 +893,9 @@ _ENDED = {RolloutPhase.PROMOTED: "promoted", RolloutPhase.ROLLED_BACK: "rolled b
 
 
 def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
-                service: str) -> list[tuple[str, FlagAuditEntry]]:
-    """The holds of ``held`` whose rollout the ledger of ``service`` does not record as ended.
+                service: str) -> tuple[list[tuple[str, FlagAuditEntry]], set[str]]:
+    """The holds of ``held`` whose rollout the ledger of ``service`` does not record as ended, and
+    the holding rollouts it records (the refusal tells an open one of this service from another's).
 
     A trail written before a promotion recorded the end of its hold on a flag a person had
     changed (the kill switch at 5 %: the rollout's later stages left the flag alone, so its
@@ -885,7 +909,7 @@ def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
         FlagHoldUnknown: the ledger, or its item of a holding rollout, cannot be read.
     """
     if all(str(entry.rollout).startswith(CANARY_RUN_ROLLOUT) for _, entry in held):
-        return held  # no ledger records them: nothing to read
+        return held, set()  # no ledger records them: nothing to read
     unreadable: dict[str, str] = {}
     try:
         records = {r.rollout_id: r for r in ledger.history(service, unreadable=unreadable)}
@@ -906,7 +930,7 @@ def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
                     "stage. The flag's audit trail was written before a rollout whose stages a person's change kept "
                     "from writing the flag recorded the end of its hold", feature, rollout, _stage_of(entry),
                     entry.actor, iso_utc(entry.at), service, ended, record.image)  # type: ignore[union-attr]
-    return still
+    return still, {str(entry.rollout) for _, entry in held if str(entry.rollout) in records}
 
 
 def _unchecked(held: Sequence[tuple[str, FlagAuditEntry]], service: str, why: str) -> str:
