@@ -23,12 +23,12 @@ from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
 from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
+from tasks.flags import PATIENT_ATTEMPTS as UNDO_ATTEMPTS
+from tasks.flags import PATIENT_FIRST_DELAY_SECONDS as UNDO_FIRST_DELAY_SECONDS
 from tasks.flags import store_unavailable
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
-UNDO_ATTEMPTS = 3
-UNDO_FIRST_DELAY_SECONDS = 1.0  # then doubled: 1 s, 2 s
 
 
 def _never_final(err: BaseException) -> bool:
