@@ -445,8 +445,6 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
         if current is None:
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
         trail = _trail(store, change.feature)
-        if hold is not None:
-            _first_write(trail, change.feature, rollout, weight, *hold)
         ended = _rolled_back(trail, rollout)
         if ended is not None:
             # The run's stage landed after its rollback (`rollway abort` from another process while
@@ -454,6 +452,8 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
             raise RolloutRolledBack(
                 f"feature flag {change.feature!r}: rollout {rollout} was rolled back (v{ended.version}, by "
                 f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
+        if hold is not None:
+            _first_write(trail, change.feature, rollout, weight, *hold)
         try:
             held = _changed_since_rollout(trail, current, rollout, weight)
             if current.settings() == (change.enabled, change.percentage, current.salt):

@@ -9,7 +9,7 @@ import pytest
 
 from rollway.aws.flags import DynamoFlagStore
 from rollway.aws.ledger import DynamoLedger
-from rollway.flag_binding import FlagHeld, apply_bindings, check_bindings, disable_bindings
+from rollway.flag_binding import FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings
 from rollway.flags import FlagState
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.phases import RolloutPhase
@@ -100,3 +100,20 @@ def test_a_hold_the_ledger_records_ended_is_taken_over_at_the_first_write(stores
                              service=EDIT)
     assert (moved.after.percentage, moved.after.version) == (25.0, 3) and flags.audit(F)[0].rollout == new
 
+
+
+def test_a_stage_landing_after_its_rollout_was_rolled_back_says_so_even_when_another_rollout_moved_the_flag(stores):
+    """`rollway abort` ended this rollout while its run shifted, and another service's rollout took the
+    flag since: the late stage is refused as rolled back (what happened to it), not as held."""
+    flags, ledger = stores
+    billing, edit = started(ledger, BILLING, 10.0), started(ledger, EDIT, 11.0)
+    apply_bindings(flags, BOUND, 5, actor="alice", now=20.0, rollout=edit, exclusive=True, ledger=ledger,
+                   service=EDIT)
+    disable_bindings(flags, BOUND, actor="oncall", reason="abort", now=21.0, rollout=edit)
+    apply_bindings(flags, BOUND, 5, actor="bob", now=22.0, rollout=billing, exclusive=True, ledger=ledger,
+                   service=BILLING)
+
+    with pytest.raises(RolloutRolledBack, match=f"rollout {edit} was rolled back"):
+        apply_bindings(flags, BOUND, 25, actor="alice", now=23.0, rollout=edit, exclusive=True, ledger=ledger,
+                       service=EDIT)
+    assert (flags.get(F).enabled, flags.get(F).percentage) == (True, 5.0)
