@@ -396,8 +396,8 @@ def apply_bindings(
         UnknownFlag: bound flags that do not exist (all named), unless ``create_missing``.
         InvalidFlagInput: a weight outside 0..100 or a blank actor.
         MalformedFlag: a bound flag's item cannot be used; nothing written.
-        FlagHeld: ``exclusive``, and another rollout wrote a flag this one has not written yet
-            since this one's start check; the flags this stage moved are put back.
+        FlagHeld: ``exclusive``, and another rollout holds a flag this one has not written yet (it
+            wrote it after this one's start check); the flags this stage moved are put back.
         FlagWriteUnanswered: a flag's write was sent and its answer lost, in this attempt or in
             an earlier one of this stage (a task's retry) when this one cannot reach the table: the
             flag may have moved.
@@ -788,10 +788,11 @@ class FlagHeld(PicklableError, FlagError):
         when = ("(nothing was changed)" if stage is None else
                 f"(that rollout wrote it after this rollout's start check: this stage moved none of them to "
                 f"{stage}%)")
+        again = "" if stage is None else " again"
         super().__init__(
             f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
-            f"bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
-            f"{when}. " + _how_to_free(holders, ledger_of, self.recorded)
+            f"bind another flag, or start this rollout{again} once that one is promoted (its 100% stage) or rolled "
+            f"back {when}. " + _how_to_free(holders, ledger_of, self.recorded)
         )
 
 
@@ -922,12 +923,12 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, startin
         raise UnknownFlag(*missing)
     if starting:
         held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
-        if held and ledger is not None and service is not None:
-            held, recorded = _still_held(held, ledger, service)
-            if held:
-                raise FlagHeld(held, ledger_of=service, recorded=recorded)
+        read = bool(held) and ledger is not None and service is not None
+        recorded: set[str] = set()
+        if read:
+            held, recorded = _still_held(held, ledger, service)  # type: ignore[arg-type]
         if held:
-            raise FlagHeld(held)
+            raise FlagHeld(held, ledger_of=service if read else None, recorded=recorded)
 
 
 class FlagHoldUnknown(FlagError):
