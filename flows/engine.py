@@ -303,7 +303,8 @@ def shift_to(
         undoable.set_weights(env.router, target, before, env.ledger, t.canary_service, rollout,
                              lost_answer_seconds=spec.verify_timeout_seconds)
         verified = traffic.verify_weights(env.router, target, spec.verify_timeout_seconds)
-        updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now(), rollout)
+        updates = undoable.apply_flags(env.flags, list(spec.flags), weight, actor, env.clock.now(), rollout, env.ledger,
+                                       t.canary_service)
     return verified, updates
 
 

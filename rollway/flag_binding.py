@@ -23,7 +23,10 @@ A flag follows one rollout's stages at a time: a new rollout binding a flag anot
 (``holder``: it wrote the flag last and has been neither promoted nor rolled back) is refused
 before its first write (``check_bindings(..., starting=True)``, ``FlagHeld``), unless the ledger of
 the starting rollout's service records the holder promoted or rolled back (a trail written before
-a promotion recorded the end of its hold).
+a promotion recorded the end of its hold). A rollout's stage checks it again at its first write of
+the flag (``exclusive``), on the read that write is conditional on: two rollouts started together
+both passed the start check. A rollback leaves alone a flag another rollout holds that its own
+rollout never set.
 
 Which code wrote each change is recorded in its audit entry by the code that writes it
 (``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
@@ -42,7 +45,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
@@ -359,6 +362,9 @@ def apply_bindings(
     rollout: str,
     reason: str | None = None,
     create_missing: bool = False,
+    exclusive: bool = False,
+    ledger: Ledger | None = None,
+    service: str | None = None,
 ) -> list[FlagUpdate]:
     """Move every bound flag to its percentage for a stage of ``weight`` percent.
 
@@ -378,6 +384,9 @@ def apply_bindings(
             flag someone changed since this rollout last wrote it is left alone.
         reason: for the audit trail, after the stage's mark ``"rollout <rollout> stage <weight>%"``.
         create_missing: create bound flags that do not exist instead of raising.
+        exclusive: the rollout's own stages (not a test's or a tool's write): a flag this rollout
+            has not written yet is refused when another rollout holds it, as the start check
+            refuses it, with ``ledger`` and ``service`` read as it reads them (``_first_write``).
 
     Returns:
         The flags that changed and the flags left as a person set them (none when the stage
@@ -387,6 +396,8 @@ def apply_bindings(
         UnknownFlag: bound flags that do not exist (all named), unless ``create_missing``.
         InvalidFlagInput: a weight outside 0..100 or a blank actor.
         MalformedFlag: a bound flag's item cannot be used; nothing written.
+        FlagHeld: ``exclusive``, and another rollout holds a flag this one has not written yet (it
+            wrote it after this one's start check); the flags this stage moved are put back.
         FlagWriteUnanswered: a flag's write was sent and its answer lost, in this attempt or in
             an earlier one of this stage (a task's retry) when this one cannot reach the table: the
             flag may have moved.
@@ -411,7 +422,8 @@ def apply_bindings(
     updates: list[FlagUpdate] = []
     for change in changes:
         try:
-            updates.append(_follow(store, change, rollout, weight, actor=actor, now=now))
+            updates.append(_follow(store, change, rollout, weight, actor=actor, now=now,
+                                   hold=(ledger, service) if exclusive else None))
         except Exception as err:  # noqa: BLE001 - whatever stopped it, the flags already moved go back
             failed = _outcome(store, err, [change], actor=actor, now=now, writer="rollout", rollout=rollout)
             _put_back([u for u in updates if u.changed], store, actor=actor, now=now, rollout=rollout,
@@ -420,11 +432,13 @@ def apply_bindings(
     return [u for u in updates if u.changed or u.kept is not None]
 
 
-def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, actor: str, now: float) -> FlagUpdate:
+def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, actor: str, now: float,
+            hold: tuple[Ledger | None, str | None] | None = None) -> FlagUpdate:
     """Set one bound flag for the stage, unless a person changed it under this rollout.
 
     The write is conditional on the version the audit trail was read at, so a person's
-    change landing between the check and the write is seen on the next attempt.
+    change landing between the check and the write is seen on the next attempt. ``hold``: the
+    ledger and service the start check read, for ``_first_write``.
     """
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(change.feature)
@@ -438,6 +452,8 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
             raise RolloutRolledBack(
                 f"feature flag {change.feature!r}: rollout {rollout} was rolled back (v{ended.version}, by "
                 f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
+        if hold is not None:
+            _first_write(trail, change.feature, rollout, weight, *hold)
         try:
             held = _changed_since_rollout(trail, current, rollout, weight)
             if current.settings() == (change.enabled, change.percentage, current.salt):
@@ -459,6 +475,31 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 raise
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _first_write(trail: Sequence[FlagAuditEntry], feature: str, rollout: str, weight: int, ledger: Ledger | None,
+                 service: str | None) -> None:
+    """Refuse a flag another rollout holds, when ``rollout`` has not written it yet (its first write).
+
+    The start check reads the flags minutes before the first stage writes them: two rollouts of two
+    services bound to one flag, started together, both found it free and both moved it, each to its
+    own stage, users going on and off with every stage of either. Checked here on the read the
+    write is conditional on (the version ``trail`` was read at), a write of the other rollout landing
+    after it refuses this one's and is found on reading again. A hold the start check reads past
+    (its rollout recorded ended in ``service``'s ledger) is read past here too.
+
+    Raises:
+        FlagHeld: naming the holder; FlagHoldUnknown: whether it ended cannot be read.
+    """
+    found = holder(trail)
+    if found is None or found.rollout == rollout or _wrote_before(trail, rollout, weight):
+        return
+    held: list[tuple[str, FlagAuditEntry]] = [(feature, found)]
+    recorded: set[str] = set()
+    if ledger is not None and service is not None:
+        held, recorded = _still_held(held, ledger, service)
+    if held:
+        raise FlagHeld(held, ledger_of=service if ledger is not None else None, recorded=recorded, stage=weight)
 
 
 def _released(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
@@ -730,17 +771,28 @@ class FlagHeld(PicklableError, FlagError):
 
     Attributes:
         holders: (feature, the holding rollout's newest write) per held flag.
+        ledger_of: the service whose ledger the start check read for the holders, or None (not read).
+        recorded: the holding rollouts that ledger records (open ones: it records every ended one read past).
     """
 
-    def __init__(self, holders: list[tuple[str, FlagAuditEntry]]) -> None:
+    def __init__(self, holders: list[tuple[str, FlagAuditEntry]], ledger_of: str | None = None,
+                 recorded: Collection[str] = (), stage: int | None = None) -> None:
         self.holders = holders
+        self.ledger_of = ledger_of
+        self.recorded = frozenset(recorded)
+        self.stage = stage
         held = "; ".join(
             f"{feature!r} follows rollout {entry.rollout} ({_stage_of(entry)}, set by {entry.actor} at "
             f"{iso_utc(entry.at)})" for feature, entry in holders)
+        # At a stage (``_first_write``): the other rollout started with this one and wrote first.
+        when = ("(nothing was changed)" if stage is None else
+                f"(that rollout wrote it after this rollout's start check: this stage moved none of them to "
+                f"{stage}%)")
+        again = "" if stage is None else " again"
         super().__init__(
             f"bound feature flag(s) held by another rollout: {held}. A flag follows one rollout's stages at a time: "
-            "bind another flag, or start this rollout once that one is promoted (its 100% stage) or rolled back "
-            "(nothing was changed). " + _how_to_free(holders)
+            f"bind another flag, or start this rollout{again} once that one is promoted (its 100% stage) or rolled "
+            f"back {when}. " + _how_to_free(holders, ledger_of, self.recorded)
         )
 
 
@@ -748,21 +800,37 @@ CANARY_RUN_ROLLOUT = "canary-"
 """How the id a `canary` flow run marks its flag writes with begins (the ledger never has it)."""
 
 
-def _how_to_free(holders: list[tuple[str, FlagAuditEntry]]) -> str:
+def _how_to_free(holders: list[tuple[str, FlagAuditEntry]], ledger_of: str | None,
+                 recorded: Collection[str]) -> str:
     """What frees a hold whose rollout's run ended without rolling it back (killed, say): it lasts
-    until that rollout is rolled back, and the refusal said only "once ... rolled back"."""
+    until that rollout is rolled back, and the refusal said only "once ... rolled back".
+
+    A rollout the ledger of ``ledger_of`` does not record is another service's, and whether it ended
+    cannot be read: a flag's audit trail names no service, and the ledger is keyed by service (a
+    rollout id names none). One promoted long ago, whose trail was written before rollway recorded
+    the end of a hold, was refused as if it were under way, told to wait for that promotion.
+    """
     flags: dict[str, list[str]] = {}
     for feature, entry in holders:
         flags.setdefault(str(entry.rollout), []).append(feature)
     ways = []
     for rollout, features in flags.items():
+        block = f"<the block of the service rollout {rollout} rolls out>"
         if rollout.startswith(CANARY_RUN_ROLLOUT):
             # A `canary` flow run keeps no ledger: `rollway abort` answers "nothing to abort".
             ways.append(f"{rollout} is a `canary` flow run, which the ledger does not record: run the `rollback` "
                         f"flow with the targets block of the service it ran on and bindings {', '.join(features)}")
+        elif ledger_of is not None and rollout not in recorded:
+            ways.append(
+                f"the ledger of {ledger_of} does not record rollout {rollout}, so it is another service's, and whether "
+                "it ended cannot be read from here (a flag's audit trail names no service, and the ledger finds a "
+                f"rollout only under its service; `rollway flags get {features[0]}` shows who moved the flag, and "
+                f"when). `rollway status --targets-block {block}` shows it: while it is open there, run `rollway abort "
+                f"--targets-block <that block>` or let it be promoted; if that ledger records rollout {rollout} "
+                "promoted or rolled back, the flag's trail was written before rollway recorded the end of a hold, "
+                "and the next rollout of that service binding it frees it once promoted")
         else:
-            ways.append(f"run `rollway abort --targets-block <the block of the service rollout {rollout} rolls out>` "
-                        "(`rollway status` there shows it)")
+            ways.append(f"run `rollway abort --targets-block {block}` (`rollway status` there shows it)")
     return ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: "
             + "; ".join(ways))
 
@@ -855,10 +923,12 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, startin
         raise UnknownFlag(*missing)
     if starting:
         held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
-        if held and ledger is not None and service is not None:
-            held = _still_held(held, ledger, service)
+        read = bool(held) and ledger is not None and service is not None
+        recorded: set[str] = set()
+        if read:
+            held, recorded = _still_held(held, ledger, service)  # type: ignore[arg-type]
         if held:
-            raise FlagHeld(held)
+            raise FlagHeld(held, ledger_of=service if read else None, recorded=recorded)
 
 
 class FlagHoldUnknown(FlagError):
@@ -870,8 +940,9 @@ _ENDED = {RolloutPhase.PROMOTED: "promoted", RolloutPhase.ROLLED_BACK: "rolled b
 
 
 def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
-                service: str) -> list[tuple[str, FlagAuditEntry]]:
-    """The holds of ``held`` whose rollout the ledger of ``service`` does not record as ended.
+                service: str) -> tuple[list[tuple[str, FlagAuditEntry]], set[str]]:
+    """The holds of ``held`` whose rollout the ledger of ``service`` does not record as ended, and
+    the holding rollouts it records (the refusal tells an open one of this service from another's).
 
     A trail written before a promotion recorded the end of its hold on a flag a person had
     changed (the kill switch at 5 %: the rollout's later stages left the flag alone, so its
@@ -885,7 +956,7 @@ def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
         FlagHoldUnknown: the ledger, or its item of a holding rollout, cannot be read.
     """
     if all(str(entry.rollout).startswith(CANARY_RUN_ROLLOUT) for _, entry in held):
-        return held  # no ledger records them: nothing to read
+        return held, set()  # no ledger records them: nothing to read
     unreadable: dict[str, str] = {}
     try:
         records = {r.rollout_id: r for r in ledger.history(service, unreadable=unreadable)}
@@ -906,7 +977,7 @@ def _still_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger,
                     "stage. The flag's audit trail was written before a rollout whose stages a person's change kept "
                     "from writing the flag recorded the end of its hold", feature, rollout, _stage_of(entry),
                     entry.actor, iso_utc(entry.at), service, ended, record.image)  # type: ignore[union-attr]
-    return still
+    return still, {str(entry.rollout) for _, entry in held if str(entry.rollout) in records}
 
 
 def _unchecked(held: Sequence[tuple[str, FlagAuditEntry]], service: str, why: str) -> str:
@@ -945,6 +1016,8 @@ def disable_bindings(
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
+        if rollout is not None and _held_by_another(store, binding.feature, rollout):
+            continue
         kept = _reenabled_after_rollback(store, binding.feature, rollout)
         if kept is not None:
             updates.append(kept)
@@ -973,6 +1046,26 @@ def disable_bindings(
     if failures:
         raise FlagsNotDisabled(updates, failures)
     return updates
+
+
+def _held_by_another(store: FlagStore, feature: str, rollout: str) -> bool:
+    """Whether another rollout holds ``feature`` and ``rollout`` never wrote it (since its last
+    rollback): its rollback leaves the flag alone, with a warning.
+
+    A rollout refused at its first write of a flag another rollout had moved since its start check
+    (``_first_write``) is rolled back, and its rollback turned the flag off under the other rollout's
+    stage, for that rollout's users. A trail that cannot be read disables as before (False).
+    """
+    try:
+        trail = _trail(store, feature)
+    except FlagError:
+        return False
+    found = holder(trail)
+    if found is None or found.rollout == rollout or _wrote_before(trail, rollout, 100):
+        return False
+    log.warning("bound feature flag %r left as it is: rollout %s never set it, and it follows rollout %s (%s, set by "
+                "%s at %s)", feature, rollout, found.rollout, _stage_of(found), found.actor, iso_utc(found.at))
+    return True
 
 
 def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | None) -> FlagUpdate | None:

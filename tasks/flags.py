@@ -89,16 +89,11 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], ledger: Le
     flag_binding.check_bindings(store, bindings, starting=True, ledger=ledger, service=service)
 
 
-@task(name="disable-flag-bindings", **_RETRY)
-def disable_bindings(
-    store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
-    rollout: str | None = None,
-) -> list[FlagUpdate]:
-    return flag_binding.disable_bindings(store, bindings, actor=actor, reason=reason, now=now, rollout=rollout)
-
-
-DISABLE_ATTEMPTS = 3
-DISABLE_FIRST_DELAY_SECONDS = 1.0  # then doubled: 1 s, 2 s
+# How patient rollway is with a write Prefect runs once and does not retry: a rollback's flag
+# disables (below) and an undo's calls (tasks.undoable, which takes them from here): one policy,
+# three tries in all, 1 s then 2 s apart.
+PATIENT_ATTEMPTS = 3
+PATIENT_FIRST_DELAY_SECONDS = 1.0  # then doubled
 
 log = logging.getLogger("rollway.flags")  # under "rollway": sent to the run's log (flows/run_log.py)
 
@@ -116,15 +111,15 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
     """
     done: list[FlagUpdate] = []
     unanswered: dict[str, FlagWriteUnanswered] = {}
-    left, delay = list(bindings), DISABLE_FIRST_DELAY_SECONDS
-    for attempt in range(1, DISABLE_ATTEMPTS + 1):
+    left, delay = list(bindings), PATIENT_FIRST_DELAY_SECONDS
+    for attempt in range(1, PATIENT_ATTEMPTS + 1):
         try:
             return done + flag_binding.disable_bindings(store, left, actor=actor, reason=reason, now=now,
                                                         rollout=rollout)
         except flag_binding.FlagsNotDisabled as failed:
             done += failed.updates
             unanswered.update((f, err) for f, err in failed.failures if isinstance(err, FlagWriteUnanswered))
-            if attempt == DISABLE_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
+            if attempt == PATIENT_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
                 # A write of an earlier try whose answer was lost may have landed: said so, not "not
                 # disabled" for the later try that could not read it back.
                 failures = [(f, unanswered.get(f, err)) for f, err in failed.failures]

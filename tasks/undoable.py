@@ -23,12 +23,12 @@ from rollway.model import Weights
 from rollway.ports import Ledger, ServiceDeployer, TrafficRouter
 from tasks import traffic
 from tasks.ecs import FINAL_ECS as _FINAL_ECS
+from tasks.flags import PATIENT_ATTEMPTS as UNDO_ATTEMPTS
+from tasks.flags import PATIENT_FIRST_DELAY_SECONDS as UNDO_FIRST_DELAY_SECONDS
 from tasks.flags import store_unavailable
 
 log = logging.getLogger("rollway.undo")
 T = TypeVar("T")
-UNDO_ATTEMPTS = 3
-UNDO_FIRST_DELAY_SECONDS = 1.0  # then doubled: 1 s, 2 s
 
 
 def _never_final(err: BaseException) -> bool:
@@ -416,12 +416,16 @@ def _runs(deployer: ServiceDeployer, service: str) -> str | None:
 # shift back on the first failed attempt): one flags-table write throttled past botocore's own
 # retries moved the traffic back and failed the healthy rollout. Tried again only on what
 # tasks.flags retries a stage's flags on: not a refusal, nor a lost race (read again inside).
+# ``ledger`` and ``service``: as the start check reads them, for a flag another rollout moved since
+# (rollway.flag_binding._first_write).
 @task(name="apply-flag-bindings", cache_policy=NONE)
-def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str) -> list:
+def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str, ledger: Ledger | None = None,
+                service: str | None = None) -> list:
     from rollway.flag_binding import apply_bindings
 
     return _patiently(f"moving the bound feature flags to the {weight}% stage",
-                      lambda: apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout),
+                      lambda: apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout,
+                                             exclusive=True, ledger=ledger, service=service),
                       final=lambda err: not store_unavailable(err), role="shift")
 
 

@@ -74,6 +74,29 @@ def test_a_hold_by_a_rollout_of_another_service_still_refuses(aws):
     assert not env.flags.get(F).enabled
 
 
+def test_a_hold_by_another_services_rollout_says_it_cannot_be_checked_and_what_frees_it(aws):
+    """That rollout was promoted long ago: the refusal said to start "once that one is promoted" and to
+    abort it, and the operator waited for a promotion that had happened, or aborted that service's
+    newest release. A flag's audit trail names no service and the ledger finds a rollout only under
+    its service, so the refusal says which ledger it read, that the hold could not be checked there,
+    where to look, and what frees the flag in either case."""
+    billing = "webordinary-billing-service-canary"
+    env, old = held_by_an_old_trail(aws, RolloutPhase.PROMOTED, service=billing)
+
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, SPEC, auto_approve())
+
+    said = str(refused.value)
+    assert f"the ledger of {env.targets.canary_service} does not record rollout {old}" in said, said
+    assert "audit trail names no service" in said, said
+    assert f"`rollway status --targets-block <the block of the service rollout {old} rolls out>`" in said, said
+    assert f"`rollway abort --targets-block <that block>`" in said and "while it is open there" in said, said
+    assert f"if that ledger records rollout {old} promoted or rolled back" in said, said
+    assert "the next rollout of that service binding it frees it once promoted" in said, said
+    assert f"`rollway flags get {F}`" in said, said
+    assert not env.flags.get(F).enabled
+
+
 def test_a_hold_whose_rollout_the_ledger_cannot_read_refuses_and_says_so(aws):
     """The holding rollout's item was edited by hand: whether it ended cannot be told, so the
     rollout is refused, naming the flag, the rollout and what the ledger said (no silent pass)."""

@@ -131,7 +131,7 @@ def test_flag_binding_tasks_on_the_fake_store():
     @flow
     def stage_then_rollback() -> tuple[list, list]:
         applied = flag_tasks.apply_bindings(store, bindings, 25, actor="rollout-1", rollout="r1", now=10.0)
-        disabled = flag_tasks.disable_bindings(store, bindings, actor="judge", reason="error rate", now=20.0)
+        disabled = flag_tasks.disable_patiently(store, bindings, actor="judge", reason="error rate", now=20.0)
         return applied, disabled
 
     applied, disabled = stage_then_rollback()

@@ -29,8 +29,8 @@ MISSING = "bound feature flag 'gone_flag' does not exist; nothing to disable"
 
 @flow(name="rollback-a-missing-flag")
 def rollback_a_missing_flag() -> None:
-    flag_tasks.disable_bindings(FakeFlagStore(), [FlagBinding(feature="gone_flag")], actor="judge",
-                                reason="error rate", now=20.0)
+    flag_tasks.disable_patiently(FakeFlagStore(), [FlagBinding(feature="gone_flag")], actor="judge",
+                                 reason="error rate", now=20.0)
 
 
 def run_log(caplog) -> tuple[list[str], list[str]]:
