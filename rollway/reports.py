@@ -290,7 +290,8 @@ def _outcome(record: RolloutRecord) -> str:
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
         watched = _window_closing(record)
-        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else _window_open(record)
+        owed = "" if watched else _window_open(record)
+        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -298,6 +299,12 @@ def _outcome(record: RolloutRecord) -> str:
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
                     "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
                     "carries on from where it stopped")
+        if done is None and not owed:
+            # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
+            # finished, while the canary service carries all the traffic and a new rollout is refused.
+            return (f"promoted{closed}; **not finalized**: run `rollway finalize` (or the finalize deployment), which "
+                    "puts the promoted version on the stable service and readies the canary service; a new rollout "
+                    "of the service is refused until then")
         return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")

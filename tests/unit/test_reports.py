@@ -428,6 +428,19 @@ def test_a_finalize_that_stopped_part_way_is_in_the_outcome_with_what_to_run():
     assert "finalize began" not in rollout_report(rec)
 
 
+def test_a_promotion_whose_window_closed_and_not_finalized_says_finalize_is_next():
+    """Read after the window closed and before anyone finalized, the outcome said "promoted;
+    monitoring window closed": the release looked finished, while the canary service still carries
+    all the traffic and the next rollout is refused until `rollway finalize` runs."""
+    rec = promoted_record()
+    unfinalized = rec.model_copy(update={"history": rec.history[:-1]})  # up to the window's "watched"
+    (outcome,) = [line for line in rollout_report(unfinalized).splitlines() if line.startswith("- **Outcome:**")]
+    assert "**not finalized**" in outcome and "run `rollway finalize`" in outcome, outcome
+    assert "a new rollout of the service is refused until then" in outcome, outcome
+    # Finalized: nothing owed is said.
+    assert "not finalized" not in rollout_report(rec)
+
+
 def test_a_promotion_whose_monitoring_window_is_not_closed_says_so():
     """Read while a run still watched the release (or after that run died with the window
     owed), the outcome said plain "promoted": the release looked final, though the previous
