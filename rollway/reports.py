@@ -691,11 +691,37 @@ def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[i
     return summed, folded
 
 
+# What ends a wait at a pause nobody answered: the traffic moved on, or the rollout ended.
+_WAIT_ENDERS = (*_MOVES, "rollback-start", "rollback", "promote")
+
+
+def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> dict[int, Transition]:
+    """The pauses whose wait ended with no answer recorded (a person ran the rollback flow while
+    the rollout waited, its run was cancelled while paused), keyed by entry id, each with the entry
+    that ended the wait. The Approvals table listed answers alone, and said "No approval was asked
+    for or answered" of a pause a rollback cut short. A wait's last pause stands for it (asked
+    again for another cause, say); the pause the rollout still waits at (``waiting``) has its own
+    row, and a wait a timeout or an answer ended has theirs."""
+    left: dict[int, Transition] = {}
+    pending: Transition | None = None
+    for t in record.history:
+        if t.kind == "pause":
+            pending = None if t is waiting else t
+        elif t.kind in ANSWERS:
+            pending = None
+        elif t.kind in _WAIT_ENDERS and pending is not None:
+            left[id(pending)] = t
+            pending = None
+    return left
+
+
 def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
     weights = stage_weights(record)
     waiting = waits.pause
     summed, folded = _askings(record, waits)
-    answers = _merged((t for t in record.history if (t.kind in ANSWERS and id(t) not in folded) or t is waiting),
+    unanswered = _left_unanswered(record, waiting)
+    answers = _merged((t for t in record.history
+                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered),
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
@@ -714,6 +740,11 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
             since, _ = _pause_times(record, t, waits.asked)
             rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
+            continue
+        ended = unanswered.get(id(t))
+        if ended is not None:  # asked, and the rollout went on (or ended) without an answer
+            rows.append(f"| {utc(t.at)} | - | **not answered** | {stage} | the wait ended with {ended.kind} "
+                        f"({cell(ended.actor)}, {utc(ended.at)}) | {cell(t.comment or t.verdict or '')} |")
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)

@@ -326,6 +326,29 @@ def test_the_approvals_table_says_each_answer_once():
     assert rows[3].endswith("| eve | hold | 5% | approve: later |  |"), rows
 
 
+def test_a_pause_the_rollout_was_rolled_back_from_unanswered_is_in_the_approvals_table():
+    """A person ran the rollback flow while the rollout waited at an approval pause: the report's
+    Approvals table said "No approval was asked for or answered", though the pause had asked one
+    and nobody answered it before the rollback."""
+    question = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+                f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    text = rollout_report(rec)
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "No approval was asked" not in approvals, approvals
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    assert "**not answered**" in row and "| 25% |" in row and "approval needed before 25%" in row, row
+    # What ended the wait, and who.
+    assert f"rollback-start (carol, {utc(T0 + 300)})" in row, row
+    # A pause that was answered has no such row.
+    answered = before_trigger("dave", "rejected by dave: latency looks off",
+                              Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question),
+                              Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=1,
+                                         comment="reject: latency looks off", verdict=question))
+    assert "not answered" not in rollout_report(answered)
+
+
 def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     rec = record([started(), shift(60, 5, 0), passed(700, 0),
                   Transition(at=T0 + 720, kind="rollback-start", actor="carol", comment="aborted by carol: not today"),
