@@ -432,15 +432,20 @@ def _waiting(record: RolloutRecord, waits: Waits) -> str:
     pause = waits.pause
     if pause is None:
         return ""
-    weights = stage_weights(record)
-    stage = (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
-             if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
+    stage = _for_stage(record, pause)
     since, asked_at = _pause_times(record, pause, waits.asked)
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{_asked_again(record, waits, asked_at)}: "
             f"{cell(_open_question(record, pause, waits.asked) or 'no question recorded')}; "
             + _HOW_TO_ANSWER.format(run=run))
+
+
+def _for_stage(record: RolloutRecord, pause: Transition) -> str:
+    """The stage ``pause`` asks about, as " for stage 2/3 (25%)"; "" when the record cannot say."""
+    weights = stage_weights(record)
+    return (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
+            if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
 
 
 def _asked_again(record: RolloutRecord, waits: Waits, asked_at: str) -> str:
@@ -695,31 +700,45 @@ def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[i
 _WAIT_ENDERS = (*_MOVES, "rollback-start", "rollback", "promote")
 
 
-def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> dict[int, Transition]:
+def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[tuple[Transition, Transition]]:
     """The pauses whose wait ended with no answer recorded (a person ran the rollback flow while
-    the rollout waited, its run was cancelled while paused), keyed by entry id, each with the entry
-    that ended the wait. The Approvals table listed answers alone, and said "No approval was asked
-    for or answered" of a pause a rollback cut short. A wait's last pause stands for it (asked
-    again for another cause, say); the pause the rollout still waits at (``waiting``) has its own
-    row, and a wait a timeout or an answer ended has theirs."""
-    left: dict[int, Transition] = {}
+    the rollout waited, its run was cancelled while paused), oldest first, each with the entry that
+    ended the wait. The Approvals table listed answers alone, and said "No approval was asked for or
+    answered" of a pause a rollback cut short. A wait's last pause stands for it (asked again for
+    another cause, or after a timeout whose policy holds); the pause the rollout still waits at
+    (``waiting``) has its own row, and a wait an answer (or a timeout that rolled back) ended has
+    theirs."""
+    left: list[tuple[Transition, Transition]] = []
     pending: Transition | None = None
     for t in record.history:
         if t.kind == "pause":
             pending = None if t is waiting else t
-        elif t.kind in ANSWERS:
+        elif t.kind in ANSWERS and not held_by_timeout(t):  # a timeout that holds asks the pause again
             pending = None
         elif t.kind in _WAIT_ENDERS and pending is not None:
-            left[id(pending)] = t
+            left.append((pending, t))
             pending = None
     return left
+
+
+def _pause_cut_short(record: RolloutRecord, start: Transition | None) -> list[str]:
+    """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
+    flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
+    did not tell that the rollout had been waiting, since when, nor what it asked."""
+    if start is None:
+        return []
+    pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
+    if pause is None:
+        return []
+    return [f"- **While it waited at a pause:** asked at {utc(pause.at)}{_for_stage(record, pause)}, not answered: "
+            f"{cell(pause.comment or pause.verdict or '-')}"]
 
 
 def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
     weights = stage_weights(record)
     waiting = waits.pause
     summed, folded = _askings(record, waits)
-    unanswered = _left_unanswered(record, waiting)
+    unanswered = {id(pause): ended for pause, ended in _left_unanswered(record, waiting)}
     answers = _merged((t for t in record.history
                        if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered),
                       record.refused_answers)
@@ -1378,6 +1397,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         if asked is not None and trigger.kind in ("reject", "approval-timeout"):
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(asked.comment or '-')})")
+        lines += _pause_cut_short(record, start)
     lines += ["", "## Exposure", ""]
     if first is None:
         lines.append(_no_move_recorded(record, start, back_at))

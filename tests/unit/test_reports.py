@@ -349,6 +349,27 @@ def test_a_pause_the_rollout_was_rolled_back_from_unanswered_is_in_the_approvals
     assert "not answered" not in rollout_report(answered)
 
 
+def test_the_incident_report_of_a_rollback_run_while_a_pause_waited_names_the_pause():
+    """The rollback flow run by hand while the rollout waited at an approval pause: the incident
+    report's trigger said "carol, with the rollback flow" alone, and an on-call engineer could not
+    tell that the rollout had been waiting for a person, since when, nor what it asked."""
+    question = "approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%"
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    text = incident_report(rec)
+    trigger = text.split("## What triggered it", 1)[1].split("## Exposure", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), not answered: "
+            f"{question}") in trigger, trigger
+    # Asked again after a timeout whose policy holds: still the pause it waited at.
+    held = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                          Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question),
+                          Transition(at=T0 + 260, kind="timeout", actor="timeout", to_stage=1,
+                                     comment="hold: no answer within 60 s", verdict=question))
+    assert f"- **While it waited at a pause:** asked at {utc(T0 + 200)}" in incident_report(held)
+    # Without a pause open, nothing is said of one.
+    assert "While it waited" not in incident_report(before_trigger("carol", "users report 500s on save"))
+
+
 def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     rec = record([started(), shift(60, 5, 0), passed(700, 0),
                   Transition(at=T0 + 720, kind="rollback-start", actor="carol", comment="aborted by carol: not today"),
