@@ -1342,6 +1342,27 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
             f"at {utc(sent.at)}.")
 
 
+# Triggers that are a person's word on the new version, not a measurement's.
+_PERSONS = ("reject", "abort", "manual")
+
+
+def _fix_steps(trigger: Trigger | None) -> list[str]:
+    """The incident's next steps about the new version, by what triggered the rollback. An approval
+    timeout found no fault, and a person's rollback raised no threshold: "find the cause and fix
+    it" and "adjust the spec's thresholds" of a false alarm sent a responder after a fault nobody
+    found, or thresholds that raised no alarm."""
+    if trigger is not None and trigger.kind == "approval-timeout":
+        return ["- [ ] No fault of the new version was found: nobody answered its approval pause in time. "
+                "Start the rollout of the same image again when an approver can answer; if the pause came when "
+                "nobody could, review `approvals.timeout_seconds`, who is told of a pause, or "
+                "`approvals.on_timeout` set to `hold` (an unanswered pause then keeps the weights and asks again)."]
+    fix = "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout)."
+    if trigger is not None and trigger.kind in _PERSONS:
+        return [fix, "- [ ] If the person's reason is confirmed, the judge passed what the person saw: tighten the "
+                     "spec's thresholds or analysis, or add the signal it did not watch; if not, record why."]
+    return [fix, "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds."]
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
@@ -1542,8 +1563,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
               f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
               "affected.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
-              "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout).",
-              "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds.",
+              *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
               "- [ ] Update the runbook and the lessons-learned notes."]
     return "\n".join(lines) + "\n"

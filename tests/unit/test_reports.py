@@ -370,6 +370,38 @@ def test_the_incident_report_of_a_rollback_run_while_a_pause_waited_names_the_pa
     assert "While it waited" not in incident_report(before_trigger("carol", "users report 500s on save"))
 
 
+def next_steps(text: str) -> str:
+    return text.split("## Next steps", 1)[1]
+
+
+def test_an_approval_timeouts_next_steps_do_not_send_a_responder_looking_for_a_fault():
+    """Rolled back because nobody answered a pause in time, the next steps said "Find the cause
+    and fix it; ship the fix as a new image tag" and to adjust the thresholds of a judge that found
+    nothing: the version may be sound, and what is next is asking again when someone can answer."""
+    steps = next_steps(incident_report(timed_out_into_a_rollback()))
+    assert "Find the cause and fix it" not in steps and "adjust the spec's thresholds" not in steps, steps
+    assert "No fault of the new version was found" in steps, steps
+    assert "Start the rollout of the same image again" in steps, steps
+    assert "`approvals.timeout_seconds`" in steps and "`approvals.on_timeout` set to `hold`" in steps, steps
+
+
+def test_a_persons_rollback_does_not_call_the_judges_thresholds_the_false_alarm():
+    """A person rejected the rollout (or rolled it back by hand) after the judge passed its stages:
+    "If the trigger was wrong (a false alarm), ... adjust the spec's thresholds" pointed at
+    thresholds that raised no alarm; what they tell is whether the judge missed what the person saw."""
+    rejected = before_trigger("dave", "rejected by dave: latency looks off", passed(200, 0),
+                              Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=1,
+                                         comment="reject: latency looks off", verdict="approval before 25%"))
+    for rec in (rejected, before_trigger("carol", "users report 500s on save", passed(200, 0))):
+        steps = next_steps(incident_report(rec))
+        assert "If the trigger was wrong (a false alarm), record why and adjust" not in steps, steps
+        assert "the judge passed what the person saw" in steps, steps
+        assert "Find the cause and fix it" in steps, steps
+    # The judge's own rollback keeps the false-alarm step.
+    judged = before_trigger("judge", "5%: canary error rate 0.52% vs the baseline's 0.10%: the sequential test crossed")
+    assert "If the trigger was wrong (a false alarm)" in next_steps(incident_report(judged))
+
+
 def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     rec = record([started(), shift(60, 5, 0), passed(700, 0),
                   Transition(at=T0 + 720, kind="rollback-start", actor="carol", comment="aborted by carol: not today"),
