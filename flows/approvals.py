@@ -42,9 +42,8 @@ from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
 from flows.hooks import own_words
-from rollway.bounds import seconds_said
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
-                               unanswered_by, waiting_prefix)
+                               timed_out, unanswered_by, waiting_prefix)
 from rollway.decide import Pause
 from rollway.failure_words import end_said
 from rollway.ledger import utc
@@ -403,15 +402,6 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
-
-
-def timed_out(approvals: Approvals) -> ApprovalAnswer:
-    """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
-    action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s")."""
-    return ApprovalAnswer(
-        action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
-        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}",
-    )
 
 
 def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:

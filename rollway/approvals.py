@@ -8,8 +8,10 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.bounds import seconds_said
 from rollway.decide import Pause
 from rollway.ledger import UNHEARD, UTC_FORMAT, Transition, answer_comment, utc, wall_utc
+from rollway.spec import Approvals
 
 
 COMMENT_LIMIT = 2_000
@@ -51,6 +53,15 @@ def asked_again(question: str, deadline: float) -> str:
     """``question`` (a pause's, ``unanswered_by``) as it is asked again: with ``deadline`` (wall
     clock, epoch seconds), the deadline of the question now open, in place of its own."""
     return _UNANSWERED_BY.sub(unanswered_by(datetime.fromtimestamp(deadline, timezone.utc)), question, count=1)
+
+
+def timed_out(approvals: Approvals) -> ApprovalAnswer:
+    """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
+    action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s")."""
+    return ApprovalAnswer(
+        action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
+        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}",
+    )
 
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage.

@@ -20,7 +20,7 @@ import heapq
 import json
 import re
 from collections.abc import Iterable
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,7 +30,7 @@ from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, RefusedAnswer, RolloutRecord,
+                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer, RolloutRecord,
                             Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
                             monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
@@ -285,12 +285,13 @@ def _span(start: float, end: float) -> str | None:
     return duration(end - start) if _one_clock(start, end) else None
 
 
-def _outcome(record: RolloutRecord) -> str:
+def _outcome(record: RolloutRecord, waits: "Waits") -> str:
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
         watched = _window_closing(record)
-        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else _window_open(record)
+        owed = "" if watched else _window_open(record)
+        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -298,19 +299,39 @@ def _outcome(record: RolloutRecord) -> str:
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
                     "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
                     "carries on from where it stopped")
+        if done is None and not owed:
+            # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
+            # finished, while the canary service carries all the traffic and a new rollout is refused.
+            return (f"promoted{closed}; **not finalized**: run `rollway finalize` (or the finalize deployment), which "
+                    "puts the promoted version on the stable service and readies the canary service; a new rollout "
+                    "of the service is refused until then")
         return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {utc(end.at)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
-    held = between_phases(record) or _waiting(record)
+    held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
 
 
 # How a person answers a paused run: the Prefect UI's Resume form, or rollway's commands.
 _HOW_TO_ANSWER = ("answer it in the Prefect UI (the paused flow run{run}: **Resume**) or with `rollway promote` "
                   "(approve), `rollway hold` (stay, asked again later) or `rollway abort` (reject: roll back)")
+
+
+class Waits(NamedTuple):
+    """What a rollout waits at, read once for all the report says of it: the question its run asks
+    now (``pause_asked_now``) and the pause entry that question stands for (``waiting_pause``)."""
+
+    asked: OpenPause | None
+    pause: Transition | None
+
+
+def waits_at(record: RolloutRecord) -> Waits:
+    """``record``'s ``Waits``: ``pause_asked_now`` read once, everything else derived from it."""
+    asked = pause_asked_now(record)
+    return Waits(asked, _waiting_pause(record, asked))
 
 
 def waiting_pause(record: RolloutRecord) -> Transition | None:
@@ -323,10 +344,14 @@ def waiting_pause(record: RolloutRecord) -> Transition | None:
     Asked again for another cause (metrics unreadable at one asking, inconclusive at the next),
     the entry of the question asked now (``pause_asked_now``), which need not be the newest: each
     question is recorded once per wait."""
+    return waits_at(record).pause
+
+
+def _waiting_pause(record: RolloutRecord, asked: OpenPause | None) -> Transition | None:
+    """``waiting_pause``, given the question asked now (``pause_asked_now``)."""
     wait = unanswered_wait(record)
     if not wait:
         return None
-    asked = pause_asked_now(record)
     pauses = [t for t in wait if t.kind == "pause"]
     if asked is not None:
         return next(t for t in reversed(pauses) if pause_cause(t) == asked.cause)
@@ -342,7 +367,11 @@ def open_question(record: RolloutRecord, pause: Transition) -> str:
     with the deadline of the question now open when it has been asked again since
     (``asked_until``). Its entry keeps the first asking's deadline: asked again after a timeout
     whose policy holds, the pause read "unanswered by" a time long past while it still waited."""
-    asked = pause_asked_now(record)
+    return _open_question(record, pause, pause_asked_now(record))
+
+
+def _open_question(record: RolloutRecord, pause: Transition, asked: OpenPause | None) -> str:
+    """``open_question``, given the question asked now (``pause_asked_now``)."""
     if asked is not None and pause.to_stage == asked.stage:
         return asked.question
     question = pause.comment or pause.verdict or ""
@@ -356,8 +385,13 @@ def as_asked_now(record: RolloutRecord) -> tuple[Transition, ...]:
     """The history, the pause the rollout waits at with the question now open (``open_question``):
     asked again after a timeout whose policy holds, its entry gave the first deadline, long past.
     `rollway status`'s history and the report's timeline both list it so."""
-    waiting = waiting_pause(record)
-    if waiting is None or (asked := open_question(record, waiting)) == (waiting.comment or waiting.verdict or ""):
+    return _as_asked_now(record, waits_at(record))
+
+
+def _as_asked_now(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]:
+    waiting = waits.pause
+    if waiting is None or (asked := _open_question(record, waiting, waits.asked)) == (
+            waiting.comment or waiting.verdict or ""):
         return record.history
     return tuple(t.model_copy(update={"comment": asked}) if t is waiting else t for t in record.history)
 
@@ -367,14 +401,22 @@ def as_listed(record: RolloutRecord) -> tuple[Transition, ...]:
     the answers the rollout's runs refused (``RolloutRecord.refused_answers``) among its entries
     by time, each a row of kind ``refused``. Only listed: whatever reads the rollout's state reads
     the history alone, which a refused answer left as it was."""
-    return _merged(as_asked_now(record), [r.as_transition() for r in record.refused_answers])
+    return _as_listed(record, waits_at(record))
+
+
+def _as_listed(record: RolloutRecord, waits: Waits) -> tuple[Transition, ...]:
+    return _merged(_as_asked_now(record, waits), [r.as_transition() for r in record.refused_answers])
 
 
 def refused_at_pause(record: RolloutRecord) -> list[RefusedAnswer]:
     """The answers refused since the pause the rollout waits at (``waiting_pause``), oldest first:
     that pause is still open, and whoever answers next should know someone tried and why it was
     refused. None for a rollout that waits at no pause."""
-    pause = waiting_pause(record)
+    return _refused_since(record, waiting_pause(record))
+
+
+def _refused_since(record: RolloutRecord, pause: Transition | None) -> list[RefusedAnswer]:
+    """``refused_at_pause``, given the pause the rollout waits at (``waiting_pause``)."""
     return [] if pause is None else [r for r in record.refused_answers if r.at >= pause.at]
 
 
@@ -384,33 +426,39 @@ def _merged(history: Iterable[T], refused: Iterable[R]) -> tuple[T | R, ...]:
     return tuple(heapq.merge(history, refused, key=lambda t: t.at))
 
 
-def _waiting(record: RolloutRecord) -> str:
+def _waiting(record: RolloutRecord, waits: Waits) -> str:
     """A rollout paused for a person's answer: at which stage, since when, what it asks and how to
     answer it; "" for any other. It read "progressing (not finished)", as if a run moved it on."""
-    pause = waiting_pause(record)
+    pause = waits.pause
     if pause is None:
         return ""
-    weights = stage_weights(record)
-    stage = (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
-             if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
-    since, asked_at = _pause_times(record, pause)
+    stage = _for_stage(record, pause)
+    since, asked_at = _pause_times(record, pause, waits.asked)
     run = f" {cell(pause.run)}" if pause.run else ""
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
-            f"{since}{_asked_again(record, pause, asked_at)}: "
-            f"{cell(open_question(record, pause) or 'no question recorded')}; " + _HOW_TO_ANSWER.format(run=run))
+            f"{since}{_asked_again(record, waits, asked_at)}: "
+            f"{cell(_open_question(record, pause, waits.asked) or 'no question recorded')}; "
+            + _HOW_TO_ANSWER.format(run=run))
 
 
-def _asked_again(record: RolloutRecord, pause: Transition, asked_at: str) -> str:
-    """Why the waiting ``pause`` was asked again, and when last (``asked_at``), for the waiting
+def _for_stage(record: RolloutRecord, pause: Transition) -> str:
+    """The stage ``pause`` asks about, as " for stage 2/3 (25%)"; "" when the record cannot say."""
+    weights = stage_weights(record)
+    return (f" for stage {pause.to_stage + 1}/{len(weights)} ({weights[pause.to_stage]}%)"
+            if weights and pause.to_stage is not None and 0 <= pause.to_stage < len(weights) else "")
+
+
+def _asked_again(record: RolloutRecord, waits: Waits, asked_at: str) -> str:
+    """Why the waiting pause (``waits.pause``) was asked again, and when last (``asked_at``), for the waiting
     line; "" when it has been asked once. The open pause's asking count includes every asking
     (after a timeout whose policy holds, after a refused answer, by a run taking it over): counted
     alone, it said "it timed out at <the re-asking>" after an answer refused where nothing had
     timed out, and beside a policy that rolls back on timeout."""
     last = record.history[-1] if record.history else None
     timed_out = (last is not None and last.kind == "timeout") or any(
-        held_by_timeout(t) for t in unanswered_wait(record, pause.to_stage))
-    refused = refused_at_pause(record)
-    asked = pause_asked_now(record)
+        held_by_timeout(t) for t in unanswered_wait(record, waits.pause.to_stage))
+    refused = _refused_since(record, waits.pause)
+    asked = waits.asked
     again = asked is not None and asked.asked > 1  # else its run stopped before asking again
     if not refused:
         if timed_out:
@@ -422,7 +470,7 @@ def _asked_again(record: RolloutRecord, pause: Transition, asked_at: str) -> str
     return f"; {before}{said}" + (f", and it is asked again at {asked_at}" if again else "")
 
 
-def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
+def _pause_times(record: RolloutRecord, pause: Transition, asked: OpenPause | None) -> tuple[str, str]:
     """When ``pause`` began and when it was last asked (or timed out), both on the wall clock its
     deadline is on.
 
@@ -433,14 +481,13 @@ def _pause_times(record: RolloutRecord, pause: Transition) -> tuple[str, str]:
     that deadline came. A pause recorded without a deadline, or with a spec that cannot be read,
     keeps its entry's time, said to be on the rollout clock.
 
-    Asked again since (``pause_asked_now``): since its first asking, recorded with it, and the time
+    Asked again since (``asked``, ``pause_asked_now``): since its first asking, recorded with it, and the time
     the question now open was asked (its deadline less the timeout), after a timeout or a refused
     answer (``_asked_again`` says which)."""
     deadline = pause_deadline(pause.comment)
     spec = _recorded_spec(record)
     timeout = spec.approvals.timeout_seconds if spec is not None else None
     last = record.history[-1]
-    asked = pause_asked_now(record)
     now_due = pause_deadline(asked.question) if asked is not None else None
     if asked is not None and asked.asked > 1 and now_due is not None and timeout is not None:
         return wall_utc(asked.since), wall_utc(now_due - timeout)
@@ -616,7 +663,7 @@ def _stage_table(record: RolloutRecord) -> list[str]:
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 
-def _askings(record: RolloutRecord, waiting: Transition | None) -> tuple[dict[int, str], set[int]]:
+def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[int]]:
     """How the Approvals table sums up a pause asked more than once: one row for the wait, its
     answer's (or its waiting row), saying "asked N times, causes: ..." and the last question,
     keyed by the row's entry id; and the ids of the timeouts that held, which that row stands for.
@@ -644,17 +691,56 @@ def _askings(record: RolloutRecord, waiting: Transition | None) -> tuple[dict[in
         if t.kind in ANSWERS and t.kind != UNHEARD and t.asked is not None:
             sum_up(t, t.asked, tuple(causes), t.verdict or "")
         held, causes = [], []
-    asked = pause_asked_now(record)
-    if waiting is not None and asked is not None:
-        sum_up(waiting, asked.asked, asked.causes, asked.question)
+    if waits.pause is not None and waits.asked is not None:
+        sum_up(waits.pause, waits.asked.asked, waits.asked.causes, waits.asked.question)
     return summed, folded
 
 
-def _answers(record: RolloutRecord) -> list[str]:
+# What ends a wait at a pause nobody answered: the traffic moved on, or the rollout ended.
+_WAIT_ENDERS = (*_MOVES, "rollback-start", "rollback", "promote")
+
+
+def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[tuple[Transition, Transition]]:
+    """The pauses whose wait ended with no answer recorded (a person ran the rollback flow while
+    the rollout waited, its run was cancelled while paused), oldest first, each with the entry that
+    ended the wait. The Approvals table listed answers alone, and said "No approval was asked for or
+    answered" of a pause a rollback cut short. A wait's last pause stands for it (asked again for
+    another cause, or after a timeout whose policy holds); the pause the rollout still waits at
+    (``waiting``) has its own row, and a wait an answer (or a timeout that rolled back) ended has
+    theirs."""
+    left: list[tuple[Transition, Transition]] = []
+    pending: Transition | None = None
+    for t in record.history:
+        if t.kind == "pause":
+            pending = None if t is waiting else t
+        elif t.kind in ANSWERS and not held_by_timeout(t):  # a timeout that holds asks the pause again
+            pending = None
+        elif t.kind in _WAIT_ENDERS and pending is not None:
+            left.append((pending, t))
+            pending = None
+    return left
+
+
+def _pause_cut_short(record: RolloutRecord, start: Transition | None) -> list[str]:
+    """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
+    flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
+    did not tell that the rollout had been waiting, since when, nor what it asked."""
+    if start is None:
+        return []
+    pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
+    if pause is None:
+        return []
+    return [f"- **While it waited at a pause:** asked at {utc(pause.at)}{_for_stage(record, pause)}, not answered: "
+            f"{cell(pause.comment or pause.verdict or '-')}"]
+
+
+def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
     weights = stage_weights(record)
-    waiting = waiting_pause(record)
-    summed, folded = _askings(record, waiting)
-    answers = _merged((t for t in record.history if (t.kind in ANSWERS and id(t) not in folded) or t is waiting),
+    waiting = waits.pause
+    summed, folded = _askings(record, waits)
+    unanswered = {id(pause): ended for pause, ended in _left_unanswered(record, waiting)}
+    answers = _merged((t for t in record.history
+                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered),
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
@@ -670,9 +756,14 @@ def _answers(record: RolloutRecord) -> list[str]:
         if t is waiting:  # asked, and not answered yet: its question is its comment
             # Since when on the wall clock, as the outcome line and `rollway status` give it: under
             # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
-            since, _ = _pause_times(record, t)
+            since, _ = _pause_times(record, t, waits.asked)
             rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
-                        f"{cell(summed.get(id(t)) or open_question(record, t))} |")
+                        f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
+            continue
+        ended = unanswered.get(id(t))
+        if ended is not None:  # asked, and the rollout went on (or ended) without an answer
+            rows.append(f"| {utc(t.at)} | - | **not answered** | {stage} | the wait ended with {ended.kind} "
+                        f"({cell(ended.actor)}, {utc(ended.at)}) | {cell(t.comment or t.verdict or '')} |")
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
@@ -696,10 +787,10 @@ def _without_answer(comment: str, said: str) -> str:
     return comment.removeprefix(f"{said}:").strip() if comment.startswith(f"{said}:") else comment
 
 
-def _timeline(record: RolloutRecord) -> list[str]:
+def _timeline(record: RolloutRecord, waits: Waits) -> list[str]:
     rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
-    for t in as_listed(record):
+    for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
         detail = "; ".join(x for x in (t.comment, t.verdict,
                                        f"canary restored to {t.task_definition}" if t.task_definition else None,
@@ -899,12 +990,13 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     finishes it instead (``flows.rollback.no_revision_to_restore``; None: it can, or not read).
     ``targets``: where the service runs, to name its stable service (None: "the stable service")."""
     weights = stage_weights(record)
+    waits = waits_at(record)  # one reading of the pause for the outcome, the approvals and the timeline
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
         "",
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
-        f"- **Outcome:** {_outcome(record)}",
+        f"- **Outcome:** {_outcome(record, waits)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
@@ -930,8 +1022,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record),
-              "", "## Every recorded transition", "", *_timeline(record)]
+    lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record, waits),
+              "", "## Every recorded transition", "", *_timeline(record, waits)]
     return "\n".join(lines) + "\n"
 
 
@@ -1250,6 +1342,27 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
             f"at {utc(sent.at)}.")
 
 
+# Triggers that are a person's word on the new version, not a measurement's.
+_PERSONS = ("reject", "abort", "manual")
+
+
+def _fix_steps(trigger: Trigger | None) -> list[str]:
+    """The incident's next steps about the new version, by what triggered the rollback. An approval
+    timeout found no fault, and a person's rollback raised no threshold: "find the cause and fix
+    it" and "adjust the spec's thresholds" of a false alarm sent a responder after a fault nobody
+    found, or thresholds that raised no alarm."""
+    if trigger is not None and trigger.kind == "approval-timeout":
+        return ["- [ ] No fault of the new version was found: nobody answered its approval pause in time. "
+                "Start the rollout of the same image again when an approver can answer; if the pause came when "
+                "nobody could, review `approvals.timeout_seconds`, who is told of a pause, or "
+                "`approvals.on_timeout` set to `hold` (an unanswered pause then keeps the weights and asks again)."]
+    fix = "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout)."
+    if trigger is not None and trigger.kind in _PERSONS:
+        return [fix, "- [ ] If the person's reason is confirmed, the judge passed what the person saw: tighten the "
+                     "spec's thresholds or analysis, or add the signal it did not watch; if not, record why."]
+    return [fix, "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds."]
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
@@ -1305,6 +1418,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         if asked is not None and trigger.kind in ("reject", "approval-timeout"):
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(asked.comment or '-')})")
+        lines += _pause_cut_short(record, start)
     lines += ["", "## Exposure", ""]
     if first is None:
         lines.append(_no_move_recorded(record, start, back_at))
@@ -1449,8 +1563,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
               f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
               "affected.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
-              "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout).",
-              "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds.",
+              *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
               "- [ ] Update the runbook and the lessons-learned notes."]
     return "\n".join(lines) + "\n"

@@ -102,6 +102,29 @@ def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks
     assert f"`{aws.targets.queues[0].dlq_name}`" in incident
 
 
+def test_a_rollback_run_while_the_rollout_waited_at_a_pause_reports_the_pause_unanswered(aws, blocks):
+    """The rollback flow run by hand while the rollout waited for an approval: the Approvals table
+    said "No approval was asked for or answered" and the incident report's trigger named the
+    rollback alone, nothing of the pause it cut short."""
+    record, shifted = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    asked = shifted + 600
+    question = "approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%"
+    ledger.record(aws.targets.canary_service, owner="run-1", now=asked, transition=Transition(
+        at=asked, kind="pause", actor="alice", to_stage=1, comment=question))
+    rollback(reason="users report 500s on save", actor="carol", targets_block=blocks, aws_credentials_block=blocks)
+
+    written = artifacts_of(rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True))
+    report = written[f"{aws.targets.canary_service}-rollout-report"]
+    approvals = report.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(asked)} |")]
+    assert "| **not answered** | 25% | the wait ended with rollback-start (carol, " in row, row
+    assert question in row, row
+    incident = written[f"{aws.targets.canary_service}-incident-report"]
+    assert f"**While it waited at a pause:** asked at {utc(asked)} for stage 2/3 (25%), not answered: {question}" in (
+        incident)
+
+
 def test_a_rollout_still_running_gets_no_incident_report(aws, blocks):
     record, _ = start_at_five_percent(aws)
     state = rollout_report(rollout_id=record.rollout_id, targets_block=blocks, aws_credentials_block=blocks,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flows.approvals import timed_out
 from flows.engine import baked_by_said
 from flows.params import WindowSeconds
+from rollway.approvals import timed_out
 from rollway.spec import Approvals, Stage
 
 

@@ -326,6 +326,82 @@ def test_the_approvals_table_says_each_answer_once():
     assert rows[3].endswith("| eve | hold | 5% | approve: later |  |"), rows
 
 
+def test_a_pause_the_rollout_was_rolled_back_from_unanswered_is_in_the_approvals_table():
+    """A person ran the rollback flow while the rollout waited at an approval pause: the report's
+    Approvals table said "No approval was asked for or answered", though the pause had asked one
+    and nobody answered it before the rollback."""
+    question = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+                f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    text = rollout_report(rec)
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "No approval was asked" not in approvals, approvals
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    assert "**not answered**" in row and "| 25% |" in row and "approval needed before 25%" in row, row
+    # What ended the wait, and who.
+    assert f"rollback-start (carol, {utc(T0 + 300)})" in row, row
+    # A pause that was answered has no such row.
+    answered = before_trigger("dave", "rejected by dave: latency looks off",
+                              Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question),
+                              Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=1,
+                                         comment="reject: latency looks off", verdict=question))
+    assert "not answered" not in rollout_report(answered)
+
+
+def test_the_incident_report_of_a_rollback_run_while_a_pause_waited_names_the_pause():
+    """The rollback flow run by hand while the rollout waited at an approval pause: the incident
+    report's trigger said "carol, with the rollback flow" alone, and an on-call engineer could not
+    tell that the rollout had been waiting for a person, since when, nor what it asked."""
+    question = "approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%"
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    text = incident_report(rec)
+    trigger = text.split("## What triggered it", 1)[1].split("## Exposure", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), not answered: "
+            f"{question}") in trigger, trigger
+    # Asked again after a timeout whose policy holds: still the pause it waited at.
+    held = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                          Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question),
+                          Transition(at=T0 + 260, kind="timeout", actor="timeout", to_stage=1,
+                                     comment="hold: no answer within 60 s", verdict=question))
+    assert f"- **While it waited at a pause:** asked at {utc(T0 + 200)}" in incident_report(held)
+    # Without a pause open, nothing is said of one.
+    assert "While it waited" not in incident_report(before_trigger("carol", "users report 500s on save"))
+
+
+def next_steps(text: str) -> str:
+    return text.split("## Next steps", 1)[1]
+
+
+def test_an_approval_timeouts_next_steps_do_not_send_a_responder_looking_for_a_fault():
+    """Rolled back because nobody answered a pause in time, the next steps said "Find the cause
+    and fix it; ship the fix as a new image tag" and to adjust the thresholds of a judge that found
+    nothing: the version may be sound, and what is next is asking again when someone can answer."""
+    steps = next_steps(incident_report(timed_out_into_a_rollback()))
+    assert "Find the cause and fix it" not in steps and "adjust the spec's thresholds" not in steps, steps
+    assert "No fault of the new version was found" in steps, steps
+    assert "Start the rollout of the same image again" in steps, steps
+    assert "`approvals.timeout_seconds`" in steps and "`approvals.on_timeout` set to `hold`" in steps, steps
+
+
+def test_a_persons_rollback_does_not_call_the_judges_thresholds_the_false_alarm():
+    """A person rejected the rollout (or rolled it back by hand) after the judge passed its stages:
+    "If the trigger was wrong (a false alarm), ... adjust the spec's thresholds" pointed at
+    thresholds that raised no alarm; what they tell is whether the judge missed what the person saw."""
+    rejected = before_trigger("dave", "rejected by dave: latency looks off", passed(200, 0),
+                              Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=1,
+                                         comment="reject: latency looks off", verdict="approval before 25%"))
+    for rec in (rejected, before_trigger("carol", "users report 500s on save", passed(200, 0))):
+        steps = next_steps(incident_report(rec))
+        assert "If the trigger was wrong (a false alarm), record why and adjust" not in steps, steps
+        assert "the judge passed what the person saw" in steps, steps
+        assert "Find the cause and fix it" in steps, steps
+    # The judge's own rollback keeps the false-alarm step.
+    judged = before_trigger("judge", "5%: canary error rate 0.52% vs the baseline's 0.10%: the sequential test crossed")
+    assert "If the trigger was wrong (a false alarm)" in next_steps(incident_report(judged))
+
+
 def test_a_stage_that_passed_before_a_person_aborted_shows_both():
     rec = record([started(), shift(60, 5, 0), passed(700, 0),
                   Transition(at=T0 + 720, kind="rollback-start", actor="carol", comment="aborted by carol: not today"),
@@ -426,6 +502,19 @@ def test_a_finalize_that_stopped_part_way_is_in_the_outcome_with_what_to_run():
     assert "run `rollway finalize` (or the finalize deployment) again" in outcome
     # A finished one is told as before.
     assert "finalize began" not in rollout_report(rec)
+
+
+def test_a_promotion_whose_window_closed_and_not_finalized_says_finalize_is_next():
+    """Read after the window closed and before anyone finalized, the outcome said "promoted;
+    monitoring window closed": the release looked finished, while the canary service still carries
+    all the traffic and the next rollout is refused until `rollway finalize` runs."""
+    rec = promoted_record()
+    unfinalized = rec.model_copy(update={"history": rec.history[:-1]})  # up to the window's "watched"
+    (outcome,) = [line for line in rollout_report(unfinalized).splitlines() if line.startswith("- **Outcome:**")]
+    assert "**not finalized**" in outcome and "run `rollway finalize`" in outcome, outcome
+    assert "a new rollout of the service is refused until then" in outcome, outcome
+    # Finalized: nothing owed is said.
+    assert "not finalized" not in rollout_report(rec)
 
 
 def test_a_promotion_whose_monitoring_window_is_not_closed_says_so():
