@@ -19,10 +19,12 @@ import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cyclopts import App
+from pydantic import ValidationError
 
 from flows.params import MAX_POLL_SECONDS
 from rollway.cli.blocks import DEPLOYMENT, deployment_path  # noqa: F401 - deployment_path: for run_deployment
 from rollway.clock import ClockSettings
+from rollway.model import validation_problems
 from rollway.spec import RolloutSpec
 from rollway.validation import ValidationSpec
 
@@ -205,13 +207,19 @@ def validation_spec(url: str) -> ValidationSpec:
         raise ValueError(f"--validation-url is not a usable base URL: {reasons}") from None
 
 
+def _problems(err: ValueError, whole: str) -> str:
+    """A refused option's problems on the one ``error:`` line: pydantic's own rendering took four
+    lines a problem (a count, the field, the message, a web address)."""
+    return validation_problems(err, whole) if isinstance(err, ValidationError) else str(err)
+
+
 def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, poll_seconds: float, limit: int,
              spec_json: str | None) -> tuple[ClockSettings, RolloutSpec | None]:
     """The clock and the spec the options give, or a ValueError naming the bad option."""
     try:
         clock = ClockSettings(speed=speed, anchor=anchor)  # a fast clock needs its anchor
     except ValueError as err:
-        raise ValueError(f"--speed {speed:g} / --anchor {anchor}: {err}") from None
+        raise ValueError(f"--speed {speed:g} / --anchor {anchor}: {_problems(err, 'clock')}") from None
     # The flows' own bound (flows/params.py): a deployment default outside it fails every run.
     if not 0 < approval_poll_seconds <= MAX_POLL_SECONDS:
         raise ValueError(f"--approval-poll-seconds {approval_poll_seconds}: must be 1..{MAX_POLL_SECONDS} (an answer "
@@ -228,7 +236,7 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
     try:
         return clock, RolloutSpec.model_validate_json(spec_json)
     except ValueError as err:
-        raise ValueError(f"--spec-json is not a usable RolloutSpec: {err}") from None
+        raise ValueError(f"--spec-json is not a usable RolloutSpec: {_problems(err, 'spec')}") from None
 
 
 def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:

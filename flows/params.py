@@ -94,7 +94,12 @@ def _reason(reason: str | None) -> str | None:
     return encodable(reason, "start_early_because")
 
 
-EarlyReason = Annotated[str | None, AfterValidator(_reason)]
+# The pattern and the length are for the UI's form, as Actor's: the API refuses a blank or overlong
+# reason when the run is created, where the run used to start and fail on the worker. The
+# validator gives the message.
+EarlyReason = Annotated[
+    Annotated[str, Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_REASON})] | None,
+    AfterValidator(_reason)]
 """Why a person starts the next weekly phase before the calendar says it is due: None, or not
 blank, at most MAX_REASON characters, valid UTF-8 (``encodable``)."""
 

@@ -1,0 +1,48 @@
+"""A run form the Prefect API refuses as it is filled in: serve.py's deployments enforce their
+parameter schema, so a value the schema rules out is refused when the run is created (the UI
+says which field and why), not by a run that starts on the worker and fails there."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
+
+from flows.params import MAX_REASON
+
+
+@pytest.fixture(scope="module")
+def advance_phase_deployment() -> str:
+    from deployments.serve import build_deployments
+
+    (deployment,) = [d for d in build_deployments(targets_block="rollway-targets", aws_credentials_block="rollway-aws")
+                     if d.flow_name == "advance_phase"]
+    return str(deployment.apply())
+
+
+def _created(deployment_id: str, parameters: dict) -> str | None:
+    """None when the API creates the run (deleted again), else the API's refusal."""
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+        except PrefectHTTPStatusError as err:
+            assert err.response.status_code == 409, err
+            return err.response.json()["detail"]
+        client.delete_flow_run(run.id)
+        return None
+
+
+@pytest.mark.parametrize("reason, refused", [
+    # Taken by the form, the run started and failed on the worker ("must say why").
+    ("   ", "Validation failed for field 'start_early_because'"),
+    ("x" * (MAX_REASON + 1), "Validation failed for field 'start_early_because'"),
+])
+def test_a_blank_or_overlong_reason_to_start_early_is_refused_by_the_form(advance_phase_deployment, reason,
+                                                                          refused) -> None:
+    said = _created(advance_phase_deployment, {"start_early_because": reason, "actor": "dana"})
+    assert said is not None and refused in said, said
+
+
+@pytest.mark.parametrize("reason", [None, "the fix for the outage must reach everyone today", "x" * MAX_REASON])
+def test_no_reason_or_one_that_says_why_is_taken(advance_phase_deployment, reason) -> None:
+    assert _created(advance_phase_deployment, {"start_early_because": reason, "actor": "dana"}) is None
