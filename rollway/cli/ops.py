@@ -616,7 +616,7 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
                 return run
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"flow run {run.name!r} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
+                    f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
                 )
             # Another process drives the run; the API is the only way to see its progress.
             time.sleep(poll_seconds)
@@ -1665,7 +1665,17 @@ def abort(
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
         return 0
-    finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
+    # Said before the wait: two minutes of a silent terminal read as a hang.
+    console.print(f"waiting up to {wait_seconds:g} s (--wait-seconds) for flow run {run.name} to finish rolling back "
+                  "...", markup=False)
+    try:
+        finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
+    except TimeoutError as late:
+        # The bare timeout left on-call unsure whether the reject was sent or the traffic moved.
+        errors.print(f"[red]error:[/red] {escape(str(late))}: the reject was sent: the run goes on rolling back, and "
+                     "`rollway status` shows where it stands (this command did nothing else)")
+        say_live(service)
+        return 1
     console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
     if not finished.state.is_completed() and (finished.state.message or "").strip():
         # Its state's name alone left on-call to open the Prefect UI to learn whether the traffic
