@@ -1843,15 +1843,19 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
     if owner is not None:
+        # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
+        stop_within = max(wait_seconds, 1.0)
         with get_client(sync_client=True) as client:
             run = read_run(client, owner)
             if run is not None and not is_final(run):
                 # A running rollout would shift traffic again after the rollback: stop it first.
                 client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
-                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout ...")
+                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
+                              f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
+                              markup=False)
         if run is not None:
             try:
-                wait_for_run(owner, is_final, timeout_seconds=max(wait_seconds, 1.0))
+                wait_for_run(owner, is_final, timeout_seconds=stop_within)
             except TimeoutError as err:
                 # A run whose process died never finishes cancelling; the rollback must not wait on it.
                 errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
