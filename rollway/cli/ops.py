@@ -180,7 +180,28 @@ def _block_not_loaded(err: Exception, option: str, name: str | None, block_type:
         api = PREFECT_API_URL.value() or "ephemeral"
         return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
                 "to the server `rollway up` printed")
+    if (elsewhere := not_a_prefect_api()) is not None:
+        return elsewhere
     return f"{unsaved}, or set PREFECT_API_URL to the server that holds yours (`rollway up` prints it)"
+
+
+def not_a_prefect_api() -> str | None:
+    """Why PREFECT_API_URL is not a Prefect API, or None when its health check answers.
+
+    Another web server there (a service on the port, a proxy path that is not the API's) answers
+    every read with 404, as the API answers for a block type nobody registered: the commands said
+    "no block named ... (saved there: none)", and on-call went looking for a block. Asked only
+    once a block did not load."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client:
+        unhealthy = client.api_healthcheck()
+    if unhealthy is None:
+        return None
+    said = " ".join(str(unhealthy).split(" - For more information")[0].split())
+    return (f"PREFECT_API_URL {PREFECT_API_URL.value()} does not answer as a Prefect API ({said}): set PREFECT_API_URL "
+            "to the API address `rollway up` printed (it ends in /api), or your account's Prefect API")
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:
