@@ -13,7 +13,9 @@ from cyclopts import App
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
-flags_app = App(name="flags", help="Feature flags: list, show, change and evaluate them.")
+# The commands as they are typed: "show, change and evaluate" sent people to `flags show`.
+flags_app = App(name="flags", help="Feature flags: list, get, set and eval them (`rollway flags set NAME --no-enabled` "
+                                   "turns one off).")
 
 
 class _Store:

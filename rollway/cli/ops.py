@@ -180,7 +180,28 @@ def _block_not_loaded(err: Exception, option: str, name: str | None, block_type:
         api = PREFECT_API_URL.value() or "ephemeral"
         return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
                 "to the server `rollway up` printed")
+    if (elsewhere := not_a_prefect_api()) is not None:
+        return elsewhere
     return f"{unsaved}, or set PREFECT_API_URL to the server that holds yours (`rollway up` prints it)"
+
+
+def not_a_prefect_api() -> str | None:
+    """Why PREFECT_API_URL is not a Prefect API, or None when its health check answers.
+
+    Another web server there (a service on the port, a proxy path that is not the API's) answers
+    every read with 404, as the API answers for a block type nobody registered: the commands said
+    "no block named ... (saved there: none)", and on-call went looking for a block. Asked only
+    once a block did not load."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    with get_client(sync_client=True) as client:
+        unhealthy = client.api_healthcheck()
+    if unhealthy is None:
+        return None
+    said = " ".join(str(unhealthy).split(" - For more information")[0].split())
+    return (f"PREFECT_API_URL {PREFECT_API_URL.value()} does not answer as a Prefect API ({said}): set PREFECT_API_URL "
+            "to the API address `rollway up` printed (it ends in /api), or your account's Prefect API")
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:
@@ -616,7 +637,7 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
                 return run
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"flow run {run.name!r} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
+                    f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
                 )
             # Another process drives the run; the API is the only way to see its progress.
             time.sleep(poll_seconds)
@@ -1665,7 +1686,17 @@ def abort(
     console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
     if wait_seconds <= 0:
         return 0
-    finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
+    # Said before the wait: two minutes of a silent terminal read as a hang.
+    console.print(f"waiting up to {wait_seconds:g} s (--wait-seconds) for flow run {run.name} to finish rolling back "
+                  "...", markup=False)
+    try:
+        finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
+    except TimeoutError as late:
+        # The bare timeout left on-call unsure whether the reject was sent or the traffic moved.
+        errors.print(f"[red]error:[/red] {escape(str(late))}: the reject was sent: the run goes on rolling back, and "
+                     "`rollway status` shows where it stands (this command did nothing else)")
+        say_live(service)
+        return 1
     console.print(f"flow run {finished.name} is {_state_name(finished)}", markup=False)
     if not finished.state.is_completed() and (finished.state.message or "").strip():
         # Its state's name alone left on-call to open the Prefect UI to learn whether the traffic
@@ -1833,15 +1864,19 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
     if owner is not None:
+        # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
+        stop_within = max(wait_seconds, 1.0)
         with get_client(sync_client=True) as client:
             run = read_run(client, owner)
             if run is not None and not is_final(run):
                 # A running rollout would shift traffic again after the rollback: stop it first.
                 client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
-                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout ...")
+                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
+                              f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
+                              markup=False)
         if run is not None:
             try:
-                wait_for_run(owner, is_final, timeout_seconds=max(wait_seconds, 1.0))
+                wait_for_run(owner, is_final, timeout_seconds=stop_within)
             except TimeoutError as err:
                 # A run whose process died never finishes cancelling; the rollback must not wait on it.
                 errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")

@@ -1,0 +1,82 @@
+"""`rollway abort` that rejects a paused run and waits for it to roll back.
+
+It said "resumed to roll back", then nothing for up to --wait-seconds (two minutes by default),
+and when the run had not ended by then only "error: flow run ... is still Running after 120 s":
+on-call could not tell whether the reject was sent, whether the traffic was back, or what next.
+"""
+
+from __future__ import annotations
+
+from rollway.cli import ops
+from tests.flows.test_answer_not_taken import paused_with_its_form
+from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
+
+
+def test_abort_says_it_waits_and_what_stands_when_the_rejected_run_is_still_rolling_back(monkeypatch, capsys):
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    # The run notices its answer within its 1-s poll: it is still Running this soon after the resume.
+    code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0.05, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert outcome == ["reject by bob"], outcome  # the reject was sent and taken
+    out, said = " ".join(out.split()), " ".join(err.split())
+    assert f"rejected by bob: flow run {run.name} ({run.id}) resumed to roll back" in out, out
+    # Before the wait, how long it may last: a silent terminal for two minutes read as a hang.
+    assert f"waiting up to 0.05 s (--wait-seconds) for flow run {run.name} to finish rolling back" in out, out
+    assert code == 1, (out, err)
+    assert f"flow run {run.name} ({run.id}) is still Running after 0.05 s" in said, err
+    assert "the reject was sent: the run goes on rolling back" in said, err
+    assert "`rollway status` shows where it stands" in said, err
+    assert "load balancer now 95/5 (stable/canary), read back" in out, out
+
+
+def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_back(monkeypatch, capsys):
+    """Nothing paused, the run that owns the rollout still Running: abort cancels it and waits for
+    it to stop (up to --wait-seconds) before rolling back; it said "cancelling ... ..." alone."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Running
+
+    import flows.rollback
+    from flows.env import OWNER_PREFIX
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.fake_env import STABLE_TD, fake_environment
+    from tests.flows.test_abort_clock import stand_in
+    from tests.flows.test_abort_races import SPEC
+
+    with get_client(sync_client=True) as client:
+        # Running with no process behind it: it never stops, and the abort rolls back anyway.
+        owner = client.create_flow_run(stand_in, state=Running())
+    try:
+        env = fake_environment()
+        env.ledger = FakeLedger()
+        monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+        now = env.clock.now()
+        service = env.targets.canary_service
+        env.ledger.create(RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+                                        spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING,
+                                        stage_index=0, weights=Weights.canary_at(5),
+                                        previous_task_definition=STABLE_TD, stable_desired=4),
+                          owner=f"{OWNER_PREFIX}{owner.id}", now=now - 600, lease_seconds=600)
+        env.router.weights = Weights.canary_at(5)
+        monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
+            targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
+        started = time.monotonic()
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
+                         credentials_block=None)
+        out, err = capsys.readouterr()
+    finally:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(owner.id, Cancelled(), force=True)
+    out, said = " ".join(out.split()), " ".join(err.split())
+    assert code == 0, (out, err)
+    assert (f"cancelling flow run {owner.name} ({owner.id}), which owns the rollout, and waiting up to 1 s "
+            "(--wait-seconds) for it to stop before rolling back" in out), out
+    assert f"flow run {owner.name} ({owner.id}) is still Cancelling after 1 s; rolling back anyway" in said, err
+    assert "rolled back" in out and time.monotonic() - started < 60
