@@ -36,13 +36,13 @@ class LeaseKeeper:
 
     def __init__(self, env: Environment, renew: Callable[[], object], lease_seconds: float,
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
-        self.env, self.renew, self.every = env, renew, lease_seconds / 3
+        every = lease_seconds / 3
         # The run's logger, taken here for the thread (which has no run context).
         self._log = log if log is not None else get_run_logger()
         # A tenth of the period, not at the next look: at each look (every second) an outage
         # through an hour's scale-up cost thousands of writes and warnings. The lease still has two
         # thirds of its time when the first renewal fails.
-        self._renewals = Renewals(renew, every=self.every, retry=self.every / RETRIES_PER_PERIOD,
+        self._renewals = Renewals(renew, every=every, retry=every / RETRIES_PER_PERIOD,
                                   clock=lambda: env.wall(), look=LOOK_SECONDS, lost=self._lost,
                                   trouble=self._trouble, name="rollway-lease")
 
