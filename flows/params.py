@@ -9,7 +9,7 @@ the hook took it for a failed rollout and rolled back whatever held the service.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -29,9 +29,14 @@ def _named(actor: str) -> str:
     return encodable(actor, "actor")
 
 
-# The pattern is only for the UI's form (it refuses a blank name as it is typed); the
-# validator gives the message.
-Actor = Annotated[str, AfterValidator(_named), Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_ACTOR})]
+def _typed(limit: int) -> Any:
+    """The UI form's bounds of a text parameter: not blank, at most ``limit`` characters. Only
+    for the form (it refuses a blank or overlong text as it is typed, and the API as the run is
+    created); the parameter's validator gives the message."""
+    return Field(json_schema_extra={"pattern": r"\S", "maxLength": limit})
+
+
+Actor = Annotated[str, AfterValidator(_named), _typed(MAX_ACTOR)]
 """Who runs the flow: not blank, at most MAX_ACTOR characters."""
 
 MAX_POLL_SECONDS = 300
@@ -94,12 +99,9 @@ def _reason(reason: str | None) -> str | None:
     return encodable(reason, "start_early_because")
 
 
-# The pattern and the length are for the UI's form, as Actor's: the API refuses a blank or overlong
-# reason when the run is created, where the run used to start and fail on the worker. The
-# validator gives the message.
-EarlyReason = Annotated[
-    Annotated[str, Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_REASON})] | None,
-    AfterValidator(_reason)]
+# Bounded in the form, as Actor is: the API refuses a blank or overlong reason when the run is
+# created, where the run used to start and fail on the worker.
+EarlyReason = Annotated[Annotated[str, _typed(MAX_REASON)] | None, AfterValidator(_reason)]
 """Why a person starts the next weekly phase before the calendar says it is due: None, or not
 blank, at most MAX_REASON characters, valid UTF-8 (``encodable``)."""
 
@@ -135,8 +137,7 @@ def fit_reason(reason: str) -> str:
 
 # Blank, the page on-call got said "Why: " and nothing else. A run's hook passes its run's failure,
 # whatever its length, cut to fit (``fit_reason``).
-Reason = Annotated[str, AfterValidator(_said),
-                   Field(json_schema_extra={"pattern": r"\S", "maxLength": MAX_ROLLBACK_REASON})]
+Reason = Annotated[str, AfterValidator(_said), _typed(MAX_ROLLBACK_REASON)]
 """Why a rollback is run: not blank, at most MAX_ROLLBACK_REASON characters."""
 
 

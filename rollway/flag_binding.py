@@ -491,15 +491,18 @@ def _first_write(trail: Sequence[FlagAuditEntry], feature: str, rollout: str, we
     Raises:
         FlagHeld: naming the holder; FlagHoldUnknown: whether it ended cannot be read.
     """
+    found = _other_holder(trail, rollout, weight)
+    if found is not None:
+        _refuse_held([(feature, found)], ledger, service, stage=weight)
+
+
+def _other_holder(trail: Sequence[FlagAuditEntry], rollout: str, weight: int) -> FlagAuditEntry | None:
+    """The holder of the flag of ``trail`` (``holder``) when it is another rollout and ``rollout``,
+    applying a stage of ``weight``, has not written the flag since its last rollback; else None."""
     found = holder(trail)
     if found is None or found.rollout == rollout or _wrote_before(trail, rollout, weight):
-        return
-    held: list[tuple[str, FlagAuditEntry]] = [(feature, found)]
-    recorded: set[str] = set()
-    if ledger is not None and service is not None:
-        held, recorded = _still_held(held, ledger, service)
-    if held:
-        raise FlagHeld(held, ledger_of=service if ledger is not None else None, recorded=recorded, stage=weight)
+        return None
+    return found
 
 
 def _released(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
@@ -922,13 +925,25 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, startin
     if missing:
         raise UnknownFlag(*missing)
     if starting:
-        held = [(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None]
-        read = bool(held) and ledger is not None and service is not None
-        recorded: set[str] = set()
-        if read:
-            held, recorded = _still_held(held, ledger, service)  # type: ignore[arg-type]
-        if held:
-            raise FlagHeld(held, ledger_of=service if read else None, recorded=recorded)
+        _refuse_held([(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None],
+                     ledger, service)
+
+
+def _refuse_held(held: list[tuple[str, FlagAuditEntry]], ledger: Ledger | None, service: str | None,
+                 stage: int | None = None) -> None:
+    """Raise ``FlagHeld`` for the holds of ``held`` still held: those whose rollout the ledger of
+    ``service`` does not record as ended (``_still_held``), every one when there is no ledger to read.
+    ``stage``: refused at a stage's first write (``_first_write``), not at the start check.
+
+    Raises:
+        FlagHeld: a hold is still held; FlagHoldUnknown: whether one ended cannot be read.
+    """
+    read = bool(held) and ledger is not None and service is not None
+    recorded: set[str] = set()
+    if read:
+        held, recorded = _still_held(held, ledger, service)  # type: ignore[arg-type]
+    if held:
+        raise FlagHeld(held, ledger_of=service if read else None, recorded=recorded, stage=stage)
 
 
 class FlagHoldUnknown(FlagError):
@@ -1060,8 +1075,8 @@ def _held_by_another(store: FlagStore, feature: str, rollout: str) -> bool:
         trail = _trail(store, feature)
     except FlagError:
         return False
-    found = holder(trail)
-    if found is None or found.rollout == rollout or _wrote_before(trail, rollout, 100):
+    found = _other_holder(trail, rollout, 100)
+    if found is None:
         return False
     log.warning("bound feature flag %r left as it is: rollout %s never set it, and it follows rollout %s (%s, set by "
                 "%s at %s)", feature, rollout, found.rollout, _stage_of(found), found.actor, iso_utc(found.at))
