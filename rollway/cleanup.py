@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Callable, Collection, Literal, Mapping, Sequence
+from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -701,7 +701,7 @@ def plan_cleanup(
         archive_step, refused = _plan_archive(spec, archive)
         refusals += refused
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images,
-                                                   _way_forward)
+                                                   way_forward=True)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        _production(targets, in_use, routing, network))
@@ -850,11 +850,11 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
 
 def _plan_images(
     tags: Sequence[str], repository: str, in_use: Sequence[ImageUse], images: Sequence[RepositoryImage],
-    way_forward: Callable[[Sequence[ImageUse | None]], str] | None = None,
+    way_forward: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
-    """(tags to delete, tags not found, refusals); ``way_forward``: what a refusal adds, given what
-    keeps the image (the plan's ``_way_forward``; None: nothing)."""
-    forward = way_forward or (lambda _keepers: "")
+    """(tags to delete, tags not found, refusals); ``way_forward``: a refusal adds what lets the
+    image go (``_way_forward``, given what keeps it)."""
+    forward = _way_forward if way_forward else (lambda _keepers: "")
     digest_of = {tag: image.digest for image in images for tag in image.tags}
     by_tag: dict[str, list[ImageUse]] = defaultdict(list)
     by_digest: dict[str, list[str]] = defaultdict(list)
