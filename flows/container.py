@@ -846,11 +846,7 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
     """The digest this run pushed (or, register_existing, found) for the version, once the
     registry says it still holds it; RuntimeError when it holds another image (or none).
     ``docker``: for a registry other than ECR (``ecr`` None)."""
-    if ecr is not None:
-        held = steps.ecr_image_digest(ecr, request.version)
-    else:
-        assert docker is not None  # a registry other than ECR is asked through docker
-        held = steps.registry_digest(docker, refs.versioned)
+    held = _held_digest(docker, refs, ecr, request)
     pushed = run.progress.digests[refs.versioned]
     how = "found" if request.register_existing else "pushed"  # register_existing pushes nothing
     if held is None:
@@ -897,14 +893,23 @@ def _expiring(credentials: RegistryLogin) -> bool:
     return expires - dt.datetime.now(dt.timezone.utc) < dt.timedelta(minutes=10)
 
 
+def _held_digest(docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,
+                 request: PublishRequest) -> str | None:
+    """The digest the registry holds for the version now (None: no such tag), asked of ECR, or
+    through ``docker`` of a registry other than ECR (``ecr`` None)."""
+    if ecr is not None:
+        return steps.ecr_image_digest(ecr, request.version)
+    assert docker is not None  # a registry other than ECR is asked through docker
+    return steps.registry_digest(docker, refs.versioned)
+
+
 def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
                request: PublishRequest) -> None:
     """After a failed push of the version: whether the registry holds it all the same (the push
     got as far as the manifest before the daemon went away, or another run pushed it first). The
     failure then says so, instead of promising that a re-run (which would be refused) is safe."""
     try:
-        held = (steps.ecr_image_digest(ecr, request.version) if ecr is not None
-                else steps.registry_digest(docker, refs.versioned))
+        held = _held_digest(docker, refs, ecr, request)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
         run.log.warning("publish: could not ask the registry for %s after its push failed: %s", refs.versioned, err)
         return

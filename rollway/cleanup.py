@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Callable, Collection, Literal, Mapping, Sequence
+from typing import Collection, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -701,7 +701,7 @@ def plan_cleanup(
         archive_step, refused = _plan_archive(spec, archive)
         refusals += refused
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images,
-                                                   _way_forward)
+                                                   way_forward=True)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        _production(targets, in_use, routing, network))
@@ -850,17 +850,17 @@ def _plan_archive(spec: CleanupSpec, archive: ArchiveState) -> tuple[ArchiveStep
 
 def _plan_images(
     tags: Sequence[str], repository: str, in_use: Sequence[ImageUse], images: Sequence[RepositoryImage],
-    way_forward: Callable[[Sequence[ImageUse | None]], str] | None = None,
+    way_forward: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
-    """(tags to delete, tags not found, refusals); ``way_forward``: what a refusal adds, given what
-    keeps the image (the plan's ``_way_forward``; None: nothing)."""
-    forward = way_forward or (lambda _keepers: "")
+    """(tags to delete, tags not found, refusals); ``way_forward``: a refusal adds what lets the
+    image go (``_way_forward``, given what keeps it)."""
+    forward = _way_forward if way_forward else (lambda _keepers: "")
     digest_of = {tag: image.digest for image in images for tag in image.tags}
     by_tag: dict[str, list[ImageUse]] = defaultdict(list)
-    by_digest: dict[str, list[str]] = defaultdict(list)
-    # Who keeps each digest (None: an image index or platform image of one in use), for the way
-    # forward a refusal says when only ACTIVE revisions keep it (``_revisions_only``).
-    keepers: dict[str, list[ImageUse | None]] = defaultdict(list)
+    # Why each digest is kept, and by whom (None: an image index or platform image of one in
+    # use), for the way forward a refusal says when only ACTIVE revisions keep it
+    # (``_revisions_only``): one list, so that no reason is said without its keeper.
+    by_digest: dict[str, list[tuple[str, ImageUse | None]]] = defaultdict(list)
     for use in in_use:
         ref = parse_image(use.image)
         # The registry is not compared: a reference to the same repository through another
@@ -869,29 +869,25 @@ def _plan_images(
             continue
         where = f"task definition {_short(use.task_definition)} ({use.why})"
         if ref.digest is not None:
-            by_digest[ref.digest].append(f"{where} pins it by digest")
-            keepers[ref.digest].append(use)
+            by_digest[ref.digest].append((f"{where} pins it by digest", use))
         # docker pulls ``repo:tag@digest`` by its digest; its tag is still kept, as named.
         if ref.digest is None or ref.tag is not None:
             tag = ref.tag or LATEST
             by_tag[tag].append(use)
             if tag in digest_of:
-                by_digest[digest_of[tag]].append(f"{where} runs it as {tag!r}")
-                keepers[digest_of[tag]].append(use)
+                by_digest[digest_of[tag]].append((f"{where} runs it as {tag!r}", use))
     # A multi-platform image is an index and one image per platform, each with tags of its own or
     # none. A task of the index runs the platform image of its architecture: deleting that image's
     # own tag (1.0.0-amd64) deleted what production runs. Either in use keeps the other.
-    direct = {digest: list(whys) for digest, whys in by_digest.items()}
+    direct = {digest: [why for why, _ in kept] for digest, kept in by_digest.items()}
     for image in images:
         for child in image.children:
             if image.digest in direct:
-                by_digest[child].append(f"a platform image of image index {image.digest} "
-                                        f"({direct[image.digest][0]})")
-                keepers[child].append(None)
+                by_digest[child].append((f"a platform image of image index {image.digest} "
+                                         f"({direct[image.digest][0]})", None))
             if child in direct:
-                by_digest[image.digest].append(f"an image index listing the platform image {child} "
-                                               f"({direct[child][0]})")
-                keepers[image.digest].append(None)
+                by_digest[image.digest].append((f"an image index listing the platform image {child} "
+                                                f"({direct[child][0]})", None))
     delete, gone, refusals = [], [], []
     for tag in tags:
         if tag == LATEST:
@@ -899,12 +895,14 @@ def _plan_images(
                 "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
         elif tag in by_tag:
             uses = by_tag[tag]
+            keepers = [use for _, use in by_digest.get(digest_of.get(tag, ""), ())]
             refusals.append(Refusal(kind="image tag", name=tag, reason="in use: " + first_few(describe_uses(uses))
-                                    + forward([*uses, *keepers.get(digest_of.get(tag, ""), ())])))
+                                    + forward([*uses, *keepers])))
         elif tag in digest_of and digest_of[tag] in by_digest:
+            kept = by_digest[digest_of[tag]]
             refusals.append(Refusal(kind="image tag", name=tag, reason=(
-                f"it tags image {digest_of[tag]}, which is in use: " + first_few(by_digest[digest_of[tag]])
-                + forward(keepers[digest_of[tag]]))))
+                f"it tags image {digest_of[tag]}, which is in use: " + first_few([why for why, _ in kept])
+                + forward([use for _, use in kept]))))
         elif tag not in digest_of:
             gone.append(tag)
         else:

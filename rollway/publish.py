@@ -270,10 +270,11 @@ class PublishProgress:
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
-        if self.gone is None and self.image_id is None and not self.digests:
-            parts.append("nothing was pushed")
-        elif self.gone is None and not self.digests:
-            parts.append(f"the image was built ({self.image_id}) but nothing was pushed")
+        # Something reached the registry: pushed (or found), if deleted from it since.
+        reached = bool(self.digests) or self.gone is not None
+        if not reached:
+            parts.append("nothing was pushed" if self.image_id is None else
+                         f"the image was built ({self.image_id}) but nothing was pushed")
         for reference in self.refs.all:
             if reference in self.digests:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
@@ -285,7 +286,7 @@ class PublishProgress:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
-        elif (self.digests or self.gone is not None) and self.register:
+        elif reached and self.register:
             parts.append("no task definition was registered")
         return "; ".join(parts)
 
