@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.cleanup import ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
+from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
 from rollway.ledger import LedgerError, open_for_rollback
@@ -254,7 +254,7 @@ def images_in_use(ecs: Any, targets: Targets,
     for task_definition, why in _service_task_definitions(ecs, targets) + _other_services(ecs, targets):
         uses.setdefault(task_definition, []).append(why)
     for arn in _active_revisions(ecs, targets.task_family):
-        uses.setdefault(arn, []).append(f"an ACTIVE revision of {targets.task_family}")
+        uses.setdefault(arn, []).append(f"{ACTIVE_REVISION}{targets.task_family}")
     for task_definition, why in restores:
         uses.setdefault(task_definition, []).append(why)
     running = _running_tasks(ecs, targets)
