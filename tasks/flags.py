@@ -76,9 +76,10 @@ def set_flag(store: FlagStore, change: FlagChange, *, actor: str, now: float) ->
 @task(name="apply-flag-bindings", **_RETRY)
 def apply_bindings(
     store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, actor: str, now: float, rollout: str,
-    reason: str | None = None,
+    reason: str | None = None, exclusive: bool = False, ledger: Ledger | None = None, service: str | None = None,
 ) -> list[FlagUpdate]:
-    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout, reason=reason)
+    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout, reason=reason,
+                                       exclusive=exclusive, ledger=ledger, service=service)
 
 
 @task(name="check-flag-bindings", **_RETRY)
