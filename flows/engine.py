@@ -45,6 +45,7 @@ from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
+from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
 
 
 
@@ -238,7 +239,8 @@ def set_and_verify(env: Environment, target: Weights, timeout_seconds: float, *,
 
 
 # Wall seconds: throttling and a load balancer's own errors pass on AWS's time, not the rollout clock's.
-WRITE_RETRY_FIRST_DELAY_SECONDS = 1.0
+# A rollback's move to stable is a write Prefect runs once: as patient as its flag disables and undos.
+WRITE_RETRY_FIRST_DELAY_SECONDS = PATIENT_FIRST_DELAY_SECONDS
 # How long a lost answer is read back before the write is sent again (wall seconds): a ModifyRule
 # that landed shows in a read-back within about a second.
 LOST_ANSWER_READ_BACK_SECONDS = 5.0

@@ -306,9 +306,12 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
         )
     # Either the run died after moving traffic and before recording it, or the operator adopts
     # weights moved by hand: the bound flags follow the live weights before the stage bakes
-    # (idempotent: unchanged flags are not written).
+    # (idempotent: unchanged flags are not written). Checked as a stage's write is (``exclusive``):
+    # a run killed after its first shift, before that stage's flag write, has never written the
+    # flags, and another rollout may have taken them since this one's start check.
     updates = flags.apply_bindings(env.flags, list(spec.flags), live.canary, actor=actor, now=now,
-                                   rollout=record.rollout_id) \
+                                   rollout=record.rollout_id, exclusive=True, ledger=env.ledger,
+                                   service=record.service) \
         if spec.flags and env.flags is not None else []
     found: list[str] = []
     if made is not None:

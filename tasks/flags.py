@@ -76,9 +76,10 @@ def set_flag(store: FlagStore, change: FlagChange, *, actor: str, now: float) ->
 @task(name="apply-flag-bindings", **_RETRY)
 def apply_bindings(
     store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, actor: str, now: float, rollout: str,
-    reason: str | None = None,
+    reason: str | None = None, exclusive: bool = False, ledger: Ledger | None = None, service: str | None = None,
 ) -> list[FlagUpdate]:
-    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout, reason=reason)
+    return flag_binding.apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout, reason=reason,
+                                       exclusive=exclusive, ledger=ledger, service=service)
 
 
 @task(name="check-flag-bindings", **_RETRY)
@@ -90,8 +91,8 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], ledger: Le
 
 
 # How patient rollway is with a write Prefect runs once and does not retry: a rollback's flag
-# disables (below) and an undo's calls (tasks.undoable, which takes them from here): one policy,
-# three tries in all, 1 s then 2 s apart.
+# disables (below), an undo's calls (tasks.undoable, which takes them from here) and a rollback's
+# move to stable (flows.engine.set_and_verify): one policy, three tries in all, 1 s then 2 s apart.
 PATIENT_ATTEMPTS = 3
 PATIENT_FIRST_DELAY_SECONDS = 1.0  # then doubled
 

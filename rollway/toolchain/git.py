@@ -47,6 +47,12 @@ def git_environment(inherited: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+# How often a git command waiting on a remote says so while it prints nothing (seconds): ls-remote
+# and push may each sit silent until their timeout (120 s by default) on a slow or stalled link, and a
+# run's log with nothing in it for two minutes could not be told from a hung run.
+WAITING_SAID_EVERY_SECONDS = 10.0
+
+
 class GitError(ToolError):
     """git could not do what was asked (not a repository, an unknown revision or remote)."""
 
@@ -61,7 +67,8 @@ class GitCli:
     Args:
         repo_dir: the working tree (or bare repository) to act in.
         timeout_seconds: how long one git command may take (a push talks to a remote).
-        on_line: called with each line git prints.
+        on_line: called with each line git prints, and every ``waiting_said_every_seconds`` a
+            command waiting on a remote prints nothing, with a line saying it still waits.
         executable: the git to run (a name on PATH or a path).
 
     Raises:
@@ -70,18 +77,26 @@ class GitCli:
     """
 
     def __init__(self, repo_dir: str | os.PathLike[str], *, timeout_seconds: float = 120.0,
-                 on_line: Callable[[str], None] | None = None, executable: str = "git") -> None:
+                 on_line: Callable[[str], None] | None = None, executable: str = "git",
+                 waiting_said_every_seconds: float = WAITING_SAID_EVERY_SECONDS) -> None:
         self._git = resolve(executable, hint="install git (apt-get install git)")
         self._dir = Path(repo_dir)
         if not self._dir.is_dir():
             raise GitError(f"{str(self._dir)!r} is not a directory: repo_dir must be the git checkout to tag in")
         self._timeout = timeout_seconds
         self._on_line = on_line
+        self._waiting_every = waiting_said_every_seconds
         self._env = git_environment(os.environ)
 
-    def _run(self, *args: str, quiet: bool = False) -> ToolResult:
+    def _run(self, *args: str, quiet: bool = False, waiting_for: str | None = None) -> ToolResult:
+        """git ``args``; ``quiet``: its lines are not passed on. ``waiting_for``: what a command
+        talking to a remote waits for, said while it prints nothing (quiet or not)."""
+        said, waiting = self._on_line, None
+        if said is not None and waiting_for is not None:
+            def waiting(elapsed: float, _silent: float) -> None:
+                said(f"still waiting for {waiting_for} after {elapsed:.0f} s of {self._timeout:g} s")
         return run_tool([self._git, *args], timeout_seconds=self._timeout, cwd=self._dir, env=self._env,
-                        on_line=None if quiet else self._on_line)
+                        on_line=None if quiet else said, on_quiet=waiting, quiet_seconds=self._waiting_every)
 
     def commit_of(self, revision: str) -> str:
         """The full commit id ``revision`` names.
@@ -120,7 +135,8 @@ class GitCli:
         check_git_tag_name(tag)
         ref = f"refs/tags/{tag}"
         try:
-            lines = self._run("ls-remote", "--tags", "--", remote, ref, f"{ref}^{{}}", quiet=True).output
+            lines = self._run("ls-remote", "--tags", "--", remote, ref, f"{ref}^{{}}", quiet=True,
+                              waiting_for=f"remote {remote!r} to list its tags (git ls-remote)").output
         except ToolFailed as err:
             raise GitError(f"could not read the tags of remote {remote!r}: {'; '.join(err.tail)}") from err
         found = dict(reversed(line.split("\t", 1)) for line in lines if "\t" in line)
@@ -201,7 +217,8 @@ class GitCli:
             raise TagConflict(f"remote {remote!r} has tag {tag!r} already on commit {remote_commit}, not on {local}: "
                               "nothing was pushed")
         try:
-            self._run("push", "--", remote, f"refs/tags/{tag}")
+            self._run("push", "--", remote, f"refs/tags/{tag}",
+                      waiting_for=f"remote {remote!r} to take tag {tag!r} (git push)")
         except ToolFailed as err:
             raise GitError(f"pushing tag {tag!r} to {remote!r} failed: {'; '.join(err.tail[-5:])}") from err
         after = self.remote_tag(remote, tag)

@@ -19,7 +19,7 @@ from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
-from tests.toolchain.git_repo import git, git_repo
+from tests.toolchain.git_repo import git, git_repo, slow_remote
 
 OLD_STACK, OLD_QUEUE, LIVE_QUEUE = "webordinary-old-stack", "webordinary-old-queue", "webordinary-live-queue"
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
@@ -265,6 +265,18 @@ def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, r
 
     hook.unlink()  # the remote takes tags again: the next run carries on
     assert run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result().deleted_stacks == (OLD_STACK,)
+
+
+def test_a_push_the_remote_is_slow_to_take_is_said_in_the_run_log_after_10_s(account, repo, tmp_path, caplog):
+    # git push prints nothing while the remote has not answered: with nothing in the run's log for
+    # up to two minutes, a person could not tell a slow remote from a hung run.
+    slow_remote(repo, tmp_path, 10.5, sides=("receivepack",))
+    with caplog.at_level("INFO"):
+        state = run(account, repo, old_image_tags=["old-version"])
+    assert state.is_completed(), state.message
+    assert git(repo.parent / "origin.git", "tag", "-l") == TAG
+    waits = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert waits == [f"git: still waiting for remote 'origin' to take tag {TAG!r} (git push) after 10 s of 120 s"], waits
 
 
 def test_bad_parameters_fail_before_any_aws_call(account, repo, every_call):

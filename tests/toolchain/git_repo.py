@@ -36,3 +36,14 @@ def git_repo(root: Path, commits: Sequence[tuple[str, Mapping[str, str]]]) -> Pa
         git(work, "commit", "-q", "-m", message)
     git(work, "remote", "add", "origin", str(origin))
     return work
+
+
+def slow_remote(repo: Path, tmp_path: Path, seconds: float, sides: tuple[str, ...] = ("uploadpack", "receivepack")):
+    """`origin` answers each ls-remote (``uploadpack``) and push (``receivepack``) only after ``seconds``
+    of silence, as a remote over a slow or stalled connection does: its programs wait before they start."""
+    for side in sides:
+        program = {"uploadpack": "git-upload-pack", "receivepack": "git-receive-pack"}[side]
+        script = tmp_path / f"slow-{program}"
+        script.write_text(f'#!/bin/sh\nsleep {seconds}\nexec {program} "$@"\n')
+        script.chmod(0o755)
+        git(repo, "config", f"remote.origin.{side}", str(script))

@@ -9,7 +9,7 @@ import pytest
 
 from rollway.cleanup import check_git_tag_name
 from rollway.toolchain.git import GitCli, GitError, TagConflict
-from tests.toolchain.git_repo import git, git_repo
+from tests.toolchain.git_repo import git, git_repo, slow_remote
 
 TAG, MESSAGE = "pre-sqs-architecture", "Archive before SQS migration"
 
@@ -170,3 +170,17 @@ def test_reading_the_working_tree_writes_nothing_to_the_checkout(repo: Path):
     before = index.stat().st_mtime_ns, index.read_bytes()
     assert GitCli(repo).uncommitted() == ()
     assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+
+
+def test_a_remote_slow_to_answer_is_said_to_be_waited_for_while_git_prints_nothing(repo: Path, tmp_path: Path):
+    slow_remote(repo, tmp_path, 1.2)
+    said: list[str] = []
+    cli = GitCli(repo, on_line=said.append, waiting_said_every_seconds=0.5)
+    cli.create_tag(TAG, MESSAGE)
+
+    assert cli.push_tag("origin", TAG) == "pushed"
+
+    waits = [line for line in said if line.startswith("still waiting for remote 'origin'")]
+    assert any("to list its tags (git ls-remote) after 1 s of 120 s" in line for line in waits), said
+    assert any(f"to take tag {TAG!r} (git push) after 1 s of 120 s" in line for line in waits), said
+    assert git(tmp_path / "origin.git", "rev-parse", f"{TAG}^{{commit}}") == git(repo, "rev-parse", "HEAD")
