@@ -133,15 +133,20 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     weights = AlbRouter(get_client("elbv2"), targets).get_weights()
     deployer = EcsDeployer(get_client("ecs"), targets)
     stable, canary_svc = deployer.describe(targets.stable_service), deployer.describe(targets.canary_service)
+    canary_image = deployer.image_of(canary_svc.task_definition)
     subjects = _subjects(get_client, inbox)
     console.print(f"read back from AWS: ALB weights stable/canary = [bold]{weights}[/bold]")
-    console.print(f"  {stable.name}: desired {stable.desired}, {stable.task_definition.rsplit('/', 1)[-1]}")
-    console.print(f"  {canary_svc.name}: desired {canary_svc.desired}, {canary_svc.task_definition.rsplit('/', 1)[-1]}")
+    # The image each revision names, as the checks below read it: the revision's number alone
+    # showed nothing of the image a promoted canary runs or a rolled-back one was put back on.
+    for service, image in ((stable, deployer.image_of(stable.task_definition)), (canary_svc, canary_image)):
+        # Unwrapped: a digest-pinned image is longer than the line, and a break inside it hides it.
+        console.print(f"  {service.name}: desired {service.desired}, {service.task_definition.rsplit('/', 1)[-1]} "
+                      f"running {image}", soft_wrap=True)
     console.print(f"  SNS messages: {subjects}")
 
     unmet = unmet_expectations(
         scenario, spec, result, weights=weights, canary=canary_svc,
-        canary_image=deployer.image_of(canary_svc.task_definition), subjects=subjects, targets=targets,
+        canary_image=canary_image, subjects=subjects, targets=targets,
     )
     unseen = unseen_traffic(result, simulator.history, simulator.errors)
     if unseen:

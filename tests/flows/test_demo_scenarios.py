@@ -20,6 +20,7 @@ from rollway.model import ServiceState, VersionSample, Verdict, Weights
 from rollway.judge.sequential import SequentialJudge
 from rollway.phases import Phase
 from rollway.report import RolloutResult, StageReport
+from rollway.sim.topology import provision
 from rollway.spec import RolloutSpec, Stage
 
 
@@ -34,9 +35,20 @@ def scenario(tag: str):
     return next(s for s in SCENARIOS if s.tag == tag)
 
 
-def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_percent(demo_account):
+def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_percent(demo_account, capsys):
+    """Rolled back, the read-back shows the image each service runs, read from its task definition:
+    the demo checks that the canary's revision is restored and that a promoted canary runs the image
+    the stages judged, and printed only the revision's number ("webordinary-edit-task:1"), nothing
+    a reader could see the image in."""
     aws, get_client, targets = demo_account
     assert run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = capsys.readouterr().out
+    previous = f"{provision(get_client, targets).initial_image}"
+    said = {line.split(":", 1)[0].strip(): line for line in out.split("read back from AWS")[1].splitlines()[1:3]}
+    assert set(said) == {targets.stable_service, targets.canary_service}, out
+    for service, line in said.items():
+        assert line.endswith(f"desired {2 if service == targets.stable_service else 0}, webordinary-edit-task:1 "
+                             f"running {previous}"), line
 
 
 def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account, monkeypatch, capsys):
