@@ -22,6 +22,7 @@ from rich.table import Table
 
 from rollway.clock import ClockSettings
 from rollway.failure_words import error_said
+from rollway.judge.guardrails import GUARDRAIL, asked_by
 from rollway.model import ServiceState, Weights
 from rollway.report import RolloutResult, console_table
 from rollway.spec import Analysis, Approvals, RolloutSpec, Stage
@@ -200,7 +201,9 @@ def unmet_expectations(
             (stages == [spec.stages[0].weight] and result.stages[-1].decision == "rollback",
              f"stages {stages} ending in {result.stages[-1].decision if result.stages else 'none'!r}, not a "
              f"rollback at {spec.stages[0].weight}%"),
-            (not scenario.by_judge or "guardrail" not in result.reason,
+            # Told apart as the ledger and the page tell them: the guardrail's rollback on the load
+            # balancer's own 5xx does not say "guardrail".
+            (not scenario.by_judge or asked_by(result.reason) != GUARDRAIL,
              "rolled back by a guardrail, not by the judge's comparison with the baseline"),
             (weights == Weights(stable=100, canary=0), f"the ALB is at {weights}, not 100/0"),
             (canary.desired == 0, f"{canary.name} still wants {canary.desired} task(s)"),

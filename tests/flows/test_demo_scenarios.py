@@ -17,11 +17,12 @@ import rollway.cli.demo
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.cli.demo import DEMO_CREDENTIALS_BLOCK, SCENARIOS, demo_spec, run_scenario, unmet_expectations
 from rollway.model import ServiceState, VersionSample, Verdict, Weights
+from rollway.judge.guardrails import check_totals
 from rollway.judge.sequential import SequentialJudge
 from rollway.phases import Phase
 from rollway.report import RolloutResult, StageReport
 from rollway.sim.topology import provision
-from rollway.spec import RolloutSpec, Stage
+from rollway.spec import Guardrails, RolloutSpec, Stage
 
 
 @pytest.fixture
@@ -178,3 +179,23 @@ def test_a_scenario_that_saw_no_traffic_says_so(demo_account, monkeypatch, capsy
     assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=0.0)
     out = " ".join(capsys.readouterr().out.split())
     assert "no traffic at all" in out and "nothing was judged" in out, out
+
+
+def test_a_judge_scenario_rolled_back_for_the_load_balancers_own_5xx_is_not_the_judges(targets):
+    """Scenario C is as expected only when the judge, not a guardrail, rolled it back. The demo told
+    them apart by the word "guardrail" in the reason, and the guardrail's rollback on requests the
+    load balancer answered 5xx itself, with no request count to set them against, does not say it:
+    C was called the judge's catch."""
+    guard = check_totals(Guardrails(), VersionSample(requests=0), 0, unserved=50, monitoring=False,
+                         healthy_targets=0)
+    assert guard.phase is Phase.FAILED and "guardrail" not in guard.reason, guard.reason
+    spec = demo_spec("repo/edit-container:2.2.0")
+    result = RolloutResult(
+        outcome="rolled_back", reason=f"5%: {guard.reason}", image=spec.image, final_weights=Weights(stable=100, canary=0),
+        stages=(StageReport(stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=120.0, ticks=2,
+                            baseline=None, canary=None, decision="rollback", verdict=guard),))
+    canary = ServiceState(name=targets.canary_service, task_definition="task:1", desired=0, running=0)
+    found = unmet_expectations(scenario("2.2.0"), spec, result, weights=Weights(stable=100, canary=0), canary=canary,
+                               canary_image="repo/edit-container:1.0.0",
+                               subjects=[f"Rollback: {targets.canary_service}"], targets=targets)
+    assert found == ["rolled back by a guardrail, not by the judge's comparison with the baseline"], found
