@@ -252,6 +252,14 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
 
 
+def begun_by(start: Transition) -> str:
+    """Who began a rollback and why, as status says it: "judge: canary errors 9/600", or the reason
+    alone where it names its person already: `rollway abort` and a rejection record "aborted by
+    root: ..." as root's, which read "root: aborted by root: ..."."""
+    reason = start.comment or "no reason recorded"
+    return reason if reason.partition(":")[0].endswith(f" by {start.actor}") else f"{start.actor}: {reason}"
+
+
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)

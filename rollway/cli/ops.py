@@ -921,11 +921,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
-        from rollway.reports import RUN_AGAIN, notice_refused, notice_unsure, stopped_traffic
+        from rollway.reports import RUN_AGAIN, begun_by, notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
-        why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
+        why = escape(f" ({begun_by(started)})") if started is not None else ""
         # A lapsed claim's line below says what finishes it: said here too, it read twice.
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
@@ -982,8 +982,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"[yellow]{escape(said)}[/yellow]" if warning else escape(said))
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
+        from rollway.reports import begun_by
+
         started = rollback_start(record)
-        why = f" ({started.actor}: {started.comment})" if started is not None and started.comment else ""
+        why = f" ({begun_by(started)})" if started is not None and started.comment else ""
         console.print(f"rolled back{why}; {rolled_back_next(record)}", markup=False)
     if paused is not None:
         print_paused(paused)

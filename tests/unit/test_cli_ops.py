@@ -459,6 +459,23 @@ def test_status_of_a_rolled_back_rollout_names_its_incident_report_and_how_to_st
     assert "drift" not in out
 
 
+@pytest.mark.parametrize("phase", [RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK])
+@pytest.mark.parametrize("said", ["aborted by root: 500s on save", "rejected by root: 500s on save"])
+def test_status_of_a_rollback_begun_by_hand_names_its_person_once(capsys, phase, said) -> None:
+    """`rollway abort` records its person as the actor and in the reason: status read
+    "rolled back (root: aborted by root: 500s on save)"."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="root", comment=said)
+    ended = Transition(at=1_800_000_130.0, kind="rollback", actor="root", to_weights=Weights(stable=100, canary=0))
+    history = (*record().history, started, *((ended,) if phase is RolloutPhase.ROLLED_BACK else ()))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()),
+                 record(phase=phase, weights=Weights(stable=100, canary=0), owner=None, history=history),
+                 Weights(stable=100, canary=0), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    opening = "rolled back" if phase is RolloutPhase.ROLLED_BACK else "a rollback was started"
+    assert f"{opening} ({said})" in out, out
+    assert "root: aborted" not in out and "root: rejected" not in out, out
+
+
 def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
     started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="judge", comment="canary errors 9/600")
     unfinished = record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started))
