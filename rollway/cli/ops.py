@@ -999,7 +999,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                       f"{utc(refusal.at)} (rollout clock), refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
 
     history = as_listed(record)
-    if console.is_terminal:
+    if not history:
+        # Titled "last 0 transitions" over a table of headers alone, it read as a table that failed to load.
+        console.print(f"{'history':<13}none recorded", markup=False)
+    elif console.is_terminal:
         console.print(history_table(history, limit))
     else:
         for line in history_lines(history, limit):

@@ -431,6 +431,25 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_status_of_a_rollout_with_no_history_says_so_not_an_empty_table(monkeypatch, capsys, terminal) -> None:
+    """A record whose history holds nothing printed "last 0 transitions" over a table with no rows."""
+    import io
+
+    from rich.console import Console
+
+    from rollway.cli import ops
+
+    out = io.StringIO()
+    monkeypatch.setattr(ops, "console", Console(file=out, force_terminal=terminal, width=200, highlight=False,
+                                                soft_wrap=True))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), record(history=()), Weights.canary_at(50),
+                 None, limit=10)
+    said = out.getvalue()
+    assert "last 0 transitions" not in said and "at (rollout clock)" not in said, said
+    assert said.rstrip().endswith("history      none recorded"), said
+
+
 def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys) -> None:
     """A `canary` flow run (no ledger) at 5 % after the ledger's newest rollout was rolled back:
     status said "drift: the load balancer holds 95/5 but the ledger says 100/0", as if someone
