@@ -357,11 +357,14 @@ def read_run(client: Any, run_id: UUID) -> Any | None:
         return None
 
 
-def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None) -> Any:
+def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None,
+                    nothing_done: str = "nothing was answered") -> Any:
     """The run of ``service``'s rollout that waits for an answer.
 
     Looks at ``flow_run`` when given, else at the run that owns the rollout in the ledger,
-    else at every paused rollout run using the same targets block.
+    else at every paused rollout run using the same targets block. ``nothing_done`` ends the
+    refusal of a ``flow_run`` that waits for no answer: what the command did not do (`rollway
+    abort`'s "nothing was answered" left on-call to wonder whether the traffic moved).
 
     Raises:
         NoPausedRun: none is paused (the message says where the rollout stands).
@@ -373,11 +376,11 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
         if run is None:
             raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}: check the "
                               "--flow-run id (`rollway status` names the service's paused run), or leave --flow-run "
-                              "out to answer that run; nothing was answered")
+                              f"out to answer that run; {nothing_done}")
         if not _is_paused(run):
             raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused, so it waits for "
                               "no answer: `rollway status` shows where the rollout stands and the run that waits, if "
-                              "any; nothing was answered")
+                              f"any; {nothing_done}")
         return run
     owner = owner_run_id(record)
     # The ledger may outlive the Prefect database (a new server, a cleaned home): a run it
@@ -1455,13 +1458,14 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
 
 def _paused(service: Service, flow_run: UUID | None,
             nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
-    """The newest rollout and its paused run; ``nothing_done`` ends a TargetsUnknown refusal."""
+    """The newest rollout and its paused run; ``nothing_done`` ends a refusal (a TargetsUnknown, a --flow-run
+    naming no paused run)."""
     from prefect.client.orchestration import get_client
 
     record = ledger_read(service, lambda ledger: ledger.get(service.name), nothing_done)
     with get_client(sync_client=True) as client:
         try:
-            return record, find_paused_run(client, service, record, flow_run)
+            return record, find_paused_run(client, service, record, flow_run, nothing_done)
         except NoPausedRun as nothing:
             if record is None and flow_run is None:
                 unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"

@@ -1534,7 +1534,7 @@ def promote_paused(monkeypatch, capsys, run, approver: str) -> str:
     service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
                           router=FakeRouter())
     monkeypatch.setattr(ops, "connect", lambda *a: service)
-    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None, nothing_done="": run)
     monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: None)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
