@@ -1354,6 +1354,14 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
 _PERSONS = ("reject", "abort", "manual")
 
 
+def _what_to_confirm(trigger: Trigger | None) -> str:
+    """What the canary's logs and metrics are read for: after an approval timeout nothing failed
+    (nobody answered), and "confirm what failed" sent a responder looking for a fault."""
+    if trigger is not None and trigger.kind == "approval-timeout":
+        return "nothing failed (nobody answered the pause in time); see whether users were affected while it took traffic"
+    return "confirm what failed and whether users were affected"
+
+
 def _fix_steps(trigger: Trigger | None) -> list[str]:
     """The incident's next steps about the new version, by what triggered the rollback. An approval
     timeout found no fault, and a person's rollback raised no threshold: "find the cause and fix
@@ -1423,7 +1431,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                   f"- **Reason:** {cell(trigger.reason)}"]
         asked = next((t for t in reversed(record.history) if t.kind in ("reject", "timeout") and t.at <= trigger.at),
                      None)
-        if asked is not None and trigger.kind in ("reject", "approval-timeout"):
+        if asked is not None and trigger.kind == "approval-timeout":
+            # Recorded as the answer the timeout stood for ("reject: no answer within 3600 s"):
+            # quoted under "The pause answered", it read as someone's rejection.
+            waited = (asked.comment or "").partition(": ")[2] or "no answer in time"
+            lines.append(f"- **The pause nobody answered:** {cell(asked.verdict or '-')} ({cell(waited)})")
+        elif asked is not None and trigger.kind == "reject":
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(asked.comment or '-')})")
         lines += _pause_cut_short(record, start)
@@ -1568,8 +1581,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
-              f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
-              "affected.",
+              f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
