@@ -1061,24 +1061,37 @@ def without_traceback(*answers: type[BaseException],
 
     ``task_failures``: exceptions of its task runs logged without their traceback as well, where
     the flow turns every one into an answer that quotes it (a finalize that stopped names the
-    step and AWS's words): the task engine logs a failed task's with one too."""
+    step and AWS's words): the task engine logs a failed task's with one too.
+
+    The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
+    Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
+    own ``error:`` line, the same words twice."""
     import logging
 
+    answered = "rollway_answered"
+
     class Untraced(logging.Filter):
-        def __init__(self, untraced: tuple[type[BaseException], ...]) -> None:
+        def __init__(self, untraced: tuple[type[BaseException], ...], mark: bool = False) -> None:
             super().__init__()
-            self.untraced = untraced
+            self.untraced, self.mark = untraced, mark
 
         def filter(self, record: logging.LogRecord) -> bool:
             if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
+                if self.mark:
+                    setattr(record, answered, True)
             return True
+
+    def unsaid(record: logging.LogRecord) -> bool:
+        return not getattr(record, answered, False)
 
     # The engines' run loggers log to these loggers themselves (adapters over them), so a filter
     # here sees the record before any handler does.
-    filters = [(logging.getLogger("prefect.flow_runs"), Untraced(answers))]
+    filters: list[tuple[Any, Any]] = [(logging.getLogger("prefect.flow_runs"), Untraced(answers, mark=True))]
     if task_failures:
         filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures)))
+    # The run loggers' own handlers (the run's log on the API) are not the root's: they keep it.
+    filters += [(handler, unsaid) for handler in logging.getLogger().handlers]
     for logger, untraced in filters:
         logger.addFilter(untraced)
     try:
