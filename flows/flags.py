@@ -122,7 +122,7 @@ def set_flags(
     Args:
         changes: what to change, applied in order: at least one.
         actor: who asks (recorded in each flag's audit trail): not blank, kept without surrounding spaces.
-        aws_credentials_block: a saved AwsCredentials block; None uses boto3's default chain.
+        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
         targets_block: a saved RollwayTargets block naming the table; None: the defaults.
     """
     # A refused change says everything on its line (which flag, what to do, nothing written): a

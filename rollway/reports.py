@@ -252,6 +252,14 @@ def rollback_trigger(record: RolloutRecord) -> Trigger | None:
     return Trigger(kind=kind, who=actor, at=start.at, reason=reason)
 
 
+def begun_by(start: Transition) -> str:
+    """Who began a rollback and why, as status says it: "judge: canary errors 9/600", or the reason
+    alone where it names its person already: `rollway abort` and a rejection record "aborted by
+    root: ..." as root's, which read "root: aborted by root: ..."."""
+    reason = start.comment or "no reason recorded"
+    return reason if reason.partition(":")[0].endswith(f" by {start.actor}") else f"{start.actor}: {reason}"
+
+
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)
@@ -1346,6 +1354,14 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
 _PERSONS = ("reject", "abort", "manual")
 
 
+def _what_to_confirm(trigger: Trigger | None) -> str:
+    """What the canary's logs and metrics are read for: after an approval timeout nothing failed
+    (nobody answered), and "confirm what failed" sent a responder looking for a fault."""
+    if trigger is not None and trigger.kind == "approval-timeout":
+        return "nothing failed (nobody answered the pause in time); see whether users were affected while it took traffic"
+    return "confirm what failed and whether users were affected"
+
+
 def _fix_steps(trigger: Trigger | None) -> list[str]:
     """The incident's next steps about the new version, by what triggered the rollback. An approval
     timeout found no fault, and a person's rollback raised no threshold: "find the cause and fix
@@ -1415,7 +1431,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                   f"- **Reason:** {cell(trigger.reason)}"]
         asked = next((t for t in reversed(record.history) if t.kind in ("reject", "timeout") and t.at <= trigger.at),
                      None)
-        if asked is not None and trigger.kind in ("reject", "approval-timeout"):
+        if asked is not None and trigger.kind == "approval-timeout":
+            # Recorded as the answer the timeout stood for ("reject: no answer within 3600 s"):
+            # quoted under "The pause answered", it read as someone's rejection.
+            waited = (asked.comment or "").partition(": ")[2] or "no answer in time"
+            lines.append(f"- **The pause nobody answered:** {cell(asked.verdict or '-')} ({cell(waited)})")
+        elif asked is not None and trigger.kind == "reject":
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(asked.comment or '-')})")
         lines += _pause_cut_short(record, start)
@@ -1560,8 +1581,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
     lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
-              f"- [ ] Read the canary's logs and metrics{window}{where}: confirm what failed and whether users were "
-              "affected.",
+              f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",

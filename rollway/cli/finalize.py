@@ -90,8 +90,9 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded, clock=clock)
     except (FinalizeRefused, FinalizeIncomplete) as err:
-        # AWS's words in the message may hold brackets that rich would read as markup.
-        errors.print(f"[red]{'refused' if isinstance(err, FinalizeRefused) else 'error'}:[/red] {escape(str(err))}")
+        # AWS's words in the message may hold brackets that rich would read as markup. A refusal
+        # opens "error:" as every other command's does (it opened "refused:").
+        errors.print(f"[red]error:[/red] {escape(str(err))}")
         return 1
     # A run that found nothing to do took one step, this finding: said once, as the closing line,
     # with what AWS showed (printed as a step too, it was said twice).

@@ -357,11 +357,14 @@ def read_run(client: Any, run_id: UUID) -> Any | None:
         return None
 
 
-def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None) -> Any:
+def find_paused_run(client: Any, service: Service, record: RolloutRecord | None, flow_run: UUID | None = None,
+                    nothing_done: str = "nothing was answered") -> Any:
     """The run of ``service``'s rollout that waits for an answer.
 
     Looks at ``flow_run`` when given, else at the run that owns the rollout in the ledger,
-    else at every paused rollout run using the same targets block.
+    else at every paused rollout run using the same targets block. ``nothing_done`` ends the
+    refusal of a ``flow_run`` that waits for no answer: what the command did not do (`rollway
+    abort`'s "nothing was answered" left on-call to wonder whether the traffic moved).
 
     Raises:
         NoPausedRun: none is paused (the message says where the rollout stands).
@@ -373,11 +376,11 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
         if run is None:
             raise NoPausedRun(f"flow run {flow_run} is not on the Prefect API at {client.api_url}: check the "
                               "--flow-run id (`rollway status` names the service's paused run), or leave --flow-run "
-                              "out to answer that run; nothing was answered")
+                              f"out to answer that run; {nothing_done}")
         if not _is_paused(run):
             raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused, so it waits for "
                               "no answer: `rollway status` shows where the rollout stands and the run that waits, if "
-                              "any; nothing was answered")
+                              f"any; {nothing_done}")
         return run
     owner = owner_run_id(record)
     # The ledger may outlive the Prefect database (a new server, a cleaned home): a run it
@@ -921,11 +924,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
-        from rollway.reports import RUN_AGAIN, notice_refused, notice_unsure, stopped_traffic
+        from rollway.reports import RUN_AGAIN, begun_by, notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
-        why = escape(f" ({started.actor}: {started.comment})") if started is not None else ""
+        why = escape(f" ({begun_by(started)})") if started is not None else ""
         # A lapsed claim's line below says what finishes it: said here too, it read twice.
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
@@ -982,8 +985,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         console.print(f"[yellow]{escape(said)}[/yellow]" if warning else escape(said))
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
+        from rollway.reports import begun_by
+
         started = rollback_start(record)
-        why = f" ({started.actor}: {started.comment})" if started is not None and started.comment else ""
+        why = f" ({begun_by(started)})" if started is not None and started.comment else ""
         console.print(f"rolled back{why}; {rolled_back_next(record)}", markup=False)
     if paused is not None:
         print_paused(paused)
@@ -997,7 +1002,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                       f"{utc(refusal.at)} (rollout clock), refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
 
     history = as_listed(record)
-    if console.is_terminal:
+    if not history:
+        # Titled "last 0 transitions" over a table of headers alone, it read as a table that failed to load.
+        console.print(f"{'history':<13}none recorded", markup=False)
+    elif console.is_terminal:
         console.print(history_table(history, limit))
     else:
         for line in history_lines(history, limit):
@@ -1053,24 +1061,37 @@ def without_traceback(*answers: type[BaseException],
 
     ``task_failures``: exceptions of its task runs logged without their traceback as well, where
     the flow turns every one into an answer that quotes it (a finalize that stopped names the
-    step and AWS's words): the task engine logs a failed task's with one too."""
+    step and AWS's words): the task engine logs a failed task's with one too.
+
+    The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
+    Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
+    own ``error:`` line, the same words twice."""
     import logging
 
+    answered = "rollway_answered"
+
     class Untraced(logging.Filter):
-        def __init__(self, untraced: tuple[type[BaseException], ...]) -> None:
+        def __init__(self, untraced: tuple[type[BaseException], ...], mark: bool = False) -> None:
             super().__init__()
-            self.untraced = untraced
+            self.untraced, self.mark = untraced, mark
 
         def filter(self, record: logging.LogRecord) -> bool:
             if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
+                if self.mark:
+                    setattr(record, answered, True)
             return True
+
+    def unsaid(record: logging.LogRecord) -> bool:
+        return not getattr(record, answered, False)
 
     # The engines' run loggers log to these loggers themselves (adapters over them), so a filter
     # here sees the record before any handler does.
-    filters = [(logging.getLogger("prefect.flow_runs"), Untraced(answers))]
+    filters: list[tuple[Any, Any]] = [(logging.getLogger("prefect.flow_runs"), Untraced(answers, mark=True))]
     if task_failures:
         filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures)))
+    # The run loggers' own handlers (the run's log on the API) are not the root's: they keep it.
+    filters += [(handler, unsaid) for handler in logging.getLogger().handlers]
     for logger, untraced in filters:
         logger.addFilter(untraced)
     try:
@@ -1450,13 +1471,14 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
 
 def _paused(service: Service, flow_run: UUID | None,
             nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
-    """The newest rollout and its paused run; ``nothing_done`` ends a TargetsUnknown refusal."""
+    """The newest rollout and its paused run; ``nothing_done`` ends a refusal (a TargetsUnknown, a --flow-run
+    naming no paused run)."""
     from prefect.client.orchestration import get_client
 
     record = ledger_read(service, lambda ledger: ledger.get(service.name), nothing_done)
     with get_client(sync_client=True) as client:
         try:
-            return record, find_paused_run(client, service, record, flow_run)
+            return record, find_paused_run(client, service, record, flow_run, nothing_done)
         except NoPausedRun as nothing:
             if record is None and flow_run is None:
                 unrecorded = f"no rollout recorded for {service.name} in table {service.targets.rollouts_table}"

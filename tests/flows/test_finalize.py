@@ -370,13 +370,29 @@ def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, fl
     run logger's handlers format, so the test reads what they are handed."""
     from rollway.cli import app
 
+    import logging
+
     blocks = saved_blocks(aws)
     promote_by_hand(aws, "start", "promote")  # the window is still open
-    code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
+    # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
+    console: list[logging.LogRecord] = []
+    terminal = logging.Handler()
+    terminal.emit = console.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(terminal)
+    try:
+        code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks],
+                   result_action="return_value")
+    finally:
+        logging.getLogger().removeHandler(terminal)
     assert code == 1
-    assert "refused: " in capsys.readouterr().err
+    # Opened "refused:" where every other command's refusal opens "error:".
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "monitoring window" in err and not err.startswith("refused"), err
     said = [r for r in flow_run_records if "FinalizeRefused" in r.getMessage()]
     assert said and not any(r.exc_info for r in said), "the refusal is logged, without its traceback"
+    # The run's log keeps it; the terminal showed Prefect's ERROR line of it above the same words.
+    errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
+    assert not errors, errors
     assert read_back(aws)[0] == ALL_CANARY
 
 

@@ -431,6 +431,25 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of" not in out
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_status_of_a_rollout_with_no_history_says_so_not_an_empty_table(monkeypatch, capsys, terminal) -> None:
+    """A record whose history holds nothing printed "last 0 transitions" over a table with no rows."""
+    import io
+
+    from rich.console import Console
+
+    from rollway.cli import ops
+
+    out = io.StringIO()
+    monkeypatch.setattr(ops, "console", Console(file=out, force_terminal=terminal, width=200, highlight=False,
+                                                soft_wrap=True))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), record(history=()), Weights.canary_at(50),
+                 None, limit=10)
+    said = out.getvalue()
+    assert "last 0 transitions" not in said and "at (rollout clock)" not in said, said
+    assert said.rstrip().endswith("history      none recorded"), said
+
+
 def test_status_names_a_canary_flow_run_that_moved_the_weights_not_drift(capsys) -> None:
     """A `canary` flow run (no ledger) at 5 % after the ledger's newest rollout was rolled back:
     status said "drift: the load balancer holds 95/5 but the ledger says 100/0", as if someone
@@ -457,6 +476,23 @@ def test_status_of_a_rolled_back_rollout_names_its_incident_report_and_how_to_st
             "prints its incident report; once the cause is fixed, a new rollout tries again: start one from the "
             "`progressive_rollout` deployment") in out, out
     assert "drift" not in out
+
+
+@pytest.mark.parametrize("phase", [RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK])
+@pytest.mark.parametrize("said", ["aborted by root: 500s on save", "rejected by root: 500s on save"])
+def test_status_of_a_rollback_begun_by_hand_names_its_person_once(capsys, phase, said) -> None:
+    """`rollway abort` records its person as the actor and in the reason: status read
+    "rolled back (root: aborted by root: 500s on save)"."""
+    started = Transition(at=1_800_000_100.0, kind="rollback-start", actor="root", comment=said)
+    ended = Transition(at=1_800_000_130.0, kind="rollback", actor="root", to_weights=Weights(stable=100, canary=0))
+    history = (*record().history, started, *((ended,) if phase is RolloutPhase.ROLLED_BACK else ()))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()),
+                 record(phase=phase, weights=Weights(stable=100, canary=0), owner=None, history=history),
+                 Weights(stable=100, canary=0), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    opening = "rolled back" if phase is RolloutPhase.ROLLED_BACK else "a rollback was started"
+    assert f"{opening} ({said})" in out, out
+    assert "root: aborted" not in out and "root: rejected" not in out, out
 
 
 def test_status_of_an_unfinished_rollback_says_how_to_finish_it_not_drift(capsys) -> None:
@@ -1498,7 +1534,7 @@ def promote_paused(monkeypatch, capsys, run, approver: str) -> str:
     service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=FakeLedger(),
                           router=FakeRouter())
     monkeypatch.setattr(ops, "connect", lambda *a: service)
-    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None: run)
+    monkeypatch.setattr(ops, "find_paused_run", lambda client, service, record, flow_run=None, nothing_done="": run)
     monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: None)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

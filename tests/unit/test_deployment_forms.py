@@ -173,3 +173,11 @@ def test_the_canary_form_takes_edited_stages_without_a_phase_plan_to_edit_too() 
     spec = canary.validate_parameters(edited)["spec"]
     assert spec.weights == (5, 25, 50, 100) and phase_plan_refusal(spec) is None
     assert "phases" not in parameters["spec"]
+
+
+def test_set_flags_form_says_its_credentials_field_as_the_rollout_forms_do() -> None:
+    """set-flags' form said "None uses boto3's default chain" where the rollout flows' forms say
+    "empty: boto3's default chain": a form has no None to type, and the same field read two ways."""
+    said = {name: _form(SERVED[name])["properties"]["aws_credentials_block"]["description"]
+            for name in ("set-flags", "canary", "progressive_rollout", "rollback", "finalize")}
+    assert len(set(said.values())) == 1, said

@@ -385,6 +385,19 @@ def test_an_approval_timeouts_next_steps_do_not_send_a_responder_looking_for_a_f
     assert "`approvals.timeout_seconds`" in steps and "`approvals.on_timeout` set to `hold`" in steps, steps
 
 
+def test_an_approval_timeout_report_says_nobody_answered_not_what_failed():
+    """After an approval timeout the first next step said "confirm what failed" (nothing failed:
+    nobody answered), and "The pause answered:" quoted the recorded "reject: no answer within
+    3600 s" of a pause nobody answered."""
+    text = incident_report(timed_out_into_a_rollback())
+    assert "confirm what failed" not in text, next_steps(text)
+    first = next_steps(text).strip().splitlines()[0]
+    assert first.startswith("- [ ] Read the canary's logs and metrics") and "whether users were affected" in first, first
+    assert "The pause answered" not in text and "reject: no answer" not in text, text
+    assert ("- **The pause nobody answered:** approval needed before 25% (no answer within 3600 s)"
+            in text.splitlines()), text
+
+
 def test_a_persons_rollback_does_not_call_the_judges_thresholds_the_false_alarm():
     """A person rejected the rollout (or rolled it back by hand) after the judge passed its stages:
     "If the trigger was wrong (a false alarm), ... adjust the spec's thresholds" pointed at
