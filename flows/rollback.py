@@ -70,9 +70,11 @@ from rollway.spec import FlagBinding
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic
+from tasks.flags import PATIENT_ATTEMPTS
 
-# How many times a rollback sends its move to stable (see set_and_verify's ``tries``).
-ROLLBACK_WRITE_TRIES = 3
+# How many times a rollback sends its move to stable (see set_and_verify's ``tries``): the one
+# policy of writes Prefect runs once, as its flag disables (whose delays set_and_verify takes too).
+ROLLBACK_WRITE_TRIES = PATIENT_ATTEMPTS
 
 
 # A task definition ECS can name: its ARN or family:revision (families are 1-255 letters,
