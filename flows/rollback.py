@@ -70,9 +70,11 @@ from rollway.spec import FlagBinding
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic
+from tasks.flags import PATIENT_ATTEMPTS
 
-# How many times a rollback sends its move to stable (see set_and_verify's ``tries``).
-ROLLBACK_WRITE_TRIES = 3
+# How many times a rollback sends its move to stable (see set_and_verify's ``tries``): the one
+# policy of writes Prefect runs once, as its flag disables (whose delays set_and_verify takes too).
+ROLLBACK_WRITE_TRIES = PATIENT_ATTEMPTS
 
 
 # A task definition ECS can name: its ARN or family:revision (families are 1-255 letters,
@@ -518,6 +520,7 @@ def execute_rollback(
 
     disabled: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
+    held: tuple[str, ...] = ()  # flags another rollout holds that this one never set: left as they are, and said so
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled
@@ -531,12 +534,15 @@ def execute_rollback(
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.
             changes, flags_failed = failed.updates, failed
-        disabled = tuple(getattr(c, "feature", str(c)) for c in changes if getattr(c, "kept", None) is None)
+        disabled = tuple(getattr(c, "feature", str(c)) for c in changes
+                         if getattr(c, "kept", None) is None and getattr(c, "held", None) is None)
         kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
+        held = tuple(c.describe() for c in changes if getattr(c, "held", None) is not None)
         # "none needed" only when nothing failed: a flag whose write failed is a step not done.
         if disabled or flags_failed is None:
             steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
         steps += [f"flag left on: {line}" for line in kept]
+        steps += [f"flag left as it is: {line}" for line in held]
 
     message = (
         f"rollway rolled back {t.canary_service} on cluster {t.cluster}.\n\n"
@@ -556,6 +562,8 @@ def execute_rollback(
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
+        # Another rollout's users still get the feature: "disabled: none" alone read as off for all.
+        + "".join(f"Feature flag LEFT AS IT IS, another rollout holds it: {line}.\n" for line in held)
         + (_flags_not_disabled(flags_failed, t) if flags_failed else "")
         # How, as the page of a rollback that could not move the traffic says: "Run the rollback
         # again" alone left on-call to find out that `rollway abort` does, for a ledgered rollout.
@@ -667,6 +675,7 @@ def execute_rollback(
         scaled_stable=scaled,
         flags_disabled=disabled,
         flags_kept=kept,
+        flags_held=held,
         notification_id=message_id,
         steps=tuple(steps),
     )
@@ -920,8 +929,10 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
                                   else reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
                                   stable_task_definition=result.stable_task_definition),
-            # The flags it left on (a person's re-enable): the incident report says so from these.
-            followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line) for line in result.flags_kept),
+            # The flags it left as they were (a person's re-enable, another rollout's hold): the incident
+            # report says so from these.
+            followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line)
+                              for line in (*result.flags_kept, *result.flags_held)),
             phase=RolloutPhase.ROLLED_BACK, weights=result.weights, **claim_changes(None),
         )
     except (RolloutSuperseded, RollbackEndedBefore) as moved:

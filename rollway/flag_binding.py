@@ -26,7 +26,7 @@ the starting rollout's service records the holder promoted or rolled back (a tra
 a promotion recorded the end of its hold). A rollout's stage checks it again at its first write of
 the flag (``exclusive``), on the read that write is conditional on: two rollouts started together
 both passed the start check. A rollback leaves alone a flag another rollout holds that its own
-rollout never set.
+rollout never set, and reports it (``FlagUpdate.held``): its page must not read as the feature off.
 
 Which code wrote each change is recorded in its audit entry by the code that writes it
 (``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
@@ -122,6 +122,9 @@ class FlagUpdate(BaseModel):
     kept: str | None = Field(
         default=None, description="why a rollout left the flag as a person set it (nothing written)"
     )
+    held: str | None = Field(
+        default=None, description="why a rollback left the flag to another rollout that holds it (nothing written)"
+    )
     malformed: str | None = Field(default=None, description="what was unusable in the item this write repaired")
     read_back: bool = Field(
         default=False, description="written by an earlier attempt of the change, whose answer was lost (read back)")
@@ -134,8 +137,9 @@ class FlagUpdate(BaseModel):
 
     def describe(self) -> str:
         """One line for people, e.g. ``use_sqs_architecture: off 0% -> on 25% (v3)``."""
-        if self.kept is not None:
-            return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {self.kept}"
+        left = self.kept if self.kept is not None else self.held
+        if left is not None:
+            return f"{self.feature}: left {_settings(self.after)} (v{self.after.version}): {left}"
         if self.read_back:
             # Not "unchanged": the run changed it, the attempt that did so heard no answer.
             moved = "" if self.before is None else f"{_settings(self.before)} -> "
@@ -1021,8 +1025,9 @@ def disable_bindings(
     fails on it.
 
     Returns:
-        The flags that changed (none when they were already off), and the flags left on as a
-        person set them (``FlagUpdate.kept``; nothing written).
+        The flags that changed (none when they were already off), the flags left on as a person
+        set them (``FlagUpdate.kept``) and those left to another rollout that holds them, which
+        ``rollout`` never set (``FlagUpdate.held``); nothing written for either.
 
     Raises:
         FlagsNotDisabled: some flags could not be written; every other one was disabled.
@@ -1031,7 +1036,9 @@ def disable_bindings(
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
-        if rollout is not None and _held_by_another(store, binding.feature, rollout):
+        held = _held_by_another(store, binding.feature, rollout) if rollout is not None else None
+        if held is not None:
+            updates.append(held)
             continue
         kept = _reenabled_after_rollback(store, binding.feature, rollout)
         if kept is not None:
@@ -1063,24 +1070,29 @@ def disable_bindings(
     return updates
 
 
-def _held_by_another(store: FlagStore, feature: str, rollout: str) -> bool:
-    """Whether another rollout holds ``feature`` and ``rollout`` never wrote it (since its last
-    rollback): its rollback leaves the flag alone, with a warning.
+def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate | None:
+    """The flag left as it is, when another rollout holds ``feature`` and ``rollout`` never wrote
+    it (since its last rollback), with ``held`` saying which rollout and stage; else None.
 
     A rollout refused at its first write of a flag another rollout had moved since its start check
     (``_first_write``) is rolled back, and its rollback turned the flag off under the other rollout's
-    stage, for that rollout's users. A trail that cannot be read disables as before (False).
+    stage, for that rollout's users. Left alone with only a logged warning, the rollback's page said
+    nothing of the flag, and on-call read the feature as off for everyone. A flag or trail that
+    cannot be read disables as before (None): the disable reads the flag again and reports what fails.
     """
     try:
-        trail = _trail(store, feature)
+        current = store.get(feature)
+        trail = _trail(store, feature) if current is not None else []
     except FlagError:
-        return False
+        return None
     found = _other_holder(trail, rollout, 100)
-    if found is None:
-        return False
-    log.warning("bound feature flag %r left as it is: rollout %s never set it, and it follows rollout %s (%s, set by "
-                "%s at %s)", feature, rollout, found.rollout, _stage_of(found), found.actor, iso_utc(found.at))
-    return True
+    if current is None or found is None:
+        return None
+    held = (f"rollout {found.rollout} holds it ({_stage_of(found)}, set by {found.actor} at {iso_utc(found.at)}) "
+            f"and rollout {rollout} never set it; `rollway flags set {feature} --no-enabled` turns it off for that "
+            "rollout's users too")
+    log.warning("bound feature flag %r left %s: %s", feature, _settings(current), held)
+    return FlagUpdate(feature=feature, before=current, after=current, held=held)
 
 
 def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | None) -> FlagUpdate | None:

@@ -119,6 +119,8 @@ class RollbackResult(BaseModel):
     flags_disabled: tuple[str, ...] = ()
     flags_kept: tuple[str, ...] = Field(default=(), description=(
         "bound flags left on because a person turned them back on after a rollback disabled them, one line each"))
+    flags_held: tuple[str, ...] = Field(default=(), description=(
+        "bound flags left as they were because another rollout holds them and this one never set them, one line each"))
     notification_id: str | None = None
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
     done_by: str | None = Field(default=None, description="the other rollback that did all this while this one "

@@ -58,8 +58,11 @@ def test_the_second_of_two_rollouts_started_together_is_refused_at_its_first_fla
     assert (flag.enabled, flag.percentage, flag.version) == (True, 5.0, 2), "the flag is as the first rollout set it"
     assert [(e.writer, e.rollout) for e in flags.audit(F)][:1] == [("rollout", billing)], "the second wrote nothing"
 
-    # The refused rollout's rollback turns off no flag it never moved: the first rollout's users keep it.
-    assert disable_bindings(flags, BOUND, actor="alice", reason="first stage failed", now=22.0, rollout=edit) == []
+    # The refused rollout's rollback turns off no flag it never moved: the first rollout's users keep
+    # it, and the rollback says which rollout it left the flag to.
+    [left] = disable_bindings(flags, BOUND, actor="alice", reason="first stage failed", now=22.0, rollout=edit)
+    assert not left.changed and left.kept is None and f"rollout {billing} holds it (its stage 5%" in left.held, left
+    assert left.describe().startswith(f"{F}: left on 5% (v2): rollout {billing}"), left.describe()
     assert flags.get(F).enabled and flags.get(F).version == 2
     # The first rollout goes on moving it.
     [moved] = apply_bindings(flags, BOUND, 100, actor="bob", now=30.0, rollout=billing, exclusive=True, ledger=ledger,
