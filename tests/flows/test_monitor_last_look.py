@@ -1,0 +1,62 @@
+"""The window's final look, the one that judges its last period, could not read the metrics.
+
+That look waits for the period the window ends in to be published, so that a regression in the
+window's last minute is judged before the old service goes. A read CloudWatch throttled there
+was counted as one failed look among many: the window passed on the looks before it, and the
+old service was scaled to zero under a release whose last minute nobody had judged.
+"""
+
+from __future__ import annotations
+
+from rollway.decide import window_settled
+from rollway.fakes import steady
+from rollway.model import Weights
+from tests.flows.test_monitor import SPEC, PublishedAfterTheDelay, monitor_on, promoted
+
+WINDOW = 600
+
+
+class UnreadAtTheEnd(PublishedAfterTheDelay):
+    """CloudWatch throttles the final look's read (``persistent``: every read from then on)."""
+
+    def __init__(self, router, behaviour, settled: float, persistent: bool) -> None:
+        super().__init__(router, behaviour)
+        self.settled, self.persistent = settled, persistent
+
+    def observe(self, start, end):
+        unread = end >= self.settled if self.persistent else end == self.settled
+        self.error = "metrics unavailable: ThrottlingException: Rate exceeded" if unread else None
+        return super().observe(start, end)
+
+
+def _failing_in_the_last_period(persistent: bool):
+    env = promoted(canary_error_rate=0.001)
+    env.clock.sleep(30)  # promoted mid-period, as promotions are
+    interval = SPEC.analysis.interval_seconds
+    last_period_end = -(-(env.clock.now() + WINDOW) // interval) * interval
+    settled = window_settled(env.clock.now(), WINDOW, SPEC.analysis)
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = UnreadAtTheEnd(env.router, lambda weights, t: (failing if t == last_period_end else healthy)(
+        weights, t), settled, persistent)
+    return env
+
+
+def test_a_final_read_throttled_once_is_read_again_and_the_last_periods_regression_rolls_back():
+    env = _failing_in_the_last_period(persistent=False)
+    result = monitor_on(env, WINDOW)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def test_a_last_period_never_read_keeps_the_old_service_and_says_why():
+    env = _failing_in_the_last_period(persistent=True)
+    result = monitor_on(env, WINDOW)
+    assert result.outcome == "passed" and not result.verified, result
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    subjects = [subject for subject, _ in env.notifier.messages]
+    assert not any(s.startswith("Old version decommissioned") for s in subjects), subjects
+    assert subjects[-1].startswith("Decommission skipped"), subjects
+    assert "last period" in result.reason and "ThrottlingException" in result.reason, result.reason
+    assert "ThrottlingException" in env.notifier.messages[-1][1], env.notifier.messages[-1]
