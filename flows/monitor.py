@@ -60,8 +60,9 @@ from tasks import ecs, metrics, traffic
 RECENT_SECONDS = 300
 # The seed's monitoring window: a window started by hand for a rollout whose policy watches none.
 ONE_HOUR = 3600.0
-# The final look judges the window's last period: a read CloudWatch refused there (throttled, say)
-# is tried again this many times, this far apart. All of them fit in one period (at least 60 s),
+# The final look judges the window's last period: a read CloudWatch refused there (throttled, say),
+# or that found no request count in it yet (published later than the delay), is tried again this
+# many times, this far apart. All of them fit in one period (at least 60 s),
 # so each still reads that period, and finalize's wait for the window's close (a period after its
 # settling) covers them.
 LAST_LOOK_RETRIES = 3
@@ -121,6 +122,11 @@ def recent(observation: Observation, seconds: float) -> Observation:
     """The part of an observation inside its last ``seconds``."""
     cutoff = observation.end - seconds
     return observation.model_copy(update={"intervals": tuple(i for i in observation.intervals if i.t > cutoff)})
+
+
+def _has_period(observation: Observation, end: float) -> bool:
+    """Whether a look read a request count for the new version in the period ending at ``end``."""
+    return any(i.t == end and i.canary is not None for i in observation.intervals)
 
 
 def _saw_the_release(observation: Observation) -> bool:
@@ -354,7 +360,12 @@ def _watch(
     # and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
     retried = 0  # the final look's reads tried again
+    final: tuple[int, int, int] | None = None  # the tally before the final look, which each retry replaces
     while True:
+        if final is not None:
+            # A retry is the final look again, not one more look: counted once, as its last try went.
+            tally.checks, tally.measured, tally.failed = final
+        before = (tally.checks, tally.measured, tally.failed)
         now = env.clock.now()
         look_from = max(since, now - recent_seconds - interval)
         observation = metrics.observe(env.metrics, look_from, now)
@@ -429,12 +440,15 @@ def _watch(
             log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
                         "look could not roll a failing release back; it counts against the window, which passes "
                         "cleanly only if at least half of its looks measured one", placed(now), observation.error)
-        if now >= settled and (observation.error is None or retried == LAST_LOOK_RETRIES):
+        if now >= settled and (retried == LAST_LOOK_RETRIES or (
+                observation.error is None and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
             break
         if now >= settled:
-            # The window's last period is unjudged until a read succeeds: passing on the looks
-            # before it scaled the old service to zero under a release nobody saw finish.
-            retried += 1
+            # The window's last period is unjudged until a read succeeds and finds it (CloudWatch
+            # is at times later than the delay): passing on the looks before it scaled the old
+            # service to zero under a release nobody saw finish. Still without a request count
+            # after the retries, that period served nobody, or nothing says otherwise.
+            retried, final = retried + 1, final or before
         env.clock.sleep(LAST_LOOK_RETRY_SECONDS if now >= settled else min(interval, settled - now))
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have

@@ -59,4 +59,35 @@ def test_a_last_period_never_read_keeps_the_old_service_and_says_why():
     assert not any(s.startswith("Old version decommissioned") for s in subjects), subjects
     assert subjects[-1].startswith("Decommission skipped"), subjects
     assert "last period" in result.reason and "ThrottlingException" in result.reason, result.reason
+    assert "10 of its 11 looks" in result.reason, result.reason  # the retries are the final look again
     assert "ThrottlingException" in env.notifier.messages[-1][1], env.notifier.messages[-1]
+
+
+class LastPeriodLate(PublishedAfterTheDelay):
+    """CloudWatch publishes the window's last period ``late`` seconds after the spec's delay."""
+
+    def __init__(self, router, behaviour, last_period_end: float, late: float) -> None:
+        super().__init__(router, behaviour)
+        self.last_period_end, self.late = last_period_end, late
+
+    def observe(self, start, end):
+        seen = super().observe(start, end)
+        published = end >= self.last_period_end + SPEC.analysis.metrics_delay_seconds + self.late
+        return seen.model_copy(update={"intervals": tuple(
+            i for i in seen.intervals if i.t != self.last_period_end or published)})
+
+
+def test_a_last_period_published_late_is_waited_for_and_its_regression_rolls_back():
+    """CloudWatch is sometimes later than ``metrics_delay_seconds``: the final look found no count
+    for the window's last period, passed on the periods before it, and the old service was scaled
+    to zero under a release failing in its last minute."""
+    env = promoted(canary_error_rate=0.001)
+    env.clock.sleep(30)
+    interval = SPEC.analysis.interval_seconds
+    last_period_end = -(-(env.clock.now() + WINDOW) // interval) * interval
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = LastPeriodLate(env.router, lambda weights, t: (failing if t == last_period_end else healthy)(
+        weights, t), last_period_end, late=20)
+    result = monitor_on(env, WINDOW)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
