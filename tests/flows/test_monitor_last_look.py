@@ -29,29 +29,40 @@ class UnreadAtTheEnd(PublishedAfterTheDelay):
         return super().observe(start, end)
 
 
-def _failing_in_the_last_period(persistent: bool):
+def _failing_in_the_last_period(metrics):
+    """A release promoted mid-period that fails (30 % errors) in its window's last period only,
+    read through ``metrics(router, behaviour, last_period_end)``."""
     env = promoted(canary_error_rate=0.001)
     env.clock.sleep(30)  # promoted mid-period, as promotions are
-    interval = SPEC.analysis.interval_seconds
-    last_period_end = -(-(env.clock.now() + WINDOW) // interval) * interval
-    settled = window_settled(env.clock.now(), WINDOW, SPEC.analysis)
-    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
-    env.metrics = UnreadAtTheEnd(env.router, lambda weights, t: (failing if t == last_period_end else healthy)(
-        weights, t), settled, persistent)
+    last = window_settled(env.clock.now(), WINDOW, SPEC.analysis) - SPEC.analysis.metrics_delay_seconds
+
+    def behaviour(weights, t):
+        return steady(50.0, 0.001, 0.30 if t == last else 0.001)(weights, t)
+
+    env.metrics = metrics(env.router, behaviour, last)
     return env
 
 
-def test_a_final_read_throttled_once_is_read_again_and_the_last_periods_regression_rolls_back():
-    env = _failing_in_the_last_period(persistent=False)
+def _unread_at_the_end(persistent: bool):
+    return _failing_in_the_last_period(lambda router, behaviour, last: UnreadAtTheEnd(
+        router, behaviour, last + SPEC.analysis.metrics_delay_seconds, persistent))
+
+
+def _rolls_back_with_the_old_service(env) -> None:
+    """The window's last period is judged: the release is rolled back, never decommissioned."""
     result = monitor_on(env, WINDOW)
-    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
-    assert env.router.weights == Weights(stable=100, canary=0)
-    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert (result.outcome, "over the 5% guardrail" in result.reason) == ("rolled_back", True), result.reason
+    assert (env.router.weights, env.deployer.services[env.targets.stable_service].desired) == (
+        Weights(stable=100, canary=0), 4)
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
 
 
+def test_a_final_read_throttled_once_is_read_again_and_the_last_periods_regression_rolls_back():
+    _rolls_back_with_the_old_service(_unread_at_the_end(persistent=False))
+
+
 def test_a_last_period_never_read_keeps_the_old_service_and_says_why():
-    env = _failing_in_the_last_period(persistent=True)
+    env = _unread_at_the_end(persistent=True)
     result = monitor_on(env, WINDOW)
     assert result.outcome == "passed" and not result.verified, result
     assert env.deployer.services[env.targets.stable_service].desired == 4
@@ -81,13 +92,5 @@ def test_a_last_period_published_late_is_waited_for_and_its_regression_rolls_bac
     """CloudWatch is sometimes later than ``metrics_delay_seconds``: the final look found no count
     for the window's last period, passed on the periods before it, and the old service was scaled
     to zero under a release failing in its last minute."""
-    env = promoted(canary_error_rate=0.001)
-    env.clock.sleep(30)
-    interval = SPEC.analysis.interval_seconds
-    last_period_end = -(-(env.clock.now() + WINDOW) // interval) * interval
-    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
-    env.metrics = LastPeriodLate(env.router, lambda weights, t: (failing if t == last_period_end else healthy)(
-        weights, t), last_period_end, late=20)
-    result = monitor_on(env, WINDOW)
-    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
-    assert env.deployer.services[env.targets.stable_service].desired == 4
+    _rolls_back_with_the_old_service(_failing_in_the_last_period(
+        lambda router, behaviour, last: LastPeriodLate(router, behaviour, last, late=20)))
