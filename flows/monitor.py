@@ -60,6 +60,13 @@ from tasks import ecs, metrics, traffic
 RECENT_SECONDS = 300
 # The seed's monitoring window: a window started by hand for a rollout whose policy watches none.
 ONE_HOUR = 3600.0
+# The final look judges the window's last period: a read CloudWatch refused there (throttled, say),
+# or that found no request count in it yet (published later than the delay), is tried again this
+# many times, this far apart. All of them fit in one period (at least 60 s),
+# so each still reads that period, and finalize's wait for the window's close (a period after its
+# settling) covers them.
+LAST_LOOK_RETRIES = 3
+LAST_LOOK_RETRY_SECONDS = 15.0
 
 
 class MonitorRefused(RuntimeError):
@@ -115,6 +122,11 @@ def recent(observation: Observation, seconds: float) -> Observation:
     """The part of an observation inside its last ``seconds``."""
     cutoff = observation.end - seconds
     return observation.model_copy(update={"intervals": tuple(i for i in observation.intervals if i.t > cutoff)})
+
+
+def _has_period(observation: Observation, end: float) -> bool:
+    """Whether a look read a request count for the new version in the period ending at ``end``."""
+    return any(i.t == end and i.canary is not None for i in observation.intervals)
 
 
 def _saw_the_release(observation: Observation) -> bool:
@@ -347,7 +359,13 @@ def _watch(
     # period and the publication delay ago (every look sits at the same offset in its period),
     # and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
+    retried = 0  # the final look's reads tried again
+    final: tuple[int, int, int] | None = None  # the tally before the final look, which each retry replaces
     while True:
+        if final is not None:
+            # A retry is the final look again, not one more look: counted once, as its last try went.
+            tally.checks, tally.measured, tally.failed = final
+        before = (tally.checks, tally.measured, tally.failed)
         now = env.clock.now()
         look_from = max(since, now - recent_seconds - interval)
         observation = metrics.observe(env.metrics, look_from, now)
@@ -422,9 +440,16 @@ def _watch(
             log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
                         "look could not roll a failing release back; it counts against the window, which passes "
                         "cleanly only if at least half of its looks measured one", placed(now), observation.error)
-        if now >= settled:
+        if now >= settled and (retried == LAST_LOOK_RETRIES or (
+                observation.error is None and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
             break
-        env.clock.sleep(min(interval, settled - now))
+        if now >= settled:
+            # The window's last period is unjudged until a read succeeds and finds it (CloudWatch
+            # is at times later than the delay): passing on the looks before it scaled the old
+            # service to zero under a release nobody saw finish. Still without a request count
+            # after the retries, that period served nobody, or nothing says otherwise.
+            retried, final = retried + 1, final or before
+        env.clock.sleep(LAST_LOOK_RETRY_SECONDS if now >= settled else min(interval, settled - now))
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have
         # its hook roll back a release whose window is passing cleanly.
@@ -440,7 +465,8 @@ def _watch(
         window_seconds = spec.monitor_seconds
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
-                                             tally.checks, tally.failed, failure)
+                                             tally.checks, tally.failed, failure,
+                                             last_unread=observation.error is not None)
     alerts = alerted.messages()
     if only_watches is not None:
         return _watched_only(reason, verified, only_watches, alerts, tally.checks, paged_late=paged_late)
@@ -582,7 +608,7 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
 
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
-                 failure: str | None) -> tuple[bool, str, str]:
+                 failure: str | None, *, last_unread: bool = False) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
@@ -592,9 +618,15 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
 
     ``watched``: "60 minutes of monitoring"; ``resumed``: what a resumed window adds to it;
     ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
-    again only helps once what refused the reads is mended)."""
+    again only helps once what refused the reads is mended). ``last_unread``: the final look, which
+    judges the window's last period, could not read it (``failure`` says why), however often it
+    tried: the window does not pass cleanly, whatever the looks before it measured."""
     verified = measured > 0 and 2 * measured >= checks
     why = f"; the last failed read: {failure}" if failure else ""
+    if last_unread:
+        return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
+                       f"window's last period ({failure}, {LAST_LOOK_RETRIES + 1} tries), so that period was not "
+                       f"judged; {measured} of its {checks} looks counted requests to the new version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
                        f"was measured (none of its {checks} looks counted a request to it)"), ""
