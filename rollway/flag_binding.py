@@ -1070,6 +1070,11 @@ def disable_bindings(
     return updates
 
 
+LEFT_TO_ANOTHER = " never set it; "
+"""What the line of a flag a rollback left to the rollout holding it says (``_held_by_another``),
+which the reports tell from a flag a person turned back on after a rollback."""
+
+
 def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate | None:
     """The flag left as it is, when another rollout holds ``feature`` and ``rollout`` never wrote
     it (since its last rollback), with ``held`` saying which rollout and stage; else None.
@@ -1089,7 +1094,7 @@ def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate
     if current is None or found is None:
         return None
     held = (f"rollout {found.rollout} holds it ({_stage_of(found)}, set by {found.actor} at {iso_utc(found.at)}) "
-            f"and rollout {rollout} never set it; `rollway flags set {feature} --no-enabled` turns it off for that "
+            f"and rollout {rollout}{LEFT_TO_ANOTHER}`rollway flags set {feature} --no-enabled` turns it off for that "
             "rollout's users too")
     log.warning("bound feature flag %r left %s: %s", feature, _settings(current), held)
     return FlagUpdate(feature=feature, before=current, after=current, held=held)

@@ -28,6 +28,7 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
+from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
                             OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer, RolloutRecord,
@@ -946,6 +947,12 @@ def _pinned_line(record: RolloutRecord) -> list[str]:
             "rollout started)"]
 
 
+def _left_because(comment: str) -> str:
+    """Why the rollback left a flag as it was, from its line (``FlagUpdate.describe``): the words
+    after its settings, ``F: left on 5% (v4): <why>``."""
+    return comment.partition("): ")[2] or comment
+
+
 def _flag_settings(comment: str) -> str:
     """The settings a flag entry's line (``FlagUpdate.describe``) leaves the flag at, e.g. ``on 25% (v3)``;
     the line itself when it is not one of those."""
@@ -974,8 +981,9 @@ def _flags_line(record: RolloutRecord) -> list[str]:
         moves = [t for t in record.history if t.kind == "flag" and (t.comment or "").startswith(f"{feature}: ")]
         last = moves[-1] if moves else None
         if finished and last is not None and last.at >= end.at and last.comment.startswith(f"{feature}: left "):
-            said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback, as a person had "
-                        "set it")
+            why = (f": {cell(_left_because(last.comment))}" if LEFT_TO_ANOTHER in last.comment
+                   else ", as a person had set it")
+            said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback{why}")
         elif finished:
             said.append(f"`{feature}` disabled by the rollback ({utc(end.at)})")
         else:
@@ -1261,9 +1269,12 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     bound = bound_flags(record)
     if not bound:
         return "4. no feature flag is bound to it: none to disable;"
-    kept = {feature: t.comment for t in record.history if t.kind == "flag" and t.at >= end.at and t.comment
+    left = {feature: t.comment for t in record.history if t.kind == "flag" and t.at >= end.at and t.comment
             for feature in bound if t.comment.startswith(f"{feature}: left ")}
-    disabled = [f for f in bound if f not in kept]
+    # A flag another rollout holds, which this one never set, is that rollout's to turn off, not a person's choice.
+    held = {feature: comment for feature, comment in left.items() if LEFT_TO_ANOTHER in comment}
+    kept = {feature: comment for feature, comment in left.items() if feature not in held}
+    disabled = [f for f in bound if f not in left]
     line = "4. the feature flags it binds disabled"
     if disabled:
         line += f" ({', '.join(f'`{f}`' for f in disabled)}; their audit trail names this rollout)"
@@ -1271,6 +1282,9 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
         line = "4. none of the feature flags it binds disabled"
     if kept:
         line += "; **left on** as a person set it: " + "; ".join(cell(comment) for comment in kept.values())
+    for feature, comment in held.items():
+        line += (f"; `{feature}` **left {cell(_flag_settings(comment))}**, another rollout holds it: "
+                 f"{cell(_left_because(comment))}")
     return line + ";"
 
 

@@ -1971,5 +1971,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         console.print(f"feature flags turned off: {', '.join(result.flags_disabled)}", markup=False)
     for line in result.flags_kept:
         console.print(f"feature flag LEFT ON, as a person set it: {line}", markup=False)
+    for line in result.flags_held:
+        console.print(f"feature flag LEFT AS IT IS, another rollout holds it: {line}", markup=False)
     return 0
 

@@ -106,3 +106,34 @@ def test_rollway_abort_says_which_flag_it_left_on(monkeypatch, capsys):
     assert code == 0, out
     assert env.flags.get(SQS).enabled
     assert f"feature flag LEFT ON, as a person set it: {SQS}: left on 5%" in out, out
+
+
+def test_rollway_abort_says_which_flag_it_left_to_the_rollout_holding_it(monkeypatch, capsys):
+    """A bound flag another rollout holds, which this rollout never set, is left as it is by the
+    rollback: `rollway abort` said only the flags it turned off, and the person who aborted read
+    the feature as off for everyone while it served the other rollout's users."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.flags = FakeFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
+    now = env.clock.now()
+    record = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
+                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner="process/old", now=now - 100, lease_seconds=0)
+    other = new_rollout_id(now - 95)
+    apply_bindings(env.flags, [FlagBinding(feature=SQS)], 5, actor="rollway", now=now - 95, rollout=other)
+    apply_bindings(env.flags, [FlagBinding(feature=INTERRUPTS)], 5, actor="rollway", now=now - 90,
+                   rollout=record.rollout_id)
+    begin_rollback(env.ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors",
+                   now=now - 5, rollout=record.rollout_id)
+    env.router.weights = Weights.canary_at(5)
+    env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
+        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
+    hooks_and_flows_see(monkeypatch, env)
+
+    code, out = aborting(monkeypatch, env, capsys)
+
+    assert code == 0, out
+    assert env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
+    assert f"feature flags turned off: {INTERRUPTS}" in out, out
+    assert (f"feature flag LEFT AS IT IS, another rollout holds it: {SQS}: left on 5%" in out and other in out), out

@@ -1305,3 +1305,20 @@ def test_a_pause_asked_again_after_a_refused_answer_says_so_and_not_that_it_time
     outcome = rollout_report(waiting).split("- **Outcome:** ", 1)[1].splitlines()[0]
     assert says in outcome, outcome
     assert ("timed out" in outcome) is timed_out, outcome
+
+
+HELD_LINE = ("sqs-sessions: left on 5% (v4): rollout 20270301-billing holds it (stage 5%, set by rollway at "
+             "2027-03-01T09:00:00Z) and rollout r1 never set it; `rollway flags set sqs-sessions --no-enabled` turns "
+             "it off for that rollout's users too")
+
+
+def test_a_flag_the_rollback_left_to_another_rollout_is_not_reported_as_a_persons_choice():
+    """A rollback leaves alone a bound flag another rollout holds and its own rollout never set:
+    both reports said it was left on "as a person had set it", sending on-call to ask who."""
+    held = guardrail_rollback(flags=("sqs-sessions",))
+    held = held.model_copy(update={"history": (*held.history, flag_move(700, HELD_LINE, "judge"))})
+    rollout, incident = rollout_report(held), incident_report(held)
+    for text in (rollout, incident):
+        assert "as a person" not in text, text
+    assert ("`sqs-sessions` **left on 5% (v4)** by the rollback: rollout 20270301-billing holds it" in rollout), rollout
+    assert "**left on 5% (v4)**, another rollout holds it: " in incident and "20270301-billing" in incident, incident
