@@ -5,6 +5,8 @@ the report told on-call every bound flag was off while the feature still served 
 """
 from __future__ import annotations
 
+import time
+
 from flows.rollback import rollback
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flag_binding import FlagChange, apply_bindings, set_flag
@@ -25,8 +27,9 @@ SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weigh
 SERVICE_TD = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-task:2"
 
 
-def rolling_back_with_flags(monkeypatch):
-    """A rollout at 5 % with both bound flags on at 5 %, whose rollback `rollway abort` has begun."""
+def rolling_back_with_flags(monkeypatch, sqs_held_by: str | None = None):
+    """A rollout at 5 % with both bound flags on at 5 %, whose rollback `rollway abort` has begun;
+    with ``sqs_held_by``, that rollout wrote SQS (at 5 %) and this one never did."""
     env = fake_environment()
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
@@ -35,7 +38,11 @@ def rolling_back_with_flags(monkeypatch):
                            spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                            weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
     env.ledger.create(record, owner="process/old", now=now - 100, lease_seconds=0)
-    apply_bindings(env.flags, SPEC.flags, 5, actor="rollway", now=now - 90, rollout=record.rollout_id)
+    ours = SPEC.flags
+    if sqs_held_by is not None:
+        apply_bindings(env.flags, [FlagBinding(feature=SQS)], 5, actor="rollway", now=now - 95, rollout=sqs_held_by)
+        ours = [FlagBinding(feature=INTERRUPTS)]
+    apply_bindings(env.flags, ours, 5, actor="rollway", now=now - 90, rollout=record.rollout_id)
     begin_rollback(env.ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors",
                    now=now - 5, rollout=record.rollout_id)
     env.router.weights = Weights.canary_at(5)
@@ -112,24 +119,8 @@ def test_rollway_abort_says_which_flag_it_left_to_the_rollout_holding_it(monkeyp
     """A bound flag another rollout holds, which this rollout never set, is left as it is by the
     rollback: `rollway abort` said only the flags it turned off, and the person who aborted read
     the feature as off for everyone while it served the other rollout's users."""
-    env = fake_environment()
-    env.ledger = FakeLedger()
-    env.flags = FakeFlagStore([FlagState(feature=SQS), FlagState(feature=INTERRUPTS)])
-    now = env.clock.now()
-    record = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
-                           spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
-                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
-    env.ledger.create(record, owner="process/old", now=now - 100, lease_seconds=0)
-    other = new_rollout_id(now - 95)
-    apply_bindings(env.flags, [FlagBinding(feature=SQS)], 5, actor="rollway", now=now - 95, rollout=other)
-    apply_bindings(env.flags, [FlagBinding(feature=INTERRUPTS)], 5, actor="rollway", now=now - 90,
-                   rollout=record.rollout_id)
-    begin_rollback(env.ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors",
-                   now=now - 5, rollout=record.rollout_id)
-    env.router.weights = Weights.canary_at(5)
-    env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
-        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
-    hooks_and_flows_see(monkeypatch, env)
+    other = new_rollout_id(time.time() - 95)
+    env, _ = rolling_back_with_flags(monkeypatch, sqs_held_by=other)
 
     code, out = aborting(monkeypatch, env, capsys)
 
