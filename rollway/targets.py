@@ -21,8 +21,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
 # Cloud's eusc (eusc-de-east-1): a made-up mars-north-1 is still refused.
 REGION = re.compile(r"^(?:[a-z]{2}|eusc)(?:-[a-z]+)+-\d+$")
-# CloudFormation stack names.
-_STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# CloudFormation stack names (the flows' StackName parameters too).
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # A registry host of AWS's (<account>.dkr.ecr.<region>.amazonaws.com, .com.cn in China).
 _AWS_HOST = re.compile(r"\.amazonaws\.com(?:\.cn)?$")
 _TARGET_GROUP_ARN = re.compile(
@@ -216,7 +216,7 @@ class Targets(_KnownKeys):
     @classmethod
     def _stack_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _STACK.fullmatch(name):
+            if not STACK_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid CloudFormation stack name")
         return value
 
