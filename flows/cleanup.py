@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_clients
-from flows.params import ReadSeconds, WaitSeconds
+from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks, StackNotDeleted
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
@@ -483,7 +483,7 @@ def _spec(**parameters: Any) -> CleanupSpec:
 @flow(name="cleanup", log_prints=True)
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def cleanup(
-    old_stacks: list[str] | None = None,
+    old_stacks: list[StackName] | None = None,
     old_image_tags: list[str] | None = None,
     archive_tag: str | None = None,
     archive_message: str = "",

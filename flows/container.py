@@ -72,8 +72,7 @@ from rollway.aws.ecs import BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.failure_words import error_said, failures_writable
 from rollway.image import (
-    LATEST, ImageReferences, InvalidImageTarget, ecr_location, image_references, pinned_reference, registry_of,
-    repository_problem,
+    LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
@@ -391,25 +390,6 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
     """run_publish's steps, with ``docker`` ready (None: not needed); ``watch`` is told the run's
     progress once the reads before building are done."""
     log = get_run_logger()
-    # Targets.ecr_repository is a repository name in the account's own ECR in Targets.region. A
-    # URI there (what the ECR console shows, and how a repository in another account or region
-    # is written) was looked up as a repository named so ("not found: create it first") or, with
-    # a registry override, pushed as <registry>/<account>.dkr.ecr.../<name>. Only an ECR host (or
-    # a host:port) is taken for one: ECR names take '.' in any component (acme.web/app), and
-    # docker's "a '.' makes it a host" refused those, pointing at another repository ('app').
-    host, slash, name = targets.ecr_repository.partition("/")
-    if slash and (ecr_location(targets.ecr_repository) is not None or ":" in host):
-        raise PublishRefused(
-            f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} is a repository "
-            f"URI: give the repository name ({name!r}); the registry is this account's ECR in {targets.region} "
-            "(a repository in another account or region is not supported)")
-    # Targets only checks it is an AWS name: one docker and ECR do not take (upper case, a
-    # doubled or trailing '/') went to DescribeRepositories and came back as "not found: create
-    # it first" (or InvalidParameterException, tried three times), never as the typo it is.
-    problem = repository_problem(targets.ecr_repository)
-    if problem:
-        raise PublishRefused(f"refused before building anything: Targets.ecr_repository {targets.ecr_repository!r} "
-                             f"{problem}")
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
     with named_denials(RELEASE_POLICY, targets=targets):

@@ -49,7 +49,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, get_run_logger
@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from blocks.credentials import assumed_role_session
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
-from flows.params import ReadSeconds, WaitSeconds
+from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message, credentials_remedy
@@ -80,9 +80,6 @@ from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
 from rollway.toolchain.process import resolve
 from tasks import infra as tasks
-
-StackName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$", description="a CloudFormation stack name")]
-"""A CloudFormation stack name (the form refuses anything else before the run starts)."""
 
 ARTIFACT_KEY = "infra-deployment"
 CHECKLIST_ARTIFACT_KEY = "infra-checklist"

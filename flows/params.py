@@ -18,6 +18,7 @@ from rollway.bounds import as_given, bound_said, ranged
 from rollway.flags import MAX_ACTOR, encodable
 from rollway.deadline import MAX_READ_SECONDS
 from rollway.spec import MAX_MONITOR_SECONDS
+from rollway.targets import STACK_NAME
 
 
 def _named(actor: str) -> str:
@@ -139,6 +140,21 @@ def fit_reason(reason: str) -> str:
 # whatever its length, cut to fit (``fit_reason``).
 Reason = Annotated[str, AfterValidator(_said), _typed(MAX_ROLLBACK_REASON)]
 """Why a rollback is run: not blank, at most MAX_ROLLBACK_REASON characters."""
+
+
+def _stack_name(name: str) -> str:
+    if not STACK_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a CloudFormation stack name (a letter, then letters, digits and '-', at "
+                         "most 128 characters)")
+    return name
+
+
+# The form's pattern is the API's (Python's re.search, where '$' also matches before a final line
+# break, which a stack name never holds) and the UI's (JavaScript): the lookahead refuses such a
+# break in both. pydantic's regex engine takes no lookahead, so the run's own check is _stack_name.
+StackName = Annotated[str, AfterValidator(_stack_name), Field(
+    description="a CloudFormation stack name", json_schema_extra={"pattern": STACK_NAME.pattern + r"(?!\n)"})]
+"""A CloudFormation stack name (the form refuses anything else as the run is created)."""
 
 
 RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from rollway.aws.regions import unknown_region
+from rollway.image import repository_problem
 from rollway.known_keys import KnownKeys
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
@@ -20,8 +21,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
 # Cloud's eusc (eusc-de-east-1): a made-up mars-north-1 is still refused.
 REGION = re.compile(r"^(?:[a-z]{2}|eusc)(?:-[a-z]+)+-\d+$")
-# CloudFormation stack names.
-_STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# CloudFormation stack names (the flows' StackName parameters too).
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# A registry host of AWS's (<account>.dkr.ecr.<region>.amazonaws.com, .com.cn in China).
+_AWS_HOST = re.compile(r"\.amazonaws\.com(?:\.cn)?$")
 _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
     r"targetgroup/[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16}$"
@@ -166,11 +169,30 @@ class Targets(_KnownKeys):
     @field_validator(
         "load_balancer", "cluster",
         "stable_service", "canary_service", "task_family", "container_name",
-        "ecr_repository", "flags_table", "rollouts_table", "alert_topic", "dashboard",
+        "flags_table", "rollouts_table", "alert_topic", "dashboard",
     )
     @classmethod
     def _plain_name(cls, value: str) -> str:
         return _plain_name(value)
+
+    @field_validator("ecr_repository")
+    @classmethod
+    def _repository_name(cls, value: str, info: ValidationInfo) -> str:
+        # A name in the account's own ECR in ``region``. A URI (what the ECR console shows, and
+        # how a repository in another account or region is written) or a name docker and ECR do
+        # not take (upper case, a doubled or trailing '/') was refused only by the container flow,
+        # once the credentials were loaded (STS asked), or looked up as "not found: create it
+        # first". Only an AWS host (or a host:port) is taken for a registry: ECR names take '.' in
+        # any component (acme.web/app), which docker's "a '.' makes it a host" would misread.
+        host, slash, name = value.partition("/")
+        if slash and (_AWS_HOST.search(host) or ":" in host):
+            raise ValueError(f"{value!r} is a repository URI: give the repository name ({name!r}); the registry is "
+                             f"this account's ECR in {info.data.get('region', 'the region')} (a repository in another account or region is not "
+                             "supported)")
+        problem = repository_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} {problem}")
+        return _plain_name(value)  # and AWS's length
 
     @field_validator("alert_topic")
     @classmethod
@@ -194,7 +216,7 @@ class Targets(_KnownKeys):
     @classmethod
     def _stack_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _STACK.fullmatch(name):
+            if not STACK_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid CloudFormation stack name")
         return value
 

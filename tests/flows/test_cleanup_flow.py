@@ -1059,6 +1059,17 @@ def test_a_read_bound_out_of_range_is_refused_before_any_aws_call(account, repo,
     untouched(account, repo)
 
 
+def test_an_old_stack_that_is_not_a_stack_name_is_refused_before_any_aws_call(account, repo, every_call):
+    # Refused as the run's parameters are (flows.params.StackName), as the body's CleanupSpec
+    # refused it before the credentials were loaded.
+    calls = [every_call(s) for s in ("sts", "ecs", "ecr", "cloudformation")]
+    for bad in ("not a stack", "WebordinaryOldStack\n"):
+        state = run(account, repo, old_stacks=[OLD_STACK, bad])
+        assert state.is_failed() and f"{bad!r} is not a CloudFormation stack name" in state.message, state.message
+    assert calls == [[], [], [], []]
+    untouched(account, repo)
+
+
 def test_a_run_that_fails_before_writing_leaves_an_artifact_saying_nothing_was_written(account, repo):
     # Such a run left no artifact: the key's newest was the previous run's summary ("Cleanup
     # done", and what it deleted), which read as this one's.
@@ -1072,8 +1083,6 @@ def test_a_run_that_fails_before_writing_leaves_an_artifact_saying_nothing_was_w
     assert text.startswith("# Cleanup stopped before anything was written"), text
     assert "could not read the tags of remote 'origin'" in text and "Nothing was archived or deleted" in text
 
-    state = run(aws, repo, old_stacks=["not a stack"])
-    assert state.is_failed() and "is not a CloudFormation stack name" in summary(state)
     assert tags(aws) == {"1.0.0", "0.9.0"} and stack_status(aws, OLD_STACK) == "CREATE_COMPLETE"
 
 

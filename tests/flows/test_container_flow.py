@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from blocks.targets import RollwayTargets
 import flows.container as flows_container
 from flows.container import ARTIFACT_KEY, publish_container, run_publish
+from flows.env import AccountNotLoaded
 from rollway.aws.denied import PermissionDenied
 from rollway.aws.ecr import EcrRepository
 from rollway.aws.ecs import READ_ONLY_FIELDS, EcsDeployer
@@ -31,6 +32,7 @@ from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tasks import container as container_steps
 from tests.adapters.test_ecr import MANIFEST, index_manifest
 from tests.flows.moto_env import in_a_flow_run, saved_blocks
+from tests.flows.test_targets_block_typos import _save_document
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
 REPOSITORY = "webordinary/edit-container"
@@ -857,26 +859,28 @@ def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(
     # repository in another account or region looks like this) was looked up as a repository
     # *named* so: "not found: create it first", or with a registry override a reference
     # 127.0.0.1:5000/<account>.dkr.ecr.../<name>:<version>.
-    ("uri", r"is a repository URI.*webordinary/edit-container"),
+    ("uri", r"is a repository URI: give the repository name \('webordinary/edit-container'\)"),
     ("127.0.0.1:5000/webordinary/edit-container", r"is a repository URI.*'webordinary/edit-container'"),
     # A name neither docker nor ECR takes was looked up too, and came back as "not found".
-    ("Webordinary/Edit-Container", r"Targets.ecr_repository 'Webordinary/Edit-Container' has a repository path "
-                                   r"component 'Webordinary' that is not lowercase"),
-    ("webordinary/edit-container/", r"Targets.ecr_repository 'webordinary/edit-container/' has an empty"),
+    ("Webordinary/Edit-Container", r"'Webordinary/Edit-Container' has a repository path component 'Webordinary' "
+                                   r"that is not lowercase"),
+    ("webordinary/edit-container/", r"'webordinary/edit-container/' has an empty"),
 ])
-@pytest.mark.parametrize("registry", [None, "127.0.0.1:5999"])
-def test_a_repository_that_is_not_a_repository_name_is_refused_before_any_aws_call(aws, tmp_path, watch_calls,
-                                                                                     repository, why, registry):
+def test_a_saved_repository_that_is_not_a_repository_name_stops_the_run_before_any_aws_call(
+        aws, tmp_path, flows_docker, every_call, repository, why):
+    # It was refused only once the credentials were loaded, which asks STS (GetCallerIdentity,
+    # or AssumeRole for a role): refused with the block now, as every other name of the block.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    targets = aws.targets.model_copy(
-        update={"ecr_repository": aws.topology.repository_uri if repository == "uri" else repository})
-    ecr_calls, ecs_calls = watch_calls(aws.get_client("ecr")), watch_calls(aws.get_client("ecs"))
-    publisher = FakeImagePublisher()
-    with pytest.raises(PublishRefused, match=why):
-        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry),
-                     targets)
-    assert ecr_calls == ecs_calls == []
-    assert publisher.calls == DAEMON_ASKED
+    blocks = saved_blocks(aws, "container-repository", fresh=True)
+    _save_document(blocks, {**aws.targets.model_dump(mode="json"),
+                            "ecr_repository": aws.topology.repository_uri if repository == "uri" else repository})
+    calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
+    for registry in (None, "127.0.0.1:5999"):
+        with pytest.raises(AccountNotLoaded, match=r"failed validation: ecr_repository: Value error, .*" + why):
+            publish_container(version="2.0.0", context_dir=str(tmp_path), registry=registry, targets_block=blocks,
+                              aws_credentials_block=blocks)
+    assert calls == {"sts": [], "ecr": [], "ecs": []}
+    assert "Nothing was pushed or registered" in artifact_markdown("2.0.0", "failed", containing="ecr_repository")
 
 
 def test_a_repository_name_with_a_dot_in_its_first_component_is_published_not_taken_for_a_uri(aws, tmp_path):

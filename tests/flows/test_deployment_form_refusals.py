@@ -46,3 +46,41 @@ def test_a_blank_or_overlong_reason_to_start_early_is_refused_by_the_form(advanc
 @pytest.mark.parametrize("reason", [None, "the fix for the outage must reach everyone today", "x" * MAX_REASON])
 def test_no_reason_or_one_that_says_why_is_taken(advance_phase_deployment, reason) -> None:
     assert _created(advance_phase_deployment, {"start_early_because": reason, "actor": "dana"}) is None
+
+
+def _applied(flow_name: str) -> str:
+    from deployments.serve import build_deployments
+
+    (deployment,) = [d for d in build_deployments(targets_block="rollway-targets", aws_credentials_block="rollway-aws")
+                     if d.flow_name == flow_name]
+    return str(deployment.apply())
+
+
+@pytest.fixture(scope="module")
+def cleanup_deployment() -> str:
+    return _applied("cleanup")
+
+
+@pytest.mark.parametrize("stack", [
+    # Taken by the form as any text, as deploy_infrastructure's stacks are not: the run started
+    # on the worker and was refused there.
+    "webordinary old stack", "9-old-stack", "old_stack", "", "a" * 129, "WebordinaryOldStack\n",
+])
+def test_an_old_stack_that_is_not_a_cloudformation_stack_name_is_refused_by_the_form(cleanup_deployment,
+                                                                                      stack) -> None:
+    said = _created(cleanup_deployment, {"old_stacks": ["webordinary-old-stack", stack]})
+    assert said is not None and "Validation failed for field 'old_stacks[1]'" in said, said
+
+
+@pytest.mark.parametrize("stacks", [None, [], ["webordinary-old-stack", "WebordinaryOldStack", "A" * 128]])
+def test_old_stacks_that_are_stack_names_are_taken_by_the_form(cleanup_deployment, stacks) -> None:
+    assert _created(cleanup_deployment, {"old_stacks": stacks}) is None
+
+
+def test_a_stack_name_with_a_line_break_after_it_is_refused_by_deploy_infrastructures_form() -> None:
+    # The API checks a pattern with Python's re.search, whose '$' also matches before a final line
+    # break: "WebordinaryALBStack\n" was taken, and refused only by the run on the worker.
+    deployment = _applied("deploy_infrastructure")
+    said = _created(deployment, {"cdk_app_dir": "/srv/cdk", "stacks": ["WebordinaryALBStack\n"]})
+    assert said is not None and "Validation failed for field 'stacks[0]'" in said, said
+    assert _created(deployment, {"cdk_app_dir": "/srv/cdk", "stacks": ["WebordinaryALBStack"]}) is None

@@ -16,10 +16,14 @@ from rollway.targets import Targets
 ARN = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/webordinary-edit-stable/0123456789abcdef"
 
 
-@pytest.mark.parametrize("field", ["cluster", "stable_service", "canary_service", "ecr_repository"])
-def test_a_targets_name_with_a_final_line_break_is_refused(field):
+@pytest.mark.parametrize(("field", "said"), [
+    ("cluster", "is not a valid AWS resource name"), ("stable_service", "is not a valid AWS resource name"),
+    ("canary_service", "is not a valid AWS resource name"),
+    ("ecr_repository", r"'webordinary-edit-name\\n' has a repository path component"),
+])
+def test_a_targets_name_with_a_final_line_break_is_refused(field, said):
     Targets(**{field: "webordinary-edit-name"})  # the same name without it is taken
-    with pytest.raises(ValidationError, match="is not a valid AWS resource name"):
+    with pytest.raises(ValidationError, match=said):
         Targets(**{field: "webordinary-edit-name\n"})
 
 
