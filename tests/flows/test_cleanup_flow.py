@@ -1104,11 +1104,12 @@ def test_a_remote_the_checkout_lacks_says_to_name_another_or_not_to_push(account
     assert git(repo, "tag", "-l") == TAG and state.result().pushed is None
 
 def test_a_bad_parameter_is_said_as_other_flows_say_theirs_without_pydantics_link(account, repo):
-    state = run(account, repo, old_stacks=["not a stack"], old_image_tags=["webordinary:old-version"])
+    # Two problems the run's body finds (a bad stack name is refused before it, by the parameters' types).
+    state = run(account, repo, archive_tag="bad..tag", old_image_tags=["webordinary:old-version"])
     assert state.is_failed()
     for said in (state.message, summary(state)):
         assert "Flow run received invalid parameters:" in said, said
-        assert " - old_stacks: " in said and " - old_image_tags: " in said, said
+        assert " - archive_tag: " in said and " - old_image_tags: " in said, said
         assert "errors.pydantic.dev" not in said and "For further information" not in said, said
     # A problem of the parameters together is said without an empty name before it.
     state = run(account, repo, archive_tag=None, archive_message="", repo_dir=None)
