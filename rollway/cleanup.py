@@ -52,13 +52,11 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
 from rollway.image import image_parts
-from rollway.targets import Targets
+from rollway.targets import STACK_NAME, Targets
 
 LATEST = "latest"
 """The tag an image reference without a tag or digest resolves to."""
 
-# CloudFormation stack names (as rollway.targets checks Targets.stacks).
-_STACK = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # Docker's (and ECR's) tag grammar.
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # An http(s) URL carrying a user (and perhaps a password or token) before the host.
@@ -212,7 +210,7 @@ class CleanupSpec(BaseModel):
     @classmethod
     def _stacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not _STACK.fullmatch(name):
+            if not STACK_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a CloudFormation stack name (a letter, then letters, digits and "
                                  "'-', at most 128 characters)")
         return _distinct(value, "stack")

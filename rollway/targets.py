@@ -186,8 +186,9 @@ class Targets(_KnownKeys):
         # any component (acme.web/app), which docker's "a '.' makes it a host" would misread.
         host, slash, name = value.partition("/")
         if slash and (_AWS_HOST.search(host) or ":" in host):
+            region = info.data.get("region", "the region")
             raise ValueError(f"{value!r} is a repository URI: give the repository name ({name!r}); the registry is "
-                             f"this account's ECR in {info.data.get('region', 'the region')} (a repository in another account or region is not "
+                             f"this account's ECR in {region} (a repository in another account or region is not "
                              "supported)")
         problem = repository_problem(value)
         if problem:
