@@ -113,7 +113,7 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     rolled_back = []
     # The rollback flow itself is another test's: here, what the abort recorded before it.
     monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: rolled_back.append(kwargs) or SimpleNamespace(
-        done_by=None, steps=(), weights=None, canary_desired=0, flags_disabled=(), flags_kept=()))
+        done_by=None, steps=(), weights=None, canary_desired=0, flags_disabled=(), flags_kept=(), flags_held=()))
     code = ops.abort(approver="erin", reason="dana's answer never landed", flow_run=None, wait_seconds=0.5,
               targets_block=None, credentials_block=None)
     assert code == 0 and rolled_back, capsys.readouterr()
