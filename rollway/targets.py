@@ -40,17 +40,19 @@ class _NameRule(NamedTuple):
         return value
 
 
+# ELBv2's load balancer and target group names: alphanumerics and hyphens, no hyphen at either end.
+_ELB_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?"
+_ELB_RULE = "ELBv2 takes 1-32 letters, digits and hyphens, not starting or ending with a hyphen"
+_TARGET_GROUP_NAME = _NameRule(re.compile(_ELB_NAME), _ELB_RULE)
+_QUEUE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo"),
+                        "SQS takes 1-80 letters, digits, hyphens and underscores (a FIFO queue's ending in .fifo)")
 _ECS_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"), "ECS takes 1-255 letters, digits, hyphens and underscores")
 _TABLE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_.-]{3,255}"), "DynamoDB takes 3-255 letters, digits, '.', '_' and '-'")
 # Each name field, with AWS's rule for it: one loose check for all took a 40-character load
 # balancer, a table "ab" or a cluster "a/b", which only the first AWS call refused, after the
 # credentials had loaded and the run had begun.
 _NAME_RULES: dict[str, _NameRule] = {
-    "load_balancer": _NameRule(
-        re.compile(r"(?!internal-)[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?"),
-        "ELBv2 takes 1-32 letters, digits and hyphens, not starting or ending with a hyphen, "
-        "not starting with 'internal-'",
-    ),
+    "load_balancer": _NameRule(re.compile(rf"(?!internal-){_ELB_NAME}"), f"{_ELB_RULE}, not starting with 'internal-'"),
     "cluster": _ECS_NAME, "stable_service": _ECS_NAME, "canary_service": _ECS_NAME,
     "task_family": _ECS_NAME, "container_name": _ECS_NAME,
     "flags_table": _TABLE_NAME, "rollouts_table": _TABLE_NAME,
@@ -62,7 +64,7 @@ _NAME_RULES: dict[str, _NameRule] = {
 }
 _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
-    r"targetgroup/[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16}$"
+    rf"targetgroup/{_ELB_NAME}/[0-9a-f]{{16}}$"
 )
 
 
@@ -86,8 +88,8 @@ class QueueSpec(_KnownKeys):
 
     @field_validator("name", "dlq_name")
     @classmethod
-    def _queue_name(cls, value: str) -> str:
-        return _plain_name(value)
+    def _queue_name(cls, value: str, info: ValidationInfo) -> str:
+        return _QUEUE_NAME.check({"name": "queue", "dlq_name": "dead-letter queue"}[info.field_name], value)
 
     @field_validator("dlq_name")
     @classmethod
@@ -305,7 +307,7 @@ class Targets(_KnownKeys):
                     f"target group of {region})"
                 )
             return value
-        return _plain_name(value)
+        return _TARGET_GROUP_NAME.check(info.field_name, value)
 
     @field_validator("canary_target_group")
     @classmethod

@@ -60,3 +60,32 @@ def test_webordinarys_names_and_the_names_the_tests_use_are_taken():
         Targets(flags_table=name)
     Targets(alert_topic="acme-alerts", dashboard="acme-dash", container_name="app", task_family="acme-task")
     TableSpec(name="it-sessions", hash_key="id")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("stable_target_group", "webordinary-edit-stable-target-group"), ("canary_target_group", "edit.canary"),
+    ("canary_target_group", "-edit-canary"), ("stable_target_group", "edit_stable"),
+])
+def test_a_target_group_name_elbv2_refuses_is_refused_and_its_arn_form_is_unchanged(field, value):
+    with pytest.raises(ValidationError) as refused:
+        Targets(**{field: value})
+    (error,) = refused.value.errors()
+    assert field in error["msg"] and repr(value) in error["msg"] and "1-32 letters, digits and hyphens" in error["msg"]
+    arn = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/{}/0123456789abcdef"
+    assert Targets(**{field: arn.format("t" * 32)})
+    assert Targets(**{field: "t" * 32})  # the longest name, as its ARN takes it
+
+
+@pytest.mark.parametrize(("queue", "refused"), [
+    ({"name": "q" * 81, "dlq_name": "dlq"}, "q" * 81),
+    ({"name": "edit.input", "dlq_name": "dlq"}, "edit.input"),
+    ({"name": "edit-input", "dlq_name": "edit/input-dlq"}, "edit/input-dlq"),
+])
+def test_a_queue_name_sqs_refuses_is_refused_naming_the_rule(queue, refused):
+    with pytest.raises(ValidationError, match=rf"{refused!r} is not a valid AWS resource name: SQS takes 1-80"):
+        Targets(queues=(queue,))
+
+
+def test_the_queue_names_sqs_takes_are_taken():
+    for name in ("q" * 80, "acme_jobs-1", "q" * 75 + ".fifo"):
+        Targets(queues=({"name": name, "dlq_name": "dlq"},))
