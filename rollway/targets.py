@@ -7,7 +7,7 @@ it in the Prefect UI; nothing else in rollway spells one of these names.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
@@ -25,9 +25,46 @@ REGION = re.compile(r"^(?:[a-z]{2}|eusc)(?:-[a-z]+)+-\d+$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # A registry host of AWS's (<account>.dkr.ecr.<region>.amazonaws.com, .com.cn in China).
 _AWS_HOST = re.compile(r"\.amazonaws\.com(?:\.cn)?$")
+
+
+class _NameRule(NamedTuple):
+    """AWS's own rule for one kind of name (botocore's models state few; these are AWS's docs')."""
+
+    pattern: re.Pattern[str]
+    rule: str
+
+    def check(self, field: str, value: str) -> str:
+        # fullmatch: ``$`` also matches before a final line break (see _plain_name).
+        if not self.pattern.fullmatch(value):
+            raise ValueError(f"{field} {value!r} is not a valid AWS resource name: {self.rule}")
+        return value
+
+
+# ELBv2's load balancer and target group names: alphanumerics and hyphens, no hyphen at either end.
+_ELB_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?"
+_ELB_RULE = "ELBv2 takes 1-32 letters, digits and hyphens, not starting or ending with a hyphen"
+_TARGET_GROUP_NAME = _NameRule(re.compile(_ELB_NAME), _ELB_RULE)
+_QUEUE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo"),
+                        "SQS takes 1-80 letters, digits, hyphens and underscores (a FIFO queue's ending in .fifo)")
+_ECS_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"), "ECS takes 1-255 letters, digits, hyphens and underscores")
+_TABLE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_.-]{3,255}"), "DynamoDB takes 3-255 letters, digits, '.', '_' and '-'")
+# Each name field, with AWS's rule for it: one loose check for all took a 40-character load
+# balancer, a table "ab" or a cluster "a/b", which only the first AWS call refused, after the
+# credentials had loaded and the run had begun.
+_NAME_RULES: dict[str, _NameRule] = {
+    "load_balancer": _NameRule(re.compile(rf"(?!internal-){_ELB_NAME}"), f"{_ELB_RULE}, not starting with 'internal-'"),
+    "cluster": _ECS_NAME, "stable_service": _ECS_NAME, "canary_service": _ECS_NAME,
+    "task_family": _ECS_NAME, "container_name": _ECS_NAME,
+    "flags_table": _TABLE_NAME, "rollouts_table": _TABLE_NAME,
+    # A FIFO topic's name ends in .fifo: it passes here, for _standard_topic to say why it is refused.
+    "alert_topic": _NameRule(re.compile(r"[A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}\.fifo"),
+                             "SNS takes 1-256 letters, digits, hyphens and underscores"),
+    "dashboard": _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"),
+                           "CloudWatch takes 1-255 letters, digits, hyphens and underscores"),
+}
 _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
-    r"targetgroup/[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?/[0-9a-f]{16}$"
+    rf"targetgroup/{_ELB_NAME}/[0-9a-f]{{16}}$"
 )
 
 
@@ -51,8 +88,8 @@ class QueueSpec(_KnownKeys):
 
     @field_validator("name", "dlq_name")
     @classmethod
-    def _queue_name(cls, value: str) -> str:
-        return _plain_name(value)
+    def _queue_name(cls, value: str, info: ValidationInfo) -> str:
+        return _QUEUE_NAME.check({"name": "queue", "dlq_name": "dead-letter queue"}[info.field_name], value)
 
     @field_validator("dlq_name")
     @classmethod
@@ -75,7 +112,7 @@ class TableSpec(_KnownKeys):
     @field_validator("name")
     @classmethod
     def _table_name(cls, value: str) -> str:
-        return _plain_name(value)
+        return _TABLE_NAME.check("table", value)
 
     @field_validator("hash_key", "range_key", "indexes")
     @classmethod
@@ -166,14 +203,10 @@ class Targets(_KnownKeys):
         "WebordinaryMonitoringStack",
     )
 
-    @field_validator(
-        "load_balancer", "cluster",
-        "stable_service", "canary_service", "task_family", "container_name",
-        "flags_table", "rollouts_table", "alert_topic", "dashboard",
-    )
+    @field_validator(*_NAME_RULES)
     @classmethod
-    def _plain_name(cls, value: str) -> str:
-        return _plain_name(value)
+    def _aws_name(cls, value: str, info: ValidationInfo) -> str:
+        return _NAME_RULES[info.field_name].check(info.field_name, value)
 
     @field_validator("ecr_repository")
     @classmethod
@@ -274,7 +307,7 @@ class Targets(_KnownKeys):
                     f"target group of {region})"
                 )
             return value
-        return cls._plain_name(value)
+        return _TARGET_GROUP_NAME.check(info.field_name, value)
 
     @field_validator("canary_target_group")
     @classmethod

@@ -1,0 +1,91 @@
+"""Each of the targets' names is held to the rule AWS holds it to, when the targets (or the Rollway
+Targets block) are built or loaded. One loose check for all of them took a 40-character load
+balancer, a table "ab", a cluster "a/b" or a dashboard with a '.', which only the first AWS call
+refused, once the credentials had loaded and a run had begun."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from rollway.targets import TableSpec, Targets
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), [
+    ("load_balancer", "webordinary-edit-load-balancer-production", "1-32 letters, digits and hyphens"),
+    ("load_balancer", "webordinary.edit", "1-32 letters, digits and hyphens"),
+    ("load_balancer", "webordinary-edit-", "not starting or ending with a hyphen"),
+    ("load_balancer", "internal-edit-alb", "not starting with 'internal-'"),
+    ("cluster", "webordinary/edit", "1-255 letters, digits, hyphens and underscores"),
+    ("stable_service", "edit.service", "1-255 letters, digits, hyphens and underscores"),
+    ("canary_service", "edit/canary", "1-255 letters, digits, hyphens and underscores"),
+    ("task_family", "edit.task", "1-255 letters, digits, hyphens and underscores"),
+    ("container_name", "edit/container", "1-255 letters, digits, hyphens and underscores"),
+    ("flags_table", "ab", "3-255 letters, digits, '.', '_' and '-'"),
+    ("rollouts_table", "acme/rollouts", "3-255 letters, digits, '.', '_' and '-'"),
+    ("alert_topic", "webordinary.alerts", "1-256 letters, digits, hyphens and underscores"),
+    ("dashboard", "webordinary.edit", "1-255 letters, digits, hyphens and underscores"),
+])
+def test_a_name_aws_refuses_for_its_field_is_refused_naming_field_value_and_rule(field, value, rule):
+    with pytest.raises(ValidationError) as refused:
+        Targets(**{field: value})
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,)
+    assert field in error["msg"] and repr(value) in error["msg"] and rule in error["msg"], error["msg"]
+
+
+def test_a_checklist_table_aws_refuses_is_refused_with_dynamodbs_rule():
+    with pytest.raises(ValidationError, match=r"'ab' is not a valid AWS resource name.*3-255"):
+        TableSpec(name="ab", hash_key="id")
+
+
+@pytest.mark.parametrize(("field", "longest"), [
+    ("load_balancer", "a" * 32), ("cluster", "c" * 255), ("stable_service", "s_" * 127 + "s"), ("task_family", "t" * 255),
+    ("container_name", "C" * 255), ("flags_table", "f." * 127 + "f"), ("rollouts_table", "r-_." * 63 + "rrr"),
+    ("alert_topic", "a" * 256), ("dashboard", "d" * 255),
+])
+def test_the_longest_and_oddest_names_aws_takes_are_taken(field, longest):
+    assert getattr(Targets(**{field: longest}), field) == longest
+    with pytest.raises(ValidationError):
+        Targets(**{field: longest + ("a" if field != "load_balancer" else "b")})
+
+
+def test_webordinarys_names_and_the_names_the_tests_use_are_taken():
+    Targets()
+    for name in ("acme-alb", "no-such-alb", "a", "web-1"):
+        Targets(load_balancer=name)
+    for name in ("slot-tests", "prod-eu", "acme-cluster", "payments-cluster", "no_such_cluster"):
+        Targets(cluster=name)
+    for name in ("acme-flags", "no-such-flags-table", "webordinary-rollouts-text", "acme.flags"):
+        Targets(flags_table=name)
+    Targets(alert_topic="acme-alerts", dashboard="acme-dash", container_name="app", task_family="acme-task")
+    TableSpec(name="it-sessions", hash_key="id")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("stable_target_group", "webordinary-edit-stable-target-group"), ("canary_target_group", "edit.canary"),
+    ("canary_target_group", "-edit-canary"), ("stable_target_group", "edit_stable"),
+])
+def test_a_target_group_name_elbv2_refuses_is_refused_and_its_arn_form_is_unchanged(field, value):
+    with pytest.raises(ValidationError) as refused:
+        Targets(**{field: value})
+    (error,) = refused.value.errors()
+    assert field in error["msg"] and repr(value) in error["msg"] and "1-32 letters, digits and hyphens" in error["msg"]
+    arn = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/{}/0123456789abcdef"
+    assert Targets(**{field: arn.format("t" * 32)})
+    assert Targets(**{field: "t" * 32})  # the longest name, as its ARN takes it
+
+
+@pytest.mark.parametrize(("queue", "refused"), [
+    ({"name": "q" * 81, "dlq_name": "dlq"}, "q" * 81),
+    ({"name": "edit.input", "dlq_name": "dlq"}, "edit.input"),
+    ({"name": "edit-input", "dlq_name": "edit/input-dlq"}, "edit/input-dlq"),
+])
+def test_a_queue_name_sqs_refuses_is_refused_naming_the_rule(queue, refused):
+    with pytest.raises(ValidationError, match=rf"{refused!r} is not a valid AWS resource name: SQS takes 1-80"):
+        Targets(queues=(queue,))
+
+
+def test_the_queue_names_sqs_takes_are_taken():
+    for name in ("q" * 80, "acme_jobs-1", "q" * 75 + ".fifo"):
+        Targets(queues=({"name": name, "dlq_name": "dlq"},))
