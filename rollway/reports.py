@@ -180,7 +180,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         elif t.kind == "rollback-start" or (t.kind == "rollback" and "rolled back" not in current["verdict"]):
             # After a stage passed (a rejection at the next approval, the monitor after a promotion), both show.
             current["rollback_from"] = len(current["verdict"])
-            current["verdict"] = _then(current["verdict"], f"rolled back ({t.actor}): {t.comment or 'no reason recorded'}")
+            # Named as status names it: an abort's reason names its person already ("aborted by carol: ...").
+            current["verdict"] = _then(current["verdict"], f"rolled back ({begun_by(t)})")
             if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
         elif t.kind == "rollback" and _traffic_back(t, record):

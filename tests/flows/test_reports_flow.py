@@ -85,7 +85,7 @@ def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks
     assert f"rollout {record.rollout_id}" in report and record.image in report
     assert "**Outcome:** rolled back" in report
     assert f"| 1/3 | 95/5 | {utc(shifted)} |" in report
-    assert "rolled back (carol): users report 500s on save" in report
+    assert "rolled back (carol: users report 500s on save)" in report
 
     incident = written[f"{service}-incident-report"]
     assert "**Trigger:** carol, with the rollback flow" in incident

@@ -109,14 +109,14 @@ def test_incident_report_of_a_guardrail_rollback_has_trigger_exposure_steps_and_
     assert "disabled (`sqs-sessions`" in text
     assert "`webordinary-alerts` (subject `Rollback: webordinary-edit-service-canary`" in text
     assert "## Next steps" in text and f"from {utc(T0 + 60)} to {utc(T0 + 700)}" in text
-    assert "| 1/3 | 95/5 |" in text and "rolled back (judge): 5%: canary error rate 4.80%" in text
+    assert "| 1/3 | 95/5 |" in text and "rolled back (judge: 5%: canary error rate 4.80%" in text
 
 
 def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     text = incident_report(guardrail_rollback(finished=False))
     # The stage's verdict too: its traffic is not known to be back (it said "rolled back").
     (line,) = stage_lines(guardrail_rollback(finished=False))
-    assert line.verdict.startswith("rollback begun, not recorded as finished (judge): 5%: canary error rate")
+    assert line.verdict.startswith("rollback begun, not recorded as finished (judge: 5%: canary error rate")
     assert line.ended_at is None and "rolled back" not in line.verdict
     assert "**not recorded as finished**" in text
     assert "**Not confirmed:** the ledger records no finished rollback. Run `rollway abort`" in text
@@ -421,8 +421,9 @@ def test_a_stage_that_passed_before_a_person_aborted_shows_both():
                   Transition(at=T0 + 750, kind="rollback", actor="carol", to_weights=w(0),
                              comment="aborted by carol: not today")], RolloutPhase.ROLLED_BACK)
     (line,) = stage_lines(rec)
-    assert line.verdict == ("passed: successful: canary 0.08% vs baseline 0.10%; then rolled back (carol): "
-                            "aborted by carol: not today")
+    # Named once, as status names who began it (``begun_by``): it read "rolled back (carol): aborted by carol: ...".
+    assert line.verdict == ("passed: successful: canary 0.08% vs baseline 0.10%; then rolled back "
+                            "(aborted by carol: not today)")
     assert line.ended_at == T0 + 750
 
 
@@ -980,7 +981,7 @@ def test_a_record_holding_two_rollback_starts_shows_the_rollback_once_in_its_sta
     (monitor) ..." as if the traffic had come back twice."""
     rolled_back = two_rollback_starts()
     (line,) = stage_lines(rolled_back)
-    assert line.verdict == "rolled back (judge): 5%: canary 3% vs baseline 0.1%", line.verdict
+    assert line.verdict == "rolled back (judge: 5%: canary 3% vs baseline 0.1%)", line.verdict
     assert line.ended_at == T0 + 420
     for text in (rollout_report(rolled_back), incident_report(rolled_back)):
         (row,) = [x for x in text.splitlines() if x.startswith("| 1/3 | 95/5 |")]
