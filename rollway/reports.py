@@ -1452,8 +1452,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             waited = (asked.comment or "").partition(": ")[2] or "no answer in time"
             lines.append(f"- **The pause nobody answered:** {cell(asked.verdict or '-')} ({cell(waited)})")
         elif asked is not None and trigger.kind == "reject":
+            # Recorded with its answer ("reject: latency looks off"), which "answered" under a
+            # rejection's trigger says already.
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
-                         f"(comment: {cell(asked.comment or '-')})")
+                         f"(comment: {cell(_without_answer(asked.comment or '', 'reject') or '-')})")
         lines += _pause_cut_short(record, start)
     lines += ["", "## Exposure", ""]
     if first is None:

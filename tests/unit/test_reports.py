@@ -277,7 +277,14 @@ def test_a_rejection_report_quotes_what_the_person_answered():
     rec = before_trigger("dave", "rejected by dave: latency looks off",
                          Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=0, comment="reject: latency looks off",
                                     verdict="approval before 25%"))
-    assert "**The pause answered:** approval before 25% (comment: reject: latency looks off)" in incident_report(rec)
+    # The answer is said by "rejected" already: the comment quoted "reject: latency looks off".
+    assert "**The pause answered:** approval before 25% (comment: latency looks off)" in incident_report(rec)
+
+
+def test_a_rejection_without_a_comment_is_quoted_as_none_given():
+    rec = before_trigger("dave", "rejected by dave", Transition(at=T0 + 290, kind="reject", actor="dave", to_stage=0,
+                                                                 comment="reject", verdict="approval before 25%"))
+    assert "**The pause answered:** approval before 25% (comment: -)" in incident_report(rec)
 
 
 @pytest.mark.parametrize("phase", [RolloutPhase.PROMOTED, RolloutPhase.PROGRESSING, RolloutPhase.PAUSED])
