@@ -860,7 +860,8 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
         "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "
-        "run's image and nothing was registered from this run (register_existing=True would register that image)")
+        f"run's image and nothing was registered from this run ({register_existing_as_asked(refs)} would register "
+        "that image)")
 
 
 def _expiring(credentials: RegistryLogin) -> bool:

@@ -823,11 +823,13 @@ def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws
     assert revisions(aws) == before
 
 
-def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(aws, tmp_path):
+@pytest.mark.parametrize("push_latest", [True, False])
+def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(aws, tmp_path, push_latest):
     # The other run on the same daemon tags <repo>:2.0.0 and latest with its image between this
     # run's tags and pushes: this run pushes that image under both, the registry holds what this
     # run pushed, and latest agrees with the version. Its result named its own build while the
     # revision it registered ran the other run's image.
+    # A run asked to leave latest alone was told "register_existing=True", which moves latest.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     other = "sha256:" + "4" * 64
@@ -846,8 +848,10 @@ def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(
 
     publisher, before = SharedDaemon(aws), revisions(aws)
     with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=push_latest))
     message = str(caught.value)
+    way_on = "register_existing=True" if push_latest else "register_existing=True and push_latest=False"
+    assert f"({way_on} would register that image)" in message, message
     assert f"{uri}:2.0.0 was pushed as {publisher.registry[f'{uri}:2.0.0']}, which is not this run's build " \
            f"({publisher.built})" in message, message
     assert "another run" in message and revisions(aws) == before
