@@ -837,6 +837,7 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
             f"the registry no longer holds {refs.versioned} (it named {pushed} when this run {how} it): its tag "
             "was deleted meanwhile, so nothing was registered from this run")
     if held != pushed:
+        run.progress.held[refs.versioned] = held
         raise RuntimeError(
             f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
             "run pushed the same version meanwhile, so nothing was registered from this run "
@@ -896,7 +897,8 @@ def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: Ec
         return
     if held is not None:
         run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned, held)
-        run.progress.digests[refs.versioned] = held
+        # Not this run's push as far as it knows: where things stand says what was read, as read.
+        run.progress.held[refs.versioned] = held
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

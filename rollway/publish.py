@@ -266,23 +266,36 @@ class PublishProgress:
     # The digest the version named when this run pushed (or found) it, once the registry holds
     # no image for the version any more (its tag deleted meanwhile).
     gone: str | None = None
+    # reference -> the digest the registry was last read to hold for it, when that is not one
+    # this run pushed (or found): another run pushed over it, or this run's push failed and the
+    # registry held the version all the same. Kept apart from ``digests`` so that where things
+    # stand names what is in the registry now and what this run pushed, each as what it is.
+    held: dict[str, str] = field(default_factory=dict)
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
         # Something reached the registry: pushed (or found), if deleted from it since.
-        reached = bool(self.digests) or self.gone is not None
+        reached = bool(self.digests) or self.gone is not None or bool(self.held)
         if not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
+        did = "found" if self.existing else "pushed"
         for reference in self.refs.all:
-            if reference in self.digests:
+            now = self.held.get(reference)
+            if now is not None and reference in self.digests and now != self.digests[reference]:
+                parts.append(f"{reference} names {now} in the registry now (another run's push), not "
+                             f"{self.digests[reference]}, which this run {did}")
+            elif now is not None and reference not in self.digests:
+                parts.append(f"{reference} names {now} in the registry, read after this run's push of it failed "
+                             "(another run's image, or this run's if its push got that far)")
+            elif reference in self.digests:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
             elif reference == self.refs.versioned and self.gone is not None:
                 parts.append(f"{reference} is no longer in the registry (it named {self.gone}, since deleted)")
             elif reference == self.refs.latest and self.latest_left is not None:
                 parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
-            elif self.digests:
+            elif self.digests or self.held:
                 parts.append(f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
@@ -292,7 +305,7 @@ class PublishProgress:
 
     def how_to_go_on(self) -> str:
         """What to run next: safe to re-run as is, or with register_existing."""
-        if self.refs.versioned not in self.digests:
+        if self.refs.versioned not in self.digests and self.refs.versioned not in self.held:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
                         f"{publish_again(self.refs)}")

@@ -747,11 +747,13 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
     uri = aws.topology.repository_uri
     ecr = aws.get_client("ecr")
 
+    theirs = []
+
     class Raced(EcrBacked):
         def push(self, reference):
             digest = super().push(reference)
             if reference.endswith(":2.0.0"):  # the other run's push lands right after ours
-                put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64)
+                theirs.append(put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "2" * 64))
             return digest
 
     before, publisher = revisions(aws), Raced(aws)
@@ -761,6 +763,39 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
     assert f"{uri}:2.0.0" in message and "another" in message
     assert revisions(aws) == before
     assert f"push {uri}:latest" not in publisher.calls
+    # Where things stand names the image the registry holds for the version now (the other
+    # run's) and the one this run pushed, each for what it is: it said "2.0.0 is pushed (<ours>)",
+    # the image no tag names any more.
+    ours = publisher.registry[f"{uri}:2.0.0"]
+    assert (f"{uri}:2.0.0 names {theirs[0]} in the registry now (another run's push), not {ours}, which this "
+            "run pushed") in caught.value.state, caught.value.state
+    assert f"is pushed ({ours})" not in caught.value.state, caught.value.state
+
+
+def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_pushed(aws, tmp_path):
+    # This run's push failed; the registry holds the version all the same, another run's image
+    # (pushed first on an immutable repository) or this run's (a push cut off after its manifest):
+    # the run cannot tell which, and said "2.0.1 is pushed (<the digest it read>)".
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    from rollway.toolchain.docker import PushRefused
+
+    uri, ecr = aws.topology.repository_uri, aws.get_client("ecr")
+    theirs = []
+
+    class Beaten(EcrBacked):
+        def push(self, reference):
+            theirs.append(put_manifest(ecr, aws.targets.ecr_repository, "2.0.1", "sha256:" + "4" * 64))
+            raise PushRefused(reference, ["tag invalid: the image tag '2.0.1' already exists and cannot be "
+                                          "overwritten because the repository is immutable"])
+
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, Beaten(aws), PublishRequest(version="2.0.1", context_dir=tmp_path, push_latest=False))
+    state = caught.value.state
+    assert f"{uri}:2.0.1 is pushed" not in state, state
+    assert (f"{uri}:2.0.1 names {theirs[0]} in the registry, read after this run's push of it failed "
+            "(another run's image, or this run's if its push got that far)") in state, state
+    assert "register_existing=True" in caught.value.advice, caught.value.advice
+    assert f"names {theirs[0]} in the registry" in artifact_markdown("2.0.1", "stopped")
 
 
 def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_promise_a_safe_re_run(aws, tmp_path):
