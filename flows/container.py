@@ -68,7 +68,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
-from rollway.aws.ecs import BaseRevision, EcsDeployer
+from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.failure_words import error_said, failures_writable
 from rollway.image import (
@@ -410,6 +410,8 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                 log.error("publish: refused: %s", why)
                 raise PublishRefused(f"refused before building anything: {why}")
             platform = base.platform
+            if base.tags_full:
+                log.warning("publish: %s", _untokened(base))
         credentials = None
         checked_platforms = None
         if ecr is not None:
@@ -472,7 +474,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned} ({pinned}): nothing "
                  "registered" if registered else
                  f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
-                 f"pinned by its digest ({pinned})")
+                 f"pinned by its digest ({pinned})" + (f"; {_untokened(base)}" if base.tags_full else ""))
     result = PublishResult(
         version=request.version, image=refs.versioned, pinned_image=pinned or _pinned(refs, digest),
         references=tuple(r for r in refs.all if r in run.progress.digests),
@@ -487,6 +489,14 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _untokened(base: BaseRevision) -> str:
+    """What a copy of ``base``, whose tags fill ECS's limit, goes without (EcsDeployer.register_revision)."""
+    return (f"{base.arn} carries {base.tags} tags, ECS's limit per resource: the revision copied from it keeps them "
+            f"all and goes without rollway's {REQUEST_TAG} tag (by which a registration whose answer is lost is "
+            f"found; after such a loss, register_existing=True finds the revision if it is the family's latest). "
+            f"Remove a tag from the family's revisions to make room for it")
 
 
 def _pinned(refs: ImageReferences, digest: str | None) -> str | None:

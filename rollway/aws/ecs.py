@@ -45,6 +45,8 @@ READ_ONLY_FIELDS = frozenset(
 REQUEST_TAG = "rollway:request"
 # How many of a family's newest revisions are searched for that token.
 REQUEST_LOOKBACK = 10
+# ECS's limit of tags on one resource: a registration asking for more is refused.
+MAX_TAGS = 50
 _log = logging.getLogger(__name__)
 
 
@@ -56,11 +58,19 @@ class BaseRevision:
         arn: its ARN (``family:revision`` pinned: a family name means whichever is latest).
         image: the image of ``targets.container_name`` in it.
         platform: what its tasks run on, as docker names it (``task_platform``), or None.
+        tags: how many tags of its own it carries (not counting an older ``rollway:request``,
+            which a copy replaces): at ``MAX_TAGS``, a copy of it goes without that token.
     """
 
     arn: str
     image: str
     platform: str | None
+    tags: int = 0
+
+    @property
+    def tags_full(self) -> bool:
+        """Whether a copy of it has no room for the ``rollway:request`` token (see ``copied_tags``)."""
+        return self.tags >= MAX_TAGS
 # wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
 
@@ -109,7 +119,9 @@ class EcsDeployer:
         answer is lost (a dropped connection, a timeout, an internal error), or botocore sent
         the call more than once, the family's newest revisions are searched for the token: a
         revision the call made is used rather than reported as a failure (and left unused), and
-        any second copy botocore's resending made is deregistered.
+        any second copy botocore's resending made is deregistered. A base that carries 50 tags of
+        its own (ECS's limit) is copied with them all and without the token (``copied_tags``),
+        which is logged: a lost answer is then raised as it came.
 
         Returns:
             The new revision's ARN.
@@ -137,10 +149,12 @@ class EcsDeployer:
         # RegisterTaskDefinition is not idempotent: botocore sends it again after a lost answer,
         # and each copy that arrived is a revision. A token of this call's own, as a tag, tells
         # which revisions it made (a base made by rollway carries an older call's: it is replaced).
-        token = uuid.uuid4().hex
-        arguments["tags"] = [tag for tag in arguments.get("tags", []) if tag.get("key") != REQUEST_TAG]
-        arguments["tags"].append({"key": REQUEST_TAG, "value": token})
+        arguments["tags"], token = copied_tags(arguments.get("tags", []), uuid.uuid4().hex)
         family = arguments["family"]
+        if token is None:
+            _log.warning("%s carries %d tags, ECS's limit per resource: its copy keeps them all and goes without "
+                         "rollway's %s tag, so a registration whose answer is lost cannot be found by it",
+                         base_task_definition, len(arguments["tags"]), REQUEST_TAG)
         try:
             answer = self._client.register_task_definition(**arguments)
         except ClientError as err:
@@ -157,7 +171,11 @@ class EcsDeployer:
         except BotoCoreError as err:  # the connection dropped, or the answer timed out
             return self._recover(family, token, err)
         arn = answer["taskDefinition"]["taskDefinitionArn"]
-        if answer.get("ResponseMetadata", {}).get("RetryAttempts"):
+        if answer.get("ResponseMetadata", {}).get("RetryAttempts") and token is None:
+            _log.warning("%s was registered by a call botocore sent more than once: an earlier copy may have "
+                         "registered another revision like it, which carries no %s tag to find it by", arn,
+                         REQUEST_TAG)
+        elif answer.get("ResponseMetadata", {}).get("RetryAttempts"):
             # Sent more than once: an attempt whose answer was lost may have registered too.
             try:
                 extras = [other for other in self._registered_with(family, token) if other != arn]
@@ -168,10 +186,15 @@ class EcsDeployer:
             self._deregister_extras(extras)
         return arn
 
-    def _recover(self, family: str, token: str, err: Exception) -> str:
+    def _recover(self, family: str, token: str | None, err: Exception) -> str:
         """The revision a failed RegisterTaskDefinition made after all (its answer was lost), or
-        ``err`` raised when it made none (or they cannot be looked up). Of several (botocore
-        sent it more than once), the newest is kept and the others deregistered."""
+        ``err`` raised when it made none (or they cannot be looked up; ``token`` None: it was
+        sent without one). Of several (botocore sent it more than once), the newest is kept and
+        the others deregistered."""
+        if token is None:
+            err.add_note(f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
+                         f"(its base has {MAX_TAGS} tags, ECS's limit) to find it by")
+            raise err
         try:
             found = self._registered_with(family, token)
         except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
@@ -230,12 +253,14 @@ class EcsDeployer:
             TargetNotFound: no such task definition, or no container of that name in it.
         """
         try:
-            described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+            answer = self._client.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
         except ClientError as err:
             raise _named(err, task_definition) from err
+        described = answer["taskDefinition"]
         return BaseRevision(arn=described["taskDefinitionArn"],
                             image=_container(described, self._targets.container_name, task_definition)["image"],
-                            platform=task_platform(described))
+                            platform=task_platform(described),
+                            tags=sum(tag.get("key") != REQUEST_TAG for tag in answer.get("tags", [])))
 
     def revision_status(self, task_definition: str) -> str:
         """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``
@@ -505,6 +530,22 @@ def registration_input(
     if tags:
         arguments["tags"] = copy.deepcopy(tags)
     return arguments
+
+
+def copied_tags(tags: list[dict[str, str]], token: str) -> tuple[list[dict[str, str]], str | None]:
+    """The tags of a copy of a revision tagged ``tags``, and the ``rollway:request`` token among
+    them (None: left off).
+
+    The base's own tags are all kept and an older token is replaced by ``token``. A base that
+    carries ``MAX_TAGS`` of its own has no room for it: ECS refused the registration, after the
+    release was built and pushed. Those tags are the team's (cost allocation; a service control
+    or ABAC policy may require them), the token only helps find a revision whose answer was
+    lost, so the token is what is left off.
+    """
+    own = [tag for tag in tags if tag.get("key") != REQUEST_TAG]
+    if len(own) >= MAX_TAGS:
+        return own, None
+    return [*own, {"key": REQUEST_TAG, "value": token}], token
 
 
 def _swap_image(arguments: dict[str, Any], container: str, image: str, base: str) -> None:

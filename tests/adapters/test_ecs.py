@@ -368,3 +368,60 @@ def test_a_wait_with_room_for_one_look_still_names_a_circuit_breaker_rollback(st
     with pytest.raises(ServiceNotStable, match=r"runs .*:7, not .*:8 \(rolled back") as caught:
         deployer.wait_stable([name], timeout_seconds=1, expected={name: NEW_TD})
     assert not caught.value.timed_out
+
+
+def fifty_tagged(aws) -> str:
+    """A revision of the family carrying 50 tags of its own, ECS's limit per resource (a team's
+    cost, ownership and compliance tags); returns its ARN."""
+    ecs = aws.get_client("ecs")
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    arguments = registration_input(base, [{"key": f"team:tag-{i:02d}", "value": str(i)} for i in range(50)],
+                                   EcsDeployer(ecs, aws.targets)._registerable_fields())
+    return ecs.register_task_definition(**arguments)["taskDefinition"]["taskDefinitionArn"]
+
+
+@pytest.fixture
+def ecs_tag_limit(aws):
+    """ECS's refusal of a registration asking for more than 50 tags (moto takes any number)."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def refuse(params, **_):
+        if len(params.get("tags", [])) > 50:
+            raise ClientError({"Error": {"Code": "InvalidParameterException", "Message": "Too many tags: a resource "
+                                         "takes at most 50"}}, "RegisterTaskDefinition")
+
+    with on_operation(aws.get_client("ecs"), "before-parameter-build", refuse, operation="RegisterTaskDefinition"):
+        yield
+
+
+def test_a_base_with_fifty_tags_gets_a_copy_with_all_its_tags_and_no_request_token(aws, deployer, ecs_tag_limit,
+                                                                                 caplog):
+    # rollway's own rollway:request tag made the copy's 51st: ECS refused the registration, after
+    # the release was built and pushed. The base's tags are the team's (cost allocation, an SCP or
+    # ABAC policy may require them): they are all kept, and the token, which only helps find a
+    # revision whose answer was lost, is left off, saying so.
+    base_arn = fifty_tagged(aws)
+    new_arn = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", base_arn)
+    assert new_arn != base_arn
+    assert _describe(aws, new_arn)[1] == _describe(aws, base_arn)[1]
+    assert "rollway:request" in caplog.text and "50 tags" in caplog.text, caplog.text
+
+
+def test_a_base_with_fifty_tags_one_of_them_an_older_request_token_keeps_the_others_and_a_new_token(
+        aws, deployer, ecs_tag_limit):
+    # A base rollway registered carries an older call's token: replacing it keeps the count at 50.
+    first = deployer.register_revision(f"{aws.topology.repository_uri}:1.0.9", aws.topology.task_definition_arn)
+    base_tags = [t for t in _describe(aws, first)[1] if t["key"] != "rollway:request"]
+    ecs = aws.get_client("ecs")
+    padding = [{"key": f"team:tag-{i:02d}", "value": str(i)} for i in range(49 - len(base_tags))]
+    ecs.tag_resource(resourceArn=first, tags=padding)
+    assert len(_describe(aws, first)[1]) == 50
+    new_arn = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", first)
+    new_tags = _describe(aws, new_arn)[1]
+    assert len(new_tags) == 50
+    key = lambda tag: tag["key"]  # noqa: E731
+    assert sorted((t for t in new_tags if t["key"] != "rollway:request"), key=key) == sorted(base_tags + padding, key=key)
+    assert [t["value"] for t in new_tags if t["key"] == "rollway:request"] != \
+        [t["value"] for t in _describe(aws, first)[1] if t["key"] == "rollway:request"]

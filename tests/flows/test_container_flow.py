@@ -31,6 +31,7 @@ from rollway.fakes import FakeImagePublisher
 from rollway.publish import PublishIncomplete, PublishRefused, PublishRequest
 from tasks import container as container_steps
 from tests.adapters.test_ecr import MANIFEST, index_manifest
+from tests.adapters.test_ecs import ecs_tag_limit, fifty_tagged  # noqa: F401 - ecs_tag_limit: the fixture
 from tests.flows.moto_env import in_a_flow_run, saved_blocks
 from tests.flows.test_targets_block_typos import _save_document
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
@@ -410,6 +411,24 @@ def test_the_revision_pins_the_pushed_digest_so_a_moved_tag_does_not_change_what
     assert f"runs {uri}:2.0.0, pinned by its digest ({image})" in result.steps[-1]
     summary = artifact_markdown("2.0.0", containing=image)
     assert f"| Image | `{uri}:2.0.0` |" in summary and f"| Pinned as | `{image}` |" in summary
+
+
+def test_a_family_whose_revision_carries_fifty_tags_gets_its_release_registered_with_them_all(
+        aws, tmp_path, ecs_tag_limit, caplog):
+    # rollway's rollway:request tag made the copy's 51st: ECS refused the registration after the
+    # build and the pushes, and the release stopped half way. The team's 50 tags are kept, the
+    # token is left off, and the run says so before building and in its steps.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    base = fifty_tagged(aws)
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+    tags = aws.get_client("ecs").describe_task_definition(taskDefinition=result.task_definition,
+                                                          include=["TAGS"])["tags"]
+    assert len(tags) == 50 and "rollway:request" not in {t["key"] for t in tags}
+    said = f"{base} carries 50 tags, ECS's limit per resource"
+    assert said in result.steps[-1] and "without rollway's rollway:request tag" in result.steps[-1], result.steps[-1]
+    warned = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    assert warned and caplog.records.index(next(r for r in caplog.records if said in r.getMessage())) < next(
+        i for i, r in enumerate(caplog.records) if "publish: built" in r.getMessage()), warned
 
 
 def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, tmp_path, watch_calls):
