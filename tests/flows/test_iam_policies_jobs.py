@@ -13,7 +13,9 @@ What boto3 does not make is listed by hand in each policy and named here: docker
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
+
+from botocore.exceptions import ReadTimeoutError
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from flows.cleanup import run_cleanup
@@ -27,6 +29,7 @@ from rollway.cleanup import CleanupSpec
 from tests.flows.test_container_flow import EcrBacked
 from rollway.publish import PublishRequest
 from tests.flows.iam import Request, allowed, denied, recording, scopable_wildcards
+from tests.botocore_events import on_operation
 from tests.flows.moto_env import in_a_flow_run, put_image, put_image_index
 
 # What docker push asks of ECR's registry API on the release's behalf (no boto3 call makes them).
@@ -68,14 +71,37 @@ def test_the_release_policy_allows_every_call_publish_container_makes(aws, tmp_p
                        PublishRequest(version="2.0.0", register_existing=True))
     assert existing.task_definition
 
+    # A registration whose answer was lost, after a second copy botocore sent had registered too:
+    # the run searches the family's newest revisions for its token (ListTaskDefinitions, and
+    # DescribeTaskDefinition of each with its tags) and retires the extra copy.
+    get_client = own_clients(aws, "rollway-iam-release", used, requests)
+    with answer_lost_after_a_second_copy(aws, get_client("ecs")):
+        lost = publish(aws, get_client, PublishRequest(version="2.1.0", context_dir=tmp_path))
+    assert lost.task_definition and {"ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"} <= used
+
     policy = allowed("iam-policy-release.json")
     assert not used - policy, f"calls the release policy does not allow: {sorted(used - policy)}"
     assert not denied("iam-policy-release.json", requests), denied("iam-policy-release.json", requests)
     assert not scopable_wildcards("iam-policy-release.json", requests), scopable_wildcards("iam-policy-release.json", requests)
-    # A registration whose answer was lost searches the family for the revision it made and
-    # retires a second copy botocore's resend made: not on this path.
-    unused = policy - used - DOCKER_PUSH - {"ecs:ListTaskDefinitions", "ecs:DeregisterTaskDefinition"}
+    unused = policy - used - DOCKER_PUSH
     assert not unused, f"the release policy grants actions publish_container never uses: {sorted(unused)}"
+
+
+@contextmanager
+def answer_lost_after_a_second_copy(aws, ecs):
+    """``ecs``'s RegisterTaskDefinition registers, a second copy of it (botocore's resend) registers
+    too, through the test's own client (not a call of the run's), and the answer never arrives."""
+
+    sent = []
+
+    def lose(**_):
+        aws.get_client("ecs").register_task_definition(**sent[-1])
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with on_operation(ecs, "before-parameter-build", lambda params, **_: sent.append(dict(params)),
+                      operation="RegisterTaskDefinition"), \
+            on_operation(ecs, "after-call", lose, operation="RegisterTaskDefinition"):
+        yield
 
 
 def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_make(aws):
