@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from rollway.aws.ecs import REQUEST_TAG, EcsDeployer
+from tests.adapters.test_ecs import ecs_tag_limit, fifty_tagged  # noqa: F401 - ecs_tag_limit: the fixture
 from tests.botocore_events import on_operation
 
 IMAGE_TAG = "2.0.0"
@@ -130,3 +131,21 @@ def test_a_resent_registration_whose_search_fails_still_returns_its_revision(aws
     with hooked(ecs, "before-send", send_then_drop):
         arn = EcsDeployer(ecs, aws.targets).register_revision("repo/app:2", aws.topology.task_definition_arn)
     assert arn in active_revisions(aws) and len(active_revisions(aws)) == 3
+
+
+def test_a_lost_answer_of_a_registration_without_a_token_is_raised_saying_it_may_have_registered(
+        aws, ecs_tag_limit, watch_calls):
+    # A base with 50 tags is copied without the token (ECS's limit): nothing can tell its revision
+    # from another, so the lost answer is raised as it came, saying the revision may exist
+    # (register_existing then finds it as the family's latest), and nothing is searched for.
+    ecs = aws.get_client("ecs")
+    base = fifty_tagged(aws)
+
+    def lose_answer(**_):
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    calls = watch_calls(ecs)
+    with hooked(ecs, "after-call", lose_answer), pytest.raises(ReadTimeoutError) as lost:
+        EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
+    assert any("may have registered a revision all the same" in note for note in lost.value.__notes__)
+    assert "ListTaskDefinitions" not in calls, calls
