@@ -26,6 +26,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
    registered into the family during the build is the one copied, once checked as the first was;
+   its tags are copied too, with rollway's ``rollway:request`` token, left off (which the run
+   says before building and in its steps) when the base carries 50, ECS's limit;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
    before building, as a read AWS denied: the error, and that nothing was pushed or registered;
