@@ -196,8 +196,9 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
                 if say is not None and elapsed < spec.timeout_seconds - 1:
                     say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
                         f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
+            # With nobody to tell, the wait is one join, not a wake-up every 10 s for nothing.
             response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
-                              waiting=waiting)
+                              waiting=waiting if say is not None else None)
         except Unanswered:
             if watchdog.connected:
                 raise httpx.ReadTimeout(late, request=request) from None

@@ -145,6 +145,28 @@ def test_a_request_that_times_out_at_ten_seconds_is_not_said_to_be_still_waited_
     assert said == []
 
 
+def test_a_check_with_nobody_to_tell_is_not_woken_every_10_s_to_say_it_still_waits(app, monkeypatch):
+    """Without a ``say`` (a check called outside a run), the wait for an answer woke every 10 s to
+    call a "still waiting" line that went nowhere; with one, the lines are said as before."""
+    handed: list[object] = []
+    bounded = http_checks.within
+
+    def spy(seconds, work, **options):
+        handed.append(options.get("waiting"))
+        return bounded(seconds, work, **options)
+
+    monkeypatch.setattr(http_checks, "within", spy)
+    spec = spec_for(app.url)
+    said: list[str] = []
+    with http_checks.client(spec) as http:
+        assert http_checks.check_health(http, spec).passed
+        assert http_checks.check_health(http, spec, said.append).passed
+    assert handed[0] is None, "a wait with nobody to tell was woken to tell them"
+    assert callable(handed[1])
+    handed[1](3.0)  # what a person reads while the answer is awaited
+    assert said == [f"still waiting for the answer to GET {app.url}/health after 3 s of 10 s (spec.timeout_seconds)"]
+
+
 def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_post():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
