@@ -239,6 +239,22 @@ def _checked(*, speed: float, anchor: float | None, approval_poll_seconds: int, 
         raise ValueError(f"--spec-json is not a usable RolloutSpec: {_problems(err, 'spec')}") from None
 
 
+def _unsaved_blocks(targets_block: str | None, credentials_block: str | None) -> str | None:
+    """Why a block name given is no saved block's, or None (saved, not given, or the saved names
+    could not be read: the runs then say what they meet).
+
+    Registered as every deployment's default, a misspelt name failed each run started from the UI
+    or the weekly schedule as it loaded the block, a week's phase with it."""
+    from blocks.saved import unsaved_block
+
+    for name, block_type, option in ((targets_block, "rollway-targets", "--targets-block"),
+                                     (credentials_block, "aws-credentials", "--credentials-block")):
+        unsaved = unsaved_block(name, block_type, option)
+        if unsaved is not None:
+            return f"{unsaved}; nothing was registered"
+    return None
+
+
 def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
 
@@ -334,6 +350,10 @@ def main(
               "export PREFECT_API_URL=<its API address> (http://127.0.0.1:4200/api for a local "
               "`prefect server start`), or set it in your Prefect profile; nothing was registered", file=sys.stderr)
         raise SystemExit(1)
+    unsaved = _unsaved_blocks(targets_block, credentials_block)
+    if unsaved is not None:
+        print(f"error: {unsaved}", file=sys.stderr)
+        raise SystemExit(2)
     deployments = build_deployments(
         targets_block=targets_block,
         aws_credentials_block=credentials_block,

@@ -559,8 +559,8 @@ def canary(
     Args:
         spec: the rollout: image, stages, analysis, approvals and flags (one phase only).
         actor: who starts the canary (named in its notifications and its finalize).
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         finalize: finalize the promotion after its monitoring window; off: later, by `rollway finalize --unrecorded`.
     """

@@ -519,8 +519,8 @@ def cleanup(
         allow_uncommitted: tag HEAD although ``repo_dir`` has uncommitted changes; off: such a run is refused.
         stack_timeout_seconds: how long each stack's deletion may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before the run stops unanswered.
-        targets_block: a saved RollwayTargets block; None: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; None: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
     """
     with _stops_before_writing():
         spec = _spec(old_stacks=tuple(old_stacks or ()), old_image_tags=tuple(old_image_tags or ()),

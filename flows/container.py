@@ -200,8 +200,8 @@ def publish_container(
         docker_host: the daemon that builds (DOCKER_HOST; with ECR, tcp:// only on this machine); empty: docker's default.
         docker_executable: the docker CLI (a name on PATH or a path).
         docker_timeout_seconds: how long one docker build or push may take (at most a day).
-        targets_block: a saved RollwayTargets block (the ECR repository and task family); empty: Webordinary's.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block (the ECR repository and task family); cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
     """
     with _outcome_recorded(version):
         request = _request(version=version, context_dir=context_dir, dockerfile=dockerfile, registry=registry,

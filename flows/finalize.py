@@ -430,8 +430,8 @@ def finalize(
 
     Args:
         actor: who finalizes (recorded in the ledger).
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
         verify_timeout_seconds: how long to wait for the load balancer to read back the new weights.

@@ -122,8 +122,8 @@ def set_flags(
     Args:
         changes: what to change, applied in order: at least one.
         actor: who asks (recorded in each flag's audit trail): not blank, kept without surrounding spaces.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
-        targets_block: a saved RollwayTargets block naming the table; None: the defaults.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
+        targets_block: a saved RollwayTargets block naming the table; cleared: the deployment's block, if it has one; none: Webordinary's names.
     """
     # A refused change says everything on its line (which flag, what to do, nothing written): a
     # traceback above it read as a crash of rollway. So does a change that lost the race to

@@ -949,8 +949,8 @@ def deploy_infrastructure(
         stack_timeout_seconds: how long one stack's deploy may take.
         synth_timeout_seconds: how long synthesizing the app may take (longer for an app bundling assets).
         read_timeout_seconds: how long one read of AWS (a stack's status, a checklist item) may take, retries included.
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
     """
     log = get_run_logger()
     # Everything a person can get wrong is refused before anything runs.
@@ -1096,8 +1096,8 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     readable with these credentials. Without it, everything is read in the targets' region.
 
     Args:
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         cdk_app_dir: the CDK app, synthesized to read each stack in its own region; empty: the targets' region.
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.

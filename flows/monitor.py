@@ -956,8 +956,8 @@ def monitor(
         spec: the promoted rollout's spec: its ``image`` names the rollout (the recorded policy governs the window).
         window_seconds: how long to watch; unset: the recorded ``monitor_seconds`` (an hour if that is 0).
         decommission: scale the old service to zero after a clean window; unset: as the recorded last phase says.
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         lease_wall_seconds: how long this run may go silent (wall time) before another run may watch instead.
     """

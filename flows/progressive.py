@@ -1012,8 +1012,8 @@ def progressive_rollout(
         actor: who starts the rollout (recorded in the ledger and the flags' audit trail).
         phased: on: stop at the end of the current weekly phase (advance_phase starts the next); off: run all.
         adopt_live_weights: on drift, continue from the load balancer's weights instead of refusing.
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         approval_poll_seconds: how often a paused run looks for an answer or a Cancel (1 to 300 s).
         lease_wall_seconds: how long this run may go silent (wall time) before another run may take over.
@@ -1064,8 +1064,8 @@ def advance_phase(
 
     Args:
         actor: who starts the phase (recorded in the ledger): "schedule" for the weekly run, else a person.
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         approval_poll_seconds: how often a paused run looks for an answer or a Cancel (1 to 300 s).
         lease_wall_seconds: how long this run may go silent (wall time) before another run may take over.

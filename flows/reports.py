@@ -164,8 +164,8 @@ def rollout_report(
 
     Args:
         rollout_id: which rollout (as `rollway status` shows it); leave empty for the newest.
-        targets_block: a saved RollwayTargets block (the ledger table); empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block (the ledger table); cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
     """
     # A refusal says everything on its line: a traceback made it read as a crash of rollway.
     without_traceback(ReportRefused)

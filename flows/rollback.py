@@ -1864,8 +1864,8 @@ def rollback(
         previous_task_definition: the canary's revision to restore (ARN or family:revision); empty: its pre-rollout one.
         stable_desired: tasks the stable service runs to carry all the traffic; empty: as recorded, or the larger service's.
         bindings: the feature flags to disable; empty: those the rollout rolled back binds (as recorded).
-        targets_block: a saved RollwayTargets block; empty: Webordinary's names.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         only_open_rollout: for the state hooks, leave it off: on, a promotion whose window closed is not rolled back.
         fallback_bindings: flags to disable only if the ledger cannot be read (the state hooks pass their run's).

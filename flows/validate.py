@@ -81,8 +81,8 @@ def validate_deployment(
 
     Args:
         spec: addresses, test ids, timeout, SuccessRate floor and window, attempts (default: Webordinary's).
-        targets_block: a saved RollwayTargets block (the services and metrics namespace); empty: Webordinary's.
-        aws_credentials_block: a saved AwsCredentials block; empty: boto3's default chain.
+        targets_block: a saved RollwayTargets block (the services and metrics namespace); cleared: the deployment's block, if it has one; none: Webordinary's names.
+        aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: where "the last minutes" end (the clock the metrics are stamped with); leave it for a real service.
     """
     # A check that does not pass, and the run failing on it, are findings: one line each, no traceback.

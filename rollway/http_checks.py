@@ -196,8 +196,9 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
                 if say is not None and elapsed < spec.timeout_seconds - 1:
                     say(f"still waiting for the answer to {method} {shown_url(url)} after {elapsed:.0f} s of "
                         f"{spec.timeout_seconds:g} s (spec.timeout_seconds)")
+            # With nobody to tell, the wait is one join, not a wake-up every 10 s for nothing.
             response = within(spec.timeout_seconds + _GRACE_SECONDS, exchange, name="rollway-http-check",
-                              waiting=waiting)
+                              waiting=waiting if say is not None else None)
         except Unanswered:
             if watchdog.connected:
                 raise httpx.ReadTimeout(late, request=request) from None
@@ -343,6 +344,19 @@ def _worth_sending_again(err: httpx.HTTPError) -> bool:
     return _never_sent(err) and not _refused_by_httpx(err)
 
 
+_SECOND_SESSION = "create a second test session"
+_SECOND_MESSAGE = "have the test instruction run twice"
+
+
+def _not_again(spec: ValidationSpec, second: str) -> str:
+    """What a POST's failure adds when it reached the service and more attempts were allowed:
+    why it had one. Beside a health GET tried ``spec.attempts`` times, "1 try" read as a retry
+    skipped. Empty with one attempt: nothing was held back."""
+    if spec.attempts <= 1:
+        return ""
+    return f"; not sent again (spec.attempts {spec.attempts}): the service received it, and a second POST could {second}"
+
+
 @contextmanager
 def _timed() -> Iterator[Callable[[], float]]:
     start = time.monotonic()
@@ -384,13 +398,15 @@ def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = N
         try:
             response = _send(http, "POST", url, spec, say, json={"clientId": spec.client_id, "userId": spec.user_id})
         except httpx.HTTPError as err:
-            return CheckResult(name=SESSION, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))
+            lost = not _never_sent(err)
+            return CheckResult(name=SESSION, outcome="failed", seconds=took(),
+                               reason=_transport(err, "POST", url) + (_not_again(spec, _SECOND_SESSION) if lost else ""),
+                               retryable=_worth_sending_again(err), answer_lost=lost)
     if not response.is_success:
         # A 5xx does not say whether the session was stored before the failure; a 4xx refused it.
         unclear = f"HTTP {response.status_code}" if response.is_server_error else None
-        return CheckResult(name=SESSION, outcome="failed", reason=_answered(response), seconds=took(),
-                           answer_unclear=unclear)
+        return CheckResult(name=SESSION, outcome="failed", seconds=took(), answer_unclear=unclear,
+                           reason=_answered(response) + (_not_again(spec, _SECOND_SESSION) if unclear else ""))
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -419,10 +435,14 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str,
         try:
             response = _send(http, "POST", url, spec, say, json={"instruction": spec.instruction})
         except httpx.HTTPError as err:
-            return CheckResult(name=MESSAGE, outcome="failed", reason=_transport(err, "POST", url), seconds=took(),
-                               retryable=_worth_sending_again(err), answer_lost=not _never_sent(err))
+            lost = not _never_sent(err)
+            return CheckResult(name=MESSAGE, outcome="failed", seconds=took(),
+                               reason=_transport(err, "POST", url) + (_not_again(spec, _SECOND_MESSAGE) if lost else ""),
+                               retryable=_worth_sending_again(err), answer_lost=lost)
     if not response.is_success:
-        return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response), seconds=took())
+        # A 5xx does not say whether the message was queued before the failure; a 4xx refused it.
+        again = _not_again(spec, _SECOND_MESSAGE) if response.is_server_error else ""
+        return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response) + again, seconds=took())
     wrong = _said_failed(response, url)  # "could not queue it", in a 200
     if wrong is not None:
         return CheckResult(name=MESSAGE, outcome="failed", reason=wrong, seconds=took())

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
 from rollway.clock import ClockSettings
@@ -31,8 +31,37 @@ from rollway.targets import Targets
 if TYPE_CHECKING:
     from rollway.sim.traffic import TickRecord
 
-# Wide enough for the stage table on a log file or CI as well as on a terminal.
-console = Console(highlight=False, width=200)
+NOT_A_TERMINAL_WIDTH = 100
+"""Columns of the demo's lines written to a file or a pipe (a log, CI) when COLUMNS is not set."""
+
+
+class _FittingConsole(Console):
+    """A console whose lines fit where they are read: a terminal's own width (measured at each
+    line, so a resized window is followed), COLUMNS when set, else ``NOT_A_TERMINAL_WIDTH``.
+
+    A fixed 200 columns broke every long line of an 80-column terminal where the terminal did,
+    in the middle of words and table rows; rich alone measures the terminal on stdin even when
+    the output goes to a file, or says 80 with no terminal at all."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        if options.get("width") is None:
+            # rich fixes COLUMNS at construction, which is the module's import: read at each line.
+            self._width = None
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = Console.size.fget(self)
+        if self._width is None and not self.is_terminal and not (self._environ.get("COLUMNS") or "").isdigit():
+            return ConsoleDimensions(NOT_A_TERMINAL_WIDTH, measured.height)
+        return measured
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _FittingConsole(highlight=False)
 
 # Its own block: `make up` saves rollway-embedded in the same Prefect home, pointing at its own
 # moto server, and a demo must not repoint it at the demo's (soon gone) one.
@@ -48,8 +77,11 @@ class Scenario:
     by_judge: bool = False  # the rollback must be the judge's, not the fixed 1 % guardrail's
 
 
+DEMO_WEIGHTS = (5, 25, 50, 100)
+"""The canary's share of the traffic at each stage of every scenario (demo_spec)."""
+
 SCENARIOS = (
-    Scenario("A: healthy version, 5% -> 100%", "2.0.0", 0.001, "promoted"),
+    Scenario(f"A: healthy version, {' -> '.join(map(str, DEMO_WEIGHTS))}%", "2.0.0", 0.001, "promoted"),
     Scenario("B: version failing 5% of requests", "2.1.0", 0.05, "rolled_back"),
     # Five times the baseline's errors, under the seed's 1 % threshold: only the comparison
     # with the baseline catches it.
@@ -65,7 +97,7 @@ DEMO_PAUSE_SECONDS = 30.0
 def demo_spec(image: str) -> RolloutSpec:
     # Up to 15 minutes per stage, passed early once the judge has the evidence (a healthy
     # canary needs about 16,000 requests to be shown no worse than the baseline's 0.1%).
-    stages = [Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in (5, 25, 50, 100)]
+    stages = [Stage(weight=w, bake_seconds=900, min_bake_seconds=120) for w in DEMO_WEIGHTS]
     # Ten minutes of post-promotion monitoring instead of the default hour, to keep the demo short.
     # Nobody can answer a pause here (the demo's ephemeral API has no UI): a stage the judge could
     # not decide (a loaded machine shifts the simulated traffic) paused the demo for the default
@@ -264,8 +296,10 @@ def free_leftover_slot(targets: Targets) -> None:
                 return
             if taken:
                 client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+                # Unwrapped: the slot's name is longer than a line of a log, and a break before it
+                # parted the line from the name a person searches for.
                 console.print(f"freed the Prefect concurrency slot {name!r}: a run that died with its Prefect API "
-                              "left it taken")
+                              "left it taken", soft_wrap=True)
     except HomeInUse:
         pass  # a `rollway up` runs on this home: its canary run may hold the slot
 

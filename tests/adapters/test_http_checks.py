@@ -145,6 +145,64 @@ def test_a_request_that_times_out_at_ten_seconds_is_not_said_to_be_still_waited_
     assert said == []
 
 
+def test_a_check_with_nobody_to_tell_is_not_woken_every_10_s_to_say_it_still_waits(app, monkeypatch):
+    """Without a ``say`` (a check called outside a run), the wait for an answer woke every 10 s to
+    call a "still waiting" line that went nowhere; with one, the lines are said as before."""
+    handed: list[object] = []
+    bounded = http_checks.within
+
+    def spy(seconds, work, **options):
+        handed.append(options.get("waiting"))
+        return bounded(seconds, work, **options)
+
+    monkeypatch.setattr(http_checks, "within", spy)
+    spec = spec_for(app.url)
+    said: list[str] = []
+    with http_checks.client(spec) as http:
+        assert http_checks.check_health(http, spec).passed
+        assert http_checks.check_health(http, spec, said.append).passed
+    assert handed[0] is None, "a wait with nobody to tell was woken to tell them"
+    assert callable(handed[1])
+    handed[1](3.0)  # what a person reads while the answer is awaited
+    assert said == [f"still waiting for the answer to GET {app.url}/health after 3 s of 10 s (spec.timeout_seconds)"]
+
+
+def test_a_post_that_reached_the_service_says_why_it_had_one_try_of_several(app):
+    """With spec.attempts 3, a health GET answered 503 is tried three times, and a session or
+    message POST answered 503, or whose answer was lost, once: the report read "1 try" under
+    "3 attempts per check" as a retry skipped, with nothing saying a second POST could make a
+    second test session (or run the instruction twice)."""
+    spec = spec_for(app.url, attempts=3)
+    app.faults.message_status = 503
+    with http_checks.client(spec) as http:
+        made = http_checks.create_session(http, spec)
+        message = http_checks.send_message(http, spec, made.detail)
+        app.faults.session_status = 503
+        session = http_checks.create_session(http, spec)
+    assert not session.retryable and session.reason.endswith(
+        "; not sent again (spec.attempts 3): the service received it, and a second POST could create a second test "
+        "session"), session.reason
+    assert not message.retryable and message.reason.endswith(
+        "; not sent again (spec.attempts 3): the service received it, and a second POST could have the test "
+        "instruction run twice"), message.reason
+
+    app.faults.session_status = 201
+    app.faults.delay_seconds = 0.5
+    slow = spec_for(app.url, attempts=2, timeout_seconds=0.1)
+    with http_checks.client(slow) as http:
+        lost = http_checks.create_session(http, slow)
+    assert lost.answer_lost and lost.reason.endswith(
+        "; not sent again (spec.attempts 2): the service received it, and a second POST could create a second test "
+        "session"), lost.reason
+
+    # One attempt asked for: nothing was held back, and nothing is said.
+    app.faults.delay_seconds = 0
+    app.faults.session_status = 503
+    once = spec_for(app.url, attempts=1)
+    with http_checks.client(once) as http:
+        assert "not sent again" not in http_checks.create_session(http, once).reason
+
+
 def test_a_refused_connection_is_a_failed_check_and_safe_to_retry_even_for_a_post():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -84,3 +84,35 @@ def test_a_stack_name_with_a_line_break_after_it_is_refused_by_deploy_infrastruc
     said = _created(deployment, {"cdk_app_dir": "/srv/cdk", "stacks": ["WebordinaryALBStack\n"]})
     assert said is not None and "Validation failed for field 'stacks[0]'" in said, said
     assert _created(deployment, {"cdk_app_dir": "/srv/cdk", "stacks": ["WebordinaryALBStack"]}) is None
+
+
+@pytest.mark.parametrize("option, block_type", [("--targets-block", "rollway-targets"),
+                                                ("--credentials-block", "aws-credentials")])
+def test_serve_refuses_a_block_no_block_is_saved_under_before_registering_anything(monkeypatch, capsys, option,
+                                                                                   block_type) -> None:
+    """serve.py registered every deployment with a misspelt --targets-block (or --credentials-block)
+    as its default, and said nothing: each run started from the UI or the weekly schedule then
+    failed on loading it, the weekly phase lost with it. A name no block is saved under is refused
+    before anything is registered, naming the saved ones; a saved one is served."""
+    import deployments.serve as serve
+    from prefect_aws import AwsCredentials
+
+    from blocks.targets import RollwayTargets
+    from rollway.targets import Targets
+
+    saved = {"rollway-targets": lambda: RollwayTargets(**Targets().model_dump()),
+             "aws-credentials": lambda: AwsCredentials(region_name="us-west-2")}[block_type]()
+    saved.save("serve-checked-block", overwrite=True)
+    served: list[object] = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **options: served.append(deployments))
+    with pytest.raises(SystemExit) as ended:
+        serve.run([option, "serve-checked-blok"])
+    assert ended.value.code == 2 and served == []
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: no {block_type} block named 'serve-checked-blok' on the Prefect API "), said
+    assert f"pass the name of a saved one as {option} (did you mean 'serve-checked-block'?)" in said, said
+    assert said.rstrip().endswith("nothing was registered") and said.count("\n") == 1, said
+
+    with pytest.raises(SystemExit) as ended:
+        serve.run([option, "serve-checked-block"])
+    assert ended.value.code in (0, None) and len(served) == 1

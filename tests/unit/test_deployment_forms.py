@@ -181,3 +181,19 @@ def test_set_flags_form_says_its_credentials_field_as_the_rollout_forms_do() -> 
     said = {name: _form(SERVED[name])["properties"]["aws_credentials_block"]["description"]
             for name in ("set-flags", "canary", "progressive_rollout", "rollback", "finalize")}
     assert len(set(said.values())) == 1, said
+
+
+@pytest.mark.parametrize("field", ["targets_block", "aws_credentials_block"])
+def test_a_block_field_says_a_cleared_field_keeps_the_deployment_s_block(field) -> None:
+    """Every form said "empty: Webordinary's names" (and "empty: boto3's default chain") under a
+    field pre-filled with the deployment's block: the API fills a field left out of a run with
+    the deployment's value, so a person who cleared it to get Webordinary's names ran on the
+    served block's names (another team's service, another account) all the same."""
+    said = {name: _form(deployment)["properties"][field]["description"]
+            for name, deployment in SERVED.items() if field in deployment.parameters}
+    assert set(said) == set(SERVED), set(SERVED) - set(said)
+    wrong = {name: text for name, text in said.items() if "cleared: the deployment's block" not in text}
+    assert not wrong, wrong
+    # What the flows fall back to without a block at all is still said, after the deployment's.
+    fallback = "Webordinary's names" if field == "targets_block" else "boto3's default chain"
+    assert all(f"none: {fallback}" in text for text in said.values()), said

@@ -798,3 +798,54 @@ def _post(api_url: str, path: str, body: dict) -> dict:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+# --- what `rollway demo` prints ----------------------------------------------------------------
+
+
+_LONG_LINE = " ".join(f"word{i}" for i in range(60))  # 469 characters, breakable at every space
+
+
+def test_the_demo_s_lines_fit_a_log_at_100_columns_and_a_terminal_at_its_width(monkeypatch, capsys) -> None:
+    """The demo printed every line on a console 200 columns wide, wherever it went: a terminal of
+    80 or 120 columns broke each long line where the terminal did, not where the words did, and a
+    log or CI page ran to 200. Its lines now fit the terminal, or 100 columns in a file."""
+    from rich.text import Text
+
+    from rollway.cli.demo import console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console.print(_LONG_LINE)
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100 and max(map(len, lines)) > 90, lines
+    assert " ".join(lines).split() == _LONG_LINE.split()
+
+    class Tty:  # a terminal of 72 columns
+        def __init__(self) -> None:
+            self.written: list[str] = []
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> None:
+            self.written.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    terminal = Tty()
+    monkeypatch.setattr(os, "get_terminal_size", lambda *_: os.terminal_size((72, 24)))
+    monkeypatch.setattr(sys, "stdout", terminal)
+    console.print(_LONG_LINE)
+    shown = Text.from_ansi("".join(terminal.written)).plain.splitlines()
+    assert max(map(len, shown)) <= 72 and max(map(len, shown)) > 60, shown
+
+
+def test_scenario_a_s_heading_names_the_stages_it_runs() -> None:
+    """Scenario A's heading said "5% -> 100%", read as one step from 5 % to all the traffic,
+    where the scenario runs four stages (and the module says 5 -> 25 -> 50 -> 100%)."""
+    from rollway.cli.demo import SCENARIOS, demo_spec
+
+    (healthy,) = [s for s in SCENARIOS if s.expect == "promoted"]
+    weights = [stage.weight for stage in demo_spec("repo/edit-container:2.0.0").stages]
+    assert " -> ".join(map(str, weights)) + "%" in healthy.name, (healthy.name, weights)
