@@ -15,7 +15,6 @@ from rollway.aws.regions import unknown_region
 from rollway.image import repository_problem
 from rollway.known_keys import KnownKeys
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... The syntax; a name in
 # the form of an AWS partition's regions must also be one botocore lists (rollway.aws.regions).
 # A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
@@ -34,7 +33,8 @@ class _NameRule(NamedTuple):
     rule: str
 
     def check(self, field: str, value: str) -> str:
-        # fullmatch: ``$`` also matches before a final line break (see _plain_name).
+        # fullmatch: ``$`` also matches before a final line break, and "webordinary-edit-cluster\n"
+        # pasted from a terminal passed, to be looked up in AWS as such.
         if not self.pattern.fullmatch(value):
             raise ValueError(f"{field} {value!r} is not a valid AWS resource name: {self.rule}")
         return value
@@ -47,6 +47,9 @@ _TARGET_GROUP_NAME = _NameRule(re.compile(_ELB_NAME), _ELB_RULE)
 _QUEUE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo"),
                         "SQS takes 1-80 letters, digits, hyphens and underscores (a FIFO queue's ending in .fifo)")
 _ECS_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"), "ECS takes 1-255 letters, digits, hyphens and underscores")
+# The characters are repository_problem's to judge (docker's rule, ECR's too); the length is ECR's own.
+_ECR_NAME = _NameRule(re.compile(r"[a-z0-9._/-]{2,256}"),
+                      "ECR takes 2-256 characters (lowercase letters, digits, '.', '_', '-' and '/')")
 _TABLE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_.-]{3,255}"), "DynamoDB takes 3-255 letters, digits, '.', '_' and '-'")
 # Each name field, with AWS's rule for it: one loose check for all took a 40-character load
 # balancer, a table "ab" or a cluster "a/b", which only the first AWS call refused, after the
@@ -120,14 +123,6 @@ class TableSpec(_KnownKeys):
         for key in (value if isinstance(value, tuple) else (value,) if value is not None else ()):
             _non_blank(key)
         return value
-
-
-def _plain_name(value: str) -> str:
-    # fullmatch, here and in every name check: ``$`` also matches before a final line break, and
-    # "webordinary-edit-cluster\n" pasted from a terminal passed, to be looked up in AWS as such.
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid AWS resource name")
-    return value
 
 
 def _non_blank(value: str) -> str:
@@ -226,7 +221,7 @@ class Targets(_KnownKeys):
         problem = repository_problem(value)
         if problem:
             raise ValueError(f"{value!r} {problem}")
-        return _plain_name(value)  # and AWS's length
+        return _ECR_NAME.check(info.field_name, value)
 
     @field_validator("alert_topic")
     @classmethod
