@@ -70,6 +70,9 @@ _TARGET_GROUP_ARN = re.compile(
     rf"targetgroup/{_ELB_NAME}/[0-9a-f]{{16}}$"
 )
 
+# What the ECS console and `aws ecs list-clusters` show for a cluster.
+_CLUSTER_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:ecs:(?P<region>[a-z0-9-]+):\d{12}:cluster/(?P<name>[A-Za-z0-9_-]{1,255})")
+
 
 # A key no model knows is refused, not dropped: a block saved as {"canary_servce": ...} loaded
 # with Webordinary's canary service, and the rollout mixed two teams' services and tables.
@@ -222,6 +225,27 @@ class Targets(_KnownKeys):
         if problem:
             raise ValueError(f"{value!r} {problem}")
         return _ECR_NAME.check(info.field_name, value)
+
+    @field_validator("cluster", mode="before")
+    @classmethod
+    def _cluster_by_name(cls, value: Any, info: ValidationInfo) -> Any:
+        # An ARN (what the console shows) is taken as the cluster's name, which every ECS call takes
+        # too: kept as an ARN, the same cluster named both ways would be two clusters to the
+        # canary's lock and to the clean-up's in-use checks. Like every other name of Targets, it
+        # is looked up in the credentials' account; its region must be Targets.region, where the
+        # clients are made.
+        if not isinstance(value, str) or not value.startswith("arn:"):
+            return value
+        match = _CLUSTER_ARN.fullmatch(value)
+        if match is None:
+            raise ValueError(f"cluster {value!r} is not an ECS cluster's ARN "
+                             "(arn:<partition>:ecs:<region>:<account>:cluster/<name>): give the cluster's ARN or name")
+        region = info.data.get("region")
+        if region is not None and match["region"] != region:
+            raise ValueError(f"{value!r} is an ECS cluster in {match['region']}, but region is {region}: rollway "
+                             f"reaches the cluster in {region} (set region to {match['region']}, or give a cluster "
+                             f"of {region})")
+        return match["name"]
 
     @field_validator("alert_topic")
     @classmethod
