@@ -225,8 +225,9 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
                 dlq_region: str | None = None, defined_by: str | None = None,
                 dlq_defined_by: str | None = None,
                 redrive_targets: Mapping[str, Observed] | None = None) -> CheckItem:
-    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
-    and keeps messages at least as long as the queue (a standard queue's).
+    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists,
+    is of the queue's type (FIFO or standard), and keeps messages at least as long as the queue
+    (a standard queue's).
 
     Args:
         spec: the queue expected.
@@ -255,6 +256,10 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         return CheckItem(kind="queue", name=spec.name, passed=False,
                          reason="; ".join(p for p in (problem, dlq_problem) if p))
     assert queue is not None and not isinstance(queue, ReadFailed)
+    if isinstance(dlq, Mapping) and (mismatch := _other_type(spec, queue, dlq)) is not None:
+        # No RedrivePolicy can name it (SQS refuses one; the embedded AWS took it, and the item
+        # passed): what to set in the policy would be advice SQS refuses.
+        return item(False, mismatch)
     problems: list[str] = [dlq_problem] if dlq_problem else []
     raw = queue.get("RedrivePolicy")
     # Every redrive problem says what to set, and in which stack when known.
@@ -293,6 +298,21 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
 
 
+def _fifo(attributes: Mapping[str, Any]) -> bool:
+    return str(attributes.get("FifoQueue", "")).lower() == "true"  # a standard queue's has none
+
+
+def _other_type(spec: QueueSpec, queue: Mapping[str, Any], dlq: Mapping[str, Any]) -> str | None:
+    """Why the DLQ cannot be the queue's, being of the other type (FIFO, standard), or None."""
+    if _fifo(queue) == _fifo(dlq):
+        return None
+    kind, other = ("FIFO", "standard") if _fifo(queue) else ("standard", "FIFO")
+    return (f"it is a {kind} queue, but its dead-letter queue {spec.dlq_name} is a {other} queue: SQS moves a {kind} "
+            f"queue's failed messages only to a {kind} queue (a {other} queue's only to a {other} queue); give it a "
+            f"{kind} dead-letter queue (dlq_name in Targets.queues, and the queue's RedrivePolicy in the stack that "
+            "defines it)")
+
+
 def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
     """Why the DLQ would delete what it receives too soon, or None.
 
@@ -301,7 +321,7 @@ def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
     longer than that as soon as it arrives: the dead letter the DLQ alarm is about is gone. (A
     FIFO queue's move resets the time.) Judged when SQS gave both periods, as it always does.
     """
-    if not isinstance(dlq, Mapping) or str(queue.get("FifoQueue", "")).lower() == "true":
+    if not isinstance(dlq, Mapping) or _fifo(queue):
         return None
     try:
         kept, waits = int(dlq["MessageRetentionPeriod"]), int(queue["MessageRetentionPeriod"])

@@ -129,7 +129,14 @@ def redrive(target=DLQ_ARN, count=3):
     ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "1209600"},
      True, []),
     ({**redrive(), "MessageRetentionPeriod": "345600", "FifoQueue": "true"},
-     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, True, []),
+     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60", "FifoQueue": "true"}, True, []),
+    # SQS moves a queue's failed messages only to a queue of its own type, whatever the policy says:
+    # redriving to the named DLQ is impossible, so what to set is not said.
+    ({**redrive(target="arn:aws:sqs:us-west-2:123456789012:other.fifo"), "FifoQueue": "true"},
+     {"QueueArn": DLQ_ARN}, False, ["it is a FIFO queue, but its dead-letter queue input-dlq is a standard queue: "
+                                    "SQS moves a FIFO queue's failed messages only to a FIFO queue"]),
+    (redrive(), {"QueueArn": DLQ_ARN, "FifoQueue": "true"}, False,
+     ["it is a standard queue, but its dead-letter queue input-dlq is a FIFO queue"]),
     # A DLQ of the same name in another account or region is not this queue's DLQ.
     (redrive(target="arn:aws:sqs:eu-west-1:999999999999:input-dlq"), {"QueueArn": DLQ_ARN}, False, ["not to input-dlq"]),
 ])
