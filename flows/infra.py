@@ -885,7 +885,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
             gives is read in that stack's region (but rollway's own tables and the alert topic,
             used in ``Targets.region``, fail when deployed elsewhere); one in another account
             fails its item as not readable; a stack of ``targets.stacks`` that is the construct id
-            of one the app gives another CloudFormation name fails naming that name. Without,
+            of one the app gives another CloudFormation name fails naming that name, and a missing
+            one the app does not define fails naming the closest it does. Without,
             everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
@@ -907,6 +908,7 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,
                            construct_ids=app.construct_ids if app is not None else None,
+                           app_stacks=app.names if app is not None else None,
                            read_seconds=read_seconds, say=_still_reading)
 
 

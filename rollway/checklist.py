@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.infra import DEPLOYED_STATUSES, construct_id_hint
+from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean
 from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -352,7 +352,8 @@ _STUCK = {
 
 
 def check_stack(name: str, stack: Observed, region: str | None = None,
-                construct_ids: Mapping[str, str] | None = None) -> CheckItem:
+                construct_ids: Mapping[str, str] | None = None,
+                app_stacks: Sequence[str] | None = None) -> CheckItem:
     """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack).
 
     Args:
@@ -363,12 +364,19 @@ def check_stack(name: str, stack: Observed, region: str | None = None,
         construct_ids: the CDK app's construct id -> CloudFormation name, for its stacks with a
             stackName of their own (``AppStacks.construct_ids``), when the app was read: a
             ``name`` that is one of those ids fails saying which name to check instead.
+        app_stacks: the CloudFormation names of the CDK app's stacks, when the app was read: a
+            ``name`` that does not exist and is not one of them fails naming the closest.
     """
     where = f" in {region}" if region else ""
     if stack is None and (hint := construct_id_hint(name, construct_ids or {})) is not None:
         # "deploy it" sent a person to deploy a stack that is deployed, under its other name.
         return CheckItem(kind="stack", name=name, passed=False,
                          reason=f"CloudFormation stack {name}{where} does not exist: {hint} in Targets.stacks")
+    if stack is None and app_stacks is not None and name not in app_stacks:
+        # A misspelt name: "deploy it" sent a person to deploy the stacks again, to the same item.
+        return CheckItem(kind="stack", name=name, passed=False, reason=(
+            f"CloudFormation stack {name}{where} does not exist, and the CDK app defines no stack of that name"
+            f"{did_you_mean(name, app_stacks)}: correct Targets.stacks, or deploy it from the app that defines it"))
     if (problem := _unseen(stack, f"CloudFormation stack {name}{where}", "deploy it (deploy_infrastructure)")):
         return CheckItem(kind="stack", name=name, passed=False, reason=problem)
     assert stack is not None and not isinstance(stack, ReadFailed)
@@ -564,6 +572,8 @@ class Observation:
         construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
             stackName of their own, when the app was read: a stack of ``Targets.stacks`` named by
             its construct id fails saying so.
+        app_stacks: the CloudFormation names of the CDK app's stacks, when the app was read: a
+            missing stack of ``Targets.stacks`` it does not define fails naming the closest.
         redrive_targets: deadLetterTargetArn -> what was read of that queue, for the queues
             redriving to another than their DLQ (those of their own account and region).
     """
@@ -581,13 +591,15 @@ class Observation:
     defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
     construct_ids: Mapping[str, str] = field(default_factory=dict)
     redrive_targets: Mapping[str, Observed] = field(default_factory=dict)
+    app_stacks: Sequence[str] | None = None
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
     """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
     counts as not read, never as passing."""
     not_read = ReadFailed("not read", "the checklist read nothing for it")
-    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids)
+    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids,
+                         seen.app_stacks)
              for name in targets.stacks]
     where, stack_of = seen.regions.get, seen.defined_by.get
     own = {(t.name, t.hash_key, t.range_key) for t in state_tables(targets)}

@@ -548,6 +548,11 @@ def construct_id_hint(name: str, construct_ids: Mapping[str, str]) -> str | None
             "name stacks by their CloudFormation name")
 
 
-def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean '<the closest of known>'?)``, or "" when none is close to ``name``."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+    return f"{name!r}{did_you_mean(name, known)}"

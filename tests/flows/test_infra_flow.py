@@ -1054,6 +1054,24 @@ def test_a_targets_stack_named_by_its_construct_id_fails_its_item_naming_its_clo
         f"the stack whose CloudFormation name is {named!r}: name stacks by their CloudFormation name in Targets.stacks")]
 
 
+def test_a_targets_stack_the_app_does_not_define_fails_its_item_naming_the_stack_meant(aws):
+    # A misspelt Targets.stacks entry failed "does not exist: deploy it (deploy_infrastructure)":
+    # a deploy of the stacks asked for deployed them all again and failed the same item.
+    for stack in STACKS:
+        aws.get_client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(
+            {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}))
+    inbox(aws)
+    misspelt = aws.targets.model_copy(update={"stacks": tuple(
+        "WebordinarySQSStak" if s == "WebordinarySQSStack" else s for s in STACKS)})
+    app = AppStacks(dependencies={s: () for s in STACKS})
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_on(checker_for(aws.get_client, misspelt, app=app, home=HOME))
+    assert [(i.name, i.reason) for i in caught.value.checklist.failed] == [(
+        "WebordinarySQSStak", "CloudFormation stack WebordinarySQSStak does not exist, and the CDK app defines no "
+        "stack of that name (did you mean 'WebordinarySQSStack'?): correct Targets.stacks, or "
+        "deploy it from the app that defines it")]
+
+
 # --- the flow itself: its parameters are refused before anything runs -----------------------
 
 
