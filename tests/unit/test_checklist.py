@@ -369,6 +369,16 @@ def test_a_stack_missing_or_unread_fails():
     assert not unread.passed and "AccessDenied" in unread.reason
 
 
+def test_a_missing_stack_the_app_does_not_define_is_said_to_be_misnamed_and_one_it_does_to_be_deployed():
+    app = ("AppStack", "DataStack")
+    assert check_stack("AppStak", None, app_stacks=app).reason == (
+        "CloudFormation stack AppStak does not exist, and the CDK app defines no stack of that name (did you mean "
+        "'AppStack'?): correct Targets.stacks, or deploy it from the app that defines it")
+    assert check_stack("DataStack", None, app_stacks=app).reason.endswith("does not exist: deploy it (deploy_infrastructure)")
+    # Deployed from another app: it passes as any deployed stack does.
+    assert check_stack("Other", {"StackStatus": "CREATE_COMPLETE"}, app_stacks=app).passed
+
+
 def test_an_alarm_or_queue_named_twice_is_one_item():
     # Named twice in the targets, an alarm missing failed twice: the run said "2 of N items failed"
     # and listed the same line twice.
