@@ -261,8 +261,9 @@ class Targets(_KnownKeys):
     def _alarm_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:  # CloudWatch alarm names may hold spaces, not surrounding ones
             _non_blank(name)
-            if len(name) > 255 or not name.isascii():
-                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1-255 ASCII characters)")
+            # Any UTF-8 but ASCII's control characters (PutMetricAlarm's AlarmName).
+            if len(name) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1-255 characters, no control characters)")
         return value
 
     @field_validator("stacks")

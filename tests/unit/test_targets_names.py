@@ -121,3 +121,13 @@ def test_an_ecs_cluster_arn_of_another_region_or_resource_is_refused_saying_why(
     (error,) = refused.value.errors()
     assert error["loc"] == ("cluster",)
     assert said in error["msg"], error["msg"]
+
+
+def test_an_alarm_name_cloudwatch_takes_is_taken_and_one_with_a_control_character_is_refused():
+    # CloudWatch takes any UTF-8 in an alarm's name but ASCII control characters: an alarm named
+    # in the team's own language was refused, and one with a tab pasted into it taken.
+    for name in ("webordinary-édition-erreurs", "編集-エラー率", "a" * 255, "edit errors (5xx)"):
+        assert Targets(alarms=(name,)).alarms == (name,)
+    for name in ("edit\terrors", "edit\x7ferrors", "a" * 256):
+        with pytest.raises(ValidationError, match="is not a CloudWatch alarm name"):
+            Targets(alarms=(name,))
