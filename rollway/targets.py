@@ -104,6 +104,13 @@ class QueueSpec(_KnownKeys):
         # queue with no dead-letter queue at all, and the DLQ-depth guardrail would watch live work.
         if value == info.data.get("name"):
             raise ValueError(f"the dead-letter queue of {value!r} must be another queue, not the queue itself")
+        # SQS names a FIFO queue, and only one, with .fifo. One of the other type can never be the
+        # queue's DLQ: the DLQ-depth guardrail would watch a queue no failed message reaches.
+        name = info.data.get("name")
+        if name is not None and name.endswith(".fifo") != value.endswith(".fifo"):
+            raise ValueError(f"the dead-letter queue {value!r} of {name!r} is of the other type: SQS moves a FIFO "
+                             "queue's failed messages only to a FIFO queue (a name ending in .fifo), and a standard "
+                             "queue's only to a standard queue")
         return value
 
 

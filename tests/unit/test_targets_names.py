@@ -88,7 +88,7 @@ def test_a_queue_name_sqs_refuses_is_refused_naming_the_rule(queue, refused):
 
 def test_the_queue_names_sqs_takes_are_taken():
     for name in ("q" * 80, "acme_jobs-1", "q" * 75 + ".fifo"):
-        Targets(queues=({"name": name, "dlq_name": "dlq"},))
+        Targets(queues=({"name": name, "dlq_name": "dlq.fifo" if name.endswith(".fifo") else "dlq"},))
 
 
 _CLUSTER_ARN = "arn:{partition}:ecs:{region}:123456789012:cluster/{name}"
@@ -131,3 +131,15 @@ def test_an_alarm_name_cloudwatch_takes_is_taken_and_one_with_a_control_characte
     for name in ("edit\terrors", "edit\x7ferrors", "a" * 256):
         with pytest.raises(ValidationError, match="is not a CloudWatch alarm name"):
             Targets(alarms=(name,))
+
+
+@pytest.mark.parametrize(("queue", "dlq"), [("jobs.fifo", "jobs-dlq"), ("jobs", "jobs-dlq.fifo")])
+def test_a_queue_and_a_dlq_of_the_other_type_are_refused(queue, dlq):
+    # SQS names a FIFO queue, and only a FIFO queue, with .fifo; and moves a queue's failed messages
+    # only to a queue of its type. Such a pair was taken: the checklist failed it only once AWS was
+    # read, and the DLQ guardrail watched a queue no message could be moved to.
+    with pytest.raises(ValidationError, match=(
+            rf"the dead-letter queue {dlq!r} of {queue!r} is of the other type: SQS moves a FIFO queue's failed "
+            r"messages only to a FIFO queue \(a name ending in \.fifo\), and a standard queue's only to a standard "
+            r"queue")):
+        Targets(queues=({"name": queue, "dlq_name": dlq},))
