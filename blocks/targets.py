@@ -22,7 +22,7 @@ _FIELD_HELP = {
     "rule_path": "the path pattern of the listener rule rollway shifts (the rule that forwards to the two target groups)",
     "stable_target_group": "the stable service's target group (name or ARN)",
     "canary_target_group": "the canary service's target group (name or ARN)",
-    "cluster": "the ECS cluster of the two services",
+    "cluster": "the ECS cluster of the two services (name or ARN)",
     "stable_service": "the ECS service that runs the version in production",
     "canary_service": "the ECS service a new version is canaried on",
     "task_family": "the task-definition family of the services (the new version's revision is registered in it)",

@@ -9,7 +9,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    the plan, a cycle; order by dependencies, the order asked for breaking ties; with
    ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
    shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
-   deleted is deployed too, in dependency order, and the log and artifact say why;
+   deleted is deployed too, in dependency order, and the log and artifact say why; a stack to
+   deploy that CloudFormation is still changing (``*_IN_PROGRESS``) refuses the run;
 3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
    stacks to deploy go to (their manifest's environments, checked before anything runs; an
    environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
@@ -72,7 +73,8 @@ from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
-    bootstrap_environments, changed_stacks, check_already_deployed, check_request, confirm_skipped, plan_deployment,
+    bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_request, confirm_skipped,
+    plan_deployment,
     resource_places, stack_environments, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
@@ -232,13 +234,15 @@ def run_deploy_infrastructure(
             check_already_deployed(read)
         # Read before any deploy, and again once the run stops or ends unchecked: which stacks it
         # changed. Counted changed unread, a stack whose cdk deploy failed before CloudFormation
-        # started made the checklist's key say an earlier verdict no longer held of it.
+        # started made the checklist's key say an earlier verdict no longer held of it. A stack
+        # CloudFormation is still changing (a deploy stopped at its timeout) is refused here.
         before: dict[str, StackState] = {}
         if statuses is not None:
             assert home is not None
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
                 before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
+            check_not_changing({stack: state.status for stack, state in before.items()})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -881,7 +885,8 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
             gives is read in that stack's region (but rollway's own tables and the alert topic,
             used in ``Targets.region``, fail when deployed elsewhere); one in another account
             fails its item as not readable; a stack of ``targets.stacks`` that is the construct id
-            of one the app gives another CloudFormation name fails naming that name. Without,
+            of one the app gives another CloudFormation name fails naming that name, and a missing
+            one the app does not define fails naming the closest it does. Without,
             everything is read in ``Targets.region``.
         home: the account the clients read and ``Targets.region`` (for environment-agnostic stacks).
         clients_in: region -> clients there (``regional_clients``), for what is read in other regions.
@@ -903,6 +908,7 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,
                            construct_ids=app.construct_ids if app is not None else None,
+                           app_stacks=app.names if app is not None else None,
                            read_seconds=read_seconds, say=_still_reading)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.infra import DEPLOYED_STATUSES, construct_id_hint
+from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean
 from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -225,8 +225,9 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
                 dlq_region: str | None = None, defined_by: str | None = None,
                 dlq_defined_by: str | None = None,
                 redrive_targets: Mapping[str, Observed] | None = None) -> CheckItem:
-    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists
-    and keeps messages at least as long as the queue (a standard queue's).
+    """The queue exists and redrives to its named DLQ after ``max_receive_count``; the DLQ exists,
+    is of the queue's type (FIFO or standard), and keeps messages at least as long as the queue
+    (a standard queue's).
 
     Args:
         spec: the queue expected.
@@ -255,6 +256,10 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
         return CheckItem(kind="queue", name=spec.name, passed=False,
                          reason="; ".join(p for p in (problem, dlq_problem) if p))
     assert queue is not None and not isinstance(queue, ReadFailed)
+    if isinstance(dlq, Mapping) and (mismatch := _other_type(spec, queue, dlq)) is not None:
+        # No RedrivePolicy can name it (SQS refuses one; the embedded AWS took it, and the item
+        # passed): what to set in the policy would be advice SQS refuses.
+        return item(False, mismatch)
     problems: list[str] = [dlq_problem] if dlq_problem else []
     raw = queue.get("RedrivePolicy")
     # Every redrive problem says what to set, and in which stack when known.
@@ -293,6 +298,21 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
 
 
+def _fifo(attributes: Mapping[str, Any]) -> bool:
+    return str(attributes.get("FifoQueue", "")).lower() == "true"  # a standard queue's has none
+
+
+def _other_type(spec: QueueSpec, queue: Mapping[str, Any], dlq: Mapping[str, Any]) -> str | None:
+    """Why the DLQ cannot be the queue's, being of the other type (FIFO, standard), or None."""
+    if _fifo(queue) == _fifo(dlq):
+        return None
+    kind, other = ("FIFO", "standard") if _fifo(queue) else ("standard", "FIFO")
+    return (f"it is a {kind} queue, but its dead-letter queue {spec.dlq_name} is a {other} queue: SQS moves a {kind} "
+            f"queue's failed messages only to a {kind} queue (a {other} queue's only to a {other} queue); give it a "
+            f"{kind} dead-letter queue (dlq_name in Targets.queues, and the queue's RedrivePolicy in the stack that "
+            "defines it)")
+
+
 def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
     """Why the DLQ would delete what it receives too soon, or None.
 
@@ -301,7 +321,7 @@ def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
     longer than that as soon as it arrives: the dead letter the DLQ alarm is about is gone. (A
     FIFO queue's move resets the time.) Judged when SQS gave both periods, as it always does.
     """
-    if not isinstance(dlq, Mapping) or str(queue.get("FifoQueue", "")).lower() == "true":
+    if not isinstance(dlq, Mapping) or _fifo(queue):
         return None
     try:
         kept, waits = int(dlq["MessageRetentionPeriod"]), int(queue["MessageRetentionPeriod"])
@@ -332,7 +352,8 @@ _STUCK = {
 
 
 def check_stack(name: str, stack: Observed, region: str | None = None,
-                construct_ids: Mapping[str, str] | None = None) -> CheckItem:
+                construct_ids: Mapping[str, str] | None = None,
+                app_stacks: Sequence[str] | None = None) -> CheckItem:
     """The CloudFormation stack exists and its last operation completed (DescribeStacks' Stack).
 
     Args:
@@ -343,12 +364,19 @@ def check_stack(name: str, stack: Observed, region: str | None = None,
         construct_ids: the CDK app's construct id -> CloudFormation name, for its stacks with a
             stackName of their own (``AppStacks.construct_ids``), when the app was read: a
             ``name`` that is one of those ids fails saying which name to check instead.
+        app_stacks: the CloudFormation names of the CDK app's stacks, when the app was read: a
+            ``name`` that does not exist and is not one of them fails naming the closest.
     """
     where = f" in {region}" if region else ""
     if stack is None and (hint := construct_id_hint(name, construct_ids or {})) is not None:
         # "deploy it" sent a person to deploy a stack that is deployed, under its other name.
         return CheckItem(kind="stack", name=name, passed=False,
                          reason=f"CloudFormation stack {name}{where} does not exist: {hint} in Targets.stacks")
+    if stack is None and app_stacks is not None and name not in app_stacks:
+        # A misspelt name: "deploy it" sent a person to deploy the stacks again, to the same item.
+        return CheckItem(kind="stack", name=name, passed=False, reason=(
+            f"CloudFormation stack {name}{where} does not exist, and the CDK app defines no stack of that name"
+            f"{did_you_mean(name, app_stacks)}: correct Targets.stacks, or deploy it from the app that defines it"))
     if (problem := _unseen(stack, f"CloudFormation stack {name}{where}", "deploy it (deploy_infrastructure)")):
         return CheckItem(kind="stack", name=name, passed=False, reason=problem)
     assert stack is not None and not isinstance(stack, ReadFailed)
@@ -544,6 +572,8 @@ class Observation:
         construct_ids: the CDK app's construct id -> CloudFormation name of its stacks with a
             stackName of their own, when the app was read: a stack of ``Targets.stacks`` named by
             its construct id fails saying so.
+        app_stacks: the CloudFormation names of the CDK app's stacks, when the app was read: a
+            missing stack of ``Targets.stacks`` it does not define fails naming the closest.
         redrive_targets: deadLetterTargetArn -> what was read of that queue, for the queues
             redriving to another than their DLQ (those of their own account and region).
     """
@@ -561,13 +591,15 @@ class Observation:
     defined_by: Mapping[tuple[str, str], str] = field(default_factory=dict)
     construct_ids: Mapping[str, str] = field(default_factory=dict)
     redrive_targets: Mapping[str, Observed] = field(default_factory=dict)
+    app_stacks: Sequence[str] | None = None
 
 
 def evaluate(targets: Targets, seen: Observation) -> Checklist:
     """Every checklist item for ``targets`` from what was read. A resource absent from ``seen``
     counts as not read, never as passing."""
     not_read = ReadFailed("not read", "the checklist read nothing for it")
-    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids)
+    items = [check_stack(name, seen.stacks.get(name, not_read), seen.stack_regions.get(name), seen.construct_ids,
+                         seen.app_stacks)
              for name in targets.stacks]
     where, stack_of = seen.regions.get, seen.defined_by.get
     own = {(t.name, t.hash_key, t.range_key) for t in state_tables(targets)}

@@ -238,10 +238,8 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
         PlanRefused: a stack before ``from_stack`` is still being changed (``*_IN_PROGRESS``):
             deploying over it would fail; nothing was deployed.
     """
-    busy = [f"{s} is {statuses[s]}" for s in plan.skipped
-            if (statuses.get(s) or "").endswith("_IN_PROGRESS") and statuses.get(s) != "REVIEW_IN_PROGRESS"]
-    if busy:
-        raise PlanRefused(f"{'; '.join(busy)}: CloudFormation is still working on it; wait until it is no longer "
+    if busy := _busy(plan.skipped, statuses):
+        raise PlanRefused(f"{busy}: CloudFormation is still working on it; wait until it is no longer "
                           "IN_PROGRESS, then resume (nothing was deployed)")
     added: list[AddedBack] = []
     for stack in plan.skipped:
@@ -259,6 +257,32 @@ def confirm_skipped(plan: DeploymentPlan, statuses: Mapping[str, str | None]) ->
     again = {a.stack for a in added}
     return plan.model_copy(update={"skipped": tuple(s for s in plan.skipped if s not in again),
                                    "added": (*plan.added, *added)})
+
+
+def check_not_changing(statuses: Mapping[str, str | None]) -> None:
+    """Refuse a run whose stacks to deploy CloudFormation is still changing.
+
+    cdk deploys over a stack without waiting for it: CloudFormation refuses the update of a stack
+    ``*_IN_PROGRESS`` ("can not be updated"), so a run resumed (or run again) at once after a
+    deploy stopped at its timeout failed there, after deploying again the stacks before it.
+
+    Args:
+        statuses: stack to deploy -> its CloudFormation status (None: it does not exist); one
+            not read is not judged.
+
+    Raises:
+        PlanRefused: naming each such stack and its status; nothing was deployed.
+    """
+    if busy := _busy(list(statuses), statuses):
+        raise PlanRefused(f"{busy}: CloudFormation is still working on it (cdk's deploy would be refused); wait until "
+                          "it is no longer IN_PROGRESS, then run again (nothing was deployed)")
+
+
+def _busy(stacks: Sequence[str], statuses: Mapping[str, str | None]) -> str:
+    """``<stack> is <status>`` for each of ``stacks`` CloudFormation is changing ("" when none): a
+    change set waiting for review (REVIEW_IN_PROGRESS) changes nothing yet."""
+    return "; ".join(f"{s} is {statuses[s]}" for s in stacks
+                     if (statuses.get(s) or "").endswith("_IN_PROGRESS") and statuses.get(s) != "REVIEW_IN_PROGRESS")
 
 
 def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
@@ -524,6 +548,11 @@ def construct_id_hint(name: str, construct_ids: Mapping[str, str]) -> str | None
             "name stacks by their CloudFormation name")
 
 
-def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean '<the closest of known>'?)``, or "" when none is close to ``name``."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _with_hint(name: str, known: Sequence[str] | Mapping[str, object]) -> str:
+    return f"{name!r}{did_you_mean(name, known)}"

@@ -15,7 +15,6 @@ from rollway.aws.regions import unknown_region
 from rollway.image import repository_problem
 from rollway.known_keys import KnownKeys
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 # AWS regions: us-west-2, eu-central-1, us-gov-west-1, us-iso-east-1, ... The syntax; a name in
 # the form of an AWS partition's regions must also be one botocore lists (rollway.aws.regions).
 # A two-letter prefix (us-west-2, us-gov-west-1, us-isob-east-1), or the European Sovereign
@@ -34,7 +33,8 @@ class _NameRule(NamedTuple):
     rule: str
 
     def check(self, field: str, value: str) -> str:
-        # fullmatch: ``$`` also matches before a final line break (see _plain_name).
+        # fullmatch: ``$`` also matches before a final line break, and "webordinary-edit-cluster\n"
+        # pasted from a terminal passed, to be looked up in AWS as such.
         if not self.pattern.fullmatch(value):
             raise ValueError(f"{field} {value!r} is not a valid AWS resource name: {self.rule}")
         return value
@@ -47,6 +47,9 @@ _TARGET_GROUP_NAME = _NameRule(re.compile(_ELB_NAME), _ELB_RULE)
 _QUEUE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo"),
                         "SQS takes 1-80 letters, digits, hyphens and underscores (a FIFO queue's ending in .fifo)")
 _ECS_NAME = _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"), "ECS takes 1-255 letters, digits, hyphens and underscores")
+# The characters are repository_problem's to judge (docker's rule, ECR's too); the length is ECR's own.
+_ECR_NAME = _NameRule(re.compile(r"[a-z0-9._/-]{2,256}"),
+                      "ECR takes 2-256 characters (lowercase letters, digits, '.', '_', '-' and '/')")
 _TABLE_NAME = _NameRule(re.compile(r"[A-Za-z0-9_.-]{3,255}"), "DynamoDB takes 3-255 letters, digits, '.', '_' and '-'")
 # Each name field, with AWS's rule for it: one loose check for all took a 40-character load
 # balancer, a table "ab" or a cluster "a/b", which only the first AWS call refused, after the
@@ -66,6 +69,9 @@ _TARGET_GROUP_ARN = re.compile(
     r"^arn:aws(?:-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
     rf"targetgroup/{_ELB_NAME}/[0-9a-f]{{16}}$"
 )
+
+# What the ECS console and `aws ecs list-clusters` show for a cluster.
+_CLUSTER_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:ecs:(?P<region>[a-z0-9-]+):\d{12}:cluster/(?P<name>[A-Za-z0-9_-]{1,255})")
 
 
 # A key no model knows is refused, not dropped: a block saved as {"canary_servce": ...} loaded
@@ -98,6 +104,13 @@ class QueueSpec(_KnownKeys):
         # queue with no dead-letter queue at all, and the DLQ-depth guardrail would watch live work.
         if value == info.data.get("name"):
             raise ValueError(f"the dead-letter queue of {value!r} must be another queue, not the queue itself")
+        # SQS names a FIFO queue, and only one, with .fifo. One of the other type can never be the
+        # queue's DLQ: the DLQ-depth guardrail would watch a queue no failed message reaches.
+        name = info.data.get("name")
+        if name is not None and name.endswith(".fifo") != value.endswith(".fifo"):
+            raise ValueError(f"the dead-letter queue {value!r} of {name!r} is of the other type: SQS moves a FIFO "
+                             "queue's failed messages only to a FIFO queue (a name ending in .fifo), and a standard "
+                             "queue's only to a standard queue")
         return value
 
 
@@ -120,14 +133,6 @@ class TableSpec(_KnownKeys):
         for key in (value if isinstance(value, tuple) else (value,) if value is not None else ()):
             _non_blank(key)
         return value
-
-
-def _plain_name(value: str) -> str:
-    # fullmatch, here and in every name check: ``$`` also matches before a final line break, and
-    # "webordinary-edit-cluster\n" pasted from a terminal passed, to be looked up in AWS as such.
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid AWS resource name")
-    return value
 
 
 def _non_blank(value: str) -> str:
@@ -226,7 +231,28 @@ class Targets(_KnownKeys):
         problem = repository_problem(value)
         if problem:
             raise ValueError(f"{value!r} {problem}")
-        return _plain_name(value)  # and AWS's length
+        return _ECR_NAME.check(info.field_name, value)
+
+    @field_validator("cluster", mode="before")
+    @classmethod
+    def _cluster_by_name(cls, value: Any, info: ValidationInfo) -> Any:
+        # An ARN (what the console shows) is taken as the cluster's name, which every ECS call takes
+        # too: kept as an ARN, the same cluster named both ways would be two clusters to the
+        # canary's lock and to the clean-up's in-use checks. Like every other name of Targets, it
+        # is looked up in the credentials' account; its region must be Targets.region, where the
+        # clients are made.
+        if not isinstance(value, str) or not value.startswith("arn:"):
+            return value
+        match = _CLUSTER_ARN.fullmatch(value)
+        if match is None:
+            raise ValueError(f"cluster {value!r} is not an ECS cluster's ARN "
+                             "(arn:<partition>:ecs:<region>:<account>:cluster/<name>): give the cluster's ARN or name")
+        region = info.data.get("region")
+        if region is not None and match["region"] != region:
+            raise ValueError(f"{value!r} is an ECS cluster in {match['region']}, but region is {region}: rollway "
+                             f"reaches the cluster in {region} (set region to {match['region']}, or give a cluster "
+                             f"of {region})")
+        return match["name"]
 
     @field_validator("alert_topic")
     @classmethod
@@ -242,8 +268,9 @@ class Targets(_KnownKeys):
     def _alarm_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:  # CloudWatch alarm names may hold spaces, not surrounding ones
             _non_blank(name)
-            if len(name) > 255 or not name.isascii():
-                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1-255 ASCII characters)")
+            # Any UTF-8 but ASCII's control characters (PutMetricAlarm's AlarmName).
+            if len(name) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise ValueError(f"{name!r} is not a CloudWatch alarm name (1-255 characters, no control characters)")
         return value
 
     @field_validator("stacks")

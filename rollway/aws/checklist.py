@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -81,6 +81,9 @@ class AwsInfraChecker:
             named by its construct id fails saying which name to give instead. None (the app was
             not read): a missing stack is looked for by its construct id in the ``aws:cdk:path``
             metadata of the account's other deployed templates, for the same hint.
+        app_stacks: the CloudFormation names of the CDK app's stacks (``AppStacks.names``), when
+            the app was read: a missing stack of ``Targets.stacks`` it does not define fails naming
+            the closest of them (a misspelt name).
         read_seconds: how long one read may wait for its answer (see the module docstring;
             ``rollway.deadline.read_bound``).
         say: where a read still waiting says so, every 10 s (the run's log).
@@ -97,7 +100,8 @@ class AwsInfraChecker:
                  targets: Targets, *, stack_environments: Mapping[str, StackEnvironment] | None = None,
                  resource_places: Mapping[tuple[str, str], ResourcePlace] | None = None,
                  account: str | None = None, clients_in: Callable[[str], Callable[[str], Any]] | None = None,
-                 construct_ids: Mapping[str, str] | None = None, read_seconds: float = READ_SECONDS,
+                 construct_ids: Mapping[str, str] | None = None, app_stacks: Sequence[str] | None = None,
+                 read_seconds: float = READ_SECONDS,
                  say: Callable[[str], None] = lambda _: None) -> None:
         read_bound(read_seconds)
         environments = dict(stack_environments or {})
@@ -133,6 +137,7 @@ class AwsInfraChecker:
         self._construct_ids = dict(construct_ids or {})
         # Unread app: a missing stack's construct id is looked for in the deployed templates instead.
         self._app_read = construct_ids is not None
+        self._app_stacks = tuple(app_stacks) if app_stacks is not None else None
         self._read_seconds, self._say = read_seconds, say
         # (service, region) -> why what is left to read there is not asked: it did not answer.
         self._unanswered: dict[tuple[str, str], str] = {}
@@ -170,7 +175,8 @@ class AwsInfraChecker:
         return Observation(stacks=stacks, tables=tables, queues=queues, dashboard=dashboard, alarms=alarms,
                            topic_arn=topic, subscriptions=subscriptions, stack_regions=stack_regions,
                            regions=regions, misplaced=self._misplaced, defined_by=self._defined_by,
-                           construct_ids=construct_ids, redrive_targets=redrive_targets)
+                           construct_ids=construct_ids, redrive_targets=redrive_targets,
+                           app_stacks=self._app_stacks)
 
     def _deployed_as(self, missing: list[str]) -> dict[str, str]:
         """Missing stack -> the CloudFormation name of the deployed stack it is the construct id of.

@@ -605,3 +605,25 @@ def test_a_queue_redriving_to_a_queue_since_deleted_says_it_is_gone(paged):
     sqs.delete_queue(QueueUrl=old)
     assert failed(check(paged)) == {
         spec.name: f"it redrives to webordinary-old-dlq ({old_arn}), a queue that no longer exists, {remedy}"}
+
+
+def test_a_standard_queue_whose_dlq_is_a_fifo_queue_fails(paged):
+    # SQS moves a standard queue's failed messages only to a standard queue (a FIFO queue's only to
+    # a FIFO one); the embedded AWS takes such a RedrivePolicy all the same, and the item passed.
+    spec = paged.targets.queues[0]
+    sqs = paged.get_client("sqs")
+    dlq = sqs.create_queue(QueueName="webordinary-email-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=_queue_url(paged, spec.name), Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)})})
+    # Targets refuses such a pair by its names; the item judges what SQS shows all the same.
+    queues = (spec.model_copy(update={"dlq_name": "webordinary-email-dlq.fifo"}), *paged.targets.queues[1:])
+    targets = paged.targets.model_copy(update={"queues": queues})
+    get = paged.get_client
+    reasons = failed(AwsInfraChecker(get("dynamodb"), get("sqs"), get("cloudwatch"), get("sns"), get("cloudformation"),
+                                     targets).check())
+    assert reasons == {spec.name: (
+        "it is a standard queue, but its dead-letter queue webordinary-email-dlq.fifo is a FIFO queue: SQS moves a "
+        "standard queue's failed messages only to a standard queue (a FIFO queue's only to a FIFO queue); give it a "
+        "standard dead-letter queue (dlq_name in Targets.queues, and the queue's RedrivePolicy in the stack that "
+        "defines it)")}

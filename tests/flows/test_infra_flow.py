@@ -898,6 +898,34 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     assert deployer.calls == ["list"]
 
 
+@pytest.mark.parametrize("kwargs", [{"from_stack": "WebordinarySQSStack"}, {}])
+def test_a_run_over_a_stack_to_deploy_still_changing_is_refused_before_any_deploy(kwargs):
+    # A deploy stopped at its timeout leaves CloudFormation working on the stack; resumed at it at
+    # once (or the run retried), cdk went over it and CloudFormation refused ("is in
+    # UPDATE_IN_PROGRESS state and can not be updated"), after the stacks before it were deployed
+    # again, with "resume once it is fixed" and nothing to fix.
+    from rollway.cleanup import StackState
+
+    class Busy:
+        def status(self, name):
+            return "CREATE_COMPLETE"
+
+        def seen(self, name):
+            return StackState(name=name, stack_id=f"id/{name}", status="UPDATE_IN_PROGRESS"
+                              if name == "WebordinarySQSStack" else "CREATE_COMPLETE")
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=lambda _region: Busy(),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"), **kwargs)
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    assert ("WebordinarySQSStack is UPDATE_IN_PROGRESS: CloudFormation is still working on it (cdk's deploy would "
+            "be refused); wait until it is no longer IN_PROGRESS, then run again (nothing was deployed)"
+            ) in str(caught.value)
+    assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure: refused, nothing deployed")
+
+
 def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 
@@ -1024,6 +1052,24 @@ def test_a_targets_stack_named_by_its_construct_id_fails_its_item_naming_its_clo
     assert [(i.name, i.reason) for i in caught.value.checklist.failed] == [(
         "WebordinarySQSStack", "CloudFormation stack WebordinarySQSStack does not exist: that is the construct id of "
         f"the stack whose CloudFormation name is {named!r}: name stacks by their CloudFormation name in Targets.stacks")]
+
+
+def test_a_targets_stack_the_app_does_not_define_fails_its_item_naming_the_stack_meant(aws):
+    # A misspelt Targets.stacks entry failed "does not exist: deploy it (deploy_infrastructure)":
+    # a deploy of the stacks asked for deployed them all again and failed the same item.
+    for stack in STACKS:
+        aws.get_client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(
+            {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}))
+    inbox(aws)
+    misspelt = aws.targets.model_copy(update={"stacks": tuple(
+        "WebordinarySQSStak" if s == "WebordinarySQSStack" else s for s in STACKS)})
+    app = AppStacks(dependencies={s: () for s in STACKS})
+    with pytest.raises(ChecklistFailed) as caught:
+        verify_on(checker_for(aws.get_client, misspelt, app=app, home=HOME))
+    assert [(i.name, i.reason) for i in caught.value.checklist.failed] == [(
+        "WebordinarySQSStak", "CloudFormation stack WebordinarySQSStak does not exist, and the CDK app defines no "
+        "stack of that name (did you mean 'WebordinarySQSStack'?): correct Targets.stacks, or "
+        "deploy it from the app that defines it")]
 
 
 # --- the flow itself: its parameters are refused before anything runs -----------------------

@@ -38,3 +38,9 @@ def test_the_descriptions_leave_the_defaults_and_checks_as_they_are() -> None:
     assert properties["load_balancer"]["default"] == "webordinary-edit-alb"
     assert properties["listener_port"]["maximum"] == 65535
     assert RollwayTargets(canary_service="acme-canary").targets() == Targets(canary_service="acme-canary")
+
+
+def test_a_block_given_its_clusters_arn_loads_the_cluster_by_name() -> None:
+    arn = "arn:aws:ecs:us-west-2:123456789012:cluster/acme-cluster"
+    assert "ARN" in SCHEMA["properties"]["cluster"]["description"]
+    assert RollwayTargets(cluster=arn).targets() == Targets(cluster="acme-cluster")

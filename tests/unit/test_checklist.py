@@ -129,7 +129,14 @@ def redrive(target=DLQ_ARN, count=3):
     ({**redrive(), "MessageRetentionPeriod": "345600"}, {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "1209600"},
      True, []),
     ({**redrive(), "MessageRetentionPeriod": "345600", "FifoQueue": "true"},
-     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60"}, True, []),
+     {"QueueArn": DLQ_ARN, "MessageRetentionPeriod": "60", "FifoQueue": "true"}, True, []),
+    # SQS moves a queue's failed messages only to a queue of its own type, whatever the policy says:
+    # redriving to the named DLQ is impossible, so what to set is not said.
+    ({**redrive(target="arn:aws:sqs:us-west-2:123456789012:other.fifo"), "FifoQueue": "true"},
+     {"QueueArn": DLQ_ARN}, False, ["it is a FIFO queue, but its dead-letter queue input-dlq is a standard queue: "
+                                    "SQS moves a FIFO queue's failed messages only to a FIFO queue"]),
+    (redrive(), {"QueueArn": DLQ_ARN, "FifoQueue": "true"}, False,
+     ["it is a standard queue, but its dead-letter queue input-dlq is a FIFO queue"]),
     # A DLQ of the same name in another account or region is not this queue's DLQ.
     (redrive(target="arn:aws:sqs:eu-west-1:999999999999:input-dlq"), {"QueueArn": DLQ_ARN}, False, ["not to input-dlq"]),
 ])
@@ -360,6 +367,16 @@ def test_a_stack_missing_or_unread_fails():
     assert check_stack("S", None).reason == "CloudFormation stack S does not exist: deploy it (deploy_infrastructure)"
     unread = check_stack("S", ReadFailed("DescribeStacks S", "AccessDenied: no"))
     assert not unread.passed and "AccessDenied" in unread.reason
+
+
+def test_a_missing_stack_the_app_does_not_define_is_said_to_be_misnamed_and_one_it_does_to_be_deployed():
+    app = ("AppStack", "DataStack")
+    assert check_stack("AppStak", None, app_stacks=app).reason == (
+        "CloudFormation stack AppStak does not exist, and the CDK app defines no stack of that name (did you mean "
+        "'AppStack'?): correct Targets.stacks, or deploy it from the app that defines it")
+    assert check_stack("DataStack", None, app_stacks=app).reason.endswith("does not exist: deploy it (deploy_infrastructure)")
+    # Deployed from another app: it passes as any deployed stack does.
+    assert check_stack("Other", {"StackStatus": "CREATE_COMPLETE"}, app_stacks=app).passed
 
 
 def test_an_alarm_or_queue_named_twice_is_one_item():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.infra import PlanRefused, check_already_deployed, confirm_skipped, plan_deployment
+from rollway.infra import PlanRefused, check_already_deployed, check_not_changing, confirm_skipped, plan_deployment
 from tests.unit.test_infra_plan import ABC, WEBORDINARY
 
 # A resume at C: A and B are ordered before it (B depends on A), D after nothing.
@@ -90,3 +90,16 @@ def test_stacks_named_as_already_deployed_are_refused_when_nothing_of_them_is(st
     with pytest.raises(PlanRefused, match="named as already deployed") as caught:
         check_already_deployed(statuses)
     assert f"nothing deployed: {', '.join(refused)};" in str(caught.value)
+
+
+@pytest.mark.parametrize("statuses, refused", [
+    ({"A": "CREATE_COMPLETE", "B": None, "C": "UPDATE_ROLLBACK_FAILED", "D": "REVIEW_IN_PROGRESS"}, ""),
+    ({"A": "UPDATE_IN_PROGRESS", "B": "CREATE_COMPLETE", "C": "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"},
+     "A is UPDATE_IN_PROGRESS; C is UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: CloudFormation is still working on it"),
+])
+def test_stacks_to_deploy_still_changing_refuse_the_run(statuses, refused):
+    if not refused:
+        check_not_changing(statuses)
+        return
+    with pytest.raises(PlanRefused, match=refused):
+        check_not_changing(statuses)

@@ -88,4 +88,58 @@ def test_a_queue_name_sqs_refuses_is_refused_naming_the_rule(queue, refused):
 
 def test_the_queue_names_sqs_takes_are_taken():
     for name in ("q" * 80, "acme_jobs-1", "q" * 75 + ".fifo"):
-        Targets(queues=({"name": name, "dlq_name": "dlq"},))
+        Targets(queues=({"name": name, "dlq_name": "dlq.fifo" if name.endswith(".fifo") else "dlq"},))
+
+
+_CLUSTER_ARN = "arn:{partition}:ecs:{region}:123456789012:cluster/{name}"
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-us-gov", "aws-cn"])
+def test_an_ecs_cluster_given_by_its_arn_is_that_cluster_by_name(partition):
+    # The ARN is what the ECS console and `aws ecs list-clusters` show; it was refused as a name
+    # ECS does not take. Taken as the cluster's name, it is one cluster everywhere rollway uses
+    # it: its ECS calls, the canary's lock, the clean-up's in-use checks, the run's messages.
+    region = {"aws": "us-west-2", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}[partition]
+    arn = _CLUSTER_ARN.format(partition=partition, region=region, name="webordinary-edit-cluster")
+    given = Targets(region=region, cluster=arn)
+    assert given.cluster == "webordinary-edit-cluster"
+    assert given == Targets(region=region, cluster="webordinary-edit-cluster")
+
+
+@pytest.mark.parametrize(("arn", "said"), [
+    ("arn:aws:ecs:eu-west-1:123456789012:cluster/edit",
+     "'arn:aws:ecs:eu-west-1:123456789012:cluster/edit' is an ECS cluster in eu-west-1, but region is us-west-2: "
+     "rollway reaches the cluster in us-west-2 (set region to eu-west-1, or give a cluster of us-west-2)"),
+    ("arn:aws:ecs:us-west-2:123456789012:service/edit/edit-service",
+     "is not an ECS cluster's ARN (arn:<partition>:ecs:<region>:<account>:cluster/<name>)"),
+    ("arn:aws:ecs:us-west-2:1234:cluster/edit", "is not an ECS cluster's ARN"),
+    ("arn:aws:ecs:us-west-2:123456789012:cluster/edit.cluster", "is not an ECS cluster's ARN"),
+])
+def test_an_ecs_cluster_arn_of_another_region_or_resource_is_refused_saying_why(arn, said):
+    with pytest.raises(ValidationError) as refused:
+        Targets(cluster=arn)
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("cluster",)
+    assert said in error["msg"], error["msg"]
+
+
+def test_an_alarm_name_cloudwatch_takes_is_taken_and_one_with_a_control_character_is_refused():
+    # CloudWatch takes any UTF-8 in an alarm's name but ASCII control characters: an alarm named
+    # in the team's own language was refused, and one with a tab pasted into it taken.
+    for name in ("webordinary-édition-erreurs", "編集-エラー率", "a" * 255, "edit errors (5xx)"):
+        assert Targets(alarms=(name,)).alarms == (name,)
+    for name in ("edit\terrors", "edit\x7ferrors", "a" * 256):
+        with pytest.raises(ValidationError, match="is not a CloudWatch alarm name"):
+            Targets(alarms=(name,))
+
+
+@pytest.mark.parametrize(("queue", "dlq"), [("jobs.fifo", "jobs-dlq"), ("jobs", "jobs-dlq.fifo")])
+def test_a_queue_and_a_dlq_of_the_other_type_are_refused(queue, dlq):
+    # SQS names a FIFO queue, and only a FIFO queue, with .fifo; and moves a queue's failed messages
+    # only to a queue of its type. Such a pair was taken: the checklist failed it only once AWS was
+    # read, and the DLQ guardrail watched a queue no message could be moved to.
+    with pytest.raises(ValidationError, match=(
+            rf"the dead-letter queue {dlq!r} of {queue!r} is of the other type: SQS moves a FIFO queue's failed "
+            r"messages only to a FIFO queue \(a name ending in \.fifo\), and a standard queue's only to a standard "
+            r"queue")):
+        Targets(queues=({"name": queue, "dlq_name": dlq},))

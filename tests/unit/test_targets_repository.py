@@ -45,3 +45,19 @@ def test_the_uri_refusal_names_the_targets_region():
 ])
 def test_a_repository_name_ecr_takes_is_kept(repository):
     assert Targets(ecr_repository=repository).ecr_repository == repository
+
+
+@pytest.mark.parametrize("repository", ["e", "a/" + "b" * 255])
+def test_a_repository_name_outside_ecrs_length_is_refused_with_ecrs_rule(repository):
+    # ECR takes 2-256 characters (CreateRepository's repositoryName): "e" passed, and the container
+    # flow failed at ECR once the credentials had loaded and the image was built.
+    with pytest.raises(ValidationError) as refused:
+        Targets(ecr_repository=repository)
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("ecr_repository",)
+    assert f"ecr_repository {repository!r} is not a valid AWS resource name: ECR takes 2-256 characters" in error["msg"]
+
+
+@pytest.mark.parametrize("repository", ["ed", "a/" + "b" * 254])
+def test_the_shortest_and_longest_repository_names_ecr_takes_are_taken(repository):
+    assert Targets(ecr_repository=repository).ecr_repository == repository
