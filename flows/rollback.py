@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from flows.renewing import Renewals
+from flows.renewing import Renewals, lapse_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
@@ -1038,22 +1038,27 @@ class ClaimKeeper:
     within CLAIM_SECONDS, and the next rollback finishes the work. On a failure the claim is given
     up at once (the rollback stays open for the next run to finish, without waiting).
 
-    Renewals run on a daemon thread every third of the lease; one DynamoDB refuses is logged and
-    tried again, a claim lost (taken over, the rollback ended) stops them. The rollback acting
-    under it (``ClaimKeeper.acting()``) asks ``verify`` before each step, and stops once the claim
-    is lost: another rollback carries on, and only that one pages people.
+    Renewals run on a daemon thread every third of the claim; one DynamoDB refuses is logged and
+    tried again a tenth of that later (``Renewals``, as a run's lease is), a claim lost (taken
+    over, the rollback ended) stops them. The rollback acting under it (``ClaimKeeper.acting()``)
+    asks ``verify`` before each step, and stops once the claim is lost: another rollback carries
+    on, and only that one pages people.
+
+    Args:
+        clock: what the renewals are timed on: real seconds (the wall clock claims are stamped
+            on, in a live run); a test gives its own.
+        log: where the renewals' warnings go (None: the run's logger).
     """
 
-    def __init__(self, env: Environment, holder: str, rollout: str | None) -> None:
+    def __init__(self, env: Environment, holder: str, rollout: str | None, *,
+                 clock: Callable[[], float] = time.monotonic, log=None) -> None:
         self.env, self.holder, self.rollout = env, holder, rollout
         self.lost: LedgerError | None = None  # why the claim is no longer this rollback's
         self.lost_to: str | None = None  # who holds it since, when known
-        self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
-        # Every third of the claim in real seconds (the wall clock claims are stamped on, in a
-        # live run), and storage trouble tried again at the next renewal.
-        self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), every=CLAIM_SECONDS / 3, retry=CLAIM_SECONDS / 3,
-                                  clock=time.monotonic, look=None, lost=self._renewal_refused,
-                                  trouble=self._trouble, name=f"rollback-claim {holder}")
+        # The run's logger, taken here for the thread (which has no run context).
+        self._log = log if log is not None else get_run_logger()
+        self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), lease=CLAIM_SECONDS, clock=clock, look=None,
+                                  lost=self._renewal_refused, trouble=self._trouble, name=f"rollback-claim {holder}")
         self._token = None
 
     @staticmethod
@@ -1104,8 +1109,9 @@ class ClaimKeeper:
         self._log.warning("this rollback no longer holds its claim: %s", lost)
         self._lose(lost)
 
-    def _trouble(self, err: Exception, retry: float) -> None:
-        self._log.warning("could not renew this rollback's claim: %s", err)
+    def _trouble(self, err: Exception, retry: float, left: float) -> None:
+        self._log.warning("could not renew this rollback's claim (trying again in %.0f s; %s): %s", retry,
+                          lapse_said("the claim", left, "another rollback may take the rollback over mid-way"), err)
 
     def __enter__(self) -> "ClaimKeeper":
         self._token = _ACTING.set(self)
@@ -1126,8 +1132,9 @@ class ClaimKeeper:
             try:
                 self._claim(0.0)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
-                self._log.warning("could not give up this rollback's claim (it lapses in %.0f s): %s", CLAIM_SECONDS,
-                                  err)
+                # Counted from its last renewal: up to a claim's length, not always the whole of it.
+                self._log.warning("could not give up this rollback's claim (it lapses by itself in %.0f s): %s",
+                                  max(0.0, self._renewals.left()), err)
 
 
 class StillNewest:
