@@ -15,7 +15,7 @@ from typing import Callable
 
 from prefect import get_run_logger
 
-from flows.renewing import Renewals, lapse_said
+from flows.renewing import Renewals, recovered_said, trouble_said
 from rollway.environment import Environment
 from rollway.ledger import LedgerError
 
@@ -36,15 +36,20 @@ class LeaseKeeper:
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
         # The run's logger, taken here for the thread (which has no run context).
         self._log = log if log is not None else get_run_logger()
+        self._targets = getattr(env, "targets", None)  # the run's names, for a refused permission
         self._renewals = Renewals(renew, lease=lease_seconds, clock=lambda: env.wall(), look=LOOK_SECONDS,
-                                  lost=self._lost, trouble=self._trouble, name="rollway-lease")
+                                  lost=self._lost, trouble=self._trouble, recovered=self._recovered,
+                                  name="rollway-lease")
 
     def _lost(self, lost: LedgerError) -> None:
         self._log.warning("this run no longer holds the rollout's lease: %s", lost)
 
-    def _trouble(self, err: Exception, retry: float, left: float) -> None:
-        self._log.warning("could not renew the rollout's lease while the shift waits (trying again in %.0f s; %s): %s",
-                          retry, lapse_said("the lease", left, "another run may take the rollout over"), err)
+    def _trouble(self, err: Exception, retry: float, left: float, failures: int) -> None:
+        self._log.warning("%s", trouble_said("the rollout's lease", err, self._targets, retry, left, failures,
+                                             "another run may take the rollout over", during="while the shift waits"))
+
+    def _recovered(self, failures: int, lapsed: float) -> None:
+        self._log.log(*recovered_said("the rollout's lease", failures, lapsed, "run"))
 
     def __enter__(self) -> LeaseKeeper:
         self._renewals.start()

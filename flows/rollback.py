@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from flows.renewing import Renewals, lapse_said
+from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
@@ -1058,7 +1058,8 @@ class ClaimKeeper:
         # The run's logger, taken here for the thread (which has no run context).
         self._log = log if log is not None else get_run_logger()
         self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), lease=CLAIM_SECONDS, clock=clock, look=None,
-                                  lost=self._renewal_refused, trouble=self._trouble, name=f"rollback-claim {holder}")
+                                  lost=self._renewal_refused, trouble=self._trouble, recovered=self._recovered,
+                                  name=f"rollback-claim {holder}")
         self._token = None
 
     @staticmethod
@@ -1109,9 +1110,12 @@ class ClaimKeeper:
         self._log.warning("this rollback no longer holds its claim: %s", lost)
         self._lose(lost)
 
-    def _trouble(self, err: Exception, retry: float, left: float) -> None:
-        self._log.warning("could not renew this rollback's claim (trying again in %.0f s; %s): %s", retry,
-                          lapse_said("the claim", left, "another rollback may take the rollback over mid-way"), err)
+    def _trouble(self, err: Exception, retry: float, left: float, failures: int) -> None:
+        self._log.warning("%s", trouble_said("this rollback's claim", err, self.env.targets, retry, left, failures,
+                                             "another rollback may take the rollback over mid-way"))
+
+    def _recovered(self, failures: int, lapsed: float) -> None:
+        self._log.log(*recovered_said("this rollback's claim", failures, lapsed, "rollback"))
 
     def __enter__(self) -> "ClaimKeeper":
         self._token = _ACTING.set(self)

@@ -34,7 +34,7 @@ def eventually(done, seconds: float = 5.0) -> None:
 def renewals(renew, *, lease: float = 0.6, clock=time.monotonic) -> tuple[Renewals, list, list]:
     lost, trouble = [], []
     return (Renewals(renew, lease=lease, clock=clock, look=None, lost=lost.append,
-                     trouble=lambda err, after, left: trouble.append((str(err), after, left)), name="test-renewals"),
+                     trouble=lambda err, after, left, failures: trouble.append((str(err), after, left)), name="test-renewals"),
             lost, trouble)
 
 
@@ -130,6 +130,42 @@ def test_a_rollbacks_claim_outlives_a_long_outage_of_its_ledger_and_no_other_rol
                             "unless a renewal succeeds first; then another rollback may take the rollback over "
                             "mid-way): "), first
     assert "ProvisionedThroughputExceededException" in first
+
+
+def test_an_outage_through_a_long_rollback_is_said_once_a_period_and_its_end_once(caplog):
+    """Tried every 2 s, an outage through a 15-minute rollback said so some 450 times in the run's log."""
+    env, record, keeper = a_claimed_rollback(outage=20.0 + 60.0)  # from the first renewal, a whole claim long
+    start = env.clock.now()
+    with caplog.at_level(logging.INFO, logger="test-claim"):
+        while env.clock.now() < start + 100:
+            keeper._renewals.tick()
+            env.clock.sleep(0.5)
+    said = [r.getMessage() for r in caplog.records]
+    # A try every 3 s (a failed write takes 1 s here): the first failure, then once each 20 s (a
+    # renewal period) while they go on, then the renewal that ends them.
+    assert [m.split(" (")[0] for m in said] == [
+        "could not renew this rollback's claim", "still could not renew this rollback's claim after 8 tries",
+        "still could not renew this rollback's claim after 15 tries",
+        "renewed this rollback's claim again after 20 failed tries, 20 s after it had lapsed: no other rollback "
+        "took it over meanwhile"], said
+    assert "the claim lapsed 3 s ago, and another rollback may take the rollback over mid-way now" in said[2], said
+
+
+def test_a_claim_renewal_the_role_may_not_make_says_which_statement_grants_it(caplog):
+    env, record, keeper = a_claimed_rollback(outage=0.0)
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:sts::123456789012:"
+                                    "assumed-role/rollout/x is not authorized to perform: dynamodb:UpdateItem"}},
+                         "UpdateItem")
+
+    def refuse(service, **kwargs):
+        raise denied
+
+    env.ledger.claim_rollback = refuse
+    env.clock.sleep(20.0)
+    with caplog.at_level(logging.WARNING, logger="test-claim"):
+        keeper._renewals.tick()
+    assert "DynamoDB UpdateItem failed: AWS refused dynamodb:UpdateItem" in caplog.text, caplog.text
+    assert "statement Ledger" in caplog.text, caplog.text
 
 
 def test_a_claim_given_up_in_an_outage_says_when_it_lapses_counted_from_its_last_renewal(caplog):
