@@ -1135,6 +1135,9 @@ class ClaimKeeper:
         if kind is not None and self.env.ledger is not None and self.lost is None:
             try:
                 self._claim(0.0)
+            except LedgerError as taken:
+                # Taken over (or the rollback ended) since the last renewal: that one's, not lapsing.
+                self._log.info("this rollback's claim is no longer its own to give up: %s", taken)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
                 # Counted from its last renewal: up to a claim's length, not always the whole of it.
                 self._log.warning("could not give up this rollback's claim (it lapses by itself in %.0f s): %s",

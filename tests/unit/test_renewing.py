@@ -177,6 +177,21 @@ def test_a_claim_given_up_in_an_outage_says_when_it_lapses_counted_from_its_last
     assert "could not give up this rollback's claim (it lapses by itself in 14 s)" in caplog.text, caplog.text
 
 
+def test_a_failed_rollback_whose_claim_was_taken_over_does_not_say_it_could_not_give_it_up(caplog):
+    """It warned "could not give up this rollback's claim (it lapses by itself in 60 s)" over the
+    ledger's refusal: on-call read that the claim would soon free itself, while carol's rollback held it."""
+    env, record, keeper = a_claimed_rollback(outage=0.0)
+    env.clock.sleep(CLAIM_SECONDS + 1)  # its renewals stalled: the claim lapsed, and carol took it over
+    env.ledger.claim_rollback(env.targets.canary_service, holder=CAROL, now=env.wall(), lease_seconds=CLAIM_SECONDS,
+                              rollout=record.rollout_id)
+    with caplog.at_level(logging.INFO, logger="test-claim"):
+        keeper.__exit__(RuntimeError, RuntimeError("the canary could not be scaled down"), None)
+    assert "could not give up" not in caplog.text, caplog.text
+    assert "this rollback's claim is no longer its own to give up: rollout" in caplog.text, caplog.text
+    assert f"being rolled back by {CAROL}" in caplog.text, caplog.text
+    assert env.ledger.get(env.targets.canary_service).rollback_holder == CAROL
+
+
 # --- The thread -------------------------------------------------------------------------------
 
 def test_a_hold_taken_by_another_ends_the_renewals() -> None:
