@@ -1099,7 +1099,8 @@ class ClaimKeeper:
             except LedgerError as lost:
                 self._lose(lost, record)
             except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
-                self._log.warning("could not read this rollback's claim (%s); going on", err)
+                said = storage_failure(err, self.env.targets) if isinstance(err, STORAGE_ERRORS) else err
+                self._log.warning("could not read this rollback's claim (%s); going on", said)
         return self.lost
 
     def _claim(self, lease_seconds: float) -> None:

@@ -168,6 +168,22 @@ def test_a_claim_renewal_the_role_may_not_make_says_which_statement_grants_it(ca
     assert "statement Ledger" in caplog.text, caplog.text
 
 
+def test_a_claim_the_role_may_not_read_before_a_step_says_which_statement_grants_it(caplog):
+    env, record, keeper = a_claimed_rollback(outage=0.0)
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:sts::123456789012:"
+                                    "assumed-role/rollout/x is not authorized to perform: dynamodb:Query"}}, "Query")
+
+    def refuse(service):
+        raise denied
+
+    env.ledger.get = refuse
+    with caplog.at_level(logging.WARNING, logger="test-claim"):
+        assert keeper.verify() is None  # a storage error never stops a rollback
+    assert "could not read this rollback's claim (DynamoDB Query failed: AWS refused dynamodb:Query" in caplog.text, \
+        caplog.text
+    assert "statement Ledger" in caplog.text, caplog.text
+
+
 def test_a_claim_given_up_in_an_outage_says_when_it_lapses_counted_from_its_last_renewal(caplog):
     env, record, keeper = a_claimed_rollback(outage=CLAIM_SECONDS * 10)
     env.clock.sleep(45.0)  # renewals failing since the 20th second: 15 s left, 14 once the give-up write failed
