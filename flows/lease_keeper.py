@@ -15,7 +15,7 @@ from typing import Callable
 
 from prefect import get_run_logger
 
-from flows.renewing import Renewals
+from flows.renewing import Renewals, recovered_said, trouble_said
 from rollway.environment import Environment
 from rollway.ledger import LedgerError
 
@@ -23,35 +23,33 @@ LOOK_SECONDS = 1.0
 """How often (real seconds) the keeper looks whether a third of the lease has passed: leases are on
 ``Environment.wall``, which a test's or a sped-up clock may move faster than real time."""
 
-RETRIES_PER_PERIOD = 10
-"""A renewal refused by storage trouble is tried again after this fraction of the renewal period."""
-
 
 class LeaseKeeper:
     """A context manager renewing the lease (``renew``: one write, raising a LedgerError once the
     rollout is no longer the run's) from a thread, every third of ``lease_seconds`` on the wall clock.
 
-    A renewal DynamoDB refuses is logged and tried again a tenth of the period later; a lease lost
-    (taken over, the rollout rolled back) stops the renewals, and the step's next write says so."""
+    A renewal DynamoDB refuses is logged and tried again a tenth of the period later (``Renewals``,
+    as a rollback's claim is); a lease lost (taken over, the rollout rolled back) stops the
+    renewals, and the step's next write says so."""
 
     def __init__(self, env: Environment, renew: Callable[[], object], lease_seconds: float,
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> None:
-        every = lease_seconds / 3
         # The run's logger, taken here for the thread (which has no run context).
         self._log = log if log is not None else get_run_logger()
-        # A tenth of the period, not at the next look: at each look (every second) an outage
-        # through an hour's scale-up cost thousands of writes and warnings. The lease still has two
-        # thirds of its time when the first renewal fails.
-        self._renewals = Renewals(renew, every=every, retry=every / RETRIES_PER_PERIOD,
-                                  clock=lambda: env.wall(), look=LOOK_SECONDS, lost=self._lost,
-                                  trouble=self._trouble, name="rollway-lease")
+        self._targets = getattr(env, "targets", None)  # the run's names, for a refused permission
+        self._renewals = Renewals(renew, lease=lease_seconds, clock=lambda: env.wall(), look=LOOK_SECONDS,
+                                  lost=self._lost, trouble=self._trouble, recovered=self._recovered,
+                                  name="rollway-lease")
 
     def _lost(self, lost: LedgerError) -> None:
         self._log.warning("this run no longer holds the rollout's lease: %s", lost)
 
-    def _trouble(self, err: Exception, retry: float) -> None:
-        self._log.warning("could not renew the rollout's lease while the shift waits (trying again in %.0f s): %s",
-                          retry, err)
+    def _trouble(self, err: Exception, retry: float, left: float, failures: int) -> None:
+        self._log.warning("%s", trouble_said("the rollout's lease", err, self._targets, retry, left, failures,
+                                             "another run may take the rollout over", during="while the shift waits"))
+
+    def _recovered(self, failures: int, lapsed: float) -> None:
+        self._log.log(*recovered_said("the rollout's lease", failures, lapsed, "run"))
 
     def __enter__(self) -> LeaseKeeper:
         self._renewals.start()

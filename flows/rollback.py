@@ -43,7 +43,7 @@ from pydantic import AfterValidator
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
-from flows.renewing import Renewals
+from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
@@ -1038,22 +1038,28 @@ class ClaimKeeper:
     within CLAIM_SECONDS, and the next rollback finishes the work. On a failure the claim is given
     up at once (the rollback stays open for the next run to finish, without waiting).
 
-    Renewals run on a daemon thread every third of the lease; one DynamoDB refuses is logged and
-    tried again, a claim lost (taken over, the rollback ended) stops them. The rollback acting
-    under it (``ClaimKeeper.acting()``) asks ``verify`` before each step, and stops once the claim
-    is lost: another rollback carries on, and only that one pages people.
+    Renewals run on a daemon thread every third of the claim; one DynamoDB refuses is logged and
+    tried again a tenth of that later (``Renewals``, as a run's lease is), a claim lost (taken
+    over, the rollback ended) stops them. The rollback acting under it (``ClaimKeeper.acting()``)
+    asks ``verify`` before each step, and stops once the claim is lost: another rollback carries
+    on, and only that one pages people.
+
+    Args:
+        clock: what the renewals are timed on: real seconds (the wall clock claims are stamped
+            on, in a live run); a test gives its own.
+        log: where the renewals' warnings go (None: the run's logger).
     """
 
-    def __init__(self, env: Environment, holder: str, rollout: str | None) -> None:
+    def __init__(self, env: Environment, holder: str, rollout: str | None, *,
+                 clock: Callable[[], float] = time.monotonic, log=None) -> None:
         self.env, self.holder, self.rollout = env, holder, rollout
         self.lost: LedgerError | None = None  # why the claim is no longer this rollback's
         self.lost_to: str | None = None  # who holds it since, when known
-        self._log = get_run_logger()  # the run's logger, for the thread (which has no run context)
-        # Every third of the claim in real seconds (the wall clock claims are stamped on, in a
-        # live run), and storage trouble tried again at the next renewal.
-        self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), every=CLAIM_SECONDS / 3, retry=CLAIM_SECONDS / 3,
-                                  clock=time.monotonic, look=None, lost=self._renewal_refused,
-                                  trouble=self._trouble, name=f"rollback-claim {holder}")
+        # The run's logger, taken here for the thread (which has no run context).
+        self._log = log if log is not None else get_run_logger()
+        self._renewals = Renewals(lambda: self._claim(CLAIM_SECONDS), lease=CLAIM_SECONDS, clock=clock, look=None,
+                                  lost=self._renewal_refused, trouble=self._trouble, recovered=self._recovered,
+                                  name=f"rollback-claim {holder}")
         self._token = None
 
     @staticmethod
@@ -1093,7 +1099,8 @@ class ClaimKeeper:
             except LedgerError as lost:
                 self._lose(lost, record)
             except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
-                self._log.warning("could not read this rollback's claim (%s); going on", err)
+                said = storage_failure(err, self.env.targets) if isinstance(err, STORAGE_ERRORS) else err
+                self._log.warning("could not read this rollback's claim (%s); going on", said)
         return self.lost
 
     def _claim(self, lease_seconds: float) -> None:
@@ -1104,8 +1111,12 @@ class ClaimKeeper:
         self._log.warning("this rollback no longer holds its claim: %s", lost)
         self._lose(lost)
 
-    def _trouble(self, err: Exception, retry: float) -> None:
-        self._log.warning("could not renew this rollback's claim: %s", err)
+    def _trouble(self, err: Exception, retry: float, left: float, failures: int) -> None:
+        self._log.warning("%s", trouble_said("this rollback's claim", err, self.env.targets, retry, left, failures,
+                                             "another rollback may take the rollback over mid-way"))
+
+    def _recovered(self, failures: int, lapsed: float) -> None:
+        self._log.log(*recovered_said("this rollback's claim", failures, lapsed, "rollback"))
 
     def __enter__(self) -> "ClaimKeeper":
         self._token = _ACTING.set(self)
@@ -1125,9 +1136,13 @@ class ClaimKeeper:
         if kind is not None and self.env.ledger is not None and self.lost is None:
             try:
                 self._claim(0.0)
+            except LedgerError as taken:
+                # Taken over (or the rollback ended) since the last renewal: that one's, not lapsing.
+                self._log.info("this rollback's claim is no longer its own to give up: %s", taken)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
-                self._log.warning("could not give up this rollback's claim (it lapses in %.0f s): %s", CLAIM_SECONDS,
-                                  err)
+                # Counted from its last renewal: up to a claim's length, not always the whole of it.
+                self._log.warning("could not give up this rollback's claim (it lapses by itself in %.0f s): %s",
+                                  max(0.0, self._renewals.left()), err)
 
 
 class StillNewest:

@@ -1036,11 +1036,14 @@ def disable_bindings(
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
     updates, failures = [], []
     for binding in bindings:
-        held = _held_by_another(store, binding.feature, rollout) if rollout is not None else None
+        # One read of the flag and its trail for both checks: each read is a round trip to a flag
+        # table that may be throttling while the rollback runs (each check read both again).
+        current, trail = _read_for_rollback(store, binding.feature, rollout)
+        held = _held_by_another(binding.feature, rollout, current, trail) if rollout is not None else None
         if held is not None:
             updates.append(held)
             continue
-        kept = _reenabled_after_rollback(store, binding.feature, rollout)
+        kept = _reenabled_after_rollback(binding.feature, rollout, current, trail)
         if kept is not None:
             updates.append(kept)
             continue
@@ -1058,8 +1061,11 @@ def disable_bindings(
         if update.changed:
             updates.append(update)
         else:
+            # The trail read above (if it was) is the flag's still, unless a write landed since (a newer version).
+            same = trail if current is not None and update.after.version == current.version else None
             try:
-                _end_hold(store, update.after, actor=actor, now=now, reason=change_reason, rollout=rollout)
+                _end_hold(store, update.after, actor=actor, now=now, reason=change_reason, rollout=rollout,
+                          trail=same)
             except FlagError as err:
                 # The flag is off: the rollback did its job, and is not failed (nor its flags reported
                 # left on) over the record that only frees the flag for the next rollout.
@@ -1075,7 +1081,25 @@ LEFT_TO_ANOTHER = " never set it; "
 which the reports tell from a flag a person turned back on after a rollback."""
 
 
-def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate | None:
+def _read_for_rollback(store: FlagStore, feature: str,
+                       rollout: str | None) -> tuple[FlagState | None, list[FlagAuditEntry] | None]:
+    """The flag and its trail, as a rollback's checks (``_held_by_another``, ``_reenabled_after_rollback``)
+    read them: the trail only where one of them reads it, a rollout known or the flag on (None: not
+    read); an absent flag has none. (None, None) when either cannot be read: the disable reads the
+    flag again and reports what fails."""
+    try:
+        current = store.get(feature)
+        if current is None:
+            return None, []
+        if rollout is None and not current.enabled:
+            return current, None
+        return current, _trail(store, feature)
+    except FlagError:
+        return None, None
+
+
+def _held_by_another(feature: str, rollout: str, current: FlagState | None,
+                     trail: Sequence[FlagAuditEntry] | None) -> FlagUpdate | None:
     """The flag left as it is, when another rollout holds ``feature`` and ``rollout`` never wrote
     it (since its last rollback), with ``held`` saying which rollout and stage; else None.
 
@@ -1084,11 +1108,10 @@ def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate
     stage, for that rollout's users. Left alone with only a logged warning, the rollback's page said
     nothing of the flag, and on-call read the feature as off for everyone. A flag or trail that
     cannot be read disables as before (None): the disable reads the flag again and reports what fails.
+
+    ``current`` and ``trail``: the flag and its trail as read (``_read_for_rollback``; None: unreadable).
     """
-    try:
-        current = store.get(feature)
-        trail = _trail(store, feature) if current is not None else []
-    except FlagError:
+    if trail is None:
         return None
     found = _other_holder(trail, rollout, 100)
     if current is None or found is None:
@@ -1100,7 +1123,8 @@ def _held_by_another(store: FlagStore, feature: str, rollout: str) -> FlagUpdate
     return FlagUpdate(feature=feature, before=current, after=current, held=held)
 
 
-def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | None) -> FlagUpdate | None:
+def _reenabled_after_rollback(feature: str, rollout: str | None, current: FlagState | None,
+                              trail: Sequence[FlagAuditEntry] | None) -> FlagUpdate | None:
     """The flag left on, when a person turned ``feature`` back on after a rollback disabled it.
 
     Running the rollback again (to finish a step that failed, or from a late hook) turned such a
@@ -1110,12 +1134,11 @@ def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | Non
     ledger has closed, or with no ledger), any rollback does, since the trail then shows no rollout
     moving the flag after it. Anything else (a rollout wrote after the rollback, no rollback in the
     trail, a trail that cannot be read) disables as before (None).
+
+    ``current`` and ``trail``: the flag and its trail as read (``_read_for_rollback``; None: unreadable).
     """
-    try:
-        current = store.get(feature)
-        trail = _trail(store, feature) if current is not None and current.enabled else []
-    except FlagError:
-        return None  # the disable below reads the flag again and reports what fails
+    if current is None or trail is None or not current.enabled:
+        return None  # absent, off, or unreadable: the disable below reads the flag again and reports what fails
     person: FlagAuditEntry | None = None
     for entry in trail:
         writer, by = _writer(entry)
@@ -1133,14 +1156,16 @@ def _reenabled_after_rollback(store: FlagStore, feature: str, rollout: str | Non
     return None
 
 
-def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reason: str, rollout: str | None) -> None:
+def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reason: str, rollout: str | None,
+              trail: Sequence[FlagAuditEntry] | None = None) -> None:
     """Record the rollback of a flag that was already off, when the rollback ends a hold.
 
     Off already (a person's kill switch, a 0 % stage), the disable wrote nothing, so the trail
     still showed the rolled-back rollout holding the flag, and every rollout bound to it was
     refused from then on. One write that changes no setting ends it (rollout None: every hold).
+    ``trail``: the flag's trail read at ``flag``'s version (None: read it now).
     """
-    found = holder(_trail(store, flag.feature))
+    found = holder(trail if trail is not None else _trail(store, flag.feature))
     if found is None or (rollout is not None and found.rollout != rollout):
         return
     store.put(flag, expected_version=flag.version, actor=actor, now=now, reason=reason, writer="rollback",

@@ -618,10 +618,10 @@ def lease_free(record: RolloutRecord, wall: float) -> bool:
     by (``check_lease``, and the DynamoDB ledger's conditions), for runs deciding whether they
     could take the rollout.
 
-    Any recorded owner holds the lease here, an empty one too, as the conditions on the stored
-    item say; ``lease_held`` and ``lease_has_lapsed``, for what the readers tell people, name only
-    a non-empty owner. They differ only on an owner ``""``, which nothing in rollway writes (its
-    owners are ``flow-run/<id>`` or ``process/<uuid>``)."""
+    Any recorded owner holds the lease here, as the conditions on the stored item say;
+    ``lease_held`` and ``lease_has_lapsed``, for what the readers tell people, name only a
+    non-empty owner. They would differ only on an owner ``""``, which every write refuses
+    (``check_names_somebody``), so none is stored."""
     return record.owner is None or record.lease_expires < wall
 
 
@@ -744,12 +744,29 @@ def validate_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {name: getattr(probe, name) for name in changes}
 
 
-def check_lease_seconds(lease_seconds: float, owner: str | None) -> None:
-    """Refuse a negative lease, and a lease for nobody (``owner=None`` writes hold no lease).
+def check_names_somebody(name: str | None, what: str) -> None:
+    """Refuse an owner or a claim's holder (``what``) that names nobody: empty, or blank.
+
+    Stored, one read as nobody to status, the reports and the hooks (``lease_held``,
+    ``claim_has_lapsed``), and as a holder to the writes (``lease_free``, DynamoDB's conditions,
+    which compare the attribute): "no run drives the rollout" beside a lease no run could take.
+    Refused at every write, it is never stored, and the readers and writers cannot disagree.
 
     Raises:
-        ValueError: either of those.
+        ValueError: ``name`` is "" or blank (None, a lease-free write, is not refused here).
     """
+    if name is not None and not name.strip():
+        raise ValueError(f"the {what} names nobody ({name!r}): name the run or process that holds it")
+
+
+def check_lease_seconds(lease_seconds: float, owner: str | None) -> None:
+    """Refuse a negative lease, a lease for nobody (``owner=None`` writes hold no lease), and an
+    owner that names nobody (``check_names_somebody``).
+
+    Raises:
+        ValueError: any of those.
+    """
+    check_names_somebody(owner, "owner")
     if lease_seconds < 0:
         raise ValueError(f"lease_seconds must not be negative, got {lease_seconds}")
     if lease_seconds > 0 and owner is None:
@@ -1002,7 +1019,8 @@ def check_rollback_claim(record: RolloutRecord, holder: str, now: float) -> None
         RollbackClaimed: another rollback holds a live claim.
     """
     held = record.rollback_holder
-    # An empty holder names nobody, as the reports and status read it (``claim_has_lapsed``).
+    # An empty holder names nobody, as the reports and status read it (``claim_has_lapsed``); the
+    # writes refuse one (``check_names_somebody``), so only an item edited by hand holds it.
     if record.phase is not RolloutPhase.ROLLING_BACK or not held or held == holder or claim_has_lapsed(record, now):
         return
     raise RollbackClaimed(
@@ -1036,11 +1054,16 @@ def claim_takeover(record: RolloutRecord, holder: str, now: float, lease_seconds
 def check_claimable(holder: str, now: float) -> Callable[[RolloutRecord], None]:
     """The rule of ``claim_rollback``: a rollback is under way (rolling_back) and ``holder`` may hold it.
 
+    Raises:
+        ValueError: ``holder`` names nobody (``check_names_somebody``), before any rule is made.
+
     Raises (from the rule):
         RolloutClosed: the rollback has finished (or the rollout is closed).
         RollbackClaimed: another rollback holds a live claim.
         LedgerError: no rollback has begun (begin_rollback records one).
     """
+
+    check_names_somebody(holder, "claim's holder")
 
     def rule(record: RolloutRecord) -> None:
         check_open_for_rollback(record)
@@ -1094,6 +1117,7 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
             so it cannot reopen a finished rollback and have it done twice.
         RollbackClaimed: ``holder`` is given and another rollback holds a live claim on it.
     """
+    check_names_somebody(holder, "claim's holder")
     changes: dict[str, Any] = {}
     claimed = lease_time(now, wall)
     if holder is not None:

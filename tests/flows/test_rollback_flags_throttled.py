@@ -89,3 +89,16 @@ def test_a_flag_write_whose_answer_was_lost_is_read_back_by_the_next_try(aws, mo
     assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
     page = env.notifier.messages[-1][1]
     assert "MAY NOT" not in page and "NOT disabled" not in page, page
+
+
+def test_a_rollback_reads_each_bound_flag_and_its_trail_once_before_it_decides(aws, monkeypatch, watch_calls):
+    """Each GetItem is a round trip to a flag table that may be throttling while the rollback runs.
+    Two checks (another rollout's hold, a person's re-enable) each read the flag and its trail again
+    before the write read it once more: six GetItems a flag, where a read of the flag and of its
+    trail, then the write's own two reads, decide the same."""
+    env, client, _waits = on_dynamodb(aws, monkeypatch)
+    calls = watch_calls(client)
+    done = rollback(reason="abort")
+    assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
+    assert calls.count("GetItem") == 4 * 2, calls
+    assert calls.count("PutItem") == 2, calls

@@ -445,6 +445,21 @@ class LedgerContract:
             ledger.record(SERVICE, owner=None, now=START, transition=step(START), lease_seconds=LEASE)
         assert ledger.get(SERVICE) == before
 
+    @pytest.mark.parametrize("nobody", ["", "  "])
+    def test_an_owner_that_names_nobody_is_refused_at_every_write_before_anything_is_written(self, ledger, nobody):
+        """Stored, an owner "" read as nobody to status, the reports and the hooks (``lease_held``),
+        and as a holder to the writes (``lease_free``, DynamoDB's conditions): "no run drives the
+        rollout" beside a lease no run could take."""
+        with pytest.raises(ValueError, match="owner names nobody"):
+            ledger.create(rollout(), owner=nobody, now=START, lease_seconds=LEASE)
+        assert ledger.get(SERVICE) is None
+        before = started(ledger)
+        for write in (lambda: ledger.acquire(SERVICE, owner=nobody, now=START + LEASE + 1, lease_seconds=LEASE),
+                      lambda: ledger.record(SERVICE, owner=nobody, now=START + 1, transition=step(START + 1))):
+            with pytest.raises(ValueError, match="owner names nobody"):
+                write()
+        assert ledger.get(SERVICE) == before
+
     def test_concurrent_writers_lose_no_history_entry(self, ledger):
         started(ledger)
         per_writer = 8
@@ -482,6 +497,21 @@ class RollbackClaimContract:
         stored = ledger.get(SERVICE)
         assert (stored.rollback_holder, stored.rollback_expires) == (holder, START + 5 + LEASE)
         assert [t.actor for t in stored.history if t.kind == "rollback-start"] == [holder]
+
+    @pytest.mark.parametrize("nobody", ["", "  "])
+    def test_a_claim_holder_that_names_nobody_is_refused_before_anything_is_written(self, ledger, nobody):
+        """A holder "" named nobody to ``check_rollback_claim`` and the reports, and held the claim
+        for DynamoDB's conditions: the next rollback was refused "for no known reason"."""
+        first = started(ledger)
+        with pytest.raises(ValueError, match="holder names nobody"):
+            begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1, rollout=first.rollout_id,
+                           holder=nobody, lease_seconds=LEASE)
+        assert ledger.get(SERVICE) == first
+        begun = begin_rollback(ledger, SERVICE, actor="hook", reason="cancelled", now=START + 1,
+                               rollout=first.rollout_id)
+        with pytest.raises(ValueError, match="holder names nobody"):
+            ledger.claim_rollback(SERVICE, holder=nobody, now=START + 2, lease_seconds=LEASE, rollout=first.rollout_id)
+        assert ledger.get(SERVICE) == begun
 
     def test_the_holder_renews_its_claim_and_another_takes_it_only_once_it_lapsed(self, ledger):
         first = started(ledger)

@@ -83,9 +83,10 @@ def test_a_rollout_nobody_owns_is_free_to_take_at_any_time() -> None:
 
 
 def test_an_empty_owner_holds_the_lease_for_the_writes_though_the_readers_name_nobody() -> None:
-    """Nothing in rollway records an empty owner; a stored item holding one is judged by the
-    ledgers' writes as any owner is (the DynamoDB conditions compare the attribute), so a run that
-    asks whether it could take the rollout asks ``lease_free``, the writes' rule, not ``lease_held``."""
+    """Every ledger write refuses an empty owner (tests/unit/test_fake_ledger.py), so only an item
+    edited by hand holds one; it is judged by the ledgers' writes as any owner is (the DynamoDB
+    conditions compare the attribute), so a run that asks whether it could take the rollout asks
+    ``lease_free``, the writes' rule, not ``lease_held``."""
     empty = HELD.model_copy(update={"owner": ""})
     assert not lease_free(empty, EXPIRES)
     with pytest.raises(LockHeld):

@@ -46,7 +46,8 @@ def test_a_renewal_refused_by_an_outage_is_retried_a_tenth_of_the_period_later_n
         eventually(lambda: tries)
         time.sleep(0.3)  # some 30 more looks
         assert len(tries) == 1, tries
-        assert "trying again in 20 s" in caplog.text, caplog.text
+        assert "trying again in 20 s; the lease lapses in 400 s unless a renewal succeeds first; then another " \
+               "run may take the rollout over" in caplog.text, caplog.text
         env.now += 20.0
         eventually(lambda: len(tries) == 2)
     assert len(tries) == 2, tries
