@@ -198,6 +198,7 @@ def flags_set(
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it{version} (nothing was "
                                    "written)") from None
         out.write(update.describe() + "\n")
+        _zero_note(update.after, out)
         _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
@@ -264,6 +265,7 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
         except KeyboardInterrupt:
             raise _Interrupted(_interrupted(sending, feature, "freeing it again")) from None
         out.write(released.describe() + "\n")
+        _zero_note(released.update.after, out)
         out.write(f"note: {released.note()}\n")
 
     return _run(err, release)
@@ -282,6 +284,15 @@ class _Sending:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+def _zero_note(flag: FlagState, out: TextIO) -> None:
+    """Say that a flag left on at 0 % is still on without a user: evaluated with a user id it is
+    off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
+    on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
+    if flag.enabled and flag.threshold == 0:
+        out.write(f"note: {flag.feature} is on at 0%: off for every user id, but on where it is evaluated without "
+                  f"one; `rollway flags set {flag.feature} --no-enabled` turns it off there too\n")
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:

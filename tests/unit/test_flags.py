@@ -540,6 +540,21 @@ def test_list_get_set_and_eval_commands():
     assert "(no user)  on" in text and "threshold 2500 of 10000" in text
 
 
+def test_setting_an_enabled_flag_to_0_percent_says_it_stays_on_without_a_user():
+    """On-call dialled a flag to 0 % as its kill switch and read "on 0%" as off: every evaluation with
+    a user is off, but one without a user id follows `enabled`, and kept answering on."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+
+    code, text, err = run(flags_set, store, SQS, percentage=0, actor="oncall", now=1.7e9)
+
+    assert code == EXIT_OK and err == "", err
+    assert text == (f"{SQS}: on 25% -> on 0% (v2)\nnote: {SQS} is on at 0%: off for every user id, but on where it "
+                    f"is evaluated without one; `rollway flags set {SQS} --no-enabled` turns it off there too\n"), text
+    assert evaluate(store.get(SQS), None) and not evaluate(store.get(SQS), "user-1")
+    # Off, or on for some users, it needs no such note.
+    assert "note:" not in run(flags_set, store, SQS, enabled=False, actor="oncall", now=1.7e9)[1]
+
+
 def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds():
     """A reason typed over two lines in the set-flags form (or an actor with a line break) was printed
     as it was: its second line read as another change in the trail, by whoever it named."""
