@@ -903,6 +903,13 @@ def holder(trail: Sequence[FlagAuditEntry], *, ended: Collection[str] = ()) -> F
     return None
 
 
+def describe_hold(found: FlagAuditEntry) -> str:
+    """A hold (``holder``'s answer) for people: whose, since when, and what frees it."""
+    return (f"held by rollout {found.rollout} ({_stage_of(found)}, set by {found.actor} at {iso_utc(found.at)}): a "
+            "rollout binding it is refused until that one is promoted or rolled back, or its hold freed (`rollway "
+            f"flags release {found.feature} --rollout {found.rollout} --reason '<why>'`)")
+
+
 def person_change_note(trail: Sequence[FlagAuditEntry], flag: FlagState) -> str | None:
     """What a person's change of ``flag`` means to the rollout whose stages it follows, or None
     when it follows none (``holder``).

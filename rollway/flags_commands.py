@@ -20,6 +20,8 @@ from rollway.flag_binding import (
     FlagChange,
     FlagUpdate,
     HoldNotNamed,
+    describe_hold,
+    holder,
     iso_utc,
     person_change_note,
     release_hold,
@@ -108,10 +110,14 @@ def flags_get(
             # The flag and the entries that can be read are shown; what was left out is named.
             trail = partial.entries
             failures.append(partial)
+        held = _hold(store, feature)
         if as_json:
-            out.write(json.dumps({**flag.model_dump(), "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
+            out.write(json.dumps({**flag.model_dump(), "held_by": held.model_dump() if held else None,
+                                  "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
             return
         _print_flags([flag], out, as_json=False)
+        if held is not None:
+            out.write(f"  {_one_line(describe_hold(held))}\n")
         for entry in trail:
             after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
             why = f"  ({_one_line(entry.reason)})" if entry.reason else ""
@@ -124,6 +130,17 @@ def flags_get(
         err.write(f"warning: {failure}\n")
     # As `flags list`: a script reading --json can tell the trail it got is not whole.
     return EXIT_PARTIAL if code == EXIT_OK and failures else code
+
+
+def _hold(store: FlagStore, feature: str) -> FlagAuditEntry | None:
+    """The newest write of the rollout whose stages ``feature`` follows (``holder``), read from its
+    whole trail: a refused rollout sends people to `flags get` to find who holds the flag. Entries
+    that cannot be read are left out here, as a rollout's check leaves them out (`flags get` names
+    them once, from the trail it shows)."""
+    try:
+        return holder(store.audit(feature))
+    except UnreadableAudit as partial:
+        return holder(partial.entries)
 
 
 def _before(entry: FlagAuditEntry) -> str:

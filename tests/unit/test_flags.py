@@ -47,6 +47,7 @@ from rollway.flags_commands import (
     flags_eval,
     flags_get,
     flags_list,
+    flags_release,
     flags_set,
 )
 from rollway.spec import FlagBinding
@@ -553,6 +554,28 @@ def test_setting_an_enabled_flag_to_0_percent_says_it_stays_on_without_a_user():
     assert evaluate(store.get(SQS), None) and not evaluate(store.get(SQS), "user-1")
     # Off, or on for some users, it needs no such note.
     assert "note:" not in run(flags_set, store, SQS, enabled=False, actor="oncall", now=1.7e9)[1]
+
+
+def test_flags_get_says_which_rollout_holds_the_flag_and_what_frees_it():
+    """A rollout binding the flag was refused as held, and sent to `rollway flags get` to see who moved
+    it: the trail showed the changes, not which rollout the refusal meant nor what frees the flag."""
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob", now=1.7e9, rollout="billing-r7")
+    run(flags_set, store, SQS, enabled=False, actor="oncall", now=1.7e9 + 1)  # a kill switch keeps the hold
+
+    code, text, err = run(flags_get, store, SQS, audit=1)
+
+    assert (code, err) == (EXIT_OK, "")
+    assert text.splitlines()[2] == (
+        f"  held by rollout billing-r7 (its stage 5%, set by bob at 2023-11-14T22:13:20Z): a rollout binding it is "
+        f"refused until that one is promoted or rolled back, or its hold freed (`rollway flags release {SQS} --rollout "
+        "billing-r7 --reason '<why>'`)"), text
+    code, text, err = run(flags_get, store, SQS, as_json=True, audit=0)
+    assert json.loads(text)["held_by"]["rollout"] == "billing-r7"
+
+    assert run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.7e9 + 2)[0] == 0
+    assert "held by" not in run(flags_get, store, SQS)[1]
+    assert json.loads(run(flags_get, store, SQS, as_json=True)[1])["held_by"] is None
 
 
 def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds():
