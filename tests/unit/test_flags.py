@@ -746,3 +746,17 @@ def test_flags_set_interrupted_says_whether_the_change_may_have_been_written(at,
     code, text, err = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", now=1.7e9)
     assert (code, text) == (130, ""), (code, text)
     assert err == f"error: {said}\n", err
+
+
+def test_flags_release_interrupted_says_whether_the_release_may_have_been_written():
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob", now=1.7e9, rollout="billing-r7")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    store.put = interrupted
+    code, text, err = run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.8e9)
+    assert (code, text) == (130, ""), (code, text)
+    assert err == ("error: interrupted while the change to use_sqs_architecture was being written: it may have been "
+                   "written; check with `rollway flags get use_sqs_architecture` before freeing it again\n"), err
