@@ -905,9 +905,12 @@ def holder(trail: Sequence[FlagAuditEntry], *, ended: Collection[str] = ()) -> F
 
 def describe_hold(found: FlagAuditEntry) -> str:
     """A hold (``holder``'s answer) for people: whose, since when, and what frees it."""
+    # Abort first: while that rollout is open, `rollway abort` on its service puts its traffic back
+    # too; freeing the flag alone would leave its canary serving.
     return (f"held by rollout {found.rollout} ({_stage_of(found)}, set by {found.actor} at {iso_utc(found.at)}): a "
-            "rollout binding it is refused until that one is promoted or rolled back, or its hold freed (`rollway "
-            f"flags release {found.feature} --rollout {found.rollout} --reason '<why>'`)")
+            "rollout binding it is refused until that one is promoted or rolled back (`rollway abort --targets-block "
+            "<its service's block>` while it is open), or, once its run ended without a rollback, its hold freed "
+            f"(`rollway flags release {found.feature} --rollout {found.rollout} --reason '<why>'`)")
 
 
 def person_change_note(trail: Sequence[FlagAuditEntry], flag: FlagState) -> str | None:

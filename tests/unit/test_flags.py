@@ -568,8 +568,9 @@ def test_flags_get_says_which_rollout_holds_the_flag_and_what_frees_it():
     assert (code, err) == (EXIT_OK, "")
     assert text.splitlines()[2] == (
         f"  held by rollout billing-r7 (its stage 5%, set by bob at 2023-11-14T22:13:20Z): a rollout binding it is "
-        f"refused until that one is promoted or rolled back, or its hold freed (`rollway flags release {SQS} --rollout "
-        "billing-r7 --reason '<why>'`)"), text
+        "refused until that one is promoted or rolled back (`rollway abort --targets-block <its service's block>` while "
+        "it is open), or, once its run ended without a rollback, its hold freed (`rollway flags release "
+        f"{SQS} --rollout billing-r7 --reason '<why>'`)"), text
     code, text, err = run(flags_get, store, SQS, as_json=True, audit=0)
     assert json.loads(text)["held_by"]["rollout"] == "billing-r7"
 
