@@ -27,6 +27,8 @@ a promotion recorded the end of its hold). A rollout's stage checks it again at 
 the flag (``exclusive``), on the read that write is conditional on: two rollouts started together
 both passed the start check. A rollback leaves alone a flag another rollout holds that its own
 rollout never set, and reports it (``FlagUpdate.held``): its page must not read as the feature off.
+A hold whose rollout's run died and that no ledger here can end (another service's rollout, a
+`canary` run) is freed by a person naming it (``release_hold``: `rollway flags release`).
 
 Which code wrote each change is recorded in its audit entry by the code that writes it
 (``FlagAuditEntry.writer`` and ``rollout``), never read from the free-text reason: a person's
@@ -69,7 +71,9 @@ from rollway.flags import (
     UnreadableAudit,
     Writer,
     validate_actor,
+    validate_feature,
     validate_percentage,
+    validate_reason,
 )
 from rollway.ledger import Transition
 from rollway.phases import RolloutPhase
@@ -409,8 +413,7 @@ def apply_bindings(
     validate_actor(actor)
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
         raise InvalidFlagInput(f"stage weight {weight!r} must be an integer within 0..100")
-    if not re.fullmatch(r"[^\s:]{1,100}", rollout or ""):
-        raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces or ':'")
+    check_rollout_id(rollout)
     targets = [(b.feature, validate_percentage(b.percentage_at(weight))) for b in bindings]
     # The stage's mark leads, so it survives _fit_reason and the rollout knows its own writes.
     why = _fit_reason(f"rollout {rollout} stage {weight}%" + (f": {reason}" if reason else ""))
@@ -436,6 +439,13 @@ def apply_bindings(
     return [u for u in updates if u.changed or u.kept is not None]
 
 
+def check_rollout_id(rollout: object) -> str:
+    """``rollout`` if it can be a rollout's id in a flag's trail, else InvalidFlagInput naming it."""
+    if not isinstance(rollout, str) or not re.fullmatch(r"[^\s:]{1,100}", rollout):
+        raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces or ':'")
+    return rollout
+
+
 def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, actor: str, now: float,
             hold: tuple[Ledger | None, str | None] | None = None) -> FlagUpdate:
     """Set one bound flag for the stage, unless a person changed it under this rollout.
@@ -453,8 +463,10 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
         if ended is not None:
             # The run's stage landed after its rollback (`rollway abort` from another process while
             # the run shifted): writing it turned the flag back on with the traffic on stable.
+            # Or a person freed its hold (`rollway flags release`), taking its run for dead: said so.
+            what = "had its hold on it freed" if ended.reason.startswith(RELEASE_MARK) else "was rolled back"
             raise RolloutRolledBack(
-                f"feature flag {change.feature!r}: rollout {rollout} was rolled back (v{ended.version}, by "
+                f"feature flag {change.feature!r}: rollout {rollout} {what} (v{ended.version}, by "
                 f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
         if hold is not None:
             _first_write(trail, change.feature, rollout, weight, *hold)
@@ -838,8 +850,15 @@ def _how_to_free(holders: list[tuple[str, FlagAuditEntry]], ledger_of: str | Non
                 "and the next rollout of that service binding it frees it once promoted")
         else:
             ways.append(f"run `rollway abort --targets-block {block}` (`rollway status` there shows it)")
+    # Whether such a run ended is for a person to find out (no ledger here says): one who knows it
+    # did frees the flag by name. Not one this service's ledger records open: `rollway abort` puts
+    # its traffic back too.
+    releases = "; ".join(f"`rollway flags release {feature} --rollout {rollout} --reason '<why>'`"
+                         for rollout, features in flags.items() if rollout not in recorded for feature in features)
+    free = "" if not releases else (f". Or, once you know its run ended, free the flag as it is, rolling nothing "
+                                    f"back: {releases} (written only while that rollout still holds it)")
     return ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: "
-            + "; ".join(ways))
+            + "; ".join(ways) + free)
 
 
 def _stage_of(entry: FlagAuditEntry) -> str:
@@ -853,7 +872,7 @@ def iso_utc(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
-def holder(trail: Sequence[FlagAuditEntry]) -> FlagAuditEntry | None:
+def holder(trail: Sequence[FlagAuditEntry], *, ended: Collection[str] = ()) -> FlagAuditEntry | None:
     """The newest write of the rollout whose stages the flag follows, or None when it follows none.
 
     The rollout that wrote the flag last (a person's change since, say the kill switch, keeps it
@@ -863,8 +882,9 @@ def holder(trail: Sequence[FlagAuditEntry]) -> FlagAuditEntry | None:
 
     Args:
         trail: the flag's audit trail, newest first.
+        ended: rollouts whose holds end before the trail's newest entry (a write about to be made).
     """
-    ended: set[str | None] = set()
+    done: set[str | None] = set(ended)
     for entry in trail:
         writer, by = _writer(entry)
         if writer == "person":
@@ -872,15 +892,25 @@ def holder(trail: Sequence[FlagAuditEntry]) -> FlagAuditEntry | None:
         if writer == "rollback":
             if by is None:
                 return None
-            ended.add(by)
+            done.add(by)
             continue
-        if by in ended:
+        if by in done:
             continue
         own = _OWN.match(entry.reason)
         if by is None or (own is not None and own.group("weight") == "100"):
             return None  # promoted, or no id to name
         return entry
     return None
+
+
+def describe_hold(found: FlagAuditEntry) -> str:
+    """A hold (``holder``'s answer) for people: whose, since when, and what frees it."""
+    # Abort first: while that rollout is open, `rollway abort` on its service puts its traffic back
+    # too; freeing the flag alone would leave its canary serving.
+    return (f"held by rollout {found.rollout} ({_stage_of(found)}, set by {found.actor} at {iso_utc(found.at)}): a "
+            "rollout binding it is refused until that one is promoted or rolled back (`rollway abort --targets-block "
+            "<its service's block>` while it is open), or, once its run ended without a rollback, its hold freed "
+            f"(`rollway flags release {found.feature} --rollout {found.rollout} --reason '<why>'`)")
 
 
 def person_change_note(trail: Sequence[FlagAuditEntry], flag: FlagState) -> str | None:
@@ -1170,6 +1200,133 @@ def _end_hold(store: FlagStore, flag: FlagState, *, actor: str, now: float, reas
         return
     store.put(flag, expected_version=flag.version, actor=actor, now=now, reason=reason, writer="rollback",
               rollout=rollout)
+
+
+RELEASE_MARK = "rollway flags release: "
+"""How the reason of a release's entry begins (``release_hold``), for people reading the trail."""
+
+
+class HoldNotNamed(PicklableError, FlagError):
+    """``release_hold``: the flag is not held by the rollout named (another rollout holds it, or none
+    does); nothing was written.
+
+    Attributes:
+        feature: the flag.
+        rollout: the rollout named.
+        holder: the newest write of the rollout holding the flag, or None when none does.
+    """
+
+    def __init__(self, feature: str, rollout: str, found: FlagAuditEntry | None, ended: str | None) -> None:
+        self.feature, self.rollout, self.holder = feature, rollout, found
+        if found is not None:
+            said = (f"feature flag {feature!r} is held by rollout {found.rollout} ({_stage_of(found)}, set by "
+                    f"{found.actor} at {iso_utc(found.at)}), not by rollout {rollout}: nothing was changed. "
+                    f"`rollway flags release {feature} --rollout {found.rollout} --reason '<why>'` frees that hold, "
+                    "once you know that rollout's run ended")
+        else:
+            said = (f"feature flag {feature!r} follows no rollout's stages: rollout {rollout} "
+                    f"{ended or 'has not written it (in the changes its audit trail keeps)'}; nothing to free, and "
+                    "nothing was changed")
+        super().__init__(said)
+
+
+class HoldReleased(BaseModel):
+    """What ``release_hold`` did: the flag before and after, the hold it freed, and who holds the
+    flag now (an older hold of another rollout that never ended, or None)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    update: FlagUpdate
+    freed: FlagAuditEntry
+    next_holder: FlagAuditEntry | None = None
+
+    def describe(self) -> str:
+        """One line, e.g. ``F: rollout R's hold freed (...); left on 5% (v4)``."""
+        u, f = self.update, self.freed
+        what = f"{_settings(u.before)} -> {_settings(u.after)}" if u.changed and u.before is not None else \
+            f"left {_settings(u.after)}"
+        return (f"{u.feature}: rollout {f.rollout}'s hold freed (it held it since {_stage_of(f)}, set by {f.actor} "
+                f"at {iso_utc(f.at)}); {what} (v{u.after.version})")
+
+    def note(self) -> str:
+        """What follows for the rollouts bound to the flag."""
+        feature, rollout, found = self.update.feature, self.freed.rollout, self.next_holder
+        if found is not None:
+            return (f"rollout {found.rollout} still holds {feature} ({_stage_of(found)}, set by {found.actor} at "
+                    f"{iso_utc(found.at)}): `rollway flags release {feature} --rollout {found.rollout} --reason "
+                    "'<why>'` frees that hold too, once you know that rollout's run ended")
+        return (f"{feature} follows no rollout's stages now: the next rollout bound to it sets it from its first "
+                f"stage; were rollout {rollout} still under way, its next stage fails rather than set the flag again")
+
+
+def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, now: float, reason: str,
+                 enabled: bool | None = None, percentage: float | None = None) -> HoldReleased:
+    """Free the hold of rollout ``rollout`` on ``feature``, as its rollback would, naming who and why.
+
+    For a hold nothing else frees: another service's rollout, whose end this service's ledger cannot
+    tell, or a `canary` run, whose run died without its rollback (``_how_to_free``). One write, as
+    the rollback's (``writer`` "rollback" naming the rollout, which ``holder`` reads as the end of
+    its hold, and which every rollway reading the trail already knows), that leaves the flag's
+    settings as they are unless ``enabled`` or ``percentage`` is given. It is conditional on the
+    version the trail was read at, so a write landing since (another rollout taking the flag, a
+    person's change) refuses it, and the flag is read again: freed only while the trail still names
+    ``rollout`` as the holder. A rollout still under way whose hold is freed does not take the flag
+    back: its next stage fails, as after its rollback (``RolloutRolledBack``).
+
+    Raises:
+        InvalidFlagInput: a bad flag name, rollout id, actor, reason or setting; nothing read.
+        UnknownFlag: no such flag; HoldNotNamed: the flag is held by another rollout, or none.
+        FlagConflict: the flag changed between each read and its write, every time.
+    """
+    validate_feature(feature)
+    check_rollout_id(rollout)
+    validate_actor(actor)
+    mark = f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
+    if not reason.strip():
+        raise InvalidFlagInput("a release needs its reason (why the hold is freed), for the flag's audit trail")
+    if len(mark) + len(reason) > MAX_REASON:
+        raise InvalidFlagInput(f"the reason is {len(reason)} characters; at most {MAX_REASON - len(mark)} fit the "
+                               "audit trail beside the release's mark (link to a longer note instead)")
+    validate_reason(mark + reason)  # text a DynamoDB item can hold, refused before anything is read
+    given = {name: value for name, value in (("enabled", enabled), ("percentage", percentage)) if value is not None}
+    settings = FlagChange(feature=feature, **given).settings() if given else {}
+    for attempt in range(1, _ATTEMPTS + 1):
+        current = store.get(feature)
+        if current is None:
+            raise UnknownFlag(feature)
+        trail = _trail(store, feature)
+        found = holder(trail)
+        if found is None or found.rollout != rollout:
+            raise HoldNotNamed(feature, rollout, found, None if found is not None else _hold_ended(trail, rollout))
+        desired = FlagState.model_validate({**current.model_dump(), **settings})
+        try:
+            # Conditional on current.version: the trail read after it is then the one this write follows.
+            after = store.put(desired, expected_version=current.version, actor=actor, now=now, reason=mark + reason,
+                              writer="rollback", rollout=rollout)
+        except FlagConflict:
+            if attempt == _ATTEMPTS:
+                raise
+            log.info("feature flag %r changed while its hold was freed; reading it again", feature)
+            continue
+        update = FlagUpdate(feature=feature, before=current, after=after, reason=mark + reason)
+        return HoldReleased(update=update, freed=found, next_holder=holder(trail, ended={rollout}))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _hold_ended(trail: Sequence[FlagAuditEntry], rollout: str) -> str | None:
+    """What ended ``rollout``'s hold, from ``trail`` (newest first), for the refusal of a release of
+    a flag nothing holds; None when the trail has no write of it."""
+    for entry in trail:
+        writer, by = _writer(entry)
+        when = f"(v{entry.version}, by {entry.actor} at {iso_utc(entry.at)})"
+        if writer == "rollback" and by is None:
+            return f"held it no more after a rollback that named no rollout {when}"
+        if writer == "rollback" and by == rollout:
+            done = "was freed" if entry.reason.startswith(RELEASE_MARK) else "ended with its rollback"
+            return f"held it no more: its hold {done} {when}"
+        if writer == "rollout" and by == rollout:
+            return f"held it no more: its 100% stage ended its hold {when}"
+    return None
 
 
 def _fit_reason(reason: str) -> str:

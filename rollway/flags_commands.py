@@ -1,4 +1,4 @@
-"""The logic of ``rollway flags list|get|set|eval``: store in, text out, an exit code back.
+"""The logic of ``rollway flags list|get|set|eval|release``: store in, text out, an exit code back.
 
 Each command takes a FlagStore and two text streams, so the command line (rollway.cli) only
 parses arguments and builds the store. Data (tables, ``--json`` documents) goes to ``out``;
@@ -16,7 +16,17 @@ import unicodedata
 from typing import Any, Callable, Sequence, TextIO
 
 from rollway.bounds import as_given
-from rollway.flag_binding import FlagChange, FlagUpdate, iso_utc, person_change_note, set_flag
+from rollway.flag_binding import (
+    FlagChange,
+    FlagUpdate,
+    HoldNotNamed,
+    describe_hold,
+    holder,
+    iso_utc,
+    person_change_note,
+    release_hold,
+    set_flag,
+)
 from rollway.flags import (
     FlagAuditEntry,
     FlagConflict,
@@ -51,14 +61,15 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 """Bad input: unknown flag, percentage outside 0..100, empty user id, blank actor."""
 EXIT_CONFLICT = 3
-"""The flag changed concurrently (or is not at the expected version)."""
+"""The flag changed concurrently (or is not at the expected version); for ``release``, it is not held
+by the rollout named (another holds it, or none does)."""
 EXIT_UNAVAILABLE = 4
 """The flag table could not be read or written."""
 EXIT_PARTIAL = 5
 """``list`` printed the flags it could read; some items could not be used (named on stderr). Or ``get``
 printed the audit entries it could read; some could not (named on stderr)."""
 EXIT_INTERRUPTED = 130
-"""``set`` was interrupted (Ctrl-C), as a shell reports a command stopped by SIGINT."""
+"""``set`` or ``release`` was interrupted (Ctrl-C), as a shell reports a command stopped by SIGINT."""
 
 
 def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = False) -> int:
@@ -99,10 +110,14 @@ def flags_get(
             # The flag and the entries that can be read are shown; what was left out is named.
             trail = partial.entries
             failures.append(partial)
+        held = _hold(store, feature)
         if as_json:
-            out.write(json.dumps({**flag.model_dump(), "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
+            out.write(json.dumps({**flag.model_dump(), "held_by": held.model_dump() if held else None,
+                                  "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
             return
         _print_flags([flag], out, as_json=False)
+        if held is not None:
+            out.write(f"  {_one_line(describe_hold(held))}\n")
         for entry in trail:
             after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
             why = f"  ({_one_line(entry.reason)})" if entry.reason else ""
@@ -115,6 +130,17 @@ def flags_get(
         err.write(f"warning: {failure}\n")
     # As `flags list`: a script reading --json can tell the trail it got is not whole.
     return EXIT_PARTIAL if code == EXIT_OK and failures else code
+
+
+def _hold(store: FlagStore, feature: str) -> FlagAuditEntry | None:
+    """The newest write of the rollout whose stages ``feature`` follows (``holder``), read from its
+    whole trail: a refused rollout sends people to `flags get` to find who holds the flag. Entries
+    that cannot be read are left out here, as a rollout's check leaves them out (`flags get` names
+    them once, from the trail it shows)."""
+    try:
+        return holder(store.audit(feature))
+    except UnreadableAudit as partial:
+        return holder(partial.entries)
 
 
 def _before(entry: FlagAuditEntry) -> str:
@@ -166,14 +192,7 @@ def flags_set(
             # (`set F 30`, say) looked like one that found the flag already so.
             raise InvalidFlagInput(f"nothing to set on {feature}: give --enabled or --no-enabled, --percentage "
                                    "or --create; nothing was read or changed")
-        try:
-            asked = FlagChange(feature=feature, **given)
-        except InvalidPercentage as bad:
-            # The library's "percentage 150.0 is outside 0..100" named no option: say the one given.
-            raise InvalidFlagInput(f"--percentage {as_given(bad.value)} is not a share of users: it must be from 0 "
-                                   "to 100; nothing was read or changed") from None
-        except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
-            raise fine.named("--percentage") from None
+        asked = _asked(feature, given)
         sending = _Sending(store)
         try:
             update = set_flag(
@@ -185,13 +204,7 @@ def flags_set(
                 named=_OPTIONS,
             )
         except KeyboardInterrupt:
-            # A traceback from botocore's insides said nothing of the flag: whether the write
-            # was sent is all that tells a person whether to look before setting it again.
-            interrupted.append(f"interrupted while the change to {feature} was being written: it may have been "
-                               f"written; check with `rollway flags get {feature}` before setting it again"
-                               if sending.sent else
-                               f"interrupted before the change to {feature} was sent: nothing was written")
-            return
+            raise _Interrupted(_interrupted(sending, feature, "setting it again")) from None
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
             raise stale.named("--expected-version") from None
         except UnknownFlag as unknown:
@@ -202,14 +215,77 @@ def flags_set(
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it{version} (nothing was "
                                    "written)") from None
         out.write(update.describe() + "\n")
+        _zero_note(update.after, out)
         _rollout_note(store, update.after, out, err)
 
-    interrupted: list[str] = []
-    code = _run(err, change)
-    if interrupted:
-        err.write(f"error: {interrupted[0]}\n")
-        return EXIT_INTERRUPTED
-    return code
+    return _run(err, change)
+
+
+def _asked(feature: str, settings: dict[str, Any]) -> FlagChange:
+    """The change ``settings`` ask of ``feature``, refused in the command line's words."""
+    try:
+        return FlagChange(feature=feature, **settings)
+    except InvalidPercentage as bad:
+        # The library's "percentage 150.0 is outside 0..100" named no option: say the one given.
+        raise InvalidFlagInput(f"--percentage {as_given(bad.value)} is not a share of users: it must be from 0 "
+                               "to 100; nothing was read or changed") from None
+    except PercentageTooFine as fine:  # "percentage 0.004: ..." named no option either
+        raise fine.named("--percentage") from None
+
+
+class _Interrupted(Exception):
+    """A write stopped by Ctrl-C, with what that means for the flag: one ``error:`` line, exit 130."""
+
+
+def _interrupted(sending: "_Sending", feature: str, again: str) -> str:
+    """What a Ctrl-C during a write means. A traceback from botocore's insides said nothing of the
+    flag: whether the write was sent is all that tells a person whether to look before ``again``."""
+    if sending.sent:
+        return (f"interrupted while the change to {feature} was being written: it may have been written; check "
+                f"with `rollway flags get {feature}` before {again}")
+    return f"interrupted before the change to {feature} was sent: nothing was written"
+
+
+def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, rollout: str, actor: str, reason: str,
+                  enabled: bool | None = None, percentage: float | None = None, now: float | None = None) -> int:
+    """Free rollout ``rollout``'s hold on ``feature`` (``release_hold``) and print what was done.
+
+    Args:
+        store: where the flag lives.
+        out: where the release is printed.
+        feature: the flag.
+        err: where an error is printed.
+        rollout: the rollout whose hold is freed, as the refusal of a rollout bound to the flag names it.
+        actor: who frees it (recorded in the audit trail).
+        reason: why (recorded in the audit trail).
+        enabled, percentage: settings to write with the release; None keeps the flag's.
+        now: epoch seconds; the current time by default.
+
+    Returns:
+        EXIT_OK freed; EXIT_INVALID bad input or an unknown flag; EXIT_CONFLICT not held by
+        ``rollout`` (held by another rollout, or by none), or changed on every attempt;
+        EXIT_UNAVAILABLE the table; EXIT_INTERRUPTED Ctrl-C.
+    """
+
+    def release() -> None:
+        # Every input is checked before the store is reached for (and the account loaded): bad input
+        # is exit 2 whatever the account's settings or the table's state.
+        validate_feature(feature)
+        given = {name: value for name, value in (("enabled", enabled), ("percentage", percentage))
+                 if value is not None}
+        if given:
+            _asked(feature, given)
+        sending = _Sending(store)
+        try:
+            released = release_hold(sending, feature, rollout, actor=validate_actor(actor).strip(), reason=reason,
+                                    now=time.time() if now is None else now, **given)
+        except KeyboardInterrupt:
+            raise _Interrupted(_interrupted(sending, feature, "freeing it again")) from None
+        out.write(released.describe() + "\n")
+        _zero_note(released.update.after, out)
+        out.write(f"note: {released.note()}\n")
+
+    return _run(err, release)
 
 
 class _Sending:
@@ -225,6 +301,15 @@ class _Sending:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+def _zero_note(flag: FlagState, out: TextIO) -> None:
+    """Say that a flag left on at 0 % is still on without a user: evaluated with a user id it is
+    off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
+    on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
+    if flag.enabled and flag.threshold == 0:
+        out.write(f"note: {flag.feature} is on at 0%: off for every user id, but on where it is evaluated without "
+                  f"one; `rollway flags set {flag.feature} --no-enabled` turns it off there too\n")
 
 
 def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
@@ -342,7 +427,10 @@ def _run(err: TextIO, action: Callable[[], None]) -> int:
     """Run ``action``; a FlagError becomes one ``error:`` line on ``err`` and its exit code."""
     try:
         action()
-    except FlagConflict as error:
+    except _Interrupted as stop:
+        err.write(f"error: {stop}\n")
+        return EXIT_INTERRUPTED
+    except (FlagConflict, HoldNotNamed) as error:
         return _fail(err, error, EXIT_CONFLICT)
     except FlagStoreUnavailable as error:
         return _fail(err, error, EXIT_UNAVAILABLE)

@@ -1,4 +1,4 @@
-"""``rollway flags list|get|set|eval``: feature flags in the rollout's DynamoDB table.
+"""``rollway flags list|get|set|eval|release``: feature flags in the rollout's DynamoDB table.
 
 Data (tables, ``--json`` documents) goes to standard output and every ``error:`` line to
 standard error, so ``rollway flags list --json | jq`` never parses an error as data.
@@ -14,8 +14,8 @@ from cyclopts import App
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 # The commands as they are typed: "show, change and evaluate" sent people to `flags show`.
-flags_app = App(name="flags", help="Feature flags: list, get, set and eval them (`rollway flags set NAME --no-enabled` "
-                                   "turns one off).")
+flags_app = App(name="flags", help="Feature flags: list, get, set and eval them, and release one from a rollout's "
+                                   "hold (`rollway flags set NAME --no-enabled` turns one off).")
 
 
 class _Store:
@@ -116,19 +116,48 @@ def set_(feature: str, /, *, enabled: bool | None = None, percentage: float | No
     """
     from rollway.flags_commands import flags_set
 
-    if actor is None:
-        # Only an omitted --actor defaults to the OS user; a given one, even empty, is checked
-        # as given (an empty one is refused, never replaced).
-        try:
-            actor = getpass.getuser()
-        except (OSError, KeyError, ImportError) as err:
-            print(f"error: cannot tell who you are ({err}): pass --actor", file=sys.stderr)
-            raise SystemExit(2) from err
     return flags_set(
-        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=actor,
+        _store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr, actor=_actor(actor),
         expected_version=expected_version, enabled=enabled, percentage=percentage, reason=reason or None,
         create=create or None,
     )
+
+
+def _actor(actor: str | None) -> str:
+    """Only an omitted --actor defaults to the OS user; a given one, even empty, is checked as
+    given (an empty one is refused, never replaced)."""
+    if actor is not None:
+        return actor
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError) as err:
+        print(f"error: cannot tell who you are ({err}): pass --actor", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+@flags_app.command
+def release(feature: str, /, *, rollout: str, reason: str, enabled: bool | None = None,
+            percentage: float | None = None, actor: str | None = None, targets_block: str | None = TARGETS_BLOCK,
+            credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+    """Free a flag from a rollout's hold, when that rollout's run ended without its rollback (say,
+    another service's rollout that was killed): written only while the flag's trail still names that
+    rollout as its holder; the flag keeps its settings unless --enabled/--no-enabled or --percentage
+    is given.
+
+    Args:
+        feature: the flag.
+        rollout: the id of the rollout holding it, as the refusal of a rollout bound to it names it.
+        reason: why the hold is freed, recorded in the audit trail.
+        enabled: also turn it on or off.
+        percentage: also set the share of users it is on for, 0..100.
+        actor: who frees it (default: your user name).
+        targets_block: saved RollwayTargets block naming the flags table.
+        credentials_block: saved AwsCredentials block of the account.
+    """
+    from rollway.flags_commands import flags_release
+
+    return flags_release(_store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr,
+                         rollout=rollout, actor=_actor(actor), reason=reason, enabled=enabled, percentage=percentage)
 
 
 @flags_app.command(name="eval")

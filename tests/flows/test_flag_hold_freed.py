@@ -53,6 +53,7 @@ def test_the_rollback_flow_given_the_flags_frees_a_dead_canary_runs_hold():
     said = " ".join(str(refused.value).split())
     assert "is a `canary` flow run, which the ledger does not record: run the `rollback` flow" in said, said
     assert f"bindings {F}" in said and "rollway abort" not in said, said
+    assert "`rollway flags release use_sqs_architecture --rollout canary-20261201T000000Z-abcd1234" in said, said
 
     rollback_by_hand(env, BOUND)
 

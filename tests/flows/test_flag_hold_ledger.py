@@ -94,6 +94,8 @@ def test_a_hold_by_another_services_rollout_says_it_cannot_be_checked_and_what_f
     assert f"if that ledger records rollout {old} promoted or rolled back" in said, said
     assert "the next rollout of that service binding it frees it once promoted" in said, said
     assert f"`rollway flags get {F}`" in said, said
+    # Whether that run ended is for the person to find out; once they know, what frees the flag here.
+    assert f"`rollway flags release {F} --rollout {old} --reason '<why>'`" in said, said
     assert not env.flags.get(F).enabled
 
 

@@ -36,7 +36,7 @@ from rollway.cleanup import CleanupIncomplete, CleanupReadUnanswered, CleanupRef
 from rollway.deadline import ReadBackUnanswered, Unanswered
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
-from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate
+from rollway.flag_binding import FlagHeld, FlagsNotDisabled, FlagUpdate, HoldNotNamed
 from rollway.flags import (
     FlagAuditEntry, FlagConflict, FlagNotAtVersion, FlagState, FlagStoreUnavailable, FlagWriteUnanswered,
     InvalidPercentage, MalformedFlag, MalformedFlags, PercentageTooFine, UnknownFlag, UnreadableAudit,
@@ -131,6 +131,10 @@ CASES: list[BaseException] = [
     FlagHeld([("use_sqs_architecture", FlagAuditEntry(
         feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
         enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
+    HoldNotNamed("use_sqs_architecture", "billing-r7", FlagAuditEntry(
+        feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
+        enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"), None),
+    HoldNotNamed("use_sqs_architecture", "billing-r7", None, "held it no more: its 100% stage ended its hold"),
     FlagConflict("use_sqs_architecture", 3, None),
     FlagNotAtVersion("beta_editor", 3, 0, exists=False).named("--expected-version"),
     InvalidPercentage("lots"),

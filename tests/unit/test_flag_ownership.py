@@ -194,8 +194,30 @@ def test_a_rollout_binding_a_flag_another_rollout_is_moving_is_refused_before_it
     # A rollout whose run died without its rollback holds the flag until someone rolls it back: what to run.
     assert ("If that rollout's run ended without rolling it back, the hold lasts until it is rolled back: run "
             "`rollway abort --targets-block <the block of the service rollout edit-r1 rolls out>`") in message, message
+    # With no ledger read, the rollout may be another service's, whose end nothing here can tell.
+    assert (f"Or, once you know its run ended, free the flag as it is, rolling nothing back: `rollway flags release "
+            f"{SQS} --rollout edit-r1 --reason '<why>'` (written only while that rollout still holds it)") in message
     assert store.get(SQS).version == version
     check_bindings(store, BOUND)  # a stage of the holding rollout reads the flags without the refusal
+
+
+def test_a_hold_by_a_rollout_the_ledger_records_open_names_abort_not_a_release():
+    """Open in this service's ledger, the rollout's traffic is split too: `rollway abort` puts it back
+    with the flag. Freeing the flag alone would leave the canary serving."""
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord
+
+    store, ledger = seeded(), FakeLedger()
+    ledger.create(RolloutRecord(service="edit", rollout_id="edit-r1", image="repo/app:2.0.0", spec_json="{}",
+                                previous_task_definition="td:1", stable_desired=4),
+                  owner="process/edit", now=1.0, lease_seconds=0)
+    stages(store, "edit-r1", 5)
+
+    with pytest.raises(FlagHeld) as refused:
+        check_bindings(store, BOUND, starting=True, ledger=ledger, service="edit")
+
+    message = str(refused.value)
+    assert "`rollway abort --targets-block" in message and "flags release" not in message, message
 
 
 def test_a_kill_switch_keeps_the_flag_held_by_the_rollout_it_was_thrown_under():

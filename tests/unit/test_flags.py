@@ -47,6 +47,7 @@ from rollway.flags_commands import (
     flags_eval,
     flags_get,
     flags_list,
+    flags_release,
     flags_set,
 )
 from rollway.spec import FlagBinding
@@ -540,6 +541,44 @@ def test_list_get_set_and_eval_commands():
     assert "(no user)  on" in text and "threshold 2500 of 10000" in text
 
 
+def test_setting_an_enabled_flag_to_0_percent_says_it_stays_on_without_a_user():
+    """On-call dialled a flag to 0 % as its kill switch and read "on 0%" as off: every evaluation with
+    a user is off, but one without a user id follows `enabled`, and kept answering on."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+
+    code, text, err = run(flags_set, store, SQS, percentage=0, actor="oncall", now=1.7e9)
+
+    assert code == EXIT_OK and err == "", err
+    assert text == (f"{SQS}: on 25% -> on 0% (v2)\nnote: {SQS} is on at 0%: off for every user id, but on where it "
+                    f"is evaluated without one; `rollway flags set {SQS} --no-enabled` turns it off there too\n"), text
+    assert evaluate(store.get(SQS), None) and not evaluate(store.get(SQS), "user-1")
+    # Off, or on for some users, it needs no such note.
+    assert "note:" not in run(flags_set, store, SQS, enabled=False, actor="oncall", now=1.7e9)[1]
+
+
+def test_flags_get_says_which_rollout_holds_the_flag_and_what_frees_it():
+    """A rollout binding the flag was refused as held, and sent to `rollway flags get` to see who moved
+    it: the trail showed the changes, not which rollout the refusal meant nor what frees the flag."""
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob", now=1.7e9, rollout="billing-r7")
+    run(flags_set, store, SQS, enabled=False, actor="oncall", now=1.7e9 + 1)  # a kill switch keeps the hold
+
+    code, text, err = run(flags_get, store, SQS, audit=1)
+
+    assert (code, err) == (EXIT_OK, "")
+    assert text.splitlines()[2] == (
+        f"  held by rollout billing-r7 (its stage 5%, set by bob at 2023-11-14T22:13:20Z): a rollout binding it is "
+        "refused until that one is promoted or rolled back (`rollway abort --targets-block <its service's block>` while "
+        "it is open), or, once its run ended without a rollback, its hold freed (`rollway flags release "
+        f"{SQS} --rollout billing-r7 --reason '<why>'`)"), text
+    code, text, err = run(flags_get, store, SQS, as_json=True, audit=0)
+    assert json.loads(text)["held_by"]["rollout"] == "billing-r7"
+
+    assert run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.7e9 + 2)[0] == 0
+    assert "held by" not in run(flags_get, store, SQS)[1]
+    assert json.loads(run(flags_get, store, SQS, as_json=True)[1])["held_by"] is None
+
+
 def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds():
     """A reason typed over two lines in the set-flags form (or an actor with a line break) was printed
     as it was: its second line read as another change in the trail, by whoever it named."""
@@ -708,3 +747,17 @@ def test_flags_set_interrupted_says_whether_the_change_may_have_been_written(at,
     code, text, err = run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", now=1.7e9)
     assert (code, text) == (130, ""), (code, text)
     assert err == f"error: {said}\n", err
+
+
+def test_flags_release_interrupted_says_whether_the_release_may_have_been_written():
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob", now=1.7e9, rollout="billing-r7")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    store.put = interrupted
+    code, text, err = run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.8e9)
+    assert (code, text) == (130, ""), (code, text)
+    assert err == ("error: interrupted while the change to use_sqs_architecture was being written: it may have been "
+                   "written; check with `rollway flags get use_sqs_architecture` before freeing it again\n"), err
