@@ -342,7 +342,7 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
     if unrecorded:
         # Only on this path, so that a recorded finalize makes the same calls as before.
         pointed = ecs.describe_service(env.deployer, t.canary_service).task_definition
-        if pointed != td:
+        if not same_revision(pointed, td):
             return f"{t.canary_service} was pointed at {pointed} meanwhile: a new rollout deploys to it"
     return None
 
