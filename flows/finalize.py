@@ -76,9 +76,10 @@ class _Progress:
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
-        failed = FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
-        self.log.error("%s", failed)
-        return failed
+        # Not logged here: raised, it fails the run, whose engine logs it (in the run's log; the
+        # command keeps it off the terminal, where its own "error:" line says it). Logged here too,
+        # a person read the whole stop twice on the terminal, above the command's own line.
+        return FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
 
     @contextmanager
     def trying(self, step: str, state: str | Callable[[], str]) -> Iterator[None]:
