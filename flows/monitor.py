@@ -486,7 +486,9 @@ def _watch(
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
-                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service)
+                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
+                                # Why the old service was kept though most looks may have measured the release.
+                                last_unread=failure if observation.error is not None else None)
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
