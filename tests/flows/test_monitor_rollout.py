@@ -620,3 +620,31 @@ def test_a_window_whose_last_period_could_not_be_read_says_so_in_the_ledger_and_
     row = " ".join(monitoring_row(record, env.clock.now(), wall=env.wall() + 3600).split())
     assert ("unverified: its final look could not read the metrics of the window's last period (metrics "
             "unavailable: ThrottlingException: Rate exceeded), so that period was not judged") in row, row
+
+
+@pytest.mark.parametrize("late", [3600.0, 300.0], ids=["window-ended", "window-half-gone"])
+def test_a_monitor_started_by_hand_on_an_owed_window_watches_what_is_left_of_it_not_a_new_one(monkeypatch, caplog,
+                                                                                                late):
+    """The run watching the window died. A person started the `monitor` flow: it watched a whole new
+    window from now (the policy's 10 minutes, an hour by default), keeping the old service that long
+    past a window that had ended, and its end named a fresh window. It watches what is left of the
+    rollout's window, from the promotion, as `progressive_rollout` resuming it does, and says when
+    the window ended (or ends)."""
+    import logging
+
+    from rollway.ledger import utc
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy
+    promoted_at = first.last_transition("promote").at
+    env.clock.sleep(late)  # the run watching it died; nobody closed it
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert result.outcome == "decommissioned", result.reason
+    left = max(0.0, promoted_at + 600 - (promoted_at + late))
+    assert env.clock.now() - (promoted_at + late) < left + 240, "watched what was left, not a new window"
+    assert f"resumed {late / 60:g} minutes after the promotion" in result.reason, result.reason
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{'ended' if late >= 600 else 'ends'} at {utc(promoted_at + 600)}" in said, said
