@@ -76,9 +76,10 @@ class _Progress:
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
-        failed = FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
-        self.log.error("%s", failed)
-        return failed
+        # Not logged here: raised, it fails the run, whose engine logs it (in the run's log; the
+        # command keeps it off the terminal, where its own "error:" line says it). Logged here too,
+        # a person read the whole stop twice on the terminal, above the command's own line.
+        return FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
 
     @contextmanager
     def trying(self, step: str, state: str | Callable[[], str]) -> Iterator[None]:
@@ -342,7 +343,7 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
     if unrecorded:
         # Only on this path, so that a recorded finalize makes the same calls as before.
         pointed = ecs.describe_service(env.deployer, t.canary_service).task_definition
-        if pointed != td:
+        if not same_revision(pointed, td):
             return f"{t.canary_service} was pointed at {pointed} meanwhile: a new rollout deploys to it"
     return None
 

@@ -47,7 +47,7 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
-                            Transition, begin_rollback, UnverifiedWindow, monitoring_owed, utc)
+                            Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed, utc)
 from rollway.model import Observation, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -486,7 +486,9 @@ def _watch(
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
-                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service)
+                                failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
+                                # Why the old service was kept though most looks may have measured the release.
+                                last_unread=failure if observation.error is not None else None)
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -954,7 +956,9 @@ def monitor(
 
     Args:
         spec: the promoted rollout's spec: its ``image`` names the rollout (the recorded policy governs the window).
-        window_seconds: how long to watch; unset: the recorded ``monitor_seconds`` (an hour if that is 0).
+        window_seconds: how long to watch; unset: what is left of the window the rollout owes, from its
+            promotion (its newest periods when that window has ended), or, when it owes none, the recorded
+            ``monitor_seconds`` (an hour if that is 0).
         decommission: scale the old service to zero after a clean window; unset: as the recorded last phase says.
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
@@ -1022,12 +1026,18 @@ def monitor(
         # Its window closed (or was never owed): a clean end recorded a second "watched", which
         # the rollout's report then quoted as the window's close.
         only_watches = extra_look
-    if window_seconds is None:
+    opened_at = None
+    if window_seconds is None and owes_none is None and decommissioned is None:
+        # The rollout's own window, its run dead (or stopped): a new one from now kept the old
+        # service a whole window past the one owed (an hour past one that had ended). What is left
+        # of it is watched, from the promotion, as `progressive_rollout` resuming it does.
+        window_seconds, opened_at = _what_is_left(env, policy, record)
+    elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
-        owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id,
+        owner=owner, lease_seconds=lease_wall_seconds, rollout=record.rollout_id, opened_at=opened_at,
         pinned_image=record.pinned_image, extra_look=extra_look, only_watches=only_watches, paged_late=paged_late,
     )
     if watched.page_refused is not None:
@@ -1040,6 +1050,28 @@ def monitor(
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
     return watched
+
+
+def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) -> tuple[float, float | None]:
+    """The seconds left of the monitoring window ``record`` owes, and when it opened (its
+    promotion; None: just now), said in the log: when the window ends, or that it ended and this
+    run judges the release on its newest periods and closes the window."""
+    promoted = record.last_transition("promote").at
+    ends = promoted + policy.monitor_seconds
+    left = monitoring_left(policy, record, env.clock.now()) or 0.0
+    log = get_run_logger()
+    if left > 0:
+        log.info("rollout %s's %s monitoring window ends at %s (rollout clock): watching the %s left of it",
+                 record.rollout_id, _minutes(policy.monitor_seconds), utc(ends), _minutes(left))
+    else:
+        log.warning(
+            "rollout %s's %s monitoring window ended at %s (rollout clock), and no run closed it: this run watches no "
+            "new window; it judges the release on its newest periods (what it does now) and closes the window by its "
+            "plan, as `progressive_rollout` resuming it does", record.rollout_id, _minutes(policy.monitor_seconds),
+            utc(ends))
+    # Started within half a minute of the promotion, it is the window itself, not a resumed one (its
+    # end said "resumed 0 minutes after the promotion").
+    return left, (promoted if env.clock.now() - promoted >= 30 else None)
 
 
 def _decommissioned(env: Environment, record: RolloutRecord, asked: bool | None, *,

@@ -175,7 +175,8 @@ def reverted_by_hand(record: RolloutRecord | None, stable: ServiceState, canary:
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
     promoted version: what is left of it is to idle the canary (and record it)."""
-    return finalize_unfinished(record) and stable.task_definition == record.canary_task_definition
+    return (finalize_unfinished(record) and record.canary_task_definition is not None
+            and same_revision(stable.task_definition, record.canary_task_definition))
 
 
 def plan_finalize(
@@ -245,7 +246,7 @@ def plan_finalize(
             "Nothing was changed"
         )
     promoted = record.canary_task_definition
-    if canary.task_definition != promoted:
+    if promoted is None or not same_revision(canary.task_definition, promoted):
         # Someone changed the canary after the promotion (a hotfix, an UpdateService by hand).
         # Following either revision would change production behind the operator's back: the
         # canary's puts an unjudged version on the stable service, the recorded one silently
@@ -303,12 +304,12 @@ def plan_unrecorded(
     service = targets.canary_service
     if newest is not None:
         _refuse_recorded(newest, spec, targets, now, speed, wall)
-    if live == ALL_STABLE and stable.task_definition == canary.task_definition:
+    if live == ALL_STABLE and same_revision(stable.task_definition, canary.task_definition):
         plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
             return plan
     elif live.canary == 100:
-        if promoted is not None and canary.task_definition != promoted:
+        if promoted is not None and not same_revision(canary.task_definition, promoted):
             # Changed after the promotion (a hotfix, an UpdateService by hand): as plan_finalize,
             # never put an unjudged revision on the stable service.
             raise FinalizeRefused(

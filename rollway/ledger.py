@@ -262,6 +262,9 @@ class UnverifiedWindow(OpenWindowEnd):
     counted: int = Field(description="looks that counted requests to the new version")
     looks: int = Field(description="looks the window made")
     failed: int = Field(default=0, description="looks whose read of the metrics failed (of the others)")
+    last_unread: str | None = Field(
+        default=None, description="why the final look could not read the window's last period, which was then not "
+                                  "judged (None: it was read, or recorded before this was kept)")
 
 
 class KeptForTraffic(OpenWindowEnd):

@@ -1061,7 +1061,8 @@ def without_traceback(*answers: type[BaseException],
 
     ``task_failures``: exceptions of its task runs logged without their traceback as well, where
     the flow turns every one into an answer that quotes it (a finalize that stopped names the
-    step and AWS's words): the task engine logs a failed task's with one too.
+    step and AWS's words): the task engine logs a failed task's with one too. Its ERROR line stays
+    off the terminal as the flow's does: the command's answer quotes it.
 
     The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
     Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
@@ -1074,12 +1075,20 @@ def without_traceback(*answers: type[BaseException],
         def __init__(self, untraced: tuple[type[BaseException], ...], mark: bool = False) -> None:
             super().__init__()
             self.untraced, self.mark = untraced, mark
+            self.runs: set[Any] = set()  # task runs whose failure was one of ``untraced``
 
         def filter(self, record: logging.LogRecord) -> bool:
+            # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
+            said = self.mark and record.levelno >= logging.ERROR
             if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
-                if self.mark:
+                if said:
                     setattr(record, answered, True)
+                    self.runs.add(getattr(record, "task_run_id", None) or record)
+            elif said and getattr(record, "task_run_id", None) in self.runs:
+                # The task engine's "Finished in state Failed(...)" line of the same failure, which
+                # carries no exception to tell it by.
+                setattr(record, answered, True)
             return True
 
     def unsaid(record: logging.LogRecord) -> bool:
@@ -1089,7 +1098,7 @@ def without_traceback(*answers: type[BaseException],
     # here sees the record before any handler does.
     filters: list[tuple[Any, Any]] = [(logging.getLogger("prefect.flow_runs"), Untraced(answers, mark=True))]
     if task_failures:
-        filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures)))
+        filters.append((logging.getLogger("prefect.task_runs"), Untraced(task_failures, mark=True)))
     # The run loggers' own handlers (the run's log on the API) are not the root's: they keep it.
     filters += [(handler, unsaid) for handler in logging.getLogger().handlers]
     for logger, untraced in filters:

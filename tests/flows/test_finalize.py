@@ -400,7 +400,11 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
         aws, capsys, monkeypatch, flow_run_records, task_run_records):
     """A finalize that stopped part-way is an answer too (what users are served, and to run it
     again): the command printed the flow engine's traceback of FinalizeIncomplete, some forty
-    lines, above its one-line "error:", as if finalize itself had crashed."""
+    lines, above its one-line "error:", as if finalize itself had crashed. And the terminal showed the
+    stop three times: the failed task's ERROR line, the run's own ERROR line of the whole message,
+    then the command's "error:": said once, by the command, it is read once."""
+    import logging
+
     import flows.finalize
     from rollway.cli import app
 
@@ -408,10 +412,17 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
     env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
     monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)  # its clients refuse ModifyRule
     restore = failing(aws.get_client("elbv2"), "ModifyRule")
+    console: list[logging.LogRecord] = []  # what Prefect's console handler (on the root logger) prints
+    terminal = logging.Handler()
+    terminal.emit = console.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(terminal)
     try:
         code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
     finally:
         restore()
+        logging.getLogger().removeHandler(terminal)
+    errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
+    assert not errors, errors
     assert code == 1
     err = capsys.readouterr().err
     assert "error: finalize stopped while it tried to move the traffic to the stable target group" in err, err

@@ -171,3 +171,26 @@ def test_a_window_past_its_end_that_no_run_recorded_an_end_of_is_refused_without
     assert ("but no run closed it, and none recorded watching it to its end (run-7's lease lapsed at "
             f"{wall_utc(wall - 300)}: its run stopped or died). Run `progressive_rollout` of repo/app:2.0.0 again"
             in message), message
+
+
+ARN = "arn:aws:ecs:us-west-2:123456789012:task-definition/"
+
+
+@pytest.mark.parametrize(("live", "stable_td", "action"), [
+    (Weights(stable=0, canary=100), f"{ARN}app:1", "start"),  # nothing moved yet
+    (Weights(stable=100, canary=0), f"{ARN}app:2", "after-traffic"),  # a finalize moved the traffic and stopped
+])
+def test_a_promoted_revision_recorded_as_family_revision_is_the_same_one_ecs_names_by_arn(live, stable_td, action):
+    """The ledger may name the promoted revision "family:revision" while ECS answers with its full
+    ARN. Finalize compared the two with ``==``: a finalize that had moved the traffic and stopped
+    was refused as "someone moved the traffic back by hand" (the next one could never finish it),
+    and an untouched promotion as "changed after the promotion", though both run that revision."""
+    record = _promoted(time.time() - 3 * 3600)
+    record = record.model_copy(update={"history": (*record.history, Transition(at=record.history[-1].at + 3700,
+                                                                               kind="decommission", actor="run"),
+                                                   *((Transition(at=record.history[-1].at + 3800, kind="finalize-start",
+                                                                 actor="alice"),) if action != "start" else ()))})
+    state = lambda td, n: ServiceState(name="svc", task_definition=td, desired=n, running=n)  # noqa: E731
+    plan = plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=live, stable=state(stable_td, 2),
+                         canary=state(f"{ARN}app:2", 2), targets=Targets(), now=time.time())
+    assert (plan.action, plan.task_definition.rsplit("/", 1)[-1]) == (action, "app:2"), plan

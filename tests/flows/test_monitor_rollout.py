@@ -590,3 +590,61 @@ def test_status_while_another_run_watches_the_window_again_says_whose_counts_it_
     assert (f"whose end replaces the previous run's: unverified: {first.counted} of {first.looks} looks counted "
             "requests") in watching, watching
     assert "the next monitor run or weekly tick looks again" not in watching, watching
+
+
+def test_a_window_whose_last_period_could_not_be_read_says_so_in_the_ledger_and_status(monkeypatch):
+    """CloudWatch refused every read of the window's last period: the run kept the old service, as it
+    must, and recorded only its look counts. Status then said "unverified: 10 of 11 looks counted
+    requests to the new version" of a window nearly all of whose looks had measured the release:
+    nothing told the person that its last period was never judged, nor why, which is why the old
+    service was kept. The ledger records the failed read, and status says it."""
+    from rollway.decide import window_settled
+    from rollway.reports import monitoring_row
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
+    settled, observe = window_settled(env.clock.now(), 600, plan.analysis), env.metrics.observe
+
+    def throttled_at_the_end(start, end):
+        env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded" if end >= settled else None
+        return observe(start, end)
+
+    env.metrics.observe = throttled_at_the_end
+    result = run_monitor_flow()
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    record = env.ledger.get(env.targets.canary_service)
+    assert "ThrottlingException" in (record.unverified_window.last_unread or ""), record.unverified_window
+    row = " ".join(monitoring_row(record, env.clock.now(), wall=env.wall() + 3600).split())
+    assert ("unverified: its final look could not read the metrics of the window's last period (metrics "
+            "unavailable: ThrottlingException: Rate exceeded), so that period was not judged") in row, row
+
+
+@pytest.mark.parametrize("late", [3600.0, 300.0], ids=["window-ended", "window-half-gone"])
+def test_a_monitor_started_by_hand_on_an_owed_window_watches_what_is_left_of_it_not_a_new_one(monkeypatch, caplog,
+                                                                                                late):
+    """The run watching the window died. A person started the `monitor` flow: it watched a whole new
+    window from now (the policy's 10 minutes, an hour by default), keeping the old service that long
+    past a window that had ended, and its end named a fresh window. It watches what is left of the
+    rollout's window, from the promotion, as `progressive_rollout` resuming it does, and says when
+    the window ended (or ends)."""
+    import logging
+
+    from rollway.ledger import utc
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy
+    promoted_at = first.last_transition("promote").at
+    env.clock.sleep(late)  # the run watching it died; nobody closed it
+    with caplog.at_level(logging.INFO):
+        result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert result.outcome == "decommissioned", result.reason
+    left = max(0.0, promoted_at + 600 - (promoted_at + late))
+    assert env.clock.now() - (promoted_at + late) < left + 240, "watched what was left, not a new window"
+    assert f"resumed {late / 60:g} minutes after the promotion" in result.reason, result.reason
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"{'ended' if late >= 600 else 'ends'} at {utc(promoted_at + 600)}" in said, said
