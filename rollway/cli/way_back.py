@@ -37,7 +37,8 @@ def previous_image(record: RolloutRecord, history: Sequence[RolloutRecord]) -> s
     revision = record.previous_task_definition
     for earlier in history:
         if (revision is not None and earlier.rollout_id < record.rollout_id
-                and earlier.phase is RolloutPhase.PROMOTED and earlier.canary_task_definition == revision):
+                and earlier.phase is RolloutPhase.PROMOTED and earlier.canary_task_definition is not None
+                and same_revision(earlier.canary_task_definition, revision)):
             return with_pin(earlier.image, earlier.pinned_image)
     return None
 
