@@ -956,9 +956,7 @@ def monitor(
 
     Args:
         spec: the promoted rollout's spec: its ``image`` names the rollout (the recorded policy governs the window).
-        window_seconds: how long to watch; unset: what is left of the window the rollout owes, from its
-            promotion (its newest periods when that window has ended), or, when it owes none, the recorded
-            ``monitor_seconds`` (an hour if that is 0).
+        window_seconds: how long to watch; unset: the rest of the window owed since the promotion (its newest periods if it ended), else the recorded ``monitor_seconds`` (an hour if 0).
         decommission: scale the old service to zero after a clean window; unset: as the recorded last phase says.
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
