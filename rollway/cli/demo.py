@@ -15,7 +15,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
@@ -31,13 +31,15 @@ from rollway.targets import Targets
 if TYPE_CHECKING:
     from rollway.sim.traffic import TickRecord
 
-NOT_A_TERMINAL_WIDTH = 100
-"""Columns of the demo's lines written to a file or a pipe (a log, CI) when COLUMNS is not set."""
+NOT_A_TERMINAL_WIDTH = 200
+"""Columns of the demo's tables written to a file or a pipe (a log, CI) when COLUMNS is not set:
+the stage table's thirteen columns, each whole (at 100 they broke into three-letter pieces)."""
 
 
 class _FittingConsole(Console):
     """A console whose lines fit where they are read: a terminal's own width (measured at each
-    line, so a resized window is followed), COLUMNS when set, else ``NOT_A_TERMINAL_WIDTH``.
+    line, so a resized window is followed), COLUMNS when set, else ``NOT_A_TERMINAL_WIDTH`` for tables
+    and lines of text left whole.
 
     A fixed 200 columns broke every long line of an 80-column terminal where the terminal did,
     in the middle of words and table rows; rich alone measures the terminal on stdin even when
@@ -59,6 +61,15 @@ class _FittingConsole(Console):
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
         Console.size.fset(self, new_size)
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **options: Any) -> None:
+        # A line of text in a file or a pipe is left whole (tables are still drawn to the width):
+        # a log is searched, and a message or a URL broken at a column was found
+        # by no search for it. A terminal's lines are wrapped at its width, at the words.
+        # COLUMNS only sizes the tables there (pytest-xdist, for one, exports COLUMNS=80 to its children).
+        if soft_wrap is None and all(isinstance(o, str) for o in objects) and not self.is_terminal:
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **options)
 
 
 console = _FittingConsole(highlight=False)
