@@ -57,7 +57,8 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
 
     ``waiting(elapsed)`` is called every ``every`` seconds (``WAITING_SAID_EVERY_SECONDS`` unless
     given) while ``work`` is not done, so that a long wait says so while it lasts (not only once
-    it ends). ``work`` runs in a copy of the caller's context: a Prefect task it calls is one of the caller's run, and logs there.
+    it ends). ``work`` runs in a copy of the caller's context: a Prefect task it calls is one of
+    the caller's run, and logs there.
 
     Raises:
         Unanswered: ``work`` was not done within ``seconds``.
