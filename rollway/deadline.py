@@ -45,13 +45,20 @@ class Unanswered(Exception):
     """
 
 
+WAITING_SAID_EVERY_SECONDS = 10.0
+"""How often a wait a person is shown says it still waits (``within``'s ``waiting``, a read of
+``answered``): often enough that a command or a run's log does not look stuck, rarely enough that
+a slow answer is not a wall of lines."""
+
+
 def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounded-call",
-           waiting: Callable[[float], None] | None = None, every: float = 10.0) -> T:
+           waiting: Callable[[float], None] | None = None, every: float | None = None) -> T:
     """``work()``'s result or error, given up on after ``seconds``.
 
-    ``waiting(elapsed)`` is called every ``every`` seconds while ``work`` is not done, so that a
-    long wait says so while it lasts (not only once it ends). ``work`` runs in a copy of the
-    caller's context: a Prefect task it calls is one of the caller's run, and logs there.
+    ``waiting(elapsed)`` is called every ``every`` seconds (``WAITING_SAID_EVERY_SECONDS`` unless
+    given) while ``work`` is not done, so that a long wait says so while it lasts (not only once
+    it ends). ``work`` runs in a copy of the caller's context: a Prefect task it calls is one of
+    the caller's run, and logs there.
 
     Raises:
         Unanswered: ``work`` was not done within ``seconds``.
@@ -67,6 +74,7 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
 
     context = contextvars.copy_context()
     worker = threading.Thread(target=context.run, args=(run,), name=name, daemon=True)
+    every = WAITING_SAID_EVERY_SECONDS if every is None else every
     began = time.monotonic()
     worker.start()
     while True:
@@ -87,7 +95,7 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
 
 def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[str], None]) -> T:
     """``work()``, a read a person waits on from ``what`` (a service: "CloudWatch"), given up on
-    after ``seconds``; ``say`` gets a line every 10 s while it waits.
+    after ``seconds``; ``say`` gets a line every ``WAITING_SAID_EVERY_SECONDS`` (10 s) while it waits.
 
     Raises:
         Unanswered: "<what> did not answer within N s".

@@ -259,11 +259,35 @@ def _stop_group(pgid: int, timeout_seconds: float) -> None:
             return
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
+            if not _group_runs(pgid):
                 return
             time.sleep(0.1)
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. One that exited and was not reaped yet (a
+    zombie) does not: the watchdog's watcher, an orphan, is reaped whenever pid 1 gets to it (in a
+    container whose pid 1 never reaps, never), and a signal to the group still finds it."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True  # no /proc to tell a zombie by: the signal's answer is all there is
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                # After the command's name (in parentheses, which may hold spaces): state, ppid, pgrp.
+                state, _ppid, group = stat.read().rsplit(")", 1)[-1].split()[:3]
+        except (OSError, ValueError):
+            continue  # exited while the list was read
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def _kill_group(pgid: int) -> None:

@@ -70,6 +70,7 @@ class GitCli:
         on_line: called with each line git prints, and every ``waiting_said_every_seconds`` a
             command waiting on a remote prints nothing, with a line saying it still waits.
         executable: the git to run (a name on PATH or a path).
+        waiting_said_every_seconds: ``WAITING_SAID_EVERY_SECONDS`` unless given.
 
     Raises:
         ToolMissing: git is not installed.
@@ -78,14 +79,15 @@ class GitCli:
 
     def __init__(self, repo_dir: str | os.PathLike[str], *, timeout_seconds: float = 120.0,
                  on_line: Callable[[str], None] | None = None, executable: str = "git",
-                 waiting_said_every_seconds: float = WAITING_SAID_EVERY_SECONDS) -> None:
+                 waiting_said_every_seconds: float | None = None) -> None:
         self._git = resolve(executable, hint="install git (apt-get install git)")
         self._dir = Path(repo_dir)
         if not self._dir.is_dir():
             raise GitError(f"{str(self._dir)!r} is not a directory: repo_dir must be the git checkout to tag in")
         self._timeout = timeout_seconds
         self._on_line = on_line
-        self._waiting_every = waiting_said_every_seconds
+        self._waiting_every = WAITING_SAID_EVERY_SECONDS if waiting_said_every_seconds is None \
+            else waiting_said_every_seconds
         self._env = git_environment(os.environ)
 
     def _run(self, *args: str, quiet: bool = False, waiting_for: str | None = None) -> ToolResult:

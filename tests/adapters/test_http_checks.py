@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from rollway import http_checks
+from rollway import deadline, http_checks
 from rollway.sim.app import ValidationApp
 from rollway.validation import ValidationSpec, no_session
 
@@ -133,11 +133,15 @@ def test_slow_answers_fail_on_the_timeout_and_a_sent_post_is_not_retried(app):
     assert session.answer_lost and not health.answer_lost  # a session may exist on the service
 
 
-def test_a_request_that_times_out_at_ten_seconds_is_not_said_to_be_still_waited_on(app):
+def test_a_request_that_times_out_at_the_interval_of_the_waiting_lines_is_not_said_to_be_still_waited_on(
+        app, monkeypatch):
     """The default bound is 10 s, the interval of the "still waiting" lines: a request given up on
-    then was said to be waited on "after 10 s of 10 s" in the instant before it failed."""
-    app.faults.delay_seconds = 10.5
-    spec = spec_for(app.url, timeout_seconds=10)
+    then was said to be waited on "after 10 s of 10 s" in the instant before it failed. Here both
+    are 2 s."""
+    assert ValidationSpec.model_fields["timeout_seconds"].default == deadline.WAITING_SAID_EVERY_SECONDS
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 2.0)
+    app.faults.delay_seconds = 2.5
+    spec = spec_for(app.url, timeout_seconds=2)
     said: list[str] = []
     with http_checks.client(spec) as http:
         health = http_checks.check_health(http, spec, said.append)

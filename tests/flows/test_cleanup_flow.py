@@ -14,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
+import rollway.toolchain.git
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
@@ -267,16 +268,19 @@ def test_a_failed_push_stops_before_any_delete_and_says_what_was_done(account, r
     assert run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version"]).result().deleted_stacks == (OLD_STACK,)
 
 
-def test_a_push_the_remote_is_slow_to_take_is_said_in_the_run_log_after_10_s(account, repo, tmp_path, caplog):
+def test_a_push_the_remote_is_slow_to_take_is_said_in_the_run_log_while_it_waits(
+        account, repo, tmp_path, caplog, monkeypatch):
     # git push prints nothing while the remote has not answered: with nothing in the run's log for
-    # up to two minutes, a person could not tell a slow remote from a hung run.
-    slow_remote(repo, tmp_path, 10.5, sides=("receivepack",))
+    # up to two minutes, a person could not tell a slow remote from a hung run. Said every 10 s;
+    # here every 2 s, the remote silent for 2.5 s.
+    monkeypatch.setattr(rollway.toolchain.git, "WAITING_SAID_EVERY_SECONDS", 2.0)
+    slow_remote(repo, tmp_path, 2.5, sides=("receivepack",))
     with caplog.at_level("INFO"):
         state = run(account, repo, old_image_tags=["old-version"])
     assert state.is_completed(), state.message
     assert git(repo.parent / "origin.git", "tag", "-l") == TAG
     waits = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
-    assert waits == [f"git: still waiting for remote 'origin' to take tag {TAG!r} (git push) after 10 s of 120 s"], waits
+    assert waits == [f"git: still waiting for remote 'origin' to take tag {TAG!r} (git push) after 2 s of 120 s"], waits
 
 
 def test_bad_parameters_fail_before_any_aws_call(account, repo, every_call):

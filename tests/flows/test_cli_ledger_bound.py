@@ -13,6 +13,7 @@ import time
 import pytest
 
 import rollway.cli.ops as ops
+import rollway.deadline as deadline
 from rollway.deadline import within
 from tests.flows.moto_env import account_blocks
 
@@ -62,10 +63,12 @@ def test_a_command_on_a_ledger_that_never_answers_ends_within_its_bound_saying_s
 
 
 def test_a_wait_on_the_ledger_says_what_it_waits_for(aws, monkeypatch, silent_endpoint, capsys):
-    """A bound long enough to wait through a 'still waiting' line: said while the command waits."""
-    blocks = silent_ledger(aws, monkeypatch, silent_endpoint, bound=12.0)
+    """A bound long enough to wait through a 'still waiting' line: said while the command waits
+    (here every 2 s rather than every 10 s, within a bound of 3 s)."""
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 2.0)
+    blocks = silent_ledger(aws, monkeypatch, silent_endpoint, bound=3.0)
     code = within(GIVEN_UP_SECONDS, lambda: COMMANDS["status"](blocks))
     err = capsys.readouterr().err
     assert code == 1, err
-    assert f"still waiting for DynamoDB (table {aws.targets.rollouts_table!r}) after 10 s of 12 s" in err, err
-    assert unanswered(aws, 12.0) in err, err
+    assert f"still waiting for DynamoDB (table {aws.targets.rollouts_table!r}) after 2 s of 3 s" in err, err
+    assert unanswered(aws, 3.0) in err, err

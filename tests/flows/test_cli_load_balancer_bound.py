@@ -14,6 +14,7 @@ import time
 import pytest
 
 import rollway.cli.ops as ops
+import rollway.deadline as deadline
 from rollway.deadline import within
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.model import Weights
@@ -74,16 +75,18 @@ def test_status_with_no_rollout_on_a_load_balancer_that_never_answers_ends_withi
 
 
 def test_a_wait_on_the_load_balancer_says_what_it_waits_for(aws, monkeypatch, silent_endpoint, capsys):
-    """A bound long enough to wait through a 'still waiting' line: said while the command waits."""
+    """A bound long enough to wait through a 'still waiting' line: said while the command waits
+    (here every 2 s rather than every 10 s, within a bound of 3 s)."""
     blocks = silent_load_balancer(aws, monkeypatch, silent_endpoint)
-    monkeypatch.setattr(ops, "LOAD_BALANCER_READ_SECONDS", 12.0)
+    monkeypatch.setattr(ops, "LOAD_BALANCER_READ_SECONDS", 3.0)
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 2.0)
     service = ops.connect(blocks, blocks)
     with pytest.raises(Exception) as raised:
         within(GIVEN_UP_SECONDS, lambda: ops.live_weights(service))
-    assert str(raised.value) == UNANSWERED.format(lb=aws.targets.load_balancer).replace(f"{BOUND:g} s", "12 s")
+    assert str(raised.value) == UNANSWERED.format(lb=aws.targets.load_balancer).replace(f"{BOUND:g} s", "3 s")
     err = capsys.readouterr().err
-    assert f"still waiting for Elastic Load Balancing (load balancer {aws.targets.load_balancer!r}) after 10 s " \
-           "of 12 s" in err, err
+    assert f"still waiting for Elastic Load Balancing (load balancer {aws.targets.load_balancer!r}) after 2 s " \
+           "of 3 s" in err, err
 
 
 def test_abort_whose_rollback_completed_exits_0_when_the_weights_cannot_be_read_back(

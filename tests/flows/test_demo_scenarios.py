@@ -176,6 +176,10 @@ def test_a_scenario_that_saw_no_traffic_says_so(demo_account, monkeypatch, capsy
     from (a loaded machine, a simulator that failed, metrics that could not be read)."""
     aws, get_client, targets = demo_account
     monkeypatch.setattr(rollway.cli.demo, "DEMO_PAUSE_SECONDS", 3.0)
+    # Stages of two minutes: with no traffic the first is undecided at its bake's end, and the
+    # demo's 15 minutes (7.5 s of wall time at 120x) would only be waited out the same way.
+    canary_runs_another_spec(monkeypatch, {"stages": [Stage(weight=5, bake_seconds=120, min_bake_seconds=120),
+                                                      Stage(weight=100, bake_seconds=120, min_bake_seconds=120)]})
     assert not run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=0.0)
     out = " ".join(capsys.readouterr().out.split())
     assert "no traffic at all" in out and "nothing was judged" in out, out

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.validate import ValidationFailed, validate_deployment
+import rollway.deadline as deadline
 from rollway.aws.elbv2 import AlbRouter
 from rollway.model import Weights
 from rollway.sim.app import ValidationApp
@@ -724,22 +725,26 @@ def test_a_read_given_up_on_at_the_specs_timeout_ends_within_it_on_the_runs_own_
     assert [t.name for t in threading.enumerate() if t.name == "rollway-read-CloudWatch"] == []
 
 
+WAITING_SAID_EVERY = 2.0  # seconds: a "still waiting" line here, where a run says one every 10 s
+
+
 @pytest.fixture
-def slow_health() -> Iterator[str]:
-    """A health URL answering after 10.3 s: past the 10 s a wait is said at (an app of its own,
+def slow_health(monkeypatch) -> Iterator[str]:
+    """A health URL answering after 2.3 s: past the 2 s a wait is said at here (an app of its own,
     so that the session and message requests, to ``app``, answer at once)."""
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", WAITING_SAID_EVERY)
     with ValidationApp() as slow:
-        slow.faults.delay_seconds = 10.3
+        slow.faults.delay_seconds = WAITING_SAID_EVERY + 0.3
         yield f"{slow.url}/health"
 
 
-def test_a_request_still_unanswered_after_ten_seconds_says_so_while_it_waits(aws, app, blocks, slow_health, caplog):
+def test_a_request_still_unanswered_says_so_while_it_waits(aws, app, blocks, slow_health, caplog):
     """Each request may wait spec.timeout_seconds (up to 300 s) for its answer: the run's log said
     nothing the whole time, where every other wait of rollway says every 10 s what it waits on."""
     publish_success_rate(aws, 99.95)
-    state = validate_deployment(spec=spec(app, health_url=slow_health, timeout_seconds=12, attempts=1),
+    state = validate_deployment(spec=spec(app, health_url=slow_health, timeout_seconds=4, attempts=1),
                                 targets_block=blocks, aws_credentials_block=blocks, return_state=True)
     waits = [r.getMessage() for r in caplog.records if "still waiting for the answer" in r.getMessage()]
-    assert waits == [f"health: still waiting for the answer to GET {slow_health} after 10 s of 12 s "
+    assert waits == [f"health: still waiting for the answer to GET {slow_health} after 2 s of 4 s "
                      "(spec.timeout_seconds)"], caplog.text
     assert checked(state.result(), "health").passed  # answered within its bound: only said to be waited on

@@ -385,6 +385,27 @@ def test_a_child_started_from_a_thread_that_ended_keeps_running(tmp_path):
         child.stop(timeout_seconds=5)
 
 
+def test_stopping_a_child_does_not_wait_on_an_exited_process_nobody_has_reaped():
+    """Every child leaves one such process in its group: the watchdog's watcher, an orphan whose
+    exit pid 1 reaps when it gets to it (here about 1.5 s later; in a container whose pid 1 never
+    reaps, never). Stopping the group waited for it as if it ran: up to 15 s after SIGTERM and 15
+    after SIGKILL, for each child of a Ctrl-C'd `rollway up`. Here the exited process is this
+    test's own unreaped child, leading its group."""
+    import subprocess
+
+    from rollway.cli.processes import _stop_group
+
+    exited = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    try:
+        while open(f"/proc/{exited.pid}/stat").read().rsplit(")", 1)[-1].split()[0] != "Z":
+            time.sleep(0.01)
+        began = time.monotonic()
+        _stop_group(exited.pid, timeout_seconds=5)
+        assert time.monotonic() - began < 2.5, "the stop waited on a process that had exited"
+    finally:
+        exited.wait(timeout=5)
+
+
 def test_a_child_whose_program_is_missing_is_refused_before_it_starts(tmp_path):
     """A missing program is said at once, naming it, and not as the watchdog's exit code 127."""
     missing = tmp_path / "no-such-prefect"
