@@ -503,6 +503,15 @@ def run_stages(
         if isinstance(decision, Pause):
             # The stage in progress gets a row; before the first stage there is none to show.
             running = state.stage_index >= 0 and not state.passed
+            # Checked before a person is asked, as before a shift: the form says "traffic now" with the
+            # weights this run set, and weights moved since (by hand, or by a rollback the ledger could
+            # not record) had a person approve on a false picture, the shift then rolling back anyway.
+            live = _drift(env, weights, spec.verify_timeout_seconds)
+            if live is not None:
+                if running:
+                    finish_stage("rollback", now)
+                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
+                                              f"asking for {'approval' if decision.cause == 'approval' else 'an answer'}")
             summary = evidence(journal, reports + ([tracker.report(state, weights, now, "paused")] if running else []),
                                state.stage_index + 1)
             note = f"> {refusal}\n\n" if refusal else ""
