@@ -545,7 +545,8 @@ def run_stages(
                     # The name is shown as typed on one line: markdown in it would render in the form.
                     refusal = (f"{_plain(answer.approver)}'s approval was not applied: {_plain(str(refused))}. "
                                "Please answer again.")
-                    env.clock.sleep(spec.analysis.interval_seconds)
+                    # Asked again at once: the person who mistyped is at the form now, and an analysis
+                    # interval later (an hour, at interval_seconds 3600) they had gone.
                     continue
             journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
@@ -678,7 +679,7 @@ def held_note(answer: ApprovalAnswer, wall: float) -> str:
 def next_weight_hint(spec: RolloutSpec, pause: Pause, until_stage: int | None) -> str:
     """The form's line on ``next_weight`` at this pause: the weights it may name, or that it does
     not apply. The form's field takes any weight from 1 to 100, and one the run then refuses is
-    only said at the next pause, an analysis interval later, when the person may have gone."""
+    only said on the next form."""
     if pause.cause != "approval":
         return ("Leave **next_weight** empty: approving here accepts this stage as passed on your word, "
                 "and skipping ahead applies only at an approval pause.")
