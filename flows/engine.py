@@ -16,6 +16,7 @@ from typing import Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
+from flows.approvals import duration_said
 from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
@@ -30,6 +31,7 @@ from rollway.decide import (
     StageState,
     analysis_start,
     decide,
+    stage_end,
     stage_over,
 )
 from rollway.bounds import seconds_said
@@ -497,7 +499,7 @@ def run_stages(
                 journal.overtaken(f"the rollout was rolled back while this run shifted to {weights.canary}%",
                                   rollback)
                 raise
-            log.info("shifted %s -> %s: %s", before, weights, decision.reason)
+            log.info("%s", shift_said(spec, state, before, weights, decision.reason))
             continue
 
         if isinstance(decision, Pause):
@@ -606,6 +608,19 @@ def run_stages(
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")
+
+
+def shift_said(spec: RolloutSpec, state: StageState, before: Weights, after: Weights, reason: str) -> str:
+    """The run log's line for a shift that began ``state``'s stage: which stage of how many, the
+    weights read back, why, and how long the judge watches it and from when it may pass. The
+    canary flow keeps no ledger and sends no stage notice: its log is all a person has."""
+    stage = spec.stages[state.stage_index]
+    watched = stage_end(spec, state) - state.started_at
+    return (f"stage {state.stage_index + 1} of {len(spec.stages)} ({stage.weight}%): shifted {before} -> {after} "
+            f"(stable/canary, read back from the load balancer): {reason}; judged every "
+            f"{seconds_said(spec.analysis.interval_seconds)} for up to {duration_said(watched)} (its bake, until a "
+            f"whole metric period has ended, and the metrics' delay), and may pass from "
+            f"{duration_said(stage.earliest_pass_seconds)}")
 
 
 def evidence(journal: Journal, shown: list[StageReport], next_stage: int) -> str:
