@@ -476,8 +476,11 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                                                           "still trying to pause for an answer"))
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
-            log.info("paused for %s: resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
-                     pause.cause, _due(approvals, paused_at), duration_said(approvals.timeout_seconds),
+            # What it asks, as the form and the notice say it: "paused for approval" alone did not name
+            # the stage, and the canary flow sends no notice of its pauses.
+            log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
+                     pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
+                     duration_said(approvals.timeout_seconds),
                      "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 
