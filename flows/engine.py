@@ -11,7 +11,7 @@ import math
 import re
 import time
 from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+from typing import Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
@@ -474,13 +474,13 @@ def run_stages(
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
             journal.tick(state, None)
-            live = _drift(env, weights, spec.verify_timeout_seconds)
-            if live is not None:
-                # The traffic was moved behind this run's back: by a rollback the ledger could not
-                # record (so nothing told this run), or by hand. Never shift from weights this run
-                # did not set; finish the rollback instead (idempotent, and recorded if it can be).
-                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
-                                              f"shifting to {decision.weight}%")
+            # The traffic was moved behind this run's back: by a rollback the ledger could not
+            # record (so nothing told this run), or by hand. Never shift from weights this run
+            # did not set; finish the rollback instead (idempotent, and recorded if it can be).
+            # Nor scale up again a canary someone scaled to 0.
+            interfered = _someone_else(env, spec, rollback, journal, reports, weights, f"shifting to {decision.weight}%")
+            if interfered is not None:
+                return interfered
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
             with journal.renewing():  # the scale-up and health waits can outlast the lease
                 weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
@@ -508,12 +508,13 @@ def run_stages(
             # Checked before a person is asked, as before a shift: the form says "traffic now" with the
             # weights this run set, and weights moved since (by hand, or by a rollback the ledger could
             # not record) had a person approve on a false picture, the shift then rolling back anyway.
-            live = _drift(env, weights, spec.verify_timeout_seconds)
-            if live is not None:
-                if running:
-                    finish_stage("rollback", now)
-                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
-                                              f"asking for {'approval' if decision.cause == 'approval' else 'an answer'}")
+            # A canary someone scaled to 0 turns its share away for as long as the pause lasts.
+            interfered = _someone_else(
+                env, spec, rollback, journal, reports, weights,
+                f"asking for {'approval' if decision.cause == 'approval' else 'an answer'}",
+                before=(lambda: finish_stage("rollback", now)) if running else None)
+            if interfered is not None:
+                return interfered
             summary = evidence(journal, reports + ([tracker.report(state, weights, now, "paused")] if running else []),
                                state.stage_index + 1)
             note = f"> {refusal}\n\n" if refusal else ""
@@ -596,10 +597,10 @@ def run_stages(
             # Recorded as holding (or promoted at) the weights this run set: weights moved during the
             # stage (a rollback the ledger could not record, a change by hand) are checked for as
             # before a shift, or the ledger and people were told of a split the load balancer lacks.
-            live = _drift(env, weights, spec.verify_timeout_seconds)
-            if live is not None:
-                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
-                                              "promoting" if done else "holding")
+            interfered = _someone_else(env, spec, rollback, journal, reports, weights,
+                                       "promoting" if done else "holding")
+            if interfered is not None:
+                return interfered
             result = RolloutResult(
                 outcome="promoted" if done else "holding", reason=decision.reason, image=spec.image,
                 final_weights=weights, stages=tuple(reports),
@@ -736,6 +737,32 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
+
+
+def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,
+                  before: Callable[[], object] | None = None) -> RolloutResult | None:
+    """Roll back (calling ``before`` first) when someone else changed what this run set, and it
+    would otherwise go on ``instead``: the load balancer's weights (``_drift``), or the canary
+    service scaled to 0 while the load balancer sends it a share of the traffic (a `terraform
+    apply` of its desired count, or a person stopping it), which turns those users away. Going
+    on, a shift scaled the canary up again without a word, overriding whoever scaled it down.
+    None when nothing was changed."""
+    live = _drift(env, weights, spec.verify_timeout_seconds)
+    reason = None
+    if live is None and weights.canary > 0:
+        canary = ecs.describe_service(env.deployer, env.targets.canary_service)
+        if canary.desired == 0:
+            reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "
+                      f"balancer sends it {weights.canary}% of the traffic, which it turns away: this run rolls back "
+                      f"instead of {instead}")
+            get_run_logger().warning(reason)
+    if live is None and reason is None:
+        return None
+    if before is not None:
+        before()
+    if live is not None:
+        return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights, instead)
+    return _rolled_back(env, spec, rollback, journal, reports, weights, reason, actor="drift")
 
 
 def _moved_by_someone_else(env, spec, rollback, journal, reports, live: Weights, weights: Weights,
