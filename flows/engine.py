@@ -289,6 +289,14 @@ def shift_to(
     needed = canary_capacity(stable_desired, weight)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if canary.desired < needed:
+        sized = canary_capacity(stable_desired, before.canary) if before.canary else 0
+        if canary.desired < sized:
+            # Someone scaled it down since this run sized it (an autoscaling policy, a colleague): said,
+            # since this scale-up undoes their change, and the stage before was judged on fewer tasks.
+            get_run_logger().warning(
+                "the canary service %s runs %d task(s), not the %d this run scaled it to for %d%%: someone scaled "
+                "it down since; scaling it to %d for %d%%", t.canary_service, canary.desired, sized, before.canary,
+                needed, weight)
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
         # The revision read just now is the one to come up: after a resume in a new process the
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled

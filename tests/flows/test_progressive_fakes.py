@@ -1233,3 +1233,35 @@ def test_a_canary_scaled_to_zero_by_someone_else_is_rolled_back_not_scaled_up_ag
     assert env.router.weights == Weights(stable=100, canary=0)
     assert shifts(env) == [5, 0] or shifts(env) == [5], shifts(env)
     assert env.deployer.services[env.targets.canary_service].desired == 0
+
+
+class CanaryScaledDownAtFiftyPercent(FakeMetrics):
+    """Someone scales the canary service from 2 tasks to 1 while the 50 % stage bakes."""
+
+    def __init__(self, env):
+        super().__init__(env.router, steady(5000.0, 0.001, 0.0))
+        self.env = env
+
+    def observe(self, start, end):
+        deployer, canary = self.env.deployer, self.env.targets.canary_service
+        if self.router.weights == Weights.canary_at(50) and deployer.services[canary].desired == 2:
+            deployer.services[canary] = deployer.services[canary].model_copy(update={"desired": 1, "running": 1})
+        return super().observe(start, end)
+
+
+def test_a_canary_scaled_down_by_someone_else_is_said_when_the_next_shift_scales_it_up(caplog):
+    """The shift after it scaled the canary back up without a word: whoever scaled it down (an
+    autoscaling policy, a colleague) was not told their change was undone, nor the run's reader
+    that the stage had been judged on fewer tasks than it was sized for."""
+    import logging
+
+    env = env_with_ledger()
+    env.metrics = CanaryScaledDownAtFiftyPercent(env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (50, 75, 100)],
+                       monitor_seconds=0)
+    with caplog.at_level(logging.WARNING):
+        result = progressive_on(env, spec, None)
+    assert result.outcome == "promoted", result.reason
+    said = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
+    assert any("runs 1 task(s), not the 2 this run scaled it to for 50%" in m and "scaling it to 3 for 75%" in m
+               for m in said), said
