@@ -394,7 +394,7 @@ def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> Ap
         return None
 
 
-def _duration(seconds: float) -> str:
+def duration_said(seconds: float) -> str:
     """``seconds`` as a person reads a wait: "1 h", "1 h 30 min", "45 s"."""
     if seconds < 60:
         return f"{seconds:g} s"
@@ -413,7 +413,7 @@ def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
     due = _due(approvals, paused_at)
     then = ("the rollout **rolls back**" if approvals.on_timeout == "rollback"
             else "the rollout stays at these weights and this pause is asked again")
-    return (f"Without an answer by **{due}** ({_duration(approvals.timeout_seconds)} after this pause began), "
+    return (f"Without an answer by **{due}** ({duration_said(approvals.timeout_seconds)} after this pause began), "
             f"{then} (`approvals.on_timeout: {approvals.on_timeout}`); a timeout never promotes.")
 
 
@@ -476,8 +476,11 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                                                           "still trying to pause for an answer"))
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
-            log.info("paused for %s: resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
-                     pause.cause, _due(approvals, paused_at), _duration(approvals.timeout_seconds),
+            # What it asks, as the form and the notice say it: "paused for approval" alone did not name
+            # the stage, and the canary flow sends no notice of its pauses.
+            log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
+                     pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
+                     duration_said(approvals.timeout_seconds),
                      "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 
@@ -495,7 +498,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                     next_weight=given.next_weight,
                 )
         unanswered = timed_out(approvals)
-        log.warning("nobody answered within %s (wall clock): %s", _duration(approvals.timeout_seconds),
+        log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
         return unanswered
 

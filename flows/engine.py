@@ -11,11 +11,12 @@ import math
 import re
 import time
 from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+from typing import Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
+from flows.approvals import duration_said
 from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
@@ -30,6 +31,7 @@ from rollway.decide import (
     StageState,
     analysis_start,
     decide,
+    stage_end,
     stage_over,
 )
 from rollway.bounds import seconds_said
@@ -287,6 +289,14 @@ def shift_to(
     needed = canary_capacity(stable_desired, weight)
     canary = ecs.describe_service(env.deployer, t.canary_service)
     if canary.desired < needed:
+        sized = canary_capacity(stable_desired, before.canary) if before.canary else 0
+        if canary.desired < sized:
+            # Someone scaled it down since this run sized it (an autoscaling policy, a colleague): said,
+            # since this scale-up undoes their change, and the stage before was judged on fewer tasks.
+            get_run_logger().warning(
+                "the canary service %s runs %d task(s), not the %d this run scaled it to for %d%%: someone scaled "
+                "it down since; scaling it to %d for %d%%", t.canary_service, canary.desired, sized, before.canary,
+                needed, weight)
         ecs.update_service(env.deployer, t.canary_service, desired=needed)
         # The revision read just now is the one to come up: after a resume in a new process the
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
@@ -472,13 +482,13 @@ def run_stages(
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
             journal.tick(state, None)
-            live = _drift(env, weights, spec.verify_timeout_seconds)
-            if live is not None:
-                # The traffic was moved behind this run's back: by a rollback the ledger could not
-                # record (so nothing told this run), or by hand. Never shift from weights this run
-                # did not set; finish the rollback instead (idempotent, and recorded if it can be).
-                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
-                                              f"shifting to {decision.weight}%")
+            # The traffic was moved behind this run's back: by a rollback the ledger could not
+            # record (so nothing told this run), or by hand. Never shift from weights this run
+            # did not set; finish the rollback instead (idempotent, and recorded if it can be).
+            # Nor scale up again a canary someone scaled to 0.
+            interfered = _someone_else(env, spec, rollback, journal, reports, weights, f"shifting to {decision.weight}%")
+            if interfered is not None:
+                return interfered
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
             with journal.renewing():  # the scale-up and health waits can outlast the lease
                 weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
@@ -497,12 +507,22 @@ def run_stages(
                 journal.overtaken(f"the rollout was rolled back while this run shifted to {weights.canary}%",
                                   rollback)
                 raise
-            log.info("shifted %s -> %s: %s", before, weights, decision.reason)
+            log.info("%s", shift_said(spec, state, before, weights, decision.reason))
             continue
 
         if isinstance(decision, Pause):
             # The stage in progress gets a row; before the first stage there is none to show.
             running = state.stage_index >= 0 and not state.passed
+            # Checked before a person is asked, as before a shift: the form says "traffic now" with the
+            # weights this run set, and weights moved since (by hand, or by a rollback the ledger could
+            # not record) had a person approve on a false picture, the shift then rolling back anyway.
+            # A canary someone scaled to 0 turns its share away for as long as the pause lasts.
+            interfered = _someone_else(
+                env, spec, rollback, journal, reports, weights,
+                f"asking for {'approval' if decision.cause == 'approval' else 'an answer'}",
+                before=(lambda: finish_stage("rollback", now)) if running else None)
+            if interfered is not None:
+                return interfered
             summary = evidence(journal, reports + ([tracker.report(state, weights, now, "paused")] if running else []),
                                state.stage_index + 1)
             note = f"> {refusal}\n\n" if refusal else ""
@@ -536,7 +556,8 @@ def run_stages(
                     # The name is shown as typed on one line: markdown in it would render in the form.
                     refusal = (f"{_plain(answer.approver)}'s approval was not applied: {_plain(str(refused))}. "
                                "Please answer again.")
-                    env.clock.sleep(spec.analysis.interval_seconds)
+                    # Asked again at once: the person who mistyped is at the form now, and an analysis
+                    # interval later (an hour, at interval_seconds 3600) they had gone.
                     continue
             journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
@@ -584,10 +605,10 @@ def run_stages(
             # Recorded as holding (or promoted at) the weights this run set: weights moved during the
             # stage (a rollback the ledger could not record, a change by hand) are checked for as
             # before a shift, or the ledger and people were told of a split the load balancer lacks.
-            live = _drift(env, weights, spec.verify_timeout_seconds)
-            if live is not None:
-                return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights,
-                                              "promoting" if done else "holding")
+            interfered = _someone_else(env, spec, rollback, journal, reports, weights,
+                                       "promoting" if done else "holding")
+            if interfered is not None:
+                return interfered
             result = RolloutResult(
                 outcome="promoted" if done else "holding", reason=decision.reason, image=spec.image,
                 final_weights=weights, stages=tuple(reports),
@@ -596,6 +617,19 @@ def run_stages(
             return result
 
         raise TypeError(f"unhandled decision {decision!r}")
+
+
+def shift_said(spec: RolloutSpec, state: StageState, before: Weights, after: Weights, reason: str) -> str:
+    """The run log's line for a shift that began ``state``'s stage: which stage of how many, the
+    weights read back, why, and how long the judge watches it and from when it may pass. The
+    canary flow keeps no ledger and sends no stage notice: its log is all a person has."""
+    stage = spec.stages[state.stage_index]
+    watched = stage_end(spec, state) - state.started_at
+    return (f"stage {state.stage_index + 1} of {len(spec.stages)} ({stage.weight}%): shifted {before} -> {after} "
+            f"(stable/canary, read back from the load balancer): {reason}; judged every "
+            f"{seconds_said(spec.analysis.interval_seconds)} for up to {duration_said(watched)} (its bake, until a "
+            f"whole metric period has ended, and the metrics' delay), and may pass from "
+            f"{duration_said(stage.earliest_pass_seconds)}")
 
 
 def evidence(journal: Journal, shown: list[StageReport], next_stage: int) -> str:
@@ -669,7 +703,7 @@ def held_note(answer: ApprovalAnswer, wall: float) -> str:
 def next_weight_hint(spec: RolloutSpec, pause: Pause, until_stage: int | None) -> str:
     """The form's line on ``next_weight`` at this pause: the weights it may name, or that it does
     not apply. The form's field takes any weight from 1 to 100, and one the run then refuses is
-    only said at the next pause, an analysis interval later, when the person may have gone."""
+    only said on the next form."""
     if pause.cause != "approval":
         return ("Leave **next_weight** empty: approving here accepts this stage as passed on your word, "
                 "and skipping ahead applies only at an approval pause.")
@@ -711,6 +745,32 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
+
+
+def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,
+                  before: Callable[[], object] | None = None) -> RolloutResult | None:
+    """Roll back (calling ``before`` first) when someone else changed what this run set, and it
+    would otherwise go on ``instead``: the load balancer's weights (``_drift``), or the canary
+    service scaled to 0 while the load balancer sends it a share of the traffic (a `terraform
+    apply` of its desired count, or a person stopping it), which turns those users away. Going
+    on, a shift scaled the canary up again without a word, overriding whoever scaled it down.
+    None when nothing was changed."""
+    live = _drift(env, weights, spec.verify_timeout_seconds)
+    reason = None
+    if live is None and weights.canary > 0:
+        canary = ecs.describe_service(env.deployer, env.targets.canary_service)
+        if canary.desired == 0:
+            reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "
+                      f"balancer sends it {weights.canary}% of the traffic, which it turns away: this run rolls back "
+                      f"instead of {instead}")
+            get_run_logger().warning(reason)
+    if live is None and reason is None:
+        return None
+    if before is not None:
+        before()
+    if live is not None:
+        return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights, instead)
+    return _rolled_back(env, spec, rollback, journal, reports, weights, reason, actor="drift")
 
 
 def _moved_by_someone_else(env, spec, rollback, journal, reports, live: Weights, weights: Weights,

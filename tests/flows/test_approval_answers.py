@@ -87,6 +87,28 @@ def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
     assert shifts == [5, 0], f"shifts {shifts}: nothing but the first stage and the rollback"
 
 
+def test_a_refused_answer_at_an_approval_pause_is_asked_again_at_once():
+    """A weight that is no later stage was refused and the form came back an analysis interval
+    later (an hour, at interval_seconds 3600): the person who mistyped had gone by then. Nothing is
+    judged while the rollout waits for an approval, so nothing is waited for before asking again."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=3600),
+                                            Stage(weight=100, bake_seconds=3600, approval=True)],
+                       analysis={"interval_seconds": 3600}, monitor_seconds=0)
+    asked_at = []
+    approver, seen = recording(ApprovalAnswer(action="approve", approver="dana", next_weight=7),
+                               ApprovalAnswer(action="reject", approver="dana"))
+
+    def timed(pause, summary):
+        asked_at.append(env.clock.now())
+        return approver(pause, summary)
+
+    run(env, spec, timed)
+    assert len(seen) == 2 and "dana's approval was not applied" in seen[1][1], seen
+    assert asked_at[1] == asked_at[0], f"asked again {asked_at[1] - asked_at[0]:g} s later"
+
+
 def test_an_approval_form_lists_the_weights_next_weight_may_name():
     """The form's next_weight takes any weight from 1 to 100; a weight that is no later stage was
     refused only at the next pause, an analysis interval after the person answered."""

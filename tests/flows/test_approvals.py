@@ -111,8 +111,10 @@ def test_timeout_rolls_back_and_never_promotes(caplog):
     # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
     # the pause's timeout is on the wall clock, as the form, status and the notice say.
     said = [r.getMessage() for r in caplog.records]
-    assert any(re.fullmatch(r"paused for approval: resume the run with an answer by \S+ \S+ UTC \(wall clock, "
-                            r"2 s from now\); unanswered, the rollout rolls back", m) for m in said), said
+    # What the pause asks is said too: the log read "paused for approval" without naming the stage.
+    assert any(re.fullmatch(r"paused for approval \(5%: .+; approval needed before 100%\): resume the run with an "
+                            r"answer by \S+ \S+ UTC \(wall clock, 2 s from now\); unanswered, the rollout rolls back",
+                            m) for m in said), said
     assert "nobody answered within 2 s (wall clock): reject" in said, said
     assert result.outcome == "rolled_back"
     assert env.router.weights == Weights(stable=100, canary=0)

@@ -1194,3 +1194,74 @@ def test_a_rollout_on_fakes_runs_the_pinned_digest_and_its_page_names_tag_and_di
     ran = next(td for td, image in env.deployer.task_definitions.items() if image == pinned)
     notice = next(m for s, m in env.notifier.messages if s.startswith("Rollback"))
     assert f"Version: {IMAGE} (pinned as {pinned}) ({env.targets.canary_service} ran {ran}); rollout " in notice, notice
+
+
+class CanaryScaledToZeroAtFivePercent(FakeMetrics):
+    """Someone scales the canary service to 0 (a `terraform apply` of its desired count, say) while
+    the 5 % stage bakes; the fake's metrics go on as if it served."""
+
+    def __init__(self, env):
+        super().__init__(env.router, steady(5000.0, 0.001, 0.0))
+        self.env = env
+
+    def observe(self, start, end):
+        if self.router.weights == Weights.canary_at(5):
+            deployer, canary = self.env.deployer, self.env.targets.canary_service
+            deployer.services[canary] = deployer.services[canary].model_copy(update={"desired": 0, "running": 0})
+        return super().observe(start, end)
+
+
+def test_a_canary_scaled_to_zero_by_someone_else_is_rolled_back_not_scaled_up_again():
+    """Scaled to 0 while it served 5 %, the canary turned those users away for the whole approval
+    pause, and the approval's shift then scaled it up again without a word, overriding whoever
+    scaled it down. The run looks before it asks, and rolls back instead."""
+    env = env_with_ledger()
+    env.metrics = CanaryScaledToZeroAtFivePercent(env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600),
+                                            Stage(weight=25, approval=True, bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0)
+    asked = []
+
+    def approver(pause, summary):
+        asked.append(pause.reason)
+        return ApprovalAnswer(action="approve", approver="bob")
+
+    result = progressive_on(env, spec, approver)
+    assert asked == [], asked
+    assert result.outcome == "rolled_back", result.reason
+    assert "scaled to 0" in result.reason and "instead of asking for approval" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert shifts(env) == [5, 0] or shifts(env) == [5], shifts(env)
+    assert env.deployer.services[env.targets.canary_service].desired == 0
+
+
+class CanaryScaledDownAtFiftyPercent(FakeMetrics):
+    """Someone scales the canary service from 2 tasks to 1 while the 50 % stage bakes."""
+
+    def __init__(self, env):
+        super().__init__(env.router, steady(5000.0, 0.001, 0.0))
+        self.env = env
+
+    def observe(self, start, end):
+        deployer, canary = self.env.deployer, self.env.targets.canary_service
+        if self.router.weights == Weights.canary_at(50) and deployer.services[canary].desired == 2:
+            deployer.services[canary] = deployer.services[canary].model_copy(update={"desired": 1, "running": 1})
+        return super().observe(start, end)
+
+
+def test_a_canary_scaled_down_by_someone_else_is_said_when_the_next_shift_scales_it_up(caplog):
+    """The shift after it scaled the canary back up without a word: whoever scaled it down (an
+    autoscaling policy, a colleague) was not told their change was undone, nor the run's reader
+    that the stage had been judged on fewer tasks than it was sized for."""
+    import logging
+
+    env = env_with_ledger()
+    env.metrics = CanaryScaledDownAtFiftyPercent(env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (50, 75, 100)],
+                       monitor_seconds=0)
+    with caplog.at_level(logging.WARNING):
+        result = progressive_on(env, spec, None)
+    assert result.outcome == "promoted", result.reason
+    said = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
+    assert any("runs 1 task(s), not the 2 this run scaled it to for 50%" in m and "scaling it to 3 for 75%" in m
+               for m in said), said

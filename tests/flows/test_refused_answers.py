@@ -52,10 +52,22 @@ def approvals_rows(record) -> list[str]:
     return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| when")]
 
 
+def answering_takes(env, approver, seconds: float = 30.0):
+    """``approver`` whose every answer comes ``seconds`` later on the rollout's clock, as a person's
+    does: the fake clock stands still otherwise, and an answer refused and the next one given at
+    the very same time cannot be told apart in the record's order."""
+
+    def answer(pause, summary):
+        env.clock.sleep(seconds)
+        return approver(pause, summary)
+
+    return answer
+
+
 @flow
 def rollout_with_pauses(env, rollout: RolloutSpec):
-    return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1",
-                           phased=False)
+    return run_progressive(env, rollout, answering_takes(env, prefect_approver(rollout.approvals, poll_interval=1)),
+                           owner="run-1", phased=False)
 
 
 class Died(BaseException):
@@ -67,7 +79,7 @@ def test_a_refused_skip_ahead_is_recorded_and_the_accepted_answer_after_it_too(a
     answers = scripted(ApprovalAnswer(action="approve", approver="dana", next_weight=50, comment="in a hurry"),
                        ApprovalAnswer(action="approve", approver="erin", comment="accepting 5%"),
                        *[ApprovalAnswer(action="approve", approver="erin")] * 3)
-    result = progressive_on(env, inconclusive_spec(), answers)
+    result = progressive_on(env, inconclusive_spec(), answering_takes(env, answers))
     assert result.outcome == "promoted", result.reason
 
     record = env.ledger.get(env.targets.canary_service)

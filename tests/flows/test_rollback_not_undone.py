@@ -118,3 +118,40 @@ def test_weights_moved_during_the_last_stage_are_not_recorded_as_promoted():
     assert env.ledger.get(env.targets.canary_service).phase is not RolloutPhase.PROMOTED
     assert env.router.weights == Weights(stable=100, canary=0)
     assert not any(subject.startswith("Rollout complete") for subject, _ in env.notifier.messages)
+
+
+class MovedByHandDuringFivePercent(FakeMetrics):
+    """Someone moves the traffic to 50/50 by hand while the 5 % stage bakes."""
+
+    def observe(self, start, end):
+        if self.router.weights == Weights.canary_at(5):
+            self.router.weights = Weights(stable=50, canary=50)
+        return super().observe(start, end)
+
+
+def test_weights_moved_by_hand_during_a_stage_are_not_put_to_a_person_as_this_runs():
+    """The pause's form said "traffic now 95/5 (stable/canary)" while the load balancer held 50/50:
+    the person approved on a false picture, and the shift that followed rolled back anyway. The
+    weights are checked before a person is asked, as before a shift."""
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    env.metrics = MovedByHandDuringFivePercent(env.router, steady(5000.0, 0.001, 0.0))
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, approval=True,
+                                                                                     bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600)], monitor_seconds=0,
+                       verify_timeout_seconds=1)
+    asked: list[str] = []
+
+    def approver(pause, summary):
+        asked.append(summary)
+        return ApprovalAnswer(action="approve", approver="bob")
+
+    @flow
+    def owning_run():
+        return run_progressive(env, spec, approver, owner="run-1", phased=False)
+
+    result = owning_run()
+    assert asked == [], asked
+    assert result.outcome == "rolled_back" and "moved by someone else" in result.reason, result.reason
+    assert "instead of asking" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)

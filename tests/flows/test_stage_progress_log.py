@@ -34,3 +34,25 @@ def test_each_look_of_a_baking_stage_shows_in_the_log(caplog):
     # The judge's pass waits for the bake (10 minutes): the lines say so rather than only "pass".
     passing = [m for m in looks if "— pass" in m]
     assert passing and all("it passes once the stage has baked 600 s" in m for m in passing), passing
+
+
+def test_a_shift_says_which_stage_began_and_until_when_it_is_judged(caplog):
+    """The shift's line said only "shifted 100/0 -> 95/5: rollout starting; shifting to 5%": not
+    which stage of how many, that the weights were read back, nor how long the stage is judged and
+    from when it may pass; the canary flow keeps no ledger and sends no stage notice, so the run's
+    log is all a person has."""
+    env = fake_environment(canary_error_rate=0.0)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600, min_bake_seconds=300),
+                                               Stage(weight=100, bake_seconds=600)], monitor_seconds=0)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, rollout)
+    assert result.outcome == "promoted", result.reason
+    shifts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stage ")
+              and "shifted" in r.getMessage()]
+    assert len(shifts) == 2, [r.getMessage() for r in caplog.records]
+    first, last = shifts
+    assert first.startswith("stage 1 of 2 (5%): shifted 100/0 -> 95/5 (stable/canary, read back from the load "
+                            "balancer)"), first
+    assert "judged every 60 s for up to 11 min" in first and "may pass from 5 min" in first, first
+    assert last.startswith("stage 2 of 2 (100%): shifted 95/5 -> 0/100 (stable/canary"), last
+    assert "may pass from 10 min" in last, last
