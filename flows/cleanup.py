@@ -504,8 +504,9 @@ def cleanup(
     Refuses, before anything is deleted, a live stack (``Targets.stacks``), ``latest``, an image
     tag a task definition in use references (by tag or by digest), a stack with termination
     protection and a stack name CloudFormation has no record of (a misspelling), naming each.
-    ``dry_run`` reads, plans and reports, deleting nothing. Safe to run again after a failure. A tag made with ``allow_uncommitted`` leaves the uncommitted changes
-    out of the archive, and the log and the summary say so.
+    ``dry_run`` reads, plans and reports, deleting nothing. Safe to run again after a failure. A
+    tag made with ``allow_uncommitted`` leaves the uncommitted changes out of the archive, and the
+    log and the summary say so.
 
     Args:
         old_stacks: CloudFormation stacks to delete (e.g. webordinary-old-stack).

@@ -1197,7 +1197,8 @@ def _plan_stacks(
             # stack had. Passed as "not found", the run ended Completed with the real old stack still
             # there under its own name, costing money.
             where = f" in {region}" if region else ""
-            close = (f"is it one of the live stacks {', '.join(state.similar)}?" if state.similar
+            close = (f"is it the live stack {state.similar[0]}?" if len(state.similar) == 1
+                     else f"is it one of the live stacks {', '.join(state.similar)}?" if state.similar
                      else f"no live stack{where} has a close name (is the region right?).")
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"CloudFormation has no stack of that name{where}, live or deleted in the last {DELETED_KEPT_DAYS} "

@@ -168,8 +168,8 @@ def test_a_misspelt_old_stack_fails_the_run_before_anything_is_written_naming_th
     (refusal,) = refusal_of(state).refusals
     assert (refusal.kind, refusal.name) == ("stack", "webordinary-old-stak")
     assert refusal.reason.startswith("CloudFormation has no stack of that name in us-west-2, live or deleted in the "
-                                     f"last 90 days (it lists deleted stacks that long): check its spelling; is it one "
-                                     f"of the live stacks {OLD_STACK}?"), refusal.reason
+                                     f"last 90 days (it lists deleted stacks that long): check its spelling; is it the "
+                                     f"live stack {OLD_STACK}?"), refusal.reason
     untouched(aws, repo)
     assert "stack webordinary-old-stak: no stack of that name, live or deleted in the last 90 days (live stacks of " \
            f"close names: {OLD_STACK})" in caplog.text
