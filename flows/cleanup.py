@@ -12,7 +12,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
-   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, a stack name CloudFormation has no record of (live or deleted: a misspelling), ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. check that each old image tag still names the image the plan judged (a tag pushed again since
@@ -53,7 +53,8 @@ from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
-    RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, first_few, image_fate, in_use_summary,
+    RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
+    image_fate, in_use_summary,
     judge_stack_again, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
@@ -86,10 +87,10 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         raise CleanupRefused(plan.refusals)
     if spec.dry_run:
         result = planned_result(plan)
-        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; not found (deleted before, or "
-                 "never there: check the spelling): %s",
+        log.info("dry run: would archive %s; would delete image tags %s and stacks %s; image tags not found (deleted "
+                 "before, or never there: check the spelling): %s; stacks deleted before: %s",
                  result.archived or "nothing", list(plan.delete_tags) or "none", list(plan.delete_stacks) or "none",
-                 list(plan.gone_tags + plan.gone_stacks) or "none")
+                 list(plan.gone_tags) or "none", list(plan.gone_stacks) or "none")
         _report(result, targets)
         return result
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
@@ -193,7 +194,7 @@ def _read_and_plan(spec: CleanupSpec, targets: Targets, get_client: Callable[[st
     repository_images = again.repository() if spec.old_image_tags else ()
     described = {name: again.stack(name) for name in spec.old_stacks}
     for state in described.values():
-        log.info("stack %s: %s", state.name, state.status or "does not exist")
+        log.info("stack %s: %s", state.name, describe_stack_state(state))
     # A stack may also hold the listener or the rule production's traffic comes through.
     routing = again.routing() if spec.old_stacks else None
     if routing is not None:
@@ -501,10 +502,11 @@ def cleanup(
     """Archive the old code under a git tag, then delete old ECR image tags and old CloudFormation stacks.
 
     Refuses, before anything is deleted, a live stack (``Targets.stacks``), ``latest``, an image
-    tag a task definition in use references (by tag or by digest) and a stack with termination
-    protection, naming each. ``dry_run`` reads, plans and reports, deleting nothing. Safe to run
-    again after a failure. A tag made with ``allow_uncommitted`` leaves the uncommitted changes
-    out of the archive, and the log and the summary say so.
+    tag a task definition in use references (by tag or by digest), a stack with termination
+    protection and a stack name CloudFormation has no record of (a misspelling), naming each.
+    ``dry_run`` reads, plans and reports, deleting nothing. Safe to run again after a failure. A
+    tag made with ``allow_uncommitted`` leaves the uncommitted changes out of the archive, and the
+    log and the summary say so.
 
     Args:
         old_stacks: CloudFormation stacks to delete (e.g. webordinary-old-stack).

@@ -494,7 +494,8 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
         lines.append("this run did not bootstrap the environments of other accounts; if the stack goes to one that is "
                      "not bootstrapped to trust this account, run there with its credentials: "
                      + "; ".join(result.bootstrap_elsewhere))
-    lines.append(f"to resume once it is fixed: run deploy_infrastructure again with from_stack={failed!r} "
+    # When, as the artifact says it: a deploy stopped at its timeout has nothing to fix, only a wait.
+    lines.append(f"to resume {_again_when(err, failed)}: run deploy_infrastructure again with from_stack={failed!r} "
                  f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again")
     return "\n".join(lines)
 

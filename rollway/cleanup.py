@@ -25,6 +25,10 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   stops at DELETE_FAILED after deleting the rest of the stack;
 - a stack with termination protection is refused (someone protected it on purpose), and so is
   one CloudFormation is changing (``UPDATE_IN_PROGRESS`` and the like: DeleteStack refuses it);
+- a stack name CloudFormation has no record of, neither there nor listed as deleted (it lists
+  deleted stacks for 90 days), is refused as a misspelling, naming the live stacks of close
+  names: the old stack would stay, costing money, under a run that looked done. One listed as
+  deleted (by an earlier run, or by hand) is reported as deleted before: nothing to do;
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
@@ -43,6 +47,7 @@ that changed since the plan or that the plan would refuse now.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import defaultdict
 from typing import Collection, Literal, Mapping, Sequence
@@ -280,8 +285,14 @@ def _distinct(value: tuple[str, ...], what: str) -> tuple[str, ...]:
 # --- What was read ------------------------------------------------------------------------------
 
 
+DELETED_KEPT_DAYS = 90
+"""How long CloudFormation lists a deleted stack (ListStacks, ``DELETE_COMPLETE``)."""
+
+
 class StackState(BaseModel):
-    """A stack as CloudFormation describes it; ``status`` None: it does not exist."""
+    """A stack as CloudFormation describes it; ``status`` None: it does not exist (as
+    ``CloudFormationStacks.describe`` reads it: nor is one of that name listed as deleted in the
+    last ``DELETED_KEPT_DAYS`` days, a name no stack had, misspelt most likely)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -311,10 +322,38 @@ class StackState(BaseModel):
         "for a resource of a nested stack (a physical id in resources), that nested stack's name"))
     imported_by: dict[str, tuple[str, ...]] = Field(default_factory=dict, description=(
         "export name -> the other stacks importing it, for each export of it (or of its nested stacks) in use"))
+    deleted_at: str | None = Field(default=None, description=(
+        "for a stack listed as deleted (DELETE_COMPLETE), its DeletionTime (ISO 8601), when CloudFormation gives it"))
+    similar: tuple[str, ...] = Field(default=(), description=(
+        "for a stack that does not exist, the live stacks of names close to it (``close_names``), the targets' "
+        "own left out"))
 
     @property
     def gone(self) -> bool:
         return self.status is None or self.status in GONE_STATUSES
+
+
+def close_names(name: str, names: Collection[str]) -> tuple[str, ...]:
+    """The few (``FIRST_FEW``) of ``names`` closest to ``name``, compared without case (a misspelt
+    stack name's likeliest meanings), closest first; none when nothing is close."""
+    count = FIRST_FEW
+    # A typo scores above 0.9; the cutoff leaves out most other stacks of the same project, whose
+    # shared prefix and "Stack" alone score about 0.8.
+    by_lower: dict[str, list[str]] = defaultdict(list)
+    for candidate in sorted(names):
+        by_lower[candidate.lower()].append(candidate)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=count, cutoff=0.85)
+    return tuple([found for lower in close for found in by_lower[lower]][:count])
+
+
+def describe_stack_state(state: StackState) -> str:
+    """The log's word on an old stack as the plan read it: its status, deleted before, or no such stack."""
+    if state.status == "DELETE_COMPLETE":
+        return "deleted before" + (f" (at {state.deleted_at})" if state.deleted_at else "") + ": nothing to do"
+    if state.status is None:
+        return (f"no stack of that name, live or deleted in the last {DELETED_KEPT_DAYS} days"
+                + (f" (live stacks of close names: {', '.join(state.similar)})" if state.similar else ""))
+    return state.status
 
 
 AGAIN = "run cleanup again to judge it as it is now"
@@ -618,7 +657,8 @@ class CleanupPlan(BaseModel):
         delete_tags: image tags present in the repository, to delete.
         gone_tags: image tags the repository no longer has.
         delete_stacks: stacks that exist, to delete.
-        gone_stacks: stacks that no longer exist.
+        gone_stacks: stacks deleted before (CloudFormation lists them as DELETE_COMPLETE); a name no
+            stack had is refused.
         refusals: what will not be deleted, with reasons; any refusal stops the run before it deletes.
         in_use: every task definition in use and the image it runs (``describe_uses``), for the
             run's artifact: a refusal and the run's log name only the first few.
@@ -681,7 +721,8 @@ def plan_cleanup(
     Args:
         spec: what was asked.
         targets: the live stacks, the repository and (in ``in_use``) what production runs.
-        stacks: each of ``spec.old_stacks`` as described (a missing key: it does not exist).
+        stacks: each of ``spec.old_stacks`` as described (a missing key: CloudFormation has no
+            record of it, live or deleted, and it is refused as misspelt).
         in_use: the images named by the task definitions in use.
         images: every image in ``targets.ecr_repository``.
         archive: what git shows about the archive tag (required when ``spec.archive_tag`` is set).
@@ -702,7 +743,8 @@ def plan_cleanup(
                                                    way_forward=True)
     refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
-                                                       _production(targets, in_use, routing, network))
+                                                       _production(targets, in_use, routing, network),
+                                                       region=targets.region)
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
@@ -740,6 +782,8 @@ def judge_stack_again(name: str, plan: CleanupPlan, now: StackState, targets: Ta
         deleted: the stacks this run deleted before it (or found gone): an importer among them is gone.
         later: the planned stacks still to come after it (its root among them deletes it with itself).
     """
+    if now.gone:
+        return None
     judged = plan.stacks_judged[name]
     changed = stack_changed(judged, now)
     if changed is not None:
@@ -1123,7 +1167,7 @@ def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
 
 def _plan_stacks(
     names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
-    production: Mapping[_Identity, str] | None = None,
+    production: Mapping[_Identity, str] | None = None, region: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
     # Compared without case: a name differing from a live stack only by case is far likelier
     # a typo of it than an old stack to delete.
@@ -1148,6 +1192,18 @@ def _plan_stacks(
         if name.lower() in live_by_lower:
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
+        elif state.status is None:
+            # Neither there nor listed as deleted: not a re-run's stack deleted before, but a name no
+            # stack had. Passed as "not found", the run ended Completed with the real old stack still
+            # there under its own name, costing money.
+            where = f" in {region}" if region else ""
+            close = (f"is it the live stack {state.similar[0]}?" if len(state.similar) == 1
+                     else f"is it one of the live stacks {', '.join(state.similar)}?" if state.similar
+                     else f"no live stack{where} has a close name (is the region right?).")
+            refusals.append(Refusal(kind="stack", name=name, reason=(
+                f"CloudFormation has no stack of that name{where}, live or deleted in the last {DELETED_KEPT_DAYS} "
+                f"days (it lists deleted stacks that long): check its spelling; {close} If it was deleted more than "
+                f"{DELETED_KEPT_DAYS} days ago, leave it out of old_stacks")))
         elif state.gone:
             gone.append(name)
         elif state.root_stack is not None and state.root_stack.lower() in live_by_lower:
@@ -1206,7 +1262,7 @@ class CleanupResult(BaseModel):
         archived: "tag -> commit" and what happened to it (created / existed already / would be created).
         pushed: what happened on the remote (pushed / there already / would be pushed), or None.
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
-        gone_tags, gone_stacks: what was already gone.
+        gone_tags, gone_stacks: what was already gone (a tag: or never there; a stack: listed as deleted).
         refusals: what was refused (a run with any deletes nothing).
         stacks_kept: each planned stack not deleted because it changed after the plan (or production came
             to need it since) -> why (``judge_stack_again``).
@@ -1312,8 +1368,12 @@ def tags_left(plan: CleanupPlan, removed: Collection[str]) -> dict[str, tuple[st
 
 
 NOT_FOUND = "Not found: deleted before, or never there (check the spelling of any you did not delete)"
-"""What a tag or stack no longer (or never) there is reported under: resuming needs it to pass, and
-cleanup cannot tell a tag or stack deleted before from a misspelt name."""
+"""What an image tag no longer (or never) there is reported under: resuming needs it to pass, and
+ECR keeps no record of a deleted tag to tell one deleted before from a misspelt name."""
+
+STACKS_DELETED_BEFORE = ("Already deleted: stacks CloudFormation lists as DELETE_COMPLETE (by an earlier run, or by "
+                         "hand)")
+"""What an old stack deleted before this run deleted it is reported under (a name no stack had is refused)."""
 
 
 def summary_markdown(result: CleanupResult, repository: str) -> str:
@@ -1353,9 +1413,11 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                           for r in held))
 
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
-    # "Already gone" said a misspelt tag or stack had existed and been deleted: the run looked
-    # done while the old image or stack was still there under its real name.
-    section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags] + [f"stack `{s}`" for s in result.gone_stacks])
+    # "Already gone" said a misspelt tag had existed and been deleted: the run looked done while
+    # the old image was still there under its real tag.
+    section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags])
+    if result.gone_stacks:  # listed as deleted by CloudFormation: a name no stack had is refused
+        section(STACKS_DELETED_BEFORE, [f"`{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])
     if result.stacks_kept:
         # Not only stacks that changed: one production came to need since the plan is kept too.

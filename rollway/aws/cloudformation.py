@@ -1,7 +1,8 @@
 """Deleting old CloudFormation stacks: describe, refuse what must stay, delete and wait.
 
 A stack already gone is reported as gone, not as an error, so a cleanup that stopped part-way
-can simply be run again. The wait is botocore's ``stack_delete_complete`` waiter, run in slices
+can simply be run again; ``describe`` tells one deleted before (listed as ``DELETE_COMPLETE``)
+from a name no stack had. The wait is botocore's ``stack_delete_complete`` waiter, run in slices
 so that a deletion taking many minutes reports its newest stack events as it goes.
 """
 
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
 from rollway.aws.errors import AdapterError
-from rollway.cleanup import StackState, nested_changed, stack_changed, stack_name
+from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
 DeleteOutcome = Literal["deleted", "already_gone"]
@@ -103,10 +104,11 @@ class CloudFormationStacks:
 
     def describe(self, name: str) -> StackState:
         """The stack as CloudFormation shows it, with its newest event and what it holds; ``status``
-        None when there is no such stack."""
+        ``DELETE_COMPLETE`` for one deleted before, None when CloudFormation has no record of one of
+        that name (``_not_there``)."""
         found = self._describe(name)
         if found is None:
-            return StackState(name=name)
+            return self._not_there(name)
         root = found.get("RootId")
         gone = found["StackStatus"] == "DELETE_COMPLETE"
         # What deleting it would delete: the plan refuses a stack holding what production uses.
@@ -124,6 +126,31 @@ class CloudFormationStacks:
             imported_by={} if gone else self._imported_by({stack_name(stack) for stack in stacks}),
             nested_events={} if gone else self._nested_events(stacks - {found["StackId"]}),
         ))
+
+    def _not_there(self, name: str) -> StackState:
+        """A stack DescribeStacks does not know by name: deleted before (``DELETE_COMPLETE``, as
+        ListStacks lists it for 90 days), or a name no stack had, with the live stacks of close
+        names (the targets' own left out: the plan refuses them). The pages of ListStacks, once.
+
+        "Does not exist" alone could not tell a re-run's stack deleted before, nothing to do,
+        from a misspelt name, the old stack still there under its own.
+        """
+        deleted: list[Any] = []
+        live: set[str] = set()
+        for page in self._client.get_paginator("list_stacks").paginate():
+            for summary in page.get("StackSummaries", []):
+                if summary.get("StackStatus") == "DELETE_COMPLETE":
+                    if summary.get("StackName") == name:
+                        deleted.append(summary.get("DeletionTime"))
+                elif summary.get("StackName", "").lower() not in self._keep:
+                    live.add(summary["StackName"])
+        if deleted:
+            # The newest deletion, when CloudFormation dates them (a name deleted, made again, deleted).
+            times = sorted((when for when in deleted if when is not None), reverse=True)
+            when = times[0] if times else None
+            return StackState(name=name, status="DELETE_COMPLETE",
+                              deleted_at=when.isoformat() if hasattr(when, "isoformat") else when)
+        return StackState(name=name, similar=close_names(name, live))
 
     def _imported_by(self, exporting: set[str]) -> dict[str, tuple[str, ...]]:
         """Export name -> the other stacks importing it, for every export of the stacks ``exporting``

@@ -83,7 +83,20 @@ class ToolMissing(PicklableError, ToolError):
     def __init__(self, executable: str, hint: str = "") -> None:
         self.executable = executable
         suffix = f"; {hint}" if hint else ""
-        super().__init__(f"{executable!r} was not found on PATH{suffix}")
+        super().__init__(f"{executable!r} {_why_missing(executable)}{suffix}")
+
+
+def _why_missing(executable: str) -> str:
+    """Why exec cannot run ``executable``: a bare name is looked up on PATH, a path is taken as
+    given (``cdk_executable=/opt/cdk/bin/cdk`` misspelt was said "not found on PATH")."""
+    if os.sep not in executable and not (os.altsep and os.altsep in executable):
+        return "was not found on PATH"
+    path = Path(executable)
+    if not path.exists():
+        return "does not exist"
+    if path.is_dir():
+        return "is a directory, not a program"
+    return "is not executable (chmod +x it)"
 
 
 class ToolFailed(PicklableError, ToolError):

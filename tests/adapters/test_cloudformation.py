@@ -56,7 +56,7 @@ def test_an_old_stack_is_deleted_with_its_resources_and_a_rerun_reports_it_gone(
 
     assert stacks.delete(OLD, timeout_seconds=30, on_progress=progress.append) == "deleted"
 
-    assert stacks.describe(OLD).status is None
+    assert stacks.describe(OLD).status == "DELETE_COMPLETE" and stacks.describe(OLD).gone
     assert not queue_exists(aws, "webordinary-old-queue"), "the stack's queue went with it"
     assert progress[0] == f"stack {OLD}: deletion requested (was CREATE_COMPLETE)"
     assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
@@ -130,9 +130,37 @@ def test_a_stack_updated_again_since_it_was_judged_is_not_deleted(aws, stacks, w
 def test_a_stack_that_never_existed_is_reported_gone_without_a_delete_call(aws, stacks, watch_calls):
     calls = watch_calls(aws.get_client("cloudformation"))
     state = stacks.describe("never-was")
-    assert (state.status, state.gone) == (None, True)
+    assert (state.status, state.gone, state.similar) == (None, True, ())
     assert stacks.delete("never-was", timeout_seconds=30) == "already_gone"
     assert "DeleteStack" not in calls
+
+
+def test_a_stack_deleted_before_is_told_from_a_name_no_stack_had_which_names_live_stacks_close_to_it(
+        aws, stacks, watch_calls):
+    """Both were "does not exist": a re-run (or a stack deleted by hand), nothing to do, and a
+    misspelt name, the old stack still there under its real one. CloudFormation lists deleted
+    stacks for 90 days (ListStacks, DELETE_COMPLETE)."""
+    cloudformation = aws.get_client("cloudformation")
+    create(aws, OLD, "webordinary-old-queue")
+    cloudformation.delete_stack(StackName=OLD)
+    create(aws, "webordinary-older-stack", "webordinary-older-queue")
+    create(aws, "unrelated", "unrelated-queue")
+    live = aws.targets.stacks[0]
+    create(aws, live, "webordinary-live-queue")
+    calls = watch_calls(cloudformation)
+
+    deleted = stacks.describe(OLD)
+    assert (deleted.status, deleted.gone, deleted.similar) == ("DELETE_COMPLETE", True, ())
+    assert calls == ["DescribeStacks", "ListStacks"]
+    misspelt = stacks.describe("webordinary-oldr-stack")
+    assert (misspelt.status, misspelt.gone) == (None, True)
+    # Live stacks only (the deleted one is not suggested), and never a live stack of the targets:
+    # the plan refuses those.
+    assert misspelt.similar == ("webordinary-older-stack",), misspelt
+    assert stacks.describe(live[:-1]).similar == ()
+    calls.clear()
+    assert stacks.describe("webordinary-older-stack").status == "CREATE_COMPLETE"
+    assert "ListStacks" not in calls, "a stack that exists is read as before"
 
 
 def test_termination_protection_is_refused_with_how_to_lift_it(aws, stacks, watch_calls):

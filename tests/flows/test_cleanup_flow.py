@@ -120,6 +120,10 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     before = digests(aws)
     (old_queue_url,) = [r["PhysicalResourceId"] for r in aws.get_client("cloudformation").list_stack_resources(
         StackName=OLD_STACK)["StackResourceSummaries"]]
+    # Deleted by hand before the run: CloudFormation lists it as DELETE_COMPLETE.
+    aws.get_client("cloudformation").create_stack(StackName="deleted-long-ago", TemplateBody=json.dumps(
+        {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "older-queue"}}}}))
+    aws.get_client("cloudformation").delete_stack(StackName="deleted-long-ago")
     state = run(aws, repo, old_stacks=[OLD_STACK, "deleted-long-ago"],
                 old_image_tags=["old-version", "0.9.0", "never-pushed"])
     assert state.is_completed(), state.message
@@ -135,12 +139,15 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     assert result.archived == f"tag `{TAG}` -> {head}: created" and "pushed" in result.pushed
     text = summary(state)
     assert text.startswith("# Cleanup done")
-    for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`", "- stack `deleted-long-ago`",
+    for line in (f"- `{OLD_STACK}`", "- `old-version`", "- image tag `never-pushed`",
                  f"- tag `{TAG}` -> {head}: created"):
         assert line in text
-    # A tag never pushed (a misspelt one, say) is not said to have been deleted before.
+    # A tag never pushed (a misspelt one, say) is not said to have been deleted before; a stack
+    # CloudFormation lists as deleted is.
     found = text[text.index("## Not found: deleted before, or never there (check the spelling"):]
     assert "- image tag `never-pushed`" in found and "Already gone" not in text
+    assert "## Already deleted: stacks CloudFormation lists as DELETE_COMPLETE (by an earlier run, or by hand)\n\n" \
+           "- `deleted-long-ago`\n" in text, text
     # A record of what went: the image each tag named, and what the stack held.
     assert f"- `old-version` (image {before['old-version']}, deleted with it: its last tag)\n" in text
     assert f"- `{OLD_STACK}`, with the 1 resource(s) it holds:\n  - `{old_queue_url}`\n" in text
@@ -150,6 +157,24 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
     assert again.archived == f"tag `{TAG}` -> {head}: existed already" and "there already" in again.pushed
     assert (again.deleted_tags, again.gone_tags, again.deleted_stacks, again.gone_stacks) == \
         ((), ("old-version",), (), (OLD_STACK,))
+
+
+def test_a_misspelt_old_stack_fails_the_run_before_anything_is_written_naming_the_stack_meant(account, repo, caplog):
+    """A name no stack had was "Not found: deleted before, or never there" in a run that ended
+    Completed, the old stack still there under its real name, costing money. CloudFormation lists
+    a deleted stack for 90 days: a name it has no record of is a misspelling, not a re-run."""
+    aws = account
+    state = run(aws, repo, old_stacks=["webordinary-old-stak"], old_image_tags=["old-version"])
+
+    (refusal,) = refusal_of(state).refusals
+    assert (refusal.kind, refusal.name) == ("stack", "webordinary-old-stak")
+    assert refusal.reason.startswith("CloudFormation has no stack of that name in us-west-2, live or deleted in the "
+                                     f"last 90 days (it lists deleted stacks that long): check its spelling; is it the "
+                                     f"live stack {OLD_STACK}?"), refusal.reason
+    untouched(aws, repo)
+    assert "stack webordinary-old-stak: no stack of that name, live or deleted in the last 90 days (live stacks of " \
+           f"close names: {OLD_STACK})" in caplog.text
+    assert summary(state).startswith("# Cleanup refused: nothing was deleted")
 
 
 def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_written(account, repo):
@@ -1210,7 +1235,7 @@ def test_a_stack_that_changed_after_the_plan_is_not_deleted_and_the_run_says_why
     if how == "deleted":
         assert state.is_completed(), state.message
         assert state.result().gone_stacks == (OLD_STACK,) and state.result().deleted_stacks == (other,)
-        assert f"- stack `{OLD_STACK}`" in text[text.index("## Not found"):], text
+        assert f"- `{OLD_STACK}`" in text[text.index("## Already deleted: stacks"):], text
         return
     assert stack_status(aws, OLD_STACK) in ("UPDATE_COMPLETE", "CREATE_COMPLETE") and queue_exists(aws, OLD_QUEUE)
     message = str(stopped)

@@ -1120,7 +1120,7 @@ def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws,
     blocks = saved_blocks(aws, "container")
     # The flow makes its clients from the saved blocks: watch every client, not the test's.
     calls = {service: every_call(service) for service in ("sts", "ecr", "ecs")}
-    with pytest.raises(PublishRefused, match="'/nonexistent/docker' was not found.*install the docker CLI"):
+    with pytest.raises(PublishRefused, match="'/nonexistent/docker' does not exist.*install the docker CLI"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), docker_executable=NO_DOCKER,
                           targets_block=blocks, aws_credentials_block=blocks)
     assert calls == {"sts": [], "ecr": [], "ecs": []}

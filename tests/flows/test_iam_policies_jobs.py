@@ -108,6 +108,10 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     cloudformation = aws.get_client("cloudformation")
     body = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "old-queue"}}}}
     cloudformation.create_stack(StackName="webordinary-old-stack", TemplateBody=json.dumps(body))
+    # Deleted before the run: told from a misspelt name by the stacks CloudFormation lists as deleted.
+    older = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "older-queue"}}}}
+    cloudformation.create_stack(StackName="webordinary-older-stack", TemplateBody=json.dumps(older))
+    cloudformation.delete_stack(StackName="webordinary-older-stack")
     put_image(aws, "1.0.0", "1")
     put_image(aws, "old-version", "2")
     put_image_index(aws, "0.9.0", {"0.9.0-amd64": "3"})  # its platform images are read (BatchGetImage)
@@ -116,9 +120,10 @@ def test_the_infrastructure_policy_allows_every_call_the_checklist_and_cleanup_m
     get_client = own_clients(aws, "rollway-iam-infrastructure", used, requests)
 
     checker_for(get_client, aws.targets).check()
-    result = clean(aws, get_client, CleanupSpec(old_stacks=("webordinary-old-stack",),
+    result = clean(aws, get_client, CleanupSpec(old_stacks=("webordinary-old-stack", "webordinary-older-stack"),
                                                 old_image_tags=("old-version",)))
     assert result.deleted_stacks == ("webordinary-old-stack",) and result.deleted_tags == ("old-version",)
+    assert result.gone_stacks == ("webordinary-older-stack",)
 
     policy = allowed("iam-policy-infrastructure.json")
     assert not used - policy, f"calls the infrastructure policy does not allow: {sorted(used - policy)}"

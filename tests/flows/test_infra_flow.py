@@ -350,8 +350,14 @@ def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudf
             return super().deploy(stack, timeout_seconds=timeout_seconds, on_line=on_line)
 
     since = time.time()
-    with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS"):
+    with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS") as caught:
         deploy_on(Slow(WEBORDINARY), None)
+    # Its last line said "to resume once it is fixed", right after saying there was nothing to fix, only a wait.
+    assert str(caught.value).endswith(
+        "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped, "
+        "CloudFormation was not): run deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
+        f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again"), caught.value
+    assert "once it is fixed" not in str(caught.value)
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
             "CloudFormation (cdk was stopped, CloudFormation was not).") in latest(ARTIFACT_KEY, since)
 

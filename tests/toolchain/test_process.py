@@ -74,6 +74,23 @@ def test_a_missing_tool_is_named_with_the_hint():
         run_tool(["/nonexistent/bin/tool"], timeout_seconds=5)
 
 
+def test_a_tool_given_by_a_path_that_is_not_there_or_not_runnable_says_so_not_path(tmp_path):
+    """cdk_executable=/opt/cdk/bin/cdk misspelt was said "not found on PATH": PATH is not where
+    anyone would look for a path they typed."""
+    missing = tmp_path / "bin" / "cdk"
+    with pytest.raises(ToolMissing) as caught:
+        resolve(str(missing), "install the AWS CDK CLI")
+    assert str(caught.value) == f"{str(missing)!r} does not exist; install the AWS CDK CLI"
+    with pytest.raises(ToolMissing, match="does not exist"):
+        run_tool([str(missing)], timeout_seconds=5)
+    plain = tmp_path / "cdk"
+    plain.write_text("#!/bin/sh\n")
+    with pytest.raises(ToolMissing, match=f"^{str(plain)!r} is not executable \\(chmod \\+x it\\)$"):
+        resolve(str(plain))
+    with pytest.raises(ToolMissing, match=f"^{str(tmp_path)!r} is a directory, not a program$"):
+        resolve(str(tmp_path))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -99,7 +99,14 @@ OLD = "webordinary-old-stack"
         (OLD, StackState(name=OLD, status="UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"), "refused",
          "does not delete a stack mid-change; run cleanup again once it has settled"),
         (OLD, StackState(name=OLD, status="CREATE_IN_PROGRESS"), "refused", "it is CREATE_IN_PROGRESS"),
-        (OLD, None, "gone", None),
+        # No record of it, live or deleted: a misspelling (the real old stack still there, costing
+        # money) was reported "not found" in a run that ended Completed.
+        (OLD, None, "refused", "CloudFormation has no stack of that name in us-west-2, live or deleted in the last "
+                               "90 days"),
+        (OLD, StackState(name=OLD, similar=("webordinary-old-stacks", "Webordinary-Old-Stack")), "refused",
+         "is it one of the live stacks webordinary-old-stacks, Webordinary-Old-Stack? If it was deleted more than 90 "
+         "days ago, leave it out of old_stacks"),
+        # Deleted before (by an earlier run, or by hand): nothing to do.
         (OLD, StackState(name=OLD, status="DELETE_COMPLETE"), "gone", None),
         ("WebordinaryFargateStack", StackState(name="WebordinaryFargateStack", status="CREATE_COMPLETE"), "refused",
          "it is the live stack 'WebordinaryFargateStack'"),
@@ -262,9 +269,14 @@ def test_parse_image(image, repository, tag, digest):
 
 def test_summary_says_what_was_deleted_gone_and_refused():
     text = summary_markdown(CleanupResult(deleted_tags=("old-version",), gone_tags=("x",), deleted_stacks=(OLD,),
-                                          archived="tag `t` -> c1: created"), T.ecr_repository)
+                                          gone_stacks=("older-stack",), archived="tag `t` -> c1: created"),
+                            T.ecr_repository)
     assert text.startswith("# Cleanup done")
     assert "- `old-version`" in text and "- image tag `x`" in text and f"- `{OLD}`" in text and "created" in text
+    # A stack CloudFormation lists as deleted was deleted: not "deleted before, or never there".
+    assert "## Already deleted: stacks CloudFormation lists as DELETE_COMPLETE (by an earlier run, or by hand)\n\n" \
+           "- `older-stack`\n" in text, text
+    assert "stack `older-stack`" not in text[text.index("## Not found"):]
     p = plan(tags=("2.0.0",))
     refused = summary_markdown(planned_result(p), T.ecr_repository)
     assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
