@@ -24,7 +24,7 @@ from rollway.sim.topology import put_release_image
 from rollway.sim.traffic import TrafficSimulator
 
 HEALTHY = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
-SPEED = 120.0  # simulated seconds per wall second
+SPEED = 240.0  # simulated seconds per wall second
 T = TypeVar("T")
 
 
