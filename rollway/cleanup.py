@@ -1197,8 +1197,13 @@ def _plan_stacks(
             # stack had. Passed as "not found", the run ended Completed with the real old stack still
             # there under its own name, costing money.
             where = f" in {region}" if region else ""
+            # The targets' own stacks are never offered (``similar`` leaves them out), but one of a
+            # close name is not "no live stack": the region is right, the name is a typo of it.
+            own = close_names(name, live)
             close = (f"is it the live stack {state.similar[0]}?" if len(state.similar) == 1
                      else f"is it one of the live stacks {', '.join(state.similar)}?" if state.similar
+                     else f"no live stack{where} but the targets' own {', '.join(own)} (Targets.stacks: production "
+                          f"runs on {'it) has' if len(own) == 1 else 'them) have'} a close name." if own
                      else f"no live stack{where} has a close name (is the region right?).")
             refusals.append(Refusal(kind="stack", name=name, reason=(
                 f"CloudFormation has no stack of that name{where}, live or deleted in the last {DELETED_KEPT_DAYS} "

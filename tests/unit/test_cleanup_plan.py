@@ -106,6 +106,11 @@ OLD = "webordinary-old-stack"
         (OLD, StackState(name=OLD, similar=("webordinary-old-stacks", "Webordinary-Old-Stack")), "refused",
          "is it one of the live stacks webordinary-old-stacks, Webordinary-Old-Stack? If it was deleted more than 90 "
          "days ago, leave it out of old_stacks"),
+        # A misspelling of a live stack of the targets (never offered as a stack to delete): "no
+        # live stack has a close name (is the region right?)" sent a person to check the region.
+        ("WebordinaryFargateStac", StackState(name="WebordinaryFargateStac"), "refused",
+         "no live stack in us-west-2 but the targets' own WebordinaryFargateStack (Targets.stacks: production runs "
+         "on it) has a close name."),
         # Deleted before (by an earlier run, or by hand): nothing to do.
         (OLD, StackState(name=OLD, status="DELETE_COMPLETE"), "gone", None),
         ("WebordinaryFargateStack", StackState(name="WebordinaryFargateStack", status="CREATE_COMPLETE"), "refused",
