@@ -349,12 +349,15 @@ _SECOND_MESSAGE = "have the test instruction run twice"
 
 
 def _not_again(spec: ValidationSpec, second: str) -> str:
-    """What a POST's failure adds when it reached the service and more attempts were allowed:
+    """What a POST's failure adds when it may have reached the service and more attempts were allowed:
     why it had one. Beside a health GET tried ``spec.attempts`` times, "1 try" read as a retry
     skipped. Empty with one attempt: nothing was held back."""
     if spec.attempts <= 1:
         return ""
-    return f"; not sent again (spec.attempts {spec.attempts}): the service received it, and a second POST could {second}"
+    # "May": a 5xx (a load balancer's 503 with no healthy target) or a lost answer does not say the
+    # service got it, only that it cannot be ruled out.
+    return (f"; not sent again (spec.attempts {spec.attempts}): it may have reached the service (a 5xx or a lost "
+            f"answer does not say), and a second POST could {second}")
 
 
 @contextmanager
