@@ -1141,8 +1141,10 @@ class ClaimKeeper:
                 self._log.info("this rollback's claim is no longer its own to give up: %s", taken)
             except Exception as err:  # noqa: BLE001 - the lease lapses by itself
                 # Counted from its last renewal: up to a claim's length, not always the whole of it.
-                self._log.warning("could not give up this rollback's claim (it lapses by itself in %.0f s): %s",
-                                  max(0.0, self._renewals.left()), err)
+                left = self._renewals.left()
+                when = (f"it lapses by itself in {left:.0f} s" if left >= 0.5 else
+                        f"it lapsed {-left:.0f} s ago: another rollback may take it over now")
+                self._log.warning("could not give up this rollback's claim (%s): %s", when, err)
 
 
 class StillNewest:

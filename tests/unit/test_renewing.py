@@ -193,6 +193,16 @@ def test_a_claim_given_up_in_an_outage_says_when_it_lapses_counted_from_its_last
     assert "could not give up this rollback's claim (it lapses by itself in 14 s)" in caplog.text, caplog.text
 
 
+def test_a_claim_given_up_after_it_lapsed_in_an_outage_says_it_lapsed_not_that_it_lapses_in_0_s(caplog):
+    env, record, keeper = a_claimed_rollback(outage=CLAIM_SECONDS * 10)
+    env.clock.sleep(CLAIM_SECONDS + 30.0)  # renewals failing since the 20th second: lapsed 30 s ago
+    with caplog.at_level(logging.WARNING, logger="test-claim"):
+        keeper.__exit__(RuntimeError, RuntimeError("the canary could not be scaled down"), None)
+    assert "could not give up this rollback's claim (it lapsed 31 s ago: another rollback may take it over now)" \
+        in caplog.text, caplog.text
+    assert "lapses by itself in 0 s" not in caplog.text, caplog.text
+
+
 def test_a_failed_rollback_whose_claim_was_taken_over_does_not_say_it_could_not_give_it_up(caplog):
     """It warned "could not give up this rollback's claim (it lapses by itself in 60 s)" over the
     ledger's refusal: on-call read that the claim would soon free itself, while carol's rollback held it."""
