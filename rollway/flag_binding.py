@@ -1230,6 +1230,14 @@ class HoldNotNamed(PicklableError, FlagError):
         super().__init__(said)
 
 
+class HoldOpenHere(FlagError):
+    """``rollway flags release``: the rollout named is this service's and its ledger records it open
+    (in progress, paused or rolling back); nothing was written. Its run, a resume or `rollway abort`
+    ends its hold, and abort also puts its traffic back: freeing the flag alone left that rollout's
+    next stage failing over a hold it no longer had, and its canary's share of the traffic on a flag
+    no rollout moved."""
+
+
 class HoldReleased(BaseModel):
     """What ``release_hold`` did: the flag before and after, the hold it freed, and who holds the
     flag now (an older hold of another rollout that never ended, or None)."""
@@ -1259,6 +1267,28 @@ class HoldReleased(BaseModel):
                 f"stage; were rollout {rollout} still under way, its next stage fails rather than set the flag again")
 
 
+def release_settings(feature: str, rollout: str, *, actor: str, reason: str, enabled: bool | None = None,
+                     percentage: float | None = None) -> dict[str, object]:
+    """The settings a release of ``rollout``'s hold on ``feature`` writes (none: the flag's own), its
+    input checked before anything is read (``release_hold``; `rollway flags release` before the ledger).
+
+    Raises:
+        InvalidFlagInput: a bad flag name, rollout id, actor, reason or setting.
+    """
+    validate_feature(feature)
+    check_rollout_id(rollout)
+    validate_actor(actor)
+    mark = f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
+    if not reason.strip():
+        raise InvalidFlagInput("a release needs its reason (why the hold is freed), for the flag's audit trail")
+    if len(mark) + len(reason) > MAX_REASON:
+        raise InvalidFlagInput(f"the reason is {len(reason)} characters; at most {MAX_REASON - len(mark)} fit the "
+                               "audit trail beside the release's mark (link to a longer note instead)")
+    validate_reason(mark + reason)  # text a DynamoDB item can hold, refused before anything is read
+    given = {name: value for name, value in (("enabled", enabled), ("percentage", percentage)) if value is not None}
+    return FlagChange(feature=feature, **given).settings() if given else {}
+
+
 def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, now: float, reason: str,
                  enabled: bool | None = None, percentage: float | None = None) -> HoldReleased:
     """Free the hold of rollout ``rollout`` on ``feature``, as its rollback would, naming who and why.
@@ -1278,18 +1308,8 @@ def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, no
         UnknownFlag: no such flag; HoldNotNamed: the flag is held by another rollout, or none.
         FlagConflict: the flag changed between each read and its write, every time.
     """
-    validate_feature(feature)
-    check_rollout_id(rollout)
-    validate_actor(actor)
+    settings = release_settings(feature, rollout, actor=actor, reason=reason, enabled=enabled, percentage=percentage)
     mark = f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
-    if not reason.strip():
-        raise InvalidFlagInput("a release needs its reason (why the hold is freed), for the flag's audit trail")
-    if len(mark) + len(reason) > MAX_REASON:
-        raise InvalidFlagInput(f"the reason is {len(reason)} characters; at most {MAX_REASON - len(mark)} fit the "
-                               "audit trail beside the release's mark (link to a longer note instead)")
-    validate_reason(mark + reason)  # text a DynamoDB item can hold, refused before anything is read
-    given = {name: value for name, value in (("enabled", enabled), ("percentage", percentage)) if value is not None}
-    settings = FlagChange(feature=feature, **given).settings() if given else {}
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(feature)
         if current is None:

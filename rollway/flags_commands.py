@@ -20,11 +20,13 @@ from rollway.flag_binding import (
     FlagChange,
     FlagUpdate,
     HoldNotNamed,
+    HoldOpenHere,
     describe_hold,
     holder,
     iso_utc,
     person_change_note,
     release_hold,
+    release_settings,
     set_flag,
 )
 from rollway.flags import (
@@ -247,7 +249,8 @@ def _interrupted(sending: "_Sending", feature: str, again: str) -> str:
 
 
 def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, rollout: str, actor: str, reason: str,
-                  enabled: bool | None = None, percentage: float | None = None, now: float | None = None) -> int:
+                  enabled: bool | None = None, percentage: float | None = None, now: float | None = None,
+                  newest: Callable[[], tuple[str, Any]] | None = None) -> int:
     """Free rollout ``rollout``'s hold on ``feature`` (``release_hold``) and print what was done.
 
     Args:
@@ -260,11 +263,15 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
         reason: why (recorded in the audit trail).
         enabled, percentage: settings to write with the release; None keeps the flag's.
         now: epoch seconds; the current time by default.
+        newest: reads this service's ledger: (the service, its newest RolloutRecord or None). A
+            rollout it records open is refused (``HoldOpenHere``); one it cannot read is warned of
+            on ``err`` and not checked (the hold may be another service's, which no ledger here
+            records). None: not checked.
 
     Returns:
         EXIT_OK freed; EXIT_INVALID bad input or an unknown flag; EXIT_CONFLICT not held by
-        ``rollout`` (held by another rollout, or by none), or changed on every attempt;
-        EXIT_UNAVAILABLE the table; EXIT_INTERRUPTED Ctrl-C.
+        ``rollout`` (held by another rollout, or by none), open in this service's ledger, or
+        changed on every attempt; EXIT_UNAVAILABLE the table; EXIT_INTERRUPTED Ctrl-C.
     """
 
     def release() -> None:
@@ -275,6 +282,10 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
                  if value is not None}
         if given:
             _asked(feature, given)
+        if newest is not None:
+            # Every input checked first: bad input is exit 2 before the ledger is read, too.
+            release_settings(feature, rollout, actor=validate_actor(actor).strip(), reason=reason, **given)
+            _not_open_here(newest, rollout, err)
         sending = _Sending(store)
         try:
             released = release_hold(sending, feature, rollout, actor=validate_actor(actor).strip(), reason=reason,
@@ -286,6 +297,27 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
         out.write(f"note: {released.note()}\n")
 
     return _run(err, release)
+
+
+def _not_open_here(newest: Callable[[], tuple[str, Any]], rollout: str, err: TextIO) -> None:
+    """Refuse (``HoldOpenHere``) to free the hold of a rollout this service's ledger records open."""
+    from rollway.phases import RolloutPhase
+
+    try:
+        service, record = newest()
+    except KeyboardInterrupt:
+        raise _Interrupted("interrupted while reading this service's ledger: nothing was written") from None
+    except Exception as trouble:  # noqa: BLE001 - the hold may be another service's: said, not fatal
+        err.write(f"warning: could not read this service's ledger ({trouble}): whether rollout {rollout} is open "
+                  "there was not checked\n")
+        return
+    # Rolling back is open too: a rollback that stopped (at its flag step, say) is finished by abort.
+    if (record is not None and record.rollout_id == rollout
+            and record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.PROMOTED)):
+        raise HoldOpenHere(
+            f"rollout {rollout} is {service}'s, and its ledger records it {record.phase.value}: nothing was changed. "
+            f"Its run (or a resume) ends its hold, and `rollway abort` rolls it back, traffic and flags with it; "
+            "`rollway flags release` frees a hold no ledger of this service can end")
 
 
 class _Sending:
@@ -430,7 +462,7 @@ def _run(err: TextIO, action: Callable[[], None]) -> int:
     except _Interrupted as stop:
         err.write(f"error: {stop}\n")
         return EXIT_INTERRUPTED
-    except (FlagConflict, HoldNotNamed) as error:
+    except (FlagConflict, HoldNotNamed, HoldOpenHere) as error:
         return _fail(err, error, EXIT_CONFLICT)
     except FlagStoreUnavailable as error:
         return _fail(err, error, EXIT_UNAVAILABLE)

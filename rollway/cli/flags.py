@@ -142,7 +142,7 @@ def release(feature: str, /, *, rollout: str, reason: str, enabled: bool | None 
     """Free a flag from a rollout's hold, when that rollout's run ended without its rollback (say,
     another service's rollout that was killed): written only while the flag's trail still names that
     rollout as its holder; the flag keeps its settings unless --enabled/--no-enabled or --percentage
-    is given.
+    is given. A rollout this service's ledger records open is refused: `rollway abort` ends it.
 
     Args:
         feature: the flag.
@@ -156,8 +156,17 @@ def release(feature: str, /, *, rollout: str, reason: str, enabled: bool | None 
     """
     from rollway.flags_commands import flags_release
 
+    def newest() -> tuple[str, object]:
+        # This service's newest rollout: one still open here is `rollway abort`'s, not a release's.
+        from rollway.aws.ledger import DynamoLedger
+        from rollway.cli.ops import load_account
+
+        targets, get_client = load_account(targets_block, credentials_block)
+        return targets.canary_service, DynamoLedger(get_client("dynamodb"), targets).get(targets.canary_service)
+
     return flags_release(_store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr,
-                         rollout=rollout, actor=_actor(actor), reason=reason, enabled=enabled, percentage=percentage)
+                         rollout=rollout, actor=_actor(actor), reason=reason, enabled=enabled, percentage=percentage,
+                         newest=newest)
 
 
 @flags_app.command(name="eval")

@@ -129,3 +129,48 @@ def test_a_hold_taken_between_the_read_and_the_write_is_not_freed(flags, capsys,
     [newest] = flags.audit(F, limit=1)
     assert (newest.writer, newest.rollout) == ("rollout", EDIT), "EDIT's hold stands"
     assert (flags.get(F).enabled, flags.get(F).percentage) == (True, 5.0)
+
+
+def test_a_rollout_this_services_ledger_records_open_is_refused_naming_abort(flags, aws, capsys):
+    """A hold of this service's own rollout, still open in its ledger, is `rollway abort`'s to end
+    (its traffic goes back with its flags): freed alone, the rollout's next stage failed over a hold
+    it no longer had, with its canary still serving its share."""
+    from rollway.aws.ledger import DynamoLedger
+    from rollway.ledger import RolloutRecord
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec, Stage
+
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=5), Stage(weight=100)],
+                       flags=BOUND)
+    DynamoLedger(aws.get_client("dynamodb"), aws.targets).create(
+        RolloutRecord(service=aws.targets.canary_service, rollout_id=EDIT, image=spec.image,
+                      spec_json=spec.model_dump_json(), phase=RolloutPhase.PAUSED), owner="process/edit", now=20.0,
+        lease_seconds=0)
+    before = flags.get(F)
+
+    assert rollway("flags", "release", F, "--rollout", EDIT, "--reason", "stuck", "--actor", "oncall") == EXIT_CONFLICT
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"error: rollout {EDIT} is {aws.targets.canary_service}'s, and its ledger records it paused: "
+                          "nothing was changed"), err
+    assert "`rollway abort` rolls it back" in err, err
+    assert flags.get(F).version == before.version
+    # Another service's rollout, which this ledger does not record, is still freed.
+    assert release() == EXIT_OK
+
+
+def test_a_ledger_that_cannot_be_read_is_said_and_the_release_goes_on(flags, capsys, monkeypatch):
+    from rollway.aws.ledger import DynamoLedger
+
+    def unreadable(self, service):
+        raise RuntimeError("DynamoDB Query failed: throttled")
+
+    monkeypatch.setattr(DynamoLedger, "get", unreadable)
+
+    assert release() == EXIT_OK
+
+    out, err = capsys.readouterr()
+    assert err == (f"warning: could not read this service's ledger (DynamoDB Query failed: throttled): whether rollout "
+                   f"{BILLING} is open there was not checked\n"), err
+    assert f"rollout {BILLING}'s hold freed" in out, out
