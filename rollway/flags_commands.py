@@ -281,14 +281,14 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
         given = {name: value for name, value in (("enabled", enabled), ("percentage", percentage))
                  if value is not None}
         if given:
-            _asked(feature, given)
+            _asked(feature, given)  # a bad percentage in the command line's words
+        who = validate_actor(actor).strip()
+        release_settings(feature, rollout, actor=who, reason=reason, **given)  # the rest, before the ledger too
         if newest is not None:
-            # Every input checked first: bad input is exit 2 before the ledger is read, too.
-            release_settings(feature, rollout, actor=validate_actor(actor).strip(), reason=reason, **given)
             _not_open_here(newest, rollout, err)
         sending = _Sending(store)
         try:
-            released = release_hold(sending, feature, rollout, actor=validate_actor(actor).strip(), reason=reason,
+            released = release_hold(sending, feature, rollout, actor=who, reason=reason,
                                     now=time.time() if now is None else now, **given)
         except KeyboardInterrupt:
             raise _Interrupted(_interrupted(sending, feature, "freeing it again")) from None

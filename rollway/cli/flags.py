@@ -27,11 +27,24 @@ class _Store:
     def __init__(self, targets_block: str | None, credentials_block: str | None) -> None:
         self._blocks = (targets_block, credentials_block)
         self._store = None
+        self._account = None  # (targets, the DynamoDB client), once opened
+
+    def _open(self):
+        if self._store is None:
+            self._store, self._account = _open_store(*self._blocks)
+        return self._store
 
     def __getattr__(self, name: str):
-        if self._store is None:
-            self._store = _open_store(*self._blocks)
-        return getattr(self._store, name)
+        return getattr(self._open(), name)
+
+    def newest_rollout(self) -> tuple[str, object]:
+        """This service's name and its newest rollout in the ledger, on the account the store was
+        opened on (its blocks are read once)."""
+        from rollway.aws.ledger import DynamoLedger
+
+        self._open()
+        targets, client = self._account
+        return targets.canary_service, DynamoLedger(client, targets).get(targets.canary_service)
 
 
 def _store(targets_block: str | None, credentials_block: str | None) -> _Store:
@@ -59,7 +72,7 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
     # A table DynamoDB does not hold, or one the credentials may not use, is named with its region
     # and what to do (deploy it, or the IAM statement granting the action), as the set-flags flow
     # and the other commands say it: DynamoDB's own words named neither.
-    return DynamoFlagStore(client, targets, refused=flag_table_refusal(targets))
+    return DynamoFlagStore(client, targets, refused=flag_table_refusal(targets)), (targets, client)
 
 
 @flags_app.command(name="list")
@@ -156,17 +169,10 @@ def release(feature: str, /, *, rollout: str, reason: str, enabled: bool | None 
     """
     from rollway.flags_commands import flags_release
 
-    def newest() -> tuple[str, object]:
-        # This service's newest rollout: one still open here is `rollway abort`'s, not a release's.
-        from rollway.aws.ledger import DynamoLedger
-        from rollway.cli.ops import load_account
-
-        targets, get_client = load_account(targets_block, credentials_block)
-        return targets.canary_service, DynamoLedger(get_client("dynamodb"), targets).get(targets.canary_service)
-
-    return flags_release(_store(targets_block, credentials_block), sys.stdout, feature, err=sys.stderr,
-                         rollout=rollout, actor=_actor(actor), reason=reason, enabled=enabled, percentage=percentage,
-                         newest=newest)
+    store = _store(targets_block, credentials_block)
+    # This service's newest rollout: one still open here is `rollway abort`'s, not a release's.
+    return flags_release(store, sys.stdout, feature, err=sys.stderr, rollout=rollout, actor=_actor(actor),
+                         reason=reason, enabled=enabled, percentage=percentage, newest=store.newest_rollout)
 
 
 @flags_app.command(name="eval")
