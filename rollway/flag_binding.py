@@ -1267,6 +1267,11 @@ class HoldReleased(BaseModel):
                 f"stage; were rollout {rollout} still under way, its next stage fails rather than set the flag again")
 
 
+def _release_mark(rollout: str) -> str:
+    """How a release's audit entry begins: the person's reason follows it."""
+    return f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
+
+
 def release_settings(feature: str, rollout: str, *, actor: str, reason: str, enabled: bool | None = None,
                      percentage: float | None = None) -> dict[str, object]:
     """The settings a release of ``rollout``'s hold on ``feature`` writes (none: the flag's own), its
@@ -1278,7 +1283,7 @@ def release_settings(feature: str, rollout: str, *, actor: str, reason: str, ena
     validate_feature(feature)
     check_rollout_id(rollout)
     validate_actor(actor)
-    mark = f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
+    mark = _release_mark(rollout)
     if not reason.strip():
         raise InvalidFlagInput("a release needs its reason (why the hold is freed), for the flag's audit trail")
     if len(mark) + len(reason) > MAX_REASON:
@@ -1309,7 +1314,7 @@ def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, no
         FlagConflict: the flag changed between each read and its write, every time.
     """
     settings = release_settings(feature, rollout, actor=actor, reason=reason, enabled=enabled, percentage=percentage)
-    mark = f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
+    mark = _release_mark(rollout)
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(feature)
         if current is None:
