@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from rollway import deadline
 from rollway.cleanup import check_git_tag_name
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 
@@ -47,12 +48,6 @@ def git_environment(inherited: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-# How often a git command waiting on a remote says so while it prints nothing (seconds): ls-remote
-# and push may each sit silent until their timeout (120 s by default) on a slow or stalled link, and a
-# run's log with nothing in it for two minutes could not be told from a hung run.
-WAITING_SAID_EVERY_SECONDS = 10.0
-
-
 class GitError(ToolError):
     """git could not do what was asked (not a repository, an unknown revision or remote)."""
 
@@ -70,7 +65,9 @@ class GitCli:
         on_line: called with each line git prints, and every ``waiting_said_every_seconds`` a
             command waiting on a remote prints nothing, with a line saying it still waits.
         executable: the git to run (a name on PATH or a path).
-        waiting_said_every_seconds: ``WAITING_SAID_EVERY_SECONDS`` unless given.
+        waiting_said_every_seconds: ``rollway.deadline.WAITING_SAID_EVERY_SECONDS`` unless given: ls-remote
+            and push may each sit silent until their timeout (120 s by default) on a slow or stalled
+            link, and a run's log with nothing in it for two minutes could not be told from a hung run.
 
     Raises:
         ToolMissing: git is not installed.
@@ -86,7 +83,7 @@ class GitCli:
             raise GitError(f"{str(self._dir)!r} is not a directory: repo_dir must be the git checkout to tag in")
         self._timeout = timeout_seconds
         self._on_line = on_line
-        self._waiting_every = WAITING_SAID_EVERY_SECONDS if waiting_said_every_seconds is None \
+        self._waiting_every = deadline.WAITING_SAID_EVERY_SECONDS if waiting_said_every_seconds is None \
             else waiting_said_every_seconds
         self._env = git_environment(os.environ)
 

@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
-import rollway.toolchain.git
+import rollway.deadline
 from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
@@ -298,7 +298,7 @@ def test_a_push_the_remote_is_slow_to_take_is_said_in_the_run_log_while_it_waits
     # git push prints nothing while the remote has not answered: with nothing in the run's log for
     # up to two minutes, a person could not tell a slow remote from a hung run. Said every 10 s;
     # here every 2 s, the remote silent for 2.5 s.
-    monkeypatch.setattr(rollway.toolchain.git, "WAITING_SAID_EVERY_SECONDS", 2.0)
+    monkeypatch.setattr(rollway.deadline, "WAITING_SAID_EVERY_SECONDS", 2.0)
     slow_remote(repo, tmp_path, 2.5, sides=("receivepack",))
     with caplog.at_level("INFO"):
         state = run(account, repo, old_image_tags=["old-version"])
