@@ -32,7 +32,7 @@ import re
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, NoReturn, Sequence
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -280,10 +280,13 @@ class UnreadableAudit(PicklableError, FlagStoreUnavailable):
         feature: the flag.
         entries: the entries that were read, newest first (the most recent ``limit`` asked for).
         problems: one line per entry that was not, naming its place in the trail.
+        places: each problem's place in the trail (1 for the newest change; 0 for the trail as a
+            whole), so a reader of the whole trail can tell which of its newest N changes were read.
     """
 
-    def __init__(self, feature: str, entries: list["FlagAuditEntry"], problems: list[str]) -> None:
-        self.feature, self.entries, self.problems = feature, entries, problems
+    def __init__(self, feature: str, entries: list["FlagAuditEntry"], problems: list[str],
+                 places: Sequence[int] = ()) -> None:
+        self.feature, self.entries, self.problems, self.places = feature, entries, problems, tuple(places)
         count = "1 entry" if len(problems) == 1 else f"{len(problems)} entries"
         super().__init__(f"feature flag {feature!r}: its audit trail holds {count} rollway cannot read, left out "
                          f"({'; '.join(problems)})")

@@ -106,13 +106,19 @@ def flags_get(
         if audit < 0:  # checked before the read: bad input is exit 2 whatever state the table is in
             raise InvalidFlagInput(f"--audit {audit} is negative: give how many changes to show (0 for none)")
         flag = _require(store, feature)
+        # One read of the whole trail: the hold line needs it whatever --audit asks (it was read a
+        # second time, limited, for the entries shown).
         try:
-            trail = store.audit(feature, limit=audit) if audit > 0 else []
+            whole, unread = store.audit(feature), None
         except UnreadableAudit as partial:
-            # The flag and the entries that can be read are shown; what was left out is named.
-            trail = partial.entries
-            failures.append(partial)
-        held = _hold(store, feature)
+            whole, unread = partial.entries, partial
+        held = holder(whole)  # a rollout's check leaves unreadable entries out too
+        trail = whole[:audit]
+        if unread is not None:
+            # The flag and the entries that can be read are shown; what was left out of them is named.
+            trail, shown = _newest(unread, audit)
+            if shown is not None:
+                failures.append(shown)
         if as_json:
             out.write(json.dumps({**flag.model_dump(), "held_by": held.model_dump() if held else None,
                                   "audit": [e.model_dump() for e in trail]}, indent=2) + "\n")
@@ -134,15 +140,26 @@ def flags_get(
     return EXIT_PARTIAL if code == EXIT_OK and failures else code
 
 
-def _hold(store: FlagStore, feature: str) -> FlagAuditEntry | None:
-    """The newest write of the rollout whose stages ``feature`` follows (``holder``), read from its
-    whole trail: a refused rollout sends people to `flags get` to find who holds the flag. Entries
-    that cannot be read are left out here, as a rollout's check leaves them out (`flags get` names
-    them once, from the trail it shows)."""
-    try:
-        return holder(store.audit(feature))
-    except UnreadableAudit as partial:
-        return holder(partial.entries)
+def _newest(partial: UnreadableAudit, limit: int) -> tuple[list[FlagAuditEntry], UnreadableAudit | None]:
+    """The entries read among the trail's newest ``limit`` changes, and what could not be read among
+    them (None: all were). A limit counts changes, read or not, as ``FlagStore.audit``'s does: with the
+    newest unreadable, ``--audit 1`` shows no entry, never an older one passed off as the newest."""
+    if limit == 0:
+        return [], None
+    readable = iter(partial.entries)
+    unread = dict(zip(partial.places, partial.problems))
+    shown: list[FlagAuditEntry] = []
+    for place in range(1, limit + 1):
+        if place in unread:
+            continue
+        entry = next(readable, None)
+        if entry is None:
+            break
+        shown.append(entry)
+    problems = [(place, problem) for place, problem in unread.items() if place <= limit]
+    if not problems:
+        return shown, None
+    return shown, UnreadableAudit(partial.feature, shown, [p for _, p in problems], [place for place, _ in problems])
 
 
 def _before(entry: FlagAuditEntry) -> str:

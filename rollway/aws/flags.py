@@ -269,9 +269,10 @@ class DynamoFlagStore:
         """
         item = self._read(feature, ProjectionExpression="#t", ExpressionAttributeNames={"#t": "audit"})
         stored = (item or {}).get("audit", [])
-        entries, problems = [], []
+        entries, problems, places = [], [], []
         if not isinstance(stored, list):
             problems.append(f"the trail is {type(stored).__name__}, not a list")
+            places.append(0)
             stored = []
         # ``limit`` counts changes, read or not: with the newest unreadable, audit(limit=1) is
         # no entry, never an older one passed off as the newest.
@@ -282,8 +283,9 @@ class DynamoFlagStore:
             except ValidationError as err:
                 problems.append(f"the {_ordinal(place)} newest: {err.error_count()} problem(s), first: "
                                 f"{_field(err)}{err.errors()[0]['msg']}")
+                places.append(place)
         if problems:
-            raise UnreadableAudit(feature, entries, problems)
+            raise UnreadableAudit(feature, entries, problems, places)
         return entries
 
     def _read(self, feature: str, *, raw: bool = False, **projection: Any) -> dict[str, Any] | None:

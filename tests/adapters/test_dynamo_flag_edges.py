@@ -14,6 +14,7 @@ from rollway.flag_binding import FlagChange, apply_bindings, check_bindings, dis
 from rollway.flags import AUDIT_CAP, MAX_ACTOR, MAX_REASON, FlagEvaluator, FlagState, MalformedFlag
 from rollway.flags_commands import EXIT_INVALID, EXIT_OK, EXIT_PARTIAL, flags_get, flags_list, flags_set
 from rollway.spec import FlagBinding
+from tests.botocore_events import on_operation
 from tests.adapters.test_dynamo_flags import SQS, client, written_up_to  # noqa: F401 - the DynamoDB client fixture
 
 
@@ -270,6 +271,26 @@ def test_flags_get_shows_the_entries_it_can_read_and_names_the_one_it_cannot(sto
     # A limit counts changes, read or not: the newest one is erin's, the next the unreadable one.
     out, err = io.StringIO(), io.StringIO()
     assert flags_get(store, out, SQS, err=err, audit=1) == EXIT_OK and "erin" in out.getvalue()
+
+
+def test_flags_get_reads_the_flag_and_its_trail_once_whatever_audit_asks(store, client, aws):
+    """`flags get --audit N` read the trail twice (the entries shown, then again for the hold line);
+    the one read the hold needs now also gives the entries shown, and `--audit 0` shows none."""
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="alice", now=2.0, rollout="r1")
+    add_unreadable_entry(client, aws)
+    set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill"), actor="erin", now=3.0)
+    reads: list[str] = []
+    for audit in (0, 1, 2, 10):
+        out, err = io.StringIO(), io.StringIO()
+        with on_operation(client, "before-call", lambda model, **_: reads.append(model.name), operation=None):
+            code = flags_get(store, out, SQS, err=err, audit=audit)
+        assert reads == ["GetItem", "GetItem"], (audit, reads)
+        reads.clear()
+        changes = [line for line in out.getvalue().splitlines() if line.startswith("  v")]
+        assert "held by rollout r1" in out.getvalue(), "the hold line needs no --audit"
+        # A limit counts changes, read or not: the second newest is the unreadable one.
+        assert [line.split()[0] for line in changes] == {0: [], 1: ["v3"], 2: ["v3"], 10: ["v3", "v2", "v1"]}[audit]
+        assert (code == EXIT_PARTIAL) == (audit >= 2) and ("2nd newest" in err.getvalue()) == (audit >= 2), err.getvalue()
 
 
 def test_a_rollout_promoted_past_a_kill_switch_frees_the_flag_in_dynamodb(store, client, aws):
