@@ -1162,7 +1162,9 @@ def _reenabled_after_rollback(feature: str, rollout: str | None, current: FlagSt
     rollout's flags went off once; what a person did with them after that is theirs. A rollback
     of ``rollout`` counts; with ``rollout`` None (a blind rollback: run by hand on a rollout the
     ledger has closed, or with no ledger), any rollback does, since the trail then shows no rollout
-    moving the flag after it. Anything else (a rollout wrote after the rollback, no rollback in the
+    moving the flag after it. A release of ``rollout``'s hold (`rollway flags release`, written as
+    its rollback) counts too, and is named as such: it may have left the flag on, so no rollback
+    "disabled" it. Anything else (a rollout wrote after the rollback, no rollback in the
     trail, a trail that cannot be read) disables as before (None).
 
     ``current`` and ``trail``: the flag and its trail as read (``_read_for_rollback``; None: unreadable).
@@ -1178,9 +1180,17 @@ def _reenabled_after_rollback(feature: str, rollout: str | None, current: FlagSt
         if writer != "rollback" or (rollout is not None and by != rollout) or person is None:
             return None
         why = f": {person.reason}" if person.reason else ""
-        whose = f"rollout {by}'s rollback" if by is not None else "a rollback"
-        kept = (f"{person.actor} turned it back on after {whose} disabled it (v{person.version} at "
-                f"{iso_utc(person.at)}{why}); `rollway flags set {feature} --no-enabled` turns it off")
+        if by is not None and entry.reason.startswith(RELEASE_MARK):
+            # A release frees the hold and may leave the flag on: no rollback ran, nothing was disabled.
+            freed = entry.reason.removeprefix(_release_mark(by))
+            did = (f"set it to {'on' if person.enabled else 'off'} {person.percentage:g}% after rollout {by}'s hold "
+                   f"on it was freed (`rollway flags release`, v{entry.version} by {entry.actor} at "
+                   f"{iso_utc(entry.at)}{f': {freed}' if freed else ''})")
+        else:
+            whose = f"rollout {by}'s rollback" if by is not None else "a rollback"
+            did = f"turned it back on after {whose} disabled it"
+        kept = (f"{person.actor} {did} (v{person.version} at {iso_utc(person.at)}{why}); `rollway flags set {feature} "
+                "--no-enabled` turns it off")
         log.warning("bound feature flag %r left %s: %s", feature, _settings(current), kept)
         return FlagUpdate(feature=feature, before=current, after=current, kept=kept)
     return None
@@ -1341,6 +1351,7 @@ def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, no
 def _hold_ended(trail: Sequence[FlagAuditEntry], rollout: str) -> str | None:
     """What ended ``rollout``'s hold, from ``trail`` (newest first), for the refusal of a release of
     a flag nothing holds; None when the trail has no write of it."""
+    later: FlagAuditEntry | None = None  # the first write of another rollout after ``rollout``'s
     for entry in trail:
         writer, by = _writer(entry)
         when = f"(v{entry.version}, by {entry.actor} at {iso_utc(entry.at)})"
@@ -1350,7 +1361,18 @@ def _hold_ended(trail: Sequence[FlagAuditEntry], rollout: str) -> str | None:
             done = "was freed" if entry.reason.startswith(RELEASE_MARK) else "ended with its rollback"
             return f"held it no more: its hold {done} {when}"
         if writer == "rollout" and by == rollout:
-            return f"held it no more: its 100% stage ended its hold {when}"
+            own = _OWN.match(entry.reason)
+            if own is not None and own.group("weight") == "100":
+                return f"held it no more: its 100% stage ended its hold {when}"
+            if later is None:
+                return None  # its write would hold the flag (``holder``): not a case this refusal meets
+            # Not promoted: a write of another rollout (not exclusive, or of an earlier release,
+            # which named none) took the flag over after this one's; that write ended the hold.
+            other = f"rollout {later.rollout}" if later.rollout else "a rollout that named no id"
+            return (f"held it no more: {other} set it after it (v{later.version}, by {later.actor} at "
+                    f"{iso_utc(later.at)})")
+        if writer == "rollout":
+            later = entry
     return None
 
 

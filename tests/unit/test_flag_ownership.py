@@ -8,7 +8,8 @@ import pytest
 
 from rollway.fakes import FakeFlagStore
 from rollway.flag_binding import (
-    FlagChange, FlagHeld, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings, set_flag,
+    FlagChange, FlagHeld, HoldNotNamed, RolloutRolledBack, apply_bindings, check_bindings, disable_bindings,
+    release_hold, set_flag,
 )
 from rollway.flags import FlagState, FlagStoreUnavailable
 from rollway.spec import FlagBinding
@@ -364,3 +365,36 @@ def test_flags_set_on_a_flag_no_rollout_moves_adds_no_note(end):
     elif end == "rolled back":
         disable_bindings(store, BOUND, actor="alice", reason="bad", now=3.0, rollout="edit-r1")
     assert "note:" not in flags_set_text(store, 4.0, enabled=True, percentage=5)
+
+
+def test_a_rollback_after_a_release_and_a_persons_change_says_the_hold_was_freed_not_that_it_disabled_the_flag():
+    """The rollback of a rollout whose hold `rollway flags release` had freed (the flag left on) kept
+    a person's later change, and said the person turned it "back on after rollout R's rollback
+    disabled it": no rollback had run, and the flag had never been off."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    release_hold(store, SQS, "edit-r1", actor="oncall", now=3.0, reason="run killed, INC-42")
+    set_flag(store, FlagChange(feature=SQS, percentage=30, reason="widen by hand"), actor="erin", now=4.0)
+
+    [kept] = disable_bindings(store, BOUND, actor="judge", reason="late hook", now=5.0, rollout="edit-r1")
+
+    assert settings(store) == (True, 30.0), "the person's change after the release is theirs"
+    assert kept.kept == (
+        "erin set it to on 30% after rollout edit-r1's hold on it was freed (`rollway flags release`, v3 by oncall at "
+        "1970-01-01T00:00:03Z: run killed, INC-42) (v4 at 1970-01-01T00:00:04Z: widen by hand); `rollway flags set "
+        f"{SQS} --no-enabled` turns it off"), kept.kept
+
+
+def test_a_release_refused_after_another_rollout_took_the_flag_over_names_that_write_not_a_promotion():
+    """Another rollout's write (a tool's, not exclusive) took edit's 5 % over and was promoted: the
+    refusal of a release of edit's hold said edit's "100% stage ended its hold", naming its 5 % write."""
+    store = seeded()
+    stages(store, "edit-r1", 5)
+    stages(store, "billing-r7", 50, 100, actor="bob", at=3.0)
+
+    with pytest.raises(HoldNotNamed) as refused:
+        release_hold(store, SQS, "edit-r1", actor="oncall", now=9.0, reason="run killed")
+
+    assert str(refused.value) == (
+        f"feature flag '{SQS}' follows no rollout's stages: rollout edit-r1 held it no more: rollout billing-r7 set it "
+        "after it (v3, by bob at 1970-01-01T00:00:03Z); nothing to free, and nothing was changed"), str(refused.value)
