@@ -149,6 +149,10 @@ class EcsDeployer:
         # RegisterTaskDefinition is not idempotent: botocore sends it again after a lost answer,
         # and each copy that arrived is a revision. A token of this call's own, as a tag, tells
         # which revisions it made (a base made by rollway carries an older call's: it is replaced).
+        reserved = [tag["key"] for tag in arguments.get("tags", []) if reserved_tag(tag)]
+        if reserved:
+            _log.info("%s carries AWS's own tags (%s): its copy goes without them, as ECS refuses a registration "
+                      "that sets one", base_task_definition, ", ".join(reserved))
         arguments["tags"], token = copied_tags(arguments.get("tags", []), uuid.uuid4().hex)
         family = arguments["family"]
         if token is None:
@@ -260,7 +264,8 @@ class EcsDeployer:
         return BaseRevision(arn=described["taskDefinitionArn"],
                             image=_container(described, self._targets.container_name, task_definition)["image"],
                             platform=task_platform(described),
-                            tags=sum(tag.get("key") != REQUEST_TAG for tag in answer.get("tags", [])))
+                            tags=sum(tag.get("key") != REQUEST_TAG and not reserved_tag(tag)
+                                     for tag in answer.get("tags", [])))
 
     def revision_status(self, task_definition: str) -> str:
         """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``
@@ -536,16 +541,24 @@ def copied_tags(tags: list[dict[str, str]], token: str) -> tuple[list[dict[str, 
     """The tags of a copy of a revision tagged ``tags``, and the ``rollway:request`` token among
     them (None: left off).
 
-    The base's own tags are all kept and an older token is replaced by ``token``. A base that
+    The base's own tags are all kept and an older token is replaced by ``token``; AWS's own
+    (``reserved_tag``: CloudFormation's ``aws:cloudformation:*`` on a revision a stack made) are left
+    to AWS, which refuses a registration that sets them. A base that
     carries ``MAX_TAGS`` of its own has no room for it: ECS refused the registration, after the
     release was built and pushed. Those tags are the team's (cost allocation; a service control
     or ABAC policy may require them), the token only helps find a revision whose answer was
     lost, so the token is what is left off.
     """
-    own = [tag for tag in tags if tag.get("key") != REQUEST_TAG]
+    own = [tag for tag in tags if tag.get("key") != REQUEST_TAG and not reserved_tag(tag)]
     if len(own) >= MAX_TAGS:
         return own, None
     return [*own, {"key": REQUEST_TAG, "value": token}], token
+
+
+def reserved_tag(tag: Mapping[str, str]) -> bool:
+    """Whether ``tag``'s key has AWS's reserved prefix (``aws:`` in any case): AWS sets such tags
+    itself, refuses a request that sets one, and does not count them against the 50-tag limit."""
+    return str(tag.get("key", "")).lower().startswith("aws:")
 
 
 def _swap_image(arguments: dict[str, Any], container: str, image: str, base: str) -> None:

@@ -425,3 +425,24 @@ def test_a_base_with_fifty_tags_one_of_them_an_older_request_token_keeps_the_oth
     assert sorted((t for t in new_tags if t["key"] != "rollway:request"), key=key) == sorted(base_tags + padding, key=key)
     assert [t["value"] for t in new_tags if t["key"] == "rollway:request"] != \
         [t["value"] for t in _describe(aws, first)[1] if t["key"] == "rollway:request"]
+
+
+def test_aws_reserved_tags_of_the_base_are_not_copied_and_the_team_tags_are(aws, deployer, caplog):
+    """A base revision CloudFormation made carries its aws:cloudformation:* tags: copied into the
+    registration, real ECS refuses it ("aws:" is a reserved prefix), after the release was built
+    and pushed. moto takes them, so what rollway sends is what is checked here."""
+    from tests.botocore_events import on_operation
+
+    ecs = aws.get_client("ecs")
+    base_arn = aws.topology.task_definition_arn
+    reserved = [{"key": "aws:cloudformation:stack-name", "value": "edit"}, {"key": "AWS:Custom", "value": "x"}]
+    ecs.tag_resource(resourceArn=base_arn, tags=[*reserved, {"key": "team", "value": "edit"}])
+    sent: list[list[dict]] = []
+    with on_operation(ecs, "before-parameter-build", lambda params, **_: sent.append(params.get("tags", [])),
+                      operation="RegisterTaskDefinition"):
+        new_arn = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", base_arn)
+
+    [tags] = sent
+    assert not [t for t in tags if t["key"].lower().startswith("aws:")], tags
+    assert {"key": "team", "value": "edit"} in tags and {"key": "team", "value": "edit"} in _describe(aws, new_arn)[1]
+    assert caplog.text.count("aws:cloudformation:stack-name") <= 1
