@@ -635,6 +635,7 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
         before, found = now, held()
         now = found.digest if found is not None else None
         if now != digest:
+            run.progress.latest_taken = (digest, now)
             raise RuntimeError(f"the registry holds {now or 'no image'} for {refs.latest} after it was tagged "
                                f"{digest}: another run moved it meanwhile")
     run.progress.digests[refs.latest] = digest

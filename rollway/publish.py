@@ -258,6 +258,9 @@ class PublishProgress:
     # The digest latest was left on, a release pushed after the version's (register_existing):
     # not a latest still to move, which the way on would leave there again.
     latest_left: str | None = None
+    # (the digest this run tagged latest, what latest named right after): another run tagged
+    # latest (or deleted it: None) while register_existing moved it, so latest is not this run's.
+    latest_taken: tuple[str, str | None] | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
     # A register_existing run: it builds nothing, so a version gone from the registry is not
@@ -293,6 +296,10 @@ class PublishProgress:
                 parts.append(f"{reference} is pushed ({self.digests[reference]})")
             elif reference == self.refs.versioned and self.gone is not None:
                 parts.append(f"{reference} is no longer in the registry (it named {self.gone}, since deleted)")
+            elif reference == self.refs.latest and self.latest_taken is not None:
+                tagged, now = self.latest_taken
+                parts.append(f"{reference} names {now or 'no image'} in the registry now, tagged by another run while "
+                             f"this one moved it to {tagged}")
             elif reference == self.refs.latest and self.latest_left is not None:
                 parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
             elif self.digests or self.held:
@@ -325,7 +332,11 @@ class PublishProgress:
             return (f"the version is in the registry, so a re-run is refused and none is needed{latest}, logged in "
                     f"to the registry: {what}")
         if self.task_definition is None:
-            if latest:  # register_existing retags latest by the registry's API
+            if latest and self.latest_taken is not None:
+                latest = (f"; {LATEST} is another run's now: that run reads it again and puts it back on the version "
+                          "unless ECR says the image it names was pushed after the version (push_latest=False leaves "
+                          "it)")
+            elif latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"{register_existing_as_asked(self.refs)} to register its task definition without "

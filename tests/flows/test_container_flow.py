@@ -744,6 +744,35 @@ def test_register_existing_decides_and_reports_latest_from_one_read(aws, indepen
     assert f"moved {uri}:latest to {version} (ECR PutImage)" in resumed.steps, resumed.steps
 
 
+def test_latest_moved_by_another_run_while_register_existing_tagged_it_is_said_with_the_way_on(
+        aws, independent_client):
+    # Another run tagged latest right after this run's PutImage: the run failed saying "latest was
+    # not pushed" and "register_existing moves it", while latest named that run's image.
+    from tests.botocore_events import on_operation
+
+    ecr, uri, name = aws.get_client("ecr"), aws.topology.repository_uri, aws.targets.ecr_repository
+    put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
+    watched, other = independent_client("ecr"), []
+
+    def another_run_tags_latest(http_response, **_):
+        if not other:
+            other.append(put_manifest(ecr, name, "latest", "sha256:" + "b" * 64))
+
+    with on_operation(watched, "after-call", another_run_tags_latest, operation="PutImage"), \
+            pytest.raises(PublishIncomplete) as caught:
+        in_a_flow_run("publish-with", lambda: run_publish(
+            PublishRequest(version="2.0.0", register_existing=True),
+            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
+            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+
+    message = str(caught.value)
+    assert other, "the run never tagged latest"
+    assert f"{uri}:latest names {other[0]} in the registry now, tagged by another run while this one moved it to" \
+        in message, message
+    assert f"{uri}:latest was not pushed" not in message and "register_existing moves it" not in message, message
+    assert "register_existing=True" in message, message
+
+
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
     # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
     # no Fargate task can start. Refused before anything is built or pushed, nothing registered.
