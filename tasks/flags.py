@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError
 from prefect import task
@@ -100,12 +100,14 @@ log = logging.getLogger("rollway.flags")  # under "rollway": sent to the run's l
 
 
 def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
-                      rollout: str | None = None) -> list[FlagUpdate]:
+                      rollout: str | None = None, sleep: Callable[[float], None] = time.sleep) -> list[FlagUpdate]:
     """``flag_binding.disable_bindings`` for a rollback, the flags it could not write for an outage
     tried again (three tries in all, 1 s then 2 s apart), those alone: the rollback called it
     once, so one write DynamoDB throttled past botocore's retries left a flag serving the
     rolled-back feature, paged "NOT disabled" and failed the rollback. A refused permission, a
     missing table or an item rollway cannot use is not tried again (another ask gets the same).
+    ``sleep`` waits between tries: the rollout's clock's (a rollback passes it), so a test's fake
+    clock waits on no real time.
 
     Raises:
         FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.
@@ -129,7 +131,7 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
             left = [binding for binding in left if binding.feature in features]
             log.warning("rollback: could not disable %s (%s); trying again in %g s", ", ".join(sorted(features)),
                         failed, delay)
-            time.sleep(delay)
+            sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
 

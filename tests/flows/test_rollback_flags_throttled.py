@@ -29,8 +29,16 @@ def on_dynamodb(aws, monkeypatch):
     for feature in (SQS, INTERRUPTS):
         env.flags.put(FlagState(feature=feature), expected_version=0, actor="seed", now=1.0)
     apply_bindings(env.flags, SPEC.flags, 5, actor="rollway", now=env.clock.now() - 90, rollout=record.rollout_id)
+    # The tries wait on the rollout's clock, never on real time (a test paid 3 s of it a try).
     waits: list[float] = []
-    monkeypatch.setattr(tasks.flags.time, "sleep", waits.append)
+    slept = env.clock.sleep
+
+    def on_the_clock(seconds: float) -> None:
+        waits.append(seconds)
+        slept(seconds)
+
+    monkeypatch.setattr(env.clock, "sleep", on_the_clock)
+    monkeypatch.setattr(tasks.flags.time, "sleep", lambda seconds: pytest.fail(f"a real sleep of {seconds} s"))
     return env, client, waits
 
 
