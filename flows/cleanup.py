@@ -55,7 +55,7 @@ from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
-    judge_stack_again, moved_tags, plan_cleanup, planned_result, summary_markdown, tags_left,
+    judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown, tags_left,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
@@ -80,6 +80,9 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     with _stops_before_writing():
         plan, git, images, again, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
     log = get_run_logger()
+    for tag in plan.gone_tags:  # in the log too: a misspelt tag leaves its image in place, the run Completed
+        if tag in plan.tags_close:
+            log.warning("image tag %s: %s", tag, no_image_tagged(tag, targets.ecr_repository, plan.tags_close[tag]))
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)
@@ -224,7 +227,8 @@ class _Progress:
 
     def __init__(self, spec: CleanupSpec, plan: CleanupPlan) -> None:
         self.log = get_run_logger()
-        self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "gone_stacks": plan.gone_stacks,
+        self.fields: dict[str, Any] = {"gone_tags": plan.gone_tags, "tags_close": plan.tags_close,
+                                       "gone_stacks": plan.gone_stacks,
                                        "in_use": plan.in_use, "tag_digests": plan.tag_digests, "tags_kept": plan.tags_kept,
                                        "stack_resources": plan.stack_resources,
                                        "stack_retained": plan.stack_retained}

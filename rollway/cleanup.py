@@ -333,16 +333,17 @@ class StackState(BaseModel):
         return self.status is None or self.status in GONE_STATUSES
 
 
-def close_names(name: str, names: Collection[str]) -> tuple[str, ...]:
+def close_names(name: str, names: Collection[str], *, cutoff: float = 0.85) -> tuple[str, ...]:
     """The few (``FIRST_FEW``) of ``names`` closest to ``name``, compared without case (a misspelt
-    stack name's likeliest meanings), closest first; none when nothing is close."""
+    stack name's likeliest meanings), closest first; none when nothing is close (``cutoff``:
+    difflib's ratio a name must reach; ``TAG_CUTOFF`` for image tags)."""
     count = FIRST_FEW
     # A typo scores above 0.9; the cutoff leaves out most other stacks of the same project, whose
     # shared prefix and "Stack" alone score about 0.8.
     by_lower: dict[str, list[str]] = defaultdict(list)
     for candidate in sorted(names):
         by_lower[candidate.lower()].append(candidate)
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=count, cutoff=0.85)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=count, cutoff=cutoff)
     return tuple([found for lower in close for found in by_lower[lower]][:count])
 
 
@@ -656,6 +657,9 @@ class CleanupPlan(BaseModel):
         archive: the archive step, or None.
         delete_tags: image tags present in the repository, to delete.
         gone_tags: image tags the repository no longer has.
+        tags_close: each of ``gone_tags`` close to tags the repository has (not asked for here)
+            -> those tags: a misspelling's likeliest meanings (ECR keeps no record of a deleted
+            tag to tell one deleted before from one never there).
         delete_stacks: stacks that exist, to delete.
         gone_stacks: stacks deleted before (CloudFormation lists them as DELETE_COMPLETE); a name no
             stack had is refused.
@@ -679,6 +683,7 @@ class CleanupPlan(BaseModel):
     archive: ArchiveStep | None = None
     delete_tags: tuple[str, ...] = ()
     gone_tags: tuple[str, ...] = ()
+    tags_close: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     delete_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
@@ -748,7 +753,10 @@ def plan_cleanup(
     refusals += refused
     # What each deletion removes, so the run's record says more than names that then mean nothing.
     digest_of = {tag: image.digest for image in images for tag in image.tags}
+    others = set(digest_of) - set(spec.old_image_tags)
+    close = {tag: close_names(tag, others, cutoff=TAG_CUTOFF) for tag in gone_tags}
     return CleanupPlan(archive=archive_step, delete_tags=delete_tags, gone_tags=gone_tags,
+                       tags_close={tag: names for tag, names in close.items() if names},
                        delete_stacks=delete_stacks, gone_stacks=gone_stacks, refusals=tuple(refusals),
                        in_use=describe_uses(in_use),
                        tag_digests={tag: digest_of[tag] for tag in delete_tags},
@@ -950,6 +958,11 @@ def _plan_images(
         else:
             delete.append(tag)
     return tuple(delete), tuple(gone), refusals
+
+
+TAG_CUTOFF = 0.75
+"""``close_names``'s cutoff for image tags: short, so one character off scores below a stack name's
+0.85 (``0.9.1`` against ``0.9.0`` scores 0.8)."""
 
 
 ACTIVE_REVISION = "an ACTIVE revision of "
@@ -1268,6 +1281,7 @@ class CleanupResult(BaseModel):
         pushed: what happened on the remote (pushed / there already / would be pushed), or None.
         deleted_tags, deleted_stacks: what was deleted (would be, in a dry run).
         gone_tags, gone_stacks: what was already gone (a tag: or never there; a stack: listed as deleted).
+        tags_close: each of ``gone_tags`` -> the repository's tags close to it (``CleanupPlan``'s).
         refusals: what was refused (a run with any deletes nothing).
         stacks_kept: each planned stack not deleted because it changed after the plan (or production came
             to need it since) -> why (``judge_stack_again``).
@@ -1286,6 +1300,7 @@ class CleanupResult(BaseModel):
     pushed: str | None = None
     deleted_tags: tuple[str, ...] = ()
     gone_tags: tuple[str, ...] = ()
+    tags_close: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     deleted_stacks: tuple[str, ...] = ()
     gone_stacks: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
@@ -1309,7 +1324,7 @@ def planned_result(plan: CleanupPlan) -> CleanupResult:
         if a.push_to is not None:
             pushed = f"`{a.tag}` on remote `{a.push_to}`: " + ("there already" if a.pushed else "would be pushed")
     return CleanupResult(dry_run=True, archived=archived, pushed=pushed, deleted_tags=plan.delete_tags,
-                         gone_tags=plan.gone_tags, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
+                         gone_tags=plan.gone_tags, tags_close=plan.tags_close, deleted_stacks=plan.delete_stacks, gone_stacks=plan.gone_stacks,
                          refusals=plan.refusals, in_use=plan.in_use, tag_digests=plan.tag_digests,
                          tags_kept=plan.tags_kept,
                          stack_resources=plan.stack_resources, stack_retained=plan.stack_retained)
@@ -1381,6 +1396,13 @@ STACKS_DELETED_BEFORE = ("Already deleted: stacks CloudFormation lists as DELETE
 """What an old stack deleted before this run deleted it is reported under (a name no stack had is refused)."""
 
 
+def no_image_tagged(tag: str, repository: str, close: Sequence[str]) -> str:
+    """What is known of an image tag the repository does not have: ECR cannot tell one deleted
+    before from one never there, so the tags there close to it are named (a misspelling's)."""
+    return f"no image tagged `{tag}` in `{repository}`" + (
+        f"; tags there close to it: {', '.join(f'`{c}`' for c in close)} (misspelt?)" if close else "")
+
+
 def summary_markdown(result: CleanupResult, repository: str) -> str:
     """The run's summary for a person: archived, deleted, already gone, refused, not done."""
     if result.refusals:
@@ -1420,7 +1442,8 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
     # "Already gone" said a misspelt tag had existed and been deleted: the run looked done while
     # the old image was still there under its real tag.
-    section(NOT_FOUND, [f"image tag `{t}`" for t in result.gone_tags])
+    section(NOT_FOUND, [f"image tag `{t}`: {no_image_tagged(t, repository, result.tags_close.get(t, ()))}"
+                        for t in result.gone_tags])
     if result.gone_stacks:  # listed as deleted by CloudFormation: a name no stack had is refused
         section(STACKS_DELETED_BEFORE, [f"`{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])

@@ -474,6 +474,19 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     assert "build-000" not in text[text.index("## Not found"):]
 
 
+def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo):
+    """It was listed under "Not found: deleted before, or never there" alone, and the run was
+    Completed with the old image still there under its real tag. It still completes (a run stopped
+    part-way is run again, finding the tags it deleted gone, and ECR cannot tell those apart)."""
+    state = run(account, repo, old_image_tags=["old-versoin"])
+
+    assert state.is_completed(), state.message
+    assert state.result().gone_tags == ("old-versoin",) and "old-version" in tags(account)
+    found = summary(state)[summary(state).index("## Not found"):]
+    assert (f"- image tag `old-versoin`: no image tagged `old-versoin` in `{account.targets.ecr_repository}`; tags "
+            "there close to it: `old-version` (misspelt?)") in found, found
+
+
 def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
     from flows.cleanup import run_cleanup
     from rollway.cleanup import CleanupSpec

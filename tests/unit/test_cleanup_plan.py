@@ -684,3 +684,19 @@ def test_an_image_only_active_revisions_keep_is_refused_saying_how_to_let_it_go_
                 in reasons[tag]), reasons[tag]
     for tag in ("2.0.0", "release", "pinned-alias"):  # a service deploys it, or a task runs it
         assert "deregister" not in reasons[tag], reasons[tag]
+
+
+def test_an_image_tag_no_image_has_says_so_naming_the_repositorys_close_tags():
+    """A misspelt tag was listed under "Not found: deleted before, or never there" with nothing
+    more: the run looked done while the old image stayed under its real tag."""
+    p = plan(tags=("relase", "0.9.1", "nothing-like-it", "0.9.0"))
+
+    assert p.gone_tags == ("relase", "0.9.1", "nothing-like-it") and p.delete_tags == ("0.9.0",)
+    # A tag this run deletes is no likelier meaning: 0.9.1's neighbour 0.9.0 goes anyway.
+    assert p.tags_close == {"relase": ("release",)}, p.tags_close
+    assert plan(tags=("0.9.1",)).tags_close == {"0.9.1": ("0.9.0",)}
+    text = summary_markdown(planned_result(p), T.ecr_repository)
+    found = text[text.index("## Not found"):]
+    assert (f"- image tag `relase`: no image tagged `relase` in `{T.ecr_repository}`; tags there close to it: "
+            "`release` (misspelt?)\n") in found, found
+    assert f"- image tag `nothing-like-it`: no image tagged `nothing-like-it` in `{T.ecr_repository}`\n" in found
