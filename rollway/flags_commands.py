@@ -146,6 +146,8 @@ def _newest(partial: UnreadableAudit, limit: int) -> tuple[list[FlagAuditEntry],
     newest unreadable, ``--audit 1`` shows no entry, never an older one passed off as the newest."""
     if limit == 0:
         return [], None
+    if len(partial.places) != len(partial.problems):  # a store that does not say where: all of it, as it came
+        return partial.entries[:limit], partial
     readable = iter(partial.entries)
     unread = dict(zip(partial.places, partial.problems))
     shown: list[FlagAuditEntry] = []
