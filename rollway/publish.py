@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollway.errors_pickle import PicklableError
-from rollway.image import LATEST, ImageReferences, is_loopback, registry_problem, version_problem
+from rollway.image import LATEST, ImageReferences, ecr_location, is_loopback, registry_problem, version_problem
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -333,9 +333,11 @@ class PublishProgress:
                     f"to the registry: {what}")
         if self.task_definition is None:
             if latest and self.latest_taken is not None:
-                latest = (f"; {LATEST} is another run's now: that run reads it again and puts it back on the version "
-                          "unless ECR says the image it names was pushed after the version (push_latest=False leaves "
-                          "it)")
+                # Only ECR says when an image was pushed; on another registry the re-run moves latest back.
+                unless = (" unless ECR says the image it names was pushed after the version"
+                          if ecr_location(self.refs.latest) is not None else "")
+                latest = (f"; {LATEST} is another run's now: the re-run reads it again and puts it back on the version"
+                          f"{unless} (push_latest=False leaves it)")
             elif latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
             return ("the version is in the registry, so a plain re-run is refused: run again with "

@@ -99,3 +99,18 @@ def test_an_interrupted_register_existing_run_is_told_to_run_again_as_it_was():
     advice = progress.how_to_go_on_interrupted()
     assert "refused" not in advice, advice
     assert advice.startswith("run it again as it was (register_existing=True)"), advice
+
+
+def test_latest_another_run_tagged_is_said_with_what_a_re_run_does_on_ecr_and_on_another_registry():
+    """Only ECR says when an image was pushed: on another registry the re-run moves latest back
+    whatever it names, and "unless ECR says" promised a check that is not made there."""
+    other = "sha256:" + "b" * 64
+    for registry, checked in ((ECR, True), ("127.0.0.1:5000", False)):
+        refs = image_references(registry, REPO, "2.0.0", push_latest=True)
+        progress = PublishProgress(refs=refs, existing=True, digests={refs.versioned: DIGEST},
+                                   latest_taken=(DIGEST, other))
+        assert f"{refs.latest} names {other} in the registry now, tagged by another run while this one moved it to " \
+               f"{DIGEST}" in progress.state()
+        advice = progress.how_to_go_on()
+        assert "register_existing=True" in advice and "the re-run reads it again" in advice, advice
+        assert ("unless ECR says" in advice) is checked, advice
