@@ -81,7 +81,7 @@ def validate_deployment(
     Fails naming every check that did not pass.
 
     Args:
-        spec: addresses, test ids, timeout, SuccessRate floor and window, attempts (default: Webordinary's).
+        spec: URLs (default https://edit.ameliastamps.webordinary.com/health, https://api.webordinary.com: set health_url and api_base_url to your service's), test ids, timeouts, attempts, SuccessRate floor.
         targets_block: a saved RollwayTargets block (the services and metrics namespace); cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: where "the last minutes" end (the clock the metrics are stamped with); leave it for a real service.

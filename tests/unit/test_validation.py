@@ -438,3 +438,16 @@ def test_what_the_http_checks_reached_is_said_as_far_as_the_weights_tell():
     assert ("each that went through the load balancer's rule at 95/5 reached svc or svc-canary, which one is not known"
             in http_reach({"svc": 95, "svc-canary": 5}))
     assert "which service they reached is not known (the load balancer's weights were not read)" in http_reach({})
+
+
+def test_the_spec_parameter_says_what_its_default_checks_to_a_person_who_is_not_webordinary():
+    """The run form said "(default: Webordinary's)": to anyone else that named nothing, and a run
+    left on the defaults sent its checks to another company's service."""
+    from flows.validate import validate_deployment
+
+    said = validate_deployment.parameters.properties["spec"]["description"]
+    defaults = ValidationSpec()
+    for url in (defaults.health_url, defaults.api_base_url):
+        assert url in said, said
+    assert "set health_url and api_base_url to your service's" in said, said
+    assert "\n" not in said and len(said) <= 200, said  # one line under the form's field
