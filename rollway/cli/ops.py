@@ -1066,7 +1066,8 @@ def without_traceback(*answers: type[BaseException],
 
     The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
     Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
-    own ``error:`` line, the same words twice."""
+    own ``error:`` line, the same words twice; so did the flow engine's closing "Finished in state
+    Failed(...)" line (INFO), which quotes it whole."""
     import logging
 
     answered = "rollway_answered"
@@ -1080,14 +1081,16 @@ def without_traceback(*answers: type[BaseException],
         def filter(self, record: logging.LogRecord) -> bool:
             # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
             said = self.mark and record.levelno >= logging.ERROR
+            run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None) or record
             if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
                 if said:
                     setattr(record, answered, True)
-                    self.runs.add(getattr(record, "task_run_id", None) or record)
-            elif said and getattr(record, "task_run_id", None) in self.runs:
-                # The task engine's "Finished in state Failed(...)" line of the same failure, which
-                # carries no exception to tell it by.
+                    self.runs.add(run)
+            elif self.mark and run in self.runs and (said or record.getMessage().startswith("Finished in state")):
+                # The engine's "Finished in state Failed(...)" line of the same failure, which
+                # carries no exception to tell it by: the task engine's at ERROR, the flow engine's
+                # at INFO, quoting the whole answer above the command's own line of it.
                 setattr(record, answered, True)
             return True
 

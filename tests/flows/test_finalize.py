@@ -423,6 +423,10 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
         logging.getLogger().removeHandler(terminal)
     errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
     assert not errors, errors
+    # Nor at another level: the flow engine's closing INFO line quoted the whole stop, paragraph and
+    # advice, on the terminal above the command's own "error:" line.
+    repeated = [r.getMessage() for r in console if "finalize stopped while" in r.getMessage()]
+    assert not repeated, repeated
     assert code == 1
     err = capsys.readouterr().err
     assert "error: finalize stopped while it tried to move the traffic to the stable target group" in err, err
