@@ -1077,6 +1077,10 @@ def without_traceback(*answers: type[BaseException],
             super().__init__()
             self.untraced, self.mark = untraced, mark
             self.runs: set[Any] = set()  # task runs whose failure was one of ``untraced``
+            # Every failure of an exception (a Failed or TimedOut run; a crash is Crashed) is one:
+            # then so is a run whose failure was never logged with its exception (a refusal the
+            # task's retry condition does not retry), told only by its closing line.
+            self.any_failure = any(issubclass(Exception, kind) for kind in untraced)
 
         def filter(self, record: logging.LogRecord) -> bool:
             # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
@@ -1087,6 +1091,9 @@ def without_traceback(*answers: type[BaseException],
                 if said:
                     setattr(record, answered, True)
                     self.runs.add(run)
+            elif said and self.any_failure and record.getMessage().startswith(("Finished in state Failed(",
+                                                                                 "Finished in state TimedOut(")):
+                setattr(record, answered, True)
             elif self.mark and run in self.runs and (said or record.getMessage().startswith("Finished in state")):
                 # The engine's "Finished in state Failed(...)" line of the same failure, which
                 # carries no exception to tell it by: the task engine's at ERROR, the flow engine's
