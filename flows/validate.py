@@ -32,6 +32,7 @@ the test session and message it sends, so running it again is safe.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,7 +54,7 @@ from rollway.failure_words import failures_writable
 from rollway.targets import Targets
 from rollway.validation import (
     CHECKS, MESSAGE, SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, ValidationSummary, authorization_header,
-    evaluate, http_reach, markdown, no_session, shown_url, skipped, unchecked,
+    evaluate, http_reach, markdown, no_session, past_check_limit, shown_url, skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -80,7 +81,7 @@ def validate_deployment(
     Fails naming every check that did not pass.
 
     Args:
-        spec: addresses, test ids, timeout, SuccessRate floor and window, attempts (default: Webordinary's).
+        spec: URLs (default https://edit.ameliastamps.webordinary.com/health, https://api.webordinary.com: set health_url and api_base_url to your service's), test ids, timeouts, attempts, SuccessRate floor.
         targets_block: a saved RollwayTargets block (the services and metrics namespace); cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: where "the last minutes" end (the clock the metrics are stamped with); leave it for a real service.
@@ -94,10 +95,11 @@ def validate_deployment(
     # The per-request bound is said up front: a person watching a check that hangs could not tell
     # from this line how long it may wait (each attempt up to it, then the delay between attempts).
     log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
-             "check %g s apart (a SuccessRate read without data read again %g s later): health %s, sessions %s, "
-             "SuccessRate of %s in %s over %d min (floor %g%%)",
+             "check %g s apart (a SuccessRate read without data read again %g s later), each HTTP check at most %g s "
+             "in all (spec.http_check_limit_seconds): health %s, sessions %s, SuccessRate of %s in %s over %d min "
+             "(floor %g%%)",
              len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
-             spec.success_rate_retry_delay_seconds,
+             spec.success_rate_retry_delay_seconds, spec.http_check_limit_seconds,
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
              spec.success_rate_window_minutes, spec.success_rate_floor)
 
@@ -110,10 +112,10 @@ def validate_deployment(
         results.append(result)
         return result
 
-    note(_attempted(checks.check_health, spec, authorization=authorization))
-    session = note(_attempted(checks.create_session, spec, authorization=authorization))
+    note(_attempted(checks.check_health, spec, authorization=authorization, bounded=True))
+    session = note(_attempted(checks.create_session, spec, authorization=authorization, bounded=True))
     if session.passed:
-        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization))
+        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization, bounded=True))
     else:
         note(skipped(MESSAGE, no_session(session, spec)))
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
@@ -274,23 +276,33 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
 
 
 def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, waiting_for: str | None = None,
-               **kwargs) -> CheckResult:
+               bounded: bool = False, **kwargs) -> CheckResult:
     """Run a check task with the spec's attempts; the last attempt's result, passed or not, with
     the time of every attempt (the delays between them left out).
 
     ``delay``: the wait before each next attempt (default ``spec.retry_delay_seconds``), logged
     as it starts with the attempt that failed and why, and ``waiting_for``, what the wait is for.
+    ``bounded``: an HTTP check, whose attempts and waits together stay within
+    ``spec.http_check_limit_seconds``: an attempt that could end past it is not
+    started, and the result's reason says why it stopped and how long it had taken.
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
     Anything else it raises is a defect, not a finding, and fails the run.
     """
     earlier: list[float] = []
+    began = time.monotonic()
+    stopped: list[str] = []
 
     def retry(_task, _task_run, state) -> bool:
         # Called on each failure Prefect is about to try again: the attempt's time is kept here,
         # where the last attempt's result alone said three timeouts of 10 s took 10 s.
         if isinstance(state.data, checks.CheckFailed):
             result = state.data.result
+            why = past_check_limit(spec, elapsed=time.monotonic() - began, wait=wait,
+                                   failed_attempt=result.attempts) if bounded else None
+            if why is not None:
+                stopped.append(why)
+                return False  # the last attempt's result stands, said with why it is the last
             earlier.append(result.seconds)
             # Said as the wait starts: a run quiet for a minute read as stuck.
             get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %g s before attempt %d%s",
@@ -307,4 +319,5 @@ def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, wa
         outcome = outcome.result
     elif isinstance(outcome, BaseException):
         raise outcome
-    return outcome.model_copy(update={"seconds": outcome.seconds + sum(earlier)})
+    said = f"{outcome.reason}; {stopped[-1]}" if stopped else outcome.reason
+    return outcome.model_copy(update={"seconds": outcome.seconds + sum(earlier), "reason": said})

@@ -5,7 +5,8 @@ answer: a refused connection, a timeout, a 503, a 200 whose JSON says the servic
 message failed, or a body without ``sessionId`` are failed checks
 with the reason a person needs (the status and the tail of the body, or the transport error).
 
-Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``: the health GET
+Retrying is the caller's (the task's) decision, from ``CheckResult.retryable``, and the flow's
+bound on a check's attempts and waits together (``spec.http_check_limit_seconds``): the health GET
 may be tried again after any failure but a 4xx or a request httpx refused before sending (the same
 refusal each time); a POST only when the request never reached the
 server (the connection was refused or could not be opened in time). A POST httpx refused before

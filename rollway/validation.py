@@ -187,6 +187,11 @@ class ValidationSpec(BaseModel):
         "when the request never reached the server."))
     retry_delay_seconds: float = Field(default=5.0, ge=0, le=600, allow_inf_nan=False,
                                        description="wait between attempts, in seconds.")
+    # Per request alone, attempts x (timeout + delay) held one check for hours (20 x 300 s, 600 s
+    # apart): the bound a person expects is the check's, all its attempts together.
+    http_check_limit_seconds: float = Field(default=300.0, gt=0, le=3600, allow_inf_nan=False, description=(
+        "the most each HTTP check (health, session, message) may take, attempts and waits together: no attempt "
+        "that could end past it starts; at least timeout_seconds."))
     # CloudWatch makes a minute's datapoints readable a minute or more after it ends (longer at
     # times): read again after the HTTP checks' 5 s, the window's last minutes were still missing
     # and "no SuccessRate data" failed a service that had published them. With the default
@@ -285,6 +290,15 @@ class ValidationSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _one_request_fits_the_check_limit(self) -> "ValidationSpec":
+        if self.http_check_limit_seconds < self.timeout_seconds:
+            raise ValueError(
+                f"http_check_limit_seconds {self.http_check_limit_seconds:g} is less than timeout_seconds "
+                f"{self.timeout_seconds:g}: no request could be waited for to its end; raise it, or lower "
+                "timeout_seconds")
+        return self
+
+    @model_validator(mode="after")
     def _authorization_not_in_clear(self) -> "ValidationSpec":
         # Refused as the spec is built: before the run starts, the Secret block is read or a
         # request is sent. The spec holds the block's name only, so nothing here can quote its value.
@@ -303,6 +317,18 @@ class ValidationSpec(BaseModel):
         from urllib.parse import quote
 
         return self.api_base_url + self.messages_path.replace("{session_id}", quote(session_id, safe=""))
+
+
+def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, failed_attempt: int) -> str | None:
+    """Why an HTTP check is not tried again after ``failed_attempt`` failed, ``elapsed`` seconds
+    after its first attempt began, or None while the next one, begun after ``wait``, would end
+    within ``spec.http_check_limit_seconds`` even if it took all of ``spec.timeout_seconds``."""
+    limit = spec.http_check_limit_seconds
+    if elapsed + wait + spec.timeout_seconds <= limit:
+        return None
+    return (f"stopped after attempt {failed_attempt} of {spec.attempts}, {elapsed:.2f} s in all: attempt "
+            f"{failed_attempt + 1}, after its {wait:g} s wait and up to {spec.timeout_seconds:g} s "
+            f"(spec.timeout_seconds), could end past the {limit:g} s spec.http_check_limit_seconds")
 
 
 class CheckResult(BaseModel):

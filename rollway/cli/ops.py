@@ -1066,7 +1066,8 @@ def without_traceback(*answers: type[BaseException],
 
     The flow's ``answers`` reach the run's log only: on the terminal (the root logger's handlers,
     Prefect's console handler among them) Prefect's ERROR line of one stood above the command's
-    own ``error:`` line, the same words twice."""
+    own ``error:`` line, the same words twice; so did the flow engine's closing "Finished in state
+    Failed(...)" line (INFO), which quotes it whole."""
     import logging
 
     answered = "rollway_answered"
@@ -1076,18 +1077,27 @@ def without_traceback(*answers: type[BaseException],
             super().__init__()
             self.untraced, self.mark = untraced, mark
             self.runs: set[Any] = set()  # task runs whose failure was one of ``untraced``
+            # Every failure of an exception (a Failed or TimedOut run; a crash is Crashed) is one:
+            # then so is a run whose failure was never logged with its exception (a refusal the
+            # task's retry condition does not retry), told only by its closing line.
+            self.any_failure = any(issubclass(Exception, kind) for kind in untraced)
 
         def filter(self, record: logging.LogRecord) -> bool:
             # A task's retry notes (INFO) stay on the terminal: they say why a step takes long.
             said = self.mark and record.levelno >= logging.ERROR
+            run = getattr(record, "task_run_id", None) or getattr(record, "flow_run_id", None) or record
             if record.exc_info and isinstance(record.exc_info[1], self.untraced):
                 record.exc_info = record.exc_text = None
                 if said:
                     setattr(record, answered, True)
-                    self.runs.add(getattr(record, "task_run_id", None) or record)
-            elif said and getattr(record, "task_run_id", None) in self.runs:
-                # The task engine's "Finished in state Failed(...)" line of the same failure, which
-                # carries no exception to tell it by.
+                    self.runs.add(run)
+            elif said and self.any_failure and record.getMessage().startswith(("Finished in state Failed(",
+                                                                                 "Finished in state TimedOut(")):
+                setattr(record, answered, True)
+            elif self.mark and run in self.runs and (said or record.getMessage().startswith("Finished in state")):
+                # The engine's "Finished in state Failed(...)" line of the same failure, which
+                # carries no exception to tell it by: the task engine's at ERROR, the flow engine's
+                # at INFO, quoting the whole answer above the command's own line of it.
                 setattr(record, answered, True)
             return True
 

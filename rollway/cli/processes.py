@@ -123,6 +123,14 @@ def child_env(extra: Mapping[str, str], *, aws: bool = True) -> dict[str, str]:
     return env
 
 
+def _unrunnable(program: str, env: Mapping[str, str]) -> str:
+    """Why exec cannot run ``program``: a path given is not looked up on PATH (said as "not
+    found", a venv moved from under `rollway up` sent people to their PATH), a bare name is."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        return f"{program} does not exist" if not os.path.exists(program) else f"{program} is not an executable file"
+    return f"{program} is not on PATH ({os.pathsep.join(os.get_exec_path(env))})"
+
+
 class Child:
     """One child process, started in its own session and stopped by its pid.
 
@@ -157,10 +165,11 @@ class Child:
         is gone, however it died (SIGKILL, the OOM killer), whatever thread started it.
 
         Raises:
-            ProcessFailed: its executable is not found.
+            ProcessFailed: its program cannot be run (a path given that does not exist or is not an
+                executable file, a name not on PATH).
         """
         if not on_path(self.argv[0], self.env):
-            raise ProcessFailed(f"{self.name}: {self.argv[0]} was not found", self)
+            raise ProcessFailed(f"{self.name}: {_unrunnable(self.argv[0], self.env)}", self)
         output = None
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)

@@ -423,6 +423,10 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
         logging.getLogger().removeHandler(terminal)
     errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
     assert not errors, errors
+    # Nor at another level: the flow engine's closing INFO line quoted the whole stop, paragraph and
+    # advice, on the terminal above the command's own "error:" line.
+    repeated = [r.getMessage() for r in console if "finalize stopped while" in r.getMessage()]
+    assert not repeated, repeated
     assert code == 1
     err = capsys.readouterr().err
     assert "error: finalize stopped while it tried to move the traffic to the stable target group" in err, err
@@ -432,6 +436,43 @@ def test_rollway_finalize_that_stops_says_so_in_one_line_and_its_advice_without_
     failed = [r for r in task_run_records if "ThrottlingException" in r.getMessage()]
     assert failed and not any(r.exc_info for r in failed), "the step's error is logged, without its traceback"
     assert read_back(aws)[0] == ALL_CANARY
+
+
+def test_rollway_finalize_stopped_by_a_refused_step_says_it_once_as_the_statement_to_grant(aws, capsys, monkeypatch):
+    """A refusal is not retried, so the task engine logs no failure with its exception, only its
+    "Finished in state Failed(... AccessDeniedException ...)" line: that ERROR line, AWS's bare
+    refusal, stood above the command's own line, which says it as the policy statement to grant."""
+    import logging
+
+    import flows.finalize
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    monkeypatch.setattr(flows.finalize, "load_environment", lambda *args: env)
+    ecs = aws.get_client("ecs")
+
+    def refuse(model, params, **_):
+        if model.name == "UpdateService":
+            raise ClientError({"Error": {"Code": "AccessDeniedException",
+                                         "Message": "not authorized to perform: ecs:UpdateService"}}, "UpdateService")
+
+    console: list[logging.LogRecord] = []  # what Prefect's console handler (on the root logger) prints
+    terminal = logging.Handler()
+    terminal.emit = console.append  # type: ignore[method-assign]
+    ecs.meta.events.register("before-parameter-build.*", refuse)
+    logging.getLogger().addHandler(terminal)
+    try:
+        code = app(["finalize", "--targets-block", blocks, "--credentials-block", blocks], result_action="return_value")
+    finally:
+        ecs.meta.events.unregister("before-parameter-build.*", refuse)
+        logging.getLogger().removeHandler(terminal)
+    errors = [r.getMessage() for r in console if r.levelno >= logging.ERROR]
+    assert not errors, errors
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "error: finalize stopped while it tried to point webordinary-edit-service at" in err, err
+    assert "statement PointAndScaleTheTwoServices" in err, err
 
 
 def test_rollway_finalize_stamps_the_ledger_on_the_clock_the_rollout_ran_on(aws, capsys):

@@ -262,6 +262,30 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def test_a_check_stops_before_an_attempt_that_could_end_past_its_limit_and_says_so(aws, app, blocks, caplog):
+    """Attempts and delays multiplied out: a slow or failing service held a check (and the run)
+    for far longer than a person expects. No attempt starts that could end past
+    spec.http_check_limit_seconds, and the check says how long it took and why it stopped."""
+    app.faults.health_status = 503
+    publish_success_rate(aws, 99.95)
+    fields = {"attempts": 3, "timeout_seconds": 2, "retry_delay_seconds": 5, "http_check_limit_seconds": 6}
+    state = validate_deployment(spec=spec(app, **fields), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    health = checked(failed.value.summary, "health")
+    assert (health.outcome, health.attempts) == ("failed", 1), health
+    assert "HTTP 503 from GET" in health.reason, health.reason
+    assert re.search(r"; stopped after attempt 1 of 3, \d+\.\d\d s in all: attempt 2, after its 5 s wait and up to 2 s "
+                     r"\(spec\.timeout_seconds\), could end past the 6 s spec\.http_check_limit_seconds$",
+                     health.reason), health.reason
+    assert not [r for r in caplog.records if r.getMessage().startswith("health did not pass on attempt")]
+    assert any(r.getMessage().startswith("health failed after 1 attempt(s)") and "stopped after attempt 1 of 3" in
+               r.getMessage() for r in caplog.records)
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert "each HTTP check at most 6 s in all (spec.http_check_limit_seconds)" in opening, opening
+
+
 def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws, app, blocks, caplog):
     """A person watching a slow check could not tell from the run's first line how long it may
     wait: it named the URLs and the attempts, never the per-request timeout, nor the checks."""

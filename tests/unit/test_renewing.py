@@ -2,14 +2,14 @@
 
 The wall-clock looks of a run's lease are tested through LeaseKeeper (tests/unit/test_lease_keeper.py).
 Most tests drive the renewals one look at a time (``tick``) on a clock of their own: no thread, no
-real time.
+real time. The thread's own tests wait on events and on its end, on a clock that makes every look due.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,17 +24,10 @@ from rollway.spec import RolloutSpec
 from tests.flows.fake_env import fake_environment
 
 
-def eventually(done, seconds: float = 5.0) -> None:
-    """Wait (real time, bounded) for the thread to have acted: under load it may lag."""
-    give_up = time.monotonic() + seconds
-    while not done() and time.monotonic() < give_up:
-        time.sleep(0.01)
-
-
-def renewals(renew, *, lease: float = 0.6, clock=time.monotonic) -> tuple[Renewals, list, list]:
+def renewals(renew, *, lease: float, clock, name: str = "test-renewals") -> tuple[Renewals, list, list]:
     lost, trouble = [], []
     return (Renewals(renew, lease=lease, clock=clock, look=None, lost=lost.append,
-                     trouble=lambda err, after, left, failures: trouble.append((str(err), after, left)), name="test-renewals"),
+                     trouble=lambda err, after, left, failures: trouble.append((str(err), after, left)), name=name),
             lost, trouble)
 
 
@@ -219,41 +212,72 @@ def test_a_failed_rollback_whose_claim_was_taken_over_does_not_say_it_could_not_
 
 
 # --- The thread -------------------------------------------------------------------------------
+# On a clock that moves a renewal period at each read, every look finds a renewal due: the thread
+# renews at once, and the tests wait on events and on the thread's end, never on real time.
+
+
+def every_look_due(period: float):
+    """A clock ``period`` seconds further on at each read: the renewals' first look renews at once."""
+    return itertools.count(0.0, period).__next__
+
+
+def ended(name: str) -> bool:
+    """Whether the renewing thread ``name`` has ended (waited for, bounded, as it may lag under load)."""
+    for thread in [t for t in threading.enumerate() if t.name == name]:
+        thread.join(5)
+    return not any(t.name == name for t in threading.enumerate())
+
 
 def test_a_hold_taken_by_another_ends_the_renewals() -> None:
     tries = []
 
     def renew():
-        tries.append(time.monotonic())
+        tries.append(len(tries))
         raise RollbackClaimed("carol holds the rollback's claim", holder="carol", expires=0.0)
 
-    keeper, lost, trouble = renewals(renew, lease=0.15)
+    keeper, lost, trouble = renewals(renew, lease=60.0, clock=every_look_due(20.0), name="renewals-lost")
     keeper.start()
-    eventually(lambda: lost)
-    time.sleep(0.3)  # some six more periods
-    keeper.stop()
+    assert ended("renewals-lost"), "the renewals went on after the hold was another's"
     assert len(tries) == 1 and trouble == []
     assert [type(err) for err in lost] == [RollbackClaimed] and isinstance(lost[0], LedgerError)
 
 
-def test_no_renewal_lands_after_stop_returns_and_halt_ends_them_without_waiting() -> None:
-    under_way, landed = threading.Event(), []
+def test_no_renewal_lands_after_stop_returns() -> None:
+    under_way, release, stopping, order = threading.Event(), threading.Event(), threading.Event(), []
 
     def renew():
         under_way.set()
-        time.sleep(0.2)  # a slow write, under way when the holder stops the renewals
-        landed.append(time.monotonic())
+        release.wait(5)  # a slow write, under way when the holder stops the renewals
+        order.append("renewal landed")
 
-    keeper, _lost, _trouble = renewals(renew, lease=0.15)
+    class Stopped(Renewals):
+        def stop(self) -> None:
+            stopping.set()
+            super().stop()
+            order.append("stop returned")
+
+    keeper = Stopped(renew, lease=60.0, clock=every_look_due(20.0), look=None, lost=lambda err: None,
+                     trouble=lambda *said: None, name="renewals-stopped")
     keeper.start()
     assert under_way.wait(5)
-    keeper.stop()
-    stopped = time.monotonic()
-    assert len(landed) == 1 and landed[0] <= stopped
+    holder = threading.Thread(target=keeper.stop)
+    holder.start()
+    assert stopping.wait(5)
+    release.set()
+    holder.join(5)
+    assert order == ["renewal landed", "stop returned"]
 
-    halted, _lost, _trouble = renewals(lambda: landed.append(time.monotonic()), lease=0.6)
-    halted.start()
-    halted.halt()  # as a rollback that found its claim lost does, from its own thread
-    time.sleep(0.4)  # two periods
-    assert len(landed) == 1
-    halted.stop()
+
+def test_halt_from_the_renewing_thread_ends_the_renewals_without_waiting_on_itself() -> None:
+    """As a rollback that found its claim lost does, from the renewing thread: a halt that waited
+    for the thread would wait on itself."""
+    calls = []
+
+    def renew():
+        calls.append(len(calls))
+        keeper.halt()
+
+    keeper, lost, trouble = renewals(renew, lease=60.0, clock=every_look_due(20.0), name="renewals-halted")
+    keeper.start()
+    assert ended("renewals-halted"), "the renewals went on after halt()"
+    assert len(calls) == 1 and lost == [] and trouble == []

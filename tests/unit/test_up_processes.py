@@ -407,10 +407,25 @@ def test_stopping_a_child_does_not_wait_on_an_exited_process_nobody_has_reaped()
 
 
 def test_a_child_whose_program_is_missing_is_refused_before_it_starts(tmp_path):
-    """A missing program is said at once, naming it, and not as the watchdog's exit code 127."""
+    """A missing program is said at once, naming it, and not as the watchdog's exit code 127.
+    A path given is not looked up on PATH: "was not found" sent people to their PATH for a file
+    that does not exist (a venv moved or deleted under `rollway up`)."""
     missing = tmp_path / "no-such-prefect"
-    with pytest.raises(ProcessFailed, match=f"server: {missing} was not found"):
+    with pytest.raises(ProcessFailed, match=f"server: {missing} does not exist$"):
         Child("server", [str(missing), "server", "start"], child_env({}), tmp_path / "log").start()
+
+
+def test_a_child_whose_program_is_not_executable_or_not_on_path_says_which(tmp_path):
+    """A file that cannot be run, and a bare name PATH does not hold, are each said as what they are."""
+    plain = tmp_path / "prefect"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    with pytest.raises(ProcessFailed, match=f"server: {plain} is not an executable file$"):
+        Child("server", [str(plain), "server", "start"], child_env({}), tmp_path / "log").start()
+    with pytest.raises(ProcessFailed, match=f"server: {tmp_path} is not an executable file$"):
+        Child("server", [str(tmp_path)], child_env({}), tmp_path / "log").start()
+    with pytest.raises(ProcessFailed, match=f"server: no-such-prefect-anywhere is not on PATH \\({tmp_path}\\)$"):
+        Child("server", ["no-such-prefect-anywhere"], child_env({"PATH": str(tmp_path)}), tmp_path / "log").start()
 
 
 def test_a_child_still_stopping_after_up_was_killed_keeps_its_prefect_home(no_server, tmp_path, capsys):

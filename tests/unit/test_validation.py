@@ -51,6 +51,22 @@ def test_the_success_rate_waits_are_bounded_in_all():
             "a shorter success_rate_retry_delay_seconds") in str(refused.value), str(refused.value)
 
 
+def test_each_http_check_is_bounded_in_all_and_the_default_bound_holds_the_default_attempts():
+    """Per request the spec bounded the wait, not per check: 20 attempts of 300 s, 600 s apart,
+    held one health check for nearly five hours."""
+    spec = ValidationSpec()
+    worst = spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.retry_delay_seconds
+    assert worst <= spec.http_check_limit_seconds == 300, worst
+    ValidationSpec(timeout_seconds=300)  # the longest request fits the default bound once
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(timeout_seconds=30, http_check_limit_seconds=20)
+    assert ("http_check_limit_seconds 20 is less than timeout_seconds 30: no request could be waited for to its end; "
+            "raise it, or lower timeout_seconds") in str(refused.value), str(refused.value)
+    for bad in (0, -1, 3601, float("inf")):
+        with pytest.raises(ValidationError, match="http_check_limit_seconds"):
+            ValidationSpec(http_check_limit_seconds=bad)
+
+
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
@@ -422,3 +438,16 @@ def test_what_the_http_checks_reached_is_said_as_far_as_the_weights_tell():
     assert ("each that went through the load balancer's rule at 95/5 reached svc or svc-canary, which one is not known"
             in http_reach({"svc": 95, "svc-canary": 5}))
     assert "which service they reached is not known (the load balancer's weights were not read)" in http_reach({})
+
+
+def test_the_spec_parameter_says_what_its_default_checks_to_a_person_who_is_not_webordinary():
+    """The run form said "(default: Webordinary's)": to anyone else that named nothing, and a run
+    left on the defaults sent its checks to another company's service."""
+    from flows.validate import validate_deployment
+
+    said = validate_deployment.parameters.properties["spec"]["description"]
+    defaults = ValidationSpec()
+    for url in (defaults.health_url, defaults.api_base_url):
+        assert url in said, said
+    assert "set health_url and api_base_url to your service's" in said, said
+    assert "\n" not in said and len(said) <= 200, said  # one line under the form's field
