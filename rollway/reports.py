@@ -1173,15 +1173,19 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
     the ledger unable to tell.
     """
     deployed = record.last_transition("deploy")
-    if deployed is None and record.canary_task_definition is None:
+    found = moved_from(record)
+    # What the rollback read on the load balancer outweighs what the rollout recorded: a canary it
+    # found taking traffic was said to have "never taken traffic" when no deploy was recorded, above
+    # a "Traffic moved back" saying it still took its share.
+    took_some = found is not None and found.from_weights.canary > 0
+    if deployed is None and record.canary_task_definition is None and not took_some:
         return ("The new version never took traffic: its revision was never deployed on the canary, and no shift "
                 "to it is recorded.")
     before = record.history[:record.history.index(start)] if start is not None else record.history
     last = before[-1].at if before else record.created_at
     until = f"until {utc(back_at)}, when the rollback read the traffic back" if back_at is not None else (
         "until the rollback, whose traffic's return is not recorded")
-    found = moved_from(record)
-    if found is not None and found.from_weights.canary > 0:
+    if took_some:
         took = found.from_weights
         return (f"**No shift to the canary is recorded**, but the rollback found it taking **{took.canary}%** of the "
                 f"traffic ({took} stable/canary) when {found.actor}'s rollback first read the load balancer, before "

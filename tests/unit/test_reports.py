@@ -1330,3 +1330,16 @@ def test_a_flag_the_rollback_left_to_another_rollout_is_not_reported_as_a_person
         assert "as a person" not in text, text
     assert ("`sqs-sessions` **left on 5% (v4)** by the rollback: rollout 20270301-billing holds it" in rollout), rollout
     assert "**left on 5% (v4)**, another rollout holds it: " in incident and "20270301-billing" in incident, incident
+
+
+def test_a_rollback_that_found_the_canary_taking_traffic_is_not_told_it_never_took_any():
+    """No deploy nor shift recorded (a hand on the load balancer, a run that died before recording
+    either), and the rollback read 5 % on the canary before it moved anything: the exposure said
+    "The new version never took traffic" above a "Traffic moved back" saying the canary still takes 5 %."""
+    rec = record([started(), Transition(at=T0 + 600, kind="rollback-start", actor="erin", comment="aborted by erin: 5xx"),
+                  Transition(at=T0 + 610, kind="rollback-stopped", actor="erin", from_weights=w(5), to_weights=w(5),
+                             comment="done: nothing")], RolloutPhase.ROLLING_BACK, weights=w(5))
+    rec = rec.model_copy(update={"canary_task_definition": None})
+    report = " ".join(incident_report(rec).split())
+    assert "never took traffic" not in report, report
+    assert "but the rollback found it taking **5%** of the traffic (95/5 stable/canary)" in report, report
