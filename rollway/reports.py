@@ -754,12 +754,13 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
-    rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
+    rows = ["| when | waited | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|---|"]
+    waited: list[float] = []  # each closed wait's span, for the total under the table
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
-            rows.append(f"| {utc(t.at)} | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
+            rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
                         f"{stage} | {cell(t.comment or '')} | {cell(t.question or '')} |")
             continue
         answer = "timed out" if t.kind == "timeout" else t.kind
@@ -767,13 +768,14 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
             # Since when on the wall clock, as the outcome line and `rollway status` give it: under
             # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
             since, _ = _pause_times(record, t, waits.asked)
-            rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
+            rows.append(f"| since {since} | - | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | - | **not answered** | {stage} | the wait ended with {ended.kind} "
-                        f"({cell(ended.actor)}, {utc(ended.at)}) | {cell(t.comment or t.verdict or '')} |")
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited)} | - | **not answered** | {stage} | the wait "
+                        f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
+                        f"{cell(t.comment or t.verdict or '')} |")
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
@@ -784,9 +786,45 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
         if t.kind != "timeout":  # a timeout's comment is what it did ("reject: no answer within 3600 s")
             # The answer has its own column: "approve | approve: looks fine" said it twice.
             comment = _without_answer(comment, said)
-        rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
+        # A timeout that held asks the pause again: the wait goes on, and its answer's row counts all of it.
+        span = _waited(record, t, None if held_by_timeout(t) else waited)
+        rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
                     f"{cell(summed.get(id(t)) or t.verdict or '')} |")
+    if waited:
+        # After a blank line: a line right under the table would be read as one more row.
+        still = "; one still waits (above)" if waiting is not None else ""
+        rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all, at {len(waited)} "
+                     f"pause{'s' if len(waited) > 1 else ''}{still} (from each pause's first asking to its answer, "
+                     "or to what ended it unanswered)"]
     return rows
+
+
+def _wait_began(record: RolloutRecord, end: Transition) -> Transition | None:
+    """The first asking (``pause`` entry) of the wait ``end`` closed (an answer, a timeout, or what
+    ended it unanswered), or None when none is recorded: back through its askings and the timeouts
+    that held, to the answer or move that came before it."""
+    i = next(i for i, t in enumerate(record.history) if t is end)
+    began = None
+    for t in reversed(record.history[:i]):
+        if t.kind == "pause":
+            began = t
+        elif not held_by_timeout(t) and (t.kind in ANSWERS or t.kind in _WAIT_ENDERS):
+            break
+    return began
+
+
+def _waited(record: RolloutRecord, end: Transition, total: list[float] | None) -> str:
+    """How long the wait ``end`` closed had waited for a person (``_wait_began``), added to
+    ``total`` when given: "-" when no asking is recorded, "two clocks" when they cannot be
+    subtracted (an answer `rollway abort` stamped on real time under a faster clock)."""
+    began = _wait_began(record, end)
+    if began is None:
+        return "-"
+    if not _one_clock(began.at, end.at):
+        return "two clocks"
+    if total is not None:
+        total.append(end.at - began.at)
+    return duration(end.at - began.at)
 
 
 def _without_answer(comment: str, said: str) -> str:

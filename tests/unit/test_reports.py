@@ -77,7 +77,7 @@ def test_rollout_report_of_a_promotion_lists_stages_verdicts_and_approvals():
     assert f"| 2/3 | 75/25 | {utc(T0 + 810)} | {utc(T0 + 1510)} |" in text
     assert "| 3/3 | 0/100 |" in text and "promoted: every stage passed" in text
     # The approval: who, when, what, at which stage, what was asked.
-    assert f"| {utc(T0 + 800)} | bob | approve | 25% | dashboards look fine | approval before 25% |" in text
+    assert f"| {utc(T0 + 800)} | - | bob | approve | 25% | dashboards look fine | approval before 25% |" in text
     assert "Rolled back because" not in text
 
 
@@ -1102,7 +1102,7 @@ def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_
     assert ("- **Outcome:** **waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since "
             "2027-01-15 08:02:00 UTC (wall clock): approval pause: approval needed before 25%") in said
     assert "(the paused flow run russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001): **Resume**)" in said
-    assert "| since 2027-01-15 08:02:00 UTC (wall clock) | - | **waiting for an answer** | 25% |" in said
+    assert "| since 2027-01-15 08:02:00 UTC (wall clock) | - | - | **waiting for an answer** | 25% |" in said
     answered = Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: ok")
     assert "waiting" not in rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause, answered],
                                                   RolloutPhase.PROGRESSING, weights=w(5)))
@@ -1343,3 +1343,32 @@ def test_a_rollback_that_found_the_canary_taking_traffic_is_not_told_it_never_to
     report = " ".join(incident_report(rec).split())
     assert "never took traffic" not in report, report
     assert "but the rollback found it taking **5%** of the traffic (95/5 stable/canary)" in report, report
+
+
+def approval_question(at: float, before: int) -> Transition:
+    return Transition(at=T0 + at, kind="pause", actor="alice", to_stage=1 if before == 25 else 2,
+                      comment=f"approval pause: stage passed; approval needed before {before}%; unanswered by "
+                              f"{utc(T0 + at + 86400)} (wall clock) the rollout rolls back")
+
+
+def test_the_approvals_table_says_how_long_each_pause_waited_for_a_person_and_in_all():
+    """The table gave when each answer came, not since when it had been asked: a week-long rollout's
+    reader could not tell the hours it spent waiting for people from the hours it spent being judged."""
+    rec = record([
+        started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+        Transition(at=T0 + 700 + 9000, kind="approve", actor="bob", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(9710, 25, 1, 5), passed(10_400, 1), approval_question(10_400, 100),
+        Transition(at=T0 + 10_400 + 3600, kind="timeout", actor="timeout", to_stage=2,
+                   comment="hold: no answer within 3600 s", verdict="approval needed before 100%"),
+        approval_question(14_000, 100),
+        Transition(at=T0 + 10_400 + 7200, kind="approve", actor="carol", to_stage=2, comment="approve",
+                   verdict="approval needed before 100%"),
+        shift(17_610, 100, 2, 25),
+    ], RolloutPhase.PROGRESSING)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "| when | waited | who | answer |" in approvals, approvals
+    assert f"| {utc(T0 + 9700)} | 2.5 h | bob | approve | 25% |" in approvals, approvals
+    # Asked again after a timeout that held: the answer's wait runs from the first asking.
+    assert f"| {utc(T0 + 17_600)} | 2.0 h | carol | approve | 100% |" in approvals, approvals
+    assert "**Waited for people's answers:** 4.5 h in all, at 2 pauses" in approvals, approvals
