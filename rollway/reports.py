@@ -673,6 +673,71 @@ def _stage_table(record: RolloutRecord) -> list[str]:
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 
+PHASE_ENDS = "; this phase ends at "
+"""How the reason of the ``phase`` entry a weekly phase's run writes when its last stage passed
+reads (``rollway.decide``: "<why>; this phase ends at 5%"); its starts read "starting <name>"
+(``flows.progressive.start_phase``) or "in <name>: ..." (a run that took the rollout past a phase's end)."""
+
+
+def _phase_named(spec: RolloutSpec, entry: Transition) -> int | None:
+    """The index of the weekly phase a ``phase`` entry starts, or None when it starts none."""
+    said = entry.comment or ""
+    # Longest first: "week 1" would also open "starting week 10".
+    for index, name in sorted(enumerate(p.name for p in spec.phases), key=lambda p: -len(p[1])):
+        for lead in (f"starting {name}", f"in {name}:"):
+            if said.startswith(lead) and not said[len(lead):len(lead) + 1].isalnum():
+                return index
+    return None
+
+
+def _weekly_phases(record: RolloutRecord) -> list[str]:
+    """The "Weekly phases" section of a rollout run by weekly phases: each phase's stages, when it
+    started, when its last stage passed, when the next phase started and how long the rollout held
+    between the two, with the total held. The stage table alone said a stage "lasted 7.0 days" after
+    minutes of judging: the days held for the schedule read as days of baking. Empty for a rollout
+    run as one phase (or whose spec cannot be read)."""
+    spec = _recorded_spec(record)
+    if spec is None or len(spec.phases) < 2 or not record.phased:
+        return []
+    rows: list[dict] = []
+    for t in record.history:
+        if t.kind == "phase" and (index := _phase_named(spec, t)) is not None:
+            if rows and rows[-1]["passed"] is not None and rows[-1]["next"] is None:
+                rows[-1]["next"] = t.at
+            if not rows or rows[-1]["index"] != index:
+                rows.append({"index": index, "started": t.at, "passed": None, "next": None, "ended": None})
+        elif not rows:
+            continue
+        elif t.kind == "phase" and PHASE_ENDS in (t.comment or "") and rows[-1]["passed"] is None:
+            rows[-1]["passed"] = t.at
+        elif t.kind == "promote" and rows[-1]["passed"] is None:
+            rows[-1]["ended"] = f"promoted {utc(t.at)}"
+        elif t.kind in ("rollback-start", "rollback") and rows[-1]["ended"] is None:
+            rows[-1]["ended"] = f"rolled back {utc(t.at)}"
+    if not rows:
+        return []
+    lines = ["| phase | stages | started | passed | next phase started | held between phases |",
+             "|---|---|---|---|---|---|"]
+    held = 0.0
+    for row in rows:
+        phase = spec.phases[row["index"]]
+        passed = utc(row["passed"]) if row["passed"] is not None else row["ended"] or "(under way)"
+        if row["next"] is not None:
+            span = _span(row["passed"], row["next"])
+            held += row["next"] - row["passed"] if span is not None else 0.0
+            nxt, lasted = utc(row["next"]), span or "two clocks"
+        elif row["passed"] is not None and (due := next_phase(record)) is not None:
+            nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
+        else:
+            nxt, lasted = "-", "-"
+        lines.append(f"| {cell(phase.name)} | {', '.join(f'{w}%' for w in phase.weights)} | {utc(row['started'])} | "
+                     f"{cell(passed)} | {cell(nxt)} | {lasted} |")
+    # After a blank line: a line right under the table would be read as one more row.
+    return ["## Weekly phases", "", *lines, "",
+            f"**Held between weekly phases:** {duration(held)} in all (from a phase's last stage passing to the "
+            "next phase's start: the schedule's wait, no stage being judged)", ""]
+
+
 def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[int]]:
     """How the Approvals table sums up a pause asked more than once: one row for the wait, its
     answer's (or its waiting row), saying "asked N times, causes: ..." and the last question,
@@ -1077,7 +1142,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record, waits),
+    lines += ["", "## Stages", "", *_stage_table(record), "", *_weekly_phases(record), "## Approvals", "",
+              *_answers(record, waits),
               "", "## Every recorded transition", "", *_timeline(record, waits)]
     return "\n".join(lines) + "\n"
 

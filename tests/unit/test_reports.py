@@ -1372,3 +1372,38 @@ def test_the_approvals_table_says_how_long_each_pause_waited_for_a_person_and_in
     # Asked again after a timeout that held: the answer's wait runs from the first asking.
     assert f"| {utc(T0 + 17_600)} | 2.0 h | carol | approve | 100% |" in approvals, approvals
     assert "**Waited for people's answers:** 4.5 h in all, at 2 pauses" in approvals, approvals
+
+
+DAY = 86400
+
+
+def test_a_weekly_rollout_reports_each_phase_and_how_long_it_held_between_them():
+    """The stage table said stage 1 "lasted 7.0 days" and "passed" after 10 minutes' judging: a
+    reader of a three-week rollout could not tell the days it held for the schedule from the time
+    it was judged, nor which stages each weekly phase ran."""
+    weekly = RolloutSpec(image=IMAGE)  # the default plan: week 1 at 5 %, week 2 at 25-50 %, week 3 at 75-100 %
+    assert [p.name for p in weekly.phases] == ["week 1", "week 2", "week 3"]
+
+    def phase(at: float, comment: str, actor: str = "schedule") -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor=actor, comment=comment)
+
+    rec = record([
+        started(), phase(0, "starting week 1", "alice"), shift(60, 5, 0), passed(700, 0),
+        phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%", "alice"),
+        phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5), passed(7 * DAY + 700, 1),
+        shift(7 * DAY + 710, 50, 2, 25), passed(7 * DAY + 1400, 2),
+        phase(7 * DAY + 1400, "50%: canary 0.08% vs baseline 0.10%; this phase ends at 50%"),
+        phase(15 * DAY, "starting week 3"), shift(15 * DAY + 10, 75, 3, 50),
+    ], RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(update={"spec_json": weekly.model_dump_json()})
+    text = rollout_report(rec)
+    assert "## Weekly phases" in text, text
+    section = text.split("## Weekly phases", 1)[1].split("\n## ", 1)[0]
+    rows = [x for x in section.splitlines() if x.startswith("| ")]
+    assert rows[0] == "| phase | stages | started | passed | next phase started | held between phases |", rows
+    assert rows[1] == (f"| week 1 | 5% | {utc(T0)} | {utc(T0 + 700)} | {utc(T0 + 7 * DAY)} | 7.0 days |"), rows
+    assert rows[2] == (f"| week 2 | 25%, 50% | {utc(T0 + 7 * DAY)} | {utc(T0 + 7 * DAY + 1400)} | "
+                       f"{utc(T0 + 15 * DAY)} | 8.0 days |"), rows
+    assert rows[3] == f"| week 3 | 75%, 100% | {utc(T0 + 15 * DAY)} | (under way) | - | - |", rows
+    assert "**Held between weekly phases:** 15.0 days in all" in section, section
+    # An unphased rollout (every stage in one run) has no such section.
+    assert "## Weekly phases" not in rollout_report(promoted_record())
