@@ -1353,6 +1353,22 @@ def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transiti
     return moves[-1] if moves else None
 
 
+def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: float | None) -> list[str]:
+    """How long the traffic took to come back on stable once the rollback began (its ``start``,
+    written as it was caught, before anything moved), to ``back_at`` (``_exposure``'s read-back):
+    two timestamps lines apart, which on-call had to subtract. Empty when either is not recorded,
+    or they are on two clocks."""
+    if start is None or back_at is None:
+        return []
+    span = _span(start.at, back_at)
+    if span is None:
+        return []
+    read = next((t for t in record.history if t.at == back_at and t.to_weights is not None and t.to_weights.canary == 0
+                 and t.kind in ("rollback", ROLLBACK_STOPPED)), None)
+    how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
+    return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
+
+
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
     """Who holds the claim on a rollback not recorded as finished, for the advice to finish it.
 
@@ -1600,6 +1616,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         ]
     cannot = cannot_finish(unrestorable)
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
+    lines += _time_to_restore(record, start, back_at)
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.

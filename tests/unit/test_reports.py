@@ -1407,3 +1407,13 @@ def test_a_weekly_rollout_reports_each_phase_and_how_long_it_held_between_them()
     assert "**Held between weekly phases:** 15.0 days in all" in section, section
     # An unphased rollout (every stage in one run) has no such section.
     assert "## Weekly phases" not in rollout_report(promoted_record())
+
+
+def test_the_incident_report_says_how_long_the_traffic_took_to_come_back_once_the_rollback_began():
+    """The trigger's time and the read-back's were two lines apart, each a timestamp: on-call had
+    to subtract them to say how long users stayed on the failing version once it was caught."""
+    text = incident_report(guardrail_rollback())
+    assert (f"- **Traffic back on stable:** 40 s after the rollback began ({utc(T0 + 660)} to {utc(T0 + 700)}, "
+            "when the load balancer read back 100/0)") in text, text
+    # Not back, as recorded: nothing to measure, and the report says so elsewhere.
+    assert "**Traffic back on stable:**" not in incident_report(guardrail_rollback(finished=False))
