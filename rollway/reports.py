@@ -63,6 +63,9 @@ class StageLine(BaseModel):
     ended_at: float | None  # None: still at these weights
     how: str  # who moved the traffic there and why
     verdict: str  # passed / accepted / rolled back / left / current, with the reason
+    # A shift a resumed run found on the load balancer (``reconcile``) is stamped when it was found:
+    # the run that made it died after its last entry, stamped here, and the stage began in between.
+    moved_after: float | None = None
 
 
 class Trigger(BaseModel):
@@ -169,7 +172,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
                 current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
             how = f"{t.kind} by {t.actor}" + (f": {t.comment}" if t.comment else "")
             lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
-                          "how": how, "verdict": ""})
+                          "how": how, "verdict": "",
+                          "moved_after": _dead_runs_last_entry(record, t) if t.actor == RECONCILE else None})
         elif current is None:
             continue
         elif t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
@@ -668,7 +672,14 @@ def _stage_table(record: RolloutRecord) -> list[str]:
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
         until = utc(line.ended_at) if line.ended_at is not None else "(still)"
         lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
-        rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
+        began = utc(line.started_at)
+        if line.moved_after is not None:
+            # As the incident report's exposure gives it: the finding's time alone read as when the
+            # stage began, and its span understated the stage by as long as the rollout lay dead.
+            began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
+            longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
+            lasted = f"{lasted} to {longest}" if longest is not None and lasted != "two clocks" else lasted
+        rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
