@@ -170,7 +170,9 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             if current is not None:
                 current["ended_at"] = t.at
                 current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
-            how = f"{t.kind} by {t.actor}" + (f": {t.comment}" if t.comment else "")
+            above = current["verdict"] if current is not None else ""
+            said = _without_repeat(t.comment, above, "the reason in the row above")
+            how = f"{t.kind} by {t.actor}" + (f": {said}" if said else "")
             lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
                           "how": how, "verdict": "",
                           "moved_after": _dead_runs_last_entry(record, t) if t.actor == RECONCILE else None})
@@ -191,7 +193,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         elif t.kind == "rollback" and _traffic_back(t, record):
             current["ended_at"] = t.at
         elif t.kind == "promote":
-            current["verdict"] = _then(current["verdict"], f"promoted: {t.comment or ''}".rstrip(": "))
+            said = _without_repeat(t.comment, current["verdict"], "the reason given in this row")
+            current["verdict"] = _then(current["verdict"], f"promoted: {said or ''}".rstrip(": "))
         elif t.kind == FINALIZED:
             current["ended_at"] = t.at
             current["verdict"] = current["verdict"] or "finalized"
@@ -206,6 +209,29 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             line["verdict"] = verdict[:began] + verdict[began:].replace(
                 "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
+
+
+_STAGE_LEAD = re.compile(r"\d+%")
+
+
+def _without_repeat(comment: str | None, above: str, where: str) -> str | None:
+    """A shift's (or promotion's) recorded comment, "25%: <the stage's reason>; shifting to 50%",
+    with the reason replaced by ``where`` it is already said when the stage's verdict (``above``)
+    holds it: every row of the table said its reason twice, as its verdict and again in the next
+    row's "how". Any other comment as recorded (the timeline keeps them all as they were)."""
+    if not comment:
+        return comment
+    lead, sep, rest = comment.partition(": ")
+    if not sep or not _STAGE_LEAD.fullmatch(lead):
+        return comment
+    parts = rest.split("; ")
+    # The longest run of its leading parts the verdict holds: a reason may hold "; " itself.
+    for k in range(len(parts), 0, -1):
+        reason = "; ".join(parts[:k])
+        if reason.strip() and reason in above:
+            tail = "; ".join(parts[k:])
+            return f"{lead}: {where}" + (f"; {tail}" if tail else "")
+    return comment
 
 
 def _traffic_back(end: Transition, record: RolloutRecord) -> bool:

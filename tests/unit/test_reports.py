@@ -1435,3 +1435,26 @@ def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
     (row,) = [x for x in rollout_report(rec).split("## Stages", 1)[1].splitlines() if x.startswith("| 1/3 |")]
     assert (f"| 1/3 | 95/5 | between {utc(T0)} and {utc(T0 + 1805)} (found there by a resumed run) | "
             f"{utc(T0 + 3605)} | 30.0 min to 60.1 min |") in row, row
+
+
+def test_the_stage_table_does_not_repeat_a_stages_reason_in_the_row_after_it():
+    """A shift records why it was made, the stage before it's full reason ("25%: canary errors
+    0/75,000 ... — pass (...); shifting to 50%"), and a promotion likewise: the table gave each
+    reason twice, once as a row's verdict and again as the next row's "how" (or the promotion's),
+    doubling every row of a promoted rollout's table."""
+    why = ("canary errors 0/75,000 (0.00%) vs baseline 225/225,000 (0.10%): evidence over 10^6 reached 100 that the "
+           "canary is below 2x the baseline or 0.10% — pass")
+    rec = record([
+        started(), shift(60, 25, 0), passed(700, 0, why),
+        Transition(at=T0 + 700, kind="shift", actor="alice", from_weights=w(25), to_weights=w(100), from_stage=0,
+                   to_stage=1, comment=f"25%: {why}; shifting to 100%"),
+        passed(1400, 1, why),
+        Transition(at=T0 + 1400, kind="promote", actor="alice", to_weights=w(100),
+                   comment=f"100%: {why}; all 2 stages passed"),
+    ], RolloutPhase.PROMOTED, stages=(25, 100))
+    table = rollout_report(rec).split("## Stages", 1)[1].split("\n## ", 1)[0]
+    assert table.count(why) == 2, table  # once per stage, as its verdict
+    assert "| shift by alice: 25%: the reason in the row above; shifting to 100% |" in table, table
+    assert "then promoted: 100%: the reason given in this row; all 2 stages passed |" in table, table
+    # The timeline keeps each entry as it was recorded.
+    assert f"25%: {why}; shifting to 100%" in rollout_report(rec).split("## Every recorded transition", 1)[1]
