@@ -332,6 +332,7 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         watched = _window_closing(record)
         owed = "" if watched else _window_open(record)
         closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
+        closed = _accepted_said(record) + closed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -353,6 +354,23 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         return "rolling back: the rollback began but is not recorded as finished"
     held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _accepted_said(record: RolloutRecord) -> str:
+    """The stages a person accepted on their word, the judge unable to pass them (``stage_lines``'
+    "accepted by"), for a promotion's outcome: ", 1 stage accepted on a person's word (...): 5% by
+    dana", or "" when the judge passed every stage. "Promoted" alone read as a release the judge had
+    passed throughout."""
+    weights = stage_weights(record)
+    accepted = [(line.stage, line.verdict.removeprefix("accepted by ").partition(": ")[0])
+                for line in stage_lines(record) if line.verdict.startswith("accepted by ")]
+    if not accepted:
+        return ""
+    said = ", ".join(f"{weights[stage]}% by {cell(who)}" if weights and stage is not None and 0 <= stage < len(weights)
+                     else f"a stage by {cell(who)}" for stage, who in accepted)
+    many = len(accepted) > 1
+    return (f", {len(accepted)} stage{'s' if many else ''} accepted on a person's word (the judge unable to pass "
+            f"{'them' if many else 'it'}): {said}")
 
 
 # How a person answers a paused run: the Prefect UI's Resume form, or rollway's commands.

@@ -1458,3 +1458,22 @@ def test_the_stage_table_does_not_repeat_a_stages_reason_in_the_row_after_it():
     assert "then promoted: 100%: the reason given in this row; all 2 stages passed |" in table, table
     # The timeline keeps each entry as it was recorded.
     assert f"25%: {why}; shifting to 100%" in rollout_report(rec).split("## Every recorded transition", 1)[1]
+
+
+def test_a_promotion_after_an_accepted_stage_says_so_in_its_outcome():
+    """The outcome read "promoted", as of a rollout the judge passed at every stage, while a person
+    had taken 5 % on their word: only the stage table's row and the promotion's reason said so."""
+    rec = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 700, kind="approve", actor="dana", to_stage=0, comment="approve: quiet night",
+                   verdict="5%: stage over and no period had a canary request count: a person must decide"),
+        shift(710, 25, 1, 5), passed(1400, 1), shift(1410, 100, 2, 25), passed(2100, 2),
+        Transition(at=T0 + 2100, kind="promote", actor="alice", to_weights=w(100), comment="all 3 stages done"),
+        Transition(at=T0 + 5800, kind="watched", actor="monitor", comment="window passed"),
+        Transition(at=T0 + 9000, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0)),
+    ], RolloutPhase.PROMOTED)
+    (outcome,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Outcome:**")]
+    assert outcome.startswith("- **Outcome:** promoted, 1 stage accepted on a person's word (the judge unable to "
+                              "pass it): 5% by dana; monitoring window closed"), outcome
+    (plain,) = [x for x in rollout_report(promoted_record()).splitlines() if x.startswith("- **Outcome:**")]
+    assert plain.startswith("- **Outcome:** promoted; monitoring window closed"), plain
