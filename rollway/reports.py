@@ -956,7 +956,7 @@ def _without_answer(comment: str, said: str) -> str:
 
 
 def _timeline(record: RolloutRecord, waits: Waits) -> list[str]:
-    rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
+    rows = ["| when | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
     for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")

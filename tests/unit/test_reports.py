@@ -1477,3 +1477,10 @@ def test_a_promotion_after_an_accepted_stage_says_so_in_its_outcome():
                               "pass it): 5% by dana; monitoring window closed"), outcome
     (plain,) = [x for x in rollout_report(promoted_record()).splitlines() if x.startswith("- **Outcome:**")]
     assert plain.startswith("- **Outcome:** promoted; monitoring window closed"), plain
+
+
+def test_the_timelines_weights_say_which_side_is_which():
+    """The timeline's weights column read "100/0 → 95/5" under a bare "weights": the stage table
+    heads the same figures "weights s/c", and nothing said here which number was the canary's."""
+    timeline = rollout_report(promoted_record()).split("## Every recorded transition", 1)[1]
+    assert "| when | what | who | weights s/c | detail |" in timeline, timeline
