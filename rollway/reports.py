@@ -752,7 +752,10 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
     minutes of judging: the days held for the schedule read as days of baking. Empty for a rollout
     run as one phase (or whose spec cannot be read)."""
     spec = _recorded_spec(record)
-    if spec is None or len(spec.phases) < 2 or not record.phased:
+    # An unphased run records its start as week 1's ("going on through every stage"): a section
+    # would show it all as week 1's. A rollout some phase of which passed shows, however run since.
+    if spec is None or len(spec.phases) < 2 or not (
+            record.phased or any(t.kind == "phase" and PHASE_ENDS in (t.comment or "") for t in record.history)):
         return []
     rows: list[dict] = []
     for t in record.history:

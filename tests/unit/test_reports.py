@@ -1484,3 +1484,18 @@ def test_the_timelines_weights_say_which_side_is_which():
     heads the same figures "weights s/c", and nothing said here which number was the canary's."""
     timeline = rollout_report(promoted_record()).split("## Every recorded transition", 1)[1]
     assert "| when | what | who | weights s/c | detail |" in timeline, timeline
+
+
+def test_a_weekly_rollout_resumed_unphased_keeps_its_phases_section_and_one_run_unphased_has_none():
+    weekly = RolloutSpec(image=IMAGE)
+    passed_week_1 = [started(), Transition(at=T0, kind="phase", actor="alice", comment="starting week 1"),
+                     shift(60, 5, 0), passed(700, 0),
+                     Transition(at=T0 + 700, kind="phase", actor="alice", comment="5%: fine; this phase ends at 5%")]
+    resumed = record(passed_week_1, RolloutPhase.PAUSED, weights=w(5)).model_copy(
+        update={"spec_json": weekly.model_dump_json(), "phased": False})
+    assert "## Weekly phases" in rollout_report(resumed)
+    unphased = record([started(), Transition(at=T0, kind="phase", actor="alice", comment=(
+        "starting week 1 and going on through every stage (unphased: the run does not stop at the end of a weekly "
+        "phase)")), shift(60, 5, 0)], RolloutPhase.PROGRESSING).model_copy(
+        update={"spec_json": weekly.model_dump_json(), "phased": False})
+    assert "## Weekly phases" not in rollout_report(unphased)
