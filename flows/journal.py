@@ -394,7 +394,7 @@ class LedgerJournal:
             markdown=f"# Rollout of `{self.spec.image}` rolled back\n\n**Why:** {markdown_cell(result.reason)}\n\n"
             + (f"**The ledger could not record {failure}.**\n\n" if failure else "")
             + "\n".join(f"- {s}" for s in result.steps)
-            + (f"\n\n{markdown_table(stages)}" if stages else ""),
+            + self._stage_tables(stages),
         )
         if failure is not None:
             raise unrecorded(self.env, result, failure, rollout_id=seen.rollout_id if seen is not None else None,
@@ -451,7 +451,16 @@ class LedgerJournal:
         self._summary(
             f"# Rollout of `{self.spec.image}` holding after {name}\n\n{result.reason}\n\n"
             f"**Holds at:** {weights} (stable/canary): the canary serves {weights.canary}% of traffic.\n\n"
-            f"{nxt}" + (f"\n\n{markdown_table(result.stages)}" if result.stages else ""))
+            f"{nxt}" + self._stage_tables(result.stages))
+
+    def _stage_tables(self, stages: list[StageReport] | tuple[StageReport, ...]) -> str:
+        """The stage tables a summary ends with, after a blank line: the ledger's record of the
+        stages before this run's (``earlier_stages``), then this run's. The run that promotes week 3
+        judged its 75 % and 100 % alone: its summary said "all 5 stages passed" above two rows."""
+        before = min((s.stage_index for s in stages), default=len(self.spec.stages))
+        parts = [part for part in (self.earlier_stages(before) if before > 0 else None,
+                                   markdown_table(stages) if stages else None) if part]
+        return "".join(f"\n\n{part}" for part in parts)
 
     def _summary(self, markdown: str) -> None:
         """The run's summary artifact, made after the outcome is recorded (promoted, rolled back,
@@ -470,7 +479,7 @@ class LedgerJournal:
             phase=RolloutPhase.PROMOTED, weights=result.final_weights, **window,
         )
         self.ledger.release(self.service, owner=self.owner)
-        self._summary(f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}\n\n{markdown_table(result.stages)}")
+        self._summary(f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}" + self._stage_tables(result.stages))
         self._notify(
             f"Rollout complete: {self.service}",
             f"{self.spec.image} serves {result.final_weights.canary}% of traffic. {result.reason}.",
@@ -488,7 +497,7 @@ class LedgerJournal:
             return
         steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
         self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
-                      + (f"{steps}\n\n" if steps else "") + markdown_table(result.stages))
+                      + steps + self._stage_tables(result.stages))
 
 
 def on_the_wall(clock, due: float, now: float) -> str:

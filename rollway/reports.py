@@ -63,6 +63,9 @@ class StageLine(BaseModel):
     ended_at: float | None  # None: still at these weights
     how: str  # who moved the traffic there and why
     verdict: str  # passed / accepted / rolled back / left / current, with the reason
+    # A shift a resumed run found on the load balancer (``reconcile``) is stamped when it was found:
+    # the run that made it died after its last entry, stamped here, and the stage began in between.
+    moved_after: float | None = None
 
 
 class Trigger(BaseModel):
@@ -167,9 +170,12 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             if current is not None:
                 current["ended_at"] = t.at
                 current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
-            how = f"{t.kind} by {t.actor}" + (f": {t.comment}" if t.comment else "")
+            above = current["verdict"] if current is not None else ""
+            said = _without_repeat(t.comment, above, "the reason in the row above")
+            how = f"{t.kind} by {t.actor}" + (f": {said}" if said else "")
             lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
-                          "how": how, "verdict": ""})
+                          "how": how, "verdict": "",
+                          "moved_after": _dead_runs_last_entry(record, t) if t.actor == RECONCILE else None})
         elif current is None:
             continue
         elif t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
@@ -187,7 +193,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
         elif t.kind == "rollback" and _traffic_back(t, record):
             current["ended_at"] = t.at
         elif t.kind == "promote":
-            current["verdict"] = _then(current["verdict"], f"promoted: {t.comment or ''}".rstrip(": "))
+            said = _without_repeat(t.comment, current["verdict"], "the reason given in this row")
+            current["verdict"] = _then(current["verdict"], f"promoted: {said or ''}".rstrip(": "))
         elif t.kind == FINALIZED:
             current["ended_at"] = t.at
             current["verdict"] = current["verdict"] or "finalized"
@@ -202,6 +209,29 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             line["verdict"] = verdict[:began] + verdict[began:].replace(
                 "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
+
+
+_STAGE_LEAD = re.compile(r"\d+%")
+
+
+def _without_repeat(comment: str | None, above: str, where: str) -> str | None:
+    """A shift's (or promotion's) recorded comment, "25%: <the stage's reason>; shifting to 50%",
+    with the reason replaced by ``where`` it is already said when the stage's verdict (``above``)
+    holds it: every row of the table said its reason twice, as its verdict and again in the next
+    row's "how". Any other comment as recorded (the timeline keeps them all as they were)."""
+    if not comment:
+        return comment
+    lead, sep, rest = comment.partition(": ")
+    if not sep or not _STAGE_LEAD.fullmatch(lead):
+        return comment
+    parts = rest.split("; ")
+    # The longest run of its leading parts the verdict holds: a reason may hold "; " itself.
+    for k in range(len(parts), 0, -1):
+        reason = "; ".join(parts[:k])
+        if reason.strip() and reason in above:
+            tail = "; ".join(parts[k:])
+            return f"{lead}: {where}" + (f"; {tail}" if tail else "")
+    return comment
 
 
 def _traffic_back(end: Transition, record: RolloutRecord) -> bool:
@@ -302,6 +332,7 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         watched = _window_closing(record)
         owed = "" if watched else _window_open(record)
         closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
+        closed = _accepted_said(record) + closed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -323,6 +354,23 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         return "rolling back: the rollback began but is not recorded as finished"
     held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+def _accepted_said(record: RolloutRecord) -> str:
+    """The stages a person accepted on their word, the judge unable to pass them (``stage_lines``'
+    "accepted by"), for a promotion's outcome: ", 1 stage accepted on a person's word (...): 5% by
+    dana", or "" when the judge passed every stage. "Promoted" alone read as a release the judge had
+    passed throughout."""
+    weights = stage_weights(record)
+    accepted = [(line.stage, line.verdict.removeprefix("accepted by ").partition(": ")[0])
+                for line in stage_lines(record) if line.verdict.startswith("accepted by ")]
+    if not accepted:
+        return ""
+    said = ", ".join(f"{weights[stage]}% by {cell(who)}" if weights and stage is not None and 0 <= stage < len(weights)
+                     else f"a stage by {cell(who)}" for stage, who in accepted)
+    many = len(accepted) > 1
+    return (f", {len(accepted)} stage{'s' if many else ''} accepted on a person's word (the judge unable to pass "
+            f"{'them' if many else 'it'}): {said}")
 
 
 # How a person answers a paused run: the Prefect UI's Resume form, or rollway's commands.
@@ -668,9 +716,84 @@ def _stage_table(record: RolloutRecord) -> list[str]:
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
         until = utc(line.ended_at) if line.ended_at is not None else "(still)"
         lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
-        rows.append(f"| {stage} | {line.weights} | {utc(line.started_at)} | {until} | {lasted} | {cell(line.how)} | "
+        began = utc(line.started_at)
+        if line.moved_after is not None:
+            # As the incident report's exposure gives it: the finding's time alone read as when the
+            # stage began, and its span understated the stage by as long as the rollout lay dead.
+            began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
+            longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
+            lasted = f"{lasted} to {longest}" if longest is not None and lasted != "two clocks" else lasted
+        rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
+
+
+PHASE_ENDS = "; this phase ends at "
+"""How the reason of the ``phase`` entry a weekly phase's run writes when its last stage passed
+reads (``rollway.decide``: "<why>; this phase ends at 5%"); its starts read "starting <name>"
+(``flows.progressive.start_phase``) or "in <name>: ..." (a run that took the rollout past a phase's end)."""
+
+
+def _phase_named(spec: RolloutSpec, entry: Transition) -> int | None:
+    """The index of the weekly phase a ``phase`` entry starts, or None when it starts none."""
+    said = entry.comment or ""
+    # Longest first: "week 1" would also open "starting week 10".
+    for index, name in sorted(enumerate(p.name for p in spec.phases), key=lambda p: -len(p[1])):
+        for lead in (f"starting {name}", f"in {name}:"):
+            if said.startswith(lead) and not said[len(lead):len(lead) + 1].isalnum():
+                return index
+    return None
+
+
+def _weekly_phases(record: RolloutRecord) -> list[str]:
+    """The "Weekly phases" section of a rollout run by weekly phases: each phase's stages, when it
+    started, when its last stage passed, when the next phase started and how long the rollout held
+    between the two, with the total held. The stage table alone said a stage "lasted 7.0 days" after
+    minutes of judging: the days held for the schedule read as days of baking. Empty for a rollout
+    run as one phase (or whose spec cannot be read)."""
+    spec = _recorded_spec(record)
+    # An unphased run records its start as week 1's ("going on through every stage"): a section
+    # would show it all as week 1's. A rollout some phase of which passed shows, however run since.
+    if spec is None or len(spec.phases) < 2 or not (
+            record.phased or any(t.kind == "phase" and PHASE_ENDS in (t.comment or "") for t in record.history)):
+        return []
+    rows: list[dict] = []
+    for t in record.history:
+        if t.kind == "phase" and (index := _phase_named(spec, t)) is not None:
+            if rows and rows[-1]["passed"] is not None and rows[-1]["next"] is None:
+                rows[-1]["next"] = t.at
+            if not rows or rows[-1]["index"] != index:
+                rows.append({"index": index, "started": t.at, "passed": None, "next": None, "ended": None})
+        elif not rows:
+            continue
+        elif t.kind == "phase" and PHASE_ENDS in (t.comment or "") and rows[-1]["passed"] is None:
+            rows[-1]["passed"] = t.at
+        elif t.kind == "promote" and rows[-1]["passed"] is None:
+            rows[-1]["ended"] = f"promoted {utc(t.at)}"
+        elif t.kind in ("rollback-start", "rollback") and rows[-1]["ended"] is None:
+            rows[-1]["ended"] = f"rolled back {utc(t.at)}"
+    if not rows:
+        return []
+    lines = ["| phase | stages | started | passed | next phase started | held between phases |",
+             "|---|---|---|---|---|---|"]
+    held = 0.0
+    for row in rows:
+        phase = spec.phases[row["index"]]
+        passed = utc(row["passed"]) if row["passed"] is not None else row["ended"] or "(under way)"
+        if row["next"] is not None:
+            span = _span(row["passed"], row["next"])
+            held += row["next"] - row["passed"] if span is not None else 0.0
+            nxt, lasted = utc(row["next"]), span or "two clocks"
+        elif row["passed"] is not None and (due := next_phase(record)) is not None:
+            nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
+        else:
+            nxt, lasted = "-", "-"
+        lines.append(f"| {cell(phase.name)} | {', '.join(f'{w}%' for w in phase.weights)} | {utc(row['started'])} | "
+                     f"{cell(passed)} | {cell(nxt)} | {lasted} |")
+    # After a blank line: a line right under the table would be read as one more row.
+    return ["## Weekly phases", "", *lines, "",
+            f"**Held between weekly phases:** {duration(held)} in all (from a phase's last stage passing to the "
+            "next phase's start: the schedule's wait, no stage being judged)", ""]
 
 
 def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[int]]:
@@ -754,12 +877,13 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
-    rows = ["| when | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|"]
+    rows = ["| when | waited | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|---|"]
+    waited: list[float] = []  # each closed wait's span, for the total under the table
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
-            rows.append(f"| {utc(t.at)} | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
+            rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
                         f"{stage} | {cell(t.comment or '')} | {cell(t.question or '')} |")
             continue
         answer = "timed out" if t.kind == "timeout" else t.kind
@@ -767,13 +891,14 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
             # Since when on the wall clock, as the outcome line and `rollway status` give it: under
             # `rollway up`'s 60x the entry's rollout-clock time is hours away from the deadline beside it.
             since, _ = _pause_times(record, t, waits.asked)
-            rows.append(f"| since {since} | - | **waiting for an answer** | {stage} | - | "
+            rows.append(f"| since {since} | - | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | - | **not answered** | {stage} | the wait ended with {ended.kind} "
-                        f"({cell(ended.actor)}, {utc(ended.at)}) | {cell(t.comment or t.verdict or '')} |")
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited)} | - | **not answered** | {stage} | the wait "
+                        f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
+                        f"{cell(t.comment or t.verdict or '')} |")
             continue
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
@@ -784,9 +909,45 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
         if t.kind != "timeout":  # a timeout's comment is what it did ("reject: no answer within 3600 s")
             # The answer has its own column: "approve | approve: looks fine" said it twice.
             comment = _without_answer(comment, said)
-        rows.append(f"| {utc(t.at)} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
+        # A timeout that held asks the pause again: the wait goes on, and its answer's row counts all of it.
+        span = _waited(record, t, None if held_by_timeout(t) else waited)
+        rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
                     f"{cell(summed.get(id(t)) or t.verdict or '')} |")
+    if waited:
+        # After a blank line: a line right under the table would be read as one more row.
+        still = "; one still waits (above)" if waiting is not None else ""
+        rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all, at {len(waited)} "
+                     f"pause{'s' if len(waited) > 1 else ''}{still} (from each pause's first asking to its answer, "
+                     "or to what ended it unanswered)"]
     return rows
+
+
+def _wait_began(record: RolloutRecord, end: Transition) -> Transition | None:
+    """The first asking (``pause`` entry) of the wait ``end`` closed (an answer, a timeout, or what
+    ended it unanswered), or None when none is recorded: back through its askings and the timeouts
+    that held, to the answer or move that came before it."""
+    i = next(i for i, t in enumerate(record.history) if t is end)
+    began = None
+    for t in reversed(record.history[:i]):
+        if t.kind == "pause":
+            began = t
+        elif not held_by_timeout(t) and (t.kind in ANSWERS or t.kind in _WAIT_ENDERS):
+            break
+    return began
+
+
+def _waited(record: RolloutRecord, end: Transition, total: list[float] | None) -> str:
+    """How long the wait ``end`` closed had waited for a person (``_wait_began``), added to
+    ``total`` when given: "-" when no asking is recorded, "two clocks" when they cannot be
+    subtracted (an answer `rollway abort` stamped on real time under a faster clock)."""
+    began = _wait_began(record, end)
+    if began is None:
+        return "-"
+    if not _one_clock(began.at, end.at):
+        return "two clocks"
+    if total is not None:
+        total.append(end.at - began.at)
+    return duration(end.at - began.at)
 
 
 def _without_answer(comment: str, said: str) -> str:
@@ -798,7 +959,7 @@ def _without_answer(comment: str, said: str) -> str:
 
 
 def _timeline(record: RolloutRecord, waits: Waits) -> list[str]:
-    rows = ["| when | what | who | weights | detail |", "|---|---|---|---|---|"]
+    rows = ["| when | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
     for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
@@ -1039,7 +1200,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    lines += ["", "## Stages", "", *_stage_table(record), "", "## Approvals", "", *_answers(record, waits),
+    lines += ["", "## Stages", "", *_stage_table(record), "", *_weekly_phases(record), "## Approvals", "",
+              *_answers(record, waits),
               "", "## Every recorded transition", "", *_timeline(record, waits)]
     return "\n".join(lines) + "\n"
 
@@ -1173,15 +1335,19 @@ def _no_move_recorded(record: RolloutRecord, start: Transition | None, back_at: 
     the ledger unable to tell.
     """
     deployed = record.last_transition("deploy")
-    if deployed is None and record.canary_task_definition is None:
+    found = moved_from(record)
+    # What the rollback read on the load balancer outweighs what the rollout recorded: a canary it
+    # found taking traffic was said to have "never taken traffic" when no deploy was recorded, above
+    # a "Traffic moved back" saying it still took its share.
+    took_some = found is not None and found.from_weights.canary > 0
+    if deployed is None and record.canary_task_definition is None and not took_some:
         return ("The new version never took traffic: its revision was never deployed on the canary, and no shift "
                 "to it is recorded.")
     before = record.history[:record.history.index(start)] if start is not None else record.history
     last = before[-1].at if before else record.created_at
     until = f"until {utc(back_at)}, when the rollback read the traffic back" if back_at is not None else (
         "until the rollback, whose traffic's return is not recorded")
-    found = moved_from(record)
-    if found is not None and found.from_weights.canary > 0:
+    if took_some:
         took = found.from_weights
         return (f"**No shift to the canary is recorded**, but the rollback found it taking **{took.canary}%** of the "
                 f"traffic ({took} stable/canary) when {found.actor}'s rollback first read the load balancer, before "
@@ -1243,6 +1409,22 @@ def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transiti
     moves = [t for t in record.history[:record.history.index(end) if end is not None else None]
              if t.kind in _MOVES and t.to_weights is not None]
     return moves[-1] if moves else None
+
+
+def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: float | None) -> list[str]:
+    """How long the traffic took to come back on stable once the rollback began (its ``start``,
+    written as it was caught, before anything moved), to ``back_at`` (``_exposure``'s read-back):
+    two timestamps lines apart, which on-call had to subtract. Empty when either is not recorded,
+    or they are on two clocks."""
+    if start is None or back_at is None:
+        return []
+    span = _span(start.at, back_at)
+    if span is None:
+        return []
+    read = next((t for t in record.history if t.at == back_at and t.to_weights is not None and t.to_weights.canary == 0
+                 and t.kind in ("rollback", ROLLBACK_STOPPED)), None)
+    how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
+    return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
 
 
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
@@ -1492,6 +1674,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         ]
     cannot = cannot_finish(unrestorable)
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
+    lines += _time_to_restore(record, start, back_at)
     if start is not None:
         lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.

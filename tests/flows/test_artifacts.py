@@ -399,3 +399,26 @@ def test_a_rollout_whose_monitoring_window_was_unverified_says_so_in_its_summary
     assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` promoted (monitoring unverified)", summary
     assert "AccessDenied" in summary, summary
 
+
+
+@flow
+def advance_run(env):
+    from flows.progressive import advance
+
+    return advance(env, auto_approve("frank"), owner="cron")
+
+
+def test_the_run_that_promotes_a_weekly_rollout_shows_every_stage_in_its_summary():
+    """Week 3's run judged 75 % and 100 % only: its summary said "all 5 stages passed" above a
+    table of two rows, and the stages of weeks 1 and 2 were on no page of the run that promoted."""
+    env, spec = week_1_from_a_wednesday()
+    phased_run(env, spec)
+    env.clock.sleep(7 * 86400)
+    advance_run(env)
+    env.clock.sleep(7 * 86400)
+    state = advance_run(env, return_state=True)
+    assert state.result().outcome == "promoted"
+    summary = run_artifacts(state)[artifact_key(env.targets.canary_service, "summary")]
+    for earlier in ("| 1/5 (5%) | 95/5 |", "| 2/5 (25%) | 75/25 |", "| 3/5 (50%) | 50/50 |"):
+        assert earlier in summary, summary
+    assert "| 4 | 25/75 |" in summary and "| 5 | 0/100 |" in summary, summary

@@ -77,7 +77,7 @@ def test_rollout_report_of_a_promotion_lists_stages_verdicts_and_approvals():
     assert f"| 2/3 | 75/25 | {utc(T0 + 810)} | {utc(T0 + 1510)} |" in text
     assert "| 3/3 | 0/100 |" in text and "promoted: every stage passed" in text
     # The approval: who, when, what, at which stage, what was asked.
-    assert f"| {utc(T0 + 800)} | bob | approve | 25% | dashboards look fine | approval before 25% |" in text
+    assert f"| {utc(T0 + 800)} | - | bob | approve | 25% | dashboards look fine | approval before 25% |" in text
     assert "Rolled back because" not in text
 
 
@@ -1102,7 +1102,7 @@ def test_a_rollout_whose_newest_entry_is_its_runs_pause_reads_as_waiting_and_an_
     assert ("- **Outcome:** **waiting for a person's approval** for stage 2/3 (25%), at 95/5 stable/canary, since "
             "2027-01-15 08:02:00 UTC (wall clock): approval pause: approval needed before 25%") in said
     assert "(the paused flow run russet-spoonbill (0b5d5c6e-0000-4000-8000-000000000001): **Resume**)" in said
-    assert "| since 2027-01-15 08:02:00 UTC (wall clock) | - | **waiting for an answer** | 25% |" in said
+    assert "| since 2027-01-15 08:02:00 UTC (wall clock) | - | - | **waiting for an answer** | 25% |" in said
     answered = Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: ok")
     assert "waiting" not in rollout_report(record([started(), shift(60, 5, 0), passed(600, 0), pause, answered],
                                                   RolloutPhase.PROGRESSING, weights=w(5)))
@@ -1330,3 +1330,172 @@ def test_a_flag_the_rollback_left_to_another_rollout_is_not_reported_as_a_person
         assert "as a person" not in text, text
     assert ("`sqs-sessions` **left on 5% (v4)** by the rollback: rollout 20270301-billing holds it" in rollout), rollout
     assert "**left on 5% (v4)**, another rollout holds it: " in incident and "20270301-billing" in incident, incident
+
+
+def test_a_rollback_that_found_the_canary_taking_traffic_is_not_told_it_never_took_any():
+    """No deploy nor shift recorded (a hand on the load balancer, a run that died before recording
+    either), and the rollback read 5 % on the canary before it moved anything: the exposure said
+    "The new version never took traffic" above a "Traffic moved back" saying the canary still takes 5 %."""
+    rec = record([started(), Transition(at=T0 + 600, kind="rollback-start", actor="erin", comment="aborted by erin: 5xx"),
+                  Transition(at=T0 + 610, kind="rollback-stopped", actor="erin", from_weights=w(5), to_weights=w(5),
+                             comment="done: nothing")], RolloutPhase.ROLLING_BACK, weights=w(5))
+    rec = rec.model_copy(update={"canary_task_definition": None})
+    report = " ".join(incident_report(rec).split())
+    assert "never took traffic" not in report, report
+    assert "but the rollback found it taking **5%** of the traffic (95/5 stable/canary)" in report, report
+
+
+def approval_question(at: float, before: int) -> Transition:
+    return Transition(at=T0 + at, kind="pause", actor="alice", to_stage=1 if before == 25 else 2,
+                      comment=f"approval pause: stage passed; approval needed before {before}%; unanswered by "
+                              f"{utc(T0 + at + 86400)} (wall clock) the rollout rolls back")
+
+
+def test_the_approvals_table_says_how_long_each_pause_waited_for_a_person_and_in_all():
+    """The table gave when each answer came, not since when it had been asked: a week-long rollout's
+    reader could not tell the hours it spent waiting for people from the hours it spent being judged."""
+    rec = record([
+        started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+        Transition(at=T0 + 700 + 9000, kind="approve", actor="bob", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(9710, 25, 1, 5), passed(10_400, 1), approval_question(10_400, 100),
+        Transition(at=T0 + 10_400 + 3600, kind="timeout", actor="timeout", to_stage=2,
+                   comment="hold: no answer within 3600 s", verdict="approval needed before 100%"),
+        approval_question(14_000, 100),
+        Transition(at=T0 + 10_400 + 7200, kind="approve", actor="carol", to_stage=2, comment="approve",
+                   verdict="approval needed before 100%"),
+        shift(17_610, 100, 2, 25),
+    ], RolloutPhase.PROGRESSING)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "| when | waited | who | answer |" in approvals, approvals
+    assert f"| {utc(T0 + 9700)} | 2.5 h | bob | approve | 25% |" in approvals, approvals
+    # Asked again after a timeout that held: the answer's wait runs from the first asking.
+    assert f"| {utc(T0 + 17_600)} | 2.0 h | carol | approve | 100% |" in approvals, approvals
+    assert "**Waited for people's answers:** 4.5 h in all, at 2 pauses" in approvals, approvals
+
+
+DAY = 86400
+
+
+def test_a_weekly_rollout_reports_each_phase_and_how_long_it_held_between_them():
+    """The stage table said stage 1 "lasted 7.0 days" and "passed" after 10 minutes' judging: a
+    reader of a three-week rollout could not tell the days it held for the schedule from the time
+    it was judged, nor which stages each weekly phase ran."""
+    weekly = RolloutSpec(image=IMAGE)  # the default plan: week 1 at 5 %, week 2 at 25-50 %, week 3 at 75-100 %
+    assert [p.name for p in weekly.phases] == ["week 1", "week 2", "week 3"]
+
+    def phase(at: float, comment: str, actor: str = "schedule") -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor=actor, comment=comment)
+
+    rec = record([
+        started(), phase(0, "starting week 1", "alice"), shift(60, 5, 0), passed(700, 0),
+        phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%", "alice"),
+        phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5), passed(7 * DAY + 700, 1),
+        shift(7 * DAY + 710, 50, 2, 25), passed(7 * DAY + 1400, 2),
+        phase(7 * DAY + 1400, "50%: canary 0.08% vs baseline 0.10%; this phase ends at 50%"),
+        phase(15 * DAY, "starting week 3"), shift(15 * DAY + 10, 75, 3, 50),
+    ], RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(update={"spec_json": weekly.model_dump_json()})
+    text = rollout_report(rec)
+    assert "## Weekly phases" in text, text
+    section = text.split("## Weekly phases", 1)[1].split("\n## ", 1)[0]
+    rows = [x for x in section.splitlines() if x.startswith("| ")]
+    assert rows[0] == "| phase | stages | started | passed | next phase started | held between phases |", rows
+    assert rows[1] == (f"| week 1 | 5% | {utc(T0)} | {utc(T0 + 700)} | {utc(T0 + 7 * DAY)} | 7.0 days |"), rows
+    assert rows[2] == (f"| week 2 | 25%, 50% | {utc(T0 + 7 * DAY)} | {utc(T0 + 7 * DAY + 1400)} | "
+                       f"{utc(T0 + 15 * DAY)} | 8.0 days |"), rows
+    assert rows[3] == f"| week 3 | 75%, 100% | {utc(T0 + 15 * DAY)} | (under way) | - | - |", rows
+    assert "**Held between weekly phases:** 15.0 days in all" in section, section
+    # An unphased rollout (every stage in one run) has no such section.
+    assert "## Weekly phases" not in rollout_report(promoted_record())
+
+
+def test_the_incident_report_says_how_long_the_traffic_took_to_come_back_once_the_rollback_began():
+    """The trigger's time and the read-back's were two lines apart, each a timestamp: on-call had
+    to subtract them to say how long users stayed on the failing version once it was caught."""
+    text = incident_report(guardrail_rollback())
+    assert (f"- **Traffic back on stable:** 40 s after the rollback began ({utc(T0 + 660)} to {utc(T0 + 700)}, "
+            "when the load balancer read back 100/0)") in text, text
+    # Not back, as recorded: nothing to measure, and the report says so elsewhere.
+    assert "**Traffic back on stable:**" not in incident_report(guardrail_rollback(finished=False))
+
+
+def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
+    """The run that moved the traffic to 5 % died before recording it; the next run found the shift
+    on the load balancer and recorded it then. The stage table gave that finding as when the stage
+    began and "lasted 30.0 min", while the incident report gave the exposure as 30 to 60 min."""
+    from rollway.ledger import RECONCILE, TAKEOVER
+
+    rec = record([started(),
+                  Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+                  Transition(at=T0 + 1805, kind="shift", actor=RECONCILE, from_weights=w(0), to_weights=w(5),
+                             to_stage=0, comment="shift found on the load balancer but not in the ledger"),
+                  Transition(at=T0 + 3605, kind="rollback-start", actor="carol", comment="users report 500s"),
+                  Transition(at=T0 + 3605, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                             comment="users report 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+    (row,) = [x for x in rollout_report(rec).split("## Stages", 1)[1].splitlines() if x.startswith("| 1/3 |")]
+    assert (f"| 1/3 | 95/5 | between {utc(T0)} and {utc(T0 + 1805)} (found there by a resumed run) | "
+            f"{utc(T0 + 3605)} | 30.0 min to 60.1 min |") in row, row
+
+
+def test_the_stage_table_does_not_repeat_a_stages_reason_in_the_row_after_it():
+    """A shift records why it was made, the stage before it's full reason ("25%: canary errors
+    0/75,000 ... — pass (...); shifting to 50%"), and a promotion likewise: the table gave each
+    reason twice, once as a row's verdict and again as the next row's "how" (or the promotion's),
+    doubling every row of a promoted rollout's table."""
+    why = ("canary errors 0/75,000 (0.00%) vs baseline 225/225,000 (0.10%): evidence over 10^6 reached 100 that the "
+           "canary is below 2x the baseline or 0.10% — pass")
+    rec = record([
+        started(), shift(60, 25, 0), passed(700, 0, why),
+        Transition(at=T0 + 700, kind="shift", actor="alice", from_weights=w(25), to_weights=w(100), from_stage=0,
+                   to_stage=1, comment=f"25%: {why}; shifting to 100%"),
+        passed(1400, 1, why),
+        Transition(at=T0 + 1400, kind="promote", actor="alice", to_weights=w(100),
+                   comment=f"100%: {why}; all 2 stages passed"),
+    ], RolloutPhase.PROMOTED, stages=(25, 100))
+    table = rollout_report(rec).split("## Stages", 1)[1].split("\n## ", 1)[0]
+    assert table.count(why) == 2, table  # once per stage, as its verdict
+    assert "| shift by alice: 25%: the reason in the row above; shifting to 100% |" in table, table
+    assert "then promoted: 100%: the reason given in this row; all 2 stages passed |" in table, table
+    # The timeline keeps each entry as it was recorded.
+    assert f"25%: {why}; shifting to 100%" in rollout_report(rec).split("## Every recorded transition", 1)[1]
+
+
+def test_a_promotion_after_an_accepted_stage_says_so_in_its_outcome():
+    """The outcome read "promoted", as of a rollout the judge passed at every stage, while a person
+    had taken 5 % on their word: only the stage table's row and the promotion's reason said so."""
+    rec = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 700, kind="approve", actor="dana", to_stage=0, comment="approve: quiet night",
+                   verdict="5%: stage over and no period had a canary request count: a person must decide"),
+        shift(710, 25, 1, 5), passed(1400, 1), shift(1410, 100, 2, 25), passed(2100, 2),
+        Transition(at=T0 + 2100, kind="promote", actor="alice", to_weights=w(100), comment="all 3 stages done"),
+        Transition(at=T0 + 5800, kind="watched", actor="monitor", comment="window passed"),
+        Transition(at=T0 + 9000, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0)),
+    ], RolloutPhase.PROMOTED)
+    (outcome,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Outcome:**")]
+    assert outcome.startswith("- **Outcome:** promoted, 1 stage accepted on a person's word (the judge unable to "
+                              "pass it): 5% by dana; monitoring window closed"), outcome
+    (plain,) = [x for x in rollout_report(promoted_record()).splitlines() if x.startswith("- **Outcome:**")]
+    assert plain.startswith("- **Outcome:** promoted; monitoring window closed"), plain
+
+
+def test_the_timelines_weights_say_which_side_is_which():
+    """The timeline's weights column read "100/0 → 95/5" under a bare "weights": the stage table
+    heads the same figures "weights s/c", and nothing said here which number was the canary's."""
+    timeline = rollout_report(promoted_record()).split("## Every recorded transition", 1)[1]
+    assert "| when | what | who | weights s/c | detail |" in timeline, timeline
+
+
+def test_a_weekly_rollout_resumed_unphased_keeps_its_phases_section_and_one_run_unphased_has_none():
+    weekly = RolloutSpec(image=IMAGE)
+    passed_week_1 = [started(), Transition(at=T0, kind="phase", actor="alice", comment="starting week 1"),
+                     shift(60, 5, 0), passed(700, 0),
+                     Transition(at=T0 + 700, kind="phase", actor="alice", comment="5%: fine; this phase ends at 5%")]
+    resumed = record(passed_week_1, RolloutPhase.PAUSED, weights=w(5)).model_copy(
+        update={"spec_json": weekly.model_dump_json(), "phased": False})
+    assert "## Weekly phases" in rollout_report(resumed)
+    unphased = record([started(), Transition(at=T0, kind="phase", actor="alice", comment=(
+        "starting week 1 and going on through every stage (unphased: the run does not stop at the end of a weekly "
+        "phase)")), shift(60, 5, 0)], RolloutPhase.PROGRESSING).model_copy(
+        update={"spec_json": weekly.model_dump_json(), "phased": False})
+    assert "## Weekly phases" not in rollout_report(unphased)
