@@ -266,8 +266,8 @@ def _retire_unpinned(env: Environment, revision: str, tag: str) -> str:
 
 
 def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: ServiceState) -> int | None:
-    """The stable service's task count the next phase sizes the canary for, when it differs from
-    the one ``record`` holds (None: it does not), said in the log either way.
+    """The stable service's task count the next phase sizes the canary for, when it grew past the
+    one ``record`` holds (None otherwise); a count that changed is said in the log either way.
 
     The count is read at the rollout's start and a phased rollout runs for weeks: an autoscaling
     policy that scaled the stable service out meanwhile left the canary sized for the old count at
