@@ -49,6 +49,7 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
+from rollway.preflight_checks import attachment_refusal, health_check_refusal
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
@@ -121,6 +122,20 @@ def _latency_unpublished(seen: Observation) -> int | None:
     return None
 
 
+def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, canary: ServiceState) -> str | None:
+    """Why no stage could pass with the target groups the router looked up: a service not
+    attached to its own group (or attached to the other's too), or a canary group whose health
+    check takes longer than ``healthy_timeout_seconds``; None if nothing is wrong."""
+    t = env.targets
+    groups = {"stable": (env.router.target_group("stable"), t.stable_target_group),
+              "canary": (env.router.target_group("canary"), t.canary_target_group)}
+    for service, version, other in ((canary, "canary", "stable"), (stable, "stable", "canary")):
+        refusal = attachment_refusal(service, version, *groups[version], *groups[other])
+        if refusal is not None:
+            return refusal
+    return health_check_refusal(*groups["canary"], spec.healthy_timeout_seconds)
+
+
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
     """Resolve every name, read the stable and canary services and the metrics with read-only
     calls, so bad targets (or unknown bound flags, or metrics that cannot be read) fail before
@@ -181,6 +196,11 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
             raise RolloutRefused(open_rollout_refusal(record, t.canary_service))
         stable = ecs.describe_service(env.deployer, t.stable_service)
         canary = ecs.describe_service(env.deployer, t.canary_service)
+        # Looked up with the rule above (no call of their own): a set-up no stage could pass is
+        # refused here, not found out after the canary was deployed and took traffic.
+        refusal = setup_refusal(env, spec, stable, canary)
+        if refusal is not None:
+            raise RolloutRefused(refusal)
         # Names first used after the first write (the container the image goes into, the alert
         # topic) are looked up here, so a misspelt one is a refusal the hooks leave alone, not a
         # failure mid-rollout whose hook rolls back and pages people.

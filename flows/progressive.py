@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from flows.approvals import prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
-from flows.engine import run_stages
+from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
@@ -52,7 +52,7 @@ from rollway.ledger import (
     rejection_owed,
     rejection_reason,
 )
-from rollway.model import Weights, validation_problems
+from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
@@ -265,9 +265,37 @@ def _retire_unpinned(env: Environment, revision: str, tag: str) -> str:
     return f"; deregistered {revision}, registered for {tag} before pinning and replaced"
 
 
+def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: ServiceState) -> int | None:
+    """The stable service's task count the next phase sizes the canary for, when it grew past the
+    one ``record`` holds (None otherwise); a count that changed is said in the log either way.
+
+    The count is read at the rollout's start and a phased rollout runs for weeks: an autoscaling
+    policy that scaled the stable service out meanwhile left the canary sized for the old count at
+    50 % and 75 % (and a rollback scaling the stable service back to it). A count lower than the
+    recorded one is kept as recorded: the stable service carries less than all the traffic by then,
+    and scaling in with it would size the canary, and what a rollback gives back, for that share.
+    """
+    recorded, now = record.stable_desired, stable.desired
+    if recorded is None or now == recorded:
+        return None
+    log = get_run_logger()
+    if now < recorded:
+        log.info("%s runs %d tasks now, fewer than the %d recorded at the rollout's start (it carries %d%% of the "
+                 "traffic): the canary stays sized for %d", stable.name, now, recorded, record.weights.stable, recorded)
+        return None
+    log.warning("%s runs %d tasks now, not the %d recorded at the rollout's start (scaled out since, by autoscaling "
+                "or a person): from this phase on the canary is sized for %d, and a rollback gives the stable "
+                "service at least %d", stable.name, now, recorded, now, now)
+    return now
+
+
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
-                lease_seconds: float, why: str = "") -> RolloutRecord:
-    """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment."""
+                lease_seconds: float, why: str = "", stable_desired: int | None = None) -> RolloutRecord:
+    """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment.
+
+    ``stable_desired``: the stable service's count read again for this phase
+    (``stable_count_for_phase``), recorded with it; None leaves the recorded one.
+    """
     now = env.clock.now()
     # Said in the run's log: a scheduled start logged only "resuming ... at stage 1", so the
     # advance_phase run did not say which phase it started, nor that it started one at all.
@@ -281,8 +309,21 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}",
                               run=run_label()),
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
-        phase=RolloutPhase.PROGRESSING,
+        phase=RolloutPhase.PROGRESSING, **({} if stable_desired is None else {"stable_desired": stable_desired}),
     )
+
+
+def resize_canary(env: Environment, record: RolloutRecord) -> None:
+    """Scale the canary for the share it carries now, on ``record``'s stable count, if it has fewer
+    tasks: after the count grew, the canary carried its share of the grown traffic on tasks sized
+    for the old count, and the next shift would take its tasks for ones someone scaled in. Not
+    waited for: the next shift waits for ECS and the health checks as it always does."""
+    needed = canary_capacity(record.stable_desired or 1, record.weights.canary) if record.weights.canary else 0
+    canary = ecs.describe_service(env.deployer, env.targets.canary_service)
+    if canary.desired < needed:
+        get_run_logger().info("scaling %s from %d to %d tasks for the %d%% it carries", canary.name, canary.desired,
+                              needed, record.weights.canary)
+        ecs.update_service(env.deployer, canary.name, desired=needed)
 
 
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
@@ -957,6 +998,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"every phase of {service}'s rollout has run{refuse_early}")
         log.info("every phase of %s has run", service)
         return None
+    # Read before the rollout is taken: ECS not answering refuses the tick, and nothing is rolled back.
+    with before_any_write(env.targets):
+        stable = ecs.describe_service(env.deployer, env.targets.stable_service)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
         log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
@@ -978,7 +1022,11 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     except DriftDetected:
         env.ledger.release(service, owner=owner)
         raise
-    start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why)
+    grown = stable_count_for_phase(env, record, stable)
+    started = start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why,
+                          stable_desired=grown)
+    if grown is not None:
+        resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
 

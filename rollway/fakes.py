@@ -10,7 +10,7 @@ import itertools
 from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
-from rollway.model import Interval, Observation, QueueDepth, ServiceState, VersionSample, Weights
+from rollway.model import Interval, Observation, QueueDepth, ServiceState, TargetGroup, VersionSample, Weights
 from rollway.weights_read import FirstRead
 
 
@@ -30,9 +30,16 @@ class FakeClock:
 class FakeRouter:
     """Weights in memory. ``lag`` makes the read-back stale for that many reads after a write."""
 
-    def __init__(self, weights: Weights | None = None, healthy: dict[str, int] | None = None) -> None:
+    def __init__(self, weights: Weights | None = None, healthy: dict[str, int] | None = None,
+                 groups: dict[str, TargetGroup] | None = None) -> None:
         self.weights = weights or Weights(stable=100, canary=0)
         self.healthy = healthy if healthy is not None else {"stable": 2, "canary": 2}
+        # Its targets are healthy as soon as they are counted, so its groups check nothing, unless
+        # a test gives them the health check its targets' timeline follows.
+        self.groups = groups if groups is not None else {
+            version: TargetGroup(arn=f"arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/"
+                                     f"webordinary-edit-{version}/{index:016x}")
+            for index, version in enumerate(("stable", "canary"), start=1)}
         self.calls: list[str] = []
         self.lag = 0
         self._stale: Weights | None = None
@@ -53,6 +60,9 @@ class FakeRouter:
     def healthy_targets(self, version: str) -> int:
         self.calls.append(f"healthy_targets {version}")
         return self.healthy[version]
+
+    def target_group(self, version: str) -> TargetGroup:
+        return self.groups[version]
 
     def reading(self, seconds: float) -> "FakeRouter":
         return self

@@ -200,6 +200,34 @@ class ServiceState(BaseModel):
     desired: int
     running: int
     status: str = "ACTIVE"
+    # The ARNs of the target groups ECS registers its tasks in (its loadBalancers); None: not read
+    # (a fake that does not model them).
+    target_groups: tuple[str, ...] | None = None
+
+
+class TargetGroup(BaseModel):
+    """A target group's ARN and the health check its new targets must pass before they take traffic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arn: str
+    interval_seconds: int | None = Field(default=None, description="HealthCheckIntervalSeconds; None: no checks")
+    healthy_threshold: int | None = Field(default=None, description="HealthyThresholdCount; None: no checks")
+
+    @property
+    def name(self) -> str:
+        """The name in its ARN (``...:targetgroup/<name>/<id>``)."""
+        parts = self.arn.split(":targetgroup/", 1)
+        return parts[1].split("/", 1)[0] if len(parts) == 2 else self.arn
+
+    @property
+    def seconds_to_healthy(self) -> int | None:
+        """How long its checks take to mark a new target healthy, as AWS's ECS guide counts it
+        (HealthyThresholdCount x HealthCheckIntervalSeconds: 150 s for AWS's defaults); None
+        without health checks."""
+        if self.interval_seconds is None or self.healthy_threshold is None:
+            return None
+        return self.interval_seconds * self.healthy_threshold
 
 
 def validation_problems(err: ValidationError, whole: str) -> str:

@@ -15,7 +15,7 @@ from rollway.cleanup import StackState
 from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
 from rollway.infra import AppStacks, DeployedStack
 from rollway.ledger import RolloutRecord, Transition
-from rollway.model import Observation, ServiceState, Weights
+from rollway.model import Observation, ServiceState, TargetGroup, Weights
 from rollway.weights_read import FirstRead
 
 
@@ -43,6 +43,9 @@ class TrafficRouter(Protocol):
 
     def healthy_targets(self, version: str) -> int:
         """Healthy registered targets of the 'stable' or 'canary' target group."""
+
+    def target_group(self, version: str) -> TargetGroup:
+        """The 'stable' or 'canary' target group and its health check, as looked up."""
 
     def reading(self, seconds: float) -> TrafficRouter:
         """This router for the reads of a wait bounded by ``seconds``: reads that end within it

@@ -425,6 +425,9 @@ def _service_state(service: dict[str, Any]) -> ServiceState:
         desired=service["desiredCount"],
         running=service["runningCount"],
         status=service["status"],
+        # A classic load balancer's entry names no target group: it registers in none of the rule's.
+        target_groups=tuple(lb["targetGroupArn"] for lb in service.get("loadBalancers", [])
+                            if lb.get("targetGroupArn")),
     )
 
 

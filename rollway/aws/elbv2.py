@@ -12,13 +12,13 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
 from rollway.aws.errors import AdapterError, OtherGroupsForwarded, TargetNotFound, WeightMismatch
-from rollway.model import Weights
+from rollway.model import TargetGroup, Weights
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
@@ -44,6 +44,8 @@ class _Resolved:
     rule_arn: str
     stable_arn: str
     canary_arn: str
+    # The groups as DescribeTargetGroups answered the lookup: their health checks come with it.
+    groups: dict[str, TargetGroup] = field(default_factory=dict, compare=False)
 
 
 class _Lookups:
@@ -109,10 +111,11 @@ class AlbRouter:
         t = self._targets
         lb_arn = self._load_balancer_arn(t.load_balancer)
         listener_arn = self._listener_arn(lb_arn)
-        stable_arn = self._target_group_arn(t.stable_target_group)
-        canary_arn = self._target_group_arn(t.canary_target_group)
-        rule_arn = self._rule_arn(listener_arn, stable_arn, canary_arn)
-        self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable_arn, canary_arn)
+        stable = self._target_group(t.stable_target_group)
+        canary = self._target_group(t.canary_target_group)
+        rule_arn = self._rule_arn(listener_arn, stable.arn, canary.arn)
+        self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable.arn, canary.arn,
+                                                {"stable": stable, "canary": canary})
 
     @property
     def load_balancer_arn(self) -> str:
@@ -136,6 +139,18 @@ class AlbRouter:
     @property
     def canary_target_group_arn(self) -> str:
         return self._lookups().canary_arn
+
+    def target_group(self, version: str) -> TargetGroup:
+        """The ``stable`` or ``canary`` target group and its health check, as looked up (no call
+        of its own once resolved).
+
+        Raises:
+            ValueError: ``version`` is neither "stable" nor "canary".
+        """
+        groups = self._lookups().groups
+        if version not in groups:
+            raise ValueError(f"version must be 'stable' or 'canary', got {version!r}")
+        return groups[version]
 
     def get_weights(self) -> Weights:
         """The weights the rule holds now, read back with DescribeRules.
@@ -296,12 +311,17 @@ class AlbRouter:
                     return listener["ListenerArn"]
         raise TargetNotFound("listener", f"{self._targets.load_balancer}:{port}")
 
-    def _target_group_arn(self, ref: str) -> str:
+    def _target_group(self, ref: str) -> TargetGroup:
         if ref.startswith("arn:"):
             found = self._call("describe_target_groups", "target group", ref, TargetGroupArns=[ref])
         else:
             found = self._call("describe_target_groups", "target group", ref, Names=[ref])
-        return found["TargetGroups"][0]["TargetGroupArn"]
+        group = found["TargetGroups"][0]
+        # A group whose checks are off (only a Lambda target's may be) marks its targets healthy unchecked.
+        checked = group.get("HealthCheckEnabled", True)
+        return TargetGroup(arn=group["TargetGroupArn"],
+                           interval_seconds=group.get("HealthCheckIntervalSeconds") if checked else None,
+                           healthy_threshold=group.get("HealthyThresholdCount") if checked else None)
 
     def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
         """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups.

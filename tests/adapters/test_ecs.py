@@ -127,6 +127,15 @@ def test_update_scale_and_describe_round_trip(aws, deployer):
         deployer.update_service(t.canary_service)
 
 
+def test_describe_reads_the_target_groups_a_service_registers_its_tasks_in(aws, deployer):
+    t = aws.targets
+    assert deployer.describe(t.stable_service).target_groups == (aws.topology.stable_target_group_arn,)
+    assert deployer.describe(t.canary_service).target_groups == (aws.topology.canary_target_group_arn,)
+    aws.get_client("ecs").create_service(cluster=t.cluster, serviceName="edit-worker", desiredCount=0,
+                                         taskDefinition=aws.topology.task_definition_arn)
+    assert deployer.describe("edit-worker").target_groups == ()
+
+
 def test_describe_names_a_missing_service(deployer):
     with pytest.raises(TargetNotFound, match="ghost-service"):
         deployer.describe("ghost-service")

@@ -301,3 +301,16 @@ def test_healthy_targets_count_registered_ips(aws, router):
     assert router.healthy_targets("canary") == 1
     with pytest.raises(ValueError, match="'blue'"):
         router.healthy_targets("blue")
+
+
+def test_the_target_groups_health_checks_come_with_their_lookup(aws, router, watch_calls):
+    """Read from DescribeTargetGroups' answer to the lookup: no call of their own."""
+    aws.get_client("elbv2").modify_target_group(TargetGroupArn=aws.topology.canary_target_group_arn,
+                                                HealthCheckIntervalSeconds=20, HealthyThresholdCount=4)
+    router.resolve()
+    calls = watch_calls(aws.get_client("elbv2"))
+    canary, stable = router.target_group("canary"), router.target_group("stable")
+    assert calls == []
+    assert (canary.arn, canary.name, canary.seconds_to_healthy) == (aws.topology.canary_target_group_arn,
+                                                                    aws.targets.canary_target_group, 80)
+    assert (stable.interval_seconds, stable.healthy_threshold) == (15, 2)  # the topology's (Webordinary's)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from prefect import flow
 
 import flows.env
 import flows.rollback
-from flows.canary import canary
+from flows.canary import RolloutRefused, canary, preflight
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment, rollout_flows_see
@@ -95,3 +96,99 @@ def test_a_canary_run_of_stages_without_weekly_phases_is_not_refused(given):
     spec = RolloutSpec.model_validate({"image": IMAGE, "stages": [{"weight": w} for w in (5, 50, 100)], **given})
     assert phase_plan_refusal(spec) is None
     assert phase_plan_refusal(RolloutSpec(image=IMAGE)) is None  # the default plan every spec carries
+
+
+# --- the preflight refuses a set-up no stage could pass (on the embedded AWS) ------------------
+
+
+def _on_aws(aws, targets=None):
+    import time
+
+    from rollway.aws.environment import aws_environment
+    from rollway.clock import ClockSettings
+
+    return aws_environment(aws.get_client, targets or aws.targets, ClockSettings(speed=1.0, anchor=time.time()).build())
+
+
+@flow
+def _preflight_on(env, rollout: RolloutSpec):
+    return preflight(env, rollout)
+
+
+def _untouched(aws):
+    """The rollout wrote nothing: the traffic on stable, the canary on its revision, no new revision."""
+    from rollway.aws.elbv2 import AlbRouter
+
+    ecs = aws.get_client("ecs")
+    canary = ecs.describe_services(cluster=aws.targets.cluster, services=[aws.targets.canary_service])["services"][0]
+    families = ecs.list_task_definitions()["taskDefinitionArns"]
+    return (AlbRouter(aws.get_client("elbv2"), aws.targets).get_weights(), canary["taskDefinition"], families)
+
+
+def test_a_healthy_timeout_shorter_than_the_canary_groups_health_checks_is_refused_before_any_write(aws):
+    """Webordinary's canary group marks a new target healthy after 2 checks 15 s apart: a rollout
+    given 20 s for it timed out at every shift and rolled back. It is refused up front, naming
+    both figures and the two ways out, with nothing changed."""
+    before = _untouched(aws)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)],
+                          healthy_timeout_seconds=20)
+    with pytest.raises(RolloutRefused) as refused:
+        _preflight_on(_on_aws(aws), rollout)
+    said = str(refused.value)
+    assert "healthy_timeout_seconds is 20 s" in said, said
+    assert "HealthyThresholdCount 2 x HealthCheckIntervalSeconds 15 s = 30 s" in said, said
+    assert aws.targets.canary_target_group in said, said
+    assert "raise healthy_timeout_seconds to at least 30" in said and "shorten" in said, said
+    assert _untouched(aws) == before
+
+
+def test_a_healthy_timeout_the_canary_groups_health_checks_fit_in_is_not_refused(aws):
+    """The same 20 s with the group's checks at 5 s x 2 (10 s): the preflight passes."""
+    aws.get_client("elbv2").modify_target_group(TargetGroupArn=aws.topology.canary_target_group_arn,
+                                                HealthCheckIntervalSeconds=5, HealthyThresholdCount=2)
+    rollout = RolloutSpec(image=IMAGE, healthy_timeout_seconds=20)
+    stable, canary_service = _preflight_on(_on_aws(aws), rollout)
+    assert (stable.name, canary_service.name) == (aws.targets.stable_service, aws.targets.canary_service)
+
+
+def _service_elsewhere(aws, name: str, groups: list[str]) -> None:
+    """A service of the cluster on the topology's revision, attached to ``groups`` (none: no load balancer)."""
+    aws.get_client("ecs").create_service(
+        cluster=aws.targets.cluster, serviceName=name, taskDefinition=aws.topology.task_definition_arn,
+        desiredCount=0, launchType="FARGATE",
+        loadBalancers=[{"targetGroupArn": arn, "containerName": aws.targets.container_name,
+                        "containerPort": aws.targets.container_port} for arn in groups])
+
+
+@pytest.mark.parametrize("attached", ["stable", "none"])
+def test_a_canary_service_not_attached_to_the_canary_group_is_refused_before_any_write(aws, attached):
+    """A canary service registered in another group (or behind no load balancer) gets none of the
+    requests the rule sends to the canary group: every stage saw no canary requests, inconclusive,
+    for hours. Refused, naming the service, its groups and the group the targets name."""
+    groups = {"stable": [aws.topology.stable_target_group_arn], "none": []}[attached]
+    _service_elsewhere(aws, "edit-canary-elsewhere", groups)
+    targets = aws.targets.model_copy(update={"canary_service": "edit-canary-elsewhere"})
+    before = _untouched(aws)
+    with pytest.raises(RolloutRefused) as refused:
+        _preflight_on(_on_aws(aws, targets), RolloutSpec(image=IMAGE, stages=[Stage(weight=w) for w in (5, 100)]))
+    said = str(refused.value)
+    assert "canary service edit-canary-elsewhere" in said, said
+    assert f"canary target group {aws.targets.canary_target_group}" in said, said
+    if attached == "stable":
+        assert f"attached to target group {aws.targets.stable_target_group}" in said, said
+    else:
+        assert "attached to no load balancer target group" in said, said
+    assert _untouched(aws) == before
+
+
+def test_a_stable_service_attached_to_the_canary_group_is_refused_before_any_write(aws):
+    """The stable service registered in the canary group as well: at 5 % the canary group's
+    requests would reach the old version too, and the judge would count them as the canary's."""
+    _service_elsewhere(aws, "edit-stable-both", [aws.topology.stable_target_group_arn,
+                                                 aws.topology.canary_target_group_arn])
+    targets = aws.targets.model_copy(update={"stable_service": "edit-stable-both"})
+    with pytest.raises(RolloutRefused) as refused:
+        _preflight_on(_on_aws(aws, targets), RolloutSpec(image=IMAGE))
+    said = str(refused.value)
+    assert "stable service edit-stable-both" in said, said
+    assert f"also attached to the canary target group {aws.targets.canary_target_group}" in said, said

@@ -231,3 +231,32 @@ def test_a_stage_waits_for_the_targets_started_for_it_not_only_for_those_already
     result = canary_on(env, RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)]))
     assert result.outcome == "promoted", result.reason
     assert env.router.shifts == [(5, 1), (25, 5), (100, 20)]
+
+
+@flow
+def progressive_on(env, rollout: RolloutSpec):
+    from flows.progressive import run_progressive
+    from rollway.approvals import auto_approve
+
+    return run_progressive(env, rollout, auto_approve(), owner="run-1", actor="alice", phased=False)
+
+
+def test_a_progressive_rollout_given_less_time_than_the_canary_groups_health_checks_records_nothing(wall):
+    """AWS's default health check (5 checks 30 s apart: 150 s) and healthy_timeout_seconds 120: every
+    shift would time out and roll back. Refused before the rollout is recorded or anything moves."""
+    from flows.canary import RolloutRefused
+    from rollway.fakes import FakeLedger
+    from rollway.model import TargetGroup
+
+    env = slow_env(wall, after=150.0)
+    env.ledger = FakeLedger()
+    canary = env.router.groups["canary"]
+    env.router.groups["canary"] = TargetGroup(arn=canary.arn, interval_seconds=30, healthy_threshold=5)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                          healthy_timeout_seconds=120)
+    with pytest.raises(RolloutRefused, match=r"healthy_timeout_seconds is 120 s, but the canary target group "
+                                             r"webordinary-edit-canary .* = 150 s"):
+        progressive_on(env, rollout)
+    assert env.ledger.get(env.targets.canary_service) is None
+    assert env.router.weights == Weights(stable=100, canary=0) and wall.t == 0.0
+    assert not [c for c in env.deployer.calls if not c.startswith(("describe", "image_of"))], env.deployer.calls

@@ -472,7 +472,9 @@ def test_the_lookups_a_preflight_made_within_its_bound_are_kept_for_the_writes(a
     with in_front_of(aws.endpoint_url, lambda operation: None,
                      lambda operation, status: asked.append(operation)) as elb:
         env = run_environment(aws, monkeypatch, elbv2=elb)
-        within(GIVEN_UP_SECONDS, lambda: flow(name="preflight")(lambda: preflight(env, spec("webordinary/edit:2.0.0")))())
+        # As long as the canary group's health check takes (2 x 15 s): a shorter wait is refused.
+        rollout = spec("webordinary/edit:2.0.0").model_copy(update={"healthy_timeout_seconds": 30.0})
+        within(GIVEN_UP_SECONDS, lambda: flow(name="preflight")(lambda: preflight(env, rollout))())
         looked_up = list(asked)
         env.router.set_weights(Weights(stable=90, canary=10))
     # Each once: the metrics' reads (which name the load balancer) and the shift looked up nothing.

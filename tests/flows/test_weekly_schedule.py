@@ -397,3 +397,33 @@ def test_a_hooks_rollback_whose_page_fails_says_the_traffic_is_back(monkeypatch,
     said = caplog.text
     assert "rolled back the traffic after run" in said and "but later steps failed" in said, said
     assert "automatic rollback after" not in said, said
+
+
+# --- 4. the stable service's count, read again at each phase's start ----------------------------
+
+
+def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_phase_for_its_new_count(caplog):
+    """Autoscaling took the stable service from 4 to 20 tasks during week 2. Week 3's stages used to
+    size the canary for the 4 recorded at the rollout's start (3 tasks for 75 %, one task carrying
+    what 5 of the old version carry); the count is read again when the phase starts, recorded, and
+    said, and the canary already carrying 50 % is scaled for it there, not at its next shift."""
+    env = env_with_ledger()
+    t = env.targets
+    env.clock.t = at("UTC", 2027, 1, 11, 9, 0)
+    assert first_run(env, full_spec()).outcome == "holding"
+    env.clock.t += WEEK
+    assert tick(env, "cron-1").outcome == "holding"
+    assert env.deployer.services[t.canary_service].desired == 2  # 50 % of 4
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 20, "running": 20})
+    env.clock.t += WEEK
+    caplog.set_level(logging.INFO)
+    result = tick(env, "cron-2")
+    assert result.outcome == "promoted", result.reason
+    record = env.ledger.get(t.canary_service)
+    assert record.stable_desired == 20
+    assert f"{t.stable_service} runs 20 tasks now, not the 4 recorded" in caplog.text, caplog.text
+    # Sized for 20 at 75 % (15 tasks) before the promotion: the canary then carries everything on 20.
+    scaled = [c for c in env.deployer.calls if c.startswith(f"update_service {t.canary_service}")]
+    assert any("desired=15" in c for c in scaled), scaled
+    assert "someone scaled it down since" not in caplog.text, caplog.text

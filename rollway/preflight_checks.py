@@ -1,0 +1,85 @@
+"""Set-ups no stage of a rollout could pass, told from what the preflight read (pure).
+
+Each check returns why the rollout must not start, naming what it read and the way out, or
+None. A set-up they refuse used to pass the preflight and fail later, after the canary was
+deployed and took traffic: a health wait that timed out at every shift and rolled back, or a
+canary the load balancer never sent a request to, every stage inconclusive for hours.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rollway.model import ServiceState, TargetGroup
+
+Version = Literal["stable", "canary"]
+
+
+def health_check_refusal(group: TargetGroup, named: str, healthy_timeout_seconds: float) -> str | None:
+    """Why ``healthy_timeout_seconds`` is too short for the canary target group's health check.
+
+    A new target takes traffic once the group's checks have passed it: HealthyThresholdCount
+    checks HealthCheckIntervalSeconds apart, as AWS's ECS guide counts it, after its
+    registration, which takes some seconds more. A shorter wait for the canary's new targets
+    times out at every shift, which rolls the rollout back.
+
+    Args:
+        group: the canary target group as the router looked it up.
+        named: the group as the targets name it (a name or an ARN).
+        healthy_timeout_seconds: the spec's wait for the canary's new targets.
+    """
+    needed = group.seconds_to_healthy
+    if needed is None or healthy_timeout_seconds >= needed:
+        return None
+    return (
+        f"healthy_timeout_seconds is {healthy_timeout_seconds:g} s, but the canary target group {named} marks a new "
+        f"target healthy only after HealthyThresholdCount {group.healthy_threshold} x HealthCheckIntervalSeconds "
+        f"{group.interval_seconds} s = {needed} s of passing checks: every shift would time out waiting for the "
+        f"canary's new targets and roll back. Either raise healthy_timeout_seconds to at least {needed} (with room "
+        "for a task to start answering: the default is 300), or shorten the group's health check (a smaller "
+        "HealthCheckIntervalSeconds or HealthyThresholdCount). Nothing was changed"
+    )
+
+
+# What goes wrong when a service is not registered in its own group, and when it is in the other's too.
+_NOT_IN_OWN = {
+    "canary": "the share of the traffic the rule sends to that group would never reach the version rolled out, and "
+              "no stage could judge it",
+    "stable": "the traffic the rule keeps on that group (and a rollback moves back to it) would not reach it",
+}
+_IN_OTHER = {
+    "canary": "it would serve part of the stable group's traffic too, which the judge counts as the old version's",
+    "stable": "the canary group's share would reach the old version too, which the judge counts as the canary's",
+}
+
+
+def attachment_refusal(service: ServiceState, version: Version, own: TargetGroup, own_named: str,
+                       other: TargetGroup, other_named: str) -> str | None:
+    """Why ``service`` (the ``version`` service) is not attached as the rollout needs it: its
+    tasks registered in its own target group ``own``, and not in the other version's ``other``.
+
+    A service attached to other groups as well (a second listener, an internal load balancer)
+    is let through. None also when the service's groups were not read (``target_groups`` None).
+
+    Args:
+        service: the service as ECS described it.
+        version: which of the rollout's services it is.
+        own, other: its target group and the other version's, as the router looked them up.
+        own_named, other_named: the same groups as the targets name them (names or ARNs).
+    """
+    groups = service.target_groups
+    if groups is None:
+        return None
+    other_version = "stable" if version == "canary" else "canary"
+    fix = (f"attach {service.name} to {own_named} (its loadBalancers, in its stack or with ECS UpdateService), or "
+           f"name the group it is attached to as the targets' {version}_target_group. Nothing was changed")
+    if own.arn not in groups:
+        names = ", ".join(TargetGroup(arn=arn).name for arn in groups)
+        where = (f"attached to target group{'s' if len(groups) > 1 else ''} {names}" if groups
+                 else "attached to no load balancer target group")
+        return (f"the {version} service {service.name} is {where}, not to the {version} target group {own_named} "
+                f"({own.arn}): {_NOT_IN_OWN[version]}. Either {fix}")
+    if other.arn in groups:
+        return (f"the {version} service {service.name} is also attached to the {other_version} target group "
+                f"{other_named} ({other.arn}): {_IN_OTHER[version]}. Detach it from {other_named}, or {fix}")
+    return None
