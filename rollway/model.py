@@ -212,7 +212,7 @@ class TargetGroup(BaseModel):
 
     arn: str
     interval_seconds: int | None = Field(default=None, description="HealthCheckIntervalSeconds; None: no checks")
-    healthy_threshold: int | None = Field(default=None, description="HealthyThresholdCount; None: no checks")
+    timeout_seconds: int | None = Field(default=None, description="HealthCheckTimeoutSeconds; None: no checks")
 
     @property
     def name(self) -> str:
@@ -222,12 +222,14 @@ class TargetGroup(BaseModel):
 
     @property
     def seconds_to_healthy(self) -> int | None:
-        """How long its checks take to mark a new target healthy, as AWS's ECS guide counts it
-        (HealthyThresholdCount x HealthCheckIntervalSeconds: 150 s for AWS's defaults); None
-        without health checks."""
-        if self.interval_seconds is None or self.healthy_threshold is None:
+        """How long a new target may wait for the one passing check the load balancer needs to
+        mark it healthy (the ALB guide: "After your target is registered, it must pass one health
+        check"): the check comes up to HealthCheckIntervalSeconds after the registration, and its
+        answer is waited for up to HealthCheckTimeoutSeconds (35 s for AWS's defaults); None
+        without health checks. HealthyThresholdCount counts only for a target once unhealthy."""
+        if self.interval_seconds is None or self.timeout_seconds is None:
             return None
-        return self.interval_seconds * self.healthy_threshold
+        return self.interval_seconds + self.timeout_seconds
 
 
 def validation_problems(err: ValidationError, whole: str) -> str:

@@ -18,10 +18,13 @@ Version = Literal["stable", "canary"]
 def health_check_refusal(group: TargetGroup, named: str, healthy_timeout_seconds: float) -> str | None:
     """Why ``healthy_timeout_seconds`` is too short for the canary target group's health check.
 
-    A new target takes traffic once the group's checks have passed it: HealthyThresholdCount
-    checks HealthCheckIntervalSeconds apart, as AWS's ECS guide counts it, after its
-    registration, which takes some seconds more. A shorter wait for the canary's new targets
-    times out at every shift, which rolls the rollout back.
+    A new target takes traffic once it has passed one health check (the ALB guide), which comes
+    up to HealthCheckIntervalSeconds after its registration and is waited for up to
+    HealthCheckTimeoutSeconds. A wait for the canary's new targets shorter than that passes only
+    when the check happens to come early: a shift that times out rolls the rollout back, so a
+    rollout run on luck is refused. (AWS's ECS guide counts HealthyThresholdCount checks, which
+    the ALB guide applies only to a target that was unhealthy: refusing on that count would
+    refuse waits that pass.)
 
     Args:
         group: the canary target group as the router looked it up.
@@ -32,12 +35,13 @@ def health_check_refusal(group: TargetGroup, named: str, healthy_timeout_seconds
     if needed is None or healthy_timeout_seconds >= needed:
         return None
     return (
-        f"healthy_timeout_seconds is {healthy_timeout_seconds:g} s, but the canary target group {named} marks a new "
-        f"target healthy only after HealthyThresholdCount {group.healthy_threshold} x HealthCheckIntervalSeconds "
-        f"{group.interval_seconds} s = {needed} s of passing checks: every shift would time out waiting for the "
-        f"canary's new targets and roll back. Either raise healthy_timeout_seconds to at least {needed} (with room "
-        "for a task to start answering: the default is 300), or shorten the group's health check (a smaller "
-        "HealthCheckIntervalSeconds or HealthyThresholdCount). Nothing was changed"
+        f"healthy_timeout_seconds is {healthy_timeout_seconds:g} s, but the canary target group {named} checks a new "
+        f"target's health up to HealthCheckIntervalSeconds {group.interval_seconds} s after it registers and waits "
+        f"HealthCheckTimeoutSeconds {group.timeout_seconds} s for the answer: a new target may need {needed} s to "
+        f"pass the one check that makes it healthy, and a shift whose wait times out first rolls back. Either raise "
+        f"healthy_timeout_seconds to at least {needed} (with room for a task to start answering: the default is "
+        "300), or shorten the group's health check (a smaller HealthCheckIntervalSeconds or "
+        "HealthCheckTimeoutSeconds). Nothing was changed"
     )
 
 

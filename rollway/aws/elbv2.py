@@ -321,7 +321,7 @@ class AlbRouter:
         checked = group.get("HealthCheckEnabled", True)
         return TargetGroup(arn=group["TargetGroupArn"],
                            interval_seconds=group.get("HealthCheckIntervalSeconds") if checked else None,
-                           healthy_threshold=group.get("HealthyThresholdCount") if checked else None)
+                           timeout_seconds=group.get("HealthCheckTimeoutSeconds") if checked else None)
 
     def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
         """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups.

@@ -306,11 +306,11 @@ def test_healthy_targets_count_registered_ips(aws, router):
 def test_the_target_groups_health_checks_come_with_their_lookup(aws, router, watch_calls):
     """Read from DescribeTargetGroups' answer to the lookup: no call of their own."""
     aws.get_client("elbv2").modify_target_group(TargetGroupArn=aws.topology.canary_target_group_arn,
-                                                HealthCheckIntervalSeconds=20, HealthyThresholdCount=4)
+                                                HealthCheckIntervalSeconds=20, HealthCheckTimeoutSeconds=7)
     router.resolve()
     calls = watch_calls(aws.get_client("elbv2"))
     canary, stable = router.target_group("canary"), router.target_group("stable")
     assert calls == []
     assert (canary.arn, canary.name, canary.seconds_to_healthy) == (aws.topology.canary_target_group_arn,
-                                                                    aws.targets.canary_target_group, 80)
-    assert (stable.interval_seconds, stable.healthy_threshold) == (15, 2)  # the topology's (Webordinary's)
+                                                                    aws.targets.canary_target_group, 27)
+    assert (stable.interval_seconds, stable.timeout_seconds) == (15, 5)  # the topology's (Webordinary's)

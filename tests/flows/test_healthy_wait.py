@@ -242,8 +242,8 @@ def progressive_on(env, rollout: RolloutSpec):
 
 
 def test_a_progressive_rollout_given_less_time_than_the_canary_groups_health_checks_records_nothing(wall):
-    """AWS's default health check (5 checks 30 s apart: 150 s) and healthy_timeout_seconds 120: every
-    shift would time out and roll back. Refused before the rollout is recorded or anything moves."""
+    """AWS's default health check (30 s apart, answered within 5 s: up to 35 s to the one check a
+    new target must pass) and healthy_timeout_seconds 20: shifts would time out and roll back. Refused before the rollout is recorded or anything moves."""
     from flows.canary import RolloutRefused
     from rollway.fakes import FakeLedger
     from rollway.model import TargetGroup
@@ -251,11 +251,11 @@ def test_a_progressive_rollout_given_less_time_than_the_canary_groups_health_che
     env = slow_env(wall, after=150.0)
     env.ledger = FakeLedger()
     canary = env.router.groups["canary"]
-    env.router.groups["canary"] = TargetGroup(arn=canary.arn, interval_seconds=30, healthy_threshold=5)
+    env.router.groups["canary"] = TargetGroup(arn=canary.arn, interval_seconds=30, timeout_seconds=5)
     rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
-                          healthy_timeout_seconds=120)
-    with pytest.raises(RolloutRefused, match=r"healthy_timeout_seconds is 120 s, but the canary target group "
-                                             r"webordinary-edit-canary .* = 150 s"):
+                          healthy_timeout_seconds=20)
+    with pytest.raises(RolloutRefused, match=r"healthy_timeout_seconds is 20 s, but the canary target group "
+                                             r"webordinary-edit-canary .* may need 35 s"):
         progressive_on(env, rollout)
     assert env.ledger.get(env.targets.canary_service) is None
     assert env.router.weights == Weights(stable=100, canary=0) and wall.t == 0.0
