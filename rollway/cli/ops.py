@@ -621,7 +621,9 @@ def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) ->
         return ResumeRefused(f"{name}'s pause timed out at {due.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
                              f"before this answer{asked}; it is {now} now, and this answer was not taken")
     why = f" ({reason})" if reason else ""
-    return ResumeRefused(f"{name} cannot be resumed: it is {now}, not paused{why}")
+    # A run whose pause ended unanswered (the judge rolled back while it waited) says so in its state.
+    said = " ".join(str(run.state.message or "").split()) if run.state is not None and run.state.is_running() else ""
+    return ResumeRefused(f"{name} cannot be resumed: it is {now}{f' ({said})' if said else ''}, not paused{why}")
 
 
 def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seconds: float, poll_seconds: float = 0.5) -> Any:
