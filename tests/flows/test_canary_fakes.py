@@ -477,3 +477,38 @@ def test_a_hold_naming_a_next_weight_is_refused_and_asked_again(caplog):
     assert [s.weights.canary for s in result.stages] == [5, 25, 100], "the hold's weight was not skipped to"
     assert len(asked) == 2 and "next_weight" in asked[1] and "hold" in asked[1], asked[1]
     assert any("hold not applied" in r.getMessage() for r in caplog.records)
+
+
+def test_a_canary_scaled_to_zero_during_a_pause_rolls_back_without_an_answer():
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+
+    def stopped_by_hand(pause, summary, watch=None):
+        env.deployer.update_service(env.targets.canary_service, desired=0)
+        return person(pause, summary, watch=watch)
+
+    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), stopped_by_hand)
+    assert result.outcome == "rolled_back"
+    assert "scaled to 0 by someone else" in result.reason and "instead of waiting for an answer" in result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_stage_the_judge_could_not_decide_is_judged_on_while_its_pause_waits():
+    """Too little traffic: the 5 % stage ends inconclusive and asks a person. The traffic comes
+    back with the canary failing: the stage's own window, judged on, rolls back, and its row says so."""
+    from rollway.fakes import steady
+
+    env = fake_environment(rps=0.01)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    causes = []
+
+    def asked(pause, summary, watch=None):
+        causes.append(pause.cause)
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        return person(pause, summary, watch=watch)
+
+    result = canary_on(env, spec(5, 25, 100), asked)
+    assert causes == ["inconclusive"]
+    assert result.outcome == "rolled_back" and result.reason.startswith("5%: "), result.reason
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "rollback")]
+    assert result.stages[0].canary.errors > 0
