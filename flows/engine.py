@@ -417,8 +417,9 @@ class PauseWatch:
             return None
         return self.look()
 
-    def look(self) -> str | None:
-        """Look now, whenever the last look was; the reason to end the pause, or None."""
+    def look(self, answering: bool = False) -> str | None:
+        """Look now, whenever the last look was; the reason to end the pause, or None.
+        ``answering``: the look made before an approval is taken."""
         log, spec, state = get_run_logger(), self.spec, self.state
         now = self.env.clock.now()
         self.next_look = now + spec.analysis.interval_seconds
@@ -431,20 +432,23 @@ class PauseWatch:
             verdict = self._judged(now)
         except Exception as err:  # noqa: BLE001 - a look that failed leaves the pause as it was
             # Failing the run here would have its hooks roll back a rollout a person may be approving.
-            log.warning("paused at %s%%: could not look at the canary (%s); looking again in %s; still waiting for an "
-                        "answer", weight, err, seconds_said(spec.analysis.interval_seconds))
+            log.warning("paused at %s%%: could not look at the canary (%s); %s", weight, err,
+                        "the approval is taken on the looks before" if answering else
+                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; still waiting for an answer")
             return None
         # The same decision as a look during the stage; a passed stage's is judged as if running.
         decision = decide(spec, state.model_copy(update={"passed": False}), verdict, now)
         if isinstance(decision, Rollback):
-            reason = f"{decision.reason} (judged while the run waited for an answer, before anyone gave one)"
-            log.warning("paused at %s%%: the canary failed the judge while the run waited for an answer: %s; the pause "
-                        "ends unanswered and the rollout rolls back", weight, decision.reason)
+            reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
+                                        else " (judged while the run waited for an answer, before anyone gave one)")
+            log.warning("paused at %s%%: the canary failed the judge while the run waited for an answer: %s; %s and "
+                        "the rollout rolls back", weight, decision.reason,
+                        "the approval is not applied" if answering else "the pause ends unanswered")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
-        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); still waiting for an "
-                 "answer", weight, verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}",
-                 f"{verdict.baseline_requests:,}")
+        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); %s", weight,
+                 verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}", f"{verdict.baseline_requests:,}",
+                 "the approval is taken" if answering else "still waiting for an answer")
         return None
 
     def _judged(self, now: float) -> Verdict:
@@ -525,7 +529,7 @@ def run_stages(
         recorded as not applied: the judge (or the drift) came first."""
         live, reason, who = watch.ended
         if answer is not None:
-            why = f"not applied: the pause had ended without an answer, and the rollout rolls back: {reason}"
+            why = f"not applied: the run's look at the canary came first, and the rollout rolls back: {reason}"
             log.warning("%s's answer (%s) %s", answer.approver, answer.action, why)
             journal.refused(decision, answer, why)
         if state.stage_index >= 0 and not state.passed:
@@ -640,7 +644,10 @@ def run_stages(
             held = None
             answer = ask(approver, decision, f"**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                          + next_weight_hint(spec, decision, state.until_stage), watch if watched else None)
-            if watched and watch.ended is not None:
+            # An approval is taken only after one more look: one given between two looks (a minute
+            # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.
+            if watched and (watch.ended is not None
+                            or (answer is not None and answer.action == "approve" and watch.look(answering=True))):
                 return ended_by_watch(decision, answer)
             if answer is None:
                 raise TypeError(f"the approver gave no answer to the pause ({decision.reason}), which nothing ended")

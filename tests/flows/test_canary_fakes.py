@@ -512,3 +512,26 @@ def test_a_stage_the_judge_could_not_decide_is_judged_on_while_its_pause_waits()
     assert result.outcome == "rolled_back" and result.reason.startswith("5%: "), result.reason
     assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "rollback")]
     assert result.stages[0].canary.errors > 0
+
+
+def test_an_approval_given_between_two_looks_does_not_shift_a_canary_failing_by_then(caplog):
+    """The person answers approve five minutes into the pause, through an approver that never
+    calls the watch: the look made before the approval is taken finds the canary failing."""
+    import logging
+
+    from rollway.fakes import steady
+
+    env = fake_environment(canary_error_rate=0.0)
+
+    def person(pause, summary):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        env.clock.sleep(300)
+        return APPROVE
+
+    with caplog.at_level(logging.WARNING):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
+    assert result.outcome == "rolled_back", result.reason
+    assert result.reason.startswith("5%: ") and "judged when an approval came" in result.reason, result.reason
+    assert [s.weights.canary for s in result.stages] == [5]
+    assert any("alice's answer (approve) not applied: the run's look at the canary came first" in r.getMessage()
+               for r in caplog.records)

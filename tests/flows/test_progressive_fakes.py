@@ -1289,5 +1289,5 @@ def test_a_canary_failing_during_an_approval_pause_is_rolled_back_and_recorded_w
     assert "approve" not in kinds(env) and shifts(env) == [5]
     (refused,) = record.refused_answers
     assert (refused.actor, refused.action) == ("dana", "approve")
-    assert refused.reason.startswith("not applied: the pause had ended without an answer") and result.reason in refused.reason
+    assert refused.reason.startswith("not applied: the run's look at the canary came first") and result.reason in refused.reason
     assert env.notifier.messages[-1][0].startswith("Rollback")
