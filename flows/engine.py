@@ -686,11 +686,13 @@ def run_stages(
                             "rolls back", answer.approver, answer.next_weight)
             journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
+            # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
+            answered = env.clock.now()
             if answer.action == "reject":
                 # Rejected while a stage bakes: that stage ends rejected. Before the first
                 # stage (index -1) no stage ran, and none is reported.
                 if state.stage_index >= 0 and not state.passed:
-                    finish_stage("rejected", now)
+                    finish_stage("rejected", answered)
                 # A blank comment (the form takes "  " or a bare line break) says nothing: the
                 # page then gave no reason at all.
                 why = (timeout_reason(answer.comment, decision.reason) if answer.timed_out
@@ -716,7 +718,7 @@ def run_stages(
                 state = state.model_copy(update={"approved": target})
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
-                finish_stage(f"accepted by {answer.approver}", now)
+                finish_stage(f"accepted by {answer.approver}", answered)
                 state = state.model_copy(update={"passed": True,
                                                  "accepted": (*state.accepted, (state.stage_index, answer.approver))})
             continue

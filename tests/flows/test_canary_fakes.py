@@ -535,3 +535,20 @@ def test_an_approval_given_between_two_looks_does_not_shift_a_canary_failing_by_
     assert [s.weights.canary for s in result.stages] == [5]
     assert any("alice's answer (approve) not applied: the run's look at the canary came first" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_stage_accepted_after_an_hour_long_pause_ends_when_it_was_accepted():
+    """The stage is judged while its pause waits: its row ends at the answer, not at the pause's start."""
+    env = fake_environment(rps=0.01)  # too little traffic: the 5 % stage ends inconclusive
+    accept = ApprovalAnswer(action="approve", approver="alice", comment="accept")
+    person = scripted(accept, accept, clock=env.clock, after_seconds=3600)
+    asked_at: list[float] = []
+
+    def asked(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        return person(pause, summary, watch=watch)
+
+    result = canary_on(env, spec(5, 100), asked)
+    first = result.stages[0]
+    assert first.decision == "accepted by alice"
+    assert first.ended_at == asked_at[0] + 3600, (first.ended_at - asked_at[0])
