@@ -425,7 +425,8 @@ class PauseWatch:
         self.next_look = now + spec.analysis.interval_seconds
         weight = spec.stages[state.stage_index].weight
         try:
-            changed = _interference(self.env, spec, self.weights, "waiting for an answer", inline=True)
+            changed = _interference(self.env, spec, self.weights,
+                                    "taking the approval" if answering else "waiting for an answer", inline=True)
             if changed is not None:
                 self.ended = changed
                 return changed[1]
@@ -441,9 +442,9 @@ class PauseWatch:
         if isinstance(decision, Rollback):
             reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
                                         else " (judged while the run waited for an answer, before anyone gave one)")
-            log.warning("paused at %s%%: the canary failed the judge while the run waited for an answer: %s; %s and "
-                        "the rollout rolls back", weight, decision.reason,
-                        "the approval is not applied" if answering else "the pause ends unanswered")
+            log.warning("paused at %s%%: the canary failed the judge %s: %s; %s and the rollout rolls back", weight,
+                        "before the approval was taken" if answering else "while the run waited for an answer",
+                        decision.reason, "the approval is not applied" if answering else "the pause ends unanswered")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
         log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); %s", weight,
