@@ -341,14 +341,21 @@ def watched_pause(looks_until_failed: int):
         refused = None
     except ops.ResumeRefused as err:
         refused = str(err)
-    return answer, len(looks), state.type, state.message, refused
+    with get_client(sync_client=True) as client:
+        try:
+            ops.find_paused_run(client, None, None, run_id)  # `rollway promote --flow-run <it>`
+            found = None
+        except ops.NoPausedRun as err:
+            found = str(err)
+    return answer, len(looks), state.type, state.message, refused, found
 
 
 def test_a_pause_its_watch_ends_is_left_at_once_and_a_resume_after_it_is_refused():
     started = time.monotonic()
-    answer, looks, state, message, refused = watched_pause(3)
+    answer, looks, state, message, refused, found = watched_pause(3)
     assert answer is None and looks == 3
     assert time.monotonic() - started < 30, "the pause waited for its timeout"
     assert state is StateType.RUNNING and FAILED_LOOK in message and message.startswith("left its approval pause")
     # The person who answers next is told the run no longer waits, and why.
     assert refused is not None and "cannot be resumed: it is Running" in refused and FAILED_LOOK in refused, refused
+    assert found is not None and "is Running (left its approval pause without an answer" in found, found
