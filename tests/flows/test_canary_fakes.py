@@ -413,17 +413,28 @@ def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
     assert began[0] <= during[0][0] < began[0] + 60
 
 
-def test_traffic_moved_during_a_pause_rolls_back_without_an_answer():
+def moved_by_hand(env):
+    env.router.weights = Weights(stable=50, canary=50)
+
+
+def stopped_by_hand(env):
+    env.deployer.update_service(env.targets.canary_service, desired=0)
+
+
+@pytest.mark.parametrize(("meanwhile", "said"), [(moved_by_hand, "moved by someone else"),
+                                                 (stopped_by_hand, "scaled to 0 by someone else")],
+                         ids=["weights moved", "canary scaled to 0"])
+def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(meanwhile, said):
     env = fake_environment(canary_error_rate=0.0)
     person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
 
-    def moved_by_hand(pause, summary, watch=None):
-        env.router.weights = Weights(stable=50, canary=50)
+    def asked(pause, summary, watch=None):
+        meanwhile(env)
         return person(pause, summary, watch=watch)
 
-    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), moved_by_hand)
+    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
     assert result.outcome == "rolled_back"
-    assert "moved by someone else" in result.reason and "instead of waiting for an answer" in result.reason
+    assert said in result.reason and "instead of waiting for an answer" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -477,20 +488,6 @@ def test_a_hold_naming_a_next_weight_is_refused_and_asked_again(caplog):
     assert [s.weights.canary for s in result.stages] == [5, 25, 100], "the hold's weight was not skipped to"
     assert len(asked) == 2 and "next_weight" in asked[1] and "hold" in asked[1], asked[1]
     assert any("hold not applied" in r.getMessage() for r in caplog.records)
-
-
-def test_a_canary_scaled_to_zero_during_a_pause_rolls_back_without_an_answer():
-    env = fake_environment(canary_error_rate=0.0)
-    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
-
-    def stopped_by_hand(pause, summary, watch=None):
-        env.deployer.update_service(env.targets.canary_service, desired=0)
-        return person(pause, summary, watch=watch)
-
-    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), stopped_by_hand)
-    assert result.outcome == "rolled_back"
-    assert "scaled to 0 by someone else" in result.reason and "instead of waiting for an answer" in result.reason
-    assert env.router.weights == Weights(stable=100, canary=0)
 
 
 def test_a_stage_the_judge_could_not_decide_is_judged_on_while_its_pause_waits():
