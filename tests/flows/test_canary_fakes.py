@@ -432,7 +432,9 @@ def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(m
         meanwhile(env)
         return person(pause, summary, watch=watch)
 
-    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
+    # The drift check reads moved weights again for up to this long (wall seconds) before it believes them.
+    rollout = spec(5, 25, 100, approval_at=(25,)).model_copy(update={"verify_timeout_seconds": 0.2})
+    result = canary_on(env, rollout, asked)
     assert result.outcome == "rolled_back"
     assert said in result.reason and "instead of waiting for an answer" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
