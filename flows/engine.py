@@ -394,7 +394,8 @@ class PauseWatch:
     A stage still running (the judge could not decide: an inconclusive or metrics pause) is
     judged on its own window, from its analysis start (the judge's tests are valid at any look);
     a stage that passed (an approval pause before the next shift), on a window from the pause's
-    start. Only a rollback acts: a pass never answers for the person.
+    start, begun again on its latest half whenever it grows past the stage's bake. Only a
+    rollback acts: a pass never answers for the person.
 
     The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
     and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
@@ -457,6 +458,13 @@ class PauseWatch:
         judge = judge_for_stage(spec, state.stage_index)
         if self.history is None:
             self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
+        period = spec.analysis.interval_seconds
+        window = max(spec.stages[state.stage_index].bake_seconds, 2 * period)
+        if state.passed and now - self.start > window:
+            # A passed stage's window starts again on its latest half once it is as long as the
+            # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
+            # window of weeks at every look. Restarted on time alone, each window stays valid.
+            self.start = math.ceil((now - window / 2) / period) * period
         observation = _task(metrics.observe, True)(env.metrics, self.start, now)
         settled_until = now - spec.analysis.metrics_delay_seconds
         healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
