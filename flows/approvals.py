@@ -42,7 +42,7 @@ from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
 from flows.hooks import own_words
-from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, answered_dead,
+from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, answered_dead,
                                timed_out, unanswered_by, waiting_prefix)
 from rollway.decide import Pause
 from rollway.failure_words import end_said
@@ -325,13 +325,26 @@ def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> l
     return stamps
 
 
+class _Ended(Exception):
+    """The pause's watch ended it (``reason``): the run leaves it without waiting for an answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _wait_for_resume(
-    client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float
+    client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float,
+    watch: Watch | None = None,
 ) -> bool:
     """Read the run's state every ``poll_interval`` seconds until it is resumed (True) or its
     pause times out (False, at the monotonic ``deadline`` or when the server expired it).
 
+    ``watch`` is called at each poll of a run still paused (``rollway.approvals.Watch``): the
+    engine judges the canary meanwhile, on the rollout clock.
+
     Raises:
+        _Ended: the watch ended the pause.
         CancelledWhilePaused: the run was cancelled while it waited.
         PauseInterrupted: it was moved to any other state.
     """
@@ -347,6 +360,8 @@ def _wait_for_resume(
         if not state.is_paused():
             raise _left_for(state)
         waiting.say()
+        if watch is not None and (reason := watch()) is not None:
+            raise _Ended(reason)
         left = deadline - time.monotonic()
         if left <= 0:
             return False
@@ -354,8 +369,9 @@ def _wait_for_resume(
 
 
 def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
-                     through: Callable[[Callable[[], T]], T] = lambda call: call()) -> None:
+                     through: Callable[[Callable[[], T]], T] = lambda call: call(), message: str | None = None) -> None:
     """Take the run out of a pause nobody answered, so the rollback (or the next pause) can run.
+    ``message``: the Running state's, which says why to whoever then tries to answer.
 
     A person's resume may land at any moment of this, even between a read of Paused and the
     proposal of Running (the server accepts Running over Running): the caller looks for a
@@ -380,7 +396,7 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         if not (state.is_paused() or _expired(state, paused)):
             raise _left_for(state)
         # Proposed again after an outage even if the first one landed: Running over Running is accepted.
-        state = through(lambda: propose_state(client, Running(), run_id))
+        state = through(lambda: propose_state(client, Running(message=message), run_id))
     _stop_if_cancelled(state)
     if not state.is_running():
         raise _left_for(state)
@@ -449,9 +465,13 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
     The approver raises CancelledWhilePaused when the run is cancelled during the pause, and
     PauseInterrupted when it is moved out of the pause some other way.
+
+    Given a ``watch`` (``rollway.approvals.Watch``), it calls it at every poll, and leaves the
+    pause when it says so: the run goes back to Running, no answer is waited for, and it returns
+    None (or the answer stored at that very moment, which the engine does not apply).
     """
 
-    def answer(pause: Pause, summary: str) -> ApprovalAnswer:
+    def answer(pause: Pause, summary: str, watch: Watch | None = None) -> ApprovalAnswer | None:
         log = get_run_logger()
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
@@ -471,7 +491,9 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             def through(call):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval)
 
-            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at),
+            # Said where `rollway promote` and `status` show the pause: its answer may be too late.
+            judged = "; meanwhile the run keeps judging the canary and rolls back on its own if it fails" if watch else ""
+            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
                             lambda call: _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
                                                           "still trying to pause for an answer"))
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
@@ -484,7 +506,18 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                      "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 
-            if _wait_for_resume(client, run_id, paused, deadline, poll_interval):
+            try:
+                resumed = _wait_for_resume(client, run_id, paused, deadline, poll_interval, watch)
+            except _Ended as ended:
+                # Running again, with no answer waited for: a resume from now on is refused (the
+                # run is not paused), its message saying why. One stored at this very moment is
+                # handed to the engine, which records it as not applied.
+                left = f"left its {pause.cause} pause without an answer: {ended.reason}"
+                _back_to_running(client, run_id, paused, through, message=left)
+                log.warning("the pause ends unanswered: %s; an answer given from now on is refused", ended.reason)
+                given = through(lambda: _stored_answer(form, paused, run_id))
+                return None if given is None else _answer_of(given)
+            if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))
             else:
                 _back_to_running(client, run_id, paused, through)
@@ -493,16 +526,18 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id))
             if given is not None:
-                return ApprovalAnswer(
-                    action=given.action, approver=given.approver.strip(), comment=given.comment,
-                    next_weight=given.next_weight,
-                )
+                return _answer_of(given)
         unanswered = timed_out(approvals)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
         return unanswered
 
     return answer
+
+
+def _answer_of(given: ApprovalInput) -> ApprovalAnswer:
+    return ApprovalAnswer(action=given.action, approver=given.approver.strip(), comment=given.comment,
+                          next_weight=given.next_weight)
 
 
 _RESPONSE = "-response"
@@ -555,8 +590,7 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
         described = by_key.get(f"{base}-description")
         asked = _ASKED.search(str(json.loads(described.value))) if described is not None else None
         found.append(UnheardAnswer(
-            answer=ApprovalAnswer(action=form.action, approver=form.approver.strip(), comment=form.comment,
-                                  next_weight=form.next_weight),
+            answer=_answer_of(form),
             run=f"{run.name} ({run.id})", answered_at=answered_at, silent_since=silent,
             question=asked.group(1) if asked else None))
     return sorted(found, key=lambda unheard: unheard.answered_at)

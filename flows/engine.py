@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from flows.approvals import duration_said
-from rollway.approvals import ApprovalAnswer, Approver, next_stage_for
+from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
 
@@ -248,10 +248,6 @@ WRITE_RETRY_FIRST_DELAY_SECONDS = PATIENT_FIRST_DELAY_SECONDS
 LOST_ANSWER_READ_BACK_SECONDS = 5.0
 
 
-# How often a write the load balancer has not answered says it is still waited for (wall seconds).
-WRITE_WAITING_SAID_EVERY_SECONDS = 10.0
-
-
 def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weights, timeout_seconds: float,
                          lost_timeout_seconds: float, first: FirstRead) -> Weights:
     log = get_run_logger()
@@ -266,7 +262,7 @@ def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weight
         # balancer, and a rollback's move to stable must not give up before they do. Said while it
         # lasts instead: a load balancer that stopped answering held the rollback a minute, silent.
         first.answered(within(math.inf, lambda: traffic.set_weights(writer, target), name="rollway-write-elbv2",
-                              waiting=waiting, every=WRITE_WAITING_SAID_EVERY_SECONDS))
+                              waiting=waiting))
     except Exception as err:
         # What this send read before it failed, if it did, is in ``first`` already (``dropping_others``).
         return undoable.landed_although_lost(env.router, target, err, lost_timeout_seconds)
@@ -388,6 +384,111 @@ class StageTracker:
         )
 
 
+class PauseWatch:
+    """What the run keeps looking at while a person is asked, the canary serving traffic: every
+    ``interval_seconds`` of the rollout clock, the weights and the canary's service as this run
+    set them (``_interference``) and the judge with the guardrails on its metrics (``assess``).
+    A pause waits up to an hour by default, and a canary holding 5-75 % of the traffic that began
+    failing meanwhile served errors to users until a person answered or the pause timed out.
+
+    A stage still running (the judge could not decide: an inconclusive or metrics pause) is
+    judged on its own window, from its analysis start (the judge's tests are valid at any look);
+    a stage that passed (an approval pause before the next shift), on a window from the pause's
+    start, begun again on its latest half whenever it grows past the stage's bake. Only a
+    rollback acts: a pass never answers for the person.
+
+    The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
+    and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
+    """
+
+    def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
+                 tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float) -> None:
+        self.env, self.spec, self.state, self.weights = env, spec, state, weights
+        self.tracker, self.history = tracker, history
+        period = spec.analysis.interval_seconds
+        # A passed stage's window: from the first whole period of the pause (see analysis_start).
+        self.start = analysis_start(spec, state) if not state.passed else math.ceil(since / period) * period
+        self.next_look = since + period
+        self.ended: tuple[Weights, str, str] | None = None  # (weights, reason, actor) of the rollback
+
+    def __call__(self) -> str | None:
+        if self.ended is not None:
+            return self.ended[1]
+        if self.env.clock.now() < self.next_look:
+            return None
+        return self.look()
+
+    def look(self, answering: bool = False) -> str | None:
+        """Look now, whenever the last look was; the reason to end the pause, or None.
+        ``answering``: the look made before an approval is taken."""
+        log, spec, state = get_run_logger(), self.spec, self.state
+        now = self.env.clock.now()
+        self.next_look = now + spec.analysis.interval_seconds
+        weight = spec.stages[state.stage_index].weight
+        try:
+            changed = _interference(self.env, spec, self.weights,
+                                    "taking the approval" if answering else "waiting for an answer", inline=True)
+            if changed is not None:
+                self.ended = changed
+                return changed[1]
+            verdict = self._judged(now)
+        except Exception as err:  # noqa: BLE001 - a look that failed leaves the pause as it was
+            # Failing the run here would have its hooks roll back a rollout a person may be approving.
+            log.warning("paused at %s%%: could not look at the canary (%s); %s", weight, err,
+                        "the approval is taken on the looks before" if answering else
+                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; still waiting for an answer")
+            return None
+        # The same decision as a look during the stage; a passed stage's is judged as if running.
+        decision = decide(spec, state.model_copy(update={"passed": False}), verdict, now)
+        if isinstance(decision, Rollback):
+            reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
+                                        else " (judged while the run waited for an answer, before anyone gave one)")
+            log.warning("paused at %s%%: the canary failed the judge %s: %s; %s and the rollout rolls back", weight,
+                        "before the approval was taken" if answering else "while the run waited for an answer",
+                        decision.reason, "the approval is not applied" if answering else "the pause ends unanswered")
+            self.ended = (self.weights, reason, asked_by(decision.reason))
+            return reason
+        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); %s", weight,
+                 verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}", f"{verdict.baseline_requests:,}",
+                 "the approval is taken" if answering else "still waiting for an answer")
+        return None
+
+    def _judged(self, now: float) -> Verdict:
+        env, spec, state = self.env, self.spec, self.state
+        judge = judge_for_stage(spec, state.stage_index)
+        if self.history is None:
+            self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
+        period = spec.analysis.interval_seconds
+        window = max(spec.stages[state.stage_index].bake_seconds, 2 * period)
+        if state.passed and now - self.start > window:
+            # A passed stage's window starts again on its latest half once it is as long as the
+            # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
+            # window of weeks at every look. Restarted on time alone, each window stays valid.
+            self.start = math.ceil((now - window / 2) / period) * period
+        observation = _task(metrics.observe, True)(env.metrics, self.start, now)
+        settled_until = now - spec.analysis.metrics_delay_seconds
+        healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
+                                                 seconds=spec.verify_timeout_seconds, inline=True)
+        verdict = assess(judge, spec.guardrails, observation,
+                         stage_over=not state.passed and stage_over(spec, state, now),
+                         history=self.history or (), settled_until=settled_until, healthy_targets=healthy)
+        # A running stage's row counts its looks during the pause; a passed stage's row is final.
+        fresh = (self.tracker.alerts.new(verdict) if state.passed
+                 else self.tracker.update(observation, verdict, settled_until))
+        stage_alerts(env, spec, state, fresh, inline=True)
+        return verdict
+
+
+def stage_alerts(env: Environment, spec: RolloutSpec, state: StageState, fresh: list[str], inline: bool = False) -> None:
+    """Tell people of a stage's alerts of a kind not raised before (``StageTracker.update``).
+    Alerts do not roll back; they reach people once per kind of trouble per stage."""
+    weight = spec.stages[state.stage_index].weight
+    for alert in fresh:
+        get_run_logger().warning("stage %s%%: %s", weight, alert)
+        metrics.alert(env.notifier, f"Alert: {env.targets.canary_service}", f"Stage {weight}% of {spec.image}: {alert}",
+                      targets=env.targets, inline=inline)
+
+
 def baked_by_said(stage: Stage) -> str:
     """What a look the judge passes before ``stage``'s minimum bake waits for, as its log line ends:
     the bake in whole seconds (a 20-day one read "1.728e+06 s")."""
@@ -430,6 +531,20 @@ def run_stages(
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
     held: ApprovalAnswer | None = None  # a person's hold the next pause asks again after
+    watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
+
+    def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
+        """Roll back as the look that ended the pause said; an answer given at that moment is
+        recorded as not applied: the judge (or the drift) came first."""
+        live, reason, who = watch.ended
+        if answer is not None:
+            why = f"not applied: the run's look at the canary came first, and the rollout rolls back: {reason}"
+            log.warning("%s's answer (%s) %s", answer.approver, answer.action, why)
+            journal.refused(decision, answer, why)
+        if state.stage_index >= 0 and not state.passed:
+            finish_stage("rollback", env.clock.now())
+        log.warning("rolling back: %s", reason)
+        return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -454,12 +569,7 @@ def run_stages(
                                                      seconds=spec.verify_timeout_seconds)
             verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
                              history=history or (), settled_until=settled_until, healthy_targets=healthy)
-            for alert in tracker.update(observation, verdict, settled_until):
-                # Alerts do not roll back; they reach people once per kind of trouble per stage.
-                log.warning("stage %s%%: %s", spec.stages[state.stage_index].weight, alert)
-                metrics.alert(env.notifier, f"Alert: {env.targets.canary_service}",
-                               f"Stage {spec.stages[state.stage_index].weight}% of {spec.image}: {alert}",
-                               targets=env.targets)
+            stage_alerts(env, spec, state, tracker.update(observation, verdict, settled_until))
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 
@@ -497,7 +607,7 @@ def run_stages(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage, accepted=state.accepted,
             )
-            tracker, history, held = StageTracker(), None, None
+            tracker, history, held, watch = StageTracker(), None, None, None
             try:
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
             except RolloutEnded:
@@ -531,41 +641,67 @@ def run_stages(
             # (the run's name is random), and before the first stage its table has no row at all.
             what = (f"{_plain(spec.image)} on {_plain(env.targets.canary_service)}: "
                     f"traffic now {weights} (stable/canary)")
+            # Judged while it waits when the canary has traffic; before the first stage it has none.
+            watched = state.stage_index >= 0 and weights.canary > 0
+            if watched and (watch is None or watch.state is not state):
+                watch = PauseWatch(env, spec, state, weights, tracker, history, since=now)
+            judging = (f"While this pause waits, the run keeps judging the canary every "
+                       f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
+                       "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
+                       if watched else "")
             journal.asking(decision, held)
             held = None
-            answer = approver(decision, f"**{decision.reason}**\n\n{what}\n\n{note}{summary}\n\n"
-                              + next_weight_hint(spec, decision, state.until_stage))
+            answer = ask(approver, decision, f"**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
+                         + next_weight_hint(spec, decision, state.until_stage), watch if watched else None)
+            # An approval is taken only after one more look: one given between two looks (a minute
+            # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.
+            if watched and (watch.ended is not None
+                            or (answer is not None and answer.action == "approve" and watch.look(answering=True))):
+                return ended_by_watch(decision, answer)
+            if answer is None:
+                raise TypeError(f"the approver gave no answer to the pause ({decision.reason}), which nothing ended")
             target = None
-            if answer.action == "approve":
-                try:
-                    if decision.cause == "approval":
-                        target = approved_stage(spec, decision, answer, state.until_stage)
-                    elif answer.next_weight is not None:
-                        # Accepting a stage the judge could not pass is not a skip ahead: silently
-                        # shifting to the next stage instead would lose the person's choice.
-                        article = "an" if decision.cause[0] in "aeiou" else "a"  # an inconclusive, a metrics
-                        raise ValueError(f"next_weight ({answer.next_weight}%) applies only at an approval pause; "
-                                         f"this is {article} {decision.cause} pause: approve without it to accept "
-                                         "this stage")
-                except ValueError as refused:
-                    # Checked before anything is recorded: a refused answer approves nothing. It is
-                    # recorded as refused (who, what, why), beside the history: the pause stays open.
-                    log.warning("approval not applied: %s; asking again", refused)
-                    journal.refused(decision, answer, str(refused))
-                    # The next form says why it asks again: from the UI the answer looks lost otherwise.
-                    # The name is shown as typed on one line: markdown in it would render in the form.
-                    refusal = (f"{_plain(answer.approver)}'s approval was not applied: {_plain(str(refused))}. "
-                               "Please answer again.")
-                    # Asked again at once: the person who mistyped is at the form now, and an analysis
-                    # interval later (an hour, at interval_seconds 3600) they had gone.
-                    continue
+            try:
+                if answer.action == "approve" and decision.cause == "approval":
+                    target = approved_stage(spec, decision, answer, state.until_stage)
+                elif answer.action == "approve" and answer.next_weight is not None:
+                    # Accepting a stage the judge could not pass is not a skip ahead: silently
+                    # shifting to the next stage instead would lose the person's choice.
+                    article = "an" if decision.cause[0] in "aeiou" else "a"  # an inconclusive, a metrics
+                    raise ValueError(f"next_weight ({answer.next_weight}%) applies only at an approval pause; "
+                                     f"this is {article} {decision.cause} pause: approve without it to accept "
+                                     "this stage")
+                elif answer.action == "hold" and answer.next_weight is not None:
+                    # A hold keeps the traffic where it is: a weight with it may have meant an
+                    # approval to skip ahead, and holding silently would lose that choice.
+                    raise ValueError(f"next_weight ({answer.next_weight}%) goes only with approve: hold keeps the "
+                                     f"traffic at {weights.canary}%; answer hold without it, or approve with it")
+            except ValueError as refused:
+                # Checked before anything is recorded: a refused answer approves nothing. It is
+                # recorded as refused (who, what, why), beside the history: the pause stays open.
+                said = "approval" if answer.action == "approve" else answer.action
+                log.warning("%s not applied: %s; asking again", said, refused)
+                journal.refused(decision, answer, str(refused))
+                # The next form says why it asks again: from the UI the answer looks lost otherwise.
+                # The name is shown as typed on one line: markdown in it would render in the form.
+                refusal = (f"{_plain(answer.approver)}'s {said} was not applied: {_plain(str(refused))}. "
+                           "Please answer again.")
+                # Asked again at once: the person who mistyped is at the form now, and an analysis
+                # interval later (an hour, at interval_seconds 3600) they had gone.
+                continue
+            if answer.action == "reject" and answer.next_weight is not None:
+                # Never refused: a person who rejects wants the traffic off the canary now.
+                log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
+                            "rolls back", answer.approver, answer.next_weight)
             journal.answered(decision, answer, target)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
+            # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
+            answered = env.clock.now()
             if answer.action == "reject":
                 # Rejected while a stage bakes: that stage ends rejected. Before the first
                 # stage (index -1) no stage ran, and none is reported.
                 if state.stage_index >= 0 and not state.passed:
-                    finish_stage("rejected", now)
+                    finish_stage("rejected", answered)
                 # A blank comment (the form takes "  " or a bare line break) says nothing: the
                 # page then gave no reason at all.
                 why = (timeout_reason(answer.comment, decision.reason) if answer.timed_out
@@ -580,6 +716,10 @@ def run_stages(
                 # rollout by its notifications never heard that it waits for them once more.
                 held = None if answer.timed_out else answer
                 env.clock.sleep(spec.analysis.interval_seconds)
+                # A running stage is judged by the next tick; a passed one only by the watch, which
+                # looks now: the hold's interval must not go blind.
+                if watched and state.passed and watch.look() is not None:
+                    return ended_by_watch(decision, None)
                 continue
             if target is not None:
                 # decide() shifts to the approved stage next, skipping any stages in between
@@ -587,7 +727,7 @@ def run_stages(
                 state = state.model_copy(update={"approved": target})
             else:
                 # A person accepts an inconclusive stage: it counts as passed, on their word.
-                finish_stage(f"accepted by {answer.approver}", now)
+                finish_stage(f"accepted by {answer.approver}", answered)
                 state = state.model_copy(update={"passed": True,
                                                  "accepted": (*state.accepted, (state.stage_index, answer.approver))})
             continue
@@ -647,17 +787,18 @@ def evidence(journal: Journal, shown: list[StageReport], next_stage: int) -> str
 
 
 def canary_targets_if_unattributed(env: Environment, observation: Observation, *, monitoring: bool,
-                                   seconds: float) -> int | None:
+                                   seconds: float, inline: bool = False) -> int | None:
     """The canary's healthy targets when ``observation`` holds load-balancer 5xx and no request
     count at all: only they say whether those 5xx are its (none: it refuses its traffic, and
     rolls back). None otherwise, or when they cannot be read within ``seconds`` (the spec's
-    ``verify_timeout_seconds``; unknown: no pass, no rollback)."""
+    ``verify_timeout_seconds``; unknown: no pass, no rollback). ``inline``: see ``_task``."""
     if not unattributed(observation, monitoring=monitoring):
         return None
-    return traffic.healthy_targets_or_unknown(env.router, "canary", seconds)
+    return traffic.healthy_targets_or_unknown(env.router, "canary", seconds, inline=inline)
 
 
-def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float) -> tuple[Interval, ...] | None:
+def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: float,
+                     inline: bool = False) -> tuple[Interval, ...] | None:
     """The baseline's intervals in the ``calibration_seconds`` before a stage: one read per stage
     (None when the read failed, and the next look reads again).
 
@@ -674,10 +815,12 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
     is therefore logged and the look judged without them rather than stopped. It is read again
     at the next look: one throttled read used to leave the whole stage without the load
     balancer's 5xx rate before it, and a steady background then kept a healthy canary from passing.
+
+    ``inline``: see ``_task``.
     """
     seconds = spec.analysis.calibration_seconds or BACKGROUND_SECONDS
     end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
-    past = metrics.observe(env.metrics, end - seconds, end)
+    past = _task(metrics.observe, inline)(env.metrics, end - seconds, end)
     if past.error is not None:
         get_run_logger().warning("baseline history unavailable (%s); judging this look without it and reading it "
                                  "again at the next", past.error)
@@ -726,7 +869,14 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
     return next_stage_for(spec, pause, answer.next_weight, until_stage)
 
 
-def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights | None:
+def _task(task, inline: bool):
+    """``task`` as a task run of the flow run, or its function alone when ``inline``: while the
+    run is paused for an answer the Prefect server runs none of its tasks ("The flow is paused,
+    new tasks can execute after resuming"), and the looks made then read AWS directly."""
+    return task.fn if inline else task
+
+
+def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool = False) -> Weights | None:
     """The load balancer's weights when they are not ``expected``, None when they are.
 
     One read when they match (the normal path); otherwise they are read again, so that a stale
@@ -734,14 +884,16 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
     lag (``verify_timeout_seconds``): the reads made again get what the first left of it (at
     least one is made), where they got a whole lag more, and the check took up to twice it.
 
+    ``inline``: see ``_task``.
+
     Raises:
         ReadBackUnanswered: the load balancer did not answer a read within the lag.
     """
     deadline = time.monotonic() + lag_seconds
-    if traffic.weights_within(env.router, lag_seconds) == expected:
+    if _task(traffic.weights_within, inline)(env.router, lag_seconds) == expected:
         return None
     try:
-        traffic.verify_weights(env.router, expected, lag_seconds, left=deadline - time.monotonic())
+        _task(traffic.verify_weights, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
@@ -750,36 +902,42 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float) -> Weights |
 def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,
                   before: Callable[[], object] | None = None) -> RolloutResult | None:
     """Roll back (calling ``before`` first) when someone else changed what this run set, and it
-    would otherwise go on ``instead``: the load balancer's weights (``_drift``), or the canary
+    would otherwise go on ``instead`` (``_interference``). None when nothing was changed."""
+    changed = _interference(env, spec, weights, instead)
+    if changed is None:
+        return None
+    if before is not None:
+        before()
+    live, reason, actor = changed
+    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor)
+
+
+def _interference(env, spec, weights: Weights, instead: str, inline: bool = False) -> tuple[Weights, str, str] | None:
+    """What someone else changed of what this run set, said (logged) as the reason it rolls back
+    instead of going on ``instead``: the load balancer's weights (``_drift``), or the canary
     service scaled to 0 while the load balancer sends it a share of the traffic (a `terraform
     apply` of its desired count, or a person stopping it), which turns those users away. Going
     on, a shift scaled the canary up again without a word, overriding whoever scaled it down.
-    None when nothing was changed."""
-    live = _drift(env, weights, spec.verify_timeout_seconds)
-    reason = None
-    if live is None and weights.canary > 0:
-        canary = ecs.describe_service(env.deployer, env.targets.canary_service)
+
+    Returns:
+        (the weights the rollback starts from, its reason, its actor "drift"), or None when
+        nothing was changed. ``inline``: see ``_task``.
+    """
+    live = _drift(env, weights, spec.verify_timeout_seconds, inline)
+    if live is not None:
+        reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the traffic was "
+                  f"moved by someone else, so this run rolls back instead of {instead}")
+        get_run_logger().warning(reason)
+        return live, reason, "drift"
+    if weights.canary > 0:
+        canary = _task(ecs.describe_service, inline)(env.deployer, env.targets.canary_service)
         if canary.desired == 0:
             reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "
                       f"balancer sends it {weights.canary}% of the traffic, which it turns away: this run rolls back "
                       f"instead of {instead}")
             get_run_logger().warning(reason)
-    if live is None and reason is None:
-        return None
-    if before is not None:
-        before()
-    if live is not None:
-        return _moved_by_someone_else(env, spec, rollback, journal, reports, live, weights, instead)
-    return _rolled_back(env, spec, rollback, journal, reports, weights, reason, actor="drift")
-
-
-def _moved_by_someone_else(env, spec, rollback, journal, reports, live: Weights, weights: Weights,
-                           instead: str) -> RolloutResult:
-    """Roll back because the load balancer holds ``live``, not the ``weights`` this run set."""
-    reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the traffic was "
-              f"moved by someone else, so this run rolls back instead of {instead}")
-    get_run_logger().warning(reason)
-    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor="drift")
+            return weights, reason, "drift"
+    return None
 
 
 def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:

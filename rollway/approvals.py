@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
@@ -64,15 +65,51 @@ def timed_out(approvals: Approvals) -> ApprovalAnswer:
     )
 
 
-# Called by the engine at each Pause with the decision and a markdown summary of the stage.
-Approver = Callable[[Pause, str], ApprovalAnswer]
+# What an approver calls while it waits for an answer, every poll: None to keep waiting, or why
+# the pause ends without an answer (the canary failed the judge, or its traffic was moved). The
+# engine keeps the rollout clock and the judge; the approver only leaves the pause when told.
+Watch = Callable[[], "str | None"]
+
+# Called by the engine at each Pause with the decision and a markdown summary of the stage, and
+# ``watch=`` when the canary has traffic meanwhile (``ask``). Returns the answer; None only when
+# the watch ended the pause and no answer had been given (one given at that moment is returned,
+# and the engine says it was not applied).
+Approver = Callable[..., "ApprovalAnswer | None"]
 
 
-def scripted(*answers: ApprovalAnswer) -> Approver:
-    """An approver that replays given answers in order (tests, and unattended demo runs)."""
+def ask(approver: Approver, pause: Pause, summary: str, watch: Watch | None) -> ApprovalAnswer | None:
+    """``approver``'s answer to ``pause``, given ``watch`` when it takes one (a ``watch``
+    parameter: rollway's approvers do). One written for the two-argument form (a script's, a
+    test's) answers without it: the run then judges nothing while it waits in it."""
+    if watch is not None and _takes_watch(approver):
+        return approver(pause, summary, watch=watch)
+    return approver(pause, summary)
+
+
+def _takes_watch(approver: Approver) -> bool:
+    try:
+        parameters = inspect.signature(approver).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): the two-argument form
+        return False
+    return any(p.name == "watch" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def scripted(*answers: ApprovalAnswer, clock=None, after_seconds: float = 0.0, poll_seconds: float = 2.0) -> Approver:
+    """An approver that replays given answers in order (tests, and unattended demo runs).
+
+    ``clock`` and ``after_seconds``: each answer comes that many seconds of ``clock`` (the
+    rollout's) after its pause began, as from a person who takes a while; the pause's watch is
+    called every ``poll_seconds`` meanwhile, and a watch that ends the pause takes no answer.
+    """
     queue = list(answers)
 
-    def answer(pause: Pause, summary: str) -> ApprovalAnswer:
+    def answer(pause: Pause, summary: str, watch: Watch | None = None) -> ApprovalAnswer | None:
+        if clock is not None and after_seconds > 0:
+            due = clock.now() + after_seconds
+            while clock.now() < due:
+                if watch is not None and watch() is not None:
+                    return None  # nobody answered: the pause ended first
+                clock.sleep(min(poll_seconds, due - clock.now()))
         if not queue:
             raise RuntimeError(f"no scripted answer left for pause: {pause.reason}")
         return queue.pop(0)
@@ -81,8 +118,12 @@ def scripted(*answers: ApprovalAnswer) -> Approver:
 
 
 def auto_approve(actor: str = "auto") -> Approver:
-    """Approves every pause: for flows run with approvals explicitly turned off."""
-    return lambda pause, summary: ApprovalAnswer(action="approve", approver=actor, comment="approvals disabled")
+    """Approves every pause: for flows run with approvals explicitly turned off. It answers at
+    once, so its pauses have nothing to watch (``watch`` is taken and never called)."""
+    def answer(pause: Pause, summary: str, watch: Watch | None = None) -> ApprovalAnswer:
+        return ApprovalAnswer(action="approve", approver=actor, comment="approvals disabled")
+
+    return answer
 
 
 def next_stage_for(spec, pause: Pause, next_weight: int, until_stage: int | None = None) -> int:

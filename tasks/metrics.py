@@ -40,7 +40,8 @@ def notify(notifier: Notifier, subject: str, message: str) -> str:
     return notifier.notify(subject, message)
 
 
-def alert(notifier: Notifier, subject: str, message: str, targets: Targets | None = None) -> str | None:
+def alert(notifier: Notifier, subject: str, message: str, targets: Targets | None = None, *,
+          inline: bool = False) -> str | None:
     """Send an alert, which acts on nothing: if SNS still refuses after ``notify``'s retries, log
     it and go on. A rollout (or a monitoring window) must not fail, and its hooks roll back,
     because a message about slow responses could not be sent.
@@ -48,6 +49,9 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     A publish the role may not make is logged as the statement of the rollout's policy granting
     it (``rollout_said``, with the run's ``targets``): AWS's bare refusal said nothing of what to
     add to the role, and every alert after it went unsent the same way.
+
+    ``inline``: sent once, without a task run, as a paused run must (the Prefect server runs no
+    task of it).
 
     Returns:
         The message id, or None when it was not sent.
@@ -57,7 +61,7 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     from rollway.aws.denied import rollout_said
 
     try:
-        return notify(notifier, subject, message)
+        return (notify.fn if inline else notify)(notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
         said = rollout_said(err, targets)
         get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)

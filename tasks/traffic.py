@@ -168,7 +168,8 @@ def healthy_targets(router: TrafficRouter, version: str, wait: tuple[float, floa
                         seconds=seconds, bound=bound, left=left)
 
 
-def healthy_targets_or_unknown(router: TrafficRouter, version: str, seconds: float) -> int | None:
+def healthy_targets_or_unknown(router: TrafficRouter, version: str, seconds: float, *,
+                               inline: bool = False) -> int | None:
     """``healthy_targets`` within the spec's ``verify_timeout_seconds`` (``seconds``: a single look,
     not a wait for health checks), or None (logged) when they cannot be read by then.
 
@@ -176,9 +177,12 @@ def healthy_targets_or_unknown(router: TrafficRouter, version: str, seconds: flo
     None is "unknown", on which a stage never passes and nothing is rolled back. Failing the
     run instead would have its hook roll back a canary, or a promoted release, over a read
     made only to attribute a few stray 5xx.
+
+    ``inline``: read without a task run, as a paused run must (the Prefect server runs no task of it).
     """
+    look = healthy_targets.fn if inline else healthy_targets
     try:
-        return healthy_targets(router.reading(seconds), version, wait=(seconds, seconds), bound="verify_timeout_seconds")
+        return look(router.reading(seconds), version, wait=(seconds, seconds), bound="verify_timeout_seconds")
     except Exception as err:  # noqa: BLE001 - any failure to read leaves them unknown, said in the log
         get_run_logger().error("could not read the %s's healthy targets (%s): whose the load balancer's 5xx "
                                "are stays unknown this tick", version, err)

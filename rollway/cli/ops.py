@@ -378,7 +378,8 @@ def find_paused_run(client: Any, service: Service, record: RolloutRecord | None,
                               "--flow-run id (`rollway status` names the service's paused run), or leave --flow-run "
                               f"out to answer that run; {nothing_done}")
         if not _is_paused(run):
-            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}, not paused, so it waits for "
+            raise NoPausedRun(f"flow run {run.name!r} ({run.id}) is {_state_name(run)}{_left_pause(run)}, not paused, "
+                              "so it waits for "
                               "no answer: `rollway status` shows where the rollout stands and the run that waits, if "
                               f"any; {nothing_done}")
         return run
@@ -477,6 +478,13 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
 
 def _state_name(run: Any) -> str:
     return run.state.name if run.state is not None else "without a state"
+
+
+def _left_pause(run: Any) -> str:
+    """Why a Running run left its pause, when it says (`` (...)``): rollway's approver sets it on a
+    pause the run ended unanswered, the judge rolling the rollout back while it waited."""
+    said = " ".join(str(run.state.message or "").split()) if run.state is not None and run.state.is_running() else ""
+    return f" ({said})" if said else ""
 
 
 def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
@@ -621,7 +629,7 @@ def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) ->
         return ResumeRefused(f"{name}'s pause timed out at {due.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
                              f"before this answer{asked}; it is {now} now, and this answer was not taken")
     why = f" ({reason})" if reason else ""
-    return ResumeRefused(f"{name} cannot be resumed: it is {now}, not paused{why}")
+    return ResumeRefused(f"{name} cannot be resumed: it is {now}{_left_pause(run)}, not paused{why}")
 
 
 def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seconds: float, poll_seconds: float = 0.5) -> Any:

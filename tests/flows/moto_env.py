@@ -70,6 +70,14 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
 
     ``env``'s clock is a PacedClock: what the rollout reads of the metrics does not depend on how
     busy the machine is."""
+    with simulation(aws, canary_error_rate, tag=tag, rps=rps, seed=seed) as (env, image, _):
+        yield env, image
+
+
+@contextmanager
+def simulation(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float = 1000.0, seed: int = 3):
+    """As ``simulated``, yielding the simulator too (env, image, simulator): a test may change how
+    the image behaves while the rollout runs (``TrafficSimulator.set_profile``)."""
     settings = ClockSettings(speed=SPEED, anchor=time.time())
     image = put_release_image(aws.get_client, aws.targets, tag)  # in ECR, where the rollout pins it
     simulator = TrafficSimulator(
@@ -80,7 +88,7 @@ def simulated(aws, canary_error_rate: float, *, tag: str = "2.0.0", rps: float =
         start=math.floor(settings.build().now() / 60) * 60,
     )
     with paced_environment(aws.get_client, aws.targets, settings, simulator) as env, simulator:
-        yield env, image
+        yield env, image, simulator
 
 
 @contextmanager

@@ -89,8 +89,8 @@ def test_a_skip_ahead_at_an_inconclusive_pause_is_refused_and_asked_again():
 
 def test_a_refused_answer_at_an_approval_pause_is_asked_again_at_once():
     """A weight that is no later stage was refused and the form came back an analysis interval
-    later (an hour, at interval_seconds 3600): the person who mistyped had gone by then. Nothing is
-    judged while the rollout waits for an approval, so nothing is waited for before asking again."""
+    later (an hour, at interval_seconds 3600): the person who mistyped had gone by then. The pause
+    itself keeps judging the canary while it waits, so nothing is waited for before asking again."""
     env = fake_environment()
     env.ledger = FakeLedger()
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=3600),
@@ -131,7 +131,7 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
 
     import flows.approvals
 
-    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval):
+    def last_poll_then_the_answer_lands(client, run_id, paused, deadline, poll_interval, watch=None):
         for _ in range(50):
             try:
                 resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
@@ -166,7 +166,7 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
             landed.append(True)
         return real_propose(client, state, run_id)
 
-    def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval):
+    def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval, watch=None):
         for _ in range(50):  # the run's pause is stored before the wait begins
             if client.read_flow_run(run_id).state.is_paused():
                 return False
@@ -202,7 +202,7 @@ def pause_left_unanswered(monkeypatch, on_timeout: str):
 
     seen = []
 
-    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval):
+    def read_the_form_then_time_out(client, run_id, paused, deadline, poll_interval, watch=None):
         keyset = paused.state_details.run_input_keyset
         seen.append((client.read_flow_run_input(run_id, keyset["description"]), client.read_flow_run(run_id).state))
         return False

@@ -309,3 +309,53 @@ def test_leaving_a_pause_the_server_expired_goes_back_to_running():
         time.sleep(1.2)
         _back_to_running(client, run_id, paused)
         assert client.read_flow_run(run_id).state.is_running()
+
+
+# --- a pause its watch ends: the judge rolls back while the run waits -----------------------------
+
+FAILED_LOOK = "5%: canary error rate 5.00% (50/1,000) is over the 1% guardrail"
+
+
+@flow(name="approvals-watched-pause")
+def watched_pause(looks_until_failed: int):
+    from prefect.context import FlowRunContext
+
+    from rollway.cli import ops
+    from rollway.decide import Pause
+
+    looks: list[int] = []
+
+    def watch():
+        looks.append(1)
+        return FAILED_LOOK if len(looks) >= looks_until_failed else None
+
+    asked = Pause(reason="5%: passed; approval needed before 25%", cause="approval", stage_index=1)
+    # A timeout of a minute: the test ends in well under a second unless the watch is not heard.
+    answer = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)(
+        asked, "the stage's table", watch=watch)
+    run_id = FlowRunContext.get().flow_run.id
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    try:
+        ops.resume(run_id, {"action": "approve", "approver": "dana", "comment": "late"})
+        refused = None
+    except ops.ResumeRefused as err:
+        refused = str(err)
+    with get_client(sync_client=True) as client:
+        try:
+            ops.find_paused_run(client, None, None, run_id)  # `rollway promote --flow-run <it>`
+            found = None
+        except ops.NoPausedRun as err:
+            found = str(err)
+    return answer, len(looks), state.type, state.message, refused, found
+
+
+def test_a_pause_its_watch_ends_is_left_at_once_and_a_resume_after_it_is_refused():
+    started = time.monotonic()
+    answer, looks, state, message, refused, found = watched_pause(3)
+    assert answer is None and looks == 3
+    assert time.monotonic() - started < 30, "the pause waited for its timeout"
+    assert state is StateType.RUNNING and FAILED_LOOK in message and message.startswith("left its approval pause")
+    # The person who answers next is told the run no longer waits, and why.
+    assert refused is not None and "cannot be resumed: it is Running" in refused and FAILED_LOOK in refused, refused
+    assert found is not None and "is Running (left its approval pause without an answer" in found, found

@@ -353,3 +353,203 @@ def test_a_canary_the_circuit_breaker_rolled_back_gets_no_traffic():
     assert all(not c.startswith("set_weights") or c.endswith("100/0") or "stable=100" in c
                for c in env.router.calls), env.router.calls
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+# --- the canary is judged while a pause waits for a person ----------------------------------------
+
+APPROVE = ApprovalAnswer(action="approve", approver="alice", comment="go on")
+
+
+def turns_bad_when_asked(env, approver, error_rate: float = 0.05):
+    """``approver``, the canary's errors rising to ``error_rate`` as its pause begins."""
+    from rollway.fakes import steady
+
+    def answer(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, error_rate)
+        return approver(pause, summary, watch=watch)
+
+    return answer
+
+
+def test_a_canary_that_fails_during_an_approval_pause_is_rolled_back_before_anyone_answers(caplog):
+    import logging
+
+    env = fake_environment(canary_error_rate=0.0)
+    # The person would answer an hour later: the judge rolls back long before.
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), turns_bad_when_asked(env, person))
+    assert result.outcome == "rolled_back", result.reason
+    assert result.reason.startswith("5%: ") and "guardrail" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.notifier.messages[-1][0].startswith("Rollback") and result.reason in env.notifier.messages[-1][1]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("prefect.flow_runs")]
+    assert any("the canary failed the judge while the run waited for an answer" in m for m in said), said
+    assert "while the run waited for an answer" in result.reason
+    # Rolled back within minutes of the pause, not at the answer an hour later.
+    assert result.rollback is not None
+    assert [r.decision for r in result.stages] == ["passed"]
+
+
+def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
+    import logging
+
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    began: list[float] = []
+
+    def asked(pause, summary, watch=None):
+        began.append(env.clock.now())
+        return person(pause, summary, watch=watch)
+
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
+    assert result.outcome == "promoted", result.reason
+    # Looked at every minute while it waited, on a window from the pause's start, each look said.
+    during = [w for w in env.metrics.windows if began[0] < w[1] < began[0] + 3600]
+    looks = [r.getMessage() for r in caplog.records if "still waiting for an answer" in r.getMessage()]
+    assert len(looks) == len(during) and looks[0].startswith("paused at 5%: the judge looked again: "), looks[:1]
+    assert len(during) >= 59 and began[0] <= during[0][0] < began[0] + 60, during[:3]
+    # Never longer than the stage's bake (600 s): an hour's window read and judged at every look
+    # grew with the pause, for weeks when its timeouts held.
+    assert max(end - start for start, end in during) <= 600, max(end - start for start, end in during)
+
+
+def moved_by_hand(env):
+    env.router.weights = Weights(stable=50, canary=50)
+
+
+def stopped_by_hand(env):
+    env.deployer.update_service(env.targets.canary_service, desired=0)
+
+
+@pytest.mark.parametrize(("meanwhile", "said"), [(moved_by_hand, "moved by someone else"),
+                                                 (stopped_by_hand, "scaled to 0 by someone else")],
+                         ids=["weights moved", "canary scaled to 0"])
+def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(meanwhile, said):
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+
+    def asked(pause, summary, watch=None):
+        meanwhile(env)
+        return person(pause, summary, watch=watch)
+
+    # The drift check reads moved weights again for up to this long (wall seconds) before it believes them.
+    rollout = spec(5, 25, 100, approval_at=(25,)).model_copy(update={"verify_timeout_seconds": 0.2})
+    result = canary_on(env, rollout, asked)
+    assert result.outcome == "rolled_back"
+    assert said in result.reason and "instead of waiting for an answer" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_pause_before_the_first_stage_is_not_watched():
+    env = fake_environment(canary_error_rate=0.0)
+    looked: list = []
+
+    def person(pause, summary, watch=None):
+        looked.append(watch)
+        return APPROVE
+
+    result = canary_on(env, spec(5, 100, approval_at=(5,)), person)
+    assert result.outcome == "promoted"
+    assert looked == [None]
+
+
+def test_a_hold_at_an_approval_pause_is_judged_before_the_pause_is_asked_again():
+    env = fake_environment(canary_error_rate=0.0)
+    from rollway.fakes import steady
+
+    hold = ApprovalAnswer(action="hold", approver="alice", comment="wait for the release notes")
+    # Two-argument: it never calls the watch, so only the hold's own look can see the canary fail.
+    answers = iter([hold, APPROVE])
+
+    def person(pause, summary):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        return next(answers)
+
+    result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
+    assert result.outcome == "rolled_back", result.reason
+    # Rolled back at 5 %, on the look after the hold: the approval given next was never asked for.
+    assert result.reason.startswith("5%: ") and "guardrail" in result.reason, result.reason
+    assert Weights.canary_at(25) not in [s.weights for s in result.stages]
+    assert next(answers, None) is APPROVE
+
+
+def test_a_hold_naming_a_next_weight_is_refused_and_asked_again(caplog):
+    import logging
+
+    env = fake_environment(canary_error_rate=0.0)
+    answers = scripted(ApprovalAnswer(action="hold", approver="alice", next_weight=100), APPROVE)
+    asked: list[str] = []
+
+    def person(pause, summary, watch=None):
+        asked.append(summary)
+        return answers(pause, summary, watch=watch)
+
+    with caplog.at_level(logging.WARNING):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
+    assert result.outcome == "promoted"
+    assert [s.weights.canary for s in result.stages] == [5, 25, 100], "the hold's weight was not skipped to"
+    assert len(asked) == 2 and "next_weight" in asked[1] and "hold" in asked[1], asked[1]
+    assert any("hold not applied" in r.getMessage() for r in caplog.records)
+
+
+def test_a_stage_the_judge_could_not_decide_is_judged_on_while_its_pause_waits():
+    """Too little traffic: the 5 % stage ends inconclusive and asks a person. The traffic comes
+    back with the canary failing: the stage's own window, judged on, rolls back, and its row says so."""
+    from rollway.fakes import steady
+
+    env = fake_environment(rps=0.01)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    causes = []
+
+    def asked(pause, summary, watch=None):
+        causes.append(pause.cause)
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        return person(pause, summary, watch=watch)
+
+    result = canary_on(env, spec(5, 25, 100), asked)
+    assert causes == ["inconclusive"]
+    assert result.outcome == "rolled_back" and result.reason.startswith("5%: "), result.reason
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "rollback")]
+    assert result.stages[0].canary.errors > 0
+
+
+def test_an_approval_given_between_two_looks_does_not_shift_a_canary_failing_by_then(caplog):
+    """The person answers approve five minutes into the pause, through an approver that never
+    calls the watch: the look made before the approval is taken finds the canary failing."""
+    import logging
+
+    from rollway.fakes import steady
+
+    env = fake_environment(canary_error_rate=0.0)
+
+    def person(pause, summary):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        env.clock.sleep(300)
+        return APPROVE
+
+    with caplog.at_level(logging.WARNING):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
+    assert result.outcome == "rolled_back", result.reason
+    assert result.reason.startswith("5%: ") and "judged when an approval came" in result.reason, result.reason
+    assert [s.weights.canary for s in result.stages] == [5]
+    assert any("alice's answer (approve) not applied: the run's look at the canary came first" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_stage_accepted_after_an_hour_long_pause_ends_when_it_was_accepted():
+    """The stage is judged while its pause waits: its row ends at the answer, not at the pause's start."""
+    env = fake_environment(rps=0.01)  # too little traffic: the 5 % stage ends inconclusive
+    accept = ApprovalAnswer(action="approve", approver="alice", comment="accept")
+    person = scripted(accept, accept, clock=env.clock, after_seconds=3600)
+    asked_at: list[float] = []
+
+    def asked(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        return person(pause, summary, watch=watch)
+
+    result = canary_on(env, spec(5, 100), asked)
+    first = result.stages[0]
+    assert first.decision == "accepted by alice"
+    assert first.ended_at == asked_at[0] + 3600, (first.ended_at - asked_at[0])

@@ -197,3 +197,58 @@ def test_unknown_target_group_fails_before_any_write(aws, watch_calls):
     assert isinstance(refused.value.__cause__, TargetNotFound)
     writes = [c for c in ecs_calls + elb_calls if not c.startswith(("Describe", "List", "Get"))]
     assert writes == []
+
+
+@flow(name="canary-moto-approval-pause")
+def canary_run_answered_by_nobody(env, rollout):
+    from flows.approvals import prefect_approver
+
+    return run_canary(env, rollout, prefect_approver(rollout.approvals, poll_interval=0.1))
+
+
+def test_a_canary_that_goes_bad_while_its_approval_waits_is_rolled_back_unanswered_on_aws(aws):
+    """The 5 % stage passes and the run pauses for the approval before 100 %, with a form nobody
+    answers (its timeout far off). The canary goes bad: the run keeps judging it, leaves its
+    pause, and rolls the traffic back on its own."""
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+        FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    from rollway.spec import Approvals
+    from tests.flows.moto_env import HEALTHY, simulation
+
+    paused = threading.Event()
+
+    def goes_bad_once_paused(simulator, image):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=["canary-moto-approval-pause"])),
+                    flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            if runs:
+                simulator.set_profile(image, HEALTHY.model_copy(update={"error_probability": 0.05}))
+                paused.set()
+                return
+            time.sleep(0.05)
+
+    with simulation(aws, canary_error_rate=0.001) as (env, image, simulator):
+        rollout = RolloutSpec(
+            image=image, monitor_seconds=0, approvals=Approvals(timeout_seconds=30, on_timeout="rollback"),
+            stages=[Stage(weight=5, bake_seconds=900, min_bake_seconds=120),
+                    Stage(weight=100, bake_seconds=900, min_bake_seconds=120, approval=True)])
+        watcher = threading.Thread(target=goes_bad_once_paused, args=(simulator, image), daemon=True)
+        watcher.start()
+        result = canary_run_answered_by_nobody(env, rollout)
+        watcher.join(5)
+    assert paused.is_set()
+    assert result.outcome == "rolled_back", result.reason
+    assert result.reason.startswith("5%: ") and "while the run waited for an answer" in result.reason, result.reason
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "passed")]
+    weights, stable, canary = read_back(aws)
+    assert weights == Weights(stable=100, canary=0) and canary.desired == 0

@@ -1265,3 +1265,29 @@ def test_a_canary_scaled_down_by_someone_else_is_said_when_the_next_shift_scales
     said = [r.getMessage() for r in caplog.records if "scaled" in r.getMessage()]
     assert any("runs 1 task(s), not the 2 this run scaled it to for 50%" in m and "scaling it to 3 for 75%" in m
                for m in said), said
+
+
+def test_a_canary_failing_during_an_approval_pause_is_rolled_back_and_recorded_without_an_answer():
+    """The judge's rollback during the pause is recorded as one during a stage is: its reason, the
+    guardrail as actor, and a page; an approval given at that very moment is recorded as not applied."""
+    env = env_with_ledger()
+
+    def asked(pause, summary, watch=None):
+        assert "keeps judging the canary every 60 s" in summary
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        # Time passes on the rollout clock; the watch ends the pause at its first look.
+        while watch() is None:
+            env.clock.sleep(2)
+        return ApprovalAnswer(action="approve", approver="dana", comment="just now")
+
+    result = progressive_on(env, APPROVAL_SPEC, asked)
+    assert result.outcome == "rolled_back" and env.router.weights == Weights(stable=100, canary=0)
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    start = next(t for t in record.history if t.kind == "rollback-start")
+    assert start.actor == "guardrail" and start.comment == result.reason and result.reason.startswith("5%: ")
+    assert "approve" not in kinds(env) and shifts(env) == [5]
+    (refused,) = record.refused_answers
+    assert (refused.actor, refused.action) == ("dana", "approve")
+    assert refused.reason.startswith("not applied: the run's look at the canary came first") and result.reason in refused.reason
+    assert env.notifier.messages[-1][0].startswith("Rollback")

@@ -26,6 +26,7 @@ from prefect_aws.client_parameters import AwsClientParameters
 
 from blocks.credentials import client_factory
 import flows.engine as engine
+import rollway.deadline
 import flows.monitor as monitor
 import flows.progressive as progressive
 import tasks.traffic as traffic
@@ -511,7 +512,7 @@ def test_a_rollback_on_a_load_balancer_slow_to_take_its_move_waits_for_it_and_sa
     Sooner than on a real account: the block gives each attempt 1 s (a user's own client config,
     kept), and the rollback says it still waits every half second rather than every 10 s."""
     AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=90, canary=10))
-    monkeypatch.setattr(engine, "WRITE_WAITING_SAID_EVERY_SECONDS", 0.5)
+    monkeypatch.setattr(rollway.deadline, "WAITING_SAID_EVERY_SECONDS", 0.5)
     attempt_seconds = 1.0
     health_read, closed = threading.Event(), threading.Event()
     held: list[str] = []
