@@ -37,7 +37,7 @@ from rollway.decide import (
 from rollway.bounds import seconds_said
 from rollway.deadline import within
 from rollway.environment import Environment
-from rollway.judge import assess, judge_for_stage
+from rollway.judge import assess, judge_for_pause_window, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
@@ -394,8 +394,9 @@ class PauseWatch:
     A stage still running (the judge could not decide: an inconclusive or metrics pause) is
     judged on its own window, from its analysis start (the judge's tests are valid at any look);
     a stage that passed (an approval pause before the next shift), on a window from the pause's
-    start, begun again on its latest half whenever it grows past the stage's bake. Only a
-    rollback acts: a pass never answers for the person.
+    start, begun again on its latest half whenever it grows past the stage's bake, each window
+    judged at half the alpha of the one before (``window_alpha``: all of them together at the
+    spec's alpha). Only a rollback acts: a pass never answers for the person.
 
     The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
     and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
@@ -408,6 +409,7 @@ class PauseWatch:
         period = spec.analysis.interval_seconds
         # A passed stage's window: from the first whole period of the pause (see analysis_start).
         self.start = analysis_start(spec, state) if not state.passed else math.ceil(since / period) * period
+        self.window = 0  # how many times a passed stage's window began again
         self.next_look = since + period
         self.ended: tuple[Weights, str, str] | None = None  # (weights, reason, actor) of the rollback
 
@@ -455,16 +457,20 @@ class PauseWatch:
 
     def _judged(self, now: float) -> Verdict:
         env, spec, state = self.env, self.spec, self.state
-        judge = judge_for_stage(spec, state.stage_index)
-        if self.history is None:
-            self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
         period = spec.analysis.interval_seconds
         window = max(spec.stages[state.stage_index].bake_seconds, 2 * period)
         if state.passed and now - self.start > window:
             # A passed stage's window starts again on its latest half once it is as long as the
             # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
-            # window of weeks at every look. Restarted on time alone, each window stays valid.
+            # window of weeks at every look. Restarted on time alone, each window is a test of its
+            # own, so each gets half the alpha of the one before (see window_alpha).
             self.start = math.ceil((now - window / 2) / period) * period
+            self.window += 1
+        # A stage still running goes on with its own test; a passed one's pause has tests of its own.
+        judge = (judge_for_pause_window(spec, state.stage_index, self.window) if state.passed
+                 else judge_for_stage(spec, state.stage_index))
+        if self.history is None:
+            self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
         observation = _task(metrics.observe, True)(env.metrics, self.start, now)
         settled_until = now - spec.analysis.metrics_delay_seconds
         healthy = canary_targets_if_unattributed(env, observation, monitoring=False,

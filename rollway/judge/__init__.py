@@ -128,6 +128,25 @@ def judge_for_stage(spec: RolloutSpec, stage_index: int) -> Judge:
     return make_judge(analysis, spec.guardrails)
 
 
+# The smallest alpha the spec accepts: a window's share never goes below it (it would reach 0).
+_SMALLEST_ALPHA = 1e-9
+
+
+def window_alpha(alpha: float, window: int) -> float:
+    """The alpha of the ``window``-th (0-based) window a passed stage's pause is judged on: half of
+    ``alpha``, then a quarter, and so on. A pause can last weeks (each timeout asking again), its
+    window begun again every stage's bake: at ``alpha`` each, a healthy canary was all but sure to be
+    rolled back by one of them. Halved, all the pause's windows together keep it at ``alpha``."""
+    # ldexp: 2.0 ** window overflows past window 1023, a pause of that many bakes.
+    return max(_SMALLEST_ALPHA, math.ldexp(alpha, -(window + 1)))
+
+
+def judge_for_pause_window(spec: RolloutSpec, stage_index: int, window: int) -> Judge:
+    """The judge of the ``window``-th window a passed stage's pause is judged on (``window_alpha``)."""
+    analysis = spec.analysis.model_copy(update={"alpha": window_alpha(spec.analysis.alpha, window)})
+    return judge_for_stage(spec.model_copy(update={"analysis": analysis}), stage_index)
+
+
 def assess(
     judge: Judge,
     guardrails: Guardrails,

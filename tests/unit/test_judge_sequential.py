@@ -662,3 +662,29 @@ def test_evidence_as_a_person_reads_it(value, bar, said):
 
     assert _evidence(value, bar) == said
     assert _evidence_of(value, bar) == said
+
+
+def test_a_passed_stages_pause_windows_together_keep_the_specs_alpha():
+    """A pause held for weeks begins its window again every bake: each window is a test of its own,
+    and at the spec's alpha each, a healthy canary was all but sure to be rolled back by one of them.
+    Each gets half of the one before's, so all of them together stay within alpha."""
+    from rollway.judge import window_alpha
+
+    assert [window_alpha(0.01, k) for k in range(3)] == [0.005, 0.0025, 0.00125]
+    assert sum(window_alpha(0.01, k) for k in range(20_000)) <= 0.01 + 20_000 * 1e-9
+    assert window_alpha(0.01, 5_000) == 1e-9  # never 0, which the judge could not invert
+
+
+def test_a_pause_windows_judge_asks_for_more_evidence_than_the_stage():
+    """The rollback bar (1/alpha split over the metrics) of a pause's first window is the stage's
+    doubled, its second window's doubled again: what the look's verdict reports as its threshold."""
+    from rollway.judge import judge_for_pause_window, judge_for_stage
+    from rollway.spec import RolloutSpec, Stage
+
+    spec = RolloutSpec(image="repo:1.0", stages=[Stage(weight=25, bake_seconds=600), Stage(weight=100)],
+                       analysis=TWO_SAMPLE)
+    bad = stage(10, canary=lambda i: v(600, 5, 6))
+    bars = [judge.evaluate(bad, stage_over=False).thresholds["rollback_evidence"]
+            for judge in (judge_for_stage(spec, 0), judge_for_pause_window(spec, 0, 0),
+                          judge_for_pause_window(spec, 0, 1))]
+    assert bars == pytest.approx([200, 400, 800])
