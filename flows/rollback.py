@@ -928,7 +928,7 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
                                   comment=f"{reason}; the move to stable dropped {result.dropped}" if result.dropped
                                   else reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
-                                  stable_task_definition=result.stable_task_definition),
+                                  stable_task_definition=result.stable_task_definition, wall=env.wall()),
             # The flags it left as they were (a person's re-enable, another rollout's hold): the incident
             # report says so from these.
             followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line)
