@@ -1506,8 +1506,9 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
 
 
 def _flags_step(record: RolloutRecord, end: Transition) -> str:
-    """The rollback's flag step: the bound flags it disabled, and those it left on because a person
-    had turned them back on after a rollback disabled them (recorded with its end, ``kind`` flag).
+    """The rollback's flag step: the bound flags it disabled, and those it left on as a person set
+    them after a rollback disabled them or after `rollway flags release` freed the rollout's hold
+    (recorded with its end, ``kind`` flag; each line says which).
     The report said every bound flag was disabled while one of them still served users."""
     bound = bound_flags(record)
     if not bound:
