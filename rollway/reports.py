@@ -1720,6 +1720,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
                        "is not recorded)")
+        if not exposed.startswith("not measurable") and _ran_ahead(record, now):
+            # A span of the rollout clock's entries: the time to restore below is the wall clock's.
+            exposed = exposed.replace(duration(until - first.at), duration(until - first.at)
+                                      + " on the rollout clock (it ran ahead of the wall clock)", 1)
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
                     f"the load balancer and recorded at {utc(first.at)}" if found

@@ -1562,3 +1562,15 @@ def test_a_rollout_on_a_faster_clock_says_which_clock_its_stage_and_approval_tim
     # At real time the clocks agree, and nothing is labelled.
     plain = rollout_report(promoted_record())
     assert "| when | waited | who | answer |" in plain and "rollout clock" not in plain, plain
+
+
+def test_an_exposure_on_a_faster_clock_is_said_to_be_the_rollout_clocks():
+    """Under the 60x clock the exposure, a span of the rollout clock's entries, read "Exposed for:
+    10.7 min" a few lines above "Traffic back on stable: 40 s" in wall time: two clocks as one."""
+    ahead = 4 * 3600
+    rec = guardrail_rollback()
+    notice = Transition(at=T0 + 690, kind="notifying", actor="judge", wall=T0 + 690 - ahead)
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], notice, rec.history[-1])})
+    text = incident_report(rec)
+    assert "**Exposed for:** 10.7 min on the rollout clock (it ran ahead of the wall clock)" in text, text
+    assert "**Exposed for:** 10.7 min\n" in incident_report(guardrail_rollback())
