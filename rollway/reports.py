@@ -990,8 +990,9 @@ def _without_answer(comment: str, said: str) -> str:
     return comment.removeprefix(f"{said}:").strip() if comment.startswith(f"{said}:") else comment
 
 
-def _timeline(record: RolloutRecord, waits: Waits) -> list[str]:
-    rows = ["| when | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
+def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
+    """Every entry, as listed (``as_listed``); ``sped``: as ``_answers``'."""
+    rows = [f"| when{_ROLLOUT_CLOCK if sped else ''} | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
     for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
@@ -1235,7 +1236,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     sped = _ran_ahead(record, now)
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record), "## Approvals", "",
               *_answers(record, waits, sped),
-              "", "## Every recorded transition", "", *_timeline(record, waits)]
+              "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
     return "\n".join(lines) + "\n"
 
 

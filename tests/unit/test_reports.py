@@ -1574,3 +1574,15 @@ def test_an_exposure_on_a_faster_clock_is_said_to_be_the_rollout_clocks():
     text = incident_report(rec)
     assert "**Exposed for:** 10.7 min on the rollout clock (it ran ahead of the wall clock)" in text, text
     assert "**Exposed for:** 10.7 min\n" in incident_report(guardrail_rollback())
+
+
+def test_the_timeline_of_a_rollout_on_a_faster_clock_says_its_times_are_the_rollout_clocks():
+    """The timeline's times are the entries' own, on the rollout clock, while the notice's entry and
+    the rollback's keep wall times the report gives elsewhere: unlabelled, hours apart under 60x."""
+    ahead = 4 * 3600
+    rec = guardrail_rollback()
+    notice = Transition(at=T0 + 690, kind="notifying", actor="judge", wall=T0 + 690 - ahead)
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], notice, rec.history[-1])})
+    timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
+    assert "| when (rollout clock) | what | who | weights s/c | detail |" in timeline, timeline
+    assert "| when | what | who |" in rollout_report(guardrail_rollback())
