@@ -728,7 +728,7 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
-                                                message_id=message_id,
+                                                message_id=message_id, wall=env.wall(),
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
