@@ -728,7 +728,7 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
-                                                message_id=message_id,
+                                                message_id=message_id, wall=env.wall(),
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
@@ -928,7 +928,7 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
                                   comment=f"{reason}; the move to stable dropped {result.dropped}" if result.dropped
                                   else reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
-                                  stable_task_definition=result.stable_task_definition),
+                                  stable_task_definition=result.stable_task_definition, wall=env.wall()),
             # The flags it left as they were (a person's re-enable, another rollout's hold): the incident
             # report says so from these.
             followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line)

@@ -147,8 +147,10 @@ class Transition(BaseModel):
     # (`rollway up`'s) ``at`` runs hours ahead of that. None: recorded before it was kept. A
     # decommission's too: a page sent late says when, and a decommission without one was recorded
     # before its page was tracked (``rollway.decommission_page``).
-    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry "
-                                                         "or of a decommission")
+    # A rollback's start, stop and end keep it too: the incident report's time to restore is their
+    # wall span, the two stamped on different clocks (`rollway abort` on real time, a run on 60x).
+    wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry, "
+                                                         "start, stop or end, or of a decommission")
     stable_task_definition: str | None = Field(
         default=None, description="task definition the stable service ran when a rollback put all the traffic on it")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
@@ -1139,7 +1141,7 @@ def begin_rollback(ledger: Any, service: str, *, actor: str, reason: str, now: f
     try:
         return ledger.record(
             service, owner=None, now=now, rollout=rollout, rule=rule,
-            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason),
+            transition=Transition(at=now, kind="rollback-start", actor=actor, comment=reason, wall=wall),
             phase=RolloutPhase.ROLLING_BACK, **changes,
         )
     except _AlreadyBegun as begun:

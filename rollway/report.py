@@ -118,7 +118,8 @@ class RollbackResult(BaseModel):
     scaled_stable: bool = False
     flags_disabled: tuple[str, ...] = ()
     flags_kept: tuple[str, ...] = Field(default=(), description=(
-        "bound flags left on because a person turned them back on after a rollback disabled them, one line each"))
+        "bound flags left on as a person set them after a rollback of the rollout disabled them, or after "
+        "`rollway flags release` freed its hold on them (the rollback then disabled nothing), one line each"))
     flags_held: tuple[str, ...] = Field(default=(), description=(
         "bound flags left as they were because another rollout holds them and this one never set them, one line each"))
     notification_id: str | None = None

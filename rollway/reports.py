@@ -708,9 +708,35 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
             f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
 
 
-def _stage_table(record: RolloutRecord) -> list[str]:
+def _ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
+    """Whether the record shows its rollout clock running ahead of the wall (`rollway up`'s 60x):
+    an entry that kept the wall time beside its own, a pause whose question says its deadline on the
+    wall clock (asked at that less the spec's timeout), or, given ``now`` (the wall clock), times
+    recorded ahead of it. At speed 1 the two agree, and the tables need not say which they are on."""
+    if any(t.wall is not None and t.at - t.wall > _SKEW_SECONDS for t in record.history):
+        return True
+    if now is not None and _clock_note(record, now):
+        return True
+    spec = _recorded_spec(record)
+    if spec is None:
+        return False
+    timeout = spec.approvals.timeout_seconds
+    return any(t.kind == "pause" and (deadline := pause_deadline(t.comment)) is not None
+               and t.at - (deadline - timeout) > _SKEW_SECONDS for t in record.history)
+
+
+_ROLLOUT_CLOCK = " (rollout clock)"
+"""The label of a column on the rollout clock, in a report of a rollout whose clock ran ahead of
+the wall: the leases, claims and pause deadlines beside them are on the wall clock."""
+
+
+def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
+    """The stages' rows; ``sped``: the rollout clock ran ahead of the wall (``_ran_ahead``), and
+    the times and spans are labelled as the rollout clock's."""
     weights = stage_weights(record)
-    rows = ["| stage | weights s/c | from | until | lasted | how | verdict and reason |", "|---|---|---|---|---|---|---|"]
+    on = _ROLLOUT_CLOCK if sped else ""
+    rows = [f"| stage | weights s/c | from{on} | until{on} | lasted{on} | how | verdict and reason |",
+            "|---|---|---|---|---|---|---|"]
     for line in stage_lines(record):
         stage = "-" if line.stage is None or line.stage < 0 else (
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
@@ -867,8 +893,12 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None) -> list[st
             f"{cell(pause.comment or pause.verdict or '-')}"]
 
 
-def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
+def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
+    """The Approvals table; ``sped``: the rollout clock ran ahead of the wall (``_ran_ahead``): the
+    answers' times and waits are labelled as the rollout clock's, beside a waiting pause's "since"
+    on the wall clock (which its deadline is on)."""
     weights = stage_weights(record)
+    on = _ROLLOUT_CLOCK if sped else ""
     waiting = waits.pause
     summed, folded = _askings(record, waits)
     unanswered = {id(pause): ended for pause, ended in _left_unanswered(record, waiting)}
@@ -877,7 +907,8 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
-    rows = ["| when | waited | who | answer | stage | comment | what was asked |", "|---|---|---|---|---|---|---|"]
+    rows = [f"| when{on} | waited{on} | who | answer | stage | comment | what was asked |",
+            "|---|---|---|---|---|---|---|"]
     waited: list[float] = []  # each closed wait's span, for the total under the table
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
@@ -916,7 +947,8 @@ def _answers(record: RolloutRecord, waits: Waits) -> list[str]:
     if waited:
         # After a blank line: a line right under the table would be read as one more row.
         still = "; one still waits (above)" if waiting is not None else ""
-        rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all, at {len(waited)} "
+        clock = " on the rollout clock" if sped else ""
+        rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all{clock}, at {len(waited)} "
                      f"pause{'s' if len(waited) > 1 else ''}{still} (from each pause's first asking to its answer, "
                      "or to what ended it unanswered)"]
     return rows
@@ -958,8 +990,9 @@ def _without_answer(comment: str, said: str) -> str:
     return comment.removeprefix(f"{said}:").strip() if comment.startswith(f"{said}:") else comment
 
 
-def _timeline(record: RolloutRecord, waits: Waits) -> list[str]:
-    rows = ["| when | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
+def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
+    """Every entry, as listed (``as_listed``); ``sped``: as ``_answers``'."""
+    rows = [f"| when{_ROLLOUT_CLOCK if sped else ''} | what | who | weights s/c | detail |", "|---|---|---|---|---|"]
     # The pause waited at with the question now open, as `rollway status` lists it.
     for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
@@ -1200,9 +1233,10 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     trigger = rollback_trigger(record)
     if trigger is not None:
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    lines += ["", "## Stages", "", *_stage_table(record), "", *_weekly_phases(record), "## Approvals", "",
-              *_answers(record, waits),
-              "", "## Every recorded transition", "", *_timeline(record, waits)]
+    sped = _ran_ahead(record, now)
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record), "## Approvals", "",
+              *_answers(record, waits, sped),
+              "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
     return "\n".join(lines) + "\n"
 
 
@@ -1418,13 +1452,40 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     or they are on two clocks."""
     if start is None or back_at is None:
         return []
-    span = _span(start.at, back_at)
-    if span is None:
-        return []
     read = next((t for t in record.history if t.at == back_at and t.to_weights is not None and t.to_weights.canary == 0
                  and t.kind in ("rollback", ROLLBACK_STOPPED)), None)
+    back = read or next((t for t in record.history if t.at == back_at and t.kind == "rollback"), None)
     how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
+    if back is not None and start.wall is not None and back.wall is not None:
+        # Both kept the wall clock: the time users waited, whatever clocks stamped the entries.
+        walls = (f"{utc(start.wall)} to {utc(back.wall)} on the wall clock"
+                 if _sped_up(start) or _sped_up(back) else f"{utc(start.at)} to {utc(back_at)}")
+        return [f"- **Traffic back on stable:** {duration(back.wall - start.wall)} after the rollback began "
+                f"({walls}, {how})"]
+    span = _span(start.at, back_at)
+    if span is None or _clocks_differ(record, start, back):
+        return []
     return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
+
+
+def _sped_up(entry: Transition) -> bool | None:
+    """Whether ``entry`` was stamped on a clock ahead of the wall (`rollway up`'s 60x), by the wall
+    time it kept beside its own; None: it kept none."""
+    return None if entry.wall is None else entry.at - entry.wall > _SKEW_SECONDS
+
+
+def _clocks_differ(record: RolloutRecord, start: Transition, back: Transition | None) -> bool:
+    """Whether the rollback's ``start`` and the entry the traffic's return was read from (``back``)
+    may be on two clocks, by the entries that kept the wall time beside their own: the start's,
+    and the newest of the rollback's up to ``back`` (its notice's, written by the run that finished
+    it) for the end. A start on real time and an end stamped hours ahead by a run on a faster
+    clock is no span; the check of a time stamped behind the start cannot see it. Either known to
+    be sped up: True (its span is on a clock running ahead of the wall, maybe not the other's, and
+    no wall span can be read from entries that did not both keep the wall time)."""
+    i = record.history.index(start)
+    j = record.history.index(back) if back is not None else len(record.history) - 1
+    ending = next((t for t in reversed(record.history[i + 1:j + 1]) if t.wall is not None), None)
+    return bool(_sped_up(start)) or (ending is not None and bool(_sped_up(ending)))
 
 
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
@@ -1446,8 +1507,9 @@ def _claim_advice(record: RolloutRecord, now: float | None) -> str:
 
 
 def _flags_step(record: RolloutRecord, end: Transition) -> str:
-    """The rollback's flag step: the bound flags it disabled, and those it left on because a person
-    had turned them back on after a rollback disabled them (recorded with its end, ``kind`` flag).
+    """The rollback's flag step: the bound flags it disabled, and those it left on as a person set
+    them after a rollback disabled them or after `rollway flags release` freed the rollout's hold
+    (recorded with its end, ``kind`` flag; each line says which).
     The report said every bound flag was disabled while one of them still served users."""
     bound = bound_flags(record)
     if not bound:
@@ -1659,6 +1721,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
             exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
                        "is not recorded)")
+        if not exposed.startswith("not measurable") and _ran_ahead(record, now):
+            # A span of the rollout clock's entries: the time to restore below is the wall clock's.
+            exposed = exposed.replace(duration(until - first.at), duration(until - first.at)
+                                      + " on the rollout clock (it ran ahead of the wall clock)", 1)
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
                     f"the load balancer and recorded at {utc(first.at)}" if found
@@ -1780,7 +1846,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record), "", "## Next steps", "",
+    lines += ["", "## Stages", "", *_stage_table(record, _ran_ahead(record, now)), "", "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),

@@ -1905,7 +1905,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # run's hook) finishes this one.
         try:
             unrecorded = write_or_why(lambda: begin_rollback(service.ledger, service.name, actor=who, reason=why,
-                                                             now=clock.build().now(), rollout=record.rollout_id))
+                                                             now=clock.build().now(), rollout=record.rollout_id,
+                                                             wall=time.time()))
         except RolloutSuperseded as superseded:
             raise _moved_on(record, superseded) from superseded
         if unrecorded is not None:

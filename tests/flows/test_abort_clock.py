@@ -7,6 +7,7 @@ showed the abort and the rollback's end days before the deploy they ended.
 """
 from __future__ import annotations
 
+import re
 import time
 from uuid import uuid4
 
@@ -72,6 +73,13 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
     # Rollout-clock times: 59 hours ahead of the wall clock by now, not the wall clock's.
     assert start.at > time.time() + 3600 and notice.at > time.time() + 3600 and end.at > time.time() + 3600, stamped
     assert built == [clock], built  # the rollback flow ran on the rollout's clock too
+    # A span between those entries is 60 times the wall time it took: the start keeps the wall time,
+    # as the end does, and the incident report's time to restore is their wall span, labelled so.
+    from rollway.reports import incident_report
+
+    report = incident_report(env.ledger.get(service))
+    restore = next((line for line in report.splitlines() if "**Traffic back on stable:**" in line), report)
+    assert re.search(r"\*\* \d+ s after the rollback began \(.* on the wall clock,", restore), restore
 
 
 def test_an_abort_that_cannot_reach_the_api_still_records_its_intent(monkeypatch, capsys):

@@ -154,3 +154,45 @@ def test_a_rollback_that_paged_people_of_its_failed_step_is_reported_as_having_p
     assert (f"People were paged on `{t.alert_topic}` by {utc(stopped.at)} by operator, whose rollback put the traffic "
             "back and stopped with a step not done") in notice, notice
     assert "SNS message id `msg-1`" in notice and "Not confirmed" not in notice, notice
+
+
+def test_a_rollback_begun_on_real_time_and_stopped_on_a_faster_clock_says_its_time_to_restore_in_wall_time(
+        monkeypatch):
+    """`rollway abort` began the rollback on real time; a run on a clock 4 h ahead of the wall moved
+    the traffic back and stopped when SNS refused its notice. Its stop, stamped on its own clock
+    alone, left the report no way to subtract the two: the time to restore was left out."""
+    from rollway.ledger import begin_rollback
+    from tests.flows.fake_env import STABLE_TD, fake_environment
+    from tests.flows.test_refusals import hooks_and_flows_see
+    from tests.flows.test_rollback_claim import SERVICE_TD, SPEC
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    t = env.targets
+    ahead = 4 * 3600
+    now = env.clock.now()
+    first = RolloutRecord(service=t.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
+                          spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                          weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(first, owner="process/old", now=now - 100, lease_seconds=0)
+    # `rollway abort` with no run owning the rollout: on real time, which it keeps beside it.
+    begin_rollback(env.ledger, t.canary_service, actor="erin", reason="aborted by erin: errors",
+                   now=now - ahead - 5, rollout=first.rollout_id, wall=now - ahead - 5)
+    env.router.weights = Weights.canary_at(5)
+    env.deployer.services[t.canary_service] = env.deployer.services[t.canary_service].model_copy(
+        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
+    env.notifier = RefusingNotifier()
+    env.wall = lambda: env.clock.now() - ahead  # the rollback's run: its clock 4 h ahead of the wall
+    hooks_and_flows_see(monkeypatch, env)
+
+    with pytest.raises(RollbackIncomplete):
+        rollback(reason="5xx on the canary")
+
+    record = env.ledger.get(t.canary_service)
+    stopped = record.last_transition(ROLLBACK_STOPPED)
+    assert stopped is not None and stopped.to_weights == Weights(stable=100, canary=0), record.history
+    report = flat(incident_report(record, alert_topic=t.alert_topic))
+    assert "**Traffic back on stable:** " in report, report
+    said = report.split("**Traffic back on stable:** ", 1)[1]
+    assert said.startswith(("5 s after", "6 s after", "7 s after")), said
+    assert "on the wall clock" in said.partition(")")[0], said

@@ -1499,3 +1499,90 @@ def test_a_weekly_rollout_resumed_unphased_keeps_its_phases_section_and_one_run_
         "phase)")), shift(60, 5, 0)], RolloutPhase.PROGRESSING).model_copy(
         update={"spec_json": weekly.model_dump_json(), "phased": False})
     assert "## Weekly phases" not in rollout_report(unphased)
+
+
+def _abort_then_sped_up_finish(*, walls: bool) -> RolloutRecord:
+    """`rollway abort` began the rollback on real time (no run owned the rollout); a run on
+    `rollway up`'s 60x clock finished it 30 wall seconds later, its entries hours ahead."""
+    real, ahead = T0 + 700, T0 + 700 + 4 * 3600  # the finishing run's clock, 4 h ahead of the wall
+    start_wall = {"wall": real} if walls else {}
+    end_wall = {"wall": real + 30} if walls else {}
+    return record([
+        started(), shift(60, 5, 0),
+        Transition(at=real, kind="rollback-start", actor="carol", comment="aborted by carol: 500s", **start_wall),
+        Transition(at=ahead + 1500, kind="notifying", actor="rollback", wall=real + 25),
+        Transition(at=ahead + 1800, kind="rollback", actor="rollback", from_weights=w(5), to_weights=w(0),
+                   comment="aborted by carol: 500s", **end_wall),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_the_time_to_restore_is_not_inflated_by_a_rollback_finished_on_a_faster_clock():
+    """A rollback begun on real time and finished by a run on the 60x clock read "Traffic back on
+    stable: 4.5 h after the rollback began" of 30 wall seconds: the clock check caught only a time
+    stamped behind the start, never one ahead of it."""
+    # The entries keep both times: the figure is the wall clock's, labelled so.
+    line = next(x for x in incident_report(_abort_then_sped_up_finish(walls=True)).splitlines()
+                if "Traffic back on stable" in x)
+    assert line.startswith("- **Traffic back on stable:** 30 s after the rollback began"), line
+    assert f"{utc(T0 + 700)} to {utc(T0 + 730)} on the wall clock" in line, line
+    # Entries that keep only their own time (recorded before both were kept): the notice's entry says
+    # the finishing run was hours ahead of the wall, so no span is read from two clocks.
+    assert "Traffic back on stable" not in incident_report(_abort_then_sped_up_finish(walls=False))
+
+
+def test_a_rollout_on_a_faster_clock_says_which_clock_its_stage_and_approval_times_are_on():
+    """Under `rollway up`'s 60x clock the Approvals table's "since" of the waiting pause was on the
+    wall clock, as its deadline, while the "when" and "waited" beside it and the stage times were on
+    the rollout clock: an answer given after a wall minute "waited 1.0 h" above a pause "since" a
+    time five hours before the rows around it, nothing saying which was which."""
+    from datetime import datetime, timezone
+
+    from flows.approvals import pause_question
+    from rollway.decide import Pause
+
+    ahead = 5 * 3600  # the rollout clock's lead over the wall clock
+
+    def asked(at: float, stage: int, weight: int) -> Transition:
+        question = pause_question(Pause(stage_index=stage, cause="approval", reason=f"approval needed before {weight}%"),
+                                  Approvals(), datetime.fromtimestamp(T0 + at - ahead, tz=timezone.utc))
+        return Transition(at=T0 + at, kind="pause", actor="alice", to_stage=stage, comment=question)
+
+    sped = record([started(), shift(60, 5, 0), passed(700, 0), asked(ahead + 700, 1, 25),
+                   Transition(at=T0 + ahead + 700 + 3600, kind="approve", actor="bob", to_stage=1, comment="approve",
+                              verdict="approval needed before 25%"),
+                   shift(ahead + 4310, 25, 1, 5), passed(ahead + 5000, 1), asked(ahead + 5000, 2, 100)],
+                  RolloutPhase.PROGRESSING)
+    text = rollout_report(sped)
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "| when (rollout clock) | waited (rollout clock) | who | answer |" in approvals, approvals
+    assert "| since 2027-01-15 " in approvals and "(wall clock) | - | - | **waiting for an answer**" in approvals
+    assert "**Waited for people's answers:** 60.0 min in all on the rollout clock" in approvals, approvals
+    stages = text.split("## Stages", 1)[1].split("## Approvals", 1)[0]
+    assert "| stage | weights s/c | from (rollout clock) | until (rollout clock) | lasted (rollout clock) |" in stages
+    # At real time the clocks agree, and nothing is labelled.
+    plain = rollout_report(promoted_record())
+    assert "| when | waited | who | answer |" in plain and "rollout clock" not in plain, plain
+
+
+def test_an_exposure_on_a_faster_clock_is_said_to_be_the_rollout_clocks():
+    """Under the 60x clock the exposure, a span of the rollout clock's entries, read "Exposed for:
+    10.7 min" a few lines above "Traffic back on stable: 40 s" in wall time: two clocks as one."""
+    ahead = 4 * 3600
+    rec = guardrail_rollback()
+    notice = Transition(at=T0 + 690, kind="notifying", actor="judge", wall=T0 + 690 - ahead)
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], notice, rec.history[-1])})
+    text = incident_report(rec)
+    assert "**Exposed for:** 10.7 min on the rollout clock (it ran ahead of the wall clock)" in text, text
+    assert "**Exposed for:** 10.7 min\n" in incident_report(guardrail_rollback())
+
+
+def test_the_timeline_of_a_rollout_on_a_faster_clock_says_its_times_are_the_rollout_clocks():
+    """The timeline's times are the entries' own, on the rollout clock, while the notice's entry and
+    the rollback's keep wall times the report gives elsewhere: unlabelled, hours apart under 60x."""
+    ahead = 4 * 3600
+    rec = guardrail_rollback()
+    notice = Transition(at=T0 + 690, kind="notifying", actor="judge", wall=T0 + 690 - ahead)
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], notice, rec.history[-1])})
+    timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
+    assert "| when (rollout clock) | what | who | weights s/c | detail |" in timeline, timeline
+    assert "| when | what | who |" in rollout_report(guardrail_rollback())
