@@ -509,8 +509,7 @@ class RolloutSpec(_RangesSaid):
     healthy_timeout_seconds: float = Field(
         default=300.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
         description="how long newly started tasks may take to pass the load balancer's health checks; at least "
-        "the canary target group's HealthCheckIntervalSeconds + HealthCheckTimeoutSeconds, the longest a new target "
-        "may wait for the one check that makes it healthy (checked before any write)",
+        "the canary group's HealthCheckIntervalSeconds + HealthCheckTimeoutSeconds (checked before any write)",
     )
     scale_timeout_seconds: float = Field(
         default=600.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
