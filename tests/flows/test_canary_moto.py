@@ -197,3 +197,21 @@ def test_unknown_target_group_fails_before_any_write(aws, watch_calls):
     assert isinstance(refused.value.__cause__, TargetNotFound)
     writes = [c for c in ecs_calls + elb_calls if not c.startswith(("Describe", "List", "Get"))]
     assert writes == []
+
+
+def test_a_cluster_of_another_account_is_refused_before_any_call_naming_both_accounts(aws, every_call):
+    # ECS looked the ARN's cluster up by its name in the credentials' account: the rollout acted
+    # on a same-named cluster there, or failed with ClusterNotFound after its first writes.
+    from flows.env import session_clients
+    from blocks.credentials import credentials_for_endpoint
+
+    theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
+    get_client = session_clients(credentials_for_endpoint(aws.endpoint_url, "us-west-2"), "us-west-2")
+    env = aws_environment(get_client, Targets(cluster=theirs), FakeClock())
+    calls = {service: every_call(service) for service in ("ecs", "elbv2", "dynamodb", "sns", "cloudwatch")}
+    with pytest.raises(RolloutRefused) as refused:
+        canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    said = str(refused.value)
+    assert f"cluster {theirs} is in account 111122223333" in said, said
+    assert "the AWS credentials are of account 123456789012" in said  # moto's, from STS as the session was made
+    assert all(made == [] for made in calls.values()), calls
