@@ -469,7 +469,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
             f"automatic rollback on failure.",
         )
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
-                                        canary.task_definition)
+                                        canary.task_definition, env.clock.sleep)
     log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)
 
     # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes

@@ -215,3 +215,19 @@ def test_a_cluster_of_another_account_is_refused_before_any_call_naming_both_acc
     assert f"cluster {theirs} is in account 111122223333" in said, said
     assert "the AWS credentials are of account 123456789012" in said  # moto's, from STS as the session was made
     assert all(made == [] for made in calls.values()), calls
+
+
+def test_an_assumed_roles_account_is_the_credentials_account_without_asking_sts(aws, every_call):
+    from blocks.credentials import credentials_for_endpoint
+    from flows.env import session_clients
+
+    credentials = credentials_for_endpoint(aws.endpoint_url, "us-west-2").model_copy(
+        update={"assume_role_arn": "arn:aws:iam::111122223333:role/rollway-rollout"})
+    asked = every_call("sts")
+    get_client = session_clients(credentials, "us-west-2")
+    ours = "arn:aws:ecs:us-west-2:123456789012:cluster/webordinary-edit-cluster"
+    env = aws_environment(get_client, Targets(cluster=ours), FakeClock())
+    with pytest.raises(RolloutRefused, match="is in account 123456789012, but the AWS credentials are of account "
+                                             "111122223333"):
+        canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    assert asked == ["AssumeRole"]
