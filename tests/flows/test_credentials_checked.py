@@ -121,3 +121,20 @@ def test_the_infrastructure_flows_ask_sts_for_the_account_once(aws, every_call):
     with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
         verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert asked == ["GetCallerIdentity"], asked
+
+
+def test_the_infrastructure_flows_take_an_assumed_roles_account_from_its_arn(aws, every_call):
+    """A role's credentials act in the role's account, which its ARN names: after AssumeRole, the
+    run asked STS again for the account before reading anything."""
+    from flows.infra import ChecklistFailed, verify_infrastructure
+
+    credentials = "role-account"
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   assume_role_arn="arn:aws:iam::123456789012:role/rollway-infra",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save(credentials, overwrite=True)
+    asked = every_call("sts")
+    with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
+        verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert asked == ["AssumeRole"], asked
