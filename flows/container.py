@@ -81,7 +81,6 @@ from rollway.publish import (
     register_existing_as_asked, release_refusal,
 )
 from rollway.ports import ImagePublisher
-from rollway.preflight_checks import account_refusal
 from rollway.targets import Targets
 from rollway.toolchain.docker import DaemonUnreachable, DockerCommandFailed, docker_session
 from rollway.toolchain.process import ToolMissing
@@ -393,13 +392,6 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
     """run_publish's steps, with ``docker`` ready (None: not needed); ``watch`` is told the run's
     progress once the reads before building are done."""
     log = get_run_logger()
-    # The targets' ARNs say which account the service is in: the repository and the task family
-    # are looked up in the credentials' account, and a release for another account's service was
-    # pushed and registered in this one.
-    other_account = account_refusal(targets, getattr(get_client, "account", None))
-    if other_account is not None:
-        log.error("publish: refused: %s", other_account)
-        raise PublishRefused(f"refused before building anything: {other_account}")
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
     with named_denials(RELEASE_POLICY, targets=targets):

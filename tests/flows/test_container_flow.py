@@ -1429,14 +1429,15 @@ def test_targets_of_another_account_are_refused_before_any_aws_read_or_docker_bu
                                                                                      every_call):
     # The repository and the task family are looked up in the credentials' account: a release
     # for a service the targets place in another account was pushed and registered in this one.
+    # Refused as the run's session is loaded (flows.env.load_session), as for every flow.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     blocks = saved_blocks(aws, "container", fresh=True)
     theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
     RollwayTargets(**{**aws.targets.model_dump(), "cluster": theirs}).save(blocks, overwrite=True)
     ecr_calls, ecs_calls = every_call("ecr"), every_call("ecs")
-    with pytest.raises(PublishRefused, match="111122223333.*credentials are of account 123456789012"):
+    with pytest.raises(AccountNotLoaded, match="111122223333.*credentials are of account 123456789012"):
         publish_container(version="2.0.0", context_dir=str(tmp_path), targets_block=blocks,
                           aws_credentials_block=blocks)
     assert (ecr_calls, ecs_calls) == ([], [])
     assert flows_docker.calls == DAEMON_ASKED
-    assert "Nothing was built, pushed or registered" in artifact_markdown("2.0.0", "refused")
+    assert "Nothing was pushed or registered" in artifact_markdown("2.0.0", "failed", containing="111122223333")

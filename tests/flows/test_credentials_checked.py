@@ -136,3 +136,19 @@ def test_the_infrastructure_flows_take_an_assumed_roles_account_from_its_arn(aws
     with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
         verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert asked == ["AssumeRole"], asked
+
+
+def test_a_rollback_of_another_accounts_cluster_is_refused_before_its_first_call(aws, every_call):
+    """Every flow loads its session in one place: a rollback (or a finalize, a clean-up) of a cluster
+    the targets place in another account acted on a same-named cluster of the credentials' account."""
+    from blocks.targets import RollwayTargets
+    from flows.env import AccountNotLoaded
+
+    blocks = saved_blocks(aws, "other-account", fresh=True)
+    theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
+    RollwayTargets(**{**aws.targets.model_dump(), "cluster": theirs}).save(blocks, overwrite=True)
+    calls = [every_call(service) for service in ("ecs", "elbv2", "dynamodb")]
+    with pytest.raises(AccountNotLoaded, match=f"cluster {theirs} is in account 111122223333, but the AWS "
+                                               "credentials are of account 123456789012"):
+        rollback(reason="test", targets_block=blocks, aws_credentials_block=blocks)
+    assert calls == [[], [], []]
