@@ -225,14 +225,21 @@ class Targets(_KnownKeys):
     def _cluster_as_given(self, cluster: str) -> str:
         # Saved (a block) or passed on (a flow's parameters) as given: by its name, the account
         # its ARN named was lost, and with it the refusal of another account's cluster.
-        return self._cluster_arn or cluster
+        return self._cluster_given or cluster
+
+    @property
+    def _cluster_given(self) -> str | None:
+        # The ARN only while it names the cluster: a copy given another cluster (model_copy
+        # does not validate) does not keep the ARN of the first.
+        arn = self._cluster_arn
+        return arn if arn is not None and arn.endswith(f"/{self.cluster}") else None
 
     @property
     def arns(self) -> tuple[tuple[str, str], ...]:
         """(field, ARN) of each target given as an ARN: one that names its account. The cluster
         is used by its name, which ECS looks up in the credentials' account, whatever account
         its ARN named (``rollway.preflight_checks.account_refusal``)."""
-        given = (("cluster", self._cluster_arn), ("stable_target_group", self.stable_target_group),
+        given = (("cluster", self._cluster_given), ("stable_target_group", self.stable_target_group),
                  ("canary_target_group", self.canary_target_group))
         return tuple((field, arn) for field, arn in given if arn is not None and arn.startswith("arn:"))
 

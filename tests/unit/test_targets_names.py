@@ -115,6 +115,9 @@ def test_the_account_of_a_target_given_as_an_arn_is_kept_and_names_are_no_arns()
     given = Targets(cluster=cluster, canary_target_group=group)
     assert given.arns == (("cluster", cluster), ("canary_target_group", group))
     assert given.model_copy(update={"stable_service": "other"}).arns == given.arns
+    # A copy given another cluster by name keeps no ARN of the first.
+    other = given.model_copy(update={"cluster": "other-cluster"})
+    assert other.arns == (("canary_target_group", group),) and other.model_dump()["cluster"] == "other-cluster"
     assert Targets().arns == ()
 
 
