@@ -155,7 +155,10 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         # retried seconds apart, it ended the run on a bare "Unable to locate credentials". The
         # chain is looked through once per session either way (the session keeps what it found).
         raise NoCredentialsError()
-    return SessionClients(session, block_parameters, credentials.region_name, read_seconds)
+    clients = SessionClients(session, block_parameters, credentials.region_name, read_seconds)
+    if credentials.assume_role_arn:  # its calls act in the role's account, which its ARN names
+        clients.role_account = credentials.assume_role_arn.split(":")[4]
+    return clients
 
 
 def _limited(parameters: AwsClientParameters, read_seconds: float | None) -> AwsClientParameters:
@@ -238,6 +241,14 @@ class SessionClients:
         # STS's answer to ``caller_identity``, once it has been asked: who the credentials are
         # (UserId, Account, Arn), kept so the run does not ask STS again for its account.
         self.identity: dict[str, str] | None = None
+        # The account of the role the session assumed, if any (read from its ARN, no call).
+        self.role_account: str | None = None
+
+    @property
+    def account(self) -> str | None:
+        """The account the clients act in, as known without a call: STS's answer, or the assumed
+        role's; None when neither is known (STS out of reach). Read once per run."""
+        return (self.identity or {}).get("Account") or self.role_account
 
     def __call__(self, service_name: str) -> Any:
         with self._lock:
@@ -263,7 +274,7 @@ class SessionClients:
                 self._readers[read_seconds] = SessionClients(self._session, self._parameters, self._region,
                                                              read_seconds)
             bounded = self._readers[read_seconds]
-        bounded.identity = self.identity
+        bounded.identity, bounded.role_account = self.identity, self.role_account
         return bounded
 
     def caller_identity(self) -> dict[str, Any]:

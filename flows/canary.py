@@ -49,7 +49,7 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
-from rollway.preflight_checks import attachment_refusal, health_check_refusal
+from rollway.preflight_checks import account_refusal, attachment_refusal, health_check_refusal
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
@@ -146,6 +146,11 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
     """
     t = env.targets
     with before_any_write(t):
+        # Before any call: ECS looks a cluster's name up in the credentials' account, whatever
+        # account its ARN named (a same-named cluster of this account was rolled out to).
+        refusal = account_refusal(t, env.account)
+        if refusal is not None:
+            raise RolloutRefused(refusal)
         # Bounded as the reads below: on the run's clients a load balancer that stopped answering
         # held the run's start about a minute, silent. What it looks up is kept for the writes.
         traffic.resolve_within(env.router, spec.verify_timeout_seconds)
@@ -464,7 +469,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
             f"automatic rollback on failure.",
         )
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
-                                        canary.task_definition)
+                                        canary.task_definition, env.clock.sleep)
     log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)
 
     # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes

@@ -27,6 +27,7 @@ from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.failure_words import error_said
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc, wall_utc
+from rollway.preflight_checks import account_refusal
 from rollway.targets import Targets
 
 
@@ -193,13 +194,20 @@ def load_session(targets_block: str | None, aws_credentials_block: str | None) -
     """The saved targets and credentials, each block read once, and the run's session on them.
 
     Raises:
-        AccountNotLoaded: a block is missing, or the credentials name another region.
+        AccountNotLoaded: a block is missing, the credentials name another region, or the
+            targets name ARNs of another account than the credentials' (``account_refusal``).
         CredentialsRefused: the credentials' role could not be assumed, or their profile is not
             on the worker (``session_clients``).
     """
     targets = load_targets(targets_block)
     credentials = load_credentials(aws_credentials_block, targets.region)
-    return RunSession(targets, credentials, session_clients(credentials, targets.region))
+    get_client = session_clients(credentials, targets.region)
+    # Every flow's names are looked up in the credentials' account: a rollback (a finalize, a
+    # clean-up) of a cluster the targets place in another account acted on a same-named one here.
+    other_account = account_refusal(targets, getattr(get_client, "account", None))
+    if other_account is not None:
+        raise AccountNotLoaded(other_account)
+    return RunSession(targets, credentials, get_client)
 
 
 def load_clients(targets_block: str | None, aws_credentials_block: str | None) -> tuple[Targets, SessionClients]:

@@ -826,9 +826,10 @@ def _account(get_client: Callable[[str], Any], nothing: str) -> str:
             with AWS's code and message and ``nothing`` (what was not done): boto's bare error
             said neither what was being read nor that nothing had been done yet.
     """
-    known = getattr(get_client, "identity", None) or {}
-    if _ACCOUNT_ID.fullmatch(known.get("Account") or ""):
-        return known["Account"]
+    # An assumed role's account is its ARN's (``SessionClients.account``): no call either.
+    known = getattr(get_client, "account", None) or ""
+    if _ACCOUNT_ID.fullmatch(known):
+        return known
     try:
         return get_client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as err:

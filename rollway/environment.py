@@ -33,3 +33,6 @@ class Environment:
     # None: an environment with no registry to ask (the fakes): the spec's image is registered as
     # given. aws_environment always sets it.
     images: ImagePinner | None = None
+    # The account the clients act in, when known without a call (the session's; None for the
+    # fakes): targets given as ARNs of another account are refused before any write.
+    account: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from rollway.model import ServiceState, TargetGroup
+from rollway.targets import Targets
 
 Version = Literal["stable", "canary"]
 
@@ -87,3 +88,29 @@ def attachment_refusal(service: ServiceState, version: Version, own: TargetGroup
         return (f"the {version} service {service.name} is also attached to the {other_version} target group "
                 f"{other_named} ({other.arn}): {_IN_OTHER[version]}. Detach it from {other_named}, or {fix}")
     return None
+
+
+def account_refusal(targets: Targets, account: str | None) -> str | None:
+    """Why the targets cannot be reached with credentials of ``account``: a target given as an
+    ARN of another account (``Targets.arns``).
+
+    Every AWS call is made with the credentials, in their account: a cluster's ARN is used by its
+    name, which ECS looked up in the caller's account (a same-named cluster there was acted on,
+    or ClusterNotFound came after the first writes), and a target group of another account was
+    refused (AccessDenied, or not found) only once the run had begun. None when ``account`` is
+    not known (STS was not reached): the calls say then.
+
+    Args:
+        targets: the run's targets.
+        account: the credentials' account (STS GetCallerIdentity's, or the assumed role's).
+    """
+    if account is None:
+        return None
+    others = [(field, arn) for field, arn in targets.arns if arn.split(":")[4] != account]
+    if not others:
+        return None
+    named = "; ".join(f"{field} {arn} is in account {arn.split(':')[4]}" for field, arn in others)
+    return (f"{named}, but the AWS credentials are of account {account}: rollway makes every call in the "
+            f"credentials' account, and would not reach {'them' if len(others) > 1 else 'it'}. Either run with "
+            f"credentials of that account (the AWS credentials block, or its assume_role_arn), or name a target of "
+            f"account {account}. Nothing was changed")

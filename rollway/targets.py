@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_serializer, field_validator, model_validator
 
 from rollway.aws.regions import unknown_region
 from rollway.image import repository_problem
@@ -208,6 +208,41 @@ class Targets(_KnownKeys):
         "WebordinaryMonitoringStack",
     )
 
+    # The cluster's ARN when it was given as one (its name is ``cluster``): the account it names
+    # is checked against the credentials' before any write (``arns``).
+    _cluster_arn: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_cluster_arn(cls, data: Any, handler: Any) -> Any:
+        targets = handler(data)
+        given = data.get("cluster") if isinstance(data, dict) else getattr(data, "_cluster_arn", None)
+        if isinstance(given, str) and given.startswith("arn:"):
+            targets._cluster_arn = given
+        return targets
+
+    @field_serializer("cluster")
+    def _cluster_as_given(self, cluster: str) -> str:
+        # Saved (a block) or passed on (a flow's parameters) as given: by its name, the account
+        # its ARN named was lost, and with it the refusal of another account's cluster.
+        return self._cluster_given or cluster
+
+    @property
+    def _cluster_given(self) -> str | None:
+        # The ARN only while it names the cluster: a copy given another cluster (model_copy
+        # does not validate) does not keep the ARN of the first.
+        arn = self._cluster_arn
+        return arn if arn is not None and arn.endswith(f"/{self.cluster}") else None
+
+    @property
+    def arns(self) -> tuple[tuple[str, str], ...]:
+        """(field, ARN) of each target given as an ARN: one that names its account. The cluster
+        is used by its name, which ECS looks up in the credentials' account, whatever account
+        its ARN named (``rollway.preflight_checks.account_refusal``)."""
+        given = (("cluster", self._cluster_given), ("stable_target_group", self.stable_target_group),
+                 ("canary_target_group", self.canary_target_group))
+        return tuple((field, arn) for field, arn in given if arn is not None and arn.startswith("arn:"))
+
     @field_validator(*_NAME_RULES)
     @classmethod
     def _aws_name(cls, value: str, info: ValidationInfo) -> str:
@@ -239,8 +274,9 @@ class Targets(_KnownKeys):
         # An ARN (what the console shows) is taken as the cluster's name, which every ECS call takes
         # too: kept as an ARN, the same cluster named both ways would be two clusters to the
         # canary's lock and to the clean-up's in-use checks. Like every other name of Targets, it
-        # is looked up in the credentials' account; its region must be Targets.region, where the
-        # clients are made.
+        # is looked up in the credentials' account: the ARN is kept (``arns``) so that an ARN of
+        # another account is refused before any write. Its region must be Targets.region, where
+        # the clients are made.
         if not isinstance(value, str) or not value.startswith("arn:"):
             return value
         match = _CLUSTER_ARN.fullmatch(value)

@@ -36,12 +36,14 @@ def _never_final(err: BaseException) -> bool:
 
 
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
-               on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False) -> T:
+               on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
+               sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()``, tried up to three times with a doubling wait between: an undo is one hook that
     Prefect runs once and whose error it only logs, so one throttled call must not leave the step
     done. An error ``final`` names (one a second ask gets again) is raised at once. ``on_error``
     sees every failed try; ``role`` starts the log lines. ``said``: the caller says the last
-    failure itself (``_undo_failed``), so it is not logged here too."""
+    failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between tries:
+    the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
     delay = UNDO_FIRST_DELAY_SECONDS
     for attempt in range(1, UNDO_ATTEMPTS + 1):
         try:
@@ -58,7 +60,7 @@ def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException]
                     log.error("%s: %s failed %d times, last: %s", role, what, attempt, err)
                 raise
             log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, delay)
-            time.sleep(delay)
+            sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
 
@@ -72,6 +74,12 @@ def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException
     how = "was refused" if final(err) else f"failed {UNDO_ATTEMPTS} times"
     log.error("could not undo %s%s: %s %s (%s). %s; %s", undoing, ", whose answer was lost" if lost else "",
               putting_back, how, refusal_said(err, ROLLOUT_POLICY), leaves, remedy)
+
+
+def _sleep_of(txn) -> Callable[[float], None]:
+    """The wait an undo's tries take between them: the one its task was given (the rollout clock's)."""
+    kept = txn.get("sleep", None)
+    return kept.obj if kept is not None else time.sleep
 
 
 class Live:
@@ -130,7 +138,8 @@ def not_applied(err: BaseException) -> str | None:
 
 
 def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None = None,
-                service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0) -> None:
+                service: str | None = None, rollout: str | None = None, lost_answer_seconds: float = 0.0,
+                sleep: Callable[[float], None] = time.sleep) -> None:
     """Set ``weights``; undone back to ``previous``, unless the ledger by then records
     ``rollout`` of ``service`` as being or having been rolled back (None: no ledger to ask).
 
@@ -144,16 +153,20 @@ def set_weights(router: TrafficRouter, weights: Weights, previous: Weights, ledg
     and one that landed succeeds (its undo staged as for any shift). It is read back inside the
     write's task: a failed task rolls back the whole transaction at once (Prefect), so a caller
     that caught the error and read back would find the shift already undone.
+
+    ``sleep``: the wait between the undo's tries (the rollout clock's).
     """
     write = _Write()
-    _stage_weights_undo(router, weights, previous, ledger, service, rollout, write)
+    _stage_weights_undo(router, weights, previous, ledger, service, rollout, write, sleep)
     _write_weights(router, weights, write, lost_answer_seconds)
 
 
 @task(name="stage-weights-undo", cache_policy=NONE)
 def _stage_weights_undo(router: TrafficRouter, weights: Weights, previous: Weights, ledger: Ledger | None,
-                        service: str | None, rollout: str | None, write: _Write) -> None:
+                        service: str | None, rollout: str | None, write: _Write,
+                        sleep: Callable[[float], None] = time.sleep) -> None:
     txn = get_transaction()
+    txn.set("sleep", Live(sleep))
     txn.set("router", Live(router))
     txn.set("previous", previous)
     txn.set("written", weights)
@@ -197,7 +210,8 @@ def landed_although_lost(router: TrafficRouter, weights: Weights, err: Exception
     return verified
 
 
-def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None) -> str | None:
+def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None,
+                 sleep: Callable[[float], None] = time.sleep) -> str | None:
     """Why the traffic must not go back on the canary: the ledger records the rollout as being or
     having been rolled back (that rollback moves the traffic to stable; a read-back may not show it
     yet). None when it does not, or there is no ledger, or its newest rollout is another one (the
@@ -207,7 +221,7 @@ def _rolled_back(ledger: Ledger | None, service: str | None, rollout: str | None
     if ledger is None:
         return None
     try:
-        record = _patiently("reading the rollout", lambda: ledger.get(service))
+        record = _patiently("reading the rollout", lambda: ledger.get(service), sleep=sleep)
     except Exception as err:  # noqa: BLE001 - unreadable is "not known to be rolled back", said in the log
         log.warning("the ledger could not be read before the undo (%s): undoing as if no rollback had begun", err)
         return None
@@ -227,7 +241,8 @@ def _restore_weights(txn) -> None:
     if not_applied is not None:
         log.info("no shift to %s to undo: its write was %s", written, not_applied)
         return
-    now = _patiently("reading the weights", router.get_weights, final=final_for_elb)
+    sleep = _sleep_of(txn)
+    now = _patiently("reading the weights", router.get_weights, final=final_for_elb, sleep=sleep)
     if now not in (written, previous):
         # Someone else moved the traffic since this shift (a rollback by hand, say): putting
         # the old weights back would undo their change, not ours. Reading the weights from
@@ -237,14 +252,14 @@ def _restore_weights(txn) -> None:
         return
     # The read above may be as stale as the one that failed verify, and hide a rollback that
     # already put the traffic on stable: the ledger, asked last, says so before the write.
-    ended = _rolled_back(txn.get("ledger").obj, *txn.get("rollout"))
+    ended = _rolled_back(txn.get("ledger").obj, *txn.get("rollout"), sleep=sleep)
     if ended is not None:
         log.warning("not undoing the shift to %s: %s", written, ended)
         return
     log.warning("undoing a weight shift: back to %s", previous)
     try:
         _patiently(f"setting the weights back to {previous}", lambda: router.set_weights(previous),
-                   final=final_for_elb, said=True)
+                   final=final_for_elb, said=True, sleep=sleep)
     except Exception as err:
         service = txn.get("rollout")[0]
         _undo_failed(f"the shift of the weights{f' of {service}' if service else ''} to {written} (stable/canary)",
@@ -283,7 +298,7 @@ def final_for_elb(err: BaseException) -> bool:
 # uses the revision a call whose answer was lost made, and deregisters a second copy.)
 @task(name="register-task-definition-undoable", cache_policy=NONE)
 def register_revision(deployer: ServiceDeployer, image: str, base_task_definition: str,
-                      pointing: _Write | None = None) -> str:
+                      pointing: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> str:
     """Register ``image`` on ``base_task_definition``; undone by deregistering it, unless the undo of
     ``pointing`` (the service's pointing at it) failed and left the service on it."""
     try:
@@ -297,6 +312,7 @@ def register_revision(deployer: ServiceDeployer, image: str, base_task_definitio
     txn.set("deployer", Live(deployer))
     txn.set("arn", arn)
     txn.set("pointing", pointing)
+    txn.set("sleep", Live(sleep))
     return arn
 
 
@@ -311,7 +327,7 @@ def _deregister(txn) -> None:
     # What ECS refuses for good (no such revision, a denied permission) is asked once, as for
     # point_service's undo: three tries only delay the rest of the undo.
     _patiently(f"deregistering {arn}", lambda: txn.get("deployer").obj.deregister_revision(arn),
-               final=_final_for_ecs)
+               final=_final_for_ecs, sleep=_sleep_of(txn))
 
 
 def _final_for_ecs(err: BaseException) -> bool:
@@ -330,7 +346,7 @@ def _final_for_ecs(err: BaseException) -> bool:
 # UpdateService deregistered the new revision and the retry pointed the canary at it.
 @task(name="point-service-undoable", cache_policy=NONE)
 def point_service(deployer: ServiceDeployer, service: str, task_definition: str, previous: str,
-                  write: _Write | None = None) -> None:
+                  write: _Write | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
     """Point ``service`` at ``task_definition``; undone back to ``previous``. ``write``: where each
     try's outcome is kept for the undo staged before it (``stage_pointing_undo``)."""
     txn = get_transaction()
@@ -339,16 +355,17 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
     txn.set("previous", previous)
     txn.set("written", task_definition)
     txn.set("write", write)
+    txn.set("sleep", Live(sleep))
     _patiently(f"pointing {service} at {task_definition}",
                lambda: deployer.update_service(service, task_definition=task_definition),
-               final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy")
+               final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy", sleep=sleep)
     if write is not None:
         write.succeeded = True
 
 
 @task(name="stage-pointing-undo", cache_policy=NONE)
 def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, write: _Write,
-                        task_definition: str | None = None) -> None:
+                        task_definition: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
     """Stage, before the pointing is sent, its undo for when every try fails: Prefect stages a
     task's own undo only when it succeeds, and an UpdateService that landed but lost its answer on
     every try left the canary on the new revision, which the registration's undo then deregistered
@@ -360,6 +377,7 @@ def stage_pointing_undo(deployer: ServiceDeployer, service: str, previous: str, 
     txn.set("previous", previous)
     txn.set("write", write)
     txn.set("written", task_definition)
+    txn.set("sleep", Live(sleep))
 
 
 @stage_pointing_undo.on_rollback
@@ -381,7 +399,7 @@ def _restore_task_definition(txn) -> None:
     try:
         _patiently(f"pointing {service} back at {previous}",
                    lambda: deployer.update_service(service, task_definition=previous), final=_final_for_ecs,
-                   said=True)
+                   said=True, sleep=_sleep_of(txn))
     except Exception as err:
         runs = _runs(deployer, service)
         if write is not None and runs is not None and runs == written:
@@ -420,25 +438,26 @@ def _runs(deployer: ServiceDeployer, service: str) -> str | None:
 # (rollway.flag_binding._first_write).
 @task(name="apply-flag-bindings", cache_policy=NONE)
 def apply_flags(store, bindings, weight: int, actor: str, now: float, rollout: str, ledger: Ledger | None = None,
-                service: str | None = None) -> list:
+                service: str | None = None, sleep: Callable[[float], None] = time.sleep) -> list:
     from rollway.flag_binding import apply_bindings
 
     return _patiently(f"moving the bound feature flags to the {weight}% stage",
                       lambda: apply_bindings(store, bindings, weight, actor=actor, now=now, rollout=rollout,
                                              exclusive=True, ledger=ledger, service=service),
-                      final=lambda err: not store_unavailable(err), role="shift")
+                      final=lambda err: not store_unavailable(err), role="shift", sleep=sleep)
 
 
 def deploy_revision(deployer: ServiceDeployer, service: str, image: str, base_task_definition: str,
-                    previous: str | None) -> str:
+                    previous: str | None, sleep: Callable[[float], None] = time.sleep) -> str:
     """Register ``image`` as a new revision and point ``service`` at it, undone together.
 
     If pointing the service fails, the new revision is deregistered (and a half-made pointing
-    put back): a failed deploy leaves no revision nobody runs.
+    put back): a failed deploy leaves no revision nobody runs. ``sleep``: the wait between the
+    tries of the pointing and of the undos (the rollout clock's).
     """
     with transaction():
         pointing = _Write()
-        revision = register_revision(deployer, image, base_task_definition, pointing)
-        stage_pointing_undo(deployer, service, previous, pointing, revision)
-        point_service(deployer, service, revision, previous, pointing)
+        revision = register_revision(deployer, image, base_task_definition, pointing, sleep)
+        stage_pointing_undo(deployer, service, previous, pointing, revision, sleep)
+        point_service(deployer, service, revision, previous, pointing, sleep)
     return revision

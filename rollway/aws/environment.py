@@ -37,6 +37,7 @@ def aws_environment(
         ledger=DynamoLedger(get_client("dynamodb"), targets),
         flags=DynamoFlagStore(get_client("dynamodb"), targets),
         images=EcrImagePinner(get_client("ecr"), targets),
+        account=getattr(get_client, "account", None),
     )
 
 

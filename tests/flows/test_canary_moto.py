@@ -252,3 +252,37 @@ def test_a_canary_that_goes_bad_while_its_approval_waits_is_rolled_back_unanswer
     assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "passed")]
     weights, stable, canary = read_back(aws)
     assert weights == Weights(stable=100, canary=0) and canary.desired == 0
+
+
+def test_a_cluster_of_another_account_is_refused_before_any_call_naming_both_accounts(aws, every_call):
+    # ECS looked the ARN's cluster up by its name in the credentials' account: the rollout acted
+    # on a same-named cluster there, or failed with ClusterNotFound after its first writes.
+    from flows.env import session_clients
+    from blocks.credentials import credentials_for_endpoint
+
+    theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
+    get_client = session_clients(credentials_for_endpoint(aws.endpoint_url, "us-west-2"), "us-west-2")
+    env = aws_environment(get_client, Targets(cluster=theirs), FakeClock())
+    calls = {service: every_call(service) for service in ("ecs", "elbv2", "dynamodb", "sns", "cloudwatch")}
+    with pytest.raises(RolloutRefused) as refused:
+        canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    said = str(refused.value)
+    assert f"cluster {theirs} is in account 111122223333" in said, said
+    assert "the AWS credentials are of account 123456789012" in said  # moto's, from STS as the session was made
+    assert all(made == [] for made in calls.values()), calls
+
+
+def test_an_assumed_roles_account_is_the_credentials_account_without_asking_sts(aws, every_call):
+    from blocks.credentials import credentials_for_endpoint
+    from flows.env import session_clients
+
+    credentials = credentials_for_endpoint(aws.endpoint_url, "us-west-2").model_copy(
+        update={"assume_role_arn": "arn:aws:iam::111122223333:role/rollway-rollout"})
+    asked = every_call("sts")
+    get_client = session_clients(credentials, "us-west-2")
+    ours = "arn:aws:ecs:us-west-2:123456789012:cluster/webordinary-edit-cluster"
+    env = aws_environment(get_client, Targets(cluster=ours), FakeClock())
+    with pytest.raises(RolloutRefused, match="is in account 123456789012, but the AWS credentials are of account "
+                                             "111122223333"):
+        canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
+    assert asked == ["AssumeRole"]

@@ -1423,3 +1423,21 @@ def test_the_flow_and_run_publish_refuse_a_worker_without_docker_alike(aws, tmp_
     for version in ("3.0.0", "3.0.1"):
         refused = artifact_markdown(version, "refused")
         assert str(by_run.value) in refused and "Nothing was built, pushed or registered" in refused, refused
+
+
+def test_targets_of_another_account_are_refused_before_any_aws_read_or_docker_build(aws, tmp_path, flows_docker,
+                                                                                     every_call):
+    # The repository and the task family are looked up in the credentials' account: a release
+    # for a service the targets place in another account was pushed and registered in this one.
+    # Refused as the run's session is loaded (flows.env.load_session), as for every flow.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    blocks = saved_blocks(aws, "container", fresh=True)
+    theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
+    RollwayTargets(**{**aws.targets.model_dump(), "cluster": theirs}).save(blocks, overwrite=True)
+    ecr_calls, ecs_calls = every_call("ecr"), every_call("ecs")
+    with pytest.raises(AccountNotLoaded, match="111122223333.*credentials are of account 123456789012"):
+        publish_container(version="2.0.0", context_dir=str(tmp_path), targets_block=blocks,
+                          aws_credentials_block=blocks)
+    assert (ecr_calls, ecs_calls) == ([], [])
+    assert flows_docker.calls == DAEMON_ASKED
+    assert "Nothing was pushed or registered" in artifact_markdown("2.0.0", "failed", containing="111122223333")

@@ -97,14 +97,17 @@ def test_sts_alone_out_of_reach_is_logged_and_the_run_goes_on(aws, monkeypatch, 
         "(EndpointConnectionError: Could not connect to the endpoint URL"), said
 
 
+def _role_block(name: str, endpoint_url: str, role: str) -> str:
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
+                   assume_role_arn=role, aws_client_parameters=AwsClientParameters(
+                       endpoint_url=endpoint_url, config={"retries": {"max_attempts": 1}}),
+                   ).save(name, overwrite=True)
+    return name
+
+
 def test_a_role_is_not_asked_again(aws, every_call):
     """AssumeRole, made as the session is, proves the keys: no second STS call."""
-    credentials = "role-checked"
-    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"), region_name="us-west-2",
-                   assume_role_arn="arn:aws:iam::123456789012:role/rollway-release",
-                   aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
-                                                             config={"retries": {"max_attempts": 1}}),
-                   ).save(credentials, overwrite=True)
+    credentials = _role_block("role-checked", aws.endpoint_url, "arn:aws:iam::123456789012:role/rollway-release")
     asked = every_call("sts")
     set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert asked == ["AssumeRole"]
@@ -121,3 +124,31 @@ def test_the_infrastructure_flows_ask_sts_for_the_account_once(aws, every_call):
     with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
         verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert asked == ["GetCallerIdentity"], asked
+
+
+def test_the_infrastructure_flows_take_an_assumed_roles_account_from_its_arn(aws, every_call):
+    """A role's credentials act in the role's account, which its ARN names: after AssumeRole, the
+    run asked STS again for the account before reading anything."""
+    from flows.infra import ChecklistFailed, verify_infrastructure
+
+    credentials = _role_block("role-account", aws.endpoint_url, "arn:aws:iam::123456789012:role/rollway-infra")
+    asked = every_call("sts")
+    with pytest.raises(ChecklistFailed):  # the bare embedded account has none of the stacks
+        verify_infrastructure(targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    assert asked == ["AssumeRole"], asked
+
+
+def test_a_rollback_of_another_accounts_cluster_is_refused_before_its_first_call(aws, every_call):
+    """Every flow loads its session in one place: a rollback (or a finalize, a clean-up) of a cluster
+    the targets place in another account acted on a same-named cluster of the credentials' account."""
+    from blocks.targets import RollwayTargets
+    from flows.env import AccountNotLoaded
+
+    blocks = saved_blocks(aws, "other-account", fresh=True)
+    theirs = "arn:aws:ecs:us-west-2:111122223333:cluster/webordinary-edit-cluster"
+    RollwayTargets(**{**aws.targets.model_dump(), "cluster": theirs}).save(blocks, overwrite=True)
+    calls = [every_call(service) for service in ("ecs", "elbv2", "dynamodb")]
+    with pytest.raises(AccountNotLoaded, match=f"cluster {theirs} is in account 111122223333, but the AWS "
+                                               "credentials are of account 123456789012"):
+        rollback(reason="test", targets_block=blocks, aws_credentials_block=blocks)
+    assert calls == [[], [], []]

@@ -125,3 +125,28 @@ def test_a_registrations_undo_asks_again_only_what_another_ask_could_get_past(aw
     with pytest.raises(LaterStepFailed):
         register_then_fail(deployer, f"{aws.topology.repository_uri}:2.0.0", aws.topology.task_definition_arn)
     assert deployer.calls == asked
+
+
+@flow
+def point_on_clock_then_fail(deployer, service: str, revision: str, previous: str, sleep):
+    with transaction():
+        point_service(deployer, service, revision, previous, sleep=sleep)
+        raise LaterStepFailed("a later step failed")
+
+
+def test_the_pointing_and_its_undo_wait_between_tries_on_the_rollouts_clock(aws, monkeypatch):
+    # Their waits were the wall clock's, whatever clock the rollout ran on: a fake clock's run (a
+    # test, the demo's sped-up clock) waited real seconds between tries.
+    from rollway.fakes import FakeClock
+
+    waited: list[float] = []
+    monkeypatch.setattr(tasks.undoable.time, "sleep", waited.append)
+    clock, previous, revision = FakeClock(), aws.topology.task_definition_arn, new_revision(aws)
+    start = clock.now()
+    deployer = Counting(EcsDeployer(aws.get_client("ecs"), aws.targets), "ThrottlingException", refuse=(1, 3))
+    with pytest.raises(LaterStepFailed):
+        point_on_clock_then_fail(deployer, aws.targets.canary_service, revision, previous, clock.sleep)
+    assert deployer.calls == 4  # the pointing tried twice, its undo twice
+    assert service_runs(aws) == previous
+    assert waited == []
+    assert clock.now() - start == 2 * tasks.undoable.UNDO_FIRST_DELAY_SECONDS

@@ -43,4 +43,8 @@ def test_the_descriptions_leave_the_defaults_and_checks_as_they_are() -> None:
 def test_a_block_given_its_clusters_arn_loads_the_cluster_by_name() -> None:
     arn = "arn:aws:ecs:us-west-2:123456789012:cluster/acme-cluster"
     assert "ARN" in SCHEMA["properties"]["cluster"]["description"]
-    assert RollwayTargets(cluster=arn).targets() == Targets(cluster="acme-cluster")
+    block = RollwayTargets(cluster=arn)
+    assert block.targets().cluster == "acme-cluster"
+    # Saved (Block.save dumps the block) and loaded again, the ARN's account is still known.
+    assert block.model_dump()["cluster"] == arn
+    assert block.targets().arns == (("cluster", arn),) == RollwayTargets.model_validate(block.model_dump()).arns

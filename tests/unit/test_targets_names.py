@@ -103,7 +103,22 @@ def test_an_ecs_cluster_given_by_its_arn_is_that_cluster_by_name(partition):
     arn = _CLUSTER_ARN.format(partition=partition, region=region, name="webordinary-edit-cluster")
     given = Targets(region=region, cluster=arn)
     assert given.cluster == "webordinary-edit-cluster"
-    assert given == Targets(region=region, cluster="webordinary-edit-cluster")
+    # The ARN is kept, for the account it names: passed on, saved or loaded, it stays the ARN.
+    assert given.arns == (("cluster", arn),)
+    assert Targets.model_validate(given.model_dump()) == given
+    assert Targets.model_validate_json(given.model_dump_json()).arns == (("cluster", arn),)
+
+
+def test_the_account_of_a_target_given_as_an_arn_is_kept_and_names_are_no_arns():
+    cluster = "arn:aws:ecs:us-west-2:111122223333:cluster/edit"
+    group = "arn:aws:elasticloadbalancing:us-west-2:111122223333:targetgroup/edit-canary/0123456789abcdef"
+    given = Targets(cluster=cluster, canary_target_group=group)
+    assert given.arns == (("cluster", cluster), ("canary_target_group", group))
+    assert given.model_copy(update={"stable_service": "other"}).arns == given.arns
+    # A copy given another cluster by name keeps no ARN of the first.
+    other = given.model_copy(update={"cluster": "other-cluster"})
+    assert other.arns == (("canary_target_group", group),) and other.model_dump()["cluster"] == "other-cluster"
+    assert Targets().arns == ()
 
 
 @pytest.mark.parametrize(("arn", "said"), [
