@@ -529,7 +529,7 @@ def execute_rollback(
         still_holds("disable the bound feature flags")
         try:
             changes = disable_patiently(env.flags, list(bindings), actor=actor, reason=reason, now=env.clock.now(),
-                                        rollout=rollout, sleep=env.clock.sleep)
+                                        rollout=rollout, sleep=lambda seconds: sleep_wall(env, seconds))
         except FlagsNotDisabled as failed:
             # Traffic is already back: tell people now, then fail so the rollback stays open
             # in the ledger and running it again finishes the flags.

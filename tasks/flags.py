@@ -106,8 +106,9 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
     once, so one write DynamoDB throttled past botocore's retries left a flag serving the
     rolled-back feature, paged "NOT disabled" and failed the rollback. A refused permission, a
     missing table or an item rollway cannot use is not tried again (another ask gets the same).
-    ``sleep`` waits between tries: the rollout's clock's (a rollback passes it), so a test's fake
-    clock waits on no real time.
+    ``sleep`` waits that many wall seconds between tries, on the rollout's clock (a rollback passes
+    ``sleep_wall``): a test's fake clock waits on no real time, and a clock faster than the wall
+    still gives DynamoDB's throttling its wall seconds.
 
     Raises:
         FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.

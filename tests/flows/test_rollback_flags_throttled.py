@@ -110,3 +110,16 @@ def test_a_rollback_reads_each_bound_flag_and_its_trail_once_before_it_decides(a
     assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
     assert calls.count("GetItem") == 4 * 2, calls
     assert calls.count("PutItem") == 2, calls
+
+
+def test_on_a_clock_faster_than_the_wall_the_try_again_still_waits_a_wall_second(aws, monkeypatch):
+    """`rollway up`'s 60x clock sleeps 1/60 of what it is asked: DynamoDB's throttling is on the
+    wall clock, and a try 16 ms after the throttled one met the same throttle."""
+    env, client, waits = on_dynamodb(aws, monkeypatch)
+    monkeypatch.setattr(env.clock, "speed", 60.0, raising=False)
+    calls: list[str] = []
+    with on_operation(client, "before-call",
+                      failing("ProvisionedThroughputExceededException", 1, calls), operation="PutItem"):
+        done = rollback(reason="abort")
+    assert sorted(done.flags_disabled) == sorted((SQS, INTERRUPTS)), done
+    assert waits == [60.0], f"asked the rollout clock for {waits} s: {[w / 60 for w in waits]} s of wall time"
