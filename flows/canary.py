@@ -31,7 +31,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
-from flows.rollback import judge_rollback
+from flows.rollback import judge_rollback, sleep_wall
 from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
@@ -468,8 +468,9 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
             f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
             f"automatic rollback on failure.",
         )
+    # Its tries wait wall seconds: ECS's throttling is on the wall clock, whatever the rollout's.
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
-                                        canary.task_definition, env.clock.sleep)
+                                        canary.task_definition, lambda seconds: sleep_wall(env, seconds))
     log.info("canary service %s now on %s (%s)", t.canary_service, revision, image)
 
     # The canary flow keeps no ledger: its run is the rollout, and this id marks its flag writes

@@ -232,7 +232,7 @@ def deploy_canary(env: Environment, spec: RolloutSpec, record: RolloutRecord, *,
     else:
         stable = ecs.describe_service(env.deployer, t.stable_service)
         revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,
-                                            record.previous_task_definition, env.clock.sleep)
+                                            record.previous_task_definition, lambda seconds: sleep_wall(env, seconds))
         if ran == record.image != image and canary.task_definition != stable.task_definition:
             retired = _retire_unpinned(env, canary.task_definition, record.image)
     return env.ledger.record(

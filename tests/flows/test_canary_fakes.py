@@ -553,3 +553,31 @@ def test_a_stage_accepted_after_an_hour_long_pause_ends_when_it_was_accepted():
     first = result.stages[0]
     assert first.decision == "accepted by alice"
     assert first.ended_at == asked_at[0] + 3600, (first.ended_at - asked_at[0])
+
+
+def test_on_a_clock_faster_than_the_wall_a_deploys_try_again_still_waits_a_wall_second(monkeypatch):
+    """`rollway up`'s 60x clock sleeps 1/60 of what it is asked: ECS's throttling is on the wall
+    clock, and a pointing tried again 16 ms after a throttled one met the same throttle."""
+    from botocore.exceptions import ClientError
+
+    import tasks.undoable
+
+    env = fake_environment(canary_error_rate=0.0)
+    monkeypatch.setattr(env.clock, "speed", 60.0, raising=False)
+    waits: list[float] = []
+    sleep = env.clock.sleep
+    monkeypatch.setattr(env.clock, "sleep", lambda seconds: (waits.append(seconds), sleep(seconds)))
+    update, failed = env.deployer.update_service, []
+
+    def throttled_once(service, **changes):
+        if not failed and "task_definition" in changes:
+            failed.append(service)
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateService")
+        return update(service, **changes)
+
+    monkeypatch.setattr(env.deployer, "update_service", throttled_once)
+    result = canary_on(env, spec(5, 100))
+    assert result.outcome == "promoted", result.reason
+    assert failed == [env.targets.canary_service]
+    first = tasks.undoable.UNDO_FIRST_DELAY_SECONDS
+    assert waits[0] == first * 60, f"asked the rollout clock for {waits[0]} s: {waits[0] / 60} s of wall time"
