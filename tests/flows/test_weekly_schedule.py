@@ -427,3 +427,36 @@ def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_
     scaled = [c for c in env.deployer.calls if c.startswith(f"update_service {t.canary_service}")]
     assert any("desired=15" in c for c in scaled), scaled
     assert "someone scaled it down since" not in caplog.text, caplog.text
+
+
+def test_a_canary_resize_ecs_refuses_at_a_phase_start_leaves_the_phase_to_go_on(caplog):
+    """The stable service grew, and ECS refuses the canary's resize at week 3's start: the tick
+    failed there (and, as a flow, its hooks rolled a healthy canary back), where the next shift
+    sizes the canary for the new count anyway."""
+    from botocore.exceptions import ClientError
+
+    env = env_with_ledger()
+    t = env.targets
+    env.clock.t = at("UTC", 2027, 1, 11, 9, 0)
+    assert first_run(env, full_spec()).outcome == "holding"
+    env.clock.t += WEEK
+    assert tick(env, "cron-1").outcome == "holding"
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 20, "running": 20})
+    env.clock.t += WEEK
+    real_update, refused = env.deployer.update_service, []
+
+    def refuse_the_resize(service, **changes):
+        if service == t.canary_service and not refused:
+            refused.append(changes)
+            raise ClientError({"Error": {"Code": "ClientException", "Message": "no capacity"}}, "UpdateService")
+        return real_update(service, **changes)
+
+    env.deployer.update_service = refuse_the_resize
+    caplog.set_level(logging.INFO)
+    result = tick(env, "cron-2")
+    assert [changes["desired"] for changes in refused] == [10], refused
+    assert result.outcome == "promoted", result.reason
+    assert f"could not scale {t.canary_service} to 10 tasks for the 50% it carries now" in caplog.text, caplog.text
+    scaled = [c for c in env.deployer.calls if c.startswith(f"update_service {t.canary_service}")]
+    assert any("desired=15" in c for c in scaled), scaled
