@@ -402,11 +402,8 @@ def test_a_hooks_rollback_whose_page_fails_says_the_traffic_is_back(monkeypatch,
 # --- 4. the stable service's count, read again at each phase's start ----------------------------
 
 
-def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_phase_for_its_new_count(caplog):
-    """Autoscaling took the stable service from 4 to 20 tasks during week 2. Week 3's stages used to
-    size the canary for the 4 recorded at the rollout's start (3 tasks for 75 %, one task carrying
-    what 5 of the old version carry); the count is read again when the phase starts, recorded, and
-    said, and the canary already carrying 50 % is scaled for it there, not at its next shift."""
+def week_three_due_with_the_stable_service_grown_to_20():
+    """Weeks 1 and 2 run on a stable service of 4 tasks, then autoscaling takes it to 20; week 3 is due."""
     env = env_with_ledger()
     t = env.targets
     env.clock.t = at("UTC", 2027, 1, 11, 9, 0)
@@ -417,6 +414,16 @@ def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_
     env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
         update={"desired": 20, "running": 20})
     env.clock.t += WEEK
+    return env
+
+
+def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_phase_for_its_new_count(caplog):
+    """Autoscaling took the stable service from 4 to 20 tasks during week 2. Week 3's stages used to
+    size the canary for the 4 recorded at the rollout's start (3 tasks for 75 %, one task carrying
+    what 5 of the old version carry); the count is read again when the phase starts, recorded, and
+    said, and the canary already carrying 50 % is scaled for it there, not at its next shift."""
+    env = week_three_due_with_the_stable_service_grown_to_20()
+    t = env.targets
     caplog.set_level(logging.INFO)
     result = tick(env, "cron-2")
     assert result.outcome == "promoted", result.reason
@@ -435,15 +442,8 @@ def test_a_canary_resize_ecs_refuses_at_a_phase_start_leaves_the_phase_to_go_on(
     sizes the canary for the new count anyway."""
     from botocore.exceptions import ClientError
 
-    env = env_with_ledger()
+    env = week_three_due_with_the_stable_service_grown_to_20()
     t = env.targets
-    env.clock.t = at("UTC", 2027, 1, 11, 9, 0)
-    assert first_run(env, full_spec()).outcome == "holding"
-    env.clock.t += WEEK
-    assert tick(env, "cron-1").outcome == "holding"
-    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
-        update={"desired": 20, "running": 20})
-    env.clock.t += WEEK
     real_update, refused = env.deployer.update_service, []
 
     def refuse_the_resize(service, **changes):
