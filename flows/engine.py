@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from flows.approvals import duration_said
-from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for
+from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
 
@@ -654,7 +654,7 @@ def run_stages(
             judging = (f"While this pause waits, the run keeps judging the canary every "
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
-                       if watched else "")
+                       if watched and takes_watch(approver) else "")  # a two-argument one is given no watch
             journal.asking(decision, held)
             held = None
             answer = ask(approver, decision, f"**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"

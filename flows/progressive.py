@@ -317,13 +317,22 @@ def resize_canary(env: Environment, record: RolloutRecord) -> None:
     """Scale the canary for the share it carries now, on ``record``'s stable count, if it has fewer
     tasks: after the count grew, the canary carried its share of the grown traffic on tasks sized
     for the old count, and the next shift would take its tasks for ones someone scaled in. Not
-    waited for: the next shift waits for ECS and the health checks as it always does."""
+    waited for: the next shift waits for ECS and the health checks as it always does.
+
+    Nor needed: the next shift sizes the canary for the recorded count too. ECS refusing it (past
+    the task's retries) is said and the phase goes on; failing the run instead had its hooks roll
+    back a healthy canary over a head start."""
     needed = canary_capacity(record.stable_desired or 1, record.weights.canary) if record.weights.canary else 0
-    canary = ecs.describe_service(env.deployer, env.targets.canary_service)
-    if canary.desired < needed:
-        get_run_logger().info("scaling %s from %d to %d tasks for the %d%% it carries", canary.name, canary.desired,
-                              needed, record.weights.canary)
-        ecs.update_service(env.deployer, canary.name, desired=needed)
+    try:
+        canary = ecs.describe_service(env.deployer, env.targets.canary_service)
+        if canary.desired < needed:
+            get_run_logger().info("scaling %s from %d to %d tasks for the %d%% it carries", canary.name,
+                                  canary.desired, needed, record.weights.canary)
+            ecs.update_service(env.deployer, canary.name, desired=needed)
+    except Exception as err:  # noqa: BLE001 - any failure leaves the sizing to the next shift
+        get_run_logger().warning("could not scale %s to %d tasks for the %d%% it carries now (%s): the next shift "
+                                 "sizes it for the new count", env.targets.canary_service, needed,
+                                 record.weights.canary, err)
 
 
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,

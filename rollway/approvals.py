@@ -81,12 +81,13 @@ def ask(approver: Approver, pause: Pause, summary: str, watch: Watch | None) -> 
     """``approver``'s answer to ``pause``, given ``watch`` when it takes one (a ``watch``
     parameter: rollway's approvers do). One written for the two-argument form (a script's, a
     test's) answers without it: the run then judges nothing while it waits in it."""
-    if watch is not None and _takes_watch(approver):
+    if watch is not None and takes_watch(approver):
         return approver(pause, summary, watch=watch)
     return approver(pause, summary)
 
 
-def _takes_watch(approver: Approver) -> bool:
+def takes_watch(approver: Approver) -> bool:
+    """Whether ``ask`` gives ``approver`` the pause's watch (it has a ``watch`` parameter)."""
     try:
         parameters = inspect.signature(approver).parameters.values()
     except (TypeError, ValueError):  # no signature to read (a builtin): the two-argument form

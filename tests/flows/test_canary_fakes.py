@@ -415,6 +415,28 @@ def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
     assert max(end - start for start, end in during) <= 600, max(end - start for start, end in during)
 
 
+def test_the_summary_says_the_canary_is_judged_meanwhile_only_to_an_approver_given_the_watch():
+    """A custom approver of the two-argument form is never given the watch: nothing is judged
+    while it waits, and its summary (sent on by it, to a chat or a ticket) said the run rolls
+    back on its own meanwhile."""
+    summaries: dict[str, list[str]] = {"two": [], "watched": []}
+
+    def two_arguments(pause, summary):
+        summaries["two"].append(summary)
+        return APPROVE
+
+    def watched(pause, summary, watch=None):
+        summaries["watched"].append(summary)
+        return APPROVE
+
+    for approver in (two_arguments, watched):
+        assert canary_on(fake_environment(canary_error_rate=0.0), spec(5, 25, 100, approval_at=(25,)),
+                         approver).outcome == "promoted"
+    assert len(summaries["two"]) == len(summaries["watched"]) == 1, summaries
+    assert "keeps judging the canary" not in summaries["two"][0], summaries["two"][0]
+    assert "keeps judging the canary" in summaries["watched"][0], summaries["watched"][0]
+
+
 def moved_by_hand(env):
     env.router.weights = Weights(stable=50, canary=50)
 

@@ -402,11 +402,8 @@ def test_a_hooks_rollback_whose_page_fails_says_the_traffic_is_back(monkeypatch,
 # --- 4. the stable service's count, read again at each phase's start ----------------------------
 
 
-def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_phase_for_its_new_count(caplog):
-    """Autoscaling took the stable service from 4 to 20 tasks during week 2. Week 3's stages used to
-    size the canary for the 4 recorded at the rollout's start (3 tasks for 75 %, one task carrying
-    what 5 of the old version carry); the count is read again when the phase starts, recorded, and
-    said, and the canary already carrying 50 % is scaled for it there, not at its next shift."""
+def week_three_due_with_the_stable_service_grown_to_20():
+    """Weeks 1 and 2 run on a stable service of 4 tasks, then autoscaling takes it to 20; week 3 is due."""
     env = env_with_ledger()
     t = env.targets
     env.clock.t = at("UTC", 2027, 1, 11, 9, 0)
@@ -417,6 +414,16 @@ def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_
     env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
         update={"desired": 20, "running": 20})
     env.clock.t += WEEK
+    return env
+
+
+def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_phase_for_its_new_count(caplog):
+    """Autoscaling took the stable service from 4 to 20 tasks during week 2. Week 3's stages used to
+    size the canary for the 4 recorded at the rollout's start (3 tasks for 75 %, one task carrying
+    what 5 of the old version carry); the count is read again when the phase starts, recorded, and
+    said, and the canary already carrying 50 % is scaled for it there, not at its next shift."""
+    env = week_three_due_with_the_stable_service_grown_to_20()
+    t = env.targets
     caplog.set_level(logging.INFO)
     result = tick(env, "cron-2")
     assert result.outcome == "promoted", result.reason
@@ -427,3 +434,29 @@ def test_a_stable_service_scaled_out_during_a_week_sizes_the_canary_of_the_next_
     scaled = [c for c in env.deployer.calls if c.startswith(f"update_service {t.canary_service}")]
     assert any("desired=15" in c for c in scaled), scaled
     assert "someone scaled it down since" not in caplog.text, caplog.text
+
+
+def test_a_canary_resize_ecs_refuses_at_a_phase_start_leaves_the_phase_to_go_on(caplog):
+    """The stable service grew, and ECS refuses the canary's resize at week 3's start: the tick
+    failed there (and, as a flow, its hooks rolled a healthy canary back), where the next shift
+    sizes the canary for the new count anyway."""
+    from botocore.exceptions import ClientError
+
+    env = week_three_due_with_the_stable_service_grown_to_20()
+    t = env.targets
+    real_update, refused = env.deployer.update_service, []
+
+    def refuse_the_resize(service, **changes):
+        if service == t.canary_service and not refused:
+            refused.append(changes)
+            raise ClientError({"Error": {"Code": "ClientException", "Message": "no capacity"}}, "UpdateService")
+        return real_update(service, **changes)
+
+    env.deployer.update_service = refuse_the_resize
+    caplog.set_level(logging.INFO)
+    result = tick(env, "cron-2")
+    assert [changes["desired"] for changes in refused] == [10], refused
+    assert result.outcome == "promoted", result.reason
+    assert f"could not scale {t.canary_service} to 10 tasks for the 50% it carries now" in caplog.text, caplog.text
+    scaled = [c for c in env.deployer.calls if c.startswith(f"update_service {t.canary_service}")]
+    assert any("desired=15" in c for c in scaled), scaled
