@@ -326,11 +326,13 @@ def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> l
 
 
 class _Ended(Exception):
-    """The pause's watch ended it (``reason``): the run leaves it without waiting for an answer."""
+    """The pause's watch ended it (its one argument says why): the run leaves it without waiting
+    for an answer. Caught by the approver, never raised out of it: no constructor of its own, so
+    it pickles as any exception does."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    @property
+    def reason(self) -> str:
+        return self.args[0]
 
 
 def _wait_for_resume(
