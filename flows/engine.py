@@ -72,9 +72,10 @@ class Journal(Protocol):
         """What is recorded of the stages before stage index ``before`` (judged by an earlier
         weekly phase's run, or a run that died), as markdown for the approval form; None: nothing."""
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
         """A person is about to be asked ``pause``'s question (the run waits for the answer);
-        ``held_by``: the person's hold this pause asks again after, if it does."""
+        ``held_by``: the person's hold this pause asks again after, if it does; ``judging``: what
+        the form says of the canary judged meanwhile ("" when nothing is)."""
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
@@ -112,7 +113,7 @@ class NullJournal:
 
     def earlier_stages(self, before): return None
 
-    def asking(self, pause, held_by=None): pass
+    def asking(self, pause, held_by=None, judging=""): pass
 
     def answered(self, pause, answer, approved_stage): pass
 
@@ -655,7 +656,7 @@ def run_stages(
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
                        if watched and takes_watch(approver) else "")  # a two-argument one is given no watch
-            journal.asking(decision, held)
+            journal.asking(decision, held, judging.strip())  # the notice says it as the form does
             held = None
             answer = ask(approver, decision, f"**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                          + next_weight_hint(spec, decision, state.until_stage), watch if watched else None)

@@ -203,7 +203,7 @@ class LedgerJournal:
                         f"{utc(line.started_at)} | {until} | {markdown_cell(line.verdict)} |")
         return "\n".join(rows)
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None) -> None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
         """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
         opens with the approval before 25 % by default) and nobody was told: unanswered, the pause
         timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
@@ -213,7 +213,9 @@ class LedgerJournal:
         to one not asked yet in the wait): nobody answered the first message, and one an hour for a
         rollout left holding for weeks (or for each asking of a pause whose cause flaps between
         unreadable and inconclusive metrics) would only bury it. An alert: a message SNS
-        refuses must not fail the run, whose hooks would roll back."""
+        refuses must not fail the run, whose hooks would roll back. ``judging``: the form's words on
+        the canary judged while the pause waits, said here too: a person reading only this took
+        their time, not knowing the run rolls back on its own meanwhile and their answer then lapses."""
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
         if not self._record_pause(pause, paused_at) and held_by is None:
             return
@@ -228,6 +230,7 @@ class LedgerJournal:
             self.env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {self.service}",
             f"{again}{self.spec.image} on {self.service}{where} waits for an answer{run}: "
             f"{pause_question(pause, self.spec.approvals, paused_at)}.\n"
+            + (f"{judging}\n" if judging else "") +
             # Whoever reads this on a phone may want neither to approve nor to roll back yet.
             "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
             "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",

@@ -36,8 +36,32 @@ class _NameRule(NamedTuple):
         # fullmatch: ``$`` also matches before a final line break, and "webordinary-edit-cluster\n"
         # pasted from a terminal passed, to be looked up in AWS as such.
         if not self.pattern.fullmatch(value):
+            if value.startswith("arn:"):
+                # What the console shows and copies: refused with the naming rule alone, nobody
+                # could tell the ARN was what was wrong, nor what to give instead.
+                name = _name_in_arn(value)
+                given = f"the name ({name!r})" if name and self.pattern.fullmatch(name) else "the name"
+                raise ValueError(f"{field} {value!r} is an ARN: give {given}, not the ARN")
             raise ValueError(f"{field} {value!r} is not a valid AWS resource name: {self.rule}")
         return value
+
+
+def _name_in_arn(arn: str) -> str | None:
+    """The resource's name in ``arn`` (arn:<partition>:<service>:<region>:<account>:<resource>), or None.
+
+    SNS's resource is the topic's name; ELBv2's is loadbalancer/<app|net|gwy>/<name>/<id>; the
+    others end in the name (ECS's service/<cluster>/<name>, task-definition/<family>:<revision>,
+    DynamoDB's table/<name>, CloudWatch's dashboard/<name>)."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or not parts[5]:
+        return None
+    service, resource = parts[2], parts[5]
+    segments = resource.split("/")
+    if service == "elasticloadbalancing":
+        return segments[2] if len(segments) == 4 and segments[0] == "loadbalancer" else None
+    if service == "ecs" and segments[0] == "task-definition":
+        return segments[-1].split(":")[0]
+    return segments[-1]
 
 
 # ELBv2's load balancer and target group names: alphanumerics and hyphens, no hyphen at either end.

@@ -1626,6 +1626,64 @@ def skipping(weight: int | None, skipped: list[int] | None) -> str:
             f"{', '.join(f'{w}%' for w in skipped)}: the rollout goes to {weight}% next")
 
 
+ANSWER_SEEN_SECONDS = 10.0
+"""How long `promote` and `hold` read the ledger, once the server took the answer, for the run to
+record whether it took it (an approval after one more look at the canary)."""
+
+
+def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: str, action: str,
+                poll_seconds: float = 0.2) -> tuple[str, str]:
+    """Whether the run that owns ``record`` took ``who``'s ``action`` just resumed into it:
+    ("taken", "") once the ledger records it, ("refused", why) once the run records it as not
+    applied, ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it
+    cannot be told: the run keeps no ledger of its own (a `canary` run), or never said it waits
+    (an older rollway's, or its process died: nothing would record anything).
+
+    The server takes a resume that lands during the look ending the pause (the canary failed, its
+    traffic moved), and the run records that answer as not applied and rolls back; so too an
+    approval whose one more look finds the canary failing. Told "resumed", the person went away
+    believing the rollout went on, or held.
+    """
+    from prefect.client.orchestration import get_client
+
+    from flows.approvals import waiting_stamps
+
+    if record is None or owner_run_id(record) != run.id:
+        return "", ""
+    key = getattr(run.state.state_details, "pause_key", None) if run.state is not None else None
+    deadline = time.monotonic() + ANSWER_SEEN_SECONDS
+    # Reads given up on as the bound runs out: the account's clients retry for minutes.
+    ledger = service.ledger_reading(ANSWER_SEEN_SECONDS) if service.ledger_reading is not None else service.ledger
+    try:
+        with get_client(sync_client=True) as client:
+            if not key or not waiting_stamps(client, run.id, key):
+                return "", ""
+            while True:
+                now = ledger.get(record.service)
+                if now is None or now.rollout_id != record.rollout_id:
+                    return "", ""
+                if any(t.actor == who and t.kind == action for t in now.history if t not in record.history):
+                    return "taken", ""
+                for refused in now.refused_answers:
+                    if refused not in record.refused_answers and refused.actor == who and refused.action == action:
+                        return "refused", refused.reason
+                if is_final(client.read_flow_run(run.id)):
+                    return "", ""  # ended without recording either: nothing more will be
+                if time.monotonic() >= deadline:
+                    return "late", ""
+                time.sleep(poll_seconds)
+    except Exception:  # noqa: BLE001 - the answer was sent: only what is said of it is at stake
+        return "", ""
+
+
+def _not_recorded_yet(seen: str) -> str:
+    """What the command adds when the run did not record within the bound whether it took the answer."""
+    if seen != "late":
+        return ""
+    return (f"; it has not recorded taking it yet (within {ANSWER_SEEN_SECONDS:g} s): `rollway status` shows whether "
+            "it did")
+
+
 def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, comment: str) -> None:
     """Refuse, before anything is sent, to answer a paused run whose process died; it is marked
     Crashed and the person told what to do instead, so the answer is not lost without a word.
@@ -1667,8 +1725,11 @@ def promote(
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         skipped = check_canary_weight(run, live_weights(service), weight)
     resume(run.id, answer, paused=run.state)
+    taken, why = answer_seen(service, record, run, who, "approve")
+    if taken == "refused":
+        raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s promote: {why}")
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
-                  f"{_asking(run)}", markup=False)
+                  f"{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
     return 0
 
 
@@ -1688,8 +1749,11 @@ def hold(
     record, run = _paused(service, flow_run)
     _answerable(record, run, who, "hold", comment)
     resume(run.id, answer, paused=run.state)
+    taken, why = answer_seen(service, record, run, who, "hold")
+    if taken == "refused":
+        raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s hold: {why}")
     console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
-                  f"next analysis interval{_asking(run)}", markup=False)
+                  f"next analysis interval{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
     return 0
 
 

@@ -1267,6 +1267,29 @@ def test_a_canary_scaled_down_by_someone_else_is_said_when_the_next_shift_scales
                for m in said), said
 
 
+
+def test_the_notice_a_pause_sends_says_the_canary_is_judged_meanwhile_only_when_it_is():
+    """The SNS notice is what a person on a phone reads: it said only that the run waits, and
+    they took their time not knowing the run rolls back on its own meanwhile if the canary fails
+    (the pause then ends and their answer is no longer taken). Not said when nothing is judged:
+    a two-argument approver is given no watch."""
+    def two_arguments(pause, summary):
+        return ApprovalAnswer(action="approve", approver="dana")
+
+    def watched(pause, summary, watch=None):
+        return ApprovalAnswer(action="approve", approver="dana")
+
+    notices = {}
+    for name, approver in (("two", two_arguments), ("watched", watched)):
+        env = env_with_ledger()
+        assert progressive_on(env, APPROVAL_SPEC, approver).outcome == "promoted"
+        notices[name] = [message for subject, message in env.notifier.messages if "waits for a person" in subject]
+    assert len(notices["two"]) == len(notices["watched"]) == 1, notices
+    (told,) = notices["watched"]
+    assert "the run keeps judging the canary every 60 s" in told and "rolls back on its own if it fails" in told, told
+    assert "keeps judging" not in notices["two"][0], notices["two"][0]
+
+
 def test_a_canary_failing_during_an_approval_pause_is_rolled_back_and_recorded_without_an_answer():
     """The judge's rollback during the pause is recorded as one during a stage is: its reason, the
     guardrail as actor, and a page; an approval given at that very moment is recorded as not applied."""

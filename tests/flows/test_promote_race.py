@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.states import Completed, Paused, Running
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import RefusedAnswer, RolloutRecord, Transition
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -86,3 +87,58 @@ def test_abort_wait_says_the_rejection_did_not_take_when_the_run_left_its_pause_
     out, err = capsys.readouterr()
     assert code == 1 and out == "", out
     assert f"flow run {run.name} ({run.id}) cannot be resumed: it is Completed, not paused" in err, err
+
+
+def says_it_waits(run) -> None:
+    """What a live run does while paused: say so (a run whose process died stops saying it)."""
+    import json
+    import time
+
+    from flows.approvals import waiting_prefix
+
+    with get_client(sync_client=True) as client:
+        client.create_flow_run_input(run.id, f"{waiting_prefix(run.state.state_details.pause_key)}0",
+                                     json.dumps({"at": time.time(), "every": 30.0}))
+
+
+@pytest.mark.parametrize("command", ["promote", "hold"])
+def test_an_answer_the_run_records_as_not_applied_is_said_not_taken(monkeypatch, capsys, command):
+    """The answer lands during the look that ends the pause (the canary failed): the server takes
+    the resume, but the run records the answer as not applied and rolls back. The person was
+    told "resumed" (or that it holds), and went away believing the rollout went on."""
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ledger = ops.connect(None, None).ledger
+    original = SyncPrefectClient.resume_flow_run
+    why = "not applied: the run's look at the canary came first, and the rollout rolls back: 5%: canary errors 9%"
+
+    def the_look_ends_the_pause_as_it_lands(self, flow_run_id, run_input=None):
+        response = original(self, flow_run_id, run_input=run_input)
+        record = ledger.get(Targets().canary_service)
+        ledger._rollouts[record.service][-1] = record.model_copy(update={"refused_answers": (RefusedAnswer(
+            at=2.0, actor=run_input["approver"], action=run_input["action"], reason=why),)})
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", the_look_ends_the_pause_as_it_lands)
+    answer = ops.promote if command == "promote" else ops.hold
+    extra = {"weight": None} if command == "promote" else {}
+    code = answer(approver="alice", comment="", flow_run=None, targets_block=None, credentials_block=None, **extra)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code == 1 and out == "", out
+    assert f"flow run {run.name} ({run.id}) did not take alice's {command}" in said, err
+    assert why in said, err
+
+
+def test_an_answer_the_run_has_not_recorded_yet_is_said_resumed_and_where_to_look(monkeypatch, capsys):
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    monkeypatch.setattr(ops, "ANSWER_SEEN_SECONDS", 0.3)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, _err = capsys.readouterr()
+    said = " ".join(out.split())
+    assert code == 0 and f"approved by alice: flow run {run.name} ({run.id}) resumed" in said, out
+    assert "not recorded taking it yet" in said and "`rollway status`" in said, out

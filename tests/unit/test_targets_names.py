@@ -34,6 +34,27 @@ def test_a_name_aws_refuses_for_its_field_is_refused_naming_field_value_and_rule
     assert field in error["msg"] and repr(value) in error["msg"] and rule in error["msg"], error["msg"]
 
 
+@pytest.mark.parametrize(("field", "arn", "name"), [
+    ("alert_topic", "arn:aws:sns:us-west-2:123456789012:webordinary-alerts", "webordinary-alerts"),
+    ("load_balancer", "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/edit-alb/50dc6c495c0c9188",
+     "edit-alb"),
+    ("canary_service", "arn:aws:ecs:us-west-2:123456789012:service/edit-cluster/edit-canary", "edit-canary"),
+    ("task_family", "arn:aws:ecs:us-west-2:123456789012:task-definition/edit-task:7", "edit-task"),
+    ("rollouts_table", "arn:aws-cn:dynamodb:cn-north-1:123456789012:table/acme-rollouts", "acme-rollouts"),
+    ("dashboard", "arn:aws:cloudwatch::123456789012:dashboard/edit-dash", "edit-dash"),
+])
+def test_a_name_given_as_its_arn_is_refused_naming_the_name_to_give(field, arn, name):
+    """What the console shows and copies is the ARN: refused with AWS's naming rule, nobody could
+    tell the ARN was what was wrong, nor what to give instead."""
+    with pytest.raises(ValidationError) as refused:
+        Targets(**{field: arn})
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,)
+    assert f"give the name ({name!r}), not the ARN" in error["msg"] and field in error["msg"], error["msg"]
+    assert "is not a valid AWS resource name" not in error["msg"], error["msg"]
+    Targets(**{field: name})
+
+
 def test_a_checklist_table_aws_refuses_is_refused_with_dynamodbs_rule():
     with pytest.raises(ValidationError, match=r"'ab' is not a valid AWS resource name.*3-255"):
         TableSpec(name="ab", hash_key="id")
