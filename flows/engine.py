@@ -31,6 +31,7 @@ from rollway.decide import (
     StageState,
     analysis_start,
     decide,
+    first_whole_period,
     stage_end,
     stage_over,
 )
@@ -407,11 +408,10 @@ class PauseWatch:
                  tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
         self.tracker, self.history = tracker, history
-        period = spec.analysis.interval_seconds
         # A passed stage's window: from the first whole period of the pause (see analysis_start).
-        self.start = analysis_start(spec, state) if not state.passed else math.ceil(since / period) * period
+        self.start = analysis_start(spec, state) if not state.passed else first_whole_period(spec, since)
         self.window = 0  # how many times a passed stage's window began again
-        self.next_look = since + period
+        self.next_look = since + spec.analysis.interval_seconds
         self.ended: tuple[Weights, str, str] | None = None  # (weights, reason, actor) of the rollback
 
     def __call__(self) -> str | None:
@@ -465,7 +465,7 @@ class PauseWatch:
             # stage's bake: a pause held for weeks (each timeout asking again) read and judged a
             # window of weeks at every look. Restarted on time alone, each window is a test of its
             # own, so each gets half the alpha of the one before (see window_alpha).
-            self.start = math.ceil((now - window / 2) / period) * period
+            self.start = first_whole_period(spec, now - window / 2)
             self.window += 1
         # A stage still running goes on with its own test; a passed one's pause has tests of its own.
         judge = (judge_for_pause_window(spec, state.stage_index, self.window) if state.passed

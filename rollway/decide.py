@@ -130,8 +130,13 @@ def analysis_start(spec: RolloutSpec, state: StageState) -> float:
     """
     if state.started_at is None:
         raise ValueError("no stage has started")
+    return first_whole_period(spec, state.started_at)
+
+
+def first_whole_period(spec: RolloutSpec, at: float) -> float:
+    """Start of the first whole metric period at or after ``at``."""
     period = spec.analysis.interval_seconds
-    return math.ceil(state.started_at / period) * period
+    return math.ceil(at / period) * period
 
 
 def _next_step(spec: RolloutSpec, state: StageState, *, passed: bool, why: str) -> Decision:
