@@ -472,18 +472,28 @@ class PauseWatch:
                  else judge_for_stage(spec, state.stage_index))
         if self.history is None:
             self.history = baseline_history(env, spec, judge, state.started_at, inline=True)
-        observation = _task(metrics.observe, True)(env.metrics, self.start, now)
-        settled_until = now - spec.analysis.metrics_delay_seconds
-        healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
-                                                 seconds=spec.verify_timeout_seconds, inline=True)
-        verdict = assess(judge, spec.guardrails, observation,
-                         stage_over=not state.passed and stage_over(spec, state, now),
-                         history=self.history or (), settled_until=settled_until, healthy_targets=healthy)
+        observation, settled_until, verdict = look_at_canary(
+            env, spec, judge, self.start, now, stage_over=not state.passed and stage_over(spec, state, now),
+            history=self.history, inline=True)
         # A running stage's row counts its looks during the pause; a passed stage's row is final.
         fresh = (self.tracker.alerts.new(verdict) if state.passed
                  else self.tracker.update(observation, verdict, settled_until))
         stage_alerts(env, spec, state, fresh, inline=True)
         return verdict
+
+
+def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now: float, *, stage_over: bool,
+                   history: tuple[Interval, ...] | None, inline: bool = False) -> tuple[Observation, float, Verdict]:
+    """One look at the canary, a stage's tick or a pause's: its metrics from ``start`` to ``now``,
+    judged with the guardrails. Returns the observation, the end of its settled periods (later ones
+    may still be filling in) and the verdict. ``inline``: see ``_task``."""
+    observation = _task(metrics.observe, inline)(env.metrics, start, now)
+    settled_until = now - spec.analysis.metrics_delay_seconds
+    healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
+                                             seconds=spec.verify_timeout_seconds, inline=inline)
+    verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over, history=history or (),
+                     settled_until=settled_until, healthy_targets=healthy)
+    return observation, settled_until, verdict
 
 
 def stage_alerts(env: Environment, spec: RolloutSpec, state: StageState, fresh: list[str], inline: bool = False) -> None:
@@ -570,12 +580,8 @@ def run_stages(
             if history is None:
                 # None again when the read failed: the next look reads it again.
                 history = baseline_history(env, spec, judge, state.started_at)
-            observation = metrics.observe(env.metrics, start, now)
-            settled_until = now - spec.analysis.metrics_delay_seconds
-            healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
-                                                     seconds=spec.verify_timeout_seconds)
-            verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over(spec, state, now),
-                             history=history or (), settled_until=settled_until, healthy_targets=healthy)
+            observation, settled_until, verdict = look_at_canary(
+                env, spec, judge, start, now, stage_over=stage_over(spec, state, now), history=history)
             stage_alerts(env, spec, state, tracker.update(observation, verdict, settled_until))
         journal.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
