@@ -48,6 +48,7 @@ from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
+from tasks.inline import run_as
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
 
 
@@ -486,8 +487,8 @@ def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now
                    history: tuple[Interval, ...] | None, inline: bool = False) -> tuple[Observation, float, Verdict]:
     """One look at the canary, a stage's tick or a pause's: its metrics from ``start`` to ``now``,
     judged with the guardrails. Returns the observation, the end of its settled periods (later ones
-    may still be filling in) and the verdict. ``inline``: see ``_task``."""
-    observation = _task(metrics.observe, inline)(env.metrics, start, now)
+    may still be filling in) and the verdict. ``inline``: see ``tasks.inline.run_as``."""
+    observation = run_as(metrics.observe, inline)(env.metrics, start, now)
     settled_until = now - spec.analysis.metrics_delay_seconds
     healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
                                              seconds=spec.verify_timeout_seconds, inline=inline)
@@ -804,7 +805,7 @@ def canary_targets_if_unattributed(env: Environment, observation: Observation, *
     """The canary's healthy targets when ``observation`` holds load-balancer 5xx and no request
     count at all: only they say whether those 5xx are its (none: it refuses its traffic, and
     rolls back). None otherwise, or when they cannot be read within ``seconds`` (the spec's
-    ``verify_timeout_seconds``; unknown: no pass, no rollback). ``inline``: see ``_task``."""
+    ``verify_timeout_seconds``; unknown: no pass, no rollback). ``inline``: see ``tasks.inline.run_as``."""
     if not unattributed(observation, monitoring=monitoring):
         return None
     return traffic.healthy_targets_or_unknown(env.router, "canary", seconds, inline=inline)
@@ -829,11 +830,11 @@ def baseline_history(env: Environment, spec: RolloutSpec, judge, shifted_at: flo
     at the next look: one throttled read used to leave the whole stage without the load
     balancer's 5xx rate before it, and a steady background then kept a healthy canary from passing.
 
-    ``inline``: see ``_task``.
+    ``inline``: see ``tasks.inline.run_as``.
     """
     seconds = spec.analysis.calibration_seconds or BACKGROUND_SECONDS
     end = math.floor(shifted_at / spec.analysis.interval_seconds) * spec.analysis.interval_seconds
-    past = _task(metrics.observe, inline)(env.metrics, end - seconds, end)
+    past = run_as(metrics.observe, inline)(env.metrics, end - seconds, end)
     if past.error is not None:
         get_run_logger().warning("baseline history unavailable (%s); judging this look without it and reading it "
                                  "again at the next", past.error)
@@ -882,13 +883,6 @@ def approved_stage(spec: RolloutSpec, pause: Pause, answer: ApprovalAnswer, unti
     return next_stage_for(spec, pause, answer.next_weight, until_stage)
 
 
-def _task(task, inline: bool):
-    """``task`` as a task run of the flow run, or its function alone when ``inline``: while the
-    run is paused for an answer the Prefect server runs none of its tasks ("The flow is paused,
-    new tasks can execute after resuming"), and the looks made then read AWS directly."""
-    return task.fn if inline else task
-
-
 def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool = False) -> Weights | None:
     """The load balancer's weights when they are not ``expected``, None when they are.
 
@@ -897,16 +891,16 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool
     lag (``verify_timeout_seconds``): the reads made again get what the first left of it (at
     least one is made), where they got a whole lag more, and the check took up to twice it.
 
-    ``inline``: see ``_task``.
+    ``inline``: see ``tasks.inline.run_as``.
 
     Raises:
         ReadBackUnanswered: the load balancer did not answer a read within the lag.
     """
     deadline = time.monotonic() + lag_seconds
-    if _task(traffic.weights_within, inline)(env.router, lag_seconds) == expected:
+    if run_as(traffic.weights_within, inline)(env.router, lag_seconds) == expected:
         return None
     try:
-        _task(traffic.verify_weights, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
+        run_as(traffic.verify_weights, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
     except WeightMismatch as mismatch:
         return mismatch.actual
     return None
@@ -934,7 +928,7 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
 
     Returns:
         (the weights the rollback starts from, its reason, its actor "drift"), or None when
-        nothing was changed. ``inline``: see ``_task``.
+        nothing was changed. ``inline``: see ``tasks.inline.run_as``.
     """
     live = _drift(env, weights, spec.verify_timeout_seconds, inline)
     if live is not None:
@@ -943,7 +937,7 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
         get_run_logger().warning(reason)
         return live, reason, "drift"
     if weights.canary > 0:
-        canary = _task(ecs.describe_service, inline)(env.deployer, env.targets.canary_service)
+        canary = run_as(ecs.describe_service, inline)(env.deployer, env.targets.canary_service)
         if canary.desired == 0:
             reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "
                       f"balancer sends it {weights.canary}% of the traffic, which it turns away: this run rolls back "

@@ -10,6 +10,7 @@ from rollway.model import Observation
 from rollway.ports import MetricSource, Notifier
 from rollway.targets import Targets
 from tasks import retry
+from tasks.inline import run_as
 
 
 # No retries: a failed query comes back as an Observation with its error, and the next
@@ -61,7 +62,7 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     from rollway.aws.denied import rollout_said
 
     try:
-        return (notify.fn if inline else notify)(notifier, subject, message)
+        return run_as(notify, inline)(notifier, subject, message)
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
         said = rollout_said(err, targets)
         get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)

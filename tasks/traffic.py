@@ -13,6 +13,7 @@ from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
 from tasks import retry
+from tasks.inline import run_as
 
 T = TypeVar("T")
 
@@ -180,7 +181,7 @@ def healthy_targets_or_unknown(router: TrafficRouter, version: str, seconds: flo
 
     ``inline``: read without a task run, as a paused run must (the Prefect server runs no task of it).
     """
-    look = healthy_targets.fn if inline else healthy_targets
+    look = run_as(healthy_targets, inline)
     try:
         return look(router.reading(seconds), version, wait=(seconds, seconds), bound="verify_timeout_seconds")
     except Exception as err:  # noqa: BLE001 - any failure to read leaves them unknown, said in the log
