@@ -12,7 +12,7 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
@@ -42,10 +42,17 @@ class _Resolved:
     load_balancer_arn: str
     listener_arn: str
     rule_arn: str
-    stable_arn: str
-    canary_arn: str
     # The groups as DescribeTargetGroups answered the lookup: their health checks come with it.
-    groups: dict[str, TargetGroup] = field(default_factory=dict, compare=False)
+    stable: TargetGroup
+    canary: TargetGroup
+
+    @property
+    def stable_arn(self) -> str:
+        return self.stable.arn
+
+    @property
+    def canary_arn(self) -> str:
+        return self.canary.arn
 
 
 class _Lookups:
@@ -114,8 +121,7 @@ class AlbRouter:
         stable = self._target_group(t.stable_target_group)
         canary = self._target_group(t.canary_target_group)
         rule_arn = self._rule_arn(listener_arn, stable.arn, canary.arn)
-        self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable.arn, canary.arn,
-                                                {"stable": stable, "canary": canary})
+        self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable, canary)
 
     @property
     def load_balancer_arn(self) -> str:
@@ -147,10 +153,9 @@ class AlbRouter:
         Raises:
             ValueError: ``version`` is neither "stable" nor "canary".
         """
-        groups = self._lookups().groups
-        if version not in groups:
+        if version not in ("stable", "canary"):
             raise ValueError(f"version must be 'stable' or 'canary', got {version!r}")
-        return groups[version]
+        return getattr(self._lookups(), version)
 
     def get_weights(self) -> Weights:
         """The weights the rule holds now, read back with DescribeRules.
