@@ -713,7 +713,7 @@ def _ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
     an entry that kept the wall time beside its own, a pause whose question says its deadline on the
     wall clock (asked at that less the spec's timeout), or, given ``now`` (the wall clock), times
     recorded ahead of it. At speed 1 the two agree, and the tables need not say which they are on."""
-    if any(t.wall is not None and t.at - t.wall > _SKEW_SECONDS for t in record.history):
+    if any(_sped_up(t) for t in record.history):
         return True
     if now is not None and _clock_note(record, now):
         return True
