@@ -80,9 +80,9 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     with _stops_before_writing():
         plan, git, images, again, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
     log = get_run_logger()
-    for tag in plan.gone_tags:  # in the log too: a misspelt tag leaves its image in place, the run Completed
-        if tag in plan.tags_close:
-            log.warning("image tag %s: %s", tag, no_image_tagged(tag, targets.ecr_repository, plan.tags_close[tag]))
+    # In the log too: a misspelt tag leaves its image in place, the run Completed.
+    for tag, close in plan.tags_close.items():
+        log.warning("image tag %s: %s", tag, no_image_tagged(tag, targets.ecr_repository, close))
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)

@@ -713,7 +713,7 @@ def _ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
     an entry that kept the wall time beside its own, a pause whose question says its deadline on the
     wall clock (asked at that less the spec's timeout), or, given ``now`` (the wall clock), times
     recorded ahead of it. At speed 1 the two agree, and the tables need not say which they are on."""
-    if any(t.wall is not None and t.at - t.wall > _SKEW_SECONDS for t in record.history):
+    if any(_sped_up(t) for t in record.history):
         return True
     if now is not None and _clock_note(record, now):
         return True
@@ -1709,22 +1709,22 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         # Checked against the last move ahead of it, not only the first: a rollback stamped on
         # real time after hours of a faster clock can still fall after the first shift.
         last_move = _last_move_before(record, end if back_at is not None else start)
-        if not _one_clock(last_move.at if last_move else first.at, until):
+        one_clock = _one_clock(last_move.at if last_move else first.at, until)
+        # A span of the rollout clock's entries: the time to restore below is the wall clock's.
+        sped = one_clock and _ran_ahead(record, now)
+        ahead = " on the rollout clock (it ran ahead of the wall clock)" if sped else ""
+        span = duration(until - first.at) + ahead
+        if not one_clock:
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
         elif back_at is not None:
-            exposed = (f"at least {duration(until - first.at)} and at most {duration(until - made_after)} (the first "
+            exposed = (f"at least {span} and at most {duration(until - made_after)} (the first "
                        "shift was made by a run that died before recording it)" if found
-                       else duration(until - first.at))
+                       else span)
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
             when = "when the rollback began" if start is not None else "when the ledger last recorded it"
-            exposed = (f"at least {duration(until - first.at)} (until {utc(until)}, {when}; the traffic's return "
-                       "is not recorded)")
-        if not exposed.startswith("not measurable") and _ran_ahead(record, now):
-            # A span of the rollout clock's entries: the time to restore below is the wall clock's.
-            exposed = exposed.replace(duration(until - first.at), duration(until - first.at)
-                                      + " on the rollout clock (it ran ahead of the wall clock)", 1)
+            exposed = f"at least {span} (until {utc(until)}, {when}; the traffic's return is not recorded)"
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
                     f"the load balancer and recorded at {utc(first.at)}" if found
