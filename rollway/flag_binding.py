@@ -464,7 +464,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
             # The run's stage landed after its rollback (`rollway abort` from another process while
             # the run shifted): writing it turned the flag back on with the traffic on stable.
             # Or a person freed its hold (`rollway flags release`), taking its run for dead: said so.
-            what = "had its hold on it freed" if ended.reason.startswith(RELEASE_MARK) else "was rolled back"
+            what = "had its hold on it freed" if _is_release(ended) else "was rolled back"
             raise RolloutRolledBack(
                 f"feature flag {change.feature!r}: rollout {rollout} {what} (v{ended.version}, by "
                 f"{ended.actor}) after it last set the flag: its stage {weight}% does not turn it back on")
@@ -1180,7 +1180,7 @@ def _reenabled_after_rollback(feature: str, rollout: str | None, current: FlagSt
         if writer != "rollback" or (rollout is not None and by != rollout) or person is None:
             return None
         why = f": {person.reason}" if person.reason else ""
-        if by is not None and entry.reason.startswith(RELEASE_MARK):
+        if by is not None and _is_release(entry):
             # A release frees the hold and may leave the flag on: no rollback ran, nothing was disabled.
             freed = entry.reason.removeprefix(_release_mark(by))
             did = (f"set it to {'on' if person.enabled else 'off'} {person.percentage:g}% after rollout {by}'s hold "
@@ -1277,6 +1277,11 @@ class HoldReleased(BaseModel):
                 f"stage; were rollout {rollout} still under way, its next stage fails rather than set the flag again")
 
 
+def _is_release(entry) -> bool:
+    """Whether a rollback-written audit entry is a person's release of a hold (no rollback ran)."""
+    return entry.reason.startswith(RELEASE_MARK)
+
+
 def _release_mark(rollout: str) -> str:
     """How a release's audit entry begins: the person's reason follows it."""
     return f"{RELEASE_MARK}rollout {rollout}'s hold freed: "
@@ -1358,7 +1363,7 @@ def _hold_ended(trail: Sequence[FlagAuditEntry], rollout: str) -> str | None:
         if writer == "rollback" and by is None:
             return f"held it no more after a rollback that named no rollout {when}"
         if writer == "rollback" and by == rollout:
-            done = "was freed" if entry.reason.startswith(RELEASE_MARK) else "ended with its rollback"
+            done = "was freed" if _is_release(entry) else "ended with its rollback"
             return f"held it no more: its hold {done} {when}"
         if writer == "rollout" and by == rollout:
             own = _OWN.match(entry.reason)
