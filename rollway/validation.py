@@ -585,8 +585,11 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
     span, covered = _said_window(read, window)
-    hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
-            "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
+    # A service publishes SuccessRate as it serves: validated before any request reached it, it
+    # has none, and the namespace, the only lead given, sent people looking for a misconfiguration.
+    hint = "; a service no request has reached publishes none: send it traffic (or wait for its users) and validate again"
+    hint += ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
+             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"no SuccessRate data {span} ({covered}; {where}dimension Service: "
@@ -597,7 +600,8 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"{'; '.join(unmeasured)} but published no SuccessRate {span} ({covered}; "
                                   f"{where}only {', '.join(averages)} did): the version users reach is "
-                                  "unmeasured")
+                                  "unmeasured (no request reached it in the window, or it does not publish "
+                                  "SuccessRate)")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
     average = total / count

@@ -238,6 +238,21 @@ def test_the_success_rate_check_says_the_window_it_read(now, read, said):
         unmeasured.reason), unmeasured.reason
 
 
+def test_no_success_rate_says_a_service_without_traffic_yet_publishes_none():
+    """Validated right after a deployment no user had reached, the check said "no SuccessRate data"
+    and, as its only lead, a namespace to change: the service was fine, it had served nothing."""
+    now = at(4, 7, 5)
+    none = judge_success_rate({}, ValidationSpec(), ("svc-a",), read=minutes_read(now, 5), namespace="N",
+                              **recent({}, now))
+    assert ("svc-a); a service no request has reached publishes none: send it traffic (or wait for its users) and "
+            "validate again; a service that publishes it elsewhere: name that namespace") in none.reason, none.reason
+    unmeasured = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a", "svc-b"),
+                                    read=minutes_read(now, 5), serving={"svc-b": 5}, **recent({"svc-a": 0}, now))
+    assert unmeasured.reason.endswith(
+        "the version users reach is unmeasured (no request reached it in the window, or it does not publish "
+        "SuccessRate)"), unmeasured.reason
+
+
 def test_the_success_rate_check_is_always_given_the_window_it_read():
     """Without it the check said "in the last 5 minutes" of a read it could not place: every
     caller reads in whole minutes (``minutes_read``) and must say which."""
