@@ -37,7 +37,7 @@ CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE, TARGETS)
 SUCCESS_RATE_CHECK_LIMIT_SECONDS = 20 * 60
 """The most the SuccessRate check may take, every read waited on to ``timeout_seconds`` and every
 wait for CloudWatch's data between them (``success_rate_check_seconds``): the default attempts
-at any delay, and 18 at the default 60 s, fit in it."""
+and timeout at any delay, and 18 attempts at the default timeout and delay, fit in it."""
 
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
 """``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
