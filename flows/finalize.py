@@ -43,7 +43,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import OtherGroupsForwarded
+from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
@@ -81,13 +81,27 @@ class _Progress:
         # a person read the whole stop twice on the terminal, above the command's own line.
         return FinalizeIncomplete(step, why, state, unrecorded=self.unrecorded, done=self.steps)
 
+    def ran_out(self, step: str, said: str, seconds: float, bound: str, state: str) -> FinalizeIncomplete:
+        """The stop of a wait bounded by the parameter ``bound`` (``seconds``) that ran out of time:
+        ``said``, the wait's own words, with the parameter beside its figure, and how to give the
+        next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither."""
+        figure = next((f for f in (f"after {seconds:g}s", f"after {seconds:g} s") if f in said), None)
+        said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
+                else f"{said} ({bound}: {seconds:g} s)")
+        option = "--" + bound.replace("_", "-")
+        return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
+                                  longer=f"if it only needs more time, give it more than the {seconds:g} s it had: "
+                                         f"`{option}` (the finalize deployment's {bound})")
+
     @contextmanager
     def trying(self, step: str, state: str | Callable[[], str]) -> Iterator[None]:
         """Run a step; on failure raise FinalizeIncomplete with ``state`` (called then, if callable)."""
         try:
             yield
-        except FinalizeRefused:
-            raise  # the step found, before changing anything, that this run must not act
+        except (FinalizeRefused, FinalizeIncomplete):
+            # Refused: the step found, before changing anything, that this run must not act.
+            # Incomplete: the step said its own stop (``ran_out``).
+            raise
         except Exception as err:  # noqa: BLE001 - any failure is reported with where things stand
             # A refused permission is said as the rollout policy's statement granting it (what a
             # person adds to the role), not AWS's bare refusal; asking again would be refused too.
@@ -377,11 +391,29 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     with progress.trying(f"point {t.stable_service} at {td}", before):
         ecs.update_service(env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired)
     progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
+    # Said of a stop from here on: "the load balancer was not changed" alone hid that the stable
+    # service now asks for its tasks of the release (the next run finds that done).
+    pointed = (f"{t.stable_service} was pointed at {td} with {plan.stable_desired} tasks before the wait, and keeps "
+               f"them; the load balancer was not changed: {t.canary_service} still serves {live.canary}% of the "
+               f"traffic on {td}.")
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
-    with progress.trying(f"wait until {t.stable_service} is steady with healthy targets", before):
-        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td},
-                        bound="stable_timeout_seconds")
-        healthy = wait_healthy(env, "stable", healthy_timeout_seconds)
+    waiting = f"wait until {t.stable_service} is steady with healthy targets"
+    with progress.trying(waiting, pointed):
+        try:
+            ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td},
+                            bound="stable_timeout_seconds")
+        except ServiceNotStable as err:
+            if not err.timed_out:
+                raise  # waiting longer would not help (a service rolled back, or gone)
+            raise progress.ran_out(waiting, str(err), stable_timeout_seconds, "stable_timeout_seconds",
+                                   pointed) from err
+        try:
+            healthy = wait_healthy(env, "stable", healthy_timeout_seconds)
+        except RuntimeError as err:
+            if type(err) is not RuntimeError:
+                raise  # an adapter's error (its subclasses): not the wait running out
+            raise progress.ran_out(waiting, str(err), healthy_timeout_seconds, "healthy_timeout_seconds",
+                                   pointed) from err
     progress.done(f"{t.stable_service} is steady with {healthy} healthy target(s) in the stable target group")
     def during() -> str:
         # A refused or unverified write may or may not have landed: say what the load balancer holds.

@@ -57,16 +57,17 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
         step: the step that failed.
         state: what the load balancer and the services hold now, for a person.
         done: the steps done before it, in order.
+        longer: for a wait that ran out of time, how to give the next run more (said last).
     """
 
     def __init__(self, step: str, why: str, state: str, *, unrecorded: bool = False,
-                 done: Sequence[str] = ()) -> None:
-        self.step, self.state, self.done = step, state, tuple(done)
+                 done: Sequence[str] = (), longer: str | None = None) -> None:
+        self.step, self.state, self.done, self.longer = step, state, tuple(done), longer
         # Without --unrecorded, a run for a promotion the ledger does not record is refused: say which to run.
         again = UNRECORDED_AGAIN if unrecorded else "`rollway finalize` or the finalize deployment"
         super().__init__(
             f"finalize stopped while it tried to {step}: {why}. {state} Run finalize again ({again}) once that "
-            "step can succeed: it carries on from where it stopped"
+            "step can succeed: it carries on from where it stopped" + (f"; {longer}" if longer else "")
         )
 
 

@@ -241,15 +241,20 @@ def quoted_body(response: httpx.Response) -> str:
     return f"body: {text}" if len(text) <= BODY_TAIL else f"body ends: …{text[-BODY_TAIL:]}"
 
 
-def _answered(response: httpx.Response) -> str:
+def _answered(response: httpx.Response, field: str) -> str:
+    """What ``response``, an answer that fails its check, said; ``field``: the spec's field that
+    holds the URL asked (``health_url``, ``api_base_url``), which a redirect's reason says to set."""
     where = f"HTTP {response.status_code}"
     # httpx's is_redirect is any 3xx: one without a Location (a 304, a proxy's bare 302) is
     # reported as any other answer, its body quoted (read as a redirect, it crashed the run).
     if response.is_redirect and "location" in response.headers:
         # Where it pointed is what says why. Its body only repeats that URL ("Redirecting to
-        # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted.
-        return f"{where} to {shown_url(response.headers['location'])} from {response.request.method} " \
-               f"{shown_url(response.request.url)}"
+        # /login?next=/health%3Ftoken%3D..."), unmasked: it is not quoted. What to do is said: a
+        # bare "HTTP 302 to /login" read as the new version failing its check.
+        return (f"{where} to {shown_url(response.headers['location'])} from {response.request.method} "
+                f"{shown_url(response.request.url)}; redirects are not followed, as the check wants the service's "
+                f"own answer: set spec.{field} to the address that answers itself, or remove what sends it on (a "
+                "login in front of it, a wrong host)")
     return f"{where} from {response.request.method} {shown_url(response.request.url)}; {quoted_body(response)}" \
         + _remedy(response)
 
@@ -304,8 +309,12 @@ def _said_failed(response: httpx.Response, url: str) -> str | None:
     return f"HTTP {response.status_code} from {response.request.method} {shown_url(url)} but {wrong}; {quoted_body(response)}"
 
 
-def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
-    kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
+def _transport(err: httpx.HTTPError, method: str, url: str, spec: ValidationSpec) -> str:
+    # The bound said with the setting that sets it: "timed out" alone read as a service that is
+    # down, where one that answers in 12 s needs only a longer timeout.
+    timed_out = isinstance(err, httpx.TimeoutException)
+    kind = f"timed out after {spec.timeout_seconds:g} s (spec.timeout_seconds)" if timed_out else "failed"
+    slow = "; raise spec.timeout_seconds if it answers, only slowly" if timed_out and not _never_sent(err) else ""
     # Said, not left to be inferred from the exception's name: a POST whose answer is lost and
     # one that never left read alike, and only the second tells a person nothing was created.
     if _refused_by_httpx(err):
@@ -315,7 +324,7 @@ def _transport(err: httpx.HTTPError, method: str, url: str) -> str:
         unsent = "; it was not sent"
     else:
         unsent = ""
-    return f"{method} {shown_url(url)} {kind}: {error_said(err)}{unsent}"
+    return f"{method} {shown_url(url)} {kind}: {error_said(err)}{unsent}{slow}"
 
 
 _REFUSED_BY_HTTPX = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
@@ -379,7 +388,7 @@ def check_health(http: httpx.Client, spec: ValidationSpec, say: Say | None = Non
         except httpx.HTTPError as err:
             # Any failure of the GET may pass on another attempt (a task starting, a connection
             # reset) but a request httpx refused: attempts x delay spent before the same failure.
-            return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url), seconds=took(),
+            return CheckResult(name=HEALTH, outcome="failed", reason=_transport(err, "GET", url, spec), seconds=took(),
                                retryable=not _refused_by_httpx(err))
     if response.is_success:
         # Many health endpoints answer 200 whatever they find and put the verdict in the body:
@@ -391,7 +400,7 @@ def check_health(http: httpx.Client, spec: ValidationSpec, say: Say | None = Non
                            seconds=took())
     # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
     retry = response.status_code >= 500 or response.status_code == 429
-    return CheckResult(name=HEALTH, outcome="failed", reason=_answered(response), seconds=took(), retryable=retry)
+    return CheckResult(name=HEALTH, outcome="failed", reason=_answered(response, "health_url"), seconds=took(), retryable=retry)
 
 
 def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = None) -> CheckResult:
@@ -404,13 +413,13 @@ def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = N
         except httpx.HTTPError as err:
             lost = not _never_sent(err)
             return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                               reason=_transport(err, "POST", url) + (_not_again(spec, _SECOND_SESSION) if lost else ""),
+                               reason=_transport(err, "POST", url, spec) + (_not_again(spec, _SECOND_SESSION) if lost else ""),
                                retryable=_worth_sending_again(err), answer_lost=lost)
     if not response.is_success:
         # A 5xx does not say whether the session was stored before the failure; a 4xx refused it.
         unclear = f"HTTP {response.status_code}" if response.is_server_error else None
         return CheckResult(name=SESSION, outcome="failed", seconds=took(), answer_unclear=unclear,
-                           reason=_answered(response) + (_not_again(spec, _SECOND_SESSION) if unclear else ""))
+                           reason=_answered(response, "api_base_url") + (_not_again(spec, _SECOND_SESSION) if unclear else ""))
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -441,12 +450,12 @@ def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str,
         except httpx.HTTPError as err:
             lost = not _never_sent(err)
             return CheckResult(name=MESSAGE, outcome="failed", seconds=took(),
-                               reason=_transport(err, "POST", url) + (_not_again(spec, _SECOND_MESSAGE) if lost else ""),
+                               reason=_transport(err, "POST", url, spec) + (_not_again(spec, _SECOND_MESSAGE) if lost else ""),
                                retryable=_worth_sending_again(err), answer_lost=lost)
     if not response.is_success:
         # A 5xx does not say whether the message was queued before the failure; a 4xx refused it.
         again = _not_again(spec, _SECOND_MESSAGE) if response.is_server_error else ""
-        return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response) + again, seconds=took())
+        return CheckResult(name=MESSAGE, outcome="failed", reason=_answered(response, "api_base_url") + again, seconds=took())
     wrong = _said_failed(response, url)  # "could not queue it", in a 200
     if wrong is not None:
         return CheckResult(name=MESSAGE, outcome="failed", reason=wrong, seconds=took())

@@ -12,6 +12,7 @@ through ``rollway.aws.elbv2`` (``judge_targets``).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from typing import Iterable, Literal, Mapping
@@ -33,9 +34,10 @@ TARGETS = "targets"
 CHECKS = (HEALTH, SESSION, MESSAGE, SUCCESS_RATE, TARGETS)
 """Every check, in the order they run and are reported."""
 
-SUCCESS_RATE_WAIT_LIMIT_SECONDS = 20 * 60
-"""The most the SuccessRate check may wait, all its waits together, for CloudWatch's data: the
-default attempts at any delay, and 20 at the default 60 s, fit in it."""
+SUCCESS_RATE_CHECK_LIMIT_SECONDS = 20 * 60
+"""The most the SuccessRate check may take, every read waited on to ``timeout_seconds`` and every
+wait for CloudWatch's data between them (``success_rate_check_seconds``): the default attempts
+and timeout at any delay, and 18 attempts at the default timeout and delay, fit in it."""
 
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
 """``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
@@ -138,6 +140,38 @@ def authorization_header(value: str) -> str:
     if fault is not None:
         raise ValueError(f"holds {fault}")
     return value
+
+
+def success_rate_check_seconds(spec: "ValidationSpec") -> float:
+    """The longest the SuccessRate check can take: ``spec.attempts`` reads, each given up on after
+    ``spec.timeout_seconds``, with ``spec.success_rate_retry_delay_seconds`` between them."""
+    return spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.success_rate_retry_delay_seconds
+
+
+def _minutes(seconds: float) -> str:
+    """ "41 min 20 s", "100 min": a figure just past the bound is not rounded down onto it."""
+    whole, rest = divmod(math.ceil(seconds), 60)
+    return f"{whole} min" + (f" {rest} s" if rest else "")
+
+
+def _success_rate_fixes(spec: "ValidationSpec") -> str:
+    """The figures that would bring the SuccessRate check within its bound, each changed alone:
+    its own delay first (the other two are the HTTP checks' as well), then the attempts, then the
+    per-read timeout; one that cannot do it alone is left out."""
+    limit = SUCCESS_RATE_CHECK_LIMIT_SECONDS
+    reads, waits = spec.attempts, spec.attempts - 1
+    delay, timeout = spec.success_rate_retry_delay_seconds, spec.timeout_seconds
+    fixes = []
+    # Floored to a tenth: the figure said must fit once given as said.
+    if waits and reads * timeout < limit:
+        fixes.append(f"success_rate_retry_delay_seconds to {math.floor((limit - reads * timeout) / waits * 10) / 10:g} "
+                     "or less")
+    most = max(1, math.floor((limit + delay) / (timeout + delay)))
+    fixes.append(f"attempts to {most} or fewer")
+    timeout_fits = math.floor((limit - waits * delay) / reads * 10) / 10
+    if timeout_fits > 0:
+        fixes.append(f"timeout_seconds to {timeout_fits:g} or less")
+    return "set " + ", or ".join(fixes)
 
 
 class ValidationSpec(BaseModel):
@@ -277,16 +311,19 @@ class ValidationSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _success_rate_waits_bounded(self) -> "ValidationSpec":
-        # Each wait is bounded by its field, their number by ``attempts``: together, a run that
-        # waits for data nobody publishes could still hold its check for an hour and a half.
-        waits = self.attempts - 1
-        total = waits * self.success_rate_retry_delay_seconds
-        if total > SUCCESS_RATE_WAIT_LIMIT_SECONDS:
+    def _success_rate_check_bounded(self) -> "ValidationSpec":
+        # Its time is its reads' as well as its waits': each read is waited on up to
+        # timeout_seconds. Bounded on the waits alone, 20 reads of 300 s with no wait between
+        # them held the run for 100 minutes.
+        reads, waits = self.attempts, self.attempts - 1
+        delay = self.success_rate_retry_delay_seconds
+        total = success_rate_check_seconds(self)
+        if total > SUCCESS_RATE_CHECK_LIMIT_SECONDS:
             raise ValueError(
-                f"the SuccessRate check would wait {total / 60:g} min in all ({waits} waits of "
-                f"{self.success_rate_retry_delay_seconds:g} s); at most {SUCCESS_RATE_WAIT_LIMIT_SECONDS // 60} min: "
-                "fewer attempts or a shorter success_rate_retry_delay_seconds")
+                f"the SuccessRate check could take {_minutes(total)} in all: {reads} reads (attempts {reads}) of up "
+                f"to {self.timeout_seconds:g} s each (timeout_seconds) and {waits} waits of {delay:g} s "
+                f"(success_rate_retry_delay_seconds); at most {_minutes(SUCCESS_RATE_CHECK_LIMIT_SECONDS)}: "
+                f"{_success_rate_fixes(self)}")
         return self
 
     @model_validator(mode="after")
@@ -548,8 +585,11 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
     names = ", ".join(services)
     where = f"namespace {namespace}, " if namespace else ""
     span, covered = _said_window(read, window)
-    hint = ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
-            "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
+    # A service publishes SuccessRate as it serves: validated before any request reached it, it
+    # has none, and the namespace, the only lead given, sent people looking for a misconfiguration.
+    hint = "; a service no request has reached publishes none: send it traffic (or wait for its users) and validate again"
+    hint += ("; a service that publishes it elsewhere: name that namespace as metrics_namespace in the "
+             "RollwayTargets block, or its ECS service in spec.success_rate_services" if namespace else "")
     if not averages:
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"no SuccessRate data {span} ({covered}; {where}dimension Service: "
@@ -560,7 +600,8 @@ def judge_success_rate(averages: dict[str, tuple[float, float]], spec: Validatio
         return CheckResult(name=SUCCESS_RATE, outcome="failed", seconds=seconds, retryable=True,
                            reason=f"{'; '.join(unmeasured)} but published no SuccessRate {span} ({covered}; "
                                   f"{where}only {', '.join(averages)} did): the version users reach is "
-                                  "unmeasured")
+                                  "unmeasured (no request reached it in the window, or it does not publish "
+                                  "SuccessRate)")
     total = sum(s for s, _ in averages.values())
     count = sum(n for _, n in averages.values())
     average = total / count

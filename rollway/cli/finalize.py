@@ -11,14 +11,16 @@ from __future__ import annotations
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
-def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0, unrecorded: bool = False,
-             targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0, healthy_timeout_seconds: float = 300.0,
+             unrecorded: bool = False, targets_block: str | None = TARGETS_BLOCK,
+             credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """After a promotion: put the promoted version on the stable service, move the traffic back to it
     and scale the canary to 0, so the next rollout can start (idempotent; run it again after a failure).
 
     Args:
         actor: who finalizes, recorded in the ledger (default: your user name).
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
+        healthy_timeout_seconds: how long its targets may then take to pass the load balancer's health checks.
         unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow (which keeps no
             ledger): refused unless the canary carries all the traffic, the ledger's newest rollout is closed and no
             `canary` flow run is still going; nothing is written to the ledger.
@@ -27,7 +29,8 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
     """
     from rollway.cli.ops import reporting
 
-    return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded,
+    return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds,
+                                healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
                                 targets_block=targets_block, credentials_block=credentials_block)
 
 
@@ -58,8 +61,8 @@ def checked_actor(actor: str | None) -> str:
         raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
 
 
-def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: bool, targets_block: str | None,
-              credentials_block: str | None) -> int:
+def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeout_seconds: float, unrecorded: bool,
+              targets_block: str | None, credentials_block: str | None) -> int:
     import math
 
     from rich.markup import escape
@@ -69,9 +72,12 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
     who = checked_actor(actor)
     from flows.params import MAX_WAIT_SECONDS
 
-    if not (math.isfinite(stable_timeout_seconds) and 0 < stable_timeout_seconds <= MAX_WAIT_SECONDS):
-        raise UsageError(f"--stable-timeout-seconds {stable_timeout_seconds:g}: must be a positive number of seconds, "
-                         f"at most {MAX_WAIT_SECONDS:g} (a day)")
+    # A wait that ran out of time says to run again with more: both waits can be given it here.
+    for option, seconds in (("--stable-timeout-seconds", stable_timeout_seconds),
+                            ("--healthy-timeout-seconds", healthy_timeout_seconds)):
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_WAIT_SECONDS):
+            raise UsageError(f"{option} {seconds:g}: must be a positive number of seconds, at most "
+                             f"{MAX_WAIT_SECONDS:g} (a day)")
     # A missing or stale block is an OpsError naming the API, before a flow run is created.
     service = connect(targets_block, credentials_block)
     # The ledger's entries and the monitoring window are on the rollout's clock (`rollway up`
@@ -88,7 +94,8 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, unrecorded: b
         # quotes the failed step's error and says to run it again (every step's failure becomes one).
         with without_traceback(FinalizeRefused, FinalizeIncomplete, task_failures=(Exception,)):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
-                                   stable_timeout_seconds=stable_timeout_seconds, unrecorded=unrecorded, clock=clock)
+                                   stable_timeout_seconds=stable_timeout_seconds,
+                                   healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded, clock=clock)
     except (FinalizeRefused, FinalizeIncomplete) as err:
         # AWS's words in the message may hold brackets that rich would read as markup. A refusal
         # opens "error:" as every other command's does (it opened "refused:").

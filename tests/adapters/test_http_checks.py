@@ -127,6 +127,10 @@ def test_slow_answers_fail_on_the_timeout_and_a_sent_post_is_not_retried(app):
         session = http_checks.create_session(http, spec)
     assert health.outcome == session.outcome == "failed"
     assert "timed out" in health.reason and "ReadTimeout" in health.reason
+    # The setting that bounds it, and what to do: a slow endpoint read as a dead one.
+    assert (f"GET {app.url}/health timed out after 0.1 s (spec.timeout_seconds): " in health.reason
+            and health.reason.endswith("; raise spec.timeout_seconds if it answers, only slowly")), health.reason
+    assert f"POST {app.url}/sessions timed out after 0.1 s (spec.timeout_seconds): " in session.reason, session.reason
     assert health.retryable
     # The POST reached the server (it may have made a session): another would make a second one.
     assert not session.retryable and "timed out" in session.reason
@@ -376,6 +380,14 @@ def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message(
             message = http_checks.send_message(http, spec, "sess-1")
     assert health.outcome == "failed" and "HTTP 302" in health.reason
     assert message.outcome == "failed" and "HTTP 302" in message.reason
+    # What to do, on the field that sent it there: a person read a bare "HTTP 302 to /login" as
+    # the new version failing its check.
+    assert health.reason.endswith(
+        "; redirects are not followed, as the check wants the service's own answer: set spec.health_url to the "
+        "address that answers itself, or remove what sends it on (a login in front of it, a wrong host)"), health.reason
+    assert message.reason.endswith(
+        "; redirects are not followed, as the check wants the service's own answer: set spec.api_base_url to the "
+        "address that answers itself, or remove what sends it on (a login in front of it, a wrong host)"), message.reason
 
 
 @pytest.mark.parametrize("status", [302, 304])

@@ -531,6 +531,7 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
     (["--stable-timeout-seconds", "nan"], "--stable-timeout-seconds nan"),
     # A "wait for ever" used to pass, and --unrecorded died with an OverflowError after reading AWS.
     (["--stable-timeout-seconds", "1e12", "--unrecorded"], "at most 86400 (a day)"),
+    (["--healthy-timeout-seconds", "-5"], "--healthy-timeout-seconds -5: must be a positive"),
 ])
 def test_rollway_finalize_refuses_bad_options_before_any_call(monkeypatch, capsys, options, message):
     import flows.env
@@ -642,3 +643,81 @@ def test_the_flow_refuses_bad_parameters_before_loading_anything(monkeypatch):
                 {"stable_timeout_seconds": 1e12}):
         state = finalize(**bad, return_state=True)
         assert state.is_failed() and "Validation of flow parameters failed" in state.message, bad
+
+
+# --- A wait that runs out of time ------------------------------------------------------
+
+
+def stable_without_healthy_targets(aws) -> None:
+    """The stable target group left with no target, as when the promoted version's new tasks fail
+    their health checks: the load balancer never reports one healthy."""
+    elb = aws.get_client("elbv2")
+    group = elb.describe_target_groups(Names=[aws.targets.stable_target_group])["TargetGroups"][0]["TargetGroupArn"]
+    registered = [d["Target"] for d in elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]]
+    if registered:
+        elb.deregister_targets(TargetGroupArn=group, Targets=registered)
+
+
+def test_rollway_finalize_whose_health_wait_runs_out_says_the_setting_what_was_done_and_how_to_give_it_longer(
+        aws, capsys):
+    """The wait's own words were all: "RuntimeError: the stable target group has no healthy targets
+    after 300 s", with no word of which setting bounds it, nor that the stable service had been
+    pointed at the release already, and the command had no option to give it longer."""
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    stable_without_healthy_targets(aws)
+    t = aws.targets
+    code = app(["finalize", "--healthy-timeout-seconds", "0.1", "--targets-block", blocks, "--credentials-block",
+                blocks], result_action="return_value")
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1, err
+    assert (f"error: finalize stopped while it tried to wait until {t.stable_service} is steady with healthy targets: "
+            "the stable target group has no healthy targets after 0.1 s (healthy_timeout_seconds); refusing to send "
+            f"traffic to it. {t.stable_service} was pointed at {release} with 2 tasks before the wait, and keeps them; "
+            f"the load balancer was not changed: {t.canary_service} still serves 100% of the traffic on {release}. "
+            "Run finalize again (`rollway finalize` or the finalize deployment) once that step can succeed: it carries "
+            "on from where it stopped; if it only needs more time, give it more than the 0.1 s it had: "
+            "`--healthy-timeout-seconds` (the finalize deployment's healthy_timeout_seconds)") in err, err
+    assert "RuntimeError" not in err, err
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_CANARY and canary.desired == 2 and stable.task_definition == release
+
+
+def test_a_stable_service_not_steady_in_time_says_its_setting_and_how_to_give_it_longer():
+    """On the fakes: moto's ECS runs every task it is asked for at once."""
+    from tests.flows.fake_env import fake_environment
+    from rollway.fakes import FakeLedger
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    t = env.targets
+    release = env.deployer.register_revision("webordinary/edit-container:2.0.0", stable_td_of(env))
+    env.deployer.update_service(t.canary_service, task_definition=release, desired=4)
+    env.deployer.update_service(t.stable_service, desired=0)
+    env.router.weights = ALL_CANARY
+    now = env.clock.now()
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=5), Stage(weight=100)],
+                       monitor_seconds=600)
+    record = RolloutRecord(
+        service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image, spec_json=spec.model_dump_json(),
+        phase=RolloutPhase.PROMOTED, weights=ALL_CANARY, canary_task_definition=release, stable_desired=4,
+        previous_task_definition=stable_td_of(env), monitor_until=now + 600,
+        history=tuple(Transition(at=now, kind=kind, actor="test") for kind in ("start", "promote", "decommission")))
+    env.ledger.create(record, owner="process/test", now=now, lease_seconds=0)
+    env.ledger.release(t.canary_service, owner="process/test")
+    env.deployer.unstable.add(t.stable_service)
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_on(env, stable_timeout_seconds=45)
+    said = str(stopped.value)
+    assert (f"wait until {t.stable_service} is steady with healthy targets: services {t.stable_service} not stable "
+            f"after 45 s (stable_timeout_seconds). {t.stable_service} was pointed at {release} with 4 tasks before the "
+            "wait, and keeps them;") in said, said
+    assert said.endswith("if it only needs more time, give it more than the 45 s it had: `--stable-timeout-seconds` "
+                         "(the finalize deployment's stable_timeout_seconds)"), said
+    assert env.router.weights == ALL_CANARY
+
+
+def stable_td_of(env) -> str:
+    return env.deployer.describe(env.targets.stable_service).task_definition

@@ -624,8 +624,9 @@ def test_no_success_rate_names_the_namespace_it_was_looked_for_in_and_where_to_s
     assert re.search(r"no SuccessRate data over \S+ \S+ to \S+ UTC \([^;]+; namespace Webordinary/Production", str(
         failed.value)), str(failed.value)
     assert ("namespace Webordinary/Production, dimension Service: "
-            "webordinary-edit-service, webordinary-edit-service-canary); a service that publishes it elsewhere: name "
-            "that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
+            "webordinary-edit-service, webordinary-edit-service-canary); a service no request has reached publishes "
+            "none: send it traffic (or wait for its users) and validate again; a service that publishes it elsewhere: "
+            "name that namespace as metrics_namespace in the RollwayTargets block" in str(failed.value)), str(failed.value)
 
 
 def silent(monkeypatch, endpoint: str, *services: str) -> None:

@@ -40,15 +40,26 @@ def test_by_default_a_success_rate_without_data_is_read_again_past_cloudwatchs_i
     assert spec.retry_delay_seconds == 5  # the HTTP checks are not slowed down by it
 
 
-def test_the_success_rate_waits_are_bounded_in_all():
-    ValidationSpec(attempts=20, success_rate_retry_delay_seconds=60)  # 19 minutes: the most given
+def test_the_success_rate_check_is_bounded_in_all_its_reads_and_waits():
+    """What holds the run is every read as well as every wait: 20 reads, each waited on up to
+    spec.timeout_seconds (300 s), no wait between them, was 100 minutes and passed a bound on the
+    waits alone."""
+    spec = ValidationSpec()
+    worst = spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.success_rate_retry_delay_seconds
+    assert worst <= 20 * 60, worst
+    ValidationSpec(attempts=18, success_rate_retry_delay_seconds=60)  # 18 reads of 10 s, 17 waits of 60 s: 20 min
     with pytest.raises(ValidationError) as refused:
-        ValidationSpec(attempts=5, success_rate_retry_delay_seconds=301)
-    assert "success_rate_retry_delay_seconds" in str(refused.value)
+        ValidationSpec(attempts=20, timeout_seconds=300, success_rate_retry_delay_seconds=0)
+    said = str(refused.value)
+    assert ("the SuccessRate check could take 100 min in all: 20 reads (attempts 20) of up to 300 s each "
+            "(timeout_seconds) and 19 waits of 0 s (success_rate_retry_delay_seconds); at most 20 min: "
+            "set attempts to 4 or fewer, or timeout_seconds to 60 or less") in said, said
     with pytest.raises(ValidationError) as refused:
         ValidationSpec(attempts=20, success_rate_retry_delay_seconds=120)
-    assert ("the SuccessRate check would wait 38 min in all (19 waits of 120 s); at most 20 min: fewer attempts or "
-            "a shorter success_rate_retry_delay_seconds") in str(refused.value), str(refused.value)
+    said = str(refused.value)
+    assert ("the SuccessRate check could take 41 min 20 s in all: 20 reads (attempts 20) of up to 10 s each "
+            "(timeout_seconds) and 19 waits of 120 s (success_rate_retry_delay_seconds); at most 20 min: "
+            "set success_rate_retry_delay_seconds to 52.6 or less, or attempts to 10 or fewer") in said, said
 
 
 def test_each_http_check_is_bounded_in_all_and_the_default_bound_holds_the_default_attempts():
@@ -225,6 +236,21 @@ def test_the_success_rate_check_says_the_window_it_read(now, read, said):
                                     serving={"svc-b": 100}, **recent({"svc-a": 0}, now))
     assert f"svc-b carries 100% of the traffic but published no SuccessRate {said[:-1]}; only svc-a did)" in (
         unmeasured.reason), unmeasured.reason
+
+
+def test_no_success_rate_says_a_service_without_traffic_yet_publishes_none():
+    """Validated right after a deployment no user had reached, the check said "no SuccessRate data"
+    and, as its only lead, a namespace to change: the service was fine, it had served nothing."""
+    now = at(4, 7, 5)
+    none = judge_success_rate({}, ValidationSpec(), ("svc-a",), read=minutes_read(now, 5), namespace="N",
+                              **recent({}, now))
+    assert ("svc-a); a service no request has reached publishes none: send it traffic (or wait for its users) and "
+            "validate again; a service that publishes it elsewhere: name that namespace") in none.reason, none.reason
+    unmeasured = judge_success_rate({"svc-a": (499.9, 5)}, ValidationSpec(), ("svc-a", "svc-b"),
+                                    read=minutes_read(now, 5), serving={"svc-b": 5}, **recent({"svc-a": 0}, now))
+    assert unmeasured.reason.endswith(
+        "the version users reach is unmeasured (no request reached it in the window, or it does not publish "
+        "SuccessRate)"), unmeasured.reason
 
 
 def test_the_success_rate_check_is_always_given_the_window_it_read():
