@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.flag_binding import LEFT_TO_ANOTHER
@@ -708,6 +709,12 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
             f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
 
 
+def ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
+    """Whether ``record``'s rollout clock ran ahead of the wall (``_ran_ahead``): its reports then
+    label times by clock, and read the clock its runs ran on to give wall times."""
+    return _ran_ahead(record, now)
+
+
 def _ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
     """Whether the record shows its rollout clock running ahead of the wall (`rollway up`'s 60x):
     an entry that kept the wall time beside its own, a pause whose question says its deadline on the
@@ -802,13 +809,16 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
         return []
     lines = ["| phase | stages | started | passed | next phase started | held between phases |",
              "|---|---|---|---|---|---|"]
-    held = 0.0
+    held, apart = 0.0, 0
     for row in rows:
         phase = spec.phases[row["index"]]
         passed = utc(row["passed"]) if row["passed"] is not None else row["ended"] or "(under way)"
         if row["next"] is not None:
             span = _span(row["passed"], row["next"])
-            held += row["next"] - row["passed"] if span is not None else 0.0
+            if span is None:
+                apart += 1
+            else:
+                held += max(0.0, row["next"] - row["passed"])
             nxt, lasted = utc(row["next"]), span or "two clocks"
         elif row["passed"] is not None and (due := next_phase(record)) is not None:
             nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
@@ -819,7 +829,18 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
     # After a blank line: a line right under the table would be read as one more row.
     return ["## Weekly phases", "", *lines, "",
             f"**Held between weekly phases:** {duration(held)} in all (from a phase's last stage passing to the "
-            "next phase's start: the schedule's wait, no stage being judged)", ""]
+            f"next phase's start: the schedule's wait, no stage being judged){_left_out(apart, 'span')}", ""]
+
+
+def _left_out(count: int, what: str) -> str:
+    """What a total under a table leaves out: the ``count`` rows whose span reads "two clocks" (their
+    ends stamped on two clocks, no duration between them), so that the total is not read as every
+    row's sum; "" when none."""
+    if not count:
+        return ""
+    its = "its two ends" if count == 1 else "each one's two ends"
+    return (f"; {count} {what}{'s' if count > 1 else ''} left out, {its} stamped on two clocks (a run on real time "
+            "after one on a faster clock): no duration can be read between them")
 
 
 def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[int]]:
@@ -910,6 +931,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     rows = [f"| when{on} | waited{on} | who | answer | stage | comment | what was asked |",
             "|---|---|---|---|---|---|---|"]
     waited: list[float] = []  # each closed wait's span, for the total under the table
+    apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
@@ -927,7 +949,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited)} | - | **not answered** | {stage} | the wait "
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
                         f"{cell(t.comment or t.verdict or '')} |")
             continue
@@ -941,16 +963,16 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             # The answer has its own column: "approve | approve: looks fine" said it twice.
             comment = _without_answer(comment, said)
         # A timeout that held asks the pause again: the wait goes on, and its answer's row counts all of it.
-        span = _waited(record, t, None if held_by_timeout(t) else waited)
+        span = _waited(record, t, *((None, None) if held_by_timeout(t) else (waited, apart)))
         rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
                     f"{cell(summed.get(id(t)) or t.verdict or '')} |")
-    if waited:
+    if waited or apart:
         # After a blank line: a line right under the table would be read as one more row.
         still = "; one still waits (above)" if waiting is not None else ""
         clock = " on the rollout clock" if sped else ""
         rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all{clock}, at {len(waited)} "
-                     f"pause{'s' if len(waited) > 1 else ''}{still} (from each pause's first asking to its answer, "
-                     "or to what ended it unanswered)"]
+                     f"pause{'s' if len(waited) != 1 else ''}{still} (from each pause's first asking to its answer, "
+                     f"or to what ended it unanswered){_left_out(len(apart), 'wait')}"]
     return rows
 
 
@@ -968,17 +990,21 @@ def _wait_began(record: RolloutRecord, end: Transition) -> Transition | None:
     return began
 
 
-def _waited(record: RolloutRecord, end: Transition, total: list[float] | None) -> str:
+def _waited(record: RolloutRecord, end: Transition, total: list[float] | None,
+            apart: list[float] | None = None) -> str:
     """How long the wait ``end`` closed had waited for a person (``_wait_began``), added to
     ``total`` when given: "-" when no asking is recorded, "two clocks" when they cannot be
-    subtracted (an answer `rollway abort` stamped on real time under a faster clock)."""
+    subtracted (an answer `rollway abort` stamped on real time under a faster clock), counted in
+    ``apart`` when given (the total says how many it leaves out)."""
     began = _wait_began(record, end)
     if began is None:
         return "-"
     if not _one_clock(began.at, end.at):
+        if apart is not None:
+            apart.append(end.at)
         return "two clocks"
     if total is not None:
-        total.append(end.at - began.at)
+        total.append(max(0.0, end.at - began.at))
     return duration(end.at - began.at)
 
 
@@ -1458,6 +1484,8 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
     if back is not None and start.wall is not None and back.wall is not None:
         # Both kept the wall clock: the time users waited, whatever clocks stamped the entries.
+        if back.wall < start.wall:
+            return [_hosts_disagree(start.wall, back.wall, read)]
         walls = (f"{utc(start.wall)} to {utc(back.wall)} on the wall clock"
                  if _sped_up(start) or _sped_up(back) else f"{utc(start.at)} to {utc(back_at)}")
         return [f"- **Traffic back on stable:** {duration(back.wall - start.wall)} after the rollback began "
@@ -1465,7 +1493,37 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     span = _span(start.at, back_at)
     if span is None or _clocks_differ(record, start, back):
         return []
+    if back_at < start.at:
+        return [_hosts_disagree(start.at, back_at, read)]
     return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
+
+
+def _hosts_disagree(began: float, back: float, read: Transition | None) -> str:
+    """The time-to-restore line of a rollback whose traffic's return is stamped before its start
+    (``began``): the two were written on hosts whose clocks disagree, by that much at least. It
+    read "0 s after the rollback began", a restore faster than any."""
+    what = "the load balancer's read-back" if read is not None else "the rollback's recorded end"
+    return (f"- **Traffic back on stable:** not measurable: the hosts' clocks disagree by at least "
+            f"{duration(began - back)} ({what}, {utc(back)}, is stamped {duration(began - back)} before the "
+            f"rollback's start, {utc(began)})")
+
+
+def _stamped(record: RolloutRecord, entry: Transition, sped: bool) -> str:
+    """When the rollback's ``entry`` was recorded, labelled with its clock as the tables' times are
+    (``sped``: the rollout clock ran ahead of the wall, ``_ran_ahead``), with the wall time it kept
+    beside its own: the intent's and the read-back's times were bare, beside a time to restore on
+    the wall clock. An entry stamped behind the moves ahead of it (`rollway abort` on real time
+    under a faster clock) is said to be on another clock, sped or not."""
+    last = _last_move_before(record, entry)
+    if entry.wall is None and last is not None and not _one_clock(last.at, entry.at):
+        return f"{utc(entry.at)} (another clock than the rollout's)"
+    if not sped:
+        return utc(entry.at)
+    if entry.wall is None:
+        return f"{utc(entry.at)}{_ROLLOUT_CLOCK}"
+    if _sped_up(entry):
+        return f"{utc(entry.at)} (rollout clock; {utc(entry.wall)} on the wall clock)"
+    return wall_utc(entry.at)
 
 
 def _sped_up(entry: Transition) -> bool | None:
@@ -1613,6 +1671,40 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
 _PERSONS = ("reject", "abort", "manual")
 
 
+_LOGS_READ = "the times CloudWatch Logs Insights reads"
+
+_CONVERT = (", which ran ahead of the wall clock: CloudWatch Logs Insights reads wall time, which is anchor + "
+            "(time - anchor) / speed by the `clock` parameter of the rollout's flow runs (Prefect UI)")
+
+
+def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clock: ClockSettings | None) -> str:
+    """The window of the next steps' "read the canary's logs", from ``begin`` (the first traffic to
+    the canary) to ``end`` (its return to stable, or the last record), both on the rollout clock,
+    given on the wall clock: a person pastes it into CloudWatch Logs Insights, which reads wall
+    time, and under `rollway up`'s 60x the rollout clock's window began hours after the canary's
+    first request. ``clock``: the rollout's (None: not known); ``sped``: ``_ran_ahead``.
+
+    Its end is the entry's own wall time where it kept one, its own time where it was stamped on
+    another clock than the moves (`rollway abort` on real time). Not known to be the wall's, the
+    window is said to be the rollout clock's, with how to convert it."""
+    one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), end)
+    scaled = clock is not None and clock.speed != 1.0
+    if not scaled and not sped and one_clock:  # real time: the rollout clock is the wall's
+        return f" from {utc(begin)} to {utc(end)} (wall clock, {_LOGS_READ})"
+    if scaled:
+        def on_wall(at: float) -> float:  # ScaledClock.now, inverted
+            return clock.anchor + (at - clock.anchor) / clock.speed
+
+        ending = next((t for t in reversed(record.history) if t.at == end and t.wall is not None), None)
+        wall_end = ending.wall if ending is not None else on_wall(end) if one_clock else end
+        rollout = f"{utc(begin)} to {utc(end)}" if one_clock else f"{utc(begin)} on"
+        return (f" from {utc(on_wall(begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout clock, "
+                f"{clock.speed:g}x wall time, which the embedded AWS stamps its metrics on: {rollout})")
+    if not one_clock:
+        return f" from {utc(begin)} on the rollout clock (the rollback's own times are on another clock){_CONVERT}"
+    return f" from {utc(begin)} to {utc(end)} on the rollout clock{_CONVERT}"
+
+
 def _what_to_confirm(trigger: Trigger | None) -> str:
     """What the canary's logs and metrics are read for: after an approval timeout nothing failed
     (nobody answered), and "confirm what failed" sent a responder looking for a fault."""
@@ -1639,7 +1731,8 @@ def _fix_steps(trigger: Trigger | None) -> list[str]:
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
-                    targets: Targets | None = None, unrestorable: str | None = None) -> str:
+                    targets: Targets | None = None, unrestorable: str | None = None,
+                    clock: ClockSettings | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -1651,6 +1744,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             queues), named in the next steps so a reader knows where to look; None: not named.
         unrestorable: a rollback under way cannot restore a revision on the canary, and what
             finishes it instead (``cannot_finish``; None: it can, or it was not read).
+        clock: the clock the rollout's runs ran on (``flows.reports.report_clock``), to give the
+            window to read the logs in on the wall clock; None: not known.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -1676,9 +1771,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}`{pinned} was rolled back" + (f" at {utc(end.at)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
-    clock = _clock_note(record, now)
-    if clock:
-        lines += [*clock, ""]
+    note = _clock_note(record, now)
+    if note:
+        lines += [*note, ""]
+    # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
+    sped = _ran_ahead(record, now)
     lines += [*_runs_line(record), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
@@ -1686,7 +1783,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      f"{record.phase.value}); the trigger is unknown.")
     else:
         lines += [f"- **Trigger:** {trigger.describe()}",
-                  f"- **Recorded by:** {cell(trigger.who)} at {utc(trigger.at)}",
+                  # The entry the trigger was read from (``rollback_trigger``).
+                  f"- **Recorded by:** {cell(trigger.who)} at {_stamped(record, start or end, sped)}",
                   f"- **Reason:** {cell(trigger.reason)}"]
         asked = next((t for t in reversed(record.history) if t.kind in ("reject", "timeout") and t.at <= trigger.at),
                      None)
@@ -1711,15 +1809,20 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         last_move = _last_move_before(record, end if back_at is not None else start)
         one_clock = _one_clock(last_move.at if last_move else first.at, until)
         # A span of the rollout clock's entries: the time to restore below is the wall clock's.
-        sped = one_clock and _ran_ahead(record, now)
-        ahead = " on the rollout clock (it ran ahead of the wall clock)" if sped else ""
+        ahead = " on the rollout clock (it ran ahead of the wall clock)" if one_clock and sped else ""
         span = duration(until - first.at) + ahead
         if not one_clock:
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
+        elif back_at is not None and found:
+            # Both bounds named with what they count from, and on which clock: "and at most 60.1 min"
+            # said neither, beside a lower bound said to be on the rollout clock.
+            both = f", both{ahead}" if ahead else ""
+            exposed = (f"at least {duration(until - first.at)} (from {utc(first.at)}, when a resumed run found the "
+                       f"shift) and at most {duration(until - made_after)} (from {utc(made_after)}, the dead run's "
+                       f"last entry), to the traffic's return{both}: the first shift was made by a run that died "
+                       "before recording it")
         elif back_at is not None:
-            exposed = (f"at least {span} and at most {duration(until - made_after)} (the first "
-                       "shift was made by a run that died before recording it)" if found
-                       else span)
+            exposed = span
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
@@ -1742,21 +1845,22 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
     lines += _time_to_restore(record, start, back_at)
     if start is not None:
-        lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
+        lines.append(f"- {_stamped(record, start, sped)}: rollback intent recorded by {cell(start.actor)} before "
+                     "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
     lines += _takeovers(record, of_rollback=True)
     if finished and end.to_weights is not None:
-        lines.append(f"- {utc(end.at)}: the load balancer read back **{end.to_weights}** (stable/canary); "
+        lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** (stable/canary); "
                      f"recorded by {cell(end.actor)}.")
     elif finished:
         # The monitor's rollback records its end without the weights it read back: finished all
         # the same, and not to be "finished" again by hand.
-        lines.append(f"- {utc(end.at)}: the rollback was recorded as finished by {cell(end.actor)}, after the "
+        lines.append(f"- {_stamped(record, end, sped)}: the rollback was recorded as finished by {cell(end.actor)}, after the "
                      f"traffic was back; its record keeps no read-back weights (the rollout shows {record.weights} "
                      "stable/canary).")
     else:
         if stopped is not None and stopped.to_weights is not None:
-            lines.append(f"- by {utc(stopped.at)}: the load balancer read back **{stopped.to_weights}** "
+            lines.append(f"- by {_stamped(record, stopped, sped)}: the load balancer read back **{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
         # Running it again cannot finish a rollback with no revision to restore: say what does.
@@ -1832,10 +1936,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines += ["", cell(_refused_then_sent(record, refused, end if finished else None))]
     window = ""
     if first is not None:
-        ends = back_at if back_at is not None else record.updated_at
-        one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
-        window = (f" from {utc(made_after)} to {utc(ends)}" if one_clock
-                  else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
+        window = _log_window(record, made_after, back_at if back_at is not None else record.updated_at, sped, clock)
     taken = _takeovers(record)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
@@ -1846,7 +1947,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, _ran_ahead(record, now)), "", "## Next steps", "",
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),

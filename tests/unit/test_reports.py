@@ -1586,3 +1586,128 @@ def test_the_timeline_of_a_rollout_on_a_faster_clock_says_its_times_are_the_roll
     timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
     assert "| when (rollout clock) | what | who | weights s/c | detail |" in timeline, timeline
     assert "| when | what | who |" in rollout_report(guardrail_rollback())
+
+
+def _sped_guardrail_rollback(*, start_wall: float | None = None, end_wall: float | None = None) -> RolloutRecord:
+    """A guardrail rollback of a rollout on `rollway up`'s 60x clock anchored at T0: rollout-clock
+    time T0 + 60 x is wall time T0 + x. The canary took traffic from wall T0 + 60 (rollout T0 +
+    3600); the rollback began at wall T0 + 600 and read the traffic back at wall T0 + 610."""
+    reason = "5%: canary error rate 4.80% (48/1000) is over the 1% guardrail"
+    return record([
+        started(), shift(3600, 5, 0),
+        Transition(at=T0 + 36_000, kind="rollback-start", actor="judge", comment=reason, wall=start_wall),
+        Transition(at=T0 + 36_300, kind="notifying", actor="judge", wall=T0 + 605),
+        Transition(at=T0 + 36_600, kind="rollback", actor="judge", to_weights=w(0), comment=reason, wall=end_wall),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_the_next_steps_log_window_is_given_in_wall_time_for_cloudwatch_logs_insights():
+    """The window to read the canary's logs in was the rollout clock's: under `rollway up`'s 60x it
+    began ten wall hours after the canary's first request, and CloudWatch Logs Insights, which reads
+    wall time, showed nothing of it."""
+    from rollway.clock import ClockSettings
+
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    (logs,) = [x for x in incident_report(rec, clock=ClockSettings(speed=60, anchor=T0)).splitlines()
+               if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 610)} (wall clock, the times CloudWatch Logs Insights reads" in logs, logs
+    # The clock not known (its runs gone from the Prefect API): the window is labelled, with how to convert it.
+    (logs,) = [x for x in incident_report(rec).splitlines() if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 3600)} to {utc(T0 + 36_600)} on the rollout clock" in logs, logs
+    assert "CloudWatch Logs Insights reads wall time" in logs and "anchor + (time - anchor) / speed" in logs, logs
+    # At real time the rollout clock is the wall's: the window says so.
+    (logs,) = [x for x in incident_report(guardrail_rollback()).splitlines() if "Read the canary's logs" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)} (wall clock, the times CloudWatch Logs Insights reads" in logs
+
+
+def test_the_rollbacks_intent_and_read_back_times_say_which_clock_they_are_on():
+    """Under a faster clock the intent's and the read-back's times were bare, beside a time to
+    restore labelled "on the wall clock" and tables labelled "(rollout clock)": a reader could not
+    tell which clock the rollback's own lines were on."""
+    text = incident_report(_sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610))
+    assert (f"- {utc(T0 + 36_000)} (rollout clock; {utc(T0 + 600)} on the wall clock): rollback intent recorded by "
+            "judge") in text, text
+    assert (f"- {utc(T0 + 36_600)} (rollout clock; {utc(T0 + 610)} on the wall clock): the load balancer read back "
+            "**100/0**") in text, text
+    # `rollway abort` on real time: its intent is stamped on the wall clock, and says so.
+    text = incident_report(_abort_then_sped_up_finish(walls=True))
+    assert f"- {utc(T0 + 700)} (wall clock): rollback intent recorded by carol" in text, text
+    # At real time nothing is labelled, as in the tables.
+    assert f"- {utc(T0 + 660)}: rollback intent recorded by judge" in incident_report(guardrail_rollback())
+
+
+def _found_shift(*extra: Transition) -> RolloutRecord:
+    from rollway.ledger import RECONCILE, TAKEOVER
+
+    return record([started(),
+                   Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+                   Transition(at=T0 + 1805, kind="shift", actor=RECONCILE, from_weights=w(0), to_weights=w(5),
+                              to_stage=0, comment="shift found on the load balancer but not in the ledger"),
+                   Transition(at=T0 + 3605, kind="rollback-start", actor="carol", comment="users report 500s"),
+                   *extra,
+                   Transition(at=T0 + 3605, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                              comment="users report 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_the_exposures_upper_bound_says_what_it_counts_from_and_on_which_clock():
+    """"at least 30.0 min on the rollout clock (...) and at most 60.1 min": the upper bound said
+    neither from when it counted nor on which clock it was."""
+    (exposed,) = [x for x in incident_report(_found_shift()).splitlines() if x.startswith("- **Exposed for:**")]
+    assert (f"at least 30.0 min (from {utc(T0 + 1805)}, when a resumed run found the shift) and at most 60.1 min "
+            f"(from {utc(T0)}, the dead run's last entry), to the traffic's return") in exposed, exposed
+    sped = _found_shift(Transition(at=T0 + 3605, kind="notifying", actor="carol", wall=T0 + 100))
+    (exposed,) = [x for x in incident_report(sped).splitlines() if x.startswith("- **Exposed for:**")]
+    assert "to the traffic's return, both on the rollout clock (it ran ahead of the wall clock)" in exposed, exposed
+
+
+def test_a_total_leaves_out_spans_on_two_clocks_and_says_so():
+    """A span between entries on two clocks shows "two clocks" in its row, and the total under the
+    table left it out without a word: "Held between weekly phases: 7.0 days in all" of a rollout
+    that held twice."""
+    weekly = RolloutSpec(image=IMAGE)
+
+    def phase(at: float, comment: str) -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor="schedule", comment=comment)
+
+    rec = record([
+        started(), phase(0, "starting week 1"), shift(60, 5, 0), passed(700, 0),
+        phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%"),
+        phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5), passed(7 * DAY + 700, 1),
+        shift(7 * DAY + 710, 50, 2, 25), passed(7 * DAY + 1400, 2),
+        phase(7 * DAY + 1400, "50%: canary 0.08% vs baseline 0.10%; this phase ends at 50%"),
+        phase(3 * DAY, "starting week 3"),  # an advance_phase run on real time, after 60x
+    ], RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(update={"spec_json": weekly.model_dump_json()})
+    section = rollout_report(rec).split("## Weekly phases", 1)[1].split("\n## ", 1)[0]
+    assert "| two clocks |" in section, section
+    assert ("**Held between weekly phases:** 7.0 days in all (from a phase's last stage passing to the next phase's "
+            "start: the schedule's wait, no stage being judged); 1 span left out, its two ends stamped on two "
+            "clocks") in section, section
+    # The approvals' total alike: an answer stamped on real time after a pause asked on the 60x clock.
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                  Transition(at=T0 + 4300, kind="approve", actor="bob", to_stage=1, comment="approve",
+                             verdict="approval needed before 25%"),
+                  shift(4310, 25, 1, 5), passed(5000, 1), approval_question(5000, 100),
+                  Transition(at=T0 + 100, kind="approve", actor="carol", to_stage=2, comment="approve",
+                             verdict="approval needed before 100%")], RolloutPhase.PROGRESSING)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "| two clocks |" in approvals, approvals
+    assert ("**Waited for people's answers:** 60.0 min in all, at 1 pause (from each pause's first asking to its "
+            "answer, or to what ended it unanswered); 1 wait left out, its two ends stamped on two clocks") in approvals
+
+
+def test_a_time_to_restore_between_hosts_whose_clocks_disagree_says_so_never_0_s():
+    """The rollback began on one host and another read the traffic back, its clock 20 s behind:
+    "Traffic back on stable: 0 s after the rollback began" of a stop stamped before its start."""
+    def restored(**walls: float) -> RolloutRecord:
+        reason = "aborted by carol: 500s"
+        return record([started(), shift(60, 5, 0),
+                       Transition(at=T0 + 700, kind="rollback-start", actor="carol", comment=reason,
+                                  wall=walls.get("start")),
+                       Transition(at=T0 + 680, kind="rollback", actor="rollback", from_weights=w(5), to_weights=w(0),
+                                  comment=reason, wall=walls.get("end"))], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+    for rec in (restored(), restored(start=T0 + 700, end=T0 + 680)):
+        (line,) = [x for x in incident_report(rec).splitlines() if "Traffic back on stable" in x]
+        assert "0 s after" not in line, line
+        assert ("not measurable: the hosts' clocks disagree by at least 20 s (the load balancer's read-back, "
+                f"{utc(T0 + 680)}, is stamped 20 s before the rollback's start, {utc(T0 + 700)})") in line, line
