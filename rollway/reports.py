@@ -326,7 +326,9 @@ def _span(start: float, end: float) -> str | None:
     return duration(end - start) if _one_clock(start, end) else None
 
 
-def _outcome(record: RolloutRecord, waits: "Waits") -> str:
+def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
+    """The rollout report's outcome line; ``sped``: the rollout clock ran ahead of the wall
+    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``)."""
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
@@ -350,7 +352,7 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
-        return "rolled back" + (f" at {utc(end.at)}" if end else "")
+        return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
     held = between_phases(record) or _waiting(record, waits)
@@ -1228,12 +1230,13 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     ``targets``: where the service runs, to name its stable service (None: "the stable service")."""
     weights = stage_weights(record)
     waits = waits_at(record)  # one reading of the pause for the outcome, the approvals and the timeline
+    sped = _ran_ahead(record, now)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
         "",
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
-        f"- **Outcome:** {_outcome(record, waits)}",
+        f"- **Outcome:** {_outcome(record, waits, sped)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
@@ -1258,8 +1261,10 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         lines.append(f"- **Decommission page:** {cell(paging[0])}")
     trigger = rollback_trigger(record)
     if trigger is not None:
-        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    sped = _ran_ahead(record, now)
+        # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
+        began = rollback_start(record) or record.last_transition("rollback")
+        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
+                     f"{_stamped(record, began, sped)})")
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record), "## Approvals", "",
               *_answers(record, waits, sped),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
@@ -1768,14 +1773,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
+    # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
+    sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}`{pinned} was rolled back" + (f" at {utc(end.at)}." if finished else
+             f"`{record.image}`{pinned} was rolled back" + (f" at {_stamped(record, end, sped)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
-    # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
-    sped = _ran_ahead(record, now)
     lines += [*_runs_line(record), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:

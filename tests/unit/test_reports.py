@@ -1711,3 +1711,17 @@ def test_a_time_to_restore_between_hosts_whose_clocks_disagree_says_so_never_0_s
         assert "0 s after" not in line, line
         assert ("not measurable: the hosts' clocks disagree by at least 20 s (the load balancer's read-back, "
                 f"{utc(T0 + 680)}, is stamped 20 s before the rollback's start, {utc(T0 + 700)})") in line, line
+
+
+def test_when_it_was_rolled_back_says_which_clock_on_a_faster_clock():
+    """The incident report's first line, "was rolled back at 18:10", and the rollout report's
+    outcome and "Rolled back because" gave the rollout clock's time bare, ten hours after the wall
+    time people were paged at."""
+    rec = _sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610)
+    on = f"(rollout clock; {utc(T0 + 610)} on the wall clock)"
+    assert f"` was rolled back at {utc(T0 + 36_600)} {on}." in incident_report(rec)
+    text = rollout_report(rec)
+    assert f"**Outcome:** rolled back at {utc(T0 + 36_600)} {on}" in text, text
+    assert f"(by judge, {utc(T0 + 36_000)} (rollout clock; {utc(T0 + 600)} on the wall clock))" in text, text
+    # At real time, as before.
+    assert f"**Outcome:** rolled back at {utc(T0 + 700)}\n" in rollout_report(guardrail_rollback())
