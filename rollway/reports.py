@@ -322,8 +322,11 @@ def _one_clock(start: float, end: float) -> bool:
 
 def _span(start: float, end: float) -> str | None:
     """``end - start`` as a duration, or None when they are on two clocks (no duration can be
-    read from them)."""
-    return duration(end - start) if _one_clock(start, end) else None
+    read from them). An end stamped a little before its start (hosts whose clocks disagree by
+    seconds) is said so: "0 s" read as a span measured at nothing."""
+    if not _one_clock(start, end):
+        return None
+    return duration(end - start) if end >= start else f"clocks disagree by {duration(start - end)}"
 
 
 def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
@@ -757,7 +760,8 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
             # stage began, and its span understated the stage by as long as the rollout lay dead.
             began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
             longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
-            lasted = f"{lasted} to {longest}" if longest is not None and lasted != "two clocks" else lasted
+            lasted = (f"{lasted} to {longest}" if longest is not None and line.ended_at >= line.started_at
+                      and lasted != "two clocks" else lasted)
         rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
@@ -1818,6 +1822,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         span = duration(until - first.at) + ahead
         if not one_clock:
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
+        elif until < first.at:
+            # Within the clocks' skew of the first shift, on hosts whose clocks disagree: "0 s".
+            what = "the traffic's return" if back_at is not None else "the rollback's start"
+            exposed = (f"not measurable: the hosts' clocks disagree by at least {duration(first.at - until)} ({what}, "
+                       f"{utc(until)}, is stamped {duration(first.at - until)} before the first shift, "
+                       f"{utc(first.at)})")
         elif back_at is not None and found:
             # Both bounds named with what they count from, and on which clock: "and at most 60.1 min"
             # said neither, beside a lower bound said to be on the rollout clock.

@@ -1725,3 +1725,19 @@ def test_when_it_was_rolled_back_says_which_clock_on_a_faster_clock():
     assert f"(by judge, {utc(T0 + 36_000)} (rollout clock; {utc(T0 + 600)} on the wall clock))" in text, text
     # At real time, as before.
     assert f"**Outcome:** rolled back at {utc(T0 + 700)}\n" in rollout_report(guardrail_rollback())
+
+
+def test_a_span_stamped_backwards_by_hosts_whose_clocks_disagree_is_never_0_s():
+    """A rollback read back by a host whose clock was 20 s behind the one that shifted the traffic,
+    10 s earlier: the stage "lasted 0 s" and the canary was "Exposed for: 0 s", where it took
+    traffic for some seconds the ledger cannot measure."""
+    reason = "aborted by carol: 500s"
+    rec = record([started(), shift(60, 5, 0),
+                  Transition(at=T0 + 50, kind="rollback-start", actor="carol", comment=reason),
+                  Transition(at=T0 + 50, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                             comment=reason)], RolloutPhase.ROLLED_BACK, weights=w(0))
+    (exposed,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **Exposed for:**")]
+    assert exposed == ("- **Exposed for:** not measurable: the hosts' clocks disagree by at least 10 s (the traffic's "
+                       f"return, {utc(T0 + 50)}, is stamped 10 s before the first shift, {utc(T0 + 60)})"), exposed
+    (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 1/3 | 95/5 |")]
+    assert "| 0 s |" not in row and "| clocks disagree by 10 s |" in row, row
