@@ -1011,7 +1011,7 @@ def _waited(record: RolloutRecord, end: Transition, total: list[float] | None,
         return "two clocks"
     if total is not None:
         total.append(max(0.0, end.at - began.at))
-    return duration(end.at - began.at)
+    return _span(began.at, end.at) or "two clocks"
 
 
 def _without_answer(comment: str, said: str) -> str:

@@ -1741,3 +1741,8 @@ def test_a_span_stamped_backwards_by_hosts_whose_clocks_disagree_is_never_0_s():
                        f"return, {utc(T0 + 50)}, is stamped 10 s before the first shift, {utc(T0 + 60)})"), exposed
     (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 1/3 | 95/5 |")]
     assert "| 0 s |" not in row and "| clocks disagree by 10 s |" in row, row
+    # An answer stamped by a host behind the one that asked: its wait alike.
+    answered = record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                       Transition(at=T0 + 690, kind="approve", actor="bob", to_stage=1, comment="approve",
+                                  verdict="approval needed before 25%")], RolloutPhase.PROGRESSING)
+    assert f"| {utc(T0 + 690)} | clocks disagree by 10 s | bob | approve |" in rollout_report(answered)
