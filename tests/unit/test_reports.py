@@ -1423,15 +1423,7 @@ def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
     """The run that moved the traffic to 5 % died before recording it; the next run found the shift
     on the load balancer and recorded it then. The stage table gave that finding as when the stage
     began and "lasted 30.0 min", while the incident report gave the exposure as 30 to 60 min."""
-    from rollway.ledger import RECONCILE, TAKEOVER
-
-    rec = record([started(),
-                  Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
-                  Transition(at=T0 + 1805, kind="shift", actor=RECONCILE, from_weights=w(0), to_weights=w(5),
-                             to_stage=0, comment="shift found on the load balancer but not in the ledger"),
-                  Transition(at=T0 + 3605, kind="rollback-start", actor="carol", comment="users report 500s"),
-                  Transition(at=T0 + 3605, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
-                             comment="users report 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+    rec = _found_shift()
     (row,) = [x for x in rollout_report(rec).split("## Stages", 1)[1].splitlines() if x.startswith("| 1/3 |")]
     assert (f"| 1/3 | 95/5 | between {utc(T0)} and {utc(T0 + 1805)} (found there by a resumed run) | "
             f"{utc(T0 + 3605)} | 30.0 min to 60.1 min |") in row, row
@@ -1637,6 +1629,8 @@ def test_the_rollbacks_intent_and_read_back_times_say_which_clock_they_are_on():
 
 
 def _found_shift(*extra: Transition) -> RolloutRecord:
+    """The run that moved the traffic to 5 % died before recording it (its last entry the start, at
+    T0); the next run found the shift on the load balancer at T0 + 1805; carol rolled back at T0 + 3605."""
     from rollway.ledger import RECONCILE, TAKEOVER
 
     return record([started(),
