@@ -1910,8 +1910,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         done, not_done = rollback_stopped_steps(stopped)
         left = f"{cell(cannot)}; what it did and did not do" if cannot else (
             "the rollback run again does what is left")
-        lines += [f"The rollback by {cell(stopped.actor)} stopped at {utc(stopped.at)}, before it finished; it stays "
-                  f"open (`rolling_back`), and {left}:", "",
+        lines += [f"The rollback by {cell(stopped.actor)} stopped at {_stamped(record, stopped, sped)}, before it "
+                  f"finished; it stays open (`rolling_back`), and {left}:", "",
                   f"- **Done:** {cell(done)}",
                   f"- **Not done:** {cell(not_done)}"]
     else:
@@ -1931,7 +1931,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     elif (told := notice_sent(record, record.rollout_id)) is not None:
         # Its run died after paging: the run that finishes the rollback does not page again, and a
         # reader told "the finishing run sends it" would wait for a page that never comes.
-        lines.append(f"Sent on {topic} at {utc(told.at)} by {cell(told.actor)}: SNS message id "
+        lines.append(f"Sent on {topic} at {_stamped(record, told, sped)} by {cell(told.actor)}: SNS message id "
                      f"`{cell(told.message_id or '-')}` (recorded when SNS took it). The rollback is not recorded as "
                      "finished; the run that finishes it does not send it again.")
     elif (unsure := notice_unsure(record, now)) is not None:
@@ -1941,8 +1941,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         # done, which the finishing run still sends. Said "not confirmed", as if nobody was told.
         sent = (f"SNS message id `{cell(paged.message_id)}` (recorded when it stopped)" if paged.message_id
                 else "its steps record it as notified; its SNS message id is not recorded")
-        lines.append(f"People were paged on {topic} by {utc(paged.at)} by {cell(paged.actor)}, whose rollback put "
-                     f"the traffic back and stopped with a step not done; the page named it: {sent}. Not sent yet: "
+        lines.append(f"People were paged on {topic} by {_stamped(record, paged, sped)} by {cell(paged.actor)}, whose "
+                     "rollback put the traffic back and stopped with a step not done; the page named it: "
+                     f"{sent}. Not sent yet: "
                      "the run that finishes the rollback sends the notice that it finished.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "

@@ -1740,3 +1740,16 @@ def test_a_span_stamped_backwards_by_hosts_whose_clocks_disagree_is_never_0_s():
                        Transition(at=T0 + 690, kind="approve", actor="bob", to_stage=1, comment="approve",
                                   verdict="approval needed before 25%")], RolloutPhase.PROGRESSING)
     assert f"| {utc(T0 + 690)} | clocks disagree by 10 s | bob | approve |" in rollout_report(answered)
+
+
+def test_when_people_were_paged_and_when_a_rollback_stopped_say_which_clock_on_a_faster_clock():
+    """Under a faster clock "People were paged ... by 08:02:40" and "stopped at 08:02:40" gave the
+    rollout clock's time bare, hours from the wall time the page reached people at."""
+    rec = stopped_after_paging("sns-9")
+    history = list(rec.history)
+    history[-1] = history[-1].model_copy(update={"wall": T0 + 160 - 3 * 3600})
+    history[-2] = history[-2].model_copy(update={"wall": T0 + 100 - 3 * 3600})  # its start
+    text = incident_report(rec.model_copy(update={"history": tuple(history)}))
+    on = f"{utc(T0 + 160)} (rollout clock; {utc(T0 + 160 - 3 * 3600)} on the wall clock)"
+    assert f"The rollback by judge stopped at {on}, before it finished" in text, text
+    assert f"People were paged on the alert topic by {on} by judge" in text, text
