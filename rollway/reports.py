@@ -1953,6 +1953,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     window = ""
     if first is not None:
         window = _log_window(record, made_after, back_at if back_at is not None else record.updated_at, sped, clock)
+        if back_at is None:
+            # The ledger's last record is no end: errors after it are the canary's too.
+            window += (" and on: the traffic's return to stable is not recorded, and the canary may still take "
+                       "traffic")
     taken = _takeovers(record)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]

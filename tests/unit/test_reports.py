@@ -1753,3 +1753,13 @@ def test_when_people_were_paged_and_when_a_rollback_stopped_say_which_clock_on_a
     on = f"{utc(T0 + 160)} (rollout clock; {utc(T0 + 160 - 3 * 3600)} on the wall clock)"
     assert f"The rollback by judge stopped at {on}, before it finished" in text, text
     assert f"People were paged on the alert topic by {on} by judge" in text, text
+
+
+def test_the_log_window_of_a_rollback_not_finished_runs_on_past_its_last_record():
+    """A rollback under way gave the window to read the logs in as ending at the ledger's last
+    record, the rollback's start: the canary may still take traffic after it, and a responder
+    reading to that time missed every error since."""
+    (logs,) = [x for x in incident_report(guardrail_rollback(finished=False)).splitlines()
+               if "Read the canary's logs" in x]
+    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} (wall clock, the times CloudWatch Logs Insights reads) and on: "
+            "the traffic's return to stable is not recorded, and the canary may still take traffic") in logs, logs
