@@ -1686,6 +1686,22 @@ _CONVERT = (", which ran ahead of the wall clock: CloudWatch Logs Insights reads
             "(time - anchor) / speed by the `clock` parameter of the rollout's flow runs (Prefect UI)")
 
 
+def _on_wall(clock: ClockSettings, at: float) -> float:
+    """The wall time of ``at`` on the sped-up ``clock`` (``ScaledClock.now``, inverted)."""
+    return clock.anchor + (at - clock.anchor) / clock.speed
+
+
+def _on_rollout_clock(at: float, sped: bool, clock: ClockSettings | None) -> str:
+    """What follows a rollout-clock time ``at`` in parentheses when that clock ran ahead of the wall
+    (``sped``): that it is the rollout clock's and, given the sped-up ``clock``, its wall time;
+    "" at real time."""
+    if not sped:
+        return ""
+    if clock is None or clock.speed == 1.0:
+        return "; on the rollout clock"
+    return f"; on the rollout clock, {utc(_on_wall(clock, at))} on the wall clock"
+
+
 def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clock: ClockSettings | None) -> str:
     """The window of the next steps' "read the canary's logs", from ``begin`` (the first traffic to
     the canary) to ``end`` (its return to stable, or the last record), both on the rollout clock,
@@ -1701,13 +1717,10 @@ def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clo
     if not scaled and not sped and one_clock:  # real time: the rollout clock is the wall's
         return f" from {utc(begin)} to {utc(end)} (wall clock, {_LOGS_READ})"
     if scaled:
-        def on_wall(at: float) -> float:  # ScaledClock.now, inverted
-            return clock.anchor + (at - clock.anchor) / clock.speed
-
         ending = next((t for t in reversed(record.history) if t.at == end and t.wall is not None), None)
-        wall_end = ending.wall if ending is not None else on_wall(end) if one_clock else end
+        wall_end = ending.wall if ending is not None else _on_wall(clock, end) if one_clock else end
         rollout = f"{utc(begin)} to {utc(end)}" if one_clock else f"{utc(begin)} on"
-        return (f" from {utc(on_wall(begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout clock, "
+        return (f" from {utc(_on_wall(clock, begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout clock, "
                 f"{clock.speed:g}x wall time, which the embedded AWS stamps its metrics on: {rollout})")
     if not one_clock:
         return f" from {utc(begin)} on the rollout clock (the rollback's own times are on another clock){_CONVERT}"
@@ -1845,8 +1858,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             exposed = f"at least {span} (until {utc(until)}, {when}; the traffic's return is not recorded)"
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
-                    f"the load balancer and recorded at {utc(first.at)}" if found
-                    else f"{utc(first.at)} ({first.to_weights.canary}%)")
+                    f"the load balancer and recorded at {utc(first.at)}{'; both on the rollout clock' if sped else ''}"
+                    if found else f"{utc(first.at)} ({first.to_weights.canary}%{_on_rollout_clock(first.at, sped, clock)})")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"

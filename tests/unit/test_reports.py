@@ -1763,3 +1763,16 @@ def test_the_log_window_of_a_rollback_not_finished_runs_on_past_its_last_record(
                if "Read the canary's logs" in x]
     assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} (wall clock, the times CloudWatch Logs Insights reads) and on: "
             "the traffic's return to stable is not recorded, and the canary may still take traffic") in logs, logs
+
+
+def test_the_first_traffic_to_the_new_version_says_which_clock_on_a_faster_clock():
+    """Under a faster clock "First traffic to the new version: 09:00" gave the rollout clock's time
+    bare: the canary's first request came at 08:01 on the wall clock its logs are stamped with."""
+    from rollway.clock import ClockSettings
+
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    text = incident_report(rec, clock=ClockSettings(speed=60, anchor=T0))
+    assert (f"**First traffic to the new version:** {utc(T0 + 3600)} (5%; on the rollout clock, {utc(T0 + 60)} on "
+            "the wall clock)\n") in text, text
+    assert f"**First traffic to the new version:** {utc(T0 + 3600)} (5%; on the rollout clock)\n" in incident_report(rec)
+    assert f"**First traffic to the new version:** {utc(T0 + 60)} (5%)\n" in incident_report(guardrail_rollback())
