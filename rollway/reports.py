@@ -784,12 +784,12 @@ def _phase_named(spec: RolloutSpec, entry: Transition) -> int | None:
     return None
 
 
-def _weekly_phases(record: RolloutRecord) -> list[str]:
+def _weekly_phases(record: RolloutRecord, sped: bool = False) -> list[str]:
     """The "Weekly phases" section of a rollout run by weekly phases: each phase's stages, when it
     started, when its last stage passed, when the next phase started and how long the rollout held
     between the two, with the total held. The stage table alone said a stage "lasted 7.0 days" after
     minutes of judging: the days held for the schedule read as days of baking. Empty for a rollout
-    run as one phase (or whose spec cannot be read)."""
+    run as one phase (or whose spec cannot be read). ``sped``: as ``_stage_table``'s."""
     spec = _recorded_spec(record)
     # An unphased run records its start as week 1's ("going on through every stage"): a section
     # would show it all as week 1's. A rollout some phase of which passed shows, however run since.
@@ -813,7 +813,8 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
             rows[-1]["ended"] = f"rolled back {utc(t.at)}"
     if not rows:
         return []
-    lines = ["| phase | stages | started | passed | next phase started | held between phases |",
+    on = _ROLLOUT_CLOCK if sped else ""
+    lines = [f"| phase | stages | started{on} | passed{on} | next phase started{on} | held between phases{on} |",
              "|---|---|---|---|---|---|"]
     held, apart = 0.0, 0
     for row in rows:
@@ -834,8 +835,9 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
                      f"{cell(passed)} | {cell(nxt)} | {lasted} |")
     # After a blank line: a line right under the table would be read as one more row.
     return ["## Weekly phases", "", *lines, "",
-            f"**Held between weekly phases:** {duration(held)} in all (from a phase's last stage passing to the "
-            f"next phase's start: the schedule's wait, no stage being judged){_left_out(apart, 'span')}", ""]
+            f"**Held between weekly phases:** {duration(held)} in all{' on the rollout clock' if sped else ''} (from a "
+            "phase's last stage passing to the next phase's start: the schedule's wait, no stage being judged)"
+            f"{_left_out(apart, 'span')}", ""]
 
 
 def _left_out(count: int, what: str) -> str:
@@ -1269,7 +1271,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         began = rollback_start(record) or record.last_transition("rollback")
         lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
                      f"{_stamped(record, began, sped)})")
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record), "## Approvals", "",
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
     return "\n".join(lines) + "\n"

@@ -1776,3 +1776,24 @@ def test_the_first_traffic_to_the_new_version_says_which_clock_on_a_faster_clock
             "the wall clock)\n") in text, text
     assert f"**First traffic to the new version:** {utc(T0 + 3600)} (5%; on the rollout clock)\n" in incident_report(rec)
     assert f"**First traffic to the new version:** {utc(T0 + 60)} (5%)\n" in incident_report(guardrail_rollback())
+
+
+def test_the_weekly_phases_table_says_its_times_are_the_rollout_clocks_on_a_faster_clock():
+    """The stage, approval and timeline tables label their times "(rollout clock)" under a faster
+    clock; the weekly phases' table beside them did not, its weeks passing in wall hours."""
+    weekly = RolloutSpec(image=IMAGE)
+
+    def phase(at: float, comment: str) -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor="schedule", comment=comment)
+
+    history = [started(), phase(0, "starting week 1"), shift(60, 5, 0), passed(700, 0),
+               phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%"),
+               phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5)]
+    rec = record(history, RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(
+        update={"spec_json": weekly.model_dump_json()})
+    header = ("| phase | stages | started (rollout clock) | passed (rollout clock) | next phase started (rollout clock) "
+              "| held between phases (rollout clock) |")
+    assert header in rollout_report(rec, now=T0), rollout_report(rec, now=T0)
+    assert "**Held between weekly phases:** 7.0 days in all on the rollout clock (" in rollout_report(rec, now=T0)
+    assert "| phase | stages | started | passed | next phase started | held between phases |" in rollout_report(
+        rec, now=T0 + 8 * DAY)
