@@ -957,7 +957,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | the wait "
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | "
+                        "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
                         f"{cell(t.comment or t.verdict or '')} |")
             continue
@@ -1722,8 +1723,8 @@ def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clo
         ending = next((t for t in reversed(record.history) if t.at == end and t.wall is not None), None)
         wall_end = ending.wall if ending is not None else _on_wall(clock, end) if one_clock else end
         rollout = f"{utc(begin)} to {utc(end)}" if one_clock else f"{utc(begin)} on"
-        return (f" from {utc(_on_wall(clock, begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout clock, "
-                f"{clock.speed:g}x wall time, which the embedded AWS stamps its metrics on: {rollout})")
+        return (f" from {utc(_on_wall(clock, begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout "
+                f"clock, {clock.speed:g}x wall time, which the embedded AWS stamps its metrics on: {rollout})")
     if not one_clock:
         return f" from {utc(begin)} on the rollout clock (the rollback's own times are on another clock){_CONVERT}"
     return f" from {utc(begin)} to {utc(end)} on the rollout clock{_CONVERT}"
@@ -1861,7 +1862,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
                     f"the load balancer and recorded at {utc(first.at)}{'; both on the rollout clock' if sped else ''}"
-                    if found else f"{utc(first.at)} ({first.to_weights.canary}%{_on_rollout_clock(first.at, sped, clock)})")
+                    if found else
+                    f"{utc(first.at)} ({first.to_weights.canary}%{_on_rollout_clock(first.at, sped, clock)})")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
@@ -1880,17 +1882,20 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
     lines += _takeovers(record, of_rollback=True)
     if finished and end.to_weights is not None:
-        lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** (stable/canary); "
+        lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
+                     "(stable/canary); "
                      f"recorded by {cell(end.actor)}.")
     elif finished:
         # The monitor's rollback records its end without the weights it read back: finished all
         # the same, and not to be "finished" again by hand.
-        lines.append(f"- {_stamped(record, end, sped)}: the rollback was recorded as finished by {cell(end.actor)}, after the "
+        lines.append(f"- {_stamped(record, end, sped)}: the rollback was recorded as finished by {cell(end.actor)}, "
+                     "after the "
                      f"traffic was back; its record keeps no read-back weights (the rollout shows {record.weights} "
                      "stable/canary).")
     else:
         if stopped is not None and stopped.to_weights is not None:
-            lines.append(f"- by {_stamped(record, stopped, sped)}: the load balancer read back **{stopped.to_weights}** "
+            lines.append(f"- by {_stamped(record, stopped, sped)}: the load balancer read back "
+                         f"**{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
         # Running it again cannot finish a rollback with no revision to restore: say what does.
