@@ -1797,3 +1797,23 @@ def test_the_weekly_phases_table_says_its_times_are_the_rollout_clocks_on_a_fast
     assert "**Held between weekly phases:** 7.0 days in all on the rollout clock (" in rollout_report(rec, now=T0)
     assert "| phase | stages | started | passed | next phase started | held between phases |" in rollout_report(
         rec, now=T0 + 8 * DAY)
+
+
+def test_a_clock_the_prefect_api_cannot_say_is_warned_of_and_the_report_still_written(monkeypatch, caplog):
+    """The report reads the clock of the rollout's runs for its wall times alone: a Prefect API out
+    of reach is said, and the window stays the rollout clock's, labelled; a rollout on real time
+    never asks."""
+    import httpx
+
+    import rollway.cli.ops as ops
+    from flows.reports import report_clock
+
+    def out_of_reach(record: RolloutRecord):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(ops, "recorded_clock", out_of_reach)
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    assert report_clock(rec, now=T0 + 900) is None
+    assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
+    monkeypatch.setattr(ops, "recorded_clock", lambda record: pytest.fail("a rollout on real time asked for its clock"))
+    assert report_clock(guardrail_rollback(), now=T0 + 900) is None
