@@ -82,7 +82,7 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
     log = get_run_logger()
     # In the log too: a misspelt tag leaves its image in place, the run Completed.
     for tag, close in plan.tags_close.items():
-        log.warning("image tag %s: %s", tag, no_image_tagged(tag, targets.ecr_repository, close))
+        log.warning("%s", no_image_tagged(tag, targets.ecr_repository, close))
     if plan.refused:
         for refusal in plan.refusals:
             log.error("refused: %s", refusal)

@@ -14,6 +14,7 @@ keeps no ledger, so its runs have no report here (their own artifacts are the re
 
 from __future__ import annotations
 
+import logging
 import time
 
 from botocore.exceptions import ClientError
@@ -30,10 +31,11 @@ from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
+from rollway.clock import ClockSettings
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
-from rollway.reports import incident_report, rollout_report as render_rollout
+from rollway.reports import incident_report, ran_ahead, rollout_report as render_rollout
 from rollway.targets import Targets
 from tasks.ledger import rollout_history
 
@@ -139,6 +141,27 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
     raise ReportRefused(f"no rollout {rollout_id!r} of {service} in the ledger table {table}; the newest are: {newest}")
 
 
+def report_clock(record: RolloutRecord, now: float) -> ClockSettings | None:
+    """The clock a rolled-back rollout's runs ran on (``rollway.cli.ops.recorded_clock``: the
+    ``clock`` of the newest flow run tagged with it), for the incident report to give its window to
+    read the logs in on the wall clock; None when the report needs none (not rolled back, or its
+    times are the wall's at ``now``) or the Prefect API cannot say (said, and the window is labelled
+    the rollout clock's, with how to convert it: a report is never refused for it)."""
+    if record.phase not in INCIDENT_PHASES or not ran_ahead(record, now):
+        return None
+    from rollway.cli.ops import recorded_clock
+
+    try:
+        clock = recorded_clock(record)
+    except Exception as err:  # noqa: BLE001 - the report reads the clock for its wall times alone
+        logging.getLogger("rollway.reports").warning("could not read from the Prefect API which clock rollout %s "
+                                                     "ran on (%s): its incident report's times stay the rollout "
+                                                     "clock's", record.rollout_id, err)
+        return None
+    # Real time, said of a rollout whose times ran ahead of the wall: its runs are not the ones read.
+    return clock if clock.speed != 1.0 else None
+
+
 def _unrestorable(get_client, targets: Targets, record: RolloutRecord) -> str | None:
     """What finishes a rollback under way that cannot restore a revision on the canary, read from
     ECS as `rollway status` reads it (``no_revision_to_restore``), or None: it can, the rollout is
@@ -197,7 +220,7 @@ def rollout_report(
     if record.phase in INCIDENT_PHASES:
         keys.append(artifact_key(service, "incident-report"))
         incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
-                                   unrestorable=unrestorable)
+                                   unrestorable=unrestorable, clock=report_clock(record, now))
         create_markdown_artifact(key=keys[1], markdown=incident,
                                  description=f"incident: rollback of rollout {record.rollout_id} of {service}")
         log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,

@@ -1398,8 +1398,9 @@ STACKS_DELETED_BEFORE = ("Already deleted: stacks CloudFormation lists as DELETE
 
 def no_image_tagged(tag: str, repository: str, close: Sequence[str]) -> str:
     """What is known of an image tag the repository does not have: ECR cannot tell one deleted
-    before from one never there, so the tags there close to it are named (a misspelling's)."""
-    return f"no image tagged `{tag}` in `{repository}`" + (
+    before from one never there, so the tags there close to it are named (a misspelling's). The
+    tag is named once: "image tag `x`: no image tagged `x` in ..." said it twice."""
+    return f"image tag `{tag}`: not in `{repository}`" + (
         f"; tags there close to it: {', '.join(f'`{c}`' for c in close)} (misspelt?)" if close else "")
 
 
@@ -1442,8 +1443,7 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section(f"{would}: stacks", [f"`{s}`" + held_by(s) for s in result.deleted_stacks])
     # "Already gone" said a misspelt tag had existed and been deleted: the run looked done while
     # the old image was still there under its real tag.
-    section(NOT_FOUND, [f"image tag `{t}`: {no_image_tagged(t, repository, result.tags_close.get(t, ()))}"
-                        for t in result.gone_tags])
+    section(NOT_FOUND, [no_image_tagged(t, repository, result.tags_close.get(t, ())) for t in result.gone_tags])
     if result.gone_stacks:  # listed as deleted by CloudFormation: a name no stack had is refused
         section(STACKS_DELETED_BEFORE, [f"`{s}`" for s in result.gone_stacks])
     section("Refused", [f"{r.kind} `{r.name}`: {r.reason}" for r in result.refusals])

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
 from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.flag_binding import LEFT_TO_ANOTHER
@@ -321,11 +322,16 @@ def _one_clock(start: float, end: float) -> bool:
 
 def _span(start: float, end: float) -> str | None:
     """``end - start`` as a duration, or None when they are on two clocks (no duration can be
-    read from them)."""
-    return duration(end - start) if _one_clock(start, end) else None
+    read from them). An end stamped a little before its start (hosts whose clocks disagree by
+    seconds) is said so: "0 s" read as a span measured at nothing."""
+    if not _one_clock(start, end):
+        return None
+    return duration(end - start) if end >= start else f"clocks disagree by {duration(start - end)}"
 
 
-def _outcome(record: RolloutRecord, waits: "Waits") -> str:
+def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
+    """The rollout report's outcome line; ``sped``: the rollout clock ran ahead of the wall
+    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``)."""
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
@@ -349,7 +355,7 @@ def _outcome(record: RolloutRecord, waits: "Waits") -> str:
         return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
-        return "rolled back" + (f" at {utc(end.at)}" if end else "")
+        return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
         return "rolling back: the rollback began but is not recorded as finished"
     held = between_phases(record) or _waiting(record, waits)
@@ -708,6 +714,12 @@ def monitoring_row(record: RolloutRecord, now: float | None, speed: float = 1.0,
             f"weekly advance_phase does); until then `rollway finalize` refuses, and {abort}{so_far}")
 
 
+def ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
+    """Whether ``record``'s rollout clock ran ahead of the wall (``_ran_ahead``): its reports then
+    label times by clock, and read the clock its runs ran on to give wall times."""
+    return _ran_ahead(record, now)
+
+
 def _ran_ahead(record: RolloutRecord, now: float | None = None) -> bool:
     """Whether the record shows its rollout clock running ahead of the wall (`rollway up`'s 60x):
     an entry that kept the wall time beside its own, a pause whose question says its deadline on the
@@ -748,7 +760,8 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
             # stage began, and its span understated the stage by as long as the rollout lay dead.
             began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
             longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
-            lasted = f"{lasted} to {longest}" if longest is not None and lasted != "two clocks" else lasted
+            lasted = (f"{lasted} to {longest}" if longest is not None and line.ended_at >= line.started_at
+                      and lasted != "two clocks" else lasted)
         rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
@@ -771,12 +784,12 @@ def _phase_named(spec: RolloutSpec, entry: Transition) -> int | None:
     return None
 
 
-def _weekly_phases(record: RolloutRecord) -> list[str]:
+def _weekly_phases(record: RolloutRecord, sped: bool = False) -> list[str]:
     """The "Weekly phases" section of a rollout run by weekly phases: each phase's stages, when it
     started, when its last stage passed, when the next phase started and how long the rollout held
     between the two, with the total held. The stage table alone said a stage "lasted 7.0 days" after
     minutes of judging: the days held for the schedule read as days of baking. Empty for a rollout
-    run as one phase (or whose spec cannot be read)."""
+    run as one phase (or whose spec cannot be read). ``sped``: as ``_stage_table``'s."""
     spec = _recorded_spec(record)
     # An unphased run records its start as week 1's ("going on through every stage"): a section
     # would show it all as week 1's. A rollout some phase of which passed shows, however run since.
@@ -800,15 +813,19 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
             rows[-1]["ended"] = f"rolled back {utc(t.at)}"
     if not rows:
         return []
-    lines = ["| phase | stages | started | passed | next phase started | held between phases |",
+    on = _ROLLOUT_CLOCK if sped else ""
+    lines = [f"| phase | stages | started{on} | passed{on} | next phase started{on} | held between phases{on} |",
              "|---|---|---|---|---|---|"]
-    held = 0.0
+    held, apart = 0.0, 0
     for row in rows:
         phase = spec.phases[row["index"]]
         passed = utc(row["passed"]) if row["passed"] is not None else row["ended"] or "(under way)"
         if row["next"] is not None:
             span = _span(row["passed"], row["next"])
-            held += row["next"] - row["passed"] if span is not None else 0.0
+            if span is None:
+                apart += 1
+            else:
+                held += max(0.0, row["next"] - row["passed"])
             nxt, lasted = utc(row["next"]), span or "two clocks"
         elif row["passed"] is not None and (due := next_phase(record)) is not None:
             nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
@@ -818,8 +835,20 @@ def _weekly_phases(record: RolloutRecord) -> list[str]:
                      f"{cell(passed)} | {cell(nxt)} | {lasted} |")
     # After a blank line: a line right under the table would be read as one more row.
     return ["## Weekly phases", "", *lines, "",
-            f"**Held between weekly phases:** {duration(held)} in all (from a phase's last stage passing to the "
-            "next phase's start: the schedule's wait, no stage being judged)", ""]
+            f"**Held between weekly phases:** {duration(held)} in all{' on the rollout clock' if sped else ''} (from a "
+            "phase's last stage passing to the next phase's start: the schedule's wait, no stage being judged)"
+            f"{_left_out(apart, 'span')}", ""]
+
+
+def _left_out(count: int, what: str) -> str:
+    """What a total under a table leaves out: the ``count`` rows whose span reads "two clocks" (their
+    ends stamped on two clocks, no duration between them), so that the total is not read as every
+    row's sum; "" when none."""
+    if not count:
+        return ""
+    its = "its two ends" if count == 1 else "each one's two ends"
+    return (f"; {count} {what}{'s' if count > 1 else ''} left out, {its} stamped on two clocks (a run on real time "
+            "after one on a faster clock): no duration can be read between them")
 
 
 def _askings(record: RolloutRecord, waits: Waits) -> tuple[dict[int, str], set[int]]:
@@ -910,6 +939,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     rows = [f"| when{on} | waited{on} | who | answer | stage | comment | what was asked |",
             "|---|---|---|---|---|---|---|"]
     waited: list[float] = []  # each closed wait's span, for the total under the table
+    apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
                  else "-")
@@ -927,7 +957,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited)} | - | **not answered** | {stage} | the wait "
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | "
+                        "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
                         f"{cell(t.comment or t.verdict or '')} |")
             continue
@@ -941,16 +972,16 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             # The answer has its own column: "approve | approve: looks fine" said it twice.
             comment = _without_answer(comment, said)
         # A timeout that held asks the pause again: the wait goes on, and its answer's row counts all of it.
-        span = _waited(record, t, None if held_by_timeout(t) else waited)
+        span = _waited(record, t, *((None, None) if held_by_timeout(t) else (waited, apart)))
         rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
                     f"{cell(summed.get(id(t)) or t.verdict or '')} |")
-    if waited:
+    if waited or apart:
         # After a blank line: a line right under the table would be read as one more row.
         still = "; one still waits (above)" if waiting is not None else ""
         clock = " on the rollout clock" if sped else ""
         rows += ["", f"**Waited for people's answers:** {duration(sum(waited))} in all{clock}, at {len(waited)} "
-                     f"pause{'s' if len(waited) > 1 else ''}{still} (from each pause's first asking to its answer, "
-                     "or to what ended it unanswered)"]
+                     f"pause{'s' if len(waited) != 1 else ''}{still} (from each pause's first asking to its answer, "
+                     f"or to what ended it unanswered){_left_out(len(apart), 'wait')}"]
     return rows
 
 
@@ -968,18 +999,22 @@ def _wait_began(record: RolloutRecord, end: Transition) -> Transition | None:
     return began
 
 
-def _waited(record: RolloutRecord, end: Transition, total: list[float] | None) -> str:
+def _waited(record: RolloutRecord, end: Transition, total: list[float] | None,
+            apart: list[float] | None = None) -> str:
     """How long the wait ``end`` closed had waited for a person (``_wait_began``), added to
     ``total`` when given: "-" when no asking is recorded, "two clocks" when they cannot be
-    subtracted (an answer `rollway abort` stamped on real time under a faster clock)."""
+    subtracted (an answer `rollway abort` stamped on real time under a faster clock), counted in
+    ``apart`` when given (the total says how many it leaves out)."""
     began = _wait_began(record, end)
     if began is None:
         return "-"
     if not _one_clock(began.at, end.at):
+        if apart is not None:
+            apart.append(end.at)
         return "two clocks"
     if total is not None:
-        total.append(end.at - began.at)
-    return duration(end.at - began.at)
+        total.append(max(0.0, end.at - began.at))
+    return _span(began.at, end.at) or "two clocks"
 
 
 def _without_answer(comment: str, said: str) -> str:
@@ -1202,12 +1237,13 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     ``targets``: where the service runs, to name its stable service (None: "the stable service")."""
     weights = stage_weights(record)
     waits = waits_at(record)  # one reading of the pause for the outcome, the approvals and the timeline
+    sped = _ran_ahead(record, now)
     lines = [
         f"# Rollout report: {record.service}, rollout {record.rollout_id}",
         "",
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
-        f"- **Outcome:** {_outcome(record, waits)}",
+        f"- **Outcome:** {_outcome(record, waits, sped)}",
         f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
@@ -1232,9 +1268,11 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         lines.append(f"- **Decommission page:** {cell(paging[0])}")
     trigger = rollback_trigger(record)
     if trigger is not None:
-        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, {utc(trigger.at)})")
-    sped = _ran_ahead(record, now)
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record), "## Approvals", "",
+        # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
+        began = rollback_start(record) or record.last_transition("rollback")
+        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
+                     f"{_stamped(record, began, sped)})")
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
     return "\n".join(lines) + "\n"
@@ -1458,6 +1496,8 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
     if back is not None and start.wall is not None and back.wall is not None:
         # Both kept the wall clock: the time users waited, whatever clocks stamped the entries.
+        if back.wall < start.wall:
+            return [_hosts_disagree(start.wall, back.wall, read)]
         walls = (f"{utc(start.wall)} to {utc(back.wall)} on the wall clock"
                  if _sped_up(start) or _sped_up(back) else f"{utc(start.at)} to {utc(back_at)}")
         return [f"- **Traffic back on stable:** {duration(back.wall - start.wall)} after the rollback began "
@@ -1465,7 +1505,37 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     span = _span(start.at, back_at)
     if span is None or _clocks_differ(record, start, back):
         return []
+    if back_at < start.at:
+        return [_hosts_disagree(start.at, back_at, read)]
     return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
+
+
+def _hosts_disagree(began: float, back: float, read: Transition | None) -> str:
+    """The time-to-restore line of a rollback whose traffic's return is stamped before its start
+    (``began``): the two were written on hosts whose clocks disagree, by that much at least. It
+    read "0 s after the rollback began", a restore faster than any."""
+    what = "the load balancer's read-back" if read is not None else "the rollback's recorded end"
+    return (f"- **Traffic back on stable:** not measurable: the hosts' clocks disagree by at least "
+            f"{duration(began - back)} ({what}, {utc(back)}, is stamped {duration(began - back)} before the "
+            f"rollback's start, {utc(began)})")
+
+
+def _stamped(record: RolloutRecord, entry: Transition, sped: bool) -> str:
+    """When the rollback's ``entry`` was recorded, labelled with its clock as the tables' times are
+    (``sped``: the rollout clock ran ahead of the wall, ``_ran_ahead``), with the wall time it kept
+    beside its own: the intent's and the read-back's times were bare, beside a time to restore on
+    the wall clock. An entry stamped behind the moves ahead of it (`rollway abort` on real time
+    under a faster clock) is said to be on another clock, sped or not."""
+    last = _last_move_before(record, entry)
+    if entry.wall is None and last is not None and not _one_clock(last.at, entry.at):
+        return f"{utc(entry.at)} (another clock than the rollout's)"
+    if not sped:
+        return utc(entry.at)
+    if entry.wall is None:
+        return f"{utc(entry.at)}{_ROLLOUT_CLOCK}"
+    if _sped_up(entry):
+        return f"{utc(entry.at)} (rollout clock; {utc(entry.wall)} on the wall clock)"
+    return wall_utc(entry.at)
 
 
 def _sped_up(entry: Transition) -> bool | None:
@@ -1613,6 +1683,53 @@ def _refused_then_sent(record: RolloutRecord, refused: str, end: Transition | No
 _PERSONS = ("reject", "abort", "manual")
 
 
+_LOGS_READ = "the times CloudWatch Logs Insights reads"
+
+_CONVERT = (", which ran ahead of the wall clock: CloudWatch Logs Insights reads wall time, which is anchor + "
+            "(time - anchor) / speed by the `clock` parameter of the rollout's flow runs (Prefect UI)")
+
+
+def _on_wall(clock: ClockSettings, at: float) -> float:
+    """The wall time of ``at`` on the sped-up ``clock`` (``ScaledClock.now``, inverted)."""
+    return clock.anchor + (at - clock.anchor) / clock.speed
+
+
+def _on_rollout_clock(at: float, sped: bool, clock: ClockSettings | None) -> str:
+    """What follows a rollout-clock time ``at`` in parentheses when that clock ran ahead of the wall
+    (``sped``): that it is the rollout clock's and, given the sped-up ``clock``, its wall time;
+    "" at real time."""
+    if not sped:
+        return ""
+    if clock is None or clock.speed == 1.0:
+        return "; on the rollout clock"
+    return f"; on the rollout clock, {utc(_on_wall(clock, at))} on the wall clock"
+
+
+def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clock: ClockSettings | None) -> str:
+    """The window of the next steps' "read the canary's logs", from ``begin`` (the first traffic to
+    the canary) to ``end`` (its return to stable, or the last record), both on the rollout clock,
+    given on the wall clock: a person pastes it into CloudWatch Logs Insights, which reads wall
+    time, and under `rollway up`'s 60x the rollout clock's window began hours after the canary's
+    first request. ``clock``: the rollout's (None: not known); ``sped``: ``_ran_ahead``.
+
+    Its end is the entry's own wall time where it kept one, its own time where it was stamped on
+    another clock than the moves (`rollway abort` on real time). Not known to be the wall's, the
+    window is said to be the rollout clock's, with how to convert it."""
+    one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), end)
+    scaled = clock is not None and clock.speed != 1.0
+    if not scaled and not sped and one_clock:  # real time: the rollout clock is the wall's
+        return f" from {utc(begin)} to {utc(end)} (wall clock, {_LOGS_READ})"
+    if scaled:
+        ending = next((t for t in reversed(record.history) if t.at == end and t.wall is not None), None)
+        wall_end = ending.wall if ending is not None else _on_wall(clock, end) if one_clock else end
+        rollout = f"{utc(begin)} to {utc(end)}" if one_clock else f"{utc(begin)} on"
+        return (f" from {utc(_on_wall(clock, begin))} to {utc(wall_end)} (wall clock, {_LOGS_READ}; on the rollout "
+                f"clock, {clock.speed:g}x wall time, which the embedded AWS stamps its metrics on: {rollout})")
+    if not one_clock:
+        return f" from {utc(begin)} on the rollout clock (the rollback's own times are on another clock){_CONVERT}"
+    return f" from {utc(begin)} to {utc(end)} on the rollout clock{_CONVERT}"
+
+
 def _what_to_confirm(trigger: Trigger | None) -> str:
     """What the canary's logs and metrics are read for: after an approval timeout nothing failed
     (nobody answered), and "confirm what failed" sent a responder looking for a fault."""
@@ -1639,7 +1756,8 @@ def _fix_steps(trigger: Trigger | None) -> list[str]:
 
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
-                    targets: Targets | None = None, unrestorable: str | None = None) -> str:
+                    targets: Targets | None = None, unrestorable: str | None = None,
+                    clock: ClockSettings | None = None) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -1651,6 +1769,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             queues), named in the next steps so a reader knows where to look; None: not named.
         unrestorable: a rollback under way cannot restore a revision on the canary, and what
             finishes it instead (``cannot_finish``; None: it can, or it was not read).
+        clock: the clock the rollout's runs ran on (``flows.reports.report_clock``), to give the
+            window to read the logs in on the wall clock; None: not known.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -1673,12 +1793,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
+    # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
+    sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}`{pinned} was rolled back" + (f" at {utc(end.at)}." if finished else
+             f"`{record.image}`{pinned} was rolled back" + (f" at {_stamped(record, end, sped)}." if finished else
                                                     ": the rollback began and is **not recorded as finished**."), ""]
-    clock = _clock_note(record, now)
-    if clock:
-        lines += [*clock, ""]
+    note = _clock_note(record, now)
+    if note:
+        lines += [*note, ""]
     lines += [*_runs_line(record), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
@@ -1686,7 +1808,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      f"{record.phase.value}); the trigger is unknown.")
     else:
         lines += [f"- **Trigger:** {trigger.describe()}",
-                  f"- **Recorded by:** {cell(trigger.who)} at {utc(trigger.at)}",
+                  # The entry the trigger was read from (``rollback_trigger``).
+                  f"- **Recorded by:** {cell(trigger.who)} at {_stamped(record, start or end, sped)}",
                   f"- **Reason:** {cell(trigger.reason)}"]
         asked = next((t for t in reversed(record.history) if t.kind in ("reject", "timeout") and t.at <= trigger.at),
                      None)
@@ -1711,15 +1834,26 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         last_move = _last_move_before(record, end if back_at is not None else start)
         one_clock = _one_clock(last_move.at if last_move else first.at, until)
         # A span of the rollout clock's entries: the time to restore below is the wall clock's.
-        sped = one_clock and _ran_ahead(record, now)
-        ahead = " on the rollout clock (it ran ahead of the wall clock)" if sped else ""
+        ahead = " on the rollout clock (it ran ahead of the wall clock)" if one_clock and sped else ""
         span = duration(until - first.at) + ahead
         if not one_clock:
             exposed = f"not measurable from the ledger: {_TWO_CLOCKS}"
+        elif until < first.at:
+            # Within the clocks' skew of the first shift, on hosts whose clocks disagree: "0 s".
+            what = "the traffic's return" if back_at is not None else "the rollback's start"
+            exposed = (f"not measurable: the hosts' clocks disagree by at least {duration(first.at - until)} ({what}, "
+                       f"{utc(until)}, is stamped {duration(first.at - until)} before the first shift, "
+                       f"{utc(first.at)})")
+        elif back_at is not None and found:
+            # Both bounds named with what they count from, and on which clock: "and at most 60.1 min"
+            # said neither, beside a lower bound said to be on the rollout clock.
+            both = f", both{ahead}" if ahead else ""
+            exposed = (f"at least {duration(until - first.at)} (from {utc(first.at)}, when a resumed run found the "
+                       f"shift) and at most {duration(until - made_after)} (from {utc(made_after)}, the dead run's "
+                       f"last entry), to the traffic's return{both}: the first shift was made by a run that died "
+                       "before recording it")
         elif back_at is not None:
-            exposed = (f"at least {span} and at most {duration(until - made_after)} (the first "
-                       "shift was made by a run that died before recording it)" if found
-                       else span)
+            exposed = span
         else:
             # Counted only up to the rollback's start (or the last record): the canary may still
             # carry traffic, so this is a floor, not the exposure "so far".
@@ -1727,8 +1861,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             exposed = f"at least {span} (until {utc(until)}, {when}; the traffic's return is not recorded)"
         first_at = (f"between {utc(made_after)} and {utc(first.at)} ({first.to_weights.canary}%): a run moved the "
                     "traffic after its last entry and died before recording the move, which the next run found on "
-                    f"the load balancer and recorded at {utc(first.at)}" if found
-                    else f"{utc(first.at)} ({first.to_weights.canary}%)")
+                    f"the load balancer and recorded at {utc(first.at)}{'; both on the rollout clock' if sped else ''}"
+                    if found else
+                    f"{utc(first.at)} ({first.to_weights.canary}%{_on_rollout_clock(first.at, sped, clock)})")
         # A drift rollback began because the load balancer held weights nobody recorded: the
         # ledger keeps them only in its reason, so the figures below are the recorded moves'.
         drift = trigger is not None and trigger.kind == "drift"
@@ -1742,21 +1877,25 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
     lines += _time_to_restore(record, start, back_at)
     if start is not None:
-        lines.append(f"- {utc(start.at)}: rollback intent recorded by {cell(start.actor)} before anything moved.")
+        lines.append(f"- {_stamped(record, start, sped)}: rollback intent recorded by {cell(start.actor)} before "
+                     "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
     lines += _takeovers(record, of_rollback=True)
     if finished and end.to_weights is not None:
-        lines.append(f"- {utc(end.at)}: the load balancer read back **{end.to_weights}** (stable/canary); "
+        lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
+                     "(stable/canary); "
                      f"recorded by {cell(end.actor)}.")
     elif finished:
         # The monitor's rollback records its end without the weights it read back: finished all
         # the same, and not to be "finished" again by hand.
-        lines.append(f"- {utc(end.at)}: the rollback was recorded as finished by {cell(end.actor)}, after the "
+        lines.append(f"- {_stamped(record, end, sped)}: the rollback was recorded as finished by {cell(end.actor)}, "
+                     "after the "
                      f"traffic was back; its record keeps no read-back weights (the rollout shows {record.weights} "
                      "stable/canary).")
     else:
         if stopped is not None and stopped.to_weights is not None:
-            lines.append(f"- by {utc(stopped.at)}: the load balancer read back **{stopped.to_weights}** "
+            lines.append(f"- by {_stamped(record, stopped, sped)}: the load balancer read back "
+                         f"**{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
         # Running it again cannot finish a rollback with no revision to restore: say what does.
@@ -1791,8 +1930,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         done, not_done = rollback_stopped_steps(stopped)
         left = f"{cell(cannot)}; what it did and did not do" if cannot else (
             "the rollback run again does what is left")
-        lines += [f"The rollback by {cell(stopped.actor)} stopped at {utc(stopped.at)}, before it finished; it stays "
-                  f"open (`rolling_back`), and {left}:", "",
+        lines += [f"The rollback by {cell(stopped.actor)} stopped at {_stamped(record, stopped, sped)}, before it "
+                  f"finished; it stays open (`rolling_back`), and {left}:", "",
                   f"- **Done:** {cell(done)}",
                   f"- **Not done:** {cell(not_done)}"]
     else:
@@ -1812,7 +1951,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     elif (told := notice_sent(record, record.rollout_id)) is not None:
         # Its run died after paging: the run that finishes the rollback does not page again, and a
         # reader told "the finishing run sends it" would wait for a page that never comes.
-        lines.append(f"Sent on {topic} at {utc(told.at)} by {cell(told.actor)}: SNS message id "
+        lines.append(f"Sent on {topic} at {_stamped(record, told, sped)} by {cell(told.actor)}: SNS message id "
                      f"`{cell(told.message_id or '-')}` (recorded when SNS took it). The rollback is not recorded as "
                      "finished; the run that finishes it does not send it again.")
     elif (unsure := notice_unsure(record, now)) is not None:
@@ -1822,8 +1961,9 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         # done, which the finishing run still sends. Said "not confirmed", as if nobody was told.
         sent = (f"SNS message id `{cell(paged.message_id)}` (recorded when it stopped)" if paged.message_id
                 else "its steps record it as notified; its SNS message id is not recorded")
-        lines.append(f"People were paged on {topic} by {utc(paged.at)} by {cell(paged.actor)}, whose rollback put "
-                     f"the traffic back and stopped with a step not done; the page named it: {sent}. Not sent yet: "
+        lines.append(f"People were paged on {topic} by {_stamped(record, paged, sped)} by {cell(paged.actor)}, whose "
+                     "rollback put the traffic back and stopped with a step not done; the page named it: "
+                     f"{sent}. Not sent yet: "
                      "the run that finishes the rollback sends the notice that it finished.")
     else:
         lines.append(f"Not confirmed: the rollback's notice on {topic} goes out after the traffic is back and the "
@@ -1832,10 +1972,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines += ["", cell(_refused_then_sent(record, refused, end if finished else None))]
     window = ""
     if first is not None:
-        ends = back_at if back_at is not None else record.updated_at
-        one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), ends)
-        window = (f" from {utc(made_after)} to {utc(ends)}" if one_clock
-                  else f" from {utc(first.at)} on (the rollback's own times are on another clock)")
+        window = _log_window(record, made_after, back_at if back_at is not None else record.updated_at, sped, clock)
+        if back_at is None:
+            # The ledger's last record is no end: errors after it are the canary's too.
+            window += (" and on: the traffic's return to stable is not recorded, and the canary may still take "
+                       "traffic")
     taken = _takeovers(record)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
@@ -1846,7 +1987,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, _ran_ahead(record, now)), "", "## Next steps", "",
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),

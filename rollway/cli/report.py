@@ -29,7 +29,7 @@ def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BL
 def _report(*, rollout: str | None, targets_block: str | None, credentials_block: str | None) -> int:
     from botocore.exceptions import ClientError
 
-    from flows.reports import INCIDENT_PHASES, ReportRefused, choose, unreadable_ledger
+    from flows.reports import INCIDENT_PHASES, ReportRefused, choose, report_clock, unreadable_ledger
     from rollway.cli.ops import NoRollout, OpsError, UsageError, connect, ledger_read, no_revision_to_restore
     from rollway.phases import RolloutPhase
     from rollway.reports import incident_report, rollout_report
@@ -60,5 +60,5 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     print(rollout_report(record, now=now, unrestorable=unrestorable, targets=targets))
     if record.phase in INCIDENT_PHASES:
         print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
-                              unrestorable=unrestorable))
+                              unrestorable=unrestorable, clock=report_clock(record, now)))
     return 0

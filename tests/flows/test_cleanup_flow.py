@@ -474,7 +474,7 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     assert "build-000" not in text[text.index("## Not found"):]
 
 
-def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo):
+def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo, caplog):
     """It was listed under "Not found: deleted before, or never there" alone, and the run was
     Completed with the old image still there under its real tag. It still completes (a run stopped
     part-way is run again, finding the tags it deleted gone, and ECR cannot tell those apart)."""
@@ -483,8 +483,12 @@ def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag
     assert state.is_completed(), state.message
     assert state.result().gone_tags == ("old-versoin",) and "old-version" in tags(account)
     found = summary(state)[summary(state).index("## Not found"):]
-    assert (f"- image tag `old-versoin`: no image tagged `old-versoin` in `{account.targets.ecr_repository}`; tags "
+    assert (f"- image tag `old-versoin`: not in `{account.targets.ecr_repository}`; tags "
             "there close to it: `old-version` (misspelt?)") in found, found
+    assert found.count("old-versoin") == 1, found
+    # The log's warning names it once too ("image tag old-versoin: no image tagged `old-versoin`").
+    (warned,) = [r.getMessage() for r in caplog.records if "old-versoin" in r.getMessage()]
+    assert warned.count("old-versoin") == 1 and "close to it: `old-version`" in warned, warned
 
 
 def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):

@@ -349,7 +349,8 @@ def test_a_shift_found_on_resume_is_not_reported_as_when_the_canary_first_took_t
     exposed = next(line for line in incident.splitlines() if line.startswith("- **Exposed for:**"))
     assert f"Read the canary's logs and metrics from {utc(now)} to" in incident, incident
     # From the found shift (half an hour before the rollback) to the dead run's last entry (an hour before).
-    assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min and at most 6\d\.\d min \(", exposed), exposed
+    assert re.match(r"- \*\*Exposed for:\*\* at least 3\d\.\d min \(from .*, when a resumed run found the shift\) "
+                    r"and at most 6\d\.\d min \(from .*, the dead run's last entry\)", exposed), exposed
 
 
 def test_a_move_no_run_recorded_is_not_reported_as_no_traffic(aws, blocks):
@@ -491,3 +492,42 @@ def test_the_rollout_report_says_a_decommission_page_is_owed_as_status_does(aws,
     for said in said_everywhere():
         assert "never sent" not in said, said
         assert f"the decommission's page went out at {utc(at + 120)} (SNS message sns-9, sent by schedule)" in said, said
+
+
+def test_the_incident_reports_log_window_is_on_the_wall_clock_under_a_faster_clock(aws, blocks, capsys):
+    """Under `rollway up`'s 60x clock the next steps' window to read the logs in was the rollout
+    clock's, two days ahead of the wall: pasted into CloudWatch Logs Insights, which reads wall
+    time, it found nothing. The flow and `rollway report` read the clock of the rollout's runs."""
+    from prefect.states import Completed
+
+    from rollway.cli.report import report
+    from rollway.rollout_tags import rollout_tag
+    from tests.flows.test_abort_clock import stand_in
+
+    clock = ClockSettings(speed=60.0, anchor=time.time() - 3600)  # an hour into `rollway up`
+    ahead = clock.build().now()
+    env, ledger, record, _ = recorded_start(aws, ahead - 1200)
+    service = aws.targets.canary_service
+    env.router.set_weights(Weights.canary_at(5))
+    shifted = ahead - 600
+    ledger.record(service, owner="run-1", now=shifted, transition=Transition(
+        at=shifted, kind="shift", actor="alice", from_weights=Weights.canary_at(0), to_weights=Weights.canary_at(5),
+        to_stage=0, comment="rollout starting"), phase=RolloutPhase.PROGRESSING, weights=Weights.canary_at(5),
+        stage_index=0, stage_started_at=shifted)
+    with get_client(sync_client=True) as client:
+        client.create_flow_run(stand_in, parameters={"clock": clock.model_dump(mode="json")},
+                               tags=[rollout_tag(record.rollout_id)], state=Completed())
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks,
+             clock=clock)
+    end = ledger.get(service).last_transition("rollback")
+    assert end is not None and end.wall is not None and end.at > end.wall + 3600, end
+    window = (f"from {utc(clock.anchor + (shifted - clock.anchor) / clock.speed)} to {utc(end.wall)} (wall clock, "
+              "the times CloudWatch Logs Insights reads")
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    (logs,) = [x for x in artifacts_of(state)[f"{service}-incident-report"].splitlines() if "Read the canary's logs" in x]
+    assert window in logs, logs
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    (logs,) = [x for x in capsys.readouterr().out.splitlines() if "Read the canary's logs" in x]
+    assert window in logs, logs

@@ -697,6 +697,9 @@ def test_an_image_tag_no_image_has_says_so_naming_the_repositorys_close_tags():
     assert plan(tags=("0.9.1",)).tags_close == {"0.9.1": ("0.9.0",)}
     text = summary_markdown(planned_result(p), T.ecr_repository)
     found = text[text.index("## Not found"):]
-    assert (f"- image tag `relase`: no image tagged `relase` in `{T.ecr_repository}`; tags there close to it: "
+    assert (f"- image tag `relase`: not in `{T.ecr_repository}`; tags there close to it: "
             "`release` (misspelt?)\n") in found, found
-    assert f"- image tag `nothing-like-it`: no image tagged `nothing-like-it` in `{T.ecr_repository}`\n" in found
+    assert f"- image tag `nothing-like-it`: not in `{T.ecr_repository}`\n" in found
+    # Each line names its tag once: "image tag `relase`: no image tagged `relase`" said it twice.
+    named = [line for line in found.splitlines() if line.startswith("- image tag")]
+    assert len(named) == 3 and all(line.count(f"`{line.split('`')[1]}`") == 1 for line in named), named

@@ -1423,15 +1423,7 @@ def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
     """The run that moved the traffic to 5 % died before recording it; the next run found the shift
     on the load balancer and recorded it then. The stage table gave that finding as when the stage
     began and "lasted 30.0 min", while the incident report gave the exposure as 30 to 60 min."""
-    from rollway.ledger import RECONCILE, TAKEOVER
-
-    rec = record([started(),
-                  Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
-                  Transition(at=T0 + 1805, kind="shift", actor=RECONCILE, from_weights=w(0), to_weights=w(5),
-                             to_stage=0, comment="shift found on the load balancer but not in the ledger"),
-                  Transition(at=T0 + 3605, kind="rollback-start", actor="carol", comment="users report 500s"),
-                  Transition(at=T0 + 3605, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
-                             comment="users report 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+    rec = _found_shift()
     (row,) = [x for x in rollout_report(rec).split("## Stages", 1)[1].splitlines() if x.startswith("| 1/3 |")]
     assert (f"| 1/3 | 95/5 | between {utc(T0)} and {utc(T0 + 1805)} (found there by a resumed run) | "
             f"{utc(T0 + 3605)} | 30.0 min to 60.1 min |") in row, row
@@ -1586,3 +1578,242 @@ def test_the_timeline_of_a_rollout_on_a_faster_clock_says_its_times_are_the_roll
     timeline = rollout_report(rec).split("## Every recorded transition", 1)[1]
     assert "| when (rollout clock) | what | who | weights s/c | detail |" in timeline, timeline
     assert "| when | what | who |" in rollout_report(guardrail_rollback())
+
+
+def _sped_guardrail_rollback(*, start_wall: float | None = None, end_wall: float | None = None) -> RolloutRecord:
+    """A guardrail rollback of a rollout on `rollway up`'s 60x clock anchored at T0: rollout-clock
+    time T0 + 60 x is wall time T0 + x. The canary took traffic from wall T0 + 60 (rollout T0 +
+    3600); the rollback began at wall T0 + 600 and read the traffic back at wall T0 + 610."""
+    reason = "5%: canary error rate 4.80% (48/1000) is over the 1% guardrail"
+    return record([
+        started(), shift(3600, 5, 0),
+        Transition(at=T0 + 36_000, kind="rollback-start", actor="judge", comment=reason, wall=start_wall),
+        Transition(at=T0 + 36_300, kind="notifying", actor="judge", wall=T0 + 605),
+        Transition(at=T0 + 36_600, kind="rollback", actor="judge", to_weights=w(0), comment=reason, wall=end_wall),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_the_next_steps_log_window_is_given_in_wall_time_for_cloudwatch_logs_insights():
+    """The window to read the canary's logs in was the rollout clock's: under `rollway up`'s 60x it
+    began ten wall hours after the canary's first request, and CloudWatch Logs Insights, which reads
+    wall time, showed nothing of it."""
+    from rollway.clock import ClockSettings
+
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    (logs,) = [x for x in incident_report(rec, clock=ClockSettings(speed=60, anchor=T0)).splitlines()
+               if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 610)} (wall clock, the times CloudWatch Logs Insights reads" in logs, logs
+    # The clock not known (its runs gone from the Prefect API): the window is labelled, with how to convert it.
+    (logs,) = [x for x in incident_report(rec).splitlines() if "Read the canary's logs and metrics" in x]
+    assert f"from {utc(T0 + 3600)} to {utc(T0 + 36_600)} on the rollout clock" in logs, logs
+    assert "CloudWatch Logs Insights reads wall time" in logs and "anchor + (time - anchor) / speed" in logs, logs
+    # At real time the rollout clock is the wall's: the window says so.
+    (logs,) = [x for x in incident_report(guardrail_rollback()).splitlines() if "Read the canary's logs" in x]
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)} (wall clock, the times CloudWatch Logs Insights reads" in logs
+
+
+def test_the_rollbacks_intent_and_read_back_times_say_which_clock_they_are_on():
+    """Under a faster clock the intent's and the read-back's times were bare, beside a time to
+    restore labelled "on the wall clock" and tables labelled "(rollout clock)": a reader could not
+    tell which clock the rollback's own lines were on."""
+    text = incident_report(_sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610))
+    assert (f"- {utc(T0 + 36_000)} (rollout clock; {utc(T0 + 600)} on the wall clock): rollback intent recorded by "
+            "judge") in text, text
+    assert (f"- {utc(T0 + 36_600)} (rollout clock; {utc(T0 + 610)} on the wall clock): the load balancer read back "
+            "**100/0**") in text, text
+    # `rollway abort` on real time: its intent is stamped on the wall clock, and says so.
+    text = incident_report(_abort_then_sped_up_finish(walls=True))
+    assert f"- {utc(T0 + 700)} (wall clock): rollback intent recorded by carol" in text, text
+    # At real time nothing is labelled, as in the tables.
+    assert f"- {utc(T0 + 660)}: rollback intent recorded by judge" in incident_report(guardrail_rollback())
+
+
+def _found_shift(*extra: Transition) -> RolloutRecord:
+    """The run that moved the traffic to 5 % died before recording it (its last entry the start, at
+    T0); the next run found the shift on the load balancer at T0 + 1805; carol rolled back at T0 + 3605."""
+    from rollway.ledger import RECONCILE, TAKEOVER
+
+    return record([started(),
+                   Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+                   Transition(at=T0 + 1805, kind="shift", actor=RECONCILE, from_weights=w(0), to_weights=w(5),
+                              to_stage=0, comment="shift found on the load balancer but not in the ledger"),
+                   Transition(at=T0 + 3605, kind="rollback-start", actor="carol", comment="users report 500s"),
+                   *extra,
+                   Transition(at=T0 + 3605, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                              comment="users report 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_the_exposures_upper_bound_says_what_it_counts_from_and_on_which_clock():
+    """"at least 30.0 min on the rollout clock (...) and at most 60.1 min": the upper bound said
+    neither from when it counted nor on which clock it was."""
+    (exposed,) = [x for x in incident_report(_found_shift()).splitlines() if x.startswith("- **Exposed for:**")]
+    assert (f"at least 30.0 min (from {utc(T0 + 1805)}, when a resumed run found the shift) and at most 60.1 min "
+            f"(from {utc(T0)}, the dead run's last entry), to the traffic's return") in exposed, exposed
+    sped = _found_shift(Transition(at=T0 + 3605, kind="notifying", actor="carol", wall=T0 + 100))
+    (exposed,) = [x for x in incident_report(sped).splitlines() if x.startswith("- **Exposed for:**")]
+    assert "to the traffic's return, both on the rollout clock (it ran ahead of the wall clock)" in exposed, exposed
+
+
+def test_a_total_leaves_out_spans_on_two_clocks_and_says_so():
+    """A span between entries on two clocks shows "two clocks" in its row, and the total under the
+    table left it out without a word: "Held between weekly phases: 7.0 days in all" of a rollout
+    that held twice."""
+    weekly = RolloutSpec(image=IMAGE)
+
+    def phase(at: float, comment: str) -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor="schedule", comment=comment)
+
+    rec = record([
+        started(), phase(0, "starting week 1"), shift(60, 5, 0), passed(700, 0),
+        phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%"),
+        phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5), passed(7 * DAY + 700, 1),
+        shift(7 * DAY + 710, 50, 2, 25), passed(7 * DAY + 1400, 2),
+        phase(7 * DAY + 1400, "50%: canary 0.08% vs baseline 0.10%; this phase ends at 50%"),
+        phase(3 * DAY, "starting week 3"),  # an advance_phase run on real time, after 60x
+    ], RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(update={"spec_json": weekly.model_dump_json()})
+    section = rollout_report(rec).split("## Weekly phases", 1)[1].split("\n## ", 1)[0]
+    assert "| two clocks |" in section, section
+    assert ("**Held between weekly phases:** 7.0 days in all (from a phase's last stage passing to the next phase's "
+            "start: the schedule's wait, no stage being judged); 1 span left out, its two ends stamped on two "
+            "clocks") in section, section
+    # The approvals' total alike: an answer stamped on real time after a pause asked on the 60x clock.
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                  Transition(at=T0 + 4300, kind="approve", actor="bob", to_stage=1, comment="approve",
+                             verdict="approval needed before 25%"),
+                  shift(4310, 25, 1, 5), passed(5000, 1), approval_question(5000, 100),
+                  Transition(at=T0 + 100, kind="approve", actor="carol", to_stage=2, comment="approve",
+                             verdict="approval needed before 100%")], RolloutPhase.PROGRESSING)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "| two clocks |" in approvals, approvals
+    assert ("**Waited for people's answers:** 60.0 min in all, at 1 pause (from each pause's first asking to its "
+            "answer, or to what ended it unanswered); 1 wait left out, its two ends stamped on two clocks") in approvals
+
+
+def test_a_time_to_restore_between_hosts_whose_clocks_disagree_says_so_never_0_s():
+    """The rollback began on one host and another read the traffic back, its clock 20 s behind:
+    "Traffic back on stable: 0 s after the rollback began" of a stop stamped before its start."""
+    def restored(**walls: float) -> RolloutRecord:
+        reason = "aborted by carol: 500s"
+        return record([started(), shift(60, 5, 0),
+                       Transition(at=T0 + 700, kind="rollback-start", actor="carol", comment=reason,
+                                  wall=walls.get("start")),
+                       Transition(at=T0 + 680, kind="rollback", actor="rollback", from_weights=w(5), to_weights=w(0),
+                                  comment=reason, wall=walls.get("end"))], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+    for rec in (restored(), restored(start=T0 + 700, end=T0 + 680)):
+        (line,) = [x for x in incident_report(rec).splitlines() if "Traffic back on stable" in x]
+        assert "0 s after" not in line, line
+        assert ("not measurable: the hosts' clocks disagree by at least 20 s (the load balancer's read-back, "
+                f"{utc(T0 + 680)}, is stamped 20 s before the rollback's start, {utc(T0 + 700)})") in line, line
+
+
+def test_when_it_was_rolled_back_says_which_clock_on_a_faster_clock():
+    """The incident report's first line, "was rolled back at 18:10", and the rollout report's
+    outcome and "Rolled back because" gave the rollout clock's time bare, ten hours after the wall
+    time people were paged at."""
+    rec = _sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610)
+    on = f"(rollout clock; {utc(T0 + 610)} on the wall clock)"
+    assert f"` was rolled back at {utc(T0 + 36_600)} {on}." in incident_report(rec)
+    text = rollout_report(rec)
+    assert f"**Outcome:** rolled back at {utc(T0 + 36_600)} {on}" in text, text
+    assert f"(by judge, {utc(T0 + 36_000)} (rollout clock; {utc(T0 + 600)} on the wall clock))" in text, text
+    # At real time, as before.
+    assert f"**Outcome:** rolled back at {utc(T0 + 700)}\n" in rollout_report(guardrail_rollback())
+
+
+def test_a_span_stamped_backwards_by_hosts_whose_clocks_disagree_is_never_0_s():
+    """A rollback read back by a host whose clock was 20 s behind the one that shifted the traffic,
+    10 s earlier: the stage "lasted 0 s" and the canary was "Exposed for: 0 s", where it took
+    traffic for some seconds the ledger cannot measure."""
+    reason = "aborted by carol: 500s"
+    rec = record([started(), shift(60, 5, 0),
+                  Transition(at=T0 + 50, kind="rollback-start", actor="carol", comment=reason),
+                  Transition(at=T0 + 50, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                             comment=reason)], RolloutPhase.ROLLED_BACK, weights=w(0))
+    (exposed,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **Exposed for:**")]
+    assert exposed == ("- **Exposed for:** not measurable: the hosts' clocks disagree by at least 10 s (the traffic's "
+                       f"return, {utc(T0 + 50)}, is stamped 10 s before the first shift, {utc(T0 + 60)})"), exposed
+    (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 1/3 | 95/5 |")]
+    assert "| 0 s |" not in row and "| clocks disagree by 10 s |" in row, row
+    # An answer stamped by a host behind the one that asked: its wait alike.
+    answered = record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                       Transition(at=T0 + 690, kind="approve", actor="bob", to_stage=1, comment="approve",
+                                  verdict="approval needed before 25%")], RolloutPhase.PROGRESSING)
+    assert f"| {utc(T0 + 690)} | clocks disagree by 10 s | bob | approve |" in rollout_report(answered)
+
+
+def test_when_people_were_paged_and_when_a_rollback_stopped_say_which_clock_on_a_faster_clock():
+    """Under a faster clock "People were paged ... by 08:02:40" and "stopped at 08:02:40" gave the
+    rollout clock's time bare, hours from the wall time the page reached people at."""
+    rec = stopped_after_paging("sns-9")
+    history = list(rec.history)
+    history[-1] = history[-1].model_copy(update={"wall": T0 + 160 - 3 * 3600})
+    history[-2] = history[-2].model_copy(update={"wall": T0 + 100 - 3 * 3600})  # its start
+    text = incident_report(rec.model_copy(update={"history": tuple(history)}))
+    on = f"{utc(T0 + 160)} (rollout clock; {utc(T0 + 160 - 3 * 3600)} on the wall clock)"
+    assert f"The rollback by judge stopped at {on}, before it finished" in text, text
+    assert f"People were paged on the alert topic by {on} by judge" in text, text
+
+
+def test_the_log_window_of_a_rollback_not_finished_runs_on_past_its_last_record():
+    """A rollback under way gave the window to read the logs in as ending at the ledger's last
+    record, the rollback's start: the canary may still take traffic after it, and a responder
+    reading to that time missed every error since."""
+    (logs,) = [x for x in incident_report(guardrail_rollback(finished=False)).splitlines()
+               if "Read the canary's logs" in x]
+    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} (wall clock, the times CloudWatch Logs Insights reads) and on: "
+            "the traffic's return to stable is not recorded, and the canary may still take traffic") in logs, logs
+
+
+def test_the_first_traffic_to_the_new_version_says_which_clock_on_a_faster_clock():
+    """Under a faster clock "First traffic to the new version: 09:00" gave the rollout clock's time
+    bare: the canary's first request came at 08:01 on the wall clock its logs are stamped with."""
+    from rollway.clock import ClockSettings
+
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    text = incident_report(rec, clock=ClockSettings(speed=60, anchor=T0))
+    assert (f"**First traffic to the new version:** {utc(T0 + 3600)} (5%; on the rollout clock, {utc(T0 + 60)} on "
+            "the wall clock)\n") in text, text
+    assert f"**First traffic to the new version:** {utc(T0 + 3600)} (5%; on the rollout clock)\n" in incident_report(rec)
+    assert f"**First traffic to the new version:** {utc(T0 + 60)} (5%)\n" in incident_report(guardrail_rollback())
+
+
+def test_the_weekly_phases_table_says_its_times_are_the_rollout_clocks_on_a_faster_clock():
+    """The stage, approval and timeline tables label their times "(rollout clock)" under a faster
+    clock; the weekly phases' table beside them did not, its weeks passing in wall hours."""
+    weekly = RolloutSpec(image=IMAGE)
+
+    def phase(at: float, comment: str) -> Transition:
+        return Transition(at=T0 + at, kind="phase", actor="schedule", comment=comment)
+
+    history = [started(), phase(0, "starting week 1"), shift(60, 5, 0), passed(700, 0),
+               phase(700, "5%: canary 0.08% vs baseline 0.10%; this phase ends at 5%"),
+               phase(7 * DAY, "starting week 2"), shift(7 * DAY + 10, 25, 1, 5)]
+    rec = record(history, RolloutPhase.PROGRESSING, stages=(5, 25, 50, 75, 100)).model_copy(
+        update={"spec_json": weekly.model_dump_json()})
+    header = ("| phase | stages | started (rollout clock) | passed (rollout clock) | next phase started (rollout clock) "
+              "| held between phases (rollout clock) |")
+    assert header in rollout_report(rec, now=T0), rollout_report(rec, now=T0)
+    assert "**Held between weekly phases:** 7.0 days in all on the rollout clock (" in rollout_report(rec, now=T0)
+    assert "| phase | stages | started | passed | next phase started | held between phases |" in rollout_report(
+        rec, now=T0 + 8 * DAY)
+
+
+def test_a_clock_the_prefect_api_cannot_say_is_warned_of_and_the_report_still_written(monkeypatch, caplog):
+    """The report reads the clock of the rollout's runs for its wall times alone: a Prefect API out
+    of reach is said, and the window stays the rollout clock's, labelled; a rollout on real time
+    never asks."""
+    import httpx
+
+    import rollway.cli.ops as ops
+    from flows.reports import report_clock
+
+    def out_of_reach(record: RolloutRecord):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(ops, "recorded_clock", out_of_reach)
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    assert report_clock(rec, now=T0 + 900) is None
+    assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
+    monkeypatch.setattr(ops, "recorded_clock", lambda record: pytest.fail("a rollout on real time asked for its clock"))
+    assert report_clock(guardrail_rollback(), now=T0 + 900) is None
