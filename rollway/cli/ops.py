@@ -650,8 +650,9 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
                 raise TimeoutError(
                     f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
                 )
-            # Another process drives the run; the API is the only way to see its progress.
-            time.sleep(poll_seconds)
+            # Another process drives the run; the API is the only way to see its progress. Never
+            # past the deadline: --wait-seconds 0.1 waited a whole poll, and took what came after.
+            time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
 
 
 def is_final(run: Any) -> bool:
