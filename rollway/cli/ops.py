@@ -1810,7 +1810,12 @@ def abort(
         if flow_run is not None or isinstance(nothing, TargetsUnknown):
             raise
         return _abort_directly(service, who, reason, wait_seconds)
-    resume(run.id, answer, paused=run.state)
+    try:
+        resume(run.id, answer, paused=run.state)
+    except ResumeRefused as refused:
+        # Told only that the answer was not taken, on-call was left to work out what to do next.
+        raise ResumeRefused(f"{refused}; nothing was rolled back by this command: `rollway status` shows where the "
+                            "rollout stands, and `rollway abort` again acts on it as it is now") from None
     taken, why = answer_seen(service, record, run, who, "reject")
     not_taken = f"flow run {run.name} ({run.id}) did not take {who}'s reject: {why}"
     if taken == "ended":
