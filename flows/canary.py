@@ -31,7 +31,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key, stage_table
 from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
-from flows.rollback import judge_rollback, sleep_wall
+from flows.rollback import judge_rollback, rollback_healthy_seconds, sleep_wall
 from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
 from rollway.approvals import Approver
 from rollway.clock import ClockSettings
@@ -49,7 +49,8 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
-from rollway.preflight_checks import account_refusal, attachment_refusal, health_check_refusal
+from rollway.preflight_checks import (account_refusal, attachment_refusal, health_check_refusal,
+                                     stable_health_check_refusal)
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import RolloutSpec, default_phases
 from rollway.targets import Targets
@@ -124,8 +125,9 @@ def _latency_unpublished(seen: Observation) -> int | None:
 
 def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, canary: ServiceState) -> str | None:
     """Why no stage could pass with the target groups the router looked up: a service not
-    attached to its own group (or attached to the other's too), or a canary group whose health
-    check takes longer than ``healthy_timeout_seconds``; None if nothing is wrong."""
+    attached to its own group (or attached to the other's too), a canary group whose health
+    check takes longer than ``healthy_timeout_seconds``, or a stable group whose health check
+    takes longer than a rollback's wait for it; None if nothing is wrong."""
     t = env.targets
     groups = {"stable": (env.router.target_group("stable"), t.stable_target_group),
               "canary": (env.router.target_group("canary"), t.canary_target_group)}
@@ -133,7 +135,9 @@ def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, can
         refusal = attachment_refusal(service, version, *groups[version], *groups[other])
         if refusal is not None:
             return refusal
-    return health_check_refusal(*groups["canary"], spec.healthy_timeout_seconds)
+    wait = spec.healthy_timeout_seconds
+    return (health_check_refusal(*groups["canary"], wait)
+            or stable_health_check_refusal(*groups["stable"], rollback_healthy_seconds(wait), wait))
 
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:

@@ -108,6 +108,13 @@ DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
 
 
+def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
+    """How long a rollout's rollback waits for a healthy stable target: the rollout's own wait
+    for healthy targets when longer than the default (the preflight checks the stable group's
+    health check against it)."""
+    return max(DEFAULT_HEALTHY_SECONDS, healthy_timeout_seconds or 0.0)
+
+
 class RollbackIncomplete(PicklableError, RuntimeError):
     """The traffic is back on stable, but a later step of the rollback failed.
 
@@ -900,7 +907,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
         image=with_pin(spec.image, pinned_image), ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
-        healthy_timeout_seconds=max(DEFAULT_HEALTHY_SECONDS, spec.healthy_timeout_seconds),
+        healthy_timeout_seconds=rollback_healthy_seconds(spec.healthy_timeout_seconds),
     )
 
 
@@ -1564,7 +1571,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     own_verify = recorded.verify_timeout_seconds if ours else verify_timeout_seconds
     own_healthy = recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
-    healthy_timeout = max(DEFAULT_HEALTHY_SECONDS, own_healthy or 0.0)
+    healthy_timeout = rollback_healthy_seconds(own_healthy)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired

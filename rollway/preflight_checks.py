@@ -46,6 +46,41 @@ def health_check_refusal(group: TargetGroup, named: str, healthy_timeout_seconds
     )
 
 
+def stable_health_check_refusal(group: TargetGroup, named: str, rollback_wait_seconds: float,
+                                healthy_timeout_seconds: float) -> str | None:
+    """Why a rollback's wait for a healthy stable target is too short for the stable target
+    group's health check.
+
+    A rollback waits up to ``rollback_wait_seconds`` for the stable group to have a healthy
+    target before it moves the traffic back. The stable service's running targets pass at once;
+    one that has none by then (scaled to 0 by a decommission, its tasks replaced or crashed)
+    waits for new targets, each passing one health check (``health_check_refusal``). A wait
+    shorter than that check fails such a rollback with users left on the canary, when a
+    rollback is most needed: a longer ``healthy_timeout_seconds`` lengthens it, and costs
+    nothing where the targets are healthy already.
+
+    Args:
+        group: the stable target group as the router looked it up.
+        named: the group as the targets name it (a name or an ARN).
+        rollback_wait_seconds: the rollback's wait (``flows.rollback.rollback_healthy_seconds``).
+        healthy_timeout_seconds: the spec's wait, which lengthens the rollback's.
+    """
+    needed = group.seconds_to_healthy
+    if needed is None or rollback_wait_seconds >= needed:
+        return None
+    return (
+        f"the stable target group {named} checks a new target's health up to HealthCheckIntervalSeconds "
+        f"{group.interval_seconds} s after it registers and waits HealthCheckTimeoutSeconds {group.timeout_seconds} s "
+        f"for the answer: a new target may need {needed} s to pass the one check that makes it healthy, but a "
+        f"rollback waits {rollback_wait_seconds:g} s for a healthy stable target before it moves the traffic back "
+        f"(the longer of 300 s and healthy_timeout_seconds, {healthy_timeout_seconds:g} s). A rollback that finds "
+        "none (the stable service scaled to 0, or its tasks replaced) would time out and leave users on the canary. "
+        f"Either raise healthy_timeout_seconds to at least {needed}, which lengthens the rollback's wait too, or "
+        "shorten the stable group's health check (a smaller HealthCheckIntervalSeconds or "
+        "HealthCheckTimeoutSeconds). Nothing was changed"
+    )
+
+
 # What goes wrong when a service is not registered in its own group, and when it is in the other's too.
 _NOT_IN_OWN = {
     "canary": "the share of the traffic the rule sends to that group would never reach the version rolled out, and "

@@ -83,7 +83,7 @@ _NAME_RULES: dict[str, _NameRule] = {
     "cluster": _ECS_NAME, "stable_service": _ECS_NAME, "canary_service": _ECS_NAME,
     "task_family": _ECS_NAME, "container_name": _ECS_NAME,
     "flags_table": _TABLE_NAME, "rollouts_table": _TABLE_NAME,
-    # A FIFO topic's name ends in .fifo: it passes here, for _standard_topic to say why it is refused.
+    # A FIFO topic's name ends in .fifo: _standard_topic refuses it (and its ARN) first, saying why.
     "alert_topic": _NameRule(re.compile(r"[A-Za-z0-9_-]{1,256}|[A-Za-z0-9_-]{1,251}\.fifo"),
                              "SNS takes 1-256 letters, digits, hyphens and underscores"),
     "dashboard": _NameRule(re.compile(r"[A-Za-z0-9_-]{1,255}"),
@@ -314,13 +314,19 @@ class Targets(_KnownKeys):
                              f"of {region})")
         return match["name"]
 
-    @field_validator("alert_topic")
+    @field_validator("alert_topic", mode="before")
     @classmethod
-    def _standard_topic(cls, value: str) -> str:
+    def _standard_topic(cls, value: Any) -> Any:
         # A FIFO topic takes no publish without a message group id, and delivers only to SQS
         # queues, never to the people the alerts are for: refused here, not at the first page.
-        if value.endswith(".fifo"):
-            raise ValueError(f"{value!r} is a FIFO SNS topic; alerts need a standard topic (people subscribe to it)")
+        # Before the naming rule: its ARN was told to give the name instead, "x.fifo", refused next.
+        if isinstance(value, str) and value.endswith(".fifo"):
+            given = "the ARN of a FIFO SNS topic" if value.startswith("arn:") else "a FIFO SNS topic"
+            raise ValueError(
+                f"alert_topic {value!r} is {given} (its name ends in .fifo): rollway publishes its pages without a "
+                "message group id, which SNS refuses on a FIFO topic, and a FIFO topic delivers only to SQS queues, "
+                "not to the e-mail, SMS or chat subscriptions on-call reads. Give the name (not the ARN) of a "
+                "standard topic on-call subscribes to (its name does not end in .fifo)")
         return value
 
     @field_validator("alarms")

@@ -650,8 +650,9 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
                 raise TimeoutError(
                     f"flow run {run.name} ({flow_run_id}) is still {_state_name(run)} after {timeout_seconds:g} s"
                 )
-            # Another process drives the run; the API is the only way to see its progress.
-            time.sleep(poll_seconds)
+            # Another process drives the run; the API is the only way to see its progress. Never
+            # past the deadline: --wait-seconds 0.1 waited a whole poll, and took what came after.
+            time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
 
 
 def is_final(run: Any) -> bool:
@@ -1627,7 +1628,7 @@ def skipping(weight: int | None, skipped: list[int] | None) -> str:
 
 
 ANSWER_SEEN_SECONDS = 10.0
-"""How long `promote` and `hold` read the ledger, once the server took the answer, for the run to
+"""How long `promote`, `hold` and `abort` read the ledger, once the server took the answer, for the run to
 record whether it took it (an approval after one more look at the canary)."""
 
 
@@ -1635,14 +1636,19 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 poll_seconds: float = 0.2) -> tuple[str, str]:
     """Whether the run that owns ``record`` took ``who``'s ``action`` just resumed into it:
     ("taken", "") once the ledger records it, ("refused", why) once the run records it as not
-    applied, ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it
-    cannot be told: the run keeps no ledger of its own (a `canary` run), or never said it waits
-    (an older rollway's, or its process died: nothing would record anything).
+    applied, ("ended", why) when the run failed (or crashed, was cancelled) without recording either
+    (it records an answer it takes before acting on it: ended first, it took none; ``why`` is its
+    final state and message),
+    ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it cannot
+    be told: the run keeps no ledger of its own (a `canary` run), or never said it waits (an older
+    rollway's, or its process died: nothing would record anything).
 
     The server takes a resume that lands during the look ending the pause (the canary failed, its
     traffic moved), and the run records that answer as not applied and rolls back; so too an
     approval whose one more look finds the canary failing. Told "resumed", the person went away
-    believing the rollout went on, or held.
+    believing the rollout went on, or held. A run that finds, on taking the answer, that another
+    run drove its rollout meanwhile (took the lapsed lease and promoted it) ends without acting on
+    it: told "resumed to roll back", on-call left a promoted canary in production.
     """
     from prefect.client.orchestration import get_client
 
@@ -1658,6 +1664,7 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
         with get_client(sync_client=True) as client:
             if not key or not waiting_stamps(client, run.id, key):
                 return "", ""
+            ended = None
             while True:
                 now = ledger.get(record.service)
                 if now is None or now.rollout_id != record.rollout_id:
@@ -1667,8 +1674,16 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 for refused in now.refused_answers:
                     if refused not in record.refused_answers and refused.actor == who and refused.action == action:
                         return "refused", refused.reason
-                if is_final(client.read_flow_run(run.id)):
-                    return "", ""  # ended without recording either: nothing more will be
+                if ended is not None:
+                    # Read after the run ended: an answer it recorded just before ending is seen above.
+                    said = " ".join(str(ended.state.message or "").split())
+                    return "ended", f"it ended {_state_name(ended)} without recording it" + (f": {said}" if said else "")
+                latest = client.read_flow_run(run.id)
+                if is_final(latest) and latest.state.is_completed():
+                    return "", ""  # nothing to tell by: a run that ends on a refusal fails (RolloutMovedOn)
+                if is_final(latest):
+                    ended = latest
+                    continue
                 if time.monotonic() >= deadline:
                     return "late", ""
                 time.sleep(poll_seconds)
@@ -1726,7 +1741,7 @@ def promote(
         skipped = check_canary_weight(run, live_weights(service), weight)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "approve")
-    if taken == "refused":
+    if taken in ("refused", "ended"):
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s promote: {why}")
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
                   f"{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
@@ -1750,7 +1765,7 @@ def hold(
     _answerable(record, run, who, "hold", comment)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "hold")
-    if taken == "refused":
+    if taken in ("refused", "ended"):
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s hold: {why}")
     console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
                   f"next analysis interval{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
@@ -1795,8 +1810,29 @@ def abort(
         if flow_run is not None or isinstance(nothing, TargetsUnknown):
             raise
         return _abort_directly(service, who, reason, wait_seconds)
-    resume(run.id, answer, paused=run.state)
-    console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back", markup=False)
+    try:
+        resume(run.id, answer, paused=run.state)
+    except ResumeRefused as refused:
+        # Told only that the answer was not taken, on-call was left to work out what to do next.
+        raise ResumeRefused(f"{refused}; nothing was rolled back by this command: `rollway status` shows where the "
+                            "rollout stands, and `rollway abort` again acts on it as it is now") from None
+    taken, why = answer_seen(service, record, run, who, "reject")
+    not_taken = f"flow run {run.name} ({run.id}) did not take {who}'s reject: {why}"
+    if taken == "ended":
+        # It ended on taking the answer (another run drove the rollout meanwhile, say promoted it):
+        # nothing rolls back, and "resumed to roll back" left a canary in production unwatched.
+        errors.print(f"[red]error:[/red] {escape(not_taken)}; nothing was rolled back by this command: "
+                     "`rollway status` shows where the rollout stands")
+        say_live(service)
+        return 1
+    if taken == "refused":
+        # Refused only when the run's own look ended the pause as the answer landed: it rolls
+        # back all the same, on its own reason (the ledger and the page give that one, not yours).
+        errors.print(f"[yellow]warning:[/yellow] {escape(not_taken)}")
+        console.print(f"flow run {run.name} ({run.id}) rolls back on its own", markup=False)
+    else:
+        console.print(f"rejected by {who}: flow run {run.name} ({run.id}) resumed to roll back"
+                      f"{_not_recorded_yet(taken)}", markup=False)
     if wait_seconds <= 0:
         return 0
     # Said before the wait: two minutes of a silent terminal read as a hang.

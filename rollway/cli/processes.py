@@ -25,6 +25,7 @@ from typing import IO, Mapping, Sequence
 
 from rollway.clock import ClockSettings
 from rollway.errors_pickle import PicklableError
+from rollway.toolchain.alive import group_runs as _group_runs
 from rollway.toolchain.process import on_path, start_watched
 
 HOST = "127.0.0.1"
@@ -271,32 +272,6 @@ def _stop_group(pgid: int, timeout_seconds: float) -> None:
             if not _group_runs(pgid):
                 return
             time.sleep(0.1)
-
-
-def _group_runs(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs. One that exited and was not reaped yet (a
-    zombie) does not: the watchdog's watcher, an orphan, is reaped whenever pid 1 gets to it (in a
-    container whose pid 1 never reaps, never), and a signal to the group still finds it."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        pids = [name for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return True  # no /proc to tell a zombie by: the signal's answer is all there is
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                # After the command's name (in parentheses, which may hold spaces): state, ppid, pgrp.
-                state, _ppid, group = stat.read().rsplit(")", 1)[-1].split()[:3]
-        except (OSError, ValueError):
-            continue  # exited while the list was read
-        if int(group) == pgid and state not in ("Z", "X"):
-            return True
-    return False
 
 
 def _kill_group(pgid: int) -> None:

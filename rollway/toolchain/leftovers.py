@@ -17,6 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from rollway.toolchain.alive import runs as _running
+
 
 def owned_prefix(prefix: str) -> str:
     """``prefix`` and what tells later runs whose directory it is: for ``tempfile.mkdtemp``."""
@@ -82,19 +84,3 @@ def _started(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (a zombie has: it only awaits its reaper)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process holds the pid: not ours to judge
-    try:
-        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux) or it just went: err on the side of keeping it
-    return state not in ("Z", "X")

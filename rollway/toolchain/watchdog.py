@@ -61,14 +61,21 @@ def _watch(fd: int, tool: subprocess.Popen) -> None:
     tool.kill()  # started by hand outside a group of its own: the caller's group is not ours to kill
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` runs: an exited command stays a zombie until someone reaps it, and the
-    process that inherits an orphan (pid 1 of a container) may never do so."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+def _sibling(name: str):
+    """The module ``name`` of this script's directory, loaded by its path: run isolated, this
+    script has nothing of the worker's sys.path (the module is standard library only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"_watchdog_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The answer the clean-up and `rollway up` give too: a command whose /proc could not be read was
+# taken for gone here, and killed without its grace to stop.
+_running = _sibling("alive").runs
 
 
 def _keep_only(fd: int) -> None:

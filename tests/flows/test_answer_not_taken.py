@@ -106,6 +106,7 @@ def test_the_second_of_two_answers_says_who_answered_first_and_how(monkeypatch, 
     assert code == 1 and "rejected by bob" not in out, out
     assert "was answered first by ann: approve (dashboards look fine)" in " ".join(err.split()), err
     assert "this answer was not taken" in err, err
+    assert "nothing was rolled back by this command" in err and "`rollway abort` again" in " ".join(err.split()), err
 
 
 def test_an_answer_after_the_pause_timed_out_says_so_and_what_the_run_does(monkeypatch, capsys):

@@ -129,18 +129,24 @@ def test_a_healthy_timeout_shorter_than_the_canary_groups_health_checks_is_refus
     """Webordinary's canary group checks a new target up to 15 s after it registers and waits 5 s
     for the answer: a rollout given 10 s for it timed out at shifts and rolled back. It is refused
     up front, naming the figures and the two ways out, with nothing changed."""
-    before = _untouched(aws)
-    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)],
-                          healthy_timeout_seconds=10)
-    with pytest.raises(RolloutRefused) as refused:
-        _preflight_on(_on_aws(aws), rollout)
-    said = str(refused.value)
+    said = _refused_untouched(aws, healthy_timeout_seconds=10)
     assert "healthy_timeout_seconds is 10 s" in said, said
     assert "HealthCheckIntervalSeconds 15 s" in said and "HealthCheckTimeoutSeconds 5 s" in said, said
     assert "may need 20 s" in said, said
     assert aws.targets.canary_target_group in said, said
     assert "raise healthy_timeout_seconds to at least 20" in said and "shorten" in said, said
+
+
+def _refused_untouched(aws, healthy_timeout_seconds: float) -> str:
+    """The preflight's refusal of a two-stage rollout given ``healthy_timeout_seconds``, once
+    checked that it wrote nothing."""
+    before = _untouched(aws)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)],
+                          healthy_timeout_seconds=healthy_timeout_seconds)
+    with pytest.raises(RolloutRefused) as refused:
+        _preflight_on(_on_aws(aws), rollout)
     assert _untouched(aws) == before
+    return str(refused.value)
 
 
 def test_a_healthy_timeout_the_canary_groups_health_checks_fit_in_is_not_refused(aws):
@@ -153,6 +159,28 @@ def test_a_healthy_timeout_the_canary_groups_health_checks_fit_in_is_not_refused
     rollout = RolloutSpec(image=IMAGE, healthy_timeout_seconds=10)
     stable, canary_service = _preflight_on(_on_aws(aws), rollout)
     assert (stable.name, canary_service.name) == (aws.targets.stable_service, aws.targets.canary_service)
+
+
+def test_a_stable_group_whose_health_check_outlasts_the_rollbacks_wait_is_refused_before_any_write(aws):
+    """The stable group checks a new target up to 300 s after it registers and waits 60 s for the
+    answer (360 s); a rollback waits 300 s for a healthy stable target (the spec's 120 s being
+    shorter). A rollback that found the stable service without targets timed out with users left
+    on the canary. Refused up front, naming the figures and the two ways out, nothing changed."""
+    aws.get_client("elbv2").modify_target_group(TargetGroupArn=aws.topology.stable_target_group_arn,
+                                                HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=60)
+    said = _refused_untouched(aws, healthy_timeout_seconds=120)
+    assert f"the stable target group {aws.targets.stable_target_group}" in said, said
+    assert "HealthCheckIntervalSeconds 300 s" in said and "HealthCheckTimeoutSeconds 60 s" in said, said
+    assert "may need 360 s" in said and "a rollback waits 300 s" in said, said
+    assert "raise healthy_timeout_seconds to at least 360" in said and "shorten the stable group's" in said, said
+
+
+def test_a_stable_group_whose_health_check_fits_the_rollouts_longer_wait_is_not_refused(aws):
+    """The same stable group, with healthy_timeout_seconds 400: the rollback waits 400 s too."""
+    aws.get_client("elbv2").modify_target_group(TargetGroupArn=aws.topology.stable_target_group_arn,
+                                                HealthCheckIntervalSeconds=300, HealthCheckTimeoutSeconds=60)
+    stable, _canary = _preflight_on(_on_aws(aws), RolloutSpec(image=IMAGE, healthy_timeout_seconds=400))
+    assert stable.name == aws.targets.stable_service
 
 
 def _service_elsewhere(aws, name: str, groups: list[str]) -> None:

@@ -15,6 +15,8 @@ from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 def test_abort_says_it_waits_and_what_stands_when_the_rejected_run_is_still_rolling_back(monkeypatch, capsys):
     thread, outcome, run = paused_with_its_form(timeout=120)
     commands_see_a_rollout_owned_by(monkeypatch, run)
+    # A real run records the reject it takes (this stand-in keeps no ledger): seen at once.
+    monkeypatch.setattr(ops, "answer_seen", lambda *a, **k: ("taken", ""))
     # The run notices its answer within its 1-s poll: it is still Running this soon after the resume.
     code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=0.05, targets_block=None,
                      credentials_block=None)

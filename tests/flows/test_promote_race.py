@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.states import Completed, Paused, Running
+from prefect.states import Completed, Failed, Paused, Running
 
 from rollway.cli import ops
 from rollway.fakes import FakeLedger, FakeRouter
@@ -101,6 +101,37 @@ def says_it_waits(run) -> None:
                                      json.dumps({"at": time.time(), "every": 30.0}))
 
 
+NOT_APPLIED = "not applied: the run's look at the canary came first, and the rollout rolls back: 5%: canary errors 9%"
+
+
+def the_look_ends_the_pause_as_the_answer_lands(monkeypatch) -> None:
+    """The server takes the resume, and the run records the answer as refused (``NOT_APPLIED``)."""
+    ledger = ops.connect(None, None).ledger
+    original = SyncPrefectClient.resume_flow_run
+
+    def refused_as_it_lands(self, flow_run_id, run_input=None):
+        response = original(self, flow_run_id, run_input=run_input)
+        record = ledger.get(Targets().canary_service)
+        ledger._rollouts[record.service][-1] = record.model_copy(update={"refused_answers": (RefusedAnswer(
+            at=2.0, actor=run_input["approver"], action=run_input["action"], reason=NOT_APPLIED),)})
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", refused_as_it_lands)
+
+
+def the_run_fails_on_taking_the_answer(monkeypatch, message: str) -> None:
+    """The server takes the resume; the run fails with ``message`` without recording the answer."""
+    original = SyncPrefectClient.resume_flow_run
+
+    def fails_as_it_lands(self, flow_run_id, run_input=None):
+        response = original(self, flow_run_id, run_input=run_input)
+        self.set_flow_run_state(flow_run_id, Running(), force=True)
+        self.set_flow_run_state(flow_run_id, Failed(message=message), force=True)
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", fails_as_it_lands)
+
+
 @pytest.mark.parametrize("command", ["promote", "hold"])
 def test_an_answer_the_run_records_as_not_applied_is_said_not_taken(monkeypatch, capsys, command):
     """The answer lands during the look that ends the pause (the canary failed): the server takes
@@ -109,18 +140,7 @@ def test_an_answer_the_run_records_as_not_applied_is_said_not_taken(monkeypatch,
     run = paused_run()
     says_it_waits(run)
     commands_see_a_rollout_owned_by(monkeypatch, run)
-    ledger = ops.connect(None, None).ledger
-    original = SyncPrefectClient.resume_flow_run
-    why = "not applied: the run's look at the canary came first, and the rollout rolls back: 5%: canary errors 9%"
-
-    def the_look_ends_the_pause_as_it_lands(self, flow_run_id, run_input=None):
-        response = original(self, flow_run_id, run_input=run_input)
-        record = ledger.get(Targets().canary_service)
-        ledger._rollouts[record.service][-1] = record.model_copy(update={"refused_answers": (RefusedAnswer(
-            at=2.0, actor=run_input["approver"], action=run_input["action"], reason=why),)})
-        return response
-
-    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", the_look_ends_the_pause_as_it_lands)
+    the_look_ends_the_pause_as_the_answer_lands(monkeypatch)
     answer = ops.promote if command == "promote" else ops.hold
     extra = {"weight": None} if command == "promote" else {}
     code = answer(approver="alice", comment="", flow_run=None, targets_block=None, credentials_block=None, **extra)
@@ -128,7 +148,7 @@ def test_an_answer_the_run_records_as_not_applied_is_said_not_taken(monkeypatch,
     said = " ".join(err.split())
     assert code == 1 and out == "", out
     assert f"flow run {run.name} ({run.id}) did not take alice's {command}" in said, err
-    assert why in said, err
+    assert NOT_APPLIED in said, err
 
 
 def test_an_answer_the_run_has_not_recorded_yet_is_said_resumed_and_where_to_look(monkeypatch, capsys):
@@ -142,3 +162,51 @@ def test_an_answer_the_run_has_not_recorded_yet_is_said_resumed_and_where_to_loo
     said = " ".join(out.split())
     assert code == 0 and f"approved by alice: flow run {run.name} ({run.id}) resumed" in said, out
     assert "not recorded taking it yet" in said and "`rollway status`" in said, out
+
+
+def test_an_abort_the_run_ends_without_taking_says_nothing_was_rolled_back(monkeypatch, capsys):
+    """The run took the resume, found that another run had driven its rollout meanwhile (took the
+    lapsed lease and promoted it) and ended without acting on the reject: the abort said "resumed
+    to roll back" and exited 0, and on-call left the promoted canary in production."""
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    moved_on = ("rollout '20261129T063000Z-1a2b3c4d' of 'canary' moved on while this run waited: it is promoted at "
+                "0/100 after promote by bob; erin's answer (reject) is not applied")
+    the_run_fails_on_taking_the_answer(monkeypatch, moved_on)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code == 1 and "rejected by erin" not in out, out
+    assert f"flow run {run.name} ({run.id}) did not take erin's reject: it ended Failed" in said, err
+    assert moved_on in said and "nothing was rolled back by this command" in said, err
+
+
+def test_an_abort_the_run_records_as_not_applied_says_the_run_rolls_back_on_its_own(monkeypatch, capsys):
+    """The reject lands during the look that ends the pause: the run rolls back on its own reason,
+    which the ledger and the page give, and records the reject as not applied. The abort said
+    "rejected by erin", and erin took the page's reason for a mistake."""
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    the_look_ends_the_pause_as_the_answer_lands(monkeypatch)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code == 0 and "rejected by erin" not in out, out
+    assert f"flow run {run.name} ({run.id}) rolls back on its own" in " ".join(out.split()), out
+    assert f"flow run {run.name} ({run.id}) did not take erin's reject: {NOT_APPLIED}" in said, err
+
+
+def test_a_promote_the_run_ends_without_taking_is_said_not_taken(monkeypatch, capsys):
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    the_run_fails_on_taking_the_answer(monkeypatch, "moved on; alice's answer (approve) is not applied")
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    assert code == 1 and "approved by alice" not in out, out
+    assert "did not take alice's promote: it ended Failed without recording it: moved on" in " ".join(err.split()), err

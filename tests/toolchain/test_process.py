@@ -262,3 +262,48 @@ def test_a_tool_dies_with_the_worker_killed_outright(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _is_running(check: str):
+    """The check the watchdog, the leftovers' clean-up and `rollway up` ask of a process (the
+    last of its group, which the process leads here)."""
+    import rollway.cli.processes as processes
+    import rollway.toolchain.leftovers as leftovers
+    import rollway.toolchain.watchdog as watchdog
+
+    return {"watchdog": watchdog._running, "leftovers": leftovers._running, "up": processes._group_runs}[check]
+
+
+@pytest.mark.parametrize("check", ["watchdog", "leftovers", "up"])
+def test_the_watchdog_the_leftovers_and_up_agree_on_what_still_runs(check, monkeypatch):
+    """One answer for all three. The watchdog took a live command whose /proc it could not read
+    (not Linux, or read as the command moved on) for gone, and killed it without its grace to
+    stop; the leftovers' clean-up kept that one's directory. A zombie runs for none of them."""
+    import builtins
+    import subprocess
+
+    running = _is_running(check)
+    live = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    gone = subprocess.Popen([sys.executable, "-c", ""], start_new_session=True)
+    try:
+        for _ in range(200):  # exited, not reaped: a zombie, as an orphan whose reaper never reaps
+            with open(f"/proc/{gone.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        assert running(live.pid) and not running(gone.pid)
+        real_open = builtins.open
+
+        def no_proc(file, *args, **kwargs):
+            if str(file).startswith("/proc/"):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", no_proc)
+        monkeypatch.setattr(os, "listdir", lambda path: (_ for _ in ()).throw(PermissionError(13, "denied", path)))
+        assert running(live.pid), "a live process whose /proc cannot be read was taken for gone"
+    finally:
+        monkeypatch.undo()
+        live.kill()
+        live.wait()
+        gone.wait()

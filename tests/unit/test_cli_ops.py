@@ -1664,3 +1664,34 @@ def test_an_answer_refused_after_the_last_accepted_one_is_told_with_its_reason()
         find_paused_run(ForgetfulApi(), service, record(refused_answers=(refused,)))
     assert "; the last answer, by bob at 2027-01-15 08:10:00 UTC (rollout clock), was refused: approve" in \
         " ".join(str(told.value).split())
+
+
+def test_the_wait_for_a_run_never_sleeps_past_its_deadline(monkeypatch):
+    """`rollway abort --wait-seconds 0.1` slept a whole 0.5-s poll, then took the run's state read
+    after its deadline for one within it (a rollback that ended later, reported as the abort's)."""
+    import prefect.client.orchestration
+
+    from rollway.cli import ops
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    running = SimpleNamespace(name="moose", state=SimpleNamespace(is_final=lambda: False, name="Running"))
+    client = SimpleNamespace(read_flow_run=lambda run_id: running)
+
+    class Client:
+        def __enter__(self):
+            return client
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda **kwargs: Client())
+    monkeypatch.setattr(ops, "time", SimpleNamespace(monotonic=lambda: now[0], sleep=sleep, time=time.time))
+    with pytest.raises(TimeoutError, match="still Running after 0.1 s"):
+        ops.wait_for_run(uuid4(), ops.is_final, timeout_seconds=0.1)
+    assert sum(slept) <= 0.1 + 1e-9, slept

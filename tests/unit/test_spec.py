@@ -314,8 +314,21 @@ def test_a_rollback_reads_what_it_needs_from_a_spec_todays_field_rules_refuse():
 def test_a_fifo_alert_topic_is_refused_before_any_call():
     """A FIFO topic takes no publish without a message group id: the first page of a rollout
     (after its first shift) failed, and a rollback's notice after the traffic moved."""
-    with pytest.raises(ValidationError, match="FIFO SNS topic; alerts need a standard topic"):
+    with pytest.raises(ValidationError, match="is a FIFO SNS topic .*without a message group id") as refused:
         Targets(alert_topic="webordinary-alerts.fifo")
+    assert "Give the name (not the ARN) of a standard topic" in str(refused.value)
+
+
+def test_a_fifo_alert_topics_arn_is_refused_for_being_fifo_not_told_to_give_its_name():
+    """Given as its ARN, the FIFO topic was told "give the name ('webordinary-alerts.fifo'), not
+    the ARN": a name refused next, for being FIFO. The refusal says why no FIFO topic does, and
+    asks for a standard topic's name, naming no topic of its own invention."""
+    with pytest.raises(ValidationError) as refused:
+        Targets(alert_topic="arn:aws:sns:us-east-1:123456789012:webordinary-alerts.fifo")
+    said = str(refused.value)
+    assert "is the ARN of a FIFO SNS topic" in said and "without a message group id" in said, said
+    assert "Give the name (not the ARN) of a standard topic" in said, said
+    assert "give the name ('" not in said, said
 
 
 @pytest.mark.parametrize("fields,says", [
