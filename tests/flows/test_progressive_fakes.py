@@ -1314,3 +1314,40 @@ def test_a_canary_failing_during_an_approval_pause_is_rolled_back_and_recorded_w
     assert (refused.actor, refused.action) == ("dana", "approve")
     assert refused.reason.startswith("not applied: the run's look at the canary came first") and result.reason in refused.reason
     assert env.notifier.messages[-1][0].startswith("Rollback")
+
+
+def _readme_seed_plan() -> dict:
+    """The spec the README gives for the seed's own weekly plan (week 3 opens at 100 %)."""
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = [json.loads(span) for span in re.findall(r"`(\{\"image\"[^`]*\"week 3\"[^`]*\})`", readme)]
+    assert len(found) == 1, f"the README gives {len(found)} spec(s) with a week 3 plan; expected the seed's one"
+    return found[0]
+
+
+def test_the_readmes_seed_plan_opens_week_3_at_100_percent_after_its_approval():
+    """The seed's week 3 is "100 % and decommission"; the default plan passes 75 % on its way
+    there. The README's setting for the seed's plan must run: week 1 at 5 %, week 2 at 25 % then
+    50 %, and week 3 asks before moving 50 % straight to 100 %, then decommissions."""
+    data = _readme_seed_plan()
+    spec = RolloutSpec.model_validate({**data, "image": IMAGE, "monitor_seconds": 300})
+    assert [(p.name, p.weights, p.decommission) for p in spec.phases] == [
+        ("week 1", (5,), False), ("week 2", (25, 50), False), ("week 3", (100,), True)]
+    spec = spec.model_copy(update={"stages": tuple(s.model_copy(update={"bake_seconds": 180}) for s in spec.stages)})
+    env = env_with_ledger()
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.sleep(WEEK)
+    assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding" and shifts(env) == [5, 25, 50]
+    env.clock.sleep(WEEK)
+    asked_at = []
+
+    def carol(pause, summary, watch=None):
+        asked_at.append(env.router.weights.canary)
+        return ApprovalAnswer(action="approve", approver="carol", comment="week 3")
+
+    assert advance_on(env, carol, "cron-2").outcome == "promoted"
+    assert shifts(env) == [5, 25, 50, 100] and asked_at == [50]
+    assert "decommission" in kinds(env)
