@@ -49,6 +49,7 @@ from rollway.ledger import (
     monitoring_owed,
     new_rollout_id,
     owed_rejection,
+    pause_asked_now,
     rejection_owed,
     rejection_reason,
 )
@@ -803,7 +804,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         if early_reason is not None:
             raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
                                "nothing was changed")
-        log.info("no unfinished rollout of %s: nothing to advance", service)
+        log.info("%s", nothing_to_advance(service, record))
         return None
     spec = recorded_policy(record)
     completed = None
@@ -964,7 +965,18 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"{service}: {phase_name(spec, record.weekly_phase_index)} is still driven by "
                                f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
                                f"{refuse_early}")
-        log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
+        waiting = waiting_for_an_answer(spec, record)
+        if waiting is None:
+            log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
+            return None
+        # A tick a week after the pause was asked: the next phase is held up by a person, which
+        # "driven by ..., whose run has not ended" at info level did not tell anyone reading it.
+        current = phase_name(spec, record.weekly_phase_index)
+        following = (f"{phase_name(spec, record.weekly_phase_index + 1)} starts only once {current} has passed"
+                     if record.phased and record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
+        log.warning("%s of %s waits for an answer to its %s in %s's run (the Prefect UI's form, or `rollway promote`, "
+                    "`hold` or `abort`): the rollout is left to that run, nothing to do; %s", current, service,
+                    waiting, record.owner, following)
         return None
     if not record.phased:
         if early_reason is not None:
@@ -1038,6 +1050,35 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
+
+
+def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
+    """What the weekly tick says of a service whose newest rollout has ended (or that has none).
+
+    "no unfinished rollout" after a rollback read as though nothing had run, and did not say
+    that the plan stops there: no later week starts a rolled-back rollout again.
+    """
+    if record is None:
+        return f"no rollout of {service} is recorded: nothing to advance"
+    spec = RolloutSpec.for_rollback(record.spec_json)
+    rollout = f"{service}'s newest rollout ({record.image}, {record.rollout_id})"
+    if record.phase is RolloutPhase.PROMOTED:
+        return f"{rollout} was promoted: every phase has run, nothing to advance"
+    reached = phase_name(spec, record.weekly_phase_index) if record.weekly_phase_index >= 0 else "its first phase"
+    return (f"{rollout} was rolled back in {reached}: the weekly plan stops there and no later phase starts, nothing "
+            f"to advance; a new progressive_rollout run starts the plan again from {phase_name(spec, 0)}")
+
+
+def waiting_for_an_answer(spec: RolloutSpec, record: RolloutRecord) -> str | None:
+    """The pause the rollout's run waits at for a person ("pause before 25%", "pause at 50%
+    (inconclusive)"), or None when no question is open on the record."""
+    asked = pause_asked_now(record)
+    if asked is None:
+        return None
+    weight = spec.stages[asked.stage].weight if 0 <= asked.stage < len(spec.stages) else None
+    if weight is None:
+        return f"pause at stage {asked.stage + 1}"
+    return f"pause before {weight}%" if asked.cause == "approval" else f"pause at {weight}% ({asked.cause})"
 
 
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:
