@@ -36,7 +36,7 @@ from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.failure_words import failures_writable
-from rollway.finalize import is_finalized
+from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
     RECONCILE,
     LockHeld,
@@ -1022,6 +1022,9 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Read before the rollout is taken: ECS not answering refuses the tick, and nothing is rolled back.
     with before_any_write(env.targets):
         stable = ecs.describe_service(env.deployer, env.targets.stable_service)
+        canary = ecs.describe_service(env.deployer, service)
+    if (refusal := canary_replaced(record, canary, following, env.targets.cluster)) is not None:
+        raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
         log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
@@ -1050,6 +1053,24 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
+
+
+def canary_replaced(record: RolloutRecord, canary: ServiceState, following: str, cluster: str) -> str | None:
+    """Why the next phase must not start on a canary service that runs another revision than the
+    rollout deployed on it (None when it runs the rollout's).
+
+    A week passes between phases: a CDK deploy of the service's stack, or a hotfix by hand, can put
+    another revision on the canary service meanwhile. The next phase then moved the traffic onto a
+    version nobody rolled out, judged it as the rollout's, and the last phase promoted it.
+    """
+    ours = record.canary_task_definition
+    if ours is None or same_revision(canary.task_definition, ours):
+        return None
+    return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
+            f"since, by a deploy of its stack or by hand): {following} would move traffic onto a version this rollout "
+            f"did not deploy. Nothing was changed; put {ours} back on {canary.name} (aws ecs update-service --cluster "
+            f"{cluster} --service {canary.name} --task-definition {ours}) and run advance_phase again, or roll the rollout "
+            "back (`rollway abort`)")
 
 
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:

@@ -1351,3 +1351,28 @@ def test_the_readmes_seed_plan_opens_week_3_at_100_percent_after_its_approval():
     assert advance_on(env, carol, "cron-2").outcome == "promoted"
     assert shifts(env) == [5, 25, 50, 100] and asked_at == [50]
     assert "decommission" in kinds(env)
+
+
+def test_a_canary_service_redeployed_between_weeks_is_refused_before_the_next_phase_moves_traffic():
+    """Between week 1 and week 2 someone puts another revision on the canary service (a CDK deploy
+    of its stack, a hotfix by hand). The Monday tick shifted 25 % and 50 % of the traffic onto that
+    revision and judged it as the rollout's new version: a version nobody rolled out, promoted by
+    week 3. The tick now refuses before anything is written, naming both revisions, and goes on
+    once the rollout's revision is back."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    ours = env.ledger.get(service).canary_task_definition
+    env.deployer.task_definitions["edit-task:7"] = "webordinary/edit-container:hotfix"
+    env.deployer.update_service(service, task_definition="edit-task:7")
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"runs edit-task:7, not the rollout's {ours}" in said and "nothing was changed" in said.lower(), said
+    assert "week 2" in said, said
+    record = env.ledger.get(service)
+    assert (record.weekly_phase_index, record.owner, shifts(env)) == (0, None, [5])
+    assert env.router.weights == Weights(stable=95, canary=5)
+    env.deployer.update_service(service, task_definition=ours)  # the operator puts the rollout's revision back
+    assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "holding" and shifts(env) == [5, 25, 50]
