@@ -616,6 +616,14 @@ def run_progressive(
             )
         given, spec = spec, recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
         policy_not_followed(given, spec, record)
+        if record.canary_task_definition is not None:
+            # Read before taking it: a resume days later would shift the traffic onto whatever was put
+            # on the canary service meanwhile, and promote it as this rollout's image.
+            with before_any_write(env.targets):
+                canary = ecs.describe_service(env.deployer, service)
+            if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
+                                           run_again="progressive_rollout")) is not None:
+                raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
@@ -1023,7 +1031,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     with before_any_write(env.targets):
         stable = ecs.describe_service(env.deployer, env.targets.stable_service)
         canary = ecs.describe_service(env.deployer, service)
-    if (refusal := canary_replaced(record, canary, following, env.targets.cluster)) is not None:
+    if (refusal := canary_replaced(record, canary, env.targets.cluster, moving=f"{following} would move",
+                                   run_again="advance_phase")) is not None:
         raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
@@ -1055,9 +1064,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                            owner_finished=owner_finished)
 
 
-def canary_replaced(record: RolloutRecord, canary: ServiceState, following: str, cluster: str) -> str | None:
-    """Why the next phase must not start on a canary service that runs another revision than the
-    rollout deployed on it (None when it runs the rollout's).
+def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,
+                    run_again: str) -> str | None:
+    """Why the next phase (or a resume) must not start on a canary service that runs another
+    revision than the rollout deployed on it (None when it runs the rollout's).
 
     A week passes between phases: a CDK deploy of the service's stack, or a hotfix by hand, can put
     another revision on the canary service meanwhile. The next phase then moved the traffic onto a
@@ -1067,9 +1077,9 @@ def canary_replaced(record: RolloutRecord, canary: ServiceState, following: str,
     if ours is None or same_revision(canary.task_definition, ours):
         return None
     return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
-            f"since, by a deploy of its stack or by hand): {following} would move traffic onto a version this rollout "
+            f"since, by a deploy of its stack or by hand): {moving} traffic onto a version this rollout "
             f"did not deploy. Nothing was changed; put {ours} back on {canary.name} (aws ecs update-service --cluster "
-            f"{cluster} --service {canary.name} --task-definition {ours}) and run advance_phase again, or roll the rollout "
+            f"{cluster} --service {canary.name} --task-definition {ours}) and run {run_again} again, or roll the rollout "
             "back (`rollway abort`)")
 
 

@@ -1376,3 +1376,21 @@ def test_a_canary_service_redeployed_between_weeks_is_refused_before_the_next_ph
     assert env.router.weights == Weights(stable=95, canary=5)
     env.deployer.update_service(service, task_definition=ours)  # the operator puts the rollout's revision back
     assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "holding" and shifts(env) == [5, 25, 50]
+
+
+def test_a_resume_on_a_canary_service_redeployed_since_is_refused_before_it_moves_traffic():
+    """Week 1 holds at 5 %; a hotfix goes onto the canary service by hand; alice then runs every
+    remaining stage now (phased=false). The resume shifted 25 % to 100 % onto the hotfix and
+    promoted it as the rollout's image. It is refused before any write instead, and nothing is held."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    ours = env.ledger.get(service).canary_task_definition
+    env.deployer.task_definitions["edit-task:7"] = "webordinary/edit-container:hotfix"
+    env.deployer.update_service(service, task_definition="edit-task:7")
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
+    said = str(refused.value)
+    assert f"runs edit-task:7, not the rollout's {ours}" in said and "run progressive_rollout again" in said, said
+    record = env.ledger.get(service)
+    assert (record.owner, record.phased, shifts(env)) == (None, True, [5]), record
