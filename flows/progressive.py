@@ -590,6 +590,11 @@ def run_progressive(
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
     if record is None or record.phase.terminal:
+        if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
+            # Started again as if to resume: a new rollout at the first phase's weights, which only
+            # "starting week 1" said.
+            get_run_logger().warning("%s: it is not resumed; this run starts a new rollout of it, from %s",
+                                     rolled_back(service, record), phase_name(spec, 0))
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased)
     else:
         if record.image != spec.image:
@@ -1091,13 +1096,19 @@ def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
     """
     if record is None:
         return f"no rollout of {service} is recorded: nothing to advance"
-    spec = RolloutSpec.for_rollback(record.spec_json)
-    rollout = f"{service}'s newest rollout ({record.image}, {record.rollout_id})"
     if record.phase is RolloutPhase.PROMOTED:
-        return f"{rollout} was promoted: every phase has run, nothing to advance"
+        return (f"{service}'s newest rollout ({record.image}, {record.rollout_id}) was promoted: every phase has run, "
+                "nothing to advance")
+    return (f"{rolled_back(service, record)}: the weekly plan stops there and no later phase starts, nothing to "
+            f"advance; a new progressive_rollout run starts the plan again from "
+            f"{phase_name(RolloutSpec.for_rollback(record.spec_json), 0)}")
+
+
+def rolled_back(service: str, record: RolloutRecord) -> str:
+    """A rolled-back rollout as the runs that find it name it: image, id and the phase it reached."""
+    spec = RolloutSpec.for_rollback(record.spec_json)
     reached = phase_name(spec, record.weekly_phase_index) if record.weekly_phase_index >= 0 else "its first phase"
-    return (f"{rollout} was rolled back in {reached}: the weekly plan stops there and no later phase starts, nothing "
-            f"to advance; a new progressive_rollout run starts the plan again from {phase_name(spec, 0)}")
+    return f"{service}'s newest rollout of {record.image} ({record.rollout_id}) was rolled back in {reached}"
 
 
 def waiting_for_an_answer(spec: RolloutSpec, record: RolloutRecord) -> str | None:

@@ -259,10 +259,31 @@ def test_the_schedules_run_after_a_rollback_names_the_rolled_back_rollout(caplog
     with caplog.at_level(logging.INFO):
         assert tick(env, "cron-2") is None
     (line,) = [line for line in _said(caplog) if "nothing to advance" in line]
-    assert f"{service}'s newest rollout ({record.image}, {record.rollout_id}) was rolled back" in line, line
+    assert f"{service}'s newest rollout of {record.image} ({record.rollout_id}) was rolled back in week 2" in line, line
     assert "week 2" in line and "progressive_rollout" in line, line
     assert shifts_of(env) == [5]
 
 
 def shifts_of(env) -> list[int]:
     return [t.to_weights.canary for t in env.ledger.get(env.targets.canary_service).history if t.kind == "shift"]
+
+
+def test_a_run_after_a_rollback_of_the_same_image_says_it_starts_a_new_rollout_from_week_1(caplog):
+    """Week 2 is rejected and rolled back; later someone starts progressive_rollout again with the
+    same image, as they would to resume. It began a new rollout at week 1's 5 % saying only
+    "starting week 1", and nothing said that the rolled-back rollout is not resumed."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.clock.t += WEEK
+    assert tick_answered(env, ApprovalAnswer(action="reject", approver="dan", comment="no")).outcome == "rolled_back"
+    old = env.ledger.get(service)
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        assert first_run(env, full_spec(), owner="run-2").outcome == "holding"
+    said = [line for line in _said(caplog) if "rolled back" in line]
+    assert said and f"{service}'s newest rollout of {old.image} ({old.rollout_id}) was rolled back in week 2" in said[0], \
+        _said(caplog)
+    assert "this run starts a new rollout of it, from week 1" in said[0], said
+    assert env.ledger.get(service).rollout_id != old.rollout_id and shifts_of(env) == [5]
