@@ -1353,18 +1353,25 @@ def test_the_readmes_seed_plan_opens_week_3_at_100_percent_after_its_approval():
     assert "decommission" in kinds(env)
 
 
-def test_a_canary_service_redeployed_between_weeks_is_refused_before_the_next_phase_moves_traffic():
-    """Between week 1 and week 2 someone puts another revision on the canary service (a CDK deploy
-    of its stack, a hotfix by hand). The Monday tick shifted 25 % and 50 % of the traffic onto that
-    revision and judged it as the rollout's new version: a version nobody rolled out, promoted by
-    week 3. The tick now refuses before anything is written, naming both revisions, and goes on
-    once the rollout's revision is back."""
+def _week_1_then_a_hotfix_on_the_canary():
+    """Week 1 holds at 5 %; then another revision goes onto the canary service by hand.
+    Returns the environment, the canary service and the rollout's own revision."""
     env = env_with_ledger()
     assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
     service = env.targets.canary_service
     ours = env.ledger.get(service).canary_task_definition
     env.deployer.task_definitions["edit-task:7"] = "webordinary/edit-container:hotfix"
     env.deployer.update_service(service, task_definition="edit-task:7")
+    return env, service, ours
+
+
+def test_a_canary_service_redeployed_between_weeks_is_refused_before_the_next_phase_moves_traffic():
+    """Between week 1 and week 2 someone puts another revision on the canary service (a CDK deploy
+    of its stack, a hotfix by hand). The Monday tick shifted 25 % and 50 % of the traffic onto that
+    revision and judged it as the rollout's new version: a version nobody rolled out, promoted by
+    week 3. The tick now refuses before anything is written, naming both revisions, and goes on
+    once the rollout's revision is back."""
+    env, service, ours = _week_1_then_a_hotfix_on_the_canary()
     env.clock.sleep(WEEK)
     with pytest.raises(PhaseRefused) as refused:
         advance_on(env, auto_approve("carol"), "cron-1")
@@ -1382,12 +1389,7 @@ def test_a_resume_on_a_canary_service_redeployed_since_is_refused_before_it_move
     """Week 1 holds at 5 %; a hotfix goes onto the canary service by hand; alice then runs every
     remaining stage now (phased=false). The resume shifted 25 % to 100 % onto the hotfix and
     promoted it as the rollout's image. It is refused before any write instead, and nothing is held."""
-    env = env_with_ledger()
-    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    service = env.targets.canary_service
-    ours = env.ledger.get(service).canary_task_definition
-    env.deployer.task_definitions["edit-task:7"] = "webordinary/edit-container:hotfix"
-    env.deployer.update_service(service, task_definition="edit-task:7")
+    env, service, ours = _week_1_then_a_hotfix_on_the_canary()
     with pytest.raises(RolloutRefused) as refused:
         progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
     said = str(refused.value)
