@@ -126,7 +126,9 @@ def build_deployments(
                "Canary an image through the spec's stages in one run; promote, pause or roll back."),
         deploy(progressive_rollout, {**paused_flows, **with_spec, "phased": phased},
                "Start or resume the service's progressive rollout; runs the current weekly phase, "
-               "pausing for approval where the spec says."),
+               "pausing for approval where the spec says. The default plan's week 3 passes 75 % (a bake, as in the "
+               "seed's stage list) before asking for 100 %; a spec without the 75 % stage opens week 3 at 100 % "
+               "(README, Weekly phases)."),
         # The spec serves only its failure hook: the flags to disable when the ledger cannot be read.
         deploy(advance_phase, {**paused_flows, **with_spec},
                "Weekly: start the next phase of the running rollout once it is due on the rollout's calendar "

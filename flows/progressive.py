@@ -36,7 +36,7 @@ from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.failure_words import failures_writable
-from rollway.finalize import is_finalized
+from rollway.finalize import is_finalized, same_revision
 from rollway.ledger import (
     RECONCILE,
     LockHeld,
@@ -49,6 +49,7 @@ from rollway.ledger import (
     monitoring_owed,
     new_rollout_id,
     owed_rejection,
+    pause_asked_now,
     rejection_owed,
     rejection_reason,
 )
@@ -589,6 +590,11 @@ def run_progressive(
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
     if record is None or record.phase.terminal:
+        if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
+            # Started again as if to resume: a new rollout at the first phase's weights, which only
+            # "starting week 1" said.
+            get_run_logger().warning("%s: it is not resumed; this run starts a new rollout of it, from %s",
+                                     rolled_back(service, record), phase_name(spec, 0))
         record = create_rollout(env, spec, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased)
     else:
         if record.image != spec.image:
@@ -615,6 +621,14 @@ def run_progressive(
             )
         given, spec = spec, recorded_policy(record)  # the recorded policy governs a resume; checked before taking it
         policy_not_followed(given, spec, record)
+        if record.canary_task_definition is not None:
+            # Read before taking it: a resume days later would shift the traffic onto whatever was put
+            # on the canary service meanwhile, and promote it as this rollout's image.
+            with before_any_write(env.targets):
+                canary = ecs.describe_service(env.deployer, service)
+            if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
+                                           run_again="progressive_rollout")) is not None:
+                raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
@@ -803,7 +817,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         if early_reason is not None:
             raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
                                "nothing was changed")
-        log.info("no unfinished rollout of %s: nothing to advance", service)
+        log.info("%s", nothing_to_advance(service, record))
         return None
     spec = recorded_policy(record)
     completed = None
@@ -964,7 +978,18 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"{service}: {phase_name(spec, record.weekly_phase_index)} is still driven by "
                                f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
                                f"{refuse_early}")
-        log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
+        waiting = waiting_for_an_answer(spec, record)
+        if waiting is None:
+            log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
+            return None
+        # A tick a week after the pause was asked: the next phase is held up by a person, which
+        # "driven by ..., whose run has not ended" at info level did not tell anyone reading it.
+        current = phase_name(spec, record.weekly_phase_index)
+        following = (f"{phase_name(spec, record.weekly_phase_index + 1)} starts only once {current} has passed"
+                     if record.phased and record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
+        log.warning("%s of %s waits for an answer to its %s in %s's run (the Prefect UI's form, or `rollway promote`, "
+                    "`hold` or `abort`): the rollout is left to that run, nothing to do; %s", current, service,
+                    waiting, record.owner, following)
         return None
     if not record.phased:
         if early_reason is not None:
@@ -1010,6 +1035,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Read before the rollout is taken: ECS not answering refuses the tick, and nothing is rolled back.
     with before_any_write(env.targets):
         stable = ecs.describe_service(env.deployer, env.targets.stable_service)
+        canary = ecs.describe_service(env.deployer, service)
+    if (refusal := canary_replaced(record, canary, env.targets.cluster, moving=f"{following} would move",
+                                   run_again="advance_phase")) is not None:
+        raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
         log.warning("%s (%s); %s starts %s now: %s", state, wait, actor, following, early_reason)
@@ -1038,6 +1067,60 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
+
+
+def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,
+                    run_again: str) -> str | None:
+    """Why the next phase (or a resume) must not start on a canary service that runs another
+    revision than the rollout deployed on it (None when it runs the rollout's).
+
+    A week passes between phases: a CDK deploy of the service's stack, or a hotfix by hand, can put
+    another revision on the canary service meanwhile. The next phase then moved the traffic onto a
+    version nobody rolled out, judged it as the rollout's, and the last phase promoted it.
+    """
+    ours = record.canary_task_definition
+    if ours is None or same_revision(canary.task_definition, ours):
+        return None
+    return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
+            f"since, by a deploy of its stack or by hand): {moving} traffic onto a version this rollout "
+            f"did not deploy. Nothing was changed; put {ours} back on {canary.name} (aws ecs update-service --cluster "
+            f"{cluster} --service {canary.name} --task-definition {ours}) and run {run_again} again, or roll the rollout "
+            "back (`rollway abort`)")
+
+
+def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
+    """What the weekly tick says of a service whose newest rollout has ended (or that has none).
+
+    "no unfinished rollout" after a rollback read as though nothing had run, and did not say
+    that the plan stops there: no later week starts a rolled-back rollout again.
+    """
+    if record is None:
+        return f"no rollout of {service} is recorded: nothing to advance"
+    if record.phase is RolloutPhase.PROMOTED:
+        return (f"{service}'s newest rollout ({record.image}, {record.rollout_id}) was promoted: every phase has run, "
+                "nothing to advance")
+    return (f"{rolled_back(service, record)}: the weekly plan stops there and no later phase starts, nothing to "
+            f"advance; a new progressive_rollout run starts the plan again from "
+            f"{phase_name(RolloutSpec.for_rollback(record.spec_json), 0)}")
+
+
+def rolled_back(service: str, record: RolloutRecord) -> str:
+    """A rolled-back rollout as the runs that find it name it: image, id and the phase it reached."""
+    spec = RolloutSpec.for_rollback(record.spec_json)
+    reached = phase_name(spec, record.weekly_phase_index) if record.weekly_phase_index >= 0 else "its first phase"
+    return f"{service}'s newest rollout of {record.image} ({record.rollout_id}) was rolled back in {reached}"
+
+
+def waiting_for_an_answer(spec: RolloutSpec, record: RolloutRecord) -> str | None:
+    """The pause the rollout's run waits at for a person ("pause before 25%", "pause at 50%
+    (inconclusive)"), or None when no question is open on the record."""
+    asked = pause_asked_now(record)
+    if asked is None:
+        return None
+    weight = spec.stages[asked.stage].weight if 0 <= asked.stage < len(spec.stages) else None
+    if weight is None:
+        return f"pause at stage {asked.stage + 1}"
+    return f"pause before {weight}%" if asked.cause == "approval" else f"pause at {weight}% ({asked.cause})"
 
 
 def _abandoned(record: RolloutRecord, wall: float, owner_finished: Callable[[str | None], bool]) -> bool:

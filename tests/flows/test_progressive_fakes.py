@@ -1314,3 +1314,85 @@ def test_a_canary_failing_during_an_approval_pause_is_rolled_back_and_recorded_w
     assert (refused.actor, refused.action) == ("dana", "approve")
     assert refused.reason.startswith("not applied: the run's look at the canary came first") and result.reason in refused.reason
     assert env.notifier.messages[-1][0].startswith("Rollback")
+
+
+def _readme_seed_plan() -> dict:
+    """The spec the README gives for the seed's own weekly plan (week 3 opens at 100 %)."""
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = [json.loads(span) for span in re.findall(r"`(\{\"image\"[^`]*\"week 3\"[^`]*\})`", readme)]
+    assert len(found) == 1, f"the README gives {len(found)} spec(s) with a week 3 plan; expected the seed's one"
+    return found[0]
+
+
+def test_the_readmes_seed_plan_opens_week_3_at_100_percent_after_its_approval():
+    """The seed's week 3 is "100 % and decommission"; the default plan passes 75 % on its way
+    there. The README's setting for the seed's plan must run: week 1 at 5 %, week 2 at 25 % then
+    50 %, and week 3 asks before moving 50 % straight to 100 %, then decommissions."""
+    data = _readme_seed_plan()
+    spec = RolloutSpec.model_validate({**data, "image": IMAGE, "monitor_seconds": 300})
+    assert [(p.name, p.weights, p.decommission) for p in spec.phases] == [
+        ("week 1", (5,), False), ("week 2", (25, 50), False), ("week 3", (100,), True)]
+    spec = spec.model_copy(update={"stages": tuple(s.model_copy(update={"bake_seconds": 180}) for s in spec.stages)})
+    env = env_with_ledger()
+    assert progressive_on(env, spec, auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.sleep(WEEK)
+    assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding" and shifts(env) == [5, 25, 50]
+    env.clock.sleep(WEEK)
+    asked_at = []
+
+    def carol(pause, summary, watch=None):
+        asked_at.append(env.router.weights.canary)
+        return ApprovalAnswer(action="approve", approver="carol", comment="week 3")
+
+    assert advance_on(env, carol, "cron-2").outcome == "promoted"
+    assert shifts(env) == [5, 25, 50, 100] and asked_at == [50]
+    assert "decommission" in kinds(env)
+
+
+def _week_1_then_a_hotfix_on_the_canary():
+    """Week 1 holds at 5 %; then another revision goes onto the canary service by hand.
+    Returns the environment, the canary service and the rollout's own revision."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    service = env.targets.canary_service
+    ours = env.ledger.get(service).canary_task_definition
+    env.deployer.task_definitions["edit-task:7"] = "webordinary/edit-container:hotfix"
+    env.deployer.update_service(service, task_definition="edit-task:7")
+    return env, service, ours
+
+
+def test_a_canary_service_redeployed_between_weeks_is_refused_before_the_next_phase_moves_traffic():
+    """Between week 1 and week 2 someone puts another revision on the canary service (a CDK deploy
+    of its stack, a hotfix by hand). The Monday tick shifted 25 % and 50 % of the traffic onto that
+    revision and judged it as the rollout's new version: a version nobody rolled out, promoted by
+    week 3. The tick now refuses before anything is written, naming both revisions, and goes on
+    once the rollout's revision is back."""
+    env, service, ours = _week_1_then_a_hotfix_on_the_canary()
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"runs edit-task:7, not the rollout's {ours}" in said and "nothing was changed" in said.lower(), said
+    assert "week 2" in said, said
+    record = env.ledger.get(service)
+    assert (record.weekly_phase_index, record.owner, shifts(env)) == (0, None, [5])
+    assert env.router.weights == Weights(stable=95, canary=5)
+    env.deployer.update_service(service, task_definition=ours)  # the operator puts the rollout's revision back
+    assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "holding" and shifts(env) == [5, 25, 50]
+
+
+def test_a_resume_on_a_canary_service_redeployed_since_is_refused_before_it_moves_traffic():
+    """Week 1 holds at 5 %; a hotfix goes onto the canary service by hand; alice then runs every
+    remaining stage now (phased=false). The resume shifted 25 % to 100 % onto the hotfix and
+    promoted it as the rollout's image. It is refused before any write instead, and nothing is held."""
+    env, service, ours = _week_1_then_a_hotfix_on_the_canary()
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, full_spec(), auto_approve("alice"), owner="run-2", phased=False)
+    said = str(refused.value)
+    assert f"runs edit-task:7, not the rollout's {ours}" in said and "run progressive_rollout again" in said, said
+    record = env.ledger.get(service)
+    assert (record.owner, record.phased, shifts(env)) == (None, True, [5]), record

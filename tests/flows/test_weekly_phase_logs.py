@@ -198,3 +198,92 @@ def test_the_schedules_run_that_resumes_an_unverified_window_says_no_run_holds_i
     assert any(line.startswith(f"the monitoring window of {env.targets.canary_service} is unfinished and no run "
                                "holds it: resuming it") for line in said), said
     assert not any("None" in line for line in said), said
+
+
+@flow
+def tick_of(env, owner, finished):
+    return advance(env, auto_approve("carol"), owner=owner, owner_finished=finished)
+
+
+def test_the_schedules_run_while_the_last_phase_still_waits_for_an_answer_says_so(caplog):
+    """Week 2 opens with the approval before 25 %, asked by the Monday tick's run (cron-1); the
+    approvals wait a fortnight here, and nobody has answered by the next Monday, when week 3
+    would be due. That tick left the rollout alone, as it must, but its log said only "driven by
+    cron-1, whose run has not ended: nothing to do" at info: not that week 2 still waits for an
+    answer, which one, nor that week 3 cannot start until week 2 has passed."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    spec = full_spec().model_copy(update={"approvals": full_spec().approvals.model_copy(
+        update={"timeout_seconds": 14 * 24 * 3600})})
+    first_run(env, spec)
+    env.clock.t += WEEK
+    seen: dict = {}
+
+    def dan(pause, summary, watch=None):
+        env.clock.sleep(WEEK)  # dan is away; the next Monday's schedule fires meanwhile
+        with caplog.at_level(logging.INFO):
+            seen["tick"] = tick_of(env, "cron-2", lambda owner: False)
+        seen["said"] = _said(caplog)
+        seen["record"] = env.ledger.get(service)
+        return ApprovalAnswer(action="approve", approver="dan", comment="back")
+
+    assert tick_answered_by(env, dan).outcome == "holding"
+    assert seen["tick"] is None and seen["record"].owner == "cron-1", seen
+    lines = [r for r in caplog.records if "cron-1" in r.getMessage() and "nothing to do" in r.getMessage()]
+    assert lines, seen["said"]
+    line = lines[-1].getMessage()
+    assert lines[-1].levelno == logging.WARNING, line
+    assert f"week 2 of {service} waits for an answer to its pause before 25%" in line, line
+    assert "week 3 starts only once week 2 has passed" in line, line
+
+
+@flow
+def tick_answered_by(env, approver):
+    return advance(env, approver, owner="cron-1")
+
+
+def test_the_schedules_run_after_a_rollback_names_the_rolled_back_rollout(caplog):
+    """dan rejects week 2's approval: the rollout is rolled back. The next Monday's tick said
+    "no unfinished rollout of <service>: nothing to advance", which read as though no rollout had
+    ever run, and named neither the rollback nor how to start again."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.clock.t += WEEK
+    reject = ApprovalAnswer(action="reject", approver="dan", comment="not this week")
+    assert tick_answered(env, reject).outcome == "rolled_back"
+    record = env.ledger.get(service)
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        assert tick(env, "cron-2") is None
+    (line,) = [line for line in _said(caplog) if "nothing to advance" in line]
+    assert f"{service}'s newest rollout of {record.image} ({record.rollout_id}) was rolled back in week 2" in line, line
+    assert "week 2" in line and "progressive_rollout" in line, line
+    assert shifts_of(env) == [5]
+
+
+def shifts_of(env) -> list[int]:
+    return [t.to_weights.canary for t in env.ledger.get(env.targets.canary_service).history if t.kind == "shift"]
+
+
+def test_a_run_after_a_rollback_of_the_same_image_says_it_starts_a_new_rollout_from_week_1(caplog):
+    """Week 2 is rejected and rolled back; later someone starts progressive_rollout again with the
+    same image, as they would to resume. It began a new rollout at week 1's 5 % saying only
+    "starting week 1", and nothing said that the rolled-back rollout is not resumed."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.clock.t += WEEK
+    assert tick_answered(env, ApprovalAnswer(action="reject", approver="dan", comment="no")).outcome == "rolled_back"
+    old = env.ledger.get(service)
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        assert first_run(env, full_spec(), owner="run-2").outcome == "holding"
+    said = [line for line in _said(caplog) if "rolled back" in line]
+    assert said and f"{service}'s newest rollout of {old.image} ({old.rollout_id}) was rolled back in week 2" in said[0], \
+        _said(caplog)
+    assert "this run starts a new rollout of it, from week 1" in said[0], said
+    assert env.ledger.get(service).rollout_id != old.rollout_id and shifts_of(env) == [5]
