@@ -286,6 +286,36 @@ def test_a_check_stops_before_an_attempt_that_could_end_past_its_limit_and_says_
     assert "each HTTP check at most 6 s in all (spec.http_check_limit_seconds)" in opening, opening
 
 
+def test_a_targets_check_that_keeps_failing_stops_within_its_own_limit_and_says_so(aws, app, blocks, monkeypatch, caplog):
+    """The targets check was tried again at retry_delay_seconds, attempt after attempt, with no
+    bound in all (about six and a half hours at the spec's extremes). No attempt starts that could
+    end past spec.targets_check_limit_seconds, and the check says why it stopped."""
+    from botocore.exceptions import ClientError
+
+    asked: list[str] = []
+
+    def throttled(self, version: str) -> int:
+        asked.append(version)
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeTargetHealth")
+
+    monkeypatch.setattr(AlbRouter, "healthy_targets", throttled)
+    publish_success_rate(aws, 99.95)
+    fields = {"attempts": 3, "timeout_seconds": 2, "retry_delay_seconds": 5, "targets_check_limit_seconds": 6}
+    state = validate_deployment(spec=spec(app, **fields), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    targets = checked(failed.value.summary, "targets")
+    assert (targets.outcome, targets.attempts) == ("unchecked", 1), targets
+    assert asked == ["stable"]
+    assert re.search(r"; stopped after attempt 1 of 3, \d+\.\d\d s in all: attempt 2, after its 5 s wait and up to 2 s "
+                     r"\(spec\.timeout_seconds\), could end past the 6 s spec\.targets_check_limit_seconds$",
+                     targets.reason), targets.reason
+    assert failed.value.summary.failed == ("targets",)  # the other checks passed, each on its first attempt
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    assert "the targets check at most 6 s in all (spec.targets_check_limit_seconds)" in opening, opening
+
+
 def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws, app, blocks, caplog):
     """A person watching a slow check could not tell from the run's first line how long it may
     wait: it named the URLs and the attempts, never the per-request timeout, nor the checks."""

@@ -78,6 +78,24 @@ def test_each_http_check_is_bounded_in_all_and_the_default_bound_holds_the_defau
             ValidationSpec(http_check_limit_seconds=bad)
 
 
+def test_the_targets_check_is_bounded_in_all_by_its_own_setting_refused_before_any_call():
+    """The targets check retried at retry_delay_seconds, each attempt reading two target groups
+    of up to timeout_seconds each, with no bound in all: 20 attempts of 2 x 300 s, 600 s apart,
+    held the run about six and a half hours. Its own bound, not the HTTP checks' (whose documented
+    meaning is the health, session and message checks)."""
+    spec = ValidationSpec()
+    worst = spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.retry_delay_seconds
+    assert worst <= spec.targets_check_limit_seconds == 300, worst
+    ValidationSpec(timeout_seconds=300)  # the longest read fits the default bound once
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(timeout_seconds=30, targets_check_limit_seconds=20)
+    assert ("targets_check_limit_seconds 20 is less than timeout_seconds 30: no attempt of the targets check could be "
+            "waited for to its end; raise it, or lower timeout_seconds") in str(refused.value), str(refused.value)
+    for bad in (0, -1, 3601, float("inf")):
+        with pytest.raises(ValidationError, match="targets_check_limit_seconds"):
+            ValidationSpec(targets_check_limit_seconds=bad)
+
+
 @pytest.mark.parametrize(
     ("fields", "says"),
     [
