@@ -39,6 +39,10 @@ SUCCESS_RATE_CHECK_LIMIT_SECONDS = 20 * 60
 wait for CloudWatch's data between them (``success_rate_check_seconds``): the default attempts
 and timeout at any delay, and 18 attempts at the default timeout and delay, fit in it."""
 
+HTTP_CHECK_LIMIT = "http_check_limit_seconds"
+TARGETS_CHECK_LIMIT = "targets_check_limit_seconds"
+"""The spec's fields bounding a check in all: the HTTP checks', and the targets check's."""
+
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
 """``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
 run does not pass on it, but it is no finding about the service either."""
@@ -333,21 +337,12 @@ class ValidationSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _one_request_fits_the_check_limit(self) -> "ValidationSpec":
-        if self.http_check_limit_seconds < self.timeout_seconds:
-            raise ValueError(
-                f"http_check_limit_seconds {self.http_check_limit_seconds:g} is less than timeout_seconds "
-                f"{self.timeout_seconds:g}: no request could be waited for to its end; raise it, or lower "
-                "timeout_seconds")
-        return self
-
-    @model_validator(mode="after")
-    def _one_attempt_fits_the_targets_limit(self) -> "ValidationSpec":
-        if self.targets_check_limit_seconds < self.timeout_seconds:
-            raise ValueError(
-                f"targets_check_limit_seconds {self.targets_check_limit_seconds:g} is less than timeout_seconds "
-                f"{self.timeout_seconds:g}: no attempt of the targets check could be waited for to its end; raise it, "
-                "or lower timeout_seconds")
+    def _one_attempt_fits_each_check_limit(self) -> "ValidationSpec":
+        for setting, unwaited in ((HTTP_CHECK_LIMIT, "no request could be waited for to its end"),
+                                  (TARGETS_CHECK_LIMIT, "no attempt of the targets check could be waited for to its end")):
+            if getattr(self, setting) < self.timeout_seconds:
+                raise ValueError(f"{setting} {getattr(self, setting):g} is less than timeout_seconds "
+                                 f"{self.timeout_seconds:g}: {unwaited}; raise it, or lower timeout_seconds")
         return self
 
     @model_validator(mode="after")
@@ -369,11 +364,6 @@ class ValidationSpec(BaseModel):
         from urllib.parse import quote
 
         return self.api_base_url + self.messages_path.replace("{session_id}", quote(session_id, safe=""))
-
-
-HTTP_CHECK_LIMIT = "http_check_limit_seconds"
-TARGETS_CHECK_LIMIT = "targets_check_limit_seconds"
-"""The spec's fields bounding a check in all: the HTTP checks', and the targets check's."""
 
 
 def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, failed_attempt: int,
