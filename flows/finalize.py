@@ -43,8 +43,9 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable
+from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
+from rollway.deadline import READ_SECONDS, answered
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
@@ -129,6 +130,22 @@ def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner:
                              transition=Transition(at=now, **transition), **changes)
 
 
+def _newest(env: Environment, seconds: float) -> RolloutRecord | None:
+    """The service's newest rollout, read from the ledger within ``seconds``.
+
+    On the run's clients (several attempts of up to a minute, kept for its writes) a ledger table
+    that throttled or stopped answering held the run, and the lease it holds, with no end, while
+    `rollway finalize`'s own read gives up after its bound: this read does too, and the step it
+    is part of stops saying what was done and to run finalize again.
+
+    Raises:
+        Unanswered: "DynamoDB (the ledger, table 'x') did not answer within N s".
+    """
+    t = env.targets
+    return answered(f"DynamoDB (the ledger, table {t.rollouts_table!r})", seconds,
+                    lambda: env.ledger.get(t.canary_service), get_run_logger().info)
+
+
 def _moved_on(read: RolloutRecord, stored: RolloutRecord) -> RolloutMovedOn:
     last = stored.history[-1] if stored.history else None
     return RolloutMovedOn(f"rollout {read.rollout_id} was written since this run read it"
@@ -155,7 +172,7 @@ def _stale(err: Exception) -> FinalizeRefused:
 
 @contextmanager
 def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds: float,
-             progress: _Progress, before: str) -> Iterator[RolloutRecord]:
+             progress: _Progress, before: str, ledger_seconds: float) -> Iterator[RolloutRecord]:
     """Hold the promoted rollout's lease while this run acts on it, as a rollout's run does.
 
     Two finalizes of one promotion at once each moved the services and the traffic and told
@@ -174,7 +191,7 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
             held = env.ledger.acquire(t.canary_service, owner=holder, now=env.clock.now(), lease_seconds=lease_seconds,
                                       rollout=record.rollout_id, wall=env.wall())
         except LockHeld:
-            raise FinalizeRefused(_held_by(env, record)) from None
+            raise FinalizeRefused(_held_by(env, record, ledger_seconds)) from None
         except (RolloutSuperseded, RolloutEnded) as err:
             raise _stale(err) from err
     try:
@@ -193,9 +210,9 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
                                  utc(held.lease_expires), err)
 
 
-def _held_by(env: Environment, record: RolloutRecord) -> str:
+def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> str:
     """Why this finalize leaves the rollout alone: who holds its lease, and until when."""
-    current = env.ledger.get(env.targets.canary_service) or record
+    current = _newest(env, ledger_seconds) or record
     start = current.last_transition(START) if finalize_unfinished(current) else None
     who = f"a finalize by {start.actor} ({current.owner})" if start is not None else str(current.owner)
     until = utc(current.lease_expires)
@@ -212,7 +229,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
                  canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
                  promoted: str | None = None, owner: str | None = None,
-                 pinned_image: str | None = None) -> FinalizeResult:
+                 pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -230,6 +247,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             known: a canary pointed elsewhere since is refused, not moved onto the stable service.
         owner: who holds the recorded rollout's lease while this run acts (default: this flow run,
             or outside one this process); another finalize is refused meanwhile.
+        ledger_read_seconds: how long each read of the ledger may take (as `rollway finalize`'s own):
+            one that runs out stops the run where it is, saying so (``FinalizeIncomplete``).
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -243,7 +262,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     # and that nothing changed (it failed with AWS's bare error, and left no summary).
     with progress.trying("read the rollout, the load balancer and the services",
                          "Nothing was changed: the traffic and the services are as they were."):
-        newest = env.ledger.get(t.canary_service) if env.ledger is not None else None
+        newest = _newest(env, ledger_read_seconds) if env.ledger is not None else None
         spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
         live = traffic.weights_within(env.router, verify_timeout_seconds)
         stable = ecs.describe_service(env.deployer, t.stable_service)
@@ -295,7 +314,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     lease_seconds = ROOM + (stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds
                             if plan.action == "start" else 0.0)
     holder = (owner or run_owner()) if record is not None else None
-    leased = _holding(env, record, holder, lease_seconds, progress, before) if record is not None else nullcontext()
+    leased = (_holding(env, record, holder, lease_seconds, progress, before, ledger_read_seconds)
+              if record is not None else nullcontext())
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
@@ -309,7 +329,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
         scale_down = f"scale {t.canary_service} to 0"
         with progress.trying(scale_down, after):
-            taken = _taken_over(env, newest, td, unrecorded=unrecorded)
+            taken = _taken_over(env, newest, td, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds)
         if taken:
             # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
             raise progress.stopped(scale_down, taken, after)
@@ -342,7 +362,8 @@ def _which(rollout_id: str | None) -> str:
     return f"Rollout {rollout_id}" if rollout_id else "The promotion the ledger does not record (the `canary` flow's)"
 
 
-def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unrecorded: bool) -> str | None:
+def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unrecorded: bool,
+                ledger_seconds: float) -> str | None:
     """Why the canary service is no longer this finalize's to scale down, or None while it is.
 
     A new rollout that started meanwhile shows as a newer record in the ledger; a `canary` flow
@@ -350,7 +371,7 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
     """
     t = env.targets
     if env.ledger is not None:
-        now = env.ledger.get(t.canary_service)
+        now = _newest(env, ledger_seconds)
         if (now.rollout_id if now else None) != (newest.rollout_id if newest else None):
             return (f"rollout {now.rollout_id if now else '?'} of {t.canary_service} started meanwhile and owns the "
                     "canary service now")
@@ -431,9 +452,31 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     with progress.trying("move the traffic to the stable target group", during):
         # A lost answer that moved the traffic all the same is read back rather than failing the
         # finalize (one that did not land fails it, and a re-run sends it again).
-        weights = set_and_verify(env, ALL_STABLE, verify_timeout_seconds)
+        try:
+            weights = set_and_verify(env, ALL_STABLE, verify_timeout_seconds)
+        except WeightMismatch as err:
+            raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err
     progress.done(f"traffic moved: the load balancer holds {weights} (stable/canary), read back")
     return weights
+
+
+def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, seconds: float,
+                   state: str) -> FinalizeIncomplete:
+    """The stop of a traffic move whose read-back ran out: what was read against what was set, after
+    how long and under which setting, and what the weights read say. The same as before the write:
+    it has not shown yet (or did not land), and more time may do. Neither: another writer changed
+    the rule meanwhile (a ModifyRule sets both weights at once), and more time would not help.
+    Said alone ("load balancer holds weights 0/100 (stable/canary), expected 100/0"), it named
+    neither the wait nor its setting, and left a person to guess which."""
+    step = "move the traffic to the stable target group"
+    read = (f"the load balancer held {err.actual} (stable/canary), not the {err.expected} this run set, when its "
+            f"read-back ended after {seconds:g} s")
+    if err.actual == before:
+        return progress.ran_out(step, f"{read}: the weights it held before the write, which has not shown yet or did "
+                                      "not land", seconds, "verify_timeout_seconds", state)
+    return progress.stopped(step, f"{read} (verify_timeout_seconds): neither those nor the {before} it held before the "
+                                  "write, so another writer (a person, or another run) most likely changed the rule "
+                                  "since; find who before running finalize again", state)
 
 
 # Seconds a finalize may take beyond its waits (reads, writes, notices): a `canary` run scheduled

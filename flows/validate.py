@@ -20,7 +20,8 @@ In order, each a task whose result is logged:
 5. ``targets``: each service the load balancer sends users' traffic to has a healthy target in
    its target group. The HTTP checks reach one service per request through the load balancer's
    rule, so at a split they may never reach the canary: this reads each one's group on its own
-   (not checked when the weights could not be read).
+   (not checked when the weights could not be read), its attempts and waits together within
+   ``spec.targets_check_limit_seconds``.
 
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
@@ -53,8 +54,9 @@ from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable
 from rollway.targets import Targets
 from rollway.validation import (
-    CHECKS, MESSAGE, SUCCESS_RATE, TARGETS, CheckResult, ValidationSpec, ValidationSummary, authorization_header,
-    evaluate, http_reach, markdown, no_session, past_check_limit, shown_url, skipped, unchecked,
+    CHECKS, HTTP_CHECK_LIMIT, MESSAGE, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult, ValidationSpec,
+    ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session, past_check_limit, shown_url,
+    skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -96,10 +98,11 @@ def validate_deployment(
     # from this line how long it may wait (each attempt up to it, then the delay between attempts).
     log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
              "check %g s apart (a SuccessRate read without data read again %g s later), each HTTP check at most %g s "
-             "in all (spec.http_check_limit_seconds): health %s, sessions %s, SuccessRate of %s in %s over %d min "
+             "in all (spec.http_check_limit_seconds), the targets check at most %g s in all "
+             "(spec.targets_check_limit_seconds): health %s, sessions %s, SuccessRate of %s in %s over %d min "
              "(floor %g%%)",
              len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
-             spec.success_rate_retry_delay_seconds, spec.http_check_limit_seconds,
+             spec.success_rate_retry_delay_seconds, spec.http_check_limit_seconds, spec.targets_check_limit_seconds,
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
              spec.success_rate_window_minutes, spec.success_rate_floor)
 
@@ -112,10 +115,11 @@ def validate_deployment(
         results.append(result)
         return result
 
-    note(_attempted(checks.check_health, spec, authorization=authorization, bounded=True))
-    session = note(_attempted(checks.create_session, spec, authorization=authorization, bounded=True))
+    note(_attempted(checks.check_health, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
+    session = note(_attempted(checks.create_session, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
     if session.passed:
-        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization, bounded=True))
+        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization,
+                        bounded=HTTP_CHECK_LIMIT))
     else:
         note(skipped(MESSAGE, no_session(session, spec)))
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
@@ -152,7 +156,7 @@ def validate_deployment(
     if unread is not None:
         note(unchecked(TARGETS, unread))
     else:
-        note(_attempted(checks.read_targets, spec, router, targets, serving))
+        note(_attempted(checks.read_targets, spec, router, targets, serving, bounded=TARGETS_CHECK_LIMIT))
 
     versions = _what_ran(targets, reads, serving, bound)
     for line in versions:
@@ -276,15 +280,16 @@ def _authorization(name: str | None, read_seconds: float = READ_SECONDS) -> Secr
 
 
 def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, waiting_for: str | None = None,
-               bounded: bool = False, **kwargs) -> CheckResult:
+               bounded: str | None = None, **kwargs) -> CheckResult:
     """Run a check task with the spec's attempts; the last attempt's result, passed or not, with
     the time of every attempt (the delays between them left out).
 
     ``delay``: the wait before each next attempt (default ``spec.retry_delay_seconds``), logged
     as it starts with the attempt that failed and why, and ``waiting_for``, what the wait is for.
-    ``bounded``: an HTTP check, whose attempts and waits together stay within
-    ``spec.http_check_limit_seconds``: an attempt that could end past it is not
-    started, and the result's reason says why it stopped and how long it had taken.
+    ``bounded``: the spec's field bounding the check in all (``HTTP_CHECK_LIMIT``,
+    ``TARGETS_CHECK_LIMIT``): its attempts and waits together stay within it: an attempt that
+    could end past it is not started, and the result's reason says why it stopped and how long
+    it had taken.
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
     Anything else it raises is a defect, not a finding, and fails the run.
@@ -298,8 +303,8 @@ def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, wa
         # where the last attempt's result alone said three timeouts of 10 s took 10 s.
         if isinstance(state.data, checks.CheckFailed):
             result = state.data.result
-            why = past_check_limit(spec, elapsed=time.monotonic() - began, wait=wait,
-                                   failed_attempt=result.attempts) if bounded else None
+            why = past_check_limit(spec, elapsed=time.monotonic() - began, wait=wait, failed_attempt=result.attempts,
+                                   setting=bounded) if bounded else None
             if why is not None:
                 stopped.append(why)
                 return False  # the last attempt's result stands, said with why it is the last

@@ -39,6 +39,10 @@ SUCCESS_RATE_CHECK_LIMIT_SECONDS = 20 * 60
 wait for CloudWatch's data between them (``success_rate_check_seconds``): the default attempts
 and timeout at any delay, and 18 attempts at the default timeout and delay, fit in it."""
 
+HTTP_CHECK_LIMIT = "http_check_limit_seconds"
+TARGETS_CHECK_LIMIT = "targets_check_limit_seconds"
+"""The spec's fields bounding a check in all: the HTTP checks', and the targets check's."""
+
 Outcome = Literal["passed", "failed", "skipped", "unchecked"]
 """``unchecked``: the check could not be made (a read AWS refused, a read that kept failing): the
 run does not pass on it, but it is no finding about the service either."""
@@ -226,6 +230,12 @@ class ValidationSpec(BaseModel):
     http_check_limit_seconds: float = Field(default=300.0, gt=0, le=3600, allow_inf_nan=False, description=(
         "the most each HTTP check (health, session, message) may take, attempts and waits together: no attempt "
         "that could end past it starts; at least timeout_seconds."))
+    # The targets check is tried again at retry_delay_seconds too, each attempt reading each
+    # service's target group: unbounded in all, 20 attempts of 300 s, 600 s apart, held the run
+    # hours. Its own bound: http_check_limit_seconds is said of the HTTP checks alone.
+    targets_check_limit_seconds: float = Field(default=300.0, gt=0, le=3600, allow_inf_nan=False, description=(
+        "the most the targets check (each service's healthy targets, read from the load balancer) may take, attempts "
+        "and waits together: no attempt that could end past it starts; at least timeout_seconds."))
     # CloudWatch makes a minute's datapoints readable a minute or more after it ends (longer at
     # times): read again after the HTTP checks' 5 s, the window's last minutes were still missing
     # and "no SuccessRate data" failed a service that had published them. With the default
@@ -327,12 +337,12 @@ class ValidationSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _one_request_fits_the_check_limit(self) -> "ValidationSpec":
-        if self.http_check_limit_seconds < self.timeout_seconds:
-            raise ValueError(
-                f"http_check_limit_seconds {self.http_check_limit_seconds:g} is less than timeout_seconds "
-                f"{self.timeout_seconds:g}: no request could be waited for to its end; raise it, or lower "
-                "timeout_seconds")
+    def _one_attempt_fits_each_check_limit(self) -> "ValidationSpec":
+        for setting, unwaited in ((HTTP_CHECK_LIMIT, "no request could be waited for to its end"),
+                                  (TARGETS_CHECK_LIMIT, "no attempt of the targets check could be waited for to its end")):
+            if getattr(self, setting) < self.timeout_seconds:
+                raise ValueError(f"{setting} {getattr(self, setting):g} is less than timeout_seconds "
+                                 f"{self.timeout_seconds:g}: {unwaited}; raise it, or lower timeout_seconds")
         return self
 
     @model_validator(mode="after")
@@ -356,16 +366,18 @@ class ValidationSpec(BaseModel):
         return self.api_base_url + self.messages_path.replace("{session_id}", quote(session_id, safe=""))
 
 
-def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, failed_attempt: int) -> str | None:
-    """Why an HTTP check is not tried again after ``failed_attempt`` failed, ``elapsed`` seconds
+def past_check_limit(spec: ValidationSpec, *, elapsed: float, wait: float, failed_attempt: int,
+                     setting: str = HTTP_CHECK_LIMIT) -> str | None:
+    """Why a check is not tried again after ``failed_attempt`` failed, ``elapsed`` seconds
     after its first attempt began, or None while the next one, begun after ``wait``, would end
-    within ``spec.http_check_limit_seconds`` even if it took all of ``spec.timeout_seconds``."""
-    limit = spec.http_check_limit_seconds
+    within the spec's ``setting`` (``HTTP_CHECK_LIMIT`` or ``TARGETS_CHECK_LIMIT``) even if it
+    took all of ``spec.timeout_seconds``."""
+    limit = getattr(spec, setting)
     if elapsed + wait + spec.timeout_seconds <= limit:
         return None
     return (f"stopped after attempt {failed_attempt} of {spec.attempts}, {elapsed:.2f} s in all: attempt "
             f"{failed_attempt + 1}, after its {wait:g} s wait and up to {spec.timeout_seconds:g} s "
-            f"(spec.timeout_seconds), could end past the {limit:g} s spec.http_check_limit_seconds")
+            f"(spec.timeout_seconds), could end past the {limit:g} s spec.{setting}")
 
 
 class CheckResult(BaseModel):

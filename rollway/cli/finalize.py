@@ -12,7 +12,7 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
 def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0, healthy_timeout_seconds: float = 300.0,
-             unrecorded: bool = False, targets_block: str | None = TARGETS_BLOCK,
+             verify_timeout_seconds: float = 30.0, unrecorded: bool = False, targets_block: str | None = TARGETS_BLOCK,
              credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """After a promotion: put the promoted version on the stable service, move the traffic back to it
     and scale the canary to 0, so the next rollout can start (idempotent; run it again after a failure).
@@ -21,6 +21,7 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
         actor: who finalizes, recorded in the ledger (default: your user name).
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
         healthy_timeout_seconds: how long its targets may then take to pass the load balancer's health checks.
+        verify_timeout_seconds: how long the load balancer may take to show the traffic moved, read back.
         unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow (which keeps no
             ledger): refused unless the canary carries all the traffic, the ledger's newest rollout is closed and no
             `canary` flow run is still going; nothing is written to the ledger.
@@ -30,7 +31,8 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
     from rollway.cli.ops import reporting
 
     return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds,
-                                healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
+                                healthy_timeout_seconds=healthy_timeout_seconds,
+                                verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
                                 targets_block=targets_block, credentials_block=credentials_block)
 
 
@@ -61,8 +63,8 @@ def checked_actor(actor: str | None) -> str:
         raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
 
 
-def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeout_seconds: float, unrecorded: bool,
-              targets_block: str | None, credentials_block: str | None) -> int:
+def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeout_seconds: float,
+              verify_timeout_seconds: float, unrecorded: bool, targets_block: str | None, credentials_block: str | None) -> int:
     import math
 
     from rich.markup import escape
@@ -72,9 +74,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     who = checked_actor(actor)
     from flows.params import MAX_WAIT_SECONDS
 
-    # A wait that ran out of time says to run again with more: both waits can be given it here.
+    # A wait that ran out of time says to run again with more: each wait can be given it here.
     for option, seconds in (("--stable-timeout-seconds", stable_timeout_seconds),
-                            ("--healthy-timeout-seconds", healthy_timeout_seconds)):
+                            ("--healthy-timeout-seconds", healthy_timeout_seconds),
+                            ("--verify-timeout-seconds", verify_timeout_seconds)):
         if not (math.isfinite(seconds) and 0 < seconds <= MAX_WAIT_SECONDS):
             raise UsageError(f"{option} {seconds:g}: must be a positive number of seconds, at most "
                              f"{MAX_WAIT_SECONDS:g} (a day)")
@@ -95,7 +98,8 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
         with without_traceback(FinalizeRefused, FinalizeIncomplete, task_failures=(Exception,)):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds,
-                                   healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded, clock=clock)
+                                   healthy_timeout_seconds=healthy_timeout_seconds,
+                                   verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded, clock=clock)
     except (FinalizeRefused, FinalizeIncomplete) as err:
         # AWS's words in the message may hold brackets that rich would read as markup. A refusal
         # opens "error:" as every other command's does (it opened "refused:").

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.environment import aws_environment
 from rollway.aws.ledger import DynamoLedger
 from rollway.clock import ClockSettings
+from rollway.fakes import FakeLedger, FakeRouter
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
 from rollway.ledger import RolloutRecord, Transition, new_rollout_id
 from rollway.model import ServiceState, Weights
@@ -532,6 +534,7 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
     # A "wait for ever" used to pass, and --unrecorded died with an OverflowError after reading AWS.
     (["--stable-timeout-seconds", "1e12", "--unrecorded"], "at most 86400 (a day)"),
     (["--healthy-timeout-seconds", "-5"], "--healthy-timeout-seconds -5: must be a positive"),
+    (["--verify-timeout-seconds", "0"], "--verify-timeout-seconds 0: must be a positive"),
 ])
 def test_rollway_finalize_refuses_bad_options_before_any_call(monkeypatch, capsys, options, message):
     import flows.env
@@ -685,13 +688,18 @@ def test_rollway_finalize_whose_health_wait_runs_out_says_the_setting_what_was_d
     assert weights == ALL_CANARY and canary.desired == 2 and stable.task_definition == release
 
 
-def test_a_stable_service_not_steady_in_time_says_its_setting_and_how_to_give_it_longer():
-    """On the fakes: moto's ECS runs every task it is asked for at once."""
+def promoted_on_fakes(ledger=None):
+    """The state a promotion leaves, on the fakes: 2.0.0 on the canary (4 tasks) carrying everything,
+    the stable service at 0, and its rollout in ``ledger`` (a FakeLedger unless given), promoted.
+
+    Returns:
+        (env, the promoted task definition).
+    """
     from tests.flows.fake_env import fake_environment
     from rollway.fakes import FakeLedger
 
     env = fake_environment()
-    env.ledger = FakeLedger()
+    env.ledger = FakeLedger() if ledger is None else ledger
     t = env.targets
     release = env.deployer.register_revision("webordinary/edit-container:2.0.0", stable_td_of(env))
     env.deployer.update_service(t.canary_service, task_definition=release, desired=4)
@@ -707,6 +715,13 @@ def test_a_stable_service_not_steady_in_time_says_its_setting_and_how_to_give_it
         history=tuple(Transition(at=now, kind=kind, actor="test") for kind in ("start", "promote", "decommission")))
     env.ledger.create(record, owner="process/test", now=now, lease_seconds=0)
     env.ledger.release(t.canary_service, owner="process/test")
+    return env, release
+
+
+def test_a_stable_service_not_steady_in_time_says_its_setting_and_how_to_give_it_longer():
+    """On the fakes: moto's ECS runs every task it is asked for at once."""
+    env, release = promoted_on_fakes()
+    t = env.targets
     env.deployer.unstable.add(t.stable_service)
     with pytest.raises(FinalizeIncomplete) as stopped:
         finalize_on(env, stable_timeout_seconds=45)
@@ -721,3 +736,104 @@ def test_a_stable_service_not_steady_in_time_says_its_setting_and_how_to_give_it
 
 def stable_td_of(env) -> str:
     return env.deployer.describe(env.targets.stable_service).task_definition
+
+
+@flow
+def finalize_briefly(env, ledger_read_seconds: float = 30.0, verify_timeout_seconds: float = 5.0):
+    return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=verify_timeout_seconds,
+                        ledger_read_seconds=ledger_read_seconds)
+
+
+class HangingLedger(FakeLedger):
+    """A ledger table that stops answering reads from the ``hang_from``-th on (held until
+    ``answering`` is set, or for at most 5 s, so that a run without a bound ends all the same)."""
+
+    def __init__(self, hang_from: int) -> None:
+        super().__init__()
+        self.hang_from, self.reads = hang_from, 0
+        self.answering = threading.Event()
+
+    def get(self, service: str):
+        self.reads += 1
+        if self.reads >= self.hang_from:
+            self.answering.wait(5)
+        return super().get(service)
+
+
+def test_a_ledger_that_does_not_answer_the_first_read_stops_finalize_at_its_bound_having_changed_nothing():
+    """Its reads of the ledger had no bound (the run's clients retry for minutes), where
+    `rollway finalize`'s own read has one: a table that throttled or hung held the run."""
+    ledger = HangingLedger(hang_from=1)
+    env, release = promoted_on_fakes(ledger)
+    t = env.targets
+    began = time.monotonic()
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_briefly(env, ledger_read_seconds=0.2)
+    finally:
+        ledger.answering.set()
+    assert time.monotonic() - began < 4
+    said = str(stopped.value)
+    assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
+                           f"Unanswered: DynamoDB (the ledger, table {t.rollouts_table!r}) did not answer within 0.2 s. Nothing was "
+                           "changed: the traffic and the services are as they were. Run finalize again"), said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
+def test_a_ledger_that_stops_answering_after_the_traffic_moved_stops_finalize_saying_so_and_the_next_run_finishes():
+    """Once the traffic moved, the run reads the ledger again (has a new rollout taken the canary?):
+    a table that did not answer held the run, and the rollout's lease, with no end."""
+    ledger = HangingLedger(hang_from=2)
+    env, release = promoted_on_fakes(ledger)
+    t = env.targets
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_briefly(env, ledger_read_seconds=0.2)
+    finally:
+        ledger.answering.set()
+    said = str(stopped.value)
+    assert (f"finalize stopped while it tried to scale {t.canary_service} to 0: Unanswered: DynamoDB (the ledger, table "
+            f"{t.rollouts_table!r}) did not answer within 0.2 s. The traffic is on {t.stable_service}, which runs the "
+            f"promoted {release}: users see the promoted version. Run finalize again") in said, said
+    assert env.router.weights == ALL_STABLE and stable_td_of(env) == release
+    assert env.deployer.describe(t.canary_service).desired == 4, "not scaled down: the run stopped before it"
+    record = FakeLedger.get(ledger, t.canary_service)
+    assert record.owner is None, "the lease was given back"
+    ledger.hang_from = math.inf
+    again = finalize_briefly(env)
+    assert again.outcome == "finalized" and env.deployer.describe(t.canary_service).desired == 0
+
+
+class OverwrittenRouter(FakeRouter):
+    """A load balancer whose rule another writer sets to ``then`` right after each write."""
+
+    def __init__(self, router: FakeRouter, then: Weights) -> None:
+        self.__dict__.update(router.__dict__)
+        self.then = then
+
+    def set_weights(self, weights: Weights) -> Weights:
+        held = super().set_weights(weights)
+        self.weights = self.then
+        return held
+
+
+@pytest.mark.parametrize(("then", "said"), [
+    (ALL_CANARY, "the load balancer held 0/100 (stable/canary), not the 100/0 this run set, when its read-back ended "
+                 "after 0.2 s (verify_timeout_seconds): the weights it held before the write, which has not shown yet "
+                 "or did not land."),
+    (Weights(stable=50, canary=50), "the load balancer held 50/50 (stable/canary), not the 100/0 this run set, when its "
+                                    "read-back ended after 0.2 s (verify_timeout_seconds): neither those nor the 0/100 "
+                                    "it held before the write, so another writer (a person, or another run) most "
+                                    "likely changed the rule since; find who before running finalize again."),
+], ids=["not-shown", "another-writer"])
+def test_a_traffic_move_not_read_back_says_what_was_read_against_what_was_set_how_long_and_why(then, said):
+    """A read-back that ran out said only "load balancer holds weights 0/100 (stable/canary), expected
+    100/0": not how long it had waited, under which setting, nor whether more time could help."""
+    env, release = promoted_on_fakes()
+    env.router = OverwrittenRouter(env.router, then)
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_briefly(env, verify_timeout_seconds=0.2)
+    message = str(stopped.value)
+    assert f"finalize stopped while it tried to move the traffic to the stable target group: {said}" in message, message
+    more = "give it more than the 0.2 s it had: `--verify-timeout-seconds`"
+    assert (more in message) == (then == ALL_CANARY), message

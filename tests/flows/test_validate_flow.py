@@ -262,28 +262,55 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def stopped_at_its_limit(app, blocks, name: str, setting: str, caplog):
+    """A run whose check ``name`` keeps failing, with ``setting`` (the spec's bound on it in all)
+    6 s, 3 attempts 5 s apart, 2 s each: the check, checked to have stopped after its first attempt
+    saying why, the run's summary and its opening line."""
+    fields = {"attempts": 3, "timeout_seconds": 2, "retry_delay_seconds": 5, setting: 6}
+    state = validate_deployment(spec=spec(app, **fields), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    check = checked(failed.value.summary, name)
+    assert check.attempts == 1, check
+    assert re.search(r"; stopped after attempt 1 of 3, \d+\.\d\d s in all: attempt 2, after its 5 s wait and up to 2 s "
+                     f"\\(spec\\.timeout_seconds\\), could end past the 6 s spec\\.{setting}$", check.reason), check.reason
+    assert not [r for r in caplog.records if r.getMessage().startswith(f"{name} did not pass on attempt")]
+    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
+    return check, failed.value.summary, opening
+
+
 def test_a_check_stops_before_an_attempt_that_could_end_past_its_limit_and_says_so(aws, app, blocks, caplog):
     """Attempts and delays multiplied out: a slow or failing service held a check (and the run)
     for far longer than a person expects. No attempt starts that could end past
     spec.http_check_limit_seconds, and the check says how long it took and why it stopped."""
     app.faults.health_status = 503
     publish_success_rate(aws, 99.95)
-    fields = {"attempts": 3, "timeout_seconds": 2, "retry_delay_seconds": 5, "http_check_limit_seconds": 6}
-    state = validate_deployment(spec=spec(app, **fields), targets_block=blocks, aws_credentials_block=blocks,
-                                return_state=True)
-    with pytest.raises(ValidationFailed) as failed:
-        state.result()
-    health = checked(failed.value.summary, "health")
-    assert (health.outcome, health.attempts) == ("failed", 1), health
-    assert "HTTP 503 from GET" in health.reason, health.reason
-    assert re.search(r"; stopped after attempt 1 of 3, \d+\.\d\d s in all: attempt 2, after its 5 s wait and up to 2 s "
-                     r"\(spec\.timeout_seconds\), could end past the 6 s spec\.http_check_limit_seconds$",
-                     health.reason), health.reason
-    assert not [r for r in caplog.records if r.getMessage().startswith("health did not pass on attempt")]
+    health, _, opening = stopped_at_its_limit(app, blocks, "health", "http_check_limit_seconds", caplog)
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
     assert any(r.getMessage().startswith("health failed after 1 attempt(s)") and "stopped after attempt 1 of 3" in
                r.getMessage() for r in caplog.records)
-    (opening,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validating")]
     assert "each HTTP check at most 6 s in all (spec.http_check_limit_seconds)" in opening, opening
+
+
+def test_a_targets_check_that_keeps_failing_stops_within_its_own_limit_and_says_so(aws, app, blocks, monkeypatch, caplog):
+    """The targets check was tried again at retry_delay_seconds, attempt after attempt, with no
+    bound in all (about six and a half hours at the spec's extremes). No attempt starts that could
+    end past spec.targets_check_limit_seconds, and the check says why it stopped."""
+    from botocore.exceptions import ClientError
+
+    asked: list[str] = []
+
+    def throttled(self, version: str) -> int:
+        asked.append(version)
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeTargetHealth")
+
+    monkeypatch.setattr(AlbRouter, "healthy_targets", throttled)
+    publish_success_rate(aws, 99.95)
+    targets, summary, opening = stopped_at_its_limit(app, blocks, "targets", "targets_check_limit_seconds", caplog)
+    assert targets.outcome == "unchecked" and asked == ["stable"], targets
+    assert summary.failed == ("targets",)  # the other checks passed, each on its first attempt
+    assert "the targets check at most 6 s in all (spec.targets_check_limit_seconds)" in opening, opening
 
 
 def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws, app, blocks, caplog):
