@@ -40,7 +40,7 @@ from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_pause_window, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
-from rollway.ledger import RolloutEnded, timeout_reason
+from rollway.ledger import RolloutEnded, RolloutMovedOn, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
@@ -81,6 +81,11 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
+    def taking_back(self, pause: Pause, reason: str) -> None:
+        """Before the run rolls back on what its look at ``pause`` found (``reason``): take the
+        rollout back (nothing held it while the pause waited); raises RolloutMovedOn when another
+        run drove it meanwhile, and this run then stands down."""
+
     def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """A person's answer the run refused (``reason``), recorded without closing the pause."""
 
@@ -118,6 +123,8 @@ class NullJournal:
     def asking(self, pause, held_by=None, judging=""): pass
 
     def answered(self, pause, answer, approved_stage): pass
+
+    def taking_back(self, pause, reason): pass
 
     def refused(self, pause, answer, reason): pass
 
@@ -608,6 +615,11 @@ def run_stages(
         """The rollback a pause's look asked for (``PauseWatch.ended``), with the stage's row:
         a running stage's ends in it; a passed stage's stays, and the pause gets one of its own."""
         live, reason, who = watch.ended
+        try:
+            journal.taking_back(decision, reason)
+        except RolloutMovedOn as moved:
+            log.warning("%s", moved)
+            raise
         now = env.clock.now()
         if state.stage_index >= 0 and not state.passed:
             finish_stage("rollback", now)
