@@ -394,6 +394,10 @@ class StageTracker:
         )
 
 
+PAUSE_ROLLBACK = "rollback during the approval pause"
+"""The decision of the row a passed stage's pause gets when its looks roll back (``PauseWatch.pause_report``)."""
+
+
 class PauseWatch:
     """What the run keeps looking at while a person is asked, the canary serving traffic: every
     ``interval_seconds`` of the rollout clock, the weights and the canary's service as this run
@@ -455,7 +459,7 @@ class PauseWatch:
         """The row of a passed stage's pause that ends in a rollback: from the pause's start, what
         its looks counted and judged (none: nothing measured, as the traffic moved, say)."""
         return self.looks.report(self.state.model_copy(update={"started_at": self.since}), self.weights, now,
-                                 "rollback during the approval pause")
+                                 PAUSE_ROLLBACK)
 
     def look(self, answering: bool = False) -> str | None:
         """Look now, whenever the last look was; the reason to end the pause, or None.

@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
+from flows.engine import PAUSE_ROLLBACK
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -43,9 +44,14 @@ def artifact_key(service: str, suffix: str) -> str:
 
 
 def stage_table(service: str, weight: int, report: StageReport) -> None:
-    """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline."""
+    """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline.
+
+    The row of a passed stage's pause that rolled back (``PAUSE_ROLLBACK``) is
+    ``<service>-stage-<weight>-pause``: under the stage's own key, it replaced the table of the
+    stage as it passed."""
+    suffix = "-pause" if report.decision == PAUSE_ROLLBACK else ""
     for_people(f"stage {weight}% table", lambda: create_table_artifact(
-        key=artifact_key(service, f"stage-{weight}"),
+        key=artifact_key(service, f"stage-{weight}{suffix}"),
         table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
         description=f"{service} at {weight}%: canary vs baseline ({P99_SAID})",
     ))
