@@ -625,13 +625,17 @@ def run_stages(
             log.warning("%s", moved)
             raise
         now = env.clock.now()
-        if state.stage_index >= 0 and not state.passed:
-            finish_stage("rollback", now)
-        elif state.passed:
-            report = watch.pause_report(now)
+        report = None
+        if state.stage_index >= 0:
+            report = tracker.report(state, weights, now, "rollback") if not state.passed else watch.pause_report(now)
             reports.append(report)
-            journal.stage_ended(state, report)
-        return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+        try:
+            return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+        finally:
+            # Its table once the traffic is back: the Prefect API may be away (``PauseWatch.act_now``),
+            # and an artifact sent to it waits out its client's retries (a minute on a 503).
+            if report is not None:
+                journal.stage_ended(state, report)
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)

@@ -118,6 +118,12 @@ def test_a_canary_failing_while_the_api_is_away_is_rolled_back_before_it_answers
         return approver(pause, summary, watch=watch)
 
     monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_a_while)
+    import flows.journal
+
+    tables: list[Weights] = []  # the weights when each stage table went to the API (each try waits on it)
+    real_table = flows.journal.create_table_artifact
+    monkeypatch.setattr(flows.journal, "create_table_artifact",
+                        lambda **given: tables.append(env.router.weights) or real_table(**given))
 
     @flow(name="rollout-through-an-outage")
     def rollout():
@@ -126,6 +132,9 @@ def test_a_canary_failing_while_the_api_is_away_is_rolled_back_before_it_answers
     with caplog.at_level(logging.INFO):
         result = rollout()
     assert outage["weights when back"] == Weights(stable=100, canary=0), outage
+    # The pause's row went to the API once the traffic was back: a call to an API that is away
+    # waits out its client's retries (a minute on a 503), and users are not to wait with it.
+    assert tables[-1] == Weights(stable=100, canary=0), tables
     assert result.outcome == "rolled_back" and "while the run waited for an answer" in result.reason, result.reason
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK
