@@ -15,6 +15,7 @@ included. Here the wait reads the run's state itself and never forces a state.
 A pause lasts up to its timeout (an hour by default), long enough for the Prefect server to be
 restarted or upgraded meanwhile: the wait rides out an API it cannot reach, for as long as the
 pause lasts and ``OUTAGE_GRACE_SECONDS`` after, and then takes the answer the server stored.
+The pause's watch is called meanwhile, and acts (rolls back) without waiting for the API.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from prefect.states import Paused, Running
 from pydantic import Field, ValidationError
 
 from flows.hooks import own_words
-from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, answered_dead,
-                               timed_out, unanswered_by, waiting_prefix)
+from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
+                               answered_dead, timed_out, unanswered_by, waiting_prefix)
 from rollway.decide import Pause
 from rollway.failure_words import end_said
 from rollway.ledger import utc
@@ -135,10 +136,11 @@ def _unreachable(err: Exception) -> bool:
 
 
 def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float,
-                     doing: str = "still waiting for an answer") -> T:
+                     doing: str = "still waiting for an answer", meanwhile: Callable[[], None] | None = None) -> T:
     """``call()``, tried again every ``poll_interval`` seconds while the Prefect API cannot be
     reached, until the monotonic ``give_up_at``; the log says when it went, what the run is
-    ``doing`` meanwhile, and when it came back.
+    ``doing`` meanwhile, and when it came back. ``meanwhile`` is called before each wait: what
+    the run does without the API (it may raise, which ends the wait).
 
     Raises:
         httpx.HTTPError: the API refused the request, or was still away at ``give_up_at``.
@@ -154,6 +156,8 @@ def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: fl
                 down_since = time.monotonic()
                 get_run_logger().warning(
                     "the Prefect API cannot be reached (%s): %s, trying again every %g s", err, doing, poll_interval)
+            if meanwhile is not None:
+                meanwhile()
             time.sleep(max(0.0, min(poll_interval, give_up_at - time.monotonic())))
             continue
         if down_since is not None:
@@ -343,7 +347,9 @@ def _wait_for_resume(
     pause times out (False, at the monotonic ``deadline`` or when the server expired it).
 
     ``watch`` is called at each poll of a run still paused (``rollway.approvals.Watch``): the
-    engine judges the canary meanwhile, on the rollout clock.
+    engine judges the canary meanwhile, on the rollout clock. It is called while the Prefect API
+    cannot be reached too: its looks need AWS alone, and a canary failing during an outage served
+    its errors for as long as the API was down.
 
     Raises:
         _Ended: the watch ended the pause.
@@ -352,8 +358,15 @@ def _wait_for_resume(
     """
     give_up_at = deadline + OUTAGE_GRACE_SECONDS
     waiting = _Waiting(client, run_id, paused, poll_interval)
+
+    def look() -> None:
+        if watch is not None and (reason := watch()) is not None:
+            raise _Ended(reason)
+
+    doing = "still waiting for an answer" + ("; the canary is judged meanwhile" if watch is not None else "")
     while True:
-        state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval)
+        state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval, doing,
+                                 meanwhile=look)
         if state.is_running():
             return True
         _stop_if_cancelled(state)
@@ -362,8 +375,7 @@ def _wait_for_resume(
         if not state.is_paused():
             raise _left_for(state)
         waiting.say()
-        if watch is not None and (reason := watch()) is not None:
-            raise _Ended(reason)
+        look()
         left = deadline - time.monotonic()
         if left <= 0:
             return False
@@ -513,10 +525,15 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             except _Ended as ended:
                 # Running again, with no answer waited for: a resume from now on is refused (the
                 # run is not paused), its message saying why. One stored at this very moment is
-                # handed to the engine, which records it as not applied.
+                # handed to the engine, which records it as not applied. The watch said why in the
+                # run's log already.
                 left = f"left its {pause.cause} pause without an answer: {ended.reason}"
-                _back_to_running(client, run_id, paused, through, message=left)
-                log.warning("the pause ends unanswered: %s; an answer given from now on is refused", ended.reason)
+                # The API away, the rollout does not wait for it: the watch acts (rolls back) first.
+                _back_to_running(client, run_id, paused, lambda call: _through_outages(
+                    call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
+                    "the pause ends unanswered, and the run leaves it once the API answers",
+                    meanwhile=lambda: act_now(watch)), message=left)
+                log.warning("the %s pause ends unanswered; an answer given from now on is refused", pause.cause)
                 given = through(lambda: _stored_answer(form, paused, run_id))
                 return None if given is None else _answer_of(given)
             if resumed:

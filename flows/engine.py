@@ -40,7 +40,7 @@ from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_pause_window, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
-from rollway.ledger import RolloutEnded, timeout_reason
+from rollway.ledger import RolloutEnded, RolloutMovedOn, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
@@ -81,6 +81,11 @@ class Journal(Protocol):
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
+    def taking_back(self, pause: Pause, reason: str) -> None:
+        """Before the run rolls back on what its look at ``pause`` found (``reason``): take the
+        rollout back (nothing held it while the pause waited); raises RolloutMovedOn when another
+        run drove it meanwhile, and this run then stands down."""
+
     def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """A person's answer the run refused (``reason``), recorded without closing the pause."""
 
@@ -118,6 +123,8 @@ class NullJournal:
     def asking(self, pause, held_by=None, judging=""): pass
 
     def answered(self, pause, answer, approved_stage): pass
+
+    def taking_back(self, pause, reason): pass
 
     def refused(self, pause, answer, reason): pass
 
@@ -387,6 +394,10 @@ class StageTracker:
         )
 
 
+PAUSE_ROLLBACK = "rollback during the approval pause"
+"""The decision of the row a passed stage's pause gets when its looks roll back (``PauseWatch.pause_report``)."""
+
+
 class PauseWatch:
     """What the run keeps looking at while a person is asked, the canary serving traffic: every
     ``interval_seconds`` of the rollout clock, the weights and the canary's service as this run
@@ -403,17 +414,27 @@ class PauseWatch:
 
     The approver calls it at each poll (``rollway.approvals.Watch``); it looks when a look is due,
     and answers why the pause ends (kept in ``ended`` with what the rollback needs), or None.
+
+    ``act`` rolls back as ``ended`` says; the engine calls it once the approver has left the
+    pause, or the approver calls ``act_now`` first when it cannot leave it yet (the Prefect API is
+    away): the rollback needs AWS alone, and users stayed on a failing canary for as long as the
+    API was down. What it returned (or raised) is kept in ``acted``.
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
-                 tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float) -> None:
+                 tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float,
+                 act: Callable[[], RolloutResult] | None = None) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
-        self.tracker, self.history = tracker, history
+        self.tracker, self.history, self.since, self.act = tracker, history, since, act
         # A passed stage's window: from the first whole period of the pause (see analysis_start).
         self.start = analysis_start(spec, state) if not state.passed else first_whole_period(spec, since)
         self.window = 0  # how many times a passed stage's window began again
+        # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
+        # when they roll back (``pause_report``).
+        self.looks = StageTracker() if state.passed else None
         self.next_look = since + spec.analysis.interval_seconds
         self.ended: tuple[Weights, str, str] | None = None  # (weights, reason, actor) of the rollback
+        self.acted: RolloutResult | Exception | None = None
 
     def __call__(self) -> str | None:
         if self.ended is not None:
@@ -421,6 +442,24 @@ class PauseWatch:
         if self.env.clock.now() < self.next_look:
             return None
         return self.look()
+
+    def act_now(self) -> None:
+        """Roll back now, as ``ended`` says, before the pause is left (``rollway.approvals.act_now``).
+        Once: what it returned or raised is kept in ``acted``, for the engine once the pause is left."""
+        if self.ended is None or self.acted is not None or self.act is None:
+            return
+        get_run_logger().warning("the Prefect API cannot be reached to leave the pause: rolling back now, the pause "
+                                 "is left once the API answers again")
+        try:
+            self.acted = self.act()
+        except Exception as err:  # noqa: BLE001 - raised by the engine once the pause is left
+            self.acted = err
+
+    def pause_report(self, now: float) -> StageReport:
+        """The row of a passed stage's pause that ends in a rollback: from the pause's start, what
+        its looks counted and judged (none: nothing measured, as the traffic moved, say)."""
+        return self.looks.report(self.state.model_copy(update={"started_at": self.since}), self.weights, now,
+                                 PAUSE_ROLLBACK)
 
     def look(self, answering: bool = False) -> str | None:
         """Look now, whenever the last look was; the reason to end the pause, or None.
@@ -476,9 +515,13 @@ class PauseWatch:
         observation, settled_until, verdict = look_at_canary(
             env, spec, judge, self.start, now, stage_over=not state.passed and stage_over(spec, state, now),
             history=self.history, inline=True)
-        # A running stage's row counts its looks during the pause; a passed stage's row is final.
-        fresh = (self.tracker.alerts.new(verdict) if state.passed
-                 else self.tracker.update(observation, verdict, settled_until))
+        # A running stage's row counts its looks during the pause; a passed stage's row is final, and
+        # the pause's looks count toward a row of their own (its alerts still raised once per stage).
+        if state.passed:
+            self.looks.update(observation, verdict, settled_until)
+            fresh = self.tracker.alerts.new(verdict)
+        else:
+            fresh = self.tracker.update(observation, verdict, settled_until)
         stage_alerts(env, spec, state, fresh, inline=True)
         return verdict
 
@@ -552,17 +595,47 @@ def run_stages(
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
-        """Roll back as the look that ended the pause said; an answer given at that moment is
-        recorded as not applied: the judge (or the drift) came first."""
-        live, reason, who = watch.ended
+        """Roll back as the look that ended the pause said (the look said why, once); an answer
+        given at that moment is recorded as not applied: the judge (or the drift) came first."""
+        reason = watch.ended[1]
+        if watch.acted is not None:
+            # Rolled back while the Prefect API was away (``PauseWatch.act_now``): the pause is left now.
+            if answer is not None:
+                # Not recorded: the rollout is closed, and its ledger refuses a run's writes.
+                log.warning("%s's answer (%s) not applied: the rollout was rolled back before it came: %s",
+                            answer.approver, answer.action, reason)
+            if isinstance(watch.acted, Exception):
+                raise watch.acted
+            log.warning("the run left its pause once the Prefect API answered again; the rollback was done while it "
+                        "could not be reached")
+            return watch.acted
         if answer is not None:
             why = f"not applied: the run's look at the canary came first, and the rollout rolls back: {reason}"
             log.warning("%s's answer (%s) %s", answer.approver, answer.action, why)
             journal.refused(decision, answer, why)
-        if state.stage_index >= 0 and not state.passed:
-            finish_stage("rollback", env.clock.now())
-        log.warning("rolling back: %s", reason)
-        return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+        return roll_back_as_watched()
+
+    def roll_back_as_watched() -> RolloutResult:
+        """The rollback a pause's look asked for (``PauseWatch.ended``), with the stage's row:
+        a running stage's ends in it; a passed stage's stays, and the pause gets one of its own."""
+        live, reason, who = watch.ended
+        try:
+            journal.taking_back(decision, reason)
+        except RolloutMovedOn as moved:
+            log.warning("%s", moved)
+            raise
+        now = env.clock.now()
+        report = None
+        if state.stage_index >= 0:
+            report = tracker.report(state, weights, now, "rollback") if not state.passed else watch.pause_report(now)
+            reports.append(report)
+        try:
+            return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+        finally:
+            # Its table once the traffic is back: the Prefect API may be away (``PauseWatch.act_now``),
+            # and an artifact sent to it waits out its client's retries (a minute on a 503).
+            if report is not None:
+                journal.stage_ended(state, report)
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:
         report = tracker.report(state, weights, now, decision_text)
@@ -658,7 +731,7 @@ def run_stages(
             # Judged while it waits when the canary has traffic; before the first stage it has none.
             watched = state.stage_index >= 0 and weights.canary > 0
             if watched and (watch is None or watch.state is not state):
-                watch = PauseWatch(env, spec, state, weights, tracker, history, since=now)
+                watch = PauseWatch(env, spec, state, weights, tracker, history, since=now, act=roll_back_as_watched)
             judging = (f"While this pause waits, the run keeps judging the canary every "
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"

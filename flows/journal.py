@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
+from flows.engine import PAUSE_ROLLBACK
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -32,6 +33,7 @@ from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
+from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
@@ -42,9 +44,14 @@ def artifact_key(service: str, suffix: str) -> str:
 
 
 def stage_table(service: str, weight: int, report: StageReport) -> None:
-    """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline."""
+    """The table artifact of a stage that ended (``<service>-stage-<weight>``): its canary vs baseline.
+
+    The row of a passed stage's pause that rolled back (``PAUSE_ROLLBACK``) is
+    ``<service>-stage-<weight>-pause``: under the stage's own key, it replaced the table of the
+    stage as it passed."""
+    suffix = "-pause" if report.decision == PAUSE_ROLLBACK else ""
     for_people(f"stage {weight}% table", lambda: create_table_artifact(
-        key=artifact_key(service, f"stage-{weight}"),
+        key=artifact_key(service, f"stage-{weight}{suffix}"),
         table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],
         description=f"{service} at {weight}%: canary vs baseline ({P99_SAID})",
     ))
@@ -325,29 +332,63 @@ class LedgerJournal:
 
     def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
         """Take the lease back before recording ``answer`` (accepted or refused), and return the
-        rollout as that write found it.
+        rollout as that write found it (``_retake``).
 
-        A person may answer after the lease ran out (nothing renews it during a pause): it is
-        taken on this run's rollout only (RolloutSuperseded if another began since: taking and
-        giving back its lease left that rollout's paused run without its ownership).
+        Raises:
+            RolloutMovedOn: another run drove the rollout while this one waited.
+        """
+        return self._retake(pause, f"{answer.approver}'s answer ({answer.action}) is not applied")
+
+    def taking_back(self, pause: Pause, reason: str) -> None:
+        """Take the rollout back before the run rolls it back on what its look at ``pause`` found
+        (``reason``): nothing renews the lease while a pause waits, and another run may have taken
+        the rollout over meanwhile (a run taken for dead, say), whose shift the look then read as
+        someone moving the traffic. A ledger that cannot be reached does not stop the rollback
+        (the rollback itself records what it can).
+
+        Raises:
+            RolloutMovedOn: another run drove the rollout meanwhile: this run stands down.
+        """
+        try:
+            self._retake(pause, f"the rollback this run's look asked for is not done ({reason}): this run stands "
+                                "down, and leaves the rollout and its traffic to the run that drives it")
+        except STORAGE_ERRORS as err:
+            get_run_logger().warning("could not take the rollout back before rolling it back (%s): rolling back "
+                                     "anyway, the traffic first", storage_failure(err, self.env.targets))
+
+    def _retake(self, pause: Pause, not_applied: str) -> RolloutRecord:
+        """Take the lease back after ``pause`` (nothing renews it while a pause waits) before acting,
+        and return the rollout as that write found it; ``not_applied``: what is then not done.
+
+        Taken on this run's rollout only (RolloutSuperseded if another began since: taking and
+        giving back its lease left that rollout's paused run without its ownership), and not from
+        another run holding it, even on a lapsed lease: taken and given back, that run was left
+        without its ownership, and refused its own next answer.
 
         Raises:
             RolloutMovedOn: another run drove the rollout while this one waited.
         """
         before = self._seen
+        held = self.ledger.get(self.service) if before is not None else None
+        if (held is not None and held.rollout_id == before.rollout_id and held.owner not in (None, self.owner)
+                and held.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)):
+            raise self._moved_on(pause, held, not_applied)
         now = self._renew()
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
             self.ledger.release(self.service, owner=self.owner)
-            last = now.history[-1] if now.history else None
-            raise RolloutMovedOn(
-                f"rollout {now.rollout_id!r} of {self.service!r} moved on while this run waited for "
-                f"{pause.reason!r}: it is {now.phase.value} at {now.weights}"
-                + (f" after {last.kind} by {last.actor}" if last else "")
-                + f"; {answer.approver}'s answer ({answer.action}) is not applied"
-            )
+            raise self._moved_on(pause, now, not_applied)
         return now
+
+    def _moved_on(self, pause: Pause, record: RolloutRecord, not_applied: str) -> RolloutMovedOn:
+        last = record.history[-1] if record.history else None
+        held = f", held by {record.owner}" if record.owner not in (None, self.owner) else ""
+        return RolloutMovedOn(
+            f"rollout {record.rollout_id!r} of {self.service!r} moved on while this run waited for "
+            f"{pause.reason!r}: it is {record.phase.value} at {record.weights}"
+            + (f" after {last.kind} by {last.actor}" if last else "") + f"{held}; {not_applied}"
+        )
 
     def rolling_back(self, reason: str, actor: str) -> str | None:
         """Record the rollback's intent; what the ledger could not record and why (the rollback

@@ -66,9 +66,20 @@ def timed_out(approvals: Approvals) -> ApprovalAnswer:
 
 
 # What an approver calls while it waits for an answer, every poll: None to keep waiting, or why
-# the pause ends without an answer (the canary failed the judge, or its traffic was moved). The
-# engine keeps the rollout clock and the judge; the approver only leaves the pause when told.
+# the pause ends without an answer (the canary failed the judge, or its traffic was moved), said
+# by the watch in the run's log. The engine keeps the rollout clock and the judge; the approver
+# only leaves the pause when told.
 Watch = Callable[[], "str | None"]
+
+
+def act_now(watch: Watch | None) -> None:
+    """Have ``watch`` act now on the end it called, when it can (an ``act_now`` method: the
+    engine's watch rolls back): the approver cannot leave the pause yet (the Prefect API cannot
+    be reached), and the rollback needs AWS alone. Without one, the engine acts once the pause is left."""
+    act = getattr(watch, "act_now", None)
+    if act is not None:
+        act()
+
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage, and
 # ``watch=`` when the canary has traffic meanwhile (``ask``). Returns the answer; None only when

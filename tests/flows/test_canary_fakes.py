@@ -10,7 +10,7 @@ from flows.rollback import execute_rollback
 from rollway.approvals import ApprovalAnswer, scripted
 from rollway.aws.errors import WeightMismatch
 from rollway.model import Weights
-from rollway.phases import RolloutPhase
+from rollway.phases import Phase, RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import STABLE_TD, fake_environment
 
@@ -377,8 +377,14 @@ def test_a_canary_that_fails_during_an_approval_pause_is_rolled_back_before_anyo
     env = fake_environment(canary_error_rate=0.0)
     # The person would answer an hour later: the judge rolls back long before.
     person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    asked_at: list[float] = []
+
+    def asked(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        return turns_bad_when_asked(env, person)(pause, summary, watch=watch)
+
     with caplog.at_level(logging.INFO):
-        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), turns_bad_when_asked(env, person))
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
     assert result.outcome == "rolled_back", result.reason
     assert result.reason.startswith("5%: ") and "guardrail" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
@@ -388,7 +394,15 @@ def test_a_canary_that_fails_during_an_approval_pause_is_rolled_back_before_anyo
     assert "while the run waited for an answer" in result.reason
     # Rolled back within minutes of the pause, not at the answer an hour later.
     assert result.rollback is not None
-    assert [r.decision for r in result.stages] == ["passed"]
+    # The stage passed, and its row stays as it passed; the rollback at that weight has a row of its
+    # own, counting what the pause's looks judged: the table showed a passed 5 % and no rollback.
+    passed, rolled = result.stages
+    assert (passed.decision, rolled.decision) == ("passed", "rollback during the approval pause")
+    assert rolled.weights == passed.weights == Weights.canary_at(5)
+    assert rolled.started_at == asked_at[0] and asked_at[0] < rolled.ended_at <= asked_at[0] + 600, rolled
+    assert rolled.verdict.phase is Phase.FAILED and rolled.canary.errors > 0 and passed.canary.errors == 0
+    # Said once, by the look that found it: "rolling back: <the same reason>" followed it.
+    assert sum(result.reason.split(" (judged")[0] in m for m in said) == 1, said
 
 
 def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
@@ -448,7 +462,9 @@ def stopped_by_hand(env):
 @pytest.mark.parametrize(("meanwhile", "said"), [(moved_by_hand, "moved by someone else"),
                                                  (stopped_by_hand, "scaled to 0 by someone else")],
                          ids=["weights moved", "canary scaled to 0"])
-def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(meanwhile, said):
+def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(meanwhile, said, caplog):
+    import logging
+
     env = fake_environment(canary_error_rate=0.0)
     person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
 
@@ -458,9 +474,13 @@ def test_what_someone_else_changes_during_a_pause_rolls_back_without_an_answer(m
 
     # The drift check reads moved weights again for up to this long (wall seconds) before it believes them.
     rollout = spec(5, 25, 100, approval_at=(25,)).model_copy(update={"verify_timeout_seconds": 0.2})
-    result = canary_on(env, rollout, asked)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, rollout, asked)
     assert result.outcome == "rolled_back"
     assert said in result.reason and "instead of waiting for an answer" in result.reason, result.reason
+    # The drift is logged once, where it was found; the rollback path said it a second time.
+    logged = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    assert len(logged) == 1, logged
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -555,7 +575,8 @@ def test_an_approval_given_between_two_looks_does_not_shift_a_canary_failing_by_
         result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
     assert result.outcome == "rolled_back", result.reason
     assert result.reason.startswith("5%: ") and "judged when an approval came" in result.reason, result.reason
-    assert [s.weights.canary for s in result.stages] == [5]
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [
+        (5, "passed"), (5, "rollback during the approval pause")]
     assert any("alice's answer (approve) not applied: the run's look at the canary came first" in r.getMessage()
                for r in caplog.records)
 

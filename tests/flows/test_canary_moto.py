@@ -249,7 +249,10 @@ def test_a_canary_that_goes_bad_while_its_approval_waits_is_rolled_back_unanswer
     assert paused.is_set()
     assert result.outcome == "rolled_back", result.reason
     assert result.reason.startswith("5%: ") and "while the run waited for an answer" in result.reason, result.reason
-    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "passed")]
+    # The stage as it passed, then the pause's own row at the same weight, ending in the rollback.
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [
+        (5, "passed"), (5, "rollback during the approval pause")]
+    assert result.stages[1].canary.errors > 0, result.stages[1]
     weights, stable, canary = read_back(aws)
     assert weights == Weights(stable=100, canary=0) and canary.desired == 0
 

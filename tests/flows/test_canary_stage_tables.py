@@ -61,3 +61,33 @@ def test_a_canary_run_whose_finalize_refused_still_ends_with_its_summary():
     assert summary.splitlines()[0] == f"# Canary of `{IMAGE}` promoted (monitoring unverified)"
     assert "Not finalized: " in summary and "rollway finalize --unrecorded" in summary
     assert "| 0/100 |" in summary  # the stage table, 100 % stage included
+
+
+def test_a_rollback_during_a_passed_stages_pause_keeps_that_stages_table_and_gets_its_own():
+    """The canary fails while the approval before 100 % waits: the 5 % stage's table stays as it
+    passed, and the rollback at 5 % has a table of its own beside it; written under the stage's key,
+    it replaced the passed table on the Artifacts tab."""
+    from rollway.approvals import ApprovalAnswer
+    from rollway.fakes import steady
+
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(ApprovalAnswer(action="approve", approver="alice"), clock=env.clock, after_seconds=3600)
+
+    def turns_bad(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        return person(pause, summary, watch=watch)
+
+    @flow
+    def canary_failing_while_paused(env, spec):
+        from flows.canary import run_canary
+
+        return run_canary(env, spec, turns_bad)
+
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=180),
+                                            Stage(weight=100, bake_seconds=180, approval=True)], monitor_seconds=0)
+    state = canary_failing_while_paused(env, spec, return_state=True)
+    artifacts = run_artifacts(state)
+    passed = artifacts.get(artifact_key(env.targets.canary_service, "stage-5"))
+    paused = artifacts.get(artifact_key(env.targets.canary_service, "stage-5-pause"))
+    assert passed is not None and "passed" in passed and "rollback" not in passed, passed
+    assert paused is not None and "rollback during the approval pause" in paused and "failed" in paused, sorted(artifacts)

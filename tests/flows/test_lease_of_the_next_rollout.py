@@ -88,3 +88,27 @@ def test_a_run_does_not_take_over_a_rollout_that_began_after_it_read(run):
     with pytest.raises(RolloutSuperseded):
         run(env)
     assert real.get(env.targets.canary_service) == superseded[0], "rollout B's owner, lease or history was changed"
+
+
+def test_a_late_answer_leaves_the_run_that_took_the_rollout_over_its_owner():
+    """Run A pauses; run B takes A's lapsed lease and drives the rollout, then pauses in turn (its
+    lease lapses too). A's late answer took B's lapsed lease to compare the history, found it moved
+    on and gave the lease back: B was left without its ownership, and its own next answer refused."""
+    from rollway.ledger import RolloutMovedOn
+
+    env = env_with_ledger()
+    spec = full_spec()
+    service = env.targets.canary_service
+    a = env.ledger.create(RolloutRecord(
+        service=service, rollout_id=new_rollout_id(env.clock.now()), image=IMAGE,
+        spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING), owner="run-A", now=env.clock.now(),
+        lease_seconds=600, wall=env.wall())
+    journal = LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=a.rollout_id)
+    _tick(journal)
+    env.clock.sleep(700)
+    env.ledger.acquire(service, owner="run-B", now=env.clock.now(), lease_seconds=600, rollout=a.rollout_id,
+                       wall=env.wall())
+    env.clock.sleep(700)  # B waits at a pause of its own: its lease lapses
+    with pytest.raises(RolloutMovedOn, match="held by run-B"):
+        _late_answer(journal)
+    assert env.ledger.get(service).owner == "run-B"

@@ -82,3 +82,65 @@ def test_a_pause_and_a_form_whose_replies_the_outage_lost_are_taken_as_made(monk
     _thread, outcome = answered_by_dana()
     assert outcome == ["approve by dana: fine"]
     assert len(lost) == 2, lost
+
+
+def test_a_canary_failing_while_the_api_is_away_is_rolled_back_before_it_answers_again(monkeypatch, caplog):
+    """The Prefect API goes away as the run pauses, and the canary starts failing. The wait rode
+    the outage out without judging anything: users got the canary's errors for as long as the API
+    was down. The looks need AWS alone: the run rolls back during the outage, and leaves its pause
+    once the API answers again."""
+    import logging
+
+    from flows.progressive import run_progressive
+    from rollway.fakes import steady
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_approvals import ledger_env, spec
+
+    env = ledger_env()
+    real_read = SyncPrefectClient.read_flow_run
+    outage = {"on": False, "reads": 0, "weights when back": None}
+
+    def away_for_a_while(self, flow_run_id):
+        if outage["on"] and outage["reads"] < 40:
+            outage["reads"] += 1
+            env.clock.sleep(60)  # a minute of the rollout clock between two tries: the watch's interval
+            raise httpx.ConnectError("All connection attempts failed")
+        if outage["on"] and outage["weights when back"] is None:
+            outage["weights when back"] = env.router.weights
+        return real_read(self, flow_run_id)
+
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage["on"] = True
+        return approver(pause, summary, watch=watch)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_a_while)
+    import flows.journal
+
+    tables: list[Weights] = []  # the weights when each stage table went to the API (each try waits on it)
+    real_table = flows.journal.create_table_artifact
+    monkeypatch.setattr(flows.journal, "create_table_artifact",
+                        lambda **given: tables.append(env.router.weights) or real_table(**given))
+
+    @flow(name="rollout-through-an-outage")
+    def rollout():
+        return run_progressive(env, spec(timeout=60, on_timeout="rollback"), asked, owner="run-1", phased=False)
+
+    with caplog.at_level(logging.INFO):
+        result = rollout()
+    assert outage["weights when back"] == Weights(stable=100, canary=0), outage
+    # The pause's row went to the API once the traffic was back: a call to an API that is away
+    # waits out its client's retries (a minute on a 503), and users are not to wait with it.
+    assert tables[-1] == Weights(stable=100, canary=0), tables
+    assert result.outcome == "rolled_back" and "while the run waited for an answer" in result.reason, result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert env.notifier.messages[-1][0].startswith("Rollback")
+    said = [r.getMessage() for r in caplog.records]
+    assert any("cannot be reached to leave the pause: rolling back now" in m for m in said), said
+    assert any("the rollback was done while it could not be reached" in m for m in said), said
+    # Said once, by the look that found it; neither the approver nor the rollback path repeats it.
+    assert sum(result.reason.split(" (judged")[0] in m for m in said) == 1, said

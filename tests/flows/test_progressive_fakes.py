@@ -1396,3 +1396,38 @@ def test_a_resume_on_a_canary_service_redeployed_since_is_refused_before_it_move
     assert f"runs edit-task:7, not the rollout's {ours}" in said and "run progressive_rollout again" in said, said
     record = env.ledger.get(service)
     assert (record.owner, record.phased, shifts(env)) == (None, True, [5]), record
+
+
+def test_a_pause_watch_stands_down_when_another_run_took_the_rollout_over_meanwhile(caplog):
+    """A run paused for an approval renews no lease. Another run took the lapsed lease (the paused
+    run's process taken for dead, say) and shifted to 25 %; the paused run's watch then read 75/25,
+    took it for someone moving its traffic, and rolled back the rollout the other run drives: two
+    runs writing the weights. It now takes the rollout back before acting, and stands down."""
+    import logging
+
+    from rollway.ledger import RolloutMovedOn, Transition
+
+    env = env_with_ledger()
+    service = env.targets.canary_service
+
+    def asked(pause, summary, watch=None):
+        env.clock.sleep(700)  # past the run's lease (600 s)
+        record = env.ledger.get(service)
+        now, wall = env.clock.now(), env.wall()
+        env.ledger.acquire(service, owner="run-2", now=now, lease_seconds=600, rollout=record.rollout_id, wall=wall)
+        env.router.weights = Weights.canary_at(25)
+        env.ledger.record(service, owner="run-2", now=now, lease_seconds=600, wall=wall, weights=Weights.canary_at(25),
+                          stage_index=1, stage_started_at=now, stage_passed=False,
+                          transition=Transition(at=now, kind="shift", actor="bob", from_weights=Weights.canary_at(5),
+                                                to_weights=Weights.canary_at(25), from_stage=0, to_stage=1))
+        while watch() is None:
+            env.clock.sleep(2)
+        return None  # the watch ended the pause: nobody answered
+
+    with caplog.at_level(logging.WARNING), pytest.raises(RolloutMovedOn):
+        progressive_on(env, APPROVAL_SPEC, asked)
+    record = env.ledger.get(service)
+    assert env.router.weights == Weights.canary_at(25), "the other run's traffic was moved"
+    assert record.phase is RolloutPhase.PROGRESSING and record.owner == "run-2", (record.phase, record.owner)
+    assert "rollback-start" not in kinds(env)
+    assert any("stands down" in r.getMessage() and "run-2" in r.getMessage() for r in caplog.records), caplog.text
