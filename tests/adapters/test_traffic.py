@@ -217,3 +217,36 @@ def test_the_thread_publishes_ticks_once_they_have_ended_and_never_before(aws):
     requests = sums(aws, schema(aws).version_series("stable")["requests"], published[0].start, stopped_at + 3600)
     assert max(requests) + 60 <= stopped_at
     assert sum(requests.values()) == sum(r.served["stable"].requests for r in published)
+
+
+def test_a_read_between_the_simulators_puts_sees_no_request_count_without_its_latency(aws):
+    """A period's request count (the load balancer's namespace) read before its latency (the
+    application's) made the rollout's preflight warn that the namespace held no latency metrics:
+    `rollway demo`, whose ticks come every half second, printed that false warning most runs."""
+    from rollway.aws.cloudwatch import CloudWatchMetrics
+
+    reads = []
+    reader = CloudWatchMetrics(aws.get_client("cloudwatch"), aws.targets, router=aws.topology)
+
+    class ReadAfterEachPut:
+        def __init__(self, client):
+            self._client = client
+
+        def put_metric_data(self, **kwargs):
+            answer = self._client.put_metric_data(**kwargs)
+            reads.append(reader.observe(ORIGIN, ORIGIN + 60).intervals[0].baseline)
+            return answer
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+    def get_client(service):
+        client = aws.get_client(service)
+        return ReadAfterEachPut(client) if service == "cloudwatch" else client
+
+    sim = TrafficSimulator(get_client, aws.targets, aws.topology, SystemClock(), {}, HEALTHY, total_rps=20.0,
+                           seed=0, start=ORIGIN)
+    sim.run_ticks(1)
+    seen = [s for s in reads if s is not None and s.requests]
+    assert seen, "no read saw the tick's requests"
+    assert all(s.latency_p99_ms is not None for s in seen), reads
