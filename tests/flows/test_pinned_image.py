@@ -211,6 +211,11 @@ def test_finalizes_lease_refusal_names_the_digest_beside_the_tag():
     ledger = FakeLedger()
     ledger.create(held, owner="flow-run/another", now=1.0, lease_seconds=600)
     env = SimpleNamespace(ledger=ledger, targets=Targets(canary_service="svc-canary"), wall=lambda: 100.0)
-    message = _held_by(env, held, ledger_seconds=5)
+
+    @flow
+    def held_by():  # its ledger read logs to the run
+        return _held_by(env, held, ledger_seconds=5)
+
+    message = held_by()
     assert message.startswith(f"rollout 20261129T063000Z-1a2b3c4d of repo/app:2.0.0 (pinned as {PINNED}) is held by "
                               "flow-run/another"), message
