@@ -1607,9 +1607,10 @@ def test_the_next_steps_log_window_is_given_in_wall_time_for_cloudwatch_logs_ins
     (logs,) = [x for x in incident_report(rec).splitlines() if "Read the canary's logs and metrics" in x]
     assert f"from {utc(T0 + 3600)} to {utc(T0 + 36_600)} on the rollout clock" in logs, logs
     assert "CloudWatch Logs Insights reads wall time" in logs and "anchor + (time - anchor) / speed" in logs, logs
-    # At real time the rollout clock is the wall's: the window says so.
+    # At real time the rollout clock is the wall's: one clock, nothing to label (as before clocks were).
     (logs,) = [x for x in incident_report(guardrail_rollback()).splitlines() if "Read the canary's logs" in x]
-    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)} (wall clock, the times CloudWatch Logs Insights reads" in logs
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)}: confirm what failed" in logs, logs
+    assert "clock" not in logs, logs
 
 
 def test_the_rollbacks_intent_and_read_back_times_say_which_clock_they_are_on():
@@ -1761,7 +1762,7 @@ def test_the_log_window_of_a_rollback_not_finished_runs_on_past_its_last_record(
     reading to that time missed every error since."""
     (logs,) = [x for x in incident_report(guardrail_rollback(finished=False)).splitlines()
                if "Read the canary's logs" in x]
-    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} (wall clock, the times CloudWatch Logs Insights reads) and on: "
+    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} and on: "
             "the traffic's return to stable is not recorded, and the canary may still take traffic") in logs, logs
 
 
