@@ -1818,3 +1818,33 @@ def test_a_clock_the_prefect_api_cannot_say_is_warned_of_and_the_report_still_wr
     assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
     monkeypatch.setattr(ops, "recorded_clock", lambda record: pytest.fail("a rollout on real time asked for its clock"))
     assert report_clock(guardrail_rollback(), now=T0 + 900) is None
+
+
+def test_a_prefect_api_that_accepts_and_never_answers_holds_the_report_no_longer_than_its_bound(monkeypatch, caplog):
+    """`rollway report` of a rolled-back rollout on a faster clock reads which clock its runs ran on
+    from the Prefect API: one that took the connection and never answered held the incident report
+    for minutes (the client's minute per request, retried), silent. The read is given up on at its
+    bound, said, and the report's window stays the rollout clock's."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import flows.reports as reports_flow
+    from rollway.deadline import Unanswered, within
+
+    monkeypatch.setattr(reports_flow, "CLOCK_READ_SECONDS", 1.0, raising=False)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; nothing ever reads or answers them
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    try:
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{silent.getsockname()[1]}/api"}):
+            try:
+                clock = within(20.0, lambda: reports_flow.report_clock(rec, now=T0 + 900))
+            except Unanswered:
+                pytest.fail("the report waited on the Prefect API past its bound")
+    finally:
+        silent.close()
+    assert clock is None
+    assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
+    assert "did not answer within 1 s" in caplog.text, caplog.text
