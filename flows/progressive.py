@@ -984,12 +984,17 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             return None
         # A tick a week after the pause was asked: the next phase is held up by a person, which
         # "driven by ..., whose run has not ended" at info level did not tell anyone reading it.
+        answer = "(the Prefect UI's form, or `rollway promote`, `hold` or `abort`): the rollout is left to that run"
+        if not record.phased:
+            # Its week 1 is a record of its start: no weekly phase follows, none is the last.
+            log.warning("%s's rollout runs every stage in one run (unphased) and waits for an answer to its %s in "
+                        "%s's run %s, nothing to do", service, waiting, record.owner, answer)
+            return None
         current = phase_name(spec, record.weekly_phase_index)
         following = (f"{phase_name(spec, record.weekly_phase_index + 1)} starts only once {current} has passed"
-                     if record.phased and record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
-        log.warning("%s of %s waits for an answer to its %s in %s's run (the Prefect UI's form, or `rollway promote`, "
-                    "`hold` or `abort`): the rollout is left to that run, nothing to do; %s", current, service,
-                    waiting, record.owner, following)
+                     if record.weekly_phase_index + 1 < len(spec.phases) else "it is the last phase")
+        log.warning("%s of %s waits for an answer to its %s in %s's run %s, nothing to do; %s", current, service,
+                    waiting, record.owner, answer, following)
         return None
     if not record.phased:
         if early_reason is not None:

@@ -32,6 +32,7 @@ from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.clock import ClockSettings
+from rollway.deadline import READ_SECONDS, answered
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
@@ -40,6 +41,11 @@ from rollway.targets import Targets
 from tasks.ledger import rollout_history
 
 INCIDENT_PHASES = (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
+
+CLOCK_READ_SECONDS = READ_SECONDS
+"""How long the incident report waits for the Prefect API to say which clock a rollout ran on: a
+server that takes the connection and never answers held the report for minutes (the client's
+minute per request, tried again), and the clock gives the wall times alone."""
 
 
 class ReportRefused(ValueError):
@@ -151,12 +157,12 @@ def report_clock(record: RolloutRecord, now: float) -> ClockSettings | None:
         return None
     from rollway.cli.ops import recorded_clock
 
+    log = logging.getLogger("rollway.reports")
     try:
-        clock = recorded_clock(record)
+        clock = answered("the Prefect API", CLOCK_READ_SECONDS, lambda: recorded_clock(record), log.info)
     except Exception as err:  # noqa: BLE001 - the report reads the clock for its wall times alone
-        logging.getLogger("rollway.reports").warning("could not read from the Prefect API which clock rollout %s "
-                                                     "ran on (%s): its incident report's times stay the rollout "
-                                                     "clock's", record.rollout_id, err)
+        log.warning("could not read from the Prefect API which clock rollout %s ran on (%s): its incident report's "
+                    "times stay the rollout clock's", record.rollout_id, err)
         return None
     # Real time, said of a rollout whose times ran ahead of the wall: its runs are not the ones read.
     return clock if clock.speed != 1.0 else None

@@ -1717,8 +1717,9 @@ def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clo
     window is said to be the rollout clock's, with how to convert it."""
     one_clock = _one_clock(max(t.at for t in record.history if t.kind in _MOVES), end)
     scaled = clock is not None and clock.speed != 1.0
-    if not scaled and not sped and one_clock:  # real time: the rollout clock is the wall's
-        return f" from {utc(begin)} to {utc(end)} (wall clock, {_LOGS_READ})"
+    if not scaled and not sped and one_clock:
+        # Real time: the rollout clock is the wall's, and a label would name the only clock there is.
+        return f" from {utc(begin)} to {utc(end)}"
     if scaled:
         ending = next((t for t in reversed(record.history) if t.at == end and t.wall is not None), None)
         wall_end = ending.wall if ending is not None else _on_wall(clock, end) if one_clock else end

@@ -239,6 +239,36 @@ def test_the_schedules_run_while_the_last_phase_still_waits_for_an_answer_says_s
 
 
 @flow
+def unphased_run_answered_by(env, spec, approver):
+    return run_progressive(env, spec, approver, owner="run-1", actor="alice", phased=False)
+
+
+def test_the_schedules_run_while_an_unphased_rollout_waits_for_an_answer_does_not_call_it_the_last_phase(caplog):
+    """alice runs every stage at once (phased=false); its run waits for the approval before 25 %
+    when the Monday tick fires. The tick's warning said "week 1 ... waits for an answer ...; it is
+    the last phase": the rollout follows no weekly phase, and week 1 of three is not the last."""
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    seen: dict = {}
+
+    def dan(pause, summary, watch=None):
+        with caplog.at_level(logging.INFO):
+            seen["tick"] = tick_of(env, "cron-1", lambda owner: False)
+        return ApprovalAnswer(action="approve", approver="dan", comment="ok")
+
+    unphased_run_answered_by(env, full_spec(), dan)
+    assert seen["tick"] is None, seen
+    lines = [r for r in caplog.records if "run-1" in r.getMessage() and "nothing to do" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 2, _said(caplog)
+    for record, pause in zip(lines, ("pause before 25%", "pause before 100%")):
+        line = record.getMessage()
+        assert f"waits for an answer to its {pause}" in line, line
+        assert "last phase" not in line and "week 1" not in line, line
+        assert f"{service}'s rollout runs every stage in one run (unphased)" in line, line
+
+
+@flow
 def tick_answered_by(env, approver):
     return advance(env, approver, owner="cron-1")
 

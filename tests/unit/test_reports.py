@@ -1607,9 +1607,10 @@ def test_the_next_steps_log_window_is_given_in_wall_time_for_cloudwatch_logs_ins
     (logs,) = [x for x in incident_report(rec).splitlines() if "Read the canary's logs and metrics" in x]
     assert f"from {utc(T0 + 3600)} to {utc(T0 + 36_600)} on the rollout clock" in logs, logs
     assert "CloudWatch Logs Insights reads wall time" in logs and "anchor + (time - anchor) / speed" in logs, logs
-    # At real time the rollout clock is the wall's: the window says so.
+    # At real time the rollout clock is the wall's: one clock, nothing to label (as before clocks were).
     (logs,) = [x for x in incident_report(guardrail_rollback()).splitlines() if "Read the canary's logs" in x]
-    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)} (wall clock, the times CloudWatch Logs Insights reads" in logs
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 700)}: confirm what failed" in logs, logs
+    assert "clock" not in logs, logs
 
 
 def test_the_rollbacks_intent_and_read_back_times_say_which_clock_they_are_on():
@@ -1761,7 +1762,7 @@ def test_the_log_window_of_a_rollback_not_finished_runs_on_past_its_last_record(
     reading to that time missed every error since."""
     (logs,) = [x for x in incident_report(guardrail_rollback(finished=False)).splitlines()
                if "Read the canary's logs" in x]
-    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} (wall clock, the times CloudWatch Logs Insights reads) and on: "
+    assert (f"from {utc(T0 + 60)} to {utc(T0 + 660)} and on: "
             "the traffic's return to stable is not recorded, and the canary may still take traffic") in logs, logs
 
 
@@ -1817,3 +1818,33 @@ def test_a_clock_the_prefect_api_cannot_say_is_warned_of_and_the_report_still_wr
     assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
     monkeypatch.setattr(ops, "recorded_clock", lambda record: pytest.fail("a rollout on real time asked for its clock"))
     assert report_clock(guardrail_rollback(), now=T0 + 900) is None
+
+
+def test_a_prefect_api_that_accepts_and_never_answers_holds_the_report_no_longer_than_its_bound(monkeypatch, caplog):
+    """`rollway report` of a rolled-back rollout on a faster clock reads which clock its runs ran on
+    from the Prefect API: one that took the connection and never answered held the incident report
+    for minutes (the client's minute per request, retried), silent. The read is given up on at its
+    bound, said, and the report's window stays the rollout clock's."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import flows.reports as reports_flow
+    from rollway.deadline import Unanswered, within
+
+    monkeypatch.setattr(reports_flow, "CLOCK_READ_SECONDS", 1.0, raising=False)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; nothing ever reads or answers them
+    rec = _sped_guardrail_rollback(end_wall=T0 + 610)
+    try:
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{silent.getsockname()[1]}/api"}):
+            try:
+                clock = within(20.0, lambda: reports_flow.report_clock(rec, now=T0 + 900))
+            except Unanswered:
+                pytest.fail("the report waited on the Prefect API past its bound")
+    finally:
+        silent.close()
+    assert clock is None
+    assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
+    assert "did not answer within 1 s" in caplog.text, caplog.text
