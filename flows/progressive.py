@@ -57,7 +57,7 @@ from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
-from tasks import ecs, flags, traffic, undoable
+from tasks import ecs, flags, metrics, traffic, undoable
 
 
 class DriftDetected(RuntimeError):
@@ -140,11 +140,31 @@ def create_rollout(env: Environment, spec: RolloutSpec, *, owner: str, actor: st
         pinned_image=pinned,
     )
     try:
-        return env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
+        created = env.ledger.create(record, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall())
     except ValueError as err:
         # Refused before anything was written (an id or a lease the ledger will not take): as a
         # RolloutRefused, the hooks leave alone the rollout that holds the service.
         raise RolloutRefused(f"refused before any write: {err}") from err
+    # The seed's communication plan tells people before the deployment, and the first notice a
+    # progressive rollout sent was its first stage's, after traffic had moved. Sent once the ledger
+    # took the rollout (a refused one starts nothing) and before any traffic moves; a notice SNS
+    # refuses is logged (``alert``), as the rollout it is about is healthy.
+    metrics.alert(env.notifier, f"Rollout starting: {t.canary_service}", starting_notice(spec, created, actor, phased, t.cluster),
+                  targets=t)
+    return created
+
+
+def starting_notice(spec: RolloutSpec, record: RolloutRecord, actor: str, phased: bool, cluster: str) -> str:
+    """What the "Rollout starting" notice says: who started what, where, and the plan it follows."""
+    pinned = f" (pinned as {record.pinned_image})" if record.pinned_image and record.pinned_image != spec.image else ""
+    if phased and len(spec.phases) > 1:
+        plan = "weekly phases " + "; ".join(
+            f"{p.name}: {', '.join(f'{w}%' for w in p.weights)}{' then decommission' if p.decommission else ''}"
+            for p in spec.phases)
+    else:
+        plan = "stages " + ", ".join(f"{w}%" for w in spec.weights)
+    return (f"{actor} started rollout {record.rollout_id} of {spec.image}{pinned} on {record.service} in cluster "
+            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure.")
 
 
 def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:

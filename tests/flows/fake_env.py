@@ -70,3 +70,9 @@ def rollout_flows_see(monkeypatch, env: Environment, periods: list[int] | None =
 
     for module in (flows.progressive, flows.canary, flows.monitor):
         monkeypatch.setattr(module, "load_session", lambda *a, **k: FakeSession(env, periods))
+
+
+def pages(env: Environment) -> list[tuple[str, str]]:
+    """What the notifier sent after the rollout's "Rollout starting" notice: the pages and notices
+    a test of a rollback or a race counts."""
+    return [(subject, body) for subject, body in env.notifier.messages if not subject.startswith("Rollout starting: ")]

@@ -21,7 +21,7 @@ from rollway.ledger import RolloutRecord, Transition, begin_rollback, new_rollou
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, pages
 from tests.flows.test_refusals import hooks_and_flows_see
 
 SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)])
@@ -121,7 +121,7 @@ def test_abort_racing_the_judges_finished_rollback_neither_reopens_it_nor_pages_
     env, service, first = setup(monkeypatch, RolloutPhase.PROGRESSING, JudgeRollsBackFirst)
     code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
                      targets_block=service.targets_block, credentials_block=None)
-    assert len(env.notifier.messages) == 1, "the abort paged a second time"
+    assert len(pages(env)) == 1, "the abort paged a second time"
     assert env.router.calls.count("set_weights 100/0") == 1, "the abort moved the traffic again"
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "judge"
@@ -168,7 +168,7 @@ def test_a_failed_runs_hook_that_finds_the_abort_finished_first_says_so_and_does
     env.deployer.update_service = canary_cannot_scale
     with pytest.raises(RuntimeError, match="throttled"):
         progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
-    assert len(env.notifier.messages) == 1, env.notifier.messages
+    assert len(pages(env)) == 1, env.notifier.messages
     assert env.router.calls.count("set_weights 100/0") == 1
     assert env.ledger.get(env.targets.canary_service).history[-1].actor == "erin"
     said = [r.getMessage() for r in caplog.records if "roll" in r.getMessage() and " after " in r.getMessage()]

@@ -27,7 +27,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.rollout_tags import rollout_tag
 from rollway.spec import FlagBinding, RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, pages
 from tests.flows.test_refusals import hooks_and_flows_see
 from tests.flows.test_rollback_claim import SPEC
 from tests.flows.test_shift_overtaken import ERIN, ErinStillActing, erin_ends, erin_moves_the_traffic_first, raced_run
@@ -65,7 +65,7 @@ def frank_begins_before_the_hook_acts(monkeypatch, seen: list) -> None:
         env.ledger.create(frank, owner="run-2 (frank)", now=now, lease_seconds=600, wall=env.wall())
         env.router.weights = Weights.canary_at(5)
         env.flags.flags[FRANK_FLAG] = FlagState(feature=FRANK_FLAG, enabled=True, percentage=5.0)
-        seen.extend([env.ledger.get(service), len(env.notifier.messages)])
+        seen.extend([env.ledger.get(service), len(pages(env))])
         return real(state, params, *args, **kwargs)
 
     monkeypatch.setattr(flows.hooks, "leave_alone", leave_alone)
@@ -96,7 +96,7 @@ def test_the_hook_of_a_run_whose_rollout_was_followed_by_the_next_leaves_that_on
     assert record.history == frank.history and record.weights == Weights.canary_at(5)
     assert env.router.weights == Weights.canary_at(5), env.router.calls
     assert env.flags.flags[FRANK_FLAG].enabled and env.flags.flags[FRANK_FLAG].percentage == 5.0
-    assert len(env.notifier.messages) == messages, env.notifier.messages[messages:]
+    assert len(pages(env)) == messages, pages(env)[messages:]
     said = [r.getMessage() for r in caplog.records if "not rolling back after run" in r.getMessage()]
     assert any("no longer the newest" in m and ours in m and frank.rollout_id in m for m in said), said
 
@@ -165,7 +165,7 @@ def test_a_run_the_prefect_api_will_not_tag_gives_its_lease_back_and_moves_nothi
     assert record.phase is RolloutPhase.PENDING and record.canary_task_definition is None and record.owner is None
     assert env.router.weights == Weights(stable=100, canary=0) and "set_weights" not in " ".join(env.router.calls)
     assert env.deployer.services[env.targets.canary_service] == canary_before
-    assert env.notifier.messages == []
+    assert pages(env) == []
 
 
 def test_a_weekly_tick_that_failed_starting_the_next_phase_leaves_the_next_rollout_alone(monkeypatch, caplog):
@@ -202,6 +202,6 @@ def test_a_weekly_tick_that_failed_starting_the_next_phase_leaves_the_next_rollo
     assert newest.rollout_id == frank.rollout_id and newest.history == frank.history, (
         f"the hook acted on frank's rollout: {newest.phase.value}, history {[t.kind for t in newest.history]}")
     assert env.router.weights == Weights.canary_at(5) and env.flags.flags[FRANK_FLAG].enabled
-    assert len(env.notifier.messages) == messages, env.notifier.messages[messages:]
+    assert len(pages(env)) == messages, pages(env)[messages:]
     said = [r.getMessage() for r in caplog.records if "not rolling back after run" in r.getMessage()]
     assert any("no longer the newest" in m and frank.rollout_id in m for m in said), said

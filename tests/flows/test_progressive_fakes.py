@@ -1431,3 +1431,30 @@ def test_a_pause_watch_stands_down_when_another_run_took_the_rollout_over_meanwh
     assert record.phase is RolloutPhase.PROGRESSING and record.owner == "run-2", (record.phase, record.owner)
     assert "rollback-start" not in kinds(env)
     assert any("stands down" in r.getMessage() and "run-2" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_new_rollout_is_announced_before_any_traffic_moves_and_a_resume_or_refusal_is_not():
+    """The seed's communication plan tells people before the deployment; a progressive rollout's
+    first notice was its first stage's, sent after 5 % of the users were already on the new version."""
+    env = env_with_ledger()
+    sent: list[tuple[str, str, int]] = []
+    notify = env.notifier.notify
+
+    def watched(subject, message):
+        sent.append((subject, message, env.router.weights.canary))
+        return notify(subject, message)
+
+    env.notifier.notify = watched
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    subject, message, canary_then = sent[0]
+    record = env.ledger.get(env.targets.canary_service)
+    assert subject == f"Rollout starting: {env.targets.canary_service}" and canary_then == 0, sent[0]
+    assert f"alice started rollout {record.rollout_id} of {IMAGE}" in message, message
+    assert "week 1: 5%; week 2: 25%, 50%; week 3: 75%, 100% then decommission" in message, message
+    assert [s for s, _m, _w in sent].count(subject) == 1
+    env.clock.sleep(WEEK)
+    assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding"
+    with pytest.raises(RolloutInProgress):  # another image while this one is unfinished: nothing starts
+        progressive_on(env, full_spec().model_copy(update={"image": IMAGE.replace("2.0.0", "2.1.0")}),
+                       auto_approve("bob"), owner="run-3")
+    assert [s for s, _m, _w in sent].count(subject) == 1, [s for s, _m, _w in sent]

@@ -24,7 +24,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report
 from rollway.spec import RolloutSpec, Stage
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, pages
 from tests.flows.test_refusals import hooks_and_flows_see
 
 SPEC = RolloutSpec(image="webordinary/edit-container:2.0.0", stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)])
@@ -127,7 +127,7 @@ def abort_while_the_hook_rolls_back(monkeypatch, capsys, other=OtherRollback):
 def test_abort_waits_for_the_hooks_rollback_and_reports_it_without_paging_again(monkeypatch, capsys):
     env, code, out, _ = abort_while_the_hook_rolls_back(monkeypatch, capsys)
 
-    assert len(env.notifier.messages) == 1, env.notifier.messages  # the hook's page only
+    assert len(pages(env)) == 1, env.notifier.messages  # the hook's page only
     assert env.router.calls.count("set_weights 100/0") == 1, "the abort moved the traffic too"
     assert code == 0
     assert f"by {HOOK} while this command waited" in out and "SNS message msg-1" in out, out
@@ -152,7 +152,7 @@ def test_an_abort_that_reports_the_hooks_rollback_says_where_the_traffic_is_now(
     assert "load balancer now 95/5 (stable/canary), read back" in out, out
     assert code == 1
     assert f"sends 5% of the traffic to {env.targets.canary_service}" in err and "rollback flow" in err, err
-    assert len(env.notifier.messages) == 1, env.notifier.messages
+    assert len(pages(env)) == 1, env.notifier.messages
 
 
 class AbortClaimsFirst(FinishesWhileWatched):
@@ -181,12 +181,12 @@ def test_a_failed_runs_hook_waits_for_the_aborts_rollback_and_pages_nobody(monke
     env.deployer.update_service = canary_cannot_scale
     with caplog.at_level(logging.INFO), pytest.raises(RuntimeError, match="throttled"):
         progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
-    assert len(env.notifier.messages) == 1, env.notifier.messages  # the abort's page only
+    assert len(pages(env)) == 1, env.notifier.messages  # the abort's page only
     assert env.router.calls.count("set_weights 100/0") == 1, "the hook moved the traffic too"
     said = [r.getMessage() for r in caplog.records]
     assert any("not rolling back after run" in m and "rolled back by erin" in m for m in said), said
     assert any("waiting up to" in m for m in said), said  # it showed that it waited, and for whom
-    assert env.ledger.get(env.targets.canary_service).history[-1].message_id == "msg-1"
+    assert env.ledger.get(env.targets.canary_service).history[-1].message_id == "msg-2"  # after "Rollout starting"
 
 
 def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monkeypatch):
@@ -196,7 +196,7 @@ def test_a_claim_whose_holder_died_is_taken_over_and_the_rollback_finished(monke
     result = rollback(reason="finish the abort that died")
 
     assert result.done_by is None and env.router.weights == Weights(stable=100, canary=0)
-    assert len(env.notifier.messages) == 1
+    assert len(pages(env)) == 1
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.rollback_holder is None
     end = record.history[-1]
@@ -219,7 +219,7 @@ def test_a_live_claim_is_waited_for_only_so_long_and_nothing_moves(monkeypatch, 
     with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimed, match="still under way after 900 s"):
         rollback(reason="abort again")
 
-    assert env.notifier.messages == [] and env.router.weights == Weights.canary_at(5)
+    assert pages(env) == [] and env.router.weights == Weights.canary_at(5)
     assert env.router.calls.count("set_weights 100/0") == 0
     progress = [r.getMessage() for r in caplog.records
                 if r.getMessage().startswith(f"rollback by {HOOK} still under way")]
@@ -303,7 +303,7 @@ def test_a_rollback_whose_claim_is_taken_over_stops_before_its_next_step_and_pag
     with caplog.at_level(logging.INFO), pytest.raises(RollbackClaimLost) as lost:
         rollback(reason="abort")
 
-    assert env.notifier.messages == [], "a rollback that lost its claim paged people"
+    assert pages(env) == [], "a rollback that lost its claim paged people"
     canary = env.deployer.services[service]
     assert (canary.task_definition, canary.desired) == (SERVICE_TD, 2), "it went on to retire the canary"
     assert lost.value.holder == CAROL and lost.value.steps == ("weights 100/0 verified",)
@@ -314,7 +314,7 @@ def test_a_rollback_whose_claim_is_taken_over_stops_before_its_next_step_and_pag
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == CAROL
 
     OtherRollback(env, CAROL).finish(env.ledger, service, first.rollout_id)
-    assert len(env.notifier.messages) == 1  # carol's page: the one people get
+    assert len(pages(env)) == 1  # carol's page: the one people get
 
 
 def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the_holder(monkeypatch):

@@ -19,7 +19,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import CLAIM_SECONDS, RollbackClaimed, RolloutEnded, Transition, begin_rollback
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from tests.flows.fake_env import STABLE_TD, fake_environment
+from tests.flows.fake_env import STABLE_TD, fake_environment, pages
 from tests.flows.test_refusals import hooks_and_flows_see
 from tests.flows.test_rollback_claim import SPEC, FinishesWhileWatched, OtherRollback
 
@@ -110,10 +110,10 @@ def test_a_quiet_put_back_after_a_finished_rollback_sends_one_short_follow_up(mo
     assert len(rollback_pages(env)) == 1, env.notifier.messages
     record = ended_once(env)
     [notice] = follow_ups(env)
-    assert record.rollout_id in notice and "erin" in notice and "msg-1" in notice, notice
+    assert record.rollout_id in notice and "erin" in notice and "msg-2" in notice, notice  # msg-1: "Rollout starting"
     assert "5% of the traffic went to " + env.targets.canary_service in notice, notice
     assert "100/0 read back" in notice and "not a second rollback" in notice, notice
-    assert len(env.notifier.messages) == 2, env.notifier.messages
+    assert len(pages(env)) == 2, env.notifier.messages
 
 
 def erin_ends(env, ledger, service, rollout_id) -> None:
@@ -186,7 +186,7 @@ def test_a_shift_outwaited_by_a_rollback_still_under_way_takes_the_traffic_off_t
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
     assert env.deployer.services[env.targets.canary_service].desired > 0  # retiring the canary is erin's step too
-    assert env.notifier.messages == []  # erin pages when she ends; the run pages nobody
+    assert pages(env) == []  # erin pages when she ends; the run pages nobody
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("this run put it back on" in m and ERIN in m and "95/5" in m for m in loud), loud
 
@@ -219,7 +219,7 @@ def test_a_shift_overtaken_by_a_rollback_under_way_waits_for_it_and_pages_nobody
         env = shift_raced_by(monkeypatch, ledger, erin_begins)
 
     assert rollback_pages(env) == ["Rollback: " + env.targets.canary_service], env.notifier.messages
-    assert ended_once(env).history[-1].message_id == "msg-1"  # erin's notice, kept with her rollback's end
+    assert ended_once(env).history[-1].message_id == "msg-2"  # erin's page, kept with her rollback's end
     said = [r.getMessage() for r in caplog.records]
     assert any(ERIN in m and "waiting up to" in m for m in said), said
     assert follow_ups(env) == []  # erin's rollback moved the run's 5% back itself: her page was true
@@ -362,7 +362,7 @@ def test_the_hook_of_a_run_that_outwaited_a_rollback_under_way_does_not_wait_for
     assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said), said
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN  # still erin's to finish
-    assert env.notifier.messages == []
+    assert pages(env) == []
 
 
 class ErinDiesAfterTheWait(ErinStillActing):
@@ -419,7 +419,7 @@ def stuck_on_the_canary(env, ledger, records, why: str) -> str:
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.ROLLING_BACK and record.rollback_holder == ERIN
     assert [t.kind for t in record.history].count("rollback") == 0
-    assert env.notifier.messages == []
+    assert pages(env) == []
     said_after = [r.getMessage() for r in records]
     # The hook waited a lease to see erin alive (not 15 minutes again), and left the rollout to her.
     assert any("not rolling back after run" in m and "still under way after 70 s" in m for m in said_after), said_after
@@ -522,7 +522,7 @@ def test_a_traffic_move_that_fails_after_the_traffic_is_back_says_the_traffic_is
     assert f"this run put it back on {env.targets.stable_service} (100/0, read back), paging nobody" in said, said
     assert "UpdateService: Throttling" in said and "done before it failed: weights 100/0 verified" in said, said
     assert not any("could NOT move it back" in m for m in errors), errors
-    assert env.router.weights == Weights(stable=100, canary=0) and env.notifier.messages == []
+    assert env.router.weights == Weights(stable=100, canary=0) and pages(env) == []
     assert env.ledger.get(env.targets.canary_service).rollback_holder == ERIN
 
 
@@ -568,7 +568,7 @@ def test_a_traffic_move_stops_before_moving_once_the_next_rollout_begins(monkeyp
     assert env.router.weights == Weights.canary_at(5), env.router.calls  # as it stood when frank's rollout began
     assert env.router.calls.count("set_weights 100/0") == 1, env.router.calls  # erin's only
     assert env.deployer.services[stable].desired == 4
-    assert rollback_pages(env) == ["Rollback: " + service] and len(env.notifier.messages) == 1, \
+    assert rollback_pages(env) == ["Rollback: " + service] and len(pages(env)) == 1, \
         env.notifier.messages  # erin's, as her rollback ended; the run pages nobody
     newest = env.ledger.get(service)
     assert newest.rollout_id == frank.rollout_id and newest.phase is RolloutPhase.PROGRESSING
