@@ -558,6 +558,12 @@ def check_attended(run: Any, *, look_again: bool = True) -> None:
                          f"waits for an answer: looking again in {again:.0f} s", markup=False)
             time.sleep(again)
             silent = silent_since(client, run, time.time())
+            if silent is not None and not _is_paused(client.read_flow_run(run.id)):
+                # It left its pause meanwhile: a process drives it (one whose watch rolled back while
+                # the API was away says nothing until it leaves the pause, once the API is back).
+                # Forced Crashed, a live run was failed, a finished one's end overwritten; the
+                # answer is refused as for any run that is not paused.
+                return
     if silent is not None:
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "

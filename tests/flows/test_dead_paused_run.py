@@ -194,3 +194,36 @@ def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take
         (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
     assert "its process died while it waited for an answer" in crashed.message, crashed.message
     assert "is paused, but its process died while it waited for an answer" in caplog.text, caplog.text
+
+
+def test_a_silent_run_that_leaves_its_pause_before_the_second_look_is_not_marked_crashed(monkeypatch, capsys):
+    """A pause's watch rolled back during a Prefect outage of over 150 s: the run said nothing while
+    the API was away, and leaves its pause (Running) as soon as it answers again. `rollway promote`
+    run then found it silent, looked again a period later, and forced Crashed onto a live run that
+    had just left the pause. A run no longer paused at the second look is alive: nothing is marked,
+    and the answer is refused as for any run that left its pause."""
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    left: list[float] = []
+
+    def the_run_leaves_its_pause(seconds: float) -> None:
+        if not left:  # the look again's wait: the run leaves its pause meanwhile (here, bob's hold)
+            left.append(seconds)
+            with get_client(sync_client=True) as client:
+                client.resume_flow_run(run.id, run_input={"action": "hold", "approver": "bob", "comment": ""})
+            thread.join(90)
+
+    monkeypatch.setattr(ops.time, "sleep", the_run_leaves_its_pause)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert left, "promote did not look again"
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(run.id)
+    assert not any(s.is_crashed() for s in states), [s.name for s in states]
+    assert outcome == ["hold by bob"], outcome
+    assert code == 1 and "approved by alice" not in out, out
+    assert "was answered first by bob: hold" in said and "this answer was not taken" in said, said
+    assert "no process waits for its answer" not in said, said
