@@ -227,3 +227,34 @@ def test_a_silent_run_that_leaves_its_pause_before_the_second_look_is_not_marked
     assert code == 1 and "approved by alice" not in out, out
     assert "was answered first by bob: hold" in said and "this answer was not taken" in said, said
     assert "no process waits for its answer" not in said, said
+
+
+def test_promote_at_a_silent_paused_run_that_holds_its_rollback_s_claim_marks_nothing(monkeypatch, capsys):
+    """A pause's watch rolls back while the Prefect API is away, and the API comes back before the
+    rollback is done: the run, still Paused on the server, says nothing until it has rolled back.
+    `rollway promote` took it for dead and forced Crashed onto a run moving the traffic back; the
+    ledger showed its rollback under way, its claim renewed by that very run."""
+    import time as real_time
+
+    from rollway.ledger import begin_rollback
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    begin_rollback(service.ledger, service.name, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%",
+                   now=real_time.time(), holder=f"judge (flow run {run.name}, {run.id})", lease_seconds=3600,
+                   wall=real_time.time())
+    ten_minutes_later(monkeypatch)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(run.id)
+        still = client.read_flow_run(run.id).state
+        client.resume_flow_run(run.id, run_input={"action": "hold", "approver": "t", "comment": ""})
+    thread.join(90)
+    assert code == 1 and "approved by alice" not in out, out
+    assert not any(s.is_crashed() for s in states) and still.is_paused(), [s.name for s in states]
+    assert "no process waits for its answer" not in said, said
+    assert f"flow run {run.name} ({run.id}) rolls the rollout back" in said and "was not sent" in said, said
