@@ -1663,7 +1663,8 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 poll_seconds: float = 0.2) -> tuple[str, str]:
     """Whether the run that owns ``record`` took ``who``'s ``action`` just resumed into it:
     ("taken", "") once the ledger records it, ("refused", why) once the run records it as not
-    applied, ("ended", why) when the run failed (or crashed, was cancelled) without recording either
+    applied, or ends with the rollout rolled back without recording it (its watch rolled back
+    while the Prefect API was away, and the answer landed as the API came back), ("ended", why) when the run failed (or crashed, was cancelled) without recording either
     (it records an answer it takes before acting on it: ended first, it took none; ``why`` is its
     final state and message),
     ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it cannot
@@ -1707,6 +1708,12 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                     return "ended", f"it ended {_state_name(ended)} without recording it" + (f": {said}" if said else "")
                 latest = client.read_flow_run(run.id)
                 if is_final(latest) and latest.state.is_completed():
+                    if now.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
+                        # Its watch rolled back while the Prefect API was away, and the answer landed
+                        # as it came back: the run takes it, and the closed rollout records nothing.
+                        start = rollback_start(now)
+                        return "refused", ("the rollout was rolled back before the run took it"
+                                           + (f": {' '.join(start.comment.split())}" if start and start.comment else ""))
                     return "", ""  # nothing to tell by: a run that ends on a refusal fails (RolloutMovedOn)
                 if is_final(latest):
                     ended = latest

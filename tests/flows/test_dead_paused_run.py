@@ -258,3 +258,28 @@ def test_promote_at_a_silent_paused_run_that_holds_its_rollback_s_claim_marks_no
     assert not any(s.is_crashed() for s in states) and still.is_paused(), [s.name for s in states]
     assert "no process waits for its answer" not in said, said
     assert f"flow run {run.name} ({run.id}) rolls the rollout back" in said and "was not sent" in said, said
+
+
+def test_promote_whose_answer_lands_as_the_run_leaves_a_pause_it_rolled_back_in_does_not_say_approved(
+        monkeypatch, capsys):
+    """A pause's watch rolled the rollout back while the Prefect API was away; alice's approve lands
+    as the API answers again, before the run leaves its pause. The run takes it and ends without a
+    word in the ledger (the rollout is closed), Completed: promote said "approved by alice: ...
+    resumed", of a rollout just rolled back."""
+    import time as real_time
+
+    from rollway.ledger import begin_rollback
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    begin_rollback(service.ledger, service.name, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%",
+                   now=real_time.time())
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    said = " ".join(err.split())
+    assert outcome == ["approve by alice"], outcome  # the run took it, and recorded nothing
+    assert code == 1 and "approved by alice" not in out, out
+    assert "did not take alice's promote" in said and "rolled back" in said and "5xx" in said, said
