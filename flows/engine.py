@@ -621,7 +621,8 @@ def run_stages(
         live, reason, who = watch.ended
         try:
             journal.taking_back(decision, reason)
-        except RolloutMovedOn as moved:
+        except (RolloutMovedOn, RolloutEnded) as moved:
+            # Said before the run fails: the look that ended the pause said the rollout rolls back.
             log.warning("%s", moved)
             raise
         now = env.clock.now()
@@ -1003,11 +1004,15 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
         (the weights the rollback starts from, its reason, its actor "drift"), or None when
         nothing was changed. ``inline``: see ``tasks.inline.run_as``.
     """
+    # The reason is recorded only by a rollback this run does; the log is written before the ledger
+    # is asked, and that other rollback, or another run driving the rollout, may stop this one.
+    unless = (", unless the ledger shows another rollback or another run driving the rollout already: this run then "
+              "stops without moving traffic, and says why")
     live = _drift(env, weights, spec.verify_timeout_seconds, inline)
     if live is not None:
         reason = (f"the load balancer holds {live} (stable/canary), not the {weights} this run set: the traffic was "
                   f"moved by someone else, so this run rolls back instead of {instead}")
-        get_run_logger().warning(reason)
+        get_run_logger().warning("%s%s", reason, unless)
         return live, reason, "drift"
     if weights.canary > 0:
         canary = run_as(ecs.describe_service, inline)(env.deployer, env.targets.canary_service)
@@ -1015,7 +1020,7 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
             reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "
                       f"balancer sends it {weights.canary}% of the traffic, which it turns away: this run rolls back "
                       f"instead of {instead}")
-            get_run_logger().warning(reason)
+            get_run_logger().warning("%s%s", reason, unless)
             return weights, reason, "drift"
     return None
 

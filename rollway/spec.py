@@ -508,8 +508,11 @@ class RolloutSpec(_RangesSaid):
     )
     healthy_timeout_seconds: float = Field(
         default=300.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,
-        description="how long newly started tasks may take to pass the load balancer's health checks; at least "
-        "the canary group's HealthCheckIntervalSeconds + HealthCheckTimeoutSeconds (checked before any write)",
+        # A rollback waits the longer of 300 s (flows.rollback.DEFAULT_HEALTHY_SECONDS) and this for
+        # a healthy stable target: the preflight checks the stable group's health check against it.
+        description="how long new tasks may take to pass health checks: at least the canary group's "
+        "HealthCheckIntervalSeconds + HealthCheckTimeoutSeconds, and the stable group's when over 300 s "
+        "(checked before any write)",
     )
     scale_timeout_seconds: float = Field(
         default=600.0, gt=0, le=MAX_VERIFY_TIMEOUT_SECONDS,

@@ -91,6 +91,10 @@ class TargetsUnknown(NoPausedRun):
     a command has nothing to act on, and `rollway abort` no rollback to carry out instead."""
 
 
+class RollingBack(OpsError):
+    """The paused run said nothing for a while, but the ledger shows it rolling its rollout back."""
+
+
 class Unattended(OpsError):
     """A run is Paused, but no process waits for its answer any more: its process died. Resumed,
     it would show Running with nothing to run it, for ever."""
@@ -535,7 +539,14 @@ def _another_pause(state: Any, paused: Any) -> bool:
     return key is not None and read is not None and key != read
 
 
-def check_attended(run: Any, *, look_again: bool = True) -> None:
+def rolls_back_itself(record: RolloutRecord | None, run: Any, wall: float) -> bool:
+    """Whether the ledger shows ``run`` carrying out its rollout's rollback, its claim live at
+    ``wall``: renewed by the run's process while it acts, the claim says that process lives."""
+    return (record is not None and record.phase is RolloutPhase.ROLLING_BACK and record.rollback_expires > wall
+            and str(run.id) in (record.rollback_holder or ""))
+
+
+def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord | None = None) -> None:
     """Refuse to answer a paused run whose process died, before anything is sent.
 
     A run found silent is asked once more a period later: a live run cannot say it waits while
@@ -543,13 +554,18 @@ def check_attended(run: Any, *, look_again: bool = True) -> None:
     as a long server restart ended must not take it for dead. ``look_again``: False where nothing
     is done on the verdict (``status`` only shows it, and must not stall).
 
+    ``record``: the rollout as the command read it. A run whose watch rolled back while the API
+    was away says nothing until its rollback is done; its claim on that rollback says it lives.
+
     Raises:
         Unattended: the run has not said for too long that it waits; the message says since when.
+        RollingBack: silent, but rolling its rollout back (``rolls_back_itself``): nothing to answer.
     """
     from prefect.client.orchestration import get_client
 
     from flows.approvals import silent_since
 
+    claimed = rolls_back_itself(record, run, time.time())
     with get_client(sync_client=True) as client:
         silent = silent_since(client, run, time.time())
         if silent is not None and look_again:
@@ -558,6 +574,17 @@ def check_attended(run: Any, *, look_again: bool = True) -> None:
                          f"waits for an answer: looking again in {again:.0f} s", markup=False)
             time.sleep(again)
             silent = silent_since(client, run, time.time())
+            if silent is not None and not _is_paused(client.read_flow_run(run.id)):
+                # It left its pause meanwhile: a process drives it (one whose watch rolled back while
+                # the API was away says nothing until it leaves the pause, once the API is back).
+                # Forced Crashed, a live run was failed, a finished one's end overwritten; the
+                # answer is refused as for any run that is not paused.
+                return
+    if silent is not None and claimed:
+        raise RollingBack(f"flow run {run.name} ({run.id}) rolls the rollout back: the ledger shows its claim on "
+                          f"rollout {record.rollout_id}'s rollback ({record.rollback_holder}), which it renews while "
+                          "it acts; it has not said it waits since the Prefect API was away, and leaves its pause "
+                          "once the rollback is done. Your answer was not sent: `rollway status` shows the rollback")
     if silent is not None:
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
@@ -1636,7 +1663,8 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 poll_seconds: float = 0.2) -> tuple[str, str]:
     """Whether the run that owns ``record`` took ``who``'s ``action`` just resumed into it:
     ("taken", "") once the ledger records it, ("refused", why) once the run records it as not
-    applied, ("ended", why) when the run failed (or crashed, was cancelled) without recording either
+    applied, or ends with the rollout rolled back without recording it (its watch rolled back
+    while the Prefect API was away, and the answer landed as the API came back), ("ended", why) when the run failed (or crashed, was cancelled) without recording either
     (it records an answer it takes before acting on it: ended first, it took none; ``why`` is its
     final state and message),
     ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it cannot
@@ -1680,6 +1708,12 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                     return "ended", f"it ended {_state_name(ended)} without recording it" + (f": {said}" if said else "")
                 latest = client.read_flow_run(run.id)
                 if is_final(latest) and latest.state.is_completed():
+                    if now.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
+                        # Its watch rolled back while the Prefect API was away, and the answer landed
+                        # as it came back: the run takes it, and the closed rollout records nothing.
+                        start = rollback_start(now)
+                        return "refused", ("the rollout was rolled back before the run took it"
+                                           + (f": {' '.join(start.comment.split())}" if start and start.comment else ""))
                     return "", ""  # nothing to tell by: a run that ends on a refusal fails (RolloutMovedOn)
                 if is_final(latest):
                     ended = latest
@@ -1707,7 +1741,7 @@ def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, c
         Unattended: the run's process died; nothing was sent.
     """
     try:
-        check_attended(run)
+        check_attended(run, record=record)
     except Unattended as dead:
         end_unattended(run, who, action, comment)
         raise Unattended(f"{dead}. Your answer ({action}) was not sent: nothing would act on it, and the run would "
@@ -1793,7 +1827,7 @@ def abort(
     service = connect(targets_block, credentials_block)
     try:
         record, run = _paused(service, flow_run, "nothing was rolled back")
-        check_attended(run)
+        check_attended(run, record=record)
     except Unattended as dead:
         # Rejected, nothing would roll back: the rollback is carried out here instead, as when
         # nothing is paused, once the dead run has ended (cancelled, it would never stop: nothing runs it).

@@ -8,6 +8,7 @@ from prefect import flow
 import flows.env
 import flows.rollback
 from flows.canary import RolloutRefused, canary, preflight
+from flows.rollback import DEFAULT_HEALTHY_SECONDS, rollback_healthy_seconds
 from rollway.model import Weights
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment, rollout_flows_see
@@ -172,6 +173,9 @@ def test_a_stable_group_whose_health_check_outlasts_the_rollbacks_wait_is_refuse
     assert f"the stable target group {aws.targets.stable_target_group}" in said, said
     assert "HealthCheckIntervalSeconds 300 s" in said and "HealthCheckTimeoutSeconds 60 s" in said, said
     assert "may need 360 s" in said and "a rollback waits 300 s" in said, said
+    # The floor the refusal names by hand is the rollback's own (rollway/ cannot import flows/).
+    assert f"the longer of {DEFAULT_HEALTHY_SECONDS:g} s and healthy_timeout_seconds" in said, said
+    assert rollback_healthy_seconds(120) == 300
     assert "raise healthy_timeout_seconds to at least 360" in said and "shorten the stable group's" in said, said
 
 

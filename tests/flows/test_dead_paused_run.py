@@ -194,3 +194,92 @@ def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take
         (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
     assert "its process died while it waited for an answer" in crashed.message, crashed.message
     assert "is paused, but its process died while it waited for an answer" in caplog.text, caplog.text
+
+
+def test_a_silent_run_that_leaves_its_pause_before_the_second_look_is_not_marked_crashed(monkeypatch, capsys):
+    """A pause's watch rolled back during a Prefect outage of over 150 s: the run said nothing while
+    the API was away, and leaves its pause (Running) as soon as it answers again. `rollway promote`
+    run then found it silent, looked again a period later, and forced Crashed onto a live run that
+    had just left the pause. A run no longer paused at the second look is alive: nothing is marked,
+    and the answer is refused as for any run that left its pause."""
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ten_minutes_later(monkeypatch)
+    left: list[float] = []
+
+    def the_run_leaves_its_pause(seconds: float) -> None:
+        if not left:  # the look again's wait: the run leaves its pause meanwhile (here, bob's hold)
+            left.append(seconds)
+            with get_client(sync_client=True) as client:
+                client.resume_flow_run(run.id, run_input={"action": "hold", "approver": "bob", "comment": ""})
+            thread.join(90)
+
+    monkeypatch.setattr(ops.time, "sleep", the_run_leaves_its_pause)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert left, "promote did not look again"
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(run.id)
+    assert not any(s.is_crashed() for s in states), [s.name for s in states]
+    assert outcome == ["hold by bob"], outcome
+    assert code == 1 and "approved by alice" not in out, out
+    assert "was answered first by bob: hold" in said and "this answer was not taken" in said, said
+    assert "no process waits for its answer" not in said, said
+
+
+def test_promote_at_a_silent_paused_run_that_holds_its_rollback_s_claim_marks_nothing(monkeypatch, capsys):
+    """A pause's watch rolls back while the Prefect API is away, and the API comes back before the
+    rollback is done: the run, still Paused on the server, says nothing until it has rolled back.
+    `rollway promote` took it for dead and forced Crashed onto a run moving the traffic back; the
+    ledger showed its rollback under way, its claim renewed by that very run."""
+    import time as real_time
+
+    from rollway.ledger import begin_rollback
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    begin_rollback(service.ledger, service.name, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%",
+                   now=real_time.time(), holder=f"judge (flow run {run.name}, {run.id})", lease_seconds=3600,
+                   wall=real_time.time())
+    ten_minutes_later(monkeypatch)
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(run.id)
+        still = client.read_flow_run(run.id).state
+        client.resume_flow_run(run.id, run_input={"action": "hold", "approver": "t", "comment": ""})
+    thread.join(90)
+    assert code == 1 and "approved by alice" not in out, out
+    assert not any(s.is_crashed() for s in states) and still.is_paused(), [s.name for s in states]
+    assert "no process waits for its answer" not in said, said
+    assert f"flow run {run.name} ({run.id}) rolls the rollout back" in said and "was not sent" in said, said
+
+
+def test_promote_whose_answer_lands_as_the_run_leaves_a_pause_it_rolled_back_in_does_not_say_approved(
+        monkeypatch, capsys):
+    """A pause's watch rolled the rollout back while the Prefect API was away; alice's approve lands
+    as the API answers again, before the run leaves its pause. The run takes it and ends without a
+    word in the ledger (the rollout is closed), Completed: promote said "approved by alice: ...
+    resumed", of a rollout just rolled back."""
+    import time as real_time
+
+    from rollway.ledger import begin_rollback
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    service = ops.connect()
+    begin_rollback(service.ledger, service.name, actor="judge", reason="5xx: canary 5.0% vs stable 0.1%",
+                   now=real_time.time())
+    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    said = " ".join(err.split())
+    assert outcome == ["approve by alice"], outcome  # the run took it, and recorded nothing
+    assert code == 1 and "approved by alice" not in out, out
+    assert "did not take alice's promote" in said and "rolled back" in said and "5xx" in said, said

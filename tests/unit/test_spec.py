@@ -342,3 +342,19 @@ def test_days_of_seconds_in_a_refusal_are_said_in_full(fields, says):
     with pytest.raises(ValidationError) as raised:
         RolloutSpec(image="repo/app:1", **fields)
     assert says in str(raised.value)
+
+
+def test_the_healthy_timeout_s_help_and_readme_row_say_the_stable_group_is_checked_too():
+    """The preflight refuses a stable group whose health check outlasts a rollback's wait, the
+    longer of 300 s and healthy_timeout_seconds; the form and the README spoke only of the canary
+    group's, and a refusal naming the stable group read as a check nobody documented."""
+    from pathlib import Path
+
+    from flows.rollback import DEFAULT_HEALTHY_SECONDS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.strip().startswith("| `healthy_timeout_seconds` |"))
+    form = RolloutSpec.model_fields["healthy_timeout_seconds"].description
+    for text in (form, row):
+        assert "canary group's" in text and "stable group's" in text, text
+        assert f"{DEFAULT_HEALTHY_SECONDS:g} s" in text, text
