@@ -113,11 +113,16 @@ def refuse_phase_plan(spec: RolloutSpec) -> None:
 LATENCY_SEEN_FLOOR = 100
 
 
-def _latency_unpublished(seen: Observation) -> int | None:
+def _latency_unpublished(seen: Observation, settled_until: float) -> int | None:
     """The stable service's request count when it is high enough that the application's latency
     metrics should show and none did (an absent slow count reads as 0, so a misnamed namespace
-    would pass every latency guardrail unmeasured); None otherwise."""
-    served = seen.totals("baseline")
+    would pass every latency guardrail unmeasured); None otherwise.
+
+    Only periods that ended by ``settled_until`` count: CloudWatch fills a period's metrics in
+    over a minute or so, the load balancer's often before the application's, and the newest
+    periods read with requests and no latency yet warned of a namespace that was fine."""
+    settled = seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= settled_until)})
+    served = settled.totals("baseline")
     if served.requests >= LATENCY_SEEN_FLOOR and served.slow == 0 and served.latency_p99_ms is None:
         return served.requests
     return None
@@ -220,19 +225,20 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         # Every stage is judged on CloudWatch: a role that may not read it (AccessDenied) is refused
         # here, not found out after the first shift, when the canary serves users and no stage can
         # be judged. One read of the last periods; no data in them (a quiet hour) is no refusal.
-        interval = spec.analysis.interval_seconds
+        interval, delay = spec.analysis.interval_seconds, spec.analysis.metrics_delay_seconds
         now = env.clock.now()
-        seen = metrics.observe(env.metrics, now - 2 * interval, now)
+        seen = metrics.observe(env.metrics, now - 2 * interval - delay, now)
         if seen.error is not None:
             raise RolloutRefused(f"the metrics every stage is judged on cannot be read: {seen.error}. Nothing was "
                                  "changed; start the rollout again once CloudWatch answers")
-        unseen = _latency_unpublished(seen)
+        unseen = _latency_unpublished(seen, now - delay)
         if unseen is not None:
             get_run_logger().warning(
-                "the load balancer counted %d requests to %s in the last %d s, but namespace %r holds none of the "
-                "application's latency metrics (%s, %s) for it: the slow-request and p99 guardrails will measure "
-                "nothing. Check the targets' metrics_namespace and that the application publishes them",
-                unseen, t.stable_service, 2 * interval, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
+                "the load balancer counted %d requests to %s in the %d s before the last %g s (metrics_delay_seconds: "
+                "periods still filling in are not read), but namespace %r holds none of the application's latency "
+                "metrics (%s, %s) for it: the slow-request and p99 guardrails will measure nothing. Check the "
+                "targets' metrics_namespace and that the application publishes them", unseen, t.stable_service,
+                2 * interval, delay, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
         if moved_onto_stable(record, stable):
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # it finished: its next run scales the canary down, which must not be the canary this
