@@ -1107,10 +1107,10 @@ def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *
     if ours is None or same_revision(canary.task_definition, ours):
         return None
     return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
-            f"since, by a deploy of its stack or by hand): {moving} traffic onto a version this rollout "
-            f"did not deploy. Nothing was changed; put {ours} back on {canary.name} (aws ecs update-service --cluster "
-            f"{cluster} --service {canary.name} --task-definition {ours}) and run {run_again} again, or roll the rollout "
-            "back (`rollway abort`)")
+            "since: a deploy of its stack, a change by hand, or ECS's deployment circuit breaker rolling a failed "
+            f"deployment back): {moving} traffic onto a version this rollout did not deploy. Nothing was changed; put "
+            f"{ours} back on {canary.name} (aws ecs update-service --cluster {cluster} --service {canary.name} "
+            f"--task-definition {ours}) and run {run_again} again, or roll the rollout back (`rollway abort`)")
 
 
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
