@@ -8,6 +8,7 @@ calls sent to an endpoint that never answers, each in a thread given up on well 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -70,5 +71,7 @@ def test_a_wait_on_the_ledger_says_what_it_waits_for(aws, monkeypatch, silent_en
     code = within(GIVEN_UP_SECONDS, lambda: COMMANDS["status"](blocks))
     err = capsys.readouterr().err
     assert code == 1, err
-    assert f"still waiting for DynamoDB (table {aws.targets.rollouts_table!r}) after 2 s of 3 s" in err, err
+    # Said at 2 s; a loaded machine wakes the saying late, up to the bound itself.
+    assert re.search(rf"still waiting for DynamoDB \(table {re.escape(repr(aws.targets.rollouts_table))}\) after [23] s "
+                     "of 3 s", err), err
     assert unanswered(aws, 3.0) in err, err

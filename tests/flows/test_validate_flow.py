@@ -57,7 +57,7 @@ def checked(summary, name: str):
 
 def spec(app: ValidationApp, **fields) -> dict:
     # A dict, as a run from the UI or a deployment's parameters gives it.
-    return {"health_url": f"{app.url}/health", "api_base_url": app.url, "timeout_seconds": 2,
+    return {"health_url": f"{app.url}/health", "api_base_url": app.url, "timeout_seconds": 10,
             "retry_delay_seconds": 0, "success_rate_retry_delay_seconds": 0, **fields}
 
 
