@@ -26,8 +26,8 @@ from rollway.approvals import ApprovalAnswer, pause_deadline
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, OpenPause, RefusedAnswer, RolloutMovedOn, RolloutRecord, Transition,
-                            answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
+from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, LockHeld, OpenPause, RefusedAnswer, RolloutMovedOn,
+                            RolloutRecord, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
@@ -370,10 +370,16 @@ class LedgerJournal:
         """
         before = self._seen
         held = self.ledger.get(self.service) if before is not None else None
+        # Whatever its phase (pending, promoted): another run's, and not being rolled back (the
+        # write below says so, RolloutEnded), it is not this run's to take, even on a lapsed lease.
         if (held is not None and held.rollout_id == before.rollout_id and held.owner not in (None, self.owner)
-                and held.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PAUSED)):
+                and held.phase not in ENDED_PHASES):
             raise self._moved_on(pause, held, not_applied)
-        now = self._renew()
+        try:
+            now = self._renew()
+        except LockHeld:
+            # Taken by another run between the read and the write: it stands down all the same.
+            raise self._moved_on(pause, self.ledger.get(self.service), not_applied) from None
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.

@@ -1433,6 +1433,36 @@ def test_a_pause_watch_stands_down_when_another_run_took_the_rollout_over_meanwh
     assert any("stands down" in r.getMessage() and "run-2" in r.getMessage() for r in caplog.records), caplog.text
 
 
+def test_a_pause_watch_stands_down_too_when_another_run_holds_the_rollout_still_pending(caplog):
+    """Another run holds the paused run's rollout, recorded pending (its write reset the phase, say),
+    and moved the traffic. The look took the move for drift; taking the rollout back then failed on
+    the other run's live lease with a bare LockHeld, which named no stand-down and no rollback left
+    undone. It stands down as when the other run drives it, naming that run."""
+    import logging
+
+    from rollway.ledger import RolloutMovedOn
+
+    env = env_with_ledger()
+    service = env.targets.canary_service
+
+    def asked(pause, summary, watch=None):
+        env.clock.sleep(700)  # past the run's lease (600 s)
+        record = env.ledger.get(service)
+        env.ledger.acquire(service, owner="run-2", now=env.clock.now(), lease_seconds=600, wall=env.wall(),
+                           rollout=record.rollout_id, phase=RolloutPhase.PENDING)
+        env.router.weights = Weights.canary_at(25)
+        while watch() is None:
+            env.clock.sleep(2)
+        return None
+
+    with caplog.at_level(logging.WARNING), pytest.raises(RolloutMovedOn, match="stands down"):
+        progressive_on(env, APPROVAL_SPEC, asked)
+    record = env.ledger.get(service)
+    assert env.router.weights == Weights.canary_at(25), "the other run's traffic was moved"
+    assert record.owner == "run-2" and "rollback-start" not in kinds(env), (record.owner, kinds(env))
+    assert any("stands down" in r.getMessage() and "run-2" in r.getMessage() for r in caplog.records), caplog.text
+
+
 def test_a_new_rollout_is_announced_before_any_traffic_moves_and_a_resume_or_refusal_is_not():
     """The seed's communication plan tells people before the deployment; a progressive rollout's
     first notice was its first stage's, sent after 5 % of the users were already on the new version."""
