@@ -15,7 +15,8 @@ included. Here the wait reads the run's state itself and never forces a state.
 A pause lasts up to its timeout (an hour by default), long enough for the Prefect server to be
 restarted or upgraded meanwhile: the wait rides out an API it cannot reach, for as long as the
 pause lasts and ``OUTAGE_GRACE_SECONDS`` after, and then takes the answer the server stored.
-The pause's watch is called meanwhile, and acts (rolls back) without waiting for the API.
+The pause's watch is called meanwhile, and acts (rolls back) without waiting for the API; the
+run then waits for the API however long it stays away, to leave its pause and end.
 """
 
 from __future__ import annotations
@@ -529,12 +530,16 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # run's log already.
                 left = f"left its {pause.cause} pause without an answer: {ended.reason}"
                 # The API away, the rollout does not wait for it: the watch acts (rolls back) first.
+                # One that acts without the API leaves only the run's state to the API, so the run
+                # waits for it however long it is away: given up at the pause's deadline and grace,
+                # the run failed, stayed Paused, and never said the rollback had been done.
+                give_up_at = math.inf if callable(getattr(watch, "act_now", None)) else deadline + OUTAGE_GRACE_SECONDS
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
-                    call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
+                    call, give_up_at, poll_interval,
                     "the pause ends unanswered, and the run leaves it once the API answers",
                     meanwhile=lambda: act_now(watch)), message=left)
                 log.warning("the %s pause ends unanswered; an answer given from now on is refused", pause.cause)
-                given = through(lambda: _stored_answer(form, paused, run_id))
+                given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval)
                 return None if given is None else _answer_of(given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))

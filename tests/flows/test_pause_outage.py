@@ -144,3 +144,59 @@ def test_a_canary_failing_while_the_api_is_away_is_rolled_back_before_it_answers
     assert any("the rollback was done while it could not be reached" in m for m in said), said
     # Said once, by the look that found it; neither the approver nor the rollback path repeats it.
     assert sum(result.reason.split(" (judged")[0] in m for m in said) == 1, said
+
+
+def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pause_once_the_api_answers(
+        monkeypatch, caplog):
+    """The canary fails while the Prefect API is away, and the run rolls back meanwhile; the API
+    stays away past the pause's deadline and its grace. The run gave up then: its error failed it,
+    the Prefect run stayed Paused, and nobody was told the rollback was done. It now keeps trying
+    (the rollout is safe, only the run's state is left) and, once the API answers, leaves its pause
+    and ends as for a shorter outage. The approver's clock is a fake one the outage moves on."""
+    import logging
+    import types
+
+    from flows.progressive import run_progressive
+    from rollway.fakes import steady
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_approvals import ledger_env, spec
+
+    env = ledger_env()
+    real_read = SyncPrefectClient.read_flow_run
+    # The approver's monotonic clock: real time plus what the outage skipped.
+    skipped = {"s": 0.0}
+    monkeypatch.setattr(flows.approvals, "time", types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() + skipped["s"], sleep=lambda s: time.sleep(min(s, 0.05))))
+    outage = {"on": False, "reads": 0}
+
+    def away_past_the_grace(self, flow_run_id):
+        if outage["on"] and outage["reads"] < 30:
+            outage["reads"] += 1
+            env.clock.sleep(60)
+            skipped["s"] += 60.0  # 30 minutes away: past the 60 s pause and its 600 s grace
+            raise httpx.ConnectError("All connection attempts failed")
+        return real_read(self, flow_run_id)
+
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage["on"] = True
+        return approver(pause, summary, watch=watch)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_grace)
+
+    @flow(name="rollout-through-a-long-outage")
+    def rollout():
+        return run_progressive(env, spec(timeout=60, on_timeout="rollback"), asked, owner="run-1", phased=False)
+
+    with caplog.at_level(logging.INFO):
+        state = rollout(return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result.outcome == "rolled_back" and outage["reads"] == 30, (result.outcome, outage)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    assert env.router.weights == Weights(stable=100, canary=0)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("the rollback was done while it could not be reached" in m for m in said), said
