@@ -42,6 +42,39 @@ def answered_by_dana() -> tuple[threading.Thread, list[str]]:
     return thread, outcome
 
 
+def a_canary_failing_behind_an_outage(monkeypatch, reads: int, skipping=lambda: None):
+    """A ledger environment whose canary starts failing as the run pauses, when the Prefect API
+    goes away for ``reads`` reads of the run's state, each a minute of the rollout clock (the
+    watch's interval; ``skipping`` is called with each). Returns it, the outage's record (with the
+    weights when the API came back) and the approver that starts both."""
+    from rollway.fakes import steady
+    from tests.flows.test_approvals import ledger_env
+
+    env = ledger_env()
+    real_read = SyncPrefectClient.read_flow_run
+    outage = {"on": False, "reads": 0, "weights when back": None}
+
+    def away_for_a_while(self, flow_run_id):
+        if outage["on"] and outage["reads"] < reads:
+            outage["reads"] += 1
+            env.clock.sleep(60)
+            skipping()
+            raise httpx.ConnectError("All connection attempts failed")
+        if outage["on"] and outage["weights when back"] is None:
+            outage["weights when back"] = env.router.weights
+        return real_read(self, flow_run_id)
+
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage["on"] = True
+        return approver(pause, summary, watch=watch)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_a_while)
+    return env, outage, asked
+
+
 def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypatch, caplog):
     real = flows.approvals.propose_state
     calls: list[int] = []
@@ -92,32 +125,11 @@ def test_a_canary_failing_while_the_api_is_away_is_rolled_back_before_it_answers
     import logging
 
     from flows.progressive import run_progressive
-    from rollway.fakes import steady
     from rollway.model import Weights
     from rollway.phases import RolloutPhase
-    from tests.flows.test_approvals import ledger_env, spec
+    from tests.flows.test_approvals import spec
 
-    env = ledger_env()
-    real_read = SyncPrefectClient.read_flow_run
-    outage = {"on": False, "reads": 0, "weights when back": None}
-
-    def away_for_a_while(self, flow_run_id):
-        if outage["on"] and outage["reads"] < 40:
-            outage["reads"] += 1
-            env.clock.sleep(60)  # a minute of the rollout clock between two tries: the watch's interval
-            raise httpx.ConnectError("All connection attempts failed")
-        if outage["on"] and outage["weights when back"] is None:
-            outage["weights when back"] = env.router.weights
-        return real_read(self, flow_run_id)
-
-    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
-
-    def asked(pause, summary, watch=None):
-        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
-        outage["on"] = True
-        return approver(pause, summary, watch=watch)
-
-    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_a_while)
+    env, outage, asked = a_canary_failing_behind_an_outage(monkeypatch, reads=40)
     import flows.journal
 
     tables: list[Weights] = []  # the weights when each stage table went to the API (each try waits on it)
@@ -157,35 +169,17 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     import types
 
     from flows.progressive import run_progressive
-    from rollway.fakes import steady
     from rollway.model import Weights
     from rollway.phases import RolloutPhase
-    from tests.flows.test_approvals import ledger_env, spec
+    from tests.flows.test_approvals import spec
 
-    env = ledger_env()
-    real_read = SyncPrefectClient.read_flow_run
-    # The approver's monotonic clock: real time plus what the outage skipped.
+    # The approver's monotonic clock: real time plus what the outage skipped, a minute a try.
     skipped = {"s": 0.0}
     monkeypatch.setattr(flows.approvals, "time", types.SimpleNamespace(
         monotonic=lambda: time.monotonic() + skipped["s"], sleep=lambda s: time.sleep(min(s, 0.05))))
-    outage = {"on": False, "reads": 0}
-
-    def away_past_the_grace(self, flow_run_id):
-        if outage["on"] and outage["reads"] < 30:
-            outage["reads"] += 1
-            env.clock.sleep(60)
-            skipped["s"] += 60.0  # 30 minutes away: past the 60 s pause and its 600 s grace
-            raise httpx.ConnectError("All connection attempts failed")
-        return real_read(self, flow_run_id)
-
-    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
-
-    def asked(pause, summary, watch=None):
-        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
-        outage["on"] = True
-        return approver(pause, summary, watch=watch)
-
-    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_grace)
+    # 30 minutes away: past the 60 s pause and its 600 s grace.
+    env, outage, asked = a_canary_failing_behind_an_outage(
+        monkeypatch, reads=30, skipping=lambda: skipped.update(s=skipped["s"] + 60.0))
 
     @flow(name="rollout-through-a-long-outage")
     def rollout():
