@@ -346,14 +346,28 @@ def task_completions_unsaid() -> Iterator[None]:
 
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from blocks.credentials import client_factory, credentials_for_endpoint
-    from rollway.cli.up import stop_on_signals
-    from rollway.sim.server import EmbeddedAws
+    from rollway.cli.up import errors, stop_on_signals, stopped_by
 
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
+    try:
+        return _scenarios(speed=speed, seed=seed, rps=rps, started=started)
+    except KeyboardInterrupt as stop:
+        # It ended silently (or in a traceback) with 130 whatever the signal: a supervisor's
+        # SIGTERM read as Ctrl-C.
+        name, code = stopped_by(stop)
+        errors.print(f"demo stopped ({name}) after {time.monotonic() - started:.1f} s, before its scenarios had all "
+                     "run", markup=False)
+        return code
+
+
+def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
+    """``run_demo``'s scenarios, once signals unwind."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from rollway.sim.server import EmbeddedAws
+
     targets = Targets()
     # The demo's flows run on Prefect's ephemeral API, as documented, whatever PREFECT_API_URL says:
     # `rollway up` tells people to export it, and a demo run later in that shell failed with a

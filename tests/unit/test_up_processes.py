@@ -890,3 +890,48 @@ def test_scenario_a_s_heading_names_the_stages_it_runs() -> None:
     (healthy,) = [s for s in SCENARIOS if s.expect == "promoted"]
     weights = [stage.weight for stage in demo_spec("repo/edit-container:2.0.0").stages]
     assert " -> ".join(map(str, weights)) + "%" in healthy.name, (healthy.name, weights)
+
+
+# --- stopped by a signal -----------------------------------------------------------------------
+
+# The child sends itself the signal where up's server (the demo's embedded AWS) would start, then
+# runs the `rollway` command as the shell does: its exit code and output are what a script sees.
+_SIGNALLED = """\
+import os, signal, sys
+import rollway.cli.up as up
+import rollway.sim.server as server
+
+class Signalled:
+    url = "http://127.0.0.1:4200"
+    def __init__(self, *args, **kwargs):
+        pass
+    def __enter__(self):
+        os.kill(os.getpid(), signal.{signal})
+        signal.pause()  # delivered on return from kill; never reached
+    def __exit__(self, *exc):
+        return None
+
+up.PrefectServer = Signalled
+server.EmbeddedAws = Signalled
+sys.argv = ["rollway", "{command}"]
+from rollway.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("command", ["up", "demo"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_up_and_the_demo_stopped_by_a_signal_exit_with_its_code_and_no_traceback(tmp_path, command, sig) -> None:
+    """A supervisor stopping `rollway demo` (or `up`) with SIGTERM read 130, Ctrl-C's code (the demo
+    with a KeyboardInterrupt traceback; `up` exited 0, as if it had ended on its own): the exit code
+    is 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C, 129 for the terminal closed),
+    as a shell reports a command that signal stopped, and one line names the signal."""
+    import subprocess
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-c", _SIGNALLED.format(signal=sig, command=command)], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    output = done.stdout + done.stderr
+    assert done.returncode == 128 + getattr(signal, sig), output
+    assert "Traceback" not in output
+    assert f"stopped ({sig})" in output
