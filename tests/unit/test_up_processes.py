@@ -824,7 +824,7 @@ def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatc
 
     monkeypatch.setattr(up, "serve_process", slow_runner)
     monkeypatch.setattr(up, "_instructions", instructions)
-    assert up.run_up(port=free_port(), speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 0
+    assert up.run_up(port=free_port(), speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 130  # Ctrl-C's code
     assert seen == [True], "the address was printed before the runner served the deployments"
     assert "serving every deployment" in capsys.readouterr().out
 
