@@ -143,6 +143,23 @@ def result_table(result: RolloutResult) -> Table:
     return console_table(result.stages, title=f"{result.image}: {result.outcome}")
 
 
+def _signal_behind(err: BaseException | None) -> int | None:
+    """The signal that ended the flow run ``err`` came out of, or None.
+
+    SIGTERM in a flow run is Prefect's to handle (TerminationSignal, then ours). Sent to the demo's
+    process group (a supervisor, `timeout`), it stops the temporary Prefect server too: reporting
+    the crash then fails, and that error, not the signal, leaves the run."""
+    from prefect.exceptions import TerminationSignal
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, TerminationSignal):
+            return err.signal
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int, rps: float) -> bool:
     from flows.canary import canary
     from rollway.aws.ecs import EcsDeployer
@@ -172,6 +189,10 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         except Exception as err:  # noqa: BLE001 - the run's own log above has the traceback
             # A failed run is this scenario's result, not the end of the demo: the others still
             # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
+            if (signum := _signal_behind(err)) is not None:
+                from rollway.cli.up import Stopped
+
+                raise Stopped(signum) from err
             console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
     console.print(result_table(result))

@@ -935,3 +935,49 @@ def test_up_and_the_demo_stopped_by_a_signal_exit_with_its_code_and_no_traceback
     assert done.returncode == 128 + getattr(signal, sig), output
     assert "Traceback" not in output
     assert f"stopped ({sig})" in output
+
+
+def test_a_demo_scenario_ended_by_sigterm_stops_the_demo_not_counted_as_failed(monkeypatch, capsys) -> None:
+    """SIGTERM to the demo's process group (a supervisor, `timeout`) stopped its temporary Prefect
+    server too: Prefect's own SIGTERM handler, in the flow run, failed reporting the crash to it, and
+    the ConnectError it raised instead was taken for the scenario's failure: the demo went on for a
+    minute and more, each scenario "NOT as expected", and exited 1, not 143."""
+    import importlib
+    import types
+
+    import httpx
+    from prefect.exceptions import TerminationSignal
+
+    import flows.canary
+    import rollway.sim.topology as topology
+    import rollway.sim.traffic as traffic
+    from rollway.cli.up import stopped_by
+
+    demo = importlib.import_module("rollway.cli.demo")  # the module; rollway.cli.demo is also the command
+
+    def crashed_reporting_the_signal(**kwargs):
+        try:
+            raise TerminationSignal(signal.SIGTERM)
+        except TerminationSignal:
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    class NoTraffic:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(flows.canary, "canary", crashed_reporting_the_signal)
+    monkeypatch.setattr(topology, "provision", lambda *a, **k: types.SimpleNamespace(topic_arn="t", initial_image="i"))
+    monkeypatch.setattr(topology, "put_release_image", lambda *a, **k: "repo/app:2.0.0")
+    monkeypatch.setattr(traffic, "TrafficSimulator", NoTraffic)
+    monkeypatch.setattr(demo, "_inbox", lambda *a, **k: None)
+    aws = types.SimpleNamespace(reset=lambda: None)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        demo.run_scenario(demo.SCENARIOS[0], aws, None, demo.Targets(), speed=120.0, seed=7, rps=100.0)
+    assert stopped_by(stopped.value) == ("SIGTERM", 143)
+    assert "NOT as expected" not in capsys.readouterr().out
