@@ -159,6 +159,19 @@ class TableSpec(_KnownKeys):
         return value
 
 
+# Spaces and tabs, as pasted around a name from a console or a document. A line break keeps its
+# own refusal (the naming rule's, or the repository's): read from a file, it is no typing slip.
+_SPACES = " \t"
+
+
+def _spaced(field: str, value: Any) -> str:
+    """What to say of ``value`` when spaces surround it ("" when none do)."""
+    if not isinstance(value, str) or not value.strip(_SPACES) or value == value.strip(_SPACES):
+        return ""
+    return (f"{field} {value!r} has surrounding spaces: AWS would take them as part of the name; give the name "
+            "without them")
+
+
 def _non_blank(value: str) -> str:
     # Surrounding spaces are refused, not stripped: AWS would take them as part of the name.
     if not value.strip() or value != value.strip():
@@ -314,20 +327,32 @@ class Targets(_KnownKeys):
                              f"of {region})")
         return match["name"]
 
-    @field_validator("alert_topic", mode="before")
+    @field_validator(*_NAME_RULES, "ecr_repository", "region", "stable_target_group", "canary_target_group",
+                     mode="before")
     @classmethod
-    def _standard_topic(cls, value: Any) -> Any:
+    def _no_surrounding_spaces(cls, value: Any, info: ValidationInfo) -> Any:
+        # Refused, not stripped, as a queue's or an alarm's name is. Told the naming rule (or a
+        # path component's), a name pasted with its spaces read as a name that was itself wrong.
+        # An alert topic's FIFO refusal (below) goes first: "give it without them" would lead to it.
+        if info.field_name == "alert_topic":
+            cls._standard_topic(value)
+        if said := _spaced(info.field_name, value):
+            raise ValueError(said)
+        return value
+
+    @staticmethod
+    def _standard_topic(value: Any) -> None:
         # A FIFO topic takes no publish without a message group id, and delivers only to SQS
         # queues, never to the people the alerts are for: refused here, not at the first page.
         # Before the naming rule: its ARN was told to give the name instead, "x.fifo", refused next.
-        if isinstance(value, str) and value.endswith(".fifo"):
-            given = "the ARN of a FIFO SNS topic" if value.startswith("arn:") else "a FIFO SNS topic"
+        if isinstance(value, str) and value.strip(_SPACES).endswith(".fifo"):
+            given = "the ARN of a FIFO SNS topic" if value.lstrip(_SPACES).startswith("arn:") else "a FIFO SNS topic"
+            spaced = ", without the surrounding spaces" if _spaced("alert_topic", value) else ""
             raise ValueError(
                 f"alert_topic {value!r} is {given} (its name ends in .fifo): rollway publishes its pages without a "
                 "message group id, which SNS refuses on a FIFO topic, and a FIFO topic delivers only to SQS queues, "
                 "not to the e-mail, SMS or chat subscriptions on-call reads. Give the name (not the ARN) of a "
-                "standard topic on-call subscribes to (its name does not end in .fifo)")
-        return value
+                f"standard topic on-call subscribes to (its name does not end in .fifo){spaced}")
 
     @field_validator("alarms")
     @classmethod

@@ -143,6 +143,23 @@ def result_table(result: RolloutResult) -> Table:
     return console_table(result.stages, title=f"{result.image}: {result.outcome}")
 
 
+def _signal_behind(err: BaseException | None) -> int | None:
+    """The signal that ended the flow run ``err`` came out of, or None.
+
+    SIGTERM in a flow run is Prefect's to handle (TerminationSignal, then ours). Sent to the demo's
+    process group (a supervisor, `timeout`), it stops the temporary Prefect server too: reporting
+    the crash then fails, and that error, not the signal, leaves the run."""
+    from prefect.exceptions import TerminationSignal
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, TerminationSignal):
+            return err.signal
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int, rps: float) -> bool:
     from flows.canary import canary
     from rollway.aws.ecs import EcsDeployer
@@ -172,6 +189,10 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
         except Exception as err:  # noqa: BLE001 - the run's own log above has the traceback
             # A failed run is this scenario's result, not the end of the demo: the others still
             # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
+            if (signum := _signal_behind(err)) is not None:
+                from rollway.cli.up import Stopped
+
+                raise Stopped(signum) from err
             console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
     console.print(result_table(result))
@@ -346,14 +367,28 @@ def task_completions_unsaid() -> Iterator[None]:
 
 
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from blocks.credentials import client_factory, credentials_for_endpoint
-    from rollway.cli.up import stop_on_signals
-    from rollway.sim.server import EmbeddedAws
+    from rollway.cli.up import errors, stop_on_signals, stopped_by
 
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
+    try:
+        return _scenarios(speed=speed, seed=seed, rps=rps, started=started)
+    except KeyboardInterrupt as stop:
+        # It ended silently (or in a traceback) with 130 whatever the signal: a supervisor's
+        # SIGTERM read as Ctrl-C.
+        name, code = stopped_by(stop)
+        errors.print(f"demo stopped ({name}) after {time.monotonic() - started:.1f} s, before its scenarios had all "
+                     "run", markup=False)
+        return code
+
+
+def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
+    """``run_demo``'s scenarios, once signals unwind."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from blocks.credentials import client_factory, credentials_for_endpoint
+    from rollway.sim.server import EmbeddedAws
+
     targets = Targets()
     # The demo's flows run on Prefect's ephemeral API, as documented, whatever PREFECT_API_URL says:
     # `rollway up` tells people to export it, and a demo run later in that shell failed with a

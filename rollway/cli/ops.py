@@ -1663,8 +1663,9 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 poll_seconds: float = 0.2) -> tuple[str, str]:
     """Whether the run that owns ``record`` took ``who``'s ``action`` just resumed into it:
     ("taken", "") once the ledger records it, ("refused", why) once the run records it as not
-    applied, or ends with the rollout rolled back without recording it (its watch rolled back
-    while the Prefect API was away, and the answer landed as the API came back), ("ended", why) when the run failed (or crashed, was cancelled) without recording either
+    applied, ("rolled back", why) when it ends with the rollout rolled back without recording it
+    (its watch rolled back while the Prefect API was away, and the answer landed as the API came
+    back), ("ended", why) when the run failed (or crashed, was cancelled) without recording either
     (it records an answer it takes before acting on it: ended first, it took none; ``why`` is its
     final state and message),
     ("late", "") when it recorded neither within ``ANSWER_SEEN_SECONDS``, ("", "") when it cannot
@@ -1711,9 +1712,8 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                     if now.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
                         # Its watch rolled back while the Prefect API was away, and the answer landed
                         # as it came back: the run takes it, and the closed rollout records nothing.
-                        start = rollback_start(now)
-                        return "refused", ("the rollout was rolled back before the run took it"
-                                           + (f": {' '.join(start.comment.split())}" if start and start.comment else ""))
+                        # Not "refused": that run rolls back after the answer, this one already had.
+                        return "rolled back", already_rolled_back(now)
                     return "", ""  # nothing to tell by: a run that ends on a refusal fails (RolloutMovedOn)
                 if is_final(latest):
                     ended = latest
@@ -1723,6 +1723,17 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                 time.sleep(poll_seconds)
     except Exception:  # noqa: BLE001 - the answer was sent: only what is said of it is at stake
         return "", ""
+
+
+def already_rolled_back(record: RolloutRecord) -> str:
+    """Why an answer found ``record`` rolled back (or rolling back) before its run took it: who began
+    the rollback, why and when, as the ledger records it."""
+    from rollway.reports import begun_by
+
+    start = rollback_start(record)
+    begun = f" (begun by {' '.join(begun_by(start).split())} at {utc(start.at)} (rollout clock))" if start else ""
+    done = "rolled back" if record.phase is RolloutPhase.ROLLED_BACK else "rolling back"
+    return f"the rollout was already {done}{begun}"
 
 
 def _not_recorded_yet(seen: str) -> str:
@@ -1775,7 +1786,7 @@ def promote(
         skipped = check_canary_weight(run, live_weights(service), weight)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "approve")
-    if taken in ("refused", "ended"):
+    if taken in ("refused", "ended", "rolled back"):
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s promote: {why}")
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
                   f"{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
@@ -1799,7 +1810,7 @@ def hold(
     _answerable(record, run, who, "hold", comment)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "hold")
-    if taken in ("refused", "ended"):
+    if taken in ("refused", "ended", "rolled back"):
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s hold: {why}")
     console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
                   f"next analysis interval{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
@@ -1859,6 +1870,11 @@ def abort(
                      "`rollway status` shows where the rollout stands")
         say_live(service)
         return 1
+    if taken == "rolled back":
+        # "rolls back on its own" had on-call wait for a rollback that was already over.
+        errors.print(f"[yellow]warning:[/yellow] {escape(not_taken)}: nothing is left for this command to roll back")
+        say_live(service)
+        return 0
     if taken == "refused":
         # Refused only when the run's own look ended the pause as the answer landed: it rolls
         # back all the same, on its own reason (the ledger and the page give that one, not yours).

@@ -195,16 +195,31 @@ def _holders(lock: Path) -> list[int]:
     return sorted(found)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, unwound as Ctrl-C is, remembering which signal it was."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stopped_by(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """The signal's name and the exit code that names it, 128 + its number, as a shell reports a
+    command that signal ended: a supervisor's SIGTERM read 130, Ctrl-C's code."""
+    signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+    return signal.Signals(signum).name, 128 + signum
+
+
 def stop_on_signals() -> None:
     """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all unwind as KeyboardInterrupt, so
-    every child is stopped.
+    every child is stopped (``stopped_by`` tells which one it was).
 
     SIGINT gets Python's handler back explicitly: a shell that starts a command in the
     background makes it ignore SIGINT, and Python then never raises KeyboardInterrupt.
     """
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Stopped(signum)
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
@@ -356,7 +371,7 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         poll_seconds: how often the runner looks for new runs.
 
     Returns:
-        0 after Ctrl-C, 1 when a child failed, 2 when ``port`` is taken, another instance runs
+        128 + the signal's number once stopped (130 after Ctrl-C, 143 after SIGTERM), 1 when a child failed, 2 when ``port`` is taken, another instance runs
         on this Prefect home or this user cannot write it (nothing started).
     """
     home = prefect_home()
@@ -419,9 +434,10 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             wait_served(serve, server.api_url, deployment=DEPLOYMENT, since=started, timeout_seconds=180)
             _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets)
             _watch(server, serve)
-    except KeyboardInterrupt:
-        console.print("stopped.")
-        return 0
+    except KeyboardInterrupt as stop:
+        name, code = stopped_by(stop)
+        console.print(f"stopped ({name}).", markup=False)
+        return code
     except ProcessFailed as err:
         # Why it stopped, and the failed child's last words, are diagnostics: standard error.
         # Only that child's: the server's log under a failed serve would push serve's own

@@ -210,3 +210,40 @@ def test_a_promote_the_run_ends_without_taking_is_said_not_taken(monkeypatch, ca
     out, err = capsys.readouterr()
     assert code == 1 and "approved by alice" not in out, out
     assert "did not take alice's promote: it ended Failed without recording it: moved on" in " ".join(err.split()), err
+
+
+def test_an_abort_that_finds_the_rollout_already_rolled_back_says_so_and_by_whom_not_that_it_rolls_back(
+        monkeypatch, capsys):
+    """The run's watch rolled back while the Prefect API was away, and the reject landed as it came
+    back: the run took it and ended, the rollout already rolled back. The abort said the run "rolls
+    back on its own", as if the traffic were still on the canary and a rollback yet to come."""
+    from rollway.ledger import utc
+
+    run = paused_run()
+    says_it_waits(run)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    ledger = ops.connect(None, None).ledger
+    original = SyncPrefectClient.resume_flow_run
+
+    def rolled_back_before_it_took_it(self, flow_run_id, run_input=None):
+        response = original(self, flow_run_id, run_input=run_input)
+        record = ledger.get(Targets().canary_service)
+        ledger._rollouts[record.service][-1] = record.model_copy(update={
+            "phase": RolloutPhase.ROLLED_BACK, "weights": Weights.canary_at(0),
+            "history": record.history + (
+                Transition(at=1_796_000_000.0, kind="rollback-start", actor="judge", comment="canary errors 9/600"),
+                Transition(at=1_796_000_030.0, kind="rollback", actor="judge"))})
+        self.set_flow_run_state(flow_run_id, Running(), force=True)
+        self.set_flow_run_state(flow_run_id, Completed(), force=True)
+        return response
+
+    monkeypatch.setattr(SyncPrefectClient, "resume_flow_run", rolled_back_before_it_took_it)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join((out + err).split())
+    assert code == 0 and "rejected by erin" not in said, said
+    assert "rolls back on its own" not in said, said
+    assert f"flow run {run.name} ({run.id}) did not take erin's reject" in said, said
+    assert (f"the rollout was already rolled back (begun by judge: canary errors 9/600 at {utc(1_796_000_000.0)} "
+            "(rollout clock)): nothing is left for this command to roll back") in said, said

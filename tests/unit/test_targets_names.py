@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from rollway.targets import TableSpec, Targets
+from rollway.targets import _NAME_RULES, TableSpec, Targets
+
+_NAME_FIELDS = tuple(_NAME_RULES)
 
 
 @pytest.mark.parametrize(("field", "value", "rule"), [
@@ -179,3 +181,27 @@ def test_a_queue_and_a_dlq_of_the_other_type_are_refused(queue, dlq):
             r"messages only to a FIFO queue \(a name ending in \.fifo\), and a standard queue's only to a standard "
             r"queue")):
         Targets(queues=({"name": queue, "dlq_name": dlq},))
+
+
+@pytest.mark.parametrize("field", [*_NAME_FIELDS, "ecr_repository", "region", "stable_target_group"])
+def test_a_name_given_with_surrounding_spaces_is_refused_saying_so_not_that_the_name_is_malformed(field):
+    """A name pasted with its spaces (" webordinary-alerts ") was told the naming rule (or, for
+    the repository, a path component's), which reads as the name itself being wrong. Refused, not
+    stripped, as a queue's or an alarm's is: AWS would take the spaces as part of the name."""
+    value = f" {Targets.model_fields[field].default} "
+    with pytest.raises(ValidationError) as refused:
+        Targets(**{field: value})
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,)
+    message = error["msg"]
+    assert f"{field} {value!r} has surrounding spaces" in message, message
+    assert "is not a valid AWS resource name" not in message and "path component" not in message, message
+
+
+@pytest.mark.parametrize("value", [" webordinary-alerts.fifo ", "webordinary-alerts.fifo\t"])
+def test_a_fifo_alert_topic_given_with_surrounding_spaces_is_refused_for_being_fifo_and_the_spaces_named(value):
+    with pytest.raises(ValidationError) as refused:
+        Targets(alert_topic=value)
+    message = refused.value.errors()[0]["msg"]
+    assert f"alert_topic {value!r} is a FIFO SNS topic" in message, message
+    assert "surrounding spaces" in message and "is not a valid AWS resource name" not in message, message
