@@ -192,7 +192,7 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
             if (signum := _signal_behind(err)) is not None:
                 from rollway.cli.up import Stopped
 
-                raise Stopped(signum) from err
+                raise Stopped.by(signum) from err
             console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
     console.print(result_table(result))

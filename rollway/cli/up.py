@@ -196,11 +196,16 @@ def _holders(lock: Path) -> list[int]:
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, unwound as Ctrl-C is, remembering which signal it was."""
+    """SIGTERM or SIGHUP, unwound as Ctrl-C is, remembering which signal it was: raised with the
+    signal's name (``Stopped.by(signum)``), its only argument, so it pickles as any exception."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    @classmethod
+    def by(cls, signum: int) -> "Stopped":
+        return cls(signal.Signals(signum).name)
+
+    @property
+    def signum(self) -> int:
+        return signal.Signals[self.args[0]].value
 
 
 def stopped_by(stop: KeyboardInterrupt) -> tuple[str, int]:
@@ -219,7 +224,7 @@ def stop_on_signals() -> None:
     """
 
     def handler(signum: int, frame: Any) -> None:
-        raise Stopped(signum)
+        raise Stopped.by(signum)
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, handler)
