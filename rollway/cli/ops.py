@@ -1709,6 +1709,9 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
                     return "ended", f"it ended {_state_name(ended)} without recording it" + (f": {said}" if said else "")
                 latest = client.read_flow_run(run.id)
                 if is_final(latest) and latest.state.is_completed():
+                    # Read again: the ledger read above may predate the end of the rollback the run
+                    # finished before it ended ("already rolling back" of a rollout rolled back).
+                    now = ledger.get(record.service) or now
                     if now.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
                         # Its watch rolled back while the Prefect API was away, and the answer landed
                         # as it came back: the run takes it, and the closed rollout records nothing.
