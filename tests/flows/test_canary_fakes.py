@@ -371,17 +371,24 @@ def turns_bad_when_asked(env, approver, error_rate: float = 0.05):
     return answer
 
 
+def noting_when_asked(env, approver):
+    """``approver``, and the rollout clock's times it was asked at."""
+    asked_at: list[float] = []
+
+    def asked(pause, summary, watch=None):
+        asked_at.append(env.clock.now())
+        return approver(pause, summary, watch=watch)
+
+    return asked, asked_at
+
+
 def test_a_canary_that_fails_during_an_approval_pause_is_rolled_back_before_anyone_answers(caplog):
     import logging
 
     env = fake_environment(canary_error_rate=0.0)
     # The person would answer an hour later: the judge rolls back long before.
     person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
-    asked_at: list[float] = []
-
-    def asked(pause, summary, watch=None):
-        asked_at.append(env.clock.now())
-        return turns_bad_when_asked(env, person)(pause, summary, watch=watch)
+    asked, asked_at = noting_when_asked(env, turns_bad_when_asked(env, person))
 
     with caplog.at_level(logging.INFO):
         result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
@@ -409,12 +416,7 @@ def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
     import logging
 
     env = fake_environment(canary_error_rate=0.0)
-    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
-    began: list[float] = []
-
-    def asked(pause, summary, watch=None):
-        began.append(env.clock.now())
-        return person(pause, summary, watch=watch)
+    asked, began = noting_when_asked(env, scripted(APPROVE, clock=env.clock, after_seconds=3600))
 
     with caplog.at_level(logging.INFO):
         result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), asked)
@@ -585,12 +587,7 @@ def test_a_stage_accepted_after_an_hour_long_pause_ends_when_it_was_accepted():
     """The stage is judged while its pause waits: its row ends at the answer, not at the pause's start."""
     env = fake_environment(rps=0.01)  # too little traffic: the 5 % stage ends inconclusive
     accept = ApprovalAnswer(action="approve", approver="alice", comment="accept")
-    person = scripted(accept, accept, clock=env.clock, after_seconds=3600)
-    asked_at: list[float] = []
-
-    def asked(pause, summary, watch=None):
-        asked_at.append(env.clock.now())
-        return person(pause, summary, watch=watch)
+    asked, asked_at = noting_when_asked(env, scripted(accept, accept, clock=env.clock, after_seconds=3600))
 
     result = canary_on(env, spec(5, 100), asked)
     first = result.stages[0]
