@@ -1728,6 +1728,10 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
         return "", ""
 
 
+NOT_TAKEN = ("refused", "ended", "rolled back")
+"""What ``answer_seen`` says of an answer the run did not take: `promote` and `hold` then exit 1."""
+
+
 def already_rolled_back(record: RolloutRecord) -> str:
     """Why an answer found ``record`` rolled back (or rolling back) before its run took it: who began
     the rollback, why and when, as the ledger records it."""
@@ -1789,7 +1793,7 @@ def promote(
         skipped = check_canary_weight(run, live_weights(service), weight)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "approve")
-    if taken in ("refused", "ended", "rolled back"):
+    if taken in NOT_TAKEN:
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s promote: {why}")
     console.print(f"approved by {who}: flow run {run.name} ({run.id}) resumed{skipping(weight, skipped)}"
                   f"{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
@@ -1813,7 +1817,7 @@ def hold(
     _answerable(record, run, who, "hold", comment)
     resume(run.id, answer, paused=run.state)
     taken, why = answer_seen(service, record, run, who, "hold")
-    if taken in ("refused", "ended", "rolled back"):
+    if taken in NOT_TAKEN:
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s hold: {why}")
     console.print(f"held by {who}: flow run {run.name} ({run.id}) stays at its weights and asks again after its "
                   f"next analysis interval{_not_recorded_yet(taken)}{_asking(run)}", markup=False)
