@@ -10,7 +10,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    ``from_stack``, the stacks before it count as deployed by an earlier run once CloudFormation
    shows them deployed (``confirm_skipped``): one that does not exist, was rolled back or
    deleted is deployed too, in dependency order, and the log and artifact say why; a stack to
-   deploy that CloudFormation is still changing (``*_IN_PROGRESS``) refuses the run;
+   deploy that CloudFormation is still changing (``*_IN_PROGRESS``) refuses the run, and so does one it
+   takes no deploy of until someone acts (``rollway.infra.check_not_stuck``), naming the command that frees it;
 3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
    stacks to deploy go to (their manifest's environments, checked before anything runs; an
    environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
@@ -73,7 +74,8 @@ from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
-    bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_request, confirm_skipped,
+    bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
+    confirm_skipped,
     plan_deployment,
     resource_places, stack_environments, trust_command,
 )
@@ -243,6 +245,8 @@ def run_deploy_infrastructure(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
                 before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
             check_not_changing({stack: state.status for stack, state in before.items()})
+            check_not_stuck({stack: state.status for stack, state in before.items()},
+                            {stack: environments[stack].region for stack in before})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}

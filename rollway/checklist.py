@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean
+from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
 from rollway.report import markdown_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -334,21 +334,12 @@ def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
             "MessageRetentionPeriod at least as long as the queue's (AWS advises longer)")
 
 
-# Stacks a failed rollback or deletion left behind: "see its events, fix and deploy it again" left a
-# person to find out alone whether a deploy can go over them, and what to do when it cannot.
-# (cdk deploy continues a failed update rollback, and deletes and re-creates a stack whose creation
-# rollback failed, before deploying; CloudFormation updates no stack in DELETE_FAILED.)
-_STUCK = {
-    "UPDATE_ROLLBACK_FAILED": "its last update failed and so did the rollback, and CloudFormation takes no update "
-                              "until the rollback is finished: deploy it again (cdk continues the rollback first); "
-                              "if a resource still cannot roll back, continue the rollback without it (aws "
-                              "cloudformation continue-update-rollback --stack-name {name} --resources-to-skip <its "
-                              "logical id, from the stack's events>), then deploy it again",
-    "ROLLBACK_FAILED": "its creation failed and so did the rollback: deploy it again (cdk deletes and re-creates "
-                       "it); if a resource cannot be deleted, delete the stack retaining it, then deploy it again",
-    "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again "
-                     "(retaining what its events say could not be deleted), then deploy it again",
-}
+# A stack whose creation and its rollback failed: cdk deletes and re-creates it before deploying.
+# The others a failed rollback, deletion or a --no-rollback deploy left behind take no deploy until
+# a person acts (rollway.infra.stuck_remedy): "see its events, fix and deploy it again" left a person
+# to find out alone whether a deploy can go over them, and what to do when it cannot.
+_ROLLBACK_FAILED = ("its creation failed and so did the rollback: deploy it again (cdk deletes and re-creates it); if "
+                    "a resource cannot be deleted, delete the stack retaining it, then deploy it again")
 
 
 def check_stack(name: str, stack: Observed, region: str | None = None,
@@ -388,8 +379,10 @@ def check_stack(name: str, stack: Observed, region: str | None = None,
         advice = "an operation is still under way; wait for it, then check again"
     elif status == "UPDATE_ROLLBACK_COMPLETE":
         advice = "its last update was rolled back, so the account runs the version before it; fix and deploy again"
-    elif status in _STUCK:
-        advice = _STUCK[status].format(name=name)
+    elif status == "ROLLBACK_FAILED":
+        advice = _ROLLBACK_FAILED
+    elif (remedy := stuck_remedy(status, name, region)) is not None:
+        advice = f"{remedy}, then deploy it again"
     else:
         advice = "it is not deployed as planned; see its events, fix and deploy it again"
     return CheckItem(kind="stack", name=name, passed=False, reason=f"{status}{why}: {advice}")

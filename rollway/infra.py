@@ -278,6 +278,53 @@ def check_not_changing(statuses: Mapping[str, str | None]) -> None:
                           "it is no longer IN_PROGRESS, then run again (nothing was deployed)")
 
 
+# Stacks cdk cannot deploy over until a person acts: CloudFormation refuses their update ("is in
+# UPDATE_ROLLBACK_FAILED state and can not be updated"), and over a stack a ``--no-rollback`` deploy
+# left paused (CREATE_FAILED, UPDATE_FAILED) cdk asks to roll it back first, a question a run with
+# no terminal cannot answer. Each with what to do: {name} and {region} are the stack's.
+_ROLL_BACK_PAUSED = ("a deploy with --no-rollback left it paused half-way, and cdk's deploy would ask to roll it "
+                     "back first, which this run cannot answer: roll it back (aws cloudformation rollback-stack "
+                     "--stack-name {name}{region})")
+STUCK_REMEDIES = {
+    "UPDATE_ROLLBACK_FAILED": "its last update failed and so did the rollback, and CloudFormation takes no update "
+                              "until the rollback is finished: finish it (aws cloudformation continue-update-rollback "
+                              "--stack-name {name}{region}; add --resources-to-skip <logical id> for a resource its "
+                              "events say cannot roll back)",
+    "CREATE_FAILED": _ROLL_BACK_PAUSED,
+    "UPDATE_FAILED": _ROLL_BACK_PAUSED,
+    "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again (aws "
+                     "cloudformation delete-stack --stack-name {name}{region} --retain-resources <the logical ids "
+                     "its events say could not be deleted>)",
+}
+
+
+def stuck_remedy(status: str | None, name: str, region: str | None = None) -> str | None:
+    """Why cdk cannot deploy over stack ``name`` in ``status``, and the command that frees it
+    (``--region`` given when ``region`` is); None when cdk can."""
+    remedy = STUCK_REMEDIES.get(status or "")
+    return None if remedy is None else remedy.format(name=name, region=f" --region {region}" if region else "")
+
+
+def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, str] | None = None) -> None:
+    """Refuse a run whose stacks to deploy CloudFormation takes no deploy of (``STUCK_REMEDIES``).
+
+    cdk's deploy of such a stack failed only when the run reached it, after deploying the stacks
+    before it, with cdk's words ("terminal (TTY) is not attached", "can not be updated") and a
+    resume "once it is fixed" that named no fix.
+
+    Args:
+        statuses: stack to deploy -> its CloudFormation status (None: it does not exist).
+        regions: stack -> its region, named in the commands.
+
+    Raises:
+        PlanRefused: naming each such stack, its status and the command that frees it; nothing was deployed.
+    """
+    stuck = [f"{stack} is {status}: {remedy}" for stack, status in statuses.items()
+             if (remedy := stuck_remedy(status, stack, (regions or {}).get(stack))) is not None]
+    if stuck:
+        raise PlanRefused("; ".join(stuck) + "; then run again (nothing was deployed)")
+
+
 def _busy(stacks: Sequence[str], statuses: Mapping[str, str | None]) -> str:
     """``<stack> is <status>`` for each of ``stacks`` CloudFormation is changing ("" when none): a
     change set waiting for review (REVIEW_IN_PROGRESS) changes nothing yet."""

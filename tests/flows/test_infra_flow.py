@@ -932,6 +932,41 @@ def test_a_run_over_a_stack_to_deploy_still_changing_is_refused_before_any_deplo
     assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure: refused, nothing deployed")
 
 
+@pytest.mark.parametrize("status, remedy", [
+    ("UPDATE_ROLLBACK_FAILED", "aws cloudformation continue-update-rollback --stack-name WebordinarySQSStack "
+                               "--region us-west-2"),
+    ("UPDATE_FAILED", "aws cloudformation rollback-stack --stack-name WebordinarySQSStack --region us-west-2"),
+    ("DELETE_FAILED", "aws cloudformation delete-stack --stack-name WebordinarySQSStack --region us-west-2"),
+])
+@pytest.mark.parametrize("kwargs", [{"from_stack": "WebordinarySQSStack"}, {}])
+def test_a_run_over_a_stack_cloudformation_takes_no_update_of_is_refused_before_any_deploy(status, remedy, kwargs):
+    # cdk has no way over these: CloudFormation refuses the update ("is in UPDATE_ROLLBACK_FAILED state and can not
+    # be updated"), and over a stack a --no-rollback deploy left paused cdk asks to roll back first, which a run
+    # with no terminal cannot answer. The run failed there after deploying the stacks before it, and said to
+    # "resume once it is fixed", naming no fix.
+    from rollway.cleanup import StackState
+
+    class Stuck:
+        def status(self, name):
+            return "CREATE_COMPLETE"
+
+        def seen(self, name):
+            return StackState(name=name, stack_id=f"id/{name}",
+                              status=status if name == "WebordinarySQSStack" else "CREATE_COMPLETE")
+
+    since = time.time()
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=lambda _region: Stuck(),
+                  bootstrap=lambda *_: deployer.calls.append("bootstrap"), **kwargs)
+    assert deployer.calls == ["list"]  # no bootstrap, no deploy
+    said = str(caught.value)
+    assert f"WebordinarySQSStack is {status}" in said and remedy in said, said
+    assert "then run again (nothing was deployed)" in said, said
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed") and remedy in summary
+
+
 def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 

@@ -346,11 +346,15 @@ def test_summary_and_markdown_name_the_failed_items():
     ("UPDATE_ROLLBACK_COMPLETE", None, False, "its last update was rolled back"),
     ("ROLLBACK_COMPLETE", "Resource creation cancelled", False, "ROLLBACK_COMPLETE: Resource creation cancelled"),
     # Left by a failed rollback or deletion: whether a deploy goes over them, and what to do when not.
-    ("UPDATE_ROLLBACK_FAILED", None, False, "deploy it again (cdk continues the rollback first); if a resource still "
-                                            "cannot roll back, continue the rollback without it (aws cloudformation "
-                                            "continue-update-rollback --stack-name S --resources-to-skip"),
+    # cdk does not go over it: CloudFormation refuses its update, and cdk's offer to roll back first needs a terminal.
+    ("UPDATE_ROLLBACK_FAILED", None, False, "takes no update until the rollback is finished: finish it (aws "
+                                            "cloudformation continue-update-rollback --stack-name S; add "
+                                            "--resources-to-skip <logical id> for a resource its events say cannot "
+                                            "roll back), then deploy it again"),
+    ("UPDATE_FAILED", None, False, "roll it back (aws cloudformation rollback-stack --stack-name S), then deploy it"),
     ("ROLLBACK_FAILED", None, False, "deploy it again (cdk deletes and re-creates it); if a resource cannot be deleted"),
-    ("DELETE_FAILED", None, False, "its deletion failed half-way, and CloudFormation takes no update of it: delete it"),
+    ("DELETE_FAILED", None, False, "its deletion failed half-way, and CloudFormation takes no update of it: delete it "
+                                   "again (aws cloudformation delete-stack --stack-name S --retain-resources"),
     ("UPDATE_IN_PROGRESS", None, False, "still under way"),
     ("CREATE_FAILED", "quota", False, "CREATE_FAILED: quota"),
     (None, None, False, "not reported"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollway.infra import PlanRefused, check_already_deployed, check_not_changing, confirm_skipped, plan_deployment
+from rollway.infra import (PlanRefused, check_already_deployed, check_not_changing, check_not_stuck, confirm_skipped,
+                           plan_deployment)
 from tests.unit.test_infra_plan import ABC, WEBORDINARY
 
 # A resume at C: A and B are ordered before it (B depends on A), D after nothing.
@@ -93,7 +94,7 @@ def test_stacks_named_as_already_deployed_are_refused_when_nothing_of_them_is(st
 
 
 @pytest.mark.parametrize("statuses, refused", [
-    ({"A": "CREATE_COMPLETE", "B": None, "C": "UPDATE_ROLLBACK_FAILED", "D": "REVIEW_IN_PROGRESS"}, ""),
+    ({"A": "CREATE_COMPLETE", "B": None, "C": "UPDATE_ROLLBACK_COMPLETE", "D": "REVIEW_IN_PROGRESS"}, ""),
     ({"A": "UPDATE_IN_PROGRESS", "B": "CREATE_COMPLETE", "C": "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"},
      "A is UPDATE_IN_PROGRESS; C is UPDATE_COMPLETE_CLEANUP_IN_PROGRESS: CloudFormation is still working on it"),
 ])
@@ -103,3 +104,24 @@ def test_stacks_to_deploy_still_changing_refuse_the_run(statuses, refused):
         return
     with pytest.raises(PlanRefused, match=refused):
         check_not_changing(statuses)
+
+
+@pytest.mark.parametrize("statuses, refused", [
+    # cdk goes over these itself: an update rolled back, a failed creation (it deletes and re-creates it).
+    ({"A": "UPDATE_ROLLBACK_COMPLETE", "B": "ROLLBACK_COMPLETE", "C": "ROLLBACK_FAILED", "D": None}, []),
+    ({"A": "UPDATE_ROLLBACK_FAILED", "B": "CREATE_COMPLETE"},
+     ["A is UPDATE_ROLLBACK_FAILED: ", "continue-update-rollback --stack-name A --region eu-west-1"]),
+    ({"A": "CREATE_FAILED", "B": "DELETE_FAILED"},
+     ["A is CREATE_FAILED: ", "rollback-stack --stack-name A --region eu-west-1",
+      "B is DELETE_FAILED: ", "delete-stack --stack-name B --region us-west-2"]),
+])
+def test_stacks_to_deploy_cloudformation_takes_no_update_of_refuse_the_run(statuses, refused):
+    regions = {"A": "eu-west-1", "B": "us-west-2"}
+    if not refused:
+        check_not_stuck(statuses, regions)
+        return
+    with pytest.raises(PlanRefused) as caught:
+        check_not_stuck(statuses, regions)
+    said = str(caught.value)
+    assert all(part in said for part in refused), said
+    assert said.endswith("then run again (nothing was deployed)"), said
