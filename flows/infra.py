@@ -77,7 +77,7 @@ from rollway.infra import (
     bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
     confirm_skipped,
     plan_deployment,
-    resource_places, stack_environments, trust_command,
+    resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.targets import Targets
@@ -304,12 +304,18 @@ def run_deploy_infrastructure(
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
-            # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix.
-            _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
-            changed, unknown = _changed(statuses, before, [*_deployed(result), stack], environments, home,
-                                        read_seconds)
+            try:
+                changed, unknown, after = _changed(statuses, before, [*_deployed(result), stack], environments,
+                                                   home, read_seconds)
+            except BaseException:  # cancelled while reading: the artifact still says where the run stopped
+                _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
+                raise
+            # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
+            # whose rollback failed too takes no deploy until someone acts: the read says so already.
+            when = _again_when(err, stack, after.get(stack), environments.get(stack))
+            _artifact(result, failed_at=stack, already_deployed=already_deployed, when=when)
             _checklist_outdated(stack, err, changed, unknown)
-            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed)) from err
+            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when)) from err
         except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
             # CloudFormation goes on with what it had started. Such a run left no word of where it
@@ -330,7 +336,7 @@ def run_deploy_infrastructure(
     log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
-        changed, unknown = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
+        changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
         if changed or unknown:
             _checklist_not_asked(changed, unknown)
         return result
@@ -427,15 +433,16 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
 
 def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
              environments: dict[str, StackEnvironment], home: StackEnvironment | None,
-             read_seconds: float) -> tuple[list[str], list[str]]:
+             read_seconds: float) -> tuple[list[str], list[str], dict[str, StackState]]:
     """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read
     now, and those not known to be unchanged: not read before or now (a read that failed, another
-    account). All of them changed when nothing was to be read (no ``statuses``: every deploy counts)."""
+    account), and what the read now found. All of them changed when nothing was to be read (no
+    ``statuses``: every deploy counts)."""
     if statuses is None or home is None:
-        return list(stacks), []
+        return list(stacks), [], {}
     after = _read_states(statuses, stacks, environments, home, read_seconds)
     unknown = [s for s in stacks if s not in before or s not in after]
-    return list(changed_stacks(stacks, before, after)), unknown
+    return list(changed_stacks(stacks, before, after)), unknown, after
 
 
 def _deployed(result: InfraResult) -> list[str]:
@@ -481,7 +488,7 @@ def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> 
 
 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
-             already_deployed: Sequence[str] = ()) -> str:
+             already_deployed: Sequence[str] = (), when: str | None = None) -> str:
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
     tail = _last_lines(err)
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
@@ -499,7 +506,8 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
                      "not bootstrapped to trust this account, run there with its credentials: "
                      + "; ".join(result.bootstrap_elsewhere))
     # When, as the artifact says it: a deploy stopped at its timeout has nothing to fix, only a wait.
-    lines.append(f"to resume {_again_when(err, failed)}: run deploy_infrastructure again with from_stack={failed!r} "
+    lines.append(f"to resume {when or _again_when(err, failed)}: run deploy_infrastructure again with "
+                 f"from_stack={failed!r} "
                  f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again")
     return "\n".join(lines)
 
@@ -725,11 +733,17 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     return "\n".join(lines)
 
 
-def _again_when(err: Exception, stack: str) -> str:
+def _again_when(err: Exception, stack: str, now: StackState | None = None,
+                environment: StackEnvironment | None = None) -> str:
     """When to run again after ``stack``'s deploy or bootstrap failed: one stopped at its timeout
-    may still be in progress, and going over it fails until CloudFormation is done with it."""
+    may still be in progress, and going over it fails until CloudFormation is done with it; one
+    CloudFormation shows (``now``, in ``environment``) in a state it takes no deploy of needs the
+    command that frees it first (``stuck_remedy``)."""
     if isinstance(err, StackDeployFailed) and err.timed_out:
         return f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
+    region = environment.region if environment is not None else None
+    if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
+        return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"
     return "once the cause is fixed"
 
 

@@ -295,6 +295,34 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
+def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_frees_it():
+    # The update failed and so did its rollback: "resume once the cause is fixed" named no fix, and
+    # the resume was refused on the stack's status; the read after the failure shows it already.
+    from rollway.cleanup import StackState
+
+    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+
+    class Reading:
+        def status(self, name):
+            return "UPDATE_COMPLETE"
+
+        def seen(self, name):
+            failed = name == "WebordinarySQSStack" and "deploy WebordinarySQSStack" in deployer.calls
+            return StackState(name=name, stack_id=f"id/{name}",
+                              status="UPDATE_ROLLBACK_FAILED" if failed else "UPDATE_COMPLETE")
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(deployer, None, statuses=lambda _region: Reading())
+    freed = ("once WebordinarySQSStack takes a deploy again: CloudFormation shows it UPDATE_ROLLBACK_FAILED: its last "
+             "update failed and so did the rollback")
+    message = str(caught.value)
+    assert f"to resume {freed}" in message, message
+    assert "aws cloudformation continue-update-rollback --stack-name WebordinarySQSStack --region us-west-2" in message
+    summary = latest(ARTIFACT_KEY, since)
+    assert "continue-update-rollback --stack-name WebordinarySQSStack" in summary, summary
+
+
 def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_it(monkeypatch, caplog):
     # Made bare, a refused artifact replaced the error saying what was deployed and how to resume
     # with the API's own; after every stack deployed, it failed the run before the checklist ran.
