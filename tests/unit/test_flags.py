@@ -715,6 +715,50 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
     assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
 
 
+def _stage_whose_put_back_failed() -> tuple[FlakyFlagStore, list[FlagBinding]]:
+    """A 25 % stage's first try: SQS moved 5 -> 25 %, INTERRUPTS throttled, and SQS's put-back
+    throttled too, so SQS is left at the stage's 25 %."""
+    store = FlakyFlagStore([flag(SQS, enabled=True, percentage=5), flag(INTERRUPTS, enabled=True, percentage=5)],
+                           failing=[INTERRUPTS])
+    put = store.put
+
+    def sqs_fails_once_interrupts_did(flag_state, **kwargs):
+        if flag_state.feature == INTERRUPTS:
+            store.failing.add(SQS)
+        return put(flag_state, **kwargs)
+
+    store.put = sqs_fails_once_interrupts_did
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    with pytest.raises(FlagStoreUnavailable):
+        apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 25.0)
+    store.put = put
+    return store, bindings
+
+
+def test_a_retried_stage_puts_back_a_flag_its_first_try_moved_and_could_not_put_back():
+    """The task tries the stage again (same actor, same instant). The retry found SQS already at
+    25 %, written by this rollout, and took it for unmoved: when INTERRUPTS failed again, SQS was not
+    put back, and stayed at 25 % with the traffic back at 5 %, the error saying nothing of it."""
+    store, bindings = _stage_whose_put_back_failed()
+    store.failing = {INTERRUPTS}  # SQS writes again; INTERRUPTS is still throttled
+    with pytest.raises(FlagStoreUnavailable) as raised:
+        apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0), str(raised.value)
+    assert store.audit(SQS)[0].reason.startswith("rollout r1 undone: enable_interrupt_handling could not follow")
+
+
+def test_a_retried_stage_that_succeeds_reports_the_move_its_first_try_made():
+    """Found at 25 % by the retry, SQS's move was left out of the stage's updates, and so of the
+    ledger's record of the shift."""
+    store, bindings = _stage_whose_put_back_failed()
+    store.failing = set()
+    updates = apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert [u.describe() for u in updates] == [f"{SQS}: on 5% -> on 25% (v1)", f"{INTERRUPTS}: on 5% -> on 25% (v1)"]
+    # Applied again later (a resume: another instant), the stage moves nothing.
+    assert apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=9.0) == []
+
+
 @pytest.mark.parametrize("argv", [["flags", "set", "--enabled", "--actor", "gina"], ["flags", "get", "--json"],
                                   ["flags", "eval", "--json"]], ids=["set", "get", "eval"])
 def test_flags_command_without_its_feature_names_the_positional_argument(monkeypatch, capsys, argv):
