@@ -775,6 +775,10 @@ class FlagEvaluator:
         self._entries: dict[str, tuple[float, bool, int, Any]] = {}
         self._last_good: dict[str, _Compiled] = {}
         self._unknown_until: dict[str, float] = {}
+        # feature -> when the read whose answer is cached began. Request threads read an expired
+        # flag at once: a slow read answering after one begun later (a rollback's disable between
+        # them) must not replace the newer answer, for a whole TTL, with what it read before.
+        self._read_at: dict[str, float] = {}
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -814,9 +818,11 @@ class FlagEvaluator:
         if feature is None:
             self._entries.clear()
             self._unknown_until.clear()
+            self._read_at.clear()
         else:
             self._entries.pop(feature, None)
             self._unknown_until.pop(feature, None)
+            self._read_at.pop(feature, None)
 
     def _refresh(self, feature: str) -> tuple[float, bool, int, Any]:
         # A name that can never be a flag is a mistake in the caller, not an outage: it must
@@ -830,7 +836,11 @@ class FlagEvaluator:
         except UnknownFlag:
             flag = None
         except FlagStoreUnavailable as err:
-            return self._unavailable(feature, err, now)
+            return self._newer(feature, now) or self._unavailable(feature, err, now)
+        newer = self._newer(feature, now)
+        if newer is not None:
+            return newer
+        self._read_at[feature] = now
         if flag is None:
             # The last value read is now "no such flag" (off): "stale" must not bring a deleted
             # flag's older settings back on during a later outage.
@@ -846,6 +856,14 @@ class FlagEvaluator:
         entry = (now + self._ttl, *compiled)
         self._entries[feature] = entry
         return entry
+
+    def _newer(self, feature: str, began: float) -> tuple[float, bool, int, Any] | None:
+        """The cached answer of a read of ``feature`` begun after ``began`` (another thread's), if any:
+        it answers, not the read begun at ``began`` (older, or failed)."""
+        entry = self._entries.get(feature)
+        if entry is not None and self._read_at.get(feature, -math.inf) > began:
+            return entry
+        return None
 
     def _unavailable(self, feature: str, err: FlagError, now: float) -> tuple[float, bool, int, Any]:
         if self._on_unavailable == "stale" and feature in self._last_good:

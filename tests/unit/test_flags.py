@@ -258,6 +258,34 @@ def test_cached_flags_are_read_again_only_after_the_ttl():
     assert store.reads == 3
 
 
+@pytest.mark.parametrize("first", ["read", "failed read"])
+def test_a_slow_read_that_answers_after_a_later_one_does_not_replace_its_answer(first):
+    """Two request threads read an expired flag: the first read is slow, a rollback disables the
+    flag, and the second read (begun later, answered first) caches "off". The first answered last,
+    and its answer replaced the newer one for a whole TTL (or retry_seconds): its "on" from before
+    the rollback, past the bound the README gives (a disable reaches a process within ttl_seconds),
+    or its failure, which answered the outage default though the flag had just been read."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock, on_unavailable="open")
+    read = store.get
+
+    def slow_then_overtaken(feature):
+        store.get = read
+        before_the_rollback = read(feature)  # the first thread's read, taken before the disable
+        set_flag(store, FlagChange(feature=SQS, enabled=False), actor="rollback", now=2.0)
+        clock.t += 0.5  # the second thread's request comes in while the first read is in flight
+        assert flags.is_enabled(SQS, "user-1") is False, "the second thread reads the rollback's disable"
+        if first == "failed read":
+            raise FlagStoreUnavailable("read timeout")
+        return before_the_rollback
+
+    store.get = slow_then_overtaken
+    flags.is_enabled(SQS, "user-1")  # the first thread
+    clock.t += 1
+    assert flags.is_enabled(SQS, "user-1") is False, "the newer read's off stays cached"
+    assert store.reads == 3, "served from the cache: the seed's read, the two threads' reads"
+
+
 @pytest.mark.parametrize("setting", ["ttl_seconds", "retry_seconds"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -1.0])
 def test_a_ttl_or_retry_that_is_not_a_positive_finite_number_is_refused(setting, value):
