@@ -721,11 +721,9 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
 
 
-def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back():
-    """The stage moved SQS, INTERRUPTS could not follow, and putting SQS back failed too: that was
-    only a note on the error, shown by a traceback but not by its message, which is what the run's
-    failure, the rollback's page and the ledger carry. People read that flags were put back."""
-    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+def _throttle_sqs_once_interrupts_is_written(store: FlakyFlagStore):
+    """From the first write of INTERRUPTS on (which fails, throttled, when it is in ``store.failing``),
+    SQS's writes fail too: a stage's put-back of SQS fails. Returns the store's own ``put``."""
     put = store.put
 
     def sqs_fails_once_interrupts_did(flag_state, **kwargs):
@@ -734,6 +732,15 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
         return put(flag_state, **kwargs)
 
     store.put = sqs_fails_once_interrupts_did
+    return put
+
+
+def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back():
+    """The stage moved SQS, INTERRUPTS could not follow, and putting SQS back failed too: that was
+    only a note on the error, shown by a traceback but not by its message, which is what the run's
+    failure, the rollback's page and the ledger carry. People read that flags were put back."""
+    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+    _throttle_sqs_once_interrupts_is_written(store)
     with pytest.raises(FlagStoreUnavailable) as raised:
         apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", rollout="r1",
                        now=1.0)
@@ -748,14 +755,7 @@ def _stage_whose_put_back_failed() -> tuple[FlakyFlagStore, list[FlagBinding]]:
     throttled too, so SQS is left at the stage's 25 %."""
     store = FlakyFlagStore([flag(SQS, enabled=True, percentage=5), flag(INTERRUPTS, enabled=True, percentage=5)],
                            failing=[INTERRUPTS])
-    put = store.put
-
-    def sqs_fails_once_interrupts_did(flag_state, **kwargs):
-        if flag_state.feature == INTERRUPTS:
-            store.failing.add(SQS)
-        return put(flag_state, **kwargs)
-
-    store.put = sqs_fails_once_interrupts_did
+    put = _throttle_sqs_once_interrupts_is_written(store)
     bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
     with pytest.raises(FlagStoreUnavailable):
         apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
