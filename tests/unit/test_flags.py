@@ -286,6 +286,32 @@ def test_a_slow_read_that_answers_after_a_later_one_does_not_replace_its_answer(
     assert store.reads == 3, "served from the cache: the seed's read, the two threads' reads"
 
 
+def test_while_one_thread_reads_an_expired_flag_the_others_answer_from_the_cache_for_retry_seconds():
+    """Every request thread that met the expired flag read the store itself: with the table slow or
+    out, each of them waited on its own read (botocore's timeouts, retried) every time the TTL or
+    retry_seconds ran out, instead of one read while the others answered. Not for longer than
+    retry_seconds: a read that hangs must not keep a kill switch from the process."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock)
+    assert flags.is_enabled(SQS, "user-1") is True
+    set_flag(store, FlagChange(feature=SQS, enabled=False), actor="on-call", now=2.0)
+    clock.t += 30  # expired
+    read, answers = store.get, []
+
+    def slow(feature):
+        reads = store.reads
+        answers.append(flags.is_enabled(SQS, "user-1"))  # another thread, while this read is in flight
+        assert store.reads == reads, "the other thread answered from the cache, without a read of its own"
+        clock.t += 5  # the read has taken retry_seconds: the next thread reads for itself
+        store.get = read
+        answers.append(flags.is_enabled(SQS, "user-1"))
+        return read(feature)
+
+    store.get = slow
+    assert flags.is_enabled(SQS, "user-1") is False
+    assert answers == [True, False], "the cached answer while the read is young, a read of its own after"
+
+
 @pytest.mark.parametrize("setting", ["ttl_seconds", "retry_seconds"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -1.0])
 def test_a_ttl_or_retry_that_is_not_a_positive_finite_number_is_refused(setting, value):
