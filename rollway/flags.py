@@ -849,6 +849,7 @@ class FlagEvaluator:
                 self._reading.pop(feature, None)
 
     def _read(self, feature: str, now: float) -> tuple[float, bool, int, Any]:
+        """``feature`` read from the store, cached (``now``: when the read began), or what a newer read cached."""
         try:
             flag = self._store.get(feature)
         except UnknownFlag:
