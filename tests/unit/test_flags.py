@@ -747,6 +747,27 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
 
 
+def test_a_set_that_loses_the_race_after_its_read_names_the_change_that_came_first():
+    """Bob's change landed between the read `flags set --expected-version 1` made and its write. The
+    loser was told "changed concurrently ... read it again and retry": neither who changed it, nor to
+    what, nor how to read it (the runbook's next step was to ask around)."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+    put = store.put
+
+    def bob_first(flag_state, **kwargs):
+        store.put = put
+        set_flag(store, FlagChange(feature=SQS, percentage=50, reason="more users"), actor="bob", now=1.7e9)
+        return put(flag_state, **kwargs)
+
+    store.put = bob_first
+    code, text, err = run(flags_set, store, SQS, enabled=False, actor="ann", expected_version=1, now=1.7e9 + 5)
+    assert code == EXIT_CONFLICT and text == "", (code, text, err)
+    assert err.startswith(f"error: feature flag {SQS!r} changed concurrently: expected version 1, found version 2")
+    assert (f"found version 2: its newest change is v2, by bob at 2023-11-14T22:13:20Z: on 25% -> on 50% (more "
+            f"users); nothing was written: `rollway flags get {SQS}` shows the flag as it is now") in err, err
+    assert err.count("\n") == 1 and store.get(SQS).enabled is True
+
+
 def _throttle_sqs_once_interrupts_is_written(store: FlakyFlagStore):
     """From the first write of INTERRUPTS on (which fails, throttled, when it is in ``store.failing``),
     SQS's writes fail too: a stage's put-back of SQS fails. Returns the store's own ``put``."""
