@@ -592,10 +592,24 @@ def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntr
             # retry): a move, from where that write found the flag. Taken for a resume's, the stage
             # recorded no move, and what the flag was before it (its put-back too) was lost.
             return _read_back(store, current, change.reason, trail=trail)
+        if _this_attempts(trail[0], current, change, actor=actor, now=now):
+            # Moved by an earlier try of this very stage (the task's retry: same actor, same instant),
+            # answered, and not put back when a later flag failed. Taken for a resume's, it was left
+            # out of the stage's moves: of the ledger, and of the put-back when a flag failed again
+            # (it stayed at this stage with the traffic back at the one before).
+            return FlagUpdate(feature=change.feature, before=_found_by(trail, current), after=current,
+                              reason=change.reason)
         return FlagUpdate(feature=change.feature, before=current, after=current, reason=change.reason)
     after = store.put(current, expected_version=current.version, actor=actor, now=now, reason=change.reason,
                       writer="rollout", rollout=rollout)
     return FlagUpdate(feature=change.feature, before=current, after=after, reason=change.reason)
+
+
+def _this_attempts(entry: FlagAuditEntry, flag: FlagState, change: FlagChange, *, actor: str, now: float) -> bool:
+    """Whether ``entry``, the newest of ``flag``'s trail, is the write of an earlier try of this same
+    stage (its retry passes the same actor and instant): a resume applies a stage at another instant."""
+    return (entry.version == flag.version and entry.at == now and entry.actor == actor
+            and entry.reason == change.reason)
 
 
 def _read_back(store: FlagStore, flag: FlagState, reason: str,

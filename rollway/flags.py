@@ -732,7 +732,8 @@ class FlagEvaluator:
 
     Args:
         store: where flags are read from (one ``get`` per flag per TTL).
-        ttl_seconds: how long a flag read is used before it is read again.
+        ttl_seconds: how long a flag read is used before it is read again; while one thread reads
+            it again, the others answer the value it replaces, for ``retry_seconds`` at most.
         retry_seconds: after a failed read, how long to answer per ``on_unavailable`` before
             trying the store again (keeps an outage from turning every call into a request).
         clock: monotonic seconds; injected so tests move time without sleeping.
@@ -775,6 +776,12 @@ class FlagEvaluator:
         self._entries: dict[str, tuple[float, bool, int, Any]] = {}
         self._last_good: dict[str, _Compiled] = {}
         self._unknown_until: dict[str, float] = {}
+        # feature -> when the read whose answer is cached began. Request threads read an expired
+        # flag at once: a slow read answering after one begun later (a rollback's disable between
+        # them) must not replace the newer answer, for a whole TTL, with what it read before.
+        self._read_at: dict[str, float] = {}
+        # feature -> when the read in flight began (``_refresh``).
+        self._reading: dict[str, float] = {}
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -798,7 +805,7 @@ class FlagEvaluator:
                 _require_user(user_id)
         entry = self._entries.get(feature)
         if entry is None or entry[0] <= self._clock():
-            entry = self._refresh(feature)
+            entry = self._refresh(feature, entry)
         if user_id is None:
             return entry[1]
         hasher = entry[3]
@@ -814,23 +821,45 @@ class FlagEvaluator:
         if feature is None:
             self._entries.clear()
             self._unknown_until.clear()
+            self._read_at.clear()
         else:
             self._entries.pop(feature, None)
             self._unknown_until.pop(feature, None)
+            self._read_at.pop(feature, None)
 
-    def _refresh(self, feature: str) -> tuple[float, bool, int, Any]:
+    def _refresh(self, feature: str, expired: tuple[float, bool, int, Any] | None = None,
+                 ) -> tuple[float, bool, int, Any]:
         # A name that can never be a flag is a mistake in the caller, not an outage: it must
         # not be answered by on_unavailable (fail open would turn it on for everyone).
         validate_feature(feature)
         now = self._clock()
         if self._unknown_until.get(feature, -math.inf) > now:
             raise UnknownFlag(feature)
+        if expired is not None and self._reading.get(feature, -math.inf) > now - self._retry:
+            # Another thread is reading it: its answer, not a read of each request thread, which had
+            # every request met in the meantime wait on the store (on botocore's timeouts, retried,
+            # with the table slow or out). For retry_seconds at most: a read that hangs must not keep
+            # a kill switch from the process.
+            return expired
+        self._reading[feature] = now
+        try:
+            return self._read(feature, now)
+        finally:
+            if self._reading.get(feature) == now:  # not a later read's, begun after this one gave up waiting
+                self._reading.pop(feature, None)
+
+    def _read(self, feature: str, now: float) -> tuple[float, bool, int, Any]:
+        """``feature`` read from the store, cached (``now``: when the read began), or what a newer read cached."""
         try:
             flag = self._store.get(feature)
         except UnknownFlag:
             flag = None
         except FlagStoreUnavailable as err:
-            return self._unavailable(feature, err, now)
+            return self._newer(feature, now) or self._unavailable(feature, err, now)
+        newer = self._newer(feature, now)
+        if newer is not None:
+            return newer
+        self._read_at[feature] = now
         if flag is None:
             # The last value read is now "no such flag" (off): "stale" must not bring a deleted
             # flag's older settings back on during a later outage.
@@ -846,6 +875,14 @@ class FlagEvaluator:
         entry = (now + self._ttl, *compiled)
         self._entries[feature] = entry
         return entry
+
+    def _newer(self, feature: str, began: float) -> tuple[float, bool, int, Any] | None:
+        """The cached answer of a read of ``feature`` begun after ``began`` (another thread's), if any:
+        it answers, not the read begun at ``began`` (older, or failed)."""
+        entry = self._entries.get(feature)
+        if entry is not None and self._read_at.get(feature, -math.inf) > began:
+            return entry
+        return None
 
     def _unavailable(self, feature: str, err: FlagError, now: float) -> tuple[float, bool, int, Any]:
         if self._on_unavailable == "stale" and feature in self._last_good:

@@ -228,6 +228,8 @@ def flags_set(
             raise _Interrupted(_interrupted(sending, feature, "setting it again")) from None
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
             raise stale.named("--expected-version") from None
+        except FlagConflict as lost:  # a write landed between this one's read and its write
+            raise _lost_race(store, lost) from None
         except UnknownFlag as unknown:
             # The library's "create it first" names no way to do that from here: say the option.
             names = ", ".join(repr(name) for name in unknown.features)
@@ -240,6 +242,28 @@ def flags_set(
         _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
+
+
+def _lost_race(store: FlagStore, lost: FlagConflict) -> FlagConflict:
+    """``lost`` (still exit 3), saying the change that won, read now: "changed concurrently ... read
+    it again and retry" named neither who changed the flag nor to what, nor how to read it."""
+    feature, found = lost.feature, lost.actual_version
+    said = (f"feature flag {feature!r} changed concurrently: expected version {lost.expected_version}, found "
+            f"{'a different version' if found is None else f'version {found}'}")
+    try:
+        newest = store.audit(feature, limit=1)
+    except UnreadableAudit as partial:
+        newest = partial.entries
+    except FlagStoreUnavailable:
+        newest = []
+    if newest:
+        entry = newest[0]
+        why = f" ({_one_line(entry.reason)})" if entry.reason else ""
+        said += (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
+                 f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
+    conflict = FlagConflict(feature, lost.expected_version, found)
+    conflict.args = (f"{said}; nothing was written: `rollway flags get {feature}` shows the flag as it is now",)
+    return conflict
 
 
 def _asked(feature: str, settings: dict[str, Any]) -> FlagChange:

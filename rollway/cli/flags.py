@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import Annotated, Any, Sequence
 
-from cyclopts import App
+from cyclopts import App, Parameter
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 # The commands as they are typed: "show, change and evaluate" sent people to `flags show`.
 flags_app = App(name="flags", help="Feature flags: list, get, set and eval them, and release one from a rollout's "
                                    "hold (`rollway flags set NAME --no-enabled` turns one off).")
+
+
+def _whole(type_: Any, tokens: Sequence[Any]) -> int:
+    """A count or version as typed, refused unless it is a whole number: cyclopts rounds "1.5" to 2
+    (and "2.5" to 2), so `--expected-version 1.5` made the write conditional on a version nobody gave."""
+    given = tokens[0].value
+    try:
+        return int(given, 10)
+    except ValueError:
+        raise ValueError(f"{given!r} is not a whole number") from None
+
+
+# `--expected-version` and `--audit`: whole numbers, never rounded (``_whole``).
+Whole = Annotated[int, Parameter(converter=_whole)]
 
 
 class _Store:
@@ -93,7 +108,7 @@ def list_(*, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
 # The flag is positional only in every command: otherwise a missing one was "parameter --feature
 # requires an argument", an option no help shows.
 @flags_app.command
-def get(feature: str, /, *, audit: int = 10, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
+def get(feature: str, /, *, audit: Whole = 10, json: bool = False, targets_block: str | None = TARGETS_BLOCK,
         credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """One flag and its latest changes.
 
@@ -112,7 +127,7 @@ def get(feature: str, /, *, audit: int = 10, json: bool = False, targets_block: 
 
 @flags_app.command(name="set")
 def set_(feature: str, /, *, enabled: bool | None = None, percentage: float | None = None, reason: str = "",
-         create: bool = False, expected_version: int | None = None, actor: str | None = None,
+         create: bool = False, expected_version: Whole | None = None, actor: str | None = None,
          targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """Change a flag (conditional on its version; bad input writes nothing).
 

@@ -63,6 +63,7 @@ def test_a_write_that_loses_a_race_after_its_read_is_told_as_a_race(aws, store):
     store.put = raced
     code, _, err = set_(store, SQS, enabled=True, expected_version=1)
     assert code == EXIT_CONFLICT and "changed concurrently" in err and "found version 2" in err, err
+    assert "its newest change is v2, by rival" in err and "-> on 50%" in err, err  # who won, read from the table
     assert store.get(SQS).updated_by == "rival"
 
 

@@ -438,6 +438,26 @@ def test_a_percent_sign_on_an_option_that_is_no_share_is_not_told_to_drop_the_si
     assert "% sign" not in err and "fraction" not in err, err
 
 
+@pytest.mark.parametrize(("argv", "named"), [
+    (["flags", "set", SQS, "--enabled", "--expected-version", "1.5", "--actor", "gina"], "--expected-version: '1.5'"),
+    (["flags", "set", SQS, "--enabled", "--expected-version", "2.5", "--actor", "gina"], "--expected-version: '2.5'"),
+    (["flags", "get", SQS, "--audit", "2.9"], "--audit: '2.9'"),
+], ids=["version 1.5", "version 2.5", "audit 2.9"])
+def test_flags_refuse_a_count_that_is_not_a_whole_number_before_any_aws_call(monkeypatch, capsys, argv, named):
+    """cyclopts rounded "1.5" to 2 (and "2.5" to 2): the write was made conditional on a version
+    nobody gave, and `--audit 2.9` showed 3 changes."""
+    from rollway.cli import main
+    from rollway.targets import Targets
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (Targets(), lambda _: NoAws()))
+    monkeypatch.setattr(sys, "argv", ["rollway", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == EXIT_INVALID and out == "", (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1 and named in err and "not a whole number" in err, err
+
+
 @pytest.mark.parametrize("args", [("flags", "list", "--json"), ("flags", "get", SQS),
                                   ("flags", "set", SQS, "--enabled", "--actor", "gina"), ("flags", "eval", SQS, "u1")],
                          ids=["list", "get", "set", "eval"])

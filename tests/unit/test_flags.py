@@ -258,6 +258,60 @@ def test_cached_flags_are_read_again_only_after_the_ttl():
     assert store.reads == 3
 
 
+@pytest.mark.parametrize("first", ["read", "failed read"])
+def test_a_slow_read_that_answers_after_a_later_one_does_not_replace_its_answer(first):
+    """Two request threads read an expired flag: the first read is slow, a rollback disables the
+    flag, and the second read (begun later, answered first) caches "off". The first answered last,
+    and its answer replaced the newer one for a whole TTL (or retry_seconds): its "on" from before
+    the rollback, past the bound the README gives (a disable reaches a process within ttl_seconds),
+    or its failure, which answered the outage default though the flag had just been read."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock, on_unavailable="open")
+    read = store.get
+
+    def slow_then_overtaken(feature):
+        store.get = read
+        before_the_rollback = read(feature)  # the first thread's read, taken before the disable
+        set_flag(store, FlagChange(feature=SQS, enabled=False), actor="rollback", now=2.0)
+        clock.t += 0.5  # the second thread's request comes in while the first read is in flight
+        assert flags.is_enabled(SQS, "user-1") is False, "the second thread reads the rollback's disable"
+        if first == "failed read":
+            raise FlagStoreUnavailable("read timeout")
+        return before_the_rollback
+
+    store.get = slow_then_overtaken
+    flags.is_enabled(SQS, "user-1")  # the first thread
+    clock.t += 1
+    assert flags.is_enabled(SQS, "user-1") is False, "the newer read's off stays cached"
+    assert store.reads == 3, "served from the cache: the seed's read, the two threads' reads"
+
+
+def test_while_one_thread_reads_an_expired_flag_the_others_answer_from_the_cache_for_retry_seconds():
+    """Every request thread that met the expired flag read the store itself: with the table slow or
+    out, each of them waited on its own read (botocore's timeouts, retried) every time the TTL or
+    retry_seconds ran out, instead of one read while the others answered. Not for longer than
+    retry_seconds: a read that hangs must not keep a kill switch from the process."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock)
+    assert flags.is_enabled(SQS, "user-1") is True
+    set_flag(store, FlagChange(feature=SQS, enabled=False), actor="on-call", now=2.0)
+    clock.t += 30  # expired
+    read, answers = store.get, []
+
+    def slow(feature):
+        reads = store.reads
+        answers.append(flags.is_enabled(SQS, "user-1"))  # another thread, while this read is in flight
+        assert store.reads == reads, "the other thread answered from the cache, without a read of its own"
+        clock.t += 5  # the read has taken retry_seconds: the next thread reads for itself
+        store.get = read
+        answers.append(flags.is_enabled(SQS, "user-1"))
+        return read(feature)
+
+    store.get = slow
+    assert flags.is_enabled(SQS, "user-1") is False
+    assert answers == [True, False], "the cached answer while the read is young, a read of its own after"
+
+
 @pytest.mark.parametrize("setting", ["ttl_seconds", "retry_seconds"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, 0.0, -1.0])
 def test_a_ttl_or_retry_that_is_not_a_positive_finite_number_is_refused(setting, value):
@@ -693,11 +747,30 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
 
 
-def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back():
-    """The stage moved SQS, INTERRUPTS could not follow, and putting SQS back failed too: that was
-    only a note on the error, shown by a traceback but not by its message, which is what the run's
-    failure, the rollback's page and the ledger carry. People read that flags were put back."""
-    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+def test_a_set_that_loses_the_race_after_its_read_names_the_change_that_came_first():
+    """Bob's change landed between the read `flags set --expected-version 1` made and its write. The
+    loser was told "changed concurrently ... read it again and retry": neither who changed it, nor to
+    what, nor how to read it (the runbook's next step was to ask around)."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+    put = store.put
+
+    def bob_first(flag_state, **kwargs):
+        store.put = put
+        set_flag(store, FlagChange(feature=SQS, percentage=50, reason="more users"), actor="bob", now=1.7e9)
+        return put(flag_state, **kwargs)
+
+    store.put = bob_first
+    code, text, err = run(flags_set, store, SQS, enabled=False, actor="ann", expected_version=1, now=1.7e9 + 5)
+    assert code == EXIT_CONFLICT and text == "", (code, text, err)
+    assert err.startswith(f"error: feature flag {SQS!r} changed concurrently: expected version 1, found version 2")
+    assert (f"found version 2: its newest change is v2, by bob at 2023-11-14T22:13:20Z: on 25% -> on 50% (more "
+            f"users); nothing was written: `rollway flags get {SQS}` shows the flag as it is now") in err, err
+    assert err.count("\n") == 1 and store.get(SQS).enabled is True
+
+
+def _throttle_sqs_once_interrupts_is_written(store: FlakyFlagStore):
+    """From the first write of INTERRUPTS on (which fails, throttled, when it is in ``store.failing``),
+    SQS's writes fail too: a stage's put-back of SQS fails. Returns the store's own ``put``."""
     put = store.put
 
     def sqs_fails_once_interrupts_did(flag_state, **kwargs):
@@ -706,6 +779,15 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
         return put(flag_state, **kwargs)
 
     store.put = sqs_fails_once_interrupts_did
+    return put
+
+
+def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back():
+    """The stage moved SQS, INTERRUPTS could not follow, and putting SQS back failed too: that was
+    only a note on the error, shown by a traceback but not by its message, which is what the run's
+    failure, the rollback's page and the ledger carry. People read that flags were put back."""
+    store = FlakyFlagStore([flag(SQS), flag(INTERRUPTS)], failing=[INTERRUPTS])
+    _throttle_sqs_once_interrupts_is_written(store)
     with pytest.raises(FlagStoreUnavailable) as raised:
         apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 5, actor="r", rollout="r1",
                        now=1.0)
@@ -713,6 +795,43 @@ def test_the_error_people_read_names_the_flags_a_failed_stage_could_not_put_back
     assert said.startswith(f"PutItem on {INTERRUPTS}: ProvisionedThroughputExceededException"), said
     assert f"feature flag {SQS!r} was left at on 5%: PutItem on {SQS}" in said, said
     assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
+
+
+def _stage_whose_put_back_failed() -> tuple[FlakyFlagStore, list[FlagBinding]]:
+    """A 25 % stage's first try: SQS moved 5 -> 25 %, INTERRUPTS throttled, and SQS's put-back
+    throttled too, so SQS is left at the stage's 25 %."""
+    store = FlakyFlagStore([flag(SQS, enabled=True, percentage=5), flag(INTERRUPTS, enabled=True, percentage=5)],
+                           failing=[INTERRUPTS])
+    put = _throttle_sqs_once_interrupts_is_written(store)
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)]
+    with pytest.raises(FlagStoreUnavailable):
+        apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 25.0)
+    store.put = put
+    return store, bindings
+
+
+def test_a_retried_stage_puts_back_a_flag_its_first_try_moved_and_could_not_put_back():
+    """The task tries the stage again (same actor, same instant). The retry found SQS already at
+    25 %, written by this rollout, and took it for unmoved: when INTERRUPTS failed again, SQS was not
+    put back, and stayed at 25 % with the traffic back at 5 %, the error saying nothing of it."""
+    store, bindings = _stage_whose_put_back_failed()
+    store.failing = {INTERRUPTS}  # SQS writes again; INTERRUPTS is still throttled
+    with pytest.raises(FlagStoreUnavailable) as raised:
+        apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0), str(raised.value)
+    assert store.audit(SQS)[0].reason.startswith("rollout r1 undone: enable_interrupt_handling could not follow")
+
+
+def test_a_retried_stage_that_succeeds_reports_the_move_its_first_try_made():
+    """Found at 25 % by the retry, SQS's move was left out of the stage's updates, and so of the
+    ledger's record of the shift."""
+    store, bindings = _stage_whose_put_back_failed()
+    store.failing = set()
+    updates = apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=7.0)
+    assert [u.describe() for u in updates] == [f"{SQS}: on 5% -> on 25% (v1)", f"{INTERRUPTS}: on 5% -> on 25% (v1)"]
+    # Applied again later (a resume: another instant), the stage moves nothing.
+    assert apply_bindings(store, bindings, 25, actor="r", rollout="r1", now=9.0) == []
 
 
 @pytest.mark.parametrize("argv", [["flags", "set", "--enabled", "--actor", "gina"], ["flags", "get", "--json"],
