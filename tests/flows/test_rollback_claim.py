@@ -350,3 +350,57 @@ def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the
     record = env.ledger.get(service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "carol"
     assert [t.kind for t in record.history].count("rollback") == 1
+
+
+def test_a_resumed_rollout_whose_rollback_another_run_finishes_says_so(monkeypatch, caplog):
+    """A progressive run of the image whose rollback the hook is carrying out waits for it and
+    reports its end. It used to log "finishing the rollback of rollout ... that was interrupted"
+    and return that as its reason, while the hook's run did all of it and was never interrupted."""
+    ledger = FinishesWhileWatched()
+    env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires_in=60)
+    ledger.other = OtherRollback(env, HOOK)
+
+    with caplog.at_level(logging.INFO):
+        result = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert result.outcome == "rolled_back"
+    assert result.rollback.done_by == HOOK
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "interrupted" not in said and "interrupted" not in result.reason, (said, result.reason)
+    assert f"finished by {HOOK}" in result.reason and first.rollout_id in result.reason, result.reason
+    assert result.reason in said, said
+    assert len(pages(env)) == 1  # the hook's
+
+
+class FinishedJustBeforeTheClaim(FakeLedger):
+    """Another rollback ends the rollout's rollback between this run's read and its claim."""
+
+    other: OtherRollback | None = None
+
+    def claim_rollback(self, service, **kwargs):
+        record = super().get(service)
+        if record.phase is RolloutPhase.ROLLING_BACK and self.other is not None:
+            self.other.finish(self, service, record.rollout_id)
+            self.other = None
+        return super().claim_rollback(service, **kwargs)
+
+
+def test_a_resumed_rollout_whose_rollback_ended_a_moment_before_its_claim_has_nothing_left_to_do(
+        monkeypatch, caplog):
+    """It used to fail the run on the ledger's RolloutClosed after logging that it finished an
+    interrupted rollback; now it says the rollback was just finished, by whom, and that nothing
+    was left to do."""
+    ledger = FinishedJustBeforeTheClaim()
+    env, first = rolling_back(monkeypatch, ledger, holder=None, expires_in=0.0)
+    ledger.other = OtherRollback(env, "erin (process 4242 on laptop)")
+
+    with caplog.at_level(logging.INFO):
+        result = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert result.outcome == "rolled_back" and result.rollback is None
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "interrupted" not in said, said
+    assert "finished by erin" in result.reason and "nothing left to do" in result.reason, result.reason
+    assert result.reason in said, said
+    assert result.final_weights == Weights(stable=100, canary=0)
+    assert len(pages(env)) == 1 and env.router.calls.count("set_weights 100/0") == 1  # erin's only
