@@ -85,13 +85,13 @@ class FinishesWhileWatched(FakeLedger):
         return got
 
 
-def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float):
+def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float, spec: RolloutSpec = SPEC):
     """A rollout at 5% whose rollback has begun, its claim held by ``holder`` for ``expires_in`` more seconds."""
     env = fake_environment()
     env.ledger = ledger
     now = env.clock.now()
-    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
-                          spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=spec.image,
+                          spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
     ledger.create(first, owner="process/old", now=now - 100, lease_seconds=0)
     begin_rollback(ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors", now=now - 5,
@@ -404,3 +404,24 @@ def test_a_resumed_rollout_whose_rollback_ended_a_moment_before_its_claim_has_no
     assert result.reason in said, said
     assert result.final_weights == Weights(stable=100, canary=0)
     assert len(pages(env)) == 1 and env.router.calls.count("set_weights 100/0") == 1  # erin's only
+
+
+def test_a_rollback_move_not_read_back_says_what_was_read_when_and_after_how_long(monkeypatch):
+    """Its error, in the page and the run's failure, said "load balancer holds weights 95/5
+    (stable/canary), expected 100/0": in the present tense, beside the page's own read of the
+    weights (which may show the move landed since), and without the wait that ran out."""
+    import flows.rollback
+
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", 0.2)
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0,
+                              spec=SPEC.model_copy(update={"verify_timeout_seconds": 0.2}))
+    env.router.lag = 10_000  # the load balancer shows the old rule for a long while after the write
+
+    with pytest.raises(Exception) as failed:
+        rollback(reason="abort")
+
+    said = ("the load balancer held weights 95/5 (stable/canary), not the 100/0 set, when the read-back ended after "
+            "0.2 s (verify_timeout_seconds)")
+    assert said in str(failed.value), failed.value
+    (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
+    assert said in page, page
