@@ -32,6 +32,7 @@ written to the ledger. The ``canary`` flow runs the same steps in-run with ``fin
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -493,10 +494,22 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                f"traffic on {td}.")
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
     waiting = f"wait until {t.stable_service} is steady with healthy targets"
+    # Minutes pass here while ECS starts the tasks: said before and while it lasts, or `rollway
+    # finalize` looks stuck.
+    progress.log.info("waiting up to %g s (stable_timeout_seconds) for %s to be steady on %s, then up to %g s "
+                      "(healthy_timeout_seconds) for healthy targets in the stable target group",
+                      stable_timeout_seconds, t.stable_service, td, healthy_timeout_seconds)
+
+    def still(elapsed: float) -> None:
+        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %g s (stable_timeout_seconds)",
+                          t.stable_service, td, elapsed, stable_timeout_seconds)
+
     with progress.trying(waiting, pointed):
         try:
-            ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td},
-                            bound="stable_timeout_seconds")
+            # Bounded by the wait itself (stable_timeout_seconds): ``within`` only says it lasts.
+            within(math.inf, lambda: ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
+                                                     {t.stable_service: td}, bound="stable_timeout_seconds"),
+                   name="rollway-wait-stable", waiting=still)
         except ServiceNotStable as err:
             if not err.timed_out:
                 raise  # waiting longer would not help (a service rolled back, or gone)

@@ -975,3 +975,27 @@ def test_a_ledger_read_given_up_on_leaves_no_read_running():
         ledger.answering.set()
     assert reading == [], reading
     assert ledger.bounds == [0.2]
+
+
+def test_the_wait_for_a_steady_stable_service_says_what_it_waits_for_and_for_how_long(monkeypatch, caplog):
+    """Up to stable_timeout_seconds (600 s by default) passed without a line: `rollway finalize`
+    looked stuck while ECS started the stable service's tasks."""
+    import rollway.deadline as deadline
+
+    env, release = promoted_on_fakes()
+    t = env.targets
+    real = env.deployer.wait_stable
+
+    def slow(services, timeout_seconds, expected=None):
+        time.sleep(0.35)  # ECS starting the tasks
+        return real(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = slow
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 0.1)
+    with caplog.at_level(logging.INFO):
+        assert finalize_bounded(env).outcome == "finalized"
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert (f"waiting up to 30 s (stable_timeout_seconds) for {t.stable_service} to be steady on {release}, then up "
+            "to 300 s (healthy_timeout_seconds) for healthy targets in the stable target group") in said, said
+    assert (f"still waiting for {t.stable_service} to be steady on {release} after 0 s of 30 s "
+            "(stable_timeout_seconds)") in said_while_waiting(caplog)
