@@ -46,7 +46,8 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
+from rollway.aws.errors import (AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost,
+                                never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -234,6 +235,22 @@ def _next_steps(rollout: str | None) -> str:
             f"{look}")
 
 
+def _when_again(env: Environment, err: BaseException, again: str, weights: Weights | None) -> str:
+    """When the failed-move page tells people to run the rollback again. A move not read back
+    (WeightMismatch) is not the stable service failing to take the traffic, which the page said
+    it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
+    after), or another writer changed the rule."""
+    t = env.targets
+    if not isinstance(err, WeightMismatch):
+        return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
+    if weights is not None and weights == err.expected:
+        return (f"The move has shown since: run the rollback again ({again}) to finish it (retire the canary, disable "
+                "the flags and tell people).")
+    return (f"Run the rollback again ({again}): the load balancer may only be slow to show the move; if it shows "
+            f"other weights than {err.actual} or {err.expected} by then, another writer (a person, another run) is "
+            "changing the rule: find who first.")
+
+
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
                       rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
@@ -264,7 +281,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
-        f"Run the rollback again ({again}) once {t.stable_service} can take the traffic.",
+        _when_again(env, err, again, weights),
     ])
     log.error("%s", message)
     try:

@@ -425,3 +425,5 @@ def test_a_rollback_move_not_read_back_says_what_was_read_when_and_after_how_lon
     assert said in str(failed.value), failed.value
     (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
     assert said in page, page
+    # Not "once webordinary-edit-service can take the traffic": the stable service was never the trouble.
+    assert "can take the traffic" not in page and "the load balancer may only be slow to show the move" in page, page
