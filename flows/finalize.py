@@ -46,7 +46,7 @@ from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
-from rollway.deadline import READ_SECONDS, Unanswered, answered, within
+from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
@@ -128,6 +128,7 @@ class _Progress:
         next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither."""
         figure = next((f for f in (f"after {seconds:g}s", f"after {seconds:g} s") if f in said), None)
         said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
+                else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
                 else f"{said} ({bound}: {seconds:g} s)")
         option = "--" + bound.replace("_", "-")
         return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
@@ -329,7 +330,11 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     with progress.trying(reading, unchanged):
         newest = _newest(env, ledger_read_seconds) if env.ledger is not None else None
         spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
-        live = traffic.weights_within(env.router, verify_timeout_seconds)
+        try:
+            live = traffic.weights_within(env.router, verify_timeout_seconds)
+        except ReadBackUnanswered as err:
+            raise progress.ran_out(reading, str(err), verify_timeout_seconds, "verify_timeout_seconds",
+                                   unchanged) from err
         # Bounded as the weights' read: a throttled or silent ECS (or Prefect API) held the run without a word.
         deployer = _reading(env.deployer, verify_timeout_seconds)
         stable = read(f"ECS (service {t.stable_service!r})", lambda: ecs.describe_service(deployer, t.stable_service))

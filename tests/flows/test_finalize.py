@@ -999,3 +999,28 @@ def test_the_wait_for_a_steady_stable_service_says_what_it_waits_for_and_for_how
             "to 300 s (healthy_timeout_seconds) for healthy targets in the stable target group") in said, said
     assert (f"still waiting for {t.stable_service} to be steady on {release} after 0 s of 30 s "
             "(stable_timeout_seconds)") in said_while_waiting(caplog)
+
+
+def test_a_load_balancer_that_does_not_answer_the_first_read_says_how_to_give_the_next_run_longer():
+    """The stop named the bound but, unlike the describes beside it, not how to give the next run more."""
+    env, release = promoted_on_fakes()
+    answering = threading.Event()
+    real = env.router.get_weights
+
+    def silent():
+        answering.wait(5)
+        return real()
+
+    env.router.get_weights = silent
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env, verify_timeout_seconds=0.3)
+    finally:
+        answering.set()
+    said = str(stopped.value)
+    assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
+                           "the load balancer's weights could not be read back within 0.3 s (verify_timeout_seconds): "
+                           "Elastic Load Balancing did not answer. Nothing was changed"), said
+    assert said.endswith("give it more than the 0.3 s it had: `--verify-timeout-seconds` (the finalize deployment's "
+                         "verify_timeout_seconds)"), said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
