@@ -17,9 +17,12 @@ In order, each step logged and recorded:
 5. scale the canary to 0 (it keeps the promoted task definition: idle, it mirrors stable, and
    the next rollout restores it on rollback), tell people, and record ``finalized``.
 
-A run that stops part-way raises ``FinalizeIncomplete`` saying what users are served, and the
-next run carries on (a run whose process was killed holds the lease until it lapses; the
-refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
+Every wait is bounded and said while it lasts: the first reads (the load balancer, the services,
+the `canary` flow's runs) by ``verify_timeout_seconds``, the ledger's by ``ledger_read_seconds``,
+each write by ``WRITE_SECONDS``, the stable service's waits by their own settings; a read given up
+on is made on clients that end within its bound. A run that stops part-way raises
+``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
+process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
 it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
