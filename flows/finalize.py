@@ -17,9 +17,12 @@ In order, each step logged and recorded:
 5. scale the canary to 0 (it keeps the promoted task definition: idle, it mirrors stable, and
    the next rollout restores it on rollback), tell people, and record ``finalized``.
 
-A run that stops part-way raises ``FinalizeIncomplete`` saying what users are served, and the
-next run carries on (a run whose process was killed holds the lease until it lapses; the
-refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
+Every wait is bounded and said while it lasts: the first reads (the load balancer, the services,
+the `canary` flow's runs) by ``verify_timeout_seconds``, the ledger's by ``ledger_read_seconds``,
+each write by ``WRITE_SECONDS``, the stable service's waits by their own settings; a read given up
+on is made on clients that end within its bound. A run that stops part-way raises
+``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
+process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
 it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
@@ -32,8 +35,9 @@ written to the ledger. The ``canary`` flow runs the same steps in-run with ``fin
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager, nullcontext
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from prefect import flow, get_run_logger
 
@@ -45,7 +49,7 @@ from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
-from rollway.deadline import READ_SECONDS, answered
+from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
@@ -61,6 +65,45 @@ from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
+
+T = TypeVar("T")
+
+WRITE_SECONDS = 600.0
+"""How long finalize waits on one write (ECS, SNS, the ledger) before it stops, saying so. The
+run's clients give a call six attempts of up to 15 s and their backoff, and a task's retries send
+it up to three times: a write still unanswered after this is held by something no retry ends (a
+DNS lookup takes no timeout), and the run stopped at it says where things stand."""
+
+
+def _written(what: str, seconds: float, work: Callable[[], T]) -> T:
+    """``work()``, a write to ``what`` ("ECS (UpdateService on 'x')"), said every 10 s while it
+    lasts (a throttled or silent AWS held finalize minutes without a word) and given up on after
+    ``seconds``.
+
+    Raises:
+        Unanswered: "<what> did not answer within N s; the write may still land, ...".
+        Whatever ``work`` raised, as it raised it.
+    """
+    log = get_run_logger()
+    try:
+        return within(seconds, work, name="rollway-write",
+                      waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %g s", what, elapsed,
+                                                       seconds))
+    except Unanswered:
+        raise Unanswered(f"{what} did not answer within {seconds:g} s; the write may still land, and finalize reads "
+                         "what it finds when run again") from None
+
+
+def _ledger_write(env: Environment, seconds: float, work: Callable[[], T]) -> T:
+    return _written(f"DynamoDB (the ledger, table {env.targets.rollouts_table!r})", seconds, work)
+
+
+def _reading(port, seconds: float):
+    """``port`` for reads given up on after ``seconds``: on clients whose calls end within them, where
+    it has such clients (``reading``: the AWS adapters), else itself (the fakes)."""
+    reading = getattr(port, "reading", None)
+    return port if reading is None else reading(seconds)
+
 
 class _Progress:
     """The steps of one run: logged as they happen, returned in the result, and turned into
@@ -88,11 +131,22 @@ class _Progress:
         next run more. Its words alone ("not stable after 600s", as a RuntimeError) named neither."""
         figure = next((f for f in (f"after {seconds:g}s", f"after {seconds:g} s") if f in said), None)
         said = (said.replace(figure, f"after {seconds:g} s ({bound})", 1) if figure is not None
+                else said if f"{seconds:g} s ({bound})" in said  # named already (ReadBackUnanswered)
                 else f"{said} ({bound}: {seconds:g} s)")
         option = "--" + bound.replace("_", "-")
         return FinalizeIncomplete(step, said, state, unrecorded=self.unrecorded, done=self.steps,
                                   longer=f"if it only needs more time, give it more than the {seconds:g} s it had: "
                                          f"`{option}` (the finalize deployment's {bound})")
+
+    def read(self, step: str, state: str, what: str, seconds: float, work: Callable[[], T]) -> T:
+        """``work()``, a read of ``what`` made during ``step`` that a person waits on: said every
+        10 s while it lasts, and given up on after ``seconds``, the run's ``verify_timeout_seconds``
+        (the stop names it, and how to give the next run more). ``work`` reads on clients bounded
+        by it (``reading``), so that nothing goes on reading once the run has stopped."""
+        try:
+            return answered(what, seconds, work, self.log.info)
+        except Unanswered as err:
+            raise self.ran_out(step, str(err), seconds, "verify_timeout_seconds", state) from None
 
     @contextmanager
     def trying(self, step: str, state: str | Callable[[], str]) -> Iterator[None]:
@@ -121,13 +175,14 @@ def _for_finalize(err: OtherGroupsForwarded) -> OtherGroupsForwarded:
 
 
 def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,
-            **changes) -> RolloutRecord:
+            write_seconds: float = WRITE_SECONDS, **changes) -> RolloutRecord:
     # owner: the lease this run took on the rollout (``_holding``), so that a write after another
     # run took the lapsed lease over is refused (NotOwner). Tied to ``record``'s id as well: a write
     # that would land on a rollout begun since is refused (RolloutSuperseded), never applied to it.
     now = env.clock.now()
-    return env.ledger.record(env.targets.canary_service, owner=owner, now=now, rollout=record.rollout_id,
-                             transition=Transition(at=now, **transition), **changes)
+    return _ledger_write(env, write_seconds, lambda: env.ledger.record(
+        env.targets.canary_service, owner=owner, now=now, rollout=record.rollout_id,
+        transition=Transition(at=now, **transition), **changes))
 
 
 def _newest(env: Environment, seconds: float) -> RolloutRecord | None:
@@ -142,8 +197,11 @@ def _newest(env: Environment, seconds: float) -> RolloutRecord | None:
         Unanswered: "DynamoDB (the ledger, table 'x') did not answer within N s".
     """
     t = env.targets
+    # On clients whose calls end within ``seconds``: one given up on went on in its thread for a
+    # minute or more on the run's clients.
+    ledger = _reading(env.ledger, seconds)
     return answered(f"DynamoDB (the ledger, table {t.rollouts_table!r})", seconds,
-                    lambda: env.ledger.get(t.canary_service), get_run_logger().info)
+                    lambda: ledger.get(t.canary_service), get_run_logger().info)
 
 
 def _moved_on(read: RolloutRecord, stored: RolloutRecord) -> RolloutMovedOn:
@@ -172,7 +230,8 @@ def _stale(err: Exception) -> FinalizeRefused:
 
 @contextmanager
 def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds: float,
-             progress: _Progress, before: str, ledger_seconds: float) -> Iterator[RolloutRecord]:
+             progress: _Progress, before: str, ledger_seconds: float,
+             write_seconds: float = WRITE_SECONDS) -> Iterator[RolloutRecord]:
     """Hold the promoted rollout's lease while this run acts on it, as a rollout's run does.
 
     Two finalizes of one promotion at once each moved the services and the traffic and told
@@ -188,8 +247,9 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
     t = env.targets
     with progress.trying("take the rollout's lease", before):
         try:
-            held = env.ledger.acquire(t.canary_service, owner=holder, now=env.clock.now(), lease_seconds=lease_seconds,
-                                      rollout=record.rollout_id, wall=env.wall())
+            held = _ledger_write(env, write_seconds, lambda: env.ledger.acquire(
+                t.canary_service, owner=holder, now=env.clock.now(), lease_seconds=lease_seconds,
+                rollout=record.rollout_id, wall=env.wall()))
         except LockHeld:
             raise FinalizeRefused(_held_by(env, record, ledger_seconds)) from None
         except (RolloutSuperseded, RolloutEnded) as err:
@@ -204,7 +264,7 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
         yield held
     finally:
         try:
-            env.ledger.release(t.canary_service, owner=holder)
+            _ledger_write(env, write_seconds, lambda: env.ledger.release(t.canary_service, owner=holder))
         except Exception as err:  # noqa: BLE001 - the run's own outcome stands; the lease lapses on its own
             progress.log.warning("could not give back the rollout's lease (it lapses at %s): %s",
                                  utc(held.lease_expires), err)
@@ -229,13 +289,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
                  canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
                  promoted: str | None = None, owner: str | None = None,
-                 pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS) -> FinalizeResult:
+                 pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS,
+                 write_seconds: float = WRITE_SECONDS) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
         actor: who asked, recorded in the ledger and the notice.
         stable_timeout_seconds: how long the stable service may take to become steady.
-        verify_timeout_seconds: how long to wait for the load balancer's read-back.
+        verify_timeout_seconds: how long to wait for the load balancer's read-back, and for each
+            read of the services (and, with ``unrecorded``, of ``canary_runs``).
         healthy_timeout_seconds: how long the stable service's targets may take to pass their
             health checks (a service scaled up from 0 starts new targets).
         unrecorded: finalize a promotion the ledger does not record, from what AWS shows;
@@ -249,6 +311,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             or outside one this process); another finalize is refused meanwhile.
         ledger_read_seconds: how long each read of the ledger may take (as `rollway finalize`'s own):
             one that runs out stops the run where it is, saying so (``FinalizeIncomplete``).
+        write_seconds: how long each write (ECS, SNS, the ledger) may take, said every 10 s while it
+            lasts; one that runs out stops the run where it is, saying so.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -260,14 +324,25 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     progress = _Progress(unrecorded=unrecorded, targets=env.targets)
     # A read that fails is a stop like any other: the run's error and summary say where it stopped
     # and that nothing changed (it failed with AWS's bare error, and left no summary).
-    with progress.trying("read the rollout, the load balancer and the services",
-                         "Nothing was changed: the traffic and the services are as they were."):
+    reading = "read the rollout, the load balancer and the services"
+    unchanged = "Nothing was changed: the traffic and the services are as they were."
+
+    def read(what: str, work: Callable[[], T]) -> T:
+        return progress.read(reading, unchanged, what, verify_timeout_seconds, work)
+
+    with progress.trying(reading, unchanged):
         newest = _newest(env, ledger_read_seconds) if env.ledger is not None else None
         spec = RolloutSpec.for_rollback(newest.spec_json) if newest is not None else None
-        live = traffic.weights_within(env.router, verify_timeout_seconds)
-        stable = ecs.describe_service(env.deployer, t.stable_service)
-        canary = ecs.describe_service(env.deployer, t.canary_service)
-        running = canary_runs() if unrecorded else ()
+        try:
+            live = traffic.weights_within(env.router, verify_timeout_seconds)
+        except ReadBackUnanswered as err:
+            raise progress.ran_out(reading, str(err), verify_timeout_seconds, "verify_timeout_seconds",
+                                   unchanged) from err
+        # Bounded as the weights' read: a throttled or silent ECS (or Prefect API) held the run without a word.
+        deployer = _reading(env.deployer, verify_timeout_seconds)
+        stable = read(f"ECS (service {t.stable_service!r})", lambda: ecs.describe_service(deployer, t.stable_service))
+        canary = read(f"ECS (service {t.canary_service!r})", lambda: ecs.describe_service(deployer, t.canary_service))
+        running = read("the Prefect API (the `canary` flow's runs not ended)", canary_runs) if unrecorded else ()
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
@@ -314,14 +389,14 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     lease_seconds = ROOM + (stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds
                             if plan.action == "start" else 0.0)
     holder = (owner or run_owner()) if record is not None else None
-    leased = (_holding(env, record, holder, lease_seconds, progress, before, ledger_read_seconds)
+    leased = (_holding(env, record, holder, lease_seconds, progress, before, ledger_read_seconds, write_seconds)
               if record is not None else nullcontext())
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
                                       verify_timeout_seconds=verify_timeout_seconds,
-                                      healthy_timeout_seconds=healthy_timeout_seconds)
+                                      healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds)
         else:
             weights = live
             progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
@@ -329,28 +404,32 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
         scale_down = f"scale {t.canary_service} to 0"
         with progress.trying(scale_down, after):
-            taken = _taken_over(env, newest, td, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds)
+            taken = _taken_over(env, newest, td, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds,
+                                verify_seconds=verify_timeout_seconds,
+                                read=lambda what, work: progress.read(scale_down, after, what,
+                                                                      verify_timeout_seconds, work))
         if taken:
             # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
             raise progress.stopped(scale_down, taken, after)
         with progress.trying(scale_down, after):
-            retired = ecs.update_service(env.deployer, t.canary_service, desired=0)
+            retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
+                               lambda: ecs.update_service(env.deployer, t.canary_service, desired=0))
         progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
-            message_id = metrics.notify(
+            message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.",
-            )
+            ))
         progress.done("notified")
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
                               "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
-                        owner=holder, weights=weights)
+                        owner=holder, write_seconds=write_seconds, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
@@ -363,11 +442,12 @@ def _which(rollout_id: str | None) -> str:
 
 
 def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unrecorded: bool,
-                ledger_seconds: float) -> str | None:
+                ledger_seconds: float, verify_seconds: float, read: Callable[[str, Callable[[], T]], T]) -> str | None:
     """Why the canary service is no longer this finalize's to scale down, or None while it is.
 
     A new rollout that started meanwhile shows as a newer record in the ledger; a `canary` flow
-    run, which keeps no ledger, as the canary service pointed at another task definition.
+    run, which keeps no ledger, as the canary service pointed at another task definition (read
+    with ``read``: bounded, as the first step's describes are).
     """
     t = env.targets
     if env.ledger is not None:
@@ -377,7 +457,9 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
                     "canary service now")
     if unrecorded:
         # Only on this path, so that a recorded finalize makes the same calls as before.
-        pointed = ecs.describe_service(env.deployer, t.canary_service).task_definition
+        deployer = _reading(env.deployer, verify_seconds)
+        pointed = read(f"ECS (service {t.canary_service!r})",
+                       lambda: ecs.describe_service(deployer, t.canary_service)).task_definition
         if not same_revision(pointed, td):
             return f"{t.canary_service} was pointed at {pointed} meanwhile: a new rollout deploys to it"
     return None
@@ -385,7 +467,7 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
                     progress: _Progress, *, owner: str | None, stable_timeout_seconds: float, verify_timeout_seconds: float,
-                    healthy_timeout_seconds: float) -> Weights:
+                    healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
 
@@ -405,12 +487,13 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
                                       "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
                                                  f"tasks, then the traffic from {t.canary_service} to it"},
-                        owner=owner, rule=_as_read(record), canary_task_definition=td)
+                        owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds)
             except (RolloutSuperseded, RolloutMovedOn) as err:
                 raise _stale(err) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
     with progress.trying(f"point {t.stable_service} at {td}", before):
-        ecs.update_service(env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired)
+        _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
+            env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired))
     progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
     # Said of a stop from here on: "the load balancer was not changed" alone hid that the stable
     # service now asks for its tasks of the release (the next run finds that done).
@@ -419,10 +502,22 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                f"traffic on {td}.")
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
     waiting = f"wait until {t.stable_service} is steady with healthy targets"
+    # Minutes pass here while ECS starts the tasks: said before and while it lasts, or `rollway
+    # finalize` looks stuck.
+    progress.log.info("waiting up to %g s (stable_timeout_seconds) for %s to be steady on %s, then up to %g s "
+                      "(healthy_timeout_seconds) for healthy targets in the stable target group",
+                      stable_timeout_seconds, t.stable_service, td, healthy_timeout_seconds)
+
+    def still(elapsed: float) -> None:
+        progress.log.info("still waiting for %s to be steady on %s after %.0f s of %g s (stable_timeout_seconds)",
+                          t.stable_service, td, elapsed, stable_timeout_seconds)
+
     with progress.trying(waiting, pointed):
         try:
-            ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds, {t.stable_service: td},
-                            bound="stable_timeout_seconds")
+            # Bounded by the wait itself (stable_timeout_seconds): ``within`` only says it lasts.
+            within(math.inf, lambda: ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
+                                                     {t.stable_service: td}, bound="stable_timeout_seconds"),
+                   name="rollway-wait-stable", waiting=still)
         except ServiceNotStable as err:
             if not err.timed_out:
                 raise  # waiting longer would not help (a service rolled back, or gone)
@@ -510,7 +605,7 @@ def finalize(
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
-        verify_timeout_seconds: how long to wait for the load balancer to read back the new weights.
+        verify_timeout_seconds: how long to wait for the load balancer to read back the new weights; also how long each of the first reads (the load balancer, the services, the `canary` flow's runs) may take.
         healthy_timeout_seconds: how long the stable service's targets may take to pass their health checks.
         unrecorded: finalize a promotion of the `canary` flow, which the ledger does not record (nor will).
     """

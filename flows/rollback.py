@@ -46,7 +46,8 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import AnswerLost, TargetNotFound, TaskDefinitionInactive, answer_lost, never_reached
+from rollway.aws.errors import (AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost,
+                                never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -234,6 +235,22 @@ def _next_steps(rollout: str | None) -> str:
             f"{look}")
 
 
+def _when_again(env: Environment, err: BaseException, again: str, weights: Weights | None) -> str:
+    """When the failed-move page tells people to run the rollback again. A move not read back
+    (WeightMismatch) is not the stable service failing to take the traffic, which the page said
+    it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
+    after), or another writer changed the rule."""
+    t = env.targets
+    if not isinstance(err, WeightMismatch):
+        return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
+    if weights is not None and weights == err.expected:
+        return (f"The move has shown since: run the rollback again ({again}) to finish it (retire the canary, disable "
+                "the flags and tell people).")
+    return (f"Run the rollback again ({again}): the load balancer may only be slow to show the move; if it shows "
+            f"other weights than {err.actual} or {err.expected} by then, another writer (a person, another run) is "
+            "changing the rule: find who first.")
+
+
 def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence[str], err: BaseException,
                       rolled_back: str, again: str, verify_seconds: float) -> Weights | None:
     """Page people that a rollback failed while taking the traffic off the canary (stable never got
@@ -264,7 +281,7 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         rolled_back + f"{where}: {err}",
         f"Done before it failed: {_done(steps)}.",
         f"{t.canary_service}, its task definition and the bound feature flags are as they were.",
-        f"Run the rollback again ({again}) once {t.stable_service} can take the traffic.",
+        _when_again(env, err, again, weights),
     ])
     log.error("%s", message)
     try:
@@ -1851,14 +1868,63 @@ def tell_put_back(env: Environment, reason: str, before: Weights, result: Rollba
 
 
 def finish_rollback(env: Environment, record, *, actor: str) -> RolloutResult:
-    """Complete a rollback the ledger says was started but not finished (its run died)."""
+    """Complete a rollback the ledger says was started but not finished (its run died, or failed
+    a step), unless another rollback is at it.
+
+    Said (logged, and as the result's reason) once it is known who finished it: this run; another
+    rollback holding the claim, which this one waited for; or one that ended just after this run
+    read the ledger, leaving nothing to do. It used to say "finishing the rollback ... that was
+    interrupted" before the claim was asked for, whoever then finished it.
+
+    Raises:
+        RollbackClaimed: another rollback still held the claim after the wait (its message says so).
+    """
+    from rollway.ledger import RolloutClosed
+
+    log = get_run_logger()
     started = rollback_start(record)
     begun = f"{started.actor}: {started.comment}" if started is not None else "reason not recorded"
+    log.info("the ledger shows the rollback of rollout %s begun (%s) and not finished: finishing it, unless "
+             "another rollback is at it", record.rollout_id, begun)
+    # The page's "Why", sent only when this run carries the rollback out.
     reason = f"finishing the rollback of rollout {record.rollout_id} that was interrupted ({begun})"
-    get_run_logger().warning("%s", reason)
-    result = rollback_recorded(env, reason, actor=actor)
+    try:
+        result = rollback_recorded(env, reason, actor=actor)
+    except RolloutClosed as closed:
+        said = _finished_meanwhile(env, record, closed)
+        log.info("%s", said)
+        now = _reread(env, record)
+        return RolloutResult(outcome="rolled_back", reason=said, image=record.image,
+                             final_weights=now.weights if now is not None else record.weights)
+    if result.done_by is not None:
+        reason = (f"the rollback of rollout {record.rollout_id} ({begun}) was finished by {result.done_by} while this "
+                  "run waited for it: nothing was done or notified again")
+        log.info("%s", reason)
+    else:
+        log.warning("finished the rollback of rollout %s, which was begun and not finished (%s)",
+                    record.rollout_id, begun)
     return RolloutResult(outcome="rolled_back", reason=reason, image=record.image,
                          final_weights=result.weights, rollback=result)
+
+
+def _reread(env: Environment, record: RolloutRecord) -> RolloutRecord | None:
+    """``record``'s rollout read again, or None when it cannot be read or is no longer the newest."""
+    try:
+        now = env.ledger.get(env.targets.canary_service)
+    except STORAGE_ERRORS:
+        return None
+    return now if now is not None and now.rollout_id == record.rollout_id else None
+
+
+def _finished_meanwhile(env: Environment, record: RolloutRecord, closed: Exception) -> str:
+    """What ``finish_rollback`` says of a rollback another run ended between its read and its claim."""
+    now = _reread(env, record)
+    end = now.last_transition("rollback") if now is not None else None
+    if end is None:
+        return (f"the rollback of rollout {record.rollout_id} was finished by another run just after this run read "
+                f"the ledger ({closed}): nothing left to do")
+    return (f"the rollback of rollout {record.rollout_id} was finished by {end.actor} at {utc(end.at)}, just after "
+            f"this run read the ledger: nothing left to do, nothing moved or notified again")
 
 
 @flow(name="rollback", log_prints=True)

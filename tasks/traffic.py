@@ -64,7 +64,7 @@ def read_back(router: TrafficRouter, expected: Weights, timeout_seconds: float, 
             return actual
         left = deadline - time.monotonic()
         if left <= 0:
-            raise WeightMismatch(expected=expected, actual=actual)
+            raise WeightMismatch(expected=expected, actual=actual, seconds=timeout_seconds)
         time.sleep(min(delay, left))
         delay = min(delay * 2, 2.0)
 

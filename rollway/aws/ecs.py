@@ -93,6 +93,11 @@ class EcsDeployer:
         # expects it to run unless told otherwise.
         self._pointed: dict[str, str] = {}
 
+    def reading(self, seconds: float) -> EcsDeployer:
+        """This deployer for reads given up on after ``seconds`` (a describe a person waits on): on
+        a client whose calls end within them (``reads``). Not for writes."""
+        return self if self._reads is None else EcsDeployer(self._reads(seconds), self._targets)
+
     def describe(self, service: str) -> ServiceState:
         """The service as ECS reports it.
 

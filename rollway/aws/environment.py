@@ -34,7 +34,7 @@ def aws_environment(
         metrics=CloudWatchMetrics(get_client("cloudwatch"), targets, router=router, interval_seconds=interval_seconds),
         notifier=SnsNotifier(get_client("sns"), targets),
         clock=clock,
-        ledger=DynamoLedger(get_client("dynamodb"), targets),
+        ledger=DynamoLedger(get_client("dynamodb"), targets, reads=_reads(get_client, "dynamodb")),
         flags=DynamoFlagStore(get_client("dynamodb"), targets),
         images=EcrImagePinner(get_client("ecr"), targets),
         account=getattr(get_client, "account", None),

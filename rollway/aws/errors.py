@@ -59,18 +59,27 @@ class AnswerLost(PicklableError, RuntimeError):
 
 
 class WeightMismatch(PicklableError, AdapterError):
-    """The load balancer holds weights other than the ones just set.
+    """The load balancer showed weights other than the ones just set.
+
+    Its message is quoted where a person reads it later (a rollback's page, a failed run's error
+    in the hook's page, a ledger entry), when the load balancer may hold other weights (the write
+    landed since, or a rollback moved them): it says what was read and when, not what it holds.
 
     Attributes:
         expected: the weights that were asked for.
         actual: the weights read back.
+        seconds: how long the read-back waited for ``expected`` (its ``verify_timeout_seconds``);
+            None: read once, no wait.
     """
 
-    def __init__(self, expected: Weights, actual: Weights) -> None:
+    def __init__(self, expected: Weights, actual: Weights, seconds: float | None = None) -> None:
         self.expected = expected
         self.actual = actual
+        self.seconds = seconds
         super().__init__(
-            f"load balancer holds weights {actual} (stable/canary), expected {expected}"
+            f"the load balancer holds weights {actual} (stable/canary), not the {expected} set" if seconds is None else
+            f"the load balancer held weights {actual} (stable/canary), not the {expected} set, when the read-back "
+            f"ended after {seconds:g} s (verify_timeout_seconds)"
         )
 
 

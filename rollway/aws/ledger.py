@@ -157,11 +157,21 @@ class DynamoLedger:
     Args:
         client: a boto3 DynamoDB client (low-level), made by the caller.
         targets: names; ``targets.rollouts_table`` is the table used.
+        reads: seconds -> a DynamoDB client whose calls end within them, for reads given up on
+            at a bound of their own (``reading``); None: they use ``client``.
     """
 
-    def __init__(self, client: Any, targets: Targets) -> None:
+    def __init__(self, client: Any, targets: Targets, reads: Callable[[float], Any] | None = None) -> None:
         self._client = client
+        self._targets = targets
         self._table = targets.rollouts_table
+        self._reads = reads
+
+    def reading(self, seconds: float) -> DynamoLedger:
+        """This ledger for a read given up on after ``seconds`` (``rollway.deadline.answered``): on
+        a client whose calls end within them. On the run's clients (six attempts of 10 s, kept for
+        the writes) a read given up on went on in its thread for a minute or more. Not for writes."""
+        return self if self._reads is None else DynamoLedger(self._reads(seconds), self._targets)
 
     def get(self, service: str) -> RolloutRecord | None:
         """The newest rollout of ``service``, or None when it never had one."""

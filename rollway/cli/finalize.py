@@ -21,7 +21,8 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
         actor: who finalizes, recorded in the ledger (default: your user name).
         stable_timeout_seconds: how long the stable service may take to become steady on the promoted version.
         healthy_timeout_seconds: how long its targets may then take to pass the load balancer's health checks.
-        verify_timeout_seconds: how long the load balancer may take to show the traffic moved, read back.
+        verify_timeout_seconds: how long the load balancer may take to show the traffic moved, read back; also how long
+            each of the first reads (the load balancer, the services, the `canary` flow's runs) may take.
         unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow (which keeps no
             ledger): refused unless the canary carries all the traffic, the ledger's newest rollout is closed and no
             `canary` flow run is still going; nothing is written to the ledger.

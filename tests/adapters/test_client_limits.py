@@ -83,3 +83,23 @@ def test_reads_under_a_bound_of_their_own_end_within_it_and_the_rollouts_clients
         assert get_client("cloudwatch").meta.config.read_timeout == 10.0
         with pytest.raises(ValueError, match="a read's bound must be more than 0"):
             get_client.reading(0)
+
+
+def test_the_ledger_and_ecs_read_on_bounded_clients_where_a_run_asks_for_them() -> None:
+    """finalize gives up on a ledger read or a DescribeServices at its bound: made on the run's
+    clients (six attempts of 10 s), the call went on in its thread for a minute after the run had
+    said it stopped. ``reading`` puts them on clients that end within the bound and name it."""
+    from rollway.aws.environment import aws_environment
+    from rollway.clock import ClockSettings
+    from rollway.targets import Targets
+
+    with unanswering_endpoint() as endpoint:
+        get_client = client_factory(credentials_for_endpoint(endpoint, "us-west-2"))
+        env = aws_environment(get_client, Targets(), ClockSettings().build())
+        for read in (lambda: env.ledger.reading(1.0).get("webordinary-edit-service-canary"),
+                     lambda: env.deployer.reading(1.0).describe("webordinary-edit-service")):
+            began = time.monotonic()
+            with pytest.raises(ReadTimeoutError) as raised:
+                read()
+            assert time.monotonic() - began < 10.0  # as above: the rollout's clients took a minute
+            assert "no answer within 1 s (2 attempt(s) of 0.5 s each)" in str(raised.value)

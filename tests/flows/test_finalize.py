@@ -4,6 +4,7 @@ back to it, so the next rollout can start. On the embedded AWS with the Prefect 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -837,3 +838,189 @@ def test_a_traffic_move_not_read_back_says_what_was_read_against_what_was_set_ho
     assert f"finalize stopped while it tried to move the traffic to the stable target group: {said}" in message, message
     more = "give it more than the 0.2 s it had: `--verify-timeout-seconds`"
     assert (more in message) == (then == ALL_CANARY), message
+
+
+# --- A slow or silent AWS (or Prefect API): every wait bounded, and said while it lasts -------
+
+
+@flow
+def finalize_bounded(env, verify_timeout_seconds: float = 0.3, write_seconds: float | None = None,
+                     unrecorded: bool = False, canary_runs=None):
+    bounds = {} if write_seconds is None else {"write_seconds": write_seconds}
+    return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=verify_timeout_seconds,
+                        ledger_read_seconds=0.2, unrecorded=unrecorded, canary_runs=canary_runs or tuple, **bounds)
+
+
+def said_while_waiting(caplog) -> str:
+    return " ".join(r.getMessage() for r in caplog.records if r.getMessage().startswith("still waiting for "))
+
+
+def test_an_ecs_that_does_not_answer_a_describe_stops_finalize_at_its_read_bound_naming_the_setting(
+        monkeypatch, caplog):
+    """The first step's DescribeServices had no bound (the run's clients retry for minutes, the task
+    twice more): a throttled or silent ECS held `rollway finalize` without a word."""
+    import rollway.deadline as deadline
+
+    env, release = promoted_on_fakes()
+    t = env.targets
+    answering = threading.Event()
+    real = env.deployer.describe
+
+    def silent(service):
+        answering.wait(5)
+        return real(service)
+
+    env.deployer.describe = silent
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 0.1)
+    began = time.monotonic()
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env, verify_timeout_seconds=0.3)
+    finally:
+        answering.set()
+    assert time.monotonic() - began < 4
+    said = str(stopped.value)
+    assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
+                           f"ECS (service {t.stable_service!r}) did not answer within 0.3 s (verify_timeout_seconds: "
+                           "0.3 s). Nothing was changed"), said
+    assert said.endswith("give it more than the 0.3 s it had: `--verify-timeout-seconds` (the finalize deployment's "
+                         "verify_timeout_seconds)"), said
+    assert f"still waiting for ECS (service {t.stable_service!r}) after 0 s of 0.3 s" in said_while_waiting(caplog)
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
+def test_a_prefect_api_that_does_not_answer_which_canary_runs_are_going_stops_an_unrecorded_finalize_at_its_bound():
+    """The query for unended `canary` flow runs (the Prefect API, and each run's targets block) had no bound."""
+    env, release = promoted_on_fakes(FakeLedger())
+    FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
+    answering = threading.Event()
+
+    def silent():
+        answering.wait(5)
+        return []
+
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env, unrecorded=True, canary_runs=silent)
+    finally:
+        answering.set()
+    said = str(stopped.value)
+    assert ("finalize stopped while it tried to read the rollout, the load balancer and the services: the Prefect API "
+            "(the `canary` flow's runs not ended) did not answer within 0.3 s (verify_timeout_seconds: 0.3 s). Nothing "
+            "was changed") in said, said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
+def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_finalize_at_its_bound(monkeypatch, caplog):
+    """UpdateService had no bound and nothing was said while it lasted: the run's clients ask a
+    call again for a minute or two, the task three times, and a DNS lookup takes no timeout at all."""
+    import rollway.deadline as deadline
+
+    env, release = promoted_on_fakes()
+    t = env.targets
+    answering = threading.Event()
+    real = env.deployer.update_service
+
+    def silent(service, **changes):
+        answering.wait(5)
+        return real(service, **changes)
+
+    env.deployer.update_service = silent
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 0.1)
+    try:
+        with caplog.at_level(logging.INFO), pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env, write_seconds=0.3)
+    finally:
+        answering.set()
+    said = str(stopped.value)
+    assert (f"finalize stopped while it tried to point {t.stable_service} at {release}: Unanswered: ECS (UpdateService on "
+            f"{t.stable_service!r}) did not answer within 0.3 s; the write may still land, and finalize reads what it "
+            "finds when run again.") in said, said
+    assert f"still waiting for ECS (UpdateService on {t.stable_service!r}) after 0 s of 0.3 s" in said_while_waiting(
+        caplog)
+    assert env.router.weights == ALL_CANARY
+
+
+class SilentUnlessBounded(HangingLedger):
+    """A ledger table that stops answering: reads on the run's clients hang (5 s at most), while
+    those on clients bounded at ``seconds`` (``reading``) end just past them, as botocore's
+    timeouts end such a call."""
+
+    def __init__(self) -> None:
+        super().__init__(hang_from=1)
+        self.bounds: list[float] = []
+
+    def reading(self, seconds: float):
+        self.bounds.append(seconds)
+
+        class Bounded:
+            def get(_, service):
+                time.sleep(seconds + 0.05)
+                raise TimeoutError(f"read timeout after {seconds:g} s")
+
+        return Bounded()
+
+
+def test_a_ledger_read_given_up_on_leaves_no_read_running():
+    """The read given up on at its bound went on in its thread, on the run's clients (six
+    attempts of 10 s): for a minute or more after finalize had said it stopped."""
+    ledger = SilentUnlessBounded()
+    env, release = promoted_on_fakes(ledger)
+    try:
+        with pytest.raises(FinalizeIncomplete, match="did not answer within 0.2 s"):
+            finalize_bounded(env)
+        time.sleep(0.3)
+        reading = [th.name for th in threading.enumerate() if th.name.startswith("rollway-read-DynamoDB")]
+    finally:
+        ledger.answering.set()
+    assert reading == [], reading
+    assert ledger.bounds == [0.2]
+
+
+def test_the_wait_for_a_steady_stable_service_says_what_it_waits_for_and_for_how_long(monkeypatch, caplog):
+    """Up to stable_timeout_seconds (600 s by default) passed without a line: `rollway finalize`
+    looked stuck while ECS started the stable service's tasks."""
+    import rollway.deadline as deadline
+
+    env, release = promoted_on_fakes()
+    t = env.targets
+    real = env.deployer.wait_stable
+
+    def slow(services, timeout_seconds, expected=None):
+        time.sleep(0.35)  # ECS starting the tasks
+        return real(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = slow
+    monkeypatch.setattr(deadline, "WAITING_SAID_EVERY_SECONDS", 0.1)
+    with caplog.at_level(logging.INFO):
+        assert finalize_bounded(env).outcome == "finalized"
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert (f"waiting up to 30 s (stable_timeout_seconds) for {t.stable_service} to be steady on {release}, then up "
+            "to 300 s (healthy_timeout_seconds) for healthy targets in the stable target group") in said, said
+    assert (f"still waiting for {t.stable_service} to be steady on {release} after 0 s of 30 s "
+            "(stable_timeout_seconds)") in said_while_waiting(caplog)
+
+
+def test_a_load_balancer_that_does_not_answer_the_first_read_says_how_to_give_the_next_run_longer():
+    """The stop named the bound but, unlike the describes beside it, not how to give the next run more."""
+    env, release = promoted_on_fakes()
+    answering = threading.Event()
+    real = env.router.get_weights
+
+    def silent():
+        answering.wait(5)
+        return real()
+
+    env.router.get_weights = silent
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env, verify_timeout_seconds=0.3)
+    finally:
+        answering.set()
+    said = str(stopped.value)
+    assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
+                           "the load balancer's weights could not be read back within 0.3 s (verify_timeout_seconds): "
+                           "Elastic Load Balancing did not answer. Nothing was changed"), said
+    assert said.endswith("give it more than the 0.3 s it had: `--verify-timeout-seconds` (the finalize deployment's "
+                         "verify_timeout_seconds)"), said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release

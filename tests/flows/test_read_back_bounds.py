@@ -536,3 +536,24 @@ def test_a_rollback_on_a_load_balancer_slow_to_take_its_move_waits_for_it_and_sa
     assert len(held) == 2, held
     assert result.weights == Weights(stable=100, canary=0)
     assert "still waiting for Elastic Load Balancing to take the weights 100/0" in caplog.text, caplog.text
+
+
+@flow
+def read_back_on(router, expected: Weights, seconds: float) -> Weights:
+    return traffic.verify_weights(router, expected, seconds)
+
+
+def test_a_shift_not_read_back_says_what_was_read_when_and_after_how_long():
+    """A shift whose read-back ran out failed the run with "load balancer holds weights 95/5
+    (stable/canary), expected 75/25": quoted by the hook's rollback page after that rollback had
+    moved the traffic, it read as what the load balancer held then, and named no wait."""
+    from rollway.aws.errors import WeightMismatch
+    from rollway.fakes import FakeRouter
+
+    router = FakeRouter(Weights(stable=95, canary=5))
+    router.set_weights(Weights(stable=75, canary=25))
+    router.lag = 10_000
+    with pytest.raises(WeightMismatch) as mismatch:
+        read_back_on(router, Weights(stable=75, canary=25), 0.2)
+    assert str(mismatch.value) == ("the load balancer held weights 95/5 (stable/canary), not the 75/25 set, when the "
+                                   "read-back ended after 0.2 s (verify_timeout_seconds)")

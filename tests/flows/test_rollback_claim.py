@@ -85,13 +85,13 @@ class FinishesWhileWatched(FakeLedger):
         return got
 
 
-def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float):
+def rolling_back(monkeypatch, ledger, *, holder: str | None, expires_in: float, spec: RolloutSpec = SPEC):
     """A rollout at 5% whose rollback has begun, its claim held by ``holder`` for ``expires_in`` more seconds."""
     env = fake_environment()
     env.ledger = ledger
     now = env.clock.now()
-    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
-                          spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=spec.image,
+                          spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
     ledger.create(first, owner="process/old", now=now - 100, lease_seconds=0)
     begin_rollback(ledger, env.targets.canary_service, actor="erin", reason="aborted by erin: errors", now=now - 5,
@@ -350,3 +350,80 @@ def test_a_judges_rollback_that_loses_its_claim_stops_and_its_hook_waits_for_the
     record = env.ledger.get(service)
     assert record.phase is RolloutPhase.ROLLED_BACK and record.history[-1].actor == "carol"
     assert [t.kind for t in record.history].count("rollback") == 1
+
+
+def test_a_resumed_rollout_whose_rollback_another_run_finishes_says_so(monkeypatch, caplog):
+    """A progressive run of the image whose rollback the hook is carrying out waits for it and
+    reports its end. It used to log "finishing the rollback of rollout ... that was interrupted"
+    and return that as its reason, while the hook's run did all of it and was never interrupted."""
+    ledger = FinishesWhileWatched()
+    env, first = rolling_back(monkeypatch, ledger, holder=HOOK, expires_in=60)
+    ledger.other = OtherRollback(env, HOOK)
+
+    with caplog.at_level(logging.INFO):
+        result = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert result.outcome == "rolled_back"
+    assert result.rollback.done_by == HOOK
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "interrupted" not in said and "interrupted" not in result.reason, (said, result.reason)
+    assert f"finished by {HOOK}" in result.reason and first.rollout_id in result.reason, result.reason
+    assert result.reason in said, said
+    assert len(pages(env)) == 1  # the hook's
+
+
+class FinishedJustBeforeTheClaim(FakeLedger):
+    """Another rollback ends the rollout's rollback between this run's read and its claim."""
+
+    other: OtherRollback | None = None
+
+    def claim_rollback(self, service, **kwargs):
+        record = super().get(service)
+        if record.phase is RolloutPhase.ROLLING_BACK and self.other is not None:
+            self.other.finish(self, service, record.rollout_id)
+            self.other = None
+        return super().claim_rollback(service, **kwargs)
+
+
+def test_a_resumed_rollout_whose_rollback_ended_a_moment_before_its_claim_has_nothing_left_to_do(
+        monkeypatch, caplog):
+    """It used to fail the run on the ledger's RolloutClosed after logging that it finished an
+    interrupted rollback; now it says the rollback was just finished, by whom, and that nothing
+    was left to do."""
+    ledger = FinishedJustBeforeTheClaim()
+    env, first = rolling_back(monkeypatch, ledger, holder=None, expires_in=0.0)
+    ledger.other = OtherRollback(env, "erin (process 4242 on laptop)")
+
+    with caplog.at_level(logging.INFO):
+        result = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False)
+
+    assert result.outcome == "rolled_back" and result.rollback is None
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "interrupted" not in said, said
+    assert "finished by erin" in result.reason and "nothing left to do" in result.reason, result.reason
+    assert result.reason in said, said
+    assert result.final_weights == Weights(stable=100, canary=0)
+    assert len(pages(env)) == 1 and env.router.calls.count("set_weights 100/0") == 1  # erin's only
+
+
+def test_a_rollback_move_not_read_back_says_what_was_read_when_and_after_how_long(monkeypatch):
+    """Its error, in the page and the run's failure, said "load balancer holds weights 95/5
+    (stable/canary), expected 100/0": in the present tense, beside the page's own read of the
+    weights (which may show the move landed since), and without the wait that ran out."""
+    import flows.rollback
+
+    monkeypatch.setattr(flows.rollback, "DEFAULT_VERIFY_SECONDS", 0.2)
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0,
+                              spec=SPEC.model_copy(update={"verify_timeout_seconds": 0.2}))
+    env.router.lag = 10_000  # the load balancer shows the old rule for a long while after the write
+
+    with pytest.raises(Exception) as failed:
+        rollback(reason="abort")
+
+    said = ("the load balancer held weights 95/5 (stable/canary), not the 100/0 set, when the read-back ended after "
+            "0.2 s (verify_timeout_seconds)")
+    assert said in str(failed.value), failed.value
+    (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
+    assert said in page, page
+    # Not "once webordinary-edit-service can take the traffic": the stable service was never the trouble.
+    assert "can take the traffic" not in page and "the load balancer may only be slow to show the move" in page, page

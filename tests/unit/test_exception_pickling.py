@@ -92,7 +92,7 @@ CASES: list[BaseException] = [
     StackDeleteFailed("WebordinaryOldStack", "DELETE_FAILED",
                       ["EditBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty"]),
     StackDeleteTimeout("WebordinaryOldStack", "DELETE_IN_PROGRESS", 1800.0),
-    WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0)),
+    WeightMismatch(expected=Weights(stable=90, canary=10), actual=Weights(stable=100, canary=0), seconds=30.0),
     ReadBackUnanswered("the load balancer's weights", 20.0, "Elastic Load Balancing", "verify_timeout_seconds"),
     # No __init__ of their own, but a run that fails with them now persists them (as a TimeoutError
     # Prefect took them for its own timeout and kept no result).
