@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from flows.approvals import duration_said
+from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
@@ -40,7 +41,7 @@ from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_pause_window, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
-from rollway.ledger import RolloutEnded, RolloutMovedOn, timeout_reason
+from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
@@ -84,7 +85,8 @@ class Journal(Protocol):
     def taking_back(self, pause: Pause, reason: str) -> None:
         """Before the run rolls back on what its look at ``pause`` found (``reason``): take the
         rollout back (nothing held it while the pause waited); raises RolloutMovedOn when another
-        run drove it meanwhile, and this run then stands down."""
+        run drove it meanwhile, RolloutSuperseded when another rollout began meanwhile, and this run
+        then stands down."""
 
     def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """A person's answer the run refused (``reason``), recorded without closing the pause."""
@@ -585,6 +587,9 @@ def run_stages(
             rollout last wrote it is left as they set it).
     """
     log = get_run_logger()
+    # A run that stands down (another run, or another rollout, drives the traffic now) says why
+    # on one line: a traceback under it read as a crash of rollway, to the person on call.
+    without_traceback(RolloutMovedOn, RolloutSuperseded)
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
@@ -621,7 +626,7 @@ def run_stages(
         live, reason, who = watch.ended
         try:
             journal.taking_back(decision, reason)
-        except (RolloutMovedOn, RolloutEnded) as moved:
+        except (RolloutMovedOn, RolloutEnded, RolloutSuperseded) as moved:
             # Said before the run fails: the look that ended the pause said the rollout rolls back.
             log.warning("%s", moved)
             raise
