@@ -379,6 +379,12 @@ class _Ended(Exception):
         return self.args[0]
 
 
+def _look(watch: Watch | None) -> None:
+    """Call the pause's ``watch``; raise _Ended when it ends the pause."""
+    if watch is not None and (reason := watch()) is not None:
+        raise _Ended(reason)
+
+
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float,
     watch: Watch | None = None,
@@ -400,8 +406,7 @@ def _wait_for_resume(
     waiting = _Waiting(client, run_id, paused, poll_interval)
 
     def look() -> None:
-        if watch is not None and (reason := watch()) is not None:
-            raise _Ended(reason)
+        _look(watch)
 
     # What the person on call reads while the API is away: the rollout is not left unwatched.
     doing = "still waiting for an answer" + (
@@ -552,9 +557,21 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
             # Said where `rollway promote` and `status` show the pause: its answer may be too late.
             judged = "; meanwhile the run keeps judging the canary and rolls back on its own if it fails" if watch else ""
-            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
-                            lambda call: through(call, "still trying to pause for an answer",
-                                                 "the run pauses for the answer (the pause's time runs meanwhile)"))
+            # The canary is judged while the pause cannot be made too: tried again up to the pause's
+            # timeout and its grace, the pause judged nothing, and a canary failing meanwhile served
+            # its errors for as long as the API was down.
+            trying = "still trying to pause for an answer" + (
+                "; meanwhile the run judges the canary on AWS alone, and rolls the rollout back on its own if the "
+                "canary fails" if watch is not None else "")
+            try:
+                paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
+                                lambda call: _through_outages(
+                                    call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, trying,
+                                    meanwhile=lambda: _look(watch),
+                                    then="the run pauses for the answer (the pause's time runs meanwhile)"))
+            except _Ended as ended:
+                _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval)
+                return None
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
             # What it asks, as the form and the notice say it: "paused for approval" alone did not name
@@ -610,6 +627,33 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         return unanswered
 
     return answer
+
+
+def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _Ended, watch: Watch | None,
+              deadline: float, poll_interval: float) -> None:
+    """The watch ended a pause the run was still trying to make (the Prefect API away): roll back
+    on AWS alone (``act_now``) while the API stays away, and once it answers leave the pause if a
+    try of it landed (its answer lost), so the run ends Running. Nobody was asked: no answer is
+    looked for."""
+    acts = callable(getattr(watch, "act_now", None))
+    give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
+
+    def through(call):
+        return _through_outages(
+            call, give_up_at, poll_interval,
+            f"the {pause.cause} pause is not made, and the run leaves it if a try of it landed"
+            + ("; the rollback needs AWS alone, and does not wait for it" if acts else ""),
+            meanwhile=lambda: act_now(watch), then="the run ends without the pause")
+
+    state = through(lambda: client.read_flow_run(run_id).state)
+    landed = state.is_paused()  # a try landed, its answer lost to the outage
+    if landed:
+        _back_to_running(client, run_id, state, through,
+                         message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+    else:
+        _stop_if_cancelled(state)
+    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause,
+                             "a try made during the outage is left, unanswered" if landed else "was not made")
 
 
 def _answer_of(given: ApprovalInput) -> ApprovalAnswer:

@@ -12,8 +12,9 @@ import threading
 import time
 
 import httpx
+import pytest
 from prefect import flow
-from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.flow_runs import resume_flow_run
 
 import flows.approvals
@@ -284,3 +285,67 @@ def test_the_approver_says_through_a_long_outage_that_it_judges_the_canary_and_t
                for m in again), again
     assert len(looks) >= 40, len(looks)
     assert any(m.startswith("the Prefect API answers again after 20 min") for m in said), said
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["never made", "made, its answer lost"])
+def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back_before_it_answers(
+        monkeypatch, caplog, landed):
+    """The Prefect API goes away as the run pauses, and the canary starts failing. The wait for
+    an answer judged the canary through an outage, but the pause itself (tried again until the
+    API answers, up to the pause's timeout and its grace: over an hour by default) judged
+    nothing: users got the canary's errors for as long as the API was down. The pause's tries now
+    look too, and the run rolls back during the outage; once the API answers it ends, Running (a
+    try of the pause that landed, its answer lost, is left)."""
+    import logging
+
+    from flows.progressive import run_progressive
+    from rollway.fakes import steady
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_approvals import ledger_env, spec
+
+    env = ledger_env()
+    real_propose, real_read = flows.approvals.propose_state, SyncPrefectClient.read_flow_run
+    outage = {"on": False, "tries": 0, "weights when back": None}
+
+    def away_for_a_while(call):
+        """``call`` through an API away for its first 40 tries, each a minute of the rollout clock
+        (``landed``: the first one lands, and only its answer is lost)."""
+        if outage["on"] and outage["tries"] < 40:
+            if landed and outage["tries"] == 0:
+                call()
+            outage["tries"] += 1
+            env.clock.sleep(60)
+            raise httpx.ConnectError("All connection attempts failed")
+        if outage["on"] and outage["weights when back"] is None:
+            outage["weights when back"] = env.router.weights
+        return call()
+
+    monkeypatch.setattr(flows.approvals, "propose_state",
+                        lambda client, state, run_id: away_for_a_while(lambda: real_propose(client, state, run_id)))
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run",
+                        lambda client, run_id: away_for_a_while(lambda: real_read(client, run_id)))
+    approver = prefect_approver(Approvals(timeout_seconds=3600, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage["on"] = True
+        return approver(pause, summary, watch=watch)
+
+    @flow(name="rollout-through-an-outage-at-the-pause")
+    def rollout():
+        return run_progressive(env, spec(timeout=3600, on_timeout="rollback"), asked, owner="run-1", phased=False)
+
+    with caplog.at_level(logging.INFO):
+        state = rollout(return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result.outcome == "rolled_back" and "while the run waited for an answer" in result.reason, result.reason
+    assert outage["weights when back"] == Weights(stable=100, canary=0), outage
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    said = [r.getMessage() for r in caplog.records]
+    assert any("cannot be reached to leave the pause: rolling back now" in m for m in said), said
+    assert any("the rollback was done while it could not be reached" in m for m in said), said
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(state.state_details.flow_run_id)
+    assert any(s.is_paused() for s in states) is landed, [s.name for s in states]
