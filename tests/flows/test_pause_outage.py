@@ -76,6 +76,28 @@ def a_canary_failing_behind_an_outage(monkeypatch, reads: int, skipping=lambda: 
     return env, outage, asked
 
 
+def rolled_back_through_it(env, asked, timeout: float, caplog):
+    """A rollout of ``env`` asked through ``asked`` (``timeout``: its pause's), which ends Completed,
+    rolled back in the ledger; returns its state and result."""
+    import logging
+
+    from flows.progressive import run_progressive
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_approvals import spec
+
+    @flow(name="rollout-through-an-outage")
+    def rollout():
+        return run_progressive(env, spec(timeout=timeout, on_timeout="rollback"), asked, owner="run-1", phased=False)
+
+    with caplog.at_level(logging.INFO):
+        state = rollout(return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result.outcome == "rolled_back", result.reason
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    return state, result
+
+
 def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypatch, caplog):
     real = flows.approvals.propose_state
     calls: list[int] = []
@@ -166,13 +188,9 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     the Prefect run stayed Paused, and nobody was told the rollback was done. It now keeps trying
     (the rollout is safe, only the run's state is left) and, once the API answers, leaves its pause
     and ends as for a shorter outage. The approver's clock is a fake one the outage moves on."""
-    import logging
     import types
 
-    from flows.progressive import run_progressive
     from rollway.model import Weights
-    from rollway.phases import RolloutPhase
-    from tests.flows.test_approvals import spec
 
     # The approver's monotonic clock: real time plus what the outage skipped, a minute a try.
     skipped = {"s": 0.0}
@@ -182,16 +200,8 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     env, outage, asked = a_canary_failing_behind_an_outage(
         monkeypatch, reads=30, skipping=lambda: skipped.update(s=skipped["s"] + 60.0))
 
-    @flow(name="rollout-through-a-long-outage")
-    def rollout():
-        return run_progressive(env, spec(timeout=60, on_timeout="rollback"), asked, owner="run-1", phased=False)
-
-    with caplog.at_level(logging.INFO):
-        state = rollout(return_state=True)
-    assert state.is_completed(), state
-    result = state.result()
-    assert result.outcome == "rolled_back" and outage["reads"] == 30, (result.outcome, outage)
-    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    _state, _result = rolled_back_through_it(env, asked, 60, caplog)
+    assert outage["reads"] == 30, outage
     assert env.router.weights == Weights(stable=100, canary=0)
     said = [r.getMessage() for r in caplog.records]
     assert any("the rollback was done while it could not be reached" in m for m in said), said
@@ -296,13 +306,9 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
     nothing: users got the canary's errors for as long as the API was down. The pause's tries now
     look too, and the run rolls back during the outage; once the API answers it ends, Running (a
     try of the pause that landed, its answer lost, is left)."""
-    import logging
-
-    from flows.progressive import run_progressive
     from rollway.fakes import steady
     from rollway.model import Weights
-    from rollway.phases import RolloutPhase
-    from tests.flows.test_approvals import ledger_env, spec
+    from tests.flows.test_approvals import ledger_env
 
     env = ledger_env()
     real_propose, real_read = flows.approvals.propose_state, SyncPrefectClient.read_flow_run
@@ -332,17 +338,9 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
         outage["on"] = True
         return approver(pause, summary, watch=watch)
 
-    @flow(name="rollout-through-an-outage-at-the-pause")
-    def rollout():
-        return run_progressive(env, spec(timeout=3600, on_timeout="rollback"), asked, owner="run-1", phased=False)
-
-    with caplog.at_level(logging.INFO):
-        state = rollout(return_state=True)
-    assert state.is_completed(), state
-    result = state.result()
-    assert result.outcome == "rolled_back" and "while the run waited for an answer" in result.reason, result.reason
+    state, result = rolled_back_through_it(env, asked, 3600, caplog)
+    assert "while the run waited for an answer" in result.reason, result.reason
     assert outage["weights when back"] == Weights(stable=100, canary=0), outage
-    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
     said = [r.getMessage() for r in caplog.records]
     assert any("cannot be reached to leave the pause: rolling back now" in m for m in said), said
     assert any("the rollback was done while it could not be reached" in m for m in said), said
