@@ -137,33 +137,72 @@ def _unreachable(err: Exception) -> bool:
 
 
 def _through_outages(call: Callable[[], T], give_up_at: float, poll_interval: float,
-                     doing: str = "still waiting for an answer", meanwhile: Callable[[], None] | None = None) -> T:
+                     doing: str = "still waiting for an answer", meanwhile: Callable[[], None] | None = None,
+                     then: str = "the run goes on", *, clock: Callable[[], float] | None = None,
+                     sleep: Callable[[float], None] | None = None) -> T:
     """``call()``, tried again every ``poll_interval`` seconds while the Prefect API cannot be
     reached, until the monotonic ``give_up_at``; the log says when it went, what the run is
-    ``doing`` meanwhile, and when it came back. ``meanwhile`` is called before each wait: what
-    the run does without the API (it may raise, which ends the wait).
+    ``doing`` meanwhile and ``then`` does once it answers, and when it came back. ``meanwhile`` is
+    called before each wait: what the run does without the API (it may raise, which ends the wait).
+
+    Said again while it stays away (``OUTAGE_SAID_FIRST_SECONDS``, then gaps doubling up to
+    ``OUTAGE_SAID_MOST_SECONDS``), with how long it has been away: said once, an outage of 20
+    minutes read as a run that hung, to the person on call watching its log.
+
+    ``clock`` and ``sleep``: the monotonic clock and its wait (None: the ``time`` module's).
 
     Raises:
         httpx.HTTPError: the API refused the request, or was still away at ``give_up_at``.
     """
+    clock = clock or (lambda: time.monotonic())
+    sleep = sleep or (lambda seconds: time.sleep(seconds))
     down_since: float | None = None
+    said_at = gap = 0.0
     while True:
         try:
             result = call()
         except httpx.HTTPError as err:
-            if not _unreachable(err) or time.monotonic() >= give_up_at:
+            now = clock()
+            if not _unreachable(err) or now >= give_up_at:
                 raise
             if down_since is None:
-                down_since = time.monotonic()
+                down_since, said_at, gap = now, now, OUTAGE_SAID_FIRST_SECONDS
                 get_run_logger().warning(
-                    "the Prefect API cannot be reached (%s): %s, trying again every %g s", err, doing, poll_interval)
+                    "the Prefect API cannot be reached (%s): %s; trying again every %g s; once it answers, %s%s",
+                    err, doing, poll_interval, then, _giving_up(give_up_at, now))
+            elif now - said_at >= gap:
+                said_at, gap = now, min(gap * 2, OUTAGE_SAID_MOST_SECONDS)
+                get_run_logger().warning(
+                    "the Prefect API still cannot be reached, %s after it went away (%s): %s; once it answers, %s%s",
+                    _said_to_the_minute(now - down_since), err, doing, then, _giving_up(give_up_at, now))
             if meanwhile is not None:
                 meanwhile()
-            time.sleep(max(0.0, min(poll_interval, give_up_at - time.monotonic())))
+            sleep(max(0.0, min(poll_interval, give_up_at - clock())))
             continue
         if down_since is not None:
-            get_run_logger().info("the Prefect API answers again after %.0f s", time.monotonic() - down_since)
+            get_run_logger().info("the Prefect API answers again after %s", _said_to_the_minute(clock() - down_since))
         return result
+
+
+# When a Prefect outage is said again while it lasts: a minute after it began, then at gaps
+# doubling up to five minutes (not at every poll: a run polls every few seconds).
+OUTAGE_SAID_FIRST_SECONDS = 60.0
+OUTAGE_SAID_MOST_SECONDS = 300.0
+
+
+def _giving_up(give_up_at: float, now: float) -> str:
+    """When the run stops riding out the outage (the monotonic ``give_up_at``), as the outage's
+    line ends; "" when it never does."""
+    if math.isinf(give_up_at):
+        return ""
+    return (f"; if it is still away {_said_to_the_minute(give_up_at - now)} from now (the pause's timeout and "
+            f"{duration_said(OUTAGE_GRACE_SECONDS)} of grace), the run gives up and fails")
+
+
+def _said_to_the_minute(seconds: float) -> str:
+    """``seconds`` of an outage as a person reads it: "43 min", not "42 min 59 s" (under a minute: "45 s")."""
+    seconds = max(0.0, seconds)
+    return duration_said(round(seconds / 60) * 60 if seconds >= 60 else round(seconds))
 
 
 def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> State:
@@ -340,6 +379,12 @@ class _Ended(Exception):
         return self.args[0]
 
 
+def _look(watch: Watch | None) -> None:
+    """Call the pause's ``watch``; raise _Ended when it ends the pause."""
+    if watch is not None and (reason := watch()) is not None:
+        raise _Ended(reason)
+
+
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float,
     watch: Watch | None = None,
@@ -361,13 +406,17 @@ def _wait_for_resume(
     waiting = _Waiting(client, run_id, paused, poll_interval)
 
     def look() -> None:
-        if watch is not None and (reason := watch()) is not None:
-            raise _Ended(reason)
+        _look(watch)
 
-    doing = "still waiting for an answer" + ("; the canary is judged meanwhile" if watch is not None else "")
+    # What the person on call reads while the API is away: the rollout is not left unwatched.
+    doing = "still waiting for an answer" + (
+        "; meanwhile the run judges the canary on AWS alone, and rolls the rollout back on its own if the canary "
+        "fails"
+        if watch is not None else "")
+    then = "the run takes the answer given meanwhile, or the pause's timeout once it is past"
     while True:
         state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval, doing,
-                                 meanwhile=look)
+                                 meanwhile=look, then=then)
         if state.is_running():
             return True
         _stop_if_cancelled(state)
@@ -503,14 +552,26 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         deadline = time.monotonic() + approvals.timeout_seconds
         with get_client(sync_client=True) as client:
 
-            def through(call):
-                return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval)
+            def through(call, doing: str = "still waiting for an answer", then: str = "the run goes on"):
+                return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, doing, then=then)
 
             # Said where `rollway promote` and `status` show the pause: its answer may be too late.
             judged = "; meanwhile the run keeps judging the canary and rolls back on its own if it fails" if watch else ""
-            paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
-                            lambda call: _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval,
-                                                          "still trying to pause for an answer"))
+            # The canary is judged while the pause cannot be made too: tried again up to the pause's
+            # timeout and its grace, the pause judged nothing, and a canary failing meanwhile served
+            # its errors for as long as the API was down.
+            trying = "still trying to pause for an answer" + (
+                "; meanwhile the run judges the canary on AWS alone, and rolls the rollout back on its own if the "
+                "canary fails" if watch is not None else "")
+            try:
+                paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
+                                lambda call: _through_outages(
+                                    call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, trying,
+                                    meanwhile=lambda: _look(watch),
+                                    then="the run pauses for the answer (the pause's time runs meanwhile)"))
+            except _Ended as ended:
+                _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval)
+                return None
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
             # What it asks, as the form and the notice say it: "paused for approval" alone did not name
@@ -533,22 +594,31 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # One that acts without the API leaves only the run's state to the API, so the run
                 # waits for it however long it is away: given up at the pause's deadline and grace,
                 # the run failed, stayed Paused, and never said the rollback had been done.
-                give_up_at = math.inf if callable(getattr(watch, "act_now", None)) else deadline + OUTAGE_GRACE_SECONDS
+                acts = callable(getattr(watch, "act_now", None))
+                give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
+                leaving = f"the {pause.cause} pause ends unanswered, and the run leaves it once the API answers" + (
+                    "; the rollback needs AWS alone, and does not wait for it" if acts else "")
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
-                    call, give_up_at, poll_interval,
-                    "the pause ends unanswered, and the run leaves it once the API answers",
-                    meanwhile=lambda: act_now(watch)), message=left)
+                    call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),
+                    then="the run leaves its pause and ends"), message=left)
                 log.warning("the %s pause ends unanswered; an answer given from now on is refused", pause.cause)
-                given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval)
+                given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval,
+                                         "the pause has ended; looking for an answer given at that moment",
+                                         then="the run ends, saying whether one was given")
                 return None if given is None else _answer_of(given)
             if resumed:
-                given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id))
+                given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
+                                "the run was resumed, and reads the answer it was given", "the run acts on that answer")
             else:
-                _back_to_running(client, run_id, paused, through)
+                timed = f"the {pause.cause} pause timed out, and the run leaves it once the API answers"
+                policy = ("the run takes an answer that landed at the deadline, or else "
+                          + ("rolls the rollout back" if approvals.on_timeout == "rollback" else "holds and asks again")
+                          + f" (approvals.on_timeout: {approvals.on_timeout})")
+                _back_to_running(client, run_id, paused, lambda call: through(call, timed, policy))
                 # The server stores an answer only with a resume it accepted, so one found now
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
-                given = through(lambda: _stored_answer(form, paused, run_id))
+                given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
             if given is not None:
                 return _answer_of(given)
         unanswered = timed_out(approvals)
@@ -557,6 +627,33 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         return unanswered
 
     return answer
+
+
+def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _Ended, watch: Watch | None,
+              deadline: float, poll_interval: float) -> None:
+    """The watch ended a pause the run was still trying to make (the Prefect API away): roll back
+    on AWS alone (``act_now``) while the API stays away, and once it answers leave the pause if a
+    try of it landed (its answer lost), so the run ends Running. Nobody was asked: no answer is
+    looked for."""
+    acts = callable(getattr(watch, "act_now", None))
+    give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
+
+    def through(call):
+        return _through_outages(
+            call, give_up_at, poll_interval,
+            f"the {pause.cause} pause is not made, and the run leaves it if a try of it landed"
+            + ("; the rollback needs AWS alone, and does not wait for it" if acts else ""),
+            meanwhile=lambda: act_now(watch), then="the run ends without the pause")
+
+    state = through(lambda: client.read_flow_run(run_id).state)
+    landed = state.is_paused()  # a try landed, its answer lost to the outage
+    if landed:
+        _back_to_running(client, run_id, state, through,
+                         message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+    else:
+        _stop_if_cancelled(state)
+    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause,
+                             "a try made during the outage is left, unanswered" if landed else "was not made")
 
 
 def _answer_of(given: ApprovalInput) -> ApprovalAnswer:

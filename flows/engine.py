@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from flows.approvals import duration_said
+from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
@@ -40,7 +41,7 @@ from rollway.deadline import within
 from rollway.environment import Environment
 from rollway.judge import assess, judge_for_pause_window, judge_for_stage
 from rollway.judge.guardrails import asked_by, unattributed
-from rollway.ledger import RolloutEnded, RolloutMovedOn, timeout_reason
+from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
@@ -84,7 +85,8 @@ class Journal(Protocol):
     def taking_back(self, pause: Pause, reason: str) -> None:
         """Before the run rolls back on what its look at ``pause`` found (``reason``): take the
         rollout back (nothing held it while the pause waited); raises RolloutMovedOn when another
-        run drove it meanwhile, and this run then stands down."""
+        run drove it meanwhile, RolloutSuperseded when another rollout began meanwhile, and this run
+        then stands down."""
 
     def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """A person's answer the run refused (``reason``), recorded without closing the pause."""
@@ -160,7 +162,8 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
 HEALTHY_POLL_MAX_SECONDS = 5.0
 
 
-def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1) -> int:
+def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1, *,
+                 setting: str | None = None) -> int:
     """Poll until the target group has ``needed`` healthy targets: traffic never goes to an
     empty group, nor a stage's share to fewer targets than were started to carry it.
 
@@ -175,6 +178,10 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
     router's bounded reads and given up on at the timeout: on the run's clients (six attempts of
     10 s, kept for the writes) a load balancer that stopped answering held the wait a minute or
     more past it, silent.
+
+    ``setting``: what sets ``timeout_seconds``, as a person changes it ("the spec's
+    healthy_timeout_seconds"): the wait's line and its refusal name it and say what to do (a bare
+    figure of seconds named neither). None: the caller says so itself (finalize's ``ran_out``).
 
     Raises:
         RuntimeError: too few healthy targets at the timeout.
@@ -191,18 +198,22 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
             told = True
             # Health checks take minutes: say what the run waits for, or it looks stuck.
             get_run_logger().info("the %s target group has %d of the %d healthy target(s) needed; waiting up to "
-                                  "%g s for the load balancer's health checks", version, healthy, needed,
-                                  timeout_seconds)
+                                  "%g s%s for the load balancer's health checks", version, healthy, needed,
+                                  timeout_seconds, f" ({setting})" if setting else "")
         left = deadline - time.monotonic()
         if left <= 0:
+            waited = f"{timeout_seconds:g} s" + (f" ({setting})" if setting else "")
+            advice = "" if not setting else (
+                f": see why its targets fail the load balancer's health checks (the target group's health check, "
+                f"the {version} service's tasks and their logs), or raise {setting} if they only need longer")
             if healthy == 0:
                 raise RuntimeError(
-                    f"the {version} target group has no healthy targets after {timeout_seconds:g} s; "
-                    "refusing to send traffic to it"
+                    f"the {version} target group has no healthy targets after {waited}; refusing to send traffic to "
+                    f"it{advice}"
                 )
             raise RuntimeError(
-                f"the {version} target group has {healthy} healthy target(s) after {timeout_seconds:g} s, of the "
-                f"{needed} this stage needs; refusing to send it the stage's traffic"
+                f"the {version} target group has {healthy} healthy target(s) after {waited}, of the {needed} this "
+                f"stage needs; refusing to send it the stage's traffic{advice}"
             )
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
@@ -309,7 +320,7 @@ def shift_to(
         # back (steady, on the old revision) must fail the wait rather than pass it.
         ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
                         {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds")
-    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed)
+    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed, setting="the spec's healthy_timeout_seconds")
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
         return set_and_verify(env, target, spec.verify_timeout_seconds), []
@@ -585,6 +596,9 @@ def run_stages(
             rollout last wrote it is left as they set it).
     """
     log = get_run_logger()
+    # A run that stands down (another run, or another rollout, drives the traffic now) says why
+    # on one line: a traceback under it read as a crash of rollway, to the person on call.
+    without_traceback(RolloutMovedOn, RolloutSuperseded)
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
@@ -621,7 +635,7 @@ def run_stages(
         live, reason, who = watch.ended
         try:
             journal.taking_back(decision, reason)
-        except (RolloutMovedOn, RolloutEnded) as moved:
+        except (RolloutMovedOn, RolloutEnded, RolloutSuperseded) as moved:
             # Said before the run fails: the look that ended the pause said the rollout rolls back.
             log.warning("%s", moved)
             raise

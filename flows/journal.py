@@ -27,7 +27,7 @@ from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, LockHeld, OpenPause, RefusedAnswer, RolloutMovedOn,
-                            RolloutRecord, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
+                            RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
@@ -348,6 +348,8 @@ class LedgerJournal:
 
         Raises:
             RolloutMovedOn: another run drove the rollout meanwhile: this run stands down.
+            RolloutSuperseded: another rollout began meanwhile (this one was rolled back, say): this
+                run stands down too, naming the run that drives it.
         """
         try:
             self._retake(pause, f"the rollback this run's look asked for is not done ({reason}): this run stands "
@@ -367,6 +369,7 @@ class LedgerJournal:
 
         Raises:
             RolloutMovedOn: another run drove the rollout while this one waited.
+            RolloutSuperseded: another rollout began while this one waited.
         """
         before = self._seen
         held = self.ledger.get(self.service) if before is not None else None
@@ -380,12 +383,24 @@ class LedgerJournal:
         except LockHeld:
             # Taken by another run between the read and the write: it stands down all the same.
             raise self._moved_on(pause, self.ledger.get(self.service), not_applied) from None
+        except RolloutSuperseded as superseded:
+            # The ledger's own words ("the write meant for ... is not applied") named neither the
+            # stand-down nor whose the traffic is now, and no line of the run's log said it.
+            raise self._superseded(pause, self.ledger.get(self.service), not_applied) from superseded
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
             self.ledger.release(self.service, owner=self.owner)
             raise self._moved_on(pause, now, not_applied)
         return now
+
+    def _superseded(self, pause: Pause, record: RolloutRecord, not_applied: str) -> RolloutSuperseded:
+        held = f", driven by {record.owner}" if record.owner else ", held by no run at the moment"
+        return RolloutSuperseded(
+            f"rollout {self.rollout_id!r} of {self.service!r} is no longer the newest: rollout {record.rollout_id!r} "
+            f"({record.image}) began while this run waited for {pause.reason!r}, and is {record.phase.value} at "
+            f"{record.weights}{held}; {not_applied}"
+        )
 
     def _moved_on(self, pause: Pause, record: RolloutRecord, not_applied: str) -> RolloutMovedOn:
         last = record.history[-1] if record.history else None

@@ -98,6 +98,24 @@ def test_targets_that_never_pass_are_refused_after_healthy_timeout_seconds(wall)
     assert env.router.weights == Weights(stable=100, canary=0), "traffic went to a group with no healthy target"
 
 
+def test_the_wait_for_healthy_targets_and_its_refusal_name_the_setting_and_what_to_do(wall, caplog):
+    """The wait line and the refusal gave a figure of seconds alone: the person on call could not
+    tell which setting made the wait, nor what to do about targets that never became healthy."""
+    import logging
+
+    env = slow_env(wall, after=float("inf"))
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=600)],
+                          healthy_timeout_seconds=120)
+    with caplog.at_level(logging.INFO), pytest.raises(RuntimeError) as refused:
+        canary_on(env, rollout)
+    said = str(refused.value)
+    assert ("the canary target group has no healthy targets after 120 s (the spec's healthy_timeout_seconds); "
+            "refusing to send traffic to it") in said, said
+    assert "the target group's health check" in said and "raise the spec's healthy_timeout_seconds" in said, said
+    assert any("waiting up to 120 s (the spec's healthy_timeout_seconds) for the load balancer's health checks"
+               in r.getMessage() for r in caplog.records), caplog.text
+
+
 @flow
 def rollback_on(env):
     return execute_rollback(env, "error rate 7%", actor="on-call")

@@ -112,3 +112,47 @@ def test_a_late_answer_leaves_the_run_that_took_the_rollout_over_its_owner():
     with pytest.raises(RolloutMovedOn, match="held by run-B"):
         _late_answer(journal)
     assert env.ledger.get(service).owner == "run-B"
+
+
+def test_a_pause_watch_whose_rollout_was_rolled_back_and_superseded_stands_down_naming_the_next_one(caplog):
+    """Run A waits at a pause; A is rolled back (`rollway abort`) and rollout B begins, run B moving
+    the traffic. A's watch takes B's shift for someone moving A's traffic, and taking A back before
+    its rollback found B the newest: a bare "the write meant for A is not applied" ended the run,
+    logged by nobody but the engine, under a traceback, naming neither the stand-down nor who drives
+    the traffic now. It now says this run stands down and run B drives the rollout; the failure
+    hook rolls nothing back, and B's traffic and record stay as they are."""
+    import logging
+
+    from flows.hooks import rollback_hooks
+    from rollway.model import Weights
+    from tests.flows.test_progressive_fakes import APPROVAL_SPEC, kinds
+
+    env = env_with_ledger()
+    service = env.targets.canary_service
+    b: list[RolloutRecord] = []
+
+    def asked(pause, summary, watch=None):
+        a = env.ledger.get(service)
+        b.append(rolled_back_and_superseded(env, env.ledger, a))
+        env.router.weights = Weights.canary_at(25)  # B's first shifts
+        while watch() is None:
+            env.clock.sleep(2)
+        return None  # the watch ended the pause: nobody answered
+
+    @flow(name="superseded-while-paused", **rollback_hooks())
+    def rollout_a():
+        return progressive_on(env, APPROVAL_SPEC, asked)
+
+    with caplog.at_level(logging.INFO):
+        state = rollout_a(return_state=True)
+    assert state.is_failed(), state
+    said = str(state.result(raise_on_failure=False))
+    assert "this run stands down" in said and "driven by run-B" in said and b[0].rollout_id in said, said
+    assert "the rollback this run's look asked for is not done" in said, said
+    assert any(r.getMessage() == said and r.levelno == logging.WARNING for r in caplog.records), caplog.text
+    assert not any(r.exc_info for r in caplog.records if said in r.getMessage()), "logged under a traceback"
+    assert "Traceback" not in caplog.text, caplog.text
+    assert any(r.getMessage().startswith("not rolling back after run") and "stands down" in r.getMessage()
+               for r in caplog.records), caplog.text
+    assert env.router.weights == Weights.canary_at(25), "rollout B's traffic was moved"
+    assert env.ledger.get(service) == b[0] and "rollback-start" not in kinds(env), "rollout B's record was changed"

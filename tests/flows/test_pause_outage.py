@@ -12,8 +12,9 @@ import threading
 import time
 
 import httpx
+import pytest
 from prefect import flow
-from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.flow_runs import resume_flow_run
 
 import flows.approvals
@@ -73,6 +74,28 @@ def a_canary_failing_behind_an_outage(monkeypatch, reads: int, skipping=lambda: 
 
     monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_a_while)
     return env, outage, asked
+
+
+def rolled_back_through_it(env, asked, timeout: float, caplog):
+    """A rollout of ``env`` asked through ``asked`` (``timeout``: its pause's), which ends Completed,
+    rolled back in the ledger; returns its state and result."""
+    import logging
+
+    from flows.progressive import run_progressive
+    from rollway.phases import RolloutPhase
+    from tests.flows.test_approvals import spec
+
+    @flow(name="rollout-through-an-outage")
+    def rollout():
+        return run_progressive(env, spec(timeout=timeout, on_timeout="rollback"), asked, owner="run-1", phased=False)
+
+    with caplog.at_level(logging.INFO):
+        state = rollout(return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert result.outcome == "rolled_back", result.reason
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    return state, result
 
 
 def test_a_pause_proposed_while_the_api_is_away_is_made_once_it_answers(monkeypatch, caplog):
@@ -165,13 +188,9 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     the Prefect run stayed Paused, and nobody was told the rollback was done. It now keeps trying
     (the rollout is safe, only the run's state is left) and, once the API answers, leaves its pause
     and ends as for a shorter outage. The approver's clock is a fake one the outage moves on."""
-    import logging
     import types
 
-    from flows.progressive import run_progressive
     from rollway.model import Weights
-    from rollway.phases import RolloutPhase
-    from tests.flows.test_approvals import spec
 
     # The approver's monotonic clock: real time plus what the outage skipped, a minute a try.
     skipped = {"s": 0.0}
@@ -181,16 +200,150 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     env, outage, asked = a_canary_failing_behind_an_outage(
         monkeypatch, reads=30, skipping=lambda: skipped.update(s=skipped["s"] + 60.0))
 
-    @flow(name="rollout-through-a-long-outage")
-    def rollout():
-        return run_progressive(env, spec(timeout=60, on_timeout="rollback"), asked, owner="run-1", phased=False)
-
-    with caplog.at_level(logging.INFO):
-        state = rollout(return_state=True)
-    assert state.is_completed(), state
-    result = state.result()
-    assert result.outcome == "rolled_back" and outage["reads"] == 30, (result.outcome, outage)
-    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    _state, _result = rolled_back_through_it(env, asked, 60, caplog)
+    assert outage["reads"] == 30, outage
     assert env.router.weights == Weights(stable=100, canary=0)
     said = [r.getMessage() for r in caplog.records]
     assert any("the rollback was done while it could not be reached" in m for m in said), said
+
+
+def test_an_outage_that_lasts_is_said_again_now_and_then_with_how_long_what_goes_on_and_what_comes_next(caplog):
+    """The Prefect API went away for 20 minutes: the run said so once and then nothing until it
+    answered, which read, to the person on call, as a run that had hung. It says it again a
+    minute on, then at doubling gaps (never every poll), each time with how long the API has been
+    away, what the run does meanwhile and what it does once the API answers. The clock is the
+    test's: 30 s a poll."""
+    import logging
+
+    now = {"s": 0.0}
+    tries: list[float] = []
+
+    def away_for_20_minutes():
+        tries.append(now["s"])
+        if now["s"] < 1200:
+            raise httpx.ConnectError("All connection attempts failed")
+        return "answered"
+
+    @flow(name="a-20-minute-outage")
+    def rides_it_out() -> str:
+        return flows.approvals._through_outages(
+            away_for_20_minutes, give_up_at=3600.0, poll_interval=30, doing="still waiting for an answer",
+            then="the run takes the answer", clock=lambda: now["s"], sleep=lambda s: now.update(s=now["s"] + s))
+
+    with caplog.at_level(logging.INFO):
+        assert rides_it_out() == "answered"
+    said = [(r.getMessage()) for r in caplog.records if "Prefect API" in r.getMessage()]
+    again = [m for m in said if "still cannot be reached" in m]
+    assert len(tries) == 41 and len(again) == 5, (len(tries), said)
+    assert [m.split(" after it went away")[0].split("reached, ")[1] for m in again] == [
+        "1 min", "3 min", "7 min", "12 min", "17 min"], again
+    assert all("(All connection attempts failed): still waiting for an answer; once it answers, the run takes the "
+               "answer; if it is still away" in m for m in again), again
+    assert "if it is still away 43 min from now (the pause's timeout and 10 min of grace), the run gives up" in again[-1]
+    assert said[-1] == "the Prefect API answers again after 20 min", said
+
+
+def test_the_approver_says_through_a_long_outage_that_it_judges_the_canary_and_takes_the_answer_after(
+        monkeypatch, caplog):
+    """A pause whose canary is judged meanwhile (its watch) rides out a 20-minute outage, answered
+    during it. What the run says meanwhile names the judging on AWS alone and what it does once
+    the API answers; the answer is then taken."""
+    import logging
+    import types
+
+    skipped = {"s": 0.0}
+    monkeypatch.setattr(flows.approvals, "time", types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() + skipped["s"], time=time.time,
+        sleep=lambda s: skipped.update(s=skipped["s"] + s) or time.sleep(0.01)))
+    real_read = SyncPrefectClient.read_flow_run
+    outage = {"on": False, "reads": 0, "thread": None}
+
+    def away_for_20_minutes(self, flow_run_id):
+        if outage["on"] and threading.current_thread() is outage["thread"] and outage["reads"] < 40:
+            outage["reads"] += 1
+            raise httpx.ConnectError("All connection attempts failed")
+        return real_read(self, flow_run_id)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_for_20_minutes)
+    looks: list[int] = []
+
+    @flow(name="approval-through-a-long-outage")
+    def judged_meanwhile() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=3600, on_timeout="rollback"), poll_interval=30)
+        answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary",
+                          watch=lambda: looks.append(1))
+        return f"{answer.action} by {answer.approver}"
+
+    outcome: list[str] = []
+    with caplog.at_level(logging.INFO):
+        thread = threading.Thread(target=lambda: outcome.append(judged_meanwhile()), daemon=True)
+        outage["thread"] = thread
+        thread.start()
+        run = paused_with_form("approval-through-a-long-outage", timeout=90)
+        outage["on"] = True
+        from prefect.client.orchestration import get_client
+        with get_client(sync_client=True) as client:
+            client.resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": ""})
+        thread.join(60)
+    assert outcome == ["approve by dana"] and outage["reads"] == 40, (outcome, outage)
+    said = [r.getMessage() for r in caplog.records if "Prefect API" in r.getMessage()]
+    again = [m for m in said if "still cannot be reached" in m]
+    assert 3 <= len(again) <= 6, said
+    assert all("still waiting for an answer; meanwhile the run judges the canary on AWS alone, and rolls the "
+               "rollout back on its own if the canary fails; once it answers, the run takes the answer given "
+               "meanwhile" in m
+               for m in again), again
+    assert len(looks) >= 40, len(looks)
+    assert any(m.startswith("the Prefect API answers again after 20 min") for m in said), said
+
+
+@pytest.mark.parametrize("landed", [False, True], ids=["never made", "made, its answer lost"])
+def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back_before_it_answers(
+        monkeypatch, caplog, landed):
+    """The Prefect API goes away as the run pauses, and the canary starts failing. The wait for
+    an answer judged the canary through an outage, but the pause itself (tried again until the
+    API answers, up to the pause's timeout and its grace: over an hour by default) judged
+    nothing: users got the canary's errors for as long as the API was down. The pause's tries now
+    look too, and the run rolls back during the outage; once the API answers it ends, Running (a
+    try of the pause that landed, its answer lost, is left)."""
+    from rollway.fakes import steady
+    from rollway.model import Weights
+    from tests.flows.test_approvals import ledger_env
+
+    env = ledger_env()
+    real_propose, real_read = flows.approvals.propose_state, SyncPrefectClient.read_flow_run
+    outage = {"on": False, "tries": 0, "weights when back": None}
+
+    def away_for_a_while(call):
+        """``call`` through an API away for its first 40 tries, each a minute of the rollout clock
+        (``landed``: the first one lands, and only its answer is lost)."""
+        if outage["on"] and outage["tries"] < 40:
+            if landed and outage["tries"] == 0:
+                call()
+            outage["tries"] += 1
+            env.clock.sleep(60)
+            raise httpx.ConnectError("All connection attempts failed")
+        if outage["on"] and outage["weights when back"] is None:
+            outage["weights when back"] = env.router.weights
+        return call()
+
+    monkeypatch.setattr(flows.approvals, "propose_state",
+                        lambda client, state, run_id: away_for_a_while(lambda: real_propose(client, state, run_id)))
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run",
+                        lambda client, run_id: away_for_a_while(lambda: real_read(client, run_id)))
+    approver = prefect_approver(Approvals(timeout_seconds=3600, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage["on"] = True
+        return approver(pause, summary, watch=watch)
+
+    state, result = rolled_back_through_it(env, asked, 3600, caplog)
+    assert "while the run waited for an answer" in result.reason, result.reason
+    assert outage["weights when back"] == Weights(stable=100, canary=0), outage
+    said = [r.getMessage() for r in caplog.records]
+    assert any("cannot be reached to leave the pause: rolling back now" in m for m in said), said
+    assert any("the rollback was done while it could not be reached" in m for m in said), said
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(state.state_details.flow_run_id)
+    assert any(s.is_paused() for s in states) is landed, [s.name for s in states]
