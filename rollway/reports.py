@@ -337,13 +337,13 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         done = record.last_transition(FINALIZED)
         watched = _window_closing(record)
         owed = "" if watched else _window_open(record)
-        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
+        closed = f"; monitoring window closed ({watched.kind}, {_stamped(record, watched, sped)})" if watched else owed
         closed = _accepted_said(record) + closed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
             began = record.last_transition(FINALIZE_START)
-            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
+            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
                     "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
                     "carries on from where it stopped")
         if done is None and not owed:
@@ -352,7 +352,7 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
             return (f"promoted{closed}; **not finalized**: run `rollway finalize` (or the finalize deployment), which "
                     "puts the promoted version on the stable service and readies the canary service; a new rollout "
                     "of the service is refused until then")
-        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
+        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {_stamped(record, done, sped)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
@@ -1110,10 +1110,11 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
 _TAKEN_FROM = re.compile(r"over from flow-run/([0-9A-Za-z-]+),")
 
 
-def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
+def flow_runs(record: RolloutRecord, sped: bool = False) -> list[tuple[str, str]]:
     """The Prefect flow runs the ledger names as having driven the rollout, oldest first: each as
     ``(run, how)``, the run ``<name> (<id>)`` where its entries named it, its id alone where only a
-    lease did (a takeover's, or the lease held now)."""
+    lease did (a takeover's, or the lease held now). ``sped``: the rollout clock ran ahead of the
+    wall (``_ran_ahead``), and the times say which clock they are on (``_stamped``)."""
     found: dict[str, tuple[str, str]] = {}  # by flow run id (or label, when it holds none)
 
     def add(run: str, how: str) -> None:
@@ -1123,23 +1124,23 @@ def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
 
     for t in record.history:
         if t.run:
-            add(t.run, f"{'started it' if t.kind == 'start' else f'first entry: {t.kind}'}, {utc(t.at)}")
+            add(t.run, f"{'started it' if t.kind == 'start' else f'first entry: {t.kind}'}, {_stamped(record, t, sped)}")
         if t.kind == TAKEOVER:
             # Written by ``rollway.ledger.takeover`` (or ``claim_takeover``): "... from <owner>, whose ..."
             taken = _TAKEN_FROM.search(t.comment or "")
             if taken:
-                add(taken.group(1), f"drove it until its lease lapsed, before {utc(t.at)}")
+                add(taken.group(1), f"drove it until its lease lapsed, before {_stamped(record, t, sped)}")
             if t.actor.startswith(OWNER_PREFIX):
-                add(t.actor.removeprefix(OWNER_PREFIX), f"took it over, {utc(t.at)}")
+                add(t.actor.removeprefix(OWNER_PREFIX), f"took it over, {_stamped(record, t, sped)}")
     if record.owner and record.owner.startswith(OWNER_PREFIX):
         add(record.owner.removeprefix(OWNER_PREFIX), "holds its lease")
     return list(found.values())
 
 
-def _runs_line(record: RolloutRecord) -> list[str]:
+def _runs_line(record: RolloutRecord, sped: bool = False) -> list[str]:
     """The flow runs that drove the rollout, so a person can find them (their logs, artifacts and
-    state) in the Prefect UI: the reports named none."""
-    runs = flow_runs(record)
+    state) in the Prefect UI: the reports named none. ``sped``: as ``flow_runs``'."""
+    runs = flow_runs(record, sped)
     said = ("; ".join(f"`{cell(run)}` ({how})" for run, how in runs) if runs else
             "none recorded (the rollout was recorded before its runs were, or driven outside a Prefect flow run)")
     # A weekly tick that finds nothing to do (the phase not due yet, a live run driving it) reads
@@ -1195,9 +1196,11 @@ def _flag_settings(comment: str) -> str:
     return f"{settings} (v{version.partition(')')[0]})" if found else comment
 
 
-def _flags_line(record: RolloutRecord) -> list[str]:
+def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
     """Where the rollout left each flag it binds, as the ledger recorded it: the last setting a
     stage gave it, or what the rollback did to it (disabled, or left on as a person set it).
+    ``sped``: the rollout clock ran ahead of the wall (``_ran_ahead``), and the times say which
+    clock they are on, as the outcome's "rolled back at" does (``_stamped``).
 
     The flags' moves were only in the list of every transition, and a rolled-back rollout's
     disable in none: a reader could not tell whether a bound flag still served users."""
@@ -1215,15 +1218,26 @@ def _flags_line(record: RolloutRecord) -> list[str]:
                    else ", as a person had set it")
             said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback{why}")
         elif finished:
-            said.append(f"`{feature}` disabled by the rollback ({utc(end.at)})")
+            said.append(f"`{feature}` disabled by the rollback at {_stamped(record, end, sped)}")
         else:
-            where = (f"{cell(_flag_settings(last.comment))} (set {utc(last.at)} by {cell(last.actor)})" if last
-                     else "not moved by this rollout")
+            where = (f"{cell(_flag_settings(last.comment))}, set by {cell(last.actor)} at {_stamped(record, last, sped)}"
+                     if last else "not moved by this rollout")
             if record.phase is RolloutPhase.ROLLING_BACK:
                 where += "; the rollback disables it, not recorded as done"
             said.append(f"`{feature}` {where}")
     return [f"- **Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
             f"{'; '.join(said)}"]
+
+
+def _started_line(record: RolloutRecord, sped: bool) -> str:
+    """When the rollout started and was last recorded, each said with its clock as the tables'
+    times are (``_stamped``, from the entry stamped then where there is one): under a faster
+    clock the two were bare beside tables labelled "(rollout clock)" and leases on the wall."""
+    def when(at: float) -> str:
+        entry = next((t for t in reversed(record.history) if t.at == at), None)
+        return _stamped(record, entry, sped) if entry is not None else utc(at) + (_ROLLOUT_CLOCK if sped else "")
+
+    return f"- **Started:** {when(record.created_at)}; **last recorded:** {when(record.updated_at)}"
 
 
 def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestorable: str | None = None,
@@ -1244,7 +1258,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
         f"- **Outcome:** {_outcome(record, waits, sped)}",
-        f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
+        _started_line(record, sped),
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
         f"- **Traffic now (ledger):** {record.weights} stable/canary",
@@ -1252,14 +1266,14 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     held = _holder(record, now)
     if held is not None:
         lines.append(f"- **Held by:** {held}")
-    lines += _runs_line(record)
+    lines += _runs_line(record, sped)
     if record.canary_task_definition or record.previous_task_definition:
         # "previous" is the canary service's, which a rollback points it back at: not what users get.
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'} ({record.service}'s before the rollout, "
                      "taking no traffic)")
     lines += users_get(record, unrestorable=unrestorable)
-    lines += _flags_line(record)
+    lines += _flags_line(record, sped)
     # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
     # received (its run died before paging) read as people told.
     lines += _window_line(record)
@@ -1802,7 +1816,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
-    lines += [*_runs_line(record), ""]
+    lines += [*_runs_line(record, sped), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "

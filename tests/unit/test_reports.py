@@ -1007,11 +1007,11 @@ def test_the_rollout_report_says_where_the_rollout_left_each_flag_it_binds():
                flag_move(710, "sqs-sessions: on 5% -> on 25% (v3): stage 25% -> next")]
     text = rollout_report(record(history, RolloutPhase.PROGRESSING, flags=("sqs-sessions", "new-editor")))
     assert ("**Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
-            f"`sqs-sessions` on 25% (v3) (set {utc(T0 + 710)} by alice); `new-editor` not moved by this rollout"
+            f"`sqs-sessions` on 25% (v3), set by alice at {utc(T0 + 710)}; `new-editor` not moved by this rollout"
             in text), text
 
     rolled_back = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
-    assert f"`sqs-sessions` disabled by the rollback ({utc(T0 + 700)})" in rolled_back
+    assert f"`sqs-sessions` disabled by the rollback at {utc(T0 + 700)}" in rolled_back
     under_way = rollout_report(guardrail_rollback(finished=False, flags=("sqs-sessions",)))
     assert "`sqs-sessions` not moved by this rollout; the rollback disables it, not recorded as done" in under_way
     kept = guardrail_rollback(flags=("sqs-sessions",))
@@ -1848,3 +1848,34 @@ def test_a_prefect_api_that_accepts_and_never_answers_holds_the_report_no_longer
     assert clock is None
     assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
     assert "did not answer within 1 s" in caplog.text, caplog.text
+
+
+def test_the_header_lines_of_a_rollout_on_a_faster_clock_say_which_clock_their_times_are_on():
+    """Under a faster clock the tables, the outcome's rollback and the log window said which clock
+    their times were on, but the "Started / last recorded" line, the flags' lines and the flow runs'
+    did not: a flag "disabled by the rollback" at one time beside "rolled back at" the same instant
+    labelled with two clocks, and a reader could not tell which of them the bare one was on."""
+    rec = _sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610)
+    rec = rec.model_copy(update={
+        "spec_json": spec(5, 25, 100, flags=("sqs-sessions",)),
+        "history": (rec.history[0].model_copy(update={"run": "brave-fox (0f1e2d3c)"}), *rec.history[1:])})
+    text = rollout_report(rec)
+    assert (f"- **Started:** {utc(T0)} (rollout clock); **last recorded:** {utc(T0 + 36_600)} (rollout clock; "
+            f"{utc(T0 + 610)} on the wall clock)") in text, text
+    assert (f"`sqs-sessions` disabled by the rollback at {utc(T0 + 36_600)} (rollout clock; {utc(T0 + 610)} on the "
+            "wall clock)") in text, text
+    assert f"`brave-fox (0f1e2d3c)` (started it, {utc(T0)} (rollout clock))" in text, text
+    under_way = _sped_guardrail_rollback(start_wall=T0 + 600).model_copy(update={
+        "spec_json": spec(5, 25, 100, flags=("sqs-sessions",)), "phase": RolloutPhase.PROGRESSING})
+    under_way = under_way.model_copy(update={"history": (*under_way.history[:2], flag_move(
+        3600, "sqs-sessions: off 0% -> on 5% (v2)"))})
+    assert f"`sqs-sessions` on 5% (v2), set by alice at {utc(T0 + 3600)} (rollout clock)" in rollout_report(
+        under_way, now=T0), rollout_report(under_way, now=T0)
+    # A promotion read while the wall clock is hours behind its entries: the outcome's times too.
+    promoted = rollout_report(promoted_record(), now=T0 - 3 * 3600)
+    assert f"monitoring window closed (watched, {utc(T0 + 5800)} (rollout clock))" in promoted, promoted
+    assert f"finalized by carol at {utc(T0 + 9000)} (rollout clock)" in promoted, promoted
+    # At real time nothing is labelled.
+    plain = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
+    assert f"- **Started:** {utc(T0)}; **last recorded:** {utc(T0 + 700)}\n" in plain, plain
+    assert f"`sqs-sessions` disabled by the rollback at {utc(T0 + 700)}\n" in plain, plain
