@@ -67,6 +67,8 @@ class StageLine(BaseModel):
     # A shift a resumed run found on the load balancer (``reconcile``) is stamped when it was found:
     # the run that made it died after its last entry, stamped here, and the stage began in between.
     moved_after: float | None = None
+    # The approval the traffic waited for before it moved here (``_gate_said``); "" when none was asked.
+    approval: str = ""
 
 
 class Trigger(BaseModel):
@@ -163,11 +165,14 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
     # One rollout has one rollback: a record written before a rollback that took over one that died
     # kept its one start can hold a second, which showed the stage "rolled back" twice.
     first_start = rollback_start(record)
+    since_move: list[Transition] = []  # the entries since the last move: the gate the next one passed
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
         if t.kind == "rollback-start" and t is not first_start:
             continue
         if t.kind in _MOVES and t.to_weights is not None:
+            gate = _gate_said(since_move, current)
+            since_move = []
             if current is not None:
                 current["ended_at"] = t.at
                 current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
@@ -175,11 +180,13 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             said = _without_repeat(t.comment, above, "the reason in the row above")
             how = f"{t.kind} by {t.actor}" + (f": {said}" if said else "")
             lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
-                          "how": how, "verdict": "",
+                          "how": how, "verdict": "", "approval": gate,
                           "moved_after": _dead_runs_last_entry(record, t) if t.actor == RECONCILE else None})
-        elif current is None:
             continue
-        elif t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
+        since_move.append(t)
+        if current is None:
+            continue
+        if t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
             current["verdict"] = f"passed: {t.verdict or 'no reason recorded'}"
         elif t.kind == "approve" and t.verdict and not current["verdict"]:
             # An approval while the stage bakes accepts a stage the judge could not pass.
@@ -210,6 +217,34 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             line["verdict"] = verdict[:began] + verdict[began:].replace(
                 "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
+
+
+def _gate_said(entries: list[Transition], current: dict | None) -> str:
+    """The approval the traffic waited for before a move (``entries``: those since the move before
+    it; ``current``: the stage it waited at, None before the first): who approved and when, how long
+    after the question was first asked, at what weight, and what came between (a person's hold, a
+    timeout that held and asked again); "" when no approval was asked. A pause about the stage it
+    waited at (its acceptance, the judge unable to pass it) is that stage's verdict, not this gate.
+
+    The stage table said "shift by alice" of a stage dana approved, and nothing of the time users
+    stayed at the weight before it waiting for her: the Approvals table had it, by the stage asked for."""
+    at = current["stage"] if current is not None else None
+    gate = [t for t in entries if (t.kind == "pause" or t.kind in ANSWERS) and t.to_stage is not None
+            and t.to_stage != at]
+    asked = next((t for t in gate if t.kind == "pause"), None)
+    approved = next((t for t in reversed(gate) if t.kind == "approve"), None)
+    if approved is None:
+        return f"asked from {utc(asked.at)}; no approval recorded" if asked is not None else ""
+    between = [f"held by {cell(t.actor)} at {utc(t.at)}" if t.kind == "hold" else
+               f"timed out at {utc(t.at)} and asked again" if held_by_timeout(t) else
+               f"{cell(t.actor)}'s answer not acted on (its run had died)"
+               for t in gate if t.kind in ("hold", "timeout", UNHEARD) and t.at <= approved.at]
+    said = f"by {cell(approved.actor)} at {utc(approved.at)}"
+    if asked is None:
+        return said
+    waited = _span(asked.at, approved.at) or "two clocks"
+    weight = f" at {current['weights'].canary}%" if current is not None else ""
+    return f"{said}, after {waited}{weight} (asked from {utc(asked.at)}{''.join(f'; {x}' for x in between)})"
 
 
 _STAGE_LEAD = re.compile(r"\d+%")
@@ -747,8 +782,8 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
     the times and spans are labelled as the rollout clock's."""
     weights = stage_weights(record)
     on = _ROLLOUT_CLOCK if sped else ""
-    rows = [f"| stage | weights s/c | from{on} | until{on} | lasted{on} | how | verdict and reason |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [f"| stage | weights s/c | from{on} | until{on} | lasted{on} | how | approval{on} | verdict and reason |",
+            "|---|---|---|---|---|---|---|---|"]
     for line in stage_lines(record):
         stage = "-" if line.stage is None or line.stage < 0 else (
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
@@ -763,7 +798,7 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
             lasted = (f"{lasted} to {longest}" if longest is not None and line.ended_at >= line.started_at
                       and lasted != "two clocks" else lasted)
         rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
-                    f"{cell(line.verdict)} |")
+                    f"{cell(line.approval or '-')} | {cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
 
 

@@ -1879,3 +1879,46 @@ def test_the_header_lines_of_a_rollout_on_a_faster_clock_say_which_clock_their_t
     plain = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
     assert f"- **Started:** {utc(T0)}; **last recorded:** {utc(T0 + 700)}\n" in plain, plain
     assert f"`sqs-sessions` disabled by the rollback at {utc(T0 + 700)}\n" in plain, plain
+
+
+def test_each_stage_row_says_who_approved_it_when_and_how_long_the_approval_was_waited_for():
+    """A rollout promoted after approval pauses, one held and asked again, another timed out and
+    asked again: the stage table said "shift by alice" of a stage dana approved, and nothing of the
+    half hour users stayed at 5 % waiting for her; the approvals were in a table of their own, under
+    the stage they were asked for, not the one they held the traffic at."""
+    def asked(at: float, stage: int, before: int) -> Transition:
+        return Transition(at=T0 + at, kind="pause", actor="alice", to_stage=stage,
+                          comment=f"approval pause: approval needed before {before}%; unanswered by "
+                                  f"{utc(T0 + at + 3600)} (wall clock) the rollout rolls back")
+
+    rec = record([
+        started(), shift(60, 5, 0), passed(700, 0), asked(700, 1, 25),
+        Transition(at=T0 + 1600, kind="hold", actor="erin", to_stage=1, comment="hold: batch job running",
+                   verdict="approval needed before 25%"),
+        asked(1660, 1, 25),
+        Transition(at=T0 + 2560, kind="approve", actor="dana", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(2560, 25, 1, 5), passed(3200, 1), shift(3210, 50, 2, 25), passed(3800, 2), asked(3800, 3, 100),
+        Transition(at=T0 + 7400, kind="timeout", actor="timeout", to_stage=3, comment="hold: no answer within 3600 s",
+                   verdict="approval needed before 100%"),
+        Transition(at=T0 + 8000, kind="approve", actor="frank", to_stage=3, comment="approve: lgtm",
+                   verdict="approval needed before 100%"),
+        shift(8000, 100, 3, 50), passed(8600, 3),
+        Transition(at=T0 + 8600, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed"),
+    ], RolloutPhase.PROMOTED, stages=(5, 25, 50, 100))
+    table = rollout_report(rec).split("## Stages", 1)[1].split("\n## ", 1)[0]
+    assert "| stage | weights s/c | from | until | lasted | how | approval | verdict and reason |" in table, table
+    rows = {x.split(" | ", 1)[0]: x for x in table.splitlines() if x.startswith("| ") and "/4 |" in x}
+    assert "| shift by alice: stage 1 | - | passed:" in rows["| 1/4"], rows
+    assert (f"| shift by alice: stage 2 | by dana at {utc(T0 + 2560)}, after 31.0 min at 5% (asked from "
+            f"{utc(T0 + 700)}; held by erin at {utc(T0 + 1600)}) | passed:") in rows["| 2/4"], rows
+    assert "| shift by alice: stage 3 | - | passed:" in rows["| 3/4"], rows
+    assert (f"| by frank at {utc(T0 + 8000)}, after 70.0 min at 50% (asked from {utc(T0 + 3800)}; timed out at "
+            f"{utc(T0 + 7400)} and asked again) |") in rows["| 4/4"], rows
+    # An approval that accepted a stage the judge could not pass is that stage's verdict, no gate into the next.
+    accepted = record([started(), shift(60, 5, 0),
+                       Transition(at=T0 + 700, kind="approve", actor="dana", to_stage=0, comment="approve: quiet",
+                                  verdict="5%: no period had a canary request count: a person must decide"),
+                       shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
+    (row,) = [x for x in rollout_report(accepted).splitlines() if x.startswith("| 2/3 |")]
+    assert "| shift by alice: stage 2 | - |" in row, row
