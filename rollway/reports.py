@@ -223,7 +223,8 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
     """The approval the traffic waited for before a move (``entries``: those since the move before
     it; ``current``: the stage it waited at, None before the first): who approved and when, how long
     after the question was first asked, at what weight, and what came between (a person's hold, a
-    timeout that held and asked again); "" when no approval was asked. A pause about the stage it
+    timeout that held and asked again, a run that took the rollout over from a dead one and asked
+    again); "" when no approval was asked. A pause about the stage it
     waited at (its acceptance, the judge unable to pass it) is that stage's verdict, not this gate.
 
     The stage table said "shift by alice" of a stage dana approved, and nothing of the time users
@@ -235,10 +236,14 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
     approved = next((t for t in reversed(gate) if t.kind == "approve"), None)
     if approved is None:
         return f"asked from {utc(asked.at)}; no approval recorded" if asked is not None else ""
+    # A run that took the rollout over asked again: the wait was its dead predecessor's too.
     between = [f"held by {cell(t.actor)} at {utc(t.at)}" if t.kind == "hold" else
                f"timed out at {utc(t.at)} and asked again" if held_by_timeout(t) else
-               f"{cell(t.actor)}'s answer not acted on (its run had died)"
-               for t in gate if t.kind in ("hold", "timeout", UNHEARD) and t.at <= approved.at]
+               f"{cell(t.actor)} took the rollout over at {utc(t.at)} from a run that had stopped, and asked again"
+               if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
+               for t in entries if t.at <= approved.at and (
+                   (t in gate and t.kind in ("hold", "timeout", UNHEARD))
+                   or (t.kind == TAKEOVER and asked is not None and t.at >= asked.at))]
     said = f"by {cell(approved.actor)} at {utc(approved.at)}"
     if asked is None:
         return said

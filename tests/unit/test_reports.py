@@ -1922,3 +1922,23 @@ def test_each_stage_row_says_who_approved_it_when_and_how_long_the_approval_was_
                        shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
     (row,) = [x for x in rollout_report(accepted).splitlines() if x.startswith("| 2/3 |")]
     assert "| shift by alice: stage 2 | - |" in row, row
+
+
+def test_a_stage_approved_after_its_paused_run_died_says_the_question_was_asked_again_by_the_run_that_took_over():
+    """The run waiting at the approval died; the next took the rollout over and asked again: the
+    stage's approval read as a half hour of waiting for a person, nothing saying a run had died."""
+    from rollway.ledger import TAKEOVER
+
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    rec = record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+        Transition(at=T0 + 1800, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 2400, kind="approve", actor="dana", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(2400, 25, 1, 5),
+    ], RolloutPhase.PROGRESSING)
+    (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by dana at {utc(T0 + 2400)}, after 30.0 min at 5% (asked from {utc(T0 + 600)}; run-2 took the rollout "
+            f"over at {utc(T0 + 1800)} from a run that had stopped, and asked again) |") in row, row
