@@ -38,7 +38,7 @@ from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, 
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.report import markdown_cell as cell
+from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
@@ -1810,6 +1810,39 @@ def _fix_steps(trigger: Trigger | None) -> list[str]:
     return [fix, "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds."]
 
 
+def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger | None,
+              start: Transition | None) -> list[str]:
+    """Where the incident's evidence is kept, for the postmortem to cite: the ledger item the report
+    is read from, and the keys of the artifacts the rollout's runs wrote (each stage's canary vs
+    baseline counts, which the ledger does not hold; the run's summary; the post-promotion
+    monitor's window). The report named the runs, neither the item nor the keys."""
+    table = (f"the DynamoDB table `{targets.rollouts_table}` (region {targets.region})" if targets is not None
+             else "the ledger table (`rollouts_table` in the RollwayTargets block)")
+    weights = stage_weights(record)
+    stages = dict.fromkeys(weights[line.stage] if weights and line.stage is not None and 0 <= line.stage < len(weights)
+                           else line.weights.canary for line in stage_lines(record) if line.weights.canary > 0)
+    keys = [f"`{artifact_key(record.service, f'stage-{weight}')}`" for weight in stages]
+    # The judge's looks while a passed stage's approval pause waited rolled back: they have a table
+    # of their own (flows.journal.stage_table). A person's rollback there writes none.
+    cut = next((p for p, ended in _left_unanswered(record, None) if ended is start), None) if start else None
+    if (cut is not None and pause_cause(cut) == "approval" and trigger is not None
+            and trigger.kind in ("judge", "guardrail") and cut.to_stage is not None and weights
+            and 0 < cut.to_stage <= len(weights)):
+        keys.append(f"`{artifact_key(record.service, f'stage-{weights[cut.to_stage - 1]}-pause')}` (the looks "
+                    "taken while the approval pause waited)")
+    per_stage = (f"each stage's canary vs baseline requests, errors and p99: {', '.join(keys)}; " if keys else "")
+    monitor = (f"; the post-promotion monitor's window: `{artifact_key(record.service, 'monitoring')}`"
+               if trigger is not None and trigger.kind == "monitor" else "")
+    return ["## Evidence", "",
+            f"- **Ledger:** the rollout's item in {table}, key `service` {record.service}, `rollout_id` "
+            f"{record.rollout_id}: every entry this report is read from, with who and when (`rollway report --rollout "
+            f"{record.rollout_id}` writes both reports again)",
+            f"- **Prefect artifacts** of the flow runs named above (each run's Artifacts tab: a key's newest version "
+            f"may be a later rollout's): {per_stage}the run's summary: `{artifact_key(record.service, 'summary')}`"
+            f"{monitor}",
+            "- **Metrics and logs:** the load balancer's and the canary's, in the window the next steps give"]
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None,
                     clock: ClockSettings | None = None) -> str:
@@ -2042,7 +2075,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Next steps", "",
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_evidence(record, targets, trigger, start), "",
+              "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),

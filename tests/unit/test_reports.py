@@ -1942,3 +1942,37 @@ def test_a_stage_approved_after_its_paused_run_died_says_the_question_was_asked_
     (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 2/3 |")]
     assert (f"| by dana at {utc(T0 + 2400)}, after 30.0 min at 5% (asked from {utc(T0 + 600)}; run-2 took the rollout "
             f"over at {utc(T0 + 1800)} from a run that had stopped, and asked again) |") in row, row
+
+
+def test_the_incident_report_says_where_its_evidence_is_kept():
+    """A postmortem cites its evidence: the report named the flow runs, but not the ledger item it was
+    read from nor the keys of the stage tables (the canary's and the baseline's counts per stage),
+    which the report itself says it does not hold."""
+    from rollway.targets import Targets
+
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), shift(710, 25, 1, 5),
+                  Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="25%: canary errors 9/600"),
+                  Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                             comment="25%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    text = incident_report(rec, targets=Targets())
+    evidence = text.split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert (f"- **Ledger:** the rollout's item in the DynamoDB table `webordinary-rollouts` (region us-west-2), key "
+            f"`service` {SERVICE}, `rollout_id` 20270115T080000Z-1a2b3c4d:") in evidence, evidence
+    assert "`rollway report --rollout 20270115T080000Z-1a2b3c4d`" in evidence, evidence
+    assert (f"`{SERVICE}-stage-5`, `{SERVICE}-stage-25`" in evidence and f"`{SERVICE}-summary`" in evidence
+            and "-monitoring" not in evidence), evidence
+    # Without the targets the table is named by its setting, and the post-promotion monitor's window has its key.
+    monitored = incident_report(rec.model_copy(update={"history": (*rec.history[:-2], Transition(
+        at=T0 + 900, kind="rollback", actor="monitor", to_weights=w(0), comment="monitoring after promotion: 5xx"))}))
+    evidence = monitored.split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert "the ledger table (`rollouts_table` in the RollwayTargets block)" in evidence, evidence
+    assert f"`{SERVICE}-monitoring`" in evidence, evidence
+    # The judge rolled back while 5 %'s approval pause waited: the looks of the pause have a table of their own.
+    during = record([started(), shift(60, 5, 0), passed(700, 0),
+                     Transition(at=T0 + 700, kind="pause", actor="alice", to_stage=1,
+                                comment="approval pause: approval needed before 25%"),
+                     Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="5%: canary errors 9/600"),
+                     Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(5), to_weights=w(0),
+                                comment="5%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    evidence = incident_report(during).split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert f"`{SERVICE}-stage-5`, `{SERVICE}-stage-5-pause` (the looks taken while the approval pause waited)" in evidence
