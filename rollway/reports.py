@@ -1269,6 +1269,18 @@ def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
             f"{'; '.join(said)}"]
 
 
+def _traffic_now(record: RolloutRecord, sped: bool) -> str:
+    """The weights the ledger last recorded: the rollout's own, or newer, those a rollback that
+    stopped part-way read back (its ``rollback-stopped`` entry), which leaves the rollout's as they
+    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable."""
+    stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
+    if stopped is None or stopped.to_weights is None or stopped.to_weights == record.weights:
+        return f"{record.weights} stable/canary"
+    return (f"{stopped.to_weights} stable/canary, as {cell(stopped.actor)}'s rollback read it back at "
+            f"{_stamped(record, stopped, sped)} before it stopped (the rollout's weights, {record.weights}, are from "
+            "before the rollback moved the traffic)")
+
+
 def _started_line(record: RolloutRecord, sped: bool) -> str:
     """When the rollout started and was last recorded, each said with its clock as the tables'
     times are (``_stamped``, from the entry stamped then where there is one): under a faster
@@ -1301,7 +1313,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         _started_line(record, sped),
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
-        f"- **Traffic now (ledger):** {record.weights} stable/canary",
+        f"- **Traffic now (ledger):** {_traffic_now(record, sped)}",
     ]
     held = _holder(record, now)
     if held is not None:

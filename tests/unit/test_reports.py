@@ -1976,3 +1976,24 @@ def test_the_incident_report_says_where_its_evidence_is_kept():
                                 comment="5%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
     evidence = incident_report(during).split("## Evidence", 1)[1].split("\n## ", 1)[0]
     assert f"`{SERVICE}-stage-5`, `{SERVICE}-stage-5-pause` (the looks taken while the approval pause waited)" in evidence
+
+
+def test_the_traffic_now_line_of_a_rollback_that_stopped_gives_the_weights_it_read_back_not_the_older_ones():
+    """The rollback moved the traffic back and stopped on a later step (a flag's write refused): the
+    rollout's weights are not rewritten then, and the report's "Traffic now (ledger): 95/5" sat above
+    a "Users get" line saying all of it was back on stable, both read from the same item."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_comment
+
+    rec = guardrail_rollback(finished=False)
+    stopped = Transition(at=T0 + 680, kind=ROLLBACK_STOPPED, actor="operator", from_weights=w(5), to_weights=w(0),
+                         comment=rollback_stopped_comment("weights 100/0 verified", "disable every bound flag"))
+    rec = rec.model_copy(update={"history": (*rec.history, stopped)})
+    assert rec.weights == w(5)
+    (now,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Traffic now")]
+    assert now == (f"- **Traffic now (ledger):** 100/0 stable/canary, as operator's rollback read it back at "
+                   f"{utc(T0 + 680)} before it stopped (the rollout's weights, 95/5, are from before the rollback "
+                   "moved the traffic)"), now
+    # Stopped before the traffic could move: the weights it read back are the rollout's, said once.
+    held = rec.model_copy(update={"history": (*rec.history[:-1], stopped.model_copy(update={"to_weights": w(5)}))})
+    (now,) = [x for x in rollout_report(held).splitlines() if x.startswith("- **Traffic now")]
+    assert now == "- **Traffic now (ledger):** 95/5 stable/canary", now
