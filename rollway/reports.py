@@ -1845,13 +1845,15 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
     per_stage = (f"each stage's canary vs baseline requests, errors and p99: {', '.join(keys)}; " if keys else "")
     monitor = (f"; the post-promotion monitor's window: `{artifact_key(record.service, 'monitoring')}`"
                if trigger is not None and trigger.kind == "monitor" else "")
+    where = ("of the flow runs named above (each run's Artifacts tab; a key's newest version may be a later rollout's)"
+             if flow_runs(record) else "(Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take "
+             "the versions written between its start and its rollback, a key's newest may be a later rollout's)")
     return ["## Evidence", "",
             f"- **Ledger:** the rollout's item in {table}, key `service` {record.service}, `rollout_id` "
             f"{record.rollout_id}: every entry this report is read from, with who and when (`rollway report --rollout "
             f"{record.rollout_id}` writes both reports again)",
-            f"- **Prefect artifacts** of the flow runs named above (each run's Artifacts tab: a key's newest version "
-            f"may be a later rollout's): {per_stage}the run's summary: `{artifact_key(record.service, 'summary')}`"
-            f"{monitor}",
+            f"- **Prefect artifacts** {where}: {per_stage}the run's summary: "
+            f"`{artifact_key(record.service, 'summary')}`{monitor}",
             "- **Metrics and logs:** the load balancer's and the canary's, in the window the next steps give"]
 
 

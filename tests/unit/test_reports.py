@@ -1959,6 +1959,13 @@ def test_the_incident_report_says_where_its_evidence_is_kept():
     assert (f"- **Ledger:** the rollout's item in the DynamoDB table `webordinary-rollouts` (region us-west-2), key "
             f"`service` {SERVICE}, `rollout_id` 20270115T080000Z-1a2b3c4d:") in evidence, evidence
     assert "`rollway report --rollout 20270115T080000Z-1a2b3c4d`" in evidence, evidence
+    # No flow run is recorded: none is "named above"; the artifacts are found by key and time.
+    assert ("- **Prefect artifacts** (Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take the "
+            "versions written between its start and its rollback, a key's newest may be a later rollout's):") in evidence
+    named = rec.model_copy(update={"history": (rec.history[0].model_copy(update={"run": "brave-fox (0f1e)"}),
+                                               *rec.history[1:])})
+    assert ("- **Prefect artifacts** of the flow runs named above (each run's Artifacts tab; a key's newest version "
+            "may be a later rollout's):") in incident_report(named)
     assert (f"`{SERVICE}-stage-5`, `{SERVICE}-stage-25`" in evidence and f"`{SERVICE}-summary`" in evidence
             and "-monitoring" not in evidence), evidence
     # Without the targets the table is named by its setting, and the post-promotion monitor's window has its key.
