@@ -793,18 +793,42 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
         stage = "-" if line.stage is None or line.stage < 0 else (
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
         until = utc(line.ended_at) if line.ended_at is not None else "(still)"
-        lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
+        lasted = _lasted(line) or "-"
         began = utc(line.started_at)
         if line.moved_after is not None:
             # As the incident report's exposure gives it: the finding's time alone read as when the
             # stage began, and its span understated the stage by as long as the rollout lay dead.
             began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
-            longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
-            lasted = (f"{lasted} to {longest}" if longest is not None and line.ended_at >= line.started_at
-                      and lasted != "two clocks" else lasted)
         rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
                     f"{cell(line.approval or '-')} | {cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
+
+
+def _lasted(line: StageLine) -> str | None:
+    """How long the traffic stayed at ``line``'s weights, as its row says it; None while it still
+    does. A span whose ends are on two clocks says so; one a resumed run found (``moved_after``)
+    runs from the finding to as long as from the dead run's last entry."""
+    if line.ended_at is None:
+        return None
+    lasted = _span(line.started_at, line.ended_at) or "two clocks"
+    longest = _span(line.moved_after, line.ended_at) if line.moved_after is not None else None
+    if longest is not None and line.ended_at >= line.started_at and lasted != "two clocks":
+        return f"{lasted} to {longest}"
+    return lasted
+
+
+def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:
+    """The incident's exposure weight by weight: how long users had the new version at each share
+    of the traffic, in order (the stage table's spans), to the traffic's return. The total and the
+    highest weight left the reader to work out from the table how long the users at 25 % had it,
+    against those at 5 %."""
+    lines = [line for line in stage_lines(record) if line.weights.canary > 0]
+    if not lines:
+        return []
+    said = [f"{line.weights.canary}% for {lasted}" if (lasted := _lasted(line)) is not None
+            else f"{line.weights.canary}% from {utc(line.started_at)}, its end not recorded" for line in lines]
+    back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
+    return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
 
 
 PHASE_ENDS = "; this phase ends at "
@@ -1974,6 +1998,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"- **Highest canary weight:** {_highest_weight(record, peak, drift)}",
             f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
+            *_each_weight(record, sped),
         ]
     cannot = cannot_finish(unrestorable)
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]

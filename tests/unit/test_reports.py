@@ -2004,3 +2004,18 @@ def test_the_traffic_now_line_of_a_rollback_that_stopped_gives_the_weights_it_re
     held = rec.model_copy(update={"history": (*rec.history[:-1], stopped.model_copy(update={"to_weights": w(5)}))})
     (now,) = [x for x in rollout_report(held).splitlines() if x.startswith("- **Traffic now")]
     assert now == "- **Traffic now (ledger):** 95/5 stable/canary", now
+
+
+def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight():
+    """The exposure gave the total and the highest weight: how long the users at 25 % had the new
+    version, against those at 5 %, was for the reader to work out from the stage table's rows."""
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), shift(710, 25, 1, 5),
+                  Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="25%: canary errors 9/600"),
+                  Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                             comment="25%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    (each,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == "- **At each weight:** 5% for 10.8 min, then 25% for 3.3 min, to the traffic's return", each
+    # Not yet back on stable: the last weight's span is open.
+    under_way = guardrail_rollback(finished=False)
+    (each,) = [x for x in incident_report(under_way).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == f"- **At each weight:** 5% from {utc(T0 + 60)}, its end not recorded", each
