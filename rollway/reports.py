@@ -817,6 +817,19 @@ def _lasted(line: StageLine) -> str | None:
     return lasted
 
 
+def _at_weight(line: StageLine) -> str:
+    """How long the traffic stayed at ``line``'s canary weight, for ``_each_weight``: a span that
+    cannot be measured says why ("25% for two clocks" read as a duration)."""
+    weight, lasted = f"{line.weights.canary}%", _lasted(line)
+    if lasted is None:
+        return f"{weight} from {utc(line.started_at)}, its end not recorded"
+    if lasted == "two clocks":
+        return f"{weight} (not measurable: its ends are stamped on two clocks)"
+    if lasted.startswith("clocks disagree"):
+        return f"{weight} (not measurable: the hosts' {lasted})"
+    return f"{weight} for {lasted}"
+
+
 def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:
     """The incident's exposure weight by weight: how long users had the new version at each share
     of the traffic, in order (the stage table's spans), to the traffic's return. The total and the
@@ -825,8 +838,7 @@ def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:
     lines = [line for line in stage_lines(record) if line.weights.canary > 0]
     if not lines:
         return []
-    said = [f"{line.weights.canary}% for {lasted}" if (lasted := _lasted(line)) is not None
-            else f"{line.weights.canary}% from {utc(line.started_at)}, its end not recorded" for line in lines]
+    said = [_at_weight(line) for line in lines]
     back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
     return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
 

@@ -2019,3 +2019,18 @@ def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight
     under_way = guardrail_rollback(finished=False)
     (each,) = [x for x in incident_report(under_way).splitlines() if x.startswith("- **At each weight:**")]
     assert each == f"- **At each weight:** 5% from {utc(T0 + 60)}, its end not recorded", each
+
+
+def test_a_weights_span_on_two_clocks_is_said_not_measurable_in_the_exposure():
+    """"25% for two clocks" read as a duration."""
+    (each,) = [x for x in incident_report(aborted_on_real_time_under_a_faster_clock()).splitlines()
+               if x.startswith("- **At each weight:**")]
+    assert each == ("- **At each weight:** 5% for 119.0 min, then 25% (not measurable: its ends are stamped on two "
+                    "clocks), to the traffic's return"), each
+    skewed = record([started(), shift(60, 5, 0),
+                     Transition(at=T0 + 50, kind="rollback-start", actor="carol", comment="aborted by carol: 500s"),
+                     Transition(at=T0 + 50, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                                comment="aborted by carol: 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+    (each,) = [x for x in incident_report(skewed).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == ("- **At each weight:** 5% (not measurable: the hosts' clocks disagree by 10 s), to the traffic's "
+                    "return"), each
