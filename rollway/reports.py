@@ -248,6 +248,8 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
     if asked is None:
         return said
     waited = _span(asked.at, approved.at) or "two clocks"
+    why = _unmeasurable(waited)
+    waited = f"a wait not measurable ({why})" if why else waited
     weight = f" at {current['weights'].canary}%" if current is not None else ""
     return f"{said}, after {waited}{weight} (asked from {utc(asked.at)}{''.join(f'; {x}' for x in between)})"
 
@@ -817,17 +819,24 @@ def _lasted(line: StageLine) -> str | None:
     return lasted
 
 
+def _unmeasurable(span: str) -> str | None:
+    """Why a span as a table gives it (``_span``, or "two clocks") cannot be measured, said in a
+    sentence; None: it is a duration. "25% for two clocks" read as one."""
+    if span == "two clocks":
+        return "its ends are stamped on two clocks"
+    if span.startswith("clocks disagree"):
+        return f"the hosts' {span}"
+    return None
+
+
 def _at_weight(line: StageLine) -> str:
     """How long the traffic stayed at ``line``'s canary weight, for ``_each_weight``: a span that
     cannot be measured says why ("25% for two clocks" read as a duration)."""
     weight, lasted = f"{line.weights.canary}%", _lasted(line)
     if lasted is None:
         return f"{weight} from {utc(line.started_at)}, its end not recorded"
-    if lasted == "two clocks":
-        return f"{weight} (not measurable: its ends are stamped on two clocks)"
-    if lasted.startswith("clocks disagree"):
-        return f"{weight} (not measurable: the hosts' {lasted})"
-    return f"{weight} for {lasted}"
+    why = _unmeasurable(lasted)
+    return f"{weight} (not measurable: {why})" if why else f"{weight} for {lasted}"
 
 
 def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:

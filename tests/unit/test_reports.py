@@ -2034,3 +2034,18 @@ def test_a_weights_span_on_two_clocks_is_said_not_measurable_in_the_exposure():
     (each,) = [x for x in incident_report(skewed).splitlines() if x.startswith("- **At each weight:**")]
     assert each == ("- **At each weight:** 5% (not measurable: the hosts' clocks disagree by 10 s), to the traffic's "
                     "return"), each
+
+
+def test_an_approval_whose_wait_cannot_be_measured_says_so_in_the_stage_row():
+    """"after two clocks at 5%" read as a duration."""
+    def approved(at: float) -> RolloutRecord:
+        return record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                       Transition(at=T0 + at, kind="approve", actor="bob", to_stage=1, comment="approve",
+                                  verdict="approval needed before 25%"), shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
+
+    (row,) = [x for x in rollout_report(approved(690)).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by bob at {utc(T0 + 690)}, after a wait not measurable (the hosts' clocks disagree by 10 s) at 5% "
+            f"(asked from {utc(T0 + 700)}) |") in row, row
+    (row,) = [x for x in rollout_report(approved(100)).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by bob at {utc(T0 + 100)}, after a wait not measurable (its ends are stamped on two clocks) at 5% "
+            f"(asked from {utc(T0 + 700)}) |") in row, row
