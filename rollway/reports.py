@@ -994,16 +994,18 @@ def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[
     return left
 
 
-def _pause_cut_short(record: RolloutRecord, start: Transition | None) -> list[str]:
+def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool = False) -> list[str]:
     """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
     flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
-    did not tell that the rollout had been waiting, since when, nor what it asked."""
+    did not tell that the rollout had been waiting, since when, nor what it asked. ``sped``: its
+    time says its clock (``_stamped``)."""
     if start is None:
         return []
     pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
     if pause is None:
         return []
-    return [f"- **While it waited at a pause:** asked at {utc(pause.at)}{_for_stage(record, pause)}, not answered: "
+    return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
+            "not answered: "
             f"{cell(pause.comment or pause.verdict or '-')}"]
 
 
@@ -1123,16 +1125,17 @@ def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[s
     return rows
 
 
-def _takeovers(record: RolloutRecord, *, of_rollback: bool = False) -> list[str]:
+def _takeovers(record: RolloutRecord, *, of_rollback: bool = False, sped: bool = False) -> list[str]:
     """One line per run that took the rollout over from one that stopped renewing its lease: the
     run that drove the rollout until the incident may not be the one that started it.
 
     ``of_rollback``: instead, one line per rollback that took the rollback over from one whose
     claim lapsed (``claim_takeover``): those come after the rollback began, when no run can take
     the rollout's lease any more, so the first ``rollback-start`` tells the two apart.
+    ``sped``: their times say their clock (``_stamped``).
     """
     began = next((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), len(record.history))
-    return [f"- {utc(t.at)}: {cell(t.actor)} {cell(t.comment or 'took it over')}"
+    return [f"- {_stamped(record, t, sped)}: {cell(t.actor)} {cell(t.comment or 'took it over')}"
             for i, t in enumerate(record.history) if t.kind == TAKEOVER and (i > began) == of_rollback]
 
 
@@ -1970,7 +1973,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # rejection's trigger says already.
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(_without_answer(asked.comment or '', 'reject') or '-')})")
-        lines += _pause_cut_short(record, start)
+        lines += _pause_cut_short(record, start, sped)
     lines += ["", "## Exposure", ""]
     if first is None:
         lines.append(_no_move_recorded(record, start, back_at))
@@ -2028,7 +2031,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append(f"- {_stamped(record, start, sped)}: rollback intent recorded by {cell(start.actor)} before "
                      "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
-    lines += _takeovers(record, of_rollback=True)
+    lines += _takeovers(record, of_rollback=True, sped=sped)
     if finished and end.to_weights is not None:
         lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
                      "(stable/canary); "
@@ -2125,7 +2128,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # The ledger's last record is no end: errors after it are the canary's too.
             window += (" and on: the traffic's return to stable is not recorded, and the canary may still take "
                        "traffic")
-    taken = _takeovers(record)
+    taken = _takeovers(record, sped=sped)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
     # Where to look, by name: "the canary's logs" and "the dead-letter queues" left a responder to

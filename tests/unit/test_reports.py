@@ -2049,3 +2049,23 @@ def test_an_approval_whose_wait_cannot_be_measured_says_so_in_the_stage_row():
     (row,) = [x for x in rollout_report(approved(100)).splitlines() if x.startswith("| 2/3 |")]
     assert (f"| by bob at {utc(T0 + 100)}, after a wait not measurable (its ends are stamped on two clocks) at 5% "
             f"(asked from {utc(T0 + 700)}) |") in row, row
+
+
+def test_the_incident_reports_pause_and_takeover_times_say_which_clock_on_a_faster_clock():
+    """Under a faster clock the pause a rollback cut short and the runs that took the rollout over
+    gave bare times, beside the rollback's own lines labelled with their clock."""
+    question = "approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%"
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    behind = T0 - 3 * 3600  # the wall clock, hours behind the rollout's entries
+    assert f"- **While it waited at a pause:** asked at {utc(T0 + 200)} (rollout clock) for stage 2/3" in \
+        incident_report(rec, now=behind)
+    ledger = FakeLedger()
+    ledger.create(record([started(), shift(60, 5, 0)], RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0,
+                  lease_seconds=300)
+    ledger.acquire(SERVICE, owner="flow-run/run-2", now=T0 + 400, lease_seconds=300, wall=T0 + 400)
+    begin_rollback(ledger, SERVICE, actor="judge", reason="5%: canary is worse", now=T0 + 460)
+    text = incident_report(back_from_five(ledger, T0 + 500, "rollback"), now=behind)
+    assert f"## Runs that took the rollout over\n\n- {utc(T0 + 400)} (rollout clock): flow-run/run-2 took" in text, text
+    # At real time, as before.
+    assert f"asked at {utc(T0 + 200)} for stage 2/3" in incident_report(rec, now=T0 + 400)
