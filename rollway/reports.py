@@ -630,6 +630,14 @@ def next_phase(record: RolloutRecord) -> NextPhase | None:
                      timezone=spec.weekly_timezone)
 
 
+def _due_said(nxt: NextPhase) -> str:
+    """When the next weekly phase may start, in UTC as the report's other times are, with the
+    weekly_timezone's reading beside it (the calendar the phases count in): given in that zone
+    alone, the line was an hour or more off every other time of the report."""
+    local = weekly.describe(nxt.due, nxt.timezone)
+    return local if nxt.timezone == "UTC" else f"{utc(nxt.due)} ({local})"
+
+
 def between_phases(record: RolloutRecord) -> str:
     """A rollout holding at the end of a weekly phase that passed: which, and when the next may
     start (as `progressive_rollout` says when it finds one), or "" for any other.
@@ -641,7 +649,7 @@ def between_phases(record: RolloutRecord) -> str:
         return ""
     return (f"holding between weekly phases: {cell(nxt.passed)} passed, at {record.weights} "
             f"stable/canary; the next phase, {cell(nxt.name)}, may start from "
-            f"{weekly.describe(nxt.due, nxt.timezone)} (the first advance_phase run from then on starts it)")
+            f"{_due_said(nxt)} (the first advance_phase run from then on starts it)")
 
 
 def _window_closing(record: RolloutRecord) -> Transition | None:
@@ -913,7 +921,7 @@ def _weekly_phases(record: RolloutRecord, sped: bool = False) -> list[str]:
                 held += max(0.0, row["next"] - row["passed"])
             nxt, lasted = utc(row["next"]), span or "two clocks"
         elif row["passed"] is not None and (due := next_phase(record)) is not None:
-            nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
+            nxt, lasted = f"not yet: may start from {_due_said(due)}", "(holding)"
         else:
             nxt, lasted = "-", "-"
         lines.append(f"| {cell(phase.name)} | {', '.join(f'{w}%' for w in phase.weights)} | {utc(row['started'])} | "

@@ -2069,3 +2069,23 @@ def test_the_incident_reports_pause_and_takeover_times_say_which_clock_on_a_fast
     assert f"## Runs that took the rollout over\n\n- {utc(T0 + 400)} (rollout clock): flow-run/run-2 took" in text, text
     # At real time, as before.
     assert f"asked at {utc(T0 + 200)} for stage 2/3" in incident_report(rec, now=T0 + 400)
+
+
+def test_when_the_next_weekly_phase_may_start_is_given_in_utc_as_every_other_time_with_the_local_reading_beside():
+    """The report's times are UTC, but the next phase's start was given in the spec's weekly_timezone
+    alone ("Mon 2027-01-18 09:00 CET"): one line an hour off the others, for whoever missed its zone."""
+    from rollway.weekly import describe, next_phase_due
+
+    weekly = RolloutSpec(image=IMAGE, weekly_timezone="Europe/Berlin")
+    rec = record([started(), Transition(at=T0, kind="phase", actor="alice", comment="starting week 1"),
+                  shift(60, 5, 0), passed(700, 0),
+                  Transition(at=T0 + 700, kind="phase", actor="alice", comment="5%: passed; this phase ends at 5%")],
+                 RolloutPhase.PAUSED, weights=w(5)).model_copy(update={
+                     "spec_json": weekly.model_dump_json(), "weekly_phase_index": 0, "weekly_phase_passed": True,
+                     "weekly_phase_started_at": T0, "phased": True})
+    due = next_phase_due(T0, **weekly.phase_calendar())
+    said = f"{utc(due)} ({describe(due, 'Europe/Berlin')})"
+    text = rollout_report(rec)
+    (outcome,) = [x for x in text.splitlines() if x.startswith("- **Outcome:**")]
+    assert f"may start from {said} (the first advance_phase run" in outcome, outcome
+    assert f"not yet: may start from {said}" in text.split("## Weekly phases", 1)[1], text
