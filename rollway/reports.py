@@ -1714,7 +1714,11 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     disabled = [f for f in bound if f not in left]
     line = "4. the feature flags it binds disabled"
     if disabled:
-        line += f" ({', '.join(f'`{f}`' for f in disabled)}; their audit trail names this rollout)"
+        # What users had of each until then, from the rollout's last move of it: "disabled" alone
+        # did not say whether a quarter of them had had the feature on.
+        before = [f"`{f}`, " + (f"{cell(_flag_settings(last.comment))} until then" if (last := _last_flag_move(
+            record, f, end)) is not None else "not moved by this rollout") for f in disabled]
+        line += f" ({'; '.join(before)}; their audit trail names this rollout)"
     else:
         line = "4. none of the feature flags it binds disabled"
     if kept:
@@ -1723,6 +1727,13 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
         line += (f"; `{feature}` **left {cell(_flag_settings(comment))}**, another rollout holds it: "
                  f"{cell(_left_because(comment))}")
     return line + ";"
+
+
+def _last_flag_move(record: RolloutRecord, feature: str, end: Transition) -> Transition | None:
+    """The rollout's last ``flag`` entry for ``feature`` ahead of the rollback's ``end``, or None."""
+    before = record.history[:record.history.index(end)]
+    return next((t for t in reversed(before) if t.kind == "flag" and (t.comment or "").startswith(f"{feature}: ")),
+                None)
 
 
 def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None:

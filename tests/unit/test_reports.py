@@ -2089,3 +2089,14 @@ def test_when_the_next_weekly_phase_may_start_is_given_in_utc_as_every_other_tim
     (outcome,) = [x for x in text.splitlines() if x.startswith("- **Outcome:**")]
     assert f"may start from {said} (the first advance_phase run" in outcome, outcome
     assert f"not yet: may start from {said}" in text.split("## Weekly phases", 1)[1], text
+
+
+def test_the_rollback_step_that_disabled_a_flag_says_what_the_flag_served_before_it():
+    """"the feature flags it binds disabled (`sqs-sessions`)": what users had of the feature until
+    then (on for a quarter of them, say) was in the transitions alone."""
+    rec = guardrail_rollback(flags=("sqs-sessions", "new-editor"))
+    rec = rec.model_copy(update={"history": (*rec.history[:2], flag_move(60, "sqs-sessions: off 0% -> on 5% (v2)"),
+                                             *rec.history[2:])})
+    (step,) = [x for x in incident_report(rec).splitlines() if x.startswith("4. ")]
+    assert step == ("4. the feature flags it binds disabled (`sqs-sessions`, on 5% (v2) until then; `new-editor`, not "
+                    "moved by this rollout; their audit trail names this rollout);"), step
