@@ -1715,9 +1715,10 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     line = "4. the feature flags it binds disabled"
     if disabled:
         # What users had of each until then, from the rollout's last move of it: "disabled" alone
-        # did not say whether a quarter of them had had the feature on.
-        before = [f"`{f}`, " + (f"{cell(_flag_settings(last.comment))} until then" if (last := _last_flag_move(
-            record, f, end)) is not None else "not moved by this rollout") for f in disabled]
+        # did not say whether a quarter of them had had the feature on. A flag with no move recorded
+        # is named alone: its setting may have been written by a run that died before recording it.
+        before = [f"`{f}`" + (f", {cell(_flag_settings(last.comment))} until then" if (last := _last_flag_move(
+            record, f, end)) is not None else "") for f in disabled]
         line += f" ({'; '.join(before)}; their audit trail names this rollout)"
     else:
         line = "4. none of the feature flags it binds disabled"

@@ -2098,5 +2098,5 @@ def test_the_rollback_step_that_disabled_a_flag_says_what_the_flag_served_before
     rec = rec.model_copy(update={"history": (*rec.history[:2], flag_move(60, "sqs-sessions: off 0% -> on 5% (v2)"),
                                              *rec.history[2:])})
     (step,) = [x for x in incident_report(rec).splitlines() if x.startswith("4. ")]
-    assert step == ("4. the feature flags it binds disabled (`sqs-sessions`, on 5% (v2) until then; `new-editor`, not "
-                    "moved by this rollout; their audit trail names this rollout);"), step
+    assert step == ("4. the feature flags it binds disabled (`sqs-sessions`, on 5% (v2) until then; `new-editor`; their "
+                    "audit trail names this rollout);"), step
