@@ -6,7 +6,6 @@ resumed run reads), then the artifacts and messages people see.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,15 +31,10 @@ from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, LockHeld, OpenPause, Re
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
-from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, markdown_cell, markdown_table, stage_rows
+from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, artifact_key, markdown_cell, markdown_table, stage_rows
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
 from rollway.spec import RolloutSpec
 from tasks import metrics
-
-
-def artifact_key(service: str, suffix: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
 
 
 def stage_table(service: str, weight: int, report: StageReport) -> None:

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
+def artifact_key(service: str, suffix: str) -> str:
+    """The key of a Prefect artifact about ``service``: Prefect's keys allow lowercase letters,
+    digits and dashes only. Here so that the reports, which name the flows' artifacts as
+    evidence, spell them as the flows write them."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{service}-{suffix}".lower()).strip("-")
+
+
 Version = Literal["baseline", "canary"]
 VERSIONS: tuple[Version, ...] = ("baseline", "canary")
 

@@ -38,7 +38,7 @@ from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, 
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.report import markdown_cell as cell
+from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
@@ -67,6 +67,8 @@ class StageLine(BaseModel):
     # A shift a resumed run found on the load balancer (``reconcile``) is stamped when it was found:
     # the run that made it died after its last entry, stamped here, and the stage began in between.
     moved_after: float | None = None
+    # The approval the traffic waited for before it moved here (``_gate_said``); "" when none was asked.
+    approval: str = ""
 
 
 class Trigger(BaseModel):
@@ -163,11 +165,14 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
     # One rollout has one rollback: a record written before a rollback that took over one that died
     # kept its one start can hold a second, which showed the stage "rolled back" twice.
     first_start = rollback_start(record)
+    since_move: list[Transition] = []  # the entries since the last move: the gate the next one passed
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
         if t.kind == "rollback-start" and t is not first_start:
             continue
         if t.kind in _MOVES and t.to_weights is not None:
+            gate = _gate_said(since_move, current)
+            since_move = []
             if current is not None:
                 current["ended_at"] = t.at
                 current["verdict"] = current["verdict"] or f"left for {t.to_weights.canary}%"
@@ -175,11 +180,13 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             said = _without_repeat(t.comment, above, "the reason in the row above")
             how = f"{t.kind} by {t.actor}" + (f": {said}" if said else "")
             lines.append({"stage": t.to_stage, "weights": t.to_weights, "started_at": t.at, "ended_at": None,
-                          "how": how, "verdict": "",
+                          "how": how, "verdict": "", "approval": gate,
                           "moved_after": _dead_runs_last_entry(record, t) if t.actor == RECONCILE else None})
-        elif current is None:
             continue
-        elif t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
+        since_move.append(t)
+        if current is None:
+            continue
+        if t.kind == "verdict" and (t.from_stage is None or t.from_stage == current["stage"]):
             current["verdict"] = f"passed: {t.verdict or 'no reason recorded'}"
         elif t.kind == "approve" and t.verdict and not current["verdict"]:
             # An approval while the stage bakes accepts a stage the judge could not pass.
@@ -210,6 +217,41 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             line["verdict"] = verdict[:began] + verdict[began:].replace(
                 "rolled back (", "rollback begun, not recorded as finished (", 1)
     return [StageLine(**line) for line in lines]
+
+
+def _gate_said(entries: list[Transition], current: dict | None) -> str:
+    """The approval the traffic waited for before a move (``entries``: those since the move before
+    it; ``current``: the stage it waited at, None before the first): who approved and when, how long
+    after the question was first asked, at what weight, and what came between (a person's hold, a
+    timeout that held and asked again, a run that took the rollout over from a dead one and asked
+    again); "" when no approval was asked. A pause about the stage it
+    waited at (its acceptance, the judge unable to pass it) is that stage's verdict, not this gate.
+
+    The stage table said "shift by alice" of a stage dana approved, and nothing of the time users
+    stayed at the weight before it waiting for her: the Approvals table had it, by the stage asked for."""
+    at = current["stage"] if current is not None else None
+    gate = [t for t in entries if (t.kind == "pause" or t.kind in ANSWERS) and t.to_stage is not None
+            and t.to_stage != at]
+    asked = next((t for t in gate if t.kind == "pause"), None)
+    approved = next((t for t in reversed(gate) if t.kind == "approve"), None)
+    if approved is None:
+        return f"asked from {utc(asked.at)}; no approval recorded" if asked is not None else ""
+    # A run that took the rollout over asked again: the wait was its dead predecessor's too.
+    between = [f"held by {cell(t.actor)} at {utc(t.at)}" if t.kind == "hold" else
+               f"timed out at {utc(t.at)} and asked again" if held_by_timeout(t) else
+               f"{cell(t.actor)} took the rollout over at {utc(t.at)} from a run that had stopped, and asked again"
+               if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
+               for t in entries if t.at <= approved.at and (
+                   (t in gate and t.kind in ("hold", "timeout", UNHEARD))
+                   or (t.kind == TAKEOVER and asked is not None and t.at >= asked.at))]
+    said = f"by {cell(approved.actor)} at {utc(approved.at)}"
+    if asked is None:
+        return said
+    waited = _span(asked.at, approved.at) or "two clocks"
+    why = _unmeasurable(waited)
+    waited = f"a wait not measurable ({why})" if why else waited
+    weight = f" at {current['weights'].canary}%" if current is not None else ""
+    return f"{said}, after {waited}{weight} (asked from {utc(asked.at)}{''.join(f'; {x}' for x in between)})"
 
 
 _STAGE_LEAD = re.compile(r"\d+%")
@@ -337,13 +379,13 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         done = record.last_transition(FINALIZED)
         watched = _window_closing(record)
         owed = "" if watched else _window_open(record)
-        closed = f"; monitoring window closed ({watched.kind}, {utc(watched.at)})" if watched else owed
+        closed = f"; monitoring window closed ({watched.kind}, {_stamped(record, watched, sped)})" if watched else owed
         closed = _accepted_said(record) + closed
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
             began = record.last_transition(FINALIZE_START)
-            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {utc(began.at)}) **and is not "
+            return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
                     "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
                     "carries on from where it stopped")
         if done is None and not owed:
@@ -352,7 +394,7 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
             return (f"promoted{closed}; **not finalized**: run `rollway finalize` (or the finalize deployment), which "
                     "puts the promoted version on the stable service and readies the canary service; a new rollout "
                     "of the service is refused until then")
-        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {utc(done.at)}" if done else "")
+        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {_stamped(record, done, sped)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
@@ -588,6 +630,14 @@ def next_phase(record: RolloutRecord) -> NextPhase | None:
                      timezone=spec.weekly_timezone)
 
 
+def _due_said(nxt: NextPhase) -> str:
+    """When the next weekly phase may start, in UTC as the report's other times are, with the
+    weekly_timezone's reading beside it (the calendar the phases count in): given in that zone
+    alone, the line was an hour or more off every other time of the report."""
+    local = weekly.describe(nxt.due, nxt.timezone)
+    return local if nxt.timezone == "UTC" else f"{utc(nxt.due)} ({local})"
+
+
 def between_phases(record: RolloutRecord) -> str:
     """A rollout holding at the end of a weekly phase that passed: which, and when the next may
     start (as `progressive_rollout` says when it finds one), or "" for any other.
@@ -599,7 +649,7 @@ def between_phases(record: RolloutRecord) -> str:
         return ""
     return (f"holding between weekly phases: {cell(nxt.passed)} passed, at {record.weights} "
             f"stable/canary; the next phase, {cell(nxt.name)}, may start from "
-            f"{weekly.describe(nxt.due, nxt.timezone)} (the first advance_phase run from then on starts it)")
+            f"{_due_said(nxt)} (the first advance_phase run from then on starts it)")
 
 
 def _window_closing(record: RolloutRecord) -> Transition | None:
@@ -747,24 +797,67 @@ def _stage_table(record: RolloutRecord, sped: bool = False) -> list[str]:
     the times and spans are labelled as the rollout clock's."""
     weights = stage_weights(record)
     on = _ROLLOUT_CLOCK if sped else ""
-    rows = [f"| stage | weights s/c | from{on} | until{on} | lasted{on} | how | verdict and reason |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [f"| stage | weights s/c | from{on} | until{on} | lasted{on} | how | approval{on} | verdict and reason |",
+            "|---|---|---|---|---|---|---|---|"]
     for line in stage_lines(record):
         stage = "-" if line.stage is None or line.stage < 0 else (
             f"{line.stage + 1}/{len(weights)}" if weights else str(line.stage + 1))
         until = utc(line.ended_at) if line.ended_at is not None else "(still)"
-        lasted = (_span(line.started_at, line.ended_at) or "two clocks") if line.ended_at is not None else "-"
+        lasted = _lasted(line) or "-"
         began = utc(line.started_at)
         if line.moved_after is not None:
             # As the incident report's exposure gives it: the finding's time alone read as when the
             # stage began, and its span understated the stage by as long as the rollout lay dead.
             began = f"between {utc(line.moved_after)} and {began} (found there by a resumed run)"
-            longest = _span(line.moved_after, line.ended_at) if line.ended_at is not None else None
-            lasted = (f"{lasted} to {longest}" if longest is not None and line.ended_at >= line.started_at
-                      and lasted != "two clocks" else lasted)
         rows.append(f"| {stage} | {line.weights} | {began} | {until} | {lasted} | {cell(line.how)} | "
-                    f"{cell(line.verdict)} |")
+                    f"{cell(line.approval or '-')} | {cell(line.verdict)} |")
     return rows if len(rows) > 2 else ["No shift to the new version is recorded."]
+
+
+def _lasted(line: StageLine) -> str | None:
+    """How long the traffic stayed at ``line``'s weights, as its row says it; None while it still
+    does. A span whose ends are on two clocks says so; one a resumed run found (``moved_after``)
+    runs from the finding to as long as from the dead run's last entry."""
+    if line.ended_at is None:
+        return None
+    lasted = _span(line.started_at, line.ended_at) or "two clocks"
+    longest = _span(line.moved_after, line.ended_at) if line.moved_after is not None else None
+    if longest is not None and line.ended_at >= line.started_at and lasted != "two clocks":
+        return f"{lasted} to {longest}"
+    return lasted
+
+
+def _unmeasurable(span: str) -> str | None:
+    """Why a span as a table gives it (``_span``, or "two clocks") cannot be measured, said in a
+    sentence; None: it is a duration. "25% for two clocks" read as one."""
+    if span == "two clocks":
+        return "its ends are stamped on two clocks"
+    if span.startswith("clocks disagree"):
+        return f"the hosts' {span}"
+    return None
+
+
+def _at_weight(line: StageLine) -> str:
+    """How long the traffic stayed at ``line``'s canary weight, for ``_each_weight``: a span that
+    cannot be measured says why ("25% for two clocks" read as a duration)."""
+    weight, lasted = f"{line.weights.canary}%", _lasted(line)
+    if lasted is None:
+        return f"{weight} from {utc(line.started_at)}, its end not recorded"
+    why = _unmeasurable(lasted)
+    return f"{weight} (not measurable: {why})" if why else f"{weight} for {lasted}"
+
+
+def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:
+    """The incident's exposure weight by weight: how long users had the new version at each share
+    of the traffic, in order (the stage table's spans), to the traffic's return. The total and the
+    highest weight left the reader to work out from the table how long the users at 25 % had it,
+    against those at 5 %."""
+    lines = [line for line in stage_lines(record) if line.weights.canary > 0]
+    if not lines:
+        return []
+    said = [_at_weight(line) for line in lines]
+    back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
+    return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
 
 
 PHASE_ENDS = "; this phase ends at "
@@ -828,7 +921,7 @@ def _weekly_phases(record: RolloutRecord, sped: bool = False) -> list[str]:
                 held += max(0.0, row["next"] - row["passed"])
             nxt, lasted = utc(row["next"]), span or "two clocks"
         elif row["passed"] is not None and (due := next_phase(record)) is not None:
-            nxt, lasted = f"not yet: may start from {weekly.describe(due.due, due.timezone)}", "(holding)"
+            nxt, lasted = f"not yet: may start from {_due_said(due)}", "(holding)"
         else:
             nxt, lasted = "-", "-"
         lines.append(f"| {cell(phase.name)} | {', '.join(f'{w}%' for w in phase.weights)} | {utc(row['started'])} | "
@@ -909,16 +1002,18 @@ def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[
     return left
 
 
-def _pause_cut_short(record: RolloutRecord, start: Transition | None) -> list[str]:
+def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool = False) -> list[str]:
     """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
     flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
-    did not tell that the rollout had been waiting, since when, nor what it asked."""
+    did not tell that the rollout had been waiting, since when, nor what it asked. ``sped``: its
+    time says its clock (``_stamped``)."""
     if start is None:
         return []
     pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
     if pause is None:
         return []
-    return [f"- **While it waited at a pause:** asked at {utc(pause.at)}{_for_stage(record, pause)}, not answered: "
+    return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
+            "not answered: "
             f"{cell(pause.comment or pause.verdict or '-')}"]
 
 
@@ -1038,16 +1133,17 @@ def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[s
     return rows
 
 
-def _takeovers(record: RolloutRecord, *, of_rollback: bool = False) -> list[str]:
+def _takeovers(record: RolloutRecord, *, of_rollback: bool = False, sped: bool = False) -> list[str]:
     """One line per run that took the rollout over from one that stopped renewing its lease: the
     run that drove the rollout until the incident may not be the one that started it.
 
     ``of_rollback``: instead, one line per rollback that took the rollback over from one whose
     claim lapsed (``claim_takeover``): those come after the rollback began, when no run can take
     the rollout's lease any more, so the first ``rollback-start`` tells the two apart.
+    ``sped``: their times say their clock (``_stamped``).
     """
     began = next((i for i, t in enumerate(record.history) if t.kind == "rollback-start"), len(record.history))
-    return [f"- {utc(t.at)}: {cell(t.actor)} {cell(t.comment or 'took it over')}"
+    return [f"- {_stamped(record, t, sped)}: {cell(t.actor)} {cell(t.comment or 'took it over')}"
             for i, t in enumerate(record.history) if t.kind == TAKEOVER and (i > began) == of_rollback]
 
 
@@ -1110,10 +1206,11 @@ def _holder(record: RolloutRecord, now: float | None) -> str | None:
 _TAKEN_FROM = re.compile(r"over from flow-run/([0-9A-Za-z-]+),")
 
 
-def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
+def flow_runs(record: RolloutRecord, sped: bool = False) -> list[tuple[str, str]]:
     """The Prefect flow runs the ledger names as having driven the rollout, oldest first: each as
     ``(run, how)``, the run ``<name> (<id>)`` where its entries named it, its id alone where only a
-    lease did (a takeover's, or the lease held now)."""
+    lease did (a takeover's, or the lease held now). ``sped``: the rollout clock ran ahead of the
+    wall (``_ran_ahead``), and the times say which clock they are on (``_stamped``)."""
     found: dict[str, tuple[str, str]] = {}  # by flow run id (or label, when it holds none)
 
     def add(run: str, how: str) -> None:
@@ -1123,23 +1220,23 @@ def flow_runs(record: RolloutRecord) -> list[tuple[str, str]]:
 
     for t in record.history:
         if t.run:
-            add(t.run, f"{'started it' if t.kind == 'start' else f'first entry: {t.kind}'}, {utc(t.at)}")
+            add(t.run, f"{'started it' if t.kind == 'start' else f'first entry: {t.kind}'}, {_stamped(record, t, sped)}")
         if t.kind == TAKEOVER:
             # Written by ``rollway.ledger.takeover`` (or ``claim_takeover``): "... from <owner>, whose ..."
             taken = _TAKEN_FROM.search(t.comment or "")
             if taken:
-                add(taken.group(1), f"drove it until its lease lapsed, before {utc(t.at)}")
+                add(taken.group(1), f"drove it until its lease lapsed, before {_stamped(record, t, sped)}")
             if t.actor.startswith(OWNER_PREFIX):
-                add(t.actor.removeprefix(OWNER_PREFIX), f"took it over, {utc(t.at)}")
+                add(t.actor.removeprefix(OWNER_PREFIX), f"took it over, {_stamped(record, t, sped)}")
     if record.owner and record.owner.startswith(OWNER_PREFIX):
         add(record.owner.removeprefix(OWNER_PREFIX), "holds its lease")
     return list(found.values())
 
 
-def _runs_line(record: RolloutRecord) -> list[str]:
+def _runs_line(record: RolloutRecord, sped: bool = False) -> list[str]:
     """The flow runs that drove the rollout, so a person can find them (their logs, artifacts and
-    state) in the Prefect UI: the reports named none."""
-    runs = flow_runs(record)
+    state) in the Prefect UI: the reports named none. ``sped``: as ``flow_runs``'."""
+    runs = flow_runs(record, sped)
     said = ("; ".join(f"`{cell(run)}` ({how})" for run, how in runs) if runs else
             "none recorded (the rollout was recorded before its runs were, or driven outside a Prefect flow run)")
     # A weekly tick that finds nothing to do (the phase not due yet, a live run driving it) reads
@@ -1195,9 +1292,11 @@ def _flag_settings(comment: str) -> str:
     return f"{settings} (v{version.partition(')')[0]})" if found else comment
 
 
-def _flags_line(record: RolloutRecord) -> list[str]:
+def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
     """Where the rollout left each flag it binds, as the ledger recorded it: the last setting a
     stage gave it, or what the rollback did to it (disabled, or left on as a person set it).
+    ``sped``: the rollout clock ran ahead of the wall (``_ran_ahead``), and the times say which
+    clock they are on, as the outcome's "rolled back at" does (``_stamped``).
 
     The flags' moves were only in the list of every transition, and a rolled-back rollout's
     disable in none: a reader could not tell whether a bound flag still served users."""
@@ -1215,15 +1314,38 @@ def _flags_line(record: RolloutRecord) -> list[str]:
                    else ", as a person had set it")
             said.append(f"`{feature}` **left {cell(_flag_settings(last.comment))}** by the rollback{why}")
         elif finished:
-            said.append(f"`{feature}` disabled by the rollback ({utc(end.at)})")
+            said.append(f"`{feature}` disabled by the rollback at {_stamped(record, end, sped)}")
         else:
-            where = (f"{cell(_flag_settings(last.comment))} (set {utc(last.at)} by {cell(last.actor)})" if last
-                     else "not moved by this rollout")
+            where = (f"{cell(_flag_settings(last.comment))}, set by {cell(last.actor)} at {_stamped(record, last, sped)}"
+                     if last else "not moved by this rollout")
             if record.phase is RolloutPhase.ROLLING_BACK:
                 where += "; the rollback disables it, not recorded as done"
             said.append(f"`{feature}` {where}")
     return [f"- **Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
             f"{'; '.join(said)}"]
+
+
+def _traffic_now(record: RolloutRecord, sped: bool) -> str:
+    """The weights the ledger last recorded: the rollout's own, or newer, those a rollback that
+    stopped part-way read back (its ``rollback-stopped`` entry), which leaves the rollout's as they
+    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable."""
+    stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
+    if stopped is None or stopped.to_weights is None or stopped.to_weights == record.weights:
+        return f"{record.weights} stable/canary"
+    return (f"{stopped.to_weights} stable/canary, as {cell(stopped.actor)}'s rollback read it back at "
+            f"{_stamped(record, stopped, sped)} before it stopped (the rollout's weights, {record.weights}, are from "
+            "before the rollback moved the traffic)")
+
+
+def _started_line(record: RolloutRecord, sped: bool) -> str:
+    """When the rollout started and was last recorded, each said with its clock as the tables'
+    times are (``_stamped``, from the entry stamped then where there is one): under a faster
+    clock the two were bare beside tables labelled "(rollout clock)" and leases on the wall."""
+    def when(at: float) -> str:
+        entry = next((t for t in reversed(record.history) if t.at == at), None)
+        return _stamped(record, entry, sped) if entry is not None else utc(at) + (_ROLLOUT_CLOCK if sped else "")
+
+    return f"- **Started:** {when(record.created_at)}; **last recorded:** {when(record.updated_at)}"
 
 
 def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestorable: str | None = None,
@@ -1244,22 +1366,22 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
         f"- **Outcome:** {_outcome(record, waits, sped)}",
-        f"- **Started:** {utc(record.created_at)}; **last recorded:** {utc(record.updated_at)}",
+        _started_line(record, sped),
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
-        f"- **Traffic now (ledger):** {record.weights} stable/canary",
+        f"- **Traffic now (ledger):** {_traffic_now(record, sped)}",
     ]
     held = _holder(record, now)
     if held is not None:
         lines.append(f"- **Held by:** {held}")
-    lines += _runs_line(record)
+    lines += _runs_line(record, sped)
     if record.canary_task_definition or record.previous_task_definition:
         # "previous" is the canary service's, which a rollback points it back at: not what users get.
         lines.append(f"- **Task definitions:** new {record.canary_task_definition or '-'}, "
                      f"previous {record.previous_task_definition or '-'} ({record.service}'s before the rollout, "
                      "taking no traffic)")
     lines += users_get(record, unrestorable=unrestorable)
-    lines += _flags_line(record)
+    lines += _flags_line(record, sped)
     # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
     # received (its run died before paging) read as people told.
     lines += _window_line(record)
@@ -1592,7 +1714,12 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
     disabled = [f for f in bound if f not in left]
     line = "4. the feature flags it binds disabled"
     if disabled:
-        line += f" ({', '.join(f'`{f}`' for f in disabled)}; their audit trail names this rollout)"
+        # What users had of each until then, from the rollout's last move of it: "disabled" alone
+        # did not say whether a quarter of them had had the feature on. A flag with no move recorded
+        # is named alone: its setting may have been written by a run that died before recording it.
+        before = [f"`{f}`" + (f", {cell(_flag_settings(last.comment))} until then" if (last := _last_flag_move(
+            record, f, end)) is not None else "") for f in disabled]
+        line += f" ({'; '.join(before)}; their audit trail names this rollout)"
     else:
         line = "4. none of the feature flags it binds disabled"
     if kept:
@@ -1601,6 +1728,13 @@ def _flags_step(record: RolloutRecord, end: Transition) -> str:
         line += (f"; `{feature}` **left {cell(_flag_settings(comment))}**, another rollout holds it: "
                  f"{cell(_left_because(comment))}")
     return line + ";"
+
+
+def _last_flag_move(record: RolloutRecord, feature: str, end: Transition) -> Transition | None:
+    """The rollout's last ``flag`` entry for ``feature`` ahead of the rollback's ``end``, or None."""
+    before = record.history[:record.history.index(end)]
+    return next((t for t in reversed(before) if t.kind == "flag" and (t.comment or "").startswith(f"{feature}: ")),
+                None)
 
 
 def notice_unsure(record: RolloutRecord, now: float | None = None) -> str | None:
@@ -1756,6 +1890,41 @@ def _fix_steps(trigger: Trigger | None) -> list[str]:
     return [fix, "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds."]
 
 
+def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger | None,
+              start: Transition | None) -> list[str]:
+    """Where the incident's evidence is kept, for the postmortem to cite: the ledger item the report
+    is read from, and the keys of the artifacts the rollout's runs wrote (each stage's canary vs
+    baseline counts, which the ledger does not hold; the run's summary; the post-promotion
+    monitor's window). The report named the runs, neither the item nor the keys."""
+    table = (f"the DynamoDB table `{targets.rollouts_table}` (region {targets.region})" if targets is not None
+             else "the ledger table (`rollouts_table` in the RollwayTargets block)")
+    weights = stage_weights(record)
+    stages = dict.fromkeys(weights[line.stage] if weights and line.stage is not None and 0 <= line.stage < len(weights)
+                           else line.weights.canary for line in stage_lines(record) if line.weights.canary > 0)
+    keys = [f"`{artifact_key(record.service, f'stage-{weight}')}`" for weight in stages]
+    # The judge's looks while a passed stage's approval pause waited rolled back: they have a table
+    # of their own (flows.journal.stage_table). A person's rollback there writes none.
+    cut = next((p for p, ended in _left_unanswered(record, None) if ended is start), None) if start else None
+    if (cut is not None and pause_cause(cut) == "approval" and trigger is not None
+            and trigger.kind in ("judge", "guardrail") and cut.to_stage is not None and weights
+            and 0 < cut.to_stage <= len(weights)):
+        keys.append(f"`{artifact_key(record.service, f'stage-{weights[cut.to_stage - 1]}-pause')}` (the looks "
+                    "taken while the approval pause waited)")
+    per_stage = (f"each stage's canary vs baseline requests, errors and p99: {', '.join(keys)}; " if keys else "")
+    monitor = (f"; the post-promotion monitor's window: `{artifact_key(record.service, 'monitoring')}`"
+               if trigger is not None and trigger.kind == "monitor" else "")
+    where = ("of the flow runs named above (each run's Artifacts tab; a key's newest version may be a later rollout's)"
+             if flow_runs(record) else "(Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take "
+             "the versions written between its start and its rollback, a key's newest may be a later rollout's)")
+    return ["## Evidence", "",
+            f"- **Ledger:** the rollout's item in {table}, key `service` {record.service}, `rollout_id` "
+            f"{record.rollout_id}: every entry this report is read from, with who and when (`rollway report --rollout "
+            f"{record.rollout_id}` writes both reports again)",
+            f"- **Prefect artifacts** {where}: {per_stage}the run's summary: "
+            f"`{artifact_key(record.service, 'summary')}`{monitor}",
+            "- **Metrics and logs:** the load balancer's and the canary's, in the window the next steps give"]
+
+
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None,
                     clock: ClockSettings | None = None) -> str:
@@ -1802,7 +1971,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
-    lines += [*_runs_line(record), ""]
+    lines += [*_runs_line(record, sped), ""]
     lines += ["## What triggered it", ""]
     if trigger is None:
         lines.append("The ledger records no rollback transition for this rollout (its phase says "
@@ -1824,7 +1993,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # rejection's trigger says already.
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(_without_answer(asked.comment or '', 'reject') or '-')})")
-        lines += _pause_cut_short(record, start)
+        lines += _pause_cut_short(record, start, sped)
     lines += ["", "## Exposure", ""]
     if first is None:
         lines.append(_no_move_recorded(record, start, back_at))
@@ -1873,6 +2042,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"- **Highest canary weight:** {_highest_weight(record, peak, drift)}",
             f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
+            *_each_weight(record, sped),
         ]
     cannot = cannot_finish(unrestorable)
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]
@@ -1881,7 +2051,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         lines.append(f"- {_stamped(record, start, sped)}: rollback intent recorded by {cell(start.actor)} before "
                      "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
-    lines += _takeovers(record, of_rollback=True)
+    lines += _takeovers(record, of_rollback=True, sped=sped)
     if finished and end.to_weights is not None:
         lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
                      "(stable/canary); "
@@ -1978,7 +2148,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # The ledger's last record is no end: errors after it are the canary's too.
             window += (" and on: the traffic's return to stable is not recorded, and the canary may still take "
                        "traffic")
-    taken = _takeovers(record)
+    taken = _takeovers(record, sped=sped)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
     # Where to look, by name: "the canary's logs" and "the dead-letter queues" left a responder to
@@ -1988,7 +2158,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Next steps", "",
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_evidence(record, targets, trigger, start), "",
+              "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger),

@@ -87,3 +87,39 @@ def test_weekly_ticks_that_found_nothing_to_do_are_said_to_be_left_out_of_the_re
     assert "cron-1" not in runs
     assert ("Weekly `advance_phase` runs that found nothing to do are not listed: they write nothing to the ledger "
             "(not even a lease), so it does not count them") in runs, runs
+
+
+def test_a_stage_approved_after_a_dead_run_and_a_hold_says_who_approved_it_and_how_long_5_percent_waited():
+    """The run waiting at the approval before 25 % died; the next one took the rollout over and asked
+    again, erin held it, dana approved: the stage table said "shift by alice" of 25 % and nothing of
+    the wait users spent at 5 %, nor of the dead run and the hold in it."""
+    import pytest
+
+    from rollway.approvals import scripted
+    from rollway.ledger import utc
+    from rollway.spec import Approvals
+
+    env = env_with_ledger()
+    spec = SPEC.model_copy(update={"monitor_seconds": 0, "approvals": Approvals(timeout_seconds=7200)})
+
+    def dies(pause, summary, watch=None):
+        env.clock.sleep(300)
+        raise Killed("the node running the rollout is lost while it waits")
+
+    with pytest.raises(Killed):
+        progressive_on(env, spec, dies, owner="run-1")
+    env.clock.sleep(900)  # past run-1's lease
+    hold = ApprovalAnswer(action="hold", approver="erin", comment="batch job running")
+    approve = ApprovalAnswer(action="approve", approver="dana", comment="ok")
+    assert progressive_on(env, spec, scripted(hold, approve, clock=env.clock, after_seconds=600),
+                          owner="run-2").outcome == "promoted"
+
+    record = env.ledger.get(env.targets.canary_service)
+    first = next(t for t in record.history if t.kind == "pause")
+    taken = next(t for t in record.history if t.kind == "takeover")
+    held = next(t for t in record.history if t.kind == "hold")
+    approved = next(t for t in record.history if t.kind == "approve")
+    (row,) = [x for x in rollout_report(record).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by dana at {utc(approved.at)}, after {(approved.at - first.at) / 60:.1f} min at 5% (asked from "
+            f"{utc(first.at)}; {taken.actor} took the rollout over at {utc(taken.at)} from a run that had stopped, "
+            f"and asked again; held by erin at {utc(held.at)}) |") in row, row

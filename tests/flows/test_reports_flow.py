@@ -100,6 +100,12 @@ def test_a_rolled_back_rollout_gets_its_rollout_and_incident_reports(aws, blocks
     assert "## Next steps" in incident
     assert f"in cluster `{aws.targets.cluster}`, region {aws.targets.region}" in incident
     assert f"`{aws.targets.queues[0].dlq_name}`" in incident
+    # Where the evidence is: the ledger item the flow read, and the keys of the runs' artifacts.
+    evidence = incident.split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert (f"the DynamoDB table `{aws.targets.rollouts_table}` (region {aws.targets.region}), key `service` "
+            f"{service}, `rollout_id` {record.rollout_id}") in evidence, evidence
+    assert f"`{service}-stage-5`" in evidence and f"`{service}-summary`" in evidence, evidence
+    assert "- **At each weight:** 5% for " in incident, incident
 
 
 def test_a_rollback_run_while_the_rollout_waited_at_a_pause_reports_the_pause_unanswered(aws, blocks):

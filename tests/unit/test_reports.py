@@ -1007,11 +1007,11 @@ def test_the_rollout_report_says_where_the_rollout_left_each_flag_it_binds():
                flag_move(710, "sqs-sessions: on 5% -> on 25% (v3): stage 25% -> next")]
     text = rollout_report(record(history, RolloutPhase.PROGRESSING, flags=("sqs-sessions", "new-editor")))
     assert ("**Feature flags it binds** (as the ledger recorded them; `rollway flags list` shows them now): "
-            f"`sqs-sessions` on 25% (v3) (set {utc(T0 + 710)} by alice); `new-editor` not moved by this rollout"
+            f"`sqs-sessions` on 25% (v3), set by alice at {utc(T0 + 710)}; `new-editor` not moved by this rollout"
             in text), text
 
     rolled_back = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
-    assert f"`sqs-sessions` disabled by the rollback ({utc(T0 + 700)})" in rolled_back
+    assert f"`sqs-sessions` disabled by the rollback at {utc(T0 + 700)}" in rolled_back
     under_way = rollout_report(guardrail_rollback(finished=False, flags=("sqs-sessions",)))
     assert "`sqs-sessions` not moved by this rollout; the rollback disables it, not recorded as done" in under_way
     kept = guardrail_rollback(flags=("sqs-sessions",))
@@ -1848,3 +1848,255 @@ def test_a_prefect_api_that_accepts_and_never_answers_holds_the_report_no_longer
     assert clock is None
     assert "could not read from the Prefect API which clock rollout" in caplog.text, caplog.text
     assert "did not answer within 1 s" in caplog.text, caplog.text
+
+
+def test_the_header_lines_of_a_rollout_on_a_faster_clock_say_which_clock_their_times_are_on():
+    """Under a faster clock the tables, the outcome's rollback and the log window said which clock
+    their times were on, but the "Started / last recorded" line, the flags' lines and the flow runs'
+    did not: a flag "disabled by the rollback" at one time beside "rolled back at" the same instant
+    labelled with two clocks, and a reader could not tell which of them the bare one was on."""
+    rec = _sped_guardrail_rollback(start_wall=T0 + 600, end_wall=T0 + 610)
+    rec = rec.model_copy(update={
+        "spec_json": spec(5, 25, 100, flags=("sqs-sessions",)),
+        "history": (rec.history[0].model_copy(update={"run": "brave-fox (0f1e2d3c)"}), *rec.history[1:])})
+    text = rollout_report(rec)
+    assert (f"- **Started:** {utc(T0)} (rollout clock); **last recorded:** {utc(T0 + 36_600)} (rollout clock; "
+            f"{utc(T0 + 610)} on the wall clock)") in text, text
+    assert (f"`sqs-sessions` disabled by the rollback at {utc(T0 + 36_600)} (rollout clock; {utc(T0 + 610)} on the "
+            "wall clock)") in text, text
+    assert f"`brave-fox (0f1e2d3c)` (started it, {utc(T0)} (rollout clock))" in text, text
+    under_way = _sped_guardrail_rollback(start_wall=T0 + 600).model_copy(update={
+        "spec_json": spec(5, 25, 100, flags=("sqs-sessions",)), "phase": RolloutPhase.PROGRESSING})
+    under_way = under_way.model_copy(update={"history": (*under_way.history[:2], flag_move(
+        3600, "sqs-sessions: off 0% -> on 5% (v2)"))})
+    assert f"`sqs-sessions` on 5% (v2), set by alice at {utc(T0 + 3600)} (rollout clock)" in rollout_report(
+        under_way, now=T0), rollout_report(under_way, now=T0)
+    # A promotion read while the wall clock is hours behind its entries: the outcome's times too.
+    promoted = rollout_report(promoted_record(), now=T0 - 3 * 3600)
+    assert f"monitoring window closed (watched, {utc(T0 + 5800)} (rollout clock))" in promoted, promoted
+    assert f"finalized by carol at {utc(T0 + 9000)} (rollout clock)" in promoted, promoted
+    # At real time nothing is labelled.
+    plain = rollout_report(guardrail_rollback(flags=("sqs-sessions",)))
+    assert f"- **Started:** {utc(T0)}; **last recorded:** {utc(T0 + 700)}\n" in plain, plain
+    assert f"`sqs-sessions` disabled by the rollback at {utc(T0 + 700)}\n" in plain, plain
+
+
+def test_each_stage_row_says_who_approved_it_when_and_how_long_the_approval_was_waited_for():
+    """A rollout promoted after approval pauses, one held and asked again, another timed out and
+    asked again: the stage table said "shift by alice" of a stage dana approved, and nothing of the
+    half hour users stayed at 5 % waiting for her; the approvals were in a table of their own, under
+    the stage they were asked for, not the one they held the traffic at."""
+    def asked(at: float, stage: int, before: int) -> Transition:
+        return Transition(at=T0 + at, kind="pause", actor="alice", to_stage=stage,
+                          comment=f"approval pause: approval needed before {before}%; unanswered by "
+                                  f"{utc(T0 + at + 3600)} (wall clock) the rollout rolls back")
+
+    rec = record([
+        started(), shift(60, 5, 0), passed(700, 0), asked(700, 1, 25),
+        Transition(at=T0 + 1600, kind="hold", actor="erin", to_stage=1, comment="hold: batch job running",
+                   verdict="approval needed before 25%"),
+        asked(1660, 1, 25),
+        Transition(at=T0 + 2560, kind="approve", actor="dana", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(2560, 25, 1, 5), passed(3200, 1), shift(3210, 50, 2, 25), passed(3800, 2), asked(3800, 3, 100),
+        Transition(at=T0 + 7400, kind="timeout", actor="timeout", to_stage=3, comment="hold: no answer within 3600 s",
+                   verdict="approval needed before 100%"),
+        Transition(at=T0 + 8000, kind="approve", actor="frank", to_stage=3, comment="approve: lgtm",
+                   verdict="approval needed before 100%"),
+        shift(8000, 100, 3, 50), passed(8600, 3),
+        Transition(at=T0 + 8600, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed"),
+    ], RolloutPhase.PROMOTED, stages=(5, 25, 50, 100))
+    table = rollout_report(rec).split("## Stages", 1)[1].split("\n## ", 1)[0]
+    assert "| stage | weights s/c | from | until | lasted | how | approval | verdict and reason |" in table, table
+    rows = {x.split(" | ", 1)[0]: x for x in table.splitlines() if x.startswith("| ") and "/4 |" in x}
+    assert "| shift by alice: stage 1 | - | passed:" in rows["| 1/4"], rows
+    assert (f"| shift by alice: stage 2 | by dana at {utc(T0 + 2560)}, after 31.0 min at 5% (asked from "
+            f"{utc(T0 + 700)}; held by erin at {utc(T0 + 1600)}) | passed:") in rows["| 2/4"], rows
+    assert "| shift by alice: stage 3 | - | passed:" in rows["| 3/4"], rows
+    assert (f"| by frank at {utc(T0 + 8000)}, after 70.0 min at 50% (asked from {utc(T0 + 3800)}; timed out at "
+            f"{utc(T0 + 7400)} and asked again) |") in rows["| 4/4"], rows
+    # An approval that accepted a stage the judge could not pass is that stage's verdict, no gate into the next.
+    accepted = record([started(), shift(60, 5, 0),
+                       Transition(at=T0 + 700, kind="approve", actor="dana", to_stage=0, comment="approve: quiet",
+                                  verdict="5%: no period had a canary request count: a person must decide"),
+                       shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
+    (row,) = [x for x in rollout_report(accepted).splitlines() if x.startswith("| 2/3 |")]
+    assert "| shift by alice: stage 2 | - |" in row, row
+
+
+def test_a_stage_approved_after_its_paused_run_died_says_the_question_was_asked_again_by_the_run_that_took_over():
+    """The run waiting at the approval died; the next took the rollout over and asked again: the
+    stage's approval read as a half hour of waiting for a person, nothing saying a run had died."""
+    from rollway.ledger import TAKEOVER
+
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    rec = record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+        Transition(at=T0 + 1800, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 2400, kind="approve", actor="dana", to_stage=1, comment="approve: ok",
+                   verdict="approval needed before 25%"),
+        shift(2400, 25, 1, 5),
+    ], RolloutPhase.PROGRESSING)
+    (row,) = [x for x in rollout_report(rec).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by dana at {utc(T0 + 2400)}, after 30.0 min at 5% (asked from {utc(T0 + 600)}; run-2 took the rollout "
+            f"over at {utc(T0 + 1800)} from a run that had stopped, and asked again) |") in row, row
+
+
+def test_the_incident_report_says_where_its_evidence_is_kept():
+    """A postmortem cites its evidence: the report named the flow runs, but not the ledger item it was
+    read from nor the keys of the stage tables (the canary's and the baseline's counts per stage),
+    which the report itself says it does not hold."""
+    from rollway.targets import Targets
+
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), shift(710, 25, 1, 5),
+                  Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="25%: canary errors 9/600"),
+                  Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                             comment="25%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    text = incident_report(rec, targets=Targets())
+    evidence = text.split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert (f"- **Ledger:** the rollout's item in the DynamoDB table `webordinary-rollouts` (region us-west-2), key "
+            f"`service` {SERVICE}, `rollout_id` 20270115T080000Z-1a2b3c4d:") in evidence, evidence
+    assert "`rollway report --rollout 20270115T080000Z-1a2b3c4d`" in evidence, evidence
+    # No flow run is recorded: none is "named above"; the artifacts are found by key and time.
+    assert ("- **Prefect artifacts** (Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take the "
+            "versions written between its start and its rollback, a key's newest may be a later rollout's):") in evidence
+    named = rec.model_copy(update={"history": (rec.history[0].model_copy(update={"run": "brave-fox (0f1e)"}),
+                                               *rec.history[1:])})
+    assert ("- **Prefect artifacts** of the flow runs named above (each run's Artifacts tab; a key's newest version "
+            "may be a later rollout's):") in incident_report(named)
+    assert (f"`{SERVICE}-stage-5`, `{SERVICE}-stage-25`" in evidence and f"`{SERVICE}-summary`" in evidence
+            and "-monitoring" not in evidence), evidence
+    # Without the targets the table is named by its setting, and the post-promotion monitor's window has its key.
+    monitored = incident_report(rec.model_copy(update={"history": (*rec.history[:-2], Transition(
+        at=T0 + 900, kind="rollback", actor="monitor", to_weights=w(0), comment="monitoring after promotion: 5xx"))}))
+    evidence = monitored.split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert "the ledger table (`rollouts_table` in the RollwayTargets block)" in evidence, evidence
+    assert f"`{SERVICE}-monitoring`" in evidence, evidence
+    # The judge rolled back while 5 %'s approval pause waited: the looks of the pause have a table of their own.
+    during = record([started(), shift(60, 5, 0), passed(700, 0),
+                     Transition(at=T0 + 700, kind="pause", actor="alice", to_stage=1,
+                                comment="approval pause: approval needed before 25%"),
+                     Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="5%: canary errors 9/600"),
+                     Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(5), to_weights=w(0),
+                                comment="5%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    evidence = incident_report(during).split("## Evidence", 1)[1].split("\n## ", 1)[0]
+    assert f"`{SERVICE}-stage-5`, `{SERVICE}-stage-5-pause` (the looks taken while the approval pause waited)" in evidence
+
+
+def test_the_traffic_now_line_of_a_rollback_that_stopped_gives_the_weights_it_read_back_not_the_older_ones():
+    """The rollback moved the traffic back and stopped on a later step (a flag's write refused): the
+    rollout's weights are not rewritten then, and the report's "Traffic now (ledger): 95/5" sat above
+    a "Users get" line saying all of it was back on stable, both read from the same item."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_comment
+
+    rec = guardrail_rollback(finished=False)
+    stopped = Transition(at=T0 + 680, kind=ROLLBACK_STOPPED, actor="operator", from_weights=w(5), to_weights=w(0),
+                         comment=rollback_stopped_comment("weights 100/0 verified", "disable every bound flag"))
+    rec = rec.model_copy(update={"history": (*rec.history, stopped)})
+    assert rec.weights == w(5)
+    (now,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Traffic now")]
+    assert now == (f"- **Traffic now (ledger):** 100/0 stable/canary, as operator's rollback read it back at "
+                   f"{utc(T0 + 680)} before it stopped (the rollout's weights, 95/5, are from before the rollback "
+                   "moved the traffic)"), now
+    # Stopped before the traffic could move: the weights it read back are the rollout's, said once.
+    held = rec.model_copy(update={"history": (*rec.history[:-1], stopped.model_copy(update={"to_weights": w(5)}))})
+    (now,) = [x for x in rollout_report(held).splitlines() if x.startswith("- **Traffic now")]
+    assert now == "- **Traffic now (ledger):** 95/5 stable/canary", now
+
+
+def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight():
+    """The exposure gave the total and the highest weight: how long the users at 25 % had the new
+    version, against those at 5 %, was for the reader to work out from the stage table's rows."""
+    rec = record([started(), shift(60, 5, 0), passed(700, 0), shift(710, 25, 1, 5),
+                  Transition(at=T0 + 900, kind="rollback-start", actor="judge", comment="25%: canary errors 9/600"),
+                  Transition(at=T0 + 910, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                             comment="25%: canary errors 9/600")], RolloutPhase.ROLLED_BACK)
+    (each,) = [x for x in incident_report(rec).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == "- **At each weight:** 5% for 10.8 min, then 25% for 3.3 min, to the traffic's return", each
+    # Not yet back on stable: the last weight's span is open.
+    under_way = guardrail_rollback(finished=False)
+    (each,) = [x for x in incident_report(under_way).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == f"- **At each weight:** 5% from {utc(T0 + 60)}, its end not recorded", each
+
+
+def test_a_weights_span_on_two_clocks_is_said_not_measurable_in_the_exposure():
+    """"25% for two clocks" read as a duration."""
+    (each,) = [x for x in incident_report(aborted_on_real_time_under_a_faster_clock()).splitlines()
+               if x.startswith("- **At each weight:**")]
+    assert each == ("- **At each weight:** 5% for 119.0 min, then 25% (not measurable: its ends are stamped on two "
+                    "clocks), to the traffic's return"), each
+    skewed = record([started(), shift(60, 5, 0),
+                     Transition(at=T0 + 50, kind="rollback-start", actor="carol", comment="aborted by carol: 500s"),
+                     Transition(at=T0 + 50, kind="rollback", actor="carol", from_weights=w(5), to_weights=w(0),
+                                comment="aborted by carol: 500s")], RolloutPhase.ROLLED_BACK, weights=w(0))
+    (each,) = [x for x in incident_report(skewed).splitlines() if x.startswith("- **At each weight:**")]
+    assert each == ("- **At each weight:** 5% (not measurable: the hosts' clocks disagree by 10 s), to the traffic's "
+                    "return"), each
+
+
+def test_an_approval_whose_wait_cannot_be_measured_says_so_in_the_stage_row():
+    """"after two clocks at 5%" read as a duration."""
+    def approved(at: float) -> RolloutRecord:
+        return record([started(), shift(60, 5, 0), passed(700, 0), approval_question(700, 25),
+                       Transition(at=T0 + at, kind="approve", actor="bob", to_stage=1, comment="approve",
+                                  verdict="approval needed before 25%"), shift(710, 25, 1, 5)], RolloutPhase.PROGRESSING)
+
+    (row,) = [x for x in rollout_report(approved(690)).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by bob at {utc(T0 + 690)}, after a wait not measurable (the hosts' clocks disagree by 10 s) at 5% "
+            f"(asked from {utc(T0 + 700)}) |") in row, row
+    (row,) = [x for x in rollout_report(approved(100)).splitlines() if x.startswith("| 2/3 |")]
+    assert (f"| by bob at {utc(T0 + 100)}, after a wait not measurable (its ends are stamped on two clocks) at 5% "
+            f"(asked from {utc(T0 + 700)}) |") in row, row
+
+
+def test_the_incident_reports_pause_and_takeover_times_say_which_clock_on_a_faster_clock():
+    """Under a faster clock the pause a rollback cut short and the runs that took the rollout over
+    gave bare times, beside the rollback's own lines labelled with their clock."""
+    question = "approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%"
+    rec = before_trigger("carol", "users report 500s on save", passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    behind = T0 - 3 * 3600  # the wall clock, hours behind the rollout's entries
+    assert f"- **While it waited at a pause:** asked at {utc(T0 + 200)} (rollout clock) for stage 2/3" in \
+        incident_report(rec, now=behind)
+    ledger = FakeLedger()
+    ledger.create(record([started(), shift(60, 5, 0)], RolloutPhase.PROGRESSING), owner="flow-run/run-1", now=T0,
+                  lease_seconds=300)
+    ledger.acquire(SERVICE, owner="flow-run/run-2", now=T0 + 400, lease_seconds=300, wall=T0 + 400)
+    begin_rollback(ledger, SERVICE, actor="judge", reason="5%: canary is worse", now=T0 + 460)
+    text = incident_report(back_from_five(ledger, T0 + 500, "rollback"), now=behind)
+    assert f"## Runs that took the rollout over\n\n- {utc(T0 + 400)} (rollout clock): flow-run/run-2 took" in text, text
+    # At real time, as before.
+    assert f"asked at {utc(T0 + 200)} for stage 2/3" in incident_report(rec, now=T0 + 400)
+
+
+def test_when_the_next_weekly_phase_may_start_is_given_in_utc_as_every_other_time_with_the_local_reading_beside():
+    """The report's times are UTC, but the next phase's start was given in the spec's weekly_timezone
+    alone ("Mon 2027-01-18 09:00 CET"): one line an hour off the others, for whoever missed its zone."""
+    from rollway.weekly import describe, next_phase_due
+
+    weekly = RolloutSpec(image=IMAGE, weekly_timezone="Europe/Berlin")
+    rec = record([started(), Transition(at=T0, kind="phase", actor="alice", comment="starting week 1"),
+                  shift(60, 5, 0), passed(700, 0),
+                  Transition(at=T0 + 700, kind="phase", actor="alice", comment="5%: passed; this phase ends at 5%")],
+                 RolloutPhase.PAUSED, weights=w(5)).model_copy(update={
+                     "spec_json": weekly.model_dump_json(), "weekly_phase_index": 0, "weekly_phase_passed": True,
+                     "weekly_phase_started_at": T0, "phased": True})
+    due = next_phase_due(T0, **weekly.phase_calendar())
+    said = f"{utc(due)} ({describe(due, 'Europe/Berlin')})"
+    text = rollout_report(rec)
+    (outcome,) = [x for x in text.splitlines() if x.startswith("- **Outcome:**")]
+    assert f"may start from {said} (the first advance_phase run" in outcome, outcome
+    assert f"not yet: may start from {said}" in text.split("## Weekly phases", 1)[1], text
+
+
+def test_the_rollback_step_that_disabled_a_flag_says_what_the_flag_served_before_it():
+    """"the feature flags it binds disabled (`sqs-sessions`)": what users had of the feature until
+    then (on for a quarter of them, say) was in the transitions alone."""
+    rec = guardrail_rollback(flags=("sqs-sessions", "new-editor"))
+    rec = rec.model_copy(update={"history": (*rec.history[:2], flag_move(60, "sqs-sessions: off 0% -> on 5% (v2)"),
+                                             *rec.history[2:])})
+    (step,) = [x for x in incident_report(rec).splitlines() if x.startswith("4. ")]
+    assert step == ("4. the feature flags it binds disabled (`sqs-sessions`, on 5% (v2) until then; `new-editor`; their "
+                    "audit trail names this rollout);"), step
