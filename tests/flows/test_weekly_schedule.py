@@ -302,6 +302,48 @@ def test_a_tick_whose_holder_prefect_no_longer_has_goes_on_and_rolls_nothing_bac
     assert said and "its lease decides" in said[0], caplog.text
 
 
+def _scheduled_run_of(flow_name: str, weekly_timezone: str):
+    """A run of serve.py's ``flow_name`` deployment (its weekly schedule in ``weekly_timezone``),
+    created on the API as the scheduler creates one, and executed in this process."""
+    from prefect.flow_engine import run_flow
+
+    from deployments.serve import build_deployments
+
+    (deployment,) = [d for d in build_deployments(weekly_timezone=weekly_timezone, schedules_active=True)
+                     if d.flow_name == flow_name]
+    deployment_id = deployment.apply()
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id)
+    return run_flow(advance_phase, flow_run=run, parameters={}, return_type="state")
+
+
+@pytest.mark.parametrize("cron_zone, warned", [("UTC", True), ("America/New_York", False)])
+def test_a_tick_whose_schedule_fires_in_another_zone_than_the_rollouts_weeks_says_so(monkeypatch, caplog, cron_zone,
+                                                                                   warned):
+    """The advance_phase schedule fires Mondays 09:00 UTC; the rollout counts New York's weeks.
+    Nothing compared the two: each phase started, and asked its approvals, at 04:00 or 05:00 in New
+    York, where an unanswered pause rolls back an hour later. The tick says so, naming both zones
+    and the fix, and goes on (a refusal would stop the rollout every Monday)."""
+    env = env_with_ledger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = _two_weeks().model_copy(update={"weekly_timezone": "America/New_York"})
+    env.clock.t = at("America/New_York", *MONDAY)
+    assert first_run(env, spec).outcome == "holding"
+    env.clock.t += WEEK
+    with caplog.at_level(logging.WARNING):
+        state = _scheduled_run_of("advance_phase", cron_zone)
+    assert state.is_completed(), state.message
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
+    if not warned:
+        assert said == [], said
+        return
+    assert said and "advance_phase's weekly schedule ('0 9 * * MON') fires in UTC, but the rollout counts its " \
+                     "calendar weeks in America/New_York" in said[0], said
+    assert " 09:00 UTC is Mon " in said[0] and (" 04:00 EST " in said[0] or " 05:00 EDT " in said[0]), said[0]
+    assert "serve.py --weekly-timezone America/New_York" in said[0], said[0]
+
+
 # --- the rollout clock against the wall calendar ---------------------------------------------
 
 class FastClock:
