@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
-from flows.approvals import prefect_approver, unheard_answers
+from flows.approvals import duration_said, prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
 from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
@@ -313,18 +313,21 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
-                lease_seconds: float, why: str = "", stable_desired: int | None = None) -> RolloutRecord:
+                lease_seconds: float, why: str = "", stable_desired: int | None = None,
+                phased: bool = True) -> RolloutRecord:
     """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment.
 
     ``stable_desired``: the stable service's count read again for this phase
-    (``stable_count_for_phase``), recorded with it; None leaves the recorded one.
+    (``stable_count_for_phase``), recorded with it; None leaves the recorded one. ``phased``: False
+    when the run goes on through every stage (its log then names every pause still to come).
     """
     now = env.clock.now()
     # Said in the run's log: a scheduled start logged only "resuming ... at stage 1", so the
     # advance_phase run did not say which phase it started, nor that it started one at all.
-    get_run_logger().info("starting %s of %s (phase %s of %s: %s)%s", spec.phases[index].name,
+    get_run_logger().info("starting %s of %s (phase %s of %s: %s)%s%s", spec.phases[index].name,
                           env.targets.canary_service, index + 1, len(spec.phases),
-                          ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "")
+                          ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "",
+                          phase_pauses(spec, index, env.wall(), through_the_end=not phased))
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         # Named: the advance_phase run that starts a phase writes this first, and the reports list
@@ -334,6 +337,33 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING, **({} if stable_desired is None else {"stable_desired": stable_desired}),
     )
+
+
+def phase_pauses(spec: RolloutSpec, index: int, wall: float, *, through_the_end: bool = False) -> str:
+    """What a phase's start line adds of the approvals it will ask for, and what an unanswered one
+    does ("" when it asks none); ``wall``: the wall clock's now, which a pause's timeout counts on.
+
+    The Monday schedule starts a phase whether anyone is at work or not: the pause it asks said its
+    deadline only once asked, and nothing at the start said that, by default, nobody answering
+    within the hour rolls the rollout back. ``through_the_end``: the run does not stop at the
+    phase's end, and every later pause is named too.
+    """
+    first = phase_end_stage(spec, index - 1) + 1 if index > 0 else 0
+    last = len(spec.stages) - 1 if through_the_end else phase_end_stage(spec, index)
+    asks = [i for i in range(first, last + 1) if spec.stages[i].approval]
+    if not asks:
+        return ""
+    approvals = spec.approvals
+    waits = duration_said(approvals.timeout_seconds)
+    then = (f"rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+            "weights and ask again instead)" if approvals.on_timeout == "rollback"
+            else "keeps the weights and asks again (approvals.on_timeout: hold)")
+    said = "; it asks for approval before " + ", ".join(f"{spec.stages[i].weight}%" for i in asks)
+    if asks[0] == first:
+        # Asked as the phase starts: its deadline is known now.
+        said += (f" ({spec.stages[first].weight}% is asked now: answer by about "
+                 f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, {waits} from now)")
+    return f"{said}; a pause unanswered for {waits} {then}"
 
 
 def resize_canary(env: Environment, record: RolloutRecord) -> None:
@@ -677,7 +707,7 @@ def run_progressive(
         # An unphased run records week 1 too (a phased run that resumes it later stops at the end
         # of the right phase), but says it will not stop there: the history read "starting week 1"
         # while `rollway status` said the rollout follows no weekly phase.
-        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds,
+        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased,
                              why="" if phased else " and going on through every stage (unphased: the run does "
                                                    "not stop at the end of a weekly phase)")
     phase_index = record.weekly_phase_index
