@@ -679,7 +679,8 @@ def run_progressive(
             with before_any_write(env.targets):
                 canary = ecs.describe_service(env.deployer, service)
             if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
-                                           run_again="progressive_rollout")) is not None:
+                                           run_again="progressive_rollout",
+                                           image=replaced_canary_image(env, record, canary))) is not None:
                 raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
@@ -1094,7 +1095,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         stable = ecs.describe_service(env.deployer, env.targets.stable_service)
         canary = ecs.describe_service(env.deployer, service)
     if (refusal := canary_replaced(record, canary, env.targets.cluster, moving=f"{following} would move",
-                                   run_again="advance_phase")) is not None:
+                                   run_again="advance_phase", image=replaced_canary_image(env, record, canary))) is not None:
         raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
@@ -1127,79 +1128,48 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
 
 
 def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,
-                    run_again: str) -> str | None:
+                    run_again: str, image: str | None = None) -> str | None:
     """Why the next phase (or a resume) must not start on a canary service that runs another
     revision than the rollout deployed on it (None when it runs the rollout's).
 
     A week passes between phases: a CDK deploy of the service's stack, or a hotfix by hand, can put
     another revision on the canary service meanwhile. The next phase then moved the traffic onto a
     version nobody rolled out, judged it as the rollout's, and the last phase promoted it.
+
+    Refused even when that revision names the rollout's image (``image``: the one it names, None
+    when it could not be read): a revision is more than its image (the command, environment,
+    secrets, roles, cpu and memory, the other containers), and the stages judged the one the rollout
+    deployed. The refusal says which case it is, since "the same image" reads as a false alarm.
     """
     ours = record.canary_task_definition
     if ours is None or same_revision(canary.task_definition, ours):
         return None
+    rollouts = record.pinned_image or record.image
+    if image == rollouts:
+        what = (f"it names the rollout's image, {image}, but as another revision, whose other settings (command, "
+                "environment, secrets, roles, cpu and memory, other containers) this rollout's stages did not judge: "
+                "only the revision they judged goes on")
+    elif image is not None:
+        what = f"it names {image}, not the rollout's {rollouts}"
+    else:
+        what = "which image it names could not be read"
     return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
             "since: a deploy of its stack, a change by hand, or ECS's deployment circuit breaker rolling a failed "
-            f"deployment back): {moving} traffic onto a version this rollout did not deploy. Nothing was changed; put "
-            f"{ours} back on {canary.name} (aws ecs update-service --cluster {cluster} --service {canary.name} "
-            f"--task-definition {ours}) and run {run_again} again, or roll the rollout back (`rollway abort`)")
+            f"deployment back; {what}): {moving} traffic onto a version this rollout did not deploy. Nothing was "
+            f"changed; put {ours} back on {canary.name} (aws ecs update-service --cluster {cluster} --service "
+            f"{canary.name} --task-definition {ours}) and run {run_again} again, or, to roll out the new revision's "
+            "settings, roll this rollout back (`rollway abort`) and start a new one, whose stages judge them")
 
 
-def schedule_fires_after(cron: str, timezone: str, after: float) -> float:
-    """The first instant after ``after`` (epoch seconds) at which ``cron`` fires in ``timezone``,
-    as Prefect's scheduler reads it (with CronSchedule's day_or)."""
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    # The cron matcher Prefect's own validation and its scheduler use.
-    from prefect._vendor.croniter import croniter
-    from prefect.client.schemas.schedules import CronSchedule
-
-    day_or = CronSchedule(cron=cron, timezone=timezone).day_or
-    return croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or) \
-        .get_next(dt.datetime).timestamp()
-
-
-ADVANCE_PHASE_DEPLOYMENT = "advance_phase/rollway"
-"""The weekly schedule's deployment, as serve.py and prefect.yaml name it."""
-
-
-def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout: str) -> None:
-    """Warn when the advance_phase deployment's active cron schedule fires in another zone than
-    ``weekly_timezone``, the one the rollout counts its weeks in (``rollway.weekly.schedule_disagrees``).
-
-    Nothing else compared them: a Monday 09:00 cron in UTC beside a rollout on New York's weeks
-    started each phase, and asked its approvals, at 04:00 there, where an unanswered pause rolls
-    back an hour later. Warned, not refused: a refusal would stop the rollout every Monday, while
-    the schedule is the deployment's to fix.
-
-    Args:
-        deployment: the deployment's id (this run's own), or None for ``ADVANCE_PHASE_DEPLOYMENT``
-            by name (a rollout's first run); none found, nothing is said.
-        rollout: how the message names the rollout ("rollout <id>", "this rollout").
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    log = get_run_logger()
+def replaced_canary_image(env: Environment, record: RolloutRecord, canary: ServiceState) -> str | None:
+    """The image the canary service's revision names, when it is not the rollout's revision (for
+    ``canary_replaced``'s words); None when it is, or when ECS does not say (the refusal stands)."""
+    if record.canary_task_definition is None or same_revision(canary.task_definition, record.canary_task_definition):
+        return None
     try:
-        with get_client(sync_client=True) as client:
-            found = (client.read_deployment(deployment) if deployment is not None
-                     else client.read_deployment_by_name(ADVANCE_PHASE_DEPLOYMENT))
-        schedules = [(s.schedule.cron, s.schedule.timezone or "UTC") for s in found.schedules
-                     if s.active and getattr(s.schedule, "cron", None)]
-        said = [m for cron, zone in schedules if (m := weekly.schedule_disagrees(
-            cron, zone, weekly_timezone, schedule_fires_after(cron, zone, time.time()))) is not None]
-    except ObjectNotFound:
-        return  # run outside a deployment, or none deployed under that name: no schedule to compare
-    except Exception as err:  # noqa: BLE001 - a check for a warning stops no rollout
-        log.info("could not read the advance_phase schedule to compare its time zone with %s's weekly_timezone "
-                 "%s (%s)", rollout, weekly_timezone, err)
-        return
-    for mismatch in said:
-        log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s, or `timezone: %s` "
-                    "under advance_phase's schedules in deployments/prefect.yaml, deployed again (a rollout keeps the "
-                    "weekly_timezone it was started with)", mismatch, rollout, weekly_timezone, weekly_timezone)
+        return ecs.image_of(env.deployer, canary.task_definition)
+    except Exception:  # noqa: BLE001 - read for the refusal's words only: it refuses either way
+        return None
 
 
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
