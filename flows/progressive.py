@@ -1172,6 +1172,63 @@ def replaced_canary_image(env: Environment, record: RolloutRecord, canary: Servi
         return None
 
 
+def schedule_fires_after(cron: str, timezone: str, after: float) -> float:
+    """The first instant after ``after`` (epoch seconds) at which ``cron`` fires in ``timezone``,
+    as Prefect's scheduler reads it (with CronSchedule's day_or)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    # The cron matcher Prefect's own validation and its scheduler use.
+    from prefect._vendor.croniter import croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    day_or = CronSchedule(cron=cron, timezone=timezone).day_or
+    return croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or) \
+        .get_next(dt.datetime).timestamp()
+
+
+ADVANCE_PHASE_DEPLOYMENT = "advance_phase/rollway"
+"""The weekly schedule's deployment, as serve.py and prefect.yaml name it."""
+
+
+def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout: str) -> None:
+    """Warn when the advance_phase deployment's active cron schedule fires in another zone than
+    ``weekly_timezone``, the one the rollout counts its weeks in (``rollway.weekly.schedule_disagrees``).
+
+    Nothing else compared them: a Monday 09:00 cron in UTC beside a rollout on New York's weeks
+    started each phase, and asked its approvals, at 04:00 there, where an unanswered pause rolls
+    back an hour later. Warned, not refused: a refusal would stop the rollout every Monday, while
+    the schedule is the deployment's to fix.
+
+    Args:
+        deployment: the deployment's id (this run's own), or None for ``ADVANCE_PHASE_DEPLOYMENT``
+            by name (a rollout's first run); none found, nothing is said.
+        rollout: how the message names the rollout ("rollout <id>", "this rollout").
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    log = get_run_logger()
+    try:
+        with get_client(sync_client=True) as client:
+            found = (client.read_deployment(deployment) if deployment is not None
+                     else client.read_deployment_by_name(ADVANCE_PHASE_DEPLOYMENT))
+        schedules = [(s.schedule.cron, s.schedule.timezone or "UTC") for s in found.schedules
+                     if s.active and getattr(s.schedule, "cron", None)]
+        said = [m for cron, zone in schedules if (m := weekly.schedule_disagrees(
+            cron, zone, weekly_timezone, schedule_fires_after(cron, zone, time.time()))) is not None]
+    except ObjectNotFound:
+        return  # run outside a deployment, or none deployed under that name: no schedule to compare
+    except Exception as err:  # noqa: BLE001 - a check for a warning stops no rollout
+        log.info("could not read the advance_phase schedule to compare its time zone with %s's weekly_timezone "
+                 "%s (%s)", rollout, weekly_timezone, err)
+        return
+    for mismatch in said:
+        log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s, or `timezone: %s` "
+                    "under advance_phase's schedules in deployments/prefect.yaml, deployed again (a rollout keeps the "
+                    "weekly_timezone it was started with)", mismatch, rollout, weekly_timezone, weekly_timezone)
+
+
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
     """What the weekly tick says of a service whose newest rollout has ended (or that has none).
 
