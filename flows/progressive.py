@@ -1303,6 +1303,12 @@ def progressive_rollout(
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     with before_any_write(env.targets):  # as in run_progressive: a ledger that cannot be read refuses the run
         record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    if phased and len(spec.phases) > 1 and (record is None or record.phase is RolloutPhase.ROLLED_BACK or (
+            record.phase is RolloutPhase.PROMOTED and record.image != spec.image)):
+        # A new rollout: the first moment its zone can be compared with the schedule's, and the
+        # last at which changing it is free (the rollout keeps the zone it starts with).
+        schedule_zone_note(spec.weekly_timezone, deployment=None, rollout="this rollout, which starts now; or start it "
+                           "with the schedule's zone as its weekly_timezone")
     period = metrics_period(record, spec)
     if period != spec.analysis.interval_seconds:
         get_run_logger().warning(

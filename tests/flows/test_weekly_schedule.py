@@ -302,16 +302,22 @@ def test_a_tick_whose_holder_prefect_no_longer_has_goes_on_and_rolls_nothing_bac
     assert said and "its lease decides" in said[0], caplog.text
 
 
-def _scheduled_run_of(flow_name: str, weekly_timezone: str):
-    """A run of serve.py's ``flow_name`` deployment (its weekly schedule in ``weekly_timezone``),
-    created on the API as the scheduler creates one, and executed in this process."""
-    from prefect.flow_engine import run_flow
-
+def _advance_phase_deployed(weekly_timezone: str):
+    """serve.py's advance_phase deployment, its weekly schedule in ``weekly_timezone``, on the API; its id."""
     from deployments.serve import build_deployments
 
     (deployment,) = [d for d in build_deployments(weekly_timezone=weekly_timezone, schedules_active=True)
-                     if d.flow_name == flow_name]
-    deployment_id = deployment.apply()
+                     if d.flow_name == "advance_phase"]
+    return deployment.apply()
+
+
+def _scheduled_run_of(flow_name: str, weekly_timezone: str):
+    """A run of serve.py's advance_phase deployment (its weekly schedule in ``weekly_timezone``),
+    created on the API as the scheduler creates one, and executed in this process."""
+    from prefect.flow_engine import run_flow
+
+    assert flow_name == "advance_phase"
+    deployment_id = _advance_phase_deployed(weekly_timezone)
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id)
     return run_flow(advance_phase, flow_run=run, parameters={}, return_type="state")
@@ -342,6 +348,24 @@ def test_a_tick_whose_schedule_fires_in_another_zone_than_the_rollouts_weeks_say
                      "calendar weeks in America/New_York" in said[0], said
     assert " 09:00 UTC is Mon " in said[0] and (" 04:00 EST " in said[0] or " 05:00 EDT " in said[0]), said[0]
     assert "serve.py --weekly-timezone America/New_York" in said[0], said[0]
+
+
+def test_a_new_rollout_on_other_weeks_than_the_schedules_zone_is_warned_of_as_it_starts(monkeypatch, caplog):
+    """The first moment the rollout's zone can be compared with the schedule's, and the last at
+    which it is free to change: the rollout records it. Said as the rollout starts, not a week later."""
+    from flows.progressive import progressive_rollout
+
+    env = env_with_ledger()
+    hooks_and_flows_see(monkeypatch, env)
+    _advance_phase_deployed("UTC")
+    spec = _two_weeks().model_copy(update={"weekly_timezone": "Asia/Kolkata"})
+    env.clock.t = at("Asia/Kolkata", *MONDAY)
+    with caplog.at_level(logging.WARNING):
+        assert progressive_rollout(spec=spec.model_dump(mode="json")).outcome == "holding"
+    said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
+    assert said and "fires in UTC, but the rollout counts its calendar weeks in Asia/Kolkata" in said[0], said
+    assert "(this rollout, which starts now; or start it with the schedule's zone as its weekly_timezone)" in said[0]
+    assert " 09:00 UTC is Mon " in said[0] and " 14:30 IST " in said[0], said[0]
 
 
 # --- the rollout clock against the wall calendar ---------------------------------------------
