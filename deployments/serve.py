@@ -304,10 +304,10 @@ def prefilled_zone_disagrees(spec: RolloutSpec, cron: str, timezone: str) -> str
 
     if "weekly_timezone" not in spec.model_fields_set:
         return None
-    from flows.progressive import schedule_fires_after
+    from flows.progressive import schedule_fires
     from rollway.weekly import schedule_disagrees
 
-    said = schedule_disagrees(cron, timezone, spec.weekly_timezone, schedule_fires_after(cron, timezone, time.time()))
+    said = schedule_disagrees(cron, timezone, spec.weekly_timezone, schedule_fires(cron, timezone, time.time()))
     if said is None:
         return None
     return (f"--spec-json's weekly_timezone {spec.weekly_timezone} is not --weekly-timezone {timezone}: {said}. Give "

@@ -1172,9 +1172,14 @@ def replaced_canary_image(env: Environment, record: RolloutRecord, canary: Servi
         return None
 
 
-def schedule_fires_after(cron: str, timezone: str, after: float) -> float:
-    """The first instant after ``after`` (epoch seconds) at which ``cron`` fires in ``timezone``,
-    as Prefect's scheduler reads it (with CronSchedule's day_or)."""
+SCHEDULE_FIRES_COMPARED = 106
+"""How many of the weekly schedule's next runs (two years of Mondays) are read for the one that
+shows a zone disagreement: the next alone may fall where the two zones' clocks still agree."""
+
+
+def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE_FIRES_COMPARED) -> list[float]:
+    """The first ``count`` instants after ``after`` (epoch seconds) at which ``cron`` fires in
+    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or)."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -1183,8 +1188,8 @@ def schedule_fires_after(cron: str, timezone: str, after: float) -> float:
     from prefect.client.schemas.schedules import CronSchedule
 
     day_or = CronSchedule(cron=cron, timezone=timezone).day_or
-    return croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or) \
-        .get_next(dt.datetime).timestamp()
+    fires = croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or)
+    return [fires.get_next(dt.datetime).timestamp() for _ in range(count)]
 
 
 ADVANCE_PHASE_DEPLOYMENT = "advance_phase/rollway"
@@ -1216,7 +1221,7 @@ def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout:
         schedules = [(s.schedule.cron, s.schedule.timezone or "UTC") for s in found.schedules
                      if s.active and getattr(s.schedule, "cron", None)]
         said = [m for cron, zone in schedules if (m := weekly.schedule_disagrees(
-            cron, zone, weekly_timezone, schedule_fires_after(cron, zone, time.time()))) is not None]
+            cron, zone, weekly_timezone, schedule_fires(cron, zone, time.time()))) is not None]
     except ObjectNotFound:
         return  # run outside a deployment, or none deployed under that name: no schedule to compare
     except Exception as err:  # noqa: BLE001 - a check for a warning stops no rollout
