@@ -33,6 +33,7 @@ from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
+from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
@@ -1192,7 +1193,7 @@ def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE
     return [fires.get_next(dt.datetime).timestamp() for _ in range(count)]
 
 
-ADVANCE_PHASE_DEPLOYMENT = "advance_phase/rollway"
+ADVANCE_PHASE_DEPLOYMENT = deployment_path("advance_phase")
 """The weekly schedule's deployment, as serve.py and prefect.yaml name it."""
 
 
