@@ -166,8 +166,11 @@ def starting_notice(spec: RolloutSpec, record: RolloutRecord, actor: str, phased
             for p in spec.phases)
     else:
         plan = "stages " + ", ".join(f"{w}%" for w in spec.weights)
+    # Said before the first Monday: the schedule starts each phase whether anyone is at work or not.
+    asks = [f"{s.weight}%" for s in spec.stages if s.approval]
+    pauses = f"; approval before {', '.join(asks)}: {unanswered(spec.approvals)}" if asks else ""
     return (f"{actor} started rollout {record.rollout_id} of {spec.image}{pinned} on {record.service} in cluster "
-            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure.")
+            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure{pauses}.")
 
 
 def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
@@ -355,16 +358,21 @@ def phase_pauses(spec: RolloutSpec, index: int, wall: float, *, through_the_end:
     if not asks:
         return ""
     approvals = spec.approvals
-    waits = duration_said(approvals.timeout_seconds)
-    then = (f"rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
-            "weights and ask again instead)" if approvals.on_timeout == "rollback"
-            else "keeps the weights and asks again (approvals.on_timeout: hold)")
     said = "; it asks for approval before " + ", ".join(f"{spec.stages[i].weight}%" for i in asks)
     if asks[0] == first:
         # Asked as the phase starts: its deadline is known now.
         said += (f" ({spec.stages[first].weight}% is asked now: answer by about "
-                 f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, {waits} from now)")
-    return f"{said}; a pause unanswered for {waits} {then}"
+                 f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, "
+                 f"{duration_said(approvals.timeout_seconds)} from now)")
+    return f"{said}; {unanswered(approvals)}"
+
+
+def unanswered(approvals: Approvals) -> str:
+    """What an approval pause left unanswered does, and how to choose the other way."""
+    then = ("rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+            "weights and ask again instead)" if approvals.on_timeout == "rollback"
+            else "keeps the weights and asks again (approvals.on_timeout: hold)")
+    return f"a pause unanswered for {duration_said(approvals.timeout_seconds)} {then}"
 
 
 def resize_canary(env: Environment, record: RolloutRecord) -> None:

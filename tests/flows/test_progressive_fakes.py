@@ -1508,6 +1508,10 @@ def test_a_new_rollout_is_announced_before_any_traffic_moves_and_a_resume_or_ref
     assert subject == f"Rollout starting: {env.targets.canary_service}" and canary_then == 0, sent[0]
     assert f"alice started rollout {record.rollout_id} of {IMAGE}" in message, message
     assert "week 1: 5%; week 2: 25%, 50%; week 3: 75%, 100% then decommission" in message, message
+    # The Monday schedule starts each phase whether anyone is at work: an unanswered pause rolls back.
+    assert message.endswith("automatic rollback on failure; approval before 25%, 100%: a pause unanswered for 1 h "
+                            "rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold "
+                            "to keep the weights and ask again instead)."), message
     assert [s for s, _m, _w in sent].count(subject) == 1
     env.clock.sleep(WEEK)
     assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding"
