@@ -11,6 +11,7 @@ phase's end, and its hooks' rollback when the ledger cannot be read.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import uuid
@@ -302,25 +303,31 @@ def test_a_tick_whose_holder_prefect_no_longer_has_goes_on_and_rolls_nothing_bac
     assert said and "its lease decides" in said[0], caplog.text
 
 
+@contextlib.contextmanager
 def _advance_phase_deployed(weekly_timezone: str):
-    """serve.py's advance_phase deployment, its weekly schedule in ``weekly_timezone``, on the API; its id."""
+    """serve.py's advance_phase deployment, its weekly schedule in ``weekly_timezone``, on the API
+    while in the block (its id); deleted after, so that no later test's run compares with it."""
     from deployments.serve import build_deployments
 
     (deployment,) = [d for d in build_deployments(weekly_timezone=weekly_timezone, schedules_active=True)
                      if d.flow_name == "advance_phase"]
-    return deployment.apply()
+    deployment_id = deployment.apply()
+    try:
+        yield deployment_id
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
 
 
-def _scheduled_run_of(flow_name: str, weekly_timezone: str):
+def _scheduled_advance_phase_run(weekly_timezone: str):
     """A run of serve.py's advance_phase deployment (its weekly schedule in ``weekly_timezone``),
     created on the API as the scheduler creates one, and executed in this process."""
     from prefect.flow_engine import run_flow
 
-    assert flow_name == "advance_phase"
-    deployment_id = _advance_phase_deployed(weekly_timezone)
-    with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(deployment_id)
-    return run_flow(advance_phase, flow_run=run, parameters={}, return_type="state")
+    with _advance_phase_deployed(weekly_timezone) as deployment_id:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(deployment_id)
+        return run_flow(advance_phase, flow_run=run, parameters={}, return_type="state")
 
 
 @pytest.mark.parametrize("cron_zone, warned", [("UTC", True), ("America/New_York", False)])
@@ -337,7 +344,7 @@ def test_a_tick_whose_schedule_fires_in_another_zone_than_the_rollouts_weeks_say
     assert first_run(env, spec).outcome == "holding"
     env.clock.t += WEEK
     with caplog.at_level(logging.WARNING):
-        state = _scheduled_run_of("advance_phase", cron_zone)
+        state = _scheduled_advance_phase_run(cron_zone)
     assert state.is_completed(), state.message
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
     said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
@@ -357,10 +364,9 @@ def test_a_new_rollout_on_other_weeks_than_the_schedules_zone_is_warned_of_as_it
 
     env = env_with_ledger()
     hooks_and_flows_see(monkeypatch, env)
-    _advance_phase_deployed("UTC")
     spec = _two_weeks().model_copy(update={"weekly_timezone": "Asia/Kolkata"})
     env.clock.t = at("Asia/Kolkata", *MONDAY)
-    with caplog.at_level(logging.WARNING):
+    with _advance_phase_deployed("UTC"), caplog.at_level(logging.WARNING):
         assert progressive_rollout(spec=spec.model_dump(mode="json")).outcome == "holding"
     said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
     assert said and "fires in UTC, but the rollout counts its calendar weeks in Asia/Kolkata" in said[0], said
