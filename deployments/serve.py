@@ -292,6 +292,29 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     return cron, timezone
 
 
+def prefilled_zone_disagrees(spec: RolloutSpec, cron: str, timezone: str) -> str | None:
+    """Why a pre-filled spec that names its own ``weekly_timezone`` cannot be served beside the
+    weekly schedule in ``timezone``; None when the two zones keep the same clocks (or the spec
+    names none: it is given the cron's zone).
+
+    Served, every rollout started from the form recorded the spec's zone, and every Monday's
+    advance_phase run then started its phase at another hour of that zone's day (or a week late).
+    """
+    import time
+
+    if "weekly_timezone" not in spec.model_fields_set:
+        return None
+    from flows.progressive import schedule_fires
+    from rollway.weekly import schedule_disagrees
+
+    said = schedule_disagrees(cron, timezone, spec.weekly_timezone, schedule_fires(cron, timezone, time.time()))
+    if said is None:
+        return None
+    return (f"--spec-json's weekly_timezone {spec.weekly_timezone} is not --weekly-timezone {timezone}: {said}. Give "
+            f"both one zone: --weekly-timezone {spec.weekly_timezone}, or leave weekly_timezone out of the spec "
+            "(serve.py fills in the schedule's); nothing was registered")
+
+
 cli = App(name="serve.py", help="Serve every rollway flow as a deployment (Ctrl-C stops).")
 
 
@@ -339,6 +362,8 @@ def main(
                                poll_seconds=poll_seconds, limit=limit, spec_json=spec_json)
         validation = validation_spec(validation_url) if validation_url is not None else None
         weekly_cron, weekly_timezone = weekly_schedule(weekly_cron, weekly_timezone)
+        if spec is not None and (mismatch := prefilled_zone_disagrees(spec, weekly_cron, weekly_timezone)):
+            raise ValueError(mismatch)
     except ValueError as err:  # pydantic's ValidationError and json's JSONDecodeError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

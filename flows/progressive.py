@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
-from flows.approvals import prefect_approver, unheard_answers
+from flows.approvals import duration_said, prefect_approver, unheard_answers
 from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
 from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
@@ -31,6 +33,7 @@ from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials
+from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
@@ -163,8 +166,11 @@ def starting_notice(spec: RolloutSpec, record: RolloutRecord, actor: str, phased
             for p in spec.phases)
     else:
         plan = "stages " + ", ".join(f"{w}%" for w in spec.weights)
+    # Said before the first Monday: the schedule starts each phase whether anyone is at work or not.
+    asks = [f"{s.weight}%" for s in spec.stages if s.approval]
+    pauses = f"; approval before {', '.join(asks)}: {unanswered(spec.approvals)}" if asks else ""
     return (f"{actor} started rollout {record.rollout_id} of {spec.image}{pinned} on {record.service} in cluster "
-            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure.")
+            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure{pauses}.")
 
 
 def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
@@ -311,18 +317,21 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
-                lease_seconds: float, why: str = "", stable_desired: int | None = None) -> RolloutRecord:
+                lease_seconds: float, why: str = "", stable_desired: int | None = None,
+                phased: bool = True) -> RolloutRecord:
     """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment.
 
     ``stable_desired``: the stable service's count read again for this phase
-    (``stable_count_for_phase``), recorded with it; None leaves the recorded one.
+    (``stable_count_for_phase``), recorded with it; None leaves the recorded one. ``phased``: False
+    when the run goes on through every stage (its log then names every pause still to come).
     """
     now = env.clock.now()
     # Said in the run's log: a scheduled start logged only "resuming ... at stage 1", so the
     # advance_phase run did not say which phase it started, nor that it started one at all.
-    get_run_logger().info("starting %s of %s (phase %s of %s: %s)%s", spec.phases[index].name,
+    get_run_logger().info("starting %s of %s (phase %s of %s: %s)%s%s", spec.phases[index].name,
                           env.targets.canary_service, index + 1, len(spec.phases),
-                          ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "")
+                          ", ".join(f"{w}%" for w in spec.phases[index].weights), f",{why}" if why else "",
+                          phase_pauses(spec, index, env.wall(), through_the_end=not phased))
     return env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
         # Named: the advance_phase run that starts a phase writes this first, and the reports list
@@ -332,6 +341,38 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING, **({} if stable_desired is None else {"stable_desired": stable_desired}),
     )
+
+
+def phase_pauses(spec: RolloutSpec, index: int, wall: float, *, through_the_end: bool = False) -> str:
+    """What a phase's start line adds of the approvals it will ask for, and what an unanswered one
+    does ("" when it asks none); ``wall``: the wall clock's now, which a pause's timeout counts on.
+
+    The Monday schedule starts a phase whether anyone is at work or not: the pause it asks said its
+    deadline only once asked, and nothing at the start said that, by default, nobody answering
+    within the hour rolls the rollout back. ``through_the_end``: the run does not stop at the
+    phase's end, and every later pause is named too.
+    """
+    first = phase_end_stage(spec, index - 1) + 1 if index > 0 else 0
+    last = len(spec.stages) - 1 if through_the_end else phase_end_stage(spec, index)
+    asks = [i for i in range(first, last + 1) if spec.stages[i].approval]
+    if not asks:
+        return ""
+    approvals = spec.approvals
+    said = "; it asks for approval before " + ", ".join(f"{spec.stages[i].weight}%" for i in asks)
+    if asks[0] == first:
+        # Asked as the phase starts: its deadline is known now.
+        said += (f" ({spec.stages[first].weight}% is asked now: answer by about "
+                 f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, "
+                 f"{duration_said(approvals.timeout_seconds)} from now)")
+    return f"{said}; {unanswered(approvals)}"
+
+
+def unanswered(approvals: Approvals) -> str:
+    """What an approval pause left unanswered does, and how to choose the other way."""
+    then = ("rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+            "weights and ask again instead)" if approvals.on_timeout == "rollback"
+            else "keeps the weights and asks again (approvals.on_timeout: hold)")
+    return f"a pause unanswered for {duration_said(approvals.timeout_seconds)} {then}"
 
 
 def resize_canary(env: Environment, record: RolloutRecord) -> None:
@@ -647,7 +688,8 @@ def run_progressive(
             with before_any_write(env.targets):
                 canary = ecs.describe_service(env.deployer, service)
             if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
-                                           run_again="progressive_rollout")) is not None:
+                                           run_again="progressive_rollout",
+                                           image=replaced_canary_image(env, record, canary))) is not None:
                 raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
@@ -675,7 +717,7 @@ def run_progressive(
         # An unphased run records week 1 too (a phased run that resumes it later stops at the end
         # of the right phase), but says it will not stop there: the history read "starting week 1"
         # while `rollway status` said the rollout follows no weekly phase.
-        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds,
+        record = start_phase(env, spec, 0, owner=owner, actor=actor, lease_seconds=lease_seconds, phased=phased,
                              why="" if phased else " and going on through every stage (unphased: the run does "
                                                    "not stop at the end of a weekly phase)")
     phase_index = record.weekly_phase_index
@@ -1062,7 +1104,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         stable = ecs.describe_service(env.deployer, env.targets.stable_service)
         canary = ecs.describe_service(env.deployer, service)
     if (refusal := canary_replaced(record, canary, env.targets.cluster, moving=f"{following} would move",
-                                   run_again="advance_phase")) is not None:
+                                   run_again="advance_phase", image=replaced_canary_image(env, record, canary))) is not None:
         raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:
@@ -1095,22 +1137,110 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
 
 
 def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,
-                    run_again: str) -> str | None:
+                    run_again: str, image: str | None = None) -> str | None:
     """Why the next phase (or a resume) must not start on a canary service that runs another
     revision than the rollout deployed on it (None when it runs the rollout's).
 
     A week passes between phases: a CDK deploy of the service's stack, or a hotfix by hand, can put
     another revision on the canary service meanwhile. The next phase then moved the traffic onto a
     version nobody rolled out, judged it as the rollout's, and the last phase promoted it.
+
+    Refused even when that revision names the rollout's image (``image``: the one it names, None
+    when it could not be read): a revision is more than its image (the command, environment,
+    secrets, roles, cpu and memory, the other containers), and the stages judged the one the rollout
+    deployed. The refusal says which case it is, since "the same image" reads as a false alarm.
     """
     ours = record.canary_task_definition
     if ours is None or same_revision(canary.task_definition, ours):
         return None
+    rollouts = record.pinned_image or record.image
+    if image == rollouts:
+        what = (f"it names the rollout's image, {image}, but as another revision, whose other settings (command, "
+                "environment, secrets, roles, cpu and memory, other containers) this rollout's stages did not judge: "
+                "only the revision they judged goes on")
+    elif image is not None:
+        what = f"it names {image}, not the rollout's {rollouts}"
+    else:
+        what = "which image it names could not be read"
     return (f"{canary.name} runs {canary.task_definition}, not the rollout's {ours} (another revision was put on it "
             "since: a deploy of its stack, a change by hand, or ECS's deployment circuit breaker rolling a failed "
-            f"deployment back): {moving} traffic onto a version this rollout did not deploy. Nothing was changed; put "
-            f"{ours} back on {canary.name} (aws ecs update-service --cluster {cluster} --service {canary.name} "
-            f"--task-definition {ours}) and run {run_again} again, or roll the rollout back (`rollway abort`)")
+            f"deployment back; {what}): {moving} traffic onto a version this rollout did not deploy. Nothing was "
+            f"changed; put {ours} back on {canary.name} (aws ecs update-service --cluster {cluster} --service "
+            f"{canary.name} --task-definition {ours}) and run {run_again} again, or, to roll out the new revision's "
+            "settings, roll this rollout back (`rollway abort`) and start a new one, whose stages judge them")
+
+
+def replaced_canary_image(env: Environment, record: RolloutRecord, canary: ServiceState) -> str | None:
+    """The image the canary service's revision names, when it is not the rollout's revision (for
+    ``canary_replaced``'s words); None when it is, or when ECS does not say (the refusal stands)."""
+    if record.canary_task_definition is None or same_revision(canary.task_definition, record.canary_task_definition):
+        return None
+    try:
+        return ecs.image_of(env.deployer, canary.task_definition)
+    except Exception:  # noqa: BLE001 - read for the refusal's words only: it refuses either way
+        return None
+
+
+SCHEDULE_FIRES_COMPARED = 106
+"""How many of the weekly schedule's next runs (two years of Mondays) are read for the one that
+shows a zone disagreement: the next alone may fall where the two zones' clocks still agree."""
+
+
+def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE_FIRES_COMPARED) -> list[float]:
+    """The first ``count`` instants after ``after`` (epoch seconds) at which ``cron`` fires in
+    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    # The cron matcher Prefect's own validation and its scheduler use.
+    from prefect._vendor.croniter import croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    day_or = CronSchedule(cron=cron, timezone=timezone).day_or
+    fires = croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or)
+    return [fires.get_next(dt.datetime).timestamp() for _ in range(count)]
+
+
+ADVANCE_PHASE_DEPLOYMENT = deployment_path("advance_phase")
+"""The weekly schedule's deployment, as serve.py and prefect.yaml name it."""
+
+
+def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout: str) -> None:
+    """Warn when the advance_phase deployment's active cron schedule fires in another zone than
+    ``weekly_timezone``, the one the rollout counts its weeks in (``rollway.weekly.schedule_disagrees``).
+
+    Nothing else compared them: a Monday 09:00 cron in UTC beside a rollout on New York's weeks
+    started each phase, and asked its approvals, at 04:00 there, where an unanswered pause rolls
+    back an hour later. Warned, not refused: a refusal would stop the rollout every Monday, while
+    the schedule is the deployment's to fix.
+
+    Args:
+        deployment: the deployment's id (this run's own), or None for ``ADVANCE_PHASE_DEPLOYMENT``
+            by name (a rollout's first run); none found, nothing is said.
+        rollout: how the message names the rollout ("rollout <id>", "this rollout").
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    log = get_run_logger()
+    try:
+        with get_client(sync_client=True) as client:
+            found = (client.read_deployment(deployment) if deployment is not None
+                     else client.read_deployment_by_name(ADVANCE_PHASE_DEPLOYMENT))
+        schedules = [(s.schedule.cron, s.schedule.timezone or "UTC") for s in found.schedules
+                     if s.active and getattr(s.schedule, "cron", None)]
+        said = [m for cron, zone in schedules if (m := weekly.schedule_disagrees(
+            cron, zone, weekly_timezone, schedule_fires(cron, zone, time.time()))) is not None]
+    except ObjectNotFound:
+        return  # run outside a deployment, or none deployed under that name: no schedule to compare
+    except Exception as err:  # noqa: BLE001 - a check for a warning stops no rollout
+        log.info("could not read the advance_phase schedule to compare its time zone with %s's weekly_timezone "
+                 "%s (%s)", rollout, weekly_timezone, err)
+        return
+    for mismatch in said:
+        log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s, or `timezone: %s` "
+                    "under advance_phase's schedules in deployments/prefect.yaml, deployed again (a rollout keeps the "
+                    "weekly_timezone it was started with)", mismatch, rollout, weekly_timezone, weekly_timezone)
 
 
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
@@ -1187,6 +1317,12 @@ def progressive_rollout(
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     with before_any_write(env.targets):  # as in run_progressive: a ledger that cannot be read refuses the run
         record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    if phased and len(spec.phases) > 1 and (record is None or record.phase is RolloutPhase.ROLLED_BACK or (
+            record.phase is RolloutPhase.PROMOTED and record.image != spec.image)):
+        # A new rollout: the first moment its zone can be compared with the schedule's, and the
+        # last at which changing it is free (the rollout keeps the zone it starts with).
+        schedule_zone_note(spec.weekly_timezone, deployment=None, rollout="this rollout, which starts now; or start it "
+                           "with the schedule's zone as its weekly_timezone")
     period = metrics_period(record, spec)
     if period != spec.analysis.interval_seconds:
         get_run_logger().warning(
@@ -1262,6 +1398,11 @@ def advance_phase(
         # are not read again).
         env = session.environment(clock, interval_seconds=recorded.analysis.interval_seconds)
     env = pinning_in_any_region(env, session.credentials)
+    if recorded is not None and record.phased and not record.phase.terminal:
+        run = FlowRunContext.get()
+        if run is not None and run.flow_run is not None and run.flow_run.deployment_id is not None:
+            schedule_zone_note(recorded.weekly_timezone, deployment=run.flow_run.deployment_id,
+                               rollout=f"rollout {record.rollout_id} of {record.image}")
     approvals = recorded.approvals if recorded else None
     approver = prefect_approver(approvals, approval_poll_seconds) if approvals else None
     # The lease guards against a silent process, whose silence is wall time: leases are on the

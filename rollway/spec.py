@@ -497,7 +497,8 @@ class RolloutSpec(_RangesSaid):
     weekly_timezone: str = Field(
         default=DEFAULT_TIMEZONE,
         description="the IANA time zone (UTC, Europe/Berlin, ...) whose calendar weeks the phase plan counts: a "
-        "week starts on Monday at 00:00 there. Give the zone the weekly advance_phase schedule fires in",
+        "week starts on Monday at 00:00 there. Give the zone the weekly advance_phase schedule fires in (a run "
+        "warns when that schedule fires in a zone whose clocks differ)",
     )
     flags: tuple[FlagBinding, ...] = Field(
         default=(), description="feature flags whose percentage follows the stages; a rollback disables them"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "UTC"
@@ -181,3 +182,37 @@ def due_since(due: float, timezone: str) -> str:
     """
     return (f"has been due since {describe(due, timezone)}: run advance_phase to start it now (the weekly "
             "schedule's next run would too).")
+
+
+def same_clocks(one: str, other: str, since: float, *, days: int = 2 * 366) -> bool:
+    """Whether the clocks of zones ``one`` and ``other`` read alike at every hour of the ``days``
+    after ``since`` (``UTC`` and ``Etc/UTC``, ``Europe/Berlin`` and ``Europe/Paris`` do): two names
+    of one calendar are no disagreement, two zones whose daylight-saving rules differ are."""
+    if one == other:
+        return True
+    first, second = zone(one), zone(other)
+    start = math.floor(since / 3600) * 3600
+    return all(dt.datetime.fromtimestamp(t, first).utcoffset() == dt.datetime.fromtimestamp(t, second).utcoffset()
+               for t in range(start, start + days * 24 * 3600, 3600))
+
+
+def schedule_disagrees(cron: str, cron_timezone: str, weekly_timezone: str, fires: Sequence[float]) -> str | None:
+    """What goes wrong when advance_phase's ``cron`` fires in ``cron_timezone`` while a rollout
+    counts its calendar weeks in ``weekly_timezone`` (None when the two zones keep the same clocks).
+    ``fires``: the cron's next runs; the first whose hour the two zones read differently is shown as
+    each reads it (the next run may fall where they agree: Europe/London and UTC, in winter). The
+    caller adds the fix.
+
+    A Monday 09:00 in UTC is 04:00 or 05:00 in New York: the phase starts, and its approval pause
+    asks and (an hour later, by default) rolls back, while nobody there is at work. Cron and weeks
+    in zones whose Mondays begin at other instants also end some phases a week late: a phase
+    started on a Monday of one zone that is still Sunday in the other (``phase_wait``).
+    """
+    if not fires or same_clocks(cron_timezone, weekly_timezone, fires[0]):
+        return None
+    shown = next((t for t in fires if wall_time(t, cron_timezone) != wall_time(t, weekly_timezone)), fires[0])
+    return (f"advance_phase's weekly schedule ({cron!r}) fires in {cron_timezone}, but the rollout counts its calendar "
+            f"weeks in {weekly_timezone} (the spec's weekly_timezone): its {describe(shown, cron_timezone)} is "
+            f"{describe(shown, weekly_timezone)} on the rollout's calendar, so each phase starts, and an approval "
+            "pause asks and times out, at that hour there, and a phase started near a midnight of one zone may be "
+            "ended a week late")

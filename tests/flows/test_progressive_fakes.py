@@ -1398,6 +1398,33 @@ def test_a_resume_on_a_canary_service_redeployed_since_is_refused_before_it_move
     assert (record.owner, record.phased, shifts(env)) == (None, True, [5]), record
 
 
+def test_a_canary_re_registered_with_the_rollouts_own_image_is_refused_saying_why_and_how_to_go_on():
+    """A CDK deploy re-registered the canary's task definition with the rollout's own image (its
+    tags changed, say): the tick refused as for a hotfix, "another revision was put on it", which
+    read as a false alarm on a canary running the image being rolled out. The refusal stands (the
+    revision's command, environment or secrets may differ from the one judged) and says so, and how
+    to go on either way; one on another image names that image."""
+    env, service, ours = _week_1_then_a_hotfix_on_the_canary()
+    record = env.ledger.get(service)
+    env.deployer.task_definitions["edit-task:8"] = record.pinned_image or record.image
+    env.deployer.update_service(service, task_definition="edit-task:8")
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"it names the rollout's image, {record.pinned_image or record.image}, but as another revision, whose " \
+           "other settings (command, environment, secrets, roles, cpu and memory, other containers) this rollout's " \
+           "stages did not judge" in said, said
+    assert f"--task-definition {ours}) and run advance_phase again, or, to roll out the new revision's settings, " \
+           "roll this rollout back (`rollway abort`) and start a new one" in said, said
+    assert env.router.weights == Weights(stable=95, canary=5) and shifts(env) == [5]
+    env.deployer.update_service(service, task_definition="edit-task:7")
+    with pytest.raises(PhaseRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-2")
+    said = str(refused.value)
+    assert "it names webordinary/edit-container:hotfix, not the rollout's " in said and "but as another" not in said
+
+
 def test_a_pause_watch_stands_down_when_another_run_took_the_rollout_over_meanwhile(caplog):
     """A run paused for an approval renews no lease. Another run took the lapsed lease (the paused
     run's process taken for dead, say) and shifted to 25 %; the paused run's watch then read 75/25,
@@ -1481,6 +1508,10 @@ def test_a_new_rollout_is_announced_before_any_traffic_moves_and_a_resume_or_ref
     assert subject == f"Rollout starting: {env.targets.canary_service}" and canary_then == 0, sent[0]
     assert f"alice started rollout {record.rollout_id} of {IMAGE}" in message, message
     assert "week 1: 5%; week 2: 25%, 50%; week 3: 75%, 100% then decommission" in message, message
+    # The Monday schedule starts each phase whether anyone is at work: an unanswered pause rolls back.
+    assert message.endswith("automatic rollback on failure; approval before 25%, 100%: a pause unanswered for 1 h "
+                            "rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold "
+                            "to keep the weights and ask again instead)."), message
     assert [s for s, _m, _w in sent].count(subject) == 1
     env.clock.sleep(WEEK)
     assert advance_on(env, auto_approve("carol"), "cron-1").outcome == "holding"

@@ -48,6 +48,38 @@ def test_a_phased_run_and_the_schedules_tick_say_which_phase_they_start_and_that
     assert any(f"week 2 of {service} complete: holding at 50/50" in line for line in said), said
 
 
+def test_a_phase_start_says_which_approvals_it_asks_by_when_and_that_an_unanswered_one_rolls_back(caplog):
+    """The Monday schedule starts week 2, which asks before 25 % as it starts: the start line named
+    the phase and its weights only, and nothing but the pause itself (once asked) said that nobody
+    answering within the hour rolls the rollout back, nor how to wait instead."""
+    env = env_with_ledger()
+    env.wall = lambda: at("UTC", 2027, 1, 18, 9, 0)
+    service = env.targets.canary_service
+    env.clock.t = at("UTC", *MONDAY)
+    with caplog.at_level(logging.INFO):
+        first_run(env, full_spec())
+    (week_1,) = [line for line in _said(caplog) if line.startswith(f"starting week 1 of {service}")]
+    assert "approval" not in week_1, week_1  # week 1 asks nothing
+    caplog.clear()
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        tick(env, "cron-1")
+    (week_2,) = [line for line in _said(caplog) if line.startswith(f"starting week 2 of {service}")]
+    assert week_2.endswith(
+        "(phase 2 of 3: 25%, 50%); it asks for approval before 25% (25% is asked now: answer by about "
+        "Mon 2027-01-18 10:00 UTC, wall clock, 1 h from now); a pause unanswered for 1 h rolls the rollout back "
+        "(approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the weights and ask again "
+        "instead)"), week_2
+    caplog.clear()
+    env.clock.t += WEEK
+    with caplog.at_level(logging.INFO):
+        tick(env, "cron-2")
+    (week_3,) = [line for line in _said(caplog) if line.startswith(f"starting week 3 of {service}")]
+    assert week_3.endswith("(phase 3 of 3: 75%, 100%); it asks for approval before 100%; a pause unanswered for "
+                           "1 h rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold "
+                           "to keep the weights and ask again instead)"), week_3
+
+
 @flow
 def tick_answered(env, *answers):
     return advance(env, scripted(*answers), owner="cron-1")

@@ -11,6 +11,7 @@ phase's end, and its hooks' rollback when the ledger cannot be read.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import uuid
@@ -300,6 +301,77 @@ def test_a_tick_whose_holder_prefect_no_longer_has_goes_on_and_rolls_nothing_bac
     assert env.router.weights == Weights(stable=0, canary=100) and env.flags.flags[FEATURE].enabled
     said = [r.getMessage() for r in caplog.records if str(gone.id) in r.getMessage()]
     assert said and "its lease decides" in said[0], caplog.text
+
+
+@contextlib.contextmanager
+def _advance_phase_deployed(weekly_timezone: str):
+    """serve.py's advance_phase deployment, its weekly schedule in ``weekly_timezone``, on the API
+    while in the block (its id); deleted after, so that no later test's run compares with it."""
+    from deployments.serve import build_deployments
+
+    (deployment,) = [d for d in build_deployments(weekly_timezone=weekly_timezone, schedules_active=True)
+                     if d.flow_name == "advance_phase"]
+    deployment_id = deployment.apply()
+    try:
+        yield deployment_id
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
+
+
+def _scheduled_advance_phase_run(weekly_timezone: str):
+    """A run of serve.py's advance_phase deployment (its weekly schedule in ``weekly_timezone``),
+    created on the API as the scheduler creates one, and executed in this process."""
+    from prefect.flow_engine import run_flow
+
+    with _advance_phase_deployed(weekly_timezone) as deployment_id:
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(deployment_id)
+        return run_flow(advance_phase, flow_run=run, parameters={}, return_type="state")
+
+
+@pytest.mark.parametrize("cron_zone, warned", [("UTC", True), ("America/New_York", False)])
+def test_a_tick_whose_schedule_fires_in_another_zone_than_the_rollouts_weeks_says_so(monkeypatch, caplog, cron_zone,
+                                                                                   warned):
+    """The advance_phase schedule fires Mondays 09:00 UTC; the rollout counts New York's weeks.
+    Nothing compared the two: each phase started, and asked its approvals, at 04:00 or 05:00 in New
+    York, where an unanswered pause rolls back an hour later. The tick says so, naming both zones
+    and the fix, and goes on (a refusal would stop the rollout every Monday)."""
+    env = env_with_ledger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = _two_weeks().model_copy(update={"weekly_timezone": "America/New_York"})
+    env.clock.t = at("America/New_York", *MONDAY)
+    assert first_run(env, spec).outcome == "holding"
+    env.clock.t += WEEK
+    with caplog.at_level(logging.WARNING):
+        state = _scheduled_advance_phase_run(cron_zone)
+    assert state.is_completed(), state.message
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+    said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
+    if not warned:
+        assert said == [], said
+        return
+    assert said and "advance_phase's weekly schedule ('0 9 * * MON') fires in UTC, but the rollout counts its " \
+                     "calendar weeks in America/New_York" in said[0], said
+    assert " 09:00 UTC is Mon " in said[0] and (" 04:00 EST " in said[0] or " 05:00 EDT " in said[0]), said[0]
+    assert "serve.py --weekly-timezone America/New_York" in said[0], said[0]
+
+
+def test_a_new_rollout_on_other_weeks_than_the_schedules_zone_is_warned_of_as_it_starts(monkeypatch, caplog):
+    """The first moment the rollout's zone can be compared with the schedule's, and the last at
+    which it is free to change: the rollout records it. Said as the rollout starts, not a week later."""
+    from flows.progressive import progressive_rollout
+
+    env = env_with_ledger()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = _two_weeks().model_copy(update={"weekly_timezone": "Asia/Kolkata"})
+    env.clock.t = at("Asia/Kolkata", *MONDAY)
+    with _advance_phase_deployed("UTC"), caplog.at_level(logging.WARNING):
+        assert progressive_rollout(spec=spec.model_dump(mode="json")).outcome == "holding"
+    said = [r.getMessage() for r in caplog.records if "weekly schedule" in r.getMessage()]
+    assert said and "fires in UTC, but the rollout counts its calendar weeks in Asia/Kolkata" in said[0], said
+    assert "(this rollout, which starts now; or start it with the schedule's zone as its weekly_timezone)" in said[0]
+    assert " 09:00 UTC is Mon " in said[0] and " 14:30 IST " in said[0], said[0]
 
 
 # --- the rollout clock against the wall calendar ---------------------------------------------

@@ -1093,6 +1093,37 @@ def test_serve_script_refuses_a_weekly_cron_that_never_fires(cron, monkeypatch, 
     assert f"--weekly-cron {cron!r} never fires" in said and "advance_phase" in said, said
 
 
+def test_serve_script_refuses_a_prefilled_spec_whose_weeks_are_another_zones_than_the_cron(monkeypatch, capsys) -> None:
+    """A pre-filled spec naming America/New_York beside the default Monday 09:00 UTC cron was
+    served without a word: every rollout started from the form then started its weekly phases, and
+    asked its approvals, at 04:00 or 05:00 New York time, when an unanswered pause rolls back."""
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    spec = RolloutSpec(image="repo/app:2.0.0", weekly_timezone="America/New_York").model_dump_json(exclude_unset=True)
+    with pytest.raises(SystemExit) as exited:
+        serve.main(spec_json=spec)
+    assert exited.value.code == 2 and not served
+    said = capsys.readouterr().err
+    assert said.startswith("error: --spec-json's weekly_timezone America/New_York is not --weekly-timezone UTC: "
+                           "advance_phase's weekly schedule ('0 9 * * MON') fires in UTC"), said
+    assert " 09:00 UTC is Mon " in said and (" 04:00 EST " in said or " 05:00 EDT " in said), said
+    assert "--weekly-timezone America/New_York, or leave weekly_timezone out of the spec" in said, said
+
+
+def test_serve_script_takes_a_prefilled_spec_whose_zone_keeps_the_crons_clocks(monkeypatch, an_api_url) -> None:
+    """Two names of one calendar (Etc/UTC beside UTC, Europe/Paris beside Europe/Berlin) disagree on nothing."""
+    import deployments.serve as serve
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.extend(deployments))
+    for spec_zone, cron_zone in (("Etc/UTC", "UTC"), ("Europe/Paris", "Europe/Berlin")):
+        serve.main(weekly_timezone=cron_zone, spec_json=RolloutSpec(
+            image="repo/app:2.0.0", weekly_timezone=spec_zone).model_dump_json(exclude_unset=True))
+    assert len([d for d in served if d.flow_name == "advance_phase"]) == 2
+
+
 def test_validate_deployment_defaults_to_the_given_validation_spec_or_else_its_own(served) -> None:
     """Without one, the flow's own default (Webordinary's real addresses) stands; the spec
     parameter of the rollout flows is not mistaken for it."""

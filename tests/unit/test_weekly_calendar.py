@@ -285,3 +285,21 @@ def test_the_slack_given_is_the_slack_counted():
     assert weekly.phase_wait(started, monday, timezone="UTC", min_phase_seconds=7 * D, slack_seconds=2 * H) is None
     said = weekly.phase_wait(started, monday, timezone="UTC", min_phase_seconds=7 * D, slack_seconds=0)
     assert said and "less 0 h of schedule slack" in said
+
+
+def test_a_schedule_in_another_zone_than_the_rollouts_weeks_is_shown_at_a_run_where_their_clocks_differ():
+    """A Monday 09:00 cron in Europe/London beside a rollout on UTC weeks, read in January: the
+    next run reads 09:00 in both zones, and the warning showed "09:00 GMT is 09:00 UTC", a
+    disagreement it did not show. The first run where they differ is shown (in summer time)."""
+    mondays = [at("Europe/London", *(dt.date(2027, 1, 18) + dt.timedelta(weeks=week)).timetuple()[:3], 9)
+               for week in range(40)]  # 09:00 on London's clocks, as the cron fires there
+    said = weekly.schedule_disagrees("0 9 * * MON", "Europe/London", "UTC", mondays)
+    assert said is not None and "its Mon 2027-03-29 09:00 BST is Mon 2027-03-29 08:00 UTC on the rollout's " \
+                                "calendar" in said, said
+    assert said.startswith("advance_phase's weekly schedule ('0 9 * * MON') fires in Europe/London, but the rollout "
+                           "counts its calendar weeks in UTC"), said
+
+
+@pytest.mark.parametrize("one, other", [("UTC", "Etc/UTC"), ("Europe/Berlin", "Europe/Paris"), ("UTC", "UTC")])
+def test_two_names_of_one_calendar_are_no_schedule_disagreement(one, other):
+    assert weekly.schedule_disagrees("0 9 * * MON", one, other, [at(one, 2027, 1, 18, 9)]) is None
