@@ -209,7 +209,8 @@ class _ScriptedTool:
         raise subprocess.TimeoutExpired("tool", timeout)
 
 
-def _notices(tool: _ScriptedTool, *, deadline: float, quiet_seconds: float) -> tuple[int | None, list[tuple[float, float]]]:
+def _notices(tool: _ScriptedTool, *, deadline: float,
+             quiet_seconds: float) -> tuple[int | None, list[tuple[float, float]]]:
     from rollway.toolchain.process import _wait
 
     quiet: list[tuple[float, float]] = []
