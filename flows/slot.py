@@ -30,6 +30,7 @@ still rolling back.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
@@ -120,11 +121,23 @@ class HeldSlot:
         settings = get_settings_context().model_copy()
 
         def renew() -> None:
-            with settings:
-                self.renew_until_released(self._stop.wait)
+            try:
+                with settings:
+                    self.renew_until_released(self._stop.wait)
+            finally:
+                with _registry:
+                    _renewing.discard(self)
 
+        _stop_at_shutdown()
+        with _registry:
+            _renewing.add(self)
         self._thread = threading.Thread(target=renew, name=f"rollway-slot-{self.name}", daemon=True)
         self._thread.start()
+
+    def stop_renewing(self) -> None:
+        """End the renewals without a word and without releasing: the lease runs out on its own
+        (``stop_renewals``)."""
+        self._stop.set()
 
     def renew_until_released(self, wait: Callable[[float], bool]) -> None:
         """Renew the lease until ``wait`` says the slot was released (returns True), the API says
@@ -158,7 +171,7 @@ class HeldSlot:
                 self._failed(err, failures)
                 continue
             self._renewed_at = now
-            if failures:
+            if failures and not self._stop.is_set():
                 self._log.info("renewed the lease on the Prefect concurrency slot %r after %d failed attempts",
                                self.name, failures)
             failures = 0
@@ -395,6 +408,52 @@ def claim_handed_over(flow_run_id: UUID) -> HeldSlot | None:
     if slot is not None:
         slot.claim()
     return slot
+
+
+_renewing: set[HeldSlot] = set()
+"""The slots whose renewal thread runs in this process."""
+_shutdown_hooked = False
+
+
+def stop_renewals(timeout_seconds: float = 2.0) -> None:
+    """End every lease renewal this process runs, without a word and without a release.
+
+    For a process that is ending: its runs are over or abandoned, and a renewal thread left
+    running went on calling the API and logging into the run's log after the process had shut
+    that log down ("--- Logging error ---" tracebacks at exit), for up to ``handover_seconds``
+    when a run's hook never took its slot. Each lease then runs out on its own, which is what
+    a process that dies does too. A renewal under way is waited on up to ``timeout_seconds``.
+    """
+    with _registry:
+        slots = list(_renewing)
+    for slot in slots:
+        slot.stop_renewing()
+    for slot in slots:
+        if slot._thread is not None and slot._thread is not threading.current_thread():
+            slot._thread.join(timeout=timeout_seconds)
+
+
+def _stop_at_shutdown() -> None:
+    """Have the interpreter's shutdown stop the renewals before anything else of it.
+
+    Python waits for its threads and runs the hooks of ``threading._register_atexit`` (newest
+    first) before ``atexit``'s: Prefect's run-log worker drains there, so a renewal thread
+    logging after it (or during ``atexit``'s hooks, which stop the ephemeral API server) broke
+    the log. Registered at the first start, after the run's log worker started, so it runs
+    first. Python without that hook gets ``atexit``'s, late but still before logging shuts down.
+    """
+    global _shutdown_hooked
+    with _registry:
+        if _shutdown_hooked:
+            return
+        _shutdown_hooked = True
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError("no threading hook")
+        register(stop_renewals)
+    except RuntimeError:  # no such hook, or the interpreter is already shutting down
+        atexit.register(stop_renewals)
 
 
 def _forget(slot: HeldSlot) -> None:

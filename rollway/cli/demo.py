@@ -10,8 +10,12 @@ block exactly as it would reach a real account.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import signal
+import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,16 +155,34 @@ def _signal_behind(err: BaseException | None) -> int | None:
     the crash then fails, and that error, not the signal, leaves the run."""
     from prefect.exceptions import TerminationSignal
 
+    from rollway.cli.up import Stopped
+
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, TerminationSignal):
             return err.signal
+        if isinstance(err, KeyboardInterrupt):
+            # Ctrl-C is no TerminationSignal: a crash report that failed hid it the same way, and
+            # the demo went on to its next scenario, reporting this one failed.
+            return err.signum if isinstance(err, Stopped) else signal.SIGINT
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
 
 
 def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int, rps: float) -> bool:
+    """Run ``scenario`` on a freshly provisioned account; whether it ended as expected. A signal
+    unwinds out of it, saying (``where``) which scenario it stopped and where its rollout stood."""
+    try:
+        return _run_scenario(scenario, aws, get_client, targets, speed=speed, seed=seed, rps=rps)
+    except KeyboardInterrupt as stop:
+        if getattr(stop, "where", None) is None:  # stopped while the account was set up or the end checked
+            stop.where = f"in scenario {scenario.name}, outside its canary run"  # type: ignore[attr-defined]
+        raise
+
+
+def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed: float, seed: int,
+                  rps: float) -> bool:
     from flows.canary import canary
     from rollway.aws.ecs import EcsDeployer
     from rollway.aws.elbv2 import AlbRouter
@@ -186,13 +208,20 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
             result = canary(
                 spec=spec, actor="demo", aws_credentials_block=DEMO_CREDENTIALS_BLOCK, clock=clock,
             )
+        except KeyboardInterrupt as stop:
+            _quiet_slots()
+            stop.where = where_it_stood(scenario, spec, get_client, targets)  # type: ignore[attr-defined]
+            raise
         except Exception as err:  # noqa: BLE001 - the run's own log above has the traceback
             # A failed run is this scenario's result, not the end of the demo: the others still
             # run, and the last line counts it. (Its hooks rolled it back; Ctrl-C still unwinds.)
             if (signum := _signal_behind(err)) is not None:
                 from rollway.cli.up import Stopped
 
-                raise Stopped.by(signum) from err
+                _quiet_slots()
+                stopped = Stopped.by(signum)
+                stopped.where = where_it_stood(scenario, spec, get_client, targets)  # type: ignore[attr-defined]
+                raise stopped from err
             console.print(f"[bold red]NOT as expected[/]: the canary run failed: {error_said(err)}")
             return False
     console.print(result_table(result))
@@ -225,6 +254,35 @@ def run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, speed
     else:
         console.print(f"[bold green]as expected[/]: {result.reason}")
     return not unmet
+
+
+def _quiet_slots() -> None:
+    """The stopped run's slot is renewed no more: its hook, which would release it, never runs
+    once the demo's API is gone, and the renewals' warnings about that API came between the
+    run's last lines and the demo's (``free_leftover_slot`` frees it at the next demo)."""
+    from flows.slot import stop_renewals
+
+    stop_renewals()
+
+
+def where_it_stood(scenario: Scenario, spec: RolloutSpec, get_client, targets: Targets) -> str:
+    """Which scenario a stop interrupted and where its rollout stood, as the load balancer on the
+    embedded AWS (still up: it stops after this) reads back; for the demo's last line. Never raises.
+
+    The canary flow keeps no ledger record of its stages: the weights are where it stands."""
+    from rollway.aws.elbv2 import AlbRouter
+
+    said = f"in scenario {scenario.name}"
+    try:
+        weights = AlbRouter(get_client("elbv2"), targets).get_weights()
+    except Exception as err:  # noqa: BLE001 - the line still says which scenario
+        return f"{said} (its load balancer could not be read: {error_said(err)})"
+    split = f"the load balancer at {weights.stable}/{weights.canary} (stable/canary)"
+    if weights.canary == 0:
+        return f"{said}, with {scenario.tag} serving no traffic: {split}"
+    stage = next((i for i, s in enumerate(spec.stages) if s.weight == weights.canary), None)
+    at = f" (stage {stage + 1} of {len(spec.stages)})" if stage is not None else ""
+    return f"{said}, with {scenario.tag} serving {weights.canary}% of the traffic{at}, not rolled back: {split}"
 
 
 def unmet_expectations(
@@ -366,6 +424,72 @@ def task_completions_unsaid() -> Iterator[None]:
             handler.removeFilter(unsaid)
 
 
+API_LOOK_SECONDS = 0.2
+"""How often the demo looks whether its Prefect API server is still running."""
+
+
+@contextmanager
+def no_retries_once_the_api_is_gone(server: Any = None, *, look_seconds: float = API_LOOK_SECONDS) -> Iterator[None]:
+    """For the demo's duration: once its Prefect API server has exited, Prefect's client stops
+    retrying requests to it.
+
+    A signal sent to the demo's process group (Ctrl-C in its terminal, a supervisor's SIGTERM)
+    stops that server too. The run then reported its crash to it, retrying each request with
+    back-offs of 2 to 32 s: the demo went on for about 70 s after the signal before it said it
+    had stopped. Nothing restarts a stopped ephemeral server, so a retry can only wait.
+
+    Args:
+        server: Prefect's ``SubprocessASGIServer`` (its ``server_process`` and ``port`` are watched); None:
+            the ephemeral API's own, started here if it is not running yet.
+        look_seconds: how often the server is looked at.
+    """
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings
+
+    if server is None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # one per process: the one Prefect's ephemeral client starts and uses
+        server.start()
+    # The settings of this context (the demo's temporary ones) hold the retries every request reads.
+    # Prefect's log and event workers copied this context when the runs started them: they read
+    # these settings too, and so drained the runs' last lines at exit without retries either.
+    settings = get_current_settings()
+    retries = PREFECT_CLIENT_MAX_RETRIES.value()
+    done, gone = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(look_seconds):
+            if _api_gone(server, look_seconds):
+                settings.client.max_retries = 0
+                gone.set()
+                return
+
+    watcher = threading.Thread(target=watch, name="rollway-demo-api-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        if not gone.is_set():  # gone, it stays gone: the workers' drains at exit still read these settings
+            settings.client.max_retries = retries
+
+
+def _api_gone(server: Any, timeout: float) -> bool:
+    """Whether ``server`` has exited or no longer listens (it stopped listening at the signal,
+    and took seconds more to close the connections it had and exit)."""
+    process = server.server_process
+    if process is None or process.poll() is not None:
+        return True
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:  # slow to accept (a loaded machine), or a transient failure: not a refusal
+        return False
+    return False
+
+
 def run_demo(*, speed: float, seed: int, rps: float) -> int:
     from rollway.cli.up import errors, stop_on_signals, stopped_by
 
@@ -376,10 +500,24 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
     except KeyboardInterrupt as stop:
         # It ended silently (or in a traceback) with 130 whatever the signal: a supervisor's
         # SIGTERM read as Ctrl-C.
-        name, code = stopped_by(stop)
-        errors.print(f"demo stopped ({name}) after {time.monotonic() - started:.1f} s, before its scenarios had all "
-                     "run", markup=False)
-        return code
+        errors.print(stopped_said(stop, time.monotonic() - started), markup=False)
+        # The process ends next, and the interpreter's last collections went through every object the
+        # scenarios left (moto's state, Prefect's): seconds more of a stop asked for. Nothing is
+        # collected after this; the process's end frees it all at once.
+        gc.freeze()
+        return stopped_by(stop)[1]
+
+
+def stopped_said(stop: KeyboardInterrupt, seconds: float) -> str:
+    """The demo's last line once a signal stopped it ``seconds`` after it started: the signal, and
+    the scenario it interrupted with where its rollout stood (``where_it_stood``), when one ran."""
+    from rollway.cli.up import stopped_by
+
+    # Nothing of the rollout outlives the demo: the embedded AWS it ran on stops with it.
+    where = getattr(stop, "where", None)
+    return (f"demo stopped ({stopped_by(stop)[0]}) after {seconds:.1f} s, "
+            + (f"{where}; the embedded AWS it ran on stops with the demo" if where
+               else "before its scenarios had all run"))
 
 
 def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
@@ -402,9 +540,12 @@ def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
         credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)
         get_client = client_factory(credentials)
-        results = [
-            run_scenario(s, aws, get_client, targets, speed=speed, seed=seed, rps=rps) for s in SCENARIOS
-        ]
+        # Watched once free_leftover_slot has started it: a Prefect home this user cannot write
+        # is refused there, in one line, before any server start fails on it.
+        with no_retries_once_the_api_is_gone():
+            results = [
+                run_scenario(s, aws, get_client, targets, speed=speed, seed=seed, rps=rps) for s in SCENARIOS
+            ]
     elapsed = time.monotonic() - started
     console.rule()
     console.print(f"demo finished in {elapsed:.1f} s: {sum(results)}/{len(results)} scenarios as expected")

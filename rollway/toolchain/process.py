@@ -262,17 +262,19 @@ def _supervise(process: subprocess.Popen, command: Sequence[str], started: float
 
 
 def _wait(process: subprocess.Popen, started: float, deadline: float, heard: list[float],
-          on_quiet: Callable[[float, float], None] | None, quiet_seconds: float) -> int:
+          on_quiet: Callable[[float, float], None] | None, quiet_seconds: float,
+          clock: Callable[[], float] = time.monotonic) -> int:
     """The tool's exit code, waiting until ``deadline`` (then ``TimeoutExpired``), calling
     ``on_quiet`` for every ``quiet_seconds`` it prints nothing.
 
     A CloudFormation deploy goes silent for many minutes while an ECS service stabilizes or an
     image builds; with nothing in the run's log for that long, a person could not tell a
-    waiting deploy from a hung one.
+    waiting deploy from a hung one. ``started``, ``deadline`` and ``heard`` (when the tool last
+    printed a line) are times on ``clock``, which ``process.wait``'s timeouts are taken to run on.
     """
     noted = heard[0]
     while True:
-        now = time.monotonic()
+        now = clock()
         if on_quiet is None or quiet_seconds <= 0:
             return process.wait(timeout=max(deadline - now, 0))
         # Next look: when the silence since the last line (or the last notice) reaches quiet_seconds.
@@ -280,7 +282,7 @@ def _wait(process: subprocess.Popen, started: float, deadline: float, heard: lis
         try:
             return process.wait(timeout=max(min(deadline, due) - now, 0))
         except subprocess.TimeoutExpired:
-            now = time.monotonic()
+            now = clock()
             if now >= deadline:
                 raise
             if now - max(heard[0], noted) >= quiet_seconds:

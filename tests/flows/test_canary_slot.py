@@ -187,6 +187,62 @@ def test_a_renewal_answered_after_the_release_says_nothing(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+# A process whose run handed its slot over and ended without a hook taking it (its final state could
+# not be set: the API had stopped), then exits. The run's log handler is Prefect's: at exit it can no
+# longer start its worker (here: a handler that registers a thread exit hook, as that worker does),
+# and the exit takes a while (Prefect's own exit hooks stop the ephemeral API server).
+_ABANDONED = """
+import atexit, logging, sys, threading, time
+from contextlib import contextmanager
+from uuid import uuid4
+from flows.slot import HeldSlot, hand_over
+from rollway.lease import RenewalPolicy
+
+class RunLog(logging.Handler):
+    def emit(self, record):
+        try:
+            threading._register_atexit(lambda: None)
+            print("LOG", record.getMessage()[:40], flush=True)
+        except Exception:
+            self.handleError(record)
+
+class DeadApi:
+    @contextmanager
+    def __call__(self):
+        yield self
+    def renew_concurrency_lease(self, lease_id, lease_duration):
+        print("API renew", flush=True)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+log = logging.getLogger("run")
+log.addHandler(RunLog())
+policy = RenewalPolicy(lease_seconds=60, renew_fraction=0.001, first_retry_seconds=0.02, max_retry_seconds=0.02)
+slot = HeldSlot("rollway-canary:test:abandoned", uuid4(), policy, taken_at=time.monotonic(), client=DeadApi(),
+                logger=log)
+slot.start()
+hand_over(uuid4(), slot)
+time.sleep(0.2)
+atexit.register(lambda: (print("EXITING", flush=True), time.sleep(0.5)))
+"""
+
+
+def test_a_slot_no_hook_took_stops_being_renewed_when_its_process_exits():
+    """The demo stopped by a signal: its run's state could not be set, no hook took the slot, and
+    the renewal thread went on calling the stopped API and logging through the process's exit,
+    each line a "--- Logging error ---" traceback. It stops before the exit's hooks, without a word."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _ABANDONED], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "EXITING" in lines and any(line.startswith("API renew") for line in lines), done.stdout
+    after = lines[lines.index("EXITING") + 1:]
+    assert after == [], f"the renewals went on through the exit: {after}"
+    assert "Logging error" not in done.stderr, done.stderr
+
+
 # -- the real API ------------------------------------------------------------------------------------
 
 

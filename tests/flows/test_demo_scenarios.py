@@ -203,3 +203,105 @@ def test_a_judge_scenario_rolled_back_for_the_load_balancers_own_5xx_is_not_the_
                                canary_image="repo/edit-container:1.0.0",
                                subjects=[f"Rollback: {targets.canary_service}"], targets=targets)
     assert found == ["rolled back by a guardrail, not by the judge's comparison with the baseline"], found
+
+
+def _stopped_at_stage_2(get_client, targets, raised: BaseException):
+    """A canary run stopped by a signal at its second stage: the load balancer at 75/25, then ``raised``."""
+    from rollway.aws.elbv2 import AlbRouter
+
+    def stopped(spec, **kwargs):
+        AlbRouter(get_client("elbv2"), targets).set_weights(Weights(stable=75, canary=25))
+        raise raised
+
+    return stopped
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "ctrl-c, its crash report refused", "sigterm, its crash report refused"])
+def test_a_demo_stopped_mid_scenario_says_which_and_where_its_rollout_stood(demo_account, monkeypatch, how):
+    """Stopped by a signal, the demo said only "before its scenarios had all run": not which
+    scenario it interrupted, nor where that rollout stood."""
+    import signal
+
+    from prefect.exceptions import TerminationSignal
+
+    from rollway.cli.demo import stopped_said
+    from rollway.cli.up import Stopped
+
+    aws, get_client, targets = demo_account
+    if how == "ctrl-c":
+        raised: BaseException = KeyboardInterrupt()
+    else:  # the API stopped with the demo's group: reporting the crash failed, and that error left the run
+        try:
+            raise KeyboardInterrupt() if how.startswith("ctrl-c") else TerminationSignal(signal.SIGTERM)
+        except BaseException:
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError as refused:
+                raised = refused
+    monkeypatch.setattr(flows.canary, "canary", _stopped_at_stage_2(get_client, targets, raised))
+
+    with pytest.raises(KeyboardInterrupt) as stop:
+        run_scenario(scenario("2.1.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+
+    line = stopped_said(stop.value, 31.04)
+    name = "SIGINT" if how.startswith("ctrl-c") else "SIGTERM"
+    assert line == (f"demo stopped ({name}) after 31.0 s, in scenario B: version failing 5% of requests, with 2.1.0 "
+                    "serving 25% of the traffic (stage 2 of 4), not rolled back: the load balancer at 75/25 "
+                    "(stable/canary); the embedded AWS it ran on stops with the demo"), line
+
+
+def test_once_the_demos_prefect_api_has_exited_its_requests_are_not_retried():
+    """A signal to the demo's group stops its ephemeral API server too; the run's crash report then
+    retried each request against it for about 70 s (2 + 4 + ... + 32 s of back-off) before the
+    demo could say it had stopped."""
+    import socket
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, PREFECT_API_URL, temporary_settings
+
+    from rollway.cli.demo import no_retries_once_the_api_is_gone
+
+    listening = socket.create_server(("127.0.0.1", 0))
+    server = SimpleNamespace(server_process=subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+                             port=listening.getsockname()[1])
+    try:
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            retries = PREFECT_CLIENT_MAX_RETRIES.value()
+            with no_retries_once_the_api_is_gone(server, look_seconds=0.01):
+                time.sleep(0.05)
+                assert PREFECT_CLIENT_MAX_RETRIES.value() == retries > 0, "retried while the server runs"
+                # A signal stops its listening first; the process exits seconds later, its connections closed.
+                listening.close()
+                deadline = time.monotonic() + 10
+                while PREFECT_CLIENT_MAX_RETRIES.value() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert PREFECT_CLIENT_MAX_RETRIES.value() == 0
+            # Nor after: Prefect's workers drain the runs' last log lines to it at the process's exit.
+            assert PREFECT_CLIENT_MAX_RETRIES.value() == 0
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            with no_retries_once_the_api_is_gone(SimpleNamespace(server_process=None), look_seconds=60):
+                pass
+            assert PREFECT_CLIENT_MAX_RETRIES.value() == retries, "a server that ran throughout left it alone"
+    finally:
+        listening.close()
+        server.server_process.kill()
+        server.server_process.wait()
+
+
+def test_a_demo_stopped_while_a_scenario_is_set_up_says_which(demo_account, monkeypatch):
+    from rollway.cli.demo import stopped_said
+    from rollway.cli.up import Stopped
+
+    aws, get_client, targets = demo_account
+
+    def stopped_while_provisioning(*args, **kwargs):
+        raise Stopped.by(15)
+
+    monkeypatch.setattr("rollway.sim.topology.provision", stopped_while_provisioning)
+    with pytest.raises(KeyboardInterrupt) as stop:
+        run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    assert stopped_said(stop.value, 2.0) == (
+        "demo stopped (SIGTERM) after 2.0 s, in scenario C: version failing 0.5% of requests (under the 1% guardrail), "
+        "outside its canary run; the embedded AWS it ran on stops with the demo")

@@ -182,31 +182,84 @@ def test_a_huge_line_is_cut_where_it_is_kept_or_shown():
     assert "characters cut" in caught.value.tail[0]
 
 
+class _ScriptedTool:
+    """A tool on a fake clock for ``_wait``: it prints a line at each of ``lines`` (seconds on the
+    clock) and exits at ``exits`` (None: never). ``wait(timeout)`` moves the clock as a real wait
+    would, so the notices' times are exact whatever the machine's load."""
+
+    def __init__(self, lines: list[float], exits: float | None) -> None:
+        self.now = 0.0
+        self.heard = [0.0]
+        self._lines, self._exits = sorted(lines), exits
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> int:
+        import subprocess
+
+        until = self.now + timeout
+        ends = self._exits is not None and self._exits <= until
+        self.now = self._exits if ends else until
+        for line in self._lines:
+            if line <= self.now:
+                self.heard[0] = max(self.heard[0], line)
+        if ends:
+            return 0
+        raise subprocess.TimeoutExpired("tool", timeout)
+
+
+def _notices(tool: _ScriptedTool, *, deadline: float,
+             quiet_seconds: float) -> tuple[int | None, list[tuple[float, float]]]:
+    from rollway.toolchain.process import _wait
+
+    quiet: list[tuple[float, float]] = []
+    try:
+        code = _wait(tool, 0.0, deadline, tool.heard, lambda *seconds: quiet.append(seconds), quiet_seconds,
+                     clock=tool.clock)
+    except Exception:  # noqa: BLE001 - the timeout, checked by the caller
+        code = None
+    return code, quiet
+
+
 def test_a_silent_tool_is_said_to_be_still_running_and_a_talking_one_is_not():
     # A CloudFormation deploy goes silent for minutes while an ECS service stabilizes: the run's
-    # log stood still all that time, a waiting deploy looking like a hung one.
-    quiet: list[tuple[float, float]] = []
-    code = ("import time\nfor i in range(6):\n    print('tick', i, flush=True); time.sleep(0.1)\n"
-            "print('CREATE_IN_PROGRESS AWS::ECS::Service', flush=True)\ntime.sleep(1.6)\nprint('done')")
-    result = run_tool([PY, "-c", code], timeout_seconds=30, on_quiet=lambda *seconds: quiet.append(seconds),
-                      quiet_seconds=0.5)
-    assert result.output[-1] == "done"
-    # Every 0.5 s of the 1.6 s silence (three on an idle machine; a loaded one stretches the
-    # tool's sleep, so more), none while it printed.
-    assert 2 <= len(quiet) <= 8, quiet
-    assert all(silent >= 0.5 for _elapsed, silent in quiet)
-    assert quiet[0][0] >= 1.0 and [s for _e, s in quiet] == sorted(s for _e, s in quiet)
+    # log stood still all that time, a waiting deploy looking like a hung one. Six lines 0.1 s
+    # apart, one more at 0.6 s, then 1.6 s of silence: a notice every 0.5 s of it, none before.
+    tool = _ScriptedTool(lines=[0.1 * i for i in range(7)], exits=2.2)
+    code, quiet = _notices(tool, deadline=30, quiet_seconds=0.5)
+    assert code == 0
+    assert [round(s, 6) for notice in quiet for s in notice] == [1.1, 0.5, 1.6, 1.0, 2.1, 1.5]
 
 
 def test_a_silent_tool_still_times_out_on_time():
+    tool = _ScriptedTool(lines=[], exits=None)
+    code, quiet = _notices(tool, deadline=1.2, quiet_seconds=0.5)
+    assert code is None and tool.now == pytest.approx(1.2)  # stopped at the deadline, not at a notice
+    assert [round(s, 6) for notice in quiet for s in notice] == [0.5, 0.5, 1.0, 1.0]
+
+
+def test_a_real_silent_tool_is_said_to_be_still_running():
+    # The same with a real tool, asserting only what holds on a loaded machine (a late wake-up
+    # moves a notice, never makes one early): every notice follows 0.5 s of silence at least,
+    # and the 1.6 s silence before the end gets one.
+    quiet: list[tuple[float, float]] = []
+    code = "import time\nprint('CREATE_IN_PROGRESS AWS::ECS::Service', flush=True)\ntime.sleep(1.6)\nprint('done')"
+    result = run_tool([PY, "-c", code], timeout_seconds=30, on_quiet=lambda *seconds: quiet.append(seconds),
+                      quiet_seconds=0.5)
+    assert result.output[-1] == "done"
+    assert quiet and all(elapsed >= silent >= 0.5 for elapsed, silent in quiet), quiet
+    assert [e for e, _s in quiet] == sorted(e for e, _s in quiet)
+
+
+def test_a_real_silent_tool_still_times_out():
     quiet: list[tuple[float, float]] = []
     started = time.monotonic()
     with pytest.raises(ToolTimeout):
         run_tool([PY, "-c", "import time; time.sleep(30)"], timeout_seconds=1.2,
                  on_quiet=lambda *seconds: quiet.append(seconds), quiet_seconds=0.5)
     assert time.monotonic() - started < 20  # the tool sleeps 30 s
-    # At 0.5 and 1 s; a wake-up late past the 1.2-s timeout under load ends it after the first.
-    assert 1 <= len(quiet) <= 2, quiet
+    assert len(quiet) <= 2, quiet  # 0.5 s apart at least, within the 1.2 s before the timeout
 
 
 def test_a_failures_message_quotes_the_last_lines_that_say_something():
