@@ -141,7 +141,7 @@ class CloudWatchMetrics:
             # the ledger showed AWS's bare refusal, tick after tick.
             said = rollout_said(err, self._targets)
             return Observation(
-                start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {said}"
+                start=start, end=end, error=f"metrics for {window_utc(start, end)} unavailable: {said}"
             )
         # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, with its
         # depth at the window's start, so that an alert counts what arrived since and names the
@@ -198,6 +198,15 @@ class CloudWatchMetrics:
             if not token:
                 return series
             arguments["NextToken"] = token
+
+
+def window_utc(start: float, end: float) -> str:
+    """[start, end) as on-call reads it: "2027-01-15 08:00:00 to 08:05:00 UTC" (the end's date
+    too when it is another day). Epoch seconds ("[1800000000, 1800000300)") had to be converted
+    to find the minutes a failed read left unjudged."""
+    first, last = (datetime.fromtimestamp(t, timezone.utc) for t in (start, end))
+    same_day = first.date() == last.date()
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}" + ("" if same_day else f" on {last:%Y-%m-%d}") + " UTC"
 
 
 def _query_id(version: Version, role: str) -> str:

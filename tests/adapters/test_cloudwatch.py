@@ -182,3 +182,22 @@ def test_exactly_one_source_of_dimensions_is_required(targets):
         CloudWatchMetrics(object(), targets)
     with pytest.raises(ValueError, match="exactly one"):
         CloudWatchMetrics(object(), targets, router=object(), dimensions=_DIMENSIONS)
+
+
+def test_a_throttled_read_says_its_window_in_utc_and_cloudwatchs_answer(targets):
+    """The stage's log and its pause showed "metrics for [1800000000, 1800000120) unavailable":
+    epoch seconds, which on-call had to convert to find the minutes that were not judged."""
+    from datetime import datetime, timezone
+
+    from botocore.exceptions import ClientError
+
+    class Throttled:
+        def get_metric_data(self, **_):
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
+
+    start = datetime(2027, 1, 15, 8, 0, tzinfo=timezone.utc).timestamp()
+    observation = CloudWatchMetrics(Throttled(), targets, dimensions=_DIMENSIONS).observe(start, start + 300)
+
+    assert observation.intervals == ()
+    assert observation.error.startswith("metrics for 2027-01-15 08:00:00 to 08:05:00 UTC unavailable: "), observation.error
+    assert "Rate exceeded" in observation.error, observation.error
