@@ -86,6 +86,13 @@ class PhaseComplete(_Decision):
 
 Decision = Union[SetWeight, Hold, Pause, Rollback, Promote, PhaseComplete]
 
+# The stage's final look, when it cannot read the metrics (CloudWatch throttling the read, a
+# GetMetricData that timed out), is read again this many times, this far apart, before a person
+# is asked: one throttled read at the end of a healthy stage paused it for on-call, where a read
+# seconds later would have passed it. As the monitoring window's last look (flows/monitor.py).
+FINAL_READ_RETRIES = 3
+FINAL_READ_RETRY_SECONDS = 15.0
+
 
 def stage_end(spec: RolloutSpec, state: StageState) -> float:
     """When the current stage's final verdict is due: its bake, plus the time its last
@@ -191,8 +198,8 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
 
     Returns:
         A frozen Decision: FAILED always rolls back; a stage passes only on a SUCCESSFUL verdict
-        after its minimum bake; INCONCLUSIVE, or metrics still failing at the end of the bake,
-        pause for a person; otherwise hold until the next analysis tick.
+        after its minimum bake; INCONCLUSIVE, or metrics still failing at the end of the bake
+        (read again ``FINAL_READ_RETRIES`` times first), pause for a person; otherwise hold until the next analysis tick.
     """
     if state.stage_index >= len(spec.stages):
         raise ValueError(f"stage index {state.stage_index} is past the last stage")
@@ -220,7 +227,16 @@ def decide(spec: RolloutSpec, state: StageState, verdict: Verdict | None, now: f
         return Pause(reason=f"{stage.weight}%: {verdict.reason}", cause="inconclusive", stage_index=state.stage_index)
     if verdict.phase is Phase.ERROR:
         if over:
-            return Pause(reason=f"{stage.weight}%: {verdict.reason}", cause="metrics", stage_index=state.stage_index)
+            bound = FINAL_READ_RETRIES * FINAL_READ_RETRY_SECONDS
+            if now < end + bound:
+                left = math.ceil((end + bound - now) / FINAL_READ_RETRY_SECONDS)
+                return Hold(reason=f"{stage.weight}%: {verdict.reason}; the stage's final look, read again in "
+                                   f"{FINAL_READ_RETRY_SECONDS:g} s ({left} more read{'s' if left != 1 else ''}; a "
+                                   "person is asked if the last still fails)",
+                            until=min(now + FINAL_READ_RETRY_SECONDS, end + bound))
+            return Pause(reason=f"{stage.weight}%: {verdict.reason} (the stage's final look, read "
+                                f"{FINAL_READ_RETRIES + 1} times over {bound:g} s)",
+                         cause="metrics", stage_index=state.stage_index)
         return Hold(reason=f"{stage.weight}%: {verdict.reason}; retrying", until=next_tick)
     if verdict.phase is Phase.SUCCESSFUL and elapsed >= stage.earliest_pass_seconds:
         return _next_step(spec, state, passed=True, why=f"{stage.weight}%: {verdict.reason}")

@@ -99,8 +99,9 @@ class QueueDepth(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     queue: str
-    first: int = Field(ge=0, description="in the observation's first period (0 without a reading there: SQS "
-                                         "publishes nothing for an idle, empty queue)")
+    first: int = Field(ge=0, description="in the observation's first period (without a reading there, the latest "
+                                         "in the few periods before it; 0 without any: SQS publishes nothing for "
+                                         "an idle, empty queue)")
     deepest: int = Field(ge=0, description="the most in any of its periods")
 
     @property

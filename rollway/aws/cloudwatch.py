@@ -59,6 +59,9 @@ _READS: dict[str, str] = {
 }
 _OK_STATUS = ("Complete", "PartialData")
 _UNSERVED_ID = "unserved"
+# Periods read before an observation's window, for each dead-letter queue's depth when it
+# opened should its first period have no reading (``_depth_before``).
+DLQ_LOOKBACK_PERIODS = 3
 
 _log = logging.getLogger(__name__)
 
@@ -134,25 +137,28 @@ class CloudWatchMetrics:
         try:
             schema = self._resolve()
             queries = _queries(schema, self._period)
-            series = self._fetch(queries, first, last)
+            # From a few periods earlier, for the dead-letter queues' depth before the window (see
+            # _depth_before); the intervals are only the window's own periods.
+            series = self._fetch(queries, first - DLQ_LOOKBACK_PERIODS * self._period, last)
             intervals = tuple(_interval(series, t, self._period) for t in range(first, last, self._period))
         except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
             # A read the role may not make says which statement grants it: the stage's output and
             # the ledger showed AWS's bare refusal, tick after tick.
             said = rollout_said(err, self._targets)
             return Observation(
-                start=start, end=end, error=f"metrics for [{start:.0f}, {end:.0f}) unavailable: {said}"
+                start=start, end=end, error=f"metrics for {window_utc(start, end)} unavailable: {said}"
             )
         # The deepest each DLQ got during the window, summed over the DLQs; and per DLQ, with its
         # depth at the window's start, so that an alert counts what arrived since and names the
-        # queue. SQS publishes nothing for an idle, empty queue: no reading in the first period
-        # means it held none then.
+        # queue.
         queues = {name: _queue_depths(series[v], series[f])
                   for name, v, f in zip(schema.dlq_series(), _dlq_ids(schema), _in_flight_ids(schema))}
-        dlq = sum(max(readings.values(), default=0.0) for readings in queues.values())
+        inside = {name: {t: d for t, d in readings.items() if t >= first} for name, readings in queues.items()}
+        dlq = sum(max(readings.values(), default=0.0) for readings in inside.values())
         depths = tuple(
-            QueueDepth(queue=name, first=round(readings.get(first, 0.0)), deepest=round(max(readings.values())))
-            for name, readings in queues.items()
+            QueueDepth(queue=name, first=round(_depth_before(queues[name], first)),
+                       deepest=round(max(readings.values())))
+            for name, readings in inside.items()
             if readings
         )
         return Observation(start=start, end=end, intervals=intervals, dlq_messages=round(dlq), dead_letters=depths)
@@ -198,6 +204,15 @@ class CloudWatchMetrics:
             if not token:
                 return series
             arguments["NextToken"] = token
+
+
+def window_utc(start: float, end: float) -> str:
+    """[start, end) as on-call reads it: "2027-01-15 08:00:00 to 08:05:00 UTC" (the end's date
+    too when it is another day). Epoch seconds ("[1800000000, 1800000300)") had to be converted
+    to find the minutes a failed read left unjudged."""
+    first, last = (datetime.fromtimestamp(t, timezone.utc) for t in (start, end))
+    same_day = first.date() == last.date()
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}" + ("" if same_day else f" on {last:%Y-%m-%d}") + " UTC"
 
 
 def _query_id(version: Version, role: str) -> str:
@@ -258,6 +273,20 @@ def _queue_depths(visible: dict[int, float], in_flight: dict[int, float]) -> dic
     publishes nothing for an idle queue, nor the in-flight count of a queue nobody reads).
     """
     return {t: visible.get(t, 0.0) + in_flight.get(t, 0.0) for t in visible.keys() | in_flight.keys()}
+
+
+def _depth_before(readings: dict[int, float], first: int) -> float:
+    """A dead-letter queue's depth when the window opened: its reading in the window's first
+    period, or else its latest in the ``DLQ_LOOKBACK_PERIODS`` before it, or else 0.
+
+    SQS publishes nothing for an idle, empty queue, so no reading at all means it held none. But
+    it also skips a minute now and then, and publishes late: read as 0, a missing first reading
+    of a queue holding old failures announced all of them as new dead letters of the stage.
+    """
+    if first in readings:
+        return readings[first]
+    before = [t for t in readings if t < first]
+    return readings[max(before)] if before else 0.0
 
 
 def _interval(series: dict[str, dict[int, float]], t: int, period: int) -> Interval:

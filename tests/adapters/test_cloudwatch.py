@@ -140,6 +140,40 @@ def test_dead_letters_someone_is_reading_still_count_as_in_the_queue(aws):
     assert "2 new message(s)" in alert.message and f"{dlq}: 5 → 7" in alert.message, alert.message
 
 
+def test_a_dlq_whose_first_reading_of_the_stage_is_missing_is_not_announced_as_new_dead_letters(aws):
+    """SQS skips a minute now and then (and publishes late). A DLQ that held 7 old failures, with
+    no reading in the stage's first period, was taken to have held none then: "7 new message(s)
+    in the dead-letter queues since the stage began (dlq: 0 → 7)", about a healthy canary that
+    sent none. The depth before the stage is its reading just before, when the first is missing."""
+    from datetime import datetime, timezone
+
+    from rollway.judge.guardrails import check
+    from rollway.spec import Guardrails
+
+    dlq = aws.targets.dlq_names[0]
+    cloudwatch = aws.get_client("cloudwatch")
+    start = ORIGIN + 7 * 86400
+
+    def visible(t, value):
+        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
+            "MetricName": "ApproximateNumberOfMessagesVisible", "Dimensions": [{"Name": "QueueName", "Value": dlq}],
+            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
+
+    visible(start - 60, 7)  # the old failures, the minute before the stage
+    # no reading in the stage's first period
+    visible(start + 60, 7)
+    visible(start + 120, 9)  # two new ones
+
+    observation = metrics_for(aws).observe(start, start + 180)
+
+    assert [(d.queue, d.first, d.deepest) for d in observation.dead_letters] == [(dlq, 7, 9)]
+    assert observation.dlq_messages == 9, "the depth is the window's own, not the minute before it"
+    [alert] = check(Guardrails(), observation, monitoring=False).alerts
+    assert "2 new message(s)" in alert.message and f"{dlq}: 7 → 9" in alert.message, alert.message
+    # Only the window's own periods are intervals.
+    assert [i.t for i in observation.intervals] == [start + 60, start + 120, start + 180]
+
+
 def test_only_whole_periods_inside_the_window_are_returned(aws, get_metric_data_calls):
     sim = simulator(aws, rps=5)
     sim.run_ticks(3)
@@ -182,3 +216,22 @@ def test_exactly_one_source_of_dimensions_is_required(targets):
         CloudWatchMetrics(object(), targets)
     with pytest.raises(ValueError, match="exactly one"):
         CloudWatchMetrics(object(), targets, router=object(), dimensions=_DIMENSIONS)
+
+
+def test_a_throttled_read_says_its_window_in_utc_and_cloudwatchs_answer(targets):
+    """The stage's log and its pause showed "metrics for [1800000000, 1800000120) unavailable":
+    epoch seconds, which on-call had to convert to find the minutes that were not judged."""
+    from datetime import datetime, timezone
+
+    from botocore.exceptions import ClientError
+
+    class Throttled:
+        def get_metric_data(self, **_):
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
+
+    start = datetime(2027, 1, 15, 8, 0, tzinfo=timezone.utc).timestamp()
+    observation = CloudWatchMetrics(Throttled(), targets, dimensions=_DIMENSIONS).observe(start, start + 300)
+
+    assert observation.intervals == ()
+    assert observation.error.startswith("metrics for 2027-01-15 08:00:00 to 08:05:00 UTC unavailable: "), observation.error
+    assert "Rate exceeded" in observation.error, observation.error

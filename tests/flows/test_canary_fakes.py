@@ -621,3 +621,34 @@ def test_on_a_clock_faster_than_the_wall_a_deploys_try_again_still_waits_a_wall_
     assert failed == [env.targets.canary_service]
     first = tasks.undoable.UNDO_FIRST_DELAY_SECONDS
     assert waits[0] == first * 60, f"asked the rollout clock for {waits[0]} s: {waits[0] / 60} s of wall time"
+
+
+def test_a_throttled_final_look_is_read_again_and_the_healthy_stage_passes(monkeypatch):
+    """CloudWatch throttled the GetMetricData of the 5 % stage's last looks, its final one too: the stage paused
+    for a person (a "metrics" pause), paging on-call over a healthy canary, where a read seconds
+    later would have passed it. The final look is read again, 15 s later, and the stage passes."""
+    from rollway.decide import StageState, stage_end
+    from rollway.model import Observation
+
+    env = fake_environment(canary_error_rate=0.0)
+    rollout = spec(5, 100)
+    observe, reads, throttled = env.metrics.observe, [], []
+
+    def throttled_at_the_end(start, end):
+        now = env.clock.now()
+        if env.router.weights.canary == 5 and end - start < 3600:
+            reads.append(now)
+            ends = stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))
+            # Throttled from the minimum bake (600 s) through the stage's end (plus the metrics' delay).
+            if now >= reads[0] + 600 and (not throttled or throttled[-1] < ends):
+                throttled.append(now)
+                return Observation(start=start, end=end, error="metrics for the window unavailable: An error "
+                                   "occurred (Throttling) when calling the GetMetricData operation: Rate exceeded")
+        return observe(start, end)
+
+    monkeypatch.setattr(env.metrics, "observe", throttled_at_the_end)
+    result = canary_on(env, rollout, scripted())  # no answer scripted: a pause would fail the run
+    assert throttled, "the final look was never throttled: the test did not test it"
+    assert result.outcome == "promoted", result.reason
+    assert result.stages[0].verdict.phase == "successful"
+    assert reads[-1] == throttled[-1] + 15, (reads, throttled)

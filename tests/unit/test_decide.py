@@ -53,7 +53,10 @@ CASES = [
     ("last stage success promotes", at(2), v(Phase.SUCCESSFUL), 600, Promote, {"stage_passed": True}),
     ("inconclusive pauses", at(0), v(Phase.INCONCLUSIVE), 600, Pause, {"cause": "inconclusive"}),
     ("error mid-stage retries", at(0), v(Phase.ERROR), 60, Hold, {}),
-    ("error at the end pauses", at(0), v(Phase.ERROR), 600, Pause, {"cause": "metrics"}),
+    # One throttled read at the stage's end is read again, a bounded few times, before a person is asked.
+    ("error at the end reads again soon", at(0), v(Phase.ERROR), 600, Hold, {"until": T0 + 615}),
+    ("error at the end retries within the bound", at(0), v(Phase.ERROR), 635, Hold, {"until": T0 + 645}),
+    ("error still at the end after the retries pauses", at(0), v(Phase.ERROR), 645, Pause, {"cause": "metrics"}),
     ("running at the end is no pass", at(0), v(Phase.RUNNING), 600, Pause, {"cause": "inconclusive"}),
 ]
 
@@ -96,6 +99,16 @@ def test_phase_end_holds_instead_of_moving_on():
     # A skip-ahead approval never carries the rollout past the end of its phase.
     beyond = StageState(stage_index=0, started_at=T0, passed=True, until_stage=1, approved=2)
     assert isinstance(decide(SPEC, beyond, None, T0 + 600), Pause)
+
+
+def test_a_final_look_that_cannot_read_the_metrics_says_it_reads_again_and_when_it_stops():
+    first = decide(SPEC, at(0), Verdict(phase=Phase.ERROR, reason="metrics unavailable: Rate exceeded"), T0 + 600)
+    assert isinstance(first, Hold), first
+    assert first.reason == ("5%: metrics unavailable: Rate exceeded; the stage's final look, read again in 15 s (3 "
+                            "more reads; a person is asked if the last still fails)"), first.reason
+    last = decide(SPEC, at(0), Verdict(phase=Phase.ERROR, reason="metrics unavailable: Rate exceeded"), T0 + 645)
+    assert isinstance(last, Pause) and last.reason == (
+        "5%: metrics unavailable: Rate exceeded (the stage's final look, read 4 times over 45 s)"), last.reason
 
 
 def test_final_verdict_waits_for_late_metrics():
