@@ -47,7 +47,7 @@ def test_advance_phase_reads_metrics_at_the_rollouts_own_interval(monkeypatch):
     # resumes it from the ledger and must read CloudWatch at the same period its spec (and
     # analysis_start) align to.
     spec = RolloutSpec(image="example/edit:2.0.0", analysis=Analysis(interval_seconds=300))
-    record = SimpleNamespace(spec_json=spec.model_dump_json())
+    record = SimpleNamespace(spec_json=spec.model_dump_json(), phased=False)
     real = inspect.signature(RunSession.environment)
     used: list = []
     blocks_read: list = []
