@@ -478,22 +478,24 @@ WHOLE_OPTIONS = {
 def _int_options(command, path=()):
     """(command path, --option) of every int (or int | None) option of ``command`` and its sub-commands."""
     import inspect
+    import types
     import typing
 
     found = set()
     for name in command:
+        if name.startswith("-"):  # --help, --version
+            continue
         sub = command[name]
-        if name.startswith("-") or sub is command or sub.default_command is None:
-            if not name.startswith("-") and sub is not command and sub.name[0] not in ("--help", "--version"):
-                found |= _int_options(sub, (*path, name))
+        if sub.default_command is None:  # a group of commands: `flags`
+            found |= _int_options(sub, (*path, name))
             continue
         hints = typing.get_type_hints(sub.default_command, include_extras=True)
         for param in inspect.signature(sub.default_command).parameters.values():
             hint = hints.get(param.name)
-            args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (
-                typing.Union, __import__("types").UnionType) else [hint]
-            if any(a is int or typing.get_args(a)[:1] == (int,) for a in args):
-                found.add((" ".join((*path, name)), "--" + param.name.replace("_", "-")))
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            for arg in typing.get_args(hint) if union else (hint,):
+                if arg is int or typing.get_args(arg)[:1] == (int,):  # int, or Annotated[int, ...]
+                    found.add((" ".join((*path, name)), "--" + param.name.replace("_", "-")))
     return found
 
 
