@@ -1323,6 +1323,11 @@ def release_settings(feature: str, rollout: str, *, actor: str, reason: str, ena
     return FlagChange(feature=feature, **given).settings() if given else {}
 
 
+RELEASE_TRIES = _ATTEMPTS
+"""How many times ``release_hold`` reads the flag and writes it before a change landing between the
+two, every time, refuses the release (``FlagConflict``)."""
+
+
 def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, now: float, reason: str,
                  enabled: bool | None = None, percentage: float | None = None) -> HoldReleased:
     """Free the hold of rollout ``rollout`` on ``feature``, as its rollback would, naming who and why.
@@ -1344,7 +1349,7 @@ def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, no
     """
     settings = release_settings(feature, rollout, actor=actor, reason=reason, enabled=enabled, percentage=percentage)
     mark = _release_mark(rollout)
-    for attempt in range(1, _ATTEMPTS + 1):
+    for attempt in range(1, RELEASE_TRIES + 1):
         current = store.get(feature)
         if current is None:
             raise UnknownFlag(feature)
@@ -1358,8 +1363,8 @@ def release_hold(store: FlagStore, feature: str, rollout: str, *, actor: str, no
             after = store.put(desired, expected_version=current.version, actor=actor, now=now, reason=mark + reason,
                               writer="rollback", rollout=rollout)
         except FlagConflict:
-            if attempt == _ATTEMPTS:
-                raise
+            if attempt == RELEASE_TRIES:
+                raise  # `rollway flags release` says who kept changing it, and to run it again
             log.info("feature flag %r changed while its hold was freed; reading it again", feature)
             continue
         update = FlagUpdate(feature=feature, before=current, after=after, reason=mark + reason)

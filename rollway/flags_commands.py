@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from rollway.bounds import as_given
 from rollway.flag_binding import (
+    RELEASE_TRIES,
     FlagChange,
     FlagUpdate,
     HoldNotNamed,
@@ -244,9 +245,10 @@ def flags_set(
     return _run(err, change)
 
 
-def _lost_race(store: FlagStore, lost: FlagConflict) -> FlagConflict:
-    """``lost`` (still exit 3), saying the change that won, read now: "changed concurrently ... read
-    it again and retry" named neither who changed the flag nor to what, nor how to read it."""
+def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) -> FlagConflict:
+    """``lost`` (still exit 3), saying the change that won, read now, and ``then`` what to do after
+    "nothing was written" (default: how to read the flag): "changed concurrently ... read it again
+    and retry" named neither who changed the flag nor to what, nor how to read it."""
     feature, found = lost.feature, lost.actual_version
     said = (f"feature flag {feature!r} changed concurrently: expected version {lost.expected_version}, found "
             f"{'a different version' if found is None else f'version {found}'}")
@@ -262,7 +264,8 @@ def _lost_race(store: FlagStore, lost: FlagConflict) -> FlagConflict:
         said += (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
                  f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
     conflict = FlagConflict(feature, lost.expected_version, found)
-    conflict.args = (f"{said}; nothing was written: `rollway flags get {feature}` shows the flag as it is now",)
+    then = then or f"`rollway flags get {feature}` shows the flag as it is now"
+    conflict.args = (f"{said}; nothing was written: {then}",)
     return conflict
 
 
@@ -335,6 +338,10 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
                                     now=time.time() if now is None else now, **given)
         except KeyboardInterrupt:
             raise _Interrupted(_interrupted(sending, feature, "freeing it again")) from None
+        except FlagConflict as lost:  # a write landed between each read and its write
+            raise _lost_race(store, lost, then=(
+                f"it changed on each of {RELEASE_TRIES} tries to free rollout {rollout}'s hold; `rollway flags get "
+                f"{feature}` shows who is changing it: once they stop, run `rollway flags release` again")) from None
         out.write(released.describe() + "\n")
         _zero_note(released.update.after, out)
         out.write(f"note: {released.note()}\n")

@@ -17,6 +17,7 @@ from rollway.cli.finalize import finalize
 from rollway.cli.flags import flags_app
 from rollway.cli.report import report
 from rollway.cli.stderr_log import rollway_log_on_stderr
+from rollway.cli.whole import Whole
 from rollway.stdout import EXIT_NOT_WRITTEN, EXIT_READER_GONE, escape_unencodable, to_devnull
 
 app = App(name="rollway", help="Progressive delivery for ECS Fargate behind an ALB, on Prefect.")
@@ -26,7 +27,7 @@ app.command(report)
 
 
 @app.command
-def demo(*, speed: float = 120.0, seed: int = 7, rps: float = 1000.0) -> int:
+def demo(*, speed: float = 120.0, seed: Whole = 7, rps: float = 1000.0) -> int:
     """Run the demo scenarios on the embedded AWS: a healthy canary promoted, two bad ones rolled back.
 
     Args:
@@ -69,8 +70,8 @@ def judge(
     slo_slow_rate: float | None = None,
     metrics: str | None = None,
     margin_ratio: float | None = None,
-    min_requests: int | None = None,
-    stage: int | None = None,
+    min_requests: Whole | None = None,
+    stage: Whole | None = None,
 ) -> int:
     """Dry-run the canary judge on recorded metrics (JSON Lines, one interval per line).
 
@@ -118,7 +119,7 @@ def judge(
 
 
 @app.command
-def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, seed: int = 7, poll_seconds: float = 1.0) -> int:
+def up(*, port: Whole | None = None, speed: float = 60.0, rps: float = 1000.0, seed: Whole = 7, poll_seconds: float = 1.0) -> int:
     """Start a Prefect server, the embedded AWS with simulated traffic, and serve every deployment.
 
     Args:
@@ -136,7 +137,7 @@ def up(*, port: int | None = None, speed: float = 60.0, rps: float = 1000.0, see
 
 @app.command
 def status(*, targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK,
-           history: int = 10) -> int:
+           history: Whole = 10) -> int:
     """Show the service's newest rollout: phase, stage, weights (ledger and live), owner, transitions.
 
     Args:
@@ -150,7 +151,7 @@ def status(*, targets_block: str | None = TARGETS_BLOCK, credentials_block: str 
 
 
 @app.command
-def promote(*, approver: str | None = None, comment: str = "", weight: int | None = None, flow_run: str | None = None,
+def promote(*, approver: str | None = None, comment: str = "", weight: Whole | None = None, flow_run: str | None = None,
             targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """Approve the paused run of the service's rollout (as the Resume form in the UI would).
 

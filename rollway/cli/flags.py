@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated, Any, Sequence
-
-from cyclopts import App, Parameter
+from cyclopts import App
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
+from rollway.cli.whole import Whole
 
 # The commands as they are typed: "show, change and evaluate" sent people to `flags show`.
 flags_app = App(name="flags", help="Feature flags: list, get, set and eval them, and release one from a rollout's "
                                    "hold (`rollway flags set NAME --no-enabled` turns one off).")
-
-
-def _whole(type_: Any, tokens: Sequence[Any]) -> int:
-    """A count or version as typed, refused unless it is a whole number: cyclopts rounds "1.5" to 2
-    (and "2.5" to 2), so `--expected-version 1.5` made the write conditional on a version nobody gave."""
-    given = tokens[0].value
-    try:
-        return int(given, 10)
-    except ValueError:
-        raise ValueError(f"{given!r} is not a whole number") from None
-
-
-# `--expected-version` and `--audit`: whole numbers, never rounded (``_whole``).
-Whole = Annotated[int, Parameter(converter=_whole)]
 
 
 class _Store:

@@ -113,18 +113,38 @@ def test_an_item_written_by_the_seed_is_read_and_upgraded(store, client, aws):
     assert (update.after.version, update.after.salt, store.audit(SQS)[0].previous_percentage) == (1, "v1", 5.0)
 
 
-def test_concurrent_writers_of_one_version_have_exactly_one_winner(store):
-    writers = 8
-    barrier = threading.Barrier(writers)
+def test_concurrent_writers_of_one_version_have_exactly_one_winner(store, aws):
+    """Writers that all read version 1 before any of them writes: one wins, the rest are refused.
+
+    Each writer waits at a barrier just before its PutItem, so the race is certain (a write that
+    lost its condition would let several win) with few writers. They have a client of their own
+    that waits long for moto: eight writers on the shared client's 10-s reads, on a CI machine of
+    two cores running three test workers, once got no answer in time (``ReadUnanswered``).
+    """
+    import boto3
+    from botocore.config import Config
+
+    writers = 4
+    patient = boto3.client(
+        "dynamodb", endpoint_url=aws.endpoint_url, region_name=aws.targets.region, aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(read_timeout=120, max_pool_connections=writers,
+                      retries={"mode": "standard", "total_max_attempts": 1}))
+    racing = DynamoFlagStore(patient, aws.targets)
+    all_read = threading.Barrier(writers, timeout=120)  # broken (the test fails) if one never writes
+
+    def wait_for_every_read(**_) -> None:
+        all_read.wait()  # and return None: an answer returned here would stand in for AWS's
+
+    patient.meta.events.register("before-call.dynamodb.PutItem", wait_for_every_read)
     outcomes: list[object] = [None] * writers
 
     def write(i: int) -> None:
-        barrier.wait()
         try:
-            outcomes[i] = store.put(
+            outcomes[i] = racing.put(
                 FlagState(feature=SQS, enabled=True, percentage=i), expected_version=1, actor=f"writer-{i}", now=5.0
             )
-        except FlagConflict as err:
+        except Exception as err:  # a conflict, or what the assertion below shows
             outcomes[i] = err
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
@@ -133,7 +153,7 @@ def test_concurrent_writers_of_one_version_have_exactly_one_winner(store):
     for t in threads:
         t.join()
     winners = [o for o in outcomes if isinstance(o, FlagState)]
-    assert len(winners) == 1 and sum(isinstance(o, FlagConflict) for o in outcomes) == writers - 1
+    assert len(winners) == 1 and sum(isinstance(o, FlagConflict) for o in outcomes) == writers - 1, outcomes
     stored = store.get(SQS)
     assert (stored.version, stored.percentage, stored.updated_by) == (2, winners[0].percentage, winners[0].updated_by)
     assert [e.version for e in store.audit(SQS)] == [2, 1], "losers left no audit entry"

@@ -7,6 +7,7 @@ the embedded DynamoDB; only the Prefect blocks that name the account are replace
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -456,6 +457,75 @@ def test_flags_refuse_a_count_that_is_not_a_whole_number_before_any_aws_call(mon
     out, err = capsys.readouterr()
     assert stop.value.code == EXIT_INVALID and out == "", (out, err)
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err and "not a whole number" in err, err
+
+
+# Every whole-number option of every command, as typed wrong: a count, a weight, a version, a port
+# or a seed given as "1.5" was rounded to 2 (and "2.5" to 2) by the parser, and the command ran on
+# a number nobody gave (`rollway promote --weight 12.5` skipped to 12 %).
+WHOLE_OPTIONS = {
+    ("status", "--history"): ["status", "--history", "1.5"],
+    ("promote", "--weight"): ["promote", "--weight", "12.5", "--approver", "ann"],
+    ("judge", "--min-requests"): ["judge", "x.jsonl", "--min-requests", "49.5"],
+    ("judge", "--stage"): ["judge", "x.jsonl", "--stage", "25.5"],
+    ("up", "--port"): ["up", "--port", "4200.5"],
+    ("up", "--seed"): ["up", "--seed", "7.5"],
+    ("demo", "--seed"): ["demo", "--seed", "7.5"],
+    ("flags get", "--audit"): ["flags", "get", SQS, "--audit", "2.5"],
+    ("flags set", "--expected-version"): ["flags", "set", SQS, "--enabled", "--expected-version", "3.5"],
+}
+
+
+def _int_options(command, path=()):
+    """(command path, --option) of every int (or int | None) option of ``command`` and its sub-commands."""
+    import inspect
+    import types
+    import typing
+
+    found = set()
+    for name in command:
+        if name.startswith("-"):  # --help, --version
+            continue
+        sub = command[name]
+        if sub.default_command is None:  # a group of commands: `flags`
+            found |= _int_options(sub, (*path, name))
+            continue
+        hints = typing.get_type_hints(sub.default_command, include_extras=True)
+        for param in inspect.signature(sub.default_command).parameters.values():
+            hint = hints.get(param.name)
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            for arg in typing.get_args(hint) if union else (hint,):
+                if arg is int or typing.get_args(arg)[:1] == (int,):  # int, or Annotated[int, ...]
+                    found.add((" ".join((*path, name)), "--" + param.name.replace("_", "-")))
+    return found
+
+
+def test_every_whole_number_option_is_in_the_list_refused_below():
+    """A new int option joins WHOLE_OPTIONS, so its refusal of "1.5" is tested."""
+    from rollway.cli import app as rollway_app
+
+    assert _int_options(rollway_app) == set(WHOLE_OPTIONS)
+
+
+@pytest.mark.parametrize("argv", list(WHOLE_OPTIONS.values()), ids=[" ".join(k) for k in WHOLE_OPTIONS])
+def test_every_whole_number_option_refuses_a_fraction_before_doing_anything(monkeypatch, capsys, argv):
+    from rollway.cli import main
+    from rollway.targets import Targets
+
+    def started(**_):
+        raise AssertionError("the command ran on a rounded number")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (Targets(), lambda _: NoAws()))
+    # The modules, not the commands of the same names on rollway.cli.
+    monkeypatch.setattr(importlib.import_module("rollway.cli.up"), "run_up", started)
+    monkeypatch.setattr(importlib.import_module("rollway.cli.demo"), "run_demo", started)
+    monkeypatch.setattr(sys, "argv", ["rollway", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    option = next(a for a in argv if a.startswith("--") and argv[argv.index(a) + 1][:1].isdigit())
+    assert stop.value.code == EXIT_INVALID and out == "", (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"{option}: '{argv[argv.index(option) + 1]}' is not a whole number" in err, err
 
 
 @pytest.mark.parametrize("args", [("flags", "list", "--json"), ("flags", "get", SQS),

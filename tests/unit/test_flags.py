@@ -880,3 +880,30 @@ def test_flags_release_interrupted_says_whether_the_release_may_have_been_writte
     assert (code, text) == (130, ""), (code, text)
     assert err == ("error: interrupted while the change to use_sqs_architecture was being written: it may have been "
                    "written; check with `rollway flags get use_sqs_architecture` before freeing it again\n"), err
+
+
+def test_a_release_that_loses_every_race_names_the_change_that_came_first_and_what_to_do():
+    """Rollout billing-r7 kept moving the flag while oncall freed its hold: after the last try the
+    release said only "changed concurrently ... read it again and retry", naming neither who kept
+    changing the flag nor that the command is simply run again once they stop."""
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob", now=1.7e9, rollout="billing-r7")
+    put, weights = store.put, iter([10, 25, 50, 75])
+
+    def billing_first(flag_state, **kwargs):
+        if kwargs.get("writer") == "rollback":  # the release's write: billing's next stage lands first
+            store.put = put
+            apply_bindings(store, [FlagBinding(feature=SQS)], next(weights), actor="bob", now=1.7e9,
+                           rollout="billing-r7")
+            store.put = billing_first
+        return put(flag_state, **kwargs)
+
+    store.put = billing_first
+    code, text, err = run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.8e9)
+    assert (code, text) == (EXIT_CONFLICT, ""), (code, text, err)
+    assert err.startswith(f"error: feature flag {SQS!r} changed concurrently: expected version 4, found version 5: "
+                          "its newest change is v5, by bob at 2023-11-14T22:13:20Z: on 25% -> on 50%"), err
+    assert err.endswith(f"nothing was written: it changed on each of 3 tries to free rollout billing-r7's hold; "
+                        f"`rollway flags get {SQS}` shows who is changing it: once they stop, run `rollway flags "
+                        "release` again\n"), err
+    assert err.count("\n") == 1
