@@ -220,6 +220,29 @@ def _naming_bounds(client: Any) -> Any:
     return client
 
 
+# A session token as an AWS answer quotes it: SignatureDoesNotMatch's message holds the canonical
+# request AWS expected, signed headers with their values (``x-amz-security-token:<token>``), and a
+# presigned request's query (``X-Amz-Security-Token=<token>``).
+_QUOTED_TOKEN = re.compile(r"(x-amz-security-token\s*[:=]\s*)[^\s'\"&<]+", re.IGNORECASE)
+
+
+def _masking_tokens(client: Any) -> Any:
+    """``client``, whose error answers say a session token they quote as ``****``.
+
+    Temporary credentials (an assumed role's, a worker's task or instance role's) sign every call
+    with their token, and AWS's SignatureDoesNotMatch quoted it back: the error's text carried it
+    into the run's log, its failed state, the ledger and the page. Masked in the answer before
+    botocore makes its error of it, so no message built from the error can hold it.
+    """
+    def masking(parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        error = (parsed or {}).get("Error") if isinstance(parsed, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("Message"), str):
+            error["Message"] = _QUOTED_TOKEN.sub(r"\1****", error["Message"])
+
+    client.meta.events.register("after-call", masking)
+    return client
+
+
 # The identity check's own limits: botocore's defaults (a 60-s connect timeout, the block's
 # retries) held a run for minutes before its first step where STS is out of reach.
 _PROBE_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2})
@@ -253,7 +276,8 @@ class SessionClients:
     def __call__(self, service_name: str) -> Any:
         with self._lock:
             if service_name not in self._clients:
-                self._clients[service_name] = _naming_bounds(self._session.client(service_name, **self._params))
+                self._clients[service_name] = _masking_tokens(_naming_bounds(
+                    self._session.client(service_name, **self._params)))
             return self._clients[service_name]
 
     def reading(self, read_seconds: float) -> SessionClients:
@@ -289,7 +313,7 @@ class SessionClients:
         """
         config = self._params.get("config")
         params = {**self._params, "config": config.merge(_PROBE_CONFIG) if config is not None else _PROBE_CONFIG}
-        answer = _naming_bounds(self._session.client("sts", **params)).get_caller_identity()
+        answer = _masking_tokens(_naming_bounds(self._session.client("sts", **params))).get_caller_identity()
         # Only what names the caller: the rest (ResponseMetadata, its request id and headers) is
         # of this one call.
         self.identity = {key: answer[key] for key in ("UserId", "Account", "Arn") if isinstance(answer.get(key), str)}
@@ -305,7 +329,8 @@ def assumed_role_session(credentials: AwsCredentials) -> boto3.Session:
     ``get_boto3_session`` sends it to the public STS endpoint whatever the block says.
     """
     base = credentials.model_copy(update={"assume_role_arn": None}).get_boto3_session()
-    sts = base.client("sts", **credentials.aws_client_parameters.get_params_override())
+    # The base credentials may be temporary too (a profile's, the worker's role's).
+    sts = _masking_tokens(base.client("sts", **credentials.aws_client_parameters.get_params_override()))
     params = {"RoleArn": credentials.assume_role_arn, **credentials.assume_role_kwargs.get_params_override()}
     params.setdefault("RoleSessionName", f"rollway-{uuid.uuid4().hex[:8]}")
 

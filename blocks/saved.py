@@ -8,6 +8,7 @@ the blocks to find the one meant.
 from __future__ import annotations
 
 import difflib
+from urllib.parse import urlsplit, urlunsplit
 
 
 def saved_block_names(block_type: str) -> list[str] | None:
@@ -37,10 +38,23 @@ def unsaved_block(name: str | None, block_type: str, given_as: str, meant: str =
     saved = saved_block_names(block_type)
     if name is None or saved is None or name in saved:
         return None
-    api = PREFECT_API_URL.value() or "ephemeral"
+    api = _without_password(PREFECT_API_URL.value()) or "ephemeral"
     close = difflib.get_close_matches(name, saved, n=1)
     more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
     shown = ", ".join(saved[:10]) + more if saved else "none"
     guess = f" (did you mean {meant.format(close[0])}?)" if close else ""
     return (f"no {block_type} block named {name!r} on the Prefect API {api} (saved there: {shown}); pass the name "
             f"of a saved one as {given_as}{guess}")
+
+
+def _without_password(url: str | None) -> str | None:
+    """``url`` with the password it may hold (a server behind basic auth reached as
+    ``https://<user>:<password>@host/api``) said as ``***``: the address is said to a person, on a
+    terminal and in a failed run's state."""
+    if not url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

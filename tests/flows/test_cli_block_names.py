@@ -89,3 +89,16 @@ def test_no_rollout_with_every_name_known_still_says_how_to_start_one(aws, capsy
     assert ops.status(targets_block="named", credentials_block="named") == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "no rollout recorded for" in err and "start one from" in err and "AWS does not know" not in err, err
+
+
+def test_the_prefect_apis_address_is_said_without_the_password_it_holds(saved_blocks, prefect_harness):
+    # A server behind basic auth is reached as https://<user>:<password>@host/api: the refusal,
+    # shown on the terminal and in a failed run's state, printed the password with the address.
+    from blocks.saved import unsaved_block
+
+    scheme, rest = prefect_harness.split("://", 1)
+    with temporary_settings(updates={PREFECT_API_URL: f"{scheme}://ops:hunter2-55@{rest}"}):
+        said = unsaved_block("team-targts", "rollway-targets", "--targets-block")
+    assert said is not None and "team-targets" in said, said  # the saved blocks were read
+    assert "hunter2-55" not in said, said
+    assert f"on the Prefect API {scheme}://ops:***@{rest} " in said, said

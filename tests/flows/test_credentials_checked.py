@@ -152,3 +152,59 @@ def test_a_rollback_of_another_accounts_cluster_is_refused_before_its_first_call
                                                "credentials are of account 123456789012"):
         rollback(reason="test", targets_block=blocks, aws_credentials_block=blocks)
     assert calls == [[], [], []]
+
+
+SECRET_KEY = "rollway-secret-key-55/never+printed"
+
+
+def test_a_rollback_refused_with_its_token_quoted_shows_no_secret_anywhere(aws, monkeypatch, caplog):
+    """A rollback on an assumed role, its read of the target groups' health answered SignatureDoesNotMatch quoting the
+    session token, as AWS quotes it: neither the token nor the block's secret key is in the run's
+    log, its state, its parameters, an artifact, the ledger or the page."""
+    from botocore.httpsession import URLLib3Session
+    from prefect.client.orchestration import get_client
+
+    from tests.adapters.test_credentials_secrets import _signature_refused
+    from tests.flows.moto_env import inbox
+    from tests.flows.test_rollback_inactive_revision import deregistered_since, pages
+
+    deregistered_since(aws, stable_moved=True)  # a rollout at 5 % no live run owns
+    url = inbox(aws)
+    blocks = saved_blocks(aws)
+    AwsCredentials(aws_access_key_id="secret-leak-test", aws_secret_access_key=SecretStr(SECRET_KEY),
+                   region_name="us-west-2", assume_role_arn="arn:aws:iam::123456789012:role/rollway-deployer",
+                   aws_client_parameters=AwsClientParameters(endpoint_url=aws.endpoint_url,
+                                                             config={"retries": {"max_attempts": 1}}),
+                   ).save("secret-leak", overwrite=True)
+    real, quoted = URLLib3Session.send, []
+
+    def send(session, request):
+        token = request.headers.get("X-Amz-Security-Token")
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+        if token is None or b"Action=DescribeTargetHealth" not in body:
+            return real(session, request)
+        quoted.append(token.decode() if isinstance(token, bytes) else token)
+        return _signature_refused(request)
+
+    monkeypatch.setattr(URLLib3Session, "send", send)
+    with caplog.at_level(logging.INFO):
+        state = rollback(reason="errors", actor="oncall", targets_block=blocks, aws_credentials_block="secret-leak",
+                         return_state=True)
+    monkeypatch.undo()
+    assert quoted, "no DescribeTargetHealth was answered by the test's refusal"
+    assert state.is_failed() and "SignatureDoesNotMatch" in state.message, state.message
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        artifacts = client.read_artifacts()
+    ledger = aws.get_client("dynamodb").scan(TableName=aws.targets.rollouts_table)["Items"]
+    shown = {
+        "state": state.message, "parameters": repr(run.parameters),
+        "log": "\n".join(r.getMessage() for r in caplog.records),
+        "artifacts": repr([a.data for a in artifacts if a.flow_run_id == run.id]),
+        "ledger": repr(ledger), "pages": repr(pages(aws, url)),
+    }
+    assert "SignatureDoesNotMatch" in shown["ledger"] and "SignatureDoesNotMatch" in shown["pages"]
+    for secret in {*quoted, SECRET_KEY}:
+        leaked = [where for where, text in shown.items() if secret in text]
+        assert not leaked, f"{secret[:12]}... shown in: {leaked}"
