@@ -249,8 +249,12 @@ def never_reached(err: BaseException) -> bool:
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
 # And to credentials it does not know: no more worth a second ask, but no policy to name.
 UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
+# And to a request the keys signed wrong (a secret key that is not the access key's): the same
+# keys sign the next try the same way. Not clock skew: AWS answers that otherwise, and botocore
+# corrects it itself.
+BAD_SIGNATURE = frozenset({"SignatureDoesNotMatch", "IncompleteSignature"})
 # What a second ask gets again: a task's retries only delay it (and log it once more each).
-REFUSED_CODES = DENIED_CODES | UNKNOWN_CREDENTIALS
+REFUSED_CODES = DENIED_CODES | UNKNOWN_CREDENTIALS | BAD_SIGNATURE
 
 
 def error_code(err: ClientError) -> str:
