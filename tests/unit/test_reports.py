@@ -2021,6 +2021,21 @@ def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight
     assert each == f"- **At each weight:** 5% from {utc(T0 + 60)}, its end not recorded", each
 
 
+def test_the_exposure_at_each_weight_of_a_rollback_that_stopped_after_the_traffic_was_back_ends_at_its_read_back():
+    """The rollback read the traffic back at 100/0 and stopped on a later step: "Exposed for" counts
+    to that read-back, and the line below it said the last weight's end was not recorded."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_comment
+
+    rec = guardrail_rollback(finished=False)
+    stopped = Transition(at=T0 + 680, kind=ROLLBACK_STOPPED, actor="operator", from_weights=w(5), to_weights=w(0),
+                         comment=rollback_stopped_comment("weights 100/0 verified", "disable every bound flag"))
+    text = incident_report(rec.model_copy(update={"history": (*rec.history, stopped)}))
+    (exposed,) = [x for x in text.splitlines() if x.startswith("- **Exposed for:**")]
+    assert exposed == "- **Exposed for:** 10.3 min", exposed
+    (each,) = [x for x in text.splitlines() if x.startswith("- **At each weight:**")]
+    assert each == "- **At each weight:** 5% for 10.3 min, to the traffic's return", each
+
+
 def test_a_weights_span_on_two_clocks_is_said_not_measurable_in_the_exposure():
     """"25% for two clocks" read as a duration."""
     (each,) = [x for x in incident_report(aborted_on_real_time_under_a_faster_clock()).splitlines()
