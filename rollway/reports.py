@@ -1332,9 +1332,12 @@ def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
 def _traffic_now(record: RolloutRecord, sped: bool) -> str:
     """The weights the ledger last recorded: the rollout's own, or newer, those a rollback that
     stopped part-way read back (its ``rollback-stopped`` entry), which leaves the rollout's as they
-    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable."""
-    stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
-    if stopped is None or stopped.to_weights is None or stopped.to_weights == record.weights:
+    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable. A
+    later stop that read no weights (it stopped before it could read the load balancer) leaves the
+    newest reading an earlier stop's."""
+    stopped = next((t for t in reversed(record.history) if t.kind == ROLLBACK_STOPPED and t.to_weights is not None),
+                   None) if record.phase is RolloutPhase.ROLLING_BACK else None
+    if stopped is None or stopped.to_weights == record.weights:
         return f"{record.weights} stable/canary"
     return (f"{stopped.to_weights} stable/canary, as {cell(stopped.actor)}'s rollback read it back at "
             f"{_stamped(record, stopped, sped)} before it stopped (the rollout's weights, {record.weights}, are from "
