@@ -847,14 +847,18 @@ def _at_weight(line: StageLine) -> str:
     return f"{weight} (not measurable: {why})" if why else f"{weight} for {lasted}"
 
 
-def _each_weight(record: RolloutRecord, sped: bool) -> list[str]:
+def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None) -> list[str]:
     """The incident's exposure weight by weight: how long users had the new version at each share
-    of the traffic, in order (the stage table's spans), to the traffic's return. The total and the
-    highest weight left the reader to work out from the table how long the users at 25 % had it,
-    against those at 5 %."""
+    of the traffic, in order (the stage table's spans), to the traffic's return (``back_at``, the
+    exposure's). The total and the highest weight left the reader to work out from the table how
+    long the users at 25 % had it, against those at 5 %."""
     lines = [line for line in stage_lines(record) if line.weights.canary > 0]
     if not lines:
         return []
+    if lines[-1].ended_at is None and back_at is not None:
+        # A rollback that read the traffic back and stopped on a later step ends no stage row, but
+        # "Exposed for" counts to its read-back: the last weight's span said "its end not recorded".
+        lines[-1] = lines[-1].model_copy(update={"ended_at": back_at})
     said = [_at_weight(line) for line in lines]
     back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
     return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
@@ -1328,9 +1332,12 @@ def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
 def _traffic_now(record: RolloutRecord, sped: bool) -> str:
     """The weights the ledger last recorded: the rollout's own, or newer, those a rollback that
     stopped part-way read back (its ``rollback-stopped`` entry), which leaves the rollout's as they
-    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable."""
-    stopped = record.last_transition(ROLLBACK_STOPPED) if record.phase is RolloutPhase.ROLLING_BACK else None
-    if stopped is None or stopped.to_weights is None or stopped.to_weights == record.weights:
+    were. "Traffic now: 95/5" sat above a "Users get" line saying all of it was back on stable. A
+    later stop that read no weights (it stopped before it could read the load balancer) leaves the
+    newest reading an earlier stop's."""
+    stopped = next((t for t in reversed(record.history) if t.kind == ROLLBACK_STOPPED and t.to_weights is not None),
+                   None) if record.phase is RolloutPhase.ROLLING_BACK else None
+    if stopped is None or stopped.to_weights == record.weights:
         return f"{record.weights} stable/canary"
     return (f"{stopped.to_weights} stable/canary, as {cell(stopped.actor)}'s rollback read it back at "
             f"{_stamped(record, stopped, sped)} before it stopped (the rollout's weights, {record.weights}, are from "
@@ -2042,7 +2049,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             f"- **Highest canary weight:** {_highest_weight(record, peak, drift)}",
             f"- **Weight when the rollback began:** {_weight_at_rollback(record, at_trigger, drift)}",
             f"- **Exposed for:** {exposed}",
-            *_each_weight(record, sped),
+            *_each_weight(record, sped, back_at),
         ]
     cannot = cannot_finish(unrestorable)
     lines += ["", "## Traffic moved back", "", *users_get(record, targets, unrestorable)]

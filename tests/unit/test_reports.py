@@ -2006,6 +2006,23 @@ def test_the_traffic_now_line_of_a_rollback_that_stopped_gives_the_weights_it_re
     assert now == "- **Traffic now (ledger):** 95/5 stable/canary", now
 
 
+def test_the_traffic_now_line_keeps_the_weights_an_earlier_stopped_rollback_read_back_when_a_later_one_read_none():
+    """The rollback read the traffic back at 100/0 and stopped; run again, it stopped before it could
+    read the load balancer (its entry holds no weights): the line went back to the rollout's 95/5,
+    older than the 100/0 the ledger recorded after it."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_comment
+
+    rec = guardrail_rollback(finished=False)
+    read = Transition(at=T0 + 680, kind=ROLLBACK_STOPPED, actor="operator", from_weights=w(5), to_weights=w(0),
+                      comment=rollback_stopped_comment("weights 100/0 verified", "disable every bound flag"))
+    unread = Transition(at=T0 + 900, kind=ROLLBACK_STOPPED, actor="erin",
+                        comment=rollback_stopped_comment("", "move the traffic back; disable every bound flag"))
+    rec = rec.model_copy(update={"history": (*rec.history, read, unread)})
+    (now,) = [x for x in rollout_report(rec).splitlines() if x.startswith("- **Traffic now")]
+    assert now.startswith(f"- **Traffic now (ledger):** 100/0 stable/canary, as operator's rollback read it back at "
+                          f"{utc(T0 + 680)} before it stopped"), now
+
+
 def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight():
     """The exposure gave the total and the highest weight: how long the users at 25 % had the new
     version, against those at 5 %, was for the reader to work out from the stage table's rows."""
@@ -2019,6 +2036,21 @@ def test_the_exposure_says_how_long_users_were_on_the_new_version_at_each_weight
     under_way = guardrail_rollback(finished=False)
     (each,) = [x for x in incident_report(under_way).splitlines() if x.startswith("- **At each weight:**")]
     assert each == f"- **At each weight:** 5% from {utc(T0 + 60)}, its end not recorded", each
+
+
+def test_the_exposure_at_each_weight_of_a_rollback_that_stopped_after_the_traffic_was_back_ends_at_its_read_back():
+    """The rollback read the traffic back at 100/0 and stopped on a later step: "Exposed for" counts
+    to that read-back, and the line below it said the last weight's end was not recorded."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_comment
+
+    rec = guardrail_rollback(finished=False)
+    stopped = Transition(at=T0 + 680, kind=ROLLBACK_STOPPED, actor="operator", from_weights=w(5), to_weights=w(0),
+                         comment=rollback_stopped_comment("weights 100/0 verified", "disable every bound flag"))
+    text = incident_report(rec.model_copy(update={"history": (*rec.history, stopped)}))
+    (exposed,) = [x for x in text.splitlines() if x.startswith("- **Exposed for:**")]
+    assert exposed == "- **Exposed for:** 10.3 min", exposed
+    (each,) = [x for x in text.splitlines() if x.startswith("- **At each weight:**")]
+    assert each == "- **At each weight:** 5% for 10.3 min, to the traffic's return", each
 
 
 def test_a_weights_span_on_two_clocks_is_said_not_measurable_in_the_exposure():
