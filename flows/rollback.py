@@ -760,7 +760,10 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
                                                 message_id=message_id, wall=env.wall(),
-                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
+                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))),
+                          # The rollout's own weights too: left as they were, `rollway status` showed the
+                          # rollout at its weights from before the move beside a load balancer at 100/0.
+                          **({"weights": weights} if weights is not None else {}))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
                                  "(%s): the incident report says they are not recorded", err)
