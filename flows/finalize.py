@@ -292,7 +292,10 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
         yield held
     finally:
         try:
-            _ledger_write(env, write_seconds, lambda: env.ledger.release(t.canary_service, owner=holder))
+            # Within the lease too: once it lapsed there is nothing of this run's to give back, and a
+            # stop at the lease's end ("rather than wait past it") waited up to 600 s more here.
+            _ledger_write(env, write_seconds, lambda: env.ledger.release(t.canary_service, owner=holder),
+                          lease=_under(env, held))
         except Exception as err:  # noqa: BLE001 - the run's own outcome stands; the lease lapses on its own
             progress.log.warning("could not give back the rollout's lease (it lapses at %s): %s",
                                  utc(held.lease_expires), err)

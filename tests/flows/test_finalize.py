@@ -1079,3 +1079,45 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
     assert (f"ECS (UpdateService on {t.canary_service!r}) was not sent: this run's lease of the rollout lapsed at "
             in said), said
     assert env.deployer.describe(t.canary_service).desired == 4, "the canary was scaled down after the lease lapsed"
+
+
+def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it(monkeypatch):
+    """A ledger that stops answering once the waits have used the lease: the write of 'finalized'
+    is given up on at the lease's end, and giving the lease back was then waited on 600 s more."""
+    import flows.finalize as finalizing
+    from rollway.fakes import FakeLedger
+
+    class SilentOnceLate(FakeLedger):
+        def __init__(self) -> None:
+            super().__init__()
+            self.silent, self.answering = False, threading.Event()
+
+        def record(self, *args, **kwargs):
+            if self.silent:
+                self.answering.wait(5)
+            return super().record(*args, **kwargs)
+
+        def release(self, *args, **kwargs):
+            if self.silent:
+                self.answering.wait(5)
+            return super().release(*args, **kwargs)
+
+    monkeypatch.setattr(finalizing, "ROOM", 0.4)
+    ledger = SilentOnceLate()
+    env, release = promoted_on_fakes(ledger)
+    real_wait = env.deployer.wait_stable
+
+    def all_its_time(services, timeout_seconds, expected=None):
+        env.clock.sleep(30 + 300 + 0.3)  # the waits' bounds (stable, healthy, verify), all used
+        ledger.silent = True
+        return real_wait(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = all_its_time
+    began = time.monotonic()
+    try:
+        with pytest.raises(FinalizeIncomplete, match="what was left of this run's lease of the rollout"):
+            finalize_bounded(env)
+        took = time.monotonic() - began
+    finally:
+        ledger.answering.set()
+    assert took < 3, took
