@@ -19,7 +19,8 @@ In order, each step logged and recorded:
 
 Every wait is bounded and said while it lasts: the first reads (the load balancer, the services,
 the `canary` flow's runs) by ``verify_timeout_seconds``, the ledger's by ``ledger_read_seconds``,
-each write by ``WRITE_SECONDS``, the stable service's waits by their own settings; a read given up
+each write by ``WRITE_SECONDS`` and the run's lease of the rollout (never sent once it lapsed), the
+stable service's waits by their own settings; a read given up
 on is made on clients that end within its bound. A run that stops part-way raises
 ``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
 process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
