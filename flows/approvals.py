@@ -643,7 +643,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
             call, give_up_at, poll_interval,
             f"the {pause.cause} pause is not made, and the run leaves it if a try of it landed"
             + ("; the rollback needs AWS alone, and does not wait for it" if acts else ""),
-            meanwhile=lambda: act_now(watch), then="the run ends without the pause")
+            meanwhile=lambda: act_now(watch, paused=False), then="the run ends without the pause")
 
     state = through(lambda: client.read_flow_run(run_id).state)
     landed = state.is_paused()  # a try landed, its answer lost to the outage
@@ -653,7 +653,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     else:
         _stop_if_cancelled(state)
     get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause,
-                             "a try made during the outage is left, unanswered" if landed else "was not made")
+                             "made by a try during the outage is left, unanswered" if landed else "was not made")
 
 
 def _answer_of(given: ApprovalInput) -> ApprovalAnswer:

@@ -446,6 +446,7 @@ class PauseWatch:
         self.next_look = since + spec.analysis.interval_seconds
         self.ended: tuple[Weights, str, str] | None = None  # (weights, reason, actor) of the rollback
         self.acted: RolloutResult | Exception | None = None
+        self.paused = True  # whether the pause was made when ``act_now`` acted (False: never known to be)
 
     def __call__(self) -> str | None:
         if self.ended is not None:
@@ -454,13 +455,19 @@ class PauseWatch:
             return None
         return self.look()
 
-    def act_now(self) -> None:
+    def act_now(self, paused: bool = True) -> None:
         """Roll back now, as ``ended`` says, before the pause is left (``rollway.approvals.act_now``).
-        Once: what it returned or raised is kept in ``acted``, for the engine once the pause is left."""
+        Once: what it returned or raised is kept in ``acted``, for the engine once the pause is left.
+        ``paused``: False when the API went away as the run paused, and no pause is known to be
+        made: "the pause is left" was said of a pause nobody had been shown."""
         if self.ended is None or self.acted is not None or self.act is None:
             return
-        get_run_logger().warning("the Prefect API cannot be reached to leave the pause: rolling back now, the pause "
-                                 "is left once the API answers again")
+        self.paused = paused
+        get_run_logger().warning(
+            "the Prefect API cannot be reached to leave the pause: rolling back now, the pause is left once the API "
+            "answers again" if paused else
+            "the Prefect API cannot be reached to pause the run: rolling back now; once the API answers again, the "
+            "run goes on without the pause (leaving it, if a try of it landed)")
         try:
             self.acted = self.act()
         except Exception as err:  # noqa: BLE001 - raised by the engine once the pause is left
@@ -613,15 +620,16 @@ def run_stages(
         given at that moment is recorded as not applied: the judge (or the drift) came first."""
         reason = watch.ended[1]
         if watch.acted is not None:
-            # Rolled back while the Prefect API was away (``PauseWatch.act_now``): the pause is left now.
+            # Rolled back while the Prefect API was away (``PauseWatch.act_now``): the pause is left
+            # now, or was never made.
             if answer is not None:
                 # Not recorded: the rollout is closed, and its ledger refuses a run's writes.
                 log.warning("%s's answer (%s) not applied: the rollout was rolled back before it came: %s",
                             answer.approver, answer.action, reason)
             if isinstance(watch.acted, Exception):
                 raise watch.acted
-            log.warning("the run left its pause once the Prefect API answered again; the rollback was done while it "
-                        "could not be reached")
+            log.warning("%s once the Prefect API answered again; the rollback was done while it could not be reached",
+                        "the run left its pause" if watch.paused else "the run went on without its pause")
             return watch.acted
         if answer is not None:
             why = f"not applied: the run's look at the canary came first, and the rollout rolls back: {reason}"

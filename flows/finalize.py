@@ -19,7 +19,8 @@ In order, each step logged and recorded:
 
 Every wait is bounded and said while it lasts: the first reads (the load balancer, the services,
 the `canary` flow's runs) by ``verify_timeout_seconds``, the ledger's by ``ledger_read_seconds``,
-each write by ``WRITE_SECONDS``, the stable service's waits by their own settings; a read given up
+each write by ``WRITE_SECONDS`` and the run's lease of the rollout (never sent once it lapsed), the
+stable service's waits by their own settings; a read given up
 on is made on clients that end within its bound. A run that stops part-way raises
 ``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
 process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
@@ -75,27 +76,54 @@ it up to three times: a write still unanswered after this is held by something n
 DNS lookup takes no timeout), and the run stopped at it says where things stand."""
 
 
-def _written(what: str, seconds: float, work: Callable[[], T]) -> T:
+def _written(what: str, seconds: float, work: Callable[[], T], *,
+             lease: tuple[Callable[[], float], float] | None = None) -> T:
     """``work()``, a write to ``what`` ("ECS (UpdateService on 'x')"), said every 10 s while it
     lasts (a throttled or silent AWS held finalize minutes without a word) and given up on after
     ``seconds``.
 
+    ``lease``: (the wall clock, when this run's lease of the rollout lapses), for a write made
+    under it: never sent once the lease has lapsed, nor waited on past it. The lease (``ROOM``
+    beyond the waits, 300 s) is shorter than ``seconds``: a write waited on past it ran while
+    another finalize, which took the lapsed lease over, made the same moves and told people again.
+
     Raises:
-        Unanswered: "<what> did not answer within N s; the write may still land, ...".
+        Unanswered: "<what> did not answer within N s; the write may still land, ...", or
+            "<what> was not sent: this run's lease ... lapsed ...".
         Whatever ``work`` raised, as it raised it.
     """
     log = get_run_logger()
+    bound, lapses = seconds, None
+    if lease is not None:
+        wall, lapses = lease
+        left = lapses - wall()
+        if left <= 0:
+            raise Unanswered(f"{what} was not sent: this run's lease of the rollout lapsed at {utc(lapses)}, and "
+                             "another finalize may have taken the rollout over since; finalize reads what it finds "
+                             "when run again")
+        bound = min(seconds, left)
     try:
-        return within(seconds, work, name="rollway-write",
+        return within(bound, work, name="rollway-write",
                       waiting=lambda elapsed: log.info("still waiting for %s after %.0f s of %g s", what, elapsed,
-                                                       seconds))
+                                                       round(bound, 1)))
     except Unanswered:
+        if bound < seconds:
+            raise Unanswered(f"{what} did not answer within {bound:.1f} s, what was left of this run's lease of the "
+                             f"rollout (it lapses at {utc(lapses)}): finalize stops rather than wait past it, when "
+                             "another finalize may take the rollout over; the write may still land, and finalize "
+                             "reads what it finds when run again") from None
         raise Unanswered(f"{what} did not answer within {seconds:g} s; the write may still land, and finalize reads "
                          "what it finds when run again") from None
 
 
-def _ledger_write(env: Environment, seconds: float, work: Callable[[], T]) -> T:
-    return _written(f"DynamoDB (the ledger, table {env.targets.rollouts_table!r})", seconds, work)
+def _under(env: Environment, held: RolloutRecord | None) -> tuple[Callable[[], float], float] | None:
+    """The ``lease`` of ``_written`` for writes made holding ``held`` (None: no lease held)."""
+    return None if held is None else (env.wall, held.lease_expires)
+
+
+def _ledger_write(env: Environment, seconds: float, work: Callable[[], T], *,
+                  lease: tuple[Callable[[], float], float] | None = None) -> T:
+    return _written(f"DynamoDB (the ledger, table {env.targets.rollouts_table!r})", seconds, work, lease=lease)
 
 
 def _reading(port, seconds: float):
@@ -175,14 +203,15 @@ def _for_finalize(err: OtherGroupsForwarded) -> OtherGroupsForwarded:
 
 
 def _record(env: Environment, record: RolloutRecord, transition: dict, *, owner: str | None,
-            write_seconds: float = WRITE_SECONDS, **changes) -> RolloutRecord:
+            write_seconds: float = WRITE_SECONDS, held: RolloutRecord | None = None, **changes) -> RolloutRecord:
     # owner: the lease this run took on the rollout (``_holding``), so that a write after another
     # run took the lapsed lease over is refused (NotOwner). Tied to ``record``'s id as well: a write
     # that would land on a rollout begun since is refused (RolloutSuperseded), never applied to it.
+    # ``held``: the lease's record, whose expiry bounds the write (``_written``).
     now = env.clock.now()
     return _ledger_write(env, write_seconds, lambda: env.ledger.record(
         env.targets.canary_service, owner=owner, now=now, rollout=record.rollout_id,
-        transition=Transition(at=now, **transition), **changes))
+        transition=Transition(at=now, **transition), **changes), lease=_under(env, held))
 
 
 def _newest(env: Environment, seconds: float) -> RolloutRecord | None:
@@ -264,7 +293,10 @@ def _holding(env: Environment, record: RolloutRecord, holder: str, lease_seconds
         yield held
     finally:
         try:
-            _ledger_write(env, write_seconds, lambda: env.ledger.release(t.canary_service, owner=holder))
+            # Within the lease too: once it lapsed there is nothing of this run's to give back, and a
+            # stop at the lease's end ("rather than wait past it") waited up to 600 s more here.
+            _ledger_write(env, write_seconds, lambda: env.ledger.release(t.canary_service, owner=holder),
+                          lease=_under(env, held))
         except Exception as err:  # noqa: BLE001 - the run's own outcome stands; the lease lapses on its own
             progress.log.warning("could not give back the rollout's lease (it lapses at %s): %s",
                                  utc(held.lease_expires), err)
@@ -413,7 +445,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             raise progress.stopped(scale_down, taken, after)
         with progress.trying(scale_down, after):
             retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
-                               lambda: ecs.update_service(env.deployer, t.canary_service, desired=0))
+                               lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
+                               lease=_under(env, held))
         progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
@@ -423,13 +456,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.",
-            ))
+            ), lease=_under(env, held))
         progress.done("notified")
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
                               "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
-                        owner=holder, write_seconds=write_seconds, weights=weights)
+                        owner=holder, write_seconds=write_seconds, held=held, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
@@ -487,13 +520,14 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
                                       "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
                                                  f"tasks, then the traffic from {t.canary_service} to it"},
-                        owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds)
+                        owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds,
+                        held=record)
             except (RolloutSuperseded, RolloutMovedOn) as err:
                 raise _stale(err) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
     with progress.trying(f"point {t.stable_service} at {td}", before):
         _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
-            env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired))
+            env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired), lease=_under(env, record))
     progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
     # Said of a stop from here on: "the load balancer was not changed" alone hid that the stable
     # service now asks for its tasks of the release (the next run finds that done).

@@ -109,6 +109,11 @@ DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
 
 
+HEALTHY_SETTING = f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY_SECONDS:g} s at least"
+"""What sets a rollback's wait for healthy stable targets (``rollback_healthy_seconds``), as its
+refusal names it."""
+
+
 def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
     """How long a rollout's rollback waits for a healthy stable target: the rollout's own wait
     for healthy targets when longer than the default (the preflight checks the stable group's
@@ -431,7 +436,9 @@ def execute_rollback(
         scaled = stable.desired < needed or stable.running < needed
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
-        wait_healthy(env, "stable", healthy_timeout_seconds)
+        # Named in its refusal, as finalize's is: a bare "after 300 s" named neither the setting nor
+        # that it is the rollout's own (never below the default).
+        wait_healthy(env, "stable", healthy_timeout_seconds, setting=HEALTHY_SETTING)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
@@ -753,7 +760,10 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
                                                 message_id=message_id, wall=env.wall(),
-                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))))
+                                                comment=rollback_stopped_comment(_done(done), "; ".join(not_done))),
+                          # The rollout's own weights too: left as they were, `rollway status` showed the
+                          # rollout at its weights from before the move beside a load balancer at 100/0.
+                          **({"weights": weights} if weights is not None else {}))
     except (LedgerError, *STORAGE_ERRORS) as err:
         get_run_logger().warning("could not record in the ledger which steps this rollback did before it stopped "
                                  "(%s): the incident report says they are not recorded", err)

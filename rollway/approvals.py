@@ -72,13 +72,15 @@ def timed_out(approvals: Approvals) -> ApprovalAnswer:
 Watch = Callable[[], "str | None"]
 
 
-def act_now(watch: Watch | None) -> None:
+def act_now(watch: Watch | None, *, paused: bool = True) -> None:
     """Have ``watch`` act now on the end it called, when it can (an ``act_now`` method: the
     engine's watch rolls back): the approver cannot leave the pause yet (the Prefect API cannot
-    be reached), and the rollback needs AWS alone. Without one, the engine acts once the pause is left."""
+    be reached), and the rollback needs AWS alone. Without one, the engine acts once the pause is left.
+    ``paused``: False when the pause was never known to be made (the API went away as the run
+    paused): what the watch says then names no pause it leaves."""
     act = getattr(watch, "act_now", None)
     if act is not None:
-        act()
+        act() if paused else act(paused=False)
 
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage, and

@@ -1024,3 +1024,100 @@ def test_a_load_balancer_that_does_not_answer_the_first_read_says_how_to_give_th
     assert said.endswith("give it more than the 0.3 s it had: `--verify-timeout-seconds` (the finalize deployment's "
                          "verify_timeout_seconds)"), said
     assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
+def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(monkeypatch):
+    """Each write was given 600 s, the lease beyond the waits 300 s (``ROOM``): a write still
+    unanswered when the lease lapsed held the run, and a finalize run again once the refusal's time
+    had passed took the rollout over and made the same moves and notice while the first one's write
+    was still waited on. A write under the lease is now given up on when the lease lapses, and a
+    write due after it is not sent. The lease here is what the waits leave: ``ROOM`` of 0.4 s."""
+    import flows.finalize as finalizing
+
+    monkeypatch.setattr(finalizing, "ROOM", 0.4)
+    env, release = promoted_on_fakes()
+    t = env.targets
+    answering = threading.Event()
+    real_wait, real_update = env.deployer.wait_stable, env.deployer.update_service
+
+    def all_its_time(services, timeout_seconds, expected=None):
+        env.clock.sleep(30 + 300 + 0.3)  # the waits' bounds (stable, healthy, verify), all used
+        return real_wait(services, timeout_seconds, expected)
+
+    def silent_on_the_canary(service, **changes):
+        if service == t.canary_service:
+            answering.wait(5)
+        return real_update(service, **changes)
+
+    env.deployer.wait_stable, env.deployer.update_service = all_its_time, silent_on_the_canary
+    began = time.monotonic()
+    try:
+        with pytest.raises(FinalizeIncomplete) as stopped:
+            finalize_bounded(env)
+    finally:
+        answering.set()
+    assert time.monotonic() - began < 3
+    said = str(stopped.value)
+    assert (f"finalize stopped while it tried to scale {t.canary_service} to 0: Unanswered: ECS (UpdateService on "
+            f"{t.canary_service!r}) did not answer within 0.4 s, what was left of this run's lease of the rollout "
+            "(it lapses at ") in said, said
+    assert "finalize stops rather than wait past it, when another finalize may take the rollout over" in said, said
+    assert env.router.weights == ALL_STABLE
+
+    # Lapsed before the write: not sent at all.
+    env, release = promoted_on_fakes()
+    real_wait = env.deployer.wait_stable
+
+    def past_the_lease(services, timeout_seconds, expected=None):
+        env.clock.sleep(30 + 300 + 0.3 + 1.0)
+        return real_wait(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = past_the_lease
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env)
+    said = str(stopped.value)
+    assert (f"ECS (UpdateService on {t.canary_service!r}) was not sent: this run's lease of the rollout lapsed at "
+            in said), said
+    assert env.deployer.describe(t.canary_service).desired == 4, "the canary was scaled down after the lease lapsed"
+
+
+def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it(monkeypatch):
+    """A ledger that stops answering once the waits have used the lease: the write of 'finalized'
+    is given up on at the lease's end, and giving the lease back was then waited on 600 s more."""
+    import flows.finalize as finalizing
+    from rollway.fakes import FakeLedger
+
+    class SilentOnceLate(FakeLedger):
+        def __init__(self) -> None:
+            super().__init__()
+            self.silent, self.answering = False, threading.Event()
+
+        def record(self, *args, **kwargs):
+            if self.silent:
+                self.answering.wait(5)
+            return super().record(*args, **kwargs)
+
+        def release(self, *args, **kwargs):
+            if self.silent:
+                self.answering.wait(5)
+            return super().release(*args, **kwargs)
+
+    monkeypatch.setattr(finalizing, "ROOM", 0.4)
+    ledger = SilentOnceLate()
+    env, release = promoted_on_fakes(ledger)
+    real_wait = env.deployer.wait_stable
+
+    def all_its_time(services, timeout_seconds, expected=None):
+        env.clock.sleep(30 + 300 + 0.3)  # the waits' bounds (stable, healthy, verify), all used
+        ledger.silent = True
+        return real_wait(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = all_its_time
+    began = time.monotonic()
+    try:
+        with pytest.raises(FinalizeIncomplete, match="what was left of this run's lease of the rollout"):
+            finalize_bounded(env)
+        took = time.monotonic() - began
+    finally:
+        ledger.answering.set()
+    assert took < 3, took

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.flow_runs import resume_flow_run
 
 import flows.approvals
@@ -342,8 +343,22 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
     assert "while the run waited for an answer" in result.reason, result.reason
     assert outage["weights when back"] == Weights(stable=100, canary=0), outage
     said = [r.getMessage() for r in caplog.records]
-    assert any("cannot be reached to leave the pause: rolling back now" in m for m in said), said
-    assert any("the rollback was done while it could not be reached" in m for m in said), said
+    # The pause was never known to be made: the run said "the pause is left" of a pause nobody was shown.
+    assert any("cannot be reached to pause the run: rolling back now; once the API answers again, the run goes on "
+               "without the pause (leaving it, if a try of it landed)" in m for m in said), said
+    assert not any("leave the pause" in m or "the run left its pause" in m for m in said), said
+    ended = ("the approval pause made by a try during the outage is left, unanswered" if landed
+             else "the approval pause was not made")
+    assert any(m.startswith(ended + ": the run's look at the canary ended it first") for m in said), said
+    assert any("the run went on without its pause once the Prefect API answered again; the rollback was done while "
+               "it could not be reached" in m for m in said), said
+    run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        states = client.read_flow_run_states(state.state_details.flow_run_id)
-    assert any(s.is_paused() for s in states) is landed, [s.name for s in states]
+        states = client.read_flow_run_states(run_id)
+        tables = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    # No second pause asked once the API answered, and the run ends out of any pause it made.
+    assert sum(s.is_paused() for s in states) == int(landed), [s.name for s in states]
+    assert not states[-1].is_paused(), [s.name for s in states]
+    # The pause's table sent once, by the rollback done during the outage (the stage's own, once, as it passed).
+    stage = sorted(a.key for a in tables if a.key and "-stage-" in a.key)
+    assert len(stage) == 2 and stage[1] == stage[0] + "-pause", stage

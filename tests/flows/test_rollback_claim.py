@@ -427,3 +427,25 @@ def test_a_rollback_move_not_read_back_says_what_was_read_when_and_after_how_lon
     assert said in page, page
     # Not "once webordinary-edit-service can take the traffic": the stable service was never the trouble.
     assert "can take the traffic" not in page and "the load balancer may only be slow to show the move" in page, page
+
+
+def test_a_rollback_that_finds_no_healthy_stable_targets_names_the_setting_of_its_wait(monkeypatch):
+    """Its refusal, in the page and the run's failure, said "no healthy targets after 300 s", naming
+    neither what sets the wait (the rollout's own spec, never below the default) nor what to do;
+    finalize's names both."""
+    import flows.rollback
+
+    monkeypatch.setattr(flows.rollback, "DEFAULT_HEALTHY_SECONDS", 0.2)
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0,
+                              spec=SPEC.model_copy(update={"healthy_timeout_seconds": 0.1}))
+    env.router.healthy["stable"] = 0
+
+    with pytest.raises(Exception) as failed:
+        rollback(reason="abort")
+
+    said = ("the stable target group has no healthy targets after 0.2 s (the rollout spec's healthy_timeout_seconds, "
+            "300 s at least); refusing to send traffic to it: see why its targets fail the load balancer's health "
+            "checks")
+    assert said in str(failed.value), failed.value
+    (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
+    assert said in page, page

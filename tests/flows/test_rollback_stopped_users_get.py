@@ -84,3 +84,26 @@ def test_a_rollback_whose_page_failed_names_what_stable_ran_when_it_took_the_tra
     assert (f"{stable_runs}, the task definition `{t.stable_service}` ran when the load balancer read back 100/0 "
             f"(stable/canary) at {utc(stopped.at)}, by the rollback of operator, which then stopped before it "
             "finished: run the rollback again") in line, line
+
+
+def test_a_rollback_stopped_after_the_traffic_moved_leaves_the_rollouts_weights_as_read_back(aws, monkeypatch,
+                                                                                             capsys):
+    """The rollback moved the traffic to stable, then stopped (its page refused): only its
+    ``rollback-stopped`` entry kept the weights read back, the rollout's own stayed at 95/5, and
+    `rollway status` showed the rollout at 95/5 beside a load balancer at 100/0."""
+    t = aws.targets
+    env = open_rollout(aws)
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    aws.get_client("sns").delete_topic(TopicArn=aws.topology.topic_arn)
+
+    with pytest.raises(flows.rollback.RollbackIncomplete):
+        rollback(reason="5xx on the canary")
+
+    record = env.ledger.get(t.canary_service)
+    assert record.phase is RolloutPhase.ROLLING_BACK
+    assert record.weights == Weights(stable=100, canary=0) == read_back(aws)[0], record.weights
+    blocks = saved_blocks(aws, "stopped-weights")
+    capsys.readouterr()
+    ops.status(targets_block=blocks, credentials_block=blocks)
+    out = flat(capsys.readouterr().out)
+    assert "weights ledger 100/0, load balancer 100/0 (stable/canary)" in out and "drift" not in out, out
