@@ -496,9 +496,8 @@ class RolloutSpec(_RangesSaid):
     )
     weekly_timezone: str = Field(
         default=DEFAULT_TIMEZONE,
-        description="the IANA time zone (UTC, Europe/Berlin, ...) whose calendar weeks the phase plan counts: a "
-        "week starts on Monday at 00:00 there. Give the zone the weekly advance_phase schedule fires in (a run "
-        "warns when that schedule fires in a zone whose clocks differ)",
+        description="the IANA time zone (UTC, Europe/Berlin, ...) whose weeks the phase plan counts, from Monday "
+        "00:00 there. Give the advance_phase schedule's zone (a run warns if its clocks differ)",
     )
     flags: tuple[FlagBinding, ...] = Field(
         default=(), description="feature flags whose percentage follows the stages; a rollback disables them"
