@@ -38,7 +38,7 @@ def unsaved_block(name: str | None, block_type: str, given_as: str, meant: str =
     saved = saved_block_names(block_type)
     if name is None or saved is None or name in saved:
         return None
-    api = _without_password(PREFECT_API_URL.value()) or "ephemeral"
+    api = without_password(PREFECT_API_URL.value()) or "ephemeral"
     close = difflib.get_close_matches(name, saved, n=1)
     more = f" and {len(saved) - 10} more" if len(saved) > 10 else ""
     shown = ", ".join(saved[:10]) + more if saved else "none"
@@ -47,7 +47,7 @@ def unsaved_block(name: str | None, block_type: str, given_as: str, meant: str =
             f"of a saved one as {given_as}{guess}")
 
 
-def _without_password(url: str | None) -> str | None:
+def without_password(url: str | None) -> str | None:
     """``url`` with the password it may hold (a server behind basic auth reached as
     ``https://<user>:<password>@host/api``) said as ``***``: the address is said to a person, on a
     terminal and in a failed run's state."""

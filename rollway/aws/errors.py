@@ -250,8 +250,9 @@ DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "Unauthorized
 # And to credentials it does not know: no more worth a second ask, but no policy to name.
 UNKNOWN_CREDENTIALS = frozenset({"UnrecognizedClientException", "InvalidClientTokenId"})
 # And to a request the keys signed wrong (a secret key that is not the access key's): the same
-# keys sign the next try the same way. Not clock skew: AWS answers that otherwise, and botocore
-# corrects it itself.
+# keys sign the next try the same way. A clock minutes off gets the same code from the query APIs
+# (ELBv2, CloudWatch, STS: "Signature expired: ... is now earlier than ..."), which botocore does
+# not correct: a retry seconds later is signed on the same clock, and fails the same way too.
 BAD_SIGNATURE = frozenset({"SignatureDoesNotMatch", "IncompleteSignature"})
 # What a second ask gets again: a task's retries only delay it (and log it once more each).
 REFUSED_CODES = DENIED_CODES | UNKNOWN_CREDENTIALS | BAD_SIGNATURE

@@ -525,6 +525,7 @@ def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from blocks.credentials import client_factory, credentials_for_endpoint
+    from blocks.saved import without_password
     from rollway.sim.server import EmbeddedAws
 
     targets = Targets()
@@ -535,7 +536,8 @@ def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
     with temporary_settings(restore_defaults={PREFECT_API_URL}), task_completions_unsaid(), EmbeddedAws() as aws:
         console.print(f"embedded AWS (moto) on {aws.endpoint_url}; simulated clock at {speed:g}x")
         if elsewhere:
-            console.print(f"Prefect: the demo's own ephemeral API, not PREFECT_API_URL ({elsewhere})")
+            # Said without the basic-auth password the address may hold, as a refusal says it.
+            console.print(f"Prefect: the demo's own ephemeral API, not PREFECT_API_URL ({without_password(elsewhere)})")
         free_leftover_slot(targets)
         credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
         credentials.save(DEMO_CREDENTIALS_BLOCK, overwrite=True)

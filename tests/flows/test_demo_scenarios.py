@@ -305,3 +305,29 @@ def test_a_demo_stopped_while_a_scenario_is_set_up_says_which(demo_account, monk
     assert stopped_said(stop.value, 2.0) == (
         "demo stopped (SIGTERM) after 2.0 s, in scenario C: version failing 0.5% of requests (under the 1% guardrail), "
         "outside its canary run; the embedded AWS it ran on stops with the demo")
+
+
+def test_the_demo_names_prefect_api_url_without_its_password(monkeypatch, capsys):
+    """The demo says it runs on its own API, not PREFECT_API_URL: that address, printed as it was,
+    put the basic-auth password a server behind a proxy is reached with on the terminal."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import rollway.sim.server
+
+    class Stop(Exception):
+        pass
+
+    def stop(targets):
+        raise Stop
+
+    monkeypatch.setattr(rollway.sim.server, "EmbeddedAws", lambda: nullcontext(SimpleNamespace(endpoint_url="http://x")))
+    monkeypatch.setattr(rollway.cli.demo, "free_leftover_slot", stop)
+    with temporary_settings(updates={PREFECT_API_URL: "https://ops:s3cr3t-pw@prefect.example.com/api"}):
+        with pytest.raises(Stop):
+            rollway.cli.demo._scenarios(speed=120.0, seed=7, rps=1000.0, started=time.monotonic())
+    out = " ".join(capsys.readouterr().out.split())
+    assert "s3cr3t-pw" not in out, out
+    assert "not PREFECT_API_URL (https://ops:***@prefect.example.com/api)" in out, out
