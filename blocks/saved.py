@@ -8,6 +8,7 @@ the blocks to find the one meant.
 from __future__ import annotations
 
 import difflib
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -58,3 +59,13 @@ def without_password(url: str | None) -> str | None:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+# ``scheme://user:password@``, wherever it is quoted in a text (an HTTP client's error names the URL it asked).
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")
+
+
+def passwords_hidden(text: str) -> str:
+    """``text`` with the password of every URL in it said as ``***`` (``without_password`` for a
+    message that quotes the Prefect API's address, or an error that does)."""
+    return _USERINFO.sub(r"\1:***@", text)

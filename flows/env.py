@@ -17,7 +17,7 @@ from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from blocks.credentials import SessionClients, client_factory
-from blocks.saved import unsaved_block
+from blocks.saved import passwords_hidden, unsaved_block
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
@@ -287,17 +287,18 @@ def owner_finished(owner: str | None) -> bool:
         except ObjectNotFound:
             # Raised, it failed the weekly tick with a bare "ObjectNotFound: None", and the run's
             # hook rolled back the rollout the tick should have resumed or left alone.
-            _warn(f"the rollout's holder {owner} is not a flow run on the Prefect API at {client.api_url} "
-                  "(deleted, or run against another Prefect API): its lease decides whether it is still at work")
+            _warn(passwords_hidden(f"the rollout's holder {owner} is not a flow run on the Prefect API at "
+                                   f"{client.api_url} (deleted, or run against another Prefect API): its lease "
+                                   "decides whether it is still at work"))
             return True
         except Exception as err:
             # Asked before the run writes anything: a refusal, which the hooks leave alone. Raised as
             # the API's own error (an outage past the client's retries), the run's hook rolled back
             # the rollout the holder may still be driving.
-            raise RolloutInProgress(
+            raise RolloutInProgress(passwords_hidden(
                 f"could not ask the Prefect API at {client.api_url} whether the rollout's holder {owner} has "
                 f"ended ({error_said(err)}): it may still be driving the rollout. Nothing was changed; "
-                "run again once the API answers") from err
+                "run again once the API answers")) from err
         if run.state is not None and run.state.is_paused() and _died_paused(client, run):
             return True
         if run.state is not None and (run.state.is_running() or run.state.is_cancelling()) \

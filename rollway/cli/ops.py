@@ -175,15 +175,15 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
 
 def _block_not_loaded(err: Exception, option: str, name: str | None, block_type: str) -> str:
     """Why the block ``name`` given as ``option`` did not load, and what to pass instead."""
-    from blocks.saved import unsaved_block
+    from blocks.saved import passwords_hidden, unsaved_block
     from prefect.settings import PREFECT_API_URL
 
     unsaved = unsaved_block(name, block_type, option, meant=f"{option} {{}}")
     if unsaved is None:
         # Saved but unloadable (it no longer validates), or the names could not be read.
         api = PREFECT_API_URL.value() or "ephemeral"
-        return (f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set PREFECT_API_URL "
-                "to the server `rollway up` printed")
+        return passwords_hidden(f"{err} (Prefect API {api}); pass --targets-block and --credentials-block, or set "
+                                "PREFECT_API_URL to the server `rollway up` printed")
     if (elsewhere := not_a_prefect_api()) is not None:
         return elsewhere
     return f"{unsaved}, or set PREFECT_API_URL to the server that holds yours (`rollway up` prints it)"
@@ -203,9 +203,13 @@ def not_a_prefect_api() -> str | None:
         unhealthy = client.api_healthcheck()
     if unhealthy is None:
         return None
+    from blocks.saved import passwords_hidden
+
     said = " ".join(str(unhealthy).split(" - For more information")[0].split())
-    return (f"PREFECT_API_URL {PREFECT_API_URL.value()} does not answer as a Prefect API ({said}): set PREFECT_API_URL "
-            "to the API address `rollway up` printed (it ends in /api), or your account's Prefect API")
+    # Said on the terminal: a server behind basic auth is reached as https://<user>:<password>@host/api.
+    return passwords_hidden(f"PREFECT_API_URL {PREFECT_API_URL.value()} does not answer as a Prefect API ({said}): "
+                            "set PREFECT_API_URL to the API address `rollway up` printed (it ends in /api), or your "
+                            "account's Prefect API")
 
 
 def _refusing_bad_regions(get_client: Any, region: str) -> Any:
@@ -1160,8 +1164,10 @@ def api_unreachable(err: Exception) -> str:
     """What to say when the Prefect API could not be reached (or refused the request)."""
     from prefect.settings import PREFECT_API_URL
 
-    return (f"cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): {err}; is `rollway up` "
-            "running, and PREFECT_API_URL set to the URL it printed?")
+    from blocks.saved import passwords_hidden
+
+    return passwords_hidden(f"cannot reach the Prefect API ({PREFECT_API_URL.value() or 'ephemeral'}): {err}; is "
+                            "`rollway up` running, and PREFECT_API_URL set to the URL it printed?")
 
 
 def reporting(command: Callable[..., int]) -> Callable[..., int]:

@@ -102,3 +102,29 @@ def test_the_prefect_apis_address_is_said_without_the_password_it_holds(saved_bl
     assert said is not None and "team-targets" in said, said  # the saved blocks were read
     assert "hunter2-55" not in said, said
     assert f"on the Prefect API {scheme}://ops:***@{rest} " in said, said
+
+
+def test_a_prefect_api_that_does_not_answer_is_said_without_the_password_its_address_holds(prefect_harness):
+    # `rollway status` and the other commands said PREFECT_API_URL as set, and the HTTP client's
+    # error quoted it again: the basic-auth password was on the terminal twice.
+    import httpx
+
+    scheme, rest = prefect_harness.split("://", 1)
+    host = rest.split("/", 1)[0]
+    with temporary_settings(updates={PREFECT_API_URL: f"{scheme}://ops:hunter2-55@{host}/not-the-api"}):
+        wrong_path = ops.not_a_prefect_api()
+        down = ops.api_unreachable(httpx.ConnectError(f"All connection attempts failed for "
+                                                      f"{scheme}://ops:hunter2-55@{host}/not-the-api/health"))
+    assert wrong_path is not None and "does not answer as a Prefect API" in wrong_path, wrong_path
+    for said in (wrong_path, down):
+        assert "hunter2-55" not in said, said
+        assert f"{scheme}://ops:***@{host}/not-the-api" in said, said
+
+
+def test_passwords_hidden_masks_every_address_in_a_text_and_nothing_else():
+    from blocks.saved import passwords_hidden
+
+    said = passwords_hidden("asked https://ops:s3cr:et@h.example/api and http://u:p@10.0.0.1:4200/api; "
+                            "user@example.com and https://h.example/api stay; ratio 1:2 @ noon")
+    assert said == ("asked https://ops:***@h.example/api and http://u:***@10.0.0.1:4200/api; "
+                    "user@example.com and https://h.example/api stay; ratio 1:2 @ noon"), said
