@@ -154,7 +154,8 @@ class CloudWatchMetrics:
             queries = _queries(schema, self._period)
             # From a few periods earlier, for the dead-letter queues' depth before the window (see
             # _depth_before); the intervals are only the window's own periods.
-            series = self._fetch_within(queries, first - DLQ_LOOKBACK_PERIODS * self._period, last)
+            series = self._fetch_within(queries, first - DLQ_LOOKBACK_PERIODS * self._period, last,
+                                        window=window_utc(start, end))
             intervals = tuple(_interval(series, t, self._period) for t in range(first, last, self._period))
         except (BotoCoreError, ClientError, AdapterError, ValueError, Unanswered) as err:
             # A read the role may not make says which statement grants it: the stage's output and
@@ -197,8 +198,10 @@ class CloudWatchMetrics:
             self._schema = MetricSchema(self._targets, AlbDimensions.from_arns(*arns))
         return self._schema
 
-    def _fetch_within(self, queries: list[dict[str, Any]], first: int, last: int) -> dict[str, dict[int, float]]:
-        """``_fetch``, given up on after ``read_seconds``, saying every ``said_every`` s that it waits.
+    def _fetch_within(self, queries: list[dict[str, Any]], first: int, last: int, *,
+                      window: str) -> dict[str, dict[int, float]]:
+        """``_fetch``, given up on after ``read_seconds``, saying every ``said_every`` s that it
+        waits, naming the observation's ``window``.
 
         Raises:
             Unanswered: "CloudWatch did not answer within N s".
@@ -207,7 +210,7 @@ class CloudWatchMetrics:
         client = self._client if self._reads is None else self._reads(seconds)
 
         def say(line: str) -> None:
-            _log.warning("reading the metrics for %s: %s", window_utc(first, last), line)
+            _log.warning("reading the metrics for %s: %s", window, line)
 
         return answered("CloudWatch", seconds, lambda: self._fetch(client, queries, first, last), say,
                         every=self._said_every)

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from blocks.credentials import client_factory, credentials_for_endpoint
-from rollway.aws.cloudwatch import CloudWatchMetrics
+from rollway.aws.cloudwatch import CloudWatchMetrics, window_utc
 from rollway.aws.metric_schema import AlbDimensions
 from rollway.sim.profiles import BehaviourProfile
 from tests.adapters.test_traffic import ORIGIN, deploy_canary, schema, set_weights, simulator, sums
@@ -269,7 +269,7 @@ def test_a_read_cloudwatch_does_not_answer_ends_at_its_bound_as_unreadable_metri
 
     assert observation.intervals == ()
     assert observation.error.endswith("unavailable: CloudWatch did not answer within 0.2 s"), observation.error
-    assert "still waiting for CloudWatch" in caplog.text
+    assert f"reading the metrics for {window_utc(ORIGIN, ORIGIN + 120)}: still waiting for CloudWatch" in caplog.text
 
 
 def test_reads_go_to_a_client_bounded_at_the_reads_own_bound(targets):
