@@ -37,7 +37,7 @@ from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_deni
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
-from rollway.decide import window_settled
+from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
 from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
@@ -61,12 +61,12 @@ RECENT_SECONDS = 300
 # The seed's monitoring window: a window started by hand for a rollout whose policy watches none.
 ONE_HOUR = 3600.0
 # The final look judges the window's last period: a read CloudWatch refused there (throttled, say),
-# or that found no request count in it yet (published later than the delay), is tried again this
-# many times, this far apart. All of them fit in one period (at least 60 s),
-# so each still reads that period, and finalize's wait for the window's close (a period after its
-# settling) covers them.
-LAST_LOOK_RETRIES = 3
-LAST_LOOK_RETRY_SECONDS = 15.0
+# or that found no request count in it yet (published later than the delay), is tried again as a
+# stage's final look is (rollway.decide, the one source of both). All of them fit in one period (at
+# least 60 s), so each still reads that period, and finalize's wait for the window's close (a period
+# after its settling) covers them.
+LAST_LOOK_RETRIES = FINAL_READ_RETRIES
+LAST_LOOK_RETRY_SECONDS = FINAL_READ_RETRY_SECONDS
 
 
 class MonitorRefused(RuntimeError):

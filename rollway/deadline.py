@@ -93,16 +93,18 @@ def within(seconds: float, work: Callable[[], T], *, name: str = "rollway-bounde
     return done["answer"]  # type: ignore[return-value]
 
 
-def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[str], None]) -> T:
+def answered(what: str, seconds: float, work: Callable[[], T], say: Callable[[str], None], *,
+             every: float | None = None) -> T:
     """``work()``, a read a person waits on from ``what`` (a service: "CloudWatch"), given up on
-    after ``seconds``; ``say`` gets a line every ``WAITING_SAID_EVERY_SECONDS`` (10 s) while it waits.
+    after ``seconds``; ``say`` gets a line every ``every`` s (``WAITING_SAID_EVERY_SECONDS``, 10 s,
+    unless given) while it waits.
 
     Raises:
         Unanswered: "<what> did not answer within N s".
         Whatever ``work`` raised, as it raised it.
     """
     try:
-        return within(seconds, work, name=f"rollway-read-{what}",
+        return within(seconds, work, name=f"rollway-read-{what}", every=every,
                       waiting=lambda elapsed: say(f"still waiting for {what} after {elapsed:.0f} s of {seconds:g} s"))
     except Unanswered:
         raise Unanswered(f"{what} did not answer within {seconds:g} s") from None

@@ -89,7 +89,8 @@ Decision = Union[SetWeight, Hold, Pause, Rollback, Promote, PhaseComplete]
 # The stage's final look, when it cannot read the metrics (CloudWatch throttling the read, a
 # GetMetricData that timed out), is read again this many times, this far apart, before a person
 # is asked: one throttled read at the end of a healthy stage paused it for on-call, where a read
-# seconds later would have passed it. As the monitoring window's last look (flows/monitor.py).
+# seconds later would have passed it. The monitoring window's last look (flows/monitor.py) reads
+# again by these too.
 FINAL_READ_RETRIES = 3
 FINAL_READ_RETRY_SECONDS = 15.0
 

@@ -38,12 +38,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import AdapterError
+from rollway.deadline import READ_SECONDS, WAITING_SAID_EVERY_SECONDS, Unanswered, answered, read_bound
 from rollway.aws.metric_schema import (MINUTE_PERIOD_SECONDS, VERSIONS, AlbDimensions, MetricSchema, Version,
                                       whole_minutes)
 from rollway.model import Interval, Observation, QueueDepth, VersionSample
@@ -97,10 +98,18 @@ class CloudWatchMetrics:
             ``dimensions``.
         dimensions: the ALB dimension values, when already known.
         interval_seconds: the period of each interval; one CloudWatch period each.
+        read_seconds: how long one ``observe``'s read (GetMetricData and its pages) may take,
+            all its attempts together; past it the observation is unreadable metrics, which the
+            next look reads again. On the rollout's own client (six attempts of 10 s) a silent or
+            throttling CloudWatch held a tick for about 70 s, with no line in its log.
+        reads: seconds -> a ``cloudwatch`` client whose calls end within them
+            (``blocks.credentials.SessionClients.reading``), so that a read given up on does not
+            go on in its thread for a minute; None: the reads use ``client``.
+        said_every: how often a read still waited on says so in the log.
 
     Raises:
-        ValueError: neither or both of ``router`` and ``dimensions`` are given, or
-            ``interval_seconds`` is not positive.
+        ValueError: neither or both of ``router`` and ``dimensions`` are given,
+            ``interval_seconds`` is not positive, or ``read_seconds`` is not a read's bound.
     """
 
     def __init__(
@@ -111,11 +120,17 @@ class CloudWatchMetrics:
         router: AlbArns | None = None,
         dimensions: AlbDimensions | None = None,
         interval_seconds: int = 60,
+        read_seconds: float = READ_SECONDS,
+        reads: Callable[[float], Any] | None = None,
+        said_every: float = WAITING_SAID_EVERY_SECONDS,
     ) -> None:
         if (router is None) == (dimensions is None):
             raise ValueError("give exactly one of router and dimensions")
         if interval_seconds < 1:
             raise ValueError(f"interval_seconds must be positive, got {interval_seconds}")
+        self.read_seconds = read_bound(read_seconds)
+        self._reads = reads
+        self._said_every = said_every
         self._client = client
         self._targets = targets
         self._router = router
@@ -139,9 +154,10 @@ class CloudWatchMetrics:
             queries = _queries(schema, self._period)
             # From a few periods earlier, for the dead-letter queues' depth before the window (see
             # _depth_before); the intervals are only the window's own periods.
-            series = self._fetch(queries, first - DLQ_LOOKBACK_PERIODS * self._period, last)
+            series = self._fetch_within(queries, first - DLQ_LOOKBACK_PERIODS * self._period, last,
+                                        window=window_utc(start, end))
             intervals = tuple(_interval(series, t, self._period) for t in range(first, last, self._period))
-        except (BotoCoreError, ClientError, AdapterError, ValueError) as err:
+        except (BotoCoreError, ClientError, AdapterError, ValueError, Unanswered) as err:
             # A read the role may not make says which statement grants it: the stage's output and
             # the ledger showed AWS's bare refusal, tick after tick.
             said = rollout_said(err, self._targets)
@@ -182,7 +198,25 @@ class CloudWatchMetrics:
             self._schema = MetricSchema(self._targets, AlbDimensions.from_arns(*arns))
         return self._schema
 
-    def _fetch(self, queries: list[dict[str, Any]], first: int, last: int) -> dict[str, dict[int, float]]:
+    def _fetch_within(self, queries: list[dict[str, Any]], first: int, last: int, *,
+                      window: str) -> dict[str, dict[int, float]]:
+        """``_fetch``, given up on after ``read_seconds``, saying every ``said_every`` s that it
+        waits, naming the observation's ``window``.
+
+        Raises:
+            Unanswered: "CloudWatch did not answer within N s".
+        """
+        seconds = self.read_seconds
+        client = self._client if self._reads is None else self._reads(seconds)
+
+        def say(line: str) -> None:
+            _log.warning("reading the metrics for %s: %s", window, line)
+
+        return answered("CloudWatch", seconds, lambda: self._fetch(client, queries, first, last), say,
+                        every=self._said_every)
+
+    @staticmethod
+    def _fetch(client: Any, queries: list[dict[str, Any]], first: int, last: int) -> dict[str, dict[int, float]]:
         """Query id -> {period start: value}, from one GetMetricData call (and its next pages)."""
         arguments: dict[str, Any] = {
             "MetricDataQueries": queries,
@@ -192,7 +226,7 @@ class CloudWatchMetrics:
         }
         series: dict[str, dict[int, float]] = {q["Id"]: {} for q in queries}
         while True:
-            page = self._client.get_metric_data(**arguments)
+            page = client.get_metric_data(**arguments)
             for result in page["MetricDataResults"]:
                 if result.get("StatusCode", "Complete") not in _OK_STATUS:
                     raise MetricQueryError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from rollway.decide import FINAL_READ_RETRY_SECONDS
 from rollway.deadline import READ_SECONDS
 from rollway.environment import Environment
 from rollway.ports import Clock
@@ -31,7 +32,10 @@ def aws_environment(
         targets=targets,
         router=router,
         deployer=EcsDeployer(get_client("ecs"), targets, reads=_reads(get_client, "ecs")),
-        metrics=CloudWatchMetrics(get_client("cloudwatch"), targets, router=router, interval_seconds=interval_seconds),
+        # A tick's read of the metrics ends before the next one is due: the final look of a stage
+        # (and of a monitoring window) reads again this far apart, and a tick is at least a minute.
+        metrics=CloudWatchMetrics(get_client("cloudwatch"), targets, router=router, interval_seconds=interval_seconds,
+                                  read_seconds=FINAL_READ_RETRY_SECONDS, reads=_reads(get_client, "cloudwatch")),
         notifier=SnsNotifier(get_client("sns"), targets),
         clock=clock,
         ledger=DynamoLedger(get_client("dynamodb"), targets, reads=_reads(get_client, "dynamodb")),

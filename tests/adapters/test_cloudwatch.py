@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from blocks.credentials import client_factory, credentials_for_endpoint
-from rollway.aws.cloudwatch import CloudWatchMetrics
+from rollway.aws.cloudwatch import CloudWatchMetrics, window_utc
 from rollway.aws.metric_schema import AlbDimensions
 from rollway.sim.profiles import BehaviourProfile
 from tests.adapters.test_traffic import ORIGIN, deploy_canary, schema, set_weights, simulator, sums
@@ -235,3 +235,68 @@ def test_a_throttled_read_says_its_window_in_utc_and_cloudwatchs_answer(targets)
     assert observation.intervals == ()
     assert observation.error.startswith("metrics for 2027-01-15 08:00:00 to 08:05:00 UTC unavailable: "), observation.error
     assert "Rate exceeded" in observation.error, observation.error
+
+
+class _Unanswering:
+    """A CloudWatch that takes the call and never answers (until the test lets it go)."""
+
+    def __init__(self):
+        import threading
+
+        self.release = threading.Event()
+        self.calls = 0
+
+    def get_metric_data(self, **_):
+        self.calls += 1
+        from botocore.exceptions import ClientError
+
+        self.release.wait(5)
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "GetMetricData")
+
+
+def test_a_read_cloudwatch_does_not_answer_ends_at_its_bound_as_unreadable_metrics(targets, caplog):
+    """A GetMetricData on the rollout's client (six attempts of 10 s) held a tick for about 70 s,
+    silent; now it ends at the read's bound, says it waited, and the stage reads again."""
+    import logging
+
+    silent = _Unanswering()
+    try:
+        with caplog.at_level(logging.INFO, logger="rollway.aws.cloudwatch"):
+            observation = CloudWatchMetrics(silent, targets, dimensions=_DIMENSIONS, read_seconds=0.2,
+                                            said_every=0.05).observe(ORIGIN, ORIGIN + 120)
+    finally:
+        silent.release.set()
+
+    assert observation.intervals == ()
+    assert observation.error.endswith("unavailable: CloudWatch did not answer within 0.2 s"), observation.error
+    assert f"reading the metrics for {window_utc(ORIGIN, ORIGIN + 120)}: still waiting for CloudWatch" in caplog.text
+
+
+def test_reads_go_to_a_client_bounded_at_the_reads_own_bound(targets):
+    bounds: list[float] = []
+    silent = _Unanswering()
+    silent.release.set()
+
+    def reads(seconds):
+        bounds.append(seconds)
+        return silent
+
+    observation = CloudWatchMetrics(object(), targets, dimensions=_DIMENSIONS, reads=reads,
+                                    read_seconds=12).observe(ORIGIN, ORIGIN + 120)
+
+    assert bounds == [12] and silent.calls == 1
+    assert "Rate exceeded" in observation.error
+
+
+def test_the_environment_bounds_cloudwatch_reads_by_the_final_looks_gap(targets):
+    from rollway.aws.environment import aws_environment
+    from rollway.decide import FINAL_READ_RETRY_SECONDS
+
+    def get_client(service):
+        return object()
+
+    get_client.reading = lambda seconds: (lambda service: object())
+
+    metrics = aws_environment(get_client, targets, clock=None).metrics
+
+    assert metrics.read_seconds == FINAL_READ_RETRY_SECONDS

@@ -97,8 +97,11 @@ def test_a_preflight_read_refused_names_the_statement_granting_it(aws):
 
 
 def test_metrics_the_role_may_not_read_name_the_statement_in_the_observation(aws):
+    from rollway.decide import FINAL_READ_RETRY_SECONDS
+
     env = aws_environment(aws.get_client, aws.targets, FakeClock())
-    cloudwatch = aws.get_client("cloudwatch")
+    # A look's reads go to the client bounded at its read's bound.
+    cloudwatch = aws.get_client.reading(FINAL_READ_RETRY_SECONDS)("cloudwatch")
     asked: list[str] = []
     with on_operation(cloudwatch, "before-parameter-build", refusing("AccessDenied", "cloudwatch:GetMetricData", "*",
                                                                      asked), operation="GetMetricData"):
