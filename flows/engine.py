@@ -688,9 +688,12 @@ def run_stages(
             # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
             waits = (baked_by_said(spec.stages[state.stage_index])
                      if verdict is not None and verdict.phase is Phase.SUCCESSFUL else "")
+            # From the clock after the look, not ``now``: a read that ran out its bound (15 s) would
+            # otherwise put that much more between the final look's reads than their rule says.
+            left = max(0.0, decision.until - env.clock.now())
             (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
-                "stage %s%s; next look in %.0f s", decision.reason, waits, max(0.0, decision.until - now))
-            env.clock.sleep(max(0.0, decision.until - now))
+                "stage %s%s; next look in %.0f s", decision.reason, waits, left)
+            env.clock.sleep(left)
             continue
 
         if decision.stage_passed:

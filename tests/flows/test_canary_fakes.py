@@ -652,3 +652,41 @@ def test_a_throttled_final_look_is_read_again_and_the_healthy_stage_passes(monke
     assert result.outcome == "promoted", result.reason
     assert result.stages[0].verdict.phase == "successful"
     assert reads[-1] == throttled[-1] + 15, (reads, throttled)
+
+
+def test_a_final_look_whose_reads_time_out_is_read_four_times_15_s_apart_as_its_pause_says(monkeypatch):
+    """Each read at the stage's final look ran out its 15-s bound: the run slept 15 s after each,
+    counted from before the read, so the reads were 30 s apart and the pause said "read 4 times
+    over 45 s" after three. The looks are 15 s apart, start to start, and there are four."""
+    from rollway.approvals import ApprovalAnswer
+    from rollway.decide import StageState, stage_end
+    from rollway.model import Observation
+
+    env = fake_environment(canary_error_rate=0.0)
+    rollout = spec(5, 100)
+    observe, reads, failed = env.metrics.observe, [], []
+
+    def timing_out_at_the_end(start, end):
+        now = env.clock.now()
+        if env.router.weights.canary == 5 and end - start < 3600:
+            reads.append(now)
+            # From the minimum bake on (600 s): the stage reaches its end unpassed, for its final look.
+            if now >= reads[0] + 600:
+                failed.append((now, now >= stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))))
+                env.clock.sleep(15)  # the read's bound, run out
+                return Observation(start=start, end=end, error="metrics for the window unavailable: CloudWatch did "
+                                   "not answer within 15 s")
+        return observe(start, end)
+
+    monkeypatch.setattr(env.metrics, "observe", timing_out_at_the_end)
+    answer, asked = scripted(ApprovalAnswer(action="reject", approver="oncall", comment="no data")), []
+
+    def approver(pause, summary, watch=None):
+        asked.append(pause.reason)
+        return answer(pause, summary, watch)
+
+    result = canary_on(env, rollout, approver)
+    assert result.outcome == "rolled_back", result.reason
+    final = [t for t, over in failed if over]
+    assert [b - a for a, b in zip(final, final[1:])] == [15, 15, 15], final
+    assert len(asked) == 1 and "read 4 times over 45 s" in asked[0], asked
