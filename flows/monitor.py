@@ -449,7 +449,10 @@ def _watch(
             # service to zero under a release nobody saw finish. Still without a request count
             # after the retries, that period served nobody, or nothing says otherwise.
             retried, final = retried + 1, final or before
-        env.clock.sleep(LAST_LOOK_RETRY_SECONDS if now >= settled else min(interval, settled - now))
+        # To the next look from this one's start, not from its end: a slow read (up to its 15-s
+        # bound) put that much more between the looks and took the last past the window's end.
+        next_look = now + LAST_LOOK_RETRY_SECONDS if now >= settled else min(now + interval, settled)
+        env.clock.sleep(max(0.0, next_look - env.clock.now()))
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have
         # its hook roll back a release whose window is passing cleanly.

@@ -566,3 +566,23 @@ def test_a_resumed_windows_looks_are_placed_in_the_whole_window_in_the_log(caplo
     assert looks and all(placed), looks
     assert int(placed[0].group(1)) >= 300 and all(int(p.group(2)) >= 900 for p in placed), looks
     assert any("could not read the metrics" in m for m in looks), looks
+
+
+def test_slow_reads_do_not_stretch_the_window_past_its_end_or_its_looks_apart(monkeypatch):
+    """Each read took 10 s of the clock (a slow CloudWatch, inside the read's 15-s bound): the wait
+    to the next look counted from after the read, so the looks were 70 s apart, not 60: a window
+    of N looks held fewer. Looks are an interval apart, start to start."""
+    env = promoted(canary_error_rate=0.001)
+    observe, looks = env.metrics.observe, []
+
+    def slow(start, end):
+        looks.append(env.clock.now())
+        env.clock.sleep(10)
+        return observe(start, end)
+
+    monkeypatch.setattr(env.metrics, "observe", slow)
+    opened = env.clock.now()
+    result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned", result.reason
+    assert max(b - a for a, b in zip(looks, looks[1:])) <= 60.0, looks
+    assert [t - opened for t in looks[:3]] == [0.0, 60.0, 120.0], looks
