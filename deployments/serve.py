@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from flows.params import MAX_POLL_SECONDS
 from rollway.cli.blocks import DEPLOYMENT, deployment_path  # noqa: F401 - deployment_path: for run_deployment
+from rollway.cli.whole import Whole
 from rollway.clock import ClockSettings
 from rollway.model import validation_problems
 from rollway.spec import RolloutSpec
@@ -325,12 +326,12 @@ def main(
     credentials_block: str | None = None,
     speed: float = 1.0,
     anchor: float | None = None,
-    approval_poll_seconds: int = 2,
+    approval_poll_seconds: Whole = 2,
     spec_json: str | None = None,
     validation_url: str | None = None,
     phased: bool = True,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
-    limit: int = 10,
+    limit: Whole = 10,
     paused_schedules: bool = False,
     weekly_cron: str = WEEKLY_CRON,
     weekly_timezone: str = WEEKLY_TIMEZONE,
