@@ -317,14 +317,17 @@ def unusable_credentials(err: Exception) -> bool:
 # still later than ..." (ahead), under the same code as a wrong secret key.
 _SKEWED_CLOCK = re.compile(r"signature expired|signature not yet current|is now earlier than|is still later than"
                            r"|time(stamp)? is out of range|request time.*too (large|skewed)", re.IGNORECASE)
+_CLOCK_REMEDY = ("the worker's clock is off from AWS's by more than it allows (5 minutes for a signature, 15 for "
+                 "a request's date): sync it (NTP, e.g. chrony or systemd-timesyncd), then run again; the keys are "
+                 "not the cause")
 
 
 def _bad_signature_remedy(err: ClientError) -> str:
-    """SignatureDoesNotMatch: AWS knew the access key id (it had a secret to check against), so
-    the keys are not unknown; either the worker's clock is off, or the secret is not that key's."""
+    """SignatureDoesNotMatch (InvalidSignatureException from the JSON APIs): AWS knew the access
+    key id (it had a secret to check against), so the keys are not unknown; either the worker's
+    clock is off, or the secret is not that key's."""
     if _SKEWED_CLOCK.search(str(err.response.get("Error", {}).get("Message") or "")):
-        return ("the worker's clock is off by more than AWS allows (5 minutes): sync it (NTP, e.g. chrony or "
-                "systemd-timesyncd), then run again; the keys are not the cause")
+        return _CLOCK_REMEDY
     return ("the secret key does not match the access key id: check aws_secret_access_key (with "
             "aws_access_key_id) of the AwsCredentials block (or of its profile)")
 
@@ -335,11 +338,14 @@ def credentials_remedy(err: Exception, call: str) -> str:
     ``Could not connect to the endpoint URL``) name the symptom, not which setting to change."""
     if isinstance(err, ClientError):
         code = error_code(err)
+        if code == "RequestExpired":
+            # Not the keys: the query APIs' answer to a request dated more than 15 minutes off theirs.
+            return _CLOCK_REMEDY
+        if code in ("SignatureDoesNotMatch", "InvalidSignatureException"):
+            return _bad_signature_remedy(err)
         if code in _EXPIRED:
             return ("the credentials have expired: renew the keys of the AwsCredentials block (or of its profile) "
                     "and run again")
-        if code == "SignatureDoesNotMatch":
-            return _bad_signature_remedy(err)
         if code in _UNKNOWN_KEYS:
             return ("AWS does not know these keys: check aws_access_key_id and aws_secret_access_key of the "
                     "AwsCredentials block (or of its profile)")

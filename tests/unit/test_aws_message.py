@@ -91,3 +91,18 @@ def test_a_bad_signature_on_a_right_clock_says_the_secret_key_is_not_the_access_
     # person to re-create a key that exists.
     assert remedy.startswith("the secret key does not match the access key id"), remedy
     assert "aws_secret_access_key" in remedy and "does not know" not in remedy
+
+
+@pytest.mark.parametrize("code, message", [
+    # The query APIs' common error: "the date stamp on the request is more than 15 minutes" off; the
+    # advice was "the credentials have expired: renew the keys", which fixes nothing.
+    ("RequestExpired", "Request has expired."),
+    # The JSON APIs (CloudWatch Logs, DynamoDB) name the same skew InvalidSignatureException.
+    ("InvalidSignatureException",
+     "Signature expired: 20260105T110000Z is now earlier than 20260105T111500Z (20260105T112000Z - 5 min.)"),
+])
+def test_a_request_refused_for_its_date_says_fix_the_worker_clock(code, message):
+    err = ClientError({"Error": {"Code": code, "Message": message}}, "DescribeAlarms")
+    remedy = credentials_remedy(err, "cloudwatch:DescribeAlarms")
+    assert remedy.startswith("the worker's clock is off"), remedy
+    assert "renew" not in remedy
