@@ -394,7 +394,16 @@ def main(
         weekly_timezone=weekly_timezone,
         schedules_active=not paused_schedules,
     )
-    serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
+    import httpx
+
+    try:
+        serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
+    except httpx.TransportError as err:
+        # A server not started yet, or a wrong port: httpx's traceback ran a hundred lines.
+        print(f"error: the Prefect API at {PREFECT_API_URL.value()} could not be reached ({type(err).__name__}: "
+              f"{err}): start it (`prefect server start`, `rollway up`) or correct PREFECT_API_URL, then run again",
+              file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def run(argv: Sequence[str]) -> None:

@@ -57,3 +57,26 @@ def test_every_int_option_of_serve_py_refuses_a_fraction():
     ints = [name for name in inspect.signature(serve.main).parameters
             if int in (typing.get_args(hints[name]) or (hints[name],)) or hints[name] is int]
     assert ints and all(hints[name] in (Whole, Whole | None) for name in ints), {n: hints[n] for n in ints}
+
+
+def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypatch, capsys):
+    # With the server down (not started yet, a wrong port) serve.py died on httpx's 100-line traceback.
+    import httpx
+    import prefect
+
+    import deployments.serve as serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def down(*_, **__):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(prefect, "serve", down)
+    monkeypatch.setattr(serve, "build_deployments", lambda **_: [])
+    monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as stopped:
+        serve.main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api could not be reached (ConnectError: All "
+                          "connection attempts failed)"), err
+    assert "PREFECT_API_URL" in err, err
