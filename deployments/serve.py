@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from flows.params import MAX_POLL_SECONDS
 from rollway.cli.blocks import DEPLOYMENT, deployment_path  # noqa: F401 - deployment_path: for run_deployment
+from rollway.cli.whole import Whole
 from rollway.clock import ClockSettings
 from rollway.model import validation_problems
 from rollway.spec import RolloutSpec
@@ -325,12 +326,12 @@ def main(
     credentials_block: str | None = None,
     speed: float = 1.0,
     anchor: float | None = None,
-    approval_poll_seconds: int = 2,
+    approval_poll_seconds: Whole = 2,
     spec_json: str | None = None,
     validation_url: str | None = None,
     phased: bool = True,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
-    limit: int = 10,
+    limit: Whole = 10,
     paused_schedules: bool = False,
     weekly_cron: str = WEEKLY_CRON,
     weekly_timezone: str = WEEKLY_TIMEZONE,
@@ -393,7 +394,16 @@ def main(
         weekly_timezone=weekly_timezone,
         schedules_active=not paused_schedules,
     )
-    serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
+    import httpx
+
+    try:
+        serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
+    except httpx.TransportError as err:
+        # A server not started yet, or a wrong port: httpx's traceback ran a hundred lines.
+        print(f"error: the Prefect API at {PREFECT_API_URL.value()} could not be reached ({type(err).__name__}: "
+              f"{err}): start it (`prefect server start`, `rollway up`) or correct PREFECT_API_URL, then run again",
+              file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def run(argv: Sequence[str]) -> None:

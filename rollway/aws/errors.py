@@ -312,12 +312,37 @@ def unusable_credentials(err: Exception) -> bool:
     return type(err).__name__ not in _UNREACHABLE
 
 
+# The query APIs' words for a request signed on a clock more than five minutes off AWS's:
+# "Signature expired: ... is now earlier than ..." (behind), "Signature not yet current: ... is
+# still later than ..." (ahead), under the same code as a wrong secret key.
+_SKEWED_CLOCK = re.compile(r"signature expired|signature not yet current|is now earlier than|is still later than"
+                           r"|time(stamp)? is out of range|request time.*too (large|skewed)", re.IGNORECASE)
+_CLOCK_REMEDY = ("the worker's clock is off from AWS's by more than it allows (5 minutes for a signature, 15 for "
+                 "a request's date): sync it (NTP, e.g. chrony or systemd-timesyncd), then run again; the keys are "
+                 "not the cause")
+
+
+def _bad_signature_remedy(err: ClientError) -> str:
+    """SignatureDoesNotMatch (InvalidSignatureException from the JSON APIs): AWS knew the access
+    key id (it had a secret to check against), so the keys are not unknown; either the worker's
+    clock is off, or the secret is not that key's."""
+    if _SKEWED_CLOCK.search(str(err.response.get("Error", {}).get("Message") or "")):
+        return _CLOCK_REMEDY
+    return ("the secret key does not match the access key id: check aws_secret_access_key (with "
+            "aws_access_key_id) of the AwsCredentials block (or of its profile)")
+
+
 def credentials_remedy(err: Exception, call: str) -> str:
     """What a person does about a call with the run's AWS credentials that failed (``call``: the
     API action, e.g. ``sts:AssumeRole``): botocore's own words (``Unable to locate credentials``,
     ``Could not connect to the endpoint URL``) name the symptom, not which setting to change."""
     if isinstance(err, ClientError):
         code = error_code(err)
+        if code == "RequestExpired":
+            # Not the keys: the query APIs' answer to a request dated more than 15 minutes off theirs.
+            return _CLOCK_REMEDY
+        if code in ("SignatureDoesNotMatch", "InvalidSignatureException"):
+            return _bad_signature_remedy(err)
         if code in _EXPIRED:
             return ("the credentials have expired: renew the keys of the AwsCredentials block (or of its profile) "
                     "and run again")

@@ -67,3 +67,42 @@ def test_an_answer_or_an_error_with_no_message_names_what_it_was_not_nothing():
 def test_a_failed_call_with_the_credentials_says_which_setting_to_change(err, remedy):
     # botocore's words name the symptom ("Unable to locate credentials"), not what to change.
     assert credentials_remedy(err, "sts:AssumeRole").startswith(remedy)
+
+
+@pytest.mark.parametrize("message", [
+    # ELBv2, CloudWatch and STS answer a worker clock minutes behind or ahead with the bad-signature
+    # code: the keys are fine, and renewing them changes nothing.
+    "Signature expired: 20260105T110000Z is now earlier than 20260105T111500Z (20260105T112000Z - 5 min.)",
+    "Signature not yet current: 20260105T120000Z is still later than 20260105T110500Z (20260105T110000Z + 5 min.)",
+])
+def test_a_bad_signature_from_a_skewed_clock_says_fix_the_worker_clock_not_the_keys(message):
+    err = ClientError({"Error": {"Code": "SignatureDoesNotMatch", "Message": message}}, "DescribeTargetHealth")
+    remedy = credentials_remedy(err, "elbv2:DescribeTargetHealth")
+    assert remedy.startswith("the worker's clock is off"), remedy
+    assert "NTP" in remedy and "aws_access_key_id" not in remedy and "does not know" not in remedy
+
+
+def test_a_bad_signature_on_a_right_clock_says_the_secret_key_is_not_the_access_keys():
+    err = ClientError({"Error": {"Code": "SignatureDoesNotMatch", "Message": (
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+        "Access Key and signing method. Consult the service documentation for details.")}}, "GetCallerIdentity")
+    remedy = credentials_remedy(err, "sts:GetCallerIdentity")
+    # AWS knows the access key id (it found a secret to check against): saying it does not sends a
+    # person to re-create a key that exists.
+    assert remedy.startswith("the secret key does not match the access key id"), remedy
+    assert "aws_secret_access_key" in remedy and "does not know" not in remedy
+
+
+@pytest.mark.parametrize("code, message", [
+    # The query APIs' common error: "the date stamp on the request is more than 15 minutes" off; the
+    # advice was "the credentials have expired: renew the keys", which fixes nothing.
+    ("RequestExpired", "Request has expired."),
+    # The JSON APIs (CloudWatch Logs, DynamoDB) name the same skew InvalidSignatureException.
+    ("InvalidSignatureException",
+     "Signature expired: 20260105T110000Z is now earlier than 20260105T111500Z (20260105T112000Z - 5 min.)"),
+])
+def test_a_request_refused_for_its_date_says_fix_the_worker_clock(code, message):
+    err = ClientError({"Error": {"Code": code, "Message": message}}, "DescribeAlarms")
+    remedy = credentials_remedy(err, "cloudwatch:DescribeAlarms")
+    assert remedy.startswith("the worker's clock is off"), remedy
+    assert "renew" not in remedy

@@ -1029,7 +1029,7 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--weekly-cron", "0 9 * * XYZ"], "--weekly-cron '0 9 * * XYZ'"),
     # What cyclopts refuses itself was drawn in a box several lines high.
     (["--bogus"], "error: Unknown option: --bogus. (see `python deployments/serve.py --help`)"),
-    (["--limit", "abc"], 'error: Invalid value for --limit: unable to convert "abc" into int.'),
+    (["--limit", "abc"], "error: Invalid value for --limit: 'abc' is not a whole number"),
 ])
 def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
