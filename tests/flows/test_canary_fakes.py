@@ -623,30 +623,45 @@ def test_on_a_clock_faster_than_the_wall_a_deploys_try_again_still_waits_a_wall_
     assert waits[0] == first * 60, f"asked the rollout clock for {waits[0]} s: {waits[0] / 60} s of wall time"
 
 
+def stage_reads_answered(env, monkeypatch, failing):
+    """The 5 % stage's metric reads (not the hour-long baseline history) go through ``failing(now,
+    reads)``: an error it returns is the read's, None reads the fakes. The reads' times, in a list."""
+    from rollway.model import Observation
+
+    observe, reads = env.metrics.observe, []
+
+    def reading(start, end):
+        if env.router.weights.canary == 5 and end - start < 3600:
+            reads.append(env.clock.now())
+            error = failing(reads[-1], reads)
+            if error is not None:
+                return Observation(start=start, end=end, error=error)
+        return observe(start, end)
+
+    monkeypatch.setattr(env.metrics, "observe", reading)
+    return reads
+
+
 def test_a_throttled_final_look_is_read_again_and_the_healthy_stage_passes(monkeypatch):
     """CloudWatch throttled the GetMetricData of the 5 % stage's last looks, its final one too: the stage paused
     for a person (a "metrics" pause), paging on-call over a healthy canary, where a read seconds
     later would have passed it. The final look is read again, 15 s later, and the stage passes."""
     from rollway.decide import StageState, stage_end
-    from rollway.model import Observation
 
     env = fake_environment(canary_error_rate=0.0)
     rollout = spec(5, 100)
-    observe, reads, throttled = env.metrics.observe, [], []
+    throttled = []
 
-    def throttled_at_the_end(start, end):
-        now = env.clock.now()
-        if env.router.weights.canary == 5 and end - start < 3600:
-            reads.append(now)
-            ends = stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))
-            # Throttled from the minimum bake (600 s) through the stage's end (plus the metrics' delay).
-            if now >= reads[0] + 600 and (not throttled or throttled[-1] < ends):
-                throttled.append(now)
-                return Observation(start=start, end=end, error="metrics for the window unavailable: An error "
-                                   "occurred (Throttling) when calling the GetMetricData operation: Rate exceeded")
-        return observe(start, end)
+    def throttled_at_the_end(now, reads):
+        ends = stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))
+        # Throttled from the minimum bake (600 s) through the stage's end (plus the metrics' delay).
+        if now >= reads[0] + 600 and (not throttled or throttled[-1] < ends):
+            throttled.append(now)
+            return ("metrics for the window unavailable: An error occurred (Throttling) when calling the "
+                    "GetMetricData operation: Rate exceeded")
+        return None
 
-    monkeypatch.setattr(env.metrics, "observe", throttled_at_the_end)
+    reads = stage_reads_answered(env, monkeypatch, throttled_at_the_end)
     result = canary_on(env, rollout, scripted())  # no answer scripted: a pause would fail the run
     assert throttled, "the final look was never throttled: the test did not test it"
     assert result.outcome == "promoted", result.reason
@@ -660,25 +675,20 @@ def test_a_final_look_whose_reads_time_out_is_read_four_times_15_s_apart_as_its_
     over 45 s" after three. The looks are 15 s apart, start to start, and there are four."""
     from rollway.approvals import ApprovalAnswer
     from rollway.decide import StageState, stage_end
-    from rollway.model import Observation
 
     env = fake_environment(canary_error_rate=0.0)
     rollout = spec(5, 100)
-    observe, reads, failed = env.metrics.observe, [], []
+    failed = []
 
-    def timing_out_at_the_end(start, end):
-        now = env.clock.now()
-        if env.router.weights.canary == 5 and end - start < 3600:
-            reads.append(now)
-            # From the minimum bake on (600 s): the stage reaches its end unpassed, for its final look.
-            if now >= reads[0] + 600:
-                failed.append((now, now >= stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))))
-                env.clock.sleep(15)  # the read's bound, run out
-                return Observation(start=start, end=end, error="metrics for the window unavailable: CloudWatch did "
-                                   "not answer within 15 s")
-        return observe(start, end)
+    def timing_out_at_the_end(now, reads):
+        # From the minimum bake on (600 s): the stage reaches its end unpassed, for its final look.
+        if now < reads[0] + 600:
+            return None
+        failed.append((now, now >= stage_end(rollout, StageState(stage_index=0, started_at=reads[0]))))
+        env.clock.sleep(15)  # the read's bound, run out
+        return "metrics for the window unavailable: CloudWatch did not answer within 15 s"
 
-    monkeypatch.setattr(env.metrics, "observe", timing_out_at_the_end)
+    stage_reads_answered(env, monkeypatch, timing_out_at_the_end)
     answer, asked = scripted(ApprovalAnswer(action="reject", approver="oncall", comment="no data")), []
 
     def approver(pause, summary, watch=None):
