@@ -343,6 +343,12 @@ def credentials_remedy(err: Exception, call: str) -> str:
             return _CLOCK_REMEDY
         if code in ("SignatureDoesNotMatch", "InvalidSignatureException"):
             return _bad_signature_remedy(err)
+        if code == "IncompleteSignature":
+            # The request reached AWS without all of its signature (a header dropped on the way): the
+            # keys were not even checked.
+            return ("the request reached AWS without all of its signature (its Authorization or X-Amz-Date header "
+                    "altered on the way): check the proxy between the worker and AWS (HTTPS_PROXY) and the block's "
+                    "aws_client_parameters.endpoint_url, then run again")
         if code in _EXPIRED:
             return ("the credentials have expired: renew the keys of the AwsCredentials block (or of its profile) "
                     "and run again")

@@ -106,3 +106,14 @@ def test_a_request_refused_for_its_date_says_fix_the_worker_clock(code, message)
     remedy = credentials_remedy(err, "cloudwatch:DescribeAlarms")
     assert remedy.startswith("the worker's clock is off"), remedy
     assert "renew" not in remedy
+
+
+def test_an_incomplete_signature_says_what_altered_the_request_not_that_aws_does_not_know_the_keys():
+    # IncompleteSignature is a request that reached AWS without all of its signature (an
+    # Authorization or X-Amz-Date header dropped on the way): checking the keys fixes nothing.
+    err = ClientError({"Error": {"Code": "IncompleteSignature", "Message": (
+        "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter.")}},
+        "DescribeRules")
+    remedy = credentials_remedy(err, "elbv2:DescribeRules")
+    assert "does not know these keys" not in remedy, remedy
+    assert "proxy" in remedy and "endpoint_url" in remedy, remedy
