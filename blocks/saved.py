@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 
 def saved_block_names(block_type: str) -> list[str] | None:
@@ -52,20 +51,16 @@ def without_password(url: str | None) -> str | None:
     """``url`` with the password it may hold (a server behind basic auth reached as
     ``https://<user>:<password>@host/api``) said as ``***``: the address is said to a person, on a
     terminal and in a failed run's state."""
-    if not url or "@" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return passwords_hidden(url) if url else url
 
 
-# ``scheme://user:password@``, wherever it is quoted in a text (an HTTP client's error names the URL it asked).
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*):[^\s/@]*@")
+# ``scheme://user:password@``, wherever it is quoted in a text (an HTTP client's error names the URL it
+# asked). The password runs to the host's ``@``, the last before the path: an unencoded ``@`` in it
+# is the password's too, as urlsplit reads it.
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*):[^\s/]*@")
 
 
 def passwords_hidden(text: str) -> str:
-    """``text`` with the password of every URL in it said as ``***`` (``without_password`` for a
-    message that quotes the Prefect API's address, or an error that does)."""
+    """``text`` with the password of every URL in it said as ``***`` (a message that quotes the
+    Prefect API's address, or an error that does)."""
     return _USERINFO.sub(r"\1:***@", text)

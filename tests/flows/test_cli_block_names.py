@@ -128,3 +128,11 @@ def test_passwords_hidden_masks_every_address_in_a_text_and_nothing_else():
                             "user@example.com and https://h.example/api stay; ratio 1:2 @ noon")
     assert said == ("asked https://ops:***@h.example/api and http://u:***@10.0.0.1:4200/api; "
                     "user@example.com and https://h.example/api stay; ratio 1:2 @ noon"), said
+
+
+def test_a_password_holding_an_unencoded_at_sign_is_hidden_whole():
+    # The host is after the last "@" before the path, as urlsplit reads it: "ss" was left showing.
+    from blocks.saved import passwords_hidden, without_password
+
+    assert without_password("https://u:p@ss@h.example/api") == "https://u:***@h.example/api"
+    assert passwords_hidden("at https://u:p@ss@h.example/api now") == "at https://u:***@h.example/api now"
