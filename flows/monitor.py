@@ -62,11 +62,9 @@ RECENT_SECONDS = 300
 ONE_HOUR = 3600.0
 # The final look judges the window's last period: a read CloudWatch refused there (throttled, say),
 # or that found no request count in it yet (published later than the delay), is tried again as a
-# stage's final look is (rollway.decide, the one source of both). All of them fit in one period (at
-# least 60 s), so each still reads that period, and finalize's wait for the window's close (a period
-# after its settling) covers them.
-LAST_LOOK_RETRIES = FINAL_READ_RETRIES
-LAST_LOOK_RETRY_SECONDS = FINAL_READ_RETRY_SECONDS
+# stage's final look is (rollway.decide's FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS). All of them
+# fit in one period (at least 60 s), so each still reads that period, and finalize's wait for the
+# window's close (a period after its settling) covers them.
 
 
 class MonitorRefused(RuntimeError):
@@ -440,7 +438,7 @@ def _watch(
             log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
                         "look could not roll a failing release back; it counts against the window, which passes "
                         "cleanly only if at least half of its looks measured one", placed(now), observation.error)
-        if now >= settled and (retried == LAST_LOOK_RETRIES or (
+        if now >= settled and (retried == FINAL_READ_RETRIES or (
                 observation.error is None and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
             break
         if now >= settled:
@@ -451,7 +449,7 @@ def _watch(
             retried, final = retried + 1, final or before
         # To the next look from this one's start, not from its end: a slow read (up to its 15-s
         # bound) put that much more between the looks and took the last past the window's end.
-        next_look = now + LAST_LOOK_RETRY_SECONDS if now >= settled else min(now + interval, settled)
+        next_look = now + FINAL_READ_RETRY_SECONDS if now >= settled else min(now + interval, settled)
         env.clock.sleep(max(0.0, next_look - env.clock.now()))
         # A run that went silent past its lease loses the rollout here (LockHeld). A renewal
         # DynamoDB throttled is not that: the watch goes on, since failing the run would have
@@ -630,7 +628,7 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     why = f"; the last failed read: {failure}" if failure else ""
     if last_unread:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
-                       f"window's last period ({failure}, {LAST_LOOK_RETRIES + 1} tries), so that period was not "
+                       f"window's last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was not "
                        f"judged; {measured} of its {checks} looks counted requests to the new version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
