@@ -80,7 +80,7 @@ def act_now(watch: Watch | None, *, paused: bool = True) -> None:
     paused): what the watch says then names no pause it leaves."""
     act = getattr(watch, "act_now", None)
     if act is not None:
-        act() if paused else act(paused=False)
+        act(paused=paused)
 
 
 # Called by the engine at each Pause with the decision and a markdown summary of the stage, and
