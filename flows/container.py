@@ -19,7 +19,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
-   again if the login expires within minutes, push the version (checking with the daemon that
+   again if the login expires within minutes (and push once more after a new login a push ECR
+   refused because the login expired during it), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
    it meanwhile) then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
@@ -82,7 +83,7 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import DaemonUnreachable, DockerCommandFailed, docker_session
+from rollway.toolchain.docker import DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
@@ -783,15 +784,9 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             steps.tag(docker, image_id, reference)
     run.done(f"tagged {', '.join(refs.all)}")
     if ecr is not None and credentials is not None and _expiring(credentials):
-        _log_in(run, docker, ecr, refs, credentials)  # a build that outlived the token's 12 hours
+        credentials = _log_in(run, docker, ecr, refs, credentials)  # a build that outlived the token's 12 hours
     for reference in refs.all:  # the version first: latest moves only once the version is there
-        with run.step(f"push {reference}"):
-            try:
-                digest = steps.push(docker, reference)
-            except Exception:
-                if reference == refs.versioned:
-                    _note_held(run, docker, refs, ecr, request)
-                raise
+        digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
         run.progress.digests[reference] = digest
         run.done(f"pushed {reference} ({digest})")
         if reference == refs.versioned:
@@ -820,18 +815,53 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
 
 
 def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageReferences,
-            credentials: RegistryLogin) -> RegistryLogin:
+            credentials: RegistryLogin, *, renew: str | None = None) -> RegistryLogin:
     """docker login to the release's ECR registry (in the private docker config) with
-    ``credentials``, or a new login from ECR when those expire within minutes; returns the one used."""
+    ``credentials``, or a new login from ECR when those expire within minutes or ``renew`` says
+    why they are no good any more; returns the one used."""
     with run.step(f"log in to {refs.registry}"):
-        if _expiring(credentials):
+        if renew is not None or _expiring(credentials):
             credentials = steps.ecr_login(ecr)
         steps.login(docker, credentials)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
+    why = renew or "the first login was about to expire"
     run.done(f"logged in to {refs.registry}{' again' if again else ''} as {credentials.username} (private docker "
-             f"config){': the first login was about to expire' if again else ''}")
+             f"config){f': {why}' if again else ''}")
     return credentials
+
+
+# ECR's word for a push made with a login past its expiry ("denied: Your authorization token has
+# expired. Reauthenticate and try again."; before 2020: "Your Authorization Token has expired").
+_LOGIN_EXPIRED = "authorization token has expired"
+
+
+def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferences, ecr: EcrRepository | None,
+          credentials: RegistryLogin | None, request: PublishRequest) -> tuple[str, RegistryLogin | None]:
+    """Push ``reference``; returns the digest the registry stored and the login in use after it.
+
+    The login is checked before the pushes, not during them: one with minutes left after a
+    build of hours, or a push of gigabytes (the version's, then latest's), outlived it, and ECR
+    refused the rest of the push. The run stopped with the image built and nothing (or only the
+    version) pushed, a re-run building it all again. Such a push is pushed once more after a new
+    login, docker sending only the layers the registry does not hold yet; any other refusal stands.
+    """
+    for attempt in (1, 2):
+        with run.step(f"push {reference}"):
+            try:
+                return steps.push(docker, reference), credentials
+            except Exception as err:
+                expired = isinstance(err, PushRefused) and any(_LOGIN_EXPIRED in line.lower() for line in err.tail)
+                if attempt == 2 or not expired or ecr is None or credentials is None:
+                    if reference == refs.versioned:
+                        _note_held(run, docker, refs, ecr, request)
+                    raise
+                run.log.warning("publish: ECR refused the push of %s: its login expired during the push; logging in "
+                                "again to push it once more", reference)
+        assert ecr is not None and credentials is not None  # an expired login is ECR's, and this run made it
+        credentials = _log_in(run, docker, ecr, refs, credentials, renew=(
+            f"ECR refused the push of {reference}, the login having expired during it"))
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,

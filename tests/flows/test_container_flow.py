@@ -1141,6 +1141,104 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
     assert result.task_definition is not None
 
 
+EXPIRED = "denied: Your authorization token has expired. Reauthenticate and try again."
+
+
+@pytest.mark.parametrize("refused, minutes, retried", [
+    ("2.0.0", (30, 30, 1), True),  # the version's push outlives the login
+    ("latest", (5, 30, 1), True),  # latest's does, after the version's
+    ("2.0.0", (1,), False),  # refused for another reason: not pushed again
+])
+def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_after_a_new_login(
+        aws, tmp_path, monkeypatch, watch_calls, refused, minutes, retried):
+    """The login is asked for before the build, and checked again only before the pushes: a
+    build of hours left it minutes, and a push of gigabytes outlived them. ECR refused the rest
+    of the push ("authorization token has expired"), and the run stopped with the image built
+    and nothing (or only the version) pushed. It logs in again and pushes once more, docker
+    sending only the layers not there yet; any other refusal stands."""
+    import datetime as dt
+
+    from rollway.toolchain.docker import PushRefused
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    registry = uri.split("/", 1)[0]
+    ecr = aws.get_client("ecr")
+    pushes = [dt.timedelta(minutes=m) for m in minutes]  # how long each push takes
+    moved = [dt.timedelta(0)]
+    expiry: dict[str, dt.datetime] = {}  # token -> when ECR stops taking it
+
+    class Clock(dt.datetime):
+        """The flow's clock, moved on by the build and by each push, as long as each takes."""
+
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + moved[0]
+
+    def twelve_hours(parsed, **_):  # as ECR gives them, on the run's clock, each its own (moto's are all one)
+        data = parsed["authorizationData"][0]
+        password = f"token-{len(expiry) + 1}"
+        data["authorizationToken"] = base64.b64encode(f"AWS:{password}".encode()).decode()
+        data["expiresAt"] = expiry[password] = Clock.now(dt.timezone.utc) + dt.timedelta(hours=12)
+
+    class TakesItsTime(EcrBacked):
+        """ECR as it takes a login: a push that ends after the token docker logged in with
+        expired is refused, with ECR's words for it."""
+
+        def __init__(self, aws) -> None:
+            super().__init__(aws)
+            self.passwords: list[str] = []
+            self.expires: dt.datetime | None = None
+
+        def login(self, registry, username, password):
+            super().login(registry, username, password)
+            self.passwords.append(password.get_secret_value())
+            self.expires = expiry[password.get_secret_value()]
+
+        def build(self, context_dir, **kwargs):
+            image = super().build(context_dir, **kwargs)
+            moved[0] += dt.timedelta(hours=11, minutes=40)  # 20 minutes left: no new login before the pushes
+            return image
+
+        def push(self, reference):
+            moved[0] += pushes.pop(0)
+            if not retried and reference.endswith(f":{refused}"):
+                self.calls.append(f"push {reference}")
+                raise PushRefused(reference, ["denied: User: arn:aws:sts::123456789012:assumed-role/release is not "
+                                              "authorized to perform: ecr:InitiateLayerUpload"])
+            if Clock.now(dt.timezone.utc) >= self.expires:
+                self.calls.append(f"push {reference}")
+                raise PushRefused(reference, [f"The push refers to repository [{reference.rsplit(':', 1)[0]}]", EXPIRED])
+            return super().push(reference)
+
+    monkeypatch.setattr(flows_container, "dt", SimpleNamespace(datetime=Clock, timezone=dt.timezone,
+                                                               timedelta=dt.timedelta))
+    publisher = TakesItsTime(aws)
+    calls = watch_calls(ecr)
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path)
+    with on_operation(ecr, "after-call", twelve_hours, operation="GetAuthorizationToken"):
+        if not retried:
+            with pytest.raises(PublishIncomplete, match="is not authorized to perform"):
+                publish_with(aws, publisher, request)
+            assert [c for c in publisher.calls if c.split()[0] in ("login", "push")] == [
+                f"login {registry}", f"push {uri}:2.0.0"]
+            assert calls.count("GetAuthorizationToken") == 1
+            return
+        result = publish_with(aws, publisher, request)
+
+    assert calls.count("GetAuthorizationToken") == 2, calls
+    assert publisher.passwords == list(expiry), "the push was tried again with the login ECR refused"
+    again = f"{uri}:{refused}"
+    assert [c for c in publisher.calls if c.split()[0] in ("login", "push")] == [
+        f"login {registry}", *([f"push {uri}:2.0.0"] if refused == "latest" else []), f"push {again}",
+        f"login {registry}", f"push {again}", *([f"push {uri}:latest"] if refused != "latest" else [])]
+    assert (f"logged in to {registry} again as AWS (private docker config): ECR refused the push of {again}, "
+            "the login having expired during it" in result.steps), result.steps
+    assert publisher.registry[f"{uri}:latest"] == publisher.registry[f"{uri}:2.0.0"] == result.digest
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+
+
 def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):
     """The run logged in to ECR, then failed with a bare ToolMissing when it opened docker, and
     left no artifact: the key's newest one was still an earlier release's. Later it was refused,
