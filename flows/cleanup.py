@@ -12,7 +12,7 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    the revision of every running task) and the images they name, the repository's images, and each old stack;
 3. plan (``rollway.cleanup.plan_cleanup``): a live stack, a stack holding a resource the targets
    name, a task definition in use, the VPC, a subnet or a security group the services or the load
-   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, a stack name CloudFormation has no record of (live or deleted: a misspelling), ``latest``, an image in use (by tag or by digest) or a protected stack is refused, and any refusal fails the run here, each one
+   balancer are in, or the listener or rule production's traffic comes through, a stack whose export another stack imports, a stack CloudFormation is changing, a stack name CloudFormation has no record of (live or deleted: a misspelling), ``latest``, an image in use (by tag or by digest), an image in ECR's archive while an archived image index is there (which platform images it lists cannot be read) or a protected stack is refused, and any refusal fails the run here, each one
    named with its reason, before anything is written;
 4. archive the code first (an annotated tag, pushed), so it is kept before its infrastructure goes;
 5. check that each old image tag still names the image the plan judged (a tag pushed again since

@@ -30,6 +30,9 @@ person, so nothing production runs on may be deleted, whatever the person typed:
   names: the old stack would stay, costing money, under a run that looked done. One listed as
   deleted (by an earlier run, or by hand) is reported as deleted before: nothing to do;
 - the tag ``latest`` is refused (what an image reference without a tag pulls);
+- an image in ECR's archive (ARCHIVED, ACTIVATING) is judged as any other, unless an archived
+  image index is there: ECR serves no manifest of an archived image, so the platform images it
+  lists cannot be read, and every tag of an archived image is refused, saying how to let it go;
 - an image tag that a task definition in use references is refused, and so is any other tag of
   an image whose digest is in use (a task definition may pin ``repo@sha256:...``, or name the
   same image under another tag), and any tag of a platform image an image index in use lists
@@ -483,7 +486,11 @@ class RepositoryImage(BaseModel):
     digest: str
     tags: tuple[str, ...] = ()
     children: tuple[str, ...] = Field(default=(), description=(
-        "for an image index (a multi-platform image), the digests of the platform images it lists"))
+        "for an image index (a multi-platform image), the digests of the platform images it lists (none read for "
+        "one not ACTIVE: ECR serves no manifest of an archived image)"))
+    status: str = Field(default="ACTIVE", description=(
+        "ACTIVE, or ARCHIVED / ACTIVATING: in ECR's archive storage class, or on its way back from it"))
+    index: bool = Field(default=False, description="whether it is an image index (a multi-platform image)")
 
 
 class ImageUse(BaseModel):
@@ -747,6 +754,8 @@ def plan_cleanup(
     delete_tags, gone_tags, refused = _plan_images(spec.old_image_tags, targets.ecr_repository, in_use, images,
                                                    way_forward=True)
     refusals += refused
+    delete_tags, refused = _archived_unjudged(delete_tags, images)
+    refusals += refused
     delete_stacks, gone_stacks, refused = _plan_stacks(spec.old_stacks, targets.stacks, stacks,
                                                        _production(targets, in_use, routing, network),
                                                        region=targets.region)
@@ -958,6 +967,29 @@ def _plan_images(
         else:
             delete.append(tag)
     return tuple(delete), tuple(gone), refusals
+
+
+def _archived_unjudged(delete: Sequence[str], images: Sequence[RepositoryImage]) -> tuple[tuple[str, ...],
+                                                                                           list[Refusal]]:
+    """(the tags of ``delete`` left to delete, refusals of the others): every tag of an image in
+    ECR's archive while an archived image index is there.
+
+    ECR serves no manifest of an archived image, so which platform images an archived index
+    lists cannot be read, and an archived platform image's tag may be all that keeps the image
+    an index in use lists (``_plan_images`` keeps those of an ACTIVE one).
+    """
+    unread = [image.digest for image in images if image.index and image.status != "ACTIVE"]
+    status = {tag: (image.digest, image.status) for image in images for tag in image.tags}
+    if not unread:
+        return tuple(delete), []
+    kept = [tag for tag in delete if status[tag][1] != "ACTIVE"]
+    refusals = [Refusal(kind="image tag", name=tag, reason=(
+        f"it tags image {status[tag][0]}, which ECR holds {status[tag][1]}: ECR serves no manifest of an archived "
+        f"image, so the platform images the archived image {'index' if len(unread) == 1 else 'indexes'} "
+        f"{first_few(unread, where='listed by `aws ecr describe-images --filter imageStatus=ARCHIVED`')} {'lists' if len(unread) == 1 else 'list'} cannot be read, nor told "
+        "from this one; restore the archived images (`aws ecr update-image-storage-class --target-storage-class "
+        "STANDARD`) for cleanup to judge them, or delete them by hand")) for tag in kept]
+    return tuple(tag for tag in delete if tag not in kept), refusals
 
 
 TAG_CUTOFF = 0.75

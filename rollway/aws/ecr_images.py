@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
+from rollway.aws.ecr import ACTIVE
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
@@ -66,8 +67,8 @@ class EcrImages:
         self._repository = repository
 
     def list_images(self) -> tuple[RepositoryImage, ...]:
-        """Every image in the repository with its digest and tags (untagged ones too), and for an
-        image index the digests of the platform images it lists.
+        """Every image in the repository with its digest, tags (untagged ones too) and status
+        (archived ones too), and for an ACTIVE image index the digests of the platform images it lists.
 
         Raises:
             TargetNotFound: there is no such repository.
@@ -76,13 +77,19 @@ class EcrImages:
         images = []
         indexes: list[str] = []
         try:
-            for page in self._client.get_paginator("describe_images").paginate(repositoryName=self._repository):
+            # Every status: DescribeImages lists ACTIVE images only unless asked for others, and the
+            # old version's image a lifecycle rule had archived was reported as never there.
+            for page in self._client.get_paginator("describe_images").paginate(repositoryName=self._repository,
+                                                                              filter={"imageStatus": "ANY"}):
                 for detail in page.get("imageDetails", []):
-                    images.append(RepositoryImage(digest=detail["imageDigest"],
-                                                  tags=tuple(detail.get("imageTags", []))))
                     # A multi-platform image: an index listing one image per platform, each an image
                     # of the repository in its own right, with tags of its own or none.
-                    if {detail.get("imageManifestMediaType"), detail.get("artifactMediaType")} & set(INDEX_TYPES):
+                    index = bool({detail.get("imageManifestMediaType"), detail.get("artifactMediaType")}
+                                 & set(INDEX_TYPES))
+                    status = detail.get("imageStatus") or ACTIVE
+                    images.append(RepositoryImage(digest=detail["imageDigest"], tags=tuple(detail.get("imageTags", [])),
+                                                  status=status, index=index))
+                    if index and status == ACTIVE:  # ECR serves no manifest of an archived image
                         indexes.append(detail["imageDigest"])
             children = self._platform_images(indexes)
         except ClientError as err:

@@ -3,6 +3,8 @@ by digest) refused by the plan, absent tags reported as gone."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use
@@ -404,3 +406,74 @@ def test_the_images_of_every_service_of_the_cluster_count_past_the_first_page_of
     assert plan.delete_tags == ("old-version",)
     assert sorted(r.name for r in plan.refusals) == names
     assert f"service {names[-1]} of the cluster deploys it" in {r.name: r.reason for r in plan.refusals}[names[-1]]
+
+
+@contextmanager
+def archived_in_ecr(client, archived: set[str]):
+    """``client``'s ECR as AWS's answers with the images ``archived`` (digests) in its archive
+    (moto has no archive): DescribeImages lists only ACTIVE images unless its filter asks for
+    another status (or ANY), and says each image's status; BatchGetImage serves no archived image."""
+    from tests.botocore_events import on_operation
+
+    def asked(params, context, **_):
+        context["image_status"] = (params.get("filter") or {}).get("imageStatus") or "ACTIVE"
+        context["by_id"] = bool(params.get("imageIds"))
+
+    def described(parsed, context, **_):
+        details = parsed.get("imageDetails", [])
+        for detail in details:
+            detail["imageStatus"] = "ARCHIVED" if detail["imageDigest"] in archived else "ACTIVE"
+        if not context.get("by_id"):
+            wanted = context.get("image_status", "ACTIVE")
+            parsed["imageDetails"] = [d for d in details if wanted in ("ANY", d["imageStatus"])]
+
+    def pulled(parsed, **_):
+        kept = [image for image in parsed.get("images", []) if image["imageId"]["imageDigest"] not in archived]
+        parsed.setdefault("failures", []).extend(
+            {"imageId": image["imageId"], "failureCode": "ImageNotFound", "failureReason": "archived"}
+            for image in parsed.get("images", []) if image not in kept)
+        parsed["images"] = kept
+
+    with on_operation(client, "provide-client-params", asked, operation="DescribeImages"), \
+            on_operation(client, "after-call", described, operation="DescribeImages"), \
+            on_operation(client, "after-call", pulled, operation="BatchGetImage"):
+        yield
+
+
+def test_an_archived_old_image_is_deleted_not_reported_absent(aws, images):
+    # DescribeImages lists ACTIVE images only unless asked for others: the old version a lifecycle
+    # rule had moved to ECR's archive was reported "not found: deleted before, or never there
+    # (check the spelling)", the run Completed, and the image stayed in the archive, billed.
+    ecs = aws.get_client("ecs")
+    old = put_image(aws, "old-version", "1")
+    put_image(aws, "0.9.0", "2")
+    with archived_in_ecr(aws.get_client("ecr"), {old}):
+        listed = {image.digest: image for image in images.list_images()}
+        assert listed[old].tags == ("old-version",) and listed[old].status == "ARCHIVED"
+        plan = plan_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets, stacks={},
+                            in_use=images_in_use(ecs, aws.targets), images=images.list_images())
+        assert plan.delete_tags == ("old-version", "0.9.0") and plan.gone_tags == () and not plan.refusals
+        assert plan.tag_digests["old-version"] == old
+        assert images.delete_tags(plan.delete_tags).deleted == ("old-version", "0.9.0")
+    assert tags_in(images) == set()
+
+
+def test_an_archived_image_index_keeps_every_archived_tag_saying_why(aws, images):
+    # ECR serves no manifest of an archived image, so which platform images an archived index
+    # lists cannot be read, and an archived platform image's tag may be all that keeps one an
+    # index in use lists: archived tags are refused, saying what lets them go; an ACTIVE one is not.
+    ecs = aws.get_client("ecs")
+    index = put_image_index(aws, "0.8.0", {"0.8.0-amd64": "5"})
+    (platform,) = [image.digest for image in images.list_images() if image.tags == ("0.8.0-amd64",)]
+    old = put_image(aws, "old-version", "1")
+    put_image(aws, "0.9.0", "2")
+    with archived_in_ecr(aws.get_client("ecr"), {index, platform, old}):
+        plan = plan_cleanup(CleanupSpec(old_image_tags=("0.8.0", "0.8.0-amd64", "old-version", "0.9.0")),
+                            aws.targets, stacks={}, in_use=images_in_use(ecs, aws.targets),
+                            images=images.list_images())
+    assert plan.delete_tags == ("0.9.0",)
+    reasons = {r.name: r.reason for r in plan.refusals}
+    assert set(reasons) == {"0.8.0", "0.8.0-amd64", "old-version"}
+    assert (f"it tags image {old}, which ECR holds ARCHIVED: ECR serves no manifest of an archived image, so the "
+            f"platform images the archived image index {index} lists cannot be read") in reasons["old-version"]
+    assert "aws ecr update-image-storage-class" in reasons["0.8.0"]
