@@ -1435,8 +1435,10 @@ def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
     """There the run waits to have the stage accepted, and refuses any next weight (README)."""
     from rollway.cli.ops import OpsError, check_next_weight
 
-    with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved"):
+    with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved") as refused:
         check_next_weight(record(stage_passed=False), 100)
+    # The weight given, repeated first, as the command's other refusals of a weight do.
+    assert str(refused.value).startswith("--weight 100: "), str(refused.value)
 
 
 def _cli(*args: str) -> int:

@@ -693,3 +693,22 @@ def test_a_whole_number_too_long_to_write_out_here_is_told_to_be_written_in_digi
     with pytest.raises(ValueError) as refused:
         _whole(int, [Token()])
     assert str(refused.value) == "'1e400000000' is not written as a whole number; write it in digits"
+
+
+@pytest.mark.parametrize("weight", ["0", "-5", "101"])
+def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkeypatch, capsys, weight):
+    """"--weight: Input should be greater than or equal to 1" did not repeat what was typed, where
+    every other refusal of the command line does ("--percentage 101 is not a share of users")."""
+    from rollway.cli import main
+
+    def started(**_):
+        raise AssertionError("the account was loaded for a weight the form refuses")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", started)
+    monkeypatch.setattr(sys, "argv", ["rollway", "promote", f"--weight={weight}", "--approver", "ann"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == EXIT_INVALID and out == "", (out, err)
+    assert err == (f"error: --weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to "
+                   "100; nothing was done\n"), err
