@@ -62,7 +62,7 @@ def test_every_int_option_of_serve_py_refuses_a_fraction():
 def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypatch, capsys):
     # With the server down (not started yet, a wrong port) serve.py died on httpx's 100-line traceback.
     import httpx
-    import prefect
+    from prefect.runner import Runner
 
     import deployments.serve as serve
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -70,8 +70,7 @@ def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypa
     def down(*_, **__):
         raise httpx.ConnectError("All connection attempts failed")
 
-    monkeypatch.setattr(prefect, "serve", down)
-    monkeypatch.setattr(serve, "build_deployments", lambda **_: [])
+    monkeypatch.setattr(Runner, "add_deployment", down)
     monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as stopped:
         serve.main()
@@ -80,3 +79,44 @@ def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypa
     assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api could not be reached (ConnectError: All "
                           "connection attempts failed)"), err
     assert "PREFECT_API_URL" in err, err
+
+
+def test_an_api_lost_part_way_through_registering_names_what_was_registered_and_what_was_not(monkeypatch, capsys):
+    """The connection to the Prefect API dropped after a few deployments were registered: serve.py
+    said only that the API "could not be reached" and to start it, as if nothing had been
+    registered; the deployments it had registered stayed on the API (the weekly schedule active)
+    with no runner, and which ones were missing was anyone's guess."""
+    import uuid
+
+    import httpx
+    from prefect.runner import Runner
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import deployments.serve as serve
+
+    sent: list[str] = []
+
+    def register(runner, deployment):
+        sent.append(deployment.flow_name)
+        if len(sent) > 2:
+            raise httpx.ReadError("connection reset by peer")
+        return uuid.uuid4()
+
+    def start(*_, **__):
+        raise AssertionError("served after the registrations were cut off")
+
+    monkeypatch.setattr(Runner, "add_deployment", register)
+    monkeypatch.setattr(Runner, "start", start)
+    monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as stopped:
+        serve.main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and err.count("\n") == 1, err
+    names = [d.flow_name for d in serve.build_deployments()]
+    assert sent == names[:3]
+    assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api was lost while registering the deployments "
+                          "(ReadError: connection reset by peer): "), err
+    assert f"registered: {names[0]}/rollway, {names[1]}/rollway; " in err, err
+    assert f"perhaps registered (its answer was lost): {names[2]}/rollway; " in err, err
+    assert "not registered: " + ", ".join(f"{n}/rollway" for n in names[3:]) + "; " in err, err
+    assert "run serve.py again" in err, err
