@@ -120,3 +120,24 @@ def test_an_api_lost_part_way_through_registering_names_what_was_registered_and_
     assert f"perhaps registered (its answer was lost): {names[2]}/rollway; " in err, err
     assert "not registered: " + ", ".join(f"{n}/rollway" for n in names[3:]) + "; " in err, err
     assert "run serve.py again" in err, err
+
+
+def test_a_prefect_api_address_with_a_password_is_said_without_it(monkeypatch, capsys):
+    """A Prefect server behind basic auth is reached as https://<user>:<password>@host/api: serve.py
+    printed the address as set, password and all, to the terminal and to `rollway up`'s log of it,
+    where the `rollway` commands say it as ***."""
+    import httpx
+    from prefect.runner import Runner
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import deployments.serve as serve
+
+    def down(*_, **__):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(Runner, "add_deployment", down)
+    monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
+    with temporary_settings({PREFECT_API_URL: "http://ann:s3cr%40t@127.0.0.1:9/api"}), pytest.raises(SystemExit):
+        serve.main()
+    err = capsys.readouterr().err
+    assert "s3cr" not in err and err.startswith("error: the Prefect API at http://ann:***@127.0.0.1:9/api "), err
