@@ -182,15 +182,32 @@ class RegistrationCut(RuntimeError):
         registered: the deployments the API took (``<flow>/<deployment>``).
         in_flight: the one whose request was sent and its answer lost: the API may have taken it
             (None: none, or the request was never sent).
-        unregistered: the ones not sent.
-        error: the httpx error that cut it off.
+        unregistered: the ones not registered (the one the API refused first, if it refused one).
+        error: the httpx error that cut it off: a TransportError, or the HTTPStatusError of a refusal.
     """
 
     def __init__(self, registered: Sequence[str], in_flight: str | None, unregistered: Sequence[str],
                  error: Exception) -> None:
         self.registered, self.in_flight, self.unregistered = tuple(registered), in_flight, tuple(unregistered)
         self.error = error
-        super().__init__(f"{type(error).__name__}: {error}")
+        super().__init__(_refusal(error) if _status(error) else f"{type(error).__name__}: {error}")
+
+
+def _status(error: Exception) -> int | None:
+    """The HTTP status the API answered ``error`` with (None: it did not answer)."""
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _refusal(error: Any) -> str:
+    """``HTTP 401 Unauthorized: <what the server said>``: Prefect's own text ran to a URL of Mozilla's docs."""
+    response = error.response
+    try:
+        said = response.json().get("exception_message") or response.json().get("detail")
+    except (ValueError, AttributeError):
+        said = None
+    said = " ".join(str(said or response.text or "").split())[:300]
+    return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {said}" if said else "")
 
 
 def serve_all(
@@ -228,6 +245,8 @@ def serve_all(
     for done, deployment in enumerate(deployments):
         try:
             runner.add_deployment(deployment)
+        except httpx.HTTPStatusError as err:
+            raise RegistrationCut(names[:done], None, names[done:], err) from err
         except httpx.TransportError as err:
             # Not connected, the request was never sent; otherwise its answer alone may be lost.
             sent = not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
@@ -249,6 +268,15 @@ def unreachable(api_url: str, cut: RegistrationCut) -> str:
     deployments registered stay on the API, the weekly schedule active, with no runner to take
     their runs; which ones were, and which were not, is what a person re-running needs to know.
     """
+    status = _status(cut.error)
+    if status is not None:
+        registered = (f"registered: {', '.join(cut.registered)}; not registered: {', '.join(cut.unregistered)}"
+                      if cut.registered else "nothing was registered")
+        fix = ("the server asks for credentials: set PREFECT_API_AUTH_STRING (its basic auth) or PREFECT_API_KEY as it "
+               "is set up" if status in (401, 403) else "see the Prefect server's log for why")
+        return (f"the Prefect API at {api_url} refused to register {cut.unregistered[0]} ({cut}): {registered}; {fix}, "
+                "then run serve.py again, which registers every deployment (one registered already is updated, not "
+                "doubled)")
     if not cut.registered and cut.in_flight is None:
         return (f"the Prefect API at {api_url} could not be reached ({cut}): start it (`prefect server start`, "
                 "`rollway up`) or correct PREFECT_API_URL, then run again")

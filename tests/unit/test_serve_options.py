@@ -141,3 +141,46 @@ def test_a_prefect_api_address_with_a_password_is_said_without_it(monkeypatch, c
         serve.main()
     err = capsys.readouterr().err
     assert "s3cr" not in err and err.startswith("error: the Prefect API at http://ann:***@127.0.0.1:9/api "), err
+
+
+@pytest.mark.parametrize("status, said", [
+    (401, "the server asks for credentials: set PREFECT_API_AUTH_STRING (its basic auth) or PREFECT_API_KEY"),
+    (500, "see the Prefect server's log"),
+])
+def test_a_registration_the_prefect_api_refuses_is_said_on_one_line_naming_what_was_registered(
+        monkeypatch, capsys, status, said):
+    """A server behind basic auth (PREFECT_SERVER_API_AUTH_STRING) answers a serve.py without the
+    credentials 401: serve.py died on a traceback of forty lines ending in PrefectHTTPStatusError."""
+    import uuid
+
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.runner import Runner
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import deployments.serve as serve
+
+    sent: list[str] = []
+
+    def register(runner, deployment):
+        sent.append(deployment.flow_name)
+        if len(sent) < 2:
+            return uuid.uuid4()
+        request = httpx.Request("GET", f"http://127.0.0.1:9/api/deployments/name/{deployment.flow_name}/rollway")
+        response = httpx.Response(status, request=request, json={"exception_message": "Unauthorized"})
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise PrefectHTTPStatusError.from_httpx_error(exc) from None
+
+    monkeypatch.setattr(Runner, "add_deployment", register)
+    monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as stopped:
+        serve.main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and err.count("\n") == 1, err
+    names = [d.flow_name for d in serve.build_deployments()]
+    assert err.startswith(f"error: the Prefect API at http://127.0.0.1:9/api refused to register {names[1]}/rollway "
+                          f"(HTTP {status} "), err
+    assert f"registered: {names[0]}/rollway; not registered: {names[1]}/rollway, {names[2]}/rollway, " in err, err
+    assert said in err and "run serve.py again" in err, err
