@@ -313,7 +313,14 @@ def unusable_credentials(err: Exception) -> bool:
     one call failed or one endpoint was out of reach."""
     if isinstance(err, ClientError):
         return error_code(err) in _EXPIRED | _UNKNOWN_KEYS
-    return type(err).__name__ not in _UNREACHABLE
+    return not _out_of_reach(err)
+
+
+def _out_of_reach(err: Exception) -> bool:
+    """Whether ``err`` is botocore's word for an endpoint that did not answer (``_UNREACHABLE``),
+    by its class or a base: the credentials check's ConnectUnanswered and ReadUnanswered are
+    botocore's timeouts under names of their own."""
+    return any(kind.__name__ in _UNREACHABLE for kind in type(err).__mro__)
 
 
 def request_out_of_date(err: Exception) -> bool:
@@ -383,7 +390,7 @@ def credentials_remedy(err: Exception, call: str) -> str:
                 "~/.aws, an instance or task role): give the block credentials, or the worker")
     if name == "ProfileNotFound":
         return "the block's profile_name is not in the worker's AWS config (~/.aws/config, AWS_CONFIG_FILE)"
-    if name in _UNREACHABLE:
+    if _out_of_reach(err):
         return ("AWS could not be reached: check the worker's network and proxy (HTTPS_PROXY), and the block's "
                 "aws_client_parameters.endpoint_url if it sets one")
     return "run again once the cause is fixed"

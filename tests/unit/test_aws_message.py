@@ -141,3 +141,19 @@ def test_an_incomplete_signature_says_what_altered_the_request_not_that_aws_does
     remedy = credentials_remedy(err, "elbv2:DescribeRules")
     assert "does not know these keys" not in remedy, remedy
     assert "proxy" in remedy and "endpoint_url" in remedy, remedy
+
+
+@pytest.mark.parametrize("bound", ["connect", "read"])
+def test_sts_that_does_not_answer_within_the_checks_bound_is_out_of_reach_not_unusable_credentials(bound):
+    """The credentials check names botocore's timeouts by the bound they were given (ConnectUnanswered,
+    ReadUnanswered, subclasses of botocore's): taken by their class names, they were not timeouts,
+    so an STS out of reach by a timeout (a worker reaching AWS through VPC endpoints, none for STS,
+    whose connections are dropped, not refused) stopped every run as credentials AWS takes for no
+    call, "run again once the cause is fixed", where the run goes on when STS refuses the connection."""
+    from rollway.aws.errors import ConnectUnanswered, ReadUnanswered, unusable_credentials
+
+    kind = ConnectUnanswered if bound == "connect" else ReadUnanswered
+    err = kind(endpoint_url="https://sts.us-west-2.amazonaws.com/", attempts=2, seconds=10, timeout=5)
+    assert not unusable_credentials(err)
+    assert credentials_remedy(err, "sts:GetCallerIdentity").startswith("AWS could not be reached"), \
+        credentials_remedy(err, "sts:GetCallerIdentity")
