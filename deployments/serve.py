@@ -22,7 +22,7 @@ from cyclopts import App
 from pydantic import ValidationError
 
 from flows.params import MAX_POLL_SECONDS
-from rollway.cli.blocks import DEPLOYMENT, deployment_path  # noqa: F401 - deployment_path: for run_deployment
+from rollway.cli.blocks import DEPLOYMENT, deployment_path
 from rollway.cli.whole import Whole
 from rollway.clock import ClockSettings
 from rollway.model import validation_problems
@@ -175,6 +175,41 @@ def build_deployments(
     ]
 
 
+class RegistrationCut(RuntimeError):
+    """The Prefect API was lost while ``serve_all`` registered the deployments, or served them.
+
+    Attributes:
+        registered: the deployments the API took (``<flow>/<deployment>``).
+        in_flight: the one whose request was sent and its answer lost: the API may have taken it
+            (None: none, or the request was never sent).
+        unregistered: the ones not registered (the one the API refused first, if it refused one).
+        error: the httpx error that cut it off: a TransportError, or the HTTPStatusError of a refusal.
+    """
+
+    def __init__(self, registered: Sequence[str], in_flight: str | None, unregistered: Sequence[str],
+                 error: Exception) -> None:
+        self.registered, self.in_flight, self.unregistered = tuple(registered), in_flight, tuple(unregistered)
+        self.error = error
+        super().__init__(_refusal(error) if _status(error) else f"{type(error).__name__}: {error}")
+
+
+def _status(error: Exception) -> int | None:
+    """The HTTP status the API answered ``error`` with (None: it did not answer)."""
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _refusal(error: Any) -> str:
+    """``HTTP 401 Unauthorized: <what the server said>``: Prefect's own text ran to a URL of Mozilla's docs."""
+    response = error.response
+    try:
+        said = response.json().get("exception_message") or response.json().get("detail")
+    except (ValueError, AttributeError):
+        said = None
+    said = " ".join(str(said or response.text or "").split())[:300]
+    return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {said}" if said else "")
+
+
 def serve_all(
     deployments: Sequence["RunnerDeployment"],
     *,
@@ -183,18 +218,79 @@ def serve_all(
 ) -> None:
     """Register ``deployments`` and execute their runs until interrupted (blocks).
 
+    ``prefect.serve`` itself, but registering the deployments one by one here, so that a
+    connection lost part way says which ones the API has.
+
     Args:
         deployments: from ``build_deployments``.
         limit: most flow runs executing at once.
         poll_seconds: how often the runner asks the API for runs to start.
+
+    Raises:
+        RegistrationCut: the Prefect API was lost (an httpx TransportError), naming the
+            deployments registered by then and those not.
     """
-    from prefect import serve
+    import asyncio
+
+    import httpx
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
 
     # Prefect's runner pauses every deployment it served when it stops, and pausing deletes the
     # scheduled runs: a serve process restarted (an upgrade, a reboot) across Monday 09:00 lost
     # that advance_phase run, and the rollout a week. Left active, the run waits as Late and the
     # runner starts it when it is back; the weekly calendar then decides as at the cron.
-    serve(*deployments, limit=limit, query_seconds=poll_seconds, pause_on_shutdown=False)
+    runner = Runner(pause_on_shutdown=False, limit=limit, query_seconds=poll_seconds)
+    names = [deployment_path(d.flow_name) for d in deployments]
+    for done, deployment in enumerate(deployments):
+        try:
+            runner.add_deployment(deployment)
+        except httpx.HTTPStatusError as err:
+            raise RegistrationCut(names[:done], None, names[done:], err) from err
+        except httpx.TransportError as err:
+            # Not connected, the request was never sent; otherwise its answer alone may be lost.
+            sent = not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
+            raise RegistrationCut(names[:done], names[done] if sent else None, names[done + 1 if sent else done:],
+                                  err) from err
+    print(f"serving {len(names)} deployments ({', '.join(names)}); Ctrl-C stops", flush=True)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        print("stopped serving", flush=True)
+    except httpx.TransportError as err:
+        raise RegistrationCut(names, None, (), err) from err
+
+
+def unreachable(api_url: str, cut: RegistrationCut) -> str:
+    """What a Prefect API lost while serving (``cut``) left registered, and what to do: one line.
+
+    Before any deployment was sent it is a server not started or a wrong address. Part way, the
+    deployments registered stay on the API, the weekly schedule active, with no runner to take
+    their runs; which ones were, and which were not, is what a person re-running needs to know.
+    """
+    status = _status(cut.error)
+    if status is not None:
+        registered = (f"registered: {', '.join(cut.registered)}; not registered: {', '.join(cut.unregistered)}"
+                      if cut.registered else "nothing was registered")
+        fix = ("the server asks for credentials: set PREFECT_API_AUTH_STRING (its basic auth) or PREFECT_API_KEY as it "
+               "is set up" if status in (401, 403) else "see the Prefect server's log for why")
+        return (f"the Prefect API at {api_url} refused to register {cut.unregistered[0]} ({cut}): {registered}; {fix}, "
+                "then run serve.py again, which registers every deployment (one registered already is updated, not "
+                "doubled)")
+    if not cut.registered and cut.in_flight is None:
+        return (f"the Prefect API at {api_url} could not be reached ({cut}): start it (`prefect server start`, "
+                "`rollway up`) or correct PREFECT_API_URL, then run again")
+    if not cut.unregistered and cut.in_flight is None:
+        return (f"the Prefect API at {api_url} was lost while serving the deployments ({cut}): every deployment is "
+                "registered, but no runner takes their runs now; run serve.py again once the API answers")
+    parts = [f"registered: {', '.join(cut.registered) or 'none'}"]
+    if cut.in_flight is not None:
+        parts.append(f"perhaps registered (its answer was lost): {cut.in_flight}")
+    if cut.unregistered:
+        parts.append(f"not registered: {', '.join(cut.unregistered)}")
+    return (f"the Prefect API at {api_url} was lost while registering the deployments ({cut}): {'; '.join(parts)}; "
+            "no runner takes the registered ones' runs: run serve.py again once the API answers, which registers "
+            "every deployment (one registered already is updated, not doubled)")
 
 
 def validation_spec(url: str) -> ValidationSpec:
@@ -394,15 +490,14 @@ def main(
         weekly_timezone=weekly_timezone,
         schedules_active=not paused_schedules,
     )
-    import httpx
-
     try:
         serve_all(deployments, limit=limit, poll_seconds=poll_seconds)
-    except httpx.TransportError as err:
-        # A server not started yet, or a wrong port: httpx's traceback ran a hundred lines.
-        print(f"error: the Prefect API at {PREFECT_API_URL.value()} could not be reached ({type(err).__name__}: "
-              f"{err}): start it (`prefect server start`, `rollway up`) or correct PREFECT_API_URL, then run again",
-              file=sys.stderr)
+    except RegistrationCut as cut:
+        # A server not started yet, a wrong port, or one lost part way: httpx's traceback ran a hundred lines.
+        from blocks.saved import passwords_hidden
+
+        # The address as a person sees it: a server behind basic auth is reached with its password in it.
+        print(f"error: {passwords_hidden(unreachable(PREFECT_API_URL.value(), cut))}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -22,7 +22,7 @@ from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
-                                unusable_credentials)
+                                request_out_of_date, unusable_credentials)
 from rollway.clock import ClockSettings
 from rollway.environment import Environment
 from rollway.failure_words import error_said
@@ -60,7 +60,8 @@ def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = 
             infrastructure ones ended on boto's bare error and traceback (``AccessDenied``,
             ``Could not connect to the endpoint URL``), naming no call and no remedy. Without a
             role: STS GetCallerIdentity says AWS takes the credentials for no call (expired or
-            unknown keys), or the block's endpoint_url cannot be reached (``_prove``).
+            unknown keys) or refused the request for its date (the worker's clock), or the block's
+            endpoint_url cannot be reached (``_prove``).
     """
     # Findings whose one line says everything: the run's log shows no traceback of rollway under them.
     without_traceback(AccountNotLoaded)
@@ -113,16 +114,18 @@ def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str
     on, and the log says the credentials were not checked.
 
     Raises:
-        CredentialsRefused: AWS takes the credentials for no call, or the endpoint_url every
-            call goes to cannot be reached.
+        CredentialsRefused: AWS takes the credentials for no call, refused the request for its
+            date (the worker's clock), or the endpoint_url every call goes to cannot be reached.
     """
     try:
         get_client.caller_identity()
     except (ClientError, BotoCoreError) as err:
-        if unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
+        # A request refused for its date did not check the keys; on a clock that far off every call is refused alike.
+        dated = request_out_of_date(err)
+        if dated or unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
             raise CredentialsRefused(
-                f"could not use the AWS credentials (STS GetCallerIdentity{why}): {aws_message(err)}; {nothing}; "
-                f"{_remedy(err, 'sts:GetCallerIdentity', why)}") from err
+                f"could not {'check' if dated else 'use'} the AWS credentials (STS GetCallerIdentity{why}): "
+                f"{aws_message(err)}; {nothing}; {_remedy(err, 'sts:GetCallerIdentity', why)}") from err
         _warn(f"the AWS credentials were not checked before the run's first call: STS GetCallerIdentity{why} "
               f"failed ({aws_message(err)}); going on, as the services the run calls may still answer")
 

@@ -274,7 +274,11 @@ def aws_message(err: Exception) -> str:
     return _one_line(error_said(err))
 
 
-_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
+# Not the keys: AWS's common error for a request that reached it more than 15 minutes from the
+# date stamp it was signed with, or stamped more than 15 minutes ahead (HTTP 400, where expired keys
+# are ExpiredToken, 403). The worker's clock, or a request held that long on its way.
+_OUT_OF_DATE = frozenset({"RequestExpired"})
 _UNKNOWN_KEYS = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
                            "AuthFailure", "IncompleteSignature", "InvalidAccessKeyId"})
 _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
@@ -309,7 +313,21 @@ def unusable_credentials(err: Exception) -> bool:
     one call failed or one endpoint was out of reach."""
     if isinstance(err, ClientError):
         return error_code(err) in _EXPIRED | _UNKNOWN_KEYS
-    return type(err).__name__ not in _UNREACHABLE
+    return not _out_of_reach(err)
+
+
+def _out_of_reach(err: Exception) -> bool:
+    """Whether ``err`` is botocore's word for an endpoint that did not answer (``_UNREACHABLE``),
+    by its class or a base: the credentials check's ConnectUnanswered and ReadUnanswered are
+    botocore's timeouts under names of their own."""
+    return any(kind.__name__ in _UNREACHABLE for kind in type(err).__mro__)
+
+
+def request_out_of_date(err: Exception) -> bool:
+    """Whether AWS refused ``err``'s request for the date it was signed at (RequestExpired): not
+    the credentials (``unusable_credentials``), but on a worker clock that far off every call is
+    refused alike, so it is no more worth going on with (``credentials_remedy`` says which)."""
+    return isinstance(err, ClientError) and error_code(err) in _OUT_OF_DATE
 
 
 # The query APIs' words for a request signed on a clock more than five minutes off AWS's:
@@ -317,9 +335,14 @@ def unusable_credentials(err: Exception) -> bool:
 # still later than ..." (ahead), under the same code as a wrong secret key.
 _SKEWED_CLOCK = re.compile(r"signature expired|signature not yet current|is now earlier than|is still later than"
                            r"|time(stamp)? is out of range|request time.*too (large|skewed)", re.IGNORECASE)
-_CLOCK_REMEDY = ("the worker's clock is off from AWS's by more than it allows (5 minutes for a signature, 15 for "
-                 "a request's date): sync it (NTP, e.g. chrony or systemd-timesyncd), then run again; the keys are "
-                 "not the cause")
+_SYNC = "sync it (NTP, e.g. chrony or systemd-timesyncd)"
+_CLOCK_REMEDY = (f"the worker's clock is off from AWS's by more than it allows (5 minutes for a signature, 15 for "
+                 f"a request's date): {_SYNC}, then run again; the keys are not the cause")
+# RequestExpired's: the clock's advice, and the one other way a request's date is that far off.
+_OUT_OF_DATE_REMEDY = ("the request reached AWS more than 15 minutes from the time it was signed at: the worker's "
+                       f"clock is off from AWS's ({_SYNC}, then run again), or, the clock right, the request was held "
+                       "that long on its way (a proxy, a worker paused as it sent it), and running again is enough; "
+                       "the keys are not the cause")
 
 
 def _bad_signature_remedy(err: ClientError) -> str:
@@ -338,9 +361,8 @@ def credentials_remedy(err: Exception, call: str) -> str:
     ``Could not connect to the endpoint URL``) name the symptom, not which setting to change."""
     if isinstance(err, ClientError):
         code = error_code(err)
-        if code == "RequestExpired":
-            # Not the keys: the query APIs' answer to a request dated more than 15 minutes off theirs.
-            return _CLOCK_REMEDY
+        if code in _OUT_OF_DATE:
+            return _OUT_OF_DATE_REMEDY
         if code in ("SignatureDoesNotMatch", "InvalidSignatureException"):
             return _bad_signature_remedy(err)
         if code == "IncompleteSignature":
@@ -368,7 +390,7 @@ def credentials_remedy(err: Exception, call: str) -> str:
                 "~/.aws, an instance or task role): give the block credentials, or the worker")
     if name == "ProfileNotFound":
         return "the block's profile_name is not in the worker's AWS config (~/.aws/config, AWS_CONFIG_FILE)"
-    if name in _UNREACHABLE:
+    if _out_of_reach(err):
         return ("AWS could not be reached: check the worker's network and proxy (HTTPS_PROXY), and the block's "
                 "aws_client_parameters.endpoint_url if it sets one")
     return "run again once the cause is fixed"

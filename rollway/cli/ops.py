@@ -1524,10 +1524,19 @@ def _answer(action: str, approver: str, comment: str, weight: int | None = None,
     try:
         ApprovalInput.model_validate(answer)
     except ValidationError as err:
-        problems = "; ".join(f"{options.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'the answer'}: {e['msg']}"
-                             for e in err.errors())
+        problems = "; ".join(_form_problem(e, options, weight) for e in err.errors())
         raise UsageError(f"{problems}; nothing was done") from None
     return answer
+
+
+def _form_problem(error: Any, options: dict[str, str], weight: int | None) -> str:
+    """One problem the Resume form's rules found, named by its option. A weight is repeated as
+    given, as every other refusal of a number does: "--weight: Input should be greater than or
+    equal to 1" left the person to find what they typed, and what a weight may be."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field == "next_weight":
+        return f"--weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to 100"
+    return f"{options.get(field, field) if field else 'the answer'}: {error['msg']}"
 
 
 def _paused(service: Service, flow_run: UUID | None,
@@ -1590,8 +1599,8 @@ def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
     if record.stage_index >= 0 and not record.stage_passed:
         # The run's pause is then inconclusive or metrics: it refuses any next weight and asks again,
         # which from here would read as approved (the refusal is shown in the UI's form only).
-        raise OpsError(f"the run waits at {record.weights.canary}%, a stage the judge could not pass: approve "
-                       "without --weight to accept it; nothing was approved")
+        raise OpsError(f"--weight {weight}: the run waits at {record.weights.canary}%, a stage the judge could not "
+                       "pass: approve without --weight to accept it; nothing was approved")
     weights = spec.weights
     if record.phased and spec.phases:
         # The same end as the run's: a phased run never shifts past its weekly phase.

@@ -112,6 +112,16 @@ def prepare_checklist(get_client: Callable[[str], Any], targets: Targets, topolo
     return queue_url
 
 
+def prefilled_spec(topology: Topology) -> str:
+    """The RolloutSpec (JSON) the rollout forms are pre-filled with: a rollout of ``:2.0.0``.
+
+    Only what ``rollway up`` chooses, the image: serve.py decides the weekly zone (its
+    ``--weekly-timezone``, the advance_phase schedule's) and fills it in for a spec that names
+    none. Written out with every default, the spec named UTC itself, so serve.py's fill-in never
+    applied, and a serve.py whose schedule was in another zone refused to start."""
+    return RolloutSpec(image=f"{topology.repository_uri}:2.0.0").model_dump_json(exclude_unset=True)
+
+
 def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser().resolve()
 
@@ -425,10 +435,9 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             clock = ClockSettings(speed=speed, anchor=time.time())
             stack.enter_context(simulator_for(get_client, targets, topology, clock.build(), rps=rps, seed=seed))
             validation_url = stack.enter_context(ValidationApp()).url
-            spec = RolloutSpec(image=f"{topology.repository_uri}:2.0.0")
             serve = serve_process(
                 server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
-                poll_seconds=poll_seconds, spec_json=spec.model_dump_json(), validation_url=validation_url,
+                poll_seconds=poll_seconds, spec_json=prefilled_spec(topology), validation_url=validation_url,
                 phased=False, home=home, pass_fds=(lock,),
             )
             console.print("serving every deployment (the runner registers them one by one) ...")

@@ -65,6 +65,32 @@ def test_expired_keys_stop_a_rollback_before_its_first_call(aws, aws_refuses_exp
     assert aws_refuses_expired_keys == ["sts:GetCallerIdentity"]
 
 
+def test_a_request_refused_for_its_date_stops_the_run_saying_the_clock_or_a_hold_not_the_keys(aws, monkeypatch):
+    """STS answered RequestExpired (a request dated more than 15 minutes off AWS's clock): the run
+    stopped as for keys AWS takes for no call, "could not use the AWS credentials". Still stopped
+    before its first write (on a clock that far off every call is refused alike), but said as what
+    it is: the keys were not checked, and what to fix is the worker's clock."""
+    real = BaseClient._make_api_call
+    asked: list[str] = []
+
+    def answered(client, operation_name, api_params):
+        asked.append(f"{client.meta.service_model.service_name}:{operation_name}")
+        if operation_name == "GetCallerIdentity":
+            raise ClientError({"Error": {"Code": "RequestExpired", "Message": "Request has expired."}}, operation_name)
+        return real(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
+    credentials = _block("clock-off", aws.endpoint_url)
+    with pytest.raises(CredentialsRefused) as caught:
+        rollback(reason="test", targets_block=saved_blocks(aws), aws_credentials_block=credentials)
+    message = str(caught.value)
+    assert message.startswith("could not check the AWS credentials (STS GetCallerIdentity): RequestExpired: Request "
+                              "has expired.; nothing was changed; the request reached AWS more than 15 minutes from "
+                              "the time it was signed at"), message
+    assert "renew the keys" not in message, message
+    assert asked == ["sts:GetCallerIdentity"], asked
+
+
 def test_an_endpoint_out_of_reach_stops_the_run_in_one_line(aws):
     with socket.socket() as free:  # a port nothing listens on
         free.bind(("127.0.0.1", 0))

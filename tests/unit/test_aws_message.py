@@ -93,19 +93,43 @@ def test_a_bad_signature_on_a_right_clock_says_the_secret_key_is_not_the_access_
     assert "aws_secret_access_key" in remedy and "does not know" not in remedy
 
 
-@pytest.mark.parametrize("code, message", [
-    # The query APIs' common error: "the date stamp on the request is more than 15 minutes" off; the
-    # advice was "the credentials have expired: renew the keys", which fixes nothing.
-    ("RequestExpired", "Request has expired."),
-    # The JSON APIs (CloudWatch Logs, DynamoDB) name the same skew InvalidSignatureException.
-    ("InvalidSignatureException",
-     "Signature expired: 20260105T110000Z is now earlier than 20260105T111500Z (20260105T112000Z - 5 min.)"),
-])
-def test_a_request_refused_for_its_date_says_fix_the_worker_clock(code, message):
-    err = ClientError({"Error": {"Code": code, "Message": message}}, "DescribeAlarms")
+def test_a_signature_expired_for_a_skewed_clock_on_a_json_api_says_fix_the_worker_clock():
+    # The JSON APIs (CloudWatch Logs, DynamoDB) name the query APIs' skew InvalidSignatureException.
+    err = ClientError({"Error": {"Code": "InvalidSignatureException", "Message": (
+        "Signature expired: 20260105T110000Z is now earlier than 20260105T111500Z (20260105T112000Z - 5 min.)")}},
+        "DescribeAlarms")
     remedy = credentials_remedy(err, "cloudwatch:DescribeAlarms")
     assert remedy.startswith("the worker's clock is off"), remedy
     assert "renew" not in remedy
+
+
+def test_a_request_expired_says_its_date_was_off_by_the_clock_or_by_a_hold_not_that_the_keys_expired():
+    """AWS documents RequestExpired (HTTP 400) as a request that reached it more than 15 minutes
+    from the date stamp it was signed with (or with that stamp 15 minutes ahead): the worker's
+    clock, or a request held on its way. Expired keys are ExpiredToken(Exception), HTTP 403. The
+    advice was "the credentials have expired: renew the keys", which fixes nothing, and the code was
+    counted among the answers that say AWS takes the credentials for no call."""
+    from rollway.aws.errors import request_out_of_date, unusable_credentials
+
+    err = ClientError({"Error": {"Code": "RequestExpired", "Message": "Request has expired."}}, "DescribeAlarms")
+    assert not unusable_credentials(err) and request_out_of_date(err)
+    remedy = credentials_remedy(err, "cloudwatch:DescribeAlarms")
+    assert remedy.startswith("the request reached AWS more than 15 minutes from the time it was signed at"), remedy
+    # The clock's part in the words of the clock's own advice (SignatureDoesNotMatch's), and the hold's.
+    assert "the worker's clock is off from AWS's" in remedy and "sync it (NTP, e.g. chrony or systemd-timesyncd)" in \
+        remedy, remedy
+    assert "held" in remedy and "the keys are not the cause" in remedy, remedy
+    assert "renew" not in remedy and "expired" not in remedy, remedy
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"])
+def test_expired_keys_are_credentials_aws_takes_for_no_call(code):
+    from rollway.aws.errors import request_out_of_date, unusable_credentials
+
+    err = ClientError({"Error": {"Code": code, "Message": "The security token included in the request is expired"}},
+                      "GetCallerIdentity")
+    assert unusable_credentials(err) and not request_out_of_date(err)
+    assert credentials_remedy(err, "sts:GetCallerIdentity").startswith("the credentials have expired")
 
 
 def test_an_incomplete_signature_says_what_altered_the_request_not_that_aws_does_not_know_the_keys():
@@ -117,3 +141,19 @@ def test_an_incomplete_signature_says_what_altered_the_request_not_that_aws_does
     remedy = credentials_remedy(err, "elbv2:DescribeRules")
     assert "does not know these keys" not in remedy, remedy
     assert "proxy" in remedy and "endpoint_url" in remedy, remedy
+
+
+@pytest.mark.parametrize("bound", ["connect", "read"])
+def test_sts_that_does_not_answer_within_the_checks_bound_is_out_of_reach_not_unusable_credentials(bound):
+    """The credentials check names botocore's timeouts by the bound they were given (ConnectUnanswered,
+    ReadUnanswered, subclasses of botocore's): taken by their class names, they were not timeouts,
+    so an STS out of reach by a timeout (a worker reaching AWS through VPC endpoints, none for STS,
+    whose connections are dropped, not refused) stopped every run as credentials AWS takes for no
+    call, "run again once the cause is fixed", where the run goes on when STS refuses the connection."""
+    from rollway.aws.errors import ConnectUnanswered, ReadUnanswered, unusable_credentials
+
+    kind = ConnectUnanswered if bound == "connect" else ReadUnanswered
+    err = kind(endpoint_url="https://sts.us-west-2.amazonaws.com/", attempts=2, seconds=10, timeout=5)
+    assert not unusable_credentials(err)
+    assert credentials_remedy(err, "sts:GetCallerIdentity").startswith("AWS could not be reached"), \
+        credentials_remedy(err, "sts:GetCallerIdentity")

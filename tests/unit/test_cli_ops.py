@@ -1172,6 +1172,33 @@ def test_serve_process_points_validate_deployment_at_the_app(monkeypatch, an_api
         assert message.status_code == 202
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_up_leaves_the_weekly_zone_to_serve_py_which_gives_the_schedule_and_the_form_one(zone, monkeypatch,
+                                                                                        an_api_url) -> None:
+    """`rollway up` handed serve.py its pre-filled spec with every field written out, the zone
+    among them: serve.py then took the spec to name its own zone, and its fill-in of the schedule's
+    never applied. Under a serve.py whose weekly zone was not UTC, the runner refused to start (the
+    spec's UTC weeks against the schedule's), and `rollway up` stopped there."""
+    import deployments.serve as serve
+    from rollway.cli.processes import serve_process
+    from rollway.cli.up import prefilled_spec
+
+    spec_json = prefilled_spec(SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit"))
+    argv = serve_process("http://127.0.0.1:1/api", targets_block="t", credentials_block=None, clock=ClockSettings(),
+                         spec_json=spec_json).argv[2:]
+    served: dict = {}
+    monkeypatch.setattr(serve, "serve_all", lambda deployments, **_: served.update(
+        {d.flow_name: d for d in deployments}))
+    with pytest.raises(SystemExit) as done:
+        serve.cli([*argv, "--weekly-timezone", zone])
+    assert done.value.code == 0
+    (weekly,) = served["advance_phase"].schedules
+    assert weekly.schedule.timezone == zone
+    for flow in ("progressive_rollout", "advance_phase", "monitor"):
+        assert served[flow].parameters["spec"]["weekly_timezone"] == zone, flow
+    assert served["progressive_rollout"].parameters["spec"]["image"].endswith("/edit:2.0.0")
+
+
 def test_up_gives_the_embedded_account_what_verify_infrastructure_checks(aws) -> None:
     """provision leaves the alert topic without a subscriber and no stacks (findings the
     checklist's own tests need); `rollway up` adds them, so the checklist passes there, and
@@ -1435,8 +1462,10 @@ def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
     """There the run waits to have the stage accepted, and refuses any next weight (README)."""
     from rollway.cli.ops import OpsError, check_next_weight
 
-    with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved"):
+    with pytest.raises(OpsError, match="could not pass.*without --weight.*nothing was approved") as refused:
         check_next_weight(record(stage_passed=False), 100)
+    # The weight given, repeated first, as the command's other refusals of a weight do.
+    assert str(refused.value).startswith("--weight 100: "), str(refused.value)
 
 
 def _cli(*args: str) -> int:

@@ -647,3 +647,68 @@ def test_python_dash_m_rollway_cli_runs_the_same_commands():
                                text=True, timeout=60, check=False)
     assert by_module.returncode == 0, by_module.stderr
     assert by_module.stdout == by_script.stdout and by_module.stdout.strip(), by_module.stdout
+
+
+@pytest.mark.parametrize("typed, write", [("1e2", "100"), ("1E2", "100"), ("2.5e1", "25"), ("50.0", "50"),
+                                          ("0x10", "16"), ("0o20", "16"), ("0b10000", "16")])
+def test_a_whole_number_written_in_another_notation_is_refused_saying_how_to_write_it(monkeypatch, capsys, typed,
+                                                                                      write):
+    """`--weight 1e2` and `--weight 0x10` were refused as "not a whole number", which they are:
+    the person was left to find what the parser wanted. Still refused (cyclopts took them as 100
+    and 16 before the option was a Whole: a notation nobody reads back is no weight to act on),
+    now saying what to write."""
+    from rollway.cli import main
+
+    def started(**_):
+        raise AssertionError("the command ran on a number written in another notation")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", started)
+    monkeypatch.setattr(sys, "argv", ["rollway", "promote", "--weight", typed, "--approver", "ann"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == EXIT_INVALID and out == "", (out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"--weight: '{typed}' is not written as a whole number; write {write}" in err, err
+
+
+@pytest.mark.parametrize("typed", ["1.5", "1e-2", "inf", "nan", "0x", "abc", ""])
+def test_a_number_that_is_no_whole_number_is_not_told_how_to_write_it(typed):
+    from rollway.cli.whole import _whole
+
+    class Token:
+        value = typed
+
+    with pytest.raises(ValueError) as refused:
+        _whole(int, [Token()])
+    assert str(refused.value) == f"{typed!r} is not a whole number", str(refused.value)
+
+
+def test_a_whole_number_too_long_to_write_out_here_is_told_to_be_written_in_digits():
+    from rollway.cli.whole import _whole
+
+    class Token:
+        value = "1e400000000"
+
+    with pytest.raises(ValueError) as refused:
+        _whole(int, [Token()])
+    assert str(refused.value) == "'1e400000000' is not written as a whole number; write it in digits"
+
+
+@pytest.mark.parametrize("weight", ["0", "-5", "101"])
+def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkeypatch, capsys, weight):
+    """"--weight: Input should be greater than or equal to 1" did not repeat what was typed, where
+    every other refusal of the command line does ("--percentage 101 is not a share of users")."""
+    from rollway.cli import main
+
+    def started(**_):
+        raise AssertionError("the account was loaded for a weight the form refuses")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", started)
+    monkeypatch.setattr(sys, "argv", ["rollway", "promote", f"--weight={weight}", "--approver", "ann"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == EXIT_INVALID and out == "", (out, err)
+    assert err == (f"error: --weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to "
+                   "100; nothing was done\n"), err

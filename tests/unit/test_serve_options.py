@@ -59,24 +59,110 @@ def test_every_int_option_of_serve_py_refuses_a_fraction():
     assert ints and all(hints[name] in (Whole, Whole | None) for name in ints), {n: hints[n] for n in ints}
 
 
-def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypatch, capsys):
-    # With the server down (not started yet, a wrong port) serve.py died on httpx's 100-line traceback.
-    import httpx
-    import prefect
-
-    import deployments.serve as serve
+def _registering(monkeypatch, register, api_url: str = "http://127.0.0.1:9/api") -> tuple[int, list[str]]:
+    """serve.py's main against ``api_url``, each deployment registered by ``register(runner,
+    deployment)`` in place of Prefect's runner (which never starts serving): its exit code and the
+    deployments' names in the order it registers them."""
+    from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    def down(*_, **__):
-        raise httpx.ConnectError("All connection attempts failed")
+    import deployments.serve as serve
 
-    monkeypatch.setattr(prefect, "serve", down)
-    monkeypatch.setattr(serve, "build_deployments", lambda **_: [])
+    def start(*_, **__):
+        raise AssertionError("served after the registrations were cut off")
+
+    monkeypatch.setattr(Runner, "add_deployment", register)
+    monkeypatch.setattr(Runner, "start", start)
     monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
-    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as stopped:
+    with temporary_settings({PREFECT_API_URL: api_url}), pytest.raises(SystemExit) as stopped:
         serve.main()
+    return stopped.value.code, [d.flow_name for d in serve.build_deployments()]
+
+
+def _down(*_, **__):
+    import httpx
+
+    raise httpx.ConnectError("All connection attempts failed")
+
+
+def test_a_prefect_api_out_of_reach_is_said_on_one_line_not_a_traceback(monkeypatch, capsys):
+    # With the server down (not started yet, a wrong port) serve.py died on httpx's 100-line traceback.
+    code, _ = _registering(monkeypatch, _down)
     err = capsys.readouterr().err
-    assert stopped.value.code == 1 and err.count("\n") == 1, err
+    assert code == 1 and err.count("\n") == 1, err
     assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api could not be reached (ConnectError: All "
                           "connection attempts failed)"), err
     assert "PREFECT_API_URL" in err, err
+
+
+def test_an_api_lost_part_way_through_registering_names_what_was_registered_and_what_was_not(monkeypatch, capsys):
+    """The connection to the Prefect API dropped after a few deployments were registered: serve.py
+    said only that the API "could not be reached" and to start it, as if nothing had been
+    registered; the deployments it had registered stayed on the API (the weekly schedule active)
+    with no runner, and which ones were missing was anyone's guess."""
+    import uuid
+
+    import httpx
+
+    sent: list[str] = []
+
+    def register(runner, deployment):
+        sent.append(deployment.flow_name)
+        if len(sent) > 2:
+            raise httpx.ReadError("connection reset by peer")
+        return uuid.uuid4()
+
+    code, names = _registering(monkeypatch, register)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert sent == names[:3]
+    assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api was lost while registering the deployments "
+                          "(ReadError: connection reset by peer): "), err
+    assert f"registered: {names[0]}/rollway, {names[1]}/rollway; " in err, err
+    assert f"perhaps registered (its answer was lost): {names[2]}/rollway; " in err, err
+    assert "not registered: " + ", ".join(f"{n}/rollway" for n in names[3:]) + "; " in err, err
+    assert "run serve.py again" in err, err
+
+
+def test_a_prefect_api_address_with_a_password_is_said_without_it(monkeypatch, capsys):
+    """A Prefect server behind basic auth is reached as https://<user>:<password>@host/api: serve.py
+    printed the address as set, password and all, to the terminal and to `rollway up`'s log of it,
+    where the `rollway` commands say it as ***."""
+    _registering(monkeypatch, _down, "http://ann:s3cr%40t@127.0.0.1:9/api")
+    err = capsys.readouterr().err
+    assert "s3cr" not in err and err.startswith("error: the Prefect API at http://ann:***@127.0.0.1:9/api "), err
+
+
+@pytest.mark.parametrize("status, said", [
+    (401, "the server asks for credentials: set PREFECT_API_AUTH_STRING (its basic auth) or PREFECT_API_KEY"),
+    (500, "see the Prefect server's log"),
+])
+def test_a_registration_the_prefect_api_refuses_is_said_on_one_line_naming_what_was_registered(
+        monkeypatch, capsys, status, said):
+    """A server behind basic auth (PREFECT_SERVER_API_AUTH_STRING) answers a serve.py without the
+    credentials 401: serve.py died on a traceback of forty lines ending in PrefectHTTPStatusError."""
+    import uuid
+
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    sent: list[str] = []
+
+    def register(runner, deployment):
+        sent.append(deployment.flow_name)
+        if len(sent) < 2:
+            return uuid.uuid4()
+        request = httpx.Request("GET", f"http://127.0.0.1:9/api/deployments/name/{deployment.flow_name}/rollway")
+        response = httpx.Response(status, request=request, json={"exception_message": "Unauthorized"})
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise PrefectHTTPStatusError.from_httpx_error(exc) from None
+
+    code, names = _registering(monkeypatch, register)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"error: the Prefect API at http://127.0.0.1:9/api refused to register {names[1]}/rollway "
+                          f"(HTTP {status} "), err
+    assert f"registered: {names[0]}/rollway; not registered: {names[1]}/rollway, {names[2]}/rollway, " in err, err
+    assert said in err and "run serve.py again" in err, err
