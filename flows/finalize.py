@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -648,8 +649,8 @@ def finalize(
         result = run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                               verify_timeout_seconds=verify_timeout_seconds,
                               healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
-                              canary_runs=lambda: unfinished_runs(
-                                  CANARY_FLOW, env.targets,
+                              canary_runs=lambda: canary_runs_within(
+                                  env.targets, verify_timeout_seconds,
                                   starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
                                                           + verify_timeout_seconds + ROOM))
     except FinalizeRefused as refused:
@@ -660,6 +661,44 @@ def finalize(
         raise
     _summarise(env.targets, _result_markdown(result, env.targets))
     return result
+
+
+def canary_runs_within(targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:
+    """The `canary` flow's runs not ended that act on ``targets``' service (``unfinished_runs``),
+    asked of the Prefect API within ``seconds``: the query ends with its bound.
+
+    On the run's own Prefect client (60 s a request, retried five times with backoff), a query the
+    run gave up on at its bound went on in its thread after the run had stopped, and after its flow
+    run had ended. Here its requests (the runs, each run's targets block) are made on a client of
+    their own, each sent with the time left as its timeouts and never retried (the run is stopped
+    at the bound anyway), and none is sent once the time is up.
+
+    Raises:
+        Unanswered: the time was up before a request was sent.
+        httpx.TimeoutException: a request ran out of the time left.
+    """
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
+    from prefect.settings import (PREFECT_CLIENT_MAX_RETRIES, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED,
+                                  temporary_settings)
+
+    ends = time.monotonic() + seconds
+
+    def in_time(request: httpx.Request) -> None:
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise Unanswered(f"the Prefect API did not answer within {seconds:g} s")
+        # The connection pool tries a connection four times (Prefect's transport retries), each
+        # with the connect timeout: a quarter each keeps an unreachable API within the bound.
+        request.extensions["timeout"] = httpx.Timeout(left, connect=left / 4).as_dict()
+
+    # httpx_settings of its own: get_client hands a flow run's code the engine's client otherwise,
+    # and the targets blocks' loads (which take no client) find this one as the context's.
+    client = get_client(sync_client=True, httpx_settings={"event_hooks": {"request": [in_time]}})
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}), \
+            SyncClientContext.model_construct(client=client):
+        return unfinished_runs(CANARY_FLOW, targets, starting_within_seconds=starting_within_seconds)
 
 
 def _summarise(targets: Targets, markdown: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from uuid import uuid4
@@ -908,6 +909,73 @@ def test_a_prefect_api_that_does_not_answer_which_canary_runs_are_going_stops_an
     assert ("finalize stopped while it tried to read the rollout, the load balancer and the services: the Prefect API "
             "(the `canary` flow's runs not ended) did not answer within 0.3 s (verify_timeout_seconds: 0.3 s). Nothing "
             "was changed") in said, said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
+class SilentApi:
+    """A Prefect API that takes connections and never answers; counts those its clients still hold open."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/api"
+        self.opened = 0
+        self.open = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with self.lock:
+                self.opened += 1
+                self.open += 1
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                while conn.recv(4096):
+                    pass  # read the request, never answer it
+            except OSError:
+                pass
+        with self.lock:
+            self.open -= 1
+
+
+@pytest.fixture
+def silent_api():
+    api = SilentApi()
+    yield api
+    api.server.close()
+
+
+def test_a_canary_runs_query_given_up_on_at_its_bound_goes_on_no_longer_after_the_run_stops(silent_api):
+    """The query for unended `canary` flow runs, given up on at verify_timeout_seconds, went on in
+    its thread on the run's own Prefect client (60 s a request, retried with backoff) after the
+    run had stopped and its flow run had ended."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from flows.finalize import canary_runs_within
+
+    env, release = promoted_on_fakes(FakeLedger())
+    FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
+    querying = "rollway-read-the Prefect API (the `canary` flow's runs not ended)"
+
+    def query():
+        with temporary_settings(updates={PREFECT_API_URL: silent_api.url}):
+            return canary_runs_within(env.targets, 0.3, starting_within_seconds=60)
+
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env, unrecorded=True, canary_runs=query)
+    assert ("the Prefect API (the `canary` flow's runs not ended) did not answer within 0.3 s (verify_timeout_seconds: "
+            "0.3 s)") in str(stopped.value), str(stopped.value)
+    ends = time.monotonic() + 1.0
+    while time.monotonic() < ends and (silent_api.open or any(t.name == querying for t in threading.enumerate())):
+        time.sleep(0.02)
+    assert silent_api.opened >= 1, "the query never reached the Prefect API"
+    assert silent_api.open == 0 and not [t for t in threading.enumerate() if t.name == querying]
     assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
 
 
