@@ -23,7 +23,9 @@ each write by ``WRITE_SECONDS`` and the run's lease of the rollout (never sent o
 stable service's waits by their own settings; a read given up
 on is made on clients that end within its bound. A run that stops part-way raises
 ``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
-process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
+process was killed holds the lease until it lapses; the refusal says when), reading what a write
+the stopped run gave up on left (its stable service's update, its canary's scale-down may land
+after it stopped): one that landed is said and not sent again. The flow ends with a markdown artifact (``<canary service>-finalize``): what
 it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
@@ -62,7 +64,7 @@ from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
 )
 from rollway.image import with_pin
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
@@ -424,12 +426,16 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     holder = (owner or run_owner()) if record is not None else None
     leased = (_holding(env, record, holder, lease_seconds, progress, before, ledger_read_seconds, write_seconds)
               if record is not None else nullcontext())
+    # A finalize of this rollout that began and did not finish: a write it gave up on may have
+    # landed after it stopped, and what AWS shows now says whether it did.
+    earlier = record.last_transition(START) if finalize_unfinished(record) else None
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
                                       verify_timeout_seconds=verify_timeout_seconds,
-                                      healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds)
+                                      healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds,
+                                      stable=stable, earlier=earlier)
         else:
             weights = live
             progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
@@ -444,11 +450,23 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if taken:
             # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
             raise progress.stopped(scale_down, taken, after)
-        with progress.trying(scale_down, after):
-            retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
-                               lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
-                               lease=_under(env, held))
-        progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
+        # Read before the traffic moved (this run's) or after (an earlier run's): at 0 already only
+        # when an earlier finalize's scale-down landed, though that run stopped without its answer.
+        idle = earlier is not None and plan.action == "after-traffic" and canary.desired == 0
+        if idle:
+            retired = canary
+            progress.done(f"{t.canary_service} is at 0 tasks already: the scale-down of the finalize "
+                          f"{_begun(earlier)} landed; not sent again")
+        else:
+            with progress.trying(scale_down, after):
+                retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
+                                   lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
+                                   lease=_under(env, held))
+            progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
+        # That run got past its scale-down: it stopped at its notice or after it (SNS keeps nothing
+        # a run can read back), so people may have had this notice from it already.
+        repeat = (f"\n\nThis notice may repeat one the finalize {_begun(earlier)} sent: it had scaled "
+                  f"{t.canary_service} to 0 when it stopped." if idle else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
             message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
@@ -456,7 +474,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
-                f"{_which(rollout_id)}, finalized by {actor}.",
+                f"{_which(rollout_id)}, finalized by {actor}.{repeat}",
             ), lease=_under(env, held))
         progress.done("notified")
         if record is not None:
@@ -501,15 +519,29 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
                     progress: _Progress, *, owner: str | None, stable_timeout_seconds: float, verify_timeout_seconds: float,
-                    healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS) -> Weights:
+                    healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS,
+                    stable: ServiceState | None = None, earlier: Transition | None = None) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
+
+    ``stable``: the stable service as this run read it; ``earlier``: the ``finalize-start`` of a
+    finalize of this rollout that did not finish (None: none). That run's UpdateService of the
+    stable service may have landed after it stopped (given up on at its bound): what the stable
+    service runs says whether it did, and this run says so and does not send it again.
 
     Returns:
         The weights read back: 100 % stable.
     """
     t = env.targets
     td = plan.task_definition
+    landed = (earlier is not None and stable is not None and same_revision(stable.task_definition, td)
+              and stable.desired >= plan.stable_desired)
+    found = None
+    if earlier is not None and stable is not None:
+        found = (f"{t.stable_service} already runs {td} with {stable.desired} tasks: the UpdateService of the finalize "
+                 f"{_begun(earlier)} landed; not sent again" if landed else
+                 f"the finalize {_begun(earlier)} did not leave {t.stable_service} on {td} with {plan.stable_desired} "
+                 f"tasks (it runs {stable.task_definition} with {stable.desired}): this run points it there")
     before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."
     if record is not None:
         with progress.trying(f"record {START!r} in the ledger", before):
@@ -519,17 +551,24 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 # rollout as planned: a finalize that ran meanwhile (and a rollout begun after it)
                 # made this run's plan stale, and acting on it would move that rollout's traffic.
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
-                                      "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
-                                                 f"tasks, then the traffic from {t.canary_service} to it"},
+                                      "comment": (f"{found}; " if found else "")
+                                                 + f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
+                                                   f"tasks, then the traffic from {t.canary_service} to it"},
                         owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds,
                         held=record)
             except (RolloutSuperseded, RolloutMovedOn) as err:
                 raise _stale(err) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
-    with progress.trying(f"point {t.stable_service} at {td}", before):
-        _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
-            env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired), lease=_under(env, record))
-    progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
+    if landed:
+        progress.done(found)
+    else:
+        if found:
+            progress.log.info("finalize: %s", found)
+        with progress.trying(f"point {t.stable_service} at {td}", before):
+            _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
+                env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired),
+                lease=_under(env, record))
+        progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
     # Said of a stop from here on: "the load balancer was not changed" alone hid that the stable
     # service now asks for its tasks of the release (the next run finds that done).
     pointed = (f"{t.stable_service} was pointed at {td} with {plan.stable_desired} tasks before the wait, and keeps "
@@ -588,6 +627,11 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
             raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err
     progress.done(f"traffic moved: the load balancer holds {weights} (stable/canary), read back")
     return weights
+
+
+def _begun(start: Transition) -> str:
+    """Which finalize: "begun at <time> by <actor>", from its ``finalize-start``."""
+    return f"begun at {utc(start.at)} by {start.actor}"
 
 
 def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, seconds: float,

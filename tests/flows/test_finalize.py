@@ -1009,6 +1009,70 @@ def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_fina
     assert env.router.weights == ALL_CANARY
 
 
+def lost_answers(env, service: str, answering: threading.Event, sent: list):
+    """``env.deployer.update_service`` on ``service``: landed at once, its answer held until
+    ``answering`` (5 s at most), every call noted in ``sent`` (service, changes)."""
+    real = env.deployer.update_service
+
+    def landed_answer_lost(name, **changes):
+        sent.append((name, changes))
+        done = real(name, **changes)
+        if name == service:
+            answering.wait(5)
+        return done
+
+    env.deployer.update_service = landed_answer_lost
+
+
+def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_that_it_landed_and_does_not_send_it_again(
+        caplog):
+    """The first run gave up on its UpdateService of the stable service, which landed all the same;
+    the next run sent it again blindly and said nothing of what the first had left."""
+    env, release = promoted_on_fakes()
+    t = env.targets
+    answering, sent = threading.Event(), []
+    lost_answers(env, t.stable_service, answering, sent)
+    try:
+        with pytest.raises(FinalizeIncomplete, match="the write may still land"):
+            finalize_bounded(env, write_seconds=0.3)
+    finally:
+        answering.set()
+    assert stable_td_of(env) == release and env.router.weights == ALL_CANARY  # it landed
+    sent.clear()
+    with caplog.at_level(logging.INFO):
+        result = finalize_bounded(env)
+    assert result.outcome == "finalized" and env.router.weights == ALL_STABLE
+    assert [name for name, _ in sent] == [t.canary_service], sent  # the stable service's update is not sent again
+    found = (f"{t.stable_service} already runs {release} with 4 tasks: the UpdateService of the finalize begun at ")
+    assert any(found in step and "landed; not sent again" in step for step in result.steps), result.steps
+    record = env.ledger.get(t.canary_service)
+    starts = [tr for tr in record.history if tr.kind == "finalize-start"]
+    assert len(starts) == 2 and found in starts[-1].comment and "landed" in starts[-1].comment, starts[-1].comment
+
+
+def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it_landed_and_says_its_notice_may_repeat(
+        caplog):
+    """The first run gave up on scaling the canary to 0, which landed; the next run scaled it again
+    blindly and sent a notice without saying the first may have sent one."""
+    env, release = promoted_on_fakes()
+    t = env.targets
+    answering, sent = threading.Event(), []
+    lost_answers(env, t.canary_service, answering, sent)
+    try:
+        with pytest.raises(FinalizeIncomplete, match="the write may still land"):
+            finalize_bounded(env, write_seconds=0.3)
+    finally:
+        answering.set()
+    assert env.deployer.describe(t.canary_service).desired == 0 and env.router.weights == ALL_STABLE
+    sent.clear()
+    result = finalize_bounded(env)
+    assert result.outcome == "finalized" and sent == [], sent  # nothing sent to ECS again
+    assert any(f"{t.canary_service} is at 0 tasks already: the scale-down of the finalize begun at " in step
+               and "landed; not sent again" in step for step in result.steps), result.steps
+    subject, body = env.notifier.messages[-1]
+    assert "This notice may repeat one the finalize begun at " in body, body
+
+
 class SilentUnlessBounded(HangingLedger):
     """A ledger table that stops answering: reads on the run's clients hang (5 s at most), while
     those on clients bounded at ``seconds`` (``reading``) end just past them, as botocore's
