@@ -1009,9 +1009,15 @@ def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_fina
     assert env.router.weights == ALL_CANARY
 
 
-def lost_answers(env, service: str, answering: threading.Event, sent: list):
-    """``env.deployer.update_service`` on ``service``: landed at once, its answer held until
-    ``answering`` (5 s at most), every call noted in ``sent`` (service, changes)."""
+def stopped_on_a_lost_answer(service: str):
+    """A finalize stopped at its UpdateService of ``service`` (the stable or the canary service),
+    given up on after 0.3 s though it landed at once (its answer lost).
+
+    Returns:
+        (env, the promoted task definition, the UpdateService calls the next run sends: (service, changes)).
+    """
+    env, release = promoted_on_fakes()
+    answering, sent = threading.Event(), []
     real = env.deployer.update_service
 
     def landed_answer_lost(name, **changes):
@@ -1022,25 +1028,22 @@ def lost_answers(env, service: str, answering: threading.Event, sent: list):
         return done
 
     env.deployer.update_service = landed_answer_lost
-
-
-def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_that_it_landed_and_does_not_send_it_again(
-        caplog):
-    """The first run gave up on its UpdateService of the stable service, which landed all the same;
-    the next run sent it again blindly and said nothing of what the first had left."""
-    env, release = promoted_on_fakes()
-    t = env.targets
-    answering, sent = threading.Event(), []
-    lost_answers(env, t.stable_service, answering, sent)
     try:
         with pytest.raises(FinalizeIncomplete, match="the write may still land"):
             finalize_bounded(env, write_seconds=0.3)
     finally:
         answering.set()
-    assert stable_td_of(env) == release and env.router.weights == ALL_CANARY  # it landed
     sent.clear()
-    with caplog.at_level(logging.INFO):
-        result = finalize_bounded(env)
+    return env, release, sent
+
+
+def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_that_it_landed_and_does_not_send_it_again():
+    """The first run gave up on its UpdateService of the stable service, which landed all the same;
+    the next run sent it again blindly and said nothing of what the first had left."""
+    env, release, sent = stopped_on_a_lost_answer(Targets().stable_service)
+    t = env.targets
+    assert stable_td_of(env) == release and env.router.weights == ALL_CANARY  # it landed
+    result = finalize_bounded(env)
     assert result.outcome == "finalized" and env.router.weights == ALL_STABLE
     assert [name for name, _ in sent] == [t.canary_service], sent  # the stable service's update is not sent again
     found = (f"{t.stable_service} already runs {release} with 4 tasks: the UpdateService of the finalize begun at ")
@@ -1050,19 +1053,11 @@ def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_tha
     assert len(starts) == 2 and found in starts[-1].comment and "landed" in starts[-1].comment, starts[-1].comment
 
 
-def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it_landed_and_says_its_notice_may_repeat(
-        caplog):
+def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it_landed_and_says_its_notice_may_repeat():
     """The first run gave up on scaling the canary to 0, which landed; the next run scaled it again
     blindly and sent a notice without saying the first may have sent one."""
-    env, release = promoted_on_fakes()
+    env, release, sent = stopped_on_a_lost_answer(Targets().canary_service)
     t = env.targets
-    answering, sent = threading.Event(), []
-    lost_answers(env, t.canary_service, answering, sent)
-    try:
-        with pytest.raises(FinalizeIncomplete, match="the write may still land"):
-            finalize_bounded(env, write_seconds=0.3)
-    finally:
-        answering.set()
     assert env.deployer.describe(t.canary_service).desired == 0 and env.router.weights == ALL_STABLE
     sent.clear()
     result = finalize_bounded(env)
