@@ -450,23 +450,24 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if taken:
             # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
             raise progress.stopped(scale_down, taken, after)
-        # Read before the traffic moved (this run's) or after (an earlier run's): at 0 already only
-        # when an earlier finalize's scale-down landed, though that run stopped without its answer.
+        # Read before the traffic moved (this run's) or after (an earlier run's): at 0 already after
+        # an earlier finalize whose scale-down landed, though that run stopped without its answer
+        # (or a person's since: said as what was found, not as whose it was).
         idle = earlier is not None and plan.action == "after-traffic" and canary.desired == 0
         if idle:
             retired = canary
-            progress.done(f"{t.canary_service} is at 0 tasks already: the scale-down of the finalize "
-                          f"{_begun(earlier)} landed; not sent again")
+            progress.done(f"{t.canary_service} is at 0 tasks already, as the finalize {_begun(earlier)} set out to "
+                          "leave it: not sent again")
         else:
             with progress.trying(scale_down, after):
                 retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
                                    lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
                                    lease=_under(env, held))
             progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
-        # That run got past its scale-down: it stopped at its notice or after it (SNS keeps nothing
-        # a run can read back), so people may have had this notice from it already.
-        repeat = (f"\n\nThis notice may repeat one the finalize {_begun(earlier)} sent: it had scaled "
-                  f"{t.canary_service} to 0 when it stopped." if idle else "")
+        # That run may have got past its scale-down to its notice (SNS keeps nothing a run can read
+        # back), so people may have had this notice from it already.
+        repeat = (f"\n\nThis notice may repeat one the finalize {_begun(earlier)} sent: it stopped after the "
+                  f"traffic moved, and {t.canary_service} was at 0 tasks when this run began." if idle else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
             message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
@@ -538,8 +539,9 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
               and stable.desired >= plan.stable_desired)
     found = None
     if earlier is not None and stable is not None:
-        found = (f"{t.stable_service} already runs {td} with {stable.desired} tasks: the UpdateService of the finalize "
-                 f"{_begun(earlier)} landed; not sent again" if landed else
+        found = (f"{t.stable_service} already runs {td} with {stable.desired} tasks, where the finalize "
+                 f"{_begun(earlier)} set out to point it: not sent again"
+                 if landed else
                  f"the finalize {_begun(earlier)} did not leave {t.stable_service} on {td} with {plan.stable_desired} "
                  f"tasks (it runs {stable.task_definition} with {stable.desired}): this run points it there")
     before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."

@@ -1046,11 +1046,12 @@ def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_tha
     result = finalize_bounded(env)
     assert result.outcome == "finalized" and env.router.weights == ALL_STABLE
     assert [name for name, _ in sent] == [t.canary_service], sent  # the stable service's update is not sent again
-    found = (f"{t.stable_service} already runs {release} with 4 tasks: the UpdateService of the finalize begun at ")
-    assert any(found in step and "landed; not sent again" in step for step in result.steps), result.steps
+    found = f"{t.stable_service} already runs {release} with 4 tasks, where the finalize begun at "
+    landed = "set out to point it: not sent again"
+    assert any(found in step and landed in step for step in result.steps), result.steps
     record = env.ledger.get(t.canary_service)
     starts = [tr for tr in record.history if tr.kind == "finalize-start"]
-    assert len(starts) == 2 and found in starts[-1].comment and "landed" in starts[-1].comment, starts[-1].comment
+    assert len(starts) == 2 and found in starts[-1].comment and landed in starts[-1].comment, starts[-1].comment
 
 
 def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it_landed_and_says_its_notice_may_repeat():
@@ -1062,8 +1063,9 @@ def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it
     sent.clear()
     result = finalize_bounded(env)
     assert result.outcome == "finalized" and sent == [], sent  # nothing sent to ECS again
-    assert any(f"{t.canary_service} is at 0 tasks already: the scale-down of the finalize begun at " in step
-               and "landed; not sent again" in step for step in result.steps), result.steps
+    assert any(f"{t.canary_service} is at 0 tasks already, as the finalize begun at " in step
+               and "set out to leave it: not sent again" in step
+               for step in result.steps), result.steps
     subject, body = env.notifier.messages[-1]
     assert "This notice may repeat one the finalize begun at " in body, body
 
