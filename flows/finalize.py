@@ -31,7 +31,7 @@ would put the previous version back in production.
 
 With ``unrecorded`` it finalizes a promotion the ledger does not record (the ``canary`` flow
 keeps none): the same steps, planned from what AWS shows (``plan_unrecorded``), refused while
-the ledger's newest rollout is open or a ``canary`` flow run has not ended, and nothing is
+the ledger's newest rollout is open or a ``canary`` flow run (or another ``finalize`` one) has not ended, and nothing is
 written to the ledger. The ``canary`` flow runs the same steps in-run with ``finalize=True``.
 """
 
@@ -43,6 +43,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence, TypeVar
 
+import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
 
 from flows.engine import set_and_verify, wait_healthy
@@ -322,7 +323,8 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
-                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
+                 canary_runs: Callable[[], Sequence[str]] = tuple,
+                 finalize_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
                  promoted: str | None = None, owner: str | None = None,
                  pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS,
                  write_seconds: float = WRITE_SECONDS) -> FinalizeResult:
@@ -332,12 +334,14 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         actor: who asked, recorded in the ledger and the notice.
         stable_timeout_seconds: how long the stable service may take to become steady.
         verify_timeout_seconds: how long to wait for the load balancer's read-back, and for each
-            read of the services (and, with ``unrecorded``, of ``canary_runs``).
+            read of the services (and, with ``unrecorded``, of ``canary_runs`` and ``finalize_runs``).
         healthy_timeout_seconds: how long the stable service's targets may take to pass their
             health checks (a service scaled up from 0 starts new targets).
         unrecorded: finalize a promotion the ledger does not record, from what AWS shows;
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
+        finalize_runs: with ``unrecorded``, the other `finalize` flow runs that have not ended (any
+            refuses: with nothing recorded, no lease keeps two apart).
         image: the promoted image, for the notice and result, when the ledger does not say.
         pinned_image: the digest ``image`` was pinned to, when the ledger does not say.
         promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
@@ -378,9 +382,12 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         stable = read(f"ECS (service {t.stable_service!r})", lambda: ecs.describe_service(deployer, t.stable_service))
         canary = read(f"ECS (service {t.canary_service!r})", lambda: ecs.describe_service(deployer, t.canary_service))
         running = read("the Prefect API (the `canary` flow's runs not ended)", canary_runs) if unrecorded else ()
+        finalizing = (read("the Prefect API (the other `finalize` flow runs not ended)", finalize_runs)
+                      if unrecorded else ())
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
+                               finalize_runs=finalizing,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
@@ -655,12 +662,15 @@ def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, se
                                   "since; find who before running finalize again", state)
 
 
+FINALIZE_FLOW = "finalize"
+"""The flow's name (``@flow(name=...)``), as the Prefect API lists its runs."""
+
 # Seconds a finalize may take beyond its waits (reads, writes, notices): a `canary` run scheduled
 # to start before the finalize can be over refuses it; one scheduled later does not.
 ROOM = 300.0
 
 
-@flow(name="finalize", log_prints=True)
+@flow(name=FINALIZE_FLOW, log_prints=True)
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def finalize(
     actor: Actor = "operator",
@@ -691,14 +701,19 @@ def finalize(
         unrecorded: finalize a promotion of the `canary` flow, which the ledger does not record (nor will).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
+    starting = stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds + ROOM
+    this_run = prefect_runtime.flow_run.id
     try:
         result = run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                               verify_timeout_seconds=verify_timeout_seconds,
                               healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
-                              canary_runs=lambda: canary_runs_within(
-                                  env.targets, verify_timeout_seconds,
-                                  starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
-                                                          + verify_timeout_seconds + ROOM))
+                              canary_runs=lambda: runs_within(CANARY_FLOW, env.targets, verify_timeout_seconds,
+                                                              starting_within_seconds=starting),
+                              # Not this run itself, which has not ended either.
+                              finalize_runs=lambda: [
+                                  run for run in runs_within(FINALIZE_FLOW, env.targets, verify_timeout_seconds,
+                                                             starting_within_seconds=starting)
+                                  if f"({this_run}," not in run])
     except FinalizeRefused as refused:
         _summarise(env.targets, f"# Finalize refused: {env.targets.canary_service}\n\n{markdown_cell(str(refused))}\n")
         raise
@@ -709,9 +724,9 @@ def finalize(
     return result
 
 
-def canary_runs_within(targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:
-    """The `canary` flow's runs not ended that act on ``targets``' service (``unfinished_runs``),
-    asked of the Prefect API within ``seconds``: the query ends with its bound.
+def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:
+    """The runs of the flow ``flow_name`` not ended that act on ``targets``' service
+    (``unfinished_runs``), asked of the Prefect API within ``seconds``: the query ends with its bound.
 
     On the run's own Prefect client (60 s a request, retried five times with backoff), a query the
     run gave up on at its bound went on in its thread after the run had stopped, and after its flow
@@ -744,7 +759,7 @@ def canary_runs_within(targets: Targets, seconds: float, *, starting_within_seco
     client = get_client(sync_client=True, httpx_settings={"event_hooks": {"request": [in_time]}})
     with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}), \
             SyncClientContext.model_construct(client=client):
-        return unfinished_runs(CANARY_FLOW, targets, starting_within_seconds=starting_within_seconds)
+        return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
 
 
 def _summarise(targets: Targets, markdown: str) -> None:

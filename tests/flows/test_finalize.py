@@ -957,7 +957,8 @@ def test_a_canary_runs_query_given_up_on_at_its_bound_goes_on_no_longer_after_th
     its thread on the run's own Prefect client (60 s a request, retried with backoff) after the
     run had stopped and its flow run had ended."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from flows.finalize import canary_runs_within
+    from flows.env import CANARY_FLOW
+    from flows.finalize import runs_within
 
     env, release = promoted_on_fakes(FakeLedger())
     FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
@@ -965,7 +966,7 @@ def test_a_canary_runs_query_given_up_on_at_its_bound_goes_on_no_longer_after_th
 
     def query():
         with temporary_settings(updates={PREFECT_API_URL: silent_api.url}):
-            return canary_runs_within(env.targets, 0.3, starting_within_seconds=60)
+            return runs_within(CANARY_FLOW, env.targets, 0.3, starting_within_seconds=60)
 
     with pytest.raises(FinalizeIncomplete) as stopped:
         finalize_bounded(env, unrecorded=True, canary_runs=query)
