@@ -732,7 +732,8 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     run gave up on at its bound went on in its thread after the run had stopped, and after its flow
     run had ended. Here its requests (the runs, each run's targets block) are made on a client of
     their own, each sent with the time left as its timeouts and never retried (the run is stopped
-    at the bound anyway), and none is sent once the time is up.
+    at the bound anyway: a request refused once, a 503, stops it, where the run's client retried),
+    and none is sent once the time is up.
 
     Raises:
         Unanswered: the time was up before a request was sent.
@@ -751,7 +752,8 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
         if left <= 0:
             raise Unanswered(f"the Prefect API did not answer within {seconds:g} s")
         # The connection pool tries a connection four times (Prefect's transport retries), each
-        # with the connect timeout: a quarter each keeps an unreachable API within the bound.
+        # with the connect timeout, 1.5 s of backoff between them: a quarter each ends the tries at
+        # an unreachable API within the bound and those 1.5 s.
         request.extensions["timeout"] = httpx.Timeout(left, connect=left / 4).as_dict()
 
     # httpx_settings of its own: get_client hands a flow run's code the engine's client otherwise,
