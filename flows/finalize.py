@@ -23,13 +23,15 @@ each write by ``WRITE_SECONDS`` and the run's lease of the rollout (never sent o
 stable service's waits by their own settings; a read given up
 on is made on clients that end within its bound. A run that stops part-way raises
 ``FinalizeIncomplete`` saying what users are served, and the next run carries on (a run whose
-process was killed holds the lease until it lapses; the refusal says when). The flow ends with a markdown artifact (``<canary service>-finalize``): what
+process was killed holds the lease until it lapses; the refusal says when), reading what a write
+the stopped run gave up on left (its stable service's update, its canary's scale-down may land
+after it stopped): one that landed is said and not sent again. The flow ends with a markdown artifact (``<canary service>-finalize``): what
 it did, or why it refused, or what it had done when it stopped and how to go on. No state hooks: a failed finalize must not trigger a rollback, which
 would put the previous version back in production.
 
 With ``unrecorded`` it finalizes a promotion the ledger does not record (the ``canary`` flow
 keeps none): the same steps, planned from what AWS shows (``plan_unrecorded``), refused while
-the ledger's newest rollout is open or a ``canary`` flow run has not ended, and nothing is
+the ledger's newest rollout is open or a ``canary`` flow run (or another ``finalize`` one) has not ended, and nothing is
 written to the ledger. The ``canary`` flow runs the same steps in-run with ``finalize=True``.
 """
 
@@ -37,9 +39,11 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence, TypeVar
 
+import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
 
 from flows.engine import set_and_verify, wait_healthy
@@ -61,7 +65,7 @@ from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
 )
 from rollway.image import with_pin
-from rollway.model import Weights
+from rollway.model import ServiceState, Weights
 from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
@@ -319,7 +323,8 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
 
 def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float = 600.0,
                  verify_timeout_seconds: float = 30.0, healthy_timeout_seconds: float = 300.0, unrecorded: bool = False,
-                 canary_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
+                 canary_runs: Callable[[], Sequence[str]] = tuple,
+                 finalize_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
                  promoted: str | None = None, owner: str | None = None,
                  pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS,
                  write_seconds: float = WRITE_SECONDS) -> FinalizeResult:
@@ -329,12 +334,14 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         actor: who asked, recorded in the ledger and the notice.
         stable_timeout_seconds: how long the stable service may take to become steady.
         verify_timeout_seconds: how long to wait for the load balancer's read-back, and for each
-            read of the services (and, with ``unrecorded``, of ``canary_runs``).
+            read of the services (and, with ``unrecorded``, of ``canary_runs`` and ``finalize_runs``).
         healthy_timeout_seconds: how long the stable service's targets may take to pass their
             health checks (a service scaled up from 0 starts new targets).
         unrecorded: finalize a promotion the ledger does not record, from what AWS shows;
             nothing is written to the ledger (``env.ledger`` may be None: nothing is read either).
         canary_runs: with ``unrecorded``, the `canary` flow runs that have not ended (any refuses).
+        finalize_runs: with ``unrecorded``, the other `finalize` flow runs that have not ended (any
+            refuses: with nothing recorded, no lease keeps two apart).
         image: the promoted image, for the notice and result, when the ledger does not say.
         pinned_image: the digest ``image`` was pinned to, when the ledger does not say.
         promoted: with ``unrecorded``, the task definition the promotion put on the canary, when
@@ -375,9 +382,12 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         stable = read(f"ECS (service {t.stable_service!r})", lambda: ecs.describe_service(deployer, t.stable_service))
         canary = read(f"ECS (service {t.canary_service!r})", lambda: ecs.describe_service(deployer, t.canary_service))
         running = read("the Prefect API (the `canary` flow's runs not ended)", canary_runs) if unrecorded else ()
+        finalizing = (read("the Prefect API (the other `finalize` flow runs not ended)", finalize_runs)
+                      if unrecorded else ())
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
+                               finalize_runs=finalizing,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
@@ -423,12 +433,16 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     holder = (owner or run_owner()) if record is not None else None
     leased = (_holding(env, record, holder, lease_seconds, progress, before, ledger_read_seconds, write_seconds)
               if record is not None else nullcontext())
+    # A finalize of this rollout that began and did not finish: a write it gave up on may have
+    # landed after it stopped, and what AWS shows now says whether it did.
+    earlier = record.last_transition(START) if finalize_unfinished(record) else None
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
                                       verify_timeout_seconds=verify_timeout_seconds,
-                                      healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds)
+                                      healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds,
+                                      stable=stable, earlier=earlier)
         else:
             weights = live
             progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
@@ -443,11 +457,24 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if taken:
             # Once the traffic left the canary, a new rollout could start on it: that canary is not ours to scale down.
             raise progress.stopped(scale_down, taken, after)
-        with progress.trying(scale_down, after):
-            retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
-                               lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
-                               lease=_under(env, held))
-        progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
+        # Read before the traffic moved (this run's) or after (an earlier run's): at 0 already after
+        # an earlier finalize whose scale-down landed, though that run stopped without its answer
+        # (or a person's since: said as what was found, not as whose it was).
+        idle = earlier is not None and plan.action == "after-traffic" and canary.desired == 0
+        if idle:
+            retired = canary
+            progress.done(f"{t.canary_service} is at 0 tasks already, as the finalize {_begun(earlier)} set out to "
+                          "leave it: not sent again")
+        else:
+            with progress.trying(scale_down, after):
+                retired = _written(f"ECS (UpdateService on {t.canary_service!r})", write_seconds,
+                                   lambda: ecs.update_service(env.deployer, t.canary_service, desired=0),
+                                   lease=_under(env, held))
+            progress.done(f"{t.canary_service} scaled to 0 on {retired.task_definition}, idle for the next rollout")
+        # That run may have got past its scale-down to its notice (SNS keeps nothing a run can read
+        # back), so people may have had this notice from it already.
+        repeat = (f"\n\nThis notice may repeat one the finalize {_begun(earlier)} sent: it stopped after the "
+                  f"traffic moved, and {t.canary_service} was at 0 tasks when this run began." if idle else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
             message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
@@ -455,7 +482,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
-                f"{_which(rollout_id)}, finalized by {actor}.",
+                f"{_which(rollout_id)}, finalized by {actor}.{repeat}",
             ), lease=_under(env, held))
         progress.done("notified")
         if record is not None:
@@ -500,15 +527,30 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
                     progress: _Progress, *, owner: str | None, stable_timeout_seconds: float, verify_timeout_seconds: float,
-                    healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS) -> Weights:
+                    healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS,
+                    stable: ServiceState | None = None, earlier: Transition | None = None) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
+
+    ``stable``: the stable service as this run read it; ``earlier``: the ``finalize-start`` of a
+    finalize of this rollout that did not finish (None: none). That run's UpdateService of the
+    stable service may have landed after it stopped (given up on at its bound): what the stable
+    service runs says whether it did, and this run says so and does not send it again.
 
     Returns:
         The weights read back: 100 % stable.
     """
     t = env.targets
     td = plan.task_definition
+    landed = (earlier is not None and stable is not None and same_revision(stable.task_definition, td)
+              and stable.desired >= plan.stable_desired)
+    found = None
+    if earlier is not None and stable is not None:
+        found = (f"{t.stable_service} already runs {td} with {stable.desired} tasks, where the finalize "
+                 f"{_begun(earlier)} set out to point it: not sent again"
+                 if landed else
+                 f"the finalize {_begun(earlier)} did not leave {t.stable_service} on {td} with {plan.stable_desired} "
+                 f"tasks (it runs {stable.task_definition} with {stable.desired}): this run points it there")
     before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."
     if record is not None:
         with progress.trying(f"record {START!r} in the ledger", before):
@@ -518,17 +560,24 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 # rollout as planned: a finalize that ran meanwhile (and a rollout begun after it)
                 # made this run's plan stale, and acting on it would move that rollout's traffic.
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
-                                      "comment": f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
-                                                 f"tasks, then the traffic from {t.canary_service} to it"},
+                                      "comment": (f"{found}; " if found else "")
+                                                 + f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
+                                                   f"tasks, then the traffic from {t.canary_service} to it"},
                         owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds,
                         held=record)
             except (RolloutSuperseded, RolloutMovedOn) as err:
                 raise _stale(err) from err
         progress.done(f"recorded {START!r} on rollout {record.rollout_id}")
-    with progress.trying(f"point {t.stable_service} at {td}", before):
-        _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
-            env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired), lease=_under(env, record))
-    progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
+    if landed:
+        progress.done(found)
+    else:
+        if found:
+            progress.log.info("finalize: %s", found)
+        with progress.trying(f"point {t.stable_service} at {td}", before):
+            _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
+                env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired),
+                lease=_under(env, record))
+        progress.done(f"{t.stable_service} pointed at {td} with {plan.stable_desired} tasks")
     # Said of a stop from here on: "the load balancer was not changed" alone hid that the stable
     # service now asks for its tasks of the release (the next run finds that done).
     pointed = (f"{t.stable_service} was pointed at {td} with {plan.stable_desired} tasks before the wait, and keeps "
@@ -589,6 +638,11 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     return weights
 
 
+def _begun(start: Transition) -> str:
+    """Which finalize: "begun at <time> by <actor>", from its ``finalize-start``."""
+    return f"begun at {utc(start.at)} by {start.actor}"
+
+
 def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, seconds: float,
                    state: str) -> FinalizeIncomplete:
     """The stop of a traffic move whose read-back ran out: what was read against what was set, after
@@ -608,12 +662,15 @@ def _not_read_back(progress: _Progress, err: WeightMismatch, before: Weights, se
                                   "since; find who before running finalize again", state)
 
 
+FINALIZE_FLOW = "finalize"
+"""The flow's name (``@flow(name=...)``), as the Prefect API lists its runs."""
+
 # Seconds a finalize may take beyond its waits (reads, writes, notices): a `canary` run scheduled
 # to start before the finalize can be over refuses it; one scheduled later does not.
 ROOM = 300.0
 
 
-@flow(name="finalize", log_prints=True)
+@flow(name=FINALIZE_FLOW, log_prints=True)
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def finalize(
     actor: Actor = "operator",
@@ -644,14 +701,19 @@ def finalize(
         unrecorded: finalize a promotion of the `canary` flow, which the ledger does not record (nor will).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
+    starting = stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds + ROOM
+    this_run = prefect_runtime.flow_run.id
     try:
         result = run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                               verify_timeout_seconds=verify_timeout_seconds,
                               healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
-                              canary_runs=lambda: unfinished_runs(
-                                  CANARY_FLOW, env.targets,
-                                  starting_within_seconds=stable_timeout_seconds + healthy_timeout_seconds
-                                                          + verify_timeout_seconds + ROOM))
+                              canary_runs=lambda: runs_within(CANARY_FLOW, env.targets, verify_timeout_seconds,
+                                                              starting_within_seconds=starting),
+                              # Not this run itself, which has not ended either.
+                              finalize_runs=lambda: [
+                                  run for run in runs_within(FINALIZE_FLOW, env.targets, verify_timeout_seconds,
+                                                             starting_within_seconds=starting)
+                                  if f"({this_run}," not in run])
     except FinalizeRefused as refused:
         _summarise(env.targets, f"# Finalize refused: {env.targets.canary_service}\n\n{markdown_cell(str(refused))}\n")
         raise
@@ -660,6 +722,46 @@ def finalize(
         raise
     _summarise(env.targets, _result_markdown(result, env.targets))
     return result
+
+
+def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:
+    """The runs of the flow ``flow_name`` not ended that act on ``targets``' service
+    (``unfinished_runs``), asked of the Prefect API within ``seconds``: the query ends with its bound.
+
+    On the run's own Prefect client (60 s a request, retried five times with backoff), a query the
+    run gave up on at its bound went on in its thread after the run had stopped, and after its flow
+    run had ended. Here its requests (the runs, each run's targets block) are made on a client of
+    their own, each sent with the time left as its timeouts and never retried (the run is stopped
+    at the bound anyway: a request refused once, a 503, stops it, where the run's client retried),
+    and none is sent once the time is up.
+
+    Raises:
+        Unanswered: the time was up before a request was sent.
+        httpx.TimeoutException: a request ran out of the time left.
+    """
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
+    from prefect.settings import (PREFECT_CLIENT_MAX_RETRIES, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED,
+                                  temporary_settings)
+
+    ends = time.monotonic() + seconds
+
+    def in_time(request: httpx.Request) -> None:
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise Unanswered(f"the Prefect API did not answer within {seconds:g} s")
+        # The connection pool tries a connection four times (Prefect's transport retries), each
+        # with the connect timeout, 1.5 s of backoff between them: a quarter each ends the tries at
+        # an unreachable API within the bound and those 1.5 s.
+        request.extensions["timeout"] = httpx.Timeout(left, connect=left / 4).as_dict()
+
+    # httpx_settings of its own: get_client hands a flow run's code the engine's client otherwise,
+    # and the targets blocks' loads (which take no client) find this one as the context's.
+    client = get_client(sync_client=True, httpx_settings={"event_hooks": {"request": [in_time]}})
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}), \
+            SyncClientContext.model_construct(client=client):
+        return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
 
 
 def _summarise(targets: Targets, markdown: str) -> None:

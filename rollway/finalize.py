@@ -274,6 +274,7 @@ def plan_unrecorded(
     canary: ServiceState,
     canary_runs: Sequence[str],
     targets: Targets,
+    finalize_runs: Sequence[str] = (),
     now: float | None = None,
     promoted: str | None = None,
     speed: float = 1.0,
@@ -293,6 +294,8 @@ def plan_unrecorded(
         stable: the stable service now.
         canary: the canary service now.
         canary_runs: `canary` flow runs on this service that have not ended, for a person (any refuses).
+        finalize_runs: other `finalize` flow runs on this service that have not ended (any refuses:
+            with nothing recorded, no lease keeps two finalizes apart).
         targets: the names, for messages.
         now, speed, wall: as for ``plan_finalize``.
         promoted: the task definition the promotion put on the canary, when known (the `canary`
@@ -329,6 +332,13 @@ def plan_unrecorded(
             f"{len(canary_runs)} run(s) of the `canary` flow on {service} have not ended: {', '.join(canary_runs)}. "
             f"Such a run may still be watching its promotion's monitoring window, and would roll it back, or be about "
             f"to deploy to {service}. Wait for it to end (or cancel it), then run finalize again. Nothing was changed"
+        )
+    if finalize_runs:
+        raise FinalizeRefused(
+            f"another run of the `finalize` flow on {service} has not ended: {', '.join(finalize_runs)}. Nothing is "
+            "recorded of a promotion the ledger does not record, so no lease keeps two finalizes apart, and two at once "
+            "would each move the services and the traffic and tell people twice. Let it finish (or cancel it); run "
+            "finalize again if it stopped. Nothing was changed"
         )
     return plan
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from uuid import uuid4
@@ -911,6 +912,74 @@ def test_a_prefect_api_that_does_not_answer_which_canary_runs_are_going_stops_an
     assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
 
 
+class SilentApi:
+    """A Prefect API that takes connections and never answers; counts those its clients still hold open."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/api"
+        self.opened = 0
+        self.open = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with self.lock:
+                self.opened += 1
+                self.open += 1
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                while conn.recv(4096):
+                    pass  # read the request, never answer it
+            except OSError:
+                pass
+        with self.lock:
+            self.open -= 1
+
+
+@pytest.fixture
+def silent_api():
+    api = SilentApi()
+    yield api
+    api.server.close()
+
+
+def test_a_canary_runs_query_given_up_on_at_its_bound_goes_on_no_longer_after_the_run_stops(silent_api):
+    """The query for unended `canary` flow runs, given up on at verify_timeout_seconds, went on in
+    its thread on the run's own Prefect client (60 s a request, retried with backoff) after the
+    run had stopped and its flow run had ended."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from flows.env import CANARY_FLOW
+    from flows.finalize import runs_within
+
+    env, release = promoted_on_fakes(FakeLedger())
+    FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
+    querying = "rollway-read-the Prefect API (the `canary` flow's runs not ended)"
+
+    def query():
+        with temporary_settings(updates={PREFECT_API_URL: silent_api.url}):
+            return runs_within(CANARY_FLOW, env.targets, 0.3, starting_within_seconds=60)
+
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env, unrecorded=True, canary_runs=query)
+    assert ("the Prefect API (the `canary` flow's runs not ended) did not answer within 0.3 s (verify_timeout_seconds: "
+            "0.3 s)") in str(stopped.value), str(stopped.value)
+    ends = time.monotonic() + 2.0  # a margin for a loaded machine: the run's client held it 60 s and more
+    while time.monotonic() < ends and (silent_api.open or any(t.name == querying for t in threading.enumerate())):
+        time.sleep(0.02)
+    assert silent_api.opened >= 1, "the query never reached the Prefect API"
+    assert silent_api.open == 0 and not [t for t in threading.enumerate() if t.name == querying]
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
 def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_finalize_at_its_bound(monkeypatch, caplog):
     """UpdateService had no bound and nothing was said while it lasted: the run's clients ask a
     call again for a minute or two, the task three times, and a DNS lookup takes no timeout at all."""
@@ -939,6 +1008,67 @@ def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_fina
     assert f"still waiting for ECS (UpdateService on {t.stable_service!r}) after 0 s of 0.3 s" in said_while_waiting(
         caplog)
     assert env.router.weights == ALL_CANARY
+
+
+def stopped_on_a_lost_answer(service: str):
+    """A finalize stopped at its UpdateService of ``service`` (the stable or the canary service),
+    given up on after 0.3 s though it landed at once (its answer lost).
+
+    Returns:
+        (env, the promoted task definition, the UpdateService calls the next run sends: (service, changes)).
+    """
+    env, release = promoted_on_fakes()
+    answering, sent = threading.Event(), []
+    real = env.deployer.update_service
+
+    def landed_answer_lost(name, **changes):
+        sent.append((name, changes))
+        done = real(name, **changes)
+        if name == service:
+            answering.wait(5)
+        return done
+
+    env.deployer.update_service = landed_answer_lost
+    try:
+        with pytest.raises(FinalizeIncomplete, match="the write may still land"):
+            finalize_bounded(env, write_seconds=0.3)
+    finally:
+        answering.set()
+    sent.clear()
+    return env, release, sent
+
+
+def test_a_finalize_after_one_whose_stable_service_update_was_given_up_reads_that_it_landed_and_does_not_send_it_again():
+    """The first run gave up on its UpdateService of the stable service, which landed all the same;
+    the next run sent it again blindly and said nothing of what the first had left."""
+    env, release, sent = stopped_on_a_lost_answer(Targets().stable_service)
+    t = env.targets
+    assert stable_td_of(env) == release and env.router.weights == ALL_CANARY  # it landed
+    result = finalize_bounded(env)
+    assert result.outcome == "finalized" and env.router.weights == ALL_STABLE
+    assert [name for name, _ in sent] == [t.canary_service], sent  # the stable service's update is not sent again
+    found = f"{t.stable_service} already runs {release} with 4 tasks, where the finalize begun at "
+    landed = "set out to point it: not sent again"
+    assert any(found in step and landed in step for step in result.steps), result.steps
+    record = env.ledger.get(t.canary_service)
+    starts = [tr for tr in record.history if tr.kind == "finalize-start"]
+    assert len(starts) == 2 and found in starts[-1].comment and landed in starts[-1].comment, starts[-1].comment
+
+
+def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it_landed_and_says_its_notice_may_repeat():
+    """The first run gave up on scaling the canary to 0, which landed; the next run scaled it again
+    blindly and sent a notice without saying the first may have sent one."""
+    env, release, sent = stopped_on_a_lost_answer(Targets().canary_service)
+    t = env.targets
+    assert env.deployer.describe(t.canary_service).desired == 0 and env.router.weights == ALL_STABLE
+    sent.clear()
+    result = finalize_bounded(env)
+    assert result.outcome == "finalized" and sent == [], sent  # nothing sent to ECS again
+    assert any(f"{t.canary_service} is at 0 tasks already, as the finalize begun at " in step
+               and "set out to leave it: not sent again" in step
+               for step in result.steps), result.steps
+    subject, body = env.notifier.messages[-1]
+    assert "This notice may repeat one the finalize begun at " in body, body
 
 
 class SilentUnlessBounded(HangingLedger):

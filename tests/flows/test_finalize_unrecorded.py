@@ -305,6 +305,28 @@ def test_unrecorded_is_refused_while_a_canary_flow_run_has_not_ended(aws, every_
     assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
 
 
+def test_unrecorded_is_refused_while_another_finalize_of_the_service_has_not_ended(aws, every_call):
+    """No record, so no lease kept two unrecorded finalizes apart: both moved the services and the
+    traffic, and people were told twice. A run's own flow run does not count against it."""
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws)
+    promoted = read_back(aws)
+    calls = [every_call(s) for s in SERVICES]
+    with get_client(sync_client=True) as client:
+        other = client.create_flow_run(finalize, parameters={"targets_block": blocks, "unrecorded": True},
+                                       state=Running())
+        try:
+            with pytest.raises(FinalizeRefused) as refused:
+                finalize_flow(blocks, unrecorded=True)
+        finally:
+            client.set_flow_run_state(other.id, Cancelled(message="test over"), force=True)
+    said = str(refused.value)
+    assert said.startswith("another run of the `finalize` flow on webordinary-edit-service-canary has not ended: "), said
+    assert str(other.id) in said and said.endswith("Nothing was changed"), said
+    assert writes(*calls) == [] and read_back(aws) == promoted
+    assert finalize_flow(blocks, unrecorded=True).outcome == "finalized"
+
+
 def test_unrecorded_is_not_refused_by_a_canary_flow_run_of_another_service(aws):
     """Runs of the `canary` flow for other services (their own targets block) used to refuse
     every `finalize --unrecorded`: a platform running canaries of several services could not
