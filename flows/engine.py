@@ -19,6 +19,7 @@ from prefect import get_run_logger
 from flows.approvals import duration_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
+from rollway.aws.cloudwatch import window_utc
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
 
@@ -553,8 +554,10 @@ def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now
     settled_until = now - spec.analysis.metrics_delay_seconds
     healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
                                              seconds=spec.verify_timeout_seconds, inline=inline)
+    period = spec.analysis.interval_seconds
     verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over, history=history or (),
-                     settled_until=settled_until, healthy_targets=healthy)
+                     settled_until=settled_until, healthy_targets=healthy,
+                     interval_said=lambda t: f"period {window_utc(t - period, t)}")
     return observation, settled_until, verdict
 
 
