@@ -102,7 +102,7 @@ def test_the_dead_letter_alert_names_the_queues_that_hold_messages(aws):
 
     holding = {name: n for name, n in sim.history[-1].dlq_visible.items() if n}
     assert {d.queue: d.deepest for d in observation.dead_letters if d.deepest} == holding
-    # From the depth in the first period (0 where SQS published nothing: an idle, empty queue).
+    # From the depth in the first period.
     assert {d.queue: d.first for d in observation.dead_letters} == {
         name: sim.history[0].dlq_visible[name] for name in holding}
     [alert] = check(Guardrails(), observation, monitoring=True).alerts
@@ -300,3 +300,37 @@ def test_the_environment_bounds_cloudwatch_reads_by_the_final_looks_gap(targets)
     metrics = aws_environment(get_client, targets, clock=None).metrics
 
     assert metrics.read_seconds == FINAL_READ_RETRY_SECONDS
+
+
+def test_a_dlq_with_no_reading_before_the_window_is_said_to_have_an_unknown_starting_depth(aws):
+    """SQS stops publishing a queue's metrics once nobody has called it for six hours: a DLQ holding
+    40 old failures has no reading for hours, until one more message arrives. Its first reading in
+    the window (41) was taken against a depth of 0 before it: "41 new message(s) ... (dlq: 0 → 41)"
+    about a canary that sent one. The alert still comes, saying the depth before is unknown."""
+    from datetime import datetime, timezone
+
+    from rollway.judge.guardrails import check
+    from rollway.spec import Guardrails
+
+    dlq = aws.targets.dlq_names[0]
+    cloudwatch = aws.get_client("cloudwatch")
+    start = ORIGIN + 7 * 86400
+
+    def visible(t, value):
+        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
+            "MetricName": "ApproximateNumberOfMessagesVisible", "Dimensions": [{"Name": "QueueName", "Value": dlq}],
+            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
+
+    visible(start - 6 * 3600, 40)  # its last reading, hours before the window
+    visible(start + 120, 41)  # the message that woke it up
+    visible(start + 180, 41)
+
+    observation = metrics_for(aws).observe(start, start + 240)
+
+    assert [(d.queue, d.first, d.deepest) for d in observation.dead_letters] == [(dlq, None, 41)]
+    for monitoring, began in ((False, "the stage"), (True, "monitoring")):
+        [alert] = check(Guardrails(), observation, monitoring=monitoring).alerts
+        assert alert.message.startswith("41 message(s) (starting depth unknown) in the dead-letter queues"), alert
+        assert "new" not in alert.message.split("(")[0] and "0 → 41" not in alert.message, alert.message
+        assert f"{dlq}: 41 (starting depth unknown)" in alert.message, alert.message
+        assert f"no CloudWatch reading of it from before {began} began" in alert.message, alert.message
