@@ -606,20 +606,15 @@ def test_a_dlq_cloudwatch_had_no_reading_of_before_the_window_alerts_with_its_st
     failures had no reading for hours before the window, and its first reading in it (41, one more
     message waking it up) was announced as "41 new message(s) ... (dlq: 0 → 41)". Alerted still
     (alerts only), with the count it read and that the depth before it is unknown."""
-    from datetime import datetime, timezone
-
     from rollway.aws.cloudwatch import CloudWatchMetrics
-    from tests.adapters.test_cloudwatch import _DIMENSIONS
+    from tests.adapters.test_cloudwatch import _DIMENSIONS, sqs_reading
 
     env = promoted(canary_error_rate=0.001)
     start = env.clock.now()
     dlq = aws.targets.dlq_names[0]
-    cloudwatch = aws.get_client("cloudwatch")
     for t, value in ((start - 8 * 3600, 40), *((start + m * 60, 41) for m in range(10, 15))):
-        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
-            "MetricName": "ApproximateNumberOfMessagesVisible", "Dimensions": [{"Name": "QueueName", "Value": dlq}],
-            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
-    env.metrics = DeadLettersOnCloudWatch(env.metrics, CloudWatchMetrics(cloudwatch, aws.targets,
+        sqs_reading(aws, dlq, t, value)
+    env.metrics = DeadLettersOnCloudWatch(env.metrics, CloudWatchMetrics(aws.get_client("cloudwatch"), aws.targets,
                                                                          dimensions=_DIMENSIONS))
 
     result = monitor_on(env, 900)
