@@ -171,8 +171,9 @@ class CloudWatchMetrics:
                   for name, v, f in zip(schema.dlq_series(), _dlq_ids(schema), _in_flight_ids(schema))}
         inside = {name: {t: d for t, d in readings.items() if t >= first} for name, readings in queues.items()}
         dlq = sum(max(readings.values(), default=0.0) for readings in inside.values())
+        before = {name: _depth_before(queues[name], first) for name in inside}
         depths = tuple(
-            QueueDepth(queue=name, first=None if (before := _depth_before(queues[name], first)) is None else round(before),
+            QueueDepth(queue=name, first=None if before[name] is None else round(before[name]),
                        deepest=round(max(readings.values())))
             for name, readings in inside.items()
             if readings
