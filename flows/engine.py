@@ -19,6 +19,7 @@ from prefect import get_run_logger
 from flows.approvals import duration_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
+from rollway.aws.cloudwatch import window_utc
 from rollway.aws.errors import WeightMismatch
 from prefect.transactions import transaction
 
@@ -39,7 +40,7 @@ from rollway.decide import (
 from rollway.bounds import seconds_said
 from rollway.deadline import within
 from rollway.environment import Environment
-from rollway.judge import assess, judge_for_pause_window, judge_for_stage
+from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for_stage, setting_percent
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
@@ -492,7 +493,7 @@ class PauseWatch:
             if changed is not None:
                 self.ended = changed
                 return changed[1]
-            verdict = self._judged(now)
+            observation, verdict = self._judged(now)
         except Exception as err:  # noqa: BLE001 - a look that failed leaves the pause as it was
             # Failing the run here would have its hooks roll back a rollout a person may be approving.
             log.warning("paused at %s%%: could not look at the canary (%s); %s", weight, err,
@@ -509,12 +510,13 @@ class PauseWatch:
                         decision.reason, "the approval is not applied" if answering else "the pause ends unanswered")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
-        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); %s", weight,
+        guarded = "" if observation.error is not None else f"; {guardrails_said(spec, observation)}"
+        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req)%s; %s", weight,
                  verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}", f"{verdict.baseline_requests:,}",
-                 "the approval is taken" if answering else "still waiting for an answer")
+                 guarded, "the approval is taken" if answering else "still waiting for an answer")
         return None
 
-    def _judged(self, now: float) -> Verdict:
+    def _judged(self, now: float) -> tuple[Observation, Verdict]:
         env, spec, state = self.env, self.spec, self.state
         period = spec.analysis.interval_seconds
         window = max(spec.stages[state.stage_index].bake_seconds, 2 * period)
@@ -541,7 +543,7 @@ class PauseWatch:
         else:
             fresh = self.tracker.update(observation, verdict, settled_until)
         stage_alerts(env, spec, state, fresh, inline=True)
-        return verdict
+        return observation, verdict
 
 
 def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now: float, *, stage_over: bool,
@@ -553,9 +555,23 @@ def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now
     settled_until = now - spec.analysis.metrics_delay_seconds
     healthy = canary_targets_if_unattributed(env, observation, monitoring=False,
                                              seconds=spec.verify_timeout_seconds, inline=inline)
+    period = spec.analysis.interval_seconds
     verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over, history=history or (),
-                     settled_until=settled_until, healthy_targets=healthy)
+                     settled_until=settled_until, healthy_targets=healthy,
+                     interval_said=lambda t: f"period {window_utc(t - period, t)}")
     return observation, settled_until, verdict
+
+
+def guardrails_said(spec: RolloutSpec, observation: Observation) -> str:
+    """How near the canary is to the stage's guardrails, for a look's line: its error rate beside the
+    rate that rolls back, its average response time beside the one that alerts, over what the
+    guardrails judge (every period read). A look's reason gives them only when the guardrails'
+    verdict is the worse: while the judge passed, a canary creeping toward either showed nothing."""
+    guard, canary = spec.guardrails, observation.totals("canary")
+    limit = guard.canary_error_rate
+    latency = "none measured" if canary.latency_avg_ms is None else f"{canary.latency_avg_ms / 1000:,.2f} s"
+    return (f"guardrails: {canary_rate(canary.errors, canary.requests, limit)} (rolls back over "
+            f"{setting_percent(limit)}), average response {latency} (alerts over {guard.response_time_seconds:g} s)")
 
 
 def stage_alerts(env: Environment, spec: RolloutSpec, state: StageState, fresh: list[str], inline: bool = False) -> None:
@@ -691,8 +707,11 @@ def run_stages(
             # From the clock after the look, not ``now``: a read that ran out its bound (15 s) would
             # otherwise put that much more between the final look's reads than their rule says.
             left = max(0.0, decision.until - env.clock.now())
+            # Beside the judge's reading, how near the guardrails the canary is (a read that failed has no figures).
+            guarded = (f"; {guardrails_said(spec, observation)}"
+                       if verdict is not None and observation.error is None else "")
             (log.warning if verdict is not None and verdict.phase is Phase.ERROR else log.info)(
-                "stage %s%s; next look in %.0f s", decision.reason, waits, left)
+                "stage %s%s%s; next look in %.0f s", decision.reason, waits, guarded, left)
             env.clock.sleep(left)
             continue
 

@@ -350,7 +350,7 @@ def _watch(
     # them came after the first period's metrics delay (long periods; a window resumed after its
     # run died, whose looks start later: what arrived while nobody watched is counted).
     first_period_end = math.ceil(since / interval) * interval + interval
-    dlq_before: dict[str, int] | None = None
+    dlq_before: dict[str, int | None] | None = None
     dlq_settled = False  # whether dlq_before was read once the first period had been published
     failure: str | None = None  # the last failed read, named in an unverified window's message
     # Periods longer than 5 minutes: a look's newest published period may have ended up to one
@@ -373,7 +373,9 @@ def _watch(
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             if look_from == since:
-                # A queue with no reading held nothing: SQS publishes nothing for an idle, empty one.
+                # A queue with no reading yet has no depth known before (None): SQS publishes nothing
+                # for one idle for hours, empty or holding old failures, and its first reading would
+                # be announced whole as new dead letters.
                 dlq_before = {d.queue: d.first for d in observation.dead_letters}
                 dlq_settled = now >= first_period_end + spec.analysis.metrics_delay_seconds
             elif not dlq_settled:
@@ -385,7 +387,7 @@ def _watch(
             seen = recent(observation, recent_seconds)
             if dlq_before is not None:
                 seen = seen.model_copy(update={"dead_letters": tuple(
-                    d.model_copy(update={"first": dlq_before.get(d.queue, 0)}) for d in observation.dead_letters)})
+                    d.model_copy(update={"first": dlq_before.get(d.queue)}) for d in observation.dead_letters)})
             saw = _saw_the_release(seen)
             if saw:
                 tally.checks, tally.measured = tally.checks + 1, tally.measured + 1
@@ -660,10 +662,10 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
-def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int] | None:
-    """Each dead-letter queue's depth in the window's first period (one read), or None when
-    the read failed: the next look reads it again, and until then the look's alert counts from
-    the look's own first period."""
+def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int | None] | None:
+    """Each dead-letter queue's depth in the window's first period (one read; None for a queue
+    with no reading from before it: unknown), or None when the read failed: the next look reads
+    it again, and until then the look's alert counts from the look's own first period."""
     look = metrics.observe(env.metrics, since, first_end)
     if look.error is not None:
         get_run_logger().warning("could not read the dead-letter queues' depth when the window opened (%s); "

@@ -99,15 +99,16 @@ class QueueDepth(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     queue: str
-    first: int = Field(ge=0, description="in the observation's first period (without a reading there, the latest "
-                                         "in the few periods before it; 0 without any: SQS publishes nothing for "
-                                         "an idle, empty queue)")
+    first: int | None = Field(ge=0, description="in the observation's first period (without a reading there, the "
+                                                "latest in the few periods before it; None without any: unknown, as "
+                                                "SQS publishes nothing for a queue idle for hours, empty or not)")
     deepest: int = Field(ge=0, description="the most in any of its periods")
 
     @property
     def grown(self) -> int:
-        """Messages that arrived since the first period (0 if it only drained)."""
-        return max(0, self.deepest - self.first)
+        """Messages that arrived since the first period (0 if it only drained); with its depth then
+        unknown, all it held (the alert says so: they may be older)."""
+        return self.deepest if self.first is None else max(0, self.deepest - self.first)
 
 
 class Observation(BaseModel):

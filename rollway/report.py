@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rollway.aws.cloudwatch import window_utc
 from rollway.finalize import FinalizeResult
 from rollway.judge import rate_percent
 from rollway.model import Observation, VersionSample, Verdict, Weights
@@ -54,6 +55,9 @@ class StageReport(BaseModel):
         default=(), description="the versions no period counted had a request count for (the load balancer publishes "
                                 "no RequestCount for a minute without requests to a target group): no data, not 0 "
                                 "requests; their samples are None")
+    window: tuple[float, float] | None = Field(
+        default=None, description="the metrics window its counts cover: the start of the first period counted and "
+                                  "the end of the last (None: no period counted)")
 
     @model_validator(mode="after")
     def _no_data_has_no_sample(self) -> "StageReport":
@@ -83,7 +87,9 @@ class StageReport(BaseModel):
             # totals of 0 would read as traffic measured at zero.
             return cls(baseline=None, canary=None, none_settled=True, **fields)
         samples = {version: observation.counted(version) for version in VERSIONS}
-        return cls(**samples, no_data=tuple(v for v in VERSIONS if samples[v] is None), **fields)
+        # The flows read from the start of a whole period (``analysis_start``), and an interval's t is its end.
+        window = (observation.start, observation.intervals[-1].t)
+        return cls(**samples, no_data=tuple(v for v in VERSIONS if samples[v] is None), window=window, **fields)
 
 
 class RolloutResult(BaseModel):
@@ -171,7 +177,7 @@ def _version_cells(stage: StageReport, version: Version) -> tuple[str, str, str,
 
 
 HEADERS = (
-    "stage", "weights s/c", "base req", "base err", "base rate", "base p99 ms",
+    "stage", "weights s/c", "metrics window", "base req", "base err", "base rate", "base p99 ms",
     "canary req", "canary err", "canary rate", "canary p99 ms", "verdict", "decision", "reason",
 )
 
@@ -188,6 +194,8 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
         (
             str(s.stage_index + 1),
             str(s.weights),
+            # In UTC, as a CloudWatch dashboard is set to it: the periods the counts beside it sum.
+            "-" if s.window is None else window_utc(*s.window),
             *_version_cells(s, "baseline"),
             *_version_cells(s, "canary"),
             s.verdict.phase.value,

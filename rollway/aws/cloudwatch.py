@@ -171,8 +171,9 @@ class CloudWatchMetrics:
                   for name, v, f in zip(schema.dlq_series(), _dlq_ids(schema), _in_flight_ids(schema))}
         inside = {name: {t: d for t, d in readings.items() if t >= first} for name, readings in queues.items()}
         dlq = sum(max(readings.values(), default=0.0) for readings in inside.values())
+        before = {name: _depth_before(queues[name], first) for name in inside}
         depths = tuple(
-            QueueDepth(queue=name, first=round(_depth_before(queues[name], first)),
+            QueueDepth(queue=name, first=None if before[name] is None else round(before[name]),
                        deepest=round(max(readings.values())))
             for name, readings in inside.items()
             if readings
@@ -309,18 +310,20 @@ def _queue_depths(visible: dict[int, float], in_flight: dict[int, float]) -> dic
     return {t: visible.get(t, 0.0) + in_flight.get(t, 0.0) for t in visible.keys() | in_flight.keys()}
 
 
-def _depth_before(readings: dict[int, float], first: int) -> float:
+def _depth_before(readings: dict[int, float], first: int) -> float | None:
     """A dead-letter queue's depth when the window opened: its reading in the window's first
-    period, or else its latest in the ``DLQ_LOOKBACK_PERIODS`` before it, or else 0.
+    period, or else its latest in the ``DLQ_LOOKBACK_PERIODS`` before it, or else None: unknown.
 
-    SQS publishes nothing for an idle, empty queue, so no reading at all means it held none. But
-    it also skips a minute now and then, and publishes late: read as 0, a missing first reading
-    of a queue holding old failures announced all of them as new dead letters of the stage.
+    SQS skips a minute now and then, and publishes late: read as 0, a missing first reading of a
+    queue holding old failures announced all of them as new dead letters of the stage. And it
+    publishes nothing for a queue nobody has called for six hours, empty or holding old failures
+    alike, until a call wakes it: with no reading before the window, its first reading in it may
+    be all old messages, and 0 before it announced them as new.
     """
     if first in readings:
         return readings[first]
     before = [t for t in readings if t < first]
-    return readings[max(before)] if before else 0.0
+    return readings[max(before)] if before else None
 
 
 def _interval(series: dict[str, dict[int, float]], t: int, period: int) -> Interval:

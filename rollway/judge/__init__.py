@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from rollway.model import Interval, Observation, Verdict
 from rollway.phases import Phase, worst
@@ -157,6 +157,7 @@ def assess(
     history: Sequence[Interval] = (),
     settled_until: float | None = None,
     healthy_targets: int | None = None,
+    interval_said: Callable[[float], str] = lambda t: f"interval ending {t:.0f}",
 ) -> Verdict:
     """The judge's verdict combined with the absolute guardrails (worst wins, alerts merged).
 
@@ -167,6 +168,10 @@ def assess(
     ``healthy_targets``: the canary's, when the flow has read them; they tell whether
     load-balancer 5xx with no request count to set them against are its (see
     ``guardrails.check_totals``).
+
+    ``interval_said``: how a reason names the period ending at an interval's ``t``: by default
+    "interval ending 120", the replay file's own ``t``; the flows name it in UTC, as CloudWatch
+    shows it (an epoch second, "ending 1764950400", said nothing to a person).
 
     A version whose counts contradicted each other in a period has no data there
     (``Interval.inconsistent``): while the period may still be filling in, that is what it is.
@@ -190,7 +195,7 @@ def assess(
     wrong = [(i.t, v) for i in observation.intervals if settled_until is None or i.t <= settled_until
              for v in i.inconsistent]
     if wrong and verdict.phase is not Phase.FAILED:
-        periods = ", ".join(f"the {v}'s interval ending {t:.0f}" for t, v in wrong)
+        periods = ", ".join(f"the {v}'s {interval_said(t)}" for t, v in wrong)
         then = ("approve accepts it, reject rolls back" if stage_over
                 else "it goes on to the end of its bake, still judged, and then a person decides")
         return Verdict(phase=Phase.INCONCLUSIVE if stage_over else Phase.RUNNING, alerts=verdict.alerts,

@@ -130,12 +130,8 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
     alerts: list[Alert] = []
     arrived = sum(d.grown for d in dead_letters)
     if arrived > guardrails.dlq_messages:
-        # Which queue: on-call opens that one (its redrive source says which consumer failed).
-        grown = ", ".join(f"{d.queue}: {d.first} → {d.deepest}" for d in dead_letters if d.grown)
-        since = "since monitoring began" if monitoring else "since the stage began"
-        alerts.append(Alert(kind="dead_letters", message=(
-            f"{arrived} new message(s) in the dead-letter queues {since} ({grown}; messages they held before are "
-            "not counted)"), about=tuple(d.queue for d in dead_letters if d.grown)))
+        alerts.append(Alert(kind="dead_letters", message=_dead_letters_said(dead_letters, monitoring=monitoring),
+                            about=tuple(d.queue for d in dead_letters if d.grown)))
     if canary.latency_avg_ms is not None and canary.latency_avg_ms > guardrails.response_time_seconds * 1000:
         alerts.append(Alert(kind="response_time", message=(
             f"canary average response time {_seconds_over(canary.latency_avg_ms / 1000, guardrails.response_time_seconds)}"
@@ -195,6 +191,29 @@ def check_totals(guardrails: Guardrails, canary: VersionSample, baseline_request
         baseline_requests=baseline_requests,
         alerts=tuple(alerts),
     )
+
+
+def _dead_letters_said(dead_letters: Sequence[QueueDepth], *, monitoring: bool) -> str:
+    """The dead-letter alert: what the queues gained, naming each (on-call opens that one: its
+    redrive source says which consumer failed). A queue with no reading from before the window
+    (``QueueDepth.first`` None) is said with what it holds, its starting depth unknown: "41 new"
+    from a depth taken as 0 announced a queue's old failures as the release's."""
+    known = [d for d in dead_letters if d.grown and d.first is not None]
+    unknown = [d for d in dead_letters if d.grown and d.first is None]
+    began = "monitoring" if monitoring else "the stage"
+    parts = [f"{d.queue}: {d.first} → {d.deepest}" for d in known]
+    parts += [f"{d.queue}: {d.deepest} (starting depth unknown)" for d in unknown]
+    said = []
+    if known:
+        said.append(f"{sum(d.grown for d in known)} new message(s) in the dead-letter queues since {began} began")
+    if unknown:
+        said.append(f"{sum(d.deepest for d in unknown)} message(s) (starting depth unknown)"
+                    + ("" if known else " in the dead-letter queues"))
+    notes = ["messages they held before are not counted"] if known else []
+    if unknown:
+        notes.append(f"no CloudWatch reading of {'it' if len(unknown) == 1 else 'them'} from before {began} began: "
+                     "SQS publishes nothing for a queue idle for hours, so some may be older")
+    return f"{', and '.join(said)} ({', '.join(parts)}; {'; '.join(notes)})"
 
 
 def _seconds_over(seconds: float, limit: float) -> str:

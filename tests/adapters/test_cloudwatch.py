@@ -18,6 +18,15 @@ _CANARY_ARN = f"{_ARN_PREFIX}:targetgroup/canary/943f017f100becff"
 _DIMENSIONS = AlbDimensions.from_arns(_LB_ARN, f"{_ARN_PREFIX}:targetgroup/stable/73e2d6bc24d8a067", _CANARY_ARN)
 
 
+def sqs_reading(aws, queue: str, t: float, value: float, metric: str = "ApproximateNumberOfMessagesVisible") -> None:
+    """One of ``queue``'s SQS metrics at ``t``, as SQS publishes them (once a minute)."""
+    from datetime import datetime, timezone
+
+    aws.get_client("cloudwatch").put_metric_data(Namespace="AWS/SQS", MetricData=[{
+        "MetricName": metric, "Dimensions": [{"Name": "QueueName", "Value": queue}],
+        "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
+
+
 def metrics_for(aws, client=None, **kwargs) -> CloudWatchMetrics:
     return CloudWatchMetrics(client or aws.get_client("cloudwatch"), aws.targets, router=aws.topology, **kwargs)
 
@@ -102,7 +111,7 @@ def test_the_dead_letter_alert_names_the_queues_that_hold_messages(aws):
 
     holding = {name: n for name, n in sim.history[-1].dlq_visible.items() if n}
     assert {d.queue: d.deepest for d in observation.dead_letters if d.deepest} == holding
-    # From the depth in the first period (0 where SQS published nothing: an idle, empty queue).
+    # From the depth in the first period.
     assert {d.queue: d.first for d in observation.dead_letters} == {
         name: sim.history[0].dlq_visible[name] for name in holding}
     [alert] = check(Guardrails(), observation, monitoring=True).alerts
@@ -114,23 +123,14 @@ def test_dead_letters_someone_is_reading_still_count_as_in_the_queue(aws):
     """A DLQ's messages that someone has received (on-call looking at them, a tool redriving
     them) are in flight, not visible: only ApproximateNumberOfMessagesVisible was read, so they
     vanished from the depth, and new ones arriving meanwhile went unannounced."""
-    from datetime import datetime, timezone
-
     from rollway.judge.guardrails import check
     from rollway.spec import Guardrails
 
     dlq = aws.targets.dlq_names[0]
-    cloudwatch = aws.get_client("cloudwatch")
-
-    def sqs_reading(metric, t, value):  # as SQS publishes them, once a minute
-        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
-            "MetricName": metric, "Dimensions": [{"Name": "QueueName", "Value": dlq}],
-            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
-
-    sqs_reading("ApproximateNumberOfMessagesVisible", ORIGIN, 5)  # held before the stage
+    sqs_reading(aws, dlq, ORIGIN, 5)  # held before the stage
     # Someone received all 5, and 2 more arrived: 7 in the queue, none of them visible.
-    sqs_reading("ApproximateNumberOfMessagesVisible", ORIGIN + 60, 0)
-    sqs_reading("ApproximateNumberOfMessagesNotVisible", ORIGIN + 60, 7)
+    sqs_reading(aws, dlq, ORIGIN + 60, 0)
+    sqs_reading(aws, dlq, ORIGIN + 60, 7, metric="ApproximateNumberOfMessagesNotVisible")
 
     observation = metrics_for(aws).observe(ORIGIN, ORIGIN + 120)
 
@@ -145,19 +145,14 @@ def test_a_dlq_whose_first_reading_of_the_stage_is_missing_is_not_announced_as_n
     no reading in the stage's first period, was taken to have held none then: "7 new message(s)
     in the dead-letter queues since the stage began (dlq: 0 → 7)", about a healthy canary that
     sent none. The depth before the stage is its reading just before, when the first is missing."""
-    from datetime import datetime, timezone
-
     from rollway.judge.guardrails import check
     from rollway.spec import Guardrails
 
     dlq = aws.targets.dlq_names[0]
-    cloudwatch = aws.get_client("cloudwatch")
     start = ORIGIN + 7 * 86400
 
     def visible(t, value):
-        cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=[{
-            "MetricName": "ApproximateNumberOfMessagesVisible", "Dimensions": [{"Name": "QueueName", "Value": dlq}],
-            "Timestamp": datetime.fromtimestamp(t, timezone.utc), "Value": value, "Unit": "Count"}])
+        sqs_reading(aws, dlq, t, value)
 
     visible(start - 60, 7)  # the old failures, the minute before the stage
     # no reading in the stage's first period
@@ -300,3 +295,28 @@ def test_the_environment_bounds_cloudwatch_reads_by_the_final_looks_gap(targets)
     metrics = aws_environment(get_client, targets, clock=None).metrics
 
     assert metrics.read_seconds == FINAL_READ_RETRY_SECONDS
+
+
+def test_a_dlq_with_no_reading_before_the_window_is_said_to_have_an_unknown_starting_depth(aws):
+    """SQS stops publishing a queue's metrics once nobody has called it for six hours: a DLQ holding
+    40 old failures has no reading for hours, until one more message arrives. Its first reading in
+    the window (41) was taken against a depth of 0 before it: "41 new message(s) ... (dlq: 0 → 41)"
+    about a canary that sent one. The alert still comes, saying the depth before is unknown."""
+    from rollway.judge.guardrails import check
+    from rollway.spec import Guardrails
+
+    dlq = aws.targets.dlq_names[0]
+    start = ORIGIN + 7 * 86400
+    sqs_reading(aws, dlq, start - 6 * 3600, 40)  # its last reading, hours before the window
+    sqs_reading(aws, dlq, start + 120, 41)  # the message that woke it up
+    sqs_reading(aws, dlq, start + 180, 41)
+
+    observation = metrics_for(aws).observe(start, start + 240)
+
+    assert [(d.queue, d.first, d.deepest) for d in observation.dead_letters] == [(dlq, None, 41)]
+    for monitoring, began in ((False, "the stage"), (True, "monitoring")):
+        [alert] = check(Guardrails(), observation, monitoring=monitoring).alerts
+        assert alert.message.startswith("41 message(s) (starting depth unknown) in the dead-letter queues"), alert
+        assert "new" not in alert.message.split("(")[0] and "0 → 41" not in alert.message, alert.message
+        assert f"{dlq}: 41 (starting depth unknown)" in alert.message, alert.message
+        assert f"no CloudWatch reading of it from before {began} began" in alert.message, alert.message

@@ -78,6 +78,7 @@ def test_progress_stage_tables_and_summary():
 
     assert float(latest(artifact_key(service, "progress")).data) == 100.0
 
+    windows = []
     for stage, report in zip(spec.stages, result.stages):
         table = latest(artifact_key(service, f"stage-{stage.weight}"))
         rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
@@ -88,6 +89,11 @@ def test_progress_stage_tables_and_summary():
         assert row["canary req"] == f"{report.canary.requests:,}" and row["base req"] == base
         assert row["canary err"] == f"{report.canary.errors:,}"
         assert row["verdict"] == "successful" and row["reason"] == report.verdict.reason
+        windows.append(row["metrics window"])
+    # The UTC periods each stage's counts sum, to line them up with a CloudWatch dashboard: from the
+    # first whole period after its shift to the one its judge decided at (the first, here).
+    assert windows == ["2027-01-15 08:00:00 to 08:01:00 UTC", "2027-01-15 08:03:00 to 08:04:00 UTC",
+                       "2027-01-15 08:06:00 to 08:07:00 UTC"], windows
 
     summary = latest(artifact_key(service, "summary")).data
     assert IMAGE in summary and "promoted" in summary

@@ -43,6 +43,8 @@ def test_a_settled_contradictory_period_pauses_the_stage_for_a_person_at_once():
     [(at, cause, reason)] = pauses
     assert cause == "inconclusive" and at >= 600, pauses  # the whole bake was judged
     assert "settled by now; reading again will not change them" in reason
+    # Named as on a CloudWatch graph, not in epoch seconds ("the canary's interval ending 1800000120").
+    assert "the canary's period 2027-01-15 08:01:00 to 08:02:00 UTC" in reason, reason
     assert result.outcome == "promoted" and result.stages[0].decision == "accepted by bob"
     # The shift after it is recorded as following bob's word, not a pass the judge never gave.
     [record] = env.ledger.history(env.targets.canary_service)

@@ -586,3 +586,41 @@ def test_slow_reads_do_not_stretch_the_window_past_its_end_or_its_looks_apart(mo
     assert result.outcome == "decommissioned", result.reason
     assert max(b - a for a, b in zip(looks, looks[1:])) <= 60.0, looks
     assert [t - opened for t in looks[:3]] == [0.0, 60.0, 120.0], looks
+
+
+class DeadLettersOnCloudWatch:
+    """The fake's requests, with the dead-letter queues read from (moto's) CloudWatch as the flows read them."""
+
+    def __init__(self, inner: FakeMetrics, cloudwatch) -> None:
+        self.inner, self.cloudwatch = inner, cloudwatch
+
+    def observe(self, start, end):
+        read = self.cloudwatch.observe(start, end)
+        assert read.error is None, read.error
+        return self.inner.observe(start, end).model_copy(
+            update={"dead_letters": read.dead_letters, "dlq_messages": read.dlq_messages})
+
+
+def test_a_dlq_cloudwatch_had_no_reading_of_before_the_window_alerts_with_its_starting_depth_unknown(aws):
+    """SQS publishes nothing for a queue nobody has called for six hours: a DLQ holding 40 old
+    failures had no reading for hours before the window, and its first reading in it (41, one more
+    message waking it up) was announced as "41 new message(s) ... (dlq: 0 → 41)". Alerted still
+    (alerts only), with the count it read and that the depth before it is unknown."""
+    from rollway.aws.cloudwatch import CloudWatchMetrics
+    from tests.adapters.test_cloudwatch import _DIMENSIONS, sqs_reading
+
+    env = promoted(canary_error_rate=0.001)
+    start = env.clock.now()
+    dlq = aws.targets.dlq_names[0]
+    for t, value in ((start - 8 * 3600, 40), *((start + m * 60, 41) for m in range(10, 15))):
+        sqs_reading(aws, dlq, t, value)
+    env.metrics = DeadLettersOnCloudWatch(env.metrics, CloudWatchMetrics(aws.get_client("cloudwatch"), aws.targets,
+                                                                         dimensions=_DIMENSIONS))
+
+    result = monitor_on(env, 900)
+
+    assert result.outcome == "decommissioned", result.reason
+    [alert] = [m for s, m in env.notifier.messages if s.startswith("Alert")]
+    assert "41 message(s) (starting depth unknown) in the dead-letter queues" in alert, alert
+    assert "new message" not in alert and "0 → 41" not in alert, alert
+    assert f"{dlq}: 41 (starting depth unknown)" in alert, alert

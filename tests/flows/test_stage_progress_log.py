@@ -22,7 +22,11 @@ def canary_on(env, rollout: RolloutSpec):
 def test_each_look_of_a_baking_stage_shows_in_the_log(caplog):
     """A stage's bake (ten minutes here, hours in a weekly phase) logged nothing between the
     shift and its end: whoever opened the run saw no sign that it was reading the metrics, nor
-    what the judge made of them. Each look that holds now logs the judge's reading."""
+    what the judge made of them. Each look that holds now logs the judge's reading.
+
+    And how near the guardrails the canary is: a look's line gave their figures only when their
+    verdict was the worse, so while the judge passed, whoever watched the stage could not see the
+    canary creeping toward the error rate that rolls back or the response time that alerts."""
     env = fake_environment(canary_error_rate=0.0)
     rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 100)], monitor_seconds=0)
     with caplog.at_level(logging.INFO):
@@ -34,6 +38,11 @@ def test_each_look_of_a_baking_stage_shows_in_the_log(caplog):
     # The judge's pass waits for the bake (10 minutes): the lines say so rather than only "pass".
     passing = [m for m in looks if "— pass" in m]
     assert passing and all("it passes once the stage has baked 600 s" in m for m in passing), passing
+    near = "; guardrails: canary error rate 0.00% (rolls back over 1%), average response 0.12 s (alerts over 10 s)"
+    # Every look: before any period with requests, that no rate was measured yet.
+    assert all(near in m or "; guardrails: canary error rate: no requests, no rate measured (rolls back over 1%), "
+               "average response none measured" in m for m in looks), looks
+    assert all(near in m for m in passing), passing
 
 
 def test_a_shift_says_which_stage_began_and_until_when_it_is_judged(caplog):
@@ -56,3 +65,4 @@ def test_a_shift_says_which_stage_began_and_until_when_it_is_judged(caplog):
     assert "judged every 60 s for up to 11 min" in first and "may pass from 5 min" in first, first
     assert last.startswith("stage 2 of 2 (100%): shifted 95/5 -> 0/100 (stable/canary"), last
     assert "may pass from 10 min" in last, last
+

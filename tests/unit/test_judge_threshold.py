@@ -115,6 +115,20 @@ def test_dead_letters_alert_on_what_arrived_not_on_what_the_queue_held_before(mo
     assert "held before are not counted" in alert.message
 
 
+def test_dead_letters_of_a_queue_with_no_depth_known_before_are_counted_apart_from_new_ones():
+    """One queue's depth before is known (7 → 9), another's is not (SQS published nothing of it for
+    hours): its 41 are said as held, not as new, beside the 2 that are."""
+    dead = (QueueDepth(queue="input-dlq", first=7, deepest=9), QueueDepth(queue="email-dlq", first=None, deepest=41))
+    seen = Observation(start=0, end=120, intervals=observation((600, 0)).intervals, dead_letters=dead)
+    [alert] = check(GUARDRAILS, seen, monitoring=False).alerts
+    assert alert.message == (
+        "2 new message(s) in the dead-letter queues since the stage began, and 41 message(s) (starting depth unknown) "
+        "(input-dlq: 7 → 9, email-dlq: 41 (starting depth unknown); messages they held "
+        "before are not counted; no CloudWatch reading of it from before the stage began: SQS publishes nothing for "
+        "a queue idle for hours, so some may be older)"), alert.message
+    assert alert.about == ("input-dlq", "email-dlq")
+
+
 class FixedJudge:
     """A judge that always answers the same, to test how assess() combines."""
 

@@ -26,8 +26,8 @@ def test_a_line_break_in_a_cell_does_not_break_the_table():
 def test_a_bar_in_a_cell_is_escaped_not_rewritten():
     row = markdown_table([_report("accepted by a|b", reason="p99 | latency")]).splitlines()[2]
     assert r"accepted by a\|b" in row and r"p99 \| latency" in row
-    # Thirteen columns: escaped bars do not open cells.
-    assert row.replace(r"\|", "").count("|") == 14
+    # Fourteen columns: escaped bars do not open cells.
+    assert row.replace(r"\|", "").count("|") == 15
 
 
 def cells_as_the_prefect_ui_splits(row: str) -> list[str]:
@@ -43,7 +43,7 @@ def test_a_backslash_before_a_bar_does_not_open_a_cell_in_the_prefect_ui():
     said = r"grep 'ERROR\|FATAL' finds nothing"
     row = markdown_table([_report(f"accepted by alice: {said}", reason="p99 \\| latency")]).splitlines()[2]
     cells = cells_as_the_prefect_ui_splits(row)
-    assert len(cells) == 13, cells
+    assert len(cells) == 14, cells
     # Shown as typed: marked unescapes the cell's bars, then the markdown escape of the backslash.
     shown = [cell.replace("\\|", "|").replace("\\\\", "\\") for cell in cells[-2:]]
     assert shown == [f"accepted by alice: {said}", "p99 \\| latency"]
@@ -116,7 +116,7 @@ def test_a_stage_with_no_settled_period_reads_apart_from_one_never_read_and_one_
     def stage(sample: VersionSample | None, none_settled: bool = False) -> list[str]:
         report = _report("accepted by alice").model_copy(
             update={"baseline": sample, "canary": sample, "none_settled": none_settled})
-        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
+        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[3:11]
 
     assert stage(None, none_settled=True) == ["none settled", "-", "-", "-"] * 2
     assert stage(None) == ["not measured", "-", "-", "-"] * 2
@@ -132,7 +132,7 @@ def test_a_version_no_counted_period_had_a_request_count_for_reads_no_data():
         report = StageReport.counting(
             observation, stage_index=0, weights=Weights.canary_at(5), started_at=0.0, ended_at=600.0, ticks=10,
             verdict=Verdict(phase=Phase.INCONCLUSIVE, reason="no period had a canary request count"), decision="hold")
-        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[2:10]
+        return cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[3:11]
 
     served = VersionSample(requests=1140, errors=2, latency_p99_ms=480)
     quiet = Observation(start=0, end=180, intervals=tuple(Interval(t=t, baseline=served) for t in (60, 120, 180)))
@@ -165,7 +165,7 @@ def test_the_p99_columns_say_they_are_the_worst_periods_p99_not_the_stages():
     table = markdown_table([_report("accepted by alice")])
     legend = table.split("\n\n")[-1]
     assert not legend.startswith("|") and "worst" in legend and "not a p99 over" in legend, table
-    assert ("base p99 ms", "canary p99 ms") == (HEADERS[5], HEADERS[9])
+    assert ("base p99 ms", "canary p99 ms") == (HEADERS[6], HEADERS[10])
 
 
 def test_a_stage_said_to_have_no_settled_period_cannot_carry_a_sample():
@@ -199,3 +199,33 @@ def test_the_demos_stage_table_says_what_its_p99_columns_hold_as_the_flows_table
     shown = " ".join(console.export_text().split())
     assert P99_SAID in shown and "repo/edit-container:2.0.0: promoted" in shown, shown
     assert "accepted by alice" in shown and "11,400" in shown, shown
+
+
+def test_each_stage_row_says_the_utc_window_its_counts_cover():
+    """Held beside a CloudWatch dashboard, a row's counts could not be lined up with its graphs:
+    nothing said which periods they were. The window is the counted periods', in UTC, in the
+    markdown (artifact, approval form) and the demo's console table alike."""
+    from rich.console import Console
+
+    from rollway.model import Interval, Observation
+    from rollway.report import HEADERS, console_table, stage_rows
+
+    served = VersionSample(requests=1140, errors=2)
+    start = 1_800_000_000  # 2027-01-15 08:00:00 UTC
+    counted = Observation(start=start, end=start + 200, intervals=tuple(
+        Interval(t=start + t, baseline=served, canary=VersionSample(requests=60)) for t in (60, 120, 180)))
+
+    def report(observation: Observation | None) -> StageReport:
+        return StageReport.counting(observation, stage_index=0, weights=Weights.canary_at(5), started_at=start - 30,
+                                    ended_at=start + 200, ticks=3, verdict=Verdict(phase=Phase.RUNNING, reason="-"),
+                                    decision="hold")
+
+    [row] = stage_rows([report(counted)])
+    assert dict(zip(HEADERS, row))["metrics window"] == "2027-01-15 08:00:00 to 08:03:00 UTC", row
+    assert "| 2027-01-15 08:00:00 to 08:03:00 UTC |" in markdown_table([report(counted)])
+    # No count, no window: a stage never read, or read before any period settled.
+    for nothing in (None, Observation(start=start, end=start + 50)):
+        assert dict(zip(HEADERS, stage_rows([report(nothing)])[0]))["metrics window"] == "-"
+    console = Console(width=400, record=True)
+    console.print(console_table([report(counted)], "stages"))
+    assert "2027-01-15 08:00:00 to 08:03:00 UTC" in console.export_text()
