@@ -489,10 +489,10 @@ class TrafficSimulator:
         if unserved:
             put(self._schema.unserved(), Value=unserved)
         for name, series in self._schema.dlq_series().items():
-            if record.dlq_visible[name]:
-                # Skipping empty queues saves the AWS/SQS call on most ticks; readers take
-                # an absent depth as 0.
-                put(series, Value=record.dlq_visible[name])
+            # Zeros too, as SQS publishes them for an active queue: the monitor takes a queue with
+            # no reading before its window as of unknown starting depth, and the demo's first dead
+            # letters would be said "(starting depth unknown)" instead of new.
+            put(series, Value=record.dlq_visible[name])
         put(self._schema.dlq_total(), Value=sum(record.dlq_visible.values()))
         # The load balancer's namespace last: a read between two puts found a period's request
         # count without its latency, and the rollout's preflight warned that the application

@@ -200,6 +200,16 @@ def test_dead_letters_really_reach_the_dlqs(aws):
     assert sum(ticks[-1].dlq_visible.values()) == sum(t.served["stable"].dlq for t in ticks) > 0
 
 
+def test_an_empty_dead_letter_queue_has_its_zero_depth_published_as_sqs_does(aws):
+    """SQS publishes an active queue's depth every period, zeros included; the monitor takes a
+    queue with no reading before its window as of unknown depth, so the demo's first dead letters
+    were said "(starting depth unknown)" rather than new ones."""
+    sim = simulator(aws, rps=10)  # HEALTHY: no dead letters
+    sim.run_ticks(2)
+    for name, series in schema(aws).dlq_series().items():
+        assert sums(aws, series, ORIGIN, ORIGIN + 120) == {ORIGIN: 0.0, ORIGIN + 60: 0.0}, name
+
+
 def test_the_thread_publishes_ticks_once_they_have_ended_and_never_before(aws):
     clock = ScaledClock(speed=600.0, anchor=time.time())  # a 60 s tick every 0.1 s of wall time
     sim = simulator(aws, clock=clock, start=None, rps=5)
