@@ -246,7 +246,8 @@ def run_deploy_infrastructure(
                 before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
             check_not_changing({stack: state.status for stack, state in before.items()})
             check_not_stuck({stack: state.status for stack, state in before.items()},
-                            {stack: environments[stack].region for stack in before})
+                            {stack: environments[stack].region for stack in before},
+                            reasons={stack: state.status_reason for stack, state in before.items()})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}

@@ -295,6 +295,14 @@ STUCK_REMEDIES = {
     "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again (aws "
                      "cloudformation delete-stack --stack-name {name}{region} --retain-resources <the logical ids "
                      "its events say could not be deleted>)",
+    # CloudFormation has no call finishing an import's rollback as ContinueUpdateRollback finishes an
+    # update's (that one is for UPDATE_ROLLBACK_FAILED alone): the events say what to fix by hand.
+    "IMPORT_ROLLBACK_FAILED": "an import of existing resources into it failed and so did the rollback of that import, "
+                              "and CloudFormation takes no update of it: find the resources whose rollback failed in "
+                              "its events (aws cloudformation describe-stack-events --stack-name {name}{region}) and "
+                              "resolve them in the CloudFormation console, or delete the stack (aws cloudformation "
+                              "delete-stack --stack-name {name}{region}; resources whose DeletionPolicy is Retain "
+                              "are kept)",
 }
 
 
@@ -305,7 +313,8 @@ def stuck_remedy(status: str | None, name: str, region: str | None = None) -> st
     return None if remedy is None else remedy.format(name=name, region=f" --region {region}" if region else "")
 
 
-def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, str] | None = None) -> None:
+def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, str] | None = None, *,
+                    reasons: Mapping[str, str | None] | None = None) -> None:
     """Refuse a run whose stacks to deploy CloudFormation takes no deploy of (``STUCK_REMEDIES``).
 
     cdk's deploy of such a stack failed only when the run reached it, after deploying the stacks
@@ -315,14 +324,23 @@ def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, st
     Args:
         statuses: stack to deploy -> its CloudFormation status (None: it does not exist).
         regions: stack -> its region, named in the commands.
+        reasons: stack -> CloudFormation's StackStatusReason, given with its status: which
+            resource failed, and why.
 
     Raises:
-        PlanRefused: naming each such stack, its status and the command that frees it; nothing was deployed.
+        PlanRefused: naming each such stack, its status (with CloudFormation's reason) and the
+            command that frees it; nothing was deployed.
     """
-    stuck = [f"{stack} is {status}: {remedy}" for stack, status in statuses.items()
+    stuck = [f"{stack} is {status}{_said_by_cloudformation((reasons or {}).get(stack))}: {remedy}"
+             for stack, status in statuses.items()
              if (remedy := stuck_remedy(status, stack, (regions or {}).get(stack))) is not None]
     if stuck:
         raise PlanRefused("; ".join(stuck) + "; then run again (nothing was deployed)")
+
+
+def _said_by_cloudformation(reason: str | None) -> str:
+    """`` (CloudFormation says: <reason>)``, or "" when it gives none."""
+    return f" (CloudFormation says: {reason.strip()})" if reason and reason.strip() else ""
 
 
 def _busy(stacks: Sequence[str], statuses: Mapping[str, str | None]) -> str:

@@ -951,6 +951,12 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     ("DELETE_FAILED", "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way, and CloudFormation takes no "
                       "update of it: delete it again (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
                       "--region us-west-2 --retain-resources"),
+    # CloudFormation's own reason given too: which resource failed, and why.
+    ("IMPORT_ROLLBACK_FAILED", "WebordinarySQSStack is IMPORT_ROLLBACK_FAILED (CloudFormation says: The following "
+                               "resource(s) failed to roll back: [Queue]): an import of existing resources into it "
+                               "failed and so did the rollback of that import, and CloudFormation takes no update of "
+                               "it: find the resources whose rollback failed in its events (aws cloudformation "
+                               "describe-stack-events --stack-name WebordinarySQSStack --region us-west-2)"),
 ])
 @pytest.mark.parametrize("kwargs", [{"from_stack": "WebordinarySQSStack"}, {}])
 def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refused_before_any_deploy(
@@ -966,8 +972,10 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
             return "CREATE_COMPLETE"
 
         def seen(self, name):
-            return StackState(name=name, stack_id=f"id/{name}",
-                              status=status if name == "WebordinarySQSStack" else "CREATE_COMPLETE")
+            stuck = name == "WebordinarySQSStack"
+            return StackState(name=name, stack_id=f"id/{name}", status=status if stuck else "CREATE_COMPLETE",
+                              status_reason="The following resource(s) failed to roll back: [Queue]"
+                              if stuck and status == "IMPORT_ROLLBACK_FAILED" else None)
 
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
