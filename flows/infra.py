@@ -12,6 +12,9 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    deleted is deployed too, in dependency order, and the log and artifact say why; a stack to
    deploy that CloudFormation is still changing (``*_IN_PROGRESS``) refuses the run, and so does one it
    takes no deploy of until someone acts (``rollway.infra.check_not_stuck``), naming the command that frees it;
+   so does the CDK toolkit stack (``CDKToolkit``, or the cdk.json's ``toolkitStackName``) of an environment
+   of this account the stacks go to, when it is missing (and the run does not bootstrap it), still changing
+   or stuck (``rollway.infra.check_toolkits``), naming the environment and ``cdk bootstrap``;
 3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
    stacks to deploy go to (their manifest's environments, checked before anything runs; an
    environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
@@ -75,6 +78,7 @@ from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
     bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
+    check_toolkits,
     confirm_skipped,
     plan_deployment,
     resource_places, stack_environments, stuck_remedy, trust_command,
@@ -248,6 +252,14 @@ def run_deploy_infrastructure(
             check_not_stuck({stack: state.status for stack, state in before.items()},
                             {stack: environments[stack].region for stack in before},
                             reasons={stack: state.status_reason for stack, state in before.items()})
+            # The toolkit stack of every environment the deploys (or bootstraps) go to, read now: missing or
+            # half-deleted, cdk said so only at the first stack going there, after those before it were deployed.
+            needed_by, bootstrapping = _toolkit_environments(app, plan.to_deploy, environments, home,
+                                                             bootstrap is not None)
+            with _said_if_interrupted(
+                    lambda: _interrupted_reading(plan, [app.toolkit_stack], from_stack, already_deployed)):
+                toolkits = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping], read_seconds)
+            check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -394,6 +406,41 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             log.info("%s: %s", stack, status or "does not exist")
         seen.update(read)
     return seen
+
+
+def _toolkit_environments(app: AppStacks, stacks: Sequence[str], environments: dict[str, StackEnvironment],
+                          home: StackEnvironment, bootstrapping: bool,
+                          ) -> tuple[dict[StackEnvironment, list[str]], tuple[StackEnvironment, ...]]:
+    """The environments of this account whose toolkit stack the run needs: each one's stacks of
+    ``stacks`` whose templates require a toolkit version, and (``bootstrapping``) those the run
+    bootstraps. Another account's toolkit is not read with these credentials (cdk judges it)."""
+    needed_by: dict[StackEnvironment, list[str]] = {}
+    for stack in stacks:
+        environment = environments[stack]
+        if environment.account == home.account and stack in app.bootstrap_versions:
+            needed_by.setdefault(environment, []).append(stack)
+    prepared = tuple(dict.fromkeys(environments[s] for s in stacks if environments[s].account == home.account))
+    return needed_by, prepared if bootstrapping else ()
+
+
+def _read_toolkits(statuses: Callable[[str], StackStatuses], name: str, wanted: Sequence[StackEnvironment],
+                   read_seconds: float) -> dict[StackEnvironment, StackState]:
+    """The toolkit stack ``name`` of each of ``wanted`` (DescribeStacks in its region). Raises no
+    Exception: one not read (refused, not answered within ``read_seconds``) is logged and left
+    out, and cdk says, as before, what stops it there."""
+    log = get_run_logger()
+    found: dict[StackEnvironment, StackState] = {}
+    for environment in dict.fromkeys(wanted):
+        try:
+            state = answered(f"CloudFormation in {environment.region}", read_seconds,
+                             lambda environment=environment: statuses(environment.region).state(name), log.info)
+        except Exception as err:  # noqa: BLE001 - a check ahead of cdk's own: never stops a deploy by itself
+            log.warning("could not read the CDK toolkit stack %s of %s (%s): not checked before the deploys", name,
+                        environment.uri, error_said(err))
+            continue
+        log.info("the CDK toolkit stack %s of %s: %s", name, environment.uri, state.status or "does not exist")
+        found[environment] = state
+    return found
 
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],

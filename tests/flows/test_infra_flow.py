@@ -988,6 +988,82 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
     assert summary.startswith("# Infrastructure: refused, nothing deployed") and "WebordinarySQSStack is" in summary
 
 
+class _ToolkitReading:
+    """CloudFormation of one region where every stack to deploy is CREATE_COMPLETE, and the toolkit stack
+    (CDKToolkit) is as ``toolkits`` (region -> status; None: there is none) says."""
+
+    toolkits: dict = {}
+
+    def __init__(self, region):
+        self.region = region
+
+    def seen(self, name):
+        from rollway.cleanup import StackState
+
+        return StackState(name=name, stack_id=f"id/{name}", status="CREATE_COMPLETE")
+
+    def state(self, name):
+        from rollway.cleanup import StackState
+
+        assert name == "CDKToolkit", name
+        return StackState(name=name, status=self.toolkits.get(self.region, "CREATE_COMPLETE"),
+                          status_reason="User Initiated" if self.toolkits.get(self.region) else None)
+
+
+def _toolkit_app_deployer():
+    """Webordinary's stacks, each requiring a toolkit (the default synthesizer's), the monitoring stack in eu-west-1."""
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={
+        "environments": {"WebordinaryMonitoringStack": "aws://123456789012/eu-west-1"},
+        "bootstrap_versions": {stack: 6 for stack in STACKS}})
+    return deployer
+
+
+@pytest.mark.parametrize("toolkits, said", [
+    ({"eu-west-1": None}, "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 does not exist, and "
+                          "WebordinaryMonitoringStack needs it (cdk publishes its assets and checks its bootstrap "
+                          "version through it): bootstrap it (cdk bootstrap aws://123456789012/eu-west-1"),
+    ({"us-west-2": "DELETE_IN_PROGRESS"}, "the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 is "
+                                          "DELETE_IN_PROGRESS (CloudFormation says: User Initiated): CloudFormation is "
+                                          "still working on it"),
+])
+def test_a_toolkit_stack_the_deploys_cannot_use_refuses_the_run_before_the_first_deploy(toolkits, said):
+    # Without its toolkit stack (not bootstrapped, or being deleted), the first deploy going to that environment
+    # failed with cdk's "Has the environment been bootstrapped?", after the stacks before it were deployed.
+    since = time.time()
+    deployer = _toolkit_app_deployer()
+    reading = type("Reading", (_ToolkitReading,), {"toolkits": toolkits})
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=reading)
+    assert deployer.calls == ["list"]  # no deploy
+    assert said in str(caught.value), str(caught.value)
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed") and said in summary, summary
+
+
+def test_a_toolkit_stack_a_bootstrap_makes_or_that_cannot_be_read_lets_the_deploys_go(caplog):
+    # Missing, but the run bootstraps its environment first: cdk bootstrap makes it.
+    deployer = _toolkit_app_deployer()
+    reading = type("Reading", (_ToolkitReading,), {"toolkits": {"eu-west-1": None}})
+    deploy_on(deployer, None, statuses=reading,
+              bootstrap=lambda env, _progress: deployer.calls.append(f"bootstrap {env.uri}"))
+    assert deployer.calls[:3] == ["list", "bootstrap aws://123456789012/us-west-2",
+                                  "bootstrap aws://123456789012/eu-west-1"]
+    assert deployer.deployed == list(STACKS)
+    assert "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1: does not exist" in caplog.text
+
+    # Not read (a policy without DescribeStacks on it): said, and left to cdk.
+    class Unreadable(_ToolkitReading):
+        def state(self, name):
+            raise RuntimeError("AccessDenied")
+
+    deployer = _toolkit_app_deployer()
+    deploy_on(deployer, None, statuses=Unreadable)
+    assert deployer.deployed == list(STACKS)
+    assert ("could not read the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 (RuntimeError: "
+            "AccessDenied): not checked before the deploys") in caplog.text, caplog.text
+
+
 def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 
