@@ -788,7 +788,10 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
     CloudFormation shows (``now``, in ``environment``) in a state it takes no deploy of needs the
     command that frees it first (``stuck_remedy``)."""
     if isinstance(err, StackDeployFailed) and err.timed_out:
-        return f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
+        # A stack that takes longer than the timeout (a CloudFront distribution, a database: 40 minutes) is
+        # stopped at it again on the resume: the parameter that gives it more is named.
+        return (f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped at stack_timeout_seconds, "
+                "CloudFormation was not), with a larger stack_timeout_seconds if it needs longer")
     region = environment.region if environment is not None else None
     if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
         return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"

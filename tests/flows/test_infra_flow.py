@@ -171,7 +171,8 @@ def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_ru
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
     wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
-            "CloudFormation (cdk was stopped, CloudFormation was not)")
+            "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
+            "stack_timeout_seconds if it needs longer")
     assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
     assert f"Run it again {wait}." in latest(ARTIFACT_KEY, since)
 
@@ -381,13 +382,17 @@ def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudf
     with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS") as caught:
         deploy_on(Slow(WEBORDINARY), None)
     # Its last line said "to resume once it is fixed", right after saying there was nothing to fix, only a wait.
+    # And nothing said how to give a stack that takes longer (a CloudFront distribution, a database: 40 minutes)
+    # more time: resumed as told, it was stopped at the same timeout again.
     assert str(caught.value).endswith(
-        "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped, "
-        "CloudFormation was not): run deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
+        "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped at "
+        "stack_timeout_seconds, CloudFormation was not), with a larger stack_timeout_seconds if it needs longer: run "
+        "deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
         f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again"), caught.value
     assert "once it is fixed" not in str(caught.value)
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
-            "CloudFormation (cdk was stopped, CloudFormation was not).") in latest(ARTIFACT_KEY, since)
+            "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
+            "stack_timeout_seconds if it needs longer.") in latest(ARTIFACT_KEY, since)
 
 
 def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
