@@ -309,6 +309,7 @@ def run_deploy_infrastructure(
                 _interrupted_bootstrap(result, environment, from_stack, already_deployed)
                 raise
     total = len(plan.order)
+    up_to_date: list[str] = []  # deployed with no changes (cdk's word)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
         try:
@@ -344,9 +345,18 @@ def run_deploy_infrastructure(
             raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
+        if deployed.unchanged:
+            log.info("%s: no changes, the stack was up to date", position)
+            up_to_date.append(stack)
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                          bootstrap_elsewhere=elsewhere)
-    log.info("all %d stack(s) of the plan are deployed", total)
+    if up_to_date:
+        # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
+        changed = [s for s in plan.to_deploy if s not in up_to_date]
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), cdk found %d up to date",
+                 total, len(changed), ", ".join(changed) or "none", len(up_to_date))
+    else:
+        log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
         changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
@@ -525,7 +535,8 @@ def _reason(err: Exception) -> str:
 def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
     why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
                 if a.stack == deployed.stack), "")
-    return "; ".join(part for part in (deployed.arn or "", why) if part)
+    same = "no changes (the stack was up to date)" if deployed.unchanged else ""
+    return "; ".join(part for part in (same, deployed.arn or "", why) if part)
 
 
 def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> str:

@@ -115,6 +115,7 @@ class DeployedStack(BaseModel):
     seconds: float = Field(ge=0)
     arn: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
+    unchanged: bool = Field(default=False, description="cdk found nothing to change: the stack was up to date")
 
 
 # A stack in one of these was deployed: its last operation finished and what it applied stands.

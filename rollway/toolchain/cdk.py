@@ -282,8 +282,10 @@ class CdkCli:
                 timed_out=True) from err
         except ToolFailed as err:
             raise StackDeployFailed(stack, failure_reason(err.tail), err.tail) from err
+        # cdk's own word for a stack already up to date ("✅  <stack> (no changes)", by what it was selected by).
+        unchanged = any(line.strip() == f"✅  {selector} (no changes)" for line in result.output)
         return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
-                             arn=stack_arn(result.output), outputs=_outputs(outputs_file, stack))
+                             arn=stack_arn(result.output), outputs=_outputs(outputs_file, stack), unchanged=unchanged)
 
     def close(self) -> None:
         """Remove the synthesized assembly (the next ``list_stacks`` synthesizes again)."""

@@ -75,6 +75,24 @@ def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
 
 
+def test_a_stack_already_up_to_date_is_said_to_have_had_no_changes(caplog):
+    # cdk's "✅  <stack> (no changes)": the log and the artifact said "deployed" of it as of a stack just updated,
+    # and a person could not tell from them what the run changed.
+    class UpToDate(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            deployed = super().deploy(stack, **kwargs)
+            return deployed.model_copy(update={"unchanged": stack != "WebordinarySQSStack"})
+
+    since = time.time()
+    deploy_on(UpToDate(WEBORDINARY), None)
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date); " in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date" in caplog.text
+    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), cdk found 7 " \
+           "up to date" in caplog.text, caplog.text
+
+
 def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
     deployer = FakeInfraDeployer(WEBORDINARY)
     result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])

@@ -515,3 +515,21 @@ def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json
     (app / "cdk.json").write_text(json.dumps(cdk_json))
     with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
         assert cli.list_stacks().toolkit_stack == toolkit
+
+
+@pytest.mark.parametrize("printed, unchanged", [
+    ("✅  Queues (no changes)", True),
+    ("✅  Queues", False),
+    ("✅  Other (no changes)", False),  # another stack's line: not this one's
+])
+def test_a_deploy_cdk_found_nothing_to_change_in_says_so(tmp_path, printed, unchanged):
+    # cdk prints "✅  <stack> (no changes)" for a stack already up to date: the run reported it "deployed",
+    # like one CloudFormation had just updated.
+    script = (f"import json, os, sys\nif sys.argv[1] == 'synth':\n"
+              f"    out = sys.argv[sys.argv.index('--output') + 1]\n"
+              f"    json.dump({{'artifacts': {{'Queues': {{'type': 'aws:cloudformation:stack'}}}}}}, "
+              f"open(os.path.join(out, 'manifest.json'), 'w'))\n"
+              f"    sys.exit(0)\nprint({printed!r})\n")
+    cdk, app = _fake_cdk_app(tmp_path, script)
+    with CdkCli(cdk, app, CdkEnvironment(region="us-west-2")) as cli:
+        assert cli.deploy("Queues", timeout_seconds=30).unchanged is unchanged
