@@ -260,6 +260,7 @@ def run_deploy_infrastructure(
                     lambda: _interrupted_reading(plan, [app.toolkit_stack], from_stack, already_deployed)):
                 toolkits = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping], read_seconds)
             check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping)
+            _say_created(before, environments)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -416,6 +417,30 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             log.info("%s: %s", stack, status or "does not exist")
         seen.update(read)
     return seen
+
+
+def _say_created(before: dict[str, StackState], environments: dict[str, StackEnvironment]) -> None:
+    """Say, before the first deploy, which stacks the run creates (CloudFormation has none of their
+    name), by environment; as a warning where it creates every one it deploys there.
+
+    A targets' region (or credentials' account) not the stacks' own looks, to cdk, like a first
+    deploy: a second copy of the infrastructure was created there, and the checklist, read there
+    too, passed on it, with nothing said before the first deploy."""
+    log = get_run_logger()
+    by_environment: dict[StackEnvironment, list[str]] = {}
+    for stack in before:
+        by_environment.setdefault(environments[stack], []).append(stack)
+    for environment, stacks in by_environment.items():
+        missing = [s for s in stacks if before[s].status in (None, "DELETE_COMPLETE")]
+        where = f"in CloudFormation in {environment.region} of account {environment.account}"
+        if missing and len(missing) == len(stacks):
+            them = f"none of the {len(stacks)} stacks to deploy exists" if len(stacks) > 1 else f"{stacks[0]} does not exist"
+            log.warning("%s %s: this run creates %s there. If %s deployed already, it is elsewhere: the targets' "
+                        "region or the credentials' account is not %s (cancel the run)", them, where,
+                        "them all" if len(stacks) > 1 else "it", "they are" if len(stacks) > 1 else "it is",
+                        "theirs" if len(stacks) > 1 else "its")
+        elif missing:
+            log.info("not %s yet, so created by this run: %s", where, ", ".join(missing))
 
 
 def _toolkit_environments(app: AppStacks, stacks: Sequence[str], environments: dict[str, StackEnvironment],

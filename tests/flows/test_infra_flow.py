@@ -93,6 +93,22 @@ def test_a_stack_already_up_to_date_is_said_to_have_had_no_changes(caplog):
            "up to date" in caplog.text, caplog.text
 
 
+def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_deploy(aws, caplog):
+    # Targets' region (or the credentials' account) not the one the stacks live in: every stack to deploy was
+    # created afresh there, a second copy of the infrastructure, and the checklist then passed on it; nothing
+    # said, before the first deploy, that the run was about to create them all.
+    cloudformation = aws.get_client("cloudformation")
+    deploy_on(_OnCloudFormation(cloudformation), None, statuses=_read_by(aws))
+    assert ("none of the 8 stacks to deploy exists in CloudFormation in us-west-2 of account 123456789012: this run "
+            "creates them all there. If they are deployed already, it is elsewhere: the targets' region or the "
+            "credentials' account is not theirs (cancel the run)") in caplog.text, caplog.text
+
+    caplog.clear()
+    deployed_stacks(aws)  # all of them there: nothing said
+    deploy_on(_OnCloudFormation(cloudformation), None, statuses=_read_by(aws))
+    assert "this run creates" not in caplog.text
+
+
 def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
     deployer = FakeInfraDeployer(WEBORDINARY)
     result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])
