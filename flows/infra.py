@@ -68,7 +68,7 @@ from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message, credentials_remedy
-from rollway.checklist import Checklist, checked_resources
+from rollway.checklist import Checklist, checked_resources, unnamed_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said, failures_writable
@@ -1011,6 +1011,13 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     if app is not None and home is not None:
         located = stack_environments(app, [s for s in targets.stacks if s in app.dependencies], home)
         places = resource_places(app, checked_resources(targets), home)
+        if unnamed := unnamed_resources(targets, app.resources):
+            # Said before a deploy's first stack: its item failed only once every stack was deployed.
+            run_logger(__name__).warning(
+                "the checklist looks for %s, which no stack of the CDK app names, though it names others of its "
+                "kind: unless made outside the app or named by a function (Fn::Sub, Ref), %s once the stacks are "
+                "deployed; a name misspelt in the targets block is fixed there", "; ".join(unnamed),
+                "its item fails" if len(unnamed) == 1 else "their items fail")
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,

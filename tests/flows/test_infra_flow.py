@@ -109,6 +109,21 @@ def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_depl
     assert "this run creates" not in caplog.text
 
 
+def test_a_checked_alarm_the_apps_templates_name_otherwise_is_told_before_the_first_deploy(aws, caplog):
+    # Its checklist item failed ("does not exist") only after every stack was deployed.
+    alarm = aws.targets.alarms[0]
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={"resources": {"WebordinaryMonitoringStack": {
+        "alarm": (alarm + "-v2",)}}})
+    with pytest.raises(ChecklistFailed):
+        deploy_on(deployer, lambda app: checker_for(aws.get_client, aws.targets, app=app, home=HOME))
+    said = f"the checklist looks for alarm {alarm} (did you mean '{alarm}-v2'?); "
+    assert said in caplog.text, caplog.text
+    assert ("which no stack of the CDK app names, though it names others of its kind: unless made outside the app or "
+            "named by a function (Fn::Sub, Ref), their items fail once the stacks are deployed") in caplog.text
+    assert caplog.text.index(said) < caplog.text.index("stack 1/8 WebordinaryECRStack: deploying")
+
+
 def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
     deployer = FakeInfraDeployer(WEBORDINARY)
     result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])
