@@ -258,8 +258,11 @@ def run_deploy_infrastructure(
                                                              bootstrap is not None)
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, [app.toolkit_stack], from_stack, already_deployed)):
-                toolkits = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping], read_seconds)
-            check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping)
+                toolkits, versions = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping],
+                                                    read_seconds)
+            check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping, versions=versions,
+                           required={environment: max(app.bootstrap_versions[s] for s in stacks)
+                                     for environment, stacks in needed_by.items()})
             _say_created(before, environments)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
@@ -459,23 +462,32 @@ def _toolkit_environments(app: AppStacks, stacks: Sequence[str], environments: d
 
 
 def _read_toolkits(statuses: Callable[[str], StackStatuses], name: str, wanted: Sequence[StackEnvironment],
-                   read_seconds: float) -> dict[StackEnvironment, StackState]:
-    """The toolkit stack ``name`` of each of ``wanted`` (DescribeStacks in its region). Raises no
-    Exception: one not read (refused, not answered within ``read_seconds``) is logged and left
-    out, and cdk says, as before, what stops it there."""
+                   read_seconds: float) -> tuple[dict[StackEnvironment, StackState], dict[StackEnvironment, int]]:
+    """The toolkit stack ``name`` of each of ``wanted`` (DescribeStacks in its region), and the
+    bootstrap version of each one there (its ``BootstrapVersion`` output). Raises no Exception:
+    one not read (refused, not answered within ``read_seconds``) is logged and left out, and cdk
+    says, as before, what stops it there."""
     log = get_run_logger()
     found: dict[StackEnvironment, StackState] = {}
+    versions: dict[StackEnvironment, int] = {}
     for environment in dict.fromkeys(wanted):
+        region = environment.region
         try:
-            state = answered(f"CloudFormation in {environment.region}", read_seconds,
-                             lambda environment=environment: statuses(environment.region).state(name), log.info)
+            state = answered(f"CloudFormation in {region}", read_seconds,
+                             lambda region=region: statuses(region).state(name), log.info)
+            version = None if state.status is None else answered(
+                f"CloudFormation in {region}", read_seconds,
+                lambda region=region: statuses(region).bootstrap_version(name), log.info)
         except Exception as err:  # noqa: BLE001 - a check ahead of cdk's own: never stops a deploy by itself
             log.warning("could not read the CDK toolkit stack %s of %s (%s): not checked before the deploys", name,
                         environment.uri, error_said(err))
             continue
-        log.info("the CDK toolkit stack %s of %s: %s", name, environment.uri, state.status or "does not exist")
+        log.info("the CDK toolkit stack %s of %s: %s%s", name, environment.uri, state.status or "does not exist",
+                 "" if version is None else f", bootstrap version {version}")
         found[environment] = state
-    return found
+        if version is not None:
+            versions[environment] = version
+    return found, versions
 
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],

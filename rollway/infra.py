@@ -495,7 +495,9 @@ _TOOLKIT_STANDS = frozenset({"UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED", "IMPORT_
 
 
 def check_toolkits(found: Mapping[StackEnvironment, StackState], needed_by: Mapping[StackEnvironment, Sequence[str]],
-                   *, name: str = TOOLKIT_STACK, bootstrapping: Iterable[StackEnvironment] = ()) -> None:
+                   *, name: str = TOOLKIT_STACK, bootstrapping: Iterable[StackEnvironment] = (),
+                   versions: Mapping[StackEnvironment, int] | None = None,
+                   required: Mapping[StackEnvironment, int] | None = None) -> None:
     """Refuse a run whose deploys (or bootstraps) the CDK toolkit stack of their environment stops.
 
     cdk publishes a stack's assets and checks its bootstrap version through that stack; missing,
@@ -509,7 +511,10 @@ def check_toolkits(found: Mapping[StackEnvironment, StackState], needed_by: Mapp
             version (``AppStacks.bootstrap_versions``).
         name: the toolkit stack's name.
         bootstrapping: the environments this run bootstraps before its first deploy: one with no
-            toolkit yet gets it then.
+            toolkit yet gets it then, and one too old is brought up to date.
+        versions: environment -> its toolkit's bootstrap version (its ``BootstrapVersion``
+            output); one missing is not judged.
+        required: environment -> the highest version its stacks of ``needed_by`` require.
 
     Raises:
         PlanRefused: naming each such toolkit stack, its environment, status (with CloudFormation's
@@ -541,6 +546,12 @@ def check_toolkits(found: Mapping[StackEnvironment, StackState], needed_by: Mapp
                            f"{'its' if len(needing) == 1 else 'their'} bootstrap version through it): "
                            f"{bootstrap}; if it was bootstrapped under another stack name, give that name as "
                            "toolkitStackName in the app's cdk.json")
+        elif (needing and environment not in bootstrapping and (version := (versions or {}).get(environment)) is not None
+              and version < (wanted := (required or {}).get(environment, 0))):
+            # cdk's "requires bootstrap stack version 6, found 5" came at the first stack going there.
+            refused.append(f"{toolkit} is at bootstrap version {version}, and {', '.join(needing)} "
+                           f"{'requires' if len(needing) == 1 else 'require'} version {wanted}: "
+                           f"{bootstrap.replace('bootstrap it', 'bootstrap it again', 1)}")
     if refused:
         raise PlanRefused("; ".join(refused) + " (nothing was deployed)")
 

@@ -1047,9 +1047,13 @@ class _ToolkitReading:
     (CDKToolkit) is as ``toolkits`` (region -> status; None: there is none) says."""
 
     toolkits: dict = {}
+    versions: dict = {}  # region -> the toolkit's BootstrapVersion output (none: 21)
 
     def __init__(self, region):
         self.region = region
+
+    def bootstrap_version(self, name):
+        return self.versions.get(self.region, 21)
 
     def seen(self, name):
         from rollway.cleanup import StackState
@@ -1073,20 +1077,24 @@ def _toolkit_app_deployer():
     return deployer
 
 
-@pytest.mark.parametrize("toolkits, said", [
+@pytest.mark.parametrize("toolkits, said, versions", [
     ({"eu-west-1": None}, "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 does not exist, and "
                           "WebordinaryMonitoringStack needs it (cdk publishes its assets and checks its bootstrap "
-                          "version through it): bootstrap it (cdk bootstrap aws://123456789012/eu-west-1"),
+                          "version through it): bootstrap it (cdk bootstrap aws://123456789012/eu-west-1", {}),
     ({"us-west-2": "DELETE_IN_PROGRESS"}, "the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 is "
                                           "DELETE_IN_PROGRESS (CloudFormation says: User Initiated): CloudFormation is "
-                                          "still working on it"),
+                                          "still working on it", {}),
+    ({}, "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 is at bootstrap version 5, and "
+         "WebordinaryMonitoringStack requires version 6: bootstrap it again (cdk bootstrap aws://123456789012/eu-west-1",
+     {"eu-west-1": 5}),
 ])
-def test_a_toolkit_stack_the_deploys_cannot_use_refuses_the_run_before_the_first_deploy(toolkits, said):
+def test_a_toolkit_stack_the_deploys_cannot_use_refuses_the_run_before_the_first_deploy(toolkits, said, versions):
     # Without its toolkit stack (not bootstrapped, or being deleted), the first deploy going to that environment
-    # failed with cdk's "Has the environment been bootstrapped?", after the stacks before it were deployed.
+    # failed with cdk's "Has the environment been bootstrapped?", after the stacks before it were deployed; with
+    # one older than the stacks require, with "requires bootstrap stack version '6', found '5'".
     since = time.time()
     deployer = _toolkit_app_deployer()
-    reading = type("Reading", (_ToolkitReading,), {"toolkits": toolkits})
+    reading = type("Reading", (_ToolkitReading,), {"toolkits": toolkits, "versions": versions})
     with pytest.raises(PlanRefused) as caught:
         deploy_on(deployer, None, statuses=reading)
     assert deployer.calls == ["list"]  # no deploy

@@ -161,3 +161,28 @@ def test_the_toolkit_stack_is_named_as_the_apps_cdk_json_names_it():
     said = str(caught.value)
     assert "the CDK toolkit stack AcmeToolkit of aws://123456789012/us-west-2 does not exist" in said, said
     assert "toolkitStackName" in said, said
+
+
+@pytest.mark.parametrize("version, bootstrapping, refused", [
+    (21, (), False), (6, (), False), (None, (), False),  # not given: cdk judges
+    (5, (HOME,), False),  # the run's bootstrap brings it up to date first
+    (5, (), True),
+])
+def test_a_toolkit_older_than_the_stacks_require_is_refused_before_the_first_deploy(version, bootstrapping, refused):
+    # cdk's "This CDK deployment requires bootstrap stack version '6', found '5'" came at the first stack going
+    # there, after the stacks before it (in another region) were deployed.
+    from rollway.infra import check_toolkits
+
+    def check():
+        check_toolkits({HOME: _toolkit("UPDATE_COMPLETE")}, {HOME: ("A", "B")}, bootstrapping=bootstrapping,
+                       versions={HOME: version} if version is not None else {}, required={HOME: 6})
+
+    if not refused:
+        check()
+        return
+    with pytest.raises(PlanRefused) as caught:
+        check()
+    assert str(caught.value) == (
+        "the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 is at bootstrap version 5, and A, B "
+        "require version 6: bootstrap it again (cdk bootstrap aws://123456789012/us-west-2, with credentials that may "
+        "create its roles and bucket, or run again with bootstrap=true) (nothing was deployed)"), str(caught.value)
