@@ -131,6 +131,8 @@ _NOT_DEPLOYED_WHY = {
     "UPDATE_ROLLBACK_COMPLETE": "its last update was rolled back (UPDATE_ROLLBACK_COMPLETE): the account runs "
                                 "the version before it",
     "REVIEW_IN_PROGRESS": "it was never created: only a change set waits for review (REVIEW_IN_PROGRESS)",
+    "IMPORT_ROLLBACK_COMPLETE": "an import of resources into it was rolled back (IMPORT_ROLLBACK_COMPLETE): it runs "
+                                "what it ran before that import",
 }
 
 

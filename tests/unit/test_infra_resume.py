@@ -43,7 +43,10 @@ def test_only_stacks_cloudformation_shows_deployed_stay_skipped(statuses, skippe
     ("ROLLBACK_COMPLETE", "creation failed and was rolled back"),
     ("UPDATE_ROLLBACK_COMPLETE", "runs the version before it"),
     ("REVIEW_IN_PROGRESS", "never created"),
-    ("IMPORT_ROLLBACK_COMPLETE", "it is IMPORT_ROLLBACK_COMPLETE, not deployed"),
+    # Deployed, at what it ran before an import that was undone: "not deployed" said what it is not.
+    ("IMPORT_ROLLBACK_COMPLETE", "an import of resources into it was rolled back (IMPORT_ROLLBACK_COMPLETE): it runs "
+                                 "what it ran before that import"),
+    ("UPDATE_FAILED", "it is UPDATE_FAILED, not deployed"),
 ])
 def test_each_stack_added_says_why(status, words):
     plan = confirm_skipped(RESUMED, {"A": status, "B": "CREATE_COMPLETE"})
