@@ -248,10 +248,6 @@ def run_deploy_infrastructure(
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
                 before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
-            check_not_changing({stack: state.status for stack, state in before.items()})
-            check_not_stuck({stack: state.status for stack, state in before.items()},
-                            {stack: environments[stack].region for stack in before},
-                            reasons={stack: state.status_reason for stack, state in before.items()})
             # The toolkit stack of every environment the deploys (or bootstraps) go to, read now: missing or
             # half-deleted, cdk said so only at the first stack going there, after those before it were deployed.
             needed_by, bootstrapping = _toolkit_environments(app, plan.to_deploy, environments, home,
@@ -260,9 +256,17 @@ def run_deploy_infrastructure(
                     lambda: _interrupted_reading(plan, [app.toolkit_stack], from_stack, already_deployed)):
                 toolkits, versions = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping],
                                                     read_seconds)
-            check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping, versions=versions,
-                           required={environment: max(app.bootstrap_versions[s] for s in stacks)
-                                     for environment, stacks in needed_by.items()})
+            # Every one of them named at once: refused for the first found, a person waited or acted, ran again
+            # (the synth again, minutes) and was refused for the next.
+            _refused_together(
+                lambda: check_not_changing({stack: state.status for stack, state in before.items()}),
+                lambda: check_not_stuck({stack: state.status for stack, state in before.items()},
+                                        {stack: environments[stack].region for stack in before},
+                                        reasons={stack: state.status_reason for stack, state in before.items()}),
+                lambda: check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping,
+                                       versions=versions,
+                                       required={environment: max(app.bootstrap_versions[s] for s in stacks)
+                                                 for environment, stacks in needed_by.items()}))
             _say_created(before, environments)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
@@ -420,6 +424,18 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             log.info("%s: %s", stack, status or "does not exist")
         seen.update(read)
     return seen
+
+
+def _refused_together(*checks: Callable[[], None]) -> None:
+    """Run every check; raise one PlanRefused with what each refused, a line each, if any did."""
+    refused: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except PlanRefused as err:
+            refused.append(str(err))
+    if refused:
+        raise PlanRefused("\n".join(refused))
 
 
 def _say_created(before: dict[str, StackState], environments: dict[str, StackEnvironment]) -> None:

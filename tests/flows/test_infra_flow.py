@@ -1126,6 +1126,28 @@ def test_a_toolkit_stack_a_bootstrap_makes_or_that_cannot_be_read_lets_the_deplo
             "AccessDenied): not checked before the deploys") in caplog.text, caplog.text
 
 
+def test_every_stack_and_toolkit_cloudformation_stops_the_deploys_of_is_named_in_one_refusal():
+    # Refused for the first kind found (a stack still changing), a person waited, ran again (synthesizing the app
+    # again, minutes), and was refused for the next (another stack stuck, the toolkit missing).
+    from rollway.cleanup import StackState
+
+    class Reading(_ToolkitReading):
+        toolkits = {"eu-west-1": None}
+
+        def seen(self, name):
+            status = {"WebordinaryEFSStack": "UPDATE_IN_PROGRESS", "WebordinarySQSStack": "DELETE_FAILED"}.get(name)
+            return StackState(name=name, stack_id=f"id/{name}", status=status or "CREATE_COMPLETE")
+
+    deployer = _toolkit_app_deployer()
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=Reading)
+    assert deployer.calls == ["list"]
+    said = str(caught.value)
+    assert "WebordinaryEFSStack is UPDATE_IN_PROGRESS: CloudFormation is still working on it" in said, said
+    assert "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way" in said, said
+    assert "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 does not exist" in said, said
+
+
 def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 
