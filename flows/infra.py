@@ -12,6 +12,9 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    deleted is deployed too, in dependency order, and the log and artifact say why; a stack to
    deploy that CloudFormation is still changing (``*_IN_PROGRESS``) refuses the run, and so does one it
    takes no deploy of until someone acts (``rollway.infra.check_not_stuck``), naming the command that frees it;
+   so does the CDK toolkit stack (``CDKToolkit``, or the cdk.json's ``toolkitStackName``) of an environment
+   of this account the stacks go to, when it is missing (and the run does not bootstrap it), still changing
+   or stuck (``rollway.infra.check_toolkits``), naming the environment and ``cdk bootstrap``;
 3. with ``bootstrap``, ``cdk bootstrap`` of every distinct region of the deploying account the
    stacks to deploy go to (their manifest's environments, checked before anything runs; an
    environment-agnostic stack goes to the deploying account and ``Targets.region``), each once,
@@ -65,7 +68,7 @@ from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.checklist import AwsInfraChecker
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message, credentials_remedy
-from rollway.checklist import Checklist, checked_resources
+from rollway.checklist import Checklist, checked_resources, unnamed_resources
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said, failures_writable
@@ -75,6 +78,7 @@ from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
     bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
+    check_toolkits,
     confirm_skipped,
     plan_deployment,
     resource_places, stack_environments, stuck_remedy, trust_command,
@@ -244,9 +248,26 @@ def run_deploy_infrastructure(
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
                 before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
-            check_not_changing({stack: state.status for stack, state in before.items()})
-            check_not_stuck({stack: state.status for stack, state in before.items()},
-                            {stack: environments[stack].region for stack in before})
+            # The toolkit stack of every environment the deploys (or bootstraps) go to, read now: missing or
+            # half-deleted, cdk said so only at the first stack going there, after those before it were deployed.
+            needed_by, bootstrapping = _toolkit_environments(app, plan.to_deploy, environments, home,
+                                                             bootstrap is not None)
+            with _said_if_interrupted(
+                    lambda: _interrupted_reading(plan, [app.toolkit_stack], from_stack, already_deployed)):
+                toolkits, versions = _read_toolkits(statuses, app.toolkit_stack, [*needed_by, *bootstrapping],
+                                                    read_seconds)
+            # Every one of them named at once: refused for the first found, a person waited or acted, ran again
+            # (the synth again, minutes) and was refused for the next.
+            _refused_together(
+                lambda: check_not_changing({stack: state.status for stack, state in before.items()}),
+                lambda: check_not_stuck({stack: state.status for stack, state in before.items()},
+                                        {stack: environments[stack].region for stack in before},
+                                        reasons={stack: state.status_reason for stack, state in before.items()}),
+                lambda: check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping,
+                                       versions=versions,
+                                       required={environment: max(app.bootstrap_versions[s] for s in stacks)
+                                                 for environment, stacks in needed_by.items()}))
+            _say_created(before, environments)
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -296,6 +317,7 @@ def run_deploy_infrastructure(
                 _interrupted_bootstrap(result, environment, from_stack, already_deployed)
                 raise
     total = len(plan.order)
+    up_to_date: list[str] = []  # deployed with no changes (cdk's word)
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
         try:
@@ -331,9 +353,18 @@ def run_deploy_infrastructure(
             raise
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
+        if deployed.unchanged:
+            log.info("%s: no changes, the stack was up to date", position)
+            up_to_date.append(stack)
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                          bootstrap_elsewhere=elsewhere)
-    log.info("all %d stack(s) of the plan are deployed", total)
+    if up_to_date:
+        # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
+        changed = [s for s in plan.to_deploy if s not in up_to_date]
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), cdk found %d up to date",
+                 total, len(changed), ", ".join(changed) or "none", len(up_to_date))
+    else:
+        log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
         changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
@@ -393,6 +424,86 @@ def _read_statuses(statuses: Callable[[str], StackStatuses], stacks: Sequence[st
             log.info("%s: %s", stack, status or "does not exist")
         seen.update(read)
     return seen
+
+
+def _refused_together(*checks: Callable[[], None]) -> None:
+    """Run every check; raise one PlanRefused with what each refused, a line each, if any did."""
+    refused: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except PlanRefused as err:
+            refused.append(str(err))
+    if refused:
+        raise PlanRefused("\n".join(refused))
+
+
+def _say_created(before: dict[str, StackState], environments: dict[str, StackEnvironment]) -> None:
+    """Say, before the first deploy, which stacks the run creates (CloudFormation has none of their
+    name), by environment; as a warning where it creates every one it deploys there.
+
+    A targets' region (or credentials' account) not the stacks' own looks, to cdk, like a first
+    deploy: a second copy of the infrastructure was created there, and the checklist, read there
+    too, passed on it, with nothing said before the first deploy."""
+    log = get_run_logger()
+    by_environment: dict[StackEnvironment, list[str]] = {}
+    for stack in before:
+        by_environment.setdefault(environments[stack], []).append(stack)
+    for environment, stacks in by_environment.items():
+        missing = [s for s in stacks if before[s].status in (None, "DELETE_COMPLETE")]
+        where = f"in CloudFormation in {environment.region} of account {environment.account}"
+        if missing and len(missing) == len(stacks):
+            them = f"none of the {len(stacks)} stacks to deploy exists" if len(stacks) > 1 else f"{stacks[0]} does not exist"
+            log.warning("%s %s: this run creates %s there. If %s deployed already, it is elsewhere: the targets' "
+                        "region or the credentials' account is not %s (cancel the run)", them, where,
+                        "them all" if len(stacks) > 1 else "it", "they are" if len(stacks) > 1 else "it is",
+                        "theirs" if len(stacks) > 1 else "its")
+        elif missing:
+            log.info("not %s yet, so created by this run: %s", where, ", ".join(missing))
+
+
+def _toolkit_environments(app: AppStacks, stacks: Sequence[str], environments: dict[str, StackEnvironment],
+                          home: StackEnvironment, bootstrapping: bool,
+                          ) -> tuple[dict[StackEnvironment, list[str]], tuple[StackEnvironment, ...]]:
+    """The environments of this account whose toolkit stack the run needs: each one's stacks of
+    ``stacks`` whose templates require a toolkit version, and (``bootstrapping``) those the run
+    bootstraps. Another account's toolkit is not read with these credentials (cdk judges it)."""
+    needed_by: dict[StackEnvironment, list[str]] = {}
+    for stack in stacks:
+        environment = environments[stack]
+        if environment.account == home.account and stack in app.bootstrap_versions:
+            needed_by.setdefault(environment, []).append(stack)
+    prepared = tuple(dict.fromkeys(environments[s] for s in stacks if environments[s].account == home.account))
+    return needed_by, prepared if bootstrapping else ()
+
+
+def _read_toolkits(statuses: Callable[[str], StackStatuses], name: str, wanted: Sequence[StackEnvironment],
+                   read_seconds: float) -> tuple[dict[StackEnvironment, StackState], dict[StackEnvironment, int]]:
+    """The toolkit stack ``name`` of each of ``wanted`` (DescribeStacks in its region), and the
+    bootstrap version of each one there (its ``BootstrapVersion`` output). Raises no Exception:
+    one not read (refused, not answered within ``read_seconds``) is logged and left out, and cdk
+    says, as before, what stops it there."""
+    log = get_run_logger()
+    found: dict[StackEnvironment, StackState] = {}
+    versions: dict[StackEnvironment, int] = {}
+    for environment in dict.fromkeys(wanted):
+        region = environment.region
+        try:
+            state = answered(f"CloudFormation in {region}", read_seconds,
+                             lambda region=region: statuses(region).state(name), log.info)
+            version = None if state.status is None else answered(
+                f"CloudFormation in {region}", read_seconds,
+                lambda region=region: statuses(region).bootstrap_version(name), log.info)
+        except Exception as err:  # noqa: BLE001 - a check ahead of cdk's own: never stops a deploy by itself
+            log.warning("could not read the CDK toolkit stack %s of %s (%s): not checked before the deploys", name,
+                        environment.uri, error_said(err))
+            continue
+        log.info("the CDK toolkit stack %s of %s: %s%s", name, environment.uri, state.status or "does not exist",
+                 "" if version is None else f", bootstrap version {version}")
+        found[environment] = state
+        if version is not None:
+            versions[environment] = version
+    return found, versions
 
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
@@ -477,7 +588,8 @@ def _reason(err: Exception) -> str:
 def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
     why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
                 if a.stack == deployed.stack), "")
-    return "; ".join(part for part in (deployed.arn or "", why) if part)
+    same = "no changes (the stack was up to date)" if deployed.unchanged else ""
+    return "; ".join(part for part in (same, deployed.arn or "", why) if part)
 
 
 def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> str:
@@ -740,7 +852,10 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
     CloudFormation shows (``now``, in ``environment``) in a state it takes no deploy of needs the
     command that frees it first (``stuck_remedy``)."""
     if isinstance(err, StackDeployFailed) and err.timed_out:
-        return f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
+        # A stack that takes longer than the timeout (a CloudFront distribution, a database: 40 minutes) is
+        # stopped at it again on the resume: the parameter that gives it more is named.
+        return (f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped at stack_timeout_seconds, "
+                "CloudFormation was not), with a larger stack_timeout_seconds if it needs longer")
     region = environment.region if environment is not None else None
     if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
         return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"
@@ -924,6 +1039,13 @@ def checker_for(get_client: Callable[[str], Any], targets: Targets, *, app: AppS
     if app is not None and home is not None:
         located = stack_environments(app, [s for s in targets.stacks if s in app.dependencies], home)
         places = resource_places(app, checked_resources(targets), home)
+        if unnamed := unnamed_resources(targets, app.resources):
+            # Said before a deploy's first stack: its item failed only once every stack was deployed.
+            run_logger(__name__).warning(
+                "the checklist looks for %s, which no stack of the CDK app names, though it names others of its "
+                "kind: unless made outside the app or named by a function (Fn::Sub, Ref), %s once the stacks are "
+                "deployed; a name misspelt in the targets block is fixed there", "; ".join(unnamed),
+                "its item fails" if len(unnamed) == 1 else "their items fail")
     return AwsInfraChecker(get_client("dynamodb"), get_client("sqs"), get_client("cloudwatch"), get_client("sns"),
                            get_client("cloudformation"), targets, stack_environments=located, resource_places=places,
                            account=home.account if home is not None else None, clients_in=clients_in,

@@ -124,6 +124,23 @@ def checked_resources(targets: Targets) -> tuple[tuple[str, str], ...]:
             ("dashboard", targets.dashboard), *(("alarm", a) for a in targets.alarms), ("topic", targets.alert_topic))
 
 
+def unnamed_resources(targets: Targets, named: Mapping[str, Mapping[str, Sequence[str]]]) -> list[str]:
+    """``<kind> <name>`` (with the closest name of that kind the app gives) for each resource the
+    checklist reads that no stack's template names, of the kinds the templates name others of
+    (``named``: stack -> kind -> names, ``rollway.infra.AppStacks.resources``).
+
+    Read from the app before the first deploy: a name misspelt in the targets failed its item only
+    once every stack was deployed. A kind the app names none of is left out: its resources are
+    made outside the app, or named by a function (``Fn::Sub``, ``Ref``), and that is not a mistake.
+    """
+    by_kind: dict[str, list[str]] = {}
+    for kinds in named.values():
+        for kind, names in kinds.items():
+            by_kind.setdefault(kind, []).extend(names)
+    return [f"{kind} {name}{did_you_mean(name, by_kind[kind])}" for kind, name in checked_resources(targets)
+            if by_kind.get(kind) and name not in by_kind[kind]]
+
+
 def used_by_rollway(targets: Targets) -> tuple[tuple[str, str], ...]:
     """(kind, name) of what rollway's own flows use in ``Targets.region``: its flags and rollouts
     tables and the alert topic it pages. These are read there wherever the app deploys them: one

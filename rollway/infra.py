@@ -27,6 +27,8 @@ from rollway.errors_pickle import PicklableError
 from rollway.targets import REGION
 
 _FROZEN = ConfigDict(frozen=True)
+TOOLKIT_STACK = "CDKToolkit"
+"""The CDK toolkit stack's name, unless the app's cdk.json gives another (``toolkitStackName``)."""
 
 
 class InfraError(RuntimeError):
@@ -81,6 +83,11 @@ class AppStacks(BaseModel):
             stack missing here defines none the checklist looks for.
         construct_ids: a stack's construct id (or path) -> its CloudFormation name, where the app
             set a ``stackName`` of its own: a stack asked for by the former is refused naming the latter.
+        bootstrap_versions: stack -> the toolkit version its manifest requires
+            (``requiresBootstrapStackVersion``); a stack missing here needs no toolkit (one
+            synthesized without the default synthesizer's bootstrap roles and bucket).
+        toolkit_stack: the toolkit stack's name cdk deploys with (the app's cdk.json
+            ``toolkitStackName``, else ``CDKToolkit``).
     """
 
     model_config = _FROZEN
@@ -91,6 +98,8 @@ class AppStacks(BaseModel):
     construct_ids: dict[str, str] = Field(default_factory=dict, description=(
         "what the app's code names a stack (its construct id or path, what `cdk deploy` takes) -> its "
         "CloudFormation name, for the stacks whose app set another stackName"))
+    bootstrap_versions: dict[str, int] = Field(default_factory=dict)
+    toolkit_stack: str = TOOLKIT_STACK
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,6 +115,7 @@ class DeployedStack(BaseModel):
     seconds: float = Field(ge=0)
     arn: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
+    unchanged: bool = Field(default=False, description="cdk found nothing to change: the stack was up to date")
 
 
 # A stack in one of these was deployed: its last operation finished and what it applied stands.
@@ -121,6 +131,8 @@ _NOT_DEPLOYED_WHY = {
     "UPDATE_ROLLBACK_COMPLETE": "its last update was rolled back (UPDATE_ROLLBACK_COMPLETE): the account runs "
                                 "the version before it",
     "REVIEW_IN_PROGRESS": "it was never created: only a change set waits for review (REVIEW_IN_PROGRESS)",
+    "IMPORT_ROLLBACK_COMPLETE": "an import of resources into it was rolled back (IMPORT_ROLLBACK_COMPLETE): it runs "
+                                "what it ran before that import",
 }
 
 
@@ -295,6 +307,14 @@ STUCK_REMEDIES = {
     "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again (aws "
                      "cloudformation delete-stack --stack-name {name}{region} --retain-resources <the logical ids "
                      "its events say could not be deleted>)",
+    # CloudFormation has no call finishing an import's rollback as ContinueUpdateRollback finishes an
+    # update's (that one is for UPDATE_ROLLBACK_FAILED alone): the events say what to fix by hand.
+    "IMPORT_ROLLBACK_FAILED": "an import of existing resources into it failed and so did the rollback of that import, "
+                              "and CloudFormation takes no update of it: find the resources whose rollback failed in "
+                              "its events (aws cloudformation describe-stack-events --stack-name {name}{region}) and "
+                              "resolve them in the CloudFormation console, or delete the stack (aws cloudformation "
+                              "delete-stack --stack-name {name}{region}; resources whose DeletionPolicy is Retain "
+                              "are kept)",
 }
 
 
@@ -305,7 +325,8 @@ def stuck_remedy(status: str | None, name: str, region: str | None = None) -> st
     return None if remedy is None else remedy.format(name=name, region=f" --region {region}" if region else "")
 
 
-def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, str] | None = None) -> None:
+def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, str] | None = None, *,
+                    reasons: Mapping[str, str | None] | None = None) -> None:
     """Refuse a run whose stacks to deploy CloudFormation takes no deploy of (``STUCK_REMEDIES``).
 
     cdk's deploy of such a stack failed only when the run reached it, after deploying the stacks
@@ -315,14 +336,23 @@ def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, st
     Args:
         statuses: stack to deploy -> its CloudFormation status (None: it does not exist).
         regions: stack -> its region, named in the commands.
+        reasons: stack -> CloudFormation's StackStatusReason, given with its status: which
+            resource failed, and why.
 
     Raises:
-        PlanRefused: naming each such stack, its status and the command that frees it; nothing was deployed.
+        PlanRefused: naming each such stack, its status (with CloudFormation's reason) and the
+            command that frees it; nothing was deployed.
     """
-    stuck = [f"{stack} is {status}: {remedy}" for stack, status in statuses.items()
+    stuck = [f"{stack} is {status}{_said_by_cloudformation((reasons or {}).get(stack))}: {remedy}"
+             for stack, status in statuses.items()
              if (remedy := stuck_remedy(status, stack, (regions or {}).get(stack))) is not None]
     if stuck:
         raise PlanRefused("; ".join(stuck) + "; then run again (nothing was deployed)")
+
+
+def _said_by_cloudformation(reason: str | None) -> str:
+    """`` (CloudFormation says: <reason>)``, or "" when it gives none."""
+    return f" (CloudFormation says: {reason.strip()})" if reason and reason.strip() else ""
 
 
 def _busy(stacks: Sequence[str], statuses: Mapping[str, str | None]) -> str:
@@ -456,6 +486,76 @@ def bootstrap_environments(app: AppStacks, stacks: Sequence[str],
         PlanRefused: as ``stack_environments``.
     """
     return tuple(dict.fromkeys(stack_environments(app, stacks, home).values()))
+
+
+# A toolkit stack in one of these holds no toolkit: cdk takes a failed creation for none, and
+# ``cdk bootstrap`` deletes it and creates it again.
+_NO_TOOLKIT = frozenset({None, "DELETE_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED"})
+# Stuck, but the roles and bucket of its last good version stand: cdk deploys through them. Only
+# a bootstrap, which CloudFormation would refuse to apply, is stopped by them.
+_TOOLKIT_STANDS = frozenset({"UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED", "IMPORT_ROLLBACK_FAILED"})
+
+
+def check_toolkits(found: Mapping[StackEnvironment, StackState], needed_by: Mapping[StackEnvironment, Sequence[str]],
+                   *, name: str = TOOLKIT_STACK, bootstrapping: Iterable[StackEnvironment] = (),
+                   versions: Mapping[StackEnvironment, int] | None = None,
+                   required: Mapping[StackEnvironment, int] | None = None) -> None:
+    """Refuse a run whose deploys (or bootstraps) the CDK toolkit stack of their environment stops.
+
+    cdk publishes a stack's assets and checks its bootstrap version through that stack; missing,
+    half-deleted or still changing, the deploy of the first stack going there failed with cdk's
+    words ("Has the environment been bootstrapped?"), after the stacks before it were deployed.
+
+    Args:
+        found: environment -> its toolkit stack as DescribeStacks shows it (status None: there is
+            none); an environment missing here was not read, and is left to cdk.
+        needed_by: environment -> the stacks to deploy there whose templates require a bootstrap
+            version (``AppStacks.bootstrap_versions``).
+        name: the toolkit stack's name.
+        bootstrapping: the environments this run bootstraps before its first deploy: one with no
+            toolkit yet gets it then, and one too old is brought up to date.
+        versions: environment -> its toolkit's bootstrap version (its ``BootstrapVersion``
+            output); one missing is not judged.
+        required: environment -> the highest version its stacks of ``needed_by`` require.
+
+    Raises:
+        PlanRefused: naming each such toolkit stack, its environment, status (with CloudFormation's
+            reason), the stacks needing it and what frees it; nothing was deployed.
+    """
+    bootstrapping = set(bootstrapping)
+    refused: list[str] = []
+    for environment in dict.fromkeys([*needed_by, *bootstrapping]):
+        state = found.get(environment)
+        if state is None:
+            continue
+        status = state.status
+        needing = tuple(needed_by.get(environment, ()))
+        toolkit = f"the CDK toolkit stack {name} of {environment.uri}"
+        shown = "does not exist" if status in (None, "DELETE_COMPLETE") else (
+            f"is {status}{_said_by_cloudformation(state.status_reason)}")
+        bootstrap = (f"bootstrap it (cdk bootstrap {environment.uri}, with credentials that may create its roles and "
+                     "bucket, or run again with bootstrap=true)")
+        if _busy([name], {name: status}):
+            refused.append(f"{toolkit} {shown}: CloudFormation is still working on it; wait until it is no longer "
+                           "IN_PROGRESS, then run again")
+        elif (remedy := stuck_remedy(status, name, environment.region)) is not None:
+            if environment in bootstrapping or status not in _TOOLKIT_STANDS:
+                refused.append(f"{toolkit} {shown}: {remedy}; " + (
+                    "then run again" if status in _TOOLKIT_STANDS else f"once CloudFormation is done, {bootstrap}"))
+        elif status in _NO_TOOLKIT and needing and environment not in bootstrapping:
+            refused.append(f"{toolkit} {shown}, and {', '.join(needing)} {'needs' if len(needing) == 1 else 'need'} "
+                           f"it (cdk publishes {'its' if len(needing) == 1 else 'their'} assets and checks "
+                           f"{'its' if len(needing) == 1 else 'their'} bootstrap version through it): "
+                           f"{bootstrap}; if it was bootstrapped under another stack name, give that name as "
+                           "toolkitStackName in the app's cdk.json")
+        elif (needing and environment not in bootstrapping and (version := (versions or {}).get(environment)) is not None
+              and version < (wanted := (required or {}).get(environment, 0))):
+            # cdk's "requires bootstrap stack version 6, found 5" came at the first stack going there.
+            refused.append(f"{toolkit} is at bootstrap version {version}, and {', '.join(needing)} "
+                           f"{'requires' if len(needing) == 1 else 'require'} version {wanted}: "
+                           f"{bootstrap.replace('bootstrap it', 'bootstrap it again', 1)}")
+    if refused:
+        raise PlanRefused("; ".join(refused) + " (nothing was deployed)")
 
 
 # The resources the checklist reads, by CloudFormation type: (their kind, the property naming them).

@@ -288,6 +288,13 @@ class StackStatuses(Protocol):
     def status(self, name: str) -> str | None:
         """The stack's status (``CREATE_COMPLETE``, ...), None when there is no such stack."""
 
+    def state(self, name: str) -> StackState:
+        """The stack's id, status and CloudFormation's reason for it (``status`` None when there is
+        no such stack), from one DescribeStacks: the CDK toolkit stack, read before any deploy."""
+
+    def bootstrap_version(self, name: str) -> int | None:
+        """The ``BootstrapVersion`` output of the CDK toolkit stack ``name``, None when it gives none."""
+
     def seen(self, name: str) -> StackState:
         """The stack's id, status, LastUpdatedTime (``status`` None when there is no such stack)
         and the id of its newest event."""

@@ -192,6 +192,17 @@ class CloudFormationStacks:
         found = self._describe(name)
         return StackState(name=name) if found is None else _judged(name, found)
 
+    def bootstrap_version(self, name: str) -> int | None:
+        """The ``BootstrapVersion`` output of the CDK toolkit stack ``name`` (what cdk checks a
+        stack's ``requiresBootstrapStackVersion`` against), None when there is no such stack or it
+        gives none that is a number. One DescribeStacks."""
+        found = self._describe(name)
+        for output in (found or {}).get("Outputs") or ():
+            if output.get("OutputKey") == "BootstrapVersion":
+                value = str(output.get("OutputValue", ""))
+                return int(value) if value.isdigit() else None
+        return None
+
     def seen(self, name: str) -> StackState:
         """The stack's ``state`` with the id of its newest event: what a deploy compares before and
         after to tell whether CloudFormation changed the stack (``rollway.cleanup.stack_moved``).

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from rollway.infra import (AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed, environment_of,
-                           named_resources)
+from rollway.infra import (TOOLKIT_STACK, AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed,
+                           environment_of, named_resources)
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
@@ -239,6 +239,7 @@ class CdkCli:
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)  # whatever stopped it, no assembly is left behind
             raise
+        stacks = stacks.model_copy(update={"toolkit_stack": toolkit_stack_name(self._app_dir)})
         self._assembly, self._stacks, self._selectors = out, stacks, selectors
         return stacks
 
@@ -281,8 +282,10 @@ class CdkCli:
                 timed_out=True) from err
         except ToolFailed as err:
             raise StackDeployFailed(stack, failure_reason(err.tail), err.tail) from err
+        # cdk's own word for a stack already up to date ("✅  <stack> (no changes)", by what it was selected by).
+        unchanged = any(line.strip() == f"✅  {selector} (no changes)" for line in result.output)
         return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
-                             arn=stack_arn(result.output), outputs=_outputs(outputs_file, stack))
+                             arn=stack_arn(result.output), outputs=_outputs(outputs_file, stack), unchanged=unchanged)
 
     def close(self) -> None:
         """Remove the synthesized assembly (the next ``list_stacks`` synthesizes again)."""
@@ -419,7 +422,24 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
                    if (found := _template_resources(path.parent, names[artifact_id], a))},
         construct_ids={alias: names[artifact_id] for artifact_id, a in stacks.items()
                        for alias in dict.fromkeys((artifact_id, a.get("displayName") or artifact_id))
-                       if alias != names[artifact_id] and alias not in names.values()})
+                       if alias != names[artifact_id] and alias not in names.values()},
+        bootstrap_versions={names[artifact_id]: version for artifact_id, a in stacks.items()
+                            if isinstance(version := (a.get("properties") or {}).get("requiresBootstrapStackVersion"),
+                                          int)})
+
+
+def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:
+    """The toolkit stack cdk deploys the app with: ``toolkitStackName`` of its cdk.json, else of
+    the user's ~/.cdk.json (cdk reads both, the app's first), else ``CDKToolkit``. rollway passes
+    cdk no ``--toolkit-stack-name``, so this is the one cdk looks up."""
+    for settings in (Path(app_dir) / "cdk.json", Path(home if home is not None else Path.home()) / ".cdk.json"):
+        try:
+            name = json.loads(settings.read_text()).get("toolkitStackName")
+        except (OSError, ValueError, AttributeError):
+            continue  # none there, or not read: cdk's own synth says what is wrong with it
+        if isinstance(name, str) and name:
+            return name
+    return TOOLKIT_STACK
 
 
 def _environment_of(artifact: Mapping) -> str:

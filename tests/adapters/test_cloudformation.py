@@ -530,3 +530,16 @@ def test_a_stack_changed_since_it_was_judged_is_not_deleted(aws, stacks, watch_c
     assert stacks.describe(OLD).status == "CREATE_COMPLETE" and queue_exists(aws, "webordinary-old-queue")
     # Unchanged, it goes as before.
     assert stacks.delete(OLD, timeout_seconds=30, judged=stacks.describe(OLD)) == "deleted"
+
+
+def test_the_bootstrap_version_is_the_toolkit_stacks_output(aws):
+    # What cdk checks a stack's requiresBootstrapStackVersion against: the toolkit stack's BootstrapVersion output.
+    stacks = CloudFormationStacks(aws.get_client("cloudformation"))
+    assert stacks.bootstrap_version("CDKToolkit") is None  # no such stack
+    body = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"BootstrapVersion": {"Value": "21"}}}
+    aws.get_client("cloudformation").create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(body))
+    assert stacks.bootstrap_version("CDKToolkit") == 21
+    body["Outputs"] = {}
+    aws.get_client("cloudformation").create_stack(StackName="OtherToolkit", TemplateBody=json.dumps(body))
+    assert stacks.bootstrap_version("OtherToolkit") is None  # none given: not judged

@@ -75,6 +75,55 @@ def test_every_stack_deploys_in_order_then_the_checklist_passes(caplog):
     assert "stack 8/8 WebordinaryMonitoringStack | ✅  WebordinaryMonitoringStack" in caplog.text
 
 
+def test_a_stack_already_up_to_date_is_said_to_have_had_no_changes(caplog):
+    # cdk's "✅  <stack> (no changes)": the log and the artifact said "deployed" of it as of a stack just updated,
+    # and a person could not tell from them what the run changed.
+    class UpToDate(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            deployed = super().deploy(stack, **kwargs)
+            return deployed.model_copy(update={"unchanged": stack != "WebordinarySQSStack"})
+
+    since = time.time()
+    deploy_on(UpToDate(WEBORDINARY), None)
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date); " in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date" in caplog.text
+    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), cdk found 7 " \
+           "up to date" in caplog.text, caplog.text
+
+
+def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_deploy(aws, caplog):
+    # Targets' region (or the credentials' account) not the one the stacks live in: every stack to deploy was
+    # created afresh there, a second copy of the infrastructure, and the checklist then passed on it; nothing
+    # said, before the first deploy, that the run was about to create them all.
+    cloudformation = aws.get_client("cloudformation")
+    deploy_on(_OnCloudFormation(cloudformation), None, statuses=_read_by(aws))
+    assert ("none of the 8 stacks to deploy exists in CloudFormation in us-west-2 of account 123456789012: this run "
+            "creates them all there. If they are deployed already, it is elsewhere: the targets' region or the "
+            "credentials' account is not theirs (cancel the run)") in caplog.text, caplog.text
+
+    caplog.clear()
+    deployed_stacks(aws)  # all of them there: nothing said
+    deploy_on(_OnCloudFormation(cloudformation), None, statuses=_read_by(aws))
+    assert "this run creates" not in caplog.text
+
+
+def test_a_checked_alarm_the_apps_templates_name_otherwise_is_told_before_the_first_deploy(aws, caplog):
+    # Its checklist item failed ("does not exist") only after every stack was deployed.
+    alarm = aws.targets.alarms[0]
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={"resources": {"WebordinaryMonitoringStack": {
+        "alarm": (alarm + "-v2",)}}})
+    with pytest.raises(ChecklistFailed):
+        deploy_on(deployer, lambda app: checker_for(aws.get_client, aws.targets, app=app, home=HOME))
+    said = f"the checklist looks for alarm {alarm} (did you mean '{alarm}-v2'?); "
+    assert said in caplog.text, caplog.text
+    assert ("which no stack of the CDK app names, though it names others of its kind: unless made outside the app or "
+            "named by a function (Fn::Sub, Ref), their items fail once the stacks are deployed") in caplog.text
+    assert caplog.text.index(said) < caplog.text.index("stack 1/8 WebordinaryECRStack: deploying")
+
+
 def test_stacks_asked_out_of_order_deploy_after_what_they_depend_on():
     deployer = FakeInfraDeployer(WEBORDINARY)
     result = deploy_on(deployer, None, requested=["WebordinaryMonitoringStack", *STACKS[:-1]])
@@ -171,7 +220,8 @@ def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_ru
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
     wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
-            "CloudFormation (cdk was stopped, CloudFormation was not)")
+            "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
+            "stack_timeout_seconds if it needs longer")
     assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
     assert f"Run it again {wait}." in latest(ARTIFACT_KEY, since)
 
@@ -381,13 +431,17 @@ def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudf
     with pytest.raises(InfraDeployFailed, match="wait until its stack is no longer IN_PROGRESS") as caught:
         deploy_on(Slow(WEBORDINARY), None)
     # Its last line said "to resume once it is fixed", right after saying there was nothing to fix, only a wait.
+    # And nothing said how to give a stack that takes longer (a CloudFront distribution, a database: 40 minutes)
+    # more time: resumed as told, it was stopped at the same timeout again.
     assert str(caught.value).endswith(
-        "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped, "
-        "CloudFormation was not): run deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
+        "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped at "
+        "stack_timeout_seconds, CloudFormation was not), with a larger stack_timeout_seconds if it needs longer: run "
+        "deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
         f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again"), caught.value
     assert "once it is fixed" not in str(caught.value)
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
-            "CloudFormation (cdk was stopped, CloudFormation was not).") in latest(ARTIFACT_KEY, since)
+            "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
+            "stack_timeout_seconds if it needs longer.") in latest(ARTIFACT_KEY, since)
 
 
 def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resume(caplog):
@@ -951,6 +1005,12 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     ("DELETE_FAILED", "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way, and CloudFormation takes no "
                       "update of it: delete it again (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
                       "--region us-west-2 --retain-resources"),
+    # CloudFormation's own reason given too: which resource failed, and why.
+    ("IMPORT_ROLLBACK_FAILED", "WebordinarySQSStack is IMPORT_ROLLBACK_FAILED (CloudFormation says: The following "
+                               "resource(s) failed to roll back: [Queue]): an import of existing resources into it "
+                               "failed and so did the rollback of that import, and CloudFormation takes no update of "
+                               "it: find the resources whose rollback failed in its events (aws cloudformation "
+                               "describe-stack-events --stack-name WebordinarySQSStack --region us-west-2)"),
 ])
 @pytest.mark.parametrize("kwargs", [{"from_stack": "WebordinarySQSStack"}, {}])
 def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refused_before_any_deploy(
@@ -966,8 +1026,10 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
             return "CREATE_COMPLETE"
 
         def seen(self, name):
-            return StackState(name=name, stack_id=f"id/{name}",
-                              status=status if name == "WebordinarySQSStack" else "CREATE_COMPLETE")
+            stuck = name == "WebordinarySQSStack"
+            return StackState(name=name, stack_id=f"id/{name}", status=status if stuck else "CREATE_COMPLETE",
+                              status_reason="The following resource(s) failed to roll back: [Queue]"
+                              if stuck and status == "IMPORT_ROLLBACK_FAILED" else None)
 
     since = time.time()
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
@@ -978,6 +1040,112 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
     assert said in str(caught.value), str(caught.value)
     summary = latest(ARTIFACT_KEY, since)
     assert summary.startswith("# Infrastructure: refused, nothing deployed") and "WebordinarySQSStack is" in summary
+
+
+class _ToolkitReading:
+    """CloudFormation of one region where every stack to deploy is CREATE_COMPLETE, and the toolkit stack
+    (CDKToolkit) is as ``toolkits`` (region -> status; None: there is none) says."""
+
+    toolkits: dict = {}
+    versions: dict = {}  # region -> the toolkit's BootstrapVersion output (none: 21)
+
+    def __init__(self, region):
+        self.region = region
+
+    def bootstrap_version(self, name):
+        return self.versions.get(self.region, 21)
+
+    def seen(self, name):
+        from rollway.cleanup import StackState
+
+        return StackState(name=name, stack_id=f"id/{name}", status="CREATE_COMPLETE")
+
+    def state(self, name):
+        from rollway.cleanup import StackState
+
+        assert name == "CDKToolkit", name
+        return StackState(name=name, status=self.toolkits.get(self.region, "CREATE_COMPLETE"),
+                          status_reason="User Initiated" if self.toolkits.get(self.region) else None)
+
+
+def _toolkit_app_deployer():
+    """Webordinary's stacks, each requiring a toolkit (the default synthesizer's), the monitoring stack in eu-west-1."""
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={
+        "environments": {"WebordinaryMonitoringStack": "aws://123456789012/eu-west-1"},
+        "bootstrap_versions": {stack: 6 for stack in STACKS}})
+    return deployer
+
+
+@pytest.mark.parametrize("toolkits, said, versions", [
+    ({"eu-west-1": None}, "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 does not exist, and "
+                          "WebordinaryMonitoringStack needs it (cdk publishes its assets and checks its bootstrap "
+                          "version through it): bootstrap it (cdk bootstrap aws://123456789012/eu-west-1", {}),
+    ({"us-west-2": "DELETE_IN_PROGRESS"}, "the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 is "
+                                          "DELETE_IN_PROGRESS (CloudFormation says: User Initiated): CloudFormation is "
+                                          "still working on it", {}),
+    ({}, "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 is at bootstrap version 5, and "
+         "WebordinaryMonitoringStack requires version 6: bootstrap it again (cdk bootstrap aws://123456789012/eu-west-1",
+     {"eu-west-1": 5}),
+])
+def test_a_toolkit_stack_the_deploys_cannot_use_refuses_the_run_before_the_first_deploy(toolkits, said, versions):
+    # Without its toolkit stack (not bootstrapped, or being deleted), the first deploy going to that environment
+    # failed with cdk's "Has the environment been bootstrapped?", after the stacks before it were deployed; with
+    # one older than the stacks require, with "requires bootstrap stack version '6', found '5'".
+    since = time.time()
+    deployer = _toolkit_app_deployer()
+    reading = type("Reading", (_ToolkitReading,), {"toolkits": toolkits, "versions": versions})
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=reading)
+    assert deployer.calls == ["list"]  # no deploy
+    assert said in str(caught.value), str(caught.value)
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure: refused, nothing deployed") and said in summary, summary
+
+
+def test_a_toolkit_stack_a_bootstrap_makes_or_that_cannot_be_read_lets_the_deploys_go(caplog):
+    # Missing, but the run bootstraps its environment first: cdk bootstrap makes it.
+    deployer = _toolkit_app_deployer()
+    reading = type("Reading", (_ToolkitReading,), {"toolkits": {"eu-west-1": None}})
+    deploy_on(deployer, None, statuses=reading,
+              bootstrap=lambda env, _progress: deployer.calls.append(f"bootstrap {env.uri}"))
+    assert deployer.calls[:3] == ["list", "bootstrap aws://123456789012/us-west-2",
+                                  "bootstrap aws://123456789012/eu-west-1"]
+    assert deployer.deployed == list(STACKS)
+    assert "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1: does not exist" in caplog.text
+
+    # Not read (a policy without DescribeStacks on it): said, and left to cdk.
+    class Unreadable(_ToolkitReading):
+        def state(self, name):
+            raise RuntimeError("AccessDenied")
+
+    deployer = _toolkit_app_deployer()
+    deploy_on(deployer, None, statuses=Unreadable)
+    assert deployer.deployed == list(STACKS)
+    assert ("could not read the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 (RuntimeError: "
+            "AccessDenied): not checked before the deploys") in caplog.text, caplog.text
+
+
+def test_every_stack_and_toolkit_cloudformation_stops_the_deploys_of_is_named_in_one_refusal():
+    # Refused for the first kind found (a stack still changing), a person waited, ran again (synthesizing the app
+    # again, minutes), and was refused for the next (another stack stuck, the toolkit missing).
+    from rollway.cleanup import StackState
+
+    class Reading(_ToolkitReading):
+        toolkits = {"eu-west-1": None}
+
+        def seen(self, name):
+            status = {"WebordinaryEFSStack": "UPDATE_IN_PROGRESS", "WebordinarySQSStack": "DELETE_FAILED"}.get(name)
+            return StackState(name=name, stack_id=f"id/{name}", status=status or "CREATE_COMPLETE")
+
+    deployer = _toolkit_app_deployer()
+    with pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, None, statuses=Reading)
+    assert deployer.calls == ["list"]
+    said = str(caught.value)
+    assert "WebordinaryEFSStack is UPDATE_IN_PROGRESS: CloudFormation is still working on it" in said, said
+    assert "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way" in said, said
+    assert "the CDK toolkit stack CDKToolkit of aws://123456789012/eu-west-1 does not exist" in said, said
 
 
 def test_a_stack_named_as_already_deployed_that_is_not_is_refused_before_anything_runs(aws):

@@ -486,3 +486,50 @@ def test_a_synth_removes_the_app_a_killed_run_synthesized_and_keeps_a_live_runs(
         for process in runs:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_the_assembly_gives_the_toolkit_version_each_stack_requires(tmp_path):
+    # What the run checks the environment's toolkit stack for before the first deploy: a stack synthesized with
+    # the default synthesizer requires one, a stack of the legacy synthesizer none.
+    stacks = read_assembly(_manifest(tmp_path, {
+        "Queues": {"type": "aws:cloudformation:stack", "properties": {"requiresBootstrapStackVersion": 6}},
+        "Sessions": {"type": "aws:cloudformation:stack",
+                     "properties": {"stackName": "prod-sessions", "requiresBootstrapStackVersion": 6}},
+        "Legacy": {"type": "aws:cloudformation:stack", "properties": {}},
+    }))
+    assert stacks.bootstrap_versions == {"Queues": 6, "prod-sessions": 6}
+    assert stacks.toolkit_stack == "CDKToolkit"
+
+
+@pytest.mark.parametrize("cdk_json, toolkit", [
+    ({}, "CDKToolkit"),
+    ({"toolkitStackName": "AcmeToolkit"}, "AcmeToolkit"),
+    ({"toolkitStackName": ""}, "CDKToolkit"),
+])
+def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json, toolkit, monkeypatch):
+    # cdk deploys with the toolkit stack its cdk.json names: the run checks that one, not CDKToolkit.
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cdk.json of the machine's
+    _fake_cdk(tmp_path, FAKE_CDK)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text(json.dumps(cdk_json))
+    with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
+        assert cli.list_stacks().toolkit_stack == toolkit
+
+
+@pytest.mark.parametrize("printed, unchanged", [
+    ("✅  Queues (no changes)", True),
+    ("✅  Queues", False),
+    ("✅  Other (no changes)", False),  # another stack's line: not this one's
+])
+def test_a_deploy_cdk_found_nothing_to_change_in_says_so(tmp_path, printed, unchanged):
+    # cdk prints "✅  <stack> (no changes)" for a stack already up to date: the run reported it "deployed",
+    # like one CloudFormation had just updated.
+    script = (f"import json, os, sys\nif sys.argv[1] == 'synth':\n"
+              f"    out = sys.argv[sys.argv.index('--output') + 1]\n"
+              f"    json.dump({{'artifacts': {{'Queues': {{'type': 'aws:cloudformation:stack'}}}}}}, "
+              f"open(os.path.join(out, 'manifest.json'), 'w'))\n"
+              f"    sys.exit(0)\nprint({printed!r})\n")
+    cdk, app = _fake_cdk_app(tmp_path, script)
+    with CdkCli(cdk, app, CdkEnvironment(region="us-west-2")) as cli:
+        assert cli.deploy("Queues", timeout_seconds=30).unchanged is unchanged

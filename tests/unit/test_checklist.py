@@ -412,3 +412,19 @@ def test_a_rollway_table_also_in_targets_tables_is_one_item_judged_as_rollway_ne
     assert len(items) == 1, items
     assert "hash key service is of type N, expected S" in items[0].reason
     assert "index by-status is missing" in items[0].reason
+
+
+def test_the_checked_resources_no_stack_of_the_app_names_are_told_with_the_closest_it_does():
+    # A name misspelt in the targets (an alarm, a queue) failed its item only after every stack was deployed,
+    # though the app's templates, read before the first deploy, named the resource under its right name.
+    from rollway.checklist import unnamed_resources
+
+    targets = Targets()
+    alarm = targets.alarms[0]
+    named = {"MonitoringStack": {"alarm": (alarm[:-1] + "X", "other-alarm"), "dashboard": (targets.dashboard,)},
+             "QueueStack": {"queue": tuple(n for q in targets.queues for n in (q.name, q.dlq_name))}}
+    said = unnamed_resources(targets, named)
+    assert f"alarm {alarm} (did you mean {alarm[:-1] + 'X'!r}?)" in said, said
+    # The kinds the app names none of (its tables, the topic: made outside it, or named by a function) are not told.
+    assert not [line for line in said if line.startswith(("table ", "topic ", "queue ", "dashboard "))], said
+    assert unnamed_resources(targets, {}) == []

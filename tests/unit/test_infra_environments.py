@@ -95,3 +95,94 @@ def test_a_stack_defining_a_checked_resource_with_a_malformed_environment_is_ref
     with pytest.raises(PlanRefused, match=r"A \('aws://12345/eu-west-1'\)"):
         resource_places(bad, [("table", "sessions")], HOME)
     assert resource_places(bad, [("queue", "q")], HOME)  # D's alarm is not checked: its env is not looked at
+
+
+# The CDK toolkit stack (CDKToolkit) of each environment a stack goes to, checked before the first deploy: cdk
+# publishes a stack's assets and checks its bootstrap version through it, and its error came only once the run
+# reached the first stack going there, after the stacks before it were deployed.
+EU = StackEnvironment(account="123456789012", region="eu-west-1")
+
+
+def _toolkit(status, reason=None):
+    from rollway.cleanup import StackState
+
+    return StackState(name="CDKToolkit", status=status, status_reason=reason)
+
+
+@pytest.mark.parametrize("found, bootstrapping, refused", [
+    ({HOME: _toolkit("CREATE_COMPLETE"), EU: _toolkit("UPDATE_ROLLBACK_COMPLETE")}, (), []),
+    ({HOME: _toolkit("UPDATE_COMPLETE")}, (), []),
+    ({}, (), []),  # not read (a read that failed, another account): cdk judges
+    # Missing: cdk bootstrap makes it, when this run bootstraps; otherwise refused, with the command.
+    ({HOME: _toolkit(None)}, (HOME,), []),
+    ({HOME: _toolkit(None)}, (), ["the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 does not exist",
+                                  "A, B need it", "cdk bootstrap aws://123456789012/us-west-2", "bootstrap=true"]),
+    ({HOME: _toolkit("DELETE_COMPLETE")}, (), ["CDKToolkit of aws://123456789012/us-west-2 does not exist"]),
+    # A failed creation is no toolkit (cdk treats it as none); cdk bootstrap deletes and creates it again.
+    ({EU: _toolkit("ROLLBACK_COMPLETE", "The following resource(s) failed to create: [StagingBucket].")}, (),
+     ["CDKToolkit of aws://123456789012/eu-west-1 is ROLLBACK_COMPLETE (CloudFormation says: The following "
+      "resource(s) failed to create: [StagingBucket].)", "C needs it", "cdk bootstrap aws://123456789012/eu-west-1"]),
+    ({EU: _toolkit("ROLLBACK_FAILED")}, (EU,), []),
+    # Still changing: refused, bootstrapping or not.
+    ({HOME: _toolkit("UPDATE_IN_PROGRESS")}, (HOME,),
+     ["CDKToolkit of aws://123456789012/us-west-2 is UPDATE_IN_PROGRESS: CloudFormation is still working on it"]),
+    ({EU: _toolkit("DELETE_IN_PROGRESS")}, (),
+     ["CDKToolkit of aws://123456789012/eu-west-1 is DELETE_IN_PROGRESS: CloudFormation is still working on it"]),
+    # Stuck: a bootstrap cannot update it; without one, one half-deleted or paused half-made holds no whole toolkit.
+    ({HOME: _toolkit("UPDATE_ROLLBACK_FAILED", "Role: AccessDenied")}, (HOME,),
+     ["CDKToolkit of aws://123456789012/us-west-2 is UPDATE_ROLLBACK_FAILED (CloudFormation says: Role: AccessDenied)",
+      "aws cloudformation continue-update-rollback --stack-name CDKToolkit --region us-west-2"]),
+    ({HOME: _toolkit("DELETE_FAILED")}, (),
+     ["CDKToolkit of aws://123456789012/us-west-2 is DELETE_FAILED",
+      "aws cloudformation delete-stack --stack-name CDKToolkit --region us-west-2",
+      "cdk bootstrap aws://123456789012/us-west-2"]),
+    # Its last good version's roles and bucket stand: cdk deploys through them, with no bootstrap asked.
+    ({HOME: _toolkit("UPDATE_ROLLBACK_FAILED")}, (), []),
+])
+def test_a_toolkit_stack_the_deploys_cannot_use_is_refused_before_the_first_deploy(found, bootstrapping, refused):
+    from rollway.infra import check_toolkits
+
+    needed_by = {HOME: ("A", "B"), EU: ("C",)}
+    if not refused:
+        check_toolkits(found, needed_by, bootstrapping=bootstrapping)
+        return
+    with pytest.raises(PlanRefused) as caught:
+        check_toolkits(found, needed_by, bootstrapping=bootstrapping)
+    said = str(caught.value)
+    assert all(part in said for part in refused), said
+    assert said.endswith("(nothing was deployed)"), said
+
+
+def test_the_toolkit_stack_is_named_as_the_apps_cdk_json_names_it():
+    from rollway.infra import check_toolkits
+
+    with pytest.raises(PlanRefused) as caught:
+        check_toolkits({HOME: _toolkit(None)}, {HOME: ("A",)}, name="AcmeToolkit")
+    said = str(caught.value)
+    assert "the CDK toolkit stack AcmeToolkit of aws://123456789012/us-west-2 does not exist" in said, said
+    assert "toolkitStackName" in said, said
+
+
+@pytest.mark.parametrize("version, bootstrapping, refused", [
+    (21, (), False), (6, (), False), (None, (), False),  # not given: cdk judges
+    (5, (HOME,), False),  # the run's bootstrap brings it up to date first
+    (5, (), True),
+])
+def test_a_toolkit_older_than_the_stacks_require_is_refused_before_the_first_deploy(version, bootstrapping, refused):
+    # cdk's "This CDK deployment requires bootstrap stack version '6', found '5'" came at the first stack going
+    # there, after the stacks before it (in another region) were deployed.
+    from rollway.infra import check_toolkits
+
+    def check():
+        check_toolkits({HOME: _toolkit("UPDATE_COMPLETE")}, {HOME: ("A", "B")}, bootstrapping=bootstrapping,
+                       versions={HOME: version} if version is not None else {}, required={HOME: 6})
+
+    if not refused:
+        check()
+        return
+    with pytest.raises(PlanRefused) as caught:
+        check()
+    assert str(caught.value) == (
+        "the CDK toolkit stack CDKToolkit of aws://123456789012/us-west-2 is at bootstrap version 5, and A, B "
+        "require version 6: bootstrap it again (cdk bootstrap aws://123456789012/us-west-2, with credentials that may "
+        "create its roles and bucket, or run again with bootstrap=true) (nothing was deployed)"), str(caught.value)

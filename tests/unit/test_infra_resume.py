@@ -43,7 +43,10 @@ def test_only_stacks_cloudformation_shows_deployed_stay_skipped(statuses, skippe
     ("ROLLBACK_COMPLETE", "creation failed and was rolled back"),
     ("UPDATE_ROLLBACK_COMPLETE", "runs the version before it"),
     ("REVIEW_IN_PROGRESS", "never created"),
-    ("IMPORT_ROLLBACK_COMPLETE", "it is IMPORT_ROLLBACK_COMPLETE, not deployed"),
+    # Deployed, at what it ran before an import that was undone: "not deployed" said what it is not.
+    ("IMPORT_ROLLBACK_COMPLETE", "an import of resources into it was rolled back (IMPORT_ROLLBACK_COMPLETE): it runs "
+                                 "what it ran before that import"),
+    ("UPDATE_FAILED", "it is UPDATE_FAILED, not deployed"),
 ])
 def test_each_stack_added_says_why(status, words):
     plan = confirm_skipped(RESUMED, {"A": status, "B": "CREATE_COMPLETE"})
@@ -114,6 +117,11 @@ def test_stacks_to_deploy_still_changing_refuse_the_run(statuses, refused):
     ({"A": "CREATE_FAILED", "B": "DELETE_FAILED"},
      ["A is CREATE_FAILED: ", "rollback-stack --stack-name A --region eu-west-1",
       "B is DELETE_FAILED: ", "delete-stack --stack-name B --region us-west-2"]),
+    # An import whose rollback failed: CloudFormation takes no update of it ("is in IMPORT_ROLLBACK_FAILED
+    # state and can not be updated"), and cdk's error came only once the stacks before it were deployed.
+    ({"A": "IMPORT_ROLLBACK_FAILED", "B": "IMPORT_ROLLBACK_COMPLETE"},
+     ["A is IMPORT_ROLLBACK_FAILED: ", "describe-stack-events --stack-name A --region eu-west-1",
+      "delete-stack --stack-name A --region eu-west-1"]),
 ])
 def test_stacks_to_deploy_cloudformation_takes_no_update_of_refuse_the_run(statuses, refused):
     regions = {"A": "eu-west-1", "B": "us-west-2"}
@@ -125,3 +133,14 @@ def test_stacks_to_deploy_cloudformation_takes_no_update_of_refuse_the_run(statu
     said = str(caught.value)
     assert all(part in said for part in refused), said
     assert said.endswith("then run again (nothing was deployed)"), said
+
+
+def test_a_stuck_stacks_refusal_gives_cloudformations_reason_for_its_status():
+    # The status alone left a person to open the console to learn which resource failed, and why.
+    reason = "The following resource(s) failed to update: [Queue4A7E3555]. Queue: AccessDenied"
+    with pytest.raises(PlanRefused) as caught:
+        check_not_stuck({"A": "UPDATE_ROLLBACK_FAILED", "B": "DELETE_FAILED"}, {"A": "us-west-2"},
+                        reasons={"A": reason, "B": None})
+    said = str(caught.value)
+    assert f"A is UPDATE_ROLLBACK_FAILED (CloudFormation says: {reason}): its last update failed" in said, said
+    assert "B is DELETE_FAILED: its deletion failed" in said, said
