@@ -263,20 +263,24 @@ def skipped_judgements(record) -> list[str]:
     return wrong
 
 
+def abort_on(monkeypatch, env: Environment) -> int:
+    """`rollway abort` run on ``env`` (no run of it paused); its exit code."""
+    hooks_and_flows_see(monkeypatch, env)
+    service = ops.Service(targets=env.targets, targets_block=f"crash-{uuid4().hex[:8]}", credentials_block=None,
+                          ledger=env.ledger, router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    return ops.abort(approver="erin", reason="errors after the crash", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+
 def aborted_wrong(monkeypatch, capsys, env: Environment) -> list[str]:
     """What is wrong once the user runs `rollway abort` (empty: nothing)."""
-    t = env.targets
     before = record_of(env)
     closed = before is not None and before.phase is RolloutPhase.PROMOTED and before.last_transition("decommission")
     weights_before = env.router.weights
-    hooks_and_flows_see(monkeypatch, env)
-    service = ops.Service(targets=t, targets_block=f"crash-{uuid4().hex[:8]}", credentials_block=None,
-                          ledger=env.ledger, router=env.router)
-    monkeypatch.setattr(ops, "connect", lambda *a: service)
     capsys.readouterr()
     try:
-        code = ops.abort(approver="erin", reason="errors after the crash", flow_run=None, wait_seconds=0,
-                         targets_block=service.targets_block, credentials_block=None)
+        code = abort_on(monkeypatch, env)
     except Exception as err:  # noqa: BLE001 - the case fails, said with the others
         return [f"abort raised {type(err).__name__}: {err}"]
     out = capsys.readouterr()
@@ -287,9 +291,15 @@ def aborted_wrong(monkeypatch, capsys, env: Environment) -> list[str]:
         refused = code == 1 and "nothing to abort" in said and env.router.weights == weights_before
         return [] if refused else [f"abort of {'nothing' if before is None else 'a closed promotion'} exited {code}, "
                                    f"weights {env.router.weights}: {said}"]
-    wrong = []
-    if code != 0:
-        wrong.append(f"exit {code}: {said}")
+    wrong = [f"exit {code}: {said}"] if code != 0 else []
+    if "load balancer now" not in said and "rolled back" not in said:
+        wrong.append(f"said: {said}")
+    return wrong + rolled_back_wrong(env)
+
+
+def rolled_back_wrong(env: Environment) -> list[str]:
+    """What of a rollback's end is missing from ``env`` (empty: nothing)."""
+    t, wrong = env.targets, []
     if env.router.weights != Weights(stable=100, canary=0):
         wrong.append(f"load balancer at {env.router.weights}")
     if env.deployer.services[t.canary_service].desired != 0:
@@ -302,8 +312,6 @@ def aborted_wrong(monkeypatch, capsys, env: Environment) -> list[str]:
     record = record_of(env)
     if record.phase is not RolloutPhase.ROLLED_BACK or record.history[-1].kind != "rollback":
         wrong.append(f"ledger: {record.phase.value}, last entry {record.history[-1].kind}")
-    if "load balancer now" not in said and "rolled back" not in said:
-        wrong.append(f"said: {said}")
     return wrong
 
 
@@ -336,4 +344,54 @@ def test_a_rollout_killed_at_any_write_is_rolled_back_by_rollway_abort(monkeypat
             return aborted_wrong(patch, capsys, env)
 
     wrong = every_case(aborted)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_an_abort_killed_at_any_write_is_finished_by_the_next_abort(monkeypatch, capsys):
+    """The rollout died at 50 %; `rollway abort` dies at each of its own writes in turn, and the
+    same command run again finishes the rollback, paging people once (twice only when the first
+    died between SNS taking its page and the ledger recording it, the second page saying so)."""
+    log = whole_rollout()
+    at_half = [i + 1 for i, label in enumerate(log) if label == "ledger.record shift"][1]
+    dead, _ = killed_at(at_half, "after")
+    assert dead.router.weights == Weights(stable=50, canary=50)
+
+    def rollback_pages(env):
+        return [body for subject, body in env.notifier.messages if subject.startswith("Rollback")]
+
+    clean, writes = copied(dead), Writes()
+    watched(clean, writes)
+    with monkeypatch.context() as patch:
+        assert abort_on(patch, clean) == 0
+    abort_writes = tuple(writes.log)
+    assert "router.set_weights 100/0" in abort_writes and len(rollback_pages(clean)) == 1, abort_writes
+    wrong = []
+    points = [(1, "before")] + [(i + 1, "after") for i, label in enumerate(abort_writes)
+                                if label not in ("ledger.acquire", "ledger.claim_rollback")]
+    for n, when in points:
+        env, writes = copied(dead), Writes(n, when)
+        unwatched = watched(env, writes)
+        with monkeypatch.context() as patch, pytest.raises(Killed):
+            abort_on(patch, env)
+        unwatched()
+        write = writes.log[n - 1]
+        paged_then = len(rollback_pages(env))
+        if record_of(env).phase is RolloutPhase.ROLLED_BACK:
+            # Killed once the end was recorded: the rollback is over, and a second abort says so.
+            capsys.readouterr()
+            with monkeypatch.context() as patch:
+                code = abort_on(patch, env)
+            said = capsys.readouterr().err
+            problems = rolled_back_wrong(env) + ([] if code == 1 and "nothing to abort" in said else [
+                f"the second abort exited {code}: {said}"])
+        else:
+            with monkeypatch.context() as patch:
+                problems = aborted_wrong(patch, capsys, env)
+        pages = rollback_pages(env)
+        repeated = write.startswith("notifier.notify 'Rollback")
+        if len(pages) != 1 + repeated:
+            problems.append(f"{len(pages)} rollback pages ({paged_then} before the second abort)")
+        elif repeated and not pages[1].startswith("This notice may repeat one sent at "):
+            problems.append(f"the second page does not say it may repeat the first: {pages[1][:200]}")
+        wrong += [f"abort killed {when} its write {n} ({write}): {p}" for p in problems]
     assert not wrong, "\n".join(wrong)
