@@ -13,9 +13,11 @@ once after it landed but before its answer was read. From the state it left:
   back), the new version scaled down, the flag off and the rollback's end in the ledger; or, once
   the promotion's window has closed, the abort is refused and production left as it is.
 
-Lease renewals repeat: of consecutive renewals only the first is a kill point (the others are
-the same point again). The dead run's state is copied, so that both ways out start from it
-without running the rollout to that point twice.
+A dead process writes nothing more (no ``finally``, no undo reaches AWS), so a kill before a
+write leaves what a kill after the one before it left: each state is made once (``kill_points``).
+A run stopped by a signal, whose exception Prefect runs the undos for, is tested where that
+matters, as its canary's pointing lands. The dead run's state is copied, so that both ways out
+start from it without running the rollout to that point twice.
 """
 from __future__ import annotations
 
@@ -69,19 +71,28 @@ class Killed(BaseException):
 
 class Writes:
     """Every write the wrapped ports make, in order; the ``kill_at``-th (1-based) kills the
-    process ``when`` "before" it lands, or "after" it landed but before its answer is read."""
+    process ``when`` "before" it lands, or "after" it landed but before its answer is read.
 
-    def __init__(self, kill_at: int | None = None, when: str = "before") -> None:
-        self.kill_at, self.when = kill_at, when
+    A dead process writes nothing more: the ``finally`` blocks and transaction undos its exception
+    runs through reach no port (``mortal``). Not ``mortal``: the process is stopped by a signal or
+    an interrupt, whose exception Prefect still runs the undos for."""
+
+    def __init__(self, kill_at: int | None = None, when: str = "before", mortal: bool = True) -> None:
+        self.kill_at, self.when, self.mortal = kill_at, when, mortal
         self.log: list[str] = []
+        self.dead = False
 
     def write(self, label: str, land):
+        if self.dead and self.mortal:
+            raise Killed(f"the process is dead: {label} is never sent")
         self.log.append(label)
         dies = len(self.log) == self.kill_at
         if dies and self.when == "before":
+            self.dead = True
             raise Killed(f"killed before write {self.kill_at}: {label}")
         answer = land()
         if dies:
+            self.dead = True
             raise Killed(f"killed after write {self.kill_at} landed: {label}")
         return answer
 
@@ -155,19 +166,20 @@ def kill_points(log: tuple[str, ...]) -> list[tuple[int, str]]:
     """Where the run dies, as (write, "before" or "after"): before the first write, and after
     every write but the lease's.
 
-    A kill before write n+1 leaves what a kill after write n left: only reads come between, and
-    the clock, which the resume's wait for the dead run's lease moves past anyway. So each of
-    those states is made once. A lease renewal (``acquire``) changes only when the dead run's
-    lease lapses, which the resume waits out: a kill after it leaves what a kill before it left.
+    A kill before write n+1 leaves what a kill after write n left: only reads come between (a
+    dead process writes nothing more), and the clock, which the resume's wait for the dead run's
+    lease moves past anyway. So each of those states is made once. A lease renewal (``acquire``)
+    changes only when the dead run's lease lapses, which the resume waits out: a kill after it
+    leaves what a kill before it left.
     """
     return [(1, "before")] + [(i + 1, "after") for i, label in enumerate(log) if label != "ledger.acquire"]
 
 
 @functools.cache
-def killed_at(n: int, when: str) -> tuple[Environment, str]:
-    """The fakes as a run of SPEC left them, killed at write ``n`` ``when``; and that write.
-    Kept for both ways out: each takes a copy."""
-    env, writes = new_env(), Writes(n, when)
+def killed_at(n: int, when: str, mortal: bool = True) -> tuple[Environment, str]:
+    """The fakes as a run of SPEC left them, killed at write ``n`` ``when`` (``Writes``); and that
+    write. Kept for both ways out: each takes a copy."""
+    env, writes = new_env(), Writes(n, when, mortal)
     unwatched = watched(env, writes)
     with pytest.raises(Killed):
         progressive_on(env, SPEC, auto_approve("alice"), owner="run-1")
@@ -196,7 +208,10 @@ def resumed_wrong(env: Environment) -> list[str]:
         wrong.append(f"load balancer at {env.router.weights}")
     if record.phase is not RolloutPhase.PROMOTED or record.weights != Weights(stable=0, canary=100):
         wrong.append(f"ledger says {record.phase.value} at {record.weights}")
-    if record.owner is not None:
+    # A run killed after its window closed leaves its lease on the finished rollout, which the
+    # resume has nothing to do on: it lapses on its own (`rollway status` says so), as any dead
+    # run's. The resume's own lease it gives back.
+    if record.owner is not None and not (record.owner == "run-1" and record.phase.terminal):
         wrong.append(f"lease left held by {record.owner}")
     kinds = [h.kind for h in record.history]
     if kinds.count("decommission") != 1 or env.deployer.services[t.stable_service].desired != 0:
@@ -394,4 +409,20 @@ def test_an_abort_killed_at_any_write_is_finished_by_the_next_abort(monkeypatch,
         elif repeated and not pages[1].startswith("This notice may repeat one sent at "):
             problems.append(f"the second page does not say it may repeat the first: {pages[1][:200]}")
         wrong += [f"abort killed {when} its write {n} ({write}): {p}" for p in problems]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_run_stopped_as_its_canary_pointing_lands_leaves_the_revision_it_runs_registered():
+    """A signal or an interrupt stops the run as ECS takes the canary's UpdateService; Prefect runs
+    the deploy's undos all the same. The pointing's undo took the write for never sent and left the
+    canary on the new revision, while the registration's undo deregistered it: the canary ran a
+    revision ECS reports INACTIVE (and refuses to point a service at later), which the resume
+    recorded as the rollout's. The fake deployer forgets a deregistered revision: the resume failed."""
+    log = whole_rollout()
+    pointing = next(i + 1 for i, label in enumerate(log)
+                    if label.startswith("deployer.update_service") and "'task_definition': 'arn:" in label)
+    dead, _ = killed_at(pointing, "after", mortal=False)
+    canary = dead.deployer.services[dead.targets.canary_service]
+    assert canary.task_definition in dead.deployer.task_definitions, "the revision the canary runs was deregistered"
+    wrong = resumed_wrong(copied(dead))
     assert not wrong, "\n".join(wrong)
