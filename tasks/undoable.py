@@ -321,7 +321,7 @@ def _deregister(txn) -> None:
     arn = txn.get("arn")
     pointing = txn.get("pointing", None)
     if pointing is not None and pointing.left_on == arn:
-        log.warning("not deregistering %s: the service still runs it, and its tasks could not start again", arn)
+        log.warning("not deregistering %s: the service may still run it, and its tasks could not start again", arn)
         return
     log.warning("undoing a task definition registration: deregistering %s", arn)
     # What ECS refuses for good (no such revision, a denied permission) is asked once, as for
@@ -356,9 +356,19 @@ def point_service(deployer: ServiceDeployer, service: str, task_definition: str,
     txn.set("written", task_definition)
     txn.set("write", write)
     txn.set("sleep", Live(sleep))
-    _patiently(f"pointing {service} at {task_definition}",
-               lambda: deployer.update_service(service, task_definition=task_definition),
-               final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy", sleep=sleep)
+    try:
+        _patiently(f"pointing {service} at {task_definition}",
+                   lambda: deployer.update_service(service, task_definition=task_definition),
+                   final=_final_for_ecs, on_error=None if write is None else write.failed, role="deploy", sleep=sleep)
+    except BaseException as err:
+        if write is not None and not isinstance(err, Exception):
+            # The process is stopping (a signal, an interrupt) with the call's answer unread, and
+            # Prefect still runs the undos: the pointing is left as a kill leaves it, and the new
+            # revision kept registered, since the service may run it (a resume records it, a
+            # rollback points the service back). Deregistered, it left the canary on a revision
+            # ECS reports INACTIVE, which the resume then had to deploy from.
+            write.left_on = task_definition
+        raise
     if write is not None:
         write.succeeded = True
 
