@@ -241,9 +241,10 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> Stat
 
 
 def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
-           through: Callable[[Callable[[], T]], T]) -> State:
+           through: Callable[[Callable[[], T]], T], key: str) -> State:
     """Pause the run for an answer to ``form`` until the monotonic ``deadline`` and store the
-    form; returns the Paused state.
+    form; returns the Paused state. ``key``: the pause's own (``pause_key``), new for every pause:
+    the server refuses a pause key that already fired.
 
     ``question`` is the state's message: what the pause asks and what a timeout does, for
     ``rollway status`` and ``promote``, which read the run's state, not its form.
@@ -257,9 +258,6 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
     Raises:
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
-    # A key of our own for every pause: the server refuses a pause key that already fired.
-    key = f"approval-{uuid4().hex}"
-
     def propose() -> State:
         # What is left of the pause's time: an outage at the pause must not lengthen it.
         proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
@@ -563,15 +561,16 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             trying = "still trying to pause for an answer" + (
                 "; meanwhile the run judges the canary on AWS alone, and rolls the rollout back on its own if the "
                 "canary fails" if watch is not None else "")
+            # A key of our own for every pause: the server refuses a pause key that already fired.
+            key = f"approval-{uuid4().hex}"
             try:
                 paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
                                 lambda call: _through_outages(
                                     call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, trying,
                                     meanwhile=lambda: _look(watch),
-                                    then="the run pauses for the answer (the pause's time runs meanwhile)"))
+                                    then="the run pauses for the answer (the pause's time runs meanwhile)"), key)
             except _Ended as ended:
-                _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval)
-                return None
+                return _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval, form, key)
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
             # What it asks, as the form and the notice say it: "paused for approval" alone did not name
@@ -601,10 +600,14 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
                     call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),
                     then="the run leaves its pause and ends"), message=left)
-                log.warning("the %s pause ends unanswered; an answer given from now on is refused", pause.cause)
                 given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval,
                                          "the pause has ended; looking for an answer given at that moment",
                                          then="the run ends, saying whether one was given")
+                # Said once it is known: "ends unanswered" read above the line saying the answer
+                # given at that moment was not applied.
+                log.warning("the %s pause ends %s; an answer given from now on is refused", pause.cause,
+                            "unanswered" if given is None
+                            else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
                 return None if given is None else _answer_of(given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
@@ -630,30 +633,59 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
 
 def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _Ended, watch: Watch | None,
-              deadline: float, poll_interval: float) -> None:
+              deadline: float, poll_interval: float, form: type[ApprovalInput], key: str) -> ApprovalAnswer | None:
     """The watch ended a pause the run was still trying to make (the Prefect API away): roll back
     on AWS alone (``act_now``) while the API stays away, and once it answers leave the pause if a
-    try of it landed (its answer lost), so the run ends Running. Nobody was asked: no answer is
-    looked for."""
+    try of it (keyed ``key``) landed, its answer lost, so the run ends Running.
+
+    Such a pause was shown in the UI once its form was stored, and the API may have come back for
+    long enough meanwhile for a person to answer it (the run then finds itself Running): that
+    answer is looked for and returned, as the wait's own end returns one given at that moment, for
+    the engine to say and record as not applied (the watch's end stands). Unread, the person who
+    approved was told nothing, and the run said the pause "was not made"."""
     acts = callable(getattr(watch, "act_now", None))
     give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
 
     def through(call):
         return _through_outages(
             call, give_up_at, poll_interval,
-            f"the {pause.cause} pause is not made, and the run leaves it if a try of it landed"
+            f"the {pause.cause} pause is not known to be made, and the run leaves it if a try of it landed"
             + ("; the rollback needs AWS alone, and does not wait for it" if acts else ""),
-            meanwhile=lambda: act_now(watch, paused=False), then="the run ends without the pause")
+            meanwhile=lambda: act_now(watch, paused=False),
+            then="the run ends without the pause, saying whether a try of it landed and was answered")
 
     state = through(lambda: client.read_flow_run(run_id).state)
-    landed = state.is_paused()  # a try landed, its answer lost to the outage
-    if landed:
-        _back_to_running(client, run_id, state, through,
-                         message=f"left its {pause.cause} pause without an answer: {ended.reason}")
-    else:
+    made = through(lambda: _made(client, run_id, key))
+    given = None
+    if made is None:
         _stop_if_cancelled(state)
-    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause,
-                             "made by a try during the outage is left, unanswered" if landed else "was not made")
+        fate = "was not made"
+    else:
+        if state.is_paused() or _expired(state, made):
+            _back_to_running(client, run_id, made, through,
+                             message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+        else:  # Running: a person answered it; or cancelled meanwhile
+            _stop_if_cancelled(state)
+        # Looked for whatever happened above: a resume may land at any moment of it.
+        given = through(lambda: _stored_answer(form, made, run_id))
+        fate = "made while the Prefect API came and went " + (
+            "is left, unanswered" if given is None else
+            f"was answered {_said(_answer_of(given))} before the run could read it")
+    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
+    return None if given is None else _answer_of(given)
+
+
+def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
+    """The Paused state a try of the pause keyed ``key`` put the run in, if one landed (its answer
+    lost to an outage), whatever the run is in now; None when none did."""
+    return next((state for state in client.read_flow_run_states(run_id)
+                 if state.is_paused() and state.state_details.pause_key == key), None)
+
+
+def _said(answer: ApprovalAnswer) -> str:
+    """``answer`` as the run's log names it: ``approve by dana (looks fine)``, the comment on one line."""
+    comment = " ".join(answer.comment.split())
+    return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
 
 
 def _answer_of(given: ApprovalInput) -> ApprovalAnswer:
