@@ -340,6 +340,25 @@ class _Waiting:
             self.said = key
 
 
+def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:
+    """Say on the run, once, that its process read the answer to the pause ``paused``: a saying
+    among those it writes while it waits (``_Waiting``), dated after the answer was stored.
+
+    ``unheard_answers`` takes an answer stored while the run had been silent for several periods
+    for one its dead process never read. A run silent through a Prefect outage, answered the moment
+    the API came back (before its next saying), was taken for dead: `rollway status` told people
+    nothing had acted on the answer (and to mark the live run Crashed), and `rollway abort` recorded
+    so in the ledger, of an answer the run had acted on. Record-keeping: a write the API refuses is
+    said in the run's log, and never fails the run."""
+    key = f"{waiting_prefix(paused.state_details.pause_key or 'approval')}heard"
+    try:
+        client.create_flow_run_input(run_id, key, json.dumps(
+            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval))}))
+    except httpx.HTTPError as err:
+        get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
+                                 "`rollway status` may take the answer for one given after the run had died", err)
+
+
 def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
     """When the paused ``run`` last said that its process waited for the answer, and how often it
     says so, if it has been silent too long by the wall clock ``now`` (its process died); None
@@ -608,7 +627,10 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 log.warning("the %s pause ends %s; an answer given from now on is refused", pause.cause,
                             "unanswered" if given is None
                             else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
-                return None if given is None else _answer_of(given)
+                if given is None:
+                    return None
+                _heard(client, run_id, paused, poll_interval)
+                return _answer_of(given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -623,6 +645,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
             if given is not None:
+                _heard(client, run_id, paused, poll_interval)
                 return _answer_of(given)
         unanswered = timed_out(approvals)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
@@ -672,7 +695,10 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
             "is left, unanswered" if given is None else
             f"was answered {_said(_answer_of(given))} before the run could read it")
     get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
-    return None if given is None else _answer_of(given)
+    if given is None:
+        return None
+    _heard(client, run_id, made, poll_interval)
+    return _answer_of(given)
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -705,8 +731,9 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
 
     Told apart from an answer the run took by what the run said while it waited: it says every
     ``WAITING_EVERY_SECONDS`` that it still waits, so an answer stored while it had been silent
-    for several periods (``answered_dead``) came after its process died. A run of an earlier
-    rollway, which said nothing, gives none.
+    for several periods (``answered_dead``) came after its process died. A run that read its
+    answer says so once more, after it (``_heard``): silent through a Prefect outage and answered
+    as it ended, it was alive all the same. A run of an earlier rollway, which said nothing, gives none.
     """
     with get_client(sync_client=True) as client:
         try:

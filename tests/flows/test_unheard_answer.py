@@ -287,3 +287,46 @@ def test_a_rollback_that_cannot_read_prefect_still_rolls_back_and_says_the_answe
     said = " ".join(caplog.text.split())
     assert (f"could not read whether flow run {dead.id}, which held {env.targets.canary_service}'s rollout, was "
             "answered after its process died (connection refused): any such answer is not in the ledger") in said, said
+
+
+@flow(name="answered-as-an-outage-ended")
+def answered_as_an_outage_ended() -> str:
+    from flows.approvals import prefect_approver
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    answer = prefect_approver(Approvals(timeout_seconds=120, on_timeout="rollback"), poll_interval=1)(
+        Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}"
+
+
+def test_an_answer_a_live_run_took_as_an_outage_ended_is_not_taken_for_one_nobody_heard(monkeypatch):
+    """A paused run says every 30 s that it still waits, and cannot while the Prefect API is away.
+    Answered the moment the API came back, before its next saying, its answer read as one given
+    after its process had died: `rollway status` said nothing had acted on it (and to have the
+    live run marked Crashed), and `rollway abort` recorded that in the ledger, of an answer the run
+    had taken and acted on. The run's sayings are dated 10 minutes back (the outage's silence)
+    until the answer is given."""
+    import threading
+
+    import flows.approvals
+    from tests.flows.test_approvals import paused_with_form
+
+    silent = {"s": 600.0}
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=time.monotonic, sleep=time.sleep, time=lambda: time.time() - silent["s"]))
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(answered_as_an_outage_ended()), daemon=True)
+    thread.start()
+    run = paused_with_form("answered-as-an-outage-ended", timeout=60)
+    with get_client(sync_client=True) as client:
+        key = run.state.state_details.pause_key
+        deadline = time.monotonic() + 30
+        while not client.filter_flow_run_input(run.id, waiting_prefix(key), 10, set()):
+            assert time.monotonic() < deadline, "the run never said it waited"
+            time.sleep(0.1)
+        silent["s"] = 0.0
+        client.resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": ""})
+    thread.join(60)
+    assert outcome == ["approve by dana"], outcome
+    assert unheard_answers(run.id) == []
