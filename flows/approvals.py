@@ -726,8 +726,9 @@ _ASKED = re.compile(r"\*\*(.+?)\*\*")
 
 
 def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
-    """The answers the flow run ``run_id`` was resumed with after its process died while it was
-    paused for them, oldest first: Prefect stored each with the resume, and no process read it.
+    """The answer the flow run ``run_id`` was resumed with after its process died while it was
+    paused for it (none or one: the run pauses no more), as a list: Prefect stored it with the
+    resume, and no process read it.
 
     Told apart from an answer the run took by what the run said while it waited: it says every
     ``WAITING_EVERY_SECONDS`` that it still waits, so an answer stored while it had been silent
@@ -740,10 +741,18 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
             run = client.read_flow_run(run_id)
         except ObjectNotFound:  # deleted, or run against another Prefect API: nothing to read
             return []
+        # The last pause it made alone: a run whose process died pauses no more, and one that paused
+        # again after an answer had read it. Read by its key: a run asked again at every timeout
+        # for weeks kept over a thousand earlier forms' parts, which Prefect gives oldest first up
+        # to the limit asked for, and the answer to the pause the run died in was past it.
+        last = next((state.state_details.pause_key for state in reversed(client.read_flow_run_states(run_id))
+                     if state.is_paused() and state.state_details.pause_key), None)
+        if last is None:
+            return []
         # The form's parts are keyed by the Paused state's keyset ("paused-<pause key>-..."), what
         # the run says while it waits by the pause key alone (``waiting_prefix``).
-        inputs = [*client.filter_flow_run_input(run_id, _FORM_PREFIX, 1000, set()),
-                  *client.filter_flow_run_input(run_id, "approval-", 1000, set())]
+        inputs = [*client.filter_flow_run_input(run_id, f"paused-{last}-", 10, set()),
+                  *client.filter_flow_run_input(run_id, waiting_prefix(last), 100, set())]
     by_key = {given.key: given for given in inputs}
     found = []
     for key, given in by_key.items():
