@@ -614,7 +614,8 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # the run failed, stayed Paused, and never said the rollback had been done.
                 acts = callable(getattr(watch, "act_now", None))
                 give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
-                leaving = f"the {pause.cause} pause ends unanswered, and the run leaves it once the API answers" + (
+                leaving = (f"the {pause.cause} pause ends without waiting for an answer, and the run leaves it (and "
+                           "reads any answer given at that moment) once the API answers") + (
                     "; the rollback needs AWS alone, and does not wait for it" if acts else "")
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
                     call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),

@@ -437,3 +437,34 @@ def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended
         assert (refused.actor, refused.action) == ("dana", "approve"), refused
         assert refused.reason.startswith("not applied: the run's look at the canary came first"), refused
     assert "dana" in rollout_report(record)
+
+
+def test_an_answer_given_as_the_api_went_away_from_a_pause_the_canary_then_ended_is_said_and_recorded(
+        monkeypatch, caplog):
+    """Dana answers approve just as the Prefect API goes away; the canary fails meanwhile, and the
+    run rolls back on AWS alone. Once the API answers the run finds dana's answer: it said "the
+    approval pause ends unanswered", then that the answer was not applied as "the rollout was
+    rolled back before it came" (it came first), and the ledger had no word of it."""
+    from prefect.context import FlowRunContext
+
+    def dana_answers() -> None:
+        if not answered:
+            answered.append(FlowRunContext.get().flow_run.id)
+            with get_client(sync_client=True) as client:
+                client.resume_flow_run(answered[0], run_input={"action": "approve", "approver": "dana",
+                                                               "comment": "fine"})
+
+    answered: list = []
+    env, outage, asked = a_canary_failing_behind_an_outage(monkeypatch, reads=5, skipping=dana_answers)
+    _state, result = rolled_back_through_it(env, asked, 60, caplog)
+    assert answered and "while the run waited for an answer" in result.reason, result.reason
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("ends unanswered" in m or "before it came" in m for m in said), said
+    assert any(m.startswith("the approval pause ends as it was answered approve by dana (fine): the run's look at "
+                            "the canary came first") for m in said), said
+    assert any(m.startswith("dana's answer (approve) not applied: the run's look at the canary ended the pause "
+                            "before the run could read it, and rolled the rollout back while the Prefect API could "
+                            "not be reached") for m in said), said
+    record = env.ledger.get(env.targets.canary_service)
+    (entry,) = [t for t in record.history if t.actor == "dana"]
+    assert entry.kind == "not-applied" and entry.comment.startswith("approve: fine; not applied:"), entry
