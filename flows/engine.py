@@ -512,7 +512,8 @@ class PauseWatch:
                                         else " (judged while the run waited for an answer, before it had read one)")
             log.warning("paused at %s%%: the canary failed the judge %s: %s; %s and the rollout rolls back", weight,
                         "before the approval was taken" if answering else "while the run waited for an answer",
-                        decision.reason, "the approval is not applied" if answering else "the pause ends without waiting for an answer")
+                        decision.reason,
+                        "the approval is not applied" if answering else "the pause ends without waiting for an answer")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
         log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req); %s", weight,

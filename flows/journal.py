@@ -26,8 +26,7 @@ from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusedAnswer,
-                            RolloutMovedOn,
-                            RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
+                            RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
