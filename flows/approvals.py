@@ -241,9 +241,10 @@ def propose_state(client: SyncPrefectClient, state: State, run_id: UUID) -> Stat
 
 
 def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadline: float, question: str,
-           through: Callable[[Callable[[], T]], T]) -> State:
+           through: Callable[[Callable[[], T]], T], key: str) -> State:
     """Pause the run for an answer to ``form`` until the monotonic ``deadline`` and store the
-    form; returns the Paused state.
+    form; returns the Paused state. ``key``: the pause's own (``pause_key``), new for every pause:
+    the server refuses a pause key that already fired.
 
     ``question`` is the state's message: what the pause asks and what a timeout does, for
     ``rollway status`` and ``promote``, which read the run's state, not its form.
@@ -257,9 +258,6 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
     Raises:
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
-    # A key of our own for every pause: the server refuses a pause key that already fired.
-    key = f"approval-{uuid4().hex}"
-
     def propose() -> State:
         # What is left of the pause's time: an outage at the pause must not lengthen it.
         proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
@@ -340,6 +338,25 @@ class _Waiting:
             get_run_logger().debug("could not say the run still waits (%s)", err)
         else:
             self.said = key
+
+
+def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:
+    """Say on the run, once, that its process read the answer to the pause ``paused``: a saying
+    among those it writes while it waits (``_Waiting``), dated after the answer was stored.
+
+    ``unheard_answers`` takes an answer stored while the run had been silent for several periods
+    for one its dead process never read. A run silent through a Prefect outage, answered the moment
+    the API came back (before its next saying), was taken for dead: `rollway status` told people
+    nothing had acted on the answer (and to mark the live run Crashed), and `rollway abort` recorded
+    so in the ledger, of an answer the run had acted on. Record-keeping: a write the API refuses is
+    said in the run's log, and never fails the run."""
+    key = f"{waiting_prefix(paused.state_details.pause_key or 'approval')}heard"
+    try:
+        client.create_flow_run_input(run_id, key, json.dumps(
+            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval))}))
+    except httpx.HTTPError as err:
+        get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
+                                 "`rollway status` may take the answer for one given after the run had died", err)
 
 
 def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
@@ -563,15 +580,16 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             trying = "still trying to pause for an answer" + (
                 "; meanwhile the run judges the canary on AWS alone, and rolls the rollout back on its own if the "
                 "canary fails" if watch is not None else "")
+            # A key of our own for every pause: the server refuses a pause key that already fired.
+            key = f"approval-{uuid4().hex}"
             try:
                 paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
                                 lambda call: _through_outages(
                                     call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, trying,
                                     meanwhile=lambda: _look(watch),
-                                    then="the run pauses for the answer (the pause's time runs meanwhile)"))
+                                    then="the run pauses for the answer (the pause's time runs meanwhile)"), key)
             except _Ended as ended:
-                _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval)
-                return None
+                return _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval, form, key)
             # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
             # seconds under `rollway up`, where an hour of them is a wall minute.
             # What it asks, as the form and the notice say it: "paused for approval" alone did not name
@@ -596,16 +614,24 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # the run failed, stayed Paused, and never said the rollback had been done.
                 acts = callable(getattr(watch, "act_now", None))
                 give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
-                leaving = f"the {pause.cause} pause ends unanswered, and the run leaves it once the API answers" + (
+                leaving = (f"the {pause.cause} pause ends without waiting for an answer, and the run leaves it (and "
+                           "reads any answer given at that moment) once the API answers") + (
                     "; the rollback needs AWS alone, and does not wait for it" if acts else "")
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
                     call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),
                     then="the run leaves its pause and ends"), message=left)
-                log.warning("the %s pause ends unanswered; an answer given from now on is refused", pause.cause)
                 given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval,
                                          "the pause has ended; looking for an answer given at that moment",
                                          then="the run ends, saying whether one was given")
-                return None if given is None else _answer_of(given)
+                # Said once it is known: "ends unanswered" read above the line saying the answer
+                # given at that moment was not applied.
+                log.warning("the %s pause ends %s; an answer given from now on is refused", pause.cause,
+                            "unanswered" if given is None
+                            else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
+                if given is None:
+                    return None
+                _heard(client, run_id, paused, poll_interval)
+                return _answer_of(given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -620,6 +646,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
             if given is not None:
+                _heard(client, run_id, paused, poll_interval)
                 return _answer_of(given)
         unanswered = timed_out(approvals)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
@@ -630,30 +657,62 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
 
 
 def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _Ended, watch: Watch | None,
-              deadline: float, poll_interval: float) -> None:
+              deadline: float, poll_interval: float, form: type[ApprovalInput], key: str) -> ApprovalAnswer | None:
     """The watch ended a pause the run was still trying to make (the Prefect API away): roll back
     on AWS alone (``act_now``) while the API stays away, and once it answers leave the pause if a
-    try of it landed (its answer lost), so the run ends Running. Nobody was asked: no answer is
-    looked for."""
+    try of it (keyed ``key``) landed, its answer lost, so the run ends Running.
+
+    Such a pause was shown in the UI once its form was stored, and the API may have come back for
+    long enough meanwhile for a person to answer it (the run then finds itself Running): that
+    answer is looked for and returned, as the wait's own end returns one given at that moment, for
+    the engine to say and record as not applied (the watch's end stands). Unread, the person who
+    approved was told nothing, and the run said the pause "was not made"."""
     acts = callable(getattr(watch, "act_now", None))
     give_up_at = math.inf if acts else deadline + OUTAGE_GRACE_SECONDS
 
     def through(call):
         return _through_outages(
             call, give_up_at, poll_interval,
-            f"the {pause.cause} pause is not made, and the run leaves it if a try of it landed"
+            f"the {pause.cause} pause is not known to be made, and the run leaves it if a try of it landed"
             + ("; the rollback needs AWS alone, and does not wait for it" if acts else ""),
-            meanwhile=lambda: act_now(watch, paused=False), then="the run ends without the pause")
+            meanwhile=lambda: act_now(watch, paused=False),
+            then="the run ends without the pause, saying whether a try of it landed and was answered")
 
     state = through(lambda: client.read_flow_run(run_id).state)
-    landed = state.is_paused()  # a try landed, its answer lost to the outage
-    if landed:
-        _back_to_running(client, run_id, state, through,
-                         message=f"left its {pause.cause} pause without an answer: {ended.reason}")
-    else:
+    made = through(lambda: _made(client, run_id, key))
+    given = None
+    if made is None:
         _stop_if_cancelled(state)
-    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause,
-                             "made by a try during the outage is left, unanswered" if landed else "was not made")
+        fate = "was not made"
+    else:
+        if state.is_paused() or _expired(state, made):
+            _back_to_running(client, run_id, made, through,
+                             message=f"left its {pause.cause} pause without an answer: {ended.reason}")
+        else:  # Running: a person answered it; or cancelled meanwhile
+            _stop_if_cancelled(state)
+        # Looked for whatever happened above: a resume may land at any moment of it.
+        given = through(lambda: _stored_answer(form, made, run_id))
+        fate = "made while the Prefect API came and went " + (
+            "is left, unanswered" if given is None else
+            f"was answered {_said(_answer_of(given))} before the run could read it")
+    get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
+    if given is None:
+        return None
+    _heard(client, run_id, made, poll_interval)
+    return _answer_of(given)
+
+
+def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
+    """The Paused state a try of the pause keyed ``key`` put the run in, if one landed (its answer
+    lost to an outage), whatever the run is in now; None when none did."""
+    return next((state for state in client.read_flow_run_states(run_id)
+                 if state.is_paused() and state.state_details.pause_key == key), None)
+
+
+def _said(answer: ApprovalAnswer) -> str:
+    """``answer`` as the run's log names it: ``approve by dana (looks fine)``, the comment on one line."""
+    comment = " ".join(answer.comment.split())
+    return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
 
 
 def _answer_of(given: ApprovalInput) -> ApprovalAnswer:
@@ -668,23 +727,33 @@ _ASKED = re.compile(r"\*\*(.+?)\*\*")
 
 
 def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
-    """The answers the flow run ``run_id`` was resumed with after its process died while it was
-    paused for them, oldest first: Prefect stored each with the resume, and no process read it.
+    """The answer the flow run ``run_id`` was resumed with after its process died while it was
+    paused for it (none or one: the run pauses no more), as a list: Prefect stored it with the
+    resume, and no process read it.
 
     Told apart from an answer the run took by what the run said while it waited: it says every
     ``WAITING_EVERY_SECONDS`` that it still waits, so an answer stored while it had been silent
-    for several periods (``answered_dead``) came after its process died. A run of an earlier
-    rollway, which said nothing, gives none.
+    for several periods (``answered_dead``) came after its process died. A run that read its
+    answer says so once more, after it (``_heard``): silent through a Prefect outage and answered
+    as it ended, it was alive all the same. A run of an earlier rollway, which said nothing, gives none.
     """
     with get_client(sync_client=True) as client:
         try:
             run = client.read_flow_run(run_id)
         except ObjectNotFound:  # deleted, or run against another Prefect API: nothing to read
             return []
+        # The last pause it made alone: a run whose process died pauses no more, and one that paused
+        # again after an answer had read it. Read by its key: a run asked again at every timeout
+        # for weeks kept over a thousand earlier forms' parts, which Prefect gives oldest first up
+        # to the limit asked for, and the answer to the pause the run died in was past it.
+        last = next((state.state_details.pause_key for state in reversed(client.read_flow_run_states(run_id))
+                     if state.is_paused() and state.state_details.pause_key), None)
+        if last is None:
+            return []
         # The form's parts are keyed by the Paused state's keyset ("paused-<pause key>-..."), what
         # the run says while it waits by the pause key alone (``waiting_prefix``).
-        inputs = [*client.filter_flow_run_input(run_id, _FORM_PREFIX, 1000, set()),
-                  *client.filter_flow_run_input(run_id, "approval-", 1000, set())]
+        inputs = [*client.filter_flow_run_input(run_id, f"paused-{last}-", 10, set()),
+                  *client.filter_flow_run_input(run_id, waiting_prefix(last), 100, set())]
     by_key = {given.key: given for given in inputs}
     found = []
     for key, given in by_key.items():

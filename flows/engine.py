@@ -92,6 +92,10 @@ class Journal(Protocol):
     def refused(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """A person's answer the run refused (``reason``), recorded without closing the pause."""
 
+    def not_applied(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
+        """A person's answer to ``pause`` the run read only after it had rolled the rollout back
+        (``reason``: why it was not applied), recorded on the rolled-back rollout; never raises."""
+
     def rolling_back(self, reason: str, actor: str) -> str | None:
         """Record the rollback's intent; what could not be recorded and why, or None."""
 
@@ -130,6 +134,8 @@ class NullJournal:
     def taking_back(self, pause, reason): pass
 
     def refused(self, pause, answer, reason): pass
+
+    def not_applied(self, pause, answer, reason): pass
 
     def rolling_back(self, reason, actor): pass
 
@@ -504,10 +510,11 @@ class PauseWatch:
         decision = decide(spec, state.model_copy(update={"passed": False}), verdict, now)
         if isinstance(decision, Rollback):
             reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
-                                        else " (judged while the run waited for an answer, before anyone gave one)")
+                                        else " (judged while the run waited for an answer, before it had read one)")
             log.warning("paused at %s%%: the canary failed the judge %s: %s; %s and the rollout rolls back", weight,
                         "before the approval was taken" if answering else "while the run waited for an answer",
-                        decision.reason, "the approval is not applied" if answering else "the pause ends unanswered")
+                        decision.reason,
+                        "the approval is not applied" if answering else "the pause ends without waiting for an answer")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
         guarded = "" if observation.error is not None else f"; {guardrails_said(spec, observation)}"
@@ -637,12 +644,18 @@ def run_stages(
         reason = watch.ended[1]
         if watch.acted is not None:
             # Rolled back while the Prefect API was away (``PauseWatch.act_now``): the pause is left
-            # now, or was never made.
+            # now, or was never made. An answer is read only now, whenever it was given: "rolled
+            # back before it came" was not always so.
+            failed = isinstance(watch.acted, Exception)
             if answer is not None:
-                # Not recorded: the rollout is closed, and its ledger refuses a run's writes.
-                log.warning("%s's answer (%s) not applied: the rollout was rolled back before it came: %s",
-                            answer.approver, answer.action, reason)
-            if isinstance(watch.acted, Exception):
+                why = ("not applied: the run's look at the canary ended the pause before the run could read it, and "
+                       + (f"the rollback it began while the Prefect API could not be reached failed ({watch.acted})"
+                          if failed else "rolled the rollout back while the Prefect API could not be reached")
+                       + f": {reason}")
+                log.warning("%s's answer (%s) %s", answer.approver, answer.action, why)
+                if not failed:  # a rollout left open (or driven by another run) is not written beside
+                    journal.not_applied(decision, answer, why)
+            if failed:
                 raise watch.acted
             log.warning("%s once the Prefect API answered again; the rollback was done while it could not be reached",
                         "the run left its pause" if watch.paused else "the run went on without its pause")

@@ -25,8 +25,8 @@ from rollway.approvals import ApprovalAnswer, pause_deadline
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, LockHeld, OpenPause, RefusedAnswer, RolloutMovedOn,
-                            RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
+from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusedAnswer,
+                            RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
@@ -324,6 +324,26 @@ class LedgerJournal:
         # rollout refuses answers to it, so no other writer appends in between.
         self._seen = self._renew(refused_answers=now.refused_answers + (entry,))
 
+    def not_applied(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
+        """Record a person's answer to ``pause`` that this run read only after it had rolled the
+        rollout back (``reason``: why it was not applied, and what the run did): the person who
+        approved found no word of it in the ledger. Lease-free, after the rollback's end: the
+        rollout is closed to this run's lease writes (``NOT_APPLIED``). Record-keeping: a write the
+        ledger refuses is said, and the run ends as rolled back."""
+        now = self.env.clock.now()
+        entry = Transition(at=now, kind=NOT_APPLIED, actor=answer.approver, to_stage=pause.stage_index,
+                           comment=f"{answer_comment(answer.action, answer.comment)}; {reason}",
+                           verdict=pause.reason, run=run_label())
+        try:
+            self.ledger.record(self.service, owner=None, now=now, rollout=self.rollout_id, transition=entry,
+                               rule=_rolled_back_rule)
+        except LedgerError as err:
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.approver,
+                                     answer.action, err)
+        except STORAGE_ERRORS as err:
+            get_run_logger().warning("%s's answer (%s) is not recorded in the ledger: %s", answer.approver,
+                                     answer.action, storage_failure(err, self.env.targets))
+
     def _take_back(self, pause: Pause, answer: ApprovalAnswer) -> RolloutRecord:
         """Take the lease back before recording ``answer`` (accepted or refused), and return the
         rollout as that write found it (``_retake``).
@@ -557,6 +577,14 @@ class LedgerJournal:
         steps = "\n".join(f"- {step}" for step in result.rollback.steps) if result.rollback is not None else ""
         self._summary(f"# Rollout of `{self.spec.image}` {heading}\n\n**Why:** {markdown_cell(result.reason)}\n\n"
                       + steps + self._stage_tables(result.stages))
+
+
+def _rolled_back_rule(record: RolloutRecord) -> None:
+    """A ledger rule: the rollout is rolled back (or rolling back): a ``not-applied`` entry is
+    never the newest of a rollout some run still drives."""
+    if record.phase not in ENDED_PHASES:
+        raise LedgerError(f"rollout {record.rollout_id!r} of service {record.service!r} is {record.phase.value}, "
+                          "not rolled back")
 
 
 def on_the_wall(clock, due: float, now: float) -> str:

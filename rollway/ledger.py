@@ -128,7 +128,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, flag, decommission, decommission-paged, decommission-page-refused, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -665,6 +665,15 @@ the rollout over (or by `rollway abort`, before its rollback), so the ledger sti
 answered, how, and that it was not acted on. Defined here, beside ``TAKEOVER``, since
 ``owed_rejection`` reads past both (rollway.approvals, which builds the entries, imports this
 module)."""
+
+
+NOT_APPLIED = "not-applied"
+"""The history entry of an answer a run read only after it had rolled the rollout back (its look at
+the canary ended the pause while the Prefect API could not be reached, and the answer could be read
+once it answered again): written after the rollback's end, lease-free, by that run
+(``flows.journal.LedgerJournal.not_applied``). Refused answers of an open pause are kept beside the
+history (``RefusedAnswer``); a closed rollout takes no lease write, and its history's newest entry
+no longer says what the rollout is doing."""
 
 
 def takeover(record: RolloutRecord, owner: str, now: float) -> Transition | None:

@@ -347,7 +347,7 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
     assert any("cannot be reached to pause the run: rolling back now; once the API answers again, the run goes on "
                "without the pause (leaving it, if a try of it landed)" in m for m in said), said
     assert not any("leave the pause" in m or "the run left its pause" in m for m in said), said
-    ended = ("the approval pause made by a try during the outage is left, unanswered" if landed
+    ended = ("the approval pause made while the Prefect API came and went is left, unanswered" if landed
              else "the approval pause was not made")
     assert any(m.startswith(ended + ": the run's look at the canary ended it first") for m in said), said
     assert any("the run went on without its pause once the Prefect API answered again; the rollback was done while "
@@ -362,3 +362,109 @@ def test_a_canary_failing_while_the_api_is_away_at_the_very_pause_is_rolled_back
     # The pause's table sent once, by the rollback done during the outage (the stage's own, once, as it passed).
     stage = sorted(a.key for a in tables if a.key and "-stage-" in a.key)
     assert len(stage) == 2 and stage[1] == stage[0] + "-pause", stage
+
+
+@pytest.mark.parametrize("after", [0, 3], ids=["the API back as the look ends it", "rolled back while it is away"])
+def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended_is_said_and_recorded(
+        monkeypatch, caplog, after):
+    """The run pauses and stores its form; the Prefect API goes away, comes back for a moment in
+    which dana answers approve in the UI, and goes away again, while the canary starts failing.
+    The run's look ends the pause it was still making (it rolls back: on AWS alone, ``after``
+    looks later, while the API is still away). The run said "the approval pause was not made" and
+    never read dana's answer: neither its log nor the ledger said it had come, nor that the
+    canary's look came first."""
+    from rollway.fakes import steady
+    from rollway.reports import rollout_report
+    from tests.flows.test_approvals import ledger_env
+
+    env = ledger_env()
+    real_store, real_read = SyncPrefectClient.create_flow_run_input, SyncPrefectClient.read_flow_run
+    outage = {"armed": False, "on": False, "watch": None, "later": 0}
+
+    def away() -> None:
+        """One call to the API that is away: a minute of the rollout clock, so the watch looks."""
+        watch = outage["watch"]
+        if watch.ended is not None:
+            outage["later"] += 1
+            if outage["later"] > after:
+                outage["on"] = False
+                return
+        env.clock.sleep(60)
+        raise httpx.ConnectError("All connection attempts failed")
+
+    def stored_then_away(self, flow_run_id, key, value, sender=None):
+        if outage["on"]:
+            away()
+        result = real_store(self, flow_run_id, key, value, sender)
+        if outage["armed"] and "schema" in key:
+            # The form's schema landed; the API comes back a moment later, dana answers, and it goes.
+            outage["armed"] = False
+            self.resume_flow_run(flow_run_id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+            outage["on"] = True
+            away()
+        return result
+
+    def read_unless_away(self, flow_run_id):
+        if outage["on"]:
+            away()
+        return real_read(self, flow_run_id)
+
+    monkeypatch.setattr(SyncPrefectClient, "create_flow_run_input", stored_then_away)
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", read_unless_away)
+    approver = prefect_approver(Approvals(timeout_seconds=60, on_timeout="rollback"), poll_interval=0.05)
+
+    def asked(pause, summary, watch=None):
+        env.metrics.behaviour = steady(5000.0, 0.001, 0.05)
+        outage.update(armed=True, watch=watch)
+        return approver(pause, summary, watch=watch)
+
+    _state, result = rolled_back_through_it(env, asked, 60, caplog)
+    assert "while the run waited for an answer" in result.reason, result.reason
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("pause was not made" in m or "left, unanswered" in m or "ends unanswered" in m for m in said), said
+    assert any(m.startswith("the approval pause made while the Prefect API came and went was answered approve by "
+                            "dana (fine) before the run could read it: the run's look at the canary ended it first")
+               for m in said), said
+    assert any(m.startswith("dana's answer (approve) not applied: the run's look at the canary") for m in said), said
+    record = env.ledger.get(env.targets.canary_service)
+    if after:
+        (entry,) = [t for t in record.history if t.actor == "dana"]
+        assert entry.comment.startswith("approve: fine; not applied: the run's look at the canary"), entry
+        assert "rolled the rollout back while the Prefect API could not be reached" in entry.comment, entry
+        assert [t.kind for t in record.history].index(entry.kind) > [t.kind for t in record.history].index("rollback")
+    else:
+        (refused,) = record.refused_answers
+        assert (refused.actor, refused.action) == ("dana", "approve"), refused
+        assert refused.reason.startswith("not applied: the run's look at the canary came first"), refused
+    assert "dana" in rollout_report(record)
+
+
+def test_an_answer_given_as_the_api_went_away_from_a_pause_the_canary_then_ended_is_said_and_recorded(
+        monkeypatch, caplog):
+    """Dana answers approve just as the Prefect API goes away; the canary fails meanwhile, and the
+    run rolls back on AWS alone. Once the API answers the run finds dana's answer: it said "the
+    approval pause ends unanswered", then that the answer was not applied as "the rollout was
+    rolled back before it came" (it came first), and the ledger had no word of it."""
+    from prefect.context import FlowRunContext
+
+    def dana_answers() -> None:
+        if not answered:
+            answered.append(FlowRunContext.get().flow_run.id)
+            with get_client(sync_client=True) as client:
+                client.resume_flow_run(answered[0], run_input={"action": "approve", "approver": "dana",
+                                                               "comment": "fine"})
+
+    answered: list = []
+    env, outage, asked = a_canary_failing_behind_an_outage(monkeypatch, reads=5, skipping=dana_answers)
+    _state, result = rolled_back_through_it(env, asked, 60, caplog)
+    assert answered and "while the run waited for an answer" in result.reason, result.reason
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("ends unanswered" in m or "before it came" in m for m in said), said
+    assert any(m.startswith("the approval pause ends as it was answered approve by dana (fine): the run's look at "
+                            "the canary came first") for m in said), said
+    assert any(m.startswith("dana's answer (approve) not applied: the run's look at the canary ended the pause "
+                            "before the run could read it, and rolled the rollout back while the Prefect API could "
+                            "not be reached") for m in said), said
+    record = env.ledger.get(env.targets.canary_service)
+    (entry,) = [t for t in record.history if t.actor == "dana"]
+    assert entry.kind == "not-applied" and entry.comment.startswith("approve: fine; not applied:"), entry

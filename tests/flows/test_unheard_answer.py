@@ -37,14 +37,20 @@ def paused_and_died() -> None:
     """Never run: its flow run is made by hand, paused, and left without a process."""
 
 
-def dead_run_answered(action: str, *, waited_until: float, answer: bool = True, ended: bool = True):
+def dead_run_answered(action: str, *, waited_until: float, answer: bool = True, ended: bool = True,
+                      asked_before: int = 0):
     """A flow run paused for rollway's form that said it waited until ``waited_until`` (wall
     clock) and then went silent, resumed from the UI with ``action`` by dana; left Crashed, as a
-    run with no process ends up (``ended``), or Running, as the resume leaves it. Returns the run."""
+    run with no process ends up (``ended``), or Running, as the resume leaves it. ``asked_before``:
+    pauses it made before, each leaving its form's two parts (nobody answered them). Returns the run."""
     key = f"approval-{uuid4().hex}"
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(paused_and_died)
         client.set_flow_run_state(run.id, Running(), force=True)
+        for _ in range(asked_before):
+            earlier = f"paused-approval-{uuid4().hex}"
+            client.create_flow_run_input(run.id, f"{earlier}-schema", "{}")
+            client.create_flow_run_input(run.id, f"{earlier}-description", '"asked before"')
         paused = Paused(timeout_seconds=3600, pause_key=key, message=f"approval pause: {QUESTION}")
         paused.state_details.run_input_keyset = keyset = keyset_from_paused_state(paused)
         client.set_flow_run_state(run.id, paused, force=True)
@@ -88,6 +94,16 @@ def test_an_answer_a_live_run_took_is_not_recorded_again():
     """The run still said it waited when the answer came: it read the answer and recorded it."""
     assert unheard_answers(dead_run_answered("approve", waited_until=time.time()).id) == []
     assert unheard_answers(dead_run_answered("approve", waited_until=time.time() - 600, answer=False).id) == []
+
+
+def test_the_answer_of_a_run_asked_again_for_weeks_before_its_process_died_is_found():
+    """A pause nobody answers is asked again at each timeout (``approvals.on_timeout: hold``), each
+    asking storing its form on the run: hourly for three weeks, over a thousand parts. Prefect gives
+    them oldest first, up to the limit asked for, and the answer to the last pause, the one the run
+    died in, was past it: found by nobody, recorded by nobody, and `rollway status` said nothing."""
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, asked_before=501)
+    (unheard,) = unheard_answers(dead.id)
+    assert (unheard.answer.action, unheard.answer.approver, unheard.question) == ("reject", "dana", QUESTION)
 
 
 def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(monkeypatch, capsys):
@@ -287,3 +303,46 @@ def test_a_rollback_that_cannot_read_prefect_still_rolls_back_and_says_the_answe
     said = " ".join(caplog.text.split())
     assert (f"could not read whether flow run {dead.id}, which held {env.targets.canary_service}'s rollout, was "
             "answered after its process died (connection refused): any such answer is not in the ledger") in said, said
+
+
+@flow(name="answered-as-an-outage-ended")
+def answered_as_an_outage_ended() -> str:
+    from flows.approvals import prefect_approver
+    from rollway.decide import Pause
+    from rollway.spec import Approvals
+
+    answer = prefect_approver(Approvals(timeout_seconds=120, on_timeout="rollback"), poll_interval=1)(
+        Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}"
+
+
+def test_an_answer_a_live_run_took_as_an_outage_ended_is_not_taken_for_one_nobody_heard(monkeypatch):
+    """A paused run says every 30 s that it still waits, and cannot while the Prefect API is away.
+    Answered the moment the API came back, before its next saying, its answer read as one given
+    after its process had died: `rollway status` said nothing had acted on it (and to have the
+    live run marked Crashed), and `rollway abort` recorded that in the ledger, of an answer the run
+    had taken and acted on. The run's sayings are dated 10 minutes back (the outage's silence)
+    until the answer is given."""
+    import threading
+
+    import flows.approvals
+    from tests.flows.test_approvals import paused_with_form
+
+    silent = {"s": 600.0}
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=time.monotonic, sleep=time.sleep, time=lambda: time.time() - silent["s"]))
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(answered_as_an_outage_ended()), daemon=True)
+    thread.start()
+    run = paused_with_form("answered-as-an-outage-ended", timeout=60)
+    with get_client(sync_client=True) as client:
+        key = run.state.state_details.pause_key
+        deadline = time.monotonic() + 30
+        while not client.filter_flow_run_input(run.id, waiting_prefix(key), 10, set()):
+            assert time.monotonic() < deadline, "the run never said it waited"
+            time.sleep(0.1)
+        silent["s"] = 0.0
+        client.resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": ""})
+    thread.join(60)
+    assert outcome == ["approve by dana"], outcome
+    assert unheard_answers(run.id) == []
