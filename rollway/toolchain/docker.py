@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import SecretStr
 
@@ -82,13 +83,60 @@ class BuildFailed(PicklableError, DockerError):
 
 
 class PushRefused(PicklableError, DockerError):
-    """The registry refused a push (no login, denied, an immutable tag already there...)."""
+    """The registry refused a push (no login, denied, an immutable tag already there...), or it
+    failed; ``pushes``: how many times it was pushed, the last failing so (``push_retry``)."""
 
-    def __init__(self, reference: str, tail: Sequence[str]) -> None:
+    def __init__(self, reference: str, tail: Sequence[str], *, pushes: int = 1) -> None:
         self.reference = reference
         self.tail = tuple(tail)
+        self.pushes = pushes
         shown = "\n".join(_meaningful(self.tail)[-8:]) or "(no output)"
-        super().__init__(f"push of {reference} failed; docker said:\n{shown}")
+        again = (f" {pushes} times (pushed again after each failure that passes, as a connection reset or a "
+                 "registry's 5xx; docker's words are the last push's)") if pushes > 1 else ""
+        super().__init__(f"push of {reference} failed{again}; docker said:\n{shown}")
+
+
+# Why a failed push may be pushed again (``push_retry``). docker push already retries each layer's
+# upload a few times ("Retrying in 5 seconds"); what reaches here failed all of those. Its words,
+# as the CLI (classic and containerd image store) prints them:
+# ECR's for a push made with a login past its expiry ("denied: Your authorization token has
+# expired. Reauthenticate and try again."; before 2020: "Your Authorization Token has expired").
+_LOGIN_EXPIRED = "authorization token has expired"
+# A refusal the registry would make again: never pushed again.
+_FINAL = ("denied", "unauthorized", "not authorized", "no basic auth credentials", "tag invalid", "manifest invalid",
+          "immutable", "name unknown", "does not exist locally", "repository does not exist",
+          "server gave http response to https client", "x509:", "certificate")
+# The network or the registry failing in passing.
+_TRANSIENT = re.compile(
+    r"connection reset by peer|broken pipe|tls handshake timeout|i/o timeout|unexpected eof"
+    r"|client\.timeout exceeded|server sent goaway|toomanyrequests|rate exceeded"
+    r"|\b5\d\d (?:internal server error|bad gateway|service unavailable|gateway time-?out)"
+    r"|error parsing http 5\d\d response", re.IGNORECASE)
+
+
+class PushRetry(NamedTuple):
+    """Why a failed push is worth pushing again: ``login`` (ECR's login expired during it: log in
+    again first) or ``transient`` (the network or the registry failing in passing: wait first),
+    and the line of docker's that says so."""
+
+    kind: str
+    said: str
+
+
+def push_retry(err: BaseException) -> PushRetry | None:
+    """Whether the failed push ``err`` is worth pushing again, and why; None for a refusal the
+    registry would make again (denied, not authorized, an immutable tag, an invalid manifest),
+    anything but a ``PushRefused``, or words it does not know. The one place that decides it."""
+    if not isinstance(err, PushRefused):
+        return None
+    lines = [line.strip() for line in _meaningful(err.tail)]
+    expired = next((line for line in lines if _LOGIN_EXPIRED in line.lower()), None)
+    if expired is not None:
+        return PushRetry("login", expired)
+    if any(word in line.lower() for line in lines for word in _FINAL):
+        return None
+    transient = next((line for line in reversed(lines) if _TRANSIENT.search(line)), None)
+    return PushRetry("transient", transient) if transient is not None else None
 
 
 class LoginRefused(PicklableError, DockerError):
