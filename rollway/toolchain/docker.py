@@ -78,8 +78,39 @@ class BuildFailed(PicklableError, DockerError):
     def __init__(self, context: str, tail: Sequence[str]) -> None:
         self.context = context
         self.tail = tuple(tail)
-        shown = "\n".join(_meaningful(self.tail)[-12:]) or "(no output)"
+        shown = "\n".join(buildkit_failure(self.tail) or _meaningful(self.tail)[-12:]) or "(no output)"
         super().__init__(f"docker build of {context} failed; docker's last output:\n{shown}")
+
+
+_SOLVE_FAILED = "ERROR: failed to solve:"
+_SEPARATOR = re.compile(r"^-{6,}$")
+
+
+def buildkit_failure(lines: Sequence[str], most: int = 10) -> list[str]:
+    """What a failed BuildKit build says of its failure, in docker's ``lines``: the failing step
+    (BuildKit's `` > [4/5] RUN ...:``) with its last ``most`` lines of output, where it is in the
+    Dockerfile (``Dockerfile:4: >>> RUN ...``) and BuildKit's ``ERROR: failed to solve:`` line;
+    empty for output with no such step (the legacy builder's, a failure of no step).
+
+    After the step's output BuildKit prints the Dockerfile around the failing line (up to a dozen
+    lines): docker's last lines, all a person was shown, could be that snippet alone.
+    """
+    lines = [line.rstrip() for line in _meaningful(lines)]
+    solve = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_SOLVE_FAILED)), None)
+    if solve is None:
+        return []
+    # BuildKit's block for the failing step: "------", " > [step]:", its last lines, "------".
+    step = next((i for i in range(solve - 1, -1, -1) if lines[i].startswith(" > [")), None)
+    if step is None:  # a failure of no step (an unreadable Dockerfile): docker's last lines say it
+        return []
+    after = next((i for i in range(step + 1, solve) if _SEPARATOR.match(lines[i].strip())), solve)
+    shown = [lines[step].strip()] + lines[step + 1:after][-most:]
+    # The Dockerfile's name as given (Dockerfile, build/app.Dockerfile...) and the failing line's number.
+    where = next((line.strip() for line in lines[after + 1:solve] if re.fullmatch(r"\S+:\d+", line.strip())), None)
+    marked = next((line.strip() for line in lines[after:solve] if ">>>" in line), None)
+    if where is not None:
+        shown.append(f"{where}: {marked}" if marked is not None else where)
+    return shown + lines[solve:]
 
 
 class PushRefused(PicklableError, DockerError):
