@@ -28,7 +28,7 @@ from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import REFUSED_CODES, AdapterError
+from rollway.aws.errors import REFUSED_CODES, AdapterError, answer_lost
 from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, OpenRolloutNeeds,
                              RepositoryImage, RoutingInUse, StackState)
 from rollway.deadline import Unanswered, within
@@ -192,7 +192,8 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 
 
 # Each delete_tags run (its tries share its id) -> the tags of the BatchDeleteImage call whose
-# answer never came (a read timeout, a connection closed), and what was raised instead.
+# answer never came (a read timeout, a connection closed: ``answer_lost``), and what was raised
+# instead. A call never sent (no connection) or refused deleted nothing: nothing is kept for it.
 _unanswered: dict[str, tuple[tuple[str, ...], str]] = {}
 
 
@@ -220,7 +221,7 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
         with named_denials(_POLICY, targets=targets):
             deletion = images.delete_tags(list(tags), withhold=asking)
     except Exception as err:
-        if sent:  # the call was made: raised while ECR may have done it
+        if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             _unanswered[run_id] = (tuple(sent), error_said(err))
         raise
     lost, why = _unanswered.pop(run_id, ((), ""))
