@@ -86,7 +86,7 @@ from rollway.publish import (
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
 from rollway.toolchain.docker import (
-    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, push_retry,
+    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, retry_reason,
 )
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
@@ -826,7 +826,21 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
     with run.step(f"log in to {refs.registry}"):
         if renew is not None or _expiring(credentials):
             credentials = steps.ecr_login(ecr)
-        steps.login(docker, credentials)
+        # The network that fails a push fails a login too: made again after a wait, as a push is
+        # (one before the pushes, failed, left the image built and a re-run rebuilding it).
+        for attempt, wait in enumerate((*PUSH_RETRY_SECONDS, None), 1):
+            try:
+                steps.login(docker, credentials)
+                break
+            except Exception as err:
+                retry = retry_reason(err)
+                if wait is None or retry is None or retry.kind != "transient":
+                    raise
+                said = (f"docker login to {refs.registry} failed for a reason that passes ({retry.said}); logging in "
+                        f"again in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
+                run.log.warning("publish: %s", said)
+                run.progress.steps.append(said)
+            _pause(wait)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
     why = renew or "the first login was about to expire"
@@ -835,8 +849,8 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
     return credentials
 
 
-# How long to wait before each new push of a reference whose push failed in passing (a
-# connection reset, a TLS handshake or i/o timeout, a 5xx from the registry: ``push_retry``).
+# How long to wait before each new push (or docker login) of one that failed in passing (a
+# connection reset, a TLS handshake or i/o timeout, a 5xx from the registry: ``retry_reason``).
 # docker retried each layer's upload already; a few minutes more span a registry's or a NAT's hiccup,
 # and a network down for longer stops the run as before (re-running it rebuilds).
 PUSH_RETRY_SECONDS = (10.0, 30.0, 90.0)
@@ -850,7 +864,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
           credentials: RegistryLogin | None, request: PublishRequest) -> tuple[str, RegistryLogin | None]:
     """Push ``reference``; returns the digest the registry stored and the login in use after it.
 
-    A failed push is pushed again when ``push_retry`` says it is worth it, docker sending only the
+    A failed push is pushed again when ``retry_reason`` says it is worth it, docker sending only the
     layers the registry does not hold yet (a failure stopped the run with the image built and
     nothing, or only the version, pushed, and a re-run built it all again):
 
@@ -871,7 +885,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
             try:
                 return steps.push(docker, reference), credentials
             except Exception as err:
-                retry = push_retry(err)
+                retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
                 if retry is None or (retry.kind == "transient" and not waits):

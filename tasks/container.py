@@ -102,7 +102,7 @@ def pushed_as(docker: ImagePublisher, image: str) -> tuple[str, ...]:
 
 
 # No task retries: docker push retries each layer's upload itself, and the flow's _push decides
-# (rollway.toolchain.docker.push_retry) which failures are pushed again, after a new login or a
+# (rollway.toolchain.docker.retry_reason) which failures are pushed again, after a new login or a
 # wait; a refusal (denied, an immutable tag) would only be refused again.
 @task(name="docker-push", cache_policy=NONE)
 def push(docker: ImagePublisher, reference: str) -> str:

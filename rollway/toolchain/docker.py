@@ -115,7 +115,7 @@ def buildkit_failure(lines: Sequence[str], most: int = 10) -> list[str]:
 
 class PushRefused(PicklableError, DockerError):
     """The registry refused a push (no login, denied, an immutable tag already there...), or it
-    failed; ``pushes``: how many times it was pushed, the last failing so (``push_retry``)."""
+    failed; ``pushes``: how many times it was pushed, the last failing so (``retry_reason``)."""
 
     def __init__(self, reference: str, tail: Sequence[str], *, pushes: int = 1) -> None:
         self.reference = reference
@@ -127,8 +127,8 @@ class PushRefused(PicklableError, DockerError):
         super().__init__(f"push of {reference} failed{again}; docker said:\n{shown}")
 
 
-# Why a failed push may be pushed again (``push_retry``). docker push already retries each layer's
-# upload a few times ("Retrying in 5 seconds"); what reaches here failed all of those. Its words,
+# Why a failed push (or login) may be made again (``retry_reason``). docker push already retries
+# each layer's upload a few times ("Retrying in 5 seconds"); what reaches here failed all of those. Its words,
 # as the CLI (classic and containerd image store) prints them:
 # ECR's for a push made with a login past its expiry ("denied: Your authorization token has
 # expired. Reauthenticate and try again."; before 2020: "Your Authorization Token has expired").
@@ -145,29 +145,30 @@ _TRANSIENT = re.compile(
     r"|error parsing http 5\d\d response", re.IGNORECASE)
 
 
-class PushRetry(NamedTuple):
-    """Why a failed push is worth pushing again: ``login`` (ECR's login expired during it: log in
-    again first) or ``transient`` (the network or the registry failing in passing: wait first),
-    and the line of docker's that says so."""
+class RetryReason(NamedTuple):
+    """Why a failed push (or login: ``transient`` only) is worth making again: ``login`` (ECR's
+    login expired during it: log in again first) or ``transient`` (the network or the registry
+    failing in passing: wait first), and the line of docker's that says so."""
 
     kind: str
     said: str
 
 
-def push_retry(err: BaseException) -> PushRetry | None:
-    """Whether the failed push ``err`` is worth pushing again, and why; None for a refusal the
-    registry would make again (denied, not authorized, an immutable tag, an invalid manifest),
-    anything but a ``PushRefused``, or words it does not know. The one place that decides it."""
-    if not isinstance(err, PushRefused):
+def retry_reason(err: BaseException) -> RetryReason | None:
+    """Whether the failed push or login ``err`` is worth making again, and why; None for a
+    refusal the registry would make again (denied, not authorized, an immutable tag, an invalid
+    manifest), anything but a ``PushRefused`` or ``LoginRefused``, or words it does not know. The
+    one place that decides it."""
+    if not isinstance(err, (PushRefused, LoginRefused)):
         return None
     lines = [line.strip() for line in _meaningful(err.tail)]
     expired = next((line for line in lines if _LOGIN_EXPIRED in line.lower()), None)
     if expired is not None:
-        return PushRetry("login", expired)
+        return RetryReason("login", expired)
     if any(word in line.lower() for line in lines for word in _FINAL):
         return None
     transient = next((line for line in reversed(lines) if _TRANSIENT.search(line)), None)
-    return PushRetry("transient", transient) if transient is not None else None
+    return RetryReason("transient", transient) if transient is not None else None
 
 
 class LoginRefused(PicklableError, DockerError):

@@ -1329,6 +1329,44 @@ def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refu
         assert "pushed again" not in str(failed.value) and "times" not in str(failed.value)
     assert revisions(aws) == before  # nothing registered
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+@pytest.mark.parametrize("said, logins", [
+    ('Error response from daemon: Get "https://{registry}/v2/": net/http: TLS handshake timeout', 2),
+    ("Error response from daemon: login attempt to https://{registry}/v2/ failed with status: 400 Bad Request", 1),
+])
+def test_a_docker_login_the_network_failed_in_passing_is_made_again_after_a_wait(
+        aws, tmp_path, monkeypatch, said, logins):
+    """The same network that fails a push fails a login: one before the pushes (a build that
+    outlived the token) stopped the run with the image built, and a re-run rebuilt it. Every
+    login (this one, the first) is made again after a wait, as a push is; one refused is not."""
+    from rollway.toolchain.docker import LoginRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+    waited: list[float] = []
+    failing = [said.format(registry=registry)]
+
+    class Flaky(EcrBacked):
+        def login(self, registry, username, password):
+            if failing:
+                self.calls.append(f"login {registry}")
+                raise LoginRefused(registry, [failing.pop()])
+            super().login(registry, username, password)
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = Flaky(aws)
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path)
+    if logins == 1:
+        with pytest.raises(PublishIncomplete, match="400 Bad Request"):
+            publish_with(aws, publisher, request)
+        assert waited == [] and publisher.calls.count(f"login {registry}") == 1
+        return
+    result = publish_with(aws, publisher, request)
+    assert publisher.calls.count(f"login {registry}") == 2
+    assert waited == [flows_container.PUSH_RETRY_SECONDS[0]]
+    assert any(s.startswith(f"docker login to {registry} failed for a reason that passes (") for s in result.steps)
+    assert result.task_definition is not None
+
 
 def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):
     """The run logged in to ECR, then failed with a bare ToolMissing when it opened docker, and

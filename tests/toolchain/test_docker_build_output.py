@@ -114,5 +114,6 @@ def test_a_dockerfile_named_otherwise_is_named_where_the_step_failed():
 
 def test_a_failure_of_no_step_shows_dockers_last_lines():
     tail = ["#1 [internal] load build definition from Dockerfile", "#1 transferring dockerfile: 2B done",
-            "#1 DONE 0.0s", "ERROR: failed to solve: failed to read dockerfile: open Dockerfile: no such file or directory"]
+            "#1 DONE 0.0s",
+            "ERROR: failed to solve: failed to read dockerfile: open Dockerfile: no such file or directory"]
     assert str(BuildFailed("/work/app", tail)).endswith("\n" + "\n".join(tail))

@@ -1,10 +1,10 @@
-"""Which failed pushes are worth pushing again, read from docker's own words (push_retry)."""
+"""Which failed pushes and logins are worth making again, read from docker's own words (retry_reason)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rollway.toolchain.docker import DockerCommandFailed, PushRefused, push_retry
+from rollway.toolchain.docker import DockerCommandFailed, LoginRefused, PushRefused, retry_reason
 
 REF = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2.0.0"
 
@@ -33,7 +33,7 @@ REF = "123456789012.dkr.ecr.us-west-2.amazonaws.com/webordinary/edit-container:2
     ("something docker never said before", None),
 ])
 def test_a_push_is_pushed_again_only_for_a_failure_that_passes_or_an_expired_login(said, kind):
-    found = push_retry(PushRefused(REF, [f"The push refers to repository [{REF.rsplit(':', 1)[0]}]", said]))
+    found = retry_reason(PushRefused(REF, [f"The push refers to repository [{REF.rsplit(':', 1)[0]}]", said]))
     assert (found.kind if found else None) == kind
     if found:
         assert found.said == said
@@ -42,8 +42,16 @@ def test_a_push_is_pushed_again_only_for_a_failure_that_passes_or_an_expired_log
 def test_a_refusal_after_a_layer_docker_retried_is_a_refusal():
     tail = ["1f2e3d4c: Retrying in 5 seconds", "read tcp 10.0.0.5:1->52.46.1.2:443: read: connection reset by peer",
             "denied: requested access to the resource is denied"]
-    assert push_retry(PushRefused(REF, tail)) is None
+    assert retry_reason(PushRefused(REF, tail)) is None
 
 
 def test_only_a_push_docker_failed_is_pushed_again():
-    assert push_retry(DockerCommandFailed("connection reset by peer")) is None
+    assert retry_reason(DockerCommandFailed("connection reset by peer")) is None
+
+
+def test_a_login_is_made_again_only_for_a_failure_that_passes():
+    host = REF.split("/", 1)[0]
+    passing = f'Error response from daemon: Get "https://{host}/v2/": net/http: TLS handshake timeout'
+    assert retry_reason(LoginRefused(host, [passing])) == ("transient", passing)
+    assert retry_reason(LoginRefused(host, [f"Error response from daemon: login attempt to https://{host}/v2/ "
+                                            "failed with status: 400 Bad Request"])) is None
