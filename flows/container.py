@@ -20,7 +20,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
    again if the login expires within minutes (and push once more after a new login a push ECR
-   refused because the login expired during it), push the version (checking with the daemon that
+   refused because the login expired during it, and again after a wait, a few times, a push
+   the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
    it meanwhile) then ``latest``;
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
@@ -58,6 +59,7 @@ stays on an image ECR says was pushed after the version (a newer release's), and
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, NamedTuple
@@ -83,7 +85,9 @@ from rollway.publish import (
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
-from rollway.toolchain.docker import DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session
+from rollway.toolchain.docker import (
+    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, retry_reason,
+)
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
@@ -822,7 +826,21 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
     with run.step(f"log in to {refs.registry}"):
         if renew is not None or _expiring(credentials):
             credentials = steps.ecr_login(ecr)
-        steps.login(docker, credentials)
+        # The network that fails a push fails a login too: made again after a wait, as a push is
+        # (one before the pushes, failed, left the image built and a re-run rebuilding it).
+        for attempt, wait in enumerate((*PUSH_RETRY_SECONDS, None), 1):
+            try:
+                steps.login(docker, credentials)
+                break
+            except Exception as err:
+                retry = retry_reason(err)
+                if wait is None or retry is None or retry.kind != "transient":
+                    raise
+                said = (f"docker login to {refs.registry} failed for a reason that passes ({retry.said}); logging in "
+                        f"again in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
+                run.log.warning("publish: %s", said)
+                run.progress.steps.append(said)
+            _pause(wait)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
     why = renew or "the first login was about to expire"
@@ -831,37 +849,67 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
     return credentials
 
 
-# ECR's word for a push made with a login past its expiry ("denied: Your authorization token has
-# expired. Reauthenticate and try again."; before 2020: "Your Authorization Token has expired").
-_LOGIN_EXPIRED = "authorization token has expired"
+# How long to wait before each new push (or docker login) of one that failed in passing (a
+# connection reset, a TLS handshake or i/o timeout, a 5xx from the registry: ``retry_reason``).
+# docker retried each layer's upload already; a few minutes more span a registry's or a NAT's hiccup,
+# and a network down for longer stops the run as before (re-running it rebuilds).
+PUSH_RETRY_SECONDS = (10.0, 30.0, 90.0)
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferences, ecr: EcrRepository | None,
           credentials: RegistryLogin | None, request: PublishRequest) -> tuple[str, RegistryLogin | None]:
     """Push ``reference``; returns the digest the registry stored and the login in use after it.
 
-    The login is checked before the pushes, not during them: one with minutes left after a
-    build of hours, or a push of gigabytes (the version's, then latest's), outlived it, and ECR
-    refused the rest of the push. The run stopped with the image built and nothing (or only the
-    version) pushed, a re-run building it all again. Such a push is pushed once more after a new
-    login, docker sending only the layers the registry does not hold yet; any other refusal stands.
+    A failed push is pushed again when ``retry_reason`` says it is worth it, docker sending only the
+    layers the registry does not hold yet (a failure stopped the run with the image built and
+    nothing, or only the version, pushed, and a re-run built it all again):
+
+    - the network or the registry failed in passing: after a wait (``PUSH_RETRY_SECONDS``, as
+      many times as it has waits);
+    - ECR refused it because the login expired during it (the login is checked before the
+      pushes, not during them: a build of hours left it minutes, or a push of gigabytes outlived
+      it): once, after a new login.
+
+    Any other refusal (denied, an immutable tag, an invalid manifest) stands at once.
     """
-    for attempt in (1, 2):
+    waits = list(PUSH_RETRY_SECONDS)
+    renewed = False
+    attempt = 0
+    while True:
+        attempt += 1
         with run.step(f"push {reference}"):
             try:
                 return steps.push(docker, reference), credentials
             except Exception as err:
-                expired = isinstance(err, PushRefused) and any(_LOGIN_EXPIRED in line.lower() for line in err.tail)
-                if attempt == 2 or not expired or ecr is None or credentials is None:
+                retry = retry_reason(err)
+                if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
+                    retry = None
+                if retry is None or (retry.kind == "transient" and not waits):
                     if reference == refs.versioned:
                         _note_held(run, docker, refs, ecr, request)
+                    if attempt > 1 and isinstance(err, PushRefused):
+                        raise PushRefused(reference, err.tail, pushes=attempt) from err
                     raise
-                run.log.warning("publish: ECR refused the push of %s: its login expired during the push; logging in "
-                                "again to push it once more", reference)
+                if retry.kind == "transient":
+                    wait = waits.pop(0)
+                    said = (f"push of {reference} failed for a reason that passes ({retry.said}); pushing it again "
+                            f"in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
+                    run.log.warning("publish: %s", said)
+                    run.progress.steps.append(said)
+                else:
+                    run.log.warning("publish: ECR refused the push of %s: its login expired during the push; logging "
+                                    "in again to push it once more", reference)
+        if retry.kind == "transient":
+            _pause(wait)
+            continue
         assert ecr is not None and credentials is not None  # an expired login is ECR's, and this run made it
+        renewed = True
         credentials = _log_in(run, docker, ecr, refs, credentials, renew=(
             f"ECR refused the push of {reference}, the login having expired during it"))
-    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,

@@ -17,19 +17,22 @@ import threading
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from prefect import get_run_logger, task
+from prefect.runtime import task_run
 from prefect.cache_policies import NONE
 
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
+from rollway.aws.ecr_images import _BATCH as ECR_BATCH  # tags a BatchDeleteImage call takes
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, named_denials
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import REFUSED_CODES, AdapterError
+from rollway.aws.errors import REFUSED_CODES, AdapterError, answer_lost
 from rollway.cleanup import (ArchiveState, CleanupReadUnanswered, ImageUse, NetworkUse, OpenRolloutNeeds,
                              RepositoryImage, RoutingInUse, StackState)
 from rollway.deadline import Unanswered, within
+from rollway.failure_words import error_said
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli, GitError
 from tasks import retry
@@ -188,13 +191,49 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
     return git.push_tag(remote, tag)
 
 
+# Each delete_tags run (its tries share its id) -> the tags of the BatchDeleteImage call whose
+# answer never came (a read timeout, a connection closed: ``answer_lost``), and what was raised
+# instead. A call never sent (no connection) or refused deleted nothing: nothing is kept for it.
+_unanswered: dict[str, tuple[tuple[str, ...], str]] = {}
+
+
 @task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
 def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
                 withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
     """``images.delete_tags``: ``withhold`` (the flow's second read of what production runs) is
-    asked right before each batch which of the tags left to keep."""
-    with named_denials(_POLICY, targets=targets):
-        return images.delete_tags(list(tags), withhold=withhold)
+    asked right before each batch which of the tags left to keep.
+
+    Retried as a whole when its first call failed (``images.delete_tags`` raises only then). ECR
+    may have deleted that call's tags all the same, its answer lost on the way: the retry then finds
+    them gone, and they were reported as gone before the run (or never there). Those are reported
+    deleted, by this run, and the log says why.
+    """
+    run_id = str(task_run.id)
+    sent: list[str] = []
+
+    def asking(remaining: Sequence[str]) -> Mapping[str, str]:
+        kept = withhold(remaining) if withhold is not None else {}
+        # Asked only right before a call: what that call is about to ask ECR to delete.
+        sent[:] = [tag for tag in remaining if tag not in kept][:ECR_BATCH]
+        return kept
+
+    try:
+        with named_denials(_POLICY, targets=targets):
+            deletion = images.delete_tags(list(tags), withhold=asking)
+    except Exception as err:
+        if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
+            _unanswered[run_id] = (tuple(sent), error_said(err))
+        raise
+    lost, why = _unanswered.pop(run_id, ((), ""))
+    deleted_unanswered = tuple(tag for tag in deletion.gone if tag in lost)
+    if not deleted_unanswered:
+        return deletion
+    get_run_logger().warning(
+        "image tag(s) %s: most likely deleted just now by this run's first call, whose answer was lost (%s), not "
+        "before the run: asked again, ECR no longer has them; reported deleted by this run",
+        ", ".join(deleted_unanswered), why)
+    return deletion.model_copy(update={"deleted": deleted_unanswered + deletion.deleted,
+                                       "gone": tuple(t for t in deletion.gone if t not in deleted_unanswered)})
 
 
 @task(name="delete-stack", task_run_name="delete-stack-{name}", cache_policy=NONE)

@@ -101,8 +101,9 @@ def pushed_as(docker: ImagePublisher, image: str) -> tuple[str, ...]:
     return docker.pushed_as(image)
 
 
-# No task retries: docker push retries each layer's upload itself, and a refusal (denied, an
-# immutable tag) would only be refused again.
+# No task retries: docker push retries each layer's upload itself, and the flow's _push decides
+# (rollway.toolchain.docker.retry_reason) which failures are pushed again, after a new login or a
+# wait; a refusal (denied, an immutable tag) would only be refused again.
 @task(name="docker-push", cache_policy=NONE)
 def push(docker: ImagePublisher, reference: str) -> str:
     return docker.push(reference)

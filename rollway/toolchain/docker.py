@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import SecretStr
 
@@ -77,18 +78,97 @@ class BuildFailed(PicklableError, DockerError):
     def __init__(self, context: str, tail: Sequence[str]) -> None:
         self.context = context
         self.tail = tuple(tail)
-        shown = "\n".join(_meaningful(self.tail)[-12:]) or "(no output)"
+        shown = "\n".join(buildkit_failure(self.tail) or _meaningful(self.tail)[-12:]) or "(no output)"
         super().__init__(f"docker build of {context} failed; docker's last output:\n{shown}")
 
 
-class PushRefused(PicklableError, DockerError):
-    """The registry refused a push (no login, denied, an immutable tag already there...)."""
+_SOLVE_FAILED = "ERROR: failed to solve:"
+_SEPARATOR = re.compile(r"^-{6,}$")
 
-    def __init__(self, reference: str, tail: Sequence[str]) -> None:
+
+def buildkit_failure(lines: Sequence[str], most: int = 10) -> list[str]:
+    """What a failed BuildKit build says of its failure, in docker's ``lines``: the failing step
+    (BuildKit's `` > [4/5] RUN ...:``) with its last ``most`` lines of output, where it is in the
+    Dockerfile (``Dockerfile:4: >>> RUN ...``) and BuildKit's ``ERROR: failed to solve:`` line;
+    empty for output with no such step (the legacy builder's, a failure of no step).
+
+    After the step's output BuildKit prints the Dockerfile around the failing line (up to a dozen
+    lines): docker's last lines, all a person was shown, could be that snippet alone.
+    """
+    lines = [line.rstrip() for line in _meaningful(lines)]
+    solve = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(_SOLVE_FAILED)), None)
+    if solve is None:
+        return []
+    # BuildKit's block for the failing step: "------", " > [step]:", its last lines, "------".
+    step = next((i for i in range(solve - 1, -1, -1) if lines[i].startswith(" > [")), None)
+    if step is None:  # a failure of no step (an unreadable Dockerfile): docker's last lines say it
+        return []
+    after = next((i for i in range(step + 1, solve) if _SEPARATOR.match(lines[i].strip())), solve)
+    shown = [lines[step].strip()] + lines[step + 1:after][-most:]
+    # The Dockerfile's name as given (Dockerfile, build/app.Dockerfile...) and the failing line's number.
+    where = next((line.strip() for line in lines[after + 1:solve] if re.fullmatch(r"\S+:\d+", line.strip())), None)
+    marked = next((line.strip() for line in lines[after:solve] if ">>>" in line), None)
+    if where is not None:
+        shown.append(f"{where}: {marked}" if marked is not None else where)
+    return shown + lines[solve:]
+
+
+class PushRefused(PicklableError, DockerError):
+    """The registry refused a push (no login, denied, an immutable tag already there...), or it
+    failed; ``pushes``: how many times it was pushed, the last failing so (``retry_reason``)."""
+
+    def __init__(self, reference: str, tail: Sequence[str], *, pushes: int = 1) -> None:
         self.reference = reference
         self.tail = tuple(tail)
+        self.pushes = pushes
         shown = "\n".join(_meaningful(self.tail)[-8:]) or "(no output)"
-        super().__init__(f"push of {reference} failed; docker said:\n{shown}")
+        again = (f" {pushes} times (pushed again after each failure that passes, as a connection reset or a "
+                 "registry's 5xx; docker's words are the last push's)") if pushes > 1 else ""
+        super().__init__(f"push of {reference} failed{again}; docker said:\n{shown}")
+
+
+# Why a failed push (or login) may be made again (``retry_reason``). docker push already retries
+# each layer's upload a few times ("Retrying in 5 seconds"); what reaches here failed all of those. Its words,
+# as the CLI (classic and containerd image store) prints them:
+# ECR's for a push made with a login past its expiry ("denied: Your authorization token has
+# expired. Reauthenticate and try again."; before 2020: "Your Authorization Token has expired").
+_LOGIN_EXPIRED = "authorization token has expired"
+# A refusal the registry would make again: never pushed again.
+_FINAL = ("denied", "unauthorized", "not authorized", "no basic auth credentials", "tag invalid", "manifest invalid",
+          "immutable", "name unknown", "does not exist locally", "repository does not exist",
+          "server gave http response to https client", "x509:", "certificate")
+# The network or the registry failing in passing.
+_TRANSIENT = re.compile(
+    r"connection reset by peer|broken pipe|tls handshake timeout|i/o timeout|unexpected eof"
+    r"|client\.timeout exceeded|server sent goaway|toomanyrequests|rate exceeded"
+    r"|\b5\d\d (?:internal server error|bad gateway|service unavailable|gateway time-?out)"
+    r"|error parsing http 5\d\d response", re.IGNORECASE)
+
+
+class RetryReason(NamedTuple):
+    """Why a failed push (or login: ``transient`` only) is worth making again: ``login`` (ECR's
+    login expired during it: log in again first) or ``transient`` (the network or the registry
+    failing in passing: wait first), and the line of docker's that says so."""
+
+    kind: str
+    said: str
+
+
+def retry_reason(err: BaseException) -> RetryReason | None:
+    """Whether the failed push or login ``err`` is worth making again, and why; None for a
+    refusal the registry would make again (denied, not authorized, an immutable tag, an invalid
+    manifest), anything but a ``PushRefused`` or ``LoginRefused``, or words it does not know. The
+    one place that decides it."""
+    if not isinstance(err, (PushRefused, LoginRefused)):
+        return None
+    lines = [line.strip() for line in _meaningful(err.tail)]
+    expired = next((line for line in lines if _LOGIN_EXPIRED in line.lower()), None)
+    if expired is not None:
+        return RetryReason("login", expired)
+    if any(word in line.lower() for line in lines for word in _FINAL):
+        return None
+    transient = next((line for line in reversed(lines) if _TRANSIENT.search(line)), None)
+    return RetryReason("transient", transient) if transient is not None else None
 
 
 class LoginRefused(PicklableError, DockerError):

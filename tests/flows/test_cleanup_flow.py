@@ -473,6 +473,63 @@ def test_a_tag_deletion_failing_after_its_first_hundred_says_which_tags_were_del
     assert "- `build-000`" in text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
     assert "build-000" not in text[text.index("## Not found"):]
 
+@pytest.mark.parametrize("lost", [True, False])
+def test_tags_a_lost_answer_deleted_are_said_deleted_by_this_run_when_the_retry_finds_them_gone(
+        account, monkeypatch, caplog, lost):
+    # ECR deleted the tags, and its answer was lost on the way (a read timeout): the task is
+    # retried, and ECR answers the retry "not found" for them. They were reported "not found:
+    # deleted before, or never there", as if the run had found them gone; it deleted them. A call
+    # never sent (no connection) deleted nothing: tags gone by the retry went some other way.
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+    from prefect import flow
+
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec, summary_markdown
+    from tests.botocore_events import on_operation
+
+    aws = account
+    before = digests(aws)
+    failed: list[str] = []
+    endpoint = "https://api.ecr.us-west-2.amazonaws.com/"
+
+    def lose_the_first_answer(**_):
+        if not failed:
+            failed.append("BatchDeleteImage")
+            raise ReadTimeoutError(endpoint_url=endpoint)
+
+    def send_nothing_the_first_time(**_):
+        if not failed:
+            failed.append("BatchDeleteImage")
+            # Deleted by someone else meanwhile (by hand, a lifecycle rule), not by this run.
+            aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository, imageIds=[
+                {"imageTag": "old-version"}, {"imageTag": "0.9.0"}])
+            raise EndpointConnectionError(endpoint_url=endpoint)
+
+    # No real wait between the task's tries.
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-answer-lost")
+    def cleanup_answer_lost():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets, aws.get_client)
+
+    ecr = aws.get_client("ecr")
+    with on_operation(ecr, "after-call", lose_the_first_answer, operation="BatchDeleteImage") if lost else \
+            on_operation(ecr, "before-call", send_nothing_the_first_time, operation="BatchDeleteImage"):
+        result = cleanup_answer_lost()
+
+    assert failed and tags(aws) == {"1.0.0"}
+    text = summary_markdown(result, aws.targets.ecr_repository)
+    said = [r.getMessage() for r in caplog.records if "most likely" in r.getMessage()]
+    if not lost:
+        assert result.deleted_tags == () and result.gone_tags == ("old-version", "0.9.0") and not said
+        return
+    assert result.deleted_tags == ("old-version", "0.9.0") and result.gone_tags == ()
+    deleted = text[text.index("## Deleted: image tags"):text.index("## Deleted: stacks")]
+    assert f"`old-version` (image {before['old-version']}" in deleted and "`0.9.0`" in deleted
+    assert "old-version" not in text[text.index("## Not found"):]
+    assert said and "old-version" in said[0] and "0.9.0" in said[0] and "not before the run" in said[0], said
+
 
 def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo, caplog):
     """It was listed under "Not found: deleted before, or never there" alone, and the run was

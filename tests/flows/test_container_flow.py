@@ -1238,6 +1238,135 @@ def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_
     assert publisher.registry[f"{uri}:latest"] == publisher.registry[f"{uri}:2.0.0"] == result.digest
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
 
+# What docker push prints when the network or the registry fails in passing (after its own
+# retries of each layer), and when the registry refuses for good.
+RESET = ('Put "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/webordinary/edit-container/blobs/uploads/'
+         'abc?digest=sha256%3A1f": read tcp 10.0.3.7:41236->52.46.134.2:443: read: connection reset by peer')
+HANDSHAKE = 'Get "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/": net/http: TLS handshake timeout'
+IO_TIMEOUT = ('Head "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/webordinary/edit-container/blobs/sha256:'
+              '1f": dial tcp 52.46.134.2:443: i/o timeout')
+BAD_GATEWAY = "received unexpected HTTP status: 502 Bad Gateway"
+IMMUTABLE = ("tag invalid: The image tag '2.0.0' already exists in the 'webordinary/edit-container' repository and "
+             "cannot be overwritten because the repository is immutable.")
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+@pytest.mark.parametrize("said", [RESET, HANDSHAKE, IO_TIMEOUT, BAD_GATEWAY])
+def test_a_push_the_network_failed_in_passing_is_pushed_again_after_a_wait_and_says_why(
+        aws, tmp_path, monkeypatch, said):
+    """A push that failed for a network reason (docker having retried each layer already) stopped
+    the run with the image built and nothing pushed: a re-run built it all again. It is pushed
+    again after a wait, the log saying why; docker sends only the layers the registry lacks."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    waited: list[float] = []
+    failing = {f"{uri}:2.0.0": 2, f"{uri}:latest": 1}  # how many times each push fails first
+
+    class Flaky(EcrBacked):
+        def push(self, reference):
+            if failing.get(reference):
+                failing[reference] -= 1
+                self.calls.append(f"push {reference}")
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", "1f2e3d4c5b6a: Retrying in "
+                                              "5 seconds", said])
+            return super().push(reference)
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = Flaky(aws)
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 3 + [f"push {uri}:latest"] * 2
+    first, second = flows_container.PUSH_RETRY_SECONDS[:2]
+    assert waited == [first, second, first]  # each push's waits start again from the first
+    assert publisher.registry[f"{uri}:latest"] == publisher.registry[f"{uri}:2.0.0"] == result.digest
+    again = [s for s in result.steps if s.startswith("push of ")]
+    assert again[0] == (f"push of {uri}:2.0.0 failed for a reason that passes ({said}); pushing it again in "
+                        f"{first:g} s (attempt 2 of {len(flows_container.PUSH_RETRY_SECONDS) + 1})"), result.steps
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+@pytest.mark.parametrize("said, tries", [
+    (RESET, "every"),  # bounded: then the run stops, saying how often it tried
+    (IMMUTABLE, 1),  # refused for good: not pushed again, not waited on
+    ("denied: User: arn:aws:sts::123456789012:assumed-role/release is not authorized to perform: "
+     "ecr:InitiateLayerUpload", 1),
+    ("unauthorized: authentication required", 1),
+])
+def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refusal(
+        aws, tmp_path, monkeypatch, said, tries):
+    """Pushed again only while the failure is the network's, and only so often: a refusal the
+    registry would make again (denied, an immutable tag) stops the run at once, whatever docker
+    retried on the way."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    waited: list[float] = []
+    if tries == "every":
+        tries = len(flows_container.PUSH_RETRY_SECONDS) + 1
+
+    class Failing(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            # A layer's upload reset on the way (docker retried it), then what ended the push.
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET, said])
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = Failing(aws)
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * tries
+    assert waited == list(flows_container.PUSH_RETRY_SECONDS[:tries - 1])
+    assert said in str(failed.value)
+    if tries > 1:
+        assert f"failed {tries} times" in str(failed.value), failed.value
+    else:
+        assert "pushed again" not in str(failed.value) and "times" not in str(failed.value)
+    assert revisions(aws) == before  # nothing registered
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+@pytest.mark.parametrize("said, logins", [
+    ('Error response from daemon: Get "https://{registry}/v2/": net/http: TLS handshake timeout', 2),
+    ("Error response from daemon: login attempt to https://{registry}/v2/ failed with status: 400 Bad Request", 1),
+])
+def test_a_docker_login_the_network_failed_in_passing_is_made_again_after_a_wait(
+        aws, tmp_path, monkeypatch, said, logins):
+    """The same network that fails a push fails a login: one before the pushes (a build that
+    outlived the token) stopped the run with the image built, and a re-run rebuilt it. Every
+    login (this one, the first) is made again after a wait, as a push is; one refused is not."""
+    from rollway.toolchain.docker import LoginRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+    waited: list[float] = []
+    failing = [said.format(registry=registry)]
+
+    class Flaky(EcrBacked):
+        def login(self, registry, username, password):
+            if failing:
+                self.calls.append(f"login {registry}")
+                raise LoginRefused(registry, [failing.pop()])
+            super().login(registry, username, password)
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = Flaky(aws)
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path)
+    if logins == 1:
+        with pytest.raises(PublishIncomplete, match="400 Bad Request"):
+            publish_with(aws, publisher, request)
+        assert waited == [] and publisher.calls.count(f"login {registry}") == 1
+        return
+    result = publish_with(aws, publisher, request)
+    assert publisher.calls.count(f"login {registry}") == 2
+    assert waited == [flows_container.PUSH_RETRY_SECONDS[0]]
+    assert any(s.startswith(f"docker login to {registry} failed for a reason that passes (") for s in result.steps)
+    assert result.task_definition is not None
+
 
 def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):
     """The run logged in to ECR, then failed with a bare ToolMissing when it opened docker, and
