@@ -180,8 +180,8 @@ class RegistrationCut(RuntimeError):
 
     Attributes:
         registered: the deployments the API took (``<flow>/<deployment>``).
-        in_flight: the one whose request was sent and its answer lost: the API may have taken it
-            (None: none, or the request was never sent).
+        in_flight: the one being registered when the API was lost: the API may have taken it
+            (None: none, or none of its requests was sent).
         unregistered: the ones not registered (the one the API refused first, if it refused one).
         error: the httpx error that cut it off: a TransportError, or the HTTPStatusError of a refusal.
     """
@@ -249,7 +249,9 @@ def serve_all(
             raise RegistrationCut(names[:done], None, names[done:], err) from err
         except httpx.TransportError as err:
             # Not connected, the request was never sent; otherwise its answer alone may be lost.
-            sent = not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
+            # Once the API has answered, Prefect's client retries a lost answer (ReadError) and a
+            # refused connection alike, so a last ConnectError may follow a request it took.
+            sent = done > 0 or not isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout))
             raise RegistrationCut(names[:done], names[done] if sent else None, names[done + 1 if sent else done:],
                                   err) from err
     print(f"serving {len(names)} deployments ({', '.join(names)}); Ctrl-C stops", flush=True)
@@ -285,7 +287,7 @@ def unreachable(api_url: str, cut: RegistrationCut) -> str:
                 "registered, but no runner takes their runs now; run serve.py again once the API answers")
     parts = [f"registered: {', '.join(cut.registered) or 'none'}"]
     if cut.in_flight is not None:
-        parts.append(f"perhaps registered (its answer was lost): {cut.in_flight}")
+        parts.append(f"perhaps registered (the API was lost while registering it): {cut.in_flight}")
     if cut.unregistered:
         parts.append(f"not registered: {', '.join(cut.unregistered)}")
     return (f"the Prefect API at {api_url} was lost while registering the deployments ({cut}): {'; '.join(parts)}; "
