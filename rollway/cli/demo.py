@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 NOT_A_TERMINAL_WIDTH = 200
 """Columns of the demo's tables written to a file or a pipe (a log, CI) when COLUMNS is not set:
-the stage table's thirteen columns, each whole (at 100 they broke into three-letter pieces)."""
+the stage table's fourteen columns, each header whole (at 100 they broke into three-letter pieces)."""
 
 
 class _FittingConsole(Console):
