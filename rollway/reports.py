@@ -31,9 +31,9 @@ from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
-from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
+from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED,
+                            NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
+                            RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
                             monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
@@ -1006,6 +1006,38 @@ def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[
     return left
 
 
+def _read_late(record: RolloutRecord, left: list[tuple[Transition, Transition]]) -> dict[int, Transition]:
+    """The ``not-applied`` entries (``NOT_APPLIED``) of the pauses ``left`` (``_left_unanswered``),
+    by the pause's id: an answer its run read only after its look at the canary had ended the wait
+    and rolled the rollout back. Each is recorded after the rollback's end, about the stage its
+    pause asked for: it belongs to the last such pause whose wait ended before it."""
+    at = {id(t): i for i, t in enumerate(record.history)}
+    found: dict[int, Transition] = {}
+    for i, t in enumerate(record.history):
+        if t.kind != NOT_APPLIED:
+            continue
+        pause = next((p for p, ended in reversed(left)
+                      if at[id(ended)] < i and p.to_stage == t.to_stage and id(p) not in found), None)
+        if pause is not None:
+            found[id(pause)] = t
+    return found
+
+
+def _not_applied_said(entry: Transition) -> tuple[str, str]:
+    """A ``not-applied`` entry's answer (approve, reject or hold) and the person's own words ("" when
+    none): its comment is the answer as every answer's is recorded (``answer_comment``), then
+    "; not applied: " and the run's reason, which names no person (the look's verdict)."""
+    comment = entry.comment or ""
+    said, sep, _why = comment.rpartition("; not applied: ")
+    said = said if sep else comment
+    answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
+    return answer, _without_answer(said, answer)
+
+
+# What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.
+_LOOK_FIRST = "**not applied**: the canary's look had rolled the rollout back first"
+
+
 def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool = False) -> list[str]:
     """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
     flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
@@ -1013,12 +1045,20 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
     time says its clock (``_stamped``)."""
     if start is None:
         return []
-    pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
+    left = _left_unanswered(record, None)
+    pause = next((p for p, ended in left if ended is start), None)
     if pause is None:
         return []
+    late = _read_late(record, left).get(id(pause))
+    answered = "not answered"
+    if late is not None:
+        # An answer read once the Prefect API was back: "not answered" told the postmortem that
+        # nobody had answered the pause the look then rolled the rollout back from.
+        said, comment = _not_applied_said(late)
+        answered = (f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
+                    + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's end)")
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
-            "not answered: "
-            f"{cell(pause.comment or pause.verdict or '-')}"]
+            f"{answered}: {cell(pause.comment or pause.verdict or '-')}"]
 
 
 def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
@@ -1029,9 +1069,15 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     on = _ROLLOUT_CLOCK if sped else ""
     waiting = waits.pause
     summed, folded = _askings(record, waits)
-    unanswered = {id(pause): ended for pause, ended in _left_unanswered(record, waiting)}
+    left = _left_unanswered(record, waiting)
+    # An answer read after the look rolled back stands in its pause's row, at its own time.
+    read = _read_late(record, left)
+    late = {id(read[id(pause)]): (pause, ended) for pause, ended in left if id(pause) in read}
+    read_late = {id(pause) for pause, _ in late.values()}
+    unanswered = {id(pause): ended for pause, ended in left if id(pause) not in read_late}
     answers = _merged((t for t in record.history
-                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered),
+                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
+                       or t.kind == NOT_APPLIED),
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
@@ -1053,6 +1099,16 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             since, _ = _pause_times(record, t, waits.asked)
             rows.append(f"| since {since} | - | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
+            continue
+        if t.kind == NOT_APPLIED:  # answered, and read only once the look had rolled the rollout back
+            pause, ended = late.get(id(t), (None, None))
+            said, comment = _not_applied_said(t)
+            how = (f"the pause asked at {utc(pause.at)}; its wait ended with {ended.kind} ({cell(ended.actor)}, "
+                   f"{utc(ended.at)}); " if pause is not None else "")
+            span = _waited(record, ended, waited, apart) if ended is not None else "-"
+            asked = pause.comment or pause.verdict if pause is not None else t.verdict
+            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}the answer read after "
+                        f"the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
