@@ -1034,15 +1034,25 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
     return answer, _without_answer(said, answer)
 
 
+def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]:
+    """The answers the run refused (``RolloutRecord.refused_answers``) to ``pause``: given while it
+    was the last pause asked, about its stage. One given as the run's look rolled the rollout back
+    is refused ("not applied"), and the pause reads as left without an answer taken."""
+    pauses = [t for t in record.history if t.kind == "pause"]
+    return [r for r in record.refused_answers if r.to_stage == pause.to_stage
+            and next((p for p in reversed(pauses) if p.at <= r.at), None) is pause]
+
+
 # What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.
 _LOOK_FIRST = "**not applied**: the canary's look had rolled the rollout back first"
 
 
 def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool = False) -> list[str]:
-    """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
-    flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
-    did not tell that the rollout had been waiting, since when, nor what it asked. ``sped``: its
-    time says its clock (``_stamped``)."""
+    """The incident report's line for a pause the rollback ``start`` ended with no answer taken (the
+    rollback flow run by hand, a run cancelled, or the run's look, while the rollout waited for a
+    person): the trigger alone did not tell that the rollout had been waiting, since when, nor what
+    it asked; and the answers given to it that were not taken (refused, or read only after the
+    rollback, ``_read_late``), by whom and why. ``sped``: its time says its clock (``_stamped``)."""
     if start is None:
         return []
     left = _left_unanswered(record, None)
@@ -1050,15 +1060,17 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
     if pause is None:
         return []
     late = _read_late(record, left).get(id(pause))
-    answered = "not answered"
-    if late is not None:
-        # An answer read once the Prefect API was back: "not answered" told the postmortem that
-        # nobody had answered the pause the look then rolled the rollout back from.
+    # Each answer given to it, and why none was taken: "not answered" told the postmortem nobody had.
+    answered = [f"answered {cell(r.said())} by {cell(r.actor)} at {utc(r.at)}{_ROLLOUT_CLOCK if sped else ''} "
+                f"({f'comment: {cell(r.comment)}; ' if r.comment else ''}refused: {cell(r.reason)})"
+                for r in _refused_at(record, pause)]  # given as the look rolled back, say
+    if late is not None:  # read once the Prefect API was back, after the rollback's end
         said, comment = _not_applied_said(late)
-        answered = (f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
-                    + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's end)")
+        answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
+                        + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's "
+                        "end)")
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
-            f"{answered}: {cell(pause.comment or pause.verdict or '-')}"]
+            f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
 
 
 def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
@@ -1112,7 +1124,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | "
+            # Answers refused meanwhile have rows of their own: "not answered" beside them read as nobody had.
+            refused = "; ".join(f"{cell(r.said())} by {cell(r.actor)} at {utc(r.at)}" for r in _refused_at(record, t))
+            said = f"**no answer taken** (refused: {refused})" if refused else "**not answered**"
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
                         f"{cell(t.comment or t.verdict or '')} |")

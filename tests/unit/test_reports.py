@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rollway.fakes import FakeLedger
-from rollway.ledger import RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
+from rollway.ledger import RefusedAnswer, RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
@@ -2183,4 +2183,30 @@ def test_the_incident_report_names_the_answer_its_look_rolled_back_before_the_ru
     assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), answered approve by "
             "dana (comment: dashboards fine), **not applied**: the canary's look had rolled the rollout back first "
             f"(the answer read at {utc(T0 + 450)}, after the rollback's end): approval pause: ") in trigger, trigger
+    assert "not answered" not in trigger, trigger
+
+
+def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_answered():
+    """Dana answered as the run's look at the canary rolled the rollout back (the Prefect API back
+    for a moment): the run recorded her answer as refused, not applied. The Approvals table said the
+    pause was "not answered" above her refused answer, and the incident report's pause line said
+    "not answered" and named nobody: the postmortem read that nobody had answered."""
+    question = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+                f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+    why = "5%: canary error rate 5.00% (750/15,000) is over the 1% guardrail"
+    rec = before_trigger("guardrail", why, passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    rec = rec.model_copy(update={"refused_answers": (RefusedAnswer(
+        at=T0 + 300, actor="dana", action="approve", comment="fine", to_stage=1,
+        question="5%: canary 0.08% vs baseline 0.10%; approval needed before 25%",
+        reason=f"not applied: the run's look at the canary came first, and the rollout rolls back: {why}"),)})
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    assert "not answered" not in row, row
+    assert f"| **no answer taken** (refused: approve by dana at {utc(T0 + 300)}) | 25% | the wait ended with " in (
+        row), row
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), answered approve by dana "
+            f"at {utc(T0 + 300)} (comment: fine; refused: not applied: the run's look at the canary came first, and "
+            f"the rollout rolls back: {why}): {question}") in trigger, trigger
     assert "not answered" not in trigger, trigger
