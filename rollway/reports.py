@@ -243,7 +243,10 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
                if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
                for t in entries if t.at <= approved.at and (
                    (t in gate and t.kind in ("hold", "timeout", UNHEARD))
-                   or (t.kind == TAKEOVER and asked is not None and t.at >= asked.at))]
+                   # An unheard answer is recorded with the question it answered, no stage index
+                   # (``unheard_transitions``): it was left out here.
+                   or ((t.kind == TAKEOVER or (t.kind == UNHEARD and t.to_stage is None)) and asked is not None
+                       and t.at >= asked.at))]
     said = f"by {cell(approved.actor)} at {utc(approved.at)}"
     if asked is None:
         return said
@@ -1098,8 +1101,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     waited: list[float] = []  # each closed wait's span, for the total under the table
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
-        stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
-                 else "-")
+        index = t.to_stage
+        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its wait's pause asked for
+            index = getattr(_wait_began(record, t), "to_stage", None)
+        stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
             rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
                         f"{stage} | {cell(t.comment or '')} | {cell(t.question or '')} |")

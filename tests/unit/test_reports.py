@@ -2210,3 +2210,34 @@ def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_an
             f"at {utc(T0 + 300)} (comment: fine; refused: not applied: the run's look at the canary came first, and "
             f"the rollout rolls back: {why}): {question}") in trigger, trigger
     assert "not answered" not in trigger, trigger
+
+
+def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_its_stage():
+    """Dana approved in the Prefect UI a paused run whose process had died; the run that took the
+    rollout over recorded her answer as unheard (as ``unheard_transitions`` writes it: with the
+    question, no stage index) and asked again. The stage's approval said nothing of her answer, and
+    the Approvals table's row gave no stage ("-"): a postmortem could not tell which pause she had
+    answered, nor that the approval the rollout waited for had been given once before."""
+    from rollway.ledger import TAKEOVER
+
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    rec = record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+        Transition(at=T0 + 1800, kind=UNHEARD, actor="dana", verdict="approval needed before 25%",
+                   comment="approve: ok (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall clock, "
+                           "after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
+                           "acted on, the run that took the rollout over asks again)"),
+        Transition(at=T0 + 1800, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 2400, kind="approve", actor="bob", to_stage=1, comment="approve: fine",
+                   verdict="approval needed before 25%"),
+        shift(2400, 25, 1, 5),
+    ], RolloutPhase.PROGRESSING)
+    text = rollout_report(rec)
+    (row,) = [x for x in text.splitlines() if x.startswith("| 2/3 |")]
+    assert (f"(asked from {utc(T0 + 600)}; run-2 took the rollout over at {utc(T0 + 1800)} from a run that had "
+            "stopped, and asked again; dana's answer not acted on (its run had died)) |") in row, row
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
+    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
