@@ -31,9 +31,9 @@ from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
-from rollway.ledger import (NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED, NOTIFIED,
-                            OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer, RolloutRecord,
-                            Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
+from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED,
+                            NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
+                            RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
                             monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
@@ -243,7 +243,10 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
                if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
                for t in entries if t.at <= approved.at and (
                    (t in gate and t.kind in ("hold", "timeout", UNHEARD))
-                   or (t.kind == TAKEOVER and asked is not None and t.at >= asked.at))]
+                   # An unheard answer is recorded with the question it answered, no stage index
+                   # (``unheard_transitions``): it was left out here.
+                   or ((t.kind == TAKEOVER or (t.kind == UNHEARD and t.to_stage is None)) and asked is not None
+                       and t.at >= asked.at))]
     said = f"by {cell(approved.actor)} at {utc(approved.at)}"
     if asked is None:
         return said
@@ -1006,19 +1009,71 @@ def _left_unanswered(record: RolloutRecord, waiting: Transition | None) -> list[
     return left
 
 
+def _read_late(record: RolloutRecord, left: list[tuple[Transition, Transition]]) -> dict[int, Transition]:
+    """The ``not-applied`` entries (``NOT_APPLIED``) of the pauses ``left`` (``_left_unanswered``),
+    by the pause's id: an answer its run read only after its look at the canary had ended the wait
+    and rolled the rollout back. Each is recorded after the rollback's end, about the stage its
+    pause asked for: it belongs to the last such pause whose wait ended before it."""
+    at = {id(t): i for i, t in enumerate(record.history)}
+    found: dict[int, Transition] = {}
+    for i, t in enumerate(record.history):
+        if t.kind != NOT_APPLIED:
+            continue
+        pause = next((p for p, ended in reversed(left)
+                      if at[id(ended)] < i and p.to_stage == t.to_stage and id(p) not in found), None)
+        if pause is not None:
+            found[id(pause)] = t
+    return found
+
+
+def _not_applied_said(entry: Transition) -> tuple[str, str]:
+    """A ``not-applied`` entry's answer (approve, reject or hold) and the person's own words ("" when
+    none): its comment is the answer as every answer's is recorded (``answer_comment``), then
+    "; not applied: " and the run's reason, which names no person (the look's verdict)."""
+    comment = entry.comment or ""
+    said, sep, _why = comment.rpartition("; not applied: ")
+    said = said if sep else comment
+    answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
+    return answer, _without_answer(said, answer)
+
+
+def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]:
+    """The answers the run refused (``RolloutRecord.refused_answers``) to ``pause``: given while it
+    was the last pause asked, about its stage. One given as the run's look rolled the rollout back
+    is refused ("not applied"), and the pause reads as left without an answer taken."""
+    pauses = [t for t in record.history if t.kind == "pause"]
+    return [r for r in record.refused_answers if r.to_stage == pause.to_stage
+            and next((p for p in reversed(pauses) if p.at <= r.at), None) is pause]
+
+
+# What a ``not-applied`` answer was not applied for: written only when the run's look rolled back first.
+_LOOK_FIRST = "**not applied**: the canary's look had rolled the rollout back first"
+
+
 def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool = False) -> list[str]:
-    """The incident report's line for a pause the rollback ``start`` ended unanswered (the rollback
-    flow run by hand, or a run cancelled, while the rollout waited for a person): the trigger alone
-    did not tell that the rollout had been waiting, since when, nor what it asked. ``sped``: its
-    time says its clock (``_stamped``)."""
+    """The incident report's line for a pause the rollback ``start`` ended with no answer taken (the
+    rollback flow run by hand, a run cancelled, or the run's look, while the rollout waited for a
+    person): the trigger alone did not tell that the rollout had been waiting, since when, nor what
+    it asked; and the answers given to it that were not taken (refused, or read only after the
+    rollback, ``_read_late``), by whom and why. ``sped``: its time says its clock (``_stamped``)."""
     if start is None:
         return []
-    pause = next((p for p, ended in _left_unanswered(record, None) if ended is start), None)
+    left = _left_unanswered(record, None)
+    pause = next((p for p, ended in left if ended is start), None)
     if pause is None:
         return []
+    late = _read_late(record, left).get(id(pause))
+    # Each answer given to it, and why none was taken: "not answered" told the postmortem nobody had.
+    answered = [f"answered {cell(r.said())} by {cell(r.actor)} at {utc(r.at)}{_ROLLOUT_CLOCK if sped else ''} "
+                f"({f'comment: {cell(r.comment)}; ' if r.comment else ''}refused: {cell(r.reason)})"
+                for r in _refused_at(record, pause)]  # given as the look rolled back, say
+    if late is not None:  # read once the Prefect API was back, after the rollback's end
+        said, comment = _not_applied_said(late)
+        answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
+                        + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's "
+                        "end)")
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
-            "not answered: "
-            f"{cell(pause.comment or pause.verdict or '-')}"]
+            f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
 
 
 def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
@@ -1029,9 +1084,15 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     on = _ROLLOUT_CLOCK if sped else ""
     waiting = waits.pause
     summed, folded = _askings(record, waits)
-    unanswered = {id(pause): ended for pause, ended in _left_unanswered(record, waiting)}
+    left = _left_unanswered(record, waiting)
+    # An answer read after the look rolled back stands in its pause's row, at its own time.
+    read = _read_late(record, left)
+    late = {id(read[id(pause)]): (pause, ended) for pause, ended in left if id(pause) in read}
+    read_late = {id(pause) for pause, _ in late.values()}
+    unanswered = {id(pause): ended for pause, ended in left if id(pause) not in read_late}
     answers = _merged((t for t in record.history
-                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered),
+                       if (t.kind in ANSWERS and id(t) not in folded) or t is waiting or id(t) in unanswered
+                       or t.kind == NOT_APPLIED),
                       record.refused_answers)
     if not answers:
         return ["No approval was asked for or answered."]
@@ -1040,8 +1101,10 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     waited: list[float] = []  # each closed wait's span, for the total under the table
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
-        stage = (f"{weights[t.to_stage]}%" if weights and t.to_stage is not None and 0 <= t.to_stage < len(weights)
-                 else "-")
+        index = t.to_stage
+        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its wait's pause asked for
+            index = getattr(_wait_began(record, t), "to_stage", None)
+        stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
             rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
                         f"{stage} | {cell(t.comment or '')} | {cell(t.question or '')} |")
@@ -1054,9 +1117,22 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             rows.append(f"| since {since} | - | - | **waiting for an answer** | {stage} | - | "
                         f"{cell(summed.get(id(t)) or _open_question(record, t, waits.asked))} |")
             continue
+        if t.kind == NOT_APPLIED:  # answered, and read only once the look had rolled the rollout back
+            pause, ended = late.get(id(t), (None, None))
+            said, comment = _not_applied_said(t)
+            how = (f"the pause asked at {utc(pause.at)}; its wait ended with {ended.kind} ({cell(ended.actor)}, "
+                   f"{utc(ended.at)}); " if pause is not None else "")
+            span = _waited(record, ended, waited, apart) if ended is not None else "-"
+            asked = pause.comment or pause.verdict if pause is not None else t.verdict
+            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}the answer read after "
+                        f"the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
+            continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
-            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | **not answered** | {stage} | "
+            # Answers refused meanwhile have rows of their own: "not answered" beside them read as nobody had.
+            refused = "; ".join(f"{cell(r.said())} by {cell(r.actor)} at {utc(r.at)}" for r in _refused_at(record, t))
+            said = f"**no answer taken** (refused: {refused})" if refused else "**not answered**"
+            rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "
                         f"{cell(t.comment or t.verdict or '')} |")

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rollway.fakes import FakeLedger
-from rollway.ledger import RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
+from rollway.ledger import RefusedAnswer, RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
@@ -2132,3 +2132,112 @@ def test_the_rollback_step_that_disabled_a_flag_says_what_the_flag_served_before
     (step,) = [x for x in incident_report(rec).splitlines() if x.startswith("4. ")]
     assert step == ("4. the feature flags it binds disabled (`sqs-sessions`, on 5% (v2) until then; `new-editor`; their "
                     "audit trail names this rollout);"), step
+
+
+def looked_back_through_an_outage() -> RolloutRecord:
+    """A rollout whose run's look at the canary rolled it back while the Prefect API could not be
+    reached, and which read dana's answer to the pause it ended only once the API came back: the
+    ledger's ``not-applied`` entry after the rollback's end, as the run records it."""
+    question = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+                f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+    why = ("5%: canary error rate 5.00% (750/15,000) is over the 1% guardrail (judged while the run waited for an "
+           "answer, before it had read one)")
+    return record([
+        started(), shift(60, 5, 0), passed(190, 0),
+        Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 320, kind="rollback-start", actor="guardrail", comment=why),
+        Transition(at=T0 + 330, kind="rollback", actor="guardrail", to_weights=w(0), comment=why),
+        Transition(at=T0 + 450, kind="not-applied", actor="dana", to_stage=1,
+                   verdict="5%: canary 0.08% vs baseline 0.10%; approval needed before 25%",
+                   comment="approve: dashboards fine; not applied: the run's look at the canary ended the pause "
+                           "before the run could read it, and rolled the rollout back while the Prefect API could "
+                           f"not be reached: {why}"),
+    ], RolloutPhase.ROLLED_BACK)
+
+
+def test_an_answer_the_run_read_only_after_its_look_rolled_back_is_in_the_approvals_table_not_unanswered():
+    """Dana answered a pause whose wait the run's look at the canary ended while the Prefect API was
+    away; the run read her answer once it came back and recorded it after the rollback's end. The
+    Approvals table said the pause was "not answered" and left her answer out: only the timeline
+    had it, and a postmortem read from the table said nobody had answered."""
+    text = rollout_report(looked_back_through_an_outage())
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "not answered" not in approvals, approvals
+    (row,) = [line for line in approvals.splitlines() if "| dana |" in line]
+    # When the run read (and recorded) it, as the timeline has it; the wait up to the rollback's start.
+    assert row.startswith(f"| {utc(T0 + 450)} | 2.0 min | dana | approve, **not applied**: the canary's look had "
+                          "rolled the rollout back first (the pause asked at "
+                          f"{utc(T0 + 200)}; its wait ended with rollback-start (guardrail, {utc(T0 + 320)}); the "
+                          "answer read after the rollback's end) | 25% | dashboards fine | approval pause: "), row
+    assert "approval needed before 25%; unanswered by" in row, row
+    assert "**Waited for people's answers:** 2.0 min in all, at 1 pause" in approvals, approvals
+    # The timeline's row of it, at the same time.
+    assert f"| {utc(T0 + 450)} | not-applied | dana |" in text
+
+
+def test_the_incident_report_names_the_answer_its_look_rolled_back_before_the_run_read_it():
+    """The incident report's trigger said of the pause the look ended "not answered", of a pause
+    dana had answered: the postmortem could not tell that a person had approved what the guardrail
+    then rolled back, nor that her approval was never applied."""
+    trigger = incident_report(looked_back_through_an_outage()).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), answered approve by "
+            "dana (comment: dashboards fine), **not applied**: the canary's look had rolled the rollout back first "
+            f"(the answer read at {utc(T0 + 450)}, after the rollback's end): approval pause: ") in trigger, trigger
+    assert "not answered" not in trigger, trigger
+
+
+def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_answered():
+    """Dana answered as the run's look at the canary rolled the rollout back (the Prefect API back
+    for a moment): the run recorded her answer as refused, not applied. The Approvals table said the
+    pause was "not answered" above her refused answer, and the incident report's pause line said
+    "not answered" and named nobody: the postmortem read that nobody had answered."""
+    question = ("approval pause: 5%: canary 0.08% vs baseline 0.10%; approval needed before 25%; unanswered by "
+                f"{utc(T0 + 3800)} (wall clock) the rollout rolls back")
+    why = "5%: canary error rate 5.00% (750/15,000) is over the 1% guardrail"
+    rec = before_trigger("guardrail", why, passed(190, 0),
+                         Transition(at=T0 + 200, kind="pause", actor="alice", to_stage=1, comment=question))
+    rec = rec.model_copy(update={"refused_answers": (RefusedAnswer(
+        at=T0 + 300, actor="dana", action="approve", comment="fine", to_stage=1,
+        question="5%: canary 0.08% vs baseline 0.10%; approval needed before 25%",
+        reason=f"not applied: the run's look at the canary came first, and the rollout rolls back: {why}"),)})
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if line.startswith(f"| {utc(T0 + 200)} |")]
+    assert "not answered" not in row, row
+    assert f"| **no answer taken** (refused: approve by dana at {utc(T0 + 300)}) | 25% | the wait ended with " in (
+        row), row
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 200)} for stage 2/3 (25%), answered approve by dana "
+            f"at {utc(T0 + 300)} (comment: fine; refused: not applied: the run's look at the canary came first, and "
+            f"the rollout rolls back: {why}): {question}") in trigger, trigger
+    assert "not answered" not in trigger, trigger
+
+
+def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_its_stage():
+    """Dana approved in the Prefect UI a paused run whose process had died; the run that took the
+    rollout over recorded her answer as unheard (as ``unheard_transitions`` writes it: with the
+    question, no stage index) and asked again. The stage's approval said nothing of her answer, and
+    the Approvals table's row gave no stage ("-"): a postmortem could not tell which pause she had
+    answered, nor that the approval the rollout waited for had been given once before."""
+    from rollway.ledger import TAKEOVER
+
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    rec = record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind=TAKEOVER, actor="run-2", comment="took the rollout over from run-1"),
+        Transition(at=T0 + 1800, kind=UNHEARD, actor="dana", verdict="approval needed before 25%",
+                   comment="approve: ok (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall clock, "
+                           "after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
+                           "acted on, the run that took the rollout over asks again)"),
+        Transition(at=T0 + 1800, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 2400, kind="approve", actor="bob", to_stage=1, comment="approve: fine",
+                   verdict="approval needed before 25%"),
+        shift(2400, 25, 1, 5),
+    ], RolloutPhase.PROGRESSING)
+    text = rollout_report(rec)
+    (row,) = [x for x in text.splitlines() if x.startswith("| 2/3 |")]
+    assert (f"(asked from {utc(T0 + 600)}; run-2 took the rollout over at {utc(T0 + 1800)} from a run that had "
+            "stopped, and asked again; dana's answer not acted on (its run had died)) |") in row, row
+    approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
+    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
