@@ -60,3 +60,30 @@ def test_a_deploy_whose_pointing_landed_but_lost_every_answer_leaves_the_canary_
     assert status == "ACTIVE"
     family = base.rsplit("/", 1)[1].rsplit(":", 1)[0]
     assert ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"] == [base]
+
+
+def test_a_deploy_stopped_by_a_signal_as_its_pointing_lands_leaves_the_canary_on_its_revision_registered(aws):
+    # A signal (here a BaseException raised as UpdateService's answer comes) stops the run with the
+    # answer unread, and Prefect runs the undos: the registration's undo deregistered the revision
+    # the canary had just been pointed at, which ECS then reports INACTIVE.
+    import pytest
+
+    class Stopped(BaseException):
+        pass
+
+    ecs = aws.get_client("ecs")
+    base, service = aws.topology.task_definition_arn, aws.targets.canary_service
+
+    def stopped(**_):  # moto pointed the service; the process stops before reading the answer
+        raise Stopped()
+
+    ecs.meta.events.register("after-call.ecs.UpdateService", stopped)
+    try:
+        with pytest.raises(Stopped):
+            deploy.with_options(retries=0)(EcsDeployer(ecs, aws.targets), service,
+                                           f"{aws.topology.repository_uri}:2.0.0", base)
+    finally:
+        ecs.meta.events.unregister("after-call.ecs.UpdateService", stopped)
+    runs = ecs.describe_services(cluster=aws.targets.cluster, services=[service])["services"][0]["taskDefinition"]
+    assert runs != base  # the pointing is left as the signal left it
+    assert ecs.describe_task_definition(taskDefinition=runs)["taskDefinition"]["status"] == "ACTIVE"
