@@ -217,6 +217,7 @@ def run_deploy_infrastructure(
                                    "run `deploy_infrastructure` again")
             raise
         seen: dict[str, str | None] = {}
+        named_there: set[StackEnvironment] = set()  # where a stack named already deployed exists
         if plan.skipped and statuses is not None:
             # Counted as deployed only if CloudFormation says so: the app may have gained a stack
             # ordered before from_stack since the run that failed, which no run ever deployed.
@@ -238,6 +239,8 @@ def run_deploy_infrastructure(
                                       unread="it is taken as already deployed, as named",
                                       why="to check the stacks named as already deployed")
             check_already_deployed(read)
+            named = stack_environments(app, already_deployed, home)
+            named_there = {named[stack] for stack, status in read.items() if status not in (None, "DELETE_COMPLETE")}
         # Read before any deploy, and again once the run stops or ends unchecked: which stacks it
         # changed. Counted changed unread, a stack whose cdk deploy failed before CloudFormation
         # started made the checklist's key say an earlier verdict no longer held of it. A stack
@@ -267,7 +270,8 @@ def run_deploy_infrastructure(
                                        versions=versions,
                                        required={environment: max(app.bootstrap_versions[s] for s in stacks)
                                                  for environment, stacks in needed_by.items()}))
-            _say_created(before, environments)
+            _say_created(before, environments, named_there | {
+                environments[stack] for stack, status in seen.items() if status not in (None, "DELETE_COMPLETE")})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
     reports: dict[str, StackReport] = {s: StackReport(stack=s, status="not deployed") for s in plan.order}
@@ -438,9 +442,13 @@ def _refused_together(*checks: Callable[[], None]) -> None:
         raise PlanRefused("\n".join(refused))
 
 
-def _say_created(before: dict[str, StackState], environments: dict[str, StackEnvironment]) -> None:
+def _say_created(before: dict[str, StackState], environments: dict[str, StackEnvironment],
+                 kept: set[StackEnvironment]) -> None:
     """Say, before the first deploy, which stacks the run creates (CloudFormation has none of their
-    name), by environment; as a warning where it creates every one it deploys there.
+    name), by environment; as a warning where it creates every one it deploys there, unless
+    ``kept`` has it: where a stack of the app this run does not deploy exists (a resume's before
+    from_stack, one named already deployed), the right place, as a resume of a first deploy
+    finds its stacks from from_stack on missing there.
 
     A targets' region (or credentials' account) not the stacks' own looks, to cdk, like a first
     deploy: a second copy of the infrastructure was created there, and the checklist, read there
@@ -452,7 +460,7 @@ def _say_created(before: dict[str, StackState], environments: dict[str, StackEnv
     for environment, stacks in by_environment.items():
         missing = [s for s in stacks if before[s].status in (None, "DELETE_COMPLETE")]
         where = f"in CloudFormation in {environment.region} of account {environment.account}"
-        if missing and len(missing) == len(stacks):
+        if missing and len(missing) == len(stacks) and environment not in kept:
             them = f"none of the {len(stacks)} stacks to deploy exists" if len(stacks) > 1 else f"{stacks[0]} does not exist"
             log.warning("%s %s: this run creates %s there. If %s deployed already, it is elsewhere: the targets' "
                         "region or the credentials' account is not %s (cancel the run)", them, where,

@@ -109,6 +109,29 @@ def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_depl
     assert "this run creates" not in caplog.text
 
 
+def test_a_resume_whose_stacks_before_from_stack_exist_is_not_warned_that_it_creates_them_all(caplog):
+    # The stacks to deploy of a resume are those from from_stack on: none of them there yet (a first deploy
+    # stopped at its first new stack) warned "this run creates them all there ... (cancel the run)", though the
+    # stacks before from_stack, confirmed deployed in that region, said the region was the right one.
+    from rollway.cleanup import StackState
+
+    existing = set(STACKS[:4])
+
+    class Reading:
+        def status(self, name):
+            return "CREATE_COMPLETE" if name in existing else None
+
+        def seen(self, name):
+            return StackState(name=name, stack_id=f"id/{name}" if name in existing else None,
+                              status=self.status(name))
+
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    deploy_on(deployer, None, statuses=lambda _region: Reading(), from_stack=STACKS[4])
+    assert "this run creates" not in caplog.text, caplog.text
+    assert ("not in CloudFormation in us-west-2 of account 123456789012 yet, so created by this run: "
+            f"{', '.join(STACKS[4:])}") in caplog.text, caplog.text
+
+
 def test_a_checked_alarm_the_apps_templates_name_otherwise_is_told_before_the_first_deploy(aws, caplog):
     # Its checklist item failed ("does not exist") only after every stack was deployed.
     alarm = aws.targets.alarms[0]
