@@ -336,6 +336,56 @@ def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, 
     assert kinds(aws)[-2:] == ["finalize-start", "finalized"]
 
 
+def active_revisions(aws, family_of: str) -> list[str]:
+    family = family_of.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    return aws.get_client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+
+
+def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_copy(
+        aws, watch_calls, ecs_refuses_inactive_revisions):
+    # A clean-up deregistered the promoted revision; the canary keeps running it, ECS refuses it for a service.
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    made = {service: watch_calls(aws.get_client(service)) for service in ("ecs", "elbv2", "dynamodb", "sns")}
+
+    result = finalize_on(env)
+
+    assert result.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    weights, stable, canary = read_back(aws)
+    copy = stable.task_definition
+    assert weights == ALL_STABLE and canary.desired == 0 and canary.task_definition == release
+    assert copy != release and result.task_definition == copy
+    ecs = aws.get_client("ecs")
+    old, new = (ecs.describe_task_definition(taskDefinition=td)["taskDefinition"] for td in (release, copy))
+    assert new["status"] == "ACTIVE" and new["containerDefinitions"] == old["containerDefinitions"]
+    assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
+    start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
+    assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
+    used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
+    assert "ecs:RegisterTaskDefinition" in used
+    assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
+
+
+def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_the_next_run(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
+    # As an earlier finalize left it: its start recorded, the stable service never pointed (ECS refused it).
+    env, release, previous = promote_by_hand(aws, "start", "promote", "decommission", "finalize-start")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    assert finalize_unfinished(env.ledger.get(aws.targets.canary_service))
+    stable_name = aws.targets.stable_service
+    # This run stops after registering the copy, before the stable service takes it...
+    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
+                        when=lambda params: params.get("service") == stable_name)
+    (copy,) = set(active_revisions(aws, release)) - {previous}
+    # ...and the next one finishes on the same copy, registering no other.
+    again = finalize_on(env)
+    assert again.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, copy, 0)
+    assert set(active_revisions(aws, release)) - {previous} == {copy}
+    assert kinds(aws)[-4:] == ["finalize-start", "finalize-start", "finalize-start", "finalized"]
+
+
 def too_early(*args, **kwargs):
     raise AssertionError("blocks or AWS clients were loaded before the options were checked")
 
