@@ -59,7 +59,7 @@ from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
-    plan_finalize, plan_unrecorded, same_revision,
+    plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
@@ -411,7 +411,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               steps=tuple(progress.steps))
     if plan.action == "done":
         changed = ""
-        if record.canary_task_definition is not None and not same_revision(td, record.canary_task_definition):
+        if record.canary_task_definition is not None and not runs_promoted(record, td):
             # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
             # and the summary paired the two as if it were.
             changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
@@ -613,7 +613,10 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                                       "comment": (f"{found}; " if found else "")
                                                  + (f"{stand_in.why()}; " if stand_in is not None else "")
                                                  + f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
-                                                   f"tasks, then the traffic from {t.canary_service} to it"},
+                                                   f"tasks, then the traffic from {t.canary_service} to it",
+                                      # The copy the stable service takes (``stable_takes``): a run
+                                      # finding the traffic moved onto it knows it for the promoted version.
+                                      **({"stable_task_definition": td} if stand_in is not None else {})},
                         owner=owner, rule=_as_read(record), canary_task_definition=promoted,
                         write_seconds=write_seconds,
                         held=record)

@@ -173,11 +173,27 @@ def reverted_by_hand(record: RolloutRecord | None, stable: ServiceState, canary:
             and same_revision(canary.task_definition, record.canary_task_definition))
 
 
+def stable_takes(record: RolloutRecord) -> str | None:
+    """The revision a finalize of ``record`` puts on the stable service: the promoted one, or the
+    identical copy its newest ``finalize-start`` names (``stable_task_definition``) when the promoted one
+    was deregistered since the promotion (ECS points no service at an INACTIVE revision)."""
+    start = record.last_transition(START)
+    copied = start.stable_task_definition if start is not None else None
+    return copied or record.canary_task_definition
+
+
+def runs_promoted(record: RolloutRecord, task_definition: str) -> bool:
+    """Whether ``task_definition`` is the promoted revision of ``record``, or its finalize's copy of it."""
+    return any(td is not None and same_revision(task_definition, td)
+               for td in (record.canary_task_definition, stable_takes(record)))
+
+
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
-    promoted version: what is left of it is to idle the canary (and record it)."""
+    promoted version (or its copy, ``stable_takes``): what is left of it is to idle the canary
+    (and record it)."""
     return (finalize_unfinished(record) and record.canary_task_definition is not None
-            and same_revision(stable.task_definition, record.canary_task_definition))
+            and runs_promoted(record, stable.task_definition))
 
 
 def plan_finalize(

@@ -386,6 +386,28 @@ def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_t
     assert kinds(aws)[-4:] == ["finalize-start", "finalize-start", "finalize-start", "finalized"]
 
 
+def test_a_finalize_on_a_copy_stopped_after_the_traffic_moved_holds_the_next_rollout_and_is_finished(
+        aws, watch_calls, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    canary_name = aws.targets.canary_service
+    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"scale {canary_name} to 0",
+                        when=lambda params: params.get("service") == canary_name)
+    weights, stable, canary = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition != release and canary.desired == 2
+    assert env.ledger.get(canary_name).last_transition("finalize-start").stable_task_definition == stable.task_definition
+    with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize`"):
+        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
+
+    elb_calls = watch_calls(aws.get_client("elbv2"))
+    again = finalize_on(env)
+    assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
+    assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
+    # Once finalized, a second run says so, and names the copy the stable service runs as the finalized one.
+    said = finalize_on(env, actor="bob")
+    assert said.outcome == "already_finalized" and "changed since" not in said.steps[-1]
+
+
 def too_early(*args, **kwargs):
     raise AssertionError("blocks or AWS clients were loaded before the options were checked")
 
