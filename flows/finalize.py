@@ -11,7 +11,9 @@ In order, each step logged and recorded:
    finalizes at once would each act and page), then record ``finalize-start`` in the ledger;
 3. point the stable service at the promoted task definition with the capacity to carry all
    traffic, and wait until it is steady with healthy targets: until then the canary serves
-   everything, as before;
+   everything, as before (a promoted revision deregistered since, which ECS points no service
+   at, is found before any write, and the stable service takes an identical copy of it: the
+   copy is registered under the lease and named in ``finalize-start``);
 4. send 100 % to stable and read it back: both services run the same version now, so users
    see no change whichever one a request reaches;
 5. scale the canary to 0 (it keeps the promoted task definition: idle, it mirrors stable, and

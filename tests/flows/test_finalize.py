@@ -373,6 +373,10 @@ def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_t
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     assert finalize_unfinished(env.ledger.get(aws.targets.canary_service))
     stable_name = aws.targets.stable_service
+    # `rollway abort` sends a person to finalize again, which now can finish it.
+    from rollway.cli.way_back import nothing_to_abort
+    assert "Run `rollway finalize` again to finish it" in nothing_to_abort(
+        aws.targets, env.ledger.get(aws.targets.canary_service))
     # This run stops after registering the copy, before the stable service takes it...
     finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
                         when=lambda params: params.get("service") == stable_name)
