@@ -34,7 +34,7 @@ from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
 from tests.flows.moto_env import HEALTHY, SPEED, inbox, paced_environment, saved_blocks  # other test_finalize_* import saved_blocks here
 from tests.flows.test_canary_moto import read_back
-from tests.flows.iam import allowed, iam_actions
+from tests.flows.iam import allowed, denied, iam_actions, iam_requests
 
 ALL_STABLE, ALL_CANARY = Weights(stable=100, canary=0), Weights(stable=0, canary=100)
 READS = ("Describe", "Get", "List", "Query")
@@ -347,6 +347,13 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     made = {service: watch_calls(aws.get_client(service)) for service in ("ecs", "elbv2", "dynamodb", "sns")}
+    sent: list[dict] = []
+
+    def registering(model, params, **_):
+        if model.name == "RegisterTaskDefinition":
+            sent.append(dict(params))
+
+    aws.get_client("ecs").meta.events.register("before-parameter-build.ecs.*", registering)
 
     result = finalize_on(env)
 
@@ -364,6 +371,11 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
     assert "ecs:RegisterTaskDefinition" in used
     assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
+    # The copy's tags and the roles it passes to ECS, on the resources and conditions AWS checks them on.
+    (params,) = sent
+    requests = iam_requests("ecs", "RegisterTaskDefinition", params)
+    assert {r.action for r in requests} == {"ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"}
+    assert denied("iam-policy.json", requests) == []
 
 
 def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_the_next_run(
