@@ -191,10 +191,15 @@ class EcsDeployer:
         )
         if image is not None:
             _swap_image(arguments, self._targets.container_name, image, base_task_definition)
-        else:
+        elif sum(not reserved_tag(tag) and tag.get("key") != REQUEST_TAG for tag in arguments.get("tags", [])) < MAX_TAGS:
             # Which revision it stands in for: a finalize resumed after registering it finds it again.
             copied = {"key": COPY_TAG, "value": described["taskDefinition"]["taskDefinitionArn"]}
             arguments["tags"] = [*arguments.get("tags", []), copied]
+        else:
+            # ECS refuses a 51st tag: the team's own are kept, and a run stopped before the
+            # ledger names the copy registers another (inert) one.
+            _log.warning("%s carries %d tags, ECS's limit per resource: its copy keeps them all and goes without "
+                         "rollway's %s tag", base_task_definition, MAX_TAGS, COPY_TAG)
         # RegisterTaskDefinition is not idempotent: botocore sends it again after a lost answer,
         # and each copy that arrived is a revision. A token of this call's own, as a tag, tells
         # which revisions it made (a base made by rollway carries an older call's: it is replaced).

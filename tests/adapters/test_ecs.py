@@ -479,3 +479,12 @@ def test_a_deregistered_revision_is_copied_whole_and_its_copy_found_again(aws, d
     assert deployer.copy_of(gone) == copy and deployer.copied_from(copy) == gone and deployer.copied_from(gone) is None
     deployer.update_service(aws.targets.stable_service, task_definition=copy)
     assert ecs_refuses_inactive_revisions == []
+
+
+def test_a_deregistered_revision_with_fifty_tags_is_copied_with_them_all(aws, deployer, ecs_tag_limit, caplog):
+    # rollway:copy-of made the copy's 51st tag, which ECS refuses: finalize could not go on.
+    base_arn = fifty_tagged(aws)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=base_arn)
+    copy = deployer.copy_revision(base_arn)
+    assert _describe(aws, copy)[1] == _describe(aws, base_arn)[1]
+    assert "rollway:copy-of" in caplog.text and "50 tags" in caplog.text, caplog.text
