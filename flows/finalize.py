@@ -388,8 +388,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                       if unrecorded else ())
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
+        copy_of = None
+        if (live == ALL_STABLE and not same_revision(stable.task_definition, canary.task_definition)
+                and hasattr(deployer, "copied_from")):
+            # A finalize that stopped after the traffic moved onto a copy of a deregistered revision.
+            with progress.trying(reading, unchanged):
+                copy_of = read(f"ECS (task definition {stable.task_definition!r})",
+                               lambda: deployer.copied_from(stable.task_definition))
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
-                               finalize_runs=finalizing,
+                               finalize_runs=finalizing, stable_copy_of=copy_of,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
@@ -461,7 +468,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
         scale_down = f"scale {t.canary_service} to 0"
         with progress.trying(scale_down, after):
-            taken = _taken_over(env, newest, td, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds,
+            # The canary's revision as read at the start (the stable service may run a copy of it).
+            taken = _taken_over(env, newest, canary.task_definition, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds,
                                 verify_seconds=verify_timeout_seconds,
                                 read=lambda what, work: progress.read(scale_down, after, what,
                                                                       verify_timeout_seconds, work))

@@ -295,6 +295,7 @@ def plan_unrecorded(
     promoted: str | None = None,
     speed: float = 1.0,
     wall: float | None = None,
+    stable_copy_of: str | None = None,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -316,6 +317,9 @@ def plan_unrecorded(
         now, speed, wall: as for ``plan_finalize``.
         promoted: the task definition the promotion put on the canary, when known (the `canary`
             flow finalizing its own promotion knows it): a canary changed since is refused.
+        stable_copy_of: the revision the stable service's is an identical copy of (``rollway:copy-of``,
+            registered by a finalize because the promoted one was deregistered), or None: a stable
+            service on such a copy of the canary's revision runs the same version.
 
     Raises:
         FinalizeRefused: the ledger's newest rollout is open or records the promotion, the
@@ -324,7 +328,8 @@ def plan_unrecorded(
     service = targets.canary_service
     if newest is not None:
         _refuse_recorded(newest, spec, targets, now, speed, wall)
-    if live == ALL_STABLE and same_revision(stable.task_definition, canary.task_definition):
+    if live == ALL_STABLE and any(td is not None and same_revision(td, canary.task_definition)
+                                  for td in (stable.task_definition, stable_copy_of)):
         plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
             return plan

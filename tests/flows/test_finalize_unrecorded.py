@@ -259,6 +259,27 @@ def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_t
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
 
 
+def test_an_unrecorded_finalize_of_a_deregistered_revision_finishes_on_its_copy_and_resumes_after_the_traffic_moved(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
+    env, release, _ = promote_by_hand(aws)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    canary_name = aws.targets.canary_service
+    restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
+    try:
+        with pytest.raises(FinalizeIncomplete, match=f"The traffic is on .*{UNRECORDED}"):
+            unrecorded_on(env)
+    finally:
+        restore()
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_STABLE and stable.task_definition != release and canary_service.desired == 2
+    copy = stable.task_definition
+
+    again = unrecorded_on(env)
+    assert again.outcome == "finalized" and again.task_definition == copy and read_back(aws)[2].desired == 0
+    assert ecs_refuses_inactive_revisions == []
+    assert unrecorded_on(env).outcome == "nothing_to_finalize"
+
+
 def test_unrecorded_plans_from_what_aws_shows():
     def plan(live, stable, canary, newest=None):
         spec = RolloutSpec.for_rollback(newest.spec_json) if newest else None
