@@ -461,6 +461,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                                       stable=stable, earlier=earlier, stand_in=stand_in)
             if stand_in is not None:
                 td = stand_in.revision
+                after = (f"The traffic is on {t.stable_service}, which runs {td}, an identical copy of the promoted "
+                         f"{stand_in.promoted}: users see the promoted version.")
         else:
             weights = live
             progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "

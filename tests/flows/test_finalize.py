@@ -318,13 +318,21 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
     assert finalize_unfinished(env.ledger.get(t.canary_service))
 
 
-def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls, ecs_updates_retried_at_once):
+@pytest.mark.parametrize("deregistered", [False, True], ids=["promoted", "promoted-deregistered-since"])
+def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(
+        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    if deregistered:  # the stable service takes an identical copy of it
+        aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     canary_name = aws.targets.canary_service
     finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", "The traffic is on webordinary-edit-service, which "
-                        "runs the promoted", when=lambda params: params.get("service") == canary_name)
+                        "runs " + ("arn:.*, an identical copy of the promoted" if deregistered else "the promoted"),
+                        when=lambda params: params.get("service") == canary_name)
     weights, stable, canary = read_back(aws)
-    assert weights == ALL_STABLE and stable.task_definition == release and canary.desired == 2
+    assert weights == ALL_STABLE and (stable.task_definition != release) == deregistered and canary.desired == 2
+    # The copy is recorded as what the stable service takes: the promoted version, to the runs that follow.
+    recorded = env.ledger.get(canary_name).last_transition("finalize-start").stable_task_definition
+    assert recorded == (stable.task_definition if deregistered else None)
     # Until it is finished, a new rollout would deploy onto a canary the next finalize run scales down.
     with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize`"):
         preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
@@ -334,6 +342,10 @@ def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, 
     assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
     assert kinds(aws)[-2:] == ["finalize-start", "finalized"]
+    # A second run says it is finalized, the copy being the finalized version, not one changed since.
+    said = finalize_on(env, actor="bob")
+    assert said.outcome == "already_finalized" and "changed since" not in said.steps[-1]
+    assert ecs_refuses_inactive_revisions == []
 
 
 def active_revisions(aws, family_of: str) -> list[str]:
@@ -400,28 +412,6 @@ def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_t
     assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, copy, 0)
     assert set(active_revisions(aws, release)) - {previous} == {copy}
     assert kinds(aws)[-4:] == ["finalize-start", "finalize-start", "finalize-start", "finalized"]
-
-
-def test_a_finalize_on_a_copy_stopped_after_the_traffic_moved_holds_the_next_rollout_and_is_finished(
-        aws, watch_calls, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
-    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
-    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
-    canary_name = aws.targets.canary_service
-    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"scale {canary_name} to 0",
-                        when=lambda params: params.get("service") == canary_name)
-    weights, stable, canary = read_back(aws)
-    assert weights == ALL_STABLE and stable.task_definition != release and canary.desired == 2
-    assert env.ledger.get(canary_name).last_transition("finalize-start").stable_task_definition == stable.task_definition
-    with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize`"):
-        preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
-
-    elb_calls = watch_calls(aws.get_client("elbv2"))
-    again = finalize_on(env)
-    assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
-    assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
-    # Once finalized, a second run says so, and names the copy the stable service runs as the finalized one.
-    said = finalize_on(env, actor="bob")
-    assert said.outcome == "already_finalized" and "changed since" not in said.steps[-1]
 
 
 def too_early(*args, **kwargs):
