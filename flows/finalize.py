@@ -11,7 +11,9 @@ In order, each step logged and recorded:
    finalizes at once would each act and page), then record ``finalize-start`` in the ledger;
 3. point the stable service at the promoted task definition with the capacity to carry all
    traffic, and wait until it is steady with healthy targets: until then the canary serves
-   everything, as before;
+   everything, as before (a promoted revision deregistered since, which ECS points no service
+   at, is found before any write, and the stable service takes an identical copy of it: the
+   copy is registered under the lease and named in ``finalize-start``);
 4. send 100 % to stable and read it back: both services run the same version now, so users
    see no change whichever one a request reaches;
 5. scale the canary to 0 (it keeps the promoted task definition: idle, it mirrors stable, and
@@ -59,7 +61,7 @@ from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
     ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
-    plan_finalize, plan_unrecorded, same_revision,
+    plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
@@ -386,8 +388,15 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                       if unrecorded else ())
     speed = getattr(env.clock, "speed", 1.0)  # a refusal for a window still open says when in wall time too
     if unrecorded:
+        copy_of = None
+        if (live == ALL_STABLE and not same_revision(stable.task_definition, canary.task_definition)
+                and hasattr(deployer, "copied_from")):
+            # A finalize that stopped after the traffic moved onto a copy of a deregistered revision.
+            with progress.trying(reading, unchanged):
+                copy_of = read(f"ECS (task definition {stable.task_definition!r})",
+                               lambda: deployer.copied_from(stable.task_definition))
         plan = plan_unrecorded(newest, spec, live=live, stable=stable, canary=canary, canary_runs=running,
-                               finalize_runs=finalizing,
+                               finalize_runs=finalizing, stable_copy_of=copy_of,
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
@@ -411,7 +420,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                               steps=tuple(progress.steps))
     if plan.action == "done":
         changed = ""
-        if record.canary_task_definition is not None and not same_revision(td, record.canary_task_definition):
+        if record.canary_task_definition is not None and not runs_promoted(record, td):
             # Pointed elsewhere since (a hotfix by hand): the rollout's image is not what it runs,
             # and the summary paired the two as if it were.
             changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
@@ -436,13 +445,24 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     # A finalize of this rollout that began and did not finish: a write it gave up on may have
     # landed after it stopped, and what AWS shows now says whether it did.
     earlier = record.last_transition(START) if finalize_unfinished(record) else None
+    # ECS points no service at a deregistered (INACTIVE) revision: one deregistered since the
+    # promotion (a clean-up script; the canary keeps running it) stopped every finalize at its
+    # UpdateService, and an unfinished finalize holds up the next rollout. Read before any write.
+    stand_in = None
+    if plan.action == "start":
+        with progress.trying(reading, unchanged):
+            stand_in = _stand_in(deployer, td, read)
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
                                       verify_timeout_seconds=verify_timeout_seconds,
                                       healthy_timeout_seconds=healthy_timeout_seconds, write_seconds=write_seconds,
-                                      stable=stable, earlier=earlier)
+                                      stable=stable, earlier=earlier, stand_in=stand_in)
+            if stand_in is not None:
+                td = stand_in.revision
+                after = (f"The traffic is on {t.stable_service}, which runs {td}, an identical copy of the promoted "
+                         f"{stand_in.promoted}: users see the promoted version.")
         else:
             weights = live
             progress.done(f"a previous run moved the traffic already ({live} stable/canary, {t.stable_service} on {td}): "
@@ -450,7 +470,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 
         scale_down = f"scale {t.canary_service} to 0"
         with progress.trying(scale_down, after):
-            taken = _taken_over(env, newest, td, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds,
+            # The canary's revision as read at the start (the stable service may run a copy of it).
+            taken = _taken_over(env, newest, canary.task_definition, unrecorded=unrecorded, ledger_seconds=ledger_read_seconds,
                                 verify_seconds=verify_timeout_seconds,
                                 read=lambda what, work: progress.read(scale_down, after, what,
                                                                       verify_timeout_seconds, work))
@@ -497,6 +518,31 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
+class _StandIn:
+    """What the stable service takes instead of a promoted revision deregistered since: an
+    identical copy of it, registered already (``revision``) or to be registered (None)."""
+
+    def __init__(self, promoted: str, revision: str | None) -> None:
+        self.promoted, self.revision = promoted, revision
+
+    def why(self) -> str:
+        return (f"{self.promoted} was deregistered (INACTIVE) since the promotion, and ECS points no service at an "
+                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers, image digest, "
+                "roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
+                "so what users get does not change")
+
+
+def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T]) -> _StandIn | None:
+    """None while ``td`` is ACTIVE; else the copy the stable service takes (one registered by an
+    earlier finalize, found by its tag; else one to register). A deployer that cannot tell (the
+    fakes) keeps ``td``."""
+    if not hasattr(deployer, "revision_status"):
+        return None
+    if read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td)) != "INACTIVE":
+        return None
+    return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)))
+
+
 def _which(rollout_id: str | None) -> str:
     return f"Rollout {rollout_id}" if rollout_id else "The promotion the ledger does not record (the `canary` flow's)"
 
@@ -528,7 +574,8 @@ def _taken_over(env: Environment, newest: RolloutRecord | None, td: str, *, unre
 def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: FinalizePlan, live: Weights, actor: str,
                     progress: _Progress, *, owner: str | None, stable_timeout_seconds: float, verify_timeout_seconds: float,
                     healthy_timeout_seconds: float, write_seconds: float = WRITE_SECONDS,
-                    stable: ServiceState | None = None, earlier: Transition | None = None) -> Weights:
+                    stable: ServiceState | None = None, earlier: Transition | None = None,
+                    stand_in: _StandIn | None = None) -> Weights:
     """Record the intent (if the ledger records the promotion), bring the stable service onto the
     promoted version, then move the traffic.
 
@@ -541,7 +588,21 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         The weights read back: 100 % stable.
     """
     t = env.targets
-    td = plan.task_definition
+    promoted = plan.task_definition
+    if stand_in is not None and stand_in.revision is None:
+        # Under the lease, before the ledger says the stable service takes it: a run stopped
+        # between the two finds this copy again by its tag rather than registering another.
+        with progress.trying(f"register a copy of {promoted}, which was deregistered (INACTIVE)",
+                             f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of "
+                             f"the traffic on {promoted}."):
+            stand_in.revision = _written(f"ECS (RegisterTaskDefinition, a copy of {promoted!r})", write_seconds,
+                                         lambda: env.deployer.copy_revision(promoted), lease=_under(env, record))
+        progress.done(f"registered {stand_in.revision}, a copy of the promoted {promoted}: {stand_in.why()}")
+    elif stand_in is not None:
+        progress.done(f"{t.stable_service} takes {stand_in.revision}, registered by an earlier finalize: "
+                      f"{stand_in.why()}")
+    # What the stable service runs: the promoted revision, or its copy.
+    td = promoted if stand_in is None else stand_in.revision
     landed = (earlier is not None and stable is not None and same_revision(stable.task_definition, td)
               and stable.desired >= plan.stable_desired)
     found = None
@@ -551,7 +612,8 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                  if landed else
                  f"the finalize {_begun(earlier)} did not leave {t.stable_service} on {td} with {plan.stable_desired} "
                  f"tasks (it runs {stable.task_definition} with {stable.desired}): this run points it there")
-    before = f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on {td}."
+    before = (f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of the traffic on "
+              f"{promoted}.")
     if record is not None:
         with progress.trying(f"record {START!r} in the ledger", before):
             try:
@@ -561,9 +623,14 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                 # made this run's plan stale, and acting on it would move that rollout's traffic.
                 _record(env, record, {"kind": START, "actor": actor, "from_weights": live,
                                       "comment": (f"{found}; " if found else "")
+                                                 + (f"{stand_in.why()}; " if stand_in is not None else "")
                                                  + f"moving {td} onto {t.stable_service} at {plan.stable_desired} "
-                                                   f"tasks, then the traffic from {t.canary_service} to it"},
-                        owner=owner, rule=_as_read(record), canary_task_definition=td, write_seconds=write_seconds,
+                                                   f"tasks, then the traffic from {t.canary_service} to it",
+                                      # The copy the stable service takes (``stable_takes``): a run
+                                      # finding the traffic moved onto it knows it for the promoted version.
+                                      **({"stable_task_definition": td} if stand_in is not None else {})},
+                        owner=owner, rule=_as_read(record), canary_task_definition=promoted,
+                        write_seconds=write_seconds,
                         held=record)
             except (RolloutSuperseded, RolloutMovedOn) as err:
                 raise _stale(err) from err
@@ -582,7 +649,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     # service now asks for its tasks of the release (the next run finds that done).
     pointed = (f"{t.stable_service} was pointed at {td} with {plan.stable_desired} tasks before the wait, and keeps "
                f"them; the load balancer was not changed: {t.canary_service} still serves {live.canary}% of the "
-               f"traffic on {td}.")
+               f"traffic on {promoted}.")
     # The waits the rollback makes before it moves traffic: steady, then healthy targets.
     waiting = f"wait until {t.stable_service} is steady with healthy targets"
     # Minutes pass here while ECS starts the tasks: said before and while it lasts, or `rollway

@@ -173,11 +173,27 @@ def reverted_by_hand(record: RolloutRecord | None, stable: ServiceState, canary:
             and same_revision(canary.task_definition, record.canary_task_definition))
 
 
+def stable_takes(record: RolloutRecord) -> str | None:
+    """The revision a finalize of ``record`` puts on the stable service: the promoted one, or the
+    identical copy its newest ``finalize-start`` names (``stable_task_definition``) when the promoted one
+    was deregistered since the promotion (ECS points no service at an INACTIVE revision)."""
+    start = record.last_transition(START)
+    copied = start.stable_task_definition if start is not None else None
+    return copied or record.canary_task_definition
+
+
+def runs_promoted(record: RolloutRecord, task_definition: str) -> bool:
+    """Whether ``task_definition`` is the promoted revision of ``record``, or its finalize's copy of it."""
+    return any(td is not None and same_revision(task_definition, td)
+               for td in (record.canary_task_definition, stable_takes(record)))
+
+
 def moved_onto_stable(record: RolloutRecord | None, stable: ServiceState) -> bool:
     """Whether an unfinished finalize of ``record`` got as far as the stable service running the
-    promoted version: what is left of it is to idle the canary (and record it)."""
+    promoted version (or its copy, ``stable_takes``): what is left of it is to idle the canary
+    (and record it)."""
     return (finalize_unfinished(record) and record.canary_task_definition is not None
-            and same_revision(stable.task_definition, record.canary_task_definition))
+            and runs_promoted(record, stable.task_definition))
 
 
 def plan_finalize(
@@ -279,6 +295,7 @@ def plan_unrecorded(
     promoted: str | None = None,
     speed: float = 1.0,
     wall: float | None = None,
+    stable_copy_of: str | None = None,
 ) -> FinalizePlan:
     """Decide how to finalize a promotion the ledger does not record, or refuse.
 
@@ -300,6 +317,9 @@ def plan_unrecorded(
         now, speed, wall: as for ``plan_finalize``.
         promoted: the task definition the promotion put on the canary, when known (the `canary`
             flow finalizing its own promotion knows it): a canary changed since is refused.
+        stable_copy_of: the revision the stable service's is an identical copy of (``rollway:copy-of``,
+            registered by a finalize because the promoted one was deregistered), or None: a stable
+            service on such a copy of the canary's revision runs the same version.
 
     Raises:
         FinalizeRefused: the ledger's newest rollout is open or records the promotion, the
@@ -308,7 +328,8 @@ def plan_unrecorded(
     service = targets.canary_service
     if newest is not None:
         _refuse_recorded(newest, spec, targets, now, speed, wall)
-    if live == ALL_STABLE and same_revision(stable.task_definition, canary.task_definition):
+    if live == ALL_STABLE and any(td is not None and same_revision(td, canary.task_definition)
+                                  for td in (stable.task_definition, stable_copy_of)):
         plan = FinalizePlan.on_stable("done" if canary.desired == 0 else "after-traffic", stable)
         if plan.action == "done":
             return plan

@@ -43,6 +43,8 @@ READ_ONLY_FIELDS = frozenset(
 # registration whose answer was lost finds the revision it made (RegisterTaskDefinition is not
 # idempotent, and takes no client token).
 REQUEST_TAG = "rollway:request"
+# Tag on a revision copy_revision makes: the ARN of the (deregistered) revision it copies.
+COPY_TAG = "rollway:copy-of"
 # How many of a family's newest revisions are searched for that token.
 REQUEST_LOOKBACK = 10
 # ECS's limit of tags on one resource: a registration asking for more is refused.
@@ -139,6 +141,43 @@ class EcsDeployer:
         """
         if not image or not image.strip():
             raise ValueError("image must not be empty")
+        return self._register_copy(base_task_definition, image)
+
+    def copy_revision(self, task_definition: str) -> str:
+        """Register an identical copy of ``task_definition`` (deregistered: ECS points no service
+        at an INACTIVE revision, and DescribeTaskDefinition still answers for it) as a new ACTIVE
+        revision of its family: every field RegisterTaskDefinition takes, the image as it names it
+        (pinned by the same digest), its tags, and ``rollway:copy-of`` naming the revision copied,
+        by which ``copy_of`` finds it again. As ``register_revision`` otherwise (a lost answer).
+
+        Raises:
+            TargetNotFound: no such revision.
+            AdapterError: it has a field RegisterTaskDefinition does not take (copying would lose it).
+            PassRoleDenied, ClientError, BotoCoreError: as ``register_revision``; nothing registered.
+        """
+        return self._register_copy(task_definition, None)
+
+    def copy_of(self, task_definition: str) -> str | None:
+        """The newest ACTIVE revision ``copy_revision`` made of ``task_definition`` among its
+        family's ``REQUEST_LOOKBACK`` newest, or None (read-only)."""
+        try:
+            described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+        except ClientError as err:
+            raise _named(err, task_definition) from err
+        arn = described["taskDefinitionArn"]
+        found = self._tagged(described["family"], {"key": COPY_TAG, "value": arn})
+        return found[0] if found else None
+
+    def copied_from(self, task_definition: str) -> str | None:
+        """The revision ``task_definition`` is a ``copy_revision`` of (its ``rollway:copy-of``), or None."""
+        try:
+            tags = self._client.describe_task_definition(taskDefinition=task_definition, include=["TAGS"]).get("tags", [])
+        except ClientError as err:
+            raise _named(err, task_definition) from err
+        return next((tag["value"] for tag in tags if tag.get("key") == COPY_TAG), None)
+
+    def _register_copy(self, base_task_definition: str, image: str | None) -> str:
+        """``register_revision``'s work; ``image`` None: an identical copy (``copy_revision``)."""
         try:
             described = self._client.describe_task_definition(
                 taskDefinition=base_task_definition, include=["TAGS"]
@@ -147,10 +186,20 @@ class EcsDeployer:
             raise _named(err, base_task_definition) from err
         arguments = registration_input(
             described["taskDefinition"],
-            described.get("tags", []),
+            [tag for tag in described.get("tags", []) if tag.get("key") != COPY_TAG],
             self._registerable_fields(),
         )
-        _swap_image(arguments, self._targets.container_name, image, base_task_definition)
+        if image is not None:
+            _swap_image(arguments, self._targets.container_name, image, base_task_definition)
+        elif sum(not reserved_tag(tag) and tag.get("key") != REQUEST_TAG for tag in arguments.get("tags", [])) < MAX_TAGS:
+            # Which revision it stands in for: a finalize resumed after registering it finds it again.
+            copied = {"key": COPY_TAG, "value": described["taskDefinition"]["taskDefinitionArn"]}
+            arguments["tags"] = [*arguments.get("tags", []), copied]
+        else:
+            # ECS refuses a 51st tag: the team's own are kept, and a run stopped before the
+            # ledger names the copy registers another (inert) one.
+            _log.warning("%s carries %d tags, ECS's limit per resource: its copy keeps them all and goes without "
+                         "rollway's %s tag", base_task_definition, MAX_TAGS, COPY_TAG)
         # RegisterTaskDefinition is not idempotent: botocore sends it again after a lost answer,
         # and each copy that arrived is a revision. A token of this call's own, as a tag, tells
         # which revisions it made (a base made by rollway carries an older call's: it is replaced).
@@ -219,6 +268,11 @@ class EcsDeployer:
     def _registered_with(self, family: str, token: str) -> list[str]:
         """ARNs of the ACTIVE revisions of ``family`` tagged ``rollway:request=token``, newest
         first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since)."""
+        return self._tagged(family, {"key": REQUEST_TAG, "value": token})
+
+    def _tagged(self, family: str, tag: dict[str, str]) -> list[str]:
+        """ARNs of the ACTIVE revisions of ``family`` tagged ``tag``, newest first, among its
+        ``REQUEST_LOOKBACK`` newest."""
         listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
                                                     maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
         # familyPrefix is a prefix ("app" lists "app-v2" too); moto ignores sort and maxResults.
@@ -227,7 +281,7 @@ class EcsDeployer:
         found = []
         for arn in newest:
             tags = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
-            if {"key": REQUEST_TAG, "value": token} in tags:
+            if tag in tags:
                 found.append(arn)
         return found
 

@@ -455,3 +455,36 @@ def test_aws_reserved_tags_of_the_base_are_not_copied_and_the_team_tags_are(aws,
     assert not [t for t in tags if t["key"].lower().startswith("aws:")], tags
     assert {"key": "team", "value": "edit"} in tags and {"key": "team", "value": "edit"} in _describe(aws, new_arn)[1]
     assert caplog.text.count("aws:cloudformation:stack-name") <= 1
+
+
+def test_a_deregistered_revision_is_copied_whole_and_its_copy_found_again(aws, deployer, ecs_refuses_inactive_revisions):
+    """ECS points no service at an INACTIVE revision; its copy, a new ACTIVE revision, runs the same
+    thing (the image by the same digest, the roles, sizes, tags), and names what it copies."""
+    image = f"{aws.topology.repository_uri}@sha256:{'a' * 64}"
+    gone = deployer.register_revision(image, aws.topology.task_definition_arn)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=gone)
+    assert deployer.copy_of(gone) is None
+
+    copy = deployer.copy_revision(gone)
+
+    old, old_tags = _describe(aws, gone)
+    new, new_tags = _describe(aws, copy)
+    assert new["status"] == "ACTIVE" and new["family"] == old["family"] and new["revision"] > old["revision"]
+    for field in sorted(set(old) - READ_ONLY_FIELDS):
+        assert new.get(field) == old[field], field
+    assert new["containerDefinitions"][0]["image"] == image
+    assert [t for t in new_tags if t["key"] not in ("rollway:request", "rollway:copy-of")] == [
+        t for t in old_tags if t["key"] != "rollway:request"] != []
+    assert {"key": "rollway:copy-of", "value": gone} in new_tags
+    assert deployer.copy_of(gone) == copy and deployer.copied_from(copy) == gone and deployer.copied_from(gone) is None
+    deployer.update_service(aws.targets.stable_service, task_definition=copy)
+    assert ecs_refuses_inactive_revisions == []
+
+
+def test_a_deregistered_revision_with_fifty_tags_is_copied_with_them_all(aws, deployer, ecs_tag_limit, caplog):
+    # rollway:copy-of made the copy's 51st tag, which ECS refuses: finalize could not go on.
+    base_arn = fifty_tagged(aws)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=base_arn)
+    copy = deployer.copy_revision(base_arn)
+    assert _describe(aws, copy)[1] == _describe(aws, base_arn)[1]
+    assert "rollway:copy-of" in caplog.text and "50 tags" in caplog.text, caplog.text

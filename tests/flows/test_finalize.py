@@ -34,7 +34,7 @@ from rollway.spec import RolloutSpec, Stage, WeeklyPhase
 from rollway.targets import Targets
 from tests.flows.moto_env import HEALTHY, SPEED, inbox, paced_environment, saved_blocks  # other test_finalize_* import saved_blocks here
 from tests.flows.test_canary_moto import read_back
-from tests.flows.iam import allowed, iam_actions
+from tests.flows.iam import allowed, denied, iam_actions, iam_requests
 
 ALL_STABLE, ALL_CANARY = Weights(stable=100, canary=0), Weights(stable=0, canary=100)
 READS = ("Describe", "Get", "List", "Query")
@@ -318,13 +318,21 @@ def test_a_release_the_circuit_breaker_rolled_back_keeps_the_traffic_on_the_cana
     assert finalize_unfinished(env.ledger.get(t.canary_service))
 
 
-def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, watch_calls, ecs_updates_retried_at_once):
+@pytest.mark.parametrize("deregistered", [False, True], ids=["promoted", "promoted-deregistered-since"])
+def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(
+        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered):
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    if deregistered:  # the stable service takes an identical copy of it
+        aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     canary_name = aws.targets.canary_service
     finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", "The traffic is on webordinary-edit-service, which "
-                        "runs the promoted", when=lambda params: params.get("service") == canary_name)
+                        "runs " + ("arn:.*, an identical copy of the promoted" if deregistered else "the promoted"),
+                        when=lambda params: params.get("service") == canary_name)
     weights, stable, canary = read_back(aws)
-    assert weights == ALL_STABLE and stable.task_definition == release and canary.desired == 2
+    assert weights == ALL_STABLE and (stable.task_definition != release) == deregistered and canary.desired == 2
+    # The copy is recorded as what the stable service takes: the promoted version, to the runs that follow.
+    recorded = env.ledger.get(canary_name).last_transition("finalize-start").stable_task_definition
+    assert recorded == (stable.task_definition if deregistered else None)
     # Until it is finished, a new rollout would deploy onto a canary the next finalize run scales down.
     with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize`"):
         preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
@@ -334,6 +342,76 @@ def test_a_finalize_stopped_after_the_traffic_moved_is_finished_from_there(aws, 
     assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
     assert kinds(aws)[-2:] == ["finalize-start", "finalized"]
+    # A second run says it is finalized, the copy being the finalized version, not one changed since.
+    said = finalize_on(env, actor="bob")
+    assert said.outcome == "already_finalized" and "changed since" not in said.steps[-1]
+    assert ecs_refuses_inactive_revisions == []
+
+
+def active_revisions(aws, family_of: str) -> list[str]:
+    family = family_of.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    return aws.get_client("ecs").list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+
+
+def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_copy(
+        aws, watch_calls, ecs_refuses_inactive_revisions):
+    # A clean-up deregistered the promoted revision; the canary keeps running it, ECS refuses it for a service.
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    made = {service: watch_calls(aws.get_client(service)) for service in ("ecs", "elbv2", "dynamodb", "sns")}
+    sent: list[dict] = []
+
+    def registering(model, params, **_):
+        if model.name == "RegisterTaskDefinition":
+            sent.append(dict(params))
+
+    aws.get_client("ecs").meta.events.register("before-parameter-build.ecs.*", registering)
+
+    result = finalize_on(env)
+
+    assert result.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    weights, stable, canary = read_back(aws)
+    copy = stable.task_definition
+    assert weights == ALL_STABLE and canary.desired == 0 and canary.task_definition == release
+    assert copy != release and result.task_definition == copy
+    ecs = aws.get_client("ecs")
+    old, new = (ecs.describe_task_definition(taskDefinition=td)["taskDefinition"] for td in (release, copy))
+    assert new["status"] == "ACTIVE" and new["containerDefinitions"] == old["containerDefinitions"]
+    assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
+    start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
+    assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
+    used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
+    assert "ecs:RegisterTaskDefinition" in used
+    assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
+    # The copy's tags and the roles it passes to ECS, on the resources and conditions AWS checks them on.
+    (params,) = sent
+    requests = iam_requests("ecs", "RegisterTaskDefinition", params)
+    assert {r.action for r in requests} == {"ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"}
+    assert denied("iam-policy.json", requests) == []
+
+
+def test_a_finalize_stopped_at_a_deregistered_promoted_revision_is_finished_by_the_next_run(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
+    # As an earlier finalize left it: its start recorded, the stable service never pointed (ECS refused it).
+    env, release, previous = promote_by_hand(aws, "start", "promote", "decommission", "finalize-start")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    assert finalize_unfinished(env.ledger.get(aws.targets.canary_service))
+    stable_name = aws.targets.stable_service
+    # `rollway abort` sends a person to finalize again, which now can finish it.
+    from rollway.cli.way_back import nothing_to_abort
+    assert "Run `rollway finalize` again to finish it" in nothing_to_abort(
+        aws.targets, env.ledger.get(aws.targets.canary_service))
+    # This run stops after registering the copy, before the stable service takes it...
+    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
+                        when=lambda params: params.get("service") == stable_name)
+    (copy,) = set(active_revisions(aws, release)) - {previous}
+    # ...and the next one finishes on the same copy, registering no other.
+    again = finalize_on(env)
+    assert again.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, copy, 0)
+    assert set(active_revisions(aws, release)) - {previous} == {copy}
+    assert kinds(aws)[-4:] == ["finalize-start", "finalize-start", "finalize-start", "finalized"]
 
 
 def too_early(*args, **kwargs):

@@ -240,9 +240,12 @@ def unrecorded_on(env):
     return run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5, unrecorded=True)
 
 
-def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(aws, watch_calls,
-                                                                                          ecs_updates_retried_at_once):
+@pytest.mark.parametrize("deregistered", [False, True], ids=["promoted", "promoted-deregistered-since"])
+def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(
+        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered):
     env, release, _ = promote_by_hand(aws)
+    if deregistered:  # the stable service takes an identical copy of it
+        aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     canary_name = aws.targets.canary_service
     restore = failing(aws.get_client("ecs"), "UpdateService", when=lambda params: params.get("service") == canary_name)
     try:
@@ -251,12 +254,16 @@ def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_t
     finally:
         restore()
     weights, stable, canary_service = read_back(aws)
-    assert weights == ALL_STABLE and stable.task_definition == release and canary_service.desired == 2
+    assert weights == ALL_STABLE and (stable.task_definition != release) == deregistered
+    assert canary_service.desired == 2
 
     elb_calls = watch_calls(aws.get_client("elbv2"))
     again = unrecorded_on(env)
     assert again.outcome == "finalized" and read_back(aws)[2].desired == 0
+    assert again.task_definition == stable.task_definition
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
+    assert ecs_refuses_inactive_revisions == []
+    assert unrecorded_on(env).outcome == "nothing_to_finalize"
 
 
 def test_unrecorded_plans_from_what_aws_shows():
