@@ -152,7 +152,8 @@ class Transition(BaseModel):
     wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry, "
                                                          "start, stop or end, or of a decommission")
     stable_task_definition: str | None = Field(
-        default=None, description="task definition the stable service ran when a rollback put all the traffic on it")
+        default=None, description="task definition the stable service ran when a rollback put all the traffic on it, "
+                                  "or, on a finalize's start, the copy of a deregistered promoted revision it takes")
     # The Prefect flow run that wrote the entry under the rollout's lease, so a person reading a
     # report can find it in the UI: the owner is recorded only while it holds the lease, and
     # released when it ends. Set on a rollout's start, on each run's first write and on a pause
