@@ -877,7 +877,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     Any other refusal (denied, an immutable tag, an invalid manifest) stands at once.
     """
     waits = list(PUSH_RETRY_SECONDS)
-    renewed = False
+    renewed = False  # a push after a new login is one attempt more than the waits allow
     attempt = 0
     while True:
         attempt += 1
@@ -897,7 +897,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if retry.kind == "transient":
                     wait = waits.pop(0)
                     said = (f"push of {reference} failed for a reason that passes ({retry.said}); pushing it again "
-                            f"in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
+                            f"in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1 + renewed})")
                     run.log.warning("publish: %s", said)
                     run.progress.steps.append(said)
                 else:

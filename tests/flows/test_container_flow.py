@@ -1330,6 +1330,34 @@ def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refu
     assert revisions(aws) == before  # nothing registered
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_push_pushed_again_after_a_new_login_and_then_after_waits_counts_its_attempts_truly(
+        aws, tmp_path, monkeypatch):
+    """A push ECR refused for a login that expired during it is pushed once more after a new login,
+    and that try is one of the push's attempts: the waits that follow said "attempt 5 of 4"."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    waited: list[float] = []
+    failing = [EXPIRED, RESET, RESET, RESET]  # what each push of the version ends with, first to last
+
+    class Flaky(EcrBacked):
+        def push(self, reference):
+            if reference.endswith(":2.0.0") and failing:
+                self.calls.append(f"push {reference}")
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", failing.pop(0)])
+            return super().push(reference)
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    result = publish_with(aws, Flaky(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert waited == list(flows_container.PUSH_RETRY_SECONDS)
+    said = [s.rsplit("(", 1)[1] for s in result.steps if s.startswith(f"push of {uri}:2.0.0 failed")]
+    assert said == ["attempt 3 of 5)", "attempt 4 of 5)", "attempt 5 of 5)"], said
+    assert result.task_definition is not None
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 @pytest.mark.parametrize("said, logins", [
     ('Error response from daemon: Get "https://{registry}/v2/": net/http: TLS handshake timeout', 2),
     ("Error response from daemon: login attempt to https://{registry}/v2/ failed with status: 400 Bad Request", 1),
