@@ -527,8 +527,8 @@ class _StandIn:
 
     def why(self) -> str:
         return (f"{self.promoted} was deregistered (INACTIVE) since the promotion, and ECS points no service at an "
-                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers, image digest, "
-                "roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
+                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers and image "
+                "references, roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
                 "so what users get does not change")
 
 

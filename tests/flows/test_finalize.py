@@ -380,6 +380,8 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
     start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
     assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
+    # The release names its image by tag (2.0.0), as the copy does: no digest is pinned to claim.
+    assert new["containerDefinitions"][0]["image"].endswith(":2.0.0") and "digest" not in start.comment
     used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
     assert "ecs:RegisterTaskDefinition" in used
     assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
