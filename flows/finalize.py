@@ -451,7 +451,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     stand_in = None
     if plan.action == "start":
         with progress.trying(reading, unchanged):
-            stand_in = _stand_in(deployer, td, read)
+            stand_in = _stand_in(deployer, td, read, earlier=earlier)
     with leased as held:
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
@@ -527,19 +527,26 @@ class _StandIn:
 
     def why(self) -> str:
         return (f"{self.promoted} was deregistered (INACTIVE) since the promotion, and ECS points no service at an "
-                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers, image digest, "
-                "roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
+                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers and image "
+                "references, roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
                 "so what users get does not change")
 
 
-def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T]) -> _StandIn | None:
+def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T], *,
+              earlier: Transition | None = None) -> _StandIn | None:
     """None while ``td`` is ACTIVE; else the copy the stable service takes (one registered by an
-    earlier finalize, found by its tag; else one to register). A deployer that cannot tell (the
-    fakes) keeps ``td``."""
+    earlier finalize: the one its ``earlier`` start names while ACTIVE, else found by its tag;
+    else one to register). A deployer that cannot tell (the fakes) keeps ``td``."""
     if not hasattr(deployer, "revision_status"):
         return None
     if read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td)) != "INACTIVE":
         return None
+    # The tag is searched among the family's newest revisions only, and a copy of a revision
+    # carrying 50 tags has none: the start that recorded the copy names it whatever came since.
+    recorded = earlier.stable_task_definition if earlier is not None else None
+    if recorded and read(f"ECS (task definition {recorded!r})",
+                         lambda: deployer.revision_status(recorded)) == "ACTIVE":
+        return _StandIn(td, recorded)
     return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)))
 
 

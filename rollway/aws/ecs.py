@@ -147,7 +147,7 @@ class EcsDeployer:
         """Register an identical copy of ``task_definition`` (deregistered: ECS points no service
         at an INACTIVE revision, and DescribeTaskDefinition still answers for it) as a new ACTIVE
         revision of its family: every field RegisterTaskDefinition takes, the image as it names it
-        (pinned by the same digest), its tags, and ``rollway:copy-of`` naming the revision copied,
+        (a digest the same digest, a tag the same tag), its tags, and ``rollway:copy-of`` naming the revision copied,
         by which ``copy_of`` finds it again. As ``register_revision`` otherwise (a lost answer).
 
         Raises:

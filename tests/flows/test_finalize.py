@@ -380,6 +380,8 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
     start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
     assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
+    # The release names its image by tag (2.0.0), as the copy does: no digest is pinned to claim.
+    assert new["containerDefinitions"][0]["image"].endswith(":2.0.0") and "digest" not in start.comment
     used = {action for service, names in made.items() for name in names for action in iam_actions(service, name, {})}
     assert "ecs:RegisterTaskDefinition" in used
     assert used - allowed("iam-policy.json") == set(), "calls the documented IAM policy does not allow"
@@ -1329,3 +1331,22 @@ def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it
     finally:
         ledger.answering.set()
     assert took < 3, took
+
+
+def test_a_finalize_resumed_after_many_registrations_takes_the_copy_its_start_recorded(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
+    # The copy's tag is searched among the family's newest revisions only; the ledger names it for good.
+    env, release, previous = promote_by_hand(aws, "start", "promote", "decommission")
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    stable_name = aws.targets.stable_service
+    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
+                        when=lambda params: params.get("service") == stable_name)
+    (copy,) = set(active_revisions(aws, release)) - {previous}
+    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
+    others = [deployer.register_revision(f"{aws.topology.repository_uri}:2.0.{i}", previous) for i in range(1, 11)]
+
+    again = finalize_on(env)
+
+    assert again.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    assert read_back(aws)[1].task_definition == copy
+    assert set(active_revisions(aws, release)) - {previous} == {copy, *others}, "no second copy registered"
