@@ -550,12 +550,30 @@ def rolls_back_itself(record: RolloutRecord | None, run: Any, wall: float) -> bo
             and str(run.id) in (record.rollback_holder or ""))
 
 
+def look_again_after(every: float) -> float:
+    """How long after finding a paused run silent to look again: by when a live run that could not
+    say it waited while the Prefect API was away has said so again, its period ``every`` (as it
+    wrote it: its outage poll is never longer) or its Prefect client's longest backoff, and 5 s.
+
+    The run's client retries a read the API does not answer (a refused connection, a 503) itself,
+    with backoffs doubling to 2**``max_retries`` s and a jitter of up to ``retry_jitter_factor`` of
+    that, before the run's outage poll sees the read fail: with the API back as that last backoff
+    began, 32 s and up to a fifth more by default, the run said it waited again past its period of
+    30 s and 5 s, and a live run was taken for dead and marked Crashed. The run's client is read
+    as this process's: both are configured by the same Prefect profile and environment."""
+    from prefect.settings import get_current_settings
+
+    client = get_current_settings().client
+    backoff = 2.0 ** client.max_retries * (1.0 + max(0.0, client.retry_jitter_factor)) if client.max_retries > 0 else 0.0
+    return max(every, backoff) + 5.0
+
+
 def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord | None = None) -> None:
     """Refuse to answer a paused run whose process died, before anything is sent.
 
-    A run found silent is asked once more a period later: a live run cannot say it waits while
-    the Prefect API is away, and says so again within a poll of its return; a command run just
-    as a long server restart ended must not take it for dead. ``look_again``: False where nothing
+    A run found silent is asked once more a period later (``look_again_after``): a live run cannot
+    say it waits while the Prefect API is away, and says so again once its client's retries and its
+    poll see the API back; a command run just as a long server restart ended must not take it for dead. ``look_again``: False where nothing
     is done on the verdict (``status`` only shows it, and must not stall).
 
     ``record``: the rollout as the command read it. A run whose watch rolled back while the API
@@ -573,7 +591,7 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
     with get_client(sync_client=True) as client:
         silent = silent_since(client, run, time.time())
         if silent is not None and look_again:
-            again = silent[1] + 5.0
+            again = look_again_after(silent[1])
             errors.print(f"flow run {run.name} has not said for {time.time() - silent[0]:.0f} s that it still "
                          f"waits for an answer: looking again in {again:.0f} s", markup=False)
             time.sleep(again)

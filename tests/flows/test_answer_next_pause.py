@@ -1,6 +1,6 @@
 """`rollway promote` / `hold` whose answer would reach the run's next pause, not the one it was read at.
 
-Between promote's read of the paused run and its resume (a look again at a silent run waits 35 s,
+Between promote's read of the paused run and its resume (a look again at a silent run waits 43 s,
 the flow's name and the ledger are read), another person answered in the UI and the run went on
 to its next pause. The resume only asked whether the run was paused, so the answer landed on a
 pause its giver had never seen: "approved" at the stage after the one they came to approve.
