@@ -34,7 +34,7 @@ from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS
 from rollway.decommission_page import page_said
 from rollway.ledger import (
-    RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
+    NOT_APPLIED, RolloutClosed, RolloutRecord, Transition, notice_sent, owed_rejection, rejection_owed, rejection_reason,
     claim_has_lapsed, claim_lapsed, lease_has_lapsed, rollback_start, utc, wall_utc,
 )
 from rollway.phases import RolloutPhase
@@ -419,13 +419,23 @@ def last_answer(record: RolloutRecord | None) -> str:
     someone else had (and how), or that the pause had timed out and rolled the rollout back."""
     from rollway.reports import ANSWERS
 
-    answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS]
+    # An answer the run read only once its look at the canary had rolled the rollout back
+    # (``NOT_APPLIED``) is the last answer too: told of the rollback or of an earlier answer alone,
+    # the person who gave it could not tell that it had arrived, nor why nothing came of it.
+    answers = [t for t in (record.history if record is not None else ()) if t.kind in ANSWERS or t.kind == NOT_APPLIED]
     taken = ""
     if answers:
         last = answers[-1]
         at = f"{utc(last.at)} (rollout clock)"
-        taken = (f"; its last pause went unanswered and timed out at {at} ({last.comment})" if last.kind == "timeout"
-                 else f"; its last pause was answered by {last.actor} at {at}: {last.comment}")
+        said, sep, why = (last.comment or "").rpartition("; not applied: ")
+        if last.kind == "timeout":
+            taken = f"; its last pause went unanswered and timed out at {at} ({last.comment})"
+        elif last.kind == NOT_APPLIED:
+            why = why if sep else "the run read it only after its look at the canary had rolled the rollout back"
+            taken = (f"; its last pause was answered by {last.actor} at {at}: {said if sep else last.comment}; that "
+                     f"answer was not applied: {why}")
+        else:
+            taken = f"; its last pause was answered by {last.actor} at {at}: {last.comment}"
     # An answer the run refused after the one it took: told only of the one taken, the person
     # whose answer was refused could not tell that it had been, nor why.
     refused = max(record.refused_answers if record is not None else (), key=lambda r: r.at, default=None)

@@ -1726,6 +1726,30 @@ def test_an_answer_refused_after_the_last_accepted_one_is_told_with_its_reason()
         " ".join(str(told.value).split())
 
 
+def test_an_answer_read_only_after_the_look_rolled_back_is_told_as_not_applied_with_why() -> None:
+    """Nothing paused: the person whose answer the run read only once its look at the canary had
+    rolled the rollout back (``not-applied``), coming back to `promote`, was told only the rollout
+    had rolled back, or of an earlier answer: not that theirs had arrived, nor why it was not applied."""
+    from rollway.cli.ops import NoPausedRun, find_paused_run
+    from rollway.ledger import NOT_APPLIED
+
+    service = SimpleNamespace(name="svc-canary", targets_block="rollway-targets")
+    earlier = Transition(at=1_800_000_000.0, kind="approve", actor="ann", comment="approve: looks fine")
+    late = Transition(at=1_800_000_600.0, kind=NOT_APPLIED, actor="bob", to_stage=2,
+                      comment="approve: ship it; not applied: the run's look at the canary ended the pause before the "
+                              "run could read it, and rolled the rollout back while the Prefect API could not be "
+                              "reached: error rate 9% over 5%")
+    rolled_back = record(phase=RolloutPhase.ROLLED_BACK, weights=Weights(stable=100, canary=0),
+                         history=(*record().history, earlier, late))
+    with pytest.raises(NoPausedRun) as told:
+        find_paused_run(ForgetfulApi(), service, rolled_back)
+    said = " ".join(str(told.value).split())
+    assert ("its last pause was answered by bob at 2027-01-15 08:10:00 UTC (rollout clock): approve: ship it; that "
+            "answer was not applied: the run's look at the canary ended the pause before the run could read it, and "
+            "rolled the rollout back while the Prefect API could not be reached: error rate 9% over 5%") in said, said
+    assert "answered by ann" not in said, said
+
+
 def test_the_wait_for_a_run_never_sleeps_past_its_deadline(monkeypatch):
     """`rollway abort --wait-seconds 0.1` slept a whole 0.5-s poll, then took the run's state read
     after its deadline for one within it (a rollback that ended later, reported as the abort's)."""
