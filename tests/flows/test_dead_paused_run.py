@@ -153,33 +153,12 @@ def test_abort_at_a_dead_paused_run_that_owns_the_rollout_rolls_back_itself(monk
 def test_a_run_silent_at_first_look_that_says_it_waits_a_period_later_is_answered(monkeypatch, capsys):
     """A live run cannot say it waits while the Prefect API is away: a person answering just as a
     long server restart ended found it silent, and it was taken for dead. It is looked at once
-    more a period later, by when a live run has said it waits again."""
-    thread, outcome, run = paused_with_its_form(timeout=120)
-    commands_see_a_rollout_owned_by(monkeypatch, run)
-    offset = [600.0]
-    waited: list[float] = []
+    more a period later, by when a live run has said it waits again.
 
-    def sleep(seconds: float) -> None:
-        waited.append(seconds)
-        offset[0] = 0.0  # a period later: the run has said it waits again
-
-    monkeypatch.setattr(ops, "time", SimpleNamespace(time=lambda: time.time() + offset[0], monotonic=time.monotonic,
-                                                     sleep=sleep))
-    code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
-                       credentials_block=None)
-    out, err = capsys.readouterr()
-    thread.join(90)
-    assert code == 0 and outcome == ["approve by alice"], (out, err)
-    # Its period of 30 s, or its client's longest backoff (32 s and a fifth) when longer, and 5 s.
-    assert waited and waited[0] == 43.4, waited
-    assert "has not said for 600 s that it still waits for an answer: looking again in 43 s" in " ".join(err.split())
-
-
-def test_a_run_whose_client_backs_off_past_a_period_after_an_outage_is_answered_not_crashed(monkeypatch, capsys):
-    """A run's Prefect client retries a read the API cannot answer with backoffs doubling to 32 s
-    (plus a fifth of jitter) before the run's own outage poll sees it fail: the API back just as that
-    last backoff began, the run says it waits again some 38 s later. Looked at again after its period
-    of 30 s and 5 s, promote took the live run for dead and marked it Crashed."""
+    Its Prefect client retries a read the API cannot answer itself, with backoffs doubling to 32 s
+    (and up to a fifth of jitter) before its outage poll sees the read fail: the API back just as
+    that last backoff began, the run says it waits again some 38 s later. Looked at again after its
+    period of 30 s and 5 s, promote took the live run for dead and marked it Crashed."""
     thread, outcome, run = paused_with_its_form(timeout=120)
     commands_see_a_rollout_owned_by(monkeypatch, run)
     offset = [600.0]
@@ -200,6 +179,9 @@ def test_a_run_whose_client_backs_off_past_a_period_after_an_outage_is_answered_
         states = client.read_flow_run_states(run.id)
     assert not any(s.is_crashed() for s in states), (err, [s.name for s in states])
     assert code == 0 and outcome == ["approve by alice"], (out, err)
+    # Its period of 30 s, or its client's longest backoff (32 s and a fifth) when longer, and 5 s.
+    assert waited and waited[0] == 43.4, waited
+    assert "has not said for 600 s that it still waits for an answer: looking again in 43 s" in " ".join(err.split())
 
 
 def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take_its_rollout_over(monkeypatch, caplog):
