@@ -353,14 +353,15 @@ def _died_paused(client: Any, run: Any) -> bool:
 
     Prefect keeps such a run Paused until its pause times out (up to 30 days), and every run of
     its rollout (the weekly schedule's, one started by hand) was refused or left it alone meanwhile.
-    Looked at again a period later: a live run cannot say it waits while the API is away.
+    Looked at again a period or its client's longest backoff later (``look_again_after``): a live
+    run cannot say it waits while the API is away, nor until its client's retries see it back.
     """
-    from flows.approvals import silent_since
+    from flows.approvals import look_again_after, silent_since
 
     first = silent_since(client, run, time.time())
     if first is None:
         return False
-    time.sleep(first[1] + 5.0)
+    time.sleep(look_again_after(first[1]))
     silent = silent_since(client, run, time.time())
     if silent is None:
         return False

@@ -560,24 +560,6 @@ def rolls_back_itself(record: RolloutRecord | None, run: Any, wall: float) -> bo
             and str(run.id) in (record.rollback_holder or ""))
 
 
-def look_again_after(every: float) -> float:
-    """How long after finding a paused run silent to look again: by when a live run that could not
-    say it waited while the Prefect API was away has said so again, its period ``every`` (as it
-    wrote it: its outage poll is never longer) or its Prefect client's longest backoff, and 5 s.
-
-    The run's client retries a read the API does not answer (a refused connection, a 503) itself,
-    with backoffs doubling to 2**``max_retries`` s and a jitter of up to ``retry_jitter_factor`` of
-    that, before the run's outage poll sees the read fail: with the API back as that last backoff
-    began, 32 s and up to a fifth more by default, the run said it waited again past its period of
-    30 s and 5 s, and a live run was taken for dead and marked Crashed. The run's client is read
-    as this process's: both are configured by the same Prefect profile and environment."""
-    from prefect.settings import get_current_settings
-
-    client = get_current_settings().client
-    backoff = 2.0 ** client.max_retries * (1.0 + max(0.0, client.retry_jitter_factor)) if client.max_retries > 0 else 0.0
-    return max(every, backoff) + 5.0
-
-
 def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord | None = None) -> None:
     """Refuse to answer a paused run whose process died, before anything is sent.
 
@@ -595,7 +577,7 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
     """
     from prefect.client.orchestration import get_client
 
-    from flows.approvals import silent_since
+    from flows.approvals import look_again_after, silent_since
 
     claimed = rolls_back_itself(record, run, time.time())
     with get_client(sync_client=True) as client:
