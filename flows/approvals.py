@@ -659,7 +659,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is None:
                     return None
                 _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given)
+                return _answer_of(given, _given_at(client, run_id, paused))
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -727,7 +727,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     if given is None:
         return None
     _heard(client, run_id, made, poll_interval)
-    return _answer_of(given)
+    return _answer_of(given, _given_at(client, run_id, made))
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -743,9 +743,21 @@ def _said(answer: ApprovalAnswer) -> str:
     return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
 
 
-def _answer_of(given: ApprovalInput) -> ApprovalAnswer:
+def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> ApprovalAnswer:
     return ApprovalAnswer(action=given.action, approver=given.approver.strip(), comment=given.comment,
-                          next_weight=given.next_weight)
+                          next_weight=given.next_weight, answered_at=answered_at)
+
+
+def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
+    """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
+    for the ledger's record of one read late; None when the API cannot say (record-keeping: never
+    fails the run)."""
+    key = paused.state_details.run_input_keyset["response"]
+    try:
+        stored = client.filter_flow_run_input(run_id, key, 1, set())
+    except httpx.HTTPError:
+        return None
+    return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 
 
 _RESPONSE = "-response"

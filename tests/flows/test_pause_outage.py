@@ -399,7 +399,9 @@ def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended
         if outage["armed"] and "schema" in key:
             # The form's schema landed; the API comes back a moment later, dana answers, and it goes.
             outage["armed"] = False
+            outage["answering"] = time.time()
             self.resume_flow_run(flow_run_id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+            outage["answered"] = time.time()
             outage["on"] = True
             away()
         return result
@@ -432,6 +434,9 @@ def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended
         assert entry.comment.startswith("approve: fine; not applied: the run's look at the canary"), entry
         assert "rolled the rollout back while the Prefect API could not be reached" in entry.comment, entry
         assert [t.kind for t in record.history].index(entry.kind) > [t.kind for t in record.history].index("rollback")
+        # When dana gave it (the run read it only once the API came back): stamped when it was read, the
+        # entry put the answer after the rollback it came before.
+        assert outage["answering"] - 1 <= entry.answered_at <= outage["answered"] + 1, (entry, outage)
     else:
         (refused,) = record.refused_answers
         assert (refused.actor, refused.action) == ("dana", "approve"), refused
