@@ -270,12 +270,23 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
                 return current  # an earlier try landed; its answer was lost to the outage
             raise
 
+    def expired_meanwhile() -> None:
+        # A try landed, its answer lost, and the outage outlasted the pause's timeout: the server
+        # failed the run for a pause nobody resumed. Taken as any timed-out pause (its policy: hold
+        # and ask again, or roll back): failing the run rolled the rollout back even under "hold".
+        current = through(lambda: client.read_flow_run(run_id).state)
+        made = through(lambda: _made(client, run_id, key))
+        if current is not None and made is not None and _expired(current, made):
+            raise _ExpiredUnheard(made)
+
     try:
         state = through(propose)
     except (Abort, PauseRefused) as refused:
+        expired_meanwhile()
         raise RuntimeError(f"the Prefect API refused to pause the run for an approval: {refused}") from refused
     _stop_if_cancelled(state)
     if not state.is_paused():
+        expired_meanwhile()
         raise RuntimeError(f"the run could not pause for an approval: the Prefect API left it {state.type.value}")
     keyset = state.state_details.run_input_keyset
     through(lambda: _save_form(client, run_id, form, keyset))
@@ -402,6 +413,16 @@ def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> l
         except (ValueError, TypeError, KeyError):
             continue  # not one of ours
     return stamps
+
+
+class _ExpiredUnheard(Exception):
+    """The pause was made during a Prefect outage that outlasted its timeout: the server expired it
+    before the run could wait for its answer. Its one argument is the Paused state made. Caught by
+    the approver, never raised out of it."""
+
+    @property
+    def paused(self) -> State:
+        return self.args[0]
 
 
 class _Ended(Exception):
@@ -608,14 +629,21 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                                     then="the run pauses for the answer (the pause's time runs meanwhile)"), key)
             except _Ended as ended:
                 return _unpaused(client, run_id, pause, ended, watch, deadline, poll_interval, form, key)
-            # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
-            # seconds under `rollway up`, where an hour of them is a wall minute.
-            # What it asks, as the form and the notice say it: "paused for approval" alone did not name
-            # the stage, and the canary flow sends no notice of its pauses.
-            log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
-                     pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
-                     duration_said(approvals.timeout_seconds),
-                     "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
+            except _ExpiredUnheard as expired:
+                # The wait below finds the pause expired at once, and the timeout policy acts.
+                paused = expired.paused
+                log.warning("the %s pause timed out during the Prefect outage: it was made as the API went away, "
+                            "and the API came back only after its timeout (%s)", pause.cause,
+                            duration_said(approvals.timeout_seconds))
+            else:
+                # On the wall clock, whatever the rollout clock's speed: "within 3600.0s" read as rollout
+                # seconds under `rollway up`, where an hour of them is a wall minute.
+                # What it asks, as the form and the notice say it: "paused for approval" alone did not name
+                # the stage, and the canary flow sends no notice of its pauses.
+                log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
+                         pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
+                         duration_said(approvals.timeout_seconds),
+                         "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 
             try:
@@ -649,7 +677,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is None:
                     return None
                 _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given)
+                return _answer_of(given, _given_at(client, run_id, paused))
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -717,7 +745,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     if given is None:
         return None
     _heard(client, run_id, made, poll_interval)
-    return _answer_of(given)
+    return _answer_of(given, _given_at(client, run_id, made))
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -733,9 +761,21 @@ def _said(answer: ApprovalAnswer) -> str:
     return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
 
 
-def _answer_of(given: ApprovalInput) -> ApprovalAnswer:
+def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> ApprovalAnswer:
     return ApprovalAnswer(action=given.action, approver=given.approver.strip(), comment=given.comment,
-                          next_weight=given.next_weight)
+                          next_weight=given.next_weight, answered_at=answered_at)
+
+
+def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
+    """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
+    for the ledger's record of one read late; None when the API cannot say (record-keeping: never
+    fails the run)."""
+    key = paused.state_details.run_input_keyset["response"]
+    try:
+        stored = client.filter_flow_run_input(run_id, key, 1, set())
+    except httpx.HTTPError:
+        return None
+    return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 
 
 _RESPONSE = "-response"

@@ -333,7 +333,7 @@ class LedgerJournal:
         now = self.env.clock.now()
         entry = Transition(at=now, kind=NOT_APPLIED, actor=answer.approver, to_stage=pause.stage_index,
                            comment=f"{answer_comment(answer.action, answer.comment)}; {reason}",
-                           verdict=pause.reason, run=run_label())
+                           verdict=pause.reason, run=run_label(), answered_at=answer.answered_at)
         try:
             self.ledger.record(self.service, owner=None, now=now, rollout=self.rollout_id, transition=entry,
                                rule=_rolled_back_rule)

@@ -164,6 +164,10 @@ class Transition(BaseModel):
     # row of the answer says how long it went unanswered.
     asked: int | None = Field(default=None, description="times the pause an answer answers was asked, when more "
                                                         "than once (None: once, or recorded before it was kept)")
+    # A not-applied answer's ``at`` is when the run read it, which an outage may have put long after
+    # the person gave it: when they did is kept beside it, on the wall clock (Prefect's own stamp).
+    answered_at: float | None = Field(default=None, description="wall-clock epoch seconds a not-applied answer was "
+                                                                "given (None: not known, or recorded before it was kept)")
 
 
 REFUSED = "refused"

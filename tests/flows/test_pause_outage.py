@@ -399,7 +399,9 @@ def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended
         if outage["armed"] and "schema" in key:
             # The form's schema landed; the API comes back a moment later, dana answers, and it goes.
             outage["armed"] = False
+            outage["answering"] = time.time()
             self.resume_flow_run(flow_run_id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+            outage["answered"] = time.time()
             outage["on"] = True
             away()
         return result
@@ -432,6 +434,9 @@ def test_an_answer_given_while_the_api_came_and_went_to_a_pause_the_canary_ended
         assert entry.comment.startswith("approve: fine; not applied: the run's look at the canary"), entry
         assert "rolled the rollout back while the Prefect API could not be reached" in entry.comment, entry
         assert [t.kind for t in record.history].index(entry.kind) > [t.kind for t in record.history].index("rollback")
+        # When dana gave it (the run read it only once the API came back): stamped when it was read, the
+        # entry put the answer after the rollback it came before.
+        assert outage["answering"] - 1 <= entry.answered_at <= outage["answered"] + 1, (entry, outage)
     else:
         (refused,) = record.refused_answers
         assert (refused.actor, refused.action) == ("dana", "approve"), refused
@@ -468,3 +473,49 @@ def test_an_answer_given_as_the_api_went_away_from_a_pause_the_canary_then_ended
     record = env.ledger.get(env.targets.canary_service)
     (entry,) = [t for t in record.history if t.actor == "dana"]
     assert entry.kind == "not-applied" and entry.comment.startswith("approve: fine; not applied:"), entry
+
+
+@pytest.mark.parametrize("on_timeout,answered,action", [
+    ("hold", False, "hold"), ("rollback", False, "reject"), ("rollback", True, "approve"),
+], ids=["hold", "rollback", "an answer at the deadline"])
+def test_a_pause_made_in_an_outage_that_outlasted_its_timeout_takes_the_timeout_policy(
+        monkeypatch, caplog, on_timeout, answered, action):
+    """The pause lands as the Prefect API goes away (its reply lost), and the API comes back after
+    the pause's timeout, the server having failed the run for the pause nobody resumed. The run
+    failed (the Prefect API "refused to pause" it, or "left it FAILED"), and its failure hook rolled
+    the rollout back even under approvals.on_timeout "hold": it now takes the timeout policy, as a
+    pause that timed out, an answer that landed at the deadline winning."""
+    import logging
+
+    from prefect.states import Failed
+
+    real = flows.approvals.propose_state
+    made: list = []
+
+    def expired_while_away(client, state, run_id):
+        if not state.is_paused():
+            return real(client, state, run_id)
+        if not made:  # the pause lands; its reply is lost to the outage
+            # The outage outlasts the pause: its deadline is made past rather than waited for.
+            state.state_details.pause_timeout = state.state_details.pause_timeout.subtract(minutes=3)
+            made.append(real(client, state, run_id))
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        if answered:  # stored with a resume the server accepted at the deadline
+            client.create_flow_run_input(run_id, made[0].state_details.run_input_keyset["response"],
+                                         '{"action": "approve", "approver": "dana", "comment": "late"}')
+        # Back past the pause's timeout: the server's pause-expiry service failed the run meanwhile.
+        client.set_flow_run_state(run_id, Failed(message="The flow was paused and never resumed."), force=True)
+        return real(client, state, run_id)
+
+    @flow(name="approval-expired-in-an-outage")
+    def pauses_once_unanswered() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout=on_timeout), poll_interval=0.05)
+        return approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary").action
+
+    monkeypatch.setattr(flows.approvals, "propose_state", expired_while_away)
+    with caplog.at_level(logging.INFO):
+        state = pauses_once_unanswered(return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result() == action
+    assert "the approval pause timed out during the Prefect outage" in caplog.text, caplog.text
+    assert ("nobody answered within 2 min (wall clock)" in caplog.text) is not answered, caplog.text
