@@ -253,11 +253,14 @@ def test_the_approver_says_through_a_long_outage_that_it_judges_the_canary_and_t
     import types
 
     skipped = {"s": 0.0}
+    outage = {"on": False, "reads": 0, "thread": None}
+    # The run's clock skips its waits only during the outage: skipped while the test still waited
+    # for the pause to show, the polls' 30 s each (0.01 s real) could add up past the pause's hour
+    # on a loaded machine, and the run took the timeout ("reject by timeout"), not dana's answer.
     monkeypatch.setattr(flows.approvals, "time", types.SimpleNamespace(
         monotonic=lambda: time.monotonic() + skipped["s"], time=time.time,
-        sleep=lambda s: skipped.update(s=skipped["s"] + s) or time.sleep(0.01)))
+        sleep=lambda s: (skipped.update(s=skipped["s"] + s) if outage["on"] else None) or time.sleep(0.01)))
     real_read = SyncPrefectClient.read_flow_run
-    outage = {"on": False, "reads": 0, "thread": None}
 
     def away_for_20_minutes(self, flow_run_id):
         if outage["on"] and threading.current_thread() is outage["thread"] and outage["reads"] < 40:
