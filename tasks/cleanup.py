@@ -21,7 +21,6 @@ from prefect.runtime import task_run
 from prefect.cache_policies import NONE
 
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
-from rollway.aws.ecr_images import _BATCH as ECR_BATCH  # tags a BatchDeleteImage call takes
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
@@ -209,17 +208,12 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
     deleted, by this run, and the log says why.
     """
     run_id = str(task_run.id)
-    sent: list[str] = []
-
-    def asking(remaining: Sequence[str]) -> Mapping[str, str]:
-        kept = withhold(remaining) if withhold is not None else {}
-        # Asked only right before a call: what that call is about to ask ECR to delete.
-        sent[:] = [tag for tag in remaining if tag not in kept][:ECR_BATCH]
-        return kept
+    sent: list[str] = []  # the tags of the last BatchDeleteImage call made
 
     try:
         with named_denials(_POLICY, targets=targets):
-            deletion = images.delete_tags(list(tags), withhold=asking)
+            deletion = images.delete_tags(list(tags), withhold=withhold,
+                                          sending=lambda batch: sent.__setitem__(slice(None), batch))
     except Exception as err:
         if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             _unanswered[run_id] = (tuple(sent), error_said(err))

@@ -131,7 +131,8 @@ class EcrImages:
         return found
 
     def delete_tags(self, tags: Sequence[str],
-                    withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
+                    withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
+                    sending: Callable[[Sequence[str]], None] | None = None) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
 
         A tag the repository does not have is reported as gone, not failed. A call that fails
@@ -144,6 +145,8 @@ class EcrImages:
                 and the later ones'); those it returns (tag -> why) are not deleted, now or later.
                 What it raises is raised as a failed call is: before any tag was deleted or found
                 gone, raised; after, every tag not asked for yet is failed with it, and no call is made.
+            sending: told each call's tags right before it is made (a caller that retries a failed
+                call can tell which tags a call whose answer was lost may have deleted).
 
         Raises:
             TargetNotFound: there is no such repository.
@@ -169,6 +172,8 @@ class EcrImages:
             start += _BATCH
             if not batch:
                 break
+            if sending is not None:
+                sending(batch)
             try:
                 answer = self._client.batch_delete_image(
                     repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
