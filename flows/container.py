@@ -59,6 +59,7 @@ stays on an image ECR says was pushed after the version (a newer release's), and
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -118,8 +119,8 @@ class _Run:
         # What the image this run built (or registers) runs on (None: not known).
         self.built_platforms: tuple[str, ...] | None = None
 
-    def done(self, step: str) -> None:
-        self.log.info("publish: %s", step)
+    def done(self, step: str, *, warning: bool = False) -> None:
+        self.log.log(logging.WARNING if warning else logging.INFO, "publish: %s", step)
         self.progress.steps.append(step)
 
     @contextmanager
@@ -838,8 +839,7 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
                     raise
                 said = (f"docker login to {refs.registry} failed for a reason that passes ({retry.said}); logging in "
                         f"again in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
-                run.log.warning("publish: %s", said)
-                run.progress.steps.append(said)
+                run.done(said, warning=True)
             _pause(wait)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
@@ -898,8 +898,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                     wait = waits.pop(0)
                     said = (f"push of {reference} failed for a reason that passes ({retry.said}); pushing it again "
                             f"in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1 + renewed})")
-                    run.log.warning("publish: %s", said)
-                    run.progress.steps.append(said)
+                    run.done(said, warning=True)
                 else:
                     run.log.warning("publish: ECR refused the push of %s: its login expired during the push; logging "
                                     "in again to push it once more", reference)
