@@ -26,7 +26,8 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Callable
@@ -325,8 +326,46 @@ def server_port(port: int | None) -> int:
     return chosen
 
 
+def served_schedules(api_url: str) -> list[tuple[str, str]] | None:
+    """The active cron schedules (cron, time zone) of the advance_phase deployment as the server
+    holds them, the ones the runner registered; None when the API cannot say.
+
+    Read from the server, not assumed: the instructions said "Mondays 09:00 UTC" whatever
+    schedule advance_phase was served on.
+    """
+    import urllib.parse
+
+    path = urllib.parse.quote(deployment_path("advance_phase"))
+    try:
+        with urllib.request.urlopen(f"{api_url}/deployments/name/{path}", timeout=10.0) as response:
+            found = json.loads(response.read())
+        return [(s["schedule"]["cron"], s["schedule"].get("timezone") or "UTC") for s in found.get("schedules") or ()
+                if s.get("active") and (s.get("schedule") or {}).get("cron")]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # URLError is an OSError
+        return None
+
+
+def schedule_words(schedules: Sequence[tuple[str, str]] | None, now: float) -> str:
+    """What the instructions say of the weekly advance_phase deployment's ``schedules``
+    (``served_schedules``), each with its next run after ``now``."""
+    from flows.progressive import schedule_fires
+    from rollway.weekly import describe
+
+    if schedules is None:
+        return "runs on the schedule its deployment shows in the UI (it could not be read here)"
+    if not schedules:
+        return (f"has no active schedule: run it yourself (Deployments -> {deployment_path('advance_phase')} -> Run) "
+                "to start each next phase")
+    said = [f"{cron!r} in {zone}, next at {describe(schedule_fires(cron, zone, now, count=1)[0], zone)}"
+            for cron, zone in schedules]
+    return f"runs on its schedule {' and on '.join(said)}"
+
+
 def _instructions(server: PrefectServer, topology: Topology, speed: float, home: Path, *,
-                  validation_url: str, targets: Targets) -> None:
+                  validation_url: str, targets: Targets, schedules: Sequence[tuple[str, str]] | None,
+                  now: float | None = None) -> None:
+    """Where to click and what to type. ``schedules``: the advance_phase deployment's as served
+    (``served_schedules``); ``now``: wall seconds its next run is counted from (default: now)."""
     repo = topology.repository_uri
     console.rule("[bold]rollway is up")
     console.print(f"Prefect UI:      [bold]{server.url}[/bold]   (API {server.api_url})")
@@ -353,15 +392,15 @@ def _instructions(server: PrefectServer, topology: Topology, speed: float, home:
         "  .venv/bin/rollway abort --approver you\n"
         "\nverify_infrastructure and validate_deployment run as they are against the embedded account\n"
         "and the stand-in edit API.\n"
-        "\nThe weekly advance_phase deployment runs Mondays 09:00 UTC; set phased=true in the form to\n"
-        "stop at the end of each weekly phase."
+        f"\nThe weekly advance_phase deployment {schedule_words(schedules, time.time() if now is None else now)};\n"
+        "set phased=true in the form to stop at the end of each weekly phase."
         # The cron fires on the wall calendar while the rollout clock runs faster: a phase is due
         # within hours of wall time, and the scheduled run may be days away. A person trying the
         # weekly plan waited for a run that would not come before Monday.
         + (f" At {speed:g}x a rollout week passes in {wall_span(7 * 86400 / speed, hours=True)}, long before\n"
-           f"the schedule's next Monday: start each next phase yourself (Deployments -> {deployment_path('advance_phase')}\n"
+           f"the schedule's next run: start each next phase yourself (Deployments -> {deployment_path('advance_phase')}\n"
            "-> Run) once the phased run's summary says it is due."
-           if speed > 1 else "")
+           if speed > 1 and schedules != [] else "")
         + "\nCtrl-C stops everything."
     )
 
@@ -446,7 +485,8 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             # "rollway is up" only once the runner takes runs: until then the UI lists some
             # deployments or none, and a run started from it would wait.
             wait_served(serve, server.api_url, deployment=DEPLOYMENT, since=started, timeout_seconds=180)
-            _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets)
+            _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets,
+                          schedules=served_schedules(server.api_url))
             _watch(server, serve)
     except KeyboardInterrupt as stop:
         name, code = stopped_by(stop)

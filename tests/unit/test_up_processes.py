@@ -746,13 +746,44 @@ def test_up_says_how_to_start_the_next_weekly_phase_on_its_fast_clock(speed, wee
     server = SimpleNamespace(url="http://127.0.0.1:4200", api_url="http://127.0.0.1:4200/api", log="server.log")
     topology = SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit")
     up._instructions(server, topology, speed, Path("/tmp/home"), validation_url="http://127.0.0.1:5000",
-                     targets=Targets())
+                     targets=Targets(), schedules=[("0 9 * * MON", "UTC")])
     shown = " ".join(capsys.readouterr().out.split())
     told = "start each next phase yourself (Deployments -> advance_phase/rollway -> Run)"
     assert (told in shown) == (speed > 1), shown
     if speed > 1:
         # At 1200x the week was "0.1 wall hours", which a person had to work out was 8 minutes.
         assert f"At {speed:g}x a rollout week passes in {week}," in shown, shown
+
+
+# Wed 2026-12-02 12:00 UTC: the next Monday 09:00 UTC is the 7th, the next Tuesday 07:30 in Berlin the 8th.
+_WEDNESDAY = 1796212800.0
+
+
+@pytest.mark.parametrize("schedules, said", [
+    ([("0 9 * * MON", "UTC")], "runs on its schedule '0 9 * * MON' in UTC, next at Mon 2026-12-07 09:00 UTC"),
+    ([("30 7 * * TUE", "Europe/Berlin")],
+     "runs on its schedule '30 7 * * TUE' in Europe/Berlin, next at Tue 2026-12-08 07:30 CET"),
+    ([], "has no active schedule: run it yourself (Deployments -> advance_phase/rollway -> Run) to start each "
+         "next phase"),
+    (None, "runs on the schedule its deployment shows in the UI (it could not be read here)"),
+])
+def test_up_says_the_weekly_schedule_the_advance_phase_deployment_has(schedules, said, capsys) -> None:
+    """The instructions said "runs Mondays 09:00 UTC" whatever schedule advance_phase was served on:
+    a schedule in another zone, or at another hour, was announced as Monday's. They say the
+    schedule read from the served deployment, and when its next run is."""
+    from types import SimpleNamespace
+
+    import rollway.cli.up as up
+    from rollway.targets import Targets
+
+    server = SimpleNamespace(url="http://127.0.0.1:4200", api_url="http://127.0.0.1:4200/api", log="server.log")
+    topology = SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit")
+    up._instructions(server, topology, 1.0, Path("/tmp/home"), validation_url="http://127.0.0.1:5000",
+                     targets=Targets(), schedules=schedules, now=_WEDNESDAY)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"The weekly advance_phase deployment {said}" in shown, shown
+    if schedules != [("0 9 * * MON", "UTC")]:
+        assert "Monday" not in shown, shown
 
 
 def test_up_names_hold_beside_approve_and_reject(capsys) -> None:
@@ -766,7 +797,7 @@ def test_up_names_hold_beside_approve_and_reject(capsys) -> None:
     server = SimpleNamespace(url="http://127.0.0.1:4200", api_url="http://127.0.0.1:4200/api", log="server.log")
     topology = SimpleNamespace(repository_uri="123456789012.dkr.ecr.us-west-2.amazonaws.com/edit")
     up._instructions(server, topology, 60.0, Path("/tmp/home"), validation_url="http://127.0.0.1:5000",
-                     targets=Targets())
+                     targets=Targets(), schedules=[("0 9 * * MON", "UTC")])
     shown = " ".join(capsys.readouterr().out.split())
     assert "choose approve, reject or hold" in shown, shown
     assert ".venv/bin/rollway hold --approver you" in shown, shown
@@ -785,10 +816,14 @@ def post(path, body):
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 ids = []
-for flow in ("canary", "progressive_rollout"):
+for flow in ("canary", "progressive_rollout", "advance_phase"):
     flow_id = post("/flows/", {"name": flow})["id"]
-    ids.append(post("/deployments/", {"name": "rollway", "flow_id": flow_id})["id"])
-    time.sleep(1.5)  # registering the rest
+    body = {"name": "rollway", "flow_id": flow_id}
+    if flow == "advance_phase":  # served on another schedule than serve.py's default, and one paused
+        body["schedules"] = [{"schedule": {"cron": "30 7 * * TUE", "timezone": "Europe/Berlin"}, "active": True},
+                             {"schedule": {"cron": "0 9 * * MON", "timezone": "UTC"}, "active": False}]
+    ids.append(post("/deployments/", body)["id"])
+    time.sleep(1.0)  # registering the rest
 marker.write_text("polling")
 while True:
     post("/deployments/get_scheduled_flow_runs", {"deployment_ids": ids})
@@ -800,7 +835,9 @@ def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatc
     """`rollway up` printed "rollway is up" and where to click while the runner was still
     registering the deployments: the UI listed some or none of them, and a run started then
     waited. The address is printed once the runner looks for runs of every deployment it
-    registered; a deployment an earlier `rollway up` on the home left there does not hold it up."""
+    registered; a deployment an earlier `rollway up` on the home left there does not hold it up.
+    The weekly schedule the instructions name is the one the runner served advance_phase on (they
+    said "Mondays 09:00 UTC" of any)."""
     import rollway.cli.up as up
 
     home = seed(tmp_path / "home", prefect_database)
@@ -809,6 +846,7 @@ def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatc
     monkeypatch.setattr(up, "simulator_for", lambda *args, **kwargs: _Nothing())
     marker = tmp_path / "runner-polls"
     seen: list[bool] = []
+    schedules: list = []
 
     def slow_runner(api_url, **kwargs):
         # Left behind by an earlier runner of the home: registered before this one started, never polled again.
@@ -820,12 +858,14 @@ def test_up_says_it_is_up_only_once_the_runner_serves_the_deployments(monkeypatc
 
     def instructions(*args, **kwargs):
         seen.append(marker.exists())
+        schedules.append(kwargs.get("schedules"))
         raise KeyboardInterrupt  # as a Ctrl-C right after the address is printed
 
     monkeypatch.setattr(up, "serve_process", slow_runner)
     monkeypatch.setattr(up, "_instructions", instructions)
     assert up.run_up(port=free_port(), speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 130  # Ctrl-C's code
     assert seen == [True], "the address was printed before the runner served the deployments"
+    assert schedules == [[("30 7 * * TUE", "Europe/Berlin")]], schedules
     assert "serving every deployment" in capsys.readouterr().out
 
 
