@@ -43,7 +43,11 @@ def _refusal(given: str) -> str:
         if not number.is_finite() or number != number.to_integral_value():
             return f"{given!r} is not a whole number"
         if number.adjusted() >= _DIGITS_SPELLED:
-            return f"{given!r} is not written as a whole number; write it in digits"
+            # "write it in digits" told a person to type out 1e400000000, and said neither what was
+            # wrong with it nor what an option takes.
+            return (f"{given!r} is a number {number.adjusted() + 1:,} digits long in exponent notation: options take a "
+                    "whole number in plain digits (0-9, an optional leading -), and no count, weight, port or version "
+                    "is anywhere near this long")
         value = int(number)
     return f"{given!r} is not written as a whole number; write {value}"
 

@@ -684,15 +684,22 @@ def test_a_number_that_is_no_whole_number_is_not_told_how_to_write_it(typed):
     assert str(refused.value) == f"{typed!r} is not a whole number", str(refused.value)
 
 
-def test_a_whole_number_too_long_to_write_out_here_is_told_to_be_written_in_digits():
+@pytest.mark.parametrize("typed, digits", [("1e400000000", "400,000,001"), ("-2.5e40", "41"), ("1E30", "31")])
+def test_a_whole_number_too_long_to_write_out_here_is_told_its_size_and_the_form_taken(typed, digits):
+    """"'1e400000000' is not written as a whole number; write it in digits" told a person to type
+    400 million digits, and named neither what was wrong with the number nor the form an option
+    takes. The refusal says how long the number is and that it is in exponent notation, and how
+    a whole number is written."""
     from rollway.cli.whole import _whole
 
     class Token:
-        value = "1e400000000"
+        value = typed
 
     with pytest.raises(ValueError) as refused:
         _whole(int, [Token()])
-    assert str(refused.value) == "'1e400000000' is not written as a whole number; write it in digits"
+    assert str(refused.value) == (f"{typed!r} is a number {digits} digits long in exponent notation: options take a "
+                                  "whole number in plain digits (0-9, an optional leading -), and no count, weight, "
+                                  "port or version is anywhere near this long"), str(refused.value)
 
 
 @pytest.mark.parametrize("weight", ["0", "-5", "101"])
