@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Annotated, Callable, Literal
 
-from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError
+from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError, UnknownCommandError
 
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.finalize import finalize
@@ -248,6 +248,8 @@ def refuse_usage(err: CycloptsError, program: str = "rollway") -> int:
 
 def _what_to_do(err: CycloptsError) -> str:
     """The fix for the slips cyclopts names without one, or ""."""
+    if isinstance(err, UnknownCommandError):
+        return _command_meant(tuple(getattr(err, "command_chain", None) or ()), list(err.unused_tokens or ()))
     token = getattr(err, "token", None)
     keyword = getattr(token, "keyword", None)
     if isinstance(err, RepeatArgumentError) and keyword:
@@ -268,6 +270,53 @@ def _what_to_do(err: CycloptsError) -> str:
             # "--alpha 5%" told to write "--alpha 5" was then refused for its range: a rate is a fraction.
             return f" Write it as a fraction: {keyword} {float(meant) / 100:g} for {meant}%."
     return ""
+
+
+def _command_meant(chain: tuple[str, ...], typed: list[str]) -> str:
+    """The command line that does what an unknown command's word asks (``typed``: the word, then
+    what followed it), or "". On call, `rollway flags disable F` or `flags percentage F 5` (a
+    dashboard's or a runbook's words) were told only the commands there are."""
+    import shlex
+
+    if not typed:
+        return ""
+    # The flag and a share only where they were typed right after the word: a token after an
+    # option may be that option's value.
+    word, rest = typed[0].lower(), []
+    for token in typed[1:3]:
+        if token.startswith("-"):
+            break
+        rest.append(token)
+    if chain == ("flags",):
+        name = shlex.quote(rest[0]) if rest else "NAME"
+        if word in ("show", "describe", "info", "status", "read"):
+            return f" `rollway flags get {name}` shows a flag and its latest changes."
+        if word in ("disable", "off", "kill"):
+            return f" `rollway flags set {name} --no-enabled` turns a flag off."
+        if word in ("enable", "on"):
+            return f" `rollway flags set {name} --enabled` turns a flag on."
+        if word in ("percentage", "percent", "rollout", "ramp"):
+            from rollway.flags import percent_sign_meant
+
+            given = rest[1] if len(rest) > 1 else None
+            share = percent_sign_meant(given) or (given if given is not None and _share(given) else "N")
+            return f" `rollway flags set {name} --percentage {share}` sets the share of users a flag is on for (0 to 100)."
+        if word in ("create", "add", "new"):
+            return f" `rollway flags set {name} --create` creates a flag (with --enabled, --percentage to set it)."
+        return ""
+    if not chain and word in ("approve", "resume", "continue"):
+        return " `rollway promote` approves the paused run (as the form's approve)."
+    if not chain and word in ("reject", "rollback", "roll-back", "cancel"):
+        return " `rollway abort` rolls the rollout back (as the form's reject)."
+    return ""
+
+
+def _share(text: str) -> bool:
+    """Whether ``text`` is a percentage `flags set` takes (0 to 100), to repeat it in a command line."""
+    try:
+        return 0 <= float(text) <= 100
+    except ValueError:
+        return False
 
 
 # The options given in percent, and those given as a fraction (a probability, a rate): for the

@@ -426,6 +426,42 @@ def test_a_command_line_that_does_not_parse_is_refused_on_one_error_line(monkeyp
     assert err.count("\n") == 1 and err.startswith("error: ") and all(n in err for n in named), err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["flags", "show", SQS], f"`rollway flags get {SQS}` shows a flag and its latest changes."),
+    (["flags", "disable", SQS], f"`rollway flags set {SQS} --no-enabled` turns a flag off."),
+    (["flags", "off", "a.b"], "`rollway flags set a.b --no-enabled` turns a flag off."),
+    (["flags", "enable", SQS, "--reason", "x"], f"`rollway flags set {SQS} --enabled` turns a flag on."),
+    (["flags", "percentage", SQS, "5%"], f"`rollway flags set {SQS} --percentage 5` sets the share of users"),
+    (["flags", "percentage", SQS, "25"], f"`rollway flags set {SQS} --percentage 25` sets the share of users"),
+    (["flags", "percentage", SQS], f"`rollway flags set {SQS} --percentage N` sets the share of users"),
+    (["flags", "percentage", SQS, "150"], f"`rollway flags set {SQS} --percentage N` sets the share of users"),
+    (["flags", "disable", "--reason", "x", SQS], "`rollway flags set NAME --no-enabled` turns a flag off."),
+    (["flags", "disable"], "`rollway flags set NAME --no-enabled` turns a flag off."),
+    (["flags", "disable", "it's"], "`rollway flags set 'it'\"'\"'s' --no-enabled`"),
+    (["flags", "create", SQS], f"`rollway flags set {SQS} --create` creates a flag"),
+    (["approve"], "`rollway promote` approves the paused run"),
+    (["reject"], "`rollway abort` rolls the rollout back"),
+    (["rollback"], "`rollway abort` rolls the rollout back"),
+])
+def test_a_command_named_in_other_words_is_refused_naming_the_one_that_does_it(monkeypatch, capsys, argv, said):
+    """On call, `rollway flags disable F`, `flags show F` or `flags percentage F 5` (the words of a
+    dashboard or a runbook) were told only "Unknown command ... Available commands: list, get,
+    set, release, eval", leaving the person to find in the help that `set --no-enabled` turns a
+    flag off. Still refused (exit 2, nothing read), now naming the command line that does it."""
+    from rollway.cli import main
+
+    def started(**_):
+        raise AssertionError("the account was loaded for a command line that does not parse")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", started)
+    monkeypatch.setattr(sys, "argv", ["rollway", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == "", (out, err)
+    assert err.count("\n") == 1 and err.startswith("error: Unknown command") and said in err, err
+
+
 @pytest.mark.parametrize("argv", [["demo", "--rps", "50%"], ["up", "--speed", "10%"]])
 def test_a_percent_sign_on_an_option_that_is_no_share_is_not_told_to_drop_the_sign(monkeypatch, capsys, argv):
     """"--rps 50%" was told to write "--rps 50": a request rate has no percent reading."""
