@@ -56,7 +56,7 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
 
     from flows.flags import flag_table_refusal
     from rollway.aws.flags import DynamoFlagStore
-    from rollway.cli.ops import OpsError, api_unreachable, load_account
+    from rollway.cli.ops import OpsError, api_unreachable, credentials_refused, load_account
 
     # A setting or block the command cannot use (PREFECT_API_URL unset, a block missing, a region
     # botocore refuses) is exit 1, as for every other command: 2 is a command line's mistake.
@@ -71,8 +71,15 @@ def _open_store(targets_block: str | None, credentials_block: str | None):
         raise SystemExit(1) from err
     # A table DynamoDB does not hold, or one the credentials may not use, is named with its region
     # and what to do (deploy it, or the IAM statement granting the action), as the set-flags flow
-    # and the other commands say it: DynamoDB's own words named neither.
-    return DynamoFlagStore(client, targets, refused=flag_table_refusal(targets)), (targets, client)
+    # and the other commands say it: DynamoDB's own words named neither. Credentials that expired
+    # after the account was loaded are said as such: "feature flag table 'x': ExpiredTokenException"
+    # read as the table's failure.
+    table_refused = flag_table_refusal(targets)
+
+    def refused(err):
+        return table_refused(err) or credentials_refused(err, f"dynamodb {err.operation_name}")
+
+    return DynamoFlagStore(client, targets, refused=refused), (targets, client)
 
 
 @flags_app.command(name="list")

@@ -1223,12 +1223,34 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             if missing := missing_table(err, targets):
                 errors.print(f"[red]error:[/red] {escape(missing)}")
                 return 1
+            operation = getattr(err, "operation_name", None) or "a call"
+            if refused := credentials_refused(err, f"dynamodb {operation}" if operation in _DYNAMODB_CALLS
+                                              else operation):
+                errors.print(f"[red]error:[/red] {escape(refused)}")
+                return 1
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
             return 1
         finally:
             _loaded_targets.reset(loaded)
 
     return run
+
+
+def credentials_refused(err: BaseException, call: str) -> str | None:
+    """What to do about AWS refusing the credentials themselves on ``call`` (expired, keys it does
+    not know, a signature or a date it cannot take), or None for any other error.
+
+    ``load_account`` proves the credentials before a command's first call; a session that expires
+    after that (its last minutes, an abort waiting out a run) ended on "AWS refused or could not be
+    reached" and boto's text, which sent people to the network rather than to the keys.
+    """
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.errors import aws_message, credentials_remedy, request_out_of_date, unusable_credentials
+
+    if not isinstance(err, ClientError) or not (unusable_credentials(err) or request_out_of_date(err)):
+        return None
+    return f"AWS refused the credentials on {call} ({aws_message(err)}): {credentials_remedy(err, call)}"
 
 
 # The DynamoDB calls the commands make, on the ledger and the flags table.

@@ -602,6 +602,57 @@ def test_a_command_the_role_may_not_run_names_the_permission_and_its_statement(a
     assert "it is granted by deployments/iam-policy.json, statement Ledger" in err and "could not be reached" not in err
 
 
+_EXPIRED = {"Error": {"Code": "ExpiredTokenException",
+                     "Message": "The security token included in the request is expired"}}
+_RENEW = ("the credentials have expired: renew the keys of the AwsCredentials block (or of its profile) and run "
+          "again")
+
+
+def test_a_command_whose_credentials_expire_part_way_says_to_renew_them(aws, monkeypatch, capsys, an_api_url):
+    """Credentials proved at the start (STS) that expired before the ledger's read (a session's
+    last minutes): `rollway status` said "AWS refused or could not be reached" and boto's text,
+    which sent people to the network. It says the credentials expired, and what to renew."""
+    from botocore.exceptions import ClientError
+
+    from rollway.cli.ops import LEDGER_READ_SECONDS
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (aws.targets,
+                                                                                                  aws.get_client))
+
+    def expired(**_):
+        raise ClientError(_EXPIRED, "Query")
+
+    reads = aws.get_client.reading(LEDGER_READ_SECONDS)("dynamodb")
+    with on_operation(reads, "before-parameter-build", expired, operation="Query"):
+        assert rollway("report") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == (f"error: AWS refused the credentials on dynamodb Query (ExpiredTokenException: The security token "
+                   f"included in the request is expired): {_RENEW}"), err
+
+
+@pytest.mark.parametrize("args", [("flags", "list"), ("flags", "get", SQS),
+                                  ("flags", "set", SQS, "--percentage", "5", "--actor", "gina")],
+                         ids=["list", "get", "set"])
+def test_flags_whose_credentials_expire_part_way_say_to_renew_them(flags, capsys, args):
+    """"feature flag table 'x': ExpiredTokenException: ..." read as the table's failure; the
+    credentials are what to renew. Still exit 4, and nothing on standard output."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def expired(**_):
+        raise ClientError(_EXPIRED, "GetItem")
+
+    with on_operation(flags.get_client("dynamodb"), "before-parameter-build", expired, operation=None):
+        assert rollway(*args) == EXIT_UNAVAILABLE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: AWS refused the credentials on dynamodb "), captured.err
+    assert captured.err.endswith(f"(ExpiredTokenException: The security token included in the request is expired): "
+                                 f"{_RENEW}\n"), captured.err
+
+
 @pytest.mark.parametrize("on", [" on resource: arn:aws:dynamodb:eu-west-1:123456789012:table/acme-rollouts", ""],
                          ids=["aws", "moto"])
 def test_a_command_refused_on_a_ledger_of_the_users_name_names_the_ledgers_statement_only(capsys, on):
