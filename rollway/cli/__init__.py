@@ -6,9 +6,10 @@ command pays for another's imports.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Callable, Literal, NoReturn
 
 from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError, UnknownCommandError
 
@@ -333,6 +334,19 @@ def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:
     return err.strerror or str(err)
 
 
+# What a write to a full disk, a file over its size limit or a dead device fails with: a flag set
+# or a pause answered under `>> oncall.log` did its work, and then ended in a traceback that read
+# as its failure.
+_NOT_WRITTEN = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _output_lost(err: OSError, what_ran: str) -> NoReturn:
+    """One ``error:`` line saying standard output could not be written and ``what_ran``, exit 74."""
+    to_devnull()  # so that the exit's own flush does not fail again
+    print(f"error: standard output could not be written ({err.strerror or err}): {what_ran}", file=sys.stderr)
+    sys.exit(EXIT_NOT_WRITTEN)
+
+
 def main() -> None:
     if sys.stdout is None:
         # Started with standard output closed (``>&-``): Python gives none at all. A command then
@@ -368,8 +382,19 @@ def main() -> None:
                 result = refuse_usage(err)
             except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
                 result = stop.code
+            except OSError as err:
+                if isinstance(err, BrokenPipeError) or err.errno not in _NOT_WRITTEN:
+                    raise
+                _output_lost(err, "the command stopped when it could not print, and what it had changed by then "
+                                  "stays changed")
         # Inside the try: what a command printed last may fail only here, not at interpreter exit.
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            _output_lost(err, f"the command ran to its end (exit code {result if isinstance(result, int) else 0}), "
+                              "so what it changed stays changed; only what it printed is lost")
     except BrokenPipeError:
         # The reader went away (``| head -1``, a pager quit early): not the command's failure, and
         # no traceback. Standard output is pointed at /dev/null so the exit's own flush cannot

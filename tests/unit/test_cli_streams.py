@@ -385,6 +385,40 @@ def test_a_command_started_with_standard_output_closed_says_so_before_doing_anyt
                                                   "it did could not be said; run it with an output\n"), done.stderr
 
 
+def test_a_flag_change_whose_output_cannot_be_written_says_the_change_stands(flags, monkeypatch, capsys):
+    """`rollway flags set F --no-enabled >> oncall.log` on a full disk: the flag was turned off, and
+    the command ended in an OSError traceback from the exit's flush, which read as the change
+    having failed. One line says the output was lost and the command ran; exit 74 (EX_IOERR)."""
+    from rollway.aws.flags import DynamoFlagStore
+    from rollway.cli import main
+
+    full = open("/dev/full", "w")  # noqa: SIM115 - standard output for the command; closed below
+    monkeypatch.setattr(sys, "argv", ["rollway", "flags", "set", SQS, "--no-enabled", "--actor", "gina"])
+    monkeypatch.setattr(sys, "stdout", full)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main()
+    finally:
+        monkeypatch.undo()
+        full.close()
+    err = capsys.readouterr().err
+    assert stop.value.code == 74, err
+    assert err == ("error: standard output could not be written (No space left on device): the command ran to its "
+                   "end (exit code 0), so what it changed stays changed; only what it printed is lost\n"), err
+    assert DynamoFlagStore(flags.get_client("dynamodb"), flags.targets).get(SQS).enabled is False
+
+
+def test_a_command_whose_output_cannot_be_written_part_way_says_so_on_one_line():
+    """The same under a command that prints as it goes (the help, `rollway status`'s tables): the
+    traceback came from inside the command, at its first print that reached the disk."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([str(Path(sys.executable).with_name("rollway")), "flags", "set", "--help"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (74, "error: standard output could not be written (No space left on "
+                                                  "device): the command stopped when it could not print, and what it "
+                                                  "had changed by then stays changed\n"), done.stderr
+
+
 def test_an_output_encoding_without_the_verdicts_characters_still_ends_in_the_summary():
     """A rollback's reason holds "—". Under an ASCII or Latin-1 output encoding printing it raised
     UnicodeEncodeError: a traceback, exit 1, and no JSON summary for the pipe reading it."""
