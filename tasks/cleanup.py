@@ -218,6 +218,11 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
         if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             _unanswered[run_id] = (tuple(sent), error_said(err))
         raise
+    if deletion.deleted_on_retry:
+        get_run_logger().warning(
+            "image tag(s) %s: deleted (ECR's retry found them gone): ECR answered BatchDeleteImage with an error "
+            "(a throttle or a 5xx) after deleting them, and botocore's retry of the call found them not found; "
+            "reported deleted by this run", ", ".join(deletion.deleted_on_retry))
     lost, why = _unanswered.pop(run_id, ((), ""))
     deleted_unanswered = tuple(tag for tag in deletion.gone if tag in lost)
     if not deleted_unanswered:

@@ -531,6 +531,55 @@ def test_tags_a_lost_answer_deleted_are_said_deleted_by_this_run_when_the_retry_
     assert said and "old-version" in said[0] and "0.9.0" in said[0] and "not before the run" in said[0], said
 
 
+def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
+    # ECR deleted the tags and answered with a 5xx: botocore retried BatchDeleteImage on its own, and
+    # the retry's answer called them not found. They were reported "not found: deleted before, or
+    # never there", and the summary listed the run's own deletion as somebody else's.
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+    from botocore.retries.standard import ExponentialBackoff
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec, summary_markdown
+    from tests.botocore_events import on_operation
+
+    aws = account
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # no real wait
+    ecr = boto3.client("ecr", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    answered: list[int] = []
+
+    class Body:
+        def stream(self, **_):
+            yield b'{"__type": "ServerException", "message": "internal error"}'
+
+    def deleted_then_500(request, **_):
+        if answered:
+            return None
+        answered.append(500)
+        aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
+                                                 imageIds=[{"imageTag": "old-version"}, {"imageTag": "0.9.0"}])
+        return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.1"}, Body())
+
+    @flow(name="cleanup-ecr-retried")
+    def cleanup_ecr_retried():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets,
+                           lambda service: ecr if service == "ecr" else aws.get_client(service))
+
+    with on_operation(ecr, "before-send", deleted_then_500, operation="BatchDeleteImage"):
+        result = cleanup_ecr_retried()
+
+    assert answered and tags(aws) == {"1.0.0"}
+    assert result.deleted_tags == ("old-version", "0.9.0") and result.gone_tags == ()
+    text = summary_markdown(result, aws.targets.ecr_repository)
+    assert "old-version" not in text[text.index("## Not found"):]
+    (said,) = [r.getMessage() for r in caplog.records if "retry found them gone" in r.getMessage()]
+    assert said.startswith("image tag(s) old-version, 0.9.0: deleted (ECR's retry found them gone)"), said
+
+
 def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo, caplog):
     """It was listed under "Not found: deleted before, or never there" alone, and the run was
     Completed with the old image still there under its real tag. It still completes (a run stopped
