@@ -531,6 +531,38 @@ def test_tags_a_lost_answer_deleted_are_said_deleted_by_this_run_when_the_retry_
     assert said and "old-version" in said[0] and "0.9.0" in said[0] and "not before the run" in said[0], said
 
 
+def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(account, monkeypatch):
+    # The tags of a BatchDeleteImage call whose answer was lost are kept for the task's retries.
+    # A task whose every try lost its answer left them in the worker's memory for good: one entry
+    # per such run, for the worker's life, never read again.
+    from botocore.exceptions import ReadTimeoutError
+    from prefect import flow
+
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupIncomplete, CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    endpoint = "https://api.ecr.us-west-2.amazonaws.com/"
+
+    def lose_every_answer(**_):
+        raise ReadTimeoutError(endpoint_url=endpoint)
+
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-every-answer-lost")
+    def cleanup_every_answer_lost():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_every_answer, operation="BatchDeleteImage"):
+        with pytest.raises(CleanupIncomplete, match="ReadTimeoutError"):
+            cleanup_every_answer_lost()
+
+    assert "old-version" not in tags(aws), "the first try deleted it"
+    assert tasks.cleanup._unanswered == {}, "nothing of the run is kept once it has ended"
+
+
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
     # ECR deleted the tags and answered with a 5xx: botocore retried BatchDeleteImage on its own, and
     # the retry's answer called them not found. They were reported "not found: deleted before, or
