@@ -205,9 +205,11 @@ def _forget_unanswered(_task: Any, task_run_: Any, _state: Any) -> None:
 # Idempotent: a tag deleted before is reported gone.
 @task(name="delete-image-tags", on_failure=[_forget_unanswered], **_READ)
 def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
-                withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
+                withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
+                sending: Callable[[Sequence[str]], None] | None = None) -> TagDeletion:
     """``images.delete_tags``: ``withhold`` (the flow's second read of what production runs) is
-    asked right before each batch which of the tags left to keep.
+    asked right before each batch which of the tags left to keep, and ``sending`` told each
+    call's tags right before it is made.
 
     Retried as a whole when its first call failed (``images.delete_tags`` raises only then). ECR
     may have deleted that call's tags all the same, its answer lost on the way: the retry then finds
@@ -218,10 +220,14 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
     run_id = str(task_run.id) if task_run.id is not None else None
     sent: list[str] = []  # the tags of the last BatchDeleteImage call made
 
+    def send(batch: Sequence[str]) -> None:
+        sent[:] = batch
+        if sending is not None:
+            sending(batch)
+
     try:
         with named_denials(_POLICY, targets=targets):
-            deletion = images.delete_tags(list(tags), withhold=withhold,
-                                          sending=lambda batch: sent.__setitem__(slice(None), batch))
+            deletion = images.delete_tags(list(tags), withhold=withhold, sending=send)
     except Exception as err:
         if run_id is not None and sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             _unanswered[run_id] = (tuple(sent), error_said(err))

@@ -558,10 +558,13 @@ def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(a
         return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
 
     with on_operation(aws.get_client("ecr"), "after-call", lose_every_answer, operation="BatchDeleteImage"):
-        with pytest.raises(CleanupIncomplete, match="ReadTimeoutError"):
+        with pytest.raises(CleanupIncomplete, match="ReadTimeoutError") as stopped:
             cleanup_every_answer_lost()
 
     assert "old-version" not in tags(aws), "the first try deleted it"
+    # Listed as not done, it was gone: the person reading the failure is told it may be.
+    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
+            "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
     assert tasks.cleanup._unanswered == {}, "nothing of the run is kept once it has ended"
 
 
