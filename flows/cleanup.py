@@ -388,7 +388,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
                             + " (a new run refuses them while they are in use: leave them out of old_image_tags); "
                             "the stacks were left as they are, planned against what production ran before")
         if deletion.failed:
-            problems.append(f"ECR did not delete {_once_each(deletion.failed)}")
+            # Not "did not delete": a call whose answer was lost may have.
+            problems.append(f"ECR did not confirm deleting {_once_each(deletion.failed)}")
         if problems:
             raise progress.failed(step, RuntimeError("; and ".join(problems)), targets)
 

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
@@ -190,7 +190,12 @@ class EcrImages:
                     # Raised now, the tags the earlier calls deleted would be lost from the record
                     # (and a retry would report them as gone, deleted by someone else): this call's
                     # tags are failed instead, the next calls still made, and all of it returned.
-                    failed.update((tag, f"BatchDeleteImage failed: {err}") for tag in batch)
+                    # A call whose answer was lost may have deleted its tags: said, or a new run
+                    # listing them as not found read as someone else's deletion.
+                    why = (f"BatchDeleteImage got no answer ({err}): ECR may have deleted it all the same, and a "
+                           "new run then lists it as not found" if answer_lost(err)
+                           else f"BatchDeleteImage failed: {err}")
+                    failed.update((tag, why) for tag in batch)
                     continue
                 raise
             removed = {i.get("imageTag") for i in answer.get("imageIds", [])}

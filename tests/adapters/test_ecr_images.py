@@ -528,3 +528,29 @@ def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aw
     assert tags_in(images) == {"1.0.0"}
     again = images.delete_tags(["old-version"])
     assert again.deleted == () and again.gone == ("old-version",) and again.deleted_on_retry == ()
+
+
+def test_a_later_call_whose_answer_was_lost_says_ecr_may_have_deleted_its_tags(aws, images):
+    # The second call of 100 tags deleted them and its answer was lost (a read timeout): its tags
+    # were failed with "BatchDeleteImage failed", and the run said ECR did not delete them; a new
+    # run then listed them as not found, as if someone else had.
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    calls: list[int] = []
+
+    def lose_the_second_answer(**_):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_the_second_answer, operation="BatchDeleteImage"):
+        deletion = images.delete_tags(old)
+
+    assert deletion.deleted == tuple(old[:100]) and list(deletion.failed) == old[100:]
+    assert tags_in(images) == set(), "ECR deleted the second call's tags too"
+    assert all("ECR may have deleted it all the same" in why for why in deletion.failed.values()), deletion.failed
