@@ -489,10 +489,11 @@ class _Body:
         yield self._data
 
 
-def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aws, monkeypatch):
-    # ECR deleted the tags and answered 500 (or throttled the answer): botocore retried the call
-    # itself, and ECR answered the retry "ImageNotFound" for them. They were reported gone, as if
-    # the run had found them deleted before it; this call deleted them.
+@contextmanager
+def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str]):
+    """An ECR client that retries (botocore's standard mode, no wait between attempts) whose first
+    BatchDeleteImage deletes ``tags`` and is answered 500, as ECR does when its own side fails
+    after acting: yields (the client, a list holding 500 once that answer was given)."""
     import boto3
     from botocore.awsrequest import AWSResponse
     from botocore.config import Config
@@ -504,10 +505,6 @@ def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aw
     ecr = boto3.client("ecr", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
                        aws_access_key_id="testing", aws_secret_access_key="testing",
                        config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
-    images = EcrImages(ecr, aws.targets.ecr_repository)
-    put_image(aws, "old-version", "1")
-    put_image(aws, "0.9.0", "2")
-    put_image(aws, "1.0.0", "3")
     answered: list[int] = []
 
     def deleted_then_500(request, **_):
@@ -515,11 +512,24 @@ def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aw
             return None
         answered.append(500)
         aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
-                                                 imageIds=[{"imageTag": "old-version"}, {"imageTag": "0.9.0"}])
+                                                 imageIds=[{"imageTag": tag} for tag in tags])
         return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.1"},
                            _Body(b'{"__type": "ServerException", "message": "internal error"}'))
 
     with on_operation(ecr, "before-send", deleted_then_500, operation="BatchDeleteImage"):
+        yield ecr, answered
+
+
+def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aws, monkeypatch):
+    # ECR deleted the tags and answered 500 (or throttled the answer): botocore retried the call
+    # itself, and ECR answered the retry "ImageNotFound" for them. They were reported gone, as if
+    # the run had found them deleted before it; this call deleted them.
+    put_image(aws, "old-version", "1")
+    put_image(aws, "0.9.0", "2")
+    put_image(aws, "1.0.0", "3")
+
+    with ecr_retried_after_deleting(aws, monkeypatch, ["old-version", "0.9.0"]) as (ecr, answered):
+        images = EcrImages(ecr, aws.targets.ecr_repository)
         deletion = images.delete_tags(["old-version", "0.9.0"])
 
     assert answered, "the first answer was the 500"

@@ -572,41 +572,20 @@ def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(accoun
     # ECR deleted the tags and answered with a 5xx: botocore retried BatchDeleteImage on its own, and
     # the retry's answer called them not found. They were reported "not found: deleted before, or
     # never there", and the summary listed the run's own deletion as somebody else's.
-    import boto3
-    from botocore.awsrequest import AWSResponse
-    from botocore.config import Config
-    from botocore.retries.standard import ExponentialBackoff
     from prefect import flow
 
     from flows.cleanup import run_cleanup
     from rollway.cleanup import CleanupSpec, summary_markdown
-    from tests.botocore_events import on_operation
+    from tests.adapters.test_ecr_images import ecr_retried_after_deleting
 
     aws = account
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # no real wait
-    ecr = boto3.client("ecr", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
-                       aws_access_key_id="testing", aws_secret_access_key="testing",
-                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
-    answered: list[int] = []
 
-    class Body:
-        def stream(self, **_):
-            yield b'{"__type": "ServerException", "message": "internal error"}'
+    with ecr_retried_after_deleting(aws, monkeypatch, ["old-version", "0.9.0"]) as (ecr, answered):
+        @flow(name="cleanup-ecr-retried")
+        def cleanup_ecr_retried():
+            return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets,
+                               lambda service: ecr if service == "ecr" else aws.get_client(service))
 
-    def deleted_then_500(request, **_):
-        if answered:
-            return None
-        answered.append(500)
-        aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
-                                                 imageIds=[{"imageTag": "old-version"}, {"imageTag": "0.9.0"}])
-        return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.1"}, Body())
-
-    @flow(name="cleanup-ecr-retried")
-    def cleanup_ecr_retried():
-        return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets,
-                           lambda service: ecr if service == "ecr" else aws.get_client(service))
-
-    with on_operation(ecr, "before-send", deleted_then_500, operation="BatchDeleteImage"):
         result = cleanup_ecr_retried()
 
     assert answered and tags(aws) == {"1.0.0"}
