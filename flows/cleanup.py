@@ -50,6 +50,7 @@ from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks, StackNotDeleted
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import answer_lost
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
     IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
@@ -262,10 +263,11 @@ class _Progress:
     def result(self, stopped: str | None = None) -> CleanupResult:
         return CleanupResult(**self.fields, not_done=tuple(self.left), stopped=stopped)
 
-    def failed(self, step: str, err: Exception, targets: Targets, also: str = "") -> CleanupIncomplete:
+    def failed(self, step: str, err: Exception, targets: Targets, also: str = "", after: str = "") -> CleanupIncomplete:
         """``err`` stopped the run during ``step``: said in the log, the artifact and the error
-        returned, with ``also`` (what else the run left undone on purpose, and why) after it."""
-        why = error_said(err) + (f"; before it, {also}" if also else "")
+        returned, with ``after`` (what ``err`` may have left done) and ``also`` (what else the run
+        left undone on purpose, and why) after it."""
+        why = error_said(err) + (f"; {after}" if after else "") + (f"; before it, {also}" if also else "")
         self.log.error("cleanup stopped at %s: %s", step, why)
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
@@ -359,10 +361,17 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             # by tag with no condition: a use that starts after this read is still not seen.
             return came_into_use(plan, remaining, targets.ecr_repository, again.in_use(nothing=None), repository)
 
+        sent: list[str] = []  # the tags of the last BatchDeleteImage call, of the task's last try
         try:
-            deletion = steps.delete_tags(images, plan.delete_tags, targets, still_unused)
+            deletion = steps.delete_tags(images, plan.delete_tags, targets, still_unused,
+                                         sending=lambda batch: sent.__setitem__(slice(None), batch))
         except Exception as err:  # noqa: BLE001
-            raise progress.failed(step, err, targets) from err
+            # ECR may have acted on a call whose answer was lost: its tags are gone, yet listed
+            # as not done, and a new run lists them as not found, as if someone else had deleted them.
+            maybe = ("ECR may have deleted the image tags of the call whose answer was lost "
+                     f"({first_few(sent, where=IN_ARTIFACT)}), though listed as not done: a new run finds them gone "
+                     "and lists them as not found") if sent and answer_lost(err) else ""
+            raise progress.failed(step, err, targets, after=maybe) from err
         # Whether an image went with its tag is known once ECR has answered for all of them.
         progress.fields["tags_kept"] = left = tags_left(plan, set(deletion.deleted) | set(deletion.gone))
         for tag in deletion.deleted:
@@ -379,7 +388,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
                             + " (a new run refuses them while they are in use: leave them out of old_image_tags); "
                             "the stacks were left as they are, planned against what production ran before")
         if deletion.failed:
-            problems.append(f"ECR did not delete {_once_each(deletion.failed)}")
+            # Not "did not delete": a call whose answer was lost may have.
+            problems.append(f"ECR did not confirm deleting {_once_each(deletion.failed)}")
         if problems:
             raise progress.failed(step, RuntimeError("; and ".join(problems)), targets)
 

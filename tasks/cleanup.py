@@ -193,32 +193,51 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
 # Each delete_tags run (its tries share its id) -> the tags of the BatchDeleteImage call whose
 # answer never came (a read timeout, a connection closed: ``answer_lost``), and what was raised
 # instead. A call never sent (no connection) or refused deleted nothing: nothing is kept for it.
+# Kept for the run's tries only: its last try reads it, or its failure forgets it (a worker runs
+# flows for months, and each run whose every try lost its answer left its entry).
 _unanswered: dict[str, tuple[tuple[str, ...], str]] = {}
 
 
-@task(name="delete-image-tags", **_READ)  # idempotent: a tag deleted before is reported gone
+def _forget_unanswered(_task: Any, task_run_: Any, _state: Any) -> None:
+    _unanswered.pop(str(task_run_.id), None)
+
+
+# Idempotent: a tag deleted before is reported gone.
+@task(name="delete-image-tags", on_failure=[_forget_unanswered], **_READ)
 def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
-                withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> TagDeletion:
+                withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
+                sending: Callable[[Sequence[str]], None] | None = None) -> TagDeletion:
     """``images.delete_tags``: ``withhold`` (the flow's second read of what production runs) is
-    asked right before each batch which of the tags left to keep.
+    asked right before each batch which of the tags left to keep, and ``sending`` told each
+    call's tags right before it is made.
 
     Retried as a whole when its first call failed (``images.delete_tags`` raises only then). ECR
     may have deleted that call's tags all the same, its answer lost on the way: the retry then finds
     them gone, and they were reported as gone before the run (or never there). Those are reported
     deleted, by this run, and the log says why.
     """
-    run_id = str(task_run.id)
+    # Outside a task run (its function called as it is) there are no tries to remember for.
+    run_id = str(task_run.id) if task_run.id is not None else None
     sent: list[str] = []  # the tags of the last BatchDeleteImage call made
+
+    def send(batch: Sequence[str]) -> None:
+        sent[:] = batch
+        if sending is not None:
+            sending(batch)
 
     try:
         with named_denials(_POLICY, targets=targets):
-            deletion = images.delete_tags(list(tags), withhold=withhold,
-                                          sending=lambda batch: sent.__setitem__(slice(None), batch))
+            deletion = images.delete_tags(list(tags), withhold=withhold, sending=send)
     except Exception as err:
-        if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
+        if run_id is not None and sent and answer_lost(err):  # sent, and no answer: ECR may have done it
             _unanswered[run_id] = (tuple(sent), error_said(err))
         raise
-    lost, why = _unanswered.pop(run_id, ((), ""))
+    if deletion.deleted_on_retry:
+        get_run_logger().warning(
+            "image tag(s) %s: deleted (ECR's retry found them gone): ECR answered BatchDeleteImage with an error "
+            "(a throttle or a 5xx) after deleting them, and botocore's retry of the call found them not found; "
+            "reported deleted by this run", ", ".join(deletion.deleted_on_retry))
+    lost, why = _unanswered.pop(run_id, ((), "")) if run_id is not None else ((), "")
     deleted_unanswered = tuple(tag for tag in deletion.gone if tag in lost)
     if not deleted_unanswered:
         return deletion

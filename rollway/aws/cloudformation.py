@@ -225,7 +225,8 @@ class CloudFormationStacks:
     def _resources(self, stack_id: str, nested_in: dict[str, str], within: str | None = None,
                    seen: set[str] | None = None, retained: list[str] | None = None,
                    all_kept: bool = False) -> tuple[str, ...]:
-        """The physical ids of the stack's resources (every page), and of its nested stacks' resources.
+        """The physical ids of the stack's resources (every page; not those an earlier deletion
+        deleted), and of its nested stacks' resources.
 
         Deleting a stack deletes its nested stacks and all they made, and ListStackResources
         names a nested stack only by its own id: the resources inside it (a queue production
@@ -243,7 +244,9 @@ class CloudFormationStacks:
             for page in self._client.get_paginator("list_stack_resources").paginate(StackName=stack_id):
                 for summary in page.get("StackResourceSummaries", []):
                     physical = summary.get("PhysicalResourceId")
-                    if physical:
+                    # A stack left DELETE_FAILED still lists what its deletion deleted: gone, that
+                    # is not what deleting it again deletes (a queue of its name made since is not).
+                    if physical and summary.get("ResourceStatus") != "DELETE_COMPLETE":
                         listed.append((physical, summary.get("LogicalResourceId"),
                                        summary.get("ResourceType") == _NESTED_STACK))
             # Only a stack holding something has a template worth reading (one REVIEW_IN_PROGRESS has none).

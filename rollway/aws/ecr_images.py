@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
@@ -44,11 +44,14 @@ class TagDeletion(BaseModel):
         gone: tags the repository did not have (deleted before: re-running is safe).
         failed: tag -> ECR's failure code and reason.
         withheld: tag -> why it was not asked to be deleted (``delete_tags``'s ``withhold``).
+        deleted_on_retry: the tags among ``deleted`` ECR called not found when botocore retried
+            the call (a throttle or a 5xx answered the try that deleted them).
     """
 
     model_config = ConfigDict(frozen=True)
 
     deleted: tuple[str, ...] = ()
+    deleted_on_retry: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
     failed: dict[str, str] = {}
     withheld: dict[str, str] = {}
@@ -135,7 +138,8 @@ class EcrImages:
                     sending: Callable[[Sequence[str]], None] | None = None) -> TagDeletion:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
 
-        A tag the repository does not have is reported as gone, not failed. A call that fails
+        A tag the repository does not have is reported as gone, not failed, unless botocore retried
+        the call that found it not found: the try before deleted it (``deleted_on_retry``). A call that fails
         after an earlier one deleted tags marks its own tags failed (with the error) and the rest
         goes on, so what was deleted is never lost from the answer; a call failing before any tag
         was deleted or found gone is raised (nothing was done: trying the whole again is safe).
@@ -152,6 +156,7 @@ class EcrImages:
             TargetNotFound: there is no such repository.
         """
         deleted: list[str] = []
+        deleted_on_retry: list[str] = []
         gone: list[str] = []
         failed: dict[str, str] = {}
         withheld: dict[str, str] = {}
@@ -185,15 +190,27 @@ class EcrImages:
                     # Raised now, the tags the earlier calls deleted would be lost from the record
                     # (and a retry would report them as gone, deleted by someone else): this call's
                     # tags are failed instead, the next calls still made, and all of it returned.
-                    failed.update((tag, f"BatchDeleteImage failed: {err}") for tag in batch)
+                    # A call whose answer was lost may have deleted its tags: said, or a new run
+                    # listing them as not found read as someone else's deletion.
+                    why = (f"BatchDeleteImage got no answer ({err}): ECR may have deleted it all the same, and a "
+                           "new run then lists it as not found" if answer_lost(err)
+                           else f"BatchDeleteImage failed: {err}")
+                    failed.update((tag, why) for tag in batch)
                     continue
                 raise
             removed = {i.get("imageTag") for i in answer.get("imageIds", [])}
+            # botocore retried the call itself (a throttle, a 5xx): the try whose answer was that
+            # error may have deleted the tags, and the retry then finds them not found. This call
+            # sent them, and the caller sends only tags it saw in the repository: its deletion.
+            retried = (answer.get("ResponseMetadata") or {}).get("RetryAttempts", 0) > 0
             for failure in answer.get("failures", []):
                 tag = failure.get("imageId", {}).get("imageTag")
                 if tag is None or tag in removed:
                     continue
-                if failure.get("failureCode") in _GONE_CODES:
+                if retried and failure.get("failureCode") == "ImageNotFound" and tag in batch:
+                    removed.add(tag)
+                    deleted_on_retry.append(tag)
+                elif failure.get("failureCode") in _GONE_CODES:
                     gone.append(tag)
                 else:
                     failed[tag] = f"{failure.get('failureCode')}: {failure.get('failureReason')}"
@@ -202,7 +219,8 @@ class EcrImages:
             for tag in batch:
                 if tag not in removed and tag not in gone and tag not in failed:
                     failed[tag] = "ECR neither deleted it nor said why"
-        return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed, withheld=withheld)
+        return TagDeletion(deleted=tuple(deleted), gone=tuple(gone), failed=failed, withheld=withheld,
+                           deleted_on_retry=tuple(deleted_on_retry))
 
 
 # A task definition named with its revision (``family:3``, or its ARN): what it says never changes.

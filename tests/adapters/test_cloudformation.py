@@ -36,6 +36,19 @@ class Account:
     targets: Targets
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cloudformation_backend_loaded() -> None:
+    """moto's CloudFormation backend imported before the first request to it.
+
+    The embedded server imports it on the first CloudFormation request: every service's models,
+    5 s here, past the clients' 10-s read timeout on a loaded machine. When that first request
+    was a CreateStack, botocore sent it again; the first attempt made the stack once the import
+    was done, and the retry's answer was AlreadyExistsException. The server runs in this process:
+    imported here, no request waits on it.
+    """
+    import moto.cloudformation.models  # noqa: F401
+
+
 @pytest.fixture
 def aws(embedded_aws, targets, _get_client_for_region) -> Account:
     """A reset embedded account without the service topology: these tests need none, and
@@ -308,6 +321,32 @@ def test_an_old_stack_that_holds_a_resource_production_uses_is_refused(aws, stac
     (refusal,) = plan.refusals
     assert refusal.name == OLD
     assert "it holds webordinary-edit-input (a queue in Targets.queues)" in refusal.reason
+
+
+def test_an_old_stack_stuck_in_delete_failed_is_not_refused_for_what_its_first_deletion_deleted(aws, stacks):
+    # An earlier deletion deleted the old queue, then stopped at DELETE_FAILED on another resource;
+    # the new architecture made a queue of the same name since. ListStackResources still lists the
+    # old one (DELETE_COMPLETE): the stack was refused for holding the live queue, which deleting it
+    # again cannot touch, and stayed in DELETE_FAILED run after run.
+    from rollway.cleanup import CleanupSpec, plan_cleanup
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-edit-input")
+    cloudformation = aws.get_client("cloudformation")
+
+    def failed_deletion(parsed, **_):
+        for stack in parsed.get("Stacks", []):
+            stack["StackStatus"] = "DELETE_FAILED"
+        for summary in parsed.get("StackResourceSummaries", []):
+            summary["ResourceStatus"] = "DELETE_COMPLETE"
+
+    with on_operation(cloudformation, "after-call", failed_deletion, operation=None):
+        state = stacks.describe(OLD)
+    assert state.status == "DELETE_FAILED"
+    plan = plan_cleanup(CleanupSpec(old_stacks=(OLD,)), aws.targets, stacks={OLD: state}, in_use=(), images=())
+
+    assert plan.delete_stacks == (OLD,) and not plan.refusals, plan.refusals
+    assert state.resources == (), "what its first deletion deleted is not what deleting it deletes"
 
 
 def test_an_old_stack_whose_deletion_policy_keeps_the_queue_production_reads_is_deleted_and_the_queue_stays(

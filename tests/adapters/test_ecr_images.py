@@ -477,3 +477,90 @@ def test_an_archived_image_index_keeps_every_archived_tag_saying_why(aws, images
     assert (f"it tags image {old}, which ECR holds ARCHIVED: ECR serves no manifest of an archived image, so the "
             f"platform images the archived image index {index} lists cannot be read") in reasons["old-version"]
     assert "aws ecr update-image-storage-class" in reasons["0.8.0"]
+
+
+class _Body:
+    """The raw body of an HTTP answer made up in a test (what botocore reads of one)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_):
+        yield self._data
+
+
+@contextmanager
+def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str]):
+    """An ECR client that retries (botocore's standard mode, no wait between attempts) whose first
+    BatchDeleteImage deletes ``tags`` and is answered 500, as ECR does when its own side fails
+    after acting: yields (the client, a list holding 500 once that answer was given)."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+    from botocore.retries.standard import ExponentialBackoff
+
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # no real wait
+    ecr = boto3.client("ecr", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    answered: list[int] = []
+
+    def deleted_then_500(request, **_):
+        if answered:
+            return None
+        answered.append(500)
+        aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
+                                                 imageIds=[{"imageTag": tag} for tag in tags])
+        return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.1"},
+                           _Body(b'{"__type": "ServerException", "message": "internal error"}'))
+
+    with on_operation(ecr, "before-send", deleted_then_500, operation="BatchDeleteImage"):
+        yield ecr, answered
+
+
+def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aws, monkeypatch):
+    # ECR deleted the tags and answered 500 (or throttled the answer): botocore retried the call
+    # itself, and ECR answered the retry "ImageNotFound" for them. They were reported gone, as if
+    # the run had found them deleted before it; this call deleted them.
+    put_image(aws, "old-version", "1")
+    put_image(aws, "0.9.0", "2")
+    put_image(aws, "1.0.0", "3")
+
+    with ecr_retried_after_deleting(aws, monkeypatch, ["old-version", "0.9.0"]) as (ecr, answered):
+        images = EcrImages(ecr, aws.targets.ecr_repository)
+        deletion = images.delete_tags(["old-version", "0.9.0"])
+
+    assert answered, "the first answer was the 500"
+    assert deletion.deleted == ("old-version", "0.9.0") and deletion.deleted_on_retry == ("old-version", "0.9.0")
+    assert deletion.gone == () and deletion.failed == {}
+    assert tags_in(images) == {"1.0.0"}
+    again = images.delete_tags(["old-version"])
+    assert again.deleted == () and again.gone == ("old-version",) and again.deleted_on_retry == ()
+
+
+def test_a_later_call_whose_answer_was_lost_says_ecr_may_have_deleted_its_tags(aws, images):
+    # The second call of 100 tags deleted them and its answer was lost (a read timeout): its tags
+    # were failed with "BatchDeleteImage failed", and the run said ECR did not delete them; a new
+    # run then listed them as not found, as if someone else had.
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    old = [f"build-{n:03d}" for n in range(150)]
+    for tag in old:
+        put_image(aws, tag, "5")
+    calls: list[int] = []
+
+    def lose_the_second_answer(**_):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_the_second_answer, operation="BatchDeleteImage"):
+        deletion = images.delete_tags(old)
+
+    assert deletion.deleted == tuple(old[:100]) and list(deletion.failed) == old[100:]
+    assert tags_in(images) == set(), "ECR deleted the second call's tags too"
+    assert all("ECR may have deleted it all the same" in why for why in deletion.failed.values()), deletion.failed

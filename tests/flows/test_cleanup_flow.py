@@ -19,6 +19,8 @@ from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
+# Autouse here too: the first CreateStack of a process, slow, was retried into AlreadyExistsException.
+from tests.adapters.test_cloudformation import cloudformation_backend_loaded  # noqa: F401
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
 from tests.toolchain.git_repo import git, git_repo, slow_remote
 
@@ -529,6 +531,69 @@ def test_tags_a_lost_answer_deleted_are_said_deleted_by_this_run_when_the_retry_
     assert f"`old-version` (image {before['old-version']}" in deleted and "`0.9.0`" in deleted
     assert "old-version" not in text[text.index("## Not found"):]
     assert said and "old-version" in said[0] and "0.9.0" in said[0] and "not before the run" in said[0], said
+
+
+def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(account, monkeypatch):
+    # The tags of a BatchDeleteImage call whose answer was lost are kept for the task's retries.
+    # A task whose every try lost its answer left them in the worker's memory for good: one entry
+    # per such run, for the worker's life, never read again.
+    from botocore.exceptions import ReadTimeoutError
+    from prefect import flow
+
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupIncomplete, CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    endpoint = "https://api.ecr.us-west-2.amazonaws.com/"
+
+    def lose_every_answer(**_):
+        raise ReadTimeoutError(endpoint_url=endpoint)
+
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-every-answer-lost")
+    def cleanup_every_answer_lost():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_every_answer, operation="BatchDeleteImage"):
+        with pytest.raises(CleanupIncomplete, match="ReadTimeoutError") as stopped:
+            cleanup_every_answer_lost()
+
+    assert "old-version" not in tags(aws), "the first try deleted it"
+    # Listed as not done, it was gone: the person reading the failure is told it may be.
+    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
+            "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
+    assert tasks.cleanup._unanswered == {}, "nothing of the run is kept once it has ended"
+
+
+def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
+    # ECR deleted the tags and answered with a 5xx: botocore retried BatchDeleteImage on its own, and
+    # the retry's answer called them not found. They were reported "not found: deleted before, or
+    # never there", and the summary listed the run's own deletion as somebody else's.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec, summary_markdown
+    from tests.adapters.test_ecr_images import ecr_retried_after_deleting
+
+    aws = account
+
+    with ecr_retried_after_deleting(aws, monkeypatch, ["old-version", "0.9.0"]) as (ecr, answered):
+        @flow(name="cleanup-ecr-retried")
+        def cleanup_ecr_retried():
+            return run_cleanup(CleanupSpec(old_image_tags=("old-version", "0.9.0")), aws.targets,
+                               lambda service: ecr if service == "ecr" else aws.get_client(service))
+
+        result = cleanup_ecr_retried()
+
+    assert answered and tags(aws) == {"1.0.0"}
+    assert result.deleted_tags == ("old-version", "0.9.0") and result.gone_tags == ()
+    text = summary_markdown(result, aws.targets.ecr_repository)
+    assert "old-version" not in text[text.index("## Not found"):]
+    (said,) = [r.getMessage() for r in caplog.records if "retry found them gone" in r.getMessage()]
+    assert said.startswith("image tag(s) old-version, 0.9.0: deleted (ECR's retry found them gone)"), said
 
 
 def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag_there(account, repo, caplog):
