@@ -108,6 +108,25 @@ class FlagsNotDisabled(PicklableError, FlagStoreUnavailable):
         super().__init__(f"could not disable bound feature flag(s) {names}")
 
 
+class BoundFlagGone(UnknownFlag):
+    """A flag bound to a rollout under way is not in the table: deleted since its start check found
+    it. A stage does not recreate it: a rollout moves only flags that exist, each read with its audit
+    trail (which the delete took with it). Said as the start check's "create it first", it read as
+    a flag never made, and named neither the stage nor the way to go on."""
+
+    def __init__(self, *features: str, weight: int | None = None) -> None:
+        super().__init__(*features)
+        self.weight = weight
+        names = ", ".join(repr(f) for f in features)
+        stage = f"this rollout's {weight}% stage" if weight is not None else "this rollout"
+        recreate = " and ".join(f"`rollway flags set {f} --create --no-enabled`" for f in features)
+        self.args = (
+            f"bound feature flag {names} is gone from the flags table (deleted since this rollout's start check "
+            f"found it, its audit trail with it): {stage} does not recreate it and wrote nothing, as a rollout moves "
+            f"only flags that exist. Recreate it off ({recreate}) for a rollout to move it again; left deleted, it "
+            "serves no one, and a rollback skips it",)
+
+
 class RolloutRolledBack(FlagError):
     """A stage of a rollout whose rollback has already disabled its flags: not applied."""
 
@@ -426,6 +445,11 @@ def apply_bindings(
             check_bindings(store, bindings)
         except FlagStoreUnavailable as failure:
             raise _outcome(store, failure, changes, actor=actor, now=now, writer="rollout", rollout=rollout)
+        except UnknownFlag as unknown:
+            if not exclusive:
+                raise
+            # The rollout's own stage: its start check found every bound flag, so a missing one was deleted since.
+            raise BoundFlagGone(*unknown.features, weight=weight) from None
     updates: list[FlagUpdate] = []
     for change in changes:
         try:
@@ -457,6 +481,8 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(change.feature)
         if current is None:
+            if hold is not None and not change.create:
+                raise BoundFlagGone(change.feature, weight=weight)  # deleted since apply_bindings' check read it
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
         trail = _trail(store, change.feature)
         ended = _rolled_back(trail, rollout)

@@ -473,6 +473,27 @@ def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     assert store.get(SQS).enabled is False
 
 
+def test_a_bound_flag_deleted_as_the_stage_reads_it_is_named_gone_not_recreated_and_the_stage_goes_back():
+    """Deleted by hand between the stage's check of every flag and its write of that one: the
+    rollout's stage (``exclusive``) says the flag is gone, creates nothing, and puts back the flag it
+    had moved."""
+    store = FakeFlagStore([flag(SQS), flag(INTERRUPTS)])
+    get = store.get
+
+    def deleted_after_the_check(feature):
+        if feature == INTERRUPTS and store.flags[SQS].enabled:  # SQS moved: the stage is writing
+            store.flags.pop(INTERRUPTS, None)
+        return get(feature)
+
+    store.get = deleted_after_the_check
+    with pytest.raises(UnknownFlag) as raised:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", rollout="r1",
+                       now=1.0, exclusive=True)
+    assert f"bound feature flag {INTERRUPTS!r} is gone from the flags table" in str(raised.value), raised.value
+    assert "this rollout's 25% stage does not recreate it" in str(raised.value), raised.value
+    assert INTERRUPTS not in store.flags and store.get(SQS).enabled is False
+
+
 def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
     """The stage moved SQS, then a person changed it (on-call, mid-incident) before the next
     flag's failure sent the stage's flags back: the put-back must not overwrite the person."""
