@@ -283,14 +283,29 @@ def _set_flag(
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,
                               writer=writer, rollout=rollout)
-        except FlagConflict:
+        except FlagConflict as lost:
             if attempt == attempts:
+                if attempts > 1:
+                    raise _lost_every_race(lost, attempts, "change") from lost
                 raise
             log.info("feature flag %r changed while being set; reading it again", feature)
             continue
         malformed = "; ".join(current.problems) if isinstance(current, MalformedFlag) else None
         return FlagUpdate(feature=feature, before=before, after=after, reason=change.reason, malformed=malformed)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _lost_every_race(lost: FlagConflict, attempts: int, what: str) -> FlagConflict:
+    """``lost``, the last of ``attempts`` lost races of one ``what`` ("change", "25% stage"), said as
+    such: FlagConflict's own "read it again and retry" told a flow's change, or a rollout's stage,
+    to do what it had done on each of its tries, and not that nothing was written."""
+    found = "a different version" if lost.actual_version is None else f"version {lost.actual_version}"
+    conflict = FlagConflict(lost.feature, lost.expected_version, lost.actual_version)
+    conflict.args = (
+        f"feature flag {lost.feature!r} changed concurrently: expected version {lost.expected_version}, found {found}; "
+        f"another write landed between each of this {what}'s {attempts} reads of the flag and its write: nothing was "
+        f"written; `rollway flags get {lost.feature}` shows the flag as it is now",)
+    return conflict
 
 
 def _outcome(store: FlagStore, failure: BaseException, changes: Sequence[FlagChange], *, actor: str, now: float,
@@ -512,9 +527,9 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 return _left_alone(after, *held, change, rollout, last=weight == 100)
             return _set_flag(store, change, actor=actor, now=now, expected_version=current.version,
                              writer="rollout", rollout=rollout)
-        except FlagConflict:
+        except FlagConflict as lost:
             if attempt == _ATTEMPTS:
-                raise
+                raise _lost_every_race(lost, _ATTEMPTS, f"{weight}% stage") from lost
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

@@ -768,6 +768,30 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
 
 
+def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_nothing():
+    """Another writer lands between each of set_flag's reads and its write (a script hammering the
+    flag). Its three tries used up, the change (the set-flags flow's, a rollout stage's) said "read it
+    again and retry", as if it had not, and not that nothing was written."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+    put = store.put
+
+    def bob_first(flag_state, **kwargs):
+        current = store.flags[SQS]
+        put(current.model_copy(update={"percentage": current.percentage + 1}), expected_version=current.version,
+            actor="bob", now=1.0)
+        return put(flag_state, **kwargs)
+
+    store.put = bob_first
+    with pytest.raises(FlagConflict) as lost:
+        set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill"), actor="ann", now=2.0)
+    said = str(lost.value)
+    assert said.startswith(f"feature flag {SQS!r} changed concurrently: expected version 3, found version 4"), said
+    assert "read it again and retry" not in said, said
+    assert ("another write landed between each of this change's 3 reads of the flag and its write: nothing was "
+            f"written; `rollway flags get {SQS}` shows the flag as it is now") in said, said
+    assert store.get(SQS).enabled is True
+
+
 def test_a_set_that_loses_the_race_after_its_read_names_the_change_that_came_first():
     """Bob's change landed between the read `flags set --expected-version 1` made and its write. The
     loser was told "changed concurrently ... read it again and retry": neither who changed it, nor to
