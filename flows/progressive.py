@@ -1116,8 +1116,25 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         log.info("%s of %s passed: starting %s%s", current, service, following, asked)
     # On the rollout read above: were it rolled back and another begun since, the tick took that
     # one's lease and recorded this one's next phase on it.
-    taken = env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
-                               wall=env.wall())
+    try:
+        taken = env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds,
+                                   rollout=record.rollout_id, wall=env.wall())
+    except LockHeld as held:
+        # Another run took it since the read above: two runs of the schedule at once (its late runs
+        # caught up after a Prefect outage) or one by hand. Failed on the ledger's bare LockHeld, this
+        # run went red and its rollback hook had to judge a rollout the other run was starting.
+        with before_any_write(env.targets):
+            now_held = env.ledger.get(service)
+        holder = now_held.owner if now_held is not None and now_held.owner not in (None, owner) else None
+        if holder is None:
+            raise
+        said = (f"{holder} took the rollout as this run was about to start {following} of {service} (two runs of "
+                "the schedule at once, after an outage, or one by hand): it is left to that run; nothing was "
+                f"changed ({held})")
+        if early_reason is not None:
+            raise PhaseRefused(f"{said}; no phase was started early for {actor}") from None
+        log.warning("%s", said)
+        return None
     record_unheard_answers(env, taken, record.owner, owner=owner, lease_seconds=lease_seconds)
     hold_rollout(env, record, owner=owner)
     try:

@@ -108,6 +108,25 @@ class FlagsNotDisabled(PicklableError, FlagStoreUnavailable):
         super().__init__(f"could not disable bound feature flag(s) {names}")
 
 
+class BoundFlagGone(UnknownFlag):
+    """A flag bound to a rollout under way is not in the table: deleted since its start check found
+    it. A stage does not recreate it: a rollout moves only flags that exist, each read with its audit
+    trail (which the delete took with it). Said as the start check's "create it first", it read as
+    a flag never made, and named neither the stage nor the way to go on."""
+
+    def __init__(self, *features: str, weight: int | None = None) -> None:
+        super().__init__(*features)
+        self.weight = weight
+        names = ", ".join(repr(f) for f in features)
+        stage = f"this rollout's {weight}% stage" if weight is not None else "this rollout"
+        recreate = " and ".join(f"`rollway flags set {f} --create --no-enabled`" for f in features)
+        self.args = (
+            f"bound feature flag {names} is gone from the flags table (deleted since this rollout's start check "
+            f"found it, its audit trail with it): {stage} does not recreate it and wrote nothing, as a rollout moves "
+            f"only flags that exist. Recreate it off ({recreate}) for a rollout to move it again; left deleted, it "
+            "serves no one, and a rollback skips it",)
+
+
 class RolloutRolledBack(FlagError):
     """A stage of a rollout whose rollback has already disabled its flags: not applied."""
 
@@ -264,14 +283,29 @@ def _set_flag(
         try:
             after = store.put(desired, expected_version=version, actor=actor, now=now, reason=change.reason,
                               writer=writer, rollout=rollout)
-        except FlagConflict:
+        except FlagConflict as lost:
             if attempt == attempts:
+                if attempts > 1:
+                    raise _lost_every_race(lost, attempts, "change") from lost
                 raise
             log.info("feature flag %r changed while being set; reading it again", feature)
             continue
         malformed = "; ".join(current.problems) if isinstance(current, MalformedFlag) else None
         return FlagUpdate(feature=feature, before=before, after=after, reason=change.reason, malformed=malformed)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _lost_every_race(lost: FlagConflict, attempts: int, what: str) -> FlagConflict:
+    """``lost``, the last of ``attempts`` lost races of one ``what`` ("change", "25% stage"), said as
+    such: FlagConflict's own "read it again and retry" told a flow's change, or a rollout's stage,
+    to do what it had done on each of its tries, and not that nothing was written."""
+    found = "a different version" if lost.actual_version is None else f"version {lost.actual_version}"
+    conflict = FlagConflict(lost.feature, lost.expected_version, lost.actual_version)
+    conflict.args = (
+        f"feature flag {lost.feature!r} changed concurrently: expected version {lost.expected_version}, found {found}; "
+        f"another write landed between each of this {what}'s {attempts} reads of the flag and its write: nothing was "
+        f"written; `rollway flags get {lost.feature}` shows the flag as it is now",)
+    return conflict
 
 
 def _outcome(store: FlagStore, failure: BaseException, changes: Sequence[FlagChange], *, actor: str, now: float,
@@ -426,6 +460,11 @@ def apply_bindings(
             check_bindings(store, bindings)
         except FlagStoreUnavailable as failure:
             raise _outcome(store, failure, changes, actor=actor, now=now, writer="rollout", rollout=rollout)
+        except UnknownFlag as unknown:
+            if not exclusive:
+                raise
+            # The rollout's own stage: its start check found every bound flag, so a missing one was deleted since.
+            raise BoundFlagGone(*unknown.features, weight=weight) from None
     updates: list[FlagUpdate] = []
     for change in changes:
         try:
@@ -457,6 +496,8 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
     for attempt in range(1, _ATTEMPTS + 1):
         current = store.get(change.feature)
         if current is None:
+            if hold is not None and not change.create:
+                raise BoundFlagGone(change.feature, weight=weight)  # deleted since apply_bindings' check read it
             return _set_flag(store, change, actor=actor, now=now, writer="rollout", rollout=rollout)  # created
         trail = _trail(store, change.feature)
         ended = _rolled_back(trail, rollout)
@@ -486,9 +527,9 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                 return _left_alone(after, *held, change, rollout, last=weight == 100)
             return _set_flag(store, change, actor=actor, now=now, expected_version=current.version,
                              writer="rollout", rollout=rollout)
-        except FlagConflict:
+        except FlagConflict as lost:
             if attempt == _ATTEMPTS:
-                raise
+                raise _lost_every_race(lost, _ATTEMPTS, f"{weight}% stage") from lost
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 

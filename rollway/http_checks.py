@@ -38,6 +38,12 @@ from rollway.validation import (
 BODY_TAIL = 200
 """Characters of a response body quoted in a failed check's reason (its end: where errors are)."""
 
+BODY_READ_LIMIT = 1024 * 1024
+"""Bytes of an answer's body a check reads; the rest is not awaited. Every answer a check judges
+(a health verdict, a ``sessionId``, a message's acceptance) is far smaller: an error page streaming
+a dump was kept in memory whole, and one larger than the timeout allows was reported as a timeout
+instead of its status."""
+
 USER_AGENT = "rollway-validate"
 
 Say = Callable[[str], None]
@@ -79,7 +85,8 @@ def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> http
 
 
 class _Deadline(httpx.SyncByteStream):
-    """A response body that fails with ``ReadTimeout`` once the request's whole time is up.
+    """A response body that fails with ``ReadTimeout`` once the request's whole time is up, and
+    ends after ``BODY_READ_LIMIT`` bytes (``cut`` then says the rest was not read).
 
     httpx's timeouts are per network operation: a body that arrives a byte at a time, each
     within the read timeout, would be read for as long as the server kept sending.
@@ -87,12 +94,20 @@ class _Deadline(httpx.SyncByteStream):
 
     def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: float, seconds: float) -> None:
         self._stream, self._request, self._deadline, self._seconds = stream, request, deadline, seconds
+        self.cut = False
 
     def __iter__(self) -> Iterator[bytes]:
+        left = BODY_READ_LIMIT
         for chunk in self._stream:
             if time.monotonic() > self._deadline:
                 raise httpx.ReadTimeout(f"the answer was not complete within {self._seconds:g} s",
                                         request=self._request)
+            if len(chunk) > left:
+                # The connection is closed with the response, not kept: nothing more is read from it.
+                self.cut = True
+                yield chunk[:left]
+                return
+            left -= len(chunk)
             yield chunk
 
     def close(self) -> None:
@@ -219,10 +234,34 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
 _MASKED_MIN = 4
 
 
+def _cut(response: httpx.Response) -> bool:
+    """Whether a check stopped reading ``response``'s body at ``BODY_READ_LIMIT``."""
+    return getattr(response.stream, "cut", False) is True
+
+
+_BINARY_SHARE = 0.1
+"""A body more than this share of whose characters are control characters, or bytes that are not
+text in its encoding, is described, not quoted."""
+
+
+def _binary(text: str, content: bytes) -> bool:
+    odd = sum(1 for c in text if c == "\ufffd" or not (c.isprintable() or c.isspace()))
+    return b"\x00" in content or odd > len(text) * _BINARY_SHARE
+
+
 def quoted_body(response: httpx.Response) -> str:
     """What a reason quotes of ``response``'s body: its end, in one line, with the request's
-    query values and the Authorization header it sent (whole and without its scheme) masked."""
-    text = " ".join(response.text.split())
+    query values and the Authorization header it sent (whole and without its scheme) masked.
+
+    A binary body is described (its size and type), not quoted: its bytes, decoded, put control
+    characters (a terminal's escapes) and a row of replacement characters in the run's log. Any
+    control character left in a text body is shown as a space."""
+    cut = " (the rest was not read)" if _cut(response) else ""
+    if _binary(response.text, response.content):
+        kind = response.headers.get("content-type", "no Content-Type")
+        size = (f"its first {len(response.content):,} bytes" if cut else f"{len(response.content):,} bytes")
+        return f"a binary body ({kind}, {size}{cut}), not quoted"
+    text = " ".join("".join(c if c.isprintable() else " " for c in response.text).split())
     # An error page may echo the request's URL ("Cannot GET /health?token=..."): the query values
     # the URL's own display masks are masked here too, as sent, decoded and percent-encoded.
     query = response.request.url.query.decode("ascii", "replace")
@@ -237,7 +276,9 @@ def quoted_body(response: httpx.Response) -> str:
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "****")
     if not text:
-        return "empty body"
+        return f"empty body{cut}"
+    if cut:
+        return f"the first {BODY_READ_LIMIT // (1024 * 1024)} MiB of its body{cut} ends: …{text[-BODY_TAIL:]}"
     return f"body: {text}" if len(text) <= BODY_TAIL else f"body ends: …{text[-BODY_TAIL:]}"
 
 
@@ -396,8 +437,11 @@ def check_health(http: httpx.Client, spec: ValidationSpec, say: Say | None = Non
         wrong = _said_failed(response, url)
         if wrong is not None:
             return CheckResult(name=HEALTH, outcome="failed", reason=wrong, seconds=took(), retryable=True)
-        return CheckResult(name=HEALTH, outcome="passed", reason=f"HTTP {response.status_code} from GET {shown_url(url)}",
-                           seconds=took())
+        # Said: a verdict past the body's first MiB was not read (the JSON cut there reads as no verdict).
+        unread = (f"; its body was read to its first {BODY_READ_LIMIT // (1024 * 1024)} MiB only, a verdict in it "
+                  "not read" if _cut(response) else "")
+        return CheckResult(name=HEALTH, outcome="passed", seconds=took(),
+                           reason=f"HTTP {response.status_code} from GET {shown_url(url)}{unread}")
     # A 4xx will not change by asking again (a wrong path); a 5xx or 429 may (a task starting).
     retry = response.status_code >= 500 or response.status_code == 429
     return CheckResult(name=HEALTH, outcome="failed", reason=_answered(response, "health_url"), seconds=took(), retryable=retry)

@@ -681,3 +681,71 @@ def test_headers_that_trickle_in_on_a_kept_alive_connection_fail_on_the_timeout_
     assert health.passed, health.reason
     assert session.outcome == "failed" and "not complete within 0.5 s" in session.reason, session.reason
     assert session.seconds < 6.0, session.seconds
+
+
+class _Flood(_LocalServer):
+    """A service that answers ``status`` with a body of ``size`` bytes (``chunk`` repeated) at
+    once; with ``stall``, announced longer than it is, the connection then kept open without
+    sending more: an error page that streams a large or endless body (a proxy relaying a dump)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def __init__(self, status: int, size: int, chunk: bytes, *, stall: bool = False) -> None:
+        self.status, self.size, self.chunk, self.stall = status, size, chunk, stall
+        self.stop = threading.Event()
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.send_response(self.status)
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", str(self.size * 4 if self.stall else self.size))
+        request.end_headers()
+        sent = 0
+        try:
+            while sent < self.size:
+                request.wfile.write(self.chunk)
+                sent += len(self.chunk)
+            request.wfile.flush()
+        except OSError:
+            return  # the client stopped reading: what is tested
+        if self.stall:
+            self.stop.wait(10)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        super().__exit__(*exc)
+
+
+def test_a_huge_error_body_is_read_in_part_and_the_status_reported_not_a_timeout():
+    # 4 MiB at once, then nothing: the whole body was awaited (and kept in memory) until the
+    # timeout, and a 503 was reported as the service not answering in time.
+    with _Flood(503, 4 * 1024 * 1024, b"overloaded " * 1000, stall=True) as url:
+        spec = spec_for(url, timeout_seconds=2.0)
+        with http_checks.client(spec) as http:
+            started = time.monotonic()
+            health = http_checks.check_health(http, spec)
+            took = time.monotonic() - started
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
+    assert "timed out" not in health.reason and took < 1.5, (took, health.reason)
+    assert "the first 1 MiB of its body (the rest was not read) ends: …" in health.reason, health.reason
+    assert health.retryable
+
+
+def test_a_binary_error_body_is_described_not_quoted():
+    # NULs, bytes that are not UTF-8, and at its end an escape that clears the terminal showing the log.
+    junk = bytes(range(256)) * 4 + b"\x1b[2J\x00 fault"
+    with _Flood(500, len(junk), junk) as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 500 from GET" in health.reason, health.reason
+    assert "a binary body" in health.reason and "application/octet-stream" in health.reason, health.reason
+    assert all(c.isprintable() for c in health.reason), repr(health.reason)
+
+
+def test_a_huge_healthy_answer_passes_saying_its_body_was_read_in_part():
+    with _Flood(200, 2 * 1024 * 1024, b'{"status": "UP"} ' * 100, stall=True) as url:
+        spec = spec_for(url, timeout_seconds=2.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.passed, health.reason
+    assert health.reason.endswith("its body was read to its first 1 MiB only, a verdict in it not read"), health.reason

@@ -153,3 +153,27 @@ def test_a_kill_switch_thrown_after_another_services_stage_stays_off_through_thi
     left = [t.comment for t in env.ledger.get(env.targets.canary_service).history
             if t.kind == "flag" and "left off 25%" in (t.comment or "")]
     assert len(left) == 2 and all("oncall" in c and "rollout billing-r7" in c for c in left), left
+
+
+def test_a_bound_flag_deleted_by_hand_during_the_bake_is_named_so_and_not_recreated():
+    """Someone deletes the bound flag from the table while 5 % bakes. The 50 % stage failed with
+    "unknown feature flag ...: create it first", the start check's words, which said neither that
+    the flag had existed (this rollout set it) nor what its deletion did to the stage."""
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 50, 100)],
+                       flags=[FlagBinding(feature=F)], monitor_seconds=0)
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature=F)])
+
+    def deleted(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 5:
+            env.flags.flags.pop(F, None)
+
+    env.metrics = Intercept(env.metrics, deleted)
+    with pytest.raises(Exception, match=f"bound feature flag '{F}' is gone from the flags table") as failed:
+        progressive_on(env, spec, auto_approve())
+    for phrase in ("this rollout's 50% stage does not recreate it and wrote nothing",
+                   f"`rollway flags set {F} --create --no-enabled`"):
+        assert phrase in str(failed.value), failed.value
+    assert F not in env.flags.flags  # not recreated
+    assert env.router.weights == Weights(stable=95, canary=5)  # the shift went back with the flag's failure
+

@@ -217,3 +217,28 @@ def test_a_phased_run_given_an_edited_spec_at_a_completed_phase_says_the_edit_is
     assert result.outcome == "holding" and "already complete" in result.reason, result.reason
     said = [r.getMessage() for r in caplog.records if "the recorded spec governs" in r.getMessage()]
     assert said and "min_phase_seconds" in said[0] and "stages" in said[0], [r.getMessage() for r in caplog.records]
+
+
+def test_a_second_schedule_run_that_loses_the_race_for_the_next_phase_leaves_it_to_the_first(caplog):
+    """Two advance_phase runs at once (the schedule's late runs caught up after a Prefect outage):
+    both read week 1 complete and week 2 due; the first takes the rollout and starts week 2 as
+    this one is about to. This one failed on the ledger's bare LockHeld (a red run, its rollback
+    hook judging whether to roll back); it now says what happened and changes nothing."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
+    service, real = env.targets.canary_service, env.ledger
+
+    def first_run_takes_it(name, args, kwargs):
+        if name == "acquire" and kwargs.get("owner") == "cron-2":
+            real.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=600.0, wall=env.wall())
+
+    env.ledger = Intercept(real, first_run_takes_it)
+    result = watchdog(env, auto_approve("carol"), "cron-2", lambda owner: owner != "cron-1")
+    record = real.get(service)
+    assert result is None
+    assert record.owner == "cron-1" and record.weekly_phase_index == 0 and shifts(env) == [5]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "cron-1 took the rollout as this run was about to start week 2" in said, said
+    assert "nothing was changed" in said, said

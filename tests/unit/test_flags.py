@@ -473,6 +473,27 @@ def test_flags_a_stage_moved_go_back_when_a_later_one_cannot_follow():
     assert store.get(SQS).enabled is False
 
 
+def test_a_bound_flag_deleted_as_the_stage_reads_it_is_named_gone_not_recreated_and_the_stage_goes_back():
+    """Deleted by hand between the stage's check of every flag and its write of that one: the
+    rollout's stage (``exclusive``) says the flag is gone, creates nothing, and puts back the flag it
+    had moved."""
+    store = FakeFlagStore([flag(SQS), flag(INTERRUPTS)])
+    get = store.get
+
+    def deleted_after_the_check(feature):
+        if feature == INTERRUPTS and store.flags[SQS].enabled:  # SQS moved: the stage is writing
+            store.flags.pop(INTERRUPTS, None)
+        return get(feature)
+
+    store.get = deleted_after_the_check
+    with pytest.raises(UnknownFlag) as raised:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", rollout="r1",
+                       now=1.0, exclusive=True)
+    assert f"bound feature flag {INTERRUPTS!r} is gone from the flags table" in str(raised.value), raised.value
+    assert "this rollout's 25% stage does not recreate it" in str(raised.value), raised.value
+    assert INTERRUPTS not in store.flags and store.get(SQS).enabled is False
+
+
 def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
     """The stage moved SQS, then a person changed it (on-call, mid-incident) before the next
     flag's failure sent the stage's flags back: the put-back must not overwrite the person."""
@@ -745,6 +766,30 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     store.unavailable = "table webordinary-feature-flags is gone"
     code, text, err = run(flags_list, store, as_json=True)
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
+
+
+def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_nothing():
+    """Another writer lands between each of set_flag's reads and its write (a script hammering the
+    flag). Its three tries used up, the change (the set-flags flow's, a rollout stage's) said "read it
+    again and retry", as if it had not, and not that nothing was written."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+    put = store.put
+
+    def bob_first(flag_state, **kwargs):
+        current = store.flags[SQS]
+        put(current.model_copy(update={"percentage": current.percentage + 1}), expected_version=current.version,
+            actor="bob", now=1.0)
+        return put(flag_state, **kwargs)
+
+    store.put = bob_first
+    with pytest.raises(FlagConflict) as lost:
+        set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill"), actor="ann", now=2.0)
+    said = str(lost.value)
+    assert said.startswith(f"feature flag {SQS!r} changed concurrently: expected version 3, found version 4"), said
+    assert "read it again and retry" not in said, said
+    assert ("another write landed between each of this change's 3 reads of the flag and its write: nothing was "
+            f"written; `rollway flags get {SQS}` shows the flag as it is now") in said, said
+    assert store.get(SQS).enabled is True
 
 
 def test_a_set_that_loses_the_race_after_its_read_names_the_change_that_came_first():
