@@ -109,7 +109,13 @@ def prepare_checklist(get_client: Callable[[str], Any], targets: Targets, topolo
     body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
     for stack in targets.stacks:
         if stack not in recorded:
-            cloudformation.create_stack(StackName=stack, TemplateBody=body)
+            try:
+                cloudformation.create_stack(StackName=stack, TemplateBody=body)
+            except cloudformation.exceptions.AlreadyExistsException:
+                # botocore resent a create whose answer was late (the embedded server's first
+                # CloudFormation request imports every service's models) and the first attempt
+                # made it: the stack is there, as wanted.
+                pass
     return queue_url
 
 

@@ -1221,6 +1221,40 @@ def test_up_gives_the_embedded_account_what_verify_infrastructure_checks(aws) ->
     assert [json.loads(m["Body"])["Subject"] for m in got] == ["rollback"]
 
 
+def test_up_takes_a_stack_its_own_retried_create_made_as_recorded(aws) -> None:
+    """botocore sends a CreateStack again when the first attempt's answer is late (the embedded
+    server's first CloudFormation request imports every service's models); the first attempt
+    made the stack, so the resend is refused with AlreadyExistsException. `rollway up` wanted
+    the stack there: it goes on, and the checklist passes."""
+    from flows.infra import checker_for
+    from rollway.cli.up import prepare_checklist
+
+    first = aws.targets.stacks[0]
+    lost = []
+
+    def made_by_a_lost_attempt(params, **_):
+        if params["StackName"] == first and not lost:
+            lost.append(first)  # before the call: it goes through this client's events too
+            aws.get_client("cloudformation").create_stack(StackName=first, TemplateBody=params["TemplateBody"])
+
+    def get_client(service: str):
+        client = aws.get_client(service)
+        if service == "cloudformation":
+            client.meta.events.register("provide-client-params.cloudformation.CreateStack", made_by_a_lost_attempt)
+        return client
+
+    try:
+        prepare_checklist(get_client, aws.targets, aws.topology)
+    finally:
+        aws.get_client("cloudformation").meta.events.unregister(
+            "provide-client-params.cloudformation.CreateStack", made_by_a_lost_attempt)
+    assert lost == [first]
+    stacks = aws.get_client("cloudformation").list_stacks()["StackSummaries"]
+    assert sorted(s["StackName"] for s in stacks) == sorted(aws.targets.stacks)
+    checklist = checker_for(aws.get_client, aws.targets).check()
+    assert checklist.passed, checklist.summary()
+
+
 def test_up_serves_with_the_app_it_started_and_names_the_inbox_and_stacks(monkeypatch, tmp_path, capsys) -> None:
     """`rollway up` on the embedded AWS, with stand-ins for the server and the runner: the
     runner is handed --validation-url of an app that answers while up runs (and is stopped
