@@ -104,7 +104,16 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedded_aws() -> Iterator[EmbeddedAws]:
-    """moto's server on 127.0.0.1, started once per test session."""
+    """moto's server on 127.0.0.1, started once per test session.
+
+    Its CloudFormation backend is imported first: the server would import it on the first
+    CloudFormation request (every service's models, seconds on a loaded machine, past the
+    clients' read timeout), and botocore's resend of that CreateStack found the stack the first
+    attempt made (AlreadyExistsException). The server runs in this process: imported here, no
+    request waits on it.
+    """
+    import moto.cloudformation.models  # noqa: F401
+
     with EmbeddedAws() as aws:
         yield aws
 

@@ -36,19 +36,6 @@ class Account:
     targets: Targets
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cloudformation_backend_loaded() -> None:
-    """moto's CloudFormation backend imported before the first request to it.
-
-    The embedded server imports it on the first CloudFormation request: every service's models,
-    5 s here, past the clients' 10-s read timeout on a loaded machine. When that first request
-    was a CreateStack, botocore sent it again; the first attempt made the stack once the import
-    was done, and the retry's answer was AlreadyExistsException. The server runs in this process:
-    imported here, no request waits on it.
-    """
-    import moto.cloudformation.models  # noqa: F401
-
-
 @pytest.fixture
 def aws(embedded_aws, targets, _get_client_for_region) -> Account:
     """A reset embedded account without the service topology: these tests need none, and

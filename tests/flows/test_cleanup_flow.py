@@ -19,8 +19,6 @@ from rollway.cleanup import CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
-# Autouse here too: the first CreateStack of a process, slow, was retried into AlreadyExistsException.
-from tests.adapters.test_cloudformation import cloudformation_backend_loaded  # noqa: F401
 from tests.flows.moto_env import put_image, queue_exists, saved_blocks
 from tests.toolchain.git_repo import git, git_repo, slow_remote
 
