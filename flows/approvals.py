@@ -676,8 +676,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                             else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
                 if given is None:
                     return None
-                _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given, _given_at(client, run_id, paused))
+                return _heard_answer(client, run_id, paused, poll_interval, given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -692,8 +691,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
             if given is not None:
-                _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given)
+                return _heard_answer(client, run_id, paused, poll_interval, given)
         unanswered = timed_out(approvals)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
@@ -744,8 +742,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
     if given is None:
         return None
-    _heard(client, run_id, made, poll_interval)
-    return _answer_of(given, _given_at(client, run_id, made))
+    return _heard_answer(client, run_id, made, poll_interval, given)
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -766,10 +763,18 @@ def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> Approv
                           next_weight=given.next_weight, answered_at=answered_at)
 
 
+def _heard_answer(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float,
+                  given: ApprovalInput) -> ApprovalAnswer:
+    """The answer ``given`` to the pause ``paused``, with when it was stored, once the run has said
+    it read it (``_heard``): the one way every answer the run took leaves the approver."""
+    _heard(client, run_id, paused, poll_interval)
+    return _answer_of(given, _given_at(client, run_id, paused))
+
+
 def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
     """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
-    for the ledger's record of one read late; None when the API cannot say (record-keeping: never
-    fails the run)."""
+    for the ledger's record of one read late (``not-applied``); None when the API cannot say
+    (record-keeping: never fails the run)."""
     key = paused.state_details.run_input_keyset["response"]
     try:
         stored = client.filter_flow_run_input(run_id, key, 1, set())

@@ -30,9 +30,9 @@ class ApprovalAnswer(BaseModel):
     comment: str = Field(default="", max_length=COMMENT_LIMIT)
     next_weight: int | None = Field(default=None, ge=1, le=100)
     timed_out: bool = False
-    # Wall-clock epoch seconds the person gave it (Prefect's stamp on the stored answer), kept for an
-    # answer read after the run's look ended its pause: recorded as not applied, when it was read
-    # long after it was given. None: not read so.
+    # Wall-clock epoch seconds the person gave it (Prefect's stamp on the stored answer): the ledger
+    # keeps it for an answer read after the run's look ended its pause (recorded as not applied,
+    # read maybe long after it was given). None: not a Prefect answer, or the API could not say.
     answered_at: float | None = None
 
 
