@@ -1037,6 +1037,17 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
     return answer, _without_answer(said, answer)
 
 
+def _read_when(entry: Transition, sped: bool) -> str:
+    """A ``not-applied`` answer as its line says when it was read: "the answer given at <UTC>, read"
+    (labelled the wall clock's where the report's times are the rollout clock's, ``sped``), or "the
+    answer read" when the ledger does not say when it was given (recorded before it was kept).
+    Said with its reading alone, an answer given before the rollback's start read as one given
+    after its end."""
+    if entry.answered_at is None:
+        return "the answer read"
+    return f"the answer given at {utc(entry.answered_at)}{' (wall clock)' if sped else ''}, read"
+
+
 def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]:
     """The answers the run refused (``RolloutRecord.refused_answers``) to ``pause``: given while it
     was the last pause asked, about its stage. One given as the run's look rolled the rollout back
@@ -1070,8 +1081,8 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
     if late is not None:  # read once the Prefect API was back, after the rollback's end
         said, comment = _not_applied_said(late)
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
-                        + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's "
-                        "end)")
+                        + f", {_LOOK_FIRST} ({_read_when(late, sped)} at {_stamped(record, late, sped)}"
+                        ", after the rollback's end)")
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
             f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
 
@@ -1124,8 +1135,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
                    f"{utc(ended.at)}); " if pause is not None else "")
             span = _waited(record, ended, waited, apart) if ended is not None else "-"
             asked = pause.comment or pause.verdict if pause is not None else t.verdict
-            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}the answer read after "
-                        f"the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
+            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}{_read_when(t, sped)} "
+                        f"after the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer

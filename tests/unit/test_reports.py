@@ -2186,6 +2186,22 @@ def test_the_incident_report_names_the_answer_its_look_rolled_back_before_the_ru
     assert "not answered" not in trigger, trigger
 
 
+def test_an_answer_read_after_the_rollback_says_when_it_was_given():
+    """Dana answered at 00:04:10; the Prefect API was away, and the run read her answer only once it
+    was back, after the rollback's end (00:07:30). The ledger keeps when she gave it, and neither the
+    Approvals table nor the incident report said so: the postmortem read that she answered after
+    the rollback, when she had answered before its start."""
+    rec = looked_back_through_an_outage()
+    late = rec.history[-1].model_copy(update={"answered_at": T0 + 250})
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], late)})
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if "| dana |" in line]
+    assert f"the answer given at {utc(T0 + 250)}, read after the rollback's end) |" in row, row
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert f"(the answer given at {utc(T0 + 250)}, read at {utc(T0 + 450)}, after the rollback's end)" in trigger, (
+        trigger)
+
+
 def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_answered():
     """Dana answered as the run's look at the canary rolled the rollout back (the Prefect API back
     for a moment): the run recorded her answer as refused, not applied. The Approvals table said the
