@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.approvals import UNHEARD, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
@@ -243,8 +243,8 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
                if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
                for t in entries if t.at <= approved.at and (
                    (t in gate and t.kind in ("hold", "timeout", UNHEARD))
-                   # An unheard answer is recorded with the question it answered, no stage index
-                   # (``unheard_transitions``): it was left out here.
+                   # An unheard answer recorded with the question it answered and no stage index
+                   # (``unheard_transitions`` given no history, or before it was kept) was left out here.
                    or ((t.kind == TAKEOVER or (t.kind == UNHEARD and t.to_stage is None)) and asked is not None
                        and t.at >= asked.at))]
     said = f"by {cell(approved.actor)} at {utc(approved.at)}"
@@ -1113,8 +1113,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         index = t.to_stage
-        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its wait's pause asked for
-            index = getattr(_wait_began(record, t), "to_stage", None)
+        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its pause asked about
+            index = answered_stage(t.verdict, record.history[:next(i for i, e in enumerate(record.history) if e is t)])
         stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
             rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "

@@ -2257,3 +2257,25 @@ def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_i
     approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
     assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
+
+
+def test_an_answer_to_a_dead_paused_run_recorded_after_the_rollback_is_at_the_stage_it_answered():
+    """Dana approved in the Prefect UI a paused run whose process had died; the operator then ran the
+    rollback flow, which records her answer as unheard once the traffic is back (before the rollback's
+    end), with the question and no stage index (as records written before the stage was kept are). Its row in the Approvals table gave no stage ("-"):
+    the rollback ended the wait it walked back through, and the postmortem could not tell which
+    pause she had answered."""
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    rec = record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind="rollback-start", actor="operator", comment="the run had died"),
+        Transition(at=T0 + 1830, kind=UNHEARD, actor="dana", verdict="approval needed before 25%",
+                   comment="approve: ok (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall clock, "
+                           "after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
+                           "acted on, the rollout was rolled back since)"),
+        Transition(at=T0 + 1830, kind="rollback", actor="operator", to_weights=w(0), comment="the run had died"),
+    ], RolloutPhase.ROLLED_BACK)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
+    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
