@@ -1032,7 +1032,12 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
     "; not applied: " and the run's reason, which names no person (the look's verdict)."""
     comment = entry.comment or ""
     said, sep, _why = comment.rpartition("; not applied: ")
-    said = said if sep else comment
+    return _answer_and_words(said if sep else comment)
+
+
+def _answer_and_words(said: str) -> tuple[str, str]:
+    """An answer as ``answer_comment`` records it ("approve: looks fine") as its answer (approve,
+    reject or hold; "answered" when it names none) and the person's own words ("" when none)."""
     answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
     return answer, _without_answer(said, answer)
 
@@ -1046,6 +1051,22 @@ def _read_when(entry: Transition, sped: bool) -> str:
     if entry.answered_at is None:
         return "the answer read"
     return f"the answer given at {utc(entry.answered_at)}{' (wall clock)' if sped else ''}, read"
+
+
+def _unheard_after(record: RolloutRecord, pause: Transition, ended: Transition) -> list[tuple[str, str, str]]:
+    """The answers given to ``pause``'s dead paused run that were recorded (``unheard``) after what
+    ``ended`` its wait, before the next pause: the rollback flow writes them once the traffic is
+    back, after the rollback's start. Each as (who, their answer, their own words). The pause read
+    "not answered" above the answer, and the incident report said nobody had answered it."""
+    at = next(i for i, t in enumerate(record.history) if t is ended)
+    found = []
+    for i, t in enumerate(record.history[at + 1:], start=at + 1):
+        if t.kind == "pause":
+            break
+        stage = t.to_stage if t.to_stage is not None else answered_stage(t.verdict, record.history[:i])
+        if t.kind == UNHEARD and stage == pause.to_stage:
+            found.append((t.actor, *_answer_and_words((t.comment or "").split(" (given to flow run", 1)[0])))
+    return found
 
 
 def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]:
@@ -1078,6 +1099,8 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
     answered = [f"answered {cell(r.said())} by {cell(r.actor)} at {utc(r.at)}{_ROLLOUT_CLOCK if sped else ''} "
                 f"({f'comment: {cell(r.comment)}; ' if r.comment else ''}refused: {cell(r.reason)})"
                 for r in _refused_at(record, pause)]  # given as the look rolled back, say
+    answered += [f"answered {said} by {cell(who)}" + (f" (comment: {cell(words)})" if words else "")
+                 + ", not acted on: its run had died" for who, said, words in _unheard_after(record, pause, start)]
     if late is not None:  # read once the Prefect API was back, after the rollback's end
         said, comment = _not_applied_said(late)
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
@@ -1142,7 +1165,11 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
             # Answers refused meanwhile have rows of their own: "not answered" beside them read as nobody had.
             refused = "; ".join(f"{cell(r.said())} by {cell(r.actor)} at {utc(r.at)}" for r in _refused_at(record, t))
-            said = f"**no answer taken** (refused: {refused})" if refused else "**not answered**"
+            # Given to its dead run, and recorded once the rollback that ended the wait had begun.
+            dead = "; ".join(f"{said} by {cell(who)}" for who, said, _ in _unheard_after(record, t, ended))
+            taken = [part for part in (f"refused: {refused}" if refused else "",
+                                       f"not acted on: {dead}, its run had died" if dead else "") if part]
+            said = f"**no answer taken** ({'; '.join(taken)})" if taken else "**not answered**"
             rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "

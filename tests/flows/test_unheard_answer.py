@@ -271,8 +271,11 @@ def test_the_rollback_flow_records_the_answer_the_dead_holders_run_was_given_onc
     # At the stage its pause asked about: the rollback it did not stop ended the wait the report
     # placed it by, and its row gave no stage ("-").
     assert unheard.to_stage == 1, unheard
-    (row,) = [x for x in rollout_report(record).splitlines() if "| dana | reject, not acted on" in x]
+    report = rollout_report(record)
+    (row,) = [x for x in report.splitlines() if "| dana | reject, not acted on" in x]
     assert "| reject, not acted on (its run had died) | 100% |" in row, row
+    # Nor is the pause she answered said unanswered above her answer.
+    assert "| **no answer taken** (not acted on: reject by dana, its run had died) | 100% |" in report, report
     # `rollway status` shows it in the rolled-back rollout's history.
     monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
         targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
