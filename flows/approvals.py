@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
@@ -433,17 +434,21 @@ def client_backoff() -> float:
 
 
 def _bounded_retry_after(response: httpx.Response) -> None:
-    """The pause's client's response hook: a Retry-After over ``RETRY_AFTER_MOST_SECONDS`` (or one
-    that is a date) is read as that many seconds."""
+    """The pause's client's response hook: a Retry-After (seconds, or a date) further off than
+    ``RETRY_AFTER_MOST_SECONDS`` is read as that many seconds; one Prefect's client cannot read
+    (it then backs off as ever) is left as sent."""
     said = response.headers.get("Retry-After")
     if said is None:
         return
     try:
-        if 0 <= float(said) <= RETRY_AFTER_MOST_SECONDS:
-            return
+        seconds = float(said)
     except ValueError:
-        pass
-    response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
+        try:
+            seconds = (parsedate_to_datetime(said) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return
+    if math.isfinite(seconds) and seconds > RETRY_AFTER_MOST_SECONDS:
+        response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
 
 
 def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float]]:

@@ -332,18 +332,25 @@ def test_a_command_whose_profile_retries_for_days_does_not_wait_that_long_to_loo
         assert look_again_after(30.0) == LOOK_AGAIN_MOST_SECONDS + 5.0 == 605.0
 
 
-@pytest.mark.parametrize("sent", ["3600", "Wed, 21 Oct 2099 07:28:00 GMT", "-5"])
-def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(sent):
+@pytest.mark.parametrize(("sent", "least", "most"), [("3600", 30, 36), ("Wed, 21 Oct 2099 07:28:00 GMT", 30, 36),
+                                                    ("-5", 0, 0), ("12", 12, 14.4)])
+def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch, sent, least, most):
     """A proxy in front of a restarting Prefect server answered 503 with Retry-After: 3600: the
     paused run's client slept an hour in one read, said nothing meanwhile (taken for dead, and
     marked Crashed, once the API was back), and its watch never looked at the canary."""
     import httpx
+    import prefect.client.base
 
     from flows.approvals import RETRY_AFTER_MOST_SECONDS, _bounded_retry_after
 
-    response = httpx.Response(503, headers={"Retry-After": sent})
-    _bounded_retry_after(response)
-    assert response.headers["Retry-After"] == "30" and RETRY_AFTER_MOST_SECONDS == 30.0
-    kept = httpx.Response(503, headers={"Retry-After": "2"})
-    _bounded_retry_after(kept)
-    assert kept.headers["Retry-After"] == "2"
+    slept: list[float] = []
+    monkeypatch.setattr(prefect.client.base.time, "sleep", slept.append)
+    answers = iter([httpx.Response(503, headers={"Retry-After": sent}), httpx.Response(503, headers={"Retry-After": "2"}),
+                    httpx.Response(200, json={})])
+    # Prefect's own client, as the pause's is made (``prefect_approver``): the API away, then back.
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(lambda request: next(answers)), base_url="http://prefect.invalid/api",
+        event_hooks={"response": [_bounded_retry_after]})
+    assert client.get("/flow_runs/1").status_code == 200
+    # Each wait what was asked, up to 30 s, and the client's jitter (up to a fifth) more.
+    assert RETRY_AFTER_MOST_SECONDS == 30.0 and least <= slept[0] <= most and 2 <= slept[1] <= 2.4, slept
