@@ -1065,7 +1065,7 @@ def _unheard_after(record: RolloutRecord, pause: Transition, ended: Transition) 
             break
         stage = t.to_stage if t.to_stage is not None else answered_stage(t.verdict, record.history[:i])
         if t.kind == UNHEARD and stage == pause.to_stage:
-            found.append((t.actor, *_answer_and_words((t.comment or "").split(" (given to flow run", 1)[0])))
+            found.append((t.actor, *_answer_and_words((t.comment or "").rsplit(" (given to flow run", 1)[0])))
     return found
 
 

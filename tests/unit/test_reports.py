@@ -2259,7 +2259,7 @@ def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_i
     assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
 
 
-def rolled_back_by_hand_after_a_dead_run_was_answered(stage: int | None = None) -> RolloutRecord:
+def rolled_back_by_hand_after_a_dead_run_was_answered(stage: int | None = None, words: str = "ok") -> RolloutRecord:
     """Dana approved in the Prefect UI a paused run whose process had died; the operator then ran the
     rollback flow, which records her answer as unheard once the traffic is back (before the
     rollback's end), with its question, and with its pause's stage index (``stage``) or, as records
@@ -2270,8 +2270,8 @@ def rolled_back_by_hand_after_a_dead_run_was_answered(stage: int | None = None) 
         Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
         Transition(at=T0 + 1800, kind="rollback-start", actor="operator", comment="the run had died"),
         Transition(at=T0 + 1830, kind=UNHEARD, actor="dana", verdict="approval needed before 25%", to_stage=stage,
-                   comment="approve: ok (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall clock, "
-                           "after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
+                   comment=f"approve: {words} (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall "
+                           "clock, after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
                            "acted on, the rollout was rolled back since)"),
         Transition(at=T0 + 1830, kind="rollback", actor="operator", to_weights=w(0), comment="the run had died"),
     ], RolloutPhase.ROLLED_BACK)
@@ -2287,15 +2287,16 @@ def test_an_answer_to_a_dead_paused_run_recorded_after_the_rollback_is_at_the_st
     assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
 
 
-@pytest.mark.parametrize("stage", [1, None])
-def test_a_pause_a_rollback_ended_after_a_dead_run_was_answered_is_not_said_unanswered(stage):
+@pytest.mark.parametrize(("stage", "words"), [(1, "ok"), (None, "ok"), (1, "as said (given to flow run x) ok")])
+def test_a_pause_a_rollback_ended_after_a_dead_run_was_answered_is_not_said_unanswered(stage, words):
     """The pause's row said "**not answered**" above dana's row, and the incident report's pause line
-    "not answered": the postmortem read that nobody had answered it."""
-    rec = rolled_back_by_hand_after_a_dead_run_was_answered(stage)
+    "not answered": the postmortem read that nobody had answered it. Her words are hers whatever
+    they hold."""
+    rec = rolled_back_by_hand_after_a_dead_run_was_answered(stage, words)
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     assert "not answered" not in approvals, approvals
     (row,) = [x for x in approvals.splitlines() if x.startswith(f"| {utc(T0 + 600)} |")]
     assert "| **no answer taken** (not acted on: approve by dana, its run had died) | 25% |" in row, row
     trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
     assert (f"- **While it waited at a pause:** asked at {utc(T0 + 600)} for stage 2/3 (25%), answered approve by dana "
-            "(comment: ok), not acted on: its run had died: approval pause: ") in trigger, trigger
+            f"(comment: {words}), not acted on: its run had died: approval pause: ") in trigger, trigger
