@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
 from uuid import UUID, uuid4
 
@@ -341,7 +342,8 @@ class _Waiting:
         key = f"{self.prefix}{self.count}"
         self.count += 1
         try:
-            self.client.create_flow_run_input(self.run_id, key, json.dumps({"at": time.time(), "every": self.every}))
+            self.client.create_flow_run_input(self.run_id, key, json.dumps(
+                {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
             self.last = time.monotonic()
             if self.said is not None:
                 self.client.delete_flow_run_input(self.run_id, self.said)
@@ -364,53 +366,105 @@ def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval
     key = f"{waiting_prefix(paused.state_details.pause_key or 'approval')}heard"
     try:
         client.create_flow_run_input(run_id, key, json.dumps(
-            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval))}))
+            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval)), "backoff": client_backoff()}))
     except httpx.HTTPError as err:
         get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
                                  "`rollway status` may take the answer for one given after the run had died", err)
 
 
 def silent_since(client: SyncPrefectClient, run, now: float) -> tuple[float, float] | None:
-    """When the paused ``run`` last said that its process waited for the answer, and how often it
-    says so, if it has been silent too long by the wall clock ``now`` (its process died); None
-    while it says so, or when it never did (a run of an earlier rollway, or one paused a moment
-    ago: nothing is judged)."""
+    """When the paused ``run`` last said that its process waited for the answer, and how long a live
+    run may stay silent past the API's return (its period, or its Prefect client's longest backoff,
+    as the run wrote them: ``look_again_after``), if it has been silent too long by the wall clock
+    ``now`` (its process died); None while it says so, or when it never did (a run of an earlier
+    rollway, or one paused a moment ago: nothing is judged)."""
     from rollway.approvals import silent_since as judged
 
     key = getattr(getattr(getattr(run, "state", None), "state_details", None), "pause_key", None)
     if not isinstance(key, str) or not key:
         return None
-    stamps = waiting_stamps(client, run.id, key)
+    said = _sayings(client, run.id, key)
+    stamps = [(at, every) for at, every, _ in said]
     since = judged(stamps, now)
-    return None if since is None else (since, max(stamps)[1])
+    if since is None:
+        return None
+    _, every, backoff = max(said)
+    return since, max(every, backoff)
 
 
 def look_again_after(every: float) -> float:
     """How long after finding a paused run silent to look again: by when a live run that could not
-    say it waited while the Prefect API was away has said so again, its period ``every`` (as it
-    wrote it: its outage poll is never longer) or its Prefect client's longest backoff, and 5 s.
+    say it waited while the Prefect API was away has said so again, ``every`` (``silent_since``: its
+    period or its client's longest backoff, as the run wrote them) or this process's client's
+    longest backoff (``client_backoff``: a run of an earlier rollway wrote none), and 5 s; at most
+    ``LOOK_AGAIN_MOST_SECONDS`` and 5 s.
 
     The run's client retries a read the API does not answer (a refused connection, a 503) itself,
     with backoffs doubling to 2**``max_retries`` s and a jitter of up to ``retry_jitter_factor`` of
     that, before the run's outage poll sees the read fail: with the API back as that last backoff
     began, 32 s and up to a fifth more by default, the run said it waited again past its period of
-    30 s and 5 s, and a live run was taken for dead and marked Crashed. The run's client is read
-    as this process's: both are configured by the same Prefect profile and environment."""
+    30 s and 5 s, and a live run was taken for dead and marked Crashed. Read from this process's
+    Prefect profile alone, a worker whose client retried longer than the command's was still
+    taken for dead; and a command whose profile retried 20 times waited 2**20 s (12 days) before
+    answering."""
+    return min(max(every, client_backoff()), LOOK_AGAIN_MOST_SECONDS) + 5.0
+
+
+# The longest `rollway promote` (or a run taking a rollout over) waits to look again at a silent
+# paused run: a live run's client backs off this long only under a Prefect profile retrying ten
+# times or more, and a wait of hours for an answer to be sent is no wait a person can tell from a hang.
+LOOK_AGAIN_MOST_SECONDS = 600.0
+
+# The longest wait a 503's (or 429's) Retry-After gets from the paused run's client: honoured as
+# sent (Prefect's client sleeps whatever the API or a proxy in front of it asks), the run said
+# nothing for as long, and was taken for dead once the API was back; and its watch did not look
+# at the canary meanwhile. Its own poll rides out the outage (``_through_outages``).
+RETRY_AFTER_MOST_SECONDS = 30.0
+
+
+def client_backoff() -> float:
+    """The longest this process's Prefect client stays in one read after the API comes back: its
+    last backoff (2**``max_retries`` s) or a Retry-After as the pause's client bounds it
+    (``RETRY_AFTER_MOST_SECONDS``), and its jitter (up to ``retry_jitter_factor`` more)."""
     from prefect.settings import get_current_settings
 
     client = get_current_settings().client
-    backoff = 2.0 ** client.max_retries * (1.0 + max(0.0, client.retry_jitter_factor)) if client.max_retries > 0 else 0.0
-    return max(every, backoff) + 5.0
+    longest = max(2.0 ** client.max_retries if client.max_retries > 0 else 0.0, RETRY_AFTER_MOST_SECONDS)
+    return longest * (1.0 + max(0.0, client.retry_jitter_factor))
+
+
+def _bounded_retry_after(response: httpx.Response) -> None:
+    """The pause's client's response hook: a Retry-After (seconds, or a date) further off than
+    ``RETRY_AFTER_MOST_SECONDS`` is read as that many seconds; one Prefect's client cannot read
+    (it then backs off as ever) is left as sent."""
+    said = response.headers.get("Retry-After")
+    if said is None:
+        return
+    try:
+        seconds = float(said)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(said) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return
+    if math.isfinite(seconds) and seconds > RETRY_AFTER_MOST_SECONDS:
+        response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
 
 
 def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float]]:
     """What the run said while it waited at the pause ``pause_key``: (wall time, its period) pairs."""
+    return [(at, every) for at, every, _ in _sayings(client, run_id, pause_key)]
+
+
+def _sayings(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float, float]]:
+    """What the run said while it waited at the pause ``pause_key``: (wall time, its period, its
+    client's longest backoff) triples; the backoff 0 where a run of an earlier rollway wrote none."""
     stamps = []
     for said in client.filter_flow_run_input(run_id, waiting_prefix(pause_key), 100, set()):
         try:
             value = json.loads(said.value)
-            stamps.append((float(value["at"]), float(value["every"])))
-        except (ValueError, TypeError, KeyError):
+            stamps.append((float(value["at"]), float(value["every"]), float(value.get("backoff", 0.0))))
+        except (ValueError, TypeError, KeyError, AttributeError):
             continue  # not one of ours
     return stamps
 
@@ -606,7 +660,10 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         )
         # The deadline starts before the pause is proposed, as the server's does.
         deadline = time.monotonic() + approvals.timeout_seconds
-        with get_client(sync_client=True) as client:
+        # Its client bounds a Retry-After (``RETRY_AFTER_MOST_SECONDS``): it reads the run's state and
+        # says the run waits, and a long one kept the run silent past `rollway promote`'s second look.
+        with get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
+                        sync_client=True) as client:
 
             def through(call, doing: str = "still waiting for an answer", then: str = "the run goes on"):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, doing, then=then)
@@ -676,8 +733,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                             else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
                 if given is None:
                     return None
-                _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given, _given_at(client, run_id, paused))
+                return _heard_answer(client, run_id, paused, poll_interval, given)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -692,8 +748,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
             if given is not None:
-                _heard(client, run_id, paused, poll_interval)
-                return _answer_of(given)
+                return _heard_answer(client, run_id, paused, poll_interval, given)
         unanswered = timed_out(approvals)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
@@ -744,8 +799,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
     if given is None:
         return None
-    _heard(client, run_id, made, poll_interval)
-    return _answer_of(given, _given_at(client, run_id, made))
+    return _heard_answer(client, run_id, made, poll_interval, given)
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -766,10 +820,18 @@ def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> Approv
                           next_weight=given.next_weight, answered_at=answered_at)
 
 
+def _heard_answer(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float,
+                  given: ApprovalInput) -> ApprovalAnswer:
+    """The answer ``given`` to the pause ``paused``, with when it was stored, once the run has said
+    it read it (``_heard``): the one way every answer the run took leaves the approver."""
+    _heard(client, run_id, paused, poll_interval)
+    return _answer_of(given, _given_at(client, run_id, paused))
+
+
 def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
     """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
-    for the ledger's record of one read late; None when the API cannot say (record-keeping: never
-    fails the run)."""
+    for the ledger's record of one read late (``not-applied``); None when the API cannot say
+    (record-keeping: never fails the run)."""
     key = paused.state_details.run_input_keyset["response"]
     try:
         stored = client.filter_flow_run_input(run_id, key, 1, set())

@@ -515,7 +515,7 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     if not unheard:
         return record
     now = env.clock.now()
-    entries = unheard_transitions(unheard, now)
+    entries = unheard_transitions(unheard, now, history=record.history)
     for u in unheard:
         log.warning("%s answered %s to flow run %s after its process had died: not acted on (recorded in the "
                     "ledger); this run asks again", u.answer.approver, u.answer.action, u.run)

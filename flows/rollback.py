@@ -1010,9 +1010,10 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
         return
     try:
         now = env.clock.now()
-        unheard = not_yet_recorded(unheard, env.ledger.get(service).history)
+        history = env.ledger.get(service).history
+        unheard = not_yet_recorded(unheard, history)
         if unheard:
-            entries = unheard_transitions(unheard, now, then=ROLLED_BACK_SINCE)
+            entries = unheard_transitions(unheard, now, then=ROLLED_BACK_SINCE, history=history)
             env.ledger.record(service, owner=None, now=now, rollout=record.rollout_id, rule=check_rolling_back,
                               transition=entries[0], followed_by=tuple(entries[1:]))
     except Exception as err:  # noqa: BLE001 - as above

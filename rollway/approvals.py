@@ -30,9 +30,9 @@ class ApprovalAnswer(BaseModel):
     comment: str = Field(default="", max_length=COMMENT_LIMIT)
     next_weight: int | None = Field(default=None, ge=1, le=100)
     timed_out: bool = False
-    # Wall-clock epoch seconds the person gave it (Prefect's stamp on the stored answer), kept for an
-    # answer read after the run's look ended its pause: recorded as not applied, when it was read
-    # long after it was given. None: not read so.
+    # Wall-clock epoch seconds the person gave it (Prefect's stamp on the stored answer): the ledger
+    # keeps it for an answer read after the run's look ended its pause (recorded as not applied,
+    # read maybe long after it was given). None: not a Prefect answer, or the API could not say.
     answered_at: float | None = None
 
 
@@ -232,11 +232,28 @@ def unheard_comment(unheard: UnheardAnswer, then: str = ASKED_AGAIN) -> str:
             f"process had died: it last said it waited at {utc(unheard.silent_since)}; not acted on, {then})")
 
 
-def unheard_transitions(unheard: list[UnheardAnswer], at: float, then: str = ASKED_AGAIN) -> list[Transition]:
-    """The ``unheard`` history entries of ``unheard``, stamped ``at`` (the rollout clock)."""
+def unheard_transitions(unheard: list[UnheardAnswer], at: float, then: str = ASKED_AGAIN,
+                        history: Sequence[Transition] = ()) -> list[Transition]:
+    """The ``unheard`` history entries of ``unheard``, stamped ``at`` (the rollout clock), each at the
+    stage its pause asked about (``answered_stage`` in ``history``, the rollout's as it stands: none
+    given, none is recorded, and the reports place it themselves)."""
     return [Transition(at=at, kind=UNHEARD, actor=u.answer.approver, comment=unheard_comment(u, then),
-                       verdict=u.question)
+                       verdict=u.question, to_stage=answered_stage(u.question, history))
             for u in unheard]
+
+
+def answered_stage(question: str | None, history: Sequence[Transition]) -> int | None:
+    """The stage index the pause an answer to a dead paused run answered asked about, from the
+    rollout's ``history`` up to the answer's entry: its newest pause entry asking ``question`` (the
+    form's, ``UnheardAnswer.question``), else its newest pause entry (a run that died paused pauses no
+    more); None when it has none. Recorded after the rollback its answer did not stop (the rollback
+    flow writes it once the traffic is back), the answer was placed by the wait it closed, which the
+    rollback had ended: it showed at no stage."""
+    pauses = [t for t in history if t.kind == "pause" and t.to_stage is not None]
+    asked = " ".join((question or "").split())
+    named = next((t for t in reversed(pauses) if asked and asked in " ".join(f"{t.comment or ''} {t.verdict or ''}".split())), None)
+    found = named or (pauses[-1] if pauses else None)
+    return None if found is None else found.to_stage
 
 
 def not_yet_recorded(unheard: list[UnheardAnswer], history: Sequence[Transition]) -> list[UnheardAnswer]:

@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, asked_again, pause_deadline
+from rollway.approvals import UNHEARD, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
@@ -243,8 +243,8 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
                if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
                for t in entries if t.at <= approved.at and (
                    (t in gate and t.kind in ("hold", "timeout", UNHEARD))
-                   # An unheard answer is recorded with the question it answered, no stage index
-                   # (``unheard_transitions``): it was left out here.
+                   # An unheard answer recorded with the question it answered and no stage index
+                   # (``unheard_transitions`` given no history, or before it was kept) was left out here.
                    or ((t.kind == TAKEOVER or (t.kind == UNHEARD and t.to_stage is None)) and asked is not None
                        and t.at >= asked.at))]
     said = f"by {cell(approved.actor)} at {utc(approved.at)}"
@@ -1032,9 +1032,41 @@ def _not_applied_said(entry: Transition) -> tuple[str, str]:
     "; not applied: " and the run's reason, which names no person (the look's verdict)."""
     comment = entry.comment or ""
     said, sep, _why = comment.rpartition("; not applied: ")
-    said = said if sep else comment
+    return _answer_and_words(said if sep else comment)
+
+
+def _answer_and_words(said: str) -> tuple[str, str]:
+    """An answer as ``answer_comment`` records it ("approve: looks fine") as its answer (approve,
+    reject or hold; "answered" when it names none) and the person's own words ("" when none)."""
     answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
     return answer, _without_answer(said, answer)
+
+
+def _read_when(entry: Transition, sped: bool) -> str:
+    """A ``not-applied`` answer as its line says when it was read: "the answer given at <UTC>, read"
+    (labelled the wall clock's where the report's times are the rollout clock's, ``sped``), or "the
+    answer read" when the ledger does not say when it was given (recorded before it was kept).
+    Said with its reading alone, an answer given before the rollback's start read as one given
+    after its end."""
+    if entry.answered_at is None:
+        return "the answer read"
+    return f"the answer given at {utc(entry.answered_at)}{' (wall clock)' if sped else ''}, read"
+
+
+def _unheard_after(record: RolloutRecord, pause: Transition, ended: Transition) -> list[tuple[str, str, str]]:
+    """The answers given to ``pause``'s dead paused run that were recorded (``unheard``) after what
+    ``ended`` its wait, before the next pause: the rollback flow writes them once the traffic is
+    back, after the rollback's start. Each as (who, their answer, their own words). The pause read
+    "not answered" above the answer, and the incident report said nobody had answered it."""
+    at = next(i for i, t in enumerate(record.history) if t is ended)
+    found = []
+    for i, t in enumerate(record.history[at + 1:], start=at + 1):
+        if t.kind == "pause":
+            break
+        stage = t.to_stage if t.to_stage is not None else answered_stage(t.verdict, record.history[:i])
+        if t.kind == UNHEARD and stage == pause.to_stage:
+            found.append((t.actor, *_answer_and_words((t.comment or "").rsplit(" (given to flow run", 1)[0])))
+    return found
 
 
 def _refused_at(record: RolloutRecord, pause: Transition) -> list[RefusedAnswer]:
@@ -1067,11 +1099,13 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
     answered = [f"answered {cell(r.said())} by {cell(r.actor)} at {utc(r.at)}{_ROLLOUT_CLOCK if sped else ''} "
                 f"({f'comment: {cell(r.comment)}; ' if r.comment else ''}refused: {cell(r.reason)})"
                 for r in _refused_at(record, pause)]  # given as the look rolled back, say
+    answered += [f"answered {said} by {cell(who)}" + (f" (comment: {cell(words)})" if words else "")
+                 + ", not acted on: its run had died" for who, said, words in _unheard_after(record, pause, start)]
     if late is not None:  # read once the Prefect API was back, after the rollback's end
         said, comment = _not_applied_said(late)
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
-                        + f", {_LOOK_FIRST} (the answer read at {_stamped(record, late, sped)}, after the rollback's "
-                        "end)")
+                        + f", {_LOOK_FIRST} ({_read_when(late, sped)} at {_stamped(record, late, sped)}"
+                        ", after the rollback's end)")
     return [f"- **While it waited at a pause:** asked at {_stamped(record, pause, sped)}{_for_stage(record, pause)}, "
             f"{'; '.join(answered) or 'not answered'}: {cell(pause.comment or pause.verdict or '-')}"]
 
@@ -1102,8 +1136,8 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
     apart: list[float] = []  # one per closed wait on two clocks, left out of it
     for t in answers:
         index = t.to_stage
-        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its wait's pause asked for
-            index = getattr(_wait_began(record, t), "to_stage", None)
+        if index is None and t.kind == UNHEARD:  # recorded without it: the stage its pause asked about
+            index = answered_stage(t.verdict, record.history[:next(i for i, e in enumerate(record.history) if e is t)])
         stage = f"{weights[index]}%" if weights and index is not None and 0 <= index < len(weights) else "-"
         if isinstance(t, RefusedAnswer):  # what was answered and why the run refused it: the pause stayed open
             rows.append(f"| {utc(t.at)} | - | {cell(t.actor)} | **refused** {cell(t.said())}: {cell(t.reason)} | "
@@ -1124,14 +1158,18 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
                    f"{utc(ended.at)}); " if pause is not None else "")
             span = _waited(record, ended, waited, apart) if ended is not None else "-"
             asked = pause.comment or pause.verdict if pause is not None else t.verdict
-            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}the answer read after "
-                        f"the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
+            rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {said}, {_LOOK_FIRST} ({how}{_read_when(t, sped)} "
+                        f"after the rollback's end) | {stage} | {cell(comment or '-')} | {cell(asked or '')} |")
             continue
         ended = unanswered.get(id(t))
         if ended is not None:  # asked, and the rollout went on (or ended) without an answer
             # Answers refused meanwhile have rows of their own: "not answered" beside them read as nobody had.
             refused = "; ".join(f"{cell(r.said())} by {cell(r.actor)} at {utc(r.at)}" for r in _refused_at(record, t))
-            said = f"**no answer taken** (refused: {refused})" if refused else "**not answered**"
+            # Given to its dead run, and recorded once the rollback that ended the wait had begun.
+            dead = "; ".join(f"{said} by {cell(who)}" for who, said, _ in _unheard_after(record, t, ended))
+            taken = [part for part in (f"refused: {refused}" if refused else "",
+                                       f"not acted on: {dead}, its run had died" if dead else "") if part]
+            said = f"**no answer taken** ({'; '.join(taken)})" if taken else "**not answered**"
             rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "
                         f"ended with {ended.kind} ({cell(ended.actor)}, {utc(ended.at)}) | "

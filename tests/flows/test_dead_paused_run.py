@@ -298,3 +298,59 @@ def test_promote_whose_answer_lands_as_the_run_leaves_a_pause_it_rolled_back_in_
     assert code == 1 and "approved by alice" not in out, out
     # The stand-in run ends with the rollback only begun: "already rolling back", as the ledger says.
     assert "did not take alice's promote" in said and "the rollout was already rolling back" in said and "5xx" in said, said
+
+
+def test_a_command_looks_again_after_the_runs_own_backoff_not_its_own_profiles():
+    """The run's worker retries its Prefect reads longer than the command's profile (here 2**8 s):
+    `rollway promote` looked again after its own client's longest backoff (43 s), while the live
+    run's client still waited for its last retry, and marked it Crashed. The run says how long its
+    client may stay silent, and the command waits that long."""
+    import json
+
+    from flows.approvals import look_again_after, silent_since
+
+    said = [SimpleNamespace(key=f"{waiting_prefix('approval-1')}0",
+                            value=json.dumps({"at": 1000.0, "every": 30.0, "backoff": 2.0 ** 8 * 1.2}))]
+    client = SimpleNamespace(filter_flow_run_input=lambda run_id, prefix, limit, exclude: said)
+    run = SimpleNamespace(id="run-1", state=SimpleNamespace(state_details=SimpleNamespace(pause_key="approval-1")))
+    silent = silent_since(client, run, 1000.0 + 600)
+    assert silent is not None and silent[0] == 1000.0
+    assert look_again_after(silent[1]) == pytest.approx(2.0 ** 8 * 1.2 + 5.0)
+    # A run of an earlier rollway wrote no backoff: the command's own client stands for its.
+    said[0].value = json.dumps({"at": 1000.0, "every": 30.0})
+    assert look_again_after(silent_since(client, run, 1600.0)[1]) == pytest.approx(2.0 ** 5 * 1.2 + 5.0)
+
+
+def test_a_command_whose_profile_retries_for_days_does_not_wait_that_long_to_look_again():
+    """A profile with PREFECT_CLIENT_MAX_RETRIES=20 made `rollway promote` sleep 2**20 s (12 days)
+    before its second look at a silent run, saying "looking again in 1258296 s"."""
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from flows.approvals import LOOK_AGAIN_MOST_SECONDS, look_again_after
+
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 20}):
+        assert look_again_after(30.0) == LOOK_AGAIN_MOST_SECONDS + 5.0 == 605.0
+
+
+@pytest.mark.parametrize(("sent", "least", "most"), [("3600", 30, 36), ("Wed, 21 Oct 2099 07:28:00 GMT", 30, 36),
+                                                    ("-5", 0, 0), ("12", 12, 14.4)])
+def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch, sent, least, most):
+    """A proxy in front of a restarting Prefect server answered 503 with Retry-After: 3600: the
+    paused run's client slept an hour in one read, said nothing meanwhile (taken for dead, and
+    marked Crashed, once the API was back), and its watch never looked at the canary."""
+    import httpx
+    import prefect.client.base
+
+    from flows.approvals import RETRY_AFTER_MOST_SECONDS, _bounded_retry_after
+
+    slept: list[float] = []
+    monkeypatch.setattr(prefect.client.base.time, "sleep", slept.append)
+    answers = iter([httpx.Response(503, headers={"Retry-After": sent}), httpx.Response(503, headers={"Retry-After": "2"}),
+                    httpx.Response(200, json={})])
+    # Prefect's own client, as the pause's is made (``prefect_approver``): the API away, then back.
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(lambda request: next(answers)), base_url="http://prefect.invalid/api",
+        event_hooks={"response": [_bounded_retry_after]})
+    assert client.get("/flow_runs/1").status_code == 200
+    # Each wait what was asked, up to 30 s, and the client's jitter (up to a fifth) more.
+    assert RETRY_AFTER_MOST_SECONDS == 30.0 and least <= slept[0] <= most and 2 <= slept[1] <= 2.4, slept

@@ -22,6 +22,7 @@ from flows.env import OWNER_PREFIX
 from flows.rollback import rollback_recorded
 from rollway.approvals import UNHEARD, auto_approve, unheard_transitions, waiting_prefix
 from rollway.cli import ops
+from rollway.ledger import Transition
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import rollout_report
@@ -244,6 +245,11 @@ def test_the_rollback_flow_records_the_answer_the_dead_holders_run_was_given_onc
     import flows.approvals
 
     env, dead = held_by_a_dead_run_answered("reject")
+    # The pause the dead run recorded before it paused (at 5 %, for 100 %), as its journal writes it.
+    rollouts = env.ledger._rollouts[env.targets.canary_service]
+    rollouts[-1] = rollouts[-1].model_copy(update={"history": (*rollouts[-1].history, Transition(
+        at=env.clock.now(), kind="pause", actor="rollway", to_stage=1,
+        comment=f"approval pause: {QUESTION}; unanswered by 2027-01-15 10:00:00 UTC (wall clock) the rollout rolls back"))})
     real = flows.approvals.unheard_answers
     seen = []  # the load balancer when Prefect was asked: never before the traffic is back
     monkeypatch.setattr(flows.approvals, "unheard_answers",
@@ -262,6 +268,14 @@ def test_the_rollback_flow_records_the_answer_the_dead_holders_run_was_given_onc
     given = f"reject: latency (given to flow run {dead.name} ({dead.id}) at "
     assert unheard.comment.startswith(given), unheard.comment
     assert unheard.comment.endswith("not acted on, the rollout was rolled back since)"), unheard.comment
+    # At the stage its pause asked about: the rollback it did not stop ended the wait the report
+    # placed it by, and its row gave no stage ("-").
+    assert unheard.to_stage == 1, unheard
+    report = rollout_report(record)
+    (row,) = [x for x in report.splitlines() if "| dana | reject, not acted on" in x]
+    assert "| reject, not acted on (its run had died) | 100% |" in row, row
+    # Nor is the pause she answered said unanswered above her answer.
+    assert "| **no answer taken** (not acted on: reject by dana, its run had died) | 100% |" in report, report
     # `rollway status` shows it in the rolled-back rollout's history.
     monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
         targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))

@@ -14,3 +14,25 @@ def test_a_comment_up_to_the_limit_is_kept_and_a_longer_one_refused_by_name():
     with pytest.raises(ValidationError, match=r"comment\n.*at most 2000 characters"):
         ApprovalAnswer(action="reject", approver="alice", comment="x" * (COMMENT_LIMIT + 1))
     assert ApprovalAnswer(action="approve", approver="alice").comment == ""
+
+
+def test_an_answer_to_a_dead_paused_run_is_recorded_at_the_stage_its_question_asked_about():
+    """Recorded with its question alone, the reports placed it by the wait it closed: recorded by the
+    rollback flow after the rollback's start, it closed none, and showed at no stage. The pause it
+    answered is the newest asking its question (a run that died paused asks nothing after), else the
+    newest pause."""
+    from rollway.approvals import UnheardAnswer, unheard_transitions
+    from rollway.ledger import Transition
+
+    def pause(at: float, stage: int, reason: str) -> Transition:
+        return Transition(at=at, kind="pause", actor="alice", to_stage=stage,
+                          comment=f"approval pause: {reason}; unanswered by 2027-01-15 10:00:00 UTC (wall clock)")
+
+    history = (pause(1, 1, "approval needed before  25%"), pause(2, 2, "approval needed before 100%"),
+               Transition(at=3, kind="rollback-start", actor="operator"))
+    unheard = [UnheardAnswer(answer=ApprovalAnswer(action="approve", approver="dana"), run="dead (1)",
+                             answered_at=10.0, silent_since=5.0, question=question)
+               for question in ("approval needed before 25%", None, "a question no pause asked")]
+    stages = [t.to_stage for t in unheard_transitions(unheard, 4.0, history=history)]
+    assert stages == [1, 2, 2], stages
+    assert [t.to_stage for t in unheard_transitions(unheard, 4.0)] == [None] * 3  # no history given: as before

@@ -2186,6 +2186,22 @@ def test_the_incident_report_names_the_answer_its_look_rolled_back_before_the_ru
     assert "not answered" not in trigger, trigger
 
 
+def test_an_answer_read_after_the_rollback_says_when_it_was_given():
+    """Dana answered at 00:04:10; the Prefect API was away, and the run read her answer only once it
+    was back, after the rollback's end (00:07:30). The ledger keeps when she gave it, and neither the
+    Approvals table nor the incident report said so: the postmortem read that she answered after
+    the rollback, when she had answered before its start."""
+    rec = looked_back_through_an_outage()
+    late = rec.history[-1].model_copy(update={"answered_at": T0 + 250})
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], late)})
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (row,) = [line for line in approvals.splitlines() if "| dana |" in line]
+    assert f"the answer given at {utc(T0 + 250)}, read after the rollback's end) |" in row, row
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert f"(the answer given at {utc(T0 + 250)}, read at {utc(T0 + 450)}, after the rollback's end)" in trigger, (
+        trigger)
+
+
 def test_an_answer_refused_as_the_look_rolled_back_is_named_with_the_pause_it_answered():
     """Dana answered as the run's look at the canary rolled the rollout back (the Prefect API back
     for a moment): the run recorded her answer as refused, not applied. The Approvals table said the
@@ -2241,3 +2257,46 @@ def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_i
     approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
     assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
+
+
+def rolled_back_by_hand_after_a_dead_run_was_answered(stage: int | None = None, words: str = "ok") -> RolloutRecord:
+    """Dana approved in the Prefect UI a paused run whose process had died; the operator then ran the
+    rollback flow, which records her answer as unheard once the traffic is back (before the
+    rollback's end), with its question, and with its pause's stage index (``stage``) or, as records
+    written before it was kept, none."""
+    question = "approval pause: approval needed before 25%; unanswered by 2027-01-15 10:00:00 UTC (wall clock)"
+    return record([
+        started(), shift(60, 5, 0), passed(600, 0),
+        Transition(at=T0 + 600, kind="pause", actor="alice", to_stage=1, comment=question),
+        Transition(at=T0 + 1800, kind="rollback-start", actor="operator", comment="the run had died"),
+        Transition(at=T0 + 1830, kind=UNHEARD, actor="dana", verdict="approval needed before 25%", to_stage=stage,
+                   comment=f"approve: {words} (given to flow run dead-fox (123) at 2027-01-15 08:15:00 UTC, wall "
+                           "clock, after its process had died: it last said it waited at 2027-01-15 08:12:00 UTC; not "
+                           "acted on, the rollout was rolled back since)"),
+        Transition(at=T0 + 1830, kind="rollback", actor="operator", to_weights=w(0), comment="the run had died"),
+    ], RolloutPhase.ROLLED_BACK)
+
+
+def test_an_answer_to_a_dead_paused_run_recorded_after_the_rollback_is_at_the_stage_it_answered():
+    """Recorded with no stage index, the answer's row in the Approvals table gave no stage ("-"): the
+    rollback ended the wait it walked back through, and the postmortem could not tell which pause
+    dana had answered."""
+    approvals = rollout_report(rolled_back_by_hand_after_a_dead_run_was_answered()).split(
+        "## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
+    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
+
+
+@pytest.mark.parametrize(("stage", "words"), [(1, "ok"), (None, "ok"), (1, "as said (given to flow run x) ok")])
+def test_a_pause_a_rollback_ended_after_a_dead_run_was_answered_is_not_said_unanswered(stage, words):
+    """The pause's row said "**not answered**" above dana's row, and the incident report's pause line
+    "not answered": the postmortem read that nobody had answered it. Her words are hers whatever
+    they hold."""
+    rec = rolled_back_by_hand_after_a_dead_run_was_answered(stage, words)
+    approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
+    assert "not answered" not in approvals, approvals
+    (row,) = [x for x in approvals.splitlines() if x.startswith(f"| {utc(T0 + 600)} |")]
+    assert "| **no answer taken** (not acted on: approve by dana, its run had died) | 25% |" in row, row
+    trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
+    assert (f"- **While it waited at a pause:** asked at {utc(T0 + 600)} for stage 2/3 (25%), answered approve by dana "
+            f"(comment: {words}), not acted on: its run had died: approval pause: ") in trigger, trigger
