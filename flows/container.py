@@ -19,7 +19,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
    the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
-   again if the login expires within minutes (and push once more after a new login a push ECR
+   again before any push (a push made again too) whose login would expire before the push could
+   end, ``docker_timeout_seconds`` (and push once more after a new login a push ECR
    refused because the login expired during it, and again after a wait, a few times, a push
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
@@ -82,7 +83,7 @@ from rollway.image import (
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    register_existing_as_asked, release_refusal,
+    login_renewal, register_existing_as_asked, release_refusal,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -111,8 +112,12 @@ class _Run:
     failure turned into PublishIncomplete saying what is where."""
 
     def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None,
-                 existing: bool = False) -> None:
+                 existing: bool = False, now: Callable[[], dt.datetime] | None = None) -> None:
         self.log = get_run_logger()
+        # The run's clock (UTC), against which a login's expiry is judged.
+        self.now = now or _utcnow
+        # When this run last had ECR issue its login (None: it has none).
+        self.login_issued: dt.datetime | None = None
         # The run's own names, for the statement a refused permission names (named_refusal).
         self.targets = targets
         self.progress = PublishProgress(refs=refs, register=register, existing=existing)
@@ -340,7 +345,8 @@ def _record_cancelled(version: str, stop: BaseException) -> None:
 
 
 def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Callable[[str], Any]]], *,
-                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
+                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]],
+                now: Callable[[], dt.datetime] | None = None) -> PublishResult:
     """Publish the release ``request`` asks for; see the module docstring for the order. The
     body of the ``publish_container`` flow, which hands it the saved blocks' clients and docker.
 
@@ -352,6 +358,8 @@ def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Ca
         open_publisher: opens the image publisher (a docker CLI in a private config
             directory), first of all (its daemon is asked before any AWS call), and cleans it
             up when the run ends; not called when nothing needs docker.
+        now: the run's clock (an aware UTC datetime), against which ECR's login is judged to
+            last a push (default: the system's).
 
     Every run that does not finish leaves the artifact saying so (refused, failed, stopped,
     cancelled) and what is where.
@@ -364,7 +372,7 @@ def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Ca
     """
     with _outcome_recorded(request.version) as watch, _docker_ready(request, open_publisher) as docker:
         targets, get_client = clients()
-        return _publish(request, targets, get_client, docker, watch)
+        return _publish(request, targets, get_client, docker, watch, now or _utcnow)
 
 
 class _Docker(NamedTuple):
@@ -394,7 +402,7 @@ def _docker_ready(request: PublishRequest,
 
 
 def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], docker: _Docker | None,
-             watch: _Watch) -> PublishResult:
+             watch: _Watch, now: Callable[[], dt.datetime]) -> PublishResult:
     """run_publish's steps, with ``docker`` ready (None: not needed); ``watch`` is told the run's
     progress once the reads before building are done."""
     log = get_run_logger()
@@ -434,7 +442,9 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                 credentials = _ecr_login(ecr, refs, targets)
 
     run = _Run(refs, register=request.register_task_definition, targets=targets,
-               existing=request.register_existing)
+               existing=request.register_existing, now=now)
+    if credentials is not None:
+        run.login_issued = run.now()  # asked for just now, with the reads
     run.built_platforms = checked_platforms
     watch.run = run  # an interrupt from here on says what this run did (_interrupt_recorded)
     if request.register_existing and ecr is not None:
@@ -769,7 +779,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # config, and this run's is private, so a base image in the release's own ECR registry
         # (one the team keeps there) could not be pulled ("no basic auth credentials").
         assert credentials is not None  # asked for before building (run_publish)
-        credentials = _log_in(run, docker, ecr, refs, credentials)
+        credentials = _log_in(run, docker, ecr, refs, credentials, request)
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
@@ -788,8 +798,6 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         with run.step(f"tag {reference}"):
             steps.tag(docker, image_id, reference)
     run.done(f"tagged {', '.join(refs.all)}")
-    if ecr is not None and credentials is not None and _expiring(credentials):
-        credentials = _log_in(run, docker, ecr, refs, credentials)  # a build that outlived the token's 12 hours
     for reference in refs.all:  # the version first: latest moves only once the version is there
         digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
         run.progress.digests[reference] = digest
@@ -820,13 +828,15 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
 
 
 def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageReferences,
-            credentials: RegistryLogin, *, renew: str | None = None) -> RegistryLogin:
+            credentials: RegistryLogin, request: PublishRequest, *, renew: str | None = None) -> RegistryLogin:
     """docker login to the release's ECR registry (in the private docker config) with
-    ``credentials``, or a new login from ECR when those expire within minutes or ``renew`` says
-    why they are no good any more; returns the one used."""
+    ``credentials``, or a new login from ECR when those would expire before a push could end
+    (``_renewal``) or ``renew`` says why they are no good any more; returns the one used."""
     with run.step(f"log in to {refs.registry}"):
-        if renew is not None or _expiring(credentials):
+        renew = renew or _renewal(run, credentials, request)
+        if renew is not None:
             credentials = steps.ecr_login(ecr)
+            run.login_issued = run.now()
         # The network that fails a push fails a login too: made again after a wait, as a push is
         # (one before the pushes, failed, left the image built and a re-run rebuilding it).
         for attempt, wait in enumerate((*PUSH_RETRY_SECONDS, None), 1):
@@ -843,7 +853,7 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
             _pause(wait)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
-    why = renew or "the first login was about to expire"
+    why = renew or "the login before it was no good any more"
     run.done(f"logged in to {refs.registry}{' again' if again else ''} as {credentials.username} (private docker "
              f"config){f': {why}' if again else ''}")
     return credentials
@@ -870,9 +880,9 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
 
     - the network or the registry failed in passing: after a wait (``PUSH_RETRY_SECONDS``, as
       many times as it has waits);
-    - ECR refused it because the login expired during it (the login is checked before the
-      pushes, not during them: a build of hours left it minutes, or a push of gigabytes outlived
-      it): once, after a new login.
+    - ECR refused it because the login expired during it (each push starts with a login that
+      lasts as long as a push may take, ``_renewal``, but ECR may end one sooner): once, after a
+      new login.
 
     Any other refusal (denied, an immutable tag, an invalid manifest) stands at once.
     """
@@ -881,6 +891,10 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     attempt = 0
     while True:
         attempt += 1
+        if ecr is not None and credentials is not None and (why := _renewal(run, credentials, request)) is not None:
+            # Before every push, a push made again too: a build of hours, or the pushes and
+            # waits before it, left the login less than this push may take.
+            credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=why)
         with run.step(f"push {reference}"):
             try:
                 return steps.push(docker, reference), credentials
@@ -907,7 +921,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
             continue
         assert ecr is not None and credentials is not None  # an expired login is ECR's, and this run made it
         renewed = True
-        credentials = _log_in(run, docker, ecr, refs, credentials, renew=(
+        credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=(
             f"ECR refused the push of {reference}, the login having expired during it"))
 
 
@@ -955,14 +969,14 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
         "that image)")
 
 
-def _expiring(credentials: RegistryLogin) -> bool:
-    """Whether the login expires within the next ten minutes (the pushes need it a while)."""
-    if credentials.expires_at is None:
-        return False
-    expires = credentials.expires_at
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=dt.timezone.utc)
-    return expires - dt.datetime.now(dt.timezone.utc) < dt.timedelta(minutes=10)
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _renewal(run: _Run, credentials: RegistryLogin, request: PublishRequest) -> str | None:
+    """Why ``credentials`` would not last a push (``login_renewal``) on the run's clock, or None."""
+    return login_renewal(credentials.expires_at, now=run.now(), issued=run.login_issued,
+                         push_bound=dt.timedelta(seconds=request.docker_timeout_seconds))
 
 
 def _held_digest(docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,

@@ -12,6 +12,7 @@ is ``latest`` on a repository whose tags are immutable (it could be pushed once,
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,49 @@ MAX_DOCKER_TIMEOUT_SECONDS = 24 * 3600.0
 
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+# A login is asked for again when it expires within this much, whatever the push may take.
+LOGIN_MARGIN = dt.timedelta(minutes=10)
+# A login ECR issued this recently lasts as long as a new one would: asking again gains nothing
+# (with a push bound longer than ECR's 12 hours, no login can outlast it).
+LOGIN_FRESH = dt.timedelta(minutes=1)
+
+
+def span_said(span: dt.timedelta) -> str:
+    """A span of time as the log says it: "11 h 40 min", "25 min", "40 s"."""
+    seconds = max(0, int(span.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours and minutes else f"{hours} h" if hours else f"{minutes} min"
+
+
+def login_renewal(expires_at: dt.datetime | None, *, now: dt.datetime, push_bound: dt.timedelta,
+                  issued: dt.datetime | None = None) -> str | None:
+    """Why a push must not start with a registry login that expires at ``expires_at`` (None: it
+    may), judged at ``now``.
+
+    A push may take ``push_bound`` (docker_timeout_seconds); ECR refuses the rest of a push whose
+    login expires during it, and the layers sent so far were sent for nothing. So a login that
+    expires before such a push could end is asked for again, unless ECR ``issued`` it moments ago
+    (a new one would expire no later) and it lasts ``LOGIN_MARGIN`` at least.
+    """
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+    left = expires_at - now
+    if left >= max(push_bound, LOGIN_MARGIN):
+        return None
+    if left >= LOGIN_MARGIN and issued is not None and now - issued < LOGIN_FRESH:
+        return None
+    if left <= dt.timedelta(0):
+        return f"the login expired {span_said(-left)} ago"
+    if left >= push_bound:
+        return f"the login expires in {span_said(left)}, within {span_said(LOGIN_MARGIN)}"
+    return (f"the login expires in {span_said(left)}, sooner than a push may take ({span_said(push_bound)}, "
+            "docker_timeout_seconds)")
 
 
 class PublishRefused(ValueError):

@@ -328,9 +328,11 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 # --- The ECR path end to end, with the image publisher faked (moto's ECR has no registry API) ---
 
 
-def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None, **options):
+    """``options``: run_publish's own (``now``, the run's clock)."""
     return in_a_flow_run("publish-with", lambda: run_publish(
-        request, lambda: (targets or aws.targets, aws.get_client), open_publisher=lambda: nullcontext(publisher)))
+        request, lambda: (targets or aws.targets, aws.get_client), open_publisher=lambda: nullcontext(publisher),
+        **options))
 
 
 class EcrBacked(FakeImagePublisher):
@@ -1002,20 +1004,6 @@ def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, t
     assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
 
 
-def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
-    # The token is asked for before the build; a build of hours can outlive it (ECR: 12 hours).
-    import datetime as dt
-
-    from rollway.aws.ecr import RegistryLogin
-
-    now = dt.datetime.now(dt.timezone.utc)
-    login = {"registry": "r.example.com", "username": "AWS", "password": "p"}
-    assert flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(minutes=5)))
-    assert flows_container._expiring(RegistryLogin(**login, expires_at=now - dt.timedelta(hours=1)))
-    assert not flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(hours=11)))
-    assert not flows_container._expiring(RegistryLogin(**login))
-
-
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_an_ecr_token_about_to_expire_is_asked_for_again_and_that_one_used(aws, tmp_path, watch_calls):
     """The flow asks ECR for its token before its reads end; ECR answers that it expires in five
@@ -1115,7 +1103,8 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
         def now(cls, tz=None):
             return dt.datetime.now(tz) + built[0]
 
-    def record(parsed, **_):
+    def record(parsed, **_):  # good for 12 hours on the run's clock
+        parsed["authorizationData"][0]["expiresAt"] = Clock.now(dt.timezone.utc) + dt.timedelta(hours=12)
         answers.append(base64.b64decode(parsed["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
 
     class LongBuild(PullsItsBase):
@@ -1136,23 +1125,91 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
     logins = [i for i, c in enumerate(publisher.calls) if c == f"login {registry}"]
     pushes = [i for i, c in enumerate(publisher.calls) if c.startswith("push ")]
     assert logins[0] < publisher.calls.index(f"build {tmp_path}") < logins[1] < pushes[0]
-    assert (f"logged in to {registry} again as AWS (private docker config): the first login was about to expire"
-            in result.steps)
+    again = [s for s in result.steps if s.startswith(f"logged in to {registry} again as AWS (private docker config): "
+                                                     "the login expires in ")]
+    assert again and again[0].endswith("sooner than a push may take (30 min, docker_timeout_seconds)"), result.steps
     assert result.task_definition is not None
 
 
 EXPIRED = "denied: Your authorization token has expired. Reauthenticate and try again."
 
 
+@pytest.mark.parametrize("built_hours, pushes", [
+    # The build leaves the login 20 minutes, fewer than the 30 a push may take (docker_timeout_seconds).
+    (11 + 40 / 60, [("ok", 25)]),
+    # The login has 55 minutes when the push starts; it fails in passing after 35, and the push
+    # made again after the wait (20 minutes left) may take 30.
+    (11 + 5 / 60, [("reset", 35), ("ok", 25)]),
+])
+def test_every_push_and_each_push_again_starts_with_a_login_good_for_as_long_as_a_push_may_take(
+        aws, tmp_path, monkeypatch, built_hours, pushes):
+    """The login was checked once, before the pushes, against ten minutes: a push began with a
+    login that expired before it could end (ECR refused the rest of it, gigabytes sent for
+    nothing), and a push made again after a failure in passing was not checked at all. Each push
+    and each push made again now starts with a login that lasts as long as the push may take, on
+    the run's clock (``now``)."""
+    import datetime as dt
+
+    from rollway.toolchain.docker import PushRefused
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    clock = [dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)]
+    expiry: dict[str, dt.datetime] = {}  # token -> when ECR stops taking it
+    left: list[dt.timedelta] = []  # what the login had left as each push began
+
+    def twelve_hours(parsed, **_):  # as ECR gives them, on the run's clock, each its own
+        data = parsed["authorizationData"][0]
+        password = f"token-{len(expiry) + 1}"
+        data["authorizationToken"] = base64.b64encode(f"AWS:{password}".encode()).decode()
+        data["expiresAt"] = expiry[password] = clock[0] + dt.timedelta(hours=12)
+
+    class TakesItsTime(EcrBacked):
+        expires: dt.datetime
+
+        def login(self, registry, username, password):
+            super().login(registry, username, password)
+            self.expires = expiry[password.get_secret_value()]
+
+        def build(self, context_dir, **kwargs):
+            image = super().build(context_dir, **kwargs)
+            clock[0] += dt.timedelta(hours=built_hours)
+            return image
+
+        def push(self, reference):
+            left.append(self.expires - clock[0])
+            how, minutes = (pushes.pop(0) if pushes else ("ok", 25)) if reference.endswith(":2.0.0") else ("ok", 1)
+            clock[0] += dt.timedelta(minutes=minutes)
+            self.calls.append(f"push {reference}")
+            if clock[0] >= self.expires:
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", EXPIRED])
+            if how == "reset":
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+            self.calls.pop()
+            return super().push(reference)
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher = TakesItsTime(aws)
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path, docker_timeout_seconds=1800)
+    with on_operation(aws.get_client("ecr"), "after-call", twelve_hours, operation="GetAuthorizationToken"):
+        result = publish_with(aws, publisher, request, now=lambda: clock[0])
+
+    assert all(t >= dt.timedelta(minutes=30) for t in left), left
+    assert not any("login having expired" in s for s in result.steps), result.steps
+    assert any("sooner than a push may take (30 min, docker_timeout_seconds)" in s for s in result.steps), result.steps
+    assert publisher.registry[f"{uri}:2.0.0"] == result.digest and result.task_definition is not None
+
+
 @pytest.mark.parametrize("refused, minutes, retried", [
-    ("2.0.0", (30, 30, 1), True),  # the version's push outlives the login
-    ("latest", (5, 30, 1), True),  # latest's does, after the version's
+    ("2.0.0", (45, 30, 1), True),  # the version's push outlives the login
+    ("latest", (5, 45, 1), True),  # latest's does, after the version's
     ("2.0.0", (1,), False),  # refused for another reason: not pushed again
 ])
 def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_after_a_new_login(
         aws, tmp_path, monkeypatch, watch_calls, refused, minutes, retried):
-    """The login is asked for before the build, and checked again only before the pushes: a
-    build of hours left it minutes, and a push of gigabytes outlived them. ECR refused the rest
+    """The login is asked for before the build, and checked again before each push against how
+    long a push may take (docker_timeout_seconds), but a push of gigabytes can outlive that. ECR refused the rest
     of the push ("authorization token has expired"), and the run stopped with the image built
     and nothing (or only the version) pushed. It logs in again and pushes once more, docker
     sending only the layers not there yet; any other refusal stands."""
@@ -1198,7 +1255,8 @@ def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_
 
         def build(self, context_dir, **kwargs):
             image = super().build(context_dir, **kwargs)
-            moved[0] += dt.timedelta(hours=11, minutes=40)  # 20 minutes left: no new login before the pushes
+            # 40 minutes left, more than a push may take (30): no new login before the pushes
+            moved[0] += dt.timedelta(hours=11, minutes=20)
             return image
 
         def push(self, reference):
