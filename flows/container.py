@@ -1,5 +1,5 @@
-"""publish_container: build the release image, push it (version and latest), register its
-task-definition revision.
+"""publish_container: build the release image, push its version, register its task-definition
+revision, then move latest to it.
 
 The seed's "Deploy Container Image" step, made safe to run and re-run:
 
@@ -18,19 +18,23 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    before the build, which pulls base images with that config's logins (one in the release's
    own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
-   the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
+   the family's tasks run on (push nothing otherwise), tag the version (only), log in
    again before any push (a push made again too) whose login would expire before the push could
    end, ``docker_timeout_seconds`` (and push once more after a new login a push ECR
    refused because the login expired during it, and again after a wait, a few times, a push
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
-   it meanwhile) then ``latest``;
+   it meanwhile);
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
    registered into the family during the build is the one copied, once checked as the first was;
    its tags are copied too, with rollway's ``rollway:request`` token, left off (which the run
-   says before building and in its steps) when the base carries 50, ECS's limit;
+   says before building and in its steps) when the base carries 50, ECS's limit; only then move
+   ``latest`` to the version's digest by the registry's API (ECR's PutImage, or
+   the other registry's own: one manifest put, nothing pushed again, never the daemon's local
+   ``latest``, which other runs share), so a run that stops before registering leaves ``latest``
+   on the release before, not on an image no revision runs; the log says which tags moved;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
    before building, as a read AWS denied: the error, and that nothing was pushed or registered;
@@ -83,7 +87,7 @@ from rollway.image import (
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    login_renewal, register_existing_as_asked, release_refusal,
+    login_renewal, register_existing_as_asked, release_refusal, tags_moved,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -451,11 +455,6 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
-        if refs.latest is not None:
-            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image(ecr, LATEST),
-                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage",
-                         newer=lambda latest: _pushed_after(latest, ecr_image, refs),
-                         version_held=lambda: _version_is_ours(run, None, refs, ecr, request))
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
@@ -493,6 +492,14 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                  "registered" if registered else
                  f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
                  f"pinned by its digest ({pinned})" + (f"; {_untokened(base)}" if base.tags_full else ""))
+    if refs.latest is not None and digest is not None:
+        # Last of all, once the release is registered: a run that stopped before (a refused
+        # registration, a permission, a crash) left latest on the release before, not on an
+        # image no revision runs. By the registry's API, to the digest pushed: one manifest put,
+        # nothing pushed again, and not the daemon's local latest tag, which other runs share.
+        _latest_to_release(run, refs, digest, request, ecr, docker.publisher if docker is not None else None,
+                           ecr_image if request.register_existing else None)
+    run.log.info("publish: %s", tags_moved(run.progress))  # what latest names now, and since this run
     result = PublishResult(
         version=request.version, image=refs.versioned, pinned_image=pinned or _pinned(refs, digest),
         references=tuple(r for r in refs.all if r in run.progress.digests),
@@ -507,6 +514,25 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _latest_to_release(run: _Run, refs: ImageReferences, digest: str, request: PublishRequest,
+                       ecr: EcrRepository | None, docker: ImagePublisher | None, version: HeldImage | None) -> None:
+    """Move latest to the release's ``digest`` by the registry's API (ECR's PutImage, or the other
+    registry's own through ``docker``); ``version``: ECR's image of the version as read before
+    (None: read it when needed, to tell whether latest names a newer release)."""
+    if ecr is not None:
+        _move_latest(run, refs, digest, held=lambda: steps.ecr_image(ecr, LATEST),
+                     retag=lambda: steps.ecr_retag(ecr, digest, LATEST), how="ECR PutImage",
+                     newer=lambda latest: _pushed_after(latest, version or steps.ecr_image(ecr, request.version),
+                                                        refs),
+                     version_held=lambda: _version_is_ours(run, None, refs, ecr, request))
+        return
+    assert docker is not None and refs.latest is not None  # another registry is asked through docker
+    latest = refs.latest
+    _move_latest(run, refs, digest, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
+                 retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST), how="the registry's API",
+                 version_held=lambda: _version_is_ours(run, docker, refs, None, request))
 
 
 def _untokened(base: BaseRevision) -> str:
@@ -632,6 +658,7 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
     with run.step(f"move {refs.latest} to {digest}"):
         found = held()
         now = found.digest if found is not None else None
+        run.progress.latest_was = now
         if now == digest:
             run.progress.digests[refs.latest] = digest
             run.done(f"{refs.latest} names {digest} already")
@@ -725,12 +752,6 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                                                           DockerCommandFailed, refs, platform)
             run.progress.digests[refs.versioned] = found
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
-            if refs.latest is not None:
-                latest = refs.latest
-                _move_latest(run, refs, found, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
-                             retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
-                             how="the registry's API",
-                             version_held=lambda: _version_is_ours(run, docker, refs, None, request))
             return
     try:
         _build_and_push(run, docker, request, refs, ecr, credentials, platform)
@@ -794,36 +815,23 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             if (why := _platform_problem(run.built_platforms, platform)) is not None:
                 raise RuntimeError(why)
         run.done(f"{image_id} is built for {platform}, what the task family runs on")
-    for reference in refs.all:
-        with run.step(f"tag {reference}"):
-            steps.tag(docker, image_id, reference)
-    run.done(f"tagged {', '.join(refs.all)}")
-    for reference in refs.all:  # the version first: latest moves only once the version is there
-        digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
-        run.progress.digests[reference] = digest
-        run.done(f"pushed {reference} ({digest})")
-        if reference == refs.versioned:
-            with run.step(f"check that {reference} was pushed as this run's build"):
-                _pushed_is_ours(docker, refs, image_id, digest)
-            run.done(f"{digest} is this run's build ({image_id})")
-        if reference == refs.versioned and refs.latest is not None:
-            # Before latest moves: a run that lost a race for the version (see below) moved
-            # latest to its own image all the same, one no version tag names any more.
-            with run.step(f"check {refs.versioned} in the registry"):
-                _version_is_ours(run, docker, refs, ecr, request)
+    # Only the version: latest is moved once the release is registered (run_publish), by the
+    # registry's API.
+    reference = refs.versioned
+    with run.step(f"tag {reference}"):
+        steps.tag(docker, image_id, reference)
+    run.done(f"tagged {reference}")
+    digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
+    run.progress.digests[reference] = digest
+    run.done(f"pushed {reference} ({digest})")
+    with run.step(f"check that {reference} was pushed as this run's build"):
+        _pushed_is_ours(docker, refs, image_id, digest)
+    run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
     # run reports its own digest. Ask the registry once more, right before registering.
     with run.step(f"check {refs.versioned} in the registry"):
         pushed = _version_is_ours(run, docker, refs, ecr, request)
-        # The local tags are the daemon's, shared by every run on it: another run that tagged
-        # latest between this run's tag and push made this run push its image as latest.
-        latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
-        if latest is not None and latest != pushed:
-            raise RuntimeError(
-                f"{refs.latest} was pushed as {latest}, not as this run's {pushed}: another run on this docker "
-                f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
-                f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
 
 

@@ -305,6 +305,8 @@ class PublishProgress:
     # (the digest this run tagged latest, what latest named right after): another run tagged
     # latest (or deleted it: None) while register_existing moved it, so latest is not this run's.
     latest_taken: tuple[str, str | None] | None = None
+    # The digest latest named when this run read it before moving it (None: no image, or not read).
+    latest_was: str | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
     # A register_existing run: it builds nothing, so a version gone from the registry is not
@@ -387,6 +389,13 @@ class PublishProgress:
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"{register_existing_as_asked(self.refs)} to register its task definition without "
                     f"rebuilding{latest}")
+        if latest:
+            # latest moves last, once the release is registered: a failure there left it on the
+            # release before (or another run's image), and the release registered all the same.
+            return (f"the release is registered ({self.task_definition}), and {LATEST} does not name it: run again "
+                    f"with {register_existing_as_asked(self.refs)}, which moves {LATEST} to it and registers no "
+                    f"second revision while {self.task_definition} is the family's latest ACTIVE one (or tag "
+                    f"{self.refs.versioned} as {LATEST} in the registry by hand)")
         return "nothing is left to do"
 
     def how_to_go_on_interrupted(self) -> str:
@@ -405,6 +414,30 @@ class PublishProgress:
         else:  # push_latest=False: no latest to move
             then = " (it is pushed then, and nothing is left to run for this version)"
         return f"run again: it asks the registry first, and a version that is there is refused{then}"
+
+
+def tags_moved(progress: PublishProgress) -> str:
+    """Which tags a run that finished moved, and which it left as they were: for its log, where a
+    person reading it after a release wants to know what ``latest`` names now and since when."""
+    refs, digests = progress.refs, progress.digests
+    moved: list[str] = []
+    kept: list[str] = []
+    version = digests.get(refs.versioned)
+    if progress.existing:
+        kept.append(f"{refs.versioned} (on {version} already)")
+    else:
+        moved.append(f"{refs.versioned} to {version} (a new tag)")
+    latest = digests.get(refs.latest) if refs.latest is not None else None
+    if refs.latest is None:
+        kept.append(f"{LATEST} (push_latest=False)")
+    elif progress.latest_left is not None:
+        kept.append(f"{refs.latest} (on {progress.latest_left}, a newer release's)")
+    elif latest is not None and progress.latest_was == latest:
+        kept.append(f"{refs.latest} (on {latest} already)")
+    elif latest is not None:
+        moved.append(f"{refs.latest} from {progress.latest_was or 'no image'} to {latest}")
+    said = "tags moved: " + (", ".join(moved) or "none")
+    return said + (f"; left as they were: {', '.join(kept)}" if kept else "")
 
 
 class PublishIncomplete(PicklableError, RuntimeError):
