@@ -1,5 +1,5 @@
-"""publish_container: build the release image, push it (version and latest), register its
-task-definition revision.
+"""publish_container: build the release image, push its version, register its task-definition
+revision, then move latest to it.
 
 The seed's "Deploy Container Image" step, made safe to run and re-run:
 
@@ -18,18 +18,23 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    before the build, which pulls base images with that config's logins (one in the release's
    own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
-   the family's tasks run on (push nothing otherwise), tag the version and ``latest``, log in
-   again if the login expires within minutes (and push once more after a new login a push ECR
+   the family's tasks run on (push nothing otherwise), tag the version (only), log in
+   again before any push (a push made again too) whose login would expire before the push could
+   end, ``docker_timeout_seconds`` (and push once more after a new login a push ECR
    refused because the login expired during it, and again after a wait, a few times, a push
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
-   it meanwhile) then ``latest``;
+   it meanwhile);
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
    registered into the family during the build is the one copied, once checked as the first was;
    its tags are copied too, with rollway's ``rollway:request`` token, left off (which the run
-   says before building and in its steps) when the base carries 50, ECS's limit;
+   says before building and in its steps) when the base carries 50, ECS's limit; only then move
+   ``latest`` to the version's digest by the registry's API (ECR's PutImage, or
+   the other registry's own: one manifest put, nothing pushed again, never the daemon's local
+   ``latest``, which other runs share), so a run that stops before registering leaves ``latest``
+   on the release before, not on an image no revision runs; the log says which tags moved;
 6. log out and delete the private config (always, in a finally), and write a markdown artifact
    (a refused run too: why, and that nothing was built, pushed or registered; a run that failed
    before building, as a read AWS denied: the error, and that nothing was pushed or registered;
@@ -82,7 +87,7 @@ from rollway.image import (
 )
 from rollway.publish import (
     DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    register_existing_as_asked, release_refusal,
+    login_renewal, register_existing_as_asked, release_refusal, tags_moved,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -111,8 +116,12 @@ class _Run:
     failure turned into PublishIncomplete saying what is where."""
 
     def __init__(self, refs: ImageReferences, register: bool = True, targets: Targets | None = None,
-                 existing: bool = False) -> None:
+                 existing: bool = False, now: Callable[[], dt.datetime] | None = None) -> None:
         self.log = get_run_logger()
+        # The run's clock (UTC), against which a login's expiry is judged.
+        self.now = now or _utcnow
+        # When this run last had ECR issue its login (None: it has none).
+        self.login_issued: dt.datetime | None = None
         # The run's own names, for the statement a refused permission names (named_refusal).
         self.targets = targets
         self.progress = PublishProgress(refs=refs, register=register, existing=existing)
@@ -340,7 +349,8 @@ def _record_cancelled(version: str, stop: BaseException) -> None:
 
 
 def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Callable[[str], Any]]], *,
-                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]]) -> PublishResult:
+                open_publisher: Callable[[], AbstractContextManager[ImagePublisher]],
+                now: Callable[[], dt.datetime] | None = None) -> PublishResult:
     """Publish the release ``request`` asks for; see the module docstring for the order. The
     body of the ``publish_container`` flow, which hands it the saved blocks' clients and docker.
 
@@ -352,6 +362,8 @@ def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Ca
         open_publisher: opens the image publisher (a docker CLI in a private config
             directory), first of all (its daemon is asked before any AWS call), and cleans it
             up when the run ends; not called when nothing needs docker.
+        now: the run's clock (an aware UTC datetime), against which ECR's login is judged to
+            last a push (default: the system's).
 
     Every run that does not finish leaves the artifact saying so (refused, failed, stopped,
     cancelled) and what is where.
@@ -364,7 +376,7 @@ def run_publish(request: PublishRequest, clients: Callable[[], tuple[Targets, Ca
     """
     with _outcome_recorded(request.version) as watch, _docker_ready(request, open_publisher) as docker:
         targets, get_client = clients()
-        return _publish(request, targets, get_client, docker, watch)
+        return _publish(request, targets, get_client, docker, watch, now or _utcnow)
 
 
 class _Docker(NamedTuple):
@@ -394,7 +406,7 @@ def _docker_ready(request: PublishRequest,
 
 
 def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[str], Any], docker: _Docker | None,
-             watch: _Watch) -> PublishResult:
+             watch: _Watch, now: Callable[[], dt.datetime]) -> PublishResult:
     """run_publish's steps, with ``docker`` ready (None: not needed); ``watch`` is told the run's
     progress once the reads before building are done."""
     log = get_run_logger()
@@ -434,18 +446,15 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                 credentials = _ecr_login(ecr, refs, targets)
 
     run = _Run(refs, register=request.register_task_definition, targets=targets,
-               existing=request.register_existing)
+               existing=request.register_existing, now=now)
+    if credentials is not None:
+        run.login_issued = run.now()  # asked for just now, with the reads
     run.built_platforms = checked_platforms
     watch.run = run  # an interrupt from here on says what this run did (_interrupt_recorded)
     if request.register_existing and ecr is not None:
         # ECR answered already: registering a pushed version needs no docker at all.
         run.progress.digests[refs.versioned] = ecr_digest
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
-        if refs.latest is not None:
-            _move_latest(run, refs, ecr_digest, held=lambda: steps.ecr_image(ecr, LATEST),
-                         retag=lambda: steps.ecr_retag(ecr, ecr_digest, LATEST), how="ECR PutImage",
-                         newer=lambda latest: _pushed_after(latest, ecr_image, refs),
-                         version_held=lambda: _version_is_ours(run, None, refs, ecr, request))
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
@@ -483,6 +492,14 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                  "registered" if registered else
                  f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
                  f"pinned by its digest ({pinned})" + (f"; {_untokened(base)}" if base.tags_full else ""))
+    if refs.latest is not None and digest is not None:
+        # Last of all, once the release is registered: a run that stopped before (a refused
+        # registration, a permission, a crash) left latest on the release before, not on an
+        # image no revision runs. By the registry's API, to the digest pushed: one manifest put,
+        # nothing pushed again, and not the daemon's local latest tag, which other runs share.
+        _latest_to_release(run, refs, digest, request, ecr, docker.publisher if docker is not None else None,
+                           ecr_image if request.register_existing else None)
+    run.log.info("publish: %s", tags_moved(run.progress))  # what latest names now, and since this run
     result = PublishResult(
         version=request.version, image=refs.versioned, pinned_image=pinned or _pinned(refs, digest),
         references=tuple(r for r in refs.all if r in run.progress.digests),
@@ -497,6 +514,25 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
                lambda: create_markdown_artifact(key=ARTIFACT_KEY, markdown=_summary(result),
                                                 description="container release"))
     return result
+
+
+def _latest_to_release(run: _Run, refs: ImageReferences, digest: str, request: PublishRequest,
+                       ecr: EcrRepository | None, docker: ImagePublisher | None, version: HeldImage | None) -> None:
+    """Move latest to the release's ``digest`` by the registry's API (ECR's PutImage, or the other
+    registry's own through ``docker``); ``version``: ECR's image of the version as read before
+    (None: read it when needed, to tell whether latest names a newer release)."""
+    if ecr is not None:
+        _move_latest(run, refs, digest, held=lambda: steps.ecr_image(ecr, LATEST),
+                     retag=lambda: steps.ecr_retag(ecr, digest, LATEST), how="ECR PutImage",
+                     newer=lambda latest: _pushed_after(latest, version or steps.ecr_image(ecr, request.version),
+                                                        refs),
+                     version_held=lambda: _version_is_ours(run, None, refs, ecr, request))
+        return
+    assert docker is not None and refs.latest is not None  # another registry is asked through docker
+    latest = refs.latest
+    _move_latest(run, refs, digest, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
+                 retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST), how="the registry's API",
+                 version_held=lambda: _version_is_ours(run, docker, refs, None, request))
 
 
 def _untokened(base: BaseRevision) -> str:
@@ -622,6 +658,7 @@ def _move_latest(run: _Run, refs: ImageReferences, digest: str | None, *, held: 
     with run.step(f"move {refs.latest} to {digest}"):
         found = held()
         now = found.digest if found is not None else None
+        run.progress.latest_was = now
         if now == digest:
             run.progress.digests[refs.latest] = digest
             run.done(f"{refs.latest} names {digest} already")
@@ -715,12 +752,6 @@ def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, 
                                                           DockerCommandFailed, refs, platform)
             run.progress.digests[refs.versioned] = found
             run.done(f"{refs.versioned} is in {refs.registry} ({found}): nothing built or pushed")
-            if refs.latest is not None:
-                latest = refs.latest
-                _move_latest(run, refs, found, held=lambda: _digest_only(steps.registry_digest(docker, latest)),
-                             retag=lambda: steps.registry_tag(docker, refs.versioned, LATEST),
-                             how="the registry's API",
-                             version_held=lambda: _version_is_ours(run, docker, refs, None, request))
             return
     try:
         _build_and_push(run, docker, request, refs, ecr, credentials, platform)
@@ -769,7 +800,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
         # config, and this run's is private, so a base image in the release's own ECR registry
         # (one the team keeps there) could not be pulled ("no basic auth credentials").
         assert credentials is not None  # asked for before building (run_publish)
-        credentials = _log_in(run, docker, ecr, refs, credentials)
+        credentials = _log_in(run, docker, ecr, refs, credentials, request)
     with run.step(f"build {request.context_dir}"):
         image_id = steps.build(docker, str(request.context_dir),
                                str(request.dockerfile) if request.dockerfile else None, [], request.image_labels())
@@ -784,49 +815,36 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
             if (why := _platform_problem(run.built_platforms, platform)) is not None:
                 raise RuntimeError(why)
         run.done(f"{image_id} is built for {platform}, what the task family runs on")
-    for reference in refs.all:
-        with run.step(f"tag {reference}"):
-            steps.tag(docker, image_id, reference)
-    run.done(f"tagged {', '.join(refs.all)}")
-    if ecr is not None and credentials is not None and _expiring(credentials):
-        credentials = _log_in(run, docker, ecr, refs, credentials)  # a build that outlived the token's 12 hours
-    for reference in refs.all:  # the version first: latest moves only once the version is there
-        digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
-        run.progress.digests[reference] = digest
-        run.done(f"pushed {reference} ({digest})")
-        if reference == refs.versioned:
-            with run.step(f"check that {reference} was pushed as this run's build"):
-                _pushed_is_ours(docker, refs, image_id, digest)
-            run.done(f"{digest} is this run's build ({image_id})")
-        if reference == refs.versioned and refs.latest is not None:
-            # Before latest moves: a run that lost a race for the version (see below) moved
-            # latest to its own image all the same, one no version tag names any more.
-            with run.step(f"check {refs.versioned} in the registry"):
-                _version_is_ours(run, docker, refs, ecr, request)
+    # Only the version: latest is moved once the release is registered (run_publish), by the
+    # registry's API.
+    reference = refs.versioned
+    with run.step(f"tag {reference}"):
+        steps.tag(docker, image_id, reference)
+    run.done(f"tagged {reference}")
+    digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
+    run.progress.digests[reference] = digest
+    run.done(f"pushed {reference} ({digest})")
+    with run.step(f"check that {reference} was pushed as this run's build"):
+        _pushed_is_ours(docker, refs, image_id, digest)
+    run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
     # run reports its own digest. Ask the registry once more, right before registering.
     with run.step(f"check {refs.versioned} in the registry"):
         pushed = _version_is_ours(run, docker, refs, ecr, request)
-        # The local tags are the daemon's, shared by every run on it: another run that tagged
-        # latest between this run's tag and push made this run push its image as latest.
-        latest = run.progress.digests.get(refs.latest) if refs.latest is not None else None
-        if latest is not None and latest != pushed:
-            raise RuntimeError(
-                f"{refs.latest} was pushed as {latest}, not as this run's {pushed}: another run on this docker "
-                f"daemon re-tagged it meanwhile, so latest names another image; push this release as latest by "
-                f"hand if it should be (docker tag {run.progress.image_id} {refs.latest}, then docker push)")
     run.done(f"{refs.versioned} in the registry is this run's image ({pushed})")
 
 
 def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageReferences,
-            credentials: RegistryLogin, *, renew: str | None = None) -> RegistryLogin:
+            credentials: RegistryLogin, request: PublishRequest, *, renew: str | None = None) -> RegistryLogin:
     """docker login to the release's ECR registry (in the private docker config) with
-    ``credentials``, or a new login from ECR when those expire within minutes or ``renew`` says
-    why they are no good any more; returns the one used."""
+    ``credentials``, or a new login from ECR when those would expire before a push could end
+    (``_renewal``) or ``renew`` says why they are no good any more; returns the one used."""
     with run.step(f"log in to {refs.registry}"):
-        if renew is not None or _expiring(credentials):
+        renew = renew or _renewal(run, credentials, request)
+        if renew is not None:
             credentials = steps.ecr_login(ecr)
+            run.login_issued = run.now()
         # The network that fails a push fails a login too: made again after a wait, as a push is
         # (one before the pushes, failed, left the image built and a re-run rebuilding it).
         for attempt, wait in enumerate((*PUSH_RETRY_SECONDS, None), 1):
@@ -843,7 +861,7 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
             _pause(wait)
     again = run.progress.logged_in is not None
     run.progress.logged_in = refs.registry
-    why = renew or "the first login was about to expire"
+    why = renew or "the login before it was no good any more"
     run.done(f"logged in to {refs.registry}{' again' if again else ''} as {credentials.username} (private docker "
              f"config){f': {why}' if again else ''}")
     return credentials
@@ -870,9 +888,9 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
 
     - the network or the registry failed in passing: after a wait (``PUSH_RETRY_SECONDS``, as
       many times as it has waits);
-    - ECR refused it because the login expired during it (the login is checked before the
-      pushes, not during them: a build of hours left it minutes, or a push of gigabytes outlived
-      it): once, after a new login.
+    - ECR refused it because the login expired during it (each push starts with a login that
+      lasts as long as a push may take, ``_renewal``, but ECR may end one sooner): once, after a
+      new login.
 
     Any other refusal (denied, an immutable tag, an invalid manifest) stands at once.
     """
@@ -881,6 +899,10 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     attempt = 0
     while True:
         attempt += 1
+        if ecr is not None and credentials is not None and (why := _renewal(run, credentials, request)) is not None:
+            # Before every push, a push made again too: a build of hours, or the pushes and
+            # waits before it, left the login less than this push may take.
+            credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=why)
         with run.step(f"push {reference}"):
             try:
                 return steps.push(docker, reference), credentials
@@ -907,7 +929,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
             continue
         assert ecr is not None and credentials is not None  # an expired login is ECR's, and this run made it
         renewed = True
-        credentials = _log_in(run, docker, ecr, refs, credentials, renew=(
+        credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=(
             f"ECR refused the push of {reference}, the login having expired during it"))
 
 
@@ -955,14 +977,14 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
         "that image)")
 
 
-def _expiring(credentials: RegistryLogin) -> bool:
-    """Whether the login expires within the next ten minutes (the pushes need it a while)."""
-    if credentials.expires_at is None:
-        return False
-    expires = credentials.expires_at
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=dt.timezone.utc)
-    return expires - dt.datetime.now(dt.timezone.utc) < dt.timedelta(minutes=10)
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _renewal(run: _Run, credentials: RegistryLogin, request: PublishRequest) -> str | None:
+    """Why ``credentials`` would not last a push (``login_renewal``) on the run's clock, or None."""
+    return login_renewal(credentials.expires_at, now=run.now(), issued=run.login_issued,
+                         push_bound=dt.timedelta(seconds=request.docker_timeout_seconds))
 
 
 def _held_digest(docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,

@@ -12,6 +12,7 @@ is ``latest`` on a repository whose tags are immutable (it could be pushed once,
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,49 @@ MAX_DOCKER_TIMEOUT_SECONDS = 24 * 3600.0
 
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+# A login is asked for again when it expires within this much, whatever the push may take.
+LOGIN_MARGIN = dt.timedelta(minutes=10)
+# A login ECR issued this recently lasts as long as a new one would: asking again gains nothing
+# (with a push bound longer than ECR's 12 hours, no login can outlast it).
+LOGIN_FRESH = dt.timedelta(minutes=1)
+
+
+def span_said(span: dt.timedelta) -> str:
+    """A span of time as the log says it: "11 h 40 min", "25 min", "40 s"."""
+    seconds = max(0, int(span.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if hours and minutes else f"{hours} h" if hours else f"{minutes} min"
+
+
+def login_renewal(expires_at: dt.datetime | None, *, now: dt.datetime, push_bound: dt.timedelta,
+                  issued: dt.datetime | None = None) -> str | None:
+    """Why a push must not start with a registry login that expires at ``expires_at`` (None: it
+    may), judged at ``now``.
+
+    A push may take ``push_bound`` (docker_timeout_seconds); ECR refuses the rest of a push whose
+    login expires during it, and the layers sent so far were sent for nothing. So a login that
+    expires before such a push could end is asked for again, unless ECR ``issued`` it moments ago
+    (a new one would expire no later) and it lasts ``LOGIN_MARGIN`` at least.
+    """
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+    left = expires_at - now
+    if left >= max(push_bound, LOGIN_MARGIN):
+        return None
+    if left >= LOGIN_MARGIN and issued is not None and now - issued < LOGIN_FRESH:
+        return None
+    if left <= dt.timedelta(0):
+        return f"the login expired {span_said(-left)} ago"
+    if left >= push_bound:
+        return f"the login expires in {span_said(left)}, within {span_said(LOGIN_MARGIN)}"
+    return (f"the login expires in {span_said(left)}, sooner than a push may take ({span_said(push_bound)}, "
+            "docker_timeout_seconds)")
 
 
 class PublishRefused(ValueError):
@@ -261,6 +305,8 @@ class PublishProgress:
     # (the digest this run tagged latest, what latest named right after): another run tagged
     # latest (or deleted it: None) while register_existing moved it, so latest is not this run's.
     latest_taken: tuple[str, str | None] | None = None
+    # The digest latest named when this run read it before moving it (None: no image, or not read).
+    latest_was: str | None = None
     logged_in: str | None = None
     steps: list[str] = field(default_factory=list)
     # A register_existing run: it builds nothing, so a version gone from the registry is not
@@ -343,6 +389,13 @@ class PublishProgress:
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"{register_existing_as_asked(self.refs)} to register its task definition without "
                     f"rebuilding{latest}")
+        if latest:
+            # latest moves last, once the release is registered: a failure there left it on the
+            # release before (or another run's image), and the release registered all the same.
+            return (f"the release is registered ({self.task_definition}), and {LATEST} does not name it: run again "
+                    f"with {register_existing_as_asked(self.refs)}, which moves {LATEST} to it and registers no "
+                    f"second revision while {self.task_definition} is the family's latest ACTIVE one (or tag "
+                    f"{self.refs.versioned} as {LATEST} in the registry by hand)")
         return "nothing is left to do"
 
     def how_to_go_on_interrupted(self) -> str:
@@ -361,6 +414,30 @@ class PublishProgress:
         else:  # push_latest=False: no latest to move
             then = " (it is pushed then, and nothing is left to run for this version)"
         return f"run again: it asks the registry first, and a version that is there is refused{then}"
+
+
+def tags_moved(progress: PublishProgress) -> str:
+    """Which tags a run that finished moved, and which it left as they were: for its log, where a
+    person reading it after a release wants to know what ``latest`` names now and since when."""
+    refs, digests = progress.refs, progress.digests
+    moved: list[str] = []
+    kept: list[str] = []
+    version = digests.get(refs.versioned)
+    if progress.existing:
+        kept.append(f"{refs.versioned} (on {version} already)")
+    else:
+        moved.append(f"{refs.versioned} to {version} (a new tag)")
+    latest = digests.get(refs.latest) if refs.latest is not None else None
+    if refs.latest is None:
+        kept.append(f"{LATEST} (push_latest=False)")
+    elif progress.latest_left is not None:
+        kept.append(f"{refs.latest} (on {progress.latest_left}, a newer release's)")
+    elif latest is not None and progress.latest_was == latest:
+        kept.append(f"{refs.latest} (on {latest} already)")
+    elif latest is not None:
+        moved.append(f"{refs.latest} from {progress.latest_was or 'no image'} to {latest}")
+    said = "tags moved: " + (", ".join(moved) or "none")
+    return said + (f"; left as they were: {', '.join(kept)}" if kept else "")
 
 
 class PublishIncomplete(PicklableError, RuntimeError):

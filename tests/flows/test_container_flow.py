@@ -328,9 +328,16 @@ def test_by_default_the_release_goes_to_ecr_with_ecrs_token_handed_to_docker_log
 # --- The ECR path end to end, with the image publisher faked (moto's ECR has no registry API) ---
 
 
-def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None):
+def registration_step(result) -> str:
+    """The step of ``result`` that says which revision the run registered (or found)."""
+    return next(s for s in result.steps if s.startswith("registered ") or "already pins" in s)
+
+
+def publish_with(aws, publisher: FakeImagePublisher, request: PublishRequest, targets=None, **options):
+    """``options``: run_publish's own (``now``, the run's clock)."""
     return in_a_flow_run("publish-with", lambda: run_publish(
-        request, lambda: (targets or aws.targets, aws.get_client), open_publisher=lambda: nullcontext(publisher)))
+        request, lambda: (targets or aws.targets, aws.get_client), open_publisher=lambda: nullcontext(publisher),
+        **options))
 
 
 class EcrBacked(FakeImagePublisher):
@@ -387,9 +394,11 @@ def test_an_ecr_release_logs_in_with_ecrs_token_pushes_both_tags_and_registers_t
 
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
 
+    # latest is not pushed: it is moved to the version's digest by ECR's API once registered.
     assert [c for c in publisher.calls if c.split()[0] in ("login", "push", "logout")] == [
-        f"login {registry}", f"push {uri}:2.0.0", f"push {uri}:latest", f"logout {registry}"]
-    assert publisher.registry == {f"{uri}:2.0.0": result.digest, f"{uri}:latest": result.digest}
+        f"login {registry}", f"push {uri}:2.0.0", f"logout {registry}"]
+    assert publisher.registry == {f"{uri}:2.0.0": result.digest}
+    assert EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("latest") == result.digest
     assert publisher.logins == {}  # logged out
     assert result.image == f"{uri}:2.0.0" and result.references == (f"{uri}:2.0.0", f"{uri}:latest")
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
@@ -408,7 +417,7 @@ def test_the_revision_pins_the_pushed_digest_so_a_moved_tag_does_not_change_what
     assert image == f"{uri}@{result.digest}" and moved != result.digest
     # People still read the version: in the result, the steps and the summary.
     assert result.image == f"{uri}:2.0.0"
-    assert f"runs {uri}:2.0.0, pinned by its digest ({image})" in result.steps[-1]
+    assert f"runs {uri}:2.0.0, pinned by its digest ({image})" in registration_step(result)
     summary = artifact_markdown("2.0.0", containing=image)
     assert f"| Image | `{uri}:2.0.0` |" in summary and f"| Pinned as | `{image}` |" in summary
 
@@ -425,7 +434,8 @@ def test_a_family_whose_revision_carries_fifty_tags_gets_its_release_registered_
                                                           include=["TAGS"])["tags"]
     assert len(tags) == 50 and "rollway:request" not in {t["key"] for t in tags}
     said = f"{base} carries 50 tags, ECS's limit per resource"
-    assert said in result.steps[-1] and "without rollway's rollway:request tag" in result.steps[-1], result.steps[-1]
+    registered = registration_step(result)
+    assert said in registered and "without rollway's rollway:request tag" in registered, registered
     warned = [r.getMessage() for r in caplog.records if said in r.getMessage()]
     assert warned and caplog.records.index(next(r for r in caplog.records if said in r.getMessage())) < next(
         i for i, r in enumerate(caplog.records) if "publish: built" in r.getMessage()), warned
@@ -507,7 +517,7 @@ def test_a_revision_registered_during_the_build_is_the_one_copied(aws, tmp_path)
 
     new = described(aws, result.task_definition)["containerDefinitions"][0]
     assert {"name": "ADDED", "value": "1"} in new["environment"] and new["image"] == result.pinned_image
-    assert f"a copy of {publisher.registered[0]}" in result.steps[-1]
+    assert f"a copy of {publisher.registered[0]}" in registration_step(result)
 
 
 def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of_the_image(aws, tmp_path):
@@ -542,7 +552,7 @@ def test_register_existing_after_a_run_that_did_register_registers_no_second_rev
     again = publish_with(aws, FakeImagePublisher(), request)
 
     assert again.task_definition == first.task_definition and revisions(aws) == after_first
-    assert "already pins" in again.steps[-1] and again.image == first.image
+    assert "already pins" in registration_step(again) and again.image == first.image
 
 
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
@@ -622,8 +632,56 @@ def test_an_archived_version_is_not_registered(aws, independent_client):
     assert revisions(aws) == before
 
 
+def publish_with_clients(aws, publisher: FakeImagePublisher, request: PublishRequest, **clients):
+    """publish_with, the flow's boto3 clients of ``clients`` (service -> client) where given."""
+    return in_a_flow_run("publish-with-clients", lambda: run_publish(
+        request, lambda: (aws.targets, lambda name: clients.get(name) or aws.get_client(name)),
+        open_publisher=lambda: nullcontext(publisher)))
+
+
 @pytest.mark.usefixtures("tokens_for_12_hours")
-def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it(aws, tmp_path):
+def test_a_release_moves_latest_only_once_registered_and_logs_which_tags_moved(aws, tmp_path, independent_client,
+                                                                               caplog):
+    """latest was pushed before the revision was registered: a registration that failed (a
+    permission, a role it passes) left latest on an image no revision runs, and a run that
+    succeeded did not say what latest named before. latest now moves last, and the run says which
+    tags it moved."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    old = put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
+    before = revisions(aws)
+
+    refused = _refusing(independent_client("ecs"), "RegisterTaskDefinition", "AccessDeniedException")
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path), ecs=refused)
+    assert ecr.image_digest("latest") == old, "latest names an image no revision runs"
+    assert revisions(aws) == before
+    assert f"{uri}:2.0.0 is pushed" in caught.value.state and "register_existing=True" in caught.value.advice
+
+    # The way on registers the version, then moves latest to it.
+    resumed = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
+    version = ecr.image_digest("2.0.0")
+    assert ecr.image_digest("latest") == version == resumed.digest
+    registered = next(i for i, s in enumerate(resumed.steps) if s.startswith("registered "))
+    moved = resumed.steps.index(f"moved {uri}:latest to {version} (ECR PutImage)")
+    assert registered < moved, resumed.steps
+    said = (f"tags moved: {uri}:latest from {old} to {version}; left as they were: {uri}:2.0.0 (on {version} "
+            "already)")
+    assert said in caplog.text, caplog.text
+
+    caplog.clear()
+    result = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.1.0", context_dir=tmp_path))
+    assert ecr.image_digest("latest") == result.digest
+    said = f"tags moved: {uri}:2.1.0 to {result.digest} (a new tag), {uri}:latest from {version} to {result.digest}"
+    assert said in caplog.text, caplog.text
+    registered = next(i for i, s in enumerate(result.steps) if s.startswith("registered "))
+    assert registered < result.steps.index(f"moved {uri}:latest to {result.digest} (ECR PutImage)"), result.steps
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_refused_latest_move_says_the_release_is_registered_and_how_to_move_latest(aws, tmp_path,
+                                                                                    independent_client):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     registry = uri.split("/", 1)[0]
@@ -634,33 +692,33 @@ def test_a_refused_latest_push_says_the_version_is_pushed_and_how_to_register_it
             handed.append((username, password.get_secret_value()))
             super().login(registry, username, password)
 
-    publisher = Watching(aws, refuse=[f"{uri}:latest"])
-    before = revisions(aws)
+    publisher = Watching(aws)
     # latest names the release before, pushed before this one.
     put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "latest", "sha256:" + "9" * 64)
+    refused = _refusing(independent_client("ecr"), "PutImage", "AccessDeniedException")
 
     with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=refused)
 
-    assert handed == [("AWS", ecr_password(aws))]  # ECR's token, decoded, reached docker login
-    assert publisher.calls[-1] == f"logout {registry}" and publisher.logins == {}  # logged out all the same
+    assert handed and set(handed) == {("AWS", ecr_password(aws))}  # ECR's token, decoded, reached docker login
+    assert f"logout {registry}" in publisher.calls and publisher.logins == {}  # logged out all the same
     message = str(caught.value)
-    assert f"push {uri}:latest failed" in message and "denied: the fake registry refuses" in message
+    assert f"move {uri}:latest to sha256:" in message and "ecr:PutImage" in message, message
     assert f"{uri}:2.0.0 is pushed (sha256:" in message and f"{uri}:latest was not pushed" in message
-    assert "no task definition was registered" in message and "register_existing=True" in message
-    assert ecr_password(aws) not in message
-    assert revisions(aws) == before
+    registered = caught.value.state.split("task definition ", 1)[1].split(" ", 1)[0]
+    assert revisions(aws)[-1] == registered
+    assert f"the release is registered ({registered}), and latest does not name it" in message, message
+    assert "register_existing=True" in message and ecr_password(aws) not in message
     stopped = artifact_markdown("2.0.0", "stopped", containing=uri)
     assert f"{uri}:2.0.0 is pushed" in stopped and "register_existing=True" in stopped
 
-    # The way on it was told: register_existing registers the version and moves latest to it,
-    # as the release's push would have (latest stayed on the release before).
+    # The way on it was told: register_existing moves latest, and registers no second revision.
     ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
     version = ecr.image_digest("2.0.0")
     assert ecr.image_digest("latest") != version
     resumed = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
     assert ecr.image_digest("latest") == version == resumed.digest
-    assert resumed.references == (f"{uri}:2.0.0", f"{uri}:latest")
+    assert resumed.references == (f"{uri}:2.0.0", f"{uri}:latest") and resumed.task_definition == registered
     assert f"moved {uri}:latest to {version} (ECR PutImage)" in resumed.steps
     # Again (a run killed after it): latest is left where it is, nothing new registered.
     again = publish_with(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True))
@@ -705,10 +763,10 @@ def test_register_existing_that_left_latest_on_a_newer_release_and_failed_says_l
             lambda: (aws.targets, lambda service: ecs if service == "ecs" else aws.get_client(service)),
             open_publisher=lambda: nullcontext(FakeImagePublisher())))
 
+    # latest moves only once the revision is registered: it was not touched, and names the newer release.
     message = str(caught.value)
-    assert f"{uri}:latest was left on {newer}, a newer release's" in message, message
-    assert "register_existing=True" in message and "register_existing moves it" not in message, message
-    assert f"{uri}:latest was not pushed" not in message, message
+    assert EcrRepository(ecr, aws.targets).image_digest("latest") == newer
+    assert "register_existing=True" in message and f"{uri}:latest is pushed" not in message, message
 
 
 def test_register_existing_decides_and_reports_latest_from_one_read(aws, independent_client):
@@ -885,25 +943,24 @@ def test_a_push_failing_with_no_message_says_the_exception_and_where(aws, tmp_pa
     assert said in artifact_markdown("2.0.1", "stopped")
 
 
-def test_latest_pushed_as_another_runs_image_is_not_reported_as_this_release(aws, tmp_path):
+def test_latest_is_moved_to_this_releases_digest_whatever_the_daemons_local_latest_names(aws, tmp_path):
     # Two runs on one docker daemon share its local tags: the other run tags <repo>:latest with its
-    # image between this run's tag and push, so this run's `docker push :latest` moves latest to
-    # the other run's image (a version that may never be pushed). It must not end as a success.
+    # image between this run's tag and push, and this run's `docker push :latest` moved latest to
+    # the other run's image. latest is now moved by ECR's API to the digest this run pushed and
+    # registered: the daemon's local latest is never pushed.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
 
     class SharedDaemon(EcrBacked):
         def push(self, reference):
-            if reference.endswith(":latest"):
-                self.images[reference] = "sha256:" + "3" * 64  # the other run's `docker tag`
+            self.images[f"{uri}:latest"] = "sha256:" + "3" * 64  # the other run's `docker tag`
             return super().push(reference)
 
-    before = revisions(aws)
-    with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, SharedDaemon(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
-    message = str(caught.value)
-    assert f"{uri}:latest" in message and "another" in message and "register_existing=True" in message
-    assert revisions(aws) == before
+    publisher = SharedDaemon(aws)
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+    assert EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("latest") == result.digest
+    assert f"push {uri}:latest" not in publisher.calls
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
 
 
 @pytest.mark.parametrize("push_latest", [True, False])
@@ -988,32 +1045,19 @@ def test_a_repository_name_with_a_dot_in_its_first_component_is_published_not_ta
                          ).image_digest("2.0.0") == result.digest
 
 
-def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path):
-    # register_task_definition=False (push only): when latest's push is refused, the way on is to
-    # push latest, not "run again with register_existing=True" (which registers a revision).
+def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, tmp_path, independent_client):
+    # register_task_definition=False (push only): when latest's move is refused, the way on is to
+    # move latest, not "run again with register_existing=True" (which registers a revision).
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
+    refused = _refusing(independent_client("ecr"), "PutImage", "AccessDeniedException")
     with pytest.raises(PublishIncomplete) as caught:
-        publish_with(aws, EcrBacked(aws, refuse=[f"{uri}:latest"]),
-                     PublishRequest(version="2.0.0", context_dir=tmp_path, register_task_definition=False))
+        publish_with_clients(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path,
+                                                                 register_task_definition=False), ecr=refused)
     message = str(caught.value)
     assert f"{uri}:2.0.0 is pushed" in message
     assert "register_existing" not in message and "task definition" not in message
     assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
-
-
-def test_a_login_about_to_expire_is_asked_for_again_before_docker_login():
-    # The token is asked for before the build; a build of hours can outlive it (ECR: 12 hours).
-    import datetime as dt
-
-    from rollway.aws.ecr import RegistryLogin
-
-    now = dt.datetime.now(dt.timezone.utc)
-    login = {"registry": "r.example.com", "username": "AWS", "password": "p"}
-    assert flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(minutes=5)))
-    assert flows_container._expiring(RegistryLogin(**login, expires_at=now - dt.timedelta(hours=1)))
-    assert not flows_container._expiring(RegistryLogin(**login, expires_at=now + dt.timedelta(hours=11)))
-    assert not flows_container._expiring(RegistryLogin(**login))
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
@@ -1115,7 +1159,8 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
         def now(cls, tz=None):
             return dt.datetime.now(tz) + built[0]
 
-    def record(parsed, **_):
+    def record(parsed, **_):  # good for 12 hours on the run's clock
+        parsed["authorizationData"][0]["expiresAt"] = Clock.now(dt.timezone.utc) + dt.timedelta(hours=12)
         answers.append(base64.b64decode(parsed["authorizationData"][0]["authorizationToken"]).decode().split(":", 1)[1])
 
     class LongBuild(PullsItsBase):
@@ -1136,23 +1181,90 @@ def test_a_login_that_expires_during_the_build_is_asked_for_again_before_the_pus
     logins = [i for i, c in enumerate(publisher.calls) if c == f"login {registry}"]
     pushes = [i for i, c in enumerate(publisher.calls) if c.startswith("push ")]
     assert logins[0] < publisher.calls.index(f"build {tmp_path}") < logins[1] < pushes[0]
-    assert (f"logged in to {registry} again as AWS (private docker config): the first login was about to expire"
-            in result.steps)
+    again = [s for s in result.steps if s.startswith(f"logged in to {registry} again as AWS (private docker config): "
+                                                     "the login expires in ")]
+    assert again and again[0].endswith("sooner than a push may take (30 min, docker_timeout_seconds)"), result.steps
     assert result.task_definition is not None
 
 
 EXPIRED = "denied: Your authorization token has expired. Reauthenticate and try again."
 
 
+@pytest.mark.parametrize("built_hours, pushes", [
+    # The build leaves the login 20 minutes, fewer than the 30 a push may take (docker_timeout_seconds).
+    (11 + 40 / 60, [("ok", 25)]),
+    # The login has 55 minutes when the push starts; it fails in passing after 35, and the push
+    # made again after the wait (20 minutes left) may take 30.
+    (11 + 5 / 60, [("reset", 35), ("ok", 25)]),
+])
+def test_every_push_and_each_push_again_starts_with_a_login_good_for_as_long_as_a_push_may_take(
+        aws, tmp_path, monkeypatch, built_hours, pushes):
+    """The login was checked once, before the pushes, against ten minutes: a push began with a
+    login that expired before it could end (ECR refused the rest of it, gigabytes sent for
+    nothing), and a push made again after a failure in passing was not checked at all. Each push
+    and each push made again now starts with a login that lasts as long as the push may take, on
+    the run's clock (``now``)."""
+    import datetime as dt
+
+    from rollway.toolchain.docker import PushRefused
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    clock = [dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)]
+    expiry: dict[str, dt.datetime] = {}  # token -> when ECR stops taking it
+    left: list[dt.timedelta] = []  # what the login had left as each push began
+
+    def twelve_hours(parsed, **_):  # as ECR gives them, on the run's clock, each its own
+        data = parsed["authorizationData"][0]
+        password = f"token-{len(expiry) + 1}"
+        data["authorizationToken"] = base64.b64encode(f"AWS:{password}".encode()).decode()
+        data["expiresAt"] = expiry[password] = clock[0] + dt.timedelta(hours=12)
+
+    class TakesItsTime(EcrBacked):
+        expires: dt.datetime
+
+        def login(self, registry, username, password):
+            super().login(registry, username, password)
+            self.expires = expiry[password.get_secret_value()]
+
+        def build(self, context_dir, **kwargs):
+            image = super().build(context_dir, **kwargs)
+            clock[0] += dt.timedelta(hours=built_hours)
+            return image
+
+        def push(self, reference):
+            left.append(self.expires - clock[0])
+            how, minutes = (pushes.pop(0) if pushes else ("ok", 25)) if reference.endswith(":2.0.0") else ("ok", 1)
+            clock[0] += dt.timedelta(minutes=minutes)
+            self.calls.append(f"push {reference}")
+            if clock[0] >= self.expires:
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", EXPIRED])
+            if how == "reset":
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+            self.calls.pop()
+            return super().push(reference)
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher = TakesItsTime(aws)
+    request = PublishRequest(version="2.0.0", context_dir=tmp_path, docker_timeout_seconds=1800)
+    with on_operation(aws.get_client("ecr"), "after-call", twelve_hours, operation="GetAuthorizationToken"):
+        result = publish_with(aws, publisher, request, now=lambda: clock[0])
+
+    assert all(t >= dt.timedelta(minutes=30) for t in left), left
+    assert not any("login having expired" in s for s in result.steps), result.steps
+    assert any("sooner than a push may take (30 min, docker_timeout_seconds)" in s for s in result.steps), result.steps
+    assert publisher.registry[f"{uri}:2.0.0"] == result.digest and result.task_definition is not None
+
+
 @pytest.mark.parametrize("refused, minutes, retried", [
-    ("2.0.0", (30, 30, 1), True),  # the version's push outlives the login
-    ("latest", (5, 30, 1), True),  # latest's does, after the version's
+    ("2.0.0", (45, 30), True),  # the version's push outlives the login
     ("2.0.0", (1,), False),  # refused for another reason: not pushed again
 ])
 def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_after_a_new_login(
         aws, tmp_path, monkeypatch, watch_calls, refused, minutes, retried):
-    """The login is asked for before the build, and checked again only before the pushes: a
-    build of hours left it minutes, and a push of gigabytes outlived them. ECR refused the rest
+    """The login is asked for before the build, and checked again before each push against how
+    long a push may take (docker_timeout_seconds), but a push of gigabytes can outlive that. ECR refused the rest
     of the push ("authorization token has expired"), and the run stopped with the image built
     and nothing (or only the version) pushed. It logs in again and pushes once more, docker
     sending only the layers not there yet; any other refusal stands."""
@@ -1198,7 +1310,8 @@ def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_
 
         def build(self, context_dir, **kwargs):
             image = super().build(context_dir, **kwargs)
-            moved[0] += dt.timedelta(hours=11, minutes=40)  # 20 minutes left: no new login before the pushes
+            # 40 minutes left, more than a push may take (30): no new login before the pushes
+            moved[0] += dt.timedelta(hours=11, minutes=20)
             return image
 
         def push(self, reference):
@@ -1231,11 +1344,10 @@ def test_a_push_ecr_refuses_because_its_login_expired_during_it_is_pushed_again_
     assert publisher.passwords == list(expiry), "the push was tried again with the login ECR refused"
     again = f"{uri}:{refused}"
     assert [c for c in publisher.calls if c.split()[0] in ("login", "push")] == [
-        f"login {registry}", *([f"push {uri}:2.0.0"] if refused == "latest" else []), f"push {again}",
-        f"login {registry}", f"push {again}", *([f"push {uri}:latest"] if refused != "latest" else [])]
+        f"login {registry}", f"push {again}", f"login {registry}", f"push {again}"]
     assert (f"logged in to {registry} again as AWS (private docker config): ECR refused the push of {again}, "
             "the login having expired during it" in result.steps), result.steps
-    assert publisher.registry[f"{uri}:latest"] == publisher.registry[f"{uri}:2.0.0"] == result.digest
+    assert publisher.registry[f"{uri}:2.0.0"] == result.digest
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
 
 # What docker push prints when the network or the registry fails in passing (after its own
@@ -1262,7 +1374,7 @@ def test_a_push_the_network_failed_in_passing_is_pushed_again_after_a_wait_and_s
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     waited: list[float] = []
-    failing = {f"{uri}:2.0.0": 2, f"{uri}:latest": 1}  # how many times each push fails first
+    failing = {f"{uri}:2.0.0": 2}  # how many times the push fails first
 
     class Flaky(EcrBacked):
         def push(self, reference):
@@ -1277,10 +1389,10 @@ def test_a_push_the_network_failed_in_passing_is_pushed_again_after_a_wait_and_s
     publisher = Flaky(aws)
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
 
-    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 3 + [f"push {uri}:latest"] * 2
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 3
     first, second = flows_container.PUSH_RETRY_SECONDS[:2]
-    assert waited == [first, second, first]  # each push's waits start again from the first
-    assert publisher.registry[f"{uri}:latest"] == publisher.registry[f"{uri}:2.0.0"] == result.digest
+    assert waited == [first, second]
+    assert publisher.registry[f"{uri}:2.0.0"] == result.digest
     again = [s for s in result.steps if s.startswith("push of ")]
     assert again[0] == (f"push of {uri}:2.0.0 failed for a reason that passes ({said}); pushing it again in "
                         f"{first:g} s (attempt 2 of {len(flows_container.PUSH_RETRY_SECONDS) + 1})"), result.steps
@@ -1501,43 +1613,49 @@ def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_t
     assert revisions(aws)[-1] == publisher.registered[0]
 
 
-class InterruptedAtLatest(EcrBacked):
-    """Ctrl-C (or a cancel from the UI) during the push of latest, the version pushed."""
+@contextmanager
+def interrupted_at_latest(aws):
+    """Ctrl-C (or a cancel from the UI) while latest is moved (ECR PutImage), the version pushed."""
+    from tests.botocore_events import on_operation
 
-    def push(self, reference):
-        if reference.endswith(":latest"):
+    def interrupt(params, **_):
+        if params.get("imageTag") == "latest":
             raise KeyboardInterrupt
-        return super().push(reference)
+
+    with on_operation(aws.get_client("ecr"), "before-parameter-build", interrupt, operation="PutImage"):
+        yield
 
 
-def test_a_run_interrupted_during_the_push_says_where_it_stands_and_logs_out(aws, tmp_path, caplog):
-    # Ctrl-C (or a cancel from the UI, Prefect's TerminationSignal) during `docker push`: the run
-    # used to stop with no word of where it stood, and the key's newest artifact was still an
-    # earlier release's.
+def test_a_run_interrupted_while_latest_moves_says_where_it_stands_and_logs_out(aws, tmp_path, caplog):
+    # Ctrl-C (or a cancel from the UI, Prefect's TerminationSignal) during a step: the run used to
+    # stop with no word of where it stood, and the key's newest artifact was still an earlier
+    # release's.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
 
-    publisher = InterruptedAtLatest(aws)
-    with pytest.raises(KeyboardInterrupt):
+    publisher = EcrBacked(aws)
+    with interrupted_at_latest(aws), pytest.raises(KeyboardInterrupt):
         publish_with(aws, publisher, PublishRequest(version="2.7.0", context_dir=tmp_path))
 
     assert publisher.calls[-1].startswith("logout ") and publisher.logins == {}
     said = [r.getMessage() for r in caplog.records if "interrupted during" in r.getMessage()]
-    assert said and f"push {uri}:latest" in said[0] and f"{uri}:2.7.0 is pushed" in said[0], caplog.text
+    assert said and f"move {uri}:latest" in said[0] and f"{uri}:2.7.0 is pushed" in said[0], caplog.text
     stopped = artifact_markdown("2.7.0", "stopped", containing=uri)
-    assert f"push {uri}:latest was interrupted" in stopped and "it may have finished" in stopped
-    assert f"{uri}:2.7.0 is pushed" in stopped and "register_existing=True" in stopped
+    assert f"move {uri}:latest to sha256:" in stopped and "was interrupted" in stopped, stopped
+    assert "it may have finished" in stopped
+    assert f"{uri}:2.7.0 is pushed" in stopped and "task definition arn:" in stopped, stopped
+    assert "register_existing=True" in stopped
 
 
-def test_a_push_only_run_interrupted_during_the_push_is_not_told_to_go_on_by_registering(aws, tmp_path):
+def test_a_push_only_run_interrupted_while_latest_moves_is_not_told_to_go_on_by_registering(aws, tmp_path):
     # register_task_definition=False: register_existing=True registers a revision the run was
     # never to register (and refuses a run without register_task_definition).
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
 
-    with pytest.raises(KeyboardInterrupt):
-        publish_with(aws, InterruptedAtLatest(aws), PublishRequest(version="2.7.1", context_dir=tmp_path,
-                                                                    register_task_definition=False))
+    with interrupted_at_latest(aws), pytest.raises(KeyboardInterrupt):
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.7.1", context_dir=tmp_path,
+                                                         register_task_definition=False))
 
     stopped = artifact_markdown("2.7.1", "stopped", containing=uri)
     assert f"{uri}:2.7.1 is pushed" in stopped, stopped
@@ -1566,7 +1684,7 @@ def test_a_permission_aws_refuses_after_the_push_is_named_and_the_run_says_the_i
     class RefusedOncePushed(EcrBacked):
         def push(self, reference):
             digest = super().push(reference)
-            if reference.endswith(":latest"):  # the role loses the permission once everything is pushed
+            if reference.endswith(":2.9.0"):  # the role loses the permission once the version is pushed
                 def refuse(**_):
                     return SimpleNamespace(status_code=400, headers={}), {
                         "Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {}}
@@ -1652,7 +1770,7 @@ def test_a_run_interrupted_between_its_last_push_and_registering_says_what_is_pu
 
     assert revisions(aws) == before
     stopped = artifact_markdown("2.9.3", "stopped")
-    assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest is pushed" in stopped, stopped
+    assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest was not pushed" in stopped, stopped
     assert "no task definition was registered" in stopped and "register_existing=True" in stopped, stopped
 
 

@@ -114,3 +114,35 @@ def test_latest_another_run_tagged_is_said_with_what_a_re_run_does_on_ecr_and_on
         advice = progress.how_to_go_on()
         assert "register_existing=True" in advice and "the re-run reads it again" in advice, advice
         assert ("unless ECR says" in advice) is checked, advice
+
+
+def test_a_login_is_renewed_when_it_would_expire_before_a_push_could_end():
+    import datetime as dt
+
+
+    from rollway.publish import login_renewal
+
+    now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+    half_hour = dt.timedelta(minutes=30)
+
+    def renewal(left: dt.timedelta, bound: dt.timedelta = half_hour, issued_ago: dt.timedelta | None = None):
+        return login_renewal(now + left, now=now, push_bound=bound,
+                             issued=None if issued_ago is None else now - issued_ago)
+
+    assert renewal(dt.timedelta(hours=11)) is None
+    assert renewal(half_hour) is None  # lasts exactly as long as a push may take
+    assert renewal(dt.timedelta(minutes=20)) == ("the login expires in 20 min, sooner than a push may take "
+                                                 "(30 min, docker_timeout_seconds)")
+    assert renewal(-dt.timedelta(hours=1)) == "the login expired 1 h ago"
+    # A push bound shorter than the margin: still renewed within ten minutes of expiry.
+    assert (renewal(dt.timedelta(minutes=5), bound=dt.timedelta(minutes=1))
+            == "the login expires in 5 min, within 10 min")
+    # A push may take longer than any login lasts (ECR's 12 hours): one issued moments ago is
+    # not asked for again before every push, it would expire no later.
+    assert renewal(dt.timedelta(hours=12), bound=dt.timedelta(hours=24), issued_ago=dt.timedelta(seconds=5)) is None
+    assert renewal(dt.timedelta(hours=10), bound=dt.timedelta(hours=24), issued_ago=dt.timedelta(hours=2)) is not None
+    # A login with no expiry (another registry's) is never asked for again; a naive one is UTC.
+    assert login_renewal(None, now=now, push_bound=half_hour) is None
+    assert login_renewal((now + dt.timedelta(minutes=5)).replace(tzinfo=None), now=now, push_bound=half_hour)
+    # One ECR issued moments ago that expires within minutes all the same is asked for again.
+    assert renewal(dt.timedelta(minutes=5), issued_ago=dt.timedelta(seconds=1)) is not None
