@@ -11,8 +11,8 @@ In order, each step logged and recorded:
    finalizes at once would each act and page), then record ``finalize-start`` in the ledger;
 3. point the stable service at the promoted task definition with the capacity to carry all
    traffic, and wait until it is steady with healthy targets: until then the canary serves
-   everything, as before (a promoted revision deregistered since, which ECS points no service
-   at, is found before any write, and the stable service takes an identical copy of it: the
+   everything, as before (a promoted revision deregistered, or deleted, since, which ECS points
+   no service at, is found before any write, and the stable service takes an identical copy of it: the
    copy is registered under the lease and named in ``finalize-start``);
 4. send 100 % to stable and read it back: both services run the same version now, so users
    see no change whichever one a request reaches;
@@ -445,7 +445,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     # A finalize of this rollout that began and did not finish: a write it gave up on may have
     # landed after it stopped, and what AWS shows now says whether it did.
     earlier = record.last_transition(START) if finalize_unfinished(record) else None
-    # ECS points no service at a deregistered (INACTIVE) revision: one deregistered since the
+    # ECS points no service at a deregistered (INACTIVE) or deleted revision: one deregistered since the
     # promotion (a clean-up script; the canary keeps running it) stopped every finalize at its
     # UpdateService, and an unfinished finalize holds up the next rollout. Read before any write.
     stand_in = None
@@ -518,36 +518,47 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
-class _StandIn:
-    """What the stable service takes instead of a promoted revision deregistered since: an
-    identical copy of it, registered already (``revision``) or to be registered (None)."""
+# ECS points no service at these: deregistered, or deleted (DeleteTaskDefinitions after the
+# deregistration) and kept, read-only, while a service or task still runs it.
+_NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
 
-    def __init__(self, promoted: str, revision: str | None) -> None:
-        self.promoted, self.revision = promoted, revision
+
+class _StandIn:
+    """What the stable service takes instead of a promoted revision deregistered (or deleted)
+    since: an identical copy of it, registered already (``revision``) or to be registered (None)."""
+
+    def __init__(self, promoted: str, revision: str | None, status: str = "INACTIVE") -> None:
+        self.promoted, self.revision, self.status = promoted, revision, status
+
+    def gone(self) -> str:
+        """What became of the promoted revision: deregistered (INACTIVE), or deleted (DELETE_IN_PROGRESS)."""
+        return f"{_NOT_TAKEN[self.status]} ({self.status})"
 
     def why(self) -> str:
-        return (f"{self.promoted} was deregistered (INACTIVE) since the promotion, and ECS points no service at an "
-                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers and image "
+        return (f"{self.promoted} was {self.gone()} since the promotion, and ECS points no service at "
+                f"such a revision: {self.revision} is an identical copy of it (the same containers and image "
                 "references, roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
                 "so what users get does not change")
 
 
 def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T], *,
               earlier: Transition | None = None) -> _StandIn | None:
-    """None while ``td`` is ACTIVE; else the copy the stable service takes (one registered by an
-    earlier finalize: the one its ``earlier`` start names while ACTIVE, else found by its tag;
-    else one to register). A deployer that cannot tell (the fakes) keeps ``td``."""
+    """None while ``td`` is ACTIVE; else (INACTIVE, or DELETE_IN_PROGRESS) the copy the stable
+    service takes (one registered by an earlier finalize: the one its ``earlier`` start names
+    while ACTIVE, else found by its tag; else one to register). A deployer that cannot tell (the
+    fakes) keeps ``td``."""
     if not hasattr(deployer, "revision_status"):
         return None
-    if read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td)) != "INACTIVE":
+    status = read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td))
+    if status not in _NOT_TAKEN:
         return None
     # The tag is searched among the family's newest revisions only, and a copy of a revision
     # carrying 50 tags has none: the start that recorded the copy names it whatever came since.
     recorded = earlier.stable_task_definition if earlier is not None else None
     if recorded and read(f"ECS (task definition {recorded!r})",
                          lambda: deployer.revision_status(recorded)) == "ACTIVE":
-        return _StandIn(td, recorded)
-    return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)))
+        return _StandIn(td, recorded, status)
+    return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)), status)
 
 
 def _which(rollout_id: str | None) -> str:
@@ -599,7 +610,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     if stand_in is not None and stand_in.revision is None:
         # Under the lease, before the ledger says the stable service takes it: a run stopped
         # between the two finds this copy again by its tag rather than registering another.
-        with progress.trying(f"register a copy of {promoted}, which was deregistered (INACTIVE)",
+        with progress.trying(f"register a copy of {promoted}, which was {stand_in.gone()}",
                              f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of "
                              f"the traffic on {promoted}."):
             stand_in.revision = _written(f"ECS (RegisterTaskDefinition, a copy of {promoted!r})", write_seconds,
