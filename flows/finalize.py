@@ -412,8 +412,12 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "done" and unrecorded:
         # Without a record, AWS alone cannot tell a finalized promotion from a rolled-back one,
         # or from a service no promotion ever reached: say what it shows, claim nothing more.
+        # The stable service may run a copy of the canary's revision (registered because that one
+        # was deregistered): two task definitions, one version.
+        on = ("the same task definition" if same_revision(td, canary.task_definition)
+              else f"{canary.task_definition}, of which {td} is an identical copy")
         progress.done(f"nothing to finalize: {t.stable_service} runs {td} and carries {live.stable}% of the "
-                      f"traffic, {t.canary_service} is at 0 tasks on the same task definition")
+                      f"traffic, {t.canary_service} is at 0 tasks on {on}")
         return FinalizeResult(outcome="nothing_to_finalize", rollout_id=None, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                               canary_desired=0,

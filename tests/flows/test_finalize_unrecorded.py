@@ -242,7 +242,7 @@ def unrecorded_on(env):
 
 @pytest.mark.parametrize("deregistered", [False, True], ids=["promoted", "promoted-deregistered-since"])
 def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(
-        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered):
+        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered, capsys):
     env, release, _ = promote_by_hand(aws)
     if deregistered:  # the stable service takes an identical copy of it
         aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
@@ -263,7 +263,22 @@ def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_t
     assert again.task_definition == stable.task_definition
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
     assert ecs_refuses_inactive_revisions == []
-    assert unrecorded_on(env).outcome == "nothing_to_finalize"
+    nothing = unrecorded_on(env)
+    assert nothing.outcome == "nothing_to_finalize"
+    # The canary runs the promoted revision, the stable service its copy: not "the same task definition".
+    t = aws.targets
+    found = (f"{t.canary_service} is at 0 tasks on {release}, of which {stable.task_definition} is an identical copy"
+             if deregistered else f"{t.canary_service} is at 0 tasks on the same task definition")
+    assert found in nothing.steps[-1], nothing.steps
+    if deregistered:  # and the command's closing line says it so
+        from rollway.cli import app
+
+        blocks = saved_blocks(aws)
+        options = ["--unrecorded", "--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+        assert app(["finalize", *options], result_action="return_value") == 0
+        closing = capsys.readouterr().out.strip().splitlines()[-1]
+        assert closing.startswith("nothing to finalize: ") and found in closing, closing
+        assert "same task definition" not in closing, closing
 
 
 def test_unrecorded_plans_from_what_aws_shows():
