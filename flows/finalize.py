@@ -720,7 +720,11 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         # A lost answer that moved the traffic all the same is read back rather than failing the
         # finalize (one that did not land fails it, and a re-run sends it again).
         try:
-            weights = set_and_verify(env, ALL_STABLE, verify_timeout_seconds)
+            # Under the lease, as every other write: sent after it lapsed, it moved the traffic of a
+            # rollout another finalize may have taken over meanwhile.
+            weights = _written(f"Elastic Load Balancing (ModifyRule, the traffic to {ALL_STABLE} stable/canary)",
+                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds),
+                               lease=_under(env, record))
         except WeightMismatch as err:
             raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err
     progress.done(f"traffic moved: the load balancer holds {weights} (stable/canary), read back")

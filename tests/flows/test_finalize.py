@@ -25,7 +25,7 @@ from rollway.aws.ledger import DynamoLedger
 from rollway.clock import ClockSettings
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
-from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.sim.topology import put_release_image
@@ -1274,7 +1274,8 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
     assert "finalize stops rather than wait past it, when another finalize may take the rollout over" in said, said
     assert env.router.weights == ALL_STABLE
 
-    # Lapsed before the write: not sent at all.
+    # Lapsed before the traffic move: the load balancer is not written (it was, by a run whose lease
+    # another finalize may have taken over), and the canary keeps serving.
     env, release = promoted_on_fakes()
     real_wait = env.deployer.wait_stable
 
@@ -1286,8 +1287,28 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
     with pytest.raises(FinalizeIncomplete) as stopped:
         finalize_bounded(env)
     said = str(stopped.value)
+    assert ("finalize stopped while it tried to move the traffic to the stable target group: Unanswered: Elastic Load "
+            "Balancing (ModifyRule, the traffic to 100/0 stable/canary) was not sent: this run's lease of the rollout "
+            "lapsed at ") in said, said
+    assert env.router.weights == ALL_CANARY, "the traffic was moved after the lease lapsed"
+    assert env.deployer.describe(t.canary_service).desired == 4
+
+    # Lapsed after it: the canary's scale-down is not sent.
+    env, release = promoted_on_fakes()
+    real_set = env.router.set_weights
+
+    def then_past_the_lease(weights):
+        moved = real_set(weights)
+        env.clock.sleep(30 + 300 + 0.3 + 1.0)
+        return moved
+
+    env.router.set_weights = then_past_the_lease
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env)
+    said = str(stopped.value)
     assert (f"ECS (UpdateService on {t.canary_service!r}) was not sent: this run's lease of the rollout lapsed at "
             in said), said
+    assert env.router.weights == ALL_STABLE
     assert env.deployer.describe(t.canary_service).desired == 4, "the canary was scaled down after the lease lapsed"
 
 
@@ -1414,3 +1435,4 @@ def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws
     start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
     assert start.stable_task_definition == copy
     assert f"{release} was deleted (DELETE_IN_PROGRESS)" in start.comment, start.comment
+
