@@ -312,11 +312,20 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     """Why this finalize leaves the rollout alone: who holds its lease, and until when."""
     current = _newest(env, ledger_seconds) or record
     start = current.last_transition(START) if finalize_unfinished(current) else None
-    who = f"a finalize by {start.actor} ({current.owner})" if start is not None else str(current.owner)
     until = utc(current.lease_expires)
+    lease = f"whose lease runs until {until} ({max(current.lease_expires - env.wall(), 0):.0f} s from now)"
+    which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
+    if start is None:
+        # Not a finalize: the rollout's own run (its window's watch, a decommission), or a rollback.
+        # One that died holds the lease until it lapses, and there is nothing of a finalize to carry on.
+        last = current.history[-1] if current.history else None
+        newest = f" (its newest entry: {last.kind!r} at {utc(last.at)} by {last.actor})" if last else ""
+        return (f"{which} is held by {current.owner}, a run of the rollout, not a finalize{newest}, {lease}: "
+                "finalize does not act on a rollout another run holds. If that run is still going (`rollway status` "
+                "shows the holder), let it end: a run gives its lease back as it ends. If it died, run finalize "
+                f"again after {until}, when its lease has lapsed. Nothing was changed")
     return (
-        f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)} is held by {who}, whose lease runs until {until} "
-        f"({max(current.lease_expires - env.wall(), 0):.0f} s from now): that run is acting on it, and two "
+        f"{which} is held by a finalize by {start.actor} ({current.owner}), {lease}: that run is acting on it, and two "
         "finalizes at once would each move the services and the traffic and tell people twice. Let it finish "
         f"(`rollway status` shows the holder); if its process was killed, run finalize again after {until}: it "
         "carries on from where that run stopped. Nothing was changed"

@@ -1436,3 +1436,23 @@ def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws
     assert start.stable_task_definition == copy
     assert f"{release} was deleted (DELETE_IN_PROGRESS)" in start.comment, start.comment
 
+
+def test_a_rollout_held_by_its_own_run_that_died_after_the_decommission_says_what_to_do():
+    """The rollout's run recorded the decommission and died holding its lease: finalize said a
+    finalize held it ("two finalizes at once would each move the services") and that running
+    again "carries on from where that run stopped", which no finalize had begun."""
+    env, release = promoted_on_fakes()
+    t = env.targets
+    held = env.ledger.acquire(t.canary_service, owner="flow-run/4f2a", now=env.clock.now(), lease_seconds=600,
+                              wall=env.wall())
+    until = utc(held.lease_expires)
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_on(env)
+    said = str(refused.value)
+    assert ("is held by flow-run/4f2a, a run of the rollout, not a finalize (its newest entry: 'decommission' at "
+            in said), said
+    assert "two finalizes" not in said and "carries on from where" not in said, said
+    assert (f"If that run is still going (`rollway status` shows the holder), let it end: a run gives its lease back "
+            f"as it ends. If it died, run finalize again after {until}, when its lease has lapsed. Nothing was "
+            "changed") in said, said
+    assert env.router.weights == ALL_CANARY and env.deployer.describe(t.stable_service).desired == 0
