@@ -162,6 +162,29 @@ def test_the_canary_flow_does_not_finalize_a_canary_changed_during_its_window(aw
     assert rollback_runs() == rollbacks, "no rollback was started"
 
 
+def test_the_canary_flow_does_not_finalize_while_a_finalize_run_of_the_service_has_not_ended(aws):
+    """`rollway finalize --unrecorded` (or the finalize deployment) started while the run watched
+    its window: the in-run finalize looked for no such run, and both moved the services and the
+    traffic and told people twice. It refuses, as that flow does, and the promotion stands."""
+    blocks = saved_blocks(aws)
+    rollbacks = rollback_runs()
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        with get_client(sync_client=True) as client:
+            other = client.create_flow_run(finalize, parameters={"targets_block": blocks, "unrecorded": True},
+                                           state=Running())
+            try:
+                with pytest.raises(FinalizeRefused) as refused:
+                    canary_flow(env, image, blocks, finalize=True)
+            finally:
+                client.set_flow_run_state(other.id, Cancelled(message="test over"), force=True)
+    said = str(refused.value)
+    assert "another run of the `finalize` flow on webordinary-edit-service-canary has not ended: " in said, said
+    assert str(other.id) in said and UNRECORDED in said, said
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_CANARY and canary_service.desired >= 1, "the canary still serves everything"
+    assert rollback_runs() == rollbacks, "no rollback was started"
+
+
 class ProcessDied(BaseException):
     """Stands for the run's process dying: Prefect reports a run that raised it as Crashed."""
 
