@@ -423,10 +423,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # or from a service no promotion ever reached: say what it shows, claim nothing more.
         # The stable service may run a copy of the canary's revision (registered because that one
         # was deregistered): two task definitions, one version.
-        on = ("the same task definition" if same_revision(td, canary.task_definition)
-              else f"{canary.task_definition}, of which {td} is an identical copy")
         progress.done(f"nothing to finalize: {t.stable_service} runs {td} and carries {live.stable}% of the "
-                      f"traffic, {t.canary_service} is at 0 tasks on {on}")
+                      f"traffic, {t.canary_service} is at 0 tasks on {_alike(canary.task_definition, td)}")
         return FinalizeResult(outcome="nothing_to_finalize", rollout_id=None, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                               canary_desired=0,
@@ -515,7 +513,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
-                f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
+                f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
+                "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{repeat}",
             ), lease=_under(env, held))
         progress.done("notified")
@@ -534,6 +533,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
 # ECS points no service at these: deregistered, or deleted (DeleteTaskDefinitions after the
 # deregistration) and kept, read-only, while a service or task still runs it.
 _NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
+
+
+def _alike(canary: str, stable: str) -> str:
+    """What the idle canary runs, beside the stable service's ``stable``: "the same task definition",
+    or the promoted revision the stable service runs an identical copy of (``_StandIn``)."""
+    return ("the same task definition" if same_revision(canary, stable)
+            else f"{canary}, of which {stable} is an identical copy")
 
 
 class _StandIn:

@@ -358,6 +358,7 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     # A clean-up deregistered the promoted revision; the canary keeps running it, ECS refuses it for a service.
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    url = inbox(aws)
     made = {service: watch_calls(aws.get_client(service)) for service in ("ecs", "elbv2", "dynamodb", "sns")}
     sent: list[dict] = []
 
@@ -378,6 +379,9 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     old, new = (ecs.describe_task_definition(taskDefinition=td)["taskDefinition"] for td in (release, copy))
     assert new["status"] == "ACTIVE" and new["containerDefinitions"] == old["containerDefinitions"]
     assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
+    # The notice says what each service runs: the canary the original, the stable service its copy.
+    told = notice(aws, url, f"Finalized: {aws.targets.stable_service}")
+    assert f"{aws.targets.canary_service} is at 0 tasks on {release}, of which {copy} is an identical copy" in told, told
     start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
     assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
     # The release names its image by tag (2.0.0), as the copy does: no digest is pinned to claim.
