@@ -1358,33 +1358,21 @@ def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it
     assert took < 3, took
 
 
-def test_a_finalize_resumed_after_many_registrations_takes_the_copy_its_start_recorded(
-        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
-    # The copy's tag is searched among the family's newest revisions only; the ledger names it for good.
+@pytest.mark.parametrize("stopped_at", ["point-stable", "record-start"])
+def test_a_finalize_resumed_after_many_registrations_takes_the_copy_the_stopped_run_registered(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once, stopped_at):
+    # Eleven revisions (CI's builds) registered in the family since the copy. Stopped after its start
+    # named the copy, the ledger finds it; stopped between the copy's registration and that start,
+    # its tag does, among every revision registered since (the newest ten only, it registered another).
     env, release, previous = promote_by_hand(aws, "start", "promote", "decommission")
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     stable_name = aws.targets.stable_service
-    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
-                        when=lambda params: params.get("service") == stable_name)
-    (copy,) = set(active_revisions(aws, release)) - {previous}
-    deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
-    others = [deployer.register_revision(f"{aws.topology.repository_uri}:2.0.{i}", previous) for i in range(1, 11)]
-
-    again = finalize_on(env)
-
-    assert again.outcome == "finalized" and ecs_refuses_inactive_revisions == []
-    assert read_back(aws)[1].task_definition == copy
-    assert set(active_revisions(aws, release)) - {previous} == {copy, *others}, "no second copy registered"
-
-
-def test_a_finalize_stopped_before_recording_its_copy_finds_it_after_many_registrations(
-        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
-    # Stopped between the copy's registration and the start that names it: only its tag finds it,
-    # and eleven revisions (CI's builds) were registered in the family since.
-    env, release, previous = promote_by_hand(aws, "start", "promote", "decommission")
-    aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
-    finalize_stopped_by(env, aws.get_client("dynamodb"), "UpdateItem", "record 'finalize-start'",
-                        when=lambda params: "finalize-start" in str(params))
+    if stopped_at == "point-stable":
+        finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
+                            when=lambda params: params.get("service") == stable_name)
+    else:
+        finalize_stopped_by(env, aws.get_client("dynamodb"), "UpdateItem", "record 'finalize-start'",
+                            when=lambda params: "finalize-start" in str(params))
     (copy,) = set(active_revisions(aws, release)) - {previous}
     deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
     others = [deployer.register_revision(f"{aws.topology.repository_uri}:2.0.{i}", previous) for i in range(1, 12)]
@@ -1397,32 +1385,7 @@ def test_a_finalize_stopped_before_recording_its_copy_finds_it_after_many_regist
     assert set(active_revisions(aws, release)) - {previous} == {copy, *others}, "no second copy registered"
 
 
-@pytest.fixture
-def ecs_refuses_revisions_being_deleted(monkeypatch) -> list[str]:
-    """As ``ecs_refuses_inactive_revisions``, for a revision DELETE_IN_PROGRESS (``being_deleted``)."""
-    from botocore.client import BaseClient
-
-    real = BaseClient._make_api_call
-    refused: list[str] = []
-
-    def answered(client, operation_name, api_params):
-        named = api_params.get("taskDefinition") if operation_name == "UpdateService" else None
-        if named is not None and client.meta.service_model.service_name == "ecs":
-            try:
-                status = real(client, "DescribeTaskDefinition", {"taskDefinition": named})["taskDefinition"]["status"]
-            except ClientError:
-                status = None
-            if status == "DELETE_IN_PROGRESS":
-                refused.append(named)
-                raise ClientError({"Error": {"Code": "ClientException", "Message": "TaskDefinition is inactive"}},
-                                  operation_name)
-        return real(client, operation_name, api_params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", answered)
-    return refused
-
-
-def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws, ecs_refuses_revisions_being_deleted):
+def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws, ecs_refuses_inactive_revisions):
     # DeleteTaskDefinitions after the deregistration: ECS keeps the revision the canary runs,
     # DELETE_IN_PROGRESS, and points no other service at it. Every finalize stopped at its UpdateService.
     from tests.adapters.test_ecs import being_deleted
@@ -1432,7 +1395,7 @@ def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws
 
     result = finalize_on(env)
 
-    assert result.outcome == "finalized" and ecs_refuses_revisions_being_deleted == []
+    assert result.outcome == "finalized" and ecs_refuses_inactive_revisions == []
     weights, stable, canary = read_back(aws)
     (copy,) = set(active_revisions(aws, release)) - {previous}
     assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, copy, 0)
