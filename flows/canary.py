@@ -25,7 +25,7 @@ from prefect_aws import AwsCredentials
 from flows.approvals import prefect_approver
 from flows.engine import NullJournal, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
-from flows.finalize import run_finalize
+from flows.finalize import FINALIZE_FLOW, ROOM, run_finalize, runs_within
 from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key, stage_table
@@ -534,8 +534,9 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
     ``revision``, the task definition this run deployed and judged, is moved onto the stable service.
 
     Raises:
-        FinalizeRefused: the window could not be verified, or AWS no longer shows this run's
-            promotion; nothing was changed.
+        FinalizeRefused: the window could not be verified, AWS no longer shows this run's
+            promotion, or a run of the `finalize` flow on the service has not ended (one started by
+            hand meanwhile: two at once would each act); nothing was changed.
         FinalizeIncomplete: a step failed. Either way the promotion stands, the rollback hooks
             leave the run alone (a rollback would put the previous version back in production),
             and the message says to run ``rollway finalize --unrecorded``.
@@ -558,8 +559,14 @@ def finalize_in_run(env: Environment, spec: RolloutSpec, result: RolloutResult, 
             f"Prefect API ({err}), so it did not finalize. Nothing was changed: run {UNRECORDED_AGAIN}"
         ) from err
     try:
+        # A finalize started by hand meanwhile (`rollway finalize --unrecorded`) refuses while this
+        # run has not ended; this one refuses while that one has not: two at once would each move
+        # the services and the traffic and tell people twice (nothing recorded, no lease).
+        bounds = {"stable_timeout_seconds": 600.0, "healthy_timeout_seconds": 300.0, "verify_timeout_seconds": 30.0}
         done = run_finalize(replace(env, ledger=None), actor=actor, unrecorded=True, image=spec.image,
-                            promoted=revision, pinned_image=result.pinned_image)
+                            promoted=revision, pinned_image=result.pinned_image, **bounds,
+                            finalize_runs=lambda: runs_within(FINALIZE_FLOW, t, bounds["verify_timeout_seconds"],
+                                                              starting_within_seconds=sum(bounds.values()) + ROOM))
     except FinalizeRefused as err:
         raise FinalizeRefused(f"{spec.image} was promoted and its window passed, but finalize refused: {err}. "
                               f"Once that is resolved, run {UNRECORDED_AGAIN}") from err

@@ -11,8 +11,8 @@ In order, each step logged and recorded:
    finalizes at once would each act and page), then record ``finalize-start`` in the ledger;
 3. point the stable service at the promoted task definition with the capacity to carry all
    traffic, and wait until it is steady with healthy targets: until then the canary serves
-   everything, as before (a promoted revision deregistered since, which ECS points no service
-   at, is found before any write, and the stable service takes an identical copy of it: the
+   everything, as before (a promoted revision deregistered, or deleted, since, which ECS points
+   no service at, is found before any write, and the stable service takes an identical copy of it: the
    copy is registered under the lease and named in ``finalize-start``);
 4. send 100 % to stable and read it back: both services run the same version now, so users
    see no change whichever one a request reaches;
@@ -312,11 +312,20 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     """Why this finalize leaves the rollout alone: who holds its lease, and until when."""
     current = _newest(env, ledger_seconds) or record
     start = current.last_transition(START) if finalize_unfinished(current) else None
-    who = f"a finalize by {start.actor} ({current.owner})" if start is not None else str(current.owner)
     until = utc(current.lease_expires)
+    lease = f"whose lease runs until {until} ({max(current.lease_expires - env.wall(), 0):.0f} s from now)"
+    which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
+    if start is None:
+        # Not a finalize: the rollout's own run (its window's watch, a decommission), or a rollback.
+        # One that died holds the lease until it lapses, and there is nothing of a finalize to carry on.
+        last = current.history[-1] if current.history else None
+        newest = f" (its newest entry: {last.kind!r} at {utc(last.at)} by {last.actor})" if last else ""
+        return (f"{which} is held by {current.owner}, a run of the rollout, not a finalize{newest}, {lease}: "
+                "finalize does not act on a rollout another run holds. If that run is still going (`rollway status` "
+                "shows the holder), let it end: a run gives its lease back as it ends. If it died, run finalize "
+                f"again after {until}, when its lease has lapsed. Nothing was changed")
     return (
-        f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)} is held by {who}, whose lease runs until {until} "
-        f"({max(current.lease_expires - env.wall(), 0):.0f} s from now): that run is acting on it, and two "
+        f"{which} is held by a finalize by {start.actor} ({current.owner}), {lease}: that run is acting on it, and two "
         "finalizes at once would each move the services and the traffic and tell people twice. Let it finish "
         f"(`rollway status` shows the holder); if its process was killed, run finalize again after {until}: it "
         "carries on from where that run stopped. Nothing was changed"
@@ -412,8 +421,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "done" and unrecorded:
         # Without a record, AWS alone cannot tell a finalized promotion from a rolled-back one,
         # or from a service no promotion ever reached: say what it shows, claim nothing more.
+        # The stable service may run a copy of the canary's revision (registered because that one
+        # was deregistered): two task definitions, one version.
         progress.done(f"nothing to finalize: {t.stable_service} runs {td} and carries {live.stable}% of the "
-                      f"traffic, {t.canary_service} is at 0 tasks on the same task definition")
+                      f"traffic, {t.canary_service} is at 0 tasks on {_alike(canary.task_definition, td)}")
         return FinalizeResult(outcome="nothing_to_finalize", rollout_id=None, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                               canary_desired=0,
@@ -445,7 +456,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     # A finalize of this rollout that began and did not finish: a write it gave up on may have
     # landed after it stopped, and what AWS shows now says whether it did.
     earlier = record.last_transition(START) if finalize_unfinished(record) else None
-    # ECS points no service at a deregistered (INACTIVE) revision: one deregistered since the
+    # ECS points no service at a deregistered (INACTIVE) or deleted revision: one deregistered since the
     # promotion (a clean-up script; the canary keeps running it) stopped every finalize at its
     # UpdateService, and an unfinished finalize holds up the next rollout. Read before any write.
     stand_in = None
@@ -502,7 +513,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
-                f"{t.canary_service} is at 0 tasks on the same task definition, ready for the next rollout.\n\n"
+                f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
+                "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{repeat}",
             ), lease=_under(env, held))
         progress.done("notified")
@@ -518,36 +530,54 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
-class _StandIn:
-    """What the stable service takes instead of a promoted revision deregistered since: an
-    identical copy of it, registered already (``revision``) or to be registered (None)."""
+# ECS points no service at these: deregistered, or deleted (DeleteTaskDefinitions after the
+# deregistration) and kept, read-only, while a service or task still runs it.
+_NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
 
-    def __init__(self, promoted: str, revision: str | None) -> None:
-        self.promoted, self.revision = promoted, revision
+
+def _alike(canary: str, stable: str) -> str:
+    """What the idle canary runs, beside the stable service's ``stable``: "the same task definition",
+    or the promoted revision the stable service runs an identical copy of (``_StandIn``)."""
+    return ("the same task definition" if same_revision(canary, stable)
+            else f"{canary}, of which {stable} is an identical copy")
+
+
+class _StandIn:
+    """What the stable service takes instead of a promoted revision deregistered (or deleted)
+    since: an identical copy of it, registered already (``revision``) or to be registered (None)."""
+
+    def __init__(self, promoted: str, revision: str | None, status: str = "INACTIVE") -> None:
+        self.promoted, self.revision, self.status = promoted, revision, status
+
+    def gone(self) -> str:
+        """What became of the promoted revision: deregistered (INACTIVE), or deleted (DELETE_IN_PROGRESS)."""
+        return f"{_NOT_TAKEN[self.status]} ({self.status})"
 
     def why(self) -> str:
-        return (f"{self.promoted} was deregistered (INACTIVE) since the promotion, and ECS points no service at an "
-                f"INACTIVE revision: {self.revision} is an identical copy of it (the same containers and image "
+        return (f"{self.promoted} was {self.gone()} since the promotion, and ECS points no service at "
+                f"such a revision: {self.revision} is an identical copy of it (the same containers and image "
                 "references, roles, cpu and memory, network mode and tags), which the canary keeps running as the original, "
                 "so what users get does not change")
 
 
 def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T], *,
               earlier: Transition | None = None) -> _StandIn | None:
-    """None while ``td`` is ACTIVE; else the copy the stable service takes (one registered by an
-    earlier finalize: the one its ``earlier`` start names while ACTIVE, else found by its tag;
-    else one to register). A deployer that cannot tell (the fakes) keeps ``td``."""
+    """None while ``td`` is ACTIVE; else (INACTIVE, or DELETE_IN_PROGRESS) the copy the stable
+    service takes (one registered by an earlier finalize: the one its ``earlier`` start names
+    while ACTIVE, else found by its tag; else one to register). A deployer that cannot tell (the
+    fakes) keeps ``td``."""
     if not hasattr(deployer, "revision_status"):
         return None
-    if read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td)) != "INACTIVE":
+    status = read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td))
+    if status not in _NOT_TAKEN:
         return None
     # The tag is searched among the family's newest revisions only, and a copy of a revision
     # carrying 50 tags has none: the start that recorded the copy names it whatever came since.
     recorded = earlier.stable_task_definition if earlier is not None else None
     if recorded and read(f"ECS (task definition {recorded!r})",
                          lambda: deployer.revision_status(recorded)) == "ACTIVE":
-        return _StandIn(td, recorded)
-    return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)))
+        return _StandIn(td, recorded, status)
+    return _StandIn(td, read(f"ECS (copies of {td!r})", lambda: deployer.copy_of(td)), status)
 
 
 def _which(rollout_id: str | None) -> str:
@@ -599,7 +629,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
     if stand_in is not None and stand_in.revision is None:
         # Under the lease, before the ledger says the stable service takes it: a run stopped
         # between the two finds this copy again by its tag rather than registering another.
-        with progress.trying(f"register a copy of {promoted}, which was deregistered (INACTIVE)",
+        with progress.trying(f"register a copy of {promoted}, which was {stand_in.gone()}",
                              f"The load balancer was not changed: {t.canary_service} still serves {live.canary}% of "
                              f"the traffic on {promoted}."):
             stand_in.revision = _written(f"ECS (RegisterTaskDefinition, a copy of {promoted!r})", write_seconds,
@@ -705,7 +735,11 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         # A lost answer that moved the traffic all the same is read back rather than failing the
         # finalize (one that did not land fails it, and a re-run sends it again).
         try:
-            weights = set_and_verify(env, ALL_STABLE, verify_timeout_seconds)
+            # Under the lease, as every other write: sent after it lapsed, it moved the traffic of a
+            # rollout another finalize may have taken over meanwhile.
+            weights = _written(f"Elastic Load Balancing (ModifyRule, the traffic to {ALL_STABLE} stable/canary)",
+                               write_seconds, lambda: set_and_verify(env, ALL_STABLE, verify_timeout_seconds),
+                               lease=_under(env, record))
         except WeightMismatch as err:
             raise _not_read_back(progress, err, live, verify_timeout_seconds, during()) from err
     progress.done(f"traffic moved: the load balancer holds {weights} (stable/canary), read back")

@@ -271,8 +271,9 @@ def every_call(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], list[str]]:
 @pytest.fixture
 def ecs_refuses_inactive_revisions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every botocore client in this process answers UpdateService naming an INACTIVE (deregistered)
-    task definition as real ECS does ("ClientException: TaskDefinition is inactive"); moto points
-    the service at it. Returns the revisions so refused, as named, in order.
+    or DELETE_IN_PROGRESS (deleted, still run) task definition as real ECS does ("ClientException:
+    TaskDefinition is inactive"); moto points the service at it. Returns the revisions so refused,
+    as named, in order.
 
     At the botocore level, in every thread: a flow given block names makes clients of its own.
     """
@@ -289,7 +290,7 @@ def ecs_refuses_inactive_revisions(monkeypatch: pytest.MonkeyPatch) -> list[str]
                 status = real(client, "DescribeTaskDefinition", {"taskDefinition": named})["taskDefinition"]["status"]
             except ClientError:
                 status = None  # no such revision: moto's own refusal follows
-            if status == "INACTIVE":
+            if status in ("INACTIVE", "DELETE_IN_PROGRESS"):
                 refused.append(named)
                 raise ClientError({"Error": {"Code": "ClientException", "Message": "TaskDefinition is inactive"}},
                                   operation_name)

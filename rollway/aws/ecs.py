@@ -158,14 +158,16 @@ class EcsDeployer:
         return self._register_copy(task_definition, None)
 
     def copy_of(self, task_definition: str) -> str | None:
-        """The newest ACTIVE revision ``copy_revision`` made of ``task_definition`` among its
-        family's ``REQUEST_LOOKBACK`` newest, or None (read-only)."""
+        """The newest ACTIVE revision ``copy_revision`` made of ``task_definition``, or None
+        (read-only). Every revision of its family registered after it is searched, however many:
+        a finalize stopped between registering the copy and recording it, and resumed after more
+        than ``REQUEST_LOOKBACK`` registrations (a CI's builds), registered a second copy."""
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:
             raise _named(err, task_definition) from err
         arn = described["taskDefinitionArn"]
-        found = self._tagged(described["family"], {"key": COPY_TAG, "value": arn})
+        found = self._tagged(described["family"], {"key": COPY_TAG, "value": arn}, after=int(described["revision"]))
         return found[0] if found else None
 
     def copied_from(self, task_definition: str) -> str | None:
@@ -270,20 +272,39 @@ class EcsDeployer:
         first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since)."""
         return self._tagged(family, {"key": REQUEST_TAG, "value": token})
 
-    def _tagged(self, family: str, tag: dict[str, str]) -> list[str]:
+    def _tagged(self, family: str, tag: dict[str, str], *, after: int | None = None) -> list[str]:
         """ARNs of the ACTIVE revisions of ``family`` tagged ``tag``, newest first, among its
-        ``REQUEST_LOOKBACK`` newest."""
-        listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
-                                                    maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
+        ``REQUEST_LOOKBACK`` newest; ``after``: among all those whose revision number is above it."""
+        if after is None:
+            listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
+                                                        maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
+        else:
+            listed = self._listed_after(family, after)
         # familyPrefix is a prefix ("app" lists "app-v2" too); moto ignores sort and maxResults.
         ours = [arn for arn in listed if _revision(arn).rsplit(":", 1)[0] == family]
-        newest = sorted(ours, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)[:REQUEST_LOOKBACK]
+        newest = sorted(ours, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
+        newest = newest[:REQUEST_LOOKBACK] if after is None else [arn for arn in newest
+                                                                  if int(arn.rsplit(":", 1)[1]) > after]
         found = []
         for arn in newest:
             tags = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
             if tag in tags:
                 found.append(arn)
         return found
+
+    def _listed_after(self, family: str, after: int) -> list[str]:
+        """The ACTIVE revisions ``familyPrefix=family`` lists, page by page, newest first, until
+        ``family``'s own reach revision ``after`` (listed by family, then revision: the older ones
+        of ``family`` and the families named before it come after)."""
+        listed: list[str] = []
+        for page in self._client.get_paginator("list_task_definitions").paginate(
+                familyPrefix=family, status="ACTIVE", sort="DESC"):
+            arns = page.get("taskDefinitionArns", [])
+            listed.extend(arns)
+            if any(_revision(arn).rsplit(":", 1)[0] == family and int(arn.rsplit(":", 1)[1]) <= after
+                   for arn in arns):
+                break
+        return listed
 
     def _deregister_extras(self, extras: list[str]) -> None:
         """Deregister revisions a resent registration made besides the one used. A failure is

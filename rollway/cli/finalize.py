@@ -108,11 +108,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
         return 1
     # A run that found nothing to do took one step, this finding: said once, as the closing line,
     # with what AWS showed (printed as a step too, it was said twice).
-    t = service.targets
     if result.outcome == "nothing_to_finalize":
-        console.print(f"nothing to finalize: {t.stable_service} runs {result.task_definition} and carries "
-                      f"{result.weights.stable}% of the traffic, {t.canary_service} is at 0 tasks on the same task "
-                      "definition (a finalized promotion, a rolled-back one or none look the same to AWS); "
+        # The run's one step is what AWS showed (the canary's revision, and the stable service's
+        # when it is a copy of it), as its log and summary say it.
+        console.print(f"{result.steps[-1]} (a finalized promotion, a rolled-back one or none look the same to AWS); "
                       "nothing changed", markup=False)
         return 0
     what = result.rollout_id or "the promotion the ledger does not record"

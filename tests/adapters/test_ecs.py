@@ -488,3 +488,40 @@ def test_a_deregistered_revision_with_fifty_tags_is_copied_with_them_all(aws, de
     copy = deployer.copy_revision(base_arn)
     assert _describe(aws, copy)[1] == _describe(aws, base_arn)[1]
     assert "rollway:copy-of" in caplog.text and "50 tags" in caplog.text, caplog.text
+
+
+def being_deleted(aws, task_definition: str) -> None:
+    """``task_definition`` as DeleteTaskDefinitions leaves it while a service still runs it:
+    DELETE_IN_PROGRESS, still described, taken by no service. moto drops a deleted revision at
+    once (DescribeTaskDefinition then finds none), so the status is set on its backend after the
+    deregistration that must come first."""
+    from moto.ecs.models import ecs_backends
+
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=task_definition)
+    region, account = task_definition.split(":")[3:5]
+    family, revision = task_definition.rsplit("/", 1)[-1].rsplit(":", 1)
+    ecs_backends[account][region].task_definitions[family][int(revision)].status = "DELETE_IN_PROGRESS"
+
+
+def test_a_revision_being_deleted_is_read_as_such_and_copied_whole(aws, deployer):
+    """DeleteTaskDefinitions leaves a revision DELETE_IN_PROGRESS while a service runs it: read as
+    such (not taken for ACTIVE, which finalize would point the stable service at), and copied."""
+    gone = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", aws.topology.task_definition_arn)
+    being_deleted(aws, gone)
+    assert deployer.revision_status(gone) == "DELETE_IN_PROGRESS"
+    copy = deployer.copy_revision(gone)
+    old, new = _describe(aws, gone)[0], _describe(aws, copy)[0]
+    assert new["status"] == "ACTIVE" and new["containerDefinitions"] == old["containerDefinitions"]
+    assert deployer.copy_of(gone) == copy and deployer.copied_from(copy) == gone
+
+
+def test_the_copy_of_a_revision_is_found_however_many_revisions_were_registered_since(aws, deployer):
+    """Only the family's ten newest revisions were searched: a finalize stopped after registering
+    the copy, before recording it, and resumed after eleven registrations (CI builds) registered
+    a second copy."""
+    gone = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", aws.topology.task_definition_arn)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=gone)
+    copy = deployer.copy_revision(gone)
+    for i in range(11):
+        deployer.register_revision(f"{aws.topology.repository_uri}:1.2.{i}", aws.topology.task_definition_arn)
+    assert deployer.copy_of(gone) == copy

@@ -25,7 +25,7 @@ from rollway.aws.ledger import DynamoLedger
 from rollway.clock import ClockSettings
 from rollway.fakes import FakeLedger, FakeRouter
 from rollway.finalize import FinalizeIncomplete, FinalizeRefused, finalize_unfinished, plan_finalize
-from rollway.ledger import RolloutRecord, Transition, new_rollout_id
+from rollway.ledger import RolloutRecord, Transition, new_rollout_id, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.sim.topology import put_release_image
@@ -358,6 +358,7 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     # A clean-up deregistered the promoted revision; the canary keeps running it, ECS refuses it for a service.
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
+    url = inbox(aws)
     made = {service: watch_calls(aws.get_client(service)) for service in ("ecs", "elbv2", "dynamodb", "sns")}
     sent: list[dict] = []
 
@@ -378,6 +379,9 @@ def test_a_promoted_revision_deregistered_since_is_finalized_on_an_identical_cop
     old, new = (ecs.describe_task_definition(taskDefinition=td)["taskDefinition"] for td in (release, copy))
     assert new["status"] == "ACTIVE" and new["containerDefinitions"] == old["containerDefinitions"]
     assert any(f"registered {copy}, a copy of the promoted {release}" in step for step in result.steps)
+    # The notice says what each service runs: the canary the original, the stable service its copy.
+    told = notice(aws, url, f"Finalized: {aws.targets.stable_service}")
+    assert f"{aws.targets.canary_service} is at 0 tasks on {release}, of which {copy} is an identical copy" in told, told
     start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
     assert f"{release} was deregistered (INACTIVE)" in start.comment and f"moving {copy} onto" in start.comment
     # The release names its image by tag (2.0.0), as the copy does: no digest is pinned to claim.
@@ -1274,7 +1278,8 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
     assert "finalize stops rather than wait past it, when another finalize may take the rollout over" in said, said
     assert env.router.weights == ALL_STABLE
 
-    # Lapsed before the write: not sent at all.
+    # Lapsed before the traffic move: the load balancer is not written (it was, by a run whose lease
+    # another finalize may have taken over), and the canary keeps serving.
     env, release = promoted_on_fakes()
     real_wait = env.deployer.wait_stable
 
@@ -1286,8 +1291,28 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
     with pytest.raises(FinalizeIncomplete) as stopped:
         finalize_bounded(env)
     said = str(stopped.value)
+    assert ("finalize stopped while it tried to move the traffic to the stable target group: Unanswered: Elastic Load "
+            "Balancing (ModifyRule, the traffic to 100/0 stable/canary) was not sent: this run's lease of the rollout "
+            "lapsed at ") in said, said
+    assert env.router.weights == ALL_CANARY, "the traffic was moved after the lease lapsed"
+    assert env.deployer.describe(t.canary_service).desired == 4
+
+    # Lapsed after it: the canary's scale-down is not sent.
+    env, release = promoted_on_fakes()
+    real_set = env.router.set_weights
+
+    def then_past_the_lease(weights):
+        moved = real_set(weights)
+        env.clock.sleep(30 + 300 + 0.3 + 1.0)
+        return moved
+
+    env.router.set_weights = then_past_the_lease
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env)
+    said = str(stopped.value)
     assert (f"ECS (UpdateService on {t.canary_service!r}) was not sent: this run's lease of the rollout lapsed at "
             in said), said
+    assert env.router.weights == ALL_STABLE
     assert env.deployer.describe(t.canary_service).desired == 4, "the canary was scaled down after the lease lapsed"
 
 
@@ -1333,20 +1358,68 @@ def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it
     assert took < 3, took
 
 
-def test_a_finalize_resumed_after_many_registrations_takes_the_copy_its_start_recorded(
-        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once):
-    # The copy's tag is searched among the family's newest revisions only; the ledger names it for good.
+@pytest.mark.parametrize("stopped_at", ["point-stable", "record-start"])
+def test_a_finalize_resumed_after_many_registrations_takes_the_copy_the_stopped_run_registered(
+        aws, ecs_refuses_inactive_revisions, ecs_updates_retried_at_once, stopped_at):
+    # Eleven revisions (CI's builds) registered in the family since the copy. Stopped after its start
+    # named the copy, the ledger finds it; stopped between the copy's registration and that start,
+    # its tag does, among every revision registered since (the newest ten only, it registered another).
     env, release, previous = promote_by_hand(aws, "start", "promote", "decommission")
     aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
     stable_name = aws.targets.stable_service
-    finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
-                        when=lambda params: params.get("service") == stable_name)
+    if stopped_at == "point-stable":
+        finalize_stopped_by(env, aws.get_client("ecs"), "UpdateService", f"point {stable_name} at",
+                            when=lambda params: params.get("service") == stable_name)
+    else:
+        finalize_stopped_by(env, aws.get_client("dynamodb"), "UpdateItem", "record 'finalize-start'",
+                            when=lambda params: "finalize-start" in str(params))
     (copy,) = set(active_revisions(aws, release)) - {previous}
     deployer = EcsDeployer(aws.get_client("ecs"), aws.targets)
-    others = [deployer.register_revision(f"{aws.topology.repository_uri}:2.0.{i}", previous) for i in range(1, 11)]
+    others = [deployer.register_revision(f"{aws.topology.repository_uri}:2.0.{i}", previous) for i in range(1, 12)]
 
     again = finalize_on(env)
 
     assert again.outcome == "finalized" and ecs_refuses_inactive_revisions == []
     assert read_back(aws)[1].task_definition == copy
+    assert any(f"takes {copy}, registered by an earlier finalize" in step for step in again.steps), again.steps
     assert set(active_revisions(aws, release)) - {previous} == {copy, *others}, "no second copy registered"
+
+
+def test_a_promoted_revision_being_deleted_is_finalized_on_an_identical_copy(aws, ecs_refuses_inactive_revisions):
+    # DeleteTaskDefinitions after the deregistration: ECS keeps the revision the canary runs,
+    # DELETE_IN_PROGRESS, and points no other service at it. Every finalize stopped at its UpdateService.
+    from tests.adapters.test_ecs import being_deleted
+
+    env, release, previous = promote_by_hand(aws, "start", "promote", "decommission")
+    being_deleted(aws, release)
+
+    result = finalize_on(env)
+
+    assert result.outcome == "finalized" and ecs_refuses_inactive_revisions == []
+    weights, stable, canary = read_back(aws)
+    (copy,) = set(active_revisions(aws, release)) - {previous}
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, copy, 0)
+    start = env.ledger.get(aws.targets.canary_service).last_transition("finalize-start")
+    assert start.stable_task_definition == copy
+    assert f"{release} was deleted (DELETE_IN_PROGRESS)" in start.comment, start.comment
+
+
+def test_a_rollout_held_by_its_own_run_that_died_after_the_decommission_says_what_to_do():
+    """The rollout's run recorded the decommission and died holding its lease: finalize said a
+    finalize held it ("two finalizes at once would each move the services") and that running
+    again "carries on from where that run stopped", which no finalize had begun."""
+    env, release = promoted_on_fakes()
+    t = env.targets
+    held = env.ledger.acquire(t.canary_service, owner="flow-run/4f2a", now=env.clock.now(), lease_seconds=600,
+                              wall=env.wall())
+    until = utc(held.lease_expires)
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_on(env)
+    said = str(refused.value)
+    assert ("is held by flow-run/4f2a, a run of the rollout, not a finalize (its newest entry: 'decommission' at "
+            in said), said
+    assert "two finalizes" not in said and "carries on from where" not in said, said
+    assert (f"If that run is still going (`rollway status` shows the holder), let it end: a run gives its lease back "
+            f"as it ends. If it died, run finalize again after {until}, when its lease has lapsed. Nothing was "
+            "changed") in said, said
+    assert env.router.weights == ALL_CANARY and env.deployer.describe(t.stable_service).desired == 0

@@ -162,6 +162,29 @@ def test_the_canary_flow_does_not_finalize_a_canary_changed_during_its_window(aw
     assert rollback_runs() == rollbacks, "no rollback was started"
 
 
+def test_the_canary_flow_does_not_finalize_while_a_finalize_run_of_the_service_has_not_ended(aws):
+    """`rollway finalize --unrecorded` (or the finalize deployment) started while the run watched
+    its window: the in-run finalize looked for no such run, and both moved the services and the
+    traffic and told people twice. It refuses, as that flow does, and the promotion stands."""
+    blocks = saved_blocks(aws)
+    rollbacks = rollback_runs()
+    with simulated(aws, canary_error_rate=0.001) as (env, image):
+        with get_client(sync_client=True) as client:
+            other = client.create_flow_run(finalize, parameters={"targets_block": blocks, "unrecorded": True},
+                                           state=Running())
+            try:
+                with pytest.raises(FinalizeRefused) as refused:
+                    canary_flow(env, image, blocks, finalize=True)
+            finally:
+                client.set_flow_run_state(other.id, Cancelled(message="test over"), force=True)
+    said = str(refused.value)
+    assert "another run of the `finalize` flow on webordinary-edit-service-canary has not ended: " in said, said
+    assert str(other.id) in said and UNRECORDED in said, said
+    weights, stable, canary_service = read_back(aws)
+    assert weights == ALL_CANARY and canary_service.desired >= 1, "the canary still serves everything"
+    assert rollback_runs() == rollbacks, "no rollback was started"
+
+
 class ProcessDied(BaseException):
     """Stands for the run's process dying: Prefect reports a run that raised it as Crashed."""
 
@@ -242,7 +265,7 @@ def unrecorded_on(env):
 
 @pytest.mark.parametrize("deregistered", [False, True], ids=["promoted", "promoted-deregistered-since"])
 def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_the_next_run(
-        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered):
+        aws, watch_calls, ecs_updates_retried_at_once, ecs_refuses_inactive_revisions, deregistered, capsys):
     env, release, _ = promote_by_hand(aws)
     if deregistered:  # the stable service takes an identical copy of it
         aws.get_client("ecs").deregister_task_definition(taskDefinition=release)
@@ -263,7 +286,22 @@ def test_an_unrecorded_finalize_stopped_after_the_traffic_moved_is_finished_by_t
     assert again.task_definition == stable.task_definition
     assert "ModifyRule" not in elb_calls, "the traffic was not moved a second time"
     assert ecs_refuses_inactive_revisions == []
-    assert unrecorded_on(env).outcome == "nothing_to_finalize"
+    nothing = unrecorded_on(env)
+    assert nothing.outcome == "nothing_to_finalize"
+    # The canary runs the promoted revision, the stable service its copy: not "the same task definition".
+    t = aws.targets
+    found = (f"{t.canary_service} is at 0 tasks on {release}, of which {stable.task_definition} is an identical copy"
+             if deregistered else f"{t.canary_service} is at 0 tasks on the same task definition")
+    assert found in nothing.steps[-1], nothing.steps
+    if deregistered:  # and the command's closing line says it so
+        from rollway.cli import app
+
+        blocks = saved_blocks(aws)
+        options = ["--unrecorded", "--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+        assert app(["finalize", *options], result_action="return_value") == 0
+        closing = capsys.readouterr().out.strip().splitlines()[-1]
+        assert closing.startswith("nothing to finalize: ") and found in closing, closing
+        assert "same task definition" not in closing, closing
 
 
 def test_unrecorded_plans_from_what_aws_shows():
