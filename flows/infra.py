@@ -248,9 +248,14 @@ def run_deploy_infrastructure(
         before: dict[str, StackState] = {}
         if statuses is not None:
             assert home is not None
+            # A stack whose events could not be read (a policy granting DescribeStackEvents on some
+            # stacks only) is not known to have changed, but its status still stops the run: left
+            # out, cdk ran the stacks before it and then failed on one CloudFormation takes no update of.
+            judged: dict[str, StackState] = {}
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
-                before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
+                before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds, status_only=judged)
+            judged.update(before)
             # The toolkit stack of every environment the deploys (or bootstraps) go to, read now: missing or
             # half-deleted, cdk said so only at the first stack going there, after those before it were deployed.
             needed_by, bootstrapping = _toolkit_environments(app, plan.to_deploy, environments, home,
@@ -262,15 +267,15 @@ def run_deploy_infrastructure(
             # Every one of them named at once: refused for the first found, a person waited or acted, ran again
             # (the synth again, minutes) and was refused for the next.
             _refused_together(
-                lambda: check_not_changing({stack: state.status for stack, state in before.items()}),
-                lambda: check_not_stuck({stack: state.status for stack, state in before.items()},
-                                        {stack: environments[stack].region for stack in before},
-                                        reasons={stack: state.status_reason for stack, state in before.items()}),
+                lambda: check_not_changing({stack: state.status for stack, state in judged.items()}),
+                lambda: check_not_stuck({stack: state.status for stack, state in judged.items()},
+                                        {stack: environments[stack].region for stack in judged},
+                                        reasons={stack: state.status_reason for stack, state in judged.items()}),
                 lambda: check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping,
                                        versions=versions,
                                        required={environment: max(app.bootstrap_versions[s] for s in stacks)
                                                  for environment, stacks in needed_by.items()}))
-            _say_created(before, environments, named_there | {
+            _say_created(judged, environments, named_there | {
                 environments[stack] for stack, status in seen.items() if status not in (None, "DELETE_COMPLETE")})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
@@ -516,13 +521,17 @@ def _read_toolkits(statuses: Callable[[str], StackStatuses], name: str, wanted: 
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
                  environments: dict[str, StackEnvironment], home: StackEnvironment,
-                 read_seconds: float) -> dict[str, StackState]:
+                 read_seconds: float, status_only: dict[str, StackState] | None = None) -> dict[str, StackState]:
     """What CloudFormation shows of ``stacks`` (``StackStatuses.seen``), read in each one's region,
     to tell which the run changed (``changed_stacks``). Raises no Exception: it only decides what
     the checklist's key says, so a stack whose read failed (its events refused, say), or a region
     that did not answer within ``read_seconds``, is logged and left out, not known to have
     changed (``_changed``), and no deploy stops for it; the others are judged on their own reads.
-    A stack of another account is left out unread too."""
+    A stack of another account is left out unread too.
+
+    ``status_only``, when given, gets the DescribeStacks alone (``StackStatuses.state``) of each
+    stack whose whole read failed but whose status could still be read: what the checks of its
+    status judge."""
     log = get_run_logger()
     found: dict[str, StackState] = {}
 
@@ -537,6 +546,11 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
                 read[stack] = statuses(region).seen(stack)
             except Exception as err:  # noqa: BLE001 - one stack's read failing leaves the others' to judge
                 unread([stack], region, err)
+                if status_only is not None:
+                    try:
+                        status_only[stack] = statuses(region).state(stack)
+                    except Exception:  # noqa: BLE001, S110 - not read at all: said above, left to cdk
+                        pass
         return read
 
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(

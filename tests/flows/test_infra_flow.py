@@ -1028,6 +1028,12 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     ("DELETE_FAILED", "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way, and CloudFormation takes no "
                       "update of it: delete it again (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
                       "--region us-west-2 --retain-resources"),
+    # cdk deletes a stack whose creation was rolled back before creating it again; one whose rollback failed
+    # too, that deletion fails where the rollback did, and the run failed there, after the stacks before it.
+    ("ROLLBACK_FAILED", "WebordinarySQSStack is ROLLBACK_FAILED: its creation failed and so did its rollback: cdk "
+                        "would delete it before creating it again, which fails where the rollback did unless its "
+                        "cause is gone; delete it (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
+                        "--region us-west-2"),
     # CloudFormation's own reason given too: which resource failed, and why.
     ("IMPORT_ROLLBACK_FAILED", "WebordinarySQSStack is IMPORT_ROLLBACK_FAILED (CloudFormation says: The following "
                                "resource(s) failed to roll back: [Queue]): an import of existing resources into it "
@@ -1063,6 +1069,39 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
     assert said in str(caught.value), str(caught.value)
     summary = latest(ARTIFACT_KEY, since)
     assert summary.startswith("# Infrastructure: refused, nothing deployed") and "WebordinarySQSStack is" in summary
+
+
+def test_a_stack_cloudformation_takes_no_deploy_of_is_refused_also_when_its_events_cannot_be_read(aws, caplog):
+    """DescribeStackEvents refused for a stack (the documented policy grants it on Webordinary* stacks
+    alone) left the stack out of the read before the first deploy, and with it out of the check of its
+    status: cdk ran the stacks before it and then failed on the one CloudFormation takes no update of."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    stuck = "WebordinarySQSStack"
+
+    def refused(params, **_):
+        if f":stack/{stuck}/" in params.get("StackName", ""):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
+
+    def rollback_failed(parsed, **_):
+        for stack in parsed.get("Stacks", ()):
+            if stack["StackName"] == stuck:
+                stack["StackStatus"] = "UPDATE_ROLLBACK_FAILED"
+
+    deployer = _OnCloudFormation(cloudformation)
+    with on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents"), \
+            on_operation(cloudformation, "after-call", rollback_failed, operation="DescribeStacks"), \
+            pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, lambda _app: Passing(), statuses=_read_by(aws))
+    assert deployer.calls == ["list"], deployer.calls  # no deploy
+    said = str(caught.value)
+    assert (f"{stuck} is UPDATE_ROLLBACK_FAILED: its last update failed and so did the rollback" in said
+            and f"continue-update-rollback --stack-name {stuck} --region us-west-2" in said), said
+    assert f"could not read the CloudFormation state of {stuck} in us-west-2 (" in caplog.text, caplog.text
 
 
 class _ToolkitReading:
