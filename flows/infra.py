@@ -23,7 +23,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    must trust the deploying account anyway, which only its own credentials can grant; the log
    and the artifact give the ``cdk bootstrap --trust`` to run there. Then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
-   they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
+   they come, and once they are done, which were up to date (CloudFormation's reads before and
+   after, cdk's ``(no changes)`` only where one is missing, said which); on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (stacks, tables and indexes, queues and DLQs, dashboard, alarms
    and the alert topic), failing the run with the list of failed items; each stack is read in
@@ -326,7 +327,9 @@ def run_deploy_infrastructure(
                 _interrupted_bootstrap(result, environment, from_stack, already_deployed)
                 raise
     total = len(plan.order)
-    up_to_date: list[str] = []  # deployed with no changes (cdk's word)
+    up_to_date: list[str] = []  # deployed with no changes (CloudFormation's reads, else cdk's word)
+    after: dict[str, StackState] = {}  # the stacks deployed, read from CloudFormation once the deploys are done
+    deploys: dict[str, DeployedStack] = {}
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
         try:
@@ -336,14 +339,14 @@ def run_deploy_infrastructure(
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             try:
-                changed, unknown, after = _changed(statuses, before, [*_deployed(result), stack], environments,
-                                                   home, read_seconds)
+                changed, unknown, now = _changed(statuses, before, [*_deployed(result), stack], environments,
+                                                 home, read_seconds)
             except BaseException:  # cancelled while reading: the artifact still says where the run stopped
                 _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
                 raise
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
-            when = _again_when(err, stack, after.get(stack), environments.get(stack))
+            when = _again_when(err, stack, now.get(stack), environments.get(stack))
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=when)
             _checklist_outdated(stack, err, changed, unknown)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when)) from err
@@ -360,23 +363,38 @@ def run_deploy_infrastructure(
             # interrupted one too, rolled back or still IN_PROGRESS.
             _checklist_outdated(stack, stop, [*_deployed(result), stack])
             raise
+        deploys[stack] = deployed
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
-        if deployed.unchanged:
-            log.info("%s: no changes, the stack was up to date", position)
-            up_to_date.append(stack)
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                          bootstrap_elsewhere=elsewhere)
+    # Which were up to date, from CloudFormation (read before the first deploy and now) rather than
+    # from cdk's one line ("✅  <selector> (no changes)"), which a stack cdk shows under another name,
+    # or another cdk version's wording, did not match; cdk's word only where a read is missing.
+    if statuses is not None and home is not None:
+        try:
+            after = _read_states(statuses, [s for s in plan.to_deploy if s in before], environments, home, read_seconds)
+        except BaseException as stop:  # it raises no Exception: cancelled or Ctrl-C, every stack deployed
+            _checklist_unfinished(result, requested, already_deployed, stop,
+                                  during="while CloudFormation was read after the deploys")
+            raise
+    for stack, deployed in deploys.items():
+        if same := _up_to_date(deployed, before.get(stack), after.get(stack)):
+            log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
+                     stack, same)
+            up_to_date.append(stack)
+            reports[stack] = reports[stack].model_copy(update={"detail": _deployed_detail(deployed, plan, same)})
+    result = result.model_copy(update={"stacks": tuple(reports.values())})
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
         changed = [s for s in plan.to_deploy if s not in up_to_date]
-        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), cdk found %d up to date",
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date",
                  total, len(changed), ", ".join(changed) or "none", len(up_to_date))
     else:
         log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
-        changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
+        changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds, after)
         if changed or unknown:
             _checklist_not_asked(changed, unknown)
         return result
@@ -566,14 +584,18 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
 
 def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
              environments: dict[str, StackEnvironment], home: StackEnvironment | None,
-             read_seconds: float) -> tuple[list[str], list[str], dict[str, StackState]]:
+             read_seconds: float, known: dict[str, StackState] | None = None,
+             ) -> tuple[list[str], list[str], dict[str, StackState]]:
     """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read
-    now, and those not known to be unchanged: not read before or now (a read that failed, another
-    account), and what the read now found. All of them changed when nothing was to be read (no
-    ``statuses``: every deploy counts)."""
+    now (``known``: those read since the deploys finished, not read again), and those not known
+    to be unchanged: not read before or now (a read that failed, another account), and what the
+    reads found. All of them changed when nothing was to be read (no ``statuses``: every deploy
+    counts)."""
     if statuses is None or home is None:
         return list(stacks), [], {}
-    after = _read_states(statuses, stacks, environments, home, read_seconds)
+    known = known or {}
+    after = {s: known[s] for s in stacks if s in known}
+    after.update(_read_states(statuses, [s for s in stacks if s not in known], environments, home, read_seconds))
     unknown = [s for s in stacks if s not in before or s not in after]
     return list(changed_stacks(stacks, before, after)), unknown, after
 
@@ -607,11 +629,26 @@ def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else error_said(err)
 
 
-def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
+# Which told that a deploy changed nothing: CloudFormation's reads, or cdk's line alone.
+_SAME_BY_CLOUDFORMATION = "CloudFormation shows it as it was before the deploy"
+_SAME_BY_CDK = "cdk said so; CloudFormation's state of it was not read"
+
+
+def _up_to_date(deployed: DeployedStack, before: StackState | None, after: StackState | None) -> str:
+    """How the run knows ``deployed``'s deploy changed nothing ("" when it did, or may have):
+    CloudFormation's reads before the first deploy and after this one, when both were made
+    (the same id, status, last update and newest event, ``changed_stacks``), else cdk's word."""
+    if before is not None and after is not None:
+        return "" if changed_stacks([deployed.stack], {deployed.stack: before}, {deployed.stack: after}) \
+            else _SAME_BY_CLOUDFORMATION
+    return _SAME_BY_CDK if deployed.unchanged else ""
+
+
+def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan, same: str = "") -> str:
     why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
                 if a.stack == deployed.stack), "")
-    same = "no changes (the stack was up to date)" if deployed.unchanged else ""
-    return "; ".join(part for part in (same, deployed.arn or "", why) if part)
+    said = f"no changes (the stack was up to date: {same})" if same else ""
+    return "; ".join(part for part in (said, deployed.arn or "", why) if part)
 
 
 def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> str:
@@ -774,11 +811,12 @@ def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: 
 
 
 def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],
-                          err: BaseException) -> None:
-    """Say, in the log and the artifact, that a run whose checklist was interrupted or failed to
-    run deployed every stack; and under the checklist's key, that nothing was checked."""
+                          err: BaseException, during: str = "during the pre-deployment checklist") -> None:
+    """Say, in the log and the artifact, that a run whose checklist was interrupted (``during``
+    it, or before it) or failed to run deployed every stack; and under the checklist's key, that
+    nothing was checked."""
     deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
-    what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
+    what = (f"interrupted {during}" if not isinstance(err, Exception)
             else f"the pre-deployment checklist could not run ({error_said(err)})")
     get_run_logger().error(
         "%s: every stack of the plan is deployed (%s), nothing is left to deploy. Check with verify_infrastructure "
@@ -787,7 +825,7 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
     _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
     # Under the checklist's key too, as verify_infrastructure says it: written in the deployment
     # artifact alone, the key's newest stayed an earlier run's "passed", read as this run's verdict.
-    _deploy_checked_nothing(err, "during the pre-deployment checklist",
+    _deploy_checked_nothing(err, during,
                             "(every stack of the plan is deployed: nothing is left to deploy)",
                             "check with `verify_infrastructure` (reads only, no deploy)")
 

@@ -86,11 +86,37 @@ def test_a_stack_already_up_to_date_is_said_to_have_had_no_changes(caplog):
     since = time.time()
     deploy_on(UpToDate(WEBORDINARY), None)
     summary = latest(ARTIFACT_KEY, since)
-    assert "| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date); " in summary, summary
+    # CloudFormation not read (no statuses here): cdk's word, said to be its.
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: cdk said so; "
+            "CloudFormation's state of it was not read); ") in summary, summary
     assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
-    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date" in caplog.text
-    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), cdk found 7 " \
-           "up to date" in caplog.text, caplog.text
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date (cdk said so;" in caplog.text
+    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 7 were up to " \
+           "date" in caplog.text, caplog.text
+
+
+def test_whether_a_stack_was_up_to_date_is_read_from_cloudformation_not_from_one_line_of_cdk(aws, caplog):
+    """"No changes" was cdk's one line ("✅  <selector> (no changes)"): a stack cdk shows by another name
+    (a construct path, "Prod/Queues (Prod-Queues)"), or another cdk version's wording, was said changed though
+    CloudFormation had not moved it, and one cdk called up to date was said so whatever CloudFormation showed.
+    CloudFormation's reads before and after the deploy decide now; cdk's word only where they are missing."""
+    class CdkSaysOtherwise(_OnCloudFormation):
+        def deploy(self, stack, **kwargs):  # cdk's line not recognised for any stack but the one changed
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": stack in self.changes})
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    deploy_on(CdkSaysOtherwise(cloudformation, changes=["WebordinarySQSStack"]), None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
+            "it as it was before the deploy); ") in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date (CloudFormation shows it as it was " \
+           "before the deploy)" in caplog.text, caplog.text
+    assert "stack 5/8 WebordinarySQSStack: no changes" not in caplog.text, caplog.text
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 7 were up to "
+            "date") in caplog.text, caplog.text
 
 
 def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_deploy(aws, caplog):
@@ -1700,6 +1726,17 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
     summary = latest(ARTIFACT_KEY, since)
     assert "- `ItSQSStack`: it does not exist" in summary
     assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
+
+    # Run again: cdk changes nothing, and CloudFormation's reads before and after say so, whatever cdk printed.
+    since = time.time()
+    deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "again")), cdk_executable=str(CDK), direct=True,
+                          verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
+                          aws_credentials_block="infra-resume-aws")
+    summary = latest(ARTIFACT_KEY, since)
+    for i, stack in enumerate(("ItSQSStack", "ItSessionStack"), 1):
+        assert (f"| {i} | `{stack}` | deployed | ") in summary and ("no changes (the stack was up to date: "
+                                                                      "CloudFormation shows it as it was before the "
+                                                                      "deploy)") in summary.split(f"`{stack}`")[1], summary
 
 
 @pytest.mark.integration
