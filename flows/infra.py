@@ -344,6 +344,9 @@ def run_deploy_infrastructure(
             except BaseException:  # cancelled while reading: the artifact still says where the run stopped
                 _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
                 raise
+            # Which of those before it were up to date, in the artifact a person resumes from.
+            _up_to_date_said(reports, deploys, plan, before, now)
+            result = result.model_copy(update={"stacks": tuple(reports.values())})
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
             when = _again_when(err, stack, now.get(stack), environments.get(stack))
@@ -378,12 +381,10 @@ def run_deploy_infrastructure(
             _checklist_unfinished(result, requested, already_deployed, stop,
                                   during="while CloudFormation was read after the deploys")
             raise
-    for stack, deployed in deploys.items():
-        if same := _up_to_date(deployed, before.get(stack), after.get(stack)):
-            log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
-                     stack, same)
-            up_to_date.append(stack)
-            reports[stack] = reports[stack].model_copy(update={"detail": _deployed_detail(deployed, plan, same)})
+    for stack, same in _up_to_date_said(reports, deploys, plan, before, after).items():
+        log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
+                 stack, same)
+        up_to_date.append(stack)
     result = result.model_copy(update={"stacks": tuple(reports.values())})
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
@@ -642,6 +643,18 @@ def _up_to_date(deployed: DeployedStack, before: StackState | None, after: Stack
         return "" if changed_stacks([deployed.stack], {deployed.stack: before}, {deployed.stack: after}) \
             else _SAME_BY_CLOUDFORMATION
     return _SAME_BY_CDK if deployed.unchanged else ""
+
+
+def _up_to_date_said(reports: dict[str, StackReport], deploys: dict[str, DeployedStack], plan: DeploymentPlan,
+                     before: dict[str, StackState], after: dict[str, StackState]) -> dict[str, str]:
+    """Each of ``deploys`` its deploy left up to date -> how that is known (``_up_to_date``), its
+    report's detail saying so."""
+    found: dict[str, str] = {}
+    for stack, deployed in deploys.items():
+        if same := _up_to_date(deployed, before.get(stack), after.get(stack)):
+            found[stack] = same
+            reports[stack] = reports[stack].model_copy(update={"detail": _deployed_detail(deployed, plan, same)})
+    return found
 
 
 def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan, same: str = "") -> str:

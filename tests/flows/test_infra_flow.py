@@ -119,6 +119,23 @@ def test_whether_a_stack_was_up_to_date_is_read_from_cloudformation_not_from_one
             "date") in caplog.text, caplog.text
 
 
+def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aws):
+    """The artifact of a run that failed at a stack is the one a person reads to resume: the stacks
+    deployed before it say whether CloudFormation changed them, as a run that finished says."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    deployer = _OnCloudFormation(cloudformation, changes=["WebordinaryEFSStack"],
+                                 failing={"WebordinarySQSStack": "Failed to publish asset"})
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(deployer, None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
+            "it as it was before the deploy); ") in summary, summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | failed |" in summary, summary
+
+
 def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_deploy(aws, caplog):
     # Targets' region (or the credentials' account) not the one the stacks live in: every stack to deploy was
     # created afresh there, a second copy of the infrastructure, and the checklist then passed on it; nothing
@@ -768,6 +785,19 @@ class _OnCloudFormation(FakeInfraDeployer):
         return super().deploy(stack, **kwargs)
 
 
+def _events_refused(cloudformation, stack):
+    """DescribeStackEvents of ``stack`` refused (AccessDenied), for a ``with`` block."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def refused(params, **_):
+        if f":stack/{stack}/" in params.get("StackName", ""):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
+
+    return on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents")
+
+
 def _read_by(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 
@@ -802,22 +832,13 @@ def test_a_stack_whose_events_cannot_be_read_is_not_known_to_have_changed_and_th
     """DescribeStackEvents refused for one stack (a policy scoped to some stacks, a throttle past
     the retries) left every stack of its region unread: "this run changed" named all eight,
     though CloudFormation showed one moved, and said of the unread one what no read had shown."""
-    from botocore.exceptions import ClientError
-
-    from tests.botocore_events import on_operation
-
     cloudformation = aws.get_client("cloudformation")
     deployed_stacks(aws)
     unread = "WebordinaryMonitoringStack"
-
-    def refused(params, **_):
-        if f":stack/{unread}/" in params.get("StackName", ""):
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
-
     verify_on(Passing())  # an earlier run's "passed"
     since = time.time()
     deployer = _OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"])
-    with on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents"):
+    with _events_refused(cloudformation, unread):
         if verify:  # stopped at the unread stack: the checklist never ran
             deployer.failing = {unread: "Failed to publish asset"}
             with pytest.raises(InfraDeployFailed):
@@ -1101,17 +1122,11 @@ def test_a_stack_cloudformation_takes_no_deploy_of_is_refused_also_when_its_even
     """DescribeStackEvents refused for a stack (the documented policy grants it on Webordinary* stacks
     alone) left the stack out of the read before the first deploy, and with it out of the check of its
     status: cdk ran the stacks before it and then failed on the one CloudFormation takes no update of."""
-    from botocore.exceptions import ClientError
-
     from tests.botocore_events import on_operation
 
     cloudformation = aws.get_client("cloudformation")
     deployed_stacks(aws)
     stuck = "WebordinarySQSStack"
-
-    def refused(params, **_):
-        if f":stack/{stuck}/" in params.get("StackName", ""):
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
 
     def rollback_failed(parsed, **_):
         for stack in parsed.get("Stacks", ()):
@@ -1119,7 +1134,7 @@ def test_a_stack_cloudformation_takes_no_deploy_of_is_refused_also_when_its_even
                 stack["StackStatus"] = "UPDATE_ROLLBACK_FAILED"
 
     deployer = _OnCloudFormation(cloudformation)
-    with on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents"), \
+    with _events_refused(cloudformation, stuck), \
             on_operation(cloudformation, "after-call", rollback_failed, operation="DescribeStacks"), \
             pytest.raises(PlanRefused) as caught:
         deploy_on(deployer, lambda _app: Passing(), statuses=_read_by(aws))
