@@ -663,7 +663,10 @@ def _ordered(requested: list[str], needs: dict[str, list[str]]) -> tuple[str, ..
     while waiting:
         ready = [s for s, deps in waiting.items() if not deps]
         if not ready:
-            raise PlanRefused(f"the stacks depend on each other in a cycle: {_cycle(waiting)}")
+            raise PlanRefused(f"the stacks depend on each other in a cycle: {_cycle(waiting)}, so none of them can be "
+                              "deployed first; break the cycle in the CDK app (a stack's addDependency, or a value one "
+                              "stack takes from another, which cdk makes an export and an import) (nothing was "
+                              "deployed)")
         stack = min(ready, key=rank.__getitem__)
         order.append(stack)
         del waiting[stack]
@@ -673,13 +676,15 @@ def _ordered(requested: list[str], needs: dict[str, list[str]]) -> tuple[str, ..
 
 
 def _cycle(waiting: dict[str, set[str]]) -> str:
-    """One cycle among the stacks left waiting, as ``A -> B -> A``."""
+    """One cycle among the stacks left waiting, as ``A depends on B, B on A``: arrows (``A -> B -> A``)
+    read as a deploy order as well as a dependency."""
     stack = min(waiting)
     path: list[str] = []
     while stack not in path:
         path.append(stack)
         stack = min(waiting[stack])
-    return " -> ".join([*path[path.index(stack):], stack])
+    cycle = [*path[path.index(stack):], stack]
+    return ", ".join(f"{a} depends on {b}" if i == 0 else f"{a} on {b}" for i, (a, b) in enumerate(zip(cycle, cycle[1:])))
 
 
 def _construct_hint(name: str, construct_ids: Mapping[str, str]) -> str | None:
