@@ -23,7 +23,8 @@ The seed's "Step 1: Deploy Infrastructure" as one run, in order:
    must trust the deploying account anyway, which only its own credentials can grant; the log
    and the artifact give the ``cdk bootstrap --trust`` to run there. Then deploy one stack per
    task (``cdk deploy <Stack> --require-approval never --exclusively``), logging cdk's lines as
-   they come; on a failure stop at once, saying what was deployed, what failed (cdk's last
+   they come, and once they are done, which were up to date (CloudFormation's reads before and
+   after, cdk's ``(no changes)`` only where one is missing, said which); on a failure stop at once, saying what was deployed, what failed (cdk's last
    lines) and how to resume; a later stack is never deployed;
 4. the pre-deployment checklist (stacks, tables and indexes, queues and DLQs, dashboard, alarms
    and the alert topic), failing the run with the list of failed items; each stack is read in
@@ -248,9 +249,14 @@ def run_deploy_infrastructure(
         before: dict[str, StackState] = {}
         if statuses is not None:
             assert home is not None
+            # A stack whose events could not be read (a policy granting DescribeStackEvents on some
+            # stacks only) is not known to have changed, but its status still stops the run: left
+            # out, cdk ran the stacks before it and then failed on one CloudFormation takes no update of.
+            judged: dict[str, StackState] = {}
             with _said_if_interrupted(
                     lambda: _interrupted_reading(plan, plan.to_deploy, from_stack, already_deployed)):
-                before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds)
+                before = _read_states(statuses, plan.to_deploy, environments, home, read_seconds, status_only=judged)
+            judged.update(before)
             # The toolkit stack of every environment the deploys (or bootstraps) go to, read now: missing or
             # half-deleted, cdk said so only at the first stack going there, after those before it were deployed.
             needed_by, bootstrapping = _toolkit_environments(app, plan.to_deploy, environments, home,
@@ -262,15 +268,15 @@ def run_deploy_infrastructure(
             # Every one of them named at once: refused for the first found, a person waited or acted, ran again
             # (the synth again, minutes) and was refused for the next.
             _refused_together(
-                lambda: check_not_changing({stack: state.status for stack, state in before.items()}),
-                lambda: check_not_stuck({stack: state.status for stack, state in before.items()},
-                                        {stack: environments[stack].region for stack in before},
-                                        reasons={stack: state.status_reason for stack, state in before.items()}),
+                lambda: check_not_changing({stack: state.status for stack, state in judged.items()}),
+                lambda: check_not_stuck({stack: state.status for stack, state in judged.items()},
+                                        {stack: environments[stack].region for stack in judged},
+                                        reasons={stack: state.status_reason for stack, state in judged.items()}),
                 lambda: check_toolkits(toolkits, needed_by, name=app.toolkit_stack, bootstrapping=bootstrapping,
                                        versions=versions,
                                        required={environment: max(app.bootstrap_versions[s] for s in stacks)
                                                  for environment, stacks in needed_by.items()}))
-            _say_created(before, environments, named_there | {
+            _say_created(judged, environments, named_there | {
                 environments[stack] for stack, status in seen.items() if status not in (None, "DELETE_COMPLETE")})
     if plan.skipped:
         log.info("resuming at %s: %s counted as deployed by an earlier run", from_stack, ", ".join(plan.skipped))
@@ -321,7 +327,9 @@ def run_deploy_infrastructure(
                 _interrupted_bootstrap(result, environment, from_stack, already_deployed)
                 raise
     total = len(plan.order)
-    up_to_date: list[str] = []  # deployed with no changes (cdk's word)
+    up_to_date: list[str] = []  # deployed with no changes (CloudFormation's reads, else cdk's word)
+    after: dict[str, StackState] = {}  # the stacks deployed, read from CloudFormation once the deploys are done
+    deploys: dict[str, DeployedStack] = {}
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
         try:
@@ -331,14 +339,17 @@ def run_deploy_infrastructure(
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             try:
-                changed, unknown, after = _changed(statuses, before, [*_deployed(result), stack], environments,
-                                                   home, read_seconds)
+                changed, unknown, now = _changed(statuses, before, [*_deployed(result), stack], environments,
+                                                 home, read_seconds)
             except BaseException:  # cancelled while reading: the artifact still says where the run stopped
                 _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
                 raise
+            # Which of those before it were up to date, in the artifact a person resumes from.
+            _up_to_date_said(reports, deploys, plan, before, now)
+            result = result.model_copy(update={"stacks": tuple(reports.values())})
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
-            when = _again_when(err, stack, after.get(stack), environments.get(stack))
+            when = _again_when(err, stack, now.get(stack), environments.get(stack))
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=when)
             _checklist_outdated(stack, err, changed, unknown)
             raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when)) from err
@@ -355,23 +366,36 @@ def run_deploy_infrastructure(
             # interrupted one too, rolled back or still IN_PROGRESS.
             _checklist_outdated(stack, stop, [*_deployed(result), stack])
             raise
+        deploys[stack] = deployed
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
-        if deployed.unchanged:
-            log.info("%s: no changes, the stack was up to date", position)
-            up_to_date.append(stack)
     result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                          bootstrap_elsewhere=elsewhere)
+    # Which were up to date, from CloudFormation (read before the first deploy and now) rather than
+    # from cdk's one line ("✅  <selector> (no changes)"), which a stack cdk shows under another name,
+    # or another cdk version's wording, did not match; cdk's word only where a read is missing.
+    if statuses is not None and home is not None:
+        try:
+            after = _read_states(statuses, [s for s in plan.to_deploy if s in before], environments, home, read_seconds)
+        except BaseException as stop:  # it raises no Exception: cancelled or Ctrl-C, every stack deployed
+            _checklist_unfinished(result, requested, already_deployed, stop,
+                                  during="while CloudFormation was read after the deploys")
+            raise
+    for stack, same in _up_to_date_said(reports, deploys, plan, before, after).items():
+        log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
+                 stack, same)
+        up_to_date.append(stack)
+    result = result.model_copy(update={"stacks": tuple(reports.values())})
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
         changed = [s for s in plan.to_deploy if s not in up_to_date]
-        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), cdk found %d up to date",
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date",
                  total, len(changed), ", ".join(changed) or "none", len(up_to_date))
     else:
         log.info("all %d stack(s) of the plan are deployed", total)
     if reader is None:
         _artifact(result)
-        changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds)
+        changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds, after)
         if changed or unknown:
             _checklist_not_asked(changed, unknown)
         return result
@@ -516,13 +540,17 @@ def _read_toolkits(statuses: Callable[[str], StackStatuses], name: str, wanted: 
 
 def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str],
                  environments: dict[str, StackEnvironment], home: StackEnvironment,
-                 read_seconds: float) -> dict[str, StackState]:
+                 read_seconds: float, status_only: dict[str, StackState] | None = None) -> dict[str, StackState]:
     """What CloudFormation shows of ``stacks`` (``StackStatuses.seen``), read in each one's region,
     to tell which the run changed (``changed_stacks``). Raises no Exception: it only decides what
     the checklist's key says, so a stack whose read failed (its events refused, say), or a region
     that did not answer within ``read_seconds``, is logged and left out, not known to have
     changed (``_changed``), and no deploy stops for it; the others are judged on their own reads.
-    A stack of another account is left out unread too."""
+    A stack of another account is left out unread too.
+
+    ``status_only``, when given, gets the DescribeStacks alone (``StackStatuses.state``) of each
+    stack whose whole read failed but whose status could still be read: what the checks of its
+    status judge."""
     log = get_run_logger()
     found: dict[str, StackState] = {}
 
@@ -537,6 +565,11 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
                 read[stack] = statuses(region).seen(stack)
             except Exception as err:  # noqa: BLE001 - one stack's read failing leaves the others' to judge
                 unread([stack], region, err)
+                if status_only is not None:
+                    try:
+                        status_only[stack] = statuses(region).state(stack)
+                    except Exception:  # noqa: BLE001, S110 - not read at all: said above, left to cdk
+                        pass
         return read
 
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
@@ -552,14 +585,18 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
 
 def _changed(statuses: Callable[[str], StackStatuses] | None, before: dict[str, StackState], stacks: Sequence[str],
              environments: dict[str, StackEnvironment], home: StackEnvironment | None,
-             read_seconds: float) -> tuple[list[str], list[str], dict[str, StackState]]:
+             read_seconds: float, known: dict[str, StackState] | None = None,
+             ) -> tuple[list[str], list[str], dict[str, StackState]]:
     """Those of ``stacks`` (whose deploy ran) CloudFormation shows changed since ``before``, read
-    now, and those not known to be unchanged: not read before or now (a read that failed, another
-    account), and what the read now found. All of them changed when nothing was to be read (no
-    ``statuses``: every deploy counts)."""
+    now (``known``: those read since the deploys finished, not read again), and those not known
+    to be unchanged: not read before or now (a read that failed, another account), and what the
+    reads found. All of them changed when nothing was to be read (no ``statuses``: every deploy
+    counts)."""
     if statuses is None or home is None:
         return list(stacks), [], {}
-    after = _read_states(statuses, stacks, environments, home, read_seconds)
+    known = known or {}
+    after = {s: known[s] for s in stacks if s in known}
+    after.update(_read_states(statuses, [s for s in stacks if s not in known], environments, home, read_seconds))
     unknown = [s for s in stacks if s not in before or s not in after]
     return list(changed_stacks(stacks, before, after)), unknown, after
 
@@ -593,11 +630,38 @@ def _reason(err: Exception) -> str:
     return err.reason if isinstance(err, StackDeployFailed) else error_said(err)
 
 
-def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan) -> str:
+# Which told that a deploy changed nothing: CloudFormation's reads, or cdk's line alone.
+_SAME_BY_CLOUDFORMATION = "CloudFormation shows it as it was before the deploy"
+_SAME_BY_CDK = "cdk said so; CloudFormation's state of it was not read"
+
+
+def _up_to_date(deployed: DeployedStack, before: StackState | None, after: StackState | None) -> str:
+    """How the run knows ``deployed``'s deploy changed nothing ("" when it did, or may have):
+    CloudFormation's reads before the first deploy and after this one, when both were made
+    (the same id, status, last update and newest event, ``changed_stacks``), else cdk's word."""
+    if before is not None and after is not None:
+        return "" if changed_stacks([deployed.stack], {deployed.stack: before}, {deployed.stack: after}) \
+            else _SAME_BY_CLOUDFORMATION
+    return _SAME_BY_CDK if deployed.unchanged else ""
+
+
+def _up_to_date_said(reports: dict[str, StackReport], deploys: dict[str, DeployedStack], plan: DeploymentPlan,
+                     before: dict[str, StackState], after: dict[str, StackState]) -> dict[str, str]:
+    """Each of ``deploys`` its deploy left up to date -> how that is known (``_up_to_date``), its
+    report's detail saying so."""
+    found: dict[str, str] = {}
+    for stack, deployed in deploys.items():
+        if same := _up_to_date(deployed, before.get(stack), after.get(stack)):
+            found[stack] = same
+            reports[stack] = reports[stack].model_copy(update={"detail": _deployed_detail(deployed, plan, same)})
+    return found
+
+
+def _deployed_detail(deployed: DeployedStack, plan: DeploymentPlan, same: str = "") -> str:
     why = next((f"before from_stack, deployed all the same: {a.reason}" for a in plan.added
                 if a.stack == deployed.stack), "")
-    same = "no changes (the stack was up to date)" if deployed.unchanged else ""
-    return "; ".join(part for part in (same, deployed.arn or "", why) if part)
+    said = f"no changes (the stack was up to date: {same})" if same else ""
+    return "; ".join(part for part in (said, deployed.arn or "", why) if part)
 
 
 def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> str:
@@ -760,11 +824,12 @@ def _interrupted_reading(plan: DeploymentPlan, read: Sequence[str], from_stack: 
 
 
 def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already_deployed: Sequence[str],
-                          err: BaseException) -> None:
-    """Say, in the log and the artifact, that a run whose checklist was interrupted or failed to
-    run deployed every stack; and under the checklist's key, that nothing was checked."""
+                          err: BaseException, during: str = "during the pre-deployment checklist") -> None:
+    """Say, in the log and the artifact, that a run whose checklist was interrupted (``during``
+    it, or before it) or failed to run deployed every stack; and under the checklist's key, that
+    nothing was checked."""
     deployed = [r.stack for r in result.stacks if r.status in ("deployed", "skipped")]
-    what = ("interrupted during the pre-deployment checklist" if not isinstance(err, Exception)
+    what = (f"interrupted {during}" if not isinstance(err, Exception)
             else f"the pre-deployment checklist could not run ({error_said(err)})")
     get_run_logger().error(
         "%s: every stack of the plan is deployed (%s), nothing is left to deploy. Check with verify_infrastructure "
@@ -773,7 +838,7 @@ def _checklist_unfinished(result: InfraResult, requested: Sequence[str], already
     _artifact(result, checklist_unfinished="was interrupted" if not isinstance(err, Exception) else "could not run")
     # Under the checklist's key too, as verify_infrastructure says it: written in the deployment
     # artifact alone, the key's newest stayed an earlier run's "passed", read as this run's verdict.
-    _deploy_checked_nothing(err, "during the pre-deployment checklist",
+    _deploy_checked_nothing(err, during,
                             "(every stack of the plan is deployed: nothing is left to deploy)",
                             "check with `verify_infrastructure` (reads only, no deploy)")
 

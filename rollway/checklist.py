@@ -351,14 +351,6 @@ def _dlq_too_short(queue: Mapping[str, Any], dlq: Observed) -> str | None:
             "MessageRetentionPeriod at least as long as the queue's (AWS advises longer)")
 
 
-# A stack whose creation and its rollback failed: cdk deletes and re-creates it before deploying.
-# The others a failed rollback, deletion or a --no-rollback deploy left behind take no deploy until
-# a person acts (rollway.infra.stuck_remedy): "see its events, fix and deploy it again" left a person
-# to find out alone whether a deploy can go over them, and what to do when it cannot.
-_ROLLBACK_FAILED = ("its creation failed and so did the rollback: deploy it again (cdk deletes and re-creates it); if "
-                    "a resource cannot be deleted, delete the stack retaining it, then deploy it again")
-
-
 def check_stack(name: str, stack: Observed, region: str | None = None,
                 construct_ids: Mapping[str, str] | None = None,
                 app_stacks: Sequence[str] | None = None) -> CheckItem:
@@ -396,9 +388,10 @@ def check_stack(name: str, stack: Observed, region: str | None = None,
         advice = "an operation is still under way; wait for it, then check again"
     elif status == "UPDATE_ROLLBACK_COMPLETE":
         advice = "its last update was rolled back, so the account runs the version before it; fix and deploy again"
-    elif status == "ROLLBACK_FAILED":
-        advice = _ROLLBACK_FAILED
     elif (remedy := stuck_remedy(status, name, region)) is not None:
+        # What a failed rollback, deletion or a --no-rollback deploy left behind takes no deploy until
+        # a person acts, the deploy's refusal says so too: "see its events, fix and deploy it again"
+        # left a person to find out alone whether a deploy can go over them, and what to do when not.
         advice = f"{remedy}, then deploy it again"
     else:
         advice = "it is not deployed as planned; see its events, fix and deploy it again"

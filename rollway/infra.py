@@ -304,6 +304,14 @@ STUCK_REMEDIES = {
                               "events say cannot roll back)",
     "CREATE_FAILED": _ROLL_BACK_PAUSED,
     "UPDATE_FAILED": _ROLL_BACK_PAUSED,
+    # cdk deletes a stack whose creation failed before creating it again (its isCreationFailure); after a
+    # failed rollback, that deletion retries what the rollback could not do, and failed there as a rule,
+    # after the stacks before it were deployed: the deletion is a person's, who reads why first.
+    "ROLLBACK_FAILED": "its creation failed and so did its rollback: cdk would delete it before creating it again, "
+                       "which fails where the rollback did unless its cause is gone; delete it (aws cloudformation "
+                       "delete-stack --stack-name {name}{region}; should that end DELETE_FAILED, delete it again with "
+                       "--retain-resources <the logical ids its events say could not be deleted>, and remove those by "
+                       "hand)",
     "DELETE_FAILED": "its deletion failed half-way, and CloudFormation takes no update of it: delete it again (aws "
                      "cloudformation delete-stack --stack-name {name}{region} --retain-resources <the logical ids "
                      "its events say could not be deleted>)",
@@ -538,7 +546,7 @@ def check_toolkits(found: Mapping[StackEnvironment, StackState], needed_by: Mapp
         if _busy([name], {name: status}):
             refused.append(f"{toolkit} {shown}: CloudFormation is still working on it; wait until it is no longer "
                            "IN_PROGRESS, then run again")
-        elif (remedy := stuck_remedy(status, name, environment.region)) is not None:
+        elif status not in _NO_TOOLKIT and (remedy := stuck_remedy(status, name, environment.region)) is not None:
             if environment in bootstrapping or status not in _TOOLKIT_STANDS:
                 refused.append(f"{toolkit} {shown}: {remedy}; " + (
                     "then run again" if status in _TOOLKIT_STANDS else f"once CloudFormation is done, {bootstrap}"))
@@ -655,7 +663,10 @@ def _ordered(requested: list[str], needs: dict[str, list[str]]) -> tuple[str, ..
     while waiting:
         ready = [s for s, deps in waiting.items() if not deps]
         if not ready:
-            raise PlanRefused(f"the stacks depend on each other in a cycle: {_cycle(waiting)}")
+            raise PlanRefused(f"the stacks depend on each other in a cycle: {_cycle(waiting)}, so none of them can be "
+                              "deployed first; break the cycle in the CDK app (a stack's addDependency, or a value one "
+                              "stack takes from another, which cdk makes an export and an import) (nothing was "
+                              "deployed)")
         stack = min(ready, key=rank.__getitem__)
         order.append(stack)
         del waiting[stack]
@@ -665,13 +676,15 @@ def _ordered(requested: list[str], needs: dict[str, list[str]]) -> tuple[str, ..
 
 
 def _cycle(waiting: dict[str, set[str]]) -> str:
-    """One cycle among the stacks left waiting, as ``A -> B -> A``."""
+    """One cycle among the stacks left waiting, as ``A depends on B, B on A``: arrows (``A -> B -> A``)
+    read as a deploy order as well as a dependency."""
     stack = min(waiting)
     path: list[str] = []
     while stack not in path:
         path.append(stack)
         stack = min(waiting[stack])
-    return " -> ".join([*path[path.index(stack):], stack])
+    cycle = [*path[path.index(stack):], stack]
+    return ", ".join(f"{a} depends on {b}" if i == 0 else f"{a} on {b}" for i, (a, b) in enumerate(zip(cycle, cycle[1:])))
 
 
 def _construct_hint(name: str, construct_ids: Mapping[str, str]) -> str | None:

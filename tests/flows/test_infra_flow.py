@@ -86,11 +86,54 @@ def test_a_stack_already_up_to_date_is_said_to_have_had_no_changes(caplog):
     since = time.time()
     deploy_on(UpToDate(WEBORDINARY), None)
     summary = latest(ARTIFACT_KEY, since)
-    assert "| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date); " in summary, summary
+    # CloudFormation not read (no statuses here): cdk's word, said to be its.
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: cdk said so; "
+            "CloudFormation's state of it was not read); ") in summary, summary
     assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
-    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date" in caplog.text
-    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), cdk found 7 " \
-           "up to date" in caplog.text, caplog.text
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date (cdk said so;" in caplog.text
+    assert "all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 7 were up to " \
+           "date" in caplog.text, caplog.text
+
+
+def test_whether_a_stack_was_up_to_date_is_read_from_cloudformation_not_from_one_line_of_cdk(aws, caplog):
+    """"No changes" was cdk's one line ("✅  <selector> (no changes)"): a stack cdk shows by another name
+    (a construct path, "Prod/Queues (Prod-Queues)"), or another cdk version's wording, was said changed though
+    CloudFormation had not moved it, and one cdk called up to date was said so whatever CloudFormation showed.
+    CloudFormation's reads before and after the deploy decide now; cdk's word only where they are missing."""
+    class CdkSaysOtherwise(_OnCloudFormation):
+        def deploy(self, stack, **kwargs):  # cdk's line not recognised for any stack but the one changed
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": stack in self.changes})
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    deploy_on(CdkSaysOtherwise(cloudformation, changes=["WebordinarySQSStack"]), None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
+            "it as it was before the deploy); ") in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "stack 1/8 WebordinaryECRStack: no changes, the stack was up to date (CloudFormation shows it as it was " \
+           "before the deploy)" in caplog.text, caplog.text
+    assert "stack 5/8 WebordinarySQSStack: no changes" not in caplog.text, caplog.text
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 7 were up to "
+            "date") in caplog.text, caplog.text
+
+
+def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aws):
+    """The artifact of a run that failed at a stack is the one a person reads to resume: the stacks
+    deployed before it say whether CloudFormation changed them, as a run that finished says."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    deployer = _OnCloudFormation(cloudformation, changes=["WebordinaryEFSStack"],
+                                 failing={"WebordinarySQSStack": "Failed to publish asset"})
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(deployer, None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
+            "it as it was before the deploy); ") in summary, summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | failed |" in summary, summary
 
 
 def test_a_run_that_creates_every_stack_it_deploys_says_so_before_the_first_deploy(aws, caplog):
@@ -742,6 +785,19 @@ class _OnCloudFormation(FakeInfraDeployer):
         return super().deploy(stack, **kwargs)
 
 
+def _events_refused(cloudformation, stack):
+    """DescribeStackEvents of ``stack`` refused (AccessDenied), for a ``with`` block."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def refused(params, **_):
+        if f":stack/{stack}/" in params.get("StackName", ""):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
+
+    return on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents")
+
+
 def _read_by(aws):
     from rollway.aws.cloudformation import CloudFormationStacks
 
@@ -776,22 +832,13 @@ def test_a_stack_whose_events_cannot_be_read_is_not_known_to_have_changed_and_th
     """DescribeStackEvents refused for one stack (a policy scoped to some stacks, a throttle past
     the retries) left every stack of its region unread: "this run changed" named all eight,
     though CloudFormation showed one moved, and said of the unread one what no read had shown."""
-    from botocore.exceptions import ClientError
-
-    from tests.botocore_events import on_operation
-
     cloudformation = aws.get_client("cloudformation")
     deployed_stacks(aws)
     unread = "WebordinaryMonitoringStack"
-
-    def refused(params, **_):
-        if f":stack/{unread}/" in params.get("StackName", ""):
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackEvents")
-
     verify_on(Passing())  # an earlier run's "passed"
     since = time.time()
     deployer = _OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"])
-    with on_operation(cloudformation, "before-parameter-build", refused, operation="DescribeStackEvents"):
+    with _events_refused(cloudformation, unread):
         if verify:  # stopped at the unread stack: the checklist never ran
             deployer.failing = {unread: "Failed to publish asset"}
             with pytest.raises(InfraDeployFailed):
@@ -1028,6 +1075,12 @@ def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     ("DELETE_FAILED", "WebordinarySQSStack is DELETE_FAILED: its deletion failed half-way, and CloudFormation takes no "
                       "update of it: delete it again (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
                       "--region us-west-2 --retain-resources"),
+    # cdk deletes a stack whose creation was rolled back before creating it again; one whose rollback failed
+    # too, that deletion fails where the rollback did, and the run failed there, after the stacks before it.
+    ("ROLLBACK_FAILED", "WebordinarySQSStack is ROLLBACK_FAILED: its creation failed and so did its rollback: cdk "
+                        "would delete it before creating it again, which fails where the rollback did unless its "
+                        "cause is gone; delete it (aws cloudformation delete-stack --stack-name WebordinarySQSStack "
+                        "--region us-west-2"),
     # CloudFormation's own reason given too: which resource failed, and why.
     ("IMPORT_ROLLBACK_FAILED", "WebordinarySQSStack is IMPORT_ROLLBACK_FAILED (CloudFormation says: The following "
                                "resource(s) failed to roll back: [Queue]): an import of existing resources into it "
@@ -1063,6 +1116,33 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
     assert said in str(caught.value), str(caught.value)
     summary = latest(ARTIFACT_KEY, since)
     assert summary.startswith("# Infrastructure: refused, nothing deployed") and "WebordinarySQSStack is" in summary
+
+
+def test_a_stack_cloudformation_takes_no_deploy_of_is_refused_also_when_its_events_cannot_be_read(aws, caplog):
+    """DescribeStackEvents refused for a stack (the documented policy grants it on Webordinary* stacks
+    alone) left the stack out of the read before the first deploy, and with it out of the check of its
+    status: cdk ran the stacks before it and then failed on the one CloudFormation takes no update of."""
+    from tests.botocore_events import on_operation
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    stuck = "WebordinarySQSStack"
+
+    def rollback_failed(parsed, **_):
+        for stack in parsed.get("Stacks", ()):
+            if stack["StackName"] == stuck:
+                stack["StackStatus"] = "UPDATE_ROLLBACK_FAILED"
+
+    deployer = _OnCloudFormation(cloudformation)
+    with _events_refused(cloudformation, stuck), \
+            on_operation(cloudformation, "after-call", rollback_failed, operation="DescribeStacks"), \
+            pytest.raises(PlanRefused) as caught:
+        deploy_on(deployer, lambda _app: Passing(), statuses=_read_by(aws))
+    assert deployer.calls == ["list"], deployer.calls  # no deploy
+    said = str(caught.value)
+    assert (f"{stuck} is UPDATE_ROLLBACK_FAILED: its last update failed and so did the rollback" in said
+            and f"continue-update-rollback --stack-name {stuck} --region us-west-2" in said), said
+    assert f"could not read the CloudFormation state of {stuck} in us-west-2 (" in caplog.text, caplog.text
 
 
 class _ToolkitReading:
@@ -1661,6 +1741,17 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
     summary = latest(ARTIFACT_KEY, since)
     assert "- `ItSQSStack`: it does not exist" in summary
     assert "| 1 | `ItSQSStack` | deployed | " in summary and "stack/ItSQSStack/" in summary
+
+    # Run again: cdk changes nothing, and CloudFormation's reads before and after say so, whatever cdk printed.
+    since = time.time()
+    deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "again")), cdk_executable=str(CDK), direct=True,
+                          verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
+                          aws_credentials_block="infra-resume-aws")
+    summary = latest(ARTIFACT_KEY, since)
+    for i, stack in enumerate(("ItSQSStack", "ItSessionStack"), 1):
+        assert (f"| {i} | `{stack}` | deployed | ") in summary and ("no changes (the stack was up to date: "
+                                                                      "CloudFormation shows it as it was before the "
+                                                                      "deploy)") in summary.split(f"`{stack}`")[1], summary
 
 
 @pytest.mark.integration

@@ -352,7 +352,11 @@ def test_summary_and_markdown_name_the_failed_items():
                                             "--resources-to-skip <logical id> for a resource its events say cannot "
                                             "roll back), then deploy it again"),
     ("UPDATE_FAILED", None, False, "roll it back (aws cloudformation rollback-stack --stack-name S), then deploy it"),
-    ("ROLLBACK_FAILED", None, False, "deploy it again (cdk deletes and re-creates it); if a resource cannot be deleted"),
+    # A deploy is refused over it (cdk's deletion of it fails where the rollback did): "deploy it again" sent a
+    # person to a refusal.
+    ("ROLLBACK_FAILED", None, False, "its creation failed and so did its rollback: cdk would delete it before "
+                                     "creating it again, which fails where the rollback did unless its cause is gone; "
+                                     "delete it (aws cloudformation delete-stack --stack-name S; "),
     ("DELETE_FAILED", None, False, "its deletion failed half-way, and CloudFormation takes no update of it: delete it "
                                    "again (aws cloudformation delete-stack --stack-name S --retain-resources"),
     ("UPDATE_IN_PROGRESS", None, False, "still under way"),

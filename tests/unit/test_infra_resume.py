@@ -111,7 +111,11 @@ def test_stacks_to_deploy_still_changing_refuse_the_run(statuses, refused):
 
 @pytest.mark.parametrize("statuses, refused", [
     # cdk goes over these itself: an update rolled back, a failed creation (it deletes and re-creates it).
-    ({"A": "UPDATE_ROLLBACK_COMPLETE", "B": "ROLLBACK_COMPLETE", "C": "ROLLBACK_FAILED", "D": None}, []),
+    ({"A": "UPDATE_ROLLBACK_COMPLETE", "B": "ROLLBACK_COMPLETE", "D": None}, []),
+    # A failed creation whose rollback failed too: cdk's deletion of it fails where the rollback did.
+    ({"A": "ROLLBACK_FAILED", "B": "ROLLBACK_COMPLETE"},
+     ["A is ROLLBACK_FAILED: its creation failed and so did its rollback",
+      "delete it (aws cloudformation delete-stack --stack-name A --region eu-west-1;"]),
     ({"A": "UPDATE_ROLLBACK_FAILED", "B": "CREATE_COMPLETE"},
      ["A is UPDATE_ROLLBACK_FAILED: ", "continue-update-rollback --stack-name A --region eu-west-1"]),
     ({"A": "CREATE_FAILED", "B": "DELETE_FAILED"},
