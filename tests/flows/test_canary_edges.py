@@ -59,8 +59,11 @@ def test_a_run_stopped_by_a_rollback_by_hand_is_not_rolled_back_again_by_its_hoo
         return ApprovalAnswer(action="approve", approver="dana", comment="go")
 
     monkeypatch.setattr(flows.progressive, "prefect_approver", lambda *a, **k: approver)
+    # The answer's look finds the traffic moved back: its drift check reads the weights again for
+    # the read-back lag, on real time; the fakes answer at once, so half a second (not 30 s) will do.
     spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
-                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0)
+                                            Stage(weight=100, bake_seconds=120, approval=True)], monitor_seconds=0,
+                       verify_timeout_seconds=0.5)
     with pytest.raises(RolloutEnded):
         progressive_rollout(spec=spec, phased=False)
     rollbacks = [s for s, _ in env.notifier.messages if s.startswith("Rollback")]

@@ -125,7 +125,7 @@ def test_a_pause_watch_whose_rollout_was_rolled_back_and_superseded_stands_down_
 
     from flows.hooks import rollback_hooks
     from rollway.model import Weights
-    from tests.flows.test_progressive_fakes import APPROVAL_SPEC, kinds
+    from tests.flows.test_progressive_fakes import MOVED_TRAFFIC_SPEC, kinds
 
     env = env_with_ledger()
     service = env.targets.canary_service
@@ -141,7 +141,7 @@ def test_a_pause_watch_whose_rollout_was_rolled_back_and_superseded_stands_down_
 
     @flow(name="superseded-while-paused", **rollback_hooks())
     def rollout_a():
-        return progressive_on(env, APPROVAL_SPEC, asked)
+        return progressive_on(env, MOVED_TRAFFIC_SPEC, asked)
 
     with caplog.at_level(logging.INFO):
         state = rollout_a(return_state=True)

@@ -9,7 +9,7 @@ import pytest
 
 from rollway.ledger import RolloutEnded, begin_rollback
 from rollway.model import Weights
-from tests.flows.test_progressive_fakes import APPROVAL_SPEC, env_with_ledger, kinds, progressive_on
+from tests.flows.test_progressive_fakes import MOVED_TRAFFIC_SPEC, env_with_ledger, kinds, progressive_on
 
 
 def test_a_pause_whose_traffic_another_rollback_moved_says_the_run_stops_without_moving_traffic(caplog):
@@ -31,7 +31,7 @@ def test_a_pause_whose_traffic_another_rollback_moved_says_the_run_stops_without
         return None  # the watch ended the pause: nobody answered
 
     with caplog.at_level(logging.WARNING), pytest.raises(RolloutEnded):
-        progressive_on(env, APPROVAL_SPEC, asked)
+        progressive_on(env, MOVED_TRAFFIC_SPEC, asked)
     assert kinds(env).count("rollback-start") == 1, kinds(env)  # erin's alone
     # The run's own words, not Prefect's log of the exception that failed it.
     said = [m for r in caplog.records if "Encountered exception" not in (m := r.getMessage())]

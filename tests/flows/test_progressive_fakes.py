@@ -626,6 +626,10 @@ APPROVAL_SPEC = RolloutSpec(image=IMAGE, stages=[
     Stage(weight=5, bake_seconds=120), Stage(weight=25, bake_seconds=120, approval=True),
     Stage(weight=50, bake_seconds=120), Stage(weight=100, bake_seconds=120),
 ])
+# For a test whose look finds the traffic moved: a drift check reads the weights again for the
+# spec's read-back lag, on real time (a load balancer's lag does not follow the rollout clock),
+# 30 s by default. The fakes answer at once and the move is no lag, so half a second finds it too.
+MOVED_TRAFFIC_SPEC = APPROVAL_SPEC.model_copy(update={"verify_timeout_seconds": 0.5})
 
 
 class Intercept:
@@ -1452,7 +1456,7 @@ def test_a_pause_watch_stands_down_when_another_run_took_the_rollout_over_meanwh
         return None  # the watch ended the pause: nobody answered
 
     with caplog.at_level(logging.WARNING), pytest.raises(RolloutMovedOn):
-        progressive_on(env, APPROVAL_SPEC, asked)
+        progressive_on(env, MOVED_TRAFFIC_SPEC, asked)
     record = env.ledger.get(service)
     assert env.router.weights == Weights.canary_at(25), "the other run's traffic was moved"
     assert record.phase is RolloutPhase.PROGRESSING and record.owner == "run-2", (record.phase, record.owner)
@@ -1483,7 +1487,7 @@ def test_a_pause_watch_stands_down_too_when_another_run_holds_the_rollout_still_
         return None
 
     with caplog.at_level(logging.WARNING), pytest.raises(RolloutMovedOn, match="stands down"):
-        progressive_on(env, APPROVAL_SPEC, asked)
+        progressive_on(env, MOVED_TRAFFIC_SPEC, asked)
     record = env.ledger.get(service)
     assert env.router.weights == Weights.canary_at(25), "the other run's traffic was moved"
     assert record.owner == "run-2" and "rollback-start" not in kinds(env), (record.owner, kinds(env))
