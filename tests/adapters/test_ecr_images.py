@@ -521,7 +521,7 @@ def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str]):
 
 
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aws, monkeypatch):
-    # ECR deleted the tags and answered 500 (or throttled the answer): botocore retried the call
+    # ECR deleted the tags and answered 500: botocore retried the call
     # itself, and ECR answered the retry "ImageNotFound" for them. They were reported gone, as if
     # the run had found them deleted before it; this call deleted them.
     put_image(aws, "old-version", "1")
@@ -564,3 +564,38 @@ def test_a_later_call_whose_answer_was_lost_says_ecr_may_have_deleted_its_tags(a
     assert deletion.deleted == tuple(old[:100]) and list(deletion.failed) == old[100:]
     assert tags_in(images) == set(), "ECR deleted the second call's tags too"
     assert all("ECR may have deleted it all the same" in why for why in deletion.failed.values()), deletion.failed
+
+
+def test_a_tag_gone_when_botocore_retried_a_throttled_call_is_not_said_deleted_by_it(aws, monkeypatch):
+    # ECR throttled the first try (a refusal: it did nothing) and an ECR lifecycle rule expired the
+    # image meanwhile: botocore's retry found the tag not found, and the run reported it deleted by
+    # itself, its log saying ECR had answered "after deleting them".
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.config import Config
+    from botocore.retries.standard import ExponentialBackoff
+
+    from tests.botocore_events import on_operation
+
+    put_image(aws, "old-version", "1")
+    put_image(aws, "1.0.0", "3")
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # no real wait
+    ecr = boto3.client("ecr", endpoint_url=aws.endpoint_url, region_name=aws.targets.region,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+    answered: list[int] = []
+
+    def expired_then_throttled(request, **_):
+        if answered:
+            return None
+        answered.append(400)
+        aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
+                                                 imageIds=[{"imageTag": "old-version"}])
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"},
+                           _Body(b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'))
+
+    with on_operation(ecr, "before-send", expired_then_throttled, operation="BatchDeleteImage"):
+        deletion = EcrImages(ecr, aws.targets.ecr_repository).delete_tags(["old-version"])
+
+    assert answered, "the first answer was the throttle"
+    assert deletion.gone == ("old-version",) and deletion.deleted == () and deletion.deleted_on_retry == ()
