@@ -444,9 +444,12 @@ def _bounded_retry_after(response: httpx.Response) -> None:
         seconds = float(said)
     except ValueError:
         try:
-            seconds = (parsedate_to_datetime(said) - datetime.now(timezone.utc)).total_seconds()
+            at = parsedate_to_datetime(said)
         except (TypeError, ValueError, OverflowError):
             return
+        # A date with no zone ("-0000", or none) is UTC to Prefect's client: it sleeps until then.
+        at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+        seconds = (at - datetime.now(timezone.utc)).total_seconds()
     if math.isfinite(seconds) and seconds > RETRY_AFTER_MOST_SECONDS:
         response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
 

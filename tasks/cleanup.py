@@ -235,8 +235,8 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
     if deletion.deleted_on_retry:
         get_run_logger().warning(
             "image tag(s) %s: deleted (ECR's retry found them gone): ECR answered BatchDeleteImage with an error "
-            "(a throttle or a 5xx) after deleting them, and botocore's retry of the call found them not found; "
-            "reported deleted by this run", ", ".join(deletion.deleted_on_retry))
+            "(a 5xx) or not at all (its answer lost) after deleting them, and botocore's retry of the call found "
+            "them not found; reported deleted by this run", ", ".join(deletion.deleted_on_retry))
     lost, why = _unanswered.pop(run_id, ((), "")) if run_id is not None else ((), "")
     deleted_unanswered = tuple(tag for tag in deletion.gone if tag in lost)
     if not deleted_unanswered:

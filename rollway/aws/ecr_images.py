@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, lost_answers
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
@@ -45,7 +45,7 @@ class TagDeletion(BaseModel):
         failed: tag -> ECR's failure code and reason.
         withheld: tag -> why it was not asked to be deleted (``delete_tags``'s ``withhold``).
         deleted_on_retry: the tags among ``deleted`` ECR called not found when botocore retried
-            the call (a throttle or a 5xx answered the try that deleted them).
+            the call after a try whose answer was lost (a 5xx, a read timeout: that try deleted them).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -139,7 +139,8 @@ class EcrImages:
         """Delete ``tags`` (an image loses the tag; one left with no tag is deleted by ECR).
 
         A tag the repository does not have is reported as gone, not failed, unless botocore retried
-        the call that found it not found: the try before deleted it (``deleted_on_retry``). A call that fails
+        the call that found it not found after a try whose answer was lost: that try deleted it
+        (``deleted_on_retry``); after a throttle (a refusal) it is gone as ever. A call that fails
         after an earlier one deleted tags marks its own tags failed (with the error) and the rest
         goes on, so what was deleted is never lost from the answer; a call failing before any tag
         was deleted or found gone is raised (nothing was done: trying the whole again is safe).
@@ -180,8 +181,9 @@ class EcrImages:
             if sending is not None:
                 sending(batch)
             try:
-                answer = self._client.batch_delete_image(
-                    repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
+                with lost_answers(self._client, "BatchDeleteImage", "ECR") as lost:
+                    answer = self._client.batch_delete_image(
+                        repositoryName=self._repository, imageIds=[{"imageTag": tag} for tag in batch])
             except (ClientError, BotoCoreError) as err:
                 if isinstance(err, ClientError) and \
                         err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
@@ -199,10 +201,11 @@ class EcrImages:
                     continue
                 raise
             removed = {i.get("imageTag") for i in answer.get("imageIds", [])}
-            # botocore retried the call itself (a throttle, a 5xx): the try whose answer was that
-            # error may have deleted the tags, and the retry then finds them not found. This call
-            # sent them, and the caller sends only tags it saw in the repository: its deletion.
-            retried = (answer.get("ResponseMetadata") or {}).get("RetryAttempts", 0) > 0
+            # botocore retried the call itself after a try whose answer was lost (a 5xx, a read
+            # timeout): that try may have deleted the tags, and the retry then finds them not found.
+            # This call sent them, and the caller sends only tags it saw in the repository: its
+            # deletion. Not after a throttle or a connection never made: ECR did nothing then.
+            retried = bool(lost)
             for failure in answer.get("failures", []):
                 tag = failure.get("imageId", {}).get("imageTag")
                 if tag is None or tag in removed:

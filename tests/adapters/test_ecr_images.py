@@ -3,6 +3,7 @@ by digest) refused by the plan, absent tags reported as gone."""
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 
 import pytest
@@ -490,10 +491,11 @@ class _Body:
 
 
 @contextmanager
-def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str]):
+def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str], status: int = 500, error: str = "ServerException"):
     """An ECR client that retries (botocore's standard mode, no wait between attempts) whose first
     BatchDeleteImage deletes ``tags`` and is answered 500, as ECR does when its own side fails
-    after acting: yields (the client, a list holding 500 once that answer was given)."""
+    after acting (or ``status`` with ``error``): yields (the client, a list holding ``status`` once
+    that answer was given)."""
     import boto3
     from botocore.awsrequest import AWSResponse
     from botocore.config import Config
@@ -510,18 +512,18 @@ def ecr_retried_after_deleting(aws, monkeypatch, tags: list[str]):
     def deleted_then_500(request, **_):
         if answered:
             return None
-        answered.append(500)
+        answered.append(status)
         aws.get_client("ecr").batch_delete_image(repositoryName=aws.targets.ecr_repository,
                                                  imageIds=[{"imageTag": tag} for tag in tags])
-        return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.1"},
-                           _Body(b'{"__type": "ServerException", "message": "internal error"}'))
+        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"},
+                           _Body(json.dumps({"__type": error, "message": "internal error"}).encode()))
 
     with on_operation(ecr, "before-send", deleted_then_500, operation="BatchDeleteImage"):
         yield ecr, answered
 
 
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_not_gone_before(aws, monkeypatch):
-    # ECR deleted the tags and answered 500 (or throttled the answer): botocore retried the call
+    # ECR deleted the tags and answered 500: botocore retried the call
     # itself, and ECR answered the retry "ImageNotFound" for them. They were reported gone, as if
     # the run had found them deleted before it; this call deleted them.
     put_image(aws, "old-version", "1")
@@ -564,3 +566,17 @@ def test_a_later_call_whose_answer_was_lost_says_ecr_may_have_deleted_its_tags(a
     assert deletion.deleted == tuple(old[:100]) and list(deletion.failed) == old[100:]
     assert tags_in(images) == set(), "ECR deleted the second call's tags too"
     assert all("ECR may have deleted it all the same" in why for why in deletion.failed.values()), deletion.failed
+
+
+def test_a_tag_gone_when_botocore_retried_a_throttled_call_is_not_said_deleted_by_it(aws, monkeypatch):
+    # ECR throttled the first try (a refusal: it did nothing) and an ECR lifecycle rule expired the
+    # image meanwhile (here, as that try was sent): botocore's retry found the tag not found, and
+    # the run reported it deleted by itself, its log saying ECR had answered "after deleting them".
+    put_image(aws, "old-version", "1")
+    put_image(aws, "1.0.0", "3")
+
+    with ecr_retried_after_deleting(aws, monkeypatch, ["old-version"], 400, "ThrottlingException") as (ecr, answered):
+        deletion = EcrImages(ecr, aws.targets.ecr_repository).delete_tags(["old-version"])
+
+    assert answered, "the first answer was the throttle"
+    assert deletion.gone == ("old-version",) and deletion.deleted == () and deletion.deleted_on_retry == ()

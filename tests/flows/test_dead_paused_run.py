@@ -333,6 +333,8 @@ def test_a_command_whose_profile_retries_for_days_does_not_wait_that_long_to_loo
 
 
 @pytest.mark.parametrize(("sent", "least", "most"), [("3600", 30, 36), ("Wed, 21 Oct 2099 07:28:00 GMT", 30, 36),
+                                                    # A date with no zone: Prefect's client reads it as UTC.
+                                                    ("Wed, 21 Oct 2099 07:28:00 -0000", 30, 36),
                                                     ("-5", 0, 0), ("12", 12, 14.4)])
 def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch, sent, least, most):
     """A proxy in front of a restarting Prefect server answered 503 with Retry-After: 3600: the
