@@ -180,7 +180,8 @@ def test_an_early_start_over_the_lease_of_a_run_that_ended_names_that_lease_not_
         by_hand(env, "bob", REASON)
     said = str(refused.value)
     assert "took the rollout" not in said and "left to that run" not in said, said
-    assert f"{service}'s rollout is held by week-1-run, whose run has ended, under a lease that runs until" in said, said
+    assert f"{service}'s rollout is held by week-1-run, whose run has ended, under a lease that runs until" in said, \
+        said
     assert "no phase was started early for bob" in said and "run advance_phase again once that lease has run out" \
         in said, said
     assert env.ledger.get(service).history == before.history and shifts(env) == [5]
