@@ -1125,9 +1125,25 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         # run went red and its rollback hook had to judge a rollout the other run was starting.
         with before_any_write(env.targets):
             now_held = env.ledger.get(service)
-        holder = now_held.owner if now_held is not None and now_held.owner not in (None, owner) else None
+        early = "" if early_reason is None else f", and no phase was started early for {actor}"
+        if now_held is not None and now_held.owner is None:
+            # Taken and let go since (the other run refused on drift, say): the bare LockHeld, with
+            # nobody holding the rollout, had this run's hook roll back a rollout neither run moved.
+            raise PhaseRefused(f"{service}'s rollout was taken by another run as this run was about to start "
+                               f"{following}, and let go since ({held}): nothing was changed{early}; run "
+                               "advance_phase again") from None
+        holder = now_held.owner if now_held is not None and now_held.owner != owner else None
         if holder is None:
             raise
+        if (holder, now_held.lease_expires) == (record.owner, record.lease_expires):
+            # No run took it since the read: the lease read there, of a run that has ended (a live
+            # one was left alone above), still runs; one the tick had to wait for was waited out
+            # (``advance``), not an early start's. Said as a run taking over, it was "left to" a
+            # run that had ended, and nobody went on with it.
+            until = weekly.describe(record.lease_expires, "UTC")
+            raise PhaseRefused(f"{service}'s rollout is held by {holder}, whose run has ended, under a lease that "
+                               f"runs until {until}: nothing was changed{early}; run advance_phase again once that "
+                               "lease has run out") from None
         said = (f"{holder} took the rollout as this run was about to start {following} of {service} (two runs of "
                 "the schedule at once, after an outage, or one by hand): it is left to that run; nothing was "
                 f"changed ({held})")

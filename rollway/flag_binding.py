@@ -122,9 +122,9 @@ class BoundFlagGone(UnknownFlag):
         recreate = " and ".join(f"`rollway flags set {f} --create --no-enabled`" for f in features)
         self.args = (
             f"bound feature flag {names} is gone from the flags table (deleted since this rollout's start check "
-            f"found it, its audit trail with it): {stage} does not recreate it and wrote nothing, as a rollout moves "
-            f"only flags that exist. Recreate it off ({recreate}) for a rollout to move it again; left deleted, it "
-            "serves no one, and a rollback skips it",)
+            f"found it, its audit trail with it): {stage} does not recreate it and wrote nothing to it, as a rollout "
+            f"moves only flags that exist. Recreate it off ({recreate}) for a rollout to move it again; left deleted, "
+            "it serves no one, and a rollback skips it",)
 
 
 class RolloutRolledBack(FlagError):
@@ -298,12 +298,14 @@ def _set_flag(
 def _lost_every_race(lost: FlagConflict, attempts: int, what: str) -> FlagConflict:
     """``lost``, the last of ``attempts`` lost races of one ``what`` ("change", "25% stage"), said as
     such: FlagConflict's own "read it again and retry" told a flow's change, or a rollout's stage,
-    to do what it had done on each of its tries, and not that nothing was written."""
+    to do what it had done on each of its tries, and not that the flag was not written. Of this flag
+    only: a flow's changes before it, or a stage's other flags, may have been ("nothing was written"
+    read as none of them, beside the flow's summary or the stage's "not all put back")."""
     found = "a different version" if lost.actual_version is None else f"version {lost.actual_version}"
     conflict = FlagConflict(lost.feature, lost.expected_version, lost.actual_version)
     conflict.args = (
         f"feature flag {lost.feature!r} changed concurrently: expected version {lost.expected_version}, found {found}; "
-        f"another write landed between each of this {what}'s {attempts} reads of the flag and its write: nothing was "
+        f"another write landed between each of this {what}'s {attempts} reads of the flag and its write: it was not "
         f"written; `rollway flags get {lost.feature}` shows the flag as it is now",)
     return conflict
 

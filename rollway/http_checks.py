@@ -18,6 +18,7 @@ instruction: sending it again would make a second one.
 
 from __future__ import annotations
 
+import codecs
 import json
 import socket
 import threading
@@ -198,8 +199,8 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
         def exchange() -> httpx.Response:
             response = http.send(request, stream=True)
             try:
-                response.stream = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
-                response.read()
+                response.stream = body = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
+                _read_capped(response, body)
             finally:
                 response.close()
             return response
@@ -229,6 +230,31 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
     return response
 
 
+def _read_capped(response: httpx.Response, body: _Deadline) -> None:
+    """Read ``response``'s body, decoded, to its first ``BODY_READ_LIMIT`` bytes (``body.cut`` then
+    says the rest was not read), as ``response.content``.
+
+    ``_Deadline`` counts the bytes as sent: a compressed body (``Content-Encoding: gzip``) under the
+    limit on the wire was decoded whole, a dump that compresses a hundredfold held in memory and
+    quoted from past the MiB its reason said was read.
+    """
+    kept: list[bytes] = []
+    size = 0
+    decoded = response.iter_bytes()
+    try:
+        for chunk in decoded:
+            if size + len(chunk) > BODY_READ_LIMIT:
+                kept.append(chunk[:BODY_READ_LIMIT - size])
+                body.cut = True
+                break
+            kept.append(chunk)
+            size += len(chunk)
+    finally:
+        decoded.close()
+    # As httpx's own ``read`` keeps what it read: ``content``, ``text`` and ``json()`` read it there.
+    response._content = b"".join(kept)
+
+
 # Query values shorter than this are not masked in a quoted body: masking "eu" would garble the
 # text around it, and no token is that short.
 _MASKED_MIN = 4
@@ -249,6 +275,14 @@ def _binary(text: str, content: bytes) -> bool:
     return b"\x00" in content or odd > len(text) * _BINARY_SHARE
 
 
+def _text(response: httpx.Response) -> str:
+    """``response``'s body as text; one cut at ``BODY_READ_LIMIT`` without the part of a character
+    the cut left at its end (a multi-byte character read in half was quoted as a replacement character)."""
+    if not _cut(response):
+        return response.text
+    return codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace").decode(response.content)
+
+
 def quoted_body(response: httpx.Response) -> str:
     """What a reason quotes of ``response``'s body: its end, in one line, with the request's
     query values and the Authorization header it sent (whole and without its scheme) masked.
@@ -257,11 +291,12 @@ def quoted_body(response: httpx.Response) -> str:
     characters (a terminal's escapes) and a row of replacement characters in the run's log. Any
     control character left in a text body is shown as a space."""
     cut = " (the rest was not read)" if _cut(response) else ""
-    if _binary(response.text, response.content):
+    text = _text(response)
+    if _binary(text, response.content):
         kind = response.headers.get("content-type", "no Content-Type")
         size = (f"its first {len(response.content):,} bytes" if cut else f"{len(response.content):,} bytes")
         return f"a binary body ({kind}, {size}{cut}), not quoted"
-    text = " ".join("".join(c if c.isprintable() else " " for c in response.text).split())
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     # An error page may echo the request's URL ("Cannot GET /health?token=..."): the query values
     # the URL's own display masks are masked here too, as sent, decoded and percent-encoded.
     query = response.request.url.query.decode("ascii", "replace")

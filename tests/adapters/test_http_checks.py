@@ -749,3 +749,61 @@ def test_a_huge_healthy_answer_passes_saying_its_body_was_read_in_part():
             health = http_checks.check_health(http, spec)
     assert health.passed, health.reason
     assert health.reason.endswith("its body was read to its first 1 MiB only, a verdict in it not read"), health.reason
+
+
+class _Encoded(_LocalServer):
+    """A service that answers ``status`` with ``body`` whole, as ``content_type``, gzip-compressed
+    on the wire when ``gzip`` (a proxy compressing the error page it relays)."""
+
+    def __init__(self, status: int, body: bytes, content_type: str, *, gzip: bool = False) -> None:
+        self.status, self.content_type, self.gzip = status, content_type, gzip
+        self.body = __import__("gzip").compress(body, 6) if gzip else body
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        request.send_response(self.status)
+        request.send_header("Content-Type", self.content_type)
+        if self.gzip:
+            request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Length", str(len(self.body)))
+        request.end_headers()
+        try:
+            request.wfile.write(self.body)
+        except OSError:
+            return  # the client stopped reading
+
+
+def test_a_compressed_huge_error_body_is_read_to_its_first_mib_as_decoded_not_as_sent():
+    # 4 MiB of numbered lines, well under 1 MiB on the wire: read whole, decoded (a dump that
+    # compresses a hundredfold was held in memory whole) and quoted from its end, past the MiB the
+    # reason says it read.
+    lines = b"".join(b"dump line %08d\n" % i for i in range(4 * 1024 * 1024 // 16))
+    with _Encoded(503, lines, "text/plain", gzip=True) as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
+    assert "the first 1 MiB of its body (the rest was not read) ends: …" in health.reason, health.reason
+    last = int(health.reason.rsplit("dump line ", 1)[1].split()[0])
+    assert last < 1024 * 1024 // 16, health.reason  # from the first MiB: lines of 16 bytes
+
+
+def test_a_utf8_body_cut_mid_character_is_quoted_without_a_replacement_character():
+    # "é" is two bytes: after a one-byte "x", the first MiB ends half way through one.
+    body = b"x" + "é".encode() * (600 * 1024)
+    with _Encoded(500, body, "text/plain; charset=utf-8") as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert "the first 1 MiB of its body (the rest was not read) ends: …éé" in health.reason, health.reason
+    assert "\ufffd" not in health.reason and health.reason.endswith("é"), health.reason[-40:]
+
+
+def test_a_passing_json_health_body_under_the_cap_is_still_read_for_its_verdict():
+    # Just under 1 MiB, gzip-compressed: its verdict, at its end, is read and fails the check.
+    padding = "x" * (1024 * 1024 - 200)
+    body = ('{"details": "' + padding + '", "status": "DOWN"}').encode()
+    with _Encoded(200, body, "application/json", gzip=True) as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and 'its body says status "DOWN"' in health.reason, health.reason

@@ -162,3 +162,26 @@ def test_an_early_start_that_finds_the_next_phase_already_due_keeps_the_persons_
     assert REASON in started.comment, started.comment
     said = [line for line in _said(caplog) if REASON in line]
     assert any("bob asked to start it early" in line and "due anyway" in line for line in said), _said(caplog)
+
+
+def test_an_early_start_over_the_lease_of_a_run_that_ended_names_that_lease_not_a_run_taking_over():
+    """Week 1's run passed its phase and died before letting the rollout go: its lease runs ten
+    more minutes, and bob starts week 2 early meanwhile. Refused, as before, but said as a run that
+    "took the rollout as this run was about to start week 2 ...: it is left to that run": no run
+    had taken it, and the one named had ended, so nobody would go on with it."""
+    env = env_with_ledger()
+    env.clock.t = TUESDAY
+    assert week_1(env).outcome == "holding"
+    env.clock.t += 2 * H
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner="week-1-run", now=env.clock.now(), lease_seconds=600, wall=env.wall())
+    before = env.ledger.get(service)
+    with pytest.raises(PhaseRefused) as refused:
+        by_hand(env, "bob", REASON)
+    said = str(refused.value)
+    assert "took the rollout" not in said and "left to that run" not in said, said
+    assert f"{service}'s rollout is held by week-1-run, whose run has ended, under a lease that runs until" in said, \
+        said
+    assert "no phase was started early for bob" in said and "run advance_phase again once that lease has run out" \
+        in said, said
+    assert env.ledger.get(service).history == before.history and shifts(env) == [5]

@@ -242,3 +242,33 @@ def test_a_second_schedule_run_that_loses_the_race_for_the_next_phase_leaves_it_
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "cron-1 took the rollout as this run was about to start week 2" in said, said
     assert "nothing was changed" in said, said
+
+
+def test_a_schedule_run_whose_twin_took_the_rollout_and_let_it_go_since_is_refused_not_failed_on_the_lock():
+    """The twin took the rollout as this run was about to start week 2, then let it go (refused on
+    drift, say) before this run read who held it. This run failed on the ledger's bare LockHeld, and
+    with nobody holding the rollout its rollback hook rolled back a rollout neither run had moved."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
+    service, real = env.targets.canary_service, env.ledger
+    twin: list[str] = []
+
+    def first_run_takes_it_and_lets_go(name, args, kwargs):
+        if name == "acquire" and kwargs.get("owner") == "cron-2":
+            real.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=600.0, wall=env.wall())
+            twin.append("holds")
+        elif name == "get" and twin == ["holds"]:
+            real.release(service, owner="cron-1")
+            twin.append("let go")
+
+    env.ledger = Intercept(real, first_run_takes_it_and_lets_go)
+    with pytest.raises(PhaseRefused) as refused:
+        watchdog(env, auto_approve("carol"), "cron-2", lambda owner: owner != "cron-1")
+    said = str(refused.value)
+    assert twin == ["holds", "let go"]
+    assert "was taken by another run as this run was about to start week 2" in said and "let go since" in said, said
+    assert "'cron-1'" in said and "nothing was changed" in said and "run advance_phase again" in said, said
+    record = real.get(service)
+    assert record.owner is None and record.weekly_phase_index == 0 and shifts(env) == [5]

@@ -494,6 +494,53 @@ def test_a_bound_flag_deleted_as_the_stage_reads_it_is_named_gone_not_recreated_
     assert INTERRUPTS not in store.flags and store.get(SQS).enabled is False
 
 
+def test_a_bound_flag_gone_after_the_stage_moved_another_does_not_say_the_stage_wrote_nothing():
+    """The stage moved SQS, then found INTERRUPTS deleted; on-call changed SQS before its put-back,
+    which left it as they set it. The error said the stage "wrote nothing", then that "the flags
+    this stage moved were not all put back": of the flag gone, it wrote nothing; of the stage, it
+    had written SQS, and it stays."""
+    store = FakeFlagStore([flag(SQS), flag(INTERRUPTS)])
+    get = store.get
+
+    def deleted_after_the_check(feature):
+        if feature == INTERRUPTS and store.flags[SQS].enabled:  # SQS moved: the stage is writing
+            store.flags.pop(INTERRUPTS, None)
+            moved = store.flags[SQS]
+            store.put(moved.model_copy(update={"percentage": 10.0}), expected_version=moved.version, actor="oncall",
+                      now=2.0, reason="hold at 10")
+        return get(feature)
+
+    store.get = deleted_after_the_check
+    with pytest.raises(UnknownFlag) as raised:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r", rollout="r1",
+                       now=1.0, exclusive=True)
+    said = str(raised.value)
+    assert "the flags this stage moved were not all put back" in said and store.get(SQS).percentage == 10.0, said
+    assert "this rollout's 25% stage does not recreate it and wrote nothing to it," in said, said
+
+
+def test_a_stage_whose_second_flag_loses_every_race_says_that_flag_was_not_written_not_that_nothing_was():
+    """The stage moved SQS (then put it back), and another writer landed between each of its reads
+    of INTERRUPTS and its write: "nothing was written" read as the stage having touched no flag."""
+    store = FakeFlagStore([flag(SQS), flag(INTERRUPTS)])
+    put = store.put
+
+    def hammered(flag_state, **kwargs):
+        if flag_state.feature == INTERRUPTS and kwargs.get("actor") == "r":
+            current = store.flags[INTERRUPTS]
+            put(current.model_copy(update={"salt": f"s{current.version}"}), expected_version=current.version,
+                actor="script", now=1.0)
+        return put(flag_state, **kwargs)
+
+    store.put = hammered
+    with pytest.raises(FlagConflict) as lost:
+        apply_bindings(store, [FlagBinding(feature=SQS), FlagBinding(feature=INTERRUPTS)], 25, actor="r",
+                       rollout="r1", now=1.0, exclusive=True)
+    said = str(lost.value)
+    assert "between each of this 25% stage's 3 reads of the flag and its write: it was not written;" in said, said
+    assert "nothing was written" not in said, said
+
+
 def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
     """The stage moved SQS, then a person changed it (on-call, mid-incident) before the next
     flag's failure sent the stage's flags back: the put-back must not overwrite the person."""
@@ -787,7 +834,7 @@ def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_n
     said = str(lost.value)
     assert said.startswith(f"feature flag {SQS!r} changed concurrently: expected version 3, found version 4"), said
     assert "read it again and retry" not in said, said
-    assert ("another write landed between each of this change's 3 reads of the flag and its write: nothing was "
+    assert ("another write landed between each of this change's 3 reads of the flag and its write: it was not "
             f"written; `rollway flags get {SQS}` shows the flag as it is now") in said, said
     assert store.get(SQS).enabled is True
 
