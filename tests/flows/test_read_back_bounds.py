@@ -363,8 +363,11 @@ def test_a_health_look_refused_at_once_near_the_deadline_ends_the_wait_within_it
     assert took < ENDS_WITHIN, took
     if not refused:
         # Under load the first look's task run outlasted the 1-s bound: no second look was made,
-        # and the wait ended on its bound without asking again (CI saw its first look take 2.5 s).
-        assert "no healthy targets after 1 s" in str(error), repr(error)
+        # and the wait ended on its bound without asking again (CI saw its first look take 2.5 s),
+        # either with that look's answer (no healthy target) or with the look itself unanswered
+        # within the bound (a machine with load 19 kept its read past it).
+        ended_on_its_bound = ("no healthy targets after 1 s", "could not be read back within 1 s")
+        assert any(words in str(error) for words in ended_on_its_bound), repr(error)
         return
     assert "RequestExpired" in str(error), repr(error)
     # The first refusal ends the wait. Counted, not timed: on a busy machine the wall time of the
