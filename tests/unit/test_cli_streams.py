@@ -840,3 +840,23 @@ def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkey
     assert stop.value.code == EXIT_INVALID and out == "", (out, err)
     assert err == (f"error: --weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to "
                    "100; nothing was done\n"), err
+
+
+def test_a_file_the_command_cannot_read_is_not_said_to_be_its_output(monkeypatch, capsys):
+    """Any OSError of a full or failing disk was taken for standard output's: a config file the
+    command read on a failing disk (EIO) was reported as "standard output could not be written",
+    exit 74, sending the person to the output's disk instead of the file's. Only a write to
+    standard output (or error) is said so; the file's failure stands as itself."""
+    import errno
+
+    from rollway.cli import main
+
+    def failing_disk(*_, **__):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", failing_disk)
+    monkeypatch.setattr(sys, "argv", ["rollway", "status"])
+    with pytest.raises(OSError) as raised:
+        main()
+    assert raised.value.errno == errno.EIO
+    assert "standard output could not be written" not in capsys.readouterr().err
