@@ -823,6 +823,23 @@ def test_a_whole_number_too_long_to_write_out_here_is_told_its_size_and_the_form
                                   "port or version is anywhere near this long"), str(refused.value)
 
 
+@pytest.mark.parametrize("typed, digits", [("9" * 5000, "5,000"), ("1" + "0" * 40 + ".0", "41")])
+def test_a_whole_number_too_long_written_in_digits_is_not_said_to_be_in_exponent_notation(typed, digits):
+    """Digits past Python's 4,300 (or a long number with ".0") came to the same refusal as
+    1e400000000, which said it was "in exponent notation" and that options take "plain digits",
+    which is what was typed."""
+    from rollway.cli.whole import _whole
+
+    class Token:
+        value = typed
+
+    with pytest.raises(ValueError) as refused:
+        _whole(int, [Token()])
+    said = str(refused.value)
+    assert f"is a number {digits} digits long" in said and "exponent" not in said, said[-300:]
+    assert said.endswith("no count, weight, port or version is anywhere near this long"), said[-300:]
+
+
 @pytest.mark.parametrize("weight", ["0", "-5", "101"])
 def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkeypatch, capsys, weight):
     """"--weight: Input should be greater than or equal to 1" did not repeat what was typed, where
