@@ -835,6 +835,34 @@ def test_latest_moved_by_another_run_while_register_existing_tagged_it_is_said_w
     assert "the re-run reads latest again and puts it back on the version unless ECR says" in message, message
 
 
+def test_a_version_deleted_after_its_revision_was_registered_is_not_said_to_have_registered_nothing(
+        aws, independent_client):
+    """latest moves once the release is registered: a version deleted in between (a lifecycle
+    rule) failed latest's move with "its tag was deleted meanwhile, so nothing was registered from
+    this run", beside "task definition ... is registered"."""
+    from tests.botocore_events import on_operation
+
+    ecr, name = aws.get_client("ecr"), aws.targets.ecr_repository
+    put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
+    watched = independent_client("ecr")
+
+    def lifecycle_rule(params, **_):  # as latest's move reads the version's manifest by its digest
+        if "imageDigest" in params["imageIds"][0]:
+            ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "2.0.0"}])
+
+    with on_operation(watched, "before-parameter-build", lifecycle_rule, operation="BatchGetImage"), \
+            pytest.raises(PublishIncomplete) as caught:
+        in_a_flow_run("publish-with", lambda: run_publish(
+            PublishRequest(version="2.0.0", register_existing=True),
+            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
+            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+
+    message, registered = str(caught.value), revisions(aws)[-1]
+    assert f"task definition {registered} is registered" in message, message
+    assert "nothing was registered" not in message, message
+    assert f"its tag was deleted meanwhile, after {registered} was registered from this run" in message, message
+
+
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
     # The family's tasks pull from ECR: a revision pinning 127.0.0.1:5999/... would be a revision
     # no Fargate task can start. Refused before anything is built or pushed, nothing registered.
