@@ -197,8 +197,8 @@ def publish_container(
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
-    """Build the image in ``context_dir``, push it as ``<repository>:<version>`` and ``:latest``,
-    and register a task-definition revision pinning the version's digest.
+    """Build the image in ``context_dir``, push it as ``<repository>:<version>``, register a
+    task-definition revision pinning the version's digest, then move ``:latest`` to it.
 
     See the module docstring for the steps.
 
