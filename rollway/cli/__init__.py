@@ -366,29 +366,22 @@ class _Watched:
         self._name = name
 
     def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as err:
-            self._mark(err)
-            raise
+        return self._marked(self._stream.write, text)
 
     def writelines(self, lines):
-        try:
-            return self._stream.writelines(lines)
-        except OSError as err:
-            self._mark(err)
-            raise
+        return self._marked(self._stream.writelines, lines)
 
     def flush(self):
-        try:
-            return self._stream.flush()
-        except OSError as err:
-            self._mark(err)
-            raise
+        return self._marked(self._stream.flush)
 
-    def _mark(self, err: OSError) -> None:
-        if getattr(err, _STREAM_FAILED, None) is None:
-            setattr(err, _STREAM_FAILED, self._name)
+    def _marked(self, call, *args):
+        """``call(*args)``, its OSError marked as this stream's."""
+        try:
+            return call(*args)
+        except OSError as err:
+            if getattr(err, _STREAM_FAILED, None) is None:
+                setattr(err, _STREAM_FAILED, self._name)
+            raise
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

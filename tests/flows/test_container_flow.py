@@ -852,10 +852,8 @@ def test_a_version_deleted_after_its_revision_was_registered_is_not_said_to_have
 
     with on_operation(watched, "before-parameter-build", lifecycle_rule, operation="BatchGetImage"), \
             pytest.raises(PublishIncomplete) as caught:
-        in_a_flow_run("publish-with", lambda: run_publish(
-            PublishRequest(version="2.0.0", register_existing=True),
-            lambda: (aws.targets, lambda service: watched if service == "ecr" else aws.get_client(service)),
-            open_publisher=lambda: nullcontext(FakeImagePublisher())))
+        publish_with_clients(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True),
+                             ecr=watched)
 
     message, registered = str(caught.value), revisions(aws)[-1]
     assert f"task definition {registered} is registered" in message, message
