@@ -197,8 +197,8 @@ def publish_container(
     targets_block: str | None = None,
     aws_credentials_block: str | None = None,
 ) -> PublishResult:
-    """Build the image in ``context_dir``, push it as ``<repository>:<version>`` and ``:latest``,
-    and register a task-definition revision pinning the version's digest.
+    """Build the image in ``context_dir``, push it as ``<repository>:<version>``, register a
+    task-definition revision pinning the version's digest, then move ``:latest`` to it.
 
     See the module docstring for the steps.
 
@@ -941,19 +941,24 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
     held = _held_digest(docker, refs, ecr, request)
     pushed = run.progress.digests[refs.versioned]
     how = "found" if request.register_existing else "pushed"  # register_existing pushes nothing
+    # Asked again when latest's move fails, after the revision was registered (latest moves last).
+    registered = run.progress.task_definition
+    so = ("so nothing was registered from this run" if registered is None else
+          f"after {registered} was registered from this run, pinning {pushed}")
     if held is None:
         # Not "another run pushed (or deleted) it ... register_existing=True would register the
         # image the registry holds now": there is none, and register_existing is refused.
         run.progress.gone = run.progress.digests.pop(refs.versioned)
         raise RuntimeError(
             f"the registry no longer holds {refs.versioned} (it named {pushed} when this run {how} it): its tag "
-            "was deleted meanwhile, so nothing was registered from this run")
+            f"was deleted meanwhile, {so}")
     if held != pushed:
         run.progress.held[refs.versioned] = held
         raise RuntimeError(
             f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
-            "run pushed the same version meanwhile, so nothing was registered from this run "
-            f"({register_existing_as_asked(refs)} would register the image the registry holds now)")
+            f"run pushed the same version meanwhile, {so}"
+            + (f" ({register_existing_as_asked(refs)} would register the image the registry holds now)"
+               if registered is None else ""))
     return pushed
 
 

@@ -349,7 +349,9 @@ class PublishProgress:
             elif reference == self.refs.latest and self.latest_left is not None:
                 parts.append(f"{reference} was left on {self.latest_left}, a newer release's")
             elif self.digests or self.held:
-                parts.append(f"{reference} was not pushed")
+                # latest is never pushed: it is moved by the registry's API once the release is registered.
+                parts.append(f"{reference} was not moved to {self.refs.versioned}" if reference == self.refs.latest
+                             else f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
         elif reached and self.register:
@@ -377,11 +379,12 @@ class PublishProgress:
                     if self.image_id is not None else f"tag {self.refs.versioned} as {LATEST} in the registry")
             return (f"the version is in the registry, so a re-run is refused and none is needed{latest}, logged in "
                     f"to the registry: {what}")
+        # Only ECR says when an image was pushed; on another registry the re-run moves latest back.
+        taken = latest and self.latest_taken is not None
+        unless = (" unless ECR says the image it names was pushed after the version"
+                  if self.refs.latest is not None and ecr_location(self.refs.latest) is not None else "")
         if self.task_definition is None:
-            if latest and self.latest_taken is not None:
-                # Only ECR says when an image was pushed; on another registry the re-run moves latest back.
-                unless = (" unless ECR says the image it names was pushed after the version"
-                          if ecr_location(self.refs.latest) is not None else "")
+            if taken:
                 latest = (f"; {LATEST} is another run's now: the re-run reads it again and puts it back on the version"
                           f"{unless} (push_latest=False leaves it)")
             elif latest:  # register_existing retags latest by the registry's API
@@ -389,6 +392,12 @@ class PublishProgress:
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"{register_existing_as_asked(self.refs)} to register its task definition without "
                     f"rebuilding{latest}")
+        if taken:
+            # "which moves latest to it" was untrue of a latest ECR says a newer release took.
+            return (f"the release is registered ({self.task_definition}), and {LATEST} is another run's now: run "
+                    f"again with {register_existing_as_asked(self.refs)}, which registers no second revision while "
+                    f"{self.task_definition} is the family's latest ACTIVE one; the re-run reads {LATEST} again and "
+                    f"puts it back on the version{unless}")
         if latest:
             # latest moves last, once the release is registered: a failure there left it on the
             # release before (or another run's image), and the release registered all the same.

@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Callable, Literal, NoReturn
 
 from cyclopts import App, CoercionError, CycloptsError, Parameter, RepeatArgumentError, UnknownCommandError
@@ -340,11 +342,62 @@ def home_unusable(home: str | os.PathLike[str], err: OSError) -> str:
 _NOT_WRITTEN = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
-def _output_lost(err: OSError, what_ran: str) -> NoReturn:
-    """One ``error:`` line saying standard output could not be written and ``what_ran``, exit 74."""
+def _output_lost(err: OSError, what_ran: str, stream: str = "standard output") -> NoReturn:
+    """One ``error:`` line saying ``stream`` could not be written and ``what_ran``, exit 74."""
     to_devnull()  # so that the exit's own flush does not fail again
-    print(f"error: standard output could not be written ({err.strerror or err}): {what_ran}", file=sys.stderr)
+    try:
+        print(f"error: {stream} could not be written ({err.strerror or err}): {what_ran}", file=sys.stderr)
+    except OSError:  # standard error is the stream lost: the exit code says it
+        pass
     sys.exit(EXIT_NOT_WRITTEN)
+
+
+# Set on an OSError that a write to (or flush of) standard output or error raised: the stream's name.
+_STREAM_FAILED = "rollway_stream_failed"
+
+
+class _Watched:
+    """Standard output or error while a command runs: a write or a flush that fails is marked as
+    this stream's. A file the command read or wrote on a full or failing disk (a config, a spec,
+    a report) fails with the same errors, and was said to be standard output."""
+
+    def __init__(self, stream, name: str) -> None:
+        self._stream = stream
+        self._name = name
+
+    def write(self, text):
+        return self._marked(self._stream.write, text)
+
+    def writelines(self, lines):
+        return self._marked(self._stream.writelines, lines)
+
+    def flush(self):
+        return self._marked(self._stream.flush)
+
+    def _marked(self, call, *args):
+        """``call(*args)``, its OSError marked as this stream's."""
+        try:
+            return call(*args)
+        except OSError as err:
+            if getattr(err, _STREAM_FAILED, None) is None:
+                setattr(err, _STREAM_FAILED, self._name)
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _streams_watched() -> Iterator[None]:
+    """sys.stdout and sys.stderr as ``_Watched`` for the block, put back after it."""
+    streams = (sys.stdout, sys.stderr)
+    sys.stdout = _Watched(streams[0], "standard output")
+    if streams[1] is not None:
+        sys.stderr = _Watched(streams[1], "standard error")
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def main() -> None:
@@ -375,7 +428,7 @@ def main() -> None:
     escape_unencodable()
     try:
         # rollway's own warnings and errors, one line each on standard error (rollway/cli/stderr_log.py).
-        with rollway_log_on_stderr():
+        with _streams_watched(), rollway_log_on_stderr():
             try:
                 result = app(sys.argv[1:], print_error=False, exit_on_error=False)
             except CycloptsError as err:
@@ -383,10 +436,11 @@ def main() -> None:
             except SystemExit as stop:  # cyclopts exits by itself after a command: flush first
                 result = stop.code
             except OSError as err:
-                if isinstance(err, BrokenPipeError) or err.errno not in _NOT_WRITTEN:
+                stream = getattr(err, _STREAM_FAILED, None)
+                if isinstance(err, BrokenPipeError) or err.errno not in _NOT_WRITTEN or stream is None:
                     raise
                 _output_lost(err, "the command stopped when it could not print, and what it had changed by then "
-                                  "stays changed")
+                                  "stays changed", stream)
         # Inside the try: what a command printed last may fail only here, not at interpreter exit.
         try:
             sys.stdout.flush()

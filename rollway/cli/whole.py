@@ -45,8 +45,13 @@ def _refusal(given: str) -> str:
         if number.adjusted() >= _DIGITS_SPELLED:
             # "write it in digits" told a person to type out 1e400000000, and said neither what was
             # wrong with it nor what an option takes.
-            return (f"{given!r} is a number {number.adjusted() + 1:,} digits long in exponent notation: options take a "
-                    "whole number in plain digits (0-9, an optional leading -), and no count, weight, port or version "
+            # Only of what was typed with an exponent: thousands of plain digits (past int()'s
+            # limit) or a long "1000...0.0" come here too.
+            if "e" in given.lower():
+                return (f"{given!r} is a number {number.adjusted() + 1:,} digits long in exponent notation: options "
+                        "take a whole number in plain digits (0-9, an optional leading -), and no count, weight, port "
+                        "or version is anywhere near this long")
+            return (f"{given!r} is a number {number.adjusted() + 1:,} digits long: no count, weight, port or version "
                     "is anywhere near this long")
         value = int(number)
     return f"{given!r} is not written as a whole number; write {value}"

@@ -704,7 +704,7 @@ def test_a_refused_latest_move_says_the_release_is_registered_and_how_to_move_la
     assert f"logout {registry}" in publisher.calls and publisher.logins == {}  # logged out all the same
     message = str(caught.value)
     assert f"move {uri}:latest to sha256:" in message and "ecr:PutImage" in message, message
-    assert f"{uri}:2.0.0 is pushed (sha256:" in message and f"{uri}:latest was not pushed" in message
+    assert f"{uri}:2.0.0 is pushed (sha256:" in message and f"{uri}:latest was not moved to {uri}:2.0.0" in message
     registered = caught.value.state.split("task definition ", 1)[1].split(" ", 1)[0]
     assert revisions(aws)[-1] == registered
     assert f"the release is registered ({registered}), and latest does not name it" in message, message
@@ -827,8 +827,38 @@ def test_latest_moved_by_another_run_while_register_existing_tagged_it_is_said_w
     assert other, "the run never tagged latest"
     assert f"{uri}:latest names {other[0]} in the registry now, tagged by another run while this one moved it to" \
         in message, message
-    assert f"{uri}:latest was not pushed" not in message and "register_existing moves it" not in message, message
+    assert f"{uri}:latest was not moved" not in message and "register_existing moves it" not in message, message
     assert "register_existing=True" in message, message
+    # latest moves once the release is registered: the way on is told what the re-run does with
+    # latest, not that it moves latest to the release (it leaves a release ECR says is newer).
+    assert "the release is registered (" in message and "which moves latest to it" not in message, message
+    assert "the re-run reads latest again and puts it back on the version unless ECR says" in message, message
+
+
+def test_a_version_deleted_after_its_revision_was_registered_is_not_said_to_have_registered_nothing(
+        aws, independent_client):
+    """latest moves once the release is registered: a version deleted in between (a lifecycle
+    rule) failed latest's move with "its tag was deleted meanwhile, so nothing was registered from
+    this run", beside "task definition ... is registered"."""
+    from tests.botocore_events import on_operation
+
+    ecr, name = aws.get_client("ecr"), aws.targets.ecr_repository
+    put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
+    watched = independent_client("ecr")
+
+    def lifecycle_rule(params, **_):  # as latest's move reads the version's manifest by its digest
+        if "imageDigest" in params["imageIds"][0]:
+            ecr.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "2.0.0"}])
+
+    with on_operation(watched, "before-parameter-build", lifecycle_rule, operation="BatchGetImage"), \
+            pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True),
+                             ecr=watched)
+
+    message, registered = str(caught.value), revisions(aws)[-1]
+    assert f"task definition {registered} is registered" in message, message
+    assert "nothing was registered" not in message, message
+    assert f"its tag was deleted meanwhile, after {registered} was registered from this run" in message, message
 
 
 def test_a_registry_override_is_not_registered_into_a_family_that_pulls_from_ecr(aws, tmp_path, flows_docker):
@@ -1057,7 +1087,7 @@ def test_a_run_that_registers_nothing_is_not_told_to_go_on_by_registering(aws, t
     message = str(caught.value)
     assert f"{uri}:2.0.0 is pushed" in message
     assert "register_existing" not in message and "task definition" not in message
-    assert f"{uri}:latest was not pushed" in message and "push it by hand" in message
+    assert f"{uri}:latest was not moved to {uri}:2.0.0" in message and "push it by hand" in message
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
@@ -1770,7 +1800,7 @@ def test_a_run_interrupted_between_its_last_push_and_registering_says_what_is_pu
 
     assert revisions(aws) == before
     stopped = artifact_markdown("2.9.3", "stopped")
-    assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest was not pushed" in stopped, stopped
+    assert f"{uri}:2.9.3 is pushed" in stopped and f"{uri}:latest was not moved to {uri}:2.9.3" in stopped, stopped
     assert "no task definition was registered" in stopped and "register_existing=True" in stopped, stopped
 
 

@@ -823,6 +823,23 @@ def test_a_whole_number_too_long_to_write_out_here_is_told_its_size_and_the_form
                                   "port or version is anywhere near this long"), str(refused.value)
 
 
+@pytest.mark.parametrize("typed, digits", [("9" * 5000, "5,000"), ("1" + "0" * 40 + ".0", "41")])
+def test_a_whole_number_too_long_written_in_digits_is_not_said_to_be_in_exponent_notation(typed, digits):
+    """Digits past Python's 4,300 (or a long number with ".0") came to the same refusal as
+    1e400000000, which said it was "in exponent notation" and that options take "plain digits",
+    which is what was typed."""
+    from rollway.cli.whole import _whole
+
+    class Token:
+        value = typed
+
+    with pytest.raises(ValueError) as refused:
+        _whole(int, [Token()])
+    said = str(refused.value)
+    assert f"is a number {digits} digits long" in said and "exponent" not in said, said[-300:]
+    assert said.endswith("no count, weight, port or version is anywhere near this long"), said[-300:]
+
+
 @pytest.mark.parametrize("weight", ["0", "-5", "101"])
 def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkeypatch, capsys, weight):
     """"--weight: Input should be greater than or equal to 1" did not repeat what was typed, where
@@ -840,3 +857,23 @@ def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkey
     assert stop.value.code == EXIT_INVALID and out == "", (out, err)
     assert err == (f"error: --weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to "
                    "100; nothing was done\n"), err
+
+
+def test_a_file_the_command_cannot_read_is_not_said_to_be_its_output(monkeypatch, capsys):
+    """Any OSError of a full or failing disk was taken for standard output's: a config file the
+    command read on a failing disk (EIO) was reported as "standard output could not be written",
+    exit 74, sending the person to the output's disk instead of the file's. Only a write to
+    standard output (or error) is said so; the file's failure stands as itself."""
+    import errno
+
+    from rollway.cli import main
+
+    def failing_disk(*_, **__):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", failing_disk)
+    monkeypatch.setattr(sys, "argv", ["rollway", "status"])
+    with pytest.raises(OSError) as raised:
+        main()
+    assert raised.value.errno == errno.EIO
+    assert "standard output could not be written" not in capsys.readouterr().err

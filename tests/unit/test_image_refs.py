@@ -142,7 +142,7 @@ def test_progress_says_what_is_where_and_how_to_go_on():
     progress.image_id = "sha256:" + "c" * 64
     progress.digests[REFS.versioned] = DIGEST
     assert f"{REFS.versioned} is pushed ({DIGEST})" in progress.state()
-    assert f"{REFS.latest} was not pushed" in progress.state()
+    assert f"{REFS.latest} was not moved to {REFS.versioned}" in progress.state()
     assert "no task definition was registered" in progress.state()
     assert "register_existing=True" in progress.how_to_go_on()
     assert "latest was not moved" in progress.how_to_go_on()

@@ -52,7 +52,7 @@ def test_a_register_existing_run_that_left_latest_on_a_newer_release_is_not_told
     newer = "sha256:" + "e" * 64
     progress = PublishProgress(refs=REFS, digests={REFS.versioned: DIGEST}, latest_left=newer)
     assert f"{REFS.latest} was left on {newer}, a newer release's" in progress.state(), progress.state()
-    assert f"{REFS.latest} was not pushed" not in progress.state(), progress.state()
+    assert f"{REFS.latest} was not moved" not in progress.state(), progress.state()
     assert progress.how_to_go_on() == (
         "the version is in the registry, so a plain re-run is refused: run again with register_existing=True to "
         "register its task definition without rebuilding")
@@ -146,3 +146,29 @@ def test_a_login_is_renewed_when_it_would_expire_before_a_push_could_end():
     assert login_renewal((now + dt.timedelta(minutes=5)).replace(tzinfo=None), now=now, push_bound=half_hour)
     # One ECR issued moments ago that expires within minutes all the same is asked for again.
     assert renewal(dt.timedelta(minutes=5), issued_ago=dt.timedelta(seconds=1)) is not None
+
+
+def test_a_registered_release_whose_latest_another_run_took_is_not_told_the_re_run_moves_latest():
+    """latest moves once the release is registered: another run that tagged latest while this
+    one moved it left a registered release told "run again with register_existing=True, which
+    moves latest to it", though the re-run leaves latest on an image ECR says was pushed after
+    the version. It is told what the re-run does, as a run stopped before registering was."""
+    other, registered = "sha256:" + "b" * 64, "arn:aws:ecs:us-west-2:123456789012:task-definition/edit:8"
+    for registry, checked in ((ECR, True), ("127.0.0.1:5000", False)):
+        refs = image_references(registry, REPO, "2.0.0", push_latest=True)
+        progress = PublishProgress(refs=refs, image_id=IMAGE_ID, digests={refs.versioned: DIGEST},
+                                   task_definition=registered, latest_taken=(DIGEST, other))
+        advice = progress.how_to_go_on()
+        assert f"the release is registered ({registered})" in advice, advice
+        assert "which moves latest to it" not in advice, advice
+        assert "register_existing=True" in advice and "the re-run reads latest again and puts it back on the version" in advice, advice
+        assert ("unless ECR says" in advice) is checked, advice
+        assert f"registers no second revision while {registered} is the family's latest ACTIVE one" in advice, advice
+
+
+def test_a_run_stopped_before_latest_moved_says_latest_was_not_moved_not_that_it_was_not_pushed():
+    """latest is never pushed now (it is moved by the registry's API once the release is
+    registered): "latest was not pushed" read as if a push of latest were what was missing."""
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST})
+    assert f"{REFS.latest} was not moved to {REFS.versioned}" in progress.state(), progress.state()
+    assert "was not pushed" not in progress.state(), progress.state()
