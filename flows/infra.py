@@ -359,6 +359,8 @@ def run_deploy_infrastructure(
             # stood, and the key's newest artifact was still an earlier run's "deployed".
             reports[stack] = StackReport(stack=stack, status="interrupted", detail=(
                 "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
+            # Nothing is read while the run stops: cdk's word on the stacks before it, as their rows said it.
+            _up_to_date_said(reports, deploys, plan, before, {})
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             _interrupted(result, stack, requested, already_deployed)

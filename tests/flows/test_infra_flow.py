@@ -535,6 +535,25 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
 
 
+def test_a_run_interrupted_during_a_deploy_still_says_which_stacks_before_it_were_up_to_date():
+    """Nothing is read from CloudFormation while the run stops; cdk's word on the stacks deployed before
+    is what there is, and the artifact a person resumes from said it until the rows took it from the
+    reads made once the deploys were done, which an interrupted run never makes."""
+    class UpToDateThenCancelled(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                raise KeyboardInterrupt
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": stack != "WebordinaryEFSStack"})
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(UpToDateThenCancelled(WEBORDINARY), None)
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: cdk said so; "
+            "CloudFormation's state of it was not read); ") in summary, summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
+
+
 def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
     # As during a deploy: cdk is stopped, CloudFormation goes on with the toolkit stack, and the
     # key's newest artifact was still an earlier run's "deployed".
