@@ -380,8 +380,15 @@ def run_deploy_infrastructure(
         try:
             after = _read_states(statuses, [s for s in plan.to_deploy if s in before], environments, home, read_seconds)
         except BaseException as stop:  # it raises no Exception: cancelled or Ctrl-C, every stack deployed
-            _checklist_unfinished(result, requested, already_deployed, stop,
-                                  during="while CloudFormation was read after the deploys")
+            if reader is not None:
+                _checklist_unfinished(result, requested, already_deployed, stop,
+                                      during="while CloudFormation was read after the deploys")
+                raise
+            # verify off: no checklist was to run, so none was interrupted; which stacks changed is not known.
+            log.error("interrupted while CloudFormation was read after the deploys: every stack of the plan is deployed "
+                      "(%s), nothing is left to deploy", ", ".join(plan.order))
+            _artifact(result)
+            _checklist_not_asked([], plan.to_deploy)
             raise
     for stack, same in _up_to_date_said(reports, deploys, plan, before, after).items():
         log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,

@@ -1190,6 +1190,31 @@ class _ToolkitReading:
                           status_reason="User Initiated" if self.toolkits.get(self.region) else None)
 
 
+def test_a_run_with_verify_off_interrupted_while_reading_after_its_deploys_says_no_checklist_was_interrupted(caplog):
+    """Every stack deployed, then Ctrl-C while CloudFormation was read to tell which were up to date: with
+    verify off, no checklist was to run, and none was "interrupted" or "unfinished"."""
+    reads: list[str] = []
+
+    class InterruptedAfter(_ToolkitReading):
+        def seen(self, name):
+            reads.append(name)
+            if len(reads) > len(STACKS):  # the read once the deploys are done
+                raise KeyboardInterrupt
+            return super().seen(name)
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), None, statuses=InterruptedAfter)
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure deployed\n"), summary
+    assert "checklist" not in summary, summary
+    assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary, summary
+    assert "every stack of the plan is deployed" in caplog.text, caplog.text
+    assert "checklist was interrupted" not in caplog.text and "during the pre-deployment checklist" not in caplog.text
+    # Whether the run changed them is not known: an earlier checklist's verdict is not read as describing them.
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist not checked")
+
+
 def _toolkit_app_deployer():
     """Webordinary's stacks, each requiring a toolkit (the default synthesizer's), the monitoring stack in eu-west-1."""
     deployer = FakeInfraDeployer(WEBORDINARY)
