@@ -1792,10 +1792,12 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
                           verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
                           aws_credentials_block="infra-resume-aws")
     summary = latest(ARTIFACT_KEY, since)
+    # Each stack's own row: the text after the first row held the second's too.
+    rows = {line.split("`")[1]: line for line in summary.splitlines() if line.startswith("| ") and "`" in line}
     for i, stack in enumerate(("ItSQSStack", "ItSessionStack"), 1):
-        assert (f"| {i} | `{stack}` | deployed | ") in summary and ("no changes (the stack was up to date: "
-                                                                      "CloudFormation shows it as it was before the "
-                                                                      "deploy)") in summary.split(f"`{stack}`")[1], summary
+        assert rows[stack].startswith(f"| {i} | `{stack}` | deployed | ") and (
+            "no changes (the stack was up to date: CloudFormation shows it as it was before the deploy)"
+            in rows[stack]), summary
 
 
 @pytest.mark.integration
