@@ -13,6 +13,7 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.exceptions import ParameterTypeError
 
 from flows.infra import (
@@ -52,7 +53,9 @@ def verify_on(checker):
 
 def latest(key: str, since: float) -> str:
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        # Newest first: the server's default order and page left the newest out once a key had many.
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=50)
     fresh = [a for a in found if a.created.timestamp() >= since - 1]
     assert fresh, f"no artifact {key} from this test"
     return max(fresh, key=lambda a: a.created).data
@@ -461,8 +464,9 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
     assert checked and result.checklist is not None and result.checklist.passed
     assert verify_on(Passing()).passed
-    # Each deploy's two (its own and the checklist's: the failed one's "not checked"), verify's.
-    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 5
+    # Each deploy's two (its own and the checklist's: the failed one's "not checked"), one before each stack's
+    # deploy (five, then eight), verify's.
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 5 + 5 + 8
 
 
 def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
@@ -533,6 +537,30 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS"
             in summary), summary
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
+
+
+def test_while_a_stack_deploys_the_artifact_says_where_to_resume_should_the_worker_die():
+    """A worker killed during a deploy (OOM, a node gone) runs no code: the key's newest artifact was an earlier
+    run's ("deployed", or "stopped at" another stack), read as this run's. Written before each deploy, it says
+    which stack was being deployed and how to resume there."""
+    seen: dict[str, str] = {}
+    since = time.time()
+
+    class Watched(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                seen[stack] = latest(ARTIFACT_KEY, since)
+            return super().deploy(stack, **kwargs)
+
+    deploy_on(Watched(WEBORDINARY), None, already_deployed=[])
+    summary = seen["WebordinarySQSStack"]
+    assert summary.startswith("# Infrastructure: deploying WebordinarySQSStack"), summary
+    assert "| 4 | `WebordinaryALBStack` | deployed |" in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | not deployed |" in summary, summary
+    assert ("If the run ended here with no other word (its worker stopped), resume with "
+            "`from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation."
+            in summary), summary
+    assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure deployed")
 
 
 def test_a_run_interrupted_during_a_deploy_still_says_which_stacks_before_it_were_up_to_date():
