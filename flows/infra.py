@@ -332,6 +332,9 @@ def run_deploy_infrastructure(
     deploys: dict[str, DeployedStack] = {}
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
+        # A worker killed during the deploy runs no code: the key's newest was an earlier run's, read as this one's.
+        _artifact(InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                              bootstrap_elsewhere=elsewhere), deploying=stack, already_deployed=already_deployed)
         try:
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
@@ -359,6 +362,8 @@ def run_deploy_infrastructure(
             # stood, and the key's newest artifact was still an earlier run's "deployed".
             reports[stack] = StackReport(stack=stack, status="interrupted", detail=(
                 "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
+            # Nothing is read while the run stops: cdk's word on the stacks before it, as their rows said it.
+            _up_to_date_said(reports, deploys, plan, before, {})
             result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
                                  bootstrap_elsewhere=elsewhere)
             _interrupted(result, stack, requested, already_deployed)
@@ -378,8 +383,15 @@ def run_deploy_infrastructure(
         try:
             after = _read_states(statuses, [s for s in plan.to_deploy if s in before], environments, home, read_seconds)
         except BaseException as stop:  # it raises no Exception: cancelled or Ctrl-C, every stack deployed
-            _checklist_unfinished(result, requested, already_deployed, stop,
-                                  during="while CloudFormation was read after the deploys")
+            if reader is not None:
+                _checklist_unfinished(result, requested, already_deployed, stop,
+                                      during="while CloudFormation was read after the deploys")
+                raise
+            # verify off: no checklist was to run, so none was interrupted; which stacks changed is not known.
+            log.error("interrupted while CloudFormation was read after the deploys: every stack of the plan is deployed "
+                      "(%s), nothing is left to deploy", ", ".join(plan.order))
+            _artifact(result)
+            _checklist_not_asked([], plan.to_deploy)
             raise
     for stack, same in _up_to_date_said(reports, deploys, plan, before, after).items():
         log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
@@ -948,10 +960,13 @@ def _log_checklist(checklist: Checklist) -> None:
 
 def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from: str | None = "",
               already_deployed: Sequence[str] = (), when: str = "once the cause is fixed",
-              checklist_unfinished: str = "", stopped: tuple[str, str] | None = None) -> None:
+              checklist_unfinished: str = "", stopped: tuple[str, str] | None = None,
+              deploying: str | None = None) -> None:
     """The run's artifact. ``stopped``: (refused or failed, why) for a run that ended before
-    anything was deployed or bootstrapped."""
+    anything was deployed or bootstrapped; ``deploying``: the stack whose deploy starts, where a
+    run whose worker died then (no code runs to say so) resumes."""
     heading = (f"# Infrastructure: {stopped[0]}, nothing deployed" if stopped
+               else f"# Infrastructure: deploying {deploying}" if deploying
                else f"# Infrastructure: stopped at {failed_at}" if failed_at
                else "# Infrastructure deployed, checklist unfinished" if checklist_unfinished
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
@@ -978,6 +993,10 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
         given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
         parts += ["", f"Resume with `from_stack={resume_from!r}`{given} {when}." if resume_from
                   else f"Run it again{given.replace(' and', ' with', 1)} {when}."]
+    if deploying:
+        given = f" and `already_deployed={list(already_deployed)!r}`" if already_deployed else ""
+        parts += ["", f"If the run ended here with no other word (its worker stopped), resume with "
+                      f"`from_stack={deploying!r}`{given} once {deploying} is no longer IN_PROGRESS in CloudFormation."]
     if checklist_unfinished:
         parts += ["", f"The pre-deployment checklist {checklist_unfinished}, after every stack of the plan deployed: "
                       "nothing is left to deploy. Check with `verify_infrastructure` (reads only)."]

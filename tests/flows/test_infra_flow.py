@@ -13,6 +13,7 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.exceptions import ParameterTypeError
 
 from flows.infra import (
@@ -52,7 +53,9 @@ def verify_on(checker):
 
 def latest(key: str, since: float) -> str:
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        # Newest first: the server's default order and page left the newest out once a key had many.
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=50)
     fresh = [a for a in found if a.created.timestamp() >= since - 1]
     assert fresh, f"no artifact {key} from this test"
     return max(fresh, key=lambda a: a.created).data
@@ -461,8 +464,9 @@ def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_i
     result = deploy_on(FakeInfraDeployer(WEBORDINARY), lambda _app: Recording())
     assert checked and result.checklist is not None and result.checklist.passed
     assert verify_on(Passing()).passed
-    # Each deploy's two (its own and the checklist's: the failed one's "not checked"), verify's.
-    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 5
+    # Each deploy's two (its own and the checklist's: the failed one's "not checked"), one before each stack's
+    # deploy (five, then eight), verify's.
+    assert caplog.text.count("artifact could not be created: the artifact API answered 503") == 5 + 5 + 8
 
 
 def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
@@ -533,6 +537,49 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS"
             in summary), summary
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
+
+
+def test_while_a_stack_deploys_the_artifact_says_where_to_resume_should_the_worker_die():
+    """A worker killed during a deploy (OOM, a node gone) runs no code: the key's newest artifact was an earlier
+    run's ("deployed", or "stopped at" another stack), read as this run's. Written before each deploy, it says
+    which stack was being deployed and how to resume there."""
+    seen: dict[str, str] = {}
+    since = time.time()
+
+    class Watched(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                seen[stack] = latest(ARTIFACT_KEY, since)
+            return super().deploy(stack, **kwargs)
+
+    deploy_on(Watched(WEBORDINARY), None, already_deployed=[])
+    summary = seen["WebordinarySQSStack"]
+    assert summary.startswith("# Infrastructure: deploying WebordinarySQSStack"), summary
+    assert "| 4 | `WebordinaryALBStack` | deployed |" in summary, summary
+    assert "| 5 | `WebordinarySQSStack` | not deployed |" in summary, summary
+    assert ("If the run ended here with no other word (its worker stopped), resume with "
+            "`from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation."
+            in summary), summary
+    assert latest(ARTIFACT_KEY, since).startswith("# Infrastructure deployed")
+
+
+def test_a_run_interrupted_during_a_deploy_still_says_which_stacks_before_it_were_up_to_date():
+    """Nothing is read from CloudFormation while the run stops; cdk's word on the stacks deployed before
+    is what there is, and the artifact a person resumes from said it until the rows took it from the
+    reads made once the deploys were done, which an interrupted run never makes."""
+    class UpToDateThenCancelled(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                raise KeyboardInterrupt
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": stack != "WebordinaryEFSStack"})
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(UpToDateThenCancelled(WEBORDINARY), None)
+    summary = latest(ARTIFACT_KEY, since)
+    assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: cdk said so; "
+            "CloudFormation's state of it was not read); ") in summary, summary
+    assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
 
 
 def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
@@ -1171,6 +1218,31 @@ class _ToolkitReading:
                           status_reason="User Initiated" if self.toolkits.get(self.region) else None)
 
 
+def test_a_run_with_verify_off_interrupted_while_reading_after_its_deploys_says_no_checklist_was_interrupted(caplog):
+    """Every stack deployed, then Ctrl-C while CloudFormation was read to tell which were up to date: with
+    verify off, no checklist was to run, and none was "interrupted" or "unfinished"."""
+    reads: list[str] = []
+
+    class InterruptedAfter(_ToolkitReading):
+        def seen(self, name):
+            reads.append(name)
+            if len(reads) > len(STACKS):  # the read once the deploys are done
+                raise KeyboardInterrupt
+            return super().seen(name)
+
+    since = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        deploy_on(FakeInfraDeployer(WEBORDINARY), None, statuses=InterruptedAfter)
+    summary = latest(ARTIFACT_KEY, since)
+    assert summary.startswith("# Infrastructure deployed\n"), summary
+    assert "checklist" not in summary, summary
+    assert "| 8 | `WebordinaryMonitoringStack` | deployed |" in summary, summary
+    assert "every stack of the plan is deployed" in caplog.text, caplog.text
+    assert "checklist was interrupted" not in caplog.text and "during the pre-deployment checklist" not in caplog.text
+    # Whether the run changed them is not known: an earlier checklist's verdict is not read as describing them.
+    assert latest(CHECKLIST_ARTIFACT_KEY, since).startswith("# Pre-deployment checklist not checked")
+
+
 def _toolkit_app_deployer():
     """Webordinary's stacks, each requiring a toolkit (the default synthesizer's), the monitoring stack in eu-west-1."""
     deployer = FakeInfraDeployer(WEBORDINARY)
@@ -1748,10 +1820,12 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
                           verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
                           aws_credentials_block="infra-resume-aws")
     summary = latest(ARTIFACT_KEY, since)
+    # Each stack's own row: the text after the first row held the second's too.
+    rows = {line.split("`")[1]: line for line in summary.splitlines() if line.startswith("| ") and "`" in line}
     for i, stack in enumerate(("ItSQSStack", "ItSessionStack"), 1):
-        assert (f"| {i} | `{stack}` | deployed | ") in summary and ("no changes (the stack was up to date: "
-                                                                      "CloudFormation shows it as it was before the "
-                                                                      "deploy)") in summary.split(f"`{stack}`")[1], summary
+        assert rows[stack].startswith(f"| {i} | `{stack}` | deployed | ") and (
+            "no changes (the stack was up to date: CloudFormation shows it as it was before the deploy)"
+            in rows[stack]), summary
 
 
 @pytest.mark.integration
