@@ -54,7 +54,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable, WeightMismatch
+from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -530,11 +530,6 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
-# ECS points no service at these: deregistered, or deleted (DeleteTaskDefinitions after the
-# deregistration) and kept, read-only, while a service or task still runs it.
-_NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
-
-
 def _alike(canary: str, stable: str) -> str:
     """What the idle canary runs, beside the stable service's ``stable``: "the same task definition",
     or the promoted revision the stable service runs an identical copy of (``_StandIn``)."""
@@ -551,7 +546,7 @@ class _StandIn:
 
     def gone(self) -> str:
         """What became of the promoted revision: deregistered (INACTIVE), or deleted (DELETE_IN_PROGRESS)."""
-        return f"{_NOT_TAKEN[self.status]} ({self.status})"
+        return f"{NOT_TAKEN[self.status]} ({self.status})"
 
     def why(self) -> str:
         return (f"{self.promoted} was {self.gone()} since the promotion, and ECS points no service at "
@@ -569,7 +564,7 @@ def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T], *,
     if not hasattr(deployer, "revision_status"):
         return None
     status = read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td))
-    if status not in _NOT_TAKEN:
+    if status not in NOT_TAKEN:
         return None
     # The tag is searched among the family's newest revisions only, and a copy of a revision
     # carrying 50 tags has none: the start that recorded the copy names it whatever came since.

@@ -19,8 +19,8 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import pass_role_denied
-from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
-                                TaskDefinitionInactive, error_code)
+from rollway.aws.errors import (NOT_TAKEN, SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable,
+                                TargetNotFound, TaskDefinitionInactive, error_code)
 from rollway.deadline import read_back_within
 from rollway.model import ServiceState
 from rollway.targets import Targets
@@ -381,7 +381,7 @@ class EcsDeployer:
             ValueError: neither change was asked for, or ``desired`` is negative.
             TargetNotFound: no such cluster, or no such (active) service in it, or no such
                 task definition.
-            TaskDefinitionInactive: ``task_definition`` was deregistered; ECS refuses it.
+            TaskDefinitionInactive: ``task_definition`` was deregistered (or deleted); ECS refuses it.
         """
         if task_definition is None and desired is None:
             raise ValueError("update_service needs a task_definition or a desired count")
@@ -396,7 +396,7 @@ class EcsDeployer:
             state = _service_state(self._client.update_service(**arguments)["service"])
         except ClientError as err:
             if task_definition is not None and error_code(err) == "ClientException":
-                # ECS answers a revision deregistered since it was recorded ("TaskDefinition is
+                # ECS answers a revision deregistered (or deleted) since it was recorded ("TaskDefinition is
                 # inactive") with the code it uses for most refusals: the revision's status says
                 # which, so a caller can name it (a rollback restores another revision instead).
                 raise self._refused_revision(err, task_definition, service) from err
@@ -407,8 +407,8 @@ class EcsDeployer:
 
     def _refused_revision(self, err: ClientError, task_definition: str, service: str) -> Exception:
         """TaskDefinitionInactive when UpdateService was refused ``task_definition`` because it is
-        INACTIVE, TargetNotFound when ECS cannot find it; otherwise the refusal as ``_missing``
-        names it (also when the revision cannot be described: the refusal's own words stand)."""
+        INACTIVE or DELETE_IN_PROGRESS, TargetNotFound when ECS cannot find it; otherwise the refusal
+        as ``_missing`` names it (also when the revision cannot be described: the refusal's own words stand)."""
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as lookup:
@@ -416,8 +416,8 @@ class EcsDeployer:
             if isinstance(named, TargetNotFound):
                 return named
         else:
-            if described.get("status") == "INACTIVE":
-                return TaskDefinitionInactive(task_definition, service, str(err))
+            if described.get("status") in NOT_TAKEN:
+                return TaskDefinitionInactive(task_definition, service, str(err), status=described["status"])
         return _missing(err, self._targets.cluster, service)
 
     def wait_stable(
