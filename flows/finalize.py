@@ -316,11 +316,13 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     lease = f"whose lease runs until {until} ({max(current.lease_expires - env.wall(), 0):.0f} s from now)"
     which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
     if start is None:
-        # Not a finalize: the rollout's own run (its window's watch, a decommission), or a rollback.
-        # One that died holds the lease until it lapses, and there is nothing of a finalize to carry on.
+        # No finalize recorded its start: the rollout's own run (its window's watch, a decommission),
+        # a rollback, or a finalize between taking the lease and recording its start (it registers a
+        # copy of a deregistered revision first), maybe killed there. The ledger cannot tell which.
         last = current.history[-1] if current.history else None
         newest = f" (its newest entry: {last.kind!r} at {utc(last.at)} by {last.actor})" if last else ""
-        return (f"{which} is held by {current.owner}, a run of the rollout, not a finalize{newest}, {lease}: "
+        return (f"{which} is held by {current.owner}, which has recorded no finalize of it: the rollout's own run, a "
+                f"rollback, or a finalize that has not recorded its start yet{newest}, {lease}: "
                 "finalize does not act on a rollout another run holds. If that run is still going (`rollway status` "
                 "shows the holder), let it end: a run gives its lease back as it ends. If it died, run finalize "
                 f"again after {until}, when its lease has lapsed. Nothing was changed")
