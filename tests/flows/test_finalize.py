@@ -1429,6 +1429,17 @@ class _Killed(BaseException):
     """Stands for a finalize's process killed: it neither goes on nor gives its lease back."""
 
 
+def dies_at(monkeypatch, env, module, name: str, died: BaseException) -> None:
+    """The next finalize's process dies (``died`` raised) at ``module.name``: nothing of it runs
+    after that, and it does not give the lease back. ``monkeypatch.undo()`` ends it."""
+
+    def killed(*args, **kwargs):
+        raise died
+
+    monkeypatch.setattr(module, name, killed)
+    monkeypatch.setattr(env.ledger, "release", lambda *args, **kwargs: None)
+
+
 def test_a_rollout_held_by_a_finalize_killed_before_it_recorded_its_start_is_not_said_to_be_held_by_no_finalize(
         monkeypatch):
     """A finalize takes the lease, then (registering a copy of a deregistered revision first, a
@@ -1439,12 +1450,7 @@ def test_a_rollout_held_by_a_finalize_killed_before_it_recorded_its_start_is_not
 
     env, release = promoted_on_fakes()
     t = env.targets
-
-    def killed(*args, **kwargs):
-        raise _Killed()
-
-    monkeypatch.setattr(flows.finalize, "_move_to_stable", killed)
-    monkeypatch.setattr(env.ledger, "release", lambda *args, **kwargs: None)
+    dies_at(monkeypatch, env, flows.finalize, "_move_to_stable", _Killed())
     with pytest.raises(_Killed):
         flow(lambda: run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5,
                                   owner="flow-run/7c1d"), name="killed-finalize")()
