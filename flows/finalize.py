@@ -54,7 +54,7 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, WaitSeconds
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import OtherGroupsForwarded, ServiceNotStable, WeightMismatch
+from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -316,11 +316,13 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     lease = f"whose lease runs until {until} ({max(current.lease_expires - env.wall(), 0):.0f} s from now)"
     which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
     if start is None:
-        # Not a finalize: the rollout's own run (its window's watch, a decommission), or a rollback.
-        # One that died holds the lease until it lapses, and there is nothing of a finalize to carry on.
+        # No finalize recorded its start: the rollout's own run (its window's watch, a decommission),
+        # a rollback, or a finalize between taking the lease and recording its start (it registers a
+        # copy of a deregistered revision first), maybe killed there. The ledger cannot tell which.
         last = current.history[-1] if current.history else None
         newest = f" (its newest entry: {last.kind!r} at {utc(last.at)} by {last.actor})" if last else ""
-        return (f"{which} is held by {current.owner}, a run of the rollout, not a finalize{newest}, {lease}: "
+        return (f"{which} is held by {current.owner}, which has recorded no finalize of it: the rollout's own run, a "
+                f"rollback, or a finalize that has not recorded its start yet{newest}, {lease}: "
                 "finalize does not act on a rollout another run holds. If that run is still going (`rollway status` "
                 "shows the holder), let it end: a run gives its lease back as it ends. If it died, run finalize "
                 f"again after {until}, when its lease has lapsed. Nothing was changed")
@@ -530,11 +532,6 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           notification_id=message_id, steps=tuple(progress.steps))
 
 
-# ECS points no service at these: deregistered, or deleted (DeleteTaskDefinitions after the
-# deregistration) and kept, read-only, while a service or task still runs it.
-_NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
-
-
 def _alike(canary: str, stable: str) -> str:
     """What the idle canary runs, beside the stable service's ``stable``: "the same task definition",
     or the promoted revision the stable service runs an identical copy of (``_StandIn``)."""
@@ -551,7 +548,7 @@ class _StandIn:
 
     def gone(self) -> str:
         """What became of the promoted revision: deregistered (INACTIVE), or deleted (DELETE_IN_PROGRESS)."""
-        return f"{_NOT_TAKEN[self.status]} ({self.status})"
+        return f"{NOT_TAKEN[self.status]} ({self.status})"
 
     def why(self) -> str:
         return (f"{self.promoted} was {self.gone()} since the promotion, and ECS points no service at "
@@ -569,7 +566,7 @@ def _stand_in(deployer, td: str, read: Callable[[str, Callable[[], T]], T], *,
     if not hasattr(deployer, "revision_status"):
         return None
     status = read(f"ECS (task definition {td!r})", lambda: deployer.revision_status(td))
-    if status not in _NOT_TAKEN:
+    if status not in NOT_TAKEN:
         return None
     # The tag is searched among the family's newest revisions only, and a copy of a revision
     # carrying 50 tags has none: the start that recorded the copy names it whatever came since.

@@ -46,8 +46,8 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import (AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch, answer_lost,
-                                never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch,
+                                answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -844,7 +844,7 @@ def _run_again(bindings: Sequence[FlagBinding], ledgered: bool) -> str:
 def _retire_canary(env: Environment, restore: str, stable_runs: str,
                    still_holds: Callable[[str], None]) -> tuple[ServiceState, str, str, str]:
     """Scale the canary to 0 on ``restore``, or on ``stable_runs`` (the revision the stable service
-    runs) when ECS refuses ``restore`` as INACTIVE.
+    runs) when ECS refuses ``restore`` as INACTIVE (or DELETE_IN_PROGRESS).
 
     Returns:
         (the canary as ECS reports it, the page's line, the step done, the revision restored).
@@ -866,8 +866,8 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
     # will never take it again, and every rollback run again would fail on it. The canary
     # mirrors stable when idle: it goes to the revision stable runs now, and says so.
     if same_revision(stable_runs, restore):
-        raise TaskDefinitionInactive(restore, t.canary_service,
-                                     f"{t.stable_service} runs it too: no other revision to restore") from inactive
+        raise TaskDefinitionInactive(restore, t.canary_service, f"{t.stable_service} runs it too: no other revision "
+                                     "to restore", status=inactive.status) from inactive
     get_run_logger().warning("%s; pointing %s at %s, the revision %s runs, instead", inactive, t.canary_service,
                              stable_runs, t.stable_service)
     still_holds(f"scale {t.canary_service} to 0 on {stable_runs}")
@@ -875,7 +875,8 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
         retired = ecs.update_service(env.deployer, t.canary_service, task_definition=stable_runs, desired=0)
     except TaskDefinitionInactive as also:
         raise TaskDefinitionInactive(
-            restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: INACTIVE too"
+            restore, t.canary_service, f"nor at {stable_runs}, which {t.stable_service} runs: {also.status} too",
+            status=inactive.status,
         ) from also
     except Exception as also:  # noqa: BLE001 - said with the refusal that led to it
         # An UpdateService the role may not make is said as its statement (``rollout_said``), as
@@ -883,17 +884,18 @@ def _retire_canary(env: Environment, restore: str, stable_runs: str,
         said = rollout_said(also, t)
         raise RuntimeError(f"{inactive}; pointing it at {stable_runs}, which {t.stable_service} runs, "
                            f"instead failed: {said}") from also
-    line = (f"{restore}, which {t.canary_service} ran before the rollout, was deregistered since (INACTIVE: ECS "
-            f"refuses it), so {t.canary_service} is at 0 tasks on {stable_runs}, the revision {t.stable_service} runs.")
+    line = (f"{restore}, which {t.canary_service} ran before the rollout, was {NOT_TAKEN[inactive.status]} since "
+            f"({inactive.status}: ECS refuses it), so {t.canary_service} is at 0 tasks on {stable_runs}, the revision "
+            f"{t.stable_service} runs.")
     step = (f"{t.canary_service} scaled to 0 on {stable_runs}, the revision {t.stable_service} runs "
-            f"({restore} is INACTIVE)")
+            f"({restore} is {inactive.status})")
     return retired, line, step, stable_runs
 
 
 def how_to_restore(t, task_definition: str) -> str:
     """What a person does when no revision the rollback knows can be restored on the canary
-    (``task_definition``, INACTIVE): running it again as it is (`rollway abort` passes the recorded
-    revision) would fail the same. Said by the rollback's error and by `rollway status`."""
+    (``task_definition``, INACTIVE or DELETE_IN_PROGRESS): running it again as it is (`rollway abort`
+    passes the recorded revision) would fail the same. Said by the rollback's error and by `rollway status`."""
     return (f"register an ACTIVE revision for {t.canary_service} (a copy of the one it should run: "
             "`aws ecs describe-task-definition`, then `aws ecs register-task-definition`), then run the rollback "
             "flow with previous_task_definition set to it, which finishes the rollback (`rollway abort` would ask "
@@ -907,20 +909,22 @@ def no_revision_to_restore(deployer, targets: Targets, record) -> str | None:
     status said `rollway abort` cannot finish it.
 
     The rollback's rule (``execute_rollback``): the recorded previous revision, or the one stable
-    runs when that was deregistered (INACTIVE) since; with neither ACTIVE, every `rollway abort`
-    ends with that step failed.
+    runs when that was deregistered (INACTIVE) or deleted (DELETE_IN_PROGRESS) since; with neither
+    ACTIVE, every `rollway abort` ends with that step failed.
 
     Raises:
         Exception: ECS could not be read (the callers say so and give the advice as before).
     """
     stable = deployer.describe(targets.stable_service).task_definition
     previous = record.previous_task_definition or stable
-    if deployer.revision_status(previous) != "INACTIVE":
+    status = deployer.revision_status(previous)
+    if status not in NOT_TAKEN:
         return None
-    if not same_revision(stable, previous) and deployer.revision_status(stable) != "INACTIVE":
+    if not same_revision(stable, previous) and deployer.revision_status(stable) not in NOT_TAKEN:
         return None
     again = "" if same_revision(stable, previous) else f", nor is {stable}, which {targets.stable_service} runs"
-    return (f"{previous}, which {targets.canary_service} ran before the rollout, is INACTIVE (deregistered){again}: "
+    return (f"{previous}, which {targets.canary_service} ran before the rollout, is {status} ({NOT_TAKEN[status]})"
+            f"{again}: "
             + how_to_restore(targets, previous))
 
 

@@ -19,8 +19,8 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import pass_role_denied
-from rollway.aws.errors import (SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable, TargetNotFound,
-                                TaskDefinitionInactive, error_code)
+from rollway.aws.errors import (NOT_TAKEN, SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable,
+                                TargetNotFound, TaskDefinitionInactive, error_code)
 from rollway.deadline import read_back_within
 from rollway.model import ServiceState
 from rollway.targets import Targets
@@ -47,6 +47,9 @@ REQUEST_TAG = "rollway:request"
 COPY_TAG = "rollway:copy-of"
 # How many of a family's newest revisions are searched for that token.
 REQUEST_LOOKBACK = 10
+# How many of the revisions registered after a deregistered one are searched for its copy (one
+# DescribeTaskDefinition each, inside finalize's bounded read, on the account's ECS request quota).
+COPY_LOOKBACK = 100
 # ECS's limit of tags on one resource: a registration asking for more is refused.
 MAX_TAGS = 50
 _log = logging.getLogger(__name__)
@@ -159,16 +162,28 @@ class EcsDeployer:
 
     def copy_of(self, task_definition: str) -> str | None:
         """The newest ACTIVE revision ``copy_revision`` made of ``task_definition``, or None
-        (read-only). Every revision of its family registered after it is searched, however many:
-        a finalize stopped between registering the copy and recording it, and resumed after more
-        than ``REQUEST_LOOKBACK`` registrations (a CI's builds), registered a second copy."""
+        (read-only). The ``COPY_LOOKBACK`` newest revisions of its family registered after it are
+        searched, newest first, until one is the copy: a finalize stopped between registering the
+        copy and recording it, and resumed after more than ``REQUEST_LOOKBACK`` registrations (a
+        CI's builds), registered a second copy. Not every one: each is a DescribeTaskDefinition,
+        and a family with thousands since ran finalize's read out. A copy older than those is
+        not found (logged): the caller registers another, and that one stays unused."""
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:
             raise _named(err, task_definition) from err
-        arn = described["taskDefinitionArn"]
-        found = self._tagged(described["family"], {"key": COPY_TAG, "value": arn}, after=int(described["revision"]))
-        return found[0] if found else None
+        arn, family, revision = described["taskDefinitionArn"], described["family"], int(described["revision"])
+        tag = {"key": COPY_TAG, "value": arn}
+        newer = [other for other in _newest_first(family, self._listed_after(family, revision))
+                 if _number(other) > revision]
+        for other in newer[:COPY_LOOKBACK]:
+            if tag in self._client.describe_task_definition(taskDefinition=other, include=["TAGS"]).get("tags", []):
+                return other
+        if len(newer) > COPY_LOOKBACK:
+            _log.warning("no copy of %s among the %d newest revisions registered since %s; older ones were not "
+                         "searched: a copy among them, registered by a finalize that stopped before recording it, "
+                         "stays unused", arn, COPY_LOOKBACK, task_definition)
+        return None
 
     def copied_from(self, task_definition: str) -> str | None:
         """The revision ``task_definition`` is a ``copy_revision`` of (its ``rollway:copy-of``), or None."""
@@ -272,21 +287,13 @@ class EcsDeployer:
         first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since)."""
         return self._tagged(family, {"key": REQUEST_TAG, "value": token})
 
-    def _tagged(self, family: str, tag: dict[str, str], *, after: int | None = None) -> list[str]:
+    def _tagged(self, family: str, tag: dict[str, str]) -> list[str]:
         """ARNs of the ACTIVE revisions of ``family`` tagged ``tag``, newest first, among its
-        ``REQUEST_LOOKBACK`` newest; ``after``: among all those whose revision number is above it."""
-        if after is None:
-            listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
-                                                        maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
-        else:
-            listed = self._listed_after(family, after)
-        # familyPrefix is a prefix ("app" lists "app-v2" too); moto ignores sort and maxResults.
-        ours = [arn for arn in listed if _revision(arn).rsplit(":", 1)[0] == family]
-        newest = sorted(ours, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
-        newest = newest[:REQUEST_LOOKBACK] if after is None else [arn for arn in newest
-                                                                  if int(arn.rsplit(":", 1)[1]) > after]
+        ``REQUEST_LOOKBACK`` newest."""
+        listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
+                                                    maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
         found = []
-        for arn in newest:
+        for arn in _newest_first(family, listed)[:REQUEST_LOOKBACK]:
             tags = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
             if tag in tags:
                 found.append(arn)
@@ -295,14 +302,14 @@ class EcsDeployer:
     def _listed_after(self, family: str, after: int) -> list[str]:
         """The ACTIVE revisions ``familyPrefix=family`` lists, page by page, newest first, until
         ``family``'s own reach revision ``after`` (listed by family, then revision: the older ones
-        of ``family`` and the families named before it come after)."""
+        of ``family`` and the families named before it come after), or more than ``COPY_LOOKBACK``
+        of them are listed (those are all ``copy_of`` searches)."""
         listed: list[str] = []
         for page in self._client.get_paginator("list_task_definitions").paginate(
                 familyPrefix=family, status="ACTIVE", sort="DESC"):
-            arns = page.get("taskDefinitionArns", [])
-            listed.extend(arns)
-            if any(_revision(arn).rsplit(":", 1)[0] == family and int(arn.rsplit(":", 1)[1]) <= after
-                   for arn in arns):
+            listed.extend(page.get("taskDefinitionArns", []))
+            ours = _newest_first(family, listed)
+            if len(ours) > COPY_LOOKBACK or any(_number(arn) <= after for arn in ours):
                 break
         return listed
 
@@ -381,7 +388,7 @@ class EcsDeployer:
             ValueError: neither change was asked for, or ``desired`` is negative.
             TargetNotFound: no such cluster, or no such (active) service in it, or no such
                 task definition.
-            TaskDefinitionInactive: ``task_definition`` was deregistered; ECS refuses it.
+            TaskDefinitionInactive: ``task_definition`` was deregistered (or deleted); ECS refuses it.
         """
         if task_definition is None and desired is None:
             raise ValueError("update_service needs a task_definition or a desired count")
@@ -396,7 +403,7 @@ class EcsDeployer:
             state = _service_state(self._client.update_service(**arguments)["service"])
         except ClientError as err:
             if task_definition is not None and error_code(err) == "ClientException":
-                # ECS answers a revision deregistered since it was recorded ("TaskDefinition is
+                # ECS answers a revision deregistered (or deleted) since it was recorded ("TaskDefinition is
                 # inactive") with the code it uses for most refusals: the revision's status says
                 # which, so a caller can name it (a rollback restores another revision instead).
                 raise self._refused_revision(err, task_definition, service) from err
@@ -407,8 +414,8 @@ class EcsDeployer:
 
     def _refused_revision(self, err: ClientError, task_definition: str, service: str) -> Exception:
         """TaskDefinitionInactive when UpdateService was refused ``task_definition`` because it is
-        INACTIVE, TargetNotFound when ECS cannot find it; otherwise the refusal as ``_missing``
-        names it (also when the revision cannot be described: the refusal's own words stand)."""
+        INACTIVE or DELETE_IN_PROGRESS, TargetNotFound when ECS cannot find it; otherwise the refusal
+        as ``_missing`` names it (also when the revision cannot be described: the refusal's own words stand)."""
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as lookup:
@@ -416,8 +423,8 @@ class EcsDeployer:
             if isinstance(named, TargetNotFound):
                 return named
         else:
-            if described.get("status") == "INACTIVE":
-                return TaskDefinitionInactive(task_definition, service, str(err))
+            if described.get("status") in NOT_TAKEN:
+                return TaskDefinitionInactive(task_definition, service, str(err), status=described["status"])
         return _missing(err, self._targets.cluster, service)
 
     def wait_stable(
@@ -547,6 +554,17 @@ def _on_revision(names: list[str], service: dict[str, Any], expected: str | None
 def _revision(task_definition: str) -> str:
     """"family:revision" of an ARN or of "family:revision" itself, to compare either form."""
     return task_definition.rsplit("/", 1)[-1]
+
+
+def _number(task_definition: str) -> int:
+    """The revision number of an ARN or of "family:revision"."""
+    return int(task_definition.rsplit(":", 1)[1])
+
+
+def _newest_first(family: str, listed: Sequence[str]) -> list[str]:
+    """The revisions of ``family`` among ``listed``, newest first. familyPrefix is a prefix to
+    moto ("app" lists "app-v2" too), which also ignores sort and maxResults."""
+    return sorted((arn for arn in listed if _revision(arn).rsplit(":", 1)[0] == family), key=_number, reverse=True)
 
 
 def _why(service: dict[str, Any], events: int = 3) -> str:

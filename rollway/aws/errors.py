@@ -153,22 +153,29 @@ class ServiceGone(ServiceNotStable, TargetNotFound):
         AdapterError.__init__(self, f"ECS service {name!r} not found {detail} (waiting for {', '.join(self.services)})")
 
 
+# The statuses of a revision ECS points no service at, as said to a person: deregistered, or deleted
+# (DeleteTaskDefinitions after the deregistration) and kept, read-only, while a service or task still runs it.
+NOT_TAKEN = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
+
+
 class TaskDefinitionInactive(PicklableError, AdapterError):
     """ECS refused to point a service at a task definition revision that was deregistered
-    (INACTIVE): tasks already running on it keep running, but no service may be pointed at it
-    again, so asking again cannot help.
+    (INACTIVE), or deleted since (DELETE_IN_PROGRESS): tasks already running on it keep running,
+    but no service may be pointed at it again, so asking again cannot help.
 
     Attributes:
         task_definition: the revision, as it was named.
         service: the service that was to be pointed at it.
+        status: the revision's status, a key of ``NOT_TAKEN``.
     """
 
-    def __init__(self, task_definition: str, service: str, detail: str = "") -> None:
+    def __init__(self, task_definition: str, service: str, detail: str = "", *, status: str = "INACTIVE") -> None:
         self.task_definition = task_definition
         self.service = service
+        self.status = status
         suffix = f" ({detail})" if detail else ""
-        super().__init__(f"task definition {task_definition} is INACTIVE (deregistered): ECS will not point "
-                         f"{service} at it{suffix}")
+        super().__init__(f"task definition {task_definition} is {status} ({NOT_TAKEN.get(status, 'deregistered')}): "
+                         f"ECS will not point {service} at it{suffix}")
 
 
 class NoDatapoints(PicklableError, AdapterError):

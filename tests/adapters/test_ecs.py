@@ -525,3 +525,31 @@ def test_the_copy_of_a_revision_is_found_however_many_revisions_were_registered_
     for i in range(11):
         deployer.register_revision(f"{aws.topology.repository_uri}:1.2.{i}", aws.topology.task_definition_arn)
     assert deployer.copy_of(gone) == copy
+
+
+def test_the_search_for_a_copy_is_bounded_however_many_revisions_were_registered_since(
+        aws, deployer, every_call, monkeypatch, caplog):
+    """Every revision of the family registered after the original was described, one
+    DescribeTaskDefinition each, inside finalize's 30-s read: a family with thousands of them (a
+    CI's builds) ran the read out, or into ECS's throttling of the account, on every finalize of a
+    deregistered revision (which searches before it registers the first copy). The newest
+    ``COPY_LOOKBACK`` are searched, newest first, and the search ends at the copy it finds."""
+    import rollway.aws.ecs as ecs_adapter
+
+    monkeypatch.setattr(ecs_adapter, "COPY_LOOKBACK", 4, raising=False)
+    base = aws.topology.task_definition_arn
+    gone = deployer.register_revision(f"{aws.topology.repository_uri}:{NEW_IMAGE_TAG}", base)
+    aws.get_client("ecs").deregister_task_definition(taskDefinition=gone)
+    for i in range(7):
+        deployer.register_revision(f"{aws.topology.repository_uri}:1.2.{i}", base)
+    calls = every_call("ecs")
+    with caplog.at_level("WARNING"):
+        assert deployer.copy_of(gone) is None
+    assert calls.count("DescribeTaskDefinition") == 1 + 4, calls
+    assert f"the 4 newest revisions registered since {gone}" in caplog.text, caplog.text
+
+    copy = deployer.copy_revision(gone)
+    deployer.register_revision(f"{aws.topology.repository_uri}:1.3.0", base)
+    calls = every_call("ecs")
+    assert deployer.copy_of(gone) == copy
+    assert calls.count("DescribeTaskDefinition") == 1 + 2, calls

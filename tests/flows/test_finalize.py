@@ -1416,10 +1416,50 @@ def test_a_rollout_held_by_its_own_run_that_died_after_the_decommission_says_wha
     with pytest.raises(FinalizeRefused) as refused:
         finalize_on(env)
     said = str(refused.value)
-    assert ("is held by flow-run/4f2a, a run of the rollout, not a finalize (its newest entry: 'decommission' at "
-            in said), said
+    assert ("is held by flow-run/4f2a, which has recorded no finalize of it: the rollout's own run, a rollback, or a "
+            "finalize that has not recorded its start yet (its newest entry: 'decommission' at ") in said, said
     assert "two finalizes" not in said and "carries on from where" not in said, said
     assert (f"If that run is still going (`rollway status` shows the holder), let it end: a run gives its lease back "
             f"as it ends. If it died, run finalize again after {until}, when its lease has lapsed. Nothing was "
             "changed") in said, said
+    assert env.router.weights == ALL_CANARY and env.deployer.describe(t.stable_service).desired == 0
+
+
+class _Killed(BaseException):
+    """Stands for a finalize's process killed: it neither goes on nor gives its lease back."""
+
+
+def dies_at(monkeypatch, env, module, name: str, died: BaseException) -> None:
+    """The next finalize's process dies (``died`` raised) at ``module.name``: nothing of it runs
+    after that, and it does not give the lease back. ``monkeypatch.undo()`` ends it."""
+
+    def killed(*args, **kwargs):
+        raise died
+
+    monkeypatch.setattr(module, name, killed)
+    monkeypatch.setattr(env.ledger, "release", lambda *args, **kwargs: None)
+
+
+def test_a_rollout_held_by_a_finalize_killed_before_it_recorded_its_start_is_not_said_to_be_held_by_no_finalize(
+        monkeypatch):
+    """A finalize takes the lease, then (registering a copy of a deregistered revision first, a
+    write of up to minutes) records its start: a second finalize meanwhile, or after the first was
+    killed between the two, was told the holder was "a run of the rollout, not a finalize". The
+    ledger cannot tell which kind of run holds it then, and the refusal says what it may be."""
+    import flows.finalize
+
+    env, release = promoted_on_fakes()
+    t = env.targets
+    dies_at(monkeypatch, env, flows.finalize, "_move_to_stable", _Killed())
+    with pytest.raises(_Killed):
+        flow(lambda: run_finalize(env, actor="alice", stable_timeout_seconds=30, verify_timeout_seconds=5,
+                                  owner="flow-run/7c1d"), name="killed-finalize")()
+    monkeypatch.undo()
+
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_on(env)
+    said = str(refused.value)
+    assert "not a finalize" not in said, said
+    assert ("is held by flow-run/7c1d, which has recorded no finalize of it: the rollout's own run, a rollback, or a "
+            "finalize that has not recorded its start yet (its newest entry: 'decommission' at ") in said, said
     assert env.router.weights == ALL_CANARY and env.deployer.describe(t.stable_service).desired == 0

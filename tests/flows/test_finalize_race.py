@@ -21,7 +21,8 @@ from rollway.phases import RolloutPhase
 from tests.flows.test_canary_moto import read_back
 from tests.flows.moto_env import inbox, received_subjects
 from tests.flows.test_finalize_unrecorded import ProcessDied
-from tests.flows.test_finalize import ALL_CANARY, ALL_STABLE, finalize_on, kinds, promote_by_hand, rollout_spec
+from tests.flows.test_finalize import (ALL_CANARY, ALL_STABLE, dies_at, finalize_on, kinds, promote_by_hand,
+                                      rollout_spec)
 
 NEXT_SHIFT = Weights.canary_at(5)
 
@@ -131,12 +132,8 @@ def test_a_finalize_killed_part_way_holds_the_next_one_off_until_its_lease_lapse
     url = inbox(aws)
     t = aws.targets
 
-    def killed(*args, **kwargs):
-        raise ProcessDied()
-
     # The process dies while it waits for the stable service: nothing of it runs after that.
-    monkeypatch.setattr(flows.finalize, "wait_healthy", killed)
-    monkeypatch.setattr(env.ledger, "release", lambda *args, **kwargs: None)
+    dies_at(monkeypatch, env, flows.finalize, "wait_healthy", ProcessDied())
     with pytest.raises(ProcessDied):
         finalize_on(env, actor="alice")
     monkeypatch.undo()

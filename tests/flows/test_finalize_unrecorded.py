@@ -51,7 +51,10 @@ def short_spec(image: str, monitor_seconds: float = 180) -> RolloutSpec:
 
 def canary_flow(env, image: str, blocks: str, flow_fn=canary, **options):
     """The `canary` flow (or ``flow_fn``, a variant of it) on the simulated world ``env`` lives
-    in, through saved blocks."""
+    in, through saved blocks. Call ``rollout_flows_see(monkeypatch, env)`` first: the flow then
+    runs on ``env`` and its PacedClock. On a clock of its own (built from ``clock``), its reads ran
+    ahead of a simulator that lagged under load: a stage read periods that held nothing yet, and
+    paused for a person until the test timed out, or its window was "not verified"."""
     clock = {"speed": env.clock.speed, "anchor": env.clock.anchor}
     return flow_fn(spec=short_spec(image).model_dump(mode="json"), targets_block=blocks, aws_credentials_block=blocks,
                    clock=clock, **options)
@@ -84,11 +87,13 @@ def rollback_runs() -> int:
 # --- The canary flow finalizes in-run -----------------------------------------------------
 
 
-def test_the_canary_flow_with_finalize_leaves_the_promoted_version_on_stable_and_the_next_rollout_starts(aws):
+def test_the_canary_flow_with_finalize_leaves_the_promoted_version_on_stable_and_the_next_rollout_starts(
+        aws, monkeypatch):
     blocks = saved_blocks(aws)
     url = inbox(aws)
     before = read_back(aws)[1].task_definition
     with simulated(aws, canary_error_rate=0.001) as (env, image):
+        rollout_flows_see(monkeypatch, env)
         result = canary_flow(env, image, blocks, finalize=True)
         assert result.outcome == "promoted", result.reason
         assert result.finalized is not None and result.finalized.outcome == "finalized"
@@ -153,6 +158,7 @@ def test_the_canary_flow_does_not_finalize_a_canary_changed_during_its_window(aw
 
     monkeypatch.setattr(flows.canary, "run_monitor", hotfixed_during_the_window)
     with simulated(aws, canary_error_rate=0.001) as (env, image):
+        rollout_flows_see(monkeypatch, env)
         with pytest.raises(FinalizeRefused, match="was changed after the promotion") as refused:
             canary_flow(env, image, blocks, finalize=True)
     assert UNRECORDED in str(refused.value) and "Nothing was changed" in str(refused.value)
@@ -162,13 +168,14 @@ def test_the_canary_flow_does_not_finalize_a_canary_changed_during_its_window(aw
     assert rollback_runs() == rollbacks, "no rollback was started"
 
 
-def test_the_canary_flow_does_not_finalize_while_a_finalize_run_of_the_service_has_not_ended(aws):
+def test_the_canary_flow_does_not_finalize_while_a_finalize_run_of_the_service_has_not_ended(aws, monkeypatch):
     """`rollway finalize --unrecorded` (or the finalize deployment) started while the run watched
     its window: the in-run finalize looked for no such run, and both moved the services and the
     traffic and told people twice. It refuses, as that flow does, and the promotion stands."""
     blocks = saved_blocks(aws)
     rollbacks = rollback_runs()
     with simulated(aws, canary_error_rate=0.001) as (env, image):
+        rollout_flows_see(monkeypatch, env)
         with get_client(sync_client=True) as client:
             other = client.create_flow_run(finalize, parameters={"targets_block": blocks, "unrecorded": True},
                                            state=Running())
@@ -230,9 +237,10 @@ def _none_to(group: str, params: dict) -> bool:
 # --- The canary flow promoted; the finalize flow finishes with `unrecorded` -----------------
 
 
-def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_without(aws, every_call):
+def test_a_canary_flow_promotion_is_finalized_with_unrecorded_and_refused_without(aws, every_call, monkeypatch):
     blocks = saved_blocks(aws)
     with simulated(aws, canary_error_rate=0.001) as (env, image):
+        rollout_flows_see(monkeypatch, env)
         assert canary_flow(env, image, blocks).outcome == "promoted"
     # The simulator is stopped: every call watched below is finalize's (its targets stay registered).
     promoted = read_back(aws)

@@ -1,5 +1,6 @@
 """A rollback whose recorded ``previous_task_definition`` was deregistered (INACTIVE) since the
-rollout began: a stack update replaced the task definition, or a person cleaned revisions up.
+rollout began: a stack update replaced the task definition, or a person cleaned revisions up
+(or deleted it: DELETE_IN_PROGRESS, which ECS refuses alike).
 
 Real ECS refuses UpdateService to an INACTIVE revision ("ClientException: TaskDefinition is
 inactive"); moto takes it, so the refusal is made at the botocore level for every client in the
@@ -25,14 +26,20 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
 from tests.flows.fake_env import fake_environment
+from tests.adapters.test_ecs import being_deleted
 from tests.flows.moto_env import inbox, saved_blocks
 from tests.flows.test_canary_moto import read_back
 
 
-def deregistered_since(aws, *, stable_moved: bool):
+# How each status ECS refuses a service is said: deregistered, or deleted since.
+GONE = {"INACTIVE": "deregistered", "DELETE_IN_PROGRESS": "deleted"}
+
+
+def deregistered_since(aws, *, stable_moved: bool, status: str = "INACTIVE"):
     """A rollout at 5 % that no live run owns, its recorded previous task definition (what the
-    canary ran before it) deregistered since. ``stable_moved``: the stack update that replaced it
-    moved the stable service onto a new revision first; otherwise stable still runs the old one.
+    canary ran before it) deregistered since (``status`` DELETE_IN_PROGRESS: deleted after that).
+    ``stable_moved``: the stack update that replaced it moved the stable service onto a new
+    revision first; otherwise stable still runs the old one.
 
     Returns:
         (env, the deregistered revision, the revision stable runs now).
@@ -49,7 +56,10 @@ def deregistered_since(aws, *, stable_moved: bool):
     spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
     release = deployer.register_revision(spec.image, before.task_definition)
     ecs.update_service(cluster=t.cluster, service=t.canary_service, taskDefinition=release, desiredCount=1)
-    ecs.deregister_task_definition(taskDefinition=before.task_definition)
+    if status == "DELETE_IN_PROGRESS":
+        being_deleted(aws, before.task_definition)
+    else:
+        ecs.deregister_task_definition(taskDefinition=before.task_definition)
     env.router.set_weights(Weights.canary_at(5))
     now = env.clock.now()
     env.ledger.create(RolloutRecord(
@@ -65,10 +75,13 @@ def pages(aws, url: str) -> list[dict]:
     return [json.loads(m["Body"]) for m in messages]
 
 
+@pytest.mark.parametrize("status", ["INACTIVE", "DELETE_IN_PROGRESS"])
 def test_an_abort_whose_recorded_revision_was_deregistered_restores_the_one_stable_runs(
-        aws, capsys, ecs_refuses_inactive_revisions):
+        aws, capsys, ecs_refuses_inactive_revisions, status):
+    """Deleted since (DELETE_IN_PROGRESS) as deregistered: ECS refuses it alike, and the rollback
+    failed on it with the bare ClientError every time it was run again."""
     t = aws.targets
-    env, gone, stable_now = deregistered_since(aws, stable_moved=True)
+    env, gone, stable_now = deregistered_since(aws, stable_moved=True, status=status)
     url = inbox(aws)
     blocks = saved_blocks(aws, "inactive")
 
@@ -87,17 +100,18 @@ def test_an_abort_whose_recorded_revision_was_deregistered_restores_the_one_stab
     (page,) = pages(aws, url)
     said = " ".join(page["Message"].split())
     assert page["Subject"] == f"Rollback: {t.canary_service}"
-    assert f"{gone}, which {t.canary_service} ran before the rollout, was deregistered since" in said, said
+    assert f"{gone}, which {t.canary_service} ran before the rollout, was {GONE[status]} since ({status}" in said, said
     assert f"at 0 tasks on {stable_now}, the revision {t.stable_service} runs" in said, said
 
 
+@pytest.mark.parametrize("status", ["INACTIVE", "DELETE_IN_PROGRESS"])
 def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_still_moves_the_traffic(
-        aws, ecs_refuses_inactive_revisions):
+        aws, ecs_refuses_inactive_revisions, status):
     """The judge's rollback, stable still on the deregistered revision: the traffic goes back and
     the canary to 0 on what it runs; the failed step names both revisions and the way out, which
     then finishes the rollback."""
     t = aws.targets
-    env, gone, _ = deregistered_since(aws, stable_moved=False)
+    env, gone, _ = deregistered_since(aws, stable_moved=False, status=status)
     release = read_back(aws)[2].task_definition
 
     @flow
@@ -110,7 +124,7 @@ def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_sti
     failed = state.result(raise_on_failure=False)
     assert isinstance(failed, RollbackIncomplete), failed
     (step,) = failed.failed_steps
-    assert f"{gone} is INACTIVE" in step and f"{t.stable_service} runs it too" in step, step
+    assert f"{gone} is {status} ({GONE[status]})" in step and f"{t.stable_service} runs it too" in step, step
     assert "An error occurred" not in step, step  # named, not botocore's bare ClientError
     assert "run the rollback flow with previous_task_definition set to it" in failed.how, failed.how
     weights, _, canary = read_back(aws)
@@ -126,14 +140,15 @@ def test_a_rollback_with_no_active_revision_to_restore_says_what_and_how_and_sti
     assert read_back(aws)[2].task_definition.endswith(copy.rsplit("/", 1)[-1])
 
 
+@pytest.mark.parametrize("status", ["INACTIVE", "DELETE_IN_PROGRESS"])
 @pytest.mark.parametrize("stable_moved", [False, True], ids=["no-active-revision", "stable-runs-another"])
 def test_status_of_an_unfinished_rollback_says_abort_finishes_it_only_when_it_can_restore_a_revision(
-        aws, capsys, stable_moved):
+        aws, capsys, stable_moved, status):
     """`rollway status` said "if no run is finishing it, `rollway abort` does" also when neither the
     recorded revision nor the one stable runs was ACTIVE: every abort then ended with the canary's
     step failed, and only the rollback flow given another revision finishes it."""
     t = aws.targets
-    env, gone, stable_now = deregistered_since(aws, stable_moved=stable_moved)
+    env, gone, stable_now = deregistered_since(aws, stable_moved=stable_moved, status=status)
     record = env.ledger.get(t.canary_service)
     begin_rollback(env.ledger, t.canary_service, actor="judge", reason="error rate 7%", now=env.clock.now(),
                    rollout=record.rollout_id)
@@ -147,7 +162,7 @@ def test_status_of_an_unfinished_rollback_says_abort_finishes_it_only_when_it_ca
     else:
         assert "if no run is finishing it, `rollway abort` does" not in said, said
         assert f"`rollway abort` cannot finish it ({gone}, which {t.canary_service} ran before the rollout, is " \
-               "INACTIVE (deregistered)" in said, said
+               f"{status} ({GONE[status]})" in said, said
         assert "run the rollback flow with previous_task_definition set to it" in said, said
 
 
