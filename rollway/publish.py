@@ -416,7 +416,13 @@ class PublishProgress:
                     "far (while it is the family's latest ACTIVE one)")
         # A push-only run told to go on with register_existing=True would register a revision it
         # was never to register (and register_existing refuses register_task_definition=False).
-        if self.register:
+        if self.register and self.task_definition is not None:
+            # Stopped once the revision was registered (moving latest, the last step): the re-run
+            # finds that revision, and "then registers it" promised a registration it does not make.
+            moves = f" and moves {LATEST} to it" if self.refs.latest is not None else ""
+            then = (f" ({register_existing_as_asked(self.refs)} then finds {self.task_definition}, which this run "
+                    f"registered, and registers no second revision while it is the family's latest ACTIVE one{moves})")
+        elif self.register:
             then = f" ({register_existing_as_asked(self.refs)} then registers it without rebuilding)"
         elif self.refs.latest is not None:
             then = f" (it is pushed then: push {LATEST} by hand if it does not name the version)"

@@ -172,3 +172,16 @@ def test_a_run_stopped_before_latest_moved_says_latest_was_not_moved_not_that_it
     progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST})
     assert f"{REFS.latest} was not moved to {REFS.versioned}" in progress.state(), progress.state()
     assert "was not pushed" not in progress.state(), progress.state()
+
+
+def test_a_run_interrupted_after_registering_is_not_told_the_re_run_registers_the_version():
+    # Stopped while moving latest, once the revision was registered: "register_existing=True then
+    # registers it" promised a registration the re-run does not make; it finds the revision.
+    revision = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit:7"
+    for refs in (REFS, image_references(ECR, REPO, "2.0.0", push_latest=False)):
+        progress = PublishProgress(refs=refs, image_id=IMAGE_ID, digests={refs.versioned: DIGEST},
+                                   task_definition=revision)
+        advice = progress.how_to_go_on_interrupted()
+        assert "then registers it" not in advice, advice
+        assert f"finds {revision}" in advice and "registers no second revision" in advice, advice
+        assert ("moves latest to it" in advice) == (refs.latest is not None), advice
