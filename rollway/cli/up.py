@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import math
 import os
 import signal
@@ -60,6 +61,7 @@ IMAGE_PROFILES: dict[str, BehaviourProfile] = {
 }
 """How the simulator's named images behave (by tag); any other image behaves like the stable one."""
 
+_log = logging.getLogger(__name__)
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -431,7 +433,8 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         poll_seconds: how often the runner looks for new runs.
 
     Returns:
-        128 + the signal's number once stopped (130 after Ctrl-C, 143 after SIGTERM), 1 when a child failed, 2 when ``port`` is taken, another instance runs
+        128 + the signal's number once stopped (130 after Ctrl-C, 143 after SIGTERM), 1 when a child
+        or a start-up step failed (one error line naming it), 2 when ``port`` is taken, another instance runs
         on this Prefect home or this user cannot write it (nothing started).
     """
     home = prefect_home()
@@ -461,22 +464,27 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
     stop_on_signals()
     server = PrefectServer(home, port, log=home / "rollway-up-server.log", pass_fds=(lock,))
     targets = Targets()
+    step = "starting the Prefect server"  # what is under way, for the error line if it fails
     try:
         # Unwinds in reverse: the runner stops first, then the traffic, the AWS, the server.
         with ExitStack() as stack:
             console.print(f"starting prefect server on {server.url} (a first start migrates its database) ...")
             stack.enter_context(server)
             server.wait_healthy(timeout_seconds=180)
+            step = "starting the embedded AWS"
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: server.api_url}))
             aws = stack.enter_context(EmbeddedAws())
             console.print(f"embedded AWS (moto) on {aws.endpoint_url}; provisioning Webordinary's topology ...")
             credentials = credentials_for_endpoint(aws.endpoint_url, targets.region)
             get_client = client_factory(credentials)
+            step = "provisioning the embedded AWS"
             topology = provision(get_client, targets)
             prepare_checklist(get_client, targets, topology)
             for tag in IMAGE_PROFILES:  # in ECR, as publish_container leaves them: a rollout pins its tag there
                 put_release_image(get_client, targets, tag)
+            step = f"saving the blocks {TARGETS_BLOCK} and {CREDENTIALS_BLOCK} on the Prefect server"
             save_blocks(targets, credentials)
+            step = "starting the traffic simulator and the stand-in edit API"
             clock = ClockSettings(speed=speed, anchor=time.time())
             stack.enter_context(simulator_for(get_client, targets, topology, clock.build(), rps=rps, seed=seed))
             validation_url = stack.enter_context(ValidationApp()).url
@@ -486,6 +494,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
                 phased=False, home=home, pass_fds=(lock,),
             )
             console.print("serving every deployment (the runner registers them one by one) ...")
+            step = "serving the deployments"
             started = time.time()
             stack.enter_context(serve)
             # "rollway is up" only once the runner takes runs: until then the UI lists some
@@ -493,6 +502,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             wait_served(serve, server.api_url, deployment=DEPLOYMENT, since=started, timeout_seconds=180)
             _instructions(server, topology, speed, home, validation_url=validation_url, targets=targets,
                           schedules=served_schedules(server.api_url))
+            step = "running"
             _watch(server, serve)
     except KeyboardInterrupt as stop:
         name, code = stopped_by(stop)
@@ -506,4 +516,17 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
         if err.child is not None and err.child.log_tail():
             errors.print(err.child.log_tail(), markup=False)
         return 1
+    except Exception as err:  # noqa: BLE001 - a step that failed is said in one line, not a traceback
+        # Moto refusing a call while provisioning, the server gone while the blocks were saved:
+        # each ended `rollway up` in a traceback. Everything started is stopped by then (the
+        # ExitStack unwound); the traceback stays at debug level for a bug behind it.
+        _log.debug("rollway up failed while %s", step, exc_info=True)
+        errors.print(f"[red]error:[/red] {escape(_failed(step, err))}")
+        return 1
     return 0
+
+
+def _failed(step: str, err: Exception) -> str:
+    """One line: the start-up step that failed, why, and that what had started is stopped."""
+    cause = str(err).strip().replace("\n", " ") or type(err).__name__
+    return f"`rollway up` failed while {step}: {cause} ({type(err).__name__}); everything it had started is stopped"

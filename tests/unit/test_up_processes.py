@@ -495,6 +495,60 @@ def test_a_failed_serve_child_is_reported_with_its_own_output_not_the_servers(no
             assert f"(see {log})" in err and "the runner could not register" in err, err
 
 
+class _Recorded:
+    """A stand-in for what `rollway up` starts, recording that it was stopped."""
+
+    def __init__(self, stopped: list[str], name: str, **attributes) -> None:
+        self.stopped, self.name = stopped, name
+        self.__dict__.update(attributes)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.append(self.name)
+
+
+@pytest.mark.parametrize("step", ["provision", "save_blocks"])
+def test_a_start_up_step_that_fails_is_one_error_line_naming_it_and_all_started_is_stopped(
+        no_server, monkeypatch, capsys, step) -> None:
+    """Moto refusing a call while the topology is provisioned, or the server gone while the blocks
+    are saved, ended `rollway up` in a traceback: now one `error:` line saying which step failed
+    and why, exit code 1, and what was started (the server, the embedded AWS) stopped."""
+    import blocks.register
+    import rollway.cli.up as up
+    import rollway.sim.server
+    import rollway.sim.topology
+    from botocore.exceptions import ClientError
+
+    stopped: list[str] = []
+    refused = ClientError({"Error": {"Code": "InternalFailure", "Message": "moto fell over"}}, "CreateCluster")
+    monkeypatch.setattr(up, "PrefectServer", lambda home, port, log=None, pass_fds=(): _Recorded(
+        stopped, "server", url=f"http://127.0.0.1:{port}", api_url=f"http://127.0.0.1:{port}/api", log=log,
+        wait_healthy=lambda timeout_seconds=0: None))
+    monkeypatch.setattr(rollway.sim.server, "EmbeddedAws", lambda: _Recorded(stopped, "aws",
+                                                                                endpoint_url="http://127.0.0.1:1"))
+
+    def fails(*args, **kwargs):
+        raise refused
+
+    if step == "provision":
+        monkeypatch.setattr(rollway.sim.topology, "provision", fails)
+    else:
+        monkeypatch.setattr(rollway.sim.topology, "provision", lambda *a, **k: object())
+        monkeypatch.setattr(up, "prepare_checklist", lambda *a, **k: "queue")
+        monkeypatch.setattr(rollway.sim.topology, "put_release_image", lambda *a, **k: None)
+        monkeypatch.setattr(blocks.register, "save_blocks", fails)
+    assert up.run_up(port=None, speed=60.0, rps=0.0, seed=7, poll_seconds=1.0) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    said = {"provision": "provisioning the embedded AWS", "save_blocks": "saving the blocks"}[step]
+    assert said in err and "moto fell over" in err and "CreateCluster" in err, err
+    assert stopped == ["aws", "server"]
+
+
 def test_a_failed_childs_log_tail_is_what_it_wrote_this_time_not_an_earlier_runs_log(tmp_path):
     """The server's log (in the Prefect home) is appended to by every `rollway up`. A server that
     died this time without a word (killed, out of memory) was reported with the last lines of an
