@@ -1431,7 +1431,9 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     unheard = unheard_by_holder(record)
     if not unheard:
         return
-    entries = unheard_transitions(unheard, now, then="`rollway abort` rolls the rollout back")
+    # At the stage each answer's pause asked about, as the rollback flow records it.
+    entries = unheard_transitions(unheard, now, then="`rollway abort` rolls the rollout back",
+                                  history=record.history)
     try:
         failed = write_or_why(lambda: service.ledger.record(
             service.name, owner=None, now=now, rollout=record.rollout_id, transition=entries[0],

@@ -127,6 +127,10 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
     commands_see_a_rollout_owned_by(monkeypatch, dead)
     service = ops.connect(None, None)
+    # The pause the dead run recorded before it paused (at 5 %, for 50 %), as its journal writes it.
+    rollouts = service.ledger._rollouts[service.name]
+    rollouts[-1] = rollouts[-1].model_copy(update={"history": (*rollouts[-1].history, Transition(
+        at=1.0, kind="pause", actor="rollway", to_stage=1, comment=f"approval pause: {QUESTION}"))})
     rolled_back = []
     # The rollback flow itself is another test's: here, what the abort recorded before it.
     monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: rolled_back.append(kwargs) or SimpleNamespace(
@@ -139,6 +143,8 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     assert kinds[-2:] == [UNHEARD, "rollback-start"], kinds
     assert record.history[-2].actor == "dana" and record.history[-2].comment.startswith("reject: latency (given to")
     assert record.history[-2].comment.endswith("not acted on, `rollway abort` rolls the rollout back)")
+    # At the stage its pause asked about, as the rollback flow records it: the report's row said "-".
+    assert record.history[-2].to_stage == 1, record.history[-2]
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
     assert "nothing acted on it; recorded in the ledger" in out
