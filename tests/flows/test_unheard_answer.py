@@ -150,6 +150,26 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     assert "nothing acted on it; recorded in the ledger" in out
 
 
+def test_an_abort_retried_does_not_record_the_answer_its_first_try_recorded_again(monkeypatch, capsys):
+    """A first `rollway abort` that recorded dana's answer and stopped before the rollback's start
+    (Ctrl-C, a throttled ledger): its retry recorded the same answer a second time."""
+    import flows.rollback
+
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    service = ops.connect(None, None)
+    first = unheard_transitions(unheard_answers(dead.id), 1.0, then="`rollway abort` rolls the rollout back")
+    service.ledger.record(service.name, owner=None, now=1.0, rollout=service.ledger.get(service.name).rollout_id,
+                          transition=first[0])
+    monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: SimpleNamespace(
+        done_by=None, steps=(), weights=None, canary_desired=0, flags_disabled=(), flags_kept=(), flags_held=()))
+    assert ops.abort(approver="erin", reason="again", flow_run=None, wait_seconds=0.5, targets_block=None,
+                     credentials_block=None) == 0, capsys.readouterr()
+    record = service.ledger.get(service.name)
+    assert [t.comment for t in record.history if t.kind == UNHEARD] == [first[0].comment], record.history
+    assert "recorded in the ledger" not in capsys.readouterr().out
+
+
 def test_an_answer_recorded_unheard_after_a_reject_does_not_hide_the_rollback_owed():
     """`rollway abort` records the dead holder's unheard answers just before the rollback's start:
     stopped between the two (Ctrl-C, a throttled ledger), the rollout's last word was the unheard
