@@ -22,6 +22,7 @@ run then waits for the API however long it stays away, to leave its pause and en
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -838,7 +839,10 @@ def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float |
     key = paused.state_details.run_input_keyset["response"]
     try:
         stored = client.filter_flow_run_input(run_id, key, 1, set())
-    except httpx.HTTPError:
+    except (httpx.HTTPError, ValueError) as err:
+        # ValueError: a 2xx body that is not JSON (a proxy's page) or lacks the input's fields
+        # (pydantic's ValidationError is one); the answer itself was read, and stands without it.
+        logging.getLogger(__name__).debug("could not read when the answer was stored (%s)", err)
         return None
     return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 

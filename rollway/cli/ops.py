@@ -1424,14 +1424,18 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     process died (``unheard_by_holder``), as the run taking a rollout over does, so the rolled-back
     rollout's history still says who answered it, and how. Record-keeping: a write the ledger
     refuses is said, and the abort goes on."""
-    from rollway.approvals import unheard_transitions
+    from rollway.approvals import not_yet_recorded, unheard_transitions
     from rollway.aws.ledger import write_or_why
     from rollway.ledger import LedgerError
 
-    unheard = unheard_by_holder(record)
+    # Less those an earlier abort recorded before it stopped short of the rollback (Ctrl-C, a
+    # throttled ledger): its retry recorded them a second time.
+    unheard = not_yet_recorded(unheard_by_holder(record), record.history)
     if not unheard:
         return
-    entries = unheard_transitions(unheard, now, then="`rollway abort` rolls the rollout back")
+    # At the stage each answer's pause asked about, as the rollback flow records it.
+    entries = unheard_transitions(unheard, now, then="`rollway abort` rolls the rollout back",
+                                  history=record.history)
     try:
         failed = write_or_why(lambda: service.ledger.record(
             service.name, owner=None, now=now, rollout=record.rollout_id, transition=entries[0],

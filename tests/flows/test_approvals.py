@@ -7,6 +7,7 @@ import re
 
 import threading
 import time
+from uuid import uuid4
 
 import pytest
 from prefect import flow
@@ -359,3 +360,24 @@ def test_a_pause_its_watch_ends_is_left_at_once_and_a_resume_after_it_is_refused
     # The person who answers next is told the run no longer waits, and why.
     assert refused is not None and "cannot be resumed: it is Running" in refused and FAILED_LOOK in refused, refused
     assert found is not None and "is Running (left its approval pause without an answer" in found, found
+
+
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b'[{"key": "paused-approval-1-response"}]'],
+                         ids=["not-json", "no-created-field"])
+def test_when_an_answer_was_stored_is_none_when_prefect_answers_2xx_with_what_is_no_stored_input(body, caplog):
+    """A proxy answering 200 with its own page, or a Prefect whose answer lacks the fields, raised
+    out of the record-keeping that never fails the run: the approver's answer was lost with it."""
+    import httpx
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.input import keyset_from_paused_state
+
+    from flows.approvals import _given_at
+
+    paused = Paused(timeout_seconds=60, pause_key="approval-1")
+    paused.state_details.run_input_keyset = keyset_from_paused_state(paused)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body)
+                                    if request.url.path.endswith("/input/filter") else httpx.Response(404))
+    caplog.set_level(logging.DEBUG, logger="flows.approvals")
+    with SyncPrefectClient("http://prefect.test/api", httpx_settings={"transport": transport}) as client:
+        assert _given_at(client, uuid4(), paused) is None
+    assert "could not read when the answer was stored" in caplog.text, caplog.text

@@ -127,6 +127,10 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
     commands_see_a_rollout_owned_by(monkeypatch, dead)
     service = ops.connect(None, None)
+    # The pause the dead run recorded before it paused (at 5 %, for 50 %), as its journal writes it.
+    rollouts = service.ledger._rollouts[service.name]
+    rollouts[-1] = rollouts[-1].model_copy(update={"history": (*rollouts[-1].history, Transition(
+        at=1.0, kind="pause", actor="rollway", to_stage=1, comment=f"approval pause: {QUESTION}"))})
     rolled_back = []
     # The rollback flow itself is another test's: here, what the abort recorded before it.
     monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: rolled_back.append(kwargs) or SimpleNamespace(
@@ -139,9 +143,31 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     assert kinds[-2:] == [UNHEARD, "rollback-start"], kinds
     assert record.history[-2].actor == "dana" and record.history[-2].comment.startswith("reject: latency (given to")
     assert record.history[-2].comment.endswith("not acted on, `rollway abort` rolls the rollout back)")
+    # At the stage its pause asked about, as the rollback flow records it: the report's row said "-".
+    assert record.history[-2].to_stage == 1, record.history[-2]
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
     assert "nothing acted on it; recorded in the ledger" in out
+
+
+def test_an_abort_retried_does_not_record_the_answer_its_first_try_recorded_again(monkeypatch, capsys):
+    """A first `rollway abort` that recorded dana's answer and stopped before the rollback's start
+    (Ctrl-C, a throttled ledger): its retry recorded the same answer a second time."""
+    import flows.rollback
+
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
+    commands_see_a_rollout_owned_by(monkeypatch, dead)
+    service = ops.connect(None, None)
+    first = unheard_transitions(unheard_answers(dead.id), 1.0, then="`rollway abort` rolls the rollout back")
+    service.ledger.record(service.name, owner=None, now=1.0, rollout=service.ledger.get(service.name).rollout_id,
+                          transition=first[0])
+    monkeypatch.setattr(flows.rollback, "rollback", lambda **kwargs: SimpleNamespace(
+        done_by=None, steps=(), weights=None, canary_desired=0, flags_disabled=(), flags_kept=(), flags_held=()))
+    assert ops.abort(approver="erin", reason="again", flow_run=None, wait_seconds=0.5, targets_block=None,
+                     credentials_block=None) == 0, capsys.readouterr()
+    record = service.ledger.get(service.name)
+    assert [t.comment for t in record.history if t.kind == UNHEARD] == [first[0].comment], record.history
+    assert "recorded in the ledger" not in capsys.readouterr().out
 
 
 def test_an_answer_recorded_unheard_after_a_reject_does_not_hide_the_rollback_owed():
