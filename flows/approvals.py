@@ -737,7 +737,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                             else f"as it was answered {_said(_answer_of(given))}: the run's look at the canary came first")
                 if given is None:
                     return None
-                return _heard_answer(client, run_id, paused, poll_interval, given)
+                return _heard_answer(client, run_id, paused, poll_interval, given, read_late=True)
             if resumed:
                 given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
@@ -803,7 +803,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
     get_run_logger().warning("the %s pause %s: the run's look at the canary ended it first", pause.cause, fate)
     if given is None:
         return None
-    return _heard_answer(client, run_id, made, poll_interval, given)
+    return _heard_answer(client, run_id, made, poll_interval, given, read_late=True)
 
 
 def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
@@ -825,11 +825,14 @@ def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> Approv
 
 
 def _heard_answer(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float,
-                  given: ApprovalInput) -> ApprovalAnswer:
-    """The answer ``given`` to the pause ``paused``, with when it was stored, once the run has said
-    it read it (``_heard``): the one way every answer the run took leaves the approver."""
+                  given: ApprovalInput, *, read_late: bool = False) -> ApprovalAnswer:
+    """The answer ``given`` to the pause ``paused``, once the run has said it read it (``_heard``):
+    the one way every answer the run took leaves the approver. One ``read_late`` (after the run's
+    look at the canary ended the pause) carries when it was stored: the ledger records it as
+    not applied, with that time; an answer the run acts on is recorded when it acts, and the read
+    of its time would be one more API call per approval for nothing."""
     _heard(client, run_id, paused, poll_interval)
-    return _answer_of(given, _given_at(client, run_id, paused))
+    return _answer_of(given, _given_at(client, run_id, paused) if read_late else None)
 
 
 def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
