@@ -288,6 +288,12 @@ def run_deploy_infrastructure(
         reports[added.stack] = StackReport(stack=added.stack, status="not deployed",
                                            detail=f"before from_stack, deployed all the same: {added.reason}")
     elsewhere: tuple[str, ...] = ()
+
+    def standing() -> InfraResult:
+        """The run's result as its stacks' reports stand now: what its artifact, log and error say."""
+        return InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
+                           bootstrap_elsewhere=elsewhere)
+
     if bootstrap is not None:
         assert home is not None
         # Every environment a stack to deploy goes to, each once: bootstrapping Targets.region
@@ -311,8 +317,7 @@ def run_deploy_infrastructure(
             except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
                 # A failed bootstrap raised cdk's bare error: no artifact, nothing saying that no
                 # stack was deployed or how to go on.
-                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                                     bootstrap_elsewhere=elsewhere)
+                result = standing()
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
                           already_deployed=already_deployed, when=_again_when(err, _toolkit(environment)))
                 raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
@@ -322,8 +327,7 @@ def run_deploy_infrastructure(
                 # stopped, CloudFormation goes on with the toolkit stack. Such a run left no word
                 # of where it stood, and the key's newest artifact was still an earlier run's
                 # "deployed".
-                result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                                     bootstrap_elsewhere=elsewhere)
+                result = standing()
                 _interrupted_bootstrap(result, environment, from_stack, already_deployed)
                 raise
     total = len(plan.order)
@@ -333,14 +337,12 @@ def run_deploy_infrastructure(
     for stack in plan.to_deploy:
         position = f"stack {plan.order.index(stack) + 1}/{total} {stack}"
         # A worker killed during the deploy runs no code: the key's newest was an earlier run's, read as this one's.
-        _artifact(InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                              bootstrap_elsewhere=elsewhere), deploying=stack, already_deployed=already_deployed)
+        _artifact(standing(), deploying=stack, already_deployed=already_deployed)
         try:
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
             reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                                 bootstrap_elsewhere=elsewhere)
+            result = standing()
             try:
                 changed, unknown, now = _changed(statuses, before, [*_deployed(result), stack], environments,
                                                  home, read_seconds)
@@ -349,7 +351,7 @@ def run_deploy_infrastructure(
                 raise
             # Which of those before it were up to date, in the artifact a person resumes from.
             _up_to_date_said(reports, deploys, plan, before, now)
-            result = result.model_copy(update={"stacks": tuple(reports.values())})
+            result = standing()
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
             when = _again_when(err, stack, now.get(stack), environments.get(stack))
@@ -364,8 +366,7 @@ def run_deploy_infrastructure(
                 "the run was interrupted while cdk deployed it; CloudFormation may still be working on it"))
             # Nothing is read while the run stops: cdk's word on the stacks before it, as their rows said it.
             _up_to_date_said(reports, deploys, plan, before, {})
-            result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                                 bootstrap_elsewhere=elsewhere)
+            result = standing()
             _interrupted(result, stack, requested, already_deployed)
             # Nothing read while the run stops: every stack it deployed counts as changed, and the
             # interrupted one too, rolled back or still IN_PROGRESS.
@@ -374,8 +375,7 @@ def run_deploy_infrastructure(
         deploys[stack] = deployed
         reports[stack] = StackReport(stack=stack, status="deployed", seconds=deployed.seconds,
                                      detail=_deployed_detail(deployed, plan))
-    result = InfraResult(stacks=tuple(reports.values()), reordered=plan.reordered, added=plan.added,
-                         bootstrap_elsewhere=elsewhere)
+    result = standing()
     # Which were up to date, from CloudFormation (read before the first deploy and now) rather than
     # from cdk's one line ("✅  <selector> (no changes)"), which a stack cdk shows under another name,
     # or another cdk version's wording, did not match; cdk's word only where a read is missing.
@@ -397,7 +397,7 @@ def run_deploy_infrastructure(
         log.info("stack %d/%d %s: no changes, the stack was up to date (%s)", plan.order.index(stack) + 1, total,
                  stack, same)
         up_to_date.append(stack)
-    result = result.model_copy(update={"stacks": tuple(reports.values())})
+    result = standing()
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
         changed = [s for s in plan.to_deploy if s not in up_to_date]
