@@ -35,6 +35,13 @@ def _refusal(given: str) -> str:
         value: int | None = int(given, 0)  # 0x10, 0o20, 0b10000
     except ValueError:
         value = None
+    if value is not None and value.bit_length() > _DIGITS_SPELLED * 10 // 3:
+        # Base 16, 8 and 2 have no length limit in int(), but spelling the value in decimal for
+        # "write N" does: 0x followed by 5,000 digits was refused in Python's own words about
+        # sys.set_int_max_str_digits().
+        return (f"{given[:_DIGITS_SPELLED]!r}... is a number {len(given):,} characters long: options take a whole "
+                "number in plain digits (0-9, an optional leading -), and no count, weight, port or version is "
+                "anywhere near this long")
     if value is None:
         try:
             number = Decimal(given)

@@ -840,6 +840,24 @@ def test_a_whole_number_too_long_written_in_digits_is_not_said_to_be_in_exponent
     assert said.endswith("no count, weight, port or version is anywhere near this long"), said[-300:]
 
 
+@pytest.mark.parametrize("typed", ["0x" + "f" * 5000, "-0b" + "1" * 200, "0o" + "7" * 60])
+def test_a_long_number_in_hex_octal_or_binary_is_refused_in_the_cli_words_not_pythons(typed):
+    """0x and 5,000 hex digits is a number int() reads, but spelling it in decimal for the
+    refusal's "write N" is past Python's limit: the person read Python's advice to call
+    sys.set_int_max_str_digits(). Refused like other numbers too long for any option, without
+    repeating thousands of characters."""
+    from rollway.cli.whole import _whole
+
+    class Token:
+        value = typed
+
+    with pytest.raises(ValueError) as refused:
+        _whole(int, [Token()])
+    said = str(refused.value)
+    assert said.startswith(f"{typed[:30]!r}... is a number {len(typed):,} characters long"), said[:300]
+    assert said.endswith("no count, weight, port or version is anywhere near this long") and len(said) < 300, said
+
+
 @pytest.mark.parametrize("weight", ["0", "-5", "101"])
 def test_promote_refuses_a_weight_out_of_range_repeating_the_weight_given(monkeypatch, capsys, weight):
     """"--weight: Input should be greater than or equal to 1" did not repeat what was typed, where
