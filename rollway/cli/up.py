@@ -22,11 +22,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import logging
 import math
 import os
 import signal
 import time
+import traceback
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -61,7 +61,6 @@ IMAGE_PROFILES: dict[str, BehaviourProfile] = {
 }
 """How the simulator's named images behave (by tag); any other image behaves like the stable one."""
 
-_log = logging.getLogger(__name__)
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -519,11 +518,25 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
     except Exception as err:  # noqa: BLE001 - a step that failed is said in one line, not a traceback
         # Moto refusing a call while provisioning, the server gone while the blocks were saved:
         # each ended `rollway up` in a traceback. Everything started is stopped by then (the
-        # ExitStack unwound); the traceback stays at debug level for a bug behind it.
-        _log.debug("rollway up failed while %s", step, exc_info=True)
-        errors.print(f"[red]error:[/red] {escape(_failed(step, err))}")
+        # ExitStack unwound). The traceback goes to a file in the home, named on the error line:
+        # kept at debug level only, a bug behind the one line could not be seen at all.
+        errors.print(f"[red]error:[/red] {escape(_failed(step, err))}{escape(_traceback_kept(home, err))}")
         return 1
     return 0
+
+
+FAILURE_LOG = "rollway-up-failure.log"
+
+
+def _traceback_kept(home: Path, err: Exception) -> str:
+    """Writes ``err``'s traceback to the home's failure log (this failure's only) and says where;
+    nothing to say when it cannot be written (the error line is what matters)."""
+    kept = home / FAILURE_LOG
+    try:
+        kept.write_text("".join(traceback.format_exception(err)), encoding="utf-8", errors="backslashreplace")
+    except OSError:
+        return ""
+    return f" (its traceback: {kept})"
 
 
 def _failed(step: str, err: Exception) -> str:

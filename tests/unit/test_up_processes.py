@@ -547,6 +547,12 @@ def test_a_start_up_step_that_fails_is_one_error_line_naming_it_and_all_started_
     said = {"provision": "provisioning the embedded AWS", "save_blocks": "saving the blocks"}[step]
     assert said in err and "moto fell over" in err and "CreateCluster" in err, err
     assert stopped == ["aws", "server"]
+    # The traceback behind the one line (a bug in a step, not only a refusal) is kept where the
+    # line says, not at a debug level nobody can switch on.
+    kept = up.prefect_home() / up.FAILURE_LOG
+    assert f"(its traceback: {kept})" in " ".join(err.split()), err
+    trace = kept.read_text()
+    assert trace.startswith("Traceback") and "moto fell over" in trace and f"in {fails.__name__}" in trace, trace
 
 
 def test_a_failed_childs_log_tail_is_what_it_wrote_this_time_not_an_earlier_runs_log(tmp_path):
