@@ -19,7 +19,7 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
-from rollway.failure_words import end_said
+from rollway.failure_words import end_said, error_said
 
 if TYPE_CHECKING:
     from rollway.spec import RolloutSpec
@@ -82,6 +82,19 @@ def _next_rollout(read: Callable[[], tuple], rollout: str | None) -> str | None:
 _UNREAD: Any = object()
 
 
+class LedgerUnread(Exception):
+    """``leave_alone`` could not read the ledger it needed to decide: whether the run that took
+    the rollout over still drives it, or whether the rollback that stopped the run finished. The
+    message says what is not known and what a person runs; the hook does not roll back blind."""
+
+
+def _unread_said(err: BaseException) -> str:
+    """Why the ledger could not be read, as the ledger's other failures are said."""
+    from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
+
+    return storage_failure(err) if isinstance(err, STORAGE_ERRORS) else error_said(err)
+
+
 def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None,
                 exc: BaseException | None = _UNREAD) -> str | None:
     """Why this failed run must not be rolled back, or None when it must.
@@ -108,6 +121,12 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
 
     ``exc``: the exception the run ended with, as the hook read it (``_exception``); read here
     when not given.
+
+    Raises:
+        LedgerUnread: the run stopped because another run held its rollout, or because its
+            rollout was being rolled back, and the ledger could not be read to tell whether that
+            is still so: a rollback then could hit a live run's rollout, and one that cannot
+            read the ledger fails the same way. What to run is in the message.
     """
     from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 
@@ -149,7 +168,14 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
         return f"its rollout is no longer the newest ({exc})"
     # The ledger read once, when first needed, on one session: each of the questions below built
     # its own, and asked STS again who the keys are.
-    read = functools.cache(lambda: _ledger_record(params))
+    cached = functools.cache(lambda: _ledger_record(params))
+
+    def read() -> tuple:
+        try:
+            return cached()
+        except Exception as err:  # noqa: BLE001 - a storage error, a block that no longer loads: undecided
+            raise _undecided(exc, rollout, err) from err
+
     if isinstance(exc, (RolloutEnded, LockHeld, NotOwner)) and (newest := _next_rollout(read, rollout)):
         # Judged below on the newest record, which is the next rollout's: "not rolled back yet",
         # "nobody holds it", and the hook would roll that one back.
@@ -160,6 +186,22 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     if isinstance(exc, (LockHeld, NotOwner)) and _someone_else_owns(read):
         return f"another run owns the rollout now ({exc})"
     return None
+
+
+def _undecided(exc: BaseException | None, rollout: str | None, err: BaseException) -> LedgerUnread:
+    """``leave_alone``'s LedgerUnread for a run that stopped with ``exc`` (RolloutEnded, LockHeld or
+    NotOwner), the ledger's read having failed with ``err``."""
+    from rollway.ledger import RolloutEnded
+
+    which = f"rollout {rollout}" if rollout is not None else "its rollout"
+    unread = f"the ledger could not be read ({_unread_said(err)})"
+    if isinstance(exc, RolloutEnded):
+        return LedgerUnread(
+            f"it stopped because {which} was being rolled back ({exc}), and {unread} to tell whether that rollback "
+            "finished: `rollway status` says; if it did not, `rollway abort` finishes it")
+    return LedgerUnread(
+        f"it stopped because another run held {which} ({exc}), and {unread} to tell whether that run still drives "
+        "it: `rollway status` says who holds it; if no run does, `rollway abort` rolls it back")
 
 
 def hook_spec(params: dict, log) -> "RolloutSpec | None":
@@ -209,7 +251,12 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             log.warning("could not ask the Prefect API which rollout run %s held (%s): rolling back the newest "
                         "rollout, if it is open", flow_run.name, err)
     exc = _exception(state)
-    why_not = leave_alone(state, params, finalizing, rollout, exc)
+    try:
+        why_not = leave_alone(state, params, finalizing, rollout, exc)
+    except LedgerUnread as undecided:
+        # Said as loudly as a failed rollback: nothing was rolled back, and a person decides.
+        log.error("not rolling back after run %s: %s", flow_run.name, undecided)
+        return
     if why_not:
         log.info("not rolling back after run %s: %s", flow_run.name, why_not)
         return

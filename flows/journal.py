@@ -27,7 +27,7 @@ from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
 from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusedAnswer,
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
-                            unanswered_wait, utc)
+                            unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
@@ -111,6 +111,24 @@ class LedgerJournal:
         )
         self._run_named = self._run_named or owner == "self"
         return self._seen
+
+    def _give_back(self, held: RolloutRecord | None = None) -> None:
+        """Give the run's lease on the rollout back once what it did is recorded (or before it stands
+        down). A release DynamoDB refuses (throttled past botocore's retries, say) is logged, never
+        raised: raised, it failed a run whose promotion or phase end was recorded, and its hook rolled
+        the healthy release back and paged people. The lease runs out on its own; a run taking the
+        rollout over before then waits for it, as for any run that ended holding one. ``held``: the
+        rollout as this run last wrote its lease (None: as it last read or wrote it)."""
+        try:
+            self.ledger.release(self.service, owner=self.owner)
+        except STORAGE_ERRORS as err:
+            seen = held if held is not None else self._seen
+            lapses = (f"at {wall_utc(seen.lease_expires)}" if seen is not None and seen.owner == self.owner
+                      else "within its lease")
+            get_run_logger().warning(
+                "could not give this run's lease on the rollout of %s back (%s): it runs out on its own %s, and a run "
+                "taking the rollout over before then waits for it", self.service, storage_failure(err, self.env.targets),
+                lapses)
 
     def _notify(self, subject: str, message: str) -> None:
         # Progress told after the fact (a shift, a phase, a promotion), logged if SNS refuses it:
@@ -404,7 +422,7 @@ class LedgerJournal:
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
-            self.ledger.release(self.service, owner=self.owner)
+            self._give_back(now)
             raise self._moved_on(pause, now, not_applied)
         return now
 
@@ -466,7 +484,7 @@ class LedgerJournal:
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:
-            self.ledger.release(self.service, owner=self.owner)
+            self._give_back()
         self._summary(
             # The reason may quote a person's comment (a rejection, typed in the pause form's text
             # area): on one line, so a line break in it cannot start markdown of its own.
@@ -484,7 +502,7 @@ class LedgerJournal:
             Transition(at=self.env.clock.now(), kind="phase", actor=self.actor, comment=result.reason),
             weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
         )
-        self.ledger.release(self.service, owner=self.owner)
+        self._give_back()
         # The run's log said nothing after the last stage passed: not that the phase was
         # complete, where the traffic holds, nor when the next phase is due.
         get_run_logger().info("%s of %s complete: holding at %s (stable/canary). Next: %s", self._phase_name(),
@@ -557,7 +575,7 @@ class LedgerJournal:
             Transition(at=now, kind="promote", actor=self.actor, to_weights=result.final_weights, comment=result.reason),
             phase=RolloutPhase.PROMOTED, weights=result.final_weights, **window,
         )
-        self.ledger.release(self.service, owner=self.owner)
+        self._give_back()
         self._summary(f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}" + self._stage_tables(result.stages))
         self._notify(
             f"Rollout complete: {self.service}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from botocore.exceptions import ClientError
 from prefect.client.orchestration import get_client
 
 import flows.env
@@ -22,7 +23,7 @@ from flows.params import MAX_ROLLBACK_REASON
 from flows.progressive import progressive_rollout
 from rollway.fakes import FakeFlagStore, FakeLedger
 from rollway.flags import FlagState
-from rollway.ledger import RollbackClaimed, RolloutRecord, new_rollout_id
+from rollway.ledger import NotOwner, RollbackClaimed, RolloutEnded, RolloutRecord, new_rollout_id
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.rollout_tags import rollout_tag
@@ -205,3 +206,54 @@ def test_a_weekly_tick_that_failed_starting_the_next_phase_leaves_the_next_rollo
     assert len(pages(env)) == messages, pages(env)[messages:]
     said = [r.getMessage() for r in caplog.records if "not rolling back after run" in r.getMessage()]
     assert any("no longer the newest" in m and frank.rollout_id in m for m in said), said
+
+
+class StoppedThenDown(FakeLedger):
+    """A ledger whose ``refusal`` stops the run at its first stage's verdict (another run took the
+    rollout over, or someone began its rollback), and which DynamoDB throttles from then on."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__()
+        self.refusal, self.down = refusal, False
+
+    def record(self, service, **kwargs):
+        if kwargs["transition"].kind == "verdict":
+            self.down = True
+            raise self.refusal
+        return super().record(service, **kwargs)
+
+    def get(self, service):
+        if self.down:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Query")
+        return super().get(service)
+
+
+@pytest.mark.parametrize("refusal,then", [
+    (NotOwner("'run-1' no longer owns the rollout: it is owned by 'flow-run/other'"),
+     "if no run does, `rollway abort` rolls it back"),
+    (RolloutEnded("the rollout is rolling_back by carol: INC-7"), "if it did not, `rollway abort` finishes it"),
+], ids=["taken over", "rollback begun"])
+def test_a_hook_that_cannot_read_the_ledger_to_tell_whose_the_rollout_is_says_so_and_what_to_run(
+        monkeypatch, caplog, refusal, then):
+    """The run stopped because another run took its rollout over (or someone began its rollback),
+    and DynamoDB then throttled the hook's read of the ledger: the hook raised botocore's error,
+    and the run's log held only Prefect's "An error was encountered while running hook" and a
+    traceback, saying neither whether anything was rolled back nor what to run. The traffic is
+    left where the other run (or rollback) has it, and the log says why and what to run."""
+    env = fake_environment()
+    env.ledger = StoppedThenDown(refusal)
+    hooks_and_flows_see(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        state = progressive_rollout(spec=SPEC.model_dump(mode="json"), phased=False, return_state=True)
+
+    assert state.is_failed(), state
+    assert env.router.weights == Weights.canary_at(5), env.router.calls
+    assert not [subject for subject, _ in pages(env) if subject.startswith("Rollback")], pages(env)
+    hook_failed = [r for r in caplog.records if "error was encountered while running hook" in r.getMessage()]
+    assert not hook_failed, hook_failed[0].exc_info
+    said = [r for r in caplog.records if r.getMessage().startswith("not rolling back after run")]
+    assert len(said) == 1 and said[0].levelno == logging.ERROR, [(r.levelname, r.getMessage()) for r in said]
+    words = said[0].getMessage()
+    for part in (str(refusal), "DynamoDB Query failed with ThrottlingException: Rate exceeded", "`rollway status`",
+                 then):
+        assert part in words, words

@@ -252,3 +252,37 @@ def test_the_rollback_flow_on_aws_rolls_back_when_the_ledger_table_is_gone(aws):
     message = notices(aws, url)[f"Rollback: {aws.targets.canary_service}"]
     assert "could NOT record this rollback: reading the rollout failed" in message
     assert "ResourceNotFoundException" in message
+
+
+class ReleaseThrottled(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles every lease release past botocore's retries."""
+
+    def release(self, service, *, owner):
+        self.calls.append(f"refused release {owner}")
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Throughput exceeds the current capacity of your table"}}, "UpdateItem")
+
+
+@pytest.mark.parametrize("outcome", ["promoted", "holding"])
+def test_a_lease_release_dynamodb_throttles_after_the_outcome_is_recorded_does_not_fail_the_run(
+        monkeypatch, caplog, outcome):
+    """The promotion (or the weekly phase's end) was recorded, then DynamoDB throttled the write
+    giving the run's lease back: the run failed with botocore's error, and its hook rolled the
+    healthy release back and paged people. The lease runs out on its own; the run ends as
+    recorded, and its log says the lease was not given back and when it lapses."""
+    env = fake_environment()
+    env.ledger = ReleaseThrottled()
+    hooks_and_flows_see(monkeypatch, env)
+    spec = stages(monitor_seconds=600, weekly=outcome == "holding")
+    with caplog.at_level("WARNING"):
+        state = progressive_rollout(spec=spec.model_dump(mode="json"), phased=outcome == "holding",
+                                    return_state=True)
+
+    assert state.is_completed(), state
+    assert state.result().outcome == outcome
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is (RolloutPhase.PROMOTED if outcome == "promoted" else RolloutPhase.PAUSED), record.phase
+    assert record.last_transition(START) is None
+    assert not [s for s in subjects(env) if s.startswith("Rollback")], subjects(env)
+    said = [r.getMessage() for r in caplog.records if "could not give this run's lease" in r.getMessage()]
+    assert said and "ProvisionedThroughputExceededException" in said[0] and "wall clock" in said[0], said
