@@ -760,3 +760,19 @@ def test_a_rollback_by_hand_during_a_shift_does_not_leave_the_flags_raised_for_t
     # Turned off again at once, not after the 25 % stage's bake (600 s of the rollout clock).
     assert trail[0].at - raised.at < 60, [(e.at, e.enabled, e.percentage, e.reason) for e in trail]
     assert not [s for s in result.stages if s.weights.canary == 25], result.stages
+
+
+def test_the_starting_notice_names_the_approval_pauses_and_what_an_unanswered_one_does():
+    """A `canary` run sends no notice when it pauses (it keeps no ledger): the starting notice is
+    all that tells people it will wait for them before 25 % and 100 % (the defaults), and that
+    nobody answering within the hour rolls a healthy canary back."""
+    env = fake_environment(canary_error_rate=0.0)
+    canary_on(env, spec(5, 25, 100, approval_at=(25, 100)), scripted(APPROVE, APPROVE))
+    subject, body = env.notifier.messages[0]
+    assert subject.startswith("Rollout starting"), subject
+    assert body.endswith("automatic rollback on failure; approval before 25%, 100%: a pause unanswered for 1 h rolls "
+                         "the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+                         "weights and ask again instead)."), body
+    env = fake_environment(canary_error_rate=0.0)
+    canary_on(env, spec(5, 100))
+    assert env.notifier.messages[0][1].endswith("automatic rollback on failure."), env.notifier.messages[0][1]
