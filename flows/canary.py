@@ -22,7 +22,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_aws import AwsCredentials
 
-from flows.approvals import prefect_approver
+from flows.approvals import duration_said, prefect_approver
 from flows.engine import NullJournal, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import FINALIZE_FLOW, ROOM, run_finalize, runs_within
@@ -52,7 +52,7 @@ from rollway.phases import RolloutPhase
 from rollway.preflight_checks import (account_refusal, attachment_refusal, health_check_refusal,
                                      stable_health_check_refusal)
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
-from rollway.spec import RolloutSpec, default_phases
+from rollway.spec import Approvals, RolloutSpec, default_phases
 from rollway.targets import Targets
 from tasks import ecs, flags, metrics, traffic, undoable
 
@@ -106,6 +106,21 @@ def refuse_phase_plan(spec: RolloutSpec) -> None:
     refusal = phase_plan_refusal(spec)
     if refusal is not None:
         raise RolloutRefused(f"refused before any AWS call: {refusal}")
+
+
+def unanswered(approvals: Approvals) -> str:
+    """What an approval pause left unanswered does, and how to choose the other way."""
+    then = ("rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+            "weights and ask again instead)" if approvals.on_timeout == "rollback"
+            else "keeps the weights and asks again (approvals.on_timeout: hold)")
+    return f"a pause unanswered for {duration_said(approvals.timeout_seconds)} {then}"
+
+
+def approvals_asked(spec: RolloutSpec) -> str:
+    """What a "Rollout starting" notice ends with of the stages that ask for approval, and what an
+    unanswered pause does ("" when none asks)."""
+    asks = [f"{s.weight}%" for s in spec.stages if s.approval]
+    return f"; approval before {', '.join(asks)}: {unanswered(spec.approvals)}" if asks else ""
 
 
 # Requests to the stable service, over the preflight's read, above which an application that
@@ -476,7 +491,9 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
             f"Rollout starting: {t.canary_service}",
             f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
             f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
-            f"automatic rollback on failure.",
+            # This flow sends no notice when it pauses (no journal): only this one says that it will
+            # wait for a person, and that nobody answering rolls a healthy canary back (by default).
+            f"automatic rollback on failure{approvals_asked(spec)}.",
         )
     # Its tries wait wall seconds: ECS's throttling is on the wall clock, whatever the rollout's.
     revision = undoable.deploy_revision(env.deployer, t.canary_service, image, stable.task_definition,

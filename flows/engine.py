@@ -763,6 +763,17 @@ def run_stages(
                                   rollback)
                 raise
             log.info("%s", shift_said(spec, state, before, weights, decision.reason))
+            if any(update.changed for update in flag_updates):
+                # Looked at again once the flags moved: a rollback that landed after the check above
+                # moved the traffic (or stopped the canary) before it disabled the flags, and this
+                # shift's flag write then raised them after it. Nothing in the flag's trail ties a
+                # rollback naming no rollout (the `rollback` flow run by hand on a `canary` run, which
+                # keeps no ledger) to this run, so only the load balancer and the service tell; until
+                # the next shift's check, users of the stable version got the stage's features.
+                interfered = _someone_else(env, spec, rollback, journal, reports, weights,
+                                           f"baking the {decision.weight}% stage its flags were just moved for")
+                if interfered is not None:
+                    return interfered
             continue
 
         if isinstance(decision, Pause):

@@ -21,7 +21,8 @@ from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
 from flows.approvals import duration_said, prefect_approver, unheard_answers
-from flows.canary import RolloutRefused, before_any_write, pin_image, pinning_in_any_region, preflight
+from flows.canary import (RolloutRefused, approvals_asked, before_any_write, pin_image, pinning_in_any_region,
+                          preflight, unanswered)
 from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
@@ -167,10 +168,8 @@ def starting_notice(spec: RolloutSpec, record: RolloutRecord, actor: str, phased
     else:
         plan = "stages " + ", ".join(f"{w}%" for w in spec.weights)
     # Said before the first Monday: the schedule starts each phase whether anyone is at work or not.
-    asks = [f"{s.weight}%" for s in spec.stages if s.approval]
-    pauses = f"; approval before {', '.join(asks)}: {unanswered(spec.approvals)}" if asks else ""
     return (f"{actor} started rollout {record.rollout_id} of {spec.image}{pinned} on {record.service} in cluster "
-            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure{pauses}.")
+            f"{cluster}: {plan}; {spec.analysis.judge} judge, automatic rollback on failure{approvals_asked(spec)}.")
 
 
 def policy_not_followed(given: RolloutSpec, recorded: RolloutSpec, record: RolloutRecord) -> None:
@@ -365,14 +364,6 @@ def phase_pauses(spec: RolloutSpec, index: int, wall: float, *, through_the_end:
                  f"{weekly.describe(wall + approvals.timeout_seconds, 'UTC')}, wall clock, "
                  f"{duration_said(approvals.timeout_seconds)} from now)")
     return f"{said}; {unanswered(approvals)}"
-
-
-def unanswered(approvals: Approvals) -> str:
-    """What an approval pause left unanswered does, and how to choose the other way."""
-    then = ("rolls the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
-            "weights and ask again instead)" if approvals.on_timeout == "rollback"
-            else "keeps the weights and asks again (approvals.on_timeout: hold)")
-    return f"a pause unanswered for {duration_said(approvals.timeout_seconds)} {then}"
 
 
 def resize_canary(env: Environment, record: RolloutRecord) -> None:

@@ -169,7 +169,12 @@ class Stage(_RangesSaid):
     @model_validator(mode="after")
     def _min_within_bake(self) -> "Stage":
         if self.min_bake_seconds is not None and self.min_bake_seconds > self.bake_seconds:
-            raise ValueError("min_bake_seconds cannot exceed bake_seconds")
+            # The bake and the stage said: with bake_seconds left out, "cannot exceed bake_seconds"
+            # named a figure the person never wrote, in a list that pydantic names by index alone.
+            default = "" if "bake_seconds" in self.model_fields_set else " (the default)"
+            raise ValueError(f"stage {self.weight}%: min_bake_seconds {seconds_said(self.min_bake_seconds)} cannot "
+                             f"exceed bake_seconds {seconds_said(self.bake_seconds)}{default}: raise bake_seconds or "
+                             "lower min_bake_seconds")
         return self
 
     @property

@@ -702,3 +702,77 @@ def test_a_final_look_whose_reads_time_out_is_read_four_times_15_s_apart_as_its_
     final = [t for t, over in failed if over]
     assert [b - a for a, b in zip(final, final[1:])] == [15, 15, 15], final
     assert len(asked) == 1 and "read 4 times over 45 s" in asked[0], asked
+
+
+def rollback_by_hand_lands(env, when) -> None:
+    """A person runs the `rollback` flow with no rollout id (a `canary` run keeps no ledger, so it
+    has none to name) at the moment ``when(env)`` first says so, while the run shifts to 25 %."""
+    from flows.rollback import rollback_recorded
+    from rollway.spec import FlagBinding
+
+    landed = []
+    real_get, real_set = env.flags.get, env.router.set_weights
+
+    def by_hand(point: str) -> None:
+        if not landed and when(env, point):
+            landed.append(point)
+            rollback_recorded(env, "support tickets up", actor="on-call",
+                              bindings=[FlagBinding(feature="new_checkout")])
+
+    def get(feature):
+        by_hand("flags")
+        return real_get(feature)
+
+    def set_weights(weights):
+        if weights == Weights.canary_at(25):
+            by_hand("weights")
+        return real_set(weights)
+
+    env.flags.get, env.router.set_weights = get, set_weights
+
+
+@pytest.mark.parametrize("point", ["flags", "weights"],
+                         ids=["after the shift's weights, before its flags", "before the shift's weights"])
+def test_a_rollback_by_hand_during_a_shift_does_not_leave_the_flags_raised_for_the_stage(point):
+    """The run checks the weights before each shift; a rollback by hand landing after that check
+    and before the shift's flag write (blind: it names no rollout, so the flag's trail cannot tie
+    it to this run) saw the flag raised to 25 % for the whole stage, on users of the stable
+    version, until the next shift's check found the traffic moved."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.flags = FakeFlagStore([FlagState(feature="new_checkout")])
+    shifted_to_25 = (lambda env, at: at == point and env.router.weights == Weights.canary_at(25)) \
+        if point == "flags" else (lambda env, at: at == point)
+    rollback_by_hand_lands(env, shifted_to_25)
+    rollout = spec(5, 25, 100).model_copy(update={"flags": (FlagBinding(feature="new_checkout"),),
+                                                  "verify_timeout_seconds": 0.2})
+    result = canary_on(env, rollout)
+    assert result.outcome == "rolled_back", result.reason
+    assert "by someone else" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    flag = env.flags.get("new_checkout")
+    assert not flag.enabled
+    trail = env.flags.audit("new_checkout")
+    raised = next(e for e in trail if e.enabled and e.percentage == 25)
+    # Turned off again at once, not after the 25 % stage's bake (600 s of the rollout clock).
+    assert trail[0].at - raised.at < 60, [(e.at, e.enabled, e.percentage, e.reason) for e in trail]
+    assert not [s for s in result.stages if s.weights.canary == 25], result.stages
+
+
+def test_the_starting_notice_names_the_approval_pauses_and_what_an_unanswered_one_does():
+    """A `canary` run sends no notice when it pauses (it keeps no ledger): the starting notice is
+    all that tells people it will wait for them before 25 % and 100 % (the defaults), and that
+    nobody answering within the hour rolls a healthy canary back."""
+    env = fake_environment(canary_error_rate=0.0)
+    canary_on(env, spec(5, 25, 100, approval_at=(25, 100)), scripted(APPROVE, APPROVE))
+    subject, body = env.notifier.messages[0]
+    assert subject.startswith("Rollout starting"), subject
+    assert body.endswith("automatic rollback on failure; approval before 25%, 100%: a pause unanswered for 1 h rolls "
+                         "the rollout back (approvals.on_timeout: rollback; set approvals.on_timeout: hold to keep the "
+                         "weights and ask again instead)."), body
+    env = fake_environment(canary_error_rate=0.0)
+    canary_on(env, spec(5, 100))
+    assert env.notifier.messages[0][1].endswith("automatic rollback on failure."), env.notifier.messages[0][1]

@@ -1523,3 +1523,32 @@ def test_a_new_rollout_is_announced_before_any_traffic_moves_and_a_resume_or_ref
         progressive_on(env, full_spec().model_copy(update={"image": IMAGE.replace("2.0.0", "2.1.0")}),
                        auto_approve("bob"), owner="run-3")
     assert [s for s, _m, _w in sent].count(subject) == 1, [s for s, _m, _w in sent]
+
+
+def test_traffic_moved_by_hand_before_a_shifts_flag_write_rolls_back_at_once_not_after_the_stage():
+    """The weights moved by hand after the run's pre-shift check and before the shift's flag
+    write: the run rolls back, recorded in the ledger, right after the flags moved, rather than
+    baking the 25 % stage with its flags on users of the stable version until the next check."""
+    from rollway.fakes import FakeFlagStore
+    from rollway.flags import FlagState
+    from rollway.spec import FlagBinding
+
+    env = env_with_ledger()
+    env.flags = FakeFlagStore([FlagState(feature="new_checkout")])
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)],
+                       flags=[FlagBinding(feature="new_checkout")], monitor_seconds=0, verify_timeout_seconds=0.2)
+    real_get, moved = env.flags.get, []
+
+    def get(feature):
+        if not moved and env.router.weights == Weights.canary_at(25):
+            moved.append(env.clock.now())
+            env.router.weights = Weights(stable=100, canary=0)  # by hand, in the console
+        return real_get(feature)
+
+    env.flags.get = get
+    result = progressive_on(env, spec, auto_approve("alice"))
+    assert result.outcome == "rolled_back" and "moved by someone else" in result.reason, result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert record.last_transition("rollback").at - moved[0] < 60
+    assert not env.flags.get("new_checkout").enabled

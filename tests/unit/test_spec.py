@@ -34,6 +34,9 @@ from rollway.targets import Targets
         ({"image": "repo/app:1", "stages": [{"weight": 101}]}, "weight must be at least 1 and at most 100, not 101"),
         ({"image": "repo/app:1", "stages": []}, "at least one stage"),
         ({"image": "repo/app:1", "stages": [{"weight": 5, "bake_seconds": 60, "min_bake_seconds": 120}]}, "cannot exceed"),
+        # The bake it exceeds, the default one too (a list of ten stages named only "stages.3"), and the stage.
+        ({"image": "repo/app:1", "stages": [{"weight": 5}, {"weight": 25, "min_bake_seconds": 900}, {"weight": 100}]},
+         r"stages.1\n  Value error, stage 25%: min_bake_seconds 900 s cannot exceed bake_seconds 600 s \(the default\)"),
         ({"image": "repo/app:1", "flags": [{"feature": "f", "follow": "schedule"}]}, "has none"),
         ({"image": "repo/app:1", "flags": [{"feature": "f", "follow": "schedule", "schedule": {5: 120}}]}, "outside 0..100"),
     ],
