@@ -563,7 +563,99 @@ def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(a
     # Listed as not done, it was gone: the person reading the failure is told it may be.
     assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
             "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
-    assert tasks.cleanup._unanswered == {}, "nothing of the run is kept once it has ended"
+    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+
+
+def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_sending(account, monkeypatch):
+    # The first try's BatchDeleteImage lost its answer (ECR deleted the tag); the next tries
+    # stopped at the read of what production runs, before sending anything. The stop was said
+    # as that read's failure alone: the tag, gone, was listed as not done, and a new run listed it
+    # as not found (deleted before the run, or misspelt). A task that ends Crashed there (a cancel)
+    # keeps nothing of the run either.
+    from botocore.exceptions import ReadTimeoutError
+    from prefect import flow
+
+    import flows.cleanup
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    sent: list[str] = []
+
+    def lose_the_first_answer(**_):
+        sent.append("BatchDeleteImage")
+        if len(sent) == 1:
+            raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
+
+    reads: list[object] = []
+    real = flows.cleanup._Reads.in_use
+
+    def throttled_after_the_first_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
+        reads.append(nothing)  # the plan's, the first try's, then each later try's
+        if len(reads) > 2:
+            raise RuntimeError("DynamoDB throttled the read of the ledger")
+        return real(self, nothing)
+
+    monkeypatch.setattr(flows.cleanup._Reads, "in_use", throttled_after_the_first_try)
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-earlier-answer-lost")
+    def cleanup_earlier_answer_lost():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_the_first_answer, operation="BatchDeleteImage"):
+        with pytest.raises(CleanupIncomplete, match="DynamoDB throttled") as stopped:
+            cleanup_earlier_answer_lost()
+
+    assert sent == ["BatchDeleteImage"] and "old-version" not in tags(aws), "the first try deleted it"
+    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
+            "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
+    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+
+
+def test_a_cancel_after_a_lost_answer_keeps_nothing_of_the_run(account, monkeypatch):
+    # A task run ends Crashed, not Failed, when a cancel (or Ctrl-C) stops it: its failure hooks
+    # do not run, and what it kept for its tries stayed in the worker for good.
+    from botocore.exceptions import ReadTimeoutError
+    from prefect import flow
+
+    import flows.cleanup
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    class Cancelled(BaseException):
+        pass
+
+    def lose_the_answer(**_):
+        raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
+
+    reads: list[object] = []
+    real = flows.cleanup._Reads.in_use
+
+    def cancelled_at_the_second_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
+        reads.append(nothing)
+        if len(reads) > 2:
+            raise Cancelled()
+        return real(self, nothing)
+
+    monkeypatch.setattr(flows.cleanup._Reads, "in_use", cancelled_at_the_second_try)
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-cancelled")
+    def cleanup_cancelled():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_the_answer, operation="BatchDeleteImage"):
+        with pytest.raises(Cancelled):
+            cleanup_cancelled()
+
+    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
 
 
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
