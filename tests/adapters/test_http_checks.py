@@ -730,6 +730,29 @@ def test_a_huge_error_body_is_read_in_part_and_the_status_reported_not_a_timeout
     assert health.retryable
 
 
+def test_an_error_body_of_exactly_the_cap_that_then_stalls_is_reported_over_the_cap_not_as_a_timeout():
+    # Its first MiB came whole, then nothing: the check waited for the byte past the cap until the
+    # timeout, and the 503 was reported as the service not answering in time.
+    with _Flood(503, 1024 * 1024, b"overloaded" * 128 + b"\n" * 768, stall=True) as url:
+        spec = spec_for(url, timeout_seconds=2.0)
+        with http_checks.client(spec) as http:
+            started = time.monotonic()
+            health = http_checks.check_health(http, spec)
+            took = time.monotonic() - started
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
+    assert "timed out" not in health.reason and took < 1.5, (took, health.reason)
+    assert "the first 1 MiB of its body (the rest was not read) ends: …" in health.reason, health.reason
+
+
+def test_an_error_body_of_exactly_the_cap_and_no_more_is_quoted_as_read_whole():
+    with _Flood(503, 1024 * 1024, b"overloaded" * 128 + b"\n" * 768) as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
+    assert "the rest was not read" not in health.reason and "body ends: …" in health.reason, health.reason
+
+
 def test_a_binary_error_body_is_described_not_quoted():
     # NULs, bytes that are not UTF-8, and at its end an escape that clears the terminal showing the log.
     junk = bytes(range(256)) * 4 + b"\x1b[2J\x00 fault"
