@@ -52,7 +52,7 @@ from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
+    IN_ARTIFACT, NOT_FOUND, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
     judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown, tags_left,
@@ -96,6 +96,11 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  list(plan.gone_tags) or "none", list(plan.gone_stacks) or "none")
         _report(result, targets)
         return result
+    # The others too (close to none: a wrong repository, a tag deleted before): said in the artifact
+    # alone, the log of a Completed run read as if every tag asked for had been dealt with.
+    for tag in plan.gone_tags:
+        if tag not in plan.tags_close:
+            log.info("%s; %s", no_image_tagged(tag, targets.ecr_repository, ()), NOT_FOUND.lower())
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
 
 

@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 import rollway.deadline
-from rollway.cleanup import CleanupIncomplete, CleanupRefused
+from rollway.cleanup import NOT_FOUND, CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
@@ -701,6 +701,18 @@ def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag
     # The log's warning names it once too ("image tag old-versoin: no image tagged `old-versoin`").
     (warned,) = [r.getMessage() for r in caplog.records if "old-versoin" in r.getMessage()]
     assert warned.count("old-versoin") == 1 and "close to it: `old-version`" in warned, warned
+
+
+def test_an_image_tag_not_in_the_repository_and_close_to_none_is_said_in_the_log(account, repo, caplog):
+    # Only a tag close to one there (a misspelling's) was said in the log: one close to none (a
+    # wrong repository, a tag deleted before) was in the artifact alone, and the log of the
+    # Completed run read as if every tag asked for had been dealt with.
+    state = run(account, repo, old_image_tags=["old-version", "3.1.4"])
+
+    assert state.is_completed(), state.message
+    assert state.result().gone_tags == ("3.1.4",)
+    said = [r.getMessage() for r in caplog.records if "3.1.4" in r.getMessage()]
+    assert said == [f"image tag `3.1.4`: not in `{account.targets.ecr_repository}`; {NOT_FOUND.lower()}"], said
 
 
 def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):
