@@ -566,12 +566,10 @@ def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(a
     assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
 
 
-def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_sending(account, monkeypatch):
-    # The first try's BatchDeleteImage lost its answer (ECR deleted the tag); the next tries
-    # stopped at the read of what production runs, before sending anything. The stop was said
-    # as that read's failure alone: the tag, gone, was listed as not done, and a new run listed it
-    # as not found (deleted before the run, or misspelt). A task that ends Crashed there (a cancel)
-    # keeps nothing of the run either.
+def lost_then_read_fails(aws, monkeypatch, failure: BaseException, raised: type[BaseException]):
+    """A cleanup of old-version whose first BatchDeleteImage loses its answer (ECR deleted the tag)
+    and whose read of what production runs raises ``failure`` from the task's second try on: the
+    ``raised`` it ends with, and the BatchDeleteImage calls made."""
     from botocore.exceptions import ReadTimeoutError
     from prefect import flow
 
@@ -581,7 +579,6 @@ def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_
     from rollway.cleanup import CleanupSpec
     from tests.botocore_events import on_operation
 
-    aws = account
     sent: list[str] = []
 
     def lose_the_first_answer(**_):
@@ -592,13 +589,13 @@ def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_
     reads: list[object] = []
     real = flows.cleanup._Reads.in_use
 
-    def throttled_after_the_first_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
+    def fails_after_the_first_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
         reads.append(nothing)  # the plan's, the first try's, then each later try's
         if len(reads) > 2:
-            raise RuntimeError("DynamoDB throttled the read of the ledger")
+            raise failure
         return real(self, nothing)
 
-    monkeypatch.setattr(flows.cleanup._Reads, "in_use", throttled_after_the_first_try)
+    monkeypatch.setattr(flows.cleanup._Reads, "in_use", fails_after_the_first_try)
     monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
 
     @flow(name="cleanup-earlier-answer-lost")
@@ -606,56 +603,32 @@ def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_
         return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
 
     with on_operation(aws.get_client("ecr"), "after-call", lose_the_first_answer, operation="BatchDeleteImage"):
-        with pytest.raises(CleanupIncomplete, match="DynamoDB throttled") as stopped:
+        with pytest.raises(raised) as stopped:
             cleanup_earlier_answer_lost()
-
-    assert sent == ["BatchDeleteImage"] and "old-version" not in tags(aws), "the first try deleted it"
-    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
-            "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
     assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+    return stopped.value, sent
+
+
+def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_sending(account, monkeypatch):
+    # The first try's BatchDeleteImage lost its answer (ECR deleted the tag); the next tries
+    # stopped at the read of what production runs, before sending anything. The stop was said
+    # as that read's failure alone: the tag, gone, was listed as not done, and a new run listed it
+    # as not found (deleted before the run, or misspelt).
+    stopped, sent = lost_then_read_fails(account, monkeypatch, RuntimeError("DynamoDB throttled the read of the "
+                                                                             "ledger"), CleanupIncomplete)
+    assert "DynamoDB throttled" in str(stopped), stopped
+    assert sent == ["BatchDeleteImage"] and "old-version" not in tags(account), "the first try deleted it"
+    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
+            "not done: a new run finds them gone and lists them as not found") in str(stopped), stopped
 
 
 def test_a_cancel_after_a_lost_answer_keeps_nothing_of_the_run(account, monkeypatch):
     # A task run ends Crashed, not Failed, when a cancel (or Ctrl-C) stops it: its failure hooks
-    # do not run, and what it kept for its tries stayed in the worker for good.
-    from botocore.exceptions import ReadTimeoutError
-    from prefect import flow
-
-    import flows.cleanup
-    import tasks.cleanup
-    from flows.cleanup import run_cleanup
-    from rollway.cleanup import CleanupSpec
-    from tests.botocore_events import on_operation
-
-    aws = account
-
+    # did not run, and what it kept for its tries stayed in the worker for good.
     class Cancelled(BaseException):
         pass
 
-    def lose_the_answer(**_):
-        raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
-
-    reads: list[object] = []
-    real = flows.cleanup._Reads.in_use
-
-    def cancelled_at_the_second_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
-        reads.append(nothing)
-        if len(reads) > 2:
-            raise Cancelled()
-        return real(self, nothing)
-
-    monkeypatch.setattr(flows.cleanup._Reads, "in_use", cancelled_at_the_second_try)
-    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
-
-    @flow(name="cleanup-cancelled")
-    def cleanup_cancelled():
-        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
-
-    with on_operation(aws.get_client("ecr"), "after-call", lose_the_answer, operation="BatchDeleteImage"):
-        with pytest.raises(Cancelled):
-            cleanup_cancelled()
-
-    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+    lost_then_read_fails(account, monkeypatch, Cancelled(), Cancelled)
 
 
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
