@@ -50,10 +50,9 @@ from flows.params import ReadSeconds, StackName, WaitSeconds
 from rollway.aws.cloudformation import CloudFormationStacks, StackNotDeleted
 from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import answer_lost
 from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import (
-    IN_ARTIFACT, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
+    IN_ARTIFACT, NOT_FOUND, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
     judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown, tags_left,
@@ -97,6 +96,11 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  list(plan.gone_tags) or "none", list(plan.gone_stacks) or "none")
         _report(result, targets)
         return result
+    # The others too (close to none: a wrong repository, a tag deleted before): said in the artifact
+    # alone, the log of a Completed run read as if every tag asked for had been dealt with.
+    for tag in plan.gone_tags:
+        if tag not in plan.tags_close:
+            log.info("%s; %s", no_image_tagged(tag, targets.ecr_repository, ()), NOT_FOUND.lower())
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
 
 
@@ -361,16 +365,17 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             # by tag with no condition: a use that starts after this read is still not seen.
             return came_into_use(plan, remaining, targets.ecr_repository, again.in_use(nothing=None), repository)
 
-        sent: list[str] = []  # the tags of the last BatchDeleteImage call, of the task's last try
+        # The tags of every try's BatchDeleteImage call whose answer was lost: the last try may
+        # have stopped before sending anything (a read before its first call), or lost no answer.
+        unanswered = steps.UnansweredDeletes()
         try:
-            deletion = steps.delete_tags(images, plan.delete_tags, targets, still_unused,
-                                         sending=lambda batch: sent.__setitem__(slice(None), batch))
+            deletion = steps.delete_tags(images, plan.delete_tags, targets, still_unused, unanswered=unanswered)
         except Exception as err:  # noqa: BLE001
             # ECR may have acted on a call whose answer was lost: its tags are gone, yet listed
             # as not done, and a new run lists them as not found, as if someone else had deleted them.
             maybe = ("ECR may have deleted the image tags of the call whose answer was lost "
-                     f"({first_few(sent, where=IN_ARTIFACT)}), though listed as not done: a new run finds them gone "
-                     "and lists them as not found") if sent and answer_lost(err) else ""
+                     f"({first_few(list(unanswered.tags), where=IN_ARTIFACT)}), though listed as not done: a new run "
+                     "finds them gone and lists them as not found") if unanswered.tags else ""
             raise progress.failed(step, err, targets, after=maybe) from err
         # Whether an image went with its tag is known once ECR has answered for all of them.
         progress.fields["tags_kept"] = left = tags_left(plan, set(deletion.deleted) | set(deletion.gone))

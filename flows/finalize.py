@@ -48,6 +48,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
 
+from blocks.saved import passwords_hidden
 from flows.engine import set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
@@ -840,9 +841,13 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     at the bound anyway: a request refused once, a 503, stops it, where the run's client retried),
     and none is sent once the time is up.
 
+    An API that cannot be reached, or answers with an error, is named with its address and the
+    setting it comes from: httpx's own words ("ConnectError: [Errno 111] Connection refused")
+    named neither, and read as any other endpoint's (the run's first reads are mostly AWS's).
+
     Raises:
-        Unanswered: the time was up before a request was sent.
-        httpx.TimeoutException: a request ran out of the time left.
+        Unanswered: the time was up before a request was sent, or a request ran out of the time left.
+        PrefectApiFailed: the API could not be reached, or answered with an error.
     """
     import httpx
     from prefect.client.orchestration import get_client
@@ -855,7 +860,7 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     def in_time(request: httpx.Request) -> None:
         left = ends - time.monotonic()
         if left <= 0:
-            raise Unanswered(f"the Prefect API did not answer within {seconds:g} s")
+            raise Unanswered(f"{api} did not answer within {seconds:g} s")
         # The connection pool tries a connection four times (Prefect's transport retries), each
         # with the connect timeout, 1.5 s of backoff between them: a quarter each ends the tries at
         # an unreachable API within the bound and those 1.5 s.
@@ -864,9 +869,22 @@ def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_wi
     # httpx_settings of its own: get_client hands a flow run's code the engine's client otherwise,
     # and the targets blocks' loads (which take no client) find this one as the context's.
     client = get_client(sync_client=True, httpx_settings={"event_hooks": {"request": [in_time]}})
-    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}), \
-            SyncClientContext.model_construct(client=client):
-        return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
+    api = passwords_hidden(f"the Prefect API at {str(client.api_url).rstrip('/')} (PREFECT_API_URL)")
+    try:
+        with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0,
+                                         PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}), \
+                SyncClientContext.model_construct(client=client):
+            return unfinished_runs(flow_name, targets, starting_within_seconds=starting_within_seconds)
+    except httpx.TimeoutException:
+        raise Unanswered(f"{api} did not answer within {seconds:g} s") from None
+    except httpx.HTTPStatusError as err:
+        raise PrefectApiFailed(f"{api} answered {err.response.status_code} {err.response.reason_phrase}") from err
+    except httpx.TransportError as err:
+        raise PrefectApiFailed(f"{api} could not be reached: {error_said(err)}") from err
+
+
+class PrefectApiFailed(RuntimeError):
+    """The Prefect API, named with its address, could not be reached or answered with an error."""
 
 
 def _summarise(targets: Targets, markdown: str) -> None:

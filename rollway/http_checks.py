@@ -91,28 +91,55 @@ class _Deadline(httpx.SyncByteStream):
 
     httpx's timeouts are per network operation: a body that arrives a byte at a time, each
     within the read timeout, would be read for as long as the server kept sending.
+
+    ``length``: the body's length as its ``Content-Length`` announces it (None: not announced).
+    Once the cap is read, nothing more is awaited: a body whose length says it is over is read
+    whole (``complete``); any other is cut there. Waiting for the byte past the cap, a body that
+    stalled just after it was reported as a timeout rather than as over the cap.
     """
 
-    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: float, seconds: float) -> None:
+    def __init__(self, stream: httpx.SyncByteStream, request: httpx.Request, deadline: float, seconds: float,
+                 length: int | None = None) -> None:
         self._stream, self._request, self._deadline, self._seconds = stream, request, deadline, seconds
+        self._length = length
+        self.read = 0
         self.cut = False
 
+    @property
+    def complete(self) -> bool:
+        """Whether every byte of the body was read (known only when its length was announced)."""
+        return self._length is not None and self.read >= self._length
+
     def __iter__(self) -> Iterator[bytes]:
-        left = BODY_READ_LIMIT
         for chunk in self._stream:
             if time.monotonic() > self._deadline:
                 raise httpx.ReadTimeout(f"the answer was not complete within {self._seconds:g} s",
                                         request=self._request)
+            left = BODY_READ_LIMIT - self.read
             if len(chunk) > left:
                 # The connection is closed with the response, not kept: nothing more is read from it.
                 self.cut = True
+                self.read += left
                 yield chunk[:left]
                 return
-            left -= len(chunk)
+            self.read += len(chunk)
             yield chunk
+            if self.read == BODY_READ_LIMIT:
+                self.cut = not self.complete
+                return
 
     def close(self) -> None:
         self._stream.close()
+
+
+class _Read(httpx.SyncByteStream):
+    """A body as a check read it, decoded, to ``BODY_READ_LIMIT`` (``cut``: the rest was not read)."""
+
+    def __init__(self, content: bytes, cut: bool) -> None:
+        self._content, self.cut = content, cut
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._content
 
 
 class _Watchdog:
@@ -199,11 +226,12 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
         def exchange() -> httpx.Response:
             response = http.send(request, stream=True)
             try:
-                response.stream = body = _Deadline(response.stream, request, deadline, spec.timeout_seconds)
-                _read_capped(response, body)
+                length = response.headers.get("content-length", "")
+                response.stream = body = _Deadline(response.stream, request, deadline, spec.timeout_seconds,
+                                                   int(length) if length.isdigit() else None)
+                return _read_capped(response, body)
             finally:
                 response.close()
-            return response
 
         try:
             # Said while it lasts: a request may wait up to 300 s (spec.timeout_seconds), each
@@ -230,13 +258,16 @@ def _send(http: httpx.Client, method: str, url: str, spec: ValidationSpec, say: 
     return response
 
 
-def _read_capped(response: httpx.Response, body: _Deadline) -> None:
-    """Read ``response``'s body, decoded, to its first ``BODY_READ_LIMIT`` bytes (``body.cut`` then
-    says the rest was not read), as ``response.content``.
+def _read_capped(response: httpx.Response, body: _Deadline) -> httpx.Response:
+    """``response`` with its body read, decoded, to its first ``BODY_READ_LIMIT`` bytes (its
+    ``_Read`` stream's ``cut`` then says the rest was not read), as its ``content``.
 
     ``_Deadline`` counts the bytes as sent: a compressed body (``Content-Encoding: gzip``) under the
     limit on the wire was decoded whole, a dump that compresses a hundredfold held in memory and
-    quoted from past the MiB its reason said was read.
+    quoted from past the MiB its reason said was read. The response returned is a new one, with
+    the same status, headers (but ``Content-Encoding``: its body is decoded) and request, read
+    through httpx's own ``read``: the body set on httpx's private ``_content`` counted on a detail of
+    httpx that a release may change.
     """
     kept: list[bytes] = []
     size = 0
@@ -249,10 +280,17 @@ def _read_capped(response: httpx.Response, body: _Deadline) -> None:
                 break
             kept.append(chunk)
             size += len(chunk)
+            if size == BODY_READ_LIMIT and not body.complete:
+                # Read to the cap: the next byte, if any, is past it, and may never come.
+                body.cut = True
+                break
     finally:
         decoded.close()
-    # As httpx's own ``read`` keeps what it read: ``content``, ``text`` and ``json()`` read it there.
-    response._content = b"".join(kept)
+    headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() != "content-encoding"]
+    read = httpx.Response(response.status_code, headers=headers, stream=_Read(b"".join(kept), body.cut),
+                          request=response.request, extensions=response.extensions)
+    read.read()
+    return read
 
 
 # Query values shorter than this are not masked in a quoted body: masking "eu" would garble the

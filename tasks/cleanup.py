@@ -17,7 +17,6 @@ import threading
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from prefect import get_run_logger, task
-from prefect.runtime import task_run
 from prefect.cache_policies import NONE
 
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
@@ -190,23 +189,33 @@ def push_tag(git: GitCli, remote: str, tag: str) -> str:
     return git.push_tag(remote, tag)
 
 
-# Each delete_tags run (its tries share its id) -> the tags of the BatchDeleteImage call whose
-# answer never came (a read timeout, a connection closed: ``answer_lost``), and what was raised
-# instead. A call never sent (no connection) or refused deleted nothing: nothing is kept for it.
-# Kept for the run's tries only: its last try reads it, or its failure forgets it (a worker runs
-# flows for months, and each run whose every try lost its answer left its entry).
-_unanswered: dict[str, tuple[tuple[str, ...], str]] = {}
+class UnansweredDeletes:
+    """The tags of one ``delete_tags`` task run's BatchDeleteImage calls whose answers never came
+    (a read timeout, a connection closed: ``answer_lost``), over all its tries, and what was raised
+    instead. A call never sent (no connection) or refused deleted nothing: nothing is kept for it.
 
+    Made by the caller for one call of the task and handed to it: its tries share it, and it goes
+    with the caller's run however the task ends. Kept in the worker by task run id, an entry
+    outlived a task run that ended Crashed (a cancel, Ctrl-C: no failure hook runs then); read by
+    the caller, it says which tags ECR may have deleted though the task failed, whichever try lost
+    the answer (the last try may have stopped before sending anything).
+    """
 
-def _forget_unanswered(_task: Any, task_run_: Any, _state: Any) -> None:
-    _unanswered.pop(str(task_run_.id), None)
+    def __init__(self) -> None:
+        self.tags: tuple[str, ...] = ()
+        self.why = ""
+
+    def lost(self, tags: Sequence[str], why: str) -> None:
+        self.tags = tuple(dict.fromkeys((*self.tags, *tags)))
+        self.why = why
 
 
 # Idempotent: a tag deleted before is reported gone.
-@task(name="delete-image-tags", on_failure=[_forget_unanswered], **_READ)
+@task(name="delete-image-tags", **_READ)
 def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
                 withhold: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
-                sending: Callable[[Sequence[str]], None] | None = None) -> TagDeletion:
+                sending: Callable[[Sequence[str]], None] | None = None,
+                unanswered: UnansweredDeletes | None = None) -> TagDeletion:
     """``images.delete_tags``: ``withhold`` (the flow's second read of what production runs) is
     asked right before each batch which of the tags left to keep, and ``sending`` told each
     call's tags right before it is made.
@@ -214,10 +223,10 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
     Retried as a whole when its first call failed (``images.delete_tags`` raises only then). ECR
     may have deleted that call's tags all the same, its answer lost on the way: the retry then finds
     them gone, and they were reported as gone before the run (or never there). Those are reported
-    deleted, by this run, and the log says why.
+    deleted, by this run, and the log says why. ``unanswered``: where the tries keep the tags of
+    calls whose answers were lost (None: this try's own, as outside a task run, which has no others).
     """
-    # Outside a task run (its function called as it is) there are no tries to remember for.
-    run_id = str(task_run.id) if task_run.id is not None else None
+    unanswered = UnansweredDeletes() if unanswered is None else unanswered
     sent: list[str] = []  # the tags of the last BatchDeleteImage call made
 
     def send(batch: Sequence[str]) -> None:
@@ -229,15 +238,15 @@ def delete_tags(images: EcrImages, tags: Sequence[str], targets: Targets,
         with named_denials(_POLICY, targets=targets):
             deletion = images.delete_tags(list(tags), withhold=withhold, sending=send)
     except Exception as err:
-        if run_id is not None and sent and answer_lost(err):  # sent, and no answer: ECR may have done it
-            _unanswered[run_id] = (tuple(sent), error_said(err))
+        if sent and answer_lost(err):  # sent, and no answer: ECR may have done it
+            unanswered.lost(sent, error_said(err))
         raise
     if deletion.deleted_on_retry:
         get_run_logger().warning(
             "image tag(s) %s: deleted (ECR's retry found them gone): ECR answered BatchDeleteImage with an error "
             "(a 5xx) or not at all (its answer lost) after deleting them, and botocore's retry of the call found "
             "them not found; reported deleted by this run", ", ".join(deletion.deleted_on_retry))
-    lost, why = _unanswered.pop(run_id, ((), "")) if run_id is not None else ((), "")
+    lost, why = unanswered.tags, unanswered.why
     deleted_unanswered = tuple(tag for tag in deletion.gone if tag in lost)
     if not deleted_unanswered:
         return deletion

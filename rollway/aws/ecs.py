@@ -271,7 +271,7 @@ class EcsDeployer:
                          f"(its base has {MAX_TAGS} tags, ECS's limit) to find it by")
             raise err
         try:
-            found = self._registered_with(family, token)
+            found = self._registered_with(family, token, err)
         except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
             err.add_note(f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
             raise err from None
@@ -282,21 +282,35 @@ class EcsDeployer:
         self._deregister_extras(extras)
         return keep
 
-    def _registered_with(self, family: str, token: str) -> list[str]:
+    def _registered_with(self, family: str, token: str, err: Exception | None = None) -> list[str]:
         """ARNs of the ACTIVE revisions of ``family`` tagged ``rollway:request=token``, newest
-        first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since)."""
-        return self._tagged(family, {"key": REQUEST_TAG, "value": token})
+        first, among its ``REQUEST_LOOKBACK`` newest (other runs may have registered since).
 
-    def _tagged(self, family: str, tag: dict[str, str]) -> list[str]:
-        """ARNs of the ACTIVE revisions of ``family`` tagged ``tag``, newest first, among its
-        ``REQUEST_LOOKBACK`` newest."""
-        listed = self._client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
-                                                    maxResults=REQUEST_LOOKBACK)["taskDefinitionArns"]
+        The revision was registered moments ago, as the call that lost its answer was sent: it is
+        among the newest unless as many others were registered meanwhile, and each one searched
+        costs a DescribeTaskDefinition. ``err``: the registration's own error, which, when none is
+        found and the family has older revisions, is told what was not searched and what to look for.
+        """
+        tag = {"key": REQUEST_TAG, "value": token}
+        searched = 0
         found = []
-        for arn in _newest_first(family, listed)[:REQUEST_LOOKBACK]:
-            tags = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", [])
-            if tag in tags:
-                found.append(arn)
+        for page in self._client.get_paginator("list_task_definitions").paginate(
+                familyPrefix=family, status="ACTIVE", sort="DESC",
+                PaginationConfig={"PageSize": REQUEST_LOOKBACK + 1}):
+            for arn in _newest_first(family, page.get("taskDefinitionArns", [])):
+                if searched == REQUEST_LOOKBACK:
+                    if not found and err is not None:
+                        # In the run's log as well: a note shows in a traceback only.
+                        unread = (f"no ACTIVE revision of {family} tagged {tag['key']}={token} among its "
+                                  f"{REQUEST_LOOKBACK} newest, which were searched; older ones were not: if as many "
+                                  "were registered while the answer was awaited, one this call made may be among "
+                                  "them, carrying that tag, unused (deregister it)")
+                        err.add_note(unread)
+                        _log.warning("RegisterTaskDefinition failed (%s): %s", err, unread)
+                    return found
+                searched += 1
+                if tag in self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", []):
+                    found.append(arn)
         return found
 
     def _listed_after(self, family: str, after: int) -> list[str]:

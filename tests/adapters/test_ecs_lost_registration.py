@@ -75,6 +75,35 @@ def test_a_registration_botocore_sent_twice_leaves_one_revision(aws, independent
     assert len(inactive) == 1 and request_tags(aws, inactive[0]) == request_tags(aws, arn)
 
 
+def test_a_lost_answer_whose_revision_is_past_the_search_says_what_was_not_searched(aws, independent_client, caplog):
+    """Others registered revisions of the family while the answer was lost: its ten newest were
+    searched, not the revision the call made, and the error was raised as it came, as if nothing
+    was registered; the revision stayed, unused, and nothing said what to look for."""
+    from rollway.aws.ecs import REQUEST_LOOKBACK
+
+    ecs = aws.get_client("ecs")
+    other = independent_client("ecs")
+    base = aws.topology.task_definition_arn
+
+    def lose_answer_after_others(**_):
+        described = other.describe_task_definition(taskDefinition=base)["taskDefinition"]
+        for _ in range(REQUEST_LOOKBACK):  # a CI's registrations, landing meanwhile
+            other.register_task_definition(family=described["family"],
+                                           containerDefinitions=described["containerDefinitions"])
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(ecs, "after-call", lose_answer_after_others), pytest.raises(ReadTimeoutError) as lost:
+        EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
+    (made,) = [arn for arn in active_revisions(aws) if request_tags(aws, arn) and arn != base]
+    (token,) = request_tags(aws, made)
+    notes = " ".join(getattr(lost.value, "__notes__", []))
+    family = made.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    assert (f"no ACTIVE revision of {family} tagged {REQUEST_TAG}={token} among its {REQUEST_LOOKBACK} newest, "
+            "which were searched") in notes, notes
+    assert "older ones were not" in notes, notes
+    assert f"{REQUEST_TAG}={token}" in caplog.text, "said in the run's log too: a note shows in a traceback only"
+
+
 def test_a_refused_registration_looks_nothing_up(aws, watch_calls):
     ecs = aws.get_client("ecs")
 

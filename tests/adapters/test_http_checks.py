@@ -715,10 +715,13 @@ class _Flood(_LocalServer):
         super().__exit__(*exc)
 
 
-def test_a_huge_error_body_is_read_in_part_and_the_status_reported_not_a_timeout():
+@pytest.mark.parametrize("size, chunk", [(4 * 1024 * 1024, b"overloaded " * 1000),
+                                         (1024 * 1024, b"overloaded" * 128 + b"\n" * 768)])
+def test_a_huge_error_body_is_read_in_part_and_the_status_reported_not_a_timeout(size, chunk):
     # 4 MiB at once, then nothing: the whole body was awaited (and kept in memory) until the
-    # timeout, and a 503 was reported as the service not answering in time.
-    with _Flood(503, 4 * 1024 * 1024, b"overloaded " * 1000, stall=True) as url:
+    # timeout, and a 503 was reported as the service not answering in time. Its first MiB whole,
+    # then nothing: the check waited for the byte past the cap until the timeout, as well.
+    with _Flood(503, size, chunk, stall=True) as url:
         spec = spec_for(url, timeout_seconds=2.0)
         with http_checks.client(spec) as http:
             started = time.monotonic()
@@ -728,6 +731,15 @@ def test_a_huge_error_body_is_read_in_part_and_the_status_reported_not_a_timeout
     assert "timed out" not in health.reason and took < 1.5, (took, health.reason)
     assert "the first 1 MiB of its body (the rest was not read) ends: …" in health.reason, health.reason
     assert health.retryable
+
+
+def test_an_error_body_of_exactly_the_cap_and_no_more_is_quoted_as_read_whole():
+    with _Flood(503, 1024 * 1024, b"overloaded" * 128 + b"\n" * 768) as url:
+        spec = spec_for(url, timeout_seconds=5.0)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and "HTTP 503 from GET" in health.reason, health.reason
+    assert "the rest was not read" not in health.reason and "body ends: …" in health.reason, health.reason
 
 
 def test_a_binary_error_body_is_described_not_quoted():

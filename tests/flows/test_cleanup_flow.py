@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.cleanup import ARTIFACT_KEY, cleanup
 import rollway.deadline
-from rollway.cleanup import CleanupIncomplete, CleanupRefused
+from rollway.cleanup import NOT_FOUND, CleanupIncomplete, CleanupRefused
 from rollway.deadline import READ_SECONDS
 from rollway.ledger import Transition
 from rollway.targets import Targets
@@ -563,7 +563,72 @@ def test_what_a_run_whose_every_answer_was_lost_kept_is_not_left_to_later_runs(a
     # Listed as not done, it was gone: the person reading the failure is told it may be.
     assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
             "not done: a new run finds them gone and lists them as not found") in str(stopped.value), stopped.value
-    assert tasks.cleanup._unanswered == {}, "nothing of the run is kept once it has ended"
+    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+
+
+def lost_then_read_fails(aws, monkeypatch, failure: BaseException, raised: type[BaseException]):
+    """A cleanup of old-version whose first BatchDeleteImage loses its answer (ECR deleted the tag)
+    and whose read of what production runs raises ``failure`` from the task's second try on: the
+    ``raised`` it ends with, and the BatchDeleteImage calls made."""
+    from botocore.exceptions import ReadTimeoutError
+    from prefect import flow
+
+    import flows.cleanup
+    import tasks.cleanup
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    sent: list[str] = []
+
+    def lose_the_first_answer(**_):
+        sent.append("BatchDeleteImage")
+        if len(sent) == 1:
+            raise ReadTimeoutError(endpoint_url="https://api.ecr.us-west-2.amazonaws.com/")
+
+    reads: list[object] = []
+    real = flows.cleanup._Reads.in_use
+
+    def fails_after_the_first_try(self, nothing=tasks.cleanup.NOTHING_DELETED):
+        reads.append(nothing)  # the plan's, the first try's, then each later try's
+        if len(reads) > 2:
+            raise failure
+        return real(self, nothing)
+
+    monkeypatch.setattr(flows.cleanup._Reads, "in_use", fails_after_the_first_try)
+    monkeypatch.setattr(tasks.cleanup, "delete_tags", tasks.cleanup.delete_tags.with_options(retry_delay_seconds=0))
+
+    @flow(name="cleanup-earlier-answer-lost")
+    def cleanup_earlier_answer_lost():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", lose_the_first_answer, operation="BatchDeleteImage"):
+        with pytest.raises(raised) as stopped:
+            cleanup_earlier_answer_lost()
+    assert not getattr(tasks.cleanup, "_unanswered", {}), "nothing of the run is kept once it has ended"
+    return stopped.value, sent
+
+
+def test_a_lost_answer_of_an_earlier_try_is_said_when_the_last_try_stops_before_sending(account, monkeypatch):
+    # The first try's BatchDeleteImage lost its answer (ECR deleted the tag); the next tries
+    # stopped at the read of what production runs, before sending anything. The stop was said
+    # as that read's failure alone: the tag, gone, was listed as not done, and a new run listed it
+    # as not found (deleted before the run, or misspelt).
+    stopped, sent = lost_then_read_fails(account, monkeypatch, RuntimeError("DynamoDB throttled the read of the "
+                                                                             "ledger"), CleanupIncomplete)
+    assert "DynamoDB throttled" in str(stopped), stopped
+    assert sent == ["BatchDeleteImage"] and "old-version" not in tags(account), "the first try deleted it"
+    assert ("ECR may have deleted the image tags of the call whose answer was lost (old-version), though listed as "
+            "not done: a new run finds them gone and lists them as not found") in str(stopped), stopped
+
+
+def test_a_cancel_after_a_lost_answer_keeps_nothing_of_the_run(account, monkeypatch):
+    # A task run ends Crashed, not Failed, when a cancel (or Ctrl-C) stops it: its failure hooks
+    # did not run, and what it kept for its tries stayed in the worker for good.
+    class Cancelled(BaseException):
+        pass
+
+    lost_then_read_fails(account, monkeypatch, Cancelled(), Cancelled)
 
 
 def test_tags_botocores_own_retry_finds_gone_are_said_deleted_by_this_run(account, monkeypatch, caplog):
@@ -609,6 +674,18 @@ def test_a_misspelt_image_tag_is_said_not_in_the_repository_naming_the_close_tag
     # The log's warning names it once too ("image tag old-versoin: no image tagged `old-versoin`").
     (warned,) = [r.getMessage() for r in caplog.records if "old-versoin" in r.getMessage()]
     assert warned.count("old-versoin") == 1 and "close to it: `old-version`" in warned, warned
+
+
+def test_an_image_tag_not_in_the_repository_and_close_to_none_is_said_in_the_log(account, repo, caplog):
+    # Only a tag close to one there (a misspelling's) was said in the log: one close to none (a
+    # wrong repository, a tag deleted before) was in the artifact alone, and the log of the
+    # Completed run read as if every tag asked for had been dealt with.
+    state = run(account, repo, old_image_tags=["old-version", "3.1.4"])
+
+    assert state.is_completed(), state.message
+    assert state.result().gone_tags == ("3.1.4",)
+    said = [r.getMessage() for r in caplog.records if "3.1.4" in r.getMessage()]
+    assert said == [f"image tag `3.1.4`: not in `{account.targets.ecr_repository}`; {NOT_FOUND.lower()}"], said
 
 
 def test_a_tag_pushed_again_after_the_plan_is_not_deleted(account):

@@ -1064,6 +1064,38 @@ def test_a_canary_runs_query_given_up_on_at_its_bound_goes_on_no_longer_after_th
     assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
 
 
+def test_a_prefect_api_that_refuses_the_connection_is_named_with_its_address_and_setting(monkeypatch):
+    """An unreachable Prefect API stopped finalize's first reads with httpx's own words ("ConnectError:
+    All connection attempts failed"), which name neither the Prefect API nor where it was looked
+    for: a person could not tell it from an AWS endpoint, nor which setting to correct."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from flows.env import CANARY_FLOW
+    from flows.finalize import runs_within
+
+    import httpcore._sync.connection
+
+    # No real wait between the transport's tries of the refused connection (0.5 s, then 1 s).
+    monkeypatch.setattr(httpcore._sync.connection, "RETRIES_BACKOFF_FACTOR", 0)
+    env, release = promoted_on_fakes(FakeLedger())
+    FakeLedger.__init__(env.ledger)  # the ledger records nothing: a `canary` flow's promotion
+    with socket.socket() as closed:  # a port nothing listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+
+    def query():
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            return runs_within(CANARY_FLOW, env.targets, 5.0, starting_within_seconds=60)
+
+    with pytest.raises(FinalizeIncomplete) as stopped:
+        finalize_bounded(env, verify_timeout_seconds=5.0, unrecorded=True, canary_runs=query)
+    said = str(stopped.value)
+    assert f"the Prefect API at {url} (PREFECT_API_URL) could not be reached" in said, said
+    assert "Nothing was changed" in said, said
+    assert env.router.weights == ALL_CANARY and stable_td_of(env) != release
+
+
 def test_an_ecs_write_that_does_not_answer_is_said_while_it_waits_and_stops_finalize_at_its_bound(monkeypatch, caplog):
     """UpdateService had no bound and nothing was said while it lasted: the run's clients ask a
     call again for a minute or two, the task three times, and a DNS lookup takes no timeout at all."""
