@@ -967,10 +967,12 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         upcoming = next_phase_row(record, now, speed, scheduled) if now is not None else None
         if upcoming is not None:
             rows.append(("next phase", upcoming))
-    from rollway.reports import monitoring_row
+    from rollway.reports import finalize_row, monitoring_row
 
     if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
+    if (finalizing := finalize_row(record)) is not None:
+        rows.append(("finalize", finalizing))
     for key, value in rows:
         console.print(f"{key:<13}{value}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:

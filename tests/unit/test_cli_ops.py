@@ -202,6 +202,38 @@ def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_close
     assert "monitoring " not in capsys.readouterr().out
 
 
+def test_status_of_a_promotion_says_whether_it_is_finalized_and_what_finalizes_it(capsys) -> None:
+    """A promotion whose window closed and that nobody finalized showed "promoted", its last stage
+    "passed" and "owner none", as if the release were done; the next rollout was then refused until
+    `rollway finalize` ran, which only the report said. A finalize that stopped part-way looked the same."""
+    from rollway.ledger import utc
+
+    promoted = record(phase=RolloutPhase.PROMOTED, stage_index=2, owner=None, weights=Weights(stable=0, canary=100),
+                      history=record().history + (
+                          Transition(at=1_800_000_200.0, kind="promote", actor="alice",
+                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),
+                          Transition(at=1_800_000_900.0, kind="watched", actor="alice", comment="window clean")))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=1_800_001_000.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "finalize not run: run `rollway finalize` (or the finalize deployment)" in out, out
+    assert "a new rollout of the service is refused until then" in out, out
+    began = promoted.model_copy(update={"history": promoted.history + (
+        Transition(at=1_800_001_000.0, kind="finalize-start", actor="carol", comment="finalizing"),)})
+    print_status(target, began, Weights(stable=0, canary=100), None, limit=1, now=1_800_001_100.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"finalize began (carol, {utc(1_800_001_000.0)}) and is not recorded as finished: run `rollway finalize` "
+            "(or the finalize deployment) again, which carries on from where it stopped") in out, out
+    done = began.model_copy(update={"weights": Weights(stable=100, canary=0), "history": began.history + (
+        Transition(at=1_800_001_300.0, kind="finalized", actor="carol", to_weights=Weights(stable=100, canary=0)),)})
+    print_status(target, done, Weights(stable=100, canary=0), None, limit=1, now=1_800_001_400.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"finalize done by carol at {utc(1_800_001_300.0)}: the next rollout of the service can start" in out, out
+    # Not promoted: no such row.
+    print_status(target, record(), Weights.canary_at(50), None, limit=1)
+    assert "finalize " not in capsys.readouterr().out
+
+
 def _status_of_a_window_left_open(capsys, **end) -> tuple[str, float]:
     """Status of a promotion whose window's run recorded ``end`` (an unverified one, or one kept for
     traffic) a minute after the window's end, read ten minutes after it; and when the window ended."""
