@@ -460,7 +460,7 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     out = capsys.readouterr().out
     assert "drift" not in out and "waiting for an answer" not in out
     assert "owner        none" in out
-    assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of" not in out
+    assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of repo/app" not in out
 
 
 @pytest.mark.parametrize("terminal", [True, False])
