@@ -38,7 +38,7 @@ from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTI
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.report import artifact_key, markdown_cell as cell
+from rollway.report import artifact_key, markdown_cell as cell, shown
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
@@ -1540,7 +1540,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
-    return "\n".join(lines) + "\n"
+    # Whatever the ledger quotes (names, reasons, AWS's words), never a control character as it is.
+    return shown("\n".join(lines) + "\n")
 
 
 def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:
@@ -2308,4 +2309,4 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
               *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
               "- [ ] Update the runbook and the lessons-learned notes."]
-    return "\n".join(lines) + "\n"
+    return shown("\n".join(lines) + "\n")

@@ -106,6 +106,26 @@ def test_status_names_the_digest_the_rollout_pinned_its_tag_to(capsys) -> None:
     assert "image        repo/app:2.0.0\n" in capsys.readouterr().out
 
 
+def test_status_shows_control_characters_from_the_ledger_escaped(capsys) -> None:
+    """A reason quoting a crashed process's coloured output, or a name pasted with an escape
+    sequence, was printed as it was: on a terminal it coloured the rest of the output, cleared the
+    screen or, with a carriage return, wrote over who did what."""
+    reason = "run crashed: \x1b[31mFATAL\x1b[0m\r worker lost"
+    crashed = record(phase=RolloutPhase.ROLLED_BACK, owner=None, weights=Weights(stable=100, canary=0),
+                     history=record().history + (
+                         Transition(at=1_800_000_000.0, kind="rollback-start", actor="carol\x1b]0;pwned\x07",
+                                    comment=reason),
+                         Transition(at=1_800_000_100.0, kind="rollback", actor="carol\x1b]0;pwned\x07",
+                                    to_weights=Weights(stable=100, canary=0), comment=reason)))
+    stalled = crashed.model_copy(update={"phase": RolloutPhase.ROLLING_BACK, "history": crashed.history[:-1]})
+    for shown in (crashed, stalled):
+        print_status(SimpleNamespace(name="svc-canary", targets=Targets()), shown, Weights(stable=100, canary=0), None,
+                     limit=10)
+        out = capsys.readouterr().out
+        assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+        assert r"run crashed: \x1b[31mFATAL\x1b[0m\r worker lost" in out and r"carol\x1b]0;pwned\x07" in out, out
+
+
 def test_piped_status_keeps_each_transition_and_digest_on_one_line(capsys) -> None:
     """Piped (a runbook, a ticket), status wrapped at 80 columns and folded each image digest over
     many lines of the history table: one line a transition now, the digest whole."""
