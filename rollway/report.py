@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -208,6 +209,20 @@ def stage_rows(stages: tuple[StageReport, ...] | list[StageReport]) -> list[tupl
     ]
 
 
+# Control characters, and the line and paragraph separators (U+2028, U+2029), which break a line too.
+_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
+
+
+def shown(text: str, keep: str = "\n") -> str:
+    """``text`` with its control characters (but ``keep``'s) written as escapes (``\\x1b``,
+    ``\\x00``), as `rollway flags` shows a reason: a reason quoting a crashed process's coloured
+    output, or a name pasted with an escape sequence, reached `rollway report` as it was and acted
+    on the terminal (colours, a cleared screen, a carriage return writing over who did it), and
+    left stray "[31m"s around an invisible character in the Prefect UI."""
+    return "".join(c.encode("unicode_escape").decode() if c not in keep and unicodedata.category(c) in _CONTROLS
+                   else c for c in text)
+
+
 def markdown_cell(text: str) -> str:
     """One markdown table cell. A line break would end the row (an approver's name comes from a
     text area) and a bare ``|`` would start a new cell: whitespace runs become one space, and
@@ -215,8 +230,9 @@ def markdown_cell(text: str) -> str:
 
     Backslashes right before a ``|`` are doubled first: the Prefect UI's renderer (marked)
     splits a row at every ``|`` behind an even number of them, so a comment quoting grep's
-    ``ERROR\\|FATAL`` opened a cell, shifted the rest of the row and lost its last column."""
-    return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", " ".join(text.split()))
+    ``ERROR\\|FATAL`` opened a cell, shifted the rest of the row and lost its last column.
+    Other control characters are shown as escapes (``shown``)."""
+    return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", shown(" ".join(text.split()), keep=""))
 
 
 def console_table(stages: tuple[StageReport, ...] | list[StageReport], title: str) -> Table:

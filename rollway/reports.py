@@ -38,7 +38,7 @@ from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTI
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.report import artifact_key, markdown_cell as cell
+from rollway.report import artifact_key, markdown_cell as cell, shown
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
@@ -389,14 +389,11 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
             # and the canary service is not free for the next rollout until finalize runs again.
             began = record.last_transition(FINALIZE_START)
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
-                    "recorded as finished**: run `rollway finalize` (or the finalize deployment) again, which "
-                    "carries on from where it stopped")
+                    f"recorded as finished**: {FINALIZE_AGAIN}")
         if done is None and not owed:
             # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
             # finished, while the canary service carries all the traffic and a new rollout is refused.
-            return (f"promoted{closed}; **not finalized**: run `rollway finalize` (or the finalize deployment), which "
-                    "puts the promoted version on the stable service and readies the canary service; a new rollout "
-                    "of the service is refused until then")
+            return f"promoted{closed}; **not finalized**: {FINALIZE_OWED}"
         return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {_stamped(record, done, sped)}" if done else "")
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
@@ -405,6 +402,31 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         return "rolling back: the rollback began but is not recorded as finished"
     held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
+
+
+FINALIZE_OWED = ("run `rollway finalize` (or the finalize deployment), which puts the promoted version on the stable "
+                 "service and readies the canary service; a new rollout of the service is refused until then")
+"""What a promotion whose monitoring window closed owes until it is finalized, and what does it."""
+
+FINALIZE_AGAIN = "run `rollway finalize` (or the finalize deployment) again, which carries on from where it stopped"
+"""What finishes a finalize that began and is not recorded as finished."""
+
+
+def finalize_row(record: RolloutRecord) -> str | None:
+    """Status's "finalize" row of a promotion: done (by whom, when), begun and not recorded as
+    finished, or not run with nothing else owed (``FINALIZE_OWED``); None for a rollout not
+    promoted, or one whose monitoring window is still owed (its "monitoring" row says that
+    `rollway finalize` refuses until it closes). Status showed "promoted", its last stage "passed"
+    and "owner none" either way: only the report, or the next rollout refused, said a finalize was owed."""
+    if record.phase is not RolloutPhase.PROMOTED:
+        return None
+    if finalize_unfinished(record):
+        began = record.last_transition(FINALIZE_START)
+        return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
+    done = record.last_transition(FINALIZED)
+    if done is not None:
+        return f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
+    return None if window_owed(record) else f"not run: {FINALIZE_OWED}"
 
 
 def _accepted_said(record: RolloutRecord) -> str:
@@ -1518,7 +1540,8 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),
               "", "## Every recorded transition", "", *_timeline(record, waits, sped)]
-    return "\n".join(lines) + "\n"
+    # Whatever the ledger quotes (names, reasons, AWS's words), never a control character as it is.
+    return shown("\n".join(lines) + "\n")
 
 
 def users_get(record: RolloutRecord, targets: Targets | None = None, unrestorable: str | None = None) -> list[str]:
@@ -2286,4 +2309,4 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
               *_fix_steps(trigger),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
               "- [ ] Update the runbook and the lessons-learned notes."]
-    return "\n".join(lines) + "\n"
+    return shown("\n".join(lines) + "\n")

@@ -39,6 +39,7 @@ from rollway.ledger import (
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
+from rollway.report import shown
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -785,7 +786,8 @@ def _history_rows(history: Iterable[Transition], limit: int) -> tuple[str, list[
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
-        rows.append((utc(t.at), t.kind, t.actor, weights, what))
+        # The ledger's words as text, never a control character acting on the terminal.
+        rows.append((utc(t.at), t.kind, shown(t.actor), weights, shown(what)))
     return f"last {len(transitions)} transition{'' if len(transitions) == 1 else 's'}", rows
 
 
@@ -967,18 +969,20 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         upcoming = next_phase_row(record, now, speed, scheduled) if now is not None else None
         if upcoming is not None:
             rows.append(("next phase", upcoming))
-    from rollway.reports import monitoring_row
+    from rollway.reports import finalize_row, monitoring_row
 
     if (window := monitoring_row(record, now, speed, wall)) is not None:
         rows.append(("monitoring", window))
+    if (finalizing := finalize_row(record)) is not None:
+        rows.append(("finalize", finalizing))
     for key, value in rows:
-        console.print(f"{key:<13}{value}", markup=False)
+        console.print(f"{key:<13}{shown(value)}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         from rollway.reports import RUN_AGAIN, begun_by, notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
-        why = escape(f" ({begun_by(started)})") if started is not None else ""
+        why = escape(shown(f" ({begun_by(started)})")) if started is not None else ""
         # A lapsed claim's line below says what finishes it: said here too, it read twice.
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
@@ -1039,7 +1043,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
         started = rollback_start(record)
         why = f" ({begun_by(started)})" if started is not None and started.comment else ""
-        console.print(f"rolled back{why}; {rolled_back_next(record)}", markup=False)
+        console.print(f"rolled back{shown(why)}; {rolled_back_next(record)}", markup=False)
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)

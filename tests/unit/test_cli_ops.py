@@ -106,6 +106,26 @@ def test_status_names_the_digest_the_rollout_pinned_its_tag_to(capsys) -> None:
     assert "image        repo/app:2.0.0\n" in capsys.readouterr().out
 
 
+def test_status_shows_control_characters_from_the_ledger_escaped(capsys) -> None:
+    """A reason quoting a crashed process's coloured output, or a name pasted with an escape
+    sequence, was printed as it was: on a terminal it coloured the rest of the output, cleared the
+    screen or, with a carriage return, wrote over who did what."""
+    reason = "run crashed: \x1b[31mFATAL\x1b[0m\r worker lost"
+    crashed = record(phase=RolloutPhase.ROLLED_BACK, owner=None, weights=Weights(stable=100, canary=0),
+                     history=record().history + (
+                         Transition(at=1_800_000_000.0, kind="rollback-start", actor="carol\x1b]0;pwned\x07",
+                                    comment=reason),
+                         Transition(at=1_800_000_100.0, kind="rollback", actor="carol\x1b]0;pwned\x07",
+                                    to_weights=Weights(stable=100, canary=0), comment=reason)))
+    stalled = crashed.model_copy(update={"phase": RolloutPhase.ROLLING_BACK, "history": crashed.history[:-1]})
+    for shown in (crashed, stalled):
+        print_status(SimpleNamespace(name="svc-canary", targets=Targets()), shown, Weights(stable=100, canary=0), None,
+                     limit=10)
+        out = capsys.readouterr().out
+        assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+        assert r"run crashed: \x1b[31mFATAL\x1b[0m\r worker lost" in out and r"carol\x1b]0;pwned\x07" in out, out
+
+
 def test_piped_status_keeps_each_transition_and_digest_on_one_line(capsys) -> None:
     """Piped (a runbook, a ticket), status wrapped at 80 columns and folded each image digest over
     many lines of the history table: one line a transition now, the digest whole."""
@@ -200,6 +220,38 @@ def test_status_of_a_promotion_whose_window_no_run_closed_says_so_and_what_close
         Transition(at=ends, kind="watched", actor="alice", comment="window clean"),)})
     print_status(target, watched, Weights(stable=0, canary=100), None, limit=1, now=ends + 600)
     assert "monitoring " not in capsys.readouterr().out
+
+
+def test_status_of_a_promotion_says_whether_it_is_finalized_and_what_finalizes_it(capsys) -> None:
+    """A promotion whose window closed and that nobody finalized showed "promoted", its last stage
+    "passed" and "owner none", as if the release were done; the next rollout was then refused until
+    `rollway finalize` ran, which only the report said. A finalize that stopped part-way looked the same."""
+    from rollway.ledger import utc
+
+    promoted = record(phase=RolloutPhase.PROMOTED, stage_index=2, owner=None, weights=Weights(stable=0, canary=100),
+                      history=record().history + (
+                          Transition(at=1_800_000_200.0, kind="promote", actor="alice",
+                                     to_weights=Weights(stable=0, canary=100), comment="100%: pass"),
+                          Transition(at=1_800_000_900.0, kind="watched", actor="alice", comment="window clean")))
+    target = SimpleNamespace(name="svc-canary", targets=Targets())
+    print_status(target, promoted, Weights(stable=0, canary=100), None, limit=1, now=1_800_001_000.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "finalize not run: run `rollway finalize` (or the finalize deployment)" in out, out
+    assert "a new rollout of the service is refused until then" in out, out
+    began = promoted.model_copy(update={"history": promoted.history + (
+        Transition(at=1_800_001_000.0, kind="finalize-start", actor="carol", comment="finalizing"),)})
+    print_status(target, began, Weights(stable=0, canary=100), None, limit=1, now=1_800_001_100.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"finalize began (carol, {utc(1_800_001_000.0)}) and is not recorded as finished: run `rollway finalize` "
+            "(or the finalize deployment) again, which carries on from where it stopped") in out, out
+    done = began.model_copy(update={"weights": Weights(stable=100, canary=0), "history": began.history + (
+        Transition(at=1_800_001_300.0, kind="finalized", actor="carol", to_weights=Weights(stable=100, canary=0)),)})
+    print_status(target, done, Weights(stable=100, canary=0), None, limit=1, now=1_800_001_400.0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"finalize done by carol at {utc(1_800_001_300.0)}: the next rollout of the service can start" in out, out
+    # Not promoted: no such row.
+    print_status(target, record(), Weights.canary_at(50), None, limit=1)
+    assert "finalize " not in capsys.readouterr().out
 
 
 def _status_of_a_window_left_open(capsys, **end) -> tuple[str, float]:
@@ -428,7 +480,7 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     out = capsys.readouterr().out
     assert "drift" not in out and "waiting for an answer" not in out
     assert "owner        none" in out
-    assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of" not in out
+    assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of repo/app" not in out
 
 
 @pytest.mark.parametrize("terminal", [True, False])

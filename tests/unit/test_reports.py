@@ -2300,3 +2300,20 @@ def test_a_pause_a_rollback_ended_after_a_dead_run_was_answered_is_not_said_unan
     trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
     assert (f"- **While it waited at a pause:** asked at {utc(T0 + 600)} for stage 2/3 (25%), answered approve by dana "
             f"(comment: {words}), not acted on: its run had died: approval pause: ") in trigger, trigger
+
+
+def test_control_characters_from_the_ledger_are_shown_escaped_never_sent_as_they_are():
+    """A reason quoting a crashed process's coloured output, or a name pasted with an escape
+    sequence, reached the reports as it was: `rollway report` sent the escape sequences to the
+    terminal (colours, a cleared screen, a carriage return writing over who did it), and the
+    artifact showed stray "[31m"s around an invisible character."""
+    reason = "run crashed: \x1b[31mFATAL\x1b[0m worker lost\x00"
+    rolled_back = record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 660, kind="rollback-start", actor="carol\x1b]0;pwned\x07", comment=reason),
+        Transition(at=T0 + 700, kind="rollback", actor="carol\x1b]0;pwned\x07", to_weights=w(0), comment=reason),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+    for text in (rollout_report(rolled_back), incident_report(rolled_back)):
+        assert not [c for c in text if c not in "\n" and not c.isprintable()], repr(text)
+        assert r"run crashed: \x1b[31mFATAL\x1b[0m worker lost\x00" in text
+        assert r"carol\x1b]0;pwned\x07" in text
