@@ -35,7 +35,8 @@ from uuid import UUID, uuid4
 import httpx
 import orjson
 from prefect import get_run_logger
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client import orchestration
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import State
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
@@ -419,7 +420,9 @@ LOOK_AGAIN_MOST_SECONDS = 600.0
 # The longest wait a 503's (or 429's) Retry-After gets from the paused run's client: honoured as
 # sent (Prefect's client sleeps whatever the API or a proxy in front of it asks), the run said
 # nothing for as long, and was taken for dead once the API was back; and its watch did not look
-# at the canary meanwhile. Its own poll rides out the outage (``_through_outages``).
+# at the canary meanwhile. Its own poll rides out the outage (``_through_outages``). The commands
+# that answer a pause (`rollway promote`, `hold`, `abort`) bound it alike: one read of a day's
+# Retry-After kept the command silent for a day, and the person took it for hung.
 RETRY_AFTER_MOST_SECONDS = 30.0
 
 
@@ -453,6 +456,13 @@ def _bounded_retry_after(response: httpx.Response) -> None:
         seconds = (at - datetime.now(timezone.utc)).total_seconds()
     if math.isfinite(seconds) and seconds > RETRY_AFTER_MOST_SECONDS:
         response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
+
+
+def bounded_client() -> SyncPrefectClient:
+    """A synchronous Prefect client that waits at most ``RETRY_AFTER_MOST_SECONDS`` of a
+    Retry-After (``_bounded_retry_after``): the paused run's, and the commands' that answer it."""
+    return orchestration.get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
+                                    sync_client=True)
 
 
 def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float]]:
@@ -666,8 +676,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         deadline = time.monotonic() + approvals.timeout_seconds
         # Its client bounds a Retry-After (``RETRY_AFTER_MOST_SECONDS``): it reads the run's state and
         # says the run waits, and a long one kept the run silent past `rollway promote`'s second look.
-        with get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
-                        sync_client=True) as client:
+        with bounded_client() as client:
 
             def through(call, doing: str = "still waiting for an answer", then: str = "the run goes on"):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, doing, then=then)
@@ -867,7 +876,7 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
     answer says so once more, after it (``_heard``): silent through a Prefect outage and answered
     as it ended, it was alive all the same. A run of an earlier rollway, which said nothing, gives none.
     """
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         try:
             run = client.read_flow_run(run_id)
         except ObjectNotFound:  # deleted, or run against another Prefect API: nothing to read

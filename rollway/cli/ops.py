@@ -517,11 +517,11 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             pause: answered, timed out, cancelled; or the form was not stored within
             ``patience_seconds``).
     """
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
     from prefect.client.schemas.responses import SetStateStatus
 
     deadline = time.monotonic() + patience_seconds
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         while True:
             run = client.read_flow_run(flow_run_id)
             if run.state is None or not run.state.is_paused() or _another_pause(run.state, paused):
@@ -575,12 +575,10 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
         Unattended: the run has not said for too long that it waits; the message says since when.
         RollingBack: silent, but rolling its rollout back (``rolls_back_itself``): nothing to answer.
     """
-    from prefect.client.orchestration import get_client
-
-    from flows.approvals import look_again_after, silent_since
+    from flows.approvals import bounded_client, look_again_after, silent_since
 
     claimed = rolls_back_itself(record, run, time.time())
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         silent = silent_since(client, run, time.time())
         if silent is not None and look_again:
             again = look_again_after(silent[1])
@@ -613,11 +611,11 @@ def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
     started by hand is refused while its owner's run has not ended), and ``status`` kept
     showing it as waiting. Forced: the server would not let a Paused run crash otherwise.
     """
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
     from prefect.states import Crashed
 
     said = f" ({' '.join(comment.split())})" if comment.strip() else ""
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         client.set_flow_run_state(run.id, Crashed(
             message=f"its process died while it waited for an answer; {who} answered {action}{said}, "
                     "which this run never acted on"), force=True)
@@ -679,10 +677,10 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
     Raises:
         TimeoutError: naming the run's last state.
     """
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
     deadline = time.monotonic() + timeout_seconds
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         while True:
             run = client.read_flow_run(flow_run_id)
             if done(run):
@@ -1579,10 +1577,10 @@ def _paused(service: Service, flow_run: UUID | None,
             nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
     """The newest rollout and its paused run; ``nothing_done`` ends a refusal (a TargetsUnknown, a --flow-run
     naming no paused run)."""
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
     record = ledger_read(service, lambda ledger: ledger.get(service.name), nothing_done)
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         try:
             return record, find_paused_run(client, service, record, flow_run, nothing_done)
         except NoPausedRun as nothing:
@@ -1730,9 +1728,7 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
     run drove its rollout meanwhile (took the lapsed lease and promoted it) ends without acting on
     it: told "resumed to roll back", on-call left a promoted canary in production.
     """
-    from prefect.client.orchestration import get_client
-
-    from flows.approvals import waiting_stamps
+    from flows.approvals import bounded_client, waiting_stamps
 
     if record is None or owner_run_id(record) != run.id:
         return "", ""
@@ -1741,7 +1737,7 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
     # Reads given up on as the bound runs out: the account's clients retry for minutes.
     ledger = service.ledger_reading(ANSWER_SEEN_SECONDS) if service.ledger_reading is not None else service.ledger
     try:
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             if not key or not waiting_stamps(client, run.id, key):
                 return "", ""
             ended = None
