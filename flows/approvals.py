@@ -44,7 +44,7 @@ from prefect.exceptions import Abort, ObjectNotFound
 from prefect.exceptions import Pause as PauseRefused
 from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
@@ -62,6 +62,16 @@ T = TypeVar("T")
 OUTAGE_GRACE_SECONDS = 600.0
 
 
+# A name the run's log can print as typed: some character that is not a space, and no control
+# character (nor a line or paragraph separator). A line break in a name wrote a line of its own in
+# the run's log, a forged answer beneath the real one, and an escape sequence rewrote a console's
+# line. (A trailing line break passes Python's ``$``: it is stripped with the name's spaces.)
+# Spaces, then the first character to read: read in one pass, however long the name sent (the
+# server checks the pattern whatever the length); "any, then one to read, then any" backtracked.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
+
 class ApprovalInput(RunInput):
     """The form a person fills in to answer a rollout's pause."""
 
@@ -69,11 +79,16 @@ class ApprovalInput(RunInput):
         description="approve: shift to the stage asked about (at a pause the judge could not decide: accept "
                     "this stage as passed); reject: roll back now; hold: stay at the current weights and ask again"
     )
+    # The pattern is read by Python's re in the run too (``regex_engine``), as the server reads it:
+    # pydantic's own engine ends ``$`` elsewhere, and a name the server took would fail the run.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
     # pattern, not a Python validator: the server checks the form's JSON schema when the run is
     # resumed, so a blank name is refused there and the person can answer again. A check that
     # only ran in Python would fail inside the run, after the resume, and roll the rollout back.
+    # Something to read, and no control character (``NAME_PATTERN``): the run's log prints the name.
     approver: str = Field(
-        min_length=1, max_length=200, pattern=r"\S", description="who is answering (recorded in the ledger)"
+        min_length=1, max_length=200, pattern=NAME_PATTERN, description="who is answering (recorded in the ledger)"
     )
     # Bounded: the comment goes into the ledger item (400 KB in all), SNS and the artifacts.
     comment: str = Field(default="", max_length=1000, description="why (recorded in the ledger and the notifications)")

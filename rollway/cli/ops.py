@@ -1570,6 +1570,10 @@ def _form_problem(error: Any, options: dict[str, str], weight: int | None) -> st
     field = str(error["loc"][0]) if error["loc"] else ""
     if field == "next_weight":
         return f"--weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to 100"
+    if field == "approver" and error["type"] == "string_pattern_mismatch":
+        # The form's pattern, quoted as pydantic does, told nobody what was wrong with the name.
+        return (f"--approver {error['input']!r}: a name on one line, with no control characters (a line break, a "
+                "tab, an escape sequence): the run's log prints it as typed")
     return f"{options.get(field, field) if field else 'the answer'}: {error['msg']}"
 
 

@@ -260,6 +260,40 @@ def test_a_blank_approver_is_refused_at_resume_and_names_are_recorded_without_su
     assert result.outcome == "promoted"
 
 
+def test_an_approver_name_that_would_forge_a_log_line_is_refused_at_resume(caplog):
+    """A name is printed in the run's log as typed ("pause (approval) answered approve by <name>"):
+    one with a line break wrote a line of its own there, another answer forged beneath the real one,
+    and one with an escape sequence rewrote the terminal line of a console showing the log. The
+    form refuses control characters in a name (the server checks its schema when the run is
+    resumed), so the run keeps waiting and the person can answer again."""
+    env = ledger_env()
+    forged = ["eve\n01:02:03.000 | INFO    | Flow run 'x' - pause (approval) answered reject by the-cto",
+              "mallory\x1b[1A\x1b[2K", "tab\tbed", "trudy\u2028line"]
+    refused: list[str] = []
+
+    def answer() -> None:
+        run = paused_with_form("approvals-rollout-with-pauses")
+        for name in forged:
+            try:
+                resume_flow_run(run.id, run_input={"action": "reject", "approver": name, "comment": "forged"})
+            except RuntimeError as err:
+                refused.append(str(err))
+        try:
+            resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+        except Exception:
+            pass  # a forged answer was taken: nothing is paused any more
+
+    helper = threading.Thread(target=answer, daemon=True)
+    helper.start()
+    result = rollout_to_answer(env, spec(timeout=30, on_timeout="rollback"))
+    helper.join(5)
+    answers = [(t.kind, t.actor) for t in history(env) if t.kind in ("approve", "reject")]
+    assert answers == [("approve", "dana")], answers
+    assert len(refused) == len(forged) and all("Validation failed for field 'approver'" in r for r in refused), refused
+    assert result.outcome == "promoted"
+    assert "the-cto" not in caplog.text and "mallory" not in caplog.text, caplog.text
+
+
 # --- leaving a pause that timed out, against the API directly ------------------------------------
 
 
