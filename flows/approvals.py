@@ -22,7 +22,6 @@ run then waits for the API however long it stays away, to leave its pause and en
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import time
@@ -862,14 +861,16 @@ def _heard_answer(client: SyncPrefectClient, run_id: UUID, paused: State, poll_i
 def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
     """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
     for the ledger's record of one read late (``not-applied``); None when the API cannot say
-    (record-keeping: never fails the run)."""
+    (record-keeping: never fails the run; said in the run's log, where the person reading that
+    record without its time looks for why)."""
     key = paused.state_details.run_input_keyset["response"]
     try:
         stored = client.filter_flow_run_input(run_id, key, 1, set())
     except (httpx.HTTPError, ValueError) as err:
         # ValueError: a 2xx body that is not JSON (a proxy's page) or lacks the input's fields
         # (pydantic's ValidationError is one); the answer itself was read, and stands without it.
-        logging.getLogger(__name__).debug("could not read when the answer was stored (%s)", err)
+        get_run_logger().warning("could not read when the answer was stored (%s): the ledger records it as not "
+                                 "applied without the time it was given", err)
         return None
     return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 
