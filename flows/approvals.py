@@ -48,6 +48,8 @@ from pydantic import ConfigDict, Field, ValidationError
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
                                answered_dead, timed_out, unanswered_by, waiting_prefix)
+# duration_said: imported from here by the engine and the progressive flow too.
+from rollway.bounds import duration_said
 from rollway.decide import Pause
 from rollway.failure_words import end_said
 from rollway.ledger import utc
@@ -610,16 +612,6 @@ def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> Ap
         return form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
     except ValidationError:  # no input stored: load builds the form from nothing, and it needs an approver
         return None
-
-
-def duration_said(seconds: float) -> str:
-    """``seconds`` as a person reads a wait: "1 h", "1 h 30 min", "45 s"."""
-    if seconds < 60:
-        return f"{seconds:g} s"
-    days, rest = divmod(round(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
 
 
 def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
