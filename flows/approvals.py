@@ -278,8 +278,12 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
     def propose() -> State:
-        # What is left of the pause's time: an outage at the pause must not lengthen it.
-        proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
+        # What is left of the pause's time: an outage at the pause must not lengthen it. Rounded up,
+        # never down: the server's deadline must not come before the run's, which leaves the pause
+        # at its own. Rounded down (a pause made 0.6 s into its time), the server turned that way
+        # out into Failed ("never resumed"): a failed run in the UI, and its automations fired.
+        left = max(1, math.ceil(deadline - time.monotonic()))
+        proposed = Paused(timeout_seconds=left, pause_key=key, message=question)
         proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
         try:
             return propose_state(client, proposed, run_id)

@@ -7,6 +7,7 @@ import re
 
 import threading
 import time
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -105,10 +106,33 @@ def test_approve_through_the_api_records_the_approver():
     assert [(t.actor, t.comment) for t in approvals] == [("dana", "approve: metrics look fine")]
 
 
-def test_timeout_rolls_back_and_never_promotes(caplog):
+def test_timeout_rolls_back_and_never_promotes(caplog, monkeypatch):
+    """The pause is made 0.6 s into its time (a slow API as the run pauses): its timeout, in whole
+    seconds, was rounded down to 1 s, the server's deadline came before the run's, and the run's
+    way out of the pause at its own deadline was turned into Failed ("The flow was paused and never
+    resumed"): a failed run in the UI at every such timeout, and the failure automations fired,
+    before the run went on."""
+    import flows.approvals
+
     env = ledger_env()
+    later, runs = [0.0], []
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=lambda: time.monotonic() + later[0], sleep=time.sleep, time=time.time))
+    bounded = flows.approvals.bounded_client
+
+    def slow_to_pause():
+        from prefect.context import FlowRunContext
+
+        later[0] += 0.6  # the pause's time started 0.6 s before the run could propose it
+        runs.append(FlowRunContext.get().flow_run.id)
+        return bounded()
+
+    monkeypatch.setattr(flows.approvals, "bounded_client", slow_to_pause)
     with caplog.at_level(logging.INFO):
         result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    with get_client(sync_client=True) as client:
+        went = [state.name for state in client.read_flow_run_states(runs[0])]
+    assert "Failed" not in went, went
     # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
     # the pause's timeout is on the wall clock, as the form, status and the notice say.
     said = [r.getMessage() for r in caplog.records]
