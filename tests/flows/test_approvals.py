@@ -255,65 +255,40 @@ def rollout_to_answer(env, rollout: RolloutSpec):
     return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1", phased=False)
 
 
-def test_a_blank_approver_is_refused_at_resume_and_names_are_recorded_without_surrounding_spaces():
+def test_a_blank_or_forging_approver_is_refused_at_resume_and_names_are_recorded_without_surrounding_spaces(caplog):
     """The form refuses an approver name of only spaces when the run is resumed (the server
     checks the form's schema), so the run keeps waiting and the person can answer again; the
-    name that is accepted is recorded in the ledger without its surrounding spaces."""
+    name that is accepted is recorded in the ledger without its surrounding spaces.
+
+    So is a name with a control character. A name is printed in the run's log as typed ("pause
+    (approval) answered approve by <name>"): one with a line break wrote a line of its own there,
+    another answer forged beneath the real one, and one with an escape sequence rewrote the
+    terminal line of a console showing the log."""
     env = ledger_env()
+    refused_names = ["   ", "eve\n01:02:03.000 | INFO    | Flow run 'x' - pause (approval) answered reject by the-cto",
+                     "mallory\x1b[1A\x1b[2K", "tab\tbed", "trudy\u2028line"]
     refused: list[str] = []
 
     def answer() -> None:
         run = paused_with_form("approvals-rollout-with-pauses")
-        try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "   ", "comment": "blank"})
-        except RuntimeError as err:
-            refused.append(str(err))
-        try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
-        except Exception:
-            pass  # the blank answer was taken: nothing is paused any more
-
-    helper = threading.Thread(target=answer, daemon=True)
-    helper.start()
-    result = rollout_to_answer(env, spec(timeout=30, on_timeout="rollback"))
-    helper.join(5)
-    approvals = [(t.actor, t.comment) for t in history(env) if t.kind == "approve"]
-    assert approvals == [("dana", "approve: fine")], approvals
-    assert refused, "the blank approver was accepted"
-    assert "Validation failed for field 'approver'" in refused[0], refused
-    assert result.outcome == "promoted"
-
-
-def test_an_approver_name_that_would_forge_a_log_line_is_refused_at_resume(caplog):
-    """A name is printed in the run's log as typed ("pause (approval) answered approve by <name>"):
-    one with a line break wrote a line of its own there, another answer forged beneath the real one,
-    and one with an escape sequence rewrote the terminal line of a console showing the log. The
-    form refuses control characters in a name (the server checks its schema when the run is
-    resumed), so the run keeps waiting and the person can answer again."""
-    env = ledger_env()
-    forged = ["eve\n01:02:03.000 | INFO    | Flow run 'x' - pause (approval) answered reject by the-cto",
-              "mallory\x1b[1A\x1b[2K", "tab\tbed", "trudy\u2028line"]
-    refused: list[str] = []
-
-    def answer() -> None:
-        run = paused_with_form("approvals-rollout-with-pauses")
-        for name in forged:
+        for name in refused_names:
             try:
-                resume_flow_run(run.id, run_input={"action": "reject", "approver": name, "comment": "forged"})
+                resume_flow_run(run.id, run_input={"action": "reject", "approver": name, "comment": "refused"})
             except RuntimeError as err:
                 refused.append(str(err))
         try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana", "comment": "fine"})
+            resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
         except Exception:
-            pass  # a forged answer was taken: nothing is paused any more
+            pass  # a refused name's answer was taken: nothing is paused any more
 
     helper = threading.Thread(target=answer, daemon=True)
     helper.start()
     result = rollout_to_answer(env, spec(timeout=30, on_timeout="rollback"))
     helper.join(5)
-    answers = [(t.kind, t.actor) for t in history(env) if t.kind in ("approve", "reject")]
-    assert answers == [("approve", "dana")], answers
-    assert len(refused) == len(forged) and all("Validation failed for field 'approver'" in r for r in refused), refused
+    answers = [(t.kind, t.actor, t.comment) for t in history(env) if t.kind in ("approve", "reject")]
+    assert answers == [("approve", "dana", "approve: fine")], answers
+    assert len(refused) == len(refused_names), refused
+    assert all("Validation failed for field 'approver'" in r for r in refused), refused
     assert result.outcome == "promoted"
     assert "the-cto" not in caplog.text and "mallory" not in caplog.text, caplog.text
 
