@@ -765,7 +765,13 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 policy = ("the run takes an answer that landed at the deadline, or else "
                           + ("rolls the rollout back" if approvals.on_timeout == "rollback" else "holds and asks again")
                           + f" (approvals.on_timeout: {approvals.on_timeout})")
-                _back_to_running(client, run_id, paused, lambda call: through(call, timed, policy))
+                # Said on the state it leaves for, as a pause the judge ended says it: in the UI, and to
+                # `rollway promote` ("it is Running (...), not paused"), a bare Running told a person
+                # who came to answer nothing of the timeout.
+                _back_to_running(client, run_id, paused, lambda call: through(call, timed, policy),
+                                 message=f"left its {pause.cause} pause at its timeout, unanswered: it "
+                                 + ("rolls the rollout back" if approvals.on_timeout == "rollback"
+                                    else "holds and asks again") + f" (approvals.on_timeout: {approvals.on_timeout})")
                 # The server stores an answer only with a resume it accepted, so one found now
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.

@@ -500,7 +500,8 @@ def _state_name(run: Any) -> str:
 
 def _left_pause(run: Any) -> str:
     """Why a Running run left its pause, when it says (`` (...)``): rollway's approver sets it on a
-    pause the run ended unanswered, the judge rolling the rollout back while it waited."""
+    pause the run ended unanswered, the judge rolling the rollout back while it waited, or its
+    timeout come."""
     said = " ".join(str(run.state.message or "").split()) if run.state is not None and run.state.is_running() else ""
     return f" ({said})" if said else ""
 

@@ -131,8 +131,15 @@ def test_timeout_rolls_back_and_never_promotes(caplog, monkeypatch):
     with caplog.at_level(logging.INFO):
         result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
     with get_client(sync_client=True) as client:
-        went = [state.name for state in client.read_flow_run_states(runs[0])]
+        states = client.read_flow_run_states(runs[0])
+    went = [state.name for state in states]
     assert "Failed" not in went, went
+    # The state it left the pause for says why, in the UI and to `rollway promote` ("it is Running
+    # (...), not paused"), as a pause the judge ended does: a bare Running told a person who came to
+    # answer nothing of the timeout.
+    left = states[went.index("Paused") + 1]
+    assert left.message == ("left its approval pause at its timeout, unanswered: it rolls the rollout back "
+                            "(approvals.on_timeout: rollback)"), left
     # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
     # the pause's timeout is on the wall clock, as the form, status and the notice say.
     said = [r.getMessage() for r in caplog.records]
