@@ -518,8 +518,9 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             pause: answered, timed out, cancelled; or the form was not stored within
             ``patience_seconds``).
     """
-    from flows.approvals import bounded_client
     from prefect.client.schemas.responses import SetStateStatus
+
+    from flows.approvals import bounded_client
 
     deadline = time.monotonic() + patience_seconds
     with bounded_client() as client:
@@ -612,8 +613,9 @@ def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
     started by hand is refused while its owner's run has not ended), and ``status`` kept
     showing it as waiting. Forced: the server would not let a Paused run crash otherwise.
     """
-    from flows.approvals import bounded_client
     from prefect.states import Crashed
+
+    from flows.approvals import bounded_client
 
     said = f" ({' '.join(comment.split())})" if comment.strip() else ""
     with bounded_client() as client:
@@ -1657,9 +1659,9 @@ def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
 
 def flow_name(run: Any) -> str:
     """The name of the flow ``run`` is a run of (the run itself holds only the flow's id)."""
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         return client.read_flow(run.flow_id).name
 
 
@@ -1987,12 +1989,13 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     same (on real time, with a warning), as it was before the clock was asked for.
     """
     import httpx
-    from prefect.client.orchestration import get_client
+
+    from flows.approvals import bounded_client
 
     if owner is None:
         return ClockSettings()
     try:
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             run = read_run(client, owner)
     except httpx.HTTPError as err:
         errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
@@ -2087,9 +2090,9 @@ def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[S
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
-    from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
+    from flows.approvals import bounded_client
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2125,7 +2128,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     if owner is not None:
         # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
         stop_within = max(wait_seconds, 1.0)
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             run = read_run(client, owner)
             if run is not None and not is_final(run):
                 # A running rollout would shift traffic again after the rollback: stop it first.
