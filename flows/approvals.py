@@ -22,7 +22,6 @@ run then waits for the API however long it stays away, to leave its pause and en
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import time
@@ -35,7 +34,8 @@ from uuid import UUID, uuid4
 import httpx
 import orjson
 from prefect import get_run_logger
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client import orchestration
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import State
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
@@ -43,11 +43,13 @@ from prefect.exceptions import Abort, ObjectNotFound
 from prefect.exceptions import Pause as PauseRefused
 from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
                                answered_dead, timed_out, unanswered_by, waiting_prefix)
+# duration_said: imported from here by the engine and the progressive flow too.
+from rollway.bounds import duration_said
 from rollway.decide import Pause
 from rollway.failure_words import end_said
 from rollway.ledger import utc
@@ -61,6 +63,16 @@ T = TypeVar("T")
 OUTAGE_GRACE_SECONDS = 600.0
 
 
+# A name the run's log can print as typed: some character that is not a space, and no control
+# character (nor a line or paragraph separator). A line break in a name wrote a line of its own in
+# the run's log, a forged answer beneath the real one, and an escape sequence rewrote a console's
+# line. (A trailing line break passes Python's ``$``: it is stripped with the name's spaces.)
+# Spaces, then the first character to read: read in one pass, however long the name sent (the
+# server checks the pattern whatever the length); "any, then one to read, then any" backtracked.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
+
 class ApprovalInput(RunInput):
     """The form a person fills in to answer a rollout's pause."""
 
@@ -68,11 +80,16 @@ class ApprovalInput(RunInput):
         description="approve: shift to the stage asked about (at a pause the judge could not decide: accept "
                     "this stage as passed); reject: roll back now; hold: stay at the current weights and ask again"
     )
+    # The pattern is read by Python's re in the run too (``regex_engine``), as the server reads it:
+    # pydantic's own engine ends ``$`` elsewhere, and a name the server took would fail the run.
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
     # pattern, not a Python validator: the server checks the form's JSON schema when the run is
     # resumed, so a blank name is refused there and the person can answer again. A check that
     # only ran in Python would fail inside the run, after the resume, and roll the rollout back.
+    # Something to read, and no control character (``NAME_PATTERN``): the run's log prints the name.
     approver: str = Field(
-        min_length=1, max_length=200, pattern=r"\S", description="who is answering (recorded in the ledger)"
+        min_length=1, max_length=200, pattern=NAME_PATTERN, description="who is answering (recorded in the ledger)"
     )
     # Bounded: the comment goes into the ledger item (400 KB in all), SNS and the artifacts.
     comment: str = Field(default="", max_length=1000, description="why (recorded in the ledger and the notifications)")
@@ -261,8 +278,12 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
         CancelledWhilePaused: the run was cancelled before it could pause.
     """
     def propose() -> State:
-        # What is left of the pause's time: an outage at the pause must not lengthen it.
-        proposed = Paused(timeout_seconds=max(1, round(deadline - time.monotonic())), pause_key=key, message=question)
+        # What is left of the pause's time: an outage at the pause must not lengthen it. Rounded up,
+        # never down: the server's deadline must not come before the run's, which leaves the pause
+        # at its own. Rounded down (a pause made 0.6 s into its time), the server turned that way
+        # out into Failed ("never resumed"): a failed run in the UI, and its automations fired.
+        left = max(1, math.ceil(deadline - time.monotonic()))
+        proposed = Paused(timeout_seconds=left, pause_key=key, message=question)
         proposed.state_details.run_input_keyset = keyset_from_paused_state(proposed)
         try:
             return propose_state(client, proposed, run_id)
@@ -419,7 +440,9 @@ LOOK_AGAIN_MOST_SECONDS = 600.0
 # The longest wait a 503's (or 429's) Retry-After gets from the paused run's client: honoured as
 # sent (Prefect's client sleeps whatever the API or a proxy in front of it asks), the run said
 # nothing for as long, and was taken for dead once the API was back; and its watch did not look
-# at the canary meanwhile. Its own poll rides out the outage (``_through_outages``).
+# at the canary meanwhile. Its own poll rides out the outage (``_through_outages``). The commands
+# that answer a pause (`rollway promote`, `hold`, `abort`) bound it alike: one read of a day's
+# Retry-After kept the command silent for a day, and the person took it for hung.
 RETRY_AFTER_MOST_SECONDS = 30.0
 
 
@@ -453,6 +476,13 @@ def _bounded_retry_after(response: httpx.Response) -> None:
         seconds = (at - datetime.now(timezone.utc)).total_seconds()
     if math.isfinite(seconds) and seconds > RETRY_AFTER_MOST_SECONDS:
         response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
+
+
+def bounded_client() -> SyncPrefectClient:
+    """A synchronous Prefect client that waits at most ``RETRY_AFTER_MOST_SECONDS`` of a
+    Retry-After (``_bounded_retry_after``): the paused run's, and the commands' that answer it."""
+    return orchestration.get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
+                                    sync_client=True)
 
 
 def waiting_stamps(client: SyncPrefectClient, run_id: UUID, pause_key: str) -> list[tuple[float, float]]:
@@ -588,16 +618,6 @@ def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> Ap
         return None
 
 
-def duration_said(seconds: float) -> str:
-    """``seconds`` as a person reads a wait: "1 h", "1 h 30 min", "45 s"."""
-    if seconds < 60:
-        return f"{seconds:g} s"
-    days, rest = divmod(round(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
-
-
 def when_unanswered(approvals: Approvals, paused_at: datetime) -> str:
     """The form's line saying when the pause times out and what the rollout then does.
 
@@ -666,8 +686,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
         deadline = time.monotonic() + approvals.timeout_seconds
         # Its client bounds a Retry-After (``RETRY_AFTER_MOST_SECONDS``): it reads the run's state and
         # says the run waits, and a long one kept the run silent past `rollway promote`'s second look.
-        with get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
-                        sync_client=True) as client:
+        with bounded_client() as client:
 
             def through(call, doing: str = "still waiting for an answer", then: str = "the run goes on"):
                 return _through_outages(call, deadline + OUTAGE_GRACE_SECONDS, poll_interval, doing, then=then)
@@ -746,7 +765,13 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 policy = ("the run takes an answer that landed at the deadline, or else "
                           + ("rolls the rollout back" if approvals.on_timeout == "rollback" else "holds and asks again")
                           + f" (approvals.on_timeout: {approvals.on_timeout})")
-                _back_to_running(client, run_id, paused, lambda call: through(call, timed, policy))
+                # Said on the state it leaves for, as a pause the judge ended says it: in the UI, and to
+                # `rollway promote` ("it is Running (...), not paused"), a bare Running told a person
+                # who came to answer nothing of the timeout.
+                _back_to_running(client, run_id, paused, lambda call: through(call, timed, policy),
+                                 message=f"left its {pause.cause} pause at its timeout, unanswered: it "
+                                 + ("rolls the rollout back" if approvals.on_timeout == "rollback"
+                                    else "holds and asks again") + f" (approvals.on_timeout: {approvals.on_timeout})")
                 # The server stores an answer only with a resume it accepted, so one found now
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
@@ -838,14 +863,16 @@ def _heard_answer(client: SyncPrefectClient, run_id: UUID, paused: State, poll_i
 def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float | None:
     """When the answer to the pause ``paused`` was stored (wall-clock epoch seconds, Prefect's stamp),
     for the ledger's record of one read late (``not-applied``); None when the API cannot say
-    (record-keeping: never fails the run)."""
+    (record-keeping: never fails the run; said in the run's log, where the person reading that
+    record without its time looks for why)."""
     key = paused.state_details.run_input_keyset["response"]
     try:
         stored = client.filter_flow_run_input(run_id, key, 1, set())
     except (httpx.HTTPError, ValueError) as err:
         # ValueError: a 2xx body that is not JSON (a proxy's page) or lacks the input's fields
         # (pydantic's ValidationError is one); the answer itself was read, and stands without it.
-        logging.getLogger(__name__).debug("could not read when the answer was stored (%s)", err)
+        get_run_logger().warning("could not read when the answer was stored (%s): the ledger records it as not "
+                                 "applied without the time it was given", err)
         return None
     return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 
@@ -867,7 +894,7 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
     answer says so once more, after it (``_heard``): silent through a Prefect outage and answered
     as it ended, it was alive all the same. A run of an earlier rollway, which said nothing, gives none.
     """
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         try:
             run = client.read_flow_run(run_id)
         except ObjectNotFound:  # deleted, or run against another Prefect API: nothing to read

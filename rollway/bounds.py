@@ -2,6 +2,8 @@
 
 pydantic says only the bound crossed ("Input should be less than 0.5"): a person who gave
 ``--alpha 1.5`` learnt neither the option's name in the message nor how low it may go.
+
+And a duration in words (``duration_said``), as every message says one.
 """
 
 from __future__ import annotations
@@ -103,6 +105,18 @@ def seconds_said(value: float) -> str:
     exponent ("1.2096e+06 s") nor its six digits ("1.23457e+06 s", a figure nobody gave)."""
     value = float(value)
     return f"{int(value)} s" if value.is_integer() else f"{value!r} s"
+
+
+def duration_said(seconds: float) -> str:
+    """``seconds`` as a person reads a wait or a span: "1 h", "1 h 30 min", "2 d 3 h", "45 s"
+    (under a minute as given: "0.5 s"); the run's log, its forms and the publish flow's steps
+    all say a duration so."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    days, rest = divmod(round(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
 
 
 def as_given(value: object) -> str:

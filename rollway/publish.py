@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, is_loopback, registry_problem, version_problem
 
@@ -42,12 +43,9 @@ LOGIN_FRESH = dt.timedelta(minutes=1)
 
 
 def span_said(span: dt.timedelta) -> str:
-    """A span of time as the log says it: "11 h 40 min", "25 min", "40 s"."""
-    seconds = max(0, int(span.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    hours, minutes = divmod(seconds // 60, 60)
-    return f"{hours} h {minutes} min" if hours and minutes else f"{hours} h" if hours else f"{minutes} min"
+    """A span of time as the log says it (``duration_said``), in whole seconds: "11 h 39 min 48 s",
+    "25 min", "40 s"."""
+    return duration_said(max(0, int(span.total_seconds())))
 
 
 def login_renewal(expires_at: dt.datetime | None, *, now: dt.datetime, push_bound: dt.timedelta,

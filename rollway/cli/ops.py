@@ -501,7 +501,8 @@ def _state_name(run: Any) -> str:
 
 def _left_pause(run: Any) -> str:
     """Why a Running run left its pause, when it says (`` (...)``): rollway's approver sets it on a
-    pause the run ended unanswered, the judge rolling the rollout back while it waited."""
+    pause the run ended unanswered, the judge rolling the rollout back while it waited, or its
+    timeout come."""
     said = " ".join(str(run.state.message or "").split()) if run.state is not None and run.state.is_running() else ""
     return f" ({said})" if said else ""
 
@@ -518,11 +519,12 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             pause: answered, timed out, cancelled; or the form was not stored within
             ``patience_seconds``).
     """
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.responses import SetStateStatus
 
+    from flows.approvals import bounded_client
+
     deadline = time.monotonic() + patience_seconds
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         while True:
             run = client.read_flow_run(flow_run_id)
             if run.state is None or not run.state.is_paused() or _another_pause(run.state, paused):
@@ -576,12 +578,10 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
         Unattended: the run has not said for too long that it waits; the message says since when.
         RollingBack: silent, but rolling its rollout back (``rolls_back_itself``): nothing to answer.
     """
-    from prefect.client.orchestration import get_client
-
-    from flows.approvals import look_again_after, silent_since
+    from flows.approvals import bounded_client, look_again_after, silent_since
 
     claimed = rolls_back_itself(record, run, time.time())
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         silent = silent_since(client, run, time.time())
         if silent is not None and look_again:
             again = look_again_after(silent[1])
@@ -614,11 +614,12 @@ def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
     started by hand is refused while its owner's run has not ended), and ``status`` kept
     showing it as waiting. Forced: the server would not let a Paused run crash otherwise.
     """
-    from prefect.client.orchestration import get_client
     from prefect.states import Crashed
 
+    from flows.approvals import bounded_client
+
     said = f" ({' '.join(comment.split())})" if comment.strip() else ""
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         client.set_flow_run_state(run.id, Crashed(
             message=f"its process died while it waited for an answer; {who} answered {action}{said}, "
                     "which this run never acted on"), force=True)
@@ -680,10 +681,10 @@ def wait_for_run(flow_run_id: UUID, done: Callable[[Any], bool], *, timeout_seco
     Raises:
         TimeoutError: naming the run's last state.
     """
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
     deadline = time.monotonic() + timeout_seconds
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         while True:
             run = client.read_flow_run(flow_run_id)
             if done(run):
@@ -1576,6 +1577,10 @@ def _form_problem(error: Any, options: dict[str, str], weight: int | None) -> st
     field = str(error["loc"][0]) if error["loc"] else ""
     if field == "next_weight":
         return f"--weight {weight}: must be the canary weight of a later stage of the rollout, from 1 to 100"
+    if field == "approver" and error["type"] == "string_pattern_mismatch":
+        # The form's pattern, quoted as pydantic does, told nobody what was wrong with the name.
+        return (f"--approver {error['input']!r}: a name on one line, with no control characters (a line break, a "
+                "tab, an escape sequence): the run's log prints it as typed")
     return f"{options.get(field, field) if field else 'the answer'}: {error['msg']}"
 
 
@@ -1583,10 +1588,10 @@ def _paused(service: Service, flow_run: UUID | None,
             nothing_done: str = "nothing was answered") -> tuple[RolloutRecord | None, Any]:
     """The newest rollout and its paused run; ``nothing_done`` ends a refusal (a TargetsUnknown, a --flow-run
     naming no paused run)."""
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
     record = ledger_read(service, lambda ledger: ledger.get(service.name), nothing_done)
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         try:
             return record, find_paused_run(client, service, record, flow_run, nothing_done)
         except NoPausedRun as nothing:
@@ -1658,9 +1663,9 @@ def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
 
 def flow_name(run: Any) -> str:
     """The name of the flow ``run`` is a run of (the run itself holds only the flow's id)."""
-    from prefect.client.orchestration import get_client
+    from flows.approvals import bounded_client
 
-    with get_client(sync_client=True) as client:
+    with bounded_client() as client:
         return client.read_flow(run.flow_id).name
 
 
@@ -1734,9 +1739,7 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
     run drove its rollout meanwhile (took the lapsed lease and promoted it) ends without acting on
     it: told "resumed to roll back", on-call left a promoted canary in production.
     """
-    from prefect.client.orchestration import get_client
-
-    from flows.approvals import waiting_stamps
+    from flows.approvals import bounded_client, waiting_stamps
 
     if record is None or owner_run_id(record) != run.id:
         return "", ""
@@ -1745,7 +1748,7 @@ def answer_seen(service: Service, record: RolloutRecord | None, run: Any, who: s
     # Reads given up on as the bound runs out: the account's clients retry for minutes.
     ledger = service.ledger_reading(ANSWER_SEEN_SECONDS) if service.ledger_reading is not None else service.ledger
     try:
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             if not key or not waiting_stamps(client, run.id, key):
                 return "", ""
             ended = None
@@ -1990,12 +1993,13 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     same (on real time, with a warning), as it was before the clock was asked for.
     """
     import httpx
-    from prefect.client.orchestration import get_client
+
+    from flows.approvals import bounded_client
 
     if owner is None:
         return ClockSettings()
     try:
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             run = read_run(client, owner)
     except httpx.HTTPError as err:
         errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
@@ -2090,9 +2094,9 @@ def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[S
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
-    from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
+    from flows.approvals import bounded_client
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2128,7 +2132,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     if owner is not None:
         # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
         stop_within = max(wait_seconds, 1.0)
-        with get_client(sync_client=True) as client:
+        with bounded_client() as client:
             run = read_run(client, owner)
             if run is not None and not is_final(run):
                 # A running rollout would shift traffic again after the rollback: stop it first.

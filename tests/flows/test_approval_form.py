@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.input import keyset_from_base_key
 
 import flows.approvals
-from flows.approvals import ApprovalInput
+from flows.approvals import NAME_PATTERN, ApprovalInput
 from tests.flows.test_answer_not_taken import paused_with_its_form
 
 
@@ -32,7 +32,7 @@ def test_the_paused_run_stores_the_form_prefect_itself_would_store():
     assert stored == expected
     assert stored["properties"]["action"]["default"] == "approve"
     assert stored["properties"]["action"]["enum"] == ["approve", "reject", "hold"]
-    assert stored["properties"]["approver"]["pattern"] == r"\S"
+    assert stored["properties"]["approver"]["pattern"] == NAME_PATTERN
     assert description.startswith("## rollway: approval pause\n\nsummary")
 
 

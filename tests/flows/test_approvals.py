@@ -7,6 +7,7 @@ import re
 
 import threading
 import time
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -105,10 +106,40 @@ def test_approve_through_the_api_records_the_approver():
     assert [(t.actor, t.comment) for t in approvals] == [("dana", "approve: metrics look fine")]
 
 
-def test_timeout_rolls_back_and_never_promotes(caplog):
+def test_timeout_rolls_back_and_never_promotes(caplog, monkeypatch):
+    """The pause is made 0.6 s into its time (a slow API as the run pauses): its timeout, in whole
+    seconds, was rounded down to 1 s, the server's deadline came before the run's, and the run's
+    way out of the pause at its own deadline was turned into Failed ("The flow was paused and never
+    resumed"): a failed run in the UI at every such timeout, and the failure automations fired,
+    before the run went on."""
+    import flows.approvals
+
     env = ledger_env()
+    later, runs = [0.0], []
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=lambda: time.monotonic() + later[0], sleep=time.sleep, time=time.time))
+    bounded = flows.approvals.bounded_client
+
+    def slow_to_pause():
+        from prefect.context import FlowRunContext
+
+        later[0] += 0.6  # the pause's time started 0.6 s before the run could propose it
+        runs.append(FlowRunContext.get().flow_run.id)
+        return bounded()
+
+    monkeypatch.setattr(flows.approvals, "bounded_client", slow_to_pause)
     with caplog.at_level(logging.INFO):
         result = rollout_with_pauses(env, spec(timeout=2, on_timeout="rollback"))
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(runs[0])
+    went = [state.name for state in states]
+    assert "Failed" not in went, went
+    # The state it left the pause for says why, in the UI and to `rollway promote` ("it is Running
+    # (...), not paused"), as a pause the judge ended does: a bare Running told a person who came to
+    # answer nothing of the timeout.
+    left = states[went.index("Paused") + 1]
+    assert left.message == ("left its approval pause at its timeout, unanswered: it rolls the rollout back "
+                            "(approvals.on_timeout: rollback)"), left
     # "within 3600.0s" on `rollway up`'s 60x clock read as rollout seconds (a minute of wall time);
     # the pause's timeout is on the wall clock, as the form, status and the notice say.
     said = [r.getMessage() for r in caplog.records]
@@ -231,33 +262,42 @@ def rollout_to_answer(env, rollout: RolloutSpec):
     return run_progressive(env, rollout, prefect_approver(rollout.approvals, poll_interval=1), owner="run-1", phased=False)
 
 
-def test_a_blank_approver_is_refused_at_resume_and_names_are_recorded_without_surrounding_spaces():
+def test_a_blank_or_forging_approver_is_refused_at_resume_and_names_are_recorded_without_surrounding_spaces(caplog):
     """The form refuses an approver name of only spaces when the run is resumed (the server
     checks the form's schema), so the run keeps waiting and the person can answer again; the
-    name that is accepted is recorded in the ledger without its surrounding spaces."""
+    name that is accepted is recorded in the ledger without its surrounding spaces.
+
+    So is a name with a control character. A name is printed in the run's log as typed ("pause
+    (approval) answered approve by <name>"): one with a line break wrote a line of its own there,
+    another answer forged beneath the real one, and one with an escape sequence rewrote the
+    terminal line of a console showing the log."""
     env = ledger_env()
+    refused_names = ["   ", "eve\n01:02:03.000 | INFO    | Flow run 'x' - pause (approval) answered reject by the-cto",
+                     "mallory\x1b[1A\x1b[2K", "tab\tbed", "trudy\u2028line"]
     refused: list[str] = []
 
     def answer() -> None:
         run = paused_with_form("approvals-rollout-with-pauses")
-        try:
-            resume_flow_run(run.id, run_input={"action": "approve", "approver": "   ", "comment": "blank"})
-        except RuntimeError as err:
-            refused.append(str(err))
+        for name in refused_names:
+            try:
+                resume_flow_run(run.id, run_input={"action": "reject", "approver": name, "comment": "refused"})
+            except RuntimeError as err:
+                refused.append(str(err))
         try:
             resume_flow_run(run.id, run_input={"action": "approve", "approver": "  dana ", "comment": "fine"})
         except Exception:
-            pass  # the blank answer was taken: nothing is paused any more
+            pass  # a refused name's answer was taken: nothing is paused any more
 
     helper = threading.Thread(target=answer, daemon=True)
     helper.start()
     result = rollout_to_answer(env, spec(timeout=30, on_timeout="rollback"))
     helper.join(5)
-    approvals = [(t.actor, t.comment) for t in history(env) if t.kind == "approve"]
-    assert approvals == [("dana", "approve: fine")], approvals
-    assert refused, "the blank approver was accepted"
-    assert "Validation failed for field 'approver'" in refused[0], refused
+    answers = [(t.kind, t.actor, t.comment) for t in history(env) if t.kind in ("approve", "reject")]
+    assert answers == [("approve", "dana", "approve: fine")], answers
+    assert len(refused) == len(refused_names), refused
+    assert all("Validation failed for field 'approver'" in r for r in refused), refused
     assert result.outcome == "promoted"
+    assert "the-cto" not in caplog.text and "mallory" not in caplog.text, caplog.text
 
 
 # --- leaving a pause that timed out, against the API directly ------------------------------------
@@ -377,7 +417,15 @@ def test_when_an_answer_was_stored_is_none_when_prefect_answers_2xx_with_what_is
     paused.state_details.run_input_keyset = keyset_from_paused_state(paused)
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body)
                                     if request.url.path.endswith("/input/filter") else httpx.Response(404))
-    caplog.set_level(logging.DEBUG, logger="flows.approvals")
-    with SyncPrefectClient("http://prefect.test/api", httpx_settings={"transport": transport}) as client:
-        assert _given_at(client, uuid4(), paused) is None
-    assert "could not read when the answer was stored" in caplog.text, caplog.text
+
+    @flow(name="approvals-given-at-unread")
+    def read_late() -> float | None:
+        with SyncPrefectClient("http://prefect.test/api", httpx_settings={"transport": transport}) as client:
+            return _given_at(client, uuid4(), paused)
+
+    assert read_late() is None
+    # Said in the run's log, where the person reading the not-applied record looks for why it has no time
+    # (a debug line of the stdlib's logger was shown nowhere).
+    said = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs" and r.levelno == logging.WARNING]
+    assert any("could not read when the answer was stored" in m and "without the time it was given" in m
+               for m in said), caplog.text

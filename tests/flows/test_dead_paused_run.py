@@ -356,3 +356,80 @@ def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch,
     assert client.get("/flow_runs/1").status_code == 200
     # Each wait what was asked, up to 30 s, and the client's jitter (up to a fifth) more.
     assert RETRY_AFTER_MOST_SECONDS == 30.0 and least <= slept[0] <= most and 2 <= slept[1] <= 2.4, slept
+
+
+def behind_a_throttling_proxy(api_url: str):
+    """A real HTTP server in front of the Prefect API at ``api_url`` that answers each request the
+    first time it sees it with 429 and ``Retry-After: 86400`` (a rate limiter, or a proxy in front
+    of a restarting server), and passes its retry on; returns the server (shut down by the caller)
+    and its API address."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    upstream = urlsplit(api_url)
+    seen: set[tuple[str, str, bytes]] = set()
+    lock = threading.Lock()
+
+    class Throttling(BaseHTTPRequestHandler):
+        def relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                first = (self.command, self.path, body) not in seen
+                seen.add((self.command, self.path, body))
+            if first:
+                self.send_response(429)
+                self.send_header("Retry-After", "86400")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            with httpx.Client(base_url=f"{upstream.scheme}://{upstream.netloc}") as client:
+                answer = client.request(self.command, self.path, content=body, headers=headers)
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = relay
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}{upstream.path}"
+
+
+def test_promote_waits_at_most_30_s_of_a_day_long_retry_after_from_the_prefect_api(monkeypatch, capsys):
+    """A Prefect API (or a proxy in front of it) answering `rollway promote` 429 with Retry-After: 86400
+    kept the command silent for a day in one read: it looked hung, and the person answered in the UI
+    or gave up. Its client waits at most 30 s of it (and its jitter), as the paused run's does."""
+    import prefect.client.base
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.approvals import RETRY_AFTER_MOST_SECONDS
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    slept: list[float] = []
+    # Prefect's client sleeps through its module's ``time``: recorded, never waited.
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": slept.append}))
+    server, proxied = behind_a_throttling_proxy(PREFECT_API_URL.value())
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: proxied}):
+            code = ops.promote(approver="alice", comment="", weight=None, flow_run=None, targets_block=None,
+                               credentials_block=None)
+    finally:
+        server.shutdown()
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert code == 0 and f"approved by alice: flow run {run.name}" in out, (out, err)
+    assert outcome == ["approve by alice"], (outcome, thread.raised)
+    assert slept, "the proxy's 429s were never retried"
+    assert max(slept) <= RETRY_AFTER_MOST_SECONDS * 1.2, slept

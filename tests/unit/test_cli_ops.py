@@ -808,6 +808,23 @@ def test_an_explicitly_blank_approver_is_refused_not_replaced_by_the_os_user(com
     assert "--approver" in err and "blank" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["promote", "hold", "abort"])
+@pytest.mark.parametrize("name", ["eve\n01:02:03 INFO approved by the-cto", "mallory\x1b[2K"])
+def test_an_approver_with_control_characters_is_refused_before_anything_is_read(command, name, capsys) -> None:
+    """The run's log prints the name as typed: a line break in it forged a line there. The form
+    refuses it, and so does the command, in words, before any block, API or AWS call."""
+    from rollway.cli import app
+
+    try:
+        code = app([command, "--approver", name], result_action="return_value")
+    except SystemExit as stop:
+        code = int(stop.code)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2, err
+    assert "--approver" in err and "no control characters" in err and "nothing was done" in err, err
+    assert "pattern" not in err and "Traceback" not in err, err
+
+
 @pytest.mark.parametrize("command", ["promote", "abort"])
 def test_an_omitted_approver_where_the_os_has_no_user_name_says_to_pass_one(command, monkeypatch, capsys) -> None:
     """A container run under a uid with no passwd entry and no USER/LOGNAME: getpass.getuser()

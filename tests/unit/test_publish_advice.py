@@ -148,6 +148,24 @@ def test_a_login_is_renewed_when_it_would_expire_before_a_push_could_end():
     assert renewal(dt.timedelta(minutes=5), issued_ago=dt.timedelta(seconds=1)) is not None
 
 
+def test_a_login_renewal_says_its_spans_as_every_duration_is_said():
+    """The publish flow's steps said a span in words of their own ("24 h", the seconds dropped),
+    the run's log and its forms in others ("1 d"): one way now (``rollway.bounds.duration_said``),
+    in whole seconds, so a login a few seconds short of the margin never reads as "10 min, within 10 min"."""
+    import datetime as dt
+
+    from rollway.bounds import duration_said
+    from rollway.publish import login_renewal
+
+    now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+    assert (login_renewal(now + dt.timedelta(hours=11, minutes=39, seconds=48.6), now=now, push_bound=dt.timedelta(days=1))
+            == "the login expires in 11 h 39 min 48 s, sooner than a push may take (1 d, docker_timeout_seconds)")
+    assert (login_renewal(now + dt.timedelta(minutes=9, seconds=59.7), now=now, push_bound=dt.timedelta(minutes=5))
+            == "the login expires in 9 min 59 s, within 10 min")
+    assert [duration_said(s) for s in (0.5, 45, 60, 5400, 90061)] == ["0.5 s", "45 s", "1 min", "1 h 30 min",
+                                                                      "1 d 1 h 1 min 1 s"]
+
+
 def test_a_registered_release_whose_latest_another_run_took_is_not_told_the_re_run_moves_latest():
     """latest moves once the release is registered: another run that tagged latest while this
     one moved it left a registered release told "run again with register_existing=True, which
