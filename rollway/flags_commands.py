@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import unicodedata
 from typing import Any, Callable, Sequence, TextIO
 
 from rollway.bounds import as_given
@@ -53,6 +52,7 @@ from rollway.flags import (
     validate_user_id,
 )
 from rollway.ports import FlagStore
+from rollway.report import shown
 
 # How `rollway flags set` gives each setting, for the refusal of a change that leaves a malformed
 # flag unreadable. It has no option for a salt: the message must not send people looking for one,
@@ -492,11 +492,7 @@ def _one_line(text: str) -> str:
     characters escaped (``\\n``, ``\\x1b``): printed as they were, a reason's second line read as
     another change in the trail, by whoever it named, and a carriage return or an escape
     sequence could overwrite who made a change on a terminal. ``--json`` keeps the text as written."""
-    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in _CONTROLS else c for c in text)
-
-
-# Control characters and the line and paragraph separators (U+2028, U+2029), which break a line too.
-_CONTROLS = frozenset({"Cc", "Zl", "Zp"})
+    return shown(text, keep="")
 
 
 def _when(epoch: float) -> str:
