@@ -437,8 +437,12 @@ def execute_rollback(
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
         # Named in its refusal, as finalize's is: a bare "after 300 s" named neither the setting nor
-        # that it is the rollout's own (never below the default).
-        wait_healthy(env, "stable", healthy_timeout_seconds, setting=HEALTHY_SETTING)
+        # that it is the rollout's own (never below the default). Tasks this rollback started are
+        # waited for, all of them: the load balancer sends everything to the healthy targets
+        # alone, and a move at the first one put every user on one task sized for a share of
+        # them. A service it did not scale has carried its traffic all along: a target failing
+        # its checks there is not one a wait would bring back, so one healthy target will do.
+        wait_healthy(env, "stable", healthy_timeout_seconds, needed if scaled else 1, setting=HEALTHY_SETTING)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
