@@ -400,11 +400,15 @@ def execute_rollback(
         still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
+        # Said as soon as ECS took it: the service stays asked for that many tasks when the wait
+        # below fails (no capacity, tasks that never start), and the page and the report of the
+        # stopped rollback said it had done nothing.
+        steps.append(f"set {t.stable_service}'s desired count to {desired} ({why}), not seen steady")
         # On the revision it runs now: not one a run in this process pointed it at earlier and
         # ECS may have rolled back; the rollback moves the traffic to whatever stable runs.
         ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
                         {t.stable_service: stable.task_definition})
-        steps.append(f"scaled {t.stable_service} to {desired} ({why})")
+        steps[-1] = f"scaled {t.stable_service} to {desired} ({why})"
 
     target = Weights(stable=100, canary=0)
     # What the move's first read of the rule found (``set_and_verify``'s write reads it anyway): the

@@ -95,7 +95,12 @@ def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did
     report = flat(incident_report(record, alert_topic=t.alert_topic))
     assert f"by {utc(stopped.at)}: the load balancer read back **95/5** (stable/canary)" in report, report
     assert "**Users get since the rollback:** the canary still takes 5 % (95/5 stable/canary)" in report, report
-    assert "**Done:** nothing" in report, report
+    # Its UpdateService took: stable stays asked for 4 tasks (ECS keeps trying to start them), and
+    # the page and the report said the rollback had done nothing.
+    asked = f"set {t.stable_service}'s desired count to 4 (it had 1/1 tasks before taking the traffic), not seen steady"
+    assert f"**Done:** {asked}" in report, report
+    [(subject, page)] = env.notifier.messages
+    assert subject == f"Rollback FAILED: {t.canary_service}" and f"Done before it failed: {asked}." in page, page
     not_done = f"**Not done:** move the traffic to {t.stable_service} (services {t.stable_service} not stable"
     assert not_done in report, report
     assert f"scale {t.canary_service} to 0 and restore its task definition" in report, report
