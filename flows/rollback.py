@@ -114,6 +114,17 @@ HEALTHY_SETTING = f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY
 refusal names it."""
 
 
+DEFAULT_SCALE_SECONDS = 600.0
+"""How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
+
+
+def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:
+    """How long a rollout's rollback waits for the stable service it scaled up to be steady: the
+    rollout's own wait for ECS to start a stage's tasks when longer than the default (the old
+    version's tasks are of the same service, and take as long to pull and start)."""
+    return max(DEFAULT_SCALE_SECONDS, scale_timeout_seconds or 0.0)
+
+
 def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
     """How long a rollout's rollback waits for a healthy stable target: the rollout's own wait
     for healthy targets when longer than the default (the preflight checks the stable group's
@@ -336,7 +347,7 @@ def execute_rollback(
     bindings: Sequence[FlagBinding] = (),
     verify_timeout_seconds: float = DEFAULT_VERIFY_SECONDS,
     healthy_timeout_seconds: float = DEFAULT_HEALTHY_SECONDS,
-    stable_timeout_seconds: float = 600.0,
+    stable_timeout_seconds: float = DEFAULT_SCALE_SECONDS,
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
     rollout: str | None = None,
@@ -947,6 +958,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
         image=with_pin(spec.image, pinned_image), ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=rollback_healthy_seconds(spec.healthy_timeout_seconds),
+        stable_timeout_seconds=rollback_scale_seconds(spec.scale_timeout_seconds),
     )
 
 
@@ -1612,6 +1624,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     own_healthy = recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
     healthy_timeout = rollback_healthy_seconds(own_healthy)
+    # A recorded rollout's own wait for ECS to start its tasks, too: the default cut short a stable
+    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook gives none).
+    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else None)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -1671,6 +1686,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             env, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
+            stable_timeout_seconds=scale_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
             # Only an open rollout is the one rolled back. A closed one's id (rolled back long ago, say)
             # on the flags' entries ended its own hold, ended long since, and left the one the flags

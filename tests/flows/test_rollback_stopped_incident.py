@@ -106,6 +106,33 @@ def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did
     assert f"scale {t.canary_service} to 0 and restore its task definition" in report, report
 
 
+@pytest.mark.parametrize("spec_seconds, waited", [(1500.0, 1500.0), (120.0, 600.0)])
+def test_the_stable_scale_up_waits_as_long_as_the_rollouts_spec_gives_ecs_and_never_less_than_ten_minutes(
+        monkeypatch, spec_seconds, waited):
+    """A large image takes minutes to start on Fargate, and the spec's scale_timeout_seconds says
+    how long: the rollback waited 600 s for the old service's tasks all the same, and failed with
+    users still on the canary after a decommission had scaled it to 0."""
+    from tests.flows.test_rollback_claim import SPEC
+
+    spec = SPEC.model_copy(update={"scale_timeout_seconds": spec_seconds})
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0, spec=spec)
+    t = env.targets
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 0, "running": 0})
+    waits, real = [], env.deployer.wait_stable
+
+    def wait_stable(services, timeout_seconds, expected=None):
+        waits.append((list(services), timeout_seconds))
+        return real(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = wait_stable
+
+    result = rollback(reason="5xx on the canary")
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert waits == [([t.stable_service], waited)], waits
+
+
 def test_an_abort_whose_topic_is_gone_is_reported_with_the_traffic_back_on_aws(aws, capsys):
     """On the embedded AWS: the alert topic was deleted, so the page the abort's rollback sends fails."""
     t = aws.targets
