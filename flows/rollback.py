@@ -713,6 +713,9 @@ def execute_rollback(
                             stable_task_definition=stable.task_definition, moved_from=read.weights,
                             message_id=message_id)
         raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
+    # The run's log is where a person who ran the rollback flow by hand looks: its only lines were
+    # the run's start and end, nothing of what moved or whether people were told.
+    log.info("rolled back %s: %s. Next: %s", t.canary_service, "; ".join(steps), _next_steps(rollout))
     return RollbackResult(
         reason=reason,
         weights=weights,
