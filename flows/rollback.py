@@ -571,6 +571,7 @@ def execute_rollback(
     disabled: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     held: tuple[str, ...] = ()  # flags another rollout holds that this one never set: left as they are, and said so
+    off: tuple[str, ...] = ()  # bound flags off before this run came to them (an earlier run's, or never on)
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled
@@ -588,6 +589,11 @@ def execute_rollback(
                          if getattr(c, "kept", None) is None and getattr(c, "held", None) is None)
         kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
         held = tuple(c.describe() for c in changes if getattr(c, "held", None) is not None)
+        # Said on the page: the run finishing one that disabled the flags and died paged nothing of
+        # them, and on-call could not tell whether the features still served.
+        named = {getattr(c, "feature", None) for c in changes}
+        named |= {feature for feature, _ in flags_failed.failures} if flags_failed is not None else set()
+        off = tuple(b.feature for b in bindings if b.feature not in named)
         # "none needed" only when nothing failed: a flag whose write failed is a step not done.
         if disabled or flags_failed is None:
             steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
@@ -610,6 +616,7 @@ def execute_rollback(
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
            if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
+        + (f"Feature flags already off: {', '.join(off)}.\n" if off else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         # Another rollout's users still get the feature: "disabled: none" alone read as off for all.
