@@ -114,6 +114,17 @@ HEALTHY_SETTING = f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY
 refusal names it."""
 
 
+DEFAULT_SCALE_SECONDS = 600.0
+"""How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
+
+
+def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:
+    """How long a rollout's rollback waits for the stable service it scaled up to be steady: the
+    rollout's own wait for ECS to start a stage's tasks when longer than the default (the old
+    version's tasks are of the same service, and take as long to pull and start)."""
+    return max(DEFAULT_SCALE_SECONDS, scale_timeout_seconds or 0.0)
+
+
 def rollback_healthy_seconds(healthy_timeout_seconds: float | None) -> float:
     """How long a rollout's rollback waits for a healthy stable target: the rollout's own wait
     for healthy targets when longer than the default (the preflight checks the stable group's
@@ -336,7 +347,7 @@ def execute_rollback(
     bindings: Sequence[FlagBinding] = (),
     verify_timeout_seconds: float = DEFAULT_VERIFY_SECONDS,
     healthy_timeout_seconds: float = DEFAULT_HEALTHY_SECONDS,
-    stable_timeout_seconds: float = 600.0,
+    stable_timeout_seconds: float = DEFAULT_SCALE_SECONDS,
     quiet_if_unchanged: bool = False,
     ledger_failure: str | None = None,
     rollout: str | None = None,
@@ -400,11 +411,15 @@ def execute_rollback(
         still_holds(f"scale {t.stable_service} to {desired}")
         log.warning("%s; scaling %s to %s", why, t.stable_service, desired)
         ecs.update_service(env.deployer, t.stable_service, desired=desired)
+        # Said as soon as ECS took it: the service stays asked for that many tasks when the wait
+        # below fails (no capacity, tasks that never start), and the page and the report of the
+        # stopped rollback said it had done nothing.
+        steps.append(f"set {t.stable_service}'s desired count to {desired} ({why}), not seen steady")
         # On the revision it runs now: not one a run in this process pointed it at earlier and
         # ECS may have rolled back; the rollback moves the traffic to whatever stable runs.
         ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
                         {t.stable_service: stable.task_definition})
-        steps.append(f"scaled {t.stable_service} to {desired} ({why})")
+        steps[-1] = f"scaled {t.stable_service} to {desired} ({why})"
 
     target = Weights(stable=100, canary=0)
     # What the move's first read of the rule found (``set_and_verify``'s write reads it anyway): the
@@ -437,8 +452,12 @@ def execute_rollback(
         if scaled:
             scale_stable(f"it had {stable.running}/{stable.desired} tasks before taking the traffic")
         # Named in its refusal, as finalize's is: a bare "after 300 s" named neither the setting nor
-        # that it is the rollout's own (never below the default).
-        wait_healthy(env, "stable", healthy_timeout_seconds, setting=HEALTHY_SETTING)
+        # that it is the rollout's own (never below the default). Tasks this rollback started are
+        # waited for, all of them: the load balancer sends everything to the healthy targets
+        # alone, and a move at the first one put every user on one task sized for a share of
+        # them. A service it did not scale has carried its traffic all along: a target failing
+        # its checks there is not one a wait would bring back, so one healthy target will do.
+        wait_healthy(env, "stable", healthy_timeout_seconds, needed if scaled else 1, setting=HEALTHY_SETTING)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
@@ -552,6 +571,7 @@ def execute_rollback(
     disabled: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     held: tuple[str, ...] = ()  # flags another rollout holds that this one never set: left as they are, and said so
+    off: tuple[str, ...] = ()  # bound flags off before this run came to them (an earlier run's, or never on)
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled
@@ -569,6 +589,11 @@ def execute_rollback(
                          if getattr(c, "kept", None) is None and getattr(c, "held", None) is None)
         kept = tuple(c.describe() for c in changes if getattr(c, "kept", None) is not None)
         held = tuple(c.describe() for c in changes if getattr(c, "held", None) is not None)
+        # Said on the page: the run finishing one that disabled the flags and died paged nothing of
+        # them, and on-call could not tell whether the features still served.
+        named = {getattr(c, "feature", None) for c in changes}
+        named |= {feature for feature, _ in flags_failed.failures} if flags_failed is not None else set()
+        off = tuple(b.feature for b in bindings if b.feature not in named)
         # "none needed" only when nothing failed: a flag whose write failed is a step not done.
         if disabled or flags_failed is None:
             steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
@@ -591,6 +616,7 @@ def execute_rollback(
            "fix the ledger, then run the rollback again (`rollway abort`), which records it.\n"
            if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
+        + (f"Feature flags already off: {', '.join(off)}.\n" if off else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         # Another rollout's users still get the feature: "disabled: none" alone read as off for all.
@@ -694,6 +720,9 @@ def execute_rollback(
                             stable_task_definition=stable.task_definition, moved_from=read.weights,
                             message_id=message_id)
         raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
+    # The run's log is where a person who ran the rollback flow by hand looks: its only lines were
+    # the run's start and end, nothing of what moved or whether people were told.
+    log.info("rolled back %s: %s. Next: %s", t.canary_service, "; ".join(steps), _next_steps(rollout))
     return RollbackResult(
         reason=reason,
         weights=weights,
@@ -939,6 +968,7 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
         image=with_pin(spec.image, pinned_image), ledgered=ledgered,
         stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
         healthy_timeout_seconds=rollback_healthy_seconds(spec.healthy_timeout_seconds),
+        stable_timeout_seconds=rollback_scale_seconds(spec.scale_timeout_seconds),
     )
 
 
@@ -1604,6 +1634,9 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     own_healthy = recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
     healthy_timeout = rollback_healthy_seconds(own_healthy)
+    # A recorded rollout's own wait for ECS to start its tasks, too: the default cut short a stable
+    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook gives none).
+    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else None)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -1663,6 +1696,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             env, reason, actor=actor, previous_task_definition=previous_task_definition,
             stable_desired=stable_desired, bindings=bindings or (), ledger_failure=ledger_failure,
             verify_timeout_seconds=verify_timeout, healthy_timeout_seconds=healthy_timeout,
+            stable_timeout_seconds=scale_timeout,
             quiet_if_unchanged=record is not None and record.phase is RolloutPhase.ROLLED_BACK,
             # Only an open rollout is the one rolled back. A closed one's id (rolled back long ago, say)
             # on the flags' entries ended its own hold, ended long since, and left the one the flags

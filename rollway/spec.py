@@ -706,7 +706,7 @@ class RolloutSpec(_RangesSaid):
         refuse (say, an ``interval_seconds`` of 30, accepted before periods had to be whole
         minutes): if the whole spec does not validate, only what a rollback reads is (the
         image, the bound flags, the phase plan's end, the monitoring window, the read-back
-        wait and the healthy-target wait), and the rest keeps its defaults. A resume, which
+        wait, the healthy-target wait and the scale-up wait), and the rest keeps its defaults. A resume, which
         runs the policy, uses ``from_record`` and refuses.
         """
         try:
@@ -718,9 +718,10 @@ class RolloutSpec(_RangesSaid):
                 "image": raw["image"],
                 "flags": TypeAdapter(tuple[FlagBinding, ...]).validate_python(raw.get("flags", ()), context=context),
             }
-            # The window, and how long its load balancer may take to read back and its targets to
-            # pass their health checks: a rollback waits at least that.
-            for name in ("monitor_seconds", "verify_timeout_seconds", "healthy_timeout_seconds"):
+            # The window, and how long its load balancer may take to read back, its targets to pass
+            # their health checks and ECS to start its tasks: a rollback waits at least that.
+            for name in ("monitor_seconds", "verify_timeout_seconds", "healthy_timeout_seconds",
+                         "scale_timeout_seconds"):
                 parts[name] = TypeAdapter(float).validate_python(raw.get(name, cls.model_fields[name].default))
             if raw.get("phases"):
                 parts["phases"] = TypeAdapter(tuple[WeeklyPhase, ...]).validate_python(raw["phases"], context=context)

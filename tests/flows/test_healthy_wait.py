@@ -213,6 +213,47 @@ def test_a_rollback_that_cannot_read_the_stable_service_pages_that_it_failed():
     assert env.router.weights == Weights.canary_at(25)
 
 
+class StaggeredStable(FakeRouter):
+    """``StaggeredTargets`` (each task's target healthy ``after`` seconds after the scale-up that
+    started it), recording the stable targets that were healthy when each move was written."""
+
+    def __init__(self, wall: WallTime, deployer, services: dict[str, str], after: float) -> None:
+        super().__init__()
+        self.staggered = StaggeredTargets(wall, deployer, services, after)
+        self.moves: list[tuple[Weights, int]] = []  # (weights written, healthy stable targets then)
+
+    def healthy_targets(self, version: str) -> int:
+        return self.staggered.healthy_targets(version)
+
+    def set_weights(self, weights: Weights) -> Weights:
+        self.moves.append((weights, self.healthy_targets("stable")))
+        return super().set_weights(weights)
+
+
+def test_a_rollback_moves_the_traffic_once_the_stable_tasks_it_started_pass_health_checks(wall):
+    """Autoscaling had scaled the old service in to 1 task while the canary carried 75 % on 4: the
+    rollback scaled it back to 4, then moved all the traffic as soon as the one old target was
+    healthy, while the three it had just started were still `initial`: the load balancer sent
+    every user to the one task sized for a quarter of them."""
+    env = fake_environment(canary_error_rate=0.0)
+    t = env.targets
+    env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
+                                                           desired=1, running=1)
+    env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
+                                                           desired=4, running=4)
+    env.router = StaggeredStable(wall, env.deployer, {"stable": t.stable_service, "canary": t.canary_service},
+                                 after=60.0)
+    env.router.staggered.started["stable"] = [-600.0]  # serving long before the rollback
+    env.router.weights = Weights.canary_at(75)
+    env.metrics.router = env.router
+
+    result = rollback_on(env)
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert env.router.moves == [(Weights(stable=100, canary=0), 4)], env.router.moves
+    assert wall.t >= 60.0
+
+
 class StaggeredTargets(FakeRouter):
     """Each task's target turns healthy ``after`` seconds after the scale-up that started it: those
     that served the last stage are healthy while the ones started for this stage are `initial`."""

@@ -77,6 +77,21 @@ def test_a_flag_left_on_is_named_in_the_notice_and_the_incident_report(monkeypat
 
 
 
+def test_the_page_of_a_rollback_run_again_says_the_flags_an_earlier_run_disabled_are_off(monkeypatch):
+    """The first run disabled both flags and could not page; the page of the run that finished it
+    said nothing of the flags at all, and on-call could not tell whether the features still served."""
+    env, record = rolling_back_with_flags(monkeypatch)
+    rollback_paging_nobody(env)
+    assert not env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
+
+    done = rollback(reason="abort again")
+
+    assert done.flags_disabled == ()
+    _, body = env.notifier.messages[-1]
+    assert f"Feature flags already off: {SQS}, {INTERRUPTS}." in body, body
+    assert "Feature flags disabled" not in body, body
+
+
 def aborting(monkeypatch, env, capsys):
     """`rollway abort` run on ``env``: its exit code and what it printed, on one line."""
     from uuid import uuid4

@@ -486,3 +486,18 @@ def test_the_rollback_page_says_when_the_traffic_was_read_back_on_stable(monkeyp
     rollback(reason="abort", actor="erin")
     (_, page), = env.notifier.messages
     assert (f"(read back from the load balancer at {wall_utc(1_800_000_000.0)}: 100/0).") in page, page
+
+
+def test_a_finished_rollback_says_in_its_run_log_what_it_did(monkeypatch, caplog):
+    # A person who ran the rollback flow by hand read its log in the Prefect UI: the flow run's lines
+    # were its start and its end, nothing of the traffic moved, the canary retired or the notice sent.
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    with caplog.at_level(logging.INFO):
+        rollback(reason="abort", actor="erin")
+    said = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs" and "rolled back" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+    assert said[0].startswith(f"rolled back {t.canary_service}: "), said
+    for step in ("weights 100/0 verified", f"{t.canary_service} scaled to 0 on", "notified"):
+        assert step in said[0], said
+    assert f"`rollway report --rollout {first.rollout_id}`" in said[0], said

@@ -95,10 +95,42 @@ def test_a_rollback_that_could_not_move_the_traffic_is_reported_with_what_it_did
     report = flat(incident_report(record, alert_topic=t.alert_topic))
     assert f"by {utc(stopped.at)}: the load balancer read back **95/5** (stable/canary)" in report, report
     assert "**Users get since the rollback:** the canary still takes 5 % (95/5 stable/canary)" in report, report
-    assert "**Done:** nothing" in report, report
+    # Its UpdateService took: stable stays asked for 4 tasks (ECS keeps trying to start them), and
+    # the page and the report said the rollback had done nothing.
+    asked = f"set {t.stable_service}'s desired count to 4 (it had 1/1 tasks before taking the traffic), not seen steady"
+    assert f"**Done:** {asked}" in report, report
+    [(subject, page)] = env.notifier.messages
+    assert subject == f"Rollback FAILED: {t.canary_service}" and f"Done before it failed: {asked}." in page, page
     not_done = f"**Not done:** move the traffic to {t.stable_service} (services {t.stable_service} not stable"
     assert not_done in report, report
     assert f"scale {t.canary_service} to 0 and restore its task definition" in report, report
+
+
+@pytest.mark.parametrize("spec_seconds, waited", [(1500.0, 1500.0), (120.0, 600.0)])
+def test_the_stable_scale_up_waits_as_long_as_the_rollouts_spec_gives_ecs_and_never_less_than_ten_minutes(
+        monkeypatch, spec_seconds, waited):
+    """A large image takes minutes to start on Fargate, and the spec's scale_timeout_seconds says
+    how long: the rollback waited 600 s for the old service's tasks all the same, and failed with
+    users still on the canary after a decommission had scaled it to 0."""
+    from tests.flows.test_rollback_claim import SPEC
+
+    spec = SPEC.model_copy(update={"scale_timeout_seconds": spec_seconds})
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0, spec=spec)
+    t = env.targets
+    env.deployer.services[t.stable_service] = env.deployer.services[t.stable_service].model_copy(
+        update={"desired": 0, "running": 0})
+    waits, real = [], env.deployer.wait_stable
+
+    def wait_stable(services, timeout_seconds, expected=None):
+        waits.append((list(services), timeout_seconds))
+        return real(services, timeout_seconds, expected)
+
+    env.deployer.wait_stable = wait_stable
+
+    result = rollback(reason="5xx on the canary")
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert waits == [([t.stable_service], waited)], waits
 
 
 def test_an_abort_whose_topic_is_gone_is_reported_with_the_traffic_back_on_aws(aws, capsys):
