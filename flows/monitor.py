@@ -48,7 +48,7 @@ from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
                             Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed, utc)
-from rollway.model import Observation, Weights
+from rollway.model import Observation, Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
@@ -357,6 +357,12 @@ def _watch(
     # period and the publication delay ago (every look sits at the same offset in its period),
     # and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
+    # A resumed window: its periods from the opening that nobody may have judged (the dead run's
+    # last looks, the lease it held before this run could take over), read and judged once, up to
+    # this read's end (None: done). The looks read only their last few minutes: resumed after the
+    # default 10-minute lease, a breach of the guardrail in the window while nobody watched (its
+    # last minute, say) was never judged, and the old service was decommissioned under it.
+    unwatched = _unwatched_until(spec, window_seconds, since, start, recent_seconds) if since < start else None
     retried = 0  # the final look's reads tried again
     final: tuple[int, int, int] | None = None  # the tally before the final look, which each retry replaces
     while True:
@@ -372,6 +378,17 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data.
         early = now - start <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
+            missed = None
+            if unwatched is not None:
+                caught = metrics.observe(env.metrics, since, unwatched)
+                if caught.error is None:
+                    unwatched, missed = None, _first_breach(spec, caught, recent_seconds, resumed_at=start)
+                    if not dlq_settled and now >= first_period_end + spec.analysis.metrics_delay_seconds:
+                        # The same read gives each dead-letter queue's depth when the window opened.
+                        dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
+                else:
+                    log.warning("could not read the window's periods from its opening to the resume (%s): no look "
+                                "has judged them; reading them again at the next look", caught.error)
             if look_from == since:
                 # A queue with no reading yet has no depth known before (None): SQS publishes nothing
                 # for one idle for hours, empty or holding old failures, and its first reading would
@@ -396,6 +413,8 @@ def _watch(
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
+            if missed is not None and verdict.phase is not Phase.FAILED:
+                verdict = missed
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)
@@ -660,6 +679,37 @@ def _minutes(seconds: float) -> str:
     """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
     minutes = seconds / 60
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
+def _unwatched_until(spec: RolloutSpec, window_seconds: float, since: float, start: float, span: float) -> float:
+    """Until when a window resumed at ``start`` (opened at ``since``) is judged from its opening:
+    the resume, or, past the window's end, the last ``span`` (the guardrail's stretch) that holds
+    its last period. Periods after that are no longer the window's: the resumed run watches its
+    newest ones, and a week-late resume reads no week of minutes."""
+    whole = spec.monitor_seconds if spec.monitor_seconds > 0 else start - since + window_seconds
+    period = spec.analysis.interval_seconds
+    return min(start, math.ceil((since + whole) / period) * period + span)
+
+
+def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, resumed_at: float) -> Verdict | None:
+    """The first stretch of ``span`` seconds (the guardrail's: 5 minutes) of ``look``'s periods
+    whose error rate is over the monitoring guardrail, as a FAILED verdict saying which minutes,
+    or None.
+
+    Judged as a look judges its own stretch, less what only now can say: no dead-letter depths (the
+    looks count those from the opening already) and no healthy targets (those of now do not say
+    whose the load balancer's 5xx were then; with no request count those never roll back)."""
+    periods, first = look.intervals, 0
+    for last, end in enumerate(periods):
+        while periods[first].t <= end.t - span:
+            first += 1
+        stretch = Observation(start=end.t - span, end=end.t, intervals=periods[first:last + 1])
+        verdict = check(spec.guardrails, stretch, monitoring=True)
+        if verdict.phase is Phase.FAILED:
+            return verdict.model_copy(update={"reason": (
+                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no run watched (this run "
+                f"resumed the window at {utc(resumed_at)})")})
+    return None
 
 
 def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int | None] | None:

@@ -80,3 +80,34 @@ def test_a_resumed_window_is_named_by_its_whole_length_in_the_result_the_ledger_
     assert all("60 minutes of monitoring" in line for line in said), said
     assert "60 minutes of monitoring passed (resumed " in result.reason, result.reason
     assert not any("0 minutes" in line.replace("60 minutes", "") for line in said), said
+
+
+def test_a_window_resumed_after_the_default_lease_judges_the_minutes_nobody_watched():
+    """The run watching a 15-minute window died two minutes in; the next run could take the window
+    over only once the dead run's 10-minute lease ran out. Its looks read the last few minutes
+    before the resume: the window's fifth minute, in which the release answered 30 % of its
+    requests with 5xx (6 % of the five minutes to its end), was never judged, and the old service was decommissioned under a release
+    that had broken the guardrail in its window. The resumed run now judges the window's periods
+    from its opening, and rolls the release back, saying which minutes broke it."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    spec = SPEC.model_copy(update={"monitor_seconds": 900.0})
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
+    env.metrics.observe(opened, opened + 120)  # the dead run's looks
+    env.clock.sleep(720)  # resumed 12 minutes in, after the dead run's lease
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=180, stable_desired=4, opened_at=opened)
+
+    result = resumed()
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert f"in the 5 minutes to {utc(opened + 300)}" in result.reason and "no run watched" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
