@@ -375,8 +375,9 @@ def _watch(
         observation = metrics.observe(env.metrics, look_from, now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
-        # letters) or roll back, but the window's verdict counts it only if it saw data.
-        early = now - start <= interval + spec.analysis.metrics_delay_seconds
+        # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
+        # from the window's opening: a resumed window's periods were published long ago.
+        early = now - since <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             missed = None
             if unwatched is not None:

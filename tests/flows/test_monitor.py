@@ -568,6 +568,29 @@ def test_a_resumed_windows_looks_are_placed_in_the_whole_window_in_the_log(caplo
     assert any("could not read the metrics" in m for m in looks), looks
 
 
+def test_a_resumed_window_does_not_call_its_first_looks_early(caplog):
+    """Resumed 20 minutes after the promotion, the window's periods were published long before: a
+    look that found no request count still said "the window's first period may not be published
+    yet: this look does not count against the window", and the window was judged on fewer looks
+    than it made. Only a window's own first period (plus the metrics delay) is early."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    spec = SPEC.model_copy(update={"monitor_seconds": 1320.0})
+    opened = env.clock.now()
+    env.clock.sleep(1200)
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=120, stable_desired=4, opened_at=opened)
+
+    with caplog.at_level(logging.INFO):
+        result = resumed()
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    assert looks and not any("may not be published yet" in m for m in looks), looks
+    assert all("counts against the window" in m for m in looks) and not result.verified, looks
+    assert looks[0].startswith("monitoring check at 1200 of 1380 s of the window, resumed at 1200 s (0 of 1 looks"), looks
+
+
 def test_slow_reads_do_not_stretch_the_window_past_its_end_or_its_looks_apart(monkeypatch):
     """Each read took 10 s of the clock (a slow CloudWatch, inside the read's 15-s bound): the wait
     to the next look counted from after the read, so the looks were 70 s apart, not 60: a window
