@@ -34,6 +34,7 @@ from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
+from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
@@ -422,7 +423,7 @@ def _watch(
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
                 log.info("monitoring check %s (%d of %d looks counted requests to %s): %s", placed(now),
-                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
+                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason, interval))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
@@ -616,12 +617,18 @@ def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:
         get_run_logger().error("the ledger could not record %s: %s", what, unrecorded)
 
 
-def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
+def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval: float) -> str:
     """What a look read, for the log. With no request count and no load-balancer 5xx the guardrail
     has nothing to take a rate over, and its "canary error rate 0.00% within the 5% guardrail" read
-    as a healthy measurement: the look says it measured nothing, and what that does to the window."""
+    as a healthy measurement: the look says it measured nothing, and what that does to the window.
+    A look that counted requests says over how many, and which periods (``interval`` long): its
+    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was."""
     if saw:
-        return reason
+        counted = [i.t for i in seen.intervals if i.canary is not None]
+        totals = seen.totals("canary")
+        return (f"{reason} (over {totals.requests:,} request{'s' if totals.requests != 1 else ''} to the new version, "
+                f"{totals.errors:,} answered 5xx by it, in {len(counted)} period{'s' if len(counted) != 1 else ''}, "
+                f"{window_utc(counted[0] - interval, counted[-1])})")
     if seen.unserved():
         return f"no request count in this look; {reason}"
     nothing = "no requests were counted in this look, so no error rate was measured"

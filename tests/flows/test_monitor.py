@@ -346,6 +346,26 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
 
 
+def test_each_look_says_how_many_requests_its_rate_was_taken_over_and_when(caplog):
+    """"canary error rate 0.00% within the 5% guardrail" read the same over 3 requests as over
+    15,000, and said nothing of which minutes it was: whoever watched the window could not tell a
+    healthy release from one that had barely served anyone, nor how late CloudWatch was. Each look
+    that counted requests says how many, how many the new version answered 5xx, and the periods."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, steady(0.05, 0.001, 0.001))  # 3 requests a minute
+    with caplog.at_level(logging.INFO):
+        result = monitor_on(env, 300)
+    assert result.outcome == "decommissioned", result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    counted = [m for m in looks if "within the 5% guardrail" in m]
+    assert counted, looks
+    pattern = (r"within the 5% guardrail \(over (\d+) requests to the new version, 0 answered 5xx by it, in (\d) "
+               r"periods?, \d{4}-\d\d-\d\d \d\d:\d\d:00 to \d\d:\d\d:00 UTC\)$")
+    said = [re.search(pattern, m) for m in counted]
+    assert all(said), counted
+    assert all(int(m.group(1)) == 3 * int(m.group(2)) for m in said), counted
+
+
 def looks_of(caplog, behaviour) -> list[str]:
     """What each look of a 5-minute window logged, its metrics read from ``behaviour``."""
     env = promoted(canary_error_rate=0.001)
