@@ -358,12 +358,15 @@ def _watch(
     # period and the publication delay ago (every look sits at the same offset in its period),
     # and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
-    # A resumed window: its periods from the opening that nobody may have judged (the dead run's
-    # last looks, the lease it held before this run could take over), read and judged once, up to
-    # this read's end (None: done). The looks read only their last few minutes: resumed after the
-    # default 10-minute lease, a breach of the guardrail in the window while nobody watched (its
-    # last minute, say) was never judged, and the old service was decommissioned under it.
-    unwatched = _unwatched_until(spec, window_seconds, since, start, recent_seconds) if since < start else None
+    # Every period of the window ending by then was judged by a look made once it was published.
+    # The looks read only their last few minutes: periods older than that which no look judged (a
+    # resumed window's, from its opening, while the dead run's lease kept this run out; those of a
+    # stretch in which every read failed) are read and judged at the next look that can read: a
+    # breach of the guardrail in them (the window's last minute, say) went unjudged, and the old
+    # service was decommissioned under it.
+    judged_to = since
+    # Past it, periods are no longer the window's (a week-late resume reads no week of minutes).
+    window_last = _window_last(spec, window_seconds, since, start) + recent_seconds
     retried = 0  # the final look's reads tried again
     final: tuple[int, int, int] | None = None  # the tally before the final look, which each retry replaces
     while True:
@@ -381,16 +384,22 @@ def _watch(
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
             missed = None
-            if unwatched is not None:
-                caught = metrics.observe(env.metrics, since, unwatched)
+            published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
+            if now - recent_seconds > judged_to and judged_to < window_last:
+                # From a stretch earlier, for the context of the first period not judged.
+                caught = metrics.observe(env.metrics, max(since, judged_to - recent_seconds), min(now, window_last))
                 if caught.error is None:
-                    unwatched, missed = None, _first_breach(spec, caught, recent_seconds, resumed_at=start)
-                    if not dlq_settled and now >= first_period_end + spec.analysis.metrics_delay_seconds:
+                    missed = _first_breach(spec, caught, recent_seconds, after=judged_to, resumed_at=start)
+                    opening = judged_to == since and now >= first_period_end + spec.analysis.metrics_delay_seconds
+                    if not dlq_settled and opening:
                         # The same read gives each dead-letter queue's depth when the window opened.
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
+                    judged_to = max(judged_to, published)
                 else:
-                    log.warning("could not read the window's periods from its opening to the resume (%s): no look "
-                                "has judged them; reading them again at the next look", caught.error)
+                    log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
+                                "reading them again at the next look", utc(judged_to), caught.error)
+            else:
+                judged_to = max(judged_to, published)
             if look_from == since:
                 # A queue with no reading yet has no depth known before (None): SQS publishes nothing
                 # for one idle for hours, empty or holding old failures, and its first reading would
@@ -689,20 +698,20 @@ def _minutes(seconds: float) -> str:
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
-def _unwatched_until(spec: RolloutSpec, window_seconds: float, since: float, start: float, span: float) -> float:
-    """Until when a window resumed at ``start`` (opened at ``since``) is judged from its opening:
-    the resume, or, past the window's end, the last ``span`` (the guardrail's stretch) that holds
-    its last period. Periods after that are no longer the window's: the resumed run watches its
-    newest ones, and a week-late resume reads no week of minutes."""
-    whole = spec.monitor_seconds if spec.monitor_seconds > 0 else start - since + window_seconds
+def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:
+    """The end of a window's last period: opened at ``since``, watched from ``start`` for
+    ``window_seconds`` (a resumed one's whole length is the policy's)."""
+    whole = spec.monitor_seconds if since < start and spec.monitor_seconds > 0 else start - since + window_seconds
     period = spec.analysis.interval_seconds
-    return min(start, math.ceil((since + whole) / period) * period + span)
+    return math.ceil((since + max(whole, 2 * period)) / period) * period
 
 
-def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, resumed_at: float) -> Verdict | None:
-    """The first stretch of ``span`` seconds (the guardrail's: 5 minutes) of ``look``'s periods
-    whose error rate is over the monitoring guardrail, as a FAILED verdict saying which minutes,
-    or None.
+def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, after: float,
+                  resumed_at: float) -> Verdict | None:
+    """The first stretch of ``span`` seconds (the guardrail's: 5 minutes), ending at one of
+    ``look``'s periods ending ``after`` or later, whose error rate is over the monitoring
+    guardrail, as a FAILED verdict saying which minutes and why no look judged them then (no run
+    watched them: the window was resumed at ``resumed_at``; or the looks could not read them), or None.
 
     Judged as a look judges its own stretch, less what only now can say: no dead-letter depths (the
     looks count those from the opening already) and no healthy targets (those of now do not say
@@ -711,12 +720,15 @@ def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, resumed_
     for last, end in enumerate(periods):
         while periods[first].t <= end.t - span:
             first += 1
+        if end.t <= after:
+            continue
         stretch = Observation(start=end.t - span, end=end.t, intervals=periods[first:last + 1])
         verdict = check(spec.guardrails, stretch, monitoring=True)
         if verdict.phase is Phase.FAILED:
+            why = (f"no run watched the window then: this run resumed it at {utc(resumed_at)}" if end.t <= resumed_at
+                   else "the looks could not read the metrics then")
             return verdict.model_copy(update={"reason": (
-                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no run watched (this run "
-                f"resumed the window at {utc(resumed_at)})")})
+                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no look judged ({why})")})
     return None
 
 

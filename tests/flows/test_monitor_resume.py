@@ -8,7 +8,7 @@ from prefect import flow
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeMetrics, steady
-from rollway.model import Weights
+from rollway.model import Observation, Weights
 from tests.flows.test_progressive_fakes import Killed, env_with_ledger, kinds, monitored_spec, mortal
 
 SPEC = monitored_spec()
@@ -107,7 +107,40 @@ def test_a_window_resumed_after_the_default_lease_judges_the_minutes_nobody_watc
 
     result = resumed()
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
-    assert f"in the 5 minutes to {utc(opened + 300)}" in result.reason and "no run watched" in result.reason, result.reason
+    assert f"in the 5 minutes to {utc(opened + 300)}" in result.reason and "no run watched the window then" in result.reason, result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def test_a_breach_while_the_looks_could_not_read_the_metrics_is_judged_once_they_can():
+    """CloudWatch refused every read for eight minutes of a 20-minute window (throttled), while the
+    release answered 30 % of a minute's requests with 5xx; the first look that could read again
+    judged only its last five minutes, so that minute was never judged and the old service was
+    decommissioned. The first read after such a stretch judges it, and the release is rolled back."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 240 else healthy)(w, t))
+    observe = env.metrics.observe
+
+    def throttled_for_eight_minutes(start, end):
+        if opened + 60 <= end <= opened + 540:
+            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
+        return observe(start, end)
+
+    env.metrics.observe = throttled_for_eight_minutes
+
+    @flow
+    def watched():
+        return run_monitor(env, SPEC, window_seconds=1200, stable_desired=4)
+
+    result = watched()
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert f"in the 5 minutes to {utc(opened + 240)}" in result.reason, result.reason
+    assert "could not read the metrics" in result.reason, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
