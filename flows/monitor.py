@@ -500,6 +500,14 @@ def _watch(
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure,
                                              last_unread=observation.error is not None)
+    last_period = settled - spec.analysis.metrics_delay_seconds
+    if verified and not _has_period(observation, last_period):
+        # Passed on the looks before it (nothing says that period served anyone): said so in the
+        # result, the ledger and the page, which read as if the window's last minute had been judged.
+        unseen = (f"; its last period ({window_utc(last_period - interval, last_period)}) had no request count for "
+                  f"the new version in the final look's {retried + 1} read{'s' if retried else ''}, so it was not "
+                  "judged")
+        reason, counted = reason + unseen, counted + unseen
     alerts = alerted.messages()
     if only_watches is not None:
         return _watched_only(reason, verified, only_watches, alerts, tally.checks, paged_late=paged_late)

@@ -468,6 +468,29 @@ def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_se
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
 
 
+def test_a_window_whose_last_period_never_had_a_request_count_says_it_was_not_judged():
+    """CloudWatch never gave the window's last period a request count for the new version, through
+    the final look and its three reads again: the window passed, and the result, the ledger and the
+    page said "10 minutes of monitoring passed", as if its last minute had been judged too."""
+    from rollway.aws.cloudwatch import window_utc
+
+    env = promoted(canary_error_rate=0.001)
+    last_period_end = env.clock.now() + 600  # the fake clock starts on a period boundary
+    healthy = steady(50.0, 0.001, 0.001)
+
+    def silent_last_minute(weights, t):
+        baseline, canary = healthy(weights, t)
+        return (baseline, None) if t == last_period_end else (baseline, canary)
+
+    env.metrics = FakeMetrics(env.router, silent_last_minute)
+    result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned", result.reason
+    said = (f"its last period ({window_utc(last_period_end - 60, last_period_end)}) had no request count for the new "
+            "version in the final look's 4 reads, so it was not judged")
+    assert said in result.reason, result.reason
+    assert said in env.notifier.messages[-1][1], env.notifier.messages
+
+
 def test_a_one_minute_window_is_said_in_the_singular():
     """A one-minute window said "1 minutes of monitoring passed" in the result and the page."""
     env = promoted(canary_error_rate=0.001)
