@@ -34,6 +34,7 @@ from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
+from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
 from rollway.clock import ClockSettings
@@ -48,7 +49,7 @@ from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
                             Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed, utc)
-from rollway.model import Observation, Weights
+from rollway.model import Observation, Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
@@ -357,6 +358,15 @@ def _watch(
     # period and the publication delay ago (every look sits at the same offset in its period),
     # and a 5-minute cut would leave every look of the window empty.
     recent_seconds = max(RECENT_SECONDS, interval + spec.analysis.metrics_delay_seconds)
+    # Every period of the window ending by then was judged by a look made once it was published.
+    # The looks read only their last few minutes: periods older than that which no look judged (a
+    # resumed window's, from its opening, while the dead run's lease kept this run out; those of a
+    # stretch in which every read failed) are read and judged at the next look that can read: a
+    # breach of the guardrail in them (the window's last minute, say) went unjudged, and the old
+    # service was decommissioned under it.
+    judged_to = since
+    # Past it, periods are no longer the window's (a week-late resume reads no week of minutes).
+    window_last = _window_last(spec, window_seconds, since, start) + recent_seconds
     retried = 0  # the final look's reads tried again
     final: tuple[int, int, int] | None = None  # the tally before the final look, which each retry replaces
     while True:
@@ -369,9 +379,27 @@ def _watch(
         observation = metrics.observe(env.metrics, look_from, now)
         # Until a period of the window has had time to be published (CloudWatch is about a
         # minute late), a look that finds nothing is early, not blind: it may alert (dead
-        # letters) or roll back, but the window's verdict counts it only if it saw data.
-        early = now - start <= interval + spec.analysis.metrics_delay_seconds
+        # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
+        # from the window's opening: a resumed window's periods were published long ago.
+        early = now - since <= interval + spec.analysis.metrics_delay_seconds
         if observation.error is None:
+            missed = None
+            published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
+            if now - recent_seconds > judged_to and judged_to < window_last:
+                # From a stretch earlier, for the context of the first period not judged.
+                caught = metrics.observe(env.metrics, max(since, judged_to - recent_seconds), min(now, window_last))
+                if caught.error is None:
+                    missed = _first_breach(spec, caught, recent_seconds, after=judged_to, resumed_at=start)
+                    opening = judged_to == since and now >= first_period_end + spec.analysis.metrics_delay_seconds
+                    if not dlq_settled and opening:
+                        # The same read gives each dead-letter queue's depth when the window opened.
+                        dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
+                    judged_to = max(judged_to, published)
+                else:
+                    log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
+                                "reading them again at the next look", utc(judged_to), caught.error)
+            else:
+                judged_to = max(judged_to, published)
             if look_from == since:
                 # A queue with no reading yet has no depth known before (None): SQS publishes nothing
                 # for one idle for hours, empty or holding old failures, and its first reading would
@@ -396,13 +424,15 @@ def _watch(
                 log.warning("monitoring check saw no request count for %s: no data", t.canary_service)
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
+            if missed is not None and verdict.phase is not Phase.FAILED:
+                verdict = missed
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)
             if verdict.phase is not Phase.FAILED:
                 # A window lasts an hour: each look shows in the run's log, with what it read.
                 log.info("monitoring check %s (%d of %d looks counted requests to %s): %s", placed(now),
-                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason))
+                         tally.measured, tally.checks, t.canary_service, _look_said(saw, early, seen, verdict.reason, interval))
             if verdict.phase is Phase.FAILED:
                 reason = f"{MONITORING_ROLLBACK}{verdict.reason}"
                 log.warning(reason)
@@ -470,6 +500,14 @@ def _watch(
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure,
                                              last_unread=observation.error is not None)
+    last_period = settled - spec.analysis.metrics_delay_seconds
+    if verified and not _has_period(observation, last_period):
+        # Passed on the looks before it (nothing says that period served anyone): said so in the
+        # result, the ledger and the page, which read as if the window's last minute had been judged.
+        unseen = (f"; its last period ({window_utc(last_period - interval, last_period)}) had no request count for "
+                  f"the new version in the final look's {retried + 1} read{'s' if retried else ''}, so it was not "
+                  "judged")
+        reason, counted = reason + unseen, counted + unseen
     alerts = alerted.messages()
     if only_watches is not None:
         return _watched_only(reason, verified, only_watches, alerts, tally.checks, paged_late=paged_late)
@@ -596,12 +634,18 @@ def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:
         get_run_logger().error("the ledger could not record %s: %s", what, unrecorded)
 
 
-def _look_said(saw: bool, early: bool, seen: Observation, reason: str) -> str:
+def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval: float) -> str:
     """What a look read, for the log. With no request count and no load-balancer 5xx the guardrail
     has nothing to take a rate over, and its "canary error rate 0.00% within the 5% guardrail" read
-    as a healthy measurement: the look says it measured nothing, and what that does to the window."""
+    as a healthy measurement: the look says it measured nothing, and what that does to the window.
+    A look that counted requests says over how many, and which periods (``interval`` long): its
+    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was."""
     if saw:
-        return reason
+        counted = [i.t for i in seen.intervals if i.canary is not None]
+        totals = seen.totals("canary")
+        return (f"{reason} (over {totals.requests:,} request{'s' if totals.requests != 1 else ''} to the new version, "
+                f"{totals.errors:,} answered 5xx by it, in {len(counted)} period{'s' if len(counted) != 1 else ''}, "
+                f"{window_utc(counted[0] - interval, counted[-1])})")
     if seen.unserved():
         return f"no request count in this look; {reason}"
     nothing = "no requests were counted in this look, so no error rate was measured"
@@ -660,6 +704,40 @@ def _minutes(seconds: float) -> str:
     """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
     minutes = seconds / 60
     return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+
+
+def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:
+    """The end of a window's last period: opened at ``since``, watched from ``start`` for
+    ``window_seconds`` (a resumed one's whole length is the policy's)."""
+    whole = spec.monitor_seconds if since < start and spec.monitor_seconds > 0 else start - since + window_seconds
+    period = spec.analysis.interval_seconds
+    return math.ceil((since + max(whole, 2 * period)) / period) * period
+
+
+def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, after: float,
+                  resumed_at: float) -> Verdict | None:
+    """The first stretch of ``span`` seconds (the guardrail's: 5 minutes), ending at one of
+    ``look``'s periods ending ``after`` or later, whose error rate is over the monitoring
+    guardrail, as a FAILED verdict saying which minutes and why no look judged them then (no run
+    watched them: the window was resumed at ``resumed_at``; or the looks could not read them), or None.
+
+    Judged as a look judges its own stretch, less what only now can say: no dead-letter depths (the
+    looks count those from the opening already) and no healthy targets (those of now do not say
+    whose the load balancer's 5xx were then; with no request count those never roll back)."""
+    periods, first = look.intervals, 0
+    for last, end in enumerate(periods):
+        while periods[first].t <= end.t - span:
+            first += 1
+        if end.t <= after:
+            continue
+        stretch = Observation(start=end.t - span, end=end.t, intervals=periods[first:last + 1])
+        verdict = check(spec.guardrails, stretch, monitoring=True)
+        if verdict.phase is Phase.FAILED:
+            why = (f"no run watched the window then: this run resumed it at {utc(resumed_at)}" if end.t <= resumed_at
+                   else "the looks could not read the metrics then")
+            return verdict.model_copy(update={"reason": (
+                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no look judged ({why})")})
+    return None
 
 
 def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[str, int | None] | None:

@@ -346,6 +346,26 @@ def test_each_look_of_a_healthy_window_shows_in_the_log(caplog):
     assert any("error rate" in m and "within the 5% guardrail" in m for m in looks), looks
 
 
+def test_each_look_says_how_many_requests_its_rate_was_taken_over_and_when(caplog):
+    """"canary error rate 0.00% within the 5% guardrail" read the same over 3 requests as over
+    15,000, and said nothing of which minutes it was: whoever watched the window could not tell a
+    healthy release from one that had barely served anyone, nor how late CloudWatch was. Each look
+    that counted requests says how many, how many the new version answered 5xx, and the periods."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, steady(0.05, 0.001, 0.001))  # 3 requests a minute
+    with caplog.at_level(logging.INFO):
+        result = monitor_on(env, 300)
+    assert result.outcome == "decommissioned", result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    counted = [m for m in looks if "within the 5% guardrail" in m]
+    assert counted, looks
+    pattern = (r"within the 5% guardrail \(over (\d+) requests to the new version, 0 answered 5xx by it, in (\d) "
+               r"periods?, \d{4}-\d\d-\d\d \d\d:\d\d:00 to \d\d:\d\d:00 UTC\)$")
+    said = [re.search(pattern, m) for m in counted]
+    assert all(said), counted
+    assert all(int(m.group(1)) == 3 * int(m.group(2)) for m in said), counted
+
+
 def looks_of(caplog, behaviour) -> list[str]:
     """What each look of a 5-minute window logged, its metrics read from ``behaviour``."""
     env = promoted(canary_error_rate=0.001)
@@ -446,6 +466,29 @@ def test_a_regression_in_the_windows_last_period_rolls_back_and_keeps_the_old_se
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def test_a_window_whose_last_period_never_had_a_request_count_says_it_was_not_judged():
+    """CloudWatch never gave the window's last period a request count for the new version, through
+    the final look and its three reads again: the window passed, and the result, the ledger and the
+    page said "10 minutes of monitoring passed", as if its last minute had been judged too."""
+    from rollway.aws.cloudwatch import window_utc
+
+    env = promoted(canary_error_rate=0.001)
+    last_period_end = env.clock.now() + 600  # the fake clock starts on a period boundary
+    healthy = steady(50.0, 0.001, 0.001)
+
+    def silent_last_minute(weights, t):
+        baseline, canary = healthy(weights, t)
+        return (baseline, None) if t == last_period_end else (baseline, canary)
+
+    env.metrics = FakeMetrics(env.router, silent_last_minute)
+    result = monitor_on(env, 600)
+    assert result.outcome == "decommissioned", result.reason
+    said = (f"its last period ({window_utc(last_period_end - 60, last_period_end)}) had no request count for the new "
+            "version in the final look's 4 reads, so it was not judged")
+    assert said in result.reason, result.reason
+    assert said in env.notifier.messages[-1][1], env.notifier.messages
 
 
 def test_a_one_minute_window_is_said_in_the_singular():
@@ -566,6 +609,29 @@ def test_a_resumed_windows_looks_are_placed_in_the_whole_window_in_the_log(caplo
     assert looks and all(placed), looks
     assert int(placed[0].group(1)) >= 300 and all(int(p.group(2)) >= 900 for p in placed), looks
     assert any("could not read the metrics" in m for m in looks), looks
+
+
+def test_a_resumed_window_does_not_call_its_first_looks_early(caplog):
+    """Resumed 20 minutes after the promotion, the window's periods were published long before: a
+    look that found no request count still said "the window's first period may not be published
+    yet: this look does not count against the window", and the window was judged on fewer looks
+    than it made. Only a window's own first period (plus the metrics delay) is early."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = FakeMetrics(env.router, no_request_count)
+    spec = SPEC.model_copy(update={"monitor_seconds": 1320.0})
+    opened = env.clock.now()
+    env.clock.sleep(1200)
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=120, stable_desired=4, opened_at=opened)
+
+    with caplog.at_level(logging.INFO):
+        result = resumed()
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    assert looks and not any("may not be published yet" in m for m in looks), looks
+    assert all("counts against the window" in m for m in looks) and not result.verified, looks
+    assert looks[0].startswith("monitoring check at 1200 of 1380 s of the window, resumed at 1200 s (0 of 1 looks"), looks
 
 
 def test_slow_reads_do_not_stretch_the_window_past_its_end_or_its_looks_apart(monkeypatch):

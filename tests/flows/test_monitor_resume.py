@@ -8,7 +8,7 @@ from prefect import flow
 from flows.progressive import run_progressive
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeMetrics, steady
-from rollway.model import Weights
+from rollway.model import Observation, Weights
 from tests.flows.test_progressive_fakes import Killed, env_with_ledger, kinds, monitored_spec, mortal
 
 SPEC = monitored_spec()
@@ -80,3 +80,67 @@ def test_a_resumed_window_is_named_by_its_whole_length_in_the_result_the_ledger_
     assert all("60 minutes of monitoring" in line for line in said), said
     assert "60 minutes of monitoring passed (resumed " in result.reason, result.reason
     assert not any("0 minutes" in line.replace("60 minutes", "") for line in said), said
+
+
+def test_a_window_resumed_after_the_default_lease_judges_the_minutes_nobody_watched():
+    """The run watching a 15-minute window died two minutes in; the next run could take the window
+    over only once the dead run's 10-minute lease ran out. Its looks read the last few minutes
+    before the resume: the window's fifth minute, in which the release answered 30 % of its
+    requests with 5xx (6 % of the five minutes to its end), was never judged, and the old service was decommissioned under a release
+    that had broken the guardrail in its window. The resumed run now judges the window's periods
+    from its opening, and rolls the release back, saying which minutes broke it."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    spec = SPEC.model_copy(update={"monitor_seconds": 900.0})
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
+    env.metrics.observe(opened, opened + 120)  # the dead run's looks
+    env.clock.sleep(720)  # resumed 12 minutes in, after the dead run's lease
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=180, stable_desired=4, opened_at=opened)
+
+    result = resumed()
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert f"in the 5 minutes to {utc(opened + 300)}" in result.reason and "no run watched the window then" in result.reason, result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def test_a_breach_while_the_looks_could_not_read_the_metrics_is_judged_once_they_can():
+    """CloudWatch refused every read for eight minutes of a 20-minute window (throttled), while the
+    release answered 30 % of a minute's requests with 5xx; the first look that could read again
+    judged only its last five minutes, so that minute was never judged and the old service was
+    decommissioned. The first read after such a stretch judges it, and the release is rolled back."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 240 else healthy)(w, t))
+    observe = env.metrics.observe
+
+    def throttled_for_eight_minutes(start, end):
+        if opened + 60 <= end <= opened + 540:
+            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
+        return observe(start, end)
+
+    env.metrics.observe = throttled_for_eight_minutes
+
+    @flow
+    def watched():
+        return run_monitor(env, SPEC, window_seconds=1200, stable_desired=4)
+
+    result = watched()
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert f"in the 5 minutes to {utc(opened + 240)}" in result.reason, result.reason
+    assert "could not read the metrics" in result.reason, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
