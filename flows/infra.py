@@ -650,7 +650,7 @@ _SAME_BY_CDK = "cdk said so; CloudFormation's state of it was not read"
 def _up_to_date(deployed: DeployedStack, before: StackState | None, after: StackState | None) -> str:
     """How the run knows ``deployed``'s deploy changed nothing ("" when it did, or may have):
     CloudFormation's reads before the first deploy and after this one, when both were made
-    (the same id, status, last update and newest event, ``changed_stacks``), else cdk's word."""
+    (the same id, status, last update, newest event and termination protection, ``changed_stacks``), else cdk's word."""
     if before is not None and after is not None:
         return "" if changed_stacks([deployed.stack], {deployed.stack: before}, {deployed.stack: after}) \
             else _SAME_BY_CLOUDFORMATION

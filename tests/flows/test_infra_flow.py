@@ -122,6 +122,37 @@ def test_whether_a_stack_was_up_to_date_is_read_from_cloudformation_not_from_one
             "date") in caplog.text, caplog.text
 
 
+def test_a_deploy_that_only_turned_termination_protection_on_is_not_said_up_to_date(aws, caplog):
+    """cdk (aws-cdk 2.1148, deploy-stack's updateTerminationProtection) applies a stack's changed
+    terminationProtection with UpdateTerminationProtection, then finds the template unchanged and
+    says "(no changes)": CloudFormation adds no event for it and moves neither status nor
+    LastUpdatedTime, so the run said the stack was up to date though it had changed it."""
+    from tests.botocore_events import on_operation
+
+    protected: set[str] = set()
+
+    class Protecting(_OnCloudFormation):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinaryEFSStack":
+                protected.add(stack)  # moto has no UpdateTerminationProtection: its answers say what AWS would
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": True})
+
+    def as_aws_answers(parsed, **_):
+        for found in parsed.get("Stacks", []):
+            found["EnableTerminationProtection"] = found["StackName"] in protected
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    with on_operation(cloudformation, "after-call", as_aws_answers, operation="DescribeStacks"):
+        deploy_on(Protecting(cloudformation), None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert "`WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "WebordinaryEFSStack: no changes" not in caplog.text, caplog.text
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinaryEFSStack), 7 were up to "
+            "date") in caplog.text, caplog.text
+
+
 def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aws):
     """The artifact of a run that failed at a stack is the one a person reads to resume: the stacks
     deployed before it say whether CloudFormation changed them, as a run that finished says."""
