@@ -570,28 +570,39 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
         log.warning("could not read the CloudFormation state of %s in %s (%s): not known whether this run changed "
                     "%s", ", ".join(names), region, error_said(err), "it" if len(names) == 1 else "them")
 
-    def each(region: str, names: Sequence[str]) -> dict[str, StackState]:
+    def each(region: str, names: Sequence[str],
+             ) -> tuple[dict[str, StackState], dict[str, StackState], list[tuple[str, Exception]]]:
+        # Its own dicts, handed back only if it answers in time: a read given up on goes on in its
+        # thread, and wrote a status it read late into what the run's checks had already judged.
         read: dict[str, StackState] = {}
+        alone: dict[str, StackState] = {}
+        failed: list[tuple[str, Exception]] = []
         for stack in names:
             try:
                 read[stack] = statuses(region).seen(stack)
             except Exception as err:  # noqa: BLE001 - one stack's read failing leaves the others' to judge
-                unread([stack], region, err)
+                failed.append((stack, err))
                 if status_only is not None:
                     try:
-                        status_only[stack] = statuses(region).state(stack)
-                    except Exception:  # noqa: BLE001, S110 - not read at all: said above, left to cdk
+                        alone[stack] = statuses(region).state(stack)
+                    except Exception:  # noqa: BLE001, S110 - not read at all: said with its failure, left to cdk
                         pass
-        return read
+        return read, alone, failed
 
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
             "%s is in account %s, whose stacks this run does not read: not known whether its deploy changed it",
             stack, account)).items():
         try:
-            found.update(answered(f"CloudFormation in {region}", read_seconds,
-                                  lambda region=region, names=names: each(region, names), log.info))
+            read, alone, failed = answered(f"CloudFormation in {region}", read_seconds,
+                                           lambda region=region, names=names: each(region, names), log.info)
         except Exception as err:  # noqa: BLE001 - never stops a deploy; its stacks are not known to be unchanged
             unread(names, region, err)
+            continue
+        for stack, err in failed:
+            unread([stack], region, err)
+        found.update(read)
+        if status_only is not None:
+            status_only.update(alone)
     return found
 
 

@@ -1122,6 +1122,44 @@ def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_
     assert late == [], late
 
 
+def test_a_stack_read_answered_after_its_bound_changes_nothing_the_run_judged_or_logs(caplog):
+    """The read of a region given up on goes on in its thread: a stack whose events were refused
+    had its status read there after all, written into the statuses the run's checks judge, and its
+    "could not read" logged into the run after the run had said the region did not answer."""
+    import threading
+
+    from flows.infra import _read_states
+    from rollway.cleanup import StackState
+
+    release = threading.Event()
+
+    class Late:
+        def seen(self, name):
+            raise RuntimeError("DescribeStackEvents refused")
+
+        def state(self, name):
+            release.wait(30)
+            return StackState(name=name, status="UPDATE_ROLLBACK_FAILED")
+
+    judged: dict = {}
+
+    @flow
+    def reading():
+        stacks = ["WebordinarySQSStack"]
+        return _read_states(lambda _region: Late(), stacks, {s: HOME for s in stacks}, HOME, 0.01,
+                            status_only=judged)
+
+    assert reading() == {}
+    given_up = time.time()
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("rollway-read-CloudFormation"):
+            thread.join(30)
+    assert judged == {}  # what the checks of the statuses judged stays what the run read within the bound
+    late = [r.getMessage() for r in caplog.records if r.created > given_up]
+    assert late == [], late
+
+
 def test_a_resume_over_a_stack_still_changing_is_refused_before_any_deploy():
     class Busy:
         def status(self, name):
