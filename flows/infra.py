@@ -398,13 +398,18 @@ def run_deploy_infrastructure(
                  stack, same)
         up_to_date.append(stack)
     result = standing()
+    # A resume's stacks before from_stack, apart: in neither count, the line's numbers did not add
+    # up to the plan's it named.
+    earlier = (f"{len(plan.skipped)} deployed by an earlier run were not deployed again ({', '.join(plan.skipped)})"
+               if plan.skipped else "")
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
         changed = [s for s in plan.to_deploy if s not in up_to_date]
-        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date",
-                 total, len(changed), ", ".join(changed) or "none", len(up_to_date))
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date%s",
+                 total, len(changed), ", ".join(changed) or "none", len(up_to_date),
+                 f", and {earlier}" if earlier else "")
     else:
-        log.info("all %d stack(s) of the plan are deployed", total)
+        log.info("all %d stack(s) of the plan are deployed%s", total, f"; {earlier}" if earlier else "")
     if reader is None:
         _artifact(result)
         changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds, after)

@@ -153,6 +153,19 @@ def test_a_deploy_that_only_turned_termination_protection_on_is_not_said_up_to_d
             "date") in caplog.text, caplog.text
 
 
+def test_a_resumed_run_counts_the_stacks_an_earlier_run_deployed_apart_in_its_last_line(aws, caplog):
+    """"all 8 stack(s) of the plan are deployed; CloudFormation changed 1, 3 were up to date": the
+    four before from_stack, not deployed by this run, were in neither count, and the line's numbers
+    did not add up to what it said of the plan."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    deploy_on(_OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"]), None,
+              from_stack="WebordinarySQSStack", statuses=_read_by(aws))
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 3 were up to "
+            "date, and 4 deployed by an earlier run were not deployed again (WebordinaryECRStack, "
+            "WebordinarySecretsStack, WebordinaryEFSStack, WebordinaryALBStack)") in caplog.text, caplog.text
+
+
 def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aws):
     """The artifact of a run that failed at a stack is the one a person reads to resume: the stacks
     deployed before it say whether CloudFormation changed them, as a run that finished says."""
