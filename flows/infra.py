@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -350,14 +350,14 @@ def run_deploy_infrastructure(
                 _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
                 raise
             # Which of those before it were up to date, in the artifact a person resumes from.
-            _up_to_date_said(reports, deploys, plan, before, now)
+            same = _up_to_date_said(reports, deploys, plan, before, now)
             result = standing()
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
             when = _again_when(err, stack, now.get(stack), environments.get(stack))
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=when)
             _checklist_outdated(stack, err, changed, unknown)
-            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when)) from err
+            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when, same)) from err
         except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
             # CloudFormation goes on with what it had started. Such a run left no word of where it
@@ -700,11 +700,18 @@ def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> 
 
 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
-             already_deployed: Sequence[str] = (), when: str | None = None) -> str:
+             already_deployed: Sequence[str] = (), when: str | None = None, same: Collection[str] = ()) -> str:
+    """The error of a run stopped at ``failed``: what it deployed (``same``: those of them it left
+    up to date), what not, cdk's last lines and how to resume."""
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
     tail = _last_lines(err)
+    # Which of those deployed it changed, as a run that finished says: "deployed" alone was said of both alike.
+    unchanged = [s for s in by["deployed"] if s in same]
+    moved = [s for s in by["deployed"] if s not in same]
+    how = (f" (CloudFormation changed {', '.join(moved) or 'none'}; {', '.join(unchanged)} "
+           f"{'was' if len(unchanged) == 1 else 'were'} up to date)" if unchanged else "")
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
-             f"deployed in this run: {', '.join(by['deployed']) or 'none'}"]
+             f"deployed in this run: {', '.join(by['deployed']) or 'none'}{how}"]
     if by["skipped"]:
         lines.append(f"skipped (deployed by an earlier run): {', '.join(by['skipped'])}")
     lines.append(f"not deployed: {', '.join(by['not deployed']) or 'none'} (the run stopped at {failed})")

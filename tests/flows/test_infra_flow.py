@@ -174,8 +174,12 @@ def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aw
     since = time.time()
     deployer = _OnCloudFormation(cloudformation, changes=["WebordinaryEFSStack"],
                                  failing={"WebordinarySQSStack": "Failed to publish asset"})
-    with pytest.raises(InfraDeployFailed):
+    with pytest.raises(InfraDeployFailed) as failed:
         deploy_on(deployer, None, statuses=_read_by(aws))
+    # The error, what a person reads first, said "deployed in this run" of all four alike.
+    assert ("deployed in this run: WebordinaryECRStack, WebordinarySecretsStack, WebordinaryEFSStack, "
+            "WebordinaryALBStack (CloudFormation changed WebordinaryEFSStack; WebordinaryECRStack, "
+            "WebordinarySecretsStack, WebordinaryALBStack were up to date)\n") in str(failed.value), str(failed.value)
     summary = latest(ARTIFACT_KEY, since)
     assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
             "it as it was before the deploy); ") in summary, summary
