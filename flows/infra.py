@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -350,14 +350,14 @@ def run_deploy_infrastructure(
                 _artifact(result, failed_at=stack, already_deployed=already_deployed, when=_again_when(err, stack))
                 raise
             # Which of those before it were up to date, in the artifact a person resumes from.
-            _up_to_date_said(reports, deploys, plan, before, now)
+            same = _up_to_date_said(reports, deploys, plan, before, now)
             result = standing()
             # A deploy stopped at its timeout: the resume waits for CloudFormation, not for a fix. One
             # whose rollback failed too takes no deploy until someone acts: the read says so already.
             when = _again_when(err, stack, now.get(stack), environments.get(stack))
             _artifact(result, failed_at=stack, already_deployed=already_deployed, when=when)
             _checklist_outdated(stack, err, changed, unknown)
-            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when)) from err
+            raise InfraDeployFailed(_stopped(result, stack, err, requested, already_deployed, when, same)) from err
         except BaseException as stop:
             # Cancelled from the UI (Prefect's TerminationSignal) or Ctrl-C: cdk is stopped, but
             # CloudFormation goes on with what it had started. Such a run left no word of where it
@@ -398,13 +398,18 @@ def run_deploy_infrastructure(
                  stack, same)
         up_to_date.append(stack)
     result = standing()
+    # A resume's stacks before from_stack, apart: in neither count, the line's numbers did not add
+    # up to the plan's it named.
+    earlier = (f"{len(plan.skipped)} deployed by an earlier run were not deployed again ({', '.join(plan.skipped)})"
+               if plan.skipped else "")
     if up_to_date:
         # Which stacks the run changed, at a glance: "deployed" alone was said of both alike.
         changed = [s for s in plan.to_deploy if s not in up_to_date]
-        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date",
-                 total, len(changed), ", ".join(changed) or "none", len(up_to_date))
+        log.info("all %d stack(s) of the plan are deployed; CloudFormation changed %d (%s), %d were up to date%s",
+                 total, len(changed), ", ".join(changed) or "none", len(up_to_date),
+                 f", and {earlier}" if earlier else "")
     else:
-        log.info("all %d stack(s) of the plan are deployed", total)
+        log.info("all %d stack(s) of the plan are deployed%s", total, f"; {earlier}" if earlier else "")
     if reader is None:
         _artifact(result)
         changed, unknown, _ = _changed(statuses, before, plan.to_deploy, environments, home, read_seconds, after)
@@ -570,28 +575,39 @@ def _read_states(statuses: Callable[[str], StackStatuses], stacks: Sequence[str]
         log.warning("could not read the CloudFormation state of %s in %s (%s): not known whether this run changed "
                     "%s", ", ".join(names), region, error_said(err), "it" if len(names) == 1 else "them")
 
-    def each(region: str, names: Sequence[str]) -> dict[str, StackState]:
+    def each(region: str, names: Sequence[str],
+             ) -> tuple[dict[str, StackState], dict[str, StackState], list[tuple[str, Exception]]]:
+        # Its own dicts, handed back only if it answers in time: a read given up on goes on in its
+        # thread, and wrote a status it read late into what the run's checks had already judged.
         read: dict[str, StackState] = {}
+        alone: dict[str, StackState] = {}
+        failed: list[tuple[str, Exception]] = []
         for stack in names:
             try:
                 read[stack] = statuses(region).seen(stack)
             except Exception as err:  # noqa: BLE001 - one stack's read failing leaves the others' to judge
-                unread([stack], region, err)
+                failed.append((stack, err))
                 if status_only is not None:
                     try:
-                        status_only[stack] = statuses(region).state(stack)
-                    except Exception:  # noqa: BLE001, S110 - not read at all: said above, left to cdk
+                        alone[stack] = statuses(region).state(stack)
+                    except Exception:  # noqa: BLE001, S110 - not read at all: said with its failure, left to cdk
                         pass
-        return read
+        return read, alone, failed
 
     for region, names in _by_region(stacks, environments, home, lambda stack, account: log.info(
             "%s is in account %s, whose stacks this run does not read: not known whether its deploy changed it",
             stack, account)).items():
         try:
-            found.update(answered(f"CloudFormation in {region}", read_seconds,
-                                  lambda region=region, names=names: each(region, names), log.info))
+            read, alone, failed = answered(f"CloudFormation in {region}", read_seconds,
+                                           lambda region=region, names=names: each(region, names), log.info)
         except Exception as err:  # noqa: BLE001 - never stops a deploy; its stacks are not known to be unchanged
             unread(names, region, err)
+            continue
+        for stack, err in failed:
+            unread([stack], region, err)
+        found.update(read)
+        if status_only is not None:
+            status_only.update(alone)
     return found
 
 
@@ -650,7 +666,7 @@ _SAME_BY_CDK = "cdk said so; CloudFormation's state of it was not read"
 def _up_to_date(deployed: DeployedStack, before: StackState | None, after: StackState | None) -> str:
     """How the run knows ``deployed``'s deploy changed nothing ("" when it did, or may have):
     CloudFormation's reads before the first deploy and after this one, when both were made
-    (the same id, status, last update and newest event, ``changed_stacks``), else cdk's word."""
+    (the same id, status, last update, newest event and termination protection, ``changed_stacks``), else cdk's word."""
     if before is not None and after is not None:
         return "" if changed_stacks([deployed.stack], {deployed.stack: before}, {deployed.stack: after}) \
             else _SAME_BY_CLOUDFORMATION
@@ -684,11 +700,18 @@ def _same_request(requested: Sequence[str], already_deployed: Sequence[str]) -> 
 
 
 def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequence[str],
-             already_deployed: Sequence[str] = (), when: str | None = None) -> str:
+             already_deployed: Sequence[str] = (), when: str | None = None, same: Collection[str] = ()) -> str:
+    """The error of a run stopped at ``failed``: what it deployed (``same``: those of them it left
+    up to date), what not, cdk's last lines and how to resume."""
     by = {s: [r.stack for r in result.stacks if r.status == s] for s in ("deployed", "skipped", "not deployed")}
     tail = _last_lines(err)
+    # Which of those deployed it changed, as a run that finished says: "deployed" alone was said of both alike.
+    unchanged = [s for s in by["deployed"] if s in same]
+    moved = [s for s in by["deployed"] if s not in same]
+    how = (f" (CloudFormation changed {', '.join(moved) or 'none'}; {', '.join(unchanged)} "
+           f"{'was' if len(unchanged) == 1 else 'were'} up to date)" if unchanged else "")
     lines = [f"stack {failed} failed to deploy: {_reason(err)}",
-             f"deployed in this run: {', '.join(by['deployed']) or 'none'}"]
+             f"deployed in this run: {', '.join(by['deployed']) or 'none'}{how}"]
     if by["skipped"]:
         lines.append(f"skipped (deployed by an earlier run): {', '.join(by['skipped'])}")
     lines.append(f"not deployed: {', '.join(by['not deployed']) or 'none'} (the run stopped at {failed})")

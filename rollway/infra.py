@@ -375,7 +375,10 @@ def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
     """Those of ``stacks`` CloudFormation shows changed between a read before the run's deploys
     (``before``) and one after (``after``), each read with its newest event: made, made again
     (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, the
-    clean-up's notion of a stack changed since its plan too).
+    clean-up's notion of a stack changed since its plan too), or termination protection turned on
+    or off: cdk applies a stack's changed ``terminationProtection`` with UpdateTerminationProtection,
+    which adds no event and moves neither status nor LastUpdatedTime, then says "(no changes)" of
+    a template as it was (aws-cdk's deploy-stack ``updateTerminationProtection``).
 
     Only a stack in both reads is judged: one missing from either (not read: another account, a
     read that failed) is neither changed nor unchanged, and the deploy says so of it apart
@@ -383,7 +386,8 @@ def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
     started (a synth, asset or credentials error), or deployed with no change, is the same stack
     in both reads.
     """
-    return tuple(s for s in stacks if s in before and s in after and stack_moved(before[s], after[s]))
+    return tuple(s for s in stacks if s in before and s in after and (
+        stack_moved(before[s], after[s]) or before[s].termination_protection != after[s].termination_protection))
 
 
 # A stack in one of these has no version deployed (it was never created, or is being or was

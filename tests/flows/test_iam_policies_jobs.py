@@ -2,7 +2,7 @@
 and nothing it never makes.
 
 - ``iam-policy-release.json``: publish_container (ECR reads and login, the task-definition revision);
-- ``iam-policy-infrastructure.json``: the pre-deployment checklist and cleanup;
+- ``iam-policy-infrastructure.json``: the pre-deployment checklist, deploy_infrastructure's own reads and cleanup;
 - validate_deployment's reads (SuccessRate, weights, each service's image) and rollout_report's
   ledger read need nothing beyond the rollout worker's ``iam-policy.json``.
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager, nullcontext
 
+import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from flows.cleanup import run_cleanup
 from flows.container import run_publish
-from flows.infra import checker_for
+from flows.infra import ChecklistFailed, checker_for
 from rollway.aws.cloudwatch import read_service_averages
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
@@ -157,3 +158,46 @@ def test_validation_and_reports_need_nothing_beyond_the_rollout_policy(aws):
     assert used and not used - policy, f"calls the rollout policy does not allow: {sorted(used - policy)}"
     assert not denied("iam-policy.json", requests), denied("iam-policy.json", requests)
     assert not scopable_wildcards("iam-policy.json", requests), scopable_wildcards("iam-policy.json", requests)
+
+
+def test_the_infrastructure_policy_allows_every_call_the_deploy_flow_itself_makes(aws):
+    """deploy_infrastructure's own reads (cdk's calls are made through the bootstrap roles it
+    assumes): the account, the statuses of the stacks before from_stack and of those named already
+    deployed, each stack's state and newest event before the first deploy and after the last, the
+    toolkit stack and its bootstrap version, a stack's state after it failed, and the checklist."""
+    from flows.infra import InfraDeployFailed, _account, run_deploy_infrastructure
+    from rollway.aws.cloudformation import CloudFormationStacks
+    from rollway.fakes import FakeInfraDeployer
+    from rollway.infra import StackEnvironment
+    from tests.flows.moto_env import deployed_stacks
+    from tests.unit.test_infra_plan import WEBORDINARY
+
+    deployed_stacks(aws)
+    toolkit = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+               "Outputs": {"BootstrapVersion": {"Value": "28"}}}
+    aws.get_client("cloudformation").create_stack(StackName="CDKToolkit", TemplateBody=json.dumps(toolkit))
+    used: set[str] = set()
+    requests: list[Request] = []
+    get_client = own_clients(aws, "rollway-iam-deploy", used, requests)
+    stacks = list(aws.targets.stacks)
+
+    def deploy(failing=None):
+        home = StackEnvironment(account=_account(get_client, "nothing was deployed"), region=aws.targets.region)
+        return run_deploy_infrastructure(
+            FakeInfraDeployer(WEBORDINARY, failing=failing, already=stacks),
+            lambda app: checker_for(get_client, aws.targets, app=app, home=home), stacks[1:],
+            from_stack="WebordinarySQSStack", already_deployed=stacks[:1], stack_timeout_seconds=60, home=home,
+            bootstrap=lambda *_: None, statuses=lambda _region: CloudFormationStacks(get_client("cloudformation")))
+
+    try:
+        in_a_flow_run("deploy", deploy)
+    except ChecklistFailed:  # the embedded account holds not all the checklist names: its reads were made
+        pass
+    with pytest.raises(InfraDeployFailed):
+        in_a_flow_run("deploy", lambda: deploy(failing={"WebordinaryMonitoringStack": "Failed to publish asset"}))
+
+    deploy_reads = {"sts:GetCallerIdentity", "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents"}
+    assert deploy_reads <= used, sorted(used)
+    policy = allowed("iam-policy-infrastructure.json")
+    assert not used - policy, f"calls the infrastructure policy does not allow: {sorted(used - policy)}"
+    assert not denied("iam-policy-infrastructure.json", requests), denied("iam-policy-infrastructure.json", requests)

@@ -122,6 +122,50 @@ def test_whether_a_stack_was_up_to_date_is_read_from_cloudformation_not_from_one
             "date") in caplog.text, caplog.text
 
 
+def test_a_deploy_that_only_turned_termination_protection_on_is_not_said_up_to_date(aws, caplog):
+    """cdk (aws-cdk 2.1148, deploy-stack's updateTerminationProtection) applies a stack's changed
+    terminationProtection with UpdateTerminationProtection, then finds the template unchanged and
+    says "(no changes)": CloudFormation adds no event for it and moves neither status nor
+    LastUpdatedTime, so the run said the stack was up to date though it had changed it."""
+    from tests.botocore_events import on_operation
+
+    protected: set[str] = set()
+
+    class Protecting(_OnCloudFormation):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinaryEFSStack":
+                protected.add(stack)  # moto has no UpdateTerminationProtection: its answers say what AWS would
+            return super().deploy(stack, **kwargs).model_copy(update={"unchanged": True})
+
+    def as_aws_answers(parsed, **_):
+        for found in parsed.get("Stacks", []):
+            found["EnableTerminationProtection"] = found["StackName"] in protected
+
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    since = time.time()
+    with on_operation(cloudformation, "after-call", as_aws_answers, operation="DescribeStacks"):
+        deploy_on(Protecting(cloudformation), None, statuses=_read_by(aws))
+    summary = latest(ARTIFACT_KEY, since)
+    assert "`WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
+    assert "WebordinaryEFSStack: no changes" not in caplog.text, caplog.text
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinaryEFSStack), 7 were up to "
+            "date") in caplog.text, caplog.text
+
+
+def test_a_resumed_run_counts_the_stacks_an_earlier_run_deployed_apart_in_its_last_line(aws, caplog):
+    """"all 8 stack(s) of the plan are deployed; CloudFormation changed 1, 3 were up to date": the
+    four before from_stack, not deployed by this run, were in neither count, and the line's numbers
+    did not add up to what it said of the plan."""
+    cloudformation = aws.get_client("cloudformation")
+    deployed_stacks(aws)
+    deploy_on(_OnCloudFormation(cloudformation, changes=["WebordinarySQSStack"]), None,
+              from_stack="WebordinarySQSStack", statuses=_read_by(aws))
+    assert ("all 8 stack(s) of the plan are deployed; CloudFormation changed 1 (WebordinarySQSStack), 3 were up to "
+            "date, and 4 deployed by an earlier run were not deployed again (WebordinaryECRStack, "
+            "WebordinarySecretsStack, WebordinaryEFSStack, WebordinaryALBStack)") in caplog.text, caplog.text
+
+
 def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aws):
     """The artifact of a run that failed at a stack is the one a person reads to resume: the stacks
     deployed before it say whether CloudFormation changed them, as a run that finished says."""
@@ -130,8 +174,12 @@ def test_a_run_stopped_at_a_stack_says_which_stacks_before_it_were_up_to_date(aw
     since = time.time()
     deployer = _OnCloudFormation(cloudformation, changes=["WebordinaryEFSStack"],
                                  failing={"WebordinarySQSStack": "Failed to publish asset"})
-    with pytest.raises(InfraDeployFailed):
+    with pytest.raises(InfraDeployFailed) as failed:
         deploy_on(deployer, None, statuses=_read_by(aws))
+    # The error, what a person reads first, said "deployed in this run" of all four alike.
+    assert ("deployed in this run: WebordinaryECRStack, WebordinarySecretsStack, WebordinaryEFSStack, "
+            "WebordinaryALBStack (CloudFormation changed WebordinaryEFSStack; WebordinaryECRStack, "
+            "WebordinarySecretsStack, WebordinaryALBStack were up to date)\n") in str(failed.value), str(failed.value)
     summary = latest(ARTIFACT_KEY, since)
     assert ("| 1 | `WebordinaryECRStack` | deployed | 0.0 | no changes (the stack was up to date: CloudFormation shows "
             "it as it was before the deploy); ") in summary, summary
@@ -1088,6 +1136,44 @@ def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_
     # The endpoint is gone: the read left behind fails now, as it would once AWS gave up.
     time.sleep(4)  # the task's retry came 2 s after its failure
     late = [r.getMessage() for r in caplog.records if r.created > ended]
+    assert late == [], late
+
+
+def test_a_stack_read_answered_after_its_bound_changes_nothing_the_run_judged_or_logs(caplog):
+    """The read of a region given up on goes on in its thread: a stack whose events were refused
+    had its status read there after all, written into the statuses the run's checks judge, and its
+    "could not read" logged into the run after the run had said the region did not answer."""
+    import threading
+
+    from flows.infra import _read_states
+    from rollway.cleanup import StackState
+
+    release = threading.Event()
+
+    class Late:
+        def seen(self, name):
+            raise RuntimeError("DescribeStackEvents refused")
+
+        def state(self, name):
+            release.wait(30)
+            return StackState(name=name, status="UPDATE_ROLLBACK_FAILED")
+
+    judged: dict = {}
+
+    @flow
+    def reading():
+        stacks = ["WebordinarySQSStack"]
+        return _read_states(lambda _region: Late(), stacks, {s: HOME for s in stacks}, HOME, 0.01,
+                            status_only=judged)
+
+    assert reading() == {}
+    given_up = time.time()
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("rollway-read-CloudFormation"):
+            thread.join(30)
+    assert judged == {}  # what the checks of the statuses judged stays what the run read within the bound
+    late = [r.getMessage() for r in caplog.records if r.created > given_up]
     assert late == [], late
 
 
