@@ -999,7 +999,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
             console.print(f"[yellow]its notice went out at {utc(told.at)} (SNS message "
-                          f"{escape(told.message_id or '-')}, sent by {escape(told.actor)}): finishing it does not "
+                          f"{escape(told.message_id or '-')}, sent by {escape(shown(told.actor))}): finishing it does not "
                           "page people again[/yellow]")
         elif (unsure := notice_unsure(record, wall)) is not None:
             console.print(f"[yellow]{escape(unsure)}[/yellow]")
@@ -1012,20 +1012,20 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
             finish = cannot or "run `rollway abort` (or the rollback flow) to finish it"
-            console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, "
+            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder))}, "
                           f"{escape(claim_lapsed(record))}: {escape(finish)}[/yellow]")
         elif record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses. The claim is on the wall
             # clock, the history below on the rollout clock (hours apart under `rollway up`).
             renewed = wall_utc(record.rollback_expires, "a rollback started meanwhile waits for it")
-            console.print(f"[yellow]carried out by {escape(record.rollback_holder)}, its claim renewed until "
+            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder))}, its claim renewed until "
                           f"{escape(renewed)}[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
                 else "if no run is carrying it out, `rollway abort` does")
-        console.print(f"[yellow]{escape(rejection_reason(owed_rejection(record)))}: a rollback is owed; "
+        console.print(f"[yellow]{escape(shown(rejection_reason(owed_rejection(record))))}: a rollback is owed; "
                       f"{escape(owed)}[/yellow]")
     elif canary_runs:
         # The ledger's rollout has ended and a `canary` flow run, which keeps no ledger, drives
@@ -1053,8 +1053,9 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for refusal in refused_at_pause(record):
         # The history below may hold too few rows to show it: an answer refused at the pause still
         # open is what the next person to answer needs, and the run only said it in its log and form.
-        console.print(f"[yellow]refused answer: {escape(refusal.actor)} answered {escape(refusal.said())} at "
-                      f"{utc(refusal.at)} (rollout clock), refused: {escape(refusal.reason)}; the pause is still open[/yellow]")
+        console.print(f"[yellow]refused answer: {escape(shown(refusal.actor))} answered {escape(shown(refusal.said()))} "
+                      f"at {utc(refusal.at)} (rollout clock), refused: {escape(shown(refusal.reason))}; the pause is "
+                      "still open[/yellow]")
 
     history = as_listed(record)
     if not history:
@@ -1461,7 +1462,7 @@ def print_unheard(unheard: Sequence[Any]) -> None:
     """Say that the holder's run took answers nothing acted on, and what to do."""
     for u in unheard:
         console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
-                      f"{escape(u.answer.action)} by {escape(u.answer.approver)} at {wall_utc(u.answered_at)} "
+                      f"{escape(u.answer.action)} by {escape(shown(u.answer.approver))} at {wall_utc(u.answered_at)} "
                       f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:

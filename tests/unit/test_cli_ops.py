@@ -1882,3 +1882,27 @@ def test_the_wait_for_a_run_never_sleeps_past_its_deadline(monkeypatch):
     with pytest.raises(TimeoutError, match="still Running after 0.1 s"):
         ops.wait_for_run(uuid4(), ops.is_final, timeout_seconds=0.1)
     assert sum(slept) <= 0.1 + 1e-9, slept
+
+
+def test_status_lines_quoting_a_persons_answer_show_its_control_characters_escaped(capsys) -> None:
+    """The rows and the history showed a reason's escape sequence as ``\\x1b``, but the lines below
+    them (a reject whose rollback is owed, an answer refused at the open pause) printed a person's
+    comment and name as typed: on a terminal they coloured the rest of the output, or a carriage
+    return wrote over who rejected the rollout."""
+    from rollway.ledger import RefusedAnswer
+
+    reject = Transition(at=1_800_000_200.0, kind="reject", actor="bob\x1b]0;pwned\x07",
+                        comment="reject: \x1b[31m5xx\x1b[0m\r on checkout")
+    owed = record(phase=RolloutPhase.PAUSED, history=(*record().history, reject))
+    pause = Transition(at=1_800_000_200.0, kind="pause", actor="judge", comment="approve 50%?")
+    refused = RefusedAnswer(at=1_800_000_300.0, actor="carol\x1b[2J", action="approve", next_weight=5,
+                            comment="go", reason="5% is no later stage\r than 50%")
+    waiting = record(phase=RolloutPhase.PAUSED, history=(*record().history, pause), refused_answers=(refused,))
+    for shown in (owed, waiting):
+        print_status(SimpleNamespace(name="svc-canary", targets=Targets()), shown, Weights.canary_at(50), None,
+                     limit=10)
+        out = capsys.readouterr().out
+        assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), owed, Weights.canary_at(50), None, limit=10)
+    out = " ".join(capsys.readouterr().out.split())
+    assert r"bob\x1b]0;pwned\x07" in out and r"\x1b[31m5xx\x1b[0m\r on checkout" in out, out
