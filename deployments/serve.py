@@ -242,6 +242,12 @@ def serve_all(
     # runner starts it when it is back; the weekly calendar then decides as at the cron.
     runner = Runner(pause_on_shutdown=False, limit=limit, query_seconds=poll_seconds)
     names = [deployment_path(d.flow_name) for d in deployments]
+    try:
+        kept = keep_pauses(deployments)
+    except (httpx.HTTPStatusError, httpx.TransportError) as err:  # before anything was registered
+        raise RegistrationCut((), None, names, err) from err
+    for line in kept:
+        print(line, flush=True)
     for done, deployment in enumerate(deployments):
         try:
             runner.add_deployment(deployment)
@@ -261,6 +267,42 @@ def serve_all(
         print("stopped serving", flush=True)
     except httpx.TransportError as err:
         raise RegistrationCut(names, None, (), err) from err
+
+
+def keep_pauses(deployments: Sequence["RunnerDeployment"]) -> list[str]:
+    """Register each of ``deployments`` paused where a person paused it on the Prefect API: the
+    deployment, or every schedule it has. One line for each pause kept.
+
+    Registering a deployment again makes it as it is given: unpaused, its schedules as built
+    (active). A person who paused advance_phase's weekly schedule in the UI to hold the rollout
+    at its phase had it active again once serve.py restarted (a reboot, an upgrade), and the next
+    Monday's run moved the traffic on. Only a person resumes what a person paused.
+
+    Raises:
+        httpx.HTTPStatusError, httpx.TransportError: the API refused a read, or was not reached.
+    """
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    said: list[str] = []
+    with get_client(sync_client=True) as client:
+        for deployment in deployments:
+            path = deployment_path(deployment.flow_name)
+            try:
+                served = client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
+            except ObjectNotFound:
+                continue  # a first registration: as built
+            if served.paused and not deployment.paused:
+                deployment.paused = True
+                said.append(f"{path}: the deployment stays paused, as it was paused on the Prefect API: no run of it "
+                            "starts on a schedule until someone resumes it there (the UI: Deployments)")
+            if served.schedules and not any(s.active for s in served.schedules) and any(
+                    s.active for s in deployment.schedules):
+                for schedule in deployment.schedules:
+                    schedule.active = False
+                said.append(f"{path}: its weekly schedule stays paused, as it was paused on the Prefect API: it starts "
+                            "no run until someone turns it on there (the UI: Deployments, the deployment's schedule)")
+    return said
 
 
 def unreachable(api_url: str, cut: RegistrationCut) -> str:

@@ -429,9 +429,10 @@ API_LOOK_SECONDS = 0.2
 
 
 @contextmanager
-def no_retries_once_the_api_is_gone(server: Any = None, *, look_seconds: float = API_LOOK_SECONDS) -> Iterator[None]:
-    """For the demo's duration: once its Prefect API server has exited, Prefect's client stops
-    retrying requests to it.
+def no_retries_once_the_api_is_gone(api_url: str | None = None, *,
+                                    look_seconds: float = API_LOOK_SECONDS) -> Iterator[None]:
+    """For the demo's duration: once its Prefect API server no longer listens, Prefect's client
+    stops retrying requests to it.
 
     A signal sent to the demo's process group (Ctrl-C in its terminal, a supervisor's SIGTERM)
     stops that server too. The run then reported its crash to it, retrying each request with
@@ -439,17 +440,20 @@ def no_retries_once_the_api_is_gone(server: Any = None, *, look_seconds: float =
     had stopped. Nothing restarts a stopped ephemeral server, so a retry can only wait.
 
     Args:
-        server: Prefect's ``SubprocessASGIServer`` (its ``server_process`` and ``port`` are watched); None:
-            the ephemeral API's own, started here if it is not running yet.
+        api_url: the API address watched; None: the one Prefect's public ``get_client()`` talks to
+            (with PREFECT_API_URL unset, the ephemeral server it starts here if it is not running yet).
         look_seconds: how often the server is looked at.
     """
     from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings
 
-    if server is None:
-        from prefect.server.api.server import SubprocessASGIServer
+    if api_url is None:
+        from prefect import get_client
 
-        server = SubprocessASGIServer()  # one per process: the one Prefect's ephemeral client starts and uses
-        server.start()
+        # Public: the client's address is the ephemeral server's. Prefect's SubprocessASGIServer,
+        # which this watched before, is an internal whose process handle no API promises.
+        with get_client(sync_client=True) as client:
+            api_url = str(client.api_url)
+    address = _host_and_port(api_url)
     # The settings of this context (the demo's temporary ones) hold the retries every request reads.
     # Prefect's log and event workers copied this context when the runs started them: they read
     # these settings too, and so drained the runs' last lines at exit without retries either.
@@ -459,7 +463,7 @@ def no_retries_once_the_api_is_gone(server: Any = None, *, look_seconds: float =
 
     def watch() -> None:
         while not done.wait(look_seconds):
-            if _api_gone(server, look_seconds):
+            if _api_gone(address, look_seconds):
                 settings.client.max_retries = 0
                 gone.set()
                 return
@@ -475,14 +479,20 @@ def no_retries_once_the_api_is_gone(server: Any = None, *, look_seconds: float =
             settings.client.max_retries = retries
 
 
-def _api_gone(server: Any, timeout: float) -> bool:
-    """Whether ``server`` has exited or no longer listens (it stopped listening at the signal,
-    and took seconds more to close the connections it had and exit)."""
-    process = server.server_process
-    if process is None or process.poll() is not None:
-        return True
+def _host_and_port(api_url: str) -> tuple[str, int]:
+    """Where the API at ``api_url`` listens (its scheme's port when the address names none)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api_url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _api_gone(address: tuple[str, int], timeout: float) -> bool:
+    """Whether the API at ``address`` no longer listens: a server stopped listens no more at the
+    signal (it took seconds more to close the connections it had and exit), and one that exited
+    refuses every connection."""
     try:
-        socket.create_connection(("127.0.0.1", server.port), timeout=timeout).close()
+        socket.create_connection(address, timeout=timeout).close()
     except ConnectionRefusedError:
         return True
     except OSError:  # slow to accept (a loaded machine), or a transient failure: not a refusal

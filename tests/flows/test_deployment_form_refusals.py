@@ -116,3 +116,52 @@ def test_serve_refuses_a_block_no_block_is_saved_under_before_registering_anythi
     with pytest.raises(SystemExit) as ended:
         serve.run([option, "serve-checked-block"])
     assert ended.value.code in (0, None) and len(served) == 1
+
+
+@pytest.mark.parametrize("paused_by_hand", ["schedule", "deployment"])
+def test_a_weekly_schedule_paused_in_the_ui_stays_paused_when_serve_restarts(monkeypatch, capsys, paused_by_hand):
+    """A person paused advance_phase's weekly schedule (or the deployment) in the UI to hold the
+    rollout at its phase, an incident say. serve.py, restarted (a reboot, an upgrade), registered
+    the deployment again with its schedule active and the deployment unpaused: the next Monday's
+    run started the next phase, traffic moved, without a word. What a person paused on the API stays
+    paused, and serve.py says so as it starts."""
+    import deployments.serve as serve
+    from prefect.runner import Runner
+
+    async def not_served(self, *args, **kwargs):
+        return None
+
+    def served() -> None:
+        with pytest.raises(SystemExit) as ended:
+            serve.run([])
+        assert ended.value.code in (0, None)
+
+    monkeypatch.setattr(Runner, "start", not_served)  # registered for real; no runner left running
+    served()
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("advance_phase/rollway")
+        (schedule,) = deployment.schedules
+        assert schedule.active and not deployment.paused
+        if paused_by_hand == "schedule":
+            client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+        else:
+            client.pause_deployment(deployment.id)
+    capsys.readouterr()
+
+    served()
+
+    with get_client(sync_client=True) as client:
+        again = client.read_deployment_by_name("advance_phase/rollway")
+        try:
+            assert again.id == deployment.id
+            if paused_by_hand == "schedule":
+                assert [s.active for s in again.schedules] == [False]
+            else:
+                assert again.paused
+        finally:  # the other tests' advance_phase deployment is served as serve.py makes it
+            client.resume_deployment(again.id)
+            for kept in again.schedules:
+                client.update_deployment_schedule(again.id, kept.id, active=True)
+    out = capsys.readouterr().out
+    assert f"advance_phase/rollway: {'its weekly schedule' if paused_by_hand == 'schedule' else 'the deployment'} " \
+           "stays paused, as it was paused on the Prefect API" in out, out

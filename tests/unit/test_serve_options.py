@@ -59,7 +59,8 @@ def test_every_int_option_of_serve_py_refuses_a_fraction():
     assert ints and all(hints[name] in (Whole, Whole | None) for name in ints), {n: hints[n] for n in ints}
 
 
-def _registering(monkeypatch, register, api_url: str = "http://127.0.0.1:9/api") -> tuple[int, list[str]]:
+def _registering(monkeypatch, register, api_url: str = "http://127.0.0.1:9/api",
+                 pauses=lambda deployments: []) -> tuple[int, list[str]]:
     """serve.py's main against ``api_url``, each deployment registered by ``register(runner,
     deployment)`` in place of Prefect's runner (which never starts serving): its exit code and the
     deployments' names in the order it registers them."""
@@ -72,6 +73,7 @@ def _registering(monkeypatch, register, api_url: str = "http://127.0.0.1:9/api")
         raise AssertionError("served after the registrations were cut off")
 
     monkeypatch.setattr(Runner, "add_deployment", register)
+    monkeypatch.setattr(serve, "keep_pauses", pauses)  # the pauses a person left on the API: none by default
     monkeypatch.setattr(Runner, "start", start)
     monkeypatch.setattr(serve, "_unsaved_blocks", lambda *_: None)
     with temporary_settings({PREFECT_API_URL: api_url}), pytest.raises(SystemExit) as stopped:
@@ -175,3 +177,17 @@ def test_a_registration_the_prefect_api_refuses_is_said_on_one_line_naming_what_
                           f"(HTTP {status} "), err
     assert f"registered: {names[0]}/rollway; not registered: {names[1]}/rollway, {names[2]}/rollway, " in err, err
     assert said in err and "run serve.py again" in err, err
+
+
+
+def test_an_api_out_of_reach_while_reading_what_was_paused_registers_nothing(monkeypatch, capsys):
+    """serve.py reads which deployments a person paused before registering any: an API lost then
+    is said as one out of reach, with nothing registered."""
+    def registered(*_, **__):
+        raise AssertionError("registered although the pauses could not be read")
+
+    code, _ = _registering(monkeypatch, registered, pauses=_down)
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("error: the Prefect API at http://127.0.0.1:9/api could not be reached (ConnectError: All "
+                          "connection attempts failed)"), err
