@@ -60,10 +60,10 @@ from rollway.flags import FlagWriteUnanswered
 from rollway.image import image_parts, with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
                             NOTICE_UNREACHED, NOTIFIED, NOTIFYING, ROLLBACK_STOPPED, LedgerError,
-                            RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
-                            RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
-                            claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            rollback_start, rollback_stopped_comment, utc, wall_utc)
+                            RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutEnded, RolloutNotFound,
+                            RolloutRecord, RolloutSuperseded, Transition, check_claimable, check_rolling_back,
+                            check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
+                            notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -2013,7 +2013,9 @@ def rollback(
     """
     # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
     # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
-    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused)
+    # So does the ledger's refusal of a rollout another rollback closed between this run's read and
+    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
