@@ -60,10 +60,10 @@ from rollway.flags import FlagWriteUnanswered
 from rollway.image import image_parts, with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
                             NOTICE_UNREACHED, NOTIFIED, NOTIFYING, ROLLBACK_STOPPED, LedgerError,
-                            RollbackClaimed, RollbackUnrecorded, RolloutEnded, RolloutNotFound, RolloutRecord,
-                            RolloutSuperseded, Transition, check_claimable, check_rolling_back, check_rollout,
-                            claim_changes, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
-                            rollback_start, rollback_stopped_comment, utc, wall_utc)
+                            RollbackClaimed, RollbackUnrecorded, RolloutClosed, RolloutEnded, RolloutNotFound,
+                            RolloutRecord, RolloutSuperseded, Transition, check_claimable, check_rolling_back,
+                            check_rollout, claim_changes, notice_answer_lost, notice_sent, notice_time,
+                            notice_unconfirmed, rollback_start, rollback_stopped_comment, utc, wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -457,7 +457,9 @@ def execute_rollback(
         # alone, and a move at the first one put every user on one task sized for a share of
         # them. A service it did not scale has carried its traffic all along: a target failing
         # its checks there is not one a wait would bring back, so one healthy target will do.
-        wait_healthy(env, "stable", healthy_timeout_seconds, needed if scaled else 1, setting=HEALTHY_SETTING)
+        # Short of them all at the bound, the traffic still leaves the version being rolled back.
+        short_line = _wait_stable_healthy(env, needed if scaled else 1, healthy_timeout_seconds, verify_timeout_seconds,
+                                          steps)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
@@ -608,6 +610,7 @@ def execute_rollback(
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
         f"(read back from the load balancer at {wall_utc(back_at)}: {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
+        + short_line
         + stable_line
         + (f"The move to stable dropped {read.dropped}: add the group back to the rule if it is still wanted.\n"
            if read.dropped else "")
@@ -739,6 +742,42 @@ def execute_rollback(
         notification_id=message_id,
         steps=tuple(steps),
     )
+
+
+def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, verify_seconds: float,
+                         steps: list[str]) -> str:
+    """Wait for ``needed`` healthy stable targets before the rollback moves the traffic; the page's
+    line when the wait ran out with fewer, but some (empty otherwise).
+
+    Short of them at the bound, the traffic still goes to the healthy ones: the rollback takes users
+    off a version found failing, and refusing left every one of them on it, paged "could NOT be moved
+    back", where a stable service short of targets serves them (the rollback moved at the first
+    healthy target before it waited for all). With none healthy, the wait's refusal is raised.
+    """
+    try:
+        wait_healthy(env, "stable", timeout_seconds, needed, setting=HEALTHY_SETTING)
+        return ""
+    except RuntimeError as short:
+        if type(short) is not RuntimeError or needed == 1:
+            raise  # no healthy target at all, or not the wait's refusal (an unanswered look is not one)
+        try:
+            healthy = traffic.healthy_targets(env.router.reading(verify_seconds), "stable",
+                                              wait=(verify_seconds, verify_seconds), bound="verify_timeout_seconds")
+        except Exception:  # noqa: BLE001 - the wait's own refusal says what is known
+            raise short from None
+        if healthy == 0:
+            raise
+    stable = env.targets.stable_service
+    waited = f"{timeout_seconds:g} s ({HEALTHY_SETTING})"
+    get_run_logger().warning("only %d of the %d %s targets needed for all the traffic are healthy after %s: moving "
+                             "the traffic to them all the same, off the version being rolled back",
+                             healthy, needed, stable, waited)
+    # True of a move that then fails too: the page of a stopped rollback quotes it.
+    steps.append(f"went on with {healthy} of {needed} {stable} targets healthy after {timeout_seconds:g} s")
+    return (f"Only {healthy} of the {needed} {stable} targets needed for all the traffic were healthy after {waited}: "
+            f"the traffic was moved to them all the same, off the version being rolled back. Watch {stable}'s errors "
+            "and latency until the rest pass the load balancer's health checks (see why they fail: the target "
+            "group's health check, the service's tasks and their logs).\n")
 
 
 def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:
@@ -2013,7 +2052,9 @@ def rollback(
     """
     # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
     # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
-    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused)
+    # So does the ledger's refusal of a rollout another rollback closed between this run's read and
+    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,

@@ -230,17 +230,24 @@ class StaggeredStable(FakeRouter):
         return super().set_weights(weights)
 
 
-def test_a_rollback_moves_the_traffic_once_the_stable_tasks_it_started_pass_health_checks(wall):
-    """Autoscaling had scaled the old service in to 1 task while the canary carried 75 % on 4: the
-    rollback scaled it back to 4, then moved all the traffic as soon as the one old target was
-    healthy, while the three it had just started were still `initial`: the load balancer sent
-    every user to the one task sized for a quarter of them."""
+def scaled_in_with_75_on_the_canary():
+    """The old service scaled in to 1 task (autoscaling) while the canary carries 75 % on 4."""
     env = fake_environment(canary_error_rate=0.0)
     t = env.targets
     env.deployer.services[t.stable_service] = ServiceState(name=t.stable_service, task_definition=STABLE_TD,
                                                            desired=1, running=1)
     env.deployer.services[t.canary_service] = ServiceState(name=t.canary_service, task_definition=STABLE_TD,
                                                            desired=4, running=4)
+    env.router.weights = Weights.canary_at(75)
+    return env, t
+
+
+def test_a_rollback_moves_the_traffic_once_the_stable_tasks_it_started_pass_health_checks(wall):
+    """Autoscaling had scaled the old service in to 1 task while the canary carried 75 % on 4: the
+    rollback scaled it back to 4, then moved all the traffic as soon as the one old target was
+    healthy, while the three it had just started were still `initial`: the load balancer sent
+    every user to the one task sized for a quarter of them."""
+    env, t = scaled_in_with_75_on_the_canary()
     env.router = StaggeredStable(wall, env.deployer, {"stable": t.stable_service, "canary": t.canary_service},
                                  after=60.0)
     env.router.staggered.started["stable"] = [-600.0]  # serving long before the rollback
@@ -252,6 +259,26 @@ def test_a_rollback_moves_the_traffic_once_the_stable_tasks_it_started_pass_heal
     assert result.weights == Weights(stable=100, canary=0)
     assert env.router.moves == [(Weights(stable=100, canary=0), 4)], env.router.moves
     assert wall.t >= 60.0
+
+
+def test_a_rollback_whose_scaled_up_stable_service_is_only_partly_healthy_still_moves_the_traffic_saying_so(wall):
+    """The wait for every stable task it started ran out with 2 of the 4 targets healthy: the
+    rollback failed, paged "could NOT be moved back" and left every user on the version being
+    rolled back, where it used to move them at the first healthy target. It moves them once the
+    wait has run out, to the healthy ones, and says how many took them."""
+    env, t = scaled_in_with_75_on_the_canary()
+    env.router.healthy["stable"] = 2  # two of the three started never pass their health checks
+
+    result = rollback_on(env)
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert wall.t >= 300.0  # the whole wait for all four first
+    [(subject, body)] = env.notifier.messages
+    assert subject == f"Rollback: {t.canary_service}", subject
+    assert (f"Only 2 of the 4 {t.stable_service} targets needed for all the traffic were healthy after 300 s "
+            "(the rollout spec's healthy_timeout_seconds, 300 s at least)") in body, body
+    assert "moved to them all the same" in body, body
+    assert f"went on with 2 of 4 {t.stable_service} targets healthy after 300 s" in result.steps, result.steps
 
 
 class StaggeredTargets(FakeRouter):

@@ -449,3 +449,28 @@ def test_a_rollback_that_finds_no_healthy_stable_targets_names_the_setting_of_it
     assert said in str(failed.value), failed.value
     (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]
     assert said in page, page
+
+
+def test_the_rollback_flow_by_hand_whose_rollout_another_rollback_just_closed_refuses_in_one_line(
+        monkeypatch, caplog):
+    """The rollback flow run by hand read the rollout rolling back, and another rollback ended it
+    before this one's claim: the ledger refuses it (RolloutClosed) with nothing changed, and its
+    run's log gave that refusal under a traceback, as if the rollback had crashed."""
+    from rollway.ledger import RolloutClosed
+
+    ledger = FinishedJustBeforeTheClaim()
+    env, first = rolling_back(monkeypatch, ledger, holder=None, expires_in=0.0)
+    ledger.other = OtherRollback(env, "erin (process 4242 on laptop)")
+
+    with caplog.at_level(logging.INFO):
+        state = rollback(reason="5xx on the canary", actor="sam", return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RolloutClosed), refused
+    said = str(refused)
+    assert f"rollout {first.rollout_id!r}" in said and "already rolled back by erin" in said, said
+    assert "neither moves the traffic again nor pages anyone" in said, said
+    assert len(pages(env)) == 1 and env.router.calls.count("set_weights 100/0") == 1  # erin's only
+    assert any(said in r.getMessage() for r in caplog.records), caplog.text
+    traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RolloutClosed)]
+    assert traced == [], [r.getMessage() for r in traced]
