@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import pytest
 from prefect import flow
@@ -1552,3 +1553,37 @@ def test_traffic_moved_by_hand_before_a_shifts_flag_write_rolls_back_at_once_not
     assert record.phase is RolloutPhase.ROLLED_BACK
     assert record.last_transition("rollback").at - moved[0] < 60
     assert not env.flags.get("new_checkout").enabled
+
+
+class ReleaseThrottled(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles every lease release past botocore's retries."""
+
+    throttled = False
+
+    def release(self, service, *, owner):
+        if not self.throttled:
+            return super().release(service, owner=owner)
+        from botocore.exceptions import ClientError
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Throughput exceeds the current capacity of your table"}}, "UpdateItem")
+
+
+@pytest.mark.parametrize("where", ["resume", "next phase"])
+def test_a_drift_refusal_stays_the_refusal_when_dynamodb_throttles_the_lease_release(caplog, where):
+    """The run found the traffic moved by hand and refused, then DynamoDB throttled the write
+    giving its lease back: the run failed with botocore's error instead, which the hooks roll back
+    on (they leave a drift refusal alone). The refusal stands; the log says the lease lapses."""
+    env = fake_environment()
+    env.ledger = ReleaseThrottled()
+    progressive_on(env, full_spec(), auto_approve(), phased=True)
+    env.router.weights = Weights(stable=60, canary=40)  # someone changed the ALB by hand
+    env.ledger.throttled = True
+    with caplog.at_level(logging.WARNING), pytest.raises(DriftDetected, match="holds 60/40"):
+        if where == "resume":
+            progressive_on(env, full_spec(), auto_approve(), owner="run-2")
+        else:
+            env.clock.sleep(WEEK)
+            advance_on(env, auto_approve(), "cron-1")
+    said = [r.getMessage() for r in caplog.records if "could not give this run's lease" in r.getMessage()]
+    assert said and "ProvisionedThroughputExceededException" in said[0], caplog.text
+    assert env.ledger.get(env.targets.canary_service).weekly_phase_index == 0
