@@ -17,10 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
 
 from flows.approvals import duration_said
+from flows.renewing import recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.errors import WeightMismatch
+from rollway.aws.ledger import STORAGE_ERRORS
 from prefect.transactions import transaction
 
 from rollway.decide import (
@@ -57,6 +59,10 @@ from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
 
 class Journal(Protocol):
     """Where the loop records what happened (the ledger, artifacts, notifications)."""
+
+    lease_seconds: float | None
+    """How long (wall seconds) the run's hold on the rollout lasts unless ``tick`` renews it; None:
+    the journal holds nothing."""
 
     def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
 
@@ -115,6 +121,8 @@ class Journal(Protocol):
 
 
 class NullJournal:
+    lease_seconds = None
+
     def tick(self, state, verdict): pass
 
     def shifted(self, state, before, after, reason, flags, from_stage): pass
@@ -367,6 +375,45 @@ class AlertsOnce:
 
     def messages(self) -> tuple[str, ...]:
         return tuple(self.sent)
+
+
+class LookRenewals:
+    """The journal's tick at each look, which renews the run's lease (and is the check that nobody
+    began rolling the rollout back).
+
+    A renewal DynamoDB refuses (throttled past botocore's retries, say) failed the run, and its hook
+    rolled a healthy rollout back, though a renewal is needed only before the lease runs out: one
+    lost with minutes left on it is logged, and the next look renews it. Raised as before once the
+    lease would lapse before the next look could renew it (another run may take the rollout over
+    then). ``tick`` says whether the renewal went through: before a shift, the check it is must
+    have been made, so the shift waits for the next look."""
+
+    def __init__(self, env: Environment, spec: RolloutSpec, journal: Journal) -> None:
+        self.env, self.spec, self.journal = env, spec, journal
+        self.held = env.wall()  # when the lease was last written, as far as the loop knows
+        self.failures = 0  # renewals refused in a row
+
+    def tick(self, state: StageState, verdict: Verdict | None, *, during: str = "") -> bool:
+        sent = self.env.wall()
+        try:
+            self.journal.tick(state, verdict)
+        except STORAGE_ERRORS as err:
+            self.failures += 1
+            lease = self.journal.lease_seconds
+            left = self.held + lease - self.env.wall() if lease is not None else 0.0
+            # The next look comes within an analysis interval on the rollout clock (no more on the
+            # wall, which a sped-up clock outruns), and its reads within their bound.
+            nxt = self.spec.analysis.interval_seconds + self.spec.verify_timeout_seconds
+            if left <= nxt:
+                raise
+            get_run_logger().warning("%s", trouble_said(
+                "the rollout's lease", err, self.env.targets, self.spec.analysis.interval_seconds, left,
+                self.failures, "another run may take the rollout over", during=during))
+            return False
+        if self.failures:
+            get_run_logger().log(*recovered_said("the rollout's lease", self.failures, 0.0, "run"))
+        self.held, self.failures = sent, 0
+        return True
 
 
 class StageTracker:
@@ -632,6 +679,7 @@ def run_stages(
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
+    renewals = LookRenewals(env, spec, journal)
     weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
@@ -709,7 +757,7 @@ def run_stages(
             observation, settled_until, verdict = look_at_canary(
                 env, spec, judge, start, now, stage_over=stage_over(spec, state, now), history=history)
             stage_alerts(env, spec, state, tracker.update(observation, verdict, settled_until))
-        journal.tick(state, verdict)
+        renewals.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 
         if isinstance(decision, Hold):
@@ -736,7 +784,10 @@ def run_stages(
         if isinstance(decision, SetWeight):
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
-            journal.tick(state, None)
+            if not renewals.tick(state, None, during=f"before shifting to {decision.weight}%, nor check that nobody "
+                                                     "began rolling the rollout back: the shift waits for the next look"):
+                env.clock.sleep(spec.analysis.interval_seconds)
+                continue
             # The traffic was moved behind this run's back: by a rollback the ledger could not
             # record (so nothing told this run), or by hand. Never shift from weights this run
             # did not set; finish the rollback instead (idempotent, and recorded if it can be).
