@@ -21,7 +21,6 @@ from flows.renewing import recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.cloudwatch import window_utc
-from rollway.aws.errors import WeightMismatch
 from rollway.aws.ledger import STORAGE_ERRORS
 from prefect.transactions import transaction
 
@@ -1092,11 +1091,8 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool
     deadline = time.monotonic() + lag_seconds
     if run_as(traffic.weights_within, inline)(env.router, lag_seconds) == expected:
         return None
-    try:
-        run_as(traffic.verify_weights, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
-    except WeightMismatch as mismatch:
-        return mismatch.actual
-    return None
+    live = run_as(traffic.weights_settled, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
+    return None if live == expected else live
 
 
 def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,

@@ -1678,3 +1678,24 @@ def test_lease_renewals_dynamodb_keeps_refusing_fail_the_run_before_the_lease_la
     failed = [t for k, t in log if k == "throttled"]
     assert len(failed) > 3, log
     assert 0 < failed[-1] - renewed < 600, log
+
+
+def test_traffic_moved_by_hand_is_a_finding_the_run_acts_on_not_a_failed_task(caplog):
+    """The drift check read the weights again through the `verify-weights` task, so every drift
+    found also showed a red failed task with a WeightMismatch traceback at ERROR level in the UI,
+    beside the run that rolled back as it should. The rollback is what the run says."""
+    env = env_with_ledger()
+    moved = []
+
+    def before(name, args, kwargs):
+        if name == "observe" and not moved and env.router.weights.canary == 5:
+            moved.append(env.clock.now())
+            env.router.weights = Weights(stable=70, canary=30)  # by hand, in the console
+
+    env.metrics = Intercept(env.metrics, before)
+    with caplog.at_level(logging.INFO):
+        result = progressive_on(env, MOVED_TRAFFIC_SPEC, auto_approve())
+    assert moved and result.outcome == "rolled_back" and "moved by someone else" in result.reason, result.reason
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [m for m in errors if "WeightMismatch" in m or "verify-weights" in m], errors
+    assert not [r for r in caplog.records if "Finished in state Failed" in r.getMessage()], caplog.text
