@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import re
 import time
+from datetime import datetime
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
+from prefect.context import FlowRunContext
 
-from flows.approvals import duration_said
+from flows.approvals import duration_said, pause_question
 from flows.renewing import recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
@@ -117,6 +119,32 @@ class Journal(Protocol):
     def promoted(self, result: RolloutResult) -> None: ...
 
     def phase_complete(self, result: RolloutResult) -> None: ...
+
+
+def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at: datetime,
+                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None) -> None:
+    """Tell people (an SNS alert: a message SNS refuses is logged, never a failed run whose hooks
+    would roll back) that the run waits for their answer to ``pause``: the question, the run, by
+    when, what the run judges meanwhile (``judging``) and how to answer; ``held_by``: the person's
+    hold it is asked again after; ``weights``: where the traffic holds (None: not known here)."""
+    service = env.targets.canary_service
+    context = FlowRunContext.get()
+    run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
+    where = f" (traffic at {weights}, stable/canary)" if weights is not None else ""
+    again = ""
+    if held_by is not None:
+        why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
+        again = f"{held_by.approver} answered hold{why}; asked again. "
+    metrics.alert(
+        env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
+        f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
+        f"{pause_question(pause, spec.approvals, paused_at)}.\n"
+        + (f"{judging}\n" if judging else "") +
+        # Whoever reads this on a phone may want neither to approve nor to roll back yet.
+        "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
+        "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
+        targets=env.targets,
+    )
 
 
 class NullJournal:
