@@ -442,6 +442,12 @@ class LookRenewals:
         self.held, self.failures = sent, 0
         return True
 
+    def wrote(self, sent: float) -> None:
+        """The journal wrote the lease outside a tick (a shift's record, an answer's), sent at
+        wall ``sent``: without it, a renewal refused after an hour's pause or scale-up was taken
+        for a lease that had lapsed, and failed the run."""
+        self.held = sent
+
 
 class StageTracker:
     """Accumulates the current stage's report from each tick's observation and verdict."""
@@ -832,7 +838,9 @@ def run_stages(
             )
             tracker, history, held, watch = StageTracker(), None, None, None
             try:
+                sent = env.wall()
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
+                renewals.wrote(sent)
             except RolloutEnded:
                 # Rolled back between the claim and the shift, by someone who pages people: the
                 # traffic this shift may have moved goes back off the canary before this run stops,
@@ -927,7 +935,9 @@ def run_stages(
                 # Never refused: a person who rejects wants the traffic off the canary now.
                 log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
                             "rolls back", answer.approver, answer.next_weight)
+            sent = env.wall()
             journal.answered(decision, answer, target)
+            renewals.wrote(sent)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
             # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
             answered = env.clock.now()

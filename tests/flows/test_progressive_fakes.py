@@ -1699,3 +1699,37 @@ def test_traffic_moved_by_hand_is_a_finding_the_run_acts_on_not_a_failed_task(ca
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [m for m in errors if "WeightMismatch" in m or "verify-weights" in m], errors
     assert not [r for r in caplog.records if "Finished in state Failed" in r.getMessage()], caplog.text
+
+
+class ThrottledAfterApproval(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles the first lease renewal after an approval is recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed, self.throttled = False, 0
+
+    def record(self, service, **kwargs):
+        transition = kwargs.get("transition")
+        self.armed = self.armed or (transition is not None and transition.kind == "approve" and not self.throttled)
+        return super().record(service, **kwargs)
+
+    def acquire(self, service, **kwargs):
+        if self.armed:
+            from botocore.exceptions import ClientError
+            self.armed, self.throttled = False, self.throttled + 1
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Throughput exceeds the current capacity"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_one_lease_renewal_throttled_after_a_long_approval_pause_does_not_fail_the_run():
+    """The answer, given 50 minutes into the pause, wrote the lease again: the first renewal after
+    it, refused by DynamoDB, is one lost renewal with the whole lease left, not a lapsed lease."""
+    env = fake_environment()
+    env.ledger = ThrottledAfterApproval()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600, approval=True)], monitor_seconds=0)
+    approve = ApprovalAnswer(action="approve", approver="alice", comment="ok")
+    result = progressive_on(env, spec, scripted(approve, clock=env.clock, after_seconds=3000))
+    assert env.ledger.throttled == 1
+    assert result.outcome == "promoted", result.reason
