@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from prefect import flow, get_client, get_run_logger
@@ -23,7 +24,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows.approvals import duration_said, prefect_approver
-from flows.engine import NullJournal, run_stages
+from flows.engine import NullJournal, pause_notice, run_stages
 from flows.env import CANARY_FLOW, attempt_starts, load_session, mark_finalizing, session_in_region
 from flows.finalize import FINALIZE_FLOW, ROOM, run_finalize, runs_within
 from flows.hooks import rollback_hooks
@@ -33,9 +34,9 @@ from flows.monitor import MonitorResult, after_window, run_monitor
 from flows.params import Actor
 from flows.rollback import judge_rollback, rollback_healthy_seconds, sleep_wall
 from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
-from rollway.approvals import Approver
+from rollway.approvals import ApprovalAnswer, Approver
 from rollway.clock import ClockSettings
-from rollway.decide import StageState
+from rollway.decide import Pause, StageState
 from rollway.failure_words import failures_writable
 from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
@@ -440,15 +441,39 @@ def run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, actor
 
 
 class StageTables(NullJournal):
-    """This flow's journal: it records nothing, and shows each stage's table as the stage ends.
+    """This flow's journal: it records nothing, shows each stage's table as the stage ends, and
+    tells people when the run waits for them.
 
     The summary comes only with a run that ends: a run that failed or was cancelled mid-rollout
     left an empty Artifacts tab, though its hook's rollback page names the run as the record.
     """
 
-    def __init__(self, spec: RolloutSpec, service: str) -> None:
+    def __init__(self, env: Environment, spec: RolloutSpec) -> None:
+        self.env = env
         self.spec = spec
-        self.service = service
+        self.service = env.targets.canary_service
+        self._weights = None  # where this run last moved the traffic (None: before its first stage)
+        self._waiting_at: int | None = None  # the stage of the wait people were told of
+        self._told: set[str] = set()  # the causes of that wait's questions told so far
+
+    def shifted(self, state, before, after, reason, flags, from_stage) -> None:
+        self._weights = after
+
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
+        """Tell people a pause waits for them, as the progressive flow does: a person learnt of a
+        pause only from the UI, and an unanswered one rolled a healthy canary back. Once per wait
+        and cause (a timeout whose policy holds asks the same question again, which nobody
+        answered the first time), and again after a person's hold."""
+        if pause.stage_index != self._waiting_at:
+            self._waiting_at, self._told = pause.stage_index, set()
+        if pause.cause in self._told and held_by is None:
+            return
+        self._told.add(pause.cause)
+        pause_notice(self.env, self.spec, pause, paused_at=datetime.fromtimestamp(self.env.wall(), timezone.utc),
+                     held_by=held_by, judging=judging, weights=self._weights)
+
+    def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
+        self._waiting_at = None  # answered: the next pause is another wait
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)
@@ -491,8 +516,8 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
             f"Rollout starting: {t.canary_service}",
             f"{actor} started a canary of {spec.image}{pinned} on {t.cluster}: stages "
             f"{', '.join(f'{w}%' for w in spec.weights)}; {spec.analysis.judge} judge, "
-            # This flow sends no notice when it pauses (no journal): only this one says that it will
-            # wait for a person, and that nobody answering rolls a healthy canary back (by default).
+            # Which stages will wait for a person, and that nobody answering rolls a healthy canary
+            # back (by default): said up front, and again as each pause begins.
             f"automatic rollback on failure{approvals_asked(spec)}.",
         )
     # Its tries wait wall seconds: ECS's throttling is on the wall clock, whatever the rollout's.
@@ -507,7 +532,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
                               rollout=rollout, pinned_image=image)
     result = run_stages(
         env, spec, state=StageState(), stable_desired=stable.desired, approver=approver, rollback=rollback,
-        rollout=rollout, journal=StageTables(spec, t.canary_service),
+        rollout=rollout, journal=StageTables(env, spec),
     ).model_copy(update={"pinned_image": image})
     if result.outcome != "promoted":
         return result

@@ -10,17 +10,20 @@ from __future__ import annotations
 import math
 import re
 import time
+from datetime import datetime
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import get_run_logger
+from prefect.context import FlowRunContext
 
-from flows.approvals import duration_said
+from flows.approvals import duration_said, pause_question
+from flows.renewing import recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
 from rollway.aws.cloudwatch import window_utc
-from rollway.aws.errors import WeightMismatch
+from rollway.aws.ledger import STORAGE_ERRORS
 from prefect.transactions import transaction
 
 from rollway.decide import (
@@ -57,6 +60,10 @@ from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
 
 class Journal(Protocol):
     """Where the loop records what happened (the ledger, artifacts, notifications)."""
+
+    lease_seconds: float | None
+    """How long (wall seconds) the run's hold on the rollout lasts unless ``tick`` renews it; None:
+    the journal holds nothing."""
 
     def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
 
@@ -114,7 +121,35 @@ class Journal(Protocol):
     def phase_complete(self, result: RolloutResult) -> None: ...
 
 
+def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at: datetime,
+                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None) -> None:
+    """Tell people (an SNS alert: a message SNS refuses is logged, never a failed run whose hooks
+    would roll back) that the run waits for their answer to ``pause``: the question, the run, by
+    when, what the run judges meanwhile (``judging``) and how to answer; ``held_by``: the person's
+    hold it is asked again after; ``weights``: where the traffic holds (None: not known here)."""
+    service = env.targets.canary_service
+    context = FlowRunContext.get()
+    run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
+    where = f" (traffic at {weights}, stable/canary)" if weights is not None else ""
+    again = ""
+    if held_by is not None:
+        why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
+        again = f"{held_by.approver} answered hold{why}; asked again. "
+    metrics.alert(
+        env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
+        f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
+        f"{pause_question(pause, spec.approvals, paused_at)}.\n"
+        + (f"{judging}\n" if judging else "") +
+        # Whoever reads this on a phone may want neither to approve nor to roll back yet.
+        "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
+        "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
+        targets=env.targets,
+    )
+
+
 class NullJournal:
+    lease_seconds = None
+
     def tick(self, state, verdict): pass
 
     def shifted(self, state, before, after, reason, flags, from_stage): pass
@@ -367,6 +402,51 @@ class AlertsOnce:
 
     def messages(self) -> tuple[str, ...]:
         return tuple(self.sent)
+
+
+class LookRenewals:
+    """The journal's tick at each look, which renews the run's lease (and is the check that nobody
+    began rolling the rollout back).
+
+    A renewal DynamoDB refuses (throttled past botocore's retries, say) failed the run, and its hook
+    rolled a healthy rollout back, though a renewal is needed only before the lease runs out: one
+    lost with minutes left on it is logged, and the next look renews it. Raised as before once the
+    lease would lapse before the next look could renew it (another run may take the rollout over
+    then). ``tick`` says whether the renewal went through: before a shift, the check it is must
+    have been made, so the shift waits for the next look."""
+
+    def __init__(self, env: Environment, spec: RolloutSpec, journal: Journal) -> None:
+        self.env, self.spec, self.journal = env, spec, journal
+        self.held = env.wall()  # when the lease was last written, as far as the loop knows
+        self.failures = 0  # renewals refused in a row
+
+    def tick(self, state: StageState, verdict: Verdict | None, *, during: str = "") -> bool:
+        sent = self.env.wall()
+        try:
+            self.journal.tick(state, verdict)
+        except STORAGE_ERRORS as err:
+            self.failures += 1
+            lease = self.journal.lease_seconds
+            left = self.held + lease - self.env.wall() if lease is not None else 0.0
+            # The next look comes within an analysis interval on the rollout clock (no more on the
+            # wall, which a sped-up clock outruns), and its reads within their bound.
+            nxt = self.spec.analysis.interval_seconds + self.spec.verify_timeout_seconds
+            if left <= nxt:
+                raise
+            get_run_logger().warning("%s", trouble_said(
+                "the rollout's lease", err, self.env.targets, self.spec.analysis.interval_seconds, left,
+                self.failures, "another run may take the rollout over", during=during))
+            return False
+        if self.failures:
+            get_run_logger().log(*recovered_said("the rollout's lease", self.failures, 0.0, "run"))
+        self.held, self.failures = sent, 0
+        return True
+
+    def wrote(self, sent: float) -> None:
+        """The journal wrote the lease outside a tick (a shift's record, an answer's), sent at
+        wall ``sent``: without it, a renewal refused after an hour's pause or scale-up was taken
+        for a lease that had lapsed, and failed the run."""
+        self.held = sent
 
 
 class StageTracker:
@@ -632,6 +712,7 @@ def run_stages(
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
+    renewals = LookRenewals(env, spec, journal)
     weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
     refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
@@ -709,7 +790,7 @@ def run_stages(
             observation, settled_until, verdict = look_at_canary(
                 env, spec, judge, start, now, stage_over=stage_over(spec, state, now), history=history)
             stage_alerts(env, spec, state, tracker.update(observation, verdict, settled_until))
-        journal.tick(state, verdict)
+        renewals.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 
         if isinstance(decision, Hold):
@@ -736,7 +817,10 @@ def run_stages(
         if isinstance(decision, SetWeight):
             # Claim the rollout again right before moving traffic: if a person or a hook rolled
             # it back since the last tick, this raises RolloutEnded and nothing moves.
-            journal.tick(state, None)
+            if not renewals.tick(state, None, during=f"before shifting to {decision.weight}%, nor check that nobody "
+                                                     "began rolling the rollout back: the shift waits for the next look"):
+                env.clock.sleep(spec.analysis.interval_seconds)
+                continue
             # The traffic was moved behind this run's back: by a rollback the ledger could not
             # record (so nothing told this run), or by hand. Never shift from weights this run
             # did not set; finish the rollback instead (idempotent, and recorded if it can be).
@@ -754,7 +838,9 @@ def run_stages(
             )
             tracker, history, held, watch = StageTracker(), None, None, None
             try:
+                sent = env.wall()
                 journal.shifted(state, before, weights, decision.reason, flag_updates, from_stage=left)
+                renewals.wrote(sent)
             except RolloutEnded:
                 # Rolled back between the claim and the shift, by someone who pages people: the
                 # traffic this shift may have moved goes back off the canary before this run stops,
@@ -849,7 +935,9 @@ def run_stages(
                 # Never refused: a person who rejects wants the traffic off the canary now.
                 log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
                             "rolls back", answer.approver, answer.next_weight)
+            sent = env.wall()
             journal.answered(decision, answer, target)
+            renewals.wrote(sent)
             log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
             # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
             answered = env.clock.now()
@@ -1041,11 +1129,8 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool
     deadline = time.monotonic() + lag_seconds
     if run_as(traffic.weights_within, inline)(env.router, lag_seconds) == expected:
         return None
-    try:
-        run_as(traffic.verify_weights, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
-    except WeightMismatch as mismatch:
-        return mismatch.actual
-    return None
+    live = run_as(traffic.weights_settled, inline)(env.router, expected, lag_seconds, left=deadline - time.monotonic())
+    return None if live == expected else live
 
 
 def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,

@@ -716,7 +716,7 @@ def run_progressive(
         record = reconcile(env, spec, record, owner=owner, actor=actor,
                            adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
     except DriftDetected:
-        env.ledger.release(service, owner=owner)  # a refused run holds nothing
+        give_back_refused(env, spec, record, owner=owner, lease_seconds=lease_seconds, actor=actor)
         raise
     record = record_mode(env, record, phased=phased, owner=owner, actor=actor, lease_seconds=lease_seconds)
     if phased:
@@ -1149,7 +1149,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         reconcile(env, spec, record, owner=owner, actor=actor, adopt_live_weights=adopt_live_weights,
                   lease_seconds=lease_seconds)
     except DriftDetected:
-        env.ledger.release(service, owner=owner)
+        give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
         raise
     grown = stable_count_for_phase(env, record, stable)
     started = start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why,
@@ -1158,6 +1158,17 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
                            owner_finished=owner_finished)
+
+
+def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, *, owner: str, lease_seconds: float,
+                      actor: str) -> None:
+    """Give the lease on ``held`` (the rollout as this run took it) back before a refusal is raised
+    (a refused run holds nothing), as the journal gives it back after an outcome: a release DynamoDB
+    refuses is logged with when the lease lapses, never raised. Raised, botocore's error replaced
+    the refusal (a drift, which the hooks leave alone) and the hook rolled the rollout back."""
+    journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
+                            rollout_id=held.rollout_id)
+    journal._give_back(held)  # noqa: SLF001 - the journal's one best-effort release, not a copy of it
 
 
 def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,

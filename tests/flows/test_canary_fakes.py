@@ -763,9 +763,8 @@ def test_a_rollback_by_hand_during_a_shift_does_not_leave_the_flags_raised_for_t
 
 
 def test_the_starting_notice_names_the_approval_pauses_and_what_an_unanswered_one_does():
-    """A `canary` run sends no notice when it pauses (it keeps no ledger): the starting notice is
-    all that tells people it will wait for them before 25 % and 100 % (the defaults), and that
-    nobody answering within the hour rolls a healthy canary back."""
+    """The starting notice tells people up front that the run will wait for them before 25 % and
+    100 % (the defaults), and that nobody answering within the hour rolls a healthy canary back."""
     env = fake_environment(canary_error_rate=0.0)
     canary_on(env, spec(5, 25, 100, approval_at=(25, 100)), scripted(APPROVE, APPROVE))
     subject, body = env.notifier.messages[0]
@@ -776,3 +775,25 @@ def test_the_starting_notice_names_the_approval_pauses_and_what_an_unanswered_on
     env = fake_environment(canary_error_rate=0.0)
     canary_on(env, spec(5, 100))
     assert env.notifier.messages[0][1].endswith("automatic rollback on failure."), env.notifier.messages[0][1]
+
+
+def test_a_canary_run_tells_people_when_it_waits_for_them_as_a_progressive_run_does():
+    """A `canary` run sent no notice when it paused: a person learnt of a pause only from the UI,
+    and one left unanswered rolled a healthy canary back. Each pause is told once, in the
+    progressive run's words; a hold's pause asked again is told again, saying who held."""
+    env = fake_environment(canary_error_rate=0.0)
+    hold = ApprovalAnswer(action="hold", approver="alice", comment="release\nnotes first")
+    result = canary_on(env, spec(5, 25, 100, approval_at=(25, 100)), scripted(hold, APPROVE, APPROVE))
+    assert result.outcome == "promoted", result.reason
+    service = env.targets.canary_service
+    waits = [(s, b) for s, b in env.notifier.messages if s.startswith("Rollout waits for a person")]
+    assert [s for s, _b in waits] == [f"Rollout waits for a person: {service}",
+                                      f"Rollout waits for a person again: {service}",
+                                      f"Rollout waits for a person: {service}"], env.notifier.messages
+    first = waits[0][1]
+    assert first.startswith(f"{IMAGE} on {service} (traffic at 95/5, stable/canary) waits for an answer"), first
+    assert "approval pause: " in first and "the rollout rolls back" in first, first
+    assert first.endswith("`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` "
+                          "(reject: roll back)."), first
+    assert waits[1][1].startswith("alice answered hold (release notes first); asked again. "), waits[1][1]
+    assert "(traffic at 75/25, stable/canary)" in waits[2][1], waits[2][1]

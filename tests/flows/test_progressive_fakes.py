@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import pytest
 from prefect import flow
@@ -1552,3 +1553,183 @@ def test_traffic_moved_by_hand_before_a_shifts_flag_write_rolls_back_at_once_not
     assert record.phase is RolloutPhase.ROLLED_BACK
     assert record.last_transition("rollback").at - moved[0] < 60
     assert not env.flags.get("new_checkout").enabled
+
+
+class ReleaseThrottled(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles every lease release past botocore's retries."""
+
+    throttled = False
+
+    def release(self, service, *, owner):
+        if not self.throttled:
+            return super().release(service, owner=owner)
+        from botocore.exceptions import ClientError
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                     "Message": "Throughput exceeds the current capacity of your table"}}, "UpdateItem")
+
+
+@pytest.mark.parametrize("where", ["resume", "next phase"])
+def test_a_drift_refusal_stays_the_refusal_when_dynamodb_throttles_the_lease_release(caplog, where):
+    """The run found the traffic moved by hand and refused, then DynamoDB throttled the write
+    giving its lease back: the run failed with botocore's error instead, which the hooks roll back
+    on (they leave a drift refusal alone). The refusal stands; the log says the lease lapses."""
+    env = fake_environment()
+    env.ledger = ReleaseThrottled()
+    progressive_on(env, full_spec(), auto_approve(), phased=True)
+    env.router.weights = Weights(stable=60, canary=40)  # someone changed the ALB by hand
+    env.ledger.throttled = True
+    with caplog.at_level(logging.WARNING), pytest.raises(DriftDetected, match="holds 60/40"):
+        if where == "resume":
+            progressive_on(env, full_spec(), auto_approve(), owner="run-2")
+        else:
+            env.clock.sleep(WEEK)
+            advance_on(env, auto_approve(), "cron-1")
+    said = [r.getMessage() for r in caplog.records if "could not give this run's lease" in r.getMessage()]
+    assert said and "ProvisionedThroughputExceededException" in said[0], caplog.text
+    assert env.ledger.get(env.targets.canary_service).weekly_phase_index == 0
+
+
+class RenewalsThrottled(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles lease renewals past botocore's retries: with
+    ``after_pass``, the one right after the first stage's pass is recorded (the check before the
+    shift); else the first ``at_5`` renewals after one while 5 % bakes (None: all from then on)."""
+
+    def __init__(self, env, *, after_pass=False, at_5=0):
+        super().__init__()
+        self.env, self.after_pass, self.at_5 = env, after_pass, at_5
+        self.log = []  # (renewed | throttled, when)
+
+    def record(self, service, **kwargs):
+        if kwargs.get("stage_passed") is True and self.after_pass is True:
+            self.after_pass = "next"
+        return super().record(service, **kwargs)
+
+    def _throttles(self) -> bool:
+        if self.after_pass == "next":
+            self.after_pass = False
+            return True
+        if self.env.router.weights.canary != 5 or not any(k == "renewed" for k, _t in self.log):
+            return False
+        if self.at_5 is None:
+            return True
+        self.at_5 -= 1
+        return self.at_5 >= 0
+
+    def acquire(self, service, **kwargs):
+        from botocore.exceptions import ClientError
+        if self._throttles():
+            self.log.append(("throttled", self.env.clock.now()))
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Throughput exceeds the current capacity"}}, "UpdateItem")
+        taken = super().acquire(service, **kwargs)
+        if self.env.router.weights.canary == 5:
+            self.log.append(("renewed", self.env.clock.now()))
+        return taken
+
+
+def renewals_spec() -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in (5, 25, 100)],
+                       monitor_seconds=0)
+
+
+def test_one_lease_renewal_dynamodb_throttles_mid_bake_does_not_fail_a_healthy_run(caplog):
+    """A look's renewal of the 600 s lease failed on throttling past botocore's retries: the run
+    failed, and its hook rolled the healthy rollout back. Minutes were left on the lease: the run
+    says so and goes on, and renews it at the next look."""
+    env = fake_environment()
+    env.ledger = RenewalsThrottled(env, at_5=1)
+    with caplog.at_level(logging.INFO):
+        result = progressive_on(env, renewals_spec(), auto_approve())
+    assert result.outcome == "promoted", result.reason
+    assert [k for k, _t in env.ledger.log].count("throttled") == 1
+    said = [r.getMessage() for r in caplog.records if "could not renew the rollout's lease" in r.getMessage()]
+    assert said and "ProvisionedThroughputExceededException" in said[0] and "lapses in" in said[0], said
+    assert any("renewed the rollout's lease again" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_the_check_before_a_shift_dynamodb_throttles_is_made_again_before_the_traffic_moves(caplog):
+    """The renewal right before a shift is also the check that nobody began rolling the rollout
+    back: refused by DynamoDB, the shift waits for the next look, whose check passes, and says so."""
+    env = fake_environment()
+    env.ledger = RenewalsThrottled(env, after_pass=True)
+    with caplog.at_level(logging.INFO):
+        result = progressive_on(env, renewals_spec(), auto_approve())
+    assert result.outcome == "promoted", result.reason
+    throttled = [t for k, t in env.ledger.log if k == "throttled"]
+    assert len(throttled) == 1, env.ledger.log
+    record = env.ledger.get(env.targets.canary_service)
+    shift = next(t for t in record.history if t.kind == "shift" and t.to_weights.canary == 25)
+    assert shift.at > throttled[0], "the traffic moved without the check that nobody began a rollback"
+    said = [r.getMessage() for r in caplog.records if "could not renew the rollout's lease" in r.getMessage()]
+    assert said and "before shifting to 25%" in said[0] and "the shift waits for the next look" in said[0], said
+
+
+def test_lease_renewals_dynamodb_keeps_refusing_fail_the_run_before_the_lease_lapses():
+    """Refused at every look: the run fails (its hook rolls back) before another run could take the
+    rollout over, not at the first refusal."""
+    from botocore.exceptions import ClientError
+
+    env = fake_environment()
+    env.ledger = RenewalsThrottled(env, at_5=None)
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        progressive_on(env, renewals_spec(), auto_approve())
+    log = env.ledger.log
+    renewed = max(t for k, t in log if k == "renewed")
+    failed = [t for k, t in log if k == "throttled"]
+    assert len(failed) > 3, log
+    assert 0 < failed[-1] - renewed < 600, log
+
+
+def test_traffic_moved_by_hand_is_a_finding_the_run_acts_on_not_a_failed_task(caplog):
+    """The drift check read the weights again through the `verify-weights` task, so every drift
+    found also showed a red failed task with a WeightMismatch traceback at ERROR level in the UI,
+    beside the run that rolled back as it should. The rollback is what the run says."""
+    env = env_with_ledger()
+    moved = []
+
+    def before(name, args, kwargs):
+        if name == "observe" and not moved and env.router.weights.canary == 5:
+            moved.append(env.clock.now())
+            env.router.weights = Weights(stable=70, canary=30)  # by hand, in the console
+
+    env.metrics = Intercept(env.metrics, before)
+    with caplog.at_level(logging.INFO):
+        result = progressive_on(env, MOVED_TRAFFIC_SPEC, auto_approve())
+    assert moved and result.outcome == "rolled_back" and "moved by someone else" in result.reason, result.reason
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [m for m in errors if "WeightMismatch" in m or "verify-weights" in m], errors
+    assert not [r for r in caplog.records if "Finished in state Failed" in r.getMessage()], caplog.text
+
+
+class ThrottledAfterApproval(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles the first lease renewal after an approval is recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed, self.throttled = False, 0
+
+    def record(self, service, **kwargs):
+        transition = kwargs.get("transition")
+        self.armed = self.armed or (transition is not None and transition.kind == "approve" and not self.throttled)
+        return super().record(service, **kwargs)
+
+    def acquire(self, service, **kwargs):
+        if self.armed:
+            from botocore.exceptions import ClientError
+            self.armed, self.throttled = False, self.throttled + 1
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Throughput exceeds the current capacity"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_one_lease_renewal_throttled_after_a_long_approval_pause_does_not_fail_the_run():
+    """The answer, given 50 minutes into the pause, wrote the lease again: the first renewal after
+    it, refused by DynamoDB, is one lost renewal with the whole lease left, not a lapsed lease."""
+    env = fake_environment()
+    env.ledger = ThrottledAfterApproval()
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=25, bake_seconds=600),
+                                            Stage(weight=100, bake_seconds=600, approval=True)], monitor_seconds=0)
+    approve = ApprovalAnswer(action="approve", approver="alice", comment="ok")
+    result = progressive_on(env, spec, scripted(approve, clock=env.clock, after_seconds=3000))
+    assert env.ledger.throttled == 1
+    assert result.outcome == "promoted", result.reason
