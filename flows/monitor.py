@@ -382,6 +382,7 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
         # from the window's opening: a resumed window's periods were published long ago.
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
+        unjudged = None  # why this look could not read the window's periods no look had judged
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
@@ -396,6 +397,7 @@ def _watch(
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
                     judged_to = max(judged_to, published)
                 else:
+                    unjudged = f"from {utc(judged_to)} on, which no look had judged ({caught.error}"
                     log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
                                 "reading them again at the next look", utc(judged_to), caught.error)
             else:
@@ -471,13 +473,16 @@ def _watch(
                         "look could not roll a failing release back; it counts against the window, which passes "
                         "cleanly only if at least half of its looks measured one", placed(now), observation.error)
         if now >= settled and (retried == FINAL_READ_RETRIES or (
-                observation.error is None and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
+                observation.error is None and unjudged is None
+                and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
             break
         if now >= settled:
             # The window's last period is unjudged until a read succeeds and finds it (CloudWatch
             # is at times later than the delay): passing on the looks before it scaled the old
             # service to zero under a release nobody saw finish. Still without a request count
-            # after the retries, that period served nobody, or nothing says otherwise.
+            # after the retries, that period served nobody, or nothing says otherwise. So are the
+            # periods no look judged (a resumed window's, a stretch of failed reads) until read:
+            # no look comes after the final one to read them.
             retried, final = retried + 1, final or before
         # To the next look from this one's start, not from its end: a slow read (up to its 15-s
         # bound) put that much more between the looks and took the last past the window's end.
@@ -499,7 +504,7 @@ def _watch(
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure,
-                                             last_unread=observation.error is not None)
+                                             last_unread=observation.error is not None, unjudged=unjudged)
     last_period = settled - spec.analysis.metrics_delay_seconds
     if verified and not _has_period(observation, last_period):
         # Passed on the looks before it (nothing says that period served anyone): said so in the
@@ -657,7 +662,8 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
 
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
-                 failure: str | None, *, last_unread: bool = False) -> tuple[bool, str, str]:
+                 failure: str | None, *, last_unread: bool = False,
+                 unjudged: str | None = None) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
@@ -669,13 +675,19 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
     again only helps once what refused the reads is mended). ``last_unread``: the final look, which
     judges the window's last period, could not read it (``failure`` says why), however often it
-    tried: the window does not pass cleanly, whatever the looks before it measured."""
+    tried: the window does not pass cleanly, whatever the looks before it measured. ``unjudged``:
+    the same of the window's periods no look had judged ("from <when> on, which no look had judged
+    (<why>"), which the final look could not read."""
     verified = measured > 0 and 2 * measured >= checks
     why = f"; the last failed read: {failure}" if failure else ""
     if last_unread:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
                        f"window's last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was not "
                        f"judged; {measured} of its {checks} looks counted requests to the new version"), ""
+    if unjudged is not None:
+        return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
+                       f"window's periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were not judged; "
+                       f"{measured} of its {checks} looks counted requests to the new version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
                        f"was measured (none of its {checks} looks counted a request to it)"), ""
