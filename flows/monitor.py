@@ -644,13 +644,16 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
     has nothing to take a rate over, and its "canary error rate 0.00% within the 5% guardrail" read
     as a healthy measurement: the look says it measured nothing, and what that does to the window.
     A look that counted requests says over how many, and which periods (``interval`` long): its
-    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was."""
+    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was.
+    The 5xx the load balancer answered itself are named too: the monitoring rate is taken over them
+    as well (``check_totals``), and the new version's figures alone made another rate."""
     if saw:
         counted = [i.t for i in seen.intervals if i.canary is not None]
-        totals = seen.totals("canary")
+        totals, unserved = seen.totals("canary"), seen.unserved()
+        itself = f", and {unserved:,} the load balancer answered 5xx itself" if unserved else ""
         return (f"{reason} (over {totals.requests:,} request{'s' if totals.requests != 1 else ''} to the new version, "
-                f"{totals.errors:,} answered 5xx by it, in {len(counted)} period{'s' if len(counted) != 1 else ''}, "
-                f"{window_utc(counted[0] - interval, counted[-1])})")
+                f"{totals.errors:,} answered 5xx by it{itself}, in {len(counted)} "
+                f"period{'s' if len(counted) != 1 else ''}, {window_utc(counted[0] - interval, counted[-1])})")
     if seen.unserved():
         return f"no request count in this look; {reason}"
     nothing = "no requests were counted in this look, so no error rate was measured"
