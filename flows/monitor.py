@@ -34,6 +34,7 @@ from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
+from rollway.aws.errors import TargetNotFound
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
@@ -70,7 +71,8 @@ ONE_HOUR = 3600.0
 
 class MonitorRefused(RuntimeError):
     """The ``monitor`` flow was asked to watch a rollout that is not the service's newest
-    promoted one; nothing was changed."""
+    promoted one, or through a load balancer, listener, rule or target group that is not found;
+    nothing was changed."""
 
 
 class MonitorResult(BaseModel):
@@ -1128,6 +1130,7 @@ def monitor(
         window_seconds, opened_at = _what_is_left(env, policy, record)
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
+    _load_balancer_found(env, spec)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
@@ -1144,6 +1147,29 @@ def monitor(
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
     return watched
+
+
+def _load_balancer_found(env: Environment, spec: RolloutSpec) -> None:
+    """Look up the load balancer's listener, rule and target groups the run's targets name, which
+    the looks read the metrics by and a rollback moves traffic on.
+
+    A misspelt one made every look of the window say it "could not read the metrics", for the
+    window's whole length, which then ended unverified, recorded and paged as if CloudWatch had been
+    throttled. Any other failure of the lookup (throttled, say) is left to the looks, each of which
+    reads again.
+
+    Raises:
+        MonitorRefused: one of them is not found (named); nothing was watched or changed.
+    """
+    try:
+        env.router.reading(spec.verify_timeout_seconds).target_group("canary")
+    except TargetNotFound as missing:
+        raise MonitorRefused(
+            f"{missing}: the window's looks could not read the new version's metrics, nor a rollback move its "
+            f"traffic. Nothing was watched or changed, and the rollout's window stays open: correct the targets "
+            f"block's names and run the monitor again") from missing
+    except Exception:  # noqa: BLE001 - a lookup that failed otherwise is read again by the looks
+        return
 
 
 def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) -> tuple[float, float | None]:
