@@ -34,6 +34,7 @@ from flows.params import LeaseSeconds, WindowSeconds
 from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
+from rollway.aws.errors import TargetNotFound
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
@@ -70,7 +71,8 @@ ONE_HOUR = 3600.0
 
 class MonitorRefused(RuntimeError):
     """The ``monitor`` flow was asked to watch a rollout that is not the service's newest
-    promoted one; nothing was changed."""
+    promoted one, or through a load balancer, listener, rule or target group that is not found;
+    nothing was changed."""
 
 
 class MonitorResult(BaseModel):
@@ -382,6 +384,7 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
         # from the window's opening: a resumed window's periods were published long ago.
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
+        unjudged = None  # why this look could not read the window's periods no look had judged
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
@@ -396,6 +399,7 @@ def _watch(
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
                     judged_to = max(judged_to, published)
                 else:
+                    unjudged = f"from {utc(judged_to)} on, which no look had judged ({caught.error}"
                     log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
                                 "reading them again at the next look", utc(judged_to), caught.error)
             else:
@@ -471,13 +475,16 @@ def _watch(
                         "look could not roll a failing release back; it counts against the window, which passes "
                         "cleanly only if at least half of its looks measured one", placed(now), observation.error)
         if now >= settled and (retried == FINAL_READ_RETRIES or (
-                observation.error is None and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
+                observation.error is None and unjudged is None
+                and _has_period(observation, settled - spec.analysis.metrics_delay_seconds))):
             break
         if now >= settled:
             # The window's last period is unjudged until a read succeeds and finds it (CloudWatch
             # is at times later than the delay): passing on the looks before it scaled the old
             # service to zero under a release nobody saw finish. Still without a request count
-            # after the retries, that period served nobody, or nothing says otherwise.
+            # after the retries, that period served nobody, or nothing says otherwise. So are the
+            # periods no look judged (a resumed window's, a stretch of failed reads) until read:
+            # no look comes after the final one to read them.
             retried, final = retried + 1, final or before
         # To the next look from this one's start, not from its end: a slow read (up to its 15-s
         # bound) put that much more between the looks and took the last past the window's end.
@@ -499,7 +506,7 @@ def _watch(
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure,
-                                             last_unread=observation.error is not None)
+                                             last_unread=observation.error is not None, unjudged=unjudged)
     last_period = settled - spec.analysis.metrics_delay_seconds
     if verified and not _has_period(observation, last_period):
         # Passed on the looks before it (nothing says that period served anyone): said so in the
@@ -639,13 +646,16 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
     has nothing to take a rate over, and its "canary error rate 0.00% within the 5% guardrail" read
     as a healthy measurement: the look says it measured nothing, and what that does to the window.
     A look that counted requests says over how many, and which periods (``interval`` long): its
-    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was."""
+    rate read the same over 3 requests as over 15,000, and said nothing of how late CloudWatch was.
+    The 5xx the load balancer answered itself are named too: the monitoring rate is taken over them
+    as well (``check_totals``), and the new version's figures alone made another rate."""
     if saw:
         counted = [i.t for i in seen.intervals if i.canary is not None]
-        totals = seen.totals("canary")
+        totals, unserved = seen.totals("canary"), seen.unserved()
+        itself = f", and {unserved:,} the load balancer answered 5xx itself" if unserved else ""
         return (f"{reason} (over {totals.requests:,} request{'s' if totals.requests != 1 else ''} to the new version, "
-                f"{totals.errors:,} answered 5xx by it, in {len(counted)} period{'s' if len(counted) != 1 else ''}, "
-                f"{window_utc(counted[0] - interval, counted[-1])})")
+                f"{totals.errors:,} answered 5xx by it{itself}, in {len(counted)} "
+                f"period{'s' if len(counted) != 1 else ''}, {window_utc(counted[0] - interval, counted[-1])})")
     if seen.unserved():
         return f"no request count in this look; {reason}"
     nothing = "no requests were counted in this look, so no error rate was measured"
@@ -657,7 +667,8 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
 
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
-                 failure: str | None, *, last_unread: bool = False) -> tuple[bool, str, str]:
+                 failure: str | None, *, last_unread: bool = False,
+                 unjudged: str | None = None) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
@@ -669,13 +680,19 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     ``failed``: looks whose read failed, the last of them ``failure`` (named: running the monitor
     again only helps once what refused the reads is mended). ``last_unread``: the final look, which
     judges the window's last period, could not read it (``failure`` says why), however often it
-    tried: the window does not pass cleanly, whatever the looks before it measured."""
+    tried: the window does not pass cleanly, whatever the looks before it measured. ``unjudged``:
+    the same of the window's periods no look had judged ("from <when> on, which no look had judged
+    (<why>"), which the final look could not read."""
     verified = measured > 0 and 2 * measured >= checks
     why = f"; the last failed read: {failure}" if failure else ""
     if last_unread:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
                        f"window's last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was not "
                        f"judged; {measured} of its {checks} looks counted requests to the new version"), ""
+    if unjudged is not None:
+        return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
+                       f"window's periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were not judged; "
+                       f"{measured} of its {checks} looks counted requests to the new version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
                        f"was measured (none of its {checks} looks counted a request to it)"), ""
@@ -1113,6 +1130,7 @@ def monitor(
         window_seconds, opened_at = _what_is_left(env, policy, record)
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
+    _load_balancer_found(env, spec)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,
@@ -1129,6 +1147,29 @@ def monitor(
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
     return watched
+
+
+def _load_balancer_found(env: Environment, spec: RolloutSpec) -> None:
+    """Look up the load balancer's listener, rule and target groups the run's targets name, which
+    the looks read the metrics by and a rollback moves traffic on.
+
+    A misspelt one made every look of the window say it "could not read the metrics", for the
+    window's whole length, which then ended unverified, recorded and paged as if CloudWatch had been
+    throttled. Any other failure of the lookup (throttled, say) is left to the looks, each of which
+    reads again.
+
+    Raises:
+        MonitorRefused: one of them is not found (named); nothing was watched or changed.
+    """
+    try:
+        env.router.reading(spec.verify_timeout_seconds).target_group("canary")
+    except TargetNotFound as missing:
+        raise MonitorRefused(
+            f"{missing}: the window's looks could not read the new version's metrics, nor a rollback move its "
+            f"traffic. Nothing was watched or changed, and the rollout's window stays open: correct the targets "
+            f"block's names and run the monitor again") from missing
+    except Exception:  # noqa: BLE001 - a lookup that failed otherwise is read again by the looks
+        return
 
 
 def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) -> tuple[float, float | None]:

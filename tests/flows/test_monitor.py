@@ -353,17 +353,44 @@ def test_each_look_says_how_many_requests_its_rate_was_taken_over_and_when(caplo
     that counted requests says how many, how many the new version answered 5xx, and the periods."""
     env = promoted(canary_error_rate=0.001)
     env.metrics = FakeMetrics(env.router, steady(0.05, 0.001, 0.001))  # 3 requests a minute
+    said = looks_measuring(caplog, env, r"within the 5% guardrail \(over (\d+) requests to the new version, 0 "
+                                        r"answered 5xx by it, in (\d) periods?, \d{4}-\d\d-\d\d \d\d:\d\d:00 to "
+                                        r"\d\d:\d\d:00 UTC\)$")
+    assert all(int(m.group(1)) == 3 * int(m.group(2)) for m in said), [m.string for m in said]
+
+
+def looks_measuring(caplog, env, pattern: str) -> list[re.Match]:
+    """What each look of a clean 5-minute window on ``env`` that measured a rate said, matched by ``pattern``."""
     with caplog.at_level(logging.INFO):
         result = monitor_on(env, 300)
     assert result.outcome == "decommissioned", result.reason
     looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
     counted = [m for m in looks if "within the 5% guardrail" in m]
     assert counted, looks
-    pattern = (r"within the 5% guardrail \(over (\d+) requests to the new version, 0 answered 5xx by it, in (\d) "
-               r"periods?, \d{4}-\d\d-\d\d \d\d:\d\d:00 to \d\d:\d\d:00 UTC\)$")
     said = [re.search(pattern, m) for m in counted]
     assert all(said), counted
-    assert all(int(m.group(1)) == 3 * int(m.group(2)) for m in said), counted
+    return said
+
+
+def test_a_looks_count_names_the_load_balancers_own_5xx_its_rate_was_taken_over_too(caplog):
+    """After the promotion the rate is taken over the new version's requests and the 5xx the load
+    balancer answered itself: each look said "0.33% within the 5% guardrail ... (over 1,500 requests
+    to the new version, 0 answered 5xx by it, ...)", figures that make 0 %, not what the rate was
+    taken over. The look names the load balancer's own 5xx beside them."""
+    env = promoted(canary_error_rate=0.0)
+    env.metrics = FakeMetrics(env.router, steady(5.0, 0.0, 0.0))  # 300 requests a minute, no 5xx
+    observe = env.metrics.observe
+
+    def one_refused_a_minute(start, end):
+        seen = observe(start, end)
+        return seen.model_copy(update={"intervals": tuple(i.model_copy(update={"unserved": 1})
+                                                          for i in seen.intervals)})
+
+    env.metrics.observe = one_refused_a_minute
+    said = looks_measuring(caplog, env, r"\(over ([\d,]+) requests to the new version, 0 answered 5xx by it, and (\d+) "
+                                        r"the load balancer answered 5xx itself, in (\d) periods?, ")
+    assert all(int(m.group(1).replace(",", "")) == 300 * int(m.group(3)) == 300 * int(m.group(2)) for m in said), \
+        [m.string for m in said]
 
 
 def looks_of(caplog, behaviour) -> list[str]:

@@ -144,3 +144,42 @@ def test_a_breach_while_the_looks_could_not_read_the_metrics_is_judged_once_they
     assert f"in the 5 minutes to {utc(opened + 240)}" in result.reason, result.reason
     assert "could not read the metrics" in result.reason, result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
+
+
+def test_a_window_whose_unjudged_minutes_cannot_be_read_at_its_final_look_does_not_pass():
+    """Resumed after its end, the window's minutes nobody watched are read at its first look; that
+    read (the whole window's, one call) was throttled at every look to the end, while each look's
+    own few minutes were read. The log said "reading them again at the next look", and the final look
+    passed the window: the old service was decommissioned under a release that had broken the
+    guardrail in its fifth minute, which no look judged. The window does not pass cleanly: the old
+    service is kept, and its end says which minutes were not judged and why."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    spec = SPEC.model_copy(update={"monitor_seconds": 900.0})
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
+    observe = env.metrics.observe
+
+    def whole_window_throttled(start, end):
+        if end - start > 600:  # the read of the window's unjudged minutes; a look's own is 6 minutes
+            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
+        return observe(start, end)
+
+    env.metrics.observe = whole_window_throttled
+    env.clock.sleep(1200)  # resumed 20 minutes in: the 15-minute window ended unwatched
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=0, stable_desired=4, opened_at=opened)
+
+    result = resumed()
+    assert result.outcome != "decommissioned" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert f"from {utc(opened)} on, which no look had judged (Throttling: Rate exceeded" in result.reason, result.reason
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+    assert any(subject.startswith("Decommission skipped") and "were not judged" in body
+               for subject, body in env.notifier.messages), env.notifier.messages

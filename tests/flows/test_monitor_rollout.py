@@ -648,3 +648,31 @@ def test_a_monitor_started_by_hand_on_an_owed_window_watches_what_is_left_of_it_
     assert f"resumed {late / 60:g} minutes after the promotion" in result.reason, result.reason
     said = " ".join(r.getMessage() for r in caplog.records)
     assert f"{'ended' if late >= 600 else 'ends'} at {utc(promoted_at + 600)}" in said, said
+
+
+def test_a_monitor_whose_target_group_the_load_balancer_does_not_know_stops_at_once(monkeypatch):
+    """A targets block with a misspelt target group: every look of the window logged "could not read
+    the metrics (... target group ... not found)" for its whole length, then the window ended
+    unverified, recorded so and paged "Decommission skipped", as if CloudWatch had been throttled.
+    A name the load balancer does not know is no read to try again: the run stops at once, naming it,
+    with nothing watched, recorded or paged, and the window left open for a run with the right name."""
+    from rollway.aws.errors import TargetNotFound
+
+    env, first = promoted_world(monkeypatch)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)
+    missing = TargetNotFound("target group", "webordinary-edit-canry-tg", "TargetGroupNotFound")
+
+    def not_found(version):
+        raise missing
+
+    monkeypatch.setattr(env.router, "target_group", not_found)
+    env.metrics.error = f"metrics unavailable: {missing}"  # as CloudWatchMetrics reads with that router
+    opened = env.clock.now()
+    with pytest.raises(MonitorRefused, match="target group 'webordinary-edit-canry-tg' not found: "
+                                             "TargetGroupNotFound.*run the monitor again"):
+        run_monitor_flow()
+    assert env.clock.now() - opened < 60, "the run watched a window it could not read"
+    assert not env.notifier.messages, env.notifier.messages
+    record = env.ledger.get(env.targets.canary_service)
+    assert (record.phase, record.owner, record.unverified_window) == (RolloutPhase.PROMOTED, None, None)
+    assert [t.kind for t in record.history] == [t.kind for t in first.history]
