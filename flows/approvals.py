@@ -776,6 +776,12 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
+                if given is not None:
+                    # Its resume landed between the read of Paused and the run's Running, which then
+                    # said "unanswered" over it: said again as it is, the run acting on that answer.
+                    through(lambda: propose_state(client, Running(
+                        message=f"answered at its {pause.cause} pause's timeout ({_said(_answer_of(given))}): "
+                                "it acts on that answer"), run_id), timed, policy)
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
         unanswered = timed_out(approvals)
