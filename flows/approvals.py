@@ -53,6 +53,7 @@ from rollway.bounds import duration_said
 from rollway.decide import Pause
 from rollway.failure_words import end_said
 from rollway.ledger import utc
+from rollway.report import shown
 from rollway.spec import Approvals
 
 T = TypeVar("T")
@@ -776,6 +777,12 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
                 given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
+                if given is not None:
+                    # Its resume landed between the read of Paused and the run's Running, which then
+                    # said "unanswered" over it: said again as it is, the run acting on that answer.
+                    through(lambda: propose_state(client, Running(
+                        message=f"answered at its {pause.cause} pause's timeout ({_said(_answer_of(given))}): "
+                                "it acts on that answer"), run_id), timed, policy)
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
         unanswered = timed_out(approvals)
@@ -877,6 +884,23 @@ def _given_at(client: SyncPrefectClient, run_id: UUID, paused: State) -> float |
     return next((given.created.timestamp() for given in stored if given.key == key and given.created), None)
 
 
+def _earlier_form_took(value: str) -> ApprovalInput | None:
+    """The answer ``value`` as an earlier rollway's form took it, or None when it is no answer to
+    any: the server checks a resume against the form the run stored as it paused, and an earlier
+    one let a name with a control character through (``NAME_PATTERN`` refuses it now). Its control
+    characters are shown as escapes (``shown``): the run's log and the ledger print the name.
+    Skipped as no answer to the form, it was recorded by nobody and told to nobody."""
+    try:
+        data = json.loads(value)
+        name = data["approver"]
+        if not isinstance(name, str) or not name.strip():
+            return None
+        form = ApprovalInput.model_validate({**data, "approver": "-"})
+    except (ValueError, TypeError, KeyError):  # ValueError: ValidationError is one
+        return None
+    return form.model_copy(update={"approver": shown(name.strip(), keep="")})
+
+
 _RESPONSE = "-response"
 _FORM_PREFIX = "paused-approval-"  # keyset_from_paused_state of a pause keyed "approval-<hex>" (``_pause``)
 # The pause's reason, as the engine opens the form's summary with it ("**<reason>**").
@@ -933,7 +957,9 @@ def unheard_answers(run_id: UUID) -> list[UnheardAnswer]:
         try:
             form = ApprovalInput.model_validate_json(given.value)
         except ValidationError:
-            continue  # not an answer to rollway's form
+            form = _earlier_form_took(given.value)
+            if form is None:
+                continue  # not an answer to rollway's form
         described = by_key.get(f"{base}-description")
         asked = _ASKED.search(str(json.loads(described.value))) if described is not None else None
         found.append(UnheardAnswer(

@@ -154,16 +154,40 @@ def load_account(targets_block: str | None, credentials_block: str | None) -> tu
             "PREFECT_API_URL=<the API address `rollway up` printed> (http://127.0.0.1:4200/api by default), "
             "or set it in your Prefect profile"
         )
-    # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
-    # before a rule on its names existed), which used to print a traceback.
-    try:
-        targets = env.load_targets(targets_block)
-    except (ValueError, RuntimeError) as err:
-        raise OpsError(_block_not_loaded(err, "--targets-block", targets_block, "rollway-targets")) from err
-    try:
-        credentials = env.load_credentials(credentials_block, targets.region)
-    except (ValueError, RuntimeError) as err:
-        raise OpsError(_block_not_loaded(err, "--credentials-block", credentials_block, "aws-credentials")) from err
+    from contextlib import ExitStack
+
+    from prefect.context import SyncClientContext
+    from prefect.settings import PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED, temporary_settings
+
+    from flows.approvals import bounded_client
+
+    # A named block's load (which takes no client) and the reads saying why one did not load use the
+    # context's client: Prefect's own slept a day's Retry-After in one read (``bounded_client``).
+    # Entered without the context's check of the server's version, which the load's own client
+    # never made (its failure is the load's to say), and only for a named block (none is read else).
+    with ExitStack() as reads:
+        def bounded() -> None:
+            if not entered:
+                with temporary_settings(updates={PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED: False}):
+                    reads.enter_context(SyncClientContext.model_construct(client=bounded_client()))
+                entered.append(True)
+
+        entered: list[bool] = []
+        # RuntimeError: Prefect's Block.load for a saved block that no longer validates (saved
+        # before a rule on its names existed), which used to print a traceback.
+        try:
+            if targets_block is not None:
+                bounded()
+            targets = env.load_targets(targets_block)
+        except (ValueError, RuntimeError) as err:
+            raise OpsError(_block_not_loaded(err, "--targets-block", targets_block, "rollway-targets")) from err
+        try:
+            if credentials_block is not None:
+                bounded()
+            credentials = env.load_credentials(credentials_block, targets.region)
+        except (ValueError, RuntimeError) as err:
+            raise OpsError(_block_not_loaded(err, "--credentials-block", credentials_block,
+                                             "aws-credentials")) from err
     try:
         get_client = env.session_clients(credentials, targets.region)
     except env.AccountNotLoaded as err:

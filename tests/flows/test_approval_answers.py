@@ -150,9 +150,12 @@ def test_an_answer_the_server_took_after_the_last_poll_wins_over_the_timeout(mon
 def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_the_timeout(monkeypatch):
     """The run read Paused past its deadline and proposed Running; a resume the server accepted
     in between (Running to Running is accepted too) was dropped: the run applied its timeout
-    policy although the person had been told their reject was taken."""
+    policy although the person had been told their reject was taken. And its Running state said
+    "left its approval pause at its timeout, unanswered", in the UI and to `rollway promote`, while
+    it acted on the reject."""
     import time
 
+    from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
     import flows.approvals
@@ -163,7 +166,7 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     def the_answer_lands_first(client, state, run_id):
         if state.is_running() and not landed:
             resume_flow_run(run_id, run_input={"action": "reject", "approver": "erin", "comment": "roll back"})
-            landed.append(True)
+            landed.append(run_id)
         return real_propose(client, state, run_id)
 
     def deadline_passed_while_paused(client, run_id, paused, deadline, poll_interval, watch=None):
@@ -179,6 +182,11 @@ def test_an_answer_the_server_took_just_before_the_run_left_its_pause_wins_over_
     answer = paused_once()
     assert landed, "the race was not staged"
     assert (answer.action, answer.approver, answer.timed_out) == ("reject", "erin", False), answer
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(landed[0])
+    # What the run was in while it acted on the answer: its last Running.
+    (*_, acting) = [state for state in states if state.is_running()]
+    assert "unanswered" not in (acting.message or "") and "reject by erin" in (acting.message or ""), acting.message
 
 
 def test_the_form_names_the_image_the_service_and_the_live_weights():

@@ -433,3 +433,25 @@ def test_promote_waits_at_most_30_s_of_a_day_long_retry_after_from_the_prefect_a
     assert outcome == ["approve by alice"], (outcome, thread.raised)
     assert slept, "the proxy's 429s were never retried"
     assert max(slept) <= RETRY_AFTER_MOST_SECONDS * 1.2, slept
+
+
+def test_the_commands_read_their_blocks_on_a_client_that_waits_at_most_30_s_of_a_retry_after(monkeypatch):
+    """promote, hold and abort read the blocks they are named (--targets-block, --credentials-block)
+    before the paused run: on Prefect's own client, which slept a day's Retry-After in that read,
+    whatever the commands' own client bounded after it."""
+    import prefect.client.base
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.approvals import RETRY_AFTER_MOST_SECONDS
+
+    slept: list[float] = []
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": slept.append}))
+    server, proxied = behind_a_throttling_proxy(PREFECT_API_URL.value())
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: proxied}), pytest.raises(ops.OpsError) as refused:
+            ops.load_account("no-such-targets", None)
+    finally:
+        server.shutdown()
+    assert "no-such-targets" in str(refused.value), refused.value
+    assert slept, "the proxy's 429s were never retried"
+    assert max(slept) <= RETRY_AFTER_MOST_SECONDS * 1.2, slept

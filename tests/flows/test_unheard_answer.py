@@ -107,6 +107,23 @@ def test_the_answer_of_a_run_asked_again_for_weeks_before_its_process_died_is_fo
     assert (unheard.answer.action, unheard.answer.approver, unheard.question) == ("reject", "dana", QUESTION)
 
 
+def test_an_answer_an_earlier_form_took_with_a_control_character_in_its_name_is_found_and_shown_escaped():
+    """A run paused under an earlier rollway stored that form, which the server checks a resume
+    against: a name with a control character passed it. Read with today's form, which refuses such
+    a name, the answer was skipped as "not an answer to rollway's form": nobody recorded it, and
+    `rollway status` said nothing of it. Found now, the name's control characters shown as escapes
+    (the run's log prints it)."""
+    dead = dead_run_answered("reject", waited_until=time.time() - 600, answer=False)
+    with get_client(sync_client=True) as client:
+        paused = next(state for state in client.read_flow_run_states(dead.id) if state.is_paused())
+        # Stored as the earlier form's resume stored it: the server took it.
+        client.create_flow_run_input(dead.id, paused.state_details.run_input_keyset["response"], json.dumps(
+            {"action": "reject", "approver": "dana\x1b[2K\rmallory", "comment": "latency"}))
+    (unheard,) = unheard_answers(dead.id)
+    assert (unheard.answer.action, unheard.answer.approver, unheard.question) == (
+        "reject", "dana\\x1b[2K\\rmallory", QUESTION), unheard
+
+
 def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(monkeypatch, capsys):
     """The run shows Running, the person believed the rollout rolled back: status said nothing."""
     dead = dead_run_answered("reject", waited_until=time.time() - 600, ended=False)
