@@ -46,9 +46,9 @@ def rollback_waits(monkeypatch) -> dict[str, list[float]]:
         waits["verify"].append(timeout_seconds)
         return set_and_verify(env, target, timeout_seconds, **kwargs)
 
-    def healthy(env, which, timeout_seconds, **kwargs):
+    def healthy(env, which, timeout_seconds, *args, **kwargs):
         waits["healthy"].append(timeout_seconds)
-        return wait_healthy(env, which, timeout_seconds, **kwargs)
+        return wait_healthy(env, which, timeout_seconds, *args, **kwargs)
 
     monkeypatch.setattr(flows.rollback, "set_and_verify", verifying)
     monkeypatch.setattr(flows.rollback, "wait_healthy", healthy)

@@ -344,7 +344,8 @@ def test_a_run_after_a_rollback_of_the_same_image_says_it_starts_a_new_rollout_f
     env.clock.t += WEEK
     with caplog.at_level(logging.INFO):
         assert first_run(env, full_spec(), owner="run-2").outcome == "holding"
-    said = [line for line in _said(caplog) if "rolled back" in line]
+    # Run-2's words about the earlier rollout (the rollback's own run ends with a "rolled back ..." line too).
+    said = [line for line in _said(caplog) if "was rolled back" in line]
     assert said and f"{service}'s newest rollout of {old.image} ({old.rollout_id}) was rolled back in week 2" in said[0], \
         _said(caplog)
     assert "this run starts a new rollout of it, from week 1" in said[0], said
