@@ -31,7 +31,7 @@ from flows.env import load_session, run_owner
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
-from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end
+from flows.rollback import act_recorded, claimant, execute_rollback, record_rollback_end, rollback_waits
 from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials, names_rollout_denials
 from rollway.aws.errors import TargetNotFound
@@ -448,6 +448,9 @@ def _watch(
                             env, reason, actor=actor, previous_task_definition=previous_task_definition,
                             stable_desired=stable_desired, bindings=spec.flags, ledger_failure=ledger_failure,
                             rollout=lease.rollout, image=with_pin(spec.image, pinned_image),
+                            # The rollout's own waits, as its stages' rollbacks take: a window after a
+                            # decommission scales the stable service back up from 0.
+                            **rollback_waits(spec),
                             # The `canary` flow watches with no ledger: `rollway abort` has nothing of it.
                             ledgered=env.ledger is not None and lease.rollout is not None,
                         ),

@@ -1005,10 +1005,16 @@ def judge_rollback(env: Environment, spec, *, previous_task_definition: str | No
     return functools.partial(
         execute_rollback, env, actor="judge", previous_task_definition=previous_task_definition, rollout=rollout,
         image=with_pin(spec.image, pinned_image), ledgered=ledgered,
-        stable_desired=stable_desired, bindings=spec.flags, verify_timeout_seconds=spec.verify_timeout_seconds,
-        healthy_timeout_seconds=rollback_healthy_seconds(spec.healthy_timeout_seconds),
-        stable_timeout_seconds=rollback_scale_seconds(spec.scale_timeout_seconds),
+        stable_desired=stable_desired, bindings=spec.flags, **rollback_waits(spec),
     )
+
+
+def rollback_waits(spec) -> dict[str, float]:
+    """``execute_rollback``'s waits for a rollout whose spec is ``spec``: its read-back bound, and
+    its health and scale-up waits when longer than the defaults."""
+    return {"verify_timeout_seconds": spec.verify_timeout_seconds,
+            "healthy_timeout_seconds": rollback_healthy_seconds(spec.healthy_timeout_seconds),
+            "stable_timeout_seconds": rollback_scale_seconds(spec.scale_timeout_seconds)}
 
 
 def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, reason: str,

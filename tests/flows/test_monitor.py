@@ -51,6 +51,29 @@ def test_error_rate_over_5_percent_rolls_back_while_the_old_service_runs():
     assert env.deployer.services[env.targets.canary_service].desired == 0
 
 
+def test_a_windows_rollback_waits_as_long_as_the_rollouts_spec_allows(monkeypatch):
+    """The window's rollback took the defaults (600 s for the stable service to scale up, 300 s
+    for its health, 30 s read-back) whatever the rollout's spec said, while a stage's rollback
+    took the spec's: after a decommission, a slow-starting stable service failed the rollback
+    with every user still on the release being rolled back."""
+    import flows.monitor
+    import flows.rollback
+
+    waits: list[dict] = []
+
+    def recording(env, reason, **kwargs):
+        waits.append({k: v for k, v in kwargs.items() if k.endswith("_timeout_seconds")})
+        return flows.rollback.execute_rollback(env, reason, **kwargs)
+
+    monkeypatch.setattr(flows.monitor, "execute_rollback", recording)
+    spec = RolloutSpec(image=IMAGE, scale_timeout_seconds=1800, healthy_timeout_seconds=900,
+                       verify_timeout_seconds=120)
+    env = promoted(canary_error_rate=0.08)
+    result = flow(lambda: run_monitor(env, spec, window_seconds=3600, stable_desired=4))()
+    assert result.outcome == "rolled_back" and env.router.weights == Weights(stable=100, canary=0)
+    assert waits == [{"stable_timeout_seconds": 1800, "healthy_timeout_seconds": 900, "verify_timeout_seconds": 120}]
+
+
 class DeadLettersFrom(FakeMetrics):
     """The dead-letter queue holds ``dlq`` messages, and 3 more from ``arrive`` on (None: never)."""
 
