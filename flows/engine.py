@@ -55,6 +55,7 @@ from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
 from tasks.inline import run_as
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
+from tasks.retry import FINAL_DYNAMODB, again
 
 
 
@@ -431,7 +432,9 @@ class LookRenewals:
             # The next look comes within an analysis interval on the rollout clock (no more on the
             # wall, which a sped-up clock outruns), and its reads within their bound.
             nxt = self.spec.analysis.interval_seconds + self.spec.verify_timeout_seconds
-            if left <= nxt:
+            # Refused for good (a permission, the table gone, an item too large): the next look is
+            # refused as well, and the run would only look on, shifting nothing, until the lease lapsed.
+            if left <= nxt or not again(err, denied=FINAL_DYNAMODB):
                 raise
             get_run_logger().warning("%s", trouble_said(
                 "the rollout's lease", err, self.env.targets, self.spec.analysis.interval_seconds, left,

@@ -1733,3 +1733,25 @@ def test_one_lease_renewal_throttled_after_a_long_approval_pause_does_not_fail_t
     result = progressive_on(env, spec, scripted(approve, clock=env.clock, after_seconds=3000))
     assert env.ledger.throttled == 1
     assert result.outcome == "promoted", result.reason
+
+
+class RenewalsDenied(RenewalsThrottled):
+    """A FakeLedger on which every lease renewal from one while 5 % bakes on is refused for good."""
+
+    def acquire(self, service, **kwargs):
+        from botocore.exceptions import ClientError
+        if self._throttles():
+            self.log.append(("denied", self.env.clock.now()))
+            raise ClientError({"Error": {"Code": "AccessDeniedException",
+                                         "Message": "not authorized to perform: dynamodb:UpdateItem"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_a_lease_renewal_dynamodb_refuses_for_good_fails_the_run_at_once():
+    """A renewal refused by a missing permission is refused again at every look: the run fails at
+    the first (its hook rolls back), not a lease later after looking on and shifting nothing."""
+    env = fake_environment()
+    env.ledger = RenewalsDenied(env, at_5=None)
+    with pytest.raises(Exception, match="AccessDeniedException"):
+        progressive_on(env, renewals_spec(), auto_approve())
+    assert [k for k, _t in env.ledger.log].count("denied") == 1, env.ledger.log
