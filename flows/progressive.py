@@ -1168,7 +1168,7 @@ def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, 
     the refusal (a drift, which the hooks leave alone) and the hook rolled the rollout back."""
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=held.rollout_id)
-    journal._give_back(held)  # noqa: SLF001 - the journal's one best-effort release, not a copy of it
+    journal.give_back(held)
 
 
 def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,
