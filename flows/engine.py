@@ -254,10 +254,12 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
                     f"the {version} target group has no healthy targets after {waited}; refusing to send traffic to "
                     f"it{advice}"
                 )
-            raise RuntimeError(
-                f"the {version} target group has {healthy} healthy target(s) after {waited}, of the {needed} this "
-                f"stage needs; refusing to send it the stage's traffic{advice}"
-            )
+            # More than one stable target is waited for by a rollback alone (all the traffic goes back).
+            needs = (f"of the {needed} needed for all the traffic; refusing to move the traffic to it"
+                     if version == "stable" else
+                     f"of the {needed} this stage needs; refusing to send it the stage's traffic")
+            raise RuntimeError(f"the {version} target group has {healthy} healthy target(s) after {waited}, "
+                               f"{needs}{advice}")
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
