@@ -66,6 +66,10 @@ class Journal(Protocol):
     """How long (wall seconds) the run's hold on the rollout lasts unless ``tick`` renews it; None:
     the journal holds nothing."""
 
+    lease_written: float | None
+    """The wall time the run's lease was last written before the loop began (None: not known, taken
+    as when the loop began)."""
+
     def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
 
     def shifted(self, state: StageState, before: Weights, after: Weights, reason: str, flags: list,
@@ -150,6 +154,7 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
 
 class NullJournal:
     lease_seconds = None
+    lease_written = None
 
     def tick(self, state, verdict): pass
 
@@ -420,7 +425,10 @@ class LookRenewals:
 
     def __init__(self, env: Environment, spec: RolloutSpec, journal: Journal) -> None:
         self.env, self.spec, self.journal = env, spec, journal
-        self.held = env.wall()  # when the lease was last written, as far as the loop knows
+        # When the lease was last written, never later than it was: counted from when the loop began,
+        # a lease written by the steps before it (minutes of them, on a resume) was taken for a fresher one.
+        written = journal.lease_written
+        self.held = env.wall() if written is None else min(written, env.wall())
         self.failures = 0  # renewals refused in a row
 
     def tick(self, state: StageState, verdict: Verdict | None, *, during: str = "") -> bool:

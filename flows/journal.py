@@ -70,16 +70,19 @@ class LedgerJournal:
         actor: who started the rollout.
         rollout_id: the rollout it records; the lease-free rollback writes name it, so that they
             never land on a rollout started since (None: the newest, whichever it is).
+        lease_written: the wall time ``owner``'s lease was last written before this journal's first
+            write (None: not known; the loop then counts it from when it begins).
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str,
-                 rollout_id: str | None = None) -> None:
+                 rollout_id: str | None = None, lease_written: float | None = None) -> None:
         assert env.ledger is not None, "a LedgerJournal needs a ledger"
         self.env = env
         self.ledger = env.ledger
         self.spec = spec
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.lease_written = lease_written
         self.actor = actor
         self.service = env.targets.canary_service
         self.rollout_id = rollout_id

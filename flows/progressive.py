@@ -732,8 +732,10 @@ def run_progressive(
                               stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True,
                               pinned_image=record.pinned_image)
 
+    # The record as this run last wrote it, or read it since (no later than the lease's last write).
+    written = record.lease_expires - lease_seconds if record.owner == owner else None
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
-                            rollout_id=record.rollout_id)
+                            rollout_id=record.rollout_id, lease_written=written)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1,
         # The pauses' timeout and its policy are the governing spec's, as everything else here.

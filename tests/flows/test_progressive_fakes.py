@@ -1755,3 +1755,43 @@ def test_a_lease_renewal_dynamodb_refuses_for_good_fails_the_run_at_once():
     with pytest.raises(Exception, match="AccessDeniedException"):
         progressive_on(env, renewals_spec(), auto_approve())
     assert [k for k, _t in env.ledger.log].count("denied") == 1, env.ledger.log
+
+
+class RenewalsThrottledOnceArmed(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles every lease renewal once ``armed``; ``tries``: when
+    each was made, with when the lease as stored lapses."""
+
+    def __init__(self, env):
+        super().__init__()
+        self.env, self.armed, self.tries = env, False, []
+
+    def acquire(self, service, **kwargs):
+        if self.armed:
+            from botocore.exceptions import ClientError
+            self.tries.append((self.env.wall(), self.get(service).lease_expires))
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Throughput exceeds the current capacity"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_a_refused_first_renewal_counts_the_lease_from_its_last_write_not_from_the_first_look(monkeypatch):
+    """The lease was last written 560 s before the stages began (the steps before them took that
+    long): the first look's renewal, throttled, took the lease for one written as the stages began,
+    and the run went on trying to renew it after it had lapsed, when another run may hold it."""
+    from botocore.exceptions import ClientError
+
+    import flows.progressive as progressive
+
+    env = fake_environment()
+    env.ledger = RenewalsThrottledOnceArmed(env)
+    real = progressive.judge_rollback
+
+    def slow(*args, **kwargs):
+        env.clock.sleep(560)
+        env.ledger.armed = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(progressive, "judge_rollback", slow)
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        progressive_on(env, renewals_spec(), auto_approve())
+    assert env.ledger.tries and all(at < lapses for at, lapses in env.ledger.tries), env.ledger.tries
