@@ -473,7 +473,10 @@ class StageTables(NullJournal):
                      held_by=held_by, judging=judging, weights=self._weights)
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
-        self._waiting_at = None  # answered: the next pause is another wait
+        # Answered: the next pause is another wait. Not by a timeout that holds: the same wait is
+        # asked again, and its question was told already.
+        if not (answer.timed_out and answer.action == "hold"):
+            self._waiting_at = None
 
     def stage_ended(self, state: StageState, report: StageReport) -> None:
         stage_table(self.service, self.spec.stages[state.stage_index].weight, report)

@@ -55,6 +55,7 @@ from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
 from tasks.inline import run_as
 from tasks.flags import PATIENT_FIRST_DELAY_SECONDS
+from tasks.retry import FINAL_DYNAMODB, again
 
 
 
@@ -64,6 +65,10 @@ class Journal(Protocol):
     lease_seconds: float | None
     """How long (wall seconds) the run's hold on the rollout lasts unless ``tick`` renews it; None:
     the journal holds nothing."""
+
+    lease_written: float | None
+    """The wall time the run's lease was last written before the loop began (None: not known, taken
+    as when the loop began)."""
 
     def tick(self, state: StageState, verdict: Verdict | None) -> None: ...
 
@@ -149,6 +154,7 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
 
 class NullJournal:
     lease_seconds = None
+    lease_written = None
 
     def tick(self, state, verdict): pass
 
@@ -253,10 +259,12 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
                     f"the {version} target group has no healthy targets after {waited}; refusing to send traffic to "
                     f"it{advice}"
                 )
-            raise RuntimeError(
-                f"the {version} target group has {healthy} healthy target(s) after {waited}, of the {needed} this "
-                f"stage needs; refusing to send it the stage's traffic{advice}"
-            )
+            # More than one stable target is waited for by a rollback alone (all the traffic goes back).
+            needs = (f"of the {needed} needed for all the traffic; refusing to move the traffic to it"
+                     if version == "stable" else
+                     f"of the {needed} this stage needs; refusing to send it the stage's traffic")
+            raise RuntimeError(f"the {version} target group has {healthy} healthy target(s) after {waited}, "
+                               f"{needs}{advice}")
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
@@ -417,7 +425,10 @@ class LookRenewals:
 
     def __init__(self, env: Environment, spec: RolloutSpec, journal: Journal) -> None:
         self.env, self.spec, self.journal = env, spec, journal
-        self.held = env.wall()  # when the lease was last written, as far as the loop knows
+        # When the lease was last written, never later than it was: counted from when the loop began,
+        # a lease written by the steps before it (minutes of them, on a resume) was taken for a fresher one.
+        written = journal.lease_written
+        self.held = env.wall() if written is None else min(written, env.wall())
         self.failures = 0  # renewals refused in a row
 
     def tick(self, state: StageState, verdict: Verdict | None, *, during: str = "") -> bool:
@@ -431,7 +442,9 @@ class LookRenewals:
             # The next look comes within an analysis interval on the rollout clock (no more on the
             # wall, which a sped-up clock outruns), and its reads within their bound.
             nxt = self.spec.analysis.interval_seconds + self.spec.verify_timeout_seconds
-            if left <= nxt:
+            # Refused for good (a permission, the table gone, an item too large): the next look is
+            # refused as well, and the run would only look on, shifting nothing, until the lease lapsed.
+            if left <= nxt or not again(err, denied=FINAL_DYNAMODB):
                 raise
             get_run_logger().warning("%s", trouble_said(
                 "the rollout's lease", err, self.env.targets, self.spec.analysis.interval_seconds, left,

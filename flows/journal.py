@@ -11,11 +11,10 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.context import FlowRunContext
 
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
-from flows.engine import PAUSE_ROLLBACK
+from flows.engine import PAUSE_ROLLBACK, pause_notice
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -71,16 +70,19 @@ class LedgerJournal:
         actor: who started the rollout.
         rollout_id: the rollout it records; the lease-free rollback writes name it, so that they
             never land on a rollout started since (None: the newest, whichever it is).
+        lease_written: the wall time ``owner``'s lease was last written before this journal's first
+            write (None: not known; the loop then counts it from when it begins).
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str,
-                 rollout_id: str | None = None) -> None:
+                 rollout_id: str | None = None, lease_written: float | None = None) -> None:
         assert env.ledger is not None, "a LedgerJournal needs a ledger"
         self.env = env
         self.ledger = env.ledger
         self.spec = spec
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.lease_written = lease_written
         self.actor = actor
         self.service = env.targets.canary_service
         self.rollout_id = rollout_id
@@ -112,7 +114,7 @@ class LedgerJournal:
         self._run_named = self._run_named or owner == "self"
         return self._seen
 
-    def _give_back(self, held: RolloutRecord | None = None) -> None:
+    def give_back(self, held: RolloutRecord | None = None) -> None:
         """Give the run's lease on the rollout back once what it did is recorded (or before it stands
         down). A release DynamoDB refuses (throttled past botocore's retries, say) is logged, never
         raised: raised, it failed a run whose promotion or phase end was recorded, and its hook rolled
@@ -238,23 +240,8 @@ class LedgerJournal:
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
         if not self._record_pause(pause, paused_at) and held_by is None:
             return
-        context = FlowRunContext.get()
-        run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
-        where = f" (traffic at {self._seen.weights}, stable/canary)" if self._seen is not None else ""
-        again = ""
-        if held_by is not None:
-            why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
-            again = f"{held_by.approver} answered hold{why}; asked again. "
-        metrics.alert(
-            self.env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {self.service}",
-            f"{again}{self.spec.image} on {self.service}{where} waits for an answer{run}: "
-            f"{pause_question(pause, self.spec.approvals, paused_at)}.\n"
-            + (f"{judging}\n" if judging else "") +
-            # Whoever reads this on a phone may want neither to approve nor to roll back yet.
-            "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
-            "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
-            targets=self.env.targets,
-        )
+        pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
+                     weights=self._seen.weights if self._seen is not None else None)
 
     def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports
@@ -422,7 +409,7 @@ class LedgerJournal:
         if before is not None and (now.rollout_id != before.rollout_id or len(now.history) != len(before.history)):
             # Another run drove the rollout while this one waited (say, it took the expired lease
             # and promoted): acting on this answer would undo that, a timeout would roll it back.
-            self._give_back(now)
+            self.give_back(now)
             raise self._moved_on(pause, now, not_applied)
         return now
 
@@ -484,7 +471,7 @@ class LedgerJournal:
             # The notice went out before this write: people are told again if it failed.
             phase, tell = RolloutPhase.ROLLING_BACK, True
         if failure is None:
-            self._give_back()
+            self.give_back()
         self._summary(
             # The reason may quote a person's comment (a rejection, typed in the pause form's text
             # area): on one line, so a line break in it cannot start markdown of its own.
@@ -502,7 +489,7 @@ class LedgerJournal:
             Transition(at=self.env.clock.now(), kind="phase", actor=self.actor, comment=result.reason),
             weekly_phase_passed=True, phase=RolloutPhase.PAUSED,
         )
-        self._give_back()
+        self.give_back()
         # The run's log said nothing after the last stage passed: not that the phase was
         # complete, where the traffic holds, nor when the next phase is due.
         get_run_logger().info("%s of %s complete: holding at %s (stable/canary). Next: %s", self._phase_name(),
@@ -575,7 +562,7 @@ class LedgerJournal:
             Transition(at=now, kind="promote", actor=self.actor, to_weights=result.final_weights, comment=result.reason),
             phase=RolloutPhase.PROMOTED, weights=result.final_weights, **window,
         )
-        self._give_back()
+        self.give_back()
         self._summary(f"# Rollout of `{self.spec.image}` promoted\n\n{result.reason}" + self._stage_tables(result.stages))
         self._notify(
             f"Rollout complete: {self.service}",

@@ -732,8 +732,10 @@ def run_progressive(
                               stable_desired=record.stable_desired, rollout=record.rollout_id, ledgered=True,
                               pinned_image=record.pinned_image)
 
+    # The record as this run last wrote it, or read it since (no later than the lease's last write).
+    written = record.lease_expires - lease_seconds if record.owner == owner else None
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
-                            rollout_id=record.rollout_id)
+                            rollout_id=record.rollout_id, lease_written=written)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1,
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
@@ -1168,7 +1170,7 @@ def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, 
     the refusal (a drift, which the hooks leave alone) and the hook rolled the rollout back."""
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
                             rollout_id=held.rollout_id)
-    journal._give_back(held)  # noqa: SLF001 - the journal's one best-effort release, not a copy of it
+    journal.give_back(held)
 
 
 def canary_replaced(record: RolloutRecord, canary: ServiceState, cluster: str, *, moving: str,

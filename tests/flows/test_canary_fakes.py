@@ -797,3 +797,18 @@ def test_a_canary_run_tells_people_when_it_waits_for_them_as_a_progressive_run_d
                           "(reject: roll back)."), first
     assert waits[1][1].startswith("alice answered hold (release notes first); asked again. "), waits[1][1]
     assert "(traffic at 75/25, stable/canary)" in waits[2][1], waits[2][1]
+
+
+def test_a_canary_pause_nobody_answers_under_on_timeout_hold_is_told_once_not_at_every_timeout():
+    """approvals.on_timeout: hold asks the same question again after each unanswered hour: each
+    asking was told again, where the progressive run tells it once (nobody answered the first
+    message, and one an hour would only bury it)."""
+    from rollway.spec import Approvals
+
+    env = fake_environment(canary_error_rate=0.0)
+    unanswered = ApprovalAnswer(action="hold", approver="timeout", timed_out=True, comment="no answer within 3600 s")
+    rollout = spec(5, 100, approval_at=(100,)).model_copy(update={"approvals": Approvals(on_timeout="hold")})
+    result = canary_on(env, rollout, scripted(unanswered, unanswered, APPROVE))
+    assert result.outcome == "promoted", result.reason
+    waits = [s for s, _b in env.notifier.messages if s.startswith("Rollout waits for a person")]
+    assert waits == [f"Rollout waits for a person: {env.targets.canary_service}"], env.notifier.messages

@@ -346,3 +346,37 @@ def test_a_progressive_rollout_given_less_time_than_the_canary_groups_health_che
     assert env.ledger.get(env.targets.canary_service) is None
     assert env.router.weights == Weights(stable=100, canary=0) and wall.t == 0.0
     assert not [c for c in env.deployer.calls if not c.startswith(("describe", "image_of"))], env.deployer.calls
+
+
+class UnreadAfterTheWait(FakeRouter):
+    """A load balancer that stops answering a short read (the one after the health wait's bound)."""
+
+    def reading(self, seconds: float) -> FakeRouter:
+        if seconds >= 300:
+            return self
+        failing = FakeRouter()
+
+        def healthy_targets(version: str) -> int:
+            from botocore.exceptions import ClientError
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeTargetHealth")
+
+        failing.healthy_targets = healthy_targets
+        return failing
+
+
+def test_a_rollback_refused_for_a_partly_healthy_stable_service_speaks_of_the_rollback_not_a_stage(wall):
+    """The wait ran out with 2 of the 4 stable targets healthy and the read after it failed: the
+    rollback stops, and its refusal spoke of "the 4 this stage needs" and "the stage's traffic",
+    words about a shift, on a page about a rollback."""
+    env, t = scaled_in_with_75_on_the_canary()
+    env.router = UnreadAfterTheWait()
+    env.router.weights = Weights.canary_at(75)
+    env.router.healthy["stable"] = 2
+    env.metrics.router = env.router
+
+    with pytest.raises(RuntimeError) as refused:
+        rollback_on(env)
+
+    said = str(refused.value)
+    assert "has 2 healthy target(s) after 300 s" in said, said
+    assert "stage" not in said and "of the 4 needed for all the traffic" in said, said

@@ -1733,3 +1733,65 @@ def test_one_lease_renewal_throttled_after_a_long_approval_pause_does_not_fail_t
     result = progressive_on(env, spec, scripted(approve, clock=env.clock, after_seconds=3000))
     assert env.ledger.throttled == 1
     assert result.outcome == "promoted", result.reason
+
+
+class RenewalsDenied(RenewalsThrottled):
+    """A FakeLedger on which every lease renewal from one while 5 % bakes on is refused for good."""
+
+    def acquire(self, service, **kwargs):
+        from botocore.exceptions import ClientError
+        if self._throttles():
+            self.log.append(("denied", self.env.clock.now()))
+            raise ClientError({"Error": {"Code": "AccessDeniedException",
+                                         "Message": "not authorized to perform: dynamodb:UpdateItem"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_a_lease_renewal_dynamodb_refuses_for_good_fails_the_run_at_once():
+    """A renewal refused by a missing permission is refused again at every look: the run fails at
+    the first (its hook rolls back), not a lease later after looking on and shifting nothing."""
+    env = fake_environment()
+    env.ledger = RenewalsDenied(env, at_5=None)
+    with pytest.raises(Exception, match="AccessDeniedException"):
+        progressive_on(env, renewals_spec(), auto_approve())
+    assert [k for k, _t in env.ledger.log].count("denied") == 1, env.ledger.log
+
+
+class RenewalsThrottledOnceArmed(FakeLedger):
+    """A FakeLedger on which DynamoDB throttles every lease renewal once ``armed``; ``tries``: when
+    each was made, with when the lease as stored lapses."""
+
+    def __init__(self, env):
+        super().__init__()
+        self.env, self.armed, self.tries = env, False, []
+
+    def acquire(self, service, **kwargs):
+        if self.armed:
+            from botocore.exceptions import ClientError
+            self.tries.append((self.env.wall(), self.get(service).lease_expires))
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "Throughput exceeds the current capacity"}}, "UpdateItem")
+        return super().acquire(service, **kwargs)
+
+
+def test_a_refused_first_renewal_counts_the_lease_from_its_last_write_not_from_the_first_look(monkeypatch):
+    """The lease was last written 560 s before the stages began (the steps before them took that
+    long): the first look's renewal, throttled, took the lease for one written as the stages began,
+    and the run went on trying to renew it after it had lapsed, when another run may hold it."""
+    from botocore.exceptions import ClientError
+
+    import flows.progressive as progressive
+
+    env = fake_environment()
+    env.ledger = RenewalsThrottledOnceArmed(env)
+    real = progressive.judge_rollback
+
+    def slow(*args, **kwargs):
+        env.clock.sleep(560)
+        env.ledger.armed = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(progressive, "judge_rollback", slow)
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        progressive_on(env, renewals_spec(), auto_approve())
+    assert env.ledger.tries and all(at < lapses for at, lapses in env.ledger.tries), env.ledger.tries
