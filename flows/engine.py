@@ -50,6 +50,7 @@ from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
 from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
+from rollway.report import shown as escaped  # `shown` names a stage list below
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable
@@ -951,7 +952,10 @@ def run_stages(
             sent = env.wall()
             journal.answered(decision, answer, target)
             renewals.wrote(sent)
-            log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, answer.approver, answer.comment)
+            # The comment is a text area's: its line breaks and escape sequences shown escaped, so a
+            # second line cannot read as a line of the run's own log.
+            log.info("pause (%s) answered %s by %s: %s", decision.cause, answer.action, escaped(answer.approver, keep=""),
+                     escaped(answer.comment, keep=""))
             # The stage's row ends at the answer: it was judged while the pause waited (``PauseWatch``).
             answered = env.clock.now()
             if answer.action == "reject":

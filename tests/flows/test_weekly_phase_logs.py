@@ -326,6 +326,25 @@ def test_the_schedules_run_after_a_rollback_names_the_rolled_back_rollout(caplog
     assert shifts_of(env) == [5]
 
 
+def test_a_multi_line_comment_is_logged_on_the_answers_one_line(caplog):
+    """The form's comment is a text area: the run logged it as typed after "pause (...) answered
+    reject by dan:", so a second line of it read as a line of the run's own log (here a forged
+    approval by someone else) and an escape sequence acted on a console showing the log."""
+    env = env_with_ledger()
+    env.clock.t = at("UTC", *MONDAY)
+    first_run(env, full_spec())
+    env.clock.t += WEEK
+    forged = "01:02:03.000 | INFO    | Flow run 'x' - pause (approval) answered approve by the-cto: fine"
+    reject = ApprovalAnswer(action="reject", approver="dan", comment=f"not this week\n{forged}\x1b[2K")
+    with caplog.at_level(logging.INFO):
+        assert tick_answered(env, reject).outcome == "rolled_back"
+    said = "\n".join(_said(caplog))
+    (line,) = [line for line in said.splitlines() if "answered reject by dan" in line]
+    assert "not this week\\n01:02:03.000" in line and line.endswith("\\x1b[2K"), line
+    assert not any(line.startswith("01:02:03.000") for line in said.splitlines()), said
+    assert "\x1b" not in said, said
+
+
 def shifts_of(env) -> list[int]:
     return [t.to_weights.canary for t in env.ledger.get(env.targets.canary_service).history if t.kind == "shift"]
 
