@@ -397,12 +397,11 @@ def _watch(
                     if not dlq_settled and opening:
                         # The same read gives each dead-letter queue's depth when the window opened.
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
-                    judged_to = max(judged_to, published)
                 else:
                     unjudged = f"from {utc(judged_to)} on, which no look had judged ({caught.error}"
                     log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
                                 "reading them again at the next look", utc(judged_to), caught.error)
-            else:
+            if unjudged is None:
                 judged_to = max(judged_to, published)
             if look_from == since:
                 # A queue with no reading yet has no depth known before (None): SQS publishes nothing
@@ -688,14 +687,12 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     (<why>"), which the final look could not read."""
     verified = measured > 0 and 2 * measured >= checks
     why = f"; the last failed read: {failure}" if failure else ""
-    if last_unread:
+    unread = (f"last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was" if last_unread else
+              f"periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were" if unjudged is not None else None)
+    if unread is not None:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
-                       f"window's last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was not "
-                       f"judged; {measured} of its {checks} looks counted requests to the new version"), ""
-    if unjudged is not None:
-        return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
-                       f"window's periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were not judged; "
-                       f"{measured} of its {checks} looks counted requests to the new version"), ""
+                       f"window's {unread} not judged; {measured} of its {checks} looks counted requests to the new "
+                       "version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
                        f"was measured (none of its {checks} looks counted a request to it)"), ""
