@@ -451,7 +451,8 @@ def flags_eval(
         state = "enabled" if flag.enabled else "disabled"
         out.write(f"{flag.feature}: {state}, {flag.percentage:g}% (threshold {flag.threshold} of 10000)\n")
         for row in rows:
-            who = "(no user)" if row["user"] is None else row["user"]
+            # As typed: a line break in a pasted id printed a second line, read as another user's answer.
+            who = "(no user)" if row["user"] is None else _one_line(row["user"])
             where = "" if row["bucket"] is None else f"bucket {row['bucket']:>4}  "
             out.write(f"  {who}  {where}{'on' if row['on'] else 'off'}\n")
 

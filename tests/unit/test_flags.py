@@ -721,6 +721,22 @@ def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds
     assert json.loads(text)["audit"][1]["reason"] == forged
 
 
+def test_flags_eval_shows_each_user_on_one_line_whatever_the_id_holds():
+    """A user id pasted from a log with a line break or a terminal escape was printed as it was: its
+    second line read as another user's answer ("on"), and an escape sequence acted on the terminal."""
+    store = seeded_store(flag(enabled=True, percentage=100))
+    forged = "mallory\n  alice  bucket    1  on"
+
+    code, text, err = run(flags_eval, store, SQS, [forged, "bob\r\x1b[2K"])
+
+    assert (code, err) == (EXIT_OK, "")
+    assert len(text.splitlines()) == 1 + 2, text  # the flag's line, then one line per user id
+    assert "  mallory\\n  alice  bucket    1  on  bucket " in text, text
+    assert "  bob\\r\\x1b[2K  bucket " in text, text
+    # The data keeps the id as given.
+    assert json.loads(run(flags_eval, store, SQS, [forged], as_json=True)[1])["results"][0]["user"] == forged
+
+
 def test_eval_json_says_a_killed_flag_is_disabled():
     """A flag turned off at 25 % (the kill switch): its JSON gave the threshold (2500) and a user's
     bucket under it, "on": false, and nothing that says why; the table's line says "disabled"."""
