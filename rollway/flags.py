@@ -14,7 +14,8 @@ An evaluation without a user id follows ``enabled`` alone. A disabled flag is of
 everyone. Percentages have basis-point resolution: finer values are rounded to 0.01%.
 
 ``FlagEvaluator`` reads flags through a ``rollway.ports.FlagStore`` and caches each one for a
-TTL; ``invalidate`` drops cached flags at once. What it answers when the store cannot be read,
+TTL; ``invalidate`` drops cached flags at once (a read in flight then answers only its own
+request). What it answers when the store cannot be read,
 or holds an item for the flag that rollway cannot use (``MalformedFlag``: written outside
 rollway, say with ``enabled`` as the text "false"), is configured (fail closed, i.e. off, by
 default) and logged. An unknown flag evaluates to
@@ -782,6 +783,9 @@ class FlagEvaluator:
         self._read_at: dict[str, float] = {}
         # feature -> when the read in flight began (``_refresh``).
         self._reading: dict[str, float] = {}
+        # When each flag (None: every flag) was last invalidated: a read begun before that answers
+        # its own request but is not cached, or the invalidation it began before was undone by it.
+        self._invalidated: dict[str | None, float] = {}
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -817,7 +821,9 @@ class FlagEvaluator:
         return int.from_bytes(hashed.digest(), "big") % BASIS_POINTS < entry[2]
 
     def invalidate(self, feature: str | None = None) -> None:
-        """Forget one cached flag (or all): the next evaluation reads the store."""
+        """Forget one cached flag (or all): the next evaluation reads the store (a read in flight,
+        begun before, answers its own request and is not cached)."""
+        self._invalidated[feature] = self._clock()
         if feature is None:
             self._entries.clear()
             self._unknown_until.clear()
@@ -859,22 +865,35 @@ class FlagEvaluator:
         newer = self._newer(feature, now)
         if newer is not None:
             return newer
-        self._read_at[feature] = now
+        # Invalidated while this read was in flight (a kill switch the application was told of): it
+        # answers its own request, but cached, read before the change, it undid the invalidation and
+        # answered the flag as it was for a whole TTL.
+        keep = not self._invalidated_since(feature, now)
+        if keep:
+            self._read_at[feature] = now
         if flag is None:
             # The last value read is now "no such flag" (off): "stale" must not bring a deleted
             # flag's older settings back on during a later outage.
             self._last_good.pop(feature, None)
             if self._on_unknown == "raise":
-                self._unknown_until[feature] = now + self._ttl
+                if keep:
+                    self._unknown_until[feature] = now + self._ttl
                 raise UnknownFlag(feature)
             log.warning("feature flag %r does not exist; evaluating it as off", feature)
             compiled: _Compiled = (False, 0, None)
         else:
             compiled = _compile(flag)
-            self._last_good[feature] = compiled
+            if keep:
+                self._last_good[feature] = compiled
         entry = (now + self._ttl, *compiled)
-        self._entries[feature] = entry
+        if keep:
+            self._entries[feature] = entry
         return entry
+
+    def _invalidated_since(self, feature: str, began: float) -> bool:
+        """Whether ``feature`` (or every flag) was invalidated since a read of it began at ``began``."""
+        return bool(self._invalidated) and max(self._invalidated.get(feature, -math.inf),
+                                               self._invalidated.get(None, -math.inf)) >= began
 
     def _newer(self, feature: str, began: float) -> tuple[float, bool, int, Any] | None:
         """The cached answer of a read of ``feature`` begun after ``began`` (another thread's), if any:
@@ -891,9 +910,11 @@ class FlagEvaluator:
             compiled, answer = (True, BASIS_POINTS, None), "on (fail open)"
         else:
             compiled, answer = (False, 0, None), "off (fail closed)"
-        log.warning(
-            "feature flag %r could not be read (%s); answering %s for %gs", feature, err, answer, self._retry
-        )
+        # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``).
+        keep = not self._invalidated_since(feature, now)
+        log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
+                    f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
         entry = (now + self._retry, *compiled)
-        self._entries[feature] = entry
+        if keep:
+            self._entries[feature] = entry
         return entry

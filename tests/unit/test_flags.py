@@ -334,6 +334,33 @@ def test_invalidate_makes_the_next_evaluation_read_the_store():
     assert flags.is_enabled(INTERRUPTS) is True
 
 
+@pytest.mark.parametrize("first", ["read", "failed read"])
+@pytest.mark.parametrize("everything", [False, True])
+def test_invalidate_during_a_read_in_flight_is_not_undone_by_that_read(everything, first):
+    """A request thread's read was in flight when the application, told of a kill switch, called
+    invalidate: the read, taken before the disable, answered after it and cached its "on" for a whole
+    TTL, so the invalidation was lost and the next evaluations answered the flag as it was before."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock, on_unavailable="open")
+    read = store.get
+
+    def overtaken(feature):
+        store.get = read
+        before_the_kill_switch = read(feature)
+        set_flag(store, FlagChange(feature=SQS, enabled=False), actor="on-call", now=2.0)
+        flags.invalidate(None if everything else SQS)  # the application, told of the change
+        if first == "failed read":  # its outage answer (fail open) was cached for retry_seconds
+            raise FlagStoreUnavailable("read timeout")
+        return before_the_kill_switch
+
+    store.get = overtaken
+    flags.is_enabled(SQS, "user-1")  # the request thread whose read was in flight: its answer is its own
+    clock.t += 0.1
+    assert flags.is_enabled(SQS, "user-1") is False, "the evaluation after the invalidation reads the store"
+    assert flags.is_enabled(SQS, "user-1") is False
+    assert store.reads == 3, "the two reads, and set_flag's own: the newer answer is cached"
+
+
 def test_an_unreachable_store_fails_closed_by_default_and_says_so(caplog):
     store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
     store.unavailable = "connection refused"
