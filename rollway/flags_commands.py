@@ -342,9 +342,10 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
             raise _lost_race(store, lost, then=(
                 f"it changed on each of {RELEASE_TRIES} tries to free rollout {rollout}'s hold; `rollway flags get "
                 f"{feature}` shows who is changing it: once they stop, run `rollway flags release` again")) from None
-        out.write(released.describe() + "\n")
+        # Each on one line: they name who moved the flag, as typed (a run form's text area).
+        out.write(_one_line(released.describe()) + "\n")
         _zero_note(released.update.after, out)
-        out.write(f"note: {released.note()}\n")
+        out.write(f"note: {_one_line(released.note())}\n")
 
     return _run(err, release)
 
@@ -519,7 +520,9 @@ def _run(err: TextIO, action: Callable[[], None]) -> int:
 
 
 def _fail(err: TextIO, error: FlagError, code: int) -> int:
-    err.write(f"error: {error}\n")
+    # One line, whatever the names it quotes hold (who moved a flag, as typed): a line break in one
+    # read as a line of the command's own.
+    err.write(f"error: {_one_line(str(error))}\n")
     return code
 
 

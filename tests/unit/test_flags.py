@@ -1017,6 +1017,24 @@ def test_flags_release_interrupted_says_whether_the_release_may_have_been_writte
                    "written; check with `rollway flags get use_sqs_architecture` before freeing it again\n"), err
 
 
+def test_flags_release_shows_who_moved_the_flag_on_one_line_whatever_the_name_holds():
+    """The rollout's actor (a run form's text area) was printed as it was in what `flags release`
+    said of the hold it freed, or refused to free: its second line read as a line of the command's
+    own, and an escape sequence acted on the terminal. `flags get` escapes it."""
+    store = seeded_store()
+    apply_bindings(store, [FlagBinding(feature=SQS)], 5, actor="bob\nerror: nothing was freed\x1b[2K", now=1.7e9,
+                   rollout="billing-r7")
+
+    code, text, err = run(flags_release, store, SQS, rollout="other-r1", actor="oncall", reason="killed", now=1.8e9)
+    assert (code, text) == (EXIT_CONFLICT, ""), (code, text, err)
+    assert len(err.splitlines()) == 1 and "set by bob\\nerror: nothing was freed\\x1b[2K at " in err, err
+
+    code, text, err = run(flags_release, store, SQS, rollout="billing-r7", actor="oncall", reason="killed", now=1.8e9)
+    assert (code, err) == (EXIT_OK, ""), (code, err)
+    assert len(text.splitlines()) == 2, text  # what was freed, and the note of what follows
+    assert "set by bob\\nerror: nothing was freed\\x1b[2K at " in text.splitlines()[0], text
+
+
 def test_a_release_that_loses_every_race_names_the_change_that_came_first_and_what_to_do():
     """Rollout billing-r7 kept moving the flag while oncall freed its hold: after the last try the
     release said only "changed concurrently ... read it again and retry", naming neither who kept
