@@ -190,7 +190,10 @@ class RunSession:
 
     def environment(self, clock: ClockSettings, *, interval_seconds: int = 60) -> Environment:
         """Every port on this session's clients, reading CloudWatch every ``interval_seconds``."""
-        return aws_environment(self.get_client, self.targets, clock.build(), interval_seconds=interval_seconds)
+        from flows.flags import flag_table_missing  # flows.flags loads its clients from this module
+
+        return aws_environment(self.get_client, self.targets, clock.build(), interval_seconds=interval_seconds,
+                               flags_refused=flag_table_missing(self.targets))
 
 
 def load_session(targets_block: str | None, aws_credentials_block: str | None) -> RunSession:

@@ -64,6 +64,15 @@ def flag_table_refusal(targets: Targets) -> Callable[[ClientError], str | None]:
     return said
 
 
+def flag_table_missing(targets: Targets) -> Callable[[ClientError], str | None]:
+    """``flag_table_refusal``'s words for a flags table DynamoDB does not hold, alone: a rollout's
+    run and its rollback said DynamoDB's ("ResourceNotFoundException: Requested resource not found"),
+    naming neither the region nor what to do. A refused permission they name themselves, as the
+    statement of the rollout's policy (``rollway.aws.denied.named_denials``)."""
+    said = flag_table_refusal(targets)
+    return lambda err: said(err) if error_code(err) == "ResourceNotFoundException" else None
+
+
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
                   done: list[FlagUpdate] | None = None, begun: list[FlagChange] | None = None) -> list[FlagUpdate]:
     """Apply ``changes`` in order, after checking that every flag not created exists.

@@ -17,8 +17,10 @@ def aws_environment(
     clock: Clock,
     *,
     interval_seconds: int = 60,
+    flags_refused: Callable[[Any], str | None] | None = None,
 ) -> Environment:
-    """Every port on AWS. Adapters resolve names lazily, with read-only calls, on first use."""
+    """Every port on AWS. Adapters resolve names lazily, with read-only calls, on first use.
+    ``flags_refused``: what DynamoDB refusing the flags table means to a person (``DynamoFlagStore``)."""
     from rollway.aws.cloudwatch import CloudWatchMetrics
     from rollway.aws.ecr import EcrImagePinner
     from rollway.aws.ecs import EcsDeployer
@@ -39,7 +41,7 @@ def aws_environment(
         notifier=SnsNotifier(get_client("sns"), targets),
         clock=clock,
         ledger=DynamoLedger(get_client("dynamodb"), targets, reads=_reads(get_client, "dynamodb")),
-        flags=DynamoFlagStore(get_client("dynamodb"), targets),
+        flags=DynamoFlagStore(get_client("dynamodb"), targets, refused=flags_refused),
         images=EcrImagePinner(get_client("ecr"), targets),
         account=getattr(get_client, "account", None),
     )

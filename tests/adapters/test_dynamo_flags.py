@@ -11,7 +11,7 @@ import pytest
 
 from blocks.credentials import client_factory, credentials_for_endpoint
 from rollway.aws.flags import DynamoFlagStore
-from rollway.flag_binding import FlagChange, apply_bindings, check_changes, disable_bindings, set_flag
+from rollway.flag_binding import FlagChange, apply_bindings, check_bindings, check_changes, disable_bindings, set_flag
 from rollway.flags import (
     AUDIT_CAP,
     MAX_ACTOR,
@@ -26,6 +26,7 @@ from rollway.flags import (
 )
 from rollway.spec import FlagBinding
 from rollway.targets import Targets
+from tasks.flags import store_unavailable
 
 SQS = "use_sqs_architecture"
 INTERRUPTS = "enable_interrupt_handling"
@@ -277,6 +278,28 @@ def test_an_unreachable_endpoint_or_a_missing_table_fails_closed_and_is_logged(c
     assert warnings[0].endswith("answering off (fail closed) for 5s")
     assert "ResourceNotFoundException" in warnings[1] and warnings[1].endswith("answering off (fail closed) for 5s")
     assert warnings[2].endswith("answering on (fail open) for 5s")
+
+
+def test_a_rollouts_flag_store_names_a_missing_table_its_region_and_what_to_do(aws):
+    """A rollout whose flags table is missing (misnamed in its targets block, or deleted mid-rollout)
+    was refused, and its rollback paged, on DynamoDB's words ("feature flag table 'x':
+    ResourceNotFoundException: Requested resource not found"), naming neither the region nor what to
+    do, where the set-flags flow and `rollway flags` name both."""
+    from flows.env import RunSession
+    from rollway.clock import ClockSettings
+
+    t = aws.targets
+    flags = RunSession(t, None, aws.get_client).environment(ClockSettings()).flags
+    aws.get_client("dynamodb").delete_table(TableName=t.flags_table)
+
+    with pytest.raises(FlagStoreUnavailable) as missing:
+        check_bindings(flags, [FlagBinding(feature=SQS)], starting=True)
+
+    assert str(missing.value).startswith(
+        f"the feature flag table {t.flags_table} (region {t.region}) does not exist: deploy the flags table's "
+        "infrastructure (deploy_infrastructure), or name the table the feature flags are kept in as flags_table in "
+        "the RollwayTargets block (DynamoDB "), missing.value
+    assert not store_unavailable(missing.value), "refused again if asked again: not retried"
 
 
 def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, watch_calls):
