@@ -783,9 +783,12 @@ class FlagEvaluator:
         self._read_at: dict[str, float] = {}
         # feature -> when the read in flight began (``_refresh``).
         self._reading: dict[str, float] = {}
-        # When each flag (None: every flag) was last invalidated: a read begun before that answers
-        # its own request but is not cached, or the invalidation it began before was undone by it.
-        self._invalidated: dict[str | None, float] = {}
+        # Counts the invalidations; feature (None: every flag) -> the count at its last one. A read
+        # begun before that answers its own request but is not cached, or the invalidation it began
+        # before was undone by it. A count, not the clock: a read begun after it in the same tick
+        # (a coarse or a test's clock) is cached.
+        self._invalidations = 0
+        self._invalidated: dict[str | None, int] = {}
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -823,7 +826,8 @@ class FlagEvaluator:
     def invalidate(self, feature: str | None = None) -> None:
         """Forget one cached flag (or all): the next evaluation reads the store (a read in flight,
         begun before, answers its own request and is not cached)."""
-        self._invalidated[feature] = self._clock()
+        self._invalidations += 1
+        self._invalidated[feature] = self._invalidations
         if feature is None:
             self._entries.clear()
             self._unknown_until.clear()
@@ -849,26 +853,27 @@ class FlagEvaluator:
             return expired
         self._reading[feature] = now
         try:
-            return self._read(feature, now)
+            return self._read(feature, now, self._invalidations)
         finally:
             if self._reading.get(feature) == now:  # not a later read's, begun after this one gave up waiting
                 self._reading.pop(feature, None)
 
-    def _read(self, feature: str, now: float) -> tuple[float, bool, int, Any]:
-        """``feature`` read from the store, cached (``now``: when the read began), or what a newer read cached."""
+    def _read(self, feature: str, now: float, invalidations: int) -> tuple[float, bool, int, Any]:
+        """``feature`` read from the store, cached (``now``: when the read began; ``invalidations``: their
+        count then), or what a newer read cached."""
         try:
             flag = self._store.get(feature)
         except UnknownFlag:
             flag = None
         except FlagStoreUnavailable as err:
-            return self._newer(feature, now) or self._unavailable(feature, err, now)
+            return self._newer(feature, now) or self._unavailable(feature, err, now, invalidations)
         newer = self._newer(feature, now)
         if newer is not None:
             return newer
         # Invalidated while this read was in flight (a kill switch the application was told of): it
         # answers its own request, but cached, read before the change, it undid the invalidation and
         # answered the flag as it was for a whole TTL.
-        keep = not self._invalidated_since(feature, now)
+        keep = not self._invalidated_since(feature, invalidations)
         if keep:
             self._read_at[feature] = now
         if flag is None:
@@ -890,10 +895,10 @@ class FlagEvaluator:
             self._entries[feature] = entry
         return entry
 
-    def _invalidated_since(self, feature: str, began: float) -> bool:
-        """Whether ``feature`` (or every flag) was invalidated since a read of it began at ``began``."""
-        return bool(self._invalidated) and max(self._invalidated.get(feature, -math.inf),
-                                               self._invalidated.get(None, -math.inf)) >= began
+    def _invalidated_since(self, feature: str, invalidations: int) -> bool:
+        """Whether ``feature`` (or every flag) was invalidated since a read of it began, when the
+        invalidations counted ``invalidations``."""
+        return max(self._invalidated.get(feature, 0), self._invalidated.get(None, 0)) > invalidations
 
     def _newer(self, feature: str, began: float) -> tuple[float, bool, int, Any] | None:
         """The cached answer of a read of ``feature`` begun after ``began`` (another thread's), if any:
@@ -903,7 +908,8 @@ class FlagEvaluator:
             return entry
         return None
 
-    def _unavailable(self, feature: str, err: FlagError, now: float) -> tuple[float, bool, int, Any]:
+    def _unavailable(self, feature: str, err: FlagError, now: float,
+                     invalidations: int) -> tuple[float, bool, int, Any]:
         if self._on_unavailable == "stale" and feature in self._last_good:
             compiled, answer = self._last_good[feature], "its last known value"
         elif self._on_unavailable == "open":
@@ -911,7 +917,7 @@ class FlagEvaluator:
         else:
             compiled, answer = (False, 0, None), "off (fail closed)"
         # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``).
-        keep = not self._invalidated_since(feature, now)
+        keep = not self._invalidated_since(feature, invalidations)
         log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
                     f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
         entry = (now + self._retry, *compiled)

@@ -361,6 +361,18 @@ def test_invalidate_during_a_read_in_flight_is_not_undone_by_that_read(everythin
     assert store.reads == 3, "the two reads, and set_flag's own: the newer answer is cached"
 
 
+def test_a_flag_read_after_invalidate_is_cached_even_in_the_same_clock_tick():
+    """The invalidation holds back only the reads begun before it: one begun after it, at the same
+    instant of a coarse (or a test's frozen) clock, is cached as any other."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock)
+    assert flags.is_enabled(SQS) is True
+    flags.invalidate(SQS)
+    flags.invalidate()
+    assert flags.is_enabled(SQS) is True and flags.is_enabled(SQS) is True
+    assert store.reads == 2, "the first evaluation's read and the one after the invalidation, cached"
+
+
 def test_an_unreachable_store_fails_closed_by_default_and_says_so(caplog):
     store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
     store.unavailable = "connection refused"
