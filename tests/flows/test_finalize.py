@@ -1361,12 +1361,12 @@ def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it
 
         def record(self, *args, **kwargs):
             if self.silent:
-                self.answering.wait(5)
+                self.answering.wait(20)
             return super().record(*args, **kwargs)
 
         def release(self, *args, **kwargs):
             if self.silent:
-                self.answering.wait(5)
+                self.answering.wait(20)
             return super().release(*args, **kwargs)
 
     monkeypatch.setattr(finalizing, "ROOM", 0.4)
@@ -1387,7 +1387,7 @@ def test_a_stop_at_the_leases_end_does_not_wait_on_giving_the_lease_back_past_it
         took = time.monotonic() - began
     finally:
         ledger.answering.set()
-    assert took < 3, took
+    assert took < 8, took  # a wait on the silent ledger takes 20 s; 8 s holds under CI load
 
 
 @pytest.mark.parametrize("stopped_at", ["point-stable", "record-start"])
