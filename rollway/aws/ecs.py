@@ -22,6 +22,7 @@ from rollway.aws.denied import pass_role_denied
 from rollway.aws.errors import (NOT_TAKEN, SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable,
                                 TargetNotFound, TaskDefinitionInactive, error_code)
 from rollway.deadline import read_back_within
+from rollway.failure_words import tell
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -131,7 +132,7 @@ class EcsDeployer:
         revision the call made is used rather than reported as a failure (and left unused), and
         any second copy botocore's resending made is deregistered. A base that carries 50 tags of
         its own (ECS's limit) is copied with them all and without the token (``copied_tags``),
-        which is logged: a lost answer is then raised as it came.
+        which is logged: a lost answer is then raised saying it may have registered one.
 
         Returns:
             The new revision's ARN.
@@ -267,13 +268,13 @@ class EcsDeployer:
         sent without one). Of several (botocore sent it more than once), the newest is kept and
         the others deregistered."""
         if token is None:
-            err.add_note(f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
+            tell(err, f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
                          f"(its base has {MAX_TAGS} tags, ECS's limit) to find it by")
             raise err
         try:
             found = self._registered_with(family, token, err)
         except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
-            err.add_note(f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
+            tell(err, f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
             raise err from None
         if not found:
             raise err
@@ -300,13 +301,12 @@ class EcsDeployer:
             for arn in _newest_first(family, page.get("taskDefinitionArns", [])):
                 if searched == REQUEST_LOOKBACK:
                     if not found and err is not None:
-                        # In the run's log as well: a note shows in a traceback only.
                         unread = (f"no ACTIVE revision of {family} tagged {tag['key']}={token} among its "
                                   f"{REQUEST_LOOKBACK} newest, which were searched; older ones were not: if as many "
                                   "were registered while the answer was awaited, one this call made may be among "
                                   "them, carrying that tag, unused (deregister it)")
-                        err.add_note(unread)
                         _log.warning("RegisterTaskDefinition failed (%s): %s", err, unread)
+                        tell(err, unread)
                     return found
                 searched += 1
                 if tag in self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", []):
