@@ -295,13 +295,13 @@ class EcsDeployer:
         sent without one). Of several (botocore sent it more than once), the newest is kept and
         the others deregistered."""
         if token is None:
-            tell(err, f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
+            _unsure(err, f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
                          f"(its base has {MAX_TAGS} tags, ECS's limit) to find it by")
             raise err
         try:
             found = self._registered_with(family, token, err)
         except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
-            tell(err, f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
+            _unsure(err, f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
             raise err from None
         if not found:
             raise err
@@ -341,7 +341,7 @@ class EcsDeployer:
                       "that tag, unused (deregister it)")
         if unread is not None and not found and err is not None:
             _log.warning("RegisterTaskDefinition failed (%s): %s", err, unread)
-            tell(err, unread)
+            _unsure(err, unread)
         return found
 
     def _own_revisions(self, listing: _Listing) -> Iterator[str]:
@@ -727,6 +727,27 @@ def _container(task_definition: dict[str, Any], container: str, name: str) -> di
             return definition
     names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
     raise TargetNotFound("container", container, f"in task definition {name} (it has {names})")
+
+
+# Set on a registration's error when it may have registered a revision all the same: its answer
+# was lost, and the search for the revision could not tell (``may_have_registered``).
+_UNSURE = "rollway_may_have_registered"
+
+
+def _unsure(err: Exception, why: str) -> None:
+    """Say ``why`` in ``err``'s message, and mark it as a registration that may have registered."""
+    tell(err, why)
+    try:
+        setattr(err, _UNSURE, True)
+    except AttributeError:  # an error that takes no attribute: its message says it all the same
+        pass
+
+
+def may_have_registered(err: BaseException) -> bool:
+    """Whether ``err``, raised by ``register_revision`` or ``copy_revision``, comes from a
+    registration whose answer was lost and that may have registered a revision all the same
+    (its message says why it could not be told): not one ECS refused, which registered nothing."""
+    return bool(getattr(err, _UNSURE, False))
 
 
 def _named(err: ClientError, task_definition: str) -> Exception:

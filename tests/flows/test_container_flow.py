@@ -461,8 +461,13 @@ def test_a_registration_whose_answer_is_lost_says_in_the_runs_error_it_may_have_
         publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.1", context_dir=tmp_path))
     said = str(caught.value)
     assert "may have registered a revision all the same" in said, said
+    # Where things stand said "no task definition was registered", which may be untrue.
+    assert "no task definition was registered" not in said, said
+    assert "a task definition may have been registered all the same" in said, said
+    assert "register_existing=True" in said and "registers no second" in said, said
     stopped = artifact_markdown("2.0.1", "stopped", containing="Read timeout")
     assert "may have registered a revision all the same" in stopped, stopped
+    assert "a task definition may have been registered all the same" in stopped, stopped
 
 
 def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, tmp_path, watch_calls):
