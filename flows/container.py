@@ -79,7 +79,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
-from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer
+from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
 from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.failure_words import error_said, failures_writable
 from rollway.image import (
@@ -142,6 +142,9 @@ class _Run:
             # the release policy's statement granting it, not AWS's bare text.
             named = named_refusal(err, RELEASE_POLICY, self.targets)
             why = str(named) if named is not None else error_said(err)
+            # A registration whose answer was lost may have made its revision: where things stand
+            # must not say that none was registered.
+            self.progress.unanswered = self.progress.unanswered or may_have_registered(err)
             failed = PublishIncomplete(name, why, self.progress)
             self.log.error("%s", failed)
             self._record(f"{failed.step} failed.", failed.state, failed.advice, error=why)

@@ -51,6 +51,22 @@ def error_said(error: BaseException) -> str:
     return f"{name} with no message" + (f", raised at {where}" if where else "")
 
 
+def tell(err: BaseException, more: str) -> None:
+    """Add ``more`` to ``err``'s message (``str(err)``), keeping its type: callers catch it by
+    name, and a task retries it or not by its type. A note (``add_note``) showed in a traceback
+    only: a run's failure, its artifact, a rollback's page and the ledger carry the message. An
+    error whose message is not its one argument (KeyError quotes it, OSError formats several)
+    gets ``more`` as a note instead."""
+    before = err.args
+    if len(before) == 1 and isinstance(before[0], str):
+        err.args = (f"{before[0]}; {more}",)
+        # Judged by what it says: botocore's timeouts are OSErrors too, whose message is their one argument.
+        if str(err) == err.args[0]:
+            return
+        err.args = before
+    err.add_note(more)
+
+
 def end_said(message: str | None, error: BaseException | None, state: str) -> str:
     """How a run ended, in words that are never empty: the state's ``message`` when it says
     something; else what its ``error`` (the exception it ended with, when known) is and where it

@@ -52,6 +52,7 @@ from typing import Collection, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from rollway.errors_pickle import PicklableError
+from rollway.failure_words import tell
 from rollway.flags import (
     DEFAULT_SALT,
     FeatureName,
@@ -825,17 +826,7 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
             log.error("feature flag %r could not be put back: %s", update.feature, err)
             trouble.append(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
     if trouble:
-        _tell(failed, f"the flags this stage moved were not all put back: {'; '.join(trouble)}")
-
-
-def _tell(err: BaseException, more: str) -> None:
-    """Add ``more`` to ``err``'s message (``str(err)``), keeping its type: callers catch it by
-    name, and a task retries it or not by its type. An error whose message is not its one
-    argument (KeyError quotes it, OSError formats several) gets ``more`` as a note instead."""
-    if type(err).__str__ is BaseException.__str__ and len(err.args) == 1 and isinstance(err.args[0], str):
-        err.args = (f"{err.args[0]}; {more}",)
-    else:
-        err.add_note(more)
+        tell(failed, f"the flags this stage moved were not all put back: {'; '.join(trouble)}")
 
 
 class FlagHeld(PicklableError, FlagError):

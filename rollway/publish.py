@@ -318,6 +318,9 @@ class PublishProgress:
     # registry held the version all the same. Kept apart from ``digests`` so that where things
     # stand names what is in the registry now and what this run pushed, each as what it is.
     held: dict[str, str] = field(default_factory=dict)
+    # The registration failed with its answer lost, and may have registered a revision all the
+    # same (``EcsDeployer`` could not find out): not "no task definition was registered".
+    unanswered: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -352,6 +355,9 @@ class PublishProgress:
                              else f"{reference} was not pushed")
         if self.task_definition:
             parts.append(f"task definition {self.task_definition} is registered")
+        elif self.unanswered:
+            parts.append("a task definition may have been registered all the same (the registration's answer was "
+                         "lost, see the error)")
         elif reached and self.register:
             parts.append("no task definition was registered")
         return "; ".join(parts)
@@ -387,9 +393,11 @@ class PublishProgress:
                           f"{unless} (push_latest=False leaves it)")
             elif latest:  # register_existing retags latest by the registry's API
                 latest = f"; {LATEST} was not moved: register_existing moves it (push_latest=False leaves it)"
+            found = (" (it finds the revision the lost answer may have registered, while that is the family's latest "
+                     "ACTIVE one, and registers no second)" if self.unanswered else "")
             return ("the version is in the registry, so a plain re-run is refused: run again with "
                     f"{register_existing_as_asked(self.refs)} to register its task definition without "
-                    f"rebuilding{latest}")
+                    f"rebuilding{found}{latest}")
         if taken:
             # "which moves latest to it" was untrue of a latest ECR says a newer release took.
             return (f"the release is registered ({self.task_definition}), and {LATEST} is another run's now: run "

@@ -12,8 +12,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,6 +22,7 @@ from rollway.aws.denied import pass_role_denied
 from rollway.aws.errors import (NOT_TAKEN, SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable,
                                 TargetNotFound, TaskDefinitionInactive, error_code)
 from rollway.deadline import read_back_within
+from rollway.failure_words import tell
 from rollway.model import ServiceState
 from rollway.targets import Targets
 
@@ -50,6 +51,14 @@ REQUEST_LOOKBACK = 10
 # How many of the revisions registered after a deregistered one are searched for its copy (one
 # DescribeTaskDefinition each, inside finalize's bounded read, on the account's ECS request quota).
 COPY_LOOKBACK = 100
+# How many revisions one ListTaskDefinitions call asks for (ECS's most), and how many calls one
+# search makes at most. familyPrefix is a prefix: listed newest first (sort DESC, by family name,
+# then revision), the revisions of every family whose name begins with this one's and sorts after
+# it ("app-worker" for "app") come first, and a family beside one with thousands of revisions cost
+# a call per page of those, without a bound, before its own were reached. At the bound the search
+# stops, as unsuccessful, and says what it did not list.
+LIST_PAGE_SIZE = 100
+LIST_PAGES = 10
 # ECS's limit of tags on one resource: a registration asking for more is refused.
 MAX_TAGS = 50
 _log = logging.getLogger(__name__)
@@ -78,6 +87,17 @@ class BaseRevision:
         return self.tags >= MAX_TAGS
 # wait_stable polls at most this often; real ECS needs minutes, so finer polling only adds calls.
 _MAX_DELAY_SECONDS = 15
+
+
+@dataclass
+class _Listing:
+    """What one search listed of ``family``'s revisions (``EcsDeployer._own_revisions``)."""
+
+    family: str
+    calls: int = 0
+    listed: int = 0  # revisions listed, of other families too
+    others: set[str] = field(default_factory=set)  # the other families listed (familyPrefix is a prefix)
+    unlisted: str | None = None  # what was not listed, once the listing stopped at its bound
 
 
 class EcsDeployer:
@@ -131,7 +151,7 @@ class EcsDeployer:
         revision the call made is used rather than reported as a failure (and left unused), and
         any second copy botocore's resending made is deregistered. A base that carries 50 tags of
         its own (ECS's limit) is copied with them all and without the token (``copied_tags``),
-        which is logged: a lost answer is then raised as it came.
+        which is logged: a lost answer is then raised saying it may have registered one.
 
         Returns:
             The new revision's ARN.
@@ -174,8 +194,12 @@ class EcsDeployer:
             raise _named(err, task_definition) from err
         arn, family, revision = described["taskDefinitionArn"], described["family"], int(described["revision"])
         tag = {"key": COPY_TAG, "value": arn}
-        newer = [other for other in _newest_first(family, self._listed_after(family, revision))
-                 if _number(other) > revision]
+        listing = _Listing(family)
+        newer: list[str] = []
+        for other in self._own_revisions(listing):
+            if _number(other) <= revision or len(newer) > COPY_LOOKBACK:
+                break
+            newer.append(other)
         for other in newer[:COPY_LOOKBACK]:
             if tag in self._client.describe_task_definition(taskDefinition=other, include=["TAGS"]).get("tags", []):
                 return other
@@ -183,6 +207,10 @@ class EcsDeployer:
             _log.warning("no copy of %s among the %d newest revisions registered since %s; older ones were not "
                          "searched: a copy among them, registered by a finalize that stopped before recording it, "
                          "stays unused", arn, COPY_LOOKBACK, task_definition)
+        elif listing.unlisted is not None:
+            _log.warning("no copy of %s among the revisions of %s listed: %s; a copy among those not listed, "
+                         "registered by a finalize that stopped before recording it, stays unused", arn, family,
+                         listing.unlisted)
         return None
 
     def copied_from(self, task_definition: str) -> str | None:
@@ -267,13 +295,13 @@ class EcsDeployer:
         sent without one). Of several (botocore sent it more than once), the newest is kept and
         the others deregistered."""
         if token is None:
-            err.add_note(f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
+            _unsure(err, f"it may have registered a revision all the same, which carries no {REQUEST_TAG} tag "
                          f"(its base has {MAX_TAGS} tags, ECS's limit) to find it by")
             raise err
         try:
             found = self._registered_with(family, token, err)
         except Exception as lookup:  # noqa: BLE001 - the registration's own error is the one to tell
-            err.add_note(f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
+            _unsure(err, f"looking up a revision registered with {REQUEST_TAG}={token} failed too: {lookup}")
             raise err from None
         if not found:
             raise err
@@ -288,44 +316,56 @@ class EcsDeployer:
 
         The revision was registered moments ago, as the call that lost its answer was sent: it is
         among the newest unless as many others were registered meanwhile, and each one searched
-        costs a DescribeTaskDefinition. ``err``: the registration's own error, which, when none is
-        found and the family has older revisions, is told what was not searched and what to look for.
+        costs a DescribeTaskDefinition; they are listed in at most ``LIST_PAGES`` calls. ``err``:
+        the registration's own error, which, when none is found and the family has revisions not
+        searched (older ones, or ones not listed by then), is told so and what to look for.
         """
         tag = {"key": REQUEST_TAG, "value": token}
         searched = 0
         found = []
-        for page in self._client.get_paginator("list_task_definitions").paginate(
-                familyPrefix=family, status="ACTIVE", sort="DESC",
-                PaginationConfig={"PageSize": REQUEST_LOOKBACK + 1}):
-            for arn in _newest_first(family, page.get("taskDefinitionArns", [])):
-                if searched == REQUEST_LOOKBACK:
-                    if not found and err is not None:
-                        # In the run's log as well: a note shows in a traceback only.
-                        unread = (f"no ACTIVE revision of {family} tagged {tag['key']}={token} among its "
-                                  f"{REQUEST_LOOKBACK} newest, which were searched; older ones were not: if as many "
-                                  "were registered while the answer was awaited, one this call made may be among "
-                                  "them, carrying that tag, unused (deregister it)")
-                        err.add_note(unread)
-                        _log.warning("RegisterTaskDefinition failed (%s): %s", err, unread)
-                    return found
-                searched += 1
-                if tag in self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", []):
-                    found.append(arn)
+        listing = _Listing(family)
+        unread = None
+        for arn in self._own_revisions(listing):
+            if searched == REQUEST_LOOKBACK:
+                unread = (f"no ACTIVE revision of {family} tagged {tag['key']}={token} among its "
+                          f"{REQUEST_LOOKBACK} newest, which were searched; older ones were not: if as many "
+                          "were registered while the answer was awaited, one this call made may be among "
+                          "them, carrying that tag, unused (deregister it)")
+                break
+            searched += 1
+            if tag in self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags", []):
+                found.append(arn)
+        if unread is None and listing.unlisted is not None:
+            unread = (f"no ACTIVE revision of {family} tagged {tag['key']}={token} among the {searched} listed, "
+                      f"which were searched; {listing.unlisted}: one this call made may be among those, carrying "
+                      "that tag, unused (deregister it)")
+        if unread is not None and not found and err is not None:
+            _log.warning("RegisterTaskDefinition failed (%s): %s", err, unread)
+            _unsure(err, unread)
         return found
 
-    def _listed_after(self, family: str, after: int) -> list[str]:
-        """The ACTIVE revisions ``familyPrefix=family`` lists, page by page, newest first, until
-        ``family``'s own reach revision ``after`` (listed by family, then revision: the older ones
-        of ``family`` and the families named before it come after), or more than ``COPY_LOOKBACK``
-        of them are listed (those are all ``copy_of`` searches)."""
-        listed: list[str] = []
-        for page in self._client.get_paginator("list_task_definitions").paginate(
-                familyPrefix=family, status="ACTIVE", sort="DESC"):
-            listed.extend(page.get("taskDefinitionArns", []))
-            ours = _newest_first(family, listed)
-            if len(ours) > COPY_LOOKBACK or any(_number(arn) <= after for arn in ours):
-                break
-        return listed
+    def _own_revisions(self, listing: _Listing) -> Iterator[str]:
+        """The ACTIVE revisions of ``listing.family``, newest first, as ListTaskDefinitions lists
+        them page by page: at most ``LIST_PAGES`` calls, after which ``listing`` says what was not
+        listed (its ``unlisted``)."""
+        family = listing.family
+        pages = self._client.get_paginator("list_task_definitions").paginate(
+            familyPrefix=family, status="ACTIVE", sort="DESC", PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        for page in pages:
+            listing.calls += 1
+            arns = page.get("taskDefinitionArns", [])
+            listing.listed += len(arns)
+            ours = _newest_first(family, arns)
+            listing.others.update(_revision(arn).rsplit(":", 1)[0] for arn in arns if arn not in ours)
+            yield from ours
+            if page.get("nextToken") and listing.calls >= LIST_PAGES:
+                others = ", ".join(sorted(listing.others)[:3]) + (", ..." if len(listing.others) > 3 else "")
+                listing.unlisted = (
+                    f"ListTaskDefinitions was called {listing.calls} times, its bound, and listed {listing.listed} "
+                    "revisions" + (f", among them those of other families whose names begin with {family} "
+                                   f"({others}), listed first" if listing.others else "")
+                    + f", with more to list: the revisions of {family} it would list next were not searched")
+                return
 
     def _deregister_extras(self, extras: list[str]) -> None:
         """Deregister revisions a resent registration made besides the one used. A failure is
@@ -687,6 +727,27 @@ def _container(task_definition: dict[str, Any], container: str, name: str) -> di
             return definition
     names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
     raise TargetNotFound("container", container, f"in task definition {name} (it has {names})")
+
+
+# Set on a registration's error when it may have registered a revision all the same: its answer
+# was lost, and the search for the revision could not tell (``may_have_registered``).
+_UNSURE = "rollway_may_have_registered"
+
+
+def _unsure(err: Exception, why: str) -> None:
+    """Say ``why`` in ``err``'s message, and mark it as a registration that may have registered."""
+    tell(err, why)
+    try:
+        setattr(err, _UNSURE, True)
+    except AttributeError:  # an error that takes no attribute: its message says it all the same
+        pass
+
+
+def may_have_registered(err: BaseException) -> bool:
+    """Whether ``err``, raised by ``register_revision`` or ``copy_revision``, comes from a
+    registration whose answer was lost and that may have registered a revision all the same
+    (its message says why it could not be told): not one ECS refused, which registered nothing."""
+    return bool(getattr(err, _UNSURE, False))
 
 
 def _named(err: ClientError, task_definition: str) -> Exception:

@@ -8,6 +8,7 @@ revisions, of which rollway recorded one. Each registration now carries a token 
 from __future__ import annotations
 
 from functools import partial
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -96,7 +97,7 @@ def test_a_lost_answer_whose_revision_is_past_the_search_says_what_was_not_searc
         EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
     (made,) = [arn for arn in active_revisions(aws) if request_tags(aws, arn) and arn != base]
     (token,) = request_tags(aws, made)
-    notes = " ".join(getattr(lost.value, "__notes__", []))
+    notes = str(lost.value)  # in the error's message, which a run's failure carries: a note shows in a traceback only
     family = made.rsplit("/", 1)[1].rsplit(":", 1)[0]
     assert (f"no ACTIVE revision of {family} tagged {REQUEST_TAG}={token} among its {REQUEST_LOOKBACK} newest, "
             "which were searched") in notes, notes
@@ -176,5 +177,58 @@ def test_a_lost_answer_of_a_registration_without_a_token_is_raised_saying_it_may
     calls = watch_calls(ecs)
     with hooked(ecs, "after-call", lose_answer), pytest.raises(ReadTimeoutError) as lost:
         EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
-    assert any("may have registered a revision all the same" in note for note in lost.value.__notes__)
+    assert "may have registered a revision all the same" in str(lost.value), str(lost.value)
     assert "ListTaskDefinitions" not in calls, calls
+
+
+def sibling_pages(aws, family: str, calls: list[str]):
+    """ListTaskDefinitions as ECS answers a familyPrefix that other families' names begin with
+    (sorted DESC, "<family>-worker" comes first), here one with revisions without end: pages of
+    that family's, each with a nextToken. Counts the calls in ``calls``."""
+    region, account = aws.targets.region, aws.topology.task_definition_arn.split(":")[4]
+
+    def answer(params, **_):
+        calls.append("ListTaskDefinitions")
+        start = 100_000 - 100 * len(calls)
+        arns = [f"arn:aws:ecs:{region}:{account}:task-definition/{family}-worker:{n}"
+                for n in range(start, start - params.get("maxResults", 100), -1)]
+        more = {"nextToken": f"t{len(calls)}"} if len(calls) < 500 else {}  # "without end": 500 calls
+        return SimpleNamespace(status_code=200, headers={}), {"taskDefinitionArns": arns, **more,
+                                                              "ResponseMetadata": {}}
+    return answer
+
+
+def test_a_lost_answer_whose_family_shares_its_prefix_with_a_busy_one_is_searched_a_bounded_number_of_calls(aws):
+    """familyPrefix is a prefix: a family beside one whose name begins with its own (and sorts
+    after it) had that family's revisions listed first, page after page, without a bound, before
+    its own. The search stops at its bound and the error says what was not searched."""
+    ecs = aws.get_client("ecs")
+    base = aws.topology.task_definition_arn
+    family = base.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    calls: list[str] = []
+
+    def lose_answer(**_):
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with hooked(ecs, "after-call", lose_answer), \
+            on_operation(ecs, "before-call", sibling_pages(aws, family, calls), operation="ListTaskDefinitions"), \
+            pytest.raises(ReadTimeoutError) as lost:
+        EcsDeployer(ecs, aws.targets).register_revision(f"{aws.topology.repository_uri}:{IMAGE_TAG}", base)
+    assert 1 <= len(calls) <= 10, len(calls)
+    said = str(lost.value)
+    assert f"other families whose names begin with {family} ({family}-worker), listed first" in said, said
+    assert f"the revisions of {family} it would list next were not searched" in said, said
+    assert f"{REQUEST_TAG}=" in said and "deregister it" in said, said
+
+
+def test_the_copy_of_a_revision_beside_a_busy_family_of_the_same_prefix_is_searched_a_bounded_number_of_calls(
+        aws, caplog):
+    ecs = aws.get_client("ecs")
+    deployer = EcsDeployer(ecs, aws.targets)
+    gone = deployer.register_revision("repo/app:2", aws.topology.task_definition_arn)
+    family = gone.rsplit("/", 1)[1].rsplit(":", 1)[0]
+    calls: list[str] = []
+    with on_operation(ecs, "before-call", sibling_pages(aws, family, calls), operation="ListTaskDefinitions"):
+        assert deployer.copy_of(gone) is None
+    assert 1 <= len(calls) <= 10, len(calls)
+    assert f"the revisions of {family} it would list next were not searched" in caplog.text, caplog.text

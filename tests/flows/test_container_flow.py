@@ -441,6 +441,35 @@ def test_a_family_whose_revision_carries_fifty_tags_gets_its_release_registered_
         i for i, r in enumerate(caplog.records) if "publish: built" in r.getMessage()), warned
 
 
+def test_a_registration_whose_answer_is_lost_says_in_the_runs_error_it_may_have_registered(
+        aws, tmp_path, ecs_tag_limit):
+    # The adapter's word that the lost registration may have made a revision all the same (its
+    # base carries 50 tags, so no token finds it) was a note on the error: it showed in a
+    # traceback only, and the run's error and artifact said nothing of it.
+    from botocore.exceptions import ReadTimeoutError
+
+    from tests.botocore_events import on_operation
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    fifty_tagged(aws)
+
+    def lose_answer(**_):  # registered on moto; the answer never arrives
+        raise ReadTimeoutError(endpoint_url=aws.endpoint_url)
+
+    with on_operation(aws.get_client("ecs"), "after-call", lose_answer, operation="RegisterTaskDefinition"), \
+            pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.0.1", context_dir=tmp_path))
+    said = str(caught.value)
+    assert "may have registered a revision all the same" in said, said
+    # Where things stand said "no task definition was registered", which may be untrue.
+    assert "no task definition was registered" not in said, said
+    assert "a task definition may have been registered all the same" in said, said
+    assert "register_existing=True" in said and "registers no second" in said, said
+    stopped = artifact_markdown("2.0.1", "stopped", containing="Read timeout")
+    assert "may have registered a revision all the same" in stopped, stopped
+    assert "a task definition may have been registered all the same" in stopped, stopped
+
+
 def test_a_repository_too_long_to_pin_by_digest_is_refused_before_building(aws, tmp_path, watch_calls):
     # <registry>/<repository>:2.0.0 fits ECS's 255 characters; @sha256:<64 hex> does not.
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
