@@ -60,6 +60,26 @@ _LOADERS: dict[str | None, botocore.loaders.Loader] = {}
 _LOADERS_LOCK = threading.Lock()
 
 
+def credentials_named(credentials: AwsCredentials) -> str:
+    """The credentials as a message names them: "the AWS credentials block 'release'" for a saved
+    block, "the AWS credentials" for one made in place (boto3's default chain, no block named).
+    AWS's own words (ExpiredToken, AccessDenied) name no block: a person with several saved had to
+    guess which one to fix."""
+    name = _block_name(credentials)
+    return f"the AWS credentials block {name!r}" if name else "the AWS credentials"
+
+
+def _block_name(credentials: AwsCredentials) -> str | None:
+    """The name the block was saved (and loaded) under; None for one made in place."""
+    return getattr(credentials, "_block_document_name", None)
+
+
+def in_block(credentials: AwsCredentials) -> str:
+    """" (block 'release')" after the credentials or one of their fields, for a saved block."""
+    name = _block_name(credentials)
+    return f" (block {name!r})" if name else ""
+
+
 def _sharing_models(session: boto3.Session) -> boto3.Session:
     core = session._session  # boto3 has no public accessor for its botocore session
     with _LOADERS_LOCK:
@@ -117,24 +137,25 @@ def client_factory(credentials: AwsCredentials, region: str | None = None,
         # prefect-aws keeps the token as a plain string: Prefect stores it unmasked, the UI
         # shows it and a repr prints it. Temporary credentials come from assume_role_arn
         # (renewed here) or a profile instead, so no secret lives outside a SecretStr.
+        named = f" {_block_name(credentials)!r}" if _block_name(credentials) else ""
         raise ValueError(
-            "the AWS credentials block holds aws_session_token, which prefect-aws stores and shows "
+            f"the AWS credentials block{named} holds aws_session_token, which prefect-aws stores and shows "
             "in plain text: remove it and use assume_role_arn (or a profile) for temporary credentials"
         )
     if credentials.assume_role_arn and not _ROLE_ARN.fullmatch(credentials.assume_role_arn):
         # Sent as it was, a role's name (or a user's ARN) came back as STS's ValidationError or
         # AccessDenied, which names no field of the block.
         raise ValueError(
-            f"the AWS credentials' assume_role_arn {credentials.assume_role_arn!r} is not an IAM role's ARN "
-            "(arn:aws:iam::<account id>:role/<name>): give the role's whole ARN"
+            f"the AWS credentials' assume_role_arn {credentials.assume_role_arn!r}{in_block(credentials)} is not an "
+            "IAM role's ARN (arn:aws:iam::<account id>:role/<name>): give the role's whole ARN"
         )
     if region is not None:
         if credentials.region_name is None:
             credentials = credentials.model_copy(update={"region_name": region})
         elif credentials.region_name != region:
             raise ValueError(
-                f"the AWS credentials are for region {credentials.region_name}, the service is in {region} "
-                "(Targets.region): set one of them so that they agree"
+                f"the AWS credentials{in_block(credentials)} are for region {credentials.region_name}, the service "
+                f"is in {region} (Targets.region): set one of them so that they agree"
             )
     if credentials.region_name is not None and (unknown := unknown_region(
             credentials.region_name, custom_endpoint=credentials.aws_client_parameters.endpoint_url is not None)):

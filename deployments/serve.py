@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from cyclopts import App
 from pydantic import ValidationError
 
-from flows.params import MAX_POLL_SECONDS
+from flows.params import MAX_POLL_SECONDS, form_titled
 from rollway.cli.blocks import DEPLOYMENT, deployment_path
 from rollway.cli.whole import Whole
 from rollway.clock import ClockSettings
@@ -110,7 +110,7 @@ def build_deployments(
     with_validation = {"spec": validation.model_dump(mode="json")} if validation is not None else {}
 
     def deploy(flow: Any, parameters: dict[str, Any], description: str, **extra: Any) -> "RunnerDeployment":
-        return flow.to_deployment(
+        deployment = flow.to_deployment(
             DEPLOYMENT,
             parameters=parameters,
             description=description,
@@ -119,6 +119,9 @@ def build_deployments(
             entrypoint_type=EntrypointType.MODULE_PATH,
             **extra,
         )
+        # Prefect labels each field of the run form with its parameter's name (aws_credentials_block).
+        form_titled(deployment._parameter_openapi_schema.properties)
+        return deployment
 
     # deployments/prefect.yaml describes the same deployments for a work pool: the same
     # descriptions, schedule and parameters (tests/unit/test_cli_ops.py holds the two together).

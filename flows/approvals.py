@@ -39,7 +39,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import State
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
-from prefect.exceptions import Abort, ObjectNotFound
+from prefect.exceptions import Abort, ObjectNotFound, PrefectHTTPStatusError
 from prefect.exceptions import Pause as PauseRefused
 from prefect.input import RunInput, keyset_from_paused_state
 from prefect.states import Paused, Running
@@ -458,11 +458,41 @@ def client_backoff() -> float:
     return longest * (1.0 + max(0.0, client.retry_jitter_factor))
 
 
+# The longest one request of the pause's client (and of the commands that answer a pause) is
+# retried: Prefect's client retries a 503 five times, each up to RETRY_AFTER_MOST_SECONDS and its
+# jitter (about three minutes in which a command said nothing, taken for hung), and one marked
+# Prefect-Maintenance without limit. The paused run's own poll rides out a longer outage, saying
+# so (``_through_outages``); a command says the API is away and gives up.
+WHOLE_REQUEST_MOST_SECONDS = 60.0
+
+# The statuses Prefect's client retries (``PrefectHttpxSyncClient.send``).
+_RETRIED = frozenset({408, 429, 502, 503})
+_FIRST_SENT = "rollway.first_sent"
+
+
+def _request_clock() -> float:
+    """The monotonic clock a request's tries are timed on (a test's own, in tests)."""
+    return time.monotonic()
+
+
+def _request_sent(request: httpx.Request) -> None:
+    """The pause's client's request hook: when a request was first sent (Prefect's client sends
+    the same request again at each retry)."""
+    request.extensions.setdefault(_FIRST_SENT, _request_clock())
+
+
 def _bounded_retry_after(response: httpx.Response) -> None:
     """The pause's client's response hook: a Retry-After (seconds, or a date) further off than
     ``RETRY_AFTER_MOST_SECONDS`` is read as that many seconds; one Prefect's client cannot read
-    (it then backs off as ever) is left as sent."""
+    (it then backs off as ever) is left as sent.
+
+    Raises:
+        PrefectHTTPStatusError: a status Prefect's client would retry, when its wait would take
+            the request past ``WHOLE_REQUEST_MOST_SECONDS`` since it was first sent
+            (``_request_sent``): what the API answered, for how long, and that it gave up.
+    """
     said = response.headers.get("Retry-After")
+    _give_up_when_too_long(response, said)
     if said is None:
         return
     try:
@@ -479,10 +509,33 @@ def _bounded_retry_after(response: httpx.Response) -> None:
         response.headers["Retry-After"] = f"{RETRY_AFTER_MOST_SECONDS:g}"
 
 
+def _give_up_when_too_long(response: httpx.Response, retry_after: str | None) -> None:
+    """Raise, instead of a retry, for a retried status whose next wait ends past the request's bound."""
+    first = response.request.extensions.get(_FIRST_SENT) if response.status_code in _RETRIED else None
+    if first is None:
+        return
+    try:
+        wait = min(max(0.0, float(retry_after)), RETRY_AFTER_MOST_SECONDS) if retry_after is not None else 0.0
+    except ValueError:
+        wait = RETRY_AFTER_MOST_SECONDS  # a date: at most this, as the hook bounds it
+    elapsed = _request_clock() - first
+    if elapsed + wait <= WHOLE_REQUEST_MOST_SECONDS:
+        return
+    maintenance = " (down for maintenance)" if response.headers.get("Prefect-Maintenance") == "true" else ""
+    request = response.request
+    # Prefect's own class, as its client raises for a status once its retries are spent.
+    raise PrefectHTTPStatusError(
+        f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {request.url} for "
+        f"{elapsed:.0f} s of tries; gave up, as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s",
+        request=request, response=response)
+
+
 def bounded_client() -> SyncPrefectClient:
     """A synchronous Prefect client that waits at most ``RETRY_AFTER_MOST_SECONDS`` of a
-    Retry-After (``_bounded_retry_after``): the paused run's, and the commands' that answer it."""
-    return orchestration.get_client(httpx_settings={"event_hooks": {"response": [_bounded_retry_after]}},
+    Retry-After and retries a request at most ``WHOLE_REQUEST_MOST_SECONDS`` in all
+    (``_bounded_retry_after``): the paused run's, and the commands' that answer it."""
+    return orchestration.get_client(httpx_settings={"event_hooks": {"request": [_request_sent],
+                                                                    "response": [_bounded_retry_after]}},
                                     sync_client=True)
 
 

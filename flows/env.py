@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
-from blocks.credentials import SessionClients, client_factory
+from blocks.credentials import SessionClients, client_factory, credentials_named, in_block
 from blocks.saved import passwords_hidden, unsaved_block
 from blocks.targets import RollwayTargets
 from flows.untraced import without_traceback
@@ -70,12 +70,14 @@ def session_clients(credentials: AwsCredentials, region: str, *, nothing: str = 
     except ValueError as err:
         raise AccountNotLoaded(f"{err} ({why.lstrip()})" if why else str(err)) from err
     except (ClientError, BotoCoreError) as err:
+        # AWS's words name no block: which one to fix is said here ("the AWS credentials block 'release'").
+        named = credentials_named(credentials)
         if credentials.assume_role_arn:
             raise CredentialsRefused(
-                f"could not assume the role {credentials.assume_role_arn} of the AWS credentials (STS AssumeRole{why}): "
+                f"could not assume the role {credentials.assume_role_arn} of {named} (STS AssumeRole{why}): "
                 f"{aws_message(err)}; {nothing}; {_remedy(err, 'sts:AssumeRole on that role', why)}") from err
         loading = f" ({why.lstrip()})" if why else ""
-        raise CredentialsRefused(f"could not load the AWS credentials{loading}: {aws_message(err)}; {nothing}; "
+        raise CredentialsRefused(f"could not load {named}{loading}: {aws_message(err)}; {nothing}; "
                                  f"{credentials_remedy(err, 'access')}") from err
     if not credentials.assume_role_arn:  # AssumeRole, made above, has proved the keys already
         _prove(get_client, credentials, nothing, why)
@@ -124,9 +126,9 @@ def _prove(get_client: SessionClients, credentials: AwsCredentials, nothing: str
         dated = request_out_of_date(err)
         if dated or unusable_credentials(err) or credentials.aws_client_parameters.endpoint_url is not None:
             raise CredentialsRefused(
-                f"could not {'check' if dated else 'use'} the AWS credentials (STS GetCallerIdentity{why}): "
+                f"could not {'check' if dated else 'use'} {credentials_named(credentials)} (STS GetCallerIdentity{why}): "
                 f"{aws_message(err)}; {nothing}; {_remedy(err, 'sts:GetCallerIdentity', why)}") from err
-        _warn(f"the AWS credentials were not checked before the run's first call: STS GetCallerIdentity{why} "
+        _warn(f"the AWS credentials{in_block(credentials)} were not checked before the run's first call: STS GetCallerIdentity{why} "
               f"failed ({aws_message(err)}); going on, as the services the run calls may still answer")
 
 

@@ -161,3 +161,57 @@ RolloutId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")
 """A rollout id as the ledger records it (``rollway status`` shows it): one word. As the rollback
 flow's ``rollout``, a blank or padded id was taken, and the rollback was then refused after reading
 the ledger as meant for "rollout '' ... no longer the newest", naming a rollout nobody started."""
+
+
+# The labels of the flows' run forms in the Prefect UI. Prefect titles each field with its
+# parameter's name, overwriting a Field's title given on the signature, so serve.py sets these on
+# the schema it registers (``form_titled``); a parameter not named here is said in words by rule.
+FORM_TITLES = {
+    "spec": "Rollout spec",
+    "actor": "Actor (who runs this)",
+    "targets_block": "Targets block (its name)",
+    "aws_credentials_block": "AWS credentials block (its name)",
+    "clock": "Clock",
+    "approval_poll_seconds": "Approval poll interval (seconds)",
+    "lease_wall_seconds": "Lease length (seconds, wall clock)",
+    "claim_wait_seconds": "Wait for a rollback under way (seconds)",
+    "window_seconds": "Monitoring window (seconds)",
+    "phased": "Weekly phases",
+    "adopt_live_weights": "Adopt the live traffic weights",
+    "start_early_because": "Start the next phase early, because",
+    "finalize": "Finalize after the monitoring window",
+    "decommission": "Decommission the old version after the window",
+    "previous_task_definition": "Previous task definition (to roll back to)",
+    "stable_desired": "Stable service's task count",
+    "only_open_rollout": "Only an open rollout",
+    "rollout": "Rollout ID",
+    "rollout_id": "Rollout ID",
+    "unrecorded": "Unrecorded promotion (of the canary flow)",
+    "changes": "Flag changes",
+    "cdk_app_dir": "CDK app directory",
+    "cdk_executable": "CDK executable",
+    "direct": "Deploy directly (no change sets)",
+    "dry_run": "Dry run (change nothing)",
+    "git_commit": "Git commit",
+}
+
+_WORDS = {"aws": "AWS", "cdk": "CDK", "id": "ID", "ecr": "ECR", "git": "Git"}
+
+
+def form_title(name: str) -> str:
+    """The label a run form shows for the parameter ``name``: FORM_TITLES's, or its words
+    ("stack_timeout_seconds": "Stack timeout (seconds)")."""
+    if name in FORM_TITLES:
+        return FORM_TITLES[name]
+    words = name.split("_")
+    unit = " (seconds)" if len(words) > 1 and words[-1] == "seconds" else ""
+    words = [_WORDS.get(w, w) for w in (words[:-1] if unit else words)]
+    said = " ".join(words)
+    return said[:1].upper() + said[1:] + unit
+
+
+def form_titled(properties: dict[str, Any]) -> None:
+    """Give each field of a run form's ``properties`` (a registered parameter schema's) its
+    label in words (``form_title``), in place."""
+    for name, field in properties.items():
+        field["title"] = form_title(name)

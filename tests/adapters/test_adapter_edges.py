@@ -353,10 +353,13 @@ def test_a_credentials_block_holding_a_session_token_is_refused_before_any_call(
 
     saved = AwsCredentials(aws_access_key_id="ASIAEXAMPLE", aws_secret_access_key=SecretStr("secret"),
                            aws_session_token="FwoGZXIvYXdzEXAMPLE", region_name="us-west-2")
+    saved._block_document_name = "rollway-aws"  # as Block.load names what it loaded
     monkeypatch.setattr(AwsCredentials, "load", classmethod(lambda cls, name, *a, **k: saved))
     with pytest.raises(AccountNotLoaded, match="assume_role_arn") as refused:
         load_clients(None, "rollway-aws")
     assert "FwoGZXIvYXdzEXAMPLE" not in str(refused.value)
+    # Which block to fix, among those saved.
+    assert str(refused.value).startswith("the AWS credentials block 'rollway-aws' holds aws_session_token"), refused.value
 
 
 def test_credentials_for_another_region_than_the_targets_are_refused_before_any_call(monkeypatch):

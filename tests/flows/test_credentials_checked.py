@@ -59,7 +59,7 @@ def test_expired_keys_stop_a_rollback_before_its_first_call(aws, aws_refuses_exp
     with pytest.raises(CredentialsRefused) as caught:
         rollback(reason="test", targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     assert str(caught.value) == (
-        "could not use the AWS credentials (STS GetCallerIdentity): ExpiredToken: The security token included in "
+        "could not use the AWS credentials block 'expired-keys' (STS GetCallerIdentity): ExpiredToken: The security token included in "
         "the request is expired; nothing was changed; the credentials have expired: renew the keys of the "
         "AwsCredentials block (or of its profile) and run again")
     assert aws_refuses_expired_keys == ["sts:GetCallerIdentity"]
@@ -84,7 +84,7 @@ def test_a_request_refused_for_its_date_stops_the_run_saying_the_clock_or_a_hold
     with pytest.raises(CredentialsRefused) as caught:
         rollback(reason="test", targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     message = str(caught.value)
-    assert message.startswith("could not check the AWS credentials (STS GetCallerIdentity): RequestExpired: Request "
+    assert message.startswith("could not check the AWS credentials block 'clock-off' (STS GetCallerIdentity): RequestExpired: Request "
                               "has expired.; nothing was changed; the request reached AWS more than 15 minutes from "
                               "the time it was signed at"), message
     assert "renew the keys" not in message, message
@@ -99,7 +99,8 @@ def test_an_endpoint_out_of_reach_stops_the_run_in_one_line(aws):
     with pytest.raises(CredentialsRefused) as caught:
         set_flags(changes=NEW_FLAG, targets_block=saved_blocks(aws), aws_credentials_block=credentials)
     message = str(caught.value)
-    assert message.startswith("could not use the AWS credentials (STS GetCallerIdentity): EndpointConnectionError: "
+    assert message.startswith("could not use the AWS credentials block 'endpoint-out-of-reach' (STS GetCallerIdentity): "
+                              "EndpointConnectionError: "
                               f'Could not connect to the endpoint URL: "http://127.0.0.1:{port}/"'), message
     assert message.endswith("; nothing was changed; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
@@ -119,7 +120,7 @@ def test_sts_alone_out_of_reach_is_logged_and_the_run_goes_on(aws, monkeypatch, 
     assert [u.feature for u in updates] == ["new_editor"]
     said = [r.getMessage() for r in caplog.records if "were not checked" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(
-        "the AWS credentials were not checked before the run's first call: STS GetCallerIdentity failed "
+        "the AWS credentials (block 'sts-out-of-reach') were not checked before the run's first call: STS GetCallerIdentity failed "
         "(EndpointConnectionError: Could not connect to the endpoint URL"), said
 
 

@@ -455,3 +455,38 @@ def test_the_commands_read_their_blocks_on_a_client_that_waits_at_most_30_s_of_a
     assert "no-such-targets" in str(refused.value), refused.value
     assert slept, "the proxy's 429s were never retried"
     assert max(slept) <= RETRY_AFTER_MOST_SECONDS * 1.2, slept
+
+
+@pytest.mark.parametrize("maintenance", [True, False], ids=["maintenance", "503"])
+def test_one_read_of_the_pauses_client_gives_up_after_a_minute_of_retries_saying_so(monkeypatch, maintenance):
+    """The 30 s bound was per retry: Prefect's client retries a 503 five times (about three minutes
+    silent, a person answering took the command for hung), and one marked ``Prefect-Maintenance``
+    without limit. The whole read is bounded, and its error says what the API answered and when it gave up."""
+    import httpx
+    import prefect.client.base
+
+    import flows.approvals
+    from flows.approvals import WHOLE_REQUEST_MOST_SECONDS, _bounded_retry_after, _request_sent
+
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", sleep)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    headers = {"Retry-After": "30", **({"Prefect-Maintenance": "true"} if maintenance else {})}
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(503, headers=headers)),
+        base_url="http://prefect.invalid/api",
+        event_hooks={"request": [_request_sent], "response": [_bounded_retry_after]})
+    with pytest.raises(httpx.HTTPStatusError) as caught:
+        client.get("/flow_runs/1")
+    assert caught.value.response.status_code == 503
+    assert sum(slept) <= WHOLE_REQUEST_MOST_SECONDS == 60.0, slept
+    said = str(caught.value)
+    assert said.startswith(f"the Prefect API answered 503{' (down for maintenance)' if maintenance else ''} to "
+                           "GET http://prefect.invalid/api/flow_runs/1 for "), said
+    assert said.endswith("of tries; gave up, as one request is given at most 60 s"), said

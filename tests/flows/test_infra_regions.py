@@ -200,7 +200,8 @@ def test_a_role_that_cannot_be_assumed_ends_the_run_in_one_line_before_cdk_start
     with pytest.raises(CredentialsRefused) as caught:
         run(str(app), str(cdk), "infra-unreachable-role")
     message = str(caught.value)
-    assert message.startswith(f"could not assume the role {role} of the AWS credentials (STS AssumeRole): "
+    assert message.startswith(f"could not assume the role {role} of the AWS credentials block 'infra-unreachable-role' "
+                              "(STS AssumeRole): "
                               "EndpointConnectionError: Could not connect to the endpoint URL"), message
     assert message.endswith(f"; {nothing}; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
@@ -322,7 +323,7 @@ def test_verify_without_the_app_and_aws_out_of_reach_fails_in_one_line_not_an_it
     with pytest.raises(CredentialsRefused) as caught:
         verify_infrastructure(targets_block=TARGETS_BLOCK, aws_credentials_block="infra-unreachable")
     message = str(caught.value)
-    assert message.startswith("could not use the AWS credentials (STS GetCallerIdentity): "
+    assert message.startswith("could not use the AWS credentials block 'infra-unreachable' (STS GetCallerIdentity): "
                               "EndpointConnectionError: Could not connect to the endpoint URL"), message
     assert message.endswith("; nothing was checked; AWS could not be reached: check the worker's network and proxy "
                             "(HTTPS_PROXY), and the block's aws_client_parameters.endpoint_url if it sets one")
@@ -387,8 +388,9 @@ def test_a_role_refused_in_a_region_the_app_deploys_to_ends_the_run_in_one_line_
     with pytest.raises(CredentialsRefused) as caught:
         run(app, cdk, "infra-role-off-elsewhere")
     assert str(caught.value) == (
-        f"could not assume the role {role} of the AWS credentials (STS AssumeRole in {ELSEWHERE}, to read what the "
-        f"CDK app deploys there): RegionDisabledException: STS is not activated in this region for account:{ACCOUNT}. "
+        f"could not assume the role {role} of the AWS credentials block 'infra-role-off-elsewhere' (STS AssumeRole in "
+        f"{ELSEWHERE}, to read what the CDK app deploys there): RegionDisabledException: STS is not activated in this "
+        f"region for account:{ACCOUNT}. "
         "Your account administrator can activate STS in this region using the IAM Console.; "
         f"{nothing}; STS is deactivated in that region for the account: activate it in the IAM console (Account "
         "settings, Security Token Service endpoints), then run again")
@@ -418,7 +420,7 @@ def test_a_region_the_account_has_not_enabled_is_named_as_such_not_as_unknown_ke
         verify_infrastructure(cdk_app_dir=app, cdk_executable=cdk, targets_block=TARGETS_BLOCK,
                               aws_credentials_block=CREDENTIALS_BLOCK)
     assert str(caught.value) == (
-        f"could not use the AWS credentials (STS GetCallerIdentity in {ELSEWHERE}, to read what the CDK app deploys "
+        f"could not use the AWS credentials block {CREDENTIALS_BLOCK!r} (STS GetCallerIdentity in {ELSEWHERE}, to read what the CDK app deploys "
         "there): InvalidClientTokenId: The security token included in the request is invalid.; nothing was checked; "
         "these keys work in the targets' region: the account has likely not enabled this one (an opt-in region: "
         "enable it in the AWS console's Account settings), then run again")

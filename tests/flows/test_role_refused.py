@@ -38,7 +38,7 @@ def refused_role(aws) -> str:
 
 def _expect_one_line(err: BaseException) -> str:
     message = str(err)
-    assert message.startswith(f"could not assume the role {ROLE} of the AWS credentials (STS AssumeRole): "
+    assert message.startswith(f"could not assume the role {ROLE} of the AWS credentials block 'role-refused' (STS AssumeRole): "
                               "ValidationError: "), message
     assert message.endswith("; nothing was changed; run again once the cause is fixed"), message
     assert "\n" not in message
@@ -81,7 +81,7 @@ def test_a_profile_not_on_the_worker_is_named(aws, no_aws_credentials):
         set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
                   targets_block=saved_blocks(aws), aws_credentials_block="role-no-profile")
     assert str(caught.value) == (
-        "could not load the AWS credentials: ProfileNotFound: The config profile (release) could not be found; "
+        "could not load the AWS credentials block 'role-no-profile': ProfileNotFound: The config profile (release) could not be found; "
         "nothing was changed; the block's profile_name is not in the worker's AWS config (~/.aws/config, "
         "AWS_CONFIG_FILE)")
 
@@ -93,7 +93,7 @@ def test_no_credentials_anywhere_is_said_before_any_task_runs(aws, no_aws_creden
     AwsCredentials(region_name=aws.targets.region, aws_client_parameters=AwsClientParameters(
         endpoint_url=aws.endpoint_url, config={"retries": {"max_attempts": 1}})).save("role-no-keys", overwrite=True)
     targets = saved_blocks(aws)
-    expected = ("could not load the AWS credentials: NoCredentialsError: Unable to locate credentials; nothing was "
+    expected = ("could not load the AWS credentials block 'role-no-keys': NoCredentialsError: Unable to locate credentials; nothing was "
                 "changed; the AwsCredentials block gives no keys, profile or role, and the worker has none (AWS_* "
                 "variables, ~/.aws, an instance or task role): give the block credentials, or the worker")
     with pytest.raises(CredentialsRefused) as flags:
@@ -103,3 +103,16 @@ def test_no_credentials_anywhere_is_said_before_any_task_runs(aws, no_aws_creden
     with pytest.raises(CredentialsRefused) as rolled:
         rollback(reason="test", targets_block=targets, aws_credentials_block="role-no-keys")
     assert str(rolled.value) == expected
+
+
+def test_a_block_for_another_region_is_named(aws):
+    """With several credentials blocks saved (one per account or region), the refusal named none:
+    the person had to guess which one the run had loaded."""
+    AwsCredentials(aws_access_key_id="testing", aws_secret_access_key=SecretStr("testing"),
+                   region_name="eu-west-1").save("role-other-region", overwrite=True)
+    with pytest.raises(AccountNotLoaded) as caught:
+        set_flags(changes=[FlagChange(feature="new_editor", enabled=True, create=True)],
+                  targets_block=saved_blocks(aws), aws_credentials_block="role-other-region")
+    assert str(caught.value) == (
+        f"the AWS credentials (block 'role-other-region') are for region eu-west-1, the service is in "
+        f"{aws.targets.region} (Targets.region): set one of them so that they agree")

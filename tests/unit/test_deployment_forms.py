@@ -39,6 +39,25 @@ def test_every_parameter_of_every_deployment_says_what_it_is(flow_name) -> None:
     assert not untitled, untitled
 
 
+@pytest.mark.parametrize("flow_name", sorted(SERVED))
+def test_every_field_of_every_form_is_titled_in_words(flow_name) -> None:
+    """Prefect titles each field with its parameter's name (a Field's title on the signature is
+    overwritten): the form's labels read ``aws_credentials_block``, ``lease_wall_seconds``."""
+    properties = _form(SERVED[flow_name])["properties"]
+    raw = {name: field.get("title") for name, field in properties.items()
+           if not field.get("title") or "_" in field["title"] or field["title"] == name or not field["title"][0].isupper()}
+    assert not raw, f"{flow_name}'s form labels these fields with a raw name: {raw}"
+
+
+def test_the_block_and_time_fields_read_as_a_person_says_them() -> None:
+    properties = _form(SERVED["progressive_rollout"])["properties"]
+    assert properties["aws_credentials_block"]["title"] == "AWS credentials block (its name)"
+    assert properties["targets_block"]["title"] == "Targets block (its name)"
+    assert properties["approval_poll_seconds"]["title"] == "Approval poll interval (seconds)"
+    assert properties["lease_wall_seconds"]["title"] == "Lease length (seconds, wall clock)"
+    assert properties["spec"]["title"] == "Rollout spec"
+
+
 # A form shows a description as a short line under its field: Prefect keeps the line breaks of an
 # ``Args:`` entry continued over several lines of the docstring, and a paragraph buries the field.
 MAX_DESCRIPTION = 200
