@@ -9,6 +9,7 @@ commands refuse to answer one silent for too long, mark it Crashed, and say what
 
 from __future__ import annotations
 
+import re
 import time
 from types import SimpleNamespace
 
@@ -183,7 +184,9 @@ def test_a_run_silent_at_first_look_that_says_it_waits_a_period_later_is_answere
     assert code == 0 and outcome == ["approve by alice"], (out, err)
     # Its period of 30 s, or its client's longest backoff (32 s and a fifth) when longer, and 5 s.
     assert waited and waited[0] == 43.4, waited
-    assert "has not said for 600 s that it still waits for an answer: looking again in 43 s" in " ".join(err.split())
+    # 600 s and the real seconds since the run last said it waits (one or more on a loaded machine).
+    assert re.search(r"has not said for 6[0-2]\d s that it still waits for an answer: looking again in 43 s",
+                     " ".join(err.split())), err
 
 
 def test_a_paused_owner_whose_process_died_has_ended_for_the_run_that_would_take_its_rollout_over(monkeypatch, caplog):
