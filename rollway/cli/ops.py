@@ -770,6 +770,11 @@ def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) ->
              else "not passed; its run is paused (below)" if paused and record.phase is RolloutPhase.PROGRESSING
              else "not passed; no run bakes it (its lease lapsed: owner below)" if lapsed
              else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed")
+    if record.stage_index >= len(weights):
+        # A record past its spec's stages (an older rollway's, or its spec edited between runs):
+        # status is read before `rollway abort`, so it says what it knows rather than fail.
+        return (f"{record.stage_index + 1} (past the {len(weights)} stages of its recorded spec: "
+                f"{', '.join(f'{w}%' for w in weights)}), {state}")
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
