@@ -341,11 +341,13 @@ def begun_by(start: Transition) -> str:
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)
-    if seconds < 120:
+    # Each bound is compared with the figure as it is printed: 119.6 s compared raw read "120 s",
+    # and 7198 s "120.0 min", past the bound where the next unit takes over.
+    if round(seconds) < 120:
         return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
+    if round(seconds / 60, 1) < 120:
         return f"{seconds / 60:.1f} min"
-    if seconds < 2 * 86400:
+    if round(seconds / 3600, 1) < 48:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
 

@@ -10,7 +10,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import RefusedAnswer, RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
+from rollway.reports import duration, incident_report, rollback_trigger, rollout_report, stage_lines
 from rollway.judge.sequential import StageEvidence
 from rollway.spec import Analysis, Approvals, FlagBinding, RolloutSpec, Stage
 
@@ -2317,3 +2317,13 @@ def test_control_characters_from_the_ledger_are_shown_escaped_never_sent_as_they
         assert not [c for c in text if c not in "\n" and not c.isprintable()], repr(text)
         assert r"run crashed: \x1b[31mFATAL\x1b[0m worker lost\x00" in text
         assert r"carol\x1b]0;pwned\x07" in text
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (45, "45 s"), (119.4, "119 s"), (119.6, "2.0 min"), (120, "2.0 min"),
+    (7196, "119.9 min"), (7198, "2.0 h"), (172_799, "2.0 days"), (172_000, "47.8 h"), (-3, "0 s"),
+])
+def test_a_duration_is_said_in_the_unit_its_rounded_figure_belongs_to(seconds, said) -> None:
+    """119.6 s read "120 s", 7198 s "120.0 min" and 172,799 s "48.0 h": the figure rounded up past
+    the bound that moves it to the next unit, said in the smaller one."""
+    assert duration(seconds) == said
