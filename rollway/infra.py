@@ -374,8 +374,8 @@ def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
                    after: Mapping[str, StackState]) -> tuple[str, ...]:
     """Those of ``stacks`` CloudFormation shows changed between a read before the run's deploys
     (``before``) and one after (``after``), each read with its newest event: made, made again
-    (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, the
-    clean-up's notion of a stack changed since its plan too), or termination protection turned on
+    (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, which
+    the clean-up reads too), or termination protection turned on
     or off: cdk applies a stack's changed ``terminationProtection`` with UpdateTerminationProtection,
     which adds no event and moves neither status nor LastUpdatedTime, then says "(no changes)" of
     a template as it was (aws-cdk's deploy-stack ``updateTerminationProtection``).
