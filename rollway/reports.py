@@ -2304,7 +2304,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_evidence(record, targets, trigger, start), "",
+    # Every entry, as the rollout report lists them: who approved what, in which words, and when
+    # each step was recorded, is what a post-mortem's timeline is written from.
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
+              *_timeline(record, waits_at(record), sped), "", *_evidence(record, targets, trigger, start), "",
               "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
