@@ -1575,6 +1575,16 @@ def test_promote_refuses_a_weight_past_the_phase_the_run_stops_at(weight, ok) ->
     check_next_weight(_weekly_record(phased=False), weight)  # a run of every stage may skip to any later one
 
 
+def test_promote_with_a_weight_past_the_weekly_phases_of_its_recorded_spec_is_refused_not_a_traceback() -> None:
+    """A phased record whose weekly phase is past its spec's phases (an older record, a spec
+    edited between runs) made `rollway promote --weight` raise IndexError."""
+    from rollway.cli.ops import OpsError, check_next_weight
+
+    with pytest.raises(OpsError, match=r"weekly phase 5, past the 3 weekly phases of its recorded spec.*nothing was "
+                                       r"approved"):
+        check_next_weight(_weekly_record(weekly_phase_index=4), 25)
+
+
 def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:
     """There the run waits to have the stage accepted, and refuses any next weight (README)."""
     from rollway.cli.ops import OpsError, check_next_weight
