@@ -96,12 +96,29 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
                  list(plan.gone_tags) or "none", list(plan.gone_stacks) or "none")
         _report(result, targets)
         return result
+    # Said before the first write, as a dry run says it: a run with dry_run unticked logged each
+    # deletion only once it was done, and what it set out to delete nowhere.
+    # (The tags not found are said one by one below.)
+    log.info("the plan: archive %s; delete image tags %s and stacks %s, each read again right before it goes; stacks "
+             "deleted before: %s", _archive_planned(plan), list(plan.delete_tags) or "none",
+             list(plan.delete_stacks) or "none", list(plan.gone_stacks) or "none")
     # The others too (close to none: a wrong repository, a tag deleted before): said in the artifact
     # alone, the log of a Completed run read as if every tag asked for had been dealt with.
     for tag in plan.gone_tags:
         if tag not in plan.tags_close:
             log.info("%s; %s", no_image_tagged(tag, targets.ecr_repository, ()), NOT_FOUND.lower())
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
+
+
+def _archive_planned(plan: CleanupPlan) -> str:
+    """The archive the plan writes, for the plan's log line: "tag T (pushed to origin)"."""
+    archive = plan.archive
+    if archive is None:
+        return "nothing"
+    notes = ["it exists already"] if archive.exists else []
+    if archive.push_to is not None:
+        notes.append(f"on {archive.push_to} already" if archive.pushed else f"pushed to {archive.push_to}")
+    return f"tag {archive.tag}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _how_stopped(err: BaseException) -> str:

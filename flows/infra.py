@@ -81,7 +81,7 @@ from rollway.infra import (
     bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
     check_toolkits,
     confirm_skipped,
-    plan_deployment,
+    plan_deployment, recreated,
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
@@ -276,6 +276,8 @@ def run_deploy_infrastructure(
                                        versions=versions,
                                        required={environment: max(app.bootstrap_versions[s] for s in stacks)
                                                  for environment, stacks in needed_by.items()}))
+            for line in recreated(judged, {stack: environments[stack].region for stack in judged}):
+                log.warning("%s", line)
             _say_created(judged, environments, named_there | {
                 environments[stack] for stack, status in seen.items() if status not in (None, "DELETE_COMPLETE")})
     if plan.skipped:

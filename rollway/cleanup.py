@@ -368,8 +368,10 @@ def stack_moved(before: StackState, after: StackState) -> list[str]:
     """How CloudFormation shows the stack moved between two reads, in words (empty: it did not):
     made again (another stack id), or another status, LastUpdatedTime or newest event.
 
-    The one notion of "changed" of both the clean-up (``stack_changed``: a planned stack that moved
-    is kept) and a deploy (``rollway.infra.changed_stacks``: which stacks it changed). Status and
+    What both the clean-up and a deploy read as CloudFormation's own work on a stack, neither's
+    whole notion of "changed": each compares termination protection beside it (``stack_changed``
+    keeps a planned stack that moved or was protected since; ``rollway.infra.changed_stacks`` also
+    counts protection turned on or off, which cdk applies with no event). Status and
     LastUpdatedTime alone missed an update of a stack already UPDATE_COMPLETE whose LastUpdatedTime
     did not move (a failed update rolled back within the second; moto never sets it): its events
     did. A read without a newest event (``before.last_event`` None: a plan recorded before it was

@@ -358,6 +358,23 @@ def check_not_stuck(statuses: Mapping[str, str | None], regions: Mapping[str, st
         raise PlanRefused("; ".join(stuck) + "; then run again (nothing was deployed)")
 
 
+def recreated(states: Mapping[str, StackState], regions: Mapping[str, str] | None = None) -> list[str]:
+    """What a deploy over each of ``states`` whose creation was rolled back (ROLLBACK_COMPLETE)
+    does, one line each, said before it: cdk deletes such a stack and creates it again (aws-cdk's
+    ``isCreationFailure``), with no word of its own but its progress, and the events saying why
+    its creation failed go with the deleted stack, read from then on by its stack id alone."""
+    lines = []
+    for stack, state in states.items():
+        if state.status != "ROLLBACK_COMPLETE":
+            continue
+        region = f" --region {regions[stack]}" if regions and stack in regions else ""
+        lines.append(f"{stack} is ROLLBACK_COMPLETE{_said_by_cloudformation(state.status_reason)}: its creation failed "
+                     "and was rolled back, so cdk deletes it and creates it again; its events, which say why its "
+                     "creation failed, go with the deleted stack and are read by its stack id from then on (aws "
+                     f"cloudformation describe-stack-events --stack-name {state.stack_id or stack}{region})")
+    return lines
+
+
 def _said_by_cloudformation(reason: str | None) -> str:
     """`` (CloudFormation says: <reason>)``, or "" when it gives none."""
     return f" (CloudFormation says: {reason.strip()})" if reason and reason.strip() else ""
@@ -374,8 +391,8 @@ def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],
                    after: Mapping[str, StackState]) -> tuple[str, ...]:
     """Those of ``stacks`` CloudFormation shows changed between a read before the run's deploys
     (``before``) and one after (``after``), each read with its newest event: made, made again
-    (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, the
-    clean-up's notion of a stack changed since its plan too), or termination protection turned on
+    (another stack id), or another status, LastUpdatedTime or newest event (``stack_moved``, which
+    the clean-up reads too), or termination protection turned on
     or off: cdk applies a stack's changed ``terminationProtection`` with UpdateTerminationProtection,
     which adds no event and moves neither status nor LastUpdatedTime, then says "(no changes)" of
     a template as it was (aws-cdk's deploy-stack ``updateTerminationProtection``).

@@ -341,11 +341,13 @@ def begun_by(start: Transition) -> str:
 def duration(seconds: float) -> str:
     """``seconds`` as a person reads a span: "45 s", "12.5 min", "3.1 h", "4.2 days"."""
     seconds = max(0.0, seconds)
-    if seconds < 120:
+    # Each bound is compared with the figure as it is printed: 119.6 s compared raw read "120 s",
+    # and 7198 s "120.0 min", past the bound where the next unit takes over.
+    if round(seconds) < 120:
         return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
+    if round(seconds / 60, 1) < 120:
         return f"{seconds / 60:.1f} min"
-    if seconds < 2 * 86400:
+    if round(seconds / 3600, 1) < 48:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
 
@@ -2302,7 +2304,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         where = (f" (ECS service `{targets.canary_service}` in cluster `{targets.cluster}`, region {targets.region}; "
                  f"metrics in `{targets.metrics_namespace}`, dashboard `{targets.dashboard}`)")
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_evidence(record, targets, trigger, start), "",
+    # Every entry, as the rollout report lists them: who approved what, in which words, and when
+    # each step was recorded, is what a post-mortem's timeline is written from.
+    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
+              *_timeline(record, waits_at(record), sped), "", *_evidence(record, targets, trigger, start), "",
               "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",

@@ -770,6 +770,11 @@ def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) ->
              else "not passed; its run is paused (below)" if paused and record.phase is RolloutPhase.PROGRESSING
              else "not passed; no run bakes it (its lease lapsed: owner below)" if lapsed
              else "baking" if record.phase is RolloutPhase.PROGRESSING else "not passed")
+    if record.stage_index >= len(weights):
+        # A record past its spec's stages (an older rollway's, or its spec edited between runs):
+        # status is read before `rollway abort`, so it says what it knows rather than fail.
+        return (f"{record.stage_index + 1} (past the {len(weights)} stages of its recorded spec: "
+                f"{', '.join(f'{w}%' for w in weights)}), {state}")
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
@@ -1675,6 +1680,12 @@ def check_next_weight(record: RolloutRecord, weight: int) -> list[int]:
     if record.phased and spec.phases:
         # The same end as the run's: a phased run never shifts past its weekly phase.
         index = max(record.weekly_phase_index, 0)
+        if index >= len(spec.phases):
+            # An older record, or its spec edited between runs: where the phase ends is not known.
+            raise OpsError(f"--weight {weight}: rollout {record.rollout_id} is at weekly phase {index + 1}, past the "
+                           f"{len(spec.phases)} weekly phases of its recorded spec, so where the run stops is not "
+                           "known; nothing was approved. `rollway status` shows where it stands, and `rollway abort` "
+                           "rolls it back")
         phase, end = spec.phases[index], phase_end_stage(spec, index) + 1
         if weight in weights[end:]:
             raise OpsError(f"--weight {weight} is past {phase.name}, which ends at {weights[end - 1]}%: the run "

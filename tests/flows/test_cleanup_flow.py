@@ -115,7 +115,7 @@ def refusal_of(state) -> CleanupRefused:
     return refused.value
 
 
-def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_production(account, repo):
+def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_production(account, repo, caplog):
     aws = account
     before = digests(aws)
     (old_queue_url,) = [r["PhysicalResourceId"] for r in aws.get_client("cloudformation").list_stack_resources(
@@ -128,6 +128,14 @@ def test_a_run_archives_then_deletes_old_images_and_the_old_stack_and_keeps_prod
                 old_image_tags=["old-version", "0.9.0", "never-pushed"])
     assert state.is_completed(), state.message
     result = state.result()
+    # What it is about to write is said before the first write, as a dry run says it: a run started
+    # from the UI (dry_run off) logged each deletion only once it was done.
+    said = [r.getMessage() for r in caplog.records]
+    first_write = next(i for i, m in enumerate(said) if m.startswith("archived: "))
+    planned = [m for m in said[:first_write] if m.startswith("the plan: ")]
+    assert planned == [f"the plan: archive tag {TAG} (pushed to origin); delete image tags ['old-version', '0.9.0'] "
+                       f"and stacks ['{OLD_STACK}'], each read again right before it goes; stacks deleted before: "
+                       "['deleted-long-ago']"], said[:first_write]
 
     head = git(repo, "rev-parse", "HEAD")
     assert git(repo.parent / "origin.git", "rev-parse", f"refs/tags/{TAG}^{{commit}}") == head, "archived and pushed"

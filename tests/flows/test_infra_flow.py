@@ -1251,6 +1251,43 @@ def test_a_run_over_a_stack_to_deploy_cloudformation_takes_no_deploy_of_is_refus
     assert summary.startswith("# Infrastructure: refused, nothing deployed") and "WebordinarySQSStack is" in summary
 
 
+@pytest.mark.parametrize("kwargs", [{"from_stack": "WebordinarySQSStack"}, {}])
+def test_a_run_over_a_stack_whose_creation_was_rolled_back_says_before_deploying_that_cdk_deletes_it(kwargs, caplog):
+    # cdk deletes a ROLLBACK_COMPLETE stack and creates it again (its isCreationFailure): a resume
+    # at the stack whose creation failed did so with no word, and the events saying why it failed
+    # went with the deleted stack.
+    from rollway.cleanup import StackState
+
+    class Reading:
+        def status(self, name):
+            return "CREATE_COMPLETE"
+
+        def seen(self, name):
+            failed = name == "WebordinarySQSStack"
+            return StackState(name=name, stack_id=f"arn:stack/{name}/1", status="ROLLBACK_COMPLETE" if failed
+                              else "CREATE_COMPLETE",
+                              status_reason="The following resource(s) failed to create: [Queue]." if failed else None)
+
+    deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    said = []
+    deploy = deployer.deploy
+
+    def deploying(stack, *args, **kwargs):  # what the run had said when its first deploy began
+        said.append([r.getMessage() for r in caplog.records if r.levelname == "WARNING"])
+        return deploy(stack, *args, **kwargs)
+
+    deployer.deploy = deploying
+    deploy_on(deployer, None, statuses=lambda _region: Reading(), **kwargs)
+    assert "deploy WebordinarySQSStack" in deployer.calls
+    warned = [m for m in said[0] if "ROLLBACK_COMPLETE" in m]
+    assert warned == [
+        "WebordinarySQSStack is ROLLBACK_COMPLETE (CloudFormation says: The following resource(s) failed to create: "
+        "[Queue].): its creation failed and was rolled back, so cdk deletes it and creates it again; its events, "
+        "which say why its creation failed, go with the deleted stack and are read by its stack id from then on "
+        "(aws cloudformation describe-stack-events --stack-name arn:stack/WebordinarySQSStack/1 --region us-west-2)"
+    ], said[0]
+
+
 def test_a_stack_cloudformation_takes_no_deploy_of_is_refused_also_when_its_events_cannot_be_read(aws, caplog):
     """DescribeStackEvents refused for a stack (the documented policy grants it on Webordinary* stacks
     alone) left the stack out of the read before the first deploy, and with it out of the check of its

@@ -483,6 +483,20 @@ def test_status_without_drift_or_pause_says_neither(capsys) -> None:
     assert "last 1 transition\n" in out and "shifting to 50%" in out and "rollout of repo/app" not in out
 
 
+@pytest.mark.parametrize("phase", [RolloutPhase.PROGRESSING, RolloutPhase.ROLLED_BACK])
+def test_status_of_a_record_past_its_specs_stages_says_what_it_knows_not_a_traceback(capsys, phase) -> None:
+    """A record whose stage is past its recorded spec's stages (written by an older rollway, or its
+    spec edited by hand between runs) made status raise IndexError: the command on-call runs before
+    `rollway abort`."""
+    print_status(
+        SimpleNamespace(name="svc-canary", targets=Targets()), record(stage_index=4, phase=phase, owner=None),
+        Weights.canary_at(50), None, limit=1,
+    )
+    out = capsys.readouterr().out
+    assert "5 (past the 3 stages of its recorded spec: 5%, 50%, 100%)" in out
+    assert "ledger 50/50" in out
+
+
 @pytest.mark.parametrize("terminal", [True, False])
 def test_status_of_a_rollout_with_no_history_says_so_not_an_empty_table(monkeypatch, capsys, terminal) -> None:
     """A record whose history holds nothing printed "last 0 transitions" over a table with no rows."""
@@ -1559,6 +1573,16 @@ def test_promote_refuses_a_weight_past_the_phase_the_run_stops_at(weight, ok) ->
         with pytest.raises(OpsError, match="past week 2, which ends at 50%.*nothing was approved"):
             check_next_weight(_weekly_record(), weight)
     check_next_weight(_weekly_record(phased=False), weight)  # a run of every stage may skip to any later one
+
+
+def test_promote_with_a_weight_past_the_weekly_phases_of_its_recorded_spec_is_refused_not_a_traceback() -> None:
+    """A phased record whose weekly phase is past its spec's phases (an older record, a spec
+    edited between runs) made `rollway promote --weight` raise IndexError."""
+    from rollway.cli.ops import OpsError, check_next_weight
+
+    with pytest.raises(OpsError, match=r"weekly phase 5, past the 3 weekly phases of its recorded spec.*nothing was "
+                                       r"approved"):
+        check_next_weight(_weekly_record(weekly_phase_index=4), 25)
 
 
 def test_promote_refuses_a_weight_at_a_stage_the_judge_could_not_pass() -> None:

@@ -10,7 +10,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import RefusedAnswer, RolloutRecord, UNHEARD, Transition, begin_rollback, open_for_rollback, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.reports import incident_report, rollback_trigger, rollout_report, stage_lines
+from rollway.reports import duration, incident_report, rollback_trigger, rollout_report, stage_lines
 from rollway.judge.sequential import StageEvidence
 from rollway.spec import Analysis, Approvals, FlagBinding, RolloutSpec, Stage
 
@@ -400,7 +400,10 @@ def test_an_approval_timeout_report_says_nobody_answered_not_what_failed():
     assert "confirm what failed" not in text, next_steps(text)
     first = next_steps(text).strip().splitlines()[0]
     assert first.startswith("- [ ] Read the canary's logs and metrics") and "whether users were affected" in first, first
-    assert "The pause answered" not in text and "reject: no answer" not in text, text
+    # The timeline lists the ledger's entries as recorded (a "timeout" entry by "timeout"): the rest
+    # must not read its words as a person's answer.
+    told = text.split("## Timeline", 1)[0] + text.split("## Evidence", 1)[1]
+    assert "The pause answered" not in told and "reject: no answer" not in told, text
     assert ("- **The pause nobody answered:** approval needed before 25% (no answer within 3600 s)"
             in text.splitlines()), text
 
@@ -2317,3 +2320,35 @@ def test_control_characters_from_the_ledger_are_shown_escaped_never_sent_as_they
         assert not [c for c in text if c not in "\n" and not c.isprintable()], repr(text)
         assert r"run crashed: \x1b[31mFATAL\x1b[0m worker lost\x00" in text
         assert r"carol\x1b]0;pwned\x07" in text
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (45, "45 s"), (119.4, "119 s"), (119.6, "2.0 min"), (120, "2.0 min"),
+    (7196, "119.9 min"), (7198, "2.0 h"), (172_799, "2.0 days"), (172_000, "47.8 h"), (-3, "0 s"),
+])
+def test_a_duration_is_said_in_the_unit_its_rounded_figure_belongs_to(seconds, said) -> None:
+    """119.6 s read "120 s", 7198 s "120.0 min" and 172,799 s "48.0 h": the figure rounded up past
+    the bound that moves it to the next unit, said in the smaller one."""
+    assert duration(seconds) == said
+
+
+def test_the_incident_report_gives_the_timeline_the_post_mortem_is_written_from():
+    """The incident report gave the trigger, the stages and the rollback's steps, but no timeline:
+    who approved what, with which words, and when each entry was recorded, were in the rollout
+    report alone, which the post-mortem's author had to find and lay beside it."""
+    rec = record([
+        started(), shift(60, 5, 0), passed(700, 0),
+        Transition(at=T0 + 800, kind="approve", actor="bob", to_stage=1, comment="approve: dashboards look fine",
+                   verdict="approval before 25%"),
+        shift(810, 25, 1, 5),
+        Transition(at=T0 + 1200, kind="rollback-start", actor="judge",
+                   comment="25%: canary error rate 4.80% (48/1000) is over the 1% guardrail"),
+        Transition(at=T0 + 1230, kind="rollback", actor="judge", from_weights=w(25), to_weights=w(0),
+                   comment="25%: canary error rate 4.80% (48/1000) is over the 1% guardrail"),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+    text = incident_report(rec)
+    timeline = text.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    assert f"| {utc(T0)} | start | alice |" in timeline
+    assert f"| {utc(T0 + 800)} | approve | bob |  | approve: dashboards look fine; approval before 25% |" in timeline
+    assert f"| {utc(T0 + 1200)} | rollback-start | judge |" in timeline
+    assert f"| {utc(T0 + 1230)} | rollback | judge | 75/25 → 100/0 |" in timeline
