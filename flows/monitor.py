@@ -428,7 +428,9 @@ def _watch(
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             if missed is not None and verdict.phase is not Phase.FAILED:
-                verdict = missed
+                # The breach decides; the look's own alerts (dead letters, slow responses) are still
+                # news, paged and kept beside it: replaced with it, they were never sent.
+                verdict = missed.model_copy(update={"alerts": verdict.alerts})
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)

@@ -183,3 +183,44 @@ def test_a_window_whose_unjudged_minutes_cannot_be_read_at_its_final_look_does_n
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
     assert any(subject.startswith("Decommission skipped") and "were not judged" in body
                for subject, body in env.notifier.messages), env.notifier.messages
+
+
+def test_a_breach_found_in_unjudged_minutes_keeps_the_alerts_of_the_look_that_found_it():
+    """The first look that could read again after a throttled stretch found the release's breach in
+    the minutes nobody had judged, and its own minutes answering slowly (20 s on average). The breach
+    replaced that look's verdict, and with it the look's alerts: the rollback was paged, the slow
+    responses never were, nor named in the run's result or artifact. They are paged beside the breach."""
+    from flows.monitor import run_monitor
+    from rollway.model import VersionSample
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+
+    def behaviour(weights, t):
+        baseline, canary = (failing if t == opened + 240 else healthy)(weights, t)
+        if t > opened + 300 and canary is not None:
+            canary = VersionSample(requests=canary.requests, errors=canary.errors, latency_avg_ms=20_000,
+                                   latency_p99_ms=30_000)
+        return baseline, canary
+
+    env.metrics = FakeMetrics(env.router, behaviour)
+    observe = env.metrics.observe
+
+    def throttled_for_eight_minutes(start, end):
+        if opened + 60 <= end <= opened + 540:
+            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
+        return observe(start, end)
+
+    env.metrics.observe = throttled_for_eight_minutes
+
+    @flow
+    def watched():
+        return run_monitor(env, SPEC, window_seconds=1200, stable_desired=4)
+
+    result = watched()
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert any("response time" in alert for alert in result.alerts), result.alerts
+    assert any(subject.startswith("Alert:") and "response time" in body for subject, body in env.notifier.messages), \
+        env.notifier.messages
