@@ -384,7 +384,8 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
         # from the window's opening: a resumed window's periods were published long ago.
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
-        unjudged = None  # why this look could not read the window's periods no look had judged
+        # The window's periods no look had judged that this look could not read: (from, to, why), or None.
+        unjudged: tuple[float, float, str] | None = None
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
@@ -398,7 +399,7 @@ def _watch(
                         # The same read gives each dead-letter queue's depth when the window opened.
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
                 else:
-                    unjudged = f"from {utc(judged_to)} on, which no look had judged ({caught.error}"
+                    unjudged = (judged_to, min(now, window_last), caught.error)
                     log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
                                 "reading them again at the next look", utc(judged_to), caught.error)
             if unjudged is None:
@@ -539,8 +540,12 @@ def _watch(
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
-                                # Why the old service was kept though most looks may have measured the release.
-                                last_unread=failure if observation.error is not None else None)
+                                # Why the old service was kept though most looks may have measured the release,
+                                # and which minutes nobody judged: status said only the look counts.
+                                last_unread=failure if observation.error is not None else
+                                unjudged[2] if unjudged is not None else None,
+                                unjudged_from=None if unjudged is None else unjudged[0],
+                                unjudged_to=None if unjudged is None else unjudged[1])
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -672,7 +677,7 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
                  failure: str | None, *, last_unread: bool = False,
-                 unjudged: str | None = None) -> tuple[bool, str, str]:
+                 unjudged: tuple[float, float, str] | None = None) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
@@ -685,12 +690,13 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     again only helps once what refused the reads is mended). ``last_unread``: the final look, which
     judges the window's last period, could not read it (``failure`` says why), however often it
     tried: the window does not pass cleanly, whatever the looks before it measured. ``unjudged``:
-    the same of the window's periods no look had judged ("from <when> on, which no look had judged
-    (<why>"), which the final look could not read."""
+    the same of the window's periods no look had judged, which the final look could not read: (from,
+    to, why)."""
     verified = measured > 0 and 2 * measured >= checks
     why = f"; the last failed read: {failure}" if failure else ""
     unread = (f"last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was" if last_unread else
-              f"periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were" if unjudged is not None else None)
+              f"periods from {utc(unjudged[0])} to {utc(unjudged[1])}, which no look had judged ({unjudged[2]}, "
+              f"{FINAL_READ_RETRIES + 1} tries), so they were" if unjudged is not None else None)
     if unread is not None:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
                        f"window's {unread} not judged; {measured} of its {checks} looks counted requests to the new "
