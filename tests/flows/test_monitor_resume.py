@@ -225,3 +225,41 @@ def test_a_breach_found_in_unjudged_minutes_keeps_the_alerts_of_the_look_that_fo
     assert any("response time" in alert for alert in result.alerts), result.alerts
     assert any(subject.startswith("Alert:") and "response time" in body for subject, body in env.notifier.messages), \
         env.notifier.messages
+
+
+def test_a_window_resumed_after_cloudwatch_dropped_its_first_minutes_names_them_and_does_not_pass():
+    """A two-day window, its run dead, resumed sixteen days after the promotion: CloudWatch keeps
+    1-minute data for 15 days, and answers a read of older periods with no data. The resumed look
+    read the window's first day as minutes that served nobody, passed on the rest and decommissioned
+    the old service, though the release had broken the guardrail in its fifth minute. The window does
+    not pass: the old service is kept, and its end names the minutes that could not be read any more."""
+    from flows.monitor import run_monitor
+    from rollway.ledger import utc
+    from tests.flows.test_monitor import promoted
+
+    day = 86400
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    spec = SPEC.model_copy(update={"monitor_seconds": 2 * day})
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
+    observe = env.metrics.observe
+
+    def kept_for_15_days(start, end):
+        seen = observe(start, end)
+        kept = env.clock.now() - 15 * day
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
+
+    env.metrics.observe = kept_for_15_days
+    env.clock.sleep(16 * day)
+
+    @flow
+    def resumed():
+        return run_monitor(env, spec, window_seconds=0, stable_desired=4, opened_at=opened)
+
+    result = resumed()
+    assert result.outcome != "decommissioned" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert f"the window's periods from {utc(opened)} to " in result.reason, result.reason
+    assert "could not be read any more (CloudWatch keeps 1-minute data for 15 days)" in result.reason, result.reason
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)

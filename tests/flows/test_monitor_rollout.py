@@ -655,6 +655,27 @@ def test_a_window_whose_unjudged_minutes_could_not_be_read_names_them_in_the_led
             "exceeded), so they were not judged") in row, row
 
 
+def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any_aws_call(monkeypatch):
+    """A 16-day window at 1-minute periods: a run resuming it near its end read its first day, which
+    CloudWatch keeps no more, as minutes that served nobody. Refused before any AWS call, naming the limit."""
+    env, _ = promoted_world(monkeypatch)
+    calls, reads = len(env.ledger.calls), env.metrics.calls
+    with pytest.raises(MonitorRefused) as refused:
+        monitor(spec=SPEC.model_dump(mode="json"), window_seconds=16 * 86400)
+    assert "longer than CloudWatch keeps 1-minute data for 15 days" in str(refused.value), refused.value
+    assert "Nothing was watched or changed" in str(refused.value), refused.value
+    assert len(env.ledger.calls) == calls and env.metrics.calls == reads
+
+
+def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1.3824e\\+06 s is longer than "
+                                              "CloudWatch keeps 1-minute data for 15 days"):
+        RolloutSpec(image=FIRST, monitor_seconds=16 * 86400)
+    assert RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"interval_seconds": 300}).monitor_seconds
+
+
 @pytest.mark.parametrize("late", [3600.0, 300.0], ids=["window-ended", "window-half-gone"])
 def test_a_monitor_started_by_hand_on_an_owed_window_watches_what_is_left_of_it_not_a_new_one(monkeypatch, caplog,
                                                                                                 late):
