@@ -753,9 +753,16 @@ def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str
 
 
 def _minutes(seconds: float) -> str:
-    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
+    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo), "7 days 2 hours"."""
     minutes = seconds / 60
-    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+    if minutes < 24 * 60:
+        return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+    # A window of days said in minutes ("10080 minutes of monitoring", "resumed 23040 minutes after the
+    # promotion") had on-call dividing by 1,440: days, then what is left in hours and minutes.
+    days, rest = divmod(round(minutes), 24 * 60)
+    hours, rest = divmod(rest, 60)
+    return " ".join(f"{n} {unit}{'' if n == 1 else 's'}"
+                    for n, unit in ((days, "day"), (hours, "hour"), (rest, "minute")) if n)
 
 
 def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:

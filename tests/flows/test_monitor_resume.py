@@ -262,4 +262,8 @@ def test_a_window_resumed_after_cloudwatch_dropped_its_first_minutes_names_them_
     assert env.deployer.services[env.targets.stable_service].desired == 4
     assert f"the window's periods from {utc(opened)} to " in result.reason, result.reason
     assert "could not be read any more (CloudWatch keeps 1-minute data for 15 days)" in result.reason, result.reason
+    # Said in days, as people count such a window: "2880 minutes of monitoring (resumed 23040 minutes after
+    # the promotion)" had the on-call engineer dividing by 1,440.
+    assert result.reason.startswith("2 days of monitoring (resumed 16 days after the promotion) did not pass"), \
+        result.reason
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
