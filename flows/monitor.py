@@ -340,8 +340,16 @@ def _watch(
     since = start if opened_at is None else min(start, opened_at)
     # Each look in the log is placed in the whole window: a resumed one's "at 120 of 660 s" counted
     # from the resume, while its result and pages say "(resumed 5 minutes after the promotion)".
-    placed = (lambda now: f"at {now - start:.0f} of {settled - start:.0f} s") if since == start else (
-        lambda now: f"at {now - since:.0f} of {settled - since:.0f} s of the window, resumed at {start - since:.0f} s")
+    # A window of days is placed in days, hours and minutes: "at 345600 of 604860 s" had on-call dividing.
+    days = settled - since >= 24 * 3600
+    unit = "" if days else " s"
+
+    def at(seconds: float) -> str:
+        return _minutes(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
+
+    placed = (lambda now: f"at {at(now - start)} of {at(settled - start)}{unit}") if since == start else (
+        lambda now: f"at {at(now - since)} of {at(settled - since)}{unit} of the window, resumed at "
+                    f"{at(start - since)}{unit}")
     alerted = AlertsOnce()
     # Each dead-letter queue's depth in the window's first period: an alert counts what arrived
     # since (a 5-minute look alone would count only its own minutes, and a DLQ that held messages
