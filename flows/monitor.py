@@ -54,7 +54,7 @@ from rollway.model import Observation, Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
-from rollway.spec import RolloutSpec
+from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
 
@@ -340,8 +340,16 @@ def _watch(
     since = start if opened_at is None else min(start, opened_at)
     # Each look in the log is placed in the whole window: a resumed one's "at 120 of 660 s" counted
     # from the resume, while its result and pages say "(resumed 5 minutes after the promotion)".
-    placed = (lambda now: f"at {now - start:.0f} of {settled - start:.0f} s") if since == start else (
-        lambda now: f"at {now - since:.0f} of {settled - since:.0f} s of the window, resumed at {start - since:.0f} s")
+    # A window of days is placed in days, hours and minutes: "at 345600 of 604860 s" had on-call dividing.
+    days = settled - since >= 24 * 3600
+    unit = "" if days else " s"
+
+    def at(seconds: float) -> str:
+        return _minutes(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
+
+    placed = (lambda now: f"at {at(now - start)} of {at(settled - start)}{unit}") if since == start else (
+        lambda now: f"at {at(now - since)} of {at(settled - since)}{unit} of the window, resumed at "
+                    f"{at(start - since)}{unit}")
     alerted = AlertsOnce()
     # Each dead-letter queue's depth in the window's first period: an alert counts what arrived
     # since (a 5-minute look alone would count only its own minutes, and a DLQ that held messages
@@ -367,6 +375,11 @@ def _watch(
     # breach of the guardrail in them (the window's last minute, say) went unjudged, and the old
     # service was decommissioned under it.
     judged_to = since
+    # CloudWatch answers a read of periods older than it keeps them with no data: the periods no look
+    # judged that it keeps no more (a window resumed that late) read as minutes that served nobody,
+    # and the window passed on the rest. They are named instead, and the window does not pass.
+    kept_for, kept_said = period_retention(interval)
+    expired: tuple[float, float] | None = None
     # Past it, periods are no longer the window's (a week-late resume reads no week of minutes).
     window_last = _window_last(spec, window_seconds, since, start) + recent_seconds
     retried = 0  # the final look's reads tried again
@@ -384,10 +397,19 @@ def _watch(
         # letters) or roll back, but the window's verdict counts it only if it saw data. Counted
         # from the window's opening: a resumed window's periods were published long ago.
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
-        unjudged = None  # why this look could not read the window's periods no look had judged
+        # The window's periods no look had judged that this look could not read: (from, to, why), or None.
+        unjudged: tuple[float, float, str] | None = None
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
+            kept_from = math.ceil((now - kept_for) / interval) * interval
+            if now - recent_seconds > judged_to and judged_to < min(kept_from, window_last):
+                lost_to = min(kept_from, window_last)
+                expired = (judged_to if expired is None else expired[0], lost_to)
+                log.warning("the window's periods %s, which no look has judged, cannot be read any more (CloudWatch "
+                            "keeps %s): they are not judged, and the window cannot pass cleanly",
+                            window_utc(expired[0], lost_to), kept_said)
+                judged_to = lost_to
             if now - recent_seconds > judged_to and judged_to < window_last:
                 # From a stretch earlier, for the context of the first period not judged.
                 caught = metrics.observe(env.metrics, max(since, judged_to - recent_seconds), min(now, window_last))
@@ -398,7 +420,7 @@ def _watch(
                         # The same read gives each dead-letter queue's depth when the window opened.
                         dlq_before, dlq_settled = {d.queue: d.first for d in caught.dead_letters}, True
                 else:
-                    unjudged = f"from {utc(judged_to)} on, which no look had judged ({caught.error}"
+                    unjudged = (judged_to, min(now, window_last), caught.error)
                     log.warning("could not read the window's periods from %s on, which no look has judged (%s); "
                                 "reading them again at the next look", utc(judged_to), caught.error)
             if unjudged is None:
@@ -428,7 +450,9 @@ def _watch(
             healthy = canary_targets_if_unattributed(env, seen, monitoring=True, seconds=spec.verify_timeout_seconds)
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             if missed is not None and verdict.phase is not Phase.FAILED:
-                verdict = missed
+                # The breach decides; the look's own alerts (dead letters, slow responses) are still
+                # news, paged and kept beside it: replaced with it, they were never sent.
+                verdict = missed.model_copy(update={"alerts": verdict.alerts})
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)
@@ -508,7 +532,9 @@ def _watch(
         resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
     verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
                                              tally.checks, tally.failed, failure,
-                                             last_unread=observation.error is not None, unjudged=unjudged)
+                                             last_unread=observation.error is not None, unjudged=unjudged,
+                                             expired=None if expired is None else (*expired, f"CloudWatch keeps "
+                                                                                             f"{kept_said}"))
     last_period = settled - spec.analysis.metrics_delay_seconds
     if verified and not _has_period(observation, last_period):
         # Passed on the looks before it (nothing says that period served anyone): said so in the
@@ -535,10 +561,18 @@ def _watch(
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
+        # Which of the window's periods nobody judged, if any: those the final look could not read, else
+        # those CloudWatch keeps no more.
+        unread = unjudged[:2] if unjudged is not None else expired
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
-                                # Why the old service was kept though most looks may have measured the release.
-                                last_unread=failure if observation.error is not None else None)
+                                # Why the old service was kept though most looks may have measured the release,
+                                # and which minutes nobody judged: status said only the look counts.
+                                last_unread=unjudged[2] if unjudged is not None else
+                                f"older than CloudWatch keeps {kept_said}" if expired is not None else
+                                failure if observation.error is not None else None,
+                                unjudged_from=None if unread is None else unread[0],
+                                unjudged_to=None if unread is None else unread[1])
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -670,7 +704,8 @@ def _look_said(saw: bool, early: bool, seen: Observation, reason: str, interval:
 
 def _window_said(watched: str, resumed: str, measured: int, checks: int, failed: int,
                  failure: str | None, *, last_unread: bool = False,
-                 unjudged: str | None = None) -> tuple[bool, str, str]:
+                 unjudged: tuple[float, float, str] | None = None,
+                 expired: tuple[float, float, str] | None = None) -> tuple[bool, str, str]:
     """Whether the window passed cleanly (at least half of its looks counted requests to the new
     version, and so measured an error rate), and how its end says so: in the result, the ledger's
     closing entry and the page. "Passed" alone read as a watched, healthy window when looks had
@@ -683,16 +718,24 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
     again only helps once what refused the reads is mended). ``last_unread``: the final look, which
     judges the window's last period, could not read it (``failure`` says why), however often it
     tried: the window does not pass cleanly, whatever the looks before it measured. ``unjudged``:
-    the same of the window's periods no look had judged ("from <when> on, which no look had judged
-    (<why>"), which the final look could not read."""
+    the same of the window's periods no look had judged, which the final look could not read: (from,
+    to, why). ``expired``: the window's periods no look had judged that CloudWatch keeps no more
+    (a window resumed that late): (from, to, how long it keeps them): not judged either."""
     verified = measured > 0 and 2 * measured >= checks
+    lost = "" if expired is None else (
+        f"the window's periods from {utc(expired[0])} to {utc(expired[1])}, which no look had judged, could not be "
+        f"read any more ({expired[2]}), so they were not judged")
     why = f"; the last failed read: {failure}" if failure else ""
     unread = (f"last period ({failure}, {FINAL_READ_RETRIES + 1} tries), so that period was" if last_unread else
-              f"periods {unjudged}, {FINAL_READ_RETRIES + 1} tries), so they were" if unjudged is not None else None)
+              f"periods from {utc(unjudged[0])} to {utc(unjudged[1])}, which no look had judged ({unjudged[2]}, "
+              f"{FINAL_READ_RETRIES + 1} tries), so they were" if unjudged is not None else None)
     if unread is not None:
         return False, (f"{watched}{resumed} did not pass cleanly: its final look could not read the metrics of the "
-                       f"window's {unread} not judged; {measured} of its {checks} looks counted requests to the new "
-                       "version"), ""
+                       f"window's {unread} not judged{'; ' if lost else ''}{lost}; {measured} of its {checks} looks "
+                       "counted requests to the new version"), ""
+    if lost:
+        return False, (f"{watched}{resumed} did not pass cleanly: {lost}; {measured} of its {checks} looks counted "
+                       "requests to the new version"), ""
     if measured == 0 and failed == 0:
         return False, (f"{watched}{resumed}: the new version served no requests during its monitoring window: nothing "
                        f"was measured (none of its {checks} looks counted a request to it)"), ""
@@ -718,9 +761,16 @@ def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str
 
 
 def _minutes(seconds: float) -> str:
-    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo)."""
+    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo), "7 days 2 hours"."""
     minutes = seconds / 60
-    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+    if minutes < 24 * 60:
+        return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
+    # A window of days said in minutes ("10080 minutes of monitoring", "resumed 23040 minutes after the
+    # promotion") had on-call dividing by 1,440: days, then what is left in hours and minutes.
+    days, rest = divmod(round(minutes), 24 * 60)
+    hours, rest = divmod(rest, 60)
+    return " ".join(f"{n} {unit}{'' if n == 1 else 's'}"
+                    for n, unit in ((days, "day"), (hours, "hour"), (rest, "minute")) if n)
 
 
 def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:
@@ -1061,6 +1111,8 @@ def monitor(
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         lease_wall_seconds: how long this run may go silent (wall time) before another run may watch instead.
     """
+    if window_seconds is not None:
+        _window_readable(window_seconds, spec)  # before any AWS call; the recorded judge's periods again below
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
@@ -1130,6 +1182,10 @@ def monitor(
         window_seconds, opened_at = _what_is_left(env, policy, record)
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
+    if opened_at is None:
+        # A new window, at the periods of the recorded judge (a resumed one is watched whatever its
+        # length: the minutes CloudWatch no longer keeps are named at its end).
+        _window_readable(window_seconds, spec)
     _load_balancer_found(env, spec)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
@@ -1147,6 +1203,19 @@ def monitor(
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
     return watched
+
+
+def _window_readable(window_seconds: float, spec: RolloutSpec) -> None:
+    """Refuse a window longer than CloudWatch keeps the periods it is read at (15 days of 1-minute
+    data): a run resuming it near its end read its first minutes as empty, and a breach in them as
+    minutes that served nobody.
+
+    Raises:
+        MonitorRefused: it is; nothing was watched or changed.
+    """
+    why = window_unreadable(window_seconds, spec.analysis.interval_seconds, spec.analysis.metrics_delay_seconds)
+    if why is not None:
+        raise MonitorRefused(f"window_seconds: {why}. Nothing was watched or changed")
 
 
 def _load_balancer_found(env: Environment, spec: RolloutSpec) -> None:

@@ -271,7 +271,12 @@ class UnverifiedWindow(OpenWindowEnd):
     failed: int = Field(default=0, description="looks whose read of the metrics failed (of the others)")
     last_unread: str | None = Field(
         default=None, description="why the final look could not read the window's last period, which was then not "
-                                  "judged (None: it was read, or recorded before this was kept)")
+                                  "judged (None: it was read, or recorded before this was kept); with "
+                                  "unjudged_from, why the periods no look had judged could not be read")
+    unjudged_from: float | None = Field(
+        default=None, description="the start of the window's periods no look had judged that its final look could "
+                                  "not read (rollout clock; None: none, or recorded before this was kept)")
+    unjudged_to: float | None = Field(default=None, description="the end of those periods (rollout clock)")
 
 
 class KeptForTraffic(OpenWindowEnd):

@@ -55,6 +55,32 @@ COARSE_PERIOD = 300
 MAX_PHASE_NAME = 100
 
 
+def period_retention(interval_seconds: int) -> tuple[float, str]:
+    """How long CloudWatch keeps periods of ``interval_seconds``, and that said for people ("1-minute
+    data for 15 days"): one-minute data 15 days, five-minute 63, hourly 455."""
+    if interval_seconds % COARSE_PERIOD:
+        return FINE_PERIOD_RETENTION_SECONDS, "1-minute data for 15 days"
+    if interval_seconds % _HOUR:
+        return 63 * _DAY, "5-minute data for 63 days"
+    return 455 * _DAY, "1-hour data for 455 days"
+
+
+def window_unreadable(window_seconds: float, interval_seconds: int, delay_seconds: float) -> str | None:
+    """Why a monitoring window of ``window_seconds`` cannot be watched at periods of
+    ``interval_seconds`` published ``delay_seconds`` late, or None: it outlasts what CloudWatch keeps
+    of those periods. A window resumed near its end reads back to its opening, and CloudWatch
+    answers a read of periods it no longer keeps with no data, which read as minutes that had
+    served nobody, not as minutes nobody could see."""
+    kept, said = period_retention(interval_seconds)
+    if window_seconds + delay_seconds <= kept:
+        return None
+    return (f"a monitoring window of {window_seconds:g} s is longer than CloudWatch keeps {said} (interval_seconds "
+            f"{interval_seconds}): a run resuming it near its end could not read its first minutes. Watch at most "
+            f"{kept - delay_seconds:g} s ({said.split(' for ')[1]} less metrics_delay_seconds, {delay_seconds:g} s)"
+            + (f", or set interval_seconds to a multiple of {COARSE_PERIOD} (5-minute data is kept 63 days)"
+               if interval_seconds % COARSE_PERIOD else ""))
+
+
 def _at_most(field: str, limit: int, instead: str):
     """A wrap validator for ``field`` (declared with ``le=limit``) whose error for a value over
     the limit says what the limit is and what to do instead."""
@@ -678,6 +704,9 @@ class RolloutSpec(_RangesSaid):
                     f"blind; bake at most 15 days less metrics_delay_seconds ({delay:g} s), or set interval_seconds "
                     f"to a multiple of {COARSE_PERIOD} (periods CloudWatch keeps 63 days)"
                 )
+        unreadable = window_unreadable(self.monitor_seconds, interval, self.analysis.metrics_delay_seconds)
+        if unreadable is not None:
+            raise ValueError(f"monitor_seconds: {unreadable}")
         for binding in self.flags:
             strays = sorted(w for w in binding.schedule if w not in stage_weights)
             if strays:

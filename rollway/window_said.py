@@ -110,11 +110,16 @@ def _old_service(end: OpenWindowEnd) -> str:
 def unverified_said(seen: UnverifiedWindow) -> str:
     """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
     looks counted requests, of how many; first, when its final look could not read the window's last
-    period, that (and why): the counts alone (10 of 11 looks) read as a window that had passed."""
+    period, or its periods no look had judged, that (which, and why): the counts alone (10 of 11
+    looks) read as a window that had passed."""
     failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
     unread = "" if seen.last_unread is None else (
         f"its final look could not read the metrics of the window's last period ({seen.last_unread}), so that "
-        "period was not judged; ")
+        "period was not judged; ") if seen.unjudged_from is None else (
+        # Its periods no look had judged (a resumed window's, a stretch of failed reads): the counts
+        # alone read as a window that had passed, and nothing said which minutes nobody judged.
+        f"its final look could not read the metrics of the window's periods from {utc(seen.unjudged_from)} to "
+        f"{utc(seen.unjudged_to)}, which no look had judged ({seen.last_unread}), so they were not judged; ")
     return (f"unverified: {unread}{seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
             f"{seen.actor}'s run, window ended {utc(seen.at)}); {_old_service(seen)} is kept")
 

@@ -740,3 +740,24 @@ def test_a_dlq_cloudwatch_had_no_reading_of_before_the_window_alerts_with_its_st
     assert "41 message(s) (starting depth unknown) in the dead-letter queues" in alert, alert
     assert "new message" not in alert and "0 → 41" not in alert, alert
     assert f"{dlq}: 41 (starting depth unknown)" in alert, alert
+
+
+def test_the_looks_of_a_window_of_days_say_where_they_are_in_days_hours_and_minutes(caplog):
+    """A week's window logs a look a period: each placed itself "at 345600 of 604860 s", and the
+    on-call engineer reading them divided by 86,400 to know how far the window had come. A window of
+    a day or more places its looks in days, hours and minutes (hourly periods here: 49 looks)."""
+    env = promoted(canary_error_rate=0.001)
+    hourly = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update={"interval_seconds": 3600})})
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.001, interval=3600), interval=3600)
+
+    @flow
+    def two_days():
+        return run_monitor(env, hourly, window_seconds=2 * 86400, stable_desired=4)
+
+    with caplog.at_level(logging.INFO):
+        result = two_days()
+    assert result.outcome == "decommissioned" and result.reason.startswith("2 days of monitoring passed"), result.reason
+    looks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("monitoring check at")]
+    assert looks[0].startswith("monitoring check at 0 minutes of 2 days 1 minute ("), looks[0]
+    assert any(m.startswith("monitoring check at 1 day 1 hour of 2 days 1 minute (") for m in looks), looks
+    assert not any(re.match(r"monitoring check at \d+ of \d+ s", m) for m in looks), looks[:3]

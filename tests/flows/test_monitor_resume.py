@@ -118,28 +118,9 @@ def test_a_breach_while_the_looks_could_not_read_the_metrics_is_judged_once_they
     release answered 30 % of a minute's requests with 5xx; the first look that could read again
     judged only its last five minutes, so that minute was never judged and the old service was
     decommissioned. The first read after such a stretch judges it, and the release is rolled back."""
-    from flows.monitor import run_monitor
     from rollway.ledger import utc
-    from tests.flows.test_monitor import promoted
 
-    env = promoted(canary_error_rate=0.001)
-    opened = env.clock.now()
-    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
-    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 240 else healthy)(w, t))
-    observe = env.metrics.observe
-
-    def throttled_for_eight_minutes(start, end):
-        if opened + 60 <= end <= opened + 540:
-            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
-        return observe(start, end)
-
-    env.metrics.observe = throttled_for_eight_minutes
-
-    @flow
-    def watched():
-        return run_monitor(env, SPEC, window_seconds=1200, stable_desired=4)
-
-    result = watched()
+    env, opened, result = _watched_through_eight_throttled_minutes()
     assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
     assert f"in the 5 minutes to {utc(opened + 240)}" in result.reason, result.reason
     assert "could not read the metrics" in result.reason, result.reason
@@ -153,33 +134,118 @@ def test_a_window_whose_unjudged_minutes_cannot_be_read_at_its_final_look_does_n
     passed the window: the old service was decommissioned under a release that had broken the
     guardrail in its fifth minute, which no look judged. The window does not pass cleanly: the old
     service is kept, and its end says which minutes were not judged and why."""
-    from flows.monitor import run_monitor
     from rollway.ledger import utc
-    from tests.flows.test_monitor import promoted
 
-    env = promoted(canary_error_rate=0.001)
-    opened = env.clock.now()
-    spec = SPEC.model_copy(update={"monitor_seconds": 900.0})
-    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
-    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
-    observe = env.metrics.observe
-
-    def whole_window_throttled(start, end):
+    def whole_window_throttled(observe, env, start, end):
         if end - start > 600:  # the read of the window's unjudged minutes; a look's own is 6 minutes
             return Observation(start=start, end=end, error="Throttling: Rate exceeded")
         return observe(start, end)
 
-    env.metrics.observe = whole_window_throttled
-    env.clock.sleep(1200)  # resumed 20 minutes in: the 15-minute window ended unwatched
+    # Resumed 20 minutes in: the 15-minute window ended unwatched.
+    env, opened, result = _resumed_window(900.0, 1200, whole_window_throttled)
+    assert result.outcome != "decommissioned" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert f"from {utc(opened)} to " in result.reason, result.reason
+    assert "which no look had judged (Throttling: Rate exceeded" in result.reason, result.reason
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+    assert any(subject.startswith("Decommission skipped") and "were not judged" in body
+               for subject, body in env.notifier.messages), env.notifier.messages
+
+
+def test_a_breach_found_in_unjudged_minutes_keeps_the_alerts_of_the_look_that_found_it():
+    """The first look that could read again after a throttled stretch found the release's breach in
+    the minutes nobody had judged, and its own minutes answering slowly (20 s on average). The breach
+    replaced that look's verdict, and with it the look's alerts: the rollback was paged, the slow
+    responses never were, nor named in the run's result or artifact. They are paged beside the breach."""
+    env, _, result = _watched_through_eight_throttled_minutes(slow_after=300)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert any("response time" in alert for alert in result.alerts), result.alerts
+    assert any(subject.startswith("Alert:") and "response time" in body for subject, body in env.notifier.messages), \
+        env.notifier.messages
+
+
+def test_a_window_resumed_after_cloudwatch_dropped_its_first_minutes_names_them_and_does_not_pass():
+    """A two-day window, its run dead, resumed sixteen days after the promotion: CloudWatch keeps
+    1-minute data for 15 days, and answers a read of older periods with no data. The resumed look
+    read the window's first day as minutes that served nobody, passed on the rest and decommissioned
+    the old service, though the release had broken the guardrail in its fifth minute. The window does
+    not pass: the old service is kept, and its end names the minutes that could not be read any more."""
+    from rollway.ledger import utc
+
+    day = 86400
+
+    def kept_for_15_days(observe, env, start, end):
+        seen = observe(start, end)
+        kept = env.clock.now() - 15 * day
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
+
+    env, opened, result = _resumed_window(2 * day, 16 * day, kept_for_15_days)
+    assert result.outcome != "decommissioned" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    assert f"the window's periods from {utc(opened)} to " in result.reason, result.reason
+    assert "could not be read any more (CloudWatch keeps 1-minute data for 15 days)" in result.reason, result.reason
+    # Said in days, as people count such a window: "2880 minutes of monitoring (resumed 23040 minutes after
+    # the promotion)" had the on-call engineer dividing by 1,440.
+    assert result.reason.startswith("2 days of monitoring (resumed 16 days after the promotion) did not pass"), \
+        result.reason
+    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
+
+
+def _watched_through_eight_throttled_minutes(slow_after: float | None = None):
+    """A 20-minute window whose reads CloudWatch throttled for eight minutes, while the release answered
+    30 % of its fifth minute's requests with 5xx; from ``slow_after`` s on (None: never) it answered in 20 s
+    on average. Returns the world, when the window opened and the window's result."""
+    from flows.monitor import run_monitor
+    from rollway.model import VersionSample
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+
+    def behaviour(weights, t):
+        baseline, canary = (failing if t == opened + 240 else healthy)(weights, t)
+        if slow_after is not None and t > opened + slow_after and canary is not None:
+            canary = VersionSample(requests=canary.requests, errors=canary.errors, latency_avg_ms=20_000,
+                                   latency_p99_ms=30_000)
+        return baseline, canary
+
+    env.metrics = FakeMetrics(env.router, behaviour)
+    observe = env.metrics.observe
+
+    def throttled_for_eight_minutes(start, end):
+        if opened + 60 <= end <= opened + 540:
+            return Observation(start=start, end=end, error="Throttling: Rate exceeded")
+        return observe(start, end)
+
+    env.metrics.observe = throttled_for_eight_minutes
+
+    @flow
+    def watched():
+        return run_monitor(env, SPEC, window_seconds=1200, stable_desired=4)
+
+    return env, opened, watched()
+
+
+def _resumed_window(monitor_seconds: float, late: float, reads):
+    """A window of ``monitor_seconds`` whose run died as it opened, resumed ``late`` s after it by a run
+    of ``run_monitor``; the release answered 30 % of its fifth minute's requests with 5xx. ``reads``:
+    (the fake's observe, the world, start, end) -> what CloudWatch answers. Returns the world, when the
+    window opened and the resumed window's result."""
+    from flows.monitor import run_monitor
+    from tests.flows.test_monitor import promoted
+
+    env = promoted(canary_error_rate=0.001)
+    opened = env.clock.now()
+    spec = SPEC.model_copy(update={"monitor_seconds": monitor_seconds})
+    healthy, failing = steady(50.0, 0.001, 0.001), steady(50.0, 0.001, 0.30)
+    env.metrics = FakeMetrics(env.router, lambda w, t: (failing if t == opened + 300 else healthy)(w, t))
+    observe = env.metrics.observe
+    env.metrics.observe = lambda start, end: reads(observe, env, start, end)
+    env.clock.sleep(late)
 
     @flow
     def resumed():
         return run_monitor(env, spec, window_seconds=0, stable_desired=4, opened_at=opened)
 
-    result = resumed()
-    assert result.outcome != "decommissioned" and not result.verified, result.reason
-    assert env.deployer.services[env.targets.stable_service].desired == 4
-    assert f"from {utc(opened)} on, which no look had judged (Throttling: Rate exceeded" in result.reason, result.reason
-    assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
-    assert any(subject.startswith("Decommission skipped") and "were not judged" in body
-               for subject, body in env.notifier.messages), env.notifier.messages
+    return env, opened, resumed()

@@ -622,6 +622,60 @@ def test_a_window_whose_last_period_could_not_be_read_says_so_in_the_ledger_and_
             "unavailable: ThrottlingException: Rate exceeded), so that period was not judged") in row, row
 
 
+def test_a_window_whose_unjudged_minutes_could_not_be_read_names_them_in_the_ledger_and_status(monkeypatch):
+    """Resumed after its end, the window's minutes nobody watched could not be read at its final
+    look (throttled): the run kept the old service, as it must, but recorded nothing of why, so
+    status said "unverified: 2 of 2 looks counted requests to the new version" of a window whose
+    first ten minutes nobody judged. The ledger records which minutes and why, and status says it."""
+    from rollway.ledger import utc
+    from rollway.reports import monitoring_row
+    from rollway.spec import WeeklyPhase
+
+    plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=plan)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
+    opened, observe = first.last_transition("promote").at, env.metrics.observe
+
+    def whole_window_throttled(start, end):
+        # The read of the window's unjudged minutes spans it; a look's own is 6 minutes.
+        env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded" if end - start > 600 else None
+        return observe(start, end)
+
+    env.metrics.observe = whole_window_throttled
+    env.clock.sleep(1200)  # the 10-minute window ended unwatched
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.describe(env.targets.stable_service).desired == 4
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    assert seen.unjudged_from == opened and "ThrottlingException" in (seen.last_unread or ""), seen
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    assert (f"unverified: its final look could not read the metrics of the window's periods from {utc(opened)} to "
+            f"{utc(seen.unjudged_to)}, which no look had judged (metrics unavailable: ThrottlingException: Rate "
+            "exceeded), so they were not judged") in row, row
+
+
+def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any_aws_call(monkeypatch):
+    """A 16-day window at 1-minute periods: a run resuming it near its end read its first day, which
+    CloudWatch keeps no more, as minutes that served nobody. Refused before any AWS call, naming the limit."""
+    env, _ = promoted_world(monkeypatch)
+    calls, reads = len(env.ledger.calls), env.metrics.calls
+    with pytest.raises(MonitorRefused) as refused:
+        monitor(spec=SPEC.model_dump(mode="json"), window_seconds=16 * 86400)
+    assert "longer than CloudWatch keeps 1-minute data for 15 days" in str(refused.value), refused.value
+    assert "Nothing was watched or changed" in str(refused.value), refused.value
+    assert len(env.ledger.calls) == calls and env.metrics.calls == reads
+
+
+def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1.3824e\\+06 s is longer than "
+                                              "CloudWatch keeps 1-minute data for 15 days"):
+        RolloutSpec(image=FIRST, monitor_seconds=16 * 86400)
+    assert RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"interval_seconds": 300}).monitor_seconds
+
+
 @pytest.mark.parametrize("late", [3600.0, 300.0], ids=["window-ended", "window-half-gone"])
 def test_a_monitor_started_by_hand_on_an_owed_window_watches_what_is_left_of_it_not_a_new_one(monkeypatch, caplog,
                                                                                                 late):
