@@ -40,7 +40,7 @@ from typing import Annotated, Callable, Sequence
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import set_and_verify, wait_healthy
+from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
@@ -458,8 +458,7 @@ def execute_rollback(
         # them. A service it did not scale has carried its traffic all along: a target failing
         # its checks there is not one a wait would bring back, so one healthy target will do.
         # Short of them all at the bound, the traffic still leaves the version being rolled back.
-        short_line = _wait_stable_healthy(env, needed if scaled else 1, healthy_timeout_seconds, verify_timeout_seconds,
-                                          steps)
+        short_line = _wait_stable_healthy(env, needed if scaled else 1, healthy_timeout_seconds, steps)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
@@ -744,8 +743,7 @@ def execute_rollback(
     )
 
 
-def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, verify_seconds: float,
-                         steps: list[str]) -> str:
+def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, steps: list[str]) -> str:
     """Wait for ``needed`` healthy stable targets before the rollback moves the traffic; the page's
     line when the wait ran out with fewer, but some (empty otherwise).
 
@@ -757,16 +755,12 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
     try:
         wait_healthy(env, "stable", timeout_seconds, needed, setting=HEALTHY_SETTING)
         return ""
-    except RuntimeError as short:
-        if type(short) is not RuntimeError or needed == 1:
-            raise  # no healthy target at all, or not the wait's refusal (an unanswered look is not one)
-        try:
-            healthy = traffic.healthy_targets(env.router.reading(verify_seconds), "stable",
-                                              wait=(verify_seconds, verify_seconds), bound="verify_timeout_seconds")
-        except Exception:  # noqa: BLE001 - the wait's own refusal says what is known
-            raise short from None
-        if healthy == 0:
+    except TooFewHealthyTargets as short:
+        # The count of the wait's last look, made at its bound: a look of the rollback's own after it
+        # told nothing more, and one throttled or unanswered refused the move with targets healthy.
+        if short.healthy == 0:
             raise
+        healthy = short.healthy
     stable = env.targets.stable_service
     waited = f"{timeout_seconds:g} s ({HEALTHY_SETTING})"
     get_run_logger().warning("only %d of the %d %s targets needed for all the traffic are healthy after %s: moving "
