@@ -1581,7 +1581,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       rollout: str | None = None,
                       claim_wait_seconds: float = CLAIM_WAIT_SECONDS,
                       image: str | None = None, verify_timeout_seconds: float | None = None,
-                      healthy_timeout_seconds: float | None = None,
+                      healthy_timeout_seconds: float | None = None, scale_timeout_seconds: float | None = None,
                       paged_failing: Sequence[str] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
@@ -1608,10 +1608,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
-    ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``: the failed run's own spec's
-    (a `canary` flow run's hook: no record holds that run's), for a rollback of no open recorded
-    rollout: the page names the image, and the waits are never below the defaults. A recorded
-    rollout's own spec is used for its rollback instead.
+    ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``, ``scale_timeout_seconds``: the
+    failed run's own spec's (a `canary` flow run's hook: no record holds that run's), for a rollback
+    of no open recorded rollout: the page names the image, and the waits are never below the
+    defaults. A recorded rollout's own spec is used for its rollback instead; with neither, the
+    defaults, said in the run's log.
 
     ``paged_failing``: the failed steps of the run's own rollback, which this one runs again (a
     hook's): the same steps failing again page nobody (``execute_rollback``).
@@ -1674,8 +1675,14 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
     healthy_timeout = rollback_healthy_seconds(own_healthy)
     # A recorded rollout's own wait for ECS to start its tasks, too: the default cut short a stable
-    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook gives none).
-    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else None)
+    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook passes its run's).
+    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else scale_timeout_seconds)
+    if not ours and (verify_timeout_seconds, healthy_timeout_seconds, scale_timeout_seconds) == (None, None, None):
+        # A rollback by hand of no open rollout has no spec to take its waits from: a person whose
+        # stable service needs longer learns which bounds ran, and that they were not a spec's.
+        get_run_logger().info(
+            "no open rollout's spec to take the rollback's waits from: the defaults, verify_timeout_seconds %g s, "
+            "healthy_timeout_seconds %g s, scale_timeout_seconds %g s", verify_timeout, healthy_timeout, scale_timeout)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -2080,15 +2087,17 @@ def hook_rollback(
     verify_timeout_seconds: float | None = None,
     healthy_timeout_seconds: float | None = None,
     paged_failing: list[str] | None = None,
+    scale_timeout_seconds: float | None = None,
 ) -> RollbackResult:
     """The state hooks' rollback (flows/hooks.py): a run of the `rollback` flow, as the UI shows it,
     whose rollback is the failed run's own, so never recorded on a closed rollout (``leave_closed``
     of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on.
-    ``image`` and the waits: a `canary` flow run's spec's (its hook validated it; None: the defaults).
+    ``image`` and the three waits: a `canary` flow run's spec's (its hook validated it; None: the defaults).
     ``paged_failing``: the failed steps the run's own rollback paged people with, if it ended so."""
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(env, reason, actor=actor, bindings=bindings, only_open=only_open_rollout,
                              leave_closed=True, fallback_bindings=fallback_bindings, rollout=rollout,
                              claim_wait_seconds=claim_wait_seconds, image=image,
                              verify_timeout_seconds=verify_timeout_seconds,
-                             healthy_timeout_seconds=healthy_timeout_seconds, paged_failing=paged_failing)
+                             healthy_timeout_seconds=healthy_timeout_seconds,
+                             scale_timeout_seconds=scale_timeout_seconds, paged_failing=paged_failing)
