@@ -140,8 +140,12 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
     where = f" (traffic at {weights}, stable/canary)" if weights is not None else ""
     again = ""
     if held_by is not None:
-        why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
-        again = f"{held_by.approver} answered hold{why}; asked again. "
+        # Typed in the form's text areas: on one line (its line breaks read as the page's own lines),
+        # its other control characters shown escaped, as the run's log shows them (an escape
+        # sequence pasted from a terminal cleared or recoloured the page in a terminal mail client).
+        comment = escaped(" ".join(held_by.comment.split()), keep="")
+        why = f" ({comment})" if comment else ""
+        again = f"{escaped(' '.join(held_by.approver.split()), keep='')} answered hold{why}; asked again. "
     metrics.alert(
         env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
