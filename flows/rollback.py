@@ -239,6 +239,19 @@ def _flags_not_disabled(failed: FlagsNotDisabled, targets: Targets) -> str:
                "Running the rollback again disables any that are still on.\n" if lost else ""))
 
 
+def _not_in_table(store, features: Sequence[str]) -> tuple[str, ...]:
+    """Which of ``features`` the flag table does not hold; a read that fails leaves its flag out
+    (the rollback's disable found it off, or missing: not told apart here)."""
+    missing = []
+    for feature in features:
+        try:
+            if store.get(feature) is None:
+                missing.append(feature)
+        except Exception as err:  # noqa: BLE001 - the traffic is back; the page says what is known
+            get_run_logger().warning("could not read bound feature flag %r to tell whether it exists: %s", feature, err)
+    return tuple(missing)
+
+
 def _next_steps(rollout: str | None) -> str:
     """The page's last line: the commands that show the evidence. The rollout's id alone left
     on-call to find out that `rollway report` takes it; a `canary` flow run keeps no ledger, so
@@ -573,6 +586,7 @@ def execute_rollback(
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     held: tuple[str, ...] = ()  # flags another rollout holds that this one never set: left as they are, and said so
     off: tuple[str, ...] = ()  # bound flags off before this run came to them (an earlier run's, or never on)
+    missing: tuple[str, ...] = ()  # bound flags the table does not hold (misspelt in the spec, or deleted)
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled
@@ -595,10 +609,19 @@ def execute_rollback(
         named = {getattr(c, "feature", None) for c in changes}
         named |= {feature for feature, _ in flags_failed.failures} if flags_failed is not None else set()
         off = tuple(b.feature for b in bindings if b.feature not in named)
+        # One read each of those alone: a flag the table does not hold was skipped as "nothing to
+        # disable" and paged as "already off", so on-call took a feature gated by a misspelt name
+        # for disabled, where no flag was ever turned off for it.
+        missing = _not_in_table(env.flags, off)
+        off = tuple(feature for feature in off if feature not in missing)
+        if missing:
+            log.warning("bound feature flag(s) %s not found in the flag table: nothing was disabled for them",
+                        ", ".join(missing))
         # "none needed" only when nothing failed: a flag whose write failed is a step not done.
         if disabled or flags_failed is None:
             steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
         steps += [f"flag left on: {line}" for line in kept]
+        steps += [f"flag not found in the flag table, nothing disabled: {feature}" for feature in missing]
         steps += [f"flag left as it is: {line}" for line in held]
 
     message = (
@@ -619,6 +642,10 @@ def execute_rollback(
            if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         + (f"Feature flags already off: {', '.join(off)}.\n" if off else "")
+        + (f"Bound feature flag NOT FOUND in the flag table: {', '.join(missing)}: nothing was disabled for "
+           f"{'it' if len(missing) == 1 else 'them'}. If the rollout's spec misspells a flag, the feature it gates "
+           "may still serve: find the flag it reads (`rollway flags list`) and turn it off (`rollway flags set NAME "
+           "--no-enabled`).\n" if missing else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         # Another rollout's users still get the feature: "disabled: none" alone read as off for all.
@@ -1344,10 +1371,15 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
             return None
         waited = env.wall() - started
         if waited >= wait_seconds:
+            # Since when, and what to run: the person who ran this rollback by hand reads this one line.
+            start = rollback_start(record)
+            since = (f" (under way since {utc(start.at)} (begun by {start.actor}: {start.comment}))"
+                     if start is not None else "")
             raise RollbackClaimed(
-                f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
-                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires,
-                waited=waited)
+                f"{held}. It was still under way after {waited:.0f} s of waiting{since}: it notifies people when it "
+                "ends, and `rollway status` shows where it stands. If its run died, its claim lapses once it stops "
+                "renewing it: then run `rollway abort`, which takes the rollback over and finishes it",
+                holder=record.rollback_holder, expires=record.rollback_expires, waited=waited)
         log.info("rollback by %s still under way, its claim renewed until %s; waited %.0f s of %.0f s",
                  record.rollback_holder, wall_utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
@@ -1543,6 +1575,34 @@ def _refuse_unknown_service(env: Environment, missing: TargetNotFound, verify_se
         "(targets_block) and run the rollback again if a rollout needs it")
 
 
+def task_family(task_definition: str) -> str:
+    """The family of a task definition's ARN or ``family:revision``."""
+    return task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _refuse_other_family(env: Environment, previous_task_definition: str) -> None:
+    """Refuse, before any write, a revision to restore of another family than the canary service
+    runs: its form alone was checked, and a revision copied from another service's page was
+    restored on the canary after the traffic moved. One read of the service; one that fails is
+    left to the rollback, which reads it again and says why it cannot.
+
+    Raises:
+        RollbackRefused: the families differ (nothing was changed).
+    """
+    t = env.targets
+    try:
+        runs = ecs.describe_service(env.deployer, t.canary_service).task_definition
+    except Exception:  # noqa: BLE001 - the rollback's own read fails the same way, and is paged
+        return
+    given, own = task_family(previous_task_definition), task_family(runs)
+    if given != own:
+        raise RollbackRefused(
+            f"previous_task_definition {previous_task_definition} is of task definition family {given!r}, and "
+            f"{t.canary_service} runs family {own!r} ({runs}): it is another application's. Nothing was changed. "
+            f"Give a revision of {own!r} (`aws ecs list-task-definitions --family-prefix {own}` lists them), or "
+            "leave previous_task_definition empty to restore the one the rollout recorded")
+
+
 def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
     """Refuse a rollback the ledger cannot inform, unless a rollout is visibly under way.
 
@@ -1630,6 +1690,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
+    if previous_task_definition is not None:
+        _refuse_other_family(env, previous_task_definition)
     record, unread = None, None
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
@@ -2060,8 +2122,9 @@ def rollback(
     # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
     # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
     # So does the ledger's refusal of a rollout another rollback closed between this run's read and
-    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it.
-    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed)
+    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it. And the
+    # wait given up on another rollback's claim: its line names the holder, since when, and what to run.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed, RollbackClaimed)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
