@@ -46,8 +46,8 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import (NOT_TAKEN, AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch,
-                                answer_lost, never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AnswerLost, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
+                                WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -116,6 +116,11 @@ refusal names it."""
 
 DEFAULT_SCALE_SECONDS = 600.0
 """How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
+
+
+SCALE_SETTING = f"the rollout spec's scale_timeout_seconds, {DEFAULT_SCALE_SECONDS:g} s at least"
+"""What sets a rollback's wait for the stable service it scaled up (``rollback_scale_seconds``), as
+its refusal names it."""
 
 
 def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:
@@ -430,8 +435,13 @@ def execute_rollback(
         steps.append(f"set {t.stable_service}'s desired count to {desired} ({why}), not seen steady")
         # On the revision it runs now: not one a run in this process pointed it at earlier and
         # ECS may have rolled back; the rollback moves the traffic to whatever stable runs.
-        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
-                        {t.stable_service: stable.task_definition})
+        try:
+            ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
+                            {t.stable_service: stable.task_definition}, bound="scale_timeout_seconds")
+        except ServiceNotStable as short:
+            if not short.timed_out:
+                raise  # waiting longer would not help (a service rolled back to another revision, or gone)
+            raise _scale_ran_out(short) from short
         steps[-1] = f"scaled {t.stable_service} to {desired} ({why})"
 
     target = Weights(stable=100, canary=0)
@@ -799,6 +809,17 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
             f"the traffic was moved to them all the same, off the version being rolled back. Watch {stable}'s errors "
             "and latency until the rest pass the load balancer's health checks (see why they fail: the target "
             "group's health check, the service's tasks and their logs).\n")
+
+
+def _scale_ran_out(short: ServiceNotStable) -> ServiceNotStable:
+    """The scale-up wait's timeout, naming its setting and where to look: "not stable after 600s"
+    alone named neither, on the page of a rollback that left users on the version rolled back."""
+    bare = str(ServiceNotStable(short.services, short.timeout_seconds))
+    said = str(short)
+    detail = said[len(bare):].removeprefix(": ") if said.startswith(bare) else ""
+    return ServiceNotStable(short.services, short.timeout_seconds, (f"{detail}; " if detail else "") + (
+        f"waited {short.timeout_seconds:g} s ({SCALE_SETTING}): see why its tasks do not start (the service's "
+        f"events, its stopped tasks' reasons), or raise {SCALE_SETTING} if they only need longer"))
 
 
 def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:

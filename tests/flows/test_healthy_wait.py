@@ -379,3 +379,21 @@ def test_a_rollback_whose_wait_ran_out_short_moves_the_traffic_on_the_waits_own_
 
     assert result.weights == Weights(stable=100, canary=0)
     assert f"went on with 2 of 4 {t.stable_service} targets healthy after 300 s" in result.steps, result.steps
+
+
+def test_a_rollback_whose_stable_service_never_gets_steady_names_the_setting_of_its_wait(wall):
+    """The stable service it scaled up never got steady (tasks that do not start): the page said
+    "services <stable> not stable after 600s", naming neither the setting that bounds the wait nor
+    where to look, at the moment users were still on the version being rolled back."""
+    env, t = scaled_in_with_75_on_the_canary()
+    env.deployer.unstable.add(t.stable_service)
+
+    with pytest.raises(Exception) as failed:
+        rollback_on(env)
+
+    said = str(failed.value)
+    assert f"services {t.stable_service} not stable after 600s" in said, said
+    assert "the rollout spec's scale_timeout_seconds, 600 s at least" in said and "stopped tasks" in said, said
+    [(subject, body)] = env.notifier.messages
+    assert subject == f"Rollback FAILED: {t.canary_service}" and "scale_timeout_seconds" in body, body
+    assert env.router.weights == Weights.canary_at(75)
