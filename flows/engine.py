@@ -43,6 +43,7 @@ from rollway.decide import (
 from rollway.bounds import seconds_said
 from rollway.deadline import within
 from rollway.environment import Environment
+from rollway.errors_pickle import PicklableError
 from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for_stage, setting_percent
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
@@ -139,8 +140,12 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
     where = f" (traffic at {weights}, stable/canary)" if weights is not None else ""
     again = ""
     if held_by is not None:
-        why = f" ({' '.join(held_by.comment.split())})" if held_by.comment.strip() else ""
-        again = f"{held_by.approver} answered hold{why}; asked again. "
+        # Typed in the form's text areas: on one line (its line breaks read as the page's own lines),
+        # its other control characters shown escaped, as the run's log shows them (an escape
+        # sequence pasted from a terminal cleared or recoloured the page in a terminal mail client).
+        comment = escaped(" ".join(held_by.comment.split()), keep="")
+        why = f" ({comment})" if comment else ""
+        again = f"{escaped(' '.join(held_by.approver.split()), keep='')} answered hold{why}; asked again. "
     metrics.alert(
         env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
@@ -211,6 +216,15 @@ def canary_capacity(stable_desired: int, weight: int) -> int:
 HEALTHY_POLL_MAX_SECONDS = 5.0
 
 
+class TooFewHealthyTargets(PicklableError, RuntimeError):
+    """``wait_healthy`` ran out: the target group had ``healthy`` of the ``needed`` healthy targets
+    at its last look, made at its bound. A RuntimeError still, as the wait's refusal always was."""
+
+    def __init__(self, message: str, *, healthy: int, needed: int) -> None:
+        super().__init__(message)
+        self.healthy, self.needed = healthy, needed
+
+
 def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1, *,
                  setting: str | None = None) -> int:
     """Poll until the target group has ``needed`` healthy targets: traffic never goes to an
@@ -233,7 +247,7 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
     figure of seconds named neither). None: the caller says so itself (finalize's ``ran_out``).
 
     Raises:
-        RuntimeError: too few healthy targets at the timeout.
+        TooFewHealthyTargets: too few healthy targets at the timeout (how many, of how many).
         ReadBackUnanswered: a look not answered by the timeout (``READ_BACK_MARGIN_SECONDS``).
     """
     reader = env.router.reading(timeout_seconds)
@@ -256,16 +270,16 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
                 f": see why its targets fail the load balancer's health checks (the target group's health check, "
                 f"the {version} service's tasks and their logs), or raise {setting} if they only need longer")
             if healthy == 0:
-                raise RuntimeError(
+                raise TooFewHealthyTargets(
                     f"the {version} target group has no healthy targets after {waited}; refusing to send traffic to "
-                    f"it{advice}"
+                    f"it{advice}", healthy=0, needed=needed,
                 )
             # More than one stable target is waited for by a rollback alone (all the traffic goes back).
             needs = (f"of the {needed} needed for all the traffic; refusing to move the traffic to it"
                      if version == "stable" else
                      f"of the {needed} this stage needs; refusing to send it the stage's traffic")
-            raise RuntimeError(f"the {version} target group has {healthy} healthy target(s) after {waited}, "
-                               f"{needs}{advice}")
+            raise TooFewHealthyTargets(f"the {version} target group has {healthy} healthy target(s) after "
+                                       f"{waited}, {needs}{advice}", healthy=healthy, needed=needed)
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 

@@ -49,7 +49,7 @@ import prefect.runtime as prefect_runtime
 from prefect import flow, get_run_logger
 
 from blocks.saved import passwords_hidden
-from flows.engine import set_and_verify, wait_healthy
+from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
@@ -710,9 +710,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
                                    pointed) from err
         try:
             healthy = wait_healthy(env, "stable", healthy_timeout_seconds)
-        except RuntimeError as err:
-            if type(err) is not RuntimeError:
-                raise  # an adapter's error (its subclasses): not the wait running out
+        except TooFewHealthyTargets as err:  # the wait ran out (an adapter's error is not one)
             raise progress.ran_out(waiting, str(err), healthy_timeout_seconds, "healthy_timeout_seconds",
                                    pointed) from err
     progress.done(f"{t.stable_service} is steady with {healthy} healthy target(s) in the stable target group")

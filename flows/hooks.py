@@ -208,7 +208,7 @@ def hook_spec(params: dict, log) -> "RolloutSpec | None":
     """The run's spec, validated as the flow validates it, for its rollback's page and waits; None
     (said in ``log``) when the run has none or it does not validate, and the rollback then takes
     the defaults. A `canary` flow run keeps no ledger: its parameters are all a hook has of it."""
-    from flows.rollback import DEFAULT_HEALTHY_SECONDS, DEFAULT_VERIFY_SECONDS
+    from flows.rollback import DEFAULT_HEALTHY_SECONDS, DEFAULT_SCALE_SECONDS, DEFAULT_VERIFY_SECONDS
     from rollway.spec import RolloutSpec
 
     raw = params.get("spec")
@@ -218,8 +218,8 @@ def hook_spec(params: dict, log) -> "RolloutSpec | None":
         return RolloutSpec.model_validate(raw)
     except Exception as err:  # noqa: BLE001 - any validator's error: the run's own would have been this
         log.warning("the run's spec does not validate (%s): rolling back without naming its image, with the default "
-                    "waits (verify_timeout_seconds %.0f s, healthy_timeout_seconds %.0f s)", err,
-                    DEFAULT_VERIFY_SECONDS, DEFAULT_HEALTHY_SECONDS)
+                    "waits (verify_timeout_seconds %.0f s, healthy_timeout_seconds %.0f s, scale_timeout_seconds %.0f s)",
+                    err, DEFAULT_VERIFY_SECONDS, DEFAULT_HEALTHY_SECONDS, DEFAULT_SCALE_SECONDS)
         return None
 
 
@@ -301,6 +301,7 @@ def _rollback_from_state(flow, flow_run, state) -> None:
             image=own.image if own else None,
             verify_timeout_seconds=own.verify_timeout_seconds if own else None,
             healthy_timeout_seconds=own.healthy_timeout_seconds if own else None,
+            scale_timeout_seconds=own.scale_timeout_seconds if own else None,
             paged_failing=paged_failing,
         )
 

@@ -40,14 +40,14 @@ from typing import Annotated, Callable, Sequence
 from prefect import flow, get_run_logger
 from pydantic import AfterValidator
 
-from flows.engine import set_and_verify, wait_healthy
+from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import load_environment
 from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
-from rollway.aws.errors import (NOT_TAKEN, AnswerLost, TargetNotFound, TaskDefinitionInactive, WeightMismatch,
-                                answer_lost, never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AnswerLost, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
+                                WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -116,6 +116,11 @@ refusal names it."""
 
 DEFAULT_SCALE_SECONDS = 600.0
 """How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
+
+
+SCALE_SETTING = f"the rollout spec's scale_timeout_seconds, {DEFAULT_SCALE_SECONDS:g} s at least"
+"""What sets a rollback's wait for the stable service it scaled up (``rollback_scale_seconds``), as
+its refusal names it."""
 
 
 def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:
@@ -237,6 +242,19 @@ def _flags_not_disabled(failed: FlagsNotDisabled, targets: Targets) -> str:
              "writes.\n" if refused else "")
             + (f"Feature flags that MAY NOT be disabled (the answer to their write was lost): {named(lost)}. "
                "Running the rollback again disables any that are still on.\n" if lost else ""))
+
+
+def _not_in_table(store, features: Sequence[str]) -> tuple[str, ...]:
+    """Which of ``features`` the flag table does not hold; a read that fails leaves its flag out
+    (the rollback's disable found it off, or missing: not told apart here)."""
+    missing = []
+    for feature in features:
+        try:
+            if store.get(feature) is None:
+                missing.append(feature)
+        except Exception as err:  # noqa: BLE001 - the traffic is back; the page says what is known
+            get_run_logger().warning("could not read bound feature flag %r to tell whether it exists: %s", feature, err)
+    return tuple(missing)
 
 
 def _next_steps(rollout: str | None) -> str:
@@ -417,8 +435,13 @@ def execute_rollback(
         steps.append(f"set {t.stable_service}'s desired count to {desired} ({why}), not seen steady")
         # On the revision it runs now: not one a run in this process pointed it at earlier and
         # ECS may have rolled back; the rollback moves the traffic to whatever stable runs.
-        ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
-                        {t.stable_service: stable.task_definition})
+        try:
+            ecs.wait_stable(env.deployer, [t.stable_service], stable_timeout_seconds,
+                            {t.stable_service: stable.task_definition}, bound="scale_timeout_seconds")
+        except ServiceNotStable as short:
+            if not short.timed_out:
+                raise  # waiting longer would not help (a service rolled back to another revision, or gone)
+            raise _scale_ran_out(short) from short
         steps[-1] = f"scaled {t.stable_service} to {desired} ({why})"
 
     target = Weights(stable=100, canary=0)
@@ -458,8 +481,7 @@ def execute_rollback(
         # them. A service it did not scale has carried its traffic all along: a target failing
         # its checks there is not one a wait would bring back, so one healthy target will do.
         # Short of them all at the bound, the traffic still leaves the version being rolled back.
-        short_line = _wait_stable_healthy(env, needed if scaled else 1, healthy_timeout_seconds, verify_timeout_seconds,
-                                          steps)
+        short_line = _wait_stable_healthy(env, needed if scaled else 1, healthy_timeout_seconds, steps)
 
         still_holds(f"move the traffic to {t.stable_service}")
         # A lost answer that moved the traffic all the same is read back, not failed on; one that
@@ -574,6 +596,7 @@ def execute_rollback(
     kept: tuple[str, ...] = ()  # flags a person turned back on after a rollback: left on, and said so
     held: tuple[str, ...] = ()  # flags another rollout holds that this one never set: left as they are, and said so
     off: tuple[str, ...] = ()  # bound flags off before this run came to them (an earlier run's, or never on)
+    missing: tuple[str, ...] = ()  # bound flags the table does not hold (misspelt in the spec, or deleted)
     flags_failed = None
     if bindings and env.flags is not None:
         from rollway.flag_binding import FlagsNotDisabled
@@ -596,10 +619,19 @@ def execute_rollback(
         named = {getattr(c, "feature", None) for c in changes}
         named |= {feature for feature, _ in flags_failed.failures} if flags_failed is not None else set()
         off = tuple(b.feature for b in bindings if b.feature not in named)
+        # One read each of those alone: a flag the table does not hold was skipped as "nothing to
+        # disable" and paged as "already off", so on-call took a feature gated by a misspelt name
+        # for disabled, where no flag was ever turned off for it.
+        missing = _not_in_table(env.flags, off)
+        off = tuple(feature for feature in off if feature not in missing)
+        if missing:
+            log.warning("bound feature flag(s) %s not found in the flag table: nothing was disabled for them",
+                        ", ".join(missing))
         # "none needed" only when nothing failed: a flag whose write failed is a step not done.
         if disabled or flags_failed is None:
             steps.append(f"flags disabled: {', '.join(disabled) or 'none needed'}")
         steps += [f"flag left on: {line}" for line in kept]
+        steps += [f"flag not found in the flag table, nothing disabled: {feature}" for feature in missing]
         steps += [f"flag left as it is: {line}" for line in held]
 
     message = (
@@ -620,6 +652,10 @@ def execute_rollback(
            if ledger_failure else "")
         + (f"Feature flags disabled: {', '.join(disabled)}.\n" if disabled else "")
         + (f"Feature flags already off: {', '.join(off)}.\n" if off else "")
+        + (f"Bound feature flag NOT FOUND in the flag table: {', '.join(missing)}: nothing was disabled for "
+           f"{'it' if len(missing) == 1 else 'them'}. If the rollout's spec misspells a flag, the feature it gates "
+           "may still serve: find the flag it reads (`rollway flags list`) and turn it off (`rollway flags set NAME "
+           "--no-enabled`).\n" if missing else "")
         # Said here, not only in the run's log: whoever reads the page learns the feature still serves.
         + "".join(f"Feature flag LEFT ON, as a person set it: {line}.\n" for line in kept)
         # Another rollout's users still get the feature: "disabled: none" alone read as off for all.
@@ -744,8 +780,7 @@ def execute_rollback(
     )
 
 
-def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, verify_seconds: float,
-                         steps: list[str]) -> str:
+def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, steps: list[str]) -> str:
     """Wait for ``needed`` healthy stable targets before the rollback moves the traffic; the page's
     line when the wait ran out with fewer, but some (empty otherwise).
 
@@ -757,16 +792,12 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
     try:
         wait_healthy(env, "stable", timeout_seconds, needed, setting=HEALTHY_SETTING)
         return ""
-    except RuntimeError as short:
-        if type(short) is not RuntimeError or needed == 1:
-            raise  # no healthy target at all, or not the wait's refusal (an unanswered look is not one)
-        try:
-            healthy = traffic.healthy_targets(env.router.reading(verify_seconds), "stable",
-                                              wait=(verify_seconds, verify_seconds), bound="verify_timeout_seconds")
-        except Exception:  # noqa: BLE001 - the wait's own refusal says what is known
-            raise short from None
-        if healthy == 0:
+    except TooFewHealthyTargets as short:
+        # The count of the wait's last look, made at its bound: a look of the rollback's own after it
+        # told nothing more, and one throttled or unanswered refused the move with targets healthy.
+        if short.healthy == 0:
             raise
+        healthy = short.healthy
     stable = env.targets.stable_service
     waited = f"{timeout_seconds:g} s ({HEALTHY_SETTING})"
     get_run_logger().warning("only %d of the %d %s targets needed for all the traffic are healthy after %s: moving "
@@ -778,6 +809,17 @@ def _wait_stable_healthy(env: Environment, needed: int, timeout_seconds: float, 
             f"the traffic was moved to them all the same, off the version being rolled back. Watch {stable}'s errors "
             "and latency until the rest pass the load balancer's health checks (see why they fail: the target "
             "group's health check, the service's tasks and their logs).\n")
+
+
+def _scale_ran_out(short: ServiceNotStable) -> ServiceNotStable:
+    """The scale-up wait's timeout, naming its setting and where to look: "not stable after 600s"
+    alone named neither, on the page of a rollback that left users on the version rolled back."""
+    bare = str(ServiceNotStable(short.services, short.timeout_seconds))
+    said = str(short)
+    detail = said[len(bare):].removeprefix(": ") if said.startswith(bare) else ""
+    return ServiceNotStable(short.services, short.timeout_seconds, (f"{detail}; " if detail else "") + (
+        f"waited {short.timeout_seconds:g} s ({SCALE_SETTING}): see why its tasks do not start (the service's "
+        f"events, its stopped tasks' reasons), or raise {SCALE_SETTING} if they only need longer"))
 
 
 def _moved_from_line(before: Weights | None, target: Weights, stable: str) -> str:
@@ -1350,10 +1392,15 @@ def wait_for_claim(env: Environment, held: RollbackClaimed, *, holder: str, roll
             return None
         waited = env.wall() - started
         if waited >= wait_seconds:
+            # Since when, and what to run: the person who ran this rollback by hand reads this one line.
+            start = rollback_start(record)
+            since = (f" (under way since {utc(start.at)} (begun by {start.actor}: {start.comment}))"
+                     if start is not None else "")
             raise RollbackClaimed(
-                f"{held}. It was still under way after {waited:.0f} s of waiting: it notifies people when it ends; "
-                "run the rollback again if it does not", holder=record.rollback_holder, expires=record.rollback_expires,
-                waited=waited)
+                f"{held}. It was still under way after {waited:.0f} s of waiting{since}: it notifies people when it "
+                "ends, and `rollway status` shows where it stands. If its run died, its claim lapses once it stops "
+                "renewing it: then run `rollway abort`, which takes the rollback over and finishes it",
+                holder=record.rollback_holder, expires=record.rollback_expires, waited=waited)
         log.info("rollback by %s still under way, its claim renewed until %s; waited %.0f s of %.0f s",
                  record.rollback_holder, wall_utc(record.rollback_expires), waited, wait_seconds)
         sleep_wall(env, min(CLAIM_POLL_SECONDS, wait_seconds - waited))
@@ -1549,6 +1596,34 @@ def _refuse_unknown_service(env: Environment, missing: TargetNotFound, verify_se
         "(targets_block) and run the rollback again if a rollout needs it")
 
 
+def task_family(task_definition: str) -> str:
+    """The family of a task definition's ARN or ``family:revision``."""
+    return task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def _refuse_other_family(env: Environment, previous_task_definition: str) -> None:
+    """Refuse, before any write, a revision to restore of another family than the canary service
+    runs: its form alone was checked, and a revision copied from another service's page was
+    restored on the canary after the traffic moved. One read of the service; one that fails is
+    left to the rollback, which reads it again and says why it cannot.
+
+    Raises:
+        RollbackRefused: the families differ (nothing was changed).
+    """
+    t = env.targets
+    try:
+        runs = ecs.describe_service(env.deployer, t.canary_service).task_definition
+    except Exception:  # noqa: BLE001 - the rollback's own read fails the same way, and is paged
+        return
+    given, own = task_family(previous_task_definition), task_family(runs)
+    if given != own:
+        raise RollbackRefused(
+            f"previous_task_definition {previous_task_definition} is of task definition family {given!r}, and "
+            f"{t.canary_service} runs family {own!r} ({runs}): it is another application's. Nothing was changed. "
+            f"Give a revision of {own!r} (`aws ecs list-task-definitions --family-prefix {own}` lists them), or "
+            "leave previous_task_definition empty to restore the one the rollout recorded")
+
+
 def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
     """Refuse a rollback the ledger cannot inform, unless a rollout is visibly under way.
 
@@ -1587,7 +1662,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
                       rollout: str | None = None,
                       claim_wait_seconds: float = CLAIM_WAIT_SECONDS,
                       image: str | None = None, verify_timeout_seconds: float | None = None,
-                      healthy_timeout_seconds: float | None = None,
+                      healthy_timeout_seconds: float | None = None, scale_timeout_seconds: float | None = None,
                       paged_failing: Sequence[str] | None = None) -> RollbackResult:
     """Roll back, taking what the ledger knows (previous task definition, stable capacity, bound
     flags) where the caller did not say, and record the rollback in the ledger.
@@ -1614,10 +1689,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
 
     ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
-    ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``: the failed run's own spec's
-    (a `canary` flow run's hook: no record holds that run's), for a rollback of no open recorded
-    rollout: the page names the image, and the waits are never below the defaults. A recorded
-    rollout's own spec is used for its rollback instead.
+    ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``, ``scale_timeout_seconds``: the
+    failed run's own spec's (a `canary` flow run's hook: no record holds that run's), for a rollback
+    of no open recorded rollout: the page names the image, and the waits are never below the
+    defaults. A recorded rollout's own spec is used for its rollback instead; with neither, the
+    defaults, said in the run's log.
 
     ``paged_failing``: the failed steps of the run's own rollback, which this one runs again (a
     hook's): the same steps failing again page nobody (``execute_rollback``).
@@ -1635,6 +1711,8 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
+    if previous_task_definition is not None:
+        _refuse_other_family(env, previous_task_definition)
     record, unread = None, None
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
@@ -1680,8 +1758,14 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
     healthy_timeout = rollback_healthy_seconds(own_healthy)
     # A recorded rollout's own wait for ECS to start its tasks, too: the default cut short a stable
-    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook gives none).
-    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else None)
+    # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook passes its run's).
+    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else scale_timeout_seconds)
+    if not ours and (verify_timeout_seconds, healthy_timeout_seconds, scale_timeout_seconds) == (None, None, None):
+        # A rollback by hand of no open rollout has no spec to take its waits from: a person whose
+        # stable service needs longer learns which bounds ran, and that they were not a spec's.
+        get_run_logger().info(
+            "no open rollout's spec to take the rollback's waits from: the defaults, verify_timeout_seconds %g s, "
+            "healthy_timeout_seconds %g s, scale_timeout_seconds %g s", verify_timeout, healthy_timeout, scale_timeout)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -2059,8 +2143,9 @@ def rollback(
     # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
     # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
     # So does the ledger's refusal of a rollout another rollback closed between this run's read and
-    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it.
-    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed)
+    # its claim: raised before anything moves (``rollback_recorded``), naming who closed it. And the
+    # wait given up on another rollback's claim: its line names the holder, since when, and what to run.
+    without_traceback(RolloutSuperseded, RolloutNotFound, RollbackRefused, RolloutClosed, RollbackClaimed)
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
@@ -2086,15 +2171,17 @@ def hook_rollback(
     verify_timeout_seconds: float | None = None,
     healthy_timeout_seconds: float | None = None,
     paged_failing: list[str] | None = None,
+    scale_timeout_seconds: float | None = None,
 ) -> RollbackResult:
     """The state hooks' rollback (flows/hooks.py): a run of the `rollback` flow, as the UI shows it,
     whose rollback is the failed run's own, so never recorded on a closed rollout (``leave_closed``
     of ``rollback_recorded``). No deployment serves it: a person's rollback cannot switch that on.
-    ``image`` and the waits: a `canary` flow run's spec's (its hook validated it; None: the defaults).
+    ``image`` and the three waits: a `canary` flow run's spec's (its hook validated it; None: the defaults).
     ``paged_failing``: the failed steps the run's own rollback paged people with, if it ended so."""
     env = load_environment(targets_block, aws_credentials_block, clock)
     return rollback_recorded(env, reason, actor=actor, bindings=bindings, only_open=only_open_rollout,
                              leave_closed=True, fallback_bindings=fallback_bindings, rollout=rollout,
                              claim_wait_seconds=claim_wait_seconds, image=image,
                              verify_timeout_seconds=verify_timeout_seconds,
-                             healthy_timeout_seconds=healthy_timeout_seconds, paged_failing=paged_failing)
+                             healthy_timeout_seconds=healthy_timeout_seconds,
+                             scale_timeout_seconds=scale_timeout_seconds, paged_failing=paged_failing)

@@ -812,3 +812,16 @@ def test_a_canary_pause_nobody_answers_under_on_timeout_hold_is_told_once_not_at
     assert result.outcome == "promoted", result.reason
     waits = [s for s, _b in env.notifier.messages if s.startswith("Rollout waits for a person")]
     assert waits == [f"Rollout waits for a person: {env.targets.canary_service}"], env.notifier.messages
+
+
+def test_a_hold_comment_with_control_characters_reaches_the_page_shown_escaped_on_one_line():
+    """The hold's comment (and its approver's name) went into the page as typed, but for its line
+    breaks: a comment pasted from a terminal, with an escape sequence or a carriage return, cleared
+    or overwrote the page on-call read in a terminal mail client, and the approver's name too."""
+    env = fake_environment(canary_error_rate=0.0)
+    hold = ApprovalAnswer(action="hold", approver="alice\x1b[2J", comment="release\r\nnotes\x07 first\x1b[31m")
+    result = canary_on(env, spec(5, 25, 100, approval_at=(25, 100)), scripted(hold, APPROVE, APPROVE))
+    assert result.outcome == "promoted", result.reason
+    again = [b for s, b in env.notifier.messages if s.startswith("Rollout waits for a person again")]
+    assert again[0].startswith("alice\\x1b[2J answered hold (release notes\\x07 first\\x1b[31m); asked again. "), again
+    assert not any(c in again[0] for c in "\x1b\x07\r"), again

@@ -364,19 +364,36 @@ class UnreadAfterTheWait(FakeRouter):
         return failing
 
 
-def test_a_rollback_refused_for_a_partly_healthy_stable_service_speaks_of_the_rollback_not_a_stage(wall):
-    """The wait ran out with 2 of the 4 stable targets healthy and the read after it failed: the
-    rollback stops, and its refusal spoke of "the 4 this stage needs" and "the stage's traffic",
-    words about a shift, on a page about a rollback."""
+def test_a_rollback_whose_wait_ran_out_short_moves_the_traffic_on_the_waits_own_count(wall):
+    """The wait for all four stable targets ran out with 2 healthy; the rollback then looked again
+    (a DescribeTargetHealth of its own) to learn how many, and that look, throttled, failed the
+    rollback: every user stayed on the version being rolled back. The wait's refusal says how many
+    it found at its last look, and the rollback moves on that."""
     env, t = scaled_in_with_75_on_the_canary()
     env.router = UnreadAfterTheWait()
     env.router.weights = Weights.canary_at(75)
     env.router.healthy["stable"] = 2
     env.metrics.router = env.router
 
-    with pytest.raises(RuntimeError) as refused:
+    result = rollback_on(env)
+
+    assert result.weights == Weights(stable=100, canary=0)
+    assert f"went on with 2 of 4 {t.stable_service} targets healthy after 300 s" in result.steps, result.steps
+
+
+def test_a_rollback_whose_stable_service_never_gets_steady_names_the_setting_of_its_wait(wall):
+    """The stable service it scaled up never got steady (tasks that do not start): the page said
+    "services <stable> not stable after 600s", naming neither the setting that bounds the wait nor
+    where to look, at the moment users were still on the version being rolled back."""
+    env, t = scaled_in_with_75_on_the_canary()
+    env.deployer.unstable.add(t.stable_service)
+
+    with pytest.raises(Exception) as failed:
         rollback_on(env)
 
-    said = str(refused.value)
-    assert "has 2 healthy target(s) after 300 s" in said, said
-    assert "stage" not in said and "of the 4 needed for all the traffic" in said, said
+    said = str(failed.value)
+    assert f"services {t.stable_service} not stable after 600s" in said, said
+    assert "the rollout spec's scale_timeout_seconds, 600 s at least" in said and "stopped tasks" in said, said
+    [(subject, body)] = env.notifier.messages
+    assert subject == f"Rollback FAILED: {t.canary_service}" and "scale_timeout_seconds" in body, body
+    assert env.router.weights == Weights.canary_at(75)

@@ -119,3 +119,43 @@ def test_a_spec_that_no_longer_validates_falls_back_to_the_default_waits_and_say
     assert hook_spec({"spec": spec_of(verify_timeout_seconds=45.0).model_dump(mode="json")}, log) \
         .verify_timeout_seconds == 45.0
     assert hook_spec({}, log) is None
+
+
+def test_the_hooks_rollback_gives_the_stable_service_the_runs_own_scale_up_wait(monkeypatch):
+    """Two of the stable service's four tasks had stopped: the hook's rollback scales it back up
+    and waits for ECS to start them. It waited the default 600 s whatever the run's spec said (a
+    `progressive_rollout`'s rollback takes its spec's scale_timeout_seconds): an image that takes
+    longer to pull and start failed the rollback with users still on the canary."""
+    env = failing_mid_stage(monkeypatch)
+    t = env.targets
+    stable = env.deployer.services[t.stable_service]
+    env.deployer.services[t.stable_service] = stable.model_copy(update={"desired": 4, "running": 2})
+    waited: list[float] = []
+    real_wait = flows.rollback.ecs.wait_stable
+
+    def wait_stable(deployer, services, timeout_seconds=600, *args, **kwargs):
+        if list(services) == [t.stable_service]:
+            waited.append(timeout_seconds)
+        return real_wait(deployer, services, timeout_seconds, *args, **kwargs)
+
+    monkeypatch.setattr(flows.rollback.ecs, "wait_stable", wait_stable)
+    state = canary(spec=spec_of(scale_timeout_seconds=1200.0).model_dump(mode="json"), return_state=True)
+    assert state.is_failed(), state
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert waited == [1200.0], waited
+
+
+def test_a_rollback_by_hand_of_no_recorded_rollout_says_which_waits_it_took(monkeypatch, caplog):
+    """No open rollout, so no spec: the rollback waits the defaults, and said nothing of it; a person
+    whose stable service takes longer to start could not tell which bound ran out, nor that it was
+    not their spec's."""
+    from flows.rollback import rollback
+
+    env = fake_environment()
+    env.router.weights = Weights.canary_at(5)
+    hooks_and_flows_see(monkeypatch, env)
+    with caplog.at_level(logging.INFO):
+        result = rollback(reason="5xx on the canary")
+    assert result.weights == Weights(stable=100, canary=0)
+    assert ("no open rollout's spec to take the rollback's waits from: the defaults, verify_timeout_seconds 30 s, "
+            "healthy_timeout_seconds 300 s, scale_timeout_seconds 600 s") in caplog.text, caplog.text

@@ -474,3 +474,27 @@ def test_the_rollback_flow_by_hand_whose_rollout_another_rollback_just_closed_re
     assert any(said in r.getMessage() for r in caplog.records), caplog.text
     traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RolloutClosed)]
     assert traced == [], [r.getMessage() for r in traced]
+
+
+def test_the_rollback_flow_by_hand_that_gives_up_waiting_for_a_claim_says_who_since_when_and_what_next(
+        monkeypatch, caplog):
+    """A person ran the rollback flow while the cancelled run's hook held the claim and went on
+    renewing it: after the wait, the run's log gave the refusal under a Python traceback, as if the
+    rollback had crashed, and the refusal said neither since when that rollback had been under way
+    nor what to run if it never ends."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=HOOK, expires_in=3600)
+
+    with caplog.at_level(logging.INFO):
+        state = rollback(reason="abort again", actor="sam", claim_wait_seconds=60, return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RollbackClaimed), refused
+    said = str(refused)
+    assert f"being rolled back by {HOOK}" in said, said
+    begun = env.ledger.get(env.targets.canary_service).history
+    start = next(t for t in begun if t.kind == "rollback-start")
+    assert f"under way since {utc(start.at)} (begun by erin: aborted by erin: errors)" in said, said
+    assert "`rollway status`" in said and "`rollway abort`" in said, said
+    assert env.router.calls.count("set_weights 100/0") == 0 and pages(env) == []
+    traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackClaimed)]
+    assert traced == [], [r.getMessage() for r in traced]

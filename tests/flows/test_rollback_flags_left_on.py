@@ -143,3 +143,19 @@ def test_rollway_abort_says_which_flag_it_left_to_the_rollout_holding_it(monkeyp
     assert env.flags.get(SQS).enabled and not env.flags.get(INTERRUPTS).enabled
     assert f"feature flags turned off: {INTERRUPTS}" in out, out
     assert (f"feature flag LEFT AS IT IS, another rollout holds it: {SQS}: left on 5%" in out and other in out), out
+
+
+def test_a_bound_flag_missing_from_the_table_is_said_not_found_not_already_off(monkeypatch):
+    """The rollout binds a flag the flag table does not hold (misspelt in the spec, or deleted): the
+    page listed it among the flags "already off", and on-call took the feature it was meant to
+    gate for disabled, where nothing had ever been disabled for it."""
+    env, record = rolling_back_with_flags(monkeypatch)
+    del env.flags.flags[INTERRUPTS]
+
+    done = rollback(reason="abort")
+
+    assert done.flags_disabled == (SQS,)
+    _, body = env.notifier.messages[-1]
+    assert "already off" not in body, body
+    assert f"Bound feature flag NOT FOUND in the flag table: {INTERRUPTS}" in body, body
+    assert any(INTERRUPTS in step and "not found" in step for step in done.steps), done.steps

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flows.rollback import rollback
+from flows.rollback import RollbackRefused, rollback
 from rollway.fakes import FakeLedger
 from rollway.ledger import RolloutSuperseded
 from rollway.model import Weights
@@ -49,3 +49,28 @@ def test_an_older_rollout_of_the_service_is_still_refused_as_no_longer_the_newes
     refused = state.result(raise_on_failure=False)
     assert isinstance(refused, RolloutSuperseded) and "no longer the newest" in str(refused), refused
     assert env.router.calls == []
+
+
+def test_a_previous_task_definition_of_another_family_is_refused_before_any_write_naming_both(monkeypatch, caplog):
+    """A person gave the rollback another service's revision (copied from the wrong console tab):
+    it was only checked for its form, and the rollback moved the traffic, recorded its start and
+    pointed the canary service at a task definition of another application."""
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    history = list(env.ledger.get(t.canary_service).history)
+
+    with caplog.at_level(logging.ERROR):
+        state = rollback(reason="5xx on the canary", previous_task_definition="webordinary-api-task:7",
+                         return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RollbackRefused), refused
+    said = str(refused)
+    assert "webordinary-api-task" in said and "webordinary-edit-task" in said and t.canary_service in said, said
+    assert "Nothing was changed" in said, said
+    assert env.router.calls == [] and env.router.weights == Weights.canary_at(5)
+    assert not [c for c in env.deployer.calls if not c.startswith("describe")], env.deployer.calls
+    assert list(env.ledger.get(t.canary_service).history) == history
+    assert env.notifier.messages == []
+    traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackRefused)]
+    assert traced == [], [r.getMessage() for r in traced]

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from flows.engine import TooFewHealthyTargets
 from flows.flags import UnknownFlagInChanges
 from flows.infra import ChecklistFailed
 from flows.rollback import RollbackClaimLost, RollbackIncomplete, TrafficMoveFailed
@@ -168,6 +169,8 @@ CASES: list[BaseException] = [
     RollbackIncomplete(["disable bound feature flags: FlagsNotDisabled: beta_editor", "notify: 503"]),
     RollbackIncomplete(["restore edit-canary's task definition: task definition edit-task:1 is INACTIVE"],
                        "register an ACTIVE revision, then run the rollback flow with previous_task_definition"),
+    TooFewHealthyTargets("the stable target group has 2 healthy target(s) after 300 s, of the 4 needed",
+                         healthy=2, needed=4),
     TaskDefinitionInactive("edit-task:1", "edit-canary", "edit-stable runs it too: no other revision to restore"),
     TrafficMoveFailed(["stable scaled to 2"], THROTTLED, None),
     TrafficMoveFailed(["stable scaled to 2"], WeightMismatch(Weights(stable=100, canary=0), Weights(stable=90,
