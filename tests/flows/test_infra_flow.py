@@ -1122,10 +1122,14 @@ def test_the_read_bound_is_one_parameter_of_both_flows_refused_out_of_range_befo
 def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_has_failed(caplog):
     # The read left running in its thread was a task retried once: when CloudFormation failed it
     # at last, it logged its retry, and read again, into a run that had already failed.
+    import threading
+
     from rollway.aws.cloudformation import CloudFormationStacks
+    from tests import stray_requests
     from tests.conftest import unanswering_client, unanswering_endpoint
 
     deployer = FakeInfraDeployer(WEBORDINARY, already=STACKS[:4])
+    before = set(threading.enumerate())
     with unanswering_endpoint() as endpoint:
         cloudformation = unanswering_client("cloudformation", endpoint, HOME.region)
         with pytest.raises(AwsNotRead):
@@ -1133,8 +1137,10 @@ def test_a_resume_whose_statuses_read_was_given_up_on_logs_nothing_once_the_run_
                       statuses=lambda _region: CloudFormationStacks(cloudformation),
                       bootstrap=lambda *_: deployer.calls.append("bootstrap"))
         ended = time.time()
-    # The endpoint is gone: the read left behind fails now, as it would once AWS gave up.
-    time.sleep(4)  # the task's retry came 2 s after its failure
+    # The endpoint is gone: the read left behind fails now, as it would once AWS gave up. Whatever
+    # it does after that (a task's retry came 2 s after its failure) is done once its thread ends.
+    left = stray_requests.wait_for(stray_requests.senders_started_since(before), 30)
+    assert left == [], "the read given up on is still running"
     late = [r.getMessage() for r in caplog.records if r.created > ended]
     assert late == [], late
 

@@ -72,6 +72,19 @@ def _paused_with_form(api_url: str, timeout: float = 120.0):
     raise TimeoutError("the rollout never paused for its approval")
 
 
+def _outage_lived_through(child: subprocess.Popen, run_log: Path, polls: int, timeout: float = 120.0) -> None:
+    """Once the run has logged the API's outage, ``polls`` more of its one-second polls pass with
+    the run still waiting."""
+    deadline = time.monotonic() + timeout
+    while "the Prefect API cannot be reached" not in run_log.read_text():
+        assert child.poll() is None, f"the paused run gave up while the server was down:\n{run_log.read_text()}"
+        assert time.monotonic() < deadline, f"the paused run never noticed the server was down:\n{run_log.read_text()}"
+        time.sleep(0.1)
+    for _ in range(polls):
+        time.sleep(1)
+        assert child.poll() is None, f"the paused run gave up while the server was down:\n{run_log.read_text()}"
+
+
 def test_an_approval_given_after_the_prefect_server_restarted_is_taken(tmp_path: Path, prefect_database: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.responses import SetStateStatus
@@ -92,8 +105,9 @@ def test_an_approval_given_after_the_prefect_server_restarted_is_taken(tmp_path:
         run = _paused_with_form(server.api_url)
 
         server.__exit__(None, None, None)  # stopped for an upgrade, say, while the run waits
-        time.sleep(5)
-        assert child.poll() is None, f"the paused run gave up while the server was down:\n{run_log.read_text()}"
+        # The run's reads the API did not answer: the first (the run once gave up on it) and the next (its poll
+        # is every second), not a fixed wait of seconds on a machine that may be slow to poll at all.
+        _outage_lived_through(child, run_log, polls=1)
         server = PrefectServer(home, port, log=tmp_path / "server-again.log")
         server.__enter__()
         server.wait_healthy(timeout_seconds=180)
