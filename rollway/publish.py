@@ -24,7 +24,7 @@ from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, is_loopback, registry_problem, version_problem
 
-_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
+_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
@@ -169,6 +169,10 @@ class PublishRequest(BaseModel):
                 raise ValueError(f"label key {key!r} is not a label name (letters, digits, '.', '_', '/', '-')")
             if "\n" in text or "\r" in text:
                 raise ValueError(f"label {key!r} holds a line break")
+            # docker build takes it on its command line, which cannot carry a NUL: refused here,
+            # not by the build's exec after ECR's login was asked for.
+            if "\x00" in text:
+                raise ValueError(f"label {key!r} holds a NUL character, which no command line can carry")
         return value
 
     @model_validator(mode="after")
