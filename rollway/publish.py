@@ -325,6 +325,9 @@ class PublishProgress:
     # The registration failed with its answer lost, and may have registered a revision all the
     # same (``EcsDeployer`` could not find out): not "no task definition was registered".
     unanswered: bool = False
+    # The digest the registry held for the version right before this run's push, pushed during
+    # its build by another run of the same version: this run pushed nothing over it.
+    taken: str | None = None
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -334,6 +337,9 @@ class PublishProgress:
         if not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
+        if self.taken is not None:
+            parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push during this "
+                         "run's build")
         did = "found" if self.existing else "pushed"
         for reference in self.refs.all:
             now = self.held.get(reference)
@@ -368,6 +374,11 @@ class PublishProgress:
 
     def how_to_go_on(self) -> str:
         """What to run next: safe to re-run as is, or with register_existing."""
+        if self.taken is not None and self.refs.versioned not in self.digests:
+            # Not "re-running is safe": the version is the other run's now, and a re-run is refused.
+            return ("the version is another run's now (that run registers it; if it stopped before registering, "
+                    f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "
+                    "build, and a new build needs a new version")
         if self.refs.versioned not in self.digests and self.refs.versioned not in self.held:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
