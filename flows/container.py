@@ -18,7 +18,9 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    before the build, which pulls base images with that config's logins (one in the release's
    own registry too);
 4. build (labels: the version, the git commit), check that the image is built for the platform
-   the family's tasks run on (push nothing otherwise), tag the version (only), log in
+   the family's tasks run on (push nothing otherwise), tag the version (only), ask the registry
+   again that it holds no version (another run of it may have pushed it during the build: push
+   nothing over it), log in
    again before any push (a push made again too) whose login would expire before the push could
    end, ``docker_timeout_seconds`` (and push once more after a new login a push ECR
    refused because the login expired during it, and again after a wait, a few times, a push
@@ -824,6 +826,12 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     with run.step(f"tag {reference}"):
         steps.tag(docker, image_id, reference)
     run.done(f"tagged {reference}")
+    # The version was free before the build, which takes minutes: another run of it (a CI job
+    # started again while this one built) may have pushed it since, and a push over it made the
+    # version name a second image, with a second revision registered for it.
+    with run.step(f"check that {reference} is still not in the registry"):
+        _still_free(run, docker, refs, ecr, request)
+    run.done(f"{reference} is still not in the registry")
     digest, credentials = _push(run, docker, reference, refs, ecr, credentials, request)
     run.progress.digests[reference] = digest
     run.done(f"pushed {reference} ({digest})")
@@ -963,6 +971,18 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
             + (f" ({register_existing_as_asked(refs)} would register the image the registry holds now)"
                if registered is None else ""))
     return pushed
+
+
+def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                request: PublishRequest) -> None:
+    """RuntimeError, before this run pushes anything, when the registry holds the version now."""
+    taken = _held_digest(docker, refs, ecr, request)
+    if taken is not None:
+        run.progress.taken = taken
+        raise RuntimeError(
+            f"{refs.versioned} names {taken} in the registry now, pushed during this run's build by another run of "
+            "the same version: a version must mean one image, so this run pushed nothing over it and registered "
+            "nothing")
 
 
 def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> None:

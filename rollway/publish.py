@@ -24,7 +24,7 @@ from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, is_loopback, registry_problem, version_problem
 
-_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://\S+$")
+_DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
@@ -169,6 +169,10 @@ class PublishRequest(BaseModel):
                 raise ValueError(f"label key {key!r} is not a label name (letters, digits, '.', '_', '/', '-')")
             if "\n" in text or "\r" in text:
                 raise ValueError(f"label {key!r} holds a line break")
+            # docker build takes it on its command line, which cannot carry a NUL: refused here,
+            # not by the build's exec after ECR's login was asked for.
+            if "\x00" in text:
+                raise ValueError(f"label {key!r} holds a NUL character, which no command line can carry")
         return value
 
     @model_validator(mode="after")
@@ -321,6 +325,9 @@ class PublishProgress:
     # The registration failed with its answer lost, and may have registered a revision all the
     # same (``EcsDeployer`` could not find out): not "no task definition was registered".
     unanswered: bool = False
+    # The digest the registry held for the version right before this run's push, pushed during
+    # its build by another run of the same version: this run pushed nothing over it.
+    taken: str | None = None
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -330,6 +337,9 @@ class PublishProgress:
         if not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
+        if self.taken is not None:
+            parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push during this "
+                         "run's build")
         did = "found" if self.existing else "pushed"
         for reference in self.refs.all:
             now = self.held.get(reference)
@@ -364,6 +374,11 @@ class PublishProgress:
 
     def how_to_go_on(self) -> str:
         """What to run next: safe to re-run as is, or with register_existing."""
+        if self.taken is not None and self.refs.versioned not in self.digests:
+            # Not "re-running is safe": the version is the other run's now, and a re-run is refused.
+            return ("the version is another run's now (that run registers it; if it stopped before registering, "
+                    f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "
+                    "build, and a new build needs a new version")
         if self.refs.versioned not in self.digests and self.refs.versioned not in self.held:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "

@@ -549,6 +549,36 @@ def test_a_revision_registered_during_the_build_is_the_one_copied(aws, tmp_path)
     assert f"a copy of {publisher.registered[0]}" in registration_step(result)
 
 
+def test_a_version_another_run_pushed_during_the_build_is_not_pushed_over(aws, tmp_path):
+    """The version was free when the run began, and another run of it (a CI job started again
+    while the first was still building) pushed it during this run's build. This run pushed over
+    it all the same: the version named a second image, a second revision was registered for it,
+    and the other run's revision pinned an image its version no longer names. The registry is
+    asked again right before the push: the run stops, pushing and registering nothing."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    uri = aws.topology.repository_uri
+
+    class OtherRunPushesDuringTheBuild(EcrBacked):
+        def build(self, *args, **kwargs) -> str:
+            self.theirs = put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "2.0.0", "sha256:" + "7" * 64)
+            return super().build(*args, **kwargs)
+
+    publisher = OtherRunPushesDuringTheBuild(aws)
+    before = revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert ecr.image_digest("2.0.0") == publisher.theirs, "this run pushed over the other run's version"
+    assert not [c for c in publisher.calls if c.startswith("push ")]
+    assert revisions(aws) == before
+    assert ecr.image_digest("latest") is None
+    error = str(caught.value)
+    assert f"{uri}:2.0.0 names {publisher.theirs} in the registry" in error and "during this run's build" in error
+    assert "re-running with the same version is safe" not in caught.value.advice
+    assert "a new build needs a new version" in caught.value.advice
+
+
 def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of_the_image(aws, tmp_path):
     # Checked against the X86_64 revision before the build; the family moved to ARM64 while it
     # ran: a copy of the new revision pinning the amd64 image was registered, tasks that could

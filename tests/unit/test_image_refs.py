@@ -268,3 +268,20 @@ def test_a_blank_docker_host_is_dockers_default_as_the_flow_documents(tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     for blank in ("", "  "):
         assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=blank).docker_host is None
+
+
+def test_a_label_holding_a_nul_is_refused_before_anything_runs(tmp_path):
+    """A label is handed to docker build on its command line (--label key=value), which cannot
+    carry a NUL: such a label got past the checks and failed the build with Python's bare
+    'embedded null byte', after ECR had been asked for a login and docker had logged in."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError, match=re.escape("label 'team' holds a NUL character")):
+        PublishRequest(version="2.0.0", context_dir=tmp_path, labels={"team": "ed\x00it"})
+
+
+def test_a_docker_host_holding_a_nul_is_refused_as_not_what_docker_host_takes(tmp_path):
+    """DOCKER_HOST is handed to docker in its environment, which cannot carry a NUL: the run
+    failed with Python's bare 'embedded null byte' instead of naming the parameter."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError, match=re.escape("docker_host 'unix:///run/do\\x00cker.sock' is not")):
+        PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host="unix:///run/do\x00cker.sock")
