@@ -30,6 +30,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -789,6 +790,10 @@ class FlagEvaluator:
         # (a coarse or a test's clock) is cached.
         self._invalidations = 0
         self._invalidated: dict[str | None, int] = {}
+        # Held by invalidate and while a read's answer is checked against it and cached, in one step:
+        # an invalidate (another thread's) between the check and the store was undone by it. Not
+        # taken on the hot path, nor across a read or a log line (a handler may call invalidate).
+        self._keeping = threading.Lock()
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -826,16 +831,17 @@ class FlagEvaluator:
     def invalidate(self, feature: str | None = None) -> None:
         """Forget one cached flag (or all): the next evaluation reads the store (a read in flight,
         begun before, answers its own request and is not cached)."""
-        self._invalidations += 1
-        self._invalidated[feature] = self._invalidations
-        if feature is None:
-            self._entries.clear()
-            self._unknown_until.clear()
-            self._read_at.clear()
-        else:
-            self._entries.pop(feature, None)
-            self._unknown_until.pop(feature, None)
-            self._read_at.pop(feature, None)
+        with self._keeping:
+            self._invalidations += 1
+            self._invalidated[feature] = self._invalidations
+            if feature is None:
+                self._entries.clear()
+                self._unknown_until.clear()
+                self._read_at.clear()
+            else:
+                self._entries.pop(feature, None)
+                self._unknown_until.pop(feature, None)
+                self._read_at.pop(feature, None)
 
     def _refresh(self, feature: str, expired: tuple[float, bool, int, Any] | None = None,
                  ) -> tuple[float, bool, int, Any]:
@@ -870,29 +876,31 @@ class FlagEvaluator:
         newer = self._newer(feature, now)
         if newer is not None:
             return newer
-        # Invalidated while this read was in flight (a kill switch the application was told of): it
-        # answers its own request, but cached, read before the change, it undid the invalidation and
-        # answered the flag as it was for a whole TTL.
-        keep = not self._invalidated_since(feature, invalidations)
-        if keep:
-            self._read_at[feature] = now
         if flag is None:
             # The last value read is now "no such flag" (off): "stale" must not bring a deleted
             # flag's older settings back on during a later outage.
             self._last_good.pop(feature, None)
-            if self._on_unknown == "raise":
-                if keep:
-                    self._unknown_until[feature] = now + self._ttl
-                raise UnknownFlag(feature)
-            log.warning("feature flag %r does not exist; evaluating it as off", feature)
             compiled: _Compiled = (False, 0, None)
         else:
             compiled = _compile(flag)
-            if keep:
-                self._last_good[feature] = compiled
         entry = (now + self._ttl, *compiled)
-        if keep:
-            self._entries[feature] = entry
+        raising = flag is None and self._on_unknown == "raise"
+        with self._keeping:
+            # Invalidated while this read was in flight (a kill switch the application was told of):
+            # it answers its own request, but cached, read before the change, it undid the
+            # invalidation and answered the flag as it was for a whole TTL.
+            if not self._invalidated_since(feature, invalidations):
+                self._read_at[feature] = now
+                if raising:
+                    self._unknown_until[feature] = now + self._ttl
+                else:
+                    if flag is not None:
+                        self._last_good[feature] = compiled
+                    self._entries[feature] = entry
+        if raising:
+            raise UnknownFlag(feature)
+        if flag is None:
+            log.warning("feature flag %r does not exist; evaluating it as off", feature)
         return entry
 
     def _invalidated_since(self, feature: str, invalidations: int) -> bool:
@@ -916,11 +924,12 @@ class FlagEvaluator:
             compiled, answer = (True, BASIS_POINTS, None), "on (fail open)"
         else:
             compiled, answer = (False, 0, None), "off (fail closed)"
+        entry = (now + self._retry, *compiled)
         # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``).
-        keep = not self._invalidated_since(feature, invalidations)
+        with self._keeping:
+            keep = not self._invalidated_since(feature, invalidations)
+            if keep:
+                self._entries[feature] = entry
         log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
                     f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
-        entry = (now + self._retry, *compiled)
-        if keep:
-            self._entries[feature] = entry
         return entry
