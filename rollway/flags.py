@@ -790,8 +790,9 @@ class FlagEvaluator:
         # (a coarse or a test's clock) is cached.
         self._invalidations = 0
         self._invalidated: dict[str | None, int] = {}
-        # Held by invalidate and while a read's answer is checked against it and cached, in one step:
-        # an invalidate (another thread's) between the check and the store was undone by it. Not
+        # Held by invalidate and while a read's answer is checked (against invalidate and a newer read's
+        # answer) and cached, in one step: an invalidate, or a newer answer, another thread's, between
+        # the check and the store was undone by it. Not
         # taken on the hot path, nor across a read or a log line (a handler may call invalidate).
         self._keeping = threading.Lock()
 
@@ -872,24 +873,22 @@ class FlagEvaluator:
         except UnknownFlag:
             flag = None
         except FlagStoreUnavailable as err:
-            return self._newer(feature, now) or self._unavailable(feature, err, now, invalidations)
-        newer = self._newer(feature, now)
-        if newer is not None:
-            return newer
-        if flag is None:
-            # The last value read is now "no such flag" (off): "stale" must not bring a deleted
-            # flag's older settings back on during a later outage.
-            self._last_good.pop(feature, None)
-            compiled: _Compiled = (False, 0, None)
-        else:
-            compiled = _compile(flag)
+            return self._unavailable(feature, err, now, invalidations)
+        compiled: _Compiled = (False, 0, None) if flag is None else _compile(flag)
         entry = (now + self._ttl, *compiled)
         raising = flag is None and self._on_unknown == "raise"
+        # Checked and cached in one step, as another read caches and invalidate clears (the same
+        # lock): a newer answer cached between the check and the store was replaced by this older one.
         with self._keeping:
+            newer = self._newer(feature, now)
+            if newer is None and flag is None:
+                # The last value read is now "no such flag" (off): "stale" must not bring a deleted
+                # flag's older settings back on during a later outage.
+                self._last_good.pop(feature, None)
             # Invalidated while this read was in flight (a kill switch the application was told of):
             # it answers its own request, but cached, read before the change, it undid the
             # invalidation and answered the flag as it was for a whole TTL.
-            if not self._invalidated_since(feature, invalidations):
+            if newer is None and not self._invalidated_since(feature, invalidations):
                 self._read_at[feature] = now
                 if raising:
                     self._unknown_until[feature] = now + self._ttl
@@ -897,6 +896,8 @@ class FlagEvaluator:
                     if flag is not None:
                         self._last_good[feature] = compiled
                     self._entries[feature] = entry
+        if newer is not None:
+            return newer
         if raising:
             raise UnknownFlag(feature)
         if flag is None:
@@ -925,11 +926,15 @@ class FlagEvaluator:
         else:
             compiled, answer = (False, 0, None), "off (fail closed)"
         entry = (now + self._retry, *compiled)
-        # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``).
+        # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``);
+        # a newer read's answer, cached meanwhile, answers instead.
         with self._keeping:
-            keep = not self._invalidated_since(feature, invalidations)
+            newer = self._newer(feature, now)
+            keep = newer is None and not self._invalidated_since(feature, invalidations)
             if keep:
                 self._entries[feature] = entry
+        if newer is not None:
+            return newer
         log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
                     f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
         return entry

@@ -421,6 +421,33 @@ def test_an_invalidate_after_a_read_answered_and_before_it_was_cached_is_not_und
     assert flags.is_enabled(SQS, "user-1") is False, "the evaluation after the invalidation reads the store"
 
 
+def test_a_slow_read_kept_after_a_later_one_cached_its_answer_does_not_replace_it():
+    """The first thread's read had answered (before a rollback's disable) and was being kept when a
+    second thread's read, begun later, cached the disable: the first was checked for a newer answer
+    before that, and cached its "on" over the "off" for a whole TTL."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock)
+    read = store.get
+    overtaken = []
+
+    def second_thread():
+        if not overtaken:
+            overtaken.append(True)
+            set_flag(store, FlagChange(feature=SQS, enabled=False), actor="rollback", now=2.0)
+            clock.t += 0.5
+            assert flags.is_enabled(SQS, "user-1") is False, "the second thread reads the rollback's disable"
+
+    def answered(feature):
+        store.get = read
+        return _Compiled(read(feature), second_thread)
+
+    store.get = answered
+    flags.is_enabled(SQS, "user-1")  # the first thread
+    assert overtaken
+    clock.t += 1
+    assert flags.is_enabled(SQS, "user-1") is False, "the newer read's off stays cached"
+
+
 def test_a_flag_read_after_invalidate_is_cached_even_in_the_same_clock_tick():
     """The invalidation holds back only the reads begun before it: one begun after it, at the same
     instant of a coarse (or a test's frozen) clock, is cached as any other."""
