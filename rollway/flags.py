@@ -30,6 +30,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -789,6 +790,11 @@ class FlagEvaluator:
         # (a coarse or a test's clock) is cached.
         self._invalidations = 0
         self._invalidated: dict[str | None, int] = {}
+        # Held by invalidate and while a read's answer is checked (against invalidate and a newer read's
+        # answer) and cached, in one step: an invalidate, or a newer answer, another thread's, between
+        # the check and the store was undone by it. Not
+        # taken on the hot path, nor across a read or a log line (a handler may call invalidate).
+        self._keeping = threading.Lock()
 
     def is_enabled(self, feature: str, user_id: str | None = None) -> bool:
         """Whether ``feature`` is on for ``user_id`` (None: no user, the flag's ``enabled``).
@@ -826,16 +832,17 @@ class FlagEvaluator:
     def invalidate(self, feature: str | None = None) -> None:
         """Forget one cached flag (or all): the next evaluation reads the store (a read in flight,
         begun before, answers its own request and is not cached)."""
-        self._invalidations += 1
-        self._invalidated[feature] = self._invalidations
-        if feature is None:
-            self._entries.clear()
-            self._unknown_until.clear()
-            self._read_at.clear()
-        else:
-            self._entries.pop(feature, None)
-            self._unknown_until.pop(feature, None)
-            self._read_at.pop(feature, None)
+        with self._keeping:
+            self._invalidations += 1
+            self._invalidated[feature] = self._invalidations
+            if feature is None:
+                self._entries.clear()
+                self._unknown_until.clear()
+                self._read_at.clear()
+            else:
+                self._entries.pop(feature, None)
+                self._unknown_until.pop(feature, None)
+                self._read_at.pop(feature, None)
 
     def _refresh(self, feature: str, expired: tuple[float, bool, int, Any] | None = None,
                  ) -> tuple[float, bool, int, Any]:
@@ -866,33 +873,35 @@ class FlagEvaluator:
         except UnknownFlag:
             flag = None
         except FlagStoreUnavailable as err:
-            return self._newer(feature, now) or self._unavailable(feature, err, now, invalidations)
-        newer = self._newer(feature, now)
+            return self._unavailable(feature, err, now, invalidations)
+        compiled: _Compiled = (False, 0, None) if flag is None else _compile(flag)
+        entry = (now + self._ttl, *compiled)
+        raising = flag is None and self._on_unknown == "raise"
+        # Checked and cached in one step, as another read caches and invalidate clears (the same
+        # lock): a newer answer cached between the check and the store was replaced by this older one.
+        with self._keeping:
+            newer = self._newer(feature, now)
+            if newer is None and flag is None:
+                # The last value read is now "no such flag" (off): "stale" must not bring a deleted
+                # flag's older settings back on during a later outage.
+                self._last_good.pop(feature, None)
+            # Invalidated while this read was in flight (a kill switch the application was told of):
+            # it answers its own request, but cached, read before the change, it undid the
+            # invalidation and answered the flag as it was for a whole TTL.
+            if newer is None and not self._invalidated_since(feature, invalidations):
+                self._read_at[feature] = now
+                if raising:
+                    self._unknown_until[feature] = now + self._ttl
+                else:
+                    if flag is not None:
+                        self._last_good[feature] = compiled
+                    self._entries[feature] = entry
         if newer is not None:
             return newer
-        # Invalidated while this read was in flight (a kill switch the application was told of): it
-        # answers its own request, but cached, read before the change, it undid the invalidation and
-        # answered the flag as it was for a whole TTL.
-        keep = not self._invalidated_since(feature, invalidations)
-        if keep:
-            self._read_at[feature] = now
+        if raising:
+            raise UnknownFlag(feature)
         if flag is None:
-            # The last value read is now "no such flag" (off): "stale" must not bring a deleted
-            # flag's older settings back on during a later outage.
-            self._last_good.pop(feature, None)
-            if self._on_unknown == "raise":
-                if keep:
-                    self._unknown_until[feature] = now + self._ttl
-                raise UnknownFlag(feature)
             log.warning("feature flag %r does not exist; evaluating it as off", feature)
-            compiled: _Compiled = (False, 0, None)
-        else:
-            compiled = _compile(flag)
-            if keep:
-                self._last_good[feature] = compiled
-        entry = (now + self._ttl, *compiled)
-        if keep:
-            self._entries[feature] = entry
         return entry
 
     def _invalidated_since(self, feature: str, invalidations: int) -> bool:
@@ -916,11 +925,16 @@ class FlagEvaluator:
             compiled, answer = (True, BASIS_POINTS, None), "on (fail open)"
         else:
             compiled, answer = (False, 0, None), "off (fail closed)"
-        # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``).
-        keep = not self._invalidated_since(feature, invalidations)
+        entry = (now + self._retry, *compiled)
+        # Not cached when the flag was invalidated since the read began, as a read's answer (``_read``);
+        # a newer read's answer, cached meanwhile, answers instead.
+        with self._keeping:
+            newer = self._newer(feature, now)
+            keep = newer is None and not self._invalidated_since(feature, invalidations)
+            if keep:
+                self._entries[feature] = entry
+        if newer is not None:
+            return newer
         log.warning("feature flag %r could not be read (%s); answering %s %s", feature, err, answer,
                     f"for {self._retry:g}s" if keep else "to this request (invalidated since the read began)")
-        entry = (now + self._retry, *compiled)
-        if keep:
-            self._entries[feature] = entry
         return entry

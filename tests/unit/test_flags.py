@@ -361,6 +361,93 @@ def test_invalidate_during_a_read_in_flight_is_not_undone_by_that_read(everythin
     assert store.reads == 3, "the two reads, and set_flag's own: the newer answer is cached"
 
 
+class _KilledWhileKept(logging.Handler):
+    """Another thread, told of a kill switch, calls invalidate while this one keeps a read's answer:
+    as the failed read's warning is written (a handler's I/O lets other threads run), or as the flag
+    read is compiled."""
+
+    def __init__(self, store: FakeFlagStore) -> None:
+        super().__init__()
+        self.store, self.flags, self.done = store, None, False
+
+    def kill(self) -> None:
+        if not self.done:
+            self.done = True
+            set_flag(self.store, FlagChange(feature=SQS, enabled=False), actor="on-call", now=2.0)
+            self.flags.invalidate(SQS)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "could not be read" in record.getMessage():
+            self.kill()
+
+
+class _Compiled:
+    """The flag as read, turned off (``kill``) by another thread as its answer is compiled."""
+
+    def __init__(self, read: FlagState, kill) -> None:
+        self._read, self._kill = read, kill
+
+    def __getattr__(self, name: str):
+        self._kill()
+        return getattr(self._read, name)
+
+
+@pytest.mark.parametrize("first", ["read", "failed read"])
+def test_an_invalidate_after_a_read_answered_and_before_it_was_cached_is_not_undone(first):
+    """The read had answered (the flag on, or an outage: fail open) and was being kept when another
+    thread's invalidate came: its answer, taken before the kill switch, was cached after it, for a
+    whole TTL or retry_seconds, and the flag stayed on for every user after on-call turned it off."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock, on_unavailable="open")
+    other_thread = _KilledWhileKept(store)
+    other_thread.flags = flags
+    read = store.get
+
+    def answered(feature):
+        store.get = read
+        if first == "failed read":
+            raise FlagStoreUnavailable("read timeout")
+        return _Compiled(read(feature), other_thread.kill)
+
+    store.get = answered
+    logger = logging.getLogger("rollway.flags")
+    logger.addHandler(other_thread)
+    try:
+        flags.is_enabled(SQS, "user-1")  # its answer is its own
+    finally:
+        logger.removeHandler(other_thread)
+    assert other_thread.done
+    clock.t += 0.1
+    assert flags.is_enabled(SQS, "user-1") is False, "the evaluation after the invalidation reads the store"
+
+
+def test_a_slow_read_kept_after_a_later_one_cached_its_answer_does_not_replace_it():
+    """The first thread's read had answered (before a rollback's disable) and was being kept when a
+    second thread's read, begun later, cached the disable: the first was checked for a newer answer
+    before that, and cached its "on" over the "off" for a whole TTL."""
+    store, clock = seeded_store(flag(enabled=True, percentage=100)), Clock()
+    flags = evaluator(store, clock)
+    read = store.get
+    overtaken = []
+
+    def second_thread():
+        if not overtaken:
+            overtaken.append(True)
+            set_flag(store, FlagChange(feature=SQS, enabled=False), actor="rollback", now=2.0)
+            clock.t += 0.5
+            assert flags.is_enabled(SQS, "user-1") is False, "the second thread reads the rollback's disable"
+
+    def answered(feature):
+        store.get = read
+        return _Compiled(read(feature), second_thread)
+
+    store.get = answered
+    flags.is_enabled(SQS, "user-1")  # the first thread
+    assert overtaken
+    clock.t += 1
+    assert flags.is_enabled(SQS, "user-1") is False, "the newer read's off stays cached"
+
+
 def test_a_flag_read_after_invalidate_is_cached_even_in_the_same_clock_tick():
     """The invalidation holds back only the reads begun before it: one begun after it, at the same
     instant of a coarse (or a test's frozen) clock, is cached as any other."""
