@@ -62,7 +62,7 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from blocks.credentials import assumed_role_session
+from blocks.credentials import assumed_role_session, credentials_named
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.env import load_credentials, load_targets, run_logger, session_clients, session_in_region
 from flows.params import ReadSeconds, StackName, WaitSeconds
@@ -823,11 +823,12 @@ def _interrupted_synth(requested: Sequence[str], from_stack: str | None, already
         "(nothing was deployed; cdk was stopped)", requested, from_stack, already_deployed)
 
 
-def _interrupted_account(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str]) -> None:
+def _interrupted_account(requested: Sequence[str], from_stack: str | None, already_deployed: Sequence[str],
+                         named: str = "the AWS credentials") -> None:
     """Say, in the log and the artifact, that a run interrupted while it read the account of its
-    credentials (STS, before the synth) deployed nothing."""
+    credentials (``named``, as ``credentials_named`` says them; STS, before the synth) deployed nothing."""
     _interrupted_before_any_deploy(
-        "while reading the account of the AWS credentials (STS): nothing was run and no stack was deployed in this "
+        f"while reading the account of {named} (STS): nothing was run and no stack was deployed in this "
         "run", "", "reading the AWS account (STS, before cdk synth)", "(nothing was deployed)",
         requested, from_stack, already_deployed)
 
@@ -1064,8 +1065,9 @@ def cdk_environment(credentials: AwsCredentials, region: str, account: str) -> C
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
-def _account(get_client: Callable[[str], Any], nothing: str) -> str:
+def _account(get_client: Callable[[str], Any], nothing: str, *, named: str = "the AWS credentials") -> str:
     """The account the credentials read (STS GetCallerIdentity), the run's first AWS call.
+    ``named``: the credentials as the error names them (``credentials_named``: the block, by name).
 
     Asked once per run: a session without a role has asked STS already as it was made (its
     ``identity``, ``flows.env.session_clients``), and the run asked the same question twice in a
@@ -1083,7 +1085,8 @@ def _account(get_client: Callable[[str], Any], nothing: str) -> str:
     try:
         return get_client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as err:
-        raise AwsNotRead(f"could not read the account of the AWS credentials (STS GetCallerIdentity): "
+        # The block named, as the session's own check names it (flows.env): AWS's words name none.
+        raise AwsNotRead(f"could not read the account of {named} (STS GetCallerIdentity): "
                          f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
 
 
@@ -1237,10 +1240,11 @@ def deploy_infrastructure(
         # wait minutes on an endpoint out of reach): the run ended with no word, and the key's newest
         # artifact was still an earlier run's "deployed", while a run stopped a moment later said
         # nothing was deployed.
-        with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed)):
+        named = credentials_named(credentials)
+        with _said_if_interrupted(lambda: _interrupted_account(requested, from_stack, already_deployed, named)):
             get_client = session_clients(credentials, targets.region, nothing="nothing was deployed",
                                          read_seconds=read_timeout_seconds)
-            account = _account(get_client, "nothing was deployed")
+            account = _account(get_client, "nothing was deployed", named=named)
             log.info("deploying to account %s in %s from %s", account, targets.region, app_dir)
             # Checked once here (a role that cannot be assumed fails before the app is read), then made
             # afresh for every cdk run: an assumed role's credentials, frozen once, expired an hour into
@@ -1385,7 +1389,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
         # Read first also without the app: credentials that cannot read anything (none on the worker,
         # expired, an endpoint out of reach) failed every item alike, twenty lines of one error with
         # no remedy, each read first waiting out botocore's retries.
-        account = _account(get_client, "nothing was checked")
+        account = _account(get_client, "nothing was checked", named=credentials_named(credentials))
         if app_dir is None or executable is None:
             log.info("no cdk_app_dir: every stack and resource is read in %s (pass cdk_app_dir to read what the app "
                      "deploys to another region there)", targets.region)

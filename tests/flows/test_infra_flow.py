@@ -1708,7 +1708,8 @@ def test_a_run_interrupted_while_sts_is_asked_says_nothing_was_deployed(embedded
                               targets_block="infra-sts-targets", aws_credentials_block="infra-sts-aws")
     assert not (tmp_path / "ran").exists()
     said = " ".join(caplog.text.split())
-    assert ("interrupted while reading the account of the AWS credentials (STS): nothing was run and no stack was "
+    assert ("interrupted while reading the account of the AWS credentials block 'infra-sts-aws' (STS): nothing was "
+            "run and no stack was "
             "deployed in this run (asked: " in said and "Run deploy_infrastructure again with "
             "from_stack='WebordinarySQSStack'" in said), said
     summary = latest(ARTIFACT_KEY, since)

@@ -163,7 +163,9 @@ def test_credentials_sts_refuses_end_the_run_in_one_line_before_the_app_is_read(
         for sts in made:
             sts.meta.events.unregister("before-call.sts.GetCallerIdentity", expired)
     # What to do, not only what AWS said.
-    assert str(caught.value) == ("could not read the account of the AWS credentials (STS GetCallerIdentity): "
+    # The block is named, as the session's own check names it: AWS's words name none.
+    assert str(caught.value) == (f"could not read the account of the AWS credentials block {CREDENTIALS_BLOCK!r} (STS "
+                                 "GetCallerIdentity): "
                                  f"ExpiredToken: The security token included in the request is expired; {nothing}; "
                                  "the credentials have expired: renew the keys of the AwsCredentials block (or of "
                                  "its profile) and run again")
