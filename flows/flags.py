@@ -70,7 +70,15 @@ def flag_table_missing(targets: Targets) -> Callable[[ClientError], str | None]:
     naming neither the region nor what to do. A refused permission they name themselves, as the
     statement of the rollout's policy (``rollway.aws.denied.named_denials``)."""
     said = flag_table_refusal(targets)
-    return lambda err: said(err) if error_code(err) == "ResourceNotFoundException" else None
+
+    def missing(err: ClientError) -> str | None:
+        words = said(err) if error_code(err) == "ResourceNotFoundException" else None
+        # The shared words end "nothing was written", true of a flags command; inside a rollback's
+        # "could not disable ..." line, after the traffic moved back, they read as the whole
+        # rollback having written nothing. What is true there is that no flag changed.
+        return None if words is None else words.replace("; nothing was written", "; no flag was changed")
+
+    return missing
 
 
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,

@@ -300,6 +300,8 @@ def test_a_rollouts_flag_store_names_a_missing_table_its_region_and_what_to_do(a
         "infrastructure (deploy_infrastructure), or name the table the feature flags are kept in as flags_table in "
         "the RollwayTargets block (DynamoDB "), missing.value
     assert not store_unavailable(missing.value), "refused again if asked again: not retried"
+    # Said inside a rollback's line too, after the traffic moved back: not "nothing was written".
+    assert "no flag was changed" in str(missing.value) and "nothing was written" not in str(missing.value), missing.value
 
 
 def test_bound_flags_follow_the_stages_and_roll_back_in_dynamodb(store, client, watch_calls):
