@@ -1711,8 +1711,6 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
-    if previous_task_definition is not None:
-        _refuse_other_family(env, previous_task_definition)
     record, unread = None, None
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
@@ -1736,6 +1734,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
         raise RolloutNotFound(
             f"no rollout of {service} is recorded, so rollout {rollout!r} is not its newest. Nothing was changed. "
             "To roll the service back regardless, run the rollback flow without `rollout`")
+    # Before any write, and not of the revision the ledger recorded (`rollway abort` passes it):
+    # that one is the application's own whatever family the canary runs now (a task family
+    # renamed since), and refusing it left users on the canary and the abort no way to leave it out.
+    if previous_task_definition is not None and (
+            record is None or previous_task_definition != record.previous_task_definition):
+        _refuse_other_family(env, previous_task_definition)
     recorded = RolloutSpec.for_rollback(record.spec_json) if record is not None else None
     active = record is not None and open_for_rollback(recorded, record)
     reverted = (not (only_open or leave_closed) and record is not None and not active

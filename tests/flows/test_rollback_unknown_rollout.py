@@ -74,3 +74,29 @@ def test_a_previous_task_definition_of_another_family_is_refused_before_any_writ
     assert env.notifier.messages == []
     traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackRefused)]
     assert traced == [], [r.getMessage() for r in traced]
+
+
+def test_rollway_abort_restores_the_recorded_revision_when_the_rollout_runs_another_family(monkeypatch, capsys):
+    """The rollout's release was registered into a renamed task family (the targets block's
+    task_family changed since the last release): `rollway abort` hands the rollback flow the
+    revision the ledger recorded, of the old family, and the flow refused it as "another
+    application's": users stayed on the canary, and the abort has no way to leave it empty."""
+    import rollway.cli.ops as ops
+
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    renamed = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-v2-task:1"
+    env.deployer.services[t.canary_service] = env.deployer.services[t.canary_service].model_copy(
+        update={"task_definition": renamed})
+    service = ops.Service(targets=t, targets_block="renamed-family", credentials_block=None, ledger=env.ledger,
+                          router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].task_definition == first.previous_task_definition
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLED_BACK
