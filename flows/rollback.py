@@ -1601,11 +1601,13 @@ def task_family(task_definition: str) -> str:
     return task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
-def _refuse_other_family(env: Environment, previous_task_definition: str) -> None:
+def _refuse_other_family(env: Environment, previous_task_definition: str, recorded: str | None) -> None:
     """Refuse, before any write, a revision to restore of another family than the canary service
     runs: its form alone was checked, and a revision copied from another service's page was
     restored on the canary after the traffic moved. One read of the service; one that fails is
-    left to the rollback, which reads it again and says why it cannot.
+    left to the rollback, which reads it again and says why it cannot. ``recorded``: the revision
+    the open rollout recorded, which the rollback restores when none is given (None: it restores
+    the one the stable service runs).
 
     Raises:
         RollbackRefused: the families differ (nothing was changed).
@@ -1621,7 +1623,8 @@ def _refuse_other_family(env: Environment, previous_task_definition: str) -> Non
             f"previous_task_definition {previous_task_definition} is of task definition family {given!r}, and "
             f"{t.canary_service} runs family {own!r} ({runs}): it is another application's. Nothing was changed. "
             f"Give a revision of {own!r} (`aws ecs list-task-definitions --family-prefix {own}` lists them), or "
-            "leave previous_task_definition empty to restore the one the rollout recorded")
+            "leave previous_task_definition empty to restore "
+            + (f"the one the rollout recorded ({recorded})" if recorded else f"the revision {t.stable_service} runs"))
 
 
 def _refuse_blind(env: Environment, why: str, previous_task_definition: str | None) -> None:
@@ -1711,8 +1714,6 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.spec import RolloutSpec
 
     service = env.targets.canary_service
-    if previous_task_definition is not None:
-        _refuse_other_family(env, previous_task_definition)
     record, unread = None, None
     try:
         record = env.ledger.get(service) if env.ledger is not None else None
@@ -1741,6 +1742,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     reverted = (not (only_open or leave_closed) and record is not None and not active
                 and _reverts_promotion(env, record))
     ours = active or reverted
+    # Before any write, and not of the revision the ledger recorded (`rollway abort` passes it):
+    # that one is the application's own whatever family the canary runs now (a task family
+    # renamed since), and refusing it left users on the canary and the abort no way to leave it out.
+    if previous_task_definition is not None and (
+            record is None or previous_task_definition != record.previous_task_definition):
+        _refuse_other_family(env, previous_task_definition, record.previous_task_definition if ours else None)
     if only_open and record is not None and record.phase is RolloutPhase.PROMOTED and not active \
             and previous_task_definition is None:
         raise RollbackRefused(

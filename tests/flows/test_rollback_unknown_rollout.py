@@ -14,6 +14,7 @@ from rollway.fakes import FakeLedger
 from rollway.ledger import RolloutSuperseded
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
+from tests.flows.fake_env import STABLE_TD
 from tests.flows.test_rollback_claim import rolling_back
 
 
@@ -68,9 +69,58 @@ def test_a_previous_task_definition_of_another_family_is_refused_before_any_writ
     said = str(refused)
     assert "webordinary-api-task" in said and "webordinary-edit-task" in said and t.canary_service in said, said
     assert "Nothing was changed" in said, said
+    assert f"leave previous_task_definition empty to restore the one the rollout recorded ({STABLE_TD})" in said, said
     assert env.router.calls == [] and env.router.weights == Weights.canary_at(5)
     assert not [c for c in env.deployer.calls if not c.startswith("describe")], env.deployer.calls
     assert list(env.ledger.get(t.canary_service).history) == history
     assert env.notifier.messages == []
     traced = [r for r in caplog.records if isinstance((r.exc_info or (None, None))[1], RollbackRefused)]
     assert traced == [], [r.getMessage() for r in traced]
+
+
+def test_rollway_abort_restores_the_recorded_revision_when_the_rollout_runs_another_family(monkeypatch, capsys):
+    """The rollout's release was registered into a renamed task family (the targets block's
+    task_family changed since the last release): `rollway abort` hands the rollback flow the
+    revision the ledger recorded, of the old family, and the flow refused it as "another
+    application's": users stayed on the canary, and the abort has no way to leave it empty."""
+    import rollway.cli.ops as ops
+
+    env, first = rolling_back(monkeypatch, FakeLedger(), holder=None, expires_in=0.0)
+    t = env.targets
+    renamed = "arn:aws:ecs:us-west-2:123456789012:task-definition/webordinary-edit-v2-task:1"
+    env.deployer.services[t.canary_service] = env.deployer.services[t.canary_service].model_copy(
+        update={"task_definition": renamed})
+    service = ops.Service(targets=t, targets_block="renamed-family", credentials_block=None, ledger=env.ledger,
+                          router=env.router)
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.deployer.services[t.canary_service].task_definition == first.previous_task_definition
+    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_the_other_family_refusal_with_no_rollout_recorded_says_what_an_empty_revision_restores(monkeypatch):
+    """No rollout is recorded (no ledger): the refusal told the person to leave
+    previous_task_definition empty "to restore the one the rollout recorded", of a rollout nobody
+    recorded; empty, the rollback restores the revision the stable service runs."""
+    from tests.flows.fake_env import fake_environment
+    from tests.flows.test_refusals import hooks_and_flows_see
+
+    env = fake_environment()
+    env.router.weights = Weights.canary_at(5)
+    hooks_and_flows_see(monkeypatch, env)
+
+    state = rollback(reason="5xx on the canary", previous_task_definition="webordinary-api-task:7", return_state=True)
+
+    refused = state.result(raise_on_failure=False)
+    assert isinstance(refused, RollbackRefused), refused
+    said = str(refused)
+    assert "the one the rollout recorded" not in said, said
+    assert (f"leave previous_task_definition empty to restore the revision {env.targets.stable_service} runs"
+            in said), said
+    assert env.router.weights == Weights.canary_at(5)
