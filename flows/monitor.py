@@ -1129,6 +1129,11 @@ def monitor(
         # CloudWatch is read at the period the rollout's judge counts in (on the same session: a
         # second one asked STS again who the keys are).
         env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
+    if window_seconds is not None:
+        # Again at the periods of the recorded judge, before anything is sent or recorded. A window
+        # nobody gave is the record's own, watched whatever its length (a rollout recorded before
+        # this rule must still be watched): the minutes CloudWatch no longer keeps are named at its end.
+        _window_readable(window_seconds, spec)
     # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
     # True and an hour scaled the old service of a plan that keeps it to zero after a window
     # started from the UI (its rollback target gone), and cut a two-hour policy's window to one.
@@ -1182,10 +1187,6 @@ def monitor(
         window_seconds, opened_at = _what_is_left(env, policy, record)
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
-    if opened_at is None:
-        # A new window, at the periods of the recorded judge (a resumed one is watched whatever its
-        # length: the minutes CloudWatch no longer keeps are named at its end).
-        _window_readable(window_seconds, spec)
     _load_balancer_found(env, spec)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,

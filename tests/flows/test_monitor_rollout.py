@@ -730,3 +730,15 @@ def test_a_monitor_whose_target_group_the_load_balancer_does_not_know_stops_at_o
     record = env.ledger.get(env.targets.canary_service)
     assert (record.phase, record.owner, record.unverified_window) == (RolloutPhase.PROMOTED, None, None)
     assert [t.kind for t in record.history] == [t.kind for t in first.history]
+
+
+def test_a_rollout_recorded_with_a_window_longer_than_cloudwatch_keeps_is_watched_not_refused(monkeypatch):
+    """A rollout recorded before windows were held to CloudWatch's retention, its 16-day window at
+    1-minute periods, its run dead just after the promotion: the monitor started with no
+    window_seconds watches the window its record owes (and rolls the failing release back), as a
+    resume does; it is not refused for a window_seconds nobody gave."""
+    older = SPEC.model_copy(update={"monitor_seconds": 16 * 86400})  # recorded before the rule
+    env, _ = promoted_world(monkeypatch, spec=older)
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert result.outcome == "rolled_back", result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
