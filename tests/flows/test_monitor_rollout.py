@@ -670,7 +670,7 @@ def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any
 def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1.3824e\\+06 s is longer than "
+    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1382400 s is longer than "
                                               "CloudWatch keeps 1-minute data for 15 days"):
         RolloutSpec(image=FIRST, monitor_seconds=16 * 86400)
     assert RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"interval_seconds": 300}).monitor_seconds
@@ -742,3 +742,16 @@ def test_a_rollout_recorded_with_a_window_longer_than_cloudwatch_keeps_is_watche
     result = monitor(spec=SPEC.model_dump(mode="json"))
     assert result.outcome == "rolled_back", result.reason
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_the_longest_window_a_refusal_offers_is_said_in_full_and_is_accepted():
+    """:g's six digits said the window "1.3824e+06 s", and rounded the longest one allowed up
+    (1295934.5 s read "1.29594e+06 s", 1295940 s, which is refused again)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"metrics_delay_seconds": 65.5})
+    said = str(refused.value)
+    assert "a monitoring window of 1382400 s is longer than" in said, said
+    assert "Watch at most 1295934.5 s (15 days less metrics_delay_seconds, 65.5 s)" in said, said
+    assert RolloutSpec(image=FIRST, monitor_seconds=1295934.5, analysis={"metrics_delay_seconds": 65.5})
