@@ -568,7 +568,10 @@ def _watch(
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
                                 # Why the old service was kept though most looks may have measured the release,
                                 # and which minutes nobody judged: status said only the look counts.
-                                last_unread=unjudged[2] if unjudged is not None else
+                                last_unread=unjudged[2] + (
+                                    "" if expired is None else  # those aged out before them, named too
+                                    f"; and from {utc(expired[0])} to {utc(expired[1])}, older than CloudWatch "
+                                    f"keeps {kept_said}") if unjudged is not None else
                                 f"older than CloudWatch keeps {kept_said}" if expired is not None else
                                 failure if observation.error is not None else None,
                                 unjudged_from=None if unread is None else unread[0],
