@@ -451,8 +451,9 @@ def _watch(
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             if missed is not None and verdict.phase is not Phase.FAILED:
                 # The breach decides; the look's own alerts (dead letters, slow responses) are still
-                # news, paged and kept beside it: replaced with it, they were never sent.
-                verdict = missed.model_copy(update={"alerts": verdict.alerts})
+                # news, paged and kept beside its own: replaced with it, they were never sent.
+                verdict = missed.model_copy(update={"alerts": missed.alerts + tuple(
+                    a for a in verdict.alerts if a not in missed.alerts)})
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)
