@@ -451,8 +451,9 @@ def _watch(
             verdict = check(spec.guardrails, seen, monitoring=True, healthy_targets=healthy)
             if missed is not None and verdict.phase is not Phase.FAILED:
                 # The breach decides; the look's own alerts (dead letters, slow responses) are still
-                # news, paged and kept beside it: replaced with it, they were never sent.
-                verdict = missed.model_copy(update={"alerts": verdict.alerts})
+                # news, paged and kept beside its own: replaced with it, they were never sent.
+                verdict = missed.model_copy(update={"alerts": missed.alerts + tuple(
+                    a for a in verdict.alerts if a not in missed.alerts)})
             for message in alerted.new(verdict):
                 metrics.alert(env.notifier, f"Alert: {t.canary_service}", f"While monitoring {spec.image}: {message}",
                               targets=t)
@@ -568,7 +569,10 @@ def _watch(
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
                                 # Why the old service was kept though most looks may have measured the release,
                                 # and which minutes nobody judged: status said only the look counts.
-                                last_unread=unjudged[2] if unjudged is not None else
+                                last_unread=unjudged[2] + (
+                                    "" if expired is None else  # those aged out before them, named too
+                                    f"; and from {utc(expired[0])} to {utc(expired[1])}, older than CloudWatch "
+                                    f"keeps {kept_said}") if unjudged is not None else
                                 f"older than CloudWatch keeps {kept_said}" if expired is not None else
                                 failure if observation.error is not None else None,
                                 unjudged_from=None if unread is None else unread[0],
@@ -1129,6 +1133,11 @@ def monitor(
         # CloudWatch is read at the period the rollout's judge counts in (on the same session: a
         # second one asked STS again who the keys are).
         env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
+    if window_seconds is not None:
+        # Again at the periods of the recorded judge, before anything is sent or recorded. A window
+        # nobody gave is the record's own, watched whatever its length (a rollout recorded before
+        # this rule must still be watched): the minutes CloudWatch no longer keeps are named at its end.
+        _window_readable(window_seconds, spec)
     # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
     # True and an hour scaled the old service of a plan that keeps it to zero after a window
     # started from the UI (its rollback target gone), and cut a two-hour policy's window to one.
@@ -1182,10 +1191,6 @@ def monitor(
         window_seconds, opened_at = _what_is_left(env, policy, record)
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
-    if opened_at is None:
-        # A new window, at the periods of the recorded judge (a resumed one is watched whatever its
-        # length: the minutes CloudWatch no longer keeps are named at its end).
-        _window_readable(window_seconds, spec)
     _load_balancer_found(env, spec)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,

@@ -74,9 +74,11 @@ def window_unreadable(window_seconds: float, interval_seconds: int, delay_second
     kept, said = period_retention(interval_seconds)
     if window_seconds + delay_seconds <= kept:
         return None
-    return (f"a monitoring window of {window_seconds:g} s is longer than CloudWatch keeps {said} (interval_seconds "
-            f"{interval_seconds}): a run resuming it near its end could not read its first minutes. Watch at most "
-            f"{kept - delay_seconds:g} s ({said.split(' for ')[1]} less metrics_delay_seconds, {delay_seconds:g} s)"
+    # Every digit: :g said "1.3824e+06 s", and rounded the longest window allowed up to one refused again.
+    return (f"a monitoring window of {seconds_said(window_seconds)} is longer than CloudWatch keeps {said} "
+            f"(interval_seconds {interval_seconds}): a run resuming it near its end could not read its first minutes. "
+            f"Watch at most {seconds_said(kept - delay_seconds)} ({said.split(' for ')[1]} less metrics_delay_seconds, "
+            f"{seconds_said(delay_seconds)})"
             + (f", or set interval_seconds to a multiple of {COARSE_PERIOD} (5-minute data is kept 63 days)"
                if interval_seconds % COARSE_PERIOD else ""))
 

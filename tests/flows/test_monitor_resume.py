@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from prefect import flow
 
@@ -164,6 +166,17 @@ def test_a_breach_found_in_unjudged_minutes_keeps_the_alerts_of_the_look_that_fo
         env.notifier.messages
 
 
+def test_a_breach_found_in_unjudged_minutes_keeps_their_own_alerts_too():
+    """The minutes nobody had judged answered slowly as well as failing; the look that found the
+    breach in them answered fast. The breach's own alerts (its minutes' slow responses) were dropped
+    for the look's: never paged. Both are kept."""
+    env, _, result = _watched_through_eight_throttled_minutes(slow_after=120, slow_until=300)
+    assert result.outcome == "rolled_back" and "over the 5% guardrail" in result.reason, result.reason
+    assert any("response time" in alert for alert in result.alerts), result.alerts
+    assert any(subject.startswith("Alert:") and "response time" in body for subject, body in env.notifier.messages), \
+        env.notifier.messages
+
+
 def test_a_window_resumed_after_cloudwatch_dropped_its_first_minutes_names_them_and_does_not_pass():
     """A two-day window, its run dead, resumed sixteen days after the promotion: CloudWatch keeps
     1-minute data for 15 days, and answers a read of older periods with no data. The resumed look
@@ -191,10 +204,11 @@ def test_a_window_resumed_after_cloudwatch_dropped_its_first_minutes_names_them_
     assert not any(subject.startswith("Old version decommissioned") for subject, _ in env.notifier.messages)
 
 
-def _watched_through_eight_throttled_minutes(slow_after: float | None = None):
+def _watched_through_eight_throttled_minutes(slow_after: float | None = None, slow_until: float = math.inf):
     """A 20-minute window whose reads CloudWatch throttled for eight minutes, while the release answered
-    30 % of its fifth minute's requests with 5xx; from ``slow_after`` s on (None: never) it answered in 20 s
-    on average. Returns the world, when the window opened and the window's result."""
+    30 % of its fifth minute's requests with 5xx; from ``slow_after`` s on (None: never) until
+    ``slow_until`` s it answered in 20 s on average. Returns the world, when the window opened and the
+    window's result."""
     from flows.monitor import run_monitor
     from rollway.model import VersionSample
     from tests.flows.test_monitor import promoted
@@ -205,7 +219,7 @@ def _watched_through_eight_throttled_minutes(slow_after: float | None = None):
 
     def behaviour(weights, t):
         baseline, canary = (failing if t == opened + 240 else healthy)(weights, t)
-        if slow_after is not None and t > opened + slow_after and canary is not None:
+        if slow_after is not None and opened + slow_after < t <= opened + slow_until and canary is not None:
             canary = VersionSample(requests=canary.requests, errors=canary.errors, latency_avg_ms=20_000,
                                    latency_p99_ms=30_000)
         return baseline, canary

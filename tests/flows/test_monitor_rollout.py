@@ -670,7 +670,7 @@ def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any
 def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1.3824e\\+06 s is longer than "
+    with pytest.raises(ValidationError, match="monitor_seconds: a monitoring window of 1382400 s is longer than "
                                               "CloudWatch keeps 1-minute data for 15 days"):
         RolloutSpec(image=FIRST, monitor_seconds=16 * 86400)
     assert RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"interval_seconds": 300}).monitor_seconds
@@ -730,3 +730,58 @@ def test_a_monitor_whose_target_group_the_load_balancer_does_not_know_stops_at_o
     record = env.ledger.get(env.targets.canary_service)
     assert (record.phase, record.owner, record.unverified_window) == (RolloutPhase.PROMOTED, None, None)
     assert [t.kind for t in record.history] == [t.kind for t in first.history]
+
+
+def test_a_rollout_recorded_with_a_window_longer_than_cloudwatch_keeps_is_watched_not_refused(monkeypatch):
+    """A rollout recorded before windows were held to CloudWatch's retention, its 16-day window at
+    1-minute periods, its run dead just after the promotion: the monitor started with no
+    window_seconds watches the window its record owes (and rolls the failing release back), as a
+    resume does; it is not refused for a window_seconds nobody gave."""
+    older = SPEC.model_copy(update={"monitor_seconds": 16 * 86400})  # recorded before the rule
+    env, _ = promoted_world(monkeypatch, spec=older)
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert result.outcome == "rolled_back", result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_the_longest_window_a_refusal_offers_is_said_in_full_and_is_accepted():
+    """:g's six digits said the window "1.3824e+06 s", and rounded the longest one allowed up
+    (1295934.5 s read "1.29594e+06 s", 1295940 s, which is refused again)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        RolloutSpec(image=FIRST, monitor_seconds=16 * 86400, analysis={"metrics_delay_seconds": 65.5})
+    said = str(refused.value)
+    assert "a monitoring window of 1382400 s is longer than" in said, said
+    assert "Watch at most 1295934.5 s (15 days less metrics_delay_seconds, 65.5 s)" in said, said
+    assert RolloutSpec(image=FIRST, monitor_seconds=1295934.5, analysis={"metrics_delay_seconds": 65.5})
+
+
+def test_a_late_window_whose_other_unjudged_minutes_could_not_be_read_names_the_aged_out_ones_too(monkeypatch):
+    """Resumed sixteen days after the promotion, a two-day window's first day was older than
+    CloudWatch keeps 1-minute data, and the read of its second day was throttled to the end. The
+    ledger recorded only the throttled day, and status named only it, of a window whose first day
+    nobody judged either: both are named."""
+    from rollway.ledger import utc
+    from rollway.reports import monitoring_row
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
+    opened, observe = first.last_transition("promote").at, env.metrics.observe
+
+    def kept_for_15_days_and_long_reads_throttled(start, end):
+        env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded" if end - start > 600 else None
+        seen = observe(start, end)
+        kept = env.clock.now() - 15 * day
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
+
+    env.metrics.observe = kept_for_15_days_and_long_reads_throttled
+    env.clock.sleep(16 * day)
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified and "could not be read any more" in result.reason, result.reason
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    assert "ThrottlingException" in row, row
+    assert f"from {utc(opened)} to " in row and "older than CloudWatch keeps 1-minute data for 15 days" in row, row
