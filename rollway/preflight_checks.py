@@ -190,12 +190,15 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str 
     problems: list[str] = []
     for queue in targets.queues:
         work, dlq = seen.get(queue.name, QueueSeen()), seen.get(queue.dlq_name, QueueSeen())
-        if dlq.arn is None:
+        if dlq.arn is None and work.arn is None:
+            problems.append(f"neither the work queue {queue.name} nor its dead-letter queue {queue.dlq_name} exists "
+                            f"in {region}")
+        elif dlq.arn is None:
             problems.append(f"the dead-letter queue {queue.dlq_name} (dlq_name of work queue {queue.name}) does not "
                             f"exist in {region}")
-        if work.arn is None:
+        elif work.arn is None:
             problems.append(f"the work queue {queue.name} does not exist in {region}")
-        elif dlq.arn is not None and work.redrive_target != dlq.arn:
+        elif work.redrive_target != dlq.arn:
             sends = (f"redrives its failures to {work.redrive_target}" if work.redrive_target
                      else "has no RedrivePolicy (its failures never reach a dead-letter queue)")
             problems.append(f"the work queue {queue.name} {sends}, not to its dlq_name {queue.dlq_name} "
@@ -206,4 +209,5 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str 
             "or that no failure reaches, which reads as an empty one: the DLQ-depth guardrail would watch nothing "
             "for the whole rollout. Either fix the queue names in the targets block's queues (a typo, or a queue of "
             f"another region: the rollout's region is {region}), or deploy the queues (the infra flow) with that "
-            "redrive policy. Nothing was changed")
+            "redrive policy; a service that reads no queue lists none (queues: [] in the targets block). Nothing was "
+            "changed")
