@@ -50,7 +50,7 @@ from rollway.aws.metric_schema import RESPONSE_TIME_P99, SLOW_REQUEST_COUNT
 from rollway.image import with_pin
 from rollway.model import Observation, ServiceState
 from rollway.phases import RolloutPhase
-from rollway.preflight_checks import (account_refusal, attachment_refusal, health_check_refusal,
+from rollway.preflight_checks import (account_refusal, attachment_refusal, dead_letter_refusal, health_check_refusal,
                                      stable_health_check_refusal)
 from rollway.report import RolloutResult, StageReport, markdown_cell, markdown_table
 from rollway.spec import Approvals, RolloutSpec, default_phases
@@ -163,8 +163,8 @@ def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, can
 
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
     """Resolve every name, read the stable and canary services and the metrics with read-only
-    calls, so bad targets (or unknown bound flags, or metrics that cannot be read) fail before
-    any write, as RolloutRefused.
+    calls, so bad targets (or unknown bound flags, metrics that cannot be read, or watched
+    queues or dead-letter queues that are not there) fail before any write, as RolloutRefused.
 
     Returns:
         The stable and the canary service, as they are before the rollout.
@@ -238,6 +238,13 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         resolve_topic = getattr(env.notifier, "resolve", None)
         if resolve_topic is not None:
             resolve_topic()
+        # CloudWatch answers a dead-letter queue that is not there (a misspelt dlq_name, a queue
+        # deleted or of another region) with no data, read as an empty queue: the DLQ guardrail
+        # would be blind for the whole rollout, and nothing would say so.
+        if env.queues is not None:
+            refusal = dead_letter_refusal(t, env.queues.lookup())
+            if refusal is not None:
+                raise RolloutRefused(refusal)
         # Every stage is judged on CloudWatch: a role that may not read it (AccessDenied) is refused
         # here, not found out after the first shift, when the canary serves users and no stage can
         # be judged. One read of the last periods; no data in them (a quiet hour) is no refusal.

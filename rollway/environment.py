@@ -36,3 +36,6 @@ class Environment:
     # The account the clients act in, when known without a call (the session's; None for the
     # fakes): targets given as ARNs of another account are refused before any write.
     account: str | None = None
+    # Looks up the watched queues (``rollway.aws.sqs.SqsQueues.lookup``), so a rollout whose
+    # dead-letter queues do not exist is refused; None (the fakes unless given one): not checked.
+    queues: Any | None = None

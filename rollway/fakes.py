@@ -11,6 +11,8 @@ from typing import Callable, Mapping, Sequence
 
 from rollway.aws.errors import ServiceNotStable
 from rollway.model import Interval, Observation, QueueDepth, ServiceState, TargetGroup, VersionSample, Weights
+from rollway.preflight_checks import QueueSeen
+from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
 
@@ -590,3 +592,37 @@ class FakeImagePublisher:
     def logout(self, registry: str) -> None:
         self.calls.append(f"logout {registry}")
         self.logins.pop(registry, None)
+
+
+class FakeQueues:
+    """The watched queues as ``rollway.aws.sqs.SqsQueues`` looks them up: every work queue and
+    DLQ of ``targets`` exists, each work queue redriving to its own DLQ, except the names in
+    ``missing``; ``redrives`` (work queue -> DLQ name, "" for none) overrides where one
+    redrives; ``failing``, when set, is every lookup's failure (a throttled SQS)."""
+
+    def __init__(self, targets: Targets, *, missing: Sequence[str] = (), redrives: Mapping[str, str] | None = None,
+                 failing: str = "") -> None:
+        self.targets = targets
+        self.missing = set(missing)
+        self.redrives = dict(redrives or {})
+        self.failing = failing
+        self.calls: list[str] = []
+
+    def _arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.targets.region}:123456789012:{name}"
+
+    def lookup(self) -> dict[str, QueueSeen]:
+        self.calls.append("lookup")
+        seen: dict[str, QueueSeen] = {}
+        for queue in self.targets.queues:
+            for name in (queue.dlq_name, queue.name):
+                if self.failing:
+                    seen[name] = QueueSeen(failed=self.failing)
+                elif name in self.missing:
+                    seen[name] = QueueSeen()
+                elif name == queue.name:
+                    target = self.redrives.get(name, queue.dlq_name)
+                    seen[name] = QueueSeen(arn=self._arn(name), redrive_target=self._arn(target) if target else "")
+                else:
+                    seen[name] = QueueSeen(arn=self._arn(name))
+        return seen

@@ -8,6 +8,8 @@ canary the load balancer never sent a request to, every stage inconclusive for h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 from rollway.model import ServiceState, TargetGroup
@@ -149,3 +151,63 @@ def account_refusal(targets: Targets, account: str | None) -> str | None:
             f"credentials' account, and would not reach {'them' if len(others) > 1 else 'it'}. Either run with "
             f"credentials of that account (the AWS credentials block, or its assume_role_arn), or name a target of "
             f"account {account}. Nothing was changed")
+
+
+@dataclass(frozen=True)
+class QueueSeen:
+    """One queue of ``Targets.queues`` as SQS answered for it in the rollout's region.
+
+    Attributes:
+        arn: its QueueArn; None when SQS has no queue of that name there.
+        redrive_target: a work queue's RedrivePolicy deadLetterTargetArn ("" when it has none).
+        failed: why it could not be read (throttled past the retries, no answer); "" when it was.
+    """
+
+    arn: str | None = None
+    redrive_target: str = ""
+    failed: str = ""
+
+
+def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str | None:
+    """Why the dead-letter queues the rollout watches cannot be trusted to show dead letters: a
+    work queue or its DLQ that does not exist in ``Targets.region``, a work queue whose
+    RedrivePolicy sends its failures elsewhere, or a queue SQS did not answer for; None if none.
+
+    CloudWatch answers a queue it has no metrics of (a misspelt ``dlq_name``, a deleted queue, a
+    queue of another region) with no data, which the guardrail reads as an empty DLQ: it would
+    watch nothing for the whole rollout, and say nothing.
+
+    Args:
+        targets: the run's targets (their queues and region).
+        seen: queue name -> what SQS answered for it (each work queue and each DLQ).
+    """
+    region = targets.region
+    failed = sorted({f"{name}: {s.failed}" for name, s in seen.items() if s.failed})
+    if failed:
+        return (f"SQS did not answer the check that the watched queues exist in {region} ({'; '.join(failed)}): "
+                "a dead-letter queue that is not there reads as an empty one, and the DLQ-depth guardrail would "
+                "watch nothing. Nothing was changed; start the rollout again once SQS answers")
+    problems: list[str] = []
+    for queue in targets.queues:
+        work, dlq = seen.get(queue.name, QueueSeen()), seen.get(queue.dlq_name, QueueSeen())
+        if dlq.arn is None and work.arn is None:
+            problems.append(f"neither the work queue {queue.name} nor its dead-letter queue {queue.dlq_name} exists "
+                            f"in {region}")
+        elif dlq.arn is None:
+            problems.append(f"the dead-letter queue {queue.dlq_name} (dlq_name of work queue {queue.name}) does not "
+                            f"exist in {region}")
+        elif work.arn is None:
+            problems.append(f"the work queue {queue.name} does not exist in {region}")
+        elif work.redrive_target != dlq.arn:
+            sends = (f"redrives its failures to {work.redrive_target}" if work.redrive_target
+                     else "has no RedrivePolicy (its failures never reach a dead-letter queue)")
+            problems.append(f"the work queue {queue.name} {sends}, not to its dlq_name {queue.dlq_name} "
+                            f"({dlq.arn}), whose depth the guardrail watches")
+    if not problems:
+        return None
+    return (f"{'; '.join(problems)}. CloudWatch has no messages to show for a dead-letter queue that is not there "
+            "or that no failure reaches, which reads as an empty one: the DLQ-depth guardrail would watch nothing "
+            "for the whole rollout. Either fix the queue names in the targets block's queues (a typo, or a queue of "
+            f"another region: the rollout's region is {region}), or deploy the queues (the infra flow) with that "
+            "redrive policy; a service that reads no queue lists none (queues: [] in the targets block). Nothing was "
+            "changed")

@@ -44,7 +44,15 @@ def aws_environment(
         flags=DynamoFlagStore(get_client("dynamodb"), targets, refused=flags_refused),
         images=EcrImagePinner(get_client("ecr"), targets),
         account=getattr(get_client, "account", None),
+        queues=_queues(get_client, targets),
     )
+
+
+def _queues(get_client: Callable[[str], Any], targets: Targets) -> Any:
+    """The lookup of the watched queues and their dead-letter queues, in the targets' region."""
+    from rollway.aws.sqs import SqsQueues
+
+    return SqsQueues(get_client("sqs"), targets, reads=_reads(get_client, "sqs"))
 
 
 def _reads(get_client: Callable[[str], Any], service: str) -> Callable[[float], Any] | None:

@@ -825,3 +825,29 @@ def test_a_hold_comment_with_control_characters_reaches_the_page_shown_escaped_o
     again = [b for s, b in env.notifier.messages if s.startswith("Rollout waits for a person again")]
     assert again[0].startswith("alice\\x1b[2J answered hold (release notes\\x07 first\\x1b[31m); asked again. "), again
     assert not any(c in again[0] for c in "\x1b\x07\r"), again
+
+
+@pytest.mark.parametrize(("queues", "said"), [
+    ({"missing": ["webordinary-email-dlq"]}, "the dead-letter queue webordinary-email-dlq (dlq_name of work queue "
+                                              "webordinary-email-queue) does not exist in us-west-2"),
+    ({"redrives": {"webordinary-edit-input": ""}}, "the work queue webordinary-edit-input has no RedrivePolicy"),
+    ({"failing": "ThrottlingException: Rate exceeded"}, "SQS did not answer the check that the watched queues exist"),
+])
+def test_a_dead_letter_queue_the_guardrail_cannot_watch_is_refused_before_any_write(queues, said):
+    from rollway.fakes import FakeQueues
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.queues = FakeQueues(env.targets, **queues)
+    with pytest.raises(RolloutRefused, match=said.replace("(", r"\(").replace(")", r"\)")):
+        canary_on(env, spec(5, 100))
+    written = [c for c in env.deployer.calls + env.router.calls if c.startswith(("register", "update", "set_weights"))]
+    assert not written and not env.notifier.messages, (written, env.notifier.messages)
+
+
+def test_watched_queues_that_exist_let_the_rollout_start():
+    from rollway.fakes import FakeQueues
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.queues = FakeQueues(env.targets)
+    assert canary_on(env, spec(5, 100)).outcome == "promoted"
+    assert env.queues.calls == ["lookup"]
