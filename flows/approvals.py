@@ -150,9 +150,11 @@ def _left_for(state: State) -> PauseInterrupted:
 
 def _unreachable(err: Exception) -> bool:
     """Whether ``err`` says the Prefect API is away (down, restarting, overloaded), not that it
-    refused the request: another try later may be answered."""
+    refused the request: another try later may be answered. A 429 or 408 (the API, or a proxy in
+    front of it, saying to come back later) is one: the pause's client gives a read up after a
+    minute of them (``WHOLE_REQUEST_MOST_SECONDS``), and the run failed, its rollout rolled back."""
     if isinstance(err, httpx.HTTPStatusError):
-        return err.response.status_code >= 500
+        return err.response.status_code >= 500 or err.response.status_code in (408, 429)
     return isinstance(err, httpx.TransportError)
 
 
