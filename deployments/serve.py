@@ -120,7 +120,7 @@ def build_deployments(
             **extra,
         )
         # Prefect labels each field of the run form with its parameter's name (aws_credentials_block).
-        form_titled(deployment._parameter_openapi_schema.properties)
+        form_titled(deployment._parameter_openapi_schema.properties, deployment.flow_name)
         return deployment
 
     # deployments/prefect.yaml describes the same deployments for a work pool: the same

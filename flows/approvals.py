@@ -150,9 +150,11 @@ def _left_for(state: State) -> PauseInterrupted:
 
 def _unreachable(err: Exception) -> bool:
     """Whether ``err`` says the Prefect API is away (down, restarting, overloaded), not that it
-    refused the request: another try later may be answered."""
+    refused the request: another try later may be answered. A 429 or 408 (the API, or a proxy in
+    front of it, saying to come back later) is one: the pause's client gives a read up after a
+    minute of them (``WHOLE_REQUEST_MOST_SECONDS``), and the run failed, its rollout rolled back."""
     if isinstance(err, httpx.HTTPStatusError):
-        return err.response.status_code >= 500
+        return err.response.status_code >= 500 or err.response.status_code in (408, 429)
     return isinstance(err, httpx.TransportError)
 
 
@@ -468,6 +470,13 @@ WHOLE_REQUEST_MOST_SECONDS = 60.0
 # The statuses Prefect's client retries (``PrefectHttpxSyncClient.send``).
 _RETRIED = frozenset({408, 429, 502, 503})
 _FIRST_SENT = "rollway.first_sent"
+_LAST_ANSWER = "rollway.last_answer"
+
+
+class RequestGaveUp(httpx.TransportError):
+    """One request of the pause's client went unanswered for ``WHOLE_REQUEST_MOST_SECONDS`` of
+    tries (timed out, refused, reset): a TransportError, as the API is away, but none Prefect's
+    client retries."""
 
 
 def _request_clock() -> float:
@@ -476,9 +485,31 @@ def _request_clock() -> float:
 
 
 def _request_sent(request: httpx.Request) -> None:
-    """The pause's client's request hook: when a request was first sent (Prefect's client sends
-    the same request again at each retry)."""
-    request.extensions.setdefault(_FIRST_SENT, _request_clock())
+    """The pause's client's request hook, before each try: when the request was first sent
+    (Prefect's client sends the same request again at each retry), and each try's timeouts cut to
+    what is left of ``WHOLE_REQUEST_MOST_SECONDS``. An API that took the connection and never
+    answered timed out at Prefect's 60 s, retried five times with backoffs up to 32 s: about seven
+    minutes in one read, in which `rollway promote` said nothing.
+
+    Raises:
+        RequestGaveUp, PrefectHTTPStatusError: none of the request's time is left (the latter when
+            the API's last answer was a status Prefect's client retries).
+    """
+    now = _request_clock()
+    first = request.extensions.setdefault(_FIRST_SENT, now)
+    left = WHOLE_REQUEST_MOST_SECONDS - (now - first)
+    if left <= 0:
+        answered = request.extensions.get(_LAST_ANSWER)
+        if isinstance(answered, httpx.Response):
+            raise _gave_up(answered, now - first)
+        raise RequestGaveUp(
+            f"the Prefect API did not answer {request.method} {request.url} in {now - first:.0f} s of tries; gave up, "
+            f"as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s", request=request)
+    request.extensions.pop(_LAST_ANSWER, None)  # said only of the try right before (this one may go unanswered)
+    timeout = request.extensions.get("timeout")
+    if isinstance(timeout, dict):  # httpx's per-request timeouts (connect, read, write, pool); None: no limit
+        request.extensions["timeout"] = {kind: left if seconds is None else min(seconds, left)
+                                         for kind, seconds in timeout.items()}
 
 
 def _bounded_retry_after(response: httpx.Response) -> None:
@@ -520,11 +551,18 @@ def _give_up_when_too_long(response: httpx.Response, retry_after: str | None) ->
         wait = RETRY_AFTER_MOST_SECONDS  # a date: at most this, as the hook bounds it
     elapsed = _request_clock() - first
     if elapsed + wait <= WHOLE_REQUEST_MOST_SECONDS:
+        # Its backoff (or the jitter of its Retry-After) may still take it past: the next try's hook says so.
+        response.request.extensions[_LAST_ANSWER] = response
         return
+    raise _gave_up(response, elapsed)
+
+
+def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError:
+    """The error of a request given up on after ``elapsed`` s of tries, the API's last answer ``response``."""
     maintenance = " (down for maintenance)" if response.headers.get("Prefect-Maintenance") == "true" else ""
     request = response.request
     # Prefect's own class, as its client raises for a status once its retries are spent.
-    raise PrefectHTTPStatusError(
+    return PrefectHTTPStatusError(
         f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {request.url} for "
         f"{elapsed:.0f} s of tries; gave up, as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s",
         request=request, response=response)

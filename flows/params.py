@@ -195,6 +195,9 @@ FORM_TITLES = {
     "git_commit": "Git commit",
 }
 
+# A parameter whose name means another thing in one flow: validate_deployment's spec is its checks'.
+_FLOW_FORM_TITLES = {"validate_deployment": {"spec": "Validation spec (URLs and checks)"}}
+
 _WORDS = {"aws": "AWS", "cdk": "CDK", "id": "ID", "ecr": "ECR", "git": "Git"}
 
 
@@ -210,8 +213,9 @@ def form_title(name: str) -> str:
     return said[:1].upper() + said[1:] + unit
 
 
-def form_titled(properties: dict[str, Any]) -> None:
-    """Give each field of a run form's ``properties`` (a registered parameter schema's) its
-    label in words (``form_title``), in place."""
+def form_titled(properties: dict[str, Any], flow_name: str = "") -> None:
+    """Give each field of the run form of the flow ``flow_name`` (``properties``: a registered
+    parameter schema's) its label in words (``form_title``), in place."""
+    own = _FLOW_FORM_TITLES.get(flow_name, {})
     for name, field in properties.items():
-        field["title"] = form_title(name)
+        field["title"] = own.get(name) or form_title(name)

@@ -493,3 +493,37 @@ def test_one_read_of_the_pauses_client_gives_up_after_a_minute_of_retries_saying
     assert said.startswith(f"the Prefect API answered 503{' (down for maintenance)' if maintenance else ''} to "
                            "GET http://prefect.invalid/api/flow_runs/1 for "), said
     assert said.endswith("of tries; gave up, as one request is given at most 60 s"), said
+
+
+def test_one_read_the_prefect_api_never_answers_gives_up_after_a_minute_saying_so(monkeypatch):
+    """A Prefect API that takes the connection and never answers (a proxy whose upstream hangs):
+    Prefect's client waits its 60-s timeout, then retries a ReadTimeout five times with backoffs
+    of up to 32 s, about seven minutes in which `rollway promote` said nothing. The read's tries
+    share the minute, and the error says so."""
+    import httpx
+    import prefect.client.base
+
+    import flows.approvals
+    from flows.approvals import WHOLE_REQUEST_MOST_SECONDS, _bounded_retry_after, _request_sent
+
+    now = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def hung(request: httpx.Request) -> httpx.Response:
+        now[0] += request.extensions["timeout"]["read"]  # waited that long for an answer
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", sleep)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(hung), base_url="http://prefect.invalid/api", timeout=60.0,
+        event_hooks={"request": [_request_sent], "response": [_bounded_retry_after]})
+    with pytest.raises(httpx.TransportError) as caught:
+        client.get("/flow_runs/1")
+    # The minute, and the one backoff Prefect's client sleeps before the try that is not sent.
+    assert now[0] - 1000.0 <= WHOLE_REQUEST_MOST_SECONDS + 2 * 1.5, now[0] - 1000.0
+    said = str(caught.value)
+    assert said.startswith("the Prefect API did not answer GET http://prefect.invalid/api/flow_runs/1 in "), said
+    assert said.endswith(" s of tries; gave up, as one request is given at most 60 s"), said

@@ -522,3 +522,49 @@ def test_a_pause_made_in_an_outage_that_outlasted_its_timeout_takes_the_timeout_
     assert state.result() == action
     assert "the approval pause timed out during the Prefect outage" in caplog.text, caplog.text
     assert ("nobody answered within 2 min (wall clock)" in caplog.text) is not answered, caplog.text
+
+
+@pytest.mark.parametrize("status, headers", [
+    (503, {"Retry-After": "30", "Prefect-Maintenance": "true"}),
+    (429, {"Retry-After": "10"}),
+], ids=["maintenance", "rate-limited"])
+def test_a_paused_runs_read_given_up_after_a_minute_is_tried_again_through_five_minutes_of_it(monkeypatch, caplog,
+                                                                                             status, headers):
+    """One read of the paused run's client gives up after 60 s of retries (``WHOLE_REQUEST_MOST_SECONDS``):
+    the pause's poll must take that for the API being away and ask again, as in an outage, through
+    a five-minute maintenance or rate limit; failing the run rolled its rollout back. A 429 (the
+    API, or a proxy in front of it, saying to come back later) failed it after that minute."""
+    import logging
+
+    import prefect.client.base
+
+    from flows.approvals import _bounded_retry_after, _request_sent
+
+    now = {"s": 0.0}
+
+    def advance(seconds: float) -> None:
+        now["s"] += seconds
+
+    def answering(request: httpx.Request) -> httpx.Response:
+        if now["s"] < 300:
+            return httpx.Response(status, headers=headers)
+        return httpx.Response(200, json={"state": "Paused"})
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", advance)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now["s"])
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(answering), base_url="http://prefect.invalid/api",
+        event_hooks={"request": [_request_sent], "response": [_bounded_retry_after]})
+
+    @flow(name="a-five-minute-maintenance")
+    def polls_through_it() -> dict:
+        return flows.approvals._through_outages(
+            lambda: client.get("/flow_runs/1").json(), give_up_at=3600.0, poll_interval=5,
+            clock=lambda: now["s"], sleep=advance)
+
+    with caplog.at_level(logging.INFO):
+        assert polls_through_it() == {"state": "Paused"}
+    said = [r.getMessage() for r in caplog.records if "Prefect API" in r.getMessage()]
+    assert any(f"the Prefect API answered {status}" in m and "gave up" in m for m in said), said
+    # Noticed once the first read gave up, within its minute (Prefect's client jitters its waits).
+    assert said[-1] in ("the Prefect API answers again after 4 min", "the Prefect API answers again after 5 min"), said

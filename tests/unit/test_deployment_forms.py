@@ -58,6 +58,13 @@ def test_the_block_and_time_fields_read_as_a_person_says_them() -> None:
     assert properties["spec"]["title"] == "Rollout spec"
 
 
+def test_validate_deployments_spec_is_not_labelled_a_rollout_spec() -> None:
+    """validate_deployment's ``spec`` is the checks' (URLs, test ids, timeouts), no rollout's:
+    labelled "Rollout spec", its form sent a person looking for stages and an image."""
+    title = _form(SERVED["validate_deployment"])["properties"]["spec"]["title"]
+    assert title == "Validation spec (URLs and checks)", title
+
+
 # A form shows a description as a short line under its field: Prefect keeps the line breaks of an
 # ``Args:`` entry continued over several lines of the docstring, and a paragraph buries the field.
 MAX_DESCRIPTION = 200
