@@ -472,6 +472,12 @@ _RETRIED = frozenset({408, 429, 502, 503})
 _FIRST_SENT = "rollway.first_sent"
 _LAST_ANSWER = "rollway.last_answer"
 
+# The least a try begun within ``WHOLE_REQUEST_MOST_SECONDS`` is given to be answered: cut to what
+# was left of the minute, a retry sent 59 s into it had a second, and an API back from its outage
+# that answered in a few seconds timed out, the read given up as if nothing had answered it (and a
+# write it took had its answer lost). A request may so run this much past its minute.
+TRY_LEAST_SECONDS = 5.0
+
 
 class RequestGaveUp(httpx.TransportError):
     """One request of the pause's client went unanswered for ``WHOLE_REQUEST_MOST_SECONDS`` of
@@ -487,7 +493,7 @@ def _request_clock() -> float:
 def _request_sent(request: httpx.Request) -> None:
     """The pause's client's request hook, before each try: when the request was first sent
     (Prefect's client sends the same request again at each retry), and each try's timeouts cut to
-    what is left of ``WHOLE_REQUEST_MOST_SECONDS``. An API that took the connection and never
+    what is left of ``WHOLE_REQUEST_MOST_SECONDS`` (``TRY_LEAST_SECONDS`` at least). An API that took the connection and never
     answered timed out at Prefect's 60 s, retried five times with backoffs up to 32 s: about seven
     minutes in one read, in which `rollway promote` said nothing.
 
@@ -508,7 +514,8 @@ def _request_sent(request: httpx.Request) -> None:
     request.extensions.pop(_LAST_ANSWER, None)  # said only of the try right before (this one may go unanswered)
     timeout = request.extensions.get("timeout")
     if isinstance(timeout, dict):  # httpx's per-request timeouts (connect, read, write, pool); None: no limit
-        request.extensions["timeout"] = {kind: left if seconds is None else min(seconds, left)
+        given = max(left, TRY_LEAST_SECONDS)
+        request.extensions["timeout"] = {kind: given if seconds is None else min(seconds, given)
                                          for kind, seconds in timeout.items()}
 
 

@@ -527,3 +527,41 @@ def test_one_read_the_prefect_api_never_answers_gives_up_after_a_minute_saying_s
     said = str(caught.value)
     assert said.startswith("the Prefect API did not answer GET http://prefect.invalid/api/flow_runs/1 in "), said
     assert said.endswith(" s of tries; gave up, as one request is given at most 60 s"), said
+
+
+def test_a_try_begun_late_in_the_minute_is_given_a_few_seconds_to_be_answered(monkeypatch):
+    """Each try's timeouts are cut to what is left of the request's minute: a retry Prefect's client
+    sent 57 s into it had 3 s, and an API back from its maintenance that answered in 4 s timed out,
+    the read given up ("did not answer") on an API answering it. A try begun within the minute is
+    given at least ``TRY_LEAST_SECONDS``."""
+    import httpx
+    import prefect.client.base
+    from prefect.settings import PREFECT_CLIENT_RETRY_JITTER_FACTOR, temporary_settings
+
+    import flows.approvals
+    from flows.approvals import TRY_LEAST_SECONDS, _bounded_retry_after, _request_sent
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def back_at_50_s_and_slow(request: httpx.Request) -> httpx.Response:
+        if now[0] < 50.0:
+            return httpx.Response(503, headers={"Retry-After": "19"})
+        if request.extensions["timeout"]["read"] < 4.0:
+            now[0] += request.extensions["timeout"]["read"]
+            raise httpx.ReadTimeout("timed out", request=request)
+        now[0] += 4.0
+        return httpx.Response(200, json={"state": "Paused"})
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", sleep)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(back_at_50_s_and_slow), base_url="http://prefect.invalid/api", timeout=60.0,
+        event_hooks={"request": [_request_sent], "response": [_bounded_retry_after]})
+    assert TRY_LEAST_SECONDS >= 4.0
+    with temporary_settings({PREFECT_CLIENT_RETRY_JITTER_FACTOR: 0}):
+        answered = client.get("/flow_runs/1")  # tries at 0, 19, 38 s (503s), then 57 s
+    assert answered.json() == {"state": "Paused"}
+    assert now[0] == 61.0, now[0]
