@@ -467,8 +467,17 @@ def client_backoff() -> float:
 # so (``_through_outages``); a command says the API is away and gives up.
 WHOLE_REQUEST_MOST_SECONDS = 60.0
 
-# The statuses Prefect's client retries (``PrefectHttpxSyncClient.send``).
+# The statuses Prefect's client retries (``PrefectHttpxSyncClient.send``), and a profile's
+# PREFECT_CLIENT_RETRY_EXTRA_CODES (``_retried``).
 _RETRIED = frozenset({408, 429, 502, 503})
+
+
+def _retried() -> frozenset[int]:
+    """The statuses this process's Prefect client retries: a profile's extra codes (a 500, say) too,
+    or the read given up on them said the API "did not answer" of one that answered each try."""
+    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES
+
+    return _RETRIED | frozenset(PREFECT_CLIENT_RETRY_EXTRA_CODES.value())
 _FIRST_SENT = "rollway.first_sent"
 _LAST_ANSWER = "rollway.last_answer"
 
@@ -549,7 +558,7 @@ def _bounded_retry_after(response: httpx.Response) -> None:
 
 def _give_up_when_too_long(response: httpx.Response, retry_after: str | None) -> None:
     """Raise, instead of a retry, for a retried status whose next wait ends past the request's bound."""
-    first = response.request.extensions.get(_FIRST_SENT) if response.status_code in _RETRIED else None
+    first = response.request.extensions.get(_FIRST_SENT) if response.status_code in _retried() else None
     if first is None:
         return
     try:

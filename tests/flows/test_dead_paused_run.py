@@ -565,3 +565,31 @@ def test_a_try_begun_late_in_the_minute_is_given_a_few_seconds_to_be_answered(mo
         answered = client.get("/flow_runs/1")  # tries at 0, 19, 38 s (503s), then 57 s
     assert answered.json() == {"state": "Paused"}
     assert now[0] == 61.0, now[0]
+
+
+def test_a_status_the_prefect_profile_has_retried_is_named_when_the_minute_runs_out(monkeypatch):
+    """A profile's PREFECT_CLIENT_RETRY_EXTRA_CODES are retried by Prefect's client as a 503 is: the
+    read given up after its minute said the API "did not answer", of an API that answered 500 at
+    every try."""
+    import httpx
+    import prefect.client.base
+    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES, temporary_settings
+
+    import flows.approvals
+    from flows.approvals import _bounded_retry_after, _request_sent
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", sleep)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    client = prefect.client.base.PrefectHttpxSyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(500, headers={"Retry-After": "20"})),
+        base_url="http://prefect.invalid/api", event_hooks={"request": [_request_sent], "response": [_bounded_retry_after]})
+    with temporary_settings({PREFECT_CLIENT_RETRY_EXTRA_CODES: {500}}), pytest.raises(httpx.HTTPError) as caught:
+        client.get("/flow_runs/1")
+    said = str(caught.value)
+    assert said.startswith("the Prefect API answered 500 to GET http://prefect.invalid/api/flow_runs/1 for "), said
+    assert now[0] <= 60.0 + 20 * 1.2, now[0]
