@@ -470,14 +470,6 @@ WHOLE_REQUEST_MOST_SECONDS = 60.0
 # The statuses Prefect's client retries (``PrefectHttpxSyncClient.send``), and a profile's
 # PREFECT_CLIENT_RETRY_EXTRA_CODES (``_retried``).
 _RETRIED = frozenset({408, 429, 502, 503})
-
-
-def _retried() -> frozenset[int]:
-    """The statuses this process's Prefect client retries: a profile's extra codes (a 500, say) too,
-    or the read given up on them said the API "did not answer" of one that answered each try."""
-    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES
-
-    return _RETRIED | frozenset(PREFECT_CLIENT_RETRY_EXTRA_CODES.value())
 _FIRST_SENT = "rollway.first_sent"
 _LAST_ANSWER = "rollway.last_answer"
 
@@ -486,6 +478,14 @@ _LAST_ANSWER = "rollway.last_answer"
 # that answered in a few seconds timed out, the read given up as if nothing had answered it (and a
 # write it took had its answer lost). A request may so run this much past its minute.
 TRY_LEAST_SECONDS = 5.0
+
+
+def _retried() -> frozenset[int]:
+    """The statuses this process's Prefect client retries: a profile's extra codes (a 500, say) too,
+    or the read given up on them said the API "did not answer" of one that answered each try."""
+    from prefect.settings import PREFECT_CLIENT_RETRY_EXTRA_CODES
+
+    return _RETRIED | frozenset(PREFECT_CLIENT_RETRY_EXTRA_CODES.value())
 
 
 class RequestGaveUp(httpx.TransportError):
@@ -502,9 +502,9 @@ def _request_clock() -> float:
 def _request_sent(request: httpx.Request) -> None:
     """The pause's client's request hook, before each try: when the request was first sent
     (Prefect's client sends the same request again at each retry), and each try's timeouts cut to
-    what is left of ``WHOLE_REQUEST_MOST_SECONDS`` (``TRY_LEAST_SECONDS`` at least). An API that took the connection and never
-    answered timed out at Prefect's 60 s, retried five times with backoffs up to 32 s: about seven
-    minutes in one read, in which `rollway promote` said nothing.
+    what is left of ``WHOLE_REQUEST_MOST_SECONDS`` (``TRY_LEAST_SECONDS`` at least). An API that
+    took the connection and never answered timed out at Prefect's 60 s, retried five times with
+    backoffs up to 32 s: about seven minutes in one read, in which `rollway promote` said nothing.
 
     Raises:
         RequestGaveUp, PrefectHTTPStatusError: none of the request's time is left (the latter when
