@@ -573,7 +573,10 @@ def _watch(
                                     "" if expired is None else  # those aged out before them, named too
                                     f"; and from {utc(expired[0])} to {utc(expired[1])}, older than CloudWatch "
                                     f"keeps {kept_said}") if unjudged is not None else
-                                f"older than CloudWatch keeps {kept_said}" if expired is not None else
+                                f"older than CloudWatch keeps {kept_said}" + (
+                                    "" if observation.error is None else  # and the last period, unread: named too
+                                    f"; nor could it read the window's last period ({failure}, "
+                                    f"{FINAL_READ_RETRIES + 1} tries)") if expired is not None else
                                 failure if observation.error is not None else None,
                                 unjudged_from=None if unread is None else unread[0],
                                 unjudged_to=None if unread is None else unread[1])

@@ -9,6 +9,7 @@ rollout run, the weekly tick) sends the page late, once, saying why.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from uuid import uuid4
@@ -57,6 +58,30 @@ def progressive_on(env, spec):
 @flow
 def advance_on(env):
     return advance(env, auto_approve("alice"), owner=f"run-{uuid4().hex[:6]}")
+
+
+class _PacedSession:
+    """The run's session from its blocks (its own clients), whose environments read on ``clock``."""
+
+    def __init__(self, session, clock) -> None:
+        self._session, self._clock = session, clock
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def environment(self, clock, **options):
+        return dataclasses.replace(self._session.environment(clock, **options), clock=self._clock)
+
+
+def monitor_reads_on(monkeypatch, env) -> None:
+    """The `monitor` flow, given blocks, acts through its own clients but reads on ``env``'s
+    PacedClock. On the clock it builds from its ``clock`` settings its looks ran ahead of a
+    simulator that lagged under load: they read periods not published yet, the window was "not
+    verified", and its "Decommission skipped" page (to a topic a test deleted) failed the run."""
+    import flows.monitor
+
+    loaded = flows.monitor.load_session
+    monkeypatch.setattr(flows.monitor, "load_session", lambda *a, **k: _PacedSession(loaded(*a, **k), env.clock))
 
 
 def monitor_by_hand(aws, env, spec):
@@ -121,7 +146,7 @@ def test_a_decommission_whose_run_died_before_paging_is_paged_late_once(aws, res
     assert kinds(aws).count(PAGED) == 1, kinds(aws)
 
 
-def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_why(aws, capsys):
+def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_why(aws, capsys, monkeypatch):
     """SNS refused the decommission's page (a deleted topic, a role without sns:Publish): the whole
     `monitor` run failed on AWS's refusal, as if the window had not been watched, and the ledger
     said only that the run "died before paging". The window is done and recorded, the page owed
@@ -133,6 +158,7 @@ def test_a_page_sns_refuses_leaves_the_monitoring_done_and_the_page_owed_with_wh
     t = aws.targets
     with simulated(aws, 0.001) as (env, _):
         promote_by_hand(aws, "start", "promote")
+        monitor_reads_on(monkeypatch, env)  # its window verified whatever the machine's load
         record = env.ledger.get(t.canary_service)
         spec = RolloutSpec.from_record(record.spec_json)
         blocks = saved_blocks(aws)

@@ -785,3 +785,33 @@ def test_a_late_window_whose_other_unjudged_minutes_could_not_be_read_names_the_
                                   wall=env.wall() + 3600).split())
     assert "ThrottlingException" in row, row
     assert f"from {utc(opened)} to " in row and "older than CloudWatch keeps 1-minute data for 15 days" in row, row
+
+
+def test_a_late_window_whose_final_look_could_not_read_names_the_last_period_beside_the_aged_out_minutes(monkeypatch):
+    """Resumed sixteen days after the promotion, a two-day window's first day was older than
+    CloudWatch keeps 1-minute data, and its final look could not read the window's last period
+    however often it tried. The result named both; the ledger recorded only the aged-out day, and
+    status gave CloudWatch's retention as why, with no word of the last period nor of the failure."""
+    from rollway.reports import monitoring_row
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
+    observe = env.metrics.observe
+    env.clock.sleep(16 * day)
+    resumed = env.clock.now()
+
+    def kept_for_15_days_and_read_only_at_the_resume(start, end):
+        env.metrics.error = None if env.clock.now() <= resumed else "metrics unavailable: ThrottlingException: Rate exceeded"
+        seen = observe(start, end)
+        kept = env.clock.now() - 15 * day
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
+
+    env.metrics.observe = kept_for_15_days_and_read_only_at_the_resume
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified and "could not be read any more" in result.reason, result.reason
+    assert "ThrottlingException" in result.reason, result.reason
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    assert "older than CloudWatch keeps 1-minute data for 15 days" in row, row
+    assert "ThrottlingException" in row, row
