@@ -154,7 +154,12 @@ def permission_denied(err: ClientError, policies: Path = POLICIES, job: str | No
     else:  # the operation's name alone: the service is the one whose action of that name a policy grants
         actions = {a for _, _, a in statements if a.split(":", 1)[-1] == operation}
         action = actions.pop() if len(actions) == 1 else operation
-    granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies) if granted == action]
+    # IAM's action names are case-insensitive, and SQS says its refused one in lowercase ("sqs:getqueueurl"):
+    # matched as such, and said as the policies spell it (what a person looks for in them).
+    spelt = [granted for _, _, granted, _, _ in _grants(policies) if granted.lower() == action.lower()]
+    action = spelt[0] if spelt else action
+    granting = [(file, sid, resources) for file, sid, granted, resources, _ in _grants(policies)
+                if granted.lower() == action.lower()]
     named = _RESOURCE.search(message)
     uncovered = None
     if on := named.group(1) if named else resource:

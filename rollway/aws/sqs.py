@@ -38,7 +38,9 @@ class SqsQueues:
 
         A queue SQS does not know is a ``QueueSeen`` without an ARN; a read that failed otherwise
         (throttled past the retries, no connection) one with ``failed`` saying so, never one that
-        passes for an existing queue.
+        passes for an existing queue. After such a failure the queues left are not asked (and not
+        in the answer): each read is bounded on its own, so an SQS that does not answer held the
+        run's start that bound once per queue, to be refused for the first one's failure anyway.
 
         Raises:
             ClientError: AWS refused the permission (AccessDenied): the caller names the statement
@@ -47,7 +49,12 @@ class SqsQueues:
         client = self._reads(READ_SECONDS) if self._reads is not None else self._sqs
         works = {q.name for q in self._targets.queues}
         names = dict.fromkeys(n for q in self._targets.queues for n in (q.name, q.dlq_name))
-        return {name: self._one(client, name, name in works) for name in names}
+        seen: dict[str, QueueSeen] = {}
+        for name in names:
+            seen[name] = self._one(client, name, name in works)
+            if seen[name].failed:
+                break
+        return seen
 
     @staticmethod
     def _one(client: Any, name: str, work: bool) -> QueueSeen:

@@ -128,14 +128,18 @@ def test_a_throttled_queue_lookup_is_refused_saying_so(aws, watch_calls):
     assert "ThrottlingException: Rate exceeded" in said and "start the rollout again once SQS answers" in said
 
 
-def test_a_queue_lookup_the_role_may_not_make_names_the_statement_granting_it(aws, watch_calls):
+@pytest.mark.parametrize("action", ["sqs:GetQueueUrl", "sqs:getqueueurl"], ids=["as-policies-spell-it", "as-sqs-says-it"])
+def test_a_queue_lookup_the_role_may_not_make_names_the_statement_granting_it(aws, watch_calls, action):
+    """SQS names the action it refused in lowercase ("not authorized to perform: sqs:getqueueurl"),
+    IAM's names are case-insensitive: the refusal said only "grant sqs:getqueueurl", not the
+    statement of the rollout's policy a person adds to the role."""
     from rollway.deadline import READ_SECONDS
     from tests.botocore_events import on_operation
     from tests.flows.test_rollout_denied import refusing
 
     queue = f"arn:aws:sqs:{aws.targets.region}:123456789012:webordinary-email-queue"
     sqs = aws.get_client.reading(READ_SECONDS)("sqs")
-    with on_operation(sqs, "before-parameter-build", refusing("AccessDenied", "sqs:GetQueueUrl", queue, []),
+    with on_operation(sqs, "before-parameter-build", refusing("AccessDenied", action, queue, []),
                       operation="GetQueueUrl"):
         said = _refused_before_writing(aws, watch_calls, canary_run, aws.targets)
     assert "deployments/iam-policy.json, statement FindTheWatchedQueues" in said, said
