@@ -244,19 +244,6 @@ def _flags_not_disabled(failed: FlagsNotDisabled, targets: Targets) -> str:
                "Running the rollback again disables any that are still on.\n" if lost else ""))
 
 
-def _not_in_table(store, features: Sequence[str]) -> tuple[str, ...]:
-    """Which of ``features`` the flag table does not hold; a read that fails leaves its flag out
-    (the rollback's disable found it off, or missing: not told apart here)."""
-    missing = []
-    for feature in features:
-        try:
-            if store.get(feature) is None:
-                missing.append(feature)
-        except Exception as err:  # noqa: BLE001 - the traffic is back; the page says what is known
-            get_run_logger().warning("could not read bound feature flag %r to tell whether it exists: %s", feature, err)
-    return tuple(missing)
-
-
 def _next_steps(rollout: str | None) -> str:
     """The page's last line: the commands that show the evidence. The rollout's id alone left
     on-call to find out that `rollway report` takes it; a `canary` flow run keeps no ledger, so
@@ -619,10 +606,11 @@ def execute_rollback(
         named = {getattr(c, "feature", None) for c in changes}
         named |= {feature for feature, _ in flags_failed.failures} if flags_failed is not None else set()
         off = tuple(b.feature for b in bindings if b.feature not in named)
-        # One read each of those alone: a flag the table does not hold was skipped as "nothing to
-        # disable" and paged as "already off", so on-call took a feature gated by a misspelt name
-        # for disabled, where no flag was ever turned off for it.
-        missing = _not_in_table(env.flags, off)
+        # A flag the table does not hold was skipped as "nothing to disable" and paged as "already
+        # off", so on-call took a feature gated by a misspelt name for disabled, where no flag was
+        # ever turned off for it. The disable says which (no read again per flag, after the traffic
+        # moved and before the page, from a table that may be throttling).
+        missing = tuple(f for f in getattr(changes, "missing", ()) if f in off)
         off = tuple(feature for feature in off if feature not in missing)
         if missing:
             log.warning("bound feature flag(s) %s not found in the flag table: nothing was disabled for them",

@@ -1084,10 +1084,21 @@ def _unchecked(held: Sequence[tuple[str, FlagAuditEntry]], service: str, why: st
             f"{service} ({why}). Nothing was changed: start this rollout again once the ledger can be read")
 
 
+class DisabledFlags(list):
+    """What ``disable_bindings`` returns: its ``FlagUpdate`` list, as before, and ``missing``, the bound
+    flags the table does not hold (skipped, nothing disabled). The rollback pages those NOT FOUND;
+    finding them by reading each "already off" flag again cost a round trip each to a table that may
+    be throttling, after the traffic had moved and before the page."""
+
+    def __init__(self, updates: Sequence["FlagUpdate"] = (), missing: Sequence[str] = ()) -> None:
+        super().__init__(updates)
+        self.missing = tuple(missing)
+
+
 def disable_bindings(
     store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
     rollout: str | None = None,
-) -> list[FlagUpdate]:
+) -> DisabledFlags:
     """Disable every bound flag (rollback of ``rollout``, when known). Their percentages are kept.
 
     Written whoever changed a flag last, and a malformed item is repaired to off, except a flag a
@@ -1100,19 +1111,21 @@ def disable_bindings(
     audit reason carries the rollback's mark (``rollway rollback: <reason>``), which tells
     the next rollout that the one holding the flag has ended. A bound flag that does not
     exist is already off for everyone: it is skipped with a warning, so a rollback never
-    fails on it.
+    fails on it, and named in the result's ``missing``.
 
     Returns:
         The flags that changed (none when they were already off), the flags left on as a person
         set them (``FlagUpdate.kept``) and those left to another rollout that holds them, which
-        ``rollout`` never set (``FlagUpdate.held``); nothing written for either.
+        ``rollout`` never set (``FlagUpdate.held``); nothing written for either. ``missing``: the
+        bound flags the table does not hold.
 
     Raises:
-        FlagsNotDisabled: some flags could not be written; every other one was disabled.
+        FlagsNotDisabled: some flags could not be written; every other one was disabled (its
+        ``updates`` a ``DisabledFlags`` too).
     """
     validate_actor(actor)
     change_reason = _fit_reason(ROLLBACK_MARK + reason)
-    updates, failures = [], []
+    updates, failures, missing = [], [], []
     for binding in bindings:
         # One read of the flag and its trail for both checks: each read is a round trip to a flag
         # table that may be throttling while the rollback runs (each check read both again).
@@ -1130,6 +1143,7 @@ def disable_bindings(
                                actor=actor, now=now, writer="rollback", rollout=rollout)
         except UnknownFlag:
             log.warning("bound feature flag %r does not exist; nothing to disable", binding.feature)
+            missing.append(binding.feature)
             continue
         except FlagError as err:
             # Keep going: each flag left on is a feature still served from the rolled-back version.
@@ -1150,8 +1164,8 @@ def disable_bindings(
                 log.warning("bound feature flag %r is off, but its rollback could not be recorded in its audit "
                             "trail: %s", binding.feature, err)
     if failures:
-        raise FlagsNotDisabled(updates, failures)
-    return updates
+        raise FlagsNotDisabled(DisabledFlags(updates, missing), failures)
+    return DisabledFlags(updates, missing)
 
 
 LEFT_TO_ANOTHER = " never set it; "

@@ -100,7 +100,7 @@ log = logging.getLogger("rollway.flags")  # under "rollway": sent to the run's l
 
 
 def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, actor: str, reason: str, now: float,
-                      rollout: str | None = None, sleep: Callable[[float], None] = time.sleep) -> list[FlagUpdate]:
+                      rollout: str | None = None, sleep: Callable[[float], None] = time.sleep) -> flag_binding.DisabledFlags:
     """``flag_binding.disable_bindings`` for a rollback, the flags it could not write for an outage
     tried again (three tries in all, 1 s then 2 s apart), those alone: the rollback called it
     once, so one write DynamoDB throttled past botocore's retries left a flag serving the
@@ -113,15 +113,16 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
     Raises:
         FlagsNotDisabled: with every flag disabled over the tries, and the last try's failures.
     """
-    done: list[FlagUpdate] = []
+    done = flag_binding.DisabledFlags()  # and the flags found missing: a retry reads only those that failed
     unanswered: dict[str, FlagWriteUnanswered] = {}
     left, delay = list(bindings), PATIENT_FIRST_DELAY_SECONDS
     for attempt in range(1, PATIENT_ATTEMPTS + 1):
         try:
-            return done + flag_binding.disable_bindings(store, left, actor=actor, reason=reason, now=now,
-                                                        rollout=rollout)
+            last = flag_binding.disable_bindings(store, left, actor=actor, reason=reason, now=now, rollout=rollout)
+            return flag_binding.DisabledFlags(done + last, done.missing + last.missing)
         except flag_binding.FlagsNotDisabled as failed:
-            done += failed.updates
+            done = flag_binding.DisabledFlags(done + failed.updates,
+                                              done.missing + tuple(getattr(failed.updates, "missing", ())))
             unanswered.update((f, err) for f, err in failed.failures if isinstance(err, FlagWriteUnanswered))
             if attempt == PATIENT_ATTEMPTS or not all(store_unavailable(err) for _, err in failed.failures):
                 # A write of an earlier try whose answer was lost may have landed: said so, not "not

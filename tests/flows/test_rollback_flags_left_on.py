@@ -159,3 +159,27 @@ def test_a_bound_flag_missing_from_the_table_is_said_not_found_not_already_off(m
     assert "already off" not in body, body
     assert f"Bound feature flag NOT FOUND in the flag table: {INTERRUPTS}" in body, body
     assert any(INTERRUPTS in step and "not found" in step for step in done.steps), done.steps
+
+
+def test_a_rollback_reads_an_already_off_flag_no_more_than_its_disable_does(monkeypatch):
+    """Telling a bound flag the table does not hold from one already off read each "already off"
+    flag again, after the traffic moved and before the page: a round trip each (up to ~30 s on a
+    throttled table). The disable already knows which flags it found missing."""
+    import copy
+
+    from rollway.flag_binding import disable_bindings
+
+    env, record = rolling_back_with_flags(monkeypatch)
+    rollback_paging_nobody(env)
+    alone = copy.deepcopy(env.flags)
+    alone.reads = 0
+    disable_bindings(alone, SPEC.flags, actor="rollway", reason="abort again", now=env.clock.now(),
+                     rollout=record.rollout_id)
+    before = env.flags.reads
+
+    done = rollback(reason="abort again")
+
+    assert done.flags_disabled == ()
+    _, body = env.notifier.messages[-1]
+    assert f"Feature flags already off: {SQS}, {INTERRUPTS}." in body, body
+    assert env.flags.reads - before == alone.reads, (env.flags.reads - before, alone.reads)
