@@ -52,7 +52,7 @@ from rollway.flags import (
     validate_user_id,
 )
 from rollway.ports import FlagStore
-from rollway.report import shown
+from rollway.report import markdown_cell, shown
 
 # How `rollway flags set` gives each setting, for the refusal of a change that leaves a malformed
 # flag unreadable. It has no option for a salt: the message must not send people looking for one,
@@ -539,13 +539,15 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
     Exception), when ``in_flight``.
     """
     interrupted = failure is not None and not isinstance(failure, Exception)
-    lines = [f"# Flag changes by {actor}", ""]
+    # The actor (as typed) and the failure's text (a store's message) on one line each, their
+    # control characters escaped: a line break in either began a heading or a row of its own.
+    lines = [f"# Flag changes by {markdown_cell(actor)}", ""]
     if interrupted:
-        said = f" ({type(failure).__name__}{f': {failure}' if str(failure) else ''})"
+        said = f" ({type(failure).__name__}{f': {markdown_cell(str(failure))}' if str(failure) else ''})"
         lines += [f"**Interrupted** after {len(updates)} of {len(changes)} changes: the run was cancelled or "
                   f"stopped{said}", ""]
     elif failure is not None:
-        lines += [f"**Stopped** after {len(updates)} of {len(changes)} changes: {failure}", ""]
+        lines += [f"**Stopped** after {len(updates)} of {len(changes)} changes: {markdown_cell(str(failure))}", ""]
     lines += ["| # | flag | asked | result |", "|---|---|---|---|"]
     for index, change in enumerate(changes):
         asked = ", ".join(f"{name} {value}" for name, value in change.settings().items()) or "nothing"

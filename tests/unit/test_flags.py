@@ -1159,3 +1159,23 @@ def test_a_release_that_loses_every_race_names_the_change_that_came_first_and_wh
                         f"`rollway flags get {SQS}` shows who is changing it: once they stop, run `rollway flags "
                         "release` again\n"), err
     assert err.count("\n") == 1
+
+
+def test_the_set_flags_summary_keeps_the_actor_and_the_failure_on_their_own_line():
+    """The actor (a flow parameter, as typed) and the failure's text (a store's message, which may
+    quote what it was given) went into the summary's markdown as they were: a line break in either
+    began a line of its own (a heading, a row of the table), and an escape sequence reached the
+    Prefect UI as it was."""
+    from rollway.flags import FlagStoreUnavailable
+    from rollway.flags_commands import changes_markdown
+
+    change = FlagChange(feature="use_sqs_architecture", enabled=True)
+    text = changes_markdown([change], [], actor="alice\n# admin approved",
+                            failure=FlagStoreUnavailable("throttled\n\n| 1 | evil | x | written |\x1b[2J"))
+
+    lines = text.splitlines()
+    assert lines[0] == "# Flag changes by alice # admin approved", text
+    assert "\x1b" not in text and "\\x1b[2J" in text, text
+    assert [line for line in lines if line.startswith("| 1 ")] == [
+        "| 1 | use_sqs_architecture | enabled True | **not written** |"], text
+    assert not any(line.startswith("# admin") for line in lines), text
