@@ -139,6 +139,22 @@ def test_flag_binding_tasks_on_the_fake_store():
     assert [u.describe() for u in disabled] == ["use_sqs_architecture: on 25% -> off 25% (v3)"]
 
 
+def test_the_flags_a_patient_disable_found_missing_are_named_whatever_its_tries_end_in():
+    """The rollback pages a bound flag the table does not hold as NOT FOUND from the disable's
+    ``missing`` alone (no read of its own): a try that failed on another flag must not lose it."""
+    from rollway.flag_binding import FlagsNotDisabled
+
+    bindings = [FlagBinding(feature=SQS), FlagBinding(feature="gone_flag")]
+    done = flag_tasks.disable_patiently(FakeFlagStore([FlagState(feature=SQS, enabled=True)]), bindings,
+                                        actor="judge", reason="errors", now=20.0, sleep=lambda _: None)
+    assert [u.feature for u in done] == [SQS] and done.missing == ("gone_flag",)
+
+    flaky = FlakyFlagStore([FlagState(feature=SQS, enabled=True)], failing=[SQS])
+    with pytest.raises(FlagsNotDisabled) as failed:
+        flag_tasks.disable_patiently(flaky, bindings, actor="judge", reason="errors", now=20.0, sleep=lambda _: None)
+    assert failed.value.updates.missing == ("gone_flag",)
+
+
 class FlakyStore(FakeFlagStore):
     """Unreachable for the first ``outages`` reads; every read of a flag in ``malformed`` finds an
     item rollway cannot use."""
