@@ -1989,11 +1989,16 @@ def abort(
     # Said before the wait: two minutes of a silent terminal read as a hang.
     console.print(f"waiting up to {wait_seconds:g} s (--wait-seconds) for flow run {run.name} to finish rolling back "
                   "...", markup=False)
+    import httpx
+
     try:
         finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
-    except TimeoutError as late:
-        # The bare timeout left on-call unsure whether the reject was sent or the traffic moved.
-        errors.print(f"[red]error:[/red] {escape(str(late))}: the reject was sent: the run goes on rolling back, and "
+    except (TimeoutError, httpx.HTTPError) as late:
+        # The bare timeout (or "cannot reach the Prefect API") left on-call unsure whether the
+        # reject was sent or the traffic moved.
+        lost = (str(late) if isinstance(late, TimeoutError)
+                else f"could not follow flow run {run.name} ({run.id}) ({late})")
+        errors.print(f"[red]error:[/red] {escape(lost)}: the reject was sent: the run goes on rolling back, and "
                      "`rollway status` shows where it stands (this command did nothing else)")
         say_live(service)
         return 1
