@@ -1989,11 +1989,16 @@ def abort(
     # Said before the wait: two minutes of a silent terminal read as a hang.
     console.print(f"waiting up to {wait_seconds:g} s (--wait-seconds) for flow run {run.name} to finish rolling back "
                   "...", markup=False)
+    import httpx
+
     try:
         finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
-    except TimeoutError as late:
-        # The bare timeout left on-call unsure whether the reject was sent or the traffic moved.
-        errors.print(f"[red]error:[/red] {escape(str(late))}: the reject was sent: the run goes on rolling back, and "
+    except (TimeoutError, httpx.HTTPError) as late:
+        # The bare timeout (or "cannot reach the Prefect API") left on-call unsure whether the
+        # reject was sent or the traffic moved.
+        lost = (str(late) if isinstance(late, TimeoutError)
+                else f"could not follow flow run {run.name} ({run.id}) ({late})")
+        errors.print(f"[red]error:[/red] {escape(lost)}: the reject was sent: the run goes on rolling back, and "
                      "`rollway status` shows where it stands (this command did nothing else)")
         say_live(service)
         return 1
@@ -2127,12 +2132,38 @@ def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[S
         return None
 
 
-def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
-    """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
-    import httpx
+def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> None:
+    """Cancel the flow run that owns the rollout, if it still runs, and wait for it to stop.
+
+    Raises:
+        httpx.HTTPError: the Prefect API could not be reached.
+    """
     from prefect.states import Cancelling
 
     from flows.approvals import bounded_client
+
+    # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
+    stop_within = max(wait_seconds, 1.0)
+    with bounded_client() as client:
+        run = read_run(client, owner)
+        if run is not None and not is_final(run):
+            # A running rollout would shift traffic again after the rollback: stop it first.
+            client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
+            console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
+                          f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
+                          markup=False)
+    if run is not None:
+        try:
+            wait_for_run(owner, is_final, timeout_seconds=stop_within)
+        except TimeoutError as err:
+            # A run whose process died never finishes cancelling; the rollback must not wait on it.
+            errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
+
+
+def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
+    """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
+    import httpx
+
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2166,22 +2197,13 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
     if owner is not None:
-        # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
-        stop_within = max(wait_seconds, 1.0)
-        with bounded_client() as client:
-            run = read_run(client, owner)
-            if run is not None and not is_final(run):
-                # A running rollout would shift traffic again after the rollback: stop it first.
-                client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
-                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
-                              f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
-                              markup=False)
-        if run is not None:
-            try:
-                wait_for_run(owner, is_final, timeout_seconds=stop_within)
-            except TimeoutError as err:
-                # A run whose process died never finishes cancelling; the rollback must not wait on it.
-                errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
+        try:
+            _stop_owner(owner, who, wait_seconds)
+        except httpx.HTTPError as err:
+            # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
+            # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger above.
+            errors.print(f"[yellow]warning:[/yellow] could not stop flow run {owner}, which owns the rollout "
+                         f"({escape(str(err))}); rolling back anyway: `rollway status` shows whether it still runs")
     spec = RolloutSpec.for_rollback(record.spec_json)
     try:
         # rollout=: the rollback acts only while this rollout is the newest. While this command

@@ -7,6 +7,8 @@ on-call could not tell whether the reject was sent, whether the traffic was back
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from rollway.cli import ops
 from tests.flows.test_answer_not_taken import paused_with_its_form
 from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
@@ -34,11 +36,10 @@ def test_abort_says_it_waits_and_what_stands_when_the_rejected_run_is_still_roll
     assert "load balancer now 95/5 (stable/canary), read back" in out, out
 
 
-def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_back(monkeypatch, capsys):
-    """Nothing paused, the run that owns the rollout still Running: abort cancels it and waits for
-    it to stop (up to --wait-seconds) before rolling back; it said "cancelling ... ..." alone."""
-    import time
-
+@contextmanager
+def a_rollout_owned_by_a_running_run(monkeypatch):
+    """A rollout at 5 % whose owning flow run is Running with no process behind it (it never stops);
+    `rollway abort` sees it through the fake environment. Yields (env, owning run)."""
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelled, Running
 
@@ -53,7 +54,6 @@ def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_
     from tests.flows.test_abort_races import SPEC
 
     with get_client(sync_client=True) as client:
-        # Running with no process behind it: it never stops, and the abort rolls back anyway.
         owner = client.create_flow_run(stand_in, state=Running())
     try:
         env = fake_environment()
@@ -69,16 +69,83 @@ def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_
         env.router.weights = Weights.canary_at(5)
         monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
             targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
+        yield env, owner
+    finally:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(owner.id, Cancelled(), force=True)
+
+
+def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_back(monkeypatch, capsys):
+    """Nothing paused, the run that owns the rollout still Running: abort cancels it and waits for
+    it to stop (up to --wait-seconds) before rolling back; it said "cancelling ... ..." alone."""
+    import time
+
+    with a_rollout_owned_by_a_running_run(monkeypatch) as (_, owner):
         started = time.monotonic()
         code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
                          credentials_block=None)
         out, err = capsys.readouterr()
-    finally:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(owner.id, Cancelled(), force=True)
     out, said = " ".join(out.split()), " ".join(err.split())
     assert code == 0, (out, err)
     assert (f"cancelling flow run {owner.name} ({owner.id}), which owns the rollout, and waiting up to 1 s "
             "(--wait-seconds) for it to stop before rolling back" in out), out
     assert f"flow run {owner.name} ({owner.id}) is still Cancelling after 1 s; rolling back anyway" in said, err
     assert "rolled back" in out and time.monotonic() - started < 60
+
+
+def test_abort_rolls_back_when_the_prefect_api_drops_after_it_recorded_the_abort(monkeypatch, capsys):
+    """The abort is recorded ("rolling back"), then the owning run cannot be read: it exited 1 on
+    the API's error, the ledger saying "rolling back" and the traffic still on the canary."""
+    import httpx
+
+    from rollway.model import Weights
+    from rollway.phases import RolloutPhase
+
+    real_read_run = ops.read_run
+    dropped = []
+
+    with a_rollout_owned_by_a_running_run(monkeypatch) as (env, owner):
+        def read_run_then_drop(client, run_id):
+            # Every read answers until the abort is recorded; the API is gone from then on.
+            if env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK:
+                dropped.append(run_id)
+                raise httpx.ConnectError("All connection attempts failed")
+            return real_read_run(client, run_id)
+
+        monkeypatch.setattr(ops, "read_run", read_run_then_drop)
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
+                         credentials_block=None)
+        out, err = capsys.readouterr()
+    out, said = " ".join(out.split()), " ".join(err.split())
+    assert dropped == [owner.id], dropped
+    assert code == 0, (out, err)
+    assert (f"could not stop flow run {owner.id}, which owns the rollout (All connection attempts failed); "
+            "rolling back anyway" in said), err
+    assert "rolled back" in out, out
+    assert env.router.weights == Weights.canary_at(0)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_abort_says_the_reject_was_sent_when_the_prefect_api_drops_during_its_wait(monkeypatch, capsys):
+    """The reject taken, the API dropped while the abort waited for the run: it said only "cannot
+    reach the Prefect API", and on-call could not tell whether the reject was sent."""
+    import httpx
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    monkeypatch.setattr(ops, "answer_seen", lambda *a, **k: ("taken", ""))
+
+    def api_gone(*a, **k):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(ops, "wait_for_run", api_gone)
+    code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=30, targets_block=None,
+                     credentials_block=None)
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert outcome == ["reject by bob"], outcome
+    out, said = " ".join(out.split()), " ".join(err.split())
+    assert code == 1, (out, err)
+    assert (f"could not follow flow run {run.name} ({run.id}) (All connection attempts failed): the reject was sent: "
+            "the run goes on rolling back" in said), err
+    assert "load balancer now 95/5 (stable/canary), read back" in out, out
