@@ -46,6 +46,7 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
+from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AnswerLost, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
                                 WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
@@ -1582,11 +1583,6 @@ def _refuse_unknown_service(env: Environment, missing: TargetNotFound, verify_se
         f"none of the traffic to {t.canary_service} ({live}, stable/canary, read back): nothing to roll back. "
         "Nothing was changed, and nobody was paged. Check the service and cluster names in the targets block "
         "(targets_block) and run the rollback again if a rollout needs it")
-
-
-def task_family(task_definition: str) -> str:
-    """The family of a task definition's ARN or ``family:revision``."""
-    return task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
 def _refuse_other_family(env: Environment, previous_task_definition: str, recorded: str | None) -> None:

@@ -356,7 +356,7 @@ class EcsDeployer:
             arns = page.get("taskDefinitionArns", [])
             listing.listed += len(arns)
             ours = _newest_first(family, arns)
-            listing.others.update(_revision(arn).rsplit(":", 1)[0] for arn in arns if arn not in ours)
+            listing.others.update(task_family(arn) for arn in arns if arn not in ours)
             yield from ours
             if page.get("nextToken") and listing.calls >= LIST_PAGES:
                 others = ", ".join(sorted(listing.others)[:3]) + (", ..." if len(listing.others) > 3 else "")
@@ -610,6 +610,11 @@ def _revision(task_definition: str) -> str:
     return task_definition.rsplit("/", 1)[-1]
 
 
+def task_family(task_definition: str) -> str:
+    """The family of an ARN or of "family:revision"."""
+    return _revision(task_definition).rsplit(":", 1)[0]
+
+
 def _number(task_definition: str) -> int:
     """The revision number of an ARN or of "family:revision"."""
     return int(task_definition.rsplit(":", 1)[1])
@@ -618,7 +623,7 @@ def _number(task_definition: str) -> int:
 def _newest_first(family: str, listed: Sequence[str]) -> list[str]:
     """The revisions of ``family`` among ``listed``, newest first. familyPrefix is a prefix to
     moto ("app" lists "app-v2" too), which also ignores sort and maxResults."""
-    return sorted((arn for arn in listed if _revision(arn).rsplit(":", 1)[0] == family), key=_number, reverse=True)
+    return sorted((arn for arn in listed if task_family(arn) == family), key=_number, reverse=True)
 
 
 def _why(service: dict[str, Any], events: int = 3) -> str:
