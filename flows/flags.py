@@ -69,14 +69,14 @@ def flag_table_missing(targets: Targets) -> Callable[[ClientError], str | None]:
     run and its rollback said DynamoDB's ("ResourceNotFoundException: Requested resource not found"),
     naming neither the region nor what to do. A refused permission they name themselves, as the
     statement of the rollout's policy (``rollway.aws.denied.named_denials``)."""
-    said = flag_table_refusal(targets)
 
     def missing(err: ClientError) -> str | None:
-        words = said(err) if error_code(err) == "ResourceNotFoundException" else None
-        # The shared words end "nothing was written", true of a flags command; inside a rollback's
-        # "could not disable ..." line, after the traffic moved back, they read as the whole
-        # rollback having written nothing. What is true there is that no flag changed.
-        return None if words is None else words.replace("; nothing was written", "; no flag was changed")
+        if error_code(err) != "ResourceNotFoundException":
+            return None
+        # Not a flags command's "nothing was written": inside a rollback's "could not disable ..."
+        # line, after the traffic moved back, that read as the whole rollback having written nothing.
+        refused = unreadable_table(err, targets, "flags_table", done="no flag was changed")
+        return None if refused is None else str(refused)
 
     return missing
 

@@ -79,8 +79,11 @@ def named_table(targets: Targets, field: str) -> str:
     return f"{_TABLES[field][0]} {getattr(targets, field)} (region {targets.region})"
 
 
-def unreadable_table(err: BaseException, targets: Targets, field: str) -> ReportRefused | None:
-    """``unreadable_ledger`` for the table ``field`` of ``targets`` names (``_TABLES``)."""
+def unreadable_table(err: BaseException, targets: Targets, field: str, *,
+                     done: str = "nothing was written") -> ReportRefused | None:
+    """``unreadable_ledger`` for the table ``field`` of ``targets`` names (``_TABLES``); ``done``: what
+    the refusal ends on, what it left undone (a rollback's flags: "no flag was changed", where
+    "nothing was written" read as the whole rollback having written nothing)."""
     code = error_code(err) if isinstance(err, ClientError) else None
     if code not in _FINAL:
         return None
@@ -94,10 +97,10 @@ def unreadable_table(err: BaseException, targets: Targets, field: str) -> Report
         # be read with these credentials" left a person to find both. The table stands for the
         # resource AWS did not name: a refused GetItem named the flags' statement beside the ledger's.
         denied = permission_denied(err, job=ROLLOUT_POLICY, resource=getattr(targets, field), targets=targets)
-        return ReportRefused(f"{table} cannot be read: {denied}; nothing was written")
+        return ReportRefused(f"{table} cannot be read: {denied}; {done}")
     else:
         hint = "cannot be read with these credentials"
-    return ReportRefused(f"{table} {hint} ({storage_failure(err)}); nothing was written")
+    return ReportRefused(f"{table} {hint} ({storage_failure(err)}); {done}")
 
 
 class ReportResult(BaseModel):
