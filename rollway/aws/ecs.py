@@ -186,8 +186,12 @@ class EcsDeployer:
         searched, newest first, until one is the copy: a finalize stopped between registering the
         copy and recording it, and resumed after more than ``REQUEST_LOOKBACK`` registrations (a
         CI's builds), registered a second copy. Not every one: each is a DescribeTaskDefinition,
-        and a family with thousands since ran finalize's read out. A copy older than those is
-        not found (logged): the caller registers another, and that one stays unused."""
+        and a family with thousands since ran finalize's read out. They are listed in at most
+        ``LIST_PAGES`` ListTaskDefinitions calls of ``LIST_PAGE_SIZE`` (``_own_revisions``), which
+        list the revisions of families whose names begin with this one's too: a search that reaches
+        that bound stops there, having searched what it listed (maybe fewer than ``COPY_LOOKBACK``).
+        A copy not searched is not found (logged, either way): the caller registers another, and
+        that one stays unused."""
         try:
             described = self._client.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
         except ClientError as err:
