@@ -26,7 +26,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    refused because the login expired during it, and again after a wait, a few times, a push
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
-   it meanwhile);
+   it meanwhile; a push that failed after the registry took this run's build is done, and said
+   so, not pushed again);
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
@@ -904,6 +905,12 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
       new login.
 
     Any other refusal (denied, an immutable tag, an invalid manifest) stands at once.
+
+    Before either, a failed push of the version asks the registry for it: a push whose answer was
+    lost after the registry took its manifest left this run's build there. That is the push done
+    (said so, with no wait and no push again): it was pushed again after waits, and on a
+    repository with immutable tags refused as "already exists", the run stopping with its own
+    image in the registry and telling the operator to run again with register_existing.
     """
     waits = list(PUSH_RETRY_SECONDS)
     renewed = False  # a push after a new login is one attempt more than the waits allow
@@ -918,12 +925,22 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
             try:
                 return steps.push(docker, reference), credentials
             except Exception as err:
+                held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
+                if held is not None and _is_this_build(docker, refs, run.progress.image_id, held, run):
+                    # docker's last line says why: its whole output is the failure's, not this step's.
+                    run.done(f"the push of {reference} failed ({error_said(err).splitlines()[-1].strip()}), yet the "
+                             f"registry holds it as this run's build ({held}): the push got that far, and it is not "
+                             "pushed again", warning=True)
+                    return held, credentials
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
                 if retry is None or (retry.kind == "transient" and not waits):
-                    if reference == refs.versioned:
-                        _note_held(run, docker, refs, ecr, request)
+                    if held is not None:
+                        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned,
+                                        held)
+                        # Not this run's push as far as it knows: where things stand says what was read, as read.
+                        run.progress.held[refs.versioned] = held
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
                     raise
@@ -993,16 +1010,34 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
     registry then holds what this run pushed, latest agrees, and the revision pinned the other
     run's image while this run reported its own build.
     """
-    # The containerd image store's id is the digest of the index it pushes; the classic store's
-    # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
-    # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
-    if digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id):
+    if _is_build(docker, refs, image_id, digest):
         return
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
         "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "
         f"run's image and nothing was registered from this run ({register_existing_as_asked(refs)} would register "
         "that image)")
+
+
+def _is_build(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> bool:
+    """Whether the version's image ``digest`` in the registry is the build ``image_id``, as the
+    daemon knows it."""
+    # The containerd image store's id is the digest of the index it pushes; the classic store's
+    # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
+    # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
+    return digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id)
+
+
+def _is_this_build(docker: ImagePublisher, refs: ImageReferences, image_id: str | None, digest: str,
+                   run: _Run) -> bool:
+    """``_is_build`` after a failed push: False when it cannot be told (the failure then stands)."""
+    if image_id is None:
+        return False
+    try:
+        return _is_build(docker, refs, image_id, digest)
+    except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
+        run.log.warning("publish: could not ask the daemon whether %s is this run's build: %s", digest, err)
+        return False
 
 
 def _utcnow() -> dt.datetime:
@@ -1025,20 +1060,17 @@ def _held_digest(docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrR
     return steps.registry_digest(docker, refs.versioned)
 
 
-def _note_held(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
-               request: PublishRequest) -> None:
-    """After a failed push of the version: whether the registry holds it all the same (the push
-    got as far as the manifest before the daemon went away, or another run pushed it first). The
-    failure then says so, instead of promising that a re-run (which would be refused) is safe."""
+def _held_after_failed_push(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                            request: PublishRequest) -> str | None:
+    """After a failed push of the version: the digest the registry holds for it all the same (the
+    push got as far as the manifest before its answer was lost, or another run pushed it first),
+    or None (none, or the registry could not be asked). The failure then says so, instead of
+    promising that a re-run (which would be refused) is safe."""
     try:
-        held = _held_digest(docker, refs, ecr, request)
+        return _held_digest(docker, refs, ecr, request)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
         run.log.warning("publish: could not ask the registry for %s after its push failed: %s", refs.versioned, err)
-        return
-    if held is not None:
-        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned, held)
-        # Not this run's push as far as it knows: where things stand says what was read, as read.
-        run.progress.held[refs.versioned] = held
+        return None
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

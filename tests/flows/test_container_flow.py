@@ -1002,7 +1002,8 @@ def test_a_failed_version_push_that_left_the_version_in_the_registry_does_not_pr
 
     class PushedThenFailed(EcrBacked):
         def push(self, reference):
-            super().push(reference)
+            # In ECR, with no record on this daemon that it pushed it: whose image it is cannot be told.
+            put_manifest(self.ecr, self.repository, "2.0.0", self.images[reference])
             raise PushRefused(reference, ["tag invalid: the image tag '2.0.0' already exists and cannot be "
                                           "overwritten because the repository is immutable"])
 
@@ -1529,6 +1530,41 @@ def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refu
     else:
         assert "pushed again" not in str(failed.value) and "times" not in str(failed.value)
     assert revisions(aws) == before  # nothing registered
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_pushed_again(
+        aws, tmp_path, monkeypatch):
+    """docker's connection reset after the registry took the version's manifest: the run waited,
+    pushed again, and on a repository with immutable tags ECR refused that as "already exists", so
+    the run stopped with its own build in the registry and no revision, telling the operator to run
+    again with register_existing. The registry is asked first: this run's build there is the push
+    done, said so, with no wait and no second push."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    waited: list[float] = []
+
+    class AnswerLost(EcrBacked):
+        def push(self, reference):
+            if f"push {reference}" in self.calls:  # ECR's answer to the same version pushed again
+                self.calls.append(f"push {reference}")
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", IMMUTABLE])
+            super().push(reference)  # the daemon pushed it, the registry holds it
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = AnswerLost(aws)
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"]
+    assert waited == []
+    digest = publisher.registry[f"{uri}:2.0.0"]
+    assert result.digest == digest
+    assert (f"the push of {uri}:2.0.0 failed ({RESET}), yet the registry holds it as this run's build ({digest}): the push got that far, and it is not "
+            "pushed again") in "\n".join(result.steps), result.steps
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
+
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_push_pushed_again_after_a_new_login_and_then_after_waits_counts_its_attempts_truly(
