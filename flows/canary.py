@@ -161,6 +161,19 @@ def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, can
             or stable_health_check_refusal(*groups["stable"], rollback_healthy_seconds(wait), wait))
 
 
+def dead_letter_check(env: Environment, *, run_again: str | None = None) -> str | None:
+    """Why the watched queues' dead letters cannot be watched, as SQS answers now
+    (``dead_letter_refusal``); None when they can, or when nothing looks them up (``env.queues``).
+
+    ``run_again``: on a rollout under way (its next phase, a resume), the flow the refusal says
+    to run again; None at a rollout's start. A lookup the role may not make is a RolloutRefused
+    naming the statement granting it (``before_any_write``)."""
+    if env.queues is None:
+        return None
+    with before_any_write(env.targets):
+        return dead_letter_refusal(env.targets, env.queues.lookup(), run_again=run_again)
+
+
 def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, ServiceState]:
     """Resolve every name, read the stable and canary services and the metrics with read-only
     calls, so bad targets (or unknown bound flags, metrics that cannot be read, or watched
@@ -241,10 +254,9 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         # CloudWatch answers a dead-letter queue that is not there (a misspelt dlq_name, a queue
         # deleted or of another region) with no data, read as an empty queue: the DLQ guardrail
         # would be blind for the whole rollout, and nothing would say so.
-        if env.queues is not None:
-            refusal = dead_letter_refusal(t, env.queues.lookup())
-            if refusal is not None:
-                raise RolloutRefused(refusal)
+        refusal = dead_letter_check(env)
+        if refusal is not None:
+            raise RolloutRefused(refusal)
         # Every stage is judged on CloudWatch: a role that may not read it (AccessDenied) is refused
         # here, not found out after the first shift, when the canary serves users and no stage can
         # be judged. One read of the last periods; no data in them (a quiet hour) is no refusal.

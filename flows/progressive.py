@@ -21,8 +21,8 @@ from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
 from flows.approvals import duration_said, prefect_approver, unheard_answers
-from flows.canary import (RolloutRefused, approvals_asked, before_any_write, pin_image, pinning_in_any_region,
-                          preflight, unanswered)
+from flows.canary import (RolloutRefused, approvals_asked, before_any_write, dead_letter_check, pin_image,
+                          pinning_in_any_region, preflight, unanswered)
 from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
@@ -682,6 +682,10 @@ def run_progressive(
                                            run_again="progressive_rollout",
                                            image=replaced_canary_image(env, record, canary))) is not None:
                 raise RolloutRefused(refusal)
+        # Checked at the start only, a queue deleted since (days before a resume) left the DLQ
+        # guardrail watching nothing. Not again for a phase this run has just started: it checked.
+        if record.owner != owner and (refusal := dead_letter_check(env, run_again="progressive_rollout")) is not None:
+            raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
             # Recorded before images were pinned, and not deployed yet: pinned now, before taking it.
@@ -1098,6 +1102,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         canary = ecs.describe_service(env.deployer, service)
     if (refusal := canary_replaced(record, canary, env.targets.cluster, moving=f"{following} would move",
                                    run_again="advance_phase", image=replaced_canary_image(env, record, canary))) is not None:
+        raise PhaseRefused(refusal)
+    # A week passes between phases: a dead-letter queue deleted meanwhile reads as an empty one,
+    # and the next phase would move traffic with the DLQ guardrail watching nothing.
+    if (refusal := dead_letter_check(env, run_again="advance_phase")) is not None:
         raise PhaseRefused(refusal)
     asked = "" if early_reason is None else f" ({actor} asked to start it early: {early_reason}; it was due anyway)"
     if wait is not None:

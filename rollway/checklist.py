@@ -315,6 +315,18 @@ def check_queue(spec: QueueSpec, queue: Observed, dlq: Observed, region: str | N
     return item(True, f"redrives to {spec.dlq_name} after {spec.max_receive_count} receives; the DLQ exists")
 
 
+def redrive_target(queue: Mapping[str, Any]) -> str:
+    """The deadLetterTargetArn of a queue's RedrivePolicy (GetQueueAttributes' ``Attributes``),
+    or "" (none, or not JSON: ``check_queue`` says so). What the checklist follows to a DLQ of
+    another name, and what the rollout's preflight compares with the watched DLQ's ARN."""
+    try:
+        raw = queue.get("RedrivePolicy")
+        policy = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        return str(policy.get("deadLetterTargetArn") or "")
+    except (ValueError, TypeError, AttributeError):
+        return ""
+
+
 def _fifo(attributes: Mapping[str, Any]) -> bool:
     return str(attributes.get("FifoQueue", "")).lower() == "true"  # a standard queue's has none
 

@@ -168,7 +168,7 @@ class QueueSeen:
     failed: str = ""
 
 
-def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str | None:
+def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_again: str | None = None) -> str | None:
     """Why the dead-letter queues the rollout watches cannot be trusted to show dead letters: a
     work queue or its DLQ that does not exist in ``Targets.region``, a work queue whose
     RedrivePolicy sends its failures elsewhere, or a queue SQS did not answer for; None if none.
@@ -177,27 +177,34 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str 
     queue of another region) with no data, which the guardrail reads as an empty DLQ: it would
     watch nothing for the whole rollout, and say nothing.
 
+    Checked again before each later weekly phase and on each resume (``run_again``): a week
+    passes between phases, and a queue deleted or re-deployed meanwhile left the guardrail
+    blind for the rest of the rollout, the start's check long passed.
+
     Args:
         targets: the run's targets (their queues and region).
         seen: queue name -> what SQS answered for it (each work queue and each DLQ).
+        run_again: the flow the refusal says to run again, for a rollout under way (whose start
+            the queues passed); None at a rollout's start.
     """
     region = targets.region
+    again = "start the rollout again" if run_again is None else f"run {run_again} again (the traffic stays where it is)"
     failed = sorted({f"{name}: {s.failed}" for name, s in seen.items() if s.failed})
     if failed:
         return (f"SQS did not answer the check that the watched queues exist in {region} ({'; '.join(failed)}): "
                 "a dead-letter queue that is not there reads as an empty one, and the DLQ-depth guardrail would "
-                "watch nothing. Nothing was changed; start the rollout again once SQS answers")
+                f"watch nothing. Nothing was changed; {again} once SQS answers")
     problems: list[str] = []
     for queue in targets.queues:
         work, dlq = seen.get(queue.name, QueueSeen()), seen.get(queue.dlq_name, QueueSeen())
         if dlq.arn is None and work.arn is None:
-            problems.append(f"neither the work queue {queue.name} nor its dead-letter queue {queue.dlq_name} exists "
-                            f"in {region}")
+            problems.append(f"SQS found neither the work queue {queue.name} nor its dead-letter queue "
+                            f"{queue.dlq_name} in {region}")
         elif dlq.arn is None:
-            problems.append(f"the dead-letter queue {queue.dlq_name} (dlq_name of work queue {queue.name}) does not "
-                            f"exist in {region}")
+            problems.append(f"SQS did not find the dead-letter queue {queue.dlq_name} (dlq_name of work queue "
+                            f"{queue.name}) in {region}")
         elif work.arn is None:
-            problems.append(f"the work queue {queue.name} does not exist in {region}")
+            problems.append(f"SQS did not find the work queue {queue.name} in {region}")
         elif work.redrive_target != dlq.arn:
             sends = (f"redrives its failures to {work.redrive_target}" if work.redrive_target
                      else "has no RedrivePolicy (its failures never reach a dead-letter queue)")
@@ -205,9 +212,21 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen]) -> str 
                             f"({dlq.arn}), whose depth the guardrail watches")
     if not problems:
         return None
-    return (f"{'; '.join(problems)}. CloudWatch has no messages to show for a dead-letter queue that is not there "
+    unfound = any(seen.get(name, QueueSeen()).arn is None for q in targets.queues for name in (q.name, q.dlq_name))
+    if unfound:
+        # Its error says "does not exist" for a queue the credentials may not reach as well:
+        # claimed as missing, it sent people to look for a queue that is there.
+        problems.append("SQS says a queue does not exist both when it is not there and when these credentials may not "
+                        "reach it (a queue policy that does not let them, a queue of another account)")
+    said = (f"{'; '.join(problems)}. CloudWatch has no messages to show for a dead-letter queue that is not there "
             "or that no failure reaches, which reads as an empty one: the DLQ-depth guardrail would watch nothing "
-            "for the whole rollout. Either fix the queue names in the targets block's queues (a typo, or a queue of "
+            f"for the {'whole' if run_again is None else 'rest of the'} rollout. ")
+    if run_again is not None:
+        return (f"{said}The queues passed this check when the rollout started: since then a queue was deleted, its "
+                "policy changed or it was deployed again without that redrive policy, or the targets block's queues were edited. Nothing was "
+                "changed, and the traffic stays where it is: restore the queues (the infra flow) and run "
+                f"{run_again} again, or roll the rollout back (`rollway abort`)")
+    return (f"{said}Either fix the queue names in the targets block's queues (a typo, or a queue of "
             f"another region: the rollout's region is {region}), or deploy the queues (the infra flow) with that "
-            "redrive policy; a service that reads no queue lists none (queues: [] in the targets block). Nothing was "
-            "changed")
+            f"redrive policy{', or let the credentials reach them' if unfound else ''}; a service that reads no queue lists "
+            "none (queues: [] in the targets block). Nothing was changed")

@@ -28,7 +28,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.checklist import (
-    Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, used_by_rollway,
+    Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, redrive_target,
+    used_by_rollway,
 )
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
 from rollway.aws.errors import aws_message
@@ -299,7 +300,7 @@ class AwsInfraChecker:
             queue = queues.get(spec.name)
             if not isinstance(queue, Mapping):
                 continue
-            target = _redrive_target(queue)
+            target = redrive_target(queue)
             if not target or target in read or target in found:
                 continue
             arn, own = target.split(":"), str(queue.get("QueueArn") or "").split(":")
@@ -391,16 +392,6 @@ def _said(err: ClientError | BotoCoreError, targets: Targets, resource: str | No
     statement on ``resource``, the name read, when AWS names none. ``targets``, the run's own
     names, tell which of the policy's names one of the user's stands for."""
     return refusal_said(err, INFRASTRUCTURE_POLICY, resource=resource, targets=targets)
-
-
-def _redrive_target(queue: Mapping[str, Any]) -> str:
-    """The deadLetterTargetArn of the queue's RedrivePolicy, or "" (none, or not JSON: the checklist says so)."""
-    try:
-        raw = queue.get("RedrivePolicy")
-        policy = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
-        return str(policy.get("deadLetterTargetArn") or "")
-    except (ValueError, TypeError, AttributeError):
-        return ""
 
 
 def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | None = None) -> Any:

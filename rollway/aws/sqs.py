@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollway.aws.checklist import _redrive_target
 from rollway.aws.denied import is_denied
 from rollway.aws.errors import aws_message
+from rollway.checklist import redrive_target
 from rollway.deadline import READ_SECONDS
 from rollway.preflight_checks import QueueSeen
 from rollway.targets import Targets
@@ -70,5 +70,5 @@ class SqsQueues:
         except BotoCoreError as err:
             return QueueSeen(failed=aws_message(err))
         return QueueSeen(arn=str(attributes.get("QueueArn") or "") or None,
-                         redrive_target=_redrive_target(attributes))
+                         redrive_target=redrive_target(attributes))
 

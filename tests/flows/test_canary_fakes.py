@@ -828,8 +828,8 @@ def test_a_hold_comment_with_control_characters_reaches_the_page_shown_escaped_o
 
 
 @pytest.mark.parametrize(("queues", "said"), [
-    ({"missing": ["webordinary-email-dlq"]}, "the dead-letter queue webordinary-email-dlq (dlq_name of work queue "
-                                              "webordinary-email-queue) does not exist in us-west-2"),
+    ({"missing": ["webordinary-email-dlq"]}, "SQS did not find the dead-letter queue webordinary-email-dlq (dlq_name "
+                                              "of work queue webordinary-email-queue) in us-west-2"),
     ({"redrives": {"webordinary-edit-input": ""}}, "the work queue webordinary-edit-input has no RedrivePolicy"),
     ({"failing": "ThrottlingException: Rate exceeded"}, "SQS did not answer the check that the watched queues exist"),
 ])

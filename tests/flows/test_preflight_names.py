@@ -100,7 +100,8 @@ def test_a_dead_letter_queue_that_does_not_exist_is_refused_before_any_write(aws
     watched nothing for the whole rollout, and nobody was told."""
     targets = _queues_renamed(aws.targets, "webordinary-edit-input", "webordinary-edit-inptu-dlq")
     said = _refused_before_writing(aws, watch_calls, run, targets)
-    assert "dead-letter queue webordinary-edit-inptu-dlq" in said and f"does not exist in {targets.region}" in said
+    assert "dead-letter queue webordinary-edit-inptu-dlq" in said and f"{targets.region}" in said
+    assert "SQS did not find the dead-letter queue" in said and "these credentials may not reach it" in said, said
     assert "fix the queue names in the targets block" in said and "deploy the queues" in said, said
 
 

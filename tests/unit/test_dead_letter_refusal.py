@@ -21,9 +21,10 @@ def test_a_queue_redriving_to_its_dlq_passes_and_no_queues_pass():
 
 def test_each_way_the_guardrail_would_be_blind_names_the_queue_the_region_and_the_way_out():
     cases = {
-        "the dead-letter queue jobs-dlq (dlq_name of work queue jobs) does not exist in eu-west-1":
+        "SQS did not find the dead-letter queue jobs-dlq (dlq_name of work queue jobs) in eu-west-1":
             seen(jobs=QueueSeen(ARN + "jobs", ARN + "jobs-dlq"), jobs_dlq=QueueSeen()),
-        "neither the work queue jobs nor its dead-letter queue jobs-dlq exists in eu-west-1": {},
+        "SQS found neither the work queue jobs nor its dead-letter queue jobs-dlq in eu-west-1": {},
+        "SQS did not find the work queue jobs in eu-west-1": seen(jobs_dlq=QueueSeen(ARN + "jobs-dlq")),
         f"the work queue jobs redrives its failures to {ARN}other-dlq, not to its dlq_name jobs-dlq":
             seen(jobs=QueueSeen(ARN + "jobs", ARN + "other-dlq"), jobs_dlq=QueueSeen(ARN + "jobs-dlq")),
         "the work queue jobs has no RedrivePolicy":
@@ -41,3 +42,15 @@ def test_a_lookup_sqs_did_not_answer_is_refused_never_passed():
     said = dead_letter_refusal(T, answered)
     assert said is not None and "SQS did not answer the check that the watched queues exist in eu-west-1" in said
     assert "jobs: ThrottlingException: Rate exceeded" in said and "start the rollout again once SQS answers" in said
+
+
+def test_a_queue_sqs_did_not_find_is_not_said_to_be_missing_for_sure():
+    """SQS answers NonExistentQueue ("does not exist or you do not have access to it") for a queue
+    the credentials may not reach too: the refusal says both, and the way out for each."""
+    for answered in ({}, seen(jobs=QueueSeen(ARN + "jobs", ARN + "jobs-dlq"), jobs_dlq=QueueSeen()),
+                     seen(jobs_dlq=QueueSeen(ARN + "jobs-dlq"))):
+        said = dead_letter_refusal(T, answered)
+        assert said is not None and "does not exist" not in said.split("SQS says")[0], said
+        assert "when these credentials may not reach it" in said and "let the credentials reach them" in said, said
+    redrive = dead_letter_refusal(T, seen(jobs=QueueSeen(ARN + "jobs"), jobs_dlq=QueueSeen(ARN + "jobs-dlq")))
+    assert redrive is not None and "credentials" not in redrive, redrive

@@ -1,0 +1,61 @@
+"""The watched queues checked again as a phased rollout goes on, not only at its start.
+
+A week passes between weekly phases. A dead-letter queue deleted meanwhile (or a work queue
+deployed again without its RedrivePolicy) reads in CloudWatch as an empty queue: the next phase,
+or a resume days later, moved the traffic with the DLQ-depth guardrail watching nothing, and
+nothing said so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.canary import RolloutRefused
+from flows.progressive import PhaseRefused
+from rollway.approvals import auto_approve
+from rollway.fakes import FakeQueues
+from rollway.model import Weights
+from tests.flows.test_progressive_fakes import (WEEK, advance_on, env_with_ledger, full_spec, killed_while_baking,
+                                                progressive_on, shifts)
+
+DLQ = "webordinary-email-dlq"
+
+
+def test_the_next_phase_is_refused_when_a_dead_letter_queue_was_deleted_since_the_start():
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    assert shifts(env) == [5]
+
+    env.queues = FakeQueues(env.targets, missing=[DLQ])  # deleted during the week
+    env.clock.sleep(WEEK)
+    with pytest.raises(PhaseRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"the dead-letter queue {DLQ}" in said and "DLQ-depth guardrail would watch nothing" in said, said
+    assert "passed this check when the rollout started" in said and "run advance_phase again" in said, said
+    assert "`rollway abort`" in said, said
+    # Nothing moved, week 2 was not recorded as started (its start is not used up), nothing is held.
+    record = env.ledger.get(env.targets.canary_service)
+    assert shifts(env) == [5] and env.router.weights == Weights(stable=95, canary=5)
+    assert record.weekly_phase_index == 0 and record.weekly_phase_passed and record.owner is None
+
+    env.queues = FakeQueues(env.targets)  # restored: the same week's next run starts week 2
+    assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "holding"
+    assert shifts(env) == [5, 25, 50]
+
+
+def test_a_resume_is_refused_when_a_work_queue_lost_its_redrive_policy_since_the_start():
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    killed_while_baking(env, 25, auto_approve("alice"), phased=False)
+    assert shifts(env) == [5, 25]
+
+    env.queues = FakeQueues(env.targets, redrives={"webordinary-edit-input": ""})
+    env.clock.sleep(601)  # the dead run's lease ran out
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, full_spec(), auto_approve("bob"), owner="run-2", phased=False)
+    said = str(refused.value)
+    assert "the work queue webordinary-edit-input has no RedrivePolicy" in said, said
+    assert "run progressive_rollout again" in said and "the traffic stays where it is" in said, said
+    assert shifts(env) == [5, 25] and env.router.weights.canary == 25
