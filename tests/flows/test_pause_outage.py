@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -568,3 +569,50 @@ def test_a_paused_runs_read_given_up_after_a_minute_is_tried_again_through_five_
     assert any(f"the Prefect API answered {status}" in m and "gave up" in m for m in said), said
     # Noticed once the first read gave up, within its minute (Prefect's client jitters its waits).
     assert said[-1] in ("the Prefect API answers again after 4 min", "the Prefect API answers again after 5 min"), said
+
+
+@pytest.mark.parametrize("part", ["form", "answer"])
+def test_the_forms_parts_and_its_answer_are_given_up_after_a_minute_as_every_other_request_of_the_pause(
+        monkeypatch, part):
+    """The approval form's parts (stored as the run pauses) and the answer (read once it is resumed)
+    went through Prefect's ``RunInput.save`` and ``load``, which open a client of their own: an API
+    answering 503 held the run in one of them for Prefect's five retries of up to 30 s each (minutes,
+    silent), where every other request of the pause gives up after 60 s and is tried again through
+    the outage, saying so. They now go through the pause's own client, bounded alike."""
+    import prefect.client.base
+    from prefect.input import keyset_from_paused_state
+    from prefect.settings import PREFECT_CLIENT_CSRF_SUPPORT_ENABLED, temporary_settings
+    from prefect.states import Paused
+
+    from flows.approvals import (WHOLE_REQUEST_MOST_SECONDS, ApprovalInput, _bounded_retry_after, _request_sent,
+                                 _save_form, _stored_answer)
+
+    now = {"s": 0.0}
+    asked: list[str] = []
+
+    def advance(seconds: float) -> None:
+        now["s"] += seconds
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", advance)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now["s"])
+    # The hooks ``bounded_client`` builds a paused run's client with, on an API answering 503 to all.
+    with temporary_settings({PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}):
+        client = SyncPrefectClient("http://prefect.invalid/api", httpx_settings={
+            "transport": httpx.MockTransport(unavailable),
+            "event_hooks": {"request": [_request_sent], "response": [_bounded_retry_after]}})
+    form = ApprovalInput.with_initial_data(description="## rollway: approval pause", action="approve")
+    paused = Paused(timeout_seconds=60, pause_key="approval-1")
+    paused.state_details.run_input_keyset = keyset_from_paused_state(paused)
+    run_id = uuid4()
+    with client, pytest.raises(httpx.HTTPStatusError) as gave_up:
+        if part == "form":
+            _save_form(client, run_id, form, paused.state_details.run_input_keyset)
+        else:
+            _stored_answer(client, form, paused, run_id)
+    assert asked and all(f"/flow_runs/{run_id}/input" in path for path in asked), asked
+    assert now["s"] <= WHOLE_REQUEST_MOST_SECONDS, now
+    assert "the Prefect API answered 503" in str(gave_up.value) and "gave up" in str(gave_up.value), gave_up.value
