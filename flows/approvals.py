@@ -664,21 +664,43 @@ def _wait_for_resume(
         "fails"
         if watch is not None else "")
     then = "the run takes the answer given meanwhile, or the pause's timeout once it is past"
+    away_at = -math.inf  # when a read of the run's state last found the API away (monotonic)
+
+    def read() -> State:
+        nonlocal away_at
+        try:
+            return client.read_flow_run(run_id).state
+        except httpx.HTTPError as err:
+            if _unreachable(err):
+                away_at = time.monotonic()
+            raise
+
+    def timed_out_late() -> bool:
+        # The timeout is the server's to tell: with the API away when it was due, the run acts on
+        # it only once the API answers. Said, or a rollback (or a hold) minutes after the deadline
+        # the form gave read as a run that ignored its own timeout.
+        if away_at >= deadline:
+            due = paused.state_details.pause_timeout
+            get_run_logger().warning(
+                "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
+                "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
+                _said_to_the_minute(time.monotonic() - deadline))
+        return False
+
     while True:
-        state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval, doing,
-                                 meanwhile=look, then=then)
+        state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
         if state.is_running():
             return True
         _stop_if_cancelled(state)
         if _expired(state, paused):
-            return False
+            return timed_out_late()
         if not state.is_paused():
             raise _left_for(state)
         waiting.say()
         look()
         left = deadline - time.monotonic()
         if left <= 0:
-            return False
+            return timed_out_late()
         time.sleep(min(poll_interval, left))
 
 

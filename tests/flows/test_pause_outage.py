@@ -616,3 +616,41 @@ def test_the_forms_parts_and_its_answer_are_given_up_after_a_minute_as_every_oth
     assert asked and all(f"/flow_runs/{run_id}/input" in path for path in asked), asked
     assert now["s"] <= WHOLE_REQUEST_MOST_SECONDS, now
     assert "the Prefect API answered 503" in str(gave_up.value) and "gave up" in str(gave_up.value), gave_up.value
+
+
+def test_a_pause_whose_timeout_came_during_an_outage_says_it_acts_on_it_late(monkeypatch, caplog):
+    """The Prefect API goes away while the run waits, and comes back past the pause's timeout: the
+    run acts on the timeout only then (the server is the one to tell an answer given meanwhile).
+    Its log said "nobody answered within 2 min" minutes after the deadline the form gave, and
+    nothing of why the rollback (or the hold) came late."""
+    import logging
+    from types import SimpleNamespace
+
+    from prefect.client.schemas.objects import FlowRun
+
+    later = [0.0]
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=lambda: time.monotonic() + later[0], sleep=time.sleep, time=time.time))
+    real_read = SyncPrefectClient.read_flow_run
+    outage = {"reads": 0}
+
+    def away_past_the_deadline(self, flow_run_id) -> FlowRun:
+        if outage["reads"] or (run := real_read(self, flow_run_id)).state.is_paused():
+            if outage["reads"] < 3:
+                outage["reads"] += 1
+                later[0] += 60.0  # three reads of an outage, a minute each: past the 2-min timeout
+                raise httpx.ConnectError("All connection attempts failed")
+            return real_read(self, flow_run_id)
+        return run
+
+    @flow(name="approval-timeout-in-an-outage")
+    def pauses_once_unanswered() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout="hold"), poll_interval=0.05)
+        return approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary").action
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_deadline)
+    with caplog.at_level(logging.INFO):
+        assert pauses_once_unanswered() == "hold"
+    said = " ".join(caplog.text.split())
+    assert ("while the Prefect API could not be reached: the run acts on it only now that the API answers, 1 min "
+            "late") in said, said
