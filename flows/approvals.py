@@ -320,19 +320,17 @@ def _pause(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], deadli
 
 
 def _save_form(client: SyncPrefectClient, run_id: UUID, form: type[RunInput], keyset: dict[str, str]) -> None:
-    """Store ``form`` on the paused run as ``pause_flow_run(wait_for_input=form)`` does: through
-    ``RunInput.save`` (Prefect's own schema for the UI's form, then the description above it).
+    """Store ``form`` on the paused run as ``pause_flow_run(wait_for_input=form)`` does (Prefect's
+    own schema for the UI's form, then the description above it), through ``client``.
 
-    ``save`` stores the schema first: when an earlier try stored it and its answer was lost, the
-    server refuses it again (409), and the description, which that try may not have reached, is
-    stored alone (kept if it was)."""
-    try:
-        form.save(keyset, flow_run_id=run_id)
-    except httpx.HTTPStatusError as err:
-        if err.response.status_code != 409:
-            raise
-        if isinstance(form._description, str) and form._description:
-            _store(client, run_id, keyset["description"], orjson.dumps(form._description).decode())
+    Not through ``RunInput.save``: that opens a client of its own, unbounded, and an API that took
+    the connection and said nothing held the pause there for Prefect's own retries (minutes), where
+    every other request of the pause is given up after ``WHOLE_REQUEST_MOST_SECONDS`` and tried
+    again through the outage, saying so. A part an earlier try stored (its answer lost) is kept."""
+    # The schema ``save`` stores for a pydantic v2 model: its JSON schema, as the UI renders it.
+    _store(client, run_id, keyset["schema"], orjson.dumps(form.model_json_schema(by_alias=True)).decode())
+    if isinstance(form._description, str) and form._description:
+        _store(client, run_id, keyset["description"], orjson.dumps(form._description).decode())
 
 
 def _store(client: SyncPrefectClient, run_id: UUID, key: str, value: str) -> None:
@@ -666,21 +664,43 @@ def _wait_for_resume(
         "fails"
         if watch is not None else "")
     then = "the run takes the answer given meanwhile, or the pause's timeout once it is past"
+    away_at = -math.inf  # when a read of the run's state last found the API away (monotonic)
+
+    def read() -> State:
+        nonlocal away_at
+        try:
+            return client.read_flow_run(run_id).state
+        except httpx.HTTPError as err:
+            if _unreachable(err):
+                away_at = time.monotonic()
+            raise
+
+    def timed_out_late() -> bool:
+        # The timeout is the server's to tell: with the API away when it was due, the run acts on
+        # it only once the API answers. Said, or a rollback (or a hold) minutes after the deadline
+        # the form gave read as a run that ignored its own timeout.
+        if away_at >= deadline:
+            due = paused.state_details.pause_timeout
+            get_run_logger().warning(
+                "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
+                "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
+                _said_to_the_minute(time.monotonic() - deadline))
+        return False
+
     while True:
-        state = _through_outages(lambda: client.read_flow_run(run_id).state, give_up_at, poll_interval, doing,
-                                 meanwhile=look, then=then)
+        state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
         if state.is_running():
             return True
         _stop_if_cancelled(state)
         if _expired(state, paused):
-            return False
+            return timed_out_late()
         if not state.is_paused():
             raise _left_for(state)
         waiting.say()
         look()
         left = deadline - time.monotonic()
         if left <= 0:
-            return False
+            return timed_out_late()
         time.sleep(min(poll_interval, left))
 
 
@@ -718,11 +738,29 @@ def _back_to_running(client: SyncPrefectClient, run_id: UUID, paused: State,
         raise _left_for(state)
 
 
-def _stored_answer(form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput | None:
+def _given_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State, run_id: UUID) -> ApprovalInput:
+    """The answer stored with a resume of the pause ``paused``, read as ``RunInput.load`` reads it
+    (none stored: the form built from nothing), through ``client``: ``load`` opens an unbounded
+    client of its own (``_save_form``).
+
+    Raises:
+        ValidationError: no answer is stored, or the one stored does not fit the form.
+    """
+    try:
+        value = orjson.loads(client.read_flow_run_input(run_id, paused.state_details.run_input_keyset["response"]))
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 404:
+            raise
+        value = None
+    return form(**value) if value else form()
+
+
+def _stored_answer(client: SyncPrefectClient, form: type[ApprovalInput], paused: State,
+                   run_id: UUID) -> ApprovalInput | None:
     """The answer stored with a resume, or None when the run was resumed without one."""
     try:
-        return form.load(paused.state_details.run_input_keyset, flow_run_id=run_id)
-    except ValidationError:  # no input stored: load builds the form from nothing, and it needs an approver
+        return _given_answer(client, form, paused, run_id)
+    except ValidationError:  # no input stored: the form built from nothing needs an approver
         return None
 
 
@@ -854,7 +892,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 _back_to_running(client, run_id, paused, lambda call: _through_outages(
                     call, give_up_at, poll_interval, leaving, meanwhile=lambda: act_now(watch),
                     then="the run leaves its pause and ends"), message=left)
-                given = _through_outages(lambda: _stored_answer(form, paused, run_id), give_up_at, poll_interval,
+                given = _through_outages(lambda: _stored_answer(client, form, paused, run_id), give_up_at, poll_interval,
                                          "the pause has ended; looking for an answer given at that moment",
                                          then="the run ends, saying whether one was given")
                 # Said once it is known: "ends unanswered" read above the line saying the answer
@@ -866,7 +904,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                     return None
                 return _heard_answer(client, run_id, paused, poll_interval, given, read_late=True)
             if resumed:
-                given = through(lambda: form.load(paused.state_details.run_input_keyset, flow_run_id=run_id),
+                given = through(lambda: _given_answer(client, form, paused, run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
             else:
                 timed = f"the {pause.cause} pause timed out, and the run leaves it once the API answers"
@@ -883,7 +921,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # The server stores an answer only with a resume it accepted, so one found now
                 # landed at the deadline, after the last poll: the person was told it was taken,
                 # and it wins over the timeout policy.
-                given = through(lambda: _stored_answer(form, paused, run_id), timed, policy)
+                given = through(lambda: _stored_answer(client, form, paused, run_id), timed, policy)
                 if given is not None:
                     # Its resume landed between the read of Paused and the run's Running, which then
                     # said "unanswered" over it: said again as it is, the run acting on that answer.
@@ -935,7 +973,7 @@ def _unpaused(client: SyncPrefectClient, run_id: UUID, pause: Pause, ended: _End
         else:  # Running: a person answered it; or cancelled meanwhile
             _stop_if_cancelled(state)
         # Looked for whatever happened above: a resume may land at any moment of it.
-        given = through(lambda: _stored_answer(form, made, run_id))
+        given = through(lambda: _stored_answer(client, form, made, run_id))
         fate = "made while the Prefect API came and went " + (
             "is left, unanswered" if given is None else
             f"was answered {_said(_answer_of(given))} before the run could read it")

@@ -2098,6 +2098,39 @@ def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float
         return 1
 
 
+def _rollback_left_open(service: Service, rollout: str) -> None:
+    """Say where an abort whose rollback flow could not reach the Prefect API left ``rollout``: what
+    the ledger records (read again: the flow may have got part-way) and the split the load balancer
+    holds, read back, and that the same command finishes it once the API answers (the ledger keeps
+    the rollback open, and the next abort carries it out from there)."""
+    name = service.name
+    try:
+        record = ledger_read(service, lambda ledger: ledger.get(name))
+    except Exception as err:  # noqa: BLE001 - a report: say what is not known
+        recorded = f"the ledger could not be read ({err})"
+    else:
+        if record is None or record.rollout_id != rollout:
+            # Another rollout began since: the next abort would act on that one.
+            errors.print(f"The rollback flow did not run to its end, and the ledger no longer shows rollout {rollout} "
+                         f"as {name}'s newest: `rollway status` shows where it stands.", markup=False)
+            say_live(service)
+            return
+        if record.phase is RolloutPhase.ROLLED_BACK:
+            # Its flow recorded the end, and only its own last word to the API was lost.
+            errors.print(f"the ledger records rollout {rollout} as rolled back: nothing is left to roll back",
+                         markup=False)
+            say_live(service)
+            return
+        if record.phase is RolloutPhase.ROLLING_BACK:
+            recorded = f"the ledger records rollout {rollout} as rolling back, not finished"
+        else:
+            recorded = (f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "
+                        "(stable/canary): the abort is not recorded")
+    errors.print(f"The rollback flow did not run to its end: {recorded}. Run `rollway abort` again once the Prefect "
+                 "API answers: it finishes the rollback from the ledger.", markup=False)
+    say_live(service)
+
+
 def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
     """The service's rollouts, newest first, when a refusal of ``record`` names the version before
     it (a promoted one); empty otherwise, or when they cannot be read: a refusal is not failed on it."""
@@ -2240,9 +2273,14 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
         return 1
-    except (LedgerError, OpsError, httpx.HTTPError, TimeoutError):
-        # The ledger's refusals say what happened, and an unreachable Prefect API (the rollback
-        # flow never started) has its own advice: `reporting` prints them.
+    except httpx.HTTPError as unreachable:
+        # The rollback is a Prefect flow: without the API it did not start, or stopped part-way.
+        # "cannot reach the Prefect API" alone left on-call to guess whether anything moved.
+        errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
+        _rollback_left_open(service, record.rollout_id)
+        return 1
+    except (LedgerError, OpsError, TimeoutError):
+        # The ledger's refusals say what happened: `reporting` prints them.
         raise
     except Exception as failed:  # noqa: BLE001 - a step that failed is said in words, not a traceback
         # The stable service did not come up, the load balancer refused, ...: the rollback

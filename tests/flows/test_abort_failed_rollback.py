@@ -82,6 +82,45 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypa
     assert code == 1 and "cannot reach the Prefect API" in err and "can take the traffic" not in err, err
 
 
+def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_where_it_left_things_and_again_finishes_it(
+        monkeypatch, capsys):
+    """The rollback is a Prefect flow: with the API gone after the abort's intent was recorded, the
+    command said only "cannot reach the Prefect API", and on-call could not tell whether the ledger
+    recorded the abort, where the traffic was, or what to run. Running it again once the API answers
+    finishes the rollback, as it now says."""
+    import httpx
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    service = open_rollout(monkeypatch, env, "abort-api-away")
+    rollout = env.ledger.get(env.targets.canary_service).rollout_id
+    real_rollback = flows.rollback.rollback
+
+    def unreachable(**kwargs):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(flows.rollback, "rollback", unreachable)
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+    out, err = capsys.readouterr()
+    said = " ".join((out + err).split())
+    assert code == 1, said
+    assert "cannot reach the Prefect API" in said, said
+    assert f"the ledger records rollout {rollout} as rolling back, not finished" in said, said
+    assert "Run `rollway abort` again once the Prefect API answers: it finishes the rollback" in said, said
+    assert "load balancer now 95/5 (stable/canary), read back" in said, said
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+    assert env.router.weights == Weights.canary_at(5)
+
+    # The API answers again: the same command finishes it.
+    monkeypatch.setattr(flows.rollback, "rollback", real_rollback)
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    assert ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None) == 0, capsys.readouterr()
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
 class RefusingNotifier:
     """SNS refusing every publish for good (the topic's policy denies it): never retried."""
 

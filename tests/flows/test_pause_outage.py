@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -568,3 +569,88 @@ def test_a_paused_runs_read_given_up_after_a_minute_is_tried_again_through_five_
     assert any(f"the Prefect API answered {status}" in m and "gave up" in m for m in said), said
     # Noticed once the first read gave up, within its minute (Prefect's client jitters its waits).
     assert said[-1] in ("the Prefect API answers again after 4 min", "the Prefect API answers again after 5 min"), said
+
+
+@pytest.mark.parametrize("part", ["form", "answer"])
+def test_the_forms_parts_and_its_answer_are_given_up_after_a_minute_as_every_other_request_of_the_pause(
+        monkeypatch, part):
+    """The approval form's parts (stored as the run pauses) and the answer (read once it is resumed)
+    went through Prefect's ``RunInput.save`` and ``load``, which open a client of their own: an API
+    answering 503 held the run in one of them for Prefect's five retries of up to 30 s each (minutes,
+    silent), where every other request of the pause gives up after 60 s and is tried again through
+    the outage, saying so. They now go through the pause's own client, bounded alike."""
+    import prefect.client.base
+    from prefect.input import keyset_from_paused_state
+    from prefect.settings import PREFECT_CLIENT_CSRF_SUPPORT_ENABLED, temporary_settings
+    from prefect.states import Paused
+
+    from flows.approvals import (WHOLE_REQUEST_MOST_SECONDS, ApprovalInput, _bounded_retry_after, _request_sent,
+                                 _save_form, _stored_answer)
+
+    now = {"s": 0.0}
+    asked: list[str] = []
+
+    def advance(seconds: float) -> None:
+        now["s"] += seconds
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    monkeypatch.setattr(prefect.client.base.time, "sleep", advance)
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now["s"])
+    # The hooks ``bounded_client`` builds a paused run's client with, on an API answering 503 to all.
+    with temporary_settings({PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}):
+        client = SyncPrefectClient("http://prefect.invalid/api", httpx_settings={
+            "transport": httpx.MockTransport(unavailable),
+            "event_hooks": {"request": [_request_sent], "response": [_bounded_retry_after]}})
+    form = ApprovalInput.with_initial_data(description="## rollway: approval pause", action="approve")
+    paused = Paused(timeout_seconds=60, pause_key="approval-1")
+    paused.state_details.run_input_keyset = keyset_from_paused_state(paused)
+    run_id = uuid4()
+    with client, pytest.raises(httpx.HTTPStatusError) as gave_up:
+        if part == "form":
+            _save_form(client, run_id, form, paused.state_details.run_input_keyset)
+        else:
+            _stored_answer(client, form, paused, run_id)
+    assert asked and all(f"/flow_runs/{run_id}/input" in path for path in asked), asked
+    assert now["s"] <= WHOLE_REQUEST_MOST_SECONDS, now
+    assert "the Prefect API answered 503" in str(gave_up.value) and "gave up" in str(gave_up.value), gave_up.value
+
+
+def test_a_pause_whose_timeout_came_during_an_outage_says_it_acts_on_it_late(monkeypatch, caplog):
+    """The Prefect API goes away while the run waits, and comes back past the pause's timeout: the
+    run acts on the timeout only then (the server is the one to tell an answer given meanwhile).
+    Its log said "nobody answered within 2 min" minutes after the deadline the form gave, and
+    nothing of why the rollback (or the hold) came late."""
+    import logging
+    from types import SimpleNamespace
+
+    from prefect.client.schemas.objects import FlowRun
+
+    later = [0.0]
+    monkeypatch.setattr(flows.approvals, "time", SimpleNamespace(
+        monotonic=lambda: time.monotonic() + later[0], sleep=time.sleep, time=time.time))
+    real_read = SyncPrefectClient.read_flow_run
+    outage = {"reads": 0}
+
+    def away_past_the_deadline(self, flow_run_id) -> FlowRun:
+        if outage["reads"] or (run := real_read(self, flow_run_id)).state.is_paused():
+            if outage["reads"] < 3:
+                outage["reads"] += 1
+                later[0] += 60.0  # three reads of an outage, a minute each: past the 2-min timeout
+                raise httpx.ConnectError("All connection attempts failed")
+            return real_read(self, flow_run_id)
+        return run
+
+    @flow(name="approval-timeout-in-an-outage")
+    def pauses_once_unanswered() -> str:
+        approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout="hold"), poll_interval=0.05)
+        return approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary").action
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_deadline)
+    with caplog.at_level(logging.INFO):
+        assert pauses_once_unanswered() == "hold"
+    said = " ".join(caplog.text.split())
+    assert ("while the Prefect API could not be reached: the run acts on it only now that the API answers, 1 min "
+            "late") in said, said
