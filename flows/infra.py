@@ -85,6 +85,7 @@ from rollway.infra import (
     resource_places, stack_environments, stuck_remedy, trust_command,
 )
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
+from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
 from rollway.toolchain.process import resolve
@@ -998,7 +999,7 @@ def _artifact(result: InfraResult, *, failed_at: str | None = None, resume_from:
                else "# Infrastructure deployed" + ("" if result.checklist is None or result.checklist.passed
                                                    else ", checklist FAILED"))
     rows = [f"| {i} | `{r.stack}` | {r.status} | {'' if r.seconds is None else f'{r.seconds:.1f}'} | "
-            f"{r.detail.replace('|', '/').replace(chr(10), ' ')} |" for i, r in enumerate(result.stacks, 1)]
+            f"{markdown_cell(r.detail)} |" for i, r in enumerate(result.stacks, 1)]
     parts = [heading, "", "## Stacks", "", "| # | stack | status | seconds | detail |", "|---|---|---|---|---|", *rows]
     if stopped:
         given = _again_with(resume_from or None, already_deployed)

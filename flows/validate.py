@@ -52,11 +52,12 @@ from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable
+from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.validation import (
     CHECKS, HTTP_CHECK_LIMIT, MESSAGE, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult, ValidationSpec,
     ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session, past_check_limit, shown_url,
-    skipped, unchecked,
+    left_behind, skipped, unchecked,
 )
 from tasks import validation as checks
 
@@ -118,10 +119,14 @@ def validate_deployment(
     note(_attempted(checks.check_health, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
     session = note(_attempted(checks.create_session, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
     if session.passed:
-        note(_attempted(checks.send_message, spec, session.detail, authorization=authorization,
-                        bounded=HTTP_CHECK_LIMIT))
+        message = note(_attempted(checks.send_message, spec, session.detail, authorization=authorization,
+                                  bounded=HTTP_CHECK_LIMIT))
     else:
-        note(skipped(MESSAGE, no_session(session, spec)))
+        message = note(skipped(MESSAGE, no_session(session, spec)))
+    # Said at once and in the artifact: nothing else removes the session the run made.
+    left = left_behind(session, message, spec)
+    if left is not None:
+        log.info("%s", left)
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
     # shared clients (60 s per read, retried, and the tasks' own retries), one that never
     # answered held the run for many minutes, silent, after every check had been made. Each read
@@ -172,7 +177,8 @@ def validate_deployment(
     for_people("validation", lambda: create_markdown_artifact(
         key=artifact_key(targets.canary_service, "validation"),
         markdown=markdown(summary, title=title,
-                          context=("What was validated:", "", *versions, "", reach)),
+                          context=("What was validated:", "", *versions, "", reach,
+                                   *(("", markdown_cell(left)) if left is not None else ()))),
         description="post-deployment validation",
     ))
     if not summary.passed:

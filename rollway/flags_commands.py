@@ -563,9 +563,8 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
                       f"`rollway flags get {change.feature}`)")
         else:
             result = "**not written**"
-        lines.append(f"| {index + 1} | {_cell(change.feature)} | {_cell(asked)} | {_cell(result)} |")
+        # markdown_cell, as the heading: a result quotes what the table held (a malformed item's
+        # values), whose carriage return ended the row, or backslash before a "|" split it.
+        lines.append(f"| {index + 1} | {markdown_cell(change.feature)} | {markdown_cell(asked)} | "
+                     f"{markdown_cell(result)} |")
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")

@@ -544,8 +544,13 @@ def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = N
                            answer_unclear=f"HTTP {response.status_code}, not JSON",
                            reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {quoted_body(response)}")
     session_id = body.get("sessionId") if isinstance(body, dict) else None
-    if not isinstance(session_id, str) or not session_id.strip():
-        got = (f"sessionId is {json.dumps(session_id)}" if isinstance(body, dict) and "sessionId" in body
+    # "." and ".." are no id a path can carry: put in messages_path as they are (percent-encoding
+    # leaves dots alone), the URL's dot segments are resolved, and the message was sent to
+    # .../sessions/messages or to the API's parent path, a route the message check then judged.
+    if not isinstance(session_id, str) or not session_id.strip() or session_id in (".", ".."):
+        got = (f"sessionId is {json.dumps(session_id)}"
+               + (", which a URL path reads as a relative segment, not an id" if session_id in (".", "..") else "")
+               if isinstance(body, dict) and "sessionId" in body
                else f"no sessionId (keys: {', '.join(sorted(map(str, body))) or 'none'})" if isinstance(body, dict)
                else f"a JSON {type(body).__name__}, not an object")
         # A 2xx: the service may well have made the session and only answered it badly.

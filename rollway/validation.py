@@ -436,6 +436,22 @@ def no_session(session: CheckResult, spec: ValidationSpec) -> str:
     return "no test session was created"
 
 
+def left_behind(session: CheckResult, message: CheckResult, spec: ValidationSpec) -> str | None:
+    """What the run left on the service, named so a person can find it, or None when no session
+    was created: the test session ``session`` created (its id, client and user), and the test
+    message when ``message`` passed. The seed's sessions API has no call to delete a session, so
+    the run cannot remove it; said with the id whatever the message check found: a failed one said
+    nothing of the session it had been sent to, which stayed on the service unnamed but for the
+    session row's id. (A session that may exist without an id is said by the skipped message
+    check, ``no_session``.)"""
+    if not session.passed or not session.detail:
+        return None
+    sent = " and the test message it accepted" if message.passed else ""
+    return (f"Left on the service: test session {session.detail} (clientId {spec.client_id!r}, userId "
+            f"{spec.user_id!r}){sent}. The sessions API has no call to delete a session, so the run did not: "
+            "remove it where the service keeps its sessions if it must not stay; each run leaves one more.")
+
+
 class ValidationSummary(BaseModel):
     """Every check's result and the verdict: passed only when every check passed."""
 

@@ -84,6 +84,21 @@ def test_a_session_answer_without_a_usable_session_id_fails_saying_what_came_bac
     assert session.answer_unclear == f"HTTP 201 but {says}", session.answer_unclear
 
 
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_a_session_id_of_dots_is_not_put_in_the_message_url(app, dots):
+    """A sessionId of "." or ".." was put in messages_path as it was: the URL's dot segments were
+    resolved, and the test message went to /sessions/messages or to the API's parent path, a
+    route other than the session's, whose answer the message check judged."""
+    app.faults.session_body = {"sessionId": dots}
+    _, session, message = run_all(app, spec_for(app.url))
+    assert session.outcome == "failed" and message is None, session
+    says = f'sessionId is "{dots}", which a URL path reads as a relative segment, not an id'
+    assert says in session.reason and session.answer_unclear == f"HTTP 201 but {says}", session
+    assert app.requests == [("GET", "/health"), ("POST", "/sessions")], app.requests
+    # The skipped message check says a session may be left behind: the service answered a 2xx.
+    assert "may have been created on the service and is left behind" in no_session(session, spec_for(app.url))
+
+
 def test_a_session_refused_by_the_service_quotes_its_answer(app):
     app.faults.session_status = 500
     _, session, _ = run_all(app, spec_for(app.url))

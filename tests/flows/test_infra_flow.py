@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from types import SimpleNamespace
@@ -533,6 +534,22 @@ def test_a_deploy_failing_with_no_message_says_the_exception_and_where():
     assert f"stack WebordinarySQSStack failed to deploy: {said}" in str(caught.value), caught.value
     assert "TimeoutError: " not in str(caught.value)
     assert said in latest(ARTIFACT_KEY, since)
+
+
+def test_a_failed_stacks_row_in_the_artifact_stays_one_row_whatever_cdk_said():
+    """The failed stack's detail is what cdk (or CloudFormation through it) said: its cell turned
+    "|" into "/" and line feeds into spaces only, so a carriage return ended the row, a backslash
+    before a "|" split it, and cdk's colour codes reached the Prefect UI as they were."""
+    since = time.time()
+    said = 'Template error: pattern "a\\|b" is invalid\r| 9 | `Forged` | deployed | 1.0 | |\x1b[31m'
+    with pytest.raises(InfraDeployFailed):
+        deploy_on(FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": said}), None)
+    rows = [line for line in latest(ARTIFACT_KEY, since).splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[1] for row in rows[1:]] == [f"`{stack}`" for stack in STACKS], rows
+    (failed,) = [row for row in rows if row.startswith("| 5 |")]
+    assert "\x1b" not in failed and "\\x1b[31m" in failed, failed
+    # Every "|" of cdk's text escaped (an odd number of backslashes before it): five cells.
+    assert len(re.split(r"(?<!\\)(?:\\\\)*\|", failed)) == 7, failed
 
 
 def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudformation():

@@ -800,3 +800,21 @@ def test_a_request_still_unanswered_says_so_while_it_waits(aws, app, blocks, slo
     assert waits == [f"health: still waiting for the answer to GET {slow_health} after 2 s of 4 s "
                      "(spec.timeout_seconds)"], caplog.text
     assert checked(state.result(), "health").passed  # answered within its bound: only said to be waited on
+
+
+@pytest.mark.parametrize("message_status", [202, 503])
+def test_the_test_session_left_on_the_service_is_named_with_how_it_stays(aws, app, blocks, message_status, caplog):
+    """The run creates a test session the sessions API cannot delete. A failed message check
+    said nothing of it, and a passed one only that "the test session" was left behind: which
+    session, of which client and user, and that each run leaves one more, was not said."""
+    app.faults.message_status = message_status
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    (session_id,) = app.sessions
+    sent = " and the test message it accepted" if message_status == 202 else ""
+    left = (f"Left on the service: test session {session_id} (clientId 'test', userId 'deploy-test'){sent}. The "
+            "sessions API has no call to delete a session, so the run did not: remove it where the service keeps "
+            "its sessions if it must not stay; each run leaves one more.")
+    assert state.is_failed() == (message_status == 503)
+    assert left in artifact_of(state).splitlines()
+    assert left in caplog.text

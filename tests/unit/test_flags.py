@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import math
+import re
 from collections import Counter
 
 import pytest
@@ -1159,6 +1160,29 @@ def test_a_release_that_loses_every_race_names_the_change_that_came_first_and_wh
                         f"`rollway flags get {SQS}` shows who is changing it: once they stop, run `rollway flags "
                         "release` again\n"), err
     assert err.count("\n") == 1
+
+
+def test_the_set_flags_summary_keeps_each_change_on_one_row_of_four_cells():
+    """A change's result quotes text read from the table (what was unusable in a malformed item,
+    written outside rollway): its cell escaped only "|" and line feeds, so a carriage return
+    ended the row, a backslash before a "|" unescaped it (the row split at it), and an escape
+    sequence reached the Prefect UI as it was."""
+    from rollway.flag_binding import FlagUpdate
+    from rollway.flags_commands import changes_markdown
+
+    change = FlagChange(feature=SQS, enabled=True)
+    update = FlagUpdate(feature=SQS, before=None, after=flag(enabled=True, version=1),
+                        malformed="updated_by 'ops\\|bob'\r| 2 | evil | x | written |\x1b[2J")
+    text = changes_markdown([change], [update], actor="alice")
+
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2, text  # the header and the one change
+    row = rows[1]
+    assert row.startswith("| 1 | use_sqs_architecture | enabled True | "), row
+    assert "\r" not in row and "\x1b" not in row and "\\x1b[2J" in row, row
+    # Every "|" in the result's text is escaped (an odd number of backslashes before it): the row has four cells.
+    cells = re.split(r"(?<!\\)(?:\\\\)*\|", row)
+    assert len(cells) == 6, cells  # before the first bar, four cells, after the last bar
 
 
 def test_the_set_flags_summary_keeps_the_actor_and_the_failure_on_their_own_line():
