@@ -464,10 +464,21 @@ def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escape
     options = ["--targets-block", blocks, "--credentials-block", blocks]
     assert app(["finalize", "--actor", "carol\x1b]0;pwned\x07", *options], result_action="return_value") == 0
     capsys.readouterr()
-    assert app(["finalize", "--actor", "dave", *options], result_action="return_value") == 0
+    # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
+    console: list[logging.LogRecord] = []
+    terminal = logging.Handler()
+    terminal.emit = console.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(terminal)
+    try:
+        assert app(["finalize", "--actor", "dave", *options], result_action="return_value") == 0
+    finally:
+        logging.getLogger().removeHandler(terminal)
     out = capsys.readouterr().out
     assert r"by carol\x1b]0;pwned\x07" in out, out
     assert "\x1b" not in out and "\x07" not in out, repr(out)
+    # The run's log, which the terminal shows too, says the finding as a step of its own.
+    logged = "\n".join(r.getMessage() for r in console)
+    assert r"by carol\x1b]0;pwned\x07" in logged and "\x1b" not in logged and "\x07" not in logged, logged
 
 
 def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, flow_run_records):
