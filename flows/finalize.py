@@ -69,7 +69,7 @@ from rollway.ledger import (
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
-from rollway.report import markdown_cell
+from rollway.report import markdown_cell, shown
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
@@ -151,7 +151,9 @@ class _Progress:
         self.targets = targets  # the run's own names, in a refused permission's statement
 
     def done(self, step: str) -> None:
-        self.log.info("finalize: %s", step)
+        # A step may quote the ledger's names (who finalized, who began an earlier finalize) as
+        # typed: logged with their control characters escaped, as the terminal shows the log too.
+        self.log.info("finalize: %s", shown(step))
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
@@ -674,7 +676,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         progress.done(found)
     else:
         if found:
-            progress.log.info("finalize: %s", found)
+            progress.log.info("finalize: %s", shown(found))
         with progress.trying(f"point {t.stable_service} at {td}", before):
             _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
                 env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired),

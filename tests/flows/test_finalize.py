@@ -452,6 +452,35 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     assert read_back(aws)[0] == ALL_STABLE
 
 
+def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys):
+    """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`):
+    a later `rollway finalize` quotes that name in its closing line, and printed it as it was, its
+    escape sequence acting on the terminal (a retitled window, a cleared line hiding who it was),
+    where `rollway status` shows the same name escaped."""
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    promote_by_hand(aws, "start", "promote", "watched")
+    options = ["--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", "--actor", "carol\x1b]0;pwned\x07", *options], result_action="return_value") == 0
+    capsys.readouterr()
+    # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
+    console: list[logging.LogRecord] = []
+    terminal = logging.Handler()
+    terminal.emit = console.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(terminal)
+    try:
+        assert app(["finalize", "--actor", "dave", *options], result_action="return_value") == 0
+    finally:
+        logging.getLogger().removeHandler(terminal)
+    out = capsys.readouterr().out
+    assert r"by carol\x1b]0;pwned\x07" in out, out
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    # The run's log, which the terminal shows too, says the finding as a step of its own.
+    logged = "\n".join(r.getMessage() for r in console)
+    assert r"by carol\x1b]0;pwned\x07" in logged and "\x1b" not in logged and "\x07" not in logged, logged
+
+
 def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, flow_run_records):
     """A refusal is an answer, not a crash: the command also printed the flow engine's traceback
     of it (some thirty lines) above its one-line "refused:". The terminal shows what the flow

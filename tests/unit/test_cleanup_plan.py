@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rollway.cleanup import (
     ArchiveState, CleanupResult, CleanupSpec, ImageUse, RepositoryImage, StackState, check_git_tag_name,
     describe_archive,
-    in_use_summary, parse_image, plan_cleanup, planned_result, summary_markdown,
+    in_use_summary, parse_image, plan_cleanup, planned_result, Refusal, summary_markdown,
 )
 from rollway.targets import Targets
 
@@ -286,6 +286,25 @@ def test_summary_says_what_was_deleted_gone_and_refused():
     refused = summary_markdown(planned_result(p), T.ecr_repository)
     assert refused.startswith("# Cleanup refused: nothing was deleted") and "image tag `2.0.0`" in refused
 
+
+
+def test_summary_shows_the_control_characters_of_what_it_quotes_escaped():
+    """The summary quotes AWS's words: CloudFormation's reason for a failed deletion quotes a custom
+    resource's Lambda as it answered (coloured log lines, line breaks). Written as they came, the
+    escape sequences left stray "[31m"s around invisible characters in the Prefect UI, and a line
+    break opening "# " began a heading of its own ("Cleanup done", under "Cleanup refused")."""
+    hook = "remote: \x1b[31mtag refused by policy\x1b[0m\n# Cleanup done"
+    text = summary_markdown(CleanupResult(
+        stopped=f"while it tried to push the archive tag t to origin: GitError: {hook}", not_done=("push tag t",),
+        stacks_kept={OLD: "DELETE_FAILED since the plan: \x1b[2Kthe role was deleted\n## Deleted"},
+        refusals=(Refusal(kind="stack", name="other-stack", reason="UPDATE_IN_PROGRESS: \x07\n- Deleted: all"),)),
+        T.ecr_repository)
+    assert "\x1b" not in text and "\x07" not in text, text
+    assert r"\x1b[31mtag refused by policy\x1b[0m" in text and r"\x1b[2Kthe role was deleted" in text, text
+    assert r"UPDATE_IN_PROGRESS: \x07" in text, text
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings[0] == "# Cleanup refused: nothing was deleted" and "# Cleanup done" not in headings, headings
+    assert "## Deleted" not in headings and "- Deleted: all" not in text.splitlines(), text
 
 A = "arn:aws:{}:us-west-2:123456789012:{}"
 
