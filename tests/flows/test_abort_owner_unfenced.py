@@ -8,12 +8,10 @@ was back and to fix the ledger, and nothing of a run left moving it.
 
 from __future__ import annotations
 
-import httpx
-
 from rollway.cli import ops
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from tests.flows.test_cli_abort_wait import a_rollout_owned_by_a_running_run
+from tests.flows.test_cli_abort_wait import a_rollout_owned_by_a_running_run, prefect_api_drops_once
 from tests.flows.test_ledger_refuses import START, RefusingLedger
 
 
@@ -28,15 +26,8 @@ def test_abort_says_the_owning_run_still_drives_the_rollout_when_neither_the_led
         monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
             targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
 
-        real_read_run = ops.read_run
-
-        def read_run_then_drop(client, run_id):
-            # Every read answers until the ledger refused the abort's record; the API is gone from then on.
-            if f"refused {START}" in refusing.calls:
-                raise httpx.ConnectError("All connection attempts failed")
-            return real_read_run(client, run_id)
-
-        monkeypatch.setattr(ops, "read_run", read_run_then_drop)
+        # Every read answers until the ledger refused the abort's record; the API is gone from then on.
+        prefect_api_drops_once(monkeypatch, lambda: f"refused {START}" in refusing.calls)
         code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
                          credentials_block=None)
         out, err = capsys.readouterr()
