@@ -110,18 +110,21 @@ DEFAULT_HEALTHY_SECONDS = 300.0
 """How long a stable service scaled up to take the traffic may take to pass its health checks."""
 
 
-HEALTHY_SETTING = f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY_SECONDS:g} s at least"
+HEALTHY_SETTING = (f"the rollout spec's healthy_timeout_seconds, {DEFAULT_HEALTHY_SECONDS:g} s at least, or the "
+                   "rollback flow's")
 """What sets a rollback's wait for healthy stable targets (``rollback_healthy_seconds``), as its
-refusal names it."""
+refusal names it. The rollback flow's own parameter is what a person running it by hand sets: a
+rollout's spec is recorded, and a rollback of no open rollout has none."""
 
 
 DEFAULT_SCALE_SECONDS = 600.0
 """How long a stable service scaled up to take the traffic may take to be steady (ECS started its tasks)."""
 
 
-SCALE_SETTING = f"the rollout spec's scale_timeout_seconds, {DEFAULT_SCALE_SECONDS:g} s at least"
+SCALE_SETTING = (f"the rollout spec's scale_timeout_seconds, {DEFAULT_SCALE_SECONDS:g} s at least, or the "
+                 "rollback flow's")
 """What sets a rollback's wait for the stable service it scaled up (``rollback_scale_seconds``), as
-its refusal names it."""
+its refusal names it, as ``HEALTHY_SETTING``)."""
 
 
 def rollback_scale_seconds(scale_timeout_seconds: float | None) -> float:
@@ -1641,6 +1644,11 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
     )
 
 
+def _longest(*waits: float | None) -> float | None:
+    """The longest of the waits given (None: not given); None when none is."""
+    return max((wait for wait in waits if wait is not None), default=None)
+
+
 @names_rollout_denials
 def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_task_definition: str | None = None,
                       stable_desired: int | None = None, bindings: Sequence[FlagBinding] | None = None,
@@ -1677,10 +1685,11 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     ``claim_wait_seconds``: how long to wait for another rollback holding the claim (wall seconds).
 
     ``image``, ``verify_timeout_seconds``, ``healthy_timeout_seconds``, ``scale_timeout_seconds``: the
-    failed run's own spec's (a `canary` flow run's hook: no record holds that run's), for a rollback
-    of no open recorded rollout: the page names the image, and the waits are never below the
-    defaults. A recorded rollout's own spec is used for its rollback instead; with neither, the
-    defaults, said in the run's log.
+    failed run's own spec's (a `canary` flow run's hook: no record holds that run's), or the waits a
+    person gave the rollback flow. The image is named on the page of a rollback of no open recorded
+    rollout (a recorded rollout's own is named instead). Each wait is the longest of the default, the
+    open recorded rollout's spec's and the one given; with neither a spec nor a wait given, the
+    defaults, said in the run's log with the parameters that set them.
 
     ``paged_failing``: the failed steps of the run's own rollback, which this one runs again (a
     hook's): the same steps failing again page nobody (``execute_rollback``).
@@ -1744,19 +1753,23 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     # The rollout's own read-back wait, if longer: a load balancer it was given longer to settle
     # must not fail its rollback on the default 30 s after the traffic moved.
     # A `canary` flow run's hook passes its run's spec's instead (None: the defaults).
-    own_verify = recorded.verify_timeout_seconds if ours else verify_timeout_seconds
-    own_healthy = recorded.healthy_timeout_seconds if ours else healthy_timeout_seconds
+    # A person's rollback by hand may give longer ones: a recorded spec cannot be edited, and a
+    # rollback of no open rollout has none, yet its refusals said to raise the spec's.
+    own_verify = _longest(recorded.verify_timeout_seconds if ours else None, verify_timeout_seconds)
+    own_healthy = _longest(recorded.healthy_timeout_seconds if ours else None, healthy_timeout_seconds)
     verify_timeout = max(DEFAULT_VERIFY_SECONDS, own_verify or 0.0)
     healthy_timeout = rollback_healthy_seconds(own_healthy)
     # A recorded rollout's own wait for ECS to start its tasks, too: the default cut short a stable
     # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook passes its run's).
-    scale_timeout = rollback_scale_seconds(recorded.scale_timeout_seconds if ours else scale_timeout_seconds)
+    scale_timeout = rollback_scale_seconds(
+        _longest(recorded.scale_timeout_seconds if ours else None, scale_timeout_seconds))
     if not ours and (verify_timeout_seconds, healthy_timeout_seconds, scale_timeout_seconds) == (None, None, None):
         # A rollback by hand of no open rollout has no spec to take its waits from: a person whose
         # stable service needs longer learns which bounds ran, and that they were not a spec's.
         get_run_logger().info(
             "no open rollout's spec to take the rollback's waits from: the defaults, verify_timeout_seconds %g s, "
-            "healthy_timeout_seconds %g s, scale_timeout_seconds %g s", verify_timeout, healthy_timeout, scale_timeout)
+            "healthy_timeout_seconds %g s, scale_timeout_seconds %g s (the rollback flow's parameters of those names "
+            "set longer ones)", verify_timeout, healthy_timeout, scale_timeout)
     if ours:
         previous_task_definition = previous_task_definition or record.previous_task_definition
         stable_desired = stable_desired or record.stable_desired
@@ -2111,6 +2124,9 @@ def rollback(
     fallback_bindings: list[FlagBinding] | None = None,
     rollout: RolloutId | None = None,
     claim_wait_seconds: WaitSeconds = CLAIM_WAIT_SECONDS,
+    verify_timeout_seconds: WaitSeconds | None = None,
+    healthy_timeout_seconds: WaitSeconds | None = None,
+    scale_timeout_seconds: WaitSeconds | None = None,
 ) -> RollbackResult:
     """Roll the service back to its stable version (idempotent; safe to run by hand at any time).
 
@@ -2130,6 +2146,9 @@ def rollback(
         fallback_bindings: flags to disable only if the ledger cannot be read (the state hooks pass their run's).
         rollout: act only while this rollout id (`rollway status` shows it) is the service's newest; empty: any.
         claim_wait_seconds: how long to wait for a rollback of the rollout already under way (wall seconds).
+        verify_timeout_seconds: how long a weight read-back may lag (seconds); never below the rollout spec's, nor 30 s.
+        healthy_timeout_seconds: how long stable's targets may take to pass health checks (seconds); never below the rollout spec's, nor 300 s.
+        scale_timeout_seconds: how long ECS may take to start stable's tasks it scales up (seconds); never below the rollout spec's, nor 600 s.
     """
     # Refusals before anything moved (a rollout id not the newest, or not recorded) say everything on
     # their line and "Nothing was changed": a traceback under them in the run's log read as a crash.
@@ -2142,6 +2161,8 @@ def rollback(
         env, reason, actor=actor, previous_task_definition=previous_task_definition,
         stable_desired=stable_desired, bindings=bindings, only_open=only_open_rollout,
         fallback_bindings=fallback_bindings, rollout=rollout, claim_wait_seconds=claim_wait_seconds,
+        verify_timeout_seconds=verify_timeout_seconds, healthy_timeout_seconds=healthy_timeout_seconds,
+        scale_timeout_seconds=scale_timeout_seconds,
     )
 
 

@@ -2193,6 +2193,15 @@ def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> None:
             errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
 
 
+def _unfenced(owner: UUID, rollout: str, why: str) -> str:
+    """What `rollway abort` says when the run that owns ``rollout`` goes on after its rollback: its
+    cancel failed (``why``) and the ledger does not say "rolling back", which would end it."""
+    return (f"Flow run {owner}, which owns rollout {rollout}, was not stopped (its cancel failed: {why}) and the "
+            "ledger does not end it: it may shift traffic to the canary again at its next stage. Cancel it as soon "
+            f"as the Prefect API answers (`prefect flow-run cancel {owner}`, or the Prefect UI), then run "
+            "`rollway abort` again.")
+
+
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
@@ -2229,10 +2238,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
+    unstopped = None  # why the owning run could not be cancelled
     if owner is not None:
         try:
             _stop_owner(owner, who, wait_seconds)
         except httpx.HTTPError as err:
+            unstopped = str(err)
             # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
             # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger above.
             errors.print(f"[yellow]warning:[/yellow] could not stop flow run {owner}, which owns the rollout "
@@ -2257,6 +2268,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         errors.print(f"[red]error:[/red] rolled back {service.name}, but the ledger does not say so")
         for fact in unrecorded_rollback.facts:
             errors.print(fact, markup=False)  # AWS's words may hold brackets rich would read as markup
+        if unstopped is not None and unrecorded_rollback.phase is not RolloutPhase.ROLLING_BACK:
+            # Neither fence holds: no "rolling back" in the ledger ends the owning run at its next
+            # write, and it was not cancelled. "Fix the ledger" alone left it shifting traffic to the
+            # canary again while on-call believed the rollback stood.
+            errors.print(_unfenced(owner, record.rollout_id, unstopped), markup=False)
         return 1
     except RollbackIncomplete as incomplete:
         # The traffic moved; a later step did not. The ledger keeps the rollback open, so the

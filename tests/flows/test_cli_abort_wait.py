@@ -93,26 +93,34 @@ def test_abort_says_how_long_it_waits_for_the_owning_run_to_stop_before_rolling_
     assert "rolled back" in out and time.monotonic() - started < 60
 
 
+def prefect_api_drops_once(monkeypatch, gone) -> list:
+    """`rollway abort`'s reads of a flow run answer until ``gone()`` is true, then fail as an API
+    that dropped; returns the list of the runs whose reads failed."""
+    import httpx
+
+    real_read_run = ops.read_run
+    dropped: list = []
+
+    def read_run_then_drop(client, run_id):
+        if gone():
+            dropped.append(run_id)
+            raise httpx.ConnectError("All connection attempts failed")
+        return real_read_run(client, run_id)
+
+    monkeypatch.setattr(ops, "read_run", read_run_then_drop)
+    return dropped
+
+
 def test_abort_rolls_back_when_the_prefect_api_drops_after_it_recorded_the_abort(monkeypatch, capsys):
     """The abort is recorded ("rolling back"), then the owning run cannot be read: it exited 1 on
     the API's error, the ledger saying "rolling back" and the traffic still on the canary."""
-    import httpx
-
     from rollway.model import Weights
     from rollway.phases import RolloutPhase
 
-    real_read_run = ops.read_run
-    dropped = []
-
     with a_rollout_owned_by_a_running_run(monkeypatch) as (env, owner):
-        def read_run_then_drop(client, run_id):
-            # Every read answers until the abort is recorded; the API is gone from then on.
-            if env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK:
-                dropped.append(run_id)
-                raise httpx.ConnectError("All connection attempts failed")
-            return real_read_run(client, run_id)
-
-        monkeypatch.setattr(ops, "read_run", read_run_then_drop)
+        # Every read answers until the abort is recorded; the API is gone from then on.
+        dropped = prefect_api_drops_once(
+            monkeypatch, lambda: env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK)
         code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
                          credentials_block=None)
         out, err = capsys.readouterr()

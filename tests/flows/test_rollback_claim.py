@@ -444,7 +444,7 @@ def test_a_rollback_that_finds_no_healthy_stable_targets_names_the_setting_of_it
         rollback(reason="abort")
 
     said = ("the stable target group has no healthy targets after 0.2 s (the rollout spec's healthy_timeout_seconds, "
-            "300 s at least); refusing to send traffic to it: see why its targets fail the load balancer's health "
+            "300 s at least, or the rollback flow's); refusing to send traffic to it: see why its targets fail the load balancer's health "
             "checks")
     assert said in str(failed.value), failed.value
     (page,) = [m for s, m in env.notifier.messages if s.startswith("Rollback FAILED")]

@@ -1,0 +1,41 @@
+"""`rollway abort` whose record of the abort and cancel of the owning run both failed.
+
+The traffic comes first, so it rolls back all the same; but neither the ledger ("rolling back",
+which ends the owning run at its next write) nor a cancellation stops the run that owns the
+rollout: it may shift traffic to the canary again at its next stage. The command said the traffic
+was back and to fix the ledger, and nothing of a run left moving it.
+"""
+
+from __future__ import annotations
+
+from rollway.cli import ops
+from rollway.model import Weights
+from rollway.phases import RolloutPhase
+from tests.flows.test_cli_abort_wait import a_rollout_owned_by_a_running_run, prefect_api_drops_once
+from tests.flows.test_ledger_refuses import START, RefusingLedger
+
+
+def test_abort_says_the_owning_run_still_drives_the_rollout_when_neither_the_ledger_nor_the_cancel_stopped_it(
+        monkeypatch, capsys):
+    with a_rollout_owned_by_a_running_run(monkeypatch) as (env, owner):
+        refusing = RefusingLedger(START)
+        service = env.targets.canary_service
+        refusing.create(env.ledger.get(service), owner=env.ledger.get(service).owner or "run",
+                        now=env.clock.now() - 600, lease_seconds=600)
+        env.ledger = refusing
+        monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
+            targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
+
+        # Every read answers until the ledger refused the abort's record; the API is gone from then on.
+        prefect_api_drops_once(monkeypatch, lambda: f"refused {START}" in refusing.calls)
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
+                         credentials_block=None)
+        out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code == 1, (out, err)
+    assert env.router.weights == Weights.canary_at(0), (out, err)  # the traffic came first
+    assert env.ledger.get(service).phase is RolloutPhase.PROGRESSING  # nothing fences the owning run
+    # The last word names the run left driving the rollout, that it may move the traffic again, and what stops it.
+    assert f"Flow run {owner.id}, which owns rollout {env.ledger.get(service).rollout_id}, was not stopped" in said, err
+    assert "may shift traffic to the canary again" in said, err
+    assert f"prefect flow-run cancel {owner.id}" in said, err
