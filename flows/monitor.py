@@ -1118,8 +1118,6 @@ def monitor(
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         lease_wall_seconds: how long this run may go silent (wall time) before another run may watch instead.
     """
-    if window_seconds is not None:
-        _window_readable(window_seconds, spec)  # before any AWS call; the recorded judge's periods again below
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
@@ -1137,9 +1135,12 @@ def monitor(
         # second one asked STS again who the keys are).
         env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     if window_seconds is not None:
-        # Again at the periods of the recorded judge, before anything is sent or recorded. A window
-        # nobody gave is the record's own, watched whatever its length (a rollout recorded before
-        # this rule must still be watched): the minutes CloudWatch no longer keeps are named at its end.
+        # At the periods of the recorded judge, which the window is read at, before anything is read
+        # from CloudWatch, sent or recorded: checked first at the given spec's (before the ledger's
+        # read), a 20-day window of a rollout judged at 5-minute periods (kept 63 days) was refused
+        # for a form's default 1-minute ones. A window nobody gave is the record's own, watched
+        # whatever its length (a rollout recorded before this rule must still be watched): the
+        # minutes CloudWatch no longer keeps are named at its end.
         _window_readable(window_seconds, spec)
     # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
     # True and an hour scaled the old service of a plan that keeps it to zero after a window

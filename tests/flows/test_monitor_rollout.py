@@ -655,16 +655,42 @@ def test_a_window_whose_unjudged_minutes_could_not_be_read_names_them_in_the_led
             "exceeded), so they were not judged") in row, row
 
 
-def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any_aws_call(monkeypatch):
+def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_anything_is_watched(monkeypatch):
     """A 16-day window at 1-minute periods: a run resuming it near its end read its first day, which
-    CloudWatch keeps no more, as minutes that served nobody. Refused before any AWS call, naming the limit."""
+    CloudWatch keeps no more, as minutes that served nobody. Refused once the ledger says which judge
+    governs the window, before anything is read from CloudWatch or written, naming the limit."""
     env, _ = promoted_world(monkeypatch)
     calls, reads = len(env.ledger.calls), env.metrics.calls
     with pytest.raises(MonitorRefused) as refused:
         monitor(spec=SPEC.model_dump(mode="json"), window_seconds=16 * 86400)
     assert "longer than CloudWatch keeps 1-minute data for 15 days" in str(refused.value), refused.value
     assert "Nothing was watched or changed" in str(refused.value), refused.value
-    assert len(env.ledger.calls) == calls and env.metrics.calls == reads
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == [] and env.metrics.calls == reads
+
+
+def test_a_window_given_by_hand_is_held_to_the_recorded_judges_periods_not_the_given_specs(monkeypatch):
+    """The rollout recorded 5-minute periods (kept 63 days); the form was filled with only the image,
+    so the given spec had the default 1-minute ones (kept 15 days). A 20-day window_seconds was
+    refused for the given spec's periods, which the window is never read at: the recorded judge's
+    periods govern it, and it is watched (the failing release rolled back)."""
+    five_minutes = {"interval_seconds": 300}
+    recorded = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update=five_minutes)})
+    env, _ = promoted_world(monkeypatch, spec=recorded)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=20 * 86400)
+    assert result.outcome == "rolled_back", result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_window_given_by_hand_longer_than_the_recorded_judges_periods_are_kept_is_refused(monkeypatch):
+    """The reverse: given 5-minute periods, the rollout recorded 1-minute ones: 20 days is refused
+    at the recorded judge's periods, before anything is read from CloudWatch or written."""
+    env, _ = promoted_world(monkeypatch)
+    given = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update={"interval_seconds": 300})})
+    reads, calls = env.metrics.calls, len(env.ledger.calls)
+    with pytest.raises(MonitorRefused, match="longer than CloudWatch keeps 1-minute data for 15 days"):
+        monitor(spec=given.model_dump(mode="json"), window_seconds=20 * 86400)
+    assert env.metrics.calls == reads and not env.notifier.messages
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == [], env.ledger.calls
 
 
 def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
