@@ -562,24 +562,19 @@ def _watch(
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
-        # Which of the window's periods nobody judged, if any: those the final look could not read, else
-        # those CloudWatch keeps no more.
-        unread = unjudged[:2] if unjudged is not None else expired
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
                                 # Why the old service was kept though most looks may have measured the release,
-                                # and which minutes nobody judged: status said only the look counts.
-                                last_unread=unjudged[2] + (
-                                    "" if expired is None else  # those aged out before them, named too
-                                    f"; and from {utc(expired[0])} to {utc(expired[1])}, older than CloudWatch "
-                                    f"keeps {kept_said}") if unjudged is not None else
-                                f"older than CloudWatch keeps {kept_said}" + (
-                                    "" if observation.error is None else  # and the last period, unread: named too
-                                    f"; nor could it read the window's last period ({failure}, "
-                                    f"{FINAL_READ_RETRIES + 1} tries)") if expired is not None else
+                                # and which minutes nobody judged: status said only the look counts. The
+                                # periods the final look could not read, or else its last one, unread...
+                                last_unread=unjudged[2] if unjudged is not None else
                                 failure if observation.error is not None else None,
-                                unjudged_from=None if unread is None else unread[0],
-                                unjudged_to=None if unread is None else unread[1])
+                                unjudged_from=None if unjudged is None else unjudged[0],
+                                unjudged_to=None if unjudged is None else unjudged[1],
+                                # ...and apart from them those CloudWatch kept no more, which no look could read.
+                                aged_out=None if expired is None else kept_said,
+                                aged_out_from=None if expired is None else expired[0],
+                                aged_out_to=None if expired is None else expired[1])
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
