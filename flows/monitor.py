@@ -38,6 +38,7 @@ from rollway.aws.errors import TargetNotFound
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
+from rollway.bounds import duration_words
 from rollway.clock import ClockSettings
 from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
 from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
@@ -345,7 +346,7 @@ def _watch(
     unit = "" if days else " s"
 
     def at(seconds: float) -> str:
-        return _minutes(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
+        return duration_words(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
 
     placed = (lambda now: f"at {at(now - start)} of {at(settled - start)}{unit}") if since == start else (
         lambda now: f"at {at(now - since)} of {at(settled - since)}{unit} of the window, resumed at "
@@ -530,9 +531,9 @@ def _watch(
     resumed = ""
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
-        resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
-                                             tally.checks, tally.failed, failure,
+        resumed = f" (resumed {duration_words(60 * round((start - opened_at) / 60))} after the promotion)"
+    verified, reason, counted = _window_said(f"{duration_words(window_seconds)} of monitoring", resumed,
+                                             tally.measured, tally.checks, tally.failed, failure,
                                              last_unread=observation.error is not None, unjudged=unjudged,
                                              expired=None if expired is None else (*expired, f"CloudWatch keeps "
                                                                                              f"{kept_said}"))
@@ -759,20 +760,7 @@ def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str
     ``counted`` (``_window_said``), as the result and the ledger say them. The pages said "passed 30
     minutes of monitoring at 100%" when a third of the looks had counted no requests, or when this
     run watched only the end of a window another run had watched until it died."""
-    return f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%{resumed}{counted}"
-
-
-def _minutes(seconds: float) -> str:
-    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo), "7 days 2 hours"."""
-    minutes = seconds / 60
-    if minutes < 24 * 60:
-        return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
-    # A window of days said in minutes ("10080 minutes of monitoring", "resumed 23040 minutes after the
-    # promotion") had on-call dividing by 1,440: days, then what is left in hours and minutes.
-    days, rest = divmod(round(minutes), 24 * 60)
-    hours, rest = divmod(rest, 60)
-    return " ".join(f"{n} {unit}{'' if n == 1 else 's'}"
-                    for n, unit in ((days, "day"), (hours, "hour"), (rest, "minute")) if n)
+    return f"{spec.image} passed {duration_words(window_seconds)} of monitoring at 100%{resumed}{counted}"
 
 
 def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:
@@ -805,7 +793,7 @@ def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, after: f
             why = (f"no run watched the window then: this run resumed it at {utc(resumed_at)}" if end.t <= resumed_at
                    else "the looks could not read the metrics then")
             return verdict.model_copy(update={"reason": (
-                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no look judged ({why})")})
+                f"{verdict.reason}, in the {duration_words(span)} to {utc(end.t)}, which no look judged ({why})")})
     return None
 
 
@@ -1255,13 +1243,13 @@ def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) 
     log = get_run_logger()
     if left > 0:
         log.info("rollout %s's %s monitoring window ends at %s (rollout clock): watching the %s left of it",
-                 record.rollout_id, _minutes(policy.monitor_seconds), utc(ends), _minutes(left))
+                 record.rollout_id, duration_words(policy.monitor_seconds), utc(ends), duration_words(left))
     else:
         log.warning(
             "rollout %s's %s monitoring window ended at %s (rollout clock), and no run closed it: this run watches no "
             "new window; it judges the release on its newest periods (what it does now) and closes the window by its "
-            "plan, as `progressive_rollout` resuming it does", record.rollout_id, _minutes(policy.monitor_seconds),
-            utc(ends))
+            "plan, as `progressive_rollout` resuming it does", record.rollout_id,
+            duration_words(policy.monitor_seconds), utc(ends))
     # Started within half a minute of the promotion, it is the window itself, not a resumed one (its
     # end said "resumed 0 minutes after the promotion").
     return left, (promoted if env.clock.now() - promoted >= 30 else None)
