@@ -38,6 +38,7 @@ from rollway.aws.errors import TargetNotFound
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.denied import rollout_said
 from rollway.aws.ledger import write_or_why
+from rollway.bounds import duration_words
 from rollway.clock import ClockSettings
 from rollway.decide import FINAL_READ_RETRIES, FINAL_READ_RETRY_SECONDS, window_settled
 from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_message, page_owed, why_owed
@@ -345,7 +346,7 @@ def _watch(
     unit = "" if days else " s"
 
     def at(seconds: float) -> str:
-        return _minutes(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
+        return duration_words(60 * round(seconds / 60)) if days else f"{seconds:.0f}"
 
     placed = (lambda now: f"at {at(now - start)} of {at(settled - start)}{unit}") if since == start else (
         lambda now: f"at {at(now - since)} of {at(settled - since)}{unit} of the window, resumed at "
@@ -530,9 +531,9 @@ def _watch(
     resumed = ""
     if opened_at is not None and spec.monitor_seconds > 0:
         window_seconds = spec.monitor_seconds
-        resumed = f" (resumed {_minutes(60 * round((start - opened_at) / 60))} after the promotion)"
-    verified, reason, counted = _window_said(f"{_minutes(window_seconds)} of monitoring", resumed, tally.measured,
-                                             tally.checks, tally.failed, failure,
+        resumed = f" (resumed {duration_words(60 * round((start - opened_at) / 60))} after the promotion)"
+    verified, reason, counted = _window_said(f"{duration_words(window_seconds)} of monitoring", resumed,
+                                             tally.measured, tally.checks, tally.failed, failure,
                                              last_unread=observation.error is not None, unjudged=unjudged,
                                              expired=None if expired is None else (*expired, f"CloudWatch keeps "
                                                                                              f"{kept_said}"))
@@ -562,24 +563,19 @@ def _watch(
         # monitor flow refuses a rollout the ledger does not hold, as `rollway abort` does.
         then = ("run the monitor again" if lease.rollout is not None else
                 f"check the metrics, then finalize it with {UNRECORDED_AGAIN}; or roll it back with {UNRECORDED_ROLLBACK}")
-        # Which of the window's periods nobody judged, if any: those the final look could not read, else
-        # those CloudWatch keeps no more.
-        unread = unjudged[:2] if unjudged is not None else expired
         seen = UnverifiedWindow(at=env.clock.now(), actor=actor, counted=tally.measured, looks=tally.checks,
                                 failed=tally.failed, owner=lease.owner, stable_service=t.stable_service,
                                 # Why the old service was kept though most looks may have measured the release,
-                                # and which minutes nobody judged: status said only the look counts.
-                                last_unread=unjudged[2] + (
-                                    "" if expired is None else  # those aged out before them, named too
-                                    f"; and from {utc(expired[0])} to {utc(expired[1])}, older than CloudWatch "
-                                    f"keeps {kept_said}") if unjudged is not None else
-                                f"older than CloudWatch keeps {kept_said}" + (
-                                    "" if observation.error is None else  # and the last period, unread: named too
-                                    f"; nor could it read the window's last period ({failure}, "
-                                    f"{FINAL_READ_RETRIES + 1} tries)") if expired is not None else
+                                # and which minutes nobody judged: status said only the look counts. The
+                                # periods the final look could not read, or else its last one, unread...
+                                last_unread=unjudged[2] if unjudged is not None else
                                 failure if observation.error is not None else None,
-                                unjudged_from=None if unread is None else unread[0],
-                                unjudged_to=None if unread is None else unread[1])
+                                unjudged_from=None if unjudged is None else unjudged[0],
+                                unjudged_to=None if unjudged is None else unjudged[1],
+                                # ...and apart from them those CloudWatch kept no more, which no look could read.
+                                aged_out=None if expired is None else kept_said,
+                                aged_out_from=None if expired is None else expired[0],
+                                aged_out_to=None if expired is None else expired[1])
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
@@ -764,20 +760,7 @@ def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str
     ``counted`` (``_window_said``), as the result and the ledger say them. The pages said "passed 30
     minutes of monitoring at 100%" when a third of the looks had counted no requests, or when this
     run watched only the end of a window another run had watched until it died."""
-    return f"{spec.image} passed {_minutes(window_seconds)} of monitoring at 100%{resumed}{counted}"
-
-
-def _minutes(seconds: float) -> str:
-    """A window's length for people: "1 minute", "60 minutes" ("1 minutes" read as a typo), "7 days 2 hours"."""
-    minutes = seconds / 60
-    if minutes < 24 * 60:
-        return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
-    # A window of days said in minutes ("10080 minutes of monitoring", "resumed 23040 minutes after the
-    # promotion") had on-call dividing by 1,440: days, then what is left in hours and minutes.
-    days, rest = divmod(round(minutes), 24 * 60)
-    hours, rest = divmod(rest, 60)
-    return " ".join(f"{n} {unit}{'' if n == 1 else 's'}"
-                    for n, unit in ((days, "day"), (hours, "hour"), (rest, "minute")) if n)
+    return f"{spec.image} passed {duration_words(window_seconds)} of monitoring at 100%{resumed}{counted}"
 
 
 def _window_last(spec: RolloutSpec, window_seconds: float, since: float, start: float) -> float:
@@ -810,7 +793,7 @@ def _first_breach(spec: RolloutSpec, look: Observation, span: float, *, after: f
             why = (f"no run watched the window then: this run resumed it at {utc(resumed_at)}" if end.t <= resumed_at
                    else "the looks could not read the metrics then")
             return verdict.model_copy(update={"reason": (
-                f"{verdict.reason}, in the {_minutes(span)} to {utc(end.t)}, which no look judged ({why})")})
+                f"{verdict.reason}, in the {duration_words(span)} to {utc(end.t)}, which no look judged ({why})")})
     return None
 
 
@@ -1118,8 +1101,6 @@ def monitor(
         clock: the rollout clock; leave it for a real rollout (speed 1), the simulator speeds it up.
         lease_wall_seconds: how long this run may go silent (wall time) before another run may watch instead.
     """
-    if window_seconds is not None:
-        _window_readable(window_seconds, spec)  # before any AWS call; the recorded judge's periods again below
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     service = env.targets.canary_service
@@ -1137,9 +1118,12 @@ def monitor(
         # second one asked STS again who the keys are).
         env = session.environment(clock, interval_seconds=spec.analysis.interval_seconds)
     if window_seconds is not None:
-        # Again at the periods of the recorded judge, before anything is sent or recorded. A window
-        # nobody gave is the record's own, watched whatever its length (a rollout recorded before
-        # this rule must still be watched): the minutes CloudWatch no longer keeps are named at its end.
+        # At the periods of the recorded judge, which the window is read at, before anything is read
+        # from CloudWatch, sent or recorded: checked first at the given spec's (before the ledger's
+        # read), a 20-day window of a rollout judged at 5-minute periods (kept 63 days) was refused
+        # for a form's default 1-minute ones. A window nobody gave is the record's own, watched
+        # whatever its length (a rollout recorded before this rule must still be watched): the
+        # minutes CloudWatch no longer keeps are named at its end.
         _window_readable(window_seconds, spec)
     # Unset, the rollout's own policy decides, read leniently as a rollback reads it. Defaults of
     # True and an hour scaled the old service of a plan that keeps it to zero after a window
@@ -1259,13 +1243,13 @@ def _what_is_left(env: Environment, policy: RolloutSpec, record: RolloutRecord) 
     log = get_run_logger()
     if left > 0:
         log.info("rollout %s's %s monitoring window ends at %s (rollout clock): watching the %s left of it",
-                 record.rollout_id, _minutes(policy.monitor_seconds), utc(ends), _minutes(left))
+                 record.rollout_id, duration_words(policy.monitor_seconds), utc(ends), duration_words(left))
     else:
         log.warning(
             "rollout %s's %s monitoring window ended at %s (rollout clock), and no run closed it: this run watches no "
             "new window; it judges the release on its newest periods (what it does now) and closes the window by its "
-            "plan, as `progressive_rollout` resuming it does", record.rollout_id, _minutes(policy.monitor_seconds),
-            utc(ends))
+            "plan, as `progressive_rollout` resuming it does", record.rollout_id,
+            duration_words(policy.monitor_seconds), utc(ends))
     # Started within half a minute of the promotion, it is the window itself, not a resumed one (its
     # end said "resumed 0 minutes after the promotion").
     return left, (promoted if env.clock.now() - promoted >= 30 else None)

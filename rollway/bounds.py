@@ -3,7 +3,8 @@
 pydantic says only the bound crossed ("Input should be less than 0.5"): a person who gave
 ``--alpha 1.5`` learnt neither the option's name in the message nor how low it may go.
 
-And a duration in words (``duration_said``), as every message says one.
+And a duration in words (``duration_said``), as every message says one; a monitoring window's
+length spelt out (``duration_words``).
 """
 
 from __future__ import annotations
@@ -113,10 +114,30 @@ def duration_said(seconds: float) -> str:
     all say a duration so."""
     if seconds < 60:
         return f"{seconds:g} s"
-    days, rest = divmod(round(seconds), 86400)
+    return " ".join(f"{n} {unit}" for n, unit in zip(_parts(round(seconds)), ("d", "h", "min", "s")) if n)
+
+
+def _parts(seconds: int) -> tuple[int, int, int, int]:
+    """Whole ``seconds`` as days, hours, minutes and seconds."""
+    days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")) if n)
+    return days, hours, minutes, secs
+
+
+def duration_words(seconds: float) -> str:
+    """``seconds`` as a monitoring window's length is said, in words, to the second: "1 minute" ("1
+    minutes" read as a typo), minutes up to two hours ("60 minutes", "120 minutes"), then hours
+    ("23 hours 59 minutes 59 seconds"), days from a day ("7 days 2 hours"); "0 minutes" for none.
+    The window's end, its pages and its log said a window of 86399.4 s "1439.99 minutes", and the
+    rest of one "59.0117 minutes": fractions of a minute nobody gave, in a unit nobody counts a day in."""
+    whole = max(0, round(seconds))
+    days, hours, minutes, secs = _parts(whole)
+    if whole <= 2 * 3600:
+        hours, minutes = 0, minutes + 60 * hours
+    said = " ".join(f"{n} {unit}{'' if n == 1 else 's'}"
+                    for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"), (secs, "second")) if n)
+    return said or "0 minutes"
 
 
 def as_given(value: object) -> str:

@@ -277,6 +277,14 @@ class UnverifiedWindow(OpenWindowEnd):
         default=None, description="the start of the window's periods no look had judged that its final look could "
                                   "not read (rollout clock; None: none, or recorded before this was kept)")
     unjudged_to: float | None = Field(default=None, description="the end of those periods (rollout clock)")
+    # Apart from the periods the final look could not read: these no look could read any more, and
+    # said as the final look's failed read, they sent people to mend a CloudWatch that had answered.
+    aged_out: str | None = Field(
+        default=None, description="how long CloudWatch keeps the window's periods (\"1-minute data for 15 days\") "
+                                  "when some that no look had judged were older than that (a window resumed that "
+                                  "late), so not judged; None: none were (or recorded before this was kept)")
+    aged_out_from: float | None = Field(default=None, description="the start of those periods (rollout clock)")
+    aged_out_to: float | None = Field(default=None, description="the end of those periods (rollout clock)")
 
 
 class KeptForTraffic(OpenWindowEnd):

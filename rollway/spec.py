@@ -65,22 +65,32 @@ def period_retention(interval_seconds: int) -> tuple[float, str]:
     return 455 * _DAY, "1-hour data for 455 days"
 
 
-def window_unreadable(window_seconds: float, interval_seconds: int, delay_seconds: float) -> str | None:
-    """Why a monitoring window of ``window_seconds`` cannot be watched at periods of
-    ``interval_seconds`` published ``delay_seconds`` late, or None: it outlasts what CloudWatch keeps
-    of those periods. A window resumed near its end reads back to its opening, and CloudWatch
-    answers a read of periods it no longer keeps with no data, which read as minutes that had
-    served nobody, not as minutes nobody could see."""
+def outlasts_retention(seconds: float, interval_seconds: int, delay_seconds: float) -> str | None:
+    """What to do instead when a span of ``seconds`` (a stage's bake, a monitoring window), read
+    back to its start at periods of ``interval_seconds`` published ``delay_seconds`` late, outlasts
+    what CloudWatch keeps of those periods ("at most 1295940 s (15 days less ...)"), or None when it
+    does not. One rule for both: CloudWatch answers a read of periods it keeps no more with no data,
+    which read as minutes that served nobody, not as minutes nobody could see."""
     kept, said = period_retention(interval_seconds)
-    if window_seconds + delay_seconds <= kept:
+    if seconds + delay_seconds <= kept:
         return None
-    # Every digit: :g said "1.3824e+06 s", and rounded the longest window allowed up to one refused again.
-    return (f"a monitoring window of {seconds_said(window_seconds)} is longer than CloudWatch keeps {said} "
-            f"(interval_seconds {interval_seconds}): a run resuming it near its end could not read its first minutes. "
-            f"Watch at most {seconds_said(kept - delay_seconds)} ({said.split(' for ')[1]} less metrics_delay_seconds, "
+    # Every digit: :g said "1.3824e+06 s", and rounded the longest span allowed up to one refused again.
+    return (f"at most {seconds_said(kept - delay_seconds)} ({said.split(' for ')[1]} less metrics_delay_seconds, "
             f"{seconds_said(delay_seconds)})"
             + (f", or set interval_seconds to a multiple of {COARSE_PERIOD} (5-minute data is kept 63 days)"
                if interval_seconds % COARSE_PERIOD else ""))
+
+
+def window_unreadable(window_seconds: float, interval_seconds: int, delay_seconds: float) -> str | None:
+    """Why a monitoring window of ``window_seconds`` cannot be watched at periods of
+    ``interval_seconds`` published ``delay_seconds`` late, or None: it outlasts what CloudWatch keeps
+    of those periods (``outlasts_retention``). A window resumed near its end reads back to its opening."""
+    instead = outlasts_retention(window_seconds, interval_seconds, delay_seconds)
+    if instead is None:
+        return None
+    return (f"a monitoring window of {seconds_said(window_seconds)} is longer than CloudWatch keeps "
+            f"{period_retention(interval_seconds)[1]} (interval_seconds {interval_seconds}): a run resuming it near "
+            f"its end could not read its first minutes. Watch {instead}")
 
 
 def _at_most(field: str, limit: int, instead: str):
@@ -692,20 +702,19 @@ class RolloutSpec(_RangesSaid):
                 f"stage(s) {short}% bake for less than one analysis interval ({interval} s), "
                 "so the judge would never see a whole period to pass them: bake at least that long"
             )
-        if interval % COARSE_PERIOD:
-            # Every look reads the stage from its first period, until its bake and the metrics' delay are
-            # over. At a period CloudWatch keeps only 15 days, a stage baking longer lost its periods from
-            # the start as they aged: from day 15 on the judge and the guardrail read no data, and a
-            # canary that began failing then was never rolled back.
-            delay = self.analysis.metrics_delay_seconds
-            long = [s.weight for s in self.stages if s.bake_seconds + delay > FINE_PERIOD_RETENTION_SECONDS]
-            if long:
-                raise ValueError(
-                    f"stage(s) {long}% bake longer than CloudWatch keeps periods of interval_seconds {interval}: "
-                    f"15 days, and a look further back returns no data, so from day 15 on the stage would be judged "
-                    f"blind; bake at most 15 days less metrics_delay_seconds ({delay:g} s), or set interval_seconds "
-                    f"to a multiple of {COARSE_PERIOD} (periods CloudWatch keeps 63 days)"
-                )
+        # Every look reads the stage from its first period, until its bake and the metrics' delay are
+        # over. At a period CloudWatch keeps only 15 days, a stage baking longer lost its periods from
+        # the start as they aged: from day 15 on the judge and the guardrail read no data, and a
+        # canary that began failing then was never rolled back. The monitoring window's rule.
+        delay = self.analysis.metrics_delay_seconds
+        instead = outlasts_retention(max((s.bake_seconds for s in self.stages), default=0), interval, delay)
+        if instead is not None:
+            long = [s.weight for s in self.stages if outlasts_retention(s.bake_seconds, interval, delay) is not None]
+            raise ValueError(
+                f"stage(s) {long}% bake longer than CloudWatch keeps periods of interval_seconds {interval}: "
+                f"{period_retention(interval)[1].split(' for ')[1]}, and a look further back returns no data, so "
+                f"from then on the stage would be judged blind; bake {instead}"
+            )
         unreadable = window_unreadable(self.monitor_seconds, interval, self.analysis.metrics_delay_seconds)
         if unreadable is not None:
             raise ValueError(f"monitor_seconds: {unreadable}")

@@ -109,10 +109,15 @@ def _old_service(end: OpenWindowEnd) -> str:
 
 def unverified_said(seen: UnverifiedWindow) -> str:
     """How a monitoring window its run recorded unverified ended (``looks_said``): how many of its
-    looks counted requests, of how many; first, when its final look could not read the window's last
-    period, or its periods no look had judged, that (which, and why): the counts alone (10 of 11
-    looks) read as a window that had passed."""
+    looks counted requests, of how many; first, which of its periods no look had judged were older
+    than CloudWatch keeps (a window resumed that late), and when its final look could not read the
+    window's last period, or its periods no look had judged, that (which, and why): the counts alone
+    (10 of 11 looks) read as a window that had passed."""
     failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
+    # Not the final look's failed read, which it was said as: CloudWatch answered, with no data.
+    aged = "" if seen.aged_out is None else (
+        f"the window's periods from {utc(seen.aged_out_from)} to {utc(seen.aged_out_to)}, which no look had judged, "
+        f"were older than CloudWatch keeps {seen.aged_out}, so they were not judged; ")
     unread = "" if seen.last_unread is None else (
         f"its final look could not read the metrics of the window's last period ({seen.last_unread}), so that "
         "period was not judged; ") if seen.unjudged_from is None else (
@@ -120,7 +125,7 @@ def unverified_said(seen: UnverifiedWindow) -> str:
         # alone read as a window that had passed, and nothing said which minutes nobody judged.
         f"its final look could not read the metrics of the window's periods from {utc(seen.unjudged_from)} to "
         f"{utc(seen.unjudged_to)}, which no look had judged ({seen.last_unread}), so they were not judged; ")
-    return (f"unverified: {unread}{seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
+    return (f"unverified: {aged}{unread}{seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
             f"{seen.actor}'s run, window ended {utc(seen.at)}); {_old_service(seen)} is kept")
 
 

@@ -450,6 +450,26 @@ def test_a_window_resumed_a_minute_after_the_promotion_says_1_minute():
     assert "(resumed 1 minute after the promotion)" in reason, reason
 
 
+def test_a_window_just_under_a_day_is_said_in_hours_minutes_and_seconds_not_fractions_of_minutes():
+    """A window given as 86399.4 s (a day, less a fraction of a second) passed as "1439.99 minutes of
+    monitoring", in the result, the decommission's ledger entry and its page: a figure nobody gave,
+    in a unit nobody counts a day in. Said to the second, in hours once past two."""
+    env = promoted(canary_error_rate=0.001)
+    hourly = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update={"interval_seconds": 3600})})
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.001, interval=3600), interval=3600)
+
+    @flow
+    def almost_a_day():
+        return run_monitor(env, hourly, window_seconds=86399.4, stable_desired=4)
+
+    result = almost_a_day()
+    assert result.outcome == "decommissioned", result.reason
+    assert result.reason.startswith("23 hours 59 minutes 59 seconds of monitoring passed"), result.reason
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Old version decommissioned"), subject
+    assert f"{IMAGE} passed 23 hours 59 minutes 59 seconds of monitoring at 100%" in message, message
+
+
 def monitoring_artifact(env) -> str:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

@@ -655,16 +655,42 @@ def test_a_window_whose_unjudged_minutes_could_not_be_read_names_them_in_the_led
             "exceeded), so they were not judged") in row, row
 
 
-def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_any_aws_call(monkeypatch):
+def test_a_window_longer_than_cloudwatch_keeps_its_minutes_is_refused_before_anything_is_watched(monkeypatch):
     """A 16-day window at 1-minute periods: a run resuming it near its end read its first day, which
-    CloudWatch keeps no more, as minutes that served nobody. Refused before any AWS call, naming the limit."""
+    CloudWatch keeps no more, as minutes that served nobody. Refused once the ledger says which judge
+    governs the window, before anything is read from CloudWatch or written, naming the limit."""
     env, _ = promoted_world(monkeypatch)
     calls, reads = len(env.ledger.calls), env.metrics.calls
     with pytest.raises(MonitorRefused) as refused:
         monitor(spec=SPEC.model_dump(mode="json"), window_seconds=16 * 86400)
     assert "longer than CloudWatch keeps 1-minute data for 15 days" in str(refused.value), refused.value
     assert "Nothing was watched or changed" in str(refused.value), refused.value
-    assert len(env.ledger.calls) == calls and env.metrics.calls == reads
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == [] and env.metrics.calls == reads
+
+
+def test_a_window_given_by_hand_is_held_to_the_recorded_judges_periods_not_the_given_specs(monkeypatch):
+    """The rollout recorded 5-minute periods (kept 63 days); the form was filled with only the image,
+    so the given spec had the default 1-minute ones (kept 15 days). A 20-day window_seconds was
+    refused for the given spec's periods, which the window is never read at: the recorded judge's
+    periods govern it, and it is watched (the failing release rolled back)."""
+    five_minutes = {"interval_seconds": 300}
+    recorded = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update=five_minutes)})
+    env, _ = promoted_world(monkeypatch, spec=recorded)
+    result = monitor(spec=SPEC.model_dump(mode="json"), window_seconds=20 * 86400)
+    assert result.outcome == "rolled_back", result.reason
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_a_window_given_by_hand_longer_than_the_recorded_judges_periods_are_kept_is_refused(monkeypatch):
+    """The reverse: given 5-minute periods, the rollout recorded 1-minute ones: 20 days is refused
+    at the recorded judge's periods, before anything is read from CloudWatch or written."""
+    env, _ = promoted_world(monkeypatch)
+    given = SPEC.model_copy(update={"analysis": SPEC.analysis.model_copy(update={"interval_seconds": 300})})
+    reads, calls = env.metrics.calls, len(env.ledger.calls)
+    with pytest.raises(MonitorRefused, match="longer than CloudWatch keeps 1-minute data for 15 days"):
+        monitor(spec=given.model_dump(mode="json"), window_seconds=20 * 86400)
+    assert env.metrics.calls == reads and not env.notifier.messages
+    assert [c for c in env.ledger.calls[calls:] if not c.startswith("get ")] == [], env.ledger.calls
 
 
 def test_a_spec_whose_window_outlasts_cloudwatchs_minutes_is_refused():
@@ -757,32 +783,59 @@ def test_the_longest_window_a_refusal_offers_is_said_in_full_and_is_accepted():
     assert RolloutSpec(image=FIRST, monitor_seconds=1295934.5, analysis={"metrics_delay_seconds": 65.5})
 
 
+def _two_day_window_resumed_16_days_late(monkeypatch, throttled=lambda start, end: False):
+    """A healthy release's two-day window at 1-minute periods, resumed sixteen days after the
+    promotion: its first day is older than CloudWatch keeps (15 days); reads ``throttled`` fail.
+    The run's result, when the window opened, and status's monitoring row after it."""
+    from rollway.reports import monitoring_row
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
+    observe = env.metrics.observe
+
+    def kept_for_15_days(start, end):
+        env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded" if throttled(start, end) else None
+        seen = observe(start, end)
+        kept = env.clock.now() - 15 * day
+        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
+
+    env.metrics.observe = kept_for_15_days
+    env.clock.sleep(16 * day)
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    return result, first.last_transition("promote").at, row
+
+
+def test_a_late_window_whose_minutes_aged_out_says_so_not_that_its_final_look_could_not_read_them(monkeypatch):
+    """Resumed sixteen days after the promotion, a two-day window's first day was older than
+    CloudWatch keeps 1-minute data; every read went through. Status said "its final look could not
+    read the metrics of the window's periods from ... (older than CloudWatch keeps ...)", a failed
+    read that never happened, which reads as a throttled CloudWatch to mend before looking again:
+    it says the minutes had aged out, and nothing of a final look that read what it was asked."""
+    from rollway.ledger import utc
+
+    result, opened, row = _two_day_window_resumed_16_days_late(monkeypatch)
+    assert not result.verified and "could not be read any more" in result.reason, result.reason
+    assert "final look" not in result.reason, result.reason
+    assert "final look" not in row, row
+    assert (f"unverified: the window's periods from {utc(opened)} to " in row
+            and "which no look had judged, were older than CloudWatch keeps 1-minute data for 15 days, so they were "
+                "not judged;" in row), row
+
+
 def test_a_late_window_whose_other_unjudged_minutes_could_not_be_read_names_the_aged_out_ones_too(monkeypatch):
     """Resumed sixteen days after the promotion, a two-day window's first day was older than
     CloudWatch keeps 1-minute data, and the read of its second day was throttled to the end. The
     ledger recorded only the throttled day, and status named only it, of a window whose first day
     nobody judged either: both are named."""
     from rollway.ledger import utc
-    from rollway.reports import monitoring_row
 
-    day = 86400
-    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
-    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # healthy all along
-    opened, observe = first.last_transition("promote").at, env.metrics.observe
-
-    def kept_for_15_days_and_long_reads_throttled(start, end):
-        env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded" if end - start > 600 else None
-        seen = observe(start, end)
-        kept = env.clock.now() - 15 * day
-        return seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t - 60 >= kept)})
-
-    env.metrics.observe = kept_for_15_days_and_long_reads_throttled
-    env.clock.sleep(16 * day)
-    result = monitor(spec=SPEC.model_dump(mode="json"))
+    # The read of the window's unjudged minutes spans hours; a look's own is 6 minutes.
+    result, opened, row = _two_day_window_resumed_16_days_late(monkeypatch,
+                                                               throttled=lambda start, end: end - start > 600)
     assert not result.verified and "could not be read any more" in result.reason, result.reason
-    seen = env.ledger.get(env.targets.canary_service).unverified_window
-    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
-                                  wall=env.wall() + 3600).split())
     assert "ThrottlingException" in row, row
     assert f"from {utc(opened)} to " in row and "older than CloudWatch keeps 1-minute data for 15 days" in row, row
 

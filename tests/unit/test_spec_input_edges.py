@@ -229,6 +229,22 @@ def test_a_stage_baking_longer_than_cloudwatch_keeps_its_periods_is_refused():
     assert RolloutSpec.from_record(json.dumps(recorded)).stages == coarse.stages
 
 
+def test_a_bake_refused_for_cloudwatchs_retention_names_the_longest_bake_allowed_as_a_windows_refusal_does():
+    """A bake and a monitoring window are held to one rule (every look reads back to the start of
+    either): the window's refusal said "Watch at most 1295934.5 s", the bake's only "at most 15 days
+    less metrics_delay_seconds (65.5 s)", leaving the sum to the reader. Both name the figure, and
+    a bake of exactly it is accepted."""
+    def at_most(bake: float) -> RolloutSpec:
+        return RolloutSpec(image=IMG, stages=[Stage(weight=5, bake_seconds=bake), Stage(weight=100)],
+                           analysis={"metrics_delay_seconds": 65.5})
+
+    with pytest.raises(ValidationError) as refused:
+        at_most(20 * DAY)
+    said = str(refused.value)
+    assert "bake at most 1295934.5 s (15 days less metrics_delay_seconds, 65.5 s)" in said, said
+    assert at_most(1295934.5).stages[0].bake_seconds == 1295934.5
+
+
 def test_a_never_ending_approval_timeout_is_a_parameter_error_before_the_run_starts():
     with pytest.raises(ParameterTypeError, match="approvals.timeout_seconds"):
         canary.validate_parameters({"spec": {"image": IMG, "approvals": {"timeout_seconds": 1e12, "on_timeout": "hold"}}})
