@@ -837,7 +837,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     run.progress.digests[reference] = digest
     run.done(f"pushed {reference} ({digest})")
     with run.step(f"check that {reference} was pushed as this run's build"):
-        _pushed_is_ours(docker, refs, image_id, digest)
+        _pushed_is_ours(docker, refs, ecr, image_id, digest)
     run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
@@ -926,7 +926,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 return steps.push(docker, reference), credentials
             except Exception as err:
                 held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
-                if held is not None and _is_this_build(docker, refs, run.progress.image_id, held, run):
+                if held is not None and _is_this_build(docker, refs, ecr, run.progress.image_id, held, run):
                     # docker's last line says why: its whole output is the failure's, not this step's.
                     run.done(f"the push of {reference} failed ({error_said(err).splitlines()[-1].strip()}), yet the "
                              f"registry holds it as this run's build ({held}): the push got that far, and it is not "
@@ -1002,7 +1002,8 @@ def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: E
             "nothing")
 
 
-def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> None:
+def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
+                    digest: str) -> None:
     """RuntimeError unless the version's push (``digest``) pushed this run's build ``image_id``.
 
     The local tags are the daemon's, shared by every run on it: another run of the same version
@@ -1010,7 +1011,7 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
     registry then holds what this run pushed, latest agrees, and the revision pinned the other
     run's image while this run reported its own build.
     """
-    if _is_build(docker, refs, image_id, digest):
+    if _is_build(docker, refs, ecr, image_id, digest):
         return
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
@@ -1019,24 +1020,31 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, image_id: str
         "that image)")
 
 
-def _is_build(docker: ImagePublisher, refs: ImageReferences, image_id: str, digest: str) -> bool:
+def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
+              digest: str) -> bool:
     """Whether the version's image ``digest`` in the registry is the build ``image_id``, as the
-    daemon knows it."""
+    daemon knows it or, in ECR, as its manifest names its config."""
     # The containerd image store's id is the digest of the index it pushes; the classic store's
     # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
     # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
-    return digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id)
+    if digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id):
+        return True
+    # The classic store records a push only once the registry answered it: a push whose answer
+    # was lost left the build in ECR and no RepoDigest. Its manifest names the build's config,
+    # which no other build has (the config lists the layers).
+    return ecr is not None and steps.ecr_config_digest(ecr, digest) == image_id
 
 
-def _is_this_build(docker: ImagePublisher, refs: ImageReferences, image_id: str | None, digest: str,
-                   run: _Run) -> bool:
+def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str | None,
+                   digest: str, run: _Run) -> bool:
     """``_is_build`` after a failed push: False when it cannot be told (the failure then stands)."""
     if image_id is None:
         return False
     try:
-        return _is_build(docker, refs, image_id, digest)
+        return _is_build(docker, refs, ecr, image_id, digest)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
-        run.log.warning("publish: could not ask the daemon whether %s is this run's build: %s", digest, err)
+        run.log.warning("publish: could not ask the daemon or the registry whether %s is this run's build: %s",
+                        digest, err)
         return False
 
 

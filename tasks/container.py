@@ -37,6 +37,11 @@ def ecr_image(repository: EcrRepository, tag: str) -> HeldImage | None:
     return repository.image(tag)
 
 
+@task(name="ecr-config-digest", **_READ)
+def ecr_config_digest(repository: EcrRepository, digest: str) -> str | None:
+    return repository.config_digest(digest)
+
+
 @task(name="ecr-image-platforms", **_READ)
 def ecr_image_platforms(repository: EcrRepository, tag: str) -> tuple[str, ...]:
     return repository.image_platforms(tag)

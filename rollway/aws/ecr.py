@@ -221,11 +221,7 @@ class EcrRepository:
             PlatformUnknown: the manifest or the config could not be read; says why.
         """
         try:
-            answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[{"imageTag": tag}],
-                                                  acceptedMediaTypes=list(ECR_MANIFEST_TYPES))
-            manifest = json.loads(answer["images"][0]["imageManifest"])
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
+            manifest = self._manifest({"imageTag": tag})
         except (ClientError, BotoCoreError, KeyError, IndexError, ValueError) as err:
             raise PlatformUnknown(f"its manifest could not be read (BatchGetImage: {aws_message(err)})") from None
         platforms = manifest_platforms(manifest)
@@ -249,6 +245,27 @@ class EcrRepository:
             status = getattr(getattr(err, "response", None), "status_code", None)
             raise PlatformUnknown(f"its config {digest} could not be downloaded ({type(err).__name__}"
                                   f"{f', HTTP {status}' if status else ''})") from None
+
+    def config_digest(self, digest: str) -> str | None:
+        """The config blob's digest the manifest ``digest`` names (None: it names none, as an image
+        index does). The classic image store's image id is that digest: the registry holds the
+        build although the daemon recorded no push of it, one whose answer was lost.
+
+        Raises:
+            ClientError, BotoCoreError: BatchGetImage failed; KeyError, IndexError, ValueError:
+            ECR holds no such manifest, or not as JSON.
+        """
+        digest_named = (self._manifest({"imageDigest": digest}).get("config") or {}).get("digest")
+        return digest_named if isinstance(digest_named, str) else None
+
+    def _manifest(self, image: dict[str, str]) -> dict[str, Any]:
+        """The manifest of ``image`` (``imageTag`` or ``imageDigest``) as ECR holds it."""
+        answer = self._client.batch_get_image(repositoryName=self._name, imageIds=[image],
+                                              acceptedMediaTypes=list(ECR_MANIFEST_TYPES))
+        manifest = json.loads(answer["images"][0]["imageManifest"])
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+        return manifest
 
     def retag(self, digest: str, tag: str) -> None:
         """Put ``tag`` on the image ``digest`` (moving it off the image it named), as ECR retags

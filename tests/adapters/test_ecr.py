@@ -147,6 +147,18 @@ def test_the_platforms_of_an_image_index_are_read_from_its_manifest(aws, reposit
     assert repository.image_platforms("2.0.0") == ("linux/arm64",)
 
 
+def test_the_config_an_images_manifest_names_is_read_by_its_digest(aws, repository):
+    # The classic image store's image id: how a build is known in ECR when the daemon recorded no push of it.
+    ecr = aws.get_client("ecr")
+    single = ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag="2.0.0",
+                           imageManifest=MANIFEST)["image"]["imageId"]["imageDigest"]
+    index = ecr.put_image(repositoryName=aws.targets.ecr_repository, imageTag="2.0.1",
+                          imageManifest=index_manifest(("linux", "amd64")),
+                          imageManifestMediaType="application/vnd.oci.image.index.v1+json")["image"]["imageId"]
+    assert repository.config_digest(single) == "sha256:" + "1" * 64
+    assert repository.config_digest(index["imageDigest"]) is None  # an index names no one config
+
+
 def test_a_platform_ecr_cannot_tell_says_why(aws, repository):
     # A single-platform manifest's platform is in its config blob, which moto's ECR does not
     # serve (GetDownloadUrlForLayer).

@@ -355,11 +355,14 @@ class EcrBacked(FakeImagePublisher):
         return digest
 
 
-def put_manifest(ecr, repository: str, tag: str, image_id: str) -> str:
-    """Put a manifest naming ``image_id`` under ``tag``; returns ECR's digest for it."""
+def put_manifest(ecr, repository: str, tag: str, image_id: str, *, config: str | None = None) -> str:
+    """Put a manifest naming ``image_id`` under ``tag`` (``config``: its config blob's digest,
+    which the classic image store's image id is); returns ECR's digest for it."""
     manifest = json.loads(MANIFEST)  # moto's digest is made of the layers' digests: one layer per image
     manifest["layers"] = [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1,
                            "digest": image_id}]
+    if config is not None:
+        manifest["config"]["digest"] = config
     return ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
                          imageTag=tag)["image"]["imageId"]["imageDigest"]
 
@@ -1564,6 +1567,68 @@ def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_
     assert (f"the push of {uri}:2.0.0 failed ({RESET}), yet the registry holds it as this run's build ({digest}): the push got that far, and it is not "
             "pushed again") in "\n".join(result.steps), result.steps
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests_config_and_not_pushed_again(
+        aws, tmp_path, monkeypatch):
+    """The classic image store records a push (RepoDigests) only once the registry answered it, and
+    its image id is not the manifest's digest but its config's: a push whose answer was lost after
+    ECR took the manifest left no record on the daemon, the run pushed again after a wait, and on a
+    repository with immutable tags stopped with its own build in the registry. The manifest ECR
+    holds names this run's build as its config: that is the push done."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    waited: list[float] = []
+
+    class ClassicAnswerLost(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") > 1:  # ECR's answer to the same version pushed again
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", IMMUTABLE])
+            image_id = self.images[reference]
+            put_manifest(self.ecr, self.repository, "2.0.0", image_id, config=image_id)  # no record on the daemon
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    publisher = ClassicAnswerLost(aws)
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] and waited == []
+    digest = EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+    assert result.digest == digest and publisher.pushed == {}
+    assert f"yet the registry holds it as this run's build ({digest})" in "\n".join(result.steps), result.steps
+    assert f"{digest} is this run's build ({result.image_id})" in result.steps, result.steps
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws, tmp_path, monkeypatch):
+    """Another run's image in the registry after this run's push failed, its config not this run's
+    build: the failure stands (pushed again after a wait, refused, and said so)."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    theirs = "sha256:" + "9" * 64
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+
+    class BeatenThenLost(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") > 1:
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", IMMUTABLE])
+            put_manifest(self.ecr, self.repository, "2.0.0", theirs, config=theirs)
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    publisher = BeatenThenLost(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 2
+    assert "as this run's build" not in str(caught.value)
+    assert caught.value.state and "register_existing=True" in caught.value.advice
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
