@@ -367,7 +367,9 @@ def behind_a_throttling_proxy(api_url: str):
     of a restarting server), and passes its retry on; returns the server (shut down by the caller)
     and its API address."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.local_http import QuietHTTPServer
     from urllib.parse import urlsplit
 
     import httpx
@@ -404,7 +406,7 @@ def behind_a_throttling_proxy(api_url: str):
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    server = QuietHTTPServer(("127.0.0.1", 0), Throttling)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}{upstream.path}"
 
