@@ -173,7 +173,9 @@ def test_a_config_download_the_storage_throttles_once_is_asked_again(aws, indepe
     """The config blob comes from a presigned S3 URL, outside botocore's retries: one 503 SlowDown
     (S3's throttling) made the platform unknown, and register_existing registered the image unchecked."""
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.local_http import QuietHTTPServer
 
     answers = [(503, b"<Error><Code>SlowDown</Code></Error>"),
                (200, json.dumps({"os": "linux", "architecture": "arm64"}).encode())]
@@ -191,7 +193,7 @@ def test_a_config_download_the_storage_throttles_once_is_asked_again(aws, indepe
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+    server = QuietHTTPServer(("127.0.0.1", 0), Storage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = independent_client("ecr")
     client.put_image(repositoryName=aws.targets.ecr_repository, imageManifest=MANIFEST, imageTag="2.0.0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
 
 import httpx
@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from rollway import deadline, http_checks
 from rollway.sim.app import ValidationApp
 from rollway.validation import ValidationSpec, no_session
+from tests.local_http import QuietHTTPServer
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +355,7 @@ class _LocalServer:
 
             do_GET = do_POST = _send
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self._server.server_address[1]}"

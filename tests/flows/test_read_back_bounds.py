@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -43,6 +43,7 @@ from rollway.decide import StageState
 from rollway.ledger import RolloutRecord
 from rollway.model import Interval, Observation, Weights
 from rollway.spec import RolloutSpec, Stage
+from tests.local_http import QuietHTTPServer
 
 BOUND = 1.0  # each wait's bound here (seconds)
 # The bound, the margin a wait may end past it, and a Prefect task run's own overhead, which on a
@@ -98,7 +99,7 @@ def in_front_of(upstream: str, instead: Callable[[str], Answer | None],
         except urllib.error.HTTPError as refused:
             return refused.code, dict(refused.headers), refused.read()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -7,13 +7,14 @@ for a block that was never the problem."""
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from rollway.cli import ops
+from tests.local_http import QuietHTTPServer
 
 
 class NotFound(BaseHTTPRequestHandler):
@@ -30,7 +31,7 @@ class NotFound(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def not_a_prefect_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    server = QuietHTTPServer(("127.0.0.1", 0), NotFound)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
