@@ -2098,6 +2098,24 @@ def _abort_directly(service: Service, who: str, reason: str, wait_seconds: float
         return 1
 
 
+def _prefect_error_behind(err: BaseException) -> Exception | None:
+    """The Prefect API's error ``err`` is, or was raised from; None when it is none.
+
+    Prefect's flow engine says an API gone as a flow starts as a RuntimeError ("Failed to reach API
+    at ...") raised from the connection's error: taken for a failed rollback step, the abort told
+    on-call to wait for the stable service, which had nothing to do with it."""
+    import httpx
+
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, httpx.HTTPError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__  # raised from: not an error merely handled on the way (__context__)
+    return None
+
+
 def _rollback_left_open(service: Service, rollout: str) -> None:
     """Say where an abort whose rollback flow could not reach the Prefect API left ``rollout``: what
     the ledger records (read again: the flow may have got part-way) and the split the load balancer
@@ -2289,16 +2307,16 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
         return 1
-    except httpx.HTTPError as unreachable:
-        # The rollback is a Prefect flow: without the API it did not start, or stopped part-way.
-        # "cannot reach the Prefect API" alone left on-call to guess whether anything moved.
-        errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
-        _rollback_left_open(service, record.rollout_id)
-        return 1
     except (LedgerError, OpsError, TimeoutError):
         # The ledger's refusals say what happened: `reporting` prints them.
         raise
     except Exception as failed:  # noqa: BLE001 - a step that failed is said in words, not a traceback
+        if (unreachable := _prefect_error_behind(failed)) is not None:
+            # The rollback is a Prefect flow: without the API it did not start, or stopped part-way.
+            # "cannot reach the Prefect API" alone left on-call to guess whether anything moved.
+            errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
+            _rollback_left_open(service, record.rollout_id)
+            return 1
         # The stable service did not come up, the load balancer refused, ...: the rollback
         # flow's log and page say what it did; the rollback stays open, and this command finishes it.
         errors.print(f"[red]error:[/red] the rollback of {service.name} failed: {escape(str(failed))}")

@@ -82,6 +82,18 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_that(monkeypa
     assert code == 1 and "cannot reach the Prefect API" in err and "can take the traffic" not in err, err
 
 
+def said_left_open(capsys, rollout: str, code: int) -> None:
+    """The abort ended 1 saying the API was out of reach, what the ledger records of ``rollout``
+    (its rollback begun, not finished), the split read back, and that running it again finishes it."""
+    out, err = capsys.readouterr()
+    said = " ".join((out + err).split())
+    assert code == 1, said
+    assert "cannot reach the Prefect API" in said and "can take the traffic" not in said, said
+    assert f"the ledger records rollout {rollout} as rolling back, not finished" in said, said
+    assert "Run `rollway abort` again once the Prefect API answers: it finishes the rollback" in said, said
+    assert "load balancer now 95/5 (stable/canary), read back" in said, said
+
+
 def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_where_it_left_things_and_again_finishes_it(
         monkeypatch, capsys):
     """The rollback is a Prefect flow: with the API gone after the abort's intent was recorded, the
@@ -100,15 +112,8 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_where_it_left
         raise httpx.ConnectError("All connection attempts failed")
 
     monkeypatch.setattr(flows.rollback, "rollback", unreachable)
-    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
-                     targets_block=service.targets_block, credentials_block=None)
-    out, err = capsys.readouterr()
-    said = " ".join((out + err).split())
-    assert code == 1, said
-    assert "cannot reach the Prefect API" in said, said
-    assert f"the ledger records rollout {rollout} as rolling back, not finished" in said, said
-    assert "Run `rollway abort` again once the Prefect API answers: it finishes the rollback" in said, said
-    assert "load balancer now 95/5 (stable/canary), read back" in said, said
+    said_left_open(capsys, rollout, ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                                              targets_block=service.targets_block, credentials_block=None))
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     assert env.router.weights == Weights.canary_at(5)
 
@@ -119,6 +124,36 @@ def test_an_abort_whose_rollback_cannot_reach_the_prefect_api_says_where_it_left
                      targets_block=service.targets_block, credentials_block=None) == 0, capsys.readouterr()
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
     assert env.router.weights == Weights(stable=100, canary=0)
+
+
+def test_an_abort_whose_rollback_flow_finds_the_prefect_api_gone_says_where_it_left_things(monkeypatch, capsys):
+    """The API answered the abort's look for a paused run, then went away before its rollback flow
+    started: Prefect's flow engine says so as a RuntimeError ("Failed to reach API at ..."), its
+    connection error behind it, not as an httpx error. The command said the rollback failed and
+    to run it again "once the stable service can take the traffic", which has nothing to do with it."""
+    import socket
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    service = open_rollout(monkeypatch, env, "abort-api-gone")
+    rollout = env.ledger.get(env.targets.canary_service).rollout_id
+    real_rollback = flows.rollback.rollback
+
+    with socket.socket() as nobody:  # bound, never listening: every connection to it is refused
+        nobody.bind(("127.0.0.1", 0))
+
+        def api_gone(**kwargs):
+            with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{nobody.getsockname()[1]}/api"}):
+                return real_rollback(**kwargs)
+
+        monkeypatch.setattr(flows.rollback, "rollback", api_gone)
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                         targets_block=service.targets_block, credentials_block=None)
+    said_left_open(capsys, rollout, code)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
 
 
 class RefusingNotifier:
