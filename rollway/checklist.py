@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
-from rollway.report import markdown_cell
+from rollway.report import markdown_cell, markdown_code_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
 Kind = Literal["stack", "table", "queue", "dashboard", "alarm", "alert topic"]
@@ -77,7 +77,9 @@ class Checklist(BaseModel):
 
     def markdown(self) -> str:
         """The checklist as a markdown table."""
-        rows = [f"| {'✅ pass' if i.passed else '❌ FAIL'} | {i.kind} | `{i.name}` | {markdown_cell(i.reason)} |"
+        # The name escaped as the detail is: an alarm's may hold a "|" or a backtick.
+        rows = [f"| {'✅ pass' if i.passed else '❌ FAIL'} | {i.kind} | {markdown_code_cell(i.name)} | "
+                f"{markdown_cell(i.reason)} |"
                 for i in self.items]
         return "\n".join(["| result | kind | name | detail |", "|---|---|---|---|", *rows])
 

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
+from rollway.report import shown
 from rollway.validation import (
     HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, shown_url,
 )
@@ -557,8 +558,11 @@ def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = N
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
                            answer_unclear=f"HTTP {response.status_code} but {got}",
                            reason=f"HTTP {response.status_code} from POST {shown_url(url)} but {got}; {quoted_body(response)}")
+    # Said with its control characters as escapes: the id is the service's text, and as it came
+    # its escape sequence acted on the terminal reading the log, its line break began a line.
     return CheckResult(name=SESSION, outcome="passed", seconds=took(), detail=session_id,
-                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session {session_id}")
+                       reason=f"HTTP {response.status_code} from POST {shown_url(url)}: session "
+                              f"{shown(session_id, keep='')}")
 
 
 def send_message(http: httpx.Client, spec: ValidationSpec, session_id: str,

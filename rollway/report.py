@@ -235,6 +235,15 @@ def markdown_cell(text: str) -> str:
     return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", shown(" ".join(text.split()), keep=""))
 
 
+def markdown_code_cell(text: str) -> str:
+    """``text`` as code in one markdown table cell (``markdown_cell``): its fence one backtick
+    longer than its longest run of them, and spaced when it starts or ends with one, so a
+    backtick in it (an alarm name may hold any character) no longer ends the code early."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return markdown_cell(f"{fence}{pad}{text}{pad}{fence}")
+
+
 def console_table(stages: tuple[StageReport, ...] | list[StageReport], title: str) -> Table:
     """The per-stage table for a terminal (`rollway demo`): markdown_table's rows and legend, its
     long cells folded rather than cut."""

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
-from rollway.report import markdown_cell
+from rollway.report import markdown_cell, shown
 
 HEALTH = "health"
 SESSION = "session"
@@ -447,7 +447,8 @@ def left_behind(session: CheckResult, message: CheckResult, spec: ValidationSpec
     if not session.passed or not session.detail:
         return None
     sent = " and the test message it accepted" if message.passed else ""
-    return (f"Left on the service: test session {session.detail} (clientId {spec.client_id!r}, userId "
+    # The id as the session check says it (the service's text, its control characters as escapes).
+    return (f"Left on the service: test session {shown(session.detail, keep='')} (clientId {spec.client_id!r}, userId "
             f"{spec.user_id!r}){sent}. The sessions API has no call to delete a session, so the run did not: "
             "remove it where the service keeps its sessions if it must not stay; each run leaves one more.")
 

@@ -818,3 +818,17 @@ def test_the_test_session_left_on_the_service_is_named_with_how_it_stays(aws, ap
     assert state.is_failed() == (message_status == 503)
     assert left in artifact_of(state).splitlines()
     assert left in caplog.text
+
+
+def test_a_session_id_with_control_characters_is_logged_as_escapes(aws, app, blocks, caplog):
+    """The sessionId is the service's text: put in the log as it came, its escape sequence acted
+    on the terminal reading the run's log (a cleared screen) and its line break began a line of
+    the service's choosing, in the session check's line and in the one naming what was left."""
+    app.faults.session_body = {"sessionId": "s-1\x1b[2J\nvalidation passed"}
+    publish_success_rate(aws, 99.95)
+    validate_deployment(spec=spec(app), targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert not [line for line in said if "\x1b" in line or "\n" in line], said
+    shown = "s-1\\x1b[2J\\nvalidation passed"
+    assert any(line.startswith(f"Left on the service: test session {shown} (clientId 'test'") for line in said), said
+    assert any(line.startswith("session passed") and line.endswith(f": session {shown}") for line in said), said

@@ -339,6 +339,21 @@ def test_summary_and_markdown_name_the_failed_items():
     assert "❌ FAIL | queue | `q` | no DLQ \\| none |" in checklist.markdown()
 
 
+def test_an_alarm_name_with_a_bar_or_a_backtick_keeps_its_checklist_row_whole():
+    """CloudWatch alarm names may hold any character but a control one, and the targets take them
+    so; the name went into its cell between backticks as it was: a "|" split the row (a cell too
+    many, the detail pushed out of its column) and a backtick closed the code span early."""
+    import re
+
+    targets = Targets(alarms=("api 5xx | p99", "latency `p99` high", "`edge"))
+    alarm_rows = [row for row in evaluate(targets, _everything_fine(targets)).markdown().splitlines()
+                  if row.startswith("| ✅ pass | alarm |")]
+    assert [row.split(" | ")[2] for row in alarm_rows] == [
+        "`api 5xx \\| p99`", "``latency `p99` high``", "`` `edge ``"], alarm_rows
+    for row in alarm_rows:  # four cells: every "|" of a name escaped (an odd number of backslashes before it)
+        assert len(re.split(r"(?<!\\)(?:\\\\)*\|", row)) == 6, row
+
+
 @pytest.mark.parametrize(("status", "reason", "passed", "says"), [
     ("CREATE_COMPLETE", None, True, "CREATE_COMPLETE"),
     ("UPDATE_COMPLETE", None, True, "UPDATE_COMPLETE"),
