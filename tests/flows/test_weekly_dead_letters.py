@@ -59,3 +59,20 @@ def test_a_resume_is_refused_when_a_work_queue_lost_its_redrive_policy_since_the
     assert "the work queue webordinary-edit-input has no RedrivePolicy" in said, said
     assert "run progressive_rollout again" in said and "the traffic stays where it is" in said, said
     assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+
+def test_a_retry_of_the_dead_run_itself_is_refused_too_when_a_queue_went_since_the_start():
+    """The UI's Retry (or `prefect flow-run retry`) runs the same flow run again: the rollout's
+    recorded owner is this run, days after its process died, and its queues were not checked."""
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    killed_while_baking(env, 25, auto_approve("alice"), phased=False)
+    assert shifts(env) == [5, 25] and env.ledger.get(env.targets.canary_service).owner == "run-1"
+
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    env.clock.sleep(WEEK)
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, full_spec(), auto_approve("bob"), owner="run-1", phased=False)
+    said = str(refused.value)
+    assert f"the dead-letter queue {DLQ}" in said and "run progressive_rollout again" in said, said
+    assert shifts(env) == [5, 25] and env.router.weights.canary == 25
