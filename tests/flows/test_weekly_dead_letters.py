@@ -33,7 +33,7 @@ def test_the_next_phase_is_refused_when_a_dead_letter_queue_was_deleted_since_th
         advance_on(env, auto_approve("carol"), "cron-1")
     said = str(refused.value)
     assert f"the dead-letter queue {DLQ}" in said and "DLQ-depth guardrail would watch nothing" in said, said
-    assert "passed this check when the rollout started" in said and "run advance_phase again" in said, said
+    assert "run advance_phase again" in said and "the traffic stays where it is" in said, said
     assert "`rollway abort`" in said, said
     # Nothing moved, week 2 was not recorded as started (its start is not used up), nothing is held.
     record = env.ledger.get(env.targets.canary_service)
