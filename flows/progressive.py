@@ -557,6 +557,7 @@ def run_progressive(
     lease_seconds: float = 600.0,
     owner_finished: Callable[[str | None], bool] = lambda owner: True,
     approver_for: Callable[[Approvals], Approver] | None = None,
+    queues_checked: bool = False,
 ) -> RolloutResult:
     """Start or resume the service's rollout and run it to the end of the current phase.
 
@@ -570,6 +571,8 @@ def run_progressive(
         lease_seconds: how long the run's ownership lasts without renewal (wall seconds: leases are on the wall clock).
         owner_finished: whether the run that owns the rollout has ended (a resume never
             takes the rollout from a live run, whatever its lease says).
+        queues_checked: the caller has just checked the watched queues (``_next_phase``, which
+            started the phase this run goes on with); a resume checks them again otherwise.
 
     A lease left running by a run that has ended (Prefect says it crashed, say, less than a lease
     ago) is waited out, bounded, as the weekly tick waits (``wait_out_an_ended_runs_lease``), when
@@ -684,7 +687,9 @@ def run_progressive(
                 raise RolloutRefused(refusal)
         # Checked at the start only, a queue deleted since (days before a resume) left the DLQ
         # guardrail watching nothing. Not again for a phase this run has just started: it checked.
-        if record.owner != owner and (refusal := dead_letter_check(env, run_again="progressive_rollout")) is not None:
+        # Told by the caller, not by the lease: a retry of the same flow run (the UI's Retry) days
+        # after its process died finds its own name on the rollout, and its queues unchecked.
+        if not queues_checked and (refusal := dead_letter_check(env, run_again="progressive_rollout")) is not None:
             raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
@@ -1167,7 +1172,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if grown is not None:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
-                           owner_finished=owner_finished)
+                           owner_finished=owner_finished, queues_checked=True)
 
 
 def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, *, owner: str, lease_seconds: float,

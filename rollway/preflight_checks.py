@@ -185,7 +185,7 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_
         targets: the run's targets (their queues and region).
         seen: queue name -> what SQS answered for it (each work queue and each DLQ).
         run_again: the flow the refusal says to run again, for a rollout under way (whose start
-            the queues passed); None at a rollout's start.
+            may have checked its queues, or not: one started before that check); None at a rollout's start.
     """
     region = targets.region
     again = "start the rollout again" if run_again is None else f"run {run_again} again (the traffic stays where it is)"
@@ -221,12 +221,16 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_
     said = (f"{'; '.join(problems)}. CloudWatch has no messages to show for a dead-letter queue that is not there "
             "or that no failure reaches, which reads as an empty one: the DLQ-depth guardrail would watch nothing "
             f"for the {'whole' if run_again is None else 'rest of the'} rollout. ")
-    if run_again is not None:
-        return (f"{said}The queues passed this check when the rollout started: since then a queue was deleted, its "
-                "policy changed or it was deployed again without that redrive policy, or the targets block's queues were edited. Nothing was "
-                "changed, and the traffic stays where it is: restore the queues (the infra flow) and run "
-                f"{run_again} again, or roll the rollout back (`rollway abort`)")
-    return (f"{said}Either fix the queue names in the targets block's queues (a typo, or a queue of "
-            f"another region: the rollout's region is {region}), or deploy the queues (the infra flow) with that "
-            f"redrive policy{', or let the credentials reach them' if unfound else ''}; a service that reads no queue lists "
-            "none (queues: [] in the targets block). Nothing was changed")
+    way_out = (f"fix the queue names in the targets block's queues (a typo, or a queue of another region: the "
+               f"rollout's region is {region}), or deploy the queues (the infra flow) with that redrive policy"
+               f"{', or let the credentials reach them' if unfound else ''}")
+    none = "a service that reads no queue lists none (queues: [] in the targets block)"
+    if run_again is None:
+        return f"{said}Either {way_out}; {none}. Nothing was changed"
+    # Not said to have passed at the start: a rollout started before the start checked its queues
+    # (weekly ones run for weeks) meets this check first here, its dlq_name maybe misspelt all along.
+    return (f"{said}Nothing was changed, and the traffic stays where it is. Since the rollout started a queue may have "
+            "been deleted, had its policy changed or been deployed again without that redrive policy, or the targets "
+            "block's queues were edited; a rollout started before rollway checked the queues at a rollout's start may "
+            f"have named them wrong from the start. Either {way_out}, and run {run_again} again; or roll the rollout "
+            f"back (`rollway abort`); {none}")

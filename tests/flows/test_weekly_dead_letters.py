@@ -33,7 +33,7 @@ def test_the_next_phase_is_refused_when_a_dead_letter_queue_was_deleted_since_th
         advance_on(env, auto_approve("carol"), "cron-1")
     said = str(refused.value)
     assert f"the dead-letter queue {DLQ}" in said and "DLQ-depth guardrail would watch nothing" in said, said
-    assert "passed this check when the rollout started" in said and "run advance_phase again" in said, said
+    assert "run advance_phase again" in said and "the traffic stays where it is" in said, said
     assert "`rollway abort`" in said, said
     # Nothing moved, week 2 was not recorded as started (its start is not used up), nothing is held.
     record = env.ledger.get(env.targets.canary_service)
@@ -58,4 +58,21 @@ def test_a_resume_is_refused_when_a_work_queue_lost_its_redrive_policy_since_the
     said = str(refused.value)
     assert "the work queue webordinary-edit-input has no RedrivePolicy" in said, said
     assert "run progressive_rollout again" in said and "the traffic stays where it is" in said, said
+    assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+
+def test_a_retry_of_the_dead_run_itself_is_refused_too_when_a_queue_went_since_the_start():
+    """The UI's Retry (or `prefect flow-run retry`) runs the same flow run again: the rollout's
+    recorded owner is this run, days after its process died, and its queues were not checked."""
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    killed_while_baking(env, 25, auto_approve("alice"), phased=False)
+    assert shifts(env) == [5, 25] and env.ledger.get(env.targets.canary_service).owner == "run-1"
+
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    env.clock.sleep(WEEK)
+    with pytest.raises(RolloutRefused) as refused:
+        progressive_on(env, full_spec(), auto_approve("bob"), owner="run-1", phased=False)
+    said = str(refused.value)
+    assert f"the dead-letter queue {DLQ}" in said and "run progressive_rollout again" in said, said
     assert shifts(env) == [5, 25] and env.router.weights.canary == 25

@@ -54,3 +54,15 @@ def test_a_queue_sqs_did_not_find_is_not_said_to_be_missing_for_sure():
         assert "when these credentials may not reach it" in said and "let the credentials reach them" in said, said
     redrive = dead_letter_refusal(T, seen(jobs=QueueSeen(ARN + "jobs"), jobs_dlq=QueueSeen(ARN + "jobs-dlq")))
     assert redrive is not None and "credentials" not in redrive, redrive
+
+
+def test_a_rollout_under_way_is_not_told_its_queues_passed_at_its_start():
+    """Rollouts started before their queues were checked at the start (weekly ones run for weeks)
+    meet the check first at a later phase or a resume: a dlq_name misspelt from the start is not
+    a queue deleted since, and the refusal gives the start's ways out too, with the traffic kept."""
+    missing = seen(jobs=QueueSeen(ARN + "jobs", ARN + "jobs-dlq"), jobs_dlq=QueueSeen())
+    said = dead_letter_refusal(T, missing, run_again="advance_phase")
+    assert said is not None and "passed this check when the rollout started" not in said, said
+    assert "fix the queue names in the targets block's queues" in said and "the rollout's region is eu-west-1" in said
+    assert "let the credentials reach them" in said and "run advance_phase again" in said, said
+    assert "the traffic stays where it is" in said and "`rollway abort`" in said, said
