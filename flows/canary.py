@@ -35,6 +35,7 @@ from flows.params import Actor
 from flows.rollback import judge_rollback, rollback_healthy_seconds, sleep_wall
 from flows.slot import HeldSlot, SlotTaken, hand_over, hooks_release_slots, record_lease, take_back
 from rollway.approvals import ApprovalAnswer, Approver
+from rollway.bounds import duration_words
 from rollway.clock import ClockSettings
 from rollway.decide import Pause, StageState
 from rollway.failure_words import failures_writable
@@ -565,7 +566,7 @@ def _run_canary(env: Environment, spec: RolloutSpec, approver: Approver, *, acto
         env.notifier,
         f"Rollout complete: {t.canary_service}",
         f"{spec.image} now serves {result.final_weights.canary}% of traffic on {t.canary_service}. {result.reason}."
-        + (f" Watching it for {spec.monitor_seconds / 60:g} minutes while {t.stable_service} keeps running: a "
+        + (f" Watching it for {duration_words(spec.monitor_seconds)} while {t.stable_service} keeps running: a "
            f"5-minute error rate over {spec.guardrails.monitor_error_rate:.0%} rolls it back." if watching else ""),
         targets=t,
     )

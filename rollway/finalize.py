@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollway.bounds import duration_words
 from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
@@ -404,7 +405,7 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if nobody is not None and not ended:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
-            f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
+            f"monitoring window is still open ({duration_words(spec.monitor_seconds)} from then, until "
             f"{utc(promoted + spec.monitor_seconds)}, rollout clock), and the ledger shows no run watching it now "
             f"({nobody}): waiting does not close it. Run `progressive_rollout` of {record.image} again, which watches "
             f"what is left of it and closes it, then run finalize again; until the window closes, "
@@ -413,7 +414,8 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
     if ended and now < settles and nobody is None:
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
-            f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
+            f"monitoring window ended at {utc(promoted + spec.monitor_seconds)}, "
+            f"{duration_words(spec.monitor_seconds)} later "
             f"(rollout clock). The run watching it judges the window's last period once CloudWatch has published "
             f"it (about {analysis.metrics_delay_seconds:g} s late), then closes the window: run finalize again "
             f"after {utc(settles)}{on_the_wall(speed, settles, now)}. Nothing was changed"
@@ -428,14 +430,15 @@ def _refuse_open_window(record: RolloutRecord, spec: RolloutSpec | None, targets
                not_closed(record, wall) + ("" if looks is None else f"; {looks[0]}"))
         raise FinalizeRefused(
             f"{_which(record)} was promoted at {utc(promoted)} and its "
-            f"{spec.monitor_seconds / 60:g}-minute monitoring window ended at {utc(promoted + spec.monitor_seconds)} "
+            f"monitoring window ended at {utc(promoted + spec.monitor_seconds)}, "
+            f"{duration_words(spec.monitor_seconds)} later "
             f"(rollout clock), but {why}. Run `progressive_rollout` of {record.image} again, which "
             "checks what is left of the window and closes it (or the weekly `advance_phase` does), then run finalize "
             "again. Nothing was changed"
         )
     raise FinalizeRefused(
         f"{_which(record)} was promoted at {utc(promoted)} and its "
-        f"{spec.monitor_seconds / 60:g}-minute monitoring window is still open (until "
+        f"monitoring window is still open ({duration_words(spec.monitor_seconds)} from then, until "
         f"{utc(promoted + spec.monitor_seconds)}, rollout clock)"
         f"{'' if now is None else on_the_wall(speed, promoted + spec.monitor_seconds, now)}: until it closes, "
         f"{targets.stable_service} keeps the previous version for a cheap rollback. Run finalize again once the "

@@ -745,6 +745,21 @@ def test_a_window_still_open_says_when_it_closes_in_wall_time_under_a_fast_clock
         assert f"rollout clock) (the rollout clock runs 60x wall time: {said})" in message, message
 
 
+def test_a_window_still_open_says_its_length_to_the_second_not_in_fractions_of_a_minute():
+    """A window of 86399.4 s (a day, less a fraction of a second) was refused as "its 1439.99-minute
+    monitoring window is still open": a figure nobody gave, in a unit nobody counts a day in, where
+    the window's own end says "23 hours 59 minutes 59 seconds of monitoring". Said so here too."""
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=86399.4)
+    record = _record("promote").model_copy(update={"spec_json": spec.model_dump_json(), "monitor_until": 86399.4})
+    with pytest.raises(FinalizeRefused, match="monitoring window is still open") as refused:
+        plan_finalize(record, spec, live=ALL_CANARY, stable=_state("app:1", 0), canary=_state("app:2", 3),
+                      targets=Targets(), now=600.0)
+    message = " ".join(str(refused.value).split())
+    assert ("its monitoring window is still open (23 hours 59 minutes 59 seconds from then, until 1970-01-01 "
+            "23:59:59 UTC, rollout clock)") in message, message
+    assert "1439.99" not in message, message
+
+
 def test_traffic_moved_back_by_hand_without_finalize_is_refused():
     with pytest.raises(FinalizeRefused, match="moved the traffic back by hand"):
         _plan(_record("promote"), ALL_STABLE, _state("app:1", 3), _state("app:2", 3))

@@ -63,6 +63,19 @@ def test_the_canary_flow_rolls_back_a_regression_inside_its_monitoring_window():
     assert subjects[-1].startswith("Rollback")
 
 
+def test_the_rollout_complete_page_says_the_windows_length_as_its_end_does_not_in_fractions_of_a_minute():
+    """A window of 86399.4 s (a day, less a fraction of a second) was announced as "Watching it for
+    1439.99 minutes", a figure nobody gave, where the window's own end says "23 hours 59 minutes 59
+    seconds of monitoring"; a 14-day one as "Watching it for 20160 minutes"."""
+    env = fake_environment()
+    env.metrics = FakeMetrics(env.router, degrades_after_promotion(delay=900))
+    result = canary_on(env, unphased_spec(monitor_seconds=86399.4))
+    assert result.outcome == "rolled_back", result.reason
+    subject, message = env.notifier.messages[1]
+    assert subject.startswith("Rollout complete"), subject
+    assert "Watching it for 23 hours 59 minutes 59 seconds while" in message, message
+
+
 def test_a_clean_window_in_the_canary_flow_keeps_the_old_service_and_says_so():
     env = fake_environment()
     started = env.clock.now()
