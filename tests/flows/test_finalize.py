@@ -453,16 +453,17 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
 
 
 def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys):
-    """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`):
-    a later `rollway finalize` quotes that name in its closing line, and printed it as it was, its
-    escape sequence acting on the terminal (a retitled window, a cleared line hiding who it was),
-    where `rollway status` shows the same name escaped."""
+    """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`,
+    took a name with control characters until they were refused, and a ledger keeps what an older
+    rollway wrote): a later `rollway finalize` quotes that name in its closing line, and printed it
+    as it was, its escape sequence acting on the terminal (a retitled window, a cleared line hiding
+    who it was), where `rollway status` shows the same name escaped."""
     from rollway.cli import app
 
     blocks = saved_blocks(aws)
-    promote_by_hand(aws, "start", "promote", "watched")
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
     options = ["--targets-block", blocks, "--credentials-block", blocks]
-    assert app(["finalize", "--actor", "carol\x1b]0;pwned\x07", *options], result_action="return_value") == 0
+    assert finalize_on(env, actor="carol\x1b]0;pwned\x07").outcome == "finalized"
     capsys.readouterr()
     # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
     console: list[logging.LogRecord] = []
@@ -642,6 +643,9 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
 @pytest.mark.parametrize(("options", "message"), [
     (["--actor", "   "], "--actor '   ': actor must name who"),
     (["--actor", "x" * 500], "--actor 'xxx"),
+    # As --approver: the name goes as typed into the ledger, the notice and the run's log.
+    (["--actor", "carol\x1b]0;pwned\x07"], "--actor 'carol\\x1b]0;pwned\\x07': actor must be a name on one line"),
+    (["--actor", "alice\nRollout r2, finalized by bob"], "--actor 'alice\\nRollout r2, finalized by bob': actor must"),
     # A byte that is not UTF-8 arrives as a lone surrogate: no flow run's parameters hold it.
     (["--actor", "jos\udce9"], "actor is not valid UTF-8 text (character 4"),
     (["--stable-timeout-seconds", "0"], "--stable-timeout-seconds 0: must be a positive"),
