@@ -152,8 +152,9 @@ class _Progress:
 
     def done(self, step: str) -> None:
         # A step may quote the ledger's names (who finalized, who began an earlier finalize) as
-        # typed: logged with their control characters escaped, as the terminal shows the log too.
-        self.log.info("finalize: %s", shown(step))
+        # typed: logged with their control characters escaped, as the terminal shows the log too,
+        # and on one line (a line break in a name began a line that read as a step of its own).
+        self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
@@ -676,7 +677,7 @@ def _move_to_stable(env: Environment, record: RolloutRecord | None, plan: Finali
         progress.done(found)
     else:
         if found:
-            progress.log.info("finalize: %s", shown(found))
+            progress.log.info("finalize: %s", shown(found, keep=""))
         with progress.trying(f"point {t.stable_service} at {td}", before):
             _written(f"ECS (UpdateService on {t.stable_service!r})", write_seconds, lambda: ecs.update_service(
                 env.deployer, t.stable_service, task_definition=td, desired=plan.stable_desired),

@@ -9,10 +9,13 @@ the hook took it for a failed rollout and rolled back whatever held the service.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+# The approval form's rule for a name, so that an actor is held to what an approver is.
+from flows.approvals import NAME_PATTERN
 from rollway.bounds import as_given, bound_said, ranged
 # encodable is imported from here too (rollway.cli.ops): the check lives beside the flags' own use of it.
 from rollway.flags import MAX_ACTOR, encodable
@@ -27,18 +30,24 @@ def _named(actor: str) -> str:
         raise ValueError("actor must name who runs the rollout (it is recorded in the ledger and the flags' audit trail)")
     if len(actor) > MAX_ACTOR:
         raise ValueError(f"actor is {len(actor)} characters; at most {MAX_ACTOR} are kept in the audit trail")
+    if not re.search(NAME_PATTERN, actor):
+        # As `--approver` and the approval form refuse it: the name goes as typed into the
+        # ledger, the finalize and rollback notices people get, the summaries and the run's log,
+        # where a line break wrote a line of its own and an escape sequence acted on a terminal.
+        raise ValueError("actor must be a name on one line, with no control characters (a line break, a tab, an "
+                         "escape sequence): the ledger, the notices and the run's log carry it as typed")
     return encodable(actor, "actor")
 
 
-def _typed(limit: int) -> Any:
-    """The UI form's bounds of a text parameter: not blank, at most ``limit`` characters. Only
-    for the form (it refuses a blank or overlong text as it is typed, and the API as the run is
-    created); the parameter's validator gives the message."""
-    return Field(json_schema_extra={"pattern": r"\S", "maxLength": limit})
+def _typed(limit: int, pattern: str = r"\S") -> Any:
+    """The UI form's bounds of a text parameter: not blank (or ``pattern``), at most ``limit``
+    characters. Only for the form (it refuses a blank or overlong text as it is typed, and the API
+    as the run is created); the parameter's validator gives the message."""
+    return Field(json_schema_extra={"pattern": pattern, "maxLength": limit})
 
 
-Actor = Annotated[str, AfterValidator(_named), _typed(MAX_ACTOR)]
-"""Who runs the flow: not blank, at most MAX_ACTOR characters."""
+Actor = Annotated[str, AfterValidator(_named), _typed(MAX_ACTOR, NAME_PATTERN)]
+"""Who runs the flow: not blank, on one line with no control characters, at most MAX_ACTOR characters."""
 
 MAX_POLL_SECONDS = 300
 

@@ -106,15 +106,16 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
         # AWS's words in the message may hold brackets that rich would read as markup. A refusal
         # opens "error:" as every other command's does (it opened "refused:"). It quotes the
         # ledger's names (who holds the lease, who began a finalize) as typed: shown escaped, as
-        # `rollway status` shows them, never as an escape sequence acting on the terminal.
-        errors.print(f"[red]error:[/red] {escape(shown(str(err)))}")
+        # `rollway status` shows them, never as an escape sequence acting on the terminal, nor as
+        # a line break that begins a line of the command's own.
+        errors.print(f"[red]error:[/red] {escape(shown(str(err), keep=''))}")
         return 1
     # A run that found nothing to do took one step, this finding: said once, as the closing line,
     # with what AWS showed (printed as a step too, it was said twice).
     if result.outcome == "nothing_to_finalize":
         # The run's one step is what AWS showed (the canary's revision, and the stable service's
         # when it is a copy of it), as its log and summary say it.
-        console.print(f"{shown(result.steps[-1])} (a finalized promotion, a rolled-back one or none look the same to AWS); "
+        console.print(f"{shown(result.steps[-1], keep='')} (a finalized promotion, a rolled-back one or none look the same to AWS); "
                       "nothing changed", markup=False)
         return 0
     what = result.rollout_id or "the promotion the ledger does not record"
@@ -122,10 +123,10 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
         # The run's one step is the finding (when it was finalized, what the services run), as its
         # log and summary say it: printed once, as the closing line. It names who finalized, as
         # the ledger keeps it.
-        console.print(shown(result.steps[-1]), markup=False)
+        console.print(shown(result.steps[-1], keep=""), markup=False)
         return 0
     for number, step in enumerate(result.steps, start=1):
-        console.print(f"{number}. {shown(step)}", markup=False)
+        console.print(f"{number}. {shown(step, keep='')}", markup=False)
     version = with_pin(result.image, result.pinned_image) if result.image else result.task_definition
     console.print(f"finalized {what}: {version} runs on the stable service, which "
                   f"carries {result.weights.stable}% of the traffic; the next rollout can start", markup=False)

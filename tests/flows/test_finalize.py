@@ -452,17 +452,20 @@ def test_rollway_finalize_prints_each_step_and_a_second_run_changes_nothing(aws,
     assert read_back(aws)[0] == ALL_STABLE
 
 
-def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys):
-    """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`):
-    a later `rollway finalize` quotes that name in its closing line, and printed it as it was, its
-    escape sequence acting on the terminal (a retitled window, a cleared line hiding who it was),
+@pytest.mark.parametrize("name", ["carol\x1b]0;pwned\x07", "carol\n2. finalized by mallory"], ids=["escape", "line-break"])
+def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escaped(aws, capsys, name):
+    """The ledger keeps who finalized as they typed it (the finalize deployment's form, `--actor`,
+    took a name with control characters until they were refused, and a ledger keeps what an older
+    rollway wrote): a later `rollway finalize` quotes that name in its closing line, and printed it
+    as it was, its escape sequence acting on the terminal (a retitled window, a cleared line hiding
+    who it was), and a line break in it printed a line of its own, a forged step or closing line,
     where `rollway status` shows the same name escaped."""
     from rollway.cli import app
 
     blocks = saved_blocks(aws)
-    promote_by_hand(aws, "start", "promote", "watched")
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
     options = ["--targets-block", blocks, "--credentials-block", blocks]
-    assert app(["finalize", "--actor", "carol\x1b]0;pwned\x07", *options], result_action="return_value") == 0
+    assert finalize_on(env, actor=name).outcome == "finalized"
     capsys.readouterr()
     # Prefect's console handler is on the root logger: what reaches it is printed on the terminal.
     console: list[logging.LogRecord] = []
@@ -474,11 +477,38 @@ def test_rollway_finalize_shows_the_control_characters_of_a_recorded_name_escape
     finally:
         logging.getLogger().removeHandler(terminal)
     out = capsys.readouterr().out
-    assert r"by carol\x1b]0;pwned\x07" in out, out
+    said = "by " + name.encode("unicode_escape").decode()  # on the line that names it, escaped
+    assert said in out, out
     assert "\x1b" not in out and "\x07" not in out, repr(out)
     # The run's log, which the terminal shows too, says the finding as a step of its own.
     logged = "\n".join(r.getMessage() for r in console)
-    assert r"by carol\x1b]0;pwned\x07" in logged and "\x1b" not in logged and "\x07" not in logged, logged
+    assert said in logged and "\x1b" not in logged and "\x07" not in logged, logged
+
+
+def test_rollway_finalize_refused_by_a_finalize_holding_the_rollout_names_it_on_one_line(aws, capsys):
+    """The refusal names who began the finalize holding the rollout's lease, as the ledger keeps
+    it: a line break in that name (an older rollway recorded it as typed) printed a line of its
+    own beneath the command's "error:", one that read as the command's, and an escape sequence
+    acted on the terminal."""
+    from rollway.cli import app
+
+    blocks = saved_blocks(aws)
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
+    t = aws.targets
+    name = "carol\nerror: nothing was finalized\x1b[2K"
+    now = env.clock.now()
+    held = env.ledger.acquire(t.canary_service, owner="flow-run/4f2a", now=now, lease_seconds=600, wall=env.wall())
+    env.ledger.record(t.canary_service, owner="flow-run/4f2a", now=now, rollout=held.rollout_id,
+                      transition=Transition(at=now, kind="finalize-start", actor=name))
+
+    code = app(["finalize", "--actor", "dave", "--targets-block", blocks, "--credentials-block", blocks],
+               result_action="return_value")
+
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and r"held by a finalize by carol\nerror: nothing was finalized\x1b[2K (" in err, err
+    assert "\x1b" not in err, repr(err)
+    assert read_back(aws)[0] == ALL_CANARY
 
 
 def test_rollway_finalize_says_why_it_refuses_and_exits_non_zero(aws, capsys, flow_run_records):
@@ -642,6 +672,9 @@ def test_rollway_finalize_unrecorded_on_a_service_no_promotion_reached_claims_no
 @pytest.mark.parametrize(("options", "message"), [
     (["--actor", "   "], "--actor '   ': actor must name who"),
     (["--actor", "x" * 500], "--actor 'xxx"),
+    # As --approver: the name goes as typed into the ledger, the notice and the run's log.
+    (["--actor", "carol\x1b]0;pwned\x07"], "--actor 'carol\\x1b]0;pwned\\x07': actor must be a name on one line"),
+    (["--actor", "alice\nRollout r2, finalized by bob"], "--actor 'alice\\nRollout r2, finalized by bob': actor must"),
     # A byte that is not UTF-8 arrives as a lone surrogate: no flow run's parameters hold it.
     (["--actor", "jos\udce9"], "actor is not valid UTF-8 text (character 4"),
     (["--stable-timeout-seconds", "0"], "--stable-timeout-seconds 0: must be a positive"),
