@@ -2226,6 +2226,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
 
+    from blocks.saved import passwords_hidden
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2263,11 +2264,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         try:
             _stop_owner(owner, who, wait_seconds)
         except httpx.HTTPError as err:
-            unstopped = str(err)
+            # An API's error quotes its URL, with the password a PREFECT_API_URL may carry.
+            unstopped = passwords_hidden(str(err))
             # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
             # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger above.
             errors.print(f"[yellow]warning:[/yellow] could not stop flow run {owner}, which owns the rollout "
-                         f"({escape(str(err))}); rolling back anyway: `rollway status` shows whether it still runs")
+                         f"({escape(unstopped)}); rolling back anyway: `rollway status` shows whether it still runs")
     spec = RolloutSpec.for_rollback(record.spec_json)
     try:
         # rollout=: the rollback acts only while this rollout is the newest. While this command

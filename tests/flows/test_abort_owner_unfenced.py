@@ -74,3 +74,35 @@ def test_abort_says_the_owning_run_still_drives_the_rollout_when_neither_the_led
     assert "may shift traffic to the canary again" in said, err
     assert f"prefect flow-run cancel {owner.id}" in said, err
     assert said.endswith("then run `rollway abort` again."), err
+
+
+def test_abort_says_a_failed_cancel_without_the_prefect_api_s_password(monkeypatch, capsys):
+    """A Prefect API behind a proxy whose URL carries a password (PREFECT_API_URL
+    https://user:password@host/api) answered the cancel's read with a 503: the error quotes the
+    URL, and the warning and the last line printed the password to the terminal."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    with a_rollout_owned_by_a_running_run(monkeypatch) as (env, owner):
+        neither_fence_holds(monkeypatch, env)
+        dropping = ops.read_run
+
+        def read_run_behind_a_proxy(client, run_id):
+            # The proxy answers 503 where the API dropped: from the cancel's read on.
+            try:
+                return dropping(client, run_id)
+            except httpx.ConnectError:
+                request = httpx.Request("GET", f"https://ops:hunter2-secret@prefect.example/api/flow_runs/{run_id}")
+                raise PrefectHTTPStatusError.from_httpx_error(httpx.HTTPStatusError(
+                    f"Server error '503 Service Unavailable' for url '{request.url}'", request=request,
+                    response=httpx.Response(503, request=request))) from None
+
+        monkeypatch.setattr(ops, "read_run", read_run_behind_a_proxy)
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
+                         credentials_block=None)
+        out, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code == 1, (out, err)
+    assert "hunter2-secret" not in out + err, err
+    assert "503 Service Unavailable" in said and "https://ops:***@prefect.example/api" in said, err
+    assert f"Flow run {owner.id}, which owns rollout" in said, err  # still said, last
