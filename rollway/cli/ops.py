@@ -2211,19 +2211,40 @@ def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> None:
             errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
 
 
-def _unfenced(owner: UUID, rollout: str, why: str) -> str:
+def _unfenced(owner: UUID, rollout: str, why: str, ledger: str = "the ledger does not end it") -> str:
     """What `rollway abort` says when the run that owns ``rollout`` goes on after its rollback: its
     cancel failed (``why``) and the ledger does not say "rolling back", which would end it."""
-    return (f"Flow run {owner}, which owns rollout {rollout}, was not stopped (its cancel failed: {why}) and the "
-            "ledger does not end it: it may shift traffic to the canary again at its next stage. Cancel it as soon "
+    return (f"Flow run {owner}, which owns rollout {rollout}, was not stopped (its cancel failed: {why}) and "
+            f"{ledger}: it may shift traffic to the canary again at its next stage. Cancel it as soon "
             f"as the Prefect API answers (`prefect flow-run cancel {owner}`, or the Prefect UI), then run "
             "`rollway abort` again.")
+
+
+def _say_unfenced(service: Service, owner: UUID | None, rollout: str, unstopped: str | None) -> None:
+    """Last, after a rollback by `rollway abort` that did not finish: when the run that owns
+    ``rollout`` was not cancelled (``unstopped``: why) and the ledger, read again (the rollback flow
+    may have recorded its start since), does not say "rolling back" or "rolled back", which end it
+    at its next write, say that run may move the traffic again and how to stop it. The advice to
+    run the command again alone left it shifting traffic to the canary meanwhile."""
+    if owner is None or unstopped is None:
+        return
+    try:
+        record = ledger_read(service, lambda ledger: ledger.get(service.name))
+    except Exception:  # noqa: BLE001 - a warning: said without knowing the ledger's word
+        errors.print(_unfenced(owner, rollout, unstopped, "the ledger could not be read to tell whether it ends it"),
+                     markup=False)
+        return
+    if record is None or record.rollout_id != rollout or record.phase in (RolloutPhase.ROLLING_BACK,
+                                                                          RolloutPhase.ROLLED_BACK):
+        return  # the run's next write is refused: another rollout is the newest, or its rollback is recorded
+    errors.print(_unfenced(owner, rollout, unstopped), markup=False)
 
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
     import httpx
 
+    from blocks.saved import passwords_hidden
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2261,11 +2282,12 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         try:
             _stop_owner(owner, who, wait_seconds)
         except httpx.HTTPError as err:
-            unstopped = str(err)
+            # An API's error quotes its URL, with the password a PREFECT_API_URL may carry.
+            unstopped = passwords_hidden(str(err))
             # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
             # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger above.
             errors.print(f"[yellow]warning:[/yellow] could not stop flow run {owner}, which owns the rollout "
-                         f"({escape(str(err))}); rolling back anyway: `rollway status` shows whether it still runs")
+                         f"({escape(unstopped)}); rolling back anyway: `rollway status` shows whether it still runs")
     spec = RolloutSpec.for_rollback(record.spec_json)
     try:
         # rollout=: the rollback acts only while this rollout is the newest. While this command
@@ -2286,11 +2308,9 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         errors.print(f"[red]error:[/red] rolled back {service.name}, but the ledger does not say so")
         for fact in unrecorded_rollback.facts:
             errors.print(fact, markup=False)  # AWS's words may hold brackets rich would read as markup
-        if unstopped is not None and unrecorded_rollback.phase is not RolloutPhase.ROLLING_BACK:
-            # Neither fence holds: no "rolling back" in the ledger ends the owning run at its next
-            # write, and it was not cancelled. "Fix the ledger" alone left it shifting traffic to the
-            # canary again while on-call believed the rollback stood.
-            errors.print(_unfenced(owner, record.rollout_id, unstopped), markup=False)
+        # Neither fence may hold: "fix the ledger" alone left the owning run shifting traffic to the
+        # canary again while on-call believed the rollback stood.
+        _say_unfenced(service, owner, record.rollout_id, unstopped)
         return 1
     except RollbackIncomplete as incomplete:
         # The traffic moved; a later step did not. The ledger keeps the rollback open, so the
@@ -2303,9 +2323,11 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         errors.print(f"Every other step was done. To finish: {incomplete.how}." if incomplete.how else
                      "Every other step was done. Run `rollway abort` again once the failed step can succeed.",
                      markup=False)
+        _say_unfenced(service, owner, record.rollout_id, unstopped)
         return 1
     except RollbackRefused as refused:
         errors.print(f"[red]error:[/red] {escape(str(refused))}")
+        _say_unfenced(service, owner, record.rollout_id, unstopped)
         return 1
     except (LedgerError, OpsError, TimeoutError):
         # The ledger's refusals say what happened: `reporting` prints them.
@@ -2316,12 +2338,14 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             # "cannot reach the Prefect API" alone left on-call to guess whether anything moved.
             errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
             _rollback_left_open(service, record.rollout_id)
+            _say_unfenced(service, owner, record.rollout_id, unstopped)
             return 1
         # The stable service did not come up, the load balancer refused, ...: the rollback
         # flow's log and page say what it did; the rollback stays open, and this command finishes it.
         errors.print(f"[red]error:[/red] the rollback of {service.name} failed: {escape(str(failed))}")
         errors.print(f"It is not recorded as finished: run `rollway abort` again once {service.targets.stable_service} "
                      "can take the traffic (the rollback flow's log says what was done).", markup=False)
+        _say_unfenced(service, owner, record.rollout_id, unstopped)
         return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,
     # unless the cancelled run's own rollback hook finished it first.
