@@ -18,12 +18,14 @@ from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
     FlowRunFilter,
+    FlowRunFilterName,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
 
 from flows.approvals import prefect_approver
+from rollway.approvals import waiting_prefix
 from rollway.cli import ops
 from rollway.decide import Pause
 from rollway.fakes import FakeLedger, FakeRouter
@@ -52,38 +54,58 @@ def paused_with_its_form(timeout: float):
         # What the run raised is kept on the thread (``thread.raised``), for the tests that stop it
         # on purpose, instead of surfacing as an unhandled thread exception in pytest's output.
         try:
-            outcome.append(waits_for_an_answer(timeout))
+            outcome.append(waits_for_an_answer.with_options(flow_run_name=name)(timeout))
         except Exception as err:  # noqa: BLE001 - kept for the test to assert on
             thread.raised = err
 
+    # Named for this call alone: the worker's harness keeps every earlier test's runs of this flow,
+    # and one an earlier test left paused (it failed, or its thread outlived its join) was picked
+    # up as this test's run, answered and judged in its stead.
+    name = f"answered-elsewhere-{uuid4().hex}"
     thread = threading.Thread(target=run, daemon=True)
     thread.raised = None
     thread.start()
-    return thread, outcome, paused_run("approval-answered-elsewhere", QUESTION)
+    return thread, outcome, paused_run("approval-answered-elsewhere", QUESTION, run_name=name)
 
 
-def paused_run(flow_name: str, question: str, timeout: float = 90):
-    """The run of flow ``flow_name`` once it is paused asking ``question``, with its form stored."""
+def paused_run(flow_name: str, question: str, timeout: float = 90, run_name: str | None = None):
+    """The run of flow ``flow_name`` (named ``run_name``, when given) once it is paused asking
+    ``question``, with its form stored and its first saying that it still waits made."""
     # The worker's harness holds every earlier test's runs: an unfiltered read returns only the
     # API's first page of them, in id order, which missed this run once there were enough. And
     # the first pause on a loaded 2-core machine can take longer than half a minute.
+    named = FlowRunFilterName(any_=[run_name]) if run_name is not None else None
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             runs = [r for r in client.read_flow_runs(
                         flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-                        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                        flow_run_filter=FlowRunFilter(name=named, state=FlowRunFilterState(
                             type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
                     if r.state and r.state.message and question in r.state.message]
-            keyset = runs[0].state.state_details.run_input_keyset if runs else None
-            if keyset:
-                try:
-                    client.read_flow_run_input(runs[0].id, keyset["schema"])
-                    return runs[0]
-                except Exception:  # noqa: BLE001 - stored a moment after the pause
-                    pass
+            if runs and form_stored(client, runs[0]) and says_it_waits(client, runs[0]):
+                return runs[0]
             time.sleep(0.2)
-    raise TimeoutError(f"the run never paused at {question!r}")
+    raise TimeoutError(f"the run never paused at {question!r} with its form stored, saying it waits")
+
+
+def form_stored(client: SyncPrefectClient, run) -> bool:
+    """Whether the paused ``run``'s form is stored (a moment after the pause)."""
+    keyset = run.state.state_details.run_input_keyset
+    if not keyset:
+        return False
+    try:
+        client.read_flow_run_input(run.id, keyset["schema"])
+    except Exception:  # noqa: BLE001 - not stored yet
+        return False
+    return True
+
+
+def says_it_waits(client: SyncPrefectClient, run) -> bool:
+    """Whether the paused ``run`` has said that its process waits for the answer (``_Waiting``),
+    a moment after its form is stored. Until then the commands judge nothing of it (a run paused a
+    moment ago): a test of a run taken for dead that looked before it said so saw it answered."""
+    return bool(client.filter_flow_run_input(run.id, waiting_prefix(run.state.state_details.pause_key), 1, set()))
 
 
 def test_the_second_of_two_answers_says_who_answered_first_and_how(monkeypatch, capsys):

@@ -421,6 +421,11 @@ def test_a_preflight_on_a_load_balancer_that_stops_answering_refuses_within_its_
     (nothing was written) at verify_timeout_seconds, naming it."""
     with holding(aws.endpoint_url, after="DescribeRules", hold="DescribeRules") as elb:
         env = run_environment(aws, monkeypatch, elbv2=elb)
+        # Looked up on the run's router before the preflight, which keeps what it finds there: made
+        # within the preflight's bound of 1 s, the lookups through this endpoint took longer on a
+        # loaded machine, and the run was refused for them, not for the weights held here (the
+        # lookups' own bound has its test, `..._never_answers_its_lookups_refuses_within_its_bound`).
+        env.router.resolve()
         error, took = ended_soon(lambda: preflight(env, spec("webordinary/edit:2.0.0")))
     assert isinstance(error, RolloutRefused), repr(error)
     assert took < ENDS_WITHIN, took
@@ -478,7 +483,10 @@ def test_the_lookups_a_preflight_made_within_its_bound_are_kept_for_the_writes(a
                      lambda operation, status: asked.append(operation)) as elb:
         env = run_environment(aws, monkeypatch, elbv2=elb)
         # As long as the canary group's health check takes (2 x 15 s): a shorter wait is refused.
-        rollout = spec("webordinary/edit:2.0.0").model_copy(update={"healthy_timeout_seconds": 30.0})
+        # And the lookups given as long: within 1 s through this endpoint, a loaded machine ran
+        # out of it, and the run was refused before this test could see what was kept.
+        rollout = spec("webordinary/edit:2.0.0").model_copy(update={"healthy_timeout_seconds": 30.0,
+                                                                    "verify_timeout_seconds": 20.0})
         within(GIVEN_UP_SECONDS, lambda: flow(name="preflight")(lambda: preflight(env, rollout))())
         looked_up = list(asked)
         env.router.set_weights(Weights(stable=90, canary=10))
