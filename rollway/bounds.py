@@ -9,6 +9,7 @@ length spelt out (``duration_words``).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import annotated_types
@@ -130,8 +131,13 @@ def duration_words(seconds: float) -> str:
     minutes" read as a typo), minutes up to two hours ("60 minutes", "120 minutes"), then hours
     ("23 hours 59 minutes 59 seconds"), days from a day ("7 days 2 hours"); "0 minutes" for none.
     The window's end, its pages and its log said a window of 86399.4 s "1439.99 minutes", and the
-    rest of one "59.0117 minutes": fractions of a minute nobody gave, in a unit nobody counts a day in."""
-    whole = max(0, round(seconds))
+    rest of one "59.0117 minutes": fractions of a minute nobody gave, in a unit nobody counts a day in.
+    Under a minute it is said as it is ("0.4 seconds", "2.5 seconds", as ``duration_said`` does): a
+    window's last 0.3 s, rounded, was "watching the 0 minutes left" of it. Whole seconds round half up
+    (Python's round took 90.5 s to "1 minute 30 seconds")."""
+    if seconds > 0 and float(given := f"{seconds:g}") < 60:
+        return f"{given} second{'' if given == '1' else 's'}"
+    whole = max(0, math.floor(seconds + 0.5))
     days, hours, minutes, secs = _parts(whole)
     if whole <= 2 * 3600:
         hours, minutes = 0, minutes + 60 * hours

@@ -1241,6 +1241,14 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
         except httpx.HTTPError as err:
             errors.print(f"[red]error:[/red] {escape(api_unreachable(err))}")
             return 1
+        except RuntimeError as err:
+            # A flow run in this process (finalize's, abort's) whose API went away after the
+            # command's own reads: Prefect's engine says so as a RuntimeError ("Failed to reach API
+            # at ...") raised from the connection's error, which printed a traceback.
+            if (unreachable := _prefect_error_behind(err)) is None:
+                raise
+            errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
+            return 1
         except (BotoCoreError, ClientError) as err:
             # The commands read and act on what a rollout's worker does (the ledger, the load
             # balancer, ECS): a refusal names the statement of its policy.
