@@ -52,6 +52,8 @@ from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, 
 from rollway.bounds import duration_said
 from rollway.decide import Pause
 from rollway.failure_words import end_said
+# The form's rule for a name, as `rollway flags --actor` holds a name to it.
+from rollway.flags import NAME_PATTERN
 from rollway.ledger import utc
 from rollway.report import shown
 from rollway.spec import Approvals
@@ -62,16 +64,6 @@ T = TypeVar("T")
 # answer (or the timeout) is the server's to tell, and a run that gave up while the server
 # restarted failed, and its failure hook rolled back a rollout a person had just approved.
 OUTAGE_GRACE_SECONDS = 600.0
-
-
-# A name the run's log can print as typed: some character that is not a space, and no control
-# character (nor a line or paragraph separator). A line break in a name wrote a line of its own in
-# the run's log, a forged answer beneath the real one, and an escape sequence rewrote a console's
-# line. (A trailing line break passes Python's ``$``: it is stripped with the name's spaces.)
-# Spaces, then the first character to read: read in one pass, however long the name sent (the
-# server checks the pattern whatever the length); "any, then one to read, then any" backtracked.
-_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 
 
 class ApprovalInput(RunInput):

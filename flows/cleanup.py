@@ -55,7 +55,8 @@ from rollway.cleanup import (
     IN_ARTIFACT, NOT_FOUND, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
-    judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown, tags_left,
+    judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, quoted, summary_markdown,
+    tags_left,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
@@ -289,7 +290,9 @@ class _Progress:
         returned, with ``after`` (what ``err`` may have left done) and ``also`` (what else the run
         left undone on purpose, and why) after it."""
         why = error_said(err) + (f"; {after}" if after else "") + (f"; before it, {also}" if also else "")
-        self.log.error("cleanup stopped at %s: %s", step, why)
+        # On one line, escaped, as the summary writes it: CloudFormation's reasons quote a custom
+        # resource's answer as it came, and a line break in it read as a log line of its own.
+        self.log.error("cleanup stopped at %s: %s", step, quoted(why))
         _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
         return CleanupIncomplete(step, why, self.done, self.left)
 

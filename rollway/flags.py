@@ -50,6 +50,14 @@ AUDIT_CAP = 100
 # DynamoDB's 400 KB item limit (a pasted incident note would otherwise lock the flag).
 MAX_REASON = 1_000
 MAX_ACTOR = 200
+# A name the run's log can print as typed: some character that is not a space, and no control
+# character (nor a line or paragraph separator). A line break in a name wrote a line of its own in
+# the run's log, a forged answer beneath the real one, and an escape sequence rewrote a console's
+# line. (A trailing line break passes Python's ``$``: it is stripped with the name's spaces.)
+# Spaces, then the first character to read: read in one pass, however long the name sent (the
+# server checks the pattern whatever the length); "any, then one to read, then any" backtracked.
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+NAME_PATTERN = rf"^[^\S{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
 # Matched with fullmatch: ``$`` also matches before a final line break, and "newflag\n" was a
 # flag of its own, beside the "newflag" the application evaluates.
 _FEATURE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")

@@ -11,6 +11,7 @@ codes say what kind of failure it was.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Callable, Sequence, TextIO
 
@@ -39,6 +40,7 @@ from rollway.flags import (
     FlagWriteUnanswered,
     InvalidFlagInput,
     InvalidPercentage,
+    NAME_PATTERN,
     MalformedFlags,
     PercentageTooFine,
     MissingUserId,
@@ -205,7 +207,7 @@ def flags_set(
         # Every input is checked before the table is read, so bad input is exit 2 whatever
         # state the table is in (a negative version was once reported as a concurrent change).
         # Kept without surrounding spaces, as the set-flags flow and `rollway promote` keep names.
-        who = validate_actor(actor).strip()
+        who = _named(actor)
         validate_expected_version(expected_version)
         # A percentage finer than a basis point is refused by FlagChange, built before any read.
         given = {name: value for name, value in settings.items() if value is not None}
@@ -328,7 +330,7 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
                  if value is not None}
         if given:
             _asked(feature, given)  # a bad percentage in the command line's words
-        who = validate_actor(actor).strip()
+        who = _named(actor)
         release_settings(feature, rollout, actor=who, reason=reason, **given)  # the rest, before the ledger too
         if newest is not None:
             _not_open_here(newest, rollout, err)
@@ -487,6 +489,25 @@ def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool) -> None
         updated = f"{_when(f.updated_at)} by {_one_line(f.updated_by)}" if f.updated_by else _when(f.updated_at)
         state = "on" if f.enabled else "off"
         out.write(f"{f.feature:<{width}}  {state:<5}  {f.percentage:>7g}  {f.version:>7}  {updated}\n")
+
+
+def _named(actor: object) -> str:
+    """``--actor`` without surrounding spaces, if it is a name on one line (the approval form's
+    ``NAME_PATTERN``, as `rollway finalize --actor` and every flow's actor are held to it).
+
+    Raises:
+        MissingUserId: blank.
+        InvalidFlagInput: a control character (a line break, a tab, an escape sequence), or too long.
+    """
+    who = validate_actor(actor)
+    if not re.search(NAME_PATTERN, who):
+        # It goes as typed into the flag's audit trail, which `flags get` and the flows' summaries
+        # show: a line break read as another change, by whoever it named, and an escape sequence
+        # acted on the reader's terminal. (Names an older rollway stored are shown escaped.)
+        raise InvalidFlagInput(f"--actor {who!r} must be a name on one line, with no control characters (a line "
+                               "break, a tab, an escape sequence): the audit trail keeps it as typed; nothing was "
+                               "read or changed")
+    return who.strip()
 
 
 def _one_line(text: str) -> str:

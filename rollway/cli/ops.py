@@ -817,7 +817,7 @@ def _history_rows(history: Iterable[Transition], limit: int) -> tuple[str, list[
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
         what = "; ".join(x for x in (t.comment, t.verdict) if x)
         # The ledger's words as text, never a control character acting on the terminal.
-        rows.append((utc(t.at), t.kind, shown(t.actor), weights, shown(what)))
+        rows.append((utc(t.at), t.kind, shown(t.actor, keep=''), weights, shown(what)))
     return f"last {len(transitions)} transition{'' if len(transitions) == 1 else 's'}", rows
 
 
@@ -1005,14 +1005,16 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         rows.append(("monitoring", window))
     if (finalizing := finalize_row(record)) is not None:
         rows.append(("finalize", finalizing))
+    # Each line of status on one line, as `rollway finalize` writes them: a line break in a name or
+    # comment the ledger keeps as typed (keep='' below) printed a line of its own, read as status's.
     for key, value in rows:
-        console.print(f"{key:<13}{shown(value)}", markup=False)
+        console.print(f"{key:<13}{shown(value, keep='')}", markup=False)
     if record.phase is RolloutPhase.ROLLING_BACK:
         from rollway.reports import RUN_AGAIN, begun_by, notice_refused, notice_unsure, stopped_traffic
 
         # The weights are expected to differ mid-rollback; what a person needs is how to finish it.
         started = rollback_start(record)
-        why = escape(shown(f" ({begun_by(started)})")) if started is not None else ""
+        why = escape(shown(f" ({begun_by(started)})", keep='')) if started is not None else ""
         # A lapsed claim's line below says what finishes it: said here too, it read twice.
         lapsed = claim_has_lapsed(record, wall)
         console.print(f"[yellow]a rollback was started{why} and is not recorded as finished"
@@ -1028,7 +1030,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
             console.print(f"[yellow]its notice went out at {utc(told.at)} (SNS message "
-                          f"{escape(told.message_id or '-')}, sent by {escape(shown(told.actor))}): finishing it does not "
+                          f"{escape(told.message_id or '-')}, sent by {escape(shown(told.actor, keep=''))}): finishing it "
+                          "does not "
                           "page people again[/yellow]")
         elif (unsure := notice_unsure(record, wall)) is not None:
             console.print(f"[yellow]{escape(unsure)}[/yellow]")
@@ -1041,20 +1044,21 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
             finish = cannot or "run `rollway abort` (or the rollback flow) to finish it"
-            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder))}, "
+            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder, keep=''))}, "
                           f"{escape(claim_lapsed(record))}: {escape(finish)}[/yellow]")
         elif record.rollback_holder:
             # Who is carrying it out: another rollback started now waits for that one while its
             # claim is renewed, and takes it over once the claim lapses. The claim is on the wall
             # clock, the history below on the rollout clock (hours apart under `rollway up`).
             renewed = wall_utc(record.rollback_expires, "a rollback started meanwhile waits for it")
-            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder))}, its claim renewed until "
+            console.print(f"[yellow]carried out by {escape(shown(record.rollback_holder, keep=''))}, its claim renewed "
+                          "until "
                           f"{escape(renewed)}[/yellow]")
     elif rejection_owed(record):
         # The run that recorded the rejection died before it began the rollback.
         owed = (f"`rollway abort` cannot carry it out ({unrestorable})" if unrestorable
                 else "if no run is carrying it out, `rollway abort` does")
-        console.print(f"[yellow]{escape(shown(rejection_reason(owed_rejection(record))))}: a rollback is owed; "
+        console.print(f"[yellow]{escape(shown(rejection_reason(owed_rejection(record)), keep=''))}: a rollback is owed; "
                       f"{escape(owed)}[/yellow]")
     elif canary_runs:
         # The ledger's rollout has ended and a `canary` flow run, which keeps no ledger, drives
@@ -1073,7 +1077,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
 
         started = rollback_start(record)
         why = f" ({begun_by(started)})" if started is not None and started.comment else ""
-        console.print(f"rolled back{shown(why)}; {rolled_back_next(record)}", markup=False)
+        console.print(f"rolled back{shown(why, keep='')}; {rolled_back_next(record)}", markup=False)
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
@@ -1082,8 +1086,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     for refusal in refused_at_pause(record):
         # The history below may hold too few rows to show it: an answer refused at the pause still
         # open is what the next person to answer needs, and the run only said it in its log and form.
-        console.print(f"[yellow]refused answer: {escape(shown(refusal.actor))} answered {escape(shown(refusal.said()))} "
-                      f"at {utc(refusal.at)} (rollout clock), refused: {escape(shown(refusal.reason))}; the pause is "
+        console.print(f"[yellow]refused answer: {escape(shown(refusal.actor, keep=''))} answered "
+                      f"{escape(shown(refusal.said(), keep=''))} "
+                      f"at {utc(refusal.at)} (rollout clock), refused: {escape(shown(refusal.reason, keep=''))}; the "
+                      "pause is "
                       "still open[/yellow]")
 
     history = as_listed(record)

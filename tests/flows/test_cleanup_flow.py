@@ -1639,3 +1639,31 @@ def test_an_old_image_kept_only_by_its_active_revision_says_how_to_let_it_go(acc
     done = run(aws, repo, old_image_tags=["old-version"], archive_tag=None, archive_message="", repo_dir=None)
     assert done.is_completed(), done.message
     assert "old-version" not in tags(aws)
+
+
+def test_the_log_line_saying_why_a_run_stopped_is_one_line_with_aws_words_escaped(account, caplog):
+    """CloudFormation's reason quotes a custom resource's answer as it came, line breaks and colours
+    and all: the summary wrote it on one line, escaped, but the run's log wrote it raw, its second
+    line reading as a log line of its own and its escape sequence acting on the terminal."""
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied",
+                                     "Message": "not today\n12:00:00 INFO cleanup done\x1b[2K"}}, "DeleteStack")
+
+    @prefect_flow(name="cleanup-refused-with-a-line-break")
+    def cleanup_refused():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK,)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("cloudformation"), "before-call", refused, operation="DeleteStack"):
+        state = cleanup_refused(return_state=True)
+
+    with pytest.raises(CleanupIncomplete):
+        state.result()
+    (said,) = [r.getMessage() for r in caplog.records if "cleanup stopped at" in r.getMessage()]
+    assert "\n" not in said and "\x1b" not in said, repr(said)
+    assert r"not today 12:00:00 INFO cleanup done\x1b[2K" in said, said  # as the summary writes it

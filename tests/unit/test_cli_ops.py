@@ -1930,3 +1930,39 @@ def test_status_lines_quoting_a_persons_answer_show_its_control_characters_escap
     print_status(SimpleNamespace(name="svc-canary", targets=Targets()), owed, Weights.canary_at(50), None, limit=10)
     out = " ".join(capsys.readouterr().out.split())
     assert r"bob\x1b]0;pwned\x07" in out and r"\x1b[31m5xx\x1b[0m\r on checkout" in out, out
+
+
+@pytest.mark.parametrize("lapsed", [False, True])
+def test_status_shows_each_name_from_the_ledger_on_one_line_whatever_it_holds(capsys, lapsed) -> None:
+    """A name the ledger keeps as typed (who began a rollback, who sent its notice, who carries it
+    out, whose answer was refused) printed its line break as it was: its second line read as a line
+    of status's own ("rollback finished", say). Shown escaped, as `rollway finalize` shows them, each
+    line reads as it does with the escape written out by hand."""
+    from rollway.ledger import RefusedAnswer
+
+    def stalled(name: str) -> RolloutRecord:
+        started = Transition(at=1_800_000_100.0, kind="rollback-start", actor=name, comment="canary errors 9/600")
+        told = Transition(at=1_800_000_160.0, kind="notified", actor=name, message_id="sns-7")
+        refused = RefusedAnswer(at=1_800_000_300.0, actor=name, action="approve", next_weight=5, comment="go",
+                                reason="5% is no later stage than 50%")
+        return record(phase=RolloutPhase.ROLLING_BACK, history=(*record().history, started, told), owner="flow-run/1",
+                      rollback_holder=f"{name} (flow run brave-otter, 1234)", rollback_expires=1_800_000_220.0,
+                      refused_answers=(refused,))
+
+    def waiting(name: str) -> RolloutRecord:  # an answer refused at the pause still open
+        pause = Transition(at=1_800_000_200.0, kind="pause", actor="judge", comment="approve 50%?")
+        refused = RefusedAnswer(at=1_800_000_300.0, actor=name, action="approve", next_weight=5, comment="go",
+                                reason="5% is no later stage than 50%")
+        return record(phase=RolloutPhase.PAUSED, history=(*record().history, pause), refused_answers=(refused,),
+                      owner="flow-run/1")
+
+    for held in (stalled, waiting):
+        def status(name: str) -> str:
+            print_status(SimpleNamespace(name="svc-canary", targets=Targets()), held(name),
+                         Weights(stable=100, canary=0), None, limit=10,
+                         wall=1_800_000_221.0 if lapsed else 1_800_000_200.0)
+            return capsys.readouterr().out
+
+        out = status("carol\nrollback finished\u2028ok")
+        assert out == status(r"carol\nrollback finished\u2028ok"), out
+        assert "rollback finished" in out and not [line for line in out.splitlines() if line.startswith("rollback")]

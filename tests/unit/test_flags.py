@@ -834,7 +834,8 @@ def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds
     store = seeded_store()
     forged = "rollback drill\n  v9  2023-11-14T22:13:20Z  carol: on 100% -> off 0%  (kill switch)"
     assert run(flags_set, store, SQS, enabled=True, percentage=25, actor="alice", reason=forged, now=1.7e9)[0] == EXIT_OK
-    assert run(flags_set, store, SQS, percentage=30, actor="bob\r\x1b[2K", now=1.7e9 + 1)[0] == EXIT_OK
+    # A name an older rollway stored as typed (`--actor` refuses one now): written to the store directly.
+    set_flag(store, FlagChange(feature=SQS, percentage=30), actor="bob\r\x1b[2K", now=1.7e9 + 1)
 
     code, text, err = run(flags_get, store, SQS)
     assert (code, err) == (EXIT_OK, "")
@@ -846,6 +847,22 @@ def test_flags_get_and_list_show_each_change_on_one_line_whatever_its_text_holds
     # The data keeps the text as written.
     code, text, err = run(flags_get, store, SQS, as_json=True)
     assert json.loads(text)["audit"][1]["reason"] == forged
+
+
+@pytest.mark.parametrize("name", ["bob\r\x1b[2K", "bob\nerror: nothing was changed", "bob\tops", "bob\u2028ops"])
+def test_flags_set_and_release_refuse_an_actor_with_a_control_character_before_any_read(name):
+    """`--actor` went as typed into the flag's audit trail, where a line break read as another change
+    by whoever it named and an escape sequence acted on the terminal of whoever read it: refused, as
+    `rollway finalize --actor` and every flow's actor are, before the table is read."""
+    store = seeded_store()
+    code, text, err = run(flags_set, store, SQS, enabled=True, actor=name, now=1.7e9)
+    assert (code, text) == (EXIT_INVALID, ""), (code, text, err)
+    assert "--actor" in err and "one line" in err and len(err.splitlines()) == 1, err
+    assert "\x1b" not in err and "\r" not in err, err
+    code, text, err = run(flags_release, store, SQS, rollout="billing-r7", actor=name, reason="killed", now=1.7e9)
+    assert (code, text) == (EXIT_INVALID, ""), (code, text, err)
+    assert "--actor" in err and "one line" in err and len(err.splitlines()) == 1, err
+    assert (store.reads, store.writes) == (0, 0)
 
 
 def test_flags_eval_shows_each_user_on_one_line_whatever_the_id_holds():
