@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
 from rollway.image import image_parts
-from rollway.report import shown
+from rollway.report import on_one_line
 from rollway.targets import STACK_NAME, Targets
 
 LATEST = "latest"
@@ -1439,14 +1439,6 @@ def no_image_tagged(tag: str, repository: str, close: Sequence[str]) -> str:
         f"; tags there close to it: {', '.join(f'`{c}`' for c in close)} (misspelt?)" if close else "")
 
 
-def quoted(text: str) -> str:
-    """Text the summary quotes from AWS or git (why a run stopped, why a stack is refused or kept)
-    on one line, its control characters shown as escapes (``shown``): CloudFormation's reason for a
-    failed deletion quotes a custom resource's Lambda as it answered, colours and line breaks and
-    all, and a line break opening "# " began a heading of its own in the artifact."""
-    return shown(" ".join(text.split()), keep="")
-
-
 def summary_markdown(result: CleanupResult, repository: str) -> str:
     """The run's summary for a person: archived, deleted, already gone, refused, not done."""
     if result.refusals:
@@ -1461,7 +1453,7 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
              else "Would delete" if result.dry_run else "Deleted")
     lines = [f"# {title}", ""]
     if result.stopped:
-        lines += [f"**Stopped:** {quoted(result.stopped)}", ""]
+        lines += [f"**Stopped:** {on_one_line(result.stopped)}", ""]
 
     def section(heading: str, items: Sequence[str]) -> None:
         lines.extend([f"## {heading}", ""] + ([f"- {item}" for item in items] or ["- nothing"]) + [""])
@@ -1489,10 +1481,10 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
     section(NOT_FOUND, [no_image_tagged(t, repository, result.tags_close.get(t, ())) for t in result.gone_tags])
     if result.gone_stacks:  # listed as deleted by CloudFormation: a name no stack had is refused
         section(STACKS_DELETED_BEFORE, [f"`{s}`" for s in result.gone_stacks])
-    section("Refused", [f"{r.kind} `{r.name}`: {quoted(r.reason)}" for r in result.refusals])
+    section("Refused", [f"{r.kind} `{r.name}`: {on_one_line(r.reason)}" for r in result.refusals])
     if result.stacks_kept:
         # Not only stacks that changed: one production came to need since the plan is kept too.
-        section("Kept: planned stacks not deleted after all", [f"`{name}`: {quoted(why)}"
+        section("Kept: planned stacks not deleted after all", [f"`{name}`: {on_one_line(why)}"
                                                                for name, why in result.stacks_kept.items()])
     if result.stopped or result.not_done:
         section("Not done", list(result.not_done))

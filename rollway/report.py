@@ -223,6 +223,14 @@ def shown(text: str, keep: str = "\n") -> str:
                    else c for c in text)
 
 
+def on_one_line(text: str) -> str:
+    """``text`` quoted on one line: whitespace runs (line breaks included) become one space, and
+    other control characters are shown as escapes (``shown``). AWS's and git's words (a custom
+    resource's answer, colours and line breaks and all) in a log line or a summary otherwise
+    began lines of their own there."""
+    return shown(" ".join(text.split()), keep="")
+
+
 def markdown_cell(text: str) -> str:
     """One markdown table cell. A line break would end the row (an approver's name comes from a
     text area) and a bare ``|`` would start a new cell: whitespace runs become one space, and
@@ -232,7 +240,7 @@ def markdown_cell(text: str) -> str:
     splits a row at every ``|`` behind an even number of them, so a comment quoting grep's
     ``ERROR\\|FATAL`` opened a cell, shifted the rest of the row and lost its last column.
     Other control characters are shown as escapes (``shown``)."""
-    return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", shown(" ".join(text.split()), keep=""))
+    return re.sub(r"(\\*)\|", lambda bar: bar.group(1) * 2 + r"\|", on_one_line(text))
 
 
 def markdown_code_cell(text: str) -> str:
