@@ -50,7 +50,7 @@ from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, time
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
-from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
+from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table, on_one_line
 from rollway.report import shown as escaped  # `shown` names a stage list below
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
@@ -143,9 +143,9 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         # Typed in the form's text areas: on one line (its line breaks read as the page's own lines),
         # its other control characters shown escaped, as the run's log shows them (an escape
         # sequence pasted from a terminal cleared or recoloured the page in a terminal mail client).
-        comment = escaped(" ".join(held_by.comment.split()), keep="")
+        comment = on_one_line(held_by.comment)
         why = f" ({comment})" if comment else ""
-        again = f"{escaped(' '.join(held_by.approver.split()), keep='')} answered hold{why}; asked again. "
+        again = f"{on_one_line(held_by.approver)} answered hold{why}; asked again. "
     metrics.alert(
         env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
