@@ -2130,16 +2130,19 @@ def _prefect_error_behind(err: BaseException) -> Exception | None:
     return None
 
 
-def _rollback_left_open(service: Service, rollout: str) -> None:
+def _rollback_left_open(service: Service, rollout: str, owner: UUID | None, unstopped: str | None) -> None:
     """Say where an abort whose rollback flow could not reach the Prefect API left ``rollout``: what
     the ledger records (read again: the flow may have got part-way) and the split the load balancer
     holds, read back, and that the same command finishes it once the API answers (the ledger keeps
-    the rollback open, and the next abort carries it out from there)."""
+    the rollback open, and the next abort carries it out from there). Last, from the same read, an
+    owning run ``owner`` left running (``_say_unfenced``)."""
     name = service.name
+    unfenced: str | None = None  # what the record just read says of the owning run's fence
     try:
         record = ledger_read(service, lambda ledger: ledger.get(name))
     except Exception as err:  # noqa: BLE001 - a report: say what is not known
         recorded = f"the ledger could not be read ({err})"
+        unfenced = "the ledger could not be read to tell whether it ends it"
     else:
         if record is None or record.rollout_id != rollout:
             # Another rollout began since: the next abort would act on that one.
@@ -2158,9 +2161,12 @@ def _rollback_left_open(service: Service, rollout: str) -> None:
         else:
             recorded = (f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "
                         "(stable/canary): the abort is not recorded")
+            unfenced = "the ledger does not end it"
     errors.print(f"The rollback flow did not run to its end: {recorded}. Run `rollway abort` again once the Prefect "
                  "API answers: it finishes the rollback from the ledger.", markup=False)
     say_live(service)
+    if owner is not None and unstopped is not None and unfenced is not None:
+        errors.print(_unfenced(owner, rollout, unstopped, unfenced), markup=False)
 
 
 def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
@@ -2351,8 +2357,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             # The rollback is a Prefect flow: without the API it did not start, or stopped part-way.
             # "cannot reach the Prefect API" alone left on-call to guess whether anything moved.
             errors.print(f"[red]error:[/red] {escape(api_unreachable(unreachable))}")
-            _rollback_left_open(service, record.rollout_id)
-            _say_unfenced(service, owner, record.rollout_id, unstopped)
+            _rollback_left_open(service, record.rollout_id, owner, unstopped)
             return 1
         # The stable service did not come up, the load balancer refused, ...: the rollback
         # flow's log and page say what it did; the rollback stays open, and this command finishes it.
