@@ -489,9 +489,10 @@ def _watch(
                 except RolloutClosed as closed:
                     # `rollway abort` finished its rollback since this check's lease renewal:
                     # the release is rolled back already; acting again would only page twice.
+                    # Its end says both: the other rollback alone lost why this window wanted one.
                     log.info("not rolling back: %s", closed)
-                    return MonitorResult(outcome="rolled_back", reason=str(closed), checks=tally.checks,
-                                         alerts=alerted.messages())
+                    return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
+                                         reason=f"{reason}; not rolled back by this run: {closed}")
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=tally.checks,
                                      alerts=alerted.messages(), rollback=result)
         else:

@@ -141,7 +141,8 @@ def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypat
     """`rollway abort` of the failing promoted release finished while the monitor's check read the
     metrics: the monitor's own rollback start reopened the rolled-back rollout, moved the traffic
     again and paged a second time. In a `progressive_rollout` run the window then failed the run
-    with an AttributeError (no rollback of its own to take the weights from)."""
+    with an AttributeError (no rollback of its own to take the weights from). Its result then said
+    only the abort's rollback, not the breach this window had found."""
     env, first = promoted_world(monkeypatch)
     service = env.targets.canary_service
     observe, done = env.metrics.observe, []
@@ -162,6 +163,8 @@ def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypat
     env.metrics.observe = abort_lands_meanwhile
     result = run_monitor_flow() if watcher == "monitor" else resume_the_window(monkeypatch, env)
     assert result.outcome == "rolled_back" and "already rolled back by erin" in result.reason, result
+    # And why this window wanted to roll the release back, which the abort's message alone lost.
+    assert result.reason.startswith("monitoring after promotion: ") and "8.00%" in result.reason, result.reason
     if watcher == "progressive_rollout":
         assert result.final_weights == Weights(stable=100, canary=0) and result.rollback is None, result
     kinds = [(t.kind, t.actor) for t in env.ledger.get(service).history]
