@@ -337,6 +337,7 @@ def _watch(
     # end would not see it, and a regression in the last minute before the decommission would
     # go unjudged.
     settled = window_settled(start, window_seconds, spec.analysis)
+    last_period = settled - spec.analysis.metrics_delay_seconds  # the end of the window's last period
     # Periods before the promotion are the last stage's, judged there; those since are the window's.
     since = start if opened_at is None else min(start, opened_at)
     # Each look in the log is placed in the whole window: a resumed one's "at 120 of 660 s" counted
@@ -498,6 +499,11 @@ def _watch(
         else:
             tally.checks, tally.failed = tally.checks + 1, tally.failed + 1
             failure = observation.error
+            if now >= settled and judged_to < last_period - interval:
+                # The final look judges every period no look has judged, not only the window's last:
+                # unread, they are all named (its end said "the window's last period" of a stretch
+                # of minutes that went unjudged, in which a breach had rolled nothing back).
+                unjudged = (judged_to, last_period, observation.error)
             # "monitoring check failed" read as the window failing (or the check crashing): say
             # what a look that read nothing leaves unjudged, and what it does to the window.
             log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "
@@ -535,10 +541,10 @@ def _watch(
         resumed = f" (resumed {duration_words(60 * round((start - opened_at) / 60))} after the promotion)"
     verified, reason, counted = _window_said(f"{duration_words(window_seconds)} of monitoring", resumed,
                                              tally.measured, tally.checks, tally.failed, failure,
-                                             last_unread=observation.error is not None, unjudged=unjudged,
+                                             last_unread=observation.error is not None and unjudged is None,
+                                             unjudged=unjudged,
                                              expired=None if expired is None else (*expired, f"CloudWatch keeps "
                                                                                              f"{kept_said}"))
-    last_period = settled - spec.analysis.metrics_delay_seconds
     if verified and not _has_period(observation, last_period):
         # Passed on the looks before it (nothing says that period served anyone): said so in the
         # result, the ledger and the page, which read as if the window's last minute had been judged.

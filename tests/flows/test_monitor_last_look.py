@@ -94,3 +94,25 @@ def test_a_last_period_published_late_is_waited_for_and_its_regression_rolls_bac
     to zero under a release failing in its last minute."""
     _rolls_back_with_the_old_service(_failing_in_the_last_period(
         lambda router, behaviour, last: LastPeriodLate(router, behaviour, last, late=20)))
+
+
+def test_a_final_look_that_cannot_read_names_every_period_no_look_judged_not_only_the_last():
+    """CloudWatch refused every read of the window's last five minutes, to the final look and its
+    retries. The end said only that the window's last period was not judged: the four periods
+    before it, which no look had judged either (a breach in them rolled nothing back), went
+    unnamed, and people read the window as watched but for its last minute."""
+    from rollway.ledger import utc
+
+    env = promoted(canary_error_rate=0.001)
+    env.clock.sleep(30)
+    settled = window_settled(env.clock.now(), WINDOW, SPEC.analysis)
+    last = settled - SPEC.analysis.metrics_delay_seconds
+    # Every read from four minutes before the final look on is throttled; the last read that succeeds
+    # judges the window to five periods before its end.
+    env.metrics = UnreadAtTheEnd(env.router, steady(50.0, 0.001, 0.001), settled - 240, persistent=True)
+    result = monitor_on(env, WINDOW)
+    assert result.outcome == "passed" and not result.verified, result
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    said = f"the window's periods from {utc(last - 300)} to {utc(last)}, which no look had judged (metrics unavailable"
+    assert said in result.reason, result.reason
+    assert said in env.notifier.messages[-1][1], env.notifier.messages[-1]
