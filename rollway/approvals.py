@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rollway.bounds import seconds_said
 from rollway.decide import Pause
-from rollway.ledger import UNHEARD, UTC_FORMAT, Transition, answer_comment, utc, wall_utc
+from rollway.ledger import UNHEARD, Transition, answer_comment, utc, utc_read, wall_utc
 from rollway.spec import Approvals
 
 
@@ -51,7 +51,7 @@ def pause_deadline(question: str | None) -> float | None:
     found = _UNANSWERED_BY.search(question or "")
     if found is None:
         return None
-    return datetime.strptime(found.group(1), UTC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return utc_read(found.group(1))
 
 
 def asked_again(question: str, deadline: float) -> str:

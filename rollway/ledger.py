@@ -561,6 +561,11 @@ def utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(UTC_FORMAT)
 
 
+def utc_read(said: str) -> float:
+    """The epoch instant ``utc`` said as ``said``; ValueError when it is not such a time."""
+    return datetime.strptime(said, UTC_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+
+
 def wall_utc(seconds: float, note: str = "") -> str:
     """An instant on the wall clock (a lease's or rollback claim's end) as a readable UTC time,
     labelled so, with ``note`` inside the label: the history's times beside it are on the rollout

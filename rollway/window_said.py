@@ -7,9 +7,19 @@ which (unverified, or kept for traffic put back on the old service by hand)."""
 
 from __future__ import annotations
 
+import re
+
 from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held, owed_kept,
-                            owed_unverified, utc, wall_utc)
+                            owed_unverified, utc, utc_read, wall_utc)
 from rollway.spec import RolloutSpec
+
+# How ends recorded before ``UnverifiedWindow.aged_out`` was kept named the minutes CloudWatch kept no
+# more: in ``last_unread``, alone (its periods in ``unjudged_from``/``unjudged_to``), before the
+# final look's failed read of the last period, or after its failed read of the other unjudged minutes.
+_AGED_ALONE = "older than CloudWatch keeps "
+_AGED_THEN_LAST = "; nor could it read the window's last period ("
+_AGED_AFTER = re.compile(r"^(?P<why>.*); and from (?P<start>.+?) to (?P<end>.+?), older than CloudWatch keeps "
+                         r"(?P<kept>.+)$", re.DOTALL)
 
 
 def window_end(spec: RolloutSpec, record: RolloutRecord) -> float:
@@ -113,6 +123,7 @@ def unverified_said(seen: UnverifiedWindow) -> str:
     than CloudWatch keeps (a window resumed that late), and when its final look could not read the
     window's last period, or its periods no look had judged, that (which, and why): the counts alone
     (10 of 11 looks) read as a window that had passed."""
+    seen = _as_recorded_now(seen)
     failed = f"{seen.failed} could not read the metrics; " if seen.failed else ""
     # Not the final look's failed read, which it was said as: CloudWatch answered, with no data.
     aged = "" if seen.aged_out is None else (
@@ -127,6 +138,30 @@ def unverified_said(seen: UnverifiedWindow) -> str:
         f"{utc(seen.unjudged_to)}, which no look had judged ({seen.last_unread}), so they were not judged; ")
     return (f"unverified: {aged}{unread}{seen.counted} of {seen.looks} looks counted requests to the new version ({failed}"
             f"{seen.actor}'s run, window ended {utc(seen.at)}); {_old_service(seen)} is kept")
+
+
+def _as_recorded_now(seen: UnverifiedWindow) -> UnverifiedWindow:
+    """``seen`` with the minutes CloudWatch kept no more in ``aged_out``, as ends are recorded now.
+    An older rollway put them in the final look's failed read (``last_unread``): said as such, status
+    and the report told people the final look "could not read the metrics" of minutes CloudWatch had
+    answered for, which sent them to mend a CloudWatch that worked. Any other end is returned as is."""
+    why = seen.last_unread
+    if seen.aged_out is not None or why is None:
+        return seen
+    if why.startswith(_AGED_ALONE):
+        kept, _, last = why[len(_AGED_ALONE):].partition(_AGED_THEN_LAST)
+        return seen.model_copy(update={
+            "aged_out": kept, "aged_out_from": seen.unjudged_from, "aged_out_to": seen.unjudged_to,
+            "unjudged_from": None, "unjudged_to": None, "last_unread": last.removesuffix(")") or None})
+    after = _AGED_AFTER.match(why)
+    if after is None:
+        return seen
+    try:
+        start, end = utc_read(after["start"]), utc_read(after["end"])
+    except ValueError:  # not the times utc() wrote: said as recorded
+        return seen
+    return seen.model_copy(update={"aged_out": after["kept"], "aged_out_from": start, "aged_out_to": end,
+                                   "last_unread": after["why"]})
 
 
 def kept_said(kept: KeptForTraffic, service: str) -> str:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from rollway.cli.ops import print_status
-from rollway.ledger import RolloutRecord, wall_utc
+from rollway.ledger import RolloutRecord, utc, wall_utc
 from rollway.model import Weights
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
@@ -114,3 +114,40 @@ def test_a_window_still_running_that_no_run_holds_says_nobody_is_watching_it(cap
         why = (f"run-7's lease lapsed at {wall_utc(WALL + lease_left)}: its run stopped or died" if owner else
                "no run holds the rollout's lease")
         assert f"the ledger shows no run watching it now ({why}{nobody}" in out, out
+
+
+DAY = 86400
+
+
+@pytest.mark.parametrize(("last_unread", "unjudged", "unread_said"), [
+    # Only aged-out minutes: every read went through.
+    ("older than CloudWatch keeps 1-minute data for 15 days", (PROMOTED_AT, PROMOTED_AT + DAY), None),
+    # Aged-out minutes, and the final look could not read the window's last period.
+    ("older than CloudWatch keeps 1-minute data for 15 days; nor could it read the window's last period "
+     "(metrics unavailable: ThrottlingException: Rate exceeded, 4 tries)", (PROMOTED_AT, PROMOTED_AT + DAY),
+     "its final look could not read the metrics of the window's last period (metrics unavailable: "
+     "ThrottlingException: Rate exceeded, 4 tries), so that period was not judged;"),
+    # Aged-out minutes, and the final look could not read the window's other unjudged ones.
+    (f"Throttling: Rate exceeded; and from {utc(PROMOTED_AT)} to {utc(PROMOTED_AT + DAY)}, older than CloudWatch "
+     "keeps 1-minute data for 15 days", (PROMOTED_AT + DAY, PROMOTED_AT + 2 * DAY),
+     f"its final look could not read the metrics of the window's periods from {utc(PROMOTED_AT + DAY)} to "
+     f"{utc(PROMOTED_AT + 2 * DAY)}, which no look had judged (Throttling: Rate exceeded), so they were not judged;"),
+], ids=["aged-out", "and-the-last-period", "and-other-minutes"])
+def test_aged_out_minutes_an_older_rollway_recorded_are_said_as_aged_out(capsys, last_unread, unjudged,
+                                                                         unread_said) -> None:
+    """An older rollway recorded the minutes CloudWatch kept no more in the final look's failed read
+    (``last_unread``, "older than CloudWatch keeps ..."): status said its final look "could not read
+    the metrics" of minutes CloudWatch had answered for, sending people to mend a CloudWatch that
+    worked, and folded a real failed read into that. Read as they are recorded now: aged out, apart
+    from what the final look could not read."""
+    record = older_record("unverified_window", ENDS + 60, lease_left=-300.0)
+    record = record.model_copy(update={"unverified_window": record.unverified_window.model_copy(update={
+        "last_unread": last_unread, "unjudged_from": unjudged[0], "unjudged_to": unjudged[1]})})
+    out = status_of(record, ENDS + 600, capsys)
+    assert (f"unverified: the window's periods from {utc(PROMOTED_AT)} to {utc(PROMOTED_AT + DAY)}, which no look had "
+            "judged, were older than CloudWatch keeps 1-minute data for 15 days, so they were not judged;") in out, out
+    assert "older than CloudWatch keeps 1-minute data for 15 days)" not in out, out
+    if unread_said is None:
+        assert "final look" not in out, out
+    else:
+        assert unread_said in out, out
