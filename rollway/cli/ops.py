@@ -2005,13 +2005,16 @@ def abort(
                   "...", markup=False)
     import httpx
 
+    from blocks.saved import passwords_hidden
+
     try:
         finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     except (TimeoutError, httpx.HTTPError) as late:
         # The bare timeout (or "cannot reach the Prefect API") left on-call unsure whether the
         # reject was sent or the traffic moved.
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
         lost = (str(late) if isinstance(late, TimeoutError)
-                else f"could not follow flow run {run.name} ({run.id}) ({late})")
+                else f"could not follow flow run {run.name} ({run.id}) ({passwords_hidden(str(late))})")
         errors.print(f"[red]error:[/red] {escape(lost)}: the reject was sent: the run goes on rolling back, and "
                      "`rollway status` shows where it stands (this command did nothing else)")
         say_live(service)
@@ -2049,6 +2052,7 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     """
     import httpx
 
+    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     if owner is None:
@@ -2057,8 +2061,9 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
         with bounded_client() as client:
             run = read_run(client, owner)
     except httpx.HTTPError as err:
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
         errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
-                     f"({escape(str(err))}); stamping the abort on real time")
+                     f"({escape(passwords_hidden(str(err)))}); stamping the abort on real time")
         return ClockSettings()
     clock = _clock_of(run) if run else None
     return clock if clock is not None else ClockSettings()
