@@ -1644,6 +1644,20 @@ def _refuse_blind(env: Environment, why: str, previous_task_definition: str | No
     )
 
 
+def _say_waits_raised(rollout: str | None, *, asked: dict[str, float | None], spec: dict[str, float | None],
+                      used: dict[str, float]) -> None:
+    """Log each wait asked of the rollback (by name) that it does not use, which one it uses and why:
+    never less than the open rollout ``rollout``'s ``spec`` says, nor than the default. A person who
+    gave the rollback flow a shorter wait saw it take longer, and nothing in its log said so."""
+    for name, given in asked.items():
+        if given is None or used[name] == given:
+            continue
+        why = (f"rollout {rollout}'s spec says {used[name]:g} s" if spec[name] == used[name]
+               else f"the default, {used[name]:g} s, is the least a rollback waits")
+        get_run_logger().info("%s: waiting %g s, not the %g s asked: %s (a rollback never waits less than the open "
+                              "rollout's spec, nor than the default)", name, used[name], given, why)
+
+
 def _longest(*waits: float | None) -> float | None:
     """The longest of the waits given (None: not given); None when none is."""
     return max((wait for wait in waits if wait is not None), default=None)
@@ -1763,6 +1777,15 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     # service scaled up from 0 whose image takes longer to start (a `canary` flow run's hook passes its run's).
     scale_timeout = rollback_scale_seconds(
         _longest(recorded.scale_timeout_seconds if ours else None, scale_timeout_seconds))
+    _say_waits_raised(record.rollout_id if ours else None,
+                      asked={"verify_timeout_seconds": verify_timeout_seconds,
+                             "healthy_timeout_seconds": healthy_timeout_seconds,
+                             "scale_timeout_seconds": scale_timeout_seconds},
+                      spec={"verify_timeout_seconds": recorded.verify_timeout_seconds if ours else None,
+                            "healthy_timeout_seconds": recorded.healthy_timeout_seconds if ours else None,
+                            "scale_timeout_seconds": recorded.scale_timeout_seconds if ours else None},
+                      used={"verify_timeout_seconds": verify_timeout, "healthy_timeout_seconds": healthy_timeout,
+                            "scale_timeout_seconds": scale_timeout})
     if not ours and (verify_timeout_seconds, healthy_timeout_seconds, scale_timeout_seconds) == (None, None, None):
         # A rollback by hand of no open rollout has no spec to take its waits from: a person whose
         # stable service needs longer learns which bounds ran, and that they were not a spec's.

@@ -2005,13 +2005,16 @@ def abort(
                   "...", markup=False)
     import httpx
 
+    from blocks.saved import passwords_hidden
+
     try:
         finished = wait_for_run(run.id, is_final, timeout_seconds=wait_seconds)
     except (TimeoutError, httpx.HTTPError) as late:
         # The bare timeout (or "cannot reach the Prefect API") left on-call unsure whether the
         # reject was sent or the traffic moved.
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
         lost = (str(late) if isinstance(late, TimeoutError)
-                else f"could not follow flow run {run.name} ({run.id}) ({late})")
+                else f"could not follow flow run {run.name} ({run.id}) ({passwords_hidden(str(late))})")
         errors.print(f"[red]error:[/red] {escape(lost)}: the reject was sent: the run goes on rolling back, and "
                      "`rollway status` shows where it stands (this command did nothing else)")
         say_live(service)
@@ -2049,6 +2052,7 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
     """
     import httpx
 
+    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     if owner is None:
@@ -2057,8 +2061,9 @@ def rollout_clock(owner: UUID | None) -> ClockSettings:
         with bounded_client() as client:
             run = read_run(client, owner)
     except httpx.HTTPError as err:
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
         errors.print(f"[yellow]warning:[/yellow] could not read the rollout's clock from flow run {owner} "
-                     f"({escape(str(err))}); stamping the abort on real time")
+                     f"({escape(passwords_hidden(str(err)))}); stamping the abort on real time")
         return ClockSettings()
     clock = _clock_of(run) if run else None
     return clock if clock is not None else ClockSettings()
@@ -2167,6 +2172,31 @@ def _rollback_left_open(service: Service, rollout: str, owner: UUID | None, unst
     say_live(service)
     if owner is not None and unstopped is not None and unfenced is not None:
         errors.print(_unfenced(owner, rollout, unstopped, unfenced), markup=False)
+
+
+def _finish_after(failed: Exception, service: Service, rollout: str) -> str:
+    """What finishes the rollback of ``rollout`` that `rollway abort` ran and ``failed`` stopped.
+
+    A wait for the stable service that ran out says to raise the rollout spec's wait "or the rollback
+    flow's": the spec is recorded, and `rollway abort` has no option for either, so on-call was told
+    to change what the command they ran cannot pass. Said instead: run it again once the service is
+    ready, or run the rollback flow with the longer wait."""
+    from flows.engine import TooFewHealthyTargets
+    from rollway.aws.errors import ServiceNotStable
+
+    stable = service.targets.stable_service
+    if isinstance(failed, ServiceNotStable) and failed.timed_out:
+        setting, ready, waited = "scale_timeout_seconds", f"{stable}'s tasks are steady", failed.timeout_seconds
+    elif isinstance(failed, TooFewHealthyTargets) and failed.healthy == 0:
+        setting, ready, waited = "healthy_timeout_seconds", f"{stable}'s targets pass their health checks", None
+    else:
+        return (f"It is not recorded as finished: run `rollway abort` again once {stable} can take the traffic (the "
+                "rollback flow's log says what was done).")
+    longer = f"longer than {waited:g} s" if waited else "longer"
+    return (f"It is not recorded as finished. `rollway abort` waits as long as the rollout's spec says and cannot be "
+            f"given longer: run it again once {ready} (it finishes the rollback from the ledger), or run the rollback "
+            f"flow (`prefect deployment run rollback/rollway`, or its form in the Prefect UI) with rollout {rollout} "
+            f"and a {setting} {longer}.")
 
 
 def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
@@ -2362,8 +2392,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
         # The stable service did not come up, the load balancer refused, ...: the rollback
         # flow's log and page say what it did; the rollback stays open, and this command finishes it.
         errors.print(f"[red]error:[/red] the rollback of {service.name} failed: {escape(str(failed))}")
-        errors.print(f"It is not recorded as finished: run `rollway abort` again once {service.targets.stable_service} "
-                     "can take the traffic (the rollback flow's log says what was done).", markup=False)
+        errors.print(_finish_after(failed, service, record.rollout_id), markup=False)
         _say_unfenced(service, owner, record.rollout_id, unstopped)
         return 1
     # The rollback flow records the abort (intent, then completion) with lease-free writes,

@@ -58,8 +58,39 @@ def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(
     assert "rolled back" not in out
     flat = " ".join(err.split())
     assert f"the rollback of {t.canary_service} failed: services {t.stable_service} not stable" in flat, err
-    assert "run `rollway abort` again" in flat, err
-    assert env.ledger.get(t.canary_service).phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
+    # The refusal says to raise the spec's wait "or the rollback flow's", neither of which `rollway abort`
+    # can pass: what the person can do from here, and the flow to run with the longer wait.
+    record = env.ledger.get(t.canary_service)
+    assert ("`rollway abort` waits as long as the rollout's spec says and cannot be given longer: run it again once "
+            f"{t.stable_service}'s tasks are steady (it finishes the rollback from the ledger), or run the rollback "
+            f"flow (`prefect deployment run rollback/rollway`, or its form in the Prefect UI) with rollout "
+            f"{record.rollout_id} and a scale_timeout_seconds longer than 600 s." in flat), err
+    assert record.phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
+    assert env.router.weights == Weights.canary_at(5)
+
+
+def test_an_abort_whose_rollback_finds_no_healthy_stable_target_says_what_abort_can_do(monkeypatch, capsys):
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    monkeypatch.setattr(flows.rollback, "DEFAULT_HEALTHY_SECONDS", 0.2)  # the wait runs out at once
+    t = env.targets
+    env.router.healthy["stable"] = 0
+    service = open_rollout(monkeypatch, env, "abort-unhealthy", spec=SPEC.model_copy(
+        update={"healthy_timeout_seconds": 0.1}))
+
+    code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=0,
+                     targets_block=service.targets_block, credentials_block=None)
+
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    flat = " ".join(err.split())
+    assert f"the rollback of {t.canary_service} failed: the stable target group has no healthy targets" in flat, err
+    record = env.ledger.get(t.canary_service)
+    assert (f"run it again once {t.stable_service}'s targets pass their health checks (it finishes the rollback from "
+            f"the ledger), or run the rollback flow (`prefect deployment run rollback/rollway`, or its form in the "
+            f"Prefect UI) with rollout {record.rollout_id} and a healthy_timeout_seconds longer." in flat), err
+    assert record.phase is RolloutPhase.ROLLING_BACK
     assert env.router.weights == Weights.canary_at(5)
 
 

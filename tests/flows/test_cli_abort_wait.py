@@ -134,26 +134,31 @@ def test_abort_rolls_back_when_the_prefect_api_drops_after_it_recorded_the_abort
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
 
 
-def test_abort_says_the_reject_was_sent_when_the_prefect_api_drops_during_its_wait(monkeypatch, capsys):
-    """The reject taken, the API dropped while the abort waited for the run: it said only "cannot
-    reach the Prefect API", and on-call could not tell whether the reject was sent."""
-    import httpx
-
+def abort_a_paused_run_followed_by(monkeypatch, capsys, wait_for_run):
+    """`rollway abort` of a paused run that takes the reject, with ``wait_for_run`` in place of the
+    wait for it to roll back; returns the run, and what was printed (out and err, one line each)."""
     thread, outcome, run = paused_with_its_form(timeout=120)
     commands_see_a_rollout_owned_by(monkeypatch, run)
     monkeypatch.setattr(ops, "answer_seen", lambda *a, **k: ("taken", ""))
-
-    def api_gone(*a, **k):
-        raise httpx.ConnectError("All connection attempts failed")
-
-    monkeypatch.setattr(ops, "wait_for_run", api_gone)
+    monkeypatch.setattr(ops, "wait_for_run", wait_for_run)
     code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=30, targets_block=None,
                      credentials_block=None)
     out, err = capsys.readouterr()
     thread.join(90)
     assert outcome == ["reject by bob"], outcome
-    out, said = " ".join(out.split()), " ".join(err.split())
     assert code == 1, (out, err)
+    return run, " ".join(out.split()), " ".join(err.split())
+
+
+def test_abort_says_the_reject_was_sent_when_the_prefect_api_drops_during_its_wait(monkeypatch, capsys):
+    """The reject taken, the API dropped while the abort waited for the run: it said only "cannot
+    reach the Prefect API", and on-call could not tell whether the reject was sent."""
+    import httpx
+
+    def api_gone(*a, **k):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    run, out, said = abort_a_paused_run_followed_by(monkeypatch, capsys, api_gone)
     assert (f"could not follow flow run {run.name} ({run.id}) (All connection attempts failed): the reject was sent: "
-            "the run goes on rolling back" in said), err
+            "the run goes on rolling back" in said), said
     assert "load balancer now 95/5 (stable/canary), read back" in out, out

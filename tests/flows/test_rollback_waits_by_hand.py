@@ -51,3 +51,50 @@ def test_a_rollback_by_hand_refuses_a_wait_that_is_no_wait_before_it_acts(monkey
     with pytest.raises(Exception, match="scale_timeout_seconds"):
         rollback(reason="errors", actor="erin", scale_timeout_seconds=wait)
     assert env.router.weights == Weights.canary_at(75) and env.deployer.calls == []
+
+
+def test_a_rollback_by_hand_says_it_waits_longer_than_asked_and_why(monkeypatch, caplog):
+    """A wait shorter than the open rollout's spec's (or the default) is raised to it: the run's log
+    said nothing of it, and a person who asked for ten minutes watched it wait twenty."""
+    import logging
+    import time
+
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from tests.flows.fake_env import STABLE_TD, fake_environment
+    from tests.flows.test_abort_races import SPEC
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    service, now = env.targets.canary_service, time.time()
+    spec = SPEC.model_copy(update={"scale_timeout_seconds": 1200.0})
+    record = RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=spec.image,
+                           spec_json=spec.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                           weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(record, owner=None, now=now - 600, lease_seconds=0)
+    env.router.weights = Weights.canary_at(5)
+    with caplog.at_level(logging.INFO):
+        rollback(reason="errors", actor="erin", scale_timeout_seconds=700, healthy_timeout_seconds=60,
+                 verify_timeout_seconds=45)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert (f"scale_timeout_seconds: waiting 1200 s, not the 700 s asked: rollout {record.rollout_id}'s spec says "
+            "1200 s" in said), said
+    assert ("healthy_timeout_seconds: waiting 300 s, not the 60 s asked: " in said), said
+    assert "verify_timeout_seconds: waiting" not in said, said  # 45 s is used as asked
+    assert env.router.weights == Weights.canary_at(0)
+
+
+def test_a_rollback_by_hand_of_no_open_rollout_says_it_waits_the_default_not_the_shorter_wait_asked(monkeypatch,
+                                                                                                     caplog):
+    import logging
+
+    env, _t = scaled_in_with_75_on_the_canary()
+    monkeypatch.setattr(flows.rollback, "load_environment", lambda *a, **k: env)
+    with caplog.at_level(logging.INFO):
+        rollback(reason="errors", actor="erin", scale_timeout_seconds=60)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("scale_timeout_seconds: waiting 600 s, not the 60 s asked: the default, 600 s, is the least a rollback "
+            "waits" in said), said
+    assert env.router.weights == Weights.canary_at(0)
