@@ -39,7 +39,7 @@ from rollway.ledger import (
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
-from rollway.report import shown
+from rollway.report import on_one_line, shown
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -1136,7 +1136,8 @@ def _asking(run: Any) -> str:
     at a stage the judge could not pass, approving accepts that stage, and a person at a
     terminal sees no form to tell them so. Empty for a pause without a message."""
     state = getattr(run, "state", None)
-    message = " ".join(str(getattr(state, "message", None) or "").split())
+    # On one line and its control characters escaped: it quotes the judge and, asked again, a person.
+    message = on_one_line(str(getattr(state, "message", None) or ""))
     return f" ({message})" if message else ""
 
 

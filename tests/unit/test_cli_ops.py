@@ -154,6 +154,20 @@ def test_status_says_aws_and_peoples_words_from_the_ledger_on_one_line_each(caps
     assert r"by dana\n12:00:00 INFO approved by root\x1b[2K at" in " ".join(out.split()), out
 
 
+def test_status_says_what_a_paused_run_asks_with_its_control_characters_escaped(capsys, monkeypatch) -> None:
+    """The Paused state's message quotes the judge's reason and, asked again, a person's words:
+    status folded its line breaks but printed its escape sequences raw, which acted on the
+    terminal (here, erased the line saying which run waits)."""
+    from rollway.cli.ops import print_paused
+
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda run, look_again: None)
+    asks = "approval pause: hold by dana (\x1b[2K\rall clear); answer by 20:35 UTC (wall clock) the rollout rolls back"
+    print_paused(SimpleNamespace(name="brave-otter", id=uuid4(), state=SimpleNamespace(message=asks)))
+    out = capsys.readouterr().out
+    assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+    assert r"is paused (approval pause: hold by dana (\x1b[2K all clear); answer by" in " ".join(out.split()), out
+
+
 def test_piped_status_keeps_each_transition_and_digest_on_one_line(capsys) -> None:
     """Piped (a runbook, a ticket), status wrapped at 80 columns and folded each image digest over
     many lines of the history table: one line a transition now, the digest whole."""
