@@ -455,7 +455,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             assert why is not None  # not deleted, and not gone: kept for this reason
             kept_stacks[name] = why
             progress.fields["stacks_kept"] = dict(kept_stacks)
-            progress.log.warning("stack %s was not deleted: %s", name, why)
+            # On one line, escaped, as the summary and the run's error say it: CloudFormation's
+            # reason for a failed deletion quotes a custom resource's answer, line breaks and all.
+            progress.log.warning("stack %s was not deleted: %s", name, on_one_line(why))
             continue
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))

@@ -65,7 +65,7 @@ from rollway.finalize import (
     plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
-    TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc,
+    TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
@@ -316,15 +316,19 @@ def _held_by(env: Environment, record: RolloutRecord, ledger_seconds: float) -> 
     """Why this finalize leaves the rollout alone: who holds its lease, and until when."""
     current = _newest(env, ledger_seconds) or record
     start = current.last_transition(START) if finalize_unfinished(current) else None
-    until = utc(current.lease_expires)
-    lease = f"whose lease runs until {until} ({max(current.lease_expires - env.wall(), 0):.0f} s from now)"
+    # The lease runs on the wall clock, the ledger's entries on the rollout clock: hours apart
+    # under `rollway up`'s 60x clock, so each time says which it is on.
+    until = wall_utc(current.lease_expires)
+    left = max(current.lease_expires - env.wall(), 0)
+    lease = f"whose lease runs until {wall_utc(current.lease_expires, f'{left:.0f} s from now')}"
     which = f"rollout {record.rollout_id} of {with_pin(record.image, record.pinned_image)}"
     if start is None:
         # No finalize recorded its start: the rollout's own run (its window's watch, a decommission),
         # a rollback, or a finalize between taking the lease and recording its start (it registers a
         # copy of a deregistered revision first), maybe killed there. The ledger cannot tell which.
         last = current.history[-1] if current.history else None
-        newest = f" (its newest entry: {last.kind!r} at {utc(last.at)} by {last.actor})" if last else ""
+        newest = (f" (its newest entry: {last.kind!r} at {utc(last.at)} on the rollout clock, by {last.actor})"
+                  if last else "")
         return (f"{which} is held by {current.owner}, which has recorded no finalize of it: the rollout's own run, a "
                 f"rollback, or a finalize that has not recorded its start yet{newest}, {lease}: "
                 "finalize does not act on a rollout another run holds. If that run is still going (`rollway status` "

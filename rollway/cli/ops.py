@@ -39,7 +39,7 @@ from rollway.ledger import (
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
-from rollway.report import shown
+from rollway.report import on_one_line, shown
 from rollway.targets import Targets
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -1025,7 +1025,7 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         if read is not None:
             # What its stopped run read back, beside the load balancer's weights now: whether users
             # were still on the version rolled back when it stopped, and since when.
-            console.print(f"[yellow]{escape(read)}[/yellow]")
+            console.print(f"[yellow]{escape(shown(read, keep=''))}[/yellow]")
         told = notice_sent(record, record.rollout_id)
         if told is not None:
             # Its run died after paging: finishing it pages nobody again, and a person should not page by hand.
@@ -1034,12 +1034,13 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
                           "does not "
                           "page people again[/yellow]")
         elif (unsure := notice_unsure(record, wall)) is not None:
-            console.print(f"[yellow]{escape(unsure)}[/yellow]")
+            console.print(f"[yellow]{escape(shown(unsure, keep=''))}[/yellow]")
         if told is None and (refused := notice_refused(record)) is not None:
             # In the incident report's words: nobody was paged by it (a topic, policy or key to
             # fix), where status said nothing and a person took the rollback's page as sent.
-            console.print(f"[yellow]{escape(refused)}: nobody was paged by it; the run that finishes the rollback "
-                          "sends its own[/yellow]")
+            # SNS's error as the ledger keeps it, as it came: escaped, on one line, as the rows are.
+            console.print(f"[yellow]{escape(shown(refused, keep=''))}: nobody was paged by it; the run that finishes "
+                          "the rollback sends its own[/yellow]")
         if lapsed:
             # Its holder stopped renewing the claim (its run died): nobody is finishing it, and the
             # next rollback takes the claim over at once, as the incident report says.
@@ -1066,10 +1067,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         # reported as drift).
         print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
-        console.print(f"[yellow]{escape(unlike_the_ledger(record, live))}[/yellow]")
+        console.print(f"[yellow]{escape(shown(unlike_the_ledger(record, live), keep=''))}[/yellow]")
     paging = page_said(record, service.targets.stable_service)
     if paging is not None:
         said, warning = paging
+        said = shown(said, keep='')  # who sent it, and why one is owed, as the ledger keeps them
         console.print(f"[yellow]{escape(said)}[/yellow]" if warning else escape(said))
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
@@ -1134,7 +1136,8 @@ def _asking(run: Any) -> str:
     at a stage the judge could not pass, approving accepts that stage, and a person at a
     terminal sees no form to tell them so. Empty for a pause without a message."""
     state = getattr(run, "state", None)
-    message = " ".join(str(getattr(state, "message", None) or "").split())
+    # On one line and its control characters escaped: it quotes the judge and, asked again, a person.
+    message = on_one_line(str(getattr(state, "message", None) or ""))
     return f" ({message})" if message else ""
 
 
@@ -1505,7 +1508,8 @@ def print_unheard(unheard: Sequence[Any]) -> None:
     """Say that the holder's run took answers nothing acted on, and what to do."""
     for u in unheard:
         console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
-                      f"{escape(u.answer.action)} by {escape(shown(u.answer.approver))} at {wall_utc(u.answered_at)} "
+                      f"{escape(u.answer.action)} by {escape(shown(u.answer.approver, keep=''))} "
+                      f"at {wall_utc(u.answered_at)} "
                       f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:

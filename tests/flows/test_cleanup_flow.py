@@ -4,6 +4,8 @@ archive first, delete old images and an old stack, keep what production runs on.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -1555,17 +1557,15 @@ def test_a_deleted_stacks_record_lists_what_it_held_when_read_again_right_before
     assert f"- `{OLD_STACK}`, with the 2 resource(s) it holds:" in text and INNER_QUEUE not in text, text
 
 
-@pytest.mark.parametrize("later", ["none", "fails"])
-def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_kept_saying_why(account, later):
-    # The plan read the old stack DELETE_IN_PROGRESS (a run that stopped while waiting for it, or
-    # someone deleting it by hand); by its turn that deletion had failed. Kept, as a stack that
-    # changed, the run said only "its status is DELETE_FAILED now", not why, nor what comes next.
-    # moto never fails a deletion: its answers to DescribeStacks say what AWS would.
-    from rollway.cleanup import CleanupSpec
+@contextmanager
+def deletion_failed_before_its_turn(aws, reason: str) -> Iterator[list[int]]:
+    """The old stack's deletion under way when the plan reads it (DELETE_IN_PROGRESS), failed
+    (DELETE_FAILED, for ``reason``) by the repository's read again after the plan, before any
+    deletion. moto never fails a deletion: its answers to DescribeStacks say what AWS would.
+    Yields a list that is not empty once the deletion has failed."""
     from tests.botocore_events import on_operation
 
-    aws, failed = account, []  # failed: whether the deletion has failed yet
-    reason = "The following resource(s) failed to delete: [Queue]. "
+    failed: list[int] = []
 
     def as_aws_answers(parsed, **_):
         for stack in parsed.get("Stacks", []):
@@ -1581,6 +1581,22 @@ def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_
         if len(reads) == 2:  # the repository read again after the plan, before any deletion
             failed.append(1)
 
+    with on_operation(read_client(aws, "cloudformation"), "after-call", as_aws_answers, operation="DescribeStacks"), \
+            on_operation(read_client(aws, "ecr"), "before-parameter-build", fail_before_the_second_read,
+                         operation="DescribeImages"):
+        yield failed
+
+
+@pytest.mark.parametrize("later", ["none", "fails"])
+def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_kept_saying_why(account, later):
+    # The plan read the old stack DELETE_IN_PROGRESS (a run that stopped while waiting for it, or
+    # someone deleting it by hand); by its turn that deletion had failed. Kept, as a stack that
+    # changed, the run said only "its status is DELETE_FAILED now", not why, nor what comes next.
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+
     def refused(**_):
         raise ClientError({"Error": {"Code": "InternalFailure", "Message": "try again later"}}, "DeleteStack")
 
@@ -1589,9 +1605,7 @@ def test_a_stack_whose_deletion_under_way_at_the_plan_failed_before_its_turn_is_
     aws.get_client("cloudformation").create_stack(StackName=other, TemplateBody=json.dumps({"Resources": {
         "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "webordinary-older-queue"}}}}))
     spec = CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,) + ((other,) if later == "fails" else ()))
-    with on_operation(read_client(aws, "cloudformation"), "after-call", as_aws_answers, operation="DescribeStacks"), \
-            on_operation(read_client(aws, "ecr"), "before-parameter-build", fail_before_the_second_read,
-                         operation="DescribeImages"), \
+    with deletion_failed_before_its_turn(aws, "The following resource(s) failed to delete: [Queue]. ") as failed, \
             on_operation(aws.get_client("cloudformation"), "before-call", refused, operation="DeleteStack"):
         state, stopped = stopped_within(120, spec, aws.targets, aws.get_client, CleanupIncomplete)
 
@@ -1667,3 +1681,21 @@ def test_the_log_line_saying_why_a_run_stopped_is_one_line_with_aws_words_escape
     (said,) = [r.getMessage() for r in caplog.records if "cleanup stopped at" in r.getMessage()]
     assert "\n" not in said and "\x1b" not in said, repr(said)
     assert r"not today 12:00:00 INFO cleanup done\x1b[2K" in said, said  # as the summary writes it
+
+
+def test_the_log_line_saying_why_a_planned_stack_was_kept_is_one_line_with_aws_words_escaped(account, caplog):
+    """CloudFormation's reason for a failed deletion quotes a custom resource's answer as it came:
+    the warning saying why the stack was kept wrote it raw, its second line reading as a log line
+    of its own ("cleanup done") and its escape sequence acting on the terminal."""
+    from rollway.cleanup import CleanupSpec
+
+    aws = account
+    reason = "The following resource(s) failed to delete: [Queue].\n12:00:00 INFO cleanup done\x1b[2K"
+    with deletion_failed_before_its_turn(aws, reason):
+        stopped_within(120, CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,)), aws.targets,
+                       aws.get_client, CleanupIncomplete)
+
+    assert stack_status(aws, OLD_STACK) == "CREATE_COMPLETE", "not deleted"
+    (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"stack {OLD_STACK} was not deleted")]
+    assert "\n" not in said and "\x1b" not in said, repr(said)
+    assert r"[Queue]. 12:00:00 INFO cleanup done\x1b[2K" in said, said  # as the summary writes it

@@ -1555,9 +1555,29 @@ def test_a_rollout_held_by_its_own_run_that_died_after_the_decommission_says_wha
             "finalize that has not recorded its start yet (its newest entry: 'decommission' at ") in said, said
     assert "two finalizes" not in said and "carries on from where" not in said, said
     assert (f"If that run is still going (`rollway status` shows the holder), let it end: a run gives its lease back "
-            f"as it ends. If it died, run finalize again after {until}, when its lease has lapsed. Nothing was "
-            "changed") in said, said
+            f"as it ends. If it died, run finalize again after {until} (wall clock), when its lease has lapsed. Nothing "
+            "was changed") in said, said
     assert env.router.weights == ALL_CANARY and env.deployer.describe(t.stable_service).desired == 0
+
+
+def test_a_refusal_for_a_held_rollout_says_which_clock_each_of_its_times_is_on():
+    """Under `rollway up`'s 60x clock the ledger's entries are stamped on the rollout clock, hours
+    ahead of the wall clock the lease runs on: the refusal said the lease ran "until 08:10 UTC"
+    beside a newest entry "at 14:00 UTC", unlabelled, a lease that seemed to have lapsed hours
+    before the entry it should have outlived."""
+    env, release = promoted_on_fakes()
+    t = env.targets
+    wall = env.clock.now() - 6 * 3600  # the rollout clock runs 6 h ahead of the wall clock
+    env.wall = lambda: wall
+    held = env.ledger.acquire(t.canary_service, owner="flow-run/4f2a", now=env.clock.now(), lease_seconds=600,
+                              wall=wall)
+    last = held.history[-1]
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_on(env)
+    said = str(refused.value)
+    assert f"whose lease runs until {utc(held.lease_expires)} (wall clock; 600 s from now)" in said, said
+    assert f"(its newest entry: 'decommission' at {utc(last.at)} on the rollout clock, by test)" in said, said
+    assert f"run finalize again after {utc(held.lease_expires)} (wall clock), when its lease has lapsed" in said, said
 
 
 class _Killed(BaseException):

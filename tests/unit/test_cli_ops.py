@@ -126,6 +126,48 @@ def test_status_shows_control_characters_from_the_ledger_escaped(capsys) -> None
         assert r"run crashed: \x1b[31mFATAL\x1b[0m\r worker lost" in out and r"carol\x1b]0;pwned\x07" in out, out
 
 
+def test_status_says_aws_and_peoples_words_from_the_ledger_on_one_line_each(capsys) -> None:
+    """SNS's error for a refused page, kept in the ledger as it came, and an approver's name typed
+    in the UI's text area were printed raw in the lines under status's rows: a line break in
+    either began a line of its own ("12:00:00 INFO rollback done") and an escape sequence acted on
+    the terminal, where the rows above and the history below show them escaped on one line."""
+    error = "AuthorizationError: not allowed\n12:00:00 INFO rollback done\x1b[2K"
+    stalled = record(phase=RolloutPhase.ROLLING_BACK, rollback_holder="carol", history=record().history + (
+        Transition(at=1_800_000_000.0, kind="rollback-start", actor="carol", comment="judge: canary errors 9/600"),
+        Transition(at=1_800_000_050.0, kind="notice-failed", actor="carol",
+                   comment="the rollback's notice was not sent: " + error)))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), stalled, Weights(stable=100, canary=0), None,
+                 limit=10)
+    out = capsys.readouterr().out
+    assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+    assert not [line for line in out.splitlines() if line.startswith("12:00:00")], out
+    assert r"SNS refused the notice: AuthorizationError: not allowed\n12:00:00 INFO rollback done\x1b[2K (carol's" \
+        in out, out
+
+    from rollway.cli.ops import print_unheard
+
+    answer = SimpleNamespace(action="approve", approver="dana\n12:00:00 INFO approved by root\x1b[2K")
+    print_unheard([SimpleNamespace(run="brave-otter", answer=answer, answered_at=1_800_000_000.0,
+                                   silent_since=1_800_000_000.0)])
+    out = capsys.readouterr().out
+    assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+    assert r"by dana\n12:00:00 INFO approved by root\x1b[2K at" in " ".join(out.split()), out
+
+
+def test_status_says_what_a_paused_run_asks_with_its_control_characters_escaped(capsys, monkeypatch) -> None:
+    """The Paused state's message quotes the judge's reason and, asked again, a person's words:
+    status folded its line breaks but printed its escape sequences raw, which acted on the
+    terminal (here, erased the line saying which run waits)."""
+    from rollway.cli.ops import print_paused
+
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda run, look_again: None)
+    asks = "approval pause: hold by dana (\x1b[2K\rall clear); answer by 20:35 UTC (wall clock) the rollout rolls back"
+    print_paused(SimpleNamespace(name="brave-otter", id=uuid4(), state=SimpleNamespace(message=asks)))
+    out = capsys.readouterr().out
+    assert not [c for c in out if c != "\n" and not c.isprintable()], repr(out)
+    assert r"is paused (approval pause: hold by dana (\x1b[2K all clear); answer by" in " ".join(out.split()), out
+
+
 def test_piped_status_keeps_each_transition_and_digest_on_one_line(capsys) -> None:
     """Piped (a runbook, a ticket), status wrapped at 80 columns and folded each image digest over
     many lines of the history table: one line a transition now, the digest whole."""
