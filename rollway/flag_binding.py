@@ -482,9 +482,14 @@ def apply_bindings(
 
 
 def check_rollout_id(rollout: object) -> str:
-    """``rollout`` if it can be a rollout's id in a flag's trail, else InvalidFlagInput naming it."""
-    if not isinstance(rollout, str) or not re.fullmatch(r"[^\s:]{1,100}", rollout):
-        raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces or ':'")
+    """``rollout`` if it can be a rollout's id in a flag's trail, else InvalidFlagInput naming it.
+
+    No control character either (rollway's ids have none): an escape sequence is no space, so
+    `rollway flags release --rollout` took one for an id, read the ledger and the table for it, and
+    wrote it to the terminal in its warning."""
+    if not isinstance(rollout, str) or not re.fullmatch(r"[^\s:\x00-\x1f\x7f-\x9f]{1,100}", rollout):
+        raise InvalidFlagInput(f"rollout id {rollout!r} must be 1..100 characters without spaces, control "
+                               "characters or ':'")
     return rollout
 
 

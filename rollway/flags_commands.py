@@ -92,7 +92,7 @@ def flags_list(store: FlagStore, out: TextIO, *, err: TextIO, as_json: bool = Fa
         except MalformedFlags as partial:
             flags = partial.flags
             failures.extend(partial.failures)
-        _print_flags(flags, out, as_json)
+        _print_flags(flags, out, as_json, unusable=len(failures))
         for failure in failures:
             err.write(f"warning: {failure}\n")
 
@@ -476,12 +476,17 @@ def _require(store: FlagStore, feature: str) -> FlagState:
     return flag
 
 
-def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool) -> None:
+def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool, unusable: int = 0) -> None:
+    """``flags`` as a table (or JSON); ``unusable``: how many items were left out, named on standard error."""
     if as_json:
         out.write(json.dumps([f.model_dump() for f in flags], indent=2) + "\n")
         return
     if not flags:
-        out.write("no feature flags\n")
+        # "no feature flags" over a table holding only items rollway cannot use read, without the
+        # warnings (a script, `2>/dev/null`), as an empty table: those flags are still evaluated.
+        items = "1 item" if unusable == 1 else f"{unusable} items"
+        out.write("no feature flags\n" if not unusable else
+                  f"no feature flags rollway can read: {items} it cannot use, named on standard error\n")
         return
     width = max(len("FEATURE"), *(len(f.feature) for f in flags))
     out.write(f"{'FEATURE':<{width}}  STATE  PERCENT  VERSION  UPDATED\n")

@@ -309,3 +309,22 @@ def test_a_rollout_promoted_past_a_kill_switch_frees_the_flag_in_dynamodb(store,
     check_bindings(store, bound, starting=True)  # the next release may start
     apply_bindings(store, bound, 5, actor="alice", now=7.0, rollout="edit-r2")
     assert (store.get(SQS).enabled, store.get(SQS).percentage) == (True, 5.0)
+
+
+def test_a_table_holding_only_unusable_items_is_not_listed_as_holding_no_flags(aws, client):
+    """`flags list` on a table whose only item rollway cannot use printed "no feature flags": read
+    without its standard error (a script, `2>/dev/null`), the table was empty, though the
+    application evaluates that flag (closed) and a `flags set` repairs it."""
+    store = DynamoFlagStore(client, aws.targets)
+    put_raw(client, aws, feature={"S": "typed"}, enabled={"BOOL": True}, percentage={"S": "50"})
+
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_list(store, out, err=err) == EXIT_PARTIAL
+    assert out.getvalue() == ("no feature flags rollway can read: 1 item it cannot use, named on standard error\n"), \
+        out.getvalue()
+    assert err.getvalue().startswith("warning: feature flag 'typed' is malformed"), err.getvalue()
+    # An empty table is still said as one.
+    client.delete_item(TableName=aws.targets.flags_table, Key={"feature": {"S": "typed"}})
+    out, err = io.StringIO(), io.StringIO()
+    assert flags_list(store, out, err=err) == EXIT_OK
+    assert (out.getvalue(), err.getvalue()) == ("no feature flags\n", "")

@@ -102,13 +102,17 @@ class NoAws:
         (("flags", "set", SQS, "--enabled", "--expected-version", "-1", "--actor", "gina"), "expected version -1"),
         (("flags", "eval", SQS, "user-1", ""), "user id '' is empty"),
         (("flags", "release", SQS, "--rollout", "a b", "--reason", "killed", "--actor", "gina"), "rollout id 'a b'"),
+        # An escape sequence is no space, and was taken for an id: the ledger and the table were read for it.
+        (("flags", "release", SQS, "--rollout", "r1\x1b[2J", "--reason", "killed", "--actor", "gina"),
+         "rollout id 'r1\\x1b[2J'"),
         (("flags", "release", SQS, "--rollout", "r1", "--reason", " ", "--actor", "gina"), "needs its reason"),
         (("flags", "release", SQS, "--rollout", "r1", "--reason", "killed", "--percentage", "150", "--actor", "gina"),
          "--percentage 150 is not a share of users"),
         (("flags", "release", "new flag", "--rollout", "r1", "--reason", "killed", "--actor", "gina"), "new flag"),
         (("flags", "release", SQS, "--rollout", "r1", "--reason", "killed", "--actor", " "), "needs the id of who"),
     ],
-    ids=["empty actor", "blank actor", "negative version", "empty user", "release bad rollout", "release no reason",
+    ids=["empty actor", "blank actor", "negative version", "empty user", "release bad rollout",
+         "release rollout with an escape sequence", "release no reason",
          "release bad percentage", "release bad name", "release blank actor"],
 )
 def test_flags_bad_input_is_refused_before_any_aws_call(monkeypatch, capsys, args, message):
