@@ -910,7 +910,9 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     lost after the registry took its manifest left this run's build there. That is the push done
     (said so, with no wait and no push again): it was pushed again after waits, and on a
     repository with immutable tags refused as "already exists", the run stopping with its own
-    image in the registry and telling the operator to run again with register_existing.
+    image in the registry and telling the operator to run again with register_existing. Any other
+    image there (another run's, or one whose build cannot be told) is never pushed over: the run
+    stops, saying whose it is as far as it can tell.
     """
     waits = list(PUSH_RETRY_SECONDS)
     renewed = False  # a push after a new login is one attempt more than the waits allow
@@ -926,19 +928,31 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 return steps.push(docker, reference), credentials
             except Exception as err:
                 held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
-                if held is not None and _is_this_build(docker, refs, ecr, run.progress.image_id, held, run):
-                    # docker's last line says why: its whole output is the failure's, not this step's.
-                    run.done(f"the push of {reference} failed ({error_said(err).splitlines()[-1].strip()}), yet the "
+                ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held, run) if held is not None else None
+                # docker's last line says why: its whole output is the failure's, not this step's.
+                failed = error_said(err).splitlines()[-1].strip()
+                if ours:
+                    run.done(f"the push of {reference} failed ({failed}), yet the "
                              f"registry holds it as this run's build ({held}): the push got that far, and it is not "
                              "pushed again", warning=True)
                     return held, credentials
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
-                if retry is None or (retry.kind == "transient" and not waits):
+                # An image under the version that is not this run's build as far as it can tell is
+                # never pushed over: on a repository with mutable tags (ECR's default) the push made
+                # again replaced another run's image, silently, and registered this run's.
+                if held is not None or retry is None or (retry.kind == "transient" and not waits):
+                    if ours is False:
+                        run.progress.taken = held
+                        raise RuntimeError(
+                            f"the registry holds {held} for {reference}, which is not this run's build "
+                            f"({run.progress.image_id}): another run pushed the same version while this run's push "
+                            f"failed ({failed}); a version must mean one image, so this run pushed nothing over it and "
+                            "registered nothing") from err
                     if held is not None:
-                        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned,
-                                        held)
+                        run.log.warning("publish: the push failed, yet the registry holds %s (%s), which this run "
+                                        "could not tell is its build: it is not pushed again", refs.versioned, held)
                         # Not this run's push as far as it knows: where things stand says what was read, as read.
                         run.progress.held[refs.versioned] = held
                     if attempt > 1 and isinstance(err, PushRefused):
@@ -1021,9 +1035,10 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepos
 
 
 def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
-              digest: str) -> bool:
+              digest: str) -> bool | None:
     """Whether the version's image ``digest`` in the registry is the build ``image_id``, as the
-    daemon knows it or, in ECR, as its manifest names its config."""
+    daemon knows it or, in ECR, as its manifest names its config; None (falsy) when neither can
+    tell (a registry other than ECR, whose manifest is not read)."""
     # The containerd image store's id is the digest of the index it pushes; the classic store's
     # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
     # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
@@ -1032,20 +1047,23 @@ def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository 
     # The classic store records a push only once the registry answered it: a push whose answer
     # was lost left the build in ECR and no RepoDigest. Its manifest names the build's config,
     # which no other build has (the config lists the layers).
-    return ecr is not None and steps.ecr_config_digest(ecr, digest) == image_id
+    if ecr is None:
+        return None
+    return steps.ecr_config_digest(ecr, digest) == image_id
 
 
 def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str | None,
-                   digest: str, run: _Run) -> bool:
-    """``_is_build`` after a failed push: False when it cannot be told (the failure then stands)."""
+                   digest: str, run: _Run) -> bool | None:
+    """``_is_build`` after a failed push: None when it cannot be told (the push's failure then
+    stands, and nothing is pushed over the image)."""
     if image_id is None:
-        return False
+        return None
     try:
         return _is_build(docker, refs, ecr, image_id, digest)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
         run.log.warning("publish: could not ask the daemon or the registry whether %s is this run's build: %s",
                         digest, err)
-        return False
+        return None
 
 
 def _utcnow() -> dt.datetime:

@@ -972,8 +972,8 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
 
 def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_pushed(aws, tmp_path):
     # This run's push failed; the registry holds the version all the same, another run's image
-    # (pushed first on an immutable repository) or this run's (a push cut off after its manifest):
-    # the run cannot tell which, and said "2.0.1 is pushed (<the digest it read>)".
+    # (pushed first on an immutable repository), whose manifest names another build as its config:
+    # the run said "2.0.1 is pushed (<the digest it read>)".
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     from rollway.toolchain.docker import PushRefused
 
@@ -990,8 +990,7 @@ def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_
         publish_with(aws, Beaten(aws), PublishRequest(version="2.0.1", context_dir=tmp_path, push_latest=False))
     state = caught.value.state
     assert f"{uri}:2.0.1 is pushed" not in state, state
-    assert (f"{uri}:2.0.1 names {theirs[0]} in the registry, read after this run's push of it failed "
-            "(another run's image, or this run's if its push got that far)") in state, state
+    assert f"{uri}:2.0.1 names {theirs[0]} in the registry, another run's push of the same version" in state, state
     assert "register_existing=True" in caught.value.advice, caught.value.advice
     assert f"names {theirs[0]} in the registry" in artifact_markdown("2.0.1", "stopped")
 
@@ -1607,7 +1606,8 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws, tmp_path, monkeypatch):
     """Another run's image in the registry after this run's push failed, its config not this run's
-    build: the failure stands (pushed again after a wait, refused, and said so)."""
+    build: the failure stands, said so, and it is not pushed again (on a repository with immutable
+    tags that was refused; see below for one with mutable tags)."""
     from rollway.toolchain.docker import PushRefused
 
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
@@ -1626,9 +1626,52 @@ def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws
     publisher = BeatenThenLost(aws)
     with pytest.raises(PublishIncomplete) as caught:
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
-    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 2
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"]
     assert "as this run's build" not in str(caught.value)
     assert caught.value.state and "register_existing=True" in caught.value.advice
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_another_runs_image_found_after_a_failed_push_is_never_pushed_over_on_a_mutable_repository(
+        aws, tmp_path, monkeypatch):
+    """Another run pushed the version while this run's push failed in passing: the run waited and
+    pushed again, and on a repository with mutable tags (ECR's default) its push replaced the other
+    run's image under the version, silently, and registered its own. It stops instead, naming both."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    theirs = "sha256:" + "9" * 64
+    waited: list[float] = []
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+
+    class BeatenThenReset(EcrBacked):
+        def push(self, reference):
+            if f"push {reference}" in self.calls:  # pushed again: over the other run's image
+                return super().push(reference)
+            self.calls.append(f"push {reference}")
+            self.theirs = put_manifest(self.ecr, self.repository, "2.0.0", theirs, config=theirs)
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    publisher, before = BeatenThenReset(aws), revisions(aws)
+    held = None
+    with pytest.raises(PublishIncomplete) as caught:
+        try:
+            publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+        finally:
+            held = ecr.image_digest("2.0.0")
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] and waited == []
+    assert held == publisher.theirs, "this run's push replaced the other run's image"
+    assert revisions(aws) == before
+    message = str(caught.value)
+    built = publisher.images[f"{uri}:2.0.0"]  # this run's `docker tag`
+    assert (f"the registry holds {held} for {uri}:2.0.0, which is not this run's build ({built})" in message
+            ), message
+    assert "pushed nothing over it" in message and "a new build needs a new version" in message, message
+    assert f"is pushed ({held})" not in message and "this run's if its push got that far" not in message
+    assert f"the registry holds {held}" in artifact_markdown("2.0.0", "stopped")
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
