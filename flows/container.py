@@ -1035,20 +1035,20 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepos
 
 
 def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
-              digest: str) -> bool | None:
+              digest: str) -> bool:
     """Whether the version's image ``digest`` in the registry is the build ``image_id``, as the
-    daemon knows it or, in ECR, as its manifest names its config; None (falsy) when neither can
-    tell (a registry other than ECR, whose manifest is not read)."""
+    daemon knows it or as its manifest (ECR's, or the other registry's) names its config."""
     # The containerd image store's id is the digest of the index it pushes; the classic store's
     # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
     # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
     if digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id):
         return True
     # The classic store records a push only once the registry answered it: a push whose answer
-    # was lost left the build in ECR and no RepoDigest. Its manifest names the build's config,
-    # which no other build has (the config lists the layers).
+    # was lost left the build in the registry and no RepoDigest. Its manifest names the build's
+    # config, which no other build has (the config lists the layers). Another registry's is read
+    # over its API: unread, this run's own build there was taken for what may be another run's.
     if ecr is None:
-        return None
+        return steps.registry_config_digest(docker, pinned_reference(refs.versioned, digest)) == image_id
     return steps.ecr_config_digest(ecr, digest) == image_id
 
 

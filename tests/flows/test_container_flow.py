@@ -1603,6 +1603,39 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
 
 
+def test_a_lost_push_answer_on_another_registry_with_the_classic_image_store_is_known_by_its_manifests_config(
+        aws, tmp_path, monkeypatch):
+    """As on ECR (above), on a registry given as ``registry``: the manifest it holds for the
+    version was not read there, so this run's own build, pushed with its answer lost, was pushed
+    again after a wait, and on a registry with immutable tags the run stopped, saying the image there
+    may be another run's. The registry's API names the manifest's config: this run's build."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry, waited = "registry.example.com", []
+    pulling_from(aws, registry)
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    manifest = "sha256:" + "5" * 64  # the classic store's image id is its config's digest, not the manifest's
+
+    class ClassicAnswerLost(FakeImagePublisher):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") > 1:
+                raise PushRefused(reference, ["tag invalid: the tag 2.0.0 is immutable and cannot be overwritten"])
+            self.registry[reference], self.configs[manifest] = manifest, self.images[reference]  # no RepoDigest
+            raise PushRefused(reference, [f"The push refers to repository [{registry}/{REPOSITORY}]", RESET])
+
+    publisher = ClassicAnswerLost()
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry,
+                                                         push_latest=False))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {registry}/{REPOSITORY}:2.0.0"]
+    assert waited == [] and result.digest == manifest
+    assert f"yet the registry holds it as this run's build ({manifest})" in "\n".join(result.steps), result.steps
+    pinned = f"{registry}/{REPOSITORY}@{manifest}"
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == pinned
+
+
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws, tmp_path, monkeypatch):
     """Another run's image in the registry after this run's push failed, its config not this run's
