@@ -1047,9 +1047,20 @@ def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository 
     # was lost left the build in the registry and no RepoDigest. Its manifest names the build's
     # config, which no other build has (the config lists the layers). Another registry's is read
     # over its API: unread, this run's own build there was taken for what may be another run's.
-    if ecr is None:
-        return steps.registry_config_digest(docker, pinned_reference(refs.versioned, digest)) == image_id
-    return steps.ecr_config_digest(ecr, digest) == image_id
+    try:
+        if ecr is None:
+            return steps.registry_config_digest(docker, pinned_reference(refs.versioned, digest)) == image_id
+        return steps.ecr_config_digest(ecr, digest) == image_id
+    except Exception as err:
+        # The registry's own words alone (a ClientError, an IndexError) said neither what was being
+        # checked nor what to do.
+        said = named_refusal(err, RELEASE_POLICY) or error_said(err)
+        raise RuntimeError(
+            f"could not tell whether {digest}, which the registry holds for {refs.versioned}, is this run's build "
+            f"({image_id}): the daemon recorded no push of it, and reading its manifest failed ({said}); nothing "
+            f"was registered: if that manifest names {image_id} as its config, it is this run's build and the way "
+            "on below registers it; if it is not, it is another run's image, and this build needs a new version"
+        ) from err
 
 
 def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str | None,
@@ -1061,8 +1072,7 @@ def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrReposi
     try:
         return _is_build(docker, refs, ecr, image_id, digest)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
-        run.log.warning("publish: could not ask the daemon or the registry whether %s is this run's build: %s",
-                        digest, err)
+        run.log.warning("publish: after the push failed: %s", err)
         return None
 
 

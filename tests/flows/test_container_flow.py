@@ -1090,6 +1090,32 @@ def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(
     assert f"push {uri}:latest" not in publisher.calls  # latest is not moved to the other run's image
 
 
+def test_an_after_push_check_the_registry_could_not_answer_says_it_could_not_tell_whose_build_is_pushed(
+        aws, tmp_path, independent_client):
+    """The daemon recorded no push of this run's build (another run on it tagged the version between
+    this run's tag and push), and ECR's manifest read that would tell failed: the run's error was
+    ECR's own ("ClientError: ... ServerException ..."), with no word of what it was checking or what to do."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, other = aws.topology.repository_uri, "sha256:" + "4" * 64
+
+    class Retagged(EcrBacked):
+        def push(self, reference):
+            self.images[reference] = other  # the other run's `docker tag`
+            return super().push(reference)
+
+    ecr = _refusing(independent_client("ecr"), "BatchGetImage", "ServerException")
+    publisher, before = Retagged(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    message, pushed = str(caught.value), publisher.registry[f"{uri}:2.0.0"]
+    assert (f"check that {uri}:2.0.0 was pushed as this run's build failed: RuntimeError: could not tell whether "
+            f"{pushed}, which the registry holds for {uri}:2.0.0, is this run's build (") in message, message
+    assert "not allowed to BatchGetImage" in message, message  # ECR's words, as the cause
+    assert "if it is not, it is another run's image" in message and "register_existing=True" in message, message
+    assert revisions(aws) == before
+
+
 @pytest.mark.parametrize(("repository", "why"), [
     # The URI (<account>.dkr.ecr.<region>.amazonaws.com/<name>, what the ECR console shows; a
     # repository in another account or region looks like this) was looked up as a repository
