@@ -928,10 +928,10 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 return steps.push(docker, reference), credentials
             except Exception as err:
                 held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
-                ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held, run) if held is not None else None
+                ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held) if held is not None else None
                 # docker's last line says why: its whole output is the failure's, not this step's.
                 failed = error_said(err).splitlines()[-1].strip()
-                if ours:
+                if ours is True:
                     run.done(f"the push of {reference} failed ({failed}), yet the "
                              f"registry holds it as this run's build ({held}): the push got that far, and it is not "
                              "pushed again", warning=True)
@@ -951,10 +951,11 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                             f"failed ({failed}); a version must mean one image, so this run pushed nothing over it and "
                             "registered nothing") from err
                     if held is not None:
-                        run.log.warning("publish: the push failed, yet the registry holds %s (%s), which this run "
-                                        "could not tell is its build: it is not pushed again", refs.versioned, held)
                         # Not this run's push as far as it knows: where things stand says what was read, as read.
                         run.progress.held[refs.versioned] = held
+                        raise RuntimeError(
+                            f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
+                            f"same, which is not pushed over: {ours}") from err
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
                     raise
@@ -1064,16 +1065,15 @@ def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository 
 
 
 def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str | None,
-                   digest: str, run: _Run) -> bool | None:
-    """``_is_build`` after a failed push: None when it cannot be told (the push's failure then
-    stands, and nothing is pushed over the image)."""
+                   digest: str) -> bool | str:
+    """``_is_build`` after a failed push, or why it cannot be told (nothing is then pushed over the
+    image, and the run stops saying so: the user learnt only the push's failure)."""
     if image_id is None:
-        return None
+        return f"this run built no image to tell {digest} by"
     try:
         return _is_build(docker, refs, ecr, image_id, digest)
-    except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
-        run.log.warning("publish: after the push failed: %s", err)
-        return None
+    except Exception as err:  # noqa: BLE001 - said in the run's failure
+        return str(err)
 
 
 def _utcnow() -> dt.datetime:

@@ -1594,6 +1594,22 @@ def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
 
 
+class ClassicAnswerLost(EcrBacked):
+    """docker's classic image store, whose push of the version reached ECR and then lost its answer:
+    no record of it on the daemon (RepoDigests); the same version pushed again is refused (immutable)."""
+
+    def push(self, reference):
+        from rollway.toolchain.docker import PushRefused
+
+        self.calls.append(f"push {reference}")
+        said = f"The push refers to repository [{reference.rsplit(':', 1)[0]}]"
+        if self.calls.count(f"push {reference}") > 1:  # ECR's answer to the same version pushed again
+            raise PushRefused(reference, [said, IMMUTABLE])
+        image_id = self.images[reference]
+        put_manifest(self.ecr, self.repository, "2.0.0", image_id, config=image_id)  # no record on the daemon
+        raise PushRefused(reference, [said, RESET])
+
+
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests_config_and_not_pushed_again(
         aws, tmp_path, monkeypatch):
@@ -1602,21 +1618,9 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
     ECR took the manifest left no record on the daemon, the run pushed again after a wait, and on a
     repository with immutable tags stopped with its own build in the registry. The manifest ECR
     holds names this run's build as its config: that is the push done."""
-    from rollway.toolchain.docker import PushRefused
-
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     waited: list[float] = []
-
-    class ClassicAnswerLost(EcrBacked):
-        def push(self, reference):
-            self.calls.append(f"push {reference}")
-            if self.calls.count(f"push {reference}") > 1:  # ECR's answer to the same version pushed again
-                raise PushRefused(reference, [f"The push refers to repository [{uri}]", IMMUTABLE])
-            image_id = self.images[reference]
-            put_manifest(self.ecr, self.repository, "2.0.0", image_id, config=image_id)  # no record on the daemon
-            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
-
     monkeypatch.setattr(flows_container, "_pause", waited.append)
     publisher = ClassicAnswerLost(aws)
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
@@ -1627,6 +1631,27 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
     assert f"yet the registry holds it as this run's build ({digest})" in "\n".join(result.steps), result.steps
     assert f"{digest} is this run's build ({result.image_id})" in result.steps, result.steps
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_lost_push_answer_whose_manifest_cannot_be_read_is_not_pushed_over_and_says_it_could_not_tell(
+        aws, tmp_path, monkeypatch, independent_client):
+    """As above, but ECR's manifest read fails: whose image the registry holds cannot be told. The run
+    said only the push's own failure (a connection reset), the reason in its log alone; it says it
+    could not tell, and pushes nothing over what may be another run's image."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    ecr = _refusing(independent_client("ecr"), "BatchGetImage", "ServerException")
+    publisher, before = ClassicAnswerLost(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"]
+    message, held = str(caught.value), EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+    assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry holds {held} for it all the same, which is "
+            f"not pushed over: could not tell whether {held}") in message, message
+    assert "not allowed to BatchGetImage" in message and revisions(aws) == before
 
 
 def test_a_lost_push_answer_on_another_registry_with_the_classic_image_store_is_known_by_its_manifests_config(
