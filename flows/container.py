@@ -27,7 +27,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
    it meanwhile; a push that failed after the registry took this run's build is done, and said
-   so, not pushed again);
+   so, not pushed again; any other image found there after a failed push, or one it cannot tell
+   is this run's build, is never pushed over: the run stops, saying which);
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
