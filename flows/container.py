@@ -27,7 +27,8 @@ The seed's "Deploy Container Image" step, made safe to run and re-run:
    the network or the registry failed in passing), push the version (checking with the daemon that
    it pushed this run's build: another run of the same version on the daemon may have tagged
    it meanwhile; a push that failed after the registry took this run's build is done, and said
-   so, not pushed again);
+   so, not pushed again; any other image found there after a failed push, or one it cannot tell
+   is this run's build, is never pushed over: the run stops, saying which);
 5. register a revision of ``Targets.task_family`` copied from its latest ACTIVE revision with
    only the container's image changed, to the version's digest (``<repository>@sha256:...``, the
    one the registry holds for the version: no tag, which a later push could move); a revision
@@ -910,7 +911,9 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     lost after the registry took its manifest left this run's build there. That is the push done
     (said so, with no wait and no push again): it was pushed again after waits, and on a
     repository with immutable tags refused as "already exists", the run stopping with its own
-    image in the registry and telling the operator to run again with register_existing.
+    image in the registry and telling the operator to run again with register_existing. Any other
+    image there (another run's, or one whose build cannot be told) is never pushed over: the run
+    stops, saying whose it is as far as it can tell.
     """
     waits = list(PUSH_RETRY_SECONDS)
     renewed = False  # a push after a new login is one attempt more than the waits allow
@@ -926,21 +929,34 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 return steps.push(docker, reference), credentials
             except Exception as err:
                 held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
-                if held is not None and _is_this_build(docker, refs, ecr, run.progress.image_id, held, run):
-                    # docker's last line says why: its whole output is the failure's, not this step's.
-                    run.done(f"the push of {reference} failed ({error_said(err).splitlines()[-1].strip()}), yet the "
+                ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held) if held is not None else None
+                # docker's last line says why: its whole output is the failure's, not this step's.
+                failed = error_said(err).splitlines()[-1].strip()
+                if ours is True:
+                    run.done(f"the push of {reference} failed ({failed}), yet the "
                              f"registry holds it as this run's build ({held}): the push got that far, and it is not "
                              "pushed again", warning=True)
                     return held, credentials
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
-                if retry is None or (retry.kind == "transient" and not waits):
+                # An image under the version that is not this run's build as far as it can tell is
+                # never pushed over: on a repository with mutable tags (ECR's default) the push made
+                # again replaced another run's image, silently, and registered this run's.
+                if held is not None or retry is None or (retry.kind == "transient" and not waits):
+                    if ours is False:
+                        run.progress.taken = held
+                        raise RuntimeError(
+                            f"the registry holds {held} for {reference}, which is not this run's build "
+                            f"({run.progress.image_id}): another run pushed the same version while this run's push "
+                            f"failed ({failed}); a version must mean one image, so this run pushed nothing over it and "
+                            "registered nothing") from err
                     if held is not None:
-                        run.log.warning("publish: the push failed, yet the registry holds %s (%s)", refs.versioned,
-                                        held)
                         # Not this run's push as far as it knows: where things stand says what was read, as read.
                         run.progress.held[refs.versioned] = held
+                        raise RuntimeError(
+                            f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
+                            f"same, which is not pushed over: {ours}") from err
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
                     raise
@@ -1023,29 +1039,42 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepos
 def _is_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
               digest: str) -> bool:
     """Whether the version's image ``digest`` in the registry is the build ``image_id``, as the
-    daemon knows it or, in ECR, as its manifest names its config."""
+    daemon knows it or as its manifest (ECR's, or the other registry's) names its config."""
     # The containerd image store's id is the digest of the index it pushes; the classic store's
     # is its config's, and the daemon records each push of it (RepoDigests). Unchecked
     # (pinned_reference, not refs.pinned): a push-only run's reference may be too long for ECS.
     if digest == image_id or pinned_reference(refs.versioned, digest) in steps.pushed_as(docker, image_id):
         return True
     # The classic store records a push only once the registry answered it: a push whose answer
-    # was lost left the build in ECR and no RepoDigest. Its manifest names the build's config,
-    # which no other build has (the config lists the layers).
-    return ecr is not None and steps.ecr_config_digest(ecr, digest) == image_id
+    # was lost left the build in the registry and no RepoDigest. Its manifest names the build's
+    # config, which no other build has (the config lists the layers). Another registry's is read
+    # over its API: unread, this run's own build there was taken for what may be another run's.
+    try:
+        if ecr is None:
+            return steps.registry_config_digest(docker, pinned_reference(refs.versioned, digest)) == image_id
+        return steps.ecr_config_digest(ecr, digest) == image_id
+    except Exception as err:
+        # The registry's own words alone (a ClientError, an IndexError) said neither what was being
+        # checked nor what to do.
+        said = named_refusal(err, RELEASE_POLICY) or error_said(err)
+        raise RuntimeError(
+            f"could not tell whether {digest}, which the registry holds for {refs.versioned}, is this run's build "
+            f"({image_id}): the daemon recorded no push of it, and reading its manifest failed ({said}); nothing "
+            f"was registered: if that manifest names {image_id} as its config, it is this run's build and the way "
+            "on below registers it; if it is not, it is another run's image, and this build needs a new version"
+        ) from err
 
 
 def _is_this_build(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str | None,
-                   digest: str, run: _Run) -> bool:
-    """``_is_build`` after a failed push: False when it cannot be told (the failure then stands)."""
+                   digest: str) -> bool | str:
+    """``_is_build`` after a failed push, or why it cannot be told (nothing is then pushed over the
+    image, and the run stops saying so: the user learnt only the push's failure)."""
     if image_id is None:
-        return False
+        return f"this run built no image to tell {digest} by"
     try:
         return _is_build(docker, refs, ecr, image_id, digest)
-    except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
-        run.log.warning("publish: could not ask the daemon or the registry whether %s is this run's build: %s",
-                        digest, err)
-        return False
+    except Exception as err:  # noqa: BLE001 - said in the run's failure
+        return str(err)
 
 
 def _utcnow() -> dt.datetime:

@@ -527,6 +527,8 @@ class FakeImagePublisher:
         self.refuse = set(refuse)
         self.calls: list[str] = []
         self.pushed: dict[str, str] = {}  # reference -> the image id pushed as it
+        # manifest digest -> the config blob's it names: the classic image store's image id
+        self.configs: dict[str, str] = {}
 
     def server_version(self) -> str:
         self.calls.append("server_version")
@@ -568,6 +570,7 @@ class FakeImagePublisher:
         digest = "sha256:" + hashlib.sha256(self.images[reference].encode()).hexdigest()
         self.registry[reference] = digest
         self.pushed[reference] = self.images[reference]
+        self.configs[digest] = self.images[reference]
         return digest
 
     def pushed_as(self, image: str) -> tuple[str, ...]:
@@ -582,6 +585,10 @@ class FakeImagePublisher:
     def remote_platforms(self, reference: str) -> tuple[str, ...]:
         self.calls.append(f"remote_platforms {reference}")
         return (self.platform,)
+
+    def remote_config_digest(self, reference: str) -> str | None:
+        self.calls.append(f"remote_config_digest {reference}")
+        return self.configs.get(reference.rpartition("@")[2])
 
     def remote_tag(self, source: str, tag: str) -> str:
         self.calls.append(f"remote_tag {source} {tag}")

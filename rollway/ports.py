@@ -257,6 +257,9 @@ class ImagePublisher(Protocol):
     def remote_platforms(self, reference: str) -> tuple[str, ...]:
         """The platforms (``os/architecture``) the image the registry holds for ``reference`` runs on."""
 
+    def remote_config_digest(self, reference: str) -> str | None:
+        """The config blob's digest the manifest the registry holds for ``reference`` names (None: an index)."""
+
     def remote_tag(self, source: str, tag: str) -> str:
         """Tag the image the registry holds for ``source`` as ``tag`` in its repository, in the
         registry (nothing pulled or pushed); returns its digest."""

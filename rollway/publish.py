@@ -338,8 +338,8 @@ class PublishProgress:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
         if self.taken is not None:
-            parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push during this "
-                         "run's build")
+            parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push of the same "
+                         "version")
         did = "found" if self.existing else "pushed"
         for reference in self.refs.all:
             now = self.held.get(reference)

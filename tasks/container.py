@@ -69,6 +69,11 @@ def registry_digest(docker: ImagePublisher, reference: str) -> str | None:
     return docker.remote_digest(reference)
 
 
+@task(name="registry-config-digest", **_READ)
+def registry_config_digest(docker: ImagePublisher, reference: str) -> str | None:
+    return docker.remote_config_digest(reference)
+
+
 @task(name="registry-platforms", **_READ)
 def registry_platforms(docker: ImagePublisher, reference: str) -> tuple[str, ...]:
     return docker.remote_platforms(reference)

@@ -44,7 +44,7 @@ from rollway.errors_pickle import PicklableError
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
-    RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
+    RegistryUnanswered, manifest_config_digest, manifest_digest, manifest_platforms_of, put_tag, split_reference,
 )
 
 _INSTALL_HINT = "install the docker CLI (Debian: apt-get install docker.io) or pass its path"
@@ -439,6 +439,20 @@ class DockerCli:
             return manifest_platforms_of(reference, login=self._login_for(registry), timeout_seconds=120)
         except RegistryUnanswered as err:
             raise DockerCommandFailed(f"could not ask the registry which platform {reference} runs on: {err}") from None
+
+    def remote_config_digest(self, reference: str) -> str | None:
+        """The config blob's digest the manifest the registry holds for ``reference``
+        (``<registry>/<repository>@<digest>``) names, None for an image index; asked over the
+        registry's API as ``remote_digest`` is. The classic image store's image id is that digest.
+
+        Raises:
+            DockerCommandFailed: the registry could not tell (unreachable, unauthorized, no such manifest).
+        """
+        try:
+            registry = split_reference(reference)[0]
+            return manifest_config_digest(reference, login=self._login_for(registry), timeout_seconds=120)
+        except RegistryUnanswered as err:
+            raise DockerCommandFailed(f"could not read the manifest of {reference} from the registry: {err}") from None
 
     def remote_tag(self, source: str, tag: str) -> str:
         """Tag the image the registry holds for ``source`` as ``tag`` in its repository, over the

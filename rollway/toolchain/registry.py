@@ -99,9 +99,7 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
         RegistryUnanswered: unreachable, unauthorized, no such image, or an answer that is not
             a manifest or a config.
     """
-    registry, repository, wanted = split_reference(reference)
-    manifest = _json(_ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
-                     f"{repository}:{wanted}")
+    registry, repository, wanted, manifest = _manifest(reference, login, timeout_seconds, transport)
     platforms = manifest_platforms(manifest)
     if platforms is not None:
         return platforms
@@ -110,6 +108,29 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
         raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
     return (config_platform(_json(_ask(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
                                   f"the config {config} of {repository}:{wanted}")),)
+
+
+def manifest_config_digest(reference: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
+                           transport: httpx.BaseTransport | None = None) -> str | None:
+    """The digest of the config blob the manifest ``reference`` (``host[:port]/repository@sha256:...``
+    or ``:tag``) names; None when it names none (an image index). The classic image store's image
+    id is that digest: the registry holds a build although the daemon recorded no push of it.
+
+    Raises:
+        RegistryUnanswered: unreachable, unauthorized, no such manifest, or an answer that is not one.
+    """
+    config = _manifest(reference, login, timeout_seconds, transport)[3].get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return digest if isinstance(digest, str) and _DIGEST.fullmatch(digest) else None
+
+
+def _manifest(reference: str, login: tuple[str, str] | None, timeout_seconds: float,
+              transport: httpx.BaseTransport | None) -> tuple[str, str, str, dict]:
+    """(registry, repository, tag or digest, the manifest as the registry holds it) of ``reference``."""
+    registry, repository, wanted = split_reference(reference)
+    manifest = _json(_ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
+                     f"{repository}:{wanted}")
+    return registry, repository, wanted, manifest
 
 
 def _json(answer: httpx.Response, what: str) -> dict:

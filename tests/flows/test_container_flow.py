@@ -972,8 +972,8 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
 
 def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_pushed(aws, tmp_path):
     # This run's push failed; the registry holds the version all the same, another run's image
-    # (pushed first on an immutable repository) or this run's (a push cut off after its manifest):
-    # the run cannot tell which, and said "2.0.1 is pushed (<the digest it read>)".
+    # (pushed first on an immutable repository), whose manifest names another build as its config:
+    # the run said "2.0.1 is pushed (<the digest it read>)".
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     from rollway.toolchain.docker import PushRefused
 
@@ -990,8 +990,7 @@ def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_
         publish_with(aws, Beaten(aws), PublishRequest(version="2.0.1", context_dir=tmp_path, push_latest=False))
     state = caught.value.state
     assert f"{uri}:2.0.1 is pushed" not in state, state
-    assert (f"{uri}:2.0.1 names {theirs[0]} in the registry, read after this run's push of it failed "
-            "(another run's image, or this run's if its push got that far)") in state, state
+    assert f"{uri}:2.0.1 names {theirs[0]} in the registry, another run's push of the same version" in state, state
     assert "register_existing=True" in caught.value.advice, caught.value.advice
     assert f"names {theirs[0]} in the registry" in artifact_markdown("2.0.1", "stopped")
 
@@ -1089,6 +1088,32 @@ def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(
            f"({publisher.built})" in message, message
     assert "another run" in message and revisions(aws) == before
     assert f"push {uri}:latest" not in publisher.calls  # latest is not moved to the other run's image
+
+
+def test_an_after_push_check_the_registry_could_not_answer_says_it_could_not_tell_whose_build_is_pushed(
+        aws, tmp_path, independent_client):
+    """The daemon recorded no push of this run's build (another run on it tagged the version between
+    this run's tag and push), and ECR's manifest read that would tell failed: the run's error was
+    ECR's own ("ClientError: ... ServerException ..."), with no word of what it was checking or what to do."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, other = aws.topology.repository_uri, "sha256:" + "4" * 64
+
+    class Retagged(EcrBacked):
+        def push(self, reference):
+            self.images[reference] = other  # the other run's `docker tag`
+            return super().push(reference)
+
+    ecr = _refusing(independent_client("ecr"), "BatchGetImage", "ServerException")
+    publisher, before = Retagged(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    message, pushed = str(caught.value), publisher.registry[f"{uri}:2.0.0"]
+    assert (f"check that {uri}:2.0.0 was pushed as this run's build failed: RuntimeError: could not tell whether "
+            f"{pushed}, which the registry holds for {uri}:2.0.0, is this run's build (") in message, message
+    assert "not allowed to BatchGetImage" in message, message  # ECR's words, as the cause
+    assert "if it is not, it is another run's image" in message and "register_existing=True" in message, message
+    assert revisions(aws) == before
 
 
 @pytest.mark.parametrize(("repository", "why"), [
@@ -1569,6 +1594,22 @@ def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{digest}"
 
 
+class ClassicAnswerLost(EcrBacked):
+    """docker's classic image store, whose push of the version reached ECR and then lost its answer:
+    no record of it on the daemon (RepoDigests); the same version pushed again is refused (immutable)."""
+
+    def push(self, reference):
+        from rollway.toolchain.docker import PushRefused
+
+        self.calls.append(f"push {reference}")
+        said = f"The push refers to repository [{reference.rsplit(':', 1)[0]}]"
+        if self.calls.count(f"push {reference}") > 1:  # ECR's answer to the same version pushed again
+            raise PushRefused(reference, [said, IMMUTABLE])
+        image_id = self.images[reference]
+        put_manifest(self.ecr, self.repository, "2.0.0", image_id, config=image_id)  # no record on the daemon
+        raise PushRefused(reference, [said, RESET])
+
+
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests_config_and_not_pushed_again(
         aws, tmp_path, monkeypatch):
@@ -1577,21 +1618,9 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
     ECR took the manifest left no record on the daemon, the run pushed again after a wait, and on a
     repository with immutable tags stopped with its own build in the registry. The manifest ECR
     holds names this run's build as its config: that is the push done."""
-    from rollway.toolchain.docker import PushRefused
-
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     uri = aws.topology.repository_uri
     waited: list[float] = []
-
-    class ClassicAnswerLost(EcrBacked):
-        def push(self, reference):
-            self.calls.append(f"push {reference}")
-            if self.calls.count(f"push {reference}") > 1:  # ECR's answer to the same version pushed again
-                raise PushRefused(reference, [f"The push refers to repository [{uri}]", IMMUTABLE])
-            image_id = self.images[reference]
-            put_manifest(self.ecr, self.repository, "2.0.0", image_id, config=image_id)  # no record on the daemon
-            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
-
     monkeypatch.setattr(flows_container, "_pause", waited.append)
     publisher = ClassicAnswerLost(aws)
     result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
@@ -1605,9 +1634,64 @@ def test_a_lost_push_answer_on_the_classic_image_store_is_known_by_the_manifests
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_lost_push_answer_whose_manifest_cannot_be_read_is_not_pushed_over_and_says_it_could_not_tell(
+        aws, tmp_path, monkeypatch, independent_client):
+    """As above, but ECR's manifest read fails: whose image the registry holds cannot be told. The run
+    said only the push's own failure (a connection reset), the reason in its log alone; it says it
+    could not tell, and pushes nothing over what may be another run's image."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    ecr = _refusing(independent_client("ecr"), "BatchGetImage", "ServerException")
+    publisher, before = ClassicAnswerLost(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"]
+    message, held = str(caught.value), EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+    assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry holds {held} for it all the same, which is "
+            f"not pushed over: could not tell whether {held}") in message, message
+    assert "not allowed to BatchGetImage" in message and revisions(aws) == before
+
+
+def test_a_lost_push_answer_on_another_registry_with_the_classic_image_store_is_known_by_its_manifests_config(
+        aws, tmp_path, monkeypatch):
+    """As on ECR (above), on a registry given as ``registry``: the manifest it holds for the
+    version was not read there, so this run's own build, pushed with its answer lost, was pushed
+    again after a wait, and on a registry with immutable tags the run stopped, saying the image there
+    may be another run's. The registry's API names the manifest's config: this run's build."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry, waited = "registry.example.com", []
+    pulling_from(aws, registry)
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+    manifest = "sha256:" + "5" * 64  # the classic store's image id is its config's digest, not the manifest's
+
+    class ClassicAnswerLost(FakeImagePublisher):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") > 1:
+                raise PushRefused(reference, ["tag invalid: the tag 2.0.0 is immutable and cannot be overwritten"])
+            self.registry[reference], self.configs[manifest] = manifest, self.images[reference]  # no RepoDigest
+            raise PushRefused(reference, [f"The push refers to repository [{registry}/{REPOSITORY}]", RESET])
+
+    publisher = ClassicAnswerLost()
+    result = publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, registry=registry,
+                                                         push_latest=False))
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {registry}/{REPOSITORY}:2.0.0"]
+    assert waited == [] and result.digest == manifest
+    assert f"yet the registry holds it as this run's build ({manifest})" in "\n".join(result.steps), result.steps
+    pinned = f"{registry}/{REPOSITORY}@{manifest}"
+    assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == pinned
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws, tmp_path, monkeypatch):
     """Another run's image in the registry after this run's push failed, its config not this run's
-    build: the failure stands (pushed again after a wait, refused, and said so)."""
+    build: the failure stands, said so, and it is not pushed again (on a repository with immutable
+    tags that was refused; see below for one with mutable tags)."""
     from rollway.toolchain.docker import PushRefused
 
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
@@ -1626,9 +1710,52 @@ def test_a_manifest_naming_another_build_as_its_config_is_not_this_runs_push(aws
     publisher = BeatenThenLost(aws)
     with pytest.raises(PublishIncomplete) as caught:
         publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
-    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] * 2
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"]
     assert "as this run's build" not in str(caught.value)
     assert caught.value.state and "register_existing=True" in caught.value.advice
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_another_runs_image_found_after_a_failed_push_is_never_pushed_over_on_a_mutable_repository(
+        aws, tmp_path, monkeypatch):
+    """Another run pushed the version while this run's push failed in passing: the run waited and
+    pushed again, and on a repository with mutable tags (ECR's default) its push replaced the other
+    run's image under the version, silently, and registered its own. It stops instead, naming both."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    ecr = EcrRepository(aws.get_client("ecr"), aws.targets)
+    theirs = "sha256:" + "9" * 64
+    waited: list[float] = []
+    monkeypatch.setattr(flows_container, "_pause", waited.append)
+
+    class BeatenThenReset(EcrBacked):
+        def push(self, reference):
+            if f"push {reference}" in self.calls:  # pushed again: over the other run's image
+                return super().push(reference)
+            self.calls.append(f"push {reference}")
+            self.theirs = put_manifest(self.ecr, self.repository, "2.0.0", theirs, config=theirs)
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    publisher, before = BeatenThenReset(aws), revisions(aws)
+    held = None
+    with pytest.raises(PublishIncomplete) as caught:
+        try:
+            publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path, push_latest=False))
+        finally:
+            held = ecr.image_digest("2.0.0")
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"] and waited == []
+    assert held == publisher.theirs, "this run's push replaced the other run's image"
+    assert revisions(aws) == before
+    message = str(caught.value)
+    built = publisher.images[f"{uri}:2.0.0"]  # this run's `docker tag`
+    assert (f"the registry holds {held} for {uri}:2.0.0, which is not this run's build ({built})" in message
+            ), message
+    assert "pushed nothing over it" in message and "a new build needs a new version" in message, message
+    assert f"is pushed ({held})" not in message and "this run's if its push got that far" not in message
+    assert f"the registry holds {held}" in artifact_markdown("2.0.0", "stopped")
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")

@@ -13,7 +13,8 @@ import pytest
 
 from rollway.toolchain.docker import DockerCli
 from rollway.toolchain.registry import (
-    ACCEPT, RegistryUnanswered, manifest_digest, manifest_platforms_of, put_tag, split_reference,
+    ACCEPT, RegistryUnanswered, manifest_config_digest, manifest_digest, manifest_platforms_of, put_tag,
+    split_reference,
 )
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
@@ -188,6 +189,32 @@ def test_the_platform_of_a_single_manifest_is_its_config_blobs_served_by_redirec
     with pytest.raises(RegistryUnanswered, match="answered 404"):
         manifest_platforms_of("registry.example.com/team/repo:2.0.0", login=("robot", SECRET),
                               transport=httpx.MockTransport(lambda r: httpx.Response(404, text="unknown")))
+
+
+def test_the_config_a_manifest_names_is_read_by_its_digest_and_an_index_names_none():
+    """The classic image store's image id is the config's digest: how a push whose answer was lost
+    is known for this run's build on a registry other than ECR."""
+    config = "sha256:" + "c" * 64
+    single = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+                                    "digest": config}, "layers": []})
+    manifests = {"sha256:" + hashlib.sha256(body.encode()).hexdigest(): body for body in (single, INDEX)}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != basic("robot", SECRET):
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        body = manifests.get(request.url.path.rpartition("/")[2])
+        return httpx.Response(200, text=body) if body else httpx.Response(404, text="MANIFEST_UNKNOWN")
+
+    transport = httpx.MockTransport(handle)
+    (single_digest, index_digest) = manifests
+    assert manifest_config_digest(f"registry.example.com/team/repo@{single_digest}", login=("robot", SECRET),
+                                  transport=transport) == config
+    assert manifest_config_digest(f"registry.example.com/team/repo@{index_digest}", login=("robot", SECRET),
+                                  transport=transport) is None
+    with pytest.raises(RegistryUnanswered, match="answered 404"):
+        manifest_config_digest("registry.example.com/team/repo@sha256:" + "0" * 64, login=("robot", SECRET),
+                               transport=transport)
 
 
 def test_a_tag_is_put_as_the_sources_manifest_byte_for_byte_with_its_media_type():
