@@ -25,7 +25,9 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
@@ -357,11 +359,15 @@ class _Waiting:
         key = f"{self.prefix}{self.count}"
         self.count += 1
         try:
-            self.client.create_flow_run_input(self.run_id, key, json.dumps(
-                {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
-            self.last = time.monotonic()
-            if self.said is not None:
-                self.client.delete_flow_run_input(self.run_id, self.said)
+            # Tried once: the poll reads the run's state after it. Retried through a 429's Retry-After
+            # (up to WHOLE_REQUEST_MOST_SECONDS), an answer given meanwhile waited a minute to be acted
+            # on; a note refused now is tried again at the next poll.
+            with _tried_once():
+                self.client.create_flow_run_input(self.run_id, key, json.dumps(
+                    {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
+                self.last = time.monotonic()
+                if self.said is not None:
+                    self.client.delete_flow_run_input(self.run_id, self.said)
         except httpx.HTTPError as err:
             get_run_logger().debug("could not say the run still waits (%s)", err)
         else:
@@ -462,6 +468,20 @@ WHOLE_REQUEST_MOST_SECONDS = 60.0
 _RETRIED = frozenset({408, 429, 502, 503})
 _FIRST_SENT = "rollway.first_sent"
 _LAST_ANSWER = "rollway.last_answer"
+# How long a request's tries may take in all (``_tried_once``: 0, one try), kept on the request.
+_MOST = "rollway.most_seconds"
+_request_most: ContextVar[float] = ContextVar("rollway_request_most", default=WHOLE_REQUEST_MOST_SECONDS)
+
+
+@contextmanager
+def _tried_once() -> Iterator[None]:
+    """The pause's client's requests made inside are tried once: a status or an error Prefect's
+    client would retry is raised at once (its try still given ``TRY_LEAST_SECONDS``)."""
+    token = _request_most.set(0.0)
+    try:
+        yield
+    finally:
+        _request_most.reset(token)
 
 # The least a try begun within ``WHOLE_REQUEST_MOST_SECONDS`` is given to be answered: cut to what
 # was left of the minute, a retry sent 59 s into it had a second, and an API back from its outage
@@ -501,15 +521,17 @@ def _request_sent(request: httpx.Request) -> None:
             the API's last answer was a status Prefect's client retries).
     """
     now = _request_clock()
+    retry = _FIRST_SENT in request.extensions
     first = request.extensions.setdefault(_FIRST_SENT, now)
-    left = WHOLE_REQUEST_MOST_SECONDS - (now - first)
-    if left <= 0:
+    most = request.extensions.setdefault(_MOST, _request_most.get())
+    left = most - (now - first)
+    if retry and left <= 0:
         answered = request.extensions.get(_LAST_ANSWER)
         if isinstance(answered, httpx.Response):
             raise _gave_up(answered, now - first)
         raise RequestGaveUp(
             f"the Prefect API did not answer {request.method} {request.url} in {now - first:.0f} s of tries; gave up, "
-            f"as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s", request=request)
+            f"as {_given(most)}", request=request)
     request.extensions.pop(_LAST_ANSWER, None)  # said only of the try right before (this one may go unanswered)
     timeout = request.extensions.get("timeout")
     if isinstance(timeout, dict):  # httpx's per-request timeouts (connect, read, write, pool); None: no limit
@@ -556,7 +578,8 @@ def _give_up_when_too_long(response: httpx.Response, retry_after: str | None) ->
     except ValueError:
         wait = RETRY_AFTER_MOST_SECONDS  # a date: at most this, as the hook bounds it
     elapsed = _request_clock() - first
-    if elapsed + wait <= WHOLE_REQUEST_MOST_SECONDS:
+    most = response.request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS)
+    if most > 0 and elapsed + wait <= most:
         # Its backoff (or the jitter of its Retry-After) may still take it past: the next try's hook says so.
         response.request.extensions[_LAST_ANSWER] = response
         return
@@ -570,8 +593,13 @@ def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError
     # Prefect's own class, as its client raises for a status once its retries are spent.
     return PrefectHTTPStatusError(
         f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {request.url} for "
-        f"{elapsed:.0f} s of tries; gave up, as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s",
+        f"{elapsed:.0f} s of tries; gave up, as {_given(request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS))}",
         request=request, response=response)
+
+
+def _given(most: float) -> str:
+    """How long a request was given, as its error ends (``_tried_once``: one try)."""
+    return f"one request is given at most {most:g} s" if most > 0 else "this request is tried once"
 
 
 def bounded_client() -> SyncPrefectClient:

@@ -359,11 +359,12 @@ def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch,
     assert RETRY_AFTER_MOST_SECONDS == 30.0 and least <= slept[0] <= most and 2 <= slept[1] <= 2.4, slept
 
 
-def behind_a_throttling_proxy(api_url: str):
+def behind_a_throttling_proxy(api_url: str, throttled=None, retry_after: str = "86400"):
     """A real HTTP server in front of the Prefect API at ``api_url`` that answers each request the
     first time it sees it with 429 and ``Retry-After: 86400`` (a rate limiter, or a proxy in front
     of a restarting server), and passes its retry on; returns the server (shut down by the caller)
-    and its API address."""
+    and its API address. ``throttled(method, path, body)``: which requests it answers 429 (with
+    ``Retry-After: retry_after``) instead."""
     import threading
     from http.server import BaseHTTPRequestHandler
 
@@ -382,9 +383,9 @@ def behind_a_throttling_proxy(api_url: str):
             with lock:
                 first = (self.command, self.path, body) not in seen
                 seen.add((self.command, self.path, body))
-            if first:
+            if first if throttled is None else throttled(self.command, self.path, body):
                 self.send_response(429)
-                self.send_header("Retry-After", "86400")
+                self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
