@@ -49,7 +49,8 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
-                               answered_dead, timed_out, unanswered_by, waiting_prefix)
+                               answered_dead, late_timeout, timed_out, unanswered_by,
+                               waiting_prefix)
 # duration_said: imported from here by the engine and the progressive flow too.
 from rollway.bounds import duration_said
 from rollway.decide import Pause
@@ -658,9 +659,10 @@ def _look(watch: Watch | None) -> None:
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float,
     watch: Watch | None = None,
-) -> bool:
-    """Read the run's state every ``poll_interval`` seconds until it is resumed (True) or its
-    pause times out (False, at the monotonic ``deadline`` or when the server expired it).
+) -> float | None:
+    """Read the run's state every ``poll_interval`` seconds until it is resumed (None) or its
+    pause times out (at the monotonic ``deadline`` or when the server expired it): how many seconds
+    late the run acts on the timeout, the Prefect API away when it fell due (0: on time).
 
     ``watch`` is called at each poll of a run still paused (``rollway.approvals.Watch``): the
     engine judges the canary meanwhile, on the rollout clock. It is called while the Prefect API
@@ -695,22 +697,24 @@ def _wait_for_resume(
                 away_at = time.monotonic()
             raise
 
-    def timed_out_late() -> bool:
+    def timed_out_late() -> float:
         # The timeout is the server's to tell: with the API away when it was due, the run acts on
         # it only once the API answers. Said, or a rollback (or a hold) minutes after the deadline
         # the form gave read as a run that ignored its own timeout.
-        if away_at >= deadline:
-            due = paused.state_details.pause_timeout
-            get_run_logger().warning(
-                "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
-                "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
-                _said_to_the_minute(time.monotonic() - deadline))
-        return False
+        if away_at < deadline:
+            return 0.0
+        late = time.monotonic() - deadline
+        due = paused.state_details.pause_timeout
+        get_run_logger().warning(
+            "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
+            "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
+            _said_to_the_minute(late))
+        return late
 
     while True:
         state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
         if state.is_running():
-            return True
+            return None
         _stop_if_cancelled(state)
         if _expired(state, paused):
             return timed_out_late()
@@ -867,6 +871,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 "canary fails" if watch is not None else "")
             # A key of our own for every pause: the server refuses a pause key that already fired.
             key = f"approval-{uuid4().hex}"
+            expired_late = 0.0  # how late the run could wait at all, its pause expired in an outage
             try:
                 paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
                                 lambda call: _through_outages(
@@ -878,6 +883,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             except _ExpiredUnheard as expired:
                 # The wait below finds the pause expired at once, and the timeout policy acts.
                 paused = expired.paused
+                expired_late = time.monotonic() - deadline
                 log.warning("the %s pause timed out during the Prefect outage: it was made as the API went away, "
                             "and the API came back only after its timeout (%s)", pause.cause,
                             duration_said(approvals.timeout_seconds))
@@ -893,7 +899,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             given = None
 
             try:
-                resumed = _wait_for_resume(client, run_id, paused, deadline, poll_interval, watch)
+                late = _wait_for_resume(client, run_id, paused, deadline, poll_interval, watch)
             except _Ended as ended:
                 # Running again, with no answer waited for: a resume from now on is refused (the
                 # run is not paused), its message saying why. One stored at this very moment is
@@ -923,7 +929,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is None:
                     return None
                 return _heard_answer(client, run_id, paused, poll_interval, given, read_late=True)
-            if resumed:
+            if late is None:
                 given = through(lambda: _given_answer(client, form, paused, run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
             else:
@@ -950,7 +956,12 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                                 "it acts on that answer"), run_id), timed, policy)
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
-        unanswered = timed_out(approvals)
+        # Carried by the answer's comment into the ledger's reason and the rollback's page: the log alone
+        # said it, and on-call reading the page could not tell it from a timeout acted on at once.
+        late = max(float(late or 0.0), expired_late)
+        due = paused.state_details.pause_timeout
+        unanswered = timed_out(approvals, late_timeout(due.timestamp() if due else None, _said_to_the_minute(late))
+                               if late >= 1.0 else None)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
         return unanswered
