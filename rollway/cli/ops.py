@@ -628,7 +628,11 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
                          f"it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
-                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
+                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine), "
+                         # Told as the one cause, a live run whose notes a rate limit refused (a 429 answered
+                         # to its requests alone) was said dead as a fact, and nobody looked further.
+                         "or, if it lives, the Prefect API (or a proxy in front of it) has refused its every write "
+                         "since (a rate limit answering its requests alone)")
 
 
 def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
@@ -1870,8 +1874,9 @@ def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, c
         check_attended(run, record=record)
     except Unattended as dead:
         end_unattended(run, who, action, comment)
-        raise Unattended(f"{dead}. Your answer ({action}) was not sent: nothing would act on it, and the run would "
-                         f"show Running for ever. {unattended_next(record, run, action)}") from None
+        raise Unattended(f"{dead}. Your answer ({action}) was not sent: a dead run would not act on it, and would "
+                         "show Running for ever; a live one stops once it reads its Crashed mark, acting on no answer. "
+                         f"{unattended_next(record, run, action)}") from None
 
 
 @reporting

@@ -57,6 +57,10 @@ def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_wh
     assert type(thread.raised).__name__ == "MarkedCrashed", thread.raised  # the run stopped, rolling nothing back
     assert f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer" in said, err
     assert "Your answer (approve) was not sent" in said, err
+    # The run's silence has one other cause than a dead process, and the person is told it.
+    assert ("or, if it lives, the Prefect API (or a proxy in front of it) has refused its every write since (a rate "
+            "limit answering its requests alone)") in said, err
+    assert "a live one stops once it reads its Crashed mark, acting on no answer" in said, err
     assert "resumable from the ledger: start `progressive_rollout` again" in said, err
     assert "`rollway abort` rolls it back" in said, err
     with get_client(sync_client=True) as client:
