@@ -25,7 +25,9 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
@@ -47,7 +49,8 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from flows.hooks import own_words
 from rollway.approvals import (WAITING_EVERY_SECONDS, ApprovalAnswer, Approver, UnheardAnswer, Watch, act_now,
-                               answered_dead, timed_out, unanswered_by, waiting_prefix)
+                               answered_dead, late_timeout, timed_out, unanswered_by,
+                               waiting_prefix)
 # duration_said: imported from here by the engine and the progressive flow too.
 from rollway.bounds import duration_said
 from rollway.decide import Pause
@@ -357,11 +360,15 @@ class _Waiting:
         key = f"{self.prefix}{self.count}"
         self.count += 1
         try:
-            self.client.create_flow_run_input(self.run_id, key, json.dumps(
-                {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
-            self.last = time.monotonic()
-            if self.said is not None:
-                self.client.delete_flow_run_input(self.run_id, self.said)
+            # Tried once: the poll reads the run's state after it. Retried through a 429's Retry-After
+            # (up to WHOLE_REQUEST_MOST_SECONDS), an answer given meanwhile waited a minute to be acted
+            # on; a note refused now is tried again at the next poll.
+            with _tried_once():
+                self.client.create_flow_run_input(self.run_id, key, json.dumps(
+                    {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
+                self.last = time.monotonic()
+                if self.said is not None:
+                    self.client.delete_flow_run_input(self.run_id, self.said)
         except httpx.HTTPError as err:
             get_run_logger().debug("could not say the run still waits (%s)", err)
         else:
@@ -462,6 +469,20 @@ WHOLE_REQUEST_MOST_SECONDS = 60.0
 _RETRIED = frozenset({408, 429, 502, 503})
 _FIRST_SENT = "rollway.first_sent"
 _LAST_ANSWER = "rollway.last_answer"
+# How long a request's tries may take in all (``_tried_once``: 0, one try), kept on the request.
+_MOST = "rollway.most_seconds"
+_request_most: ContextVar[float] = ContextVar("rollway_request_most", default=WHOLE_REQUEST_MOST_SECONDS)
+
+
+@contextmanager
+def _tried_once() -> Iterator[None]:
+    """The pause's client's requests made inside are tried once: a status or an error Prefect's
+    client would retry is raised at once (its try still given ``TRY_LEAST_SECONDS``)."""
+    token = _request_most.set(0.0)
+    try:
+        yield
+    finally:
+        _request_most.reset(token)
 
 # The least a try begun within ``WHOLE_REQUEST_MOST_SECONDS`` is given to be answered: cut to what
 # was left of the minute, a retry sent 59 s into it had a second, and an API back from its outage
@@ -501,15 +522,17 @@ def _request_sent(request: httpx.Request) -> None:
             the API's last answer was a status Prefect's client retries).
     """
     now = _request_clock()
+    retry = _FIRST_SENT in request.extensions
     first = request.extensions.setdefault(_FIRST_SENT, now)
-    left = WHOLE_REQUEST_MOST_SECONDS - (now - first)
-    if left <= 0:
+    most = request.extensions.setdefault(_MOST, _request_most.get())
+    left = most - (now - first)
+    if retry and left <= 0:
         answered = request.extensions.get(_LAST_ANSWER)
         if isinstance(answered, httpx.Response):
             raise _gave_up(answered, now - first)
         raise RequestGaveUp(
             f"the Prefect API did not answer {request.method} {request.url} in {now - first:.0f} s of tries; gave up, "
-            f"as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s", request=request)
+            f"as {_given(most)}", request=request)
     request.extensions.pop(_LAST_ANSWER, None)  # said only of the try right before (this one may go unanswered)
     timeout = request.extensions.get("timeout")
     if isinstance(timeout, dict):  # httpx's per-request timeouts (connect, read, write, pool); None: no limit
@@ -556,7 +579,8 @@ def _give_up_when_too_long(response: httpx.Response, retry_after: str | None) ->
     except ValueError:
         wait = RETRY_AFTER_MOST_SECONDS  # a date: at most this, as the hook bounds it
     elapsed = _request_clock() - first
-    if elapsed + wait <= WHOLE_REQUEST_MOST_SECONDS:
+    most = response.request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS)
+    if most > 0 and elapsed + wait <= most:
         # Its backoff (or the jitter of its Retry-After) may still take it past: the next try's hook says so.
         response.request.extensions[_LAST_ANSWER] = response
         return
@@ -570,8 +594,13 @@ def _gave_up(response: httpx.Response, elapsed: float) -> PrefectHTTPStatusError
     # Prefect's own class, as its client raises for a status once its retries are spent.
     return PrefectHTTPStatusError(
         f"the Prefect API answered {response.status_code}{maintenance} to {request.method} {request.url} for "
-        f"{elapsed:.0f} s of tries; gave up, as one request is given at most {WHOLE_REQUEST_MOST_SECONDS:g} s",
+        f"{elapsed:.0f} s of tries; gave up, as {_given(request.extensions.get(_MOST, WHOLE_REQUEST_MOST_SECONDS))}",
         request=request, response=response)
+
+
+def _given(most: float) -> str:
+    """How long a request was given, as its error ends (``_tried_once``: one try)."""
+    return f"one request is given at most {most:g} s" if most > 0 else "this request is tried once"
 
 
 def bounded_client() -> SyncPrefectClient:
@@ -630,9 +659,10 @@ def _look(watch: Watch | None) -> None:
 def _wait_for_resume(
     client: SyncPrefectClient, run_id: UUID, paused: State, deadline: float, poll_interval: float,
     watch: Watch | None = None,
-) -> bool:
-    """Read the run's state every ``poll_interval`` seconds until it is resumed (True) or its
-    pause times out (False, at the monotonic ``deadline`` or when the server expired it).
+) -> float | None:
+    """Read the run's state every ``poll_interval`` seconds until it is resumed (None) or its
+    pause times out (at the monotonic ``deadline`` or when the server expired it): how many seconds
+    late the run acts on the timeout, the Prefect API away when it fell due (0: on time).
 
     ``watch`` is called at each poll of a run still paused (``rollway.approvals.Watch``): the
     engine judges the canary meanwhile, on the rollout clock. It is called while the Prefect API
@@ -667,22 +697,24 @@ def _wait_for_resume(
                 away_at = time.monotonic()
             raise
 
-    def timed_out_late() -> bool:
+    def timed_out_late() -> float:
         # The timeout is the server's to tell: with the API away when it was due, the run acts on
         # it only once the API answers. Said, or a rollback (or a hold) minutes after the deadline
         # the form gave read as a run that ignored its own timeout.
-        if away_at >= deadline:
-            due = paused.state_details.pause_timeout
-            get_run_logger().warning(
-                "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
-                "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
-                _said_to_the_minute(time.monotonic() - deadline))
-        return False
+        if away_at < deadline:
+            return 0.0
+        late = time.monotonic() - deadline
+        due = paused.state_details.pause_timeout
+        get_run_logger().warning(
+            "the pause's timeout was due at %s (wall clock), while the Prefect API could not be reached: the "
+            "run acts on it only now that the API answers, %s late", utc(due.timestamp()) if due else "its end",
+            _said_to_the_minute(late))
+        return late
 
     while True:
         state = _through_outages(read, give_up_at, poll_interval, doing, meanwhile=look, then=then)
         if state.is_running():
-            return True
+            return None
         _stop_if_cancelled(state)
         if _expired(state, paused):
             return timed_out_late()
@@ -839,6 +871,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 "canary fails" if watch is not None else "")
             # A key of our own for every pause: the server refuses a pause key that already fired.
             key = f"approval-{uuid4().hex}"
+            expired_late = 0.0  # how late the run could wait at all, its pause expired in an outage
             try:
                 paused = _pause(client, run_id, form, deadline, pause_question(pause, approvals, paused_at) + judged,
                                 lambda call: _through_outages(
@@ -850,6 +883,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             except _ExpiredUnheard as expired:
                 # The wait below finds the pause expired at once, and the timeout policy acts.
                 paused = expired.paused
+                expired_late = time.monotonic() - deadline
                 log.warning("the %s pause timed out during the Prefect outage: it was made as the API went away, "
                             "and the API came back only after its timeout (%s)", pause.cause,
                             duration_said(approvals.timeout_seconds))
@@ -865,7 +899,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             given = None
 
             try:
-                resumed = _wait_for_resume(client, run_id, paused, deadline, poll_interval, watch)
+                late = _wait_for_resume(client, run_id, paused, deadline, poll_interval, watch)
             except _Ended as ended:
                 # Running again, with no answer waited for: a resume from now on is refused (the
                 # run is not paused), its message saying why. One stored at this very moment is
@@ -895,7 +929,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 if given is None:
                     return None
                 return _heard_answer(client, run_id, paused, poll_interval, given, read_late=True)
-            if resumed:
+            if late is None:
                 given = through(lambda: _given_answer(client, form, paused, run_id),
                                 "the run was resumed, and reads the answer it was given", "the run acts on that answer")
             else:
@@ -922,7 +956,12 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                                 "it acts on that answer"), run_id), timed, policy)
             if given is not None:
                 return _heard_answer(client, run_id, paused, poll_interval, given)
-        unanswered = timed_out(approvals)
+        # Carried by the answer's comment into the ledger's reason and the rollback's page: the log alone
+        # said it, and on-call reading the page could not tell it from a timeout acted on at once.
+        late = max(float(late or 0.0), expired_late)
+        due = paused.state_details.pause_timeout
+        unanswered = timed_out(approvals, late_timeout(due.timestamp() if due else None, _said_to_the_minute(late))
+                               if late >= 1.0 else None)
         log.warning("nobody answered within %s (wall clock): %s", duration_said(approvals.timeout_seconds),
                     unanswered.action)
         return unanswered

@@ -60,13 +60,24 @@ def asked_again(question: str, deadline: float) -> str:
     return _UNANSWERED_BY.sub(unanswered_by(datetime.fromtimestamp(deadline, timezone.utc)), question, count=1)
 
 
-def timed_out(approvals: Approvals) -> ApprovalAnswer:
+def timed_out(approvals: Approvals, late: str | None = None) -> ApprovalAnswer:
     """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
-    action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s")."""
+    action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s").
+
+    ``late``: why and how late it is acted on (``late_timeout``), when the Prefect API could not be
+    reached as it fell due. The comment is the rollback's reason, in the ledger and the page: without
+    it, on-call could not tell a timeout acted on at once from one acted on minutes after its deadline."""
     return ApprovalAnswer(
         action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
-        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}",
+        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}" + (f"; {late}" if late else ""),
     )
+
+
+def late_timeout(due: float | None, late: str) -> str:
+    """The words of a timeout acted on ``late`` (a duration said) past its deadline ``due`` (wall clock,
+    epoch seconds; None: unknown), the Prefect API away when it fell due."""
+    when = f" at {wall_utc(due)}" if due is not None else ""
+    return f"acted on {late} late: the Prefect API could not be reached when it fell due{when}"
 
 
 # What an approver calls while it waits for an answer, every poll: None to keep waiting, or why

@@ -564,7 +564,13 @@ def resume(flow_run_id: UUID, run_input: dict[str, Any], *, paused: Any = None,
             reason = response.details.reason if response.details is not None else response.status.value
             if response.status == SetStateStatus.ABORT or (response.state and response.state.is_failed()):
                 # Not paused any more (ABORT), or the server found the pause expired (Failed).
-                raise _not_taken(client, client.read_flow_run(flow_run_id), paused or run.state, reason)
+                latest = client.read_flow_run(flow_run_id)
+                if _stored_answer(client, latest, paused or run.state) == run_input:
+                    # This very answer: the server took an earlier try of it, whose reply a restart or a
+                    # dropped connection lost, and the client sent it again. Told "answered first by"
+                    # themselves, "not taken", the person thought their answer lost.
+                    return
+                raise _not_taken(client, latest, paused or run.state, reason)
             if _SCHEMA_NOT_STORED not in str(reason) or time.monotonic() >= deadline:
                 raise ResumeRefused(f"the Prefect API refused to resume flow run {flow_run_id}: {reason}")
             # The run stores its form moments after pausing; ask again shortly.
@@ -628,7 +634,11 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
         since, every = silent
         raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
                          f"it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
-                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine)")
+                         f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine), "
+                         # Told as the one cause, a live run whose notes a rate limit refused (a 429 answered
+                         # to its requests alone) was said dead as a fact, and nobody looked further.
+                         "or, if it lives, the Prefect API (or a proxy in front of it) has refused its every write "
+                         "since (a rate limit answering its requests alone)")
 
 
 def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
@@ -661,6 +671,24 @@ def unattended_next(record: RolloutRecord | None, run: Any, action: str) -> str:
             f"`{flow_name(run)}` flow again, or run the `rollback` flow to move the traffic back")
 
 
+def _stored_answer(client: Any, run: Any, paused: Any) -> dict[str, Any] | None:
+    """The answer the server stored with the resume of ``run``'s pause ``paused``; None when none was."""
+    import json
+
+    import httpx
+
+    keyset = paused.state_details.run_input_keyset if paused is not None else None
+    if not keyset:
+        return None
+    try:
+        given = json.loads(client.read_flow_run_input(run.id, keyset["response"]))
+    except httpx.HTTPStatusError as err:
+        if err.response.status_code != 404:
+            raise
+        return None  # nobody's answer was taken
+    return given if isinstance(given, dict) else None
+
+
 def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) -> ResumeRefused:
     """Why ``run`` no longer takes an answer to its pause ``paused``: another person answered it
     first (their answer, as the server stored it), or it timed out (and what the run does then),
@@ -669,27 +697,16 @@ def _not_taken(client: Any, run: Any, paused: Any, reason: str | None = None) ->
     Told only "not paused", the second of two people answering at once, or one answering a pause
     that had just timed out, could not tell whether the rollout went on, rolls back or asks again.
     """
-    import json
-
-    import httpx
-
     name, now = f"flow run {run.name} ({run.id})", _state_name(run)
     if run.state is not None and run.state.is_paused() and _another_pause(run.state, paused):
         # "it is Paused now" read as the pause this answer was for, still open.
         asks = f": {run.state.message}" if run.state.message else ""
         now = f"paused at a later pause, which asks again{asks}"
-    keyset = paused.state_details.run_input_keyset if paused is not None else None
-    if keyset:
-        try:
-            given = json.loads(client.read_flow_run_input(run.id, keyset["response"]))
-        except httpx.HTTPStatusError as err:
-            if err.response.status_code != 404:
-                raise
-            given = None  # nobody's answer was taken
-        if isinstance(given, dict):
-            comment = f" ({given.get('comment')})" if given.get("comment") else ""
-            return ResumeRefused(f"{name} was answered first by {given.get('approver')}: {given.get('action')}"
-                                 f"{comment}; it is {now} now, and this answer was not taken")
+    given = _stored_answer(client, run, paused)
+    if given is not None:
+        comment = f" ({given.get('comment')})" if given.get("comment") else ""
+        return ResumeRefused(f"{name} was answered first by {given.get('approver')}: {given.get('action')}"
+                             f"{comment}; it is {now} now, and this answer was not taken")
     due = paused.state_details.pause_timeout if paused is not None else None
     if due is not None and datetime.now(timezone.utc) >= due:
         asked = f" ({paused.message})" if paused.message else ""
@@ -1874,8 +1891,9 @@ def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, c
         check_attended(run, record=record)
     except Unattended as dead:
         end_unattended(run, who, action, comment)
-        raise Unattended(f"{dead}. Your answer ({action}) was not sent: nothing would act on it, and the run would "
-                         f"show Running for ever. {unattended_next(record, run, action)}") from None
+        raise Unattended(f"{dead}. Your answer ({action}) was not sent: a dead run would not act on it, and would "
+                         "show Running for ever; a live one stops once it reads its Crashed mark, acting on no answer. "
+                         f"{unattended_next(record, run, action)}") from None
 
 
 @reporting

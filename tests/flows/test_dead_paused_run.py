@@ -57,6 +57,10 @@ def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_wh
     assert type(thread.raised).__name__ == "MarkedCrashed", thread.raised  # the run stopped, rolling nothing back
     assert f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer" in said, err
     assert "Your answer (approve) was not sent" in said, err
+    # The run's silence has one other cause than a dead process, and the person is told it.
+    assert ("or, if it lives, the Prefect API (or a proxy in front of it) has refused its every write since (a rate "
+            "limit answering its requests alone)") in said, err
+    assert "a live one stops once it reads its Crashed mark, acting on no answer" in said, err
     assert "resumable from the ledger: start `progressive_rollout` again" in said, err
     assert "`rollway abort` rolls it back" in said, err
     with get_client(sync_client=True) as client:
@@ -359,11 +363,13 @@ def test_the_paused_runs_client_waits_at_most_30_s_of_a_retry_after(monkeypatch,
     assert RETRY_AFTER_MOST_SECONDS == 30.0 and least <= slept[0] <= most and 2 <= slept[1] <= 2.4, slept
 
 
-def behind_a_throttling_proxy(api_url: str):
+def behind_a_throttling_proxy(api_url: str, throttled=None, retry_after: str = "86400", lost=None):
     """A real HTTP server in front of the Prefect API at ``api_url`` that answers each request the
     first time it sees it with 429 and ``Retry-After: 86400`` (a rate limiter, or a proxy in front
     of a restarting server), and passes its retry on; returns the server (shut down by the caller)
-    and its API address."""
+    and its API address. ``throttled(method, path, body)``: which requests it answers 429 (with
+    ``Retry-After: retry_after``) instead; ``lost(method, path, body)``: which it passes on and then
+    hangs up on without a reply (a restart of the server, or a proxy, after the write)."""
     import threading
     from http.server import BaseHTTPRequestHandler
 
@@ -382,15 +388,18 @@ def behind_a_throttling_proxy(api_url: str):
             with lock:
                 first = (self.command, self.path, body) not in seen
                 seen.add((self.command, self.path, body))
-            if first:
+            if first if throttled is None else throttled(self.command, self.path, body):
                 self.send_response(429)
-                self.send_header("Retry-After", "86400")
+                self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             with httpx.Client(base_url=f"{upstream.scheme}://{upstream.netloc}") as client:
                 answer = client.request(self.command, self.path, content=body, headers=headers)
+            if lost is not None and lost(self.command, self.path, body):
+                self.close_connection = True
+                return
             self.send_response(answer.status_code)
             for key, value in answer.headers.items():
                 if key.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection"):
@@ -436,6 +445,41 @@ def test_promote_waits_at_most_30_s_of_a_day_long_retry_after_from_the_prefect_a
     assert outcome == ["approve by alice"], (outcome, thread.raised)
     assert slept, "the proxy's 429s were never retried"
     assert max(slept) <= RETRY_AFTER_MOST_SECONDS * 1.2, slept
+
+
+def test_promote_whose_reply_was_lost_and_sent_again_says_approved_not_answered_first_by_itself(monkeypatch, capsys):
+    """The server took `rollway promote`'s resume and the connection dropped before its reply (a restart,
+    a proxy): Prefect's client sent the resume again, the run was no longer paused, and the command
+    said the run "was answered first by alice: approve; ... this answer was not taken", of alice's
+    own answer, and exited 1: she thought her approval lost."""
+    import prefect.client.base
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    thread, outcome, run = paused_with_its_form(timeout=120)
+    commands_see_a_rollout_owned_by(monkeypatch, run)
+    # Prefect's client backs off before sending it again: recorded, never waited.
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": lambda s: None}))
+    resumes: list[str] = []
+
+    def first_resume(method: str, path: str, body: bytes) -> bool:
+        if method == "POST" and path.endswith(f"/flow_runs/{run.id}/resume"):
+            resumes.append(path)
+            return len(resumes) == 1
+        return False
+
+    server, proxied = behind_a_throttling_proxy(PREFECT_API_URL.value(), lambda *sent: False, lost=first_resume)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: proxied}):
+            code = ops.promote(approver="alice", comment="looks good", weight=None, flow_run=None,
+                               targets_block=None, credentials_block=None)
+    finally:
+        server.shutdown()
+    out, err = capsys.readouterr()
+    thread.join(90)
+    assert len(resumes) == 2, resumes  # the reply to the first was lost, and it was sent again
+    assert outcome == ["approve by alice"], (outcome, thread.raised)
+    assert "answered first" not in err, err
+    assert code == 0 and f"approved by alice: flow run {run.name}" in out, (out, err)
 
 
 def test_the_commands_read_their_blocks_on_a_client_that_waits_at_most_30_s_of_a_retry_after(monkeypatch):

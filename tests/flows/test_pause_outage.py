@@ -8,6 +8,7 @@ lost (the pause landed, the reply did not) is found on the run rather than refus
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from uuid import uuid4
@@ -23,7 +24,7 @@ import flows.approvals
 from flows.approvals import prefect_approver
 from rollway.decide import Pause
 from rollway.spec import Approvals
-from tests.flows.test_approvals import paused_with_form
+from tests.flows.test_approvals import ledger_env, paused_with_form
 
 QUESTION = "approval needed before 25%"
 
@@ -618,12 +619,9 @@ def test_the_forms_parts_and_its_answer_are_given_up_after_a_minute_as_every_oth
     assert "the Prefect API answered 503" in str(gave_up.value) and "gave up" in str(gave_up.value), gave_up.value
 
 
-def test_a_pause_whose_timeout_came_during_an_outage_says_it_acts_on_it_late(monkeypatch, caplog):
-    """The Prefect API goes away while the run waits, and comes back past the pause's timeout: the
-    run acts on the timeout only then (the server is the one to tell an answer given meanwhile).
-    Its log said "nobody answered within 2 min" minutes after the deadline the form gave, and
-    nothing of why the rollback (or the hold) came late."""
-    import logging
+def away_three_minutes_once_paused(monkeypatch) -> None:
+    """The Prefect API goes away once the run is paused, for three reads of its state, each a minute
+    of the approver's monotonic clock: past the pause's timeout (2 s or 2 min), and back."""
     from types import SimpleNamespace
 
     from prefect.client.schemas.objects import FlowRun
@@ -638,19 +636,49 @@ def test_a_pause_whose_timeout_came_during_an_outage_says_it_acts_on_it_late(mon
         if outage["reads"] or (run := real_read(self, flow_run_id)).state.is_paused():
             if outage["reads"] < 3:
                 outage["reads"] += 1
-                later[0] += 60.0  # three reads of an outage, a minute each: past the 2-min timeout
+                later[0] += 60.0
                 raise httpx.ConnectError("All connection attempts failed")
             return real_read(self, flow_run_id)
         return run
+
+    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_deadline)
+
+
+def test_a_pause_whose_timeout_came_during_an_outage_says_it_acts_on_it_late(monkeypatch, caplog):
+    """The Prefect API goes away while the run waits, and comes back past the pause's timeout: the
+    run acts on the timeout only then (the server is the one to tell an answer given meanwhile).
+    Its log said "nobody answered within 2 min" minutes after the deadline the form gave, and
+    nothing of why the rollback (or the hold) came late."""
+    import logging
+
+    away_three_minutes_once_paused(monkeypatch)
 
     @flow(name="approval-timeout-in-an-outage")
     def pauses_once_unanswered() -> str:
         approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout="hold"), poll_interval=0.05)
         return approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary").action
 
-    monkeypatch.setattr(SyncPrefectClient, "read_flow_run", away_past_the_deadline)
     with caplog.at_level(logging.INFO):
         assert pauses_once_unanswered() == "hold"
     said = " ".join(caplog.text.split())
     assert ("while the Prefect API could not be reached: the run acts on it only now that the API answers, 1 min "
             "late") in said, said
+
+
+def test_a_timeout_acted_on_late_after_an_outage_says_so_in_the_ledger_and_the_rollback_page(monkeypatch, caplog):
+    """The Prefect API is away as a 2-s pause falls due and comes back three minutes later: the run
+    rolls back only then. Its log said the timeout was acted on late, but the rollback's reason in
+    the ledger and the page on-call got read "no answer within 2 s", as a timeout acted on at once."""
+    env = ledger_env()
+    away_three_minutes_once_paused(monkeypatch)
+    approver = prefect_approver(Approvals(timeout_seconds=2, on_timeout="rollback"), poll_interval=0.05)
+    rolled_back_through_it(env, approver, 2, caplog)
+    late = re.compile(r"no answer within 2 s; acted on 3 min late: the Prefect API could not be reached when it "
+                      r"fell due at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(wall clock\)")
+    record = env.ledger.get(env.targets.canary_service)
+    (timeout,) = [t for t in record.history if t.kind == "timeout"]
+    assert late.search(timeout.comment or ""), timeout.comment
+    (rollback,) = [t for t in record.history if t.kind == "rollback"]
+    assert late.search(rollback.comment or ""), rollback.comment
+    (page,) = [body for subject, body in env.notifier.messages if subject.startswith("Rollback: ")]
+    assert late.search(" ".join(page.split())), page

@@ -1,0 +1,105 @@
+"""A paused run's "still waiting" note, rate-limited by the Prefect API (or a proxy in front of it).
+
+The note is written on the pause's own client, between two reads of the run's state: a 429 to
+it was retried for up to a minute (Retry-After, bounded to 30 s, twice), and an approval given
+in the UI meanwhile waited that long to be acted on. The note is tried once per poll: one the
+API refuses is tried again at the next poll, and the poll reads the run's state on time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from types import SimpleNamespace
+from uuid import uuid4
+
+import httpx
+import prefect.client.base
+from prefect import flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+import flows.approvals
+from flows.approvals import prefect_approver
+from rollway.decide import Pause
+from rollway.spec import Approvals
+from tests.flows.test_dead_paused_run import behind_a_throttling_proxy
+
+QUESTION = "approval needed before 25% (note throttled)"
+_NOTE = re.compile(r"-waiting-\d+$")
+
+
+@flow(name="approval-note-throttled")
+def waits_behind(api_url: str, timeout: float) -> str:
+    # The pause's client reads the API address as it is made: the run's approver goes through the proxy.
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        approver = prefect_approver(Approvals(timeout_seconds=timeout, on_timeout="rollback"), poll_interval=1)
+        answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}"
+
+
+def throttling_notes(api_url: str, on_first_note):
+    """A real HTTP server in front of the Prefect API at ``api_url`` that answers every "still waiting"
+    note (``-waiting-<n>``) 429 with ``Retry-After: 30``, and passes everything else on; it calls
+    ``on_first_note(run_id)`` before answering the first note. Returns the server, its API address
+    and the notes it refused."""
+    notes: list[str] = []
+    lock = threading.Lock()
+
+    def a_note(method: str, path: str, body: bytes) -> bool:
+        found = re.search(r"/flow_runs/([0-9a-f-]+)/input$", path) if method == "POST" else None
+        if found is None or not _NOTE.search(json.loads(body).get("key", "")):
+            return False
+        with lock:
+            notes.append(path)
+            first = len(notes) == 1
+        if first:
+            on_first_note(found.group(1))
+        return True
+
+    server, proxied = behind_a_throttling_proxy(api_url, a_note, retry_after="30")
+    return server, proxied, notes
+
+
+def test_an_approval_given_while_the_waiting_note_is_rate_limited_is_acted_on_at_the_next_poll(monkeypatch):
+    # The clock Prefect's client backs off on, and the pause's client times its tries on: advanced by
+    # each backoff, never waited.
+    now = [0.0]
+    answered_at: list[float] = []
+
+    def backoff(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": backoff}))
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    api = PREFECT_API_URL.value()
+
+    def approve_in_the_ui(run_id: str) -> None:
+        # A person approves in the UI as the run's first note is refused (straight to the API).
+        sent = httpx.post(f"{api}/flow_runs/{run_id}/resume", timeout=30,
+                          json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
+        assert sent.json()["status"] == "ACCEPT", sent.text
+        answered_at.append(now[0])
+
+    server, proxied, notes = throttling_notes(api, approve_in_the_ui)
+    outcome: list[str] = []
+    name = f"note-throttled-{uuid4().hex}"
+
+    def run() -> None:
+        try:
+            outcome.append(waits_behind.with_options(flow_run_name=name)(proxied, 120))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            outcome.append(repr(err))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        thread.join(90)
+    finally:
+        server.shutdown()
+    assert outcome == ["approve by ann"], outcome
+    assert notes and answered_at, notes
+    # Acted on at the next read of the run's state: no backoff of the note's retries in between
+    # (a minute of them before).
+    assert now[0] - answered_at[0] < 5.0, now[0] - answered_at[0]
