@@ -1938,22 +1938,33 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
 
 
 
+@pytest.fixture(scope="module")
+def it_assembly(tmp_path_factory):
+    """The test app synthesized once by the real cdk, for the runs whose point is not the synth
+    (test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk synthesizes it as a
+    user's run does)."""
+    from tests.integration.test_cdk import synthesized
+
+    return synthesized(tmp_path_factory.mktemp("it-app"))
+
+
 @pytest.mark.integration
-def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_run_deployed(embedded_aws, tmp_path):
+def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_run_deployed(embedded_aws, tmp_path,
+                                                                                            it_assembly):
     # Resumed at ItSessionStack, the run counted ItSQSStack, which no run deployed, as deployed:
     # cdk then deployed the session stack over an export that did not exist.
     from blocks.credentials import credentials_for_endpoint
     from blocks.register import save_blocks
-    from tests.integration.test_cdk import CDK, app_copy
+    from tests.integration.test_cdk import CDK, presynthesized_copy
 
     embedded_aws.reset()
     targets = Targets(stacks=("ItSQSStack", "ItSessionStack"))
     credentials = credentials_for_endpoint(embedded_aws.endpoint_url, targets.region)
     save_blocks(targets, credentials, targets_block="infra-resume-targets", credentials_block="infra-resume-aws")
     since = time.time()
-    result = deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app")), from_stack="ItSessionStack",
-                                   cdk_executable=str(CDK), direct=True, bootstrap=True, verify=False,
-                                   stack_timeout_seconds=120, targets_block="infra-resume-targets",
+    result = deploy_infrastructure(cdk_app_dir=str(presynthesized_copy(tmp_path / "app", it_assembly)),
+                                   from_stack="ItSessionStack", cdk_executable=str(CDK), direct=True, bootstrap=True,
+                                   verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
                                    aws_credentials_block="infra-resume-aws")
     assert [(r.stack, r.status) for r in result.stacks] == [("ItSQSStack", "deployed"), ("ItSessionStack", "deployed")]
     assert [(a.stack, a.status) for a in result.added] == [("ItSQSStack", None)]
@@ -1963,9 +1974,9 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
 
     # Run again: cdk changes nothing, and CloudFormation's reads before and after say so, whatever cdk printed.
     since = time.time()
-    deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "again")), cdk_executable=str(CDK), direct=True,
-                          verify=False, stack_timeout_seconds=120, targets_block="infra-resume-targets",
-                          aws_credentials_block="infra-resume-aws")
+    deploy_infrastructure(cdk_app_dir=str(presynthesized_copy(tmp_path / "again", it_assembly)),
+                          cdk_executable=str(CDK), direct=True, verify=False, stack_timeout_seconds=120,
+                          targets_block="infra-resume-targets", aws_credentials_block="infra-resume-aws")
     summary = latest(ARTIFACT_KEY, since)
     # Each stack's own row: the text after the first row held the second's too.
     rows = {line.split("`")[1]: line for line in summary.splitlines() if line.startswith("| ") and "`" in line}

@@ -15,9 +15,12 @@ once after it landed but before its answer was read. From the state it left:
 
 A dead process writes nothing more (no ``finally``, no undo reaches AWS), so a kill before a
 write leaves what a kill after the one before it left: each state is made once (``kill_points``).
-A run stopped by a signal, whose exception Prefect runs the undos for, is tested where that
-matters, as its canary's pointing lands. The dead run's state is copied, so that both ways out
-start from it without running the rollout to that point twice.
+Nor does anything it did before the kill depend on when it dies: what a run killed after write n
+leaves is what the uninterrupted run had once write n landed. So the one uninterrupted run keeps a
+copy of its state at each write, and both ways out start from a copy of it, without running the
+rollout to each point again (``test_a_run_killed_at_a_write_leaves_what_the_whole_run_had_there``
+checks that with runs killed there). A run stopped by a signal, whose exception Prefect runs the
+undos for, is tested where that matters, as its canary's pointing lands.
 """
 from __future__ import annotations
 
@@ -77,14 +80,18 @@ class Writes:
     runs through reach no port (``mortal``). Not ``mortal``: the process is stopped by a signal or
     an interrupt, whose exception Prefect still runs the undos for."""
 
-    def __init__(self, kill_at: int | None = None, when: str = "before", mortal: bool = True) -> None:
+    def __init__(self, kill_at: int | None = None, when: str = "before", mortal: bool = True,
+                 landed: Callable[[int], None] = lambda n: None) -> None:
         self.kill_at, self.when, self.mortal = kill_at, when, mortal
+        self.landed = landed  # told, before the first write and once each lands, how many have landed
         self.log: list[str] = []
         self.dead = False
 
     def write(self, label: str, land):
         if self.dead and self.mortal:
             raise Killed(f"the process is dead: {label} is never sent")
+        if not self.log:
+            self.landed(0)
         self.log.append(label)
         dies = len(self.log) == self.kill_at
         if dies and self.when == "before":
@@ -94,6 +101,7 @@ class Writes:
         if dies:
             self.dead = True
             raise Killed(f"killed after write {self.kill_at} landed: {label}")
+        self.landed(len(self.log))
         return answer
 
 
@@ -110,10 +118,10 @@ def _label(port: str, name: str, args, kwargs) -> str:
     return said
 
 
-def new_env() -> Environment:
+def new_env(start: float | None = None) -> Environment:
     env = fake_environment()
-    # The rollout clock starts now: `rollway abort` stamps its entries on real time.
-    env.clock = FakeClock(start=time.time())
+    # The rollout clock starts now (or at ``start``): `rollway abort` stamps its entries on real time.
+    env.clock = FakeClock(start=time.time() if start is None else start)
     env.ledger = FakeLedger()
     env.flags = FakeFlagStore([FlagState(feature=FEATURE)])
     return env
@@ -131,12 +139,14 @@ def watched(env: Environment, writes: Writes) -> Callable[[], None]:
         for name in names & set(dir(inner)):
             setattr(inner, name, through(port, name, getattr(inner, name)))
 
-    def unwatched() -> None:
-        for port, names in WRITES.items():
-            for name in names:
-                vars(getattr(env, port)).pop(name, None)
+    return functools.partial(unwatch, env)
 
-    return unwatched
+
+def unwatch(env: Environment) -> None:
+    """``env``'s ports without what ``watched`` put on them."""
+    for port, names in WRITES.items():
+        for name in names:
+            vars(getattr(env, port)).pop(name, None)
 
 
 def copied(env: Environment) -> Environment:
@@ -153,13 +163,34 @@ def progressive_on(env, spec, approver, owner):
 
 
 @functools.cache
-def whole_rollout() -> tuple[str, ...]:
-    """The writes of a rollout nobody interrupts, in order."""
-    env, writes = new_env(), Writes()
+def uninterrupted() -> tuple[tuple[str, ...], tuple[Environment, ...], float]:
+    """The writes of a rollout nobody interrupts, in order; its fakes as they were before the
+    first write and once each write landed (the n-th: after n writes); and when its clock started."""
+    start = time.time()
+    env, states = new_env(start), []
+
+    def landed(n: int) -> None:
+        assert n == len(states)
+        state = copied(env)
+        unwatch(state)
+        states.append(state)
+
+    writes = Writes(landed=landed)
     watched(env, writes)
     result = progressive_on(env, SPEC, auto_approve("alice"), owner="run-1")
     assert result.outcome == "promoted", result.reason
-    return tuple(writes.log)
+    return tuple(writes.log), tuple(states), start
+
+
+def whole_rollout() -> tuple[str, ...]:
+    """The writes of a rollout nobody interrupts, in order."""
+    return uninterrupted()[0]
+
+
+def left_by(n: int, when: str) -> Environment:
+    """The fakes as a run of SPEC killed at write ``n`` ``when`` (``Writes``) leaves them: the
+    uninterrupted run's, before that write or once it landed."""
+    return uninterrupted()[1][n - 1 if when == "before" else n]
 
 
 def kill_points(log: tuple[str, ...]) -> list[tuple[int, str]]:
@@ -175,11 +206,10 @@ def kill_points(log: tuple[str, ...]) -> list[tuple[int, str]]:
     return [(1, "before")] + [(i + 1, "after") for i, label in enumerate(log) if label != "ledger.acquire"]
 
 
-@functools.cache
-def killed_at(n: int, when: str, mortal: bool = True) -> tuple[Environment, str]:
-    """The fakes as a run of SPEC left them, killed at write ``n`` ``when`` (``Writes``); and that
-    write. Kept for both ways out: each takes a copy."""
-    env, writes = new_env(), Writes(n, when, mortal)
+def killed_at(n: int, when: str, mortal: bool = True, start: float | None = None) -> tuple[Environment, str]:
+    """The fakes as a run of SPEC left them, killed at write ``n`` ``when`` (``Writes``), its clock
+    started at ``start`` (default: now); and that write."""
+    env, writes = new_env(start), Writes(n, when, mortal)
     unwatched = watched(env, writes)
     with pytest.raises(Killed):
         progressive_on(env, SPEC, auto_approve("alice"), owner="run-1")
@@ -331,11 +361,44 @@ def rolled_back_wrong(env: Environment) -> list[str]:
 
 
 def every_case(way) -> list[str]:
-    wrong = []
-    for n, when in kill_points(whole_rollout()):
-        dead, write = killed_at(n, when)
-        wrong += [f"killed {when} write {n} ({write}): {problem}" for problem in way(copied(dead))]
+    wrong, log = [], whole_rollout()
+    for n, when in kill_points(log):
+        wrong += [f"killed {when} write {n} ({log[n - 1]}): {problem}" for problem in way(copied(left_by(n, when)))]
     return wrong
+
+
+def fakes_state(env: Environment) -> dict[str, object]:
+    """What ``env``'s fakes hold that a resume or an abort reads (not the calls they logged), the
+    rollout's id and the Prefect flow runs that wrote it said as placeholders: each run draws its own."""
+    names: dict[str, str] = {}
+    for record in (r for records in env.ledger._rollouts.values() for r in records):
+        names[record.rollout_id] = "<rollout>"
+        for run in {t.run for t in record.history if t.run}:
+            names[run] = names[run.split(" (")[0]] = "<flow run>"
+
+    def said(value) -> str:
+        text = repr(value)
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(name, names[name])
+        return text
+
+    def data(port) -> dict[str, object]:
+        return {name: said(value) for name, value in sorted(vars(port).items())
+                if name not in ("calls", "_lock", "healthy", "router", "behaviour") and not callable(value)}
+
+    return {port: data(getattr(env, port))
+            for port in ("router", "deployer", "flags", "notifier", "ledger", "metrics", "clock")}
+
+
+def test_a_run_killed_at_a_write_leaves_what_the_whole_run_had_there():
+    """What the other tests start from (``left_by``) is what a run killed there leaves: before
+    the first write, and after the shift to 50 % landed."""
+    log = whole_rollout()
+    at_half = [i + 1 for i, label in enumerate(log) if label == "ledger.record shift"][1]
+    for n, when in ((1, "before"), (at_half, "after")):
+        dead, write = killed_at(n, when, start=uninterrupted()[2])  # the same clock: the same times recorded
+        assert write == log[n - 1]
+        assert fakes_state(dead) == fakes_state(left_by(n, when)), (n, when)
 
 
 def test_the_rollout_makes_every_kind_of_write():
@@ -368,7 +431,7 @@ def test_an_abort_killed_at_any_write_is_finished_by_the_next_abort(monkeypatch,
     died between SNS taking its page and the ledger recording it, the second page saying so)."""
     log = whole_rollout()
     at_half = [i + 1 for i, label in enumerate(log) if label == "ledger.record shift"][1]
-    dead, _ = killed_at(at_half, "after")
+    dead = left_by(at_half, "after")
     assert dead.router.weights == Weights(stable=50, canary=50)
 
     def rollback_pages(env):

@@ -39,6 +39,30 @@ def app_copy(where: Path, command: str | None = None, **context: str) -> Path:
     return where
 
 
+def synthesized(where: Path) -> Path:
+    """The test app's cloud assembly, synthesized by the real cdk into ``where`` (kept there)."""
+    env = CdkEnvironment(region=REGION, account=ACCOUNT)
+    with CdkCli(str(CDK), app_copy(where / "app"), env) as cli:
+        cli.list_stacks()
+        assert cli.assembly_dir is not None
+        return Path(shutil.copytree(cli.assembly_dir, where / "assembly"))
+
+
+# The app of an assembly already synthesized: it copies the assembly where cdk synth asks for it.
+_COPY_ASSEMBLY = "import os, shutil, sys\nshutil.copytree(sys.argv[1], os.environ['CDK_OUTDIR'], dirs_exist_ok=True)\n"
+
+
+def presynthesized_copy(where: Path, assembly: Path) -> Path:
+    """An app directory, as ``app_copy``'s, whose app hands cdk ``assembly`` (``synthesized``):
+    a flow runs cdk synth and reads what it made as of any app, without running the CDK app again
+    (about 10 s of CPU a synth). For tests whose point is not the synth itself."""
+    where.mkdir(parents=True)
+    (where / "copy_assembly.py").write_text(_COPY_ASSEMBLY)
+    command = f"{sys.executable} copy_assembly.py {assembly}"
+    (where / "cdk.json").write_text(json.dumps({"app": command, "context": {"prefix": "It"}}))
+    return where
+
+
 @dataclass
 class Deployed:
     cli: CdkCli
