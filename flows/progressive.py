@@ -56,6 +56,7 @@ from rollway.ledger import (
     pause_asked_now,
     rejection_owed,
     rejection_reason,
+    written_since,
 )
 from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
@@ -70,6 +71,11 @@ class DriftDetected(RuntimeError):
 
 class PhaseRefused(RuntimeError):
     """The next weekly phase may not start (the previous one did not pass, or nothing is running)."""
+
+
+class RolloutMovedSinceRead(RuntimeError):
+    """Another run wrote on the rollout between the read the next phase was decided on and the
+    lease taken to start it: the lease was given back, and the decision is made again."""
 
 
 def recorded_policy(record: RolloutRecord) -> RolloutSpec:
@@ -806,7 +812,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
             owner_finished: Callable[[str | None], bool] = lambda owner: True,
-            early_reason: str | None = None) -> RolloutResult | None:
+            early_reason: str | None = None, decided_again: bool = False) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
@@ -829,6 +835,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     and says why (recorded in the ledger with ``actor``). Everything else still holds: the
     current phase must have passed its stages, and a live run driving it is left alone. An
     early start that finds no phase to start raises PhaseRefused saying why.
+
+    The next phase is started only on the record as this run took its lease: another run that
+    wrote on the rollout between this run's read and its lease (a twin run of the schedule that
+    started the phase) has the decision made again from the ledger as it stands (``decided_again``:
+    this is that second decision; a rollout that moved again under it is refused).
 
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
@@ -915,9 +926,20 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             record, now = env.ledger.get(service), env.clock.now()
             if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
                 return completed
-    started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                          early_reason=early_reason)
+    try:
+        started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                              adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                              early_reason=early_reason)
+    except RolloutMovedSinceRead as moved:
+        if decided_again:
+            raise PhaseRefused(f"{moved}; it changed again after this run read it afresh: run advance_phase again "
+                               "once the other runs are done with it") from None
+        # Decided again, from the rollout as it stands: the phase the other run started is left to
+        # it while it lives, and resumed if it has ended, as for any tick that finds it so.
+        log.warning("%s: deciding again from the ledger as it stands", moved)
+        return advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                       adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                       early_reason=early_reason, decided_again=True)
     return started if started is not None else completed
 
 
@@ -1157,6 +1179,18 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"{said}; no phase was started early for {actor}") from None
         log.warning("%s", said)
         return None
+    if moved := written_since(record, taken):
+        # Another run wrote on it since the read above (a twin run of the schedule started the phase,
+        # moved traffic and let go, say). Decided from that read, this run took the twin's shift for
+        # drift, or wrote a second "starting week N" and restarted the week's clock.
+        give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
+        raise RolloutMovedSinceRead(
+            f"{service}'s rollout changed since this run read it, before it took the rollout to start {following}: "
+            f"{', '.join(sorted({entry.actor for entry in moved}))} wrote {len(moved)} entr"
+            f"{'y' if len(moved) == 1 else 'ies'} since (the last: {moved[-1].kind}"
+            f"{f', {moved[-1].comment!r}' if moved[-1].comment else ''}); it is now at "
+            f"{phase_name(spec, taken.weekly_phase_index)} of {service}, {taken.phase.value} at {taken.weights} "
+            "(stable/canary), and this run changed nothing on it")
     record_unheard_answers(env, taken, record.owner, owner=owner, lease_seconds=lease_seconds)
     hold_rollout(env, record, owner=owner)
     try:
