@@ -564,6 +564,7 @@ def run_progressive(
     owner_finished: Callable[[str | None], bool] = lambda owner: True,
     approver_for: Callable[[Approvals], Approver] | None = None,
     queues_checked: bool = False,
+    run_again: str = "progressive_rollout",
 ) -> RolloutResult:
     """Start or resume the service's rollout and run it to the end of the current phase.
 
@@ -579,6 +580,8 @@ def run_progressive(
             takes the rollout from a live run, whatever its lease says).
         queues_checked: the caller has just checked the watched queues (``_next_phase``, which
             started the phase this run goes on with); a resume checks them again otherwise.
+        run_again: the flow a refusal of the resume says to run again: the weekly tick's resume
+            (``advance``) names advance_phase, which resumes it with nothing to give again.
 
     A lease left running by a run that has ended (Prefect says it crashed, say, less than a lease
     ago) is waited out, bounded, as the weekly tick waits (``wait_out_an_ended_runs_lease``), when
@@ -596,14 +599,14 @@ def run_progressive(
     waited = wait_out_an_ended_runs_lease(
         env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished,
         needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image, phased=phased),
-        refusal=LockHeld, run_again="progressive_rollout")
+        refusal=LockHeld, run_again=run_again)
     if waited is not None and waited.renewed:
         # Prefect said its run had ended, yet it wrote its lease: it is alive, and the rollout stays
         # its own (as the tick leaves it). Said here: the ledger's own LockHeld would not say why.
         raise LockHeld(
             f"{service}'s rollout is held by {waited.held.owner}: Prefect says its run has ended, but it renewed "
             f"its lease (now until {weekly.describe(waited.changed.lease_expires, 'UTC')}) while this run waited "
-            "for it to lapse, so it is still at work. Nothing was changed; run progressive_rollout again once that "
+            f"for it to lapse, so it is still at work. Nothing was changed; run {run_again} again once that "
             "run has finished or its lease has run out"
         )
     with before_any_write(env.targets):  # a ledger that cannot be read refuses the run: its hooks leave it alone
@@ -688,14 +691,14 @@ def run_progressive(
             with before_any_write(env.targets):
                 canary = ecs.describe_service(env.deployer, service)
             if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
-                                           run_again="progressive_rollout",
+                                           run_again=run_again,
                                            image=replaced_canary_image(env, record, canary))) is not None:
                 raise RolloutRefused(refusal)
         # Checked at the start only, a queue deleted since (days before a resume) left the DLQ
         # guardrail watching nothing. Not again for a phase this run has just started: it checked.
         # Told by the caller, not by the lease: a retry of the same flow run (the UI's Retry) days
         # after its process died finds its own name on the rollout, and its queues unchecked.
-        if not queues_checked and (refusal := dead_letter_check(env, run_again="progressive_rollout")) is not None:
+        if not queues_checked and (refusal := dead_letter_check(env, run_again=run_again)) is not None:
             raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
@@ -884,7 +887,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         else:
             log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
-                               lease_seconds=lease_seconds)
+                               lease_seconds=lease_seconds, run_again="advance_phase")
     if record is None or record.phase.terminal:
         # The weekly tick is what looks at a finished rollout again: a decommission whose run died
         # before paging is paged now, late (nothing else in the tick acts on a finished rollout).
@@ -914,7 +917,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             log.warning("%s of %s was left unfinished by %s: resuming it at %s",
                         phase_name(spec, max(record.weekly_phase_index, 0)), service, record.owner, record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
-                                      adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+                                      adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds,
+                                      run_again="advance_phase")
             if not (passed_unrecorded and resumed.outcome == "holding"):
                 return resumed
             # The resume only recorded what the dead run had earned: without the kill the phase
@@ -1206,7 +1210,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if grown is not None:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
-                           owner_finished=owner_finished, queues_checked=True)
+                           owner_finished=owner_finished, queues_checked=True, run_again="advance_phase")
 
 
 def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, *, owner: str, lease_seconds: float,

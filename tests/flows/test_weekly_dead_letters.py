@@ -76,3 +76,25 @@ def test_a_retry_of_the_dead_run_itself_is_refused_too_when_a_queue_went_since_t
     said = str(refused.value)
     assert f"the dead-letter queue {DLQ}" in said and "run progressive_rollout again" in said, said
     assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+
+def test_the_weekly_ticks_resume_refused_on_a_queue_says_to_run_advance_phase_again():
+    """The tick resumes a phase whose run died, and a queue went meanwhile: its refusal said to "run
+    progressive_rollout again", a flow nobody had run for this and that needs the rollout's image
+    given again. The tick's own refusal names the tick: advance_phase resumes it once the queue is back."""
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    killed_while_baking(env, 25, auto_approve("alice"), phased=False)
+    assert shifts(env) == [5, 25]
+
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    env.clock.sleep(601)  # the dead run's lease ran out
+    with pytest.raises(RolloutRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"the dead-letter queue {DLQ}" in said and "run advance_phase again" in said, said
+    assert "progressive_rollout" not in said, said
+    assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+    env.queues = FakeQueues(env.targets)  # restored: advance_phase run again resumes it
+    assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "promoted"
