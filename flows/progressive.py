@@ -33,7 +33,7 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
-from rollway.aws.denied import names_rollout_denials
+from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, unrecorded_shift
@@ -60,6 +60,7 @@ from rollway.ledger import (
 )
 from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
+from rollway.preflight_checks import dead_letters_unseen
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -319,6 +320,47 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
                 "or a person): from this phase on the canary is sized for %d, and a rollback gives the stable "
                 "service at least %d", stable.name, now, recorded, now, now)
     return now
+
+
+def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owner: str, actor: str,
+                                lease_seconds: float) -> None:
+    """Say, in the run's log and the rollout's ledger, that the monitoring window this run resumes
+    watches dead letters nowhere: a watched queue deleted (or redriven elsewhere) since the rollout
+    checked its queues reads in CloudWatch as an empty one, and the window's dead-letter alert is
+    silent whatever the release does.
+
+    Not refused: refusing left the window unwatched altogether (its error-rate guardrail too, and
+    the decommission waiting), a worse place than a window without one of its alerts. Nothing here
+    fails the run (its hooks would roll back a promoted release): a look-up or a write refused is
+    said and the window goes on.
+    """
+    if env.queues is None:
+        return
+    log, service = get_run_logger(), env.targets.canary_service
+    try:
+        unseen = dead_letters_unseen(env.targets, env.queues.lookup())
+    except Exception as err:  # noqa: BLE001 - see above
+        unseen = (f"SQS could not be asked whether the watched queues exist ({rollout_said(err, env.targets)})", False)
+    if unseen is None:
+        return
+    said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
+            f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or that "
+            "no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail still "
+            "rolls a failing release back), but no dead letter the new version causes is alerted on. Fix the "
+            "targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
+            "rollouts to come")
+    log.warning("%s", said)
+    now = env.clock.now()
+    try:
+        env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                           wall=env.wall())
+        env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
+                          transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
+    except LockHeld:
+        raise  # another run watches it: refused, as the window's own claim of the lease would be
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("could not record in the ledger that the resumed window's dead-letter alert watches nothing "
+                    "(%s): the run log above says it", rollout_said(err, env.targets))
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
@@ -619,6 +661,7 @@ def run_progressive(
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
             hold_rollout(env, record, owner=owner)
+            unwatched_dead_letters_said(env, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
