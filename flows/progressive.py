@@ -948,17 +948,20 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             # Read before the resume: its run passed the phase's last stage and died before
             # recording the phase complete (stage_passed and phase_complete are two writes).
             passed_unrecorded = phase_passed_unrecorded(spec, record)
+            # A run that gave the lease back unfinished (refused on drift, say) leaves no owner to name.
+            its_run = f"its run ({record.owner})" if record.owner else "the run that drove it"
             if early_reason is not None and not passed_unrecorded:
                 # A person asked for the next phase, not a resume of this one: resumed, the run
                 # ended "holding" at this phase's end and the early start was dropped unsaid.
                 raise PhaseRefused(
-                    f"{service}: {phase_name(spec, max(record.weekly_phase_index, 0))} has not passed: its run "
-                    f"({record.owner}) ended at {record.weights} (stable/canary) before the "
+                    f"{service}: {phase_name(spec, max(record.weekly_phase_index, 0))} has not passed: {its_run} "
+                    f"ended at {record.weights} (stable/canary) before the "
                     f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
                     f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
                     "(or progressive_rollout with the same image)")
-            log.warning("%s of %s was left unfinished by %s: resuming it at %s",
-                        phase_name(spec, max(record.weekly_phase_index, 0)), service, record.owner, record.weights)
+            log.warning("%s of %s was left unfinished %s: resuming it at %s",
+                        phase_name(spec, max(record.weekly_phase_index, 0)), service,
+                        f"by {record.owner}" if record.owner else "and no run holds it", record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
                                       adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds,
                                       run_again="advance_phase")

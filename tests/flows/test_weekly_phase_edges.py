@@ -318,3 +318,5 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
     assert record.weekly_phase_index == 1 and record.weekly_phase_passed and started_at == _utc(2027, 1, 18, 9, 0)
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "week 2 of" in said and "changed since this run read it" in said, said
+    # Let go by its run, the phase is held by nobody: said so, not "left unfinished by None".
+    assert "was left unfinished and no run holds it: resuming it at 75/25" in said and "by None" not in said, said
