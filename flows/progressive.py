@@ -349,18 +349,28 @@ def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owne
             "rolls a failing release back), but no dead letter the new version causes is alerted on. Fix the "
             "targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
             "rollouts to come")
-    log.warning("%s", said)
     now = env.clock.now()
     try:
+        # Taken first: another run watching it refuses this one (as the window's own claim of the
+        # lease would), before this run says anything of a window it does not watch.
         env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
                            wall=env.wall())
-        env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
-                          transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
     except LockHeld:
-        raise  # another run watches it: refused, as the window's own claim of the lease would be
+        raise
     except Exception as err:  # noqa: BLE001 - see above
+        unrecorded: Exception | None = err
+    else:
+        unrecorded = None
+    log.warning("%s", said)
+    try:
+        if unrecorded is None:
+            env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
+                              transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
+    except Exception as err:  # noqa: BLE001 - see above
+        unrecorded = err
+    if unrecorded is not None:
         log.warning("could not record in the ledger that the resumed window's dead-letter alert watches nothing "
-                    "(%s): the run log above says it", rollout_said(err, env.targets))
+                    "(%s): the run log above says it", rollout_said(unrecorded, env.targets))
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,

@@ -14,6 +14,7 @@ from flows.canary import RolloutRefused
 from flows.progressive import PhaseRefused
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeQueues
+from rollway.ledger import LockHeld
 from rollway.model import Weights
 from tests.flows.test_progressive_fakes import (WEEK, _killed_while_monitoring, advance_on, env_with_ledger, full_spec,
                                                 killed_while_baking, kinds, progressive_on, shifts)
@@ -118,3 +119,15 @@ def test_a_monitoring_window_resumed_after_its_dead_letter_queue_went_says_its_a
     noted = [t for t in record.history if t.comment and "dead-letter alert watching nothing" in t.comment]
     assert len(noted) == 1 and DLQ in noted[0].comment and noted[0].actor == "schedule", noted
     assert record.owner is None, "the lease was given back at the window's end"
+
+
+def test_a_run_refused_a_window_another_run_watches_says_nothing_of_its_dead_letter_alert(caplog):
+    """Another run, alive, watches the window: this one is refused (LockHeld) before it says the window
+    it does not watch has its dead-letter alert watching nothing, and it records nothing."""
+    env, spec = _killed_while_monitoring()
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    before = len(env.ledger.get(env.targets.canary_service).history)
+    with caplog.at_level("WARNING"), pytest.raises(LockHeld):
+        progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: False)
+    assert not [r for r in caplog.records if "dead-letter alert watching nothing" in r.getMessage()]
+    assert len(env.ledger.get(env.targets.canary_service).history) == before
