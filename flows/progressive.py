@@ -33,7 +33,7 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import Approver, unheard_transitions
-from rollway.aws.denied import names_rollout_denials
+from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
 from rollway.decide import StageState, accepted_stages, unrecorded_shift
@@ -56,9 +56,11 @@ from rollway.ledger import (
     pause_asked_now,
     rejection_owed,
     rejection_reason,
+    written_since,
 )
 from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
+from rollway.preflight_checks import dead_letters_unseen
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -70,6 +72,11 @@ class DriftDetected(RuntimeError):
 
 class PhaseRefused(RuntimeError):
     """The next weekly phase may not start (the previous one did not pass, or nothing is running)."""
+
+
+class RolloutMovedSinceRead(RuntimeError):
+    """Another run wrote on the rollout between the read the next phase was decided on and the
+    lease taken to start it: the lease was given back, and the decision is made again."""
 
 
 def recorded_policy(record: RolloutRecord) -> RolloutSpec:
@@ -315,6 +322,57 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
     return now
 
 
+def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owner: str, actor: str,
+                                lease_seconds: float) -> None:
+    """Say, in the run's log and the rollout's ledger, that the monitoring window this run resumes
+    watches dead letters nowhere: a watched queue deleted (or redriven elsewhere) since the rollout
+    checked its queues reads in CloudWatch as an empty one, and the window's dead-letter alert is
+    silent whatever the release does.
+
+    Not refused: refusing left the window unwatched altogether (its error-rate guardrail too, and
+    the decommission waiting), a worse place than a window without one of its alerts. Nothing here
+    fails the run (its hooks would roll back a promoted release): a look-up or a write refused is
+    said and the window goes on.
+    """
+    if env.queues is None:
+        return
+    log, service = get_run_logger(), env.targets.canary_service
+    try:
+        unseen = dead_letters_unseen(env.targets, env.queues.lookup())
+    except Exception as err:  # noqa: BLE001 - see above
+        unseen = (f"SQS could not be asked whether the watched queues exist ({rollout_said(err, env.targets)})", False)
+    if unseen is None:
+        return
+    said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
+            f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or that "
+            "no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail still "
+            "rolls a failing release back), but no dead letter the new version causes is alerted on. Fix the "
+            "targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
+            "rollouts to come")
+    now = env.clock.now()
+    try:
+        # Taken first: another run watching it refuses this one (as the window's own claim of the
+        # lease would), before this run says anything of a window it does not watch.
+        env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                           wall=env.wall())
+    except LockHeld:
+        raise
+    except Exception as err:  # noqa: BLE001 - see above
+        unrecorded: Exception | None = err
+    else:
+        unrecorded = None
+    log.warning("%s", said)
+    try:
+        if unrecorded is None:
+            env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
+                              transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
+    except Exception as err:  # noqa: BLE001 - see above
+        unrecorded = err
+    if unrecorded is not None:
+        log.warning("could not record in the ledger that the resumed window's dead-letter alert watches nothing "
+                    "(%s): the run log above says it", rollout_said(unrecorded, env.targets))
+
+
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
                 lease_seconds: float, why: str = "", stable_desired: int | None = None,
                 phased: bool = True) -> RolloutRecord:
@@ -558,6 +616,7 @@ def run_progressive(
     owner_finished: Callable[[str | None], bool] = lambda owner: True,
     approver_for: Callable[[Approvals], Approver] | None = None,
     queues_checked: bool = False,
+    run_again: str = "progressive_rollout",
 ) -> RolloutResult:
     """Start or resume the service's rollout and run it to the end of the current phase.
 
@@ -573,6 +632,8 @@ def run_progressive(
             takes the rollout from a live run, whatever its lease says).
         queues_checked: the caller has just checked the watched queues (``_next_phase``, which
             started the phase this run goes on with); a resume checks them again otherwise.
+        run_again: the flow a refusal of the resume says to run again: the weekly tick's resume
+            (``advance``) names advance_phase, which resumes it with nothing to give again.
 
     A lease left running by a run that has ended (Prefect says it crashed, say, less than a lease
     ago) is waited out, bounded, as the weekly tick waits (``wait_out_an_ended_runs_lease``), when
@@ -590,14 +651,14 @@ def run_progressive(
     waited = wait_out_an_ended_runs_lease(
         env, owner=owner, lease_seconds=lease_seconds, owner_finished=owner_finished,
         needs_the_lease=functools.partial(lapse.run_needs_the_lease, spec.image, phased=phased),
-        refusal=LockHeld, run_again="progressive_rollout")
+        refusal=LockHeld, run_again=run_again)
     if waited is not None and waited.renewed:
         # Prefect said its run had ended, yet it wrote its lease: it is alive, and the rollout stays
         # its own (as the tick leaves it). Said here: the ledger's own LockHeld would not say why.
         raise LockHeld(
             f"{service}'s rollout is held by {waited.held.owner}: Prefect says its run has ended, but it renewed "
             f"its lease (now until {weekly.describe(waited.changed.lease_expires, 'UTC')}) while this run waited "
-            "for it to lapse, so it is still at work. Nothing was changed; run progressive_rollout again once that "
+            f"for it to lapse, so it is still at work. Nothing was changed; run {run_again} again once that "
             "run has finished or its lease has run out"
         )
     with before_any_write(env.targets):  # a ledger that cannot be read refuses the run: its hooks leave it alone
@@ -610,6 +671,7 @@ def run_progressive(
         if left is not None:
             log.info("%s was promoted but its monitoring did not finish: watching for the %.0f s left", service, left)
             hold_rollout(env, record, owner=owner)
+            unwatched_dead_letters_said(env, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
             watched = run_monitor(env, recorded, window_seconds=left, decommission=recorded.phases[-1].decommission,
                                   previous_task_definition=record.previous_task_definition,
                                   stable_desired=record.stable_desired, owner=owner, lease_seconds=lease_seconds,
@@ -682,14 +744,14 @@ def run_progressive(
             with before_any_write(env.targets):
                 canary = ecs.describe_service(env.deployer, service)
             if (refusal := canary_replaced(record, canary, env.targets.cluster, moving="resumed, this run would move",
-                                           run_again="progressive_rollout",
+                                           run_again=run_again,
                                            image=replaced_canary_image(env, record, canary))) is not None:
                 raise RolloutRefused(refusal)
         # Checked at the start only, a queue deleted since (days before a resume) left the DLQ
         # guardrail watching nothing. Not again for a phase this run has just started: it checked.
         # Told by the caller, not by the lease: a retry of the same flow run (the UI's Retry) days
         # after its process died finds its own name on the rollout, and its queues unchecked.
-        if not queues_checked and (refusal := dead_letter_check(env, run_again="progressive_rollout")) is not None:
+        if not queues_checked and (refusal := dead_letter_check(env, run_again=run_again)) is not None:
             raise RolloutRefused(refusal)
         tag_moved_note(env, record)
         if record.canary_task_definition is None and record.pinned_image is None:
@@ -806,7 +868,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
             owner_finished: Callable[[str | None], bool] = lambda owner: True,
-            early_reason: str | None = None) -> RolloutResult | None:
+            early_reason: str | None = None, decided_again: bool = False) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
@@ -829,6 +891,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     and says why (recorded in the ledger with ``actor``). Everything else still holds: the
     current phase must have passed its stages, and a live run driving it is left alone. An
     early start that finds no phase to start raises PhaseRefused saying why.
+
+    The next phase is started only on the record as this run took its lease: another run that
+    wrote on the rollout between this run's read and its lease (a twin run of the schedule that
+    started the phase) has the decision made again from the ledger as it stands (``decided_again``:
+    this is that second decision; a rollout that moved again under it is refused).
 
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
@@ -873,7 +940,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         else:
             log.warning("the monitoring window of %s was left unfinished by %s: resuming it", service, record.owner)
         return run_progressive(env, recorded_policy(record), approver, owner=owner, actor=actor, phased=True,
-                               lease_seconds=lease_seconds)
+                               lease_seconds=lease_seconds, run_again="advance_phase")
     if record is None or record.phase.terminal:
         # The weekly tick is what looks at a finished rollout again: a decommission whose run died
         # before paging is paged now, late (nothing else in the tick acts on a finished rollout).
@@ -891,19 +958,23 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             # Read before the resume: its run passed the phase's last stage and died before
             # recording the phase complete (stage_passed and phase_complete are two writes).
             passed_unrecorded = phase_passed_unrecorded(spec, record)
+            # A run that gave the lease back unfinished (refused on drift, say) leaves no owner to name.
+            its_run = f"its run ({record.owner})" if record.owner else "the run that drove it"
             if early_reason is not None and not passed_unrecorded:
                 # A person asked for the next phase, not a resume of this one: resumed, the run
                 # ended "holding" at this phase's end and the early start was dropped unsaid.
                 raise PhaseRefused(
-                    f"{service}: {phase_name(spec, max(record.weekly_phase_index, 0))} has not passed: its run "
-                    f"({record.owner}) ended at {record.weights} (stable/canary) before the "
+                    f"{service}: {phase_name(spec, max(record.weekly_phase_index, 0))} has not passed: {its_run} "
+                    f"ended at {record.weights} (stable/canary) before the "
                     f"{'phase' if record.phased else 'rollout (unphased)'} did; nothing was changed, and no phase was "
                     f"started early for {actor}. Resume it first: run advance_phase without start_early_because "
                     "(or progressive_rollout with the same image)")
-            log.warning("%s of %s was left unfinished by %s: resuming it at %s",
-                        phase_name(spec, max(record.weekly_phase_index, 0)), service, record.owner, record.weights)
+            log.warning("%s of %s was left unfinished %s: resuming it at %s",
+                        phase_name(spec, max(record.weekly_phase_index, 0)), service,
+                        f"by {record.owner}" if record.owner else "and no run holds it", record.weights)
             resumed = run_progressive(env, spec, approver, owner=owner, actor=actor, phased=record.phased,
-                                      adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+                                      adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds,
+                                      run_again="advance_phase")
             if not (passed_unrecorded and resumed.outcome == "holding"):
                 return resumed
             # The resume only recorded what the dead run had earned: without the kill the phase
@@ -915,9 +986,20 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
             record, now = env.ledger.get(service), env.clock.now()
             if record is None or record.phase is not RolloutPhase.PAUSED or not record.weekly_phase_passed:
                 return completed
-    started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                          early_reason=early_reason)
+    try:
+        started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                              adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                              early_reason=early_reason)
+    except RolloutMovedSinceRead as moved:
+        if decided_again:
+            raise PhaseRefused(f"{moved}; it changed again after this run read it afresh: run advance_phase again "
+                               "once the other runs are done with it") from None
+        # Decided again, from the rollout as it stands: the phase the other run started is left to
+        # it while it lives, and resumed if it has ended, as for any tick that finds it so.
+        log.warning("%s: deciding again from the ledger as it stands", moved)
+        return advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                       adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                       early_reason=early_reason, decided_again=True)
     return started if started is not None else completed
 
 
@@ -1157,6 +1239,18 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
             raise PhaseRefused(f"{said}; no phase was started early for {actor}") from None
         log.warning("%s", said)
         return None
+    if moved := written_since(record, taken):
+        # Another run wrote on it since the read above (a twin run of the schedule started the phase,
+        # moved traffic and let go, say). Decided from that read, this run took the twin's shift for
+        # drift, or wrote a second "starting week N" and restarted the week's clock.
+        give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
+        raise RolloutMovedSinceRead(
+            f"{service}'s rollout changed since this run read it, before it took the rollout to start {following}: "
+            f"{', '.join(sorted({entry.actor for entry in moved}))} wrote {len(moved)} entr"
+            f"{'y' if len(moved) == 1 else 'ies'} since (the last: {moved[-1].kind}"
+            f"{f', {moved[-1].comment!r}' if moved[-1].comment else ''}); it is now at "
+            f"{phase_name(spec, taken.weekly_phase_index)} of {service}, {taken.phase.value} at {taken.weights} "
+            "(stable/canary), and this run changed nothing on it")
     record_unheard_answers(env, taken, record.owner, owner=owner, lease_seconds=lease_seconds)
     hold_rollout(env, record, owner=owner)
     try:
@@ -1172,7 +1266,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     if grown is not None:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
-                           owner_finished=owner_finished, queues_checked=True)
+                           owner_finished=owner_finished, queues_checked=True, run_again="advance_phase")
 
 
 def give_back_refused(env: Environment, spec: RolloutSpec, held: RolloutRecord, *, owner: str, lease_seconds: float,

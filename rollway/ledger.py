@@ -713,6 +713,13 @@ def takeover(record: RolloutRecord, owner: str, now: float) -> Transition | None
                               f"{wall_utc(record.lease_expires)}")
 
 
+def written_since(read: RolloutRecord, taken: RolloutRecord) -> tuple[Transition, ...]:
+    """The history entries other runs wrote on a rollout between ``read`` (the record a run decided
+    on) and ``taken`` (the same rollout as that run's ``acquire`` returned it). The takeover entry an
+    acquire appends is left out: taking a lapsed lease changes nothing a decision was made on."""
+    return tuple(entry for entry in taken.history[len(read.history):] if entry.kind != TAKEOVER)
+
+
 def check_rollout(record: RolloutRecord, rollout: str | None) -> None:
     """Allow a write meant for the rollout whose id is ``rollout`` (None: for the newest,
     whichever it is) to land on ``record``, the service's newest rollout.

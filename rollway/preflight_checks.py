@@ -168,32 +168,18 @@ class QueueSeen:
     failed: str = ""
 
 
-def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_again: str | None = None) -> str | None:
-    """Why the dead-letter queues the rollout watches cannot be trusted to show dead letters: a
-    work queue or its DLQ that does not exist in ``Targets.region``, a work queue whose
-    RedrivePolicy sends its failures elsewhere, or a queue SQS did not answer for; None if none.
-
-    CloudWatch answers a queue it has no metrics of (a misspelt ``dlq_name``, a deleted queue, a
-    queue of another region) with no data, which the guardrail reads as an empty DLQ: it would
-    watch nothing for the whole rollout, and say nothing.
-
-    Checked again before each later weekly phase and on each resume (``run_again``): a week
-    passes between phases, and a queue deleted or re-deployed meanwhile left the guardrail
-    blind for the rest of the rollout, the start's check long passed.
+def dead_letters_unseen(targets: Targets, seen: Mapping[str, QueueSeen]) -> tuple[str, bool] | None:
+    """Why the watched dead-letter queues cannot be trusted to show dead letters (``dead_letter_refusal``
+    says what it means), and whether that is for a queue SQS did not find; None when they can.
 
     Args:
         targets: the run's targets (their queues and region).
         seen: queue name -> what SQS answered for it (each work queue and each DLQ).
-        run_again: the flow the refusal says to run again, for a rollout under way (whose start
-            may have checked its queues, or not: one started before that check); None at a rollout's start.
     """
     region = targets.region
-    again = "start the rollout again" if run_again is None else f"run {run_again} again (the traffic stays where it is)"
     failed = sorted({f"{name}: {s.failed}" for name, s in seen.items() if s.failed})
     if failed:
-        return (f"SQS did not answer the check that the watched queues exist in {region} ({'; '.join(failed)}): "
-                "a dead-letter queue that is not there reads as an empty one, and the DLQ-depth guardrail would "
-                f"watch nothing. Nothing was changed; {again} once SQS answers")
+        return f"SQS did not answer the check that the watched queues exist in {region} ({'; '.join(failed)})", False
     problems: list[str] = []
     for queue in targets.queues:
         work, dlq = seen.get(queue.name, QueueSeen()), seen.get(queue.dlq_name, QueueSeen())
@@ -218,7 +204,38 @@ def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_
         # claimed as missing, it sent people to look for a queue that is there.
         problems.append("SQS says a queue does not exist both when it is not there and when these credentials may not "
                         "reach it (a queue policy that does not let them, a queue of another account)")
-    said = (f"{'; '.join(problems)}. CloudWatch has no messages to show for a dead-letter queue that is not there "
+    return "; ".join(problems), unfound
+
+
+def dead_letter_refusal(targets: Targets, seen: Mapping[str, QueueSeen], *, run_again: str | None = None) -> str | None:
+    """Why the dead-letter queues the rollout watches cannot be trusted to show dead letters: a
+    work queue or its DLQ that does not exist in ``Targets.region``, a work queue whose
+    RedrivePolicy sends its failures elsewhere, or a queue SQS did not answer for; None if none.
+
+    CloudWatch answers a queue it has no metrics of (a misspelt ``dlq_name``, a deleted queue, a
+    queue of another region) with no data, which the guardrail reads as an empty DLQ: it would
+    watch nothing for the whole rollout, and say nothing.
+
+    Checked again before each later weekly phase and on each resume (``run_again``): a week
+    passes between phases, and a queue deleted or re-deployed meanwhile left the guardrail
+    blind for the rest of the rollout, the start's check long passed.
+
+    Args:
+        targets: the run's targets (their queues and region).
+        seen: queue name -> what SQS answered for it (each work queue and each DLQ).
+        run_again: the flow the refusal says to run again, for a rollout under way (whose start
+            may have checked its queues, or not: one started before that check); None at a rollout's start.
+    """
+    region = targets.region
+    again = "start the rollout again" if run_again is None else f"run {run_again} again (the traffic stays where it is)"
+    unseen = dead_letters_unseen(targets, seen)
+    if unseen is None:
+        return None
+    found, unfound = unseen
+    if any(s.failed for s in seen.values()):
+        return (f"{found}: a dead-letter queue that is not there reads as an empty one, and the DLQ-depth guardrail "
+                f"would watch nothing. Nothing was changed; {again} once SQS answers")
+    said = (f"{found}. CloudWatch has no messages to show for a dead-letter queue that is not there "
             "or that no failure reaches, which reads as an empty one: the DLQ-depth guardrail would watch nothing "
             f"for the {'whole' if run_again is None else 'rest of the'} rollout. ")
     way_out = (f"fix the queue names in the targets block's queues (a typo, or a queue of another region: the "

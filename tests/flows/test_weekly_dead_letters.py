@@ -14,9 +14,10 @@ from flows.canary import RolloutRefused
 from flows.progressive import PhaseRefused
 from rollway.approvals import auto_approve
 from rollway.fakes import FakeQueues
+from rollway.ledger import LockHeld
 from rollway.model import Weights
-from tests.flows.test_progressive_fakes import (WEEK, advance_on, env_with_ledger, full_spec, killed_while_baking,
-                                                progressive_on, shifts)
+from tests.flows.test_progressive_fakes import (WEEK, _killed_while_monitoring, advance_on, env_with_ledger, full_spec,
+                                                killed_while_baking, kinds, progressive_on, shifts)
 
 DLQ = "webordinary-email-dlq"
 
@@ -76,3 +77,57 @@ def test_a_retry_of_the_dead_run_itself_is_refused_too_when_a_queue_went_since_t
     said = str(refused.value)
     assert f"the dead-letter queue {DLQ}" in said and "run progressive_rollout again" in said, said
     assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+
+def test_the_weekly_ticks_resume_refused_on_a_queue_says_to_run_advance_phase_again():
+    """The tick resumes a phase whose run died, and a queue went meanwhile: its refusal said to "run
+    progressive_rollout again", a flow nobody had run for this and that needs the rollout's image
+    given again. The tick's own refusal names the tick: advance_phase resumes it once the queue is back."""
+    env = env_with_ledger()
+    env.queues = FakeQueues(env.targets)
+    killed_while_baking(env, 25, auto_approve("alice"), phased=False)
+    assert shifts(env) == [5, 25]
+
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    env.clock.sleep(601)  # the dead run's lease ran out
+    with pytest.raises(RolloutRefused) as refused:
+        advance_on(env, auto_approve("carol"), "cron-1")
+    said = str(refused.value)
+    assert f"the dead-letter queue {DLQ}" in said and "run advance_phase again" in said, said
+    assert "progressive_rollout" not in said, said
+    assert shifts(env) == [5, 25] and env.router.weights.canary == 25
+
+    env.queues = FakeQueues(env.targets)  # restored: advance_phase run again resumes it
+    assert advance_on(env, auto_approve("carol"), "cron-2").outcome == "promoted"
+
+
+def test_a_monitoring_window_resumed_after_its_dead_letter_queue_went_says_its_alert_watches_nothing(caplog):
+    """The run watching the promoted release died; the weekly tick resumes the window a while later,
+    its dead-letter queue deleted meanwhile. The window's dead-letter alert read that queue as an empty
+    one, and nothing said so. Not refused (that left the window, its error-rate guardrail and the
+    decommission unwatched): the window goes on, and the run's log and the rollout's ledger say it."""
+    env, _ = _killed_while_monitoring()
+    env.queues = FakeQueues(env.targets, missing=[DLQ])  # deleted since the rollout checked it
+    env.clock.sleep(601)  # the dead run's lease ran out
+    with caplog.at_level("WARNING"):
+        result = advance_on(env, auto_approve("carol"), "cron-1")
+    assert result.outcome == "promoted" and kinds(env)[-2:] == ["decommission", "decommission-paged"]
+    said = [r.getMessage() for r in caplog.records if "dead-letter alert watching nothing" in r.getMessage()]
+    assert len(said) == 1 and f"SQS did not find the dead-letter queue {DLQ}" in said[0], said
+    assert "the window goes on" in said[0], said
+    record = env.ledger.get(env.targets.canary_service)
+    noted = [t for t in record.history if t.comment and "dead-letter alert watching nothing" in t.comment]
+    assert len(noted) == 1 and DLQ in noted[0].comment and noted[0].actor == "schedule", noted
+    assert record.owner is None, "the lease was given back at the window's end"
+
+
+def test_a_run_refused_a_window_another_run_watches_says_nothing_of_its_dead_letter_alert(caplog):
+    """Another run, alive, watches the window: this one is refused (LockHeld) before it says the window
+    it does not watch has its dead-letter alert watching nothing, and it records nothing."""
+    env, spec = _killed_while_monitoring()
+    env.queues = FakeQueues(env.targets, missing=[DLQ])
+    before = len(env.ledger.get(env.targets.canary_service).history)
+    with caplog.at_level("WARNING"), pytest.raises(LockHeld):
+        progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: False)
+    assert not [r for r in caplog.records if "dead-letter alert watching nothing" in r.getMessage()]
+    assert len(env.ledger.get(env.targets.canary_service).history) == before

@@ -272,3 +272,51 @@ def test_a_schedule_run_whose_twin_took_the_rollout_and_let_it_go_since_is_refus
     assert "'cron-1'" in said and "nothing was changed" in said and "run advance_phase again" in said, said
     record = real.get(service)
     assert record.owner is None and record.weekly_phase_index == 0 and shifts(env) == [5]
+
+
+def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_another_run_moved_since(caplog):
+    """Two advance_phase runs at once: both read week 1 complete and week 2 due. Between this run's read
+    and its taking the lease, its twin took the rollout, started week 2, moved 5 % to 25 % and ended,
+    letting the rollout go. Deciding from its own stale read, this run recorded the twin's shift again
+    as one "found on the load balancer but not in the ledger" and wrote a second "starting week 2",
+    restarting the week's clock. It decides from the record it holds: week 2 is under way, its run has
+    ended, so it resumes week 2 where the twin left it."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
+    service, real = env.targets.canary_service, env.ledger
+    twin: list[str] = []
+
+    def twin_starts_week_2_and_ends(name, args, kwargs):
+        if name != "acquire" or kwargs.get("owner") != "cron-2" or twin:
+            return
+        twin.append("ran")
+        now = env.clock.now()
+        real.acquire(service, owner="cron-1", now=now, lease_seconds=600.0, wall=env.wall())
+        real.record(service, owner="cron-1", now=now, wall=env.wall(), weekly_phase_index=1,
+                    weekly_phase_passed=False, weekly_phase_started_at=now, phase=RolloutPhase.PROGRESSING,
+                    transition=Transition(at=now, kind="phase", actor="schedule", comment="starting week 2"))
+        env.router.set_weights(Weights(stable=75, canary=25))
+        real.record(service, owner="cron-1", now=now, wall=env.wall(), weights=Weights(stable=75, canary=25),
+                    stage_index=1, stage_started_at=now, stage_passed=False,
+                    transition=Transition(at=now, kind="shift", actor="schedule", from_weights=Weights(stable=95, canary=5),
+                                          to_weights=Weights(stable=75, canary=25), to_stage=1))
+        real.release(service, owner="cron-1")
+
+    env.ledger = Intercept(real, twin_starts_week_2_and_ends)
+    started_at = None
+    with caplog.at_level("INFO"):
+        result = watchdog(env, auto_approve("carol"), "cron-2", lambda owner: True)
+        started_at = real.get(service).weekly_phase_started_at
+    record = real.get(service)
+    assert twin == ["ran"]
+    starts = [t.comment for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2")]
+    assert starts == ["starting week 2"], [(t.kind, t.actor, t.comment) for t in record.history]
+    assert shifts(env) == [5, 25, 50], [(t.kind, t.actor, t.comment) for t in record.history]
+    assert result is not None and result.outcome == "holding", result
+    assert record.weekly_phase_index == 1 and record.weekly_phase_passed and started_at == _utc(2027, 1, 18, 9, 0)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "week 2 of" in said and "changed since this run read it" in said, said
+    # Let go by its run, the phase is held by nobody: said so, not "left unfinished by None".
+    assert "was left unfinished and no run holds it: resuming it at 75/25" in said and "by None" not in said, said
