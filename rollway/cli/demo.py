@@ -426,7 +426,7 @@ def demo_api_client() -> Any:
     except RuntimeError as err:
         waited = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         raise ApiNotStarted(
-            f"the demo's Prefect API did not start: {str(err).strip()} (waited {waited:g} s for it); on a busy "
+            f"the demo's Prefect API did not start: {str(err).strip().rstrip('.')} (waited {waited:g} s); on a busy "
             f"machine give it longer, e.g. {STARTUP_SETTING}=300 rollway demo") from None
 
 

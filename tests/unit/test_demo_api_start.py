@@ -29,6 +29,7 @@ def test_a_demo_api_that_does_not_start_in_time_is_one_error_line(tmp_path):
     assert "Traceback" not in done.stderr, done.stderr
     said = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(said) == 1, done.stderr
-    assert said[0].startswith("error: the demo's Prefect API did not start: Timed out"), said
+    assert said[0].startswith("error: the demo's Prefect API did not start: Timed out while attempting to connect "
+                              "to ephemeral Prefect API server (waited 0 s); "), said
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300 rollway demo" in said[0], said
     assert "Scenario" not in done.stdout, done.stdout
