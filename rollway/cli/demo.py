@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -370,7 +370,6 @@ def free_leftover_slot(targets: Targets) -> None:
     on this Prefect home (whose server shares the database) runs a canary: the slot is freed only
     while no `rollway up` holds the home.
     """
-    from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound
 
@@ -378,20 +377,57 @@ def free_leftover_slot(targets: Targets) -> None:
     from rollway.cli.up import HomeInUse, home_lock, prefect_home
 
     name = canary_slot_name(targets)
+    with ExitStack() as held:
+        try:
+            held.enter_context(home_lock(prefect_home()))
+            ours = True
+        except HomeInUse:
+            ours = False  # a `rollway up` runs on this home: its canary run may hold the slot
+        # Started (and said) either way: the demo's runs need it next.
+        client = held.enter_context(demo_api_client())
+        if not ours:
+            return
+        try:
+            taken = client.read_global_concurrency_limit_by_name(name).active_slots
+        except ObjectNotFound:
+            return
+        if taken:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+            # Unwrapped: the slot's name is longer than a line of a log, and a break before it
+            # parted the line from the name a person searches for.
+            console.print(f"freed the Prefect concurrency slot {name!r}: a run that died with its Prefect API "
+                          "left it taken", soft_wrap=True)
+
+
+STARTUP_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+class ApiNotStarted(RuntimeError):
+    """The demo's own Prefect API (a temporary server) did not start."""
+
+
+def demo_api_client() -> Any:
+    """A client of the demo's Prefect API, whose first use starts it, said before it is waited on.
+
+    A first start in a Prefect home creates its database: over a minute of a busy machine in which
+    the demo said nothing after Prefect's own "Starting temporary server" line, and, past
+    ``STARTUP_SETTING``'s seconds, it ended in a traceback of Prefect's internals.
+
+    Raises:
+        ApiNotStarted: the server did not answer in time (or did not start), saying how to wait longer.
+    """
+    from prefect import get_client
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    console.print("starting the demo's Prefect API (a temporary server on 127.0.0.1; its first start in a Prefect "
+                  "home creates its database, a minute or more on a busy machine) ...")
     try:
-        with home_lock(prefect_home()), get_client(sync_client=True) as client:
-            try:
-                taken = client.read_global_concurrency_limit_by_name(name).active_slots
-            except ObjectNotFound:
-                return
-            if taken:
-                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-                # Unwrapped: the slot's name is longer than a line of a log, and a break before it
-                # parted the line from the name a person searches for.
-                console.print(f"freed the Prefect concurrency slot {name!r}: a run that died with its Prefect API "
-                              "left it taken", soft_wrap=True)
-    except HomeInUse:
-        pass  # a `rollway up` runs on this home: its canary run may hold the slot
+        return get_client(sync_client=True)  # starts the server, and waits for it to answer
+    except RuntimeError as err:
+        waited = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        raise ApiNotStarted(
+            f"the demo's Prefect API did not start: {str(err).strip().rstrip('.')} (waited {waited:g} s); on a busy "
+            f"machine give it longer, e.g. {STARTUP_SETTING}=300 rollway demo") from None
 
 
 class _TaskCompletionUnsaid(logging.Filter):
@@ -507,6 +543,9 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
     started = time.monotonic()
     try:
         return _scenarios(speed=speed, seed=seed, rps=rps, started=started)
+    except ApiNotStarted as err:  # before the first scenario: nothing to run them on
+        errors.print(f"error: {err}", markup=False)
+        return 1
     except KeyboardInterrupt as stop:
         # It ended silently (or in a traceback) with 130 whatever the signal: a supervisor's
         # SIGTERM read as Ctrl-C.
