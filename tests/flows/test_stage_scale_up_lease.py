@@ -36,8 +36,9 @@ def a_long_scale_up(env, minutes: int, meanwhile):
                 waited.append(minute)
                 # A run that renews its lease while it waits has done so by now: given real time
                 # to, since it renews from a thread of its own that looks once a second
-                # (flows.lease_keeper.LOOK_SECONDS), and a loaded machine wakes it seconds late.
-                give_up = time.monotonic() + 15
+                # (flows.lease_keeper.LOOK_SECONDS), and a loaded machine wakes it seconds late; no
+                # longer, since a run that does not renew waits this long at each of 20 minutes.
+                give_up = time.monotonic() + 8
                 while env.ledger.get(service).lease_expires - env.wall() < LEASE / 2 and time.monotonic() < give_up:
                     time.sleep(0.05)
                 if env.wall() > began + 60:
