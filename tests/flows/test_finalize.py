@@ -907,9 +907,18 @@ def finalize_briefly(env, ledger_read_seconds: float = 30.0, verify_timeout_seco
                         ledger_read_seconds=ledger_read_seconds)
 
 
+# How long a call that never answers here is held at most (each test releases it as it ends): far
+# past the bounds that end a wait on it, and past the seconds a loaded machine adds to a run.
+HELD_SECONDS = 30.0
+# How long a finalize stopped at a bound of a fraction of a second may take here: a run held by the
+# call it should have given up on lasts HELD_SECONDS.
+STOPS_WITHIN = 15.0
+
+
 class HangingLedger(FakeLedger):
     """A ledger table that stops answering reads from the ``hang_from``-th on (held until
-    ``answering`` is set, or for at most 5 s, so that a run without a bound ends all the same)."""
+    ``answering`` is set, or for at most ``HELD_SECONDS``, so that a run without a bound ends all
+    the same)."""
 
     def __init__(self, hang_from: int) -> None:
         super().__init__()
@@ -919,7 +928,7 @@ class HangingLedger(FakeLedger):
     def get(self, service: str):
         self.reads += 1
         if self.reads >= self.hang_from:
-            self.answering.wait(5)
+            self.answering.wait(HELD_SECONDS)
         return super().get(service)
 
 
@@ -935,7 +944,7 @@ def test_a_ledger_that_does_not_answer_the_first_read_stops_finalize_at_its_boun
             finalize_briefly(env, ledger_read_seconds=0.2)
     finally:
         ledger.answering.set()
-    assert time.monotonic() - began < 4
+    assert time.monotonic() - began < STOPS_WITHIN
     said = str(stopped.value)
     assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
                            f"Unanswered: DynamoDB (the ledger, table {t.rollouts_table!r}) did not answer within 0.2 s. Nothing was "
@@ -1029,7 +1038,7 @@ def test_an_ecs_that_does_not_answer_a_describe_stops_finalize_at_its_read_bound
     real = env.deployer.describe
 
     def silent(service):
-        answering.wait(5)
+        answering.wait(HELD_SECONDS)
         return real(service)
 
     env.deployer.describe = silent
@@ -1040,7 +1049,7 @@ def test_an_ecs_that_does_not_answer_a_describe_stops_finalize_at_its_read_bound
             finalize_bounded(env, verify_timeout_seconds=0.3)
     finally:
         answering.set()
-    assert time.monotonic() - began < 4
+    assert time.monotonic() - began < STOPS_WITHIN
     said = str(stopped.value)
     assert said.startswith("finalize stopped while it tried to read the rollout, the load balancer and the services: "
                            f"ECS (service {t.stable_service!r}) did not answer within 0.3 s (verify_timeout_seconds: "
@@ -1291,9 +1300,9 @@ def test_a_finalize_after_one_whose_canary_scale_down_was_given_up_reads_that_it
 
 
 class SilentUnlessBounded(HangingLedger):
-    """A ledger table that stops answering: reads on the run's clients hang (5 s at most), while
-    those on clients bounded at ``seconds`` (``reading``) end just past them, as botocore's
-    timeouts end such a call."""
+    """A ledger table that stops answering: reads on the run's clients hang (``HELD_SECONDS`` at
+    most), while those on clients bounded at ``seconds`` (``reading``) end just past them, as
+    botocore's timeouts end such a call."""
 
     def __init__(self) -> None:
         super().__init__(hang_from=1)
@@ -1318,8 +1327,12 @@ def test_a_ledger_read_given_up_on_leaves_no_read_running():
     try:
         with pytest.raises(FinalizeIncomplete, match="did not answer within 0.2 s"):
             finalize_bounded(env)
-        time.sleep(0.3)
-        reading = [th.name for th in threading.enumerate() if th.name.startswith("rollway-read-DynamoDB")]
+        # The bounded read ends 0.05 s past its bound; one on the run's clients is held HELD_SECONDS.
+        # Waited on, not slept: a loaded machine ends the thread late.
+        ends = time.monotonic() + STOPS_WITHIN
+        while (reading := [th.name for th in threading.enumerate() if th.name.startswith("rollway-read-DynamoDB")]) \
+                and time.monotonic() < ends:
+            time.sleep(0.05)
     finally:
         ledger.answering.set()
     assert reading == [], reading
@@ -1395,7 +1408,7 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
 
     def silent_on_the_canary(service, **changes):
         if service == t.canary_service:
-            answering.wait(5)
+            answering.wait(HELD_SECONDS)
         return real_update(service, **changes)
 
     env.deployer.wait_stable, env.deployer.update_service = all_its_time, silent_on_the_canary
@@ -1405,7 +1418,7 @@ def test_a_write_is_never_waited_on_past_the_runs_lease_nor_sent_once_it_lapsed(
             finalize_bounded(env)
     finally:
         answering.set()
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < STOPS_WITHIN
     said = str(stopped.value)
     assert (f"finalize stopped while it tried to scale {t.canary_service} to 0: Unanswered: ECS (UpdateService on "
             f"{t.canary_service!r}) did not answer within 0.4 s, what was left of this run's lease of the rollout "
