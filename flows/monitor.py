@@ -240,6 +240,10 @@ def _summary(env: Environment, spec: RolloutSpec, watched: MonitorResult, pinned
              f"- checks: {watched.checks}"]
     if watched.rollback is not None:
         lines.append(f"- traffic after the rollback (stable/canary): {watched.rollback.weights}")
+        if watched.rollback.done_by is not None:
+            # Another rollback (`rollway abort`) held the claim and this run waited for it: without
+            # its steps the page read as this run's rollback and notice, which it never made.
+            lines += [f"- {step}" for step in watched.rollback.steps]
     lines += [f"- alert: {alert}" for alert in watched.alerts]
     if watched.page_refused is not None:
         lines.append(f"- the decommission's page was not sent, and is owed: {watched.page_refused}")

@@ -172,6 +172,43 @@ def test_the_monitor_does_not_reopen_a_rollback_an_abort_just_finished(monkeypat
     assert [s for s, _ in env.notifier.messages if s.startswith("Rollback")] == []
 
 
+def test_a_window_that_waited_for_an_aborts_rollback_says_in_its_artifact_that_the_abort_rolled_back(monkeypatch):
+    """`rollway abort` of the failing promoted release was under way (holding the rollback's claim)
+    when the monitor's look found the breach: the monitor waited for it and did nothing again. Its
+    artifact said the breach and the traffic after "the rollback", read as this run's rollback and
+    page, and never that erin's abort had rolled the release back."""
+    from tests.flows.test_monitor import monitoring_artifact
+
+    clock = Meanwhile(at=0, then=None)
+    env, first = promoted_world(monkeypatch, clock)
+    clock.env = env
+    service = env.targets.canary_service
+    observe = env.metrics.observe
+
+    def abort_ends(env):
+        now = env.clock.now()
+        env.router.set_weights(Weights(stable=100, canary=0))
+        env.ledger.record(service, owner=None, now=now, rollout=first.rollout_id, phase=RolloutPhase.ROLLED_BACK,
+                          weights=Weights(stable=100, canary=0),
+                          transition=Transition(at=now, kind="rollback", actor="erin", comment="aborted by erin",
+                                                to_weights=Weights(stable=100, canary=0)))
+
+    def abort_under_way(start, end):
+        seen = observe(start, end)  # 2.0.0 failing 8 %: CloudWatch lags the abort
+        if clock.then is None and any(i.canary is not None for i in seen.intervals):
+            begin_rollback(env.ledger, service, actor="erin", reason="aborted by erin", now=env.clock.now(),
+                           rollout=first.rollout_id, holder="erin (cli)", wall=env.wall())
+            clock.at, clock.then = clock.sleeps + 1, abort_ends  # it ends while the monitor waits for it
+        return seen
+
+    env.metrics.observe = abort_under_way
+    result = run_monitor_flow()
+    assert result.outcome == "rolled_back" and result.rollback.done_by == "erin (cli)", result
+    assert [s for s, _ in env.notifier.messages if s.startswith("Rollback")] == []
+    summary = monitoring_artifact(env)
+    assert "8.00%" in summary and "rolled back by erin (erin (cli)) while this rollback waited" in summary, summary
+
+
 def test_a_rollback_by_hand_still_acts_when_the_window_closes_between_its_read_and_its_start(monkeypatch):
     """Read a moment later (window closed) the `rollback` flow by hand rolls the promoted release
     back, as documented; read a moment earlier (window owed) it failed with RolloutClosed."""
