@@ -399,9 +399,23 @@ def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval
     so in the ledger, of an answer the run had acted on. Record-keeping: a write the API refuses is
     said in the run's log, and never fails the run."""
     key = f"{waiting_prefix(paused.state_details.pause_key or 'approval')}heard"
+    said = json.dumps(
+        {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval)), "backoff": client_backoff()})
     try:
-        client.create_flow_run_input(run_id, key, json.dumps(
-            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval)), "backoff": client_backoff()}))
+        try:
+            with _tried_once():
+                _store(client, run_id, key, said)
+            return
+        except httpx.HTTPError as err:
+            if not _unreachable(err):
+                raise
+            # Its retries (a 429's Retry-After, say) hold the answer up to a minute: said now, or the
+            # person who answered saw the run do nothing, its log silent, for as long.
+            get_run_logger().warning(
+                "the Prefect API did not take the run's note that it read its answer (%s): the run tries it again "
+                "for up to %s before acting on the answer, as without it `rollway status` may take the answer for "
+                "one given after the run had died", err, duration_said(WHOLE_REQUEST_MOST_SECONDS))
+        _store(client, run_id, key, said)  # a first try that landed, its answer lost, is kept (409)
     except httpx.HTTPError as err:
         get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
                                  "`rollway status` may take the answer for one given after the run had died", err)

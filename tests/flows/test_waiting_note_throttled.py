@@ -168,3 +168,48 @@ def test_a_note_whose_delete_is_rate_limited_is_deleted_at_a_later_poll_not_left
     assert state is not None and len(notes) >= 8 and len(refused) >= 4, (notes, refused)
     # Its latest note, and at most the one before it (its delete refused at the last poll): not one per refusal.
     assert len(held) <= 2, held
+
+
+
+def test_a_rate_limited_heard_note_says_in_the_runs_log_why_the_answer_waits(monkeypatch, caplog):
+    """After an answer the run notes on itself that it read it, and that note keeps its minute of retries
+    (lost, `rollway status` took the answer for one given to a dead run). A 429 to it held the answer
+    for up to a minute with nothing in the run's log: the person who approved saw the run do nothing."""
+    import logging
+
+    now = [0.0]
+
+    def backoff(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": backoff}))
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    api = PREFECT_API_URL.value()
+    approved: list[str] = []
+    heard: list[str] = []
+
+    def approve_then_refuse_the_first_heard_note(method: str, path: str, body: bytes) -> bool:
+        found = re.search(r"/flow_runs/([0-9a-f-]+)/input$", path) if method == "POST" else None
+        key = json.loads(body).get("key", "") if found is not None else ""
+        if _NOTE.search(key) and not approved:
+            # A person approves in the UI as the run says it waits (straight to the API).
+            approved.append(found.group(1))
+            sent = httpx.post(f"{api}/flow_runs/{found.group(1)}/resume", timeout=30,
+                              json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
+            assert sent.json()["status"] == "ACCEPT", sent.text
+        if key.endswith("-waiting-heard"):
+            heard.append(key)
+            return len(heard) == 1
+        return False
+
+    server, proxied = behind_a_throttling_proxy(api, approve_then_refuse_the_first_heard_note, retry_after="30")
+    outcome: list[str] = []
+    try:
+        with caplog.at_level(logging.INFO):
+            outcome.append(waits_behind.with_options(flow_run_name=f"heard-throttled-{uuid4().hex}")(proxied, 120))
+    finally:
+        server.shutdown()
+    assert outcome == ["approve by ann"], outcome
+    assert len(heard) == 2, heard  # refused once, then taken
+    said = " ".join(caplog.text.split())
+    assert "the run tries it again for up to 1 min before acting on the answer" in said, said
