@@ -342,7 +342,7 @@ class _Waiting:
     ``WAITING_EVERY_SECONDS`` (or every poll, when it polls less often): ``rollway promote`` reads
     it, and does not answer a run whose process died (nothing would act on the answer).
 
-    Each saying is a flow-run input of its own (the API does not overwrite one), the one before
+    Each saying is a flow-run input of its own (the API does not overwrite one), the ones before
     deleted after it; one the API refuses is skipped: it must never fail the pause.
     """
 
@@ -351,6 +351,7 @@ class _Waiting:
         self.prefix = waiting_prefix(paused.state_details.pause_key or "approval")
         self.every = max(WAITING_EVERY_SECONDS, float(poll_interval))
         self.said: str | None = None
+        self.stale: list[str] = []  # sayings before ``said`` whose delete the API has not taken yet
         self.last = -math.inf
         self.count = 0
 
@@ -366,13 +367,25 @@ class _Waiting:
             with _tried_once():
                 self.client.create_flow_run_input(self.run_id, key, json.dumps(
                     {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
-                self.last = time.monotonic()
-                if self.said is not None:
-                    self.client.delete_flow_run_input(self.run_id, self.said)
         except httpx.HTTPError as err:
             get_run_logger().debug("could not say the run still waits (%s)", err)
-        else:
-            self.said = key
+            return
+        self.last = time.monotonic()
+        self.stale += [self.said] if self.said is not None else []
+        self.said = key
+        # A delete refused (tried once: a rate limiter taking the saying and refusing the request right
+        # after it) is tried again at the next saying. Left behind, such sayings piled up over a long
+        # pause, and past the 100 the commands read (the oldest first) a live run was found silent.
+        while self.stale:
+            try:
+                with _tried_once():
+                    self.client.delete_flow_run_input(self.run_id, self.stale[0])
+            except httpx.HTTPError as err:
+                # A 404: gone already (an earlier try landed, its answer lost).
+                if not isinstance(err, httpx.HTTPStatusError) or err.response.status_code != 404:
+                    get_run_logger().debug("could not delete an earlier saying that the run waits (%s)", err)
+                    return
+            self.stale.pop(0)
 
 
 def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:
@@ -386,9 +399,23 @@ def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval
     so in the ledger, of an answer the run had acted on. Record-keeping: a write the API refuses is
     said in the run's log, and never fails the run."""
     key = f"{waiting_prefix(paused.state_details.pause_key or 'approval')}heard"
+    said = json.dumps(
+        {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval)), "backoff": client_backoff()})
     try:
-        client.create_flow_run_input(run_id, key, json.dumps(
-            {"at": time.time(), "every": max(WAITING_EVERY_SECONDS, float(poll_interval)), "backoff": client_backoff()}))
+        try:
+            with _tried_once():
+                _store(client, run_id, key, said)
+            return
+        except httpx.HTTPError as err:
+            if not _unreachable(err):
+                raise
+            # Its retries (a 429's Retry-After, say) hold the answer up to a minute: said now, or the
+            # person who answered saw the run do nothing, its log silent, for as long.
+            get_run_logger().warning(
+                "the Prefect API did not take the run's note that it read its answer (%s): the run tries it again "
+                "for up to %s before acting on the answer, as without it `rollway status` may take the answer for "
+                "one given after the run had died", err, duration_said(WHOLE_REQUEST_MOST_SECONDS))
+        _store(client, run_id, key, said)  # a first try that landed, its answer lost, is kept (409)
     except httpx.HTTPError as err:
         get_run_logger().warning("could not say on the run that it read its answer (%s): after a Prefect outage, "
                                  "`rollway status` may take the answer for one given after the run had died", err)

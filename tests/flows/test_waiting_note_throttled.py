@@ -103,3 +103,113 @@ def test_an_approval_given_while_the_waiting_note_is_rate_limited_is_acted_on_at
     # Acted on at the next read of the run's state: no backoff of the note's retries in between
     # (a minute of them before).
     assert now[0] - answered_at[0] < 5.0, now[0] - answered_at[0]
+
+
+@flow(name="approval-note-delete-throttled")
+def waits_quickly_behind(api_url: str) -> str:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        approver = prefect_approver(Approvals(timeout_seconds=120, on_timeout="rollback"), poll_interval=0.2)
+        answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
+    return f"{answer.action} by {answer.approver}"
+
+
+def test_a_note_whose_delete_is_rate_limited_is_deleted_at_a_later_poll_not_left_to_pile_up(monkeypatch):
+    """Each note deletes the one before; tried once, a delete the API refused (a rate limiter letting the
+    note through and refusing the request right after it) left that note behind for good. They piled up
+    over a long pause, and past the 100 the commands read of them (the oldest first) `rollway promote`
+    found a live run silent, marked it Crashed and did not send the answer. Refused, it is tried again."""
+    from prefect.client.orchestration import get_client
+
+    monkeypatch.setattr(flows.approvals, "WAITING_EVERY_SECONDS", 0.0)  # a note at every poll
+    api = PREFECT_API_URL.value()
+    refused: set[str] = set()
+    notes: list[str] = []
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def first_delete_of_each_note(method: str, path: str, body: bytes) -> bool:
+        with lock:
+            if method == "POST" and re.search(r"/flow_runs/[0-9a-f-]+/input$", path):
+                if _NOTE.search(json.loads(body).get("key", "")):
+                    notes.append(path)
+                    if len(notes) >= 8:
+                        enough.set()
+                return False
+            if method != "DELETE" or not _NOTE.search(path) or path in refused:
+                return False
+            refused.add(path)
+            return True
+
+    server, proxied = behind_a_throttling_proxy(api, first_delete_of_each_note, retry_after="30")
+    outcome: list[str] = []
+    name = f"note-delete-throttled-{uuid4().hex}"
+
+    def run() -> None:
+        try:
+            outcome.append(waits_quickly_behind.with_options(flow_run_name=name)(proxied))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            outcome.append(repr(err))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert enough.wait(90), notes
+        run_id = re.search(r"/flow_runs/([0-9a-f-]+)/input$", notes[0]).group(1)
+        sent = httpx.post(f"{api}/flow_runs/{run_id}/resume", timeout=30,
+                          json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
+        assert sent.json()["status"] == "ACCEPT", sent.text
+        thread.join(90)
+    finally:
+        server.shutdown()
+    assert outcome == ["approve by ann"], outcome
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+        held = [said.key for said in client.filter_flow_run_input(run_id, "", 100, set()) if _NOTE.search(said.key)]
+    assert state is not None and len(notes) >= 8 and len(refused) >= 4, (notes, refused)
+    # Its latest note, and at most the one before it (its delete refused at the last poll): not one per refusal.
+    assert len(held) <= 2, held
+
+
+
+def test_a_rate_limited_heard_note_says_in_the_runs_log_why_the_answer_waits(monkeypatch, caplog):
+    """After an answer the run notes on itself that it read it, and that note keeps its minute of retries
+    (lost, `rollway status` took the answer for one given to a dead run). A 429 to it held the answer
+    for up to a minute with nothing in the run's log: the person who approved saw the run do nothing."""
+    import logging
+
+    now = [0.0]
+
+    def backoff(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(prefect.client.base, "time", SimpleNamespace(**{**vars(time), "sleep": backoff}))
+    monkeypatch.setattr(flows.approvals, "_request_clock", lambda: now[0])
+    api = PREFECT_API_URL.value()
+    approved: list[str] = []
+    heard: list[str] = []
+
+    def approve_then_refuse_the_first_heard_note(method: str, path: str, body: bytes) -> bool:
+        found = re.search(r"/flow_runs/([0-9a-f-]+)/input$", path) if method == "POST" else None
+        key = json.loads(body).get("key", "") if found is not None else ""
+        if _NOTE.search(key) and not approved:
+            # A person approves in the UI as the run says it waits (straight to the API).
+            approved.append(found.group(1))
+            sent = httpx.post(f"{api}/flow_runs/{found.group(1)}/resume", timeout=30,
+                              json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
+            assert sent.json()["status"] == "ACCEPT", sent.text
+        if key.endswith("-waiting-heard"):
+            heard.append(key)
+            return len(heard) == 1
+        return False
+
+    server, proxied = behind_a_throttling_proxy(api, approve_then_refuse_the_first_heard_note, retry_after="30")
+    outcome: list[str] = []
+    try:
+        with caplog.at_level(logging.INFO):
+            outcome.append(waits_behind.with_options(flow_run_name=f"heard-throttled-{uuid4().hex}")(proxied, 120))
+    finally:
+        server.shutdown()
+    assert outcome == ["approve by ann"], outcome
+    assert len(heard) == 2, heard  # refused once, then taken
+    said = " ".join(caplog.text.split())
+    assert "the run tries it again for up to 1 min before acting on the answer" in said, said
