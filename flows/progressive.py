@@ -1009,9 +1009,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         # Decided again, from the rollout as it stands: the phase the other run started is left to
         # it while it lives, and resumed if it has ended, as for any tick that finds it so.
         log.warning("%s: deciding again from the ledger as it stands", moved)
-        return advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                       adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                       early_reason=early_reason, decided_again=True)
+        # A dead run's passed phase this tick recorded complete above stays its result when the
+        # second decision finds nothing to do (the other run went on with the next phase).
+        started = advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                          early_reason=early_reason, decided_again=True)
     return started if started is not None else completed
 
 
