@@ -219,9 +219,15 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                     f"stay, roll it back with {UNRECORDED_ROLLBACK} instead"
                 )
             if record is not None and not record.phase.terminal:
+                # Said how: "resume that rollout" named neither it nor a flow, and progressive_rollout
+                # resumes it only given its image again.
                 raise RolloutRefused(
-                    f"the canary target group already carries {weights.canary}% of traffic; "
-                    "roll back (rollway abort) or resume that rollout before starting a new one"
+                    f"the canary target group already carries {weights.canary}% of traffic for rollout "
+                    f"{record.rollout_id} of {record.image} ({record.phase.value}): let it finish or roll it back "
+                    "before starting a new one. A run of it waiting for an approval (`rollway status` shows it) is "
+                    "answered with `rollway promote`; one whose run has ended is resumed by advance_phase (the weekly "
+                    f"schedule's, or run by hand) or by progressive_rollout of {record.image}; `rollway abort` rolls "
+                    "it back"
                 )
             # No rollout under way in the ledger, so `rollway abort` would refuse ("nothing to
             # abort"): the traffic is a `canary` flow run's (it keeps no ledger) or was moved by hand.

@@ -338,17 +338,29 @@ def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owne
         return
     log, service = get_run_logger(), env.targets.canary_service
     try:
-        unseen = dead_letters_unseen(env.targets, env.queues.lookup())
+        seen = env.queues.lookup()
+        unseen = dead_letters_unseen(env.targets, seen)
+        unknown = any(s.failed for s in seen.values())
     except Exception as err:  # noqa: BLE001 - see above
         unseen = (f"SQS could not be asked whether the watched queues exist ({rollout_said(err, env.targets)})", False)
+        unknown = True
     if unseen is None:
         return
-    said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
-            f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or that "
-            "no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail still "
-            "rolls a failing release back), but no dead letter the new version causes is alerted on. Fix the "
-            "targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
-            "rollouts to come")
+    if unknown:
+        # SQS did not answer (throttled, say): the queues are most likely there. "Watching nothing",
+        # and fixing the targets block's queues, claimed what nobody knew, in the ledger for good.
+        said = (f"the monitoring window of rollout {record.rollout_id} is resumed, and whether its dead-letter alert "
+                f"watches anything could not be checked: {unseen[0]}. Should a watched dead-letter queue be gone (or "
+                "no failure reach it), CloudWatch shows it as an empty one and no dead letter the new version causes "
+                "is alerted on: the window goes on (its error-rate guardrail still rolls a failing release back). "
+                "Check that the targets block's queues exist (aws sqs get-queue-url --queue-name <name>)")
+    else:
+        said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
+                f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or "
+                "that no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail "
+                "still rolls a failing release back), but no dead letter the new version causes is alerted on. Fix "
+                "the targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
+                "rollouts to come")
     now = env.clock.now()
     try:
         # Taken first: another run watching it refuses this one (as the window's own claim of the
@@ -369,8 +381,8 @@ def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owne
     except Exception as err:  # noqa: BLE001 - see above
         unrecorded = err
     if unrecorded is not None:
-        log.warning("could not record in the ledger that the resumed window's dead-letter alert watches nothing "
-                    "(%s): the run log above says it", rollout_said(unrecorded, env.targets))
+        log.warning("could not record in the ledger what the run log above says of the resumed window's dead-letter "
+                    "alert (%s)", rollout_said(unrecorded, env.targets))
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
@@ -997,9 +1009,11 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         # Decided again, from the rollout as it stands: the phase the other run started is left to
         # it while it lives, and resumed if it has ended, as for any tick that finds it so.
         log.warning("%s: deciding again from the ledger as it stands", moved)
-        return advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
-                       adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                       early_reason=early_reason, decided_again=True)
+        # A dead run's passed phase this tick recorded complete above stays its result when the
+        # second decision finds nothing to do (the other run went on with the next phase).
+        started = advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
+                          adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
+                          early_reason=early_reason, decided_again=True)
     return started if started is not None else completed
 
 

@@ -131,3 +131,24 @@ def test_a_run_refused_a_window_another_run_watches_says_nothing_of_its_dead_let
         progressive_on(env, spec, auto_approve(), owner="run-2", finished=lambda owner: False)
     assert not [r for r in caplog.records if "dead-letter alert watching nothing" in r.getMessage()]
     assert len(env.ledger.get(env.targets.canary_service).history) == before
+
+
+def test_a_resumed_window_whose_queue_check_sqs_did_not_answer_is_not_said_to_watch_nothing(caplog):
+    """SQS throttled the resumed window's look-up of the watched queues: nothing says a queue is gone.
+    The log and the ledger said the window's dead-letter alert "watching nothing" and to fix the
+    targets block's queues, a claim nobody could make and a fix for queues that are there. They say
+    the queues could not be checked, that the alert watches nothing only should one be gone, and how
+    to look; the window goes on."""
+    env, _ = _killed_while_monitoring()
+    env.queues = FakeQueues(env.targets, failing="Throttling: Rate exceeded")
+    env.clock.sleep(601)  # the dead run's lease ran out
+    with caplog.at_level("WARNING"):
+        result = advance_on(env, auto_approve("carol"), "cron-1")
+    assert result.outcome == "promoted" and kinds(env)[-2:] == ["decommission", "decommission-paged"]
+    said = [r.getMessage() for r in caplog.records if "dead-letter alert" in r.getMessage()]
+    assert len(said) == 1 and "Throttling: Rate exceeded" in said[0], said
+    assert "watching nothing" not in said[0] and "Fix the targets block's queues" not in said[0], said
+    assert "could not be checked" in said[0] and "the window goes on" in said[0], said
+    record = env.ledger.get(env.targets.canary_service)
+    noted = [t for t in record.history if t.comment and "dead-letter alert" in t.comment]
+    assert len(noted) == 1 and noted[0].comment == said[0], noted

@@ -22,6 +22,7 @@ from rollway.phases import RolloutPhase
 from tests.flows.test_progressive_fakes import (
     WEEK, Intercept, Killed, advance_on, env_with_ledger, full_spec, killed_while_baking, progressive_on, shifts,
 )
+from tests.flows.test_weekly_schedule import dies_recording_the_phase_complete, first_run
 
 
 @flow
@@ -320,3 +321,45 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
     assert "week 2 of" in said and "changed since this run read it" in said, said
     # Let go by its run, the phase is held by nobody: said so, not "left unfinished by None".
     assert "was left unfinished and no run holds it: resuming it at 75/25" in said and "by None" not in said, said
+
+
+def test_a_tick_that_recorded_a_dead_runs_passed_phase_returns_it_when_a_twin_took_the_next_phase_since(caplog):
+    """The run of week 1 died after its last stage passed, before recording the phase complete. The
+    Monday tick records it complete (its resume) and goes to start week 2, due; its twin started week 2
+    and ran it through in the meantime, so the tick decides again and finds nothing left to do this week.
+    The run returned None, as if it had done nothing: its flow run's result dropped the completion of
+    week 1 that it recorded. It returns that result."""
+    env = env_with_ledger()
+    service, real = env.targets.canary_service, env.ledger
+    env.ledger = Intercept(real, dies_recording_the_phase_complete([True]))
+    env.clock.t = _utc(2027, 1, 11, 9, 0)  # a Monday
+    with pytest.raises(Killed):
+        first_run(env, full_spec())
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the next Monday's cron, and its twin
+    twin: list[str] = []
+
+    def twin_runs_week_2_through(name, args, kwargs):
+        record = real.get(service)
+        if name != "acquire" or kwargs.get("owner") != "cron-2" or twin or not record.weekly_phase_passed:
+            return
+        twin.append("ran")
+        now = env.clock.now()
+        real.acquire(service, owner="cron-1", now=now, lease_seconds=600.0, wall=env.wall())
+        env.router.set_weights(Weights(stable=50, canary=50))
+        real.record(service, owner="cron-1", now=now, wall=env.wall(), weekly_phase_index=1, weekly_phase_passed=True,
+                    weekly_phase_started_at=now, phase=RolloutPhase.PAUSED, weights=Weights(stable=50, canary=50),
+                    stage_index=2, stage_started_at=now, stage_passed=False,
+                    transition=Transition(at=now, kind="phase", actor="schedule", comment="starting week 2"))
+        real.release(service, owner="cron-1")
+
+    env.ledger = Intercept(real, twin_runs_week_2_through)
+    with caplog.at_level("INFO"):
+        result = watchdog(env, auto_approve("carol"), "cron-2", lambda owner: True)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert twin == ["ran"] and "changed since this run read it" in said, said
+    assert result is not None and result.outcome == "holding" and result.final_weights == Weights(stable=95, canary=5), (
+        result)
+    phases = [(t.actor, t.comment) for t in real.get(service).history if t.kind == "phase"]
+    # The completion this tick recorded, once, and the twin's week 2 left as it was.
+    assert phases == [("alice", "starting week 1"), ("schedule", "stage 5% passed; this phase ends at 5%"),
+                      ("schedule", "starting week 2")], phases
