@@ -25,8 +25,10 @@ def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subproces
         "main()\n"
     )
     environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    # The first start migrates a new database: more than the ephemeral API's 20 s on a busy machine.
-    environment.update(env, PREFECT_HOME=str(home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")
+    # The first start migrates a new database: more than the ephemeral API's 20 s on a busy machine,
+    # about 60 s on two cores under a load of 15, and over 90 s with a second demo beside it. Half
+    # the process's 600 s: the demo then still has the rest for its scenario.
+    environment.update(env, PREFECT_HOME=str(home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300")
     done = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1/1 scenarios as expected" in done.stdout
@@ -63,7 +65,14 @@ def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_t
     assert "freed the Prefect concurrency slot 'rollway-canary:" in done.stdout, done.stdout[-3000:]
     # Prefect's line for every task that completed was two thirds of what the demo wrote (152 of 224
     # lines for the three scenarios), between the lines of the flow that say what happened. The
-    # flow's own lines stay, as does a task that did not complete.
-    assert "rolling back: 5%: canary error rate" in done.stderr, done.stderr[-3000:]
+    # flow's own lines stay, as does a task that did not complete: the warning that names why the
+    # 5 % stage rolls back. Its words are the verdict's that came first, which the machine's load
+    # decides: the guardrail's ("rolling back: 5%: canary error rate 4.76% ... over the 1%
+    # guardrail"), the judge's when both failed at the look ("rolling back: 5%: canary errors
+    # 314/5,947 ... vs baseline"), or the judge's while an inconclusive stage waited for an answer
+    # ("paused at 5%: the canary failed the judge ...: 5%: canary errors ...").
+    said_why = [line for line in done.stderr.splitlines()
+                if "| WARNING |" in line and "Flow run '" in line and "5%: canary error" in line]
+    assert said_why, done.stderr[-3000:]
     assert "Finished in state Completed()" not in "".join(
         line for line in done.stderr.splitlines() if "Task run '" in line), done.stderr[-3000:]
