@@ -2196,11 +2196,14 @@ def _finish_after(failed: Exception, service: Service, rollout: str) -> str:
     else:
         return (f"It is not recorded as finished: run `rollway abort` again once {stable} can take the traffic (the "
                 "rollback flow's log says what was done).")
-    longer = f"longer than {waited:g} s" if waited else "longer"
+    seconds = f"<seconds, more than {waited:g}>" if waited else "<seconds>"
+    # The whole command: the flow refuses a run without a reason, which a bare deployment name left out.
+    deployment = deployment_path("rollback")
     return (f"It is not recorded as finished. `rollway abort` waits as long as the rollout's spec says and cannot be "
             f"given longer: run it again once {ready} (it finishes the rollback from the ledger), or run the rollback "
-            f"flow (`prefect deployment run rollback/rollway`, or its form in the Prefect UI) with rollout {rollout} "
-            f"and a {setting} {longer}.")
+            f"flow with a longer {setting}: `prefect deployment run {deployment} --param reason=\"<why>\" --param "
+            f"actor=<you> --param rollout={rollout} --param {setting}={seconds}`, or its form in the Prefect UI "
+            f"(Deployments -> {deployment} -> Run) with those.")
 
 
 def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
