@@ -2214,11 +2214,14 @@ def _finish_after(failed: Exception, service: Service, rollout: str) -> str:
     else:
         return (f"It is not recorded as finished: run `rollway abort` again once {stable} can take the traffic (the "
                 "rollback flow's log says what was done).")
-    longer = f"longer than {waited:g} s" if waited else "longer"
+    seconds = f"<seconds, more than {waited:g}>" if waited else "<seconds>"
+    # The whole command: the flow refuses a run without a reason, which a bare deployment name left out.
+    deployment = deployment_path("rollback")
     return (f"It is not recorded as finished. `rollway abort` waits as long as the rollout's spec says and cannot be "
             f"given longer: run it again once {ready} (it finishes the rollback from the ledger), or run the rollback "
-            f"flow (`prefect deployment run rollback/rollway`, or its form in the Prefect UI) with rollout {rollout} "
-            f"and a {setting} {longer}.")
+            f"flow with a longer {setting}: `prefect deployment run {deployment} --param reason=\"<why>\" --param "
+            f"actor=<you> --param rollout={rollout} --param {setting}={seconds}`, or its form in the Prefect UI "
+            f"(Deployments -> {deployment} -> Run) with those.")
 
 
 def _history_for(service: Service, record: RolloutRecord | None) -> list[RolloutRecord]:
@@ -2255,38 +2258,57 @@ def _services_or_none(service: Service, record: RolloutRecord | None) -> tuple[S
         return None
 
 
-def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> None:
+def _stop_owner(owner: UUID, who: str, wait_seconds: float) -> str | None:
     """Cancel the flow run that owns the rollout, if it still runs, and wait for it to stop.
 
-    Raises:
-        httpx.HTTPError: the Prefect API could not be reached.
+    Returns what is known of a run the Prefect API could not be asked about (said as a warning, and
+    in ``_unfenced`` words): cancelled or not; None when it stopped, had ended, or its wait ran out.
     """
+    import httpx
     from prefect.states import Cancelling
 
+    from blocks.saved import passwords_hidden
     from flows.approvals import bounded_client
 
     # At least a second even under --wait-seconds 0: a run cancelled at once has stopped by then.
     stop_within = max(wait_seconds, 1.0)
-    with bounded_client() as client:
-        run = read_run(client, owner)
-        if run is not None and not is_final(run):
-            # A running rollout would shift traffic again after the rollback: stop it first.
-            client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
-            console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
-                          f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
-                          markup=False)
-    if run is not None:
-        try:
-            wait_for_run(owner, is_final, timeout_seconds=stop_within)
-        except TimeoutError as err:
-            # A run whose process died never finishes cancelling; the rollback must not wait on it.
-            errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
+    sent = False
+    try:
+        with bounded_client() as client:
+            run = read_run(client, owner)
+            if run is not None and not is_final(run):
+                # A running rollout would shift traffic again after the rollback: stop it first.
+                client.set_flow_run_state(owner, Cancelling(message=f"aborted by {who}"), force=True)
+                sent = True
+                console.print(f"cancelling flow run {run.name} ({owner}), which owns the rollout, and waiting up to "
+                              f"{stop_within:g} s (--wait-seconds) for it to stop before rolling back ...",
+                              markup=False)
+        if sent:
+            try:
+                wait_for_run(owner, is_final, timeout_seconds=stop_within)
+            except TimeoutError as err:
+                # A run whose process died never finishes cancelling; the rollback must not wait on it.
+                errors.print(f"[yellow]warning:[/yellow] {err}; rolling back anyway")
+    except httpx.HTTPError as err:
+        # An API's error quotes its URL, with the password a PREFECT_API_URL may carry.
+        why = passwords_hidden(str(err))
+        # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
+        # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger.
+        # A cancel sent before the API dropped is not one that failed: only its effect is unknown.
+        lead = (f"flow run {owner}, which owns the rollout, was sent its cancel, but it could not be seen to stop"
+                if sent else f"could not stop flow run {owner}, which owns the rollout")
+        errors.print(f"[yellow]warning:[/yellow] {lead} ({escape(why)}); rolling back anyway: `rollway status` shows "
+                     "whether it still runs")
+        return (f"may not have stopped (its cancel was sent, then the Prefect API failed before it was seen to stop: "
+                f"{why})" if sent else f"was not stopped (its cancel failed: {why})")
+    return None
 
 
-def _unfenced(owner: UUID, rollout: str, why: str, ledger: str = "the ledger does not end it") -> str:
-    """What `rollway abort` says when the run that owns ``rollout`` goes on after its rollback: its
-    cancel failed (``why``) and the ledger does not say "rolling back", which would end it."""
-    return (f"Flow run {owner}, which owns rollout {rollout}, was not stopped (its cancel failed: {why}) and "
+def _unfenced(owner: UUID, rollout: str, unstopped: str, ledger: str = "the ledger does not end it") -> str:
+    """What `rollway abort` says when the run that owns ``rollout`` goes on after its rollback: it
+    was not stopped, or not seen to (``unstopped``, from ``_stop_owner``), and the ledger does not
+    say "rolling back", which would end it."""
+    return (f"Flow run {owner}, which owns rollout {rollout}, {unstopped} and "
             f"{ledger}: it may shift traffic to the canary again at its next stage. Cancel it as soon "
             f"as the Prefect API answers (`prefect flow-run cancel {owner}`, or the Prefect UI), then run "
             "`rollway abort` again.")
@@ -2314,9 +2336,6 @@ def _say_unfenced(service: Service, owner: UUID | None, rollout: str, unstopped:
 
 def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: float) -> int:
     """No run waits for an answer: stop the run that owns the rollout, then roll back here."""
-    import httpx
-
-    from blocks.saved import passwords_hidden
     from flows.rollback import RollbackIncomplete, RollbackRefused, rollback
     from rollway.aws.ledger import write_or_why
     from rollway.cli.way_back import nothing_to_abort
@@ -2349,17 +2368,8 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
             # The traffic comes first: roll back anyway; the rollback flow tries to record it again.
             errors.print(f"[yellow]warning:[/yellow] the ledger could not record the abort ({escape(unrecorded)}); "
                          "rolling back anyway")
-    unstopped = None  # why the owning run could not be cancelled
-    if owner is not None:
-        try:
-            _stop_owner(owner, who, wait_seconds)
-        except httpx.HTTPError as err:
-            # An API's error quotes its URL, with the password a PREFECT_API_URL may carry.
-            unstopped = passwords_hidden(str(err))
-            # The abort is recorded ("rolling back"): an API that dropped since left the ledger saying
-            # so, the traffic on the canary and exit 1. The traffic comes first, as for the ledger above.
-            errors.print(f"[yellow]warning:[/yellow] could not stop flow run {owner}, which owns the rollout "
-                         f"({escape(unstopped)}); rolling back anyway: `rollway status` shows whether it still runs")
+    # Why the owning run may still run: not cancelled, or not seen to stop (the API dropped).
+    unstopped = _stop_owner(owner, who, wait_seconds) if owner is not None else None
     spec = RolloutSpec.for_rollback(record.spec_json)
     try:
         # rollout=: the rollback acts only while this rollout is the newest. While this command

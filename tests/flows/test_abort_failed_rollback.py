@@ -63,8 +63,10 @@ def test_an_abort_whose_rollback_fails_says_so_in_a_few_lines_and_how_to_finish(
     record = env.ledger.get(t.canary_service)
     assert ("`rollway abort` waits as long as the rollout's spec says and cannot be given longer: run it again once "
             f"{t.stable_service}'s tasks are steady (it finishes the rollback from the ledger), or run the rollback "
-            f"flow (`prefect deployment run rollback/rollway`, or its form in the Prefect UI) with rollout "
-            f"{record.rollout_id} and a scale_timeout_seconds longer than 600 s." in flat), err
+            "flow with a longer scale_timeout_seconds: `prefect deployment run rollback/rollway --param "
+            f"reason=\"<why>\" --param actor=<you> --param rollout={record.rollout_id} --param "
+            "scale_timeout_seconds=<seconds, more than 600>`, or its form in the Prefect UI (Deployments -> "
+            "rollback/rollway -> Run) with those." in flat), err
     assert record.phase is RolloutPhase.ROLLING_BACK  # open: the next abort finishes it
     assert env.router.weights == Weights.canary_at(5)
 
@@ -87,9 +89,12 @@ def test_an_abort_whose_rollback_finds_no_healthy_stable_target_says_what_abort_
     flat = " ".join(err.split())
     assert f"the rollback of {t.canary_service} failed: the stable target group has no healthy targets" in flat, err
     record = env.ledger.get(t.canary_service)
+    # The command as it runs: the flow refuses a run without a reason, and the advice gave none.
     assert (f"run it again once {t.stable_service}'s targets pass their health checks (it finishes the rollback from "
-            f"the ledger), or run the rollback flow (`prefect deployment run rollback/rollway`, or its form in the "
-            f"Prefect UI) with rollout {record.rollout_id} and a healthy_timeout_seconds longer." in flat), err
+            "the ledger), or run the rollback flow with a longer healthy_timeout_seconds: `prefect deployment run "
+            f"rollback/rollway --param reason=\"<why>\" --param actor=<you> --param rollout={record.rollout_id} "
+            "--param healthy_timeout_seconds=<seconds>`, or its form in the Prefect UI (Deployments -> "
+            "rollback/rollway -> Run) with those." in flat), err
     assert record.phase is RolloutPhase.ROLLING_BACK
     assert env.router.weights == Weights.canary_at(5)
 

@@ -18,9 +18,8 @@ from tests.flows.test_cli_abort_wait import a_rollout_owned_by_a_running_run, pr
 from tests.flows.test_ledger_refuses import START, RefusingLedger
 
 
-def neither_fence_holds(monkeypatch, env) -> None:
-    """The ledger refuses every record of a rollback's start, and the Prefect API drops once it
-    refused the abort's: the owning run can be neither cancelled nor ended by "rolling back"."""
+def the_ledger_refuses_the_abort(monkeypatch, env) -> RefusingLedger:
+    """The ledger refuses every record of a rollback's start: "rolling back" never ends the owning run."""
     refusing = RefusingLedger(START)
     service = env.targets.canary_service
     refusing.create(env.ledger.get(service), owner=env.ledger.get(service).owner or "run",
@@ -28,6 +27,13 @@ def neither_fence_holds(monkeypatch, env) -> None:
     env.ledger = refusing
     monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
         targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
+    return refusing
+
+
+def neither_fence_holds(monkeypatch, env) -> None:
+    """The ledger refuses every record of a rollback's start, and the Prefect API drops once it
+    refused the abort's: the owning run can be neither cancelled nor ended by "rolling back"."""
+    refusing = the_ledger_refuses_the_abort(monkeypatch, env)
     # Every read answers until the ledger refused the abort's record; the API is gone from then on.
     prefect_api_drops_once(monkeypatch, lambda: f"refused {START}" in refusing.calls)
 
@@ -106,3 +112,35 @@ def test_abort_says_a_failed_cancel_without_the_prefect_api_s_password(monkeypat
     assert "hunter2-secret" not in out + err, err
     assert "503 Service Unavailable" in said and "https://ops:***@prefect.example/api" in said, err
     assert f"Flow run {owner.id}, which owns rollout" in said, err  # still said, last
+
+
+def test_abort_whose_prefect_api_drops_after_the_cancel_was_sent_does_not_say_the_cancel_failed(monkeypatch, capsys):
+    """The owning run was sent its cancel, then the API dropped while abort waited for it to stop:
+    the warning and the last line said "its cancel failed", and on-call took the run for one nobody
+    had asked to stop, when only whether it stopped was not known."""
+    import httpx
+    from prefect.client.orchestration import get_client
+
+    def api_gone(*args, **kwargs):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    with a_rollout_owned_by_a_running_run(monkeypatch) as (env, owner):
+        service = env.targets.canary_service
+        the_ledger_refuses_the_abort(monkeypatch, env)
+        monkeypatch.setattr(ops, "wait_for_run", api_gone)  # the API drops once the cancel is sent
+        code = ops.abort(approver="erin", reason="errors", flow_run=None, wait_seconds=1, targets_block=None,
+                         credentials_block=None)
+        out, err = capsys.readouterr()
+        with get_client(sync_client=True) as client:
+            cancelling = client.read_flow_run(owner.id).state.name
+    said = " ".join(err.split())
+    assert code == 1, (out, err)
+    assert cancelling == "Cancelling", cancelling  # the cancel was sent
+    assert "cancel failed" not in said and "could not stop" not in said, err
+    assert (f"flow run {owner.id}, which owns the rollout, was sent its cancel, but it could not be seen to stop "
+            "(All connection attempts failed); rolling back anyway" in said), err
+    rollout = env.ledger.get(service).rollout_id
+    assert (f"Flow run {owner.id}, which owns rollout {rollout}, may not have stopped (its cancel was sent, then the "
+            "Prefect API failed before it was seen to stop: All connection attempts failed) and the ledger does not "
+            "end it: it may shift traffic to the canary again" in said), err
+    assert said.endswith("then run `rollway abort` again."), err
