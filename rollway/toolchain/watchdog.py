@@ -122,6 +122,11 @@ def _become(fd: int, grace_seconds: float, command: list[str]) -> int:
     if first == 0:
         # Forked twice, so the watcher is nobody's child: the command, once exec'd, would not
         # reap a child it never started, and an exited watcher would linger as its zombie.
+        # Its descriptors are dropped here, before the command can start (that waits for this
+        # process to exit): a watcher that closed them itself, scheduled late on a busy machine,
+        # still held the Prefect home's lock as the command ran, and `rollway up` named it as a
+        # holder of the home.
+        _keep_only(fd)
         if os.fork() == 0:
             _guard(fd, leader, grace_seconds)
         os._exit(0)
