@@ -913,50 +913,49 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
     repository with immutable tags refused as "already exists", the run stopping with its own
     image in the registry and telling the operator to run again with register_existing. Any other
     image there (another run's, or one whose build cannot be told) is never pushed over: the run
-    stops, saying whose it is as far as it can tell.
+    stops, saying whose it is as far as it can tell. A registry that could not be read after the
+    failure is read again before the push made again (which stops the run if it still cannot be).
     """
     waits = list(PUSH_RETRY_SECONDS)
     renewed = False  # a push after a new login is one attempt more than the waits allow
     attempt = 0
+    unread: tuple[str, Exception] | None = None  # the failure after which the registry could not be read
     while True:
         attempt += 1
         if ecr is not None and credentials is not None and (why := _renewal(run, credentials, request)) is not None:
             # Before every push, a push made again too: a build of hours, or the pushes and
             # waits before it, left the login less than this push may take.
             credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=why)
+        if unread is not None:
+            # Pushed again blind, the version replaced (on a repository with mutable tags) an
+            # image another run pushed during the wait or the failed push, and registered this run's.
+            failed, err = unread
+            with run.step(f"check {reference} in the registry before pushing it again"):
+                try:
+                    held = _held_digest(docker, refs, ecr, request)
+                except Exception as read:
+                    raise RuntimeError(
+                        f"the push of {reference} failed ({failed}), and the registry could not be read after it, nor "
+                        f"again before pushing it again ({error_said(read)}): whether it holds an image for the "
+                        "version now is not known, so this run pushed nothing again and registered nothing") from read
+                if held is not None:
+                    return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
+            run.done(f"{reference} is still not in the registry")
         with run.step(f"push {reference}"):
             try:
                 return steps.push(docker, reference), credentials
             except Exception as err:
-                held = _held_after_failed_push(run, docker, refs, ecr, request) if reference == refs.versioned else None
-                ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held) if held is not None else None
+                versioned = reference == refs.versioned
+                held = _held_after_failed_push(run, docker, refs, ecr, request) if versioned else None
                 # docker's last line says why: its whole output is the failure's, not this step's.
                 failed = error_said(err).splitlines()[-1].strip()
-                if ours is True:
-                    run.done(f"the push of {reference} failed ({failed}), yet the "
-                             f"registry holds it as this run's build ({held}): the push got that far, and it is not "
-                             "pushed again", warning=True)
-                    return held, credentials
+                if held is not _UNREAD and held is not None:
+                    return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
+                unread = (failed, err) if versioned and held is _UNREAD else None
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
-                # An image under the version that is not this run's build as far as it can tell is
-                # never pushed over: on a repository with mutable tags (ECR's default) the push made
-                # again replaced another run's image, silently, and registered this run's.
-                if held is not None or retry is None or (retry.kind == "transient" and not waits):
-                    if ours is False:
-                        run.progress.taken = held
-                        raise RuntimeError(
-                            f"the registry holds {held} for {reference}, which is not this run's build "
-                            f"({run.progress.image_id}): another run pushed the same version while this run's push "
-                            f"failed ({failed}); a version must mean one image, so this run pushed nothing over it and "
-                            "registered nothing") from err
-                    if held is not None:
-                        # Not this run's push as far as it knows: where things stand says what was read, as read.
-                        run.progress.held[refs.versioned] = held
-                        raise RuntimeError(
-                            f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
-                            f"same, which is not pushed over: {ours}") from err
+                if retry is None or (retry.kind == "transient" and not waits):
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
                     raise
@@ -975,6 +974,33 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
         renewed = True
         credentials = _log_in(run, docker, ecr, refs, credentials, request, renew=(
             f"ECR refused the push of {reference}, the login having expired during it"))
+
+
+def _held_not_pushed_over(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                          reference: str, held: str, failed: str, err: Exception) -> str:
+    """``held``, the image the registry holds for the version after its push failed (``failed``,
+    ``err``), when it is this run's build (the push got that far, its answer lost: said so);
+    RuntimeError otherwise. An image under the version that is not this run's build as far as it
+    can tell is never pushed over: on a repository with mutable tags (ECR's default) the push made
+    again replaced another run's image, silently, and registered this run's."""
+    ours = _is_this_build(docker, refs, ecr, run.progress.image_id, held)
+    if ours is True:
+        run.done(f"the push of {reference} failed ({failed}), yet the "
+                 f"registry holds it as this run's build ({held}): the push got that far, and it is not "
+                 "pushed again", warning=True)
+        return held
+    if ours is False:
+        run.progress.taken = held
+        raise RuntimeError(
+            f"the registry holds {held} for {reference}, which is not this run's build "
+            f"({run.progress.image_id}): another run pushed the same version while this run's push "
+            f"failed ({failed}); a version must mean one image, so this run pushed nothing over it and "
+            "registered nothing") from err
+    # Not this run's push as far as it knows: where things stand says what was read, as read.
+    run.progress.held[refs.versioned] = held
+    raise RuntimeError(
+        f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
+        f"same, which is not pushed over: {ours}") from err
 
 
 def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrRepository | None,
@@ -1097,17 +1123,22 @@ def _held_digest(docker: ImagePublisher | None, refs: ImageReferences, ecr: EcrR
     return steps.registry_digest(docker, refs.versioned)
 
 
+# What _held_after_failed_push gives when the registry could not be asked.
+_UNREAD = "the registry could not be read"
+
+
 def _held_after_failed_push(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
                             request: PublishRequest) -> str | None:
     """After a failed push of the version: the digest the registry holds for it all the same (the
     push got as far as the manifest before its answer was lost, or another run pushed it first),
-    or None (none, or the registry could not be asked). The failure then says so, instead of
-    promising that a re-run (which would be refused) is safe."""
+    None (none), or ``_UNREAD`` (the registry could not be asked: a push made again reads it
+    first). The failure then says so, instead of promising that a re-run (which would be refused)
+    is safe."""
     try:
         return _held_digest(docker, refs, ecr, request)
     except Exception as err:  # noqa: BLE001 - the push's own failure is the one to report
         run.log.warning("publish: could not ask the registry for %s after its push failed: %s", refs.versioned, err)
-        return None
+        return _UNREAD
 
 
 def _logout(run: _Run, docker: ImagePublisher) -> None:

@@ -1759,6 +1759,71 @@ def test_another_runs_image_found_after_a_failed_push_is_never_pushed_over_on_a_
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+@pytest.mark.parametrize("answers_again", [True, False])
+def test_a_push_after_a_registry_read_that_failed_is_made_again_only_once_the_registry_is_read_again(
+        aws, tmp_path, monkeypatch, independent_client, answers_again):
+    """This run's push failed in passing and ECR could not be read right after it (throttled): the
+    run waited and pushed again blind, and another run's image pushed during the wait was replaced
+    under the version (a repository with mutable tags, ECR's default) and this run's registered.
+    The registry is read again before the push made again: the other run's image is not pushed
+    over, and a registry still unread is pushed nothing."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    theirs = "sha256:" + "8" * 64
+    reads = {"refused": 0}
+    ecr = independent_client("ecr")
+
+    def throttled(**_):
+        if reads["refused"]:
+            reads["refused"] -= 1
+            return SimpleNamespace(status_code=400, headers={}), {
+                "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}, "ResponseMetadata": {}}
+        return None
+
+    ecr.meta.events.register("before-call.ecr.DescribeImages", throttled)
+    waited: list[float] = []
+
+    def another_run_pushes_meanwhile(seconds):
+        waited.append(seconds)
+        if not answers_again:
+            return
+        reads["refused"] = 0  # ECR answers again
+        reads["theirs"] = put_manifest(aws.get_client("ecr"), aws.targets.ecr_repository, "2.0.0", theirs,
+                                       config=theirs)
+
+    monkeypatch.setattr(flows_container, "_pause", another_run_pushes_meanwhile)
+
+    class ResetUnread(EcrBacked):
+        def push(self, reference):
+            if f"push {reference}" in self.calls:  # pushed again: over the other run's image
+                return super().push(reference)
+            self.calls.append(f"push {reference}")
+            reads["refused"] = 99  # every read of ECR's (boto3's and the task's retries too) until the wait
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+
+    publisher, before = ResetUnread(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        try:
+            publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path,
+                                                                push_latest=False), ecr=ecr)
+        finally:
+            held = EcrRepository(aws.get_client("ecr"), aws.targets).image_digest("2.0.0")
+
+    assert [c for c in publisher.calls if c.startswith("push ")] == [f"push {uri}:2.0.0"], publisher.calls
+    assert held == reads.get("theirs"), "this run's push replaced the other run's image"
+    assert revisions(aws) == before
+    message = str(caught.value)
+    if not answers_again:
+        assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry could not be read after it, nor again "
+                "before pushing it again (ClientError: ") in message and "pushed nothing again" in message, message
+        return
+    assert f"the registry holds {held} for {uri}:2.0.0, which is not this run's build" in message, message
+    assert "pushed nothing over it" in message, message
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_push_pushed_again_after_a_new_login_and_then_after_waits_counts_its_attempts_truly(
         aws, tmp_path, monkeypatch):
     """A push ECR refused for a login that expired during it is pushed once more after a new login,
