@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.engine import AlertsOnce, canary_targets_if_unattributed
-from flows.env import load_session, run_owner
+from flows.env import load_session, run_label, run_owner
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import LeaseSeconds, WindowSeconds
@@ -50,8 +50,10 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
-                            Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed, utc)
+                            LockHeld, Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed,
+                            utc)
 from rollway.model import Observation, Verdict, Weights
+from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.reports import MONITORING_ROLLBACK
@@ -495,6 +497,15 @@ def _watch(
                     # `rollway abort` finished its rollback since this check's lease renewal:
                     # the release is rolled back already; acting again would only page twice.
                     # Its end says both: the other rollback alone lost why this window wanted one.
+                    if _still_promoted(env):
+                        # Closed by another run's end of the window, not by a rollback: the release
+                        # is production and nothing moved. "rolled_back" (100/0 in the result) said
+                        # the opposite of what the traffic does.
+                        log.warning("not rolling back: %s", closed)
+                        return MonitorResult(
+                            outcome="passed", verified=False, checks=tally.checks, alerts=alerted.messages(),
+                            reason=f"{reason}; not rolled back: {closed}. The release stays in production; run the "
+                                   "`rollback` flow to take it out")
                     log.info("not rolling back: %s", closed)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
                                          reason=f"{reason}; not rolled back by this run: {closed}")
@@ -673,6 +684,16 @@ def _watch(
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
+
+
+def _still_promoted(env: Environment) -> bool:
+    """Whether the ledger's newest rollout of the service is still promoted (a rollback refused as
+    closed then found the window closed, not the release rolled back); False when it cannot be read."""
+    try:
+        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
+    except Exception:  # noqa: BLE001 - unread, the refusal is taken as a rollback's, as before
+        return False
+    return record is not None and record.phase is RolloutPhase.PROMOTED
 
 
 def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:
@@ -1012,6 +1033,70 @@ def _record(env: Environment, rollout: str | None, kind: str, comment: str, *, t
     )
 
 
+def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owner: str, actor: str,
+                                lease_seconds: float) -> None:
+    """Say, in the run's log and the rollout's ledger, that the monitoring window this run resumes
+    watches dead letters nowhere: a watched queue deleted (or redriven elsewhere) since the rollout
+    checked its queues reads in CloudWatch as an empty one, and the window's dead-letter alert is
+    silent whatever the release does.
+
+    Not refused: refusing left the window unwatched altogether (its error-rate guardrail too, and
+    the decommission waiting), a worse place than a window without one of its alerts. Nothing here
+    fails the run (`progressive_rollout`'s hooks would roll back a promoted release): a look-up or a
+    write refused is said and the window goes on. Serves the `monitor` flow resuming a window by
+    hand too.
+    """
+    if env.queues is None:
+        return
+    log, service = get_run_logger(), env.targets.canary_service
+    try:
+        seen = env.queues.lookup()
+        unseen = dead_letters_unseen(env.targets, seen)
+        unknown = any(s.failed for s in seen.values())
+    except Exception as err:  # noqa: BLE001 - see above
+        unseen = (f"SQS could not be asked whether the watched queues exist ({rollout_said(err, env.targets)})", False)
+        unknown = True
+    if unseen is None:
+        return
+    if unknown:
+        # SQS did not answer (throttled, say): the queues are most likely there. "Watching nothing",
+        # and fixing the targets block's queues, claimed what nobody knew, in the ledger for good.
+        said = (f"the monitoring window of rollout {record.rollout_id} is resumed, and whether its dead-letter alert "
+                f"watches anything could not be checked: {unseen[0]}. Should a watched dead-letter queue be gone (or "
+                "no failure reach it), CloudWatch shows it as an empty one and no dead letter the new version causes "
+                "is alerted on: the window goes on (its error-rate guardrail still rolls a failing release back). "
+                "Check that the targets block's queues exist (aws sqs get-queue-url --queue-name <name>)")
+    else:
+        said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
+                f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or "
+                "that no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail "
+                "still rolls a failing release back), but no dead letter the new version causes is alerted on. Fix "
+                "the targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
+                "rollouts to come")
+    now = env.clock.now()
+    try:
+        # Taken first: another run watching it refuses this one (as the window's own claim of the
+        # lease would), before this run says anything of a window it does not watch.
+        env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
+                           wall=env.wall())
+    except LockHeld:
+        raise
+    except Exception as err:  # noqa: BLE001 - see above
+        unrecorded: Exception | None = err
+    else:
+        unrecorded = None
+    log.warning("%s", said)
+    try:
+        if unrecorded is None:
+            env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
+                              transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
+    except Exception as err:  # noqa: BLE001 - see above
+        unrecorded = err
+    if unrecorded is not None:
+        log.warning("could not record in the ledger what the run log above says of the resumed window's dead-letter "
+                    "alert (%s)", rollout_said(unrecorded, env.targets))
+
+
 def watched_rollout(record: RolloutRecord | None, spec: RolloutSpec, service: str) -> RolloutRecord:
     """The rollout the ``monitor`` flow watches: the service's newest, promoted, of ``spec.image``.
 
@@ -1190,6 +1275,10 @@ def monitor(
     elif window_seconds is None:
         window_seconds = policy.monitor_seconds or ONE_HOUR
     _load_balancer_found(env, spec)
+    if owes_none is None and decommissioned is None:
+        # The rollout's own window, resumed by hand: a watched queue gone since the rollout checked
+        # them leaves its dead-letter alert watching nothing, said as `progressive_rollout` says it.
+        unwatched_dead_letters_said(env, record, owner=owner, actor="monitor", lease_seconds=lease_wall_seconds)
     watched = run_monitor(
         env, spec, window_seconds=window_seconds, decommission=decommission,
         previous_task_definition=record.previous_task_definition, stable_desired=record.stable_desired,

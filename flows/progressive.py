@@ -28,7 +28,7 @@ from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, 
 from flows.hooks import rollback_hooks
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import LedgerJournal, artifact_key, on_the_wall
-from flows.monitor import after_window, run_monitor, send_owed_decommission_page
+from flows.monitor import after_window, run_monitor, send_owed_decommission_page, unwatched_dead_letters_said
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
@@ -60,7 +60,6 @@ from rollway.ledger import (
 )
 from rollway.model import ServiceState, Weights, validation_problems
 from rollway.phases import RolloutPhase
-from rollway.preflight_checks import dead_letters_unseen
 from rollway.report import RolloutResult, markdown_cell
 from rollway.spec import Approvals, RolloutSpec, phase_end_stage
 from tasks import ecs, flags, metrics, traffic, undoable
@@ -320,69 +319,6 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
                 "or a person): from this phase on the canary is sized for %d, and a rollback gives the stable "
                 "service at least %d", stable.name, now, recorded, now, now)
     return now
-
-
-def unwatched_dead_letters_said(env: Environment, record: RolloutRecord, *, owner: str, actor: str,
-                                lease_seconds: float) -> None:
-    """Say, in the run's log and the rollout's ledger, that the monitoring window this run resumes
-    watches dead letters nowhere: a watched queue deleted (or redriven elsewhere) since the rollout
-    checked its queues reads in CloudWatch as an empty one, and the window's dead-letter alert is
-    silent whatever the release does.
-
-    Not refused: refusing left the window unwatched altogether (its error-rate guardrail too, and
-    the decommission waiting), a worse place than a window without one of its alerts. Nothing here
-    fails the run (its hooks would roll back a promoted release): a look-up or a write refused is
-    said and the window goes on.
-    """
-    if env.queues is None:
-        return
-    log, service = get_run_logger(), env.targets.canary_service
-    try:
-        seen = env.queues.lookup()
-        unseen = dead_letters_unseen(env.targets, seen)
-        unknown = any(s.failed for s in seen.values())
-    except Exception as err:  # noqa: BLE001 - see above
-        unseen = (f"SQS could not be asked whether the watched queues exist ({rollout_said(err, env.targets)})", False)
-        unknown = True
-    if unseen is None:
-        return
-    if unknown:
-        # SQS did not answer (throttled, say): the queues are most likely there. "Watching nothing",
-        # and fixing the targets block's queues, claimed what nobody knew, in the ledger for good.
-        said = (f"the monitoring window of rollout {record.rollout_id} is resumed, and whether its dead-letter alert "
-                f"watches anything could not be checked: {unseen[0]}. Should a watched dead-letter queue be gone (or "
-                "no failure reach it), CloudWatch shows it as an empty one and no dead letter the new version causes "
-                "is alerted on: the window goes on (its error-rate guardrail still rolls a failing release back). "
-                "Check that the targets block's queues exist (aws sqs get-queue-url --queue-name <name>)")
-    else:
-        said = (f"the monitoring window of rollout {record.rollout_id} is resumed with its dead-letter alert watching "
-                f"nothing: {unseen[0]}. CloudWatch shows no messages for a dead-letter queue that is not there or "
-                "that no failure reaches, which reads as an empty one: the window goes on (its error-rate guardrail "
-                "still rolls a failing release back), but no dead letter the new version causes is alerted on. Fix "
-                "the targets block's queues, or deploy the queues (the infra flow) with their redrive policy, for the "
-                "rollouts to come")
-    now = env.clock.now()
-    try:
-        # Taken first: another run watching it refuses this one (as the window's own claim of the
-        # lease would), before this run says anything of a window it does not watch.
-        env.ledger.acquire(service, owner=owner, now=now, lease_seconds=lease_seconds, rollout=record.rollout_id,
-                           wall=env.wall())
-    except LockHeld:
-        raise
-    except Exception as err:  # noqa: BLE001 - see above
-        unrecorded: Exception | None = err
-    else:
-        unrecorded = None
-    log.warning("%s", said)
-    try:
-        if unrecorded is None:
-            env.ledger.record(service, owner=owner, now=now, rollout=record.rollout_id, wall=env.wall(),
-                              transition=Transition(at=now, kind="resume", actor=actor, comment=said, run=run_label()))
-    except Exception as err:  # noqa: BLE001 - see above
-        unrecorded = err
-    if unrecorded is not None:
-        log.warning("could not record in the ledger what the run log above says of the resumed window's dead-letter "
-                    "alert (%s)", rollout_said(unrecorded, env.targets))
 
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
