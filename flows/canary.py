@@ -224,10 +224,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
                 raise RolloutRefused(
                     f"the canary target group already carries {weights.canary}% of traffic for rollout "
                     f"{record.rollout_id} of {record.image} ({record.phase.value}): let it finish or roll it back "
-                    "before starting a new one. A run of it waiting for an approval (`rollway status` shows it) is "
-                    "answered with `rollway promote`; one whose run has ended is resumed by advance_phase (the weekly "
-                    f"schedule's, or run by hand) or by progressive_rollout of {record.image}; `rollway abort` rolls "
-                    "it back"
+                    f"before starting a new one. {_how_to_resume_or_abort(record)}"
                 )
             # No rollout under way in the ledger, so `rollway abort` would refuse ("nothing to
             # abort"): the traffic is a `canary` flow run's (it keeps no ledger) or was moved by hand.
@@ -356,8 +353,16 @@ def open_rollout_refusal(record: RolloutRecord, service: str) -> str:
                 "the weights were moved outside the rollout's record, by hand or by a rollback the ledger could not "
                 "record (its run failed with RollbackUnrecorded and says why), so resuming it would report drift. "
                 "Once the ledger accepts writes, `rollway abort` rolls it back; then start this rollout again")
-    return (f"{held}, no traffic on it yet). Answer the run waiting for an approval (`rollway status` shows it), "
-            "let the rollout resume, or roll it back with `rollway abort`; then start this rollout again")
+    # Said how: "let the rollout resume" named no flow that resumes it.
+    return f"{held}, no traffic on it yet). {_how_to_resume_or_abort(record)}; then start this rollout again"
+
+
+def _how_to_resume_or_abort(record: RolloutRecord) -> str:
+    """How an unfinished rollout is taken on (its approval answered, its ended run resumed) or
+    rolled back: progressive_rollout resumes it only given its image again, so that is named."""
+    return ("A run of it waiting for an approval (`rollway status` shows it) is answered with `rollway promote`; one "
+            "whose run has ended is resumed by advance_phase (the weekly schedule's, or run by hand) or by "
+            f"progressive_rollout of {record.image}; `rollway abort` rolls it back")
 
 
 # The canary flow keeps no ledger, so it has no ledger lease to keep a second `canary` run of the

@@ -934,12 +934,14 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 try:
                     held = _held_digest(docker, refs, ecr, request)
                 except Exception as read:
+                    run.progress.unread = True
                     raise RuntimeError(
                         f"the push of {reference} failed ({failed}), and the registry could not be read after it, nor "
                         f"again before pushing it again ({error_said(read)}): whether it holds an image for the "
                         "version now is not known, so this run pushed nothing again and registered nothing") from read
                 if held is not None:
                     return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
+            run.progress.unread = False
             run.done(f"{reference} is still not in the registry")
         with run.step(f"push {reference}"):
             try:
@@ -952,6 +954,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if held is not _UNREAD and held is not None:
                     return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
                 unread = (failed, err) if versioned and held is _UNREAD else None
+                run.progress.unread = unread is not None  # where things stand does not say "not in the registry"
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None

@@ -325,16 +325,24 @@ class PublishProgress:
     # The registration failed with its answer lost, and may have registered a revision all the
     # same (``EcsDeployer`` could not find out): not "no task definition was registered".
     unanswered: bool = False
-    # The digest the registry held for the version right before this run's push, pushed during
-    # its build by another run of the same version: this run pushed nothing over it.
+    # The digest the registry held for the version when this run read it before pushing it (pushed
+    # during its build), or after its push of it failed: another run's image, not this run's build
+    # (this run pushed nothing over it).
     taken: str | None = None
+    # The push of the version failed and the registry could not be read after it: whether it holds
+    # the version (this run's build, if the push got that far, or another run's) is not known.
+    unread: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
         # Something reached the registry: pushed (or found), if deleted from it since.
         reached = bool(self.digests) or self.gone is not None or bool(self.held)
-        if not reached:
+        if not reached and self.unread:
+            built = "" if self.image_id is None else f"the image was built ({self.image_id}), and "
+            parts.append(f"{built}whether the registry holds {self.refs.versioned} is not known (its push failed and "
+                         "the registry could not be read after it)")
+        elif not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
         if self.taken is not None:
@@ -383,6 +391,9 @@ class PublishProgress:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
                         f"{publish_again(self.refs)}")
+            if self.unread:  # "not in the registry" is not known: the re-run's own check is what makes it safe
+                return ("re-running with the same version is safe: it asks the registry for the version before "
+                        "building, and is refused, saying how to go on, if the registry holds it")
             return "re-running with the same version is safe (the version is not in the registry)"
         latest = (f"; {LATEST} was not moved, push it by hand if you need it"
                   if self.refs.latest is not None and self.refs.latest not in self.digests

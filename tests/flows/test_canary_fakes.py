@@ -853,25 +853,32 @@ def test_watched_queues_that_exist_let_the_rollout_start():
     assert env.queues.calls == ["lookup"]
 
 
-def test_traffic_of_a_ledgered_rollout_under_way_is_refused_saying_how_to_resume_it():
-    """A phased rollout holds 25 % of the traffic between its weekly phases, and someone starts the
-    `canary` flow: the refusal said "roll back (rollway abort) or resume that rollout", naming neither
-    the rollout nor how to resume it (progressive_rollout needs the same image given again, which it
-    did not name). It names the rollout and its image, and the flows that resume it."""
+def _phased_rollout_paused_at(env, canary: int) -> str:
+    """A phased rollout of webordinary/edit-container:1.9.0, paused with ``canary`` % in its ledger
+    record, put in a fake ledger of ``env``'s; its id."""
     import time
 
     from rollway.fakes import FakeLedger
     from rollway.ledger import RolloutRecord, new_rollout_id
 
-    env = fake_environment()
     env.ledger = FakeLedger()
     t, held = env.targets, spec(5, 25, 100).model_copy(update={"image": "webordinary/edit-container:1.9.0"})
     rollout = new_rollout_id(time.time() - 3600)
     env.ledger.create(RolloutRecord(service=t.canary_service, rollout_id=rollout, image=held.image,
                                     spec_json=held.model_dump_json(), phase=RolloutPhase.PAUSED,
-                                    weights=Weights(stable=75, canary=25), previous_task_definition=STABLE_TD,
+                                    weights=Weights.canary_at(canary), previous_task_definition=STABLE_TD,
                                     stable_desired=4),
                       owner="process/old", now=time.time() - 3600, lease_seconds=0)
+    return rollout
+
+
+def test_traffic_of_a_ledgered_rollout_under_way_is_refused_saying_how_to_resume_it():
+    """A phased rollout holds 25 % of the traffic between its weekly phases, and someone starts the
+    `canary` flow: the refusal said "roll back (rollway abort) or resume that rollout", naming neither
+    the rollout nor how to resume it (progressive_rollout needs the same image given again, which it
+    did not name). It names the rollout and its image, and the flows that resume it."""
+    env = fake_environment()
+    rollout = _phased_rollout_paused_at(env, 25)
     env.router.weights = Weights(stable=75, canary=25)
 
     with pytest.raises(RolloutRefused, match="already carries 25%") as refused:
@@ -881,3 +888,19 @@ def test_traffic_of_a_ledgered_rollout_under_way_is_refused_saying_how_to_resume
     assert f"rollout {rollout} of webordinary/edit-container:1.9.0" in said, said
     assert "advance_phase" in said and "progressive_rollout of webordinary/edit-container:1.9.0" in said, said
     assert "`rollway abort`" in said and env.deployer.calls == [], said
+
+
+def test_a_ledgered_rollout_with_no_traffic_yet_is_refused_saying_how_to_resume_it():
+    """A phased rollout holds the canary before its first shift (waiting for its first approval, or
+    its run ended), and someone starts the `canary` flow: the refusal said "let the rollout resume",
+    naming no way to resume it. It says how, as the refusal of one that carries traffic does."""
+    env = fake_environment()
+    _phased_rollout_paused_at(env, 0)
+
+    with pytest.raises(RolloutRefused, match="no traffic on it yet") as refused:
+        canary_on(env, spec(5, 100))
+
+    said = " ".join(str(refused.value).split())
+    assert "answered with `rollway promote`" in said, said
+    assert "advance_phase" in said and "progressive_rollout of webordinary/edit-container:1.9.0" in said, said
+    assert "`rollway abort` rolls it back" in said and env.deployer.calls == [], said

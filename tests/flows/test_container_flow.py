@@ -1818,6 +1818,9 @@ def test_a_push_after_a_registry_read_that_failed_is_made_again_only_once_the_re
     if not answers_again:
         assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry could not be read after it, nor again "
                 "before pushing it again (ClientError: ") in message and "pushed nothing again" in message, message
+        # Where things stand says what is known: not "nothing was pushed", not "not in the registry".
+        assert f"whether the registry holds {uri}:2.0.0 is not known" in message, message
+        assert "not in the registry" not in message and "nothing was pushed" not in message, message
         return
     assert f"the registry holds {held} for {uri}:2.0.0, which is not this run's build" in message, message
     assert "pushed nothing over it" in message, message

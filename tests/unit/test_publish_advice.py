@@ -45,6 +45,19 @@ def test_a_run_stopped_before_its_version_was_pushed_can_be_run_again_as_it_was(
     assert progress.how_to_go_on() == "re-running with the same version is safe (the version is not in the registry)"
 
 
+def test_a_run_whose_failed_push_left_the_registry_unread_is_not_told_the_version_is_not_there():
+    # The push of the version failed and the registry could not be read after it: the push may have
+    # got that far (or another run pushed the version), so "the version is not in the registry" and
+    # "nothing was pushed" were guesses. The re-run is safe all the same: it asks the registry first.
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, unread=True)
+    state, advice = progress.state(), progress.how_to_go_on()
+    assert f"whether the registry holds {REFS.versioned} is not known" in state, state
+    assert "nothing was pushed" not in state, state
+    assert "not in the registry" not in advice, advice
+    assert advice.startswith("re-running with the same version is safe: it asks the registry for the version "
+                             "before building"), advice
+
+
 def test_a_register_existing_run_that_left_latest_on_a_newer_release_is_not_told_it_moves_latest():
     # register_existing left latest on a release pushed after the version, then its registration
     # failed: "latest was not moved: register_existing moves it" told the person the way on moves
