@@ -618,8 +618,12 @@ def check_not_ended(record: RolloutRecord) -> None:
 
 
 def _by(transition: Transition | None) -> str:
-    """The " by <actor> at <time>: <comment>" of a message; empty without a transition."""
-    return f" by {transition.actor} at {utc(transition.at)}: {transition.comment}" if transition else ""
+    """The " by <actor> at <time>: <comment>" of a message; empty without a transition, and no
+    ": <comment>" for a transition recorded without one (it read ": None")."""
+    if transition is None:
+        return ""
+    said = f": {transition.comment}" if transition.comment else ""
+    return f" by {transition.actor} at {utc(transition.at)}{said}"
 
 
 def check_lease(record: RolloutRecord, owner: str, now: float) -> None:

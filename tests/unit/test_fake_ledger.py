@@ -420,6 +420,20 @@ class LedgerContract:
         assert isinstance(closed.value, RolloutEnded) and first.rollout_id in str(closed.value)
         assert ledger.get(SERVICE) == before
 
+    @pytest.mark.parametrize("comment, said", [(None, " UTC"), ("all stages passed", " UTC: all stages passed")])
+    def test_a_refused_rollback_names_who_closed_the_rollout_without_a_comment_it_never_had(self, ledger, comment,
+                                                                                            said):
+        """A promotion recorded without a comment was said "promoted by judge at <time>: None and its
+        monitoring window has closed": the word None read as something the person or the judge wrote."""
+        first = started(ledger, spec_json=WINDOWED_SPEC)
+        for n, kind in enumerate(["promote", "watched"], start=1):
+            ledger.record(SERVICE, owner=None, now=START + n, phase=RolloutPhase.PROMOTED,
+                          transition=step(START + n, kind, "judge", comment=comment if kind == "promote" else None))
+        with pytest.raises(RolloutClosed) as closed:
+            begin_rollback(ledger, SERVICE, actor="erin", reason="errors", now=START + 9, rollout=first.rollout_id)
+        assert "None" not in str(closed.value) and "was promoted by judge at " in str(closed.value)
+        assert f"{said} and its monitoring window has closed" in str(closed.value)
+
     @pytest.mark.parametrize(
         "changes, named",
         [
