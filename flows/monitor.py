@@ -50,8 +50,8 @@ from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
 from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
-                            LockHeld, Transition, begin_rollback, UnverifiedWindow, monitoring_left, monitoring_owed,
-                            utc)
+                            LockHeld, Transition, begin_rollback, UnverifiedWindow, WindowClosed, monitoring_left,
+                            monitoring_owed, utc)
 from rollway.model import Observation, Verdict, Weights
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
@@ -497,7 +497,7 @@ def _watch(
                     # `rollway abort` finished its rollback since this check's lease renewal:
                     # the release is rolled back already; acting again would only page twice.
                     # Its end says both: the other rollback alone lost why this window wanted one.
-                    if _still_promoted(env):
+                    if isinstance(closed, WindowClosed):
                         # Closed by another run's end of the window, not by a rollback: the release
                         # is production and nothing moved. "rolled_back" (100/0 in the result) said
                         # the opposite of what the traffic does.
@@ -684,16 +684,6 @@ def _watch(
     if unrecorded is None:
         _record_paged(env, lease.rollout, message_id, actor=actor)
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
-
-
-def _still_promoted(env: Environment) -> bool:
-    """Whether the ledger's newest rollout of the service is still promoted (a rollback refused as
-    closed then found the window closed, not the release rolled back); False when it cannot be read."""
-    try:
-        record = env.ledger.get(env.targets.canary_service) if env.ledger is not None else None
-    except Exception:  # noqa: BLE001 - unread, the refusal is taken as a rollback's, as before
-        return False
-    return record is not None and record.phase is RolloutPhase.PROMOTED
 
 
 def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:

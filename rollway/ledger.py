@@ -52,6 +52,12 @@ class RolloutClosed(RolloutEnded):
     """
 
 
+class WindowClosed(RolloutClosed):
+    """The rollout a rollback found closed is promoted, its monitoring window over: the release is
+    production and nothing moved (not rolled back by another run). Said by the refusal itself, so
+    that its caller need not read the ledger again (a read throttled then said "rolled back")."""
+
+
 class RollbackClaimed(PicklableError, RolloutEnded):
     """Another rollback of the rollout is under way: it holds the rollback's claim, and its lease
     has not lapsed. This one must not act (it would move the traffic and page people again): it
@@ -922,7 +928,7 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
 
         if open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
             return
-        raise RolloutClosed(
+        raise WindowClosed(
             f"rollout {record.rollout_id!r} of service {record.service!r} was promoted"
             f"{_by(record.last_transition('promote'))} and its monitoring window has closed: it is production, "
             "and this rollback neither moves the traffic nor pages anyone"

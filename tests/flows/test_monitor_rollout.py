@@ -910,16 +910,18 @@ def test_a_late_window_whose_final_look_could_not_read_names_the_last_period_bes
     assert "ThrottlingException" in row, row
 
 
-def test_a_window_another_run_closed_before_its_rollback_says_the_release_stays_in_production(monkeypatch):
-    """The window saw a breach, but another run had closed the rollout's window (its clean end
-    recorded) by the time this one came to roll back. Its result said "rolled_back" with the
-    traffic 100/0 on the old version, while the release stayed in production at 0/100."""
-    from flows.monitor import after_window
-    from rollway.report import RolloutResult
+def _watched_after_another_run_closed(monkeypatch, *, then_throttled: bool = False):
+    """A window that sees a breach after another run recorded the clean end of the rollout's
+    window (and, ``then_throttled``, after which the ledger throttles every read)."""
 
     def closed_elsewhere(env):
         env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
                           transition=Transition(at=env.clock.now(), kind="watched", actor="other-run"))
+        if then_throttled:
+            def throttled(*args, **kwargs):
+                raise RuntimeError("ThrottlingException: Rate exceeded")
+
+            monkeypatch.setattr(env.ledger, "get", throttled)
 
     clock = Meanwhile(at=1, then=closed_elsewhere)
     env, _ = promoted_world(monkeypatch, clock)
@@ -927,9 +929,28 @@ def test_a_window_another_run_closed_before_its_rollback_says_the_release_stays_
     watched = run_monitor_flow()
     assert watched.outcome != "rolled_back" and not watched.verified, watched
     assert "The release stays in production" in watched.reason, watched.reason
+    assert env.router.weights == Weights(stable=0, canary=100)
+    return env, watched
+
+
+def test_a_window_another_run_closed_before_its_rollback_says_the_release_stays_in_production(monkeypatch):
+    """The window saw a breach, but another run had closed the rollout's window (its clean end
+    recorded) by the time this one came to roll back. Its result said "rolled_back" with the
+    traffic 100/0 on the old version, while the release stayed in production at 0/100."""
+    from flows.monitor import after_window
+    from rollway.report import RolloutResult
+
+    env, watched = _watched_after_another_run_closed(monkeypatch)
     promoted = RolloutResult(outcome="promoted", reason="promoted", image=FIRST, final_weights=Weights(stable=0,
                                                                                                       canary=100))
     result = after_window(promoted, watched)
     assert result.outcome == "promoted" and result.final_weights == Weights(stable=0, canary=100), result
-    assert env.router.weights == Weights(stable=0, canary=100)
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.PROMOTED
+
+
+def test_a_window_another_run_closed_says_the_release_stays_in_production_when_the_ledger_then_throttles(
+        monkeypatch):
+    """As above, but the ledger throttles reads once the window is closed: the refusal itself says
+    the rollout was promoted and its window closed, so the result no longer depends on a read
+    after it (unread, it said "rolled_back" at 100/0 while the release stayed in production)."""
+    _watched_after_another_run_closed(monkeypatch, then_throttled=True)
