@@ -10,6 +10,7 @@ or every stage now), and starts the next phase once the current one passed, ran 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from prefect import flow
@@ -220,16 +221,22 @@ def test_a_phased_run_given_an_edited_spec_at_a_completed_phase_says_the_edit_is
     assert said and "min_phase_seconds" in said[0] and "stages" in said[0], [r.getMessage() for r in caplog.records]
 
 
+def _week_1_held_on_monday() -> tuple[Any, str, Any]:
+    """A phased rollout that started on a Thursday and holds week 1, on the Monday its cron (and
+    that cron's twin) is due to start week 2: the environment, the canary service, its ledger."""
+    env = env_with_ledger()
+    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
+    return env, env.targets.canary_service, env.ledger
+
+
 def test_a_second_schedule_run_that_loses_the_race_for_the_next_phase_leaves_it_to_the_first(caplog):
     """Two advance_phase runs at once (the schedule's late runs caught up after a Prefect outage):
     both read week 1 complete and week 2 due; the first takes the rollout and starts week 2 as
     this one is about to. This one failed on the ledger's bare LockHeld (a red run, its rollback
     hook judging whether to roll back); it now says what happened and changes nothing."""
-    env = env_with_ledger()
-    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
-    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
-    service, real = env.targets.canary_service, env.ledger
+    env, service, real = _week_1_held_on_monday()
 
     def first_run_takes_it(name, args, kwargs):
         if name == "acquire" and kwargs.get("owner") == "cron-2":
@@ -249,11 +256,7 @@ def test_a_schedule_run_whose_twin_took_the_rollout_and_let_it_go_since_is_refus
     """The twin took the rollout as this run was about to start week 2, then let it go (refused on
     drift, say) before this run read who held it. This run failed on the ledger's bare LockHeld, and
     with nobody holding the rollout its rollback hook rolled back a rollout neither run had moved."""
-    env = env_with_ledger()
-    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
-    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
-    service, real = env.targets.canary_service, env.ledger
+    env, service, real = _week_1_held_on_monday()
     twin: list[str] = []
 
     def first_run_takes_it_and_lets_go(name, args, kwargs):
@@ -282,11 +285,7 @@ def test_a_schedule_run_decides_from_the_record_under_its_lease_not_from_one_ano
     as one "found on the load balancer but not in the ledger" and wrote a second "starting week 2",
     restarting the week's clock. It decides from the record it holds: week 2 is under way, its run has
     ended, so it resumes week 2 where the twin left it."""
-    env = env_with_ledger()
-    env.clock.t = _utc(2027, 1, 14, 9, 0)  # a Thursday
-    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
-    env.clock.t = _utc(2027, 1, 18, 9, 0)  # the Monday cron, and its twin
-    service, real = env.targets.canary_service, env.ledger
+    env, service, real = _week_1_held_on_monday()
     twin: list[str] = []
 
     def twin_starts_week_2_and_ends(name, args, kwargs):
