@@ -30,7 +30,12 @@ def served(fail: BaseException | None) -> str:
         def log_message(self, *args) -> None:
             pass
 
-    server = QuietHTTPServer(("127.0.0.1", 0), Late)
+    class Joined(QuietHTTPServer):
+        # server_close waits for the handler's thread, so whatever handle_error prints is
+        # written before the test reads stderr (the handler's finally runs before it).
+        daemon_threads = False
+
+    server = Joined(("127.0.0.1", 0), Late)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
