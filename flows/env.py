@@ -375,14 +375,16 @@ def _died_paused(client: Any, run: Any) -> bool:
 
 
 def _mark_died_waiting(client: Any, run: Any, when: str) -> None:
-    """Mark ``run``, whose process died while it waited for an answer (``when``: what it last
-    said), Crashed, saying so there and in this run's log."""
+    """Mark ``run``, which stopped saying it waits for an answer (``when``: what it last said),
+    Crashed, saying so there and in this run's log: what is known (``stopped_waiting``), not more."""
     from prefect.states import Crashed
 
-    said = f"its process died while it waited for an answer: {when}"
+    from rollway.approvals import stopped_waiting
+
+    said = stopped_waiting(when)
     state = "paused" if run.state.is_paused() else run.state.name
-    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is {state}, but {said}; it is marked Crashed, and "
-          "the rollout is taken over")
+    _warn(f"the rollout's holder, flow run {run.name} ({run.id}), is {state}, but {said}; it is marked Crashed (a live "
+          "run stops once it reads that, acting on no answer), and the rollout is taken over")
     client.set_flow_run_state(run.id, Crashed(message=said), force=True)
 
 

@@ -190,6 +190,16 @@ WAITING_SILENT_PERIODS = 3
 WAITING_SILENT_MARGIN_SECONDS = 60.0
 
 
+def stopped_waiting(when: str | None = None) -> str:
+    """What is known of a paused run found silent too long (``when``: what it last said, if known):
+    that it stopped saying it waits, not why. Said as "its process died" alone (in its Crashed mark,
+    the log of the run taking its rollout over), a live run whose every write a rate limit or a
+    proxy refused was recorded dead as a fact, and nobody looked at the API in front of it."""
+    said = f" ({when})" if when else ""
+    return (f"it stopped saying it waits for an answer{said}: its process died, or, if it lives, the Prefect API "
+            "(or a proxy in front of it) has refused its every write since")
+
+
 def waiting_prefix(pause_key: str) -> str:
     """The flow-run-input keys under which a run paused with ``pause_key`` says it still waits."""
     return f"{pause_key}-waiting-"

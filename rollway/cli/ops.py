@@ -97,8 +97,8 @@ class RollingBack(OpsError):
 
 
 class Unattended(OpsError):
-    """A run is Paused, but no process waits for its answer any more: its process died. Resumed,
-    it would show Running with nothing to run it, for ever."""
+    """A run is Paused, but has stopped saying it waits for its answer: its process died, or every
+    write of it is refused. Resumed, a dead one would show Running with nothing to run it, for ever."""
 
 
 class AmbiguousRun(OpsError):
@@ -632,8 +632,8 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
                           "once the rollback is done. Your answer was not sent: `rollway status` shows the rollback")
     if silent is not None:
         since, every = silent
-        raise Unattended(f"flow run {run.name} ({run.id}) is paused, but no process waits for its answer: it last said "
-                         f"it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
+        raise Unattended(f"flow run {run.name} ({run.id}) is paused, but has stopped saying it waits for its answer: it "
+                         f"last said it was waiting at {wall_utc(since)}, {time.time() - since:.0f} s ago (it says so every "
                          f"{every:g} s): its process died (a restart of its worker or of `rollway up`, a lost machine), "
                          # Told as the one cause, a live run whose notes a rate limit refused (a 429 answered
                          # to its requests alone) was said dead as a fact, and nobody looked further.
@@ -642,7 +642,7 @@ def check_attended(run: Any, *, look_again: bool = True, record: RolloutRecord |
 
 
 def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
-    """Mark the paused ``run`` whose process died Crashed, saying who answered what.
+    """Mark the paused ``run`` that stopped saying it waits Crashed, saying who answered what.
 
     Left Paused, the rollout it owns could not be taken over until the pause timed out (a run
     started by hand is refused while its owner's run has not ended), and ``status`` kept
@@ -652,11 +652,13 @@ def end_unattended(run: Any, who: str, action: str, comment: str) -> None:
 
     from flows.approvals import bounded_client
 
+    from rollway.approvals import stopped_waiting
+
     said = f" ({' '.join(comment.split())})" if comment.strip() else ""
     with bounded_client() as client:
         client.set_flow_run_state(run.id, Crashed(
-            message=f"its process died while it waited for an answer; {who} answered {action}{said}, "
-                    "which this run never acted on"), force=True)
+            message=f"{stopped_waiting()}; {who} answered {action}{said}, which was not sent to it, and which this "
+                    "run never acted on"), force=True)
 
 
 def unattended_next(record: RolloutRecord | None, run: Any, action: str) -> str:

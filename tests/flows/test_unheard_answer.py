@@ -240,10 +240,11 @@ def test_a_dead_paused_run_resumed_then_cancelled_in_the_ui_has_ended_for_the_ru
     assert resumed.outcome == "promoted", resumed.reason
     with get_client(sync_client=True) as client:
         final = client.read_flow_run(dead.id).state
-    assert final.is_crashed() and "its process died while it waited for an answer" in final.message, final
+    assert final.is_crashed() and "it stopped saying it waits for an answer (it last said" in final.message, final
+    assert "its process died, or, if it lives, the Prefect API" in final.message, final.message
     assert "before it was resumed, and nothing ran it since" in final.message, final.message
     said = " ".join(caplog.text.split())
-    assert f"flow run {dead.name} ({dead.id}), is Cancelling, but its process died" in said, said
+    assert f"flow run {dead.name} ({dead.id}), is Cancelling, but it stopped saying it waits" in said, said
 
 
 def test_a_live_run_cancelled_at_its_pause_is_not_taken_for_dead():
