@@ -369,6 +369,11 @@ class _Waiting:
                     {"at": time.time(), "every": self.every, "backoff": client_backoff()}))
         except httpx.HTTPError as err:
             get_run_logger().debug("could not say the run still waits (%s)", err)
+            if _may_have_landed(err):
+                # Stored, its reply lost (the connection dropped after the write): deleted as any
+                # earlier saying (a 404 if it was not). Forgotten, each such loss left one more for
+                # good, and past the 100 the commands read (the oldest first) a live run was found silent.
+                self.stale.append(key)
             return
         self.last = time.monotonic()
         self.stale += [self.said] if self.said is not None else []
@@ -386,6 +391,15 @@ class _Waiting:
                     get_run_logger().debug("could not delete an earlier saying that the run waits (%s)", err)
                     return
             self.stale.pop(0)
+
+
+def _may_have_landed(err: httpx.HTTPError) -> bool:
+    """Whether a write that failed with ``err`` may have been stored all the same: no reply came (the
+    connection dropped, the request was given up), or a server error, which a proxy answers after
+    passing the write on; not a refusal (a 4xx: a 429 or 408 is answered before the write)."""
+    if isinstance(err, httpx.HTTPStatusError):
+        return err.response.status_code >= 500
+    return isinstance(err, httpx.TransportError)
 
 
 def _heard(client: SyncPrefectClient, run_id: UUID, paused: State, poll_interval: float) -> None:

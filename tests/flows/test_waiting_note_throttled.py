@@ -113,13 +113,46 @@ def waits_quickly_behind(api_url: str) -> str:
     return f"{answer.action} by {answer.approver}"
 
 
+def notes_held_once_approved(server, proxied: str, name: str, enough: threading.Event,
+                             notes: list[str]) -> list[str]:
+    """Run ``waits_quickly_behind`` through the proxy ``proxied`` (``server``, shut down here) until
+    ``enough`` of its notes (``notes``: their paths) went through, approve it straight on the API,
+    and return the "still waiting" notes left on the run once it took the answer."""
+    from prefect.client.orchestration import get_client
+
+    api = PREFECT_API_URL.value()
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            outcome.append(waits_quickly_behind.with_options(flow_run_name=name)(proxied))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            outcome.append(repr(err))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert enough.wait(90), notes
+        run_id = re.search(r"/flow_runs/([0-9a-f-]+)/input$", notes[0]).group(1)
+        for _ in range(5):  # the test server's SQLite may answer 500 ("database is locked") under load
+            sent = httpx.post(f"{api}/flow_runs/{run_id}/resume", timeout=30,
+                              json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
+            if sent.status_code < 500:
+                break
+        assert sent.json()["status"] == "ACCEPT", sent.text
+        thread.join(90)
+    finally:
+        server.shutdown()
+    assert outcome == ["approve by ann"], outcome
+    with get_client(sync_client=True) as client:
+        return [said.key for said in client.filter_flow_run_input(run_id, "", 100, set()) if _NOTE.search(said.key)]
+
+
 def test_a_note_whose_delete_is_rate_limited_is_deleted_at_a_later_poll_not_left_to_pile_up(monkeypatch):
     """Each note deletes the one before; tried once, a delete the API refused (a rate limiter letting the
     note through and refusing the request right after it) left that note behind for good. They piled up
     over a long pause, and past the 100 the commands read of them (the oldest first) `rollway promote`
     found a live run silent, marked it Crashed and did not send the answer. Refused, it is tried again."""
-    from prefect.client.orchestration import get_client
-
     monkeypatch.setattr(flows.approvals, "WAITING_EVERY_SECONDS", 0.0)  # a note at every poll
     api = PREFECT_API_URL.value()
     refused: set[str] = set()
@@ -141,31 +174,8 @@ def test_a_note_whose_delete_is_rate_limited_is_deleted_at_a_later_poll_not_left
             return True
 
     server, proxied = behind_a_throttling_proxy(api, first_delete_of_each_note, retry_after="30")
-    outcome: list[str] = []
-    name = f"note-delete-throttled-{uuid4().hex}"
-
-    def run() -> None:
-        try:
-            outcome.append(waits_quickly_behind.with_options(flow_run_name=name)(proxied))
-        except Exception as err:  # noqa: BLE001 - asserted below
-            outcome.append(repr(err))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        assert enough.wait(90), notes
-        run_id = re.search(r"/flow_runs/([0-9a-f-]+)/input$", notes[0]).group(1)
-        sent = httpx.post(f"{api}/flow_runs/{run_id}/resume", timeout=30,
-                          json={"run_input": {"action": "approve", "approver": "ann", "comment": ""}})
-        assert sent.json()["status"] == "ACCEPT", sent.text
-        thread.join(90)
-    finally:
-        server.shutdown()
-    assert outcome == ["approve by ann"], outcome
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run_id).state
-        held = [said.key for said in client.filter_flow_run_input(run_id, "", 100, set()) if _NOTE.search(said.key)]
-    assert state is not None and len(notes) >= 8 and len(refused) >= 4, (notes, refused)
+    held = notes_held_once_approved(server, proxied, f"note-delete-throttled-{uuid4().hex}", enough, notes)
+    assert len(notes) >= 8 and len(refused) >= 4, (notes, refused)
     # Its latest note, and at most the one before it (its delete refused at the last poll): not one per refusal.
     assert len(held) <= 2, held
 
@@ -213,3 +223,37 @@ def test_a_rate_limited_heard_note_says_in_the_runs_log_why_the_answer_waits(mon
     assert len(heard) == 2, heard  # refused once, then taken
     said = " ".join(caplog.text.split())
     assert "the run tries it again for up to 1 min before acting on the answer" in said, said
+
+
+def test_a_note_whose_reply_was_lost_is_deleted_at_a_later_poll_not_left_to_pile_up(monkeypatch):
+    """A note the API stored whose reply was lost (the connection dropped after the write: a restart,
+    a proxy) was taken for one not written, and never deleted: each such loss left one more behind
+    for good, and past the 100 the commands read of them (the oldest first) `rollway promote` found
+    a live run silent, marked it Crashed and did not send the answer. It is deleted as any other."""
+    monkeypatch.setattr(flows.approvals, "WAITING_EVERY_SECONDS", 0.0)  # a note at every poll
+    api = PREFECT_API_URL.value()
+    notes: list[str] = []
+    lost: list[str] = []
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def every_other_notes_reply(method: str, path: str, body: bytes) -> bool:
+        if method != "POST" or not re.search(r"/flow_runs/[0-9a-f-]+/input$", path):
+            return False
+        key = json.loads(body).get("key", "")
+        if not _NOTE.search(key):
+            return False
+        with lock:
+            notes.append(path)
+            if len(notes) >= 10:
+                enough.set()
+            if len(notes) % 2:
+                lost.append(key)
+                return True
+        return False
+
+    server, proxied = behind_a_throttling_proxy(api, lambda *request: False, lost=every_other_notes_reply)
+    held = notes_held_once_approved(server, proxied, f"note-reply-lost-{uuid4().hex}", enough, notes)
+    assert len(lost) >= 5, lost
+    # Its latest note, and at most the one before it (its reply lost at the last poll): not one per lost reply.
+    assert len(held) <= 2, (held, lost)
