@@ -2049,7 +2049,54 @@ def abort(
     # The run's outcome is the abort's: weights that cannot be read back are said on their own,
     # not an exit 1 that on-call reads as "the rollback did not happen".
     say_live(service)
+    if not finished.state.is_completed() and record is not None:
+        _reject_left(service, record.rollout_id, _run_failure(finished))
     return 0 if finished.state.is_completed() else 1
+
+
+def _run_failure(run: Any) -> BaseException | None:
+    """The exception ``run`` ended with, when its result can be read (None otherwise)."""
+    try:
+        failure = run.state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - not kept (results are not persisted): the advice is said without it
+        return None
+    return failure if isinstance(failure, BaseException) else None
+
+
+def _reject_left(service: Service, rollout: str, failed: BaseException | None) -> None:
+    """Say where the rejected run that ended without completing left ``rollout``'s rollback, as the
+    ledger records it, and what finishes it. "It ended" with the run's error alone (stable never
+    became steady, say) left on-call to work out that the rollback is left open, what it did, and
+    that `rollway abort` again, or the rollback flow with a longer wait, finishes it."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_steps
+
+    try:
+        record = ledger_read(service, lambda ledger: ledger.get(service.name))
+    except Exception as err:  # noqa: BLE001 - a report: say what is not known
+        errors.print(f"the ledger could not be read ({err}): `rollway status` shows where rollout {rollout} stands, "
+                     "and `rollway abort` again rolls it back (or finishes its rollback)", markup=False)
+        return
+    if record is None or record.rollout_id != rollout:
+        errors.print(f"the ledger no longer shows rollout {rollout} as {service.name}'s newest: `rollway status` shows "
+                     "where it stands", markup=False)
+        return
+    if record.phase is RolloutPhase.ROLLED_BACK:
+        errors.print(f"the ledger records rollout {rollout} as rolled back: the traffic is back on "
+                     f"{service.targets.stable_service}; the error above names the step left to do", markup=False)
+        return
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        errors.print(f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "
+                     "(stable/canary): its rollback did not begin. Run `rollway abort` again: it rolls it back.",
+                     markup=False)
+        return
+    start = rollback_start(record)
+    stopped = [t for t in record.history if t.kind == ROLLBACK_STOPPED and (start is None or t.at >= start.at)]
+    steps = ""
+    if stopped:
+        done, not_done = rollback_stopped_steps(stopped[-1])
+        steps = f" (done: {done}; not done: {not_done})"
+    errors.print(f"the ledger records rollout {rollout} as rolling back{steps}. "
+                 f"{_finish_after(failed, service, rollout)}", markup=False)
 
 
 def say_live(service: Service) -> Weights | None:
