@@ -2149,9 +2149,34 @@ def _clock_of(run: Any) -> ClockSettings | None:
         return None
 
 
-def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
+def abort_clock(record: RolloutRecord) -> ClockSettings:
+    """The clock `rollway abort` stamps ``record``'s entries on and runs its rollback flow on: its
+    owning run's (``rollout_clock``), or, when no flow run owns it (a weekly rollout between
+    phases, a promotion whose window is owed), the clock its runs ran on (``recorded_clock``).
+    Real time there put the abort's entries under `rollway up`'s 60x clock hours before the run's
+    last ones: `rollway status` listed the rollback before the shift it undid. An API that cannot
+    be reached stamps them on real time, with a warning, as for an owning run's clock."""
+    import httpx
+
+    from blocks.saved import passwords_hidden
+    from flows.approvals import bounded_client
+
+    owner = owner_run_id(record)
+    if owner is not None:
+        return rollout_clock(owner)
+    try:
+        return recorded_clock(record, bounded_client)
+    except httpx.HTTPError as err:
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
+        errors.print(f"[yellow]warning:[/yellow] could not read the clock rollout {record.rollout_id}'s runs ran on "
+                     f"({escape(passwords_hidden(str(err)))}); stamping the abort on real time")
+        return ClockSettings()
+
+
+def recorded_clock(record: RolloutRecord | None, connect: Callable[[], Any] | None = None) -> ClockSettings:
     """The clock ``record``'s rollout was run on: the ``clock`` parameter of the newest flow run
     tagged with the rollout (every run that held it is), else of its owner, else real time.
+    ``connect``: what makes the Prefect client asked (None: Prefect's own).
 
     A promoted rollout has no owner once its window is watched, so ``rollout_clock`` alone said
     real time: under `rollway up`'s 60x clock, `rollway finalize` then stamped its entries hours
@@ -2165,7 +2190,7 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
 
     if record is None:
         return ClockSettings()
-    with get_client(sync_client=True) as client:
+    with (connect() if connect is not None else get_client(sync_client=True)) as client:
         runs = client.read_flow_runs(
             flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[rollout_tag(record.rollout_id)])),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
@@ -2399,7 +2424,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
     # up under `rollway up`), the intent below and the rollback flow's own alike.
-    clock = rollout_clock(owner)
+    clock = abort_clock(record)
     record_unheard(service, record, clock.build().now())
     if record.phase is not RolloutPhase.ROLLING_BACK:
         # Intent first, in the person's words: from here the owning run can no longer record
