@@ -2096,7 +2096,20 @@ def _reject_left(service: Service, rollout: str, failed: BaseException | None) -
         done, not_done = rollback_stopped_steps(stopped[-1])
         steps = f" (done: {done}; not done: {not_done})"
     errors.print(f"the ledger records rollout {rollout} as rolling back{steps}. "
-                 f"{_finish_after(failed, service, rollout)}", markup=False)
+                 f"{_finish_rejected(failed, service, rollout)}", markup=False)
+
+
+def _finish_rejected(failed: BaseException | None, service: Service, rollout: str) -> str:
+    """What finishes the rollback of ``rollout`` a rejected run left open (``failed``: its error,
+    None when not known): a step after the traffic's move (RollbackIncomplete) is not the stable
+    service failing to take the traffic, which waiting for it would not fix."""
+    from flows.rollback import RollbackIncomplete
+
+    if not isinstance(failed, RollbackIncomplete):
+        return _finish_after(failed, service, rollout)
+    return (f"The traffic is back on {service.targets.stable_service}; every step but those that failed was done. "
+            + (f"To finish: {failed.how}." if failed.how else
+               "Run `rollway abort` again once the failed step can succeed: it finishes the rollback from the ledger."))
 
 
 def say_live(service: Service) -> Weights | None:
@@ -2268,7 +2281,7 @@ def _rollback_left_open(service: Service, rollout: str, owner: UUID | None, unst
         errors.print(_unfenced(owner, rollout, unstopped, unfenced), markup=False)
 
 
-def _finish_after(failed: Exception, service: Service, rollout: str) -> str:
+def _finish_after(failed: BaseException | None, service: Service, rollout: str) -> str:
     """What finishes the rollback of ``rollout`` that `rollway abort` ran and ``failed`` stopped.
 
     A wait for the stable service that ran out says to raise the rollout spec's wait "or the rollback
