@@ -2051,7 +2051,67 @@ def abort(
     # The run's outcome is the abort's: weights that cannot be read back are said on their own,
     # not an exit 1 that on-call reads as "the rollback did not happen".
     say_live(service)
+    if not finished.state.is_completed() and record is not None:
+        _reject_left(service, record.rollout_id, _run_failure(finished))
     return 0 if finished.state.is_completed() else 1
+
+
+def _run_failure(run: Any) -> BaseException | None:
+    """The exception ``run`` ended with, when its result can be read (None otherwise)."""
+    try:
+        failure = run.state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - not kept (results are not persisted): the advice is said without it
+        return None
+    return failure if isinstance(failure, BaseException) else None
+
+
+def _reject_left(service: Service, rollout: str, failed: BaseException | None) -> None:
+    """Say where the rejected run that ended without completing left ``rollout``'s rollback, as the
+    ledger records it, and what finishes it. "It ended" with the run's error alone (stable never
+    became steady, say) left on-call to work out that the rollback is left open, what it did, and
+    that `rollway abort` again, or the rollback flow with a longer wait, finishes it."""
+    from rollway.ledger import ROLLBACK_STOPPED, rollback_stopped_steps
+
+    try:
+        record = ledger_read(service, lambda ledger: ledger.get(service.name))
+    except Exception as err:  # noqa: BLE001 - a report: say what is not known
+        errors.print(f"the ledger could not be read ({err}): `rollway status` shows where rollout {rollout} stands, "
+                     "and `rollway abort` again rolls it back (or finishes its rollback)", markup=False)
+        return
+    if record is None or record.rollout_id != rollout:
+        errors.print(f"the ledger no longer shows rollout {rollout} as {service.name}'s newest: `rollway status` shows "
+                     "where it stands", markup=False)
+        return
+    if record.phase is RolloutPhase.ROLLED_BACK:
+        errors.print(f"the ledger records rollout {rollout} as rolled back: the traffic is back on "
+                     f"{service.targets.stable_service}; the error above names the step left to do", markup=False)
+        return
+    if record.phase is not RolloutPhase.ROLLING_BACK:
+        errors.print(f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "
+                     "(stable/canary): its rollback did not begin. Run `rollway abort` again: it rolls it back.",
+                     markup=False)
+        return
+    start = rollback_start(record)
+    stopped = [t for t in record.history if t.kind == ROLLBACK_STOPPED and (start is None or t.at >= start.at)]
+    steps = ""
+    if stopped:
+        done, not_done = rollback_stopped_steps(stopped[-1])
+        steps = f" (done: {done}; not done: {not_done})"
+    errors.print(f"the ledger records rollout {rollout} as rolling back{steps}. "
+                 f"{_finish_rejected(failed, service, rollout)}", markup=False)
+
+
+def _finish_rejected(failed: BaseException | None, service: Service, rollout: str) -> str:
+    """What finishes the rollback of ``rollout`` a rejected run left open (``failed``: its error,
+    None when not known): a step after the traffic's move (RollbackIncomplete) is not the stable
+    service failing to take the traffic, which waiting for it would not fix."""
+    from flows.rollback import RollbackIncomplete
+
+    if not isinstance(failed, RollbackIncomplete):
+        return _finish_after(failed, service, rollout)
+    return (f"The traffic is back on {service.targets.stable_service}; every step but those that failed was done. "
+            + (f"To finish: {failed.how}." if failed.how else
+               "Run `rollway abort` again once the failed step can succeed: it finishes the rollback from the ledger."))
 
 
 def say_live(service: Service) -> Weights | None:
@@ -2104,9 +2164,34 @@ def _clock_of(run: Any) -> ClockSettings | None:
         return None
 
 
-def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
+def abort_clock(record: RolloutRecord) -> ClockSettings:
+    """The clock `rollway abort` stamps ``record``'s entries on and runs its rollback flow on: its
+    owning run's (``rollout_clock``), or, when no flow run owns it (a weekly rollout between
+    phases, a promotion whose window is owed), the clock its runs ran on (``recorded_clock``).
+    Real time there put the abort's entries under `rollway up`'s 60x clock hours before the run's
+    last ones: `rollway status` listed the rollback before the shift it undid. An API that cannot
+    be reached stamps them on real time, with a warning, as for an owning run's clock."""
+    import httpx
+
+    from blocks.saved import passwords_hidden
+    from flows.approvals import bounded_client
+
+    owner = owner_run_id(record)
+    if owner is not None:
+        return rollout_clock(owner)
+    try:
+        return recorded_clock(record, bounded_client)
+    except httpx.HTTPError as err:
+        # An API's error quotes the URL it asked, with the password a PREFECT_API_URL may carry.
+        errors.print(f"[yellow]warning:[/yellow] could not read the clock rollout {record.rollout_id}'s runs ran on "
+                     f"({escape(passwords_hidden(str(err)))}); stamping the abort on real time")
+        return ClockSettings()
+
+
+def recorded_clock(record: RolloutRecord | None, connect: Callable[[], Any] | None = None) -> ClockSettings:
     """The clock ``record``'s rollout was run on: the ``clock`` parameter of the newest flow run
     tagged with the rollout (every run that held it is), else of its owner, else real time.
+    ``connect``: what makes the Prefect client asked (None: Prefect's own).
 
     A promoted rollout has no owner once its window is watched, so ``rollout_clock`` alone said
     real time: under `rollway up`'s 60x clock, `rollway finalize` then stamped its entries hours
@@ -2120,7 +2205,7 @@ def recorded_clock(record: RolloutRecord | None) -> ClockSettings:
 
     if record is None:
         return ClockSettings()
-    with get_client(sync_client=True) as client:
+    with (connect() if connect is not None else get_client(sync_client=True)) as client:
         runs = client.read_flow_runs(
             flow_run_filter=filters.FlowRunFilter(tags=filters.FlowRunFilterTags(all_=[rollout_tag(record.rollout_id)])),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
@@ -2198,7 +2283,7 @@ def _rollback_left_open(service: Service, rollout: str, owner: UUID | None, unst
         errors.print(_unfenced(owner, rollout, unstopped, unfenced), markup=False)
 
 
-def _finish_after(failed: Exception, service: Service, rollout: str) -> str:
+def _finish_after(failed: BaseException | None, service: Service, rollout: str) -> str:
     """What finishes the rollback of ``rollout`` that `rollway abort` ran and ``failed`` stopped.
 
     A wait for the stable service that ran out says to raise the rollout spec's wait "or the rollback
@@ -2354,7 +2439,7 @@ def _rollback_directly(service: Service, who: str, reason: str, wait_seconds: fl
     owner = owner_run_id(record)
     # The abort's entries go in the rollout's history among its run's: on that run's clock (sped
     # up under `rollway up`), the intent below and the rollback flow's own alike.
-    clock = rollout_clock(owner)
+    clock = abort_clock(record)
     record_unheard(service, record, clock.build().now())
     if record.phase is not RolloutPhase.ROLLING_BACK:
         # Intent first, in the person's words: from here the owning run can no longer record

@@ -32,11 +32,19 @@ def stand_in() -> None:
     """Names the owning run's flow; never run."""
 
 
-def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, capsys):
+def aborted_at_60x(monkeypatch, capsys, *, owned: bool):
+    """`rollway abort` of a rollout at 5 % whose run ran an hour into a 60x demo, its last entry a
+    shift just now (rollout clock): the run owns the rollout (``owned``), or is only tagged with it
+    (it gave its lease back). Returns (env, the service, the shift's time, the clocks the rollback
+    flow was built on, the run's clock)."""
+    from rollway.rollout_tags import rollout_tag
+
     clock = ClockSettings(speed=60.0, anchor=time.time() - 3600)  # an hour into a 60x demo
+    now = clock.build().now()
+    rollout = new_rollout_id(now - 600)
     with get_client(sync_client=True) as client:
         owner = client.create_flow_run(stand_in, parameters={"clock": clock.model_dump(mode="json")},
-                                       state=Completed())
+                                       tags=[rollout_tag(rollout)], state=Completed())
     env = fake_environment()
     env.ledger = FakeLedger()
     env.wall = time.time
@@ -48,12 +56,12 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
         return env
 
     monkeypatch.setattr(flows.rollback, "load_environment", load_environment)
-    now = clock.build().now()
     service = env.targets.canary_service
-    record = RolloutRecord(service=service, rollout_id=new_rollout_id(now - 600), image=SPEC.image,
+    record = RolloutRecord(service=service, rollout_id=rollout, image=SPEC.image,
                            spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
                            weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
-    env.ledger.create(record, owner=f"{OWNER_PREFIX}{owner.id}", now=now - 600, lease_seconds=0)
+    env.ledger.create(record, owner=f"{OWNER_PREFIX}{owner.id}" if owned else f"process/{uuid4()}", now=now - 600,
+                      lease_seconds=0)
     FakeLedger.record(env.ledger, service, owner=None, now=now,
                       transition=Transition(at=now, kind="shift", actor="judge", to_weights=Weights.canary_at(5)))
     env.router.weights = Weights.canary_at(5)
@@ -65,6 +73,11 @@ def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, caps
                      targets_block=ops_service.targets_block, credentials_block=None)
 
     assert code == 0, capsys.readouterr()
+    return env, service, now, built, clock
+
+
+def test_abort_stamps_its_entries_on_the_owning_runs_60x_clock(monkeypatch, capsys):
+    env, service, now, built, clock = aborted_at_60x(monkeypatch, capsys, owned=True)
     history = env.ledger.get(service).history
     assert [t.kind for t in history][-4:] == ["rollback-start", "notifying", "notified", "rollback"], history
     start, notice, end = history[-3:]
@@ -119,3 +132,15 @@ def test_an_abort_that_cannot_reach_the_api_still_records_its_intent(monkeypatch
     assert recorded.phase is RolloutPhase.ROLLED_BACK, recorded
     assert [e.actor for e in recorded.history if e.kind == "rollback-start"] == ["erin"], recorded
     assert env.router.weights == Weights.canary_at(0)
+
+
+def test_abort_of_a_rollout_no_run_owns_stamps_its_entries_on_the_clock_its_runs_ran_on(monkeypatch, capsys):
+    """A rollout no flow run owns (a weekly rollout between phases, a promotion whose window is owed)
+    whose runs ran at 60x: the abort stamped its entries on real time, 59 hours before the run's
+    last entry, so `rollway status` listed the rollback's start and end before the shift it undid."""
+    env, service, now, built, clock = aborted_at_60x(monkeypatch, capsys, owned=False)
+    history = env.ledger.get(service).history
+    stamped = [(t.kind, t.at) for t in history]
+    start, end = (next(t for t in history if t.kind == kind) for kind in ("rollback-start", "rollback"))
+    assert now <= start.at <= end.at, stamped  # after the run's shift, in order
+    assert built == [clock], built  # the rollback flow ran on the rollout's clock too
