@@ -954,3 +954,38 @@ def test_a_window_another_run_closed_says_the_release_stays_in_production_when_t
     the rollout was promoted and its window closed, so the result no longer depends on a read
     after it (unread, it said "rolled_back" at 100/0 while the release stayed in production)."""
     _watched_after_another_run_closed(monkeypatch, then_throttled=True)
+
+
+def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_recorded(monkeypatch, capsys):
+    """The same window: its breach was said only in the run's log. Nobody was paged, and the ledger
+    kept nothing of it, so `rollway status` and the report showed a window that closed cleanly
+    while the release that breached the guardrail stayed at 100 %."""
+    def closed_elsewhere(env):
+        env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
+                          transition=Transition(at=env.clock.now(), kind="watched", actor="other-run"))
+
+    clock = Meanwhile(at=1, then=closed_elsewhere)
+    env, first = promoted_world(monkeypatch, clock)
+    clock.env = env
+    watched = run_monitor_flow()
+    assert watched.outcome == "passed" and not watched.verified, watched
+    [(subject, page)] = [(s, body) for s, body in env.notifier.messages if "not rolled back" in s]
+    assert subject == f"Breach not rolled back: {env.targets.canary_service}", subject
+    assert "guardrail" in page and "stays in production" in page and "`rollback` flow" in page, page
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and env.router.weights == Weights(stable=0, canary=100)
+    from rollway.reports import rollout_report
+    from rollway.window_said import breach_said
+
+    said = breach_said(record)
+    assert said is not None and "guardrail" in said and "stays in production" in said, said
+    assert "Breach not rolled back" in rollout_report(record), "the report names the breach left in production"
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+
+    capsys.readouterr()
+    print_status(SimpleNamespace(name=env.targets.canary_service, targets=env.targets), record,
+                 Weights(stable=0, canary=100), None, limit=1)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "breach not rolled back:" in shown and "stays in production" in shown, shown
