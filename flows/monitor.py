@@ -407,17 +407,20 @@ def _watch(
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
         # The window's periods no look had judged that this look could not read: (from, to, why), or None.
         unjudged: tuple[float, float, str] | None = None
+        # Whether this look's read went through or not: a failed one named them among the minutes
+        # its final look "could not read", sending people to mend CloudWatch and look again for
+        # minutes no read can bring back.
+        kept_from = math.ceil((now - kept_for) / interval) * interval
+        if now - recent_seconds > judged_to and judged_to < min(kept_from, window_last):
+            lost_to = min(kept_from, window_last)
+            expired = (judged_to if expired is None else expired[0], lost_to)
+            log.warning("the window's periods %s, which no look has judged, cannot be read any more (CloudWatch "
+                        "keeps %s): they are not judged, and the window cannot pass cleanly",
+                        window_utc(expired[0], lost_to), kept_said)
+            judged_to = lost_to
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
-            kept_from = math.ceil((now - kept_for) / interval) * interval
-            if now - recent_seconds > judged_to and judged_to < min(kept_from, window_last):
-                lost_to = min(kept_from, window_last)
-                expired = (judged_to if expired is None else expired[0], lost_to)
-                log.warning("the window's periods %s, which no look has judged, cannot be read any more (CloudWatch "
-                            "keeps %s): they are not judged, and the window cannot pass cleanly",
-                            window_utc(expired[0], lost_to), kept_said)
-                judged_to = lost_to
             if now - recent_seconds > judged_to and judged_to < window_last:
                 # From a stretch earlier, for the context of the first period not judged.
                 caught = metrics.observe(env.metrics, max(since, judged_to - recent_seconds), min(now, window_last))

@@ -989,3 +989,31 @@ def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_rec
                  Weights(stable=0, canary=100), None, limit=1)
     shown = " ".join(capsys.readouterr().out.split())
     assert "breach not rolled back:" in shown and "stays in production" in shown, shown
+
+
+def test_a_late_window_whose_every_read_failed_names_the_aged_out_minutes_apart_from_the_unread_ones(monkeypatch):
+    """Resumed sixteen days after the promotion, a two-day window's first day was older than
+    CloudWatch keeps 1-minute data, and every read from the resume on was throttled. Its end said
+    its final look "could not read the metrics" of the whole window from the promotion on: the first
+    day could not be read by any look, however often, and sent people to mend CloudWatch and look
+    again for minutes gone for good. It is named as aged out, and the unread minutes start after it."""
+    from rollway.ledger import utc
+    from rollway.reports import monitoring_row
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)
+    env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded"
+    env.clock.sleep(16 * day)
+    opened = first.last_transition("promote").at
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified, result
+    assert f"the window's periods from {utc(opened)} to " in result.reason, result.reason
+    assert "could not be read any more" in result.reason, result.reason
+    assert f"could not read the metrics of the window's periods from {utc(opened)}" not in result.reason, result.reason
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    assert seen.aged_out_from == opened and seen.unjudged_from is not None and seen.unjudged_from > opened, seen
+    assert seen.unjudged_from == seen.aged_out_to, seen
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    assert "older than CloudWatch keeps 1-minute data for 15 days" in row and "ThrottlingException" in row, row
