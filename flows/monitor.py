@@ -49,8 +49,8 @@ from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
-from rollway.ledger import (CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed, RolloutRecord,
-                            LockHeld, Transition, begin_rollback, UnverifiedWindow, WindowClosed, monitoring_left,
+from rollway.ledger import (BREACH_KEPT, CLAIM_SECONDS, WINDOW_ENDS, check_lease, KeptForTraffic, RolloutClosed,
+                            RolloutRecord, LockHeld, Transition, begin_rollback, UnverifiedWindow, WindowClosed, monitoring_left,
                             monitoring_owed, utc)
 from rollway.model import Observation, Verdict, Weights
 from rollway.preflight_checks import dead_letters_unseen
@@ -407,17 +407,20 @@ def _watch(
         early = now - since <= interval + spec.analysis.metrics_delay_seconds
         # The window's periods no look had judged that this look could not read: (from, to, why), or None.
         unjudged: tuple[float, float, str] | None = None
+        # Whether this look's read went through or not: a failed one named them among the minutes
+        # its final look "could not read", sending people to mend CloudWatch and look again for
+        # minutes no read can bring back.
+        kept_from = math.ceil((now - kept_for) / interval) * interval
+        if now - recent_seconds > judged_to and judged_to < min(kept_from, window_last):
+            lost_to = min(kept_from, window_last)
+            expired = (judged_to if expired is None else expired[0], lost_to)
+            log.warning("the window's periods %s, which no look has judged, cannot be read any more (CloudWatch "
+                        "keeps %s): they are not judged, and the window cannot pass cleanly",
+                        window_utc(expired[0], lost_to), kept_said)
+            judged_to = lost_to
         if observation.error is None:
             missed = None
             published = math.floor((now - spec.analysis.metrics_delay_seconds) / interval) * interval
-            kept_from = math.ceil((now - kept_for) / interval) * interval
-            if now - recent_seconds > judged_to and judged_to < min(kept_from, window_last):
-                lost_to = min(kept_from, window_last)
-                expired = (judged_to if expired is None else expired[0], lost_to)
-                log.warning("the window's periods %s, which no look has judged, cannot be read any more (CloudWatch "
-                            "keeps %s): they are not judged, and the window cannot pass cleanly",
-                            window_utc(expired[0], lost_to), kept_said)
-                judged_to = lost_to
             if now - recent_seconds > judged_to and judged_to < window_last:
                 # From a stretch earlier, for the context of the first period not judged.
                 caught = metrics.observe(env.metrics, max(since, judged_to - recent_seconds), min(now, window_last))
@@ -501,11 +504,9 @@ def _watch(
                         # Closed by another run's end of the window, not by a rollback: the release
                         # is production and nothing moved. "rolled_back" (100/0 in the result) said
                         # the opposite of what the traffic does.
-                        log.warning("not rolling back: %s", closed)
-                        return MonitorResult(
-                            outcome="passed", verified=False, checks=tally.checks, alerts=alerted.messages(),
-                            reason=f"{reason}; not rolled back: {closed}. The release stays in production; run the "
-                                   "`rollback` flow to take it out")
+                        return _breach_kept(env, f"{reason}; not rolled back: {closed}. The release stays in "
+                                                 "production; run the `rollback` flow to take it out",
+                                            tally.checks, alerted.messages(), lease.rollout, actor)
                     log.info("not rolling back: %s", closed)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
                                          reason=f"{reason}; not rolled back by this run: {closed}")
@@ -686,6 +687,24 @@ def _watch(
     return MonitorResult(outcome="decommissioned", reason=reason, checks=tally.checks, alerts=alerts)
 
 
+def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ...], rollout: str | None,
+                 actor: str) -> MonitorResult:
+    """A look saw the guardrail breached, but the rollback was refused because another run had
+    closed the window meanwhile (``WindowClosed``): nothing moved, and the release that breached
+    stays in production (``said``: the breach, the refusal and what takes it out). Said only in the
+    run's log, nobody learnt it: it is recorded on the rollout (``BREACH_KEPT``, which `rollway
+    status` and the report show) and paged, as a window's other ends that ask people to act are
+    (``_skip``: a page SNS refuses fails the run). A write DynamoDB refuses is logged, and said in
+    the page."""
+    unrecorded = write_or_why(lambda: _record(env, rollout, BREACH_KEPT, said, wall=env.wall(), actor=actor),
+                              env.targets)
+    if unrecorded is not None:
+        get_run_logger().error("the ledger could not record the breach left in production: %s", unrecorded)
+        said += f" (the ledger could not record it: {unrecorded})"
+    return _skip(env, said, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
+                 verified=False)
+
+
 def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:
     """Record how the window ended with the old service kept (``end``: an ``UnverifiedWindow`` or a
     ``KeptForTraffic``, each replacing the other) beside the history, for `rollway status` and the
@@ -832,12 +851,13 @@ def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[s
 
 
 def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
-          subject: str = "Decommission skipped", verified: bool = True) -> MonitorResult:
+          subject: str = "Decommission skipped", service: str | None = None, verified: bool = True) -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people. Unlike
     "Monitoring passed", this page asks people to act (a window nobody could see, an old service
-    kept): refused, it fails the run, naming the statement that grants the publish."""
+    kept): refused, it fails the run, naming the statement that grants the publish. ``service``:
+    the one the subject names (None: the old service, which the window kept)."""
     get_run_logger().warning(reason)
-    metrics.notify(env.notifier, f"{subject}: {env.targets.stable_service}", reason)
+    metrics.notify(env.notifier, f"{subject}: {service or env.targets.stable_service}", reason)
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 

@@ -134,7 +134,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, breach-not-rolled-back, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -847,6 +847,11 @@ def lease_time(now: float, wall: float | None) -> float:
 
 WINDOW_ENDS = ("decommission", "rollback", "watched")
 """Transitions that close a post-promotion window."""
+
+BREACH_KEPT = "breach-not-rolled-back"
+"""A monitoring window's look saw the guardrail breached, but its rollback was refused: another run
+had closed the window meanwhile (``WindowClosed``), so the release that breached stays in production.
+Written after the window's closing entry, which it leaves the window's close."""
 
 
 def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:

@@ -41,7 +41,7 @@ from rollway.phases import RolloutPhase
 from rollway.report import artifact_key, markdown_cell as cell, shown
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import looks_said, nobody_watching, not_closed, watching_run, window_end
+from rollway.window_said import breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -1530,6 +1530,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     # In `rollway status`'s words: the report listed the decommission as done, and a page nobody
     # received (its run died before paging) read as people told.
     lines += _window_line(record)
+    breach = breach_said(record)
+    if breach is not None:
+        lines.append(f"- **Breach not rolled back:** {cell(breach)}")
     paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
     if paging is not None:
         lines.append(f"- **Decommission page:** {cell(paging[0])}")

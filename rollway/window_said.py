@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held, owed_kept,
-                            owed_unverified, utc, utc_read, wall_utc)
+from rollway.ledger import (BREACH_KEPT, KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held,
+                            owed_kept, owed_unverified, utc, utc_read, wall_utc)
+from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 
 # How ends recorded before ``UnverifiedWindow.aged_out`` was kept named the minutes CloudWatch kept no
@@ -171,3 +172,16 @@ def kept_said(kept: KeptForTraffic, service: str) -> str:
     return (f"passed cleanly, but {_old_service(kept)} still carried {kept.stable}% of traffic (put back on it by "
             f"hand) when {kept.actor}'s run ended the window at {utc(kept.at)}: not decommissioned, the old service "
             f"is kept; put all of it back on {service}")
+
+
+def breach_said(record: RolloutRecord) -> str | None:
+    """What status and the report say of a breach a monitoring window saw and could not roll back,
+    because another run had closed the window meanwhile (``BREACH_KEPT``): the release that breached
+    stays in production. None when none is recorded, or the rollout is no longer promoted (a
+    rollback took it out). Listed only as one more entry, it read as a window that closed cleanly."""
+    if record.phase is not RolloutPhase.PROMOTED:
+        return None
+    kept = record.last_transition(BREACH_KEPT)
+    if kept is None:
+        return None
+    return f"{kept.comment} ({kept.actor}'s run, {utc(kept.at)})"

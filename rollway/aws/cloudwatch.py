@@ -218,27 +218,45 @@ class CloudWatchMetrics:
 
     @staticmethod
     def _fetch(client: Any, queries: list[dict[str, Any]], first: int, last: int) -> dict[str, dict[int, float]]:
-        """Query id -> {period start: value}, from one GetMetricData call (and its next pages)."""
+        """Query id -> {period start: value}, from one GetMetricData call (and its next pages).
+
+        Raises:
+            MetricQueryError: a query ended with a status other than Complete or PartialData, or
+                the answer named a query not asked for, or left out one asked for (named by its
+                metric): read as no data, a left-out 5xx count was a version with no 5xx at all.
+        """
         arguments: dict[str, Any] = {
             "MetricDataQueries": queries,
             "StartTime": datetime.fromtimestamp(first, timezone.utc),
             "EndTime": datetime.fromtimestamp(last, timezone.utc),
             "ScanBy": "TimestampAscending",
         }
-        series: dict[str, dict[int, float]] = {q["Id"]: {} for q in queries}
+        asked = {q["Id"]: q for q in queries}
+        series: dict[str, dict[int, float]] = {query_id: {} for query_id in asked}
+        answered_ids: set[str] = set()
         while True:
             page = client.get_metric_data(**arguments)
             for result in page["MetricDataResults"]:
+                query_id = result.get("Id")
+                if query_id not in asked:
+                    raise MetricQueryError(f"CloudWatch answered a query {query_id!r} this read did not ask for "
+                                           f"(it asked for {', '.join(asked)})")
                 if result.get("StatusCode", "Complete") not in _OK_STATUS:
                     raise MetricQueryError(
-                        f"query {result['Id']} ended with status {result['StatusCode']}"
+                        f"query {query_id} ({_named(asked[query_id])}) ended with status {result['StatusCode']}"
                     )
-                for stamp, value in zip(result["Timestamps"], result["Values"]):
-                    series[result["Id"]][round(stamp.timestamp())] = value
+                answered_ids.add(query_id)
+                for stamp, value in zip(result.get("Timestamps", ()), result.get("Values", ())):
+                    series[query_id][round(stamp.timestamp())] = value
             token = page.get("NextToken")
             if not token:
-                return series
+                break
             arguments["NextToken"] = token
+        missing = [query_id for query_id in asked if query_id not in answered_ids]
+        if missing:
+            raise MetricQueryError("CloudWatch's answer left out " + "; ".join(
+                f"query {query_id} ({_named(asked[query_id])})" for query_id in missing))
+        return series
 
 
 def window_utc(start: float, end: float) -> str:
@@ -248,6 +266,15 @@ def window_utc(start: float, end: float) -> str:
     first, last = (datetime.fromtimestamp(t, timezone.utc) for t in (start, end))
     same_day = first.date() == last.date()
     return f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}" + ("" if same_day else f" on {last:%Y-%m-%d}") + " UTC"
+
+
+def _named(query: dict[str, Any]) -> str:
+    """A query's metric as on-call finds it in the console: "HTTPCode_Target_5XX_Count (Sum) of
+    TargetGroup=targetgroup/canary/..., LoadBalancer=app/alb/..." (its Id alone named only our key)."""
+    stat = query["MetricStat"]
+    metric = stat["Metric"]
+    where = ", ".join(f"{d['Name']}={d['Value']}" for d in metric.get("Dimensions", ()))
+    return f"{metric['MetricName']} ({stat['Stat']})" + (f" of {where}" if where else "")
 
 
 def _query_id(version: Version, role: str) -> str:

@@ -41,6 +41,7 @@ from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
 from rollway.report import on_one_line, shown
 from rollway.targets import Targets
+from rollway.window_said import breach_said
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
@@ -1087,6 +1088,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         print_canary_runs(canary_runs)
     elif isinstance(live, Weights) and live != record.weights:
         console.print(f"[yellow]{escape(shown(unlike_the_ledger(record, live), keep=''))}[/yellow]")
+    breach = breach_said(record)
+    if breach is not None:
+        # Listed only as a history entry, it read as a window that had closed cleanly.
+        console.print(f"[yellow]breach not rolled back: {escape(shown(breach, keep=''))}[/yellow]")
     paging = page_said(record, service.targets.stable_service)
     if paging is not None:
         said, warning = paging

@@ -320,3 +320,36 @@ def test_a_dlq_with_no_reading_before_the_window_is_said_to_have_an_unknown_star
         assert "new" not in alert.message.split("(")[0] and "0 → 41" not in alert.message, alert.message
         assert f"{dlq}: 41 (starting depth unknown)" in alert.message, alert.message
         assert f"no CloudWatch reading of it from before {began} began" in alert.message, alert.message
+
+
+class _Answering:
+    """A CloudWatch whose one answer is ``shaped(queries)``: each query's result, as its answer lists them."""
+
+    def __init__(self, shaped):
+        self.shaped = shaped
+
+    def get_metric_data(self, MetricDataQueries, **_):
+        results = [{"Id": q["Id"], "StatusCode": "Complete", "Timestamps": [], "Values": []} for q in MetricDataQueries]
+        return {"MetricDataResults": self.shaped(results)}
+
+
+def test_an_answer_naming_a_query_not_asked_is_unreadable_metrics_naming_it(targets):
+    """An answer carrying an Id the read did not ask for raised a bare KeyError ('stray') out of the
+    look, a traceback in the stage's or the window's run instead of a look that could not read."""
+    from datetime import datetime, timezone
+
+    stray = _Answering(lambda results: results + [{"Id": "stray", "StatusCode": "Complete", "Values": [3.0],
+                                                   "Timestamps": [datetime.fromtimestamp(ORIGIN, timezone.utc)]}])
+    observation = CloudWatchMetrics(stray, targets, dimensions=_DIMENSIONS).observe(ORIGIN, ORIGIN + 120)
+    assert observation.intervals == ()
+    assert "'stray'" in observation.error and "did not ask for" in observation.error, observation.error
+
+
+def test_an_answer_leaving_out_a_query_asked_is_unreadable_metrics_naming_the_metric(targets):
+    """An answer without the canary's 5xx count read as a canary with no 5xx at all (absent means 0),
+    and a failing release passed its look: it is a read that failed, naming the metric left out."""
+    left_out = _Answering(lambda results: [r for r in results if r["Id"] != "canary_errors"])
+    observation = CloudWatchMetrics(left_out, targets, dimensions=_DIMENSIONS).observe(ORIGIN, ORIGIN + 120)
+    assert observation.intervals == ()
+    assert "HTTPCode_Target_5XX_Count" in observation.error and "canary" in observation.error, observation.error
+    assert "left out" in observation.error, observation.error

@@ -954,3 +954,66 @@ def test_a_window_another_run_closed_says_the_release_stays_in_production_when_t
     the rollout was promoted and its window closed, so the result no longer depends on a read
     after it (unread, it said "rolled_back" at 100/0 while the release stayed in production)."""
     _watched_after_another_run_closed(monkeypatch, then_throttled=True)
+
+
+def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_recorded(monkeypatch, capsys):
+    """The same window: its breach was said only in the run's log. Nobody was paged, and the ledger
+    kept nothing of it, so `rollway status` and the report showed a window that closed cleanly
+    while the release that breached the guardrail stayed at 100 %."""
+    def closed_elsewhere(env):
+        env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
+                          transition=Transition(at=env.clock.now(), kind="watched", actor="other-run"))
+
+    clock = Meanwhile(at=1, then=closed_elsewhere)
+    env, first = promoted_world(monkeypatch, clock)
+    clock.env = env
+    watched = run_monitor_flow()
+    assert watched.outcome == "passed" and not watched.verified, watched
+    [(subject, page)] = [(s, body) for s, body in env.notifier.messages if "not rolled back" in s]
+    assert subject == f"Breach not rolled back: {env.targets.canary_service}", subject
+    assert "guardrail" in page and "stays in production" in page and "`rollback` flow" in page, page
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.PROMOTED and env.router.weights == Weights(stable=0, canary=100)
+    from rollway.reports import rollout_report
+    from rollway.window_said import breach_said
+
+    said = breach_said(record)
+    assert said is not None and "guardrail" in said and "stays in production" in said, said
+    assert "Breach not rolled back" in rollout_report(record), "the report names the breach left in production"
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+
+    capsys.readouterr()
+    print_status(SimpleNamespace(name=env.targets.canary_service, targets=env.targets), record,
+                 Weights(stable=0, canary=100), None, limit=1)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "breach not rolled back:" in shown and "stays in production" in shown, shown
+
+
+def test_a_late_window_whose_every_read_failed_names_the_aged_out_minutes_apart_from_the_unread_ones(monkeypatch):
+    """Resumed sixteen days after the promotion, a two-day window's first day was older than
+    CloudWatch keeps 1-minute data, and every read from the resume on was throttled. Its end said
+    its final look "could not read the metrics" of the whole window from the promotion on: the first
+    day could not be read by any look, however often, and sent people to mend CloudWatch and look
+    again for minutes gone for good. It is named as aged out, and the unread minutes start after it."""
+    from rollway.ledger import utc
+    from rollway.reports import monitoring_row
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)
+    env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded"
+    env.clock.sleep(16 * day)
+    opened = first.last_transition("promote").at
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified, result
+    assert f"the window's periods from {utc(opened)} to " in result.reason, result.reason
+    assert "could not be read any more" in result.reason, result.reason
+    assert f"could not read the metrics of the window's periods from {utc(opened)}" not in result.reason, result.reason
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    assert seen.aged_out_from == opened and seen.unjudged_from is not None and seen.unjudged_from > opened, seen
+    assert seen.unjudged_from == seen.aged_out_to, seen
+    row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
+                                  wall=env.wall() + 3600).split())
+    assert "older than CloudWatch keeps 1-minute data for 15 days" in row and "ThrottlingException" in row, row
