@@ -56,7 +56,7 @@ from rollway.cleanup import (
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
     judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown,
-    tags_left,
+    tags_left, why_shown,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
@@ -293,8 +293,8 @@ class _Progress:
         why = error_said(err) + (f"; {after}" if after else "") + (f"; before it, {also}" if also else "")
         # On one line, escaped, as the summary writes it: CloudFormation's reasons quote a custom
         # resource's answer as it came, and a line break in it read as a log line of its own.
-        self.log.error("cleanup stopped at %s: %s", step, on_one_line(why))
-        _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
+        self.log.error("cleanup stopped at %s: %s", step, why_shown(why))
+        _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)  # the whole of it
         return CleanupIncomplete(step, why, self.done, self.left)
 
     def interrupted(self, err: BaseException, targets: Targets) -> None:
