@@ -60,7 +60,6 @@ from rollway.cleanup import (
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
-from rollway.report import on_one_line
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
 from tasks import cleanup as steps
@@ -455,9 +454,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             assert why is not None  # not deleted, and not gone: kept for this reason
             kept_stacks[name] = why
             progress.fields["stacks_kept"] = dict(kept_stacks)
-            # On one line, escaped, as the summary and the run's error say it: CloudFormation's
-            # reason for a failed deletion quotes a custom resource's answer, line breaks and all.
-            progress.log.warning("stack %s was not deleted: %s", name, on_one_line(why))
+            # On one line, escaped and cut, as the run's error says it: CloudFormation's reason for a
+            # failed deletion quotes a custom resource's answer, line breaks and all (the summary keeps it whole).
+            progress.log.warning("stack %s was not deleted: %s", name, why_shown(why))
             continue
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
