@@ -56,11 +56,10 @@ from rollway.cleanup import (
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
     judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown,
-    tags_left,
+    tags_left, why_shown,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
-from rollway.report import on_one_line
 from rollway.targets import Targets
 from rollway.toolchain.git import GitCli
 from tasks import cleanup as steps
@@ -293,8 +292,8 @@ class _Progress:
         why = error_said(err) + (f"; {after}" if after else "") + (f"; before it, {also}" if also else "")
         # On one line, escaped, as the summary writes it: CloudFormation's reasons quote a custom
         # resource's answer as it came, and a line break in it read as a log line of its own.
-        self.log.error("cleanup stopped at %s: %s", step, on_one_line(why))
-        _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)
+        self.log.error("cleanup stopped at %s: %s", step, why_shown(why))
+        _report(self.result(stopped=f"while it tried to {step}: {why}"), targets)  # the whole of it
         return CleanupIncomplete(step, why, self.done, self.left)
 
     def interrupted(self, err: BaseException, targets: Targets) -> None:
@@ -455,9 +454,9 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             assert why is not None  # not deleted, and not gone: kept for this reason
             kept_stacks[name] = why
             progress.fields["stacks_kept"] = dict(kept_stacks)
-            # On one line, escaped, as the summary and the run's error say it: CloudFormation's
-            # reason for a failed deletion quotes a custom resource's answer, line breaks and all.
-            progress.log.warning("stack %s was not deleted: %s", name, on_one_line(why))
+            # On one line, escaped and cut, as the run's error says it: CloudFormation's reason for a
+            # failed deletion quotes a custom resource's answer, line breaks and all (the summary keeps it whole).
+            progress.log.warning("stack %s was not deleted: %s", name, why_shown(why))
             continue
         (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))

@@ -106,6 +106,7 @@ class CleanupIncomplete(PicklableError, RuntimeError):
 
     def __init__(self, step: str, why: str, done: Sequence[str], not_done: Sequence[str]) -> None:
         self.step, self.done, self.not_done = step, tuple(done), tuple(not_done)
+        why = why_shown(why)
         # The first few of each: 150 tags made a message of 20,000 characters, the run's state
         # and log drowned in it. Every one is in the run's artifact (and in done / not_done).
         done_text = first_few(self.done, where=IN_ARTIFACT) or "nothing"
@@ -115,6 +116,22 @@ class CleanupIncomplete(PicklableError, RuntimeError):
             "Run cleanup again with the same parameters once that step can succeed: what is gone is reported as "
             "gone, and it carries on with the rest"
         )
+
+
+WHY_SHOWN = 1_000
+"""How many characters of why a run stopped its error and its log line quote: CloudFormation's
+reason quotes a custom resource's answer as it came, a whole stack trace at times."""
+
+
+def why_shown(why: str) -> str:
+    """``why`` on one line, its control characters escaped (``on_one_line``), and cut at
+    ``WHY_SHOWN`` characters: the run's state message and log carried CloudFormation's words raw,
+    a line break beginning a line of its own, an escape sequence acting on the terminal, and
+    thousands of characters where a reason belongs. The run's artifact keeps the whole of it."""
+    said = on_one_line(why)
+    if len(said) <= WHY_SHOWN:
+        return said
+    return f"{said[:WHY_SHOWN]}... ({len(said) - WHY_SHOWN:,} characters more {IN_ARTIFACT})"
 
 
 READ_BOUND = "read_timeout_seconds"

@@ -1379,14 +1379,17 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
         canary_runs = live_canary_runs(client, service) if record is None or record.phase.terminal else []
     unheard = unheard_by_holder(record) if paused is None else []
     if record is None:
+        none = f"none: {unrecorded} (a `canary` flow run keeps no ledger)"
         if paused is None and not canary_runs:
-            # A first `rollway status` on a fresh `rollway up` lands here: say how to start one,
+            # A first `rollway status` on a fresh `rollway up` lands here: no rollout yet is no
+            # error (it was one, exit 1, as if the install were broken); say how to start one,
             # unless the block names what AWS does not know, where a rollout could only fail.
             # The weights read above, not read again: a load balancer that did not answer would hold it twice.
-            raise NoRollout(_unknown_targets(service, unrecorded, _read_once(live, unread))
-                            or f"{unrecorded}; {HOW_TO_START}")
+            if unknown := _unknown_targets(service, unrecorded, _read_once(live, unread)):
+                raise NoRollout(unknown)
+            none = f"none yet: {unrecorded}; {HOW_TO_START}"
         console.print(f"{'service':<13}{service.name} (cluster {service.targets.cluster})", markup=False)
-        console.print(f"{'rollout':<13}none: {unrecorded} (a `canary` flow run keeps no ledger)", markup=False)
+        console.print(f"{'rollout':<13}{none}", markup=False)
         console.print(f"{'weights':<13}load balancer {live} (stable/canary)", markup=False)
         if (users := what_users_get(service, live)) is not None:
             console.print(f"{'users get':<13}{users}", markup=False)

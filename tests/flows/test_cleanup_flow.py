@@ -1688,6 +1688,37 @@ def test_the_log_line_saying_why_a_run_stopped_is_one_line_with_aws_words_escape
     assert r"not today 12:00:00 INFO cleanup done\x1b[2K" in said, said  # as the summary writes it
 
 
+def test_the_error_saying_why_a_run_stopped_is_one_bounded_line_with_aws_words_escaped(account, caplog):
+    """The log line said CloudFormation's reason on one line, escaped, but the error itself (the
+    run's state message, what the UI and `prefect flow-run inspect` show) carried it raw: a line
+    break that began a line of its own, an escape sequence acting on the terminal, and all of a
+    long answer (a custom resource's whole stack trace) where a reason belongs. The summary keeps
+    it whole."""
+    from rollway.cleanup import CleanupSpec
+
+    aws = account
+    trace = " at handler.js:1" * 2_000
+    reason = f"The following resource(s) failed to delete: [Queue].\n12:00:00 INFO cleanup done\x1b[2K{trace}"
+    with deletion_failed_before_its_turn(aws, reason):
+        state, stopped = stopped_within(120, CleanupSpec(old_image_tags=("0.9.0",), old_stacks=(OLD_STACK,)),
+                                        aws.targets, aws.get_client, CleanupIncomplete)
+
+    for said in (str(stopped), state.message):
+        assert "\n" not in said and "\x1b" not in said, repr(said[:400])
+        assert r"[Queue]. 12:00:00 INFO cleanup done\x1b[2K at handler.js:1" in said, said[:400]
+        assert len(said) < 3_000, len(said)
+        assert "characters more in the run's artifact" in said, said[-400:]
+        assert said.endswith("Run cleanup again with the same parameters once that step can succeed: what is gone "
+                             "is reported as gone, and it carries on with the rest"), said[-400:]
+    logged = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith((f"stack {OLD_STACK} was not deleted", "cleanup stopped at"))]
+    assert len(logged) == 2, [line[:200] for line in logged]  # the stack kept, then the run stopped
+    for line in logged:
+        assert "\n" not in line and "\x1b" not in line and len(line) < 3_000, line[:400]
+        assert "characters more in the run's artifact" in line, line[-400:]
+    assert trace in summary(state), "the summary keeps the whole of CloudFormation's reason"
+
+
 def test_the_log_line_saying_why_a_planned_stack_was_kept_is_one_line_with_aws_words_escaped(account, caplog):
     """CloudFormation's reason for a failed deletion quotes a custom resource's answer as it came:
     the warning saying why the stack was kept wrote it raw, its second line reading as a log line

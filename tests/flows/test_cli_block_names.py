@@ -86,9 +86,12 @@ def test_no_rollout_with_a_name_aws_does_not_know_names_it_and_the_region(aws, c
 def test_no_rollout_with_every_name_known_still_says_how_to_start_one(aws, capsys):
     RollwayTargets(**aws.targets.model_dump()).save("named", overwrite=True)
     credentials_for_endpoint(aws.endpoint_url, aws.targets.region).save("named", overwrite=True)
-    assert ops.status(targets_block="named", credentials_block="named") == 1
-    err = " ".join(capsys.readouterr().err.split())
-    assert "no rollout recorded for" in err and "start one from" in err and "AWS does not know" not in err, err
+    assert ops.status(targets_block="named", credentials_block="named") == 0  # no rollout yet is no error
+    out, err = capsys.readouterr()
+    said = " ".join(out.split())
+    assert not err, err
+    assert "none yet: no rollout recorded for" in said and "start one from" in said, said
+    assert "AWS does not know" not in said and "load balancer 100/0" in said, said
 
 
 def test_the_prefect_apis_address_is_said_without_the_password_it_holds(saved_blocks, prefect_harness):

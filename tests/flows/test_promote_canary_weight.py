@@ -129,23 +129,30 @@ def test_status_names_a_paused_canary_run_when_the_ledger_has_no_rollout(monkeyp
 
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(run.id, Completed(), force=True)
-    assert ops.status(targets_block=None, credentials_block=None, history=1) == 1, "nothing paused, nothing recorded"
-    assert "no rollout recorded" in capsys.readouterr().err
+    assert ops.status(targets_block=None, credentials_block=None, history=1) == 0, "nothing paused, nothing recorded"
+    out, err = capsys.readouterr()
+    assert "no rollout recorded" in out and "start one from" in out and not err, (out, err)
 
 
 def test_status_with_no_rollout_says_how_to_start_one(monkeypatch, capsys):
     """The first `rollway status` on a fresh `rollway up` said only "no rollout recorded for ...
     in table ..." (exit 1): nothing on how a rollout is started, which is a deployment's run, not
-    a rollway command."""
-    service = ops.Service(targets=Targets(), targets_block=f"never-rolled-{uuid4().hex[:8]}", credentials_block=None,
+    a rollway command. Then it said so as an "error:" (exit 1), as if the fresh install were
+    broken, without the service or the weights status shows: no rollout yet is no error."""
+    targets = Targets()
+    service = ops.Service(targets=targets, targets_block=f"never-rolled-{uuid4().hex[:8]}", credentials_block=None,
                           ledger=FakeLedger(), router=FakeRouter(Weights(stable=100, canary=0)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
 
-    assert ops.status(targets_block=None, credentials_block=None, history=1) == 1
-    said = " ".join(capsys.readouterr().err.split())
-    assert "no rollout recorded" in said, said
+    assert ops.status(targets_block=None, credentials_block=None, history=1) == 0
+    out, err = capsys.readouterr()
+    said = " ".join(out.split())
+    assert not err, err
+    assert f"rollout none yet: no rollout recorded for {service.name} in table {targets.rollouts_table}" in said, said
     assert "Deployments -> progressive_rollout/rollway -> Run" in said, said
     assert "prefect deployment run progressive_rollout/rollway" in said, said
+    assert f"service {service.name} (cluster {targets.cluster})" in said, said
+    assert "weights load balancer 100/0 (stable/canary)" in said, said
 
 
 def test_status_shows_every_paused_run_when_none_owns_the_rollout(canary_paused_before_30, capsys):
