@@ -838,7 +838,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     run.progress.digests[reference] = digest
     run.done(f"pushed {reference} ({digest})")
     with run.step(f"check that {reference} was pushed as this run's build"):
-        _pushed_is_ours(docker, refs, ecr, image_id, digest)
+        _pushed_is_ours(run, docker, refs, ecr, image_id, digest)
     run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
@@ -1001,6 +1001,7 @@ def _held_not_pushed_over(run: _Run, docker: ImagePublisher, refs: ImageReferenc
             "registered nothing") from err
     # Not this run's push as far as it knows: where things stand says what was read, as read.
     run.progress.held[refs.versioned] = held
+    run.progress.untold = held
     raise RuntimeError(
         f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
         f"same, which is not pushed over: {ours}") from err
@@ -1047,8 +1048,8 @@ def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: E
             "nothing")
 
 
-def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
-                    digest: str) -> None:
+def _pushed_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                    image_id: str, digest: str) -> None:
     """RuntimeError unless the version's push (``digest``) pushed this run's build ``image_id``.
 
     The local tags are the daemon's, shared by every run on it: another run of the same version
@@ -1056,7 +1057,12 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepos
     registry then holds what this run pushed, latest agrees, and the revision pinned the other
     run's image while this run reported its own build.
     """
-    if _is_build(docker, refs, ecr, image_id, digest):
+    try:
+        ours = _is_build(docker, refs, ecr, image_id, digest)
+    except Exception:
+        run.progress.untold = digest  # the way on is register_existing only once it is told
+        raise
+    if ours:
         return
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "

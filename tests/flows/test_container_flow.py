@@ -1114,6 +1114,13 @@ def test_an_after_push_check_the_registry_could_not_answer_says_it_could_not_tel
     assert "not allowed to BatchGetImage" in message, message  # ECR's words, as the cause
     assert "if it is not, it is another run's image" in message and "register_existing=True" in message, message
     assert revisions(aws) == before
+    # The way on registers the image only once it is told to be this run's build: unconditioned, it
+    # registered whatever the registry held under the version (another run's, here).
+    advice, built = caught.value.advice, message.split("is this run's build (", 1)[1][:71]
+    assert advice.startswith(f"first tell whose image {pushed} (what the registry holds for {uri}:2.0.0) is: if its "
+                             f"manifest names {built} as its config, it is this run's build, and "), advice
+    assert advice.endswith("if it names another, it is another run's image (that run registers it): nothing is left "
+                           "to run for this build, and a new build needs a new version"), advice
 
 
 @pytest.mark.parametrize(("repository", "why"), [
@@ -1652,6 +1659,9 @@ def test_a_lost_push_answer_whose_manifest_cannot_be_read_is_not_pushed_over_and
     assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry holds {held} for it all the same, which is "
             f"not pushed over: could not tell whether {held}") in message, message
     assert "not allowed to BatchGetImage" in message and revisions(aws) == before
+    advice = caught.value.advice  # register_existing only for this run's build, once that is told
+    assert advice.startswith(f"first tell whose image {held} (what the registry holds for {uri}:2.0.0) is"), advice
+    assert "if it names another, it is another run's image" in advice, advice
 
 
 def test_a_lost_push_answer_on_another_registry_with_the_classic_image_store_is_known_by_its_manifests_config(
