@@ -1039,7 +1039,11 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
 def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
                 request: PublishRequest) -> None:
     """RuntimeError, before this run pushes anything, when the registry holds the version now."""
-    taken = _held_digest(docker, refs, ecr, request)
+    try:
+        taken = _held_digest(docker, refs, ecr, request)
+    except Exception:
+        run.progress.unasked = True  # not "the version is not in the registry": that is what was not read
+        raise
     if taken is not None:
         run.progress.taken = taken
         raise RuntimeError(

@@ -336,6 +336,9 @@ class PublishProgress:
     # be told (the daemon recorded no push of the build, and the manifest could not be read):
     # register_existing would register it, and move latest to it, whoever built it.
     untold: str | None = None
+    # The registry could not be read for the version right before this run would have pushed it:
+    # whether another run pushed it during the build is not known (this run pushed nothing).
+    unasked: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -349,6 +352,9 @@ class PublishProgress:
         elif not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
+            if self.unasked:
+                parts.append(f"whether the registry holds {self.refs.versioned} (another run's push during the build) "
+                             "is not known: it could not be read before pushing")
         if self.taken is not None:
             parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push of the same "
                          "version")
@@ -407,7 +413,7 @@ class PublishProgress:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
                         f"{publish_again(self.refs)}")
-            if self.unread:  # "not in the registry" is not known: the re-run's own check is what makes it safe
+            if self.unread or self.unasked:  # "not in the registry" is not known: the re-run's own check makes it safe
                 return ("re-running with the same version is safe: it asks the registry for the version before "
                         "building, and is refused, saying how to go on, if the registry holds it")
             return "re-running with the same version is safe (the version is not in the registry)"

@@ -582,6 +582,32 @@ def test_a_version_another_run_pushed_during_the_build_is_not_pushed_over(aws, t
     assert "a new build needs a new version" in caught.value.advice
 
 
+def test_a_registry_that_cannot_be_read_after_the_build_is_not_said_to_lack_the_version(
+        aws, tmp_path, independent_client):
+    """The check right before the push could not read the registry (ECR failing after the build): the
+    run stopped, pushing nothing, and told its person to re-run "(the version is not in the registry)",
+    which is what it could not find out: another run may have pushed it during the build."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, ecr = aws.topology.repository_uri, independent_client("ecr")
+
+    class EcrFailsDuringTheBuild(EcrBacked):
+        def build(self, *args, **kwargs) -> str:
+            _refusing(ecr, "DescribeImages", "ServerException")
+            return super().build(*args, **kwargs)
+
+    publisher, before = EcrFailsDuringTheBuild(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    assert not [c for c in publisher.calls if c.startswith("push ")] and revisions(aws) == before
+    assert caught.value.step == f"check that {uri}:2.0.0 is still not in the registry"
+    assert caught.value.state == (f"the image was built ({publisher.images[f'{uri}:2.0.0']}) but nothing was pushed; "
+                                  f"whether the registry holds {uri}:2.0.0 (another run's push during the build) is "
+                                  "not known: it could not be read before pushing"), caught.value.state
+    assert caught.value.advice == ("re-running with the same version is safe: it asks the registry for the version "
+                                   "before building, and is refused, saying how to go on, if the registry holds it")
+
+
 def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of_the_image(aws, tmp_path):
     # Checked against the X86_64 revision before the build; the family moved to ARM64 while it
     # ran: a copy of the new revision pinning the amd64 image was registered, tasks that could
