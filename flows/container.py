@@ -85,7 +85,7 @@ from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.failure_words import error_said, failures_writable
+from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
 )
@@ -961,6 +961,11 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if retry is None or (retry.kind == "transient" and not waits):
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
+                    if attempt > 1:
+                        # docker's own failure (the push timed out, the daemon went away) said
+                        # nothing of the pushes before it, and read as the release's only one.
+                        tell(err, f"{reference} was pushed {attempt} times, again after a failure that passes (as a "
+                                  "connection reset or a registry's 5xx): this is the last push's failure")
                     raise
                 if retry.kind == "transient":
                     wait = waits.pop(0)

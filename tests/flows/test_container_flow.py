@@ -1593,6 +1593,35 @@ def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refu
     assert revisions(aws) == before  # nothing registered
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_push_made_again_that_times_out_says_how_many_pushes_failed(aws, tmp_path, monkeypatch):
+    """The first push failed in passing and was made again, and that one ran out its time: the error
+    was docker's timeout alone, and read as the release's one push hanging, not its second."""
+    from rollway.toolchain.docker import PushRefused
+    from rollway.toolchain.process import ToolTimeout
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class ResetThenHung(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") == 1:
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+            raise ToolTimeout(["docker", "push", reference], 1800, ["1f2e3d4c5b6a: Pushing  12.5MB/40MB"])
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher, before = ResetThenHung(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    message = str(failed.value)
+    assert f"`docker push {uri}:2.0.0` did not finish within 1800 s" in message, message
+    assert (f"{uri}:2.0.0 was pushed 2 times, again after a failure that passes (as a connection reset or a "
+            "registry's 5xx): this is the last push's failure") in message, message
+    assert revisions(aws) == before
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_pushed_again(
         aws, tmp_path, monkeypatch):
     """docker's connection reset after the registry took the version's manifest: the run waited,
