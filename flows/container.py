@@ -867,6 +867,7 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
             except Exception as err:
                 retry = retry_reason(err)
                 if wait is None or retry is None or retry.kind != "transient":
+                    _made_again(err, f"the docker login to {refs.registry}", attempt)
                     raise
                 said = (f"docker login to {refs.registry} failed for a reason that passes ({retry.said}); logging in "
                         f"again in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
@@ -889,6 +890,15 @@ PUSH_RETRY_SECONDS = (10.0, 30.0, 90.0)
 
 def _pause(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def _made_again(err: Exception, what: str, attempts: int) -> None:
+    """Add to ``err``, the failure that ended ``what`` after ``attempts`` tries (made again after
+    each failure that passes), how many there were: its own words (docker's timeout, a login's
+    refusal) said nothing of the tries before, and read as the only one."""
+    if attempts > 1:
+        tell(err, f"{what} was made {attempts} times, again after each failure that passes (as a connection reset "
+                  "or a registry's 5xx): this is the last one's failure")
 
 
 def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferences, ecr: EcrRepository | None,
@@ -961,11 +971,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if retry is None or (retry.kind == "transient" and not waits):
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
-                    if attempt > 1:
-                        # docker's own failure (the push timed out, the daemon went away) said
-                        # nothing of the pushes before it, and read as the release's only one.
-                        tell(err, f"{reference} was pushed {attempt} times, again after a failure that passes (as a "
-                                  "connection reset or a registry's 5xx): this is the last push's failure")
+                    _made_again(err, f"the push of {reference}", attempt)  # it timed out, or lost its daemon
                     raise
                 if retry.kind == "transient":
                     wait = waits.pop(0)

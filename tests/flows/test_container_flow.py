@@ -1616,8 +1616,8 @@ def test_a_push_made_again_that_times_out_says_how_many_pushes_failed(aws, tmp_p
 
     message = str(failed.value)
     assert f"`docker push {uri}:2.0.0` did not finish within 1800 s" in message, message
-    assert (f"{uri}:2.0.0 was pushed 2 times, again after a failure that passes (as a connection reset or a "
-            "registry's 5xx): this is the last push's failure") in message, message
+    assert (f"the push of {uri}:2.0.0 was made 2 times, again after each failure that passes (as a connection reset "
+            "or a registry's 5xx): this is the last one's failure") in message, message
     assert revisions(aws) == before
 
 
@@ -1956,6 +1956,32 @@ def test_a_docker_login_the_network_failed_in_passing_is_made_again_after_a_wait
     assert waited == [flows_container.PUSH_RETRY_SECONDS[0]]
     assert any(s.startswith(f"docker login to {registry} failed for a reason that passes (") for s in result.steps)
     assert result.task_definition is not None
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_docker_login_that_fails_every_time_says_how_many_times_it_was_made(aws, tmp_path, monkeypatch):
+    """Made again after each wait and failing every time, the login stopped the run with docker's
+    last words alone, read as one login that failed once."""
+    from rollway.toolchain.docker import LoginRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+
+    class Unreachable(EcrBacked):
+        def login(self, registry, username, password):
+            self.calls.append(f"login {registry}")
+            raise LoginRefused(registry, [f'Error response from daemon: Get "https://{registry}/v2/": net/http: TLS '
+                                          "handshake timeout"])
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher = Unreachable(aws)
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    tries = len(flows_container.PUSH_RETRY_SECONDS) + 1
+    assert publisher.calls.count(f"login {registry}") == tries
+    assert (f"the docker login to {registry} was made {tries} times, again after each failure that passes"
+            in str(failed.value)), failed.value
 
 
 def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):
