@@ -85,7 +85,7 @@ from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
 from rollway.aws.errors import AdapterError, TargetNotFound
-from rollway.failure_words import error_said, failures_writable
+from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
 )
@@ -838,7 +838,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     run.progress.digests[reference] = digest
     run.done(f"pushed {reference} ({digest})")
     with run.step(f"check that {reference} was pushed as this run's build"):
-        _pushed_is_ours(docker, refs, ecr, image_id, digest)
+        _pushed_is_ours(run, docker, refs, ecr, image_id, digest)
     run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
@@ -867,6 +867,7 @@ def _log_in(run: _Run, docker: ImagePublisher, ecr: EcrRepository, refs: ImageRe
             except Exception as err:
                 retry = retry_reason(err)
                 if wait is None or retry is None or retry.kind != "transient":
+                    _made_again(err, f"the docker login to {refs.registry}", attempt)
                     raise
                 said = (f"docker login to {refs.registry} failed for a reason that passes ({retry.said}); logging in "
                         f"again in {wait:g} s (attempt {attempt + 1} of {len(PUSH_RETRY_SECONDS) + 1})")
@@ -889,6 +890,15 @@ PUSH_RETRY_SECONDS = (10.0, 30.0, 90.0)
 
 def _pause(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def _made_again(err: Exception, what: str, attempts: int) -> None:
+    """Add to ``err``, the failure that ended ``what`` after ``attempts`` tries (made again after
+    each failure that passes), how many there were: its own words (docker's timeout, a login's
+    refusal) said nothing of the tries before, and read as the only one."""
+    if attempts > 1:
+        tell(err, f"{what} was made {attempts} times, again after each failure that passes (as a connection reset "
+                  "or a registry's 5xx): this is the last one's failure")
 
 
 def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferences, ecr: EcrRepository | None,
@@ -961,6 +971,7 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if retry is None or (retry.kind == "transient" and not waits):
                     if attempt > 1 and isinstance(err, PushRefused):
                         raise PushRefused(reference, err.tail, pushes=attempt) from err
+                    _made_again(err, f"the push of {reference}", attempt)  # it timed out, or lost its daemon
                     raise
                 if retry.kind == "transient":
                     wait = waits.pop(0)
@@ -1001,6 +1012,7 @@ def _held_not_pushed_over(run: _Run, docker: ImagePublisher, refs: ImageReferenc
             "registered nothing") from err
     # Not this run's push as far as it knows: where things stand says what was read, as read.
     run.progress.held[refs.versioned] = held
+    run.progress.untold = held
     raise RuntimeError(
         f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
         f"same, which is not pushed over: {ours}") from err
@@ -1038,7 +1050,11 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
 def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
                 request: PublishRequest) -> None:
     """RuntimeError, before this run pushes anything, when the registry holds the version now."""
-    taken = _held_digest(docker, refs, ecr, request)
+    try:
+        taken = _held_digest(docker, refs, ecr, request)
+    except Exception:
+        run.progress.unasked = True  # not "the version is not in the registry": that is what was not read
+        raise
     if taken is not None:
         run.progress.taken = taken
         raise RuntimeError(
@@ -1047,8 +1063,8 @@ def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: E
             "nothing")
 
 
-def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None, image_id: str,
-                    digest: str) -> None:
+def _pushed_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepository | None,
+                    image_id: str, digest: str) -> None:
     """RuntimeError unless the version's push (``digest``) pushed this run's build ``image_id``.
 
     The local tags are the daemon's, shared by every run on it: another run of the same version
@@ -1056,7 +1072,12 @@ def _pushed_is_ours(docker: ImagePublisher, refs: ImageReferences, ecr: EcrRepos
     registry then holds what this run pushed, latest agrees, and the revision pinned the other
     run's image while this run reported its own build.
     """
-    if _is_build(docker, refs, ecr, image_id, digest):
+    try:
+        ours = _is_build(docker, refs, ecr, image_id, digest)
+    except Exception:
+        run.progress.untold = digest  # the way on is register_existing only once it is told
+        raise
+    if ours:
         return
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "

@@ -332,6 +332,13 @@ class PublishProgress:
     # The push of the version failed and the registry could not be read after it: whether it holds
     # the version (this run's build, if the push got that far, or another run's) is not known.
     unread: bool = False
+    # The digest the registry holds for the version when whether it is this run's build could not
+    # be told (the daemon recorded no push of the build, and the manifest could not be read):
+    # register_existing would register it, and move latest to it, whoever built it.
+    untold: str | None = None
+    # The registry could not be read for the version right before this run would have pushed it:
+    # whether another run pushed it during the build is not known (this run pushed nothing).
+    unasked: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -345,6 +352,9 @@ class PublishProgress:
         elif not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
+            if self.unasked:
+                parts.append(f"whether the registry holds {self.refs.versioned} (another run's push during the build) "
+                             "is not known: it could not be read before pushing")
         if self.taken is not None:
             parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push of the same "
                          "version")
@@ -381,7 +391,19 @@ class PublishProgress:
         return "; ".join(parts)
 
     def how_to_go_on(self) -> str:
-        """What to run next: safe to re-run as is, or with register_existing."""
+        """What to run next: safe to re-run as is, or with register_existing; once whose image the
+        registry holds for the version is told, when this run could not tell it."""
+        advice = self._way_on()
+        if self.untold is None or self.task_definition is not None:
+            return advice
+        # Unconditioned, "run again with register_existing=True" registered (and moved latest to)
+        # the image under the version whoever built it: another run's, as this run's release.
+        return (f"first tell whose image {self.untold} (what the registry holds for {self.refs.versioned}) is: if its "
+                f"manifest names {self.image_id} as its config, it is this run's build, and {advice}; if it names "
+                "another, it is another run's image (that run registers it): nothing is left to run for this build, "
+                "and a new build needs a new version")
+
+    def _way_on(self) -> str:
         if self.taken is not None and self.refs.versioned not in self.digests:
             # Not "re-running is safe": the version is the other run's now, and a re-run is refused.
             return ("the version is another run's now (that run registers it; if it stopped before registering, "
@@ -391,7 +413,7 @@ class PublishProgress:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
                         f"{publish_again(self.refs)}")
-            if self.unread:  # "not in the registry" is not known: the re-run's own check is what makes it safe
+            if self.unread or self.unasked:  # "not in the registry" is not known: the re-run's own check makes it safe
                 return ("re-running with the same version is safe: it asks the registry for the version before "
                         "building, and is refused, saying how to go on, if the registry holds it")
             return "re-running with the same version is safe (the version is not in the registry)"

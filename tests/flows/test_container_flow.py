@@ -582,6 +582,32 @@ def test_a_version_another_run_pushed_during_the_build_is_not_pushed_over(aws, t
     assert "a new build needs a new version" in caught.value.advice
 
 
+def test_a_registry_that_cannot_be_read_after_the_build_is_not_said_to_lack_the_version(
+        aws, tmp_path, independent_client):
+    """The check right before the push could not read the registry (ECR failing after the build): the
+    run stopped, pushing nothing, and told its person to re-run "(the version is not in the registry)",
+    which is what it could not find out: another run may have pushed it during the build."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, ecr = aws.topology.repository_uri, independent_client("ecr")
+
+    class EcrFailsDuringTheBuild(EcrBacked):
+        def build(self, *args, **kwargs) -> str:
+            _refusing(ecr, "DescribeImages", "ServerException")
+            return super().build(*args, **kwargs)
+
+    publisher, before = EcrFailsDuringTheBuild(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=ecr)
+
+    assert not [c for c in publisher.calls if c.startswith("push ")] and revisions(aws) == before
+    assert caught.value.step == f"check that {uri}:2.0.0 is still not in the registry"
+    assert caught.value.state == (f"the image was built ({publisher.images[f'{uri}:2.0.0']}) but nothing was pushed; "
+                                  f"whether the registry holds {uri}:2.0.0 (another run's push during the build) is "
+                                  "not known: it could not be read before pushing"), caught.value.state
+    assert caught.value.advice == ("re-running with the same version is safe: it asks the registry for the version "
+                                   "before building, and is refused, saying how to go on, if the registry holds it")
+
+
 def test_a_family_moved_to_another_platform_during_the_build_gets_no_revision_of_the_image(aws, tmp_path):
     # Checked against the X86_64 revision before the build; the family moved to ARM64 while it
     # ran: a copy of the new revision pinning the amd64 image was registered, tasks that could
@@ -1114,6 +1140,13 @@ def test_an_after_push_check_the_registry_could_not_answer_says_it_could_not_tel
     assert "not allowed to BatchGetImage" in message, message  # ECR's words, as the cause
     assert "if it is not, it is another run's image" in message and "register_existing=True" in message, message
     assert revisions(aws) == before
+    # The way on registers the image only once it is told to be this run's build: unconditioned, it
+    # registered whatever the registry held under the version (another run's, here).
+    advice, built = caught.value.advice, message.split("is this run's build (", 1)[1][:71]
+    assert advice.startswith(f"first tell whose image {pushed} (what the registry holds for {uri}:2.0.0) is: if its "
+                             f"manifest names {built} as its config, it is this run's build, and "), advice
+    assert advice.endswith("if it names another, it is another run's image (that run registers it): nothing is left "
+                           "to run for this build, and a new build needs a new version"), advice
 
 
 @pytest.mark.parametrize(("repository", "why"), [
@@ -1560,6 +1593,35 @@ def test_a_push_is_pushed_again_a_bounded_number_of_times_and_never_after_a_refu
     assert revisions(aws) == before  # nothing registered
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_push_made_again_that_times_out_says_how_many_pushes_failed(aws, tmp_path, monkeypatch):
+    """The first push failed in passing and was made again, and that one ran out its time: the error
+    was docker's timeout alone, and read as the release's one push hanging, not its second."""
+    from rollway.toolchain.docker import PushRefused
+    from rollway.toolchain.process import ToolTimeout
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class ResetThenHung(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            if self.calls.count(f"push {reference}") == 1:
+                raise PushRefused(reference, [f"The push refers to repository [{uri}]", RESET])
+            raise ToolTimeout(["docker", "push", reference], 1800, ["1f2e3d4c5b6a: Pushing  12.5MB/40MB"])
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher, before = ResetThenHung(aws), revisions(aws)
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    message = str(failed.value)
+    assert f"`docker push {uri}:2.0.0` did not finish within 1800 s" in message, message
+    assert (f"the push of {uri}:2.0.0 was made 2 times, again after each failure that passes (as a connection reset "
+            "or a registry's 5xx): this is the last one's failure") in message, message
+    assert revisions(aws) == before
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_push_whose_answer_was_lost_after_the_registry_took_this_build_is_not_pushed_again(
         aws, tmp_path, monkeypatch):
     """docker's connection reset after the registry took the version's manifest: the run waited,
@@ -1652,6 +1714,9 @@ def test_a_lost_push_answer_whose_manifest_cannot_be_read_is_not_pushed_over_and
     assert (f"the push of {uri}:2.0.0 failed ({RESET}), and the registry holds {held} for it all the same, which is "
             f"not pushed over: could not tell whether {held}") in message, message
     assert "not allowed to BatchGetImage" in message and revisions(aws) == before
+    advice = caught.value.advice  # register_existing only for this run's build, once that is told
+    assert advice.startswith(f"first tell whose image {held} (what the registry holds for {uri}:2.0.0) is"), advice
+    assert "if it names another, it is another run's image" in advice, advice
 
 
 def test_a_lost_push_answer_on_another_registry_with_the_classic_image_store_is_known_by_its_manifests_config(
@@ -1891,6 +1956,32 @@ def test_a_docker_login_the_network_failed_in_passing_is_made_again_after_a_wait
     assert waited == [flows_container.PUSH_RETRY_SECONDS[0]]
     assert any(s.startswith(f"docker login to {registry} failed for a reason that passes (") for s in result.steps)
     assert result.task_definition is not None
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_docker_login_that_fails_every_time_says_how_many_times_it_was_made(aws, tmp_path, monkeypatch):
+    """Made again after each wait and failing every time, the login stopped the run with docker's
+    last words alone, read as one login that failed once."""
+    from rollway.toolchain.docker import LoginRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    registry = aws.topology.repository_uri.split("/", 1)[0]
+
+    class Unreachable(EcrBacked):
+        def login(self, registry, username, password):
+            self.calls.append(f"login {registry}")
+            raise LoginRefused(registry, [f'Error response from daemon: Get "https://{registry}/v2/": net/http: TLS '
+                                          "handshake timeout"])
+
+    monkeypatch.setattr(flows_container, "_pause", lambda seconds: None)
+    publisher = Unreachable(aws)
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, publisher, PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    tries = len(flows_container.PUSH_RETRY_SECONDS) + 1
+    assert publisher.calls.count(f"login {registry}") == tries
+    assert (f"the docker login to {registry} was made {tries} times, again after each failure that passes"
+            in str(failed.value)), failed.value
 
 
 def test_a_worker_without_docker_is_refused_before_any_aws_call_and_says_so(aws, tmp_path, every_call):

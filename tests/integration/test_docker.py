@@ -9,7 +9,9 @@ import os
 import pytest
 from pydantic import SecretStr
 
-from rollway.toolchain.docker import BuildFailed, DaemonUnreachable, PushRefused, docker_environment, docker_session
+from rollway.toolchain.docker import (
+    BuildFailed, DaemonUnreachable, DockerCommandFailed, PushRefused, docker_environment, docker_session,
+)
 from rollway.toolchain.process import ToolMissing, run_tool
 from tests.toolchain.docker_engine import docker_engine  # noqa: F401 - the fixture
 
@@ -48,6 +50,24 @@ def test_the_daemon_says_which_image_a_push_sent_when_another_build_took_the_tag
         pushed = docker.push(f"{repository}:1.0.0")
         assert f"{repository}@{pushed}" in docker.pushed_as(second)
         assert f"{repository}@{pushed}" not in docker.pushed_as(first)
+
+
+def test_the_manifest_a_push_stored_names_the_build_as_its_config_and_a_manifest_not_there_is_named(docker_engine):
+    """How a push whose answer was lost is known for this run's build on a registry other than ECR
+    (the daemon recorded no push of it): the classic image store's image id is the digest of the
+    config blob the pushed manifest names, read over the registry's API, not a stub's."""
+    repository = f"{docker_engine.registry}/webordinary/configured"
+    with docker_session(docker_host=docker_engine.docker_host) as docker:
+        ours = docker.build(docker_engine.context("configured-ours", payload="this run's build"))
+        other = docker.build(docker_engine.context("configured-other", payload="another run's build"))
+        docker.tag(ours, f"{repository}:1.0.0")
+        pushed = docker.push(f"{repository}:1.0.0")
+        assert docker.remote_config_digest(f"{repository}@{pushed}") == ours != other
+        assert docker.remote_config_digest(f"{repository}:1.0.0") == ours  # by its tag too
+        missing = f"{repository}@sha256:" + "0" * 64
+        with pytest.raises(DockerCommandFailed, match=rf"could not read the manifest of {missing} from the registry: "
+                                                      r"the registry answered 404 .*MANIFEST_UNKNOWN"):
+            docker.remote_config_digest(missing)
 
 
 def test_a_failing_build_raises_with_dockers_reason(docker_engine):
@@ -153,3 +173,5 @@ def test_the_digest_of_an_index_is_the_index_s_own_as_the_push_reported_it(docke
         assert docker_engine.served_digest("webordinary/indexed", "1.0.0") == pushed
         assert docker.remote_digest(indexed) == pushed
         assert docker.remote_digest(single) == platform_digest
+        # An index names no config: its build is told by its own digest (the containerd store's image id).
+        assert docker.remote_config_digest(f"{docker_engine.registry}/webordinary/indexed@{pushed}") is None

@@ -40,6 +40,20 @@ def test_a_run_that_registers_is_told_to_run_again_with_register_existing():
         "register its task definition without rebuilding")
 
 
+def test_a_run_that_could_not_tell_whose_image_is_under_the_version_registers_it_only_once_told():
+    # The push's answer was lost, the registry holds an image for the version, and its manifest could
+    # not be read: "run again with register_existing=True" alone registered that image, and moved
+    # latest to it, whoever built it.
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, held={REFS.versioned: DIGEST}, untold=DIGEST)
+    assert progress.how_to_go_on() == (
+        f"first tell whose image {DIGEST} (what the registry holds for {REFS.versioned}) is: if its manifest names "
+        f"{IMAGE_ID} as its config, it is this run's build, and the version is in the registry, so a plain re-run is "
+        "refused: run again with register_existing=True to register its task definition without rebuilding; latest "
+        "was not moved: register_existing moves it (push_latest=False leaves it); if it names another, it is another "
+        "run's image (that run registers it): nothing is left to run for this build, and a new build needs a new "
+        "version")
+
+
 def test_a_run_stopped_before_its_version_was_pushed_can_be_run_again_as_it_was():
     progress = PublishProgress(refs=REFS, register=False, image_id=IMAGE_ID)
     assert progress.how_to_go_on() == "re-running with the same version is safe (the version is not in the registry)"
