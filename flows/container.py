@@ -839,6 +839,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     run.done(f"pushed {reference} ({digest})")
     with run.step(f"check that {reference} was pushed as this run's build"):
         _pushed_is_ours(run, docker, refs, ecr, image_id, digest)
+    run.progress.told = True
     run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this

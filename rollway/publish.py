@@ -339,6 +339,9 @@ class PublishProgress:
     # The registry could not be read for the version right before this run would have pushed it:
     # whether another run pushed it during the build is not known (this run pushed nothing).
     unasked: bool = False
+    # The version's push was checked to be this run's build (``told``): before that (interrupted
+    # during the push, or before it), the image under the version may be another run's.
+    told: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -396,12 +399,17 @@ class PublishProgress:
         advice = self._way_on()
         if self.untold is None or self.task_definition is not None:
             return advice
-        # Unconditioned, "run again with register_existing=True" registered (and moved latest to)
-        # the image under the version whoever built it: another run's, as this run's release.
-        return (f"first tell whose image {self.untold} (what the registry holds for {self.refs.versioned}) is: if its "
-                f"manifest names {self.image_id} as its config, it is this run's build, and {advice}; if it names "
-                "another, it is another run's image (that run registers it): nothing is left to run for this build, "
-                "and a new build needs a new version")
+        return self._once_told(f"whose image {self.untold} (what the registry holds for {self.refs.versioned}) is",
+                               advice)
+
+    def _once_told(self, question: str, advice: str) -> str:
+        """``advice`` (register_existing) for when the image under the version is this run's build,
+        once ``question`` (whose image it is) is told: unconditioned, "run again with
+        register_existing=True" registered (and moved latest to) that image whoever built it,
+        another run's as this run's release."""
+        return (f"first tell {question}: if its manifest names {self.image_id} as its config, it is this run's build, "
+                f"and {advice}; if it names another, it is another run's image (that run registers it): nothing is "
+                "left to run for this build, and a new build needs a new version")
 
     def _way_on(self) -> str:
         if self.taken is not None and self.refs.versioned not in self.digests:
@@ -476,8 +484,17 @@ class PublishProgress:
             moves = f" and moves {LATEST} to it" if self.refs.latest is not None else ""
             then = (f" ({register_existing_as_asked(self.refs)} then finds {self.task_definition}, which this run "
                     f"registered, and registers no second revision while it is the family's latest ACTIVE one{moves})")
-        elif self.register:
+        elif self.register and self.told:
             then = f" ({register_existing_as_asked(self.refs)} then registers it without rebuilding)"
+        elif self.register and self.image_id is not None:
+            # Interrupted during the push (or before it was checked): the push may have finished, or
+            # another run of the version pushed; register_existing registers whichever it is.
+            then = "; if it is refused, " + self._once_told(
+                f"whose image the registry holds for {self.refs.versioned}",
+                f"{register_existing_as_asked(self.refs)} registers it without rebuilding")
+        elif self.register:  # interrupted before its build was done: nothing of this run's was pushed
+            then = ("; one there is another run's (that run registers it): nothing is left to run for this build, and "
+                    "a new build needs a new version")
         elif self.refs.latest is not None:
             then = f" (it is pushed then: push {LATEST} by hand if it does not name the version)"
         else:  # push_latest=False: no latest to move

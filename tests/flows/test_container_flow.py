@@ -2230,6 +2230,32 @@ def test_a_run_cancelled_as_docker_opens_says_nothing_was_built(aws, tmp_path, w
     assert "Nothing was built, pushed or registered" in cancelled, cancelled
 
 
+def test_a_run_interrupted_during_its_push_registers_the_version_only_once_told_it_is_its_build(aws, tmp_path):
+    """Interrupted during the push (Ctrl-C, the UI's Cancel): the push may have finished, or another
+    run of the same version may have pushed. "register_existing=True then registers it" registered,
+    and moved latest to, whatever image the registry held for the version, whoever built it."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+
+    class InterruptedDuringThePush(EcrBacked):
+        def push(self, reference):
+            raise KeyboardInterrupt
+
+    publisher, before = InterruptedDuringThePush(aws), revisions(aws)
+    with pytest.raises(KeyboardInterrupt):
+        publish_with(aws, publisher, PublishRequest(version="2.9.4", context_dir=tmp_path))
+
+    assert revisions(aws) == before
+    built = publisher.images[f"{uri}:2.9.4"]
+    stopped = artifact_markdown("2.9.4", "stopped")
+    advice = stopped.split("**To go on:** ", 1)[1]
+    assert advice.startswith("run again: it asks the registry first, and a version that is there is refused; if it "
+                             f"is refused, first tell whose image the registry holds for {uri}:2.9.4: if its manifest "
+                             f"names {built} as its config, it is this run's build, and register_existing=True "
+                             "registers it without rebuilding; if it names another, it is another run's image"), advice
+    assert "then registers it" not in advice, advice
+
+
 def test_a_run_interrupted_between_its_last_push_and_registering_says_what_is_pushed(aws, tmp_path):
     # Interrupted while logging out of the registry, every reference pushed and no step running:
     # the run left no artifact, and nothing said the version is in the registry.

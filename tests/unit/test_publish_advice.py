@@ -219,6 +219,24 @@ def test_a_run_stopped_before_latest_moved_says_latest_was_not_moved_not_that_it
     assert "was not pushed" not in progress.state(), progress.state()
 
 
+def test_a_run_interrupted_before_its_build_was_told_in_the_registry_registers_only_once_told():
+    # Interrupted during (or before) the push: the image under the version may be another run's,
+    # and "register_existing=True then registers it" registered it whoever built it.
+    for pushed in ({}, {REFS.versioned: DIGEST}):
+        advice = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests=dict(pushed)).how_to_go_on_interrupted()
+        assert "then registers it" not in advice, advice
+        assert (f"first tell whose image the registry holds for {REFS.versioned}: if its manifest names {IMAGE_ID} as "
+                "its config, it is this run's build, and register_existing=True registers it without rebuilding; if "
+                "it names another, it is another run's image (that run registers it)") in advice, advice
+    # Interrupted while building: nothing of this run's can be under the version.
+    advice = PublishProgress(refs=REFS).how_to_go_on_interrupted()
+    assert "register_existing" not in advice and "another run's (that run registers it)" in advice, advice
+    # Once the push was told to be this run's build, register_existing registers it.
+    told = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST}, told=True)
+    assert told.how_to_go_on_interrupted().endswith(
+        "(register_existing=True then registers it without rebuilding)"), told.how_to_go_on_interrupted()
+
+
 def test_a_run_interrupted_after_registering_is_not_told_the_re_run_registers_the_version():
     # Stopped while moving latest, once the revision was registered: "register_existing=True then
     # registers it" promised a registration the re-run does not make; it finds the revision.
