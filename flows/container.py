@@ -1040,6 +1040,7 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
             f"was deleted meanwhile, {so}")
     if held != pushed:
         run.progress.held[refs.versioned] = held
+        run.progress.theirs = registered is None and not request.register_existing  # not this build's way on
         raise RuntimeError(
             f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
             f"run pushed the same version meanwhile, {so}"
@@ -1080,6 +1081,7 @@ def _pushed_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ec
         raise
     if ours:
         return
+    run.progress.theirs = True  # the version names that run's build: the way on is that run's
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
         "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "

@@ -342,6 +342,10 @@ class PublishProgress:
     # The version's push was checked to be this run's build (``told``): before that (interrupted
     # during the push, or before it), the image under the version may be another run's.
     told: bool = False
+    # The version names another run's build although this run pushed it: its push sent another run's
+    # image (tagged on the shared daemon meanwhile), or another run pushed over it. The way on is
+    # then that run's, as for ``taken``: register_existing registered that image as this release.
+    theirs: bool = False
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
@@ -412,7 +416,7 @@ class PublishProgress:
                 "left to run for this build, and a new build needs a new version")
 
     def _way_on(self) -> str:
-        if self.taken is not None and self.refs.versioned not in self.digests:
+        if (self.taken is not None and self.refs.versioned not in self.digests) or self.theirs:
             # Not "re-running is safe": the version is the other run's now, and a re-run is refused.
             return ("the version is another run's now (that run registers it; if it stopped before registering, "
                     f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "

@@ -994,6 +994,12 @@ def test_a_version_another_run_pushed_over_meanwhile_is_not_registered(aws, tmp_
     assert (f"{uri}:2.0.0 names {theirs[0]} in the registry now (another run's push), not {ours}, which this "
             "run pushed") in caught.value.state, caught.value.state
     assert f"is pushed ({ours})" not in caught.value.state, caught.value.state
+    # The version is the other run's now: "run again with register_existing=True to register its task
+    # definition" registered that run's image as this run's release (a second revision of it, or the
+    # only one if that run stopped), as the way on of a run that found it there before pushing does not.
+    assert caught.value.advice.startswith("the version is another run's now (that run registers it; "), \
+        caught.value.advice
+    assert caught.value.advice.endswith("a new build needs a new version"), caught.value.advice
 
 
 def test_a_version_found_in_the_registry_after_a_failed_push_is_not_reported_as_pushed(aws, tmp_path):
@@ -1114,6 +1120,11 @@ def test_a_version_pushed_as_another_runs_image_is_not_registered_as_this_build(
            f"({publisher.built})" in message, message
     assert "another run" in message and revisions(aws) == before
     assert f"push {uri}:latest" not in publisher.calls  # latest is not moved to the other run's image
+    # The version names the other run's build: this build is not in the registry, and the way on
+    # that registered the version registered that run's image as this run's release.
+    assert caught.value.advice == (f"the version is another run's now (that run registers it; if it stopped before "
+                                   f"registering, {way_on} registers its image): nothing is left to run for this "
+                                   "build, and a new build needs a new version"), caught.value.advice
 
 
 def test_an_after_push_check_the_registry_could_not_answer_says_it_could_not_tell_whose_build_is_pushed(
