@@ -32,7 +32,7 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.approvals import Approver, unheard_transitions
+from rollway.approvals import UNHEARD_AFTER, Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
@@ -506,22 +506,22 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     try:
         unheard = unheard_answers(run_id)
     except Exception as err:  # noqa: BLE001 - see above
-        log.warning("could not read whether flow run %s, which held %s's rollout, was answered after its process "
-                    "died (%s): any such answer is not in the ledger", run_id, record.service, err)
+        log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
+                    "answer is not in the ledger", run_id, record.service, UNHEARD_AFTER, err)
         return record
     if not unheard:
         return record
     now = env.clock.now()
     entries = unheard_transitions(unheard, now, history=record.history)
     for u in unheard:
-        log.warning("%s answered %s to flow run %s after its process had died: not acted on (recorded in the "
-                    "ledger); this run asks again", u.answer.approver, u.answer.action, u.run)
+        log.warning("%s answered %s to flow run %s %s: not acted on (recorded in the ledger); this run asks again",
+                    u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
     try:
         return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                                  rollout=record.rollout_id, transition=entries[0], followed_by=tuple(entries[1:]))
     except Exception as err:  # noqa: BLE001 - see above
-        log.warning("could not record in the ledger the answers flow run %s was given after its process died (%s)",
-                    run_id, err)
+        log.warning("could not record in the ledger the answers flow run %s was given %s (%s)", run_id,
+                    UNHEARD_AFTER, err)
         return record
 
 

@@ -1105,7 +1105,7 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
 
     from flows.approvals import unheard_answers
     from flows.env import owner_run_id
-    from rollway.approvals import not_yet_recorded, unheard_transitions
+    from rollway.approvals import UNHEARD_AFTER, not_yet_recorded, unheard_transitions
 
     run_id = owner_run_id(record.owner)
     context = FlowRunContext.get()
@@ -1116,8 +1116,8 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
     try:
         unheard = unheard_answers(run_id)
     except Exception as err:  # noqa: BLE001 - record-keeping; the traffic is back either way
-        log.warning("could not read whether flow run %s, which held %s's rollout, was answered after its process "
-                    "died (%s): any such answer is not in the ledger", run_id, service, err)
+        log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
+                    "answer is not in the ledger", run_id, service, UNHEARD_AFTER, err)
         return
     if not unheard:
         return
@@ -1130,12 +1130,12 @@ def record_unheard_after_rollback(env: Environment, record: RolloutRecord) -> No
             env.ledger.record(service, owner=None, now=now, rollout=record.rollout_id, rule=check_rolling_back,
                               transition=entries[0], followed_by=tuple(entries[1:]))
     except Exception as err:  # noqa: BLE001 - as above
-        log.warning("could not record in the ledger the answers flow run %s was given after its process died (%s)",
-                    run_id, err)
+        log.warning("could not record in the ledger the answers flow run %s was given %s (%s)", run_id,
+                    UNHEARD_AFTER, err)
         return
     for u in unheard:
-        log.warning("%s answered %s to flow run %s after its process had died: nothing acted on it (recorded in the "
-                    "ledger)", u.answer.approver, u.answer.action, u.run)
+        log.warning("%s answered %s to flow run %s %s: nothing acted on it (recorded in the ledger)",
+                    u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
 
 
 class RollbackEndedBefore(LedgerError):

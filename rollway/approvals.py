@@ -246,11 +246,20 @@ def _given_to(unheard: UnheardAnswer) -> str:
     return f"(given to flow run {unheard.run} at {utc(unheard.answered_at)}, wall clock"
 
 
+UNHEARD_AFTER = "after it had stopped saying it waits"
+"""When an unheard answer was given, as far as is known (``stopped_waiting``): "after its process
+had died", in the ledger, the reports and the logs, recorded as a fact the death of a live run whose
+every write a rate limit or a proxy refused."""
+
+UNHEARD_WHY = "its run had stopped saying it waits"
+"""Why the reports say an unheard answer was not acted on (``UNHEARD_AFTER``)."""
+
+
 def unheard_comment(unheard: UnheardAnswer, then: str = ASKED_AGAIN) -> str:
     """The comment of an ``unheard`` entry: the answer as an answer is recorded, and why it was
     not acted on, then what became of the rollout (``then``: the resumed rollout asks again, say)."""
-    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} {_given_to(unheard)}, after its "
-            f"process had died: it last said it waited at {utc(unheard.silent_since)}; not acted on, {then})")
+    return (f"{answer_comment(unheard.answer.action, unheard.answer.comment)} {_given_to(unheard)}, "
+            f"{UNHEARD_AFTER}: it last said it waited at {utc(unheard.silent_since)}; not acted on, {then})")
 
 
 def unheard_transitions(unheard: list[UnheardAnswer], at: float, then: str = ASKED_AGAIN,

@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from rollway import weekly
-from rollway.approvals import UNHEARD, answered_stage, asked_again, pause_deadline
+from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
@@ -240,7 +240,7 @@ def _gate_said(entries: list[Transition], current: dict | None) -> str:
     between = [f"held by {cell(t.actor)} at {utc(t.at)}" if t.kind == "hold" else
                f"timed out at {utc(t.at)} and asked again" if held_by_timeout(t) else
                f"{cell(t.actor)} took the rollout over at {utc(t.at)} from a run that had stopped, and asked again"
-               if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on (its run had died)"
+               if t.kind == TAKEOVER else f"{cell(t.actor)}'s answer not acted on ({UNHEARD_WHY})"
                for t in entries if t.at <= approved.at and (
                    (t in gate and t.kind in ("hold", "timeout", UNHEARD))
                    # An unheard answer recorded with the question it answered and no stage index
@@ -1124,7 +1124,7 @@ def _pause_cut_short(record: RolloutRecord, start: Transition | None, sped: bool
                 f"({f'comment: {cell(r.comment)}; ' if r.comment else ''}refused: {cell(r.reason)})"
                 for r in _refused_at(record, pause)]  # given as the look rolled back, say
     answered += [f"answered {said} by {cell(who)}" + (f" (comment: {cell(words)})" if words else "")
-                 + ", not acted on: its run had died" for who, said, words in _unheard_after(record, pause, start)]
+                 + f", not acted on: {UNHEARD_WHY}" for who, said, words in _unheard_after(record, pause, start)]
     if late is not None:  # read once the Prefect API was back, after the rollback's end
         said, comment = _not_applied_said(late)
         answered.append(f"answered {said} by {cell(late.actor)}" + (f" (comment: {cell(comment)})" if comment else "")
@@ -1192,7 +1192,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             # Given to its dead run, and recorded once the rollback that ended the wait had begun.
             dead = "; ".join(f"{said} by {cell(who)}" for who, said, _ in _unheard_after(record, t, ended))
             taken = [part for part in (f"refused: {refused}" if refused else "",
-                                       f"not acted on: {dead}, its run had died" if dead else "") if part]
+                                       f"not acted on: {dead}, {UNHEARD_WHY}" if dead else "") if part]
             said = f"**no answer taken** ({'; '.join(taken)})" if taken else "**not answered**"
             rows.append(f"| {utc(t.at)} | {_waited(record, ended, waited, apart)} | - | {said} | {stage} | "
                         "the wait "
@@ -1202,7 +1202,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
         comment = t.comment or ""
         if t.kind == UNHEARD:  # its comment opens with the answer, as every answer's does (answer_comment)
             said = next((a for a in ("approve", "reject", "hold") if comment.startswith(a)), "answered")
-            answer = f"{said}, not acted on (its run had died)"
+            answer = f"{said}, not acted on ({UNHEARD_WHY})"
         else:
             said = t.kind
         if t.kind != "timeout":  # a timeout's comment is what it did ("reject: no answer within 3600 s")

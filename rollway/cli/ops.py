@@ -2068,7 +2068,7 @@ def _run_failure(run: Any) -> BaseException | None:
     """The exception ``run`` ended with, when its result can be read (None otherwise)."""
     try:
         failure = run.state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - not kept (results are not persisted): the advice is said without it
+    except Exception:  # noqa: BLE001 - stored on the worker's disk, not this host's: the advice is said without it
         return None
     return failure if isinstance(failure, BaseException) else None
 
@@ -2106,20 +2106,29 @@ def _reject_left(service: Service, rollout: str, failed: BaseException | None) -
         done, not_done = rollback_stopped_steps(stopped[-1])
         steps = f" (done: {done}; not done: {not_done})"
     errors.print(f"the ledger records rollout {rollout} as rolling back{steps}. "
-                 f"{_finish_rejected(failed, service, rollout)}", markup=False)
+                 f"{_finish_rejected(failed, service, rollout, stopped[-1] if stopped else None)}", markup=False)
 
 
-def _finish_rejected(failed: BaseException | None, service: Service, rollout: str) -> str:
+def _finish_rejected(failed: BaseException | None, service: Service, rollout: str, stopped: Transition | None) -> str:
     """What finishes the rollback of ``rollout`` a rejected run left open (``failed``: its error,
-    None when not known): a step after the traffic's move (RollbackIncomplete) is not the stable
-    service failing to take the traffic, which waiting for it would not fix."""
+    None when not known; ``stopped``: its ``rollback-stopped`` entry, if recorded): a step after the
+    traffic's move (RollbackIncomplete) is not the stable service failing to take the traffic, which
+    waiting for it would not fix.
+
+    The error is read from where the run's worker stored it, which a command run on another host
+    (on-call's laptop) cannot read: the entry's read-back of the weights says the move all the same."""
     from flows.rollback import RollbackIncomplete
 
-    if not isinstance(failed, RollbackIncomplete):
+    back = stopped is not None and stopped.to_weights is not None and stopped.to_weights.canary == 0
+    if not isinstance(failed, RollbackIncomplete) and not back:
         return _finish_after(failed, service, rollout)
-    return (f"The traffic is back on {service.targets.stable_service}; every step but those that failed was done. "
-            + (f"To finish: {failed.how}." if failed.how else
-               "Run `rollway abort` again once the failed step can succeed: it finishes the rollback from the ledger."))
+    said = f"The traffic is back on {service.targets.stable_service}; every step but those that failed was done. "
+    if isinstance(failed, RollbackIncomplete) and failed.how:
+        return f"{said}To finish: {failed.how}."
+    # Without the error, what else it names to do first (a revision to restore by hand) is only in it.
+    unread = "" if isinstance(failed, RollbackIncomplete) else " (unless the run's error above names a step to do first)"
+    return (f"{said}Run `rollway abort` again once the failed step can succeed: it finishes the rollback from the "
+            f"ledger{unread}.")
 
 
 def say_live(service: Service) -> Weights | None:

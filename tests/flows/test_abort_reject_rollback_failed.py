@@ -8,6 +8,8 @@ ledger, what it did and did not do, nor what finishes it.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import Any, Callable
 from uuid import uuid4
 
 from prefect import flow
@@ -59,9 +61,10 @@ def rolls_back_badly_on_reject(timeout: float, key: str, traffic_moved: bool) ->
     raise ServiceNotStable([Targets().stable_service], 600)
 
 
-def rejected(monkeypatch, capsys, *, traffic_moved: bool) -> tuple[int, str, str]:
+def rejected(monkeypatch, capsys, *, traffic_moved: bool, stored_elsewhere: bool = False) -> tuple[int, str, str]:
     """`rollway abort` (waiting) of a paused run whose rollback then fails; returns the exit code,
-    all the command said on one line, and the run's name."""
+    all the command said on one line, and the run's name. ``stored_elsewhere``: the run's exception,
+    which Prefect stores on its worker's disk, cannot be read where the command runs (another host)."""
     key = uuid4().hex
     targets = Targets()
     ledger = LEDGERS[key] = FakeLedger()
@@ -78,6 +81,8 @@ def rejected(monkeypatch, capsys, *, traffic_moved: bool) -> tuple[int, str, str
                           router=FakeRouter(Weights.canary_at(5)))
     monkeypatch.setattr(ops, "connect", lambda *a: service)
     monkeypatch.setattr(ops, "answer_seen", lambda *a, **k: ("taken", ""))
+    if stored_elsewhere:
+        monkeypatch.setattr(ops, "wait_for_run", _on_another_host(ops.wait_for_run))
 
     code = ops.abort(approver="bob", reason="error budget", flow_run=None, wait_seconds=90, targets_block=None,
                      credentials_block=None)
@@ -111,6 +116,30 @@ def test_abort_says_the_traffic_is_back_when_the_rejected_runs_rollback_failed_a
     assert (f"The traffic is back on {Targets().stable_service}; every step but those that failed was done. Run "
             "`rollway abort` again once the failed step can succeed: it finishes the rollback from the ledger.") in said
     assert "can take the traffic" not in said, said
+
+
+def test_abort_says_the_traffic_is_back_from_the_ledger_when_the_runs_exception_is_stored_on_another_host(
+        monkeypatch, capsys):
+    """On-call's laptop cannot read the worker's result storage: the ledger's read-back says the
+    traffic moved all the same, and "once stable can take the traffic" is wrong advice there."""
+    code, said, _ = rejected(monkeypatch, capsys, traffic_moved=True, stored_elsewhere=True)
+    assert code == 1, said
+    assert (f"the ledger records rollout {ROLLOUT} as rolling back (done: stable scaled to 4; not done: restore the "
+            "canary's task definition (throttled)).") in said, said
+    assert f"The traffic is back on {Targets().stable_service}" in said, said
+    assert "Run `rollway abort` again once the failed step can succeed" in said, said
+    assert "can take the traffic" not in said, said
+
+
+def _on_another_host(wait_for_run: Callable[..., Any]) -> Callable[..., Any]:
+    """``wait_for_run`` as on a host other than the run's worker: the run's stored exception is not there."""
+    def waited(*args: Any, **kwargs: Any) -> Any:
+        finished = wait_for_run(*args, **kwargs)
+        stored = getattr(finished.state.data, "storage_key", None)
+        assert stored is not None, finished.state  # the exception is stored: what is taken away is there
+        Path(stored).unlink()
+        return finished
+    return waited
 
 
 def _run(name: str, key: str, traffic_moved: bool) -> None:

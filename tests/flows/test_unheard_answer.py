@@ -84,11 +84,11 @@ def test_a_run_taking_over_records_the_answer_its_dead_holder_was_given_in_the_u
     (unheard,) = [t for t in record.history if t.kind == UNHEARD]
     assert unheard.actor == "dana" and unheard.verdict == QUESTION
     assert unheard.comment.startswith(f"reject: latency (given to flow run {dead.name} ({dead.id}) at "), unheard.comment
-    assert "after its process had died" in unheard.comment and "not acted on" in unheard.comment
+    assert "after it had stopped saying it waits" in unheard.comment and "not acted on" in unheard.comment
     kinds = [t.kind for t in record.history]
     assert kinds.index(UNHEARD) == kinds.index("takeover") + 1
     report = rollout_report(record)
-    assert "| dana | reject, not acted on (its run had died) |" in report, report
+    assert "| dana | reject, not acted on (its run had stopped saying it waits) |" in report, report
 
 
 def test_an_answer_a_live_run_took_is_not_recorded_again():
@@ -317,9 +317,9 @@ def test_the_rollback_flow_records_the_answer_the_dead_holders_run_was_given_onc
     assert unheard.to_stage == 1, unheard
     report = rollout_report(record)
     (row,) = [x for x in report.splitlines() if "| dana | reject, not acted on" in x]
-    assert "| reject, not acted on (its run had died) | 100% |" in row, row
+    assert "| reject, not acted on (its run had stopped saying it waits) | 100% |" in row, row
     # Nor is the pause she answered said unanswered above her answer.
-    assert "| **no answer taken** (not acted on: reject by dana, its run had died) | 100% |" in report, report
+    assert "| **no answer taken** (not acted on: reject by dana, its run had stopped saying it waits) | 100% |" in report, report
     # `rollway status` shows it in the rolled-back rollout's history.
     monkeypatch.setattr(ops, "connect", lambda *a: ops.Service(
         targets=env.targets, targets_block=None, credentials_block=None, ledger=env.ledger, router=env.router))
@@ -360,7 +360,7 @@ def test_a_rollback_that_cannot_read_prefect_still_rolls_back_and_says_the_answe
     assert record.phase is RolloutPhase.ROLLED_BACK and UNHEARD not in [t.kind for t in record.history]
     said = " ".join(caplog.text.split())
     assert (f"could not read whether flow run {dead.id}, which held {env.targets.canary_service}'s rollout, was "
-            "answered after its process died (connection refused): any such answer is not in the ledger") in said, said
+            "answered after it had stopped saying it waits (connection refused): any such answer is not in the ledger") in said, said
 
 
 @flow(name="answered-as-an-outage-ended")

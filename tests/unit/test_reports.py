@@ -327,7 +327,7 @@ def test_the_approvals_table_says_each_answer_once():
                  RolloutPhase.PAUSED)
     rows = [line for line in rollout_report(rec).split("## Approvals")[1].splitlines() if line.startswith("| ")]
     assert rows[1].endswith("| bob | approve | 5% | - | stage 1 over |"), rows
-    assert rows[2].endswith("| dana | reject, not acted on (its run had died) | 5% | latency (given to flow run x at "
+    assert rows[2].endswith("| dana | reject, not acted on (its run had stopped saying it waits) | 5% | latency (given to flow run x at "
                             "2027-01-15, wall clock) | stage 2 over |"), rows
     # Only the answer recorded first goes: a comment that itself starts with an answer is the person's.
     assert rows[3].endswith("| eve | hold | 5% | approve: later |  |"), rows
@@ -2256,10 +2256,10 @@ def test_an_answer_given_to_a_dead_paused_run_is_in_its_stages_approval_and_at_i
     text = rollout_report(rec)
     (row,) = [x for x in text.splitlines() if x.startswith("| 2/3 |")]
     assert (f"(asked from {utc(T0 + 600)}; run-2 took the rollout over at {utc(T0 + 1800)} from a run that had "
-            "stopped, and asked again; dana's answer not acted on (its run had died)) |") in row, row
+            "stopped, and asked again; dana's answer not acted on (its run had stopped saying it waits)) |") in row, row
     approvals = text.split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
-    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
+    assert "| dana | approve, not acted on (its run had stopped saying it waits) | 25% | ok (given to flow run dead-fox" in unheard, unheard
 
 
 def rolled_back_by_hand_after_a_dead_run_was_answered(stage: int | None = None, words: str = "ok") -> RolloutRecord:
@@ -2287,7 +2287,7 @@ def test_an_answer_to_a_dead_paused_run_recorded_after_the_rollback_is_at_the_st
     approvals = rollout_report(rolled_back_by_hand_after_a_dead_run_was_answered()).split(
         "## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     (unheard,) = [x for x in approvals.splitlines() if "| dana |" in x]
-    assert "| dana | approve, not acted on (its run had died) | 25% | ok (given to flow run dead-fox" in unheard, unheard
+    assert "| dana | approve, not acted on (its run had stopped saying it waits) | 25% | ok (given to flow run dead-fox" in unheard, unheard
 
 
 @pytest.mark.parametrize(("stage", "words"), [(1, "ok"), (None, "ok"), (1, "as said (given to flow run x) ok")])
@@ -2299,10 +2299,10 @@ def test_a_pause_a_rollback_ended_after_a_dead_run_was_answered_is_not_said_unan
     approvals = rollout_report(rec).split("## Approvals", 1)[1].split("## Every recorded transition", 1)[0]
     assert "not answered" not in approvals, approvals
     (row,) = [x for x in approvals.splitlines() if x.startswith(f"| {utc(T0 + 600)} |")]
-    assert "| **no answer taken** (not acted on: approve by dana, its run had died) | 25% |" in row, row
+    assert "| **no answer taken** (not acted on: approve by dana, its run had stopped saying it waits) | 25% |" in row, row
     trigger = incident_report(rec).split("## What triggered it", 1)[1].split("## ", 1)[0]
     assert (f"- **While it waited at a pause:** asked at {utc(T0 + 600)} for stage 2/3 (25%), answered approve by dana "
-            f"(comment: {words}), not acted on: its run had died: approval pause: ") in trigger, trigger
+            f"(comment: {words}), not acted on: its run had stopped saying it waits: approval pause: ") in trigger, trigger
 
 
 def test_control_characters_from_the_ledger_are_shown_escaped_never_sent_as_they_are():
