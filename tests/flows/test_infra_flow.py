@@ -1940,12 +1940,12 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
 
 @pytest.fixture(scope="module")
 def it_assembly(tmp_path_factory):
-    """The test app synthesized once by the real cdk, for the runs whose point is not the synth
-    (test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk synthesizes it as a
-    user's run does)."""
+    """The test app synthesized once by the real cdk, with its stack pinned to eu-west-1, for the
+    runs whose point is not the synth (test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk
+    synthesizes the app as a user's run does)."""
     from tests.integration.test_cdk import synthesized
 
-    return synthesized(tmp_path_factory.mktemp("it-app"))
+    return synthesized(tmp_path_factory.mktemp("it-app"), pinned_region="eu-west-1")
 
 
 @pytest.mark.integration
@@ -1988,13 +1988,13 @@ def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_
 
 @pytest.mark.integration
 def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_checked_there_with_the_real_cdk(
-        embedded_aws, _get_client_for_region, tmp_path):
+        embedded_aws, _get_client_for_region, tmp_path, it_assembly):
     from botocore.exceptions import ClientError
 
     from blocks.credentials import credentials_for_endpoint
     from blocks.register import save_blocks
     from rollway.targets import QueueSpec
-    from tests.integration.test_cdk import CDK, app_copy
+    from tests.integration.test_cdk import CDK, presynthesized_copy
 
     embedded_aws.reset()
     targets = Targets(stacks=("ItPinnedStack",), queues=(QueueSpec(name="it-pinned", dlq_name="it-pinned-dlq"),),
@@ -2003,7 +2003,7 @@ def test_a_stack_the_app_pins_to_another_region_is_bootstrapped_deployed_and_che
                 targets_block="infra-pinned-targets", credentials_block="infra-pinned-aws")
     since = time.time()
     with pytest.raises(ChecklistFailed) as caught:
-        deploy_infrastructure(cdk_app_dir=str(app_copy(tmp_path / "app", pinned_region="eu-west-1")),
+        deploy_infrastructure(cdk_app_dir=str(presynthesized_copy(tmp_path / "app", it_assembly)),
                               stacks=["ItPinnedStack"], cdk_executable=str(CDK), direct=True, bootstrap=True,
                               stack_timeout_seconds=120, targets_block="infra-pinned-targets",
                               aws_credentials_block="infra-pinned-aws")

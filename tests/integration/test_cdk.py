@@ -39,10 +39,11 @@ def app_copy(where: Path, command: str | None = None, **context: str) -> Path:
     return where
 
 
-def synthesized(where: Path) -> Path:
-    """The test app's cloud assembly, synthesized by the real cdk into ``where`` (kept there)."""
+def synthesized(where: Path, **context: str) -> Path:
+    """The test app's cloud assembly, synthesized by the real cdk into ``where`` (kept there;
+    ``context`` as ``app_copy``'s)."""
     env = CdkEnvironment(region=REGION, account=ACCOUNT)
-    with CdkCli(str(CDK), app_copy(where / "app"), env) as cli:
+    with CdkCli(str(CDK), app_copy(where / "app", **context), env) as cli:
         cli.list_stacks()
         assert cli.assembly_dir is not None
         return Path(shutil.copytree(cli.assembly_dir, where / "assembly"))
