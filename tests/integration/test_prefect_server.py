@@ -42,6 +42,10 @@ RUN_TIMEOUT = 150
 # 15-minute stage has been seen to end Inconclusive.
 BAKE_SECONDS = 1800
 MIN_BAKE_SECONDS = 120
+# After 100%: five minutes of the monitoring window (a few looks, 2.5 wall seconds at 120x) show
+# the promoted run watching the canary on the real server; the default hour (30 wall seconds of
+# a flow-run process and its ~40 looks' task runs on the API) asserted nothing more.
+MONITOR_SECONDS = 300
 
 
 def small_spec(live: Live, tag: str, *, approvals_before: tuple[int, ...]) -> RolloutSpec:
@@ -53,6 +57,7 @@ def small_spec(live: Live, tag: str, *, approvals_before: tuple[int, ...]) -> Ro
             for w in (5, 50, 100)
         ],
         approvals=Approvals(timeout_seconds=300),
+        monitor_seconds=MONITOR_SECONDS,
     )
 
 
