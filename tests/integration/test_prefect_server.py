@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from prefect.deployments import run_deployment
 
@@ -29,6 +30,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.sim.topology import put_release_image
 from rollway.spec import Approvals, RolloutSpec, Stage, WeeklyPhase
+from rollway.validation import ValidationSpec
 from tests.integration.conftest import Live, Served
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,10 @@ RUN_TIMEOUT = 150
 # 15-minute stage has been seen to end Inconclusive.
 BAKE_SECONDS = 1800
 MIN_BAKE_SECONDS = 120
+# After 100%: five minutes of the monitoring window (a few looks, 2.5 wall seconds at 120x) show
+# the promoted run watching the canary on the real server; the default hour (30 wall seconds of
+# a flow-run process and its ~40 looks' task runs on the API) asserted nothing more.
+MONITOR_SECONDS = 300
 
 
 def small_spec(live: Live, tag: str, *, approvals_before: tuple[int, ...]) -> RolloutSpec:
@@ -53,6 +59,7 @@ def small_spec(live: Live, tag: str, *, approvals_before: tuple[int, ...]) -> Ro
             for w in (5, 50, 100)
         ],
         approvals=Approvals(timeout_seconds=300),
+        monitor_seconds=MONITOR_SECONDS,
     )
 
 
@@ -266,6 +273,27 @@ def test_served_deployments_have_their_parameters_and_the_weekly_schedule(served
     assert progressive.parameters["targets_block"] == "rollway-targets"
     assert progressive.parameters["aws_credentials_block"] == "rollway-embedded"
     assert progressive.parameters["clock"] == served.clock.model_dump(mode="json")
+
+
+def test_validate_deployment_by_default_checks_the_app_it_was_served_with(live: Live) -> None:
+    """validate_deployment as `rollway up` serves it: its default spec checks the stand-in app the
+    serve script was handed (serve_process's ``validation_url``), not Webordinary's real addresses.
+    (Here rather than in a file of its own: this file's server and served deployments are started
+    once for all of it, and a file of its own started them again for one run.)"""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_path("validate_deployment"))
+    assert "spec" in deployment.parameters, (
+        "validate_deployment was served without a default spec: the `served` fixture "
+        "(tests/integration/conftest.py) must hand serve_process a validation_url")
+    spec = ValidationSpec.model_validate(deployment.parameters["spec"])
+    assert spec.health_url.startswith("http://127.0.0.1:")
+    assert httpx.get(spec.health_url, timeout=10).status_code == 200  # the served app, running
+    # No parameters: the run takes the deployment's defaults, as a Quick run from the UI does.
+    run = run_deployment(deployment_path("validate_deployment"), timeout=RUN_TIMEOUT)
+    assert run.state is not None and run.state.is_completed(), (
+        f"{run.state}\n--- serve log ---\n{live.log.read_text()[-4000:]}")
 
 
 def test_prefect_yaml_deploys_every_flow_to_a_process_pool(served: Served, tmp_path: Path) -> None:
