@@ -1063,3 +1063,23 @@ def test_a_breach_not_rolled_back_is_not_finalized_and_the_rollback_flow_takes_i
     flows.rollback.rollback(reason="the breach", actor="erin")
     assert env.router.weights == Weights(stable=100, canary=0)
     assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_a_window_resumed_days_after_its_end_names_only_its_own_periods_as_unread(monkeypatch):
+    """A two-day window resumed five days after the promotion (CloudWatch still keeps every minute of
+    it), every read throttled: its end said the final look could not read "the window's periods"
+    from the promotion to the resume, three days past the window's end, as if they were the window's."""
+    from rollway.ledger import utc
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded"
+    env.clock.sleep(5 * day)
+    opened = first.last_transition("promote").at
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified, result
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    assert seen.unjudged_from == opened, seen
+    # The window's own end, give or take the few minutes a look reads past it: not the resume's time.
+    assert opened + 2 * day <= seen.unjudged_to <= opened + 2 * day + 3600, (utc(seen.unjudged_to), seen)
+    assert f"from {utc(opened)} to {utc(seen.unjudged_to)}" in result.reason, result.reason
