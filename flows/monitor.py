@@ -504,8 +504,8 @@ def _watch(
                         # Closed by another run's end of the window, not by a rollback: the release
                         # is production and nothing moved. "rolled_back" (100/0 in the result) said
                         # the opposite of what the traffic does.
-                        return _breach_kept(env, f"{reason}; not rolled back: {closed}. The release stays in "
-                                                 "production; run the `rollback` flow to take it out",
+                        return _breach_kept(env, f"{reason}; not rolled back: {closed.window or closed}. The release "
+                                                 "stays in production; run the `rollback` flow to take it out",
                                             tally.checks, alerted.messages(), lease.rollout, actor)
                     log.info("not rolling back: %s", closed)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),

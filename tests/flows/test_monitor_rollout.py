@@ -978,6 +978,9 @@ def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_rec
     [(subject, page)] = [(s, body) for s, body in env.notifier.messages if "not rolled back" in s]
     assert subject == f"Breach not rolled back: {env.targets.canary_service}", subject
     assert "guardrail" in page and "stays in production" in page and "`rollback` flow" in page, page
+    # The page itself: the refusal's "this rollback neither moves the traffic nor pages anyone" in it
+    # read as the page saying nobody was paged.
+    assert "pages anyone" not in page, page
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.PROMOTED and env.router.weights == Weights(stable=0, canary=100)
     from rollway.reports import rollout_report
