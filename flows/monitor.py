@@ -504,8 +504,8 @@ def _watch(
                         # Closed by another run's end of the window, not by a rollback: the release
                         # is production and nothing moved. "rolled_back" (100/0 in the result) said
                         # the opposite of what the traffic does.
-                        return _breach_kept(env, f"{reason}; not rolled back: {closed}. The release stays in "
-                                                 "production; run the `rollback` flow to take it out",
+                        return _breach_kept(env, f"{reason}; not rolled back: {closed.window or closed}. The release "
+                                                 "stays in production; run the `rollback` flow to take it out",
                                             tally.checks, alerted.messages(), lease.rollout, actor)
                     log.info("not rolling back: %s", closed)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
@@ -515,11 +515,14 @@ def _watch(
         else:
             tally.checks, tally.failed = tally.checks + 1, tally.failed + 1
             failure = observation.error
-            if now >= settled and judged_to < last_period - interval:
+            # Not past the window's own end: resumed days after it, the final look's period is the
+            # resume's, and the range ran to it, days of minutes called "the window's periods".
+            unread_to = min(last_period, window_last)
+            if now >= settled and judged_to < unread_to - interval:
                 # The final look judges every period no look has judged, not only the window's last:
                 # unread, they are all named (its end said "the window's last period" of a stretch
                 # of minutes that went unjudged, in which a breach had rolled nothing back).
-                unjudged = (judged_to, last_period, observation.error)
+                unjudged = (judged_to, unread_to, observation.error)
             # "monitoring check failed" read as the window failing (or the check crashing): say
             # what a look that read nothing leaves unjudged, and what it does to the window.
             log.warning("monitoring check %s could not read the metrics (%s): no error rate was measured, so this "

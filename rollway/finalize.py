@@ -24,7 +24,7 @@ from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.image import with_pin
-from rollway.ledger import RolloutRecord, monitoring_owed, utc
+from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -139,6 +139,23 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
     return record is not None and record.phase is RolloutPhase.PROMOTED and _last(record, START) > _last(record, DONE)
 
 
+def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
+    """The breach a promoted rollout's monitoring window saw and could not roll back (``BREACH_KEPT``:
+    another run had closed the window), when no finalize began after it was recorded: finalize would
+    put the release that breached onto the stable service, so it refuses, and status and the report
+    send people to the `rollback` flow instead. None otherwise (a finalize begun before the breach
+    was recorded carries on from where it stopped, as any other)."""
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return None
+    kept = _last(record, BREACH_KEPT)
+    return record.history[kept] if kept > _last(record, START) else None
+
+
+BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which puts the previous version back on the "
+                  "stable service; `rollway finalize` refuses, as it would put the release that breached there")
+"""What a promotion whose breach was not rolled back (``unhandled_breach``) calls for."""
+
+
 HISTORY_KINDS = (START, DONE)
 """Transitions after which a promoted rollout is history to a rollback run by hand: a finalize,
 begun or done, may have put the promoted version on the stable service, and then the rollback
@@ -244,6 +261,13 @@ def plan_finalize(
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
     _refuse_open_window(record, spec, targets, now, speed, wall)
+    if (breach := unhandled_breach(record)) is not None:
+        # The window's end said "Breach not rolled back"; finalizing would have made that release
+        # the stable service's without a word of it.
+        raise FinalizeRefused(
+            f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
+            f"{utc(breach.at)}): {breach.comment}. Finalize would put the release that breached onto "
+            f"{targets.stable_service}: {BREACH_WAY_OUT}. Nothing was changed")
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan.on_stable("done", stable)

@@ -55,7 +55,11 @@ class RolloutClosed(RolloutEnded):
 class WindowClosed(RolloutClosed):
     """The rollout a rollback found closed is promoted, its monitoring window over: the release is
     production and nothing moved (not rolled back by another run). Said by the refusal itself, so
-    that its caller need not read the ledger again (a read throttled then said "rolled back")."""
+    that its caller need not read the ledger again (a read throttled then said "rolled back").
+    ``window``: the same without "this rollback ... pages anyone", for a caller that pages (the
+    monitoring window's "Breach not rolled back" page said it paged nobody)."""
+
+    window: str = ""
 
 
 class RollbackClaimed(PicklableError, RolloutEnded):
@@ -933,11 +937,11 @@ def check_open_for_rollback(record: RolloutRecord) -> None:
 
         if open_for_rollback(RolloutSpec.for_rollback(record.spec_json), record):
             return
-        raise WindowClosed(
-            f"rollout {record.rollout_id!r} of service {record.service!r} was promoted"
-            f"{_by(record.last_transition('promote'))} and its monitoring window has closed: it is production, "
-            "and this rollback neither moves the traffic nor pages anyone"
-        )
+        window = (f"rollout {record.rollout_id!r} of service {record.service!r} was promoted"
+                  f"{_by(record.last_transition('promote'))} and its monitoring window has closed: it is production")
+        closed = WindowClosed(f"{window}, and this rollback neither moves the traffic nor pages anyone")
+        closed.window = window
+        raise closed
     done = "already rolled back" if record.phase is RolloutPhase.ROLLED_BACK else record.phase.value
     raise RolloutClosed(
         f"rollout {record.rollout_id!r} of service {record.service!r} was {done}"

@@ -28,7 +28,8 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
-from rollway.finalize import DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished
+from rollway.finalize import (BREACH_WAY_OUT, DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished,
+                              unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED,
@@ -392,6 +393,8 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
             began = record.last_transition(FINALIZE_START)
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
                     f"recorded as finished**: {FINALIZE_AGAIN}")
+        if done is None and not owed and unhandled_breach(record) is not None:
+            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
         if done is None and not owed:
             # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
             # finished, while the canary service carries all the traffic and a new rollout is refused.
@@ -428,7 +431,9 @@ def finalize_row(record: RolloutRecord) -> str | None:
     done = record.last_transition(FINALIZED)
     if done is not None:
         return f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
-    return None if window_owed(record) else f"not run: {FINALIZE_OWED}"
+    if window_owed(record):
+        return None
+    return f"not run: {BREACH_WAY_OUT}" if unhandled_breach(record) is not None else f"not run: {FINALIZE_OWED}"
 
 
 def _accepted_said(record: RolloutRecord) -> str:

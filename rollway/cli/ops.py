@@ -484,7 +484,7 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
     rollout stands (of the service ``targets_block`` names, whose weekly runs are read). Told only
     where it stands, they were left to work out whether to wait, resume, finish a rollback,
     finalize or start anew."""
-    from rollway.finalize import finalize_unfinished, is_finalized
+    from rollway.finalize import BREACH_WAY_OUT, finalize_unfinished, is_finalized, unhandled_breach
     from rollway.reports import next_phase
 
     phase = record.phase if record is not None else None
@@ -516,6 +516,9 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
     if finalize_unfinished(record):
         return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
                 "`rollway finalize` again, which carries on from where it stopped")
+    if unhandled_breach(record) is not None:
+        return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
+                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
     return ("It has ended, promoted, so there is nothing to answer: once its monitoring window has passed, "
             "`rollway finalize` puts it on the stable service and readies the canary service for the next rollout")
 

@@ -956,22 +956,31 @@ def test_a_window_another_run_closed_says_the_release_stays_in_production_when_t
     _watched_after_another_run_closed(monkeypatch, then_throttled=True)
 
 
-def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_recorded(monkeypatch, capsys):
-    """The same window: its breach was said only in the run's log. Nobody was paged, and the ledger
-    kept nothing of it, so `rollway status` and the report showed a window that closed cleanly
-    while the release that breached the guardrail stayed at 100 %."""
+def _window_closed_by_another_run(monkeypatch):
+    """The promoted world, whose window another run closes ("watched") during the monitor's first sleep."""
     def closed_elsewhere(env):
         env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
                           transition=Transition(at=env.clock.now(), kind="watched", actor="other-run"))
 
     clock = Meanwhile(at=1, then=closed_elsewhere)
-    env, first = promoted_world(monkeypatch, clock)
+    env, _ = promoted_world(monkeypatch, clock)
     clock.env = env
+    return env
+
+
+def test_a_breach_whose_rollback_found_the_window_closed_pages_people_and_is_recorded(monkeypatch, capsys):
+    """The same window: its breach was said only in the run's log. Nobody was paged, and the ledger
+    kept nothing of it, so `rollway status` and the report showed a window that closed cleanly
+    while the release that breached the guardrail stayed at 100 %."""
+    env = _window_closed_by_another_run(monkeypatch)
     watched = run_monitor_flow()
     assert watched.outcome == "passed" and not watched.verified, watched
     [(subject, page)] = [(s, body) for s, body in env.notifier.messages if "not rolled back" in s]
     assert subject == f"Breach not rolled back: {env.targets.canary_service}", subject
     assert "guardrail" in page and "stays in production" in page and "`rollback` flow" in page, page
+    # The page itself: the refusal's "this rollback neither moves the traffic nor pages anyone" in it
+    # read as the page saying nobody was paged.
+    assert "pages anyone" not in page, page
     record = env.ledger.get(env.targets.canary_service)
     assert record.phase is RolloutPhase.PROMOTED and env.router.weights == Weights(stable=0, canary=100)
     from rollway.reports import rollout_report
@@ -1017,3 +1026,63 @@ def test_a_late_window_whose_every_read_failed_names_the_aged_out_minutes_apart_
     row = " ".join(monitoring_row(env.ledger.get(env.targets.canary_service), env.clock.now(),
                                   wall=env.wall() + 3600).split())
     assert "older than CloudWatch keeps 1-minute data for 15 days" in row and "ThrottlingException" in row, row
+
+
+def test_a_breach_not_rolled_back_is_not_finalized_and_the_rollback_flow_takes_it_out(monkeypatch):
+    """After that end, status and the report still said "not finalized: run `rollway finalize`", and
+    finalize put the release that breached the guardrail onto the stable service without a word of
+    the breach. Finalize refuses, naming the breach and the `rollback` flow; status and the report
+    advise that flow, which takes the release out."""
+    import flows.env
+    import flows.rollback
+    from flows.finalize import run_finalize
+    from prefect import flow
+
+    from rollway.finalize import FinalizeRefused
+    from rollway.cli.ops import nothing_paused_next
+    from rollway.reports import finalize_row, rollout_report
+
+    env = _window_closed_by_another_run(monkeypatch)
+    assert run_monitor_flow().outcome == "passed"
+    record = env.ledger.get(env.targets.canary_service)
+    row, report = finalize_row(record), " ".join(rollout_report(record).split())
+    for said in (row, report, nothing_paused_next(record, None)):
+        assert "`rollway finalize` (or the finalize deployment), which puts" not in said, said
+        assert "`rollback` flow" in said, said
+
+    @flow
+    def finalize_it():
+        return run_finalize(env, actor="alice", stable_timeout_seconds=5, verify_timeout_seconds=1)
+
+    with pytest.raises(FinalizeRefused) as refused:
+        finalize_it()
+    message = str(refused.value)
+    assert "guardrail" in message and "`rollback` flow" in message and "Nothing was changed" in message, message
+    assert env.deployer.services[env.targets.stable_service].task_definition == STABLE_TD
+    assert env.router.weights == Weights(stable=0, canary=100)
+
+    for module in (flows.env, flows.rollback):
+        monkeypatch.setattr(module, "load_environment", lambda *a, **k: env)
+    flows.rollback.rollback(reason="the breach", actor="erin")
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLED_BACK
+
+
+def test_a_window_resumed_days_after_its_end_names_only_its_own_periods_as_unread(monkeypatch):
+    """A two-day window resumed five days after the promotion (CloudWatch still keeps every minute of
+    it), every read throttled: its end said the final look could not read "the window's periods"
+    from the promotion to the resume, three days past the window's end, as if they were the window's."""
+    from rollway.ledger import utc
+
+    day = 86400
+    env, first = promoted_world(monkeypatch, spec=SPEC.model_copy(update={"monitor_seconds": 2 * day}))
+    env.metrics.error = "metrics unavailable: ThrottlingException: Rate exceeded"
+    env.clock.sleep(5 * day)
+    opened = first.last_transition("promote").at
+    result = monitor(spec=SPEC.model_dump(mode="json"))
+    assert not result.verified, result
+    seen = env.ledger.get(env.targets.canary_service).unverified_window
+    assert seen.unjudged_from == opened, seen
+    # The window's own end, give or take the few minutes a look reads past it: not the resume's time.
+    assert opened + 2 * day <= seen.unjudged_to <= opened + 2 * day + 3600, (utc(seen.unjudged_to), seen)
+    assert f"from {utc(opened)} to {utc(seen.unjudged_to)}" in result.reason, result.reason
