@@ -413,6 +413,13 @@ def _rejected_run_with_kill(kill_at: int):
     return env, spec, killed, counter.get("log", [])
 
 
+@functools.cache
+def _rejected_run_calls() -> tuple[str, ...]:
+    """The port calls of the rejected run left uninterrupted: the same every time (fakes, a fake
+    clock), so made once per pytest worker, not once per test that looks for a kill point in it."""
+    return tuple(_rejected_run_with_kill(kill_at=0)[3])
+
+
 def test_a_rollback_killed_at_any_step_is_finished_on_resume():
     env, _, killed, calls = _rejected_run_with_kill(kill_at=0)
     assert not killed
@@ -455,9 +462,8 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
 
 
 def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
-    env, spec, killed, calls = _rejected_run_with_kill(kill_at=0)
     # Kill right after the intent is written: the first write after the reject.
-    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(_rejected_run_calls()))
     assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     env.clock.sleep(WEEK)
     result = advance_on(env, scripted(), owner="schedule-1")
@@ -467,8 +473,7 @@ def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
 
 
 def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
-    _, _, _, calls = _rejected_run_with_kill(kill_at=0)
-    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(_rejected_run_calls()))
     assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     env.clock.sleep(601)
     newer = spec.model_copy(update={"image": "webordinary/edit-container:2.0.1"})
