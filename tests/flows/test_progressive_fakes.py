@@ -344,11 +344,11 @@ def _copy_of(env, ports: tuple) -> object:
     return copied
 
 
-def _states_before_each_call(spec: RolloutSpec, approver):
-    """One whole run of ``spec``, with a copy of every fake taken before each call it makes to the
-    load balancer, the services or the ledger.
+def _states_before_each_step(spec: RolloutSpec, approver):
+    """One whole run of ``spec``, with a copy of every fake taken before each of its calls to the
+    load balancer, the services or the ledger that ``step_boundaries`` names.
 
-    On the promotion path ``states[k - 1]`` is what ``_run_with_kill(k)`` leaves (the same fakes,
+    On the promotion path ``states[k]`` is what ``_run_with_kill(k)`` leaves (the same fakes,
     the rollout's random id aside): the run is the same up to that call, and a run killed there
     makes no further call. Not so on a rollback, whose claim is released as the kill passes
     through it: its kills are replayed. A copy per kill point costs one run, where replaying the
@@ -356,11 +356,12 @@ def _states_before_each_call(spec: RolloutSpec, approver):
     """
     env = env_with_ledger()
     real = (env.router, env.deployer, env.ledger)
-    states, calls = [], []
+    states, calls = {}, []
 
     def before(name, args, kwargs):
-        states.append(_copy_of(env, real))
         calls.append(name)
+        if step_boundaries(calls)[-1:] == [len(calls)]:
+            states[len(calls)] = _copy_of(env, real)
 
     env.router, env.deployer, env.ledger = (Intercept(p, before) for p in real)
     result = progressive_on(env, spec, approver, owner="run-1")
@@ -380,10 +381,11 @@ def step_boundaries(calls: list[str]) -> list[int]:
 
 def test_resume_after_a_kill_at_every_step():
     spec = _killed_spec()
-    _, first, states, calls = _states_before_each_call(spec, auto_approve())
+    _, first, states, calls = _states_before_each_step(spec, auto_approve())
     assert first.outcome == "promoted" and len(calls) > 20
+    assert list(states) == step_boundaries(calls)
     for kill_at in step_boundaries(calls):
-        env = states[kill_at - 1]  # the run died at call ``kill_at``
+        env = states[kill_at]  # the run died at call ``kill_at``
         env.clock.sleep(601)  # the dead run's lease runs out
         result = progressive_on(env, spec, auto_approve(), owner="run-2")
         assert result.outcome == "promoted", (kill_at, result.reason)
