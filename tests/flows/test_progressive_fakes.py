@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import logging
+import threading
 
 import pytest
 from prefect import flow
@@ -309,15 +312,19 @@ class KillAt:
         return call
 
 
+def _killed_spec() -> RolloutSpec:
+    # A 5-minute monitoring window: its looks repeat the kinds of call a longer one makes, and
+    # each look costs Prefect task runs in every one of the test's ~30 runs.
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
+                       monitor_seconds=300)
+
+
 def _run_with_kill(kill_at: int):
     env = env_with_ledger()
     counter = {"n": 0, "kill_at": kill_at}
     real = (env.router, env.deployer, env.ledger)
     env.router, env.deployer, env.ledger = (KillAt(p, counter) for p in real)
-    # A 5-minute monitoring window: its looks repeat the kinds of call a longer one makes, and
-    # each look costs Prefect task runs in every one of the test's ~60 runs.
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=120) for w in (5, 50, 100)],
-                       monitor_seconds=300)
+    spec = _killed_spec()
     killed = False
     try:
         progressive_on(env, spec, auto_approve(), owner="run-1")
@@ -325,6 +332,41 @@ def _run_with_kill(kill_at: int):
         killed = True
     env.router, env.deployer, env.ledger = real
     return env, spec, killed, counter.get("log", [])
+
+
+def _copy_of(env, ports: tuple) -> object:
+    """A deep copy of ``env`` with ``ports`` (router, deployer, ledger) as its ports: every fake's
+    state, on a clock of its own."""
+    router, deployer, ledger = ports
+    live = dataclasses.replace(env, router=router, deployer=deployer, ledger=ledger)
+    copied = copy.deepcopy(live, {id(ledger._lock): threading.Lock()})
+    copied.wall = lambda: copied.clock.now()  # the original's lambda reads the original's clock
+    return copied
+
+
+def _states_before_each_step(spec: RolloutSpec, approver):
+    """One whole run of ``spec``, with a copy of every fake taken before each of its calls to the
+    load balancer, the services or the ledger that ``step_boundaries`` names.
+
+    On the promotion path ``states[k]`` is what ``_run_with_kill(k)`` leaves (the same fakes,
+    the rollout's random id aside): the run is the same up to that call, and a run killed there
+    makes no further call. Not so on a rollback, whose claim is released as the kill passes
+    through it: its kills are replayed. A copy per kill point costs one run, where replaying the
+    rollout up to each point cost one run per point.
+    """
+    env = env_with_ledger()
+    real = (env.router, env.deployer, env.ledger)
+    states, calls = {}, []
+
+    def before(name, args, kwargs):
+        calls.append(name)
+        if step_boundaries(calls)[-1:] == [len(calls)]:
+            states[len(calls)] = _copy_of(env, real)
+
+    env.router, env.deployer, env.ledger = (Intercept(p, before) for p in real)
+    result = progressive_on(env, spec, approver, owner="run-1")
+    env.router, env.deployer, env.ledger = real
+    return env, result, states, calls
 
 
 def step_boundaries(calls: list[str]) -> list[int]:
@@ -338,11 +380,12 @@ def step_boundaries(calls: list[str]) -> list[int]:
 
 
 def test_resume_after_a_kill_at_every_step():
-    _, _, killed, calls = _run_with_kill(kill_at=0)
-    assert not killed and len(calls) > 20
+    spec = _killed_spec()
+    _, first, states, calls = _states_before_each_step(spec, auto_approve())
+    assert first.outcome == "promoted" and len(calls) > 20
+    assert list(states) == step_boundaries(calls)
     for kill_at in step_boundaries(calls):
-        env, spec, killed, _ = _run_with_kill(kill_at)
-        assert killed, kill_at
+        env = states[kill_at]  # the run died at call ``kill_at``
         env.clock.sleep(601)  # the dead run's lease runs out
         result = progressive_on(env, spec, auto_approve(), owner="run-2")
         assert result.outcome == "promoted", (kill_at, result.reason)
@@ -370,6 +413,13 @@ def _rejected_run_with_kill(kill_at: int):
         killed = True
     env.router, env.deployer, env.ledger = real
     return env, spec, killed, counter.get("log", [])
+
+
+@functools.cache
+def _rejected_run_calls() -> tuple[str, ...]:
+    """The port calls of the rejected run left uninterrupted: the same every time (fakes, a fake
+    clock), so made once per pytest worker, not once per test that looks for a kill point in it."""
+    return tuple(_rejected_run_with_kill(kill_at=0)[3])
 
 
 def test_a_rollback_killed_at_any_step_is_finished_on_resume():
@@ -414,9 +464,8 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
 
 
 def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
-    env, spec, killed, calls = _rejected_run_with_kill(kill_at=0)
     # Kill right after the intent is written: the first write after the reject.
-    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(_rejected_run_calls()))
     assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     env.clock.sleep(WEEK)
     result = advance_on(env, scripted(), owner="schedule-1")
@@ -426,8 +475,7 @@ def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
 
 
 def test_a_new_image_first_finishes_the_interrupted_rollback_of_the_old_one():
-    _, _, _, calls = _rejected_run_with_kill(kill_at=0)
-    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(calls))
+    env, spec, killed, _ = _rejected_run_with_kill(_first_call_after_intent(_rejected_run_calls()))
     assert killed and env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
     env.clock.sleep(601)
     newer = spec.model_copy(update={"image": "webordinary/edit-container:2.0.1"})
