@@ -290,9 +290,11 @@ def test_a_bootstrap_past_its_time_says_it_was_stopped_not_cdks_last_line(tmp_pa
     env = CdkEnvironment(region="us-west-2", account="123456789012")
     with CdkCli(script, app, env) as cli:
         with pytest.raises(StackDeployFailed) as caught:
-            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=0.5)
+            # 10 s: the stand-in's interpreter must start and print first, which took more than
+            # half a second on a loaded CI machine (the tail asserted below was empty).
+            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=10)
     assert caught.value.timed_out
-    assert caught.value.reason.startswith("cdk bootstrap did not finish within 0.5 s and was stopped; CloudFormation "
+    assert caught.value.reason.startswith("cdk bootstrap did not finish within 10 s and was stopped; CloudFormation "
                                           "may still be working on the toolkit stack (CDKToolkit) of "
                                           "aws://123456789012/eu-west-1")
     assert caught.value.tail == ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",)
@@ -326,11 +328,11 @@ def test_a_deploy_past_its_time_is_stopped_and_says_cloudformation_may_still_be_
     with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
         cli.list_stacks()
         with pytest.raises(StackDeployFailed) as caught:
-            # 2 s, not less: under CI's load the stand-in's interpreter can take most of a second
-            # to start and print, and the tail asserted below would be empty.
-            cli.deploy("X", timeout_seconds=2)
+            # 10 s: under CI's load the stand-in's interpreter took more than half a second to
+            # start and print, and the tail asserted below would be empty.
+            cli.deploy("X", timeout_seconds=10)
     assert caught.value.timed_out
-    assert "did not finish within 2 s" in caught.value.reason and "CloudFormation may still" in caught.value.reason
+    assert "did not finish within 10 s" in caught.value.reason and "CloudFormation may still" in caught.value.reason
     assert caught.value.tail == ("X: creating stack...",)
 
 
