@@ -151,8 +151,9 @@ def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
     return record.history[kept] if kept > _last(record, START) else None
 
 
-BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which puts the previous version back on the "
-                  "stable service; `rollway finalize` refuses, as it would put the release that breached there")
+BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which moves the traffic back to the stable "
+                  "service, still on the previous version; `rollway finalize` refuses, as it would put the release "
+                  "that breached there")
 """What a promotion whose breach was not rolled back (``unhandled_breach``) calls for."""
 
 
