@@ -58,7 +58,7 @@ from rollway.failure_words import end_said
 # The form's rule for a name, as `rollway flags --actor` holds a name to it.
 from rollway.flags import NAME_PATTERN
 from rollway.ledger import utc
-from rollway.report import shown
+from rollway.one_line import shown
 from rollway.spec import Approvals
 
 T = TypeVar("T")

@@ -48,10 +48,11 @@ from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for
 from rollway.judge.guardrails import asked_by, unattributed
 from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
+from rollway.one_line import on_one_line
+from rollway.one_line import shown as escaped  # `shown` names a stage list below
 from rollway.phases import Phase
 from rollway.ports import TrafficRouter
-from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table, on_one_line
-from rollway.report import shown as escaped  # `shown` names a stage list below
+from rollway.report import RollbackResult, RolloutResult, StageReport, markdown_table
 from rollway.spec import BACKGROUND_SECONDS, RolloutSpec, Stage
 from rollway.weights_read import FirstRead
 from tasks import ecs, metrics, traffic, undoable

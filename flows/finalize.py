@@ -69,7 +69,8 @@ from rollway.ledger import (
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
-from rollway.report import markdown_cell, shown
+from rollway.one_line import shown
+from rollway.report import markdown_cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic

@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from rollway.deadline import MAX_READ_SECONDS, READ_SECONDS, Unanswered
 from rollway.errors_pickle import PicklableError
 from rollway.image import image_parts
-from rollway.report import on_one_line
+from rollway.one_line import on_one_line
 from rollway.targets import STACK_NAME, Targets
 
 LATEST = "latest"

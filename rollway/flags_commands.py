@@ -54,7 +54,8 @@ from rollway.flags import (
     validate_user_id,
 )
 from rollway.ports import FlagStore
-from rollway.report import markdown_cell, shown
+from rollway.one_line import shown
+from rollway.report import markdown_cell
 
 # How `rollway flags set` gives each setting, for the refusal of a change that leaves a malformed
 # flag unreadable. It has no option for a salt: the message must not send people looking for one,

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
-from rollway.report import shown
+from rollway.one_line import shown
 from rollway.validation import (
     HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, shown_url,
 )

@@ -39,7 +39,8 @@ from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTI
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
-from rollway.report import artifact_key, markdown_cell as cell, shown
+from rollway.one_line import shown
+from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from rollway.window_said import breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end

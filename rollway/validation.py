@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
-from rollway.report import markdown_cell, shown
+from rollway.one_line import shown
+from rollway.report import markdown_cell
 
 HEALTH = "health"
 SESSION = "session"

@@ -38,7 +38,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -231,32 +231,46 @@ class CloudWatchMetrics:
             "EndTime": datetime.fromtimestamp(last, timezone.utc),
             "ScanBy": "TimestampAscending",
         }
-        asked = {q["Id"]: q for q in queries}
-        series: dict[str, dict[int, float]] = {query_id: {} for query_id in asked}
-        answered_ids: set[str] = set()
-        while True:
-            page = client.get_metric_data(**arguments)
-            for result in page["MetricDataResults"]:
-                query_id = result.get("Id")
-                if query_id not in asked:
-                    raise MetricQueryError(f"CloudWatch answered a query {query_id!r} this read did not ask for "
-                                           f"(it asked for {', '.join(asked)})")
-                if result.get("StatusCode", "Complete") not in _OK_STATUS:
-                    raise MetricQueryError(
-                        f"query {query_id} ({_named(asked[query_id])}) ended with status {result['StatusCode']}"
-                    )
-                answered_ids.add(query_id)
-                for stamp, value in zip(result.get("Timestamps", ()), result.get("Values", ())):
-                    series[query_id][round(stamp.timestamp())] = value
-            token = page.get("NextToken")
-            if not token:
-                break
-            arguments["NextToken"] = token
-        missing = [query_id for query_id in asked if query_id not in answered_ids]
-        if missing:
-            raise MetricQueryError("CloudWatch's answer left out " + "; ".join(
-                f"query {query_id} ({_named(asked[query_id])})" for query_id in missing))
+        series: dict[str, dict[int, float]] = {q["Id"]: {} for q in queries}
+        for result in _answers(client, arguments):
+            for stamp, value in zip(result.get("Timestamps", ()), result.get("Values", ())):
+                series[result["Id"]][round(stamp.timestamp())] = value
         return series
+
+
+def _answers(client: Any, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each query's result of one GetMetricData call (and its next pages), ``arguments``' queries
+    every one answered, each once asked for, with a usable status.
+
+    Raises:
+        MetricQueryError: a query ended with a status other than Complete or PartialData, or the
+            answer named a query not asked for, or left out one asked for (named by its metric):
+            read as no data, a left-out 5xx count was a version with no 5xx at all, and a left-out
+            SuccessRate sum a service at 0% success.
+    """
+    asked = {q["Id"]: q for q in arguments["MetricDataQueries"]}
+    answered_ids: set[str] = set()
+    while True:
+        page = client.get_metric_data(**arguments)
+        for result in page["MetricDataResults"]:
+            query_id = result.get("Id")
+            if query_id not in asked:
+                raise MetricQueryError(f"CloudWatch answered a query {query_id!r} this read did not ask for "
+                                       f"(it asked for {', '.join(asked)})")
+            if result.get("StatusCode", "Complete") not in _OK_STATUS:
+                raise MetricQueryError(
+                    f"query {query_id} ({_named(asked[query_id])}) ended with status {result['StatusCode']}"
+                )
+            answered_ids.add(query_id)
+            yield result
+        token = page.get("NextToken")
+        if not token:
+            break
+        arguments["NextToken"] = token
+    missing = [query_id for query_id in asked if query_id not in answered_ids]
+    if missing:
+        raise MetricQueryError("CloudWatch's answer left out " + "; ".join(
+            f"query {query_id} ({_named(asked[query_id])})" for query_id in missing))
 
 
 def window_utc(start: float, end: float) -> str:
@@ -447,7 +461,8 @@ def read_service_averages(
     Average over the series would be.
 
     Raises:
-        MetricQueryError: a query ended with a status other than Complete or PartialData.
+        MetricQueryError: a query ended with a status other than Complete or PartialData, or the
+            answer left out a query or named one not asked for (``_answers``).
         botocore's ClientError / BotoCoreError: CloudWatch refused or could not be reached.
     """
     first, last = whole_minutes(start, end)
@@ -472,20 +487,12 @@ def read_service_averages(
     }
     totals: dict[str, float] = {}
     newest: dict[str, float] = {}
-    while True:
-        page = client.get_metric_data(**arguments)
-        for result in page["MetricDataResults"]:
-            if result.get("StatusCode", "Complete") not in _OK_STATUS:
-                raise MetricQueryError(f"{metric} query {result['Id']} ended with status {result['StatusCode']}")
-            totals[result["Id"]] = totals.get(result["Id"], 0.0) + sum(result["Values"])
-            # CloudWatch stamps only a period that holds data, each with the period's start.
-            stamps = [stamp.timestamp() for stamp in result.get("Timestamps", ())]
-            if stamps:
-                newest[result["Id"]] = max(stamps + [newest.get(result["Id"], stamps[0])])
-        token = page.get("NextToken")
-        if not token:
-            break
-        arguments["NextToken"] = token
+    for result in _answers(client, arguments):
+        totals[result["Id"]] = totals.get(result["Id"], 0.0) + sum(result.get("Values", ()))
+        # CloudWatch stamps only a period that holds data, each with the period's start.
+        stamps = [stamp.timestamp() for stamp in result.get("Timestamps", ())]
+        if stamps:
+            newest[result["Id"]] = max(stamps + [newest.get(result["Id"], stamps[0])])
     held = [(i, service) for i, service in enumerate(services) if totals.get(f"samplecount{i}", 0.0) > 0]
     return ServiceReads(averages={service: (totals.get(f"sum{i}", 0.0), totals[f"samplecount{i}"])
                                   for i, service in held},

@@ -19,6 +19,7 @@ from botocore.exceptions import ConnectionError as NoConnection
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said
 from rollway.model import Weights
+from rollway.one_line import on_one_line
 
 
 class ReadUnanswered(ReadTimeoutError):
@@ -408,11 +409,11 @@ _MESSAGE_CAP = 300
 
 
 def _one_line(text: str) -> str:
-    """``text`` on one line: an endpoint that is not AWS itself (a proxy, an emulator) can answer
-    an error with a whole HTML page, which botocore passes on as the message; a log line or an
-    error that quotes it must stay one line a person can read."""
+    """``text`` on one line a person can read: an endpoint that is not AWS itself (a proxy, an
+    emulator) can answer an error with a whole HTML page, which botocore passes on as the message,
+    or with an escape sequence or a carriage return in it; a log line, a state message or the CLI
+    that quotes it must stay one line, its control characters escaped (``on_one_line``) and its
+    length bounded, or it coloured or cleared the reader's terminal and filled a screen."""
     html = text.lstrip()[:1] == "<"
-    if "\n" not in text and "\r" not in text and not html:
-        return text
-    flat = " ".join((_TAG.sub(" ", text) if html else text).split())
+    flat = on_one_line(_TAG.sub(" ", text) if html else text)
     return flat if len(flat) <= _MESSAGE_CAP else flat[:_MESSAGE_CAP - 1] + "…"

@@ -92,7 +92,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     from flows.finalize import finalize as finalize_flow
     from rollway.finalize import FinalizeIncomplete, FinalizeRefused
     from rollway.image import with_pin
-    from rollway.report import shown
+    from rollway.one_line import shown
 
     try:
         # A finalize that stopped is an answer as well: its message says what users are served,

@@ -39,7 +39,7 @@ from rollway.ledger import (
 )
 from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
-from rollway.report import on_one_line, shown
+from rollway.one_line import on_one_line, shown
 from rollway.targets import Targets
 from rollway.window_said import breach_said
 

@@ -79,3 +79,31 @@ def test_a_success_rate_whose_newest_datapoint_is_old_fails_as_stale(aws, ago, l
         assert f"{t.stable_service}'s newest is the minute of " in result.reason
         assert f"at most {60 + lag} s is allowed" in result.reason and "the figures read, not judged: " in result.reason
         assert result.retryable
+
+
+class _LeavingOut:
+    """A CloudWatch whose answer leaves out query ``dropped`` and gives every other one 10 samples summing 990."""
+
+    def __init__(self, dropped: str):
+        self.dropped = dropped
+
+    def get_metric_data(self, MetricDataQueries, StartTime, **_):
+        values = {"Sum": [990.0], "SampleCount": [10.0]}
+        return {"MetricDataResults": [
+            {"Id": q["Id"], "StatusCode": "Complete", "Timestamps": [StartTime], "Values": values[q["MetricStat"]["Stat"]]}
+            for q in MetricDataQueries if q["Id"] != self.dropped]}
+
+
+@pytest.mark.parametrize("dropped, stat", [("sum0", "Sum"), ("samplecount0", "SampleCount")])
+def test_an_answer_leaving_out_a_query_is_an_unreadable_answer_naming_the_metric_not_no_data(dropped, stat):
+    """A left-out Sum read as a sum of 0: the stable service at 0.00% success, a healthy release
+    failed by its validation; a left-out SampleCount as a service with no data ("send it traffic").
+    Either is a read that failed, naming the metric as the monitoring reads do."""
+    from rollway.aws.cloudwatch import MetricQueryError
+
+    now = 1_800_000_000.0
+    with pytest.raises(MetricQueryError) as raised:
+        read_service_averages(_LeavingOut(dropped), "Webordinary", "SuccessRate", ("stable-svc", "canary-svc"),
+                              now - 300, now)
+    said = str(raised.value)
+    assert "left out" in said and f"SuccessRate ({stat}) of Service=stable-svc" in said, said

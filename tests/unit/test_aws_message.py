@@ -33,6 +33,24 @@ def test_a_long_multi_line_message_is_cut_to_one_readable_line():
     assert len(said) < 320
 
 
+@pytest.mark.parametrize("message, said", [
+    # An escape sequence (an endpoint's coloured error) coloured or cleared the reader's terminal,
+    # and a carriage return let the rest of the message write over the code before it.
+    ("\x1b[31mdenied\x1b[0m", "500: \\x1b[31mdenied\\x1b[0m"),
+    ("denied\rOK: nothing wrong", "500: denied OK: nothing wrong"),
+    ("bell\x07 and nul\x00", "500: bell\\x07 and nul\\x00"),
+])
+def test_an_aws_message_with_control_characters_is_shown_with_them_escaped(message, said):
+    assert aws_message(refused(message)) == said
+
+
+def test_a_long_single_line_message_is_cut_like_a_long_multi_line_one():
+    # Only messages with a line break or HTML were cut: one line of 5,000 characters (a proxy's
+    # minified page, a policy quoted whole) reached run logs, state messages and the CLI whole.
+    said = aws_message(refused("y" * 5000))
+    assert said.startswith("500: yyy") and said.endswith("…") and len(said) < 320
+
+
 def test_an_aws_message_is_quoted_as_it_is():
     message = "Value '<none>' at 'repositoryName' failed to satisfy constraint: length >= 2"
     assert aws_message(refused(message, "ValidationException")) == f"ValidationException: {message}"
