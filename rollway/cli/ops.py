@@ -2096,8 +2096,10 @@ def _reject_left(service: Service, rollout: str, failed: BaseException | None) -
                      "where it stands", markup=False)
         return
     if record.phase is RolloutPhase.ROLLED_BACK:
+        # Not "the error above names the step left to do": a run fails after recording its rollback
+        # done for reasons no rollback step has, and the run's error may not be readable here.
         errors.print(f"the ledger records rollout {rollout} as rolled back: the traffic is back on "
-                     f"{service.targets.stable_service}; the error above names the step left to do", markup=False)
+                     f"{service.targets.stable_service}, and no rollback is left open", markup=False)
         return
     if record.phase is not RolloutPhase.ROLLING_BACK:
         errors.print(f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "
