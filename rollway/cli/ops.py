@@ -1506,7 +1506,7 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
     process died (``unheard_by_holder``), as the run taking a rollout over does, so the rolled-back
     rollout's history still says who answered it, and how. Record-keeping: a write the ledger
     refuses is said, and the abort goes on."""
-    from rollway.approvals import not_yet_recorded, unheard_transitions
+    from rollway.approvals import UNHEARD_AFTER, not_yet_recorded, unheard_transitions
     from rollway.aws.ledger import write_or_why
     from rollway.ledger import LedgerError
 
@@ -1526,7 +1526,7 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
         failed = str(refused)
     for u in unheard:
         said = (f"flow run {u.run} was answered {u.answer.action} by {u.answer.approver} at {wall_utc(u.answered_at)} "
-                "after its process had died: nothing acted on it")
+                f"{UNHEARD_AFTER}: nothing acted on it")
         if failed is None:
             console.print(f"{said}; recorded in the ledger", markup=False)
         else:
@@ -1536,11 +1536,13 @@ def record_unheard(service: Service, record: RolloutRecord, now: float) -> None:
 
 def print_unheard(unheard: Sequence[Any]) -> None:
     """Say that the holder's run took answers nothing acted on, and what to do."""
+    from rollway.approvals import UNHEARD_AFTER
+
     for u in unheard:
         console.print(f"[yellow]flow run {escape(u.run)}, which holds the rollout, was answered "
                       f"{escape(u.answer.action)} by {escape(shown(u.answer.approver, keep=''))} "
                       f"at {wall_utc(u.answered_at)} "
-                      f"after its process had died (it last said it waited at {utc(u.silent_since)}): nothing acted on "
+                      f"{UNHEARD_AFTER} (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:
         # The UI's "Change state" is offered only for a run that has ended, and a cancellation waits
@@ -2094,8 +2096,10 @@ def _reject_left(service: Service, rollout: str, failed: BaseException | None) -
                      "where it stands", markup=False)
         return
     if record.phase is RolloutPhase.ROLLED_BACK:
+        # Not "the error above names the step left to do": a run fails after recording its rollback
+        # done for reasons no rollback step has, and the run's error may not be readable here.
         errors.print(f"the ledger records rollout {rollout} as rolled back: the traffic is back on "
-                     f"{service.targets.stable_service}; the error above names the step left to do", markup=False)
+                     f"{service.targets.stable_service}, and no rollback is left open", markup=False)
         return
     if record.phase is not RolloutPhase.ROLLING_BACK:
         errors.print(f"the ledger still records rollout {rollout} as {record.phase.value} at {record.weights} "

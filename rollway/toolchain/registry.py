@@ -59,6 +59,12 @@ def split_reference(reference: str) -> tuple[str, str, str]:
     return registry, repository, wanted
 
 
+def _named(repository: str, wanted: str) -> str:
+    """``repository:tag`` or ``repository@sha256:...``, as a reference names it: what a user copies
+    from a message into docker (``repository:sha256:...`` is no reference)."""
+    return f"{repository}@{wanted}" if _DIGEST.fullmatch(wanted) else f"{repository}:{wanted}"
+
+
 def _challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, params = header.strip().partition(" ")
     return scheme.lower(), dict(_CHALLENGE_PARAM.findall(params))
@@ -82,11 +88,12 @@ def manifest_digest(reference: str, *, login: tuple[str, str] | None = None, tim
     if answer.status_code == 404:
         return None
     if answer.status_code != 200:
-        raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {repository}:{wanted}; "
+        raise RegistryUnanswered(f"{registry} answered {answer.status_code} for {_named(repository, wanted)}; "
                                  f"{quoted_body(answer)}")
     digest = answer.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(answer.content).hexdigest()
     if not _DIGEST.fullmatch(digest):
-        raise RegistryUnanswered(f"{registry} gave {repository}:{wanted} a digest rollway does not know: {digest!r}")
+        raise RegistryUnanswered(f"{registry} gave {_named(repository, wanted)} a digest rollway does not know: "
+                                 f"{digest!r}")
     return digest
 
 
@@ -105,9 +112,9 @@ def manifest_platforms_of(reference: str, *, login: tuple[str, str] | None = Non
         return platforms
     config = (manifest.get("config") or {}).get("digest")
     if not isinstance(config, str) or not _DIGEST.fullmatch(config):
-        raise RegistryUnanswered(f"the manifest of {repository}:{wanted} names no config blob")
+        raise RegistryUnanswered(f"the manifest of {_named(repository, wanted)} names no config blob")
     return (config_platform(_json(_ask(registry, f"{repository}/blobs/{config}", login, timeout_seconds, transport),
-                                  f"the config {config} of {repository}:{wanted}")),)
+                                  f"the config {config} of {_named(repository, wanted)}")),)
 
 
 def manifest_config_digest(reference: str, *, login: tuple[str, str] | None = None, timeout_seconds: float = 60.0,
@@ -129,7 +136,7 @@ def _manifest(reference: str, login: tuple[str, str] | None, timeout_seconds: fl
     """(registry, repository, tag or digest, the manifest as the registry holds it) of ``reference``."""
     registry, repository, wanted = split_reference(reference)
     manifest = _json(_ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport),
-                     f"{repository}:{wanted}")
+                     _named(repository, wanted))
     return registry, repository, wanted, manifest
 
 
@@ -157,13 +164,13 @@ def put_tag(source: str, tag: str, *, login: tuple[str, str] | None = None, time
     registry, repository, wanted = split_reference(source)
     found = _ask(registry, f"{repository}/manifests/{wanted}", login, timeout_seconds, transport)
     if found.status_code != 200:
-        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {repository}:{wanted}; "
+        raise RegistryUnanswered(f"{registry} answered {found.status_code} for {_named(repository, wanted)}; "
                                  f"{quoted_body(found)}")
     media_type = found.headers.get("Content-Type", "").split(";")[0].strip() or json.loads(found.content).get("mediaType")
     put = _ask(registry, f"{repository}/manifests/{tag}", login, timeout_seconds, transport, method="PUT",
                content=found.content, content_type=media_type)
     if put.status_code not in (200, 201):
-        raise RegistryUnanswered(f"{registry} refused to tag {repository}:{wanted} as {tag} "
+        raise RegistryUnanswered(f"{registry} refused to tag {_named(repository, wanted)} as {tag} "
                                  f"({put.status_code}); {quoted_body(put)}")
     return "sha256:" + hashlib.sha256(found.content).hexdigest()
 

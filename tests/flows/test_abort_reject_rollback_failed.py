@@ -40,10 +40,11 @@ LEDGERS: dict[str, FakeLedger] = {}
 
 
 @flow(name="reject-whose-rollback-fails")
-def rolls_back_badly_on_reject(timeout: float, key: str, traffic_moved: bool) -> str:
+def rolls_back_badly_on_reject(timeout: float, key: str, traffic_moved: bool, rolled_back: bool = False) -> str:
     """Pause; on a reject, record the rollback begun and stopped as `flows.rollback` does, and fail
     with its error: the stable service never became steady, or (``traffic_moved``) the traffic
-    moved and the canary's task definition could not be restored."""
+    moved and the canary's task definition could not be restored; or (``rolled_back``) record the
+    rollback done and fail after it, for a reason no rollback step has."""
     approver = prefect_approver(Approvals(timeout_seconds=timeout, on_timeout="rollback"), poll_interval=1)
     answer = approver(Pause(reason=QUESTION, cause="approval", stage_index=1), "summary")
     if answer.action != "reject":
@@ -51,6 +52,11 @@ def rolls_back_badly_on_reject(timeout: float, key: str, traffic_moved: bool) ->
     ledger, service = LEDGERS[key], Targets().canary_service
     begin_rollback(ledger, service, actor=answer.approver, reason="rejected", now=2.0, rollout=ROLLOUT,
                    holder="flow-run/x")
+    if rolled_back:
+        ledger.record(service, owner=None, now=3.0, rollout=ROLLOUT, rule=check_rolling_back, transition=Transition(
+            at=3.0, kind="rollback", actor=answer.approver, to_weights=Weights.canary_at(0), comment="rejected"),
+            phase=RolloutPhase.ROLLED_BACK, weights=Weights.canary_at(0))
+        raise RuntimeError("the incident report could not be written")
     failed = "restore the canary's task definition (throttled)" if traffic_moved else \
         "move the traffic to stable (not steady)"
     ledger.record(service, owner=None, now=3.0, rollout=ROLLOUT, rule=check_rolling_back, transition=Transition(
@@ -61,7 +67,8 @@ def rolls_back_badly_on_reject(timeout: float, key: str, traffic_moved: bool) ->
     raise ServiceNotStable([Targets().stable_service], 600)
 
 
-def rejected(monkeypatch, capsys, *, traffic_moved: bool, stored_elsewhere: bool = False) -> tuple[int, str, str]:
+def rejected(monkeypatch, capsys, *, traffic_moved: bool, stored_elsewhere: bool = False,
+             rolled_back: bool = False) -> tuple[int, str, str]:
     """`rollway abort` (waiting) of a paused run whose rollback then fails; returns the exit code,
     all the command said on one line, and the run's name. ``stored_elsewhere``: the run's exception,
     which Prefect stores on its worker's disk, cannot be read where the command runs (another host)."""
@@ -70,7 +77,7 @@ def rejected(monkeypatch, capsys, *, traffic_moved: bool, stored_elsewhere: bool
     ledger = LEDGERS[key] = FakeLedger()
     spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w) for w in (5, 50, 100)])
     name = f"reject-fails-{key}"
-    thread = threading.Thread(target=lambda: _run(name, key, traffic_moved), daemon=True)
+    thread = threading.Thread(target=lambda: _run(name, key, traffic_moved, rolled_back), daemon=True)
     thread.start()
     run = paused_run("reject-whose-rollback-fails", QUESTION, run_name=name)
     ledger.create(RolloutRecord(service=targets.canary_service, rollout_id=ROLLOUT, image=spec.image,
@@ -131,6 +138,18 @@ def test_abort_says_the_traffic_is_back_from_the_ledger_when_the_runs_exception_
     assert "can take the traffic" not in said, said
 
 
+def test_abort_says_only_what_is_known_when_the_rejected_run_failed_after_recording_the_rollback(
+        monkeypatch, capsys):
+    """The run recorded the rollout rolled back, then failed for a reason no rollback step has: the
+    command said "the error above names the step left to do", and no step was left."""
+    code, said, _ = rejected(monkeypatch, capsys, traffic_moved=False, rolled_back=True)
+    assert code == 1, said
+    assert "it ended: " in said and "the incident report could not be written" in said, said
+    assert (f"the ledger records rollout {ROLLOUT} as rolled back: the traffic is back on "
+            f"{Targets().stable_service}, and no rollback is left open") in said, said
+    assert "step left to do" not in said, said
+
+
 def _on_another_host(wait_for_run: Callable[..., Any]) -> Callable[..., Any]:
     """``wait_for_run`` as on a host other than the run's worker: the run's stored exception is not there."""
     def waited(*args: Any, **kwargs: Any) -> Any:
@@ -142,8 +161,8 @@ def _on_another_host(wait_for_run: Callable[..., Any]) -> Callable[..., Any]:
     return waited
 
 
-def _run(name: str, key: str, traffic_moved: bool) -> None:
+def _run(name: str, key: str, traffic_moved: bool, rolled_back: bool) -> None:
     try:
-        rolls_back_badly_on_reject.with_options(flow_run_name=name)(120, key, traffic_moved)
+        rolls_back_badly_on_reject.with_options(flow_run_name=name)(120, key, traffic_moved, rolled_back)
     except Exception:  # noqa: BLE001 - the run's failure is what the command reports
         pass

@@ -20,7 +20,7 @@ from prefect.states import Crashed, Paused, Running
 from flows.approvals import ApprovalInput, unheard_answers
 from flows.env import OWNER_PREFIX
 from flows.rollback import rollback_recorded
-from rollway.approvals import UNHEARD, auto_approve, unheard_transitions, waiting_prefix
+from rollway.approvals import UNHEARD, UNHEARD_AFTER, auto_approve, unheard_transitions, waiting_prefix
 from rollway.cli import ops
 from rollway.ledger import Transition
 from rollway.model import Weights
@@ -132,7 +132,9 @@ def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(m
     said = " ".join(capsys.readouterr().out.split())
     assert (f"flow run {dead.name} ({dead.id}), which holds the rollout, was answered reject by dana at "
             in said), said
-    assert "after its process had died" in said and "nothing acted on the answer" in said
+    # As the ledger, the report and the logs say it: a live run whose every write was refused is silent too.
+    assert f"{UNHEARD_AFTER} (it last said it waited at " in said and "nothing acted on the answer" in said, said
+    assert "process had died" not in said, said
     assert "run progressive_rollout, which marks it Crashed, takes the rollout over" in said, said
     assert "Prefect UI" not in said and "`rollway abort` to roll back" in said
 
@@ -164,7 +166,8 @@ def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_
     assert record.history[-2].to_stage == 1, record.history[-2]
     out = " ".join(capsys.readouterr().out.split())
     assert f"flow run {dead.name} ({dead.id}) was answered reject by dana at " in out, out
-    assert "nothing acted on it; recorded in the ledger" in out
+    assert f"{UNHEARD_AFTER}: nothing acted on it; recorded in the ledger" in out, out
+    assert "process had died" not in out, out
 
 
 def test_an_abort_retried_does_not_record_the_answer_its_first_try_recorded_again(monkeypatch, capsys):

@@ -212,9 +212,15 @@ def test_the_config_a_manifest_names_is_read_by_its_digest_and_an_index_names_no
                                   transport=transport) == config
     assert manifest_config_digest(f"registry.example.com/team/repo@{index_digest}", login=("robot", SECRET),
                                   transport=transport) is None
-    with pytest.raises(RegistryUnanswered, match="answered 404"):
-        manifest_config_digest("registry.example.com/team/repo@sha256:" + "0" * 64, login=("robot", SECRET),
+    # Named as the user wrote it and would copy it: "team/repo:sha256:..." is no reference docker takes.
+    missing = "sha256:" + "0" * 64
+    with pytest.raises(RegistryUnanswered, match=f"answered 404 for team/repo@{missing};"):
+        manifest_config_digest(f"registry.example.com/team/repo@{missing}", login=("robot", SECRET),
                                transport=transport)
+    with pytest.raises(RegistryUnanswered, match=f"answered 404 for team/repo@{missing};"):
+        put_tag(f"registry.example.com/team/repo@{missing}", "latest", login=("robot", SECRET), transport=transport)
+    with pytest.raises(RegistryUnanswered, match="answered 404 for team/repo:1.0.0;"):
+        manifest_platforms_of("registry.example.com/team/repo:1.0.0", login=("robot", SECRET), transport=transport)
 
 
 def test_a_tag_is_put_as_the_sources_manifest_byte_for_byte_with_its_media_type():
