@@ -405,7 +405,11 @@ def credentials_remedy(err: Exception, call: str) -> str:
 
 
 _TAG = re.compile(r"<[^>]*>")
-_MESSAGE_CAP = 300
+# A page's text is an endpoint's boilerplate, its first words enough; AWS's own words are kept
+# whole up to a bound only a runaway message reaches (an AccessDenied naming a long role and
+# resource says last whether a service control policy refused it, which decides whom to ask).
+_PAGE_CAP = 300
+_MESSAGE_CAP = 1000
 
 
 def _one_line(text: str) -> str:
@@ -416,4 +420,5 @@ def _one_line(text: str) -> str:
     length bounded, or it coloured or cleared the reader's terminal and filled a screen."""
     html = text.lstrip()[:1] == "<"
     flat = on_one_line(_TAG.sub(" ", text) if html else text)
-    return flat if len(flat) <= _MESSAGE_CAP else flat[:_MESSAGE_CAP - 1] + "…"
+    cap = _PAGE_CAP if html else _MESSAGE_CAP
+    return flat if len(flat) <= cap else flat[:cap - 1] + "…"

@@ -28,9 +28,9 @@ def test_an_error_page_in_place_of_a_message_is_one_line_of_its_text():
 
 
 def test_a_long_multi_line_message_is_cut_to_one_readable_line():
-    said = aws_message(refused("first line\n" + "x" * 1000))
+    said = aws_message(refused("first line\n" + "x" * 3000))
     assert "\n" not in said and said.startswith("500: first line x") and said.endswith("…")
-    assert len(said) < 320
+    assert len(said) < 1020
 
 
 @pytest.mark.parametrize("message, said", [
@@ -48,7 +48,7 @@ def test_a_long_single_line_message_is_cut_like_a_long_multi_line_one():
     # Only messages with a line break or HTML were cut: one line of 5,000 characters (a proxy's
     # minified page, a policy quoted whole) reached run logs, state messages and the CLI whole.
     said = aws_message(refused("y" * 5000))
-    assert said.startswith("500: yyy") and said.endswith("…") and len(said) < 320
+    assert said.startswith("500: yyy") and said.endswith("…") and len(said) < 1020
 
 
 def test_an_aws_message_is_quoted_as_it_is():
@@ -175,3 +175,15 @@ def test_sts_that_does_not_answer_within_the_checks_bound_is_out_of_reach_not_un
     assert not unusable_credentials(err)
     assert credentials_remedy(err, "sts:GetCallerIdentity").startswith("AWS could not be reached"), \
         credentials_remedy(err, "sts:GetCallerIdentity")
+
+
+def test_an_access_denied_naming_a_long_role_and_resource_is_quoted_whole():
+    # AWS's own words are kept whole up to the bound: an AccessDenied names the role, the action,
+    # the resource, and last whether an identity policy or a service control policy refused it,
+    # which decides whom a person asks; cut at 300 characters, that last part was lost.
+    message = ("User: arn:aws:sts::123456789012:assumed-role/webordinary-release-deployer/botocore-session-1764979200 "
+               "is not authorized to perform: elasticloadbalancing:ModifyRule on resource: arn:aws:elasticloadbalancing:"
+               "us-west-2:123456789012:listener-rule/app/webordinary-edit-alb/50dc6c495c0c9188/f2f7dc8efc522ab2/"
+               "9683b2d02a6cabee with an explicit deny in a service control policy")
+    assert len(message) > 300
+    assert aws_message(refused(message, "AccessDenied")) == f"AccessDenied: {message}"
