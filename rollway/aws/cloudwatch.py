@@ -221,9 +221,7 @@ class CloudWatchMetrics:
         """Query id -> {period start: value}, from one GetMetricData call (and its next pages).
 
         Raises:
-            MetricQueryError: a query ended with a status other than Complete or PartialData, or
-                the answer named a query not asked for, or left out one asked for (named by its
-                metric): read as no data, a left-out 5xx count was a version with no 5xx at all.
+            MetricQueryError: an answer ``_answers`` refuses (a bad status, a query left out or not asked for).
         """
         arguments: dict[str, Any] = {
             "MetricDataQueries": queries,
