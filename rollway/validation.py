@@ -204,7 +204,7 @@ class ValidationSpec(BaseModel):
         "per request: its whole answer, status, headers and body (and connect, read and write each); and per "
         "attempt of the SuccessRate read, CloudWatch's whole answer."))
     success_rate_floor: float = Field(default=99.9, ge=0, le=100, allow_inf_nan=False, description=(
-        "the lowest average ``SuccessRate`` (percent) that passes: 99.9, the seed's success criterion "
+        "the lowest average ``SuccessRate`` (percent: 99.9, not the fraction 0.999) that passes: 99.9, the seed's success criterion "
         '"error rate < 0.1 %".'))
     success_rate_window_minutes: int = Field(default=5, ge=1, le=24 * 60, description=(
         "how far back the average is taken (the seed's 5 minutes)."))
@@ -264,6 +264,18 @@ class ValidationSpec(BaseModel):
         meant = percent_sign_meant(value)
         if meant is not None:
             raise ValueError(f"success_rate_floor is a number of percent: give {meant}, not {value!r}")
+        return value
+
+    @field_validator("success_rate_floor")
+    @classmethod
+    def _floor_in_percent(cls, value: float) -> float:
+        # The rollout spec gives its rates as fractions (0.01 is 1 %): 0.999 here was a floor of
+        # 0.999 %, which a service failing nearly every request passed. No floor of a few percent
+        # at most means anything for SuccessRate; 0 (no floor) is taken.
+        if 0 < value <= 1:
+            raise ValueError(f"success_rate_floor {value:g} is a number of percent, not a fraction as the rollout "
+                             f"spec's rates are: as given it is a floor of {value:g} %, which nearly any service "
+                             f"passes; give {value * 100:g} (0 for no floor)")
         return value
 
     @field_validator("health_url")

@@ -116,6 +116,21 @@ def test_bad_specs_are_refused_naming_the_field(fields, says):
     assert says in str(refused.value)
 
 
+@pytest.mark.parametrize(("floor", "meant"), [(0.999, "99.9"), (0.95, "95"), (1, "100"), (0.5, "50")])
+def test_a_success_rate_floor_given_as_a_fraction_is_refused_naming_the_percent_meant(floor, meant):
+    # The rollout spec gives its rates as fractions (0.01 is 1 %); this floor is in percent. Taken
+    # as given, 0.999 was a floor of 0.999 %, which a service failing 99 % of its requests passed.
+    with pytest.raises(ValidationError) as refused:
+        ValidationSpec(success_rate_floor=floor)
+    said = str(refused.value)
+    assert "success_rate_floor" in said and "percent" in said and f"give {meant}" in said
+
+
+@pytest.mark.parametrize("floor", [0, 1.5, 50, 99.9, 100])
+def test_a_success_rate_floor_in_percent_is_taken(floor):
+    assert ValidationSpec(success_rate_floor=floor).success_rate_floor == floor
+
+
 @pytest.mark.parametrize(("host", "loopback"), [
     ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
     ("LocalHost", True), ("::ffff:127.0.0.1", True),
