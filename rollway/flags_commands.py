@@ -37,7 +37,9 @@ from rollway.flags import (
     FlagError,
     FlagState,
     FlagStoreUnavailable,
+    FlagTableRefused,
     FlagWriteUnanswered,
+    MalformedFlag,
     InvalidFlagInput,
     InvalidPercentage,
     NAME_PATTERN,
@@ -241,11 +243,28 @@ def flags_set(
             version = " with --expected-version 0 (or none)" if expected_version else ""
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it{version} (nothing was "
                                    "written)") from None
+        except FlagStoreUnavailable as failed:
+            raise _not_written(failed, feature) from None
         out.write(update.describe() + "\n")
         _zero_note(update.after, out)
         _rollout_note(store, update.after, out, err)
 
     return _run(err, change)
+
+
+def _not_written(failed: FlagStoreUnavailable, feature: str) -> FlagStoreUnavailable:
+    """``failed`` (still exit 4), saying that the change was not made when nothing can have written
+    it: DynamoDB's words alone ("ProvisionedThroughputExceededException: ...") left on-call whose
+    kill switch was throttled not knowing whether the flag had gone off. A write whose answer was
+    lost says it may have been made (``FlagWriteUnanswered``); a refused table or a flag's unusable
+    item says what to do in its own words."""
+    if isinstance(failed, (FlagWriteUnanswered, FlagTableRefused, MalformedFlag, MalformedFlags, UnreadableAudit)):
+        return failed
+    said = FlagStoreUnavailable(f"{failed}; nothing was written: {feature} is as it was (`rollway flags get "
+                                f"{feature}` shows it); run the command again once the table answers (a throttled "
+                                "one, in a moment)")
+    said.__cause__ = failed.__cause__  # DynamoDB's answer, as the failure carried it
+    return said
 
 
 def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) -> FlagConflict:

@@ -621,3 +621,31 @@ def test_a_rollout_id_that_is_not_utf8_is_refused_before_any_write(store, kind):
         flags.put(FlagState(feature=SQS, enabled=True, percentage=5.0), expected_version=before.version,
                   actor="rollway", now=10.0, reason="stage 5%", writer="rollout", rollout=rollout)
     assert flags.get(SQS) == before
+
+
+def test_a_kill_switch_dynamodb_throttles_says_nothing_was_written_and_to_run_it_again(store, client):
+    """On-call turns a flag off mid-rollout and DynamoDB throttles the write past botocore's retries.
+    The command said only DynamoDB's words ("ProvisionedThroughputExceededException: ..."), with no
+    word of whether the flag had gone off, nor what to do: the refused write changed nothing."""
+    import io
+
+    from botocore.exceptions import ClientError
+
+    from rollway.flags_commands import EXIT_UNAVAILABLE, flags_set
+    from tests.botocore_events import on_operation
+
+    set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=25), actor="rollway", now=5.0)
+
+    def throttle(**_):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": (
+            "The level of configured provisioned throughput for the table was exceeded.")}}, "PutItem")
+
+    out, err = io.StringIO(), io.StringIO()
+    with on_operation(client, "before-parameter-build", throttle, operation="PutItem"):
+        code = flags_set(store, out, SQS, err=err, actor="oncall", enabled=False, now=10.0)
+    said = err.getvalue()
+    assert code == EXIT_UNAVAILABLE and out.getvalue() == "" and said.count("\n") == 1, said
+    assert "ProvisionedThroughputExceededException" in said, said
+    assert f"nothing was written: {SQS} is as it was" in said and "run the command again" in said, said
+    assert "may have been written" not in said, said
+    assert store.get(SQS).enabled is True, "what the message says: the flag is still on"
