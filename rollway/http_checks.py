@@ -370,13 +370,17 @@ def _answered(response: httpx.Response, field: str) -> str:
                 f"{shown_url(response.request.url)}; redirects are not followed, as the check wants the service's "
                 f"own answer: set spec.{field} to the address that answers itself, or remove what sends it on (a "
                 "login in front of it, a wrong host)")
-    return f"{where} from {response.request.method} {shown_url(response.request.url)}; {quoted_body(response)}" \
-        + _remedy(response)
+    # What the check wanted, said: "HTTP 404 from GET .../healthz; body: ..." named neither.
+    return (f"{where} from {response.request.method} {shown_url(response.request.url)}, not the 2xx the check "
+            f"wants; {quoted_body(response)}") + _remedy(response, field)
 
 
-def _remedy(response: httpx.Response) -> str:
+def _remedy(response: httpx.Response, field: str) -> str:
     """What to do about a refusal whose cause is the request's, not the service's health: a 401
-    or 403 said only the status, and read as the new version failing the check."""
+    or 403 said only the status, and read as the new version failing the check; so did a health
+    URL whose path the service does not serve (a 404 to the GET of ``spec.health_url``)."""
+    if response.status_code == 404 and field == "health_url":
+        return "; no such path on the service: check spec.health_url (the service's health path)"
     if response.status_code not in (401, 403):
         return ""
     if "authorization" in response.request.headers:  # its value is never shown

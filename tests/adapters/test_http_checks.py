@@ -67,6 +67,28 @@ def test_health_404_is_not_worth_retrying(app):
     assert health.outcome == "failed" and "HTTP 404" in health.reason and not health.retryable
 
 
+def test_a_health_url_nothing_answers_says_what_the_check_wanted_and_which_setting_names_it(app):
+    """A wrong health path failed as "HTTP 404 from GET .../healthz; body: ...": neither what the
+    check wanted nor that the address asked is the spec's, which read as the new version failing."""
+    spec = ValidationSpec(health_url=f"{app.url}/healthz", api_base_url=app.url)
+    with http_checks.client(spec) as http:
+        health = http_checks.check_health(http, spec)
+    assert health.outcome == "failed" and f"HTTP 404 from GET {app.url}/healthz, not the 2xx the check wants" \
+        in health.reason, health.reason
+    assert "no such path on the service: check spec.health_url" in health.reason, health.reason
+
+
+@pytest.mark.parametrize(("fault", "check", "method"), [("session_status", "session", "POST"),
+                                                        ("message_status", "message", "POST"),
+                                                        ("health_status", "health", "GET")])
+def test_a_refusal_says_the_2xx_the_check_wanted(app, fault, check, method):
+    setattr(app.faults, fault, 400)
+    health, session, message = run_all(app, spec_for(app.url))
+    result = {"health": health, "session": session, "message": message}[check]
+    assert result.outcome == "failed" and f"HTTP 400 from {method} " in result.reason, result
+    assert "not the 2xx the check wants" in result.reason, result.reason
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
