@@ -364,6 +364,8 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
             raise _lost_race(store, lost, then=(
                 f"it changed on each of {RELEASE_TRIES} tries to free rollout {rollout}'s hold; `rollway flags get "
                 f"{feature}` shows who is changing it: once they stop, run `rollway flags release` again")) from None
+        except FlagStoreUnavailable as failed:
+            raise _not_written(failed, feature) from None
         # Each on one line: they name who moved the flag, as typed (a run form's text area).
         out.write(_one_line(released.describe()) + "\n")
         _zero_note(released.update.after, out)

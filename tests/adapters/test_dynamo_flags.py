@@ -623,15 +623,16 @@ def test_a_rollout_id_that_is_not_utf8_is_refused_before_any_write(store, kind):
     assert flags.get(SQS) == before
 
 
-def test_a_kill_switch_dynamodb_throttles_says_nothing_was_written_and_to_run_it_again(store, client):
-    """On-call turns a flag off mid-rollout and DynamoDB throttles the write past botocore's retries.
+def test_a_flag_change_dynamodb_throttles_says_nothing_was_written_and_to_run_it_again(store, client):
+    """On-call turns a flag off mid-rollout (or frees a dead run's hold on one) and DynamoDB throttles
+    the write past botocore's retries.
     The command said only DynamoDB's words ("ProvisionedThroughputExceededException: ..."), with no
     word of whether the flag had gone off, nor what to do: the refused write changed nothing."""
     import io
 
     from botocore.exceptions import ClientError
 
-    from rollway.flags_commands import EXIT_UNAVAILABLE, flags_set
+    from rollway.flags_commands import EXIT_UNAVAILABLE, flags_release, flags_set
     from tests.botocore_events import on_operation
 
     set_flag(store, FlagChange(feature=SQS, enabled=True, percentage=25), actor="rollway", now=5.0)
@@ -640,12 +641,22 @@ def test_a_kill_switch_dynamodb_throttles_says_nothing_was_written_and_to_run_it
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": (
             "The level of configured provisioned throughput for the table was exceeded.")}}, "PutItem")
 
-    out, err = io.StringIO(), io.StringIO()
-    with on_operation(client, "before-parameter-build", throttle, operation="PutItem"):
-        code = flags_set(store, out, SQS, err=err, actor="oncall", enabled=False, now=10.0)
-    said = err.getvalue()
-    assert code == EXIT_UNAVAILABLE and out.getvalue() == "" and said.count("\n") == 1, said
-    assert "ProvisionedThroughputExceededException" in said, said
-    assert f"nothing was written: {SQS} is as it was" in said and "run the command again" in said, said
-    assert "may have been written" not in said, said
+    apply_bindings(store, [FlagBinding(feature=INTERRUPTS)], 5, actor="rollway", now=6.0, rollout="r1")
+    commands = {
+        "set": lambda out, err: flags_set(store, out, SQS, err=err, actor="oncall", enabled=False, now=10.0),
+        # Freeing a dead run's hold, throttled alike.
+        "release": lambda out, err: flags_release(store, out, INTERRUPTS, err=err, rollout="r1", actor="oncall",
+                                                  reason="its run died", enabled=False, now=10.0),
+    }
+    for name, command in commands.items():
+        out, err = io.StringIO(), io.StringIO()
+        with on_operation(client, "before-parameter-build", throttle, operation="PutItem"):
+            code = command(out, err)
+        said = err.getvalue()
+        assert code == EXIT_UNAVAILABLE and out.getvalue() == "" and said.count("\n") == 1, (name, said)
+        assert "ProvisionedThroughputExceededException" in said, said
+        feature = SQS if name == "set" else INTERRUPTS
+        assert f"nothing was written: {feature} is as it was" in said and "run the command again" in said, said
+        assert "may have been written" not in said, said
     assert store.get(SQS).enabled is True, "what the message says: the flag is still on"
+    assert store.get(INTERRUPTS).version == 2, "and the hold is not freed"
