@@ -451,6 +451,18 @@ class PublishProgress:
             return ("the version is another run's now (that run registers it; if it stopped before registering, "
                     f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "
                     "build, and a new build needs a new version")
+        if self._knows(Known.THEIRS) and self.task_definition is not None:
+            # Read again after registering (latest's move failed): register_existing would pin the
+            # image the version names now, another run's, in a second revision and move latest to
+            # it, and "tag the version as latest" would hand latest that image too.
+            mine = self.digests.get(self.refs.versioned, "this run's digest")
+            latest = (f"; {LATEST} was not moved: tag {mine} as {LATEST} in the registry by hand if it should name "
+                      "this release" if self.refs.latest is not None and self.refs.latest not in self.digests
+                      and self.latest_left is None else "")
+            return (f"the release is registered ({self.task_definition}, pinning {mine}, the image this run "
+                    f"{'found' if self.existing else 'pushed'}), and {self.refs.versioned} names another run's image "
+                    "now (that run registers it): a re-run with register_existing would register that image in a "
+                    f"second revision, so nothing is left to run for this release{latest}")
         if self.refs.versioned not in self.digests and self.refs.versioned not in self.held:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "

@@ -814,6 +814,40 @@ def test_a_refused_latest_move_says_the_release_is_registered_and_how_to_move_la
     assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_version_pushed_over_after_registering_is_not_told_register_existing_registers_no_second_revision(
+        aws, tmp_path, independent_client):
+    """latest moves once the release is registered: when that move failed and the version named another
+    run's image by then, the way on was "run again with register_existing=True, which moves latest to it
+    and registers no second revision", and that re-run registered a second revision, pinning the other
+    run's image, and moved latest to it."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, ecr, name = aws.topology.repository_uri, aws.get_client("ecr"), aws.targets.ecr_repository
+    other: list[str] = []
+
+    def pushed_over_then_refused(**_):  # another run of 2.0.0 pushes, and ECR refuses this run's latest move
+        if not other:
+            other.append(put_manifest(ecr, name, "2.0.0", "sha256:" + "7" * 64))
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": "AccessDeniedException", "Message": "not allowed to PutImage"}, "ResponseMetadata": {}}
+
+    watched = independent_client("ecr")
+    watched.meta.events.register("before-call.ecr.PutImage", pushed_over_then_refused)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=watched)
+
+    message, registered = str(caught.value), revisions(aws)[-1]
+    assert other, "latest's move never ran"
+    assert f"{uri}:2.0.0 names {other[0]} in the registry now (another run's push)" in message, message
+    assert f"task definition {registered} is registered" in message, message
+    advice = caught.value.advice
+    assert "registers no second revision" not in advice and "which moves latest to it" not in advice, advice
+    assert f"the release is registered ({registered}, pinning sha256:" in advice, advice
+    assert (f"{uri}:2.0.0 names another run's image now (that run registers it): a re-run with register_existing "
+            "would register that image in a second revision, so nothing is left to run for this release") in advice
+    assert "latest was not moved: tag sha256:" in advice and "as latest in the registry by hand" in advice, advice
+
+
 def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws):
     # 2.0.0 was pushed by a run that stopped before registering; 2.1.0 was released since, and
     # latest names it. register_existing for 2.0.0 moved latest back to 2.0.0: whatever pulls
