@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -102,6 +103,26 @@ from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
 ARTIFACT_KEY = "publish-container"
+
+
+# ECR refusing a push for want of a permission, as docker prints it: "denied: User: ... is not
+# authorized to perform: ecr:InitiateLayerUpload on resource: ...".
+_PUSH_DENIED = re.compile(r"not authorized to perform: ecr:[A-Za-z]+")
+
+
+def _push_denied(err: BaseException, targets: Targets | None) -> Exception | None:
+    """A push ECR refused for want of a permission as the refusal of any other ECR call
+    (``named_refusal``: the action and the release policy's statement granting it); None for any
+    other failure. docker pushes with ECR's login, issued to the run's own credentials; its bare
+    words left a person to find the statement to add before a re-run, which builds again and is
+    refused the same way until it is added."""
+    if not isinstance(err, PushRefused):
+        return None
+    said = next((line.strip() for line in reversed(err.tail) if _PUSH_DENIED.search(line)), None)
+    if said is None:
+        return None
+    answer = {"Error": {"Code": "AccessDeniedException", "Message": said}}  # docker's words whole
+    return named_refusal(ClientError(answer, "push"), RELEASE_POLICY, targets)
 
 
 def _request(**parameters: Any) -> PublishRequest:
@@ -144,7 +165,7 @@ class _Run:
             # A permission AWS refused after the build (the registry read before registering, the
             # registration, the roles it passes) is named as one refused before it: the action and
             # the release policy's statement granting it, not AWS's bare text.
-            named = named_refusal(err, RELEASE_POLICY, self.targets)
+            named = named_refusal(err, RELEASE_POLICY, self.targets) or _push_denied(err, self.targets)
             why = str(named) if named is not None else error_said(err)
             # A registration whose answer was lost may have made its revision: where things stand
             # must not say that none was registered.

@@ -1596,6 +1596,36 @@ def test_a_push_the_network_failed_in_passing_is_pushed_again_after_a_wait_and_s
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_layer_upload_ecr_refuses_names_the_release_policy_statement_that_grants_it(aws, tmp_path):
+    """A push ECR refused for want of a permission (docker's "denied: ... is not authorized to perform:
+    ecr:InitiateLayerUpload") reached the error and artifact as docker's bare text, told that re-running is
+    safe, and a re-run built the image again to be refused the same way: every other refusal after the
+    build (the registration, latest's move) names the release policy's statement to add."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    denied = ("denied: User: arn:aws:sts::123456789012:assumed-role/release/worker is not authorized to perform: "
+              "ecr:InitiateLayerUpload on resource: arn:aws:ecr:us-west-2:123456789012:repository/"
+              f"{aws.targets.ecr_repository} because no identity-based policy allows the ecr:InitiateLayerUpload "
+              "action")
+
+    class Refused(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", "5f70bf18a086: Preparing", denied])
+
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, Refused(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    message = str(failed.value)
+    assert f"push {uri}:2.0.0 failed: AWS refused ecr:InitiateLayerUpload (" in message, message
+    assert "iam-policy-release.json, statement ReadAndPushTheReleaseRepository: add that statement" in message, message
+    assert "is not authorized to perform: ecr:InitiateLayerUpload" in message, message  # ECR's own words kept
+    assert "ReadAndPushTheReleaseRepository" in artifact_markdown("2.0.0", "stopped", containing=uri)
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 @pytest.mark.parametrize("said, tries", [
     (RESET, "every"),  # bounded: then the run stops, saying how often it tried
     (IMMUTABLE, 1),  # refused for good: not pushed again, not waited on
