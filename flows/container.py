@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -90,8 +91,8 @@ from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
 )
 from rollway.publish import (
-    DOCKER_TIMEOUT_SECONDS, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
-    login_renewal, register_existing_as_asked, release_refusal, tags_moved,
+    DOCKER_TIMEOUT_SECONDS, Known, PublishIncomplete, PublishProgress, PublishRefused, PublishRequest, PublishResult,
+    VersionImage, login_renewal, register_existing_as_asked, release_refusal, tags_moved,
 )
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
@@ -102,6 +103,26 @@ from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
 
 ARTIFACT_KEY = "publish-container"
+
+
+# ECR refusing a push for want of a permission, as docker prints it: "denied: User: ... is not
+# authorized to perform: ecr:InitiateLayerUpload on resource: ...".
+_PUSH_DENIED = re.compile(r"not authorized to perform: ecr:[A-Za-z]+")
+
+
+def _push_denied(err: BaseException, targets: Targets | None) -> Exception | None:
+    """A push ECR refused for want of a permission as the refusal of any other ECR call
+    (``named_refusal``: the action and the release policy's statement granting it); None for any
+    other failure. docker pushes with ECR's login, issued to the run's own credentials; its bare
+    words left a person to find the statement to add before a re-run, which builds again and is
+    refused the same way until it is added."""
+    if not isinstance(err, PushRefused):
+        return None
+    said = next((line.strip() for line in reversed(err.tail) if _PUSH_DENIED.search(line)), None)
+    if said is None:
+        return None
+    answer = {"Error": {"Code": "AccessDeniedException", "Message": said}}  # docker's words whole
+    return named_refusal(ClientError(answer, "push"), RELEASE_POLICY, targets)
 
 
 def _request(**parameters: Any) -> PublishRequest:
@@ -144,7 +165,7 @@ class _Run:
             # A permission AWS refused after the build (the registry read before registering, the
             # registration, the roles it passes) is named as one refused before it: the action and
             # the release policy's statement granting it, not AWS's bare text.
-            named = named_refusal(err, RELEASE_POLICY, self.targets)
+            named = named_refusal(err, RELEASE_POLICY, self.targets) or _push_denied(err, self.targets)
             why = str(named) if named is not None else error_said(err)
             # A registration whose answer was lost may have made its revision: where things stand
             # must not say that none was registered.
@@ -839,7 +860,7 @@ def _build_and_push(run: _Run, docker: ImagePublisher, request: PublishRequest, 
     run.done(f"pushed {reference} ({digest})")
     with run.step(f"check that {reference} was pushed as this run's build"):
         _pushed_is_ours(run, docker, refs, ecr, image_id, digest)
-    run.progress.told = True
+    run.progress.version_image = VersionImage(Known.OURS, digest)
     run.done(f"{digest} is this run's build ({image_id})")
     # Two runs of the same version at once both find it absent and both push: the tag then names
     # the image pushed last, and a revision pinning it would run the other run's image while this
@@ -945,14 +966,14 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 try:
                     held = _held_digest(docker, refs, ecr, request)
                 except Exception as read:
-                    run.progress.unread = True
+                    run.progress.version_image = VersionImage(Known.UNREAD)
                     raise RuntimeError(
                         f"the push of {reference} failed ({failed}), and the registry could not be read after it, nor "
                         f"again before pushing it again ({error_said(read)}): whether it holds an image for the "
                         "version now is not known, so this run pushed nothing again and registered nothing") from read
                 if held is not None:
                     return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
-            run.progress.unread = False
+            run.progress.version_image = None  # read: none held
             run.done(f"{reference} is still not in the registry")
         with run.step(f"push {reference}"):
             try:
@@ -965,7 +986,8 @@ def _push(run: _Run, docker: ImagePublisher, reference: str, refs: ImageReferenc
                 if held is not _UNREAD and held is not None:
                     return _held_not_pushed_over(run, docker, refs, ecr, reference, held, failed, err), credentials
                 unread = (failed, err) if versioned and held is _UNREAD else None
-                run.progress.unread = unread is not None  # where things stand does not say "not in the registry"
+                # Where things stand does not say "not in the registry" of a registry not read.
+                run.progress.version_image = VersionImage(Known.UNREAD) if unread is not None else None
                 retry = retry_reason(err)
                 if retry is not None and retry.kind == "login" and (renewed or ecr is None or credentials is None):
                     retry = None
@@ -1005,7 +1027,7 @@ def _held_not_pushed_over(run: _Run, docker: ImagePublisher, refs: ImageReferenc
                  "pushed again", warning=True)
         return held
     if ours is False:
-        run.progress.taken = held
+        run.progress.version_image = VersionImage(Known.THEIRS, held)
         raise RuntimeError(
             f"the registry holds {held} for {reference}, which is not this run's build "
             f"({run.progress.image_id}): another run pushed the same version while this run's push "
@@ -1013,7 +1035,7 @@ def _held_not_pushed_over(run: _Run, docker: ImagePublisher, refs: ImageReferenc
             "registered nothing") from err
     # Not this run's push as far as it knows: where things stand says what was read, as read.
     run.progress.held[refs.versioned] = held
-    run.progress.untold = held
+    run.progress.version_image = VersionImage(Known.UNTOLD, held)
     raise RuntimeError(
         f"the push of {reference} failed ({failed}), and the registry holds {held} for it all the "
         f"same, which is not pushed over: {ours}") from err
@@ -1040,7 +1062,7 @@ def _version_is_ours(run: _Run, docker: ImagePublisher | None, refs: ImageRefere
             f"was deleted meanwhile, {so}")
     if held != pushed:
         run.progress.held[refs.versioned] = held
-        run.progress.theirs = registered is None and not request.register_existing  # not this build's way on
+        run.progress.version_image = VersionImage(Known.THEIRS, held)
         raise RuntimeError(
             f"the registry now holds {held} for {refs.versioned}, not {pushed} which this run {how}: another "
             f"run pushed the same version meanwhile, {so}"
@@ -1055,10 +1077,11 @@ def _still_free(run: _Run, docker: ImagePublisher, refs: ImageReferences, ecr: E
     try:
         taken = _held_digest(docker, refs, ecr, request)
     except Exception:
-        run.progress.unasked = True  # not "the version is not in the registry": that is what was not read
+        # Not "the version is not in the registry": that is what was not read.
+        run.progress.version_image = VersionImage(Known.UNASKED)
         raise
     if taken is not None:
-        run.progress.taken = taken
+        run.progress.version_image = VersionImage(Known.THEIRS, taken)
         raise RuntimeError(
             f"{refs.versioned} names {taken} in the registry now, pushed during this run's build by another run of "
             "the same version: a version must mean one image, so this run pushed nothing over it and registered "
@@ -1077,11 +1100,13 @@ def _pushed_is_ours(run: _Run, docker: ImagePublisher, refs: ImageReferences, ec
     try:
         ours = _is_build(docker, refs, ecr, image_id, digest)
     except Exception:
-        run.progress.untold = digest  # the way on is register_existing only once it is told
+        # The way on is register_existing only once it is told.
+        run.progress.version_image = VersionImage(Known.UNTOLD, digest)
         raise
     if ours:
         return
-    run.progress.theirs = True  # the version names that run's build: the way on is that run's
+    # The version names that run's build: the way on is that run's.
+    run.progress.version_image = VersionImage(Known.THEIRS, digest)
     raise RuntimeError(
         f"{refs.versioned} was pushed as {digest}, which is not this run's build ({image_id}): another run on this "
         "docker daemon tagged the same version between this run's tag and its push, so the registry holds that "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +291,44 @@ def publish_again(refs: ImageReferences) -> str:
             "version, then registers it)")
 
 
+class Known(Enum):
+    """What a run knows of the image the registry holds under the version (``VersionImage``)."""
+
+    # The registry could not be read for the version right before this run would have pushed it:
+    # whether another run pushed it during the build is not known (this run pushed nothing).
+    UNASKED = "unasked"
+    # The push of the version failed and the registry could not be read after it: whether it holds
+    # the version (this run's build, if the push got that far, or another run's) is not known.
+    UNREAD = "unread"
+    # The registry holds ``digest``, and whether it is this run's build could not be told (the
+    # daemon recorded no push of the build, and the manifest could not be read): register_existing
+    # would register it, and move latest to it, whoever built it.
+    UNTOLD = "untold"
+    # The registry holds ``digest``, checked to be this run's build: before that (interrupted during
+    # the push, or before it), the image under the version may be another run's.
+    OURS = "ours"
+    # The registry holds ``digest``, another run's build: pushed during this run's build, or while
+    # its push failed (this run pushed nothing over it); or this run's push sent another run's image
+    # (tagged on the shared daemon meanwhile), or another run pushed over it since. The way on is then
+    # that run's: register_existing would register that image as this release.
+    THEIRS = "theirs"
+
+
+@dataclass(frozen=True)
+class VersionImage:
+    """What is known of the image under the version, and its digest when the registry was read to
+    hold one (``Known``): a digest with "not read" (or none with "another run's") cannot be made."""
+
+    known: Known
+    digest: str | None = None
+
+    def __post_init__(self) -> None:
+        read = self.known in (Known.UNTOLD, Known.OURS, Known.THEIRS)
+        if read != (self.digest is not None):
+            raise ValueError(f"the version's image is {self.known.value}: "
+                             + ("its digest is needed" if read else "no digest was read"))
+
+
 @dataclass
 class PublishProgress:
     """What a run has done so far, to say on failure what is where and how to go on."""
@@ -325,46 +364,34 @@ class PublishProgress:
     # The registration failed with its answer lost, and may have registered a revision all the
     # same (``EcsDeployer`` could not find out): not "no task definition was registered".
     unanswered: bool = False
-    # The digest the registry held for the version when this run read it before pushing it (pushed
-    # during its build), or after its push of it failed: another run's image, not this run's build
-    # (this run pushed nothing over it).
-    taken: str | None = None
-    # The push of the version failed and the registry could not be read after it: whether it holds
-    # the version (this run's build, if the push got that far, or another run's) is not known.
-    unread: bool = False
-    # The digest the registry holds for the version when whether it is this run's build could not
-    # be told (the daemon recorded no push of the build, and the manifest could not be read):
-    # register_existing would register it, and move latest to it, whoever built it.
-    untold: str | None = None
-    # The registry could not be read for the version right before this run would have pushed it:
-    # whether another run pushed it during the build is not known (this run pushed nothing).
-    unasked: bool = False
-    # The version's push was checked to be this run's build (``told``): before that (interrupted
-    # during the push, or before it), the image under the version may be another run's.
-    told: bool = False
-    # The version names another run's build although this run pushed it: its push sent another run's
-    # image (tagged on the shared daemon meanwhile), or another run pushed over it. The way on is
-    # then that run's, as for ``taken``: register_existing registered that image as this release.
-    theirs: bool = False
+    # What this run last learned of the image the registry holds under the version, beyond what it
+    # pushed (None: nothing more than the check before the build, which found none). One fact,
+    # each replacing the one before: the way on follows from it.
+    version_image: VersionImage | None = None
+
+    def _knows(self, known: Known) -> bool:
+        return self.version_image is not None and self.version_image.known is known
 
     def state(self) -> str:
         """Where things stand, in a sentence or two."""
         parts: list[str] = []
         # Something reached the registry: pushed (or found), if deleted from it since.
         reached = bool(self.digests) or self.gone is not None or bool(self.held)
-        if not reached and self.unread:
+        if not reached and self._knows(Known.UNREAD):
             built = "" if self.image_id is None else f"the image was built ({self.image_id}), and "
             parts.append(f"{built}whether the registry holds {self.refs.versioned} is not known (its push failed and "
                          "the registry could not be read after it)")
         elif not reached:
             parts.append("nothing was pushed" if self.image_id is None else
                          f"the image was built ({self.image_id}) but nothing was pushed")
-            if self.unasked:
+            if self._knows(Known.UNASKED):
                 parts.append(f"whether the registry holds {self.refs.versioned} (another run's push during the build) "
                              "is not known: it could not be read before pushing")
-        if self.taken is not None:
-            parts.append(f"{self.refs.versioned} names {self.taken} in the registry, another run's push of the same "
-                         "version")
+        versioned = self.refs.versioned
+        image = self.version_image
+        if image is not None and image.known is Known.THEIRS and versioned not in self.digests \
+                and versioned not in self.held:  # read, never pushed nor read before: nothing else says it
+            parts.append(f"{versioned} names {image.digest} in the registry, another run's push of the same version")
         did = "found" if self.existing else "pushed"
         for reference in self.refs.all:
             now = self.held.get(reference)
@@ -401,9 +428,10 @@ class PublishProgress:
         """What to run next: safe to re-run as is, or with register_existing; once whose image the
         registry holds for the version is told, when this run could not tell it."""
         advice = self._way_on()
-        if self.untold is None or self.task_definition is not None:
+        image = self.version_image
+        if image is None or image.known is not Known.UNTOLD or self.task_definition is not None:
             return advice
-        return self._once_told(f"whose image {self.untold} (what the registry holds for {self.refs.versioned}) is",
+        return self._once_told(f"whose image {image.digest} (what the registry holds for {self.refs.versioned}) is",
                                advice)
 
     def _once_told(self, question: str, advice: str) -> str:
@@ -416,16 +444,31 @@ class PublishProgress:
                 "left to run for this build, and a new build needs a new version")
 
     def _way_on(self) -> str:
-        if (self.taken is not None and self.refs.versioned not in self.digests) or self.theirs:
+        # Another run's image under the version makes the way on that run's only while this run
+        # registered nothing and built its own (a register_existing run's way on stays its own).
+        if self._knows(Known.THEIRS) and self.task_definition is None and not self.existing:
             # Not "re-running is safe": the version is the other run's now, and a re-run is refused.
             return ("the version is another run's now (that run registers it; if it stopped before registering, "
                     f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "
                     "build, and a new build needs a new version")
+        if self._knows(Known.THEIRS) and self.task_definition is not None:
+            # Read again after registering (latest's move failed): register_existing would pin the
+            # image the version names now, another run's, in a second revision and move latest to
+            # it, and "tag the version as latest" would hand latest that image too.
+            mine = self.digests.get(self.refs.versioned, "this run's digest")
+            latest = (f"; {LATEST} was not moved: tag {mine} as {LATEST} in the registry by hand if it should name "
+                      "this release" if self.refs.latest is not None and self.refs.latest not in self.digests
+                      and self.latest_left is None else "")
+            return (f"the release is registered ({self.task_definition}, pinning {mine}, the image this run "
+                    f"{'found' if self.existing else 'pushed'}), and {self.refs.versioned} names another run's image "
+                    "now (that run registers it): a re-run with register_existing would register that image in a "
+                    f"second revision, so nothing is left to run for this release{latest}")
         if self.refs.versioned not in self.digests and self.refs.versioned not in self.held:
             if self.existing:  # run again as it was, it is refused: nothing to register
                 return ("the version is not in the registry, so register_existing has nothing to register: "
                         f"{publish_again(self.refs)}")
-            if self.unread or self.unasked:  # "not in the registry" is not known: the re-run's own check makes it safe
+            # "Not in the registry" is not known: the re-run's own check makes it safe.
+            if self._knows(Known.UNREAD) or self._knows(Known.UNASKED):
                 return ("re-running with the same version is safe: it asks the registry for the version before "
                         "building, and is refused, saying how to go on, if the registry holds it")
             return "re-running with the same version is safe (the version is not in the registry)"
@@ -488,7 +531,7 @@ class PublishProgress:
             moves = f" and moves {LATEST} to it" if self.refs.latest is not None else ""
             then = (f" ({register_existing_as_asked(self.refs)} then finds {self.task_definition}, which this run "
                     f"registered, and registers no second revision while it is the family's latest ACTIVE one{moves})")
-        elif self.register and self.told:
+        elif self.register and self._knows(Known.OURS):
             then = f" ({register_existing_as_asked(self.refs)} then registers it without rebuilding)"
         elif self.register and self.image_id is not None:
             # Interrupted during the push (or before it was checked): the push may have finished, or

@@ -814,6 +814,40 @@ def test_a_refused_latest_move_says_the_release_is_registered_and_how_to_move_la
     assert again.task_definition == resumed.task_definition and ecr.image_digest("latest") == version
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_version_pushed_over_after_registering_is_not_told_register_existing_registers_no_second_revision(
+        aws, tmp_path, independent_client):
+    """latest moves once the release is registered: when that move failed and the version named another
+    run's image by then, the way on was "run again with register_existing=True, which moves latest to it
+    and registers no second revision", and that re-run registered a second revision, pinning the other
+    run's image, and moved latest to it."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri, ecr, name = aws.topology.repository_uri, aws.get_client("ecr"), aws.targets.ecr_repository
+    other: list[str] = []
+
+    def pushed_over_then_refused(**_):  # another run of 2.0.0 pushes, and ECR refuses this run's latest move
+        if not other:
+            other.append(put_manifest(ecr, name, "2.0.0", "sha256:" + "7" * 64))
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": "AccessDeniedException", "Message": "not allowed to PutImage"}, "ResponseMetadata": {}}
+
+    watched = independent_client("ecr")
+    watched.meta.events.register("before-call.ecr.PutImage", pushed_over_then_refused)
+    with pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, EcrBacked(aws), PublishRequest(version="2.0.0", context_dir=tmp_path), ecr=watched)
+
+    message, registered = str(caught.value), revisions(aws)[-1]
+    assert other, "latest's move never ran"
+    assert f"{uri}:2.0.0 names {other[0]} in the registry now (another run's push)" in message, message
+    assert f"task definition {registered} is registered" in message, message
+    advice = caught.value.advice
+    assert "registers no second revision" not in advice and "which moves latest to it" not in advice, advice
+    assert f"the release is registered ({registered}, pinning sha256:" in advice, advice
+    assert (f"{uri}:2.0.0 names another run's image now (that run registers it): a re-run with register_existing "
+            "would register that image in a second revision, so nothing is left to run for this release") in advice
+    assert "latest was not moved: tag sha256:" in advice and "as latest in the registry by hand" in advice, advice
+
+
 def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws):
     # 2.0.0 was pushed by a run that stopped before registering; 2.1.0 was released since, and
     # latest names it. register_existing for 2.0.0 moved latest back to 2.0.0: whatever pulls
@@ -1559,6 +1593,36 @@ def test_a_push_the_network_failed_in_passing_is_pushed_again_after_a_wait_and_s
     assert again[0] == (f"push of {uri}:2.0.0 failed for a reason that passes ({said}); pushing it again in "
                         f"{first:g} s (attempt 2 of {len(flows_container.PUSH_RETRY_SECONDS) + 1})"), result.steps
     assert described(aws, result.task_definition)["containerDefinitions"][0]["image"] == f"{uri}@{result.digest}"
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_layer_upload_ecr_refuses_names_the_release_policy_statement_that_grants_it(aws, tmp_path):
+    """A push ECR refused for want of a permission (docker's "denied: ... is not authorized to perform:
+    ecr:InitiateLayerUpload") reached the error and artifact as docker's bare text, told that re-running is
+    safe, and a re-run built the image again to be refused the same way: every other refusal after the
+    build (the registration, latest's move) names the release policy's statement to add."""
+    from rollway.toolchain.docker import PushRefused
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    uri = aws.topology.repository_uri
+    denied = ("denied: User: arn:aws:sts::123456789012:assumed-role/release/worker is not authorized to perform: "
+              "ecr:InitiateLayerUpload on resource: arn:aws:ecr:us-west-2:123456789012:repository/"
+              f"{aws.targets.ecr_repository} because no identity-based policy allows the ecr:InitiateLayerUpload "
+              "action")
+
+    class Refused(EcrBacked):
+        def push(self, reference):
+            self.calls.append(f"push {reference}")
+            raise PushRefused(reference, [f"The push refers to repository [{uri}]", "5f70bf18a086: Preparing", denied])
+
+    with pytest.raises(PublishIncomplete) as failed:
+        publish_with(aws, Refused(aws), PublishRequest(version="2.0.0", context_dir=tmp_path))
+
+    message = str(failed.value)
+    assert f"push {uri}:2.0.0 failed: AWS refused ecr:InitiateLayerUpload (" in message, message
+    assert "iam-policy-release.json, statement ReadAndPushTheReleaseRepository: add that statement" in message, message
+    assert "is not authorized to perform: ecr:InitiateLayerUpload" in message, message  # ECR's own words kept
+    assert "ReadAndPushTheReleaseRepository" in artifact_markdown("2.0.0", "stopped", containing=uri)
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")

@@ -3,8 +3,10 @@ read as that person: each case names the next command, or says that none is need
 
 from __future__ import annotations
 
+import pytest
+
 from rollway.image import image_references
-from rollway.publish import PublishProgress, release_refusal
+from rollway.publish import Known, PublishProgress, VersionImage, release_refusal
 
 ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
 REPO = "webordinary/edit-container"
@@ -44,7 +46,8 @@ def test_a_run_that_could_not_tell_whose_image_is_under_the_version_registers_it
     # The push's answer was lost, the registry holds an image for the version, and its manifest could
     # not be read: "run again with register_existing=True" alone registered that image, and moved
     # latest to it, whoever built it.
-    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, held={REFS.versioned: DIGEST}, untold=DIGEST)
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, held={REFS.versioned: DIGEST},
+                               version_image=VersionImage(Known.UNTOLD, DIGEST))
     assert progress.how_to_go_on() == (
         f"first tell whose image {DIGEST} (what the registry holds for {REFS.versioned}) is: if its manifest names "
         f"{IMAGE_ID} as its config, it is this run's build, and the version is in the registry, so a plain re-run is "
@@ -63,7 +66,7 @@ def test_a_run_whose_failed_push_left_the_registry_unread_is_not_told_the_versio
     # The push of the version failed and the registry could not be read after it: the push may have
     # got that far (or another run pushed the version), so "the version is not in the registry" and
     # "nothing was pushed" were guesses. The re-run is safe all the same: it asks the registry first.
-    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, unread=True)
+    progress = PublishProgress(refs=REFS, image_id=IMAGE_ID, version_image=VersionImage(Known.UNREAD))
     state, advice = progress.state(), progress.how_to_go_on()
     assert f"whether the registry holds {REFS.versioned} is not known" in state, state
     assert "nothing was pushed" not in state, state
@@ -232,7 +235,8 @@ def test_a_run_interrupted_before_its_build_was_told_in_the_registry_registers_o
     advice = PublishProgress(refs=REFS).how_to_go_on_interrupted()
     assert "register_existing" not in advice and "another run's (that run registers it)" in advice, advice
     # Once the push was told to be this run's build, register_existing registers it.
-    told = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST}, told=True)
+    told = PublishProgress(refs=REFS, image_id=IMAGE_ID, digests={REFS.versioned: DIGEST},
+                           version_image=VersionImage(Known.OURS, DIGEST))
     assert told.how_to_go_on_interrupted().endswith(
         "(register_existing=True then registers it without rebuilding)"), told.how_to_go_on_interrupted()
 
@@ -248,3 +252,15 @@ def test_a_run_interrupted_after_registering_is_not_told_the_re_run_registers_th
         assert "then registers it" not in advice, advice
         assert f"finds {revision}" in advice and "registers no second revision" in advice, advice
         assert ("moves latest to it" in advice) == (refs.latest is not None), advice
+
+
+def test_what_is_known_of_the_version_image_is_one_fact_with_a_digest_only_where_one_was_read():
+    # Five flags could say at once that the registry was not read and that it held another run's
+    # digest: the record now holds one fact, and a digest goes with the facts that read one.
+    for known in (Known.UNTOLD, Known.OURS, Known.THEIRS):
+        assert VersionImage(known, DIGEST).digest == DIGEST
+        with pytest.raises(ValueError, match="its digest is needed"):
+            VersionImage(known)
+    for known in (Known.UNASKED, Known.UNREAD):
+        with pytest.raises(ValueError, match="no digest was read"):
+            VersionImage(known, DIGEST)
