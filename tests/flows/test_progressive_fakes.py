@@ -290,7 +290,11 @@ def killed_while_baking(env, weight: int, approver, **run) -> None:
 
 
 class KillAt:
-    """Wraps a port; the n-th call (over all wrapped ports) raises Killed."""
+    """Wraps a port; the n-th call (over all wrapped ports) and every one after it raise Killed.
+
+    A dead process makes no more calls: no clean-up in a ``finally`` reaches AWS, and a lease it
+    held stays until it expires.
+    """
 
     def __init__(self, inner, counter):
         self._inner, self._counter = inner, counter
@@ -305,8 +309,8 @@ class KillAt:
         def call(*args, **kwargs):
             self._counter["n"] += 1
             self._counter.setdefault("log", []).append(name)
-            if self._counter["n"] == self._counter["kill_at"]:
-                raise Killed(f"killed at call {self._counter['n']}: {name}")
+            if 0 < self._counter["kill_at"] <= self._counter["n"]:
+                raise Killed(f"killed at call {self._counter['kill_at']}: {name}")
             return attr(*args, **kwargs)
 
         return call
@@ -344,15 +348,15 @@ def _copy_of(env, ports: tuple) -> object:
     return copied
 
 
-def _states_before_each_step(spec: RolloutSpec, approver):
+def _states_before(spec: RolloutSpec, approver, wanted):
     """One whole run of ``spec``, with a copy of every fake taken before each of its calls to the
-    load balancer, the services or the ledger that ``step_boundaries`` names.
+    load balancer, the services or the ledger that ``wanted(calls, kwargs)`` picks (``calls``: the
+    names of the calls so far, this one last).
 
-    On the promotion path ``states[k]`` is what ``_run_with_kill(k)`` leaves (the same fakes,
-    the rollout's random id aside): the run is the same up to that call, and a run killed there
-    makes no further call. Not so on a rollback, whose claim is released as the kill passes
-    through it: its kills are replayed. A copy per kill point costs one run, where replaying the
-    rollout up to each point cost one run per point.
+    ``states[k]`` is what a process that died at call ``k`` leaves: the run is the same up to that
+    call, and a dead process makes no further call (no clean-up in a ``finally``, no release of
+    its claim). A copy per kill point costs one run, where replaying the rollout up to each point
+    cost one run per point.
     """
     env = env_with_ledger()
     real = (env.router, env.deployer, env.ledger)
@@ -360,13 +364,18 @@ def _states_before_each_step(spec: RolloutSpec, approver):
 
     def before(name, args, kwargs):
         calls.append(name)
-        if step_boundaries(calls)[-1:] == [len(calls)]:
+        if wanted(calls, kwargs):
             states[len(calls)] = _copy_of(env, real)
 
     env.router, env.deployer, env.ledger = (Intercept(p, before) for p in real)
     result = progressive_on(env, spec, approver, owner="run-1")
     env.router, env.deployer, env.ledger = real
     return env, result, states, calls
+
+
+def _states_before_each_step(spec: RolloutSpec, approver):
+    """``_states_before`` each call that ``step_boundaries`` names."""
+    return _states_before(spec, approver, lambda calls, kwargs: step_boundaries(calls)[-1:] == [len(calls)])
 
 
 def step_boundaries(calls: list[str]) -> list[int]:
@@ -397,15 +406,19 @@ def _reject(who: str) -> ApprovalAnswer:
     return ApprovalAnswer(action="reject", approver=who, comment="error budget")
 
 
+def _rejected_spec() -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=50, bake_seconds=120, approval=True),
+                                            Stage(weight=100, bake_seconds=120)])
+
+
 def _rejected_run_with_kill(kill_at: int):
     """The 5% stage passes, the person rejects at the pause before 50%, the run dies at call ``kill_at``."""
     env = env_with_ledger()
     counter = {"n": 0, "kill_at": kill_at}
     real = (env.router, env.deployer, env.ledger)
     env.router, env.deployer, env.ledger = (KillAt(p, counter) for p in real)
-    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
-                                            Stage(weight=50, bake_seconds=120, approval=True),
-                                            Stage(weight=100, bake_seconds=120)])
+    spec = _rejected_spec()
     killed = False
     try:
         progressive_on(env, spec, scripted(_reject("bob")), owner="run-1")
@@ -413,6 +426,19 @@ def _rejected_run_with_kill(kill_at: int):
         killed = True
     env.router, env.deployer, env.ledger = real
     return env, spec, killed, counter.get("log", [])
+
+
+def _from_the_rejection():
+    """A ``wanted`` of ``_states_before``: the ledger write of the rejection and every call after it."""
+    rejected = []
+
+    def wanted(calls, kwargs):
+        transition = kwargs.get("transition")
+        if calls[-1] == "record" and transition is not None and transition.kind == "reject":
+            rejected.append(len(calls))
+        return bool(rejected)
+
+    return wanted
 
 
 @functools.cache
@@ -423,8 +449,9 @@ def _rejected_run_calls() -> tuple[str, ...]:
 
 
 def test_a_rollback_killed_at_any_step_is_finished_on_resume():
-    env, _, killed, calls = _rejected_run_with_kill(kill_at=0)
-    assert not killed
+    spec = _rejected_spec()
+    env, first, states, calls = _states_before(spec, scripted(_reject("bob")), _from_the_rejection())
+    assert first.outcome == "rolled_back"
     assert kinds(env)[-5:] == ["reject", "rollback-start", "notifying", "notified", "rollback"], (
         "intent is recorded before acting")
     # Kills before the answer are the promotion path's (test_resume_after_a_kill_at_every_step);
@@ -433,12 +460,14 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
     # The last five records: the rejection, the intent, the notice being sent, the notice sent and the
     # rollback's end.
     notice_write = records[-2] + 1  # killed there, the notice went out but is not recorded
-    after_intent = 0
-    for kill_at in range(records[-5] + 1, len(calls) + 1):
-        env, spec, killed, _ = _rejected_run_with_kill(kill_at)
-        assert killed, kill_at
-        pending = env.ledger.get(env.targets.canary_service).phase is RolloutPhase.ROLLING_BACK
+    assert list(states) == list(range(records[-5] + 1, len(calls) + 1))
+    after_intent = claimed = 0
+    for kill_at, env in states.items():  # the run died at call ``kill_at``
+        record = env.ledger.get(env.targets.canary_service)
+        pending = record.phase is RolloutPhase.ROLLING_BACK
+        held = record.rollback_holder  # a dead run's claim on the rollback stays until it lapses
         after_intent += pending
+        claimed += bool(pending and held)
         env.clock.sleep(601)  # the dead run's lease runs out
         env.router.calls.clear()
         result = progressive_on(env, spec, scripted(_reject("carol")), owner="run-2")
@@ -447,6 +476,10 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
         assert env.deployer.describe(env.targets.canary_service).desired == 0, kill_at
         record = env.ledger.get(env.targets.canary_service)
         assert record.phase is RolloutPhase.ROLLED_BACK, (kill_at, kinds(env))
+        if pending and held:
+            # The resume took the dead run's lapsed claim over, and the history says so.
+            took = [t.comment for t in record.history if t.kind == "takeover"]
+            assert len(took) == 1 and took[0].startswith(f"took the rollback over from {held},"), (kill_at, took)
         if pending:
             # The resumed run only finishes the rollback: it never moves traffic toward the canary.
             assert "interrupted" in result.reason and "bob" in result.reason, result.reason
@@ -461,6 +494,7 @@ def test_a_rollback_killed_at_any_step_is_finished_on_resume():
             assert [p.startswith("This notice may repeat one sent at ") for _, p in pages] == (
                 [False, True] if kill_at == notice_write else [False]), (kill_at, pages)
     assert after_intent >= 3, "kills fell inside the rollback, between its intent and its record"
+    assert claimed == after_intent, "a run that died inside the rollback left its claim to lapse, unreleased"
 
 
 def test_advance_finishes_an_interrupted_rollback_instead_of_refusing():
