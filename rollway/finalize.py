@@ -140,11 +140,17 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
 
 
 def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
-    """The breach a promoted rollout's monitoring window saw and could not roll back (``BREACH_KEPT``:
-    another run had closed the window), when no finalize began after it was recorded: finalize would
-    put the release that breached onto the stable service, so it refuses, and status and the report
-    send people to the `rollback` flow instead. None otherwise (a finalize begun before the breach
-    was recorded carries on from where it stopped, as any other)."""
+    """The breach that still stands on a rollout: the newest one its monitoring window saw and could
+    not roll back (``BREACH_KEPT``: another run had closed the window), while the rollout is promoted
+    and no finalize began after it was recorded. Finalize would put the release that breached onto
+    the stable service, so it refuses; status, the report and `rollway promote`'s message send
+    people to the `rollback` flow instead. None otherwise: a finalize begun after the breach (by a
+    rollway from before finalize refused) carries on from where it stopped, as any other; a breach
+    recorded after a finalize began stands, and that finalize does not carry on past it.
+
+    The one answer to "which breach still stands": status and the report read the newest entry on
+    their own and said "breach not rolled back" while finalize carried on, and "run finalize
+    again" where finalize refused."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
     kept = _last(record, BREACH_KEPT)

@@ -388,14 +388,16 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         owed = "" if watched else _window_open(record)
         closed = f"; monitoring window closed ({watched.kind}, {_stamped(record, watched, sped)})" if watched else owed
         closed = _accepted_said(record) + closed
+        if done is None and not owed and unhandled_breach(record) is not None:
+            # Before a finalize begun and not finished: one that began before the breach was
+            # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
+            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
             began = record.last_transition(FINALIZE_START)
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
                     f"recorded as finished**: {FINALIZE_AGAIN}")
-        if done is None and not owed and unhandled_breach(record) is not None:
-            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
         if done is None and not owed:
             # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
             # finished, while the canary service carries all the traffic and a new rollout is refused.
@@ -426,15 +428,19 @@ def finalize_row(record: RolloutRecord) -> str | None:
     and "owner none" either way: only the report, or the next rollout refused, said a finalize was owed."""
     if record.phase is not RolloutPhase.PROMOTED:
         return None
-    if finalize_unfinished(record):
-        began = record.last_transition(FINALIZE_START)
+    began = record.last_transition(FINALIZE_START) if finalize_unfinished(record) else None
+    if unhandled_breach(record) is not None and record.last_transition(FINALIZED) is None:
+        # Finalize refuses while the breach stands (``unhandled_breach``), one begun before it too.
+        return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
+                if began is not None else "not run: ") + BREACH_WAY_OUT
+    if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)
     if done is not None:
         return f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
     if window_owed(record):
         return None
-    return f"not run: {BREACH_WAY_OUT}" if unhandled_breach(record) is not None else f"not run: {FINALIZE_OWED}"
+    return f"not run: {FINALIZE_OWED}"
 
 
 def _accepted_said(record: RolloutRecord) -> str:

@@ -513,12 +513,13 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
         return f"It has ended, so there is nothing to answer: {rolled_back_next(record)}"
     if is_finalized(record):
         return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
+    if unhandled_breach(record) is not None:
+        # Before a finalize begun and not finished, which refuses to carry on past a breach recorded since.
+        return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
+                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
     if finalize_unfinished(record):
         return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
                 "`rollway finalize` again, which carries on from where it stopped")
-    if unhandled_breach(record) is not None:
-        return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
-                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
     return ("It has ended, promoted, so there is nothing to answer: once its monitoring window has passed, "
             "`rollway finalize` puts it on the stable service and readies the canary service for the next rollout")
 
