@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
+from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -1545,6 +1545,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     breach = breach_said(record)
     if breach is not None:
         lines.append(f"- **Breach not rolled back:** {cell(breach)}")
+    accepted = acceptance_said(record)
+    if accepted is not None:
+        lines.append(f"- **Breach accepted:** {cell(accepted)}")
     paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
     if paging is not None:
         lines.append(f"- **Decommission page:** {cell(paging[0])}")

@@ -185,3 +185,18 @@ def breach_said(record: RolloutRecord) -> str | None:
     if kept is None:
         return None
     return f"{kept.comment} ({kept.actor}'s run, {utc(kept.at)})"
+
+
+def acceptance_said(record: RolloutRecord) -> str | None:
+    """What status and the report say of a breach not rolled back that a person accepted, to
+    finalize the release all the same (``accepted_breach``): who, when, which breach (by its time,
+    with its words and run) and why; None when the newest breach is not accepted (or none is
+    recorded, or the rollout is no longer promoted)."""
+    from rollway.finalize import accepted_breach  # rollway.finalize imports this module
+
+    found = accepted_breach(record)
+    if found is None:
+        return None
+    breach, accepted = found
+    return (f"{accepted.actor} at {utc(accepted.at)} accepted the breach of {utc(breach.at)} ({breach.comment}, "
+            f"{breach.actor}'s run): {accepted.comment}")

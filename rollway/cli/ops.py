@@ -41,7 +41,7 @@ from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
 from rollway.one_line import on_one_line, shown
 from rollway.targets import Targets
-from rollway.window_said import breach_said
+from rollway.window_said import acceptance_said, breach_said
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
@@ -1096,6 +1096,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if breach is not None:
         # Listed only as a history entry, it read as a window that had closed cleanly.
         console.print(f"[yellow]breach not rolled back: {escape(shown(breach, keep=''))}[/yellow]")
+    accepted = acceptance_said(record)
+    if accepted is not None:
+        # Finalized (or finalizing) on a person's word: who, which breach and why, as the ledger keeps them.
+        console.print(f"breach accepted: {shown(accepted, keep='')}", markup=False)
     paging = page_said(record, service.targets.stable_service)
     if paging is not None:
         said, warning = paging
