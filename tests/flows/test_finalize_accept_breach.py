@@ -153,3 +153,29 @@ def test_rollway_finalize_refuses_a_bad_acceptance_before_any_call(monkeypatch, 
     monkeypatch.setattr(flows.env, "load_clients", too_early)
     assert app(["finalize", *options], result_action="return_value") == 2
     assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_rollway_finalize_accept_breach_on_the_embedded_aws_records_it_and_finalizes(aws, capsys):
+    """The command: refused without the acceptance, saying how to give it; with it, each step printed,
+    the acceptance first, and the release finalized (one code path with the deployment: the flow)."""
+    from rollway.cli import app
+    from tests.flows.test_finalize import promote_by_hand, read_back, saved_blocks
+
+    blocks = saved_blocks(aws)
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
+    t = aws.targets
+    kept = Transition(at=env.clock.now(), kind=BREACH_KEPT, actor="run-7", comment=SAID)
+    env.ledger.record(t.canary_service, owner=None, now=kept.at, transition=kept)
+    options = ["--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "saw a breach and could not roll it back" in err and '--accept-breach "REASON"' in err, err
+    assert read_back(aws)[0] == ALL_CANARY
+
+    assert app(["finalize", *options, "--accept-breach", WHY], result_action="return_value") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1. recorded 'breach-accepted' on rollout" in out and f"carol accepts the breach recorded at {utc(kept.at)}" in out, out
+    assert "2. recorded 'finalize-start'" in out and "the next rollout can start" in out, out
+    assert read_back(aws)[0] == ALL_STABLE
+    accepted = env.ledger.get(t.canary_service).last_transition(BREACH_ACCEPTED)
+    assert (accepted.actor, accepted.comment, accepted.breach_at) == ("carol", WHY, kept.at)

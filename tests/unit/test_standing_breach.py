@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from rollway.finalize import FinalizeRefused, plan_finalize, unhandled_breach
-from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition
+from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -102,4 +102,4 @@ def test_a_breach_rolled_back_since_stands_nowhere(capsys):
 def test_status_quotes_the_breach_that_stands_with_its_run_and_time(capsys):
     record = promoted("start", "promote", "decommission", BREACH_KEPT, "finalize-start", BREACH_KEPT)
     said = breach_said(record)
-    assert said == f"{SAID} (run-7's run, {__import__('rollway.ledger').ledger.utc(1005.0)})", said
+    assert said == f"{SAID} (run-7's run, {utc(1005.0)})", said
