@@ -53,7 +53,7 @@ from flows.engine import TooFewHealthyTargets, set_and_verify, wait_healthy
 from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
-from flows.params import Actor, WaitSeconds
+from flows.params import Actor, BreachAcceptance, WaitSeconds
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch
 from rollway.clock import ClockSettings
@@ -61,11 +61,11 @@ from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answe
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
-    ALL_STABLE, DONE, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused, FinalizeResult, finalize_unfinished,
-    plan_finalize, plan_unrecorded, runs_promoted, same_revision,
+    ALL_STABLE, DONE, UNRECORDED_ACCEPT, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused,
+    FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
-    TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
+    BREACH_ACCEPTED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
@@ -349,7 +349,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                  finalize_runs: Callable[[], Sequence[str]] = tuple, image: str | None = None,
                  promoted: str | None = None, owner: str | None = None,
                  pinned_image: str | None = None, ledger_read_seconds: float = READ_SECONDS,
-                 write_seconds: float = WRITE_SECONDS) -> FinalizeResult:
+                 write_seconds: float = WRITE_SECONDS, accept_breach: str | None = None) -> FinalizeResult:
     """Finalize the service's promoted rollout; see the module docstring for the order.
 
     Args:
@@ -374,6 +374,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             one that runs out stops the run where it is, saying so (``FinalizeIncomplete``).
         write_seconds: how long each write (ECS, SNS, the ledger) may take, said every 10 s while it
             lasts; one that runs out stops the run where it is, saying so.
+        accept_breach: why the person finalizing accepts the breach not rolled back that stands on
+            the rollout (``unhandled_breach``), recorded as ``breach-accepted`` under the lease before
+            ``finalize-start``; refused where none stands, and with ``unrecorded``.
 
     Raises:
         FinalizeRefused: before any write, when there is nothing this run may finalize.
@@ -382,6 +385,8 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     t = env.targets
     if env.ledger is None and not unrecorded:
         raise FinalizeRefused("finalize needs the rollout ledger: it acts only on a rollout recorded as promoted")
+    if unrecorded and accept_breach is not None:
+        raise FinalizeRefused(UNRECORDED_ACCEPT)
     progress = _Progress(unrecorded=unrecorded, targets=env.targets)
     # A read that fails is a stop like any other: the run's error and summary say where it stopped
     # and that nothing changed (it failed with AWS's bare error, and left no summary).
@@ -420,7 +425,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                                targets=t, now=env.clock.now(), promoted=promoted, speed=speed, wall=env.wall())
     else:
         plan = plan_finalize(newest, spec, live=live, stable=stable, canary=canary, targets=t, now=env.clock.now(),
-                             speed=speed, wall=env.wall())
+                             speed=speed, wall=env.wall(), accept_breach=accept_breach)
     # The promoted rollout, when the ledger records it: what is written to and said about.
     record = None if unrecorded else newest
     rollout_id, image = (record.rollout_id, record.image) if record is not None else (None, image)
@@ -475,6 +480,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         with progress.trying(reading, unchanged):
             stand_in = _stand_in(deployer, td, read, earlier=earlier)
     with leased as held:
+        if plan.accepts is not None:
+            held = _accept(env, held, plan.accepts, accept_breach, actor, progress, owner=holder,
+                           write_seconds=write_seconds, before=before)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -518,6 +526,9 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # back), so people may have had this notice from it already.
         repeat = (f"\n\nThis notice may repeat one the finalize {_begun(earlier)} sent: it stopped after the "
                   f"traffic moved, and {t.canary_service} was at 0 tasks when this run began." if idle else "")
+        # People were paged about the breach: the notice says who kept the release anyway, and why.
+        accepted = (f" {actor} accepted the breach not rolled back of {utc(plan.accepts.at)} "
+                    f"({plan.accepts.comment}): {accept_breach}" if plan.accepts is not None else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
             message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
@@ -526,7 +537,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
-                f"{_which(rollout_id)}, finalized by {actor}.{repeat}",
+                f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
             ), lease=_under(env, held))
         progress.done("notified")
         if record is not None:
@@ -539,6 +550,27 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
                           notification_id=message_id, steps=tuple(progress.steps))
+
+
+def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,
+            progress: _Progress, *, owner: str | None, write_seconds: float, before: str) -> RolloutRecord:
+    """Record that ``actor`` accepts ``breach`` (named by its time) for ``reason``, on the rollout as
+    this run read it: a breach recorded since (or any other write) makes the write refused, and the
+    run with it, so an acceptance never covers a breach its person did not see.
+
+    Returns:
+        The rollout as the write left it (the version ``finalize-start`` must find).
+    """
+    with progress.trying(f"record {BREACH_ACCEPTED!r} in the ledger", before):
+        try:
+            written = _record(env, held, {"kind": BREACH_ACCEPTED, "actor": actor, "comment": reason,
+                                          "breach_at": breach.at},
+                              owner=owner, rule=_as_read(held), write_seconds=write_seconds, held=held)
+        except (RolloutSuperseded, RolloutMovedOn) as err:
+            raise _stale(err) from err
+    progress.done(f"recorded {BREACH_ACCEPTED!r} on rollout {held.rollout_id}: {actor} accepts the breach recorded at "
+                  f"{utc(breach.at)} ({breach.actor}'s run: {breach.comment}), because {reason}")
+    return written
 
 
 def _alike(canary: str, stable: str) -> str:
@@ -793,6 +825,7 @@ def finalize(
     verify_timeout_seconds: WaitSeconds = 30.0,
     healthy_timeout_seconds: WaitSeconds = 300.0,
     unrecorded: bool = False,
+    accept_breach: BreachAcceptance = None,
 ) -> FinalizeResult:
     """After a promotion: put the promoted version on the stable service, move the traffic back to
     it and scale the canary to 0, ready for the next rollout (idempotent; run again after a failure).
@@ -811,6 +844,7 @@ def finalize(
         verify_timeout_seconds: how long to wait for the load balancer to read back the new weights; also how long each of the first reads (the load balancer, the services, the `canary` flow's runs) may take.
         healthy_timeout_seconds: how long the stable service's targets may take to pass their health checks.
         unrecorded: finalize a promotion of the `canary` flow, which the ledger does not record (nor will).
+        accept_breach: only if its monitoring window saw a breach it could not roll back and you judged it harmless: why (recorded with your name).
     """
     env = load_environment(targets_block, aws_credentials_block, clock)
     starting = stable_timeout_seconds + healthy_timeout_seconds + verify_timeout_seconds + ROOM
@@ -819,6 +853,7 @@ def finalize(
         result = run_finalize(env, actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                               verify_timeout_seconds=verify_timeout_seconds,
                               healthy_timeout_seconds=healthy_timeout_seconds, unrecorded=unrecorded,
+                              accept_breach=accept_breach,
                               canary_runs=lambda: runs_within(CANARY_FLOW, env.targets, verify_timeout_seconds,
                                                               starting_within_seconds=starting),
                               # Not this run itself, which has not ended either.

@@ -96,17 +96,28 @@ TaskCount = ranged(int, ge=1, le=5000)
 MAX_REASON = 500
 
 
-def _reason(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    reason = reason.strip()
-    if not reason:
-        raise ValueError("a reason to start the next phase early must say why (it is recorded in the ledger); "
-                         "leave it empty to wait for the weekly calendar")
-    if len(reason) > MAX_REASON:
-        raise ValueError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are recorded")
-    # Recorded in the ledger and the run's parameters, which hold only UTF-8: checked as Reason and Actor are.
-    return encodable(reason, "start_early_because")
+def _optional_reason(name: str, blank: str) -> Any:
+    """The check of an optional reason recorded in the ledger: None, or not blank (``blank`` says
+    what to do instead), at most MAX_REASON characters, valid UTF-8 (``encodable``); ``name``: the
+    parameter, as a person typed it."""
+
+    def checked(reason: str | None) -> str | None:
+        if reason is None:
+            return None
+        reason = reason.strip()
+        if not reason:
+            raise ValueError(blank)
+        if len(reason) > MAX_REASON:
+            raise ValueError(f"the reason is {len(reason)} characters; at most {MAX_REASON} are recorded")
+        # Recorded in the ledger and the run's parameters, which hold only UTF-8: checked as Reason and Actor are.
+        return encodable(reason, name)
+
+    return checked
+
+
+_reason = _optional_reason("start_early_because",
+                           "a reason to start the next phase early must say why (it is recorded in the ledger); "
+                           "leave it empty to wait for the weekly calendar")
 
 
 # Bounded in the form, as Actor is: the API refuses a blank or overlong reason when the run is
@@ -114,6 +125,17 @@ def _reason(reason: str | None) -> str | None:
 EarlyReason = Annotated[Annotated[str, _typed(MAX_REASON)] | None, AfterValidator(_reason)]
 """Why a person starts the next weekly phase before the calendar says it is due: None, or not
 blank, at most MAX_REASON characters, valid UTF-8 (``encodable``)."""
+
+BLANK_ACCEPTANCE = ("--accept-breach must say why the breach is accepted (who judged it harmless, and why: it is "
+                    "recorded in the ledger beside the breach); leave it out to finalize only a release with no "
+                    "breach not rolled back")
+
+# As EarlyReason: a blank acceptance is refused by the form and the API before the run starts.
+BreachAcceptance = Annotated[Annotated[str, _typed(MAX_REASON)] | None,
+                             AfterValidator(_optional_reason("accept_breach", BLANK_ACCEPTANCE))]
+"""Why a person finalizes a release whose monitoring window saw a breach it could not roll back
+(``rollway.finalize.unhandled_breach``): None (finalize refuses such a release), or not blank, at
+most MAX_REASON characters, valid UTF-8."""
 
 
 MAX_ROLLBACK_REASON = 4_000
@@ -196,6 +218,7 @@ FORM_TITLES = {
     "rollout": "Rollout ID",
     "rollout_id": "Rollout ID",
     "unrecorded": "Unrecorded promotion (of the canary flow)",
+    "accept_breach": "Accept the breach not rolled back, because",
     "changes": "Flag changes",
     "cdk_app_dir": "CDK app directory",
     "cdk_executable": "CDK executable",

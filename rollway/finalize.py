@@ -24,7 +24,7 @@ from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.image import with_pin
-from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition, monitoring_owed, utc
+from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT, RolloutRecord, Transition, monitoring_owed, utc
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -85,11 +85,16 @@ class FinalizePlan(BaseModel):
     action: Literal["start", "after-traffic", "done"]
     task_definition: str = Field(description="the promoted task definition the stable service runs (or will)")
     stable_desired: int = Field(ge=1, description="tasks the stable service is given to carry all traffic")
+    accepts: Transition | None = Field(
+        default=None, description="the breach not rolled back the person finalizing accepted (``accept_breach``): "
+                                  "recorded as accepted before anything moves")
 
     @classmethod
-    def on_stable(cls, action: Literal["after-traffic", "done"], stable: ServiceState) -> "FinalizePlan":
+    def on_stable(cls, action: Literal["after-traffic", "done"], stable: ServiceState,
+                  accepts: Transition | None = None) -> "FinalizePlan":
         """A plan past the traffic move: the stable service already runs the promoted version."""
-        return cls(action=action, task_definition=stable.task_definition, stable_desired=max(stable.desired, 1))
+        return cls(action=action, task_definition=stable.task_definition, stable_desired=max(stable.desired, 1),
+                   accepts=accepts)
 
 
 class FinalizeResult(BaseModel):
@@ -140,21 +145,54 @@ def finalize_unfinished(record: RolloutRecord | None) -> bool:
 
 
 def unhandled_breach(record: RolloutRecord | None) -> Transition | None:
-    """The breach a promoted rollout's monitoring window saw and could not roll back (``BREACH_KEPT``:
-    another run had closed the window), when no finalize began after it was recorded: finalize would
-    put the release that breached onto the stable service, so it refuses, and status and the report
-    send people to the `rollback` flow instead. None otherwise (a finalize begun before the breach
-    was recorded carries on from where it stopped, as any other)."""
+    """The breach that still stands on a rollout: the newest one its monitoring window saw and could
+    not roll back (``BREACH_KEPT``: another run had closed the window), while the rollout is promoted,
+    no person accepted it (``accepted_breach``) and no finalize began after it was recorded.
+    Finalize would put the release that breached onto the stable service, so it refuses; status,
+    the report and `rollway promote`'s message send people to the `rollback` flow (or to accept
+    it) instead. None otherwise: a finalize begun after the breach (a person accepted it, or a
+    rollway from before finalize refused) carries on from where it stopped, as any other; a breach
+    recorded after a finalize began, or after an acceptance of an earlier one, stands, and that
+    finalize does not carry on past it.
+
+    The one answer to "which breach still stands": status and the report read the newest entry on
+    their own and said "breach not rolled back" while finalize carried on, and "run finalize
+    again" where finalize refused."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
     kept = _last(record, BREACH_KEPT)
-    return record.history[kept] if kept > _last(record, START) else None
+    if kept <= _last(record, START) or accepted_breach(record) is not None:
+        return None
+    return record.history[kept]
 
+
+def accepted_breach(record: RolloutRecord | None) -> tuple[Transition, Transition] | None:
+    """The newest breach not rolled back of a promoted rollout and a person's acceptance of it
+    (``BREACH_ACCEPTED`` naming its time), or None: none recorded, or not accepted. An acceptance
+    covers the breach it named: a breach recorded after it stands, accepted by no one."""
+    if record is None or record.phase is not RolloutPhase.PROMOTED:
+        return None
+    kept = _last(record, BREACH_KEPT)
+    if kept < 0:
+        return None
+    breach = record.history[kept]
+    accepted = next((t for t in record.history[kept + 1:] if t.kind == BREACH_ACCEPTED and t.breach_at == breach.at),
+                    None)
+    return None if accepted is None else (breach, accepted)
+
+
+ACCEPT_BREACH = ('`rollway finalize --accept-breach "REASON"` (the finalize deployment: `accept_breach`), which '
+                 "records who accepted the breach and why, then finalizes")
+"""How a person who judged a breach not rolled back harmless keeps the release."""
 
 BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which moves the traffic back to the stable "
                   "service, still on the previous version; `rollway finalize` refuses, as it would put the release "
-                  "that breached there")
+                  f"that breached there. If you judged the breach harmless, keep the release: {ACCEPT_BREACH}")
 """What a promotion whose breach was not rolled back (``unhandled_breach``) calls for."""
+
+UNRECORDED_ACCEPT = ("accept_breach applies only to a promotion the ledger records (its breach not rolled back is "
+                     "recorded there), not with unrecorded: leave one of them out. Nothing was changed")
+"""The refusal of ``accept_breach`` with ``unrecorded``, before anything is read."""
 
 
 HISTORY_KINDS = (START, DONE)
@@ -226,6 +264,7 @@ def plan_finalize(
     now: float | None = None,
     speed: float = 1.0,
     wall: float | None = None,
+    accept_breach: str | None = None,
 ) -> FinalizePlan:
     """Decide what a finalize run does, or refuse.
 
@@ -243,11 +282,14 @@ def plan_finalize(
         wall: the wall clock's time, on which leases are stamped, to tell a window still
             running that a run watches (and closes) from one no run holds the lease of, which
             waiting does not close (None: not said).
+        accept_breach: why the person finalizing accepts the breach not rolled back that stands
+            (``unhandled_breach``): the plan ``accepts`` it (None: such a breach refuses).
 
     Raises:
         FinalizeRefused: no promoted rollout to finalize, its monitoring window is still
-            open, or the load balancer and services are not what its promotion left (the
-            canary service no longer runs the recorded promoted revision, say).
+            open, a breach not rolled back stands and was not accepted (or one was accepted and
+            none stands), or the load balancer and services are not what its promotion left
+            (the canary service no longer runs the recorded promoted revision, say).
     """
     service = targets.canary_service
     if record is None:
@@ -262,7 +304,18 @@ def plan_finalize(
         raise FinalizeRefused(f"the newest rollout of {service}, {which}, is {record.phase.value}, not promoted: "
                               f"{hint}. Nothing was changed")
     _refuse_open_window(record, spec, targets, now, speed, wall)
-    if (breach := unhandled_breach(record)) is not None:
+    breach = unhandled_breach(record)
+    if breach is None and accept_breach is not None:
+        # Taken silently, the acceptance would be on record for nothing, or read as covering a
+        # breach recorded later.
+        accepted = accepted_breach(record)
+        already = (f"; the breach of {utc(accepted[0].at)} was accepted already, by {accepted[1].actor} at "
+                   f"{utc(accepted[1].at)}" if accepted is not None else "")
+        raise FinalizeRefused(
+            f"--accept-breach (accept_breach) was given, but no breach not rolled back stands on {which}{already}: "
+            "there is nothing to accept. Run finalize without --accept-breach (clear accept_breach). Nothing was "
+            "changed")
+    if breach is not None and accept_breach is None:
         # The window's end said "Breach not rolled back"; finalizing would have made that release
         # the stable service's without a word of it.
         raise FinalizeRefused(
@@ -280,7 +333,7 @@ def plan_finalize(
     if live.canary == 0:
         if moved_onto_stable(record, stable):
             # A run moved the traffic and stopped before idling the canary: finish from there.
-            return FinalizePlan.on_stable("after-traffic", stable)
+            return FinalizePlan.on_stable("after-traffic", stable, breach)
         raise FinalizeRefused(
             f"the load balancer sends no traffic to {service} ({live} stable/canary), though {which} was promoted "
             f"and never finalized: {targets.stable_service} serves everything on {stable.task_definition}, not the "
@@ -304,7 +357,7 @@ def plan_finalize(
     # it with, what the rollout recorded the stable service needing, and what it asks for
     # already (capacity never shrinks as it takes over).
     needed = max(record.stable_desired or 0, canary.desired, stable.desired, 1)
-    return FinalizePlan(action="start", task_definition=promoted, stable_desired=needed)
+    return FinalizePlan(action="start", task_definition=promoted, stable_desired=needed, accepts=breach)
 
 
 def plan_unrecorded(

@@ -138,7 +138,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, breach-not-rolled-back, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, breach-not-rolled-back, breach-accepted, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None
@@ -178,6 +178,11 @@ class Transition(BaseModel):
     # the person gave it: when they did is kept beside it, on the wall clock (Prefect's own stamp).
     answered_at: float | None = Field(default=None, description="wall-clock epoch seconds a not-applied answer was "
                                                                 "given (None: not known, or recorded before it was kept)")
+    # A person who judged a breach not rolled back harmless finalizes all the same, on the record:
+    # the acceptance names the breach it covers by its time, so that a breach recorded after it
+    # stands again (``rollway.finalize.unhandled_breach``).
+    breach_at: float | None = Field(default=None, description="on a breach-accepted entry, the time (``at``) of the "
+                                                              "breach-not-rolled-back entry it accepts")
 
 
 REFUSED = "refused"
@@ -856,6 +861,11 @@ BREACH_KEPT = "breach-not-rolled-back"
 """A monitoring window's look saw the guardrail breached, but its rollback was refused: another run
 had closed the window meanwhile (``WindowClosed``), so the release that breached stays in production.
 Written after the window's closing entry, which it leaves the window's close."""
+
+BREACH_ACCEPTED = "breach-accepted"
+"""A person judged a ``BREACH_KEPT`` breach harmless and finalized the release all the same
+(`rollway finalize --accept-breach`): who (``actor``), why (``comment``) and which breach, by its
+time (``breach_at``). Written by finalize under the rollout's lease, before its ``finalize-start``."""
 
 
 def monitoring_owed(spec: "RolloutSpec", record: RolloutRecord) -> bool:

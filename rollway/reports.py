@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_said import breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
+from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
 """Transition kinds that record a person's answer to a pause (or its timeout, or an answer given to
@@ -388,14 +388,16 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         owed = "" if watched else _window_open(record)
         closed = f"; monitoring window closed ({watched.kind}, {_stamped(record, watched, sped)})" if watched else owed
         closed = _accepted_said(record) + closed
+        if done is None and not owed and unhandled_breach(record) is not None:
+            # Before a finalize begun and not finished: one that began before the breach was
+            # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
+            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
             began = record.last_transition(FINALIZE_START)
             return (f"promoted{closed}; **finalize began** ({cell(began.actor)}, {_stamped(record, began, sped)}) **and is not "
                     f"recorded as finished**: {FINALIZE_AGAIN}")
-        if done is None and not owed and unhandled_breach(record) is not None:
-            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
         if done is None and not owed:
             # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
             # finished, while the canary service carries all the traffic and a new rollout is refused.
@@ -426,15 +428,19 @@ def finalize_row(record: RolloutRecord) -> str | None:
     and "owner none" either way: only the report, or the next rollout refused, said a finalize was owed."""
     if record.phase is not RolloutPhase.PROMOTED:
         return None
-    if finalize_unfinished(record):
-        began = record.last_transition(FINALIZE_START)
+    began = record.last_transition(FINALIZE_START) if finalize_unfinished(record) else None
+    if unhandled_breach(record) is not None and record.last_transition(FINALIZED) is None:
+        # Finalize refuses while the breach stands (``unhandled_breach``), one begun before it too.
+        return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
+                if began is not None else "not run: ") + BREACH_WAY_OUT
+    if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)
     if done is not None:
         return f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
     if window_owed(record):
         return None
-    return f"not run: {BREACH_WAY_OUT}" if unhandled_breach(record) is not None else f"not run: {FINALIZE_OWED}"
+    return f"not run: {FINALIZE_OWED}"
 
 
 def _accepted_said(record: RolloutRecord) -> str:
@@ -1539,6 +1545,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     breach = breach_said(record)
     if breach is not None:
         lines.append(f"- **Breach not rolled back:** {cell(breach)}")
+    accepted = acceptance_said(record)
+    if accepted is not None:
+        lines.append(f"- **Breach accepted:** {cell(accepted)}")
     paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
     if paging is not None:
         lines.append(f"- **Decommission page:** {cell(paging[0])}")

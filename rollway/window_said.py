@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
-from rollway.ledger import (BREACH_KEPT, KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held,
+from rollway.ledger import (KeptForTraffic, OpenWindowEnd, RolloutRecord, UnverifiedWindow, lease_held,
                             owed_kept, owed_unverified, utc, utc_read, wall_utc)
-from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
 
 # How ends recorded before ``UnverifiedWindow.aged_out`` was kept named the minutes CloudWatch kept no
@@ -177,11 +176,27 @@ def kept_said(kept: KeptForTraffic, service: str) -> str:
 def breach_said(record: RolloutRecord) -> str | None:
     """What status and the report say of a breach a monitoring window saw and could not roll back,
     because another run had closed the window meanwhile (``BREACH_KEPT``): the release that breached
-    stays in production. None when none is recorded, or the rollout is no longer promoted (a
-    rollback took it out). Listed only as one more entry, it read as a window that closed cleanly."""
-    if record.phase is not RolloutPhase.PROMOTED:
-        return None
-    kept = record.last_transition(BREACH_KEPT)
+    stays in production. None when no breach stands (``unhandled_breach``, finalize's own answer: a
+    rollback took the release out, or a finalize began after it). Listed only as one more entry, it
+    read as a window that closed cleanly."""
+    from rollway.finalize import unhandled_breach  # rollway.finalize imports this module
+
+    kept = unhandled_breach(record)
     if kept is None:
         return None
     return f"{kept.comment} ({kept.actor}'s run, {utc(kept.at)})"
+
+
+def acceptance_said(record: RolloutRecord) -> str | None:
+    """What status and the report say of a breach not rolled back that a person accepted, to
+    finalize the release all the same (``accepted_breach``): who, when, which breach (by its time,
+    with its words and run) and why; None when the newest breach is not accepted (or none is
+    recorded, or the rollout is no longer promoted)."""
+    from rollway.finalize import accepted_breach  # rollway.finalize imports this module
+
+    found = accepted_breach(record)
+    if found is None:
+        return None
+    breach, accepted = found
+    return (f"{accepted.actor} at {utc(accepted.at)} accepted the breach of {utc(breach.at)} ({breach.comment}, "
+            f"{breach.actor}'s run): {accepted.comment}")

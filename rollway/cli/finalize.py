@@ -12,8 +12,8 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
 def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0, healthy_timeout_seconds: float = 300.0,
-             verify_timeout_seconds: float = 30.0, unrecorded: bool = False, targets_block: str | None = TARGETS_BLOCK,
-             credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
+             verify_timeout_seconds: float = 30.0, unrecorded: bool = False, accept_breach: str | None = None,
+             targets_block: str | None = TARGETS_BLOCK, credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """After a promotion: put the promoted version on the stable service, move the traffic back to it
     and scale the canary to 0, so the next rollout can start (idempotent; run it again after a failure).
 
@@ -26,6 +26,9 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
         unrecorded: finalize a promotion the ledger does not record, made by the `canary` flow (which keeps no
             ledger): refused unless the canary carries all the traffic, the ledger's newest rollout is closed and no
             `canary` flow run is still going; nothing is written to the ledger.
+        accept_breach: why you keep a release whose monitoring window saw a breach it could not roll back (finalize
+            refuses it otherwise): you judged the breach harmless. Recorded in the ledger with your name and the
+            breach's time; refused where no such breach stands.
         targets_block: saved RollwayTargets block naming the service.
         credentials_block: saved AwsCredentials block of the account.
     """
@@ -34,7 +37,8 @@ def finalize(*, actor: str | None = None, stable_timeout_seconds: float = 600.0,
     return reporting(_finalize)(actor=actor, stable_timeout_seconds=stable_timeout_seconds,
                                 healthy_timeout_seconds=healthy_timeout_seconds,
                                 verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded,
-                                targets_block=targets_block, credentials_block=credentials_block)
+                                accept_breach=accept_breach, targets_block=targets_block,
+                                credentials_block=credentials_block)
 
 
 def checked_actor(actor: str | None) -> str:
@@ -64,8 +68,29 @@ def checked_actor(actor: str | None) -> str:
         raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
 
 
+def checked_acceptance(accept_breach: str | None, unrecorded: bool) -> str | None:
+    """``--accept-breach`` as the flow takes it (``BreachAcceptance``: without surrounding spaces), or None.
+
+    Raises:
+        UsageError: it is blank, longer than the ledger keeps, or given with ``--unrecorded``.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from flows.params import BreachAcceptance
+    from rollway.cli.ops import UsageError
+    from rollway.finalize import UNRECORDED_ACCEPT
+
+    if accept_breach is not None and unrecorded:
+        raise UsageError(UNRECORDED_ACCEPT)
+    try:
+        return TypeAdapter(BreachAcceptance).validate_python(accept_breach)
+    except ValidationError as err:
+        raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
+
+
 def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeout_seconds: float,
-              verify_timeout_seconds: float, unrecorded: bool, targets_block: str | None, credentials_block: str | None) -> int:
+              verify_timeout_seconds: float, unrecorded: bool, accept_breach: str | None, targets_block: str | None,
+              credentials_block: str | None) -> int:
     import math
 
     from rich.markup import escape
@@ -73,6 +98,7 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     from rollway.cli.ops import UsageError, connect, console, errors, ledger_read, recorded_clock, without_traceback
 
     who = checked_actor(actor)
+    accepting = checked_acceptance(accept_breach, unrecorded)
     from flows.params import MAX_WAIT_SECONDS
 
     # A wait that ran out of time says to run again with more: each wait can be given it here.
@@ -101,7 +127,8 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds,
                                    healthy_timeout_seconds=healthy_timeout_seconds,
-                                   verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded, clock=clock)
+                                   verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded, clock=clock,
+                                   accept_breach=accepting)
     except (FinalizeRefused, FinalizeIncomplete) as err:
         # AWS's words in the message may hold brackets that rich would read as markup. A refusal
         # opens "error:" as every other command's does (it opened "refused:"). It quotes the

@@ -41,7 +41,7 @@ from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
 from rollway.one_line import on_one_line, shown
 from rollway.targets import Targets
-from rollway.window_said import breach_said
+from rollway.window_said import acceptance_said, breach_said
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
 """Flows whose paused runs promote and abort answer."""
@@ -513,12 +513,13 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
         return f"It has ended, so there is nothing to answer: {rolled_back_next(record)}"
     if is_finalized(record):
         return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
+    if unhandled_breach(record) is not None:
+        # Before a finalize begun and not finished, which refuses to carry on past a breach recorded since.
+        return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
+                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
     if finalize_unfinished(record):
         return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
                 "`rollway finalize` again, which carries on from where it stopped")
-    if unhandled_breach(record) is not None:
-        return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
-                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
     return ("It has ended, promoted, so there is nothing to answer: once its monitoring window has passed, "
             "`rollway finalize` puts it on the stable service and readies the canary service for the next rollout")
 
@@ -1095,6 +1096,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if breach is not None:
         # Listed only as a history entry, it read as a window that had closed cleanly.
         console.print(f"[yellow]breach not rolled back: {escape(shown(breach, keep=''))}[/yellow]")
+    accepted = acceptance_said(record)
+    if accepted is not None:
+        # Finalized (or finalizing) on a person's word: who, which breach and why, as the ledger keeps them.
+        console.print(f"breach accepted: {shown(accepted, keep='')}", markup=False)
     paging = page_said(record, service.targets.stable_service)
     if paging is not None:
         said, warning = paging

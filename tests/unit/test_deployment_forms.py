@@ -223,3 +223,13 @@ def test_a_block_field_says_a_cleared_field_keeps_the_deployment_s_block(field) 
     # What the flows fall back to without a block at all is still said, after the deployment's.
     fallback = "Webordinary's names" if field == "targets_block" else "boto3's default chain"
     assert all(f"none: {fallback}" in text for text in said.values()), said
+
+
+def test_the_finalize_form_takes_a_reason_to_accept_a_breach_and_refuses_a_blank_one() -> None:
+    """A release whose monitoring window saw a breach it could not roll back was refused by every
+    finalize, and the form had no field to keep it on a person's recorded word."""
+    field = _form(SERVED["finalize"])["properties"]["accept_breach"]
+    assert field["title"] == "Accept the breach not rolled back, because"
+    assert field.get("default") is None and "judged it harmless" in field["description"]
+    text = next(option for option in field["anyOf"] if option.get("type") == "string")
+    assert text["pattern"] == r"\S", "the form refuses a blank reason as it is typed"

@@ -1,0 +1,181 @@
+"""Finalizing a release whose monitoring window saw a breach it could not roll back, on a person's
+recorded word: `rollway finalize --accept-breach "why"`, or the finalize deployment's
+``accept_breach``.
+
+Finalize refuses such a release, and rightly by default; but a team that judged the breach
+harmless (a probe's 5xx, an incident on both versions) had no way to keep it: every finalize
+refused, the canary service stayed at 100 % and every new rollout of the service was refused."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from prefect import flow
+
+from flows.finalize import finalize, run_finalize
+from flows.params import BreachAcceptance
+from rollway.finalize import FinalizeRefused, unhandled_breach
+from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT, Transition, utc
+from rollway.model import Weights
+from tests.flows.test_finalize import promoted_on_fakes, too_early
+
+ALL_STABLE, ALL_CANARY = Weights(stable=100, canary=0), Weights(stable=0, canary=100)
+SAID = "the guardrail was breached (error rate 9%), but another run had closed the window: the release stays in production"
+WHY = "the 5xx were the load test's probe, not users: INC-42"
+
+
+@flow
+def finalize_accepting(env, accept_breach: BreachAcceptance, actor: str = "dana", unrecorded: bool = False):
+    return run_finalize(env, actor=actor, stable_timeout_seconds=30, verify_timeout_seconds=5,
+                        accept_breach=accept_breach, unrecorded=unrecorded)
+
+
+def breached(env) -> Transition:
+    """Record a breach the window could not roll back, as the monitor's run does; returns it."""
+    env.clock.sleep(60)
+    kept = Transition(at=env.clock.now(), kind=BREACH_KEPT, actor="run-7", comment=SAID)
+    env.ledger.record(env.targets.canary_service, owner=None, now=kept.at, transition=kept)
+    return kept
+
+
+def status_of(env, capsys) -> str:
+    from rollway.cli.ops import print_status
+
+    capsys.readouterr()
+    print_status(SimpleNamespace(name=env.targets.canary_service, targets=env.targets),
+                 env.ledger.get(env.targets.canary_service), env.router.weights, None, limit=1)
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_a_breach_accepted_with_a_reason_is_recorded_and_the_release_finalized(capsys):
+    env, release = promoted_on_fakes()
+    breach = breached(env)
+    with pytest.raises(FinalizeRefused, match="saw a breach") as refused:
+        finalize_accepting(env, None)
+    # The refusal names the way to keep the release, not only the rollback.
+    assert '--accept-breach "REASON"' in str(refused.value) and "accept_breach" in str(refused.value)
+
+    result = finalize_accepting(env, f"  {WHY}\n")  # as the flow's parameter takes it: stripped
+    assert result.outcome == "finalized" and env.router.weights == ALL_STABLE
+    record = env.ledger.get(env.targets.canary_service)
+    kinds = [t.kind for t in record.history]
+    assert kinds[-4:] == [BREACH_KEPT, BREACH_ACCEPTED, "finalize-start", "finalized"], kinds
+    accepted = record.last_transition(BREACH_ACCEPTED)
+    assert (accepted.actor, accepted.comment, accepted.breach_at) == ("dana", WHY, breach.at)
+    assert any(f"dana accepts the breach recorded at {utc(breach.at)}" in step for step in result.steps), result.steps
+    assert unhandled_breach(record) is None
+    # People paged about the breach learn who kept the release, and why.
+    [(_, body)] = [(subject, body) for subject, body in env.notifier.messages if subject.startswith("Finalized")]
+    assert f"dana accepted the breach not rolled back of {utc(breach.at)} ({SAID}): {WHY}" in body, body
+
+    # Status and the report say who accepted which breach and why, and no longer that it stands.
+    status = status_of(env, capsys)
+    assert "breach not rolled back:" not in status, status
+    assert (f"breach accepted: dana at {utc(accepted.at)} accepted the breach of {utc(breach.at)} ({SAID}, run-7's "
+            f"run): {WHY}") in status, status
+    from rollway.reports import rollout_report
+
+    report = rollout_report(record)
+    assert "Breach not rolled back" not in report
+    assert f"- **Breach accepted:** dana at {utc(accepted.at)} accepted the breach of {utc(breach.at)}" in report
+
+
+def test_an_acceptance_where_no_breach_stands_is_refused_and_changes_nothing():
+    env, _ = promoted_on_fakes()
+    before = env.ledger.get(env.targets.canary_service)
+    with pytest.raises(FinalizeRefused, match="no breach not rolled back stands") as refused:
+        finalize_accepting(env, WHY)
+    assert "Nothing was changed" in str(refused.value) and "without --accept-breach" in str(refused.value)
+    assert env.ledger.get(env.targets.canary_service) == before and env.router.weights == ALL_CANARY
+
+
+def test_an_acceptance_covers_the_breach_it_named_not_one_recorded_after_it():
+    env, _ = promoted_on_fakes()
+    first = breached(env)
+    t = env.targets
+    env.ledger.record(t.canary_service, owner=None, now=first.at + 1, transition=Transition(
+        at=first.at + 1, kind=BREACH_ACCEPTED, actor="dana", comment=WHY, breach_at=first.at))
+    assert unhandled_breach(env.ledger.get(t.canary_service)) is None
+    second = breached(env)
+    assert unhandled_breach(env.ledger.get(t.canary_service)) == second
+    with pytest.raises(FinalizeRefused, match="saw a breach"):
+        finalize_accepting(env, None)
+    assert env.router.weights == ALL_CANARY
+
+
+def test_a_breach_recorded_while_finalize_acted_is_not_accepted_by_it():
+    """Finalize read the ledger with one breach; another is recorded before its acceptance is
+    written: the write is refused (the ledger changed), nothing moves, and the person sees the
+    second breach on the next run."""
+    env, _ = promoted_on_fakes()
+    breached(env)
+    ledger, t = env.ledger, env.targets
+    acquire = ledger.acquire
+
+    def meanwhile(*args, **kwargs):
+        held = acquire(*args, **kwargs)
+        ledger.record(t.canary_service, owner=None, now=env.clock.now(), transition=Transition(
+            at=env.clock.now() + 5, kind=BREACH_KEPT, actor="run-8", comment=SAID))
+        return held  # as this run took it: the breach came just after
+
+    ledger.acquire = meanwhile
+    with pytest.raises(FinalizeRefused, match="the ledger changed after this run read it"):
+        finalize_accepting(env, WHY)
+    record = ledger.get(t.canary_service)
+    assert record.last_transition(BREACH_ACCEPTED) is None and env.router.weights == ALL_CANARY
+
+
+def test_an_acceptance_with_unrecorded_is_refused_before_anything_is_read():
+    env, _ = promoted_on_fakes()
+    env.router = None  # read, it would fail
+    with pytest.raises(FinalizeRefused, match="accept_breach applies only to a promotion the ledger records"):
+        finalize_accepting(env, WHY, unrecorded=True)
+
+
+def test_the_flow_refuses_a_blank_acceptance_before_loading_anything(monkeypatch):
+    import flows.finalize
+
+    monkeypatch.setattr(flows.finalize, "load_environment", too_early)
+    state = finalize(accept_breach=" \n ", return_state=True)
+    assert state.is_failed() and "Validation of flow parameters failed" in state.message, state.message
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--accept-breach", "   "], "--accept-breach must say why the breach is accepted"),
+    (["--accept-breach", "x", "--unrecorded"], "accept_breach applies only to a promotion the ledger records"),
+])
+def test_rollway_finalize_refuses_a_bad_acceptance_before_any_call(monkeypatch, capsys, options, message):
+    import flows.env
+    from rollway.cli import app, ops
+
+    monkeypatch.setattr(ops, "load_account", too_early)
+    monkeypatch.setattr(flows.env, "load_clients", too_early)
+    assert app(["finalize", *options], result_action="return_value") == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_rollway_finalize_accept_breach_on_the_embedded_aws_records_it_and_finalizes(aws, capsys):
+    """The command: refused without the acceptance, saying how to give it; with it, each step printed,
+    the acceptance first, and the release finalized (one code path with the deployment: the flow)."""
+    from rollway.cli import app
+    from tests.flows.test_finalize import promote_by_hand, read_back, saved_blocks
+
+    blocks = saved_blocks(aws)
+    env, _, _ = promote_by_hand(aws, "start", "promote", "watched")
+    t = aws.targets
+    kept = Transition(at=env.clock.now(), kind=BREACH_KEPT, actor="run-7", comment=SAID)
+    env.ledger.record(t.canary_service, owner=None, now=kept.at, transition=kept)
+    options = ["--actor", "carol", "--targets-block", blocks, "--credentials-block", blocks]
+    assert app(["finalize", *options], result_action="return_value") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "saw a breach and could not roll it back" in err and '--accept-breach "REASON"' in err, err
+    assert read_back(aws)[0] == ALL_CANARY
+
+    assert app(["finalize", *options, "--accept-breach", WHY], result_action="return_value") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1. recorded 'breach-accepted' on rollout" in out and f"carol accepts the breach recorded at {utc(kept.at)}" in out, out
+    assert "2. recorded 'finalize-start'" in out and "the next rollout can start" in out, out
+    assert read_back(aws)[0] == ALL_STABLE
+    accepted = env.ledger.get(t.canary_service).last_transition(BREACH_ACCEPTED)
+    assert (accepted.actor, accepted.comment, accepted.breach_at) == ("carol", WHY, kept.at)

@@ -1,0 +1,105 @@
+"""Which breach not rolled back still stands: one answer for `rollway finalize`, `rollway status`,
+the rollout report and `rollway promote`'s message, so that none of them says another thing.
+
+A breach the monitoring window could not roll back (``breach-not-rolled-back``) keeps finalize
+from putting the release that breached on the stable service. Status and the report read the
+newest such entry on their own, and finalize another way: after a finalize began after the breach,
+status still said "breach not rolled back ... run the rollback flow" while finalize carried on;
+with a breach recorded after a finalize began, status said to run finalize again, which refused."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from rollway.finalize import FinalizeRefused, plan_finalize, unhandled_breach
+from rollway.ledger import BREACH_KEPT, RolloutRecord, Transition, utc
+from rollway.model import ServiceState, Weights
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from rollway.targets import Targets
+from rollway.window_said import breach_said
+
+ALL_CANARY = Weights(stable=0, canary=100)
+SAID = "the guardrail was breached (error rate 9%), but another run had closed the window: the release stays in production"
+
+
+def promoted(*kinds: str, phase: RolloutPhase = RolloutPhase.PROMOTED) -> RolloutRecord:
+    """A promoted rollout whose window is over, with ``kinds`` as its history, one second apart."""
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=100)], monitor_seconds=0)
+    return RolloutRecord(
+        service="svc", rollout_id="20260101T000000Z-00000000", image=spec.image, spec_json=spec.model_dump_json(),
+        phase=phase, weights=ALL_CANARY, canary_task_definition="app:2", previous_task_definition="app:1",
+        stable_desired=3,
+        history=tuple(Transition(at=1000.0 + i, kind=k, actor="run-7" if k == BREACH_KEPT else "t",
+                                 comment=SAID if k == BREACH_KEPT else None) for i, k in enumerate(kinds)))
+
+
+def plan(record: RolloutRecord):
+    return plan_finalize(record, RolloutSpec.for_rollback(record.spec_json), live=ALL_CANARY,
+                         stable=ServiceState(name="s", task_definition="app:1", desired=0, running=0),
+                         canary=ServiceState(name="c", task_definition="app:2", desired=3, running=3),
+                         targets=Targets())
+
+
+def status_of(record: RolloutRecord, capsys) -> str:
+    from rollway.cli.ops import print_status
+
+    capsys.readouterr()
+    print_status(SimpleNamespace(name="svc", targets=Targets()), record, ALL_CANARY, None, limit=1)
+    return " ".join(capsys.readouterr().out.split())
+
+
+def said_everywhere(record: RolloutRecord, capsys) -> dict[str, bool]:
+    """Whether each place says the breach stands (and sends people to the `rollback` flow)."""
+    from rollway.cli.ops import nothing_paused_next
+    from rollway.reports import finalize_row, rollout_report
+
+    try:
+        plan(record)
+        refused = False
+    except FinalizeRefused as err:
+        refused = "saw a breach" in str(err)
+    report = rollout_report(record)
+    return {
+        "finalize refuses": refused,
+        "status's breach line": "breach not rolled back:" in status_of(record, capsys),
+        "status's finalize row": "`rollback` flow" in (finalize_row(record) or ""),
+        "the report's breach line": "Breach not rolled back:" in report,
+        "the report's outcome": "breach not rolled back" in report.split("Outcome:", 1)[-1].split("\n", 1)[0],
+        "promote's message": "`rollback` flow" in nothing_paused_next(record, None),
+    }
+
+
+@pytest.mark.parametrize(("kinds", "stands"), [
+    (("start", "promote", "decommission", BREACH_KEPT), True),
+    # A finalize begun after the breach (a rollway from before finalize refused, or one told to go
+    # on): finalize carries on, and nothing may send people to roll back a release it moves.
+    (("start", "promote", "decommission", BREACH_KEPT, "finalize-start"), False),
+    # The breach recorded after a finalize began (the window closed cleanly, finalize started, and
+    # then the run that lost the race recorded its breach): finalize refuses to carry on, so
+    # "run finalize again" was advice that failed.
+    (("start", "promote", "decommission", "finalize-start", BREACH_KEPT), True),
+    # A second breach after a finalize that went ahead past the first.
+    (("start", "promote", "decommission", BREACH_KEPT, "finalize-start", BREACH_KEPT), True),
+    (("start", "promote", "decommission"), False),
+], ids=["breach", "finalize-began-after-it", "breach-after-finalize-began", "second-breach", "none"])
+def test_finalize_status_the_report_and_promote_agree_on_whether_a_breach_stands(kinds, stands, capsys):
+    record = promoted(*kinds)
+    assert (unhandled_breach(record) is not None) is stands
+    assert (breach_said(record) is not None) is stands
+    assert said_everywhere(record, capsys) == dict.fromkeys(said_everywhere(record, capsys), stands)
+
+
+def test_a_breach_rolled_back_since_stands_nowhere(capsys):
+    record = promoted("start", "promote", "decommission", BREACH_KEPT, "rollback-start", "rollback",
+                      phase=RolloutPhase.ROLLED_BACK)
+    assert unhandled_breach(record) is None and breach_said(record) is None
+    assert "breach not rolled back" not in status_of(record, capsys)
+
+
+def test_status_quotes_the_breach_that_stands_with_its_run_and_time(capsys):
+    record = promoted("start", "promote", "decommission", BREACH_KEPT, "finalize-start", BREACH_KEPT)
+    said = breach_said(record)
+    assert said == f"{SAID} (run-7's run, {utc(1005.0)})", said
