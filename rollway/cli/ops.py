@@ -1487,9 +1487,10 @@ def status_clock(record: RolloutRecord) -> ClockSettings | None:
 
 def unheard_by_holder(record: RolloutRecord | None) -> list:
     """The answers the flow run holding an unfinished rollout was resumed with after its process
-    died (``flows.approvals.unheard_answers``), or none. Such a run shows Running with nothing
-    running it: the person who answered it in the Prefect UI believed the rollout went on, or
-    rolled back. Not found is not an error here: status shows the rest either way."""
+    died (``flows.approvals.unheard_answers``), or none: after it had stopped saying it waits, which
+    a run whose process lives but whose writes the Prefect API refuses does too (``print_unheard``).
+    The person who answered it in the Prefect UI believed the rollout went on, or rolled back. Not
+    found is not an error here: status shows the rest either way."""
     from flows.approvals import unheard_answers
 
     run_id = owner_run_id(record) if record is not None and not record.phase.terminal else None
@@ -1545,11 +1546,20 @@ def print_unheard(unheard: Sequence[Any]) -> None:
                       f"{UNHEARD_AFTER} (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:
-        # The UI's "Change state" is offered only for a run that has ended, and a cancellation waits
-        # for the run's own process: "set it to Crashed or Failed in the Prefect UI" could not be done.
-        console.print("[yellow]that run shows Running with nothing running it: run progressive_rollout, which marks "
-                      "it Crashed, takes the rollout over, records the answer and asks again; or `rollway abort` to "
-                      "roll back[/yellow]")
+        # Silent is not dead (``stopped_waiting``): said as dead, a live run whose writes a proxy
+        # refused was marked Crashed by the progressive_rollout the advice named, and stopped without
+        # acting on the answer. Its log stops either way; its worker tells. The UI's "Change state"
+        # is offered only for a run that has ended, and a cancellation waits for the run's own
+        # process: "set it to Crashed or Failed in the Prefect UI" could not be done.
+        console.print("[yellow]that run stopped saying it waits: its process died, or it lives and the Prefect API "
+                      "(or a proxy in front of it) refuses its writes, and its log stops either way. To tell, look "
+                      "at the worker that ran it (its host, container or pod, and the worker's own log) and at the "
+                      "API's or proxy's log for refused writes. If its process is gone, it shows Running with nothing "
+                      "running it: run progressive_rollout, which marks it Crashed, takes the rollout over, records "
+                      "the answer and asks again, or `rollway abort` to roll back. If it lives, fix what refuses its "
+                      "writes and leave it: it acts on the answer once it reads it (the rollout's history here then "
+                      "shows the answer); progressive_rollout would mark it Crashed and stop it without acting on "
+                      "the answer. `rollway abort` rolls back in either case[/yellow]")
 
 
 def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:
