@@ -325,9 +325,9 @@ class LedgerJournal:
             at=self.env.clock.now(), actor=answer.approver, action=answer.action, next_weight=answer.next_weight,
             comment=answer.comment.strip() or None, to_stage=pause.stage_index, question=pause.reason,
             reason=reason, run=run_label())
-        # Set whole, from the record just read under this run's lease: only the owner of a paused
-        # rollout refuses answers to it, so no other writer appends in between.
-        self._seen = self._renew(refused_answers=now.refused_answers + (entry,))
+        # Appended, not set whole from the record just read: `rollway promote`, `hold` and `abort`
+        # append the answers they refuse (answered first, timed out) to the same list, lease-free.
+        self._seen = self.ledger.refuse(self.service, rollout=now.rollout_id, answer=entry)
 
     def not_applied(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """Record a person's answer to ``pause`` that this run read only after it had rolled the

@@ -302,6 +302,7 @@ from typing import Any  # noqa: E402
 
 from rollway.aws.ledger import as_stored  # noqa: E402  (the DynamoDB ledger's own escaping)
 from rollway.ledger import (  # noqa: E402
+    RefusedAnswer,
     RolloutNotFound,
     RolloutRecord,
     Transition,
@@ -411,6 +412,19 @@ class FakeLedger:
             return self._write(
                 service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )
+
+    def refuse(self, service: str, *, rollout: str, answer: RefusedAnswer) -> RolloutRecord:
+        # As DynamoLedger: appended whatever the lease and the phase, version and history left as they are.
+        with self._lock:
+            self.calls.append(f"refuse {service} {answer.actor}")
+            rollouts = self._rollouts.get(service, [])
+            index = next((i for i, r in enumerate(rollouts) if r.rollout_id == rollout), None)
+            if index is None:
+                raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
+            current = rollouts[index]
+            rollouts[index] = as_stored(current.model_copy(update={
+                "refused_answers": current.refused_answers + (answer,)}))
+            return rollouts[index]
 
     def claim_rollback(self, service: str, *, holder: str, now: float, lease_seconds: float,
                        rollout: str | None = None, at: float | None = None) -> RolloutRecord:

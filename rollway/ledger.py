@@ -192,7 +192,9 @@ report's timeline): never the kind of an entry stored in the history."""
 
 class RefusedAnswer(BaseModel):
     """An answer to a pause that its run refused (a ``next_weight`` that is no later stage, or given
-    at a pause the judge could not decide): the run asked again, and nothing else was written.
+    at a pause the judge could not decide): the run asked again, and nothing else was written. Or
+    one `rollway promote`, `hold` or `abort` could not give the run (another answered first, the
+    pause timed out, the run was found silent): its ``reason`` names the command.
 
     Kept in the record's ``refused_answers``, beside the history and not in it: the history's
     newest entry is what the rollout is taken to be doing (``history[-1].kind`` is read by status,
@@ -373,7 +375,8 @@ class RolloutRecord(BaseModel):
         default=None, description="the image the canary's revision names: the spec's image pinned to the digest "
                                   "its tag named when the rollout started (None: recorded before images were pinned)")
     refused_answers: tuple[RefusedAnswer, ...] = Field(
-        default=(), description="answers to its pauses that their run refused, oldest first (RefusedAnswer): beside "
+        default=(), description="answers to its pauses that their run, or the command giving them, refused, in the "
+                                "order recorded (RefusedAnswer; appended only, by Ledger.refuse): beside "
                                 "the history, which they leave as it was")
     unverified_window: UnverifiedWindow | None = Field(
         default=None, description="how its newest monitoring window that did not pass cleanly ended, the window "
@@ -534,9 +537,12 @@ RESERVED_ID_PREFIX = "~"
 """Rollout ids must sort before this: implementations keep bookkeeping items from it on."""
 
 MANAGED_FIELDS = frozenset(
-    {"service", "rollout_id", "owner", "lease_expires", "version", "created_at", "updated_at", "history"}
+    {"service", "rollout_id", "owner", "lease_expires", "version", "created_at", "updated_at", "history",
+     "refused_answers"}
 )
-"""Fields only the ledger itself writes (create, acquire, release, record); never ``**changes``."""
+"""Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
+``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer
+read drops what another appended in between (`rollway promote` refusing an answer, say)."""
 
 
 _ID_STAMP = "%Y%m%dT%H%M%SZ"

@@ -14,7 +14,7 @@ from rollway.checklist import Checklist
 from rollway.cleanup import StackState
 from rollway.flags import FlagAuditEntry, FlagState, FlagStoreUnavailable, Writer
 from rollway.infra import AppStacks, DeployedStack
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import RefusedAnswer, RolloutRecord, Transition
 from rollway.model import Observation, ServiceState, TargetGroup, Weights
 from rollway.weights_read import FirstRead
 
@@ -147,6 +147,13 @@ class Ledger(Protocol):
         ``rule``: a further check of the stored rollout that raises to refuse the write, made
         atomically with it (on the very version written).
         """
+
+    def refuse(self, service: str, *, rollout: str, answer: "RefusedAnswer") -> "RolloutRecord":
+        """Append ``answer`` to rollout ``rollout``'s ``refused_answers``, lease-free, whatever its
+        phase: the run refusing it and `rollway promote`/`hold`/`abort` refusing one it never got
+        both append, and neither's entry is lost to the other's. Conditioned on the list as read, so
+        a resent copy is not appended twice; the version and the history are left as they are (no
+        other write's condition is refused for it). Raises RolloutNotFound when there is no such rollout."""
 
     def history(self, service: str, *, unreadable: dict[str, str] | None = None) -> list["RolloutRecord"]:
         """Every rollout recorded for ``service``, newest first. ``unreadable``: when given, a

@@ -64,6 +64,7 @@ from rollway.ledger import (
     RESERVED_ID_PREFIX,
     LedgerError,
     MalformedRollout,
+    RefusedAnswer,
     RolloutNotFound,
     RolloutRecord,
     Transition,
@@ -453,6 +454,54 @@ class DynamoLedger:
             f"could not record {transition.kind} for service {service!r}: the rollout kept changing under "
             f"{_RECORD_ATTEMPTS} attempts"
         )
+
+    def refuse(self, service: str, *, rollout: str, answer: RefusedAnswer) -> RolloutRecord:
+        """Append ``answer`` to the rollout's ``refused_answers`` with ``list_append``, lease-free and
+        whatever its phase, in one UpdateItem on the rollout's own key.
+
+        Conditioned on the list's length as read: ``list_append`` is not idempotent, and botocore
+        resends an UpdateItem whose answer was lost. A refusal whose item holds ``answer`` is that
+        resent copy (the first committed); one whose list grew meanwhile (another refusal appended)
+        is made again on the new length. Neither the version nor ``updated_at`` changes: the
+        version conditions of ``record`` and the history the paused run compares (``_retake``)
+        are the rollout's moves, which a refused answer is not.
+
+        Raises:
+            RolloutNotFound: no rollout ``rollout`` of ``service``.
+            LedgerError: the list kept growing under _RECORD_ATTEMPTS attempts.
+        """
+        key = _values({"service": service, "rollout_id": rollout})
+        item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r} in table {self._table!r}")
+        length = len(_from_item(item).refused_answers)
+        stored = as_stored(answer)
+        for _ in range(_RECORD_ATTEMPTS):
+            # The length alone: an absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
+            same = "size(#refused_answers) = :length" + (" OR attribute_not_exists(#refused_answers)" if not length
+                                                        else "")
+            update = "SET #refused_answers = list_append(if_not_exists(#refused_answers, :empty), :answer)"
+            guard = f"attribute_exists(#rollout_id) AND ({same})"
+            try:
+                answered = self._client.update_item(
+                    TableName=self._table, Key=key, UpdateExpression=update, ConditionExpression=guard,
+                    ExpressionAttributeNames=_names(update, guard),
+                    ExpressionAttributeValues=_values({":length": length, ":empty": [], ":answer": [answer]}),
+                    ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            except ClientError as err:
+                if error_code(err) != "ConditionalCheckFailedException":
+                    raise
+                old = err.response.get("Item")
+                if not old:
+                    raise RolloutNotFound(f"rollout {rollout!r} of service {service!r} disappeared during the write")
+                held = _from_item(old)
+                if stored in held.refused_answers:
+                    return held  # this write committed and its answer was lost; the resent copy was refused
+                length = len(held.refused_answers)
+                continue
+            return _from_item(answered["Attributes"])
+        raise LedgerError(f"could not record {answer.actor}'s refused answer for service {service!r}: the rollout's "
+                          f"refused answers kept changing under {_RECORD_ATTEMPTS} attempts")
 
     # --- internals ------------------------------------------------------------------------
 

@@ -1492,9 +1492,10 @@ def status_clock(record: RolloutRecord) -> ClockSettings | None:
 
 def unheard_by_holder(record: RolloutRecord | None) -> list:
     """The answers the flow run holding an unfinished rollout was resumed with after its process
-    died (``flows.approvals.unheard_answers``), or none. Such a run shows Running with nothing
-    running it: the person who answered it in the Prefect UI believed the rollout went on, or
-    rolled back. Not found is not an error here: status shows the rest either way."""
+    died (``flows.approvals.unheard_answers``), or none: after it had stopped saying it waits, which
+    a run whose process lives but whose writes the Prefect API refuses does too (``print_unheard``).
+    The person who answered it in the Prefect UI believed the rollout went on, or rolled back. Not
+    found is not an error here: status shows the rest either way."""
     from flows.approvals import unheard_answers
 
     run_id = owner_run_id(record) if record is not None and not record.phase.terminal else None
@@ -1550,11 +1551,20 @@ def print_unheard(unheard: Sequence[Any]) -> None:
                       f"{UNHEARD_AFTER} (it last said it waited at {utc(u.silent_since)}): nothing acted on "
                       "the answer[/yellow]")
     if unheard:
-        # The UI's "Change state" is offered only for a run that has ended, and a cancellation waits
-        # for the run's own process: "set it to Crashed or Failed in the Prefect UI" could not be done.
-        console.print("[yellow]that run shows Running with nothing running it: run progressive_rollout, which marks "
-                      "it Crashed, takes the rollout over, records the answer and asks again; or `rollway abort` to "
-                      "roll back[/yellow]")
+        # Silent is not dead (``stopped_waiting``): said as dead, a live run whose writes a proxy
+        # refused was marked Crashed by the progressive_rollout the advice named, and stopped without
+        # acting on the answer. Its log stops either way; its worker tells. The UI's "Change state"
+        # is offered only for a run that has ended, and a cancellation waits for the run's own
+        # process: "set it to Crashed or Failed in the Prefect UI" could not be done.
+        console.print("[yellow]that run stopped saying it waits: its process died, or it lives and the Prefect API "
+                      "(or a proxy in front of it) refuses its writes, and its log stops either way. To tell, look "
+                      "at the worker that ran it (its host, container or pod, and the worker's own log) and at the "
+                      "API's or proxy's log for refused writes. If its process is gone, it shows Running with nothing "
+                      "running it: run progressive_rollout, which marks it Crashed, takes the rollout over, records "
+                      "the answer and asks again, or `rollway abort` to roll back. If it lives, fix what refuses its "
+                      "writes and leave it: it acts on the answer once it reads it (the rollout's history here then "
+                      "shows the answer); progressive_rollout would mark it Crashed and stop it without acting on "
+                      "the answer. `rollway abort` rolls back in either case[/yellow]")
 
 
 def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | None:
@@ -1900,17 +1910,71 @@ def _not_recorded_yet(seen: str) -> str:
             "it did")
 
 
-def _answerable(record: RolloutRecord | None, run: Any, who: str, action: str, comment: str) -> None:
+_COMMAND_OF = {"approve": "promote", "hold": "hold", "reject": "abort"}
+
+
+def record_refused(service: Service, record: RolloutRecord | None, run: Any, answer: dict[str, Any],
+                   why: BaseException) -> None:
+    """Record beside ``record``'s history the ``answer`` this command could not give to ``run``, the
+    run driving it (``why``: answered first, timed out, found silent), as its run records one it
+    refuses (``RefusedAnswer``): said only on this terminal, the report read after an incident
+    showed no one had tried to answer, nor when. Appended lease-free (``Ledger.refuse``): the
+    run's own appends are kept. Record-keeping: a write the ledger refuses is said, and the
+    command's own refusal stands. A run driving no rollout of this ledger (a `canary` run) has none.
+    """
+    from rollway.aws.ledger import write_or_why
+    from rollway.ledger import LedgerError, RefusedAnswer
+
+    if record is None or owner_run_id(record) != run.id:
+        return
+    asked = record.open_pause
+    pause = next((t for t in reversed(record.history) if t.kind == "pause"), None)
+    # On the run's own clock (sped up under `rollway up`), among the entries it stamped.
+    entry = RefusedAnswer(
+        at=(_clock_of(run) or ClockSettings()).build().now(), actor=answer["approver"], action=answer["action"],
+        next_weight=answer.get("next_weight"), comment=str(answer.get("comment") or "").strip() or None,
+        to_stage=asked.stage if asked is not None else pause.to_stage if pause is not None else None,
+        question=asked.question if asked is not None else None,
+        reason=f"given with `rollway {_COMMAND_OF[answer['action']]}`, not taken: {' '.join(str(why).split())}",
+        run=f"{run.name} ({run.id})")
+    try:
+        failed = write_or_why(lambda: service.ledger.refuse(service.name, rollout=record.rollout_id, answer=entry),
+                              service.targets)
+    except LedgerError as refused:
+        failed = str(refused)
+    if failed is not None:
+        errors.print(f"[yellow]warning:[/yellow] the ledger could not record that this answer was refused "
+                     f"({escape(failed)})")
+
+
+def _resume_or_record(service: Service, record: RolloutRecord | None, run: Any, answer: dict[str, Any]) -> None:
+    """``resume`` the paused ``run`` with ``answer``; one the run no longer takes is recorded
+    (``record_refused``) before the refusal is raised.
+
+    Raises:
+        ResumeRefused: as ``resume``.
+    """
+    try:
+        resume(run.id, answer, paused=run.state)
+    except ResumeRefused as refused:
+        record_refused(service, record, run, answer, refused)
+        raise
+
+
+def _answerable(service: Service, record: RolloutRecord | None, run: Any, answer: dict[str, Any]) -> None:
     """Refuse, before anything is sent, to answer a paused run whose process died; it is marked
-    Crashed and the person told what to do instead, so the answer is not lost without a word.
+    Crashed and the person told what to do instead, so the answer is not lost without a word
+    (the ledger keeps it too: ``record_refused``).
 
     Raises:
         Unattended: the run's process died; nothing was sent.
     """
+    who, action, comment = answer["approver"], answer["action"], answer["comment"]
     try:
         check_attended(run, record=record)
     except Unattended as dead:
         end_unattended(run, who, action, comment)
+        record_refused(service, record, run, answer, dead)
         raise Unattended(f"{dead}. Your answer ({action}) was not sent: a dead run would not act on it, and would "
                          "show Running for ever; a live one stops once it reads its Crashed mark, acting on no answer. "
                          f"{unattended_next(record, run, action)}") from None
@@ -1933,7 +1997,7 @@ def promote(
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
-    _answerable(record, run, who, "approve", comment)
+    _answerable(service, record, run, answer)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one; its own spec and the live weights say instead.
     skipped: list[int] | None = None
@@ -1941,7 +2005,7 @@ def promote(
         skipped = check_next_weight(record, weight)
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         skipped = check_canary_weight(run, live_weights(service), weight)
-    resume(run.id, answer, paused=run.state)
+    _resume_or_record(service, record, run, answer)
     taken, why = answer_seen(service, record, run, who, "approve")
     if taken in NOT_TAKEN:
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s promote: {why}")
@@ -1964,8 +2028,8 @@ def hold(
     answer = _answer("hold", who, comment)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
-    _answerable(record, run, who, "hold", comment)
-    resume(run.id, answer, paused=run.state)
+    _answerable(service, record, run, answer)
+    _resume_or_record(service, record, run, answer)
     taken, why = answer_seen(service, record, run, who, "hold")
     if taken in NOT_TAKEN:
         raise OpsError(f"flow run {run.name} ({run.id}) did not take {who}'s hold: {why}")
@@ -2013,7 +2077,7 @@ def abort(
             raise
         return _abort_directly(service, who, reason, wait_seconds)
     try:
-        resume(run.id, answer, paused=run.state)
+        _resume_or_record(service, record, run, answer)
     except ResumeRefused as refused:
         # Told only that the answer was not taken, on-call was left to work out what to do next.
         raise ResumeRefused(f"{refused}; nothing was rolled back by this command: `rollway status` shows where the "

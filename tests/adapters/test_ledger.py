@@ -28,7 +28,7 @@ from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.targets import Targets
 from tests.unit.test_fake_ledger import (LEASE, SERVICE, START, LedgerContract, RollbackClaimContract, finish, started,
-                                         step)
+                                         step, together)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,54 @@ def test_a_resent_update_whose_first_copy_committed_records_its_transition_once(
                                                          transition=step(START + 1), weights=Weights.canary_at(5)))
     assert [t.kind for t in stored.history] == ["shift"] and stored.version == 2
     assert ledger.get(SERVICE) == stored
+
+
+def test_a_resent_refused_answer_is_appended_once(dynamodb, ledger_targets):
+    """list_append is not idempotent: the length condition refuses the resent copy, and refuse
+    returns the item, which holds the answer once."""
+    from rollway.ledger import RefusedAnswer
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    answer = RefusedAnswer(at=START + 1, actor="erin", action="approve", reason=f"timed out {NOT_UTF8}")
+    stored = resent_once(dynamodb, lambda: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer))
+    assert len(stored.refused_answers) == 1 and ledger.get(SERVICE) == stored
+
+
+def test_a_refused_answer_appended_while_the_run_appends_and_writes_its_own_keeps_both(dynamodb, ledger_targets):
+    """`rollway promote` refuses an answer (the pause timed out) as the paused run refuses another
+    (a next_weight that is no stage) and records its next step: the run set the list whole from
+    what it had read, and dropped the command's entry. Appended, both are kept, and the run's
+    version-conditioned write still lands."""
+    from rollway.ledger import RefusedAnswer
+
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    first = started(ledger)
+    by_run = RefusedAnswer(at=START + 1, actor="dana", action="approve", next_weight=5, reason="no later stage")
+    by_cli = RefusedAnswer(at=START + 1, actor="erin", action="reject", reason="answered first by dana")
+    # The command's append lands between the run's read of the list and its own write.
+    raced = {"n": 0}
+
+    def command_first(params, **kwargs):
+        if raced["n"] == 0 and "refused_answers" in params.get("UpdateExpression", ""):
+            raced["n"] += 1
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_cli)
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", command_first)
+    try:
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_run)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", command_first)
+    assert raced["n"] == 1
+    assert set(ledger.get(SERVICE).refused_answers) == {by_run, by_cli}
+    # And all at once, with the run's lease-held write: nothing lost, nothing twice.
+    more = [RefusedAnswer(at=START + 2 + i, actor=f"p{i}", action="hold", reason="timed out") for i in range(4)]
+    outcomes = together(*(lambda a=a: ledger.refuse(SERVICE, rollout=first.rollout_id, answer=a) for a in more),
+                        lambda: ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3)))
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    stored = ledger.get(SERVICE)
+    assert len(stored.refused_answers) == 6 and set(stored.refused_answers) == {by_run, by_cli, *more}
+    assert [t.kind for t in stored.history] == ["shift"] and stored.version == first.version + 1
 
 
 def test_text_that_is_not_utf8_is_written_escaped(dynamodb, ledger_targets):

@@ -129,6 +129,13 @@ def test_the_second_of_two_answers_says_who_answered_first_and_how(monkeypatch, 
     assert "was answered first by ann: approve (dashboards look fine)" in " ".join(err.split()), err
     assert "this answer was not taken" in err, err
     assert "nothing was rolled back by this command" in err and "`rollway abort` again" in " ".join(err.split()), err
+    # Said on bob's terminal alone, the report read after the incident showed nobody had tried to reject.
+    (refused,) = ops.connect(None, None).ledger.get(Targets().canary_service).refused_answers
+    assert (refused.actor, refused.action, refused.comment, refused.run) == ("bob", "reject", "error budget",
+                                                                             f"{run.name} ({run.id})")
+    assert refused.reason.startswith("given with `rollway abort`, not taken: flow run "), refused.reason
+    assert "was answered first by ann: approve (dashboards look fine)" in refused.reason, refused.reason
+    assert refused.at > 1.0  # after the pause, on the run's clock: listed among its entries, not before them
 
 
 def test_an_answer_after_the_pause_timed_out_says_so_and_what_the_run_does(monkeypatch, capsys):
@@ -149,6 +156,10 @@ def test_an_answer_after_the_pause_timed_out_says_so_and_what_the_run_does(monke
     said = " ".join(err.split())
     assert "pause timed out at" in said and "before this answer" in said, err
     assert "the rollout rolls back" in said and "this answer was not taken" in said, err
+    # The rollout rolled back on the timeout: its report now shows alice tried to approve, and when.
+    (refused,) = ops.connect(None, None).ledger.get(Targets().canary_service).refused_answers
+    assert (refused.actor, refused.action) == ("alice", "approve"), refused
+    assert "pause timed out at" in refused.reason and "before this answer" in refused.reason, refused.reason
 
 
 def rollout_answered(monkeypatch, phase: RolloutPhase, answer: Transition) -> None:

@@ -19,6 +19,7 @@ from prefect.client.orchestration import get_client
 
 from rollway.approvals import waiting_prefix
 from rollway.cli import ops
+from rollway.targets import Targets
 from tests.flows.test_answer_not_taken import paused_with_its_form
 from tests.flows.test_promote_race import commands_see_a_rollout_owned_by
 
@@ -63,6 +64,11 @@ def test_promote_at_a_dead_paused_run_sends_nothing_marks_it_crashed_and_says_wh
     assert "a live one stops once it reads its Crashed mark, acting on no answer" in said, err
     assert "resumable from the ledger: start `progressive_rollout` again" in said, err
     assert "`rollway abort` rolls it back" in said, err
+    # Kept in the ledger too: the report read later showed nobody had tried to approve.
+    (refused,) = ops.connect(None, None).ledger.get(Targets().canary_service).refused_answers
+    assert (refused.actor, refused.action, refused.comment) == ("alice", "approve", "looks good"), refused
+    assert refused.reason.startswith(f"given with `rollway promote`, not taken: flow run {run.name} ({run.id}) is "
+                                     "paused, but has stopped saying it waits"), refused.reason
     with get_client(sync_client=True) as client:
         (crashed,) = [s for s in client.read_flow_run_states(run.id) if s.is_crashed()]
         # No answer was stored: the run was never resumed.

@@ -135,8 +135,17 @@ def test_status_says_the_holders_run_was_answered_after_it_died_and_what_to_do(m
     # As the ledger, the report and the logs say it: a live run whose every write was refused is silent too.
     assert f"{UNHEARD_AFTER} (it last said it waited at " in said and "nothing acted on the answer" in said, said
     assert "process had died" not in said, said
-    assert "run progressive_rollout, which marks it Crashed, takes the rollout over" in said, said
-    assert "Prefect UI" not in said and "`rollway abort` to roll back" in said
+    # Silent is not dead: the advice said "Running with nothing running it", and a person whose run
+    # lived (a proxy refusing its writes) ran progressive_rollout, which marked it Crashed and
+    # stopped it without acting on the answer. Both cases now, and how to tell them apart.
+    assert "its process died, or it lives and the Prefect API (or a proxy in front of it) refuses its " \
+           "writes" in said, said
+    assert "look at the worker that ran it" in said, said
+    assert ("If its process is gone, it shows Running with nothing running it: run progressive_rollout, which marks "
+            "it Crashed, takes the rollout over, records the answer and asks again") in said, said
+    assert "If it lives, fix what refuses its writes and leave it: it acts on the answer once it reads it" in said, said
+    assert "with nothing running it: run progressive_rollout" not in said.split("If its process is gone")[0], said
+    assert "Prefect UI" not in said and "`rollway abort` rolls back in either case" in said
 
 
 def test_abort_records_the_answer_the_dead_holders_run_was_given_before_rolling_back(monkeypatch, capsys):

@@ -125,6 +125,34 @@ class LedgerContract:
         with pytest.raises(ValueError, match="history"):
             ledger.acquire(SERVICE, owner="run-1", now=START + 6, lease_seconds=LEASE, history=())
 
+    def test_a_refused_answer_is_appended_lease_free_and_moves_nothing_else(self, ledger):
+        """`rollway promote` refusing an answer it could not send (the pause was answered first,
+        timed out) holds no lease, and the paused run holds one: its refusal is appended beside the
+        run's own, the run's lease, version and history untouched, so the run's next write and its
+        check that nobody moved the rollout while it waited both stand."""
+        from rollway.ledger import RefusedAnswer
+
+        first = started(ledger)
+        by_run = RefusedAnswer(at=START + 1, actor="dana", action="approve", next_weight=5, to_stage=1,
+                               reason="5% is no later stage", run="brave-otter (1)")
+        by_cli = RefusedAnswer(at=START + 2.5, actor="erin", action="reject", reason="answered first by dana: approve")
+        ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_run)
+        stored = ledger.refuse(SERVICE, rollout=first.rollout_id, answer=by_cli)
+        assert stored.refused_answers == (by_run, by_cli) and ledger.get(SERVICE) == stored
+        assert (stored.owner, stored.lease_expires, stored.version, stored.history, stored.updated_at) == (
+            first.owner, first.lease_expires, first.version, first.history, first.updated_at)
+        written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
+        assert written.refused_answers == (by_run, by_cli)  # the run's next write keeps both
+        # Set whole, a list read before another's append drops it: only ``refuse`` writes it.
+        with pytest.raises(ValueError, match="refused_answers"):
+            ledger.acquire(SERVICE, owner="run-1", now=START + 4, lease_seconds=LEASE, refused_answers=())
+        # An answer refused after the rollout closed (its pause timed out and it rolled back) is kept too.
+        finish(ledger, START + 5, RolloutPhase.ROLLED_BACK)
+        late = RefusedAnswer(at=START + 6, actor="frank", action="approve", reason="timed out")
+        assert ledger.refuse(SERVICE, rollout=first.rollout_id, answer=late).refused_answers[-1] == late
+        with pytest.raises(RolloutNotFound):
+            ledger.refuse(SERVICE, rollout="20200101T000000Z-00000000", answer=late)
+
     def test_an_unverified_window_is_stored_beside_the_history_and_read_back(self, ledger):
         """The monitor records how an unverified window ended on the lease's renewal: stored and read
         back whole (status says it), with nothing appended to the history its resume reads."""
