@@ -103,6 +103,36 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def it_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The integration tests' CDK app (tests/integration/cdk_app: its stacks named It..., one pinned
+    to eu-west-1) synthesized by the real cdk once for the whole test run, for the tests whose
+    point is not the synth: tests/integration/test_cdk.py and the real-cdk runs of
+    tests/flows/test_infra_flow.py, which hand it to cdk through ``presynthesized_copy``.
+
+    A synth costs about 10 s of CPU and each of those files made its own, on the 2-core machine
+    whose CPU the suite is bound by. The first worker to ask synthesizes it under a lock, the
+    others wait for it and read the same directory. A flow run that synthesizes the app as a
+    user's run does (test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk)
+    still runs the app itself.
+    """
+    import fcntl
+    import shutil
+
+    from tests.integration.test_cdk import synthesized
+
+    root = session_root(tmp_path_factory.getbasetemp())
+    made = root / "it-app"
+    with open(root / "it-app.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here for the first one's synth
+        if not made.exists():
+            building = root / "it-app-building"
+            shutil.rmtree(building, ignore_errors=True)
+            synthesized(building, pinned_region="eu-west-1")
+            building.rename(made)  # whole: a worker never reads an assembly half copied
+    return made / "assembly"
+
+
+@pytest.fixture(scope="session")
 def embedded_aws() -> Iterator[EmbeddedAws]:
     """moto's server on 127.0.0.1, started once per test session.
 

@@ -1938,16 +1938,6 @@ def test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk(embed
 
 
 
-@pytest.fixture(scope="module")
-def it_assembly(tmp_path_factory):
-    """The test app synthesized once by the real cdk, with its stack pinned to eu-west-1, for the
-    runs whose point is not the synth (test_the_flow_bootstraps_deploys_in_order_and_checks_with_the_real_cdk
-    synthesizes the app as a user's run does)."""
-    from tests.integration.test_cdk import synthesized
-
-    return synthesized(tmp_path_factory.mktemp("it-app"), pinned_region="eu-west-1")
-
-
 @pytest.mark.integration
 def test_a_resume_with_the_real_cdk_deploys_the_stack_before_from_stack_that_no_run_deployed(embedded_aws, tmp_path,
                                                                                             it_assembly):

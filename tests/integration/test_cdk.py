@@ -73,14 +73,17 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def cdk(embedded_aws, tmp_path_factory) -> Iterator[Deployed]:
+def cdk(embedded_aws, tmp_path_factory, it_assembly) -> Iterator[Deployed]:
+    """The real cdk on the test app as the session synthesized it (tests/conftest.py's
+    ``it_assembly``, with ItPinnedStack), bootstrapped in us-west-2."""
     if not CDK.exists():
         pytest.fail(f"{CDK} is missing: `make .rollway/.tools-installed` installs the pinned cdk CLI")
     embedded_aws.reset()
     env = CdkEnvironment(region=REGION, account=ACCOUNT, access_key_id="testing",
                          secret_access_key=SecretStr(SECRET), endpoint_url=embedded_aws.endpoint_url)
     lines: list[str] = []
-    with CdkCli(str(CDK), app_copy(tmp_path_factory.mktemp("cdk") / "app"), env, direct=True) as cli:
+    with CdkCli(str(CDK), presynthesized_copy(tmp_path_factory.mktemp("cdk") / "app", it_assembly), env,
+                direct=True) as cli:
         cli.bootstrap(timeout_seconds=120, on_line=lines.append)
         app = cli.list_stacks(on_line=lines.append)
         yield Deployed(cli, app, lines, client_factory(credentials_for_endpoint(embedded_aws.endpoint_url, REGION)))
@@ -88,11 +91,14 @@ def cdk(embedded_aws, tmp_path_factory) -> Iterator[Deployed]:
 
 def test_the_app_lists_its_stacks_and_their_dependencies(cdk):
     assert cdk.app.dependencies == {"ItSQSStack": (), "ItSessionStack": ("ItSQSStack",), "it-named": (),
-                                    "ItBrokenStack": ()}
+                                    "ItBrokenStack": (), "ItPinnedStack": ()}
 
 
 def test_the_manifest_gives_the_environment_agnostic_stacks_unknown_account_and_region(cdk):
-    assert cdk.app.environments == dict.fromkeys(cdk.app.names, "aws://unknown-account/unknown-region")
+    # ItPinnedStack names its region and leaves the account to the deploying one's.
+    agnostic = [name for name in cdk.app.names if name != "ItPinnedStack"]
+    assert cdk.app.environments == {**dict.fromkeys(agnostic, "aws://unknown-account/unknown-region"),
+                                    "ItPinnedStack": "aws://unknown-account/eu-west-1"}
 
 
 def test_another_region_is_bootstrapped_when_named(cdk, embedded_aws):

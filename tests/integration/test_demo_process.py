@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from tests.prefect_db import seed
+
 
 def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subprocess.CompletedProcess:
     """`rollway demo` with scenario B alone (the shortest), in a process of its own on Prefect home
@@ -35,7 +37,7 @@ def _rollway_demo_b(home, *, env: dict[str, str], before: str = "") -> subproces
     return done
 
 
-def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_the_slot(tmp_path):
+def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_the_slot(tmp_path, prefect_database):
     """Two things a demo meets in a shell where people used rollway before; one demo process (a
     whole one costs half a minute) is run for both, and each is said in its own line.
 
@@ -59,8 +61,10 @@ def test_a_demo_after_up_and_after_a_killed_demo_runs_on_its_own_api_and_frees_t
         "    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(\n"
         "        name=canary_slot_name(Targets()), limit=1, active_slots=1))\n"
     )
-    done = _rollway_demo_b(tmp_path / "home", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
-                           before=killed_run_left)
+    # A home demos ran in before: its database migrated already (tests/prefect_db.py), as the
+    # killed demo left it.
+    home = seed(tmp_path / "home", prefect_database)
+    done = _rollway_demo_b(home, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}, before=killed_run_left)
     assert "demo's own ephemeral API, not PREFECT_API_URL (http://127.0.0.1:9/api)" in done.stdout
     assert "freed the Prefect concurrency slot 'rollway-canary:" in done.stdout, done.stdout[-3000:]
     # Prefect's line for every task that completed was two thirds of what the demo wrote (152 of 224

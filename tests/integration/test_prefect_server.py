@@ -160,28 +160,6 @@ def test_approved_rollout_reaches_100_percent_with_every_transition_recorded(liv
     assert record.owner is None, "a finished rollout keeps no lease"
 
 
-def test_rejected_rollout_is_rolled_back_and_recorded(live: Live) -> None:
-    spec = small_spec(live, "2.0.0", approvals_before=(100,))
-    run_id = start_rollout(spec, actor="integration")
-
-    wait_approval(run_id, live, at=50)
-    resume(run_id, {"action": "reject", "approver": "bob", "comment": "support tickets went up"})
-    wait_finished(run_id, live)
-
-    assert alb_weights(live) == Weights(stable=100, canary=0)
-    targets = live.account.targets
-    canary = EcsDeployer(live.account.get_client("ecs"), targets).describe(targets.canary_service)
-    assert canary.desired == 0
-    record = ledger_record(live)
-    assert record.phase is RolloutPhase.ROLLED_BACK
-    assert record.weights == Weights(stable=100, canary=0)
-    reject = next(t for t in record.history if t.kind == "reject")
-    assert reject.actor == "bob" and "support tickets went up" in (reject.comment or "")
-    assert kinds(record)[-1] == "rollback"
-    assert kinds(record).index("reject") < kinds(record).index("rollback")
-    assert shifts(record) == [5, 50], record.history
-
-
 def test_cancel_on_a_paused_run_rolls_it_back(live: Live) -> None:
     """The UI's Cancel on a run waiting for an approval, with the runner of a served deployment:
     the run ends Cancelled and its cancellation hook rolls the rollout back, once."""
@@ -222,12 +200,21 @@ def test_status_promote_and_abort_commands(live: Live, capsys: pytest.CaptureFix
     wait_approval(run_id, live, at=50)  # the second approval, before 100%
     assert alb_weights(live) == Weights.canary_at(50)
 
+    # A reject answered to the pause before 100%: the run rolls back and ends, every step recorded.
     assert cli("abort", "--approver", "dave", "--reason", "saw a latency regression") == 0
+    wait_finished(run_id, live)
     assert alb_weights(live) == Weights(stable=100, canary=0)
+    targets = live.account.targets
+    assert EcsDeployer(live.account.get_client("ecs"), targets).describe(targets.canary_service).desired == 0
     record = ledger_record(live)
-    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert record.phase is RolloutPhase.ROLLED_BACK and record.weights == Weights(stable=100, canary=0)
     answers = [(t.kind, t.actor) for t in record.history if t.kind in ("approve", "reject")]
     assert answers == [("approve", "carol"), ("reject", "dave")]
+    reject = next(t for t in record.history if t.kind == "reject")
+    assert "saw a latency regression" in (reject.comment or "")
+    assert kinds(record)[-1] == "rollback"
+    assert kinds(record).index("reject") < kinds(record).index("rollback")
+    assert shifts(record) == [5, 50], record.history
 
     capsys.readouterr()
     assert cli("promote", "--approver", "carol") == 1, "nothing is paused any more"

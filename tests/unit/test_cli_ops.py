@@ -1156,19 +1156,39 @@ def test_a_work_pool_run_that_refused_to_start_is_not_rolled_back(monkeypatch, f
     (["--bogus"], "error: Unknown option: --bogus. (see `python deployments/serve.py --help`)"),
     (["--limit", "abc"], "error: Invalid value for --limit: 'abc' is not a whole number"),
 ])
-def test_serve_script_refuses_bad_options_in_one_line(options, message) -> None:
+def test_serve_script_refuses_bad_options_in_one_line(options, message, capsys) -> None:
     """Refused before anything is registered, with the error on stderr and exit code 2, not a
-    traceback (or, for the poll interval, a default every deployment's runs would fail on)."""
+    traceback (or, for the poll interval, a default every deployment's runs would fail on).
+
+    Through ``run``, what the script runs on its command line, in this process: a process of its
+    own per case imported Prefect and every flow first, about 2 s of CPU each, for a check made
+    before any of them is used. test_the_serve_script_refuses_a_bad_option_as_a_process runs
+    the script itself."""
+    import deployments.serve as serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # An API that answers nothing, as the script's process had: an option let through fails on it.
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}), pytest.raises(SystemExit) as exited:
+        serve.run(options)
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2, stderr
+    assert message in stderr and "Traceback" not in stderr, stderr
+
+
+def test_the_serve_script_refuses_a_bad_option_as_a_process() -> None:
+    """`python deployments/serve.py --bogus`: one error line on stderr and exit code 2 from the
+    script's own process (cyclopts's box, drawn for a terminal, was several lines high)."""
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "deployments" / "serve.py"), *options],
+        [sys.executable, str(ROOT / "deployments" / "serve.py"), "--bogus"],
         # PYTHONPATH: the script imports this tree's rollway, not the one installed in the venv.
         env=child_env({"PREFECT_API_URL": "http://127.0.0.1:9/api", "PYTHONPATH": str(ROOT)}),
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "error: Unknown option: --bogus. (see `python deployments/serve.py --help`)" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 def test_serve_script_without_an_api_url_registers_nothing(tmp_path) -> None:
