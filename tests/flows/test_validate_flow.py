@@ -601,6 +601,27 @@ def test_a_read_aws_failed_is_reported_with_awss_words_on_one_line_escaped(aws, 
     assert "\x1b" not in str(stopped.value) and "\x1b" not in run_logs(state)
 
 
+def test_weights_aws_failed_to_read_are_reported_with_awss_words_on_one_line_escaped(aws, app, blocks, monkeypatch):
+    """Which service carries the traffic, not read: the reason of both checks that needed it quoted
+    boto's text with AWS's message raw, a line break and escape sequence and all."""
+    from botocore.exceptions import ClientError
+
+    def failed(**_):
+        raise ClientError({"Error": {"Code": "InvalidParameterValue",
+                                     "Message": "bad\n12:00:00 INFO validation passed\x1b[2K"}}, "DescribeRules")
+
+    refusing(monkeypatch, "elbv2", "DescribeRules", [], answer=failed)
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as stopped:
+        state.result()
+    reasons = [c.reason for c in stopped.value.summary.checks if c.outcome == "unchecked"]
+    assert len(reasons) == 2 and all(
+        "the load balancer's weights): InvalidParameterValue on DescribeRules: bad 12:00:00 INFO validation passed"
+        "\\x1b[2K" in reason for reason in reasons), reasons
+    assert "\x1b" not in str(stopped.value) and "\x1b" not in run_logs(state)
+
+
 def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_once(aws, app, blocks, monkeypatch):
     """A refused GetMetricData was asked three times and reported as the service failing its
     SuccessRate check: "FAILED (success_rate)" for a service nobody had measured."""
