@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, lost_answers
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, aws_message, lost_answers
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
@@ -97,7 +97,7 @@ class EcrImages:
             children = self._platform_images(indexes)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
-                raise TargetNotFound("ECR repository", self._repository, str(err)) from err
+                raise TargetNotFound("ECR repository", self._repository, aws_message(err, call=True)) from err
             raise
         return tuple(image.model_copy(update={"children": children[image.digest]}) if image.digest in children
                      else image for image in images)
@@ -187,16 +187,16 @@ class EcrImages:
             except (ClientError, BotoCoreError) as err:
                 if isinstance(err, ClientError) and \
                         err.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
-                    raise TargetNotFound("ECR repository", self._repository, str(err)) from err
+                    raise TargetNotFound("ECR repository", self._repository, aws_message(err, call=True)) from err
                 if deleted or gone:
                     # Raised now, the tags the earlier calls deleted would be lost from the record
                     # (and a retry would report them as gone, deleted by someone else): this call's
                     # tags are failed instead, the next calls still made, and all of it returned.
                     # A call whose answer was lost may have deleted its tags: said, or a new run
                     # listing them as not found read as someone else's deletion.
-                    why = (f"BatchDeleteImage got no answer ({err}): ECR may have deleted it all the same, and a "
-                           "new run then lists it as not found" if answer_lost(err)
-                           else f"BatchDeleteImage failed: {err}")
+                    why = (f"BatchDeleteImage got no answer ({aws_message(err)}): ECR may have deleted it all the "
+                           "same, and a new run then lists it as not found" if answer_lost(err)
+                           else f"BatchDeleteImage failed: {aws_message(err)}")
                     failed.update((tag, why) for tag in batch)
                     continue
                 raise
@@ -318,7 +318,7 @@ def images_in_use(ecs: Any, targets: Targets,
             definition = described.describe(ecs, task_definition)
         except ClientError as err:
             raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
-                               f"{err}") from err
+                               f"{aws_message(err, call=True)}") from err
         # What its tasks need besides roles and logs, which a stack may have made as well: the
         # file systems its volumes mount, and (per container) where its secrets come from.
         file_systems = tuple(dict.fromkeys(
@@ -362,7 +362,8 @@ def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return OpenRolloutNeeds()
         raise InUseUnknown(f"the rollout ledger (table {targets.rollouts_table}) could not be read, so what a "
-                           f"rollback of {targets.canary_service} would restore is not known: {err}") from err
+                           f"rollback of {targets.canary_service} would restore is not known: "
+                           f"{aws_message(err, call=True)}") from err
     except LedgerError as err:
         raise InUseUnknown(f"the newest rollout of {targets.canary_service} in the ledger (table "
                            f"{targets.rollouts_table}) cannot be read, so what its rollback would restore is not "
@@ -400,7 +401,8 @@ def _running_tasks(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
                 for task in ecs.describe_tasks(cluster=targets.cluster,
                                                tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
     except ClientError as err:
-        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: {err}") from err
+        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: "
+                           f"{aws_message(err, call=True)}") from err
 
 
 def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...]:
@@ -446,7 +448,7 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
         (balancer,) = elbv2.describe_load_balancers(Names=[targets.load_balancer])["LoadBalancers"]
     except ClientError as err:
         raise InUseUnknown(f"load balancer {targets.load_balancer} could not be read (check the targets block): "
-                           f"{err}") from err
+                           f"{aws_message(err, call=True)}") from err
     lb = f"load balancer {targets.load_balancer}"
     if balancer.get("VpcId"):
         found.append(NetworkUse(resource=balancer["VpcId"], user=f"the VPC of {lb}"))
@@ -462,7 +464,8 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
                       for listener in page.get("Listeners", []) for certificate in listener.get("Certificates", [])
                       if certificate.get("CertificateArn")]
     except ClientError as err:
-        raise InUseUnknown(f"the listeners of {lb} could not be read: {err}") from err
+        said = aws_message(err, call=True)
+        raise InUseUnknown(f"the listeners of {lb} could not be read: {said}") from err
     return tuple(dict.fromkeys(found))
 
 
@@ -477,7 +480,7 @@ def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
         answer = ecs.describe_services(cluster=targets.cluster, services=services)
     except ClientError as err:
         raise InUseUnknown(f"the services {', '.join(services)} in cluster {targets.cluster} could not be read "
-                           f"(check the targets block): {err}") from err
+                           f"(check the targets block): {aws_message(err, call=True)}") from err
     missing = [f.get("arn", "?") for f in answer.get("failures", [])]
     missing += [s["serviceName"] for s in answer.get("services", []) if s.get("status") == "INACTIVE"]
     if missing:
@@ -519,7 +522,8 @@ def _other_services(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
                                                          services=arns[start:start + _SERVICES_BATCH])["services"]
                     if service.get("status") != "INACTIVE"]
     except ClientError as err:
-        raise InUseUnknown(f"the services of cluster {targets.cluster} could not be read: {err}") from err
+        raise InUseUnknown(f"the services of cluster {targets.cluster} could not be read: "
+                           f"{aws_message(err, call=True)}") from err
     pairs = []
     for service in services:
         why = f"service {service['serviceName']} of the cluster deploys it"

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.aws.denied import pass_role_denied
 from rollway.aws.errors import (NOT_TAKEN, SERVER_SIDE_CODES, AdapterError, ServiceGone, ServiceNotStable,
-                                TargetNotFound, TaskDefinitionInactive, error_code)
+                                TargetNotFound, TaskDefinitionInactive, aws_message, error_code)
 from rollway.deadline import read_back_within
 from rollway.failure_words import tell
 from rollway.model import ServiceState
@@ -482,7 +482,8 @@ class EcsDeployer:
                 return named
         else:
             if described.get("status") in NOT_TAKEN:
-                return TaskDefinitionInactive(task_definition, service, str(err), status=described["status"])
+                return TaskDefinitionInactive(task_definition, service, aws_message(err, call=True),
+                                              status=described["status"])
         return _missing(err, self._targets.cluster, service)
 
     def wait_stable(
@@ -764,7 +765,7 @@ def _named(err: ClientError, task_definition: str) -> Exception:
     it came (access denied or throttling must not read as "not found")."""
     # ECS answers ClientException for a task definition it cannot find (or whose name it cannot parse).
     if err.response.get("Error", {}).get("Code", "") == "ClientException":
-        return TargetNotFound("task definition", task_definition, str(err))
+        return TargetNotFound("task definition", task_definition, aws_message(err, call=True))
     return err
 
 
@@ -773,7 +774,7 @@ def _missing(err: ClientError, cluster: str, service: str) -> Exception:
     names neither); any other error as it came."""
     code = err.response.get("Error", {}).get("Code", "")
     if code == "ClusterNotFoundException":
-        return TargetNotFound("ECS cluster", cluster, str(err))
+        return TargetNotFound("ECS cluster", cluster, aws_message(err, call=True))
     if code in ("ServiceNotFoundException", "ServiceNotActiveException"):
-        return TargetNotFound("ECS service", service, f"in cluster {cluster}: {err}")
+        return TargetNotFound("ECS service", service, f"in cluster {cluster}: {aws_message(err, call=True)}")
     return err

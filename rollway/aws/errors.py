@@ -271,12 +271,17 @@ def error_code(err: ClientError) -> str:
     return err.response.get("Error", {}).get("Code", "")
 
 
-def aws_message(err: Exception) -> str:
+def aws_message(err: Exception, *, call: bool = False) -> str:
     """``Code: Message`` of an AWS error answer, or ``Type: text`` of a botocore failure (no
-    credentials, no connection): one line saying what AWS said, for a message a person reads."""
+    credentials, no connection): one line saying what AWS said, for a message a person reads.
+
+    ``call``: name the operation AWS answered too (``Code on ListTasks: Message``), as botocore's
+    own text did, for a message about a read of several calls: which one to grant or look at."""
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code, message = error.get("Code", "error"), str(error.get("Message") or "")
+        if call and err.operation_name:
+            code = f"{code} on {err.operation_name}"
         # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
         return f"{code}: {_one_line(message)}" if message.strip() else f"{code} with no message"
     return _one_line(error_said(err))

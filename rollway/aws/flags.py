@@ -316,17 +316,14 @@ def _translated(table: str, conflict: tuple[str, int] | None,
     try:
         yield
     except ClientError as err:
-        error = err.response.get("Error", {})
-        code = error.get("Code", "")
         if _condition_failed(err) and conflict is not None:
             found = err.response.get("Item", {}).get("version", {}).get("N")
             raise FlagConflict(conflict[0], conflict[1], int(found) if found and found.isdigit() else None) from err
         # Chained to the answer itself: a task's retry condition reads its code (not retried).
         if refused is not None and (said := refused(err)):
             raise FlagTableRefused(said) from err
-        raise FlagStoreUnavailable(
-            f"feature flag table {table!r}: {code or 'error'}: {error.get('Message', err)}"
-        ) from err
+        # AWS's words one line, escaped and bounded: a flag step's log line and the ledger quote them.
+        raise FlagStoreUnavailable(f"feature flag table {table!r}: {aws_message(err)}") from err
     except BotoCoreError as err:
         raise FlagStoreUnavailable(f"feature flag table {table!r} unreachable: {err}") from err
 

@@ -56,7 +56,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json, to_jsonable_python
 
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
-from rollway.aws.errors import error_code
+from rollway.aws.errors import aws_message, error_code
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import error_said, writable
 from rollway.ledger import (
@@ -126,7 +126,13 @@ def storage_failure(err: BaseException, targets: Targets | None = None) -> str:
             denied = permission_denied(err, job=ROLLOUT_POLICY, resource=table, targets=targets)
             return f"DynamoDB {err.operation_name} failed: {denied}"
         said = f"DynamoDB {err.operation_name} failed with {error.get('Code') or 'an unnamed error'}"
-        return f"{said}: {error['Message']}" if error.get("Message") else said
+        if not str(error.get("Message") or "").strip():
+            return said
+        # AWS's words as ``aws_message`` says them: one line, escaped, bounded (a rollback's page,
+        # the ledger's entry and the log quoted them raw, a line break and escape sequence and all).
+        words = aws_message(err)
+        return f"DynamoDB {err.operation_name} failed with {words}" if error.get("Code") else \
+            f"{said}: {words.partition(': ')[2]}"
     return f"DynamoDB could not be reached ({error_said(err)})"
 
 

@@ -1294,6 +1294,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             # The commands read and act on what a rollout's worker does (the ledger, the load
             # balancer, ECS): a refusal names the statement of its policy.
             from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
+            from rollway.aws.errors import aws_message
 
             targets = _loaded_targets.get()
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
@@ -1312,7 +1313,10 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
                                               else operation):
                 errors.print(f"[red]error:[/red] {escape(refused)}")
                 return 1
-            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(str(err))}")
+            # AWS's words one line, escaped (an escape sequence in them acted on the terminal),
+            # still naming the call, as boto's text did.
+            said = aws_message(err, call=True) if isinstance(err, ClientError) else str(err)
+            errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(said)}")
             return 1
         finally:
             _loaded_targets.reset(loaded)

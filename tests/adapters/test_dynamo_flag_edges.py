@@ -328,3 +328,21 @@ def test_a_table_holding_only_unusable_items_is_not_listed_as_holding_no_flags(a
     out, err = io.StringIO(), io.StringIO()
     assert flags_list(store, out, err=err) == EXIT_OK
     assert (out.getvalue(), err.getvalue()) == ("no feature flags\n", "")
+
+
+def test_a_flag_table_dynamodb_failed_on_says_its_words_on_one_line_escaped(store, client, aws):
+    """A rollout's flag step logs it and the ledger records it: DynamoDB's message went there raw,
+    a line break beginning a log line of its own and an escape sequence acting on the terminal."""
+    from botocore.exceptions import ClientError
+
+    from rollway.flags import FlagStoreUnavailable
+
+    def throttled(**_):
+        raise ClientError({"Error": {"Code": "ThrottlingException",
+                                     "Message": "Rate exceeded\n12:00:00 INFO flags done\x1b[2K"}}, "GetItem")
+
+    with on_operation(client, "before-call", throttled, operation="GetItem"), \
+            pytest.raises(FlagStoreUnavailable) as failed:
+        store.get(SQS)
+    assert str(failed.value) == (f"feature flag table {aws.targets.flags_table!r}: ThrottlingException: Rate exceeded "
+                                 "12:00:00 INFO flags done\\x1b[2K"), str(failed.value)

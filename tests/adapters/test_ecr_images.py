@@ -8,9 +8,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use
+from rollway.aws.ecr_images import (DescribedTaskDefinitions, EcrImages, InUseUnknown, images_in_use, network_in_use,
+                                     open_rollout_needs)
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.errors import TargetNotFound
+from rollway.aws.ledger import DynamoLedger
 from rollway.cleanup import CleanupSpec, plan_cleanup
 from tests.flows.moto_env import put_image, put_image_index
 
@@ -580,3 +582,42 @@ def test_a_tag_gone_when_botocore_retried_a_throttled_call_is_not_said_deleted_b
 
     assert answered, "the first answer was the throttle"
     assert deletion.gone == ("old-version",) and deletion.deleted == () and deletion.deleted_on_retry == ()
+
+
+_SAID = "Rate exceeded\n12:00:00 INFO cleanup done\x1b[2K"
+
+
+@pytest.mark.parametrize("service, operation, code, read", [
+    ("ecs", "DescribeServices", "ThrottlingException", lambda aws: images_in_use(aws.get_client("ecs"), aws.targets)),
+    ("ecs", "ListServices", "ThrottlingException", lambda aws: images_in_use(aws.get_client("ecs"), aws.targets)),
+    ("ecs", "ListTasks", "ThrottlingException", lambda aws: images_in_use(aws.get_client("ecs"), aws.targets)),
+    ("ecs", "DescribeTaskDefinition", "ThrottlingException",
+     lambda aws: images_in_use(aws.get_client("ecs"), aws.targets)),
+    ("elbv2", "DescribeLoadBalancers", "Throttling",
+     lambda aws: network_in_use(aws.get_client("ecs"), aws.get_client("elbv2"), aws.targets)),
+    ("elbv2", "DescribeListeners", "Throttling",
+     lambda aws: network_in_use(aws.get_client("ecs"), aws.get_client("elbv2"), aws.targets)),
+    ("dynamodb", "Query", "ThrottlingException",
+     lambda aws: open_rollout_needs(DynamoLedger(aws.get_client("dynamodb"), aws.targets), aws.targets)),
+    ("ecr", "DescribeImages", "RepositoryNotFoundException",
+     lambda aws: EcrImages(aws.get_client("ecr"), aws.targets.ecr_repository).list_images()),
+    ("ecr", "BatchDeleteImage", "RepositoryNotFoundException",
+     lambda aws: EcrImages(aws.get_client("ecr"), aws.targets.ecr_repository).delete_tags(["old-version"])),
+])
+def test_a_read_that_failed_says_awss_words_on_one_line_escaped_naming_the_call(aws, service, operation, code, read):
+    """Why cleanup stopped before writing (its run's state message, log and summary) quoted boto's
+    text, AWS's message raw: a line break began a log line of its own ("cleanup done") and an
+    escape sequence acted on the reader's terminal. Said as ``aws_message`` says it, naming the call."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": code, "Message": _SAID}}, operation)
+
+    with on_operation(aws.get_client(service), "before-call", refused, operation=operation), \
+            pytest.raises((InUseUnknown, TargetNotFound)) as failed:
+        read(aws)
+    said = str(failed.value)
+    assert "\n" not in said and "\x1b" not in said, repr(said)
+    assert f"{code} on {operation}: Rate exceeded 12:00:00 INFO cleanup done\\x1b[2K" in said, said

@@ -553,3 +553,32 @@ def test_the_search_for_a_copy_is_bounded_however_many_revisions_were_registered
     calls = every_call("ecs")
     assert deployer.copy_of(gone) == copy
     assert calls.count("DescribeTaskDefinition") == 1 + 2, calls
+
+
+_SAID = "Unable to describe\n12:00:00 INFO rollout done\x1b[2K"
+
+
+@pytest.mark.parametrize("operation, code, call, named", [
+    ("DescribeTaskDefinition", "ClientException", lambda d: d.image_of("webordinary-edit-task:1"),
+     "task definition 'webordinary-edit-task:1' not found"),
+    ("DescribeServices", "ClusterNotFoundException", lambda d: d.describe("webordinary-edit-service-canary"),
+     "ECS cluster 'webordinary-edit-cluster' not found"),
+    ("DescribeServices", "ServiceNotFoundException", lambda d: d.describe("webordinary-edit-service-canary"),
+     "ECS service 'webordinary-edit-service-canary' not found: in cluster webordinary-edit-cluster"),
+])
+def test_what_ecs_could_not_find_is_named_with_awss_words_on_one_line_escaped(aws, deployer, operation, code, call,
+                                                                              named):
+    """A rollout's preflight and a rollback's page quote it: boto's text carried ECS's message raw,
+    a line break beginning a log line of its own and an escape sequence acting on the terminal."""
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def refused(**_):
+        raise ClientError({"Error": {"Code": code, "Message": _SAID}}, operation)
+
+    with on_operation(aws.get_client("ecs"), "before-call", refused, operation=operation), \
+            pytest.raises(TargetNotFound) as failed:
+        call(deployer)
+    said = str(failed.value)
+    assert said == f"{named}: {code} on {operation}: Unable to describe 12:00:00 INFO rollout done\\x1b[2K", said

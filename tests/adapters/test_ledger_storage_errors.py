@@ -84,3 +84,23 @@ def test_a_read_failing_with_no_message_is_told_by_the_exception_and_where(ledge
     said = storage_failure(failed.value)
     assert said.startswith("DynamoDB could not be reached (ConnectionResetError with no message, raised at "
                            "tests/adapters/test_ledger_storage_errors.py:"), said
+
+
+def test_awss_words_in_a_storage_failure_are_one_line_with_control_characters_escaped(ledger):
+    # Said on a rollback's page, in the ledger's own entry and the run's log: AWS's message (an
+    # endpoint's coloured error, a proxy's page) went there raw, an escape sequence acting on the
+    # terminal of whoever read the log, a line break beginning a log line of its own.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def throttled(**_):
+        raise ClientError({"Error": {"Code": "ThrottlingException",
+                                     "Message": "Rate exceeded\n12:00:00 INFO rollback done\x1b[2K"}}, "Query")
+
+    client = boto3.client("dynamodb", region_name=TARGETS.region)  # the fixture's table, on a client of this test's
+    with on_operation(client, "before-call", throttled, operation="Query"):
+        why = write_or_why(lambda: begin_rollback(DynamoLedger(client, TARGETS), SERVICE, actor="erin", reason="bad",
+                                                  now=1_800_000_100.0))
+    assert why == ("DynamoDB Query failed with ThrottlingException: Rate exceeded 12:00:00 INFO rollback done"
+                   "\\x1b[2K"), repr(why)

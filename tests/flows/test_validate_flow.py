@@ -541,8 +541,9 @@ def test_a_secret_value_a_header_cannot_carry_is_never_shown_and_refused_before_
     assert "Traceback" not in caplog.text
 
 
-def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> None:
-    """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make."""
+def refusing(monkeypatch, service: str, operation: str, asked: list[str], answer=None) -> None:
+    """The run's ``service`` client refuses ``operation`` as AWS does a call the role may not make
+    (or as ``answer``, a botocore handler, says)."""
     import flows.validate
     from tests.flows.test_traffic_reads_denied import answering
 
@@ -559,7 +560,7 @@ def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> Non
             if name == service:
                 client.meta.events.register(
                     f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}.{operation}",
-                    answering("AccessDenied", 99, asked, operation))
+                    answer or answering("AccessDenied", 99, asked, operation))
             return client
 
         def reading(self, seconds: float) -> "Refusing":
@@ -570,6 +571,55 @@ def refusing(monkeypatch, service: str, operation: str, asked: list[str]) -> Non
         return targets, Refusing(get_client)
 
     monkeypatch.setattr(flows.validate, "load_clients", load)
+
+
+@pytest.mark.parametrize("service, operation, said", [
+    ("cloudwatch", "GetMetricData", "CloudWatch GetMetricData for SuccessRate in Webordinary/Production failed: "
+                                    "InvalidParameterValue: "),
+    ("elbv2", "DescribeTargetHealth", "the target groups' health could not be read: InvalidParameterValue on "
+                                      "DescribeTargetHealth: "),
+])
+def test_a_read_aws_failed_is_reported_with_awss_words_on_one_line_escaped(aws, app, blocks, monkeypatch, service,
+                                                                           operation, said):
+    """The check's reason (the run's error, its log, the summary, a notification) quoted boto's
+    text with AWS's message raw: a line break began a log line of its own and an escape sequence
+    acted on the reader's terminal."""
+    from botocore.exceptions import ClientError
+
+    def failed(**_):
+        raise ClientError({"Error": {"Code": "InvalidParameterValue",
+                                     "Message": "bad\n12:00:00 INFO validation passed\x1b[2K"}}, operation)
+
+    refusing(monkeypatch, service, operation, [], answer=failed)
+    publish_success_rate(aws, 99.95)
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as stopped:
+        state.result()
+    reason = [c.reason for c in stopped.value.summary.checks if c.outcome == "unchecked"]
+    assert reason == [f"{said}bad 12:00:00 INFO validation passed\\x1b[2K"], reason
+    assert "\x1b" not in str(stopped.value) and "\x1b" not in run_logs(state)
+
+
+def test_weights_aws_failed_to_read_are_reported_with_awss_words_on_one_line_escaped(aws, app, blocks, monkeypatch):
+    """Which service carries the traffic, not read: the reason of both checks that needed it quoted
+    boto's text with AWS's message raw, a line break and escape sequence and all."""
+    from botocore.exceptions import ClientError
+
+    def failed(**_):
+        raise ClientError({"Error": {"Code": "InvalidParameterValue",
+                                     "Message": "bad\n12:00:00 INFO validation passed\x1b[2K"}}, "DescribeRules")
+
+    refusing(monkeypatch, "elbv2", "DescribeRules", [], answer=failed)
+    state = validate_deployment(spec=spec(app, attempts=1), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    with pytest.raises(ValidationFailed) as stopped:
+        state.result()
+    reasons = [c.reason for c in stopped.value.summary.checks if c.outcome == "unchecked"]
+    assert len(reasons) == 2 and all(
+        "the load balancer's weights): InvalidParameterValue on DescribeRules: bad 12:00:00 INFO validation passed"
+        "\\x1b[2K" in reason for reason in reasons), reasons
+    assert "\x1b" not in str(stopped.value) and "\x1b" not in run_logs(state)
 
 
 def test_a_success_rate_the_role_may_not_read_is_reported_as_not_checked_asked_once(aws, app, blocks, monkeypatch):

@@ -187,3 +187,12 @@ def test_an_access_denied_naming_a_long_role_and_resource_is_quoted_whole():
                "9683b2d02a6cabee with an explicit deny in a service control policy")
     assert len(message) > 300
     assert aws_message(refused(message, "AccessDenied")) == f"AccessDenied: {message}"
+
+
+def test_an_aws_message_for_a_read_of_several_calls_names_the_call_answered():
+    # botocore's text named the operation ("when calling the ListTasks operation"): a message
+    # quoting AWS's words in its place still says which call to grant or look at.
+    assert aws_message(refused("slow down", "ThrottlingException"), call=True) == \
+        "ThrottlingException on GetDownloadUrlForLayer: slow down"
+    assert aws_message(refused("", "ThrottlingException"), call=True) == \
+        "ThrottlingException on GetDownloadUrlForLayer with no message"

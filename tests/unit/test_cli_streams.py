@@ -899,3 +899,30 @@ def test_a_file_the_command_cannot_read_is_not_said_to_be_its_output(monkeypatch
         main()
     assert raised.value.errno == errno.EIO
     assert "standard output could not be written" not in capsys.readouterr().err
+
+
+def test_a_command_aws_refused_says_awss_words_on_one_line_escaped_naming_the_call(aws, monkeypatch, capsys,
+                                                                                   an_api_url):
+    """Any other refusal (throttling outlasting botocore's retries, an endpoint's own error) was
+    printed as boto's text, AWS's message as it came: an escape sequence in it acted on the
+    terminal (here, cleared the screen) and a line break began a line of its own. It is one line,
+    its control characters escaped, still naming the call and AWS's code."""
+    from botocore.exceptions import ClientError
+
+    from rollway.cli.ops import LEDGER_READ_SECONDS
+    from tests.botocore_events import on_operation
+
+    monkeypatch.setattr("rollway.cli.ops.load_account", lambda targets_block, credentials_block: (aws.targets,
+                                                                                                  aws.get_client))
+
+    def throttled(**_):
+        raise ClientError({"Error": {"Code": "ThrottlingException",
+                                     "Message": "Rate exceeded\n\x1b[2J\x1b[Herror: nothing wrong"}}, "Query")
+
+    reads = aws.get_client.reading(LEDGER_READ_SECONDS)("dynamodb")
+    with on_operation(reads, "before-parameter-build", throttled, operation="Query"):
+        assert rollway("status") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err, repr(err)
+    assert err == ("error: AWS refused or could not be reached: ThrottlingException on Query: Rate exceeded "
+                   "\\x1b[2J\\x1b[Herror: nothing wrong\n"), repr(err)
