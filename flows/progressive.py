@@ -1282,7 +1282,14 @@ shows a zone disagreement: the next alone may fall where the two zones' clocks s
 
 def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE_FIRES_COMPARED) -> list[float]:
     """The first ``count`` instants after ``after`` (epoch seconds) at which ``cron`` fires in
-    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or)."""
+    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or).
+
+    Matched on the zone's wall clock, as Prefect's scheduler does: from an aware start, croniter
+    kept that start's UTC offset, so counted the weekend before a daylight-saving switch, a Monday
+    09:00 cron in Europe/Berlin was said to run at 08:00 CEST (and again at 09:00). A wall time the
+    clocks repeat is its first reading, one they skip is read with the offset from before the jump
+    (02:30 is 03:30 CEST), as Prefect's scheduler places them.
+    """
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -1291,8 +1298,15 @@ def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE
     from prefect.client.schemas.schedules import CronSchedule
 
     day_or = CronSchedule(cron=cron, timezone=timezone).day_or
-    fires = croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or)
-    return [fires.get_next(dt.datetime).timestamp() for _ in range(count)]
+    tz = ZoneInfo(timezone)
+    walls = croniter(cron, dt.datetime.fromtimestamp(after, tz).replace(tzinfo=None), day_or=day_or)
+    fires: list[float] = []
+    while len(fires) < count:
+        # fold=0 (PEP 495): the earlier of two readings, and a skipped one with the offset before the jump.
+        fire = walls.get_next(dt.datetime).replace(tzinfo=tz, fold=0).timestamp()
+        if fire > after and (not fires or fire > fires[-1]):  # the repeated hour's wall times, read again
+            fires.append(fire)
+    return fires
 
 
 ADVANCE_PHASE_DEPLOYMENT = deployment_path("advance_phase")
