@@ -812,6 +812,15 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     return RolloutResult(outcome="holding", reason=reason, image=record.image, final_weights=record.weights)
 
 
+def refuse_the_schedule_early(actor: str, early_reason: str | None) -> None:
+    """Refuse, before anything is read, an early start whose actor is "schedule" (the advance_phase
+    form's default): the schedule keeps to the calendar; an early start is a person's decision,
+    recorded with their name."""
+    if early_reason is not None and actor == "schedule":
+        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
+                           "not 'schedule': nothing was changed")
+
+
 @names_rollout_denials
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
@@ -851,11 +860,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    if early_reason is not None and actor == "schedule":
-        # Refused before anything is read: the schedule keeps to the calendar; an early start is
-        # a person's decision, recorded with their name.
-        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
-                           "not 'schedule': nothing was changed")
+    refuse_the_schedule_early(actor, early_reason)
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     # A run killed less than a lease before this tick left its lease running: waited out here,
     # so the tick resumes or advances the rollout today, not a week later.
@@ -1482,6 +1487,9 @@ def advance_phase(
         spec: the rollout's spec, for the rollback hooks' flags only if the ledger cannot be read.
         start_early_because: why to start the next phase now, before the calendar says (``actor``: a person); empty: wait.
     """
+    # First: refused after the blocks and AWS were read, a mistyped block or expired credentials
+    # failed the run on that instead, and the person fixed it only to be refused for the actor.
+    refuse_the_schedule_early(actor, start_early_because)
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock)
     with before_any_write(env.targets):  # a failed read here is a refusal: the hooks must not roll production back
