@@ -305,7 +305,35 @@ def keep_pauses(deployments: Sequence["RunnerDeployment"]) -> list[str]:
                     schedule.active = False
                 said.append(f"{path}: its weekly schedule stays paused, as it was paused on the Prefect API: it starts "
                             "no run until someone turns it on there (the UI: Deployments, the deployment's schedule)")
+            if (edited := schedule_edited(path, served.schedules, deployment.schedules)) is not None:
+                said.append(edited)
     return said
+
+
+def _crons(schedules: Sequence[Any] | None) -> list[tuple[str, str]]:
+    """The (cron, time zone) of each cron schedule among ``schedules`` (a deployment's, served or built)."""
+    return [(s.schedule.cron, s.schedule.timezone or "UTC") for s in schedules or ()
+            if getattr(s.schedule, "cron", None)]
+
+
+def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any] | None) -> str | None:
+    """What registering ``built`` schedules over ``served`` ones (changed in the UI, say) undoes: a
+    line naming both and how to keep the served one; None when they are the same.
+
+    Registering a deployment again sets its schedules as serve.py's options say: a person who moved
+    the weekly schedule in the UI (to the zone the rollout's weeks are counted in) had it put back by
+    the next restart without a word, and the Monday phases and their approvals came at another hour.
+    """
+    was, now = _crons(served), _crons(built)
+    if not was or sorted(was) == sorted(now):
+        return None
+    def words(crons: list[tuple[str, str]]) -> str:
+        return " and ".join(f"{cron!r} in {zone}" for cron, zone in crons) or "no schedule"
+    cron, zone = was[0]
+    return (f"{path}: its weekly schedule was {words(was)} on the Prefect API, and is registered again as {words(now)} "
+            f"(serve.py's --weekly-cron / --weekly-timezone); to keep the one on the API, start serve.py with "
+            f"--weekly-cron {cron!r} --weekly-timezone {zone} (a rollout keeps the weekly_timezone it was started "
+            "with, and each advance_phase run warns when its schedule's zone is another)")
 
 
 def unreachable(api_url: str, cut: RegistrationCut) -> str:

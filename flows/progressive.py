@@ -812,6 +812,15 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     return RolloutResult(outcome="holding", reason=reason, image=record.image, final_weights=record.weights)
 
 
+def refuse_the_schedule_early(actor: str, early_reason: str | None) -> None:
+    """Refuse, before anything is read, an early start whose actor is "schedule" (the advance_phase
+    form's default): the schedule keeps to the calendar; an early start is a person's decision,
+    recorded with their name."""
+    if early_reason is not None and actor == "schedule":
+        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
+                           "not 'schedule': nothing was changed")
+
+
 @names_rollout_denials
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
@@ -851,11 +860,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     """
     log = get_run_logger()
     service = env.targets.canary_service
-    if early_reason is not None and actor == "schedule":
-        # Refused before anything is read: the schedule keeps to the calendar; an early start is
-        # a person's decision, recorded with their name.
-        raise PhaseRefused("a phase started early needs the name of the person who starts it as actor, "
-                           "not 'schedule': nothing was changed")
+    refuse_the_schedule_early(actor, early_reason)
     owner_finished = functools.cache(owner_finished)  # each question is a call to the Prefect API
     # A run killed less than a lease before this tick left its lease running: waited out here,
     # so the tick resumes or advances the rollout today, not a week later.
@@ -1282,7 +1287,14 @@ shows a zone disagreement: the next alone may fall where the two zones' clocks s
 
 def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE_FIRES_COMPARED) -> list[float]:
     """The first ``count`` instants after ``after`` (epoch seconds) at which ``cron`` fires in
-    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or)."""
+    ``timezone``, as Prefect's scheduler reads it (with CronSchedule's day_or).
+
+    Matched on the zone's wall clock, as Prefect's scheduler does: from an aware start, croniter
+    kept that start's UTC offset, so counted the weekend before a daylight-saving switch, a Monday
+    09:00 cron in Europe/Berlin was said to run at 08:00 CEST (and again at 09:00). A wall time the
+    clocks repeat is its first reading, one they skip is read with the offset from before the jump
+    (02:30 is 03:30 CEST), as Prefect's scheduler places them.
+    """
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -1291,8 +1303,15 @@ def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE
     from prefect.client.schemas.schedules import CronSchedule
 
     day_or = CronSchedule(cron=cron, timezone=timezone).day_or
-    fires = croniter(cron, dt.datetime.fromtimestamp(after, ZoneInfo(timezone)), day_or=day_or)
-    return [fires.get_next(dt.datetime).timestamp() for _ in range(count)]
+    tz = ZoneInfo(timezone)
+    walls = croniter(cron, dt.datetime.fromtimestamp(after, tz).replace(tzinfo=None), day_or=day_or)
+    fires: list[float] = []
+    while len(fires) < count:
+        # fold=0 (PEP 495): the earlier of two readings, and a skipped one with the offset before the jump.
+        fire = walls.get_next(dt.datetime).replace(tzinfo=tz, fold=0).timestamp()
+        if fire > after and (not fires or fire > fires[-1]):  # the repeated hour's wall times, read again
+            fires.append(fire)
+    return fires
 
 
 ADVANCE_PHASE_DEPLOYMENT = deployment_path("advance_phase")
@@ -1468,6 +1487,9 @@ def advance_phase(
         spec: the rollout's spec, for the rollback hooks' flags only if the ledger cannot be read.
         start_early_because: why to start the next phase now, before the calendar says (``actor``: a person); empty: wait.
     """
+    # First: refused after the blocks and AWS were read, a mistyped block or expired credentials
+    # failed the run on that instead, and the person fixed it only to be refused for the actor.
+    refuse_the_schedule_early(actor, start_early_because)
     session = load_session(targets_block, aws_credentials_block)
     env = session.environment(clock)
     with before_any_write(env.targets):  # a failed read here is a refusal: the hooks must not roll production back

@@ -118,13 +118,9 @@ def test_serve_refuses_a_block_no_block_is_saved_under_before_registering_anythi
     assert ended.value.code in (0, None) and len(served) == 1
 
 
-@pytest.mark.parametrize("paused_by_hand", ["schedule", "deployment"])
-def test_a_weekly_schedule_paused_in_the_ui_stays_paused_when_serve_restarts(monkeypatch, capsys, paused_by_hand):
-    """A person paused advance_phase's weekly schedule (or the deployment) in the UI to hold the
-    rollout at its phase, an incident say. serve.py, restarted (a reboot, an upgrade), registered
-    the deployment again with its schedule active and the deployment unpaused: the next Monday's
-    run started the next phase, traffic moved, without a word. What a person paused on the API stays
-    paused, and serve.py says so as it starts."""
+def registers_without_serving(monkeypatch):
+    """``serve.py`` with no options, as a callable: it registers the deployments for real, and
+    leaves no runner running."""
     import deployments.serve as serve
     from prefect.runner import Runner
 
@@ -136,7 +132,18 @@ def test_a_weekly_schedule_paused_in_the_ui_stays_paused_when_serve_restarts(mon
             serve.run([])
         assert ended.value.code in (0, None)
 
-    monkeypatch.setattr(Runner, "start", not_served)  # registered for real; no runner left running
+    monkeypatch.setattr(Runner, "start", not_served)
+    return served
+
+
+@pytest.mark.parametrize("paused_by_hand", ["schedule", "deployment"])
+def test_a_weekly_schedule_paused_in_the_ui_stays_paused_when_serve_restarts(monkeypatch, capsys, paused_by_hand):
+    """A person paused advance_phase's weekly schedule (or the deployment) in the UI to hold the
+    rollout at its phase, an incident say. serve.py, restarted (a reboot, an upgrade), registered
+    the deployment again with its schedule active and the deployment unpaused: the next Monday's
+    run started the next phase, traffic moved, without a word. What a person paused on the API stays
+    paused, and serve.py says so as it starts."""
+    served = registers_without_serving(monkeypatch)
     served()
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("advance_phase/rollway")
