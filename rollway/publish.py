@@ -451,6 +451,19 @@ class PublishProgress:
             return ("the version is another run's now (that run registers it; if it stopped before registering, "
                     f"{register_existing_as_asked(self.refs)} registers its image): nothing is left to run for this "
                     "build, and a new build needs a new version")
+        if self._knows(Known.THEIRS) and self.existing and self.task_definition is None:
+            # register_existing read the version again right before registering and found another
+            # image: "run again with register_existing" registered that image, which nobody on this
+            # run built or checked, as the release.
+            assert self.version_image is not None  # _knows
+            theirs, found = self.version_image.digest, self.digests.get(self.refs.versioned, "the image it found")
+            return (f"{self.refs.versioned} names {theirs} now, pushed over {found} (the image this run found) by "
+                    "another run or by hand, and neither built nor checked by this run: nothing was registered. "
+                    f"Release {theirs} only knowingly: once you have checked that {theirs} is a build you mean to "
+                    f"release (its labels: the version and git commit it was built from), run again with "
+                    f"{register_existing_as_asked(self.refs)}, which registers the image the version names when it "
+                    f"runs (check that its revision pins {theirs}); or publish the build you meant ({found}) under a "
+                    "new version and register that one")
         if self._knows(Known.THEIRS) and self.task_definition is not None:
             # Read again after registering (latest's move failed): register_existing would pin the
             # image the version names now, another run's, in a second revision and move latest to

@@ -848,6 +848,40 @@ def test_a_version_pushed_over_after_registering_is_not_told_register_existing_r
     assert "latest was not moved: tag sha256:" in advice and "as latest in the registry by hand" in advice, advice
 
 
+def test_register_existing_finding_the_version_pushed_over_is_not_told_to_register_that_image(
+        aws, independent_client):
+    """register_existing reads the version again right before registering; pushed over since it found
+    it, the way on was "run again with register_existing=True to register its task definition", which
+    registered the image the version names now, one nobody on this run built or checked, as the release."""
+    from tests.botocore_events import on_operation
+
+    ecr, uri, name = aws.get_client("ecr"), aws.topology.repository_uri, aws.targets.ecr_repository
+    found = put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
+    watched, reads, other = independent_client("ecr"), [], []
+
+    def pushed_over_before_the_last_read(params, **_):  # the version's second read, right before registering
+        if params["imageIds"] == [{"imageTag": "2.0.0"}]:
+            reads.append(1)
+            if len(reads) == 2:
+                other.append(put_manifest(ecr, name, "2.0.0", "sha256:" + "7" * 64))
+
+    before = revisions(aws)
+    with on_operation(watched, "before-parameter-build", pushed_over_before_the_last_read, operation="DescribeImages"), \
+            pytest.raises(PublishIncomplete) as caught:
+        publish_with_clients(aws, FakeImagePublisher(), PublishRequest(version="2.0.0", register_existing=True),
+                             ecr=watched)
+
+    assert other, "the version was never read again before registering"
+    assert revisions(aws) == before and EcrRepository(ecr, aws.targets).image_digest("latest") is None
+    assert f"{uri}:2.0.0 names {other[0]} in the registry now (another run's push), not {found}" in caught.value.state
+    advice = caught.value.advice
+    assert "to register its task definition without rebuilding" not in advice, advice
+    assert f"{uri}:2.0.0 names {other[0]} now" in advice and "nothing was registered" in advice, advice
+    assert f"once you have checked that {other[0]} is a build you mean to release" in advice, advice
+    assert f"or publish the build you meant ({found}) under a new version" in advice, advice
+    assert advice in artifact_markdown("2.0.0", "stopped", containing=other[0])
+
+
 def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws):
     # 2.0.0 was pushed by a run that stopped before registering; 2.1.0 was released since, and
     # latest names it. register_existing for 2.0.0 moved latest back to 2.0.0: whatever pulls
