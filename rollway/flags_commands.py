@@ -244,7 +244,8 @@ def flags_set(
             raise InvalidFlagInput(f"unknown feature flag {names}: add --create to create it{version} (nothing was "
                                    "written)") from None
         except FlagStoreUnavailable as failed:
-            raise _not_written(failed, feature) from None
+            # Chained to DynamoDB's answer, as the failure was, for whoever reads the traceback.
+            raise _not_written(failed, feature) from failed.__cause__
         out.write(update.describe() + "\n")
         _zero_note(update.after, out)
         _rollout_note(store, update.after, out, err)
@@ -260,11 +261,9 @@ def _not_written(failed: FlagStoreUnavailable, feature: str) -> FlagStoreUnavail
     item says what to do in its own words."""
     if isinstance(failed, (FlagWriteUnanswered, FlagTableRefused, MalformedFlag, MalformedFlags, UnreadableAudit)):
         return failed
-    said = FlagStoreUnavailable(f"{failed}; nothing was written: {feature} is as it was (`rollway flags get "
+    return FlagStoreUnavailable(f"{failed}; nothing was written: {feature} is as it was (`rollway flags get "
                                 f"{feature}` shows it); run the command again once the table answers (a throttled "
                                 "one, in a moment)")
-    said.__cause__ = failed.__cause__  # DynamoDB's answer, as the failure carried it
-    return said
 
 
 def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) -> FlagConflict:
@@ -365,7 +364,8 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
                 f"it changed on each of {RELEASE_TRIES} tries to free rollout {rollout}'s hold; `rollway flags get "
                 f"{feature}` shows who is changing it: once they stop, run `rollway flags release` again")) from None
         except FlagStoreUnavailable as failed:
-            raise _not_written(failed, feature) from None
+            # Chained to DynamoDB's answer, as the failure was, for whoever reads the traceback.
+            raise _not_written(failed, feature) from failed.__cause__
         # Each on one line: they name who moved the flag, as typed (a run form's text area).
         out.write(_one_line(released.describe()) + "\n")
         _zero_note(released.update.after, out)
