@@ -207,8 +207,8 @@ def breach_way_out(record: RolloutRecord) -> str:
     if is_finalized(record):
         when = "before the breach was recorded" if _last(record, DONE) < _last(record, BREACH_KEPT) else (
             "by a finalize begun before the breach was recorded")
-        return (f"the release was finalized onto the stable service ({done.actor}, {utc(done.at)}) {when}: the stable "
-                "service runs it, and the `rollback` flow would take nothing out of production. The way back is a new "
+        return (f"the release was finalized onto the stable service ({done.actor}, {utc(done.at)}) {when}: that finalize "
+                "left the stable service running it, and the `rollback` flow would take nothing out of production. The way back is a new "
                 f"release: {again}, or point the stable service back at the previous revision by hand")
     return (f"a finalize began ({began.actor}, {utc(began.at)}) before the breach was recorded and did not finish, so "
             "the stable service may run the release that breached already. While it still runs the previous version"
@@ -331,6 +331,15 @@ def plan_finalize(
                               f"{hint}. Nothing was changed")
     _refuse_open_window(record, spec, targets, now, speed, wall)
     breach = unhandled_breach(record)
+    if breach is not None and is_finalized(record):
+        # On the stable service already: "finalize would put it there" and the `rollback` flow were
+        # wrong, and an acceptance, which only lets a finalize past the breach, was silently dropped.
+        unrecorded = (" Your --accept-breach (accept_breach) was not recorded: it lets a finalize past a breach, and "
+                      "this release was finalized already, so there is nothing left for it to let through."
+                      if accept_breach is not None else "")
+        raise FinalizeRefused(
+            f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
+            f"{utc(breach.at)}): {breach.comment}. But {breach_way_out(record)}.{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
