@@ -24,7 +24,8 @@ from rollway.approvals import ApprovalAnswer, pause_deadline
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
-from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusedAnswer,
+from rollway.ledger import (CLAIM_SECONDS, ENDED_PHASES, NOT_APPLIED, LedgerError, LockHeld, OpenPause, RefusalsFull,
+                            RefusedAnswer,
                             RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, answer_comment, begin_rollback, held_by_timeout, pause_asked_now, pause_cause,
                             unanswered_wait, utc, wall_utc)
 from rollway.model import Verdict, Weights
@@ -327,7 +328,13 @@ class LedgerJournal:
             reason=reason, run=run_label())
         # Appended, not set whole from the record just read: `rollway promote`, `hold` and `abort`
         # append the answers they refuse (answered first, timed out) to the same list, lease-free.
-        self._seen = self.ledger.refuse(self.service, rollout=now.rollout_id, answer=entry)
+        try:
+            self._seen = self.ledger.refuse(self.service, rollout=now.rollout_id, answer=entry)
+        except RefusalsFull as full:
+            # Record-keeping: the run asks again as it would, its rollout unaffected.
+            get_run_logger().warning("%s's refused answer (%s) is not recorded in the ledger: %s", answer.approver,
+                                     answer.action, full)
+            self._seen = now
 
     def not_applied(self, pause: Pause, answer: ApprovalAnswer, reason: str) -> None:
         """Record a person's answer to ``pause`` that this run read only after it had rolled the

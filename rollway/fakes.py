@@ -304,6 +304,7 @@ from rollway.aws.ledger import as_stored  # noqa: E402  (the DynamoDB ledger's o
 from rollway.ledger import (  # noqa: E402
     RefusedAnswer,
     RolloutNotFound,
+    check_refusable,
     RolloutRecord,
     Transition,
     as_started,
@@ -422,6 +423,7 @@ class FakeLedger:
             if index is None:
                 raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r}")
             current = rollouts[index]
+            check_refusable(current, as_stored(answer))
             rollouts[index] = as_stored(current.model_copy(update={
                 "refused_answers": current.refused_answers + (answer,)}))
             return rollouts[index]

@@ -188,7 +188,33 @@ ACCEPT_BREACH = ('`rollway finalize --accept-breach "REASON"` (the finalize depl
 BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which moves the traffic back to the stable "
                   "service, still on the previous version; `rollway finalize` refuses, as it would put the release "
                   f"that breached there. If you judged the breach harmless, keep the release: {ACCEPT_BREACH}")
-"""What a promotion whose breach was not rolled back (``unhandled_breach``) calls for."""
+"""What a promotion whose breach was not rolled back (``unhandled_breach``) calls for, while no
+finalize began: the stable service is known to run the previous version (``breach_way_out``)."""
+
+
+def breach_way_out(record: RolloutRecord) -> str:
+    """What a promotion whose breach stands (``unhandled_breach``) calls for, saying of the stable
+    service only what the ledger knows: ``BREACH_WAY_OUT`` while no finalize began. A finalize begun
+    before the breach was recorded may have put the release on the stable service, and one that
+    finished did: the `rollback` flow then moves the traffic onto the release, not away from it."""
+    began, done = record.last_transition(START), record.last_transition(DONE)
+    if began is None:
+        return BREACH_WAY_OUT
+    previous = record.previous_task_definition
+    again = ("roll the previous version" + (f" (revision {previous})" if previous else "")
+             + " out again as a new rollout (the `progressive_rollout` deployment, its spec's image set to that "
+             "version)")
+    if is_finalized(record):
+        when = "before the breach was recorded" if _last(record, DONE) < _last(record, BREACH_KEPT) else (
+            "by a finalize begun before the breach was recorded")
+        return (f"the release was finalized onto the stable service ({done.actor}, {utc(done.at)}) {when}: that finalize "
+                "left the stable service running it, and the `rollback` flow would take nothing out of production. The way back is a new "
+                f"release: {again}, or point the stable service back at the previous revision by hand")
+    return (f"a finalize began ({began.actor}, {utc(began.at)}) before the breach was recorded and did not finish, so "
+            "the stable service may run the release that breached already. While it still runs the previous version"
+            + (f" (revision {previous})" if previous else "") + ", the `rollback` flow moves the traffic back to it; "
+            f"otherwise {again}. `rollway finalize` refuses to carry on, as it would leave the release that breached "
+            f"there. If you judged the breach harmless, keep the release: {ACCEPT_BREACH}")
 
 UNRECORDED_ACCEPT = ("accept_breach applies only to a promotion the ledger records (its breach not rolled back is "
                      "recorded there), not with unrecorded: leave one of them out. Nothing was changed")
@@ -305,6 +331,15 @@ def plan_finalize(
                               f"{hint}. Nothing was changed")
     _refuse_open_window(record, spec, targets, now, speed, wall)
     breach = unhandled_breach(record)
+    if breach is not None and is_finalized(record):
+        # On the stable service already: "finalize would put it there" and the `rollback` flow were
+        # wrong, and an acceptance, which only lets a finalize past the breach, was silently dropped.
+        unrecorded = (" Your --accept-breach (accept_breach) was not recorded: it lets a finalize past a breach, and "
+                      "this release was finalized already, so there is nothing left for it to let through."
+                      if accept_breach is not None else "")
+        raise FinalizeRefused(
+            f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
+            f"{utc(breach.at)}): {breach.comment}. But {breach_way_out(record)}.{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
@@ -321,7 +356,7 @@ def plan_finalize(
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
             f"{utc(breach.at)}): {breach.comment}. Finalize would put the release that breached onto "
-            f"{targets.stable_service}: {BREACH_WAY_OUT}. Nothing was changed")
+            f"{targets.stable_service}: {breach_way_out(record)}. Nothing was changed")
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:
             return FinalizePlan.on_stable("done", stable)

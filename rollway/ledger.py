@@ -228,6 +228,37 @@ class RefusedAnswer(BaseModel):
                           comment=f"{said}; refused: {self.reason}", verdict=self.question, run=self.run)
 
 
+REFUSED_KEPT = 200
+"""The most refused answers a rollout records (``Ledger.refuse``)."""
+
+REFUSED_BYTES = 100_000
+"""The most bytes its refused answers take, as JSON: 200 answers with 2,000-character comments
+would take more than DynamoDB's 400 KB item limit alone."""
+
+
+class RefusalsFull(LedgerError):
+    """A rollout records as many refused answers as it keeps (``check_refusable``): this one was not recorded."""
+
+
+def check_refusable(record: "RolloutRecord", answer: RefusedAnswer) -> None:
+    """Allow ``answer`` to be appended to ``record``'s refused answers while they stay within
+    ``REFUSED_KEPT`` and ``REFUSED_BYTES``. Unbounded, a script answering in a loop grew the item
+    towards DynamoDB's 400 KB limit, past which every write of the rollout failed, its rollback's too.
+
+    Raises:
+        RefusalsFull: the bound is reached; nothing else of the rollout is affected.
+    """
+    kept = record.refused_answers
+    size = sum(len(r.model_dump_json().encode()) for r in (*kept, answer))
+    if len(kept) < REFUSED_KEPT and size <= REFUSED_BYTES:
+        return
+    raise RefusalsFull(
+        f"rollout {record.rollout_id!r} of service {record.service!r} records {len(kept)} refused answers already "
+        f"({size // 1000} KB with this one), the most it keeps ({REFUSED_KEPT} answers, {REFUSED_BYTES // 1000} KB): "
+        "more would grow its ledger item towards DynamoDB's 400 KB limit, past which no write of the rollout is "
+        "recorded. This refused answer was not recorded; nothing else of the rollout changed")
+
+
 class OpenPause(BaseModel):
     """The pause a rollout's run waits at now, and the question it asks: written with every asking,
     cleared by the answer (a timeout whose policy holds is no answer: the pause is asked again).

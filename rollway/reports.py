@@ -28,7 +28,7 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
-from rollway.finalize import (BREACH_WAY_OUT, DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished,
+from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished,
                               unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
@@ -391,7 +391,7 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         if done is None and not owed and unhandled_breach(record) is not None:
             # Before a finalize begun and not finished: one that began before the breach was
             # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
-            return f"promoted{closed}; **breach not rolled back**: {BREACH_WAY_OUT}"
+            return f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
             # and the canary service is not free for the next rollout until finalize runs again.
@@ -432,7 +432,7 @@ def finalize_row(record: RolloutRecord) -> str | None:
     if unhandled_breach(record) is not None and record.last_transition(FINALIZED) is None:
         # Finalize refuses while the breach stands (``unhandled_breach``), one begun before it too.
         return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
-                if began is not None else "not run: ") + BREACH_WAY_OUT
+                if began is not None else "not run: ") + breach_way_out(record)
     if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)

@@ -68,6 +68,7 @@ from rollway.ledger import (
     RolloutNotFound,
     RolloutRecord,
     Transition,
+    check_refusable,
     as_started,
     check_lease,
     check_lease_seconds,
@@ -480,9 +481,11 @@ class DynamoLedger:
         item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
         if item is None:
             raise RolloutNotFound(f"no rollout {rollout!r} recorded for service {service!r} in table {self._table!r}")
-        length = len(_from_item(item).refused_answers)
+        held = _from_item(item)
+        length = len(held.refused_answers)
         stored = as_stored(answer)
         for _ in range(_RECORD_ATTEMPTS):
+            check_refusable(held, stored)  # the length condition keeps another's append from passing it
             # The length alone: an absent list (no refusal yet, or an item an earlier rollway wrote) is empty.
             same = "size(#refused_answers) = :length" + (" OR attribute_not_exists(#refused_answers)" if not length
                                                         else "")

@@ -484,7 +484,7 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
     rollout stands (of the service ``targets_block`` names, whose weekly runs are read). Told only
     where it stands, they were left to work out whether to wait, resume, finish a rollback,
     finalize or start anew."""
-    from rollway.finalize import BREACH_WAY_OUT, finalize_unfinished, is_finalized, unhandled_breach
+    from rollway.finalize import breach_way_out, finalize_unfinished, is_finalized, unhandled_breach
     from rollway.reports import next_phase
 
     phase = record.phase if record is not None else None
@@ -516,7 +516,7 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
     if unhandled_breach(record) is not None:
         # Before a finalize begun and not finished, which refuses to carry on past a breach recorded since.
         return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
-                f"not roll back (`rollway status` shows it): {BREACH_WAY_OUT}")
+                f"not roll back (`rollway status` shows it): {breach_way_out(record)}")
     if finalize_unfinished(record):
         return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
                 "`rollway finalize` again, which carries on from where it stopped")

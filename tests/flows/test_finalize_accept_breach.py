@@ -179,3 +179,25 @@ def test_rollway_finalize_accept_breach_on_the_embedded_aws_records_it_and_final
     assert read_back(aws)[0] == ALL_STABLE
     accepted = env.ledger.get(t.canary_service).last_transition(BREACH_ACCEPTED)
     assert (accepted.actor, accepted.comment, accepted.breach_at) == ("carol", WHY, kept.at)
+
+
+def test_a_breach_recorded_after_the_release_was_finalized_says_it_is_on_the_stable_service_and_no_accept_is_dropped():
+    env, release = promoted_on_fakes()
+    assert finalize_accepting(env, None).outcome == "finalized"
+    breach = breached(env)  # the window's run that lost the race records its breach after the finalize
+    before = env.ledger.get(env.targets.canary_service)
+
+    with pytest.raises(FinalizeRefused, match="saw a breach") as refused:
+        finalize_accepting(env, None)
+    said = str(refused.value)
+    # The release is the stable service's: the `rollback` flow would take nothing out of production.
+    assert "before the breach was recorded" in said and "finalized onto the stable service" in said, said
+    assert "Finalize would put the release" not in said and "still on the previous version" not in said, said
+    assert "out again as a new rollout" in said and "the `rollback` flow would take nothing out" in said, said
+
+    # An acceptance is refused with that reason, never taken and dropped ("already finalized").
+    with pytest.raises(FinalizeRefused, match="was not recorded: it lets a finalize past a breach"):
+        finalize_accepting(env, WHY)
+    after = env.ledger.get(env.targets.canary_service)
+    assert after.history == before.history and after.history[-1].at == breach.at
+    assert env.router.weights == ALL_STABLE

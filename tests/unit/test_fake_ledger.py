@@ -153,6 +153,37 @@ class LedgerContract:
         with pytest.raises(RolloutNotFound):
             ledger.refuse(SERVICE, rollout="20200101T000000Z-00000000", answer=late)
 
+    def test_refused_answers_past_the_bound_are_not_recorded_and_the_rollout_writes_on(self, ledger):
+        """A script answering `rollway promote` in a loop appended without end, growing the item towards
+        DynamoDB's 400 KB limit, past which every write of the rollout (its rollback's too) failed."""
+        from rollway.ledger import REFUSED_KEPT, RefusalsFull, RefusedAnswer
+
+        first = started(ledger)
+        for i in range(REFUSED_KEPT):
+            ledger.refuse(SERVICE, rollout=first.rollout_id,
+                          answer=RefusedAnswer(at=START + 1, actor=f"bot-{i}", action="approve", reason="timed out"))
+        full = ledger.get(SERVICE)
+        one_more = RefusedAnswer(at=START + 2, actor="bot", action="approve", reason="timed out")
+        with pytest.raises(RefusalsFull, match=f"records {REFUSED_KEPT} refused answers already.*was not recorded"):
+            ledger.refuse(SERVICE, rollout=first.rollout_id, answer=one_more)
+        assert ledger.get(SERVICE) == full
+        written = ledger.record(SERVICE, owner="run-1", now=START + 3, transition=step(START + 3))
+        assert len(written.refused_answers) == REFUSED_KEPT and written.history[-1] == step(START + 3)
+
+    def test_refused_answers_with_long_comments_are_bounded_by_their_size(self, ledger):
+        """200 answers with 2,000-character comments (3 bytes a character) take 1.2 MB: the count alone
+        would not keep the item under DynamoDB's 400 KB."""
+        from rollway.ledger import REFUSED_BYTES, RefusalsFull, RefusedAnswer
+
+        first = started(ledger)
+        said = [RefusedAnswer(at=START + 1, actor=f"bot-{i}", action="approve", comment="€" * 2000, reason="timed out")
+                for i in range(200)]
+        with pytest.raises(RefusalsFull, match="was not recorded"):
+            for answer in said:
+                ledger.refuse(SERVICE, rollout=first.rollout_id, answer=answer)
+        kept = ledger.get(SERVICE).refused_answers
+        assert 0 < len(kept) < 200 and sum(len(r.model_dump_json().encode()) for r in kept) <= REFUSED_BYTES
+
     def test_an_unverified_window_is_stored_beside_the_history_and_read_back(self, ledger):
         """The monitor records how an unverified window ended on the lease's renewal: stored and read
         back whole (status says it), with nothing appended to the history its resume reads."""

@@ -103,3 +103,34 @@ def test_status_quotes_the_breach_that_stands_with_its_run_and_time(capsys):
     record = promoted("start", "promote", "decommission", BREACH_KEPT, "finalize-start", BREACH_KEPT)
     said = breach_said(record)
     assert said == f"{SAID} (run-7's run, {utc(1005.0)})", said
+
+
+def said_of_the_way_out(record: RolloutRecord, capsys) -> dict[str, str]:
+    """What finalize, status's finalize row, the report's outcome and promote's message say to do."""
+    from rollway.cli.ops import nothing_paused_next
+    from rollway.reports import finalize_row, rollout_report
+
+    with pytest.raises(FinalizeRefused) as refused:
+        plan(record)
+    report = rollout_report(record)
+    return {"finalize": str(refused.value), "status's finalize row": finalize_row(record) or "",
+            "the report's outcome": report.split("Outcome:", 1)[-1].split("\n", 1)[0],
+            "promote's message": nothing_paused_next(record, None)}
+
+
+def test_a_breach_recorded_after_a_finalize_began_claims_nothing_of_what_the_stable_service_runs(capsys):
+    # The finalize may have put the release on the stable service before it stopped: "the stable
+    # service, still on the previous version" was said without being known.
+    record = promoted("start", "promote", "decommission", "finalize-start", BREACH_KEPT)
+    said = said_of_the_way_out(record, capsys)
+    for where, words in said.items():
+        assert "still on the previous version" not in words, (where, words)
+        assert "may run the release that breached already" in words, (where, words)
+        assert "While it still runs the previous version (revision app:1), the `rollback` flow" in words, (where, words)
+        assert "out again as a new rollout" in words, (where, words)
+
+
+def test_a_breach_with_no_finalize_begun_still_says_the_stable_service_runs_the_previous_version(capsys):
+    record = promoted("start", "promote", "decommission", BREACH_KEPT)
+    for where, words in said_of_the_way_out(record, capsys).items():
+        assert "still on the previous version" in words, (where, words)
