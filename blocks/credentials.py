@@ -22,7 +22,8 @@ from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
 from pydantic import SecretStr
 
-from rollway.aws.errors import ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, credentials_remedy
+from rollway.aws.errors import (ConnectUnanswered, ReadUnanswered, RoleRenewalRefused, answer_on_one_line,
+                                credentials_remedy)
 from rollway.aws.regions import unknown_region
 from rollway.deadline import read_bound
 
@@ -248,17 +249,22 @@ _QUOTED_TOKEN = re.compile(r"(x-amz-security-token\s*[:=]\s*)[^\s'\"&<]+", re.IG
 
 
 def _masking_tokens(client: Any) -> Any:
-    """``client``, whose error answers say a session token they quote as ``****``.
+    """``client``, whose error answers say a session token they quote as ``****``, on one line.
 
     Temporary credentials (an assumed role's, a worker's task or instance role's) sign every call
     with their token, and AWS's SignatureDoesNotMatch quoted it back: the error's text carried it
     into the run's log, its failed state, the ledger and the page. Masked in the answer before
-    botocore makes its error of it, so no message built from the error can hold it.
+    botocore makes its error of it, so no message built from the error can hold it. Made one
+    line there too (``answer_on_one_line``), for every ClientError of every flow at once: one
+    raised as it came (a read no adapter wraps) put AWS's line breaks and escape sequences, or a
+    proxy's HTML page, into the failed run's state message, its log, a rollback's page and the
+    ledger.
     """
     def masking(parsed: dict[str, Any] | None = None, **_: Any) -> None:
         error = (parsed or {}).get("Error") if isinstance(parsed, dict) else None
         if isinstance(error, dict) and isinstance(error.get("Message"), str):
-            error["Message"] = _QUOTED_TOKEN.sub(r"\1****", error["Message"])
+            # Masked first: the one line bounds the text, which must not cut a token in two.
+            error["Message"] = answer_on_one_line(_QUOTED_TOKEN.sub(r"\1****", error["Message"]))
 
     client.meta.events.register("after-call", masking)
     return client

@@ -417,6 +417,15 @@ _PAGE_CAP = 300
 _MESSAGE_CAP = 1000
 
 
+def answer_on_one_line(text: str) -> str:
+    """An AWS answer's message as every client of the run keeps it (``blocks.credentials``), before
+    botocore makes its error of it: on one line, escaped and bounded (``_one_line``). A ClientError
+    raised and quoted as it is (``{err}`` in a rollback's page or a ledger entry, one no adapter
+    caught, which Prefect made the failed run's state message and logged) carried AWS's text raw:
+    its line breaks, escape sequences and a proxy's whole HTML page."""
+    return _one_line(text)
+
+
 def _one_line(text: str) -> str:
     """``text`` on one line a person can read: an endpoint that is not AWS itself (a proxy, an
     emulator) can answer an error with a whole HTML page, which botocore passes on as the message,
