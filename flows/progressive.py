@@ -1367,9 +1367,10 @@ def schedule_zone_note(weekly_timezone: str, *, deployment: str | None, rollout:
                  "%s (%s)", rollout, weekly_timezone, err)
         return
     for mismatch in said:
-        log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s, or `timezone: %s` "
-                    "under advance_phase's schedules in deployments/prefect.yaml, deployed again (a rollout keeps the "
-                    "weekly_timezone it was started with)", mismatch, rollout, weekly_timezone, weekly_timezone)
+        log.warning("%s (%s). Give the schedule the rollout's zone: serve.py --weekly-timezone %s (`rollway up` takes "
+                    "it too), or `timezone: %s` under advance_phase's schedules in deployments/prefect.yaml, deployed "
+                    "again (a rollout keeps the weekly_timezone it was started with)", mismatch, rollout,
+                    weekly_timezone, weekly_timezone)
 
 
 def nothing_to_advance(service: str, record: RolloutRecord | None) -> str:
