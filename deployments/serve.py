@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from flows.params import MAX_POLL_SECONDS, form_titled
 from rollway.cli.blocks import DEPLOYMENT, deployment_path
+from rollway.cli.weekly_schedule import WEEKLY_CRON, WEEKLY_TIMEZONE, weekly_schedule
 from rollway.cli.whole import Whole
 from rollway.clock import ClockSettings
 from rollway.model import validation_problems
@@ -32,10 +33,6 @@ from rollway.validation import ValidationSpec
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-WEEKLY_CRON = "0 9 * * MON"
-"""advance_phase runs on Mondays at 09:00 (in ``WEEKLY_TIMEZONE``): one weekly phase a week."""
-
-WEEKLY_TIMEZONE = "UTC"
 
 # DESIGN.md: a runner looks for new runs every 10 s by default; a person who clicked "Run"
 # (or a test waiting on it) should not wait that long.
@@ -331,9 +328,10 @@ def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any
         return " and ".join(f"{cron!r} in {zone}" for cron, zone in crons) or "no schedule"
     cron, zone = was[0]
     return (f"{path}: its weekly schedule was {words(was)} on the Prefect API, and is registered again as {words(now)} "
-            f"(serve.py's --weekly-cron / --weekly-timezone); to keep the one on the API, start serve.py with "
-            f"--weekly-cron {cron!r} --weekly-timezone {zone} (a rollout keeps the weekly_timezone it was started "
-            "with, and each advance_phase run warns when its schedule's zone is another)")
+            "(the --weekly-cron / --weekly-timezone of serve.py, or of `rollway up`); to keep the one on the API, "
+            f"start serve.py (or `rollway up`) with --weekly-cron {cron!r} --weekly-timezone {zone} (a rollout keeps "
+            "the weekly_timezone it was started with, and each advance_phase run warns when its schedule's zone is "
+            "another)")
 
 
 def unreachable(api_url: str, cut: RegistrationCut) -> str:
@@ -427,41 +425,6 @@ def _unsaved_blocks(targets_block: str | None, credentials_block: str | None) ->
         if unsaved is not None:
             return f"{unsaved}; nothing was registered"
     return None
-
-
-def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
-    """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
-
-    Checked here: Prefect's ``Cron`` takes an unknown zone without a word, and the deployment's
-    registration then failed with a validation traceback. It takes a cron no date matches too
-    (``0 9 30 2 *``, 30 February): advance_phase was then served on a schedule that never ran.
-    """
-    import datetime as dt
-
-    # The cron matcher Prefect's own validation and its scheduler use (with CronSchedule's day_or).
-    from prefect._vendor.croniter import CroniterBadDateError, croniter
-    from prefect.client.schemas.schedules import CronSchedule
-
-    from rollway.weekly import zone
-
-    try:
-        # The spec's check of its weekly_timezone first: Prefect's own words for a misspelt zone
-        # ("Value error, Invalid timezone ... (specify in IANA tzdata format") came with the cron.
-        zone(timezone)
-    except ValueError as err:
-        raise ValueError(f"--weekly-timezone {str(err).removeprefix('weekly_timezone ')}") from None
-    try:
-        schedule = CronSchedule(cron=cron, timezone=timezone)
-    except ValueError as err:
-        reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
-        raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
-    try:
-        croniter(cron, dt.datetime(2000, 1, 1), day_or=schedule.day_or).get_next(dt.datetime)
-    except CroniterBadDateError:
-        raise ValueError(f"--weekly-cron {cron!r} never fires (no date matches it, like 30 February): advance_phase "
-                         "would never start a weekly phase; give a cron that fires once a week, like "
-                         f"{WEEKLY_CRON!r}") from None
-    return cron, timezone
 
 
 def prefilled_zone_disagrees(spec: RolloutSpec, cron: str, timezone: str) -> str | None:

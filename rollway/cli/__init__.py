@@ -20,6 +20,7 @@ from rollway.cli.finalize import finalize
 from rollway.cli.flags import flags_app
 from rollway.cli.report import report
 from rollway.cli.stderr_log import rollway_log_on_stderr
+from rollway.cli.weekly_schedule import WEEKLY_CRON, WEEKLY_TIMEZONE
 from rollway.cli.whole import Whole
 from rollway.stdout import EXIT_NOT_WRITTEN, EXIT_READER_GONE, escape_unencodable, to_devnull
 
@@ -122,7 +123,8 @@ def judge(
 
 
 @app.command
-def up(*, port: Whole | None = None, speed: float = 60.0, rps: float = 1000.0, seed: Whole = 7, poll_seconds: float = 1.0) -> int:
+def up(*, port: Whole | None = None, speed: float = 60.0, rps: float = 1000.0, seed: Whole = 7, poll_seconds: float = 1.0,
+       weekly_cron: str = WEEKLY_CRON, weekly_timezone: str = WEEKLY_TIMEZONE) -> int:
     """Start a Prefect server, the embedded AWS with simulated traffic, and serve every deployment.
 
     Args:
@@ -131,11 +133,15 @@ def up(*, port: Whole | None = None, speed: float = 60.0, rps: float = 1000.0, s
         rps: total requests per simulated second across both versions (at most 10,000).
         seed: traffic simulator seed.
         poll_seconds: how often the served deployments look for new runs (at most 300 s).
+        weekly_cron: when advance_phase starts the next weekly phase (serve.py's --weekly-cron).
+        weekly_timezone: IANA time zone of the weekly cron, and of the weeks the pre-filled spec counts.
     """
     from rollway.cli.up import check_up_options, run_up
 
-    return _refused(lambda: check_up_options(port=port, speed=speed, rps=rps, poll_seconds=poll_seconds)) or \
-        run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds)
+    return _refused(lambda: check_up_options(port=port, speed=speed, rps=rps, poll_seconds=poll_seconds,
+                                             weekly_cron=weekly_cron, weekly_timezone=weekly_timezone)) or \
+        run_up(port=port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds, weekly_cron=weekly_cron,
+               weekly_timezone=weekly_timezone)
 
 
 @app.command

@@ -438,11 +438,14 @@ def serve_process(
     log: Path | None = None,
     home: Path | None = None,
     pass_fds: Sequence[int] = (),
+    weekly_cron: str | None = None,
+    weekly_timezone: str | None = None,
 ) -> Child:
     """The serve script as a child process, talking to the API at ``api_url`` (not started).
 
     ``validation_url``: base URL of the app validate_deployment checks by default (the serve
-    script's ``--validation-url``); None: Webordinary's real addresses.
+    script's ``--validation-url``); None: Webordinary's real addresses. ``weekly_cron`` /
+    ``weekly_timezone``: its ``--weekly-cron`` / ``--weekly-timezone``; None: serve.py's defaults.
     """
     if not SERVE_SCRIPT.exists():
         raise ProcessFailed(
@@ -454,7 +457,8 @@ def serve_process(
     if clock.anchor is not None:
         argv += ["--anchor", repr(clock.anchor)]
     for flag, value in (("--targets-block", targets_block), ("--credentials-block", credentials_block),
-                        ("--spec-json", spec_json), ("--validation-url", validation_url)):
+                        ("--spec-json", spec_json), ("--validation-url", validation_url),
+                        ("--weekly-cron", weekly_cron), ("--weekly-timezone", weekly_timezone)):
         if value is not None:
             argv += [flag, value]
     argv += ["--phased" if phased else "--no-phased"]

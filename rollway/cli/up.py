@@ -38,6 +38,7 @@ from rich.markup import escape
 
 from rollway.cli import home_unusable
 from rollway.cli.blocks import DEPLOYMENT, deployment_path
+from rollway.cli.weekly_schedule import WEEKLY_CRON, WEEKLY_TIMEZONE, weekly_schedule
 from rollway.cli.processes import (HOST, Child, PrefectServer, ProcessFailed, first_unprivileged_port, free_port,
                                    port_unusable, prefect_server_on, serve_process, wait_served)
 from rollway.clock import MAX_SPEED, MIN_SPEED, ClockSettings, wall_span
@@ -277,7 +278,8 @@ def check_rps(rps: float, *, allow_zero: bool) -> None:
                          "requests per simulated second")
 
 
-def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float) -> None:
+def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds: float,
+                     weekly_cron: str = WEEKLY_CRON, weekly_timezone: str = WEEKLY_TIMEZONE) -> None:
     """Refuse options ``rollway up`` cannot run with, before it starts anything (the server's
     first start migrates its database; the simulator would only fail after that).
 
@@ -297,6 +299,9 @@ def check_up_options(*, port: int | None, speed: float, rps: float, poll_seconds
         # checked here, before the server's first start migrates its database.
         raise ValueError(f"--poll-seconds {poll_seconds:g} is too long: at most {MAX_POLL_SECONDS} (a run started "
                          "from the UI or a schedule waits until the next look to start)")
+    # Passed on to serve.py, which refuses them as it starts: by then the server had migrated its
+    # database and the embedded AWS had been provisioned, for nothing.
+    weekly_schedule(weekly_cron, weekly_timezone)
 
 
 def server_port(port: int | None) -> int:
@@ -421,7 +426,8 @@ def _watch(*children: Child) -> None:
         time.sleep(1.0)
 
 
-def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_seconds: float) -> int:
+def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_seconds: float,
+           weekly_cron: str = WEEKLY_CRON, weekly_timezone: str = WEEKLY_TIMEZONE) -> int:
     """Start everything, print where to click, and keep it running until Ctrl-C.
 
     Args:
@@ -430,6 +436,7 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
         rps: simulated requests per second across both versions.
         seed: the simulator's seed.
         poll_seconds: how often the runner looks for new runs.
+        weekly_cron: when advance_phase runs, and ``weekly_timezone``, its zone (serve.py's options).
 
     Returns:
         128 + the signal's number once stopped (130 after Ctrl-C, 143 after SIGTERM), 1 when a child
@@ -446,10 +453,12 @@ def run_up(*, port: int | None, speed: float, rps: float, seed: int, poll_second
             # MarkupError replaced the refusal with a traceback.
             errors.print(f"[red]error:[/red] {escape(str(err))}")
             return 2
-        return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds, lock=lock)
+        return _run(home, port, speed=speed, rps=rps, seed=seed, poll_seconds=poll_seconds, lock=lock,
+                    weekly=(weekly_cron, weekly_timezone))
 
 
-def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_seconds: float, lock: int) -> int:
+def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_seconds: float, lock: int,
+         weekly: tuple[str, str] = (WEEKLY_CRON, WEEKLY_TIMEZONE)) -> int:
     """``run_up`` once the home is held and the port chosen."""
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -490,7 +499,7 @@ def _run(home: Path, port: int, *, speed: float, rps: float, seed: int, poll_sec
             serve = serve_process(
                 server.api_url, targets_block=TARGETS_BLOCK, credentials_block=CREDENTIALS_BLOCK, clock=clock,
                 poll_seconds=poll_seconds, spec_json=prefilled_spec(topology), validation_url=validation_url,
-                phased=False, home=home, pass_fds=(lock,),
+                phased=False, home=home, pass_fds=(lock,), weekly_cron=weekly[0], weekly_timezone=weekly[1],
             )
             console.print("serving every deployment (the runner registers them one by one) ...")
             step = "serving the deployments"

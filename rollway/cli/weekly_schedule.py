@@ -1,0 +1,46 @@
+"""advance_phase's weekly schedule as `rollway up` and ``deployments/serve.py`` take it from their
+``--weekly-cron`` / ``--weekly-timezone``: the defaults, and the check both make before anything
+starts or is registered (one check, so the two refuse the same options with the same words)."""
+
+from __future__ import annotations
+
+WEEKLY_CRON = "0 9 * * MON"
+"""advance_phase runs on Mondays at 09:00 (in ``WEEKLY_TIMEZONE``): one weekly phase a week."""
+
+WEEKLY_TIMEZONE = "UTC"
+
+
+def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
+    """The weekly cron and its zone as Prefect will take them, or a ValueError naming the option.
+
+    Checked before anything is registered: Prefect's ``Cron`` takes an unknown zone without a
+    word, and the deployment's registration then failed with a validation traceback. It takes a
+    cron no date matches too (``0 9 30 2 *``, 30 February): advance_phase was then served on a
+    schedule that never ran.
+    """
+    import datetime as dt
+
+    # The cron matcher Prefect's own validation and its scheduler use (with CronSchedule's day_or).
+    from prefect._vendor.croniter import CroniterBadDateError, croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from rollway.weekly import zone
+
+    try:
+        # The spec's check of its weekly_timezone first: Prefect's own words for a misspelt zone
+        # ("Value error, Invalid timezone ... (specify in IANA tzdata format") came with the cron.
+        zone(timezone)
+    except ValueError as err:
+        raise ValueError(f"--weekly-timezone {str(err).removeprefix('weekly_timezone ')}") from None
+    try:
+        schedule = CronSchedule(cron=cron, timezone=timezone)
+    except ValueError as err:
+        reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
+        raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
+    try:
+        croniter(cron, dt.datetime(2000, 1, 1), day_or=schedule.day_or).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"--weekly-cron {cron!r} never fires (no date matches it, like 30 February): advance_phase "
+                         "would never start a weekly phase; give a cron that fires once a week, like "
+                         f"{WEEKLY_CRON!r}") from None
+    return cron, timezone
