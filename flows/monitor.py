@@ -45,7 +45,7 @@ from rollway.decommission_page import DECOMMISSION, PAGE_REFUSED, PAGED, late_me
 from rollway.decommission_page import subject as page_subject
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
-from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, reverted_by_hand
+from rollway.finalize import UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, is_finalized, kept_breach_way_out, reverted_by_hand
 from rollway.finalize import START as FINALIZE_START
 from rollway.image import with_pin
 from rollway.judge.guardrails import check
@@ -505,8 +505,8 @@ def _watch(
                         # is production and nothing moved. "rolled_back" (100/0 in the result) said
                         # the opposite of what the traffic does.
                         return _breach_kept(env, f"{reason}; not rolled back: {closed.window or closed}. The release "
-                                                 "stays in production; run the `rollback` flow to take it out",
-                                            tally.checks, alerted.messages(), lease.rollout, actor)
+                                                 "stays in production", tally.checks, alerted.messages(), lease.rollout,
+                                            actor)
                     log.info("not rolling back: %s", closed)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
                                          reason=f"{reason}; not rolled back by this run: {closed}")
@@ -694,18 +694,44 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
                  actor: str) -> MonitorResult:
     """A look saw the guardrail breached, but the rollback was refused because another run had
     closed the window meanwhile (``WindowClosed``): nothing moved, and the release that breached
-    stays in production (``said``: the breach, the refusal and what takes it out). Said only in the
-    run's log, nobody learnt it: it is recorded on the rollout (``BREACH_KEPT``, which `rollway
-    status` and the report show) and paged, as a window's other ends that ask people to act are
-    (``_skip``: a page SNS refuses fails the run). A write DynamoDB refuses is logged, and said in
-    the page."""
-    unrecorded = write_or_why(lambda: _record(env, rollout, BREACH_KEPT, said, wall=env.wall(), actor=actor),
+    stays in production (``said``: the breach and the refusal). Said only in the run's log, nobody
+    learnt it: it is recorded on the rollout (``BREACH_KEPT``, which `rollway status` and the report
+    show) and paged, as a window's other ends that ask people to act are (``_skip``: a page SNS
+    refuses fails the run). A write DynamoDB refuses is logged, and said in the page.
+
+    What takes it out is said from the rollout as it stands (``kept_breach_way_out``): a finalize
+    begun before the breach was recorded (after another run closed the window cleanly) may have put
+    the release on the stable service, and "run the `rollback` flow" would then move the traffic
+    onto it. The entry is worded from a read before its write, with the breach added as it is
+    written; the page from a read after it."""
+    before, unread = _rollout_read(env, rollout)
+    if before is not None:
+        before = before.model_copy(update={"history": (*before.history, Transition(
+            at=env.clock.now(), kind=BREACH_KEPT, actor=actor))})
+    comment = f"{said}; {kept_breach_way_out(before, unread=unread)}"
+    unrecorded = write_or_why(lambda: _record(env, rollout, BREACH_KEPT, comment, wall=env.wall(), actor=actor),
                               env.targets)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not record the breach left in production: %s", unrecorded)
-        said += f" (the ledger could not record it: {unrecorded})"
-    return _skip(env, said, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
+        page = f"{comment} (the ledger could not record it: {unrecorded})"
+    else:
+        written, unread = _rollout_read(env, rollout)
+        page = f"{said}; {kept_breach_way_out(written, unread=unread)}"
+    return _skip(env, page, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
                  verified=False)
+
+
+def _rollout_read(env: Environment, rollout: str | None) -> tuple[RolloutRecord | None, str | None]:
+    """The watched rollout as the ledger has it, or why it could not be read: (None, None) with no
+    ledger (the `canary` flow's) or no rollout watched. Read only for the words of a page: any
+    failure is said in them, never fails the run that pages a breach left in production."""
+    if env.ledger is None or rollout is None:
+        return None, None
+    try:
+        return env.ledger.get(env.targets.canary_service), None
+    except Exception as err:  # noqa: BLE001 - said in the page; the page itself matters more
+        get_run_logger().warning("could not read the rollout to say what takes the breach out: %s", error_said(err))
+        return None, error_said(err)
 
 
 def _record_open_end(lease: _Lease, targets: Targets, what: str, **end) -> None:

@@ -216,6 +216,28 @@ def breach_way_out(record: RolloutRecord) -> str:
             f"otherwise {again}. `rollway finalize` refuses to carry on, as it would leave the release that breached "
             f"there. If you judged the breach harmless, keep the release: {ACCEPT_BREACH}")
 
+TAKE_IT_OUT = "run the `rollback` flow to take it out"
+"""The monitoring window's own way out of its breach not rolled back, while no finalize began
+(and on the `canary` flow, which keeps no ledger): the stable service still runs the previous
+version, which the `rollback` flow moves the traffic back to."""
+
+
+def kept_breach_way_out(record: RolloutRecord | None, *, unread: str | None = None) -> str:
+    """How the monitoring window's page and ledger entry of a breach it could not roll back end:
+    ``TAKE_IT_OUT`` while no finalize began (``record`` None: no ledger is kept, the `canary`
+    flow's), ``breach_way_out`` past one begun before the breach was recorded (it may have put the
+    release on the stable service, and the `rollback` flow would then move the traffic onto it).
+    ``unread``: why the ledger could not be read, so that whether a finalize began is unknown; the
+    words then claim nothing of what the stable service runs."""
+    if unread is not None:
+        return (f"the ledger could not be read ({unread}) to tell whether a finalize began before this breach "
+                f"was recorded: if none did, {TAKE_IT_OUT}; if one did, the stable service may run the release "
+                "already, which the `rollback` flow does not take out, and `rollway status` names the way back")
+    if record is None or record.last_transition(START) is None:
+        return TAKE_IT_OUT
+    return breach_way_out(record)
+
+
 UNRECORDED_ACCEPT = ("accept_breach applies only to a promotion the ledger records (its breach not rolled back is "
                      "recorded there), not with unrecorded: leave one of them out. Nothing was changed")
 """The refusal of ``accept_breach`` with ``unrecorded``, before anything is read."""

@@ -910,22 +910,30 @@ def test_a_late_window_whose_final_look_could_not_read_names_the_last_period_bes
     assert "ThrottlingException" in row, row
 
 
-def _watched_after_another_run_closed(monkeypatch, *, then_throttled: bool = False):
-    """A window that sees a breach after another run recorded the clean end of the rollout's
-    window (and, ``then_throttled``, after which the ledger throttles every read)."""
+def _recorded_meanwhile(monkeypatch, *entries: tuple[str, str], then_throttled: bool = False):
+    """The promoted world, on whose rollout other runs record ``entries`` (kind, actor) during the
+    monitor's first sleep (and, ``then_throttled``, after which the ledger throttles every read)."""
 
-    def closed_elsewhere(env):
-        env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
-                          transition=Transition(at=env.clock.now(), kind="watched", actor="other-run"))
+    def recorded_elsewhere(env):
+        for kind, actor in entries:
+            env.ledger.record(env.targets.canary_service, owner=None, now=env.clock.now(),
+                              transition=Transition(at=env.clock.now(), kind=kind, actor=actor))
         if then_throttled:
             def throttled(*args, **kwargs):
                 raise RuntimeError("ThrottlingException: Rate exceeded")
 
             monkeypatch.setattr(env.ledger, "get", throttled)
 
-    clock = Meanwhile(at=1, then=closed_elsewhere)
+    clock = Meanwhile(at=1, then=recorded_elsewhere)
     env, _ = promoted_world(monkeypatch, clock)
     clock.env = env
+    return env
+
+
+def _watched_after_another_run_closed(monkeypatch, *, then_throttled: bool = False):
+    """A window that sees a breach after another run recorded the clean end of the rollout's
+    window (and, ``then_throttled``, after which the ledger throttles every read)."""
+    env = _recorded_meanwhile(monkeypatch, ("watched", "other-run"), then_throttled=then_throttled)
     watched = run_monitor_flow()
     assert watched.outcome != "rolled_back" and not watched.verified, watched
     assert "The release stays in production" in watched.reason, watched.reason
@@ -1086,3 +1094,44 @@ def test_a_window_resumed_days_after_its_end_names_only_its_own_periods_as_unrea
     # The window's own end, give or take the few minutes a look reads past it: not the resume's time.
     assert opened + 2 * day <= seen.unjudged_to <= opened + 2 * day + 3600, (utc(seen.unjudged_to), seen)
     assert f"from {utc(opened)} to {utc(seen.unjudged_to)}" in result.reason, result.reason
+
+
+def _window_closed_and_finalize_begun(monkeypatch, *, then_throttled: bool = False):
+    """The promoted world, whose window another run closes cleanly and whose finalize then begins
+    (carol's), during the monitor's first sleep: the breach this run sees is recorded after both
+    (and, ``then_throttled``, the ledger throttles every read from then on)."""
+    return _recorded_meanwhile(monkeypatch, ("watched", "other-run"), ("finalize-start", "carol"),
+                               then_throttled=then_throttled)
+
+
+def test_a_breach_recorded_after_a_finalize_began_is_paged_and_recorded_with_finalizes_way_out(monkeypatch):
+    """The finalize begun before the breach was recorded may have put the release on the stable
+    service: "run the `rollback` flow to take it out", in the page and the ledger, sent people to a
+    flow that would then move the traffic onto the release, not away from it."""
+    from rollway.finalize import breach_way_out
+
+    env = _window_closed_and_finalize_begun(monkeypatch)
+    watched = run_monitor_flow()
+    assert watched.outcome == "passed" and not watched.verified, watched
+    [page] = [body for s, body in env.notifier.messages if s.startswith("Breach not rolled back")]
+    record = env.ledger.get(env.targets.canary_service)
+    comment = record.last_transition("breach-not-rolled-back").comment
+    for where, words in (("page", page), ("ledger", comment), ("result", watched.reason)):
+        assert "to take it out" not in words, (where, words)
+        assert "may run the release that breached already" in words, (where, words)
+        assert breach_way_out(record) in words, (where, words)
+
+
+def test_a_breach_after_a_finalize_began_claims_nothing_of_the_stable_service_when_the_ledger_reads_fail(
+        monkeypatch):
+    """As above, with the ledger throttling every read: what the finalize did is unknown, so the
+    page says so instead of sending people to the `rollback` flow as if the stable service ran the
+    previous version."""
+    env = _window_closed_and_finalize_begun(monkeypatch, then_throttled=True)
+    watched = run_monitor_flow()
+    assert watched.outcome == "passed" and not watched.verified, watched
+    [page] = [body for s, body in env.notifier.messages if s.startswith("Breach not rolled back")]
+    assert not page.endswith("The release stays in production; run the `rollback` flow to take it out"), page
+    assert "still on the previous version" not in page, page
+    assert "if one did, the stable service may run the release already" in page, page
+    assert "the ledger could not be read (" in page and "ThrottlingException" in page, page
