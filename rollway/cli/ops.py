@@ -511,12 +511,14 @@ def nothing_paused_next(record: RolloutRecord | None, targets_block: str | None)
         return "A rollback of it began and is not recorded as finished: `rollway abort` finishes it"
     if phase is RolloutPhase.ROLLED_BACK:
         return f"It has ended, so there is nothing to answer: {rolled_back_next(record)}"
-    if is_finalized(record):
-        return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
     if unhandled_breach(record) is not None:
-        # Before a finalize begun and not finished, which refuses to carry on past a breach recorded since.
+        # Before a finalize begun and not finished, which refuses to carry on past a breach recorded
+        # since; and before "finalized": one recorded after the finalize stands too (finalize refuses
+        # naming it), and "the next rollout can start" alone read as a window that closed cleanly.
         return ("It has ended, promoted, so there is nothing to answer; its monitoring window saw a breach it could "
                 f"not roll back (`rollway status` shows it): {breach_way_out(record)}")
+    if is_finalized(record):
+        return "It has ended, promoted and finalized, so there is nothing to answer: the next rollout can start"
     if finalize_unfinished(record):
         return ("It has ended, promoted, so there is nothing to answer; its finalize began and did not finish: run "
                 "`rollway finalize` again, which carries on from where it stopped")

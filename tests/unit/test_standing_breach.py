@@ -134,3 +134,14 @@ def test_a_breach_with_no_finalize_begun_still_says_the_stable_service_runs_the_
     record = promoted("start", "promote", "decommission", BREACH_KEPT)
     for where, words in said_of_the_way_out(record, capsys).items():
         assert "still on the previous version" in words, (where, words)
+
+
+def test_promote_on_a_finalized_release_whose_breach_was_recorded_after_names_the_breach_and_the_way_back():
+    # Finalize refuses here, naming the breach (the release is on the stable service already);
+    # promote said only "finalized ... the next rollout can start", as if the window had closed cleanly.
+    from rollway.cli.ops import nothing_paused_next
+
+    record = promoted("start", "promote", "decommission", "finalize-start", "finalized", BREACH_KEPT)
+    said = nothing_paused_next(record, None)
+    assert "saw a breach it could not roll back" in said, said
+    assert "finalized onto the stable service" in said and "out again as a new rollout" in said, said
