@@ -1474,10 +1474,14 @@ def progressive_rollout(
 def scheduled_for(clock: Any) -> float | None:
     """The time the weekly schedule created this flow run for (its expected start), on ``clock``;
     None for a run started by hand, outside a flow run, or on a clock faster than the wall's (the
-    cron fires on the wall calendar, not on a sped-up rollout's)."""
+    cron fires on the wall calendar, not on a sped-up rollout's).
+
+    None too for a retried run (its run count past 1: the UI's Retry, `prefect flow-run retry`): it
+    keeps the schedule's mark and expected start, but a person started it again, maybe days later;
+    counted from the schedule, its phase lost those days and its entry said the run started late."""
     ctx = FlowRunContext.get()
     run = ctx.flow_run if ctx else None
-    if run is None or not run.auto_scheduled or run.expected_start_time is None \
+    if run is None or not run.auto_scheduled or run.expected_start_time is None or (run.run_count or 0) > 1 \
             or getattr(clock, "speed", 1.0) != 1.0:
         return None
     return run.expected_start_time.timestamp()
