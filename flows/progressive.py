@@ -1227,8 +1227,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     grown = stable_count_for_phase(env, record, stable)
     # A late scheduled run (the server or the worker was down at its time): its phase counts from
     # the time it was scheduled for, or the next Monday's run found it too young and the plan lost a week.
+    # The phase passed (checked above) when its newest "phase" entry, the completion, was written.
+    passed_at = next((entry.at for entry in reversed(record.history) if entry.kind == "phase"), None)
     counted = None if early_reason is not None else weekly.counted_from_schedule(
-        now, scheduled_for, record.weekly_phase_started_at, **spec.phase_calendar())
+        now, scheduled_for, record.weekly_phase_started_at, previous_passed=passed_at, **spec.phase_calendar())
     if counted is not None:
         why += (f", counted from the schedule's {weekly.describe(counted, spec.weekly_timezone)} (this run started "
                 f"{(now - counted) / 3600:.1f} h late)")

@@ -115,6 +115,27 @@ def test_a_scheduled_run_retried_by_hand_days_later_keeps_its_own_time(monkeypat
     assert "counted from the schedule" not in started.comment, started.comment
 
 
+def test_a_late_scheduled_run_counts_from_its_start_a_phase_that_passed_after_its_scheduled_time(monkeypatch):
+    """Week 1's last stage was inconclusive and waited for a person, who approved it on Tuesday: at
+    Monday's cron week 2 could not start (week 1 had not passed). Monday's run, late, ran on Tuesday
+    an hour after the approval: counted from Monday, week 2 was given a day it never had."""
+    env = _week_one_passed(monkeypatch)
+    service = env.targets.canary_service
+    passed = env.ledger.get(service)
+    approved_at = MONDAY + WEEK + 23 * 3600  # Tuesday 08:00: week 1's completion, as the approval recorded it
+    assert passed.weekly_phase_passed and passed.history[-1].kind == "phase", passed.history[-1]
+    env.ledger._rollouts[service][-1] = passed.model_copy(update={"history": passed.history[:-1] + (
+        passed.history[-1].model_copy(update={"at": approved_at}),)})
+
+    env.clock.t = MONDAY + WEEK + 24 * 3600  # Monday's run, a day late: an hour after the approval
+    state = _run_of_the_schedule(MONDAY + WEEK)
+    assert state.is_completed(), state.message
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.weekly_phase_index == 1 and record.weekly_phase_started_at == MONDAY + WEEK + 24 * 3600, record
+    started = next(t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2"))
+    assert "counted from the schedule" not in started.comment, started.comment
+
+
 def test_a_run_more_than_a_week_late_counts_from_its_start():
     """Counted from its schedule, the phase would be due again at once and the next run would
     start the next phase the same day: it counts from its start instead."""
