@@ -1227,8 +1227,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     grown = stable_count_for_phase(env, record, stable)
     # A late scheduled run (the server or the worker was down at its time): its phase counts from
     # the time it was scheduled for, or the next Monday's run found it too young and the plan lost a week.
+    # The phase passed (checked above) when its newest "phase" entry, the completion, was written.
+    passed_at = next((entry.at for entry in reversed(record.history) if entry.kind == "phase"), None)
     counted = None if early_reason is not None else weekly.counted_from_schedule(
-        now, scheduled_for, record.weekly_phase_started_at, **spec.phase_calendar())
+        now, scheduled_for, record.weekly_phase_started_at, previous_passed=passed_at, **spec.phase_calendar())
     if counted is not None:
         why += (f", counted from the schedule's {weekly.describe(counted, spec.weekly_timezone)} (this run started "
                 f"{(now - counted) / 3600:.1f} h late)")
@@ -1474,10 +1476,14 @@ def progressive_rollout(
 def scheduled_for(clock: Any) -> float | None:
     """The time the weekly schedule created this flow run for (its expected start), on ``clock``;
     None for a run started by hand, outside a flow run, or on a clock faster than the wall's (the
-    cron fires on the wall calendar, not on a sped-up rollout's)."""
+    cron fires on the wall calendar, not on a sped-up rollout's).
+
+    None too for a retried run (its run count past 1: the UI's Retry, `prefect flow-run retry`): it
+    keeps the schedule's mark and expected start, but a person started it again, maybe days later;
+    counted from the schedule, its phase lost those days and its entry said the run started late."""
     ctx = FlowRunContext.get()
     run = ctx.flow_run if ctx else None
-    if run is None or not run.auto_scheduled or run.expected_start_time is None \
+    if run is None or not run.auto_scheduled or run.expected_start_time is None or (run.run_count or 0) > 1 \
             or getattr(clock, "speed", 1.0) != 1.0:
         return None
     return run.expected_start_time.timestamp()

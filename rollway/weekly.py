@@ -146,7 +146,8 @@ keeps its own start."""
 
 
 def counted_from_schedule(now: float, scheduled: float | None, previous_started: float | None, *, timezone: str,
-                          min_phase_seconds: float, slack_seconds: float) -> float | None:
+                          min_phase_seconds: float, slack_seconds: float,
+                          previous_passed: float | None = None) -> float | None:
     """The instant a phase begun at ``now`` by a scheduled run that was due at ``scheduled`` is
     counted from: ``scheduled``, when the run started late (the Prefect server or the worker was
     down at its time); None when the phase is counted from ``now``.
@@ -155,12 +156,16 @@ def counted_from_schedule(now: float, scheduled: float | None, previous_started:
     the next Tuesday: the next Monday's run found it too young, and the plan lost a week. Not
     counted from ``scheduled`` when the phase was not due yet then (``previous_started``: the
     current phase's start), nor when the phase would be due again already at ``now`` (a run more
-    than a week late): that would give the next phase no week at all.
+    than a week late): that would give the next phase no week at all. Nor when the current phase
+    passed only after ``scheduled`` (``previous_passed``: its completion entry's time; a person
+    approved it later): the schedule's run could not have started the next one at its time either.
     """
     if scheduled is None or now - scheduled < LATE_RUN_SECONDS:
         return None
     calendar = {"timezone": timezone, "min_phase_seconds": min_phase_seconds, "slack_seconds": slack_seconds}
     if previous_started is not None and next_phase_due(previous_started, **calendar) > scheduled:
+        return None
+    if previous_passed is not None and previous_passed > scheduled:
         return None
     if next_phase_due(scheduled, **calendar) <= now:
         return None
