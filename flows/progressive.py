@@ -32,6 +32,7 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
+from rollway.bounds import duration_said
 from rollway.approvals import UNHEARD_AFTER, Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
@@ -1233,7 +1234,7 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         now, scheduled_for, record.weekly_phase_started_at, previous_passed=passed_at, **spec.phase_calendar())
     if counted is not None:
         why += (f", counted from the schedule's {weekly.describe(counted, spec.weekly_timezone)} (this run started "
-                f"{(now - counted) / 3600:.1f} h late)")
+                f"{duration_said(now - counted)} late)")
     started = start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why,
                           stable_desired=grown, counted_from=counted)
     if grown is not None:

@@ -85,7 +85,7 @@ def test_a_phase_begun_by_a_scheduled_run_a_day_late_keeps_the_plans_weeks(monke
     record = env.ledger.get(env.targets.canary_service)
     assert record.weekly_phase_index == 1 and record.weekly_phase_started_at == MONDAY + WEEK, record
     started = next(t for t in record.history if t.kind == "phase" and t.comment.startswith("starting week 2"))
-    assert "counted from the schedule's Mon 2027-01-18 09:00 UTC (this run started 24.0 h late)" in started.comment, \
+    assert "counted from the schedule's Mon 2027-01-18 09:00 UTC (this run started 1 d late)" in started.comment, \
         started.comment
 
     env.clock.t = MONDAY + 2 * WEEK  # the next Monday's run, on time
