@@ -14,7 +14,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -32,7 +32,6 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.bounds import duration_said
 from rollway.approvals import UNHEARD_AFTER, Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
@@ -324,11 +323,8 @@ def stable_count_for_phase(env: Environment, record: RolloutRecord, stable: Serv
 
 def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, actor: str,
                 lease_seconds: float, why: str = "", stable_desired: int | None = None,
-                phased: bool = True, counted_from: float | None = None) -> RolloutRecord:
+                phased: bool = True) -> RolloutRecord:
     """Record weekly phase ``index`` started now; ``why`` is added to the transition's comment.
-
-    ``counted_from``: when the phase's weeks count from, if not now (a late scheduled run's
-    scheduled time, ``rollway.weekly.counted_from_schedule``; ``why`` says so).
 
     ``stable_desired``: the stable service's count read again for this phase
     (``stable_count_for_phase``), recorded with it; None leaves the recorded one. ``phased``: False
@@ -347,8 +343,7 @@ def start_phase(env: Environment, spec: RolloutSpec, index: int, *, owner: str, 
         # each run by its first named entry (a later pause otherwise, or nothing at all).
         transition=Transition(at=now, kind="phase", actor=actor, comment=f"starting {spec.phases[index].name}{why}",
                               run=run_label()),
-        weekly_phase_index=index, weekly_phase_passed=False,
-        weekly_phase_started_at=now if counted_from is None else counted_from,
+        weekly_phase_index=index, weekly_phase_passed=False, weekly_phase_started_at=now,
         phase=RolloutPhase.PROGRESSING, **({} if stable_desired is None else {"stable_desired": stable_desired}),
     )
 
@@ -830,8 +825,7 @@ def refuse_the_schedule_early(actor: str, early_reason: str | None) -> None:
 def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "schedule",
             lease_seconds: float = 600.0, adopt_live_weights: bool = False,
             owner_finished: Callable[[str | None], bool] = lambda owner: True,
-            early_reason: str | None = None, decided_again: bool = False,
-            scheduled_for: float | None = None) -> RolloutResult | None:
+            early_reason: str | None = None, decided_again: bool = False) -> RolloutResult | None:
     """Start the next weekly phase of the service's rollout, at most once per calendar week.
 
     It is also the rollout's watchdog: a phase whose run died (its lease ran out and
@@ -859,10 +853,6 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     wrote on the rollout between this run's read and its lease (a twin run of the schedule that
     started the phase) has the decision made again from the ledger as it stands (``decided_again``:
     this is that second decision; a rollout that moved again under it is refused).
-
-    ``scheduled_for``: the time the weekly schedule created this run for (rollout clock), None for a
-    run started by hand or early. A phase this run starts late is counted from then
-    (``rollway.weekly.counted_from_schedule``), so that the plan keeps its weeks.
 
     Returns None when there is nothing to do (no rollout, finished, or this week's phase
     already started and still owned). Raises PhaseRefused when the previous phase did not pass,
@@ -952,7 +942,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     try:
         started = _next_phase(env, spec, record, now, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
                               adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                              early_reason=early_reason, scheduled_for=scheduled_for)
+                              early_reason=early_reason)
     except RolloutMovedSinceRead as moved:
         if decided_again:
             raise PhaseRefused(f"{moved}; it changed again after this run read it afresh: run advance_phase again "
@@ -964,7 +954,7 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         # second decision finds nothing to do (the other run went on with the next phase).
         started = advance(env, approver, owner=owner, actor=actor, lease_seconds=lease_seconds,
                           adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                          early_reason=early_reason, decided_again=True, scheduled_for=scheduled_for)
+                          early_reason=early_reason, decided_again=True)
     return started if started is not None else completed
 
 
@@ -1074,9 +1064,9 @@ def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
 def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now: float, approver: Approver, *,
                 owner: str, actor: str, lease_seconds: float, adopt_live_weights: bool,
                 owner_finished: Callable[[str | None], bool],
-                early_reason: str | None = None, scheduled_for: float | None = None) -> RolloutResult | None:
+                early_reason: str | None = None) -> RolloutResult | None:
     """Start the next weekly phase if the calendar says it is due, or now if a person gave
-    ``early_reason``; None when there is nothing to do. ``scheduled_for``: see ``advance``."""
+    ``early_reason``; None when there is nothing to do."""
     log = get_run_logger()
     service = env.targets.canary_service
     # A person who asked for an early start is told why nothing started: a run that completed
@@ -1226,17 +1216,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
         give_back_refused(env, spec, taken, owner=owner, lease_seconds=lease_seconds, actor=actor)
         raise
     grown = stable_count_for_phase(env, record, stable)
-    # A late scheduled run (the server or the worker was down at its time): its phase counts from
-    # the time it was scheduled for, or the next Monday's run found it too young and the plan lost a week.
-    # The phase passed (checked above) when its newest "phase" entry, the completion, was written.
-    passed_at = next((entry.at for entry in reversed(record.history) if entry.kind == "phase"), None)
-    counted = None if early_reason is not None else weekly.counted_from_schedule(
-        now, scheduled_for, record.weekly_phase_started_at, previous_passed=passed_at, **spec.phase_calendar())
-    if counted is not None:
-        why += (f", counted from the schedule's {weekly.describe(counted, spec.weekly_timezone)} (this run started "
-                f"{duration_said(now - counted)} late)")
     started = start_phase(env, spec, nxt, owner=owner, actor=actor, lease_seconds=lease_seconds, why=why,
-                          stable_desired=grown, counted_from=counted)
+                          stable_desired=grown)
     if grown is not None:
         resize_canary(env, started)
     return run_progressive(env, spec, approver, owner=owner, actor=actor, phased=True, lease_seconds=lease_seconds,
@@ -1474,22 +1455,6 @@ def progressive_rollout(
     )
 
 
-def scheduled_for(clock: Any) -> float | None:
-    """The time the weekly schedule created this flow run for (its expected start), on ``clock``;
-    None for a run started by hand, outside a flow run, or on a clock faster than the wall's (the
-    cron fires on the wall calendar, not on a sped-up rollout's).
-
-    None too for a retried run (its run count past 1: the UI's Retry, `prefect flow-run retry`): it
-    keeps the schedule's mark and expected start, but a person started it again, maybe days later;
-    counted from the schedule, its phase lost those days and its entry said the run started late."""
-    ctx = FlowRunContext.get()
-    run = ctx.flow_run if ctx else None
-    if run is None or not run.auto_scheduled or run.expected_start_time is None or (run.run_count or 0) > 1 \
-            or getattr(clock, "speed", 1.0) != 1.0:
-        return None
-    return run.expected_start_time.timestamp()
-
-
 @flow(name="advance_phase", log_prints=True, **rollback_hooks())
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def advance_phase(
@@ -1563,4 +1528,4 @@ def advance_phase(
     who = actor if start_early_because is not None else tick_actor(actor)
     return advance(env, approver, owner=run_owner(), actor=who, lease_seconds=lease_wall_seconds,
                    adopt_live_weights=adopt_live_weights, owner_finished=owner_finished,
-                   early_reason=start_early_because, scheduled_for=scheduled_for(env.clock))
+                   early_reason=start_early_because)

@@ -139,39 +139,6 @@ def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float
                              slack_seconds=slack_seconds))
 
 
-LATE_RUN_SECONDS = 60.0
-"""How late after its scheduled time a scheduled run must start for the phase it begins to be
-counted from that time (``counted_from_schedule``): a run a few seconds late, as every run is,
-keeps its own start."""
-
-
-def counted_from_schedule(now: float, scheduled: float | None, previous_started: float | None, *, timezone: str,
-                          min_phase_seconds: float, slack_seconds: float,
-                          previous_passed: float | None = None) -> float | None:
-    """The instant a phase begun at ``now`` by a scheduled run that was due at ``scheduled`` is
-    counted from: ``scheduled``, when the run started late (the Prefect server or the worker was
-    down at its time); None when the phase is counted from ``now``.
-
-    Counted from the late start, a phase begun on Tuesday by Monday's run was old enough only from
-    the next Tuesday: the next Monday's run found it too young, and the plan lost a week. Not
-    counted from ``scheduled`` when the phase was not due yet then (``previous_started``: the
-    current phase's start), nor when the phase would be due again already at ``now`` (a run more
-    than a week late): that would give the next phase no week at all. Nor when the current phase
-    passed only after ``scheduled`` (``previous_passed``: its completion entry's time; a person
-    approved it later): the schedule's run could not have started the next one at its time either.
-    """
-    if scheduled is None or now - scheduled < LATE_RUN_SECONDS:
-        return None
-    calendar = {"timezone": timezone, "min_phase_seconds": min_phase_seconds, "slack_seconds": slack_seconds}
-    if previous_started is not None and next_phase_due(previous_started, **calendar) > scheduled:
-        return None
-    if previous_passed is not None and previous_passed > scheduled:
-        return None
-    if next_phase_due(scheduled, **calendar) <= now:
-        return None
-    return scheduled
-
-
 def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float,
                slack_seconds: float) -> str | None:
     """Why the next phase may not start at ``now``; None when it may.
