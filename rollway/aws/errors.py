@@ -283,8 +283,8 @@ def aws_message(err: Exception, *, call: bool = False) -> str:
         if call and err.operation_name:
             code = f"{code} on {err.operation_name}"
         # Not str(err) for an empty message: botocore's sentence ends in ": " where it would be.
-        return f"{code}: {_one_line(message)}" if message.strip() else f"{code} with no message"
-    return _one_line(error_said(err))
+        return f"{code}: {answer_on_one_line(message)}" if message.strip() else f"{code} with no message"
+    return answer_on_one_line(error_said(err))
 
 
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
@@ -418,20 +418,16 @@ _MESSAGE_CAP = 1000
 
 
 def answer_on_one_line(text: str) -> str:
-    """An AWS answer's message as every client of the run keeps it (``blocks.credentials``), before
-    botocore makes its error of it: on one line, escaped and bounded (``_one_line``). A ClientError
-    raised and quoted as it is (``{err}`` in a rollback's page or a ledger entry, one no adapter
-    caught, which Prefect made the failed run's state message and logged) carried AWS's text raw:
-    its line breaks, escape sequences and a proxy's whole HTML page."""
-    return _one_line(text)
-
-
-def _one_line(text: str) -> str:
     """``text`` on one line a person can read: an endpoint that is not AWS itself (a proxy, an
     emulator) can answer an error with a whole HTML page, which botocore passes on as the message,
     or with an escape sequence or a carriage return in it; a log line, a state message or the CLI
     that quotes it must stay one line, its control characters escaped (``on_one_line``) and its
-    length bounded, or it coloured or cleared the reader's terminal and filled a screen."""
+    length bounded, or it coloured or cleared the reader's terminal and filled a screen.
+
+    Every client of the run keeps an AWS answer's message so (``blocks.credentials``), before
+    botocore makes its error of it: a ClientError raised and quoted as it is (``{err}`` in a
+    rollback's page or a ledger entry, one no adapter caught, which Prefect made the failed run's
+    state message and logged) carried AWS's text raw."""
     html = text.lstrip()[:1] == "<"
     flat = on_one_line(_TAG.sub(" ", text) if html else text)
     cap = _PAGE_CAP if html else _MESSAGE_CAP
