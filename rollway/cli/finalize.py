@@ -8,6 +8,8 @@ any block is loaded or AWS called. Imports stay inside the function, so that ``r
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 
@@ -50,8 +52,6 @@ def checked_actor(actor: str | None) -> str:
     """
     import getpass
 
-    from pydantic import TypeAdapter, ValidationError
-
     from flows.params import Actor
     from rollway.cli.ops import UsageError
 
@@ -61,11 +61,8 @@ def checked_actor(actor: str | None) -> str:
         except (OSError, KeyError, ImportError) as err:
             # A container's uid may have no passwd entry and no USER/LOGNAME: say so, not a traceback.
             raise UsageError(f"cannot tell who you are ({err}): pass --actor to name who finalizes") from None
-    try:
-        return TypeAdapter(Actor).validate_python(actor)
-    except ValidationError as err:
-        why = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise UsageError(f"--actor {actor!r}: {why}; or leave --actor out to finalize as your user name") from None
+    return _as_the_flow_takes(Actor, actor, lambda why: f"--actor {actor!r}: {why}; or leave --actor out to finalize "
+                                                        "as your user name")
 
 
 def checked_acceptance(accept_breach: str | None, unrecorded: bool) -> str | None:
@@ -74,18 +71,30 @@ def checked_acceptance(accept_breach: str | None, unrecorded: bool) -> str | Non
     Raises:
         UsageError: it is blank, longer than the ledger keeps, or given with ``--unrecorded``.
     """
-    from pydantic import TypeAdapter, ValidationError
-
     from flows.params import BreachAcceptance
     from rollway.cli.ops import UsageError
     from rollway.finalize import UNRECORDED_ACCEPT
 
     if accept_breach is not None and unrecorded:
         raise UsageError(UNRECORDED_ACCEPT)
+    return _as_the_flow_takes(BreachAcceptance, accept_breach, lambda why: why)
+
+
+def _as_the_flow_takes(kind: Any, value: Any, refused: Callable[[str], str]) -> Any:
+    """``value`` checked as the finalize flow checks its parameter of type ``kind``, so that the
+    command refuses what the flow would, before anything is read.
+
+    Raises:
+        UsageError: ``refused`` applied to the checks' own words, joined.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from rollway.cli.ops import UsageError
+
     try:
-        return TypeAdapter(BreachAcceptance).validate_python(accept_breach)
+        return TypeAdapter(kind).validate_python(value)
     except ValidationError as err:
-        raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
+        raise UsageError(refused("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors()))) from None
 
 
 def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeout_seconds: float,
