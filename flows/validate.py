@@ -47,7 +47,7 @@ from flows.untraced import without_traceback
 from rollway.aws.denied import ROLLOUT_POLICY, named_denials
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import AdapterError, aws_message
+from rollway.aws.errors import AdapterError, quoted
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
@@ -210,7 +210,7 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
         except Unanswered as err:
             ran = f"its image could not be read: {err} (spec.timeout_seconds)"
         except (AdapterError, BotoCoreError, ClientError) as err:
-            ran = f"its image could not be read: {_said(err)}"
+            ran = f"its image could not be read: {quoted(err, call=True)}"
         lines.append(f"- `{service}` ({role}): {share}; {ran}")
     return tuple(lines)
 
@@ -227,14 +227,8 @@ def _serving(targets: Targets, router: AlbRouter, seconds: float) -> tuple[dict[
         return {}, f"could not read which service carries the traffic (the load balancer's weights): {err} " \
                    "(spec.timeout_seconds)"
     except (AdapterError, BotoCoreError, ClientError) as err:
-        return {}, f"could not read which service carries the traffic (the load balancer's weights): {_said(err)}"
+        return {}, f"could not read which service carries the traffic (the load balancer's weights): {quoted(err, call=True)}"
     return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
-
-
-def _said(err: Exception) -> str:
-    """A read's failure as a check's reason says it: AWS's words as ``aws_message`` says them (one
-    line, escaped, naming the call), where boto's text quoted them raw; the adapters' own as they are."""
-    return aws_message(err, call=True) if isinstance(err, ClientError) else str(err)
 
 
 def _named(targets: Targets, call: Callable[[], Any]) -> Any:

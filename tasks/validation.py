@@ -23,7 +23,7 @@ from prefect.runtime import task_run
 from rollway import http_checks
 from rollway.aws.cloudwatch import MetricQueryError, read_service_averages
 from rollway.aws.denied import ROLLOUT_POLICY, PermissionDenied, is_denied, named_denials, permission_denied
-from rollway.aws.errors import REFUSED_CODES, AdapterError, aws_message, error_code
+from rollway.aws.errors import REFUSED_CODES, AdapterError, error_code, quoted
 from rollway.aws.metric_schema import SUCCESS_RATE as SUCCESS_RATE_METRIC
 from rollway.deadline import Unanswered, answered
 from rollway.errors_pickle import PicklableError
@@ -107,7 +107,7 @@ def read_success_rate(spec: ValidationSpec, cloudwatch: Any, namespace: str, ser
         # validating with their own credentials was sent to "the worker's role".
         refused = isinstance(err, ClientError) and error_code(err) in REFUSED_CODES
         said = (permission_denied(err, job=ROLLOUT_POLICY) if refused and is_denied(err)
-                else aws_message(err) if isinstance(err, ClientError) else err)
+                else quoted(err))
         return _counted(unchecked(SUCCESS_RATE, f"CloudWatch GetMetricData for {SUCCESS_RATE_METRIC} in {namespace} "
                                                 f"{'was refused' if refused else 'failed'}: {said}",
                                   seconds=time.monotonic() - began, retryable=not refused))
@@ -140,7 +140,7 @@ def read_targets(spec: ValidationSpec, router: TrafficRouter, targets: Targets, 
                                   seconds=time.monotonic() - began, retryable=True))
     except (AdapterError, BotoCoreError, ClientError) as err:
         # A refusal is final, as the SuccessRate read's is; it names the statement granting it.
-        said = aws_message(err, call=True) if isinstance(err, ClientError) else err  # AWS's words, one line
+        said = quoted(err, call=True)  # AWS's words, one line
         return _counted(unchecked(TARGETS, f"the target groups' health could not be read: {said}",
                                   seconds=time.monotonic() - began, retryable=not isinstance(err, PermissionDenied)))
     return _counted(judge_targets(serving, healthy, groups, seconds=time.monotonic() - began))

@@ -287,6 +287,13 @@ def aws_message(err: Exception, *, call: bool = False) -> str:
     return answer_on_one_line(error_said(err))
 
 
+
+def quoted(err: BaseException, *, call: bool = False) -> str:
+    """A failure as a message quotes it: AWS's words as ``aws_message`` says them for a ClientError
+    (one line, escaped; ``call``: naming the operation), where boto's text quoted them raw; an
+    adapter's or botocore's own error as its own text."""
+    return aws_message(err, call=call) if isinstance(err, ClientError) else str(err)
+
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
 # Not the keys: AWS's common error for a request that reached it more than 15 minutes from the
 # date stamp it was signed with, or stamped more than 15 minutes ahead (HTTP 400, where expired keys

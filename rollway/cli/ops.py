@@ -1296,7 +1296,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
             # The commands read and act on what a rollout's worker does (the ledger, the load
             # balancer, ECS): a refusal names the statement of its policy.
             from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
-            from rollway.aws.errors import aws_message
+            from rollway.aws.errors import quoted
 
             targets = _loaded_targets.get()
             if is_denied(err):  # the IAM action and the statement granting it, not boto's bare text
@@ -1317,7 +1317,7 @@ def reporting(command: Callable[..., int]) -> Callable[..., int]:
                 return 1
             # AWS's words one line, escaped (an escape sequence in them acted on the terminal),
             # still naming the call, as boto's text did.
-            said = aws_message(err, call=True) if isinstance(err, ClientError) else str(err)
+            said = quoted(err, call=True)
             errors.print(f"[red]error:[/red] AWS refused or could not be reached: {escape(said)}")
             return 1
         finally:
