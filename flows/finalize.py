@@ -61,8 +61,8 @@ from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answe
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
-    ALL_STABLE, DONE, UNRECORDED_ACCEPT, already_finalized, START, FinalizeIncomplete, FinalizePlan, FinalizeRefused,
-    FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
+    ALL_STABLE, DONE, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
+    FinalizeRefused, FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
     BREACH_ACCEPTED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
@@ -528,7 +528,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
                   f"traffic moved, and {t.canary_service} was at 0 tasks when this run began." if idle else "")
         # People were paged about the breach: the notice says who kept the release anyway, and why.
         accepted = (f" {actor} accepted the breach not rolled back of {utc(plan.accepts.at)} "
-                    f"({plan.accepts.comment}): {accept_breach}" if plan.accepts is not None else "")
+                    f"({entry_words(plan.accepts)}): {accept_breach}" if plan.accepts is not None else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
         with progress.trying("notify", after):
             message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
@@ -569,7 +569,7 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
         except (RolloutSuperseded, RolloutMovedOn) as err:
             raise _stale(err) from err
     progress.done(f"recorded {BREACH_ACCEPTED!r} on rollout {held.rollout_id}: {actor} accepts the breach recorded at "
-                  f"{utc(breach.at)} ({breach.actor}'s run: {breach.comment}), because {reason}")
+                  f"{utc(breach.at)} ({breach.actor}'s run: {entry_words(breach)}), because {reason}")
     return written
 
 

@@ -699,24 +699,24 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
     show) and paged, as a window's other ends that ask people to act are (``_skip``: a page SNS
     refuses fails the run). A write DynamoDB refuses is logged, and said in the page.
 
-    What takes it out is said from the rollout as it stands (``kept_breach_way_out``): a finalize
-    begun before the breach was recorded (after another run closed the window cleanly) may have put
-    the release on the stable service, and "run the `rollback` flow" would then move the traffic
-    onto it. The entry is worded from a read before its write, with the breach added as it is
-    written; the page from a read after it."""
-    before, unread = _rollout_read(env, rollout)
-    if before is not None:
-        before = before.model_copy(update={"history": (*before.history, Transition(
-            at=env.clock.now(), kind=BREACH_KEPT, actor=actor))})
-    comment = f"{said}; {kept_breach_way_out(before, unread=unread)}"
-    unrecorded = write_or_why(lambda: _record(env, rollout, BREACH_KEPT, comment, wall=env.wall(), actor=actor),
+    The entry holds the facts alone: each reader (status, the report, finalize, promote) says what
+    takes the release out from the rollout as it stands when read; a way out written into the entry
+    went stale once a finalize ran. The page says it from a read after the write
+    (``kept_breach_way_out``): a finalize begun before the breach was recorded (after another run
+    closed the window cleanly) may have put the release on the stable service, and "run the
+    `rollback` flow" would then move the traffic onto it."""
+    unrecorded = write_or_why(lambda: _record(env, rollout, BREACH_KEPT, said, wall=env.wall(), actor=actor),
                               env.targets)
+    written, unread = _rollout_read(env, rollout)
     if unrecorded is not None:
         get_run_logger().error("the ledger could not record the breach left in production: %s", unrecorded)
-        page = f"{comment} (the ledger could not record it: {unrecorded})"
-    else:
-        written, unread = _rollout_read(env, rollout)
-        page = f"{said}; {kept_breach_way_out(written, unread=unread)}"
+        if written is not None:
+            # Worded as if recorded: it came after whatever finalize the rollout holds.
+            written = written.model_copy(update={"history": (*written.history, Transition(
+                at=env.clock.now(), kind=BREACH_KEPT, actor=actor))})
+    page = f"{said}; {kept_breach_way_out(written, unread=unread)}"
+    if unrecorded is not None:
+        page += f" (the ledger could not record it: {unrecorded})"
     return _skip(env, page, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
                  verified=False)
 

@@ -15,6 +15,8 @@ planned by ``plan_unrecorded`` from what AWS shows alone, and nothing is written
 
 from __future__ import annotations
 
+import re
+from string import Formatter
 from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -192,6 +194,21 @@ BREACH_WAY_OUT = ("run the `rollback` flow (the rollback deployment), which move
 finalize began: the stable service is known to run the previous version (``breach_way_out``)."""
 
 
+_AGAIN = ("roll the previous version{revision} out again as a new rollout (the `progressive_rollout` deployment, its "
+          "spec's image set to that version)")
+_FINALIZED_WAY_OUT = (
+    "the release was finalized onto the stable service ({actor}, {at}) {when}: that finalize left the stable service "
+    "running it, and the `rollback` flow would take nothing out of production. The way back is a new release: "
+    "{again}, or point the stable service back at the previous revision by hand")
+_BEGAN_WAY_OUT = (
+    "a finalize began ({actor}, {at}) before the breach was recorded and did not finish, so the stable service may run "
+    "the release that breached already. While it still runs the previous version{revision}, the `rollback` flow moves "
+    "the traffic back to it; otherwise {again}. `rollway finalize` refuses to carry on, as it would leave the release "
+    "that breached there. If you judged the breach harmless, keep the release: {accept}")
+"""``breach_way_out`` past a finalize, finished or not: worded from these, and recognised by them
+in an entry an older rollway wrote (``entry_words``)."""
+
+
 def breach_way_out(record: RolloutRecord) -> str:
     """What a promotion whose breach stands (``unhandled_breach``) calls for, saying of the stable
     service only what the ledger knows: ``BREACH_WAY_OUT`` while no finalize began. A finalize begun
@@ -201,41 +218,67 @@ def breach_way_out(record: RolloutRecord) -> str:
     if began is None:
         return BREACH_WAY_OUT
     previous = record.previous_task_definition
-    again = ("roll the previous version" + (f" (revision {previous})" if previous else "")
-             + " out again as a new rollout (the `progressive_rollout` deployment, its spec's image set to that "
-             "version)")
+    revision = f" (revision {previous})" if previous else ""
+    again = _AGAIN.format(revision=revision)
     if is_finalized(record):
         when = "before the breach was recorded" if _last(record, DONE) < _last(record, BREACH_KEPT) else (
             "by a finalize begun before the breach was recorded")
-        return (f"the release was finalized onto the stable service ({done.actor}, {utc(done.at)}) {when}: that finalize "
-                "left the stable service running it, and the `rollback` flow would take nothing out of production. The way back is a new "
-                f"release: {again}, or point the stable service back at the previous revision by hand")
-    return (f"a finalize began ({began.actor}, {utc(began.at)}) before the breach was recorded and did not finish, so "
-            "the stable service may run the release that breached already. While it still runs the previous version"
-            + (f" (revision {previous})" if previous else "") + ", the `rollback` flow moves the traffic back to it; "
-            f"otherwise {again}. `rollway finalize` refuses to carry on, as it would leave the release that breached "
-            f"there. If you judged the breach harmless, keep the release: {ACCEPT_BREACH}")
+        return _FINALIZED_WAY_OUT.format(actor=done.actor, at=utc(done.at), when=when, again=again)
+    return _BEGAN_WAY_OUT.format(actor=began.actor, at=utc(began.at), revision=revision, again=again,
+                                 accept=ACCEPT_BREACH)
 
 TAKE_IT_OUT = "run the `rollback` flow to take it out"
 """The monitoring window's own way out of its breach not rolled back, while no finalize began
 (and on the `canary` flow, which keeps no ledger): the stable service still runs the previous
 version, which the `rollback` flow moves the traffic back to."""
 
+_UNREAD_WAY_OUT = ("the ledger could not be read ({unread}) to tell whether a finalize began before this breach was "
+                   "recorded: if none did, {take}; if one did, the stable service may run the release already, which "
+                   "the `rollback` flow does not take out, and `rollway status` names the way back")
+
 
 def kept_breach_way_out(record: RolloutRecord | None, *, unread: str | None = None) -> str:
-    """How the monitoring window's page and ledger entry of a breach it could not roll back end:
-    ``TAKE_IT_OUT`` while no finalize began (``record`` None: no ledger is kept, the `canary`
-    flow's), ``breach_way_out`` past one begun before the breach was recorded (it may have put the
-    release on the stable service, and the `rollback` flow would then move the traffic onto it).
-    ``unread``: why the ledger could not be read, so that whether a finalize began is unknown; the
-    words then claim nothing of what the stable service runs."""
+    """How the monitoring window's page of a breach it could not roll back ends, from the rollout
+    as read after the breach was recorded: ``TAKE_IT_OUT`` while no finalize began (``record``
+    None: no ledger is kept, the `canary` flow's), ``breach_way_out`` past one begun before the
+    breach was recorded (it may have put the release on the stable service, and the `rollback`
+    flow would then move the traffic onto it). ``unread``: why the ledger could not be read, so
+    that whether a finalize began is unknown; the words then claim nothing of what the stable
+    service runs."""
     if unread is not None:
-        return (f"the ledger could not be read ({unread}) to tell whether a finalize began before this breach "
-                f"was recorded: if none did, {TAKE_IT_OUT}; if one did, the stable service may run the release "
-                "already, which the `rollback` flow does not take out, and `rollway status` names the way back")
+        return _UNREAD_WAY_OUT.format(unread=unread, take=TAKE_IT_OUT)
     if record is None or record.last_transition(START) is None:
         return TAKE_IT_OUT
     return breach_way_out(record)
+
+
+def _pattern(template: str, **known: str) -> str:
+    """``template`` as a regular expression: its words as they are, each field ``known`` gives
+    as that pattern, any other field as any words."""
+    return "".join(re.escape(words) + ("" if field is None else known.get(field, ".*?"))
+                   for words, field, _, _ in Formatter().parse(template))
+
+
+_OLD_WAY_OUT = re.compile("; (?:" + "|".join((
+    re.escape(TAKE_IT_OUT),
+    _pattern(_UNREAD_WAY_OUT, take=re.escape(TAKE_IT_OUT)),
+    _pattern(_FINALIZED_WAY_OUT, again=_pattern(_AGAIN)),
+    _pattern(_BEGAN_WAY_OUT, again=_pattern(_AGAIN), accept=re.escape(ACCEPT_BREACH)),
+)) + r")\Z", re.DOTALL)
+"""The ways out ``kept_breach_way_out`` wrote at the end of a breach not rolled back's entry, as
+rollway did before its entries held the facts alone."""
+
+
+def entry_words(entry: Transition) -> str | None:
+    """An entry's comment as readers quote it (status, the report, finalize). A breach not rolled
+    back (``BREACH_KEPT``) holds the facts: what was breached, that the rollback was refused and
+    why, and that the release stays in production; each reader says the way out itself, from the
+    rollout as it stands when read. One an older rollway wrote ends with the way out as it stood
+    then (``_OLD_WAY_OUT``, exactly those forms), which is left out, so that it never reads beside
+    the current one, stale."""
+    if entry.kind != BREACH_KEPT or not entry.comment:
+        return entry.comment
+    return _OLD_WAY_OUT.sub("", entry.comment, count=1)
 
 
 UNRECORDED_ACCEPT = ("accept_breach applies only to a promotion the ledger records (its breach not rolled back is "
@@ -361,7 +404,7 @@ def plan_finalize(
                       if accept_breach is not None else "")
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
-            f"{utc(breach.at)}): {breach.comment}. But {breach_way_out(record)}.{unrecorded} Nothing was changed")
+            f"{utc(breach.at)}): {entry_words(breach)}. But {breach_way_out(record)}.{unrecorded} Nothing was changed")
     if breach is None and accept_breach is not None:
         # Taken silently, the acceptance would be on record for nothing, or read as covering a
         # breach recorded later.
@@ -377,7 +420,7 @@ def plan_finalize(
         # the stable service's without a word of it.
         raise FinalizeRefused(
             f"the monitoring window of {which} saw a breach and could not roll it back ({breach.actor}'s run, "
-            f"{utc(breach.at)}): {breach.comment}. Finalize would put the release that breached onto "
+            f"{utc(breach.at)}): {entry_words(breach)}. Finalize would put the release that breached onto "
             f"{targets.stable_service}: {breach_way_out(record)}. Nothing was changed")
     if is_finalized(record):
         if live == ALL_STABLE and canary.desired == 0:

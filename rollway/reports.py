@@ -28,8 +28,8 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
-from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALIZE_START, finalize_unfinished,
-                              unhandled_breach)
+from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
+                              finalize_unfinished, is_finalized, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED,
@@ -388,9 +388,11 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         owed = "" if watched else _window_open(record)
         closed = f"; monitoring window closed ({watched.kind}, {_stamped(record, watched, sped)})" if watched else owed
         closed = _accepted_said(record) + closed
-        if done is None and not owed and unhandled_breach(record) is not None:
+        if not owed and unhandled_breach(record) is not None:
             # Before a finalize begun and not finished: one that began before the breach was
             # recorded refuses to carry on past it (``unhandled_breach``), so "run it again" failed.
+            # And before "finalized": one done before the breach was recorded left the release on
+            # the stable service, which its way out says (the breach's entry holds only the facts).
             return f"promoted{closed}; **breach not rolled back**: {breach_way_out(record)}"
         if finalize_unfinished(record):
             # Begun and not recorded as finished: its run stopped part-way (or is still going),
@@ -429,10 +431,13 @@ def finalize_row(record: RolloutRecord) -> str | None:
     if record.phase is not RolloutPhase.PROMOTED:
         return None
     began = record.last_transition(FINALIZE_START) if finalize_unfinished(record) else None
-    if unhandled_breach(record) is not None and record.last_transition(FINALIZED) is None:
-        # Finalize refuses while the breach stands (``unhandled_breach``), one begun before it too.
+    if unhandled_breach(record) is not None:
+        # Finalize refuses while the breach stands (``unhandled_breach``), one begun before it too;
+        # one done before it was recorded left the release on the stable service, and "the next
+        # rollout can start" read as a window that closed cleanly. The way out is said here alone:
+        # the breach's entry holds only the facts.
         return (f"began ({began.actor}, {utc(began.at)}), and refuses to carry on past the breach recorded since: "
-                if began is not None else "not run: ") + breach_way_out(record)
+                if began is not None else "done: " if is_finalized(record) else "not run: ") + breach_way_out(record)
     if began is not None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)
@@ -1280,7 +1285,9 @@ def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[s
     # The pause waited at with the question now open, as `rollway status` lists it.
     for t in _as_listed(record, waits):
         moved = f"{t.from_weights} → {t.to_weights}" if t.from_weights and t.to_weights else str(t.to_weights or "")
-        detail = "; ".join(x for x in (t.comment, t.verdict,
+        # A breach not rolled back an older rollway recorded ends with a way out that may be stale
+        # now: the outcome says the current one.
+        detail = "; ".join(x for x in (entry_words(t), t.verdict,
                                        f"canary restored to {t.task_definition}" if t.task_definition else None,
                                        f"SNS message {t.message_id}" if t.message_id else None) if x)
         rows.append(f"| {utc(t.at)} | {t.kind} | {cell(t.actor)} | {moved} | {cell(detail)} |")

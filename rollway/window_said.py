@@ -178,13 +178,14 @@ def breach_said(record: RolloutRecord) -> str | None:
     because another run had closed the window meanwhile (``BREACH_KEPT``): the release that breached
     stays in production. None when no breach stands (``unhandled_breach``, finalize's own answer: a
     rollback took the release out, or a finalize began after it). Listed only as one more entry, it
-    read as a window that closed cleanly."""
-    from rollway.finalize import unhandled_breach  # rollway.finalize imports this module
+    read as a window that closed cleanly. The facts alone (``entry_words``): the way out is said
+    beside it, once, from the rollout as it stands (the finalize row, the report's outcome)."""
+    from rollway.finalize import entry_words, unhandled_breach  # rollway.finalize imports this module
 
     kept = unhandled_breach(record)
     if kept is None:
         return None
-    return f"{kept.comment} ({kept.actor}'s run, {utc(kept.at)})"
+    return f"{entry_words(kept)} ({kept.actor}'s run, {utc(kept.at)})"
 
 
 def acceptance_said(record: RolloutRecord) -> str | None:
@@ -192,11 +193,11 @@ def acceptance_said(record: RolloutRecord) -> str | None:
     finalize the release all the same (``accepted_breach``): who, when, which breach (by its time,
     with its words and run) and why; None when the newest breach is not accepted (or none is
     recorded, or the rollout is no longer promoted)."""
-    from rollway.finalize import accepted_breach  # rollway.finalize imports this module
+    from rollway.finalize import accepted_breach, entry_words  # rollway.finalize imports this module
 
     found = accepted_breach(record)
     if found is None:
         return None
     breach, accepted = found
-    return (f"{accepted.actor} at {utc(accepted.at)} accepted the breach of {utc(breach.at)} ({breach.comment}, "
+    return (f"{accepted.actor} at {utc(accepted.at)} accepted the breach of {utc(breach.at)} ({entry_words(breach)}, "
             f"{breach.actor}'s run): {accepted.comment}")

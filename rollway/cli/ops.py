@@ -837,11 +837,15 @@ _HISTORY_COLUMNS = ("at (rollout clock)", "kind", "actor", "weights", "what")
 
 def _history_rows(history: Iterable[Transition], limit: int) -> tuple[str, list[tuple[str, ...]]]:
     """The history's title and its newest ``limit`` transitions, one tuple of cells each."""
+    from rollway.finalize import entry_words
+
     transitions = list(history)[-limit:]
     rows = []
     for t in transitions:
         weights = f"{_weights(t.from_weights)} -> {_weights(t.to_weights)}" if t.from_weights else _weights(t.to_weights)
-        what = "; ".join(x for x in (t.comment, t.verdict) if x)
+        # A breach not rolled back an older rollway recorded ends with a way out that may be stale
+        # now: status says the current one in its finalize row.
+        what = "; ".join(x for x in (entry_words(t), t.verdict) if x)
         # The ledger's words as text, never a control character acting on the terminal.
         rows.append((utc(t.at), t.kind, shown(t.actor, keep=''), weights, shown(what)))
     return f"last {len(transitions)} transition{'' if len(transitions) == 1 else 's'}", rows

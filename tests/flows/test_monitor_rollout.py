@@ -1036,11 +1036,12 @@ def test_a_late_window_whose_every_read_failed_names_the_aged_out_minutes_apart_
     assert "older than CloudWatch keeps 1-minute data for 15 days" in row and "ThrottlingException" in row, row
 
 
-def test_a_breach_not_rolled_back_is_not_finalized_and_the_rollback_flow_takes_it_out(monkeypatch):
+def test_a_breach_not_rolled_back_is_not_finalized_and_the_rollback_flow_takes_it_out(monkeypatch, capsys):
     """After that end, status and the report still said "not finalized: run `rollway finalize`", and
     finalize put the release that breached the guardrail onto the stable service without a word of
     the breach. Finalize refuses, naming the breach and the `rollback` flow; status and the report
-    advise that flow, which takes the release out."""
+    advise that flow, which takes the release out. Each says it once: the breach's entry carried a
+    way out of its own, which they quoted beside theirs."""
     import flows.env
     import flows.rollback
     from flows.finalize import run_finalize
@@ -1066,6 +1067,16 @@ def test_a_breach_not_rolled_back_is_not_finalized_and_the_rollback_flow_takes_i
         finalize_it()
     message = str(refused.value)
     assert "guardrail" in message and "`rollback` flow" in message and "Nothing was changed" in message, message
+    from types import SimpleNamespace
+
+    from rollway.cli.ops import print_status
+
+    capsys.readouterr()
+    print_status(SimpleNamespace(name=env.targets.canary_service, targets=env.targets), record,
+                 Weights(stable=0, canary=100), None, limit=5)
+    status = " ".join(capsys.readouterr().out.split())
+    for where, said in (("status", status), ("report", report), ("finalize", message)):
+        assert said.count("`rollback` flow") == 1 and "to take it out" not in said, (where, said)
     assert env.deployer.services[env.targets.stable_service].task_definition == STABLE_TD
     assert env.router.weights == Weights(stable=0, canary=100)
 
@@ -1104,10 +1115,12 @@ def _window_closed_and_finalize_begun(monkeypatch, *, then_throttled: bool = Fal
                                then_throttled=then_throttled)
 
 
-def test_a_breach_recorded_after_a_finalize_began_is_paged_and_recorded_with_finalizes_way_out(monkeypatch):
+def test_a_breach_recorded_after_a_finalize_began_is_paged_with_finalizes_way_out_and_recorded_as_facts(monkeypatch):
     """The finalize begun before the breach was recorded may have put the release on the stable
     service: "run the `rollback` flow to take it out", in the page and the ledger, sent people to a
-    flow that would then move the traffic onto the release, not away from it."""
+    flow that would then move the traffic onto the release, not away from it. The ledger's entry
+    holds the facts alone: a way out written into it went stale once a finalize ran, and read
+    beside the one status, the report and finalize say."""
     from rollway.finalize import breach_way_out
 
     env = _window_closed_and_finalize_begun(monkeypatch)
@@ -1118,8 +1131,11 @@ def test_a_breach_recorded_after_a_finalize_began_is_paged_and_recorded_with_fin
     comment = record.last_transition("breach-not-rolled-back").comment
     for where, words in (("page", page), ("ledger", comment), ("result", watched.reason)):
         assert "to take it out" not in words, (where, words)
+    for where, words in (("page", page), ("result", watched.reason)):
         assert "may run the release that breached already" in words, (where, words)
         assert breach_way_out(record) in words, (where, words)
+    assert "guardrail" in comment and comment.endswith("The release stays in production"), comment
+    assert "`rollback` flow" not in comment and "--accept-breach" not in comment, comment
 
 
 def test_a_breach_after_a_finalize_began_claims_nothing_of_the_stable_service_when_the_ledger_reads_fail(

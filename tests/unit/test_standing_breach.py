@@ -145,3 +145,80 @@ def test_promote_on_a_finalized_release_whose_breach_was_recorded_after_names_th
     said = nothing_paused_next(record, None)
     assert "saw a breach it could not roll back" in said, said
     assert "finalized onto the stable service" in said and "out again as a new rollout" in said, said
+
+
+def with_breach_said(record: RolloutRecord, comment: str) -> RolloutRecord:
+    """``record`` with its newest breach-not-rolled-back entry's words replaced by ``comment``."""
+    last = max(i for i, t in enumerate(record.history) if t.kind == BREACH_KEPT)
+    history = list(record.history)
+    history[last] = history[last].model_copy(update={"comment": comment})
+    return record.model_copy(update={"history": tuple(history)})
+
+
+def ways_out_said(record: RolloutRecord, capsys) -> dict[str, str]:
+    """Everything `rollway status`, the report, finalize's refusal and promote's message say."""
+    from rollway.cli.ops import nothing_paused_next
+    from rollway.reports import rollout_report
+
+    with pytest.raises(FinalizeRefused) as refused:
+        plan(record)
+    return {"status": status_of(record, capsys), "the report": " ".join(rollout_report(record).split()),
+            "finalize": str(refused.value), "promote's message": nothing_paused_next(record, None)}
+
+
+HISTORIES = {
+    "no-finalize": ("start", "promote", "decommission", BREACH_KEPT),
+    "finalize-began-before": ("start", "promote", "decommission", "finalize-start", BREACH_KEPT),
+    "finalized-before": ("start", "promote", "decommission", "finalize-start", "finalized", BREACH_KEPT),
+}
+
+
+def old_entry(record: RolloutRecord, form: str) -> str:
+    """The words an older rollway wrote in the entry: the facts, then a way out as it stood then."""
+    from rollway.finalize import TAKE_IT_OUT, kept_breach_way_out
+
+    return {"facts": SAID, "take-it-out": f"{SAID}; {TAKE_IT_OUT}",
+            "as-written": f"{SAID}; {kept_breach_way_out(record)}",
+            "unread": f"{SAID}; {kept_breach_way_out(None, unread='ThrottlingException: Rate exceeded')}"}[form]
+
+
+@pytest.mark.parametrize("form", ["facts", "take-it-out", "as-written", "unread"])
+@pytest.mark.parametrize("history", list(HISTORIES))
+def test_status_the_report_finalize_and_promote_say_the_way_out_once_and_as_it_stands(history, form, capsys):
+    # The entry used to carry its own way out, worded when it was written: status and the report
+    # quoted it beside the one they work out, finalize's refusal read the long form twice in a row,
+    # and an entry from before a finalize began kept sending people to the `rollback` flow.
+    from rollway.finalize import breach_way_out
+
+    record = promoted(*HISTORIES[history])
+    record = with_breach_said(record, old_entry(record, form))
+    way_out = breach_way_out(record)
+    for where, words in ways_out_said(record, capsys).items():
+        assert words.count(way_out) == 1, (where, words)
+        assert words.count("`rollback` flow") == 1, (where, words)
+        assert "to take it out" not in words and "the ledger could not be read" not in words, (where, words)
+        if where != "promote's message":
+            assert SAID in words, (where, words)
+
+
+def test_an_entry_ending_in_words_of_its_own_is_quoted_whole():
+    # Only a way out an older rollway wrote is left out of the quote: the facts are never cut.
+    record = with_breach_said(promoted(*HISTORIES["no-finalize"]), f"{SAID}; run the rollback by hand")
+    assert breach_said(record).startswith(f"{SAID}; run the rollback by hand ("), breach_said(record)
+
+
+def test_an_accepted_breach_an_older_rollway_recorded_is_quoted_without_its_stale_way_out(capsys):
+    # Accepted and finalized, the breach's own "run the `rollback` flow to take it out" still read
+    # in status's and the report's acceptance, as if it were advice.
+    from rollway.finalize import TAKE_IT_OUT
+    from rollway.ledger import BREACH_ACCEPTED
+    from rollway.reports import rollout_report
+    from rollway.window_said import acceptance_said
+
+    record = with_breach_said(promoted("start", "promote", "decommission", BREACH_KEPT), f"{SAID}; {TAKE_IT_OUT}")
+    accepted = Transition(at=1010.0, kind=BREACH_ACCEPTED, actor="dana", comment="the probe's 5xx", breach_at=1003.0)
+    record = record.model_copy(update={"history": (*record.history, accepted)})
+    said = acceptance_said(record)
+    assert said is not None and f"({SAID}, run-7's run)" in said, said
+    for where, words in (("status", status_of(record, capsys)), ("the report", rollout_report(record))):
+        assert "to take it out" not in words and SAID in words, (where, words)
