@@ -167,6 +167,7 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
     # One rollout has one rollback: a record written before a rollback that took over one that died
     # kept its one start can hold a second, which showed the stage "rolled back" twice.
     first_start = rollback_start(record)
+    stopped = stopped_back(record)
     since_move: list[Transition] = []  # the entries since the last move: the gate the next one passed
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
@@ -201,6 +202,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
         elif t.kind == "rollback" and _traffic_back(t, record):
+            current["ended_at"] = t.at
+        elif t is stopped:  # its traffic back on stable, however long the rollback took to finish
             current["ended_at"] = t.at
         elif t.kind == "promote":
             said = _without_repeat(t.comment, current["verdict"], "the reason given in this row")
@@ -1646,15 +1649,26 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
                 at_trigger = t.to_weights
     if began is None:
         at_trigger = None
+    # One that stopped on a later step read the traffic back on stable first, and recorded that:
+    # the run that finished it (a day later, say) read 100/0 again, and the exposure counted to
+    # that second read-back was a day too long.
+    back = stopped_back(record)
+    if back is not None:
+        return first, peak, at_trigger, back.at
     end = record.last_transition("rollback")
     # A finished rollback records its end only once the traffic is back, so its end bounds the
     # exposure even when it kept no read-back weights (the monitor's rollback records none).
     if end is not None and _traffic_back(end, record):
         return first, peak, at_trigger, end.at
-    # One that stopped on a later step read the traffic back on stable first, and recorded that.
-    back = next((t for t in record.history if t.kind == ROLLBACK_STOPPED and t.to_weights is not None
+    return first, peak, at_trigger, None
+
+
+def stopped_back(record: RolloutRecord) -> Transition | None:
+    """The first run of the rollout's rollback that read the traffic back on stable (100/0) and then
+    stopped on a later step (``ROLLBACK_STOPPED``): when the traffic was back, whenever a later run
+    finished the rollback. None: no run stopped after putting the traffic back."""
+    return next((t for t in record.history if t.kind == ROLLBACK_STOPPED and t.to_weights is not None
                  and t.to_weights.canary == 0), None)
-    return first, peak, at_trigger, back.at if back is not None else None
 
 
 # What a resumed run writes before it finds a shift on the load balancer: none of it is the dead
@@ -2252,6 +2266,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
     lines += _takeovers(record, of_rollback=True, sped=sped)
+    back = stopped_back(record) if finished else None
+    if back is not None:
+        # Said first: the traffic was back from then, not from the end another run recorded later.
+        lines.append(f"- by {_stamped(record, back, sped)}: the load balancer read back **{back.to_weights}** "
+                     f"(stable/canary), by {cell(back.actor)}, whose rollback then stopped before it finished; "
+                     f"{cell(end.actor)}'s finished it.")
     if finished and end.to_weights is not None:
         lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
                      "(stable/canary); "

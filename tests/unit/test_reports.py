@@ -2393,3 +2393,37 @@ def test_a_rollback_after_a_breach_the_monitor_could_not_roll_back_names_the_bre
     # A person's rollback with no breach before it is said as before.
     plain = incident_report(rolled_back_after_a_breach_not_rolled_back(breach=False))
     assert "Breach before it" not in plain and "the judge passed what the person saw" in next_steps(plain)
+
+
+def stopped_with_the_traffic_back_then_finished_a_day_later() -> RolloutRecord:
+    """The judge's rollback put the traffic back (100/0 read back) and stopped on a later step (a
+    flag it could not disable); carol finished it with `rollway abort` the next morning."""
+    reason = "5%: canary 3% vs baseline 0.1%"
+    return record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment=reason, wall=T0 + 100),
+        Transition(at=T0 + 160, kind="rollback-stopped", actor="judge", from_weights=w(5), to_weights=w(0),
+                   wall=T0 + 160, comment="done: weights 100/0 verified; canary scaled to 0 on td:1; notified; not "
+                                          "done: disable every bound flag (could not disable beta_editor: throttled)"),
+        Transition(at=T0 + 86_400, kind="rollback", actor="carol", from_weights=w(0), to_weights=w(0),
+                   wall=T0 + 86_400, comment=reason),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_a_rollback_finished_after_its_stopped_run_put_the_traffic_back_counts_the_exposure_to_that_read_back():
+    """The first run of the rollback read 100/0 back a minute after it began, then stopped on a
+    flag; the run that finished it a day later read 100/0 again. The incident report counted the
+    exposure, the time to restore, the stage and the window to read the logs in up to the second
+    read-back: "exposed for 24.0 h", "traffic back 24.0 h after the rollback began"."""
+    rec = stopped_with_the_traffic_back_then_finished_a_day_later()
+    text = incident_report(rec)
+    assert f"**Exposed for:** {duration(100)}" in text, text
+    assert f"**Traffic back on stable:** {duration(60)} after the rollback began" in text, text
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 160)}" in next_steps(text), next_steps(text)
+    assert "24.0 h" not in text, text
+    (line,) = stage_lines(rec)
+    assert line.ended_at == T0 + 160
+    # Both read-backs are listed, the first as the traffic's return.
+    back = text.split("## Traffic moved back", 1)[1].split("## Rollback steps", 1)[0]
+    assert f"{utc(T0 + 160)}: the load balancer read back **100/0**" in back, back
+    assert f"{utc(T0 + 86_400)}: the load balancer read back **100/0**" in back, back
