@@ -2124,7 +2124,8 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
                     "taken while the approval pause waited)")
     per_stage = (f"each stage's canary vs baseline requests, errors and p99: {', '.join(keys)}; " if keys else "")
     monitor = (f"; the post-promotion monitor's window: `{artifact_key(record.service, 'monitoring')}`"
-               if trigger is not None and (trigger.kind == "monitor" or breach_before(record, start) is not None)
+               if trigger is not None and (trigger.kind == "monitor"
+                                           or breach_before(record, start or record.last_transition("rollback")))
                else "")
     where = ("of the flow runs named above (each run's Artifacts tab; a key's newest version may be a later rollout's)"
              if flow_runs(record) else "(Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take "

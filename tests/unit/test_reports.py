@@ -2427,3 +2427,13 @@ def test_a_rollback_finished_after_its_stopped_run_put_the_traffic_back_counts_t
     back = text.split("## Traffic moved back", 1)[1].split("## Rollback steps", 1)[0]
     assert f"{utc(T0 + 160)}: the load balancer read back **100/0**" in back, back
     assert f"{utc(T0 + 86_400)}: the load balancer read back **100/0**" in back, back
+
+
+def test_a_breach_before_a_rollback_recorded_without_its_start_is_named_as_well():
+    """A rollback recorded before rollbacks wrote their start (its end alone) after such a breach:
+    the trigger's breach line and the evidence's monitor window are read from the same entry."""
+    rec = rolled_back_after_a_breach_not_rolled_back()
+    rec = rec.model_copy(update={"history": tuple(t for t in rec.history if t.kind != "rollback-start")})
+    text = incident_report(rec)
+    assert "- **Breach before it:**" in text.split("## Exposure", 1)[0], text
+    assert "webordinary-edit-service-canary-monitoring" in text.split("## Evidence", 1)[1]
