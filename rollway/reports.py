@@ -32,8 +32,8 @@ from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALI
                               finalize_unfinished, is_finalized, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
-from rollway.ledger import (NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNREACHED,
-                            NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
+from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
+                            NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
                             RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
                             monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
@@ -167,6 +167,7 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
     # One rollout has one rollback: a record written before a rollback that took over one that died
     # kept its one start can hold a second, which showed the stage "rolled back" twice.
     first_start = rollback_start(record)
+    stopped = stopped_back(record)
     since_move: list[Transition] = []  # the entries since the last move: the gate the next one passed
     for t in record.history:
         current = lines[-1] if lines and lines[-1]["ended_at"] is None else None
@@ -201,6 +202,8 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             if t.kind == "rollback" and _traffic_back(t, record):
                 current["ended_at"] = t.at
         elif t.kind == "rollback" and _traffic_back(t, record):
+            current["ended_at"] = t.at
+        elif t is stopped:  # its traffic back on stable, however long the rollback took to finish
             current["ended_at"] = t.at
         elif t.kind == "promote":
             said = _without_repeat(t.comment, current["verdict"], "the reason given in this row")
@@ -1653,15 +1656,26 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
                 at_trigger = t.to_weights
     if began is None:
         at_trigger = None
+    # One that stopped on a later step read the traffic back on stable first, and recorded that:
+    # the run that finished it (a day later, say) read 100/0 again, and the exposure counted to
+    # that second read-back was a day too long.
+    back = stopped_back(record)
+    if back is not None:
+        return first, peak, at_trigger, back.at
     end = record.last_transition("rollback")
     # A finished rollback records its end only once the traffic is back, so its end bounds the
     # exposure even when it kept no read-back weights (the monitor's rollback records none).
     if end is not None and _traffic_back(end, record):
         return first, peak, at_trigger, end.at
-    # One that stopped on a later step read the traffic back on stable first, and recorded that.
-    back = next((t for t in record.history if t.kind == ROLLBACK_STOPPED and t.to_weights is not None
+    return first, peak, at_trigger, None
+
+
+def stopped_back(record: RolloutRecord) -> Transition | None:
+    """The first run of the rollout's rollback that read the traffic back on stable (100/0) and then
+    stopped on a later step (``ROLLBACK_STOPPED``): when the traffic was back, whenever a later run
+    finished the rollback. None: no run stopped after putting the traffic back."""
+    return next((t for t in record.history if t.kind == ROLLBACK_STOPPED and t.to_weights is not None
                  and t.to_weights.canary == 0), None)
-    return first, peak, at_trigger, back.at if back is not None else None
 
 
 # What a resumed run writes before it finds a shift on the load balancer: none of it is the dead
@@ -2036,6 +2050,38 @@ def _log_window(record: RolloutRecord, begin: float, end: float, sped: bool, clo
     return f" from {utc(begin)} to {utc(end)} on the rollout clock{_CONVERT}"
 
 
+def breach_before(record: RolloutRecord, start: Transition | None) -> Transition | None:
+    """The first breach the monitoring window saw and could not roll back (``BREACH_KEPT``: another
+    run had closed the window) recorded before the rollback's ``start``, or None: when users were
+    first hurt, and what the guardrail measured, though a person's rollback came later."""
+    if start is None:
+        return None
+    for entry in record.history:
+        if entry is start:
+            return None
+        if entry.kind == BREACH_KEPT:
+            return entry
+    return None
+
+
+def _breach_line(record: RolloutRecord, start: Transition | None, sped: bool) -> list[str]:
+    """The incident report's line for a breach not rolled back before the rollback (``breach_before``):
+    the trigger alone named the person who ran the rollback flow and their words, not when the
+    guardrail was breached nor by what. Its entry's advice (run the `rollback` flow) is left out:
+    it was followed."""
+    breach = breach_before(record, start)
+    if breach is None or start is None:
+        return []
+    saw = (breach.comment or "no reason recorded").partition("; not rolled back: ")[0]
+    # No span across two clocks (`rollway abort` stamps real time), nor one the hosts' skew turned negative.
+    later = (f", {duration(start.at - breach.at)} before the rollback began"
+             if start.at >= breach.at and _one_clock(breach.at, start.at) else "")
+    return [f"- **Breach before it:** the post-promotion monitor saw its guardrail breached at "
+            f"{_stamped(record, breach, sped)}{later} ({cell(breach.actor)}'s run), and could not roll back (another "
+            f"run had closed the monitoring window), so the release stayed in production until this rollback: "
+            f"{cell(saw)}"]
+
+
 def _what_to_confirm(trigger: Trigger | None) -> str:
     """What the canary's logs and metrics are read for: after an approval timeout nothing failed
     (nobody answered), and "confirm what failed" sent a responder looking for a fault."""
@@ -2044,7 +2090,7 @@ def _what_to_confirm(trigger: Trigger | None) -> str:
     return "confirm what failed and whether users were affected"
 
 
-def _fix_steps(trigger: Trigger | None) -> list[str]:
+def _fix_steps(trigger: Trigger | None, breached: bool = False) -> list[str]:
     """The incident's next steps about the new version, by what triggered the rollback. An approval
     timeout found no fault, and a person's rollback raised no threshold: "find the cause and fix
     it" and "adjust the spec's thresholds" of a false alarm sent a responder after a fault nobody
@@ -2055,7 +2101,9 @@ def _fix_steps(trigger: Trigger | None) -> list[str]:
                 "nobody could, review `approvals.timeout_seconds`, who is told of a pause, or "
                 "`approvals.on_timeout` set to `hold` (an unanswered pause then keeps the weights and asks again)."]
     fix = "- [ ] Find the cause and fix it; ship the fix as a new image tag (a new rollout)."
-    if trigger is not None and trigger.kind in _PERSONS:
+    # A person's rollback after the monitor's guardrail was breached (``breached``): the guardrail
+    # saw it, and "the judge passed what the person saw" was not so.
+    if trigger is not None and trigger.kind in _PERSONS and not breached:
         return [fix, "- [ ] If the person's reason is confirmed, the judge passed what the person saw: tighten the "
                      "spec's thresholds or analysis, or add the signal it did not watch; if not, record why."]
     return [fix, "- [ ] If the trigger was wrong (a false alarm), record why and adjust the spec's thresholds."]
@@ -2083,7 +2131,9 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
                     "taken while the approval pause waited)")
     per_stage = (f"each stage's canary vs baseline requests, errors and p99: {', '.join(keys)}; " if keys else "")
     monitor = (f"; the post-promotion monitor's window: `{artifact_key(record.service, 'monitoring')}`"
-               if trigger is not None and trigger.kind == "monitor" else "")
+               if trigger is not None and (trigger.kind == "monitor"
+                                           or breach_before(record, start or record.last_transition("rollback")))
+               else "")
     where = ("of the flow runs named above (each run's Artifacts tab; a key's newest version may be a later rollout's)"
              if flow_runs(record) else "(Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take "
              "the versions written between its start and its rollback, a key's newest may be a later rollout's)")
@@ -2165,6 +2215,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
                          f"(comment: {cell(_without_answer(asked.comment or '', 'reject') or '-')})")
         lines += _pause_cut_short(record, start, sped)
+        lines += _breach_line(record, start or end, sped)
     lines += ["", "## Exposure", ""]
     if first is None:
         lines.append(_no_move_recorded(record, start, back_at))
@@ -2223,6 +2274,12 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                      "anything moved.")
     # A rollback that stopped part-way and the one that finished its work: the page and the end name the latter.
     lines += _takeovers(record, of_rollback=True, sped=sped)
+    back = stopped_back(record) if finished else None
+    if back is not None:
+        # Said first: the traffic was back from then, not from the end another run recorded later.
+        lines.append(f"- by {_stamped(record, back, sped)}: the load balancer read back **{back.to_weights}** "
+                     f"(stable/canary), by {cell(back.actor)}, whose rollback then stopped before it finished; "
+                     f"{cell(end.actor)}'s finished it.")
     if finished and end.to_weights is not None:
         lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
                      "(stable/canary); "
@@ -2336,7 +2393,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
               "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
-              *_fix_steps(trigger),
+              *_fix_steps(trigger, breach_before(record, start or end) is not None),
               "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
               "- [ ] Update the runbook and the lessons-learned notes."]
     return shown("\n".join(lines) + "\n")

@@ -2352,3 +2352,88 @@ def test_the_incident_report_gives_the_timeline_the_post_mortem_is_written_from(
     assert f"| {utc(T0 + 800)} | approve | bob |  | approve: dashboards look fine; approval before 25% |" in timeline
     assert f"| {utc(T0 + 1200)} | rollback-start | judge |" in timeline
     assert f"| {utc(T0 + 1230)} | rollback | judge | 75/25 → 100/0 |" in timeline
+
+
+def rolled_back_after_a_breach_not_rolled_back(*, breach: bool = True) -> RolloutRecord:
+    """Promoted; its monitoring window saw the guardrail breached and could not roll back (another
+    run had closed the window), and a person then ran the rollback flow, as the breach's page says."""
+    from rollway.finalize import kept_breach_way_out
+    from rollway.ledger import BREACH_KEPT
+
+    promoted = [started(), shift(60, 5, 0), passed(700, 0), shift(710, 100, 1, 5),
+                Transition(at=T0 + 2200, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed")]
+    saw = "canary error rate 6.00% (60/1000) is over the 5% guardrail"
+    kept = record(promoted, RolloutPhase.PROMOTED, stages=(5, 100))
+    comment = (f"monitoring after promotion: {saw}; not rolled back: the monitoring window was closed by run x. The "
+               f"release stays in production; {kept_breach_way_out(kept)}")
+    seen = [Transition(at=T0 + 5900, kind=BREACH_KEPT, actor="monitor", comment=comment, wall=T0 + 5900)] if breach else []
+    why = "users report 500s since the promotion"
+    return record([*promoted, *seen, Transition(at=T0 + 7000, kind="rollback-start", actor="carol", comment=why),
+                   Transition(at=T0 + 7060, kind="rollback", actor="carol", to_weights=w(0), comment=why)],
+                  RolloutPhase.ROLLED_BACK, stages=(5, 100), weights=w(0))
+
+
+def test_a_rollback_after_a_breach_the_monitor_could_not_roll_back_names_the_breach():
+    """The monitoring window saw the guardrail breached but could not roll back (another run had
+    closed the window), and a person ran the rollback flow 18 minutes later: the incident report's
+    trigger named only the person and their words, so a reader who was not there learnt neither
+    when users were first hurt nor what the guardrail measured, and its next steps said the judge
+    had passed what the person saw, though the monitor's guardrail had caught it."""
+    text = incident_report(rolled_back_after_a_breach_not_rolled_back())
+    trigger = text.split("## What triggered it", 1)[1].split("## Exposure", 1)[0]
+    (line,) = [x for x in trigger.splitlines() if x.startswith("- **Breach before it:**")]
+    assert f"at {utc(T0 + 5900)}" in line and "18.3 min before the rollback began" in line, line
+    assert "canary error rate 6.00% (60/1000) is over the 5% guardrail" in line, line
+    assert "could not roll back" in line and "stayed in production" in line, line
+    # Its page's advice ("run the `rollback` flow") was followed: not repeated as if still to do.
+    assert "`rollback` flow (the rollback deployment)" not in line, line
+    steps = next_steps(text)
+    assert "the judge passed what the person saw" not in steps, steps
+    assert "webordinary-edit-service-canary-monitoring" in text.split("## Evidence", 1)[1]
+    # A person's rollback with no breach before it is said as before.
+    plain = incident_report(rolled_back_after_a_breach_not_rolled_back(breach=False))
+    assert "Breach before it" not in plain and "the judge passed what the person saw" in next_steps(plain)
+
+
+def stopped_with_the_traffic_back_then_finished_a_day_later() -> RolloutRecord:
+    """The judge's rollback put the traffic back (100/0 read back) and stopped on a later step (a
+    flag it could not disable); carol finished it with `rollway abort` the next morning."""
+    reason = "5%: canary 3% vs baseline 0.1%"
+    return record([
+        started(), shift(60, 5, 0),
+        Transition(at=T0 + 100, kind="rollback-start", actor="judge", comment=reason, wall=T0 + 100),
+        Transition(at=T0 + 160, kind="rollback-stopped", actor="judge", from_weights=w(5), to_weights=w(0),
+                   wall=T0 + 160, comment="done: weights 100/0 verified; canary scaled to 0 on td:1; notified; not "
+                                          "done: disable every bound flag (could not disable beta_editor: throttled)"),
+        Transition(at=T0 + 86_400, kind="rollback", actor="carol", from_weights=w(0), to_weights=w(0),
+                   wall=T0 + 86_400, comment=reason),
+    ], RolloutPhase.ROLLED_BACK, weights=w(0))
+
+
+def test_a_rollback_finished_after_its_stopped_run_put_the_traffic_back_counts_the_exposure_to_that_read_back():
+    """The first run of the rollback read 100/0 back a minute after it began, then stopped on a
+    flag; the run that finished it a day later read 100/0 again. The incident report counted the
+    exposure, the time to restore, the stage and the window to read the logs in up to the second
+    read-back: "exposed for 24.0 h", "traffic back 24.0 h after the rollback began"."""
+    rec = stopped_with_the_traffic_back_then_finished_a_day_later()
+    text = incident_report(rec)
+    assert f"**Exposed for:** {duration(100)}" in text, text
+    assert f"**Traffic back on stable:** {duration(60)} after the rollback began" in text, text
+    assert f"from {utc(T0 + 60)} to {utc(T0 + 160)}" in next_steps(text), next_steps(text)
+    assert "24.0 h" not in text, text
+    (line,) = stage_lines(rec)
+    assert line.ended_at == T0 + 160
+    # Both read-backs are listed, the first as the traffic's return.
+    back = text.split("## Traffic moved back", 1)[1].split("## Rollback steps", 1)[0]
+    assert f"{utc(T0 + 160)}: the load balancer read back **100/0**" in back, back
+    assert f"{utc(T0 + 86_400)}: the load balancer read back **100/0**" in back, back
+
+
+def test_a_breach_before_a_rollback_recorded_without_its_start_is_named_as_well():
+    """A rollback recorded before rollbacks wrote their start (its end alone) after such a breach:
+    the trigger's breach line and the evidence's monitor window are read from the same entry."""
+    rec = rolled_back_after_a_breach_not_rolled_back()
+    rec = rec.model_copy(update={"history": tuple(t for t in rec.history if t.kind != "rollback-start")})
+    text = incident_report(rec)
+    assert "- **Breach before it:**" in text.split("## Exposure", 1)[0], text
+    assert "webordinary-edit-service-canary-monitoring" in text.split("## Evidence", 1)[1]
