@@ -186,3 +186,42 @@ def test_the_readme_tells_whoever_a_rollback_paged_what_to_run():
                  "**Artifacts** tab", "Nothing undoes a rollback", "start a new rollout from the\n"
                  "`progressive_rollout` deployment", "`Rollback FAILED`"):
         assert said in section, said
+
+
+def _headings(text: str, level: str) -> list[str]:
+    """The titles of the headings of ``level`` (``##``), outside the fenced code blocks."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.findall(rf"^{level} (.+)$", prose, flags=re.MULTILINE)
+
+
+def _anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def _contents() -> str:
+    assert "**Contents**" in README, "the README has no contents"
+    start = README.index("**Contents**")
+    return README[start:README.index("\n## ", start)]
+
+
+def test_the_contents_link_every_section_in_order():
+    """A README of two thousand lines had no contents: a person looking for how to resume a rollout,
+    or which permissions a worker needs, read it from the top."""
+    links = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", _contents())
+    anchors = {_anchor(title) for level in ("##", "###") for title in _headings(README, level)}
+    assert [anchor for _, anchor in links if anchor not in anchors] == [], "links to no heading"
+    linked = [title for title, _ in links]
+    assert [title for title in linked if title in _headings(README, "##")] == _headings(README, "##"), \
+        "the contents do not list every section, in order"
+
+
+def test_the_contents_name_only_topics_the_readme_has():
+    """Each topic the contents name in bold opens a paragraph of that name further down."""
+    contents = _contents()
+    body = README[README.index(contents) + len(contents):]
+    topics = [" ".join(topic.split()) for topic in re.findall(r"\*\*([^*]+)\*\*", contents) if topic != "Contents"]
+    assert topics
+    missing = [topic for topic in topics
+               if not re.search(rf"\*\*{re.escape(topic)}[.:]?\*\*", " ".join(body.split()))]
+    assert not missing, f"topics the contents name that no paragraph opens with: {missing}"
