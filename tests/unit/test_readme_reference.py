@@ -225,3 +225,68 @@ def test_the_contents_name_only_topics_the_readme_has():
     missing = [topic for topic in topics
                if not re.search(rf"\*\*{re.escape(topic)}[.:]?\*\*", " ".join(body.split()))]
     assert not missing, f"topics the contents name that no paragraph opens with: {missing}"
+
+
+def _command_lines(text: str) -> list[str]:
+    """Every ``rollway`` command line the README gives: in its bash blocks (a line continued with
+    ``\\`` joined to the next) and in its code spans, without the comment after ``#``."""
+    lines = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        lines += [line for line in block.replace("\\\n", " ").splitlines() if line.startswith(".venv/bin/rollway ")]
+    lines += re.findall(r"`((?:\.venv/bin/)?rollway [^`\n]+)`", text)
+    return [line.split("#", 1)[0].removeprefix(".venv/bin/") for line in lines]
+
+
+def _options_of(words: list[str], capsys) -> tuple[str, str]:
+    """The command a line runs (``flags set``) and its --help."""
+    from rollway.cli import app
+
+    command = words[:2] if words[0] == "flags" and len(words) > 1 and words[1].isalpha() else words[:1]
+    with pytest.raises(SystemExit):
+        app([*command, "--help"])
+    return " ".join(command), capsys.readouterr().out
+
+
+def test_every_option_a_readme_command_line_gives_is_the_commands(capsys, monkeypatch):
+    """A person copies these lines: an option renamed in the code left them refused as unknown."""
+    monkeypatch.setenv("COLUMNS", "300")
+    unknown, seen = [], 0
+    helps: dict[str, tuple[str, str]] = {}
+    for line in _command_lines(README):
+        words = line.split()[1:]
+        if not words or words[0].startswith("-"):
+            continue
+        key = " ".join(words[:2])
+        if key not in helps:
+            helps[key] = _options_of(words, capsys)
+        command, help_text = helps[key]
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+            seen += 1
+            if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text):
+                unknown.append(f"rollway {command} {option}")
+    assert seen > 20, "the README's command lines were not found"
+    assert not unknown, f"options the README gives that the command does not take: {unknown}"
+
+
+def _example_objects(text: str) -> list[str]:
+    """The JSON objects the README writes in code spans, each on one line."""
+    return [" ".join(span.split()) for span in re.findall(r"(?<!`)`(\{[^`]*\})`(?!`)", text)]
+
+
+def test_every_example_spec_in_the_readme_is_accepted_as_written():
+    """An example spec a person pastes into the run form must be one the flows take: `<repo>:<tag>`
+    stands for an image of theirs, and a stage example for one item of `stages`."""
+    from rollway.spec import Stage
+
+    specs = 0
+    for example in _example_objects(README):
+        value = json.loads(example)
+        if "image" in value:
+            specs += 1
+            RolloutSpec.model_validate({**value, "image": value["image"].replace("<repo>:<tag>", "repo:1.0")})
+        elif set(value) == {"weight"}:
+            Stage.model_validate(value)
+    assert specs >= 2, "the README's example specs were not found"
+    binding = re.search(r'a flag bound to the stages is `("flags": \[[^`]*\])`', README)
+    assert binding, "the README no longer shows how to bind a flag"
+    RolloutSpec.model_validate_json(f'{{"image": "repo:1.0", {binding.group(1).replace("<flag>", "checkout")}}}')
