@@ -290,3 +290,29 @@ def test_every_example_spec_in_the_readme_is_accepted_as_written():
     binding = re.search(r'a flag bound to the stages is `("flags": \[[^`]*\])`', README)
     assert binding, "the README no longer shows how to bind a flag"
     RolloutSpec.model_validate_json(f'{{"image": "repo:1.0", {binding.group(1).replace("<flag>", "checkout")}}}')
+
+
+def _paragraph(lead: str) -> str:
+    """The README's paragraph (or list item) that opens with ``lead``, in one line."""
+    start = README.index(lead)
+    ends = [end for end in (README.find("\n\n", start), README.find("\n- **", start)) if end != -1]
+    return " ".join(README[start:min(ends)].split())
+
+
+def test_the_readme_says_how_to_roll_back_a_promotion_by_hand():
+    """"Stopping and resuming a rollout" said how to roll back an open rollout only: a person whose
+    promoted release misbehaved after its monitoring window found `rollway abort` refusing, and the
+    way back (the `rollback` flow by hand, until it is finalized) told only deep in **After 100 %**."""
+    section = _paragraph("**Stopping and resuming a rollout.**")
+    for said in ("`rollway abort` rolls back while the monitoring window runs", "run the `rollback` flow by hand",
+                 "Deployments → rollback/rollway → Run", "once finalized, going back is a new rollout"):
+        assert said in section, said
+
+
+def test_the_readme_says_what_the_commands_need_of_aws():
+    """The policy was said to be the worker's: a person running `rollway abort` with their own
+    credentials was not told that it carries out the rollback itself, and needs its permissions."""
+    part = _paragraph("- **Least privilege:**")
+    assert "The `rollway` commands call AWS from the machine they run on" in part
+    assert "`abort` when no live run is paused, and `finalize`, carry out the `rollback` or `finalize` flow" in part
+    assert "the credentials block they name (`--credentials-block`" in part
