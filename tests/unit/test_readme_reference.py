@@ -316,3 +316,23 @@ def test_the_readme_says_what_the_commands_need_of_aws():
     assert "The `rollway` commands call AWS from the machine they run on" in part
     assert "`abort` when no live run is paused, and `finalize`, carry out the `rollback` or `finalize` flow" in part
     assert "the credentials block they name (`--credentials-block`" in part
+
+
+def test_every_serve_py_option_and_make_target_the_readme_names_exists(capsys, monkeypatch):
+    """`serve.py --weekly-cron ...` and `make bench` are lines a person types as they are written."""
+    import deployments.serve as serve
+
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit):
+        serve.cli(["--help"])
+    help_text = capsys.readouterr().out
+    options = {option for line in re.findall(r"`(?:\.venv/bin/python )?(?:deployments/)?serve\.py ([^`]+)`", README)
+               for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line)}
+    assert options, "the README's serve.py lines were not found"
+    unknown = [option for option in options if not re.search(rf"(?<![\w-]){option}(?![\w-])", help_text)]
+    assert not unknown, f"serve.py options the README gives that serve.py does not take: {unknown}"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"`make ([a-z-]+)`", README)) | set(re.findall(r"^make ([a-z-]+)", README, re.MULTILINE))
+    assert {"demo", "test", "up"} <= targets
+    missing = [target for target in targets if not re.search(rf"^{target}:", makefile, re.MULTILINE)]
+    assert not missing, f"make targets the README names that the Makefile lacks: {missing}"
