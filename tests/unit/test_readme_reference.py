@@ -293,8 +293,9 @@ def test_every_example_spec_in_the_readme_is_accepted_as_written():
 
 
 def _paragraph(lead: str) -> str:
-    """The README's paragraph (or list item) that opens with ``lead``, in one line."""
-    start = README.index(lead)
+    """The README's paragraph (or list item) that opens with ``lead``, in one line (the contents,
+    which name some of them, left out)."""
+    start = README.index(lead, README.index("\n## "))
     ends = [end for end in (README.find("\n\n", start), README.find("\n- **", start)) if end != -1]
     return " ".join(README[start:min(ends)].split())
 
@@ -336,3 +337,22 @@ def test_every_serve_py_option_and_make_target_the_readme_names_exists(capsys, m
     assert {"demo", "test", "up"} <= targets
     missing = [target for target in targets if not re.search(rf"^{target}:", makefile, re.MULTILINE)]
     assert not missing, f"make targets the README names that the Makefile lacks: {missing}"
+
+
+def test_the_exit_codes_paragraph_names_every_code_a_command_exits_with():
+    """A script around `rollway` reads its exit code from this paragraph: it left out the 130 of an
+    interrupted `flags set` and the 128 + signal of a stopped `up` or `demo`."""
+    import signal
+
+    import rollway.flags_commands as flags_commands
+    import rollway.stdout as stdout
+    from rollway.cli.up import Stopped, stopped_by
+
+    codes = _paragraph("**Exit codes**")
+    constants = {name: value for module in (flags_commands, stdout) for name, value in vars(module).items()
+                 if name.startswith("EXIT_") and isinstance(value, int)}
+    unsaid = [f"{name} ({value})" for name, value in constants.items() if not re.search(rf"\b{value}\b", codes)]
+    assert not unsaid, f"exit codes the paragraph does not give: {unsaid}"
+    assert "128 + its number" in codes
+    for stop, said in ((KeyboardInterrupt(), "after Ctrl-C"), (Stopped.by(signal.SIGTERM), "after SIGTERM")):
+        assert f"{stopped_by(stop)[1]} {said}" in codes, said
