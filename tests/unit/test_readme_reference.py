@@ -356,3 +356,24 @@ def test_the_exit_codes_paragraph_names_every_code_a_command_exits_with():
     assert "128 + its number" in codes
     for stop, said in ((KeyboardInterrupt(), "after Ctrl-C"), (Stopped.by(signal.SIGTERM), "after SIGTERM")):
         assert f"{stopped_by(stop)[1]} {said}" in codes, said
+
+
+def test_the_flag_evaluator_an_application_copies_from_the_readme_is_built_as_written():
+    """An application's developer pastes the evaluator line and the client settings beside it: a
+    keyword renamed in rollway.flags left them a TypeError at the application's start."""
+    import boto3
+    import botocore.config
+
+    from rollway.aws.flags import DynamoFlagStore
+    from rollway.flags import FlagEvaluator
+
+    evaluator = re.search(r"`(FlagEvaluator\(DynamoFlagStore\(client, targets\)[^`]*)`", README)
+    config = re.search(r"`(botocore\.config\.Config\([^`]*)`", README)
+    assert evaluator and config, "the README no longer shows how an application evaluates flags"
+    names = {"FlagEvaluator": FlagEvaluator, "DynamoFlagStore": DynamoFlagStore, "botocore": botocore,
+             "targets": Targets(), "client": boto3.client("dynamodb", region_name="us-west-2", aws_access_key_id="k",
+                                                          aws_secret_access_key="s")}
+    assert isinstance(eval(evaluator.group(1), names), FlagEvaluator)  # the README's own line, as pasted
+    names["client"] = boto3.client("dynamodb", region_name="us-west-2", aws_access_key_id="k",
+                                   aws_secret_access_key="s", config=eval(config.group(1), names))
+    assert names["client"].meta.config.read_timeout == 1
