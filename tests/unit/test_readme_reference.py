@@ -269,8 +269,10 @@ def test_every_option_a_readme_command_line_gives_is_the_commands(capsys, monkey
 
 
 def _example_objects(text: str) -> list[str]:
-    """The JSON objects the README writes in code spans, each on one line."""
-    return [" ".join(span.split()) for span in re.findall(r"(?<!`)`(\{[^`]*\})`(?!`)", text)]
+    """The JSON objects the README writes in code spans, and as a deployment run's ``spec`` parameter
+    (``--param spec='{...}'``), each on one line."""
+    spans = re.findall(r"(?<!`)`(\{[^`]*\})`(?!`)", text) + re.findall(r"--param spec='(\{[^']*\})'", text)
+    return [" ".join(span.split()) for span in spans]
 
 
 def test_every_example_spec_in_the_readme_is_accepted_as_written():
@@ -286,7 +288,7 @@ def test_every_example_spec_in_the_readme_is_accepted_as_written():
             RolloutSpec.model_validate({**value, "image": value["image"].replace("<repo>:<tag>", "repo:1.0")})
         elif set(value) == {"weight"}:
             Stage.model_validate(value)
-    assert specs >= 2, "the README's example specs were not found"
+    assert specs >= 3, "the README's example specs were not found"
     binding = re.search(r'a flag bound to the stages is `("flags": \[[^`]*\])`', README)
     assert binding, "the README no longer shows how to bind a flag"
     RolloutSpec.model_validate_json(f'{{"image": "repo:1.0", {binding.group(1).replace("<flag>", "checkout")}}}')
