@@ -186,3 +186,196 @@ def test_the_readme_tells_whoever_a_rollback_paged_what_to_run():
                  "**Artifacts** tab", "Nothing undoes a rollback", "start a new rollout from the\n"
                  "`progressive_rollout` deployment", "`Rollback FAILED`"):
         assert said in section, said
+
+
+def _headings(text: str, level: str) -> list[str]:
+    """The titles of the headings of ``level`` (``##``), outside the fenced code blocks."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.findall(rf"^{level} (.+)$", prose, flags=re.MULTILINE)
+
+
+def _anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def _contents() -> str:
+    assert "**Contents**" in README, "the README has no contents"
+    start = README.index("**Contents**")
+    return README[start:README.index("\n## ", start)]
+
+
+def test_the_contents_link_every_section_in_order():
+    """A README of two thousand lines had no contents: a person looking for how to resume a rollout,
+    or which permissions a worker needs, read it from the top."""
+    links = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", _contents())
+    anchors = {_anchor(title) for level in ("##", "###") for title in _headings(README, level)}
+    assert [anchor for _, anchor in links if anchor not in anchors] == [], "links to no heading"
+    linked = [title for title, _ in links]
+    assert [title for title in linked if title in _headings(README, "##")] == _headings(README, "##"), \
+        "the contents do not list every section, in order"
+
+
+def test_the_contents_name_only_topics_the_readme_has():
+    """Each topic the contents name in bold opens a paragraph of that name further down."""
+    contents = _contents()
+    body = README[README.index(contents) + len(contents):]
+    topics = [" ".join(topic.split()) for topic in re.findall(r"\*\*([^*]+)\*\*", contents) if topic != "Contents"]
+    assert topics
+    missing = [topic for topic in topics
+               if not re.search(rf"\*\*{re.escape(topic)}[.:]?\*\*", " ".join(body.split()))]
+    assert not missing, f"topics the contents name that no paragraph opens with: {missing}"
+
+
+def _command_lines(text: str) -> list[str]:
+    """Every ``rollway`` command line the README gives: in its bash blocks (a line continued with
+    ``\\`` joined to the next) and in its code spans, without the comment after ``#``."""
+    lines = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        lines += [line for line in block.replace("\\\n", " ").splitlines() if line.startswith(".venv/bin/rollway ")]
+    lines += re.findall(r"`((?:\.venv/bin/)?rollway [^`\n]+)`", text)
+    return [line.split("#", 1)[0].removeprefix(".venv/bin/") for line in lines]
+
+
+def _options_of(words: list[str], capsys) -> tuple[str, str]:
+    """The command a line runs (``flags set``) and its --help."""
+    from rollway.cli import app
+
+    command = words[:2] if words[0] == "flags" and len(words) > 1 and words[1].isalpha() else words[:1]
+    with pytest.raises(SystemExit):
+        app([*command, "--help"])
+    return " ".join(command), capsys.readouterr().out
+
+
+def test_every_option_a_readme_command_line_gives_is_the_commands(capsys, monkeypatch):
+    """A person copies these lines: an option renamed in the code left them refused as unknown."""
+    monkeypatch.setenv("COLUMNS", "300")
+    unknown, seen = [], 0
+    helps: dict[str, tuple[str, str]] = {}
+    for line in _command_lines(README):
+        words = line.split()[1:]
+        if not words or words[0].startswith("-"):
+            continue
+        key = " ".join(words[:2])
+        if key not in helps:
+            helps[key] = _options_of(words, capsys)
+        command, help_text = helps[key]
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+            seen += 1
+            if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text):
+                unknown.append(f"rollway {command} {option}")
+    assert seen > 20, "the README's command lines were not found"
+    assert not unknown, f"options the README gives that the command does not take: {unknown}"
+
+
+def _example_objects(text: str) -> list[str]:
+    """The JSON objects the README writes in code spans, and as a deployment run's ``spec`` parameter
+    (``--param spec='{...}'``), each on one line."""
+    spans = re.findall(r"(?<!`)`(\{[^`]*\})`(?!`)", text) + re.findall(r"--param spec='(\{[^']*\})'", text)
+    return [" ".join(span.split()) for span in spans]
+
+
+def test_every_example_spec_in_the_readme_is_accepted_as_written():
+    """An example spec a person pastes into the run form must be one the flows take: `<repo>:<tag>`
+    stands for an image of theirs, and a stage example for one item of `stages`."""
+    from rollway.spec import Stage
+
+    specs = 0
+    for example in _example_objects(README):
+        value = json.loads(example)
+        if "image" in value:
+            specs += 1
+            RolloutSpec.model_validate({**value, "image": value["image"].replace("<repo>:<tag>", "repo:1.0")})
+        elif set(value) == {"weight"}:
+            Stage.model_validate(value)
+    assert specs >= 3, "the README's example specs were not found"
+    binding = re.search(r'a flag bound to the stages is `("flags": \[[^`]*\])`', README)
+    assert binding, "the README no longer shows how to bind a flag"
+    RolloutSpec.model_validate_json(f'{{"image": "repo:1.0", {binding.group(1).replace("<flag>", "checkout")}}}')
+
+
+def _paragraph(lead: str) -> str:
+    """The README's paragraph (or list item) that opens with ``lead``, in one line (the contents,
+    which name some of them, left out)."""
+    start = README.index(lead, README.index("\n## "))
+    ends = [end for end in (README.find("\n\n", start), README.find("\n- **", start)) if end != -1]
+    return " ".join(README[start:min(ends)].split())
+
+
+def test_the_readme_says_how_to_roll_back_a_promotion_by_hand():
+    """"Stopping and resuming a rollout" said how to roll back an open rollout only: a person whose
+    promoted release misbehaved after its monitoring window found `rollway abort` refusing, and the
+    way back (the `rollback` flow by hand, until it is finalized) told only deep in **After 100 %**."""
+    section = _paragraph("**Stopping and resuming a rollout.**")
+    for said in ("`rollway abort` rolls back while the monitoring window runs", "run the `rollback` flow by hand",
+                 "Deployments → rollback/rollway → Run", "once finalized, going back is a new rollout"):
+        assert said in section, said
+
+
+def test_the_readme_says_what_the_commands_need_of_aws():
+    """The policy was said to be the worker's: a person running `rollway abort` with their own
+    credentials was not told that it carries out the rollback itself, and needs its permissions."""
+    part = _paragraph("- **Least privilege:**")
+    assert "The `rollway` commands call AWS from the machine they run on" in part
+    assert "`abort` when no live run is paused, and `finalize`, carry out the `rollback` or `finalize` flow" in part
+    assert "the credentials block they name (`--credentials-block`" in part
+
+
+def test_every_serve_py_option_and_make_target_the_readme_names_exists(capsys, monkeypatch):
+    """`serve.py --weekly-cron ...` and `make bench` are lines a person types as they are written."""
+    import deployments.serve as serve
+
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit):
+        serve.cli(["--help"])
+    help_text = capsys.readouterr().out
+    options = {option for line in re.findall(r"`(?:\.venv/bin/python )?(?:deployments/)?serve\.py ([^`]+)`", README)
+               for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line)}
+    assert options, "the README's serve.py lines were not found"
+    unknown = [option for option in options if not re.search(rf"(?<![\w-]){option}(?![\w-])", help_text)]
+    assert not unknown, f"serve.py options the README gives that serve.py does not take: {unknown}"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"`make ([a-z-]+)`", README)) | set(re.findall(r"^make ([a-z-]+)", README, re.MULTILINE))
+    assert {"demo", "test", "up"} <= targets
+    missing = [target for target in targets if not re.search(rf"^{target}:", makefile, re.MULTILINE)]
+    assert not missing, f"make targets the README names that the Makefile lacks: {missing}"
+
+
+def test_the_exit_codes_paragraph_names_every_code_a_command_exits_with():
+    """A script around `rollway` reads its exit code from this paragraph: it left out the 130 of an
+    interrupted `flags set` and the 128 + signal of a stopped `up` or `demo`."""
+    import signal
+
+    import rollway.flags_commands as flags_commands
+    import rollway.stdout as stdout
+    from rollway.cli.up import Stopped, stopped_by
+
+    codes = _paragraph("**Exit codes**")
+    constants = {name: value for module in (flags_commands, stdout) for name, value in vars(module).items()
+                 if name.startswith("EXIT_") and isinstance(value, int)}
+    unsaid = [f"{name} ({value})" for name, value in constants.items() if not re.search(rf"\b{value}\b", codes)]
+    assert not unsaid, f"exit codes the paragraph does not give: {unsaid}"
+    assert "128 + its number" in codes
+    for stop, said in ((KeyboardInterrupt(), "after Ctrl-C"), (Stopped.by(signal.SIGTERM), "after SIGTERM")):
+        assert f"{stopped_by(stop)[1]} {said}" in codes, said
+
+
+def test_the_flag_evaluator_an_application_copies_from_the_readme_is_built_as_written():
+    """An application's developer pastes the evaluator line and the client settings beside it: a
+    keyword renamed in rollway.flags left them a TypeError at the application's start."""
+    import boto3
+    import botocore.config
+
+    from rollway.aws.flags import DynamoFlagStore
+    from rollway.flags import FlagEvaluator
+
+    evaluator = re.search(r"`(FlagEvaluator\(DynamoFlagStore\(client, targets\)[^`]*)`", README)
+    config = re.search(r"`(botocore\.config\.Config\([^`]*)`", README)
+    assert evaluator and config, "the README no longer shows how an application evaluates flags"
+    names = {"FlagEvaluator": FlagEvaluator, "DynamoFlagStore": DynamoFlagStore, "botocore": botocore,
+             "targets": Targets(), "client": boto3.client("dynamodb", region_name="us-west-2", aws_access_key_id="k",
+                                                          aws_secret_access_key="s")}
+    assert isinstance(eval(evaluator.group(1), names), FlagEvaluator)  # the README's own line, as pasted
+    names["client"] = boto3.client("dynamodb", region_name="us-west-2", aws_access_key_id="k",
+                                   aws_secret_access_key="s", config=eval(config.group(1), names))
+    assert names["client"].meta.config.read_timeout == 1
