@@ -187,7 +187,10 @@ class LedgerJournal:
         )
         self._progress(state.stage_index, done=False)
         self._notify(
-            f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}: {after.canary}% on the new version",
+            # The service named, as every other notice's subject names it: one alert topic often serves
+            # several services, and an inbox shows the subject first.
+            f"Rollout stage {state.stage_index + 1}/{len(self.spec.stages)}, {after.canary}% on the new version: "
+            f"{self.service}",
             f"{self.spec.image} now serves {after.canary}% of traffic on {self.service} "
             f"(weights read back from the load balancer: stable {after.stable}%, canary {after.canary}%).\n"
             f"The judge watches it for up to {(stage_end(self.spec, state) - state.started_at) / 60:.1f} minutes "

@@ -697,7 +697,7 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
     stays in production (``said``: the breach and the refusal). Said only in the run's log, nobody
     learnt it: it is recorded on the rollout (``BREACH_KEPT``, which `rollway status` and the report
     show) and paged, as a window's other ends that ask people to act are (``_skip``: a page SNS
-    refuses fails the run). A write DynamoDB refuses is logged, and said in the page.
+    refuses is said in the result and the log). A write DynamoDB refuses is logged, and said in the page.
 
     The entry holds the facts alone: each reader (status, the report, finalize, promote) says what
     takes the release out from the rollout as it stands when read; a way out written into the entry
@@ -883,10 +883,18 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
           subject: str = "Decommission skipped", service: str | None = None, verified: bool = True) -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people. Unlike
     "Monitoring passed", this page asks people to act (a window nobody could see, an old service
-    kept): refused, it fails the run, naming the statement that grants the publish. ``service``:
-    the one the subject names (None: the old service, which the window kept)."""
-    get_run_logger().warning(reason)
-    metrics.notify(env.notifier, f"{subject}: {service or env.targets.stable_service}", reason)
+    kept): refused, it is said as an error naming SNS's answer (the statement that grants the
+    publish, for a refused permission), and in the result, the run's artifact and log. It does not
+    fail the run: a rollout run's hooks then rolled back a release no look had found failing,
+    because a page could not be sent. ``service``: the one the subject names (None: the old
+    service, which the window kept)."""
+    log = get_run_logger()
+    log.warning(reason)
+    subject = f"{subject}: {service or env.targets.stable_service}"
+    _message_id, refused = _send_page(env, subject, reason)
+    if refused is not None:
+        log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
+        reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
