@@ -165,8 +165,7 @@ class AlbRouter:
                 weight 0 to both (OtherGroupsForwarded: to another group as well).
         """
         r = self._lookups()
-        rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        held = _judged(rules["Rules"][0], r)
+        held = _judged(self._rule(r), r)
         if held.refusal is not None:
             raise held.refusal
         return held.weights
@@ -199,7 +198,7 @@ class AlbRouter:
         ``_split_stickiness``.
         """
         r = self._lookups()
-        rule = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        rule = self._rule(r)
         held = _judged(rule, r)
         if self._move is None:
             if held.refusal is not None:
@@ -293,6 +292,28 @@ class AlbRouter:
         self.resolve()
         assert self._resolved is not None
         return self._resolved
+
+    def _rule(self, r: _Resolved) -> dict[str, Any]:
+        """The rule as DescribeRules gives it now.
+
+        Raises:
+            TargetNotFound: the rule looked up is gone (deleted by hand, or replaced by a stack
+                update since): said as such, with where the path's requests go now and what to put
+                back, since a rollback finds no rule to move them with until there is one again.
+        """
+        try:
+            return self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        except TargetNotFound as err:
+            if getattr(err.__cause__, "response", {}).get("Error", {}).get("Code") != "RuleNotFound":
+                raise
+            t = self._targets
+            where = f"path {t.rule_path!r}" + (f" and host {t.rule_host!r}" if t.rule_host else "")
+            raise TargetNotFound("listener rule", r.rule_arn, (
+                f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
+                f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
+                f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
+                f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
+                f"{t.canary_target_group}, then roll back (`rollway abort`, or the rollback flow)")) from err
 
     def _call(self, operation: str, kind: str, name: str, **arguments: Any) -> dict[str, Any]:
         """A read-only call whose not-found error becomes TargetNotFound naming ``name``."""
