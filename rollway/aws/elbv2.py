@@ -431,6 +431,14 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
     if others is not None:
         return _Judged(None, _refuse_other_groups(r.rule_arn, others), others[0])
     forwarded = _forward_weights(rule)
+    if not forwarded:
+        # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
+        # person to the console for weights the rule does not have.
+        kinds = ", ".join(a.get("Type", "?") for a in rule.get("Actions", [])) or "none"
+        return _Judged(None, AdapterError(
+            f"rule {r.rule_arn} forwards to no target group (its actions: {kinds}), so no request it matches reaches "
+            "either version, and it holds no weights to read or to set: give the rule back its forward to the two "
+            "target groups first"))
     stable, canary = forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0)
     if stable + canary == 0:
         # Whoever set it stopped the requests the rule matches: a shift would start them again
