@@ -306,14 +306,13 @@ class AlbRouter:
         except TargetNotFound as err:
             if getattr(err.__cause__, "response", {}).get("Error", {}).get("Code") != "RuleNotFound":
                 raise
-            t = self._targets
-            where = f"path {t.rule_path!r}" + (f" and host {t.rule_host!r}" if t.rule_host else "")
+            t, where = self._targets, self._targets.rule_where
             raise TargetNotFound("listener rule", r.rule_arn, (
                 f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
                 f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
                 f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
                 f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
-                f"{t.canary_target_group}, then roll back (`rollway abort`, or the rollback flow)")) from err
+                f"{t.canary_target_group}, then roll the rollout back")) from err
 
     def _call(self, operation: str, kind: str, name: str, **arguments: Any) -> dict[str, Any]:
         """A read-only call whose not-found error becomes TargetNotFound naming ``name``."""
@@ -380,7 +379,7 @@ class AlbRouter:
             # over it (``dropping_others``); a rollout's reads and shifts refuse it.
             return on_path[0]["RuleArn"]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
-        where = f"path {path!r}" + (f" and host {host!r}" if host else "")
+        where = self._targets.rule_where
         if on_path:
             raise AdapterError(
                 f"{len(on_path)} rules on {where} of listener {listener_arn} forward to {groups}, and rollway "
