@@ -266,6 +266,11 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
     it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
     after), or another writer changed the rule."""
     t = env.targets
+    if isinstance(err, TargetNotFound) and err.kind == "listener rule":
+        # The rule is gone (deleted by hand): stable could take the traffic all along, and the
+        # rollback fails the same way until there is a rule to move it with again.
+        return (f"Run the rollback again ({again}) once a listener rule on {t.rule_where} forwards to "
+                f"{t.stable_target_group} and {t.canary_target_group} again: there is none to move the traffic with.")
     if not isinstance(err, WeightMismatch):
         return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
     if weights is not None and weights == err.expected:

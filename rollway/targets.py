@@ -448,5 +448,10 @@ class Targets(_KnownKeys):
         return value
 
     @property
+    def rule_where(self) -> str:
+        """The rule's conditions as a message names them: "path '/*'" (and "host 'x'" when given)."""
+        return f"path {self.rule_path!r}" + (f" and host {self.rule_host!r}" if self.rule_host else "")
+
+    @property
     def dlq_names(self) -> tuple[str, ...]:
         return tuple(q.dlq_name for q in self.queues)

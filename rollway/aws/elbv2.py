@@ -165,8 +165,7 @@ class AlbRouter:
                 weight 0 to both (OtherGroupsForwarded: to another group as well).
         """
         r = self._lookups()
-        rules = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])
-        held = _judged(rules["Rules"][0], r)
+        held = _judged(self._rule(r), r)
         if held.refusal is not None:
             raise held.refusal
         return held.weights
@@ -199,7 +198,7 @@ class AlbRouter:
         ``_split_stickiness``.
         """
         r = self._lookups()
-        rule = self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        rule = self._rule(r)
         held = _judged(rule, r)
         if self._move is None:
             if held.refusal is not None:
@@ -294,6 +293,27 @@ class AlbRouter:
         assert self._resolved is not None
         return self._resolved
 
+    def _rule(self, r: _Resolved) -> dict[str, Any]:
+        """The rule as DescribeRules gives it now.
+
+        Raises:
+            TargetNotFound: the rule looked up is gone (deleted by hand, or replaced by a stack
+                update since): said as such, with where the path's requests go now and what to put
+                back, since a rollback finds no rule to move them with until there is one again.
+        """
+        try:
+            return self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
+        except TargetNotFound as err:
+            if getattr(err.__cause__, "response", {}).get("Error", {}).get("Code") != "RuleNotFound":
+                raise
+            t, where = self._targets, self._targets.rule_where
+            raise TargetNotFound("listener rule", r.rule_arn, (
+                f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
+                f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
+                f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
+                f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
+                f"{t.canary_target_group}, then roll the rollout back")) from err
+
     def _call(self, operation: str, kind: str, name: str, **arguments: Any) -> dict[str, Any]:
         """A read-only call whose not-found error becomes TargetNotFound naming ``name``."""
         try:
@@ -359,7 +379,7 @@ class AlbRouter:
             # over it (``dropping_others``); a rollout's reads and shifts refuse it.
             return on_path[0]["RuleArn"]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
-        where = f"path {path!r}" + (f" and host {host!r}" if host else "")
+        where = self._targets.rule_where
         if on_path:
             raise AdapterError(
                 f"{len(on_path)} rules on {where} of listener {listener_arn} forward to {groups}, and rollway "
@@ -410,6 +430,14 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
     if others is not None:
         return _Judged(None, _refuse_other_groups(r.rule_arn, others), others[0])
     forwarded = _forward_weights(rule)
+    if not forwarded:
+        # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
+        # person to the console for weights the rule does not have.
+        kinds = ", ".join(a.get("Type", "?") for a in rule.get("Actions", [])) or "none"
+        return _Judged(None, AdapterError(
+            f"rule {r.rule_arn} forwards to no target group (its actions: {kinds}), so no request it matches reaches "
+            "either version, and it holds no weights to read or to set: give the rule back its forward to the two "
+            "target groups first"))
     stable, canary = forwarded.get(r.stable_arn, 0), forwarded.get(r.canary_arn, 0)
     if stable + canary == 0:
         # Whoever set it stopped the requests the rule matches: a shift would start them again

@@ -314,3 +314,41 @@ def test_the_target_groups_health_checks_come_with_their_lookup(aws, router, wat
     assert (canary.arn, canary.name, canary.seconds_to_healthy) == (aws.topology.canary_target_group_arn,
                                                                     aws.targets.canary_target_group, 27)
     assert (stable.interval_seconds, stable.timeout_seconds) == (15, 5)  # the topology's (Webordinary's)
+
+
+@pytest.mark.parametrize("call", ["get_weights", "set_weights"])
+def test_a_rule_deleted_since_the_lookup_is_said_as_gone_with_what_to_do(aws, router, watch_calls, call):
+    """The rule a rollout shifts, deleted by hand (or replaced by a stack update) between two
+    stages: "listener rule '<arn>' not found: RuleNotFound" said neither that it had been there
+    when the rollout began, nor where the path's requests go now, nor what to put back before a
+    rollback (which looks for a rule on the path forwarding to the groups) can move them."""
+    router.set_weights(Weights.canary_at(5))
+    aws.get_client("elbv2").delete_rule(RuleArn=aws.topology.rule_arn)
+    calls = watch_calls(aws.get_client("elbv2"))
+    with pytest.raises(TargetNotFound) as gone:
+        router.get_weights() if call == "get_weights" else router.set_weights(Weights.canary_at(25))
+    assert calls == ["DescribeRules"]  # nothing written
+    said = str(gone.value)
+    assert aws.topology.rule_arn in said and "was deleted" in said, said
+    assert "path '/*'" in said and "listener's other rules or its default action" in said, said
+    assert ("put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary"
+            in said), said
+
+
+def test_a_rule_that_came_to_answer_by_itself_is_said_as_forwarding_nowhere_not_as_weights_of_0(aws, router,
+                                                                                               watch_calls):
+    """A maintenance page put on the rule by hand (a fixed-response action in place of the forward):
+    it was said to "forward with weight 0 to both target groups", weights a person then looked for in
+    the console and did not find. Refused as before, before any write, naming what the rule does."""
+    router.resolve()
+    aws.get_client("elbv2").modify_rule(RuleArn=aws.topology.rule_arn, Actions=[{
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}])
+    calls = watch_calls(aws.get_client("elbv2"))
+    for read in (router.get_weights, lambda: router.set_weights(Weights.canary_at(25))):
+        with pytest.raises(AdapterError) as refused:
+            read()
+        said = str(refused.value)
+        assert aws.topology.rule_arn in said and "forwards to no target group" in said, said
+        assert "fixed-response" in said and "weight 0" not in said, said
+    assert calls == ["DescribeRules", "DescribeRules"]

@@ -289,3 +289,22 @@ def test_an_assumed_roles_account_is_the_credentials_account_without_asking_sts(
                                              "111122223333"):
         canary_run(env, spec(f"{aws.topology.repository_uri}:2.0.0"))
     assert asked == ["AssumeRole"]
+
+
+@pytest.mark.parametrize("looked_up", [True, False], ids=["run's router", "fresh router"])
+def test_a_rollback_over_a_deleted_listener_rule_says_to_put_the_rule_back_not_to_wait_for_stable(
+        aws, caplog, looked_up):
+    """The rule the rollout shifts was deleted by hand: the rollback cannot move anyone, and its
+    page told people to run it again "once webordinary-edit-service can take the traffic", which
+    it could all along; the rollback fails the same way until a rule forwards to the groups again."""
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(25))
+    if not looked_up:  # a hook's rollback looks everything up again
+        env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    aws.get_client("elbv2").delete_rule(RuleArn=aws.topology.rule_arn)
+    with caplog.at_level(logging.ERROR), pytest.raises(TargetNotFound):
+        rollback_run(env, "errors")
+    (page,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")]
+    assert "can take the traffic" not in page, page
+    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
+            "again") in page, page
