@@ -326,10 +326,14 @@ def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any
         return None
     def words(crons: list[tuple[str, str]]) -> str:
         return " and ".join(f"{cron!r} in {zone}" for cron, zone in crons) or "no schedule"
-    cron, zone = was[0]
+    # One option pair a schedule: naming the first alone, of several edited in, sent a person to
+    # keep that one as if it were all the API held.
+    options = ", or ".join(f"--weekly-cron {cron!r} --weekly-timezone {zone}" for cron, zone in was)
+    keep = (f"to keep the one on the API, start serve.py (or `rollway up`) with {options}" if len(was) == 1 else
+            f"serve.py and `rollway up` register one weekly schedule: to keep one of the {len(was)} on the API, start "
+            f"serve.py (or `rollway up`) with {options}, and add the others again in the UI after it starts")
     return (f"{path}: its weekly schedule was {words(was)} on the Prefect API, and is registered again as {words(now)} "
-            "(the --weekly-cron / --weekly-timezone of serve.py, or of `rollway up`); to keep the one on the API, "
-            f"start serve.py (or `rollway up`) with --weekly-cron {cron!r} --weekly-timezone {zone} (a rollout keeps "
+            f"(the --weekly-cron / --weekly-timezone of serve.py, or of `rollway up`); {keep} (a rollout keeps "
             "the weekly_timezone it was started with, and each advance_phase run warns when its schedule's zone is "
             "another)")
 

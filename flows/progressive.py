@@ -1298,13 +1298,10 @@ def schedule_fires(cron: str, timezone: str, after: float, count: int = SCHEDULE
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    # The cron matcher Prefect's own validation and its scheduler use.
-    from prefect._vendor.croniter import croniter
-    from prefect.client.schemas.schedules import CronSchedule
+    from rollway.cli.weekly_schedule import cron_walls
 
-    day_or = CronSchedule(cron=cron, timezone=timezone).day_or
     tz = ZoneInfo(timezone)
-    walls = croniter(cron, dt.datetime.fromtimestamp(after, tz).replace(tzinfo=None), day_or=day_or)
+    walls = cron_walls(cron, timezone, dt.datetime.fromtimestamp(after, tz).replace(tzinfo=None))
     fires: list[float] = []
     while len(fires) < count:
         # fold=0 (PEP 495): the earlier of two readings, and a skipped one with the offset before the jump.

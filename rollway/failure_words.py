@@ -16,16 +16,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from rollway.one_line import on_one_line, shown
+
 T = TypeVar("T")
 
 # Frames in these are named from here: an absolute path (a venv's, a worktree's) is long and
 # says nothing more to the person reading a page.
 _ROOTS = (str(Path(__file__).resolve().parent.parent) + os.sep,)
+# The packages under them whose errors are rollway's own words: their line breaks are meant (a list
+# of what a plan refused, a tool's last lines of output, a parameter error said as Prefect says
+# one). An error raised elsewhere is a third party's (botocore's, pydantic's, the json module's),
+# written for a traceback.
+_OWN = frozenset({"rollway", "flows", "tasks", "blocks", "deployments"})
+# What rollway's own words keep of the control characters: their lines, and a tool's tabs.
+_KEPT = "\n\t"
 
 
-def where_raised(error: BaseException) -> str | None:
-    """Where ``error`` was raised ("tasks/metrics.py:40 in observe"), from its traceback; None
-    when it has none (an exception rebuilt from a stored result, say)."""
+def _raised_in(error: BaseException) -> tuple[str, int, str] | None:
+    """The file (from a root of ``_ROOTS``, or site-packages, when under one), line and function
+    ``error`` was raised in, from its traceback; None when it has none."""
     tb = error.__traceback__
     if tb is None:
         return None
@@ -37,14 +46,56 @@ def where_raised(error: BaseException) -> str | None:
         path = path.removeprefix(root)
     if "site-packages" + os.sep in path:
         path = path.split("site-packages" + os.sep, 1)[1]
-    return f"{path}:{tb.tb_lineno} in {code.co_name}"
+    return path, tb.tb_lineno, code.co_name
+
+
+def where_raised(error: BaseException) -> str | None:
+    """Where ``error`` was raised ("tasks/metrics.py:40 in observe"), from its traceback; None
+    when it has none (an exception rebuilt from a stored result, say)."""
+    raised = _raised_in(error)
+    return None if raised is None else f"{raised[0]}:{raised[1]} in {raised[2]}"
+
+
+def _own_words(error: BaseException) -> bool:
+    """Whether rollway wrote ``error``'s text: one of its classes, or raised in its code (the
+    Prefect ParameterTypeError cleanup raises with a line per problem)."""
+    if type(error).__module__.partition(".")[0] in _OWN:
+        return True
+    raised = _raised_in(error)
+    return raised is not None and raised[0].partition(os.sep)[0] in _OWN
+
+
+def text_said(error: BaseException) -> str:
+    """``str(error)`` as a person is shown it: rollway's own words keep their lines, with any other
+    control character escaped (a tool's output quoted in them: docker's and cdk's colours); a third
+    party's on one line, escaped (``on_one_line``). botocore's ParamValidationError ("Parameter
+    validation failed:\\nInvalid type for parameter ...") broke a run's state message, a rollback's
+    reason and the CLI's error line after "failed:", and an escape sequence coloured the terminal."""
+    return _as_shown(error, str(error).strip())
+
+
+def _as_shown(error: BaseException, text: str) -> str:
+    return shown(text, keep=_KEPT) if _own_words(error) else on_one_line(text)
+
+
+def made_shown(error: BaseException) -> BaseException:
+    """``error`` with its text as ``text_said`` shows it, in place, when its text is its one
+    argument (botocore's are): Prefect makes a failed run's state message of it (one line in the
+    UI, quoted in its hook's rollback reason) and logs it with the traceback. Others (KeyError's,
+    OSError's formatted text) are left as they are."""
+    before = error.args
+    if len(before) == 1 and isinstance(before[0], str) and str(error) == before[0]:
+        if (said := _as_shown(error, before[0])) != before[0]:
+            error.args = (said,)
+    return error
 
 
 def error_said(error: BaseException) -> str:
     """``error`` as people read it: "ValueError: bad input", or, when it has no message,
-    "ValueError with no message, raised at tasks/metrics.py:40 in observe"."""
+    "ValueError with no message, raised at tasks/metrics.py:40 in observe". Its text is
+    ``text_said``: a third party's on one line."""
     name = type(error).__name__
-    said = str(error).strip()
+    said = text_said(error)
     if said:
         return f"{name}: {said}"
     where = where_raised(error)
@@ -72,12 +123,15 @@ def end_said(message: str | None, error: BaseException | None, state: str) -> st
     something; else what its ``error`` (the exception it ended with, when known) is and where it
     was raised; else Prefect's words without the empty end they had ("Flow run encountered an
     exception: ValueError: " for an exception with no message); else the ``state``'s name
-    ("Failed"), which is all that is known of a state set with no message and no exception."""
-    said = (message or "").strip()
+    ("Failed"), which is all that is known of a state set with no message and no exception.
+
+    On one line, escaped: it is a rollback's reason (the page's Why, the ledger's entry), and the
+    state's message quotes the exception's text, a third party's lines and escapes and all."""
+    said = on_one_line(message or "")
     if said and not said.endswith(":"):
         return said
     if error is not None:
-        return error_said(error)
+        return on_one_line(error_said(error))
     if said:
         return f"{said.rstrip(':').rstrip()}, with no message"
     return f"its Prefect state {state or 'unnamed'} came with no message and no exception"
@@ -119,8 +173,8 @@ def made_writable(error: BaseException) -> BaseException:
 
 
 def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
-    """``run`` with whatever it raises ``made_writable`` as it leaves: for a flow's whole body, under
-    its ``@flow``, every flow's once. Escaped only inside a rollout's own run, a failure raised
+    """``run`` with whatever it raises ``made_writable`` and ``made_shown`` as it leaves: for a flow's
+    whole body, under its ``@flow``, every flow's once. Escaped only inside a rollout's own run, a failure raised
     before it (the credentials STS refused, the ledger read a flow makes first) or in a flow with no
     rollout (the infrastructure's, a report's) left with its lone surrogate: Prefect could not
     record the Failed state and the run crashed: a served one's on_crashed hook had no exception to
@@ -132,7 +186,7 @@ def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
         try:
             return run(*args, **kwargs)
         except BaseException as err:
-            made_writable(err)
+            made_shown(made_writable(err))
             raise
 
     # Its signature with the annotations evaluated where ``run`` was written: Prefect validates a

@@ -17,7 +17,7 @@ from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTime
 from botocore.exceptions import ConnectionError as NoConnection
 
 from rollway.errors_pickle import PicklableError
-from rollway.failure_words import error_said
+from rollway.failure_words import error_said, text_said
 from rollway.model import Weights
 from rollway.one_line import on_one_line
 
@@ -291,8 +291,9 @@ def aws_message(err: Exception, *, call: bool = False) -> str:
 def quoted(err: BaseException, *, call: bool = False) -> str:
     """A failure as a message quotes it: AWS's words as ``aws_message`` says them for a ClientError
     (one line, escaped; ``call``: naming the operation), where boto's text quoted them raw; an
-    adapter's or botocore's own error as its own text."""
-    return aws_message(err, call=call) if isinstance(err, ClientError) else str(err)
+    adapter's or botocore's own error as its own text, botocore's on one line (``text_said``:
+    its ParamValidationError is several lines)."""
+    return aws_message(err, call=call) if isinstance(err, ClientError) else text_said(err)
 
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"})
 # Not the keys: AWS's common error for a request that reached it more than 15 minutes from the

@@ -4,6 +4,9 @@ starts or is registered (one check, so the two refuse the same options with the 
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 WEEKLY_CRON = "0 9 * * MON"
 """advance_phase runs on Mondays at 09:00 (in ``WEEKLY_TIMEZONE``): one weekly phase a week."""
 
@@ -18,11 +21,7 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     cron no date matches too (``0 9 30 2 *``, 30 February): advance_phase was then served on a
     schedule that never ran.
     """
-    import datetime as dt
-
-    # The cron matcher Prefect's own validation and its scheduler use (with CronSchedule's day_or).
-    from prefect._vendor.croniter import CroniterBadDateError, croniter
-    from prefect.client.schemas.schedules import CronSchedule
+    from prefect._vendor.croniter import CroniterBadDateError
 
     from rollway.weekly import zone
 
@@ -33,14 +32,29 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     except ValueError as err:
         raise ValueError(f"--weekly-timezone {str(err).removeprefix('weekly_timezone ')}") from None
     try:
-        schedule = CronSchedule(cron=cron, timezone=timezone)
+        walls = cron_walls(cron, timezone, dt.datetime(2000, 1, 1))
     except ValueError as err:
         reasons = "; ".join(e["msg"] for e in getattr(err, "errors", lambda: [])()) or str(err)
         raise ValueError(f"--weekly-cron {cron!r} / --weekly-timezone {timezone!r}: {reasons}") from None
     try:
-        croniter(cron, dt.datetime(2000, 1, 1), day_or=schedule.day_or).get_next(dt.datetime)
+        walls.get_next(dt.datetime)
     except CroniterBadDateError:
         raise ValueError(f"--weekly-cron {cron!r} never fires (no date matches it, like 30 February): advance_phase "
                          "would never start a weekly phase; give a cron that fires once a week, like "
                          f"{WEEKLY_CRON!r}") from None
     return cron, timezone
+
+
+def cron_walls(cron: str, timezone: str, start: dt.datetime) -> Any:
+    """A croniter over the wall times (naive, on ``timezone``'s clock) at which ``cron`` fires after
+    ``start``, matched as Prefect's validation and scheduler match it: its vendored croniter, with
+    ``CronSchedule``'s day_or (whether a day of the month and one of the week are either or both).
+    The one matcher for the option's check here and advance_phase's ``schedule_fires``.
+
+    Raises:
+        ValueError: Prefect's ``CronSchedule`` refuses ``cron`` or ``timezone`` (pydantic's errors).
+    """
+    from prefect._vendor.croniter import croniter
+    from prefect.client.schemas.schedules import CronSchedule
+
+    return croniter(cron, start, day_or=CronSchedule(cron=cron, timezone=timezone).day_or)

@@ -15,7 +15,12 @@ from prefect.client.schemas.schedules import CronSchedule
 from tests.flows.test_deployment_form_refusals import registers_without_serving
 
 
-def test_a_weekly_schedule_changed_in_the_ui_is_named_when_serve_registers_it_again(monkeypatch, capsys):
+def _edited_in_the_ui(monkeypatch, *added: CronSchedule):
+    """serve.py's registration, run once; its weekly schedule then moved to Europe/Berlin on the
+    API, as a person does in the UI, and ``added`` schedules added beside it. Returns the
+    registration, to run again."""
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+
     served = registers_without_serving(monkeypatch)
     served()
     with get_client(sync_client=True) as client:
@@ -23,6 +28,14 @@ def test_a_weekly_schedule_changed_in_the_ui_is_named_when_serve_registers_it_ag
         (schedule,) = deployment.schedules
         client.update_deployment_schedule(deployment.id, schedule.id,
                                           schedule=CronSchedule(cron="0 9 * * MON", timezone="Europe/Berlin"))
+        if added:
+            client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(schedule=more, active=True)
+                                                               for more in added])
+    return served
+
+
+def test_a_weekly_schedule_changed_in_the_ui_is_named_when_serve_registers_it_again(monkeypatch, capsys):
+    served = _edited_in_the_ui(monkeypatch)
     capsys.readouterr()
 
     served()  # registers it again as built: Monday 09:00 UTC, as the other tests expect it
@@ -34,3 +47,18 @@ def test_a_weekly_schedule_changed_in_the_ui_is_named_when_serve_registers_it_ag
     assert ("advance_phase/rollway: its weekly schedule was '0 9 * * MON' in Europe/Berlin on the Prefect API, and is "
             "registered again as '0 9 * * MON' in UTC") in out, out
     assert "--weekly-cron '0 9 * * MON' --weekly-timezone Europe/Berlin" in out, out
+
+
+def test_several_weekly_schedules_added_in_the_ui_are_each_named_in_the_advice(monkeypatch, capsys):
+    """The advice named the first of several schedules on the API alone ("start serve.py with
+    --weekly-cron '0 9 * * MON' ..."), as if it were the only one the restart replaced."""
+    served = _edited_in_the_ui(monkeypatch, CronSchedule(cron="0 14 * * THU", timezone="America/New_York"))
+    capsys.readouterr()
+
+    served()
+
+    out = " ".join(capsys.readouterr().out.split())
+    options = {"--weekly-cron '0 9 * * MON' --weekly-timezone Europe/Berlin",
+               "--weekly-cron '0 14 * * THU' --weekly-timezone America/New_York"}
+    assert any(", or ".join(pair) in out for pair in (sorted(options), sorted(options, reverse=True))), out
+    assert "register one weekly schedule: to keep one of the 2 on the API" in out, out
