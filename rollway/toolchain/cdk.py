@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -281,7 +282,7 @@ class CdkCli:
                        f"be working on {stack}: look at its events before deploying it again", err.tail,
                 timed_out=True) from err
         except ToolFailed as err:
-            raise StackDeployFailed(stack, failure_reason(err.tail), err.tail) from err
+            raise StackDeployFailed(stack, _failed(err, stack, "deploying it"), err.tail) from err
         # cdk's own word for a stack already up to date ("✅  <stack> (no changes)", by what it was selected by).
         unchanged = any(line.strip() == f"✅  {selector} (no changes)" for line in result.output)
         return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
@@ -335,7 +336,9 @@ class CdkCli:
                 "bootstrapping again", err.tail, timed_out=True) from err
         except ToolFailed as err:
             # Named with its environment: with several bootstrapped, which one failed.
-            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail) from err
+            raise StackDeployFailed(f"CDKToolkit ({environment})",
+                                    _failed(err, f"the toolkit stack (CDKToolkit) of {environment}", "bootstrapping"),
+                                    err.tail) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and
@@ -478,6 +481,25 @@ def stack_arn(lines: Sequence[str]) -> str | None:
         if line.strip() == "Stack ARN:" and i + 1 < len(lines) and _ARN.match(lines[i + 1].strip()):
             return lines[i + 1].strip()
     return None
+
+
+def _failed(err: ToolFailed, working_on: str, again: str) -> str:
+    """Why a deploy (or bootstrap) of ``working_on`` failed: cdk's words (``failure_reason``), or,
+    when cdk was killed by a signal, that it was, and that CloudFormation may go on without it.
+
+    Killed (the worker's OOM killer, a ``kill -9``), cdk says nothing: its last line, a progress
+    event, was given as the failure's reason, and nothing said CloudFormation went on with the stack.
+    """
+    if err.returncode >= 0:
+        return failure_reason(err.tail)
+    try:
+        name = signal.Signals(-err.returncode).name
+    except ValueError:
+        name = f"signal {-err.returncode}"
+    last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
+    return (f"cdk was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping "
+            f"it), saying nothing of why; CloudFormation may still be working on {working_on}: look at its events "
+            f"before {again} again. cdk's last line: {last}")
 
 
 def failure_reason(tail: Sequence[str]) -> str:

@@ -535,3 +535,21 @@ def test_a_deploy_cdk_found_nothing_to_change_in_says_so(tmp_path, printed, unch
     cdk, app = _fake_cdk_app(tmp_path, script)
     with CdkCli(cdk, app, CdkEnvironment(region="us-west-2")) as cli:
         assert cli.deploy("Queues", timeout_seconds=30).unchanged is unchanged
+
+
+def test_a_deploy_whose_cdk_was_killed_says_so_not_its_last_progress_line(tmp_path):
+    # cdk killed in the middle of a deploy (the worker's OOM killer, someone's kill -9) says
+    # nothing: its last progress line was given as why the stack failed, and nothing said that
+    # CloudFormation went on with the stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import signal; os.kill(os.getpid(), signal.SIGKILL)')
+    script, app = _fake_cdk_app(tmp_path, body)
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    assert caught.value.reason == (
+        "cdk was killed by SIGKILL before it finished (the worker's out-of-memory killer, or someone stopping it), "
+        "saying nothing of why; CloudFormation may still be working on X: look at its events before deploying it "
+        "again. cdk's last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service")
+    assert not caught.value.timed_out  # no larger stack_timeout_seconds would have helped
