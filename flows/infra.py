@@ -78,7 +78,7 @@ from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
-    bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
+    bootstrap_environments, changed_stacks, changing, check_already_deployed, check_not_changing, check_not_stuck, check_request,
     check_toolkits,
     confirm_skipped,
     plan_deployment, recreated,
@@ -968,6 +968,11 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
         # stopped at it again on the resume: the parameter that gives it more is named.
         return (f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped at stack_timeout_seconds, "
                 "CloudFormation was not), with a larger stack_timeout_seconds if it needs longer")
+    if now is not None and changing(now.status):
+        # cdk gave up (its credentials expired in a long deploy, it was killed) while CloudFormation
+        # went on: a resume "once the cause is fixed", at once, was refused on the stack's status.
+        return (f"once the cause is fixed and {stack} is no longer IN_PROGRESS in CloudFormation (it shows it "
+                f"{now.status}: cdk stopped, CloudFormation did not)")
     region = environment.region if environment is not None else None
     if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
         return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"

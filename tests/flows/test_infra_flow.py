@@ -463,12 +463,12 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
-def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_frees_it():
-    # The update failed and so did its rollback: "resume once the cause is fixed" named no fix, and
-    # the resume was refused on the stack's status; the read after the failure shows it already.
+def failing_sqs_stack_left(status: str, reason: str = "Resource limit exceeded"):
+    """A deploy of Webordinary's stacks whose WebordinarySQSStack fails, CloudFormation showing it
+    ``status`` once its deploy ran (and every other stack UPDATE_COMPLETE): the run's error."""
     from rollway.cleanup import StackState
 
-    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": reason})
 
     class Reading:
         def status(self, name):
@@ -476,12 +476,18 @@ def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_fr
 
         def seen(self, name):
             failed = name == "WebordinarySQSStack" and "deploy WebordinarySQSStack" in deployer.calls
-            return StackState(name=name, stack_id=f"id/{name}",
-                              status="UPDATE_ROLLBACK_FAILED" if failed else "UPDATE_COMPLETE")
+            return StackState(name=name, stack_id=f"id/{name}", status=status if failed else "UPDATE_COMPLETE")
 
-    since = time.time()
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(deployer, None, statuses=lambda _region: Reading())
+    return caught
+
+
+def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_frees_it():
+    # The update failed and so did its rollback: "resume once the cause is fixed" named no fix, and
+    # the resume was refused on the stack's status; the read after the failure shows it already.
+    since = time.time()
+    caught = failing_sqs_stack_left("UPDATE_ROLLBACK_FAILED")
     freed = ("once WebordinarySQSStack takes a deploy again: CloudFormation shows it UPDATE_ROLLBACK_FAILED: its last "
              "update failed and so did the rollback")
     message = str(caught.value)
@@ -489,6 +495,22 @@ def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_fr
     assert "aws cloudformation continue-update-rollback --stack-name WebordinarySQSStack --region us-west-2" in message
     summary = latest(ARTIFACT_KEY, since)
     assert "continue-update-rollback --stack-name WebordinarySQSStack" in summary, summary
+
+
+def test_a_stack_cloudformation_still_changes_after_cdk_failed_says_to_resume_once_it_is_done():
+    # cdk gave up while CloudFormation went on (its credentials expired in a long deploy, cdk was
+    # killed): "resume once the cause is fixed" sent a person to resume at once, refused because
+    # the stack was still IN_PROGRESS; the read after the failure shows it already.
+    since = time.time()
+    caught = failing_sqs_stack_left("UPDATE_IN_PROGRESS",
+                                    "ExpiredToken: the security token included in the request is expired")
+    when = ("once the cause is fixed and WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (it shows "
+            "it UPDATE_IN_PROGRESS: cdk stopped, CloudFormation did not)")
+    message = str(caught.value)
+    assert f"to resume {when}: run deploy_infrastructure again with from_stack='WebordinarySQSStack'" in message, \
+        message
+    summary = latest(ARTIFACT_KEY, since)
+    assert f"Resume with `from_stack='WebordinarySQSStack'` {when}." in summary, summary
 
 
 def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_it(monkeypatch, caplog):
