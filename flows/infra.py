@@ -315,6 +315,9 @@ def run_deploy_infrastructure(
                         environment.uri, home.account, trust_command(environment, home.account))
         log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted) or "none")
         for i, environment in enumerate(wanted):
+            # By the name cdk bootstraps it under (the cdk.json's toolkitStackName): named CDKToolkit
+            # always, a person waited on, or read the events of, a stack cdk was not making.
+            toolkit = _toolkit(environment, app.toolkit_stack)
             try:
                 bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
             except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
@@ -322,8 +325,8 @@ def run_deploy_infrastructure(
                 # stack was deployed or how to go on.
                 result = standing()
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-                          already_deployed=already_deployed, when=_again_when(err, _toolkit(environment)))
-                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
+                          already_deployed=already_deployed, when=_again_when(err, toolkit))
+                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment, toolkit,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
             except BaseException:
                 # Cancelled from the UI or Ctrl-C during a bootstrap, as during a deploy: cdk is
@@ -331,7 +334,7 @@ def run_deploy_infrastructure(
                 # of where it stood, and the key's newest artifact was still an earlier run's
                 # "deployed".
                 result = standing()
-                _interrupted_bootstrap(result, environment, from_stack, already_deployed)
+                _interrupted_bootstrap(result, environment, app.toolkit_stack, from_stack, already_deployed)
                 raise
     total = len(plan.order)
     up_to_date: list[str] = []  # deployed with no changes (CloudFormation's reads, else cdk's word)
@@ -749,17 +752,18 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)")
 
 
-def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, from_stack: str | None,
+def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, toolkit: str, from_stack: str | None,
                            already_deployed: Sequence[str]) -> None:
-    """Say, in the log and the artifact, where a run interrupted during a bootstrap stands."""
+    """Say, in the log and the artifact, where a run interrupted during the bootstrap of
+    ``environment``'s toolkit stack (named ``toolkit``) stands."""
     again = f" with from_stack={from_stack!r}" if from_stack else ""
     get_run_logger().error(
-        "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its CDKToolkit "
+        "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its %s "
         "stack. No stack was deployed. Once that stack is no longer IN_PROGRESS, run deploy_infrastructure again%s",
-        environment.uri, again)
+        environment.uri, toolkit, again)
     _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
               already_deployed=already_deployed,
-              when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
+              when=f"once the {toolkit} stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
                    "CloudFormation was not)")
 
 
@@ -943,7 +947,9 @@ def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: 
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
-                  *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
+                  toolkit: str, *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
+    """The error of a run whose bootstrap of ``environment`` (its toolkit stack, ``toolkit`` as
+    ``_toolkit`` says it) failed."""
     tail = _last_lines(err)
     lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
              f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
@@ -952,7 +958,7 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
     again = f" with from_stack={from_stack!r}" if from_stack else ""
-    lines.append(f"{_again_when(err, _toolkit(environment))}, run deploy_infrastructure again{again} "
+    lines.append(f"{_again_when(err, toolkit)}, run deploy_infrastructure again{again} "
                  "(bootstrapping again is safe)")
     return "\n".join(lines)
 
@@ -979,8 +985,9 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
     return "once the cause is fixed"
 
 
-def _toolkit(environment: StackEnvironment) -> str:
-    return f"the toolkit stack (CDKToolkit) of {environment.uri}"
+def _toolkit(environment: StackEnvironment, name: str) -> str:
+    """``environment``'s toolkit stack, ``name`` as the app's cdk.json gives it (``AppStacks.toolkit_stack``)."""
+    return f"the toolkit stack ({name}) of {environment.uri}"
 
 
 def _log_checklist(checklist: Checklist) -> None:

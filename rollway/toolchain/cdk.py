@@ -311,7 +311,8 @@ class CdkCli:
         Raises:
             ValueError: no environment given and this CLI's names no account, or a malformed one.
             AppNotListed: the app did not synthesize.
-            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit (aws://account/region)``).
+            StackDeployFailed: the bootstrap failed (stack ``<toolkit stack> (aws://account/region)``, the
+                toolkit stack named as ``AppStacks.toolkit_stack``).
         """
         if environment is None:
             env = self._current_environment()
@@ -322,7 +323,9 @@ class CdkCli:
             raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.
-        self.list_stacks(on_line)
+        # The toolkit stack cdk bootstraps, by the name it gives it (the cdk.json's toolkitStackName):
+        # a failure naming CDKToolkit sent a person to the events of a stack cdk was not making.
+        toolkit = self.list_stacks(on_line).toolkit_stack
         try:
             self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
         except ToolTimeout as err:
@@ -330,14 +333,14 @@ class CdkCli:
             # CREATE_IN_PROGRESS event), read as the failure, with nothing saying cdk was stopped
             # while CloudFormation went on creating the toolkit stack.
             raise StackDeployFailed(
-                f"CDKToolkit ({environment})",
+                f"{toolkit} ({environment})",
                 f"cdk bootstrap did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may "
-                f"still be working on the toolkit stack (CDKToolkit) of {environment}: look at its events before "
+                f"still be working on the toolkit stack ({toolkit}) of {environment}: look at its events before "
                 "bootstrapping again", err.tail, timed_out=True) from err
         except ToolFailed as err:
             # Named with its environment: with several bootstrapped, which one failed.
-            raise StackDeployFailed(f"CDKToolkit ({environment})",
-                                    _failed(err, f"the toolkit stack (CDKToolkit) of {environment}", "bootstrapping"),
+            raise StackDeployFailed(f"{toolkit} ({environment})",
+                                    _failed(err, f"the toolkit stack ({toolkit}) of {environment}", "bootstrapping"),
                                     err.tail) from err
 
     def _current_environment(self) -> CdkEnvironment:

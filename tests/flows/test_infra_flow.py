@@ -327,17 +327,27 @@ def pinned_deployer(**kwargs) -> FakeInfraDeployer:
     return deployer
 
 
-def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again():
+def with_toolkit(toolkit: str) -> FakeInfraDeployer:
+    """Webordinary's app, its toolkit stack named ``toolkit`` (as its cdk.json's toolkitStackName would)."""
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={"toolkit_stack": toolkit})
+    return deployer
+
+
+# The second: an app whose cdk.json names its toolkit stack, which cdk bootstraps: a run naming
+# CDKToolkit sent a person to wait on, or read the events of, a stack cdk was not making.
+@pytest.mark.parametrize("toolkit", ["CDKToolkit", "OrgToolkit"])
+def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again(toolkit):
     from rollway.infra import StackDeployFailed
 
     def bootstrap(env, _progress):
-        raise StackDeployFailed(f"CDKToolkit ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
-                                ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
+        raise StackDeployFailed(f"{toolkit} ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
+                                (f"{toolkit} | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
 
     since = time.time()
     with pytest.raises(InfraDeployFailed) as caught:
-        deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
-    wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
+        deploy_on(with_toolkit(toolkit), None, bootstrap=bootstrap)
+    wait = (f"once the toolkit stack ({toolkit}) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
             "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
             "stack_timeout_seconds if it needs longer")
     assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
@@ -669,23 +679,24 @@ def test_a_run_interrupted_during_a_deploy_still_says_which_stacks_before_it_wer
     assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
 
 
-def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
+@pytest.mark.parametrize("toolkit", ["CDKToolkit", "OrgToolkit"])
+def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog, toolkit):
     # As during a deploy: cdk is stopped, CloudFormation goes on with the toolkit stack, and the
     # key's newest artifact was still an earlier run's "deployed".
     def bootstrap(_env, _progress):
         raise KeyboardInterrupt
 
     since = time.time()
-    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer = with_toolkit(toolkit)
     with pytest.raises(KeyboardInterrupt):
         deploy_on(deployer, None, bootstrap=bootstrap)
     assert deployer.calls == ["list"]
     assert ("interrupted while bootstrapping aws://123456789012/us-west-2: cdk was stopped, but CloudFormation may "
-            "still be working on its CDKToolkit stack. No stack was deployed") in caplog.text
+            f"still be working on its {toolkit} stack. No stack was deployed") in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at cdk bootstrap of aws://123456789012/us-west-2" in summary
     assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
-    assert "Run it again once the CDKToolkit stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
+    assert f"Run it again once the {toolkit} stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
 
 
 def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run_it_again(caplog):

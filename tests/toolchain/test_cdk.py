@@ -553,3 +553,20 @@ def test_a_deploy_whose_cdk_was_killed_says_so_not_its_last_progress_line(tmp_pa
         "saying nothing of why; CloudFormation may still be working on X: look at its events before deploying it "
         "again. cdk's last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service")
     assert not caught.value.timed_out  # no larger stack_timeout_seconds would have helped
+
+
+def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
+    # cdk bootstraps the toolkitStackName of the app's cdk.json: a failure naming CDKToolkit sent a
+    # person to the events of a stack that is not the one cdk was making.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("OrgToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    script, app = _fake_cdk_app(tmp_path, body)
+    (app / "cdk.json").write_text(json.dumps({"toolkitStackName": "OrgToolkit"}))
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2", account="123456789012")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=10)
+    assert caught.value.stack == "OrgToolkit (aws://123456789012/eu-west-1)"
+    assert "CloudFormation may still be working on the toolkit stack (OrgToolkit) of aws://123456789012/eu-west-1" \
+        in caught.value.reason, caught.value.reason
+    assert "CDKToolkit" not in str(caught.value)
