@@ -1104,9 +1104,21 @@ def _account(get_client: Callable[[str], Any], nothing: str, *, named: str = "th
 
 
 def _app_dir(cdk_app_dir: str) -> Path:
+    """The CDK app's directory, checked before anything runs.
+
+    Raises:
+        InfraRefused: blank (Path("") is the working directory: the worker's own app, if it had
+            one, was deployed or read as if named), not a directory (one given relative says where
+            it was looked for: the worker's working directory is not the person's), or no cdk.json.
+    """
+    if not cdk_app_dir.strip():
+        raise InfraRefused("cdk_app_dir is blank: give the directory of the CDK app's cdk.json (an absolute path on the "
+                           "machine that runs the flow)")
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
-        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory")
+        where = "" if path.is_absolute() else (f" (looked for {path.absolute()}: a relative path is taken from the "
+                                               "working directory of the process running the flow)")
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory{where}")
     if not (path / "cdk.json").is_file():
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} has no cdk.json: it is not a CDK app")
     return path
@@ -1380,7 +1392,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     Args:
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
-        cdk_app_dir: the CDK app, synthesized to read each stack in its own region; empty: the targets' region.
+        cdk_app_dir: the CDK app, synthesized to read each stack in its own region; unset: the targets' region.
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.

@@ -1663,6 +1663,27 @@ def test_an_app_dir_without_cdk_json_is_refused(tmp_path):
         deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
 
 
+@pytest.mark.parametrize("run", [deploy_infrastructure, verify_infrastructure])
+def test_a_blank_app_dir_is_refused_not_taken_for_the_workers_directory(tmp_path, monkeypatch, run):
+    # "" is Path("."): the worker's working directory, whose CDK app (if it has one) was deployed,
+    # or read, as if named; verify's own docstring said an empty one reads the targets' region.
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank: give the directory of the CDK app's cdk.json"):
+        run(cdk_app_dir="", cdk_executable="no-such-cdk")
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank"):
+        run(cdk_app_dir="  ", cdk_executable="no-such-cdk")
+
+
+def test_a_relative_app_dir_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    # Relative to the worker's working directory, which the person starting the run does not see.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InfraRefused) as caught:
+        deploy_infrastructure(cdk_app_dir="infra")
+    assert str(caught.value) == (f"cdk_app_dir 'infra' is not a directory (looked for {tmp_path / 'infra'}: a relative "
+                                 "path is taken from the working directory of the process running the flow)")
+
+
 def test_a_missing_cdk_executable_is_refused(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(ToolMissing, match="no-such-cdk"):
