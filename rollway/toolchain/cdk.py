@@ -234,7 +234,9 @@ class CdkCli:
                     "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
                     + last_lines(err.tail), err.tail) from err
             except ToolFailed as err:
-                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
+                why = str(err) if (killed := _killed(err)) is None else (
+                    f"cdk synth {killed} (nothing was deployed); its last output:\n{last_lines(err.tail)}")
+                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {why}", err.tail) from err
             stacks = read_assembly(out)
             selectors = stack_selectors(out)
         except BaseException:
@@ -493,16 +495,24 @@ def _failed(err: ToolFailed, working_on: str, again: str) -> str:
     Killed (the worker's OOM killer, a ``kill -9``), cdk says nothing: its last line, a progress
     event, was given as the failure's reason, and nothing said CloudFormation went on with the stack.
     """
-    if err.returncode >= 0:
+    if (killed := _killed(err)) is None:
         return failure_reason(err.tail)
+    last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
+    return (f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} "
+            f"again. cdk's last line: {last}")
+
+
+def _killed(err: ToolFailed) -> str | None:
+    """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
+    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's."""
+    if err.returncode >= 0:
+        return None
     try:
         name = signal.Signals(-err.returncode).name
     except ValueError:
         name = f"signal {-err.returncode}"
-    last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
-    return (f"cdk was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping "
-            f"it), saying nothing of why; CloudFormation may still be working on {working_on}: look at its events "
-            f"before {again} again. cdk's last line: {last}")
+    return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
+            "saying nothing of why")
 
 
 def failure_reason(tail: Sequence[str]) -> str:

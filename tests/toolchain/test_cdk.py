@@ -570,3 +570,17 @@ def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_
     assert "CloudFormation may still be working on the toolkit stack (OrgToolkit) of aws://123456789012/eu-west-1" \
         in caught.value.reason, caught.value.reason
     assert "CDKToolkit" not in str(caught.value)
+
+
+def test_a_synth_whose_cdk_was_killed_says_so_not_its_exit_code_alone(tmp_path):
+    # An app bundling its assets as it synthesizes can take the worker's memory: "exited with -9"
+    # left a person to know that -9 is a SIGKILL, the out-of-memory killer's.
+    script, app = _fake_cdk_app(tmp_path, 'import os, signal\nprint("Bundling asset X/Handler...", flush=True)\n'
+                                          'os.kill(os.getpid(), signal.SIGKILL)')
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed) as caught:
+            cli.list_stacks()
+    assert str(caught.value) == (
+        f"the CDK app in {app} did not synthesize: cdk synth was killed by SIGKILL before it finished (the worker's "
+        "out-of-memory killer, or someone stopping it), saying nothing of why (nothing was deployed); its last "
+        "output:\nBundling asset X/Handler...")
