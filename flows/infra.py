@@ -733,7 +733,9 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     # When, as the artifact says it: a deploy stopped at its timeout has nothing to fix, only a wait.
     lines.append(f"to resume {when or _again_when(err, failed)}: run deploy_infrastructure again with "
                  f"from_stack={failed!r} "
-                 f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again")
+                 f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again (a "
+                 "run without from_stack deploys them again too, which is safe: cdk changes nothing in a stack already "
+                 "up to date)")
     return "\n".join(lines)
 
 
