@@ -78,7 +78,7 @@ from rollway.cleanup import StackState
 from rollway.infra import (
     AddedBack, AppStacks, DeployedStack, DeploymentPlan, PlanRefused, ResourcePlace, StackDeployFailed,
     StackEnvironment,
-    bootstrap_environments, changed_stacks, check_already_deployed, check_not_changing, check_not_stuck, check_request,
+    bootstrap_environments, changed_stacks, changing, check_already_deployed, check_not_changing, check_not_stuck, check_request,
     check_toolkits,
     confirm_skipped,
     plan_deployment, recreated,
@@ -315,6 +315,9 @@ def run_deploy_infrastructure(
                         environment.uri, home.account, trust_command(environment, home.account))
         log.info("bootstrapping %d environment(s): %s", len(wanted), ", ".join(e.uri for e in wanted) or "none")
         for i, environment in enumerate(wanted):
+            # By the name cdk bootstraps it under (the cdk.json's toolkitStackName): named CDKToolkit
+            # always, a person waited on, or read the events of, a stack cdk was not making.
+            toolkit = _toolkit(environment, app.toolkit_stack)
             try:
                 bootstrap(environment, f"bootstrap {i + 1}/{len(wanted)} {environment.uri}")
             except Exception as err:  # noqa: BLE001 - like a failed stack: an artifact, and what to do next
@@ -322,8 +325,8 @@ def run_deploy_infrastructure(
                 # stack was deployed or how to go on.
                 result = standing()
                 _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
-                          already_deployed=already_deployed, when=_again_when(err, _toolkit(environment)))
-                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment,
+                          already_deployed=already_deployed, when=_again_when(err, toolkit))
+                raise InfraDeployFailed(_not_prepared(result, err, from_stack, environment, toolkit,
                                                       done=wanted[:i], left=wanted[i + 1:])) from err
             except BaseException:
                 # Cancelled from the UI or Ctrl-C during a bootstrap, as during a deploy: cdk is
@@ -331,7 +334,7 @@ def run_deploy_infrastructure(
                 # of where it stood, and the key's newest artifact was still an earlier run's
                 # "deployed".
                 result = standing()
-                _interrupted_bootstrap(result, environment, from_stack, already_deployed)
+                _interrupted_bootstrap(result, environment, app.toolkit_stack, from_stack, already_deployed)
                 raise
     total = len(plan.order)
     up_to_date: list[str] = []  # deployed with no changes (CloudFormation's reads, else cdk's word)
@@ -730,7 +733,9 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     # When, as the artifact says it: a deploy stopped at its timeout has nothing to fix, only a wait.
     lines.append(f"to resume {when or _again_when(err, failed)}: run deploy_infrastructure again with "
                  f"from_stack={failed!r} "
-                 f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again")
+                 f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again (a "
+                 "run without from_stack deploys them again too, which is safe: cdk changes nothing in a stack already "
+                 "up to date)")
     return "\n".join(lines)
 
 
@@ -749,17 +754,18 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)")
 
 
-def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, from_stack: str | None,
+def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, toolkit: str, from_stack: str | None,
                            already_deployed: Sequence[str]) -> None:
-    """Say, in the log and the artifact, where a run interrupted during a bootstrap stands."""
+    """Say, in the log and the artifact, where a run interrupted during the bootstrap of
+    ``environment``'s toolkit stack (named ``toolkit``) stands."""
     again = f" with from_stack={from_stack!r}" if from_stack else ""
     get_run_logger().error(
-        "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its CDKToolkit "
+        "interrupted while bootstrapping %s: cdk was stopped, but CloudFormation may still be working on its %s "
         "stack. No stack was deployed. Once that stack is no longer IN_PROGRESS, run deploy_infrastructure again%s",
-        environment.uri, again)
+        environment.uri, toolkit, again)
     _artifact(result, failed_at=f"cdk bootstrap of {environment.uri}", resume_from=from_stack,
               already_deployed=already_deployed,
-              when=f"once the CDKToolkit stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
+              when=f"once the {toolkit} stack of {environment.uri} is no longer IN_PROGRESS (cdk was stopped, "
                    "CloudFormation was not)")
 
 
@@ -943,7 +949,9 @@ def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: 
 
 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
-                  *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
+                  toolkit: str, *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
+    """The error of a run whose bootstrap of ``environment`` (its toolkit stack, ``toolkit`` as
+    ``_toolkit`` says it) failed."""
     tail = _last_lines(err)
     lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
              f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
@@ -952,7 +960,7 @@ def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, e
     if tail:
         lines += ["cdk's last lines:", *(f"    {line}" for line in tail)]
     again = f" with from_stack={from_stack!r}" if from_stack else ""
-    lines.append(f"{_again_when(err, _toolkit(environment))}, run deploy_infrastructure again{again} "
+    lines.append(f"{_again_when(err, toolkit)}, run deploy_infrastructure again{again} "
                  "(bootstrapping again is safe)")
     return "\n".join(lines)
 
@@ -968,14 +976,20 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
         # stopped at it again on the resume: the parameter that gives it more is named.
         return (f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped at stack_timeout_seconds, "
                 "CloudFormation was not), with a larger stack_timeout_seconds if it needs longer")
+    if now is not None and changing(now.status):
+        # cdk gave up (its credentials expired in a long deploy, it was killed) while CloudFormation
+        # went on: a resume "once the cause is fixed", at once, was refused on the stack's status.
+        return (f"once the cause is fixed and {stack} is no longer IN_PROGRESS in CloudFormation (it shows it "
+                f"{now.status}: cdk stopped, CloudFormation did not)")
     region = environment.region if environment is not None else None
     if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
         return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"
     return "once the cause is fixed"
 
 
-def _toolkit(environment: StackEnvironment) -> str:
-    return f"the toolkit stack (CDKToolkit) of {environment.uri}"
+def _toolkit(environment: StackEnvironment, name: str) -> str:
+    """``environment``'s toolkit stack, ``name`` as the app's cdk.json gives it (``AppStacks.toolkit_stack``)."""
+    return f"the toolkit stack ({name}) of {environment.uri}"
 
 
 def _log_checklist(checklist: Checklist) -> None:
@@ -1092,9 +1106,21 @@ def _account(get_client: Callable[[str], Any], nothing: str, *, named: str = "th
 
 
 def _app_dir(cdk_app_dir: str) -> Path:
+    """The CDK app's directory, checked before anything runs.
+
+    Raises:
+        InfraRefused: blank (Path("") is the working directory: the worker's own app, if it had
+            one, was deployed or read as if named), not a directory (one given relative says where
+            it was looked for: the worker's working directory is not the person's), or no cdk.json.
+    """
+    if not cdk_app_dir.strip():
+        raise InfraRefused("cdk_app_dir is blank: give the directory of the CDK app's cdk.json (an absolute path on the "
+                           "machine that runs the flow)")
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
-        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory")
+        where = "" if path.is_absolute() else (f" (looked for {path.absolute()}: a relative path is taken from the "
+                                               "working directory of the process running the flow)")
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory{where}")
     if not (path / "cdk.json").is_file():
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} has no cdk.json: it is not a CDK app")
     return path
@@ -1368,7 +1394,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     Args:
         targets_block: a saved RollwayTargets block; cleared: the deployment's block, if it has one; none: Webordinary's names.
         aws_credentials_block: a saved AwsCredentials block; cleared: the deployment's block, if it has one; none: boto3's default chain.
-        cdk_app_dir: the CDK app, synthesized to read each stack in its own region; empty: the targets' region.
+        cdk_app_dir: the CDK app, synthesized to read each stack in its own region; unset: the targets' region.
         cdk_executable: the cdk CLI (with ``cdk_app_dir``).
         synth_timeout_seconds: how long synthesizing the app may take.
         read_timeout_seconds: how long one read of AWS may take, retries included, before its item fails unanswered.

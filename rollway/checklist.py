@@ -496,6 +496,15 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None | ReadFailed, 
                         "once it is OK")
     if problems:
         return item(False, "; ".join(problems))
+    if state == "INSUFFICIENT_DATA":
+        # Passed: every alarm is so until its metric has data, as after the deploy that made it. But
+        # said bare, a person could not tell that from an alarm whose dimensions name nothing, which
+        # never gets data and never fires.
+        why = f" (CloudWatch says: {alarm['StateReason']})" if alarm.get("StateReason") else ""
+        return item(True, f"exists, INSUFFICIENT_DATA{why}: it has no data to judge yet, as an alarm just made or "
+                          "one whose metric comes only with traffic; if it stays so once the service runs, check its "
+                          "metric's namespace, name and dimensions: an alarm that never gets data never fires; and "
+                          f"notifies {topic_name}")
     return item(True, f"exists{f', {state},' if state else ''} and notifies {topic_name}")
 
 

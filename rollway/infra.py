@@ -380,11 +380,16 @@ def _said_by_cloudformation(reason: str | None) -> str:
     return f" (CloudFormation says: {reason.strip()})" if reason and reason.strip() else ""
 
 
+def changing(status: str | None) -> bool:
+    """Whether CloudFormation is changing a stack in ``status`` (``*_IN_PROGRESS``), so that it
+    takes no deploy until it is done: a change set waiting for review (REVIEW_IN_PROGRESS)
+    changes nothing yet."""
+    return (status or "").endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
+
+
 def _busy(stacks: Sequence[str], statuses: Mapping[str, str | None]) -> str:
-    """``<stack> is <status>`` for each of ``stacks`` CloudFormation is changing ("" when none): a
-    change set waiting for review (REVIEW_IN_PROGRESS) changes nothing yet."""
-    return "; ".join(f"{s} is {statuses[s]}" for s in stacks
-                     if (statuses.get(s) or "").endswith("_IN_PROGRESS") and statuses.get(s) != "REVIEW_IN_PROGRESS")
+    """``<stack> is <status>`` for each of ``stacks`` CloudFormation is changing ("" when none)."""
+    return "; ".join(f"{s} is {statuses[s]}" for s in stacks if changing(statuses.get(s)))
 
 
 def changed_stacks(stacks: Sequence[str], before: Mapping[str, StackState],

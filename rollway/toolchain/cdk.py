@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -233,7 +234,9 @@ class CdkCli:
                     "synthesizes, allow it more time with synth_timeout_seconds; its last output:\n"
                     + last_lines(err.tail), err.tail) from err
             except ToolFailed as err:
-                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {err}", err.tail) from err
+                why = str(err) if (killed := _killed(err)) is None else (
+                    f"cdk synth {killed} (nothing was deployed); its last output:\n{last_lines(err.tail)}")
+                raise AppNotListed(f"the CDK app in {self._app_dir} did not synthesize: {why}", err.tail) from err
             stacks = read_assembly(out)
             selectors = stack_selectors(out)
         except BaseException:
@@ -281,7 +284,7 @@ class CdkCli:
                        f"be working on {stack}: look at its events before deploying it again", err.tail,
                 timed_out=True) from err
         except ToolFailed as err:
-            raise StackDeployFailed(stack, failure_reason(err.tail), err.tail) from err
+            raise StackDeployFailed(stack, _failed(err, stack, "deploying it"), err.tail) from err
         # cdk's own word for a stack already up to date ("✅  <stack> (no changes)", by what it was selected by).
         unchanged = any(line.strip() == f"✅  {selector} (no changes)" for line in result.output)
         return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
@@ -310,7 +313,8 @@ class CdkCli:
         Raises:
             ValueError: no environment given and this CLI's names no account, or a malformed one.
             AppNotListed: the app did not synthesize.
-            StackDeployFailed: the bootstrap failed (stack ``CDKToolkit (aws://account/region)``).
+            StackDeployFailed: the bootstrap failed (stack ``<toolkit stack> (aws://account/region)``, the
+                toolkit stack named as ``AppStacks.toolkit_stack``).
         """
         if environment is None:
             env = self._current_environment()
@@ -321,7 +325,9 @@ class CdkCli:
             raise ValueError(f"{environment!r} is not an environment to bootstrap (aws://<account>/<region>)")
         # From the synthesized assembly: in the app's directory (whose cdk.json may set the
         # bootstrap qualifier) without running the app a second time.
-        self.list_stacks(on_line)
+        # The toolkit stack cdk bootstraps, by the name it gives it (the cdk.json's toolkitStackName):
+        # a failure naming CDKToolkit sent a person to the events of a stack cdk was not making.
+        toolkit = self.list_stacks(on_line).toolkit_stack
         try:
             self._run(["bootstrap", environment, "--app", str(self._assembly)], timeout_seconds, on_line)
         except ToolTimeout as err:
@@ -329,13 +335,15 @@ class CdkCli:
             # CREATE_IN_PROGRESS event), read as the failure, with nothing saying cdk was stopped
             # while CloudFormation went on creating the toolkit stack.
             raise StackDeployFailed(
-                f"CDKToolkit ({environment})",
+                f"{toolkit} ({environment})",
                 f"cdk bootstrap did not finish within {timeout_seconds:g} s and was stopped; CloudFormation may "
-                f"still be working on the toolkit stack (CDKToolkit) of {environment}: look at its events before "
+                f"still be working on the toolkit stack ({toolkit}) of {environment}: look at its events before "
                 "bootstrapping again", err.tail, timed_out=True) from err
         except ToolFailed as err:
             # Named with its environment: with several bootstrapped, which one failed.
-            raise StackDeployFailed(f"CDKToolkit ({environment})", failure_reason(err.tail), err.tail) from err
+            raise StackDeployFailed(f"{toolkit} ({environment})",
+                                    _failed(err, f"the toolkit stack ({toolkit}) of {environment}", "bootstrapping"),
+                                    err.tail) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and
@@ -478,6 +486,33 @@ def stack_arn(lines: Sequence[str]) -> str | None:
         if line.strip() == "Stack ARN:" and i + 1 < len(lines) and _ARN.match(lines[i + 1].strip()):
             return lines[i + 1].strip()
     return None
+
+
+def _failed(err: ToolFailed, working_on: str, again: str) -> str:
+    """Why a deploy (or bootstrap) of ``working_on`` failed: cdk's words (``failure_reason``), or,
+    when cdk was killed by a signal, that it was, and that CloudFormation may go on without it.
+
+    Killed (the worker's OOM killer, a ``kill -9``), cdk says nothing: its last line, a progress
+    event, was given as the failure's reason, and nothing said CloudFormation went on with the stack.
+    """
+    if (killed := _killed(err)) is None:
+        return failure_reason(err.tail)
+    last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
+    return (f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} "
+            f"again. cdk's last line: {last}")
+
+
+def _killed(err: ToolFailed) -> str | None:
+    """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
+    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's."""
+    if err.returncode >= 0:
+        return None
+    try:
+        name = signal.Signals(-err.returncode).name
+    except ValueError:
+        name = f"signal {-err.returncode}"
+    return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
+            "saying nothing of why")
 
 
 def failure_reason(tail: Sequence[str]) -> str:

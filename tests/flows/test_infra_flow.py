@@ -327,17 +327,27 @@ def pinned_deployer(**kwargs) -> FakeInfraDeployer:
     return deployer
 
 
-def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again():
+def with_toolkit(toolkit: str) -> FakeInfraDeployer:
+    """Webordinary's app, its toolkit stack named ``toolkit`` (as its cdk.json's toolkitStackName would)."""
+    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer.app = deployer.app.model_copy(update={"toolkit_stack": toolkit})
+    return deployer
+
+
+# The second: an app whose cdk.json names its toolkit stack, which cdk bootstraps: a run naming
+# CDKToolkit sent a person to wait on, or read the events of, a stack cdk was not making.
+@pytest.mark.parametrize("toolkit", ["CDKToolkit", "OrgToolkit"])
+def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_running_again(toolkit):
     from rollway.infra import StackDeployFailed
 
     def bootstrap(env, _progress):
-        raise StackDeployFailed(f"CDKToolkit ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
-                                ("CDKToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
+        raise StackDeployFailed(f"{toolkit} ({env.uri})", "cdk bootstrap did not finish within 600 s and was stopped",
+                                (f"{toolkit} | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket",), timed_out=True)
 
     since = time.time()
     with pytest.raises(InfraDeployFailed) as caught:
-        deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
-    wait = ("once the toolkit stack (CDKToolkit) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
+        deploy_on(with_toolkit(toolkit), None, bootstrap=bootstrap)
+    wait = (f"once the toolkit stack ({toolkit}) of aws://123456789012/us-west-2 is no longer IN_PROGRESS in "
             "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
             "stack_timeout_seconds if it needs longer")
     assert f"{wait}, run deploy_infrastructure again (bootstrapping again is safe)" in str(caught.value)
@@ -457,18 +467,21 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert f"not deployed: {', '.join(STACKS[5:])}" in message
     assert "❌  WebordinarySQSStack failed to deploy" in message  # cdk's last lines
     assert "from_stack='WebordinarySQSStack'" in message
+    # Whether a run without from_stack would harm the stacks deployed was left to guess.
+    assert message.endswith("; the stacks before it are not deployed again (a run without from_stack deploys them "
+                            "again too, which is safe: cdk changes nothing in a stack already up to date)"), message
     assert "stack 5/8 WebordinarySQSStack | ‣ Resource limit exceeded" in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at WebordinarySQSStack" in summary
     assert "| 5 | `WebordinarySQSStack` | failed |" in summary and "| 6 | `WebordinarySessionStack` | not deployed |" in summary
 
 
-def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_frees_it():
-    # The update failed and so did its rollback: "resume once the cause is fixed" named no fix, and
-    # the resume was refused on the stack's status; the read after the failure shows it already.
+def failing_sqs_stack_left(status: str, reason: str = "Resource limit exceeded"):
+    """A deploy of Webordinary's stacks whose WebordinarySQSStack fails, CloudFormation showing it
+    ``status`` once its deploy ran (and every other stack UPDATE_COMPLETE): the run's error."""
     from rollway.cleanup import StackState
 
-    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": "Resource limit exceeded"})
+    deployer = FakeInfraDeployer(WEBORDINARY, failing={"WebordinarySQSStack": reason})
 
     class Reading:
         def status(self, name):
@@ -476,12 +489,18 @@ def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_fr
 
         def seen(self, name):
             failed = name == "WebordinarySQSStack" and "deploy WebordinarySQSStack" in deployer.calls
-            return StackState(name=name, stack_id=f"id/{name}",
-                              status="UPDATE_ROLLBACK_FAILED" if failed else "UPDATE_COMPLETE")
+            return StackState(name=name, stack_id=f"id/{name}", status=status if failed else "UPDATE_COMPLETE")
 
-    since = time.time()
     with pytest.raises(InfraDeployFailed) as caught:
         deploy_on(deployer, None, statuses=lambda _region: Reading())
+    return caught
+
+
+def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_frees_it():
+    # The update failed and so did its rollback: "resume once the cause is fixed" named no fix, and
+    # the resume was refused on the stack's status; the read after the failure shows it already.
+    since = time.time()
+    caught = failing_sqs_stack_left("UPDATE_ROLLBACK_FAILED")
     freed = ("once WebordinarySQSStack takes a deploy again: CloudFormation shows it UPDATE_ROLLBACK_FAILED: its last "
              "update failed and so did the rollback")
     message = str(caught.value)
@@ -489,6 +508,22 @@ def test_a_stack_whose_failed_deploy_left_it_update_rollback_failed_says_what_fr
     assert "aws cloudformation continue-update-rollback --stack-name WebordinarySQSStack --region us-west-2" in message
     summary = latest(ARTIFACT_KEY, since)
     assert "continue-update-rollback --stack-name WebordinarySQSStack" in summary, summary
+
+
+def test_a_stack_cloudformation_still_changes_after_cdk_failed_says_to_resume_once_it_is_done():
+    # cdk gave up while CloudFormation went on (its credentials expired in a long deploy, cdk was
+    # killed): "resume once the cause is fixed" sent a person to resume at once, refused because
+    # the stack was still IN_PROGRESS; the read after the failure shows it already.
+    since = time.time()
+    caught = failing_sqs_stack_left("UPDATE_IN_PROGRESS",
+                                    "ExpiredToken: the security token included in the request is expired")
+    when = ("once the cause is fixed and WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (it shows "
+            "it UPDATE_IN_PROGRESS: cdk stopped, CloudFormation did not)")
+    message = str(caught.value)
+    assert f"to resume {when}: run deploy_infrastructure again with from_stack='WebordinarySQSStack'" in message, \
+        message
+    summary = latest(ARTIFACT_KEY, since)
+    assert f"Resume with `from_stack='WebordinarySQSStack'` {when}." in summary, summary
 
 
 def test_an_artifact_the_api_refuses_never_replaces_what_the_run_says_or_stops_it(monkeypatch, caplog):
@@ -572,7 +607,8 @@ def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudf
         "to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped at "
         "stack_timeout_seconds, CloudFormation was not), with a larger stack_timeout_seconds if it needs longer: run "
         "deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
-        f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again"), caught.value
+        f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again (a run without from_stack "
+        "deploys them again too, which is safe: cdk changes nothing in a stack already up to date)"), caught.value
     assert "once it is fixed" not in str(caught.value)
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
             "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "
@@ -647,23 +683,24 @@ def test_a_run_interrupted_during_a_deploy_still_says_which_stacks_before_it_wer
     assert "| 3 | `WebordinaryEFSStack` | deployed | 0.0 | arn:" in summary, summary
 
 
-def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog):
+@pytest.mark.parametrize("toolkit", ["CDKToolkit", "OrgToolkit"])
+def test_a_run_interrupted_during_a_bootstrap_says_where_it_stands(caplog, toolkit):
     # As during a deploy: cdk is stopped, CloudFormation goes on with the toolkit stack, and the
     # key's newest artifact was still an earlier run's "deployed".
     def bootstrap(_env, _progress):
         raise KeyboardInterrupt
 
     since = time.time()
-    deployer = FakeInfraDeployer(WEBORDINARY)
+    deployer = with_toolkit(toolkit)
     with pytest.raises(KeyboardInterrupt):
         deploy_on(deployer, None, bootstrap=bootstrap)
     assert deployer.calls == ["list"]
     assert ("interrupted while bootstrapping aws://123456789012/us-west-2: cdk was stopped, but CloudFormation may "
-            "still be working on its CDKToolkit stack. No stack was deployed") in caplog.text
+            f"still be working on its {toolkit} stack. No stack was deployed") in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at cdk bootstrap of aws://123456789012/us-west-2" in summary
     assert "| 1 | `WebordinaryECRStack` | not deployed |" in summary
-    assert "Run it again once the CDKToolkit stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
+    assert f"Run it again once the {toolkit} stack of aws://123456789012/us-west-2 is no longer IN_PROGRESS" in summary
 
 
 def test_a_run_cancelled_while_synthesizing_says_nothing_was_deployed_and_to_run_it_again(caplog):
@@ -1628,6 +1665,27 @@ def test_an_app_dir_without_cdk_json_is_refused(tmp_path):
         deploy_infrastructure(cdk_app_dir=str(tmp_path))
     with pytest.raises(InfraRefused, match="not a directory"):
         deploy_infrastructure(cdk_app_dir=str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize("run", [deploy_infrastructure, verify_infrastructure])
+def test_a_blank_app_dir_is_refused_not_taken_for_the_workers_directory(tmp_path, monkeypatch, run):
+    # "" is Path("."): the worker's working directory, whose CDK app (if it has one) was deployed,
+    # or read, as if named; verify's own docstring said an empty one reads the targets' region.
+    (tmp_path / "cdk.json").write_text('{"app": "true"}')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank: give the directory of the CDK app's cdk.json"):
+        run(cdk_app_dir="", cdk_executable="no-such-cdk")
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank"):
+        run(cdk_app_dir="  ", cdk_executable="no-such-cdk")
+
+
+def test_a_relative_app_dir_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    # Relative to the worker's working directory, which the person starting the run does not see.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InfraRefused) as caught:
+        deploy_infrastructure(cdk_app_dir="infra")
+    assert str(caught.value) == (f"cdk_app_dir 'infra' is not a directory (looked for {tmp_path / 'infra'}: a relative "
+                                 "path is taken from the working directory of the process running the flow)")
 
 
 def test_a_missing_cdk_executable_is_refused(tmp_path):

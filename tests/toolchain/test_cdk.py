@@ -535,3 +535,52 @@ def test_a_deploy_cdk_found_nothing_to_change_in_says_so(tmp_path, printed, unch
     cdk, app = _fake_cdk_app(tmp_path, script)
     with CdkCli(cdk, app, CdkEnvironment(region="us-west-2")) as cli:
         assert cli.deploy("Queues", timeout_seconds=30).unchanged is unchanged
+
+
+def test_a_deploy_whose_cdk_was_killed_says_so_not_its_last_progress_line(tmp_path):
+    # cdk killed in the middle of a deploy (the worker's OOM killer, someone's kill -9) says
+    # nothing: its last progress line was given as why the stack failed, and nothing said that
+    # CloudFormation went on with the stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import signal; os.kill(os.getpid(), signal.SIGKILL)')
+    script, app = _fake_cdk_app(tmp_path, body)
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    assert caught.value.reason == (
+        "cdk was killed by SIGKILL before it finished (the worker's out-of-memory killer, or someone stopping it), "
+        "saying nothing of why; CloudFormation may still be working on X: look at its events before deploying it "
+        "again. cdk's last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service")
+    assert not caught.value.timed_out  # no larger stack_timeout_seconds would have helped
+
+
+def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
+    # cdk bootstraps the toolkitStackName of the app's cdk.json: a failure naming CDKToolkit sent a
+    # person to the events of a stack that is not the one cdk was making.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("OrgToolkit | 3/12 | CREATE_IN_PROGRESS | AWS::S3::Bucket", flush=True)\n'
+                            'import threading; threading.Event().wait()')
+    script, app = _fake_cdk_app(tmp_path, body)
+    (app / "cdk.json").write_text(json.dumps({"toolkitStackName": "OrgToolkit"}))
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2", account="123456789012")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.bootstrap("aws://123456789012/eu-west-1", timeout_seconds=10)
+    assert caught.value.stack == "OrgToolkit (aws://123456789012/eu-west-1)"
+    assert "CloudFormation may still be working on the toolkit stack (OrgToolkit) of aws://123456789012/eu-west-1" \
+        in caught.value.reason, caught.value.reason
+    assert "CDKToolkit" not in str(caught.value)
+
+
+def test_a_synth_whose_cdk_was_killed_says_so_not_its_exit_code_alone(tmp_path):
+    # An app bundling its assets as it synthesizes can take the worker's memory: "exited with -9"
+    # left a person to know that -9 is a SIGKILL, the out-of-memory killer's.
+    script, app = _fake_cdk_app(tmp_path, 'import os, signal\nprint("Bundling asset X/Handler...", flush=True)\n'
+                                          'os.kill(os.getpid(), signal.SIGKILL)')
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed) as caught:
+            cli.list_stacks()
+    assert str(caught.value) == (
+        f"the CDK app in {app} did not synthesize: cdk synth was killed by SIGKILL before it finished (the worker's "
+        "out-of-memory killer, or someone stopping it), saying nothing of why (nothing was deployed); its last "
+        "output:\nBundling asset X/Handler...")

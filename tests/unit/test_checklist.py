@@ -237,7 +237,7 @@ TOPIC = "arn:aws:sns:us-west-2:123456789012:alerts"
       "StateUpdatedTimestamp": datetime(2026, 12, 1, 9, 58, tzinfo=timezone.utc)}, TOPIC, False,
      ["in ALARM since 2026-12-01 09:58:00 UTC: Threshold Crossed: 1 datapoint [12.0]"]),
     ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "INSUFFICIENT_DATA"}, TOPIC, True,
-     ["exists, INSUFFICIENT_DATA, and notifies alerts"]),
+     ["exists, INSUFFICIENT_DATA: it has no data to judge yet", "and notifies alerts"]),
     ({"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": "OK"}, TOPIC, True, ["OK"]),
 ])
 def test_alarms(alarm, topic, passed, words):
@@ -245,6 +245,20 @@ def test_alarms(alarm, topic, passed, words):
     assert item.passed is passed, item.reason
     for word in words:
         assert word in item.reason
+
+
+def test_an_alarm_without_data_passes_saying_what_that_means_and_when_to_look_at_it():
+    # "exists, INSUFFICIENT_DATA, and notifies alerts" left a person to guess whether the alarm
+    # works: one whose metric's dimensions name nothing never gets data, and never fires.
+    item = check_alarm("high-errors", {"AlarmActions": [TOPIC], "ActionsEnabled": True,
+                                       "StateValue": "INSUFFICIENT_DATA",
+                                       "StateReason": "Unchecked: Initial alarm creation"}, TOPIC, "alerts")
+    assert item.passed, item.reason
+    assert item.reason == (
+        "exists, INSUFFICIENT_DATA (CloudWatch says: Unchecked: Initial alarm creation): it has no data to judge yet, "
+        "as an alarm just made or one whose metric comes only with traffic; if it stays so once the service runs, "
+        "check its metric's namespace, name and dimensions: an alarm that never gets data never fires; and notifies "
+        "alerts")
 
 
 @pytest.mark.parametrize("topic, subscriptions, passed, words", [
