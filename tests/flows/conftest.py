@@ -16,6 +16,7 @@ from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    PREFECT_SERVER_REGISTER_BLOCKS_ON_START,
     PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
@@ -62,6 +63,10 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: 
     (its run and both states dumped to JSON, at each of its state changes) before Prefect found
     that no event is emitted, for nothing: it is not built (the kill-at-every-step tests' own
     CPU, the harness's server aside: 10.3 s with it, 9.3 s without, on a loaded machine).
+
+    The harness's database is a copy of the session's template, which holds Prefect's block types
+    as a server's start registers them (tests/prefect_db.py): the harness does not register them
+    again (about 1 s of its server's CPU, in every pytest worker).
     """
     bundle = certifi.contents()
     end = bundle.index(_PEM_END) + len(_PEM_END)
@@ -70,7 +75,7 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: 
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
            PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
            PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False, PREFECT_API_SSL_CERT_FILE: str(one_ca),
-           PREFECT_LOGGING_TO_API_ENABLED: False}
+           PREFECT_LOGGING_TO_API_ENABLED: False, PREFECT_SERVER_REGISTER_BLOCKS_ON_START: False}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
     database_dir = seed(tmp_path_factory.mktemp("harness-db"), prefect_database, name=_HARNESS_DATABASE)
