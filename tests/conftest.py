@@ -22,6 +22,34 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # without colours the text is the same.
 os.environ.setdefault("PREFECT_LOGGING_COLORS", "false")
 
+
+def _one_certificate_file() -> str:
+    """A CA file holding the first certificate of certifi's bundle, removed when this process exits."""
+    import atexit
+    import tempfile
+
+    import certifi
+
+    bundle = certifi.contents()
+    end = bundle.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+    fd, path = tempfile.mkstemp(prefix="rollway-tests-one-ca-", suffix=".pem")
+    with os.fdopen(fd, "w") as file:
+        file.write(bundle[bundle.index("-----BEGIN CERTIFICATE-----"):end] + "\n")
+    atexit.register(os.unlink, path)
+    return path
+
+
+# Every Prefect server the tests talk to is plain HTTP on loopback, so no certificate is ever
+# checked; but every Prefect client (one per flow run, per block save or load, per CLI command),
+# in the tests and in every process they start (`prefect server start`, the served deployments
+# and each run they start, `prefect deploy`), parsed certifi's whole CA bundle into a new SSL
+# context first: 20-70 ms each, depending on load. A CA file of one certificate makes that about
+# 2 ms, and verification stays on for any TLS the tests never make. Set before Prefect reads its
+# settings; the xdist workers and every child process inherit it (the parent's file, removed
+# when it exits, after them).
+if "PREFECT_API_SSL_CERT_FILE" not in os.environ:
+    os.environ["PREFECT_API_SSL_CERT_FILE"] = _one_certificate_file()
+
 from hypothesis import settings  # noqa: E402
 
 # The property tests check what holds, not how fast: Hypothesis's 200-ms deadline per example

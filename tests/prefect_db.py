@@ -25,6 +25,27 @@ from pathlib import Path
 DATABASE_FILE = "prefect.db"
 # The Prefect settings that would point the migration elsewhere than the template's home.
 _ELSEWHERE = ("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_PROFILES_PATH")
+# What a server's start does to its database before it serves (prefect.server.api.server's
+# run_migrations and add_block_types): the migrations, then the block types of Prefect and of
+# the collections installed (prefect-aws), registered by the server's own function.
+_MIGRATE_AND_REGISTER = """
+import asyncio
+
+import prefect.plugins
+from prefect.server.database import provide_database_interface
+from prefect.server.models.block_registration import run_block_auto_registration
+
+
+async def main():
+    db = provide_database_interface()
+    await db.create_db()
+    prefect.plugins.load_prefect_collections()
+    async with await db.session() as session:
+        await run_block_auto_registration(session=session)
+
+
+asyncio.run(main())
+"""
 
 
 def session_root(basetemp: Path) -> Path:
@@ -49,8 +70,8 @@ def migrated_template(root: Path) -> Path:
         home.mkdir(parents=True)
         env = {k: v for k, v in os.environ.items() if k not in _ELSEWHERE}
         env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-        done = subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                              env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run([sys.executable, "-c", _MIGRATE_AND_REGISTER], env=env, capture_output=True, text=True,
+                              timeout=600)
         if done.returncode or not (home / DATABASE_FILE).exists():
             raise RuntimeError(f"migrating the template Prefect database failed ({done.returncode}):\n"
                                f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

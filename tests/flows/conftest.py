@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import certifi
 import prefect.events.utilities
 import prefect.task_engine
 import prefect.testing.utilities
 import pytest
 from prefect.settings import (
-    PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    PREFECT_SERVER_REGISTER_BLOCKS_ON_START,
     PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED,
     PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED,
     PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED,
@@ -26,7 +25,6 @@ from prefect.testing.utilities import prefect_test_harness
 
 from tests.prefect_db import seed
 
-_PEM_END = "-----END CERTIFICATE-----"
 # The file prefect_test_harness keeps its database in, inside the directory mkdtemp gives it.
 _HARNESS_DATABASE = "prefect-test.db"
 
@@ -47,10 +45,8 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: 
     CPU on the events of every task run than the tests themselves did (the kill-at-every-step
     file: 126 s with them, 103 s without, on a quiet machine).
 
-    The harness is plain HTTP on loopback, so no certificate is ever checked; but every Prefect
-    client (one per flow run, per block save or load) parsed certifi's whole CA bundle into a new
-    SSL context first: 20-70 ms each, depending on load. A CA file of one certificate makes that
-    about 2 ms, and verification stays on for any TLS the tests never make.
+    The harness is plain HTTP on loopback: its clients, like every Prefect client of the tests,
+    trust a CA file of one certificate (tests/conftest.py), not certifi's whole bundle.
 
     Nor do the tests read what the flows' clients send the server besides states: run logs and
     task-run events. Every log line went through Prefect's API log worker, and every task run's
@@ -62,15 +58,15 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: 
     (its run and both states dumped to JSON, at each of its state changes) before Prefect found
     that no event is emitted, for nothing: it is not built (the kill-at-every-step tests' own
     CPU, the harness's server aside: 10.3 s with it, 9.3 s without, on a loaded machine).
+
+    The harness's database is a copy of the session's template, which holds Prefect's block types
+    as a server's start registers them (tests/prefect_db.py): the harness does not register them
+    again (about 1 s of its server's CPU, in every pytest worker).
     """
-    bundle = certifi.contents()
-    end = bundle.index(_PEM_END) + len(_PEM_END)
-    one_ca = tmp_path_factory.mktemp("ca") / "one-ca.pem"
-    one_ca.write_text(bundle[bundle.index("-----BEGIN CERTIFICATE-----"):end] + "\n")
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
            PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
-           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False, PREFECT_API_SSL_CERT_FILE: str(one_ca),
-           PREFECT_LOGGING_TO_API_ENABLED: False}
+           PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False,
+           PREFECT_LOGGING_TO_API_ENABLED: False, PREFECT_SERVER_REGISTER_BLOCKS_ON_START: False}
     # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
     # machine: one slow start errored every flow test of that pytest worker.
     database_dir = seed(tmp_path_factory.mktemp("harness-db"), prefect_database, name=_HARNESS_DATABASE)
