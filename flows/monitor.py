@@ -56,6 +56,7 @@ from rollway.model import Observation, Verdict, Weights
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
+from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -605,7 +606,8 @@ def _watch(
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
-                     subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
+                     subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False,
+                     rollout=lease.rollout, actor=actor)
     if not decommission:
         return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), tally.checks, alerts, lease,
                         actor)
@@ -617,7 +619,7 @@ def _watch(
     if unclaimed is not None:
         return _not_decommissioned(env, f"{reason}, but the ledger could not be reached to claim the rollout "
                                         f"({unclaimed}): {t.stable_service} kept running, not decommissioned",
-                                   "; run the monitor again", tally.checks, alerts, extra_look,
+                                   "; run the monitor again", tally.checks, alerts, extra_look, lease.rollout, actor,
                                    look_again="once the ledger answers")
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
@@ -635,7 +637,8 @@ def _watch(
         return _not_decommissioned(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                                         "not decommissioned",
                                    f"; put all of it back on {t.canary_service} and run the monitor again, or roll "
-                                   "the release back with `rollway abort`", tally.checks, alerts, extra_look)
+                                   "the release back with `rollway abort`", tally.checks, alerts, extra_look,
+                                   lease.rollout, actor)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -651,13 +654,13 @@ def _watch(
         return _not_decommissioned(env, f"{reason}, but whether a rollback began while {t.stable_service} was being "
                                         f"scaled down could not be read ({err}): {t.stable_service} scaled back to "
                                         f"{before.desired}, not decommissioned", "; run the monitor again",
-                                   tally.checks, alerts, extra_look, scaled_back=True,
+                                   tally.checks, alerts, extra_look, lease.rollout, actor, scaled_back=True,
                                    look_again="once the load balancer answers")
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _not_decommissioned(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
                                         f"scaled back to {before.desired}, not decommissioned", "", tally.checks,
-                                   alerts, extra_look, scaled_back=True)
+                                   alerts, extra_look, lease.rollout, actor, scaled_back=True)
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
@@ -718,7 +721,7 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
     if unrecorded is not None:
         page += f" (the ledger could not record it: {unrecorded})"
     return _skip(env, page, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
-                 verified=False)
+                 verified=False, rollout=rollout, actor=actor)
 
 
 def _rollout_read(env: Environment, rollout: str | None) -> tuple[RolloutRecord | None, str | None]:
@@ -879,7 +882,7 @@ def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[s
     return {d.queue: d.first for d in look.dead_letters}
 
 
-def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
+def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *, rollout: str | None, actor: str,
           subject: str = "Decommission skipped", service: str | None = None, verified: bool = True) -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people. Unlike
     "Monitoring passed", this page asks people to act (a window nobody could see, an old service
@@ -895,11 +898,22 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     if refused is not None:
         log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
         reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
+        # Said only in the log and the result, a Completed run hid it from whoever looks at the
+        # rollout: recorded, `rollway status` and the report say it. A write refused (the ledger,
+        # or a rollout superseded meanwhile) is logged: raised, it failed the run after all.
+        try:
+            why = write_or_why(lambda: _record(env, rollout, WINDOW_PAGE_REFUSED, refused_comment(subject, refused),
+                                               wall=env.wall(), actor=actor), env.targets)
+        except Exception as err:  # noqa: BLE001 - the window's end is decided; this record only says it
+            why = error_said(err)
+        if why is not None:
+            log.error("the ledger could not record that SNS refused the \"%s\" page: %s", subject, why)
     return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
-                        extra_look: str | None, *, scaled_back: bool = False, look_again: str = "") -> MonitorResult:
+                        extra_look: str | None, rollout: str | None, actor: str, *, scaled_back: bool = False,
+                        look_again: str = "") -> MonitorResult:
     """A clean window whose decommission did not happen (``said``: why, and what the old service
     runs): the rollout's own window stays open, so people are paged "Decommission skipped" with
     ``then`` (what to do). An extra look (``extra_look``: why none is owed) leaves nothing open and
@@ -918,7 +932,7 @@ def _not_decommissioned(env: Environment, said: str, then: str, checks: int, ale
                   "run `rollway finalize`" if look_again else "")
         return _watched_only(said, True, extra_look, alerts, checks, warn=True, then=finish,
                              left="recorded or paged" if scaled_back else "scaled, recorded or paged")
-    return _skip(env, f"{said}{then}", checks, alerts)
+    return _skip(env, f"{said}{then}", checks, alerts, rollout=rollout, actor=actor)
 
 
 def _watched(env: Environment, reason: str, passed: str, checks: int,

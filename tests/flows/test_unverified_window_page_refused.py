@@ -5,27 +5,52 @@ run completes, its result saying the page was not sent and why."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from rollway.aws.errors import TargetNotFound
+from rollway.cli.ops import print_status
 from rollway.fakes import FakeMetrics, VersionSample, steady
+from rollway.reports import rollout_report
 from rollway.spec import WeeklyPhase
 from tests.flows.test_monitor_rollout import SPEC, promoted_world, resume_the_window
 
 
-def test_an_unverified_windows_page_sns_refuses_leaves_the_release_promoted_and_says_so(monkeypatch):
+def unverified_window_sns_refuses(monkeypatch, *refused: str):
+    """A promoted rollout whose plan decommissions, its window resumed and ending unverified (no
+    request counted after its first minute), SNS refusing the pages whose subject starts with
+    one of ``refused``: (the environment, the run's result)."""
     plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
-    env, first = promoted_world(monkeypatch, spec=plan)
+    env, _ = promoted_world(monkeypatch, spec=plan)
     busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
     env.metrics = FakeMetrics(env.router, lambda w, t: busy(w, t) if t <= cutoff else (None, VersionSample(requests=0)))
     notify = env.notifier.notify
 
     def topic_gone(subject, message):
-        if subject.startswith(("Decommission skipped", "Monitoring unverified")):
+        if subject.startswith(refused):
             raise TargetNotFound("SNS topic", "webordinary-alerts")
         return notify(subject, message)
 
     env.notifier.notify = topic_gone
-    result = resume_the_window(monkeypatch, env)
+    return env, resume_the_window(monkeypatch, env)
+
+
+def test_an_unverified_windows_page_sns_refuses_leaves_the_release_promoted_and_says_so(monkeypatch):
+    env, result = unverified_window_sns_refuses(monkeypatch, "Decommission skipped", "Monitoring unverified")
     assert result.outcome == "promoted", result
     assert env.router.weights.canary == 100, "the release stays: nothing rolled it back"
     assert env.deployer.describe(env.targets.stable_service).desired == 4, "the old service is kept"
     assert "SNS topic 'webordinary-alerts' not found" in result.reason, result.reason
+
+
+def test_a_refused_window_page_is_recorded_so_status_and_the_report_say_nobody_was_paged(monkeypatch, capsys):
+    """The run ends Completed and nothing sends the page again: said only in its log and result,
+    nobody who looked at the rollout (`rollway status`, the report) learnt that the old service was
+    kept with nobody paged."""
+    env, _ = unverified_window_sns_refuses(monkeypatch, "Decommission skipped")
+    record = env.ledger.get(env.targets.canary_service)
+    page = f"the \"Decommission skipped: {env.targets.stable_service}\" page was not sent: SNS topic 'webordinary-alerts'"
+    print_status(SimpleNamespace(name="svc-canary", targets=env.targets), record, record.weights, None, limit=1)
+    out = " ".join(capsys.readouterr().out.split())
+    assert page in out and "nobody was paged by it" in out, out
+    report = " ".join(rollout_report(record).split())
+    assert f"**Window page not sent:** {page}" in report, report
