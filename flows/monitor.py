@@ -91,11 +91,19 @@ class MonitorResult(BaseModel):
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
+    # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused:
+    # which, and SNS's answer (``rollway.window_page.refused_comment``); None: sent, or none was due.
+    window_page_refused: str | None = None
 
 
 class DecommissionPageRefused(RuntimeError):
     """The `monitor` run's window passed and the old service was decommissioned and recorded, but
     SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
+
+
+class WindowPageRefused(RuntimeError):
+    """The `monitor` run's window ended keeping the old service (or a breach), recorded, but SNS
+    refused the page that asks people to act: the run fails, so that somebody sees it."""
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -908,7 +916,8 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
             why = error_said(err)
         if why is not None:
             log.error("the ledger could not record that SNS refused the \"%s\" page: %s", subject, why)
-    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
+    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified,
+                         window_page_refused=None if refused is None else refused_comment(subject, refused))
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
@@ -1355,6 +1364,12 @@ def monitor(
             f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
+    if watched.window_page_refused is not None:
+        # Completed, the run read as a window that ended with people told; it has no rollback hooks,
+        # so failing it moves nothing (a rollout run's window completes: its hooks would roll back).
+        without_traceback(WindowPageRefused)
+        raise WindowPageRefused(f"{watched.reason}. This run fails so that someone sees it; what the window did "
+                                "stands: mend what SNS refused")
     return watched
 
 

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
+from flows.monitor import WindowPageRefused
 from rollway.aws.errors import TargetNotFound
 from rollway.cli.ops import print_status
 from rollway.fakes import FakeMetrics, VersionSample, steady
 from rollway.reports import rollout_report
 from rollway.spec import WeeklyPhase
-from tests.flows.test_monitor_rollout import SPEC, promoted_world, resume_the_window
+from tests.flows.test_monitor_rollout import SPEC, promoted_world, resume_the_window, run_monitor_flow
 
 
-def unverified_window_sns_refuses(monkeypatch, *refused: str):
-    """A promoted rollout whose plan decommissions, its window resumed and ending unverified (no
-    request counted after its first minute), SNS refusing the pages whose subject starts with
-    one of ``refused``: (the environment, the run's result)."""
+def unverified_window_sns_refuses(monkeypatch, *refused: str, watch=resume_the_window):
+    """A promoted rollout whose plan decommissions, its window watched by ``watch`` (resumed by a
+    rollout run) and ending unverified (no request counted after its first minute), SNS refusing
+    the pages whose subject starts with one of ``refused``: (the environment, the run's result)."""
     plan = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
     env, _ = promoted_world(monkeypatch, spec=plan)
     busy, cutoff = steady(5000, 0.001, 0.001), env.clock.now() + 60
@@ -31,7 +34,7 @@ def unverified_window_sns_refuses(monkeypatch, *refused: str):
         return notify(subject, message)
 
     env.notifier.notify = topic_gone
-    return env, resume_the_window(monkeypatch, env)
+    return env, watch(monkeypatch, env)
 
 
 def test_an_unverified_windows_page_sns_refuses_leaves_the_release_promoted_and_says_so(monkeypatch):
@@ -54,3 +57,17 @@ def test_a_refused_window_page_is_recorded_so_status_and_the_report_say_nobody_w
     assert page in out and "nobody was paged by it" in out, out
     report = " ".join(rollout_report(record).split())
     assert f"**Window page not sent:** {page}" in report, report
+
+
+def test_the_monitor_flow_fails_when_sns_refuses_its_windows_page_and_keeps_what_the_window_did(monkeypatch):
+    """The `monitor` flow has no rollback hooks: ended Completed, its run read as a window whose end
+    people were told of, as it does when SNS refuses the decommission's page (which fails it)."""
+    watched = []
+    with pytest.raises(WindowPageRefused) as refused:
+        unverified_window_sns_refuses(monkeypatch, "Decommission skipped",
+                                      watch=lambda _mp, env: watched.append(env) or run_monitor_flow())
+    env = watched[0]
+    assert env.router.weights.canary == 100, "the release stays: nothing rolled it back"
+    assert env.deployer.describe(env.targets.stable_service).desired == 4, "the old service is kept"
+    assert "\"Decommission skipped: webordinary-edit-service\" page was NOT sent" in str(refused.value), refused.value
+    assert "SNS topic 'webordinary-alerts' not found" in str(refused.value), refused.value
