@@ -118,6 +118,11 @@ def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult
                                                      f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
+            if watched.window_page_refused is not None and result.reason != watched.reason:
+                # The window's end ("Decommission skipped": what keeps the old service), which its page,
+                # refused, told nobody: the result kept the last stage's reason alone, "promoted". A
+                # resumed window's result is that end already.
+                result = result.model_copy(update={"reason": f"{result.reason}; {watched.reason}"})
             return result.model_copy(update={"monitoring_verified": True})
         # The page and the monitoring artifact say the window is unverified: so does the result
         # (the `canary` run's summary), which said only "promoted" with the last stage's reason.

@@ -71,3 +71,23 @@ def test_the_monitor_flow_fails_when_sns_refuses_its_windows_page_and_keeps_what
     assert env.deployer.describe(env.targets.stable_service).desired == 4, "the old service is kept"
     assert "\"Decommission skipped: webordinary-edit-service\" page was NOT sent" in str(refused.value), refused.value
     assert "SNS topic 'webordinary-alerts' not found" in str(refused.value), refused.value
+
+
+def test_a_rollout_runs_result_says_a_refused_decommission_skipped_page_though_its_window_counted_enough():
+    """A window that counted enough looks but kept the old service (traffic put back on it by hand)
+    pages "Decommission skipped". Refused, the rollout run's result kept the last stage's reason
+    alone (only an unverified window's end was added to it): "promoted", and nobody told."""
+    from flows.monitor import MonitorResult, after_window
+    from rollway.model import Weights
+    from rollway.report import RolloutResult
+
+    page = "the \"Decommission skipped: webordinary-edit-service\" page was not sent: SNS topic 'alerts' not found"
+    watched = MonitorResult(outcome="passed", checks=11, verified=True, window_page_refused=page,
+                            reason="10 minutes of monitoring passed, but webordinary-edit-service still carries 20% of "
+                                   "traffic: not decommissioned; its \"Decommission skipped: webordinary-edit-service\" "
+                                   "page was NOT sent, nobody was told: SNS topic 'alerts' not found")
+    promoted = RolloutResult(outcome="promoted", reason="stage 2/2 passed", image="repo/app:2.0.0",
+                             final_weights=Weights(stable=0, canary=100))
+    result = after_window(promoted, watched)
+    assert result.outcome == "promoted" and result.monitoring_verified is True, result
+    assert result.reason.startswith("stage 2/2 passed; ") and watched.reason in result.reason, result.reason
