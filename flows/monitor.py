@@ -56,6 +56,7 @@ from rollway.model import Observation, Verdict, Weights
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
+from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
 from rollway.reports import MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
@@ -90,11 +91,19 @@ class MonitorResult(BaseModel):
     # What SNS answered when it refused the decommission's page (None: sent, or none was due): the
     # window is done and recorded, the page owed (``rollway.decommission_page.PAGE_REFUSED``).
     page_refused: str | None = None
+    # The page of a window's end that asks people to act ("Decommission skipped", ...) SNS refused:
+    # which, and SNS's answer (``rollway.window_page.refused_comment``); None: sent, or none was due.
+    window_page_refused: str | None = None
 
 
 class DecommissionPageRefused(RuntimeError):
     """The `monitor` run's window passed and the old service was decommissioned and recorded, but
     SNS refused the decommission's page: the run fails, so that somebody sees it, and the page is owed."""
+
+
+class WindowPageRefused(RuntimeError):
+    """The `monitor` run's window ended keeping the old service (or a breach), recorded, but SNS
+    refused the page that asks people to act: the run fails, so that somebody sees it."""
 
 
 def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult:
@@ -109,6 +118,11 @@ def after_window(result: RolloutResult, watched: MonitorResult) -> RolloutResult
                                                      f"owed: {watched.page_refused}"})
     if watched.outcome != "rolled_back":
         if watched.verified:
+            if watched.window_page_refused is not None and result.reason != watched.reason:
+                # The window's end ("Decommission skipped": what keeps the old service), which its page,
+                # refused, told nobody: the result kept the last stage's reason alone, "promoted". A
+                # resumed window's result is that end already.
+                result = result.model_copy(update={"reason": f"{result.reason}; {watched.reason}"})
             return result.model_copy(update={"monitoring_verified": True})
         # The page and the monitoring artifact say the window is unverified: so does the result
         # (the `canary` run's summary), which said only "promoted" with the last stage's reason.
@@ -605,7 +619,8 @@ def _watch(
         _record_open_end(lease, t, "how many looks counted requests", unverified_window=seen,
                          kept_for_traffic=None)
         return _skip(env, f"{reason} ({t.stable_service} kept running; {then})", tally.checks, alerts,
-                     subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False)
+                     subject="Monitoring unverified" if not decommission else "Decommission skipped", verified=False,
+                     rollout=lease.rollout, actor=actor)
     if not decommission:
         return _watched(env, reason, _passed(spec, window_seconds, counted, resumed), tally.checks, alerts, lease,
                         actor)
@@ -617,7 +632,7 @@ def _watch(
     if unclaimed is not None:
         return _not_decommissioned(env, f"{reason}, but the ledger could not be reached to claim the rollout "
                                         f"({unclaimed}): {t.stable_service} kept running, not decommissioned",
-                                   "; run the monitor again", tally.checks, alerts, extra_look,
+                                   "; run the monitor again", tally.checks, alerts, extra_look, lease.rollout, actor,
                                    look_again="once the ledger answers")
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live.stable > 0:
@@ -635,7 +650,8 @@ def _watch(
         return _not_decommissioned(env, f"{reason}, but {t.stable_service} still carries {live.stable}% of traffic: "
                                         "not decommissioned",
                                    f"; put all of it back on {t.canary_service} and run the monitor again, or roll "
-                                   "the release back with `rollway abort`", tally.checks, alerts, extra_look)
+                                   "the release back with `rollway abort`", tally.checks, alerts, extra_look,
+                                   lease.rollout, actor)
     before = ecs.describe_service(env.deployer, t.stable_service)
     ecs.update_service(env.deployer, t.stable_service, desired=0)
     # A rollback may have landed between the claim and the scale-down. Look again now: either
@@ -651,13 +667,13 @@ def _watch(
         return _not_decommissioned(env, f"{reason}, but whether a rollback began while {t.stable_service} was being "
                                         f"scaled down could not be read ({err}): {t.stable_service} scaled back to "
                                         f"{before.desired}, not decommissioned", "; run the monitor again",
-                                   tally.checks, alerts, extra_look, scaled_back=True,
+                                   tally.checks, alerts, extra_look, lease.rollout, actor, scaled_back=True,
                                    look_again="once the load balancer answers")
     if raced:
         ecs.update_service(env.deployer, t.stable_service, desired=before.desired)
         return _not_decommissioned(env, f"{reason}, but {raced} while it was being scaled down: {t.stable_service} "
                                         f"scaled back to {before.desired}, not decommissioned", "", tally.checks,
-                                   alerts, extra_look, scaled_back=True)
+                                   alerts, extra_look, lease.rollout, actor, scaled_back=True)
     # Done is done: a record DynamoDB refuses now must not fail the run (its hook would roll the
     # release back). The window stays open in the ledger; the next look finds the old service
     # at 0 already and records it.
@@ -718,7 +734,7 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
     if unrecorded is not None:
         page += f" (the ledger could not record it: {unrecorded})"
     return _skip(env, page, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
-                 verified=False)
+                 verified=False, rollout=rollout, actor=actor)
 
 
 def _rollout_read(env: Environment, rollout: str | None) -> tuple[RolloutRecord | None, str | None]:
@@ -879,7 +895,7 @@ def _dead_letters_in(env: Environment, since: float, first_end: float) -> dict[s
     return {d.queue: d.first for d in look.dead_letters}
 
 
-def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *,
+def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *, rollout: str | None, actor: str,
           subject: str = "Decommission skipped", service: str | None = None, verified: bool = True) -> MonitorResult:
     """The window is over but the old service stays: say why, to the log and to people. Unlike
     "Monitoring passed", this page asks people to act (a window nobody could see, an old service
@@ -895,11 +911,23 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     if refused is not None:
         log.error("the \"%s\" page was not sent, nobody was told of it: %s", subject, refused)
         reason = f"{reason}; its \"{subject}\" page was NOT sent, nobody was told: {refused}"
-    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified)
+        # Said only in the log and the result, a Completed run hid it from whoever looks at the
+        # rollout: recorded, `rollway status` and the report say it. A write refused (the ledger,
+        # or a rollout superseded meanwhile) is logged: raised, it failed the run after all.
+        try:
+            why = write_or_why(lambda: _record(env, rollout, WINDOW_PAGE_REFUSED, refused_comment(subject, refused),
+                                               wall=env.wall(), actor=actor), env.targets)
+        except Exception as err:  # noqa: BLE001 - the window's end is decided; this record only says it
+            why = error_said(err)
+        if why is not None:
+            log.error("the ledger could not record that SNS refused the \"%s\" page: %s", subject, why)
+    return MonitorResult(outcome="passed", reason=reason, checks=checks, alerts=alerts, verified=verified,
+                         window_page_refused=None if refused is None else refused_comment(subject, refused))
 
 
 def _not_decommissioned(env: Environment, said: str, then: str, checks: int, alerts: tuple[str, ...],
-                        extra_look: str | None, *, scaled_back: bool = False, look_again: str = "") -> MonitorResult:
+                        extra_look: str | None, rollout: str | None, actor: str, *, scaled_back: bool = False,
+                        look_again: str = "") -> MonitorResult:
     """A clean window whose decommission did not happen (``said``: why, and what the old service
     runs): the rollout's own window stays open, so people are paged "Decommission skipped" with
     ``then`` (what to do). An extra look (``extra_look``: why none is owed) leaves nothing open and
@@ -918,7 +946,7 @@ def _not_decommissioned(env: Environment, said: str, then: str, checks: int, ale
                   "run `rollway finalize`" if look_again else "")
         return _watched_only(said, True, extra_look, alerts, checks, warn=True, then=finish,
                              left="recorded or paged" if scaled_back else "scaled, recorded or paged")
-    return _skip(env, f"{said}{then}", checks, alerts)
+    return _skip(env, f"{said}{then}", checks, alerts, rollout=rollout, actor=actor)
 
 
 def _watched(env: Environment, reason: str, passed: str, checks: int,
@@ -1341,6 +1369,12 @@ def monitor(
             f"{watched.reason} and {env.targets.stable_service} was decommissioned and recorded, but SNS refused its "
             f"\"{page_subject(env.targets.stable_service)}\" page ({watched.page_refused}): the page is owed, and the "
             "next run that looks at the rollout sends it late")
+    if watched.window_page_refused is not None:
+        # Completed, the run read as a window that ended with people told; it has no rollback hooks,
+        # so failing it moves nothing (a rollout run's window completes: its hooks would roll back).
+        without_traceback(WindowPageRefused)
+        raise WindowPageRefused(f"{watched.reason}. This run fails so that someone sees it; what the window did "
+                                "stands: mend what SNS refused")
     return watched
 
 

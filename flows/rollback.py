@@ -47,8 +47,8 @@ from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.aws.ecs import task_family
-from rollway.aws.errors import (NOT_TAKEN, AnswerLost, ServiceNotStable, TargetNotFound, TaskDefinitionInactive,
-                                WeightMismatch, answer_lost, never_reached)
+from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
+                                TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
@@ -266,11 +266,15 @@ def _when_again(env: Environment, err: BaseException, again: str, weights: Weigh
     it was: the load balancer was slow to show the move (it may show it by now: ``weights``, read
     after), or another writer changed the rule."""
     t = env.targets
-    if isinstance(err, TargetNotFound) and err.kind == "listener rule":
-        # The rule is gone (deleted by hand): stable could take the traffic all along, and the
-        # rollback fails the same way until there is a rule to move it with again.
+    gone = isinstance(err, TargetNotFound) and err.kind == "listener rule"
+    if gone or isinstance(err, RuleForwardsNowhere):
+        # The rule is gone (deleted by hand), or answers by itself (a maintenance page put on it):
+        # stable could take the traffic all along, and the rollback fails the same way until
+        # there is a rule forwarding to the groups to move it with again.
+        none = ("there is none to move the traffic with" if gone else
+                "the rule answers by itself, and holds no weights to move")
         return (f"Run the rollback again ({again}) once a listener rule on {t.rule_where} forwards to "
-                f"{t.stable_target_group} and {t.canary_target_group} again: there is none to move the traffic with.")
+                f"{t.stable_target_group} and {t.canary_target_group} again: {none}.")
     if not isinstance(err, WeightMismatch):
         return f"Run the rollback again ({again}) once {t.stable_service} can take the traffic."
     if weights is not None and weights == err.expected:

@@ -138,7 +138,7 @@ class Transition(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: float
-    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, watched, breach-not-rolled-back, breach-accepted, monitor")
+    kind: str = Field(description="start, shift, verdict, pause, approve, reject, hold, timeout, adopt, rollback-start, notifying, notified, notice-failed, notice-unanswered, rollback-stopped, rollback, promote, phase, resume, takeover, unheard, not-applied, flag, decommission, decommission-paged, decommission-page-refused, window-page-refused, watched, breach-not-rolled-back, breach-accepted, monitor")
     actor: str
     from_weights: Weights | None = None
     to_weights: Weights | None = None

@@ -43,6 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
+from rollway.window_page import window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -1561,6 +1562,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     paging = page_said(record, targets.stable_service if targets is not None else "the stable service")
     if paging is not None:
         lines.append(f"- **Decommission page:** {cell(paging[0])}")
+    unsent = window_page_refused(record)
+    if unsent is not None:
+        lines.append(f"- **Window page not sent:** {cell(unsent)}")
     trigger = rollback_trigger(record)
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.

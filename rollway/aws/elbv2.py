@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import AdapterError, OtherGroupsForwarded, TargetNotFound, WeightMismatch
+from rollway.aws.errors import AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch
 from rollway.model import TargetGroup, Weights
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
@@ -434,7 +434,7 @@ def _judged(rule: dict[str, Any], r: _Resolved) -> _Judged:
         # A maintenance page or a redirect put on the rule by hand: "weight 0 to both" sent a
         # person to the console for weights the rule does not have.
         kinds = ", ".join(a.get("Type", "?") for a in rule.get("Actions", [])) or "none"
-        return _Judged(None, AdapterError(
+        return _Judged(None, RuleForwardsNowhere(
             f"rule {r.rule_arn} forwards to no target group (its actions: {kinds}), so no request it matches reaches "
             "either version, and it holds no weights to read or to set: give the rule back its forward to the two "
             "target groups first"))

@@ -84,6 +84,13 @@ class WeightMismatch(PicklableError, AdapterError):
         )
 
 
+class RuleForwardsNowhere(AdapterError):
+    """A listener rule forwards to no target group (a fixed-response maintenance page or a redirect
+    put on it by hand): it holds no weights to read, and a write of the forward's weights leaves it
+    as it is. A rollback stopped by it is run again once the rule forwards to the groups again,
+    not once the stable service can take the traffic, which it could all along."""
+
+
 class OtherGroupsForwarded(PicklableError, AdapterError):
     """A listener rule also forwards to target groups other than stable and canary: a shift
     writing the two alone would silently take that traffic away, and the weights read back would

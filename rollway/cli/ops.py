@@ -41,6 +41,7 @@ from rollway.phases import RolloutPhase
 from rollway.model import ServiceState, Weights
 from rollway.one_line import on_one_line, shown
 from rollway.targets import Targets
+from rollway.window_page import window_page_refused
 from rollway.window_said import acceptance_said, breach_said
 
 ROLLOUT_FLOWS = ("progressive_rollout", "advance_phase", "canary")
@@ -1111,6 +1112,10 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         said, warning = paging
         said = shown(said, keep='')  # who sent it, and why one is owed, as the ledger keeps them
         console.print(f"[yellow]{escape(said)}[/yellow]" if warning else escape(said))
+    unsent = window_page_refused(record)
+    if unsent is not None:
+        # The run ended Completed: listed only as a history entry, nobody took it for a page nobody got.
+        console.print(f"[yellow]{escape(shown(unsent, keep=''))}[/yellow]")
     if record.phase is RolloutPhase.ROLLED_BACK:
         # What on-call paged by the rollback asks next: where the evidence is, and how to try again.
         from rollway.reports import begun_by

@@ -13,7 +13,7 @@ from flows.rollback import RollbackIncomplete, execute_rollback, validate_task_d
 from rollway.approvals import scripted
 from rollway.aws.ecs import EcsDeployer
 from rollway.aws.elbv2 import AlbRouter
-from rollway.aws.errors import TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound
 from rollway.aws.environment import aws_environment
 from rollway.fakes import FakeClock
 from rollway.model import Weights
@@ -306,5 +306,25 @@ def test_a_rollback_over_a_deleted_listener_rule_says_to_put_the_rule_back_not_t
         rollback_run(env, "errors")
     (page,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")]
     assert "can take the traffic" not in page, page
+    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
+            "again") in page, page
+
+
+def test_a_rollback_over_a_rule_answering_by_itself_says_to_give_it_back_its_forward_not_to_wait_for_stable(
+        aws, caplog):
+    """A maintenance page (fixed-response) was put on the rule by hand: the rollback's write leaves
+    the rule forwarding to no target group, and its page told people to run it again "once
+    webordinary-edit-service can take the traffic", which it could all along; it fails the same
+    way until the rule forwards to the groups again."""
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(25))
+    aws.get_client("elbv2").modify_rule(RuleArn=aws.topology.rule_arn, Actions=[{
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain", "MessageBody": "maintenance"}}])
+    with caplog.at_level(logging.ERROR), pytest.raises(AdapterError):
+        rollback_run(env, "errors")
+    (page,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("The rollback of")]
+    assert "can take the traffic" not in page, page
+    assert "forwards to no target group (its actions: fixed-response)" in page, page
     assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
             "again") in page, page
