@@ -458,12 +458,19 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             # failed deletion quotes a custom resource's answer, line breaks and all (the summary keeps it whole).
             progress.log.warning("stack %s was not deleted: %s", name, why_shown(why))
             continue
-        (deleted_stacks if outcome == "deleted" else gone_stacks).append(name)
+        # A nested stack listed after its root went with the root this run deleted: not "already
+        # gone", which read as deleted by hand or by an earlier run.
+        root = plan.stacks_judged[name].root_stack if name in plan.stacks_judged else None
+        with_root = outcome == "already_gone" and root is not None and root.lower() in {
+            s.lower() for s in deleted_stacks}
+        (deleted_stacks if outcome == "deleted" or with_root else gone_stacks).append(name)
         progress.fields.update(deleted_stacks=tuple(deleted_stacks), gone_stacks=tuple(gone_stacks))
         kept = progress.fields["stack_retained"].get(name, ())
         progress.did(f"stack {name}", (f"deleted stack {name}" + (
             f"; its DeletionPolicy kept {len(kept)} of its resources in place: {', '.join(kept)}" if kept else ""))
-            if outcome == "deleted" else f"stack {name} was already gone: deleted since the plan read it")
+            if outcome == "deleted" else f"deleted stack {name} with its root stack {root}, which this run deleted "
+            "(CloudFormation deletes a nested stack with its root)" if with_root
+            else f"stack {name} was already gone: deleted since the plan read it")
     if kept_stacks:
         raise progress.failed("delete the old stacks", RuntimeError(kept_said()), targets)
 

@@ -2152,7 +2152,7 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
 
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None,
-                    clock: ClockSettings | None = None) -> str:
+                    clock: ClockSettings | None = None, timeline_above: bool = False) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
 
     Args:
@@ -2166,6 +2166,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             finishes it instead (``cannot_finish``; None: it can, or it was not read).
         clock: the clock the rollout's runs ran on (``flows.reports.report_clock``), to give the
             window to read the logs in on the wall clock; None: not known.
+        timeline_above: printed right after the rollout report (`rollway report`), whose every
+            recorded transition is the same table: named there rather than listed twice.
 
     Raises:
         ValueError: the rollout was not rolled back (nothing to report as an incident).
@@ -2392,8 +2394,11 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
         dlqs = f" ({', '.join(f'`{q.dlq_name}`' for q in targets.queues)})" if targets.queues else ""
     # Every entry, as the rollout report lists them: who approved what, in which words, and when
     # each step was recorded, is what a post-mortem's timeline is written from.
+    # Below the rollout report (``timeline_above``), a big ledger's table was printed twice in a row.
+    timeline = (["Every recorded transition is listed in the rollout report above (its \"Every recorded "
+                 "transition\" table)."] if timeline_above else _timeline(record, waits_at(record), sped))
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
-              *_timeline(record, waits_at(record), sped), "", *_evidence(record, targets, trigger, start), "",
+              *timeline, "", *_evidence(record, targets, trigger, start), "",
               "## Next steps", "",
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",

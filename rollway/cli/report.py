@@ -1,7 +1,8 @@
 """``rollway report``: a rollout's report from the ledger, printed as markdown (pipe it to a file).
 
 The same reports the ``rollout_report`` flow writes as artifacts, without a flow run: the
-rollout report, followed by the incident report when the rollout was rolled back. Read-only.
+rollout report, followed by the incident report when the rollout was rolled back (which names the
+rollout report's table of every recorded transition rather than print it again). Read-only.
 Imports stay inside the functions, so that ``rollway --help`` does not pay for Prefect.
 """
 
@@ -60,5 +61,5 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     print(rollout_report(record, now=now, unrestorable=unrestorable, targets=targets))
     if record.phase in INCIDENT_PHASES:
         print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
-                              unrestorable=unrestorable, clock=report_clock(record, now)))
+                              unrestorable=unrestorable, clock=report_clock(record, now), timeline_above=True))
     return 0

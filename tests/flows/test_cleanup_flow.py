@@ -1491,14 +1491,8 @@ def queues(*names: str) -> str:
                                      for i, name in enumerate(names)}})
 
 
-def run_changing_a_nested_stack(aws, change: Callable[[Any, str], None]):
-    """OLD_STACK made again with a nested stack (holding INNER_QUEUE) beside OLD_QUEUE, then a run
-    deleting an image tag and it, ``change(cloudformation, nested stack id)`` made after the plan,
-    before any deletion: the run's final state."""
-    from flows.cleanup import run_cleanup
-    from rollway.cleanup import CleanupSpec
-    from tests.botocore_events import on_operation
-
+def old_stack_with_a_nested_one(aws) -> str:
+    """OLD_STACK made again with a nested stack (holding INNER_QUEUE) beside OLD_QUEUE: the nested stack's id."""
     cloudformation, s3 = aws.get_client("cloudformation"), aws.get_client("s3")
     s3.create_bucket(Bucket="old-templates", CreateBucketConfiguration={"LocationConstraint": aws.targets.region})
     s3.put_object(Bucket="old-templates", Key="queues.json", Body=queues(INNER_QUEUE))
@@ -1509,6 +1503,19 @@ def run_changing_a_nested_stack(aws, change: Callable[[Any, str], None]):
         "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": OLD_QUEUE}}}}))
     (nested,) = [r["PhysicalResourceId"] for r in cloudformation.list_stack_resources(
         StackName=OLD_STACK)["StackResourceSummaries"] if r["ResourceType"] == "AWS::CloudFormation::Stack"]
+    return nested
+
+
+def run_changing_a_nested_stack(aws, change: Callable[[Any, str], None]):
+    """OLD_STACK made again with a nested stack (holding INNER_QUEUE) beside OLD_QUEUE, then a run
+    deleting an image tag and it, ``change(cloudformation, nested stack id)`` made after the plan,
+    before any deletion: the run's final state."""
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    cloudformation = aws.get_client("cloudformation")
+    nested = old_stack_with_a_nested_one(aws)
     reads: list[int] = []
 
     def change_before_the_second_read(**_):
@@ -1561,6 +1568,41 @@ def test_a_deleted_stacks_record_lists_what_it_held_when_read_again_right_before
     assert len(held) == 2 and not [r for r in held if r.endswith(f"/{INNER_QUEUE}")], held
     text = summary(state)
     assert f"- `{OLD_STACK}`, with the 2 resource(s) it holds:" in text and INNER_QUEUE not in text, text
+
+
+def test_a_nested_stack_listed_after_its_root_is_said_deleted_with_it_by_this_run(account, caplog):
+    # Its root's deletion deleted it: read again at its turn it was gone, and the run said "already
+    # gone: deleted since the plan read it" and listed it as deleted before the run, by hand or an
+    # earlier run, though this run had deleted it.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    cloudformation = aws.get_client("cloudformation")
+    nested_id = old_stack_with_a_nested_one(aws)
+    nested = cloudformation.describe_stacks(StackName=nested_id)["Stacks"][0]["StackName"]
+    root_id = cloudformation.describe_stacks(StackName=OLD_STACK)["Stacks"][0]["StackId"]
+
+    def as_aws_answers(parsed, **_):  # moto leaves out a nested stack's RootId and ParentId
+        for stack in parsed.get("Stacks", []):
+            if stack["StackName"] == nested:
+                stack.update(RootId=root_id, ParentId=root_id)
+
+    @prefect_flow(name="cleanup-nested-after-root")
+    def cleanup_nested_after_root():
+        return run_cleanup(CleanupSpec(old_stacks=(OLD_STACK, nested)), aws.targets, aws.get_client)
+
+    with on_operation(read_client(aws, "cloudformation"), "after-call", as_aws_answers, operation="DescribeStacks"):
+        state = cleanup_nested_after_root(return_state=True)
+    assert state.is_completed(), state.message
+    assert stack_status(aws, OLD_STACK) is None and stack_status(aws, nested) is None
+    assert state.result().deleted_stacks == (OLD_STACK, nested) and state.result().gone_stacks == ()
+    text = summary(state)
+    assert "Already deleted" not in text, text
+    assert f"- `{nested}`" in text[text.index("## Deleted: stacks"):], text
+    assert f"deleted stack {nested} with its root stack {OLD_STACK}" in caplog.text, caplog.text
+    assert "already gone" not in caplog.text, caplog.text
 
 
 @contextmanager

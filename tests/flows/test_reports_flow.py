@@ -170,6 +170,27 @@ def test_rollway_report_prints_both_reports_of_a_rolled_back_rollout(aws, blocks
         < out.index("# Incident report") and "**Reason:** latency doubled" in out
 
 
+def test_rollway_report_lists_the_transitions_once_and_the_flows_incident_report_keeps_its_own(aws, blocks, capsys):
+    """`rollway report` printed the incident report right after the rollout report, each with the
+    whole table of recorded transitions: a big ledger's timeline was read twice in a row. The
+    incident report names the table above; the flow's artifact, read alone, keeps its own."""
+    from rollway.cli.report import report
+
+    start_at_five_percent(aws)
+    rollback(reason="latency doubled", actor="dave", targets_block=blocks, aws_credentials_block=blocks)
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and " | rollback-start | dave |" in line]
+    assert len(rows) == 1, rows
+    incident = out[out.index("# Incident report"):]
+    timeline = incident.split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    assert "listed in the rollout report above" in timeline, timeline
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    artifact = artifacts_of(state)[f"{aws.targets.canary_service}-incident-report"]
+    assert " | rollback-start | dave |" in artifact.split("## Timeline", 1)[1], artifact
+
+
 def test_rollway_report_without_a_rollout_exits_1_saying_why(aws, blocks, capsys):
     from rollway.cli.report import report
 
