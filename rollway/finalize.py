@@ -15,8 +15,6 @@ planned by ``plan_unrecorded`` from what AWS shows alone, and nothing is written
 
 from __future__ import annotations
 
-import re
-from string import Formatter
 from typing import Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -205,8 +203,8 @@ _BEGAN_WAY_OUT = (
     "the release that breached already. While it still runs the previous version{revision}, the `rollback` flow moves "
     "the traffic back to it; otherwise {again}. `rollway finalize` refuses to carry on, as it would leave the release "
     "that breached there. If you judged the breach harmless, keep the release: {accept}")
-"""``breach_way_out`` past a finalize, finished or not: worded from these, and recognised by them
-in an entry an older rollway wrote (``entry_words``)."""
+"""``breach_way_out`` past a finalize, finished or not: worded from these, and recognised by their
+opening words in an entry an older rollway wrote (``entry_words``)."""
 
 
 def breach_way_out(record: RolloutRecord) -> str:
@@ -252,21 +250,11 @@ def kept_breach_way_out(record: RolloutRecord | None, *, unread: str | None = No
     return breach_way_out(record)
 
 
-def _pattern(template: str, **known: str) -> str:
-    """``template`` as a regular expression: its words as they are, each field ``known`` gives
-    as that pattern, any other field as any words."""
-    return "".join(re.escape(words) + ("" if field is None else known.get(field, ".*?"))
-                   for words, field, _, _ in Formatter().parse(template))
-
-
-_OLD_WAY_OUT = re.compile("; (?:" + "|".join((
-    re.escape(TAKE_IT_OUT),
-    _pattern(_UNREAD_WAY_OUT, take=re.escape(TAKE_IT_OUT)),
-    _pattern(_FINALIZED_WAY_OUT, again=_pattern(_AGAIN)),
-    _pattern(_BEGAN_WAY_OUT, again=_pattern(_AGAIN), accept=re.escape(ACCEPT_BREACH)),
-)) + r")\Z", re.DOTALL)
-"""The ways out ``kept_breach_way_out`` wrote at the end of a breach not rolled back's entry, as
-rollway did before its entries held the facts alone."""
+_OLD_WAY_OUT = tuple(f"; {opening}" for opening in (
+    TAKE_IT_OUT, _UNREAD_WAY_OUT.partition("{")[0], _FINALIZED_WAY_OUT.partition("{")[0],
+    _BEGAN_WAY_OUT.partition("{")[0]))
+"""How each way out ``kept_breach_way_out`` wrote at the end of a breach not rolled back's entry
+began, as rollway did before its entries held the facts alone."""
 
 
 def entry_words(entry: Transition) -> str | None:
@@ -274,11 +262,14 @@ def entry_words(entry: Transition) -> str | None:
     back (``BREACH_KEPT``) holds the facts: what was breached, that the rollback was refused and
     why, and that the release stays in production; each reader says the way out itself, from the
     rollout as it stands when read. One an older rollway wrote ends with the way out as it stood
-    then (``_OLD_WAY_OUT``, exactly those forms), which is left out, so that it never reads beside
-    the current one, stale."""
+    then, cut from where it begins (``_OLD_WAY_OUT``), so that it never reads beside the current
+    one, stale. Found by its opening words, not matched whole: the facts before it are rollway's
+    own, and a pattern over the whole tail (actors and errors quoted in it) backtracked for
+    minutes on a long one."""
     if entry.kind != BREACH_KEPT or not entry.comment:
         return entry.comment
-    return _OLD_WAY_OUT.sub("", entry.comment, count=1)
+    starts = [at for at in (entry.comment.find(opening) for opening in _OLD_WAY_OUT) if at >= 0]
+    return entry.comment[:min(starts)] if starts else entry.comment
 
 
 UNRECORDED_ACCEPT = ("accept_breach applies only to a promotion the ledger records (its breach not rolled back is "
