@@ -346,6 +346,10 @@ def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any
         return None
     def words(crons: list[tuple[str, str]], more: Sequence[str] = ()) -> str:
         return " and ".join([*(f"{cron!r} in {zone}" for cron, zone in crons), *more]) or "no schedule"
+    if not now:
+        # Only advance_phase's is registered: the weekly options would move its schedule, not keep this one.
+        return (f"{path}: its schedule was {words(was, other)} on the Prefect API, and serve.py (or `rollway up`) "
+                "registers it with none: add it again in the UI after it starts")
     # One option pair a schedule: naming the first alone, of several edited in, sent a person to
     # keep that one as if it were all the API held.
     options = ", or ".join(f"--weekly-cron {cron!r} --weekly-timezone {zone}" for cron, zone in was)
