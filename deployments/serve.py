@@ -313,6 +313,24 @@ def _crons(schedules: Sequence[Any] | None) -> list[tuple[str, str]]:
             if getattr(s.schedule, "cron", None)]
 
 
+def _not_crons(schedules: Sequence[Any] | None) -> list[str]:
+    """The schedules among ``schedules`` (a deployment's on the API) that are not cron ones, said:
+    the UI's editor sets an interval too, and an RRule, which no --weekly-cron registers."""
+    said = []
+    for served in schedules or ():
+        schedule = served.schedule
+        if getattr(schedule, "cron", None):
+            continue
+        zone = getattr(schedule, "timezone", None) or "UTC"
+        if getattr(schedule, "interval", None) is not None:
+            said.append(f"every {schedule.interval} from {schedule.anchor_date.isoformat()} ({zone})")
+        elif getattr(schedule, "rrule", None):
+            said.append(f"the RRule {schedule.rrule!r} in {zone}")
+        else:
+            said.append(f"a {type(schedule).__name__}")
+    return said
+
+
 def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any] | None) -> str | None:
     """What registering ``built`` schedules over ``served`` ones (changed in the UI, say) undoes: a
     line naming both and how to keep the served one; None when they are the same.
@@ -322,17 +340,31 @@ def schedule_edited(path: str, served: Sequence[Any] | None, built: Sequence[Any
     the next restart without a word, and the Monday phases and their approvals came at another hour.
     """
     was, now = _crons(served), _crons(built)
-    if not was or sorted(was) == sorted(now):
+    # An interval or RRule set in the UI was replaced by the cron without a word: only crons were compared.
+    other = _not_crons(served)
+    if not other and (not was or sorted(was) == sorted(now)):
         return None
-    def words(crons: list[tuple[str, str]]) -> str:
-        return " and ".join(f"{cron!r} in {zone}" for cron, zone in crons) or "no schedule"
+    def words(crons: list[tuple[str, str]], more: Sequence[str] = ()) -> str:
+        return " and ".join([*(f"{cron!r} in {zone}" for cron, zone in crons), *more]) or "no schedule"
+    if not now:
+        # Only advance_phase's is registered: the weekly options would move its schedule, not keep this one.
+        return (f"{path}: its schedule was {words(was, other)} on the Prefect API, and serve.py (or `rollway up`) "
+                "registers it with none: add it again in the UI after it starts")
     # One option pair a schedule: naming the first alone, of several edited in, sent a person to
     # keep that one as if it were all the API held.
     options = ", or ".join(f"--weekly-cron {cron!r} --weekly-timezone {zone}" for cron, zone in was)
-    keep = (f"to keep the one on the API, start serve.py (or `rollway up`) with {options}" if len(was) == 1 else
-            f"serve.py and `rollway up` register one weekly schedule: to keep one of the {len(was)} on the API, start "
-            f"serve.py (or `rollway up`) with {options}, and add the others again in the UI after it starts")
-    return (f"{path}: its weekly schedule was {words(was)} on the Prefect API, and is registered again as {words(now)} "
+    if not was:
+        keep = (f"serve.py and `rollway up` register a cron schedule only: to keep the times of "
+                f"{'the one' if len(other) == 1 else 'one of those'} on the API, start serve.py (or `rollway up`) "
+                "with the --weekly-cron and --weekly-timezone that fire at them")
+    elif len(was) == 1 and not other:
+        keep = f"to keep the one on the API, start serve.py (or `rollway up`) with {options}"
+    else:
+        keep = (f"serve.py and `rollway up` register one weekly schedule: to keep one of the {len(was) + len(other)} "
+                f"on the API, start serve.py (or `rollway up`) with {options}, and add the others again in the UI "
+                "after it starts")
+    return (f"{path}: its weekly schedule was {words(was, other)} on the Prefect API, and is registered again as "
+            f"{words(now)} "
             f"(the --weekly-cron / --weekly-timezone of serve.py, or of `rollway up`); {keep} (a rollout keeps "
             "the weekly_timezone it was started with, and each advance_phase run warns when its schedule's zone is "
             "another)")
