@@ -497,20 +497,39 @@ def _failed(err: ToolFailed, working_on: str, again: str) -> str:
     """
     if (killed := _killed(err)) is None:
         return failure_reason(err.tail)
+    said = f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} again"
+    if _node_fatal(err.tail) is not None:
+        return said  # node's own line is quoted: its last, a frame of its native stack, says nothing more
     last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
-    return (f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} "
-            f"again. cdk's last line: {last}")
+    return f"{said}. cdk's last line: {last}"
+
+
+# How node begins the one line saying why it aborts itself (SIGABRT): its heap limit reached, most
+# often, followed by its native stack, which fills the lines last printed.
+_NODE_FATAL = "FATAL ERROR:"
+
+
+def _node_fatal(tail: Sequence[str]) -> str | None:
+    """node's ``FATAL ERROR: ...`` line among cdk's last lines (the last such), else None."""
+    return next((line.strip() for line in reversed(tail) if line.strip().startswith(_NODE_FATAL)), None)
 
 
 def _killed(err: ToolFailed) -> str | None:
     """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
-    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's."""
+    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
+
+    node out of heap aborts itself after saying so: it was said killed by someone, "saying nothing
+    of why", its last line a frame of node's stack."""
     if err.returncode >= 0:
         return None
     try:
         name = signal.Signals(-err.returncode).name
     except ValueError:
         name = f"signal {-err.returncode}"
+    if (fatal := _node_fatal(err.tail)) is not None:
+        more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
+                "which cdk is run with)") if "heap out of memory" in fatal else ""
+        return f"aborted ({name}) before it finished, node saying: {fatal}{more}"
     return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
             "saying nothing of why")
 
