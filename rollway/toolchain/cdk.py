@@ -139,6 +139,9 @@ class CdkEnvironment(BaseModel):
             # Offline-safe and quiet: no version check, no telemetry, no notices fetched.
             "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true", "CI": "true",
             "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+            # On node < 22 cdk's AWS SDK printed nine lines about its later versions at every cdk run's first
+            # AWS call: in each deploy's log, and most of the last lines a fast failure's error quotes.
+            "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
         })
         if self.account:
             env["CDK_DEFAULT_ACCOUNT"] = self.account
