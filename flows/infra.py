@@ -734,8 +734,11 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     lines.append(f"to resume {when or _again_when(err, failed)}: run deploy_infrastructure again with "
                  f"from_stack={failed!r} "
                  f"and {_same_request(requested, already_deployed)}; the stacks before it are not deployed again (a "
-                 "run without from_stack deploys them again too, which is safe: cdk changes nothing in a stack already "
-                 "up to date)")
+                 # Not "safe": the cause fixed in the app (or a context lookup changed) reaches them too,
+                 # and a stack skipped by a resume was deployed from an earlier app.
+                 "run without from_stack deploys them again too: cdk changes nothing in one the app has not changed "
+                 "since it was deployed, but deploys to it whatever the app, or its context, changed since, a fix "
+                 "included)")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from rollway.infra import DEPLOYED_STATUSES, construct_id_hint, did_you_mean, stuck_remedy
+from rollway.one_line import on_one_line
 from rollway.report import markdown_cell, markdown_code_cell
 from rollway.targets import QueueSpec, TableSpec, Targets
 
@@ -491,7 +492,8 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None | ReadFailed, 
         # against it (or its page lost among this one's) starts from a broken baseline.
         since = alarm.get("StateUpdatedTimestamp")
         when = f" since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if isinstance(since, datetime) else ""
-        why = f": {alarm['StateReason']}" if alarm.get("StateReason") else ""
+        # CloudWatch's words, or anyone's (set-alarm-state takes any text): on one line, in the log and the message.
+        why = f": {on_one_line(alarm['StateReason'])}" if alarm.get("StateReason") else ""
         problems.append(f"it is in ALARM{when}{why}; what it watches is failing now: fix that, then check again "
                         "once it is OK")
     if problems:
@@ -500,7 +502,7 @@ def check_alarm(name: str, alarm: Observed, topic_arn: str | None | ReadFailed, 
         # Passed: every alarm is so until its metric has data, as after the deploy that made it. But
         # said bare, a person could not tell that from an alarm whose dimensions name nothing, which
         # never gets data and never fires.
-        why = f" (CloudWatch says: {alarm['StateReason']})" if alarm.get("StateReason") else ""
+        why = f" (CloudWatch says: {on_one_line(alarm['StateReason'])})" if alarm.get("StateReason") else ""
         return item(True, f"exists, INSUFFICIENT_DATA{why}: it has no data to judge yet, as an alarm just made or "
                           "one whose metric comes only with traffic; if it stays so once the service runs, check its "
                           "metric's namespace, name and dimensions: an alarm that never gets data never fires; and "

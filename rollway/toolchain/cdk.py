@@ -139,6 +139,9 @@ class CdkEnvironment(BaseModel):
             # Offline-safe and quiet: no version check, no telemetry, no notices fetched.
             "CDK_DISABLE_VERSION_CHECK": "1", "CDK_DISABLE_CLI_TELEMETRY": "true", "CI": "true",
             "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+            # On node < 22 cdk's AWS SDK printed nine lines about its later versions at every cdk run's first
+            # AWS call: in each deploy's log, and most of the last lines a fast failure's error quotes.
+            "AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED": "true",
         })
         if self.account:
             env["CDK_DEFAULT_ACCOUNT"] = self.account
@@ -497,20 +500,39 @@ def _failed(err: ToolFailed, working_on: str, again: str) -> str:
     """
     if (killed := _killed(err)) is None:
         return failure_reason(err.tail)
+    said = f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} again"
+    if _node_fatal(err.tail) is not None:
+        return said  # node's own line is quoted: its last, a frame of its native stack, says nothing more
     last = next((line.strip() for line in reversed(err.tail) if line.strip()), "none")
-    return (f"cdk {killed}; CloudFormation may still be working on {working_on}: look at its events before {again} "
-            f"again. cdk's last line: {last}")
+    return f"{said}. cdk's last line: {last}"
+
+
+# How node begins the one line saying why it aborts itself (SIGABRT): its heap limit reached, most
+# often, followed by its native stack, which fills the lines last printed.
+_NODE_FATAL = "FATAL ERROR:"
+
+
+def _node_fatal(tail: Sequence[str]) -> str | None:
+    """node's ``FATAL ERROR: ...`` line among cdk's last lines (the last such), else None."""
+    return next((line.strip() for line in reversed(tail) if line.strip().startswith(_NODE_FATAL)), None)
 
 
 def _killed(err: ToolFailed) -> str | None:
     """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
-    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's."""
+    "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
+
+    node out of heap aborts itself after saying so: it was said killed by someone, "saying nothing
+    of why", its last line a frame of node's stack."""
     if err.returncode >= 0:
         return None
     try:
         name = signal.Signals(-err.returncode).name
     except ValueError:
         name = f"signal {-err.returncode}"
+    if (fatal := _node_fatal(err.tail)) is not None:
+        more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
+                "which cdk is run with)") if "heap out of memory" in fatal else ""
+        return f"aborted ({name}) before it finished, node saying: {fatal}{more}"
     return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
             "saying nothing of why")
 

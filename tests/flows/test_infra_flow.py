@@ -467,9 +467,12 @@ def test_a_failed_stack_stops_the_run_and_says_how_to_resume(caplog):
     assert f"not deployed: {', '.join(STACKS[5:])}" in message
     assert "❌  WebordinarySQSStack failed to deploy" in message  # cdk's last lines
     assert "from_stack='WebordinarySQSStack'" in message
-    # Whether a run without from_stack would harm the stacks deployed was left to guess.
+    # Whether a run without from_stack would touch the stacks deployed was left to guess; then it was
+    # said "safe", where the app changed since (a fix, a context lookup) is deployed to them too.
     assert message.endswith("; the stacks before it are not deployed again (a run without from_stack deploys them "
-                            "again too, which is safe: cdk changes nothing in a stack already up to date)"), message
+                            "again too: cdk changes nothing in one the app has not changed since it was deployed, but "
+                            "deploys to it whatever the app, or its context, changed since, a fix included)"), message
+    assert "safe" not in message, message
     assert "stack 5/8 WebordinarySQSStack | ‣ Resource limit exceeded" in caplog.text
     summary = latest(ARTIFACT_KEY, since)
     assert "stopped at WebordinarySQSStack" in summary
@@ -608,7 +611,8 @@ def test_a_deploy_stopped_at_its_timeout_says_in_the_artifact_to_wait_for_cloudf
         "stack_timeout_seconds, CloudFormation was not), with a larger stack_timeout_seconds if it needs longer: run "
         "deploy_infrastructure again with from_stack='WebordinarySQSStack' and the "
         f"same stacks ({', '.join(STACKS)}); the stacks before it are not deployed again (a run without from_stack "
-        "deploys them again too, which is safe: cdk changes nothing in a stack already up to date)"), caught.value
+        "deploys them again too: cdk changes nothing in one the app has not changed since it was deployed, but deploys "
+        "to it whatever the app, or its context, changed since, a fix included)"), caught.value
     assert "once it is fixed" not in str(caught.value)
     assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
             "CloudFormation (cdk was stopped at stack_timeout_seconds, CloudFormation was not), with a larger "

@@ -594,3 +594,68 @@ def test_a_synth_whose_cdk_was_killed_says_so_not_its_exit_code_alone(tmp_path):
         f"the CDK app in {app} did not synthesize: cdk synth was killed by SIGKILL before it finished (the worker's "
         "out-of-memory killer, or someone stopping it), saying nothing of why (nothing was deployed); its last "
         "output:\nBundling asset X/Handler...")
+
+
+# What node prints when cdk reaches its heap limit (node 20, as seen), before it aborts itself (SIGABRT):
+# the one line saying why is followed by its native stack, the line last printed.
+NODE_OUT_OF_HEAP = ["", "<--- Last few GCs --->", "", "<--- JS stacktrace --->", "",
+                    "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+                    "----- Native stack trace -----", "",
+                    *(f"{i}: 0x{i:x}b78db3 v8::internal::Heap::CollectGarbage() [node]" for i in range(1, 17))]
+
+
+@pytest.mark.parametrize("command", ["deploy", "synth"])
+def test_a_cdk_out_of_heap_says_what_node_said_not_that_it_said_nothing(tmp_path, command):
+    # node's commonest death (its heap limit, an app with many stacks or assets) is a SIGABRT of its
+    # own after saying why: it was said to be killed, by the out-of-memory killer or someone,
+    # "saying nothing of why", its last line a frame of node's native stack.
+    abort = (f"\nprint({json.dumps(chr(10).join(NODE_OUT_OF_HEAP))}, flush=True)\n"
+             "os.abort()")
+    if command == "synth":
+        body = 'import os' + abort
+    else:
+        body = FAKE_CDK.replace('print("X: creating stack...")',
+                                'print("X | 3/7 | UPDATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)' + abort)
+    script, app = _fake_cdk_app(tmp_path, body)
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        if command == "synth":
+            with pytest.raises(AppNotListed) as caught:
+                cli.list_stacks()
+            said = str(caught.value)
+        else:
+            with pytest.raises(StackDeployFailed) as caught:
+                cli.deploy("X", timeout_seconds=30)
+            said = caught.value.reason
+    assert ("aborted (SIGABRT) before it finished, node saying: FATAL ERROR: Reached heap limit Allocation failed - "
+            "JavaScript heap out of memory (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the "
+            "worker's environment, which cdk is run with)") in said, said
+    assert "saying nothing of why" not in said and "out-of-memory killer" not in said, said
+    if command == "deploy":
+        assert said.endswith("CloudFormation may still be working on X: look at its events before deploying it again"), said
+
+
+# What cdk's AWS SDK prints on node < 22 (cdk 2.1148 on node 20, as seen) at its first AWS call, unless
+# AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED is "true": nine lines about the SDK's later versions.
+SDK_NODE_WARNING = """
+if os.environ.get("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED") != "true":
+    print("(node:6064) Warning: NodeVersionSupportWarning: The AWS SDK for JavaScript (v3)\\n"
+          "versions published after the first week of January 2027\\nwill require node >=22. You are running "
+          "node v20.20.2.\\n\\nTo continue receiving updates to AWS services, bug fixes,\\nand security updates "
+          "please upgrade to node >=22.\\n\\nMore information can be found at: https://a.co/c895JFp\\n"
+          "(Use `node --trace-warnings ...` to show where the warning was created)", flush=True)
+"""
+
+
+def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warning(tmp_path):
+    # On a fast failure the SDK's warning about its later versions took most of the last lines the
+    # run's error quotes (and nine lines of every deploy's log), crowding out cdk's own.
+    body = FAKE_CDK.replace('print("X: creating stack...")', 'print("X: deploying... [1/1]")' + SDK_NODE_WARNING)
+    script, app = _fake_cdk_app(tmp_path, body)
+    lines: list[str] = []
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2", access_key_id="a",
+                                            secret_access_key=SecretStr("s3cret"))) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30, on_line=lines.append)
+    assert [line for line in caught.value.tail if line.strip()] == [
+        "X: deploying... [1/1]", "❌  X failed to deploy", f"‣ AccessDenied for key {MASK}"]
+    assert not [line for line in lines if "NodeVersionSupportWarning" in line], lines

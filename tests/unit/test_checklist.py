@@ -461,3 +461,15 @@ def test_the_checked_resources_no_stack_of_the_app_names_are_told_with_the_close
     # The kinds the app names none of (its tables, the topic: made outside it, or named by a function) are not told.
     assert not [line for line in said if line.startswith(("table ", "topic ", "queue ", "dashboard "))], said
     assert unnamed_resources(targets, {}) == []
+
+
+@pytest.mark.parametrize("state, passed", [("ALARM", False), ("INSUFFICIENT_DATA", True)])
+def test_an_alarms_state_reason_is_quoted_on_one_line_without_its_control_characters(state, passed):
+    # CloudWatch's StateReason is anyone's text (set-alarm-state takes any): its line break began a
+    # line of its own in the run's log and the failed checklist's message, its escape sequence acted
+    # on the terminal of whoever read them.
+    item = check_alarm("high-errors", {"AlarmActions": [TOPIC], "ActionsEnabled": True, "StateValue": state,
+                                       "StateReason": "set by hand\n\x1b[2Jchecklist PASS alarm other"}, TOPIC, "alerts")
+    assert item.passed is passed
+    assert "set by hand \\x1b[2Jchecklist PASS alarm other" in item.reason, item.reason
+    assert "\n" not in item.reason and "\x1b" not in item.reason, item.reason
