@@ -593,10 +593,28 @@ def _waiting(record: RolloutRecord, waits: Waits) -> str:
     stage = _for_stage(record, pause)
     since, asked_at = _pause_times(record, pause, waits.asked)
     run = f" {cell(pause.run)}" if pause.run else ""
+    unsent = waits.asked.notice_refused if waits.asked is not None else None
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{_asked_again(record, waits, asked_at)}: "
             f"{cell(_open_question(record, pause, waits.asked) or 'no question recorded')}; "
-            + _HOW_TO_ANSWER.format(run=run))
+            + _HOW_TO_ANSWER.format(run=run)
+            # Nobody was paged: whoever reads the report may be the only one who knows it waits.
+            + (f" **The \"Rollout waits for a person\" notice was NOT sent:** {cell(unsent)}" if unsent else ""))
+
+
+PAUSE_NOT_TOLD = "waiting for a person; the notice was NOT sent: "
+"""How status and the report begin the line of a pause whose "Rollout waits for a person" notice
+SNS did not take, its answer after it."""
+
+
+def pause_notice_unsent(record: RolloutRecord) -> str | None:
+    """What `rollway status` says of a pause whose "Rollout waits for a person" notice SNS did not
+    take (recorded on the open pause), or None: nobody was told an answer is waiting, and the
+    pause times out as its question says unless someone who looks answers it."""
+    asked = pause_asked_now(record)
+    if asked is None or not asked.notice_refused:
+        return None
+    return f"{PAUSE_NOT_TOLD}{asked.notice_refused}; nobody was told it waits: tell whoever answers it"
 
 
 def _for_stage(record: RolloutRecord, pause: Transition) -> str:
