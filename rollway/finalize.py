@@ -146,8 +146,11 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     when it was pointed elsewhere since, saying so)."""
     done = record.last_transition(DONE)
     at = f" at {utc(done.at)} by {done.actor}" if done is not None else ""
+    # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
+    unsent = notice_not_sent(record)
     return (f"{record.rollout_id} was already finalized{at}: {targets.stable_service} runs {runs} and carries "
-            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed")
+            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed"
+            + (f"; {unsent}" if unsent else ""))
 
 
 def is_finalized(record: RolloutRecord) -> bool:

@@ -50,8 +50,11 @@ def test_a_refused_finalized_notice_records_the_finalize_done_and_the_notice_not
 
     # Run again: nothing moved again, the finalize is found done.
     before = read_back(aws)
-    assert finalize_on(env).outcome == "already_finalized"
+    again = finalize_on(env)
+    assert again.outcome == "already_finalized"
     assert read_back(aws) == before
+    # Its closing line says the notice is still not sent: "nothing changed" alone read as all done.
+    assert 'the "Finalized" notice was NOT sent' in again.steps[-1] and "sns:Publish" in again.steps[-1], again.steps
 
 
 def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(aws, monkeypatch):
