@@ -486,22 +486,26 @@ class StageTables(NullJournal):
         self._weights = None  # where this run last moved the traffic (None: before its first stage)
         self._waiting_at: int | None = None  # the stage of the wait people were told of
         self._told: set[str] = set()  # the causes of that wait's questions told so far
+        self._unsent: str | None = None  # why the newest notice of that wait was not sent (None: it was)
 
     def shifted(self, state, before, after, reason, flags, from_stage) -> None:
         self._weights = after
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> str | None:
         """Tell people a pause waits for them, as the progressive flow does: a person learnt of a
         pause only from the UI, and an unanswered one rolled a healthy canary back. Once per wait
         and cause (a timeout whose policy holds asks the same question again, which nobody
-        answered the first time), and again after a person's hold."""
+        answered the first time), and again after a person's hold. Returns why the wait's newest
+        notice was not sent (the form says it), or None."""
         if pause.stage_index != self._waiting_at:
-            self._waiting_at, self._told = pause.stage_index, set()
+            self._waiting_at, self._told, self._unsent = pause.stage_index, set(), None
         if pause.cause in self._told and held_by is None:
-            return
+            return self._unsent
         self._told.add(pause.cause)
-        pause_notice(self.env, self.spec, pause, paused_at=datetime.fromtimestamp(self.env.wall(), timezone.utc),
-                     held_by=held_by, judging=judging, weights=self._weights)
+        self._unsent = pause_notice(self.env, self.spec, pause,
+                                    paused_at=datetime.fromtimestamp(self.env.wall(), timezone.utc),
+                                    held_by=held_by, judging=judging, weights=self._weights)
+        return self._unsent
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None:
         # Answered: the next pause is another wait. Not by a timeout that holds: the same wait is

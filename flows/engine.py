@@ -91,10 +91,11 @@ class Journal(Protocol):
         """What is recorded of the stages before stage index ``before`` (judged by an earlier
         weekly phase's run, or a run that died), as markdown for the approval form; None: nothing."""
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> str | None:
         """A person is about to be asked ``pause``'s question (the run waits for the answer);
         ``held_by``: the person's hold this pause asks again after, if it does; ``judging``: what
-        the form says of the canary judged meanwhile ("" when nothing is)."""
+        the form says of the canary judged meanwhile ("" when nothing is). Returns why people were
+        not told of this wait (SNS refused its notice, now or at an earlier asking of it), or None."""
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
@@ -130,11 +131,15 @@ class Journal(Protocol):
 
 
 def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at: datetime,
-                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None) -> None:
+                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None) -> str | None:
     """Tell people (an SNS alert: a message SNS refuses is logged, never a failed run whose hooks
     would roll back) that the run waits for their answer to ``pause``: the question, the run, by
     when, what the run judges meanwhile (``judging``) and how to answer; ``held_by``: the person's
-    hold it is asked again after; ``weights``: where the traffic holds (None: not known here)."""
+    hold it is asked again after; ``weights``: where the traffic holds (None: not known here).
+
+    Returns:
+        None once sent; else why SNS did not take it, which the journal records on the rollout and
+        the form says: logged alone, nobody knew an answer was waiting, and the pause timed out."""
     service = env.targets.canary_service
     context = FlowRunContext.get()
     run = f" (flow run {context.flow_run.name})" if context and context.flow_run else ""
@@ -147,7 +152,7 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         comment = on_one_line(held_by.comment)
         why = f" ({comment})" if comment else ""
         again = f"{on_one_line(held_by.approver)} answered hold{why}; asked again. "
-    metrics.alert(
+    return metrics.alert_or_refusal(
         env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
         f"{pause_question(pause, spec.approvals, paused_at)}.\n"
@@ -156,7 +161,13 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         "Answer from the Prefect UI (the paused run: Resume), or with `rollway promote` (approve), "
         "`rollway hold` (keep the traffic where it is; asked again later) or `rollway abort` (reject: roll back).",
         targets=env.targets,
-    )
+    )[1]
+
+
+def not_told(refused: str) -> str:
+    """The form's first line when the pause's notice was not sent (``refused``: SNS's answer)."""
+    return (f"> **Nobody was told this run waits: the \"Rollout waits for a person\" notice was NOT sent** "
+            f"({refused}). Tell whoever answers it, or it times out as its line below says.\n\n")
 
 
 class NullJournal:
@@ -175,7 +186,7 @@ class NullJournal:
 
     def earlier_stages(self, before): return None
 
-    def asking(self, pause, held_by=None, judging=""): pass
+    def asking(self, pause, held_by=None, judging=""): return None
 
     def answered(self, pause, answer, approved_stage): pass
 
@@ -920,9 +931,10 @@ def run_stages(
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
                        if watched and takes_watch(approver) else "")  # a two-argument one is given no watch
-            journal.asking(decision, held, judging.strip())  # the notice says it as the form does
+            unsent = journal.asking(decision, held, judging.strip())  # the notice says it as the form does
             held = None
-            answer = ask(approver, decision, f"**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
+            # Said first in the form: nobody was paged, and a form read late is the only place it shows.
+            answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                          + next_weight_hint(spec, decision, state.until_stage), watch if watched else None)
             # An approval is taken only after one more look: one given between two looks (a minute
             # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.

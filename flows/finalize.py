@@ -55,17 +55,17 @@ from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
 from rollway.aws.denied import rollout_said
-from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch
+from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
-    ALL_STABLE, DONE, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeRefused, FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
+    ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
 )
 from rollway.ledger import (
-    BREACH_ACCEPTED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
+    BREACH_ACCEPTED, NOTICE_FAILED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
@@ -530,26 +530,67 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         accepted = (f" {actor} accepted the breach not rolled back of {utc(plan.accepts.at)} "
                     f"({entry_words(plan.accepts)}): {accept_breach}" if plan.accepts is not None else "")
         # Told before it is recorded: if the ledger write fails, the next run tells again rather than never.
+        # A notice SNS does not take is recorded rather than stopped at: stopped, the finalize was never
+        # recorded done, and every run again moved nothing and stopped at the same notice, holding up
+        # the next rollout until SNS took a publish (a topic policy missing blocked a whole phase).
         with progress.trying("notify", after):
-            message_id = _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
+            message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: metrics.notify(
                 env.notifier, f"Finalized: {t.stable_service}",
                 f"{t.stable_service} now runs {f'{version} ({td})' if version else td} on {plan.stable_desired} tasks and "
                 f"carries 100% of the traffic (read back from the load balancer: {weights} stable/canary). "
                 f"{t.canary_service} is at 0 tasks on {_alike(retired.task_definition, td)}, ready for the next "
                 "rollout.\n\n"
                 f"{_which(rollout_id)}, finalized by {actor}.{accepted}{repeat}",
-            ), lease=_under(env, held))
-        progress.done("notified")
+            ), lease=_under(env, held)))
+        if refused is None:
+            progress.done("notified")
+        else:
+            progress.log.warning("finalize: %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
+            progress.steps.append(f"{NOTICE_NOT_SENT}{refused}")
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
                               "comment": f"{t.stable_service} runs {td} and carries the traffic; {t.canary_service} at 0"},
                         owner=holder, write_seconds=write_seconds, held=held, weights=weights)
             progress.done(f"recorded {DONE!r} on rollout {record.rollout_id}")
+            if refused is not None:
+                _record_not_sent(env, record, refused, actor, progress, owner=holder, write_seconds=write_seconds,
+                                 held=held)
     return FinalizeResult(outcome="finalized", rollout_id=rollout_id, image=image, pinned_image=pinned,
                           task_definition=td,
                           weights=weights, stable_desired=plan.stable_desired, canary_desired=retired.desired,
-                          notification_id=message_id, steps=tuple(progress.steps))
+                          notification_id=message_id, notice_refused=refused, steps=tuple(progress.steps))
+
+
+def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | None]:
+    """(SNS's message id, None) once ``publish`` went out; (None, SNS's answer as people read it: a
+    refused permission as the statement granting it) when SNS did not take it. A publish whose
+    answer was lost (SNS may have taken it), or that this run gave up waiting on, is raised: the
+    run stops there and the run again says what it finds, as before."""
+    try:
+        return publish(), None
+    except Unanswered:
+        raise
+    except Exception as err:  # noqa: BLE001 - any refusal is recorded and said, and the run fails at its end
+        if answer_lost(err):
+            raise
+        return None, str(error_said(rollout_said(err, t)))
+
+
+def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
+                     owner: str | None, write_seconds: float, held: RolloutRecord | None) -> None:
+    """Record on the rollout, after its ``finalized``, that SNS did not take the notice (as the
+    rollback records its own, ``notice-failed``): `rollway status` and the report say it. A write
+    that fails is logged: the run fails anyway, saying the notice was not sent."""
+    try:
+        _record(env, record, {"kind": NOTICE_FAILED, "actor": actor, "wall": env.wall(),
+                              "comment": f"{NOTICE_NOT_SENT}{refused}"},
+                owner=owner, write_seconds=write_seconds, held=held)
+    except Exception as err:  # noqa: BLE001 - the run's own error says the notice was not sent
+        progress.log.error("finalize: could not record on rollout %s that its notice was not sent (%s): `rollway "
+                           "status` shows it finalized without saying so", record.rollout_id, error_said(err))
+        return
+    progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
 
 
 def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: str, actor: str,
@@ -868,7 +909,21 @@ def finalize(
         _summarise(env.targets, _stopped_markdown(stopped, env.targets))
         raise
     _summarise(env.targets, _result_markdown(result, env.targets))
+    if result.notice_refused is not None:
+        # Failed, not Completed: the work is done and recorded (a run again moves nothing), but nobody
+        # was told, and a green run on a schedule is one nobody reads. The run's error names what to mend.
+        raise FinalizeNoticeRefused(_not_told(result, env.targets))
     return result
+
+
+def _not_told(result: FinalizeResult, t: Targets) -> str:
+    """The error of a finalize done whose "Finalized" notice SNS did not take."""
+    which = (f"rollout {result.rollout_id} is finalized and recorded so" if result.rollout_id
+             else "the promotion is finalized (the ledger does not record it)")
+    return (f"{which}: {t.stable_service} runs {result.task_definition} and carries {result.weights.stable}% of the "
+            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. Tell the "
+            f"topic's subscribers ({t.alert_topic}) yourself; running finalize again changes nothing and does not "
+            "send it")
 
 
 def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:
@@ -953,6 +1008,9 @@ def _result_markdown(result: FinalizeResult, t: Targets) -> str:
     ]
     if result.notification_id:
         lines.append(f"- **Notice:** SNS message id `{result.notification_id}` on `{t.alert_topic}`")
+    elif result.notice_refused is not None:
+        lines.append(f"- **Notice:** NOT sent on `{t.alert_topic}`, nobody was told: "
+                     f"{markdown_cell(result.notice_refused)}")
     return "\n".join([*lines, "", "## Steps", "", *_steps(result.steps)]) + "\n"
 
 

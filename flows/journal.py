@@ -243,9 +243,24 @@ class LedgerJournal:
         their time, not knowing the run rolls back on its own meanwhile and their answer then lapses."""
         paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
         if not self._record_pause(pause, paused_at) and held_by is None:
-            return
-        pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
-                     weights=self._seen.weights if self._seen is not None else None)
+            asked = self._seen.open_pause if self._seen is not None else None
+            return asked.notice_refused if asked is not None else None  # not sent again: still untold
+        refused = pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
+                               weights=self._seen.weights if self._seen is not None else None)
+        asked = self._seen.open_pause if self._seen is not None else None
+        if asked is not None and asked.notice_refused != refused:
+            self._notice_said(asked, refused)
+        return refused
+
+    def _notice_said(self, asked: OpenPause, refused: str | None) -> None:
+        """Record on the open pause ``asked`` whether its notice went out (``refused``: SNS's answer,
+        or None once one did), where `rollway status` and the report read it. Logged, never
+        raised, when the ledger refuses it: the form says it all the same, and the pause goes on."""
+        try:
+            self._seen = self._renew(open_pause=asked.model_copy(update={"notice_refused": refused}))
+        except (LedgerError, *STORAGE_ERRORS) as err:
+            get_run_logger().error("could not record on the rollout that the pause's notice %s (%s)",
+                                   "was not sent" if refused else "went out", err)
 
     def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports
@@ -276,8 +291,10 @@ class LedgerJournal:
             asked, causes = 2, tuple(dict.fromkeys(c for t in wait if (c := pause_cause(t)) is not None))
         else:
             since, asked, causes = paused_at.timestamp(), 1, ()
+        # A refused notice stays said until one goes out: asking again sends none.
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
-                               asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)))
+                               asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
+                               notice_refused=before.notice_refused if before is not None else None)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.

@@ -24,7 +24,8 @@ from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.image import with_pin
-from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT, RolloutRecord, Transition, monitoring_owed, utc
+from rollway.ledger import (BREACH_ACCEPTED, BREACH_KEPT, NOTICE_FAILED, RolloutRecord, Transition, monitoring_owed, utc,
+                            wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -36,6 +37,10 @@ START = "finalize-start"
 
 DONE = "finalized"
 """Transition recorded once the stable service carries the traffic and the canary is at 0."""
+
+NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
+"""How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
+(SNS's answer after it): the finalize's work is done, the notice people expect is not."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
@@ -70,6 +75,13 @@ class FinalizeIncomplete(PicklableError, RuntimeError):
             f"finalize stopped while it tried to {step}: {why}. {state} Run finalize again ({again}) once that "
             "step can succeed: it carries on from where it stopped" + (f"; {longer}" if longer else "")
         )
+
+
+class FinalizeNoticeRefused(PicklableError, RuntimeError):
+    """Finalize did its work and recorded it done, and SNS did not take its "Finalized" notice:
+    nobody was told. Raised at the run's end, once the refusal is recorded on the rollout
+    (``notice-failed``) and said in the run's summary, so that the run reads as needing a person
+    (a topic policy or a role to mend) rather than as all done."""
 
 
 class FinalizePlan(BaseModel):
@@ -114,6 +126,9 @@ class FinalizeResult(BaseModel):
     stable_desired: int
     canary_desired: int
     notification_id: str | None = None
+    notice_refused: str | None = Field(
+        default=None, description="SNS's answer when it did not take the \"Finalized\" notice (the finalize is done "
+                                  "and recorded; nobody was told)")
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
 
 
@@ -129,13 +144,29 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     when it was pointed elsewhere since, saying so)."""
     done = record.last_transition(DONE)
     at = f" at {utc(done.at)} by {done.actor}" if done is not None else ""
+    # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
+    unsent = notice_not_sent(record)
     return (f"{record.rollout_id} was already finalized{at}: {targets.stable_service} runs {runs} and carries "
-            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed")
+            f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed"
+            + (f"; {unsent}" if unsent else ""))
 
 
 def is_finalized(record: RolloutRecord) -> bool:
     """Whether the rollout's newest finalize finished (a ``finalized`` after the last start)."""
     return record.phase is RolloutPhase.PROMOTED and _last(record, DONE) > _last(record, START)
+
+
+def notice_not_sent(record: RolloutRecord | None) -> str | None:
+    """What `rollway status` and the report say of a finalize done whose "Finalized" notice SNS did
+    not take (a ``notice-failed`` entry after the newest ``finalized``), or None: its run failed
+    after recording the finalize done, and without this the rollout read as finalized and announced."""
+    if record is None or not is_finalized(record):
+        return None
+    refused = next((t for t in record.history[_last(record, DONE) + 1:] if t.kind == NOTICE_FAILED), None)
+    if refused is None:
+        return None
+    when = wall_utc(refused.wall) if refused.wall is not None else utc(refused.at)
+    return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 
 def finalize_unfinished(record: RolloutRecord | None) -> bool:

@@ -279,6 +279,9 @@ class OpenPause(BaseModel):
     since: float = Field(description="when the wait began: its first asking (wall clock, as the deadlines)")
     asked: int = Field(default=1, description="times it has been asked since, this asking included")
     causes: tuple[str, ...] = Field(default=(), description="the causes it was asked for, in the order first asked")
+    notice_refused: str | None = Field(
+        default=None, description="why its newest \"Rollout waits for a person\" notice was not sent (SNS's answer): "
+                                  "nobody was told it waits (None: sent, or not recorded)")
 
 
 class OpenWindowEnd(BaseModel):

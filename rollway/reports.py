@@ -29,7 +29,7 @@ from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again,
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
 from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
-                              finalize_unfinished, is_finalized, unhandled_breach)
+                              finalize_unfinished, is_finalized, notice_not_sent, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
@@ -408,7 +408,9 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
             # Nothing owed but the finalize: "promoted; monitoring window closed" read as a release
             # finished, while the canary service carries all the traffic and a new rollout is refused.
             return f"promoted{closed}; **not finalized**: {FINALIZE_OWED}"
-        return "promoted" + closed + (f"; finalized by {cell(done.actor)} at {_stamped(record, done, sped)}" if done else "")
+        unsent = notice_not_sent(record)
+        return ("promoted" + closed + (f"; finalized by {cell(done.actor)} at {_stamped(record, done, sped)}" if done else "")
+                + (f"; **{cell(unsent)}**" if unsent else ""))
     if phase is RolloutPhase.ROLLED_BACK:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
@@ -446,7 +448,10 @@ def finalize_row(record: RolloutRecord) -> str | None:
         return f"began ({began.actor}, {utc(began.at)}) and is not recorded as finished: {FINALIZE_AGAIN}"
     done = record.last_transition(FINALIZED)
     if done is not None:
-        return f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
+        # A notice SNS refused, said beside "done": the finalize is, its announcement is not.
+        unsent = notice_not_sent(record)
+        return (f"done by {done.actor} at {utc(done.at)}: the next rollout of the service can start"
+                + (f"; {unsent}" if unsent else ""))
     if window_owed(record):
         return None
     return f"not run: {FINALIZE_OWED}"
@@ -589,10 +594,28 @@ def _waiting(record: RolloutRecord, waits: Waits) -> str:
     stage = _for_stage(record, pause)
     since, asked_at = _pause_times(record, pause, waits.asked)
     run = f" {cell(pause.run)}" if pause.run else ""
+    unsent = waits.asked.notice_refused if waits.asked is not None else None
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{_asked_again(record, waits, asked_at)}: "
             f"{cell(_open_question(record, pause, waits.asked) or 'no question recorded')}; "
-            + _HOW_TO_ANSWER.format(run=run))
+            + _HOW_TO_ANSWER.format(run=run)
+            # Nobody was paged: whoever reads the report may be the only one who knows it waits.
+            + (f" **The \"Rollout waits for a person\" notice was NOT sent:** {cell(unsent)}" if unsent else ""))
+
+
+PAUSE_NOT_TOLD = "waiting for a person; the notice was NOT sent: "
+"""How status and the report begin the line of a pause whose "Rollout waits for a person" notice
+SNS did not take, its answer after it."""
+
+
+def pause_notice_unsent(record: RolloutRecord) -> str | None:
+    """What `rollway status` says of a pause whose "Rollout waits for a person" notice SNS did not
+    take (recorded on the open pause), or None: nobody was told an answer is waiting, and the
+    pause times out as its question says unless someone who looks answers it."""
+    asked = pause_asked_now(record)
+    if asked is None or not asked.notice_refused:
+        return None
+    return f"{PAUSE_NOT_TOLD}{asked.notice_refused}; nobody was told it waits: tell whoever answers it"
 
 
 def _for_stage(record: RolloutRecord, pause: Transition) -> str:

@@ -57,13 +57,22 @@ def alert(notifier: Notifier, subject: str, message: str, targets: Targets | Non
     Returns:
         The message id, or None when it was not sent.
     """
+    return alert_or_refusal(notifier, subject, message, targets, inline=inline)[0]
+
+
+def alert_or_refusal(notifier: Notifier, subject: str, message: str, targets: Targets | None = None, *,
+                     inline: bool = False) -> tuple[str | None, str | None]:
+    """``alert``, also giving why it was not sent: (the message id, None), or (None, the failure as
+    logged: a refused permission as the statement granting it), for a caller that records it where
+    people look (a pause nobody was told of)."""
     from prefect import get_run_logger
 
     from rollway.aws.denied import rollout_said
+    from rollway.failure_words import error_said
 
     try:
-        return run_as(notify, inline)(notifier, subject, message)
+        return run_as(notify, inline)(notifier, subject, message), None
     except Exception as err:  # noqa: BLE001 - any failure to send is the same to the caller
         said = rollout_said(err, targets)
         get_run_logger().error("could not send the alert %r (%s): %s", subject, message, said)
-        return None
+        return None, error_said(said)

@@ -125,20 +125,20 @@ def _finalize(*, actor: str | None, stable_timeout_seconds: float, healthy_timeo
     clock = recorded_clock(ledger_read(service, lambda ledger: ledger.get(service.name), "nothing was finalized"))
 
     from flows.finalize import finalize as finalize_flow
-    from rollway.finalize import FinalizeIncomplete, FinalizeRefused
+    from rollway.finalize import FinalizeIncomplete, FinalizeNoticeRefused, FinalizeRefused
     from rollway.image import with_pin
     from rollway.one_line import shown
 
     try:
         # A finalize that stopped is an answer as well: its message says what users are served,
         # quotes the failed step's error and says to run it again (every step's failure becomes one).
-        with without_traceback(FinalizeRefused, FinalizeIncomplete, task_failures=(Exception,)):
+        with without_traceback(FinalizeRefused, FinalizeIncomplete, FinalizeNoticeRefused, task_failures=(Exception,)):
             result = finalize_flow(actor=who, targets_block=targets_block, aws_credentials_block=credentials_block,
                                    stable_timeout_seconds=stable_timeout_seconds,
                                    healthy_timeout_seconds=healthy_timeout_seconds,
                                    verify_timeout_seconds=verify_timeout_seconds, unrecorded=unrecorded, clock=clock,
                                    accept_breach=accepting)
-    except (FinalizeRefused, FinalizeIncomplete) as err:
+    except (FinalizeRefused, FinalizeIncomplete, FinalizeNoticeRefused) as err:
         # AWS's words in the message may hold brackets that rich would read as markup. A refusal
         # opens "error:" as every other command's does (it opened "refused:"). It quotes the
         # ledger's names (who holds the lease, who began a finalize) as typed: shown escaped, as

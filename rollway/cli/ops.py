@@ -1126,8 +1126,11 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
     if paused is not None:
         print_paused(paused)
     print_unheard(unheard)
-    from rollway.reports import as_listed, refused_at_pause
+    from rollway.reports import as_listed, pause_notice_unsent, refused_at_pause
 
+    if (unsent := pause_notice_unsent(record)) is not None:
+        # SNS refused the pause's notice: logged alone, nobody knew an answer was waiting.
+        console.print(f"[yellow]{escape(shown(unsent, keep=''))}[/yellow]")
     for refusal in refused_at_pause(record):
         # The history below may hold too few rows to show it: an answer refused at the pause still
         # open is what the next person to answer needs, and the run only said it in its log and form.

@@ -50,12 +50,14 @@ def test_after_a_stopped_finalize_and_a_rollback_by_hand_the_next_rollout_may_st
     preflight_on(env, rollout_spec(f"{aws.topology.repository_uri}:3.0.0"))
 
 
-def test_a_finalize_stopped_at_its_notice_with_the_canary_at_0_still_holds_the_next_rollout(aws):
-    """The canary was scaled to 0 and the notice (or the ledger write) failed. Preflight let the
+def test_a_finalize_stopped_at_its_record_with_the_canary_at_0_still_holds_the_next_rollout(aws):
+    """The canary was scaled to 0 and the ledger write of ``finalized`` failed. Preflight let the
     next rollout start, after which finalize refuses that promotion for good: never announced,
-    never recorded as finalized."""
+    never recorded as finalized. (A notice SNS refuses no longer stops the finalize: see
+    test_finalize_notice_refused.py.)"""
     env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
-    finalize_stopped_by(env, aws.get_client("sns"), "Publish", "while it tried to notify")
+    finalize_stopped_by(env, aws.get_client("dynamodb"), "UpdateItem", "while it tried to record 'finalized'",
+                        when=lambda params: '"finalized"' in str(params).replace("'", '"'))
     weights, stable, canary = read_back(aws)
     assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
     with pytest.raises(RolloutRefused, match="did not finish: run `rollway finalize` .* again to tell people and record"):

@@ -1,0 +1,71 @@
+"""A finalize whose "Finalized" notice SNS refuses: the traffic work is done and recorded as done,
+the refusal is recorded on the rollout (``notice-failed``) and said in the run's result, its
+summary, `rollway status`'s finalize row and the report, and the run fails saying so. It used to
+stop before recording the finalize as done: every later finalize redid the moves and stopped at
+the same notice, and the next rollout was refused until SNS took a publish. On the embedded AWS."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.finalize import FinalizeNoticeRefused, is_finalized
+from rollway.ledger import NOTICE_FAILED
+from rollway.reports import finalize_row, rollout_report
+from tests.botocore_events import on_operation
+from tests.flows.test_canary_moto import read_back
+from tests.flows.test_finalize import ALL_STABLE, finalize_on, promote_by_hand
+from tests.flows.test_finalize_summary import KEY, run
+from tests.flows.test_reports_flow import artifacts_of
+from tests.flows.test_rollout_denied import refusing
+
+
+def _publish_refused(aws, asked: list[str]):
+    return on_operation(aws.get_client("sns"), "before-parameter-build",
+                        refusing("AuthorizationError", "sns:Publish", aws.topology.topic_arn, asked),
+                        operation="Publish")
+
+
+def test_a_refused_finalized_notice_records_the_finalize_done_and_the_notice_not_sent(aws):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    asked: list[str] = []
+    with _publish_refused(aws, asked):
+        result = finalize_on(env)
+    assert result.outcome == "finalized" and result.notification_id is None
+    assert "sns:Publish" in result.notice_refused and "statement Alert" in result.notice_refused, result.notice_refused
+    assert any('"Finalized" notice was NOT sent' in step for step in result.steps), result.steps
+    weights, stable, canary = read_back(aws)
+    assert (weights, stable.task_definition, canary.desired) == (ALL_STABLE, release, 0)
+
+    record = env.ledger.get(aws.targets.canary_service)
+    assert is_finalized(record), [t.kind for t in record.history]
+    kinds = [t.kind for t in record.history]
+    assert kinds.index(NOTICE_FAILED) > kinds.index("finalized")
+    assert "sns:Publish" in record.last_transition(NOTICE_FAILED).comment
+
+    row = finalize_row(record)
+    assert row.startswith("done by alice") and 'the "Finalized" notice was NOT sent' in row, row
+    assert "sns:Publish" in row, row
+    report = rollout_report(record)
+    assert 'the "Finalized" notice was NOT sent' in report and "sns:Publish" in report, report
+
+    # Run again: nothing moved again, the finalize is found done.
+    before = read_back(aws)
+    again = finalize_on(env)
+    assert again.outcome == "already_finalized"
+    assert read_back(aws) == before
+    # Its closing line says the notice is still not sent: "nothing changed" alone read as all done.
+    assert 'the "Finalized" notice was NOT sent' in again.steps[-1] and "sns:Publish" in again.steps[-1], again.steps
+
+
+def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        state = run(monkeypatch, env)
+    with pytest.raises(FinalizeNoticeRefused, match="NOT sent") as refused:
+        state.result()
+    said = str(refused.value)
+    assert "is finalized and recorded so" in said and "sns:Publish" in said and "yourself" in said, said
+    summary = artifacts_of(state)[KEY]
+    assert "# Finalized: webordinary-edit-service-canary" in summary, summary
+    assert "**Notice:** NOT sent" in summary and "sns:Publish" in summary, summary
+    assert is_finalized(env.ledger.get(aws.targets.canary_service))
