@@ -600,4 +600,23 @@ def _scenarios(*, speed: float, seed: int, rps: float, started: float) -> int:
     elapsed = time.monotonic() - started
     console.rule()
     console.print(f"demo finished in {elapsed:.1f} s: {sum(results)}/{len(results)} scenarios as expected")
+    said_at_the_end(SCENARIOS, results)
     return 0 if all(results) else 1
+
+
+def said_at_the_end(scenarios: Sequence[Scenario], results: Sequence[bool]) -> None:
+    """The demo's last lines, under its count: which scenario was not as expected, where its runs
+    are kept and what to try next. The count alone left a person evaluating rollway at a prompt,
+    not knowing that the runs' logs and reports outlive the demo (the embedded AWS does not) nor
+    that `rollway up` shows them, on the same Prefect home, beside the deployments to try."""
+    from rollway.cli.up import prefect_home
+
+    for scenario, ok in zip(scenarios, results):
+        if not ok:
+            console.print(f"[bold red]NOT as expected[/]: {scenario.name} (its lines above say why)")
+    home = prefect_home()
+    console.print(f"the scenarios' canary runs (their logs, stage tables and summaries) stay in the Prefect home "
+                  f"{home}; the embedded AWS they ran on stopped with the demo")
+    console.print(f"next: `make up` (or `PREFECT_HOME={home} rollway up`) starts a Prefect server on that home and "
+                  "prints the Prefect UI's address: its Runs and Artifacts show these runs, and it serves every "
+                  "deployment on an embedded AWS of its own with simulated traffic, to start a rollout yourself")

@@ -327,3 +327,38 @@ def test_the_demo_names_prefect_api_url_without_its_password(monkeypatch, capsys
     out = " ".join(capsys.readouterr().out.split())
     assert "s3cr3t-pw" not in out, out
     assert "not PREFECT_API_URL (https://ops:***@prefect.example.com/api)" in out, out
+
+
+@pytest.mark.parametrize("outcomes", [(True, True, True), (True, False, True)])
+def test_the_demos_end_says_what_passed_where_its_runs_are_and_what_to_try_next(outcomes, tmp_path, monkeypatch,
+                                                                                capsys):
+    """The demo ended on "3/3 scenarios as expected" alone: nothing said that each scenario's run,
+    its log, stage tables and summary stay in the Prefect home, that `rollway up` on that home shows
+    them in the Prefect UI, or what to try after a demo; nor, when one was not as expected, which."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    import blocks.credentials
+    import rollway.sim.server
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    monkeypatch.setattr(rollway.sim.server, "EmbeddedAws",
+                        lambda: nullcontext(SimpleNamespace(endpoint_url="http://x")))
+    monkeypatch.setattr(rollway.cli.demo, "free_leftover_slot", lambda targets: None)
+    monkeypatch.setattr(blocks.credentials, "credentials_for_endpoint",
+                        lambda *_: SimpleNamespace(save=lambda *_, **__: None))
+    monkeypatch.setattr(blocks.credentials, "client_factory", lambda credentials: None)
+    monkeypatch.setattr(rollway.cli.demo, "no_retries_once_the_api_is_gone", nullcontext)
+    ended = iter(outcomes)
+    monkeypatch.setattr(rollway.cli.demo, "run_scenario", lambda *_, **__: next(ended))
+
+    code = rollway.cli.demo._scenarios(speed=120.0, seed=7, rps=1000.0, started=time.monotonic())
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == (0 if all(outcomes) else 1)
+    assert f"{sum(outcomes)}/3 scenarios as expected" in out, out
+    assert ("NOT as expected: B: version failing 5% of requests" in out) == (not all(outcomes)), out
+    assert f"canary runs (their logs, stage tables and summaries) stay in the Prefect home {home.resolve()}" in out, out
+    assert f"`make up` (or `PREFECT_HOME={home.resolve()} rollway up`)" in out, out
+    assert "the Prefect UI" in out, out
