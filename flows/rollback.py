@@ -56,7 +56,7 @@ from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable, writable
 from rollway.finalize import reversible_by_hand, reverted_by_hand, same_revision
-from rollway.flag_binding import FlagsNotDisabled
+from rollway.flag_binding import CANARY_RUN_ROLLOUT, FlagsNotDisabled
 from rollway.flags import FlagWriteUnanswered
 from rollway.image import image_parts, with_pin
 from rollway.ledger import (CLAIM_SECONDS, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT, NOTICE_UNANSWERED,
@@ -251,9 +251,10 @@ def _flags_not_disabled(failed: FlagsNotDisabled, targets: Targets) -> str:
 def _next_steps(rollout: str | None) -> str:
     """The page's last line: the commands that show the evidence. The rollout's id alone left
     on-call to find out that `rollway report` takes it; a `canary` flow run keeps no ledger, so
-    its rollback has no report to name."""
+    its rollback has no report to name: its id (which marks its flag writes) is in no record, and
+    `rollway report --rollout` with it found none."""
     look = "look at the canary's logs and metrics since the rollout began before trying again."
-    if rollout is None:
+    if rollout is None or rollout.startswith(CANARY_RUN_ROLLOUT):
         return look
     return (f"`rollway report --rollout {rollout}` prints the incident report (what triggered the rollback, the "
             "exposure, each stage's verdict, where to look) and `rollway status` where the rollout stands; "

@@ -79,6 +79,21 @@ def test_bad_canary_is_rolled_back_at_the_first_stage():
     assert result.reason in env.notifier.messages[-1][1]
 
 
+def test_a_canary_runs_rollback_names_no_report_the_ledger_cannot_give(caplog):
+    """A `canary` flow run keeps no ledger: its rollback's page and its log's "Next:" told people to
+    run `rollway report --rollout canary-...`, which finds no record of that id (in `rollway demo`,
+    the first next step a person evaluating rollway reads). They say where to look instead."""
+    env = fake_environment(canary_error_rate=0.05)
+    with caplog.at_level("INFO"):
+        assert canary_on(env, spec(5, 25, 100)).outcome == "rolled_back"
+    subject, page = env.notifier.messages[-1]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rolled back ")]
+    assert subject.startswith("Rollback") and said, caplog.text
+    for text in (page, said[0]):
+        assert "rollway report" not in text, text
+        assert "look at the canary's logs and metrics since the rollout began before trying again." in text, text
+
+
 def test_rollback_moves_traffic_before_scaling_the_canary_down():
     env = fake_environment(canary_error_rate=0.05)
     canary_on(env, spec(5, 100))
