@@ -61,11 +61,12 @@ from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answe
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
 from rollway.finalize import (
-    ALL_STABLE, DONE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
-    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, finalize_unfinished, plan_finalize, plan_unrecorded, runs_promoted, same_revision,
+    ALL_STABLE, DONE, NOTICE_LATE, NOTICE_NOT_SENT, UNRECORDED_ACCEPT, already_finalized, entry_words, START, FinalizeIncomplete, FinalizePlan,
+    FinalizeNoticeRefused, FinalizeRefused, FinalizeResult, finalize_unfinished, notice_owed, plan_finalize, plan_unrecorded, refused_said, runs_promoted,
+    same_revision,
 )
 from rollway.ledger import (
-    BREACH_ACCEPTED, NOTICE_FAILED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
+    BREACH_ACCEPTED, NOTICE_FAILED, NOTIFIED, TAKEOVER, LockHeld, RolloutEnded, RolloutMovedOn, RolloutRecord, RolloutSuperseded, Transition, utc, wall_utc,
 )
 from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
@@ -452,11 +453,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             # and the summary paired the two as if it were.
             changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
             image = pinned = None
+        # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
+        message_id, refused = _send_owed_notice(env, record, actor, td, live, progress, write_seconds)
         # The command prints this step as its closing line: the log, the summary and the terminal agree.
-        progress.done(already_finalized(record, runs=f"{td}{changed}", weights=live, targets=t))
+        progress.done(already_finalized(record, runs=f"{td}{changed}", weights=live, targets=t, sent_late=message_id))
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
-                              canary_desired=0,
+                              canary_desired=0, notification_id=message_id, notice_refused=refused,
                               steps=tuple(progress.steps))
 
     after = f"The traffic is on {t.stable_service}, which runs the promoted {td}: users see the promoted version."
@@ -575,6 +578,43 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
         if answer_lost(err):
             raise
         return None, str(error_said(rollout_said(err, t)))
+
+
+def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, td: str, live: Weights,
+                      progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
+    """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
+    late and saying why, then record it ``notified`` (its message id): status and the report stop
+    saying it was not sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
+    answer) and returned, and the run fails saying so, as the first did. (None, None) when no
+    notice is owed. At least once, as the decommission's page: a run that dies between the publish
+    and its ``notified`` leaves it owed, and the next run sends it again."""
+    owed = notice_owed(record)
+    if owed is None:
+        return None, None
+    t, done = env.targets, record.last_transition(DONE)
+    body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {td} and carries {live.stable}% of "
+            f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
+            f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
+            f"this notice sent by {actor}'s finalize run.")
+    with progress.trying("send the \"Finalized\" notice owed", "Nothing was moved: the rollout is finalized."):
+        message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
+            metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
+    if refused is not None:
+        progress.log.warning("finalize: the late %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
+        progress.steps.append(f"late: {NOTICE_NOT_SENT}{refused}")
+        _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds, held=None)
+        return None, refused
+    progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
+    try:
+        _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
+                              "comment": 'the "Finalized" notice was sent late'},
+                owner=None, write_seconds=write_seconds)
+    except Exception as err:  # noqa: BLE001 - sent; unrecorded, the next run sends it again
+        progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): the next "
+                           "finalize run sends it again", record.rollout_id, error_said(err))
+        return message_id, None
+    progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
+    return message_id, None
 
 
 def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, actor: str, progress: _Progress, *,
@@ -921,9 +961,8 @@ def _not_told(result: FinalizeResult, t: Targets) -> str:
     which = (f"rollout {result.rollout_id} is finalized and recorded so" if result.rollout_id
              else "the promotion is finalized (the ledger does not record it)")
     return (f"{which}: {t.stable_service} runs {result.task_definition} and carries {result.weights.stable}% of the "
-            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. Tell the "
-            f"topic's subscribers ({t.alert_topic}) yourself; running finalize again changes nothing and does not "
-            "send it")
+            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. Once SNS takes "
+            f"it (topic {t.alert_topic}), {NOTICE_LATE}")
 
 
 def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:

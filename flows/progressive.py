@@ -771,7 +771,8 @@ def run_progressive(
             pinned_image=record.pinned_image, actor=actor,
         )
         ended = after_window(result, watched)
-        journal.window_ended(ended)
+        journal.window_ended(ended, page_not_sent=watched.page_refused is not None
+                             or watched.window_page_refused is not None)
         return ended
     if result.outcome == "promoted" and spec.phases[-1].decommission:
         # The plan's decommission ends the monitoring window, and there is none: said, so that

@@ -24,7 +24,7 @@ from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.image import with_pin
-from rollway.ledger import (BREACH_ACCEPTED, BREACH_KEPT, NOTICE_FAILED, RolloutRecord, Transition, monitoring_owed, utc,
+from rollway.ledger import (BREACH_ACCEPTED, BREACH_KEPT, NOTICE_FAILED, NOTIFIED, RolloutRecord, Transition, monitoring_owed, utc,
                             wall_utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
@@ -41,6 +41,9 @@ DONE = "finalized"
 NOTICE_NOT_SENT = 'the "Finalized" notice was NOT sent, nobody was told: '
 """How the comment of the ``notice-failed`` entry a finalize records after its ``finalized`` begins
 (SNS's answer after it): the finalize's work is done, the notice people expect is not."""
+
+NOTICE_LATE = "running finalize again sends it late once SNS takes it (it moves nothing)"
+"""What is said of a "Finalized" notice owed: how it goes out."""
 
 ALL_STABLE = Weights(stable=100, canary=0)
 
@@ -137,7 +140,8 @@ def _last(record: RolloutRecord, kind: str) -> int:
     return max((i for i, t in enumerate(record.history) if t.kind == kind), default=-1)
 
 
-def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, targets: Targets) -> str:
+def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, targets: Targets,
+                      sent_late: str | None = None) -> str:
     """What a finalize run says of a rollout finalized already, in its log, its summary and as
     the command's closing line (one sentence, so that the three agree): when and by whom it was
     finalized, and what the services run now (``runs``: the stable service's task definition and,
@@ -145,7 +149,9 @@ def already_finalized(record: RolloutRecord, *, runs: str, weights: Weights, tar
     done = record.last_transition(DONE)
     at = f" at {utc(done.at)} by {done.actor}" if done is not None else ""
     # A notice SNS refused stays said: "nothing changed" alone read as finalized and announced.
-    unsent = notice_not_sent(record)
+    # ``sent_late``: the message id of the notice owed this run sent (``record`` read before it).
+    unsent = (f'the "Finalized" notice SNS refused earlier was sent late (SNS message id {sent_late})'
+              if sent_late else notice_not_sent(record))
     return (f"{record.rollout_id} was already finalized{at}: {targets.stable_service} runs {runs} and carries "
             f"{weights.stable}% of the traffic, {targets.canary_service} is at 0 tasks; nothing changed"
             + (f"; {unsent}" if unsent else ""))
@@ -156,17 +162,33 @@ def is_finalized(record: RolloutRecord) -> bool:
     return record.phase is RolloutPhase.PROMOTED and _last(record, DONE) > _last(record, START)
 
 
-def notice_not_sent(record: RolloutRecord | None) -> str | None:
-    """What `rollway status` and the report say of a finalize done whose "Finalized" notice SNS did
-    not take (a ``notice-failed`` entry after the newest ``finalized``), or None: its run failed
-    after recording the finalize done, and without this the rollout read as finalized and announced."""
+def notice_owed(record: RolloutRecord | None) -> Transition | None:
+    """The newest ``notice-failed`` entry of a finalize done whose "Finalized" notice is still owed,
+    or None. Owed, as the decommission's page is (``rollway.decommission_page``), while the newest
+    ``notice-failed`` or ``notified`` after the newest ``finalized`` is a refusal: a finalize run
+    again sends it late and records it ``notified``. Before, a run again moved nothing and sent
+    nothing, and people had to tell the subscribers themselves."""
     if record is None or not is_finalized(record):
         return None
-    refused = next((t for t in record.history[_last(record, DONE) + 1:] if t.kind == NOTICE_FAILED), None)
-    if refused is None:
-        return None
+    after = record.history[_last(record, DONE) + 1:]
+    newest = next((t for t in reversed(after) if t.kind in (NOTICE_FAILED, NOTIFIED)), None)
+    return newest if newest is not None and newest.kind == NOTICE_FAILED else None
+
+
+def refused_said(refused: Transition) -> str:
+    """A ``notice-failed`` entry of a finalize as people read it: SNS's answer, whose run, when."""
     when = wall_utc(refused.wall) if refused.wall is not None else utc(refused.at)
     return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
+
+
+def notice_not_sent(record: RolloutRecord | None) -> str | None:
+    """What `rollway status` and the report say of a finalize done whose "Finalized" notice is owed
+    (``notice_owed``), or None: its run failed after recording the finalize done, and without this
+    the rollout read as finalized and announced."""
+    refused = notice_owed(record)
+    if refused is None:
+        return None
+    return f"{refused_said(refused)}; {NOTICE_LATE}"
 
 
 def finalize_unfinished(record: RolloutRecord | None) -> bool:

@@ -29,7 +29,8 @@ def refused_comment(subject: str, refused: str) -> str:
 def window_page_refused(record: RolloutRecord | None) -> str | None:
     """What `rollway status` and the report say of the newest refused page of a promoted
     rollout's window end, or None: none was refused, or a later end of the window (or a finalize)
-    came after it."""
+    came after it. Said of that run's page alone: a later run's page of the same window that went
+    out is not recorded, and "nobody was paged" then claimed what was no longer known."""
     if record is None or record.phase is not RolloutPhase.PROMOTED:
         return None
     newest = next((t for t in reversed(record.history) if t.kind in (WINDOW_PAGE_REFUSED, *_LATER_ENDS)), None)
@@ -37,5 +38,6 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
         return None
     when = wall_utc(newest.wall) if newest.wall is not None else utc(newest.at)
     return (f"{newest.comment or 'a page of the monitoring window was not sent'} ({newest.actor}'s run, at {when}): "
-            "nobody was paged by it, and no run sends it again; mend what SNS refused (the topic, the role's "
-            "sns:Publish, its key)")
+            "that run's page reached nobody, and no run sends it again (a later look at the window pages anew: "
+            "a page a later run sent is not recorded); mend what SNS refused (the topic, the role's sns:Publish, "
+            "its key)")

@@ -406,6 +406,28 @@ def test_a_rollout_whose_monitoring_window_was_unverified_says_so_in_its_summary
     assert "AccessDenied" in summary, summary
 
 
+def test_a_rollout_whose_decommission_page_sns_refused_says_so_in_its_summary():
+    """The monitoring artifact and the run's result said the window's page was NOT sent (the old
+    version decommissioned with nobody told); the summary, what people open first, read
+    "promoted" with the last stage's reason."""
+    from rollway.fakes import FakeMetrics, steady
+    from rollway.spec import WeeklyPhase
+    from tests.flows.test_monitor_rollout import decommission_page_refused
+
+    env = fake_environment(canary_error_rate=0.001)
+    env.ledger = FakeLedger()
+    env.metrics = FakeMetrics(env.router, steady(50.0, 0.001, 0.001))
+    decommission_page_refused(env)
+    spec = RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=180) for w in (5, 100)], monitor_seconds=300,
+                       phases=(WeeklyPhase(name="all", weights=(5, 100), decommission=True),))
+    result = rollout(env, spec)
+    assert result.outcome == "promoted" and "page was not sent" in result.reason, result.reason
+    summary = latest(artifact_key(env.targets.canary_service, "summary")).data
+    assert summary.splitlines()[0] == f"# Rollout of `{IMAGE}` promoted (a page of its monitoring window was NOT sent)", \
+        summary
+    assert "SNS topic 'webordinary-alerts' not found" in summary, summary
+
+
 
 @flow
 def advance_run(env):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 
 from rollway.finalize import FinalizeNoticeRefused, is_finalized
-from rollway.ledger import NOTICE_FAILED
+from rollway.ledger import NOTICE_FAILED, NOTIFIED
 from rollway.reports import finalize_row, rollout_report
 from tests.botocore_events import on_operation
 from tests.flows.test_canary_moto import read_back
-from tests.flows.test_finalize import ALL_STABLE, finalize_on, promote_by_hand
+from tests.flows.moto_env import inbox
+from tests.flows.test_finalize import ALL_STABLE, finalize_on, notice, promote_by_hand
 from tests.flows.test_finalize_summary import KEY, run
 from tests.flows.test_reports_flow import artifacts_of
 from tests.flows.test_rollout_denied import refusing
@@ -48,13 +49,59 @@ def test_a_refused_finalized_notice_records_the_finalize_done_and_the_notice_not
     report = rollout_report(record)
     assert 'the "Finalized" notice was NOT sent' in report and "sns:Publish" in report, report
 
-    # Run again: nothing moved again, the finalize is found done.
+    # Run again, SNS still refusing: nothing moved again, the finalize is found done.
     before = read_back(aws)
-    again = finalize_on(env)
+    with _publish_refused(aws, []):
+        again = finalize_on(env)
     assert again.outcome == "already_finalized"
     assert read_back(aws) == before
     # Its closing line says the notice is still not sent: "nothing changed" alone read as all done.
     assert 'the "Finalized" notice was NOT sent' in again.steps[-1] and "sns:Publish" in again.steps[-1], again.steps
+
+
+def test_a_finalize_run_again_sends_the_refused_finalized_notice_late_and_records_it_sent(aws):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    url = inbox(aws)
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    before = read_back(aws)
+    # SNS takes it now (its policy mended): the run again moves nothing and sends the notice owed.
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    assert again.notice_refused is None
+    assert read_back(aws) == before
+    stable = aws.targets.stable_service
+    late = notice(aws, url, f"Finalized (late): {stable}")
+    assert "This notice is late" in late and "sns:Publish" in late and release in late, late
+    record = env.ledger.get(aws.targets.canary_service)
+    kinds = [t.kind for t in record.history]
+    assert kinds.index(NOTIFIED) > kinds.index(NOTICE_FAILED), kinds
+    assert record.last_transition(NOTIFIED).message_id == again.notification_id
+    assert any("sent late" in step for step in again.steps), again.steps
+    # Sent, it is no longer said to be owed, and a third run sends nothing.
+    row = finalize_row(record)
+    assert "NOT sent" not in row, row
+    # Only the history's own row of the refusal says it: the outcome no longer does.
+    report = rollout_report(record).splitlines()
+    said = [line for line in report if "NOT sent" in line and f"| {NOTICE_FAILED} |" not in line]
+    assert not said, [line[:200] for line in said]
+    assert any(f"| {NOTIFIED} | bob |" in line for line in report)
+    third = finalize_on(env)
+    assert third.notification_id is None and "NOT sent" not in third.steps[-1], third.steps
+
+
+def test_a_late_finalized_notice_sns_refuses_again_fails_the_run_again_and_stays_owed(aws, monkeypatch):
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+        state = run(monkeypatch, env)
+    with pytest.raises(FinalizeNoticeRefused, match="NOT sent") as refused:
+        state.result()
+    said = str(refused.value)
+    assert "running finalize again sends it late" in said, said
+    record = env.ledger.get(aws.targets.canary_service)
+    assert [t.kind for t in record.history][-2:] == [NOTICE_FAILED, NOTICE_FAILED]
+    assert 'the "Finalized" notice was NOT sent' in finalize_row(record)
 
 
 def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(aws, monkeypatch):
@@ -64,7 +111,8 @@ def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(
     with pytest.raises(FinalizeNoticeRefused, match="NOT sent") as refused:
         state.result()
     said = str(refused.value)
-    assert "is finalized and recorded so" in said and "sns:Publish" in said and "yourself" in said, said
+    assert "is finalized and recorded so" in said and "sns:Publish" in said, said
+    assert "running finalize again sends it late" in said and "yourself" not in said, said
     summary = artifacts_of(state)[KEY]
     assert "# Finalized: webordinary-edit-service-canary" in summary, summary
     assert "**Notice:** NOT sent" in summary and "sns:Publish" in summary, summary

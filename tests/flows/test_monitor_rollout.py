@@ -373,17 +373,10 @@ def test_a_window_the_rollout_run_watches_rolls_back_as_that_run_and_is_reported
     assert "post-promotion monitor" in incident_report(record)
 
 
-def test_a_rollout_runs_window_whose_page_sns_refuses_completes_saying_the_page_is_owed(monkeypatch):
-    """SNS refused the decommission's page of a window the rollout run watched: the run failed on it,
-    and its rollback hooks went for a release whose window had passed. It completes, promoted, its
-    result saying the page is owed and why; the ledger records SNS's answer."""
+def decommission_page_refused(env) -> None:
+    """SNS refuses ``env``'s "Old version decommissioned" pages (its topic gone); other notices go out."""
     from rollway.aws.errors import TargetNotFound
-    from rollway.decommission_page import PAGE_REFUSED
-    from rollway.spec import WeeklyPhase
 
-    spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
-    env, first = promoted_world(monkeypatch, spec=spec)
-    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
     notify = env.notifier.notify
 
     def topic_gone(subject, message):
@@ -392,6 +385,19 @@ def test_a_rollout_runs_window_whose_page_sns_refuses_completes_saying_the_page_
         return notify(subject, message)
 
     env.notifier.notify = topic_gone
+
+
+def test_a_rollout_runs_window_whose_page_sns_refuses_completes_saying_the_page_is_owed(monkeypatch):
+    """SNS refused the decommission's page of a window the rollout run watched: the run failed on it,
+    and its rollback hooks went for a release whose window had passed. It completes, promoted, its
+    result saying the page is owed and why; the ledger records SNS's answer."""
+    from rollway.decommission_page import PAGE_REFUSED
+    from rollway.spec import WeeklyPhase
+
+    spec = SPEC.model_copy(update={"phases": (WeeklyPhase(name="all", weights=(5, 100), decommission=True),)})
+    env, first = promoted_world(monkeypatch, spec=spec)
+    env.metrics.behaviour = steady(5000, 0.001, 0.001)  # 2.0.0 is healthy: the window decommissions
+    decommission_page_refused(env)
     result = resume_the_window(monkeypatch, env)
     assert result.outcome == "promoted", result
     assert "the decommission's page was not sent and is owed: SNS topic 'webordinary-alerts' not found" \
