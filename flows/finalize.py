@@ -454,9 +454,11 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
             changed = f" (not the finalized {record.canary_task_definition}: it was changed since)"
             image = pinned = None
         # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
-        message_id, refused = _send_owed_notice(env, record, actor, td, live, progress, write_seconds)
+        # With ``changed`` in the late notice too: a hotfix put on by hand since read as the release finalized.
+        runs = f"{td}{changed}"
+        message_id, refused = _send_owed_notice(env, record, actor, runs, live, progress, write_seconds)
         # The command prints this step as its closing line: the log, the summary and the terminal agree.
-        progress.done(already_finalized(record, runs=f"{td}{changed}", weights=live, targets=t, sent_late=message_id))
+        progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
                               pinned_image=pinned, task_definition=td, weights=live, stable_desired=stable.desired,
                               canary_desired=0, notification_id=message_id, notice_refused=refused,
@@ -580,11 +582,12 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
         return None, str(error_said(rollout_said(err, t)))
 
 
-def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, td: str, live: Weights,
+def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
                       progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
-    late and saying why, then record it ``notified`` (its message id): status and the report stop
-    saying it was not sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
+    late and saying why (``runs``: what the stable service runs now, as ``already_finalized`` says
+    it), then record it ``notified`` (its message id): status and the report stop saying it was not
+    sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
     answer) and returned, and the run fails saying so, as the first did. (None, None) when no
     notice is owed. At least once, as the decommission's page: a run that dies between the publish
     and its ``notified`` leaves it owed, and the next run sends it again."""
@@ -592,7 +595,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, td: s
     if owed is None:
         return None, None
     t, done = env.targets, record.last_transition(DONE)
-    body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {td} and carries {live.stable}% of "
+    body = (f"This notice is late: {refused_said(owed)}.\n\n{t.stable_service} runs {runs} and carries {live.stable}% of "
             f"the traffic (read back from the load balancer: {live} stable/canary); {t.canary_service} is at 0 tasks, "
             f"ready for the next rollout.\n\n{_which(record.rollout_id)}, finalized by {done.actor} at {utc(done.at)}; "
             f"this notice sent by {actor}'s finalize run.")

@@ -117,3 +117,22 @@ def test_a_finalize_run_whose_notice_is_refused_fails_after_its_summary_says_so(
     assert "# Finalized: webordinary-edit-service-canary" in summary, summary
     assert "**Notice:** NOT sent" in summary and "sns:Publish" in summary, summary
     assert is_finalized(env.ledger.get(aws.targets.canary_service))
+
+
+def test_a_late_finalized_notice_does_not_name_a_hotfix_put_on_since_as_the_finalized_release(aws):
+    """Finalized with its notice refused, then the stable service pointed at a hotfix by hand: the
+    late "Finalized" notice said the stable service runs the hotfix's task definition, beside
+    "Rollout X, finalized", as if that were the release finalized."""
+    from rollway.aws.ecs import EcsDeployer
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    url = inbox(aws)
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    t = aws.targets
+    hotfix = EcsDeployer(aws.get_client("ecs"), t).register_revision(f"{aws.topology.repository_uri}:2.0.1", release)
+    aws.get_client("ecs").update_service(cluster=t.cluster, service=t.stable_service, taskDefinition=hotfix)
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    late = notice(aws, url, f"Finalized (late): {t.stable_service}")
+    assert f"runs {hotfix} (not the finalized {release}: it was changed since)" in late, late
