@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -617,6 +618,9 @@ def said_at_the_end(scenarios: Sequence[Scenario], results: Sequence[bool]) -> N
     home = prefect_home()
     console.print(f"the scenarios' canary runs (their logs, stage tables and summaries) stay in the Prefect home "
                   f"{home}; the embedded AWS they ran on stopped with the demo")
-    console.print(f"next: `make up` (or `PREFECT_HOME={home} rollway up`) starts a Prefect server on that home and "
+    # `make up` serves the Makefile's home unless PREFECT_HOME is set: the same home only for a demo
+    # `make demo` ran (MAKELEVEL set); after `rollway demo` by hand it showed none of these runs.
+    up = f"`PREFECT_HOME={home} rollway up`" + (" (or `make up`)" if os.environ.get("MAKELEVEL") else "")
+    console.print(f"next: {up} starts a Prefect server on that home and "
                   "prints the Prefect UI's address: its Runs and Artifacts show these runs, and it serves every "
                   "deployment on an embedded AWS of its own with simulated traffic, to start a rollout yourself")

@@ -329,9 +329,10 @@ def test_the_demo_names_prefect_api_url_without_its_password(monkeypatch, capsys
     assert "not PREFECT_API_URL (https://ops:***@prefect.example.com/api)" in out, out
 
 
-@pytest.mark.parametrize("outcomes", [(True, True, True), (True, False, True)])
-def test_the_demos_end_says_what_passed_where_its_runs_are_and_what_to_try_next(outcomes, tmp_path, monkeypatch,
-                                                                                capsys):
+@pytest.mark.parametrize("outcomes, under_make", [((True, True, True), True), ((True, False, True), True),
+                                                 ((True, True, True), False)])
+def test_the_demos_end_says_what_passed_where_its_runs_are_and_what_to_try_next(outcomes, under_make, tmp_path,
+                                                                                monkeypatch, capsys):
     """The demo ended on "3/3 scenarios as expected" alone: nothing said that each scenario's run,
     its log, stage tables and summary stay in the Prefect home, that `rollway up` on that home shows
     them in the Prefect UI, or what to try after a demo; nor, when one was not as expected, which."""
@@ -343,6 +344,10 @@ def test_the_demos_end_says_what_passed_where_its_runs_are_and_what_to_try_next(
 
     home = tmp_path / "home"
     monkeypatch.setenv("PREFECT_HOME", str(home))
+    if under_make:
+        monkeypatch.setenv("MAKELEVEL", "1")
+    else:
+        monkeypatch.delenv("MAKELEVEL", raising=False)
     monkeypatch.setattr(rollway.sim.server, "EmbeddedAws",
                         lambda: nullcontext(SimpleNamespace(endpoint_url="http://x")))
     monkeypatch.setattr(rollway.cli.demo, "free_leftover_slot", lambda targets: None)
@@ -360,5 +365,8 @@ def test_the_demos_end_says_what_passed_where_its_runs_are_and_what_to_try_next(
     assert f"{sum(outcomes)}/3 scenarios as expected" in out, out
     assert ("NOT as expected: B: version failing 5% of requests" in out) == (not all(outcomes)), out
     assert f"canary runs (their logs, stage tables and summaries) stay in the Prefect home {home.resolve()}" in out, out
-    assert f"`make up` (or `PREFECT_HOME={home.resolve()} rollway up`)" in out, out
+    assert f"`PREFECT_HOME={home.resolve()} rollway up`" in out, out
+    # `make up` uses the Makefile's home unless PREFECT_HOME is set: named only to a demo `make demo`
+    # ran (the same environment), not to `rollway demo` run by hand on another home.
+    assert ("`make up`" in out) == under_make, out
     assert "the Prefect UI" in out, out
