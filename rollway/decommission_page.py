@@ -14,7 +14,7 @@ sent a second time.
 from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
-from rollway.ledger import RolloutRecord, Transition, utc, wall_utc
+from rollway.ledger import RolloutRecord, Transition, notice_time, utc
 from rollway.phases import RolloutPhase
 
 DECOMMISSION = "decommission"
@@ -59,7 +59,7 @@ def why_owed(record: RolloutRecord, owed: Transition) -> str:
     refused = next((t for t in reversed(after) if t.kind == PAGE_REFUSED), None)
     if refused is None:
         return LATE_WHY
-    when = wall_utc(refused.wall) if refused.wall is not None else utc(refused.at)
+    when = notice_time(refused)
     return f"SNS refused it: {refused.comment or 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 
@@ -70,7 +70,7 @@ def subject(stable_service: str, *, late: bool = False) -> str:
 def late_message(record: RolloutRecord, decommission: Transition, stable_service: str) -> str:
     """The late page: what was decommissioned, when, by which run, and why it comes now."""
     run = f", run {decommission.run}" if decommission.run else ""
-    when = wall_utc(decommission.wall) if decommission.wall is not None else utc(decommission.at)
+    when = notice_time(decommission)
     return (f"This page is late: {why_owed(record, decommission)}. Rollout {record.rollout_id} of {record.image}: "
             f"{stable_service} was scaled to 0 at {when} (by {decommission.actor}{run}): "
             f"{decommission.comment or 'decommissioned'}.")

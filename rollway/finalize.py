@@ -24,8 +24,8 @@ from rollway.clock import on_the_wall
 from rollway.decide import window_settled
 from rollway.errors_pickle import PicklableError
 from rollway.image import with_pin
-from rollway.ledger import (BREACH_ACCEPTED, BREACH_KEPT, NOTICE_FAILED, NOTIFIED, RolloutRecord, Transition, monitoring_owed, utc,
-                            wall_utc)
+from rollway.ledger import (BREACH_ACCEPTED, BREACH_KEPT, NOTICE_FAILED, NOTIFIED, RolloutRecord, Transition, monitoring_owed, notice_time,
+                            utc)
 from rollway.model import ServiceState, Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec
@@ -177,7 +177,7 @@ def notice_owed(record: RolloutRecord | None) -> Transition | None:
 
 def refused_said(refused: Transition) -> str:
     """A ``notice-failed`` entry of a finalize as people read it: SNS's answer, whose run, when."""
-    when = wall_utc(refused.wall) if refused.wall is not None else utc(refused.at)
+    when = notice_time(refused)
     return f"{refused.comment or NOTICE_NOT_SENT + 'no answer recorded'} ({refused.actor}'s run, at {when})"
 
 

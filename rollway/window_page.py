@@ -12,7 +12,7 @@ close, a decommission, a finalize) or a rollback makes it old news.
 from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
-from rollway.ledger import RolloutRecord, utc, wall_utc
+from rollway.ledger import RolloutRecord, notice_time
 from rollway.phases import RolloutPhase
 
 WINDOW_PAGE_REFUSED = "window-page-refused"
@@ -36,7 +36,7 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
     newest = next((t for t in reversed(record.history) if t.kind in (WINDOW_PAGE_REFUSED, *_LATER_ENDS)), None)
     if newest is None or newest.kind != WINDOW_PAGE_REFUSED:
         return None
-    when = wall_utc(newest.wall) if newest.wall is not None else utc(newest.at)
+    when = notice_time(newest)
     return (f"{newest.comment or 'a page of the monitoring window was not sent'} ({newest.actor}'s run, at {when}): "
             "that run's page reached nobody, and no run sends it again (a later look at the window pages anew: "
             "a page a later run sent is not recorded); mend what SNS refused (the topic, the role's sns:Publish, "
