@@ -34,7 +34,8 @@ from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
 from rollway.one_line import shown
 from rollway.validation import (
-    HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, shown_url,
+    HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, query_parts,
+    shown_url,
 )
 
 BODY_TAIL = 200
@@ -339,7 +340,7 @@ def quoted_body(response: httpx.Response) -> str:
     # An error page may echo the request's URL ("Cannot GET /health?token=..."): the query values
     # the URL's own display masks are masked here too, as sent, decoded and percent-encoded.
     query = response.request.url.query.decode("ascii", "replace")
-    values = {part.partition("=")[2] for part in query.split("&")}
+    values = {value for _, value in query_parts(query)}
     values |= {value for _, value in parse_qsl(query, keep_blank_values=True)}
     forms = {form for value in values if len(value) >= _MASKED_MIN
              for form in (value, quote(value, safe=""), quote(value), quote_plus(value))}

@@ -61,11 +61,28 @@ def shown_url(url: str) -> str:
     parts = urlsplit(str(url))
     if not (parts.query or parts.fragment or "@" in parts.netloc):
         return str(url)
-    masked = urlencode([(key, "****") for key, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    masked = "&".join(urlencode([(key, "****")], safe="*") if key is not None else "****"
+                      for key, _ in query_parts(parts.query))
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "****@" + netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=netloc, query=masked, fragment=""))
+
+
+def query_parts(query: str) -> list[tuple[str | None, str]]:
+    """Each item of ``query`` as (its key, decoded, or None, its value as sent): the value is what
+    a URL shown (``shown_url``) or a body quoted masks. An item without ``=`` is all value: a token
+    given alone (``?<api key>``) was shown whole, read as a key."""
+    items = []
+    for part in query.split("&"):
+        if not part:
+            continue  # "a=1&&b=2": no item, as parse_qsl reads it
+        if "=" not in part:
+            items.append((None, part))
+            continue
+        ((key, _),) = parse_qsl(part, keep_blank_values=True)
+        items.append((key, part.partition("=")[2]))
+    return items
 
 
 def _http_url(value: str, what: str) -> str:

@@ -509,6 +509,13 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
     for result in (echoed, redirected):
         assert "s3cr3t" not in result.reason and "tok+en" not in result.reason and "tok%2Ben" not in result.reason
     assert "/health?token=****&region=eu</p>" in echoed.reason  # the echo is still quoted, masked
+    # A token alone, no key before it (``?<api key>``): the URL showed it whole as a key, the echo quoted it.
+    with _Echo(404, _not_found_page) as url:
+        spec = ValidationSpec(health_url=f"{url}/health?s3cr3tt0kenvalue", api_base_url=url)
+        with http_checks.client(spec) as http:
+            alone = http_checks.check_health(http, spec)
+    assert "s3cr3t" not in alone.reason, alone.reason
+    assert f"from GET {url}/health?****, " in alone.reason and "/health?****</p>" in alone.reason
 
 
 def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown():

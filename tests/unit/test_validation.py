@@ -416,6 +416,9 @@ def test_a_refused_url_with_credentials_is_not_echoed_in_the_error():
     ("https://u:pw@x/h#access_token=t", "https://****@x/h"),
     ("https://u:pw@x:8443/h?t=1", "https://****@x:8443/h?t=****"),
     ("https://u@x/h", "https://****@x/h"),
+    # A query that is a token alone (``?<api key>``) has no key to name: it was shown whole, as a key.
+    ("https://x/h?s3cr3tt0ken", "https://x/h?****"),
+    ("https://x/h?region=eu&s3cr3tt0ken", "https://x/h?region=****&****"),
 ])
 def test_shown_urls_mask_every_query_value(url, shown):
     assert shown_url(url) == shown
