@@ -56,8 +56,8 @@ from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.validation import (
     CHECKS, HTTP_CHECK_LIMIT, MESSAGE, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult, ValidationSpec,
-    ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session, past_check_limit, shown_url,
-    left_behind, skipped, unchecked,
+    ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session, past_check_limit, said_seconds,
+    shown_url, left_behind, skipped, success_rate_check_seconds, unchecked, validation_seconds,
 )
 from tasks import validation as checks
 
@@ -100,13 +100,15 @@ def validate_deployment(
     log.info("validating %d checks (%s), each request given at most %g s (spec.timeout_seconds), %d attempt(s) per "
              "check %g s apart (a SuccessRate read without data read again %g s later), each HTTP check at most %g s "
              "in all (spec.http_check_limit_seconds), the targets check at most %g s in all "
-             "(spec.targets_check_limit_seconds): health %s, sessions %s, SuccessRate of %s in %s over %d min "
-             "(floor %g%%)",
+             "(spec.targets_check_limit_seconds), the SuccessRate check at most %s in all, the whole run at most about "
+             "%s: health %s, sessions %s, SuccessRate of %s in %s over %d min (floor %g%%)",
              len(CHECKS), ", ".join(CHECKS), spec.timeout_seconds, spec.attempts, spec.retry_delay_seconds,
              spec.success_rate_retry_delay_seconds, spec.http_check_limit_seconds, spec.targets_check_limit_seconds,
+             said_seconds(success_rate_check_seconds(spec)), said_seconds(validation_seconds(spec)),
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
              spec.success_rate_window_minutes, spec.success_rate_floor)
 
+    began = time.monotonic()
     results: list[CheckResult] = []
 
     def note(result: CheckResult) -> CheckResult:
@@ -181,6 +183,8 @@ def validate_deployment(
                                    *(("", markdown_cell(left)) if left is not None else ()))),
         description="post-deployment validation",
     ))
+    log.info("the validation took %s, of at most about %s", said_seconds(time.monotonic() - began),
+             said_seconds(validation_seconds(spec)))
     if not summary.passed:
         raise ValidationFailed(summary)
     log.info("deployment validation passed: %s", summary.reason)

@@ -170,9 +170,33 @@ def success_rate_check_seconds(spec: "ValidationSpec") -> float:
     return spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.success_rate_retry_delay_seconds
 
 
-def _minutes(seconds: float) -> str:
-    """ "41 min 20 s", "100 min": a figure just past the bound is not rounded down onto it."""
+def check_seconds(spec: "ValidationSpec", setting: str = HTTP_CHECK_LIMIT) -> float:
+    """The longest one HTTP check (or, ``setting`` ``TARGETS_CHECK_LIMIT``, the targets check) can
+    take: its attempts, each up to ``spec.timeout_seconds``, and ``spec.retry_delay_seconds``
+    between them, or its limit in all, whichever is less."""
+    attempts = spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.retry_delay_seconds
+    return min(getattr(spec, setting), attempts)
+
+
+VALIDATION_READS = 3
+"""The reads a validation makes outside its checks, each given up on after ``spec.timeout_seconds``:
+the load balancer's weights, and each of the two services' image."""
+
+
+def validation_seconds(spec: "ValidationSpec") -> float:
+    """About the longest a validation run can take once it starts its checks: the three HTTP checks
+    (health, session, message), the SuccessRate check, the targets check and ``VALIDATION_READS``.
+    Each bound was said on its own, and the SuccessRate check's not at all: what the run as a whole
+    could take (minutes at the defaults, over an hour at the spec's extremes) was for a person to add up."""
+    return (3 * check_seconds(spec) + success_rate_check_seconds(spec) + check_seconds(spec, TARGETS_CHECK_LIMIT)
+            + VALIDATION_READS * spec.timeout_seconds)
+
+
+def said_seconds(seconds: float) -> str:
+    """ "41 min 20 s", "100 min", "40 s": a figure just past the bound is not rounded down onto it."""
     whole, rest = divmod(math.ceil(seconds), 60)
+    if not whole:
+        return f"{rest} s"
     return f"{whole} min" + (f" {rest} s" if rest else "")
 
 
@@ -360,9 +384,9 @@ class ValidationSpec(BaseModel):
         total = success_rate_check_seconds(self)
         if total > SUCCESS_RATE_CHECK_LIMIT_SECONDS:
             raise ValueError(
-                f"the SuccessRate check could take {_minutes(total)} in all: {reads} reads (attempts {reads}) of up "
+                f"the SuccessRate check could take {said_seconds(total)} in all: {reads} reads (attempts {reads}) of up "
                 f"to {self.timeout_seconds:g} s each (timeout_seconds) and {waits} waits of {delay:g} s "
-                f"(success_rate_retry_delay_seconds); at most {_minutes(SUCCESS_RATE_CHECK_LIMIT_SECONDS)}: "
+                f"(success_rate_retry_delay_seconds); at most {said_seconds(SUCCESS_RATE_CHECK_LIMIT_SECONDS)}: "
                 f"{_success_rate_fixes(self)}")
         return self
 

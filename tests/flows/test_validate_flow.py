@@ -323,6 +323,13 @@ def test_the_opening_line_says_the_checks_and_how_long_each_request_may_take(aws
     assert opening.startswith("validating 5 checks (health, session, message, success_rate, targets)"), opening
     assert "each request given at most 7 s (spec.timeout_seconds)" in opening, opening
     assert "2 attempt(s) per check" in opening, opening
+    # How long the whole run may take, and the SuccessRate check, were said nowhere: three HTTP checks
+    # of 2 x 7 s, the SuccessRate check's 2 reads of 7 s, the targets check's 2 x 7 s and three reads
+    # of 7 s (the weights, each service's image), no waits between attempts in this spec.
+    assert "the SuccessRate check at most 14 s in all" in opening, opening
+    assert "the whole run at most about 1 min 31 s" in opening, opening
+    (took,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the validation took")]
+    assert re.fullmatch(r"the validation took \d+ s, of at most about 1 min 31 s", took), took
 
 
 def test_a_success_rate_without_data_is_read_again_after_its_own_wait_each_said(aws, app, blocks, caplog):

@@ -19,6 +19,7 @@ from rollway.validation import (
     no_session,
     shown_url,
     skipped,
+    validation_seconds,
 )
 
 
@@ -60,6 +61,17 @@ def test_the_success_rate_check_is_bounded_in_all_its_reads_and_waits():
     assert ("the SuccessRate check could take 41 min 20 s in all: 20 reads (attempts 20) of up to 10 s each "
             "(timeout_seconds) and 19 waits of 120 s (success_rate_retry_delay_seconds); at most 20 min: "
             "set success_rate_retry_delay_seconds to 52.6 or less, or attempts to 10 or fewer") in said, said
+
+
+def test_the_whole_validation_is_bounded_by_its_checks_and_reads():
+    # The defaults: each HTTP check 3 x 10 s and two 5-s waits (40 s, under its 300-s limit), three
+    # of them; the SuccessRate check 3 x 10 s and two 60-s waits; the targets check 40 s; three reads of
+    # 10 s (the weights, each service's image).
+    assert validation_seconds(ValidationSpec()) == 3 * 40 + 150 + 40 + 30
+    # A check's own limit caps it where its attempts multiplied out would not.
+    capped = ValidationSpec(attempts=20, timeout_seconds=30, retry_delay_seconds=30, http_check_limit_seconds=120,
+                            targets_check_limit_seconds=90, success_rate_retry_delay_seconds=0)
+    assert validation_seconds(capped) == 3 * 120 + 20 * 30 + 90 + 3 * 30
 
 
 @pytest.mark.parametrize(("setting", "refused"), [
