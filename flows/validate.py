@@ -302,7 +302,7 @@ def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, wa
     it had taken.
 
     A check raises ``CheckFailed`` to be tried again; its last one is taken from the failed state.
-    Anything else it raises is a defect, not a finding, and fails the run.
+    Anything else it raises is a defect, not a finding: it is not tried again, and fails the run.
     """
     earlier: list[float] = []
     began = time.monotonic()
@@ -311,19 +311,22 @@ def _attempted(task, spec: ValidationSpec, *args, delay: float | None = None, wa
     def retry(_task, _task_run, state) -> bool:
         # Called on each failure Prefect is about to try again: the attempt's time is kept here,
         # where the last attempt's result alone said three timeouts of 10 s took 10 s.
-        if isinstance(state.data, checks.CheckFailed):
-            result = state.data.result
-            why = past_check_limit(spec, elapsed=time.monotonic() - began, wait=wait, failed_attempt=result.attempts,
-                                   setting=bounded) if bounded else None
-            if why is not None:
-                stopped.append(why)
-                return False  # the last attempt's result stands, said with why it is the last
-            earlier.append(result.seconds)
-            # Said as the wait starts: a run quiet for a minute read as stuck.
-            get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %g s before attempt %d%s",
-                                  result.name, result.attempts, spec.attempts, result.reason, wait,
-                                  result.attempts + 1, f" ({waiting_for})" if waiting_for else "")
-        return True  # Prefect's own rule: every failure is tried again while attempts remain
+        if not isinstance(state.data, checks.CheckFailed):
+            # A defect, not a finding: Prefect's own rule tried it again spec.attempts times,
+            # spec.retry_delay_seconds apart and past the check's bound, before the run failed on it.
+            return False
+        result = state.data.result
+        why = past_check_limit(spec, elapsed=time.monotonic() - began, wait=wait, failed_attempt=result.attempts,
+                               setting=bounded) if bounded else None
+        if why is not None:
+            stopped.append(why)
+            return False  # the last attempt's result stands, said with why it is the last
+        earlier.append(result.seconds)
+        # Said as the wait starts: a run quiet for a minute read as stuck.
+        get_run_logger().info("%s did not pass on attempt %d of %d (%s); waiting %g s before attempt %d%s",
+                              result.name, result.attempts, spec.attempts, result.reason, wait,
+                              result.attempts + 1, f" ({waiting_for})" if waiting_for else "")
+        return True
 
     wait = spec.retry_delay_seconds if delay is None else delay
     retried = task.with_options(retries=spec.attempts - 1, retry_delay_seconds=wait,

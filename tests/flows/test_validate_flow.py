@@ -262,6 +262,27 @@ def test_a_check_that_keeps_failing_logs_one_line_per_attempt_and_no_traceback(a
                and '"unhealthy"' in r.getMessage() for r in caplog.records)
 
 
+def test_a_check_that_fails_with_a_defect_is_not_tried_again(aws, app, blocks, monkeypatch):
+    """Prefect's retries took any error for a finding: a defect in a check was tried again
+    spec.attempts times, spec.retry_delay_seconds apart and past its spec.http_check_limit_seconds
+    (hours at the spec's extremes), before the run failed on it."""
+    from rollway import http_checks
+
+    tried: list[str] = []
+
+    def broken(http, spec, say=None):
+        tried.append(spec.health_url)
+        raise KeyError("a defect in the check")
+
+    monkeypatch.setattr(http_checks, "check_health", broken)
+    state = validate_deployment(spec=spec(app, attempts=3), targets_block=blocks, aws_credentials_block=blocks,
+                                return_state=True)
+    assert state.is_failed()
+    with pytest.raises(KeyError, match="a defect in the check"):
+        state.result()
+    assert len(tried) == 1, tried
+
+
 def stopped_at_its_limit(app, blocks, name: str, setting: str, caplog):
     """A run whose check ``name`` keeps failing, with ``setting`` (the spec's bound on it in all)
     6 s, 3 attempts 5 s apart, 2 s each: the check, checked to have stopped after its first attempt
