@@ -400,13 +400,27 @@ _VERDICT_KEYS = ("status", "healthy", "ok", "success")
 an API's ``{"success": false}``): only ``false`` itself, not a missing key or a 0."""
 
 
+def _json(response: httpx.Response) -> object:
+    """``response``'s body as JSON.
+
+    Raises:
+        ValueError: it is not JSON, or not text (json's and the codec's own errors are ValueErrors);
+            or it nests deeper than Python's parser goes (its ``__cause__`` a ``RecursionError``,
+            which went through the checks and failed the run with its traceback).
+    """
+    try:
+        return response.json()
+    except RecursionError as err:
+        raise ValueError("JSON nested too deep to read") from err
+
+
 def _body_says_failed(response: httpx.Response) -> str | None:
     """What a 2xx answer's JSON object says went wrong, or None: a ``status`` of failure, a
     verdict key that is ``false``, or a non-empty ``error`` or ``errors``. A body that is not a
     JSON object says nothing."""
     try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+        body = _json(response)
+    except ValueError:
         return None
     if not isinstance(body, dict):
         return None
@@ -544,11 +558,13 @@ def create_session(http: httpx.Client, spec: ValidationSpec, say: Say | None = N
         return CheckResult(name=SESSION, outcome="failed", seconds=took(), answer_unclear=unclear,
                            reason=_answered(response, "api_base_url") + (_not_again(spec, _SECOND_SESSION) if unclear else ""))
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = _json(response)
+    except ValueError as unread:
+        deep = isinstance(unread.__cause__, RecursionError)
         return CheckResult(name=SESSION, outcome="failed", seconds=took(),
-                           answer_unclear=f"HTTP {response.status_code}, not JSON",
-                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} is not JSON; {quoted_body(response)}")
+                           answer_unclear=f"HTTP {response.status_code}, not JSON" + (" a check can read" if deep else ""),
+                           reason=f"HTTP {response.status_code} from POST {shown_url(url)} is "
+                                  f"{'JSON nested too deep to read' if deep else 'not JSON'}; {quoted_body(response)}")
     session_id = body.get("sessionId") if isinstance(body, dict) else None
     # "." and ".." are no id a path can carry: put in messages_path as they are (percent-encoding
     # leaves dots alone), the URL's dot segments are resolved, and the message was sent to

@@ -137,6 +137,22 @@ def test_a_session_answer_that_is_not_json_says_a_session_may_exist():
     assert session.outcome == "failed" and session.answer_unclear == "HTTP 201, not JSON", session
 
 
+def test_an_answer_of_json_nested_deeper_than_python_reads_is_judged_not_a_crash():
+    # 100,000 nested arrays, well under the MiB read: json's RecursionError went through every
+    # check, and the run failed on its traceback after as many attempts, the checks after it unmade.
+    deep = "[" * 100_000 + "]" * 100_000
+    answer = httpx.MockTransport(lambda request: httpx.Response(200 if request.method == "GET" else 201, text=deep))
+    spec = spec_for("http://api.test")
+    with httpx.Client(transport=answer) as http:
+        health = http_checks.check_health(http, spec)
+        session = http_checks.create_session(http, spec)
+        message = http_checks.send_message(http, spec, "sess-1")
+    # No verdict can be read from it: its status decides, as for a body that is not JSON.
+    assert health.outcome == "passed" and message.outcome == "passed", (health, message)
+    assert session.outcome == "failed" and session.answer_unclear == "HTTP 201, not JSON a check can read", session
+    assert "is JSON nested too deep to read" in session.reason, session.reason
+
+
 def test_a_session_the_service_refused_with_a_4xx_was_not_created(app):
     app.faults.session_status = 422
     _, session, _ = run_all(app, spec_for(app.url))
