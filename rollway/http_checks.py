@@ -135,10 +135,11 @@ class _Deadline(httpx.SyncByteStream):
 
 
 class _Read(httpx.SyncByteStream):
-    """A body as a check read it, decoded, to ``BODY_READ_LIMIT`` (``cut``: the rest was not read)."""
+    """A body as a check read it, decoded, to ``BODY_READ_LIMIT`` (``cut``: the rest was not read;
+    ``undecoded``: why its ``Content-Encoding`` could not decode it, its content then empty)."""
 
-    def __init__(self, content: bytes, cut: bool) -> None:
-        self._content, self.cut = content, cut
+    def __init__(self, content: bytes, cut: bool, undecoded: str | None = None) -> None:
+        self._content, self.cut, self.undecoded = content, cut, undecoded
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._content
@@ -273,6 +274,7 @@ def _read_capped(response: httpx.Response, body: _Deadline) -> httpx.Response:
     """
     kept: list[bytes] = []
     size = 0
+    undecoded = None
     decoded = response.iter_bytes()
     try:
         for chunk in decoded:
@@ -286,10 +288,15 @@ def _read_capped(response: httpx.Response, body: _Deadline) -> httpx.Response:
                 # Read to the cap: the next byte, if any, is past it, and may never come.
                 body.cut = True
                 break
+    except httpx.DecodingError as err:
+        # The answer came, status and headers: only its body is unreadable. Raised, it read as a
+        # request that failed ("failed: DecodingError"), the status unsaid and a POST's answer lost.
+        undecoded = f"{response.headers.get('content-encoding', '')} could not decode ({error_said(err)})"
+        kept, body.cut = [], False
     finally:
         decoded.close()
     headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() != "content-encoding"]
-    read = httpx.Response(response.status_code, headers=headers, stream=_Read(b"".join(kept), body.cut),
+    read = httpx.Response(response.status_code, headers=headers, stream=_Read(b"".join(kept), body.cut, undecoded),
                           request=response.request, extensions=response.extensions)
     read.read()
     return read
@@ -330,6 +337,9 @@ def quoted_body(response: httpx.Response) -> str:
     A binary body is described (its size and type), not quoted: its bytes, decoded, put control
     characters (a terminal's escapes) and a row of replacement characters in the run's log. Any
     control character left in a text body is shown as a space."""
+    undecoded = getattr(response.stream, "undecoded", None)
+    if undecoded is not None:
+        return f"a body its Content-Encoding {shown(undecoded)}, not quoted"
     cut = " (the rest was not read)" if _cut(response) else ""
     text = _text(response)
     if _binary(text, response.content):

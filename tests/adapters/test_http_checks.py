@@ -426,6 +426,32 @@ class _LoginRedirect(_LocalServer):
             request.wfile.write(self.body)
 
 
+class _MislabelledGzip(_LocalServer):
+    """A proxy's error page labelled ``Content-Encoding: gzip`` that is not: 503 to a GET, 201 to a POST."""
+
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        body = b"upstream down"
+        request.send_response(503 if request.command == "GET" else 201)
+        request.send_header("Content-Encoding", "gzip")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def test_an_answer_whose_body_its_content_encoding_cannot_decode_keeps_its_status():
+    # "failed: DecodingError" said neither the 503 nor that the service had answered at all, and
+    # the session POST's 201 read as an answer lost.
+    with _MislabelledGzip() as url:
+        spec = spec_for(url)
+        with http_checks.client(spec) as http:
+            health = http_checks.check_health(http, spec)
+            session = http_checks.create_session(http, spec)
+    assert health.outcome == "failed" and health.reason.startswith(f"HTTP 503 from GET {url}/health"), health
+    assert "a body its Content-Encoding gzip could not decode (DecodingError: " in health.reason, health.reason
+    assert session.outcome == "failed" and not session.answer_lost, session
+    assert session.answer_unclear == "HTTP 201, not JSON" and "HTTP 201 from POST" in session.reason, session
+
+
 def test_a_redirect_to_a_login_page_is_not_a_healthy_service_nor_a_sent_message():
     with _LoginRedirect() as url:
         spec = spec_for(url)
