@@ -880,13 +880,17 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
     None (or the answer stored at that very moment, which the engine does not apply).
     """
 
-    def answer(pause: Pause, summary: str, watch: Watch | None = None) -> ApprovalAnswer | None:
+    def answer(pause: Pause, summary: str, watch: Watch | None = None,
+               began: float | None = None) -> ApprovalAnswer | None:
         log = get_run_logger()
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
             raise RuntimeError("an approval pause needs a flow run: call the approver inside a @flow")
         run_id = context.flow_run.id
-        paused_at = datetime.now(timezone.utc)
+        # ``began``: a pause a run that died waiting asked first (wall clock), asked again by the run
+        # that took the rollout over: its timeout runs from then, not from zero again.
+        now = time.time()
+        paused_at = datetime.fromtimestamp(min(began, now) if began is not None else now, timezone.utc)
         form = ApprovalInput.with_initial_data(
             description=f"## rollway: {pause.cause} pause\n\n{summary}\n\n"
             "Answer **approve** to continue, **reject** to roll back now, **hold** to stay here.\n\n"
@@ -894,7 +898,7 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
             action="approve" if pause.cause == "approval" else "hold",
         )
         # The deadline starts before the pause is proposed, as the server's does.
-        deadline = time.monotonic() + approvals.timeout_seconds
+        deadline = time.monotonic() + approvals.timeout_seconds - (now - paused_at.timestamp())
         # Its client bounds a Retry-After (``RETRY_AFTER_MOST_SECONDS``): it reads the run's state and
         # says the run waits, and a long one kept the run silent past `rollway promote`'s second look.
         with bounded_client() as client:
@@ -935,7 +939,9 @@ def prefect_approver(approvals: Approvals, poll_interval: int = 2) -> Approver:
                 # the stage, and the canary flow sends no notice of its pauses.
                 log.info("paused for %s (%s): resume the run with an answer by %s (wall clock, %s from now); unanswered, %s",
                          pause.cause, " ".join(pause.reason.split()), _due(approvals, paused_at),
-                         duration_said(approvals.timeout_seconds),
+                         # What is left of it: a pause a dead run asked first keeps its deadline.
+                         duration_said(approvals.timeout_seconds) if began is None
+                         else _said_to_the_minute(max(0.0, deadline - time.monotonic())),
                          "the rollout rolls back" if approvals.on_timeout == "rollback" else "it holds and asks again")
             given = None
 

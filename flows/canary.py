@@ -491,12 +491,14 @@ class StageTables(NullJournal):
     def shifted(self, state, before, after, reason, flags, from_stage) -> None:
         self._weights = after
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> str | None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
+               taken_over: None = None) -> str | None:
         """Tell people a pause waits for them, as the progressive flow does: a person learnt of a
         pause only from the UI, and an unanswered one rolled a healthy canary back. Once per wait
         and cause (a timeout whose policy holds asks the same question again, which nobody
         answered the first time), and again after a person's hold. Returns why the wait's newest
-        notice was not sent (the form says it), or None."""
+        notice was not sent (the form says it), or None. ``taken_over``: always None (``taken_over``:
+        a canary run keeps no ledger, and no run takes its pause over)."""
         if pause.stage_index != self._waiting_at:
             self._waiting_at, self._told, self._unsent = pause.stage_index, set(), None
         if pause.cause in self._told and held_by is None:

@@ -21,7 +21,8 @@ from prefect.context import FlowRunContext
 from flows.approvals import duration_said, pause_question
 from flows.renewing import recovered_said, trouble_said
 from flows.untraced import without_traceback
-from rollway.approvals import ApprovalAnswer, Approver, ask, next_stage_for, takes_watch
+from rollway.approvals import (ApprovalAnswer, Approver, TakenOver, ask, next_stage_for, taken_over_said,
+                               taken_over_timeout, takes_watch)
 from rollway.aws.cloudwatch import window_utc
 from rollway.aws.ledger import STORAGE_ERRORS
 from prefect.transactions import transaction
@@ -91,11 +92,17 @@ class Journal(Protocol):
         """What is recorded of the stages before stage index ``before`` (judged by an earlier
         weekly phase's run, or a run that died), as markdown for the approval form; None: nothing."""
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> str | None:
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
+               taken_over: TakenOver | None = None) -> str | None:
         """A person is about to be asked ``pause``'s question (the run waits for the answer);
         ``held_by``: the person's hold this pause asks again after, if it does; ``judging``: what
-        the form says of the canary judged meanwhile ("" when nothing is). Returns why people were
+        the form says of the canary judged meanwhile ("" when nothing is); ``taken_over``: the pause
+        a run that died waiting left open, asked again (``taken_over``). Returns why people were
         not told of this wait (SNS refused its notice, now or at an earlier asking of it), or None."""
+
+    def taken_over(self, pause: Pause) -> TakenOver | None:
+        """The pause ``pause`` asks again when the run that asked it died waiting and this run took
+        the rollout over (``rollway.approvals.taken_over_pause``); None: it asks anew."""
 
     def answered(self, pause: Pause, answer: ApprovalAnswer, approved_stage: int | None) -> None: ...
 
@@ -131,11 +138,14 @@ class Journal(Protocol):
 
 
 def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at: datetime,
-                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None) -> str | None:
+                 held_by: ApprovalAnswer | None, judging: str, weights: Weights | None,
+                 taken_over: str | None = None) -> str | None:
     """Tell people (an SNS alert: a message SNS refuses is logged, never a failed run whose hooks
     would roll back) that the run waits for their answer to ``pause``: the question, the run, by
     when, what the run judges meanwhile (``judging``) and how to answer; ``held_by``: the person's
-    hold it is asked again after; ``weights``: where the traffic holds (None: not known here).
+    hold it is asked again after; ``weights``: where the traffic holds (None: not known here);
+    ``taken_over``: why a run that took the rollout over asks a dead run's pause again
+    (``taken_over_said``): a second notice of the same pause, from another run, read as a new one.
 
     Returns:
         None once sent; else why SNS did not take it, which the journal records on the rollout and
@@ -152,8 +162,10 @@ def pause_notice(env: Environment, spec: RolloutSpec, pause: Pause, *, paused_at
         comment = on_one_line(held_by.comment)
         why = f" ({comment})" if comment else ""
         again = f"{on_one_line(held_by.approver)} answered hold{why}; asked again. "
+    elif taken_over is not None:
+        again = f"{taken_over}. "
     return metrics.alert_or_refusal(
-        env.notifier, f"Rollout waits for a person{' again' if held_by else ''}: {service}",
+        env.notifier, f"Rollout waits for a person{' again' if again else ''}: {service}",
         f"{again}{spec.image} on {service}{where} waits for an answer{run}: "
         f"{pause_question(pause, spec.approvals, paused_at)}.\n"
         + (f"{judging}\n" if judging else "") +
@@ -186,7 +198,9 @@ class NullJournal:
 
     def earlier_stages(self, before): return None
 
-    def asking(self, pause, held_by=None, judging=""): return None
+    def asking(self, pause, held_by=None, judging="", taken_over=None): return None
+
+    def taken_over(self, pause): return None
 
     def answered(self, pause, answer, approved_stage): pass
 
@@ -931,11 +945,24 @@ def run_stages(
                        f"{seconds_said(spec.analysis.interval_seconds)} (rollout clock) and rolls back on its own if "
                        "it fails or its traffic is moved: the pause then ends, and an answer is no longer taken.\n\n"
                        if watched and takes_watch(approver) else "")  # a two-argument one is given no watch
-            unsent = journal.asking(decision, held, judging.strip())  # the notice says it as the form does
+            # The same pause, when its run died waiting and this run took the rollout over: by its own
+            # deadline, not a new timeout from zero; past it, the timeout policy acts (hold asks anew).
+            taken = journal.taken_over(decision)
+            expired = taken is not None and taken.began is not None and env.wall() >= taken.deadline
+            if expired and spec.approvals.on_timeout == "hold":
+                taken, expired = taken.model_copy(update={"began": None}), False
+            if expired:
+                answer = taken_over_timeout(spec.approvals, taken, env.wall())
+                log.warning("the %s pause timed out while no run waited for its answer: %s", decision.cause,
+                            answer.comment)
+            else:
+                unsent = journal.asking(decision, held, judging.strip(), taken)  # the notice says it as the form does
+                again = f"> {_plain(taken_over_said(taken))}.\n\n" if taken is not None else ""
+                # Said first in the form: nobody was paged, and a form read late is the only place it shows.
+                answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}{again}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
+                             + next_weight_hint(spec, decision, state.until_stage), watch if watched else None,
+                             began=taken.began if taken is not None else None)
             held = None
-            # Said first in the form: nobody was paged, and a form read late is the only place it shows.
-            answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
-                         + next_weight_hint(spec, decision, state.until_stage), watch if watched else None)
             # An approval is taken only after one more look: one given between two looks (a minute
             # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.
             if watched and (watch.ended is not None

@@ -20,7 +20,7 @@ from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
                             unrecorded)
 from rollway import weekly
-from rollway.approvals import ApprovalAnswer, pause_deadline
+from rollway.approvals import ApprovalAnswer, TakenOver, pause_deadline, taken_over_pause, taken_over_said
 from rollway.clock import on_the_wall as wall_wait
 from rollway.decide import Pause, StageState, stage_end
 from rollway.environment import Environment
@@ -228,7 +228,13 @@ class LedgerJournal:
                         f"{utc(line.started_at)} | {until} | {markdown_cell(line.verdict)} |")
         return "\n".join(rows)
 
-    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "") -> None:
+    def taken_over(self, pause: Pause) -> TakenOver | None:
+        """The pause ``pause`` asks again when the run that asked it died waiting and this run took
+        the rollout over (``taken_over_pause``, on the record as this run last read it)."""
+        return taken_over_pause(self._seen, pause, self.spec.approvals)
+
+    def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
+               taken_over: TakenOver | None = None) -> None:
         """Tell people a pause waits for them. The weekly schedule starts a phase on its own (week 2
         opens with the approval before 25 % by default) and nobody was told: unanswered, the pause
         timed out an hour later and rolled a healthy rollout back. Once per pause, and again when a
@@ -240,13 +246,18 @@ class LedgerJournal:
         unreadable and inconclusive metrics) would only bury it. An alert: a message SNS
         refuses must not fail the run, whose hooks would roll back. ``judging``: the form's words on
         the canary judged while the pause waits, said here too: a person reading only this took
-        their time, not knowing the run rolls back on its own meanwhile and their answer then lapses."""
-        paused_at = datetime.fromtimestamp(self.env.wall(), timezone.utc)
+        their time, not knowing the run rolls back on its own meanwhile and their answer then lapses.
+        ``taken_over``: the pause a run that died waiting asked, asked again: by its own deadline (its
+        ``began``), and its notice says so (sent again: it named the dead run, and no notice said
+        where the pause was asked now)."""
+        began = taken_over.began if taken_over is not None and taken_over.began is not None else self.env.wall()
+        paused_at = datetime.fromtimestamp(began, timezone.utc)
         if not self._record_pause(pause, paused_at) and held_by is None:
             asked = self._seen.open_pause if self._seen is not None else None
             return asked.notice_refused if asked is not None else None  # not sent again: still untold
         refused = pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
-                               weights=self._seen.weights if self._seen is not None else None)
+                               weights=self._seen.weights if self._seen is not None else None,
+                               taken_over=taken_over_said(taken_over) if taken_over is not None else None)
         asked = self._seen.open_pause if self._seen is not None else None
         if asked is not None and asked.notice_refused != refused:
             self._notice_said(asked, refused)

@@ -9,9 +9,10 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rollway.bounds import seconds_said
+from rollway.bounds import duration_said, seconds_said
 from rollway.decide import Pause
-from rollway.ledger import UNHEARD, Transition, answer_comment, utc, utc_read, wall_utc
+from rollway.ledger import (TAKEOVER, UNHEARD, RolloutRecord, Transition, answer_comment, held_by_timeout, utc,
+                            utc_read, wall_utc)
 from rollway.spec import Approvals
 
 
@@ -80,6 +81,63 @@ def late_timeout(due: float | None, late: str) -> str:
     return f"acted on {late} late: the Prefect API could not be reached when it fell due{when}"
 
 
+class TakenOver(BaseModel):
+    """The pause a run that died while it waited left open, as the run that took the rollout over
+    asks it again (``taken_over_pause``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    began: float | None = Field(description="when that pause began, for its timeout (wall clock): its deadline "
+                                            "stands; None: it passed under `on_timeout: hold`, and a new one is set")
+    deadline: float = Field(description="that pause's deadline (wall clock)")
+    run: str | None = Field(default=None, description="the run that asked it, as people know it, when recorded")
+
+
+def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals) -> TakenOver | None:
+    """The pause ``pause`` asks again when its run died waiting for the answer and this run took the
+    rollout over (``record``: as this run last read it), or None when it asks anew.
+
+    The same pause: the rollout's open question (``open_pause``) is at its stage and of its cause,
+    and nothing but ``takeover`` entries came after its entries. Asked afresh, its timeout began again
+    from zero at every takeover (a worker restarted every 50 minutes kept a pause that rolls back
+    after an hour waiting for ever), and one past its deadline was asked for another whole timeout.
+    An ``unheard`` answer (given after that run died) closes it: the run asks anew.
+    """
+    asked = record.open_pause if record is not None else None
+    if asked is None or record.asked_until is None or (asked.stage, asked.cause) != (pause.stage_index, pause.cause):
+        return None
+    history = list(record.history)
+    taken = len(history)
+    while taken and history[taken - 1].kind == TAKEOVER:
+        taken -= 1
+    last = history[taken - 1] if 0 < taken < len(history) else None
+    if last is None or last.to_stage != pause.stage_index or not (last.kind == "pause" or held_by_timeout(last)):
+        return None
+    asking = next((t for t in reversed(history[:taken]) if t.kind == "pause"), None)
+    return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
+                     run=asking.run if asking is not None else None)
+
+
+def taken_over_said(taken: TakenOver) -> str:
+    """What the notice and the form say of a pause asked again by the run that took the rollout over."""
+    who = f"flow run {taken.run}" if taken.run else "the run that asked it"
+    if taken.began is None:
+        return (f"{who} stopped while it waited for this answer, and its deadline ({wall_utc(taken.deadline)}) "
+                "passed meanwhile: this run took the rollout over, and asks again with a new deadline "
+                "(approvals.on_timeout: hold)")
+    return (f"{who} stopped while it waited for this answer: this run took the rollout over, and asks the same "
+            "pause again, its deadline unchanged")
+
+
+def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> ApprovalAnswer:
+    """The timeout of a pause whose deadline passed while no run waited for its answer (its run died),
+    acted on by the run that took the rollout over, at ``now`` (wall clock)."""
+    who = f"flow run {taken.run}" if taken.run else "the run that asked it"
+    return timed_out(approvals, f"{who} stopped while it waited; the run that took the rollout over acts on it "
+                                f"{duration_said(round(max(0.0, now - taken.deadline)))} after it fell due at "
+                                f"{wall_utc(taken.deadline)}")
+
+
 # What an approver calls while it waits for an answer, every poll: None to keep waiting, or why
 # the pause ends without an answer (the canary failed the judge, or its traffic was moved), said
 # by the watch in the run's log. The engine keeps the rollout clock and the judge; the approver
@@ -105,22 +163,35 @@ def act_now(watch: Watch | None, *, paused: bool = True) -> None:
 Approver = Callable[..., "ApprovalAnswer | None"]
 
 
-def ask(approver: Approver, pause: Pause, summary: str, watch: Watch | None) -> ApprovalAnswer | None:
+def ask(approver: Approver, pause: Pause, summary: str, watch: Watch | None,
+        began: float | None = None) -> ApprovalAnswer | None:
     """``approver``'s answer to ``pause``, given ``watch`` when it takes one (a ``watch``
     parameter: rollway's approvers do). One written for the two-argument form (a script's, a
-    test's) answers without it: the run then judges nothing while it waits in it."""
+    test's) answers without it: the run then judges nothing while it waits in it.
+
+    ``began``: when the pause began for its timeout (wall clock), when it began before this asking
+    (``TakenOver``: a run that died waiting asked it first), given to an approver that takes it (a
+    ``began`` parameter: rollway's Prefect approver does); None: it begins now."""
+    given: dict = {}
     if watch is not None and takes_watch(approver):
-        return approver(pause, summary, watch=watch)
-    return approver(pause, summary)
+        given["watch"] = watch
+    if began is not None and _takes(approver, "began"):
+        given["began"] = began
+    return approver(pause, summary, **given)
 
 
 def takes_watch(approver: Approver) -> bool:
     """Whether ``ask`` gives ``approver`` the pause's watch (it has a ``watch`` parameter)."""
+    return _takes(approver, "watch")
+
+
+def _takes(approver: Approver, name: str) -> bool:
+    """Whether ``approver`` has a parameter ``name`` (or takes any keyword)."""
     try:
         parameters = inspect.signature(approver).parameters.values()
     except (TypeError, ValueError):  # no signature to read (a builtin): the two-argument form
         return False
-    return any(p.name == "watch" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def scripted(*answers: ApprovalAnswer, clock=None, after_seconds: float = 0.0, poll_seconds: float = 2.0) -> Approver:

@@ -1,0 +1,135 @@
+"""A pause whose run died while it waited, asked again by the run that takes the rollout over.
+
+The run taking over asked the same question afresh: a new timeout from zero (an hour more, after
+the dead run's pause had waited 50 minutes, or even after its deadline had passed under
+`on_timeout: rollback`), and a second "Rollout waits for a person" notice with a new deadline that
+did not say it was the same pause. A worker restarting every 50 minutes kept a rollout its policy
+rolls back after an hour unanswered waiting for ever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.flow_runs import resume_flow_run
+
+from flows.approvals import prefect_approver
+from rollway.approvals import ApprovalAnswer
+from rollway.decide import Pause
+from rollway.ledger import utc
+from rollway.phases import RolloutPhase
+from rollway.spec import Approvals, RolloutSpec, Stage
+from tests.flows.test_approvals import paused_with_form
+from tests.flows.test_progressive_fakes import IMAGE, Killed, env_with_ledger, kinds, progressive_on
+
+TIMEOUT = 3600
+
+
+def spec(on_timeout: str = "rollback") -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=120),
+                                            Stage(weight=100, bake_seconds=120, approval=True)],
+                       approvals=Approvals(timeout_seconds=TIMEOUT, on_timeout=on_timeout), monitor_seconds=0)
+
+
+def died_waiting(env, rollout: RolloutSpec, waited: float) -> float:
+    """Run 1 pauses before 100 % and its process dies ``waited`` seconds into the pause; returns
+    when that pause began (wall clock)."""
+    began = []
+
+    def dies(pause, summary):
+        began.append(env.wall())
+        env.clock.sleep(waited)
+        raise Killed("the worker running the rollout is restarted")
+
+    with pytest.raises(Killed):
+        progressive_on(env, rollout, dies)
+    return began[0]
+
+
+def test_the_run_taking_over_asks_the_same_pause_by_its_first_deadline_and_says_so():
+    env = env_with_ledger()
+    began = died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(200)  # the lease lapses, and a run takes the rollout over 53 minutes into the pause
+    told = len(env.notifier.messages)
+    asked = []
+
+    def answers(pause, summary):
+        record = env.ledger.get(env.targets.canary_service)
+        asked.append((record.asked_until, record.open_pause.question, summary))
+        return ApprovalAnswer(action="approve", approver="bob", comment="ok")
+
+    assert progressive_on(env, spec(), answers, owner="run-2").outcome == "promoted"
+    (until, question, summary), = asked
+    due = began + TIMEOUT
+    assert until == due, f"asked again until {utc(until)}, not the pause's own deadline {utc(due)}"
+    assert f"unanswered by {utc(due)}" in question, question
+    assert "stopped while it waited for this answer" in summary and "its deadline unchanged" in summary, summary
+    # The notice sent again says it is the same pause, asked again by the run that took over.
+    (subject, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    assert subject.startswith("Rollout waits for a person again"), subject
+    assert "took the rollout over" in message and f"unanswered by {utc(due)}" in message, message
+
+
+def test_a_pause_whose_deadline_passed_while_its_run_was_dead_times_out_at_once():
+    env = env_with_ledger()
+    died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(700)  # taken over 62 minutes into a pause that rolls back after 60
+
+    def nobody(pause, summary):
+        raise AssertionError(f"asked again for a whole new hour: {pause.reason}")
+
+    result = progressive_on(env, spec(), nobody, owner="run-2")
+    assert result.outcome == "rolled_back", result
+    record = env.ledger.get(env.targets.canary_service)
+    assert record.phase is RolloutPhase.ROLLED_BACK
+    assert "timeout" in kinds(env), kinds(env)
+    assert f"no answer within {TIMEOUT} s" in result.reason, result.reason
+    assert "took the rollout over" in result.reason, result.reason
+
+
+def test_under_hold_a_pause_whose_deadline_passed_while_its_run_was_dead_is_asked_again_with_a_new_one():
+    env = env_with_ledger()
+    died_waiting(env, spec("hold"), waited=3000)
+    env.clock.sleep(700)
+    asked = []
+
+    def answers(pause, summary):
+        record = env.ledger.get(env.targets.canary_service)
+        asked.append((env.wall(), record.asked_until))
+        return ApprovalAnswer(action="approve", approver="bob", comment="ok")
+
+    assert progressive_on(env, spec("hold"), answers, owner="run-2").outcome == "promoted"
+    (at, until), = asked
+    assert until == pytest.approx(at + TIMEOUT, abs=1), (utc(at), utc(until))
+    (subject, message), = [m for m in env.notifier.messages if m[0].startswith("Rollout waits for a person again")]
+    assert "passed meanwhile" in message and "asks again with a new deadline" in message, message
+
+
+@flow(name="approvals-pause-taken-over")
+def asked_again_from(began: float):
+    approver = prefect_approver(Approvals(timeout_seconds=600, on_timeout="rollback"), poll_interval=1)
+    return approver(Pause(reason="stage 5% passed; approval needed before 100%", cause="approval", stage_index=1),
+                    "**stage 5% passed; approval needed before 100%**", began=began)
+
+
+def test_the_prefect_pause_asked_again_times_out_at_the_first_asking_s_deadline_and_its_form_says_so():
+    began = time.time() - 500  # the dead run's pause began 500 s ago, of its 600
+    answered = {}
+    thread = threading.Thread(target=lambda: answered.update(answer=asked_again_from(began)), daemon=True)
+    thread.start()
+    run = paused_with_form("approvals-pause-taken-over")
+    due = began + 600
+    # The server times the pause out at the first asking's deadline, not 600 s from now.
+    assert run.state.state_details.pause_timeout.timestamp() == pytest.approx(due, abs=30), \
+        (run.state.state_details.pause_timeout, utc(due))
+    assert f"unanswered by {utc(due)}" in run.state.message, run.state.message
+    with get_client(sync_client=True) as client:
+        form = client.read_flow_run_input(run.id, run.state.state_details.run_input_keyset["description"])
+    assert f"Without an answer by **{utc(due)}**" in form, form
+    resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana"})
+    thread.join(60)
+    assert answered["answer"].action == "approve" and answered["answer"].approver == "dana", answered
