@@ -456,7 +456,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
         # With ``changed`` in the late notice too: a hotfix put on by hand since read as the release finalized.
         runs = f"{td}{changed}"
-        message_id, refused = _send_owed_notice(env, record, actor, runs, live, progress, write_seconds)
+        # The late notice names the release as the first one would have (its tag, pin and revision),
+        # unless the stable service runs something else since.
+        release = f"{version} ({td})" if version and not changed else runs
+        message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
         # The command prints this step as its closing line: the log, the summary and the terminal agree.
         progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
@@ -585,8 +588,8 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
                       progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
-    late and saying why (``runs``: what the stable service runs now, as ``already_finalized`` says
-    it), then record it ``notified`` (its message id): status and the report stop saying it was not
+    late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
+    as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its message id): status and the report stop saying it was not
     sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
     answer) and returned, and the run fails saying so, as the first did. (None, None) when no
     notice is owed. At least once, as the decommission's page: a run that dies between the publish

@@ -136,3 +136,19 @@ def test_a_late_finalized_notice_does_not_name_a_hotfix_put_on_since_as_the_fina
     assert again.outcome == "already_finalized" and again.notification_id, again
     late = notice(aws, url, f"Finalized (late): {t.stable_service}")
     assert f"runs {hotfix} (not the finalized {release}: it was changed since)" in late, late
+
+
+def test_a_late_finalized_notice_names_the_release_as_the_first_notice_would_have(aws):
+    """The first "Finalized" notice names the image, the digest it was pinned to and the task
+    definition ("now runs <tag> (pinned as <digest>) (<revision>)"); the late one sent in its place
+    named the task definition alone, leaving people to look up which release that was."""
+    repository = aws.topology.repository_uri
+    pinned = f"{repository}@sha256:{'ab' * 32}"
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission", pinned_image=pinned)
+    url = inbox(aws)
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    late = notice(aws, url, f"Finalized (late): {aws.targets.stable_service}")
+    assert f"runs {repository}:2.0.0 (pinned as {pinned}) ({release}) and carries 100%" in late, late
