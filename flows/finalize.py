@@ -589,11 +589,12 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
                       progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
     late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
-    as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its message id): status and the report stop saying it was not
-    sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
-    answer) and returned, and the run fails saying so, as the first did. (None, None) when no
-    notice is owed. At least once, as the decommission's page: a run that dies between the publish
-    and its ``notified`` leaves it owed, and the next run sends it again."""
+    as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
+    message id): status and the report stop saying it was not sent. Refused again, the refusal is
+    recorded (``notice-failed``, SNS's newest answer) and returned, and the run fails saying so, as
+    the first did. (None, None) when no notice is owed. At least once, as the decommission's page: a
+    run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
+    it again while this rollout is the service's newest (a finalize reads no other)."""
     owed = notice_owed(record)
     if owed is None:
         return None, None
@@ -615,9 +616,11 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
                               "comment": 'the "Finalized" notice was sent late'},
                 owner=None, write_seconds=write_seconds)
-    except Exception as err:  # noqa: BLE001 - sent; unrecorded, the next run sends it again
-        progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): the next "
-                           "finalize run sends it again", record.rollout_id, error_said(err))
+    except Exception as err:  # noqa: BLE001 - sent; unrecorded, a finalize run may send it again
+        # A finalize reads the service's newest rollout only: once another starts, none sends it again.
+        progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
+                           "run sends it again while %s is the service's newest rollout; once another starts, none "
+                           "does", record.rollout_id, error_said(err), record.rollout_id)
         return message_id, None
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
     return message_id, None

@@ -152,3 +152,24 @@ def test_a_late_finalized_notice_names_the_release_as_the_first_notice_would_hav
     assert again.outcome == "already_finalized" and again.notification_id, again
     late = notice(aws, url, f"Finalized (late): {aws.targets.stable_service}")
     assert f"runs {repository}:2.0.0 (pinned as {pinned}) ({release}) and carries 100%" in late, late
+
+
+def test_a_late_notice_sent_but_not_recorded_says_when_a_finalize_sends_it_again(aws, caplog):
+    """Its ``notified`` entry refused, the run said "the next finalize run sends it again": a
+    finalize reads the service's newest rollout only, so once another rollout starts none does."""
+    import logging
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    table = f"arn:aws:dynamodb:{aws.targets.region}:123456789012:table/{aws.targets.rollouts_table}"
+    with caplog.at_level(logging.ERROR), on_operation(
+            aws.get_client("dynamodb"), "before-parameter-build",
+            refusing("AccessDeniedException", "dynamodb:UpdateItem", table, []), operation="UpdateItem"):
+        again = finalize_on(env, actor="bob")
+    assert again.notification_id, again
+    rollout = env.ledger.get(aws.targets.canary_service).rollout_id
+    said = [r.getMessage() for r in caplog.records if "late notice was sent" in r.getMessage()]
+    assert len(said) == 1 and "dynamodb:UpdateItem" in said[0], said
+    assert said[0].endswith(f"a finalize run sends it again while {rollout} is the service's newest rollout; once "
+                            "another starts, none does"), said
