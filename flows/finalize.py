@@ -159,6 +159,13 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
+    def not_sent(self, refused: str, *, late: bool = False) -> None:
+        """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late):
+        ``refused``, its answer, logged as a warning and listed among the steps."""
+        said = f"{NOTICE_NOT_SENT}{refused}"
+        self.log.warning("finalize: %s%s", "the late " if late else "", shown(said, keep=""))
+        self.steps.append(f"late: {said}" if late else said)
+
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
         # Not logged here: raised, it fails the run, whose engine logs it (in the run's log; the
         # command keeps it off the terminal, where its own "error:" line says it). Logged here too,
@@ -553,8 +560,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if refused is None:
             progress.done("notified")
         else:
-            progress.log.warning("finalize: %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
-            progress.steps.append(f"{NOTICE_NOT_SENT}{refused}")
+            progress.not_sent(refused)
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
@@ -607,8 +613,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
     if refused is not None:
-        progress.log.warning("finalize: the late %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
-        progress.steps.append(f"late: {NOTICE_NOT_SENT}{refused}")
+        progress.not_sent(refused, late=True)
         _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds, held=None)
         return None, refused
     progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
