@@ -159,6 +159,13 @@ class _Progress:
         self.log.info("finalize: %s", shown(step, keep=""))
         self.steps.append(step)
 
+    def not_sent(self, refused: str, *, late: bool = False) -> None:
+        """Say that SNS did not take the "Finalized" notice (``late``: the one owed, sent late):
+        ``refused``, its answer, logged as a warning and listed among the steps."""
+        said = f"{NOTICE_NOT_SENT}{refused}"
+        self.log.warning("finalize: %s%s", "the late " if late else "", shown(said, keep=""))
+        self.steps.append(f"late: {said}" if late else said)
+
     def stopped(self, step: str, why: str, state: str) -> FinalizeIncomplete:
         # Not logged here: raised, it fails the run, whose engine logs it (in the run's log; the
         # command keeps it off the terminal, where its own "error:" line says it). Logged here too,
@@ -456,7 +463,10 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         # A "Finalized" notice SNS refused is owed, as the decommission's page is: sent late now.
         # With ``changed`` in the late notice too: a hotfix put on by hand since read as the release finalized.
         runs = f"{td}{changed}"
-        message_id, refused = _send_owed_notice(env, record, actor, runs, live, progress, write_seconds)
+        # The late notice names the release as the first one would have (its tag, pin and revision),
+        # unless the stable service runs something else since.
+        release = f"{version} ({td})" if version and not changed else runs
+        message_id, refused = _send_owed_notice(env, record, actor, release, live, progress, write_seconds)
         # The command prints this step as its closing line: the log, the summary and the terminal agree.
         progress.done(already_finalized(record, runs=runs, weights=live, targets=t, sent_late=message_id))
         return FinalizeResult(outcome="already_finalized", rollout_id=rollout_id, image=image,
@@ -550,8 +560,7 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
         if refused is None:
             progress.done("notified")
         else:
-            progress.log.warning("finalize: %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
-            progress.steps.append(f"{NOTICE_NOT_SENT}{refused}")
+            progress.not_sent(refused)
         if record is not None:
             with progress.trying(f"record {DONE!r} in the ledger", after):
                 _record(env, record, {"kind": DONE, "actor": actor, "from_weights": live, "to_weights": weights,
@@ -585,12 +594,13 @@ def _told(t: Targets, publish: Callable[[], str]) -> tuple[str | None, str | Non
 def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs: str, live: Weights,
                       progress: _Progress, write_seconds: float) -> tuple[str | None, str | None]:
     """Send the "Finalized" notice of a finalize done whose notice SNS refused (``notice_owed``),
-    late and saying why (``runs``: what the stable service runs now, as ``already_finalized`` says
-    it), then record it ``notified`` (its message id): status and the report stop saying it was not
-    sent. Refused again, the refusal is recorded (``notice-failed``, SNS's newest
-    answer) and returned, and the run fails saying so, as the first did. (None, None) when no
-    notice is owed. At least once, as the decommission's page: a run that dies between the publish
-    and its ``notified`` leaves it owed, and the next run sends it again."""
+    late and saying why (``runs``: what the stable service runs now, as the first notice named it, or
+    as ``already_finalized`` says it when pointed elsewhere since), then record it ``notified`` (its
+    message id): status and the report stop saying it was not sent. Refused again, the refusal is
+    recorded (``notice-failed``, SNS's newest answer) and returned, and the run fails saying so, as
+    the first did. (None, None) when no notice is owed. At least once, as the decommission's page: a
+    run that dies between the publish and its ``notified`` leaves it owed, and a finalize run sends
+    it again while this rollout is the service's newest (a finalize reads no other)."""
     owed = notice_owed(record)
     if owed is None:
         return None, None
@@ -603,8 +613,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         message_id, refused = _told(t, lambda: _written(f"SNS (topic {t.alert_topic!r})", write_seconds, lambda: (
             metrics.notify(env.notifier, f"Finalized (late): {t.stable_service}", body))))
     if refused is not None:
-        progress.log.warning("finalize: the late %s", shown(f"{NOTICE_NOT_SENT}{refused}", keep=""))
-        progress.steps.append(f"late: {NOTICE_NOT_SENT}{refused}")
+        progress.not_sent(refused, late=True)
         _record_not_sent(env, record, refused, actor, progress, owner=None, write_seconds=write_seconds, held=None)
         return None, refused
     progress.done(f"sent late the \"Finalized\" notice SNS refused earlier (SNS message id {message_id})")
@@ -612,9 +621,11 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         _record(env, record, {"kind": NOTIFIED, "actor": actor, "wall": env.wall(), "message_id": message_id,
                               "comment": 'the "Finalized" notice was sent late'},
                 owner=None, write_seconds=write_seconds)
-    except Exception as err:  # noqa: BLE001 - sent; unrecorded, the next run sends it again
-        progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): the next "
-                           "finalize run sends it again", record.rollout_id, error_said(err))
+    except Exception as err:  # noqa: BLE001 - sent; unrecorded, a finalize run may send it again
+        # A finalize reads the service's newest rollout only: once another starts, none sends it again.
+        progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
+                           "run sends it again while %s is the service's newest rollout; once another starts, none "
+                           "does", record.rollout_id, error_said(err), record.rollout_id)
         return message_id, None
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
     return message_id, None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, Transition, notice_time, utc
-from rollway.phases import RolloutPhase
 
 DECOMMISSION = "decommission"
 PAGED = "decommission-paged"
@@ -46,9 +45,7 @@ def page_owed(record: RolloutRecord | None) -> Transition | None:
 def _newest_of_the_page(record: RolloutRecord | None) -> Transition | None:
     """A promoted rollout's newest ``decommission``, ``decommission-paged`` or finalize start: which
     of them came last says whether the page is owed, sent, or stale news. None for any other."""
-    if record is None or record.phase is not RolloutPhase.PROMOTED:
-        return None
-    return next((t for t in reversed(record.history) if t.kind in (DECOMMISSION, PAGED, FINALIZE_START)), None)
+    return None if record is None else record.newest_while_promoted(DECOMMISSION, PAGED, FINALIZE_START)
 
 
 def why_owed(record: RolloutRecord, owed: Transition) -> str:

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
+from rollway.model import validation_problems
 from rollway.one_line import on_one_line, shown
 
 T = TypeVar("T")
@@ -70,8 +73,23 @@ def text_said(error: BaseException) -> str:
     control character escaped (a tool's output quoted in them: docker's and cdk's colours); a third
     party's on one line, escaped (``on_one_line``). botocore's ParamValidationError ("Parameter
     validation failed:\\nInvalid type for parameter ...") broke a run's state message, a rollback's
-    reason and the CLI's error line after "failed:", and an escape sequence coloured the terminal."""
-    return _as_shown(error, str(error).strip())
+    reason and the CLI's error line after "failed:", and an escape sequence coloured the terminal.
+
+    pydantic's ValidationError is said by its problems, each field named with what was wrong
+    ("RolloutSpec: stages.0.weight: weight must be at most 100, not 150"): its own text gives each
+    on lines of their own, with the value given and a link to pydantic's documentation."""
+    text = (f"{error.title}: {validation_problems(error, 'as a whole')}" if isinstance(error, ValidationError)
+            else str(error).strip())
+    return _as_shown(error, text)
+
+
+class ValidationFailed(ValueError):
+    """A pydantic ValidationError that left a flow's body, said as ``text_said`` says it.
+
+    Prefect makes a failed run's state message (one line in the UI, a rollback's reason) of the
+    exception's text; a ValidationError's is not its argument, which ``made_shown`` rewrites, and
+    it cannot be built again with other words. A ValueError, as a ValidationError is, for whoever
+    catches one by that type (a flow that ran this one as its subflow)."""
 
 
 def _as_shown(error: BaseException, text: str) -> str:
@@ -173,7 +191,8 @@ def made_writable(error: BaseException) -> BaseException:
 
 
 def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
-    """``run`` with whatever it raises ``made_writable`` and ``made_shown`` as it leaves: for a flow's
+    """``run`` with whatever it raises ``made_writable`` and ``made_shown`` as it leaves (a pydantic
+    ValidationError as ``ValidationFailed``, on one line): for a flow's
     whole body, under its ``@flow``, every flow's once. Escaped only inside a rollout's own run, a failure raised
     before it (the credentials STS refused, the ledger read a flow makes first) or in a flow with no
     rollout (the infrastructure's, a report's) left with its lone surrogate: Prefect could not
@@ -185,6 +204,8 @@ def failures_writable(run: Callable[..., T]) -> Callable[..., T]:
     def leaving(*args: object, **kwargs: object) -> T:
         try:
             return run(*args, **kwargs)
+        except ValidationError as err:
+            raise ValidationFailed(writable(text_said(err))) from err
         except BaseException as err:
             made_shown(made_writable(err))
             raise

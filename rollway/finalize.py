@@ -170,8 +170,8 @@ def notice_owed(record: RolloutRecord | None) -> Transition | None:
     nothing, and people had to tell the subscribers themselves."""
     if record is None or not is_finalized(record):
         return None
-    after = record.history[_last(record, DONE) + 1:]
-    newest = next((t for t in reversed(after) if t.kind in (NOTICE_FAILED, NOTIFIED)), None)
+    # The newest finalized, notice-failed or notified: a refusal when one came after the finalize done.
+    newest = record.newest_while_promoted(DONE, NOTICE_FAILED, NOTIFIED)
     return newest if newest is not None and newest.kind == NOTICE_FAILED else None
 
 

@@ -426,6 +426,14 @@ class RolloutRecord(BaseModel):
         """The newest transition of ``kind`` in the history, or None."""
         return next((t for t in reversed(self.history) if t.kind == kind), None)
 
+    def newest_while_promoted(self, *kinds: str) -> Transition | None:
+        """The newest transition of any of ``kinds`` of a promoted rollout, or None (not promoted,
+        or none of them): which of them came last says whether a notice of the promotion (the
+        decommission's page, a window end's page, the "Finalized" notice) is owed, sent, or old news."""
+        if self.phase is not RolloutPhase.PROMOTED:
+            return None
+        return next((t for t in reversed(self.history) if t.kind in kinds), None)
+
 
 def rollback_start(record: RolloutRecord) -> Transition | None:
     """The rollout's ``rollback-start``: what triggered its rollback (who, why), or None.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from rollway.finalize import START as FINALIZE_START
 from rollway.ledger import RolloutRecord, notice_time
-from rollway.phases import RolloutPhase
 
 WINDOW_PAGE_REFUSED = "window-page-refused"
 
@@ -31,9 +30,7 @@ def window_page_refused(record: RolloutRecord | None) -> str | None:
     rollout's window end, or None: none was refused, or a later end of the window (or a finalize)
     came after it. Said of that run's page alone: a later run's page of the same window that went
     out is not recorded, and "nobody was paged" then claimed what was no longer known."""
-    if record is None or record.phase is not RolloutPhase.PROMOTED:
-        return None
-    newest = next((t for t in reversed(record.history) if t.kind in (WINDOW_PAGE_REFUSED, *_LATER_ENDS)), None)
+    newest = None if record is None else record.newest_while_promoted(WINDOW_PAGE_REFUSED, *_LATER_ENDS)
     if newest is None or newest.kind != WINDOW_PAGE_REFUSED:
         return None
     when = notice_time(newest)

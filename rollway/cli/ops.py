@@ -1596,8 +1596,11 @@ def no_revision_to_restore(service: Service, record: RolloutRecord) -> str | Non
     try:
         return read_from_ecs(service.deployer, service.targets, record)
     except Exception as err:  # noqa: BLE001 - a report, not a step: the advice stays as it was
+        from rollway.aws.errors import quoted
+
+        # AWS's and botocore's words on one line, escaped, as an error's are (a ParamValidationError is several lines).
         errors.print(f"[yellow]warning:[/yellow] could not read from ECS which revision a rollback would restore "
-                     f"({escape(str(err))})")
+                     f"({escape(quoted(err))})")
         return None
 
 
@@ -2230,7 +2233,10 @@ def say_live(service: Service) -> Weights | None:
     try:
         live = live_weights(service)
     except Exception as err:  # noqa: BLE001 - a report, not a step: say what is not known
-        errors.print(f"[yellow]warning:[/yellow] could not read the load balancer back ({escape(str(err))}); "
+        from rollway.aws.errors import quoted
+
+        # AWS's and botocore's words on one line, escaped, as an error's are (a ParamValidationError is several lines).
+        errors.print(f"[yellow]warning:[/yellow] could not read the load balancer back ({escape(quoted(err))}); "
                      "`rollway status` shows it")
         return None
     console.print(f"load balancer now {live} (stable/canary), read back", markup=False)

@@ -136,3 +136,40 @@ def test_a_late_finalized_notice_does_not_name_a_hotfix_put_on_since_as_the_fina
     assert again.outcome == "already_finalized" and again.notification_id, again
     late = notice(aws, url, f"Finalized (late): {t.stable_service}")
     assert f"runs {hotfix} (not the finalized {release}: it was changed since)" in late, late
+
+
+def test_a_late_finalized_notice_names_the_release_as_the_first_notice_would_have(aws):
+    """The first "Finalized" notice names the image, the digest it was pinned to and the task
+    definition ("now runs <tag> (pinned as <digest>) (<revision>)"); the late one sent in its place
+    named the task definition alone, leaving people to look up which release that was."""
+    repository = aws.topology.repository_uri
+    pinned = f"{repository}@sha256:{'ab' * 32}"
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission", pinned_image=pinned)
+    url = inbox(aws)
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    again = finalize_on(env, actor="bob")
+    assert again.outcome == "already_finalized" and again.notification_id, again
+    late = notice(aws, url, f"Finalized (late): {aws.targets.stable_service}")
+    assert f"runs {repository}:2.0.0 (pinned as {pinned}) ({release}) and carries 100%" in late, late
+
+
+def test_a_late_notice_sent_but_not_recorded_says_when_a_finalize_sends_it_again(aws, caplog):
+    """Its ``notified`` entry refused, the run said "the next finalize run sends it again": a
+    finalize reads the service's newest rollout only, so once another rollout starts none does."""
+    import logging
+
+    env, release, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    with _publish_refused(aws, []):
+        finalize_on(env)
+    table = f"arn:aws:dynamodb:{aws.targets.region}:123456789012:table/{aws.targets.rollouts_table}"
+    with caplog.at_level(logging.ERROR), on_operation(
+            aws.get_client("dynamodb"), "before-parameter-build",
+            refusing("AccessDeniedException", "dynamodb:UpdateItem", table, []), operation="UpdateItem"):
+        again = finalize_on(env, actor="bob")
+    assert again.notification_id, again
+    rollout = env.ledger.get(aws.targets.canary_service).rollout_id
+    said = [r.getMessage() for r in caplog.records if "late notice was sent" in r.getMessage()]
+    assert len(said) == 1 and "dynamodb:UpdateItem" in said[0], said
+    assert said[0].endswith(f"a finalize run sends it again while {rollout} is the service's newest rollout; once "
+                            "another starts, none does"), said

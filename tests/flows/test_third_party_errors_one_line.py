@@ -90,3 +90,38 @@ def test_the_clis_error_line_says_botocores_parameter_error_on_one_line(capsys):
     assert err.count("\n") == 1, err  # before: the problem on a line of its own
     assert err.startswith("error: AWS refused or could not be reached: Parameter validation failed: Invalid type for "
                           "parameter TopicArn"), err
+
+
+_BAD_SPEC = {"image": "repo/app:2.0.0", "stages": [{"weight": 150}]}
+
+
+def test_a_failed_runs_state_message_says_pydantics_validation_error_on_one_line_naming_the_field():
+    """pydantic's text is its own lines ("1 validation error for RolloutSpec\\nstages.0.weight\\n
+    weight must be ... [type=less_than_equal, input_value=150, input_type=int]"), not its
+    exception's one argument, so it was left as it was: the Prefect UI's one-line state broke
+    after the model's name, and the field and what was wrong were on lines of their own."""
+    from rollway.spec import RolloutSpec
+
+    @flow(name="validation-error")
+    @failures_writable
+    def run() -> None:
+        RolloutSpec.model_validate(_BAD_SPEC)
+
+    state = run(return_state=True)
+    assert state.is_failed()
+    assert "\n" not in state.message, state.message
+    assert state.message.endswith(
+        "RolloutSpec: stages.0.weight: weight must be at least 1 and at most 100, not 150"), state.message
+    assert "[type=" not in state.message, state.message
+
+
+def test_pydantics_validation_error_is_said_on_one_line_naming_each_field():
+    from pydantic import ValidationError
+
+    from rollway.spec import RolloutSpec
+
+    with pytest.raises(ValidationError) as raised:
+        RolloutSpec.model_validate({**_BAD_SPEC, "stagse": []})
+    said = error_said(raised.value)
+    assert said == ("ValidationError: RolloutSpec: stages.0.weight: weight must be at least 1 and at most 100, not "
+                    "150; stagse: Extra inputs are not permitted: unknown key (did you mean 'stages'?)"), said
