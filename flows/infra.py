@@ -1108,8 +1108,11 @@ def _account(get_client: Callable[[str], Any], nothing: str, *, named: str = "th
                          f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
 
 
-def _app_dir(cdk_app_dir: str) -> Path:
+def _app_dir(cdk_app_dir: str, unset: str = "") -> Path:
     """The CDK app's directory, checked before anything runs.
+
+    ``unset``: what the flow does without one, when it may be left unset: said as the way out of
+    a blank one (a form's field cleared to "" is given, not unset).
 
     Raises:
         InfraRefused: blank (Path("") is the working directory: the worker's own app, if it had
@@ -1117,8 +1120,9 @@ def _app_dir(cdk_app_dir: str) -> Path:
             it was looked for: the worker's working directory is not the person's), or no cdk.json.
     """
     if not cdk_app_dir.strip():
+        unset = f", or leave it unset ({unset})" if unset else ""
         raise InfraRefused("cdk_app_dir is blank: give the directory of the CDK app's cdk.json (an absolute path on the "
-                           "machine that runs the flow)")
+                           f"machine that runs the flow){unset}")
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
         where = "" if path.is_absolute() else (f" (looked for {path.absolute()}: a relative path is taken from the "
@@ -1380,6 +1384,10 @@ def _verify_said_if_failed() -> Iterator[None]:
         raise
 
 
+# What verify_infrastructure does without a cdk_app_dir.
+_NO_APP = "every stack and resource is read in the targets' region"
+
+
 @flow(name="verify_infrastructure", log_prints=True)
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
@@ -1406,7 +1414,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     with _verify_said_if_failed():
         app_dir = executable = None
         if cdk_app_dir is not None:  # refused before any block is read or anything runs
-            app_dir = _app_dir(cdk_app_dir)
+            app_dir = _app_dir(cdk_app_dir, unset=_NO_APP)
             executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
             try:
                 check_cdk_executable(executable)

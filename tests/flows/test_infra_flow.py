@@ -1679,8 +1679,12 @@ def test_a_blank_app_dir_is_refused_not_taken_for_the_workers_directory(tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InfraRefused, match="cdk_app_dir is blank: give the directory of the CDK app's cdk.json"):
         run(cdk_app_dir="", cdk_executable="no-such-cdk")
-    with pytest.raises(InfraRefused, match="cdk_app_dir is blank"):
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank") as caught:
         run(cdk_app_dir="  ", cdk_executable="no-such-cdk")
+    # verify reads without an app: a form's field cleared gives "", and leaving it unset is the way
+    # out, where the refusal named only a directory to give. deploy needs one.
+    unset = ", or leave it unset (every stack and resource is read in the targets' region)"
+    assert str(caught.value).endswith(unset) is (run is verify_infrastructure), str(caught.value)
 
 
 def test_a_relative_app_dir_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
