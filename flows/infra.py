@@ -87,7 +87,7 @@ from rollway.infra import (
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.report import markdown_cell
 from rollway.targets import Targets
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
 from rollway.toolchain.process import resolve
 from tasks import infra as tasks
 
@@ -1117,7 +1117,8 @@ def _app_dir(cdk_app_dir: str, unset: str = "") -> Path:
     Raises:
         InfraRefused: blank (Path("") is the working directory: the worker's own app, if it had
             one, was deployed or read as if named), not a directory (one given relative says where
-            it was looked for: the worker's working directory is not the person's), or no cdk.json.
+            it was looked for: the worker's working directory is not the person's), no cdk.json, or
+            one cdk synth would refuse (``app_settings_problem``).
     """
     if not cdk_app_dir.strip():
         unset = f", or leave it unset ({unset})" if unset else ""
@@ -1130,6 +1131,8 @@ def _app_dir(cdk_app_dir: str, unset: str = "") -> Path:
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory{where}")
     if not (path / "cdk.json").is_file():
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} has no cdk.json: it is not a CDK app")
+    if (problem := app_settings_problem(path)) is not None:
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r}: {problem}")
     return path
 
 

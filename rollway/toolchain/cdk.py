@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (TOOLKIT_STACK, AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed,
                            environment_of, named_resources)
+from rollway.one_line import on_one_line
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
@@ -437,6 +438,52 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
         bootstrap_versions={names[artifact_id]: version for artifact_id, a in stacks.items()
                             if isinstance(version := (a.get("properties") or {}).get("requiresBootstrapStackVersion"),
                                           int)})
+
+
+_APP_EXAMPLE = '"app": "python3 app.py"'
+"""What an app's cdk.json gives as the command that runs it, for a refusal to show."""
+_LINE_SHOWN = 120
+"""How much of a cdk.json's line a refusal quotes."""
+
+
+def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str | None:
+    """Why ``cdk synth`` would refuse the app's settings before running anything, or None: its
+    cdk.json not JSON (the file, the line and column, what is wrong there, and the line), not a
+    JSON object, or no command to run the app: ``app`` of the cdk.json, else of the user's
+    ~/.cdk.json (cdk reads both, the app's first), missing or not a command.
+
+    Read before any AWS call or subprocess: cdk synth said so only after the account was read
+    (STS), the app's directory and the credentials checked, in node's words ("Unexpected token").
+    """
+    path = Path(app_dir) / "cdk.json"
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark, which cdk reads past
+        settings = json.loads(text)
+    except UnicodeDecodeError as err:
+        return f"{path} is not UTF-8 text (byte {err.start} is not): cdk reads it as JSON"
+    except json.JSONDecodeError as err:
+        lines = err.doc.splitlines()
+        line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
+        return (f"{path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}"
+                + (f" (the line: {line})" if line else ""))
+    except OSError as err:
+        return f"{path} could not be read: {err.strerror or err}"
+    if not isinstance(settings, dict):
+        return f"{path} is not a JSON object ({{...}}): cdk reads the app's settings ({_APP_EXAMPLE}, ...) from one"
+    if "app" in settings:
+        app = settings["app"]
+        if isinstance(app, str) and app.strip():
+            return None
+        return (f"{path}: its \"app\" is {on_one_line(json.dumps(app))[:_LINE_SHOWN]}, not the command that runs the "
+                f"CDK app (such as {_APP_EXAMPLE})")
+    user = Path(home if home is not None else Path.home()) / ".cdk.json"
+    try:
+        app = json.loads(user.read_text(encoding="utf-8-sig")).get("app")
+    except (OSError, ValueError, AttributeError):
+        app = None  # none there, or not read: the app's own cdk.json is the one to fix
+    if isinstance(app, str) and app.strip():
+        return None
+    return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
 
 
 def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:

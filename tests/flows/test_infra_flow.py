@@ -1709,6 +1709,19 @@ def test_a_cdk_executable_that_is_not_cdk_is_refused_before_any_aws_call(tmp_pat
         deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", aws_credentials_block="no-such-aws")
 
 
+@pytest.mark.parametrize("run", [deploy_infrastructure, verify_infrastructure])
+def test_a_malformed_cdk_json_is_refused_naming_its_line_before_any_aws_call_or_cdk_run(tmp_path, run):
+    # cdk synth refused it only after STS had been asked for the account, in node's words.
+    (tmp_path / "cdk.json").write_text('{\n  "app": "python3 app.py",\n  "context": {"prefix": "It",}\n}\n')
+    with pytest.raises(InfraRefused) as caught:
+        # No such blocks, and a cdk that is not one: had it got as far as either, it would say so.
+        run(cdk_app_dir=str(tmp_path), cdk_executable="true", targets_block="no-such-targets",
+            aws_credentials_block="no-such-aws")
+    assert str(caught.value) == (
+        f"cdk_app_dir {str(tmp_path)!r}: {tmp_path / 'cdk.json'} is not valid JSON: line 3, column 30: Expecting "
+        'property name enclosed in double quotes (the line: "context": {"prefix": "It",})')
+
+
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):
     (tmp_path / "cdk.json").write_text('{"app": "true"}')
     with pytest.raises(PlanRefused, match="more than once"):

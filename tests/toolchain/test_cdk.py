@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from rollway.infra import AppNotListed, StackDeployFailed
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment, failure_reason, read_assembly, stack_arn
+from rollway.toolchain.cdk import (CdkCli, CdkEnvironment, app_settings_problem, failure_reason, read_assembly,
+                                   stack_arn)
 from rollway.toolchain.process import MASK, ToolMissing
 
 INHERITED = {"PATH": "/usr/bin", "HOME": "/root", "AWS_ACCESS_KEY_ID": "from-the-worker",
@@ -659,3 +660,38 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
     assert [line for line in caught.value.tail if line.strip()] == [
         "X: deploying... [1/1]", "❌  X failed to deploy", f"‣ AccessDenied for key {MASK}"]
     assert not [line for line in lines if "NodeVersionSupportWarning" in line], lines
+
+
+@pytest.mark.parametrize(("cdk_json", "user", "said"), [
+    ('{"app": "python3 app.py"}', None, None),
+    ('\ufeff{"app": "python3 app.py"}', None, None),  # a byte order mark, which cdk reads past
+    ('{"context": {}}', '{"app": "python3 app.py"}', None),  # the user's ~/.cdk.json gives it
+    ('{"context": {}}', None, 'has no "app": the command that runs the CDK app (such as "app": "python3 app.py"), '
+                              "which cdk synth runs"),
+    ('{"app": ""}', '{"app": "python3 app.py"}', ': its "app" is "", not the command that runs the CDK app (such as '
+                                                 '"app": "python3 app.py")'),
+    ('{"app": ["python3", "app.py"]}', None, ': its "app" is ["python3", "app.py"], not the command'),
+    ('["app"]', None, 'is not a JSON object ({...}): cdk reads the app\'s settings ("app": "python3 app.py", ...) '
+                      "from one"),
+    ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
+    ('{"app": "python3 app.py"\n"context": {}}', None,
+     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter (the line: "context": {}})'),
+])
+def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tmp_path, cdk_json, user, said):
+    app, home = tmp_path / "app", tmp_path / "home"
+    app.mkdir()
+    home.mkdir()
+    (app / "cdk.json").write_text(cdk_json)
+    if user is not None:
+        (home / ".cdk.json").write_text(user)
+    problem = app_settings_problem(app, home)
+    if said is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(str(app / "cdk.json")) and said in problem, problem
+
+
+def test_a_cdk_json_not_utf8_is_said_so(tmp_path):
+    (tmp_path / "cdk.json").write_bytes(b'{"app": "caf\xe9"}')
+    assert app_settings_problem(tmp_path, tmp_path) == (
+        f"{tmp_path / 'cdk.json'} is not UTF-8 text (byte 12 is not): cdk reads it as JSON")
