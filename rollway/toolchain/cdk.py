@@ -564,24 +564,44 @@ def _node_fatal(tail: Sequence[str]) -> str | None:
     return next((line.strip() for line in reversed(tail) if line.strip().startswith(_NODE_FATAL)), None)
 
 
+# What each signal cdk may end on says of who sent it: said as what it is. All were "killed by
+# <signal> (the worker's out-of-memory killer, or someone stopping it)", a SIGSEGV in node too,
+# and a SIGTERM of a cancel or a shutdown read as the OOM killer's.
+_STOPPED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+_CRASHED = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS, signal.SIGTRAP})
+
+
 def _killed(err: ToolFailed) -> str | None:
-    """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
+    """How cdk ended when it ended on a signal (its exit code negative), after "cdk", else None:
     "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
 
-    node out of heap aborts itself after saying so: it was said killed by someone, "saying nothing
-    of why", its last line a frame of node's stack."""
+    Each signal as what it is: SIGKILL, the OOM killer's or a ``kill -9``; SIGTERM and its kin, a
+    request to stop (a cancel, the worker or its machine shutting down), cdk interrupted; SIGSEGV
+    and its kin, node crashing; SIGABRT, node aborting itself, after saying why when out of heap
+    (it was said killed by someone, "saying nothing of why", its last line a frame of node's stack)."""
     if err.returncode >= 0:
         return None
     try:
-        name = signal.Signals(-err.returncode).name
+        sent = signal.Signals(-err.returncode)
     except ValueError:
-        name = f"signal {-err.returncode}"
+        return f"ended on signal {-err.returncode} before it finished, saying nothing of why"
+    name = sent.name
     if (fatal := _node_fatal(err.tail)) is not None:
         more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
                 "which cdk is run with)") if "heap out of memory" in fatal else ""
         return f"aborted ({name}) before it finished, node saying: {fatal}{more}"
-    return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
-            "saying nothing of why")
+    if sent == signal.SIGKILL:
+        return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
+                "saying nothing of why")
+    if sent in _STOPPED:
+        return (f"was interrupted by {name} before it finished: something asked it to stop (the run cancelled, or the "
+                "worker or its machine shutting down)")
+    if sent in _CRASHED:
+        return (f"crashed ({name}) before it finished: node, or a native module the app loads, faulted, saying "
+                "nothing of why")
+    if sent == signal.SIGABRT:
+        return f"aborted ({name}) before it finished, saying nothing of why"
+    return f"ended on {name} before it finished, saying nothing of why"
 
 
 def failure_reason(tail: Sequence[str]) -> str:

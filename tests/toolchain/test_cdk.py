@@ -597,6 +597,28 @@ def test_a_synth_whose_cdk_was_killed_says_so_not_its_exit_code_alone(tmp_path):
         "output:\nBundling asset X/Handler...")
 
 
+@pytest.mark.parametrize(("sent", "said"), [
+    # A cancel's or a shutdown's SIGTERM, said as the OOM killer's: a person went looking for memory.
+    ("SIGTERM", "cdk synth was interrupted by SIGTERM before it finished: something asked it to stop (the run "
+                "cancelled, or the worker or its machine shutting down)"),
+    ("SIGINT", "cdk synth was interrupted by SIGINT before it finished: something asked it to stop"),
+    ("SIGSEGV", "cdk synth crashed (SIGSEGV) before it finished: node, or a native module the app loads, faulted, "
+                "saying nothing of why"),
+    ("SIGBUS", "cdk synth crashed (SIGBUS) before it finished: node, or a native module the app loads, faulted"),
+    ("SIGABRT", "cdk synth aborted (SIGABRT) before it finished, saying nothing of why"),
+])
+def test_a_cdk_ended_by_another_signal_than_sigkill_says_that_signal_as_what_it_is(tmp_path, sent, said):
+    script, app = _fake_cdk_app(tmp_path, "import os, resource, signal\n"
+                                          "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file\n"
+                                          'print("Bundling asset X/Handler...", flush=True)\n'
+                                          f"os.kill(os.getpid(), signal.{sent})")
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed) as caught:
+            cli.list_stacks()
+    assert f"did not synthesize: {said}" in str(caught.value), str(caught.value)
+    assert "out-of-memory killer" not in str(caught.value)
+
+
 # What node prints when cdk reaches its heap limit (node 20, as seen), before it aborts itself (SIGABRT):
 # the one line saying why is followed by its native stack, the line last printed.
 NODE_OUT_OF_HEAP = ["", "<--- Last few GCs --->", "", "<--- JS stacktrace --->", "",
