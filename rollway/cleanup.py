@@ -123,15 +123,16 @@ WHY_SHOWN = 1_000
 reason quotes a custom resource's answer as it came, a whole stack trace at times."""
 
 
-def why_shown(why: str) -> str:
+def why_shown(why: str, whole: str | None = None) -> str:
     """``why`` on one line, its control characters escaped (``on_one_line``), and cut at
     ``WHY_SHOWN`` characters: the run's state message and log carried CloudFormation's words raw,
     a line break beginning a line of its own, an escape sequence acting on the terminal, and
-    thousands of characters where a reason belongs. The run's artifact keeps the whole of it."""
+    thousands of characters where a reason belongs. ``whole``: where the whole of it is
+    (``IN_ARTIFACT`` unless given: the run's artifact keeps it)."""
     said = on_one_line(why)
     if len(said) <= WHY_SHOWN:
         return said
-    return f"{said[:WHY_SHOWN]}... ({len(said) - WHY_SHOWN:,} characters more {IN_ARTIFACT})"
+    return f"{said[:WHY_SHOWN]}... ({len(said) - WHY_SHOWN:,} characters more {whole or IN_ARTIFACT})"
 
 
 READ_BOUND = "read_timeout_seconds"
@@ -369,7 +370,13 @@ def close_names(name: str, names: Collection[str], *, cutoff: float = 0.85) -> t
 
 
 def describe_stack_state(state: StackState) -> str:
-    """The log's word on an old stack as the plan read it: its status, deleted before, or no such stack."""
+    """The log's word on an old stack as the plan read it: its status, deleted before, or no such
+    stack. A failed status (DELETE_FAILED: a deletion tried before, which this run tries again)
+    with CloudFormation's reason (``why_shown``): the status alone left a person to find in the
+    stack's events what had kept it, and would again."""
+    if state.status is not None and state.status.endswith("_FAILED") and (state.status_reason or "").strip():
+        reason = why_shown(str(state.status_reason), whole="in the stack's events")
+        return f"{state.status} (CloudFormation's reason: {reason})"
     if state.status == "DELETE_COMPLETE":
         return "deleted before" + (f" (at {state.deleted_at})" if state.deleted_at else "") + ": nothing to do"
     if state.status is None:

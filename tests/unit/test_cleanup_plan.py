@@ -722,3 +722,20 @@ def test_an_image_tag_no_image_has_says_so_naming_the_repositorys_close_tags():
     # Each line names its tag once: "image tag `relase`: no image tagged `relase`" said it twice.
     named = [line for line in found.splitlines() if line.startswith("- image tag")]
     assert len(named) == 3 and all(line.count(f"`{line.split('`')[1]}`") == 1 for line in named), named
+
+
+def test_a_delete_failed_stacks_plan_line_gives_cloudformations_reason_on_one_line_and_bounded():
+    # DELETE_FAILED is retried: the plan's line said the status alone, not what kept the stack the
+    # last time (and would again), which only the stack's events told.
+    from rollway.cleanup import WHY_SHOWN, describe_stack_state
+
+    failed = StackState(name=OLD, status="DELETE_FAILED", status_reason=(
+        "The following resource(s) failed to delete: [Bucket].\n\x1b[2KBucket is not empty"))
+    assert describe_stack_state(failed) == (
+        "DELETE_FAILED (CloudFormation's reason: The following resource(s) failed to delete: [Bucket]. "
+        "\\x1b[2KBucket is not empty)")
+    long = StackState(name=OLD, status="DELETE_FAILED", status_reason="x" * (WHY_SHOWN + 500))
+    assert describe_stack_state(long).endswith("x... (500 characters more in the stack's events))")
+    assert describe_stack_state(StackState(name=OLD, status="DELETE_FAILED")) == "DELETE_FAILED"
+    assert describe_stack_state(StackState(name=OLD, status="UPDATE_COMPLETE", status_reason="done")) == \
+        "UPDATE_COMPLETE"
