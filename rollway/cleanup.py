@@ -1489,12 +1489,22 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                          if t in result.tag_digests else "")
              for t in result.deleted_tags])
     def held_by(stack: str) -> str:
-        held = result.stack_resources.get(stack, ())
+        everything = result.stack_resources.get(stack, ())
+        # A root's holdings include its nested stacks': one listed and deleted with it had each of
+        # its resources listed twice, as if two stacks had held them. Each is listed once, under
+        # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
+        inner = [other for other in result.deleted_stacks if other != stack and len(
+            result.stack_resources.get(other, ())) < len(everything) and set(
+            result.stack_resources.get(other, ())) & set(everything)]
+        theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
+        held = [r for r in everything if r not in theirs]
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        kept = set(result.stack_retained.get(stack, ()))
+        kept = set(result.stack_retained.get(stack, ())) & set(held)
         if not held:
             return ""
-        return (f", with the {len(held)} resource(s) it holds"
+        nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "
+                  f"{'it' if len(inner) == 1 else 'them'})") if inner else ""
+        return (f", with the {len(held)} resource(s) it holds{nested}"
                 + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
                 + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
                           for r in held))

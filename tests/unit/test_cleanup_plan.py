@@ -739,3 +739,21 @@ def test_a_delete_failed_stacks_plan_line_gives_cloudformations_reason_on_one_li
     assert describe_stack_state(StackState(name=OLD, status="DELETE_FAILED")) == "DELETE_FAILED"
     assert describe_stack_state(StackState(name=OLD, status="UPDATE_COMPLETE", status_reason="done")) == \
         "UPDATE_COMPLETE"
+
+
+def test_a_nested_stack_deleted_with_its_root_has_its_resources_listed_once_under_it():
+    # The root's holdings include its nested stack's: both listed, each of the nested stack's
+    # resources showed twice in the summary, under two stacks, as if each had held it.
+    nested = "old-stack-Inner-1ABC"
+    inner_queue = "https://sqs.us-west-2.amazonaws.com/123456789012/inner"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    result = CleanupResult(deleted_stacks=(OLD, nested), stack_resources={
+        OLD: ("old-queue-url", nested_id, inner_queue, "inner-table"),
+        nested: (inner_queue, "inner-table"),
+    }, stack_retained={OLD: ("inner-table",), nested: ("inner-table",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert text.count(inner_queue) == 1 and text.count("inner-table") == 1, text
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `old-queue-url`\n  - `{nested_id}`\n"
+            f"- `{nested}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            f"  - `{inner_queue}`\n  - `inner-table` (kept: its DeletionPolicy retains it)\n") in text, text
