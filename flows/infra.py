@@ -87,7 +87,7 @@ from rollway.infra import (
 from rollway.ports import InfraChecker, InfraDeployer, StackStatuses
 from rollway.report import markdown_cell
 from rollway.targets import Targets
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment, check_cdk_executable
+from rollway.toolchain.cdk import CdkCli, CdkEnvironment, app_settings_problem, check_cdk_executable
 from rollway.toolchain.process import resolve
 from tasks import infra as tasks
 
@@ -1108,17 +1108,22 @@ def _account(get_client: Callable[[str], Any], nothing: str, *, named: str = "th
                          f"{aws_message(err)}; {nothing}; {credentials_remedy(err, 'sts:GetCallerIdentity')}") from err
 
 
-def _app_dir(cdk_app_dir: str) -> Path:
+def _app_dir(cdk_app_dir: str, unset: str = "") -> Path:
     """The CDK app's directory, checked before anything runs.
+
+    ``unset``: what the flow does without one, when it may be left unset: said as the way out of
+    a blank one (a form's field cleared to "" is given, not unset).
 
     Raises:
         InfraRefused: blank (Path("") is the working directory: the worker's own app, if it had
             one, was deployed or read as if named), not a directory (one given relative says where
-            it was looked for: the worker's working directory is not the person's), or no cdk.json.
+            it was looked for: the worker's working directory is not the person's), no cdk.json, or
+            one cdk synth would refuse (``app_settings_problem``).
     """
     if not cdk_app_dir.strip():
+        unset = f", or leave it unset ({unset})" if unset else ""
         raise InfraRefused("cdk_app_dir is blank: give the directory of the CDK app's cdk.json (an absolute path on the "
-                           "machine that runs the flow)")
+                           f"machine that runs the flow){unset}")
     path = Path(cdk_app_dir).expanduser()
     if not path.is_dir():
         where = "" if path.is_absolute() else (f" (looked for {path.absolute()}: a relative path is taken from the "
@@ -1126,6 +1131,8 @@ def _app_dir(cdk_app_dir: str) -> Path:
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} is not a directory{where}")
     if not (path / "cdk.json").is_file():
         raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r} has no cdk.json: it is not a CDK app")
+    if (problem := app_settings_problem(path)) is not None:
+        raise InfraRefused(f"cdk_app_dir {cdk_app_dir!r}: {problem}")
     return path
 
 
@@ -1380,6 +1387,10 @@ def _verify_said_if_failed() -> Iterator[None]:
         raise
 
 
+# What verify_infrastructure does without a cdk_app_dir.
+_NO_APP = "every stack and resource is read in the targets' region"
+
+
 @flow(name="verify_infrastructure", log_prints=True)
 @failures_writable  # the whole body: a failure holding text that is not UTF-8 is recorded
 def verify_infrastructure(targets_block: str | None = None, aws_credentials_block: str | None = None,
@@ -1406,7 +1417,7 @@ def verify_infrastructure(targets_block: str | None = None, aws_credentials_bloc
     with _verify_said_if_failed():
         app_dir = executable = None
         if cdk_app_dir is not None:  # refused before any block is read or anything runs
-            app_dir = _app_dir(cdk_app_dir)
+            app_dir = _app_dir(cdk_app_dir, unset=_NO_APP)
             executable = resolve(cdk_executable, "install the AWS CDK CLI (npm install aws-cdk) or pass cdk_executable")
             try:
                 check_cdk_executable(executable)

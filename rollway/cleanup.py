@@ -123,15 +123,16 @@ WHY_SHOWN = 1_000
 reason quotes a custom resource's answer as it came, a whole stack trace at times."""
 
 
-def why_shown(why: str) -> str:
+def why_shown(why: str, whole: str | None = None) -> str:
     """``why`` on one line, its control characters escaped (``on_one_line``), and cut at
     ``WHY_SHOWN`` characters: the run's state message and log carried CloudFormation's words raw,
     a line break beginning a line of its own, an escape sequence acting on the terminal, and
-    thousands of characters where a reason belongs. The run's artifact keeps the whole of it."""
+    thousands of characters where a reason belongs. ``whole``: where the whole of it is
+    (``IN_ARTIFACT`` unless given: the run's artifact keeps it)."""
     said = on_one_line(why)
     if len(said) <= WHY_SHOWN:
         return said
-    return f"{said[:WHY_SHOWN]}... ({len(said) - WHY_SHOWN:,} characters more {IN_ARTIFACT})"
+    return f"{said[:WHY_SHOWN]}... ({len(said) - WHY_SHOWN:,} characters more {whole or IN_ARTIFACT})"
 
 
 READ_BOUND = "read_timeout_seconds"
@@ -369,7 +370,13 @@ def close_names(name: str, names: Collection[str], *, cutoff: float = 0.85) -> t
 
 
 def describe_stack_state(state: StackState) -> str:
-    """The log's word on an old stack as the plan read it: its status, deleted before, or no such stack."""
+    """The log's word on an old stack as the plan read it: its status, deleted before, or no such
+    stack. A failed status (DELETE_FAILED: a deletion tried before, which this run tries again)
+    with CloudFormation's reason (``why_shown``): the status alone left a person to find in the
+    stack's events what had kept it, and would again."""
+    if state.status is not None and state.status.endswith("_FAILED") and (state.status_reason or "").strip():
+        reason = why_shown(str(state.status_reason), whole="in the stack's events")
+        return f"{state.status} (CloudFormation's reason: {reason})"
     if state.status == "DELETE_COMPLETE":
         return "deleted before" + (f" (at {state.deleted_at})" if state.deleted_at else "") + ": nothing to do"
     if state.status is None:
@@ -1482,12 +1489,22 @@ def summary_markdown(result: CleanupResult, repository: str) -> str:
                          if t in result.tag_digests else "")
              for t in result.deleted_tags])
     def held_by(stack: str) -> str:
-        held = result.stack_resources.get(stack, ())
+        everything = result.stack_resources.get(stack, ())
+        # A root's holdings include its nested stacks': one listed and deleted with it had each of
+        # its resources listed twice, as if two stacks had held them. Each is listed once, under
+        # the stack that owns it: the one of the fewest holdings that holds it (the innermost).
+        inner = [other for other in result.deleted_stacks if other != stack and len(
+            result.stack_resources.get(other, ())) < len(everything) and set(
+            result.stack_resources.get(other, ())) & set(everything)]
+        theirs = {r for other in inner for r in result.stack_resources.get(other, ())}
+        held = [r for r in everything if r not in theirs]
         # A resource its DeletionPolicy keeps stays: listed among what went, it was taken for deleted.
-        kept = set(result.stack_retained.get(stack, ()))
+        kept = set(result.stack_retained.get(stack, ())) & set(held)
         if not held:
             return ""
-        return (f", with the {len(held)} resource(s) it holds"
+        nested = (f" (besides those of {', '.join(f'`{other}`' for other in inner)}, listed under "
+                  f"{'it' if len(inner) == 1 else 'them'})") if inner else ""
+        return (f", with the {len(held)} resource(s) it holds{nested}"
                 + (f" ({len(kept)} kept by their DeletionPolicy: they stay)" if kept else "") + ":"
                 + "".join(f"\n  - `{r}`" + (" (kept: its DeletionPolicy retains it)" if r in kept else "")
                           for r in held))

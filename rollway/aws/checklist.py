@@ -31,8 +31,8 @@ from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, redrive_target,
     used_by_rollway,
 )
-from rollway.aws.denied import INFRASTRUCTURE_POLICY, refusal_said
-from rollway.aws.errors import aws_message
+from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
+from rollway.aws.errors import aws_message, unusable_credentials
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
@@ -334,7 +334,7 @@ class AwsInfraChecker:
                 found.update(self._answered("cloudwatch", region, "DescribeAlarms", lambda: self._alarms_in(
                     self._client("cloudwatch", region), wanted, where, self._targets)))
             except Unanswered as err:
-                found.update(dict.fromkeys(wanted, ReadFailed(f"DescribeAlarms{where}", str(err))))
+                found.update(dict.fromkeys(wanted, _failed(f"DescribeAlarms{where}", err, self._targets)))
         return {name: found[name] for name in self._targets.alarms}
 
     @staticmethod
@@ -354,8 +354,7 @@ class AwsInfraChecker:
                     for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
                         found[alarm["AlarmName"]] = alarm
         except (ClientError, BotoCoreError) as err:
-            failed = ReadFailed(f"DescribeAlarms{where}", _said(err, targets))
-            return dict.fromkeys(wanted, failed)
+            return dict.fromkeys(wanted, _failed(f"DescribeAlarms{where}", err, targets))
         return {name: found.get(name) for name in wanted}
 
     def _topic_arn(self, sns: Any) -> str | None:
@@ -396,15 +395,29 @@ def _said(err: ClientError | BotoCoreError, targets: Targets, resource: str | No
 
 def _read(what: str, call: Callable[[], Any], targets: Targets, resource: str | None = None) -> Any:
     """``call()``; None when what it reads does not exist; ReadFailed when the read failed, saying
-    why (``_said``)."""
+    why (``_failed``)."""
     try:
         return call()
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return None
-        return ReadFailed(what, _said(err, targets, resource))
-    except BotoCoreError as err:
-        return ReadFailed(what, aws_message(err))
-    except Unanswered as err:
-        return ReadFailed(what, str(err))
+        return _failed(what, err, targets, resource)
+    except (BotoCoreError, Unanswered) as err:
+        return _failed(what, err, targets, resource)
 
+
+READ_AGAIN = "run verify_infrastructure again (it only reads)"
+"""What to do about a read that failed on the way (throttled past botocore's retries, no answer,
+no connection): the next run most often reads it."""
+
+
+def _failed(what: str, err: ClientError | BotoCoreError | Unanswered, targets: Targets,
+            resource: str | None = None) -> ReadFailed:
+    """The failed read ``what``, saying why and what to do: a refusal names the grant to add
+    (``_said``); one that failed on the way says to read again (``READ_AGAIN``): a throttled item
+    said only "Throttling: Rate exceeded", and left a person to guess whether the resource was at fault."""
+    if isinstance(err, Unanswered):
+        return ReadFailed(what, f"{err}; {READ_AGAIN}")
+    said = _said(err, targets, resource) if isinstance(err, ClientError) else aws_message(err)
+    # Credentials AWS takes for no call fail the next run alike: not the way out.
+    return ReadFailed(what, said if is_denied(err) or unusable_credentials(err) else f"{said}; {READ_AGAIN}")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from rollway.infra import (TOOLKIT_STACK, AppNotListed, AppStacks, DeployedStack, PlanRefused, StackDeployFailed,
                            environment_of, named_resources)
+from rollway.one_line import on_one_line
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolFailed, ToolTimeout, last_lines, resolve, run_tool
 
@@ -439,6 +440,52 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
                                           int)})
 
 
+_APP_EXAMPLE = '"app": "python3 app.py"'
+"""What an app's cdk.json gives as the command that runs it, for a refusal to show."""
+_LINE_SHOWN = 120
+"""How much of a cdk.json's line a refusal quotes."""
+
+
+def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str | None:
+    """Why ``cdk synth`` would refuse the app's settings before running anything, or None: its
+    cdk.json not JSON (the file, the line and column, what is wrong there, and the line), not a
+    JSON object, or no command to run the app: ``app`` of the cdk.json, else of the user's
+    ~/.cdk.json (cdk reads both, the app's first), missing or not a command.
+
+    Read before any AWS call or subprocess: cdk synth said so only after the account was read
+    (STS), the app's directory and the credentials checked, in node's words ("Unexpected token").
+    """
+    path = Path(app_dir) / "cdk.json"
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark, which cdk reads past
+        settings = json.loads(text)
+    except UnicodeDecodeError as err:
+        return f"{path} is not UTF-8 text (byte {err.start} is not): cdk reads it as JSON"
+    except json.JSONDecodeError as err:
+        lines = err.doc.splitlines()
+        line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
+        return (f"{path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}"
+                + (f" (the line: {line})" if line else ""))
+    except OSError as err:
+        return f"{path} could not be read: {err.strerror or err}"
+    if not isinstance(settings, dict):
+        return f"{path} is not a JSON object ({{...}}): cdk reads the app's settings ({_APP_EXAMPLE}, ...) from one"
+    if "app" in settings:
+        app = settings["app"]
+        if isinstance(app, str) and app.strip():
+            return None
+        return (f"{path}: its \"app\" is {on_one_line(json.dumps(app))[:_LINE_SHOWN]}, not the command that runs the "
+                f"CDK app (such as {_APP_EXAMPLE})")
+    user = Path(home if home is not None else Path.home()) / ".cdk.json"
+    try:
+        app = json.loads(user.read_text(encoding="utf-8-sig")).get("app")
+    except (OSError, ValueError, AttributeError):
+        app = None  # none there, or not read: the app's own cdk.json is the one to fix
+    if isinstance(app, str) and app.strip():
+        return None
+    return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
+
+
 def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:
     """The toolkit stack cdk deploys the app with: ``toolkitStackName`` of its cdk.json, else of
     the user's ~/.cdk.json (cdk reads both, the app's first), else ``CDKToolkit``. rollway passes
@@ -517,24 +564,44 @@ def _node_fatal(tail: Sequence[str]) -> str | None:
     return next((line.strip() for line in reversed(tail) if line.strip().startswith(_NODE_FATAL)), None)
 
 
+# What each signal cdk may end on says of who sent it: said as what it is. All were "killed by
+# <signal> (the worker's out-of-memory killer, or someone stopping it)", a SIGSEGV in node too,
+# and a SIGTERM of a cancel or a shutdown read as the OOM killer's.
+_STOPPED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+_CRASHED = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS, signal.SIGTRAP})
+
+
 def _killed(err: ToolFailed) -> str | None:
-    """``was killed by <signal> ...`` when cdk ended on a signal (its exit code negative), else None:
+    """How cdk ended when it ended on a signal (its exit code negative), after "cdk", else None:
     "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
 
-    node out of heap aborts itself after saying so: it was said killed by someone, "saying nothing
-    of why", its last line a frame of node's stack."""
+    Each signal as what it is: SIGKILL, the OOM killer's or a ``kill -9``; SIGTERM and its kin, a
+    request to stop (a cancel, the worker or its machine shutting down), cdk interrupted; SIGSEGV
+    and its kin, node crashing; SIGABRT, node aborting itself, after saying why when out of heap
+    (it was said killed by someone, "saying nothing of why", its last line a frame of node's stack)."""
     if err.returncode >= 0:
         return None
     try:
-        name = signal.Signals(-err.returncode).name
+        sent = signal.Signals(-err.returncode)
     except ValueError:
-        name = f"signal {-err.returncode}"
+        return f"ended on signal {-err.returncode} before it finished, saying nothing of why"
+    name = sent.name
     if (fatal := _node_fatal(err.tail)) is not None:
         more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
                 "which cdk is run with)") if "heap out of memory" in fatal else ""
         return f"aborted ({name}) before it finished, node saying: {fatal}{more}"
-    return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
-            "saying nothing of why")
+    if sent == signal.SIGKILL:
+        return (f"was killed by {name} before it finished (the worker's out-of-memory killer, or someone stopping it), "
+                "saying nothing of why")
+    if sent in _STOPPED:
+        return (f"was interrupted by {name} before it finished: something asked it to stop (the run cancelled, or the "
+                "worker or its machine shutting down)")
+    if sent in _CRASHED:
+        return (f"crashed ({name}) before it finished: node, or a native module the app loads, faulted, saying "
+                "nothing of why")
+    if sent == signal.SIGABRT:
+        return f"aborted ({name}) before it finished, saying nothing of why"
+    return f"ended on {name} before it finished, saying nothing of why"
 
 
 def failure_reason(tail: Sequence[str]) -> str:

@@ -1679,8 +1679,12 @@ def test_a_blank_app_dir_is_refused_not_taken_for_the_workers_directory(tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InfraRefused, match="cdk_app_dir is blank: give the directory of the CDK app's cdk.json"):
         run(cdk_app_dir="", cdk_executable="no-such-cdk")
-    with pytest.raises(InfraRefused, match="cdk_app_dir is blank"):
+    with pytest.raises(InfraRefused, match="cdk_app_dir is blank") as caught:
         run(cdk_app_dir="  ", cdk_executable="no-such-cdk")
+    # verify reads without an app: a form's field cleared gives "", and leaving it unset is the way
+    # out, where the refusal named only a directory to give. deploy needs one.
+    unset = ", or leave it unset (every stack and resource is read in the targets' region)"
+    assert str(caught.value).endswith(unset) is (run is verify_infrastructure), str(caught.value)
 
 
 def test_a_relative_app_dir_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
@@ -1703,6 +1707,19 @@ def test_a_cdk_executable_that_is_not_cdk_is_refused_before_any_aws_call(tmp_pat
     with pytest.raises(InfraRefused, match="cdk_executable 'true': .* is not the AWS CDK CLI"):
         # No such credentials block: had it got as far as loading it (or calling AWS), it would say so.
         deploy_infrastructure(cdk_app_dir=str(tmp_path), cdk_executable="true", aws_credentials_block="no-such-aws")
+
+
+@pytest.mark.parametrize("run", [deploy_infrastructure, verify_infrastructure])
+def test_a_malformed_cdk_json_is_refused_naming_its_line_before_any_aws_call_or_cdk_run(tmp_path, run):
+    # cdk synth refused it only after STS had been asked for the account, in node's words.
+    (tmp_path / "cdk.json").write_text('{\n  "app": "python3 app.py",\n  "context": {"prefix": "It",}\n}\n')
+    with pytest.raises(InfraRefused) as caught:
+        # No such blocks, and a cdk that is not one: had it got as far as either, it would say so.
+        run(cdk_app_dir=str(tmp_path), cdk_executable="true", targets_block="no-such-targets",
+            aws_credentials_block="no-such-aws")
+    assert str(caught.value) == (
+        f"cdk_app_dir {str(tmp_path)!r}: {tmp_path / 'cdk.json'} is not valid JSON: line 3, column 30: Expecting "
+        'property name enclosed in double quotes (the line: "context": {"prefix": "It",})')
 
 
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):

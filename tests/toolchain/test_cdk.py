@@ -12,7 +12,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from rollway.infra import AppNotListed, StackDeployFailed
-from rollway.toolchain.cdk import CdkCli, CdkEnvironment, failure_reason, read_assembly, stack_arn
+from rollway.toolchain.cdk import (CdkCli, CdkEnvironment, app_settings_problem, failure_reason, read_assembly,
+                                   stack_arn)
 from rollway.toolchain.process import MASK, ToolMissing
 
 INHERITED = {"PATH": "/usr/bin", "HOME": "/root", "AWS_ACCESS_KEY_ID": "from-the-worker",
@@ -596,6 +597,28 @@ def test_a_synth_whose_cdk_was_killed_says_so_not_its_exit_code_alone(tmp_path):
         "output:\nBundling asset X/Handler...")
 
 
+@pytest.mark.parametrize(("sent", "said"), [
+    # A cancel's or a shutdown's SIGTERM, said as the OOM killer's: a person went looking for memory.
+    ("SIGTERM", "cdk synth was interrupted by SIGTERM before it finished: something asked it to stop (the run "
+                "cancelled, or the worker or its machine shutting down)"),
+    ("SIGINT", "cdk synth was interrupted by SIGINT before it finished: something asked it to stop"),
+    ("SIGSEGV", "cdk synth crashed (SIGSEGV) before it finished: node, or a native module the app loads, faulted, "
+                "saying nothing of why"),
+    ("SIGBUS", "cdk synth crashed (SIGBUS) before it finished: node, or a native module the app loads, faulted"),
+    ("SIGABRT", "cdk synth aborted (SIGABRT) before it finished, saying nothing of why"),
+])
+def test_a_cdk_ended_by_another_signal_than_sigkill_says_that_signal_as_what_it_is(tmp_path, sent, said):
+    script, app = _fake_cdk_app(tmp_path, "import os, resource, signal\n"
+                                          "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file\n"
+                                          'print("Bundling asset X/Handler...", flush=True)\n'
+                                          f"os.kill(os.getpid(), signal.{sent})")
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(AppNotListed) as caught:
+            cli.list_stacks()
+    assert f"did not synthesize: {said}" in str(caught.value), str(caught.value)
+    assert "out-of-memory killer" not in str(caught.value)
+
+
 # What node prints when cdk reaches its heap limit (node 20, as seen), before it aborts itself (SIGABRT):
 # the one line saying why is followed by its native stack, the line last printed.
 NODE_OUT_OF_HEAP = ["", "<--- Last few GCs --->", "", "<--- JS stacktrace --->", "",
@@ -659,3 +682,38 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
     assert [line for line in caught.value.tail if line.strip()] == [
         "X: deploying... [1/1]", "❌  X failed to deploy", f"‣ AccessDenied for key {MASK}"]
     assert not [line for line in lines if "NodeVersionSupportWarning" in line], lines
+
+
+@pytest.mark.parametrize(("cdk_json", "user", "said"), [
+    ('{"app": "python3 app.py"}', None, None),
+    ('\ufeff{"app": "python3 app.py"}', None, None),  # a byte order mark, which cdk reads past
+    ('{"context": {}}', '{"app": "python3 app.py"}', None),  # the user's ~/.cdk.json gives it
+    ('{"context": {}}', None, 'has no "app": the command that runs the CDK app (such as "app": "python3 app.py"), '
+                              "which cdk synth runs"),
+    ('{"app": ""}', '{"app": "python3 app.py"}', ': its "app" is "", not the command that runs the CDK app (such as '
+                                                 '"app": "python3 app.py")'),
+    ('{"app": ["python3", "app.py"]}', None, ': its "app" is ["python3", "app.py"], not the command'),
+    ('["app"]', None, 'is not a JSON object ({...}): cdk reads the app\'s settings ("app": "python3 app.py", ...) '
+                      "from one"),
+    ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
+    ('{"app": "python3 app.py"\n"context": {}}', None,
+     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter (the line: "context": {}})'),
+])
+def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tmp_path, cdk_json, user, said):
+    app, home = tmp_path / "app", tmp_path / "home"
+    app.mkdir()
+    home.mkdir()
+    (app / "cdk.json").write_text(cdk_json)
+    if user is not None:
+        (home / ".cdk.json").write_text(user)
+    problem = app_settings_problem(app, home)
+    if said is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(str(app / "cdk.json")) and said in problem, problem
+
+
+def test_a_cdk_json_not_utf8_is_said_so(tmp_path):
+    (tmp_path / "cdk.json").write_bytes(b'{"app": "caf\xe9"}')
+    assert app_settings_problem(tmp_path, tmp_path) == (
+        f"{tmp_path / 'cdk.json'} is not UTF-8 text (byte 12 is not): cdk reads it as JSON")

@@ -722,3 +722,38 @@ def test_an_image_tag_no_image_has_says_so_naming_the_repositorys_close_tags():
     # Each line names its tag once: "image tag `relase`: no image tagged `relase`" said it twice.
     named = [line for line in found.splitlines() if line.startswith("- image tag")]
     assert len(named) == 3 and all(line.count(f"`{line.split('`')[1]}`") == 1 for line in named), named
+
+
+def test_a_delete_failed_stacks_plan_line_gives_cloudformations_reason_on_one_line_and_bounded():
+    # DELETE_FAILED is retried: the plan's line said the status alone, not what kept the stack the
+    # last time (and would again), which only the stack's events told.
+    from rollway.cleanup import WHY_SHOWN, describe_stack_state
+
+    failed = StackState(name=OLD, status="DELETE_FAILED", status_reason=(
+        "The following resource(s) failed to delete: [Bucket].\n\x1b[2KBucket is not empty"))
+    assert describe_stack_state(failed) == (
+        "DELETE_FAILED (CloudFormation's reason: The following resource(s) failed to delete: [Bucket]. "
+        "\\x1b[2KBucket is not empty)")
+    long = StackState(name=OLD, status="DELETE_FAILED", status_reason="x" * (WHY_SHOWN + 500))
+    assert describe_stack_state(long).endswith("x... (500 characters more in the stack's events))")
+    assert describe_stack_state(StackState(name=OLD, status="DELETE_FAILED")) == "DELETE_FAILED"
+    assert describe_stack_state(StackState(name=OLD, status="UPDATE_COMPLETE", status_reason="done")) == \
+        "UPDATE_COMPLETE"
+
+
+def test_a_nested_stack_deleted_with_its_root_has_its_resources_listed_once_under_it():
+    # The root's holdings include its nested stack's: both listed, each of the nested stack's
+    # resources showed twice in the summary, under two stacks, as if each had held it.
+    nested = "old-stack-Inner-1ABC"
+    inner_queue = "https://sqs.us-west-2.amazonaws.com/123456789012/inner"
+    nested_id = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{nested}/1"
+    result = CleanupResult(deleted_stacks=(OLD, nested), stack_resources={
+        OLD: ("old-queue-url", nested_id, inner_queue, "inner-table"),
+        nested: (inner_queue, "inner-table"),
+    }, stack_retained={OLD: ("inner-table",), nested: ("inner-table",)})
+    text = summary_markdown(result, T.ecr_repository)
+    assert text.count(inner_queue) == 1 and text.count("inner-table") == 1, text
+    assert (f"- `{OLD}`, with the 2 resource(s) it holds (besides those of `{nested}`, listed under it):\n"
+            f"  - `old-queue-url`\n  - `{nested_id}`\n"
+            f"- `{nested}`, with the 2 resource(s) it holds (1 kept by their DeletionPolicy: they stay):\n"
+            f"  - `{inner_queue}`\n  - `inner-table` (kept: its DeletionPolicy retains it)\n") in text, text
