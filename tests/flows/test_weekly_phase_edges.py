@@ -10,6 +10,8 @@ or every stage now), and starts the next phase once the current one passed, ran 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from typing import Any
 
 import pytest
@@ -389,3 +391,22 @@ def test_traffic_moved_by_hand_past_a_phase_whose_run_died_at_its_end_is_drift_n
     assert env.router.weights == Weights(stable=25, canary=75) and shifts(env) == [5, 25, 50]
     assert (after.weekly_phase_index, after.phase) == (1, RolloutPhase.PROGRESSING), after
     assert not [t for t in after.history if t.at > before.history[-1].at and t.kind in ("shift", "phase")], after.history
+
+
+def test_a_tick_that_finds_the_phase_held_by_a_run_prefect_shows_running_whose_lease_lapsed_days_ago_warns(caplog):
+    """Week 2's machine was lost while 25 % baked; without Prefect's zombie-flow automation the run
+    stays Running. Every Monday the tick logged only "driven by cron-1, whose run has not ended:
+    nothing to do" at INFO, and the rollout sat at 25 % unjudged for the whole holiday. It now warns
+    that no run has renewed the lease since it lapsed, and says what lets the schedule resume it."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    env.clock.sleep(2 * 24 * 3600)
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    assert shifts(env) == [5, 25]
+    said = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
+    assert said and said[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+    message = said[0].getMessage()
+    assert re.search(r"lapsed at .*, 1 d 23 h \d+ min ago", message), message
+    assert "nothing judges the canary" in message and "Crashed" in message and "rollway abort" in message, message
