@@ -836,8 +836,10 @@ def _window_said(watched: str, resumed: str, measured: int, checks: int, failed:
                                                  f"version; no error rate was measured in the others ({others})")
         counted += why if counted else ""
         return True, f"{watched} passed{resumed}{counted}", counted
-    return False, (f"{watched} passed{resumed}, but only {measured} looks counted requests to the new version (of its "
-                   f"{checks}), too few to pass cleanly; no error rate was measured in the others ({others}){why}"), ""
+    # Not "passed, but only ...": the page of a window throttled most of the time opened on "passed".
+    return False, (f"{watched}{resumed} did not pass cleanly: only {measured} of its {checks} looks counted requests to "
+                   f"the new version, too few (at least half must); no error rate was measured in the others "
+                   f"({others}){why}"), ""
 
 
 def _passed(spec: RolloutSpec, window_seconds: float, counted: str, resumed: str) -> str:

@@ -56,6 +56,7 @@ from rollway.ledger import (
     pause_asked_now,
     rejection_owed,
     rejection_reason,
+    wall_utc,
     written_since,
 )
 from rollway.model import ServiceState, Weights, validation_problems
@@ -1081,6 +1082,20 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                                f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
                                f"{refuse_early}")
         waiting = waiting_for_an_answer(spec, record)
+        if waiting is None and record.phase is RolloutPhase.PROGRESSING and lease_free(record, env.wall()):
+            # Asking nothing, a live run renews its lease at every look: one Prefect still shows
+            # running whose lease lapsed is hung, or its machine was lost. Said at INFO as "driven
+            # by", the rollout sat unjudged on the canary, week after week, and nobody was told.
+            since = env.wall() - record.lease_expires
+            lapsed = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
+            log.warning("%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed at %s, "
+                        "%s ago, while it asks nothing: no run renews it, so nothing judges the canary at %s "
+                        "(stable/canary). Its process may be hung, or its machine lost (Prefect keeps such a run "
+                        "Running). Nothing was changed; look at the worker that ran it: once Prefect marks the run "
+                        "Crashed (its zombie-flow automation does, see the README), the next advance_phase run resumes "
+                        "the phase; or roll the rollout back with `rollway abort`", service, record.owner,
+                        wall_utc(record.lease_expires), lapsed, record.weights)
+            return None
         if waiting is None:
             log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)
             return None

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rollway.model import Verdict, Weights
 from rollway.phases import Phase, RolloutPhase
-from rollway.spec import Analysis, RolloutSpec
+from rollway.spec import Analysis, RolloutSpec, phase_end_stage
 
 if TYPE_CHECKING:
     from rollway.ledger import RolloutRecord
@@ -267,6 +267,14 @@ def unrecorded_shift(spec: RolloutSpec, record: RolloutRecord, live: Weights) ->
         return None
     approved = record.approved_stage if record.approved_stage is not None else -1
     nxt = record.stage_index + 1
+    if record.phased and record.weekly_phase_index >= 0:
+        # A phased run stops at its phase's last stage (and refuses an approval past it): a shift
+        # beyond it was made by hand. Taken for the dead run's, it started the next phase days
+        # before the calendar allowed, and the resumed run went on through it.
+        last = phase_end_stage(spec, record.weekly_phase_index)
+        if nxt > last:
+            return None
+        approved = min(approved, last)
     allowed = []
     if nxt < len(spec.stages) and (not spec.stages[nxt].approval or approved == nxt):
         allowed.append(nxt)

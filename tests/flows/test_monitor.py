@@ -249,9 +249,43 @@ def test_a_window_with_too_few_looks_with_requests_keeps_the_old_service():
     env.metrics = FakeMetrics(env.router, quiet_after(env.clock.now() + 300))
     result = monitor_on(env, 1800)
     assert result.outcome == "passed" and not result.verified, result.reason
-    assert f"looks counted requests to the new version (of its {result.checks})" in result.reason, result.reason
+    assert f"of its {result.checks} looks counted requests to the new version, too few" in result.reason, result.reason
     assert "no error rate was measured in the others" in result.reason, result.reason
     assert env.deployer.services[env.targets.stable_service].desired == 4
+
+
+class ThrottledUntil(FakeMetrics):
+    """CloudWatch throttles every read that ends before ``until``, then answers."""
+
+    def __init__(self, router, behaviour, until: float) -> None:
+        super().__init__(router, behaviour)
+        self.until = until
+
+    def observe(self, start, end):
+        self.error = ("An error occurred (Throttling) when calling the GetMetricData operation: Rate exceeded"
+                      if end < self.until else None)
+        return super().observe(start, end)
+
+
+def test_a_window_whose_reads_were_throttled_most_of_the_time_is_said_unverified_not_passed():
+    """Throttled for 25 of its 30 minutes: the window kept the old service, but its result and the
+    "Decommission skipped" page opened "30 minutes of monitoring passed, but only 7 looks counted
+    requests": people skimming a page at night read "passed" of a window nobody could see."""
+    env = promoted(canary_error_rate=0.001)
+    env.metrics = ThrottledUntil(env.router, steady(50.0, 0.001, 0.001), env.clock.now() + 1500)
+    result = monitor_on(env, 1800)
+    assert result.outcome == "passed" and not result.verified, result.reason
+    assert env.deployer.services[env.targets.stable_service].desired == 4
+    subject, message = env.notifier.messages[-1]
+    assert subject.startswith("Decommission skipped") and message == result.reason, env.notifier.messages[-1]
+    assert "passed" not in message.replace("did not pass cleanly", ""), message
+    said = re.match(r"30 minutes of monitoring did not pass cleanly: only (\d+) of its (\d+) looks counted requests "
+                    r"to the new version, too few \(at least half must\); no error rate was measured in the others "
+                    r"\((\d+) could not read the metrics\); the last failed read: An error occurred \(Throttling\)",
+                    message)
+    assert said is not None, message
+    measured, checks, failed = map(int, said.groups())
+    assert checks == result.checks and measured + failed == checks and 0 < 2 * measured < checks, message
 
 
 class PublishedLate(FakeMetrics):

@@ -426,7 +426,7 @@ def test_an_unverified_window_records_its_look_counts_beside_the_history_and_lea
     assert record.history == first.history, "nothing appended: the window stays open"
     seen = record.unverified_window
     assert seen is not None and seen.looks == result.checks and 0 < seen.counted < result.checks / 2, seen
-    assert f"only {seen.counted} looks counted requests to the new version (of its {seen.looks})" in result.reason
+    assert f"only {seen.counted} of its {seen.looks} looks counted requests to the new version, too few" in result.reason
     assert monitoring_owed(plan.model_copy(update={"image": FIRST}), record)
 
 

@@ -10,12 +10,14 @@ or every stage now), and starts the next phase once the current one passed, ran 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 from typing import Any
 
 import pytest
 from prefect import flow
 
-from flows.progressive import PhaseRefused, advance
+from flows.progressive import DriftDetected, PhaseRefused, advance
 from rollway.approvals import ApprovalAnswer, auto_approve
 from rollway.ledger import Transition
 from rollway.model import Weights
@@ -362,3 +364,49 @@ def test_a_tick_that_recorded_a_dead_runs_passed_phase_returns_it_when_a_twin_to
     # The completion this tick recorded, once, and the twin's week 2 left as it was.
     assert phases == [("alice", "starting week 1"), ("schedule", "stage 5% passed; this phase ends at 5%"),
                       ("schedule", "starting week 2")], phases
+
+
+def test_traffic_moved_by_hand_past_a_phase_whose_run_died_at_its_end_is_drift_not_the_next_phase():
+    """Week 2's run passed its last stage (50 %) and died before recording the phase complete; a
+    person then moved the load balancer to 75 % by hand. The Wednesday tick took 25/75 for a shift
+    the dead run had made unrecorded, recorded it as the rollout's own, entered week 3 days before
+    the calendar allowed and went on to 100 %: a phased run stops at its phase's end and never
+    makes that shift. It is drift: refused, the traffic and the ledger left as they were."""
+    env = env_with_ledger()
+    assert progressive_on(env, full_spec(), auto_approve("alice"), phased=True).outcome == "holding"
+    env.clock.sleep(WEEK)
+    real, armed = env.ledger, [True]
+    env.ledger = Intercept(real, dies_recording_the_phase_complete(armed))
+    with pytest.raises(Killed):
+        advance_on(env, auto_approve("carol"), "cron-2")
+    env.ledger = real
+    before = real.get(env.targets.canary_service)
+    assert (before.weekly_phase_index, before.stage_passed, before.weekly_phase_passed, before.weights) == (
+        1, True, False, Weights(stable=50, canary=50))
+    env.clock.sleep(2 * 24 * 3600)  # Wednesday: the dead run's lease is long gone
+    env.router.weights = Weights(stable=25, canary=75)
+    with pytest.raises(DriftDetected, match=r"at 50/50 \(stable/canary\) but the load balancer holds 25/75"):
+        watchdog(env, auto_approve("carol"), "cron-wed", lambda owner: True)
+    after = real.get(env.targets.canary_service)
+    assert env.router.weights == Weights(stable=25, canary=75) and shifts(env) == [5, 25, 50]
+    assert (after.weekly_phase_index, after.phase) == (1, RolloutPhase.PROGRESSING), after
+    assert not [t for t in after.history if t.at > before.history[-1].at and t.kind in ("shift", "phase")], after.history
+
+
+def test_a_tick_that_finds_the_phase_held_by_a_run_prefect_shows_running_whose_lease_lapsed_days_ago_warns(caplog):
+    """Week 2's machine was lost while 25 % baked; without Prefect's zombie-flow automation the run
+    stays Running. Every Monday the tick logged only "driven by cron-1, whose run has not ended:
+    nothing to do" at INFO, and the rollout sat at 25 % unjudged for the whole holiday. It now warns
+    that no run has renewed the lease since it lapsed, and says what lets the schedule resume it."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    env.clock.sleep(2 * 24 * 3600)
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    assert shifts(env) == [5, 25]
+    said = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
+    assert said and said[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+    message = said[0].getMessage()
+    assert re.search(r"lapsed at .*, 1 d 23 h \d+ min ago", message), message
+    assert "nothing judges the canary" in message and "Crashed" in message and "rollway abort" in message, message
