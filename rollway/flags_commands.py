@@ -233,7 +233,10 @@ def flags_set(
         except KeyboardInterrupt:
             raise _Interrupted(_interrupted(sending, feature, "setting it again")) from None
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
-            raise stale.named("--expected-version") from None
+            # Moved past the version given (read by `flags get` minutes ago, say): who moved it, and to
+            # what, as for a race lost after the read; "is at version 2" alone sent people asking around.
+            moved = stale.exists and 0 < stale.expected_version < stale.actual_version
+            raise stale.named("--expected-version", _newest_change(store, feature) if moved else "") from None
         except FlagConflict as lost:  # a write landed between this one's read and its write
             raise _lost_race(store, lost) from None
         except UnknownFlag as unknown:
@@ -272,22 +275,28 @@ def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) ->
     and retry" named neither who changed the flag nor to what, nor how to read it."""
     feature, found = lost.feature, lost.actual_version
     said = (f"feature flag {feature!r} changed concurrently: expected version {lost.expected_version}, found "
-            f"{'a different version' if found is None else f'version {found}'}")
+            f"{'a different version' if found is None else f'version {found}'}{_newest_change(store, feature)}")
+    conflict = FlagConflict(feature, lost.expected_version, found)
+    then = then or f"`rollway flags get {feature}` shows the flag as it is now"
+    conflict.args = (f"{said}; nothing was written: {then}",)
+    return conflict
+
+
+def _newest_change(store: FlagStore, feature: str) -> str:
+    """The flag's newest change as a refusal's words (``: its newest change is v2, by bob at T: on 25% ->
+    on 50% (why)``), read now; "" when its trail cannot be read or holds none."""
     try:
         newest = store.audit(feature, limit=1)
     except UnreadableAudit as partial:
         newest = partial.entries
     except FlagStoreUnavailable:
         newest = []
-    if newest:
-        entry = newest[0]
-        why = f" ({_one_line(entry.reason)})" if entry.reason else ""
-        said += (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
-                 f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
-    conflict = FlagConflict(feature, lost.expected_version, found)
-    then = then or f"`rollway flags get {feature}` shows the flag as it is now"
-    conflict.args = (f"{said}; nothing was written: {then}",)
-    return conflict
+    if not newest:
+        return ""
+    entry = newest[0]
+    why = f" ({_one_line(entry.reason)})" if entry.reason else ""
+    return (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
+            f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
 
 
 def _asked(feature: str, settings: dict[str, Any]) -> FlagChange:
