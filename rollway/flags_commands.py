@@ -428,18 +428,35 @@ def _zero_note(flag: FlagState, out: TextIO) -> None:
                   f"one; `rollway flags set {flag.feature} --no-enabled` turns it off there too\n")
 
 
-def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
-    """Say what the change means to a rollout whose stages move the flag: whether its next stage
-    leaves the flag as set here or moves it again (``person_change_note``). The change is made
-    either way: a trail that cannot be read is a warning, not the command's failure."""
+def rollout_note(store: FlagStore, flag: FlagState) -> str | None:
+    """What a person's change, which left ``flag`` so, means to the rollout whose stages move it:
+    whether its next stage leaves the flag as set or moves it again (``person_change_note``), read
+    from the flag's trail now; None when no rollout moves it. For `rollway flags set` and the
+    set-flags flow alike.
+
+    Raises:
+        FlagStoreUnavailable: the trail cannot be read (the change is made all the same).
+    """
     try:
         trail = store.audit(flag.feature)
     except UnreadableAudit as partial:
         trail = partial.entries  # as a rollout reads it: without the entries it cannot use
+    return person_change_note(trail, flag)
+
+
+def unknown_note(feature: str, unread: FlagStoreUnavailable) -> str:
+    """The warning for a change made whose ``rollout_note`` could not be read."""
+    return f"the change is made, but whether a rollout moves {feature} is not known: {unread}"
+
+
+def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
+    """Say what the change means to a rollout whose stages move the flag (``rollout_note``). The
+    change is made either way: a trail that cannot be read is a warning, not the command's failure."""
+    try:
+        note = rollout_note(store, flag)
     except FlagStoreUnavailable as unread:
-        err.write(f"warning: the change is made, but whether a rollout moves {flag.feature} is not known: {unread}\n")
+        err.write(f"warning: {unknown_note(flag.feature, unread)}\n")
         return
-    note = person_change_note(trail, flag)
     if note is not None:
         out.write(f"note: {note}\n")
 
@@ -584,7 +601,8 @@ def _fail(err: TextIO, error: FlagError, code: int) -> int:
 
 
 def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate], *, actor: str,
-                     failure: BaseException | None = None, in_flight: bool = False) -> str:
+                     failure: BaseException | None = None, in_flight: bool = False,
+                     notes: Sequence[str | None] = ()) -> str:
     """The set-flags run's summary: each change asked for, in order, and what became of it.
 
     ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
@@ -593,7 +611,8 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
     one whose write was sent and its answer lost (``FlagWriteUnanswered``) may have been written,
     and says so: "not written" had a person apply it again, or take the flag as unchanged. So may
     the one under way when the run was interrupted (cancelled, stopped: ``failure`` is no
-    Exception), when ``in_flight``.
+    Exception), when ``in_flight``. ``notes``: for each update, what it means to the rollout whose
+    stages move its flag (``rollout_note``), or None.
     """
     interrupted = failure is not None and not isinstance(failure, Exception)
     # The actor (as typed) and the failure's text (a store's message) on one line each, their
@@ -612,6 +631,9 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
             asked += " (create)"
         if index < len(updates):
             result = updates[index].describe()
+            note = notes[index] if index < len(notes) else None
+            if note is not None:
+                result += f"; note: {note}"
         elif index == len(updates) and isinstance(failure, FlagWriteUnanswered) and failure.feature == change.feature:
             result = (f"**may have been written** (its answer was lost: check with "
                       f"`rollway flags get {change.feature}`)")
