@@ -27,7 +27,7 @@ from rollway.flag_binding import FlagChange, FlagUpdate
 from rollway.flags import (
     FlagConflict, FlagStoreUnavailable, FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor,
 )
-from rollway.flags_commands import changes_markdown, rollout_note, unknown_note
+from rollway.flags_commands import changes_markdown, rollout_note, unknown_note, zero_note
 from rollway.ports import FlagStore
 from rollway.targets import Targets
 from tasks import flags as flag_tasks
@@ -91,8 +91,9 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
     ``done``: where each applied change is appended as it is made, so that a caller still has
     them when a later one fails. ``begun``: where each change is appended before its write is
     tried, so that a caller stopped during one (cancelled) can tell it may have been written.
-    ``notes``: where, for each applied change, what it means to the rollout whose stages move its
-    flag is appended (``rollout_note``; None: no rollout moves it, or the trail could not be read).
+    ``notes``: where, for each applied change, its notes are appended, as `rollway flags set` prints
+    them: a flag left on at 0 % (``zero_note``) and what the change means to the rollout whose stages
+    move the flag (``rollout_note``); None: neither applies, or the trail could not be read.
 
     Raises:
         UnknownFlag: flags that do not exist and are not to be created (all named);
@@ -114,17 +115,18 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
         update = flag_tasks.set_flag(store, change, actor=actor, now=now)
         log.info("%s", update.describe())
         updates.append(update)
-        # As `rollway flags set` says it: a team turning a bound flag off from the UI was told
-        # "on 5% -> off 5%" alone, not whether the rollout's next stage would turn it back on.
+        # As `rollway flags set` says them: a team turning a bound flag off from the UI was told
+        # "on 5% -> off 5%" alone, not whether the rollout's next stage would turn it back on, and
+        # on-call's 0 % kill switch "on 5% -> on 0%", not that it stayed on without a user id.
+        said = [zero_note(update.after)]
         try:
-            note = rollout_note(store, update.after)
+            said.append(rollout_note(store, update.after))
         except FlagStoreUnavailable as unread:
-            note = None
             log.warning("%s", unknown_note(change.feature, unread))
-        if note is not None:
+        for note in filter(None, said):
             log.info("note: %s", note)
         if notes is not None:
-            notes.append(note)
+            notes.append("; note: ".join(filter(None, said)) or None)
     return updates
 
 

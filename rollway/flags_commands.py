@@ -419,13 +419,20 @@ class _Sending:
         return getattr(self._store, name)
 
 
-def _zero_note(flag: FlagState, out: TextIO) -> None:
-    """Say that a flag left on at 0 % is still on without a user: evaluated with a user id it is
+def zero_note(flag: FlagState) -> str | None:
+    """That a flag left on at 0 % is still on without a user, or None: evaluated with a user id it is
     off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
     on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
     if flag.enabled and flag.threshold == 0:
-        out.write(f"note: {flag.feature} is on at 0%: off for every user id, but on where it is evaluated without "
-                  f"one; `rollway flags set {flag.feature} --no-enabled` turns it off there too\n")
+        return (f"{flag.feature} is on at 0%: off for every user id, but on where it is evaluated without one; "
+                f"`rollway flags set {flag.feature} --no-enabled` turns it off there too")
+    return None
+
+
+def _zero_note(flag: FlagState, out: TextIO) -> None:
+    note = zero_note(flag)
+    if note is not None:
+        out.write(f"note: {note}\n")
 
 
 def rollout_note(store: FlagStore, flag: FlagState) -> str | None:

@@ -36,3 +36,22 @@ def test_a_change_of_a_flag_a_rollout_moves_says_what_the_rollout_does_next(dyna
     (other,) = [line for line in text.splitlines() if line.startswith(f"| 2 | {INTERRUPTS} |")]
     assert "rollout" not in other, other  # a flag no rollout moves: no note
     assert f"rollout {ROLLOUT} moves {SQS} with its traffic stages" in caplog.text, caplog.text
+
+
+def test_a_flag_left_on_at_0_percent_says_it_is_still_on_without_a_user(dynamo, caplog):
+    """On-call dialled a flag to 0 % from the UI as its kill switch, and read "on 5% -> on 0%" as off:
+    every evaluation with a user id is off, but one without follows `enabled`, and kept answering on.
+    `rollway flags set` says so on a `note:` line; the set-flags run said nothing."""
+    dynamo.put(dynamo.get(SQS).model_copy(update={"enabled": True, "percentage": 5.0}), expected_version=1,
+               actor="seed", now=2.0)
+
+    with caplog.at_level(logging.INFO):
+        state = set_flags(changes=[FlagChange(feature=SQS, percentage=0, reason="errors")], actor="oncall",
+                          aws_credentials_block=CREDENTIALS, return_state=True)
+
+    assert state.is_completed()
+    (row,) = [line for line in flags_summary(state).splitlines() if line.startswith(f"| 1 | {SQS} |")]
+    assert f"{SQS}: on 5% -> on 0% (v3)" in row, row
+    said = (f"{SQS} is on at 0%: off for every user id, but on where it is evaluated without one; `rollway flags set "
+            f"{SQS} --no-enabled` turns it off there too")
+    assert said in row and said in caplog.text, row
