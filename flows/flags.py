@@ -24,8 +24,10 @@ from rollway.aws.errors import error_code
 from rollway.aws.flags import DynamoFlagStore
 from rollway.failure_words import failures_writable
 from rollway.flag_binding import FlagChange, FlagUpdate
-from rollway.flags import FlagConflict, FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor
-from rollway.flags_commands import changes_markdown
+from rollway.flags import (
+    FlagConflict, FlagStoreUnavailable, FlagTableRefused, InvalidFlagInput, UnknownFlag, validate_actor,
+)
+from rollway.flags_commands import changes_markdown, rollout_note, unknown_note, zero_note
 from rollway.ports import FlagStore
 from rollway.targets import Targets
 from tasks import flags as flag_tasks
@@ -82,12 +84,16 @@ def flag_table_missing(targets: Targets) -> Callable[[ClientError], str | None]:
 
 
 def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str, now: float,
-                  done: list[FlagUpdate] | None = None, begun: list[FlagChange] | None = None) -> list[FlagUpdate]:
+                  done: list[FlagUpdate] | None = None, begun: list[FlagChange] | None = None,
+                  notes: list[str | None] | None = None) -> list[FlagUpdate]:
     """Apply ``changes`` in order, after checking that every flag not created exists.
 
     ``done``: where each applied change is appended as it is made, so that a caller still has
     them when a later one fails. ``begun``: where each change is appended before its write is
     tried, so that a caller stopped during one (cancelled) can tell it may have been written.
+    ``notes``: where, for each applied change, its notes are appended, as `rollway flags set` prints
+    them: a flag left on at 0 % (``zero_note``) and what the change means to the rollout whose stages
+    move the flag (``rollout_note``); None: neither applies, or the trail could not be read.
 
     Raises:
         UnknownFlag: flags that do not exist and are not to be created (all named);
@@ -109,6 +115,18 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
         update = flag_tasks.set_flag(store, change, actor=actor, now=now)
         log.info("%s", update.describe())
         updates.append(update)
+        # As `rollway flags set` says them: a team turning a bound flag off from the UI was told
+        # "on 5% -> off 5%" alone, not whether the rollout's next stage would turn it back on, and
+        # on-call's 0 % kill switch "on 5% -> on 0%", not that it stayed on without a user id.
+        said = [zero_note(update.after)]
+        try:
+            said.append(rollout_note(store, update.after))
+        except FlagStoreUnavailable as unread:
+            log.warning("%s", unknown_note(change.feature, unread))
+        for note in filter(None, said):
+            log.info("note: %s", note)
+        if notes is not None:
+            notes.append("; note: ".join(filter(None, said)) or None)
     return updates
 
 
@@ -152,21 +170,22 @@ def set_flags(
     store = DynamoFlagStore(get_client("dynamodb"), targets, refused=flag_table_refusal(targets))
     done: list[FlagUpdate] = []
     begun: list[FlagChange] = []
+    notes: list[str | None] = []
     try:
-        updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done, begun=begun)
+        updates = apply_changes(store, changes, actor=actor, now=time.time(), done=done, begun=begun, notes=notes)
     except BaseException as stop:  # noqa: BLE001 - a failure, or cancelled (TerminationSignal) or Ctrl-C; raised again
         # The summary says the changes before the one that failed were written. Interrupted, without
         # one the key's newest artifact was an earlier run's, read as this one's, and nothing said
         # which flags were written, or that the one in flight may have been (``in_flight`` is read
         # for an interruption only: a failed change says its own error).
-        _summary(changes, done, actor, failure=stop, in_flight=len(begun) > len(done))
+        _summary(changes, done, actor, failure=stop, in_flight=len(begun) > len(done), notes=notes)
         raise
-    _summary(changes, updates, actor)
+    _summary(changes, updates, actor, notes=notes)
     return updates
 
 
 def _summary(changes: Sequence[FlagChange], done: Sequence[FlagUpdate], actor: str,
-             failure: BaseException | None = None, in_flight: bool = False) -> None:
+             failure: BaseException | None = None, in_flight: bool = False, notes: Sequence[str | None] = ()) -> None:
     create_markdown_artifact(key="set-flags", markdown=changes_markdown(changes, done, actor=actor, failure=failure,
-                                                                        in_flight=in_flight),
+                                                                        in_flight=in_flight, notes=notes),
                              description="set-flags: the changes asked for and what became of each")

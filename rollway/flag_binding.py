@@ -128,6 +128,21 @@ class BoundFlagGone(UnknownFlag):
             "it serves no one, and a rollback skips it",)
 
 
+class UnknownBoundFlag(UnknownFlag):
+    """Flags a spec binds that the flags table does not hold, found by the check before a rollout's
+    first write (``check_bindings``). Said as the library's "create it first", it named neither the
+    spec's binding (a typo is the likelier cause) nor how to create one, nor how to see the flags."""
+
+    def __init__(self, *features: str) -> None:
+        super().__init__(*features)
+        names = ", ".join(repr(f) for f in features)
+        create = " and ".join(f"`rollway flags set {f} --create --no-enabled`" for f in features)
+        self.args = (
+            f"the spec's `flags` bind feature flag {names}, which the flags table does not hold: check the spelling "
+            f"(`rollway flags list` lists the flags there are), or create it off ({create}) for the rollout to move "
+            "it from its first stage; nothing was changed",)
+
+
 class RolloutRolledBack(FlagError):
     """A stage of a rollout whose rollback has already disabled its flags: not applied."""
 
@@ -1004,13 +1019,13 @@ def check_bindings(store: FlagStore, bindings: Sequence[FlagBinding], *, startin
             one of them that the ledger records promoted or rolled back has ended (``_still_held``).
 
     Raises:
-        UnknownFlag: naming every bound flag that does not exist.
+        UnknownBoundFlag: naming every bound flag that does not exist (an UnknownFlag).
         FlagHeld: ``starting``, and other rollouts hold bound flags (all named).
         FlagHoldUnknown: ``starting``, and whether a holding rollout has ended cannot be read.
     """
     missing = [b.feature for b in bindings if store.get(b.feature) is None]
     if missing:
-        raise UnknownFlag(*missing)
+        raise UnknownBoundFlag(*missing)
     if starting:
         _refuse_held([(b.feature, entry) for b in bindings if (entry := holder(_trail(store, b.feature))) is not None],
                      ledger, service)

@@ -122,12 +122,13 @@ class FlagNotAtVersion(FlagConflict):
     Attributes:
         exists: whether the flag exists (``actual_version`` is 0 when it does not).
         option: how the caller's user gives the expected version (``--expected-version``), or None.
+        newest: the flag's newest change, in words (``: its newest change is v2, by ...``), or "".
     """
 
     def __init__(self, feature: str, expected_version: int, actual_version: int, *, exists: bool = True,
-                 option: str | None = None) -> None:
+                 option: str | None = None, newest: str = "") -> None:
         super().__init__(feature, expected_version, actual_version)
-        self.exists, self.option = exists, option
+        self.exists, self.option, self.newest = exists, option, newest
         expected = f"{option} {expected_version}" if option else f"the expected version {expected_version}"
         if not exists:
             create = f"--create creates it with {option} 0 (or none)" if option else "creating it expects version 0"
@@ -136,14 +137,15 @@ class FlagNotAtVersion(FlagConflict):
             said = (f"feature flag {feature!r} exists (it is at version {actual_version}), so it is not at {expected}, "
                     "which means absent; nothing was written")
         else:
-            said = (f"feature flag {feature!r} is at version {actual_version}, not at {expected}; nothing was "
+            said = (f"feature flag {feature!r} is at version {actual_version}, not at {expected}{newest}; nothing was "
                     f"written: `rollway flags get {feature}` shows its version and its latest changes")
         self.args = (said,)
 
-    def named(self, option: str) -> "FlagNotAtVersion":
-        """The same refusal naming the expected version as the caller's input does (``--expected-version``)."""
+    def named(self, option: str, newest: str = "") -> "FlagNotAtVersion":
+        """The same refusal naming the expected version as the caller's input does (``--expected-version``),
+        and ``newest``, the flag's newest change in words (who moved it past that version, to what)."""
         return FlagNotAtVersion(self.feature, self.expected_version, self.actual_version, exists=self.exists,
-                                option=option)
+                                option=option, newest=newest)
 
 
 class InvalidFlagInput(FlagError):

@@ -233,7 +233,10 @@ def flags_set(
         except KeyboardInterrupt:
             raise _Interrupted(_interrupted(sending, feature, "setting it again")) from None
         except FlagNotAtVersion as stale:  # named as given here; still exit 3 (a FlagConflict)
-            raise stale.named("--expected-version") from None
+            # Moved past the version given (read by `flags get` minutes ago, say): who moved it, and to
+            # what, as for a race lost after the read; "is at version 2" alone sent people asking around.
+            moved = stale.exists and 0 < stale.expected_version < stale.actual_version
+            raise stale.named("--expected-version", _newest_change(store, feature) if moved else "") from None
         except FlagConflict as lost:  # a write landed between this one's read and its write
             raise _lost_race(store, lost) from None
         except UnknownFlag as unknown:
@@ -272,22 +275,28 @@ def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) ->
     and retry" named neither who changed the flag nor to what, nor how to read it."""
     feature, found = lost.feature, lost.actual_version
     said = (f"feature flag {feature!r} changed concurrently: expected version {lost.expected_version}, found "
-            f"{'a different version' if found is None else f'version {found}'}")
+            f"{'a different version' if found is None else f'version {found}'}{_newest_change(store, feature)}")
+    conflict = FlagConflict(feature, lost.expected_version, found)
+    then = then or f"`rollway flags get {feature}` shows the flag as it is now"
+    conflict.args = (f"{said}; nothing was written: {then}",)
+    return conflict
+
+
+def _newest_change(store: FlagStore, feature: str) -> str:
+    """The flag's newest change as a refusal's words (``: its newest change is v2, by bob at T: on 25% ->
+    on 50% (why)``), read now; "" when its trail cannot be read or holds none."""
     try:
         newest = store.audit(feature, limit=1)
     except UnreadableAudit as partial:
         newest = partial.entries
     except FlagStoreUnavailable:
         newest = []
-    if newest:
-        entry = newest[0]
-        why = f" ({_one_line(entry.reason)})" if entry.reason else ""
-        said += (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
-                 f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
-    conflict = FlagConflict(feature, lost.expected_version, found)
-    then = then or f"`rollway flags get {feature}` shows the flag as it is now"
-    conflict.args = (f"{said}; nothing was written: {then}",)
-    return conflict
+    if not newest:
+        return ""
+    entry = newest[0]
+    why = f" ({_one_line(entry.reason)})" if entry.reason else ""
+    return (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
+            f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
 
 
 def _asked(feature: str, settings: dict[str, Any]) -> FlagChange:
@@ -410,27 +419,51 @@ class _Sending:
         return getattr(self._store, name)
 
 
-def _zero_note(flag: FlagState, out: TextIO) -> None:
-    """Say that a flag left on at 0 % is still on without a user: evaluated with a user id it is
+def zero_note(flag: FlagState) -> str | None:
+    """That a flag left on at 0 % is still on without a user, or None: evaluated with a user id it is
     off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
     on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
     if flag.enabled and flag.threshold == 0:
-        out.write(f"note: {flag.feature} is on at 0%: off for every user id, but on where it is evaluated without "
-                  f"one; `rollway flags set {flag.feature} --no-enabled` turns it off there too\n")
+        return (f"{flag.feature} is on at 0%: off for every user id, but on where it is evaluated without one; "
+                f"`rollway flags set {flag.feature} --no-enabled` turns it off there too")
+    return None
 
 
-def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
-    """Say what the change means to a rollout whose stages move the flag: whether its next stage
-    leaves the flag as set here or moves it again (``person_change_note``). The change is made
-    either way: a trail that cannot be read is a warning, not the command's failure."""
+def _zero_note(flag: FlagState, out: TextIO) -> None:
+    note = zero_note(flag)
+    if note is not None:
+        out.write(f"note: {note}\n")
+
+
+def rollout_note(store: FlagStore, flag: FlagState) -> str | None:
+    """What a person's change, which left ``flag`` so, means to the rollout whose stages move it:
+    whether its next stage leaves the flag as set or moves it again (``person_change_note``), read
+    from the flag's trail now; None when no rollout moves it. For `rollway flags set` and the
+    set-flags flow alike.
+
+    Raises:
+        FlagStoreUnavailable: the trail cannot be read (the change is made all the same).
+    """
     try:
         trail = store.audit(flag.feature)
     except UnreadableAudit as partial:
         trail = partial.entries  # as a rollout reads it: without the entries it cannot use
+    return person_change_note(trail, flag)
+
+
+def unknown_note(feature: str, unread: FlagStoreUnavailable) -> str:
+    """The warning for a change made whose ``rollout_note`` could not be read."""
+    return f"the change is made, but whether a rollout moves {feature} is not known: {unread}"
+
+
+def _rollout_note(store: FlagStore, flag: FlagState, out: TextIO, err: TextIO) -> None:
+    """Say what the change means to a rollout whose stages move the flag (``rollout_note``). The
+    change is made either way: a trail that cannot be read is a warning, not the command's failure."""
+    try:
+        note = rollout_note(store, flag)
     except FlagStoreUnavailable as unread:
-        err.write(f"warning: the change is made, but whether a rollout moves {flag.feature} is not known: {unread}\n")
+        err.write(f"warning: {unknown_note(flag.feature, unread)}\n")
         return
-    note = person_change_note(trail, flag)
     if note is not None:
         out.write(f"note: {note}\n")
 
@@ -575,7 +608,8 @@ def _fail(err: TextIO, error: FlagError, code: int) -> int:
 
 
 def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate], *, actor: str,
-                     failure: BaseException | None = None, in_flight: bool = False) -> str:
+                     failure: BaseException | None = None, in_flight: bool = False,
+                     notes: Sequence[str | None] = ()) -> str:
     """The set-flags run's summary: each change asked for, in order, and what became of it.
 
     ``updates`` are the changes applied (the first ``len(updates)`` of ``changes``). After a
@@ -584,7 +618,8 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
     one whose write was sent and its answer lost (``FlagWriteUnanswered``) may have been written,
     and says so: "not written" had a person apply it again, or take the flag as unchanged. So may
     the one under way when the run was interrupted (cancelled, stopped: ``failure`` is no
-    Exception), when ``in_flight``.
+    Exception), when ``in_flight``. ``notes``: for each update, what it means to the rollout whose
+    stages move its flag (``rollout_note``), or None.
     """
     interrupted = failure is not None and not isinstance(failure, Exception)
     # The actor (as typed) and the failure's text (a store's message) on one line each, their
@@ -603,6 +638,9 @@ def changes_markdown(changes: Sequence[FlagChange], updates: Sequence[FlagUpdate
             asked += " (create)"
         if index < len(updates):
             result = updates[index].describe()
+            note = notes[index] if index < len(notes) else None
+            if note is not None:
+                result += f"; note: {note}"
         elif index == len(updates) and isinstance(failure, FlagWriteUnanswered) and failure.feature == change.feature:
             result = (f"**may have been written** (its answer was lost: check with "
                       f"`rollway flags get {change.feature}`)")

@@ -1506,6 +1506,12 @@ def _flags_line(record: RolloutRecord, sped: bool = False) -> list[str]:
         else:
             where = (f"{cell(_flag_settings(last.comment))}, set by {cell(last.actor)} at {_stamped(record, last, sped)}"
                      if last else "not moved by this rollout")
+            if last is not None and last.comment.startswith(f"{feature}: left "):
+                # A stage that left the flag as a person set it (the kill switch): "set by" the run's
+                # actor at that stage read as the rollout's doing, and not that the flag had stopped
+                # following the stages. Its line names who changed it and what hands it back.
+                where = (f"**left {cell(_flag_settings(last.comment))}** as a person had set it (the stage at "
+                         f"{_stamped(record, last, sped)}): {cell(_left_because(last.comment))}")
             if record.phase is RolloutPhase.ROLLING_BACK:
                 where += "; the rollback disables it, not recorded as done"
             said.append(f"`{feature}` {where}")

@@ -71,3 +71,21 @@ def test_an_unknown_flag_with_an_expected_version_says_how_to_create_it_in_one_g
     """Adding --create alone to `set beta_editor --enabled --expected-version 3` was refused next for the version."""
     code, _, err = set_(store, "beta_editor", enabled=True, expected_version=3)
     assert "add --create to create it with --expected-version 0 (or none)" in err, err
+
+
+def test_a_version_moved_on_since_the_one_expected_names_who_changed_it_and_how(aws, store):
+    """Gina read the flag at version 1 (`rollway flags get`); Rik turned it on at 50 % before her
+    `flags set --expected-version 1`. Refused with "is at version 2, not at --expected-version 1" and
+    no word of who had changed it or to what: the loser of a race after the read was told both, the
+    far likelier loser of the minutes between a `get` and a `set` neither."""
+    rival = DynamoFlagStore(aws.get_client("dynamodb"), aws.targets)
+    rival.put(FlagState(feature=SQS, enabled=True, percentage=50), expected_version=1, actor="rik", now=4.0,
+              reason="more users")
+
+    code, out, err = set_(store, SQS, enabled=False, expected_version=1)
+
+    assert code == EXIT_CONFLICT and out == "" and err.count("\n") == 1, err
+    assert "is at version 2, not at --expected-version 1" in err and "concurrently" not in err, err
+    assert ("its newest change is v2, by rik at 1970-01-01T00:00:04Z: off 0% -> on 50% (more users); nothing was "
+            "written") in err, err
+    assert store.get(SQS).enabled is True

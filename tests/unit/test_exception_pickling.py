@@ -37,7 +37,7 @@ from rollway.cleanup import CleanupIncomplete, CleanupReadUnanswered, CleanupRef
 from rollway.deadline import ReadBackUnanswered, Unanswered
 from rollway.cli.processes import Child, ProcessFailed
 from rollway.finalize import FinalizeIncomplete
-from rollway.flag_binding import BoundFlagGone, FlagHeld, FlagsNotDisabled, FlagUpdate, HoldNotNamed
+from rollway.flag_binding import BoundFlagGone, FlagHeld, FlagsNotDisabled, FlagUpdate, HoldNotNamed, UnknownBoundFlag
 from rollway.flags import (
     FlagAuditEntry, FlagConflict, FlagNotAtVersion, FlagState, FlagStoreUnavailable, FlagWriteUnanswered,
     InvalidPercentage, MalformedFlag, MalformedFlags, PercentageTooFine, UnknownFlag, UnreadableAudit,
@@ -130,6 +130,7 @@ CASES: list[BaseException] = [
                         "answer lost (ReadTimeoutError: Read timeout)"),
     UnknownFlagInChanges("beta_editr"),
     BoundFlagGone("use_sqs_architecture", weight=50),
+    UnknownBoundFlag("use_sqs_architecure", "new_nav"),
     FlagHeld([("use_sqs_architecture", FlagAuditEntry(
         feature="use_sqs_architecture", version=4, at=1.0, actor="alice", reason="rollout edit-r1 stage 25%",
         enabled=True, percentage=25.0, salt="v1", writer="rollout", rollout="edit-r1"))]),
