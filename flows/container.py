@@ -464,7 +464,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         checked_platforms = None
         if ecr is not None:
             _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                    version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base)
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
@@ -488,7 +488,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
-        _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform)
+        _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform, base)
     if request.register_existing:
         # As a release run asks right before registering what it pushed: the version found at
         # the start may have been deleted since (by hand, a lifecycle rule), and a revision
@@ -767,13 +767,14 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> R
 
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
                     ecr: EcrRepository | None, credentials: RegistryLogin | None = None,
-                    platform: str | None = None) -> None:
+                    platform: str | None = None, base: BaseRevision | None = None) -> None:
     """The docker part of a run: for a registry other than ECR, check what it holds; then build
-    and push, logging out at the end whatever happened."""
+    and push, logging out at the end whatever happened. ``base``: the revision a new one would be
+    copied from (None: none is registered)."""
     if ecr is None:
         with run.step(f"ask {refs.registry} for {refs.versioned}"):
             found = steps.registry_digest(docker, refs.versioned)
-        _refuse(refs, version_digest=found, latest_immutable=False, request=request)
+        _refuse(refs, version_digest=found, latest_immutable=False, request=request, base=base)
         if request.register_existing:
             if platform is not None:
                 run.built_platforms = _existing_platforms(lambda: steps.registry_platforms(docker, refs.versioned),
@@ -812,9 +813,13 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest, version_status: str = ACTIVE) -> None:
+            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None) -> None:
+    # A release done already: the revision the family runs pins the version's digest.
+    released = (base.arn if base is not None and version_digest is not None
+                and base.image == _pinned(refs, version_digest) else None)
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
-                          register_existing=request.register_existing, version_status=version_status)
+                          register_existing=request.register_existing, version_status=version_status,
+                          released_as=released)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

@@ -643,6 +643,30 @@ def test_register_existing_after_a_run_that_did_register_registers_no_second_rev
     assert "already pins" in registration_step(again) and again.image == first.image
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_plain_re_run_of_a_released_version_names_the_revision_that_pins_it(aws, tmp_path):
+    # A release done (pushed, registered, latest moved) and run again as it was (a CI job
+    # re-triggered): the refusal said only "if a run pushed it and stopped before registering,
+    # run again with register_existing=True", which left the operator to find out whether the
+    # release was done, and by which revision. It names the revision that pins the version now.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    request = PublishRequest(version="2.4.0", context_dir=tmp_path)
+    released = publish_with(aws, EcrBacked(aws), request)
+    after = revisions(aws)
+    again = EcrBacked(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, again, request)
+
+    said = str(caught.value)
+    assert f"is already in the registry (digest {released.digest})" in said, said
+    assert (f"it is released: {released.task_definition}, the task family's latest ACTIVE revision, pins it by that "
+            "digest") in said, said
+    assert "stopped before registering" not in said, said
+    assert "a new build needs a new version" in said, said
+    assert revisions(aws) == after and again.calls == DAEMON_ASKED
+
+
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
     # Nothing is built, so no build checked the platform: an arm64-only image registered into
     # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.
