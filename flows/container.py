@@ -85,7 +85,7 @@ from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
-from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, never_reached
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
@@ -440,7 +440,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
     log = get_run_logger()
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
-    with named_denials(RELEASE_POLICY, targets=targets):
+    with _outage_said(targets), named_denials(RELEASE_POLICY, targets=targets):
         ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
         deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -747,6 +747,28 @@ def _pushed_after(latest: HeldImage | None, version: HeldImage | None, refs: Ima
             f"the version {version.pushed_at.isoformat(timespec='seconds')}), a newer release's")
 
 
+@contextmanager
+def _outage_said(targets: Targets) -> Iterator[None]:
+    """Add to a read before building that AWS never answered (no connection made, or an outage:
+    a 5xx, an answer lost, once botocore's and the task's retries are spent) that nothing was
+    built, pushed or registered, and what to do: botocore's words alone ("Could not connect to the
+    endpoint URL", "An error occurred (ServiceUnavailableException)") said neither whether to fix
+    the way to AWS or to wait for it. The error keeps its type (one line: ``tell``)."""
+    try:
+        yield
+    except Exception as err:
+        if never_reached(err):
+            tell(err, "AWS was not reached, so nothing was built, pushed or registered: check the worker's network "
+                      "and proxy (HTTPS_PROXY), and the endpoint the AwsCredentials block's "
+                      "aws_client_parameters.endpoint_url names, if any; then run again")
+        elif answer_lost(err):
+            operation = getattr(err, "operation_name", None)
+            tell(err, f"AWS did not answer{f' {operation}' if operation else ''} (an outage, or a fault on the way), so "
+                      "nothing was built, pushed or registered: run again once it answers (the AWS Health Dashboard "
+                      f"says whether ECR or ECS is down in {targets.region})")
+        raise
+
+
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> RegistryLogin:
     """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
     try:
@@ -755,6 +777,8 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> R
         with named_denials(RELEASE_POLICY, targets=targets):
             credentials = steps.ecr_login(ecr)
     except (ClientError, AdapterError) as err:
+        if answer_lost(err):  # an outage, not a refusal: said so by _outage_said
+            raise
         why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}") from None
