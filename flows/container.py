@@ -85,7 +85,7 @@ from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
 from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
-from rollway.aws.errors import AdapterError, TargetNotFound
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, never_reached
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
     LATEST, ImageReferences, InvalidImageTarget, image_references, pinned_reference, registry_of,
@@ -440,7 +440,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
     log = get_run_logger()
     # A refused read (DescribeRepositories, DescribeImages, DescribeTaskDefinition) came out as a
     # bare ClientError: it is PermissionDenied, naming the statement of the release policy to add.
-    with named_denials(RELEASE_POLICY, targets=targets):
+    with _outage_said(targets), named_denials(RELEASE_POLICY, targets=targets):
         ecr = EcrRepository(get_client("ecr"), targets) if request.registry is None else None
         deployer = EcsDeployer(get_client("ecs"), targets)
 
@@ -464,7 +464,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         checked_platforms = None
         if ecr is not None:
             _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                    version_status=ecr_image.status if ecr_image is not None else ACTIVE)
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base)
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
@@ -488,7 +488,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
-        _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform)
+        _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform, base)
     if request.register_existing:
         # As a release run asks right before registering what it pushed: the version found at
         # the start may have been deleted since (by hand, a lifecycle rule), and a revision
@@ -747,6 +747,28 @@ def _pushed_after(latest: HeldImage | None, version: HeldImage | None, refs: Ima
             f"the version {version.pushed_at.isoformat(timespec='seconds')}), a newer release's")
 
 
+@contextmanager
+def _outage_said(targets: Targets) -> Iterator[None]:
+    """Add to a read before building that AWS never answered (no connection made, or an outage:
+    a 5xx, an answer lost, once botocore's and the task's retries are spent) that nothing was
+    built, pushed or registered, and what to do: botocore's words alone ("Could not connect to the
+    endpoint URL", "An error occurred (ServiceUnavailableException)") said neither whether to fix
+    the way to AWS or to wait for it. The error keeps its type (one line: ``tell``)."""
+    try:
+        yield
+    except Exception as err:
+        if never_reached(err):
+            tell(err, "AWS was not reached, so nothing was built, pushed or registered: check the worker's network "
+                      "and proxy (HTTPS_PROXY), and the endpoint the AwsCredentials block's "
+                      "aws_client_parameters.endpoint_url names, if any; then run again")
+        elif answer_lost(err):
+            operation = getattr(err, "operation_name", None)
+            tell(err, f"AWS did not answer{f' {operation}' if operation else ''} (an outage, or a fault on the way), so "
+                      "nothing was built, pushed or registered: run again once it answers (the AWS Health Dashboard "
+                      f"says whether ECR or ECS is down in {targets.region})")
+        raise
+
+
 def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> RegistryLogin:
     """ECR's docker login for the repository's registry, or PublishRefused (nothing built yet)."""
     try:
@@ -755,6 +777,8 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> R
         with named_denials(RELEASE_POLICY, targets=targets):
             credentials = steps.ecr_login(ecr)
     except (ClientError, AdapterError) as err:
+        if answer_lost(err):  # an outage, not a refusal: said so by _outage_said
+            raise
         why = f"ECR gave no docker login (GetAuthorizationToken): {err}"
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}") from None
@@ -767,13 +791,14 @@ def _ecr_login(ecr: EcrRepository, refs: ImageReferences, targets: Targets) -> R
 
 def _with_publisher(run: _Run, docker: ImagePublisher, request: PublishRequest, refs: ImageReferences,
                     ecr: EcrRepository | None, credentials: RegistryLogin | None = None,
-                    platform: str | None = None) -> None:
+                    platform: str | None = None, base: BaseRevision | None = None) -> None:
     """The docker part of a run: for a registry other than ECR, check what it holds; then build
-    and push, logging out at the end whatever happened."""
+    and push, logging out at the end whatever happened. ``base``: the revision a new one would be
+    copied from (None: none is registered)."""
     if ecr is None:
         with run.step(f"ask {refs.registry} for {refs.versioned}"):
             found = steps.registry_digest(docker, refs.versioned)
-        _refuse(refs, version_digest=found, latest_immutable=False, request=request)
+        _refuse(refs, version_digest=found, latest_immutable=False, request=request, base=base)
         if request.register_existing:
             if platform is not None:
                 run.built_platforms = _existing_platforms(lambda: steps.registry_platforms(docker, refs.versioned),
@@ -812,9 +837,13 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest, version_status: str = ACTIVE) -> None:
+            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None) -> None:
+    # A release done already: the revision the family runs pins the version's digest.
+    released = (base.arn if base is not None and version_digest is not None
+                and base.image == _pinned(refs, version_digest) else None)
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
-                          register_existing=request.register_existing, version_status=version_status)
+                          register_existing=request.register_existing, version_status=version_status,
+                          released_as=released)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

@@ -245,7 +245,8 @@ class PublishRequest(BaseModel):
 
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-                    register_existing: bool, version_status: str = "ACTIVE") -> str | None:
+                    register_existing: bool, version_status: str = "ACTIVE",
+                    released_as: str | None = None) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -255,6 +256,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         register_existing: only a revision for an already pushed version is asked for.
         version_status: the version's image status in ECR (ACTIVE, ARCHIVED, ACTIVATING): only
             an ACTIVE image can be pulled by the tasks a revision starts.
+        released_as: the task family's latest ACTIVE revision, when it pins ``version_digest``
+            (the release is done: a run that registered it is being run again).
     """
     if register_existing:
         if version_digest is None:
@@ -264,6 +267,14 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
             return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
                     "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
                     "again")
+    elif version_digest is not None and released_as is not None:
+        # Run again as it was (a CI job re-triggered): "if a run pushed it and stopped before
+        # registering" left the operator to find out whether the release was done, and by which revision.
+        latest = (f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
+                  "registers no second revision" if refs.latest is not None else "")
+        return (f"{refs.versioned} is already in the registry (digest {version_digest}), and it is released: "
+                f"{released_as}, the task family's latest ACTIVE revision, pins it by that digest. A version must "
+                f"mean one image, so nothing is left to run for it{latest}; a new build needs a new version")
     elif version_digest is not None:
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "

@@ -65,11 +65,15 @@ class DockerError(ToolError):
 class DaemonUnreachable(PicklableError, DockerError):
     """The docker CLI runs but no docker daemon answers where it looked."""
 
-    def __init__(self, host: str | None, detail: str) -> None:
+    def __init__(self, host: str | None, detail: str, *, ignored: str | None = None) -> None:
         self.host = host
         where = host or "the default socket (unix:///var/run/docker.sock)"
-        super().__init__(f"no docker daemon answers at {where}: start dockerd, or pass docker_host "
-                         f"(e.g. unix:///run/docker.sock); docker said: {detail}")
+        # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
+        # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
+        remedy = ("pass docker_host (e.g. unix:///run/docker.sock)" if host is not None or not ignored else
+                  f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run is "
+                  f"told): pass docker_host={ignored!r} if that is the daemon")
+        super().__init__(f"no docker daemon answers at {where}: start dockerd, or {remedy}; docker said: {detail}")
 
 
 class BuildFailed(PicklableError, DockerError):
@@ -283,7 +287,8 @@ class DockerCli:
         except ToolFailed as err:
             unreachable = next((line for line in err.tail if any(u in line for u in _UNREACHABLE)), None)
             if unreachable is not None:
-                raise DaemonUnreachable(self.docker_host, unreachable.strip()) from err
+                raise DaemonUnreachable(self.docker_host, unreachable.strip(),
+                                        ignored=os.environ.get("DOCKER_HOST")) from err
             raise
         finally:
             if watch is not None:
@@ -298,7 +303,8 @@ class DockerCli:
         try:
             result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True)
         except ToolFailed as err:
-            raise DaemonUnreachable(self.docker_host, " ".join(_meaningful(err.tail)[-2:])) from err
+            raise DaemonUnreachable(self.docker_host, " ".join(_meaningful(err.tail)[-2:]),
+                                    ignored=os.environ.get("DOCKER_HOST")) from err
         return result.output[-1].strip() if result.output else ""
 
     def build(self, context_dir: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,

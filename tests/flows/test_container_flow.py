@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -643,6 +643,30 @@ def test_register_existing_after_a_run_that_did_register_registers_no_second_rev
     assert "already pins" in registration_step(again) and again.image == first.image
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_plain_re_run_of_a_released_version_names_the_revision_that_pins_it(aws, tmp_path):
+    # A release done (pushed, registered, latest moved) and run again as it was (a CI job
+    # re-triggered): the refusal said only "if a run pushed it and stopped before registering,
+    # run again with register_existing=True", which left the operator to find out whether the
+    # release was done, and by which revision. It names the revision that pins the version now.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    request = PublishRequest(version="2.4.0", context_dir=tmp_path)
+    released = publish_with(aws, EcrBacked(aws), request)
+    after = revisions(aws)
+    again = EcrBacked(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, again, request)
+
+    said = str(caught.value)
+    assert f"is already in the registry (digest {released.digest})" in said, said
+    assert (f"it is released: {released.task_definition}, the task family's latest ACTIVE revision, pins it by that "
+            "digest") in said, said
+    assert "stopped before registering" not in said, said
+    assert "a new build needs a new version" in said, said
+    assert revisions(aws) == after and again.calls == DAEMON_ASKED
+
+
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
     # Nothing is built, so no build checked the platform: an arm64-only image registered into
     # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.
@@ -669,10 +693,11 @@ def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aw
     assert "could not check which platform" in caplog.text and "registered unchecked" in caplog.text
 
 
-def _refusing(client, operation: str, code: str):
-    """``client`` answering ``operation`` with an error, as AWS does for a role without the permission."""
+def _refusing(client, operation: str, code: str, status: int = 400):
+    """``client`` answering ``operation`` with an error, as AWS does for a role without the permission
+    (``status`` 503 and ServiceUnavailableException: as ECR does in an outage)."""
     def refuse(**_):
-        return SimpleNamespace(status_code=400, headers={}), {
+        return SimpleNamespace(status_code=status, headers={}), {
             "Error": {"Code": code, "Message": f"not allowed to {operation}"}, "ResponseMetadata": {}}
 
     client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}", refuse)
@@ -2175,6 +2200,35 @@ def test_a_run_that_cannot_reach_ecr_leaves_an_artifact_saying_it_failed(aws, tm
 
     assert "Nothing was pushed or registered" in failed
     assert f"Could not connect to the endpoint URL: \"http://127.0.0.1:{port}/\"" in failed
+
+
+@pytest.mark.parametrize("outage", ["unreachable", "503"])
+def test_ecr_down_before_building_is_one_line_saying_nothing_was_done_and_what_to_do(
+        aws, tmp_path, monkeypatch, independent_client, outage):
+    # botocore's own words alone ("Could not connect to the endpoint URL", "An error occurred
+    # (ServiceUnavailableException)") were all a release stopped by ECR's outage said: not that
+    # nothing was built, pushed or registered, nor whether to fix the network or wait for AWS.
+    monkeypatch.setattr(container_steps, "describe_repository",
+                        container_steps.describe_repository.with_options(retry_delay_seconds=0))
+    if outage == "unreachable":
+        with socket.socket() as free:  # a port nothing listens on
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        ecr = boto3.client("ecr", endpoint_url=f"http://127.0.0.1:{port}", region_name=aws.targets.region,
+                           aws_access_key_id="testing", aws_secret_access_key="testing",
+                           config=BotoConfig(retries={"total_max_attempts": 1}))
+        raised, remedy = EndpointConnectionError, "check the worker's network and proxy (HTTPS_PROXY)"
+    else:
+        ecr = _refusing(independent_client("ecr"), "DescribeRepositories", "ServiceUnavailableException", status=503)
+        raised, remedy = ClientError, ("AWS did not answer DescribeRepositories (an outage, or a fault on the way), so "
+                                       "nothing was built, pushed or registered: run again once it answers (the AWS "
+                                       f"Health Dashboard says whether ECR or ECS is down in {aws.targets.region})")
+    caught, failed = stopped_before_building(aws, monkeypatch, tmp_path, ecr, raised, "2.8.2", "failed")
+
+    said = str(caught)
+    assert "nothing was built, pushed or registered" in said and remedy in said, said
+    assert "\n" not in said, said
+    assert remedy in failed, failed
 
 
 def test_a_family_moved_to_ecr_during_a_build_for_another_registry_is_not_told_to_push_again(aws, tmp_path):

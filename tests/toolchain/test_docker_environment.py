@@ -38,3 +38,31 @@ def test_the_private_config_names_the_workers_plugin_directories_and_nothing_els
     assert json.loads(session_config({"DOCKER_CONFIG": str(worker)}))["cliPluginsExtraDirs"] == [
         str(worker / "cli-plugins")]
     assert json.loads(session_config({"HOME": str(tmp_path / "nobody")})) == {"auths": {"rollway.invalid": {}}}
+
+
+def test_a_daemon_not_answering_names_the_workers_docker_host_that_was_not_used(tmp_path, monkeypatch):
+    # A CI runner (docker-in-docker) names its daemon in DOCKER_HOST, which rollway does not hand
+    # docker: the refusal said only "no docker daemon answers at the default socket", and the
+    # operator, whose docker works in that shell, was left to find out why.
+    import sys
+
+    import pytest
+
+    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
+
+    docker = tmp_path / "docker"  # as the docker CLI answers with no daemon on its default socket
+    docker.write_text(f"#!{sys.executable}\nimport sys\nprint('Cannot connect to the Docker daemon at "
+                      "unix:///var/run/docker.sock. Is the docker daemon running?', file=sys.stderr)\nsys.exit(1)\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2375")
+
+    with pytest.raises(DaemonUnreachable) as caught:
+        DockerCli(str(docker), tmp_path).server_version()
+    said = str(caught.value)
+    assert "the default socket" in said and "the worker's DOCKER_HOST (tcp://docker:2375) is not used" in said, said
+    assert "pass docker_host='tcp://docker:2375'" in said, said
+
+    # Told a daemon, the worker's DOCKER_HOST is beside the point.
+    with pytest.raises(DaemonUnreachable) as caught:
+        DockerCli(str(docker), tmp_path, docker_host="unix:///run/other.sock").server_version()
+    assert "DOCKER_HOST" not in str(caught.value), str(caught.value)
