@@ -309,7 +309,9 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         weights = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
         holds = f"the load balancer holds {weights} (stable/canary), read back"
     except Exception as read_err:  # noqa: BLE001 - the page still says what is known
-        holds = f"the load balancer could not be read back ({read_err})"
+        # A rule found gone fails the read as it failed the move: its paragraph was paged twice over.
+        holds = ("the load balancer could not be read back, for the reason below" if str(read_err) == str(err)
+                 else f"the load balancer could not be read back ({read_err})")
     where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
