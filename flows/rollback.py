@@ -46,6 +46,7 @@ from flows.params import Actor, Reason, RolloutId, TaskCount, WaitSeconds
 from flows.renewing import Renewals, recovered_said, trouble_said
 from flows.untraced import without_traceback
 from rollway.aws.denied import names_rollout_denials, rollout_said
+from rollway.bounds import duration_said
 from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
@@ -309,7 +310,9 @@ def _page_failed_move(env: Environment, reason: str, actor: str, steps: Sequence
         weights = traffic.weights_once(env.router.reading(verify_seconds), verify_seconds)
         holds = f"the load balancer holds {weights} (stable/canary), read back"
     except Exception as read_err:  # noqa: BLE001 - the page still says what is known
-        holds = f"the load balancer could not be read back ({read_err})"
+        # A rule found gone fails the read as it failed the move: its paragraph was paged twice over.
+        holds = ("the load balancer could not be read back, for the reason below" if str(read_err) == str(err)
+                 else f"the load balancer could not be read back ({read_err})")
     where = f"The traffic could NOT be moved back to {t.stable_service}: {holds}. It failed"
     message = "\n".join([
         f"The rollback of {t.canary_service} failed. Reason for the rollback: {reason} (asked by {actor}).",
@@ -376,6 +379,7 @@ def execute_rollback(
     ledgered: bool = False,
     unpinned: bool = False,
     paged_failing: Sequence[str] | None = None,
+    began: float | None = None,
 ) -> RollbackResult:
     """Move all traffic back to the stable version, then retire the canary.
 
@@ -410,8 +414,11 @@ def execute_rollback(
             with them a moment ago (a run's own, whose hook runs it again): when the same steps
             fail the same way, nobody is paged a second time to be told the same thing. Anything
             else (a step that passes now, or fails otherwise) is paged.
+        began: when the rollback began (wall epoch seconds; by default, as this is called): the
+            page, the log and the result say how long the traffic took to get back on stable from then.
     """
     log = get_run_logger()
+    began = env.wall() if began is None else began
     t = env.targets
     steps: list[str] = []
     guard = ClaimKeeper.acting()
@@ -518,6 +525,12 @@ def execute_rollback(
     # When users got off the version rolled back, for the page: read later (forwarded, a chat
     # digest), it gave no time at all to set the canary's logs and metrics against.
     back_at = env.wall()
+    # How long users stayed on the version rolled back once the rollback began: the incident's
+    # first question. The page gave two timestamps to subtract at best, and the ledger's end entry
+    # is stamped once the canary, the flags and the page are done too (SNS may take a minute).
+    took = max(back_at - began, 0.0)
+    log.info("all the traffic is back on %s (%s, read back) %s after this rollback began", t.stable_service,
+             weights, duration_said(round(took, 1)))
     if read.dropped is not None:
         log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
                     "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
@@ -559,7 +572,7 @@ def execute_rollback(
             reason=reason, weights=weights, weights_before=read.weights, dropped=read.dropped,
             stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
-            stable_task_definition=stable.task_definition, scaled_stable=scaled,
+            stable_task_definition=stable.task_definition, scaled_stable=scaled, traffic_back_seconds=took,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
         )
 
@@ -642,7 +655,8 @@ def execute_rollback(
         + f"Why: {reason}\nRequested by: {actor}\n\n"
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
-        f"(read back from the load balancer at {wall_utc(back_at)}: {weights}).\n"
+        f"(read back from the load balancer at {wall_utc(back_at)}, "
+        f"{duration_said(round(took, 1))} after this rollback began: {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
         + short_line
         + stable_line
@@ -778,6 +792,7 @@ def execute_rollback(
         flags_kept=kept,
         flags_held=held,
         notification_id=message_id,
+        traffic_back_seconds=took,
         steps=tuple(steps),
     )
 
@@ -1730,6 +1745,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
     from rollway.ledger import RolloutClosed, begin_rollback, open_for_rollback
     from rollway.spec import RolloutSpec
 
+    began = env.wall()  # before the ledger's reads and the claim: users wait on them too
     service = env.targets.canary_service
     record, unread = None, None
     try:
@@ -1871,7 +1887,7 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             rollout=record.rollout_id if ours else None,
             # A closed rollout's image may be production on stable (finalized): not what this takes out.
             image=with_pin(record.image, record.pinned_image) if ours else image, ledgered=ours,
-            unpinned=not ours, paged_failing=paged_failing,
+            unpinned=not ours, paged_failing=paged_failing, began=began,
         )
 
     return act_recorded(env, act, begin=begin, finish=finish, failure=unread,

@@ -137,6 +137,9 @@ class RollbackResult(BaseModel):
     flags_held: tuple[str, ...] = Field(default=(), description=(
         "bound flags left as they were because another rollout holds them and this one never set them, one line each"))
     notification_id: str | None = None
+    traffic_back_seconds: float | None = Field(default=None, description=(
+        "wall seconds from this rollback's start to the load balancer's read-back of all the traffic on stable: how "
+        "long users stayed on the version rolled back once it was decided (None: not moved by this rollback)"))
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
     done_by: str | None = Field(default=None, description="the other rollback that did all this while this one "
                                                           "waited for it (None: this one did)")

@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from rollway.aws.errors import REFUSED_CODES, AdapterError, WeightMismatch
+from rollway.aws.errors import REFUSED_CODES, AdapterError, TargetNotFound, WeightMismatch
 from rollway.deadline import ReadBackUnanswered, read_back_within
 from rollway.model import Weights
 from rollway.ports import TrafficRouter
@@ -109,7 +109,10 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
     A read that failed (not refused for good, not unanswered, not one of ``final``: errors that
     come back the same every time) is made again 1 s later, twice at most, while its bound leaves
     the time: a task's own retries came a second after a read refused at once at the bound,
-    twice, and the wait that made it ended seconds past it.
+    twice, and the wait that made it ended seconds past it. A name the load balancer does not know
+    (TargetNotFound: a rule deleted, none on the path) is one of them always: it is no throttle,
+    and it held the failure of a run, its hook's rollback after it, and the page of a rollback that
+    could not move anyone, two seconds more to read what the first read said.
 
     Raises:
         ReadBackUnanswered: the load balancer did not answer by then; it names ``what`` and ``bound``.
@@ -122,7 +125,8 @@ def within_bound(read: Callable[[], T], *, what: str, seconds: float, bound: str
             return read_back_within(until - time.monotonic(), read, what=what, seconds=seconds, service=_ELB,
                                     bound=bound)
         except Exception as err:
-            if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, *final, denied=REFUSED_CODES)
+            if (look == _LOOKS or not retry.again(err, ReadBackUnanswered, TargetNotFound, *final,
+                                                  denied=REFUSED_CODES)
                     or until - time.monotonic() < LOOK_AGAIN_SECONDS):
                 raise
             get_run_logger().warning("%s could not be read (%s); reading them again in %g s (%d of %d)", what, err,

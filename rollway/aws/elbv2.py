@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rollway.aws.errors import AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch
+from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
+                                error_code)
 from rollway.model import TargetGroup, Weights
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
@@ -221,7 +222,14 @@ class AlbRouter:
                 "TargetGroupStickinessConfig": sticky,
             },
         }
-        self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rule, forward))
+        try:
+            self._client.modify_rule(RuleArn=r.rule_arn, Actions=_with_forward(rule, forward))
+        except ClientError as err:
+            # Deleted since the DescribeRules above: said as that read says it, not as AWS's bare
+            # RuleNotFound, which a rollback paged as a stable service not yet able to take the traffic.
+            if error_code(err) != "RuleNotFound":
+                raise
+            raise self._rule_gone(r) from err
         return held.weights
 
     def verify(self, expected: Weights) -> Weights:
@@ -297,22 +305,27 @@ class AlbRouter:
         """The rule as DescribeRules gives it now.
 
         Raises:
-            TargetNotFound: the rule looked up is gone (deleted by hand, or replaced by a stack
-                update since): said as such, with where the path's requests go now and what to put
-                back, since a rollback finds no rule to move them with until there is one again.
+            TargetNotFound: the rule looked up is gone (``_rule_gone``).
         """
         try:
             return self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
         except TargetNotFound as err:
             if getattr(err.__cause__, "response", {}).get("Error", {}).get("Code") != "RuleNotFound":
                 raise
-            t, where = self._targets, self._targets.rule_where
-            raise TargetNotFound("listener rule", r.rule_arn, (
-                f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
-                f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
-                f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
-                f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
-                f"{t.canary_target_group}, then roll the rollout back")) from err
+            raise self._rule_gone(r) from err
+
+    def _rule_gone(self, r: _Resolved) -> TargetNotFound:
+        """The rule looked up is gone (deleted by hand, or replaced by a stack update since), found
+        so by DescribeRules or by ModifyRule alike: said as such, with where the path's requests go
+        now and what to put back, since a rollback finds no rule to move them with until there is
+        one again."""
+        t, where = self._targets, self._targets.rule_where
+        return TargetNotFound("listener rule", r.rule_arn, (
+            f"it was deleted since this run looked it up (by hand, or replaced by a stack update), so the "
+            f"requests on {where} of listener {r.listener_arn} now go by the listener's other rules or its default "
+            f"action, whatever weights rollway set, and rollway writes none over a rule it did not find. To move "
+            f"users back to stable, put back a rule on {where} forwarding to {t.stable_target_group} and "
+            f"{t.canary_target_group}, then roll the rollout back"))
 
     def _call(self, operation: str, kind: str, name: str, **arguments: Any) -> dict[str, Any]:
         """A read-only call whose not-found error becomes TargetNotFound naming ``name``."""

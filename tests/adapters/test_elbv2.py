@@ -335,6 +335,27 @@ def test_a_rule_deleted_since_the_lookup_is_said_as_gone_with_what_to_do(aws, ro
             in said), said
 
 
+def test_a_rule_deleted_between_the_read_and_the_write_is_said_as_gone_in_the_same_words(aws, router):
+    """Deleted after set_weights' DescribeRules and before its ModifyRule: ModifyRule's own
+    RuleNotFound surfaced as a bare ClientError ("An error occurred (RuleNotFound) when calling the
+    ModifyRule operation"), which a rollback paged as a stable service that could not take the
+    traffic yet. The person gets the words a rule found gone by DescribeRules gets."""
+    elbv2 = aws.get_client("elbv2")
+    router.set_weights(Weights.canary_at(5))
+
+    def deleted_meanwhile(**_):  # DescribeRules has answered; the rule goes before ModifyRule reaches it
+        elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+
+    with on_operation(elbv2, "before-call", deleted_meanwhile, operation="ModifyRule"), \
+            pytest.raises(TargetNotFound) as write_gone:
+        router.set_weights(Weights(stable=100, canary=0))
+    assert isinstance(write_gone.value.__cause__, ClientError)  # AWS's own answer stays on the chain
+    with pytest.raises(TargetNotFound) as read_gone:
+        router.get_weights()
+    assert str(write_gone.value) == str(read_gone.value)
+    assert "was deleted" in str(write_gone.value)
+
+
 def test_a_rule_that_came_to_answer_by_itself_is_said_as_forwarding_nowhere_not_as_weights_of_0(aws, router,
                                                                                                watch_calls):
     """A maintenance page put on the rule by hand (a fixed-response action in place of the forward):

@@ -328,3 +328,30 @@ def test_a_rollback_over_a_rule_answering_by_itself_says_to_give_it_back_its_for
     assert "forwards to no target group (its actions: fixed-response)" in page, page
     assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
             "again") in page, page
+
+
+@pytest.mark.parametrize("gone", ["rule deleted since the lookup", "no rule to look up"])
+def test_a_rule_that_is_gone_is_said_gone_at_the_first_read_not_read_twice_more_a_second_apart(
+        aws, caplog, every_call, gone):
+    """A rule deleted, or none on the path to look up, is gone the same way a second later
+    (RuleNotFound is no throttle): the bounded reads asked again twice, 1 s apart, which held the
+    page of a rollback that could not move anyone, and the failure of a run whose hook rolls back
+    (with a fresh lookup, which finds a rule a stack update put in its place), two seconds more."""
+    from tasks import traffic
+
+    env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    env.router.set_weights(Weights.canary_at(25))
+    if gone == "no rule to look up":  # a fresh router, as `rollway abort`'s or a hook's rollback has
+        env = aws_environment(aws.get_client, aws.targets, FakeClock())
+    aws.get_client("elbv2").delete_rule(RuleArn=aws.topology.rule_arn)
+    calls = every_call("elbv2")  # the bounded reads are made on clients of their own
+
+    @flow
+    def read():
+        return traffic.weights_within(env.router, 30.0)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(TargetNotFound):
+        read()
+    again = [r.getMessage() for r in caplog.records if "reading them again" in r.getMessage()]
+    assert again == [], again
+    assert calls.count("DescribeRules") == 1, calls

@@ -20,6 +20,7 @@ import tasks.traffic
 from flows.rollback import ROLLBACK_WRITE_TRIES, execute_rollback
 from rollway.aws.denied import PermissionDenied
 from rollway.aws.elbv2 import AlbRouter
+from rollway.aws.errors import TargetNotFound
 from rollway.model import ServiceState, Weights
 from tests.botocore_events import on_operation
 from tests.flows.fake_env import fake_environment
@@ -243,3 +244,25 @@ def test_a_move_resent_after_its_failure_was_stored_and_reloaded_records_the_wei
     assert [type(err) for err in reloaded] == [ReadTimeoutError], reloaded
     assert calls.count("ModifyRule") == 2, calls
     assert (result.weights_before, result.weights) == (ON_CANARY, ALL_STABLE), result
+
+
+def test_a_rule_deleted_between_the_moves_read_and_write_is_paged_as_gone_not_as_stable_not_ready(aws, watch_calls):
+    """The rule went after the move's DescribeRules and before its ModifyRule: AWS's bare RuleNotFound
+    was paged with "run the rollback again once webordinary-edit-service can take the traffic", which it
+    could all along; the page says the rule is gone and what to put back, as when DescribeRules finds it
+    gone, and the move is not sent again over a rule that is not there."""
+    env, elbv2 = on_moto(aws)
+
+    def deleted_meanwhile(**_):
+        elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+
+    calls = watch_calls(elbv2)
+    with hooked(elbv2, "before-call", deleted_meanwhile), pytest.raises(TargetNotFound, match="was deleted"):
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 1, calls
+    (_, page), = env.notifier.messages
+    assert "can take the traffic" not in page, page
+    assert page.count("put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary"
+                      ) == 1, page  # said once, not again for the read of the weights that failed alike
+    assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
+            "again") in page, page

@@ -419,7 +419,8 @@ def test_the_rollback_page_says_which_version_users_get_now_and_how_to_read_the_
     (_, page), = env.notifier.messages
     stable = env.deployer.services[env.targets.stable_service].task_definition
     assert (f"Traffic is back at 100% on {env.targets.stable_service}, which runs {stable} "
-            f"(read back from the load balancer at {wall_utc(env.wall())}: 100/0).") in page, page
+            f"(read back from the load balancer at {wall_utc(env.wall())}, 0 s after this rollback began: 100/0).") \
+        in page, page
     assert f"`rollway report --rollout {first.rollout_id}`" in page and "incident report" in page, page
     assert "`rollway status`" in page, page
 
@@ -485,7 +486,8 @@ def test_the_rollback_page_says_when_the_traffic_was_read_back_on_stable(monkeyp
     env.wall = lambda: 1_800_000_000.0
     rollback(reason="abort", actor="erin")
     (_, page), = env.notifier.messages
-    assert (f"(read back from the load balancer at {wall_utc(1_800_000_000.0)}: 100/0).") in page, page
+    assert (f"(read back from the load balancer at {wall_utc(1_800_000_000.0)}, 0 s after this rollback began: "
+            "100/0).") in page, page
 
 
 def test_a_finished_rollback_says_in_its_run_log_what_it_did(monkeypatch, caplog):
