@@ -101,7 +101,8 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     and nothing but ``takeover`` entries came after its entries. Asked afresh, its timeout began again
     from zero at every takeover (a worker restarted every 50 minutes kept a pause that rolls back
     after an hour waiting for ever), and one past its deadline was asked for another whole timeout.
-    An ``unheard`` answer (given after that run died) closes it: the run asks anew.
+    An ``unheard`` answer (given after that run died) closes it, and so does an answer to it that was
+    refused (``refused_answers``: `rollway promote` at the run found dead, say): the run asks anew.
     """
     asked = record.open_pause if record is not None else None
     if asked is None or record.asked_until is None or (asked.stage, asked.cause) != (pause.stage_index, pause.cause):
@@ -114,6 +115,13 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     if last is None or last.to_stage != pause.stage_index or not (last.kind == "pause" or held_by_timeout(last)):
         return None
     asking = next((t for t in reversed(history[:taken]) if t.kind == "pause"), None)
+    if asking is not None and any(r.to_stage == pause.stage_index and r.at >= asking.at
+                                  for r in record.refused_answers):
+        # A person answered it meanwhile, and the answer was not taken (`rollway promote` at the
+        # run found dead, told the run taking over asks again where it can be given): as after an
+        # ``unheard`` one, it is asked anew. Acted on at once past the deadline, it rolled back
+        # over a recorded approval, saying nobody had answered.
+        return None
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
                      run=asking.run if asking is not None else None)
 

@@ -20,7 +20,7 @@ from prefect.flow_runs import resume_flow_run
 from flows.approvals import prefect_approver
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause
-from rollway.ledger import utc
+from rollway.ledger import RefusedAnswer, utc
 from rollway.phases import RolloutPhase
 from rollway.spec import Approvals, RolloutSpec, Stage
 from tests.flows.test_approvals import paused_with_form
@@ -133,3 +133,31 @@ def test_the_prefect_pause_asked_again_times_out_at_the_first_asking_s_deadline_
     resume_flow_run(run.id, run_input={"action": "approve", "approver": "dana"})
     thread.join(60)
     assert answered["answer"].action == "approve" and answered["answer"].approver == "dana", answered
+
+
+def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_back_past_its_deadline():
+    """`rollway promote` at the dead run (before its deadline) refuses the answer, records it, and
+    tells the person that the run taking the rollout over asks again at the same pause, where the
+    answer can be given: taken over past that deadline, the rollout was rolled back at once, its
+    reason "no answer within 3600 s" over the approval the ledger holds."""
+    env = env_with_ledger()
+    began = died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(300)  # the run is found dead; 55 minutes into the pause dana approves it
+    record = env.ledger.get(env.targets.canary_service)
+    asked = record.open_pause
+    env.ledger.refuse(record.service, rollout=record.rollout_id, answer=RefusedAnswer(
+        at=env.clock.now(), actor="dana", action="approve", comment="looks good", to_stage=asked.stage,
+        question=asked.question, run="run-1",
+        reason="given with `rollway promote`, not taken: flow run run-1 is paused, but has stopped saying it waits"))
+    env.clock.sleep(600)  # she starts progressive_rollout again, as told, 65 minutes into the pause
+    answered = []
+
+    def dana(pause, summary):
+        answered.append(env.ledger.get(env.targets.canary_service).asked_until)
+        return ApprovalAnswer(action="approve", approver="dana", comment="looks good")
+
+    result = progressive_on(env, spec(), dana, owner="run-2")
+    assert result.outcome == "promoted", result
+    assert "timeout" not in kinds(env), kinds(env)
+    (until,) = answered
+    assert until > began + TIMEOUT, utc(until)  # asked anew, by a new deadline: not the one past
