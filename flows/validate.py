@@ -165,7 +165,7 @@ def validate_deployment(
     else:
         note(_attempted(checks.read_targets, spec, router, targets, serving, bounded=TARGETS_CHECK_LIMIT))
 
-    versions = _what_ran(targets, reads, serving, bound)
+    versions = _what_ran(targets, reads, serving, bound, named=tuple(spec.success_rate_services or ()))
     for line in versions:
         log.info("validated %s", line.removeprefix("- "))
     reach = http_reach(serving)
@@ -192,12 +192,13 @@ def validate_deployment(
 
 
 def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[str, int],
-              seconds: float) -> tuple[str, ...]:
+              seconds: float, named: tuple[str, ...] = ()) -> tuple[str, ...]:
     """One line per service: its share of the traffic (when read) and the image its task
     definition names. The artifact did not say which version it validated: after the fact, it
     could not be matched to a rollout (or told apart from a run made before the promotion).
     A read that fails, or that ECS does not answer within ``seconds``, is said in its line; it
-    changes no check's result."""
+    changes no check's result. ``named``: spec.success_rate_services (empty: both services'
+    SuccessRate is read)."""
     deployer = EcsDeployer(get_client("ecs"), targets)
     lines = []
 
@@ -209,6 +210,14 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
 
     for role, service in (("stable", targets.stable_service), ("canary", targets.canary_service)):
         share = f"{serving[service]}% of the traffic" if service in serving else "its share of the traffic not read"
+        if serving.get(service) == 0:
+            # "validated `<canary>`: 0% of the traffic; image ..." read as that image checked, when
+            # the rule sent it none of the checks' requests and the targets check reads only a
+            # service carrying traffic; the SuccessRate check judges its figures only if it published.
+            judged = ("its SuccessRate judged only if it published one in the window" if not named or service in named
+                      else "its SuccessRate not read (spec.success_rate_services)")
+            share += (" (no request of the checks through the load balancer's rule reached it, its targets were not "
+                      f"read, {judged})")
         try:
             ran = answered("ECS", seconds, lambda: _named(targets, lambda: image(service)), get_run_logger().info)
         except Unanswered as err:

@@ -25,7 +25,7 @@ import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
-from urllib.parse import parse_qsl, quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus
 
 import httpx
 from pydantic import SecretStr
@@ -352,6 +352,11 @@ def quoted_body(response: httpx.Response) -> str:
     query = response.request.url.query.decode("ascii", "replace")
     values = {value for _, value in query_parts(query)}
     values |= {value for _, value in parse_qsl(query, keep_blank_values=True)}
+    # A token given alone (``?<api key>``) is parse_qsl's key, not its value: a page naming the key
+    # it refused, decoded ("s3cr3t/tok+en" sent as s3cr3t%2Ftok%2Ben), or without its base64
+    # padding, quoted it whole.
+    values |= {form for key, value in query_parts(query) if key is None
+               for form in (unquote_plus(value), unquote_plus(value.rstrip("=")))}
     forms = {form for value in values if len(value) >= _MASKED_MIN
              for form in (value, quote(value, safe=""), quote(value), quote_plus(value))}
     # A 401 page may name the token it refused ("token <...> has expired"): the Authorization

@@ -71,13 +71,14 @@ def shown_url(url: str) -> str:
 
 def query_parts(query: str) -> list[tuple[str | None, str]]:
     """Each item of ``query`` as (its key, decoded, or None, its value as sent): the value is what
-    a URL shown (``shown_url``) or a body quoted masks. An item without ``=`` is all value: a token
-    given alone (``?<api key>``) was shown whole, read as a key."""
+    a URL shown (``shown_url``) or a body quoted masks. An item without ``=``, or with nothing but
+    ``=`` after its first one, is all value: a token given alone (``?<api key>``) was shown whole,
+    read as a key, and a base64 one shown but for its padding (``?<token>=``, read as an empty value)."""
     items = []
     for part in query.split("&"):
         if not part:
             continue  # "a=1&&b=2": no item, as parse_qsl reads it
-        if "=" not in part:
+        if not part.partition("=")[2].strip("="):
             items.append((None, part))
             continue
         ((key, _),) = parse_qsl(part, keep_blank_values=True)

@@ -7,6 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
+from urllib.parse import unquote_plus, urlsplit
 
 import httpx
 import pytest
@@ -558,6 +559,28 @@ def test_a_token_echoed_by_an_error_page_or_a_redirects_body_is_not_shown():
             alone = http_checks.check_health(http, spec)
     assert "s3cr3t" not in alone.reason, alone.reason
     assert f"from GET {url}/health?****, " in alone.reason and "/health?****</p>" in alone.reason
+
+
+def _refused_key_page(request: BaseHTTPRequestHandler) -> str:
+    """An API's 401 naming the key it refused, as its framework decoded it from the query."""
+    return f"invalid api key {unquote_plus(urlsplit(request.path).query)!r}"
+
+
+@pytest.mark.parametrize(("query", "secrets"), [
+    # Percent-encoded as sent: the body masked it as sent, not as a page quoting it decoded.
+    ("s3cr3t%2Ftok%2Ben", ("s3cr3t", "tok+en")),
+    # Base64, its "=" padding read as a key's empty value: the URL and the body showed it but for it.
+    ("czNjcjN0dDBrZW4=", ("czNjcjN0dDBrZW4",)),
+])
+def test_a_token_alone_in_the_query_a_page_quotes_decoded_is_not_shown(query, secrets):
+    # A token given alone (``?<api key>``) that a 401 page names: quoted whole in the log and the artifact.
+    with _Echo(401, _refused_key_page) as url:
+        spec = ValidationSpec(health_url=f"{url}/health?{query}", api_base_url=url)
+        with http_checks.client(spec) as http:
+            refused = http_checks.check_health(http, spec)
+    assert refused.outcome == "failed" and f"HTTP 401 from GET {url}/health?****, " in refused.reason, refused.reason
+    assert [secret for secret in secrets if secret in refused.reason] == [], refused.reason
+    assert "body: invalid api key '****'" in refused.reason, refused.reason
 
 
 def test_a_token_an_error_page_echoes_from_the_authorization_header_is_not_shown():

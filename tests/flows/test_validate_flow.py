@@ -86,8 +86,13 @@ def test_a_healthy_deployment_passes_and_the_artifact_lists_every_check(aws, app
     assert "99.95%" in text
     # Which version it validated: each service's share of the traffic and the image it runs.
     for service, share in ((aws.targets.stable_service, 100), (aws.targets.canary_service, 0)):
-        assert re.search(f"- `{service}` \\((stable|canary)\\): {share}% of the traffic; task definition "
+        assert re.search(f"- `{service}` \\((stable|canary)\\): {share}% of the traffic( \\([^)]+\\))?; task definition "
                          f"arn:aws:ecs:[^ ]+:task-definition/{aws.targets.task_family}:\\d+, image `[^`]+`", text), text
+    # The canary, carrying none of the traffic, was reached by no check: "validated" alone read as its image checked.
+    assert (f"- `{aws.targets.canary_service}` (canary): 0% of the traffic (no request of the checks through the load "
+            "balancer's rule reached it, its targets were not read, its SuccessRate judged only if it published one "
+            "in the window); task definition") in text, text
+    assert f"- `{aws.targets.stable_service}` (stable): 100% of the traffic; task definition" in text, text
     assert len(app.sessions) == 1  # one test session, one message
     assert list(app.sessions.values()) == [["Test deployment"]]
 
