@@ -168,15 +168,19 @@ def authorization_header(value: str) -> str:
 def success_rate_check_seconds(spec: "ValidationSpec") -> float:
     """The longest the SuccessRate check can take: ``spec.attempts`` reads, each given up on after
     ``spec.timeout_seconds``, with ``spec.success_rate_retry_delay_seconds`` between them."""
-    return spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.success_rate_retry_delay_seconds
+    return _attempts_seconds(spec, spec.success_rate_retry_delay_seconds)
+
+
+def _attempts_seconds(spec: "ValidationSpec", delay: float) -> float:
+    """``spec.attempts`` tries, each up to ``spec.timeout_seconds``, ``delay`` seconds apart."""
+    return spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * delay
 
 
 def check_seconds(spec: "ValidationSpec", setting: str = HTTP_CHECK_LIMIT) -> float:
     """The longest one HTTP check (or, ``setting`` ``TARGETS_CHECK_LIMIT``, the targets check) can
     take: its attempts, each up to ``spec.timeout_seconds``, and ``spec.retry_delay_seconds``
     between them, or its limit in all, whichever is less."""
-    attempts = spec.attempts * spec.timeout_seconds + (spec.attempts - 1) * spec.retry_delay_seconds
-    return min(getattr(spec, setting), attempts)
+    return min(getattr(spec, setting), _attempts_seconds(spec, spec.retry_delay_seconds))
 
 
 VALIDATION_READS = 3
