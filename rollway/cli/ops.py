@@ -965,7 +965,10 @@ def what_users_get(service: Service, live: Weights | str) -> str | None:
         canary = runs(t.canary_service)
         return f"{live.stable}%: {stable}; {live.canary}%: {canary}" if live.stable else f"{canary}: all the traffic"
     except Exception as err:  # noqa: BLE001 - status still shows the ledger when ECS cannot be read
-        return f"unreadable from ECS ({err})"
+        from rollway.aws.errors import quoted
+
+        # On one line, escaped: with no rollout recorded the row is printed as it is.
+        return f"unreadable from ECS ({quoted(err)})"
 
 
 def print_status(service: Service, record: RolloutRecord, live: Weights | str, paused: Any | None, limit: int,
@@ -1391,7 +1394,10 @@ def status(*, targets_block: str | None, credentials_block: str | None, history:
     try:
         live: Weights | str = live_weights(service)
     except Exception as err:  # status still shows the ledger when the ALB cannot be read
-        live, unread = f"unreadable ({err})", err
+        from rollway.aws.errors import quoted
+
+        # On one line, escaped: with no rollout recorded the row is printed as it is.
+        live, unread = f"unreadable ({quoted(err)})", err
     # Asked even when the ledger's newest rollout has ended, or there is none: a `canary` flow
     # run keeps no ledger, and its pause is still the one `rollway promote` and `abort` answer.
     with get_client(sync_client=True) as client:
