@@ -41,6 +41,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
+from rollway.image import plain_tcp_elsewhere
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
 from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
@@ -70,9 +71,19 @@ class DaemonUnreachable(PicklableError, DockerError):
         where = host or "the default socket (unix:///var/run/docker.sock)"
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
-        remedy = ("pass docker_host (e.g. unix:///run/docker.sock)" if host is not None or not ignored else
-                  f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run is "
-                  f"told): pass docker_host={ignored!r} if that is the daemon")
+        if host is not None or not ignored:
+            remedy = "pass docker_host (e.g. unix:///run/docker.sock)"
+        elif plain_tcp_elsewhere(ignored):
+            # Passed as docker_host, it was refused for an ECR release (PublishRequest): docker
+            # hands the daemon ECR's login, and would send it there unencrypted.
+            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
+                      "is told), and a release to ECR is not told it: it is plain TCP to another machine, to which "
+                      "docker would hand ECR's login unencrypted (rollway gives docker no TLS settings); name that "
+                      "daemon as ssh://<user>@<host>, or pass it as docker_host with registry=... (a registry that "
+                      "takes pushes without a login)")
+        else:
+            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
+                      f"is told): pass docker_host={ignored!r} if that is the daemon")
         super().__init__(f"no docker daemon answers at {where}: start dockerd, or {remedy}; docker said: {detail}")
 
 
