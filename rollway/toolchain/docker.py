@@ -42,8 +42,9 @@ from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
 from rollway.image import plain_tcp_elsewhere
+from rollway.one_line import shown
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
-from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.process import MASK, TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
     RegistryUnanswered, manifest_config_digest, manifest_digest, manifest_platforms_of, put_tag, split_reference,
 )
@@ -63,12 +64,24 @@ class DockerError(ToolError):
     """Base of every error this adapter raises on purpose."""
 
 
+# A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one.
+_HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):[^/]*@")
+
+
+def _host_said(host: str) -> str:
+    """A daemon's address as said to a person, in a log, a run's state or its artifact: a
+    password in it as ``****``, control characters (a line break, an escape) escaped. The
+    worker's DOCKER_HOST is quoted as it was set, which rollway never checked."""
+    return shown(_HOST_PASSWORD.sub(rf"\1:{MASK}@", host), keep="")
+
+
 class DaemonUnreachable(PicklableError, DockerError):
     """The docker CLI runs but no docker daemon answers where it looked."""
 
     def __init__(self, host: str | None, detail: str, *, ignored: str | None = None) -> None:
         self.host = host
-        where = host or "the default socket (unix:///var/run/docker.sock)"
+        where = _host_said(host) if host else "the default socket (unix:///var/run/docker.sock)"
+        ignored = _host_said(ignored) if ignored else ignored
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
         if host is not None or not ignored:

@@ -105,3 +105,27 @@ def test_a_workers_docker_host_of_plain_tcp_elsewhere_is_not_offered_as_a_docker
         DockerCli(str(docker), tmp_path).server_version()
     assert "pass docker_host='tcp://127.0.0.1:2375' if that is the daemon" in str(caught.value), str(caught.value)
     PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="tcp://127.0.0.1:2375")
+
+
+def test_a_workers_docker_host_is_said_without_its_password_or_its_control_characters(tmp_path, monkeypatch):
+    # The refusal reaches the run's log, its state and its artifact: the worker's DOCKER_HOST
+    # was quoted there as it was, a password in it and all, and an escape or a line break in it
+    # acted on a terminal or began a line of its own.
+    import pytest
+
+    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
+
+    docker = _no_daemon_at_the_default_socket(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", "ssh://deploy:s3cr3t@build-host")
+    with pytest.raises(DaemonUnreachable) as caught:
+        DockerCli(str(docker), tmp_path).server_version()
+    said = str(caught.value)
+    assert "s3cr3t" not in said, said
+    assert "the worker's DOCKER_HOST (ssh://deploy:****@build-host) is not used" in said, said
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock\n\x1b[2Jdone")
+    with pytest.raises(DaemonUnreachable) as caught:
+        DockerCli(str(docker), tmp_path).server_version()
+    said = str(caught.value)
+    assert "\n" not in said and "\x1b" not in said, said
+    assert "the worker's DOCKER_HOST (unix:///run/docker.sock\\n\\x1b[2Jdone) is not used" in said, said
