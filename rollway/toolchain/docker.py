@@ -299,9 +299,11 @@ class DockerCli:
         return docker_environment(os.environ, self.config_dir, self.docker_host)
 
     def _run(self, *args: str, stdin: str | None = None, secrets: Sequence[str] = (),
-             timeout_seconds: float | None = None, quiet: bool = False) -> ToolResult:
+             timeout_seconds: float | None = None, quiet: bool = False, first_ask: bool = False) -> ToolResult:
         """Run ``docker <args>``; DaemonUnreachable when docker says it cannot reach the daemon,
-        the run_tool error as it came otherwise."""
+        the run_tool error as it came otherwise. ``first_ask``: the daemon was not reached yet, so
+        the refusal names the worker's DOCKER_HOST; a daemon that answered before is the one that
+        stopped (restarted, crashed), and a re-run on another would not build where this one did."""
         watch = None if quiet or self._on_line is None else _StillRunning(f"docker {args[0]}", self._on_line,
                                                                           self._quiet_notice)
         try:
@@ -312,7 +314,7 @@ class DockerCli:
             unreachable = next((line for line in err.tail if any(u in line for u in _UNREACHABLE)), None)
             if unreachable is not None:
                 raise DaemonUnreachable(self.docker_host, unreachable.strip(),
-                                        ignored=os.environ.get("DOCKER_HOST")) from err
+                                        ignored=os.environ.get("DOCKER_HOST") if first_ask else None) from err
             raise
         finally:
             if watch is not None:
@@ -325,7 +327,8 @@ class DockerCli:
             DaemonUnreachable: it does not.
         """
         try:
-            result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True)
+            result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True,
+                               first_ask=True)
         except ToolFailed as err:
             raise DaemonUnreachable(self.docker_host, " ".join(_meaningful(err.tail)[-2:]),
                                     ignored=os.environ.get("DOCKER_HOST")) from err

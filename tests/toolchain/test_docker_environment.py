@@ -129,3 +129,30 @@ def test_a_workers_docker_host_is_said_without_its_password_or_its_control_chara
     said = str(caught.value)
     assert "\n" not in said and "\x1b" not in said, said
     assert "the worker's DOCKER_HOST (unix:///run/docker.sock\\n\\x1b[2Jdone) is not used" in said, said
+
+
+def test_a_daemon_that_answered_and_stopped_answering_does_not_send_a_person_to_the_workers_docker_host(
+        tmp_path, monkeypatch):
+    # The run's first ask found the daemon at the default socket, and it built there; it stopped
+    # answering later (restarted, crashed). That refusal said DOCKER_HOST was not used and to pass
+    # it as docker_host: a re-run told so builds on another daemon than the one that went away.
+    import sys
+
+    import pytest
+
+    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
+
+    docker = tmp_path / "docker"  # answers `docker version`, and then no more
+    docker.write_text(f"#!{sys.executable}\nimport sys\nif sys.argv[1] == 'version':\n    print('27.1.1')\n"
+                      "    sys.exit(0)\nprint('Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                      "Is the docker daemon running?', file=sys.stderr)\nsys.exit(1)\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    cli = DockerCli(str(docker), tmp_path)
+
+    assert cli.server_version() == "27.1.1"
+    with pytest.raises(DaemonUnreachable) as caught:
+        cli.tag("sha256:" + "a" * 64, "127.0.0.1:5000/app:2.4.0")
+    said = str(caught.value)
+    assert "no docker daemon answers at the default socket" in said, said
+    assert "DOCKER_HOST" not in said, said
