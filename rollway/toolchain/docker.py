@@ -64,6 +64,8 @@ class DockerError(ToolError):
     """Base of every error this adapter raises on purpose."""
 
 
+# Where the docker CLI looks for its daemon when no DOCKER_HOST is handed to it (on Linux).
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one.
 _HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):[^/]*@")
 
@@ -80,8 +82,9 @@ class DaemonUnreachable(PicklableError, DockerError):
 
     def __init__(self, host: str | None, detail: str, *, ignored: str | None = None) -> None:
         self.host = host
-        where = _host_said(host) if host else "the default socket (unix:///var/run/docker.sock)"
-        ignored = _host_said(ignored) if ignored else ignored
+        where = _host_said(host) if host else f"the default socket ({DEFAULT_SOCKET})"
+        # A DOCKER_HOST naming the default socket names where docker looked: no other daemon.
+        ignored = _host_said(ignored) if ignored and ignored != DEFAULT_SOCKET else None
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
         if host is not None or not ignored:

@@ -156,3 +156,19 @@ def test_a_daemon_that_answered_and_stopped_answering_does_not_send_a_person_to_
     said = str(caught.value)
     assert "no docker daemon answers at the default socket" in said, said
     assert "DOCKER_HOST" not in said, said
+
+
+def test_a_workers_docker_host_naming_the_default_socket_is_not_offered_as_another_daemon(tmp_path, monkeypatch):
+    # A CI image sets DOCKER_HOST=unix:///var/run/docker.sock, the socket docker looked at: the
+    # refusal said it was not used and to pass it as docker_host, the same socket that did not answer.
+    import pytest
+
+    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
+
+    docker = _no_daemon_at_the_default_socket(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+    with pytest.raises(DaemonUnreachable) as caught:
+        DockerCli(str(docker), tmp_path).server_version()
+    said = str(caught.value)
+    assert "no docker daemon answers at the default socket (unix:///var/run/docker.sock): start dockerd" in said, said
+    assert "DOCKER_HOST" not in said and "pass docker_host='unix:///var/run/docker.sock'" not in said, said
