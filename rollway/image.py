@@ -174,6 +174,15 @@ def is_loopback(registry: str) -> bool:
     return is_loopback_host(host)
 
 
+def plain_tcp_elsewhere(docker_host: str) -> bool:
+    """Whether the docker daemon ``docker_host`` names (DOCKER_HOST's form) is reached by plain
+    TCP on another machine: rollway gives docker no TLS settings, so a login docker hands that
+    daemon crosses the network unencrypted."""
+    if not docker_host.startswith("tcp://"):
+        return False
+    return not is_loopback(docker_host.removeprefix("tcp://").split("/", 1)[0])
+
+
 class InvalidImageTarget(ValueError):
     """A version, registry or repository that cannot be pushed: refused before anything runs."""
 

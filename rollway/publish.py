@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
-from rollway.image import LATEST, ImageReferences, ecr_location, is_loopback, registry_problem, version_problem
+from rollway.image import LATEST, ImageReferences, ecr_location, plain_tcp_elsewhere, registry_problem, version_problem
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -196,12 +196,9 @@ class PublishRequest(BaseModel):
         # DOCKER_CERT_PATH are not inherited): to a daemon on another machine over tcp://, the ECR
         # token (good for 12 hours) crossed the network in clear. No login: a registry override,
         # or register_existing on ECR (no docker at all).
-        if self.docker_host is None or not self.docker_host.startswith("tcp://"):
+        if self.docker_host is None or self.registry is not None or self.register_existing:
             return self
-        if self.registry is not None or self.register_existing:
-            return self
-        address = self.docker_host.removeprefix("tcp://").split("/", 1)[0]
-        if not is_loopback(address):
+        if plain_tcp_elsewhere(self.docker_host):
             raise ValueError(
                 f"docker_host {self.docker_host!r} is plain TCP to another machine: docker hands its daemon the ECR "
                 "login, which would cross the network unencrypted (rollway gives docker no TLS settings); name the "

@@ -41,8 +41,10 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from rollway.errors_pickle import PicklableError
+from rollway.image import plain_tcp_elsewhere
+from rollway.one_line import shown
 from rollway.toolchain.leftovers import owned_prefix, remove_stale
-from rollway.toolchain.process import TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
+from rollway.toolchain.process import MASK, TOOL_ENVIRONMENT, ToolError, ToolFailed, ToolResult, resolve, run_tool
 from rollway.toolchain.registry import (
     RegistryUnanswered, manifest_config_digest, manifest_digest, manifest_platforms_of, put_tag, split_reference,
 )
@@ -62,17 +64,42 @@ class DockerError(ToolError):
     """Base of every error this adapter raises on purpose."""
 
 
+# Where the docker CLI looks for its daemon when no DOCKER_HOST is handed to it (on Linux).
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# A password in a daemon's address (scheme://user:password@host): up to the host's @, the last one.
+_HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):[^/]*@")
+
+
+def _host_said(host: str) -> str:
+    """A daemon's address as said to a person, in a log, a run's state or its artifact: a
+    password in it as ``****``, control characters (a line break, an escape) escaped. The
+    worker's DOCKER_HOST is quoted as it was set, which rollway never checked."""
+    return shown(_HOST_PASSWORD.sub(rf"\1:{MASK}@", host), keep="")
+
+
 class DaemonUnreachable(PicklableError, DockerError):
     """The docker CLI runs but no docker daemon answers where it looked."""
 
     def __init__(self, host: str | None, detail: str, *, ignored: str | None = None) -> None:
         self.host = host
-        where = host or "the default socket (unix:///var/run/docker.sock)"
+        where = _host_said(host) if host else f"the default socket ({DEFAULT_SOCKET})"
+        # A DOCKER_HOST naming the default socket names where docker looked: no other daemon.
+        ignored = _host_said(ignored) if ignored and ignored != DEFAULT_SOCKET else None
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
-        remedy = ("pass docker_host (e.g. unix:///run/docker.sock)" if host is not None or not ignored else
-                  f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run is "
-                  f"told): pass docker_host={ignored!r} if that is the daemon")
+        if host is not None or not ignored:
+            remedy = "pass docker_host (e.g. unix:///run/docker.sock)"
+        elif plain_tcp_elsewhere(ignored):
+            # Passed as docker_host, it was refused for an ECR release (PublishRequest): docker
+            # hands the daemon ECR's login, and would send it there unencrypted.
+            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
+                      "is told), and a release to ECR is not told it: it is plain TCP to another machine, to which "
+                      "docker would hand ECR's login unencrypted (rollway gives docker no TLS settings); name that "
+                      "daemon as ssh://<user>@<host>, or pass it as docker_host with registry=... (a registry that "
+                      "takes pushes without a login)")
+        else:
+            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
+                      f"is told): pass docker_host={ignored!r} if that is the daemon")
         super().__init__(f"no docker daemon answers at {where}: start dockerd, or {remedy}; docker said: {detail}")
 
 
@@ -275,9 +302,11 @@ class DockerCli:
         return docker_environment(os.environ, self.config_dir, self.docker_host)
 
     def _run(self, *args: str, stdin: str | None = None, secrets: Sequence[str] = (),
-             timeout_seconds: float | None = None, quiet: bool = False) -> ToolResult:
+             timeout_seconds: float | None = None, quiet: bool = False, first_ask: bool = False) -> ToolResult:
         """Run ``docker <args>``; DaemonUnreachable when docker says it cannot reach the daemon,
-        the run_tool error as it came otherwise."""
+        the run_tool error as it came otherwise. ``first_ask``: the daemon was not reached yet, so
+        the refusal names the worker's DOCKER_HOST; a daemon that answered before is the one that
+        stopped (restarted, crashed), and a re-run on another would not build where this one did."""
         watch = None if quiet or self._on_line is None else _StillRunning(f"docker {args[0]}", self._on_line,
                                                                           self._quiet_notice)
         try:
@@ -288,7 +317,7 @@ class DockerCli:
             unreachable = next((line for line in err.tail if any(u in line for u in _UNREACHABLE)), None)
             if unreachable is not None:
                 raise DaemonUnreachable(self.docker_host, unreachable.strip(),
-                                        ignored=os.environ.get("DOCKER_HOST")) from err
+                                        ignored=os.environ.get("DOCKER_HOST") if first_ask else None) from err
             raise
         finally:
             if watch is not None:
@@ -301,7 +330,8 @@ class DockerCli:
             DaemonUnreachable: it does not.
         """
         try:
-            result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True)
+            result = self._run("version", "--format", "{{.Server.Version}}", timeout_seconds=60, quiet=True,
+                               first_ask=True)
         except ToolFailed as err:
             raise DaemonUnreachable(self.docker_host, " ".join(_meaningful(err.tail)[-2:]),
                                     ignored=os.environ.get("DOCKER_HOST")) from err
