@@ -450,7 +450,7 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
     """Why ``cdk synth`` would refuse the app's settings before running anything, or None: its
     cdk.json not JSON (the file, the line and column, what is wrong there, and the line), not a
     JSON object, or no command to run the app: ``app`` of the cdk.json, else of the user's
-    ~/.cdk.json (cdk reads both, the app's first), missing or not a command.
+    ~/.cdk.json (cdk reads both, the app's first), missing or not a command (``_runs_the_app``).
 
     Read before any AWS call or subprocess: cdk synth said so only after the account was read
     (STS), the app's directory and the credentials checked, in node's words ("Unexpected token").
@@ -472,7 +472,7 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
         return f"{path} is not a JSON object ({{...}}): cdk reads the app's settings ({_APP_EXAMPLE}, ...) from one"
     if "app" in settings:
         app = settings["app"]
-        if isinstance(app, str) and app.strip():
+        if _runs_the_app(app):
             return None
         return (f"{path}: its \"app\" is {on_one_line(json.dumps(app))[:_LINE_SHOWN]}, not the command that runs the "
                 f"CDK app (such as {_APP_EXAMPLE})")
@@ -481,9 +481,17 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
         app = json.loads(user.read_text(encoding="utf-8-sig")).get("app")
     except (OSError, ValueError, AttributeError):
         app = None  # none there, or not read: the app's own cdk.json is the one to fix
-    if isinstance(app, str) and app.strip():
+    if _runs_the_app(app):
         return None
     return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
+
+
+def _runs_the_app(app: object) -> bool:
+    """Whether cdk takes ``app`` for a command to run: a string, or a list of words, which cdk
+    joins with spaces (cdk.json files of CDK v1's days give it so; refused, every deploy of such an
+    app stopped before cdk, which runs it)."""
+    words = app if isinstance(app, list) else [app]
+    return any(isinstance(word, str) and word.strip() for word in words)
 
 
 def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:
