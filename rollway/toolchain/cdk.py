@@ -456,18 +456,22 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
     (STS), the app's directory and the credentials checked, in node's words ("Unexpected token").
     """
     path = Path(app_dir) / "cdk.json"
+    not_utf8 = ""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark, which cdk reads past
+        text, not_utf8 = _settings_text(path)
         settings = json.loads(text)
-    except UnicodeDecodeError as err:
-        return f"{path} is not UTF-8 text (byte {err.start} is not): cdk reads it as JSON"
     except json.JSONDecodeError as err:
         lines = err.doc.splitlines()
         line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
-        return (f"{path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}"
+        nor = f" (nor UTF-8 text, which cdk reads it as: {not_utf8})" if not_utf8 else ""
+        return (f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}"
                 + (f" (the line: {line})" if line else ""))
     except OSError as err:
         return f"{path} could not be read: {err.strerror or err}"
+    except (ValueError, RecursionError):
+        # Past what Python's parser takes (an integer of more than 4,300 digits, arrays nested a
+        # thousand deep), not node's: cdk reads it, and judges it. It was a traceback.
+        return None
     if not isinstance(settings, dict):
         return f"{path} is not a JSON object ({{...}}): cdk reads the app's settings ({_APP_EXAMPLE}, ...) from one"
     if "app" in settings:
@@ -478,12 +482,28 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
                 f"CDK app (such as {_APP_EXAMPLE})")
     user = Path(home if home is not None else Path.home()) / ".cdk.json"
     try:
-        app = json.loads(user.read_text(encoding="utf-8-sig")).get("app")
-    except (OSError, ValueError, AttributeError):
+        app = json.loads(_settings_text(user)[0]).get("app")
+    except (OSError, ValueError, RecursionError, AttributeError):
         app = None  # none there, or not read: the app's own cdk.json is the one to fix
     if _runs_the_app(app):
         return None
     return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
+
+
+def _settings_text(path: Path) -> tuple[str, str]:
+    """A cdk.json's text as cdk reads it (node's jsonfile): UTF-8, a byte that is not replaced
+    (U+FFFD), a byte order mark first dropped; and which byte is not UTF-8 ("" when all is).
+    A Latin-1 "é" in a context value was refused as not UTF-8, where cdk runs the app.
+
+    Raises:
+        OSError: the file could not be read.
+    """
+    raw = path.read_bytes()
+    try:
+        text, not_utf8 = raw.decode("utf-8"), ""
+    except UnicodeDecodeError as err:
+        text, not_utf8 = raw.decode("utf-8", "replace"), f"byte {err.start} is not"
+    return text.removeprefix("\ufeff"), not_utf8
 
 
 def _runs_the_app(app: object) -> bool:

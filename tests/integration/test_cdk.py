@@ -207,6 +207,9 @@ _MARK_APP = "open('ran', 'w').close()\n"
     (b'// the app\n{"app": PYTHON_MARK}', None),  # not JSON: cdk refuses it too
     (b'{"app": PYTHON_MARK,}', None),
     (b'{"app": ""}', b'{"app": PYTHON_MARK}'),  # the app's own, blank, is the one cdk takes
+    (b'{"app": PYTHON_MARK, "context": {"owner": "Jos\xe9"}}', None),  # not UTF-8: node replaces the byte
+    (b'{"app": PYTHON_MARK, "n": ' + b"1" * 5000 + b"}", None),  # more digits than Python's int takes
+    (b'{"app": PYTHON_MARK, "n": ' + b"[" * 3000 + b"]" * 3000 + b"}", None),  # deeper than Python's parser goes
 ])
 def test_a_cdk_json_is_refused_before_cdk_runs_exactly_when_the_real_cdk_would_not_run_the_app(
         tmp_path, cdk_json, user):

@@ -726,7 +726,20 @@ def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tm
         assert problem is not None and problem.startswith(str(app / "cdk.json")) and said in problem, problem
 
 
-def test_a_cdk_json_not_utf8_is_said_so(tmp_path):
-    (tmp_path / "cdk.json").write_bytes(b'{"app": "caf\xe9"}')
-    assert app_settings_problem(tmp_path, tmp_path) == (
-        f"{tmp_path / 'cdk.json'} is not UTF-8 text (byte 12 is not): cdk reads it as JSON")
+@pytest.mark.parametrize("cdk_json", [
+    b'{"app": "python3 app.py", "context": {"owner": "Jos\xe9"}}',  # Latin-1: node reads it as UTF-8, replacing
+    b'{"app": "python3 app.py", "context": {"n": ' + b"1" * 5000 + b"}}",  # past Python's int digits
+    b'{"app": "python3 app.py", "context": {"n": ' + b"[" * 3000 + b"]" * 3000 + b"}}",  # past its recursion
+])
+def test_a_cdk_json_cdk_reads_and_python_would_not_is_not_refused(tmp_path, cdk_json):
+    # Refused (not UTF-8), or a traceback (ValueError, RecursionError), where cdk runs the app.
+    (tmp_path / "cdk.json").write_bytes(cdk_json)
+    assert app_settings_problem(tmp_path, tmp_path) is None
+
+
+def test_a_cdk_json_neither_utf8_nor_json_says_both(tmp_path):
+    (tmp_path / "cdk.json").write_bytes('{"app": "python3 app.py"}'.encode("utf-16"))  # Notepad's "Unicode"
+    problem = app_settings_problem(tmp_path, tmp_path)
+    assert problem is not None and problem.startswith(
+        f"{tmp_path / 'cdk.json'} is not valid JSON (nor UTF-8 text, which cdk reads it as: byte 0 is not): line 1, "
+        "column 1: Expecting value (the line: "), problem
