@@ -520,8 +520,8 @@ def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[
     cdk no ``--toolkit-stack-name``, so this is the one cdk looks up."""
     for settings in (Path(app_dir) / "cdk.json", Path(home if home is not None else Path.home()) / ".cdk.json"):
         try:
-            name = json.loads(settings.read_text()).get("toolkitStackName")
-        except (OSError, ValueError, AttributeError):
+            name = json.loads(_settings_text(settings)[0]).get("toolkitStackName")
+        except (OSError, ValueError, RecursionError, AttributeError):
             continue  # none there, or not read: cdk's own synth says what is wrong with it
         if isinstance(name, str) and name:
             return name

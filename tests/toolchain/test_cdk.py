@@ -526,6 +526,9 @@ def test_the_assembly_gives_the_toolkit_version_each_stack_requires(tmp_path):
     ({}, "CDKToolkit"),
     ({"toolkitStackName": "AcmeToolkit"}, "AcmeToolkit"),
     ({"toolkitStackName": ""}, "CDKToolkit"),
+    # A byte order mark (a Windows editor's), which cdk reads past: CDKToolkit was checked, and
+    # bootstrapped, where cdk deploys with AcmeToolkit.
+    ('\ufeff{"toolkitStackName": "AcmeToolkit"}', "AcmeToolkit"),
 ])
 def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json, toolkit, monkeypatch):
     # cdk deploys with the toolkit stack its cdk.json names: the run checks that one, not CDKToolkit.
@@ -533,7 +536,7 @@ def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json
     _fake_cdk(tmp_path, FAKE_CDK)
     app = tmp_path / "app"
     app.mkdir()
-    (app / "cdk.json").write_text(json.dumps(cdk_json))
+    (app / "cdk.json").write_text(cdk_json if isinstance(cdk_json, str) else json.dumps(cdk_json), encoding="utf-8")
     with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
         assert cli.list_stacks().toolkit_stack == toolkit
 
