@@ -600,20 +600,27 @@ _CRASHED = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFP
 
 
 def _killed(err: ToolFailed) -> str | None:
-    """How cdk ended when it ended on a signal (its exit code negative), after "cdk", else None:
+    """How cdk ended when it ended on a signal (its exit code negative, or 128+N from a shell
+    wrapper), after "cdk", else None:
     "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
 
     Each signal as what it is: SIGKILL, the OOM killer's or a ``kill -9``; SIGTERM and its kin, a
     request to stop (a cancel, the worker or its machine shutting down), cdk interrupted; SIGSEGV
     and its kin, node crashing; SIGABRT, node aborting itself, after saying why when out of heap
     (it was said killed by someone, "saying nothing of why", its last line a frame of node's stack)."""
-    if err.returncode >= 0:
+    if err.returncode < 0:
+        number, shell = -err.returncode, ""
+    elif 128 < err.returncode < 128 + signal.NSIG:
+        # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when
+        # node dies of signal N: cdk and node exit 1 on their own errors, never that high.
+        number, shell = err.returncode - 128, f" (exit code {err.returncode}, as a shell running it says so)"
+    else:
         return None
     try:
-        sent = signal.Signals(-err.returncode)
+        sent = signal.Signals(number)
     except ValueError:
-        return f"ended on signal {-err.returncode} before it finished, saying nothing of why"
-    name = sent.name
+        return f"ended on signal {number}{shell} before it finished, saying nothing of why"
+    name = sent.name + shell
     if (fatal := _node_fatal(err.tail)) is not None:
         more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
                 "which cdk is run with)") if "heap out of memory" in fatal else ""

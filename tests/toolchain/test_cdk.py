@@ -577,6 +577,30 @@ def test_a_deploy_whose_cdk_was_killed_says_so_not_its_last_progress_line(tmp_pa
     assert not caught.value.timed_out  # no larger stack_timeout_seconds would have helped
 
 
+def test_a_deploy_whose_cdk_under_a_shell_wrapper_was_killed_says_so_not_its_last_progress_line(tmp_path):
+    # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when node
+    # dies of signal N: 137 went by as an exit code, and the last progress line as the reason.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import signal; os.kill(os.getpid(), signal.SIGKILL)')
+    node = _fake_cdk(tmp_path, body)
+    wrapper = tmp_path / "wrapper" / "cdk"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\n"{node}" "$@"\nexit $?\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(wrapper), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    # The last line is the shell's own word ("Killed", dash's): the reason given, where the exit code was not read.
+    assert caught.value.reason.startswith(
+        "cdk was killed by SIGKILL (exit code 137, as a shell running it says so) before it finished "
+        "(the worker's out-of-memory killer, or someone stopping it), saying nothing of why; CloudFormation may "
+        "still be working on X: look at its events before deploying it again. cdk's last line: "), caught.value.reason
+
+
 def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
     # cdk bootstraps the toolkitStackName of the app's cdk.json: a failure naming CDKToolkit sent a
     # person to the events of a stack that is not the one cdk was making.
