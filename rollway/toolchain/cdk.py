@@ -450,40 +450,68 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
     """Why ``cdk synth`` would refuse the app's settings before running anything, or None: its
     cdk.json not JSON (the file, the line and column, what is wrong there, and the line), not a
     JSON object, or no command to run the app: ``app`` of the cdk.json, else of the user's
-    ~/.cdk.json (cdk reads both, the app's first), missing or not a command.
+    ~/.cdk.json (cdk reads both, the app's first), missing or not a command (``_runs_the_app``).
 
     Read before any AWS call or subprocess: cdk synth said so only after the account was read
     (STS), the app's directory and the credentials checked, in node's words ("Unexpected token").
     """
     path = Path(app_dir) / "cdk.json"
+    not_utf8 = ""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark, which cdk reads past
+        text, not_utf8 = _settings_text(path)
         settings = json.loads(text)
-    except UnicodeDecodeError as err:
-        return f"{path} is not UTF-8 text (byte {err.start} is not): cdk reads it as JSON"
     except json.JSONDecodeError as err:
         lines = err.doc.splitlines()
         line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
-        return (f"{path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}"
+        nor = f" (nor UTF-8 text, which cdk reads it as: {not_utf8})" if not_utf8 else ""
+        return (f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}"
                 + (f" (the line: {line})" if line else ""))
     except OSError as err:
         return f"{path} could not be read: {err.strerror or err}"
+    except (ValueError, RecursionError):
+        # Past what Python's parser takes (an integer of more than 4,300 digits, arrays nested a
+        # thousand deep), not node's: cdk reads it, and judges it. It was a traceback.
+        return None
     if not isinstance(settings, dict):
         return f"{path} is not a JSON object ({{...}}): cdk reads the app's settings ({_APP_EXAMPLE}, ...) from one"
     if "app" in settings:
         app = settings["app"]
-        if isinstance(app, str) and app.strip():
+        if _runs_the_app(app):
             return None
         return (f"{path}: its \"app\" is {on_one_line(json.dumps(app))[:_LINE_SHOWN]}, not the command that runs the "
                 f"CDK app (such as {_APP_EXAMPLE})")
     user = Path(home if home is not None else Path.home()) / ".cdk.json"
     try:
-        app = json.loads(user.read_text(encoding="utf-8-sig")).get("app")
-    except (OSError, ValueError, AttributeError):
+        app = json.loads(_settings_text(user)[0]).get("app")
+    except (OSError, ValueError, RecursionError, AttributeError):
         app = None  # none there, or not read: the app's own cdk.json is the one to fix
-    if isinstance(app, str) and app.strip():
+    if _runs_the_app(app):
         return None
     return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
+
+
+def _settings_text(path: Path) -> tuple[str, str]:
+    """A cdk.json's text as cdk reads it (node's jsonfile): UTF-8, a byte that is not replaced
+    (U+FFFD), a byte order mark first dropped; and which byte is not UTF-8 ("" when all is).
+    A Latin-1 "é" in a context value was refused as not UTF-8, where cdk runs the app.
+
+    Raises:
+        OSError: the file could not be read.
+    """
+    raw = path.read_bytes()
+    try:
+        text, not_utf8 = raw.decode("utf-8"), ""
+    except UnicodeDecodeError as err:
+        text, not_utf8 = raw.decode("utf-8", "replace"), f"byte {err.start} is not"
+    return text.removeprefix("\ufeff"), not_utf8
+
+
+def _runs_the_app(app: object) -> bool:
+    """Whether cdk takes ``app`` for a command to run: a string, or a list of words, which cdk
+    joins with spaces (cdk.json files of CDK v1's days give it so; refused, every deploy of such an
+    app stopped before cdk, which runs it)."""
+    words = app if isinstance(app, list) else [app]
+    return any(isinstance(word, str) and word.strip() for word in words)
 
 
 def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:
@@ -492,8 +520,8 @@ def toolkit_stack_name(app_dir: str | os.PathLike[str], home: str | os.PathLike[
     cdk no ``--toolkit-stack-name``, so this is the one cdk looks up."""
     for settings in (Path(app_dir) / "cdk.json", Path(home if home is not None else Path.home()) / ".cdk.json"):
         try:
-            name = json.loads(settings.read_text()).get("toolkitStackName")
-        except (OSError, ValueError, AttributeError):
+            name = json.loads(_settings_text(settings)[0]).get("toolkitStackName")
+        except (OSError, ValueError, RecursionError, AttributeError):
             continue  # none there, or not read: cdk's own synth says what is wrong with it
         if isinstance(name, str) and name:
             return name
@@ -572,20 +600,27 @@ _CRASHED = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFP
 
 
 def _killed(err: ToolFailed) -> str | None:
-    """How cdk ended when it ended on a signal (its exit code negative), after "cdk", else None:
+    """How cdk ended when it ended on a signal (its exit code negative, or 128+N from a shell
+    wrapper), after "cdk", else None:
     "exited with -9" left a person to know that is a SIGKILL, the out-of-memory killer's.
 
     Each signal as what it is: SIGKILL, the OOM killer's or a ``kill -9``; SIGTERM and its kin, a
     request to stop (a cancel, the worker or its machine shutting down), cdk interrupted; SIGSEGV
     and its kin, node crashing; SIGABRT, node aborting itself, after saying why when out of heap
     (it was said killed by someone, "saying nothing of why", its last line a frame of node's stack)."""
-    if err.returncode >= 0:
+    if err.returncode < 0:
+        number, shell = -err.returncode, ""
+    elif 128 < err.returncode < 128 + signal.NSIG:
+        # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when
+        # node dies of signal N: cdk and node exit 1 on their own errors, never that high.
+        number, shell = err.returncode - 128, f" (exit code {err.returncode}, as a shell running it says so)"
+    else:
         return None
     try:
-        sent = signal.Signals(-err.returncode)
+        sent = signal.Signals(number)
     except ValueError:
-        return f"ended on signal {-err.returncode} before it finished, saying nothing of why"
-    name = sent.name
+        return f"ended on signal {number}{shell} before it finished, saying nothing of why"
+    name = sent.name + shell
     if (fatal := _node_fatal(err.tail)) is not None:
         more = (" (give node more heap with NODE_OPTIONS=--max-old-space-size=<MiB> in the worker's environment, "
                 "which cdk is run with)") if "heap out of memory" in fatal else ""

@@ -4,7 +4,9 @@ plan's order with ``--method=direct``, and read what they made with the checklis
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +192,44 @@ def test_an_app_that_does_not_synthesize_is_not_listed(tmp_path):
             cli.list_stacks()
     assert "did not synthesize" in str(caught.value)
     assert any("the app is broken" in line for line in caught.value.tail)
+
+
+# An app whose cdk.json cdk reads runs (the mark is made); what cdk does with it then is not the point.
+_MARK_APP = "open('ran', 'w').close()\n"
+
+
+@pytest.mark.parametrize(("cdk_json", "user"), [
+    (b'{"app": PYTHON_MARK}', None),
+    (b'{"app": [PYTHON, "mark.py"]}', None),  # a list of words: cdk joins them
+    (b'{"context": {}}', b'{"app": [PYTHON, "mark.py"]}'),
+    (b'\xef\xbb\xbf{"app": PYTHON_MARK}', None),  # a byte order mark
+    (b'{"context": {}}', b'{"app": PYTHON_MARK}'),  # the user's ~/.cdk.json gives it
+    (b'// the app\n{"app": PYTHON_MARK}', None),  # not JSON: cdk refuses it too
+    (b'{"app": PYTHON_MARK,}', None),
+    (b'{"app": ""}', b'{"app": PYTHON_MARK}'),  # the app's own, blank, is the one cdk takes
+    (b'{"app": PYTHON_MARK, "context": {"owner": "Jos\xe9"}}', None),  # not UTF-8: node replaces the byte
+    (b'{"app": PYTHON_MARK, "n": ' + b"1" * 5000 + b"}", None),  # more digits than Python's int takes
+    (b'{"app": PYTHON_MARK, "n": ' + b"[" * 3000 + b"]" * 3000 + b"}", None),  # deeper than Python's parser goes
+])
+def test_a_cdk_json_is_refused_before_cdk_runs_exactly_when_the_real_cdk_would_not_run_the_app(
+        tmp_path, cdk_json, user):
+    # A cdk.json refused that cdk reads stops every deploy of that app before it begins.
+    from rollway.toolchain.cdk import app_settings_problem
+
+    if not CDK.exists():
+        pytest.skip("the cdk CLI is not installed (make test installs it)")
+    app, home = tmp_path / "app", tmp_path / "home"
+    app.mkdir()
+    home.mkdir()
+    (app / "mark.py").write_text(_MARK_APP)
+    python = json.dumps(sys.executable).encode()
+    for where, settings in ((app / "cdk.json", cdk_json), (home / ".cdk.json", user)):
+        if settings is not None:
+            where.write_bytes(settings.replace(b"PYTHON_MARK", json.dumps(f"{sys.executable} mark.py").encode())
+                              .replace(b"PYTHON", python))
+    inherited = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    variables = CdkEnvironment(region=REGION, account=ACCOUNT).variables(inherited)
+    ran = subprocess.run([str(CDK), "synth", "--quiet", "--output", str(tmp_path / "out"), "--no-color"], cwd=app,
+                         env=variables, capture_output=True, text=True, timeout=300)
+    problem = app_settings_problem(app, home)
+    assert (problem is None) is (app / "ran").exists(), (problem, ran.stdout[-2000:], ran.stderr[-2000:])

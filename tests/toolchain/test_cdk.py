@@ -526,6 +526,9 @@ def test_the_assembly_gives_the_toolkit_version_each_stack_requires(tmp_path):
     ({}, "CDKToolkit"),
     ({"toolkitStackName": "AcmeToolkit"}, "AcmeToolkit"),
     ({"toolkitStackName": ""}, "CDKToolkit"),
+    # A byte order mark (a Windows editor's), which cdk reads past: CDKToolkit was checked, and
+    # bootstrapped, where cdk deploys with AcmeToolkit.
+    ('\ufeff{"toolkitStackName": "AcmeToolkit"}', "AcmeToolkit"),
 ])
 def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json, toolkit, monkeypatch):
     # cdk deploys with the toolkit stack its cdk.json names: the run checks that one, not CDKToolkit.
@@ -533,7 +536,7 @@ def test_the_toolkit_stack_is_the_one_the_apps_cdk_json_names(tmp_path, cdk_json
     _fake_cdk(tmp_path, FAKE_CDK)
     app = tmp_path / "app"
     app.mkdir()
-    (app / "cdk.json").write_text(json.dumps(cdk_json))
+    (app / "cdk.json").write_text(cdk_json if isinstance(cdk_json, str) else json.dumps(cdk_json), encoding="utf-8")
     with CdkCli(str(tmp_path / "bin" / "cdk"), app, CdkEnvironment(region="us-west-2")) as cli:
         assert cli.list_stacks().toolkit_stack == toolkit
 
@@ -572,6 +575,30 @@ def test_a_deploy_whose_cdk_was_killed_says_so_not_its_last_progress_line(tmp_pa
         "saying nothing of why; CloudFormation may still be working on X: look at its events before deploying it "
         "again. cdk's last line: X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service")
     assert not caught.value.timed_out  # no larger stack_timeout_seconds would have helped
+
+
+def test_a_deploy_whose_cdk_under_a_shell_wrapper_was_killed_says_so_not_its_last_progress_line(tmp_path):
+    # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when node
+    # dies of signal N: 137 went by as an exit code, and the last progress line as the reason.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            'import signal; os.kill(os.getpid(), signal.SIGKILL)')
+    node = _fake_cdk(tmp_path, body)
+    wrapper = tmp_path / "wrapper" / "cdk"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\n"{node}" "$@"\nexit $?\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "cdk.json").write_text("{}")
+    with CdkCli(str(wrapper), app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    # The last line is the shell's own word ("Killed", dash's): the reason given, where the exit code was not read.
+    assert caught.value.reason.startswith(
+        "cdk was killed by SIGKILL (exit code 137, as a shell running it says so) before it finished "
+        "(the worker's out-of-memory killer, or someone stopping it), saying nothing of why; CloudFormation may "
+        "still be working on X: look at its events before deploying it again. cdk's last line: "), caught.value.reason
 
 
 def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
@@ -700,7 +727,12 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
                               "which cdk synth runs"),
     ('{"app": ""}', '{"app": "python3 app.py"}', ': its "app" is "", not the command that runs the CDK app (such as '
                                                  '"app": "python3 app.py")'),
-    ('{"app": ["python3", "app.py"]}', None, ': its "app" is ["python3", "app.py"], not the command'),
+    # cdk runs a list of words joined by spaces (cdk.json files of CDK v1's days give it so): refused, every
+    # deploy of such an app stopped before cdk, which runs it.
+    ('{"app": ["python3", "app.py"]}', None, None),
+    ('{"context": {}}', '{"app": ["python3", "app.py"]}', None),
+    ('{"app": []}', None, ': its "app" is [], not the command'),
+    ('{"app": 3}', None, ': its "app" is 3, not the command'),
     ('["app"]', None, 'is not a JSON object ({...}): cdk reads the app\'s settings ("app": "python3 app.py", ...) '
                       "from one"),
     ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
@@ -721,7 +753,20 @@ def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tm
         assert problem is not None and problem.startswith(str(app / "cdk.json")) and said in problem, problem
 
 
-def test_a_cdk_json_not_utf8_is_said_so(tmp_path):
-    (tmp_path / "cdk.json").write_bytes(b'{"app": "caf\xe9"}')
-    assert app_settings_problem(tmp_path, tmp_path) == (
-        f"{tmp_path / 'cdk.json'} is not UTF-8 text (byte 12 is not): cdk reads it as JSON")
+@pytest.mark.parametrize("cdk_json", [
+    b'{"app": "python3 app.py", "context": {"owner": "Jos\xe9"}}',  # Latin-1: node reads it as UTF-8, replacing
+    b'{"app": "python3 app.py", "context": {"n": ' + b"1" * 5000 + b"}}",  # past Python's int digits
+    b'{"app": "python3 app.py", "context": {"n": ' + b"[" * 3000 + b"]" * 3000 + b"}}",  # past its recursion
+])
+def test_a_cdk_json_cdk_reads_and_python_would_not_is_not_refused(tmp_path, cdk_json):
+    # Refused (not UTF-8), or a traceback (ValueError, RecursionError), where cdk runs the app.
+    (tmp_path / "cdk.json").write_bytes(cdk_json)
+    assert app_settings_problem(tmp_path, tmp_path) is None
+
+
+def test_a_cdk_json_neither_utf8_nor_json_says_both(tmp_path):
+    (tmp_path / "cdk.json").write_bytes('{"app": "python3 app.py"}'.encode("utf-16"))  # Notepad's "Unicode"
+    problem = app_settings_problem(tmp_path, tmp_path)
+    assert problem is not None and problem.startswith(
+        f"{tmp_path / 'cdk.json'} is not valid JSON (nor UTF-8 text, which cdk reads it as: byte 0 is not): line 1, "
+        "column 1: Expecting value (the line: "), problem
