@@ -496,7 +496,10 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     (``held_by``) was given after its process died, paused: the Prefect UI took them, and nothing
     acted on them or wrote them down, so the rollout's history had no word of who approved or
     rejected it. Recorded as ``unheard`` (who, how, and that it was not acted on): this run asks
-    again at its own pause. Returns the record as it stands after.
+    again at its own pause. Not read (the Prefect API failed), when they were is recorded on the
+    open pause (``OpenPause.answers_unread``): one may be an approval, and the pause, taken over past
+    its deadline, was rolled back at once "with no answer"; it is asked anew, saying why. Returns
+    the record as it stands after.
 
     Record-keeping only: an answer that cannot be read or written is logged, never raised (the
     run holds the rollout, and a failure here would have its hooks roll it back)."""
@@ -507,9 +510,20 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     try:
         unheard = unheard_answers(run_id)
     except Exception as err:  # noqa: BLE001 - see above
+        asked = record.open_pause
         log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
-                    "answer is not in the ledger", run_id, record.service, UNHEARD_AFTER, err)
-        return record
+                    "answer is not in the ledger%s", run_id, record.service, UNHEARD_AFTER, err,
+                    "" if asked is None else ", and the pause it waited at is asked anew with a new deadline")
+        if asked is None:
+            return record
+        try:
+            return env.ledger.acquire(record.service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+                                      rollout=record.rollout_id, wall=env.wall(),
+                                      open_pause=asked.model_copy(update={"answers_unread": env.wall()}))
+        except Exception as write_err:  # noqa: BLE001 - see above
+            log.warning("could not record on %s's rollout that those answers could not be read (%s): past its "
+                        "deadline, the pause is acted on as unanswered", record.service, write_err)
+            return record
     if not unheard:
         return record
     now = env.clock.now()

@@ -91,6 +91,8 @@ class TakenOver(BaseModel):
                                             "stands; None: it passed under `on_timeout: hold`, and a new one is set")
     deadline: float = Field(description="that pause's deadline (wall clock)")
     run: str | None = Field(default=None, description="the run that asked it, as people know it, when recorded")
+    unread: float | None = Field(default=None, description="when the answers given to that run after it died could "
+                                                           "not be read (wall clock): asked anew (``began`` None)")
 
 
 def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals) -> TakenOver | None:
@@ -122,13 +124,22 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # ``unheard`` one, it is asked anew. Acted on at once past the deadline, it rolled back
         # over a recorded approval, saying nobody had answered.
         return None
-    return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
-                     run=asking.run if asking is not None else None)
+    run = asking.run if asking is not None else None
+    if asked.answers_unread is not None:
+        # The answers its run was given in the UI after it died could not be read (recorded, an
+        # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
+        # "no answer". Asked with a new deadline, as under `on_timeout: hold`, saying why.
+        return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread)
+    return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run)
 
 
 def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
+    if taken.unread is not None:
+        return (f"{who} stopped while it waited for this answer, and the answers given to it could not be read from "
+                f"the Prefect API at {wall_utc(taken.unread)}: this run took the rollout over, and asks again with a "
+                "new deadline (one given to that run is not acted on: answer here)")
     if taken.began is None:
         return (f"{who} stopped while it waited for this answer, and its deadline ({wall_utc(taken.deadline)}) "
                 "passed meanwhile: this run took the rollout over, and asks again with a new deadline "

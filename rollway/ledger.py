@@ -282,6 +282,11 @@ class OpenPause(BaseModel):
     notice_refused: str | None = Field(
         default=None, description="why its newest \"Rollout waits for a person\" notice was not sent (SNS's answer): "
                                   "nobody was told it waits (None: sent, or not recorded)")
+    answers_unread: float | None = Field(
+        default=None, description="when the run that took the rollout over could not read from the Prefect API the "
+                                  "answers its run was given after that run stopped saying it waits (wall clock): "
+                                  "one may be a person's, so the pause is asked anew, its timeout no \"no answer\" "
+                                  "(None: read, or not tried)")
 
 
 class OpenWindowEnd(BaseModel):

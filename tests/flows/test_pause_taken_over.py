@@ -20,7 +20,7 @@ from prefect.flow_runs import resume_flow_run
 from flows.approvals import prefect_approver
 from rollway.approvals import ApprovalAnswer
 from rollway.decide import Pause
-from rollway.ledger import RefusedAnswer, utc
+from rollway.ledger import OWNER_PREFIX, RefusedAnswer, utc
 from rollway.phases import RolloutPhase
 from rollway.spec import Approvals, RolloutSpec, Stage
 from tests.flows.test_approvals import paused_with_form
@@ -161,3 +161,52 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
     assert "timeout" not in kinds(env), kinds(env)
     (until,) = answered
     assert until > began + TIMEOUT, utc(until)  # asked anew, by a new deadline: not the one past
+
+
+def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_rolled_back(monkeypatch, caplog):
+    """The run taking over reads from the Prefect API the answers the dead run was given in the UI
+    (recorded as ``unheard``, which closes the pause). When that read failed, it was only logged, and
+    a pause past its deadline under `on_timeout: rollback` was rolled back at once "with no answer",
+    though dana may have approved it there."""
+    import uuid
+
+    import httpx
+
+    import flows.progressive
+
+    dead = f"{OWNER_PREFIX}{uuid.uuid4()}"
+    env = env_with_ledger()
+    began = []
+
+    def dies(pause, summary):
+        began.append(env.wall())
+        env.clock.sleep(3000)
+        raise Killed("the worker running the rollout is restarted")
+
+    with pytest.raises(Killed):
+        progressive_on(env, spec(), dies, owner=dead)
+    env.clock.sleep(700)  # taken over 62 minutes into a pause that rolls back after 60
+    told = len(env.notifier.messages)
+
+    def unreachable(run_id):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(flows.progressive, "unheard_answers", unreachable)
+    asked = []
+
+    def dana(pause, summary):
+        asked.append((env.wall(), env.ledger.get(env.targets.canary_service).asked_until, summary))
+        return ApprovalAnswer(action="approve", approver="dana", comment="approved in the UI already")
+
+    result = progressive_on(env, spec(), dana, owner="run-2")
+    assert result.outcome == "promoted", result
+    assert "timeout" not in kinds(env), kinds(env)
+    (at, until, summary), = asked
+    assert until == pytest.approx(at + TIMEOUT, abs=1), (utc(at), utc(until))  # a new deadline
+    said = " ".join(summary.split())
+    assert "answers given to it could not be read" in said and "asks again with a new deadline" in said, said
+    (subject, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    assert subject.startswith("Rollout waits for a person again"), subject
+    assert "answers given to it could not be read" in " ".join(message.split()), message
+    logged = " ".join(caplog.text.split())
+    assert "is asked anew with a new deadline" in logged, logged
