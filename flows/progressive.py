@@ -901,8 +901,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
     now = env.clock.now()
     # Whether anything is left to do is read leniently: a finished rollout whose spec today's
     # rules refuse is history, not an error every week. What resumes runs the whole policy.
-    if record is not None and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record) \
-            and _abandoned(record, env.wall(), owner_finished):
+    window_owed = record is not None and monitoring_owed(RolloutSpec.for_rollback(record.spec_json), record)
+    if window_owed and _abandoned(record, env.wall(), owner_finished):
         # A window that ended unverified was released by its run: no owner to name then.
         if record.owner is None:
             log.warning("the monitoring window of %s is unfinished and no run holds it: resuming it", service)
@@ -917,6 +917,13 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         if early_reason is not None:
             raise PhaseRefused(f"no unfinished rollout of {service}: there is no next phase to start early; "
                                "nothing was changed")
+        if window_owed and record.owner is not None and lease_free(record, env.wall()) \
+                and not owner_finished(record.owner):
+            # The window's run asks nothing and renews its lease at every look: "promoted: nothing
+            # to advance" at INFO left the new version unwatched and its window open, unsaid.
+            hung_holder_warned(env, record, f"nothing watches its monitoring window of {record.image}, which "
+                               "stays open", "the window")
+            return None
         log.info("%s", nothing_to_advance(service, record))
         return None
     spec = recorded_policy(record)
@@ -1068,6 +1075,23 @@ def wait_out_an_ended_runs_lease(
     return LeaseWaited(held=record)
 
 
+def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:
+    """Warn that ``record`` is held by a run Prefect shows as not ended whose lease lapsed while it
+    asked nothing (the caller has checked all three): asking nothing, a live run renews its lease at
+    every look, so one Prefect still shows Running is hung, or its machine was lost, and no tick
+    takes the rollout from it. ``idle``: what no run does meanwhile; ``resumed``: what the next
+    advance_phase run resumes once Prefect marks the run Crashed."""
+    since = env.wall() - record.lease_expires
+    lapsed = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
+    get_run_logger().warning(
+        "%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed at %s, %s ago, while it "
+        "asks nothing: no run renews it, so %s. Its process may be hung, or its machine lost (Prefect keeps such a "
+        "run Running). Nothing was changed; look at the worker that ran it: once Prefect marks the run Crashed (its "
+        "zombie-flow automation does, see the README), the next advance_phase run resumes %s; or roll the rollout "
+        "back with `rollway abort`", record.service, record.owner, wall_utc(record.lease_expires), lapsed, idle,
+        resumed)
+
+
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:
     """Whether the last stage of the recorded weekly phase passed, but the phase was not
     recorded complete (its run died between the two writes), and a later phase follows it."""
@@ -1097,18 +1121,10 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                                f"{refuse_early}")
         waiting = waiting_for_an_answer(spec, record)
         if waiting is None and record.phase is RolloutPhase.PROGRESSING and lease_free(record, env.wall()):
-            # Asking nothing, a live run renews its lease at every look: one Prefect still shows
-            # running whose lease lapsed is hung, or its machine was lost. Said at INFO as "driven
-            # by", the rollout sat unjudged on the canary, week after week, and nobody was told.
-            since = env.wall() - record.lease_expires
-            lapsed = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
-            log.warning("%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed at %s, "
-                        "%s ago, while it asks nothing: no run renews it, so nothing judges the canary at %s "
-                        "(stable/canary). Its process may be hung, or its machine lost (Prefect keeps such a run "
-                        "Running). Nothing was changed; look at the worker that ran it: once Prefect marks the run "
-                        "Crashed (its zombie-flow automation does, see the README), the next advance_phase run resumes "
-                        "the phase; or roll the rollout back with `rollway abort`", service, record.owner,
-                        wall_utc(record.lease_expires), lapsed, record.weights)
+            # Said at INFO as "driven by", the rollout sat unjudged on the canary, week after week,
+            # and nobody was told.
+            hung_holder_warned(env, record, f"nothing judges the canary at {record.weights} (stable/canary)",
+                               "the phase")
             return None
         if waiting is None:
             log.info("%s's rollout is driven by %s, whose run has not ended: nothing to do", service, record.owner)

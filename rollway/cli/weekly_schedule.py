@@ -19,7 +19,7 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
     Checked before anything is registered: Prefect's ``Cron`` takes an unknown zone without a
     word, and the deployment's registration then failed with a validation traceback. It takes a
     cron no date matches too (``0 9 30 2 *``, 30 February): advance_phase was then served on a
-    schedule that never ran.
+    schedule that never ran. And one of more than five fields, whose sixth Prefect reads as seconds.
     """
     from prefect._vendor.croniter import CroniterBadDateError
 
@@ -31,6 +31,13 @@ def weekly_schedule(cron: str, timezone: str) -> tuple[str, str]:
         zone(timezone)
     except ValueError as err:
         raise ValueError(f"--weekly-timezone {str(err).removeprefix('weekly_timezone ')}") from None
+    fields = cron.split()
+    if len(fields) > 5:
+        # Prefect's croniter takes a sixth field as seconds (and a seventh as the year): a
+        # `* ` typed after the weekday had advance_phase fire every second of Monday 09:00.
+        raise ValueError(f"--weekly-cron {cron!r} has {len(fields)} fields, not 5: Prefect would read the sixth as "
+                         "seconds (a '*' there fires advance_phase every second of that minute); give minute, "
+                         f"hour, day of the month, month and day of the week, like {WEEKLY_CRON!r}")
     try:
         walls = cron_walls(cron, timezone, dt.datetime(2000, 1, 1))
     except ValueError as err:

@@ -410,3 +410,28 @@ def test_a_tick_that_finds_the_phase_held_by_a_run_prefect_shows_running_whose_l
     message = said[0].getMessage()
     assert re.search(r"lapsed at .*, 1 d 23 h \d+ min ago", message), message
     assert "nothing judges the canary" in message and "Crashed" in message and "rollway abort" in message, message
+
+
+def test_a_tick_that_finds_a_promoted_rollouts_window_held_by_a_run_prefect_shows_running_whose_lease_lapsed_warns(
+        caplog):
+    """The run watching the promoted version's monitoring window lost its machine; without
+    Prefect's zombie-flow automation it stays Running. Every Monday the tick said only "was
+    promoted: every phase has run, nothing to advance" at INFO: the window was never closed, the
+    old service never decommissioned and nothing watched the new version, and nobody was told."""
+    from tests.flows.test_progressive_fakes import _killed_while_monitoring
+
+    env, _ = _killed_while_monitoring()
+    before = env.ledger.get(env.targets.canary_service)
+    env.clock.sleep(2 * 24 * 3600)
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    after = env.ledger.get(env.targets.canary_service)
+    assert after.history == before.history and after.owner == "run-1", after.history[len(before.history):]
+    assert env.deployer.services[env.targets.stable_service].desired > 0
+    said = [r for r in caplog.records if "run-1" in r.getMessage() and "lapsed at" in r.getMessage()]
+    assert said and said[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+    message = said[0].getMessage()
+    assert re.search(r"lapsed at .*, 1 d 23 h \d+ min ago", message), message
+    assert "nothing watches its monitoring window" in message and "Crashed" in message, message
+    assert "rollway abort" in message and "nothing to advance" not in message, message
+    assert not [r for r in caplog.records if "nothing to advance" in r.getMessage()], [r.getMessage() for r in caplog.records]

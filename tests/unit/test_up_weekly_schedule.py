@@ -36,6 +36,8 @@ def test_up_passes_its_weekly_schedule_on_to_the_serve_py_it_starts(monkeypatch)
 @pytest.mark.parametrize(("args", "said"), [
     (["--weekly-timezone", "Europe/Berln"], "error: --weekly-timezone 'Europe/Berln' is not an IANA time zone"),
     (["--weekly-cron", "0 9 30 2 *"], "error: --weekly-cron '0 9 30 2 *' never fires"),
+    # Prefect's croniter reads a sixth field as seconds: Monday 09:00:00 to 09:00:59, 60 phases.
+    (["--weekly-cron", "0 9 * * MON *"], "error: --weekly-cron '0 9 * * MON *' has 6 fields, not 5"),
 ])
 def test_up_refuses_a_weekly_schedule_serve_py_would_refuse_before_starting_anything(no_server, capsys, args,
                                                                                     said) -> None:
@@ -44,3 +46,23 @@ def test_up_refuses_a_weekly_schedule_serve_py_would_refuse_before_starting_anyt
     captured = capsys.readouterr()
     assert no_server == [], "a Prefect server was set up for a schedule serve.py refuses"
     assert captured.err.startswith(said) and captured.err.count("\n") == 1, captured.err
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * MON *", "0 9 * * MON 0", "0 9 * * MON * *"])
+def test_a_weekly_cron_of_more_than_five_fields_is_refused_naming_what_prefect_would_read(cron) -> None:
+    """`0 9 * * MON *` was taken: Prefect's croniter reads its sixth field as seconds, so advance_phase
+    was served to fire every second of Monday 09:00, up to 60 runs a week racing for the rollout."""
+    from rollway.cli.weekly_schedule import weekly_schedule
+
+    with pytest.raises(ValueError) as refused:
+        weekly_schedule(cron, "UTC")
+    said = str(refused.value)
+    assert said.startswith(f"--weekly-cron {cron!r} has {len(cron.split())} fields, not 5"), said
+    assert "seconds" in said and "'0 9 * * MON'" in said and "\n" not in said, said
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * MON", " 30  10 * * TUE ", "@weekly"])
+def test_a_five_field_weekly_cron_or_a_nickname_is_still_taken(cron) -> None:
+    from rollway.cli.weekly_schedule import weekly_schedule
+
+    assert weekly_schedule(cron, "UTC") == (cron, "UTC")
