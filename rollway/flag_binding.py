@@ -1496,13 +1496,10 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
     for binding in bindings:
         if binding.feature in skip:
             continue
-        trail = _trail(store, binding.feature, limit=1)
-        if not trail:
+        newest = _newest_stage_write(store, binding.feature, rollout)
+        if newest is None or newest[1] != weight:
             continue
-        entry = trail[0]
-        own = _OWN.match(entry.reason)
-        if _writer(entry) != ("rollout", rollout) or own is None or own.group("weight") != str(weight):
-            continue
+        entry = newest[0]
         before = (entry.previous_enabled, entry.previous_percentage)
         if before == (entry.enabled, entry.percentage):
             continue  # a claim: nothing moved
@@ -1511,3 +1508,25 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
         lines.append(f"{entry.feature}: {was} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}% "
                      f"(v{entry.version}), by the run that made the shift (from the flag's audit trail)")
     return lines
+
+
+def _newest_stage_write(store: FlagStore, feature: str, rollout: str) -> tuple[FlagAuditEntry, int] | None:
+    """The flag's newest write with the stage it was for, when that write is a stage of rollout
+    ``rollout`` (not its put-back, a person's change or another rollout's); else None."""
+    trail = _trail(store, feature, limit=1)
+    if not trail:
+        return None
+    own = _OWN.match(trail[0].reason)
+    if _writer(trail[0]) != ("rollout", rollout) or own is None or own.group("weight") is None:
+        return None
+    return trail[0], int(own.group("weight"))
+
+
+def stage_writes_elsewhere(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *,
+                           rollout: str) -> list[str]:
+    """The bound flags whose newest write is a stage of rollout ``rollout`` other than the one of
+    ``weight``: for a resume whose ledger and load balancer agree on ``weight``, flags its dead run
+    left at another stage (killed as a stage's shift was undone: the weights went back, the flags'
+    put-back never ran). One read of each flag's newest audit entry."""
+    return [binding.feature for binding in bindings
+            if (newest := _newest_stage_write(store, binding.feature, rollout)) is not None and newest[1] != weight]
