@@ -396,16 +396,21 @@ def resize_canary(env: Environment, record: RolloutRecord) -> None:
 
 
 def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
-              adopt_live_weights: bool, lease_seconds: float) -> RolloutRecord:
+              adopt_live_weights: bool, lease_seconds: float, died_holding: bool = False) -> RolloutRecord:
     """Make the ledger and the load balancer agree before acting, or refuse.
 
     A shift that was made but not recorded (the run died between the two) is recognised and
     recorded, so it is neither repeated nor skipped. Anything else is drift: refused unless
     the operator asks to adopt the live weights.
+
+    ``died_holding``: the run before this one stopped holding the rollout (killed, or its machine
+    lost), perhaps as a stage's shift was being undone; its bound flags are then brought back to the
+    recorded stage (``flags_back_to_the_stage``).
     """
     live = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     if live == record.weights:
-        return record
+        return flags_back_to_the_stage(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds) \
+            if died_holding else record
     now = env.clock.now()
     made = unrecorded_shift(spec, record, live)
     if made is None and not adopt_live_weights:
@@ -443,6 +448,40 @@ def reconcile(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, own
     return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                              transition=transition, followed_by=flag_moves, weights=live, stage_index=made,
                              stage_started_at=now, stage_passed=False)
+
+
+def flags_back_to_the_stage(env: Environment, spec: RolloutSpec, record: RolloutRecord, *, owner: str, actor: str,
+                            lease_seconds: float) -> RolloutRecord:
+    """The bound flags a dead run left at another stage than the one the ledger and the load balancer
+    agree on, moved back to it and recorded.
+
+    A run killed while a stage's shift was undone (Prefect's transaction puts the weights back as
+    the kill leaves the flags' task, whose put-back never runs; or a put-back the flags table
+    refused) left the flags a stage ahead of the traffic. The ledger records nothing of a shift in
+    flight, so the resume saw the ledger and the load balancer agree and baked the stage with the
+    flags at the next one, their move recorded nowhere (the next stage, finding them at its
+    settings, wrote and recorded nothing either). Read only on a resume of a run that died holding
+    the rollout: one read of each flag's newest audit entry, and the stage applied again only when
+    one was written for another stage (idempotent; a person's change after it is kept).
+    """
+    if not (spec.flags and env.flags is not None):
+        return record
+    weight = record.weights.canary
+    if not flags.stage_writes_elsewhere(env.flags, list(spec.flags), weight, rollout=record.rollout_id):
+        return record
+    now = env.clock.now()
+    updates = flags.apply_bindings(env.flags, list(spec.flags), weight, actor=actor, now=now,
+                                   rollout=record.rollout_id, exclusive=True, ledger=env.ledger,
+                                   service=record.service,
+                                   reason="back to the stage the traffic is at: the run before died undoing a shift")
+    if not updates:
+        return record
+    moves = [Transition(at=now, kind="flag", actor=RECONCILE, comment=update.describe()) for update in updates]
+    log = get_run_logger()
+    log.warning("bound feature flags left at another stage than the traffic's %s%% by the run that died: %s",
+                weight, "; ".join(t.comment for t in moves))
+    return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
+                             transition=moves[0], followed_by=tuple(moves[1:]))
 
 
 def record_mode(env: Environment, record: RolloutRecord, *, phased: bool, owner: str, actor: str,
@@ -669,6 +708,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
+    died_holding = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -728,6 +768,9 @@ def run_progressive(
                     "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
                     "image that can be pinned") from err
         held_by = record.owner
+        # A run that died holding it (not the phase this run's caller has just started) may have
+        # died undoing a shift, its flags left at the next stage: reconcile looks at them.
+        died_holding = held_by is not None and not queues_checked
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                     rollout=record.rollout_id, wall=env.wall())
         record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
@@ -748,7 +791,8 @@ def run_progressive(
     phase_index = record.weekly_phase_index
     try:
         record = reconcile(env, spec, record, owner=owner, actor=actor,
-                           adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds)
+                           adopt_live_weights=adopt_live_weights, lease_seconds=lease_seconds,
+                           died_holding=died_holding)
     except DriftDetected:
         give_back_refused(env, spec, record, owner=owner, lease_seconds=lease_seconds, actor=actor)
         raise

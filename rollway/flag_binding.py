@@ -544,7 +544,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                     # At the last stage the end of this rollout's hold is written, which they read past.
                     after = _released(store, current, trail, change, rollout, weight, actor=actor, now=now)
                     return FlagUpdate(feature=change.feature, before=current, after=after, reason=change.reason)
-                return _claimed(store, current, trail, change, rollout, actor=actor, now=now)
+                return _claimed(store, current, trail, change, rollout, actor=actor, now=now, last=weight == 100)
             if held is not None:
                 after = _released(store, current, trail, change, rollout, weight, actor=actor, now=now)
                 return _left_alone(after, *held, change, rollout, last=weight == 100)
@@ -643,14 +643,19 @@ def _rolled_back(trail: Sequence[FlagAuditEntry], rollout: str) -> FlagAuditEntr
 
 
 def _claimed(store: FlagStore, current: FlagState, trail: Sequence[FlagAuditEntry], change: FlagChange,
-             rollout: str, *, actor: str, now: float) -> FlagUpdate:
+             rollout: str, *, actor: str, now: float, last: bool = False) -> FlagUpdate:
     """A flag already at the stage's settings, recorded as this rollout's (nothing changes).
 
     Without a write of its own in the trail, a person's later change (the kill switch) would
     read as made before this rollout set the flag, and its next stage would undo it. Written
-    once: not when this rollout wrote the flag last (a resume applying the stage again).
+    once: not when this rollout wrote the flag last (a resume applying the stage again), unless
+    ``last`` (the 100 % stage) finds that write an earlier stage's: a schedule at its last setting
+    before 100 % (``{25: 100}``) left the 25 % stage the newest write, and the promoted rollout
+    held the flag for good (``holder``): another service's rollout binding it was refused.
     """
-    if trail and _writer(trail[0]) == ("rollout", rollout):
+    own = _OWN.match(trail[0].reason) if trail else None
+    promoting = last and (own is None or own.group("weight") != "100")
+    if trail and _writer(trail[0]) == ("rollout", rollout) and not promoting:
         if store.read_back(current, actor=actor, now=now, reason=change.reason, writer="rollout", rollout=rollout):
             # This stage's own write, made by an earlier attempt whose answer was lost (the task's
             # retry): a move, from where that write found the flag. Taken for a resume's, the stage
@@ -1496,13 +1501,10 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
     for binding in bindings:
         if binding.feature in skip:
             continue
-        trail = _trail(store, binding.feature, limit=1)
-        if not trail:
+        newest = _newest_stage_write(store, binding.feature, rollout)
+        if newest is None or newest[1] != weight:
             continue
-        entry = trail[0]
-        own = _OWN.match(entry.reason)
-        if _writer(entry) != ("rollout", rollout) or own is None or own.group("weight") != str(weight):
-            continue
+        entry = newest[0]
         before = (entry.previous_enabled, entry.previous_percentage)
         if before == (entry.enabled, entry.percentage):
             continue  # a claim: nothing moved
@@ -1511,3 +1513,25 @@ def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: 
         lines.append(f"{entry.feature}: {was} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}% "
                      f"(v{entry.version}), by the run that made the shift (from the flag's audit trail)")
     return lines
+
+
+def _newest_stage_write(store: FlagStore, feature: str, rollout: str) -> tuple[FlagAuditEntry, int] | None:
+    """The flag's newest write with the stage it was for, when that write is a stage of rollout
+    ``rollout`` (not its put-back, a person's change or another rollout's); else None."""
+    trail = _trail(store, feature, limit=1)
+    if not trail:
+        return None
+    own = _OWN.match(trail[0].reason)
+    if _writer(trail[0]) != ("rollout", rollout) or own is None or own.group("weight") is None:
+        return None
+    return trail[0], int(own.group("weight"))
+
+
+def stage_writes_elsewhere(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *,
+                           rollout: str) -> list[str]:
+    """The bound flags whose newest write is a stage of rollout ``rollout`` other than the one of
+    ``weight``: for a resume whose ledger and load balancer agree on ``weight``, flags its dead run
+    left at another stage (killed as a stage's shift was undone: the weights went back, the flags'
+    put-back never ran). One read of each flag's newest audit entry."""
+    return [binding.feature for binding in bindings
+            if (newest := _newest_stage_write(store, binding.feature, rollout)) is not None and newest[1] != weight]

@@ -142,3 +142,9 @@ def disable_patiently(store: FlagStore, bindings: Sequence[FlagBinding], *, acto
 def unrecorded_moves(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *, rollout: str,
                      skip: Sequence[str] = ()) -> list[str]:
     return flag_binding.unrecorded_moves(store, bindings, weight, rollout=rollout, skip=skip)
+
+
+@task(name="flags-at-another-stage", **_RETRY)
+def stage_writes_elsewhere(store: FlagStore, bindings: Sequence[FlagBinding], weight: int, *,
+                           rollout: str) -> list[str]:
+    return flag_binding.stage_writes_elsewhere(store, bindings, weight, rollout=rollout)

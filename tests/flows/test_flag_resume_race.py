@@ -37,15 +37,21 @@ class DiesAtFirstFlagWrite(DynamoFlagStore):
         return super().put(flag, **kwargs)
 
 
-def test_a_resumed_rollout_whose_first_flag_write_is_the_resume_is_refused_a_flag_another_rollout_took(aws):
+def killed_run(aws, dying: type[DynamoFlagStore], spec=SPEC):
+    """The environment of a rollout of ``spec`` whose process died at a write of its flag store
+    ``dying`` (its flag ``F`` seeded off), its ledger and flags on the embedded AWS."""
     client = aws.get_client("dynamodb")
     env = fake_environment()
     env.ledger = DynamoLedger(client, aws.targets)
-    env.flags = DiesAtFirstFlagWrite(client, aws.targets)
+    env.flags = dying(client, aws.targets)
     DynamoFlagStore(client, aws.targets).put(FlagState(feature=F), expected_version=0, actor="seed", now=1.0)
-
     with pytest.raises(Killed):
-        progressive_on(env, SPEC, auto_approve())
+        progressive_on(env, spec, auto_approve())
+    return env
+
+
+def test_a_resumed_rollout_whose_first_flag_write_is_the_resume_is_refused_a_flag_another_rollout_took(aws):
+    env = killed_run(aws, DiesAtFirstFlagWrite)
     # Prefect's transaction put the traffic back as the exception left the task; a process killed
     # outright (SIGKILL, the node lost) runs no hook and leaves the shift on the load balancer.
     env.router.set_weights(Weights(stable=95, canary=5))
