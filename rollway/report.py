@@ -140,6 +140,9 @@ class RollbackResult(BaseModel):
     traffic_back_seconds: float | None = Field(default=None, description=(
         "wall seconds from this rollback's start to the load balancer's read-back of all the traffic on stable: how "
         "long users stayed on the version rolled back once it was decided (None: not moved by this rollback)"))
+    traffic_back_at: float | None = Field(default=None, description=(
+        "wall-clock epoch seconds this rollback read all the traffic back on stable (None: it did not); its ledger "
+        "entry keeps them (verified_wall)"))
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
     done_by: str | None = Field(default=None, description="the other rollback that did all this while this one "
                                                           "waited for it (None: this one did)")

@@ -41,3 +41,46 @@ def test_the_rollback_says_how_long_the_traffic_took_to_get_back_on_stable(monke
     assert "42 s after this rollback began" in page, page
     said = [r.getMessage() for r in caplog.records]
     assert any("42 s after this rollback began" in m for m in said), said
+
+
+def test_the_incident_report_counts_the_time_to_restore_to_the_read_back_not_to_the_end_entry(monkeypatch):
+    """The rollback's end entry is stamped after the canary's scale-down, the flags and the page:
+    with SNS taking five minutes to answer, the incident report said "Traffic back on stable: 5.7 min
+    after the rollback began ... when the load balancer read back 100/0" of a move that took 42 s.
+    The end entry keeps when the read-back verified the traffic on stable, and the report counts to that."""
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.reports import incident_report
+    from tests.flows.fake_env import STABLE_TD, fake_environment
+    from tests.flows.test_refusals import hooks_and_flows_see
+    from tests.flows.test_rollback_claim import SERVICE_TD, SPEC
+
+    env = fake_environment()
+    env.ledger = FakeLedger()
+    now = env.clock.now()
+    first = RolloutRecord(service=env.targets.canary_service, rollout_id=new_rollout_id(now - 100), image=SPEC.image,
+                          spec_json=SPEC.model_dump_json(), phase=RolloutPhase.PROGRESSING, stage_index=0,
+                          weights=Weights.canary_at(5), previous_task_definition=STABLE_TD, stable_desired=4)
+    env.ledger.create(first, owner="process/old", now=now - 100, lease_seconds=0)
+    env.deployer.services[env.targets.canary_service] = env.deployer.services[env.targets.canary_service].model_copy(
+        update={"task_definition": SERVICE_TD, "desired": 2, "running": 2})
+    slow = SlowMove(weights=Weights.canary_at(5), healthy=env.router.healthy)
+    slow.clock, env.router = env.clock, slow
+    notify = env.notifier.notify
+
+    def slow_page(subject, message):
+        env.clock.sleep(300.0)
+        return notify(subject, message)
+
+    env.notifier.notify = slow_page
+    hooks_and_flows_see(monkeypatch, env)
+    result = rollback(reason="abort", actor="erin", rollout=first.rollout_id)
+    assert result.traffic_back_seconds == 42.0, result
+
+    record = env.ledger.get(env.targets.canary_service)
+    start = next(t for t in record.history if t.kind == "rollback-start")
+    end = record.last_transition("rollback")
+    assert end.verified_wall == start.wall + 42.0, end
+    (line,) = [x for x in incident_report(record).splitlines() if "**Traffic back on stable:**" in x]
+    assert line.startswith("- **Traffic back on stable:** 42 s after the rollback began"), line
+    assert "when the load balancer read back 100/0" in line, line
