@@ -528,9 +528,13 @@ def execute_rollback(
     # How long users stayed on the version rolled back once the rollback began: the incident's
     # first question. The page gave two timestamps to subtract at best, and the ledger's end entry
     # is stamped once the canary, the flags and the page are done too (SNS may take a minute).
-    took = max(back_at - began, 0.0)
-    log.info("all the traffic is back on %s (%s, read back) %s after this rollback began", t.stable_service,
-             weights, duration_said(round(took, 1)))
+    # Not when it was on stable at this run's first read: a run before it moved it, at a time not known.
+    moved = read.weights != target
+    took = max(back_at - began, 0.0) if moved else None
+    verified = back_at if moved else None
+    if took is not None:
+        log.info("all the traffic is back on %s (%s, read back) %s after this rollback began", t.stable_service,
+                 weights, duration_said(round(took, 1)))
     if read.dropped is not None:
         log.warning("the rollback's move of all the traffic to %s dropped %s: a rollout's shift refuses such a "
                     "rule; add the group back to the rule if it is still wanted. What the traffic was moved "
@@ -573,6 +577,7 @@ def execute_rollback(
             stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
             stable_task_definition=stable.task_definition, scaled_stable=scaled, traffic_back_seconds=took,
+            traffic_back_at=verified,
             steps=(*steps, "the canary and the flags left to the rollback holding the claim; not notified"),
         )
 
@@ -655,8 +660,9 @@ def execute_rollback(
         + f"Why: {reason}\nRequested by: {actor}\n\n"
         # Which version users get now, the first thing on-call asks: the revision stable runs.
         f"Traffic is back at 100% on {t.stable_service}, which runs {stable.task_definition} "
-        f"(read back from the load balancer at {wall_utc(back_at)}, "
-        f"{duration_said(round(took, 1))} after this rollback began: {weights}).\n"
+        f"(read back from the load balancer at {wall_utc(back_at)}"
+        + (f", {duration_said(round(took, 1))} after this rollback began" if took is not None else "")
+        + f": {weights}).\n"
         + _moved_from_line(read.weights, target, t.stable_service)
         + short_line
         + stable_line
@@ -773,7 +779,7 @@ def execute_rollback(
             # Not a `canary` flow run's: its id is in no record (see ``recorded`` above).
             _record_stopped(env, rollout if ledgered else None, actor, steps, weights, ledger_failure, failed_steps,
                             stable_task_definition=stable.task_definition, moved_from=read.weights,
-                            message_id=message_id)
+                            message_id=message_id, verified_wall=verified)
         raise RollbackIncomplete(failed_steps, how, paged=paged, reason=reason)
     # The run's log is where a person who ran the rollback flow by hand looks: its only lines were
     # the run's start and end, nothing of what moved or whether people were told.
@@ -793,6 +799,7 @@ def execute_rollback(
         flags_held=held,
         notification_id=message_id,
         traffic_back_seconds=took,
+        traffic_back_at=verified,
         steps=tuple(steps),
     )
 
@@ -866,7 +873,7 @@ def _moved_from(read: FirstRead, held: Weights | None) -> Weights | None:
 def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Sequence[str], weights: Weights | None,
                     ledger_failure: str | None, not_done: Sequence[str], *,
                     stable_task_definition: str | None = None, moved_from: Weights | None = None,
-                    message_id: str | None = None) -> None:
+                    message_id: str | None = None, verified_wall: float | None = None) -> None:
     """Record in ``rollout``'s history that this rollback stopped before it finished: the steps it
     did, those it did not, the weights it read back (on stable, or still on the canary when the
     traffic could not move; None: not read), those it read before it moved anything
@@ -876,7 +883,8 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
     traffic's return was not confirmed and which steps were done not recorded, though the run knew
     both. ``message_id``: SNS's id of the page this run sent of its failed steps (None: it paged
     nobody), which no ``notified`` entry records: the report said the notice was "not confirmed"
-    while on-call held it. Record-keeping: a write that fails is logged, and the
+    while on-call held it. ``verified_wall``: when it read the traffic back on stable (wall clock;
+    None: it did not). Record-keeping: a write that fails is logged, and the
     rollback's own error is raised either way; with no ledger, no rollout, or a ledger that could
     not record the rollback's start, there is nothing to add it to."""
     if env.ledger is None or rollout is None or ledger_failure is not None:
@@ -886,7 +894,7 @@ def _record_stopped(env: Environment, rollout: str | None, actor: str, done: Seq
         env.ledger.record(env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=check_rolling_back,
                           transition=Transition(at=now, kind=ROLLBACK_STOPPED, actor=actor, from_weights=moved_from,
                                                 to_weights=weights, stable_task_definition=stable_task_definition,
-                                                message_id=message_id, wall=env.wall(),
+                                                message_id=message_id, wall=env.wall(), verified_wall=verified_wall,
                                                 comment=rollback_stopped_comment(_done(done), "; ".join(not_done))),
                           # The rollout's own weights too: left as they were, `rollway status` showed the
                           # rollout at its weights from before the move beside a load balancer at 100/0.
@@ -1100,7 +1108,10 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
                                   comment=f"{reason}; the move to stable dropped {result.dropped}" if result.dropped
                                   else reason,
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
-                                  stable_task_definition=result.stable_task_definition, wall=env.wall()),
+                                  stable_task_definition=result.stable_task_definition, wall=env.wall(),
+                                  # When the traffic was back: this entry is written after the canary, the
+                                  # flags and the page, which SNS may hold a minute.
+                                  verified_wall=result.traffic_back_at),
             # The flags it left as they were (a person's re-enable, another rollout's hold): the incident
             # report says so from these.
             followed_by=tuple(Transition(at=now, kind="flag", actor=actor, comment=line)
@@ -1827,6 +1838,12 @@ def rollback_recorded(env: Environment, reason: str, *, actor: str, previous_tas
             # which the previous version now serving everyone does not have.
             bindings = recorded.flags
         holder = claimant(actor)
+        started = rollback_start(record)
+        if record.phase is RolloutPhase.ROLLING_BACK and started is not None and started.wall is not None \
+                and started.wall <= began:
+            # Users have waited since the rollback began (`rollway abort`'s intent, a run that died
+            # or failed a step), not since this run did: counted from then, as the incident report is.
+            began = started.wall
         if record.phase is RolloutPhase.ROLLING_BACK:
             # Begun already (by `rollway abort`'s intent, or a rollback that died or failed a step):
             # carry it out only while no other rollback does, which would page people too.

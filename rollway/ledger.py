@@ -161,6 +161,11 @@ class Transition(BaseModel):
     # wall span, the two stamped on different clocks (`rollway abort` on real time, a run on 60x).
     wall: float | None = Field(default=None, description="wall-clock epoch seconds of a rollback's notifying entry, "
                                                          "start, stop or end, or of a decommission")
+    # A rollback's end (or its stop once the traffic was back) is written after the canary, the flags
+    # and the page (SNS may take a minute): the incident report's time to restore counts to this instead.
+    verified_wall: float | None = Field(default=None, description="wall-clock epoch seconds a rollback's read-back "
+                                                                  "verified all the traffic on stable, on its end or "
+                                                                  "stop (None: recorded before it was kept)")
     stable_task_definition: str | None = Field(
         default=None, description="task definition the stable service ran when a rollback put all the traffic on it, "
                                   "or, on a finalize's start, the copy of a deregistered promoted revision it takes")

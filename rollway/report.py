@@ -139,7 +139,11 @@ class RollbackResult(BaseModel):
     notification_id: str | None = None
     traffic_back_seconds: float | None = Field(default=None, description=(
         "wall seconds from this rollback's start to the load balancer's read-back of all the traffic on stable: how "
-        "long users stayed on the version rolled back once it was decided (None: not moved by this rollback)"))
+        "long users stayed on the version rolled back once it was decided, from the rollback's recorded start when a run "
+        "before this one began it (None: it was on stable already when this rollback first read it)"))
+    traffic_back_at: float | None = Field(default=None, description=(
+        "wall-clock epoch seconds this rollback read all the traffic back on stable (None: it was on stable "
+        "already when this rollback first read it); its ledger entry keeps them (verified_wall)"))
     steps: tuple[str, ...] = Field(default=(), description="what was done, in order")
     done_by: str | None = Field(default=None, description="the other rollback that did all this while this one "
                                                           "waited for it (None: this one did)")

@@ -1825,29 +1825,43 @@ def _last_move_before(record: RolloutRecord, end: Transition | None) -> Transiti
 
 def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: float | None) -> list[str]:
     """How long the traffic took to come back on stable once the rollback began (its ``start``,
-    written as it was caught, before anything moved), to ``back_at`` (``_exposure``'s read-back):
-    two timestamps lines apart, which on-call had to subtract. Empty when either is not recorded,
-    or they are on two clocks."""
+    written as it was caught, before anything moved), to when its read-back verified it there (the
+    end's or stop's ``verified_wall``): two timestamps lines apart, which on-call had to subtract.
+    An entry that does not keep that time (recorded before it was kept) is counted to ``back_at``
+    (``_exposure``'s: when the entry was written, after the canary, the flags and the page), said as
+    at most that long. Empty when neither is recorded, or they are on two clocks."""
     if start is None or back_at is None:
         return []
     read = next((t for t in record.history if t.at == back_at and t.to_weights is not None and t.to_weights.canary == 0
                  and t.kind in ("rollback", ROLLBACK_STOPPED)), None)
     back = read or next((t for t in record.history if t.at == back_at and t.kind == "rollback"), None)
-    how = f"when the load balancer read back {read.to_weights}" if read is not None else "when its end was recorded"
+    if back is not None and back.verified_wall is not None and start.wall is not None:
+        # Both on the wall clock: the time users waited, whatever clocks stamped the entries.
+        if back.verified_wall < start.wall:
+            return [_hosts_disagree(start.wall, back.verified_wall, back)]
+        label = " on the wall clock" if _sped_up(start) or _sped_up(back) else ""
+        weights = f" {back.to_weights}" if back.to_weights is not None else " the traffic on stable"
+        return [f"- **Traffic back on stable:** {duration(back.verified_wall - start.wall)} after the rollback began "
+                f"({utc(start.wall)} to {utc(back.verified_wall)}{label}, when the load balancer read back{weights})"]
+    # Written once the steps after the read-back were done too (the canary, the flags, the page):
+    # the read-back came before, at a time not recorded, so the figure is a bound, not the time.
+    entry = "its stop was recorded" if back is not None and back.kind == ROLLBACK_STOPPED else "its end was recorded"
+    how = (f"when {entry}, after the load balancer read back {read.to_weights} and the steps after it: the read-back's "
+           "own time is not recorded" if read is not None else f"when {entry}")
     if back is not None and start.wall is not None and back.wall is not None:
-        # Both kept the wall clock: the time users waited, whatever clocks stamped the entries.
         if back.wall < start.wall:
             return [_hosts_disagree(start.wall, back.wall, read)]
         walls = (f"{utc(start.wall)} to {utc(back.wall)} on the wall clock"
                  if _sped_up(start) or _sped_up(back) else f"{utc(start.at)} to {utc(back_at)}")
-        return [f"- **Traffic back on stable:** {duration(back.wall - start.wall)} after the rollback began "
+        return [f"- **Traffic back on stable:** at most {duration(back.wall - start.wall)} after the rollback began "
                 f"({walls}, {how})"]
     span = _span(start.at, back_at)
     if span is None or _clocks_differ(record, start, back):
         return []
     if back_at < start.at:
         return [_hosts_disagree(start.at, back_at, read)]
-    return [f"- **Traffic back on stable:** {span} after the rollback began ({utc(start.at)} to {utc(back_at)}, {how})"]
+    return [f"- **Traffic back on stable:** at most {span} after the rollback began ({utc(start.at)} to "
+            f"{utc(back_at)}, {how})"]
 
 
 def _hosts_disagree(began: float, back: float, read: Transition | None) -> str:

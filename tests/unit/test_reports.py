@@ -1416,10 +1416,27 @@ def test_the_incident_report_says_how_long_the_traffic_took_to_come_back_once_th
     """The trigger's time and the read-back's were two lines apart, each a timestamp: on-call had
     to subtract them to say how long users stayed on the failing version once it was caught."""
     text = incident_report(guardrail_rollback())
-    assert (f"- **Traffic back on stable:** 40 s after the rollback began ({utc(T0 + 660)} to {utc(T0 + 700)}, "
-            "when the load balancer read back 100/0)") in text, text
+    # An end recorded before rollbacks kept their read-back's time: stamped after the canary, the
+    # flags and the page, so a bound.
+    assert (f"- **Traffic back on stable:** at most 40 s after the rollback began ({utc(T0 + 660)} to "
+            f"{utc(T0 + 700)}, when its end was recorded, after the load balancer read back 100/0 and the steps after "
+            "it: the read-back's own time is not recorded)") in text, text
     # Not back, as recorded: nothing to measure, and the report says so elsewhere.
     assert "**Traffic back on stable:**" not in incident_report(guardrail_rollback(finished=False))
+
+
+def test_the_time_to_restore_counts_to_the_read_back_the_rollbacks_end_keeps_not_to_its_stamp():
+    """The end entry is written after the canary's scale-down, the flags and the page (SNS retries may
+    hold it a minute or more): counted to its stamp, the time to restore was that much too long. The
+    end keeps when the read-back verified the traffic on stable (``verified_wall``), counted to instead."""
+    rec = guardrail_rollback()
+    start, end = rec.history[-2:]
+    walls = [*rec.history[:-2], start.model_copy(update={"wall": T0 + 660}),
+             end.model_copy(update={"wall": T0 + 790, "verified_wall": T0 + 685})]
+    (line,) = [x for x in incident_report(rec.model_copy(update={"history": walls})).splitlines()
+               if "**Traffic back on stable:**" in x]
+    assert line == (f"- **Traffic back on stable:** 25 s after the rollback began ({utc(T0 + 660)} to {utc(T0 + 685)}, "
+                    "when the load balancer read back 100/0)"), line
 
 
 def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
@@ -1518,7 +1535,7 @@ def test_the_time_to_restore_is_not_inflated_by_a_rollback_finished_on_a_faster_
     # The entries keep both times: the figure is the wall clock's, labelled so.
     line = next(x for x in incident_report(_abort_then_sped_up_finish(walls=True)).splitlines()
                 if "Traffic back on stable" in x)
-    assert line.startswith("- **Traffic back on stable:** 30 s after the rollback began"), line
+    assert line.startswith("- **Traffic back on stable:** at most 30 s after the rollback began"), line
     assert f"{utc(T0 + 700)} to {utc(T0 + 730)} on the wall clock" in line, line
     # Entries that keep only their own time (recorded before both were kept): the notice's entry says
     # the finishing run was hours ahead of the wall, so no span is read from two clocks.
@@ -2418,7 +2435,7 @@ def test_a_rollback_finished_after_its_stopped_run_put_the_traffic_back_counts_t
     rec = stopped_with_the_traffic_back_then_finished_a_day_later()
     text = incident_report(rec)
     assert f"**Exposed for:** {duration(100)}" in text, text
-    assert f"**Traffic back on stable:** {duration(60)} after the rollback began" in text, text
+    assert f"**Traffic back on stable:** at most {duration(60)} after the rollback began" in text, text
     assert f"from {utc(T0 + 60)} to {utc(T0 + 160)}" in next_steps(text), next_steps(text)
     assert "24.0 h" not in text, text
     (line,) = stage_lines(rec)
