@@ -143,9 +143,22 @@ def _subjects(get_client, url: str) -> list[str]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def outcome_said(outcome: str) -> str:
+    """A rollout's outcome as a person says it: "rolled back", not its code "rolled_back"."""
+    return outcome.replace("_", " ")
+
+
+def subjects_said(subjects: Sequence[str]) -> str:
+    """The notices the alert topic delivered, one subject a line in the order received: a Python
+    list of them (['Rollout starting: ...', 'Rollback: ...']) was read as code, not as pages."""
+    if not subjects:
+        return "SNS notices received: none"
+    return f"SNS notices received ({len(subjects)}, by subject):\n" + "\n".join(f"    {s}" for s in subjects)
+
+
 def result_table(result: RolloutResult) -> Table:
     """The scenario's stage table, rendered as the flows' is (its p99 legend under it)."""
-    return console_table(result.stages, title=f"{result.image}: {result.outcome}")
+    return console_table(result.stages, title=f"{result.image}: {outcome_said(result.outcome)}")
 
 
 def _signal_behind(err: BaseException | None) -> int | None:
@@ -239,7 +252,7 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
         # Unwrapped: a digest-pinned image is longer than the line, and a break inside it hides it.
         console.print(f"  {service.name}: desired {service.desired}, {service.task_definition.rsplit('/', 1)[-1]} "
                       f"running {image}", soft_wrap=True)
-    console.print(f"  SNS messages: {subjects}")
+    console.print(f"  {subjects_said(subjects)}", soft_wrap=True)
 
     unmet = unmet_expectations(
         scenario, spec, result, weights=weights, canary=canary_svc,
@@ -249,7 +262,7 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
     if unseen:
         unmet.insert(0, unseen)  # the cause of whatever else is unmet: said first
     if unmet:
-        console.print(f"[bold red]NOT as expected[/]: {result.outcome}: {result.reason}")
+        console.print(f"[bold red]NOT as expected[/]: {outcome_said(result.outcome)}: {result.reason}")
         for why in unmet:
             console.print(f"  [red]-[/] {why}")
     else:
@@ -305,7 +318,7 @@ def unmet_expectations(
         planned = [s.weight for s in spec.stages]
         judged = result.pinned_image or result.image  # the revision names the digest the tag was pinned to
         checks = [
-            (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
+            (result.outcome == "promoted", f"outcome {outcome_said(result.outcome)}, not promoted"),
             (stages == planned, f"stages {stages}, not {planned}"),
             (all(s.decision == "passed" for s in result.stages),
              f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
@@ -319,7 +332,7 @@ def unmet_expectations(
         ]
     else:
         checks = [
-            (result.outcome == "rolled_back", f"outcome {result.outcome}, not rolled_back"),
+            (result.outcome == "rolled_back", f"outcome {outcome_said(result.outcome)}, not rolled back"),
             # At the first stage, by the stage loop: not promoted and caught by the monitor later.
             (stages == [spec.stages[0].weight] and result.stages[-1].decision == "rollback",
              f"stages {stages} ending in {result.stages[-1].decision if result.stages else 'none'!r}, not a "
