@@ -16,10 +16,12 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from rich.console import Console, ConsoleDimensions
@@ -433,15 +435,68 @@ def demo_api_client() -> Any:
     from prefect import get_client
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
+    from rollway.cli.up import prefect_home
+
+    said_to = prefect_home() / API_LOG
     console.print("starting the demo's Prefect API (a temporary server on 127.0.0.1; its first start in a Prefect "
-                  "home creates its database, a minute or more on a busy machine) ...")
+                  "home creates its database, a minute or more on a busy machine; its own messages go to "
+                  f"{said_to}) ...", soft_wrap=True)
     try:
-        return get_client(sync_client=True)  # starts the server, and waits for it to answer
+        with _stderr_of_processes_started_to(said_to):
+            return get_client(sync_client=True)  # starts the server, and waits for it to answer
     except RuntimeError as err:
         waited = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         raise ApiNotStarted(
             f"the demo's Prefect API did not start: {str(err).strip().rstrip('.')} (waited {waited:g} s); on a busy "
             f"machine give it longer, e.g. {STARTUP_SETTING}=300 rollway demo") from None
+
+
+API_LOG = "rollway-demo-api.log"
+"""The file, in the Prefect home, that the demo's temporary Prefect server writes its own messages to."""
+
+
+@contextmanager
+def _stderr_of_processes_started_to(path: Path) -> Iterator[None]:
+    """Processes started inside write their standard error to ``path`` (made afresh), for their lives.
+
+    The temporary server inherited the demo's terminal: Ctrl-C, which reaches every process of the
+    terminal's group, stopped it mid-start with its own "Aborted!" among the demo's lines, and its
+    stop at the demo's end (or at a signal) wrote tracebacks of its cancelled work (task_run_recorder's
+    "Error flushing 1 events") under the demo's last line. Only the server starts in here; the
+    demo's own lines in the meantime (Prefect's "Starting temporary server" among them) go there too."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    try:
+        with path.open("wb") as log:
+            os.dup2(log.fileno(), 2)  # the server's process inherits the descriptor, not the file's name
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(kept, 2)
+    finally:
+        os.close(kept)
+
+
+class _ServerStopUnsaid(logging.Filter):
+    """Drops Prefect's "Stopping temporary server on ..." line, which came after the demo's last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Stopping temporary server on ")
+
+
+def server_stop_unsaid() -> None:
+    """For the rest of the process, Prefect's console leaves out its temporary server's stop.
+
+    Prefect stops that server at the interpreter's exit, after the demo's last line ("demo finished
+    ..." and what to try next, or, stopped by a signal, "demo stopped ..."), and said so beneath it:
+    the demo's own line is now the last one."""
+    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_ServerStopUnsaid())
 
 
 class _TaskCompletionUnsaid(logging.Filter):
@@ -555,6 +610,7 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
 
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
+    server_stop_unsaid()
     try:
         return _scenarios(speed=speed, seed=seed, rps=rps, started=started)
     except ApiNotStarted as err:  # before the first scenario: nothing to run them on
