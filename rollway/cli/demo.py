@@ -213,6 +213,10 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
     image = put_release_image(get_client, targets, scenario.tag)  # the release a push would have left in ECR
     healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
     clock = ClockSettings(speed=speed, anchor=time.time())
+    # Said: the scenario before ran its clock on (A's window ends half an hour ahead), and the
+    # next's stage windows went back in time without a word.
+    console.print(f"a freshly provisioned account; its simulated clock starts anew at "
+                  f"{time.strftime('%H:%M', time.gmtime(clock.anchor))} UTC and runs {speed:g}x the wall clock")
     simulator = TrafficSimulator(
         get_client, targets, topology, clock.build(),
         profiles={topology.initial_image: healthy, image: healthy.model_copy(update={"error_probability": scenario.error_probability})},

@@ -62,6 +62,9 @@ def test_a_scenarios_outcome_and_its_notices_are_said_in_words(demo_account, cap
     assert "rolled_back" not in out, out
     assert ":2.2.0: rolled back" in " ".join(out.split()), out  # a narrow console wraps the table's title
     assert "['" not in out, out
+    # Each scenario's simulated clock starts anew at the wall clock: its windows (23:28 at A's end,
+    # 22:51 at B's first stage) went back in time without a word.
+    assert "its simulated clock starts anew at" in " ".join(out.split()), out
     said = out.split("SNS notices received (2, by subject):\n", 1)[1].splitlines()[:2]
     assert said == [f"    Rollout starting: {targets.canary_service}", f"    Rollback: {targets.canary_service}"], out
 
