@@ -16,10 +16,12 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from rich.console import Console, ConsoleDimensions
@@ -143,9 +145,22 @@ def _subjects(get_client, url: str) -> list[str]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def outcome_said(outcome: str) -> str:
+    """A rollout's outcome as a person says it: "rolled back", not its code "rolled_back"."""
+    return outcome.replace("_", " ")
+
+
+def subjects_said(subjects: Sequence[str]) -> str:
+    """The notices the alert topic delivered, one subject a line in the order received: a Python
+    list of them (['Rollout starting: ...', 'Rollback: ...']) was read as code, not as pages."""
+    if not subjects:
+        return "SNS notices received: none"
+    return f"SNS notices received ({len(subjects)}, by subject):\n" + "\n".join(f"    {s}" for s in subjects)
+
+
 def result_table(result: RolloutResult) -> Table:
     """The scenario's stage table, rendered as the flows' is (its p99 legend under it)."""
-    return console_table(result.stages, title=f"{result.image}: {result.outcome}")
+    return console_table(result.stages, title=f"{result.image}: {outcome_said(result.outcome)}")
 
 
 def _signal_behind(err: BaseException | None) -> int | None:
@@ -198,6 +213,10 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
     image = put_release_image(get_client, targets, scenario.tag)  # the release a push would have left in ECR
     healthy = BehaviourProfile(error_probability=0.001, median_ms=120, sigma=0.5)
     clock = ClockSettings(speed=speed, anchor=time.time())
+    # Said: the scenario before ran its clock on (A's window ends half an hour ahead), and the
+    # next's stage windows went back in time without a word.
+    console.print(f"a freshly provisioned account; its simulated clock starts anew at "
+                  f"{time.strftime('%H:%M', time.gmtime(clock.anchor))} UTC and runs {speed:g}x the wall clock")
     simulator = TrafficSimulator(
         get_client, targets, topology, clock.build(),
         profiles={topology.initial_image: healthy, image: healthy.model_copy(update={"error_probability": scenario.error_probability})},
@@ -239,7 +258,7 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
         # Unwrapped: a digest-pinned image is longer than the line, and a break inside it hides it.
         console.print(f"  {service.name}: desired {service.desired}, {service.task_definition.rsplit('/', 1)[-1]} "
                       f"running {image}", soft_wrap=True)
-    console.print(f"  SNS messages: {subjects}")
+    console.print(f"  {subjects_said(subjects)}", soft_wrap=True)
 
     unmet = unmet_expectations(
         scenario, spec, result, weights=weights, canary=canary_svc,
@@ -249,7 +268,7 @@ def _run_scenario(scenario: Scenario, aws, get_client, targets: Targets, *, spee
     if unseen:
         unmet.insert(0, unseen)  # the cause of whatever else is unmet: said first
     if unmet:
-        console.print(f"[bold red]NOT as expected[/]: {result.outcome}: {result.reason}")
+        console.print(f"[bold red]NOT as expected[/]: {outcome_said(result.outcome)}: {result.reason}")
         for why in unmet:
             console.print(f"  [red]-[/] {why}")
     else:
@@ -305,7 +324,7 @@ def unmet_expectations(
         planned = [s.weight for s in spec.stages]
         judged = result.pinned_image or result.image  # the revision names the digest the tag was pinned to
         checks = [
-            (result.outcome == "promoted", f"outcome {result.outcome}, not promoted"),
+            (result.outcome == "promoted", f"outcome {outcome_said(result.outcome)}, not promoted"),
             (stages == planned, f"stages {stages}, not {planned}"),
             (all(s.decision == "passed" for s in result.stages),
              f"stage decisions {[s.decision for s in result.stages]}, not all passed"),
@@ -319,7 +338,7 @@ def unmet_expectations(
         ]
     else:
         checks = [
-            (result.outcome == "rolled_back", f"outcome {result.outcome}, not rolled_back"),
+            (result.outcome == "rolled_back", f"outcome {outcome_said(result.outcome)}, not rolled back"),
             # At the first stage, by the stage loop: not promoted and caught by the monitor later.
             (stages == [spec.stages[0].weight] and result.stages[-1].decision == "rollback",
              f"stages {stages} ending in {result.stages[-1].decision if result.stages else 'none'!r}, not a "
@@ -420,15 +439,68 @@ def demo_api_client() -> Any:
     from prefect import get_client
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
+    from rollway.cli.up import prefect_home
+
+    said_to = prefect_home() / API_LOG
     console.print("starting the demo's Prefect API (a temporary server on 127.0.0.1; its first start in a Prefect "
-                  "home creates its database, a minute or more on a busy machine) ...")
+                  "home creates its database, a minute or more on a busy machine; its own messages go to "
+                  f"{said_to}) ...", soft_wrap=True)
     try:
-        return get_client(sync_client=True)  # starts the server, and waits for it to answer
+        with _stderr_of_processes_started_to(said_to):
+            return get_client(sync_client=True)  # starts the server, and waits for it to answer
     except RuntimeError as err:
         waited = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
         raise ApiNotStarted(
             f"the demo's Prefect API did not start: {str(err).strip().rstrip('.')} (waited {waited:g} s); on a busy "
             f"machine give it longer, e.g. {STARTUP_SETTING}=300 rollway demo") from None
+
+
+API_LOG = "rollway-demo-api.log"
+"""The file, in the Prefect home, that the demo's temporary Prefect server writes its own messages to."""
+
+
+@contextmanager
+def _stderr_of_processes_started_to(path: Path) -> Iterator[None]:
+    """Processes started inside write their standard error to ``path`` (made afresh), for their lives.
+
+    The temporary server inherited the demo's terminal: Ctrl-C, which reaches every process of the
+    terminal's group, stopped it mid-start with its own "Aborted!" among the demo's lines, and its
+    stop at the demo's end (or at a signal) wrote tracebacks of its cancelled work (task_run_recorder's
+    "Error flushing 1 events") under the demo's last line. Only the server starts in here; the
+    demo's own lines in the meantime (Prefect's "Starting temporary server" among them) go there too."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    try:
+        with path.open("wb") as log:
+            os.dup2(log.fileno(), 2)  # the server's process inherits the descriptor, not the file's name
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(kept, 2)
+    finally:
+        os.close(kept)
+
+
+class _ServerStopUnsaid(logging.Filter):
+    """Drops Prefect's "Stopping temporary server on ..." line, which came after the demo's last line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Stopping temporary server on ")
+
+
+def server_stop_unsaid() -> None:
+    """For the rest of the process, Prefect's console leaves out its temporary server's stop.
+
+    Prefect stops that server at the interpreter's exit, after the demo's last line ("demo finished
+    ..." and what to try next, or, stopped by a signal, "demo stopped ..."), and said so beneath it:
+    the demo's own line is now the last one."""
+    import prefect.main  # noqa: F401 - configures Prefect's logging, its console handler on the root logger
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_ServerStopUnsaid())
 
 
 class _TaskCompletionUnsaid(logging.Filter):
@@ -542,6 +614,7 @@ def run_demo(*, speed: float, seed: int, rps: float) -> int:
 
     stop_on_signals()  # SIGTERM unwinds too, so the embedded AWS and the temporary server stop
     started = time.monotonic()
+    server_stop_unsaid()
     try:
         return _scenarios(speed=speed, seed=seed, rps=rps, started=started)
     except ApiNotStarted as err:  # before the first scenario: nothing to run them on

@@ -52,6 +52,23 @@ def test_a_regression_under_the_guardrail_is_rolled_back_by_the_judge_at_5_perce
                              f"running {previous}"), line
 
 
+def test_a_scenarios_outcome_and_its_notices_are_said_in_words(demo_account, capsys):
+    """The stage table's title said the outcome as its code ("2.2.0: rolled_back") and the SNS
+    notices came as a Python list (['Rollout starting: ...', 'Rollback: ...']): a person reads
+    "rolled back", and one notice's subject per line, in the order they were received."""
+    aws, get_client, targets = demo_account
+    assert run_scenario(scenario("2.2.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
+    out = capsys.readouterr().out
+    assert "rolled_back" not in out, out
+    assert ":2.2.0: rolled back" in " ".join(out.split()), out  # a narrow console wraps the table's title
+    assert "['" not in out, out
+    # Each scenario's simulated clock starts anew at the wall clock: its windows (23:28 at A's end,
+    # 22:51 at B's first stage) went back in time without a word.
+    assert "its simulated clock starts anew at" in " ".join(out.split()), out
+    said = out.split("SNS notices received (2, by subject):\n", 1)[1].splitlines()[:2]
+    assert said == [f"    Rollout starting: {targets.canary_service}", f"    Rollback: {targets.canary_service}"], out
+
+
 def test_the_demo_refuses_a_judge_scenario_the_guardrail_rolled_back(demo_account, monkeypatch, capsys):
     """Scenario B (5 % errors) rolled back by the 1 % guardrail: as B it is as expected, but
     held to C's standard (the judge's rollback) the check says no.
@@ -128,7 +145,7 @@ def test_a_stage_the_judge_cannot_decide_ends_its_scenario_in_seconds_not_an_hou
     assert not run_scenario(scenario("2.0.0"), aws, get_client, targets, speed=120.0, seed=7, rps=1000.0)
     assert time.monotonic() - started < 240, "the unanswerable pause was waited out for longer than the demo's"
     out = capsys.readouterr().out
-    assert "NOT as expected: rolled_back" in out, out
+    assert "NOT as expected: rolled back" in out, out
 
 
 def _promotion(image: str, stages: tuple[int, ...]) -> RolloutResult:
