@@ -198,7 +198,8 @@ def test_a_run_rolled_back_during_an_outage_longer_than_its_pause_leaves_the_pau
     # The approver's monotonic clock: real time plus what the outage skipped, a minute a try.
     skipped = {"s": 0.0}
     monkeypatch.setattr(flows.approvals, "time", types.SimpleNamespace(
-        monotonic=lambda: time.monotonic() + skipped["s"], sleep=lambda s: time.sleep(min(s, 0.05))))
+        monotonic=lambda: time.monotonic() + skipped["s"], time=time.time,
+        sleep=lambda s: time.sleep(min(s, 0.05))))
     # 30 minutes away: past the 60 s pause and its 600 s grace.
     env, outage, asked = a_canary_failing_behind_an_outage(
         monkeypatch, reads=30, skipping=lambda: skipped.update(s=skipped["s"] + 60.0))

@@ -646,6 +646,10 @@ def test_a_cdk_ended_by_another_signal_than_sigkill_says_that_signal_as_what_it_
     script, app = _fake_cdk_app(tmp_path, "import os, resource, signal\n"
                                           "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file\n"
                                           'print("Bundling asset X/Handler...", flush=True)\n'
+                                          # Its default action, as node's: a process started in the
+                                          # background inherits SIGINT ignored, and so did the stand-in,
+                                          # which then ran on and ended 0.
+                                          f"signal.signal(signal.{sent}, signal.SIG_DFL)\n"
                                           f"os.kill(os.getpid(), signal.{sent})")
     with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
         with pytest.raises(AppNotListed) as caught:
