@@ -8,6 +8,7 @@ parameter ..."). With no rollout recorded (a first status after `rollway up`), t
 """
 from __future__ import annotations
 
+import pytest
 from botocore.exceptions import ParamValidationError
 
 import rollway.cli.ops as ops
@@ -23,17 +24,13 @@ def refused(*args, **kwargs):
     raise ParamValidationError(report=REPORT)
 
 
-def test_status_with_no_rollout_says_a_load_balancer_read_botocore_refused_on_one_line(aws, capsys, monkeypatch):
+@pytest.mark.parametrize("where,name,row", [
+    (ops, "live_weights", "weights      load balancer unreadable ({}) (stable/canary)"),
+    (EcsDeployer, "image_of", "users get    unreadable from ECS ({})"),
+], ids=["load-balancer", "ecs"])
+def test_status_with_no_rollout_says_a_read_botocore_refused_on_one_line(aws, capsys, monkeypatch, where, name, row):
     blocks = saved_blocks(aws, "one-line")
-    monkeypatch.setattr(ops, "live_weights", refused)
+    monkeypatch.setattr(where, name, refused)
     assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
     out = capsys.readouterr().out
-    assert f"\nweights      load balancer unreadable ({SAID}) (stable/canary)\n" in out, out
-
-
-def test_status_with_no_rollout_says_an_ecs_read_botocore_refused_on_one_line(aws, capsys, monkeypatch):
-    blocks = saved_blocks(aws, "one-line")
-    monkeypatch.setattr(EcsDeployer, "image_of", refused)
-    assert ops.status(targets_block=blocks, credentials_block=blocks) == 0
-    out = capsys.readouterr().out
-    assert f"\nusers get    unreadable from ECS ({SAID})\n" in out, out
+    assert f"\n{row.format(SAID)}\n" in out, out

@@ -44,24 +44,28 @@ def test_a_daemon_not_answering_names_the_workers_docker_host_that_was_not_used(
     # A CI runner (docker-in-docker) names its daemon in DOCKER_HOST, which rollway does not hand
     # docker: the refusal said only "no docker daemon answers at the default socket", and the
     # operator, whose docker works in that shell, was left to find out why.
-    import pytest
-
-    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
-
     docker = _no_daemon_at_the_default_socket(tmp_path)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")  # rootless docker's
-
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    said = str(caught.value)
+    rootless = "unix:///run/user/1000/docker.sock"  # rootless docker's
+    said = _refusal(docker, tmp_path, monkeypatch, rootless)
     assert "the default socket" in said, said
     assert "the worker's DOCKER_HOST (unix:///run/user/1000/docker.sock) is not used" in said, said
     assert "pass docker_host='unix:///run/user/1000/docker.sock'" in said, said
 
     # Told a daemon, the worker's DOCKER_HOST is beside the point.
+    said = _refusal(docker, tmp_path, monkeypatch, rootless, docker_host="unix:///run/other.sock")
+    assert "DOCKER_HOST" not in said, said
+
+
+def _refusal(docker, tmp_path, monkeypatch, workers_docker_host: str, **cli) -> str:
+    """What a DockerCli with the worker's DOCKER_HOST ``workers_docker_host`` says when no daemon answers."""
+    import pytest
+
+    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
+
+    monkeypatch.setenv("DOCKER_HOST", workers_docker_host)
     with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path, docker_host="unix:///run/other.sock").server_version()
-    assert "DOCKER_HOST" not in str(caught.value), str(caught.value)
+        DockerCli(str(docker), tmp_path, **cli).server_version()
+    return str(caught.value)
 
 
 def _no_daemon_at_the_default_socket(tmp_path):
@@ -83,15 +87,10 @@ def test_a_workers_docker_host_of_plain_tcp_elsewhere_is_not_offered_as_a_docker
     import pytest
 
     from rollway.publish import PublishRequest
-    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
 
     docker = _no_daemon_at_the_default_socket(tmp_path)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2375")
-
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    said = str(caught.value)
+    said = _refusal(docker, tmp_path, monkeypatch, "tcp://docker:2375")
     with pytest.raises(ValueError, match="plain TCP to another machine"):  # what that advice led to
         PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="tcp://docker:2375")
     assert "the worker's DOCKER_HOST (tcp://docker:2375) is not used" in said, said
@@ -100,10 +99,8 @@ def test_a_workers_docker_host_of_plain_tcp_elsewhere_is_not_offered_as_a_docker
     assert "with registry=" in said, said  # a registry that takes pushes without a login may use it
 
     # One on this machine is a docker_host a release takes: offered as it was.
-    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    assert "pass docker_host='tcp://127.0.0.1:2375' if that is the daemon" in str(caught.value), str(caught.value)
+    said = _refusal(docker, tmp_path, monkeypatch, "tcp://127.0.0.1:2375")
+    assert "pass docker_host='tcp://127.0.0.1:2375' if that is the daemon" in said, said
     PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="tcp://127.0.0.1:2375")
 
 
@@ -111,22 +108,12 @@ def test_a_workers_docker_host_is_said_without_its_password_or_its_control_chara
     # The refusal reaches the run's log, its state and its artifact: the worker's DOCKER_HOST
     # was quoted there as it was, a password in it and all, and an escape or a line break in it
     # acted on a terminal or began a line of its own.
-    import pytest
-
-    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
-
     docker = _no_daemon_at_the_default_socket(tmp_path)
-    monkeypatch.setenv("DOCKER_HOST", "ssh://deploy:s3cr3t@build-host")
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    said = str(caught.value)
+    said = _refusal(docker, tmp_path, monkeypatch, "ssh://deploy:s3cr3t@build-host")
     assert "s3cr3t" not in said, said
     assert "the worker's DOCKER_HOST (ssh://deploy:****@build-host) is not used" in said, said
 
-    monkeypatch.setenv("DOCKER_HOST", "unix:///run/docker.sock\n\x1b[2Jdone")
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    said = str(caught.value)
+    said = _refusal(docker, tmp_path, monkeypatch, "unix:///run/docker.sock\n\x1b[2Jdone")
     assert "\n" not in said and "\x1b" not in said, said
     assert "the worker's DOCKER_HOST (unix:///run/docker.sock\\n\\x1b[2Jdone) is not used" in said, said
 
@@ -161,14 +148,7 @@ def test_a_daemon_that_answered_and_stopped_answering_does_not_send_a_person_to_
 def test_a_workers_docker_host_naming_the_default_socket_is_not_offered_as_another_daemon(tmp_path, monkeypatch):
     # A CI image sets DOCKER_HOST=unix:///var/run/docker.sock, the socket docker looked at: the
     # refusal said it was not used and to pass it as docker_host, the same socket that did not answer.
-    import pytest
-
-    from rollway.toolchain.docker import DaemonUnreachable, DockerCli
-
     docker = _no_daemon_at_the_default_socket(tmp_path)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
-    with pytest.raises(DaemonUnreachable) as caught:
-        DockerCli(str(docker), tmp_path).server_version()
-    said = str(caught.value)
+    said = _refusal(docker, tmp_path, monkeypatch, "unix:///var/run/docker.sock")
     assert "no docker daemon answers at the default socket (unix:///var/run/docker.sock): start dockerd" in said, said
     assert "DOCKER_HOST" not in said and "pass docker_host='unix:///var/run/docker.sock'" not in said, said
