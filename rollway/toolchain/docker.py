@@ -87,19 +87,18 @@ class DaemonUnreachable(PicklableError, DockerError):
         ignored = _host_said(ignored) if ignored and ignored != DEFAULT_SOCKET else None
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
+        unused = f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run is told)"
         if host is not None or not ignored:
             remedy = "pass docker_host (e.g. unix:///run/docker.sock)"
         elif plain_tcp_elsewhere(ignored):
             # Passed as docker_host, it was refused for an ECR release (PublishRequest): docker
             # hands the daemon ECR's login, and would send it there unencrypted.
-            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
-                      "is told), and a release to ECR is not told it: it is plain TCP to another machine, to which "
+            remedy = (f"{unused}, and a release to ECR is not told it: it is plain TCP to another machine, to which "
                       "docker would hand ECR's login unencrypted (rollway gives docker no TLS settings); name that "
                       "daemon as ssh://<user>@<host>, or pass it as docker_host with registry=... (a registry that "
                       "takes pushes without a login)")
         else:
-            remedy = (f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run "
-                      f"is told): pass docker_host={ignored!r} if that is the daemon")
+            remedy = f"{unused}: pass docker_host={ignored!r} if that is the daemon"
         super().__init__(f"no docker daemon answers at {where}: start dockerd, or {remedy}; docker said: {detail}")
 
 
