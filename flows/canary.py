@@ -43,6 +43,7 @@ from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused, is_finalized,
                               moved_onto_stable)
+from rollway.latency_unpublished import served_unpublished
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.denied import names_rollout_denials, rollout_said
@@ -138,11 +139,8 @@ def _latency_unpublished(seen: Observation, settled_until: float) -> int | None:
     Only periods that ended by ``settled_until`` count: CloudWatch fills a period's metrics in
     over a minute or so, the load balancer's often before the application's, and the newest
     periods read with requests and no latency yet warned of a namespace that was fine."""
-    settled = seen.model_copy(update={"intervals": tuple(i for i in seen.intervals if i.t <= settled_until)})
-    served = settled.totals("baseline")
-    if served.requests >= LATENCY_SEEN_FLOOR and served.slow == 0 and served.latency_p99_ms is None:
-        return served.requests
-    return None
+    served = served_unpublished([i for i in seen.intervals if i.t <= settled_until], "baseline")
+    return served if served >= LATENCY_SEEN_FLOOR else None
 
 
 def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, canary: ServiceState) -> str | None:

@@ -47,6 +47,7 @@ from rollway.environment import Environment
 from rollway.errors_pickle import PicklableError
 from rollway.judge import assess, canary_rate, judge_for_pause_window, judge_for_stage, setting_percent
 from rollway.judge.guardrails import asked_by, unattributed
+from rollway.latency_unpublished import unmeasured_slow
 from rollway.ledger import RolloutEnded, RolloutMovedOn, RolloutSuperseded, timeout_reason
 from rollway.model import Interval, Observation, Verdict, Weights
 from rollway.one_line import on_one_line
@@ -700,6 +701,10 @@ def look_at_canary(env: Environment, spec: RolloutSpec, judge, start: float, now
     verdict = assess(judge, spec.guardrails, observation, stage_over=stage_over, history=history or (),
                      settled_until=settled_until, healthy_targets=healthy,
                      interval_said=lambda t: f"period {window_utc(t - period, t)}")
+    if observation.error is None:
+        # A pass stands on the settled periods: the canary's slow requests must have been measured in them.
+        settled = [i for i in observation.intervals if i.t <= settled_until]
+        verdict = unmeasured_slow(verdict, spec.analysis, settled, history or (), stage_over=stage_over)
     return observation, settled_until, verdict
 
 
