@@ -114,6 +114,11 @@ def validate_deployment(
              said_seconds(success_rate_check_seconds(spec)), said_seconds(validation_seconds(spec)),
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
              spec.success_rate_window_minutes, spec.success_rate_floor)
+    log.info("%s", f"the health, session and message requests carry `{spec.canary_header}` (spec.canary_header), "
+                   "to be pinned to the canary target group by the listener rule read before them"
+             if spec.canary_header else "the health, session and message requests are not pinned to a target group "
+                                        "(spec.canary_header): through the load balancer's weighted rule, which "
+                                        "service answers each is not known")
 
     began = time.monotonic()
     results: list[CheckResult] = []

@@ -186,7 +186,8 @@ def check_seconds(spec: "ValidationSpec", setting: str = HTTP_CHECK_LIMIT) -> fl
 
 VALIDATION_READS = 3
 """The reads a validation makes outside its checks, each given up on after ``spec.timeout_seconds``:
-the load balancer's weights, and each of the two services' image."""
+the load balancer's weights, and each of the two services' image (and, with ``spec.canary_header``,
+the listener's rules: ``validation_seconds``)."""
 
 
 def validation_seconds(spec: "ValidationSpec") -> float:
@@ -194,8 +195,10 @@ def validation_seconds(spec: "ValidationSpec") -> float:
     (health, session, message), the SuccessRate check, the targets check and ``VALIDATION_READS``.
     Each bound was said on its own, and the SuccessRate check's not at all: what the run as a whole
     could take (minutes at the defaults, over an hour at the spec's extremes) was for a person to add up."""
+    # Pinned, the listener's rules are read before the HTTP checks, within the same bound.
+    reads = VALIDATION_READS + (spec.canary_header is not None)
     return (3 * check_seconds(spec) + success_rate_check_seconds(spec) + check_seconds(spec, TARGETS_CHECK_LIMIT)
-            + VALIDATION_READS * spec.timeout_seconds)
+            + reads * spec.timeout_seconds)
 
 
 def said_seconds(seconds: float) -> str:

@@ -36,7 +36,7 @@ def at_95_5(aws) -> None:
     publish_success_rate(aws, 99.95)
 
 
-def test_at_95_5_each_http_check_says_the_canary_target_group_its_requests_were_pinned_to(aws, app, blocks):
+def test_at_95_5_each_http_check_says_the_canary_target_group_its_requests_were_pinned_to(aws, app, blocks, caplog):
     at_95_5(aws)
     rule = header_rule(aws, value="CAN*")  # a load balancer matches values without regard to case, * as a wildcard
     state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
@@ -55,6 +55,8 @@ def test_at_95_5_each_http_check_says_the_canary_target_group_its_requests_were_
     text = artifact_of(state)
     assert f"any that went through the load balancer's listener was {said}, whatever the weights." in text, text
     assert "which one is not known" not in text
+    assert (f"the health, session and message requests carry `{HEADER}` (spec.canary_header), to be pinned to the "
+            "canary target group by the listener rule read before them") in caplog.text
 
 
 def test_without_a_canary_header_no_check_claims_a_target_group(aws, app, blocks):

@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from rollway.pinning import Pin, find_pin, is_pin_rule
-from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned
+from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned, validation_seconds
 
 STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
 PATH = {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
@@ -98,3 +98,9 @@ def test_a_canary_header_no_rule_could_match_is_refused_when_the_spec_is_built(v
 def test_a_canary_header_is_kept_as_sent():
     assert ValidationSpec(canary_header=" X-Rollway-Target :canary ").canary_header == "X-Rollway-Target: canary"
     assert ValidationSpec().canary_header is None
+
+
+def test_the_whole_validation_bound_counts_the_read_of_the_listeners_rules_when_pinned():
+    # The run's first line said the same "about 5 min 40 s" with a fourth read of up to timeout_seconds.
+    plain = validation_seconds(ValidationSpec(timeout_seconds=30))
+    assert validation_seconds(ValidationSpec(timeout_seconds=30, canary_header="X-Rollway-Target: canary")) == plain + 30
