@@ -23,6 +23,11 @@ In order, each a task whose result is logged:
    (not checked when the weights could not be read), its attempts and waits together within
    ``spec.targets_check_limit_seconds``.
 
+With ``spec.canary_header`` the health, session and message requests carry that header, which a
+listener rule of the infrastructure forwards to the canary target group alone (``rollway.pinning``):
+the rule is read before any request, each of the three results names the group it was pinned to, and
+with no such rule none of them is sent (each "unchecked", naming the rule to create).
+
 Every check runs whatever the others found, so one run says everything that is wrong. The run
 ends with a markdown artifact (what was validated: each service's share of the traffic and
 image, and which service the HTTP requests reached as far as the weights tell; a table of the
@@ -52,12 +57,14 @@ from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, Unanswered, answered
 from rollway.errors_pickle import PicklableError
 from rollway.failure_words import failures_writable
+from rollway.pinning import Pin
 from rollway.report import markdown_cell
 from rollway.targets import Targets
 from rollway.validation import (
-    CHECKS, HTTP_CHECK_LIMIT, MESSAGE, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult, ValidationSpec,
-    ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session, past_check_limit, said_seconds,
-    shown_url, left_behind, skipped, success_rate_check_seconds, unchecked, validation_seconds,
+    CHECKS, HEALTH, HTTP_CHECK_LIMIT, MESSAGE, SESSION, SUCCESS_RATE, TARGETS, TARGETS_CHECK_LIMIT, CheckResult,
+    ValidationSpec, ValidationSummary, authorization_header, evaluate, http_reach, markdown, no_session,
+    past_check_limit, pinned, said_seconds, shown_url, left_behind, skipped, success_rate_check_seconds, unchecked,
+    validation_seconds,
 )
 from tasks import validation as checks
 
@@ -107,6 +114,11 @@ def validate_deployment(
              said_seconds(success_rate_check_seconds(spec)), said_seconds(validation_seconds(spec)),
              shown_url(spec.health_url), shown_url(spec.sessions_url), ", ".join(services), targets.metrics_namespace,
              spec.success_rate_window_minutes, spec.success_rate_floor)
+    log.info("%s", f"the health, session and message requests carry `{spec.canary_header}` (spec.canary_header), "
+                   "to be pinned to the canary target group by the listener rule read before them"
+             if spec.canary_header else "the health, session and message requests are not pinned to a target group "
+                                        "(spec.canary_header): through the load balancer's weighted rule, which "
+                                        "service answers each is not known")
 
     began = time.monotonic()
     results: list[CheckResult] = []
@@ -118,17 +130,6 @@ def validate_deployment(
         results.append(result)
         return result
 
-    note(_attempted(checks.check_health, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
-    session = note(_attempted(checks.create_session, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
-    if session.passed:
-        message = note(_attempted(checks.send_message, spec, session.detail, authorization=authorization,
-                                  bounded=HTTP_CHECK_LIMIT))
-    else:
-        message = note(skipped(MESSAGE, no_session(session, spec)))
-    # Said at once and in the artifact: nothing else removes the session the run made.
-    left = left_behind(session, message, spec)
-    if left is not None:
-        log.info("%s", left)
     # The load balancer's and ECS's reads are bounded by the spec's timeout too: on the run's
     # shared clients (60 s per read, retried, and the tasks' own retries), one that never
     # answered held the run for many minutes, silent, after every check had been made. Each read
@@ -137,11 +138,34 @@ def validate_deployment(
     # in its thread for up to a minute, and its call could land after the run said it timed out.
     bound = spec.timeout_seconds
     reads = get_client.reading(bound)
+    # One router for the pin rule, the weights and the targets check: it caches its lookups (load
+    # balancer, listener, target groups, rule), which a second one made again.
+    router = AlbRouter(reads("elbv2"), targets)
+    # Pinned, the HTTP checks reach the canary group whatever the weights; the rule is verified
+    # before any request: sent unpinned, they "passed" for a canary the old version answered.
+    pin = _pin(spec, targets, router, bound)
+    if isinstance(pin, str):
+        log.error("%s", pin)
+        for name in (HEALTH, SESSION, MESSAGE):
+            note(unchecked(name, pin))
+        session = message = None
+    else:
+        def http(result: CheckResult) -> CheckResult:
+            return note(pinned(result, pin))
+
+        http(_attempted(checks.check_health, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
+        session = http(_attempted(checks.create_session, spec, authorization=authorization, bounded=HTTP_CHECK_LIMIT))
+        if session.passed:
+            message = http(_attempted(checks.send_message, spec, session.detail, authorization=authorization,
+                                      bounded=HTTP_CHECK_LIMIT))
+        else:
+            message = note(skipped(MESSAGE, no_session(session, spec)))
+    # Said at once and in the artifact: nothing else removes the session the run made.
+    left = left_behind(session, message, spec) if session is not None and message is not None else None
+    if left is not None:
+        log.info("%s", left)
     # Read with services named in the spec too: the artifact opens with each service's share of
     # the traffic, and said "not read" for both, though only the check leaves the weights aside then.
-    # One router for the weights and the targets check: it caches its lookups (load balancer,
-    # listener, target groups, rule), which a second one made again.
-    router = AlbRouter(reads("elbv2"), targets)
     serving, unread = _serving(targets, router, bound)
     # With services named in the spec, their figures alone decide the check: who carries the
     # traffic is not asked, and weights that could not be read only get a warning.
@@ -165,10 +189,11 @@ def validate_deployment(
     else:
         note(_attempted(checks.read_targets, spec, router, targets, serving, bounded=TARGETS_CHECK_LIMIT))
 
-    versions = _what_ran(targets, reads, serving, bound, named=tuple(spec.success_rate_services or ()))
+    versions = _what_ran(targets, reads, serving, bound, named=tuple(spec.success_rate_services or ()),
+                         pin=pin if isinstance(pin, Pin) else None)
     for line in versions:
         log.info("validated %s", line.removeprefix("- "))
-    reach = http_reach(serving)
+    reach = http_reach(serving, pin if isinstance(pin, Pin) else None)
     log.info("%s", reach)
     summary = evaluate(results).model_copy(update={"serving": serving})
     # Refused, the artifact's error would replace the verdict: a passed validation failed, and
@@ -192,13 +217,13 @@ def validate_deployment(
 
 
 def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[str, int],
-              seconds: float, named: tuple[str, ...] = ()) -> tuple[str, ...]:
+              seconds: float, named: tuple[str, ...] = (), pin: Pin | None = None) -> tuple[str, ...]:
     """One line per service: its share of the traffic (when read) and the image its task
     definition names. The artifact did not say which version it validated: after the fact, it
     could not be matched to a rollout (or told apart from a run made before the promotion).
     A read that fails, or that ECS does not answer within ``seconds``, is said in its line; it
     changes no check's result. ``named``: spec.success_rate_services (empty: both services'
-    SuccessRate is read)."""
+    SuccessRate is read). ``pin``: the rule the HTTP checks were pinned to the canary by."""
     deployer = EcsDeployer(get_client("ecs"), targets)
     lines = []
 
@@ -216,8 +241,9 @@ def _what_ran(targets: Targets, get_client: Callable[[str], Any], serving: dict[
             # service carrying traffic; the SuccessRate check judges its figures only if it published.
             judged = ("its SuccessRate judged only if it published one in the window" if not named or service in named
                       else "its SuccessRate not read (spec.success_rate_services)")
-            share += (" (no request of the checks through the load balancer's rule reached it, its targets were not "
-                      f"read, {judged})")
+            reached = ("the health, session and message checks were pinned to it" if pin is not None
+                       and role == "canary" else "no request of the checks through the load balancer's rule reached it")
+            share += f" ({reached}, its targets were not read, {judged})"
         try:
             ran = answered("ECS", seconds, lambda: _named(targets, lambda: image(service)), get_run_logger().info)
         except Unanswered as err:
@@ -232,16 +258,38 @@ def _serving(targets: Targets, router: AlbRouter, seconds: float) -> tuple[dict[
     """Each of the two services' share of users' traffic, by the load balancer's weights (every
     one that carries some must have published a SuccessRate), or why it could not be read
     (Elastic Load Balancing not answering within ``seconds`` included)."""
+    weights, unread = _elb_read(targets, router.get_weights, seconds,
+                                "could not read which service carries the traffic (the load balancer's weights)")
+    if unread is not None:
+        return {}, unread
+    return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
+
+
+def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: float) -> Pin | str | None:
+    """The listener rule pinning the HTTP checks to the canary target group (``spec.canary_header``),
+    or why they would not be pinned (no such rule, or the rules could not be read: said with
+    "not sent"); None when the spec pins nothing."""
+    if spec.canary_header is None:
+        return None
+    found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header), seconds,
+                              "could not read the listener's rules")
+    why = unread if unread is not None else found
+    if isinstance(why, str):
+        return (f"not sent: the requests carrying `{spec.canary_header}` (spec.canary_header) would not be pinned to "
+                f"the canary target group {targets.canary_target_group}: {why}")
+    return found
+
+
+def _elb_read(targets: Targets, call: Callable[[], Any], seconds: float, unread: str) -> tuple[Any, str | None]:
+    """``call()``'s answer, or None and ``unread`` with why (Elastic Load Balancing not answering
+    within ``seconds``, a refusal naming the statement granting it, AWS's words)."""
     try:
         # The adapter's call, not the retried task (see _what_ran).
-        weights = answered("Elastic Load Balancing", seconds, lambda: _named(targets, router.get_weights),
-                           get_run_logger().info)
+        return answered("Elastic Load Balancing", seconds, lambda: _named(targets, call), get_run_logger().info), None
     except Unanswered as err:
-        return {}, f"could not read which service carries the traffic (the load balancer's weights): {err} " \
-                   "(spec.timeout_seconds)"
+        return None, f"{unread}: {err} (spec.timeout_seconds)"
     except (AdapterError, BotoCoreError, ClientError) as err:
-        return {}, f"could not read which service carries the traffic (the load balancer's weights): {quoted(err, call=True)}"
-    return {targets.stable_service: weights.stable, targets.canary_service: weights.canary}, None
+        return None, f"{unread}: {quoted(err, call=True)}"
 
 
 def _named(targets: Targets, call: Callable[[], Any]) -> Any:

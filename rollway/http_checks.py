@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from rollway.deadline import Unanswered, within
 from rollway.failure_words import error_said
 from rollway.one_line import shown
+from rollway.pinning import header_parts
 from rollway.validation import (
     HEALTH, MESSAGE, SESSION, CheckResult, ValidationSpec, authorization_header, cleartext_authorization, query_parts,
     shown_url,
@@ -55,6 +56,7 @@ Say = Callable[[str], None]
 
 def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> httpx.Client:
     """An httpx client with the spec's timeout on each network operation; the caller closes it.
+    ``spec.canary_header``, when set, is sent with every request.
     ``authorization``: the ``Authorization`` header of every request (the spec's Secret block's
     value), sent without the whitespace around it and never part of a reason (reasons quote
     answers, not requests).
@@ -73,6 +75,11 @@ def client(spec: ValidationSpec, authorization: SecretStr | None = None) -> http
     # No connection is kept for a next request: each opens its own, where ``_Watchdog`` can
     # cut it (a reused one opens nothing it would see).
     headers = {"User-Agent": USER_AGENT}
+    if spec.canary_header is not None:
+        # The listener rule matching it pins each request to the canary target group
+        # (``rollway.pinning``); the flow verifies that rule before any check is made.
+        name, value = header_parts(spec.canary_header)
+        headers[name] = value
     if authorization is not None:
         # The spec refuses both when it names a Secret block; a caller handing a value of its own
         # gets the same rules here.

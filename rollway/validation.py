@@ -25,6 +25,7 @@ from rollway.aws.metric_schema import MINUTE_PERIOD_SECONDS, whole_minutes
 from rollway.flags import percent_sign_meant
 from rollway.hosts import is_loopback_host
 from rollway.one_line import shown
+from rollway.pinning import Pin, header_parts
 from rollway.report import markdown_cell
 
 HEALTH = "health"
@@ -185,7 +186,8 @@ def check_seconds(spec: "ValidationSpec", setting: str = HTTP_CHECK_LIMIT) -> fl
 
 VALIDATION_READS = 3
 """The reads a validation makes outside its checks, each given up on after ``spec.timeout_seconds``:
-the load balancer's weights, and each of the two services' image."""
+the load balancer's weights, and each of the two services' image (and, with ``spec.canary_header``,
+the listener's rules: ``validation_seconds``)."""
 
 
 def validation_seconds(spec: "ValidationSpec") -> float:
@@ -193,8 +195,10 @@ def validation_seconds(spec: "ValidationSpec") -> float:
     (health, session, message), the SuccessRate check, the targets check and ``VALIDATION_READS``.
     Each bound was said on its own, and the SuccessRate check's not at all: what the run as a whole
     could take (minutes at the defaults, over an hour at the spec's extremes) was for a person to add up."""
+    # Pinned, the listener's rules are read before the HTTP checks, within the same bound.
+    reads = VALIDATION_READS + (spec.canary_header is not None)
     return (3 * check_seconds(spec) + success_rate_check_seconds(spec) + check_seconds(spec, TARGETS_CHECK_LIMIT)
-            + VALIDATION_READS * spec.timeout_seconds)
+            + reads * spec.timeout_seconds)
 
 
 def said_seconds(seconds: float) -> str:
@@ -302,6 +306,22 @@ class ValidationSpec(BaseModel):
     allow_plain_http_authorization: bool = Field(default=False, description=(
         "send the Authorization header over plain http:// to a host that is not this machine; off: such a URL "
         "is refused with authorization_secret_block set, before any request."))
+
+    # The health, session and message requests go through the load balancer's weighted rule: at
+    # 95/5 they may all reach the old version and "pass" for the new one. Sent with this header,
+    # a rule the infrastructure keeps ahead of the weighted one forwards them to the canary group
+    # alone (verified before any request: ``rollway.pinning``).
+    canary_header: str | None = Field(default=None, description=(
+        "``Name: value`` sent with the health, session and message requests (e.g. ``X-Rollway-Target: canary``) so "
+        "that a listener rule pins them to the canary target group; none: not pinned."))
+
+    @field_validator("canary_header")
+    @classmethod
+    def _canary_header(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name, said = header_parts(value)
+        return f"{name}: {said}"
 
     @field_validator("success_rate_floor", mode="before")
     @classmethod
@@ -461,6 +481,9 @@ class CheckResult(BaseModel):
     answer_lost: bool = False
     answer_unclear: str | None = None
     detail: str | None = None
+    pinned_to: str | None = Field(default=None, description=(
+        "the target group an HTTP check's requests were pinned to (spec.canary_header); None: not pinned, so which "
+        "service answered them is not known"))
 
     @property
     def passed(self) -> bool:
@@ -471,6 +494,14 @@ def unchecked(name: str, why: str, *, seconds: float = 0.0, retryable: bool = Fa
     """A check that could not be made (``why``: what could not be read, and what to do): it does
     not pass, and it is not reported as the service failing it."""
     return CheckResult(name=name, outcome="unchecked", reason=why, seconds=seconds, retryable=retryable)
+
+
+def pinned(result: CheckResult, pin: Pin | None) -> CheckResult:
+    """An HTTP check's ``result`` saying the target group its requests were pinned to by ``pin``
+    (None: not pinned, ``result`` as it is: which service answered is not known, and never said)."""
+    if pin is None:
+        return result
+    return result.model_copy(update={"pinned_to": pin.target_group, "reason": f"{result.reason}; {pin.said()}"})
 
 
 def skipped(name: str, why: str) -> CheckResult:
@@ -753,12 +784,16 @@ def judge_targets(serving: Mapping[str, int], healthy: Mapping[str, int], groups
                        reason="every service carrying traffic has a healthy target: " + "; ".join(served + idle))
 
 
-def http_reach(serving: Mapping[str, int]) -> str:
+def http_reach(serving: Mapping[str, int], pin: Pin | None = None) -> str:
     """Which service the health, session and message requests reached, as far as the load
     balancer's weights (``serving``: service -> percent; empty: not read) say: one carrying all
     the traffic, or either of two, which one not known. The URLs are not matched to the rule:
-    one that does not go through it reached what it names."""
+    one that does not go through it reached what it names. ``pin``: the rule their header pinned
+    them to the canary target group by, whatever the weights."""
     sent = "The health, session and message requests went to the spec's URLs"
+    if pin is not None:
+        return (f"{sent} with the header `{pin.header}`: any that went through the load balancer's listener was "
+                f"{pin.said()}, whatever the weights.")
     sending = carrying(serving)
     if not sending:
         return f"{sent}; which service they reached is not known (the load balancer's weights were not read)."

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
                                 error_code)
 from rollway.model import TargetGroup, Weights
+from rollway.pinning import Pin, find_pin, is_pin_rule
 from rollway.targets import Targets
 from rollway.weights_read import FirstRead
 
@@ -268,6 +269,16 @@ class AlbRouter:
             if d.get("TargetHealth", {}).get("State") == "healthy"
         )
 
+    def pin(self, header: str) -> Pin | str:
+        """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
+        target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
+        DescribeRules of the listener, read-only."""
+        r = self._lookups()
+        rules = [rule for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
+                 for rule in page["Rules"]]
+        return find_pin(rules, header=header, weighted_arn=r.rule_arn, canary_arn=r.canary_arn,
+                        canary_group=self._targets.canary_target_group)
+
     def _split_stickiness(self, rule: dict[str, Any]) -> dict[str, Any]:
         """The stickiness of a split in which both versions serve, remembered across rollouts.
 
@@ -376,6 +387,9 @@ class AlbRouter:
             for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=listener_arn)
             for rule in page["Rules"]
             if not rule.get("IsDefault") and ours & set(_forward_weights(rule))
+            # The validation's header rule (``rollway.pinning``) forwards to the canary group on
+            # the same path: it is never the rule a rollout shifts.
+            and not is_pin_rule(rule, canary_arn)
         ]
         # Host headers match without regard to case on a load balancer, and so do they here.
         on_path = [rule for rule in found if path in _paths(rule) and (

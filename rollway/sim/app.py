@@ -66,6 +66,7 @@ class _State:
     faults: Faults = field(default_factory=Faults)
     sessions: dict[str, list[str]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -109,6 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(("GET", self.path))
+            state.headers.append(dict(self.headers.items()))
         if self._refused(state):
             return
         # The query is not routed on: a health URL may carry a token (``/health?token=...``).
@@ -123,6 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         with state.lock:
             state.requests.append(("POST", self.path))
+            state.headers.append(dict(self.headers.items()))
         if self._refused(state):
             return
         parts = self.path.strip("/").split("/")
@@ -193,6 +196,11 @@ class ValidationApp:
     def requests(self) -> list[tuple[str, str]]:
         """Every request received, as (method, path)."""
         return self._state.requests
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """Every request's headers, in the order of ``requests``."""
+        return self._state.headers
 
     @property
     def url(self) -> str:

@@ -373,3 +373,24 @@ def test_a_rule_that_came_to_answer_by_itself_is_said_as_forwarding_nowhere_not_
         assert aws.topology.rule_arn in said and "forwards to no target group" in said, said
         assert "fixed-response" in said and "weight 0" not in said, said
     assert calls == ["DescribeRules", "DescribeRules"]
+
+
+def test_the_validations_header_rule_on_the_same_path_is_found_as_the_pin_never_shifted(aws):
+    """The validation's pin rule (``rollway.pinning``) is on the weighted rule's path and forwards to
+    the canary group: a rollout looking up the rule to shift found two on its path and refused."""
+    elbv2, top = aws.get_client("elbv2"), aws.topology
+    pin_arn = elbv2.create_rule(
+        ListenerArn=AlbRouter(elbv2, aws.targets).listener_arn, Priority=5,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": ["canary"]}},
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [aws.targets.rule_path]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": top.canary_target_group_arn}])["Rules"][0]["RuleArn"]
+    router = AlbRouter(elbv2, aws.targets)
+    assert router.rule_arn == top.rule_arn
+    router.set_weights(Weights.canary_at(5))
+    assert router.get_weights() == Weights.canary_at(5)
+    pin = router.pin("x-rollway-target: Canary")
+    assert (pin.rule_arn, pin.priority, pin.weighted_priority) == (pin_arn, "5", "10"), pin
+    # Read only: the pin rule forwards as it did.
+    (rule,) = elbv2.describe_rules(RuleArns=[pin_arn])["Rules"]
+    assert rule["Actions"][0]["TargetGroupArn"] == top.canary_target_group_arn

@@ -1,0 +1,156 @@
+"""Pinning the validation's HTTP checks to the canary target group, judged from the listener's rules. Pure.
+
+Through the weighted rule, at 95/5 the health, session and message requests may all reach the old
+version and pass for the new one. Sent with a header (``ValidationSpec.canary_header``), they are
+pinned to the canary group by a listener rule that matches that header, is evaluated before the
+weighted rule and forwards to the canary group alone, as header routes do in Argo Rollouts and
+Flagger. ``find_pin`` says whether the listener has such a rule, from DescribeRules' answer.
+
+The rule is the infrastructure's, not made by rollway around the checks. A rule rollway created
+and deleted around each run would outlive a run killed in between (a crash, a lost worker, a
+deadline), pinned to whatever the canary group held next, and with nothing left to remove it but
+a later run that might never come; its worker would also need CreateRule and DeleteRule on the
+listener, rights to route any of its traffic anywhere. Kept in the stack beside the weighted rule,
+it is reviewed, never left half-made by a crash, and the validation only reads it (DescribeRules,
+which the rollout already may).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+HEADER_NAME_MAX = 40
+HEADER_VALUE_MAX = 128
+"""The longest header name and value an ALB http-header condition matches (AWS's limits)."""
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def header_parts(text: str) -> tuple[str, str]:
+    """``"X-Rollway-Target: canary"`` as (name, value), each without the spaces around it.
+
+    Raises:
+        ValueError: not ``Name: value``, a name that is no HTTP header name (or ``Host``, which a
+            listener rule matches with host-header, not http-header) or longer than an ALB rule
+            matches, or a value blank, longer than that, with a wildcard (``*``, ``?``: a rule's
+            are patterns, a request's are not) or a character a header line cannot carry.
+    """
+    name, colon, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not name or not value:
+        raise ValueError(f"canary_header {text!r} must be 'Name: value', e.g. 'X-Rollway-Target: canary'")
+    if not _TOKEN.fullmatch(name) or len(name) > HEADER_NAME_MAX or name.lower() == "host":
+        raise ValueError(f"canary_header's name {name!r} must be an HTTP header name other than Host, of at most "
+                         f"{HEADER_NAME_MAX} letters, digits or -_.!#$%&'*+^`|~, as a listener rule's http-header "
+                         "condition matches")
+    if len(value) > HEADER_VALUE_MAX or any(not c.isascii() or not c.isprintable() or c in "*?" for c in value):
+        raise ValueError(f"canary_header's value {value!r} must be at most {HEADER_VALUE_MAX} printable ASCII "
+                         "characters without * or ? (a listener rule reads those as wildcards)")
+    return name, value
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The rule that forwards requests carrying ``header`` to the canary target group alone."""
+
+    header: str
+    """As sent: ``X-Rollway-Target: canary``."""
+    rule_arn: str
+    priority: str
+    weighted_priority: str
+    target_group: str
+    """The canary target group, as the targets block names it."""
+
+    def said(self) -> str:
+        """ "pinned to target group <tg> by header `...` (rule <arn>, priority 5, ahead of the weighted rule's 10)"."""
+        return (f"pinned to target group {self.target_group} by header `{self.header}` (rule {self.rule_arn}, priority "
+                f"{self.priority}, ahead of the weighted rule's {self.weighted_priority})")
+
+
+def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: str, canary_arn: str,
+             canary_group: str) -> Pin | str:
+    """The rule of ``rules`` (a listener's, as DescribeRules gives them) that a request matching
+    the weighted rule ``weighted_arn`` and carrying ``header`` meets first, when it forwards to
+    ``canary_arn`` alone; otherwise why the requests would not be pinned, with the rule to create.
+
+    A rule meets such a request when its http-header conditions match ``header`` (name and value
+    without regard to case, ``*`` and ``?`` as wildcards, as a load balancer matches them) and each
+    of its other conditions is one of the weighted rule's (so every request that rule matches, with
+    the header, matches it too), and its priority number is below the weighted rule's.
+    """
+    name, value = header_parts(header)
+    weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
+    if weighted is None:
+        return f"the weighted rule {weighted_arn} is not among the listener's rules"
+    ahead = sorted((rule for rule in rules if not rule.get("IsDefault")
+                    and _priority(rule) < _priority(weighted) and _meets(rule, weighted, name, value)),
+                   key=_priority)
+    create = (f"create one on the weighted rule's listener with a priority number below {weighted['Priority']}, "
+              f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), and "
+              f"one action forwarding to {canary_group} alone; or clear spec.canary_header")
+    if not ahead:
+        return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
+                f"requests carrying `{header}` anywhere: {create}")
+    first = ahead[0]
+    forwarded = {arn for arn, weight in _forwarded(first).items() if weight > 0}
+    if forwarded != {canary_arn}:
+        goes = ", ".join(sorted(forwarded)) or "no target group (its actions: " + ", ".join(
+            str(a.get("Type")) for a in first.get("Actions", [])) + ")"
+        return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
+                f"and sends them to {goes}, not to the canary target group {canary_group} alone: make it forward to "
+                f"{canary_group} alone, or {create}")
+    return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
+               weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
+    """Whether ``rule`` is a header rule forwarding to the canary group alone (a pin rule, never
+    the weighted rule a rollout shifts, though it is on the same path and names the canary group)."""
+    # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too.
+    has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
+    return has_header and set(_forwarded(rule)) == {canary_arn}
+
+
+def _priority(rule: Mapping[str, Any]) -> float:
+    said = str(rule.get("Priority", "default"))
+    return float(said) if said.isdigit() else float("inf")
+
+
+def _meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether every request ``weighted`` matches, carrying header ``name: value``, matches ``rule``."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    headers = [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"]
+    if not headers or not all(_header_matches(c, name, value) for c in headers):
+        return False
+    return all(_condition_key(c) in own for c in rule.get("Conditions", []) if c.get("Field") != "http-header")
+
+
+def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:
+    config = condition.get("HttpHeaderConfig", {})
+    if str(config.get("HttpHeaderName", "")).lower() != name.lower():
+        return False
+    return any(re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+                            value, re.IGNORECASE | re.DOTALL)
+               for pattern in config.get("Values", []))
+
+
+def _condition_key(condition: Mapping[str, Any]) -> str:
+    """A condition as one comparable text: its field and its values, whichever form DescribeRules
+    gives them in (``Values`` or the field's own ``...Config``)."""
+    field = condition.get("Field")
+    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
+    if field in ("path-pattern", "host-header"):
+        values = config.get("Values") or condition.get("Values", [])
+        # Host headers match without regard to case on a load balancer; paths do not.
+        config = {"Values": sorted(str(v).lower() if field == "host-header" else str(v) for v in values)}
+    return json.dumps([field, config], sort_keys=True, default=str)
+
+
+def _forwarded(rule: Mapping[str, Any]) -> dict[str, int]:
+    """Target group ARN -> weight of a rule's forward action (empty if it does not forward)."""
+    from rollway.aws.elbv2 import _forward_weights  # one reading of a forward action, the router's
+
+    return _forward_weights(dict(rule))

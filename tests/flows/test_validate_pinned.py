@@ -1,0 +1,119 @@
+"""validate_deployment with spec.canary_header: the HTTP checks pinned to the canary target group by a
+listener rule the infrastructure keeps, verified on the embedded AWS before any request."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.validate import ValidationFailed, validate_deployment
+from rollway.aws.elbv2 import AlbRouter
+from rollway.model import Weights
+# The fixtures as the validation's own tests have them (a fresh app per test, the saved blocks).
+from tests.flows.test_validate_flow import (  # noqa: F401 - app and blocks are fixtures
+    app, artifact_of, blocks, checked, publish_success_rate, spec, with_canary_targets,
+)
+
+HEADER = "X-Rollway-Target: canary"
+HTTP_CHECKS = ("health", "session", "message")
+
+
+def header_rule(aws, *, to: str = "canary", priority: int = 5, value: str = "canary") -> str:
+    """A rule matching the header on the weighted rule's path, forwarding to ``to``'s group alone."""
+    elbv2 = aws.get_client("elbv2")
+    router = AlbRouter(elbv2, aws.targets)
+    group = router.canary_target_group_arn if to == "canary" else router.stable_target_group_arn
+    return elbv2.create_rule(
+        ListenerArn=router.listener_arn, Priority=priority,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Rollway-Target",
+                                                                  "Values": [value]}},
+                    {"Field": "path-pattern", "PathPatternConfig": {"Values": [aws.targets.rule_path]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": group}])["Rules"][0]["RuleArn"]
+
+
+def at_95_5(aws) -> None:
+    with_canary_targets(aws)
+    AlbRouter(aws.get_client("elbv2"), aws.targets).set_weights(Weights(stable=95, canary=5))
+    publish_success_rate(aws, 99.95)
+
+
+def test_at_95_5_each_http_check_says_the_canary_target_group_its_requests_were_pinned_to(aws, app, blocks, caplog):
+    at_95_5(aws)
+    rule = header_rule(aws, value="CAN*")  # a load balancer matches values without regard to case, * as a wildcard
+    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    summary = state.result()
+    assert summary.passed
+    group = aws.targets.canary_target_group
+    said = (f"pinned to target group {group} by header `{HEADER}` (rule {rule}, priority 5, ahead of the weighted "
+            "rule's 10)")
+    for name in HTTP_CHECKS:
+        check = checked(summary, name)
+        assert check.pinned_to == group and check.reason.endswith(f"; {said}"), check
+    # Every request carried the header the rule matches.
+    assert len(app.headers) == 3
+    assert all({k.lower(): v for k, v in sent.items()}.get("x-rollway-target") == "canary" for sent in app.headers)
+    text = artifact_of(state)
+    assert f"any that went through the load balancer's listener was {said}, whatever the weights." in text, text
+    assert "which one is not known" not in text
+    assert (f"the health, session and message requests carry `{HEADER}` (spec.canary_header), to be pinned to the "
+            "canary target group by the listener rule read before them") in caplog.text
+
+
+def test_without_a_canary_header_no_check_claims_a_target_group(aws, app, blocks):
+    at_95_5(aws)
+    header_rule(aws)  # there, but the spec does not ask for it: nothing is sent with the header
+    state = validate_deployment(spec=spec(app, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    summary = state.result()
+    for name in HTTP_CHECKS:
+        check = checked(summary, name)
+        assert check.pinned_to is None and "pinned" not in check.reason, check
+    assert not any("x-rollway-target" in {k.lower() for k in sent} for sent in app.headers)
+    assert "which one is not known" in artifact_of(state)
+
+
+@pytest.mark.parametrize("rule, why", [
+    (None, "no listener rule ahead of the weighted rule"),
+    ({"priority": 20}, "no listener rule ahead of the weighted rule"),  # evaluated after the weighted rule
+    ({"value": "stable"}, "no listener rule ahead of the weighted rule"),
+    ({"to": "stable"}, "and sends them to "),
+])
+def test_a_canary_header_no_rule_pins_sends_no_request_and_says_what_rule_to_create(aws, app, blocks, rule, why):
+    at_95_5(aws)
+    made = header_rule(aws, **rule) if rule is not None else None
+    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    # Not sent: unpinned, at 95/5 they may all have reached the old version and passed for the new one.
+    assert app.requests == []
+    summary = failed.value.summary
+    assert summary.failed == HTTP_CHECKS
+    for name in HTTP_CHECKS:
+        check = checked(summary, name)
+        assert check.outcome == "unchecked" and check.pinned_to is None, check
+        assert check.reason.startswith(f"not sent: the requests carrying `{HEADER}` (spec.canary_header) would not be "
+                                       f"pinned to the canary target group {aws.targets.canary_target_group}: "), check
+        assert why in check.reason, check.reason
+    if rule is not None and "to" in rule:
+        assert made in checked(summary, "health").reason
+    else:
+        assert (f"with a priority number below 10, the http-header condition X-Rollway-Target = canary beside the "
+                f"weighted rule's own conditions (or none), and one action forwarding to "
+                f"{aws.targets.canary_target_group} alone; or clear spec.canary_header") in checked(summary, "health").reason
+    # The other checks are made all the same: one run says everything that is wrong.
+    assert checked(summary, "success_rate").passed and checked(summary, "targets").passed
+    assert "could not check: health (not sent:" in str(failed.value)
+
+
+def test_a_canary_carrying_no_traffic_is_said_to_have_had_the_pinned_checks(aws, app, blocks):
+    """At 100/0 the artifact said no request of the checks reached the canary: pinned, they all did."""
+    with_canary_targets(aws)
+    publish_success_rate(aws, 99.95)
+    header_rule(aws)
+    state = validate_deployment(spec=spec(app, canary_header=HEADER), targets_block=blocks,
+                                aws_credentials_block=blocks, return_state=True)
+    assert state.result().passed
+    assert (f"- `{aws.targets.canary_service}` (canary): 0% of the traffic (the health, session and message checks "
+            "were pinned to it, its targets were not read") in artifact_of(state)

@@ -1,0 +1,106 @@
+"""Which listener rule pins the validation's HTTP checks to the canary target group (rollway.pinning), table-driven."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from rollway.pinning import Pin, find_pin, is_pin_rule
+from rollway.validation import CheckResult, ValidationSpec, http_reach, pinned, validation_seconds
+
+STABLE, CANARY, OTHER = "arn:tg/stable", "arn:tg/canary", "arn:tg/other"
+PATH = {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
+HOST = {"Field": "host-header", "Values": ["API.example.com"]}
+
+
+def header(*values: str, name: str = "X-Rollway-Target") -> dict:
+    return {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": name, "Values": list(values)}}
+
+
+def rule(arn: str, priority: str, conditions: list, *groups: str) -> dict:
+    forward = {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": g, "Weight": 1} for g in groups]}}
+    return {"RuleArn": arn, "Priority": priority, "Conditions": conditions, "Actions": [forward], "IsDefault": False}
+
+
+WEIGHTED = rule("weighted", "10", [PATH, {**HOST, "HostHeaderConfig": {"Values": ["api.example.com"]}}],
+                STABLE, CANARY)
+DEFAULT = {"RuleArn": "default", "Priority": "default", "Conditions": [], "Actions": [], "IsDefault": True}
+
+
+def found(*rules: dict, sent: str = "X-Rollway-Target: canary") -> Pin | str:
+    return find_pin([*rules, WEIGHTED, DEFAULT], header=sent, weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg")
+
+
+@pytest.mark.parametrize("conditions", [
+    [header("canary")],                # the header alone: every path and host
+    [header("CAN?RY"), PATH],          # wildcards, without regard to case; one of the weighted rule's conditions
+    [header("canary"), HOST, PATH],    # the host as DescribeRules may give it, in its other form and case
+])
+def test_a_header_rule_ahead_of_the_weighted_one_forwarding_to_the_canary_alone_pins(conditions):
+    pin = found(rule("pin", "5", conditions, CANARY))
+    assert isinstance(pin, Pin), pin
+    assert pin.said() == ("pinned to target group canary-tg by header `X-Rollway-Target: canary` (rule pin, priority "
+                          "5, ahead of the weighted rule's 10)")
+
+
+@pytest.mark.parametrize("rules, why", [
+    ((), "no listener rule ahead of the weighted rule weighted (priority 10) sends requests carrying "
+         "`X-Rollway-Target: canary` anywhere: create one"),
+    ((rule("pin", "11", [header("canary")], CANARY),), "no listener rule ahead"),      # evaluated after it
+    ((rule("pin", "5", [header("stable")], CANARY),), "no listener rule ahead"),       # another value
+    ((rule("pin", "5", [header("canary", name="X-Other")], CANARY),), "no listener rule ahead"),
+    # A path the weighted rule does not have: not every request it matches would meet the pin rule.
+    ((rule("pin", "5", [header("canary"), {"Field": "path-pattern", "Values": ["/api/*"]}], CANARY),),
+     "no listener rule ahead"),
+    ((rule("pin", "5", [header("canary")], STABLE),), "rule pin (priority 5) meets requests carrying "
+                                                      "`X-Rollway-Target: canary` first, and sends them to arn:tg/stable"),
+    ((rule("pin", "5", [header("canary")], CANARY, OTHER),), "sends them to arn:tg/canary, arn:tg/other, not to"),
+    # The first rule met decides: a later one forwarding to the canary does not pin past it.
+    ((rule("first", "3", [header("c*")], STABLE), rule("pin", "5", [header("canary")], CANARY)), "rule first"),
+])
+def test_a_header_the_rules_do_not_pin_to_the_canary_alone_is_said_with_the_rule_to_create(rules, why):
+    said = found(*rules)
+    assert isinstance(said, str) and why in said, said
+
+
+def test_only_a_header_rule_forwarding_to_the_canary_alone_is_a_pin_rule():
+    assert is_pin_rule(rule("pin", "5", [header("canary"), PATH], CANARY), CANARY)
+    assert not is_pin_rule(rule("w", "10", [header("canary"), PATH], STABLE, CANARY), CANARY)  # names both
+    assert not is_pin_rule(rule("w", "10", [PATH], CANARY), CANARY)  # no header condition
+
+
+def test_a_check_pinned_says_its_target_group_and_one_not_pinned_says_nothing_of_one():
+    result = CheckResult(name="health", outcome="passed", reason="HTTP 200 from GET https://x/health")
+    pin = found(rule("pin", "5", [header("canary")], CANARY))
+    assert pinned(result, None) == result
+    said = pinned(result, pin)
+    assert said.pinned_to == "canary-tg" and said.reason == f"HTTP 200 from GET https://x/health; {pin.said()}"
+    assert http_reach({"svc": 95, "svc-canary": 5}, pin).endswith(f"was {pin.said()}, whatever the weights.")
+    assert "which one is not known" in http_reach({"svc": 95, "svc-canary": 5})
+
+
+@pytest.mark.parametrize("value, said", [
+    ("X-Rollway-Target", "must be 'Name: value'"),
+    ("X-Rollway-Target:  ", "must be 'Name: value'"),
+    ("Host: canary", "other than Host"),
+    ("X Target: canary", "must be an HTTP header name"),
+    ("X-" + "a" * 40 + ": canary", "of at most 40"),
+    ("X-Rollway-Target: can*", "without * or ?"),
+    ("X-Rollway-Target: canäry", "printable ASCII"),
+])
+def test_a_canary_header_no_rule_could_match_is_refused_when_the_spec_is_built(value, said):
+    with pytest.raises(pydantic.ValidationError, match=None) as refused:
+        ValidationSpec(canary_header=value)
+    assert said in str(refused.value), str(refused.value)
+
+
+def test_a_canary_header_is_kept_as_sent():
+    assert ValidationSpec(canary_header=" X-Rollway-Target :canary ").canary_header == "X-Rollway-Target: canary"
+    assert ValidationSpec().canary_header is None
+
+
+def test_the_whole_validation_bound_counts_the_read_of_the_listeners_rules_when_pinned():
+    # The run's first line said the same "about 5 min 40 s" with a fourth read of up to timeout_seconds.
+    plain = validation_seconds(ValidationSpec(timeout_seconds=30))
+    assert validation_seconds(ValidationSpec(timeout_seconds=30, canary_header="X-Rollway-Target: canary")) == plain + 30
