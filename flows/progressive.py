@@ -857,7 +857,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     name = phase_name(spec, index)
     nxt = ""
     if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
-        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()), env.clock.now()
+        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar(record)), env.clock.now()
         following, when = spec.phases[index + 1].name, weekly.describe(due, spec.weekly_timezone)
         if due <= now:
             # Already due (no advance_phase run since; under `make up` the cron fires on the wall
@@ -1196,14 +1196,14 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
     # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
     # next morning.
-    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar())
+    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar(record))
     # Logged by the phases' names, as the summary, status and SNS say them; a phase that passed
     # holds its weights (it "ran on" in these lines, as if its run still moved the traffic).
     current, following = phase_name(spec, record.weekly_phase_index), phase_name(spec, record.weekly_phase_index + 1)
     state = (f"{current} of {service} is complete, holding at {record.weights}" if record.weekly_phase_passed
              else f"{current} of {service} runs on")
     due = (None if record.weekly_phase_started_at is None
-           else weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()))
+           else weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar(record)))
     when = due and weekly.describe(due, spec.weekly_timezone)
     why = ""
     if wait is not None and early_reason is not None:

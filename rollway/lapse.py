@@ -47,7 +47,7 @@ def tick_needs_the_lease(spec: RolloutSpec, record: RolloutRecord, now: float) -
             and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         return True
     return (record.phased and record.weekly_phase_index + 1 < len(spec.phases)
-            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar()) is None)
+            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar(record)) is None)
 
 
 def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float, *,
