@@ -963,6 +963,10 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                                "nothing was changed")
         if window_owed and record.owner is not None and lease_free(record, env.wall()) \
                 and not owner_finished(record.owner):
+            if not holder_looks_hung(env, record, lease_seconds):
+                log.info("the monitoring window of %s is watched by %s, whose run has not ended (its lease lapsed "
+                         "moments ago: a look running long renews it late): nothing to do", service, record.owner)
+                return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
             hung_holder_warned(env, record, f"nothing watches its monitoring window of {record.image}, which "
@@ -1119,6 +1123,12 @@ def wait_out_an_ended_runs_lease(
     return LeaseWaited(held=record)
 
 
+def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: float) -> bool:
+    """Whether ``record``'s holder's lease lapsed longer ago than this run's own lease and the lapse
+    margin (``lapse.looks_hung``): a live run that asks nothing and has not renewed in that long is hung."""
+    return lapse.looks_hung(record.lease_expires, env.wall(), grace=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
+
+
 def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:
     """Warn that ``record`` is held by a run Prefect shows as not ended whose lease lapsed while it
     asked nothing (the caller has checked all three): asking nothing, a live run renews its lease at
@@ -1164,7 +1174,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                                f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
                                f"{refuse_early}")
         waiting = waiting_for_an_answer(spec, record)
-        if waiting is None and record.phase is RolloutPhase.PROGRESSING and lease_free(record, env.wall()):
+        if waiting is None and record.phase is RolloutPhase.PROGRESSING and holder_looks_hung(env, record,
+                                                                                             lease_seconds):
             # Said at INFO as "driven by", the rollout sat unjudged on the canary, week after week,
             # and nobody was told.
             hung_holder_warned(env, record, f"nothing judges the canary at {record.weights} (stable/canary)",
