@@ -397,13 +397,17 @@ class _Sending:
         return getattr(self._store, name)
 
 
-def zero_note(flag: FlagState) -> str | None:
+def zero_note(flag: FlagState, *, from_the_ui: bool = False) -> str | None:
     """That a flag left on at 0 % is still on without a user, or None: evaluated with a user id it is
     off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
-    on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
+    on-call dialling a flag down to 0 % as its kill switch left those evaluations on.
+    ``from_the_ui``: said to a set-flags run (the Prefect UI's form), which names its own way first:
+    the CLI's alone sent someone at the form to a terminal."""
     if flag.enabled and flag.threshold == 0:
+        cli = f"`rollway flags set {flag.feature} --no-enabled`"
+        how = f"a set-flags change of {flag.feature} with `enabled` false (or {cli})" if from_the_ui else cli
         return (f"{flag.feature} is on at 0%: off for every user id, but on where it is evaluated without one; "
-                f"`rollway flags set {flag.feature} --no-enabled` turns it off there too")
+                f"{how} turns it off there too")
     return None
 
 
