@@ -129,6 +129,24 @@ def test_bucketing_is_deterministic_and_depends_on_salt_and_feature():
         assert 0.22 < len(first & other) / 20_000 < 0.28
 
 
+@pytest.mark.parametrize("salt,feature,user,expected", [
+    ("v1", SQS, "user-7", 9431),
+    ("v1", SQS, "alice@example.com", 348),
+    ("v1", SQS, "42", 7885),
+    ("v1", SQS, "m\u00fcller", 9972),  # a user id's UTF-8 bytes are hashed
+    ("v1", INTERRUPTS, "user-7", 3225),
+    ("v2", SQS, "user-7", 6121),
+])
+def test_a_users_bucket_is_pinned_so_a_change_of_the_hash_fails_here(salt, feature, user, expected):
+    """Golden values. A refactor that changes the hash (its algorithm, digest size, the prefix's
+    form, the encoding or the modulo) keeps every property above, yet moves users in and out of
+    every live rollout and kill switch at once, and makes the services' own evaluations disagree
+    with rollway's: the same (salt, flag, user) must give the same bucket in every release."""
+    assert bucket(salt, feature, user) == expected
+    on = flag(feature, enabled=True, percentage=5, salt=salt)
+    assert evaluate(on, user) is (expected < 500)
+
+
 @given(
     user=st.text(min_size=1, max_size=40),
     salt=st.from_regex(r"[A-Za-z0-9_.-]{1,16}", fullmatch=True),
