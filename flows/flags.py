@@ -118,7 +118,7 @@ def apply_changes(store: FlagStore, changes: Sequence[FlagChange], *, actor: str
         # As `rollway flags set` says them: a team turning a bound flag off from the UI was told
         # "on 5% -> off 5%" alone, not whether the rollout's next stage would turn it back on, and
         # on-call's 0 % kill switch "on 5% -> on 0%", not that it stayed on without a user id.
-        said = [zero_note(update.after)]
+        said = [zero_note(update.after, from_the_ui=True)]
         try:
             said.append(rollout_note(store, update.after))
         except FlagStoreUnavailable as unread:

@@ -546,7 +546,7 @@ class LedgerJournal:
         index = record.weekly_phase_index if record is not None else -1
         phases = self.spec.phases
         if 0 <= index < len(phases) - 1 and record.weekly_phase_started_at is not None:
-            due, now = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar()), \
+            due, now = weekly.next_phase_due(record.weekly_phase_started_at, **self.spec.phase_calendar(record)), \
                 self.env.clock.now()
             following, when = phases[index + 1].name, weekly.describe(due, self.spec.weekly_timezone)
             if due <= now:  # the phase outlasted its calendar slot (a pause answered days late)

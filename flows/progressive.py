@@ -857,7 +857,7 @@ def phase_already_complete(env: Environment, record: RolloutRecord) -> RolloutRe
     name = phase_name(spec, index)
     nxt = ""
     if index + 1 < len(spec.phases) and record.weekly_phase_started_at is not None:
-        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()), env.clock.now()
+        due, now = weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar(record)), env.clock.now()
         following, when = spec.phases[index + 1].name, weekly.describe(due, spec.weekly_timezone)
         if due <= now:
             # Already due (no advance_phase run since; under `make up` the cron fires on the wall
@@ -963,6 +963,10 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                                "nothing was changed")
         if window_owed and record.owner is not None and lease_free(record, env.wall()) \
                 and not owner_finished(record.owner):
+            if not holder_looks_hung(env, record, lease_seconds):
+                log.info("the monitoring window of %s is watched by %s, whose run has not ended (its lease lapsed "
+                         "moments ago: a look running long renews it late): nothing to do", service, record.owner)
+                return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
             hung_holder_warned(env, record, f"nothing watches its monitoring window of {record.image}, which "
@@ -1119,6 +1123,12 @@ def wait_out_an_ended_runs_lease(
     return LeaseWaited(held=record)
 
 
+def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: float) -> bool:
+    """Whether ``record``'s holder's lease lapsed longer ago than this run's own lease and the lapse
+    margin (``lapse.looks_hung``): a live run that asks nothing and has not renewed in that long is hung."""
+    return lapse.looks_hung(record.lease_expires, env.wall(), grace=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
+
+
 def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:
     """Warn that ``record`` is held by a run Prefect shows as not ended whose lease lapsed while it
     asked nothing (the caller has checked all three): asking nothing, a live run renews its lease at
@@ -1164,7 +1174,8 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
                                f"{record.owner}, whose run has not ended (it may be waiting for an approval)"
                                f"{refuse_early}")
         waiting = waiting_for_an_answer(spec, record)
-        if waiting is None and record.phase is RolloutPhase.PROGRESSING and lease_free(record, env.wall()):
+        if waiting is None and record.phase is RolloutPhase.PROGRESSING and holder_looks_hung(env, record,
+                                                                                             lease_seconds):
             # Said at INFO as "driven by", the rollout sat unjudged on the canary, week after week,
             # and nobody was told.
             hung_holder_warned(env, record, f"nothing judges the canary at {record.weights} (stable/canary)",
@@ -1196,14 +1207,14 @@ def _next_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, now:
     # Calendar weeks in the rollout's own zone (the one its Monday cron fires in), and at least
     # min_phase_seconds: calendar weeks alone would end a phase started on Sunday evening the
     # next morning.
-    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar())
+    wait = weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar(record))
     # Logged by the phases' names, as the summary, status and SNS say them; a phase that passed
     # holds its weights (it "ran on" in these lines, as if its run still moved the traffic).
     current, following = phase_name(spec, record.weekly_phase_index), phase_name(spec, record.weekly_phase_index + 1)
     state = (f"{current} of {service} is complete, holding at {record.weights}" if record.weekly_phase_passed
              else f"{current} of {service} runs on")
     due = (None if record.weekly_phase_started_at is None
-           else weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()))
+           else weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar(record)))
     when = due and weekly.describe(due, spec.weekly_timezone)
     why = ""
     if wait is not None and early_reason is not None:

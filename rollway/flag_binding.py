@@ -77,6 +77,7 @@ from rollway.flags import (
     validate_reason,
 )
 from rollway.ledger import Transition
+from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.ports import FlagStore, Ledger
 from rollway.spec import FlagBinding
@@ -302,7 +303,7 @@ def _set_flag(
         except FlagConflict as lost:
             if attempt == attempts:
                 if attempts > 1:
-                    raise _lost_every_race(lost, attempts, "change") from lost
+                    raise _lost_every_race(store, lost, attempts, "change") from lost
                 raise
             log.info("feature flag %r changed while being set; reading it again", feature)
             continue
@@ -311,16 +312,18 @@ def _set_flag(
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def _lost_every_race(lost: FlagConflict, attempts: int, what: str) -> FlagConflict:
+def _lost_every_race(store: FlagStore, lost: FlagConflict, attempts: int, what: str) -> FlagConflict:
     """``lost``, the last of ``attempts`` lost races of one ``what`` ("change", "25% stage"), said as
     such: FlagConflict's own "read it again and retry" told a flow's change, or a rollout's stage,
     to do what it had done on each of its tries, and not that the flag was not written. Of this flag
     only: a flow's changes before it, or a stage's other flags, may have been ("nothing was written"
-    read as none of them, beside the flow's summary or the stage's "not all put back")."""
+    read as none of them, beside the flow's summary or the stage's "not all put back"). Names who
+    kept changing it (``newest_change``), as `rollway flags set` does."""
     found = "a different version" if lost.actual_version is None else f"version {lost.actual_version}"
     conflict = FlagConflict(lost.feature, lost.expected_version, lost.actual_version)
     conflict.args = (
-        f"feature flag {lost.feature!r} changed concurrently: expected version {lost.expected_version}, found {found}; "
+        f"feature flag {lost.feature!r} changed concurrently: expected version {lost.expected_version}, found {found}"
+        f"{newest_change(store, lost.feature)}; "
         f"another write landed between each of this {what}'s {attempts} reads of the flag and its write: it was not "
         f"written; `rollway flags get {lost.feature}` shows the flag as it is now",)
     return conflict
@@ -552,7 +555,7 @@ def _follow(store: FlagStore, change: FlagChange, rollout: str, weight: int, *, 
                              writer="rollout", rollout=rollout)
         except FlagConflict as lost:
             if attempt == _ATTEMPTS:
-                raise _lost_every_race(lost, _ATTEMPTS, f"{weight}% stage") from lost
+                raise _lost_every_race(store, lost, _ATTEMPTS, f"{weight}% stage") from lost
             log.info("feature flag %r changed while the stage was applied; reading it again", change.feature)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
@@ -819,6 +822,16 @@ def _settings_of(change: FlagChange) -> str:
     return f"{'on' if change.enabled else 'off'} {change.percentage:g}%"
 
 
+def _changed_by(store: FlagStore, feature: str) -> str:
+    """Who last changed ``feature``, as its item records them; "someone else" when it does not say
+    (or cannot be read now): the put-back's "someone else" sent people to the trail to find out."""
+    try:
+        current = store.get(feature)
+    except FlagError:
+        current = None
+    return one_line(current.updated_by) if current is not None and current.updated_by else "someone else"
+
+
 def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, now: float, rollout: str, why: str,
               failed: Exception) -> None:
     """Return flags moved for a stage to their settings before it (newest first).
@@ -845,8 +858,8 @@ def _put_back(updates: Sequence[FlagUpdate], store: FlagStore, *, actor: str, no
                       expected_version=update.after.version)
         except FlagConflict as err:
             log.warning("feature flag %r changed since this stage set it: left as it is now (%s)", update.feature, err)
-            trouble.append(f"feature flag {update.feature!r} was changed by someone else after this stage set it "
-                           f"to {_settings(update.after)}: left as they set it")
+            trouble.append(f"feature flag {update.feature!r} was changed by {_changed_by(store, update.feature)} "
+                           f"after this stage set it to {_settings(update.after)}: left as they set it")
         except FlagError as err:
             log.error("feature flag %r could not be put back: %s", update.feature, err)
             trouble.append(f"feature flag {update.feature!r} was left at {_settings(update.after)}: {err}")
@@ -943,6 +956,50 @@ def _stage_of(entry: FlagAuditEntry) -> str:
 def iso_utc(at: float) -> str:
     """An epoch instant as ISO 8601 UTC to the second, as the flag commands print times."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def when_said(epoch: float) -> str:
+    """``iso_utc``, or "-" for a time never recorded (0)."""
+    if not epoch:
+        return "-"
+    return iso_utc(epoch)
+
+
+def one_line(text: str) -> str:
+    """``text`` (a reason or actor, as typed) on one line, its line breaks and other control
+    characters escaped (``\\n``, ``\\x1b``): printed as they were, a reason's second line read as
+    another change in the trail, by whoever it named, and a carriage return or an escape
+    sequence could overwrite who made a change on a terminal. ``--json`` keeps the text as written."""
+    return shown(text, keep="")
+
+
+def settings_found(entry: FlagAuditEntry) -> str:
+    """The settings a change found: none at all for a creation; some unreadable for the repair of
+    a malformed item (its entry keeps only what could be read, so no percentage to format)."""
+    previous = (entry.previous_enabled, entry.previous_percentage, entry.previous_salt)
+    if previous == (None, None, None):
+        return "created"
+    if entry.previous_enabled is None or entry.previous_percentage is None:
+        return "malformed"
+    return f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%"
+
+
+def newest_change(store: FlagStore, feature: str) -> str:
+    """The flag's newest change as a refusal's words (``: its newest change is v2, by bob at T: on 25% ->
+    on 50% (why)``), read now; "" when its trail cannot be read or holds none. Said by every refusal
+    of a write that lost its race, the CLI's and the flows' alike: who kept changing the flag."""
+    try:
+        newest = store.audit(feature, limit=1)
+    except UnreadableAudit as partial:
+        newest = partial.entries
+    except FlagStoreUnavailable:
+        newest = []
+    if not newest:
+        return ""
+    entry = newest[0]
+    why = f" ({one_line(entry.reason)})" if entry.reason else ""
+    return (f": its newest change is v{entry.version}, by {one_line(entry.actor)} at {when_said(entry.at)}: "
+            f"{settings_found(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
 
 
 def holder(trail: Sequence[FlagAuditEntry], *, ended: Collection[str] = ()) -> FlagAuditEntry | None:

@@ -24,7 +24,10 @@ from rollway.flag_binding import (
     HoldOpenHere,
     describe_hold,
     holder,
-    iso_utc,
+    newest_change as _newest_change,
+    one_line as _one_line,
+    settings_found as _before,
+    when_said as _when,
     person_change_note,
     release_hold,
     release_settings,
@@ -56,7 +59,6 @@ from rollway.flags import (
     validate_user_id,
 )
 from rollway.ports import FlagStore
-from rollway.one_line import shown
 from rollway.report import markdown_cell
 
 # How `rollway flags set` gives each setting, for the refusal of a change that leaves a malformed
@@ -170,15 +172,6 @@ def _newest(partial: UnreadableAudit, limit: int) -> tuple[list[FlagAuditEntry],
     return shown, UnreadableAudit(partial.feature, shown, [p for _, p in problems], [place for place, _ in problems])
 
 
-def _before(entry: FlagAuditEntry) -> str:
-    """The settings a change found: none at all for a creation; some unreadable for the repair of
-    a malformed item (its entry keeps only what could be read, so no percentage to format)."""
-    previous = (entry.previous_enabled, entry.previous_percentage, entry.previous_salt)
-    if previous == (None, None, None):
-        return "created"
-    if entry.previous_enabled is None or entry.previous_percentage is None:
-        return "malformed"
-    return f"{'on' if entry.previous_enabled else 'off'} {entry.previous_percentage:g}%"
 
 
 def flags_set(
@@ -282,21 +275,6 @@ def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) ->
     return conflict
 
 
-def _newest_change(store: FlagStore, feature: str) -> str:
-    """The flag's newest change as a refusal's words (``: its newest change is v2, by bob at T: on 25% ->
-    on 50% (why)``), read now; "" when its trail cannot be read or holds none."""
-    try:
-        newest = store.audit(feature, limit=1)
-    except UnreadableAudit as partial:
-        newest = partial.entries
-    except FlagStoreUnavailable:
-        newest = []
-    if not newest:
-        return ""
-    entry = newest[0]
-    why = f" ({_one_line(entry.reason)})" if entry.reason else ""
-    return (f": its newest change is v{entry.version}, by {_one_line(entry.actor)} at {_when(entry.at)}: "
-            f"{_before(entry)} -> {'on' if entry.enabled else 'off'} {entry.percentage:g}%{why}")
 
 
 def _asked(feature: str, settings: dict[str, Any]) -> FlagChange:
@@ -419,13 +397,17 @@ class _Sending:
         return getattr(self._store, name)
 
 
-def zero_note(flag: FlagState) -> str | None:
+def zero_note(flag: FlagState, *, from_the_ui: bool = False) -> str | None:
     """That a flag left on at 0 % is still on without a user, or None: evaluated with a user id it is
     off for all, but an evaluation without one follows ``enabled``. "on 0%" alone read as off, and
-    on-call dialling a flag down to 0 % as its kill switch left those evaluations on."""
+    on-call dialling a flag down to 0 % as its kill switch left those evaluations on.
+    ``from_the_ui``: said to a set-flags run (the Prefect UI's form), which names its own way first:
+    the CLI's alone sent someone at the form to a terminal."""
     if flag.enabled and flag.threshold == 0:
+        cli = f"`rollway flags set {flag.feature} --no-enabled`"
+        how = f"a set-flags change of {flag.feature} with `enabled` false (or {cli})" if from_the_ui else cli
         return (f"{flag.feature} is on at 0%: off for every user id, but on where it is evaluated without one; "
-                f"`rollway flags set {flag.feature} --no-enabled` turns it off there too")
+                f"{how} turns it off there too")
     return None
 
 
@@ -570,18 +552,8 @@ def _named(actor: object) -> str:
     return who.strip()
 
 
-def _one_line(text: str) -> str:
-    """``text`` (a reason or actor, as typed) on one line, its line breaks and other control
-    characters escaped (``\\n``, ``\\x1b``): printed as they were, a reason's second line read as
-    another change in the trail, by whoever it named, and a carriage return or an escape
-    sequence could overwrite who made a change on a terminal. ``--json`` keeps the text as written."""
-    return shown(text, keep="")
 
 
-def _when(epoch: float) -> str:
-    if not epoch:
-        return "-"
-    return iso_utc(epoch)
 
 
 def _run(err: TextIO, action: Callable[[], None]) -> int:

@@ -47,7 +47,7 @@ def tick_needs_the_lease(spec: RolloutSpec, record: RolloutRecord, now: float) -
             and record.phase in (RolloutPhase.PROGRESSING, RolloutPhase.PENDING):
         return True
     return (record.phased and record.weekly_phase_index + 1 < len(spec.phases)
-            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar()) is None)
+            and weekly.phase_wait(record.weekly_phase_started_at, now, **spec.phase_calendar(record)) is None)
 
 
 def run_needs_the_lease(image: str, spec: RolloutSpec, record: RolloutRecord, now: float, *,
@@ -99,3 +99,17 @@ def lapse_wait(lease_expires: float, now: float, *, max_wait: float) -> float | 
         return 0.0
     wait = lease_expires - now + PAST_EXPIRY_SECONDS
     return wait if wait <= max_wait + PAST_EXPIRY_SECONDS else None
+
+
+def looks_hung(lease_expires: float, now: float, *, grace: float) -> bool:
+    """Whether a lease that lapsed at ``lease_expires`` says, at ``now`` (wall clock), that its
+    holder (a run Prefect shows as not ended, asking nothing) is hung rather than slow.
+
+    A live run renews at every look, but a look that runs long (a slow read, a shift waiting for
+    ECS) renews late, and two hosts' clocks disagree a little: the tick that came minutes after
+    such a lapse called a working run hung. ``grace``: the caller's own lease length plus the
+    margin for clocks, as ``lapse_wait``'s ``max_wait`` (the holder took a lease of the same
+    deployment's length); a lease lapsed longer ago than that has had a whole lease's time to be
+    renewed, and was not.
+    """
+    return now - lease_expires > grace

@@ -697,7 +697,7 @@ def next_phase(record: RolloutRecord) -> NextPhase | None:
         return None
     following = spec.phases[index + 1]
     return NextPhase(passed=spec.phases[index].name, name=following.name, weights=following.weights,
-                     due=weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar()),
+                     due=weekly.next_phase_due(record.weekly_phase_started_at, **spec.phase_calendar(record)),
                      timezone=spec.weekly_timezone)
 
 

@@ -9,7 +9,7 @@ of the default stages has to fall in some week, and the plan's third week is the
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator,
@@ -21,6 +21,9 @@ from rollway.flags import PercentageTooFine, percent_sign_meant, validate_change
 from rollway.image import IMAGE_FORM, image_problem
 from rollway.known_keys import KnownKeys, validated_rebuilding
 from rollway.weekly import DEFAULT_SCHEDULE_SLACK_SECONDS, DEFAULT_TIMEZONE, zone
+
+if TYPE_CHECKING:
+    from rollway.ledger import RolloutRecord
 
 # A key the model does not know is refused, not dropped: a misspelt "aproval" or "on_timout"
 # was silently ignored, and the rollout ran without the pause or with the default it named.
@@ -524,11 +527,12 @@ class RolloutSpec(_RangesSaid):
         description="the weekly plan: the stages each phase runs (leave it out to run every stage as one phase)",
     )
     # Counted on the wall clock, so a week across a daylight-saving switch counts 7 days, less the
-    # slack for the scheduled runs' start-up delays: a 7-day minimum passes at the next week's cron.
+    # slack for the scheduled runs' start-up delays: a 7-day minimum passes at the next week's cron
+    # for a phase that reached its last weight within the slack of its start (weekly.py).
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
-        description="how long a weekly phase runs at least (at most 30 days), on the weekly_timezone's wall clock "
-        "(daylight-saving included) less schedule_slack_seconds: 604800 passes at the next week's cron",
+        description="how long a weekly phase runs at least at its last weight (at most 30 days), on the "
+        "weekly_timezone's wall clock (daylight-saving included) less schedule_slack_seconds",
     )
     # The scheduled runs start some seconds to minutes after their cron time, by a little more or
     # less each week; at 0 a 7-day minimum may wait a week more.
@@ -727,11 +731,17 @@ class RolloutSpec(_RangesSaid):
                     f"flag {binding.feature!r}: schedule keys {strays} are not stage weights (stages are {stage_weights})"
                 )
 
-    def phase_calendar(self) -> dict:
+    def phase_calendar(self, record: "RolloutRecord | None" = None) -> dict:
         """The weekly calendar's rules of this spec, as ``rollway.weekly.phase_wait`` and
-        ``next_phase_due`` take them: the zone, the minimum and the schedule's slack."""
-        return {"timezone": self.weekly_timezone, "min_phase_seconds": self.min_phase_seconds,
-                "slack_seconds": self.schedule_slack_seconds}
+        ``next_phase_due`` take them: the zone, the minimum and the schedule's slack; with the
+        ledger's ``record``, also when its current phase reached the weight it holds (its last
+        stage's weights set, as recorded: a resumed run keeps it), from which the minimum counts."""
+        calendar = {"timezone": self.weekly_timezone, "min_phase_seconds": self.min_phase_seconds,
+                    "slack_seconds": self.schedule_slack_seconds}
+        if record is not None and 0 <= record.weekly_phase_index < len(self.phases) \
+                and record.stage_index >= phase_end_stage(self, record.weekly_phase_index):
+            calendar["at_weight_since"] = record.stage_started_at
+        return calendar
 
     @classmethod
     def from_record(cls, spec_json: str) -> "RolloutSpec":

@@ -9,7 +9,12 @@ as this week's, so the schedule ended a phase a week early or spent a week doing
 Local wall time is read through ``zoneinfo``, so a week that holds a daylight-saving switch
 (167 or 169 hours long) still ends at the local Monday's midnight.
 
-``min_phase_seconds`` is counted the same way, on the zone's wall clock, less the spec's
+``min_phase_seconds`` is the least time a phase runs at its weight: counted from when the phase
+reached the weight it holds (its last stage's weights set, ``at_weight_since``), or from its start
+when it has not reached it yet. Counted from the start alone, a phase resumed a week late (its
+run killed, or its approval answered days later) was "already due" the moment its last stage
+passed, and the schedule's next run moved the traffic on after minutes at the phase's weight.
+It is counted on the zone's wall clock, less the spec's
 ``schedule_slack_seconds`` (``DEFAULT_SCHEDULE_SLACK_SECONDS``, an hour, unless it says otherwise).
 Counted in elapsed seconds, a minimum of exactly 7 days could never pass at a weekly cron: the
 week of the spring switch is 167 hours, and in every other week the run that checks starts a few
@@ -131,16 +136,25 @@ def old_enough_at(started_at: float, *, timezone: str, min_phase_seconds: float,
     return first_instant_reading(wall_time(started_at, timezone) + dt.timedelta(seconds=counted), timezone)
 
 
-def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float, slack_seconds: float) -> float:
+def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float, slack_seconds: float,
+                   at_weight_since: float | None = None) -> float:
     """The earliest instant the next phase may start after a phase that started at ``started_at``:
-    a new calendar week has begun and the phase is old enough (``old_enough_at``)."""
+    a new calendar week has begun since it started, and it has run ``min_phase_seconds`` at its
+    weight (``old_enough_at``), counted from ``at_weight_since`` (when it reached the weight it
+    holds; None: from ``started_at``, it has not reached it yet)."""
     return max(next_week_starts(started_at, timezone),
-               old_enough_at(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
-                             slack_seconds=slack_seconds))
+               old_enough_at(weight_clock(started_at, at_weight_since), timezone=timezone,
+                             min_phase_seconds=min_phase_seconds, slack_seconds=slack_seconds))
+
+
+def weight_clock(started_at: float, at_weight_since: float | None) -> float:
+    """When a phase's ``min_phase_seconds`` starts counting: when it reached its weight, never
+    before it started (a weight recorded before the phase began is the previous phase's)."""
+    return started_at if at_weight_since is None else max(started_at, at_weight_since)
 
 
 def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float,
-               slack_seconds: float) -> str | None:
+               slack_seconds: float, at_weight_since: float | None = None) -> str | None:
     """Why the next phase may not start at ``now``; None when it may.
 
     Args:
@@ -149,11 +163,13 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
         timezone: the IANA zone whose calendar weeks count.
         min_phase_seconds: how long a phase runs at least...
         slack_seconds: ...less this (the spec's ``schedule_slack_seconds``), for the scheduled runs' start-up delays.
+        at_weight_since: when the phase reached the weight it holds, from which the minimum counts
+            (None: it has not, and the minimum counts from ``started_at``).
     """
     if started_at is None:
         return None
     if now >= next_phase_due(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
-                             slack_seconds=slack_seconds):
+                             slack_seconds=slack_seconds, at_weight_since=at_weight_since):
         return None
     if now < started_at:
         # Read on a clock behind the one that started the phase (a rollout on a sped-up clock, looked
@@ -163,9 +179,14 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
                 f"reads {describe(now, timezone)}): it runs behind the clock that started the phase")
     if local_week(now, timezone) == local_week(started_at, timezone):
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
-    # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
-    return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), "
-            f"under min_phase_seconds ({min_phase_seconds / 3600:g} h on the weekly_timezone's {timezone} clock, less "
+    # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening),
+    # or reached its weight too recently (resumed, or its approval answered, days late).
+    since = weight_clock(started_at, at_weight_since)
+    ran = (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)})"
+           if since == started_at else
+           f"the phase reached its weight {(now - since) / 3600:.1f} h ago ({describe(since, timezone)}; it started "
+           f"{describe(started_at, timezone)})")
+    return (f"{ran}, under min_phase_seconds ({min_phase_seconds / 3600:g} h on the weekly_timezone's {timezone} clock, less "
             f"{slack_seconds / 3600:g} h of schedule slack)")
 
 

@@ -1,6 +1,9 @@
-"""A weekly phase that took longer than its calendar slot (here: its approval answered eight days
-late) ended with a log line and a message saying the next phase "may start from" a day already
-past, not that it was due now nor how to start it."""
+"""A weekly phase that reached its weight later than its calendar slot (here: its approval
+answered eight days late) counts ``min_phase_seconds`` from when it reached that weight, as the
+README says ("the least time a phase runs at its weight"). Counted from the phase's start, it
+ended "due since" a day already past, and the schedule's next run moved the traffic on after
+minutes at the phase's weight; a run resuming the rollout keeps the count, recorded in the ledger.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ import logging
 
 from prefect import flow
 
-from flows.progressive import run_progressive
-from rollway.approvals import ApprovalAnswer
-from tests.flows.test_progressive_fakes import env_with_ledger, full_spec
+from flows.progressive import advance, run_progressive
+from rollway.approvals import ApprovalAnswer, auto_approve
+from tests.flows.test_progressive_fakes import env_with_ledger, full_spec, shifts
 from tests.flows.test_weekly_schedule import MONDAY, WEEK, at
 
 DAY = 24 * 3600
@@ -24,7 +27,12 @@ def late_answer(env, spec):
     return run_progressive(env, spec, answer, owner="run-1", actor="alice", phased=True)
 
 
-def test_a_phase_that_ends_after_the_next_one_fell_due_says_it_is_due_now(caplog):
+@flow
+def tick(env, owner):
+    return advance(env, auto_approve("carol"), owner=owner)
+
+
+def test_a_phase_that_reaches_its_weight_late_runs_its_minimum_at_that_weight(caplog):
     env = env_with_ledger()
     env.clock.t = at("UTC", *MONDAY)
     spec = full_spec()
@@ -33,6 +41,18 @@ def test_a_phase_that_ends_after_the_next_one_fell_due_says_it_is_due_now(caplog
         assert late_answer(env, spec).outcome == "holding"
     said = [r.getMessage() for r in caplog.records if "complete: holding at" in r.getMessage()]
     (subject, message), = [(s, m) for s, m in env.notifier.messages if s.startswith("Rollout phase complete")]
+    # 5 % from Tuesday 2027-01-19 09:00: three days at it, less the hour of slack.
     for text in said + [message]:
-        assert "week 2 has been due since Mon 2027-01-18 00:00 UTC: run advance_phase to start it now" in text, text
-        assert "may start from" not in text, text
+        assert "week 2 may start from Fri 2027-01-22 08:0" in text, text
+        assert "has been due" not in text, text
+    # A run started at once (by hand, or the schedule's) leaves week 1 at its weight...
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert tick(env, "cron-1") is None
+    assert shifts(env) == [5]
+    assert any("the phase reached its weight" in r.getMessage() and "week 2 may start from Fri 2027-01-22"
+               in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    # ...and the next Monday's starts week 2.
+    env.clock.t = at("UTC", *MONDAY) + 2 * WEEK
+    tick(env, "cron-2")
+    assert shifts(env)[:2] == [5, 25]

@@ -52,6 +52,8 @@ def test_a_flag_left_on_at_0_percent_says_it_is_still_on_without_a_user(dynamo, 
     assert state.is_completed()
     (row,) = [line for line in flags_summary(state).splitlines() if line.startswith(f"| 1 | {SQS} |")]
     assert f"{SQS}: on 5% -> on 0% (v3)" in row, row
-    said = (f"{SQS} is on at 0%: off for every user id, but on where it is evaluated without one; `rollway flags set "
-            f"{SQS} --no-enabled` turns it off there too")
+    # The way to turn it off from where on-call stands (the UI), and the CLI's: the CLI's alone sent
+    # someone at the form to a terminal.
+    said = (f"{SQS} is on at 0%: off for every user id, but on where it is evaluated without one; a set-flags change "
+            f"of {SQS} with `enabled` false (or `rollway flags set {SQS} --no-enabled`) turns it off there too")
     assert said in row and said in caplog.text, row

@@ -412,6 +412,30 @@ def test_a_tick_that_finds_the_phase_held_by_a_run_prefect_shows_running_whose_l
     assert "nothing judges the canary" in message and "Crashed" in message and "rollway abort" in message, message
 
 
+def test_a_tick_that_finds_the_phase_held_by_a_live_run_whose_lease_lapsed_moments_ago_does_not_call_it_hung(caplog):
+    """A live run whose look ran long (a slow CloudWatch read, a shift waiting for ECS) renews its
+    lease late: the tick that came a few minutes after the lapse warned that its process "may be
+    hung, or its machine lost" and sent people to its worker. Within a lease and the lapse margin
+    (as long as a tick waits for an ended run's lease) it is driven by that run; past it, hung."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    expires = env.ledger.get(env.targets.canary_service).lease_expires
+    env.clock.t += expires - env.wall() + 300  # lapsed five minutes ago: well within a 600 s lease
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    assert shifts(env) == [5, 25]
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "lapsed at" in m], said
+    assert [m for m in said if "driven by cron-1, whose run has not ended" in m], said
+    caplog.clear()
+    env.clock.t += 600 + 60 + 1 - 300  # lapsed longer ago than a lease and the margin: hung
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    warned = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+
+
 def test_a_tick_that_finds_a_promoted_rollouts_window_held_by_a_run_prefect_shows_running_whose_lease_lapsed_warns(
         caplog):
     """The run watching the promoted version's monitoring window lost its machine; without

@@ -129,6 +129,24 @@ def test_bucketing_is_deterministic_and_depends_on_salt_and_feature():
         assert 0.22 < len(first & other) / 20_000 < 0.28
 
 
+@pytest.mark.parametrize("salt,feature,user,expected", [
+    ("v1", SQS, "user-7", 9431),
+    ("v1", SQS, "alice@example.com", 348),
+    ("v1", SQS, "42", 7885),
+    ("v1", SQS, "m\u00fcller", 9972),  # a user id's UTF-8 bytes are hashed
+    ("v1", INTERRUPTS, "user-7", 3225),
+    ("v2", SQS, "user-7", 6121),
+])
+def test_a_users_bucket_is_pinned_so_a_change_of_the_hash_fails_here(salt, feature, user, expected):
+    """Golden values. A refactor that changes the hash (its algorithm, digest size, the prefix's
+    form, the encoding or the modulo) keeps every property above, yet moves users in and out of
+    every live rollout and kill switch at once, and makes the services' own evaluations disagree
+    with rollway's: the same (salt, flag, user) must give the same bucket in every release."""
+    assert bucket(salt, feature, user) == expected
+    on = flag(feature, enabled=True, percentage=5, salt=salt)
+    assert evaluate(on, user) is (expected < 500)
+
+
 @given(
     user=st.text(min_size=1, max_size=40),
     salt=st.from_regex(r"[A-Za-z0-9_.-]{1,16}", fullmatch=True),
@@ -686,7 +704,9 @@ def test_a_put_back_leaves_a_flag_a_person_changed_after_the_stage_set_it():
                        now=1.0)
     sqs = store.get(SQS)
     assert (sqs.enabled, sqs.percentage, sqs.updated_by) == (True, 50.0, "oncall")
-    assert f"feature flag {SQS!r} was changed by someone else after this stage set it" in str(raised.value)
+    # Named, as the flag's item records them: "someone else" sent people to the audit trail to find out who.
+    assert f"feature flag {SQS!r} was changed by oncall after this stage set it to on 5%: left as they set it" \
+        in str(raised.value), raised.value
 
 
 def test_versioned_writes_conflict_and_keep_an_audit_trail():
@@ -997,6 +1017,28 @@ def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_n
     assert ("another write landed between each of this change's 3 reads of the flag and its write: it was not "
             f"written; `rollway flags get {SQS}` shows the flag as it is now") in said, said
     assert store.get(SQS).enabled is True
+    # Who kept changing it, as `rollway flags set` says it: the flow's log named nobody.
+    assert "found version 4: its newest change is v4, by bob at 1970-01-01T00:00:01Z: on 27% -> on 28%" in said, said
+
+
+def test_a_stage_that_loses_every_race_names_who_kept_changing_the_flag():
+    """A rollout's stage whose flag someone kept changing: the stage's failure said that the flag
+    changed on each of its reads, and not who changed it (`rollway flags set` names them)."""
+    store = seeded_store(flag(enabled=True, percentage=25))
+    put = store.put
+
+    def bob_first(flag_state, **kwargs):
+        current = store.flags[SQS]
+        put(current.model_copy(update={"percentage": current.percentage + 1}), expected_version=current.version,
+            actor="bob", now=1.0)
+        return put(flag_state, **kwargs)
+
+    store.put = bob_first
+    with pytest.raises(FlagConflict) as lost:
+        apply_bindings(store, [FlagBinding(feature=SQS)], 50, actor="ann", now=2.0, rollout="billing-r7")
+    said = str(lost.value)
+    assert "this 50% stage's 3 reads of the flag" in said, said
+    assert ": its newest change is v4, by bob at 1970-01-01T00:00:01Z: on 27% -> on 28%" in said, said
 
 
 def test_a_set_that_loses_the_race_after_its_read_names_the_change_that_came_first():
