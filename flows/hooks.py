@@ -19,7 +19,7 @@ from prefect.logging.loggers import flow_run_logger
 
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
-from rollway.failure_words import end_said, error_said
+from rollway.failure_words import end_said
 
 if TYPE_CHECKING:
     from rollway.spec import RolloutSpec
@@ -90,9 +90,9 @@ class LedgerUnread(Exception):
 
 def _unread_said(err: BaseException) -> str:
     """Why the ledger could not be read, as the ledger's other failures are said."""
-    from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
+    from rollway.aws.ledger import ledger_failure
 
-    return storage_failure(err) if isinstance(err, STORAGE_ERRORS) else error_said(err)
+    return ledger_failure(err)
 
 
 def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None,
