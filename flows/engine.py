@@ -716,8 +716,13 @@ def guardrails_said(spec: RolloutSpec, observation: Observation) -> str:
     guard, canary = spec.guardrails, observation.totals("canary")
     limit = guard.canary_error_rate
     latency = "none measured" if canary.latency_avg_ms is None else f"{canary.latency_avg_ms / 1000:,.2f} s"
-    return (f"guardrails: {canary_rate(canary.errors, canary.requests, limit)} (rolls back over "
-            f"{setting_percent(limit)}), average response {latency} (alerts over {guard.response_time_seconds:g} s)")
+    # Each rate named by its setting: "rolls back over 1%" here and the monitoring window's "within
+    # the 5% guardrail" after promotion read as two limits for one rate.
+    window = (f"; the monitoring window's after promotion, monitor_error_rate: {setting_percent(guard.monitor_error_rate)}"
+              if spec.monitor_seconds else "")
+    return (f"guardrails: {canary_rate(canary.errors, canary.requests, limit)} (the stage's error-rate guardrail, "
+            f"canary_error_rate: rolls back over {setting_percent(limit)}{window}), average response {latency} "
+            f"(alerts over {guard.response_time_seconds:g} s)")
 
 
 def stage_alerts(env: Environment, spec: RolloutSpec, state: StageState, fresh: list[str], inline: bool = False) -> None:

@@ -19,6 +19,7 @@ from prefect_aws import AwsCredentials
 from blocks.credentials import SessionClients, client_factory, credentials_named, in_block
 from blocks.saved import passwords_hidden, unsaved_block
 from blocks.targets import RollwayTargets
+from flows.parameter_errors import say_parameter_errors
 from flows.untraced import without_traceback
 from rollway.aws.environment import aws_environment
 from rollway.aws.errors import (UNKNOWN_CREDENTIALS, aws_message, credentials_remedy, error_code,
@@ -29,6 +30,10 @@ from rollway.failure_words import error_said
 from rollway.ledger import OWNER_PREFIX, RolloutInProgress, utc, wall_utc
 from rollway.preflight_checks import account_refusal
 from rollway.targets import Targets
+
+
+# Every flow module imports this one: each run's parameter errors say what was given (flows.parameter_errors).
+say_parameter_errors()
 
 
 class AccountNotLoaded(ValueError):

@@ -56,6 +56,7 @@ from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
+from rollway.aws.ledger import ledger_failure
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
@@ -625,7 +626,7 @@ def _send_owed_notice(env: Environment, record: RolloutRecord, actor: str, runs:
         # A finalize reads the service's newest rollout only: once another starts, none sends it again.
         progress.log.error("finalize: could not record on rollout %s that its late notice was sent (%s): a finalize "
                            "run sends it again while %s is the service's newest rollout; once another starts, none "
-                           "does", record.rollout_id, error_said(err), record.rollout_id)
+                           "does", record.rollout_id, ledger_failure(err, env.targets), record.rollout_id)
         return message_id, None
     progress.done(f"recorded {NOTIFIED!r} on rollout {record.rollout_id}")
     return message_id, None
@@ -642,7 +643,7 @@ def _record_not_sent(env: Environment, record: RolloutRecord, refused: str, acto
                 owner=owner, write_seconds=write_seconds, held=held)
     except Exception as err:  # noqa: BLE001 - the run's own error says the notice was not sent
         progress.log.error("finalize: could not record on rollout %s that its notice was not sent (%s): `rollway "
-                           "status` shows it finalized without saying so", record.rollout_id, error_said(err))
+                           "status` shows it finalized without saying so", record.rollout_id, ledger_failure(err, env.targets))
         return
     progress.done(f"recorded {NOTICE_FAILED!r} on rollout {record.rollout_id}")
 

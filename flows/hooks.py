@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from prefect.client.schemas.objects import StateType
 from prefect.logging.loggers import flow_run_logger
 
+from flows.parameter_errors import HEADING
 from flows.slot import releases_handed_over_slot
 from rollway.clock import ClockSettings
-from rollway.failure_words import end_said, error_said
+from rollway.failure_words import end_said
 
 if TYPE_CHECKING:
     from rollway.spec import RolloutSpec
@@ -90,9 +91,9 @@ class LedgerUnread(Exception):
 
 def _unread_said(err: BaseException) -> str:
     """Why the ledger could not be read, as the ledger's other failures are said."""
-    from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
+    from rollway.aws.ledger import ledger_failure
 
-    return storage_failure(err) if isinstance(err, STORAGE_ERRORS) else error_said(err)
+    return ledger_failure(err)
 
 
 def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | None = None,
@@ -143,7 +144,11 @@ def leave_alone(state, params: dict, finalizing: bool = False, rollout: str | No
     if (state.message or "").startswith(PARAMETERS_FAILED):
         # Checked by the message, not only the exception's type: a validator that raised a bare
         # TypeError reached the hook as a TypeError, and the hook rolled back another rollout.
-        return f"its parameters failed validation ({state.message})"
+        # The fields' own lines (flows.parameter_errors), not the engine's prefix and Prefect's
+        # heading before them again in brackets.
+        _, heading, fields = state.message.partition(HEADING)
+        return ("its parameters failed validation, so it did not start" + (f":{fields}" if heading
+                                                                          else f" ({state.message})"))
     if finalizing:
         return (f"its promotion passed its window and it {_ended(state)} while finalizing "
                 f"({_end_said(state, exc)}): the promoted version stays; run {UNRECORDED_AGAIN} to finish")

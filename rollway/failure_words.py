@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -81,6 +82,37 @@ def text_said(error: BaseException) -> str:
     text = (f"{error.title}: {validation_problems(error, 'as a whole')}" if isinstance(error, ValidationError)
             else str(error).strip())
     return _as_shown(error, text)
+
+
+# How much of a value given is quoted in a parameter error: a whole spec pasted into one field
+# would otherwise be the line.
+_GIVEN_CHARS = 60
+_SHOULD_BE = "Input should be "
+# pydantic's clause after what it expected, saying why the value did not fit ("a valid integer,
+# unable to parse string as an integer"): the value given says it. Not any comma: "'low', 'high'".
+_WHY_NOT = re.compile(r", (?:unable to|got|invalid|input is)\b")
+
+
+def parameter_problems(err: ValidationError) -> list[str]:
+    """A flow's parameters refused, one line a bad field: the field, what was given and what is
+    expected ("spec.stages.0.weight: 'five' given, expected a valid integer"). Prefect's own lines
+    gave pydantic's message alone ("Input should be a valid integer, unable to parse string as an
+    integer"): nothing of what the form held, and a second clause saying the first again."""
+    lines = []
+    for e in err.errors():
+        field = ".".join(map(str, e["loc"])) or "the parameters as a whole"
+        if e["type"] == "missing":
+            lines.append(f"{field}: nothing given, and it is required")
+            continue
+        given = repr(e["input"])
+        given = given if len(given) <= _GIVEN_CHARS else given[:_GIVEN_CHARS] + "…"
+        msg = e["msg"].removeprefix("Value error, ")
+        if msg.startswith(_SHOULD_BE):
+            expected = _WHY_NOT.split(msg.removeprefix(_SHOULD_BE))[0]
+            lines.append(f"{field}: {given} given, expected {expected}")
+        else:
+            lines.append(f"{field}: {given} given: {msg}")
+    return [on_one_line(line) for line in lines]
 
 
 class ValidationFailed(ValueError):

@@ -179,6 +179,9 @@ def _version_cells(stage: StageReport, version: Version) -> tuple[str, str, str,
     if sample is None:
         if stage.none_settled:
             return NONE_SETTLED
+        if version == "baseline" and stage.weights.stable == 0 and version in stage.no_data:
+            # All the traffic on the canary: no request reached the stable version to be counted.
+            return (f"no baseline traffic at {stage.weights.canary}%", "-", "-", "-")
         return NO_DATA if version in stage.no_data else NOT_MEASURED
     # Separated by thousands, as the reason in the same row writes them.
     return f"{sample.requests:,}", f"{sample.errors:,}", _rate(sample), _p99(sample)

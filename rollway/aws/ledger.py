@@ -137,6 +137,13 @@ def storage_failure(err: BaseException, targets: Targets | None = None) -> str:
     return f"DynamoDB could not be reached ({error_said(err)})"
 
 
+def ledger_failure(err: BaseException, targets: Targets | None = None) -> str:
+    """Why a ledger read or write failed, as the ledger's failures are said: DynamoDB's refusal as
+    ``storage_failure`` says it (not botocore's "An error occurred (...) when calling the ...
+    operation" form), the ledger's own refusals (NotOwner, ...) and anything else as ``error_said``."""
+    return storage_failure(err, targets) if isinstance(err, STORAGE_ERRORS) else error_said(err)
+
+
 def write_or_why(write: Callable[[], object], targets: Targets | None = None) -> str | None:
     """Make a ledger write; None when it is stored, or why not when DynamoDB refused it or could
     not be reached (``storage_failure``, with the run's ``targets``). The ledger's own refusals

@@ -84,8 +84,8 @@ def test_progress_stage_tables_and_summary():
         rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
         row = rows[0]
         assert row["weights s/c"] == f"{100 - stage.weight}/{stage.weight}"
-        # At 100 % the stable group had no request count at all: no data, not a count of 0.
-        base = "no data" if stage.weight == 100 else f"{report.baseline.requests:,}"
+        # At 100 % the stable group had no request count at all: not a count of 0, and said why.
+        base = "no baseline traffic at 100%" if stage.weight == 100 else f"{report.baseline.requests:,}"
         assert row["canary req"] == f"{report.canary.requests:,}" and row["base req"] == base
         assert row["canary err"] == f"{report.canary.errors:,}"
         assert row["verdict"] == "successful" and row["reason"] == report.verdict.reason

@@ -441,7 +441,9 @@ def test_a_healthy_canary_during_an_approval_pause_waits_for_the_answer(caplog):
     looks = [r.getMessage() for r in caplog.records if "still waiting for an answer" in r.getMessage()]
     assert len(looks) == len(during) and looks[0].startswith("paused at 5%: the judge looked again: "), looks[:1]
     # How near the guardrails the canary is, as a stage's looks say it.
-    assert "; guardrails: canary error rate 0.00% (rolls back over 1%), average response 0.12 s" in looks[-1], looks[-1]
+    assert ("; guardrails: canary error rate 0.00% (the stage's error-rate guardrail, canary_error_rate: rolls back "
+            "over 1%; the monitoring window's after promotion, monitor_error_rate: 5%), average response 0.12 s"
+            in looks[-1]), looks[-1]
     assert len(during) >= 59 and began[0] <= during[0][0] < began[0] + 60, during[:3]
     # Never longer than the stage's bake (600 s): an hour's window read and judged at every look
     # grew with the pause, for weeks when its timeouts held.

@@ -171,5 +171,30 @@ def test_a_late_notice_sent_but_not_recorded_says_when_a_finalize_sends_it_again
     rollout = env.ledger.get(aws.targets.canary_service).rollout_id
     said = [r.getMessage() for r in caplog.records if "late notice was sent" in r.getMessage()]
     assert len(said) == 1 and "dynamodb:UpdateItem" in said[0], said
+    # The statement granting it, as the ledger's other failures say it, not botocore's long form.
+    assert "DynamoDB UpdateItem failed: " in said[0] and "An error occurred" not in said[0], said
     assert said[0].endswith(f"a finalize run sends it again while {rollout} is the service's newest rollout; once "
                             "another starts, none does"), said
+
+
+def test_a_refusal_finalize_could_not_record_is_logged_in_the_short_form_other_messages_use(aws, caplog):
+    """Its "could not record" lines quoted botocore's long form ("ClientError: An error occurred
+    (ThrottlingException) when calling the UpdateItem operation: Rate exceeded") where the
+    ledger's other failures say "DynamoDB UpdateItem failed with ThrottlingException: ..."."""
+    import logging
+
+    from tests.flows.test_finalize import failing
+
+    env, _, _ = promote_by_hand(aws, "start", "promote", "decommission")
+    unfail = failing(aws.get_client("dynamodb"), "UpdateItem", when=lambda params: NOTICE_FAILED in str(params))
+    try:
+        with caplog.at_level(logging.ERROR), _publish_refused(aws, []):
+            result = finalize_on(env)
+    finally:
+        unfail()
+    assert result.notice_refused, result
+    said = [r.getMessage() for r in caplog.records if "finalize: could not record" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "that its notice was not sent (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded)" in \
+        said[0], said
+    assert "An error occurred" not in said[0], said

@@ -198,6 +198,30 @@ def test_a_run_whose_spec_stages_are_not_a_list_is_refused_as_a_parameter_error(
     assert_left_alone(env)
 
 
+def test_parameters_of_the_wrong_type_are_said_a_line_a_field_with_what_was_given_and_what_is_expected(
+        monkeypatch, caplog):
+    """A wrong type in the UI's form: the run's state message and the hook's log said each field
+    in pydantic's words ("Input should be a valid integer, unable to parse string as an integer")
+    without what was given, and the hook's log repeated the engine's whole message in brackets."""
+    import logging
+
+    env = week_one_holding_at_5(monkeypatch)
+    spec = {"image": NEWER, "stages": [{"weight": "five", "bake_seconds": 120}, {"weight": 100, "bake_seconds": "x"}]}
+    with caplog.at_level(logging.INFO):
+        state = progressive_rollout(spec=spec, approval_poll_seconds="abc", return_state=True)
+    fields = [" - spec.stages.0.weight: 'five' given, expected a valid integer",
+              " - spec.stages.1.bake_seconds: 'x' given, expected a valid number",
+              " - approval_poll_seconds: 'abc' given, expected a valid integer"]
+    assert state.is_failed() and state.message.splitlines() == [
+        "Validation of flow parameters failed with error: ParameterTypeError: Flow run received invalid parameters:",
+        *fields], state.message
+    hook = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not rolling back after run")]
+    assert len(hook) == 1, hook
+    assert hook[0].splitlines()[1:] == fields and hook[0].splitlines()[0].endswith(
+        ": its parameters failed validation, so it did not start:"), hook
+    assert_left_alone(env)
+
+
 def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
     """Prefect reports whatever its parameter validation raises (ParameterTypeError,
     ParameterBindError, a bare TypeError from a validator) under one message: the run's body

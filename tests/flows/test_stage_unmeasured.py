@@ -58,8 +58,8 @@ def test_a_stage_without_metrics_says_so_apart_from_a_version_without_a_request_
     assert dark["decision"] == "accepted by alice", dark
     assert {k: dark[k] for k in COUNTS} == {"base req": "not measured", "base err": "-",
                                            "canary req": "not measured", "canary err": "-"}, dark
-    # At 100 % the stable group's metrics were read: it had no request count, which reads apart.
-    assert full["base req"] == "no data" and full["base err"] == "-", full
+    # At 100 % the stable group's metrics were read: it had no request count, and the row says why.
+    assert full["base req"] == "no baseline traffic at 100%" and full["base err"] == "-", full
     assert int(full["canary req"].replace(",", "")) > 0, full
 
     # The approval form that asked alice to accept the dark stage showed its row the same way.
@@ -111,7 +111,7 @@ def test_a_stage_whose_read_periods_never_settled_says_none_settled_not_zero():
                                                 "canary req": "none settled", "canary err": "-"}, unsettled
     assert "| 0 |" not in markdown_table(result.stages[:1])
     # A stage that counted settled periods reads what they held.
-    assert full["base req"] == "no data" and int(full["canary req"].replace(",", "")) > 0, full
+    assert full["base req"] == "no baseline traffic at 100%" and int(full["canary req"].replace(",", "")) > 0, full
 
 
 def test_a_version_with_no_request_count_in_any_counted_period_says_no_data_not_zero():
@@ -125,7 +125,8 @@ def test_a_version_with_no_request_count_in_any_counted_period_says_no_data_not_
     assert int(quiet["base req"].replace(",", "")) > 0, quiet
     assert {k: quiet[k] for k in ("canary req", "canary err", "canary rate", "canary p99 ms")} == {
         "canary req": "no data", "canary err": "-", "canary rate": "-", "canary p99 ms": "-"}, quiet
-    assert {k: full[k] for k in ("base req", "base err")} == {"base req": "no data", "base err": "-"}, full
+    assert {k: full[k] for k in ("base req", "base err")} == {"base req": "no baseline traffic at 100%",
+                                                              "base err": "-"}, full
     assert int(full["canary req"].replace(",", "")) > 0, full
     # The form that asked alice to accept the quiet stage showed its row the same way.
     row = next(line for line in forms[0].splitlines() if line.startswith("| 1 |"))

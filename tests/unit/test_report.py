@@ -229,3 +229,18 @@ def test_each_stage_row_says_the_utc_window_its_counts_cover():
     console = Console(width=400, record=True)
     console.print(console_table([report(counted)], "stages"))
     assert "2027-01-15 08:00:00 to 08:03:00 UTC" in console.export_text()
+
+
+def test_the_baseline_of_a_stage_with_all_its_traffic_on_the_canary_says_why_it_has_no_data():
+    """At 100 % the stable version gets no request, so CloudWatch has no RequestCount for it: its
+    cells read "no data" as a version whose metrics are missing would, in the row where it was
+    expected."""
+    from rollway.model import Interval, Observation
+
+    served = VersionSample(requests=60000, errors=46, latency_p99_ms=387)
+    all_on_canary = Observation(start=0, end=120, intervals=tuple(Interval(t=t, canary=served) for t in (60, 120)))
+    report = StageReport.counting(
+        all_on_canary, stage_index=3, weights=Weights.canary_at(100), started_at=0.0, ended_at=120.0, ticks=2,
+        verdict=Verdict(phase=Phase.SUCCESSFUL, reason="passed"), decision="passed")
+    cells = cells_as_the_prefect_ui_splits(markdown_table([report]).splitlines()[2])[3:11]
+    assert cells == ["no baseline traffic at 100%", "-", "-", "-", "120,000", "92", "0.077%", "387"], cells
