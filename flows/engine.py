@@ -857,6 +857,24 @@ def run_stages(
         renewals.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
 
+        if isinstance(decision, Hold) and verdict is not None:
+            # A look that read the metrics reads the weights too (one DescribeRules): moved mid-bake (by
+            # a person, a stack update), they went unseen until the next shift, hours later, while the
+            # judge took a canary at another share for the stage's. Said and rolled back as a shift's
+            # check does. Read inline, not as a task run of its own: a look a minute for hours, each a
+            # task run, added their orchestration to every stage's overhead.
+            weight = spec.stages[state.stage_index].weight
+            try:
+                changed = _interference(env, spec, weights, f"baking the {weight}% stage", inline=True, scaled=False)
+            except Exception as err:  # noqa: BLE001 - a read that failed leaves the bake as it was
+                # Failing the run here would have its hook roll back a healthy canary over one read.
+                log.warning("stage %s%%: could not read the load balancer's weights to check that nobody moved them "
+                            "(%s); reading them again at the next look", weight, err)
+                changed = None
+            if changed is not None:
+                finish_stage("rollback", now)
+                live, reason, who = changed
+                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
         if isinstance(decision, Hold):
             # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
             # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
@@ -1227,7 +1245,8 @@ def _someone_else(env, spec, rollback, journal, reports, weights: Weights, inste
     return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor)
 
 
-def _interference(env, spec, weights: Weights, instead: str, inline: bool = False) -> tuple[Weights, str, str] | None:
+def _interference(env, spec, weights: Weights, instead: str, inline: bool = False,
+                  scaled: bool = True) -> tuple[Weights, str, str] | None:
     """What someone else changed of what this run set, said (logged) as the reason it rolls back
     instead of going on ``instead``: the load balancer's weights (``_drift``), or the canary
     service scaled to 0 while the load balancer sends it a share of the traffic (a `terraform
@@ -1236,7 +1255,8 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
 
     Returns:
         (the weights the rollback starts from, its reason, its actor "drift"), or None when
-        nothing was changed. ``inline``: see ``tasks.inline.run_as``.
+        nothing was changed. ``inline``: see ``tasks.inline.run_as``. ``scaled``: False, the weights
+        alone are read (a bake's looks: one DescribeRules a look, not a DescribeServices as well).
     """
     # The reason is recorded only by a rollback this run does; the log is written before the ledger
     # is asked, and that other rollback, or another run driving the rollout, may stop this one.
@@ -1248,7 +1268,7 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
                   f"moved by someone else, so this run rolls back instead of {instead}")
         get_run_logger().warning("%s%s", reason, unless)
         return live, reason, "drift"
-    if weights.canary > 0:
+    if scaled and weights.canary > 0:
         canary = run_as(ecs.describe_service, inline)(env.deployer, env.targets.canary_service)
         if canary.desired == 0:
             reason = (f"the canary service {env.targets.canary_service} was scaled to 0 by someone else while the load "

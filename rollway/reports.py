@@ -201,11 +201,11 @@ def stage_lines(record: RolloutRecord) -> list[StageLine]:
             # Named as status names it: an abort's reason names its person already ("aborted by carol: ...").
             current["verdict"] = _then(current["verdict"], f"rolled back ({begun_by(t)})")
             if t.kind == "rollback" and _traffic_back(t, record):
-                current["ended_at"] = t.at
+                current["ended_at"] = read_back_at(record, t)
         elif t.kind == "rollback" and _traffic_back(t, record):
-            current["ended_at"] = t.at
+            current["ended_at"] = read_back_at(record, t)
         elif t is stopped:  # its traffic back on stable, however long the rollback took to finish
-            current["ended_at"] = t.at
+            current["ended_at"] = read_back_at(record, t)
         elif t.kind == "promote":
             said = _without_repeat(t.comment, current["verdict"], "the reason given in this row")
             current["verdict"] = _then(current["verdict"], f"promoted: {said or ''}".rstrip(": "))
@@ -1694,13 +1694,28 @@ def _exposure(record: RolloutRecord) -> tuple[Transition | None, int, Weights | 
     # that second read-back was a day too long.
     back = stopped_back(record)
     if back is not None:
-        return first, peak, at_trigger, back.at
+        return first, peak, at_trigger, read_back_at(record, back)
     end = record.last_transition("rollback")
     # A finished rollback records its end only once the traffic is back, so its end bounds the
     # exposure even when it kept no read-back weights (the monitor's rollback records none).
     if end is not None and _traffic_back(end, record):
-        return first, peak, at_trigger, end.at
+        return first, peak, at_trigger, read_back_at(record, end)
     return first, peak, at_trigger, None
+
+
+def read_back_at(record: RolloutRecord, back: Transition) -> float:
+    """When users were back on stable by ``back`` (a rollback's end, or its stop once the traffic was
+    back), on the clock of the rollout's entries. ``back`` is written after the steps that follow the
+    read-back (the canary's scale-down, the flags, the page: SNS may hold it a minute), which users did
+    not wait through: counted to its stamp, "Exposed for" and the stage's row ran that much long. The
+    rollback's start plus the wall time from it to the read-back (``verified_wall``), as the time to
+    restore counts it, when both entries keep the wall time on a clock not ahead of it; ``back.at``
+    otherwise (recorded before the read-back's time was kept, or on a faster clock), and never later."""
+    start = rollback_start(record)
+    if (start is None or back.verified_wall is None or start.wall is None or start.wall > back.verified_wall
+            or _sped_up(start) is not False or _sped_up(back) is not False):
+        return back.at
+    return min(back.at, start.at + (back.verified_wall - start.wall))
 
 
 def stopped_back(record: RolloutRecord) -> Transition | None:
@@ -1832,9 +1847,10 @@ def _time_to_restore(record: RolloutRecord, start: Transition | None, back_at: f
     at most that long. Empty when neither is recorded, or they are on two clocks."""
     if start is None or back_at is None:
         return []
-    read = next((t for t in record.history if t.at == back_at and t.to_weights is not None and t.to_weights.canary == 0
-                 and t.kind in ("rollback", ROLLBACK_STOPPED)), None)
-    back = read or next((t for t in record.history if t.at == back_at and t.kind == "rollback"), None)
+    read = next((t for t in record.history if t.to_weights is not None and t.to_weights.canary == 0
+                 and t.kind in ("rollback", ROLLBACK_STOPPED) and read_back_at(record, t) == back_at), None)
+    back = read or next((t for t in record.history if t.kind == "rollback" and read_back_at(record, t) == back_at),
+                        None)
     if back is not None and back.verified_wall is not None and start.wall is not None:
         # Both on the wall clock: the time users waited, whatever clocks stamped the entries.
         if back.verified_wall < start.wall:

@@ -12,7 +12,7 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
@@ -55,6 +55,15 @@ class _Resolved:
     @property
     def canary_arn(self) -> str:
         return self.canary.arn
+
+
+class _Gone(Exception):
+    """The rule ``looked_up`` names is not there (RuleNotFound): said as ``AlbRouter._rule_gone`` says
+    it, unless a rollback's move finds the rule again (``AlbRouter._found_again``)."""
+
+    def __init__(self, looked_up: _Resolved) -> None:
+        super().__init__(looked_up.rule_arn)
+        self.looked_up = looked_up
 
 
 class _Lookups:
@@ -187,7 +196,9 @@ class AlbRouter:
         took taken away from it, and nobody told), and one forwarding with weight 0 to both would
         start sending requests where someone stopped them. A router for a rollback's move to stable
         writes over either all the same (users off the version rolled back come first), says what
-        it drops, and gives back None.
+        it drops, and gives back None; and over a rule found gone (deleted, or replaced by a stack
+        update under a new ARN) it looks the rule up again as ``resolve`` does and writes over the
+        one it finds, which the reads and writes after it use as well.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.
@@ -199,8 +210,27 @@ class AlbRouter:
         down after a promotion). The next rollout's first split turns it back on: see
         ``_split_stickiness``.
         """
-        r = self._lookups()
-        rule = self._rule(r)
+        try:
+            return self._write_weights(self._lookups(), weights)
+        except _Gone as gone:
+            if self._move is None:
+                raise self._rule_gone(gone.looked_up) from gone.__cause__
+            # A rollback's move: a rule deleted since the run looked it up is looked for again,
+            # as a fresh run's lookup (the hook's, `rollway abort`'s) finds it, and the users are
+            # moved over the rule a stack update put in its place, now, not after a failed run.
+            r = self._found_again(gone)
+        try:
+            return self._write_weights(r, weights)
+        except _Gone as gone:
+            raise self._rule_gone(gone.looked_up) from gone.__cause__
+
+    def _write_weights(self, r: _Resolved, weights: Weights) -> Weights | None:
+        """``set_weights`` over the rule ``r`` names: its DescribeRules and ModifyRule.
+
+        Raises:
+            _Gone: the rule is not there (DescribeRules or ModifyRule said RuleNotFound).
+        """
+        rule = self._described(r)
         held = _judged(rule, r)
         if self._move is None:
             if held.refusal is not None:
@@ -230,7 +260,7 @@ class AlbRouter:
             # RuleNotFound, which a rollback paged as a stable service not yet able to take the traffic.
             if error_code(err) != "RuleNotFound":
                 raise
-            raise self._rule_gone(r) from err
+            raise _Gone(r) from err
         return held.weights
 
     def verify(self, expected: Weights) -> Weights:
@@ -319,11 +349,39 @@ class AlbRouter:
             TargetNotFound: the rule looked up is gone (``_rule_gone``).
         """
         try:
+            return self._described(r)
+        except _Gone as gone:
+            raise self._rule_gone(r) from gone.__cause__
+
+    def _described(self, r: _Resolved) -> dict[str, Any]:
+        """``_rule``, its absence raised as _Gone, for a rollback's move to look the rule up again."""
+        try:
             return self._call("describe_rules", "listener rule", r.rule_arn, RuleArns=[r.rule_arn])["Rules"][0]
         except TargetNotFound as err:
             if getattr(err.__cause__, "response", {}).get("Error", {}).get("Code") != "RuleNotFound":
                 raise
+            raise _Gone(r) from err
+
+    def _found_again(self, gone: _Gone) -> _Resolved:
+        """The rule on the path forwarding to the groups, looked up again on the listener as ``resolve``
+        looks it up (``_rule_arn``), and kept for the reads and writes that follow (the read-back's
+        among them). None found: the rule is said gone (``_rule_gone``), as before the look.
+
+        Raises:
+            TargetNotFound: no rule on the path forwards to the groups now.
+        """
+        r = gone.looked_up
+        try:
+            rule_arn = self._rule_arn(r.listener_arn, r.stable_arn, r.canary_arn)
+        except AdapterError as err:
             raise self._rule_gone(r) from err
+        except ClientError as err:
+            if error_code(err) not in _NOT_FOUND:
+                raise  # a throttle: the move is sent again, and looks again
+            raise self._rule_gone(r) from err
+        found = replace(r, rule_arn=rule_arn)
+        self._lookups_made.resolved = found
+        return found
 
     def _rule_gone(self, r: _Resolved) -> TargetNotFound:
         """The rule looked up is gone (deleted by hand, or replaced by a stack update since), found

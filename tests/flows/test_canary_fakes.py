@@ -921,3 +921,82 @@ def test_a_ledgered_rollout_with_no_traffic_yet_is_refused_saying_how_to_resume_
     assert "answered with `rollway promote`" in said, said
     assert "advance_phase" in said and "progressive_rollout of webordinary/edit-container:1.9.0" in said, said
     assert "`rollway abort` rolls it back" in said and env.deployer.calls == [], said
+
+
+class MovedMidBake:
+    """The rollout clock of a run whose weights someone moves to 50/50 while the 5 % stage bakes
+    (a person in the console, a stack update), after the stage's first look."""
+
+    def __init__(self, env) -> None:
+        self.env, self.inner, self.moved_at = env, env.clock, None
+
+    def now(self) -> float:
+        return self.inner.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+        if self.moved_at is None and self.env.router.weights == Weights.canary_at(5):
+            self.moved_at = self.inner.now()
+            self.env.router.weights = Weights(stable=50, canary=50)
+
+
+def test_weights_moved_during_a_stages_bake_are_found_at_its_next_look_not_at_the_next_shift(caplog):
+    """Half the users on the canary mid-bake went unseen until the next shift, the whole bake (ten
+    minutes here, hours on a real plan) later: the judge meanwhile judged a canary at 50 % as one at
+    5 %. The look that reads the metrics reads the weights too (one read a look), and says the drift
+    as a shift's check says it."""
+    import logging
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.clock = MovedMidBake(env)
+    # The drift check reads moved weights again for up to this long (wall seconds) before it believes them.
+    rollout = spec(5, 25, 100).model_copy(update={"verify_timeout_seconds": 0.2})
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, rollout)
+    assert result.outcome == "rolled_back", result.reason
+    assert "moved by someone else" in result.reason and "instead of baking the 5% stage" in result.reason, result.reason
+    # At the look after the move, one interval later, not at the end of the 600 s bake.
+    assert result.stages[-1].weights == Weights.canary_at(5)
+    assert result.stages[-1].ended_at - env.clock.moved_at <= rollout.analysis.interval_seconds, result.stages[-1]
+    assert env.router.weights == Weights(stable=100, canary=0)
+
+
+
+def test_a_stages_looks_read_the_weights_once_each():
+    """The bake's drift check is one read of the load balancer's weights a look (a DescribeRules),
+    no more: a stage's looks come every minute for hours."""
+    env = fake_environment(canary_error_rate=0.0)
+    result = canary_on(env, spec(5, 100))
+    assert result.outcome == "promoted", result.reason
+    reads_at_5 = result.stages[0].ticks
+    assert env.router.calls.count("get_weights") <= reads_at_5 + result.stages[1].ticks + 10, env.router.calls
+
+
+def test_a_weights_read_that_fails_mid_bake_is_made_again_at_the_next_look_not_a_failed_run(caplog):
+    """The bake's check of the weights is a read a look: one the load balancer refuses (an outage of
+    a minute) must not fail the run, whose hook would roll a healthy canary back."""
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    env = fake_environment(canary_error_rate=0.0)
+    read, sleep = env.router.get_weights, env.clock.sleep
+    refused = {"left": 0}
+
+    def baking(seconds):  # the first sleep at 5 % is the bake's: its next look's read is refused
+        sleep(seconds)
+        if env.router.weights == Weights.canary_at(5) and refused.setdefault("armed", True) and "done" not in refused:
+            refused["left"], refused["done"] = 1, True
+
+    def get_weights():
+        if refused["left"]:
+            refused["left"] -= 1
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not now"}}, "DescribeRules")
+        return read()
+
+    env.router.get_weights, env.clock.sleep = get_weights, baking
+    with caplog.at_level(logging.WARNING):
+        result = canary_on(env, spec(5, 100))
+    assert result.outcome == "promoted", result.reason
+    assert refused == {"left": 0, "armed": True, "done": True}, refused
+    assert any("reading them again at the next look" in r.getMessage() for r in caplog.records)

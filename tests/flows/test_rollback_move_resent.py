@@ -266,3 +266,39 @@ def test_a_rule_deleted_between_the_moves_read_and_write_is_paged_as_gone_not_as
                       ) == 1, page  # said once, not again for the read of the weights that failed alike
     assert ("once a listener rule on path '/*' forwards to webordinary-edit-stable and webordinary-edit-canary "
             "again") in page, page
+
+
+def replaced_by_a_stack_update(aws, elbv2) -> str:
+    """The rule deleted and another put on its path forwarding to the two groups at 25 % canary, as a
+    CloudFormation update replacing it does (a new ARN); returns the new rule's ARN."""
+    rule = elbv2.describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+    return elbv2.create_rule(ListenerArn=aws.topology.listener_arn, Priority=int(rule["Priority"]) + 1,
+                             Conditions=rule["Conditions"], Actions=rule["Actions"])["Rules"][0]["RuleArn"]
+
+
+@pytest.mark.parametrize("when", ["before the move", "between the move's read and its write"])
+def test_a_rule_replaced_by_a_stack_update_is_found_again_and_the_users_moved_to_stable(aws, watch_calls, when):
+    """A stack update replaced the rule (same path and groups, a new ARN) after the run looked it up:
+    the run's own rollback failed with "put back a rule", paged, and left the users on the canary being
+    rolled back, where the run's hook, `rollway abort`, looking the rule up afresh, moved them. The move
+    looks the rule up as they do and moves the users at once."""
+    env, elbv2 = on_moto(aws)
+    if when == "before the move":
+        replaced = replaced_by_a_stack_update(aws, elbv2)
+        result = rollback_on(env)
+    else:
+        made = {}
+
+        def replaced_meanwhile(**_):
+            if not made:
+                made["arn"] = replaced_by_a_stack_update(aws, elbv2)
+
+        with hooked(elbv2, "before-call", replaced_meanwhile):
+            result = rollback_on(env)
+        replaced = made["arn"]
+    assert result.weights == ALL_STABLE, result
+    fresh = AlbRouter(elbv2, aws.targets)
+    assert fresh.rule_arn == replaced
+    assert fresh.get_weights() == ALL_STABLE, "the users were left on the canary being rolled back"
+    assert result.weights_before == ON_CANARY, result

@@ -1439,6 +1439,23 @@ def test_the_time_to_restore_counts_to_the_read_back_the_rollbacks_end_keeps_not
                     "when the load balancer read back 100/0)"), line
 
 
+def test_the_exposure_and_the_stage_table_count_to_the_read_back_not_to_the_ends_stamp():
+    """The end entry is written after the canary's scale-down, the flags and the page (SNS retries
+    may hold it a minute or more): "Exposed for" and the rolled-back stage's row counted to its stamp,
+    as if users had the new version until then, while the time to restore beside them counted to the
+    read-back that put them back on stable (``verified_wall``)."""
+    rec = guardrail_rollback()
+    start, end = rec.history[-2:]
+    walls = [*rec.history[:-2], start.model_copy(update={"wall": T0 + 660}),
+             end.model_copy(update={"at": T0 + 790, "wall": T0 + 790, "verified_wall": T0 + 685})]
+    text = incident_report(rec.model_copy(update={"history": walls}))
+    (exposed,) = [x for x in text.splitlines() if x.startswith("- **Exposed for:**")]
+    assert exposed == "- **Exposed for:** 10.4 min", exposed  # T0 + 60 to T0 + 685, not to T0 + 790
+    (row,) = [x for x in text.splitlines() if x.startswith("| 1/3 |")]
+    assert f"| {utc(T0 + 60)} | {utc(T0 + 685)} | 10.4 min |" in row, row
+    assert "25 s after the rollback began" in text, text
+
+
 def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
     """The run that moved the traffic to 5 % died before recording it; the next run found the shift
     on the load balancer and recorded it then. The stage table gave that finding as when the stage
