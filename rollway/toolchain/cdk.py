@@ -443,7 +443,9 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
 _APP_EXAMPLE = '"app": "python3 app.py"'
 """What an app's cdk.json gives as the command that runs it, for a refusal to show."""
 _LINE_SHOWN = 120
-"""How much of a cdk.json's line a refusal quotes."""
+"""How much of a cdk.json's ``app`` (or key) a refusal quotes."""
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+"""A key of a JSON object, as written (escapes left as they are)."""
 
 
 def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str | None:
@@ -461,11 +463,12 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
         text, not_utf8 = _settings_text(path)
         settings = json.loads(text)
     except json.JSONDecodeError as err:
-        lines = err.doc.splitlines()
-        line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
+        # Where, by the key before it, not by quoting the line: a context value there (a token
+        # the app reads) went to the run's error, its log and artifact.
+        keys = _JSON_KEY.findall(err.doc[:err.pos])
+        key = f", after the key {on_one_line(json.dumps(keys[-1]))[:_LINE_SHOWN]}" if keys else ""
         nor = f" (nor UTF-8 text, which cdk reads it as: {not_utf8})" if not_utf8 else ""
-        return (f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}"
-                + (f" (the line: {line})" if line else ""))
+        return f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}{key}"
     except OSError as err:
         return f"{path} could not be read: {err.strerror or err}"
     except (ValueError, RecursionError):

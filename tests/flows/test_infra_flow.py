@@ -1719,7 +1719,7 @@ def test_a_malformed_cdk_json_is_refused_naming_its_line_before_any_aws_call_or_
             aws_credentials_block="no-such-aws")
     assert str(caught.value) == (
         f"cdk_app_dir {str(tmp_path)!r}: {tmp_path / 'cdk.json'} is not valid JSON: line 3, column 30: Expecting "
-        'property name enclosed in double quotes (the line: "context": {"prefix": "It",})')
+        'property name enclosed in double quotes, after the key "prefix"')
 
 
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):

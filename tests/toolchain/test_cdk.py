@@ -741,7 +741,7 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
                       "from one"),
     ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
     ('{"app": "python3 app.py"\n"context": {}}', None,
-     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter (the line: "context": {}})'),
+     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter, after the key "app"'),
 ])
 def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tmp_path, cdk_json, user, said):
     app, home = tmp_path / "app", tmp_path / "home"
@@ -773,4 +773,15 @@ def test_a_cdk_json_neither_utf8_nor_json_says_both(tmp_path):
     problem = app_settings_problem(tmp_path, tmp_path)
     assert problem is not None and problem.startswith(
         f"{tmp_path / 'cdk.json'} is not valid JSON (nor UTF-8 text, which cdk reads it as: byte 0 is not): line 1, "
-        "column 1: Expecting value (the line: "), problem
+        "column 1: Expecting value"), problem
+
+
+def test_a_cdk_json_not_json_is_said_without_quoting_its_values(tmp_path):
+    # Its line was quoted (120 characters of it): a context value there, a token or a password the
+    # app reads, went to the run's error, its log and artifact.
+    (tmp_path / "cdk.json").write_text('{\n  "app": "python3 app.py",\n'
+                                      '  "context": {"db-password": "hunter2-s3cret" "region": "eu-west-1"}\n}\n')
+    problem = app_settings_problem(tmp_path, tmp_path)
+    assert problem == (f"{tmp_path / 'cdk.json'} is not valid JSON: line 3, column 47: Expecting ',' delimiter, "
+                       'after the key "db-password"'), problem
+    assert "hunter2" not in problem and "eu-west-1" not in problem
