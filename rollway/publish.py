@@ -256,26 +256,38 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         released_as: the task family's latest ACTIVE revision, when it pins ``version_digest``
             (the release is done: a run that registered it is being run again).
     """
+    # ARCHIVED (a lifecycle rule's archive) or ACTIVATING: no task can pull it until it is restored.
+    restore = ("wait until ECR has restored it" if version_status == "ACTIVATING"  # restored already: a wait
+               else "restore it (ECR UpdateImageStorageClass to STANDARD)")
+    archived = (f"{refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could pull it: {restore}"
+                if version_digest is not None and version_status != "ACTIVE" else "")
     if register_existing:
         if version_digest is None:
             return (f"register_existing: {refs.versioned} is not in the registry (never pushed, or its tag deleted "
                     f"since), so there is nothing to register: {publish_again(refs)}")
-        if version_status != "ACTIVE":
-            return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
-                    "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
-                    "again")
+        if archived:
+            return f"register_existing: {archived} and, once it is ACTIVE, run again"
+    elif archived and released_as is not None:
+        # "it is released, nothing is left to run" of an image the revision's new tasks cannot pull.
+        return (f"{archived}: {released_as}, the task family's latest ACTIVE revision, pins it, and no new task of it "
+                "(a scale-out, a task replaced) can start until it is ACTIVE again; nothing is to be built or "
+                "registered for it")
     elif version_digest is not None and released_as is not None:
         # Run again as it was (a CI job re-triggered): "if a run pushed it and stopped before
         # registering" left the operator to find out whether the release was done, and by which revision.
         latest = (f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
-                  "registers no second revision" if refs.latest is not None else "")
+                  "registers no second revision" if refs.latest is not None and not latest_immutable else
+                  # register_existing moves latest, which immutable tags refuse: no way on to name.
+                  f"; {LATEST} is not moved here: the repository's tags are immutable" if refs.latest is not None
+                  else "")
         return (f"{refs.versioned} is already in the registry (digest {version_digest}), and it is released: "
                 f"{released_as}, the task family's latest ACTIVE revision, pins it by that digest. A version must "
                 f"mean one image, so nothing is left to run for it{latest}; a new build needs a new version")
     elif version_digest is not None:
+        first = f"{archived}, then " if archived else ""
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "
-                f"run again with {register_existing_as_asked(refs)}")
+                f"{first}run again with {register_existing_as_asked(refs, latest_immutable)}")
     # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
@@ -283,11 +295,13 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     return None
 
 
-def register_existing_as_asked(refs: ImageReferences) -> str:
+def register_existing_as_asked(refs: ImageReferences, latest_immutable: bool = False) -> str:
     """The parameters that register a pushed version as the run that pushed it was asked to:
     register_existing moves latest by default, so a run asked to leave latest alone (a release
-    staged without becoming latest) names push_latest=False too."""
-    return "register_existing=True" if refs.latest is not None else "register_existing=True and push_latest=False"
+    staged without becoming latest), or one on a repository whose tags are immutable (which
+    refuses latest moved), names push_latest=False too."""
+    return ("register_existing=True" if refs.latest is not None and not latest_immutable
+            else "register_existing=True and push_latest=False")
 
 
 def publish_again(refs: ImageReferences) -> str:

@@ -123,11 +123,13 @@ def test_release_refusals(digest, latest_immutable, existing, why):
     assert (found is None) if why is None else (why in found)
 
 
-@pytest.mark.parametrize("status", ["ARCHIVED", "ACTIVATING"])
-def test_an_image_that_is_not_active_is_not_registered(status):
+@pytest.mark.parametrize(("status", "then"), [("ARCHIVED", "restore it (ECR UpdateImageStorageClass to STANDARD)"),
+                                              # Being restored already: asking again is no way on, a wait is.
+                                              ("ACTIVATING", "wait until ECR has restored it")])
+def test_an_image_that_is_not_active_is_not_registered(status, then):
     why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=True,
                           version_status=status)
-    assert why is not None and f"is {status} in ECR, not ACTIVE" in why and "UpdateImageStorageClass" in why
+    assert why is not None and f"is {status} in ECR, not ACTIVE, so no task could pull it: {then}" in why, why
 
 
 def test_immutable_tags_allow_a_release_without_latest():
