@@ -601,6 +601,25 @@ def test_a_deploy_whose_cdk_under_a_shell_wrapper_was_killed_says_so_not_its_las
         "still be working on X: look at its events before deploying it again. cdk's last line: "), caught.value.reason
 
 
+@pytest.mark.parametrize(("sent", "interrupted"), [("SIGTERM", True), ("SIGINT", True), ("SIGKILL", False)])
+def test_a_deploy_whose_cdk_was_asked_to_stop_is_an_interruption_not_a_failure_of_the_stack(tmp_path, sent,
+                                                                                            interrupted):
+    # A cancel's SIGTERM reaching cdk: the reason said "interrupted", the flow read a failed stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            # Its default action, as node's (SIGKILL's cannot be set).
+                            'import signal\n'
+                            + (f'signal.signal(signal.{sent}, signal.SIG_DFL)\n' if sent != "SIGKILL" else "")
+                            + f'os.kill(os.getpid(), signal.{sent})')
+    script, app = _fake_cdk_app(tmp_path, body)
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    assert caught.value.interrupted is interrupted, caught.value.reason
+    assert str(caught.value).startswith("stack X was interrupted while cdk deployed it: cdk was interrupted by "
+                                        if interrupted else "stack X failed to deploy: cdk was killed"), caught.value
+
+
 def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
     # cdk bootstraps the toolkitStackName of the app's cdk.json: a failure naming CDKToolkit sent a
     # person to the events of a stack that is not the one cdk was making.
