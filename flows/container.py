@@ -97,7 +97,7 @@ from rollway.publish import (
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
 from rollway.toolchain.docker import (
-    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, retry_reason,
+    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, host_said, retry_reason,
 )
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
@@ -485,7 +485,9 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
-        run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
+        # Said as a refusal says it: a password in the address was shown in the result, log and artifact.
+        where = host_said(request.docker_host) if request.docker_host else "the default socket"
+        run.done(f"docker daemon {docker.server} answers at {where}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform, base)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, plain_tcp_elsewhere, registry_problem, version_problem
+from rollway.toolchain.docker import host_said
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -151,7 +152,7 @@ class PublishRequest(BaseModel):
     @classmethod
     def _docker_host(cls, value: str | None) -> str | None:
         if value is not None and not _DOCKER_HOST.fullmatch(value):
-            raise ValueError(f"docker_host {value!r} is not unix://<socket>, tcp://<host>:<port>, ssh://... "
+            raise ValueError(f"docker_host '{host_said(value)}' is not unix://<socket>, tcp://<host>:<port>, ssh://... "
                              "(what DOCKER_HOST takes)")
         return value
 
@@ -200,7 +201,7 @@ class PublishRequest(BaseModel):
             return self
         if plain_tcp_elsewhere(self.docker_host):
             raise ValueError(
-                f"docker_host {self.docker_host!r} is plain TCP to another machine: docker hands its daemon the ECR "
+                f"docker_host '{host_said(self.docker_host)}' is plain TCP to another machine: docker hands its daemon the ECR "
                 "login, which would cross the network unencrypted (rollway gives docker no TLS settings); name the "
                 "daemon as ssh://<user>@<host> (docker over SSH), or one on this machine")
         return self

@@ -667,6 +667,16 @@ def test_a_plain_re_run_of_a_released_version_names_the_revision_that_pins_it(aw
     assert revisions(aws) == after and again.calls == DAEMON_ASKED
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_the_daemons_address_is_shown_without_its_password_in_the_runs_steps(aws, tmp_path, caplog):
+    # The step said the docker_host as typed: a password in it went to the result, the log and the artifact.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    request = PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="ssh://deploy:s3cr3t@build-host")
+    result = publish_with(aws, EcrBacked(aws), request)
+    assert any("answers at ssh://deploy:****@build-host" in step for step in result.steps), result.steps
+    assert "s3cr3t" not in "\n".join(result.steps) and "s3cr3t" not in caplog.text
+
+
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
     # Nothing is built, so no build checked the platform: an arm64-only image registered into
     # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.

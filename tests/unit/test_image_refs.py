@@ -183,6 +183,19 @@ def test_a_docker_host_over_plain_tcp_to_another_machine_is_refused_before_ecr_h
     assert PublishRequest(version="2.0.0", docker_host=docker_host, register_existing=True)
 
 
+@pytest.mark.parametrize(("docker_host", "shown"), [
+    ("tcp://deploy:s3cr3t@10.0.3.7:2375", "tcp://deploy:****@10.0.3.7:2375"),  # plain TCP elsewhere
+    ("tcp://deploy:s3cr3t@10.0.3.7:2375 ", "tcp://deploy:****@10.0.3.7:2375 "),  # not DOCKER_HOST's form
+])
+def test_a_refused_docker_host_is_quoted_without_its_password(tmp_path, docker_host, shown):
+    # Quoted as typed, the password went to the run's error and its log.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError) as caught:
+        PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host)
+    said = "; ".join(e["msg"] for e in caught.value.errors())
+    assert f"docker_host {shown!r}" in said and "s3cr3t" not in said, said
+
+
 @pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375",
                                          "ssh://builder@build-arm.internal", "unix:///run/docker.sock"])
 def test_a_docker_host_on_this_machine_or_over_ssh_logs_in_to_ecr(tmp_path, docker_host):
