@@ -84,7 +84,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
-from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
+from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered, task_family
 from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, never_reached
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
@@ -464,7 +464,8 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         checked_platforms = None
         if ecr is not None:
             _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base)
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base,
+                    deployer=deployer)
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
@@ -839,13 +840,19 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None) -> None:
-    # A release done already: the revision the family runs pins the version's digest.
-    released = (base.arn if base is not None and version_digest is not None
-                and base.image == _pinned(refs, version_digest) else None)
+            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None,
+            deployer: EcsDeployer | None = None) -> None:
+    # A release done already: the revision the family runs pins the version's digest, or (a newer
+    # version released since) an older one does, searched for when ``deployer`` is given.
+    pinned = _pinned(refs, version_digest)
+    released = base.arn if base is not None and pinned is not None and base.image == pinned else None
+    older = None
+    if (released is None and base is not None and pinned is not None and deployer is not None
+            and not request.register_existing):
+        older = deployer.revision_pinning(task_family(base.arn), pinned)
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
                           register_existing=request.register_existing, version_status=version_status,
-                          released_as=released)
+                          released_as=released or older, latest_revision=base.arn if older else None)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

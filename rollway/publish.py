@@ -244,7 +244,7 @@ class PublishRequest(BaseModel):
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
                     register_existing: bool, version_status: str = "ACTIVE",
-                    released_as: str | None = None) -> str | None:
+                    released_as: str | None = None, latest_revision: str | None = None) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -255,8 +255,13 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         version_status: the version's image status in ECR (ACTIVE, ARCHIVED, ACTIVATING): only
             an ACTIVE image can be pulled by the tasks a revision starts.
         released_as: the task family's latest ACTIVE revision, when it pins ``version_digest``
-            (the release is done: a run that registered it is being run again).
+            (the release is done: a run that registered it is being run again), or an older one
+            that does, with ``latest_revision``, the family's latest.
     """
+    # Released before a newer version: "if a run stopped before registering, register_existing"
+    # was said of a version an older revision pins, the release done.
+    which = (f"an ACTIVE revision of the task family (not its latest, {latest_revision})" if latest_revision
+             else "the task family's latest ACTIVE revision")
     # ARCHIVED (a lifecycle rule's archive) or ACTIVATING: no task can pull it until it is restored.
     restore = ("wait until ECR has restored it" if version_status == "ACTIVATING"  # restored already: a wait
                else "restore it (ECR UpdateImageStorageClass to STANDARD)")
@@ -270,19 +275,21 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
             return f"register_existing: {archived} and, once it is ACTIVE, run again"
     elif archived and released_as is not None:
         # "it is released, nothing is left to run" of an image the revision's new tasks cannot pull.
-        return (f"{archived}: {released_as}, the task family's latest ACTIVE revision, pins it, and no new task of it "
+        return (f"{archived}: {released_as}, {which}, pins it, and no new task of it "
                 "(a scale-out, a task replaced) can start until it is ACTIVE again; nothing is to be built or "
                 "registered for it")
     elif version_digest is not None and released_as is not None:
         # Run again as it was (a CI job re-triggered): "if a run pushed it and stopped before
         # registering" left the operator to find out whether the release was done, and by which revision.
-        latest = (f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
+        latest = (f"; {register_existing_as_asked(refs, latest_immutable)} would register a second revision "
+                  f"pinning it, newer than {latest_revision}" if latest_revision else
+                  f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
                   "registers no second revision" if refs.latest is not None and not latest_immutable else
                   # register_existing moves latest, which immutable tags refuse: no way on to name.
                   f"; {LATEST} is not moved here: the repository's tags are immutable" if refs.latest is not None
                   else "")
         return (f"{refs.versioned} is already in the registry (digest {version_digest}), and it is released: "
-                f"{released_as}, the task family's latest ACTIVE revision, pins it by that digest. A version must "
+                f"{released_as}, {which}, pins it by that digest. A version must "
                 f"mean one image, so nothing is left to run for it{latest}; a new build needs a new version")
     elif version_digest is not None:
         first = f"{archived}, then " if archived else ""
