@@ -84,7 +84,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
-from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered
+from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered, task_family
 from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, never_reached
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
@@ -97,7 +97,7 @@ from rollway.publish import (
 from rollway.ports import ImagePublisher
 from rollway.targets import Targets
 from rollway.toolchain.docker import (
-    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, retry_reason,
+    DaemonUnreachable, DockerCommandFailed, PushRefused, docker_session, host_said, retry_reason,
 )
 from rollway.toolchain.process import ToolMissing
 from tasks import container as steps
@@ -464,7 +464,8 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         checked_platforms = None
         if ecr is not None:
             _refuse(refs, version_digest=ecr_digest, latest_immutable=latest_immutable, request=request,
-                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base)
+                    version_status=ecr_image.status if ecr_image is not None else ACTIVE, base=base,
+                    deployer=deployer)
             if request.register_existing and platform is not None:
                 checked_platforms = _existing_platforms(lambda: steps.ecr_image_platforms(ecr, refs.version),
                                                         PlatformUnknown, refs, platform)
@@ -485,7 +486,9 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
         run.done(f"{refs.versioned} is in ECR ({ecr_digest}): nothing built or pushed")
     else:
         assert docker is not None  # opened before the reads (_docker_ready)
-        run.done(f"docker daemon {docker.server} answers at {request.docker_host or 'the default socket'}")
+        # Said as a refusal says it: a password in the address was shown in the result, log and artifact.
+        where = host_said(request.docker_host) if request.docker_host else "the default socket"
+        run.done(f"docker daemon {docker.server} answers at {where}")
         if credentials is not None:
             run.done(f"ECR issued a docker login for {credentials.registry}")
         _with_publisher(run, docker.publisher, request, refs, ecr, credentials, platform, base)
@@ -837,13 +840,19 @@ def _references(registry: str, repository: str, request: PublishRequest) -> Imag
 
 
 def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
-            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None) -> None:
-    # A release done already: the revision the family runs pins the version's digest.
-    released = (base.arn if base is not None and version_digest is not None
-                and base.image == _pinned(refs, version_digest) else None)
+            request: PublishRequest, version_status: str = ACTIVE, base: BaseRevision | None = None,
+            deployer: EcsDeployer | None = None) -> None:
+    # A release done already: the revision the family runs pins the version's digest, or (a newer
+    # version released since) an older one does, searched for when ``deployer`` is given.
+    pinned = _pinned(refs, version_digest)
+    released = base.arn if base is not None and pinned is not None and base.image == pinned else None
+    older = None
+    if (released is None and base is not None and pinned is not None and deployer is not None
+            and not request.register_existing):
+        older = deployer.revision_pinning(task_family(base.arn), pinned)
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
                           register_existing=request.register_existing, version_status=version_status,
-                          released_as=released)
+                          released_as=released or older, latest_revision=base.arn if older else None)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

@@ -347,7 +347,10 @@ def run_deploy_infrastructure(
         try:
             deployed = tasks.deploy_stack(deployer, stack, stack_timeout_seconds, position)
         except Exception as err:  # noqa: BLE001 - any failure stops the run, and says where it stands
-            reports[stack] = StackReport(stack=stack, status="failed", detail=_reason(err))
+            # cdk asked to stop (a cancel's SIGTERM reaching it) ends in its exit, an Exception:
+            # the stack did not fail, and its row says so, as a cancel caught here says it.
+            reports[stack] = StackReport(stack=stack, status="interrupted" if _asked_to_stop(err) else "failed",
+                                         detail=_reason(err))
             result = standing()
             try:
                 changed, unknown, now = _changed(statuses, before, [*_deployed(result), stack], environments,
@@ -716,7 +719,8 @@ def _stopped(result: InfraResult, failed: str, err: Exception, requested: Sequen
     moved = [s for s in by["deployed"] if s not in same]
     how = (f" (CloudFormation changed {', '.join(moved) or 'none'}; {', '.join(unchanged)} "
            f"{'was' if len(unchanged) == 1 else 'were'} up to date)" if unchanged else "")
-    lines = [f"stack {failed} failed to deploy: {_reason(err)}",
+    ended = "was interrupted while cdk deployed it" if _asked_to_stop(err) else "failed to deploy"
+    lines = [f"stack {failed} {ended}: {_reason(err)}",
              f"deployed in this run: {', '.join(by['deployed']) or 'none'}{how}"]
     if by["skipped"]:
         lines.append(f"skipped (deployed by an earlier run): {', '.join(by['skipped'])}")
@@ -754,7 +758,7 @@ def _interrupted(result: InfraResult, stack: str, requested: Sequence[str], alre
               _same_request(requested, already_deployed))
     # The interruption is what the run ends with, not a refused artifact (_artifact never raises).
     _artifact(result, failed_at=stack, already_deployed=already_deployed,
-              when=f"once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)")
+              when=_ONCE_SETTLED.format(stack=stack))
 
 
 def _interrupted_bootstrap(result: InfraResult, environment: StackEnvironment, toolkit: str, from_stack: str | None,
@@ -903,7 +907,7 @@ def _checklist_outdated(stopped_at: str, err: BaseException, changed: Sequence[s
         get_run_logger().info("CloudFormation shows no stack changed by this run: the checklist's newest verdict "
                               "still describes them")
         return
-    how = "was interrupted" if not isinstance(err, Exception) else "failed"
+    how = "was interrupted" if not isinstance(err, Exception) or _asked_to_stop(err) else "failed"
     others = [s for s in changed if s != stopped_at]
     said = f"this run changed {', '.join(others) or 'no stack before it'}"
     if stopped_at in changed:
@@ -982,12 +986,25 @@ def _again_when(err: Exception, stack: str, now: StackState | None = None,
     if now is not None and changing(now.status):
         # cdk gave up (its credentials expired in a long deploy, it was killed) while CloudFormation
         # went on: a resume "once the cause is fixed", at once, was refused on the stack's status.
-        return (f"once the cause is fixed and {stack} is no longer IN_PROGRESS in CloudFormation (it shows it "
+        fixed = "" if _asked_to_stop(err) else "the cause is fixed and "  # a cancel has nothing to fix
+        return (f"once {fixed}{stack} is no longer IN_PROGRESS in CloudFormation (it shows it "
                 f"{now.status}: cdk stopped, CloudFormation did not)")
     region = environment.region if environment is not None else None
     if now is not None and (remedy := stuck_remedy(now.status, stack, region)) is not None:
         return f"once {stack} takes a deploy again: CloudFormation shows it {now.status}: {remedy}"
+    if _asked_to_stop(err):
+        # Cancelled (or shut down) with cdk: nothing to fix, as a cancel caught by the run says it.
+        return _ONCE_SETTLED.format(stack=stack)
     return "once the cause is fixed"
+
+
+_ONCE_SETTLED = "once {stack} is no longer IN_PROGRESS in CloudFormation (cdk was stopped, CloudFormation was not)"
+"""When a run whose cdk was stopped (cancelled, Ctrl-C) resumes at ``stack``."""
+
+
+def _asked_to_stop(err: BaseException) -> bool:
+    """Whether ``err`` is cdk ending on a request to stop (a cancel's SIGTERM reaching it), not a failure."""
+    return isinstance(err, StackDeployFailed) and err.interrupted
 
 
 def _toolkit(environment: StackEnvironment, name: str) -> str:

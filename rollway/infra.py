@@ -60,14 +60,20 @@ class StackDeployFailed(PicklableError, InfraError):
         tail: cdk's last lines of output (secrets masked).
         timed_out: True when it was stopped for running past its time; CloudFormation may
             still be working on the stack.
+        interrupted: True when cdk was asked to stop (SIGTERM, SIGINT: the run cancelled, the
+            worker shutting down): nothing of the stack failed, and CloudFormation may still be
+            working on it.
     """
 
-    def __init__(self, stack: str, reason: str, tail: Sequence[str] = (), *, timed_out: bool = False) -> None:
+    def __init__(self, stack: str, reason: str, tail: Sequence[str] = (), *, timed_out: bool = False,
+                 interrupted: bool = False) -> None:
         self.stack = stack
         self.reason = reason
         self.tail = tuple(tail)
         self.timed_out = timed_out
-        super().__init__(f"stack {stack} failed to deploy: {reason}")
+        self.interrupted = interrupted
+        how = "was interrupted while cdk deployed it" if interrupted else "failed to deploy"
+        super().__init__(f"stack {stack} {how}: {reason}")
 
 
 class AppStacks(BaseModel):

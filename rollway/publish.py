@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rollway.bounds import duration_said
 from rollway.errors_pickle import PicklableError
 from rollway.image import LATEST, ImageReferences, ecr_location, plain_tcp_elsewhere, registry_problem, version_problem
+from rollway.toolchain.docker import host_said
 
 _DOCKER_HOST = re.compile(r"^(unix|tcp|ssh|fd|npipe)://[^\s\x00]+$")  # no NUL: an environment cannot carry one
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -151,7 +152,7 @@ class PublishRequest(BaseModel):
     @classmethod
     def _docker_host(cls, value: str | None) -> str | None:
         if value is not None and not _DOCKER_HOST.fullmatch(value):
-            raise ValueError(f"docker_host {value!r} is not unix://<socket>, tcp://<host>:<port>, ssh://... "
+            raise ValueError(f"docker_host '{host_said(value)}' is not unix://<socket>, tcp://<host>:<port>, ssh://... "
                              "(what DOCKER_HOST takes)")
         return value
 
@@ -200,7 +201,7 @@ class PublishRequest(BaseModel):
             return self
         if plain_tcp_elsewhere(self.docker_host):
             raise ValueError(
-                f"docker_host {self.docker_host!r} is plain TCP to another machine: docker hands its daemon the ECR "
+                f"docker_host '{host_said(self.docker_host)}' is plain TCP to another machine: docker hands its daemon the ECR "
                 "login, which would cross the network unencrypted (rollway gives docker no TLS settings); name the "
                 "daemon as ssh://<user>@<host> (docker over SSH), or one on this machine")
         return self
@@ -243,7 +244,7 @@ class PublishRequest(BaseModel):
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
                     register_existing: bool, version_status: str = "ACTIVE",
-                    released_as: str | None = None) -> str | None:
+                    released_as: str | None = None, latest_revision: str | None = None) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -254,28 +255,47 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         version_status: the version's image status in ECR (ACTIVE, ARCHIVED, ACTIVATING): only
             an ACTIVE image can be pulled by the tasks a revision starts.
         released_as: the task family's latest ACTIVE revision, when it pins ``version_digest``
-            (the release is done: a run that registered it is being run again).
+            (the release is done: a run that registered it is being run again), or an older one
+            that does, with ``latest_revision``, the family's latest.
     """
+    # Released before a newer version: "if a run stopped before registering, register_existing"
+    # was said of a version an older revision pins, the release done.
+    which = (f"an ACTIVE revision of the task family (not its latest, {latest_revision})" if latest_revision
+             else "the task family's latest ACTIVE revision")
+    # ARCHIVED (a lifecycle rule's archive) or ACTIVATING: no task can pull it until it is restored.
+    restore = ("wait until ECR has restored it" if version_status == "ACTIVATING"  # restored already: a wait
+               else "restore it (ECR UpdateImageStorageClass to STANDARD)")
+    archived = (f"{refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could pull it: {restore}"
+                if version_digest is not None and version_status != "ACTIVE" else "")
     if register_existing:
         if version_digest is None:
             return (f"register_existing: {refs.versioned} is not in the registry (never pushed, or its tag deleted "
                     f"since), so there is nothing to register: {publish_again(refs)}")
-        if version_status != "ACTIVE":
-            return (f"register_existing: {refs.versioned} is {version_status} in ECR, not ACTIVE, so no task could "
-                    "pull it: restore it (ECR UpdateImageStorageClass to STANDARD) and, once it is ACTIVE, run "
-                    "again")
+        if archived:
+            return f"register_existing: {archived} and, once it is ACTIVE, run again"
+    elif archived and released_as is not None:
+        # "it is released, nothing is left to run" of an image the revision's new tasks cannot pull.
+        return (f"{archived}: {released_as}, {which}, pins it, and no new task of it "
+                "(a scale-out, a task replaced) can start until it is ACTIVE again; nothing is to be built or "
+                "registered for it")
     elif version_digest is not None and released_as is not None:
         # Run again as it was (a CI job re-triggered): "if a run pushed it and stopped before
         # registering" left the operator to find out whether the release was done, and by which revision.
-        latest = (f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
-                  "registers no second revision" if refs.latest is not None else "")
+        latest = (f"; {register_existing_as_asked(refs, latest_immutable)} would register a second revision "
+                  f"pinning it, newer than {latest_revision}" if latest_revision else
+                  f"; if {LATEST} should name it and does not, {register_existing_as_asked(refs)} moves it there and "
+                  "registers no second revision" if refs.latest is not None and not latest_immutable else
+                  # register_existing moves latest, which immutable tags refuse: no way on to name.
+                  f"; {LATEST} is not moved here: the repository's tags are immutable" if refs.latest is not None
+                  else "")
         return (f"{refs.versioned} is already in the registry (digest {version_digest}), and it is released: "
-                f"{released_as}, the task family's latest ACTIVE revision, pins it by that digest. A version must "
+                f"{released_as}, {which}, pins it by that digest. A version must "
                 f"mean one image, so nothing is left to run for it{latest}; a new build needs a new version")
     elif version_digest is not None:
+        first = f"{archived}, then " if archived else ""
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
                 "image. Give the new build a new version; if a run pushed it and stopped before registering, "
-                f"run again with {register_existing_as_asked(refs)}")
+                f"{first}run again with {register_existing_as_asked(refs, latest_immutable)}")
     # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:
         return (f"the repository's tags are immutable, so the moving tag {LATEST!r} cannot be pushed (it could be "
@@ -283,11 +303,13 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
     return None
 
 
-def register_existing_as_asked(refs: ImageReferences) -> str:
+def register_existing_as_asked(refs: ImageReferences, latest_immutable: bool = False) -> str:
     """The parameters that register a pushed version as the run that pushed it was asked to:
     register_existing moves latest by default, so a run asked to leave latest alone (a release
-    staged without becoming latest) names push_latest=False too."""
-    return "register_existing=True" if refs.latest is not None else "register_existing=True and push_latest=False"
+    staged without becoming latest), or one on a repository whose tags are immutable (which
+    refuses latest moved), names push_latest=False too."""
+    return ("register_existing=True" if refs.latest is not None and not latest_immutable
+            else "register_existing=True and push_latest=False")
 
 
 def publish_again(refs: ImageReferences) -> str:

@@ -89,6 +89,10 @@ class BaseRevision:
 _MAX_DELAY_SECONDS = 15
 
 
+REVISIONS_SEARCHED = 20
+"""How many of a family's newest revisions are read for the one pinning a version (``revision_pinning``)."""
+
+
 @dataclass
 class _Listing:
     """What one search listed of ``family``'s revisions (``EcsDeployer._own_revisions``)."""
@@ -411,6 +415,22 @@ class EcsDeployer:
                             platform=task_platform(described),
                             tags=sum(tag.get("key") != REQUEST_TAG and not reserved_tag(tag)
                                      for tag in answer.get("tags", [])))
+
+    def revision_pinning(self, family: str, image: str, searched: int = REVISIONS_SEARCHED) -> str | None:
+        """The newest ACTIVE revision of ``family`` whose container ``targets.container_name`` runs
+        ``image``, among its ``searched`` newest; None when none does, or the family could not be
+        read (only a hint for a refusal: what was not read names nothing)."""
+        try:
+            for i, arn in enumerate(self._own_revisions(_Listing(family=family))):
+                if i >= searched:
+                    return None
+                described = self._client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                if any(d.get("name") == self._targets.container_name and d.get("image") == image
+                       for d in described.get("containerDefinitions", [])):
+                    return str(described["taskDefinitionArn"])
+        except (ClientError, BotoCoreError):
+            return None
+        return None
 
     def revision_status(self, task_definition: str) -> str:
         """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``

@@ -288,7 +288,8 @@ class CdkCli:
                        f"be working on {stack}: look at its events before deploying it again", err.tail,
                 timed_out=True) from err
         except ToolFailed as err:
-            raise StackDeployFailed(stack, _failed(err, stack, "deploying it"), err.tail) from err
+            raise StackDeployFailed(stack, _failed(err, stack, "deploying it"), err.tail,
+                                    interrupted=_asked_to_stop(err)) from err
         # cdk's own word for a stack already up to date ("✅  <stack> (no changes)", by what it was selected by).
         unchanged = any(line.strip() == f"✅  {selector} (no changes)" for line in result.output)
         return DeployedStack(stack=stack, seconds=round(time.monotonic() - started, 3),
@@ -347,7 +348,7 @@ class CdkCli:
             # Named with its environment: with several bootstrapped, which one failed.
             raise StackDeployFailed(f"{toolkit} ({environment})",
                                     _failed(err, f"the toolkit stack ({toolkit}) of {environment}", "bootstrapping"),
-                                    err.tail) from err
+                                    err.tail, interrupted=_asked_to_stop(err)) from err
 
     def _current_environment(self) -> CdkEnvironment:
         # Asked again for every run: an assumed role's credentials last an hour by default, and
@@ -443,7 +444,9 @@ def read_assembly(assembly_dir: str | os.PathLike[str]) -> AppStacks:
 _APP_EXAMPLE = '"app": "python3 app.py"'
 """What an app's cdk.json gives as the command that runs it, for a refusal to show."""
 _LINE_SHOWN = 120
-"""How much of a cdk.json's line a refusal quotes."""
+"""How much of a cdk.json's ``app`` (or key) a refusal quotes."""
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+"""A key of a JSON object, as written (escapes left as they are)."""
 
 
 def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str | None:
@@ -461,11 +464,12 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
         text, not_utf8 = _settings_text(path)
         settings = json.loads(text)
     except json.JSONDecodeError as err:
-        lines = err.doc.splitlines()
-        line = on_one_line(lines[err.lineno - 1])[:_LINE_SHOWN] if err.lineno <= len(lines) else ""
+        # Where, by the key before it, not by quoting the line: a context value there (a token
+        # the app reads) went to the run's error, its log and artifact.
+        keys = _JSON_KEY.findall(err.doc[:err.pos])
+        key = f", after the key {on_one_line(json.dumps(keys[-1]))[:_LINE_SHOWN]}" if keys else ""
         nor = f" (nor UTF-8 text, which cdk reads it as: {not_utf8})" if not_utf8 else ""
-        return (f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}"
-                + (f" (the line: {line})" if line else ""))
+        return f"{path} is not valid JSON{nor}: line {err.lineno}, column {err.colno}: {err.msg}{key}"
     except OSError as err:
         return f"{path} could not be read: {err.strerror or err}"
     except (ValueError, RecursionError):
@@ -599,6 +603,22 @@ _STOPPED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQU
 _CRASHED = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS, signal.SIGTRAP})
 
 
+def _asked_to_stop(err: ToolFailed) -> bool:
+    """Whether cdk ended on a request to stop (``_STOPPED``: a cancel, a shutdown), not on a
+    failure of its own or of the stack."""
+    number = _signal_number(err)
+    return number in _STOPPED and _node_fatal(err.tail) is None
+
+
+def _signal_number(err: ToolFailed) -> int | None:
+    """The signal cdk ended on: its exit code negative, or 128+N from a shell wrapper; else None."""
+    if err.returncode < 0:
+        return -err.returncode
+    # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when
+    # node dies of signal N: cdk and node exit 1 on their own errors, never that high.
+    return err.returncode - 128 if 128 < err.returncode < 128 + signal.NSIG else None
+
+
 def _killed(err: ToolFailed) -> str | None:
     """How cdk ended when it ended on a signal (its exit code negative, or 128+N from a shell
     wrapper), after "cdk", else None:
@@ -608,14 +628,9 @@ def _killed(err: ToolFailed) -> str | None:
     request to stop (a cancel, the worker or its machine shutting down), cdk interrupted; SIGSEGV
     and its kin, node crashing; SIGABRT, node aborting itself, after saying why when out of heap
     (it was said killed by someone, "saying nothing of why", its last line a frame of node's stack)."""
-    if err.returncode < 0:
-        number, shell = -err.returncode, ""
-    elif 128 < err.returncode < 128 + signal.NSIG:
-        # A cdk_executable that is a shell script running node (not exec'ing it) exits 128+N when
-        # node dies of signal N: cdk and node exit 1 on their own errors, never that high.
-        number, shell = err.returncode - 128, f" (exit code {err.returncode}, as a shell running it says so)"
-    else:
+    if (number := _signal_number(err)) is None:
         return None
+    shell = f" (exit code {err.returncode}, as a shell running it says so)" if err.returncode > 0 else ""
     try:
         sent = signal.Signals(number)
     except ValueError:

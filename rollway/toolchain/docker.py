@@ -70,7 +70,7 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _HOST_PASSWORD = re.compile(r"^([a-z]+://[^/:@]*):[^/]*@")
 
 
-def _host_said(host: str) -> str:
+def host_said(host: str) -> str:
     """A daemon's address as said to a person, in a log, a run's state or its artifact: a
     password in it as ``****``, control characters (a line break, an escape) escaped. The
     worker's DOCKER_HOST is quoted as it was set, which rollway never checked."""
@@ -82,9 +82,9 @@ class DaemonUnreachable(PicklableError, DockerError):
 
     def __init__(self, host: str | None, detail: str, *, ignored: str | None = None) -> None:
         self.host = host
-        where = _host_said(host) if host else f"the default socket ({DEFAULT_SOCKET})"
+        where = host_said(host) if host else f"the default socket ({DEFAULT_SOCKET})"
         # A DOCKER_HOST naming the default socket names where docker looked: no other daemon.
-        ignored = _host_said(ignored) if ignored and ignored != DEFAULT_SOCKET else None
+        ignored = host_said(ignored) if ignored and ignored != DEFAULT_SOCKET else None
         # ``ignored``: the worker's own DOCKER_HOST, which docker is not handed (docker_environment):
         # a CI runner's docker-in-docker daemon is named there, and the operator's shell reaches it.
         unused = f"the worker's DOCKER_HOST ({ignored}) is not used (docker is given only the daemon the run is told)"

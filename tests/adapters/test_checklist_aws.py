@@ -274,6 +274,17 @@ def _refusing(client, operation: str, code: str):
     return client
 
 
+def test_a_read_aws_refuses_as_invalid_is_not_told_to_be_read_again_alone(paged, independent_client):
+    # "run verify_infrastructure again" followed every answer but a denial: a name AWS refuses as
+    # invalid gets the same answer on every re-run, and the advice sent a person round that loop.
+    dynamodb = _refusing(independent_client("dynamodb"), "DescribeTable", "ValidationException")
+    reasons = failed(check(paged, dynamodb=dynamodb))
+    assert reasons and all("ValidationException" in r for r in reasons.values()), reasons
+    assert not any("run verify_infrastructure again (it only reads)" in r for r in reasons.values()), reasons
+    assert all(r.endswith("; a re-run alone gets the same answer: fix what AWS names (most often the name or region "
+                          "the targets give), then run verify_infrastructure again") for r in reasons.values()), reasons
+
+
 def test_a_read_refused_is_a_failed_item_saying_so_and_the_rest_is_still_checked(paged, independent_client):
     dynamodb = _refusing(independent_client("dynamodb"), "DescribeTable", "AccessDeniedException")
     checklist = check(paged, dynamodb=dynamodb)

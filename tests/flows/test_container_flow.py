@@ -667,6 +667,38 @@ def test_a_plain_re_run_of_a_released_version_names_the_revision_that_pins_it(aw
     assert revisions(aws) == after and again.calls == DAEMON_ASKED
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_the_daemons_address_is_shown_without_its_password_in_the_runs_steps(aws, tmp_path, caplog):
+    # The step said the docker_host as typed: a password in it went to the result, the log and the artifact.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    request = PublishRequest(version="2.4.0", context_dir=tmp_path, docker_host="ssh://deploy:s3cr3t@build-host")
+    result = publish_with(aws, EcrBacked(aws), request)
+    assert any("answers at ssh://deploy:****@build-host" in step for step in result.steps), result.steps
+    assert "s3cr3t" not in "\n".join(result.steps) and "s3cr3t" not in caplog.text
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_re_run_of_a_version_an_older_revision_pins_names_that_revision(aws, tmp_path):
+    # 2.4.0 released, then 2.4.1: a CI job re-running 2.4.0 was told "if a run pushed it and stopped
+    # before registering, run again with register_existing=True", of a release that is registered.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    after = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+
+    said = str(caught.value)
+    assert f"it is released: {first.task_definition}, an ACTIVE revision of the task family (not its latest, " \
+           f"{after[-1]}), pins it by that digest" in said, said
+    assert "stopped before registering" not in said, said
+    # register_existing copies the family's latest: it would not find that revision, but make a second one.
+    assert f"register_existing=True would register a second revision pinning it, newer than {after[-1]}" in said
+    assert "registers no second revision" not in said, said
+    assert revisions(aws) == after
+
+
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
     # Nothing is built, so no build checked the platform: an arm64-only image registered into
     # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.

@@ -644,6 +644,36 @@ def test_a_run_interrupted_during_a_deploy_says_where_it_stands_and_how_to_resum
     assert "| 4 | `WebordinaryALBStack` | deployed |" in summary
 
 
+def test_a_deploy_whose_cdk_was_asked_to_stop_is_said_interrupted_not_failed(caplog):
+    """A cancel's (or a shutdown's) SIGTERM reaching cdk ends the deploy with cdk's exit, an
+    Exception: the stack's row said "failed", and the resume waited "once the cause is fixed",
+    though nothing had failed and the reason itself said the run was cancelled."""
+    from rollway.infra import StackDeployFailed
+
+    reason = ("cdk was interrupted by SIGTERM before it finished: something asked it to stop (the run cancelled, "
+              "or the worker or its machine shutting down)")
+
+    class Stopped(FakeInfraDeployer):
+        def deploy(self, stack, **kwargs):
+            if stack == "WebordinarySQSStack":
+                raise StackDeployFailed(stack, reason, (), interrupted=True)
+            return super().deploy(stack, **kwargs)
+
+    since = time.time()
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(Stopped(WEBORDINARY), None)
+    said = str(caught.value)
+    assert said.startswith(f"stack WebordinarySQSStack was interrupted while cdk deployed it: {reason}"), said
+    assert "failed" not in said.splitlines()[0]
+    assert ("to resume once WebordinarySQSStack is no longer IN_PROGRESS in CloudFormation (cdk was stopped, "
+            "CloudFormation was not): run deploy_infrastructure again with from_stack='WebordinarySQSStack'") in said
+    assert "once the cause is fixed" not in said
+    summary = latest(ARTIFACT_KEY, since)
+    assert "| 5 | `WebordinarySQSStack` | interrupted |" in summary, summary
+    assert ("Resume with `from_stack='WebordinarySQSStack'` once WebordinarySQSStack is no longer IN_PROGRESS in "
+            "CloudFormation (cdk was stopped, CloudFormation was not).") in summary, summary
+
+
 def test_while_a_stack_deploys_the_artifact_says_where_to_resume_should_the_worker_die():
     """A worker killed during a deploy (OOM, a node gone) runs no code: the key's newest artifact was an earlier
     run's ("deployed", or "stopped at" another stack), read as this run's. Written before each deploy, it says
@@ -1719,7 +1749,7 @@ def test_a_malformed_cdk_json_is_refused_naming_its_line_before_any_aws_call_or_
             aws_credentials_block="no-such-aws")
     assert str(caught.value) == (
         f"cdk_app_dir {str(tmp_path)!r}: {tmp_path / 'cdk.json'} is not valid JSON: line 3, column 30: Expecting "
-        'property name enclosed in double quotes (the line: "context": {"prefix": "It",})')
+        'property name enclosed in double quotes, after the key "prefix"')
 
 
 def test_duplicate_stacks_are_refused_before_the_app_is_read(tmp_path):

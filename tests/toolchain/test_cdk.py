@@ -601,6 +601,25 @@ def test_a_deploy_whose_cdk_under_a_shell_wrapper_was_killed_says_so_not_its_las
         "still be working on X: look at its events before deploying it again. cdk's last line: "), caught.value.reason
 
 
+@pytest.mark.parametrize(("sent", "interrupted"), [("SIGTERM", True), ("SIGINT", True), ("SIGKILL", False)])
+def test_a_deploy_whose_cdk_was_asked_to_stop_is_an_interruption_not_a_failure_of_the_stack(tmp_path, sent,
+                                                                                            interrupted):
+    # A cancel's SIGTERM reaching cdk: the reason said "interrupted", the flow read a failed stack.
+    body = FAKE_CDK.replace('print("X: creating stack...")',
+                            'print("X | 3/7 | CREATE_IN_PROGRESS | AWS::ECS::Service | Service", flush=True)\n'
+                            # Its default action, as node's (SIGKILL's cannot be set).
+                            'import signal\n'
+                            + (f'signal.signal(signal.{sent}, signal.SIG_DFL)\n' if sent != "SIGKILL" else "")
+                            + f'os.kill(os.getpid(), signal.{sent})')
+    script, app = _fake_cdk_app(tmp_path, body)
+    with CdkCli(script, app, CdkEnvironment(region="us-west-2")) as cli:
+        with pytest.raises(StackDeployFailed) as caught:
+            cli.deploy("X", timeout_seconds=30)
+    assert caught.value.interrupted is interrupted, caught.value.reason
+    assert str(caught.value).startswith("stack X was interrupted while cdk deployed it: cdk was interrupted by "
+                                        if interrupted else "stack X failed to deploy: cdk was killed"), caught.value
+
+
 def test_a_failed_bootstrap_names_the_toolkit_stack_the_apps_cdk_json_names(tmp_path):
     # cdk bootstraps the toolkitStackName of the app's cdk.json: a failure naming CDKToolkit sent a
     # person to the events of a stack that is not the one cdk was making.
@@ -741,7 +760,7 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
                       "from one"),
     ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
     ('{"app": "python3 app.py"\n"context": {}}', None,
-     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter (the line: "context": {}})'),
+     'is not valid JSON: line 2, column 1: Expecting \',\' delimiter, after the key "app"'),
 ])
 def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tmp_path, cdk_json, user, said):
     app, home = tmp_path / "app", tmp_path / "home"
@@ -773,4 +792,15 @@ def test_a_cdk_json_neither_utf8_nor_json_says_both(tmp_path):
     problem = app_settings_problem(tmp_path, tmp_path)
     assert problem is not None and problem.startswith(
         f"{tmp_path / 'cdk.json'} is not valid JSON (nor UTF-8 text, which cdk reads it as: byte 0 is not): line 1, "
-        "column 1: Expecting value (the line: "), problem
+        "column 1: Expecting value"), problem
+
+
+def test_a_cdk_json_not_json_is_said_without_quoting_its_values(tmp_path):
+    # Its line was quoted (120 characters of it): a context value there, a token or a password the
+    # app reads, went to the run's error, its log and artifact.
+    (tmp_path / "cdk.json").write_text('{\n  "app": "python3 app.py",\n'
+                                      '  "context": {"db-password": "hunter2-s3cret" "region": "eu-west-1"}\n}\n')
+    problem = app_settings_problem(tmp_path, tmp_path)
+    assert problem == (f"{tmp_path / 'cdk.json'} is not valid JSON: line 3, column 47: Expecting ',' delimiter, "
+                       'after the key "db-password"'), problem
+    assert "hunter2" not in problem and "eu-west-1" not in problem

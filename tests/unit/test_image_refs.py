@@ -123,11 +123,13 @@ def test_release_refusals(digest, latest_immutable, existing, why):
     assert (found is None) if why is None else (why in found)
 
 
-@pytest.mark.parametrize("status", ["ARCHIVED", "ACTIVATING"])
-def test_an_image_that_is_not_active_is_not_registered(status):
+@pytest.mark.parametrize(("status", "then"), [("ARCHIVED", "restore it (ECR UpdateImageStorageClass to STANDARD)"),
+                                              # Being restored already: asking again is no way on, a wait is.
+                                              ("ACTIVATING", "wait until ECR has restored it")])
+def test_an_image_that_is_not_active_is_not_registered(status, then):
     why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=True,
                           version_status=status)
-    assert why is not None and f"is {status} in ECR, not ACTIVE" in why and "UpdateImageStorageClass" in why
+    assert why is not None and f"is {status} in ECR, not ACTIVE, so no task could pull it: {then}" in why, why
 
 
 def test_immutable_tags_allow_a_release_without_latest():
@@ -179,6 +181,19 @@ def test_a_docker_host_over_plain_tcp_to_another_machine_is_refused_before_ecr_h
     # on ECR runs no docker at all.
     assert PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host, registry="127.0.0.1:5000")
     assert PublishRequest(version="2.0.0", docker_host=docker_host, register_existing=True)
+
+
+@pytest.mark.parametrize(("docker_host", "shown"), [
+    ("tcp://deploy:s3cr3t@10.0.3.7:2375", "tcp://deploy:****@10.0.3.7:2375"),  # plain TCP elsewhere
+    ("tcp://deploy:s3cr3t@10.0.3.7:2375 ", "tcp://deploy:****@10.0.3.7:2375 "),  # not DOCKER_HOST's form
+])
+def test_a_refused_docker_host_is_quoted_without_its_password(tmp_path, docker_host, shown):
+    # Quoted as typed, the password went to the run's error and its log.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(ValueError) as caught:
+        PublishRequest(version="2.0.0", context_dir=tmp_path, docker_host=docker_host)
+    said = "; ".join(e["msg"] for e in caught.value.errors())
+    assert f"docker_host {shown!r}" in said and "s3cr3t" not in said, said
 
 
 @pytest.mark.parametrize("docker_host", ["tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375",

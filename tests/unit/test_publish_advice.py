@@ -264,3 +264,31 @@ def test_what_is_known_of_the_version_image_is_one_fact_with_a_digest_only_where
     for known in (Known.UNASKED, Known.UNREAD):
         with pytest.raises(ValueError, match="no digest was read"):
             VersionImage(known, DIGEST)
+
+
+ARN = "arn:aws:ecs:us-west-2:123456789012:task-definition/edit:12"
+
+
+def test_a_released_version_ecr_holds_archived_is_said_archived_with_the_way_to_restore_it():
+    # "it is released ... nothing is left to run" of an image a lifecycle rule archived: the
+    # revision that pins it starts no new task (a scale-out, a replaced task cannot pull it).
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=False,
+                          version_status="ARCHIVED", released_as=ARN)
+    assert why is not None and "is ARCHIVED in ECR" in why, why
+    assert "no new task" in why and "UpdateImageStorageClass" in why, why
+    assert "nothing is left to run" not in why, why
+    # Not released: register_existing, the way on it named, is refused for an archived image.
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=False, register_existing=False,
+                          version_status="ARCHIVED")
+    assert why is not None and "is ARCHIVED in ECR" in why and "UpdateImageStorageClass" in why, why
+    assert why.index("UpdateImageStorageClass") < why.index("register_existing=True"), why
+
+
+def test_under_immutable_tags_a_version_already_pushed_is_given_a_way_on_that_leaves_latest():
+    # register_existing=True moves latest, which immutable tags refuse: the way on named was refused.
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=True, register_existing=False)
+    assert why is not None and "register_existing=True and push_latest=False" in why, why
+    why = release_refusal(REFS, version_digest=DIGEST, latest_immutable=True, register_existing=False,
+                          released_as=ARN)
+    assert why is not None and "nothing is left to run" in why, why
+    assert "register_existing" not in why and "immutable" in why, why
