@@ -307,7 +307,10 @@ class LedgerJournal:
         # A refused notice stays said until one goes out: asking again sends none.
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
-                               notice_refused=before.notice_refused if before is not None else None, run=run_label())
+                               notice_refused=before.notice_refused if before is not None else None, run=run_label(),
+                               # Kept while the pause stays open: asked anew once for answers unread, its
+                               # new deadline stands at the next takeover (``taken_over_pause``).
+                               answers_unread=before.answers_unread if before is not None else None)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.

@@ -131,9 +131,14 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         return None
     run = asking.run if asking is not None else None
     if asked.answers_unread is not None:
-        # The answers its run was given in the UI after it died could not be read (recorded, an
+        # The answers its run was given in the UI after it died could not be read, or recorded (an
         # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
-        # "no answer". Asked with a new deadline, as under `on_timeout: hold`, saying why.
+        # "no answer". Asked with a new deadline, as under `on_timeout: hold`, saying why; once:
+        # asked anew since (its deadline a whole timeout after), that deadline stands. Renewed at
+        # every takeover whose read failed too, the pause never timed out.
+        if record.asked_until >= asked.answers_unread + approvals.timeout_seconds:
+            return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
+                             run=run, unread=asked.answers_unread)
         return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread)
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
                      retried=taken == len(history))
@@ -148,9 +153,14 @@ def taken_over_said(taken: TakenOver) -> str:
                    f"again with a new deadline, its own ({wall_utc(taken.deadline)}) having passed meanwhile "
                    "(approvals.on_timeout: hold)"))
     if taken.unread is not None:
-        return (f"{who} stopped while it waited for this answer, and the answers given to it could not be read from "
-                f"the Prefect API at {wall_utc(taken.unread)}: this run took the rollout over, and asks again with a "
-                "new deadline (one given to that run is not acted on: answer here)")
+        unread = (f"the answers given to it could not be read from the Prefect API, or could not be recorded in the "
+                  f"ledger, at {wall_utc(taken.unread)}")
+        if taken.began is not None:
+            return (f"{who} stopped while it waited for this answer, asked anew after {unread}: this run took the "
+                    "rollout over, and asks the same pause again, its deadline unchanged (one given to that run is "
+                    "not acted on: answer here)")
+        return (f"{who} stopped while it waited for this answer, and {unread}: this run took the rollout over, and "
+                "asks again with a new deadline (one given to that run is not acted on: answer here)")
     if taken.began is None:
         return (f"{who} stopped while it waited for this answer, and its deadline ({wall_utc(taken.deadline)}) "
                 "passed meanwhile: this run took the rollout over, and asks again with a new deadline "

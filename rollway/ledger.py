@@ -291,10 +291,11 @@ class OpenPause(BaseModel):
     # waiting asks the same pause (one history entry, naming the dead run).
     run: str | None = Field(default=None, description="flow run asking it now: '<name> (<id>)' (None: not recorded)")
     answers_unread: float | None = Field(
-        default=None, description="when the run that took the rollout over could not read from the Prefect API the "
-                                  "answers its run was given after that run stopped saying it waits (wall clock): "
-                                  "one may be a person's, so the pause is asked anew, its timeout no \"no answer\" "
-                                  "(None: read, or not tried)")
+        default=None, description="when the run that took the rollout over could not read from the Prefect API (or "
+                                  "record in the ledger) the answers its run was given after that run stopped saying "
+                                  "it waits (wall clock): one may be a person's, so the pause is asked anew, its "
+                                  "timeout no \"no answer\"; kept while the pause stays open, for it is asked anew "
+                                  "once (None: read, or not tried)")
 
 
 class OpenWindowEnd(BaseModel):

@@ -50,6 +50,16 @@ def died_waiting(env, rollout: RolloutSpec, waited: float) -> float:
     return began[0]
 
 
+def approving(env, asked: list, who: str = "bob", comment: str = "ok"):
+    """An approver approving at once, noting in ``asked`` when (wall clock), until when the ledger
+    says the pause is asked, and the form's text."""
+    def answer(pause, summary):
+        asked.append((env.wall(), env.ledger.get(env.targets.canary_service).asked_until, summary))
+        return ApprovalAnswer(action="approve", approver=who, comment=comment)
+
+    return answer
+
+
 def test_the_run_taking_over_asks_the_same_pause_by_its_first_deadline_and_says_so():
     env = env_with_ledger()
     began = died_waiting(env, spec(), waited=3000)
@@ -193,11 +203,7 @@ def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_ro
 
     monkeypatch.setattr(flows.progressive, "unheard_answers", unreachable)
     asked = []
-
-    def dana(pause, summary):
-        asked.append((env.wall(), env.ledger.get(env.targets.canary_service).asked_until, summary))
-        return ApprovalAnswer(action="approve", approver="dana", comment="approved in the UI already")
-
+    dana = approving(env, asked, "dana", "approved in the UI already")
     result = progressive_on(env, spec(), dana, owner="run-2")
     assert result.outcome == "promoted", result
     assert "timeout" not in kinds(env), kinds(env)
@@ -247,13 +253,8 @@ def test_a_retry_of_the_run_that_died_waiting_asks_its_pause_by_the_first_deadli
     env.clock.sleep(200)
     told = len(env.notifier.messages)
     asked = []
-
-    def answers(pause, summary):
-        asked.append((env.ledger.get(env.targets.canary_service).asked_until, summary))
-        return ApprovalAnswer(action="approve", approver="bob", comment="ok")
-
-    assert progressive_on(env, spec(), answers, owner="run-1").outcome == "promoted"
-    (until, summary), = asked
+    assert progressive_on(env, spec(), approving(env, asked), owner="run-1").outcome == "promoted"
+    (_, until, summary), = asked
     due = began + TIMEOUT
     assert until == due, f"asked again until {utc(until)}, not the pause's own deadline {utc(due)}"
     said = " ".join(summary.split())
