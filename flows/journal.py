@@ -253,8 +253,10 @@ class LedgerJournal:
         where the pause was asked now)."""
         began = taken_over.began if taken_over is not None and taken_over.began is not None else self.env.wall()
         paused_at = datetime.fromtimestamp(began, timezone.utc)
-        self._asked = True
-        if not self._record_pause(pause, paused_at) and held_by is None and taken_over is None:
+        # This run's first asking of a pause another run (or this one, before a retry) left open is told
+        # too, with its own deadline: asked anew (an answer refused at the dead run), it was told nobody.
+        first, self._asked = not self._asked, True
+        if not self._record_pause(pause, paused_at) and held_by is None and taken_over is None and not first:
             asked = self._seen.open_pause if self._seen is not None else None
             return asked.notice_refused if asked is not None else None  # not sent again: still untold
         refused = pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,

@@ -160,6 +160,7 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
         question=asked.question, run="run-1",
         reason="given with `rollway promote`, not taken: flow run run-1 is paused, but has stopped saying it waits"))
     env.clock.sleep(600)  # she starts progressive_rollout again, as told, 65 minutes into the pause
+    told = len(env.notifier.messages)
     answered = []
 
     def dana(pause, summary):
@@ -171,6 +172,9 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
     assert "timeout" not in kinds(env), kinds(env)
     (until,) = answered
     assert until > began + TIMEOUT, utc(until)  # asked anew, by a new deadline: not the one past
+    # And people are told it waits again, by that deadline: the pause is one entry, asked again by run-2.
+    (subject, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    assert f"unanswered by {utc(until)}" in message, message
 
 
 def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_rolled_back(monkeypatch, caplog):
