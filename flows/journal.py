@@ -93,6 +93,7 @@ class LedgerJournal:
         self._unrecorded: str | None = None  # what the ledger could not record of the rollback's start
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
         self._run_named = False  # whether this run's flow run is in the ledger yet (``_record``)
+        self._asked = False  # whether this run has asked a pause (``taken_over``: else one open is its own, retried)
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
@@ -231,7 +232,7 @@ class LedgerJournal:
     def taken_over(self, pause: Pause) -> TakenOver | None:
         """The pause ``pause`` asks again when the run that asked it died waiting and this run took
         the rollout over (``taken_over_pause``, on the record as this run last read it)."""
-        return taken_over_pause(self._seen, pause, self.spec.approvals)
+        return taken_over_pause(self._seen, pause, self.spec.approvals, fresh=not self._asked)
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
                taken_over: TakenOver | None = None) -> None:
@@ -252,7 +253,10 @@ class LedgerJournal:
         where the pause was asked now)."""
         began = taken_over.began if taken_over is not None and taken_over.began is not None else self.env.wall()
         paused_at = datetime.fromtimestamp(began, timezone.utc)
-        if not self._record_pause(pause, paused_at) and held_by is None:
+        # This run's first asking of a pause another run (or this one, before a retry) left open is told
+        # too, with its own deadline: asked anew (an answer refused at the dead run), it was told nobody.
+        first, self._asked = not self._asked, True
+        if not self._record_pause(pause, paused_at) and held_by is None and taken_over is None and not first:
             asked = self._seen.open_pause if self._seen is not None else None
             return asked.notice_refused if asked is not None else None  # not sent again: still untold
         refused = pause_notice(self.env, self.spec, pause, paused_at=paused_at, held_by=held_by, judging=judging,
@@ -305,7 +309,10 @@ class LedgerJournal:
         # A refused notice stays said until one goes out: asking again sends none.
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
-                               notice_refused=before.notice_refused if before is not None else None)
+                               notice_refused=before.notice_refused if before is not None else None, run=run_label(),
+                               # Kept while the pause stays open: asked anew once for answers unread, its
+                               # new deadline stands at the next takeover (``taken_over_pause``).
+                               answers_unread=before.answers_unread if before is not None else None)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.

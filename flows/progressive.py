@@ -552,17 +552,10 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
         asked = record.open_pause
         log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
                     "answer is not in the ledger%s", run_id, record.service, UNHEARD_AFTER, err,
-                    "" if asked is None else ", and the pause it waited at is asked anew with a new deadline")
-        if asked is None:
-            return record
-        try:
-            return env.ledger.acquire(record.service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
-                                      rollout=record.rollout_id, wall=env.wall(),
-                                      open_pause=asked.model_copy(update={"answers_unread": env.wall()}))
-        except Exception as write_err:  # noqa: BLE001 - see above
-            log.warning("could not record on %s's rollout that those answers could not be read (%s): past its "
-                        "deadline, the pause is acted on as unanswered", record.service, write_err)
-            return record
+                    "" if asked is None else ", and the pause it waited at is asked anew with a new deadline"
+                    if asked.answers_unread is None else ", and the pause it waited at keeps the deadline it was "
+                    "asked anew with once already")
+        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be read")
     if not unheard:
         return record
     now = env.clock.now()
@@ -574,8 +567,28 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
         return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
                                  rollout=record.rollout_id, transition=entries[0], followed_by=tuple(entries[1:]))
     except Exception as err:  # noqa: BLE001 - see above
-        log.warning("could not record in the ledger the answers flow run %s was given %s (%s)", run_id,
-                    UNHEARD_AFTER, err)
+        log.warning("could not record in the ledger the answers flow run %s was given %s (%s): the pause it waited at "
+                    "is asked anew", run_id, UNHEARD_AFTER, err)
+        # A person answered: past its deadline, the pause must not be rolled back as unanswered.
+        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be recorded")
+
+
+def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, lease_seconds: float,
+                    what: str) -> RolloutRecord:
+    """Mark ``record``'s open pause as one whose dead run's answers ``what`` (could not be read, or
+    recorded): the run asks it anew, its deadline passing no "no answer" (``OpenPause.answers_unread``).
+    Marked once while it stays open: asked anew since, its new deadline stands (``taken_over_pause``).
+    Returns the record as it stands after; a write refused is logged."""
+    asked = record.open_pause
+    if asked is None or asked.answers_unread is not None:
+        return record
+    try:
+        return env.ledger.acquire(record.service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
+                                  rollout=record.rollout_id, wall=env.wall(),
+                                  open_pause=asked.model_copy(update={"answers_unread": env.wall()}))
+    except Exception as write_err:  # noqa: BLE001 - record-keeping, as ``record_unheard_answers``
+        get_run_logger().warning("could not record on %s's rollout that those answers %s (%s): past its deadline, "
+                                 "the pause is acted on as unanswered", record.service, what, write_err)
         return record
 
 

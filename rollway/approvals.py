@@ -93,14 +93,19 @@ class TakenOver(BaseModel):
     run: str | None = Field(default=None, description="the run that asked it, as people know it, when recorded")
     unread: float | None = Field(default=None, description="when the answers given to that run after it died could "
                                                            "not be read (wall clock): asked anew (``began`` None)")
+    retried: bool = Field(default=False, description="the run that asked it is the one asking again, started anew "
+                                                     "(the Prefect UI's Retry of the crashed run): no other run took over")
 
 
-def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals) -> TakenOver | None:
+def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals,
+                     fresh: bool = False) -> TakenOver | None:
     """The pause ``pause`` asks again when its run died waiting for the answer and this run took the
     rollout over (``record``: as this run last read it), or None when it asks anew.
 
     The same pause: the rollout's open question (``open_pause``) is at its stage and of its cause,
-    and nothing but ``takeover`` entries came after its entries. Asked afresh, its timeout began again
+    and nothing but ``takeover`` entries came after its entries; or none did, and this run has asked
+    no pause yet (``fresh``): it is the run that asked it, started again (the Prefect UI's Retry of
+    the crashed run keeps its owner, so no ``takeover`` is written). Asked afresh, its timeout began again
     from zero at every takeover (a worker restarted every 50 minutes kept a pause that rolls back
     after an hour waiting for ever), and one past its deadline was asked for another whole timeout.
     An ``unheard`` answer (given after that run died) closes it, and so does an answer to it that was
@@ -113,7 +118,7 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     taken = len(history)
     while taken and history[taken - 1].kind == TAKEOVER:
         taken -= 1
-    last = history[taken - 1] if 0 < taken < len(history) else None
+    last = history[taken - 1] if 0 < taken < len(history) or (fresh and taken) else None
     if last is None or last.to_stage != pause.stage_index or not (last.kind == "pause" or held_by_timeout(last)):
         return None
     asking = next((t for t in reversed(history[:taken]) if t.kind == "pause"), None)
@@ -126,20 +131,36 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         return None
     run = asking.run if asking is not None else None
     if asked.answers_unread is not None:
-        # The answers its run was given in the UI after it died could not be read (recorded, an
+        # The answers its run was given in the UI after it died could not be read, or recorded (an
         # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
-        # "no answer". Asked with a new deadline, as under `on_timeout: hold`, saying why.
+        # "no answer". Asked with a new deadline, as under `on_timeout: hold`, saying why; once:
+        # asked anew since (its deadline a whole timeout after), that deadline stands. Renewed at
+        # every takeover whose read failed too, the pause never timed out.
+        if record.asked_until >= asked.answers_unread + approvals.timeout_seconds:
+            return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
+                             run=run, unread=asked.answers_unread)
         return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread)
-    return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run)
+    return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
+                     retried=taken == len(history))
 
 
 def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
+    if taken.retried:
+        return (f"{who} stopped while it waited for this answer, and was started again: it asks the same pause "
+                + ("again, its deadline unchanged" if taken.began is not None else
+                   f"again with a new deadline, its own ({wall_utc(taken.deadline)}) having passed meanwhile "
+                   "(approvals.on_timeout: hold)"))
     if taken.unread is not None:
-        return (f"{who} stopped while it waited for this answer, and the answers given to it could not be read from "
-                f"the Prefect API at {wall_utc(taken.unread)}: this run took the rollout over, and asks again with a "
-                "new deadline (one given to that run is not acted on: answer here)")
+        unread = (f"the answers given to it could not be read from the Prefect API, or could not be recorded in the "
+                  f"ledger, at {wall_utc(taken.unread)}")
+        if taken.began is not None:
+            return (f"{who} stopped while it waited for this answer, asked anew after {unread}: this run took the "
+                    "rollout over, and asks the same pause again, its deadline unchanged (one given to that run is "
+                    "not acted on: answer here)")
+        return (f"{who} stopped while it waited for this answer, and {unread}: this run took the rollout over, and "
+                "asks again with a new deadline (one given to that run is not acted on: answer here)")
     if taken.began is None:
         return (f"{who} stopped while it waited for this answer, and its deadline ({wall_utc(taken.deadline)}) "
                 "passed meanwhile: this run took the rollout over, and asks again with a new deadline "

@@ -287,11 +287,15 @@ class OpenPause(BaseModel):
     notice_refused: str | None = Field(
         default=None, description="why its newest \"Rollout waits for a person\" notice was not sent (SNS's answer): "
                                   "nobody was told it waits (None: sent, or not recorded)")
+    # The run asking now, which a person answers: a run that took the rollout over from one that died
+    # waiting asks the same pause (one history entry, naming the dead run).
+    run: str | None = Field(default=None, description="flow run asking it now: '<name> (<id>)' (None: not recorded)")
     answers_unread: float | None = Field(
-        default=None, description="when the run that took the rollout over could not read from the Prefect API the "
-                                  "answers its run was given after that run stopped saying it waits (wall clock): "
-                                  "one may be a person's, so the pause is asked anew, its timeout no \"no answer\" "
-                                  "(None: read, or not tried)")
+        default=None, description="when the run that took the rollout over could not read from the Prefect API (or "
+                                  "record in the ledger) the answers its run was given after that run stopped saying "
+                                  "it waits (wall clock): one may be a person's, so the pause is asked anew, its "
+                                  "timeout no \"no answer\"; kept while the pause stays open, for it is asked anew "
+                                  "once (None: read, or not tried)")
 
 
 class OpenWindowEnd(BaseModel):
@@ -1032,13 +1036,20 @@ def pause_cause(entry: Transition) -> str | None:
 def unanswered_wait(record: RolloutRecord, stage: int | None = None) -> tuple[Transition, ...]:
     """The entries of the pause an unfinished rollout waits at, oldest first: its pause entries (one
     per question asked) and the timeout whose policy held, at the newest entry's stage (``stage``:
-    at that one only); () when the newest entry is neither (an answer, a shift, a takeover ended
-    the wait, or none began). A wait asked for weeks keeps these few entries (``OpenPause``)."""
+    at that one only); () when the newest entry is neither (an answer, a shift ended the wait, or
+    none began). A wait asked for weeks keeps these few entries (``OpenPause``).
+
+    A ``takeover`` does not end it: the run taking the lease of one that died waiting asks the same
+    pause again (``rollway.approvals.taken_over_pause``). Ended there, the pause was recorded a
+    second time, and `rollway status` and the report listed two pauses where one waited."""
     if record.phase.terminal or record.phase is RolloutPhase.ROLLING_BACK or not record.history:
         return ()
-    at = record.history[-1].to_stage if stage is None else stage
+    entries = [entry for entry in record.history if entry.kind != TAKEOVER]
+    if not entries:
+        return ()
+    at = entries[-1].to_stage if stage is None else stage
     wait: list[Transition] = []
-    for entry in reversed(record.history):
+    for entry in reversed(entries):
         if entry.to_stage != at or not (entry.kind == "pause" or held_by_timeout(entry)):
             break
         wait.append(entry)

@@ -593,7 +593,9 @@ def _waiting(record: RolloutRecord, waits: Waits) -> str:
         return ""
     stage = _for_stage(record, pause)
     since, asked_at = _pause_times(record, pause, waits.asked)
-    run = f" {cell(pause.run)}" if pause.run else ""
+    # The run asking now: the pause's entry names the run that first asked it, dead when another took it over.
+    asking = waits.asked.run if waits.asked is not None and waits.asked.run else pause.run
+    run = f" {cell(asking)}" if asking else ""
     unsent = waits.asked.notice_refused if waits.asked is not None else None
     return (f"**waiting for a person's approval**{stage}, at {record.weights} stable/canary, since "
             f"{since}{_asked_again(record, waits, asked_at)}: "
@@ -637,14 +639,17 @@ def _asked_again(record: RolloutRecord, waits: Waits, asked_at: str) -> str:
     refused = _refused_since(record, waits.pause)
     asked = waits.asked
     again = asked is not None and asked.asked > 1  # else its run stopped before asking again
+    # Asked again by a run that took the rollout over from the one that asked it (which died waiting).
+    taken = next((t for t in reversed(record.history) if t.kind == TAKEOVER and t.at >= waits.pause.at), None)
+    by = f" by {cell(taken.actor)}, which {cell(taken.comment or 'took the rollout over')}" if taken and again else ""
     if not refused:
         if timed_out:
-            return f"; it timed out at {asked_at} and is asked again"
-        return f"; asked again at {asked_at}" if again else ""
+            return f"; it timed out at {asked_at} and is asked again{by}"
+        return f"; asked again at {asked_at}{by}" if again else ""
     who = ", ".join(dict.fromkeys(cell(r.actor) for r in refused))
     said = f"an answer was refused ({who}'s)" if len(refused) == 1 else f"{len(refused)} answers were refused ({who})"
     before = "it timed out, and " if timed_out else ""
-    return f"; {before}{said}" + (f", and it is asked again at {asked_at}" if again else "")
+    return f"; {before}{said}" + (f", and it is asked again at {asked_at}{by}" if again else "")
 
 
 def _pause_times(record: RolloutRecord, pause: Transition, asked: OpenPause | None) -> tuple[str, str]:

@@ -2024,14 +2024,16 @@ def promote(
     answer = _answer("approve", who, comment, weight)
     service = connect(targets_block, credentials_block)
     record, run = _paused(service, flow_run)
-    _answerable(service, record, run, answer)
     # Only against the rollout this run drives: a `canary` flow run keeps no ledger, and the
     # ledger's newest rollout is then another one; its own spec and the live weights say instead.
+    # Checked before whether the run still waits: that look takes up to half a minute, and a run
+    # found silent is marked Crashed with the mistyped weight recorded as a refused approval.
     skipped: list[int] | None = None
     if weight is not None and record is not None and owner_run_id(record) == run.id:
         skipped = check_next_weight(record, weight)
     elif weight is not None and flow_name(run) == CANARY_FLOW:
         skipped = check_canary_weight(run, live_weights(service), weight)
+    _answerable(service, record, run, answer)
     _resume_or_record(service, record, run, answer)
     taken, why = answer_seen(service, record, run, who, "approve")
     if taken in NOT_TAKEN:

@@ -50,6 +50,16 @@ def died_waiting(env, rollout: RolloutSpec, waited: float) -> float:
     return began[0]
 
 
+def approving(env, asked: list, who: str = "bob", comment: str = "ok"):
+    """An approver approving at once, noting in ``asked`` when (wall clock), until when the ledger
+    says the pause is asked, and the form's text."""
+    def answer(pause, summary):
+        asked.append((env.wall(), env.ledger.get(env.targets.canary_service).asked_until, summary))
+        return ApprovalAnswer(action="approve", approver=who, comment=comment)
+
+    return answer
+
+
 def test_the_run_taking_over_asks_the_same_pause_by_its_first_deadline_and_says_so():
     env = env_with_ledger()
     began = died_waiting(env, spec(), waited=3000)
@@ -150,6 +160,7 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
         question=asked.question, run="run-1",
         reason="given with `rollway promote`, not taken: flow run run-1 is paused, but has stopped saying it waits"))
     env.clock.sleep(600)  # she starts progressive_rollout again, as told, 65 minutes into the pause
+    told = len(env.notifier.messages)
     answered = []
 
     def dana(pause, summary):
@@ -161,6 +172,9 @@ def test_a_pause_a_person_answered_at_its_dead_run_is_asked_again_not_rolled_bac
     assert "timeout" not in kinds(env), kinds(env)
     (until,) = answered
     assert until > began + TIMEOUT, utc(until)  # asked anew, by a new deadline: not the one past
+    # And people are told it waits again, by that deadline: the pause is one entry, asked again by run-2.
+    (subject, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    assert f"unanswered by {utc(until)}" in message, message
 
 
 def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_rolled_back(monkeypatch, caplog):
@@ -193,11 +207,7 @@ def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_ro
 
     monkeypatch.setattr(flows.progressive, "unheard_answers", unreachable)
     asked = []
-
-    def dana(pause, summary):
-        asked.append((env.wall(), env.ledger.get(env.targets.canary_service).asked_until, summary))
-        return ApprovalAnswer(action="approve", approver="dana", comment="approved in the UI already")
-
+    dana = approving(env, asked, "dana", "approved in the UI already")
     result = progressive_on(env, spec(), dana, owner="run-2")
     assert result.outcome == "promoted", result
     assert "timeout" not in kinds(env), kinds(env)
@@ -210,3 +220,62 @@ def test_a_pause_whose_dead_run_s_answers_could_not_be_read_is_asked_anew_not_ro
     assert "answers given to it could not be read" in " ".join(message.split()), message
     logged = " ".join(caplog.text.split())
     assert "is asked anew with a new deadline" in logged, logged
+
+
+def test_a_pause_taken_over_is_one_entry_whose_line_says_the_run_that_took_over_asks_it_again():
+    """The run taking over recorded the dead run's pause a second time: `rollway status` and the
+    report listed two pauses at 100 % where one waited, and the waiting line named the dead run's."""
+    from rollway.reports import as_listed, rollout_report
+
+    env = env_with_ledger()
+    died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(200)
+    seen = []
+
+    def answers(pause, summary):
+        seen.append(env.ledger.get(env.targets.canary_service))
+        return ApprovalAnswer(action="approve", approver="bob", comment="ok")
+
+    assert progressive_on(env, spec(), answers, owner="run-2").outcome == "promoted"
+    (record,) = seen
+    pauses = [t for t in record.history if t.kind == "pause"]
+    assert len(pauses) == 1, [(t.kind, t.actor, t.comment) for t in record.history]
+    listed = [t for t in as_listed(record) if t.kind == "pause"]
+    assert len(listed) == 1, listed
+    report = " ".join(rollout_report(record).split())
+    assert "**waiting for a person's approval** for stage 2/2 (100%)" in report, report
+    assert "asked again" in report and "by run-2, which took the rollout over from run-1" in report, report
+    # Answered, the approval is recorded once, after that one pause.
+    assert kinds(env).count("pause") == 1, kinds(env)
+
+
+def test_a_retry_of_the_run_that_died_waiting_asks_its_pause_by_the_first_deadline_and_says_so():
+    """The Prefect UI's Retry of the crashed run keeps its owner, so no ``takeover`` is written: the
+    retried run asked the pause with a whole new timeout, and sent no notice of it."""
+    env = env_with_ledger()
+    began = died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(200)
+    told = len(env.notifier.messages)
+    asked = []
+    assert progressive_on(env, spec(), approving(env, asked), owner="run-1").outcome == "promoted"
+    (_, until, summary), = asked
+    due = began + TIMEOUT
+    assert until == due, f"asked again until {utc(until)}, not the pause's own deadline {utc(due)}"
+    said = " ".join(summary.split())
+    assert "was started again" in said and "its deadline unchanged" in said, said
+    (subject, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    assert subject.startswith("Rollout waits for a person again"), subject
+    assert f"unanswered by {utc(due)}" in message, message
+
+
+def test_a_retry_of_the_run_that_died_waiting_past_its_deadline_acts_on_the_timeout():
+    env = env_with_ledger()
+    died_waiting(env, spec(), waited=3000)
+    env.clock.sleep(700)  # retried 62 minutes into a pause that rolls back after 60
+
+    def nobody(pause, summary):
+        raise AssertionError(f"asked again for a whole new hour: {pause.reason}")
+
+    result = progressive_on(env, spec(), nobody, owner="run-1")
+    assert result.outcome == "rolled_back", result
+    assert f"no answer within {TIMEOUT} s" in result.reason, result.reason

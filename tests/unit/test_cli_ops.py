@@ -1610,6 +1610,43 @@ def test_promote_with_a_weight_says_which_stages_it_skips(flow, weight, says, mo
     assert says in " ".join(out.split()), out
 
 
+def test_promote_refuses_a_mistyped_weight_before_it_looks_whether_the_run_still_waits(monkeypatch, capsys):
+    """The look at whether the paused run still waits takes up to half a minute, and a run found
+    silent is marked Crashed: `promote --weight 30` at a rollout of 5, 25, 50, 75, 100 % made the
+    person wait for it, then recorded the mistyped weight as a refused approval."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
+    ledger = FakeLedger()
+    ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
+                         weights=Weights.canary_at(5)),
+                  owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(5)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    looked = []
+
+    def slow_look(paused, **_):
+        looked.append(paused)
+        raise ops.Unattended("flow run calm-heron is paused, but has stopped saying it waits for its answer")
+
+    monkeypatch.setattr(ops, "check_attended", slow_look)
+    monkeypatch.setattr(ops, "end_unattended", lambda *a, **k: looked.append("marked Crashed"))
+    sent = []
+    monkeypatch.setattr(ops, "resume", lambda run_id, answer, **_: sent.append(answer))
+    code = ops.promote(approver="alice", comment="", weight=30, flow_run=None, targets_block=None,
+                       credentials_block=None)
+    _, err = capsys.readouterr()
+    said = " ".join(err.split())
+    assert code != 0 and not sent, err
+    assert "--weight 30 is not a stage after 5% (choose from [25, 50, 75, 100])" in said, err
+    assert looked == [], looked  # refused at once: the run neither looked at nor marked Crashed
+    assert ledger.get(Targets().canary_service).refused_answers == ()
+
+
 def _weekly_record(**changes) -> RolloutRecord:
     """A rollout of the default plan's stages in weekly phases, paused before 25 % in week 2."""
     from rollway.spec import WeeklyPhase
