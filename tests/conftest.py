@@ -107,6 +107,55 @@ def block_schemas_built_once_per_class() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def moto_attribute_names_found_once() -> Iterator[None]:
+    """moto writes its answers finding each field's possible attribute names once per kind of value
+    and field, and reading a plain dict's fields without raising a KeyError for each absent one.
+
+    To write an answer, moto's serializer asks, for every field of every value, which names the
+    value may hold it under (the field's own, its snake_case form, a model or class prefix
+    stripped): five alias checks and a snake_case conversion each time, for every field a value
+    leaves empty too. A DynamoDB item is a tree of attribute values of ten fields each, and a
+    ledger item comes back whole from GetItem and UpdateItem: the refused-answers bound test's 200
+    appends to one growing item spent most of its CPU there. Those names depend only on the
+    value's class (and its Meta), the field and its shape with its parent, so the first list
+    found for them is the list every later one would find: moto writes the same answer.
+    """
+    import moto.core.utils
+    from moto.core.serialize import XFormedAttributePicker
+
+    find = XFormedAttributePicker.get_possible_keys
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    def once(self: XFormedAttributePicker, context: Any) -> tuple[str, ...]:
+        shape = context.shape
+        parent = getattr(shape, "parent", None)
+        meta = getattr(context.obj, "Meta", None)
+        # The objects themselves are kept with their names, so an id here is never a new object's.
+        key = (type(context.obj), context.key, id(shape), id(parent), id(meta))
+        if key not in found:
+            found[key] = (shape, parent, meta, tuple(find(self, context)))
+        return found[key][3]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(XFormedAttributePicker, "get_possible_keys", once)
+        patch.setattr(moto.core.utils, "_get_value_for_key", functools.partial(_value_for_key,
+                                                                               moto.core.utils._get_value_for_key))
+        yield
+
+
+def _value_for_key(find: Callable[[Any, Any, Any], Any], obj: Any, key: Any, default: Any) -> Any:
+    """moto's ``_get_value_for_key`` (which tries ``obj[key]`` and answers ``default`` on a KeyError),
+    with a plain dict's ``get`` for a plain dict: each of an attribute value's nine empty fields
+    raised and caught two KeyErrors, about a third of what the serializer still spent on an item."""
+    if type(obj) is not dict:
+        return find(obj, key, default)
+    try:
+        return obj.get(key, default)
+    except TypeError:  # an unhashable key: no such item, as moto's own lookup answers
+        return default
+
+
 @pytest.fixture(autouse=True)
 def no_thread_left_calling_aws() -> Iterator[None]:
     """The threads a test started that called the embedded AWS have ended when it ends
