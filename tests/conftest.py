@@ -122,9 +122,18 @@ def moto_attribute_names_found_once() -> Iterator[None]:
     found for them is the list every later one would find: moto writes the same answer.
     """
     import moto.core.utils
-    from moto.core.serialize import XFormedAttributePicker
 
-    find = XFormedAttributePicker.get_possible_keys
+    try:
+        from moto.core.serialize import XFormedAttributePicker
+
+        find = XFormedAttributePicker.get_possible_keys
+        moto.core.utils._get_value_for_key  # noqa: B018 - both seams, or neither
+    except (ImportError, AttributeError):
+        # A moto whose serializer has moved on: its answers are written its own (slower) way, and
+        # every test still runs; this is a speed-up of the suite, not something a test relies on.
+        yield
+        return
+
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def once(self: XFormedAttributePicker, context: Any) -> tuple[str, ...]:
