@@ -856,6 +856,12 @@ def run_stages(
             stage_alerts(env, spec, state, tracker.update(observation, verdict, settled_until))
         renewals.tick(state, verdict)
         decision = decide(spec, state, verdict, now)
+        if held is not None and decision.stage_passed and not isinstance(decision, Pause):
+            # A person's hold says "stay and ask again": a pass the judge reached since (the traffic
+            # came back, say) does not move the stage on without a person, as none does while a pause waits.
+            decision = Pause(reason=(f"{spec.stages[state.stage_index].weight}%: the judge passes it now "
+                                     f"({verdict.reason}), but a person held this stage: it goes on once a person "
+                                     "approves"), cause="inconclusive", stage_index=state.stage_index)
 
         if isinstance(decision, Hold) and verdict is not None:
             # A look that read the metrics reads the weights too (one DescribeRules): moved mid-bake (by

@@ -44,3 +44,21 @@ def test_a_pass_on_unpublished_slow_counts(intervals, history, metrics, stage_ov
 def test_a_verdict_that_does_not_pass_is_left_alone(phase):
     verdict = PASS.model_copy(update={"phase": phase})
     assert unmeasured_slow(verdict, Analysis(), periods(PUBLISHED, SILENT), (), stage_over=True) == verdict
+
+
+# An application that publishes SlowRequestCount only when it is above 0 (EMF, statsd) and no p99:
+# the stable service counts a few slow requests, a healthy canary at 5 % counts none.
+SLOW_ONLY = VersionSample(requests=19_000, slow=2)
+QUIET = VersionSample(requests=1_000)
+
+
+@pytest.mark.parametrize("canary, n, phase", [
+    # At the stable service's rate (2 in 19,000) a canary serving 3,000 requests counts ~0.3: none is no sign.
+    (QUIET, 3, Phase.SUCCESSFUL),
+    # Serving 100,000, it would have counted ~10 at that rate: none at all is a publisher that does not publish.
+    (VersionSample(requests=100_000), 1, Phase.INCONCLUSIVE),
+])
+def test_a_stable_service_publishing_slow_counts_alone_pauses_only_a_canary_that_should_have_counted_some(
+        canary, n, phase):
+    verdict = unmeasured_slow(PASS, Analysis(), periods(SLOW_ONLY, canary, n), (), stage_over=True)
+    assert verdict.phase is phase, verdict.reason
