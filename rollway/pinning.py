@@ -95,10 +95,15 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
     first = ahead[0]
-    forwarded = {arn for arn, weight in _forwarded(first).items() if weight > 0}
-    if forwarded != {canary_arn}:
-        goes = ", ".join(sorted(forwarded)) or "no target group (its actions: " + ", ".join(
-            str(a.get("Type")) for a in first.get("Actions", [])) + ")"
+    # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
+    # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
+    if not is_pin_rule(first, canary_arn):
+        named = _forwarded(first)
+        idle = sorted(arn for arn, weight in named.items() if weight <= 0)
+        goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
+            "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in first.get("Actions", [])) + ")")
+        if idle and len(idle) < len(named):
+            goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
         return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
                 f"and sends them to {goes}, not to the canary target group {canary_group} alone: make it forward to "
                 f"{canary_group} alone, or {create}")
@@ -109,9 +114,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
     """Whether ``rule`` is a header rule forwarding to the canary group alone (a pin rule, never
     the weighted rule a rollout shifts, though it is on the same path and names the canary group)."""
-    # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too.
+    # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too. At
+    # weight 0 it forwards nowhere: no pin.
     has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
-    return has_header and set(_forwarded(rule)) == {canary_arn}
+    forwarded = _forwarded(rule)
+    return has_header and set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
 
 
 def _priority(rule: Mapping[str, Any]) -> float:
