@@ -85,12 +85,20 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return f"the weighted rule {weighted_arn} is not among the listener's rules"
-    ahead = sorted((rule for rule in rules if not rule.get("IsDefault")
-                    and _priority(rule) < _priority(weighted) and _meets(rule, weighted, name, value)),
-                   key=_priority)
+    matching = sorted((rule for rule in rules if not rule.get("IsDefault")
+                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)), key=_priority)
+    ahead = [rule for rule in matching if not _beyond(rule, weighted)]
     create = (f"create one on the weighted rule's listener with a priority number below {weighted['Priority']}, "
               f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), and "
               f"one action forwarding to {canary_group} alone; or clear spec.canary_header")
+    if not ahead and matching:
+        # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
+        near = matching[0]
+        return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) meets "
+                f"every request it matches carrying `{header}`: rule {near['RuleArn']} (priority {near['Priority']}) "
+                f"matches the header with a {', '.join(_beyond(near, weighted))} condition the weighted rule does not "
+                f"have, so some of them may pass it by: give it the weighted rule's own conditions (or none), or "
+                f"{create}")
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -126,13 +134,18 @@ def _priority(rule: Mapping[str, Any]) -> float:
     return float(said) if said.isdigit() else float("inf")
 
 
-def _meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, value: str) -> bool:
-    """Whether every request ``weighted`` matches, carrying header ``name: value``, matches ``rule``."""
-    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+def _header_met(rule: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each."""
     headers = [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"]
-    if not headers or not all(_header_matches(c, name, value) for c in headers):
-        return False
-    return all(_condition_key(c) in own for c in rule.get("Conditions", []) if c.get("Field") != "http-header")
+    return bool(headers) and all(_header_matches(c, name, value) for c in headers)
+
+
+def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
+    """The fields of ``rule``'s other conditions that are not among ``weighted``'s own (none: every
+    request ``weighted`` matches, carrying the header ``_header_met`` matched, matches ``rule``)."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    return sorted({str(c.get("Field")) for c in rule.get("Conditions", [])
+                   if c.get("Field") != "http-header" and _condition_key(c) not in own})
 
 
 def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:

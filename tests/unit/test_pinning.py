@@ -121,3 +121,14 @@ def test_a_header_rule_also_naming_the_stable_group_at_weight_0_is_no_pin_as_a_r
     idle = rule("pin", "5", [header("canary")], CANARY)
     idle["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["Weight"] = 0
     assert "sends them to no target group" in found(idle) and not is_pin_rule(idle, CANARY)
+
+
+def test_a_header_rule_ahead_with_conditions_of_its_own_is_named_not_said_to_be_missing():
+    """It was said that no rule sends the requests anywhere, while one matching the header stood
+    ahead of the weighted rule: a reader looked for a rule to create and found it there."""
+    said = found(rule("pin", "5", [header("canary"), {"Field": "path-pattern", "Values": ["/api/*"]}], CANARY))
+    assert isinstance(said, str) and "anywhere" not in said, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every request it "
+                           "matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the header with "
+                           "a path-pattern condition the weighted rule does not have, so some of them may pass it by: "
+                           "give it the weighted rule's own conditions (or none), or create one"), said
