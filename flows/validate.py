@@ -273,10 +273,14 @@ def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: flo
         return None
     found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header), seconds,
                               "could not read the listener's rules")
-    why = unread if unread is not None else found
-    if isinstance(why, str):
-        return (f"not sent: the requests carrying `{spec.canary_header}` (spec.canary_header) would not be pinned to "
-                f"the canary target group {targets.canary_target_group}: {why}")
+    sent = f"not sent: the requests carrying `{spec.canary_header}` (spec.canary_header)"
+    if unread is not None:
+        # Unread, nothing is known of the rule: "would not be pinned" sent a reader looking for
+        # a rule that may well be there.
+        return (f"{sent} are sent only once a listener rule is read that pins them to the canary target group "
+                f"{targets.canary_target_group}, and {unread}")
+    if isinstance(found, str):
+        return f"{sent} would not be pinned to the canary target group {targets.canary_target_group}: {found}"
     return found
 
 

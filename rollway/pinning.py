@@ -85,20 +85,33 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
     if weighted is None:
         return f"the weighted rule {weighted_arn} is not among the listener's rules"
-    ahead = sorted((rule for rule in rules if not rule.get("IsDefault")
-                    and _priority(rule) < _priority(weighted) and _meets(rule, weighted, name, value)),
-                   key=_priority)
+    matching = sorted((rule for rule in rules if not rule.get("IsDefault")
+                       and _priority(rule) < _priority(weighted) and _header_met(rule, name, value)), key=_priority)
+    ahead = [rule for rule in matching if not _beyond(rule, weighted)]
     create = (f"create one on the weighted rule's listener with a priority number below {weighted['Priority']}, "
               f"the http-header condition {name} = {value} beside the weighted rule's own conditions (or none), and "
               f"one action forwarding to {canary_group} alone; or clear spec.canary_header")
+    if not ahead and matching:
+        # Said "sends them nowhere", a reader went looking for a rule to create and found this one.
+        near = matching[0]
+        return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) meets "
+                f"every request it matches carrying `{header}`: rule {near['RuleArn']} (priority {near['Priority']}) "
+                f"matches the header with a {', '.join(_beyond(near, weighted))} condition the weighted rule does not "
+                f"have, so some of them may pass it by: give it the weighted rule's own conditions (or none), or "
+                f"{create}")
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
     first = ahead[0]
-    forwarded = {arn for arn, weight in _forwarded(first).items() if weight > 0}
-    if forwarded != {canary_arn}:
-        goes = ", ".join(sorted(forwarded)) or "no target group (its actions: " + ", ".join(
-            str(a.get("Type")) for a in first.get("Actions", [])) + ")"
+    # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
+    # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
+    if not is_pin_rule(first, canary_arn):
+        named = _forwarded(first)
+        idle = sorted(arn for arn, weight in named.items() if weight <= 0)
+        goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
+            "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in first.get("Actions", [])) + ")")
+        if idle and len(idle) < len(named):
+            goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
         return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
                 f"and sends them to {goes}, not to the canary target group {canary_group} alone: make it forward to "
                 f"{canary_group} alone, or {create}")
@@ -109,9 +122,11 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
     """Whether ``rule`` is a header rule forwarding to the canary group alone (a pin rule, never
     the weighted rule a rollout shifts, though it is on the same path and names the canary group)."""
-    # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too.
+    # Named alone, not only weighted alone: the weighted rule names both groups at 0/100 too. At
+    # weight 0 it forwards nowhere: no pin.
     has_header = any(c.get("Field") == "http-header" for c in rule.get("Conditions", []))
-    return has_header and set(_forwarded(rule)) == {canary_arn}
+    forwarded = _forwarded(rule)
+    return has_header and set(forwarded) == {canary_arn} and forwarded[canary_arn] > 0
 
 
 def _priority(rule: Mapping[str, Any]) -> float:
@@ -119,13 +134,18 @@ def _priority(rule: Mapping[str, Any]) -> float:
     return float(said) if said.isdigit() else float("inf")
 
 
-def _meets(rule: Mapping[str, Any], weighted: Mapping[str, Any], name: str, value: str) -> bool:
-    """Whether every request ``weighted`` matches, carrying header ``name: value``, matches ``rule``."""
-    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+def _header_met(rule: Mapping[str, Any], name: str, value: str) -> bool:
+    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each."""
     headers = [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"]
-    if not headers or not all(_header_matches(c, name, value) for c in headers):
-        return False
-    return all(_condition_key(c) in own for c in rule.get("Conditions", []) if c.get("Field") != "http-header")
+    return bool(headers) and all(_header_matches(c, name, value) for c in headers)
+
+
+def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
+    """The fields of ``rule``'s other conditions that are not among ``weighted``'s own (none: every
+    request ``weighted`` matches, carrying the header ``_header_met`` matched, matches ``rule``)."""
+    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
+    return sorted({str(c.get("Field")) for c in rule.get("Conditions", [])
+                   if c.get("Field") != "http-header" and _condition_key(c) not in own})
 
 
 def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:

@@ -117,3 +117,34 @@ def test_a_canary_carrying_no_traffic_is_said_to_have_had_the_pinned_checks(aws,
     assert state.result().passed
     assert (f"- `{aws.targets.canary_service}` (canary): 0% of the traffic (the health, session and message checks "
             "were pinned to it, its targets were not read") in artifact_of(state)
+
+
+@pytest.mark.parametrize("code, said", [
+    ("Throttling", "Throttling on DescribeRules: refused"),
+    ("AccessDenied", "it is granted by deployments/iam-policy.json, statement ReadTheLoadBalancer"),
+])
+def test_rules_that_could_not_be_read_send_no_request_and_do_not_say_the_rule_is_missing(aws, app, blocks,
+                                                                                          monkeypatch, code, said):
+    """Unread, the rules were said not to pin the requests ("would not be pinned"): nothing was
+    known of them, and a reader went looking for a rule that was there."""
+    from tests.flows.test_traffic_reads_denied import answering
+    from tests.flows.test_validate_flow import refusing
+
+    at_95_5(aws)
+    header_rule(aws)
+    asked: list[str] = []
+    refusing(monkeypatch, "elbv2", "DescribeRules", asked, answer=answering(code, 99, asked, "DescribeRules"))
+    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    with pytest.raises(ValidationFailed) as failed:
+        state.result()
+    assert app.requests == []
+    for name in HTTP_CHECKS:
+        check = checked(failed.value.summary, name)
+        assert check.outcome == "unchecked" and check.pinned_to is None, check
+        assert check.reason.startswith(f"not sent: the requests carrying `{HEADER}` (spec.canary_header) are sent "
+                                       "only once a listener rule is read that pins them to the canary target group "
+                                       f"{aws.targets.canary_target_group}, and could not read the listener's rules: "
+                                       ), check.reason
+        assert said in check.reason and "would not be pinned" not in check.reason, check.reason
+        assert "\n" not in check.reason

@@ -104,3 +104,31 @@ def test_the_whole_validation_bound_counts_the_read_of_the_listeners_rules_when_
     # The run's first line said the same "about 5 min 40 s" with a fourth read of up to timeout_seconds.
     plain = validation_seconds(ValidationSpec(timeout_seconds=30))
     assert validation_seconds(ValidationSpec(timeout_seconds=30, canary_header="X-Rollway-Target: canary")) == plain + 30
+
+
+def test_a_header_rule_also_naming_the_stable_group_at_weight_0_is_no_pin_as_a_rollout_would_take_it_for_weighted():
+    """Accepted as the pin, while a rollout, which skips only a rule naming the canary group alone,
+    took it for a second weighted rule on the path: refused, or shifted in place of the real one."""
+    both = rule("pin", "5", [header("canary")], CANARY, STABLE)
+    both["Actions"][0]["ForwardConfig"]["TargetGroups"][1]["Weight"] = 0
+    said = found(both)
+    assert isinstance(said, str), said
+    assert ("rule pin (priority 5) meets requests carrying `X-Rollway-Target: canary` first, and sends them to "
+            "arn:tg/canary (and names arn:tg/stable at weight 0, as a weighted rule does), not to the canary target "
+            "group canary-tg alone") in said, said
+    assert not is_pin_rule(both, CANARY)
+    # The canary named alone, at weight 0, sends the requests nowhere: neither a pin nor skipped as one.
+    idle = rule("pin", "5", [header("canary")], CANARY)
+    idle["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["Weight"] = 0
+    assert "sends them to no target group" in found(idle) and not is_pin_rule(idle, CANARY)
+
+
+def test_a_header_rule_ahead_with_conditions_of_its_own_is_named_not_said_to_be_missing():
+    """It was said that no rule sends the requests anywhere, while one matching the header stood
+    ahead of the weighted rule: a reader looked for a rule to create and found it there."""
+    said = found(rule("pin", "5", [header("canary"), {"Field": "path-pattern", "Values": ["/api/*"]}], CANARY))
+    assert isinstance(said, str) and "anywhere" not in said, said
+    assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every request it "
+                           "matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the header with "
+                           "a path-pattern condition the weighted rule does not have, so some of them may pass it by: "
+                           "give it the weighted rule's own conditions (or none), or create one"), said
