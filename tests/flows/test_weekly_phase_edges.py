@@ -459,3 +459,29 @@ def test_a_tick_that_finds_a_promoted_rollouts_window_held_by_a_run_prefect_show
     assert "nothing watches its monitoring window" in message and "Crashed" in message, message
     assert "rollway abort" in message and "nothing to advance" not in message, message
     assert not [r for r in caplog.records if "nothing to advance" in r.getMessage()], [r.getMessage() for r in caplog.records]
+
+
+def test_a_tick_that_finds_a_windows_run_whose_lease_lapsed_moments_ago_leaves_it_to_that_run(caplog):
+    """The run watching the monitoring window renews its lease at every look; one look that ran long
+    renews it minutes late. Within a lease and the lapse margin the tick leaves the window to that
+    run at INFO, not warning that nothing watches the window and sending people to abort it; past
+    that, it warns."""
+    from tests.flows.test_progressive_fakes import _killed_while_monitoring
+
+    env, _ = _killed_while_monitoring()
+    before = env.ledger.get(env.targets.canary_service)
+    env.clock.t += before.lease_expires - env.wall() + 300  # lapsed five minutes ago: within a 600 s lease
+    caplog.clear()  # the killed run's own lines
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    after = env.ledger.get(env.targets.canary_service)
+    assert after.history == before.history and after.owner == "run-1", after.history[len(before.history):]
+    said = [r for r in caplog.records if "watched by run-1, whose run has not ended" in r.getMessage()]
+    assert said and said[0].levelno == logging.INFO, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    env.clock.t += 600 + 60 + 1 - 300  # lapsed longer ago than a lease and the margin: nothing watches it
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    warned = [r for r in caplog.records if "nothing watches its monitoring window" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
