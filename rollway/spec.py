@@ -527,12 +527,12 @@ class RolloutSpec(_RangesSaid):
         description="the weekly plan: the stages each phase runs (leave it out to run every stage as one phase)",
     )
     # Counted on the wall clock, so a week across a daylight-saving switch counts 7 days, less the
-    # slack for the scheduled runs' start-up delays: a 7-day minimum passes at the next week's cron
-    # for a phase that reached its last weight within the slack of its start (weekly.py).
+    # slack for the scheduled runs' start-up delays: a 7-day minimum passes at the next week's cron;
+    # a phase that reached its last weight in a later week than it started waits a week more (weekly.py).
     min_phase_seconds: float = Field(
         default=3 * _DAY, ge=0, le=30 * _DAY,
-        description="how long a weekly phase runs at least at its last weight (at most 30 days), on the "
-        "weekly_timezone's wall clock (daylight-saving included) less schedule_slack_seconds",
+        description="how long a weekly phase runs at least from its start (at most 30 days), on the "
+        "weekly_timezone's wall clock less schedule_slack_seconds; reaching its last weight a week late, into the next week",
     )
     # The scheduled runs start some seconds to minutes after their cron time, by a little more or
     # less each week; at 0 a 7-day minimum may wait a week more.
@@ -734,8 +734,9 @@ class RolloutSpec(_RangesSaid):
     def phase_calendar(self, record: "RolloutRecord | None" = None) -> dict:
         """The weekly calendar's rules of this spec, as ``rollway.weekly.phase_wait`` and
         ``next_phase_due`` take them: the zone, the minimum and the schedule's slack; with the
-        ledger's ``record``, also when its current phase reached the weight it holds (its last
-        stage's weights set, as recorded: a resumed run keeps it), from which the minimum counts."""
+        ledger's ``record``, also when its current phase reached its last weight (its last stage's
+        weights set, as recorded: a resumed run keeps it): reached in a later week than the phase
+        started, the next phase waits for the week after it."""
         calendar = {"timezone": self.weekly_timezone, "min_phase_seconds": self.min_phase_seconds,
                     "slack_seconds": self.schedule_slack_seconds}
         if record is not None and 0 <= record.weekly_phase_index < len(self.phases) \

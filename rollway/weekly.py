@@ -9,11 +9,14 @@ as this week's, so the schedule ended a phase a week early or spent a week doing
 Local wall time is read through ``zoneinfo``, so a week that holds a daylight-saving switch
 (167 or 169 hours long) still ends at the local Monday's midnight.
 
-``min_phase_seconds`` is the least time a phase runs at its weight: counted from when the phase
-reached the weight it holds (its last stage's weights set, ``at_weight_since``), or from its start
-when it has not reached it yet. Counted from the start alone, a phase resumed a week late (its
-run killed, or its approval answered days later) was "already due" the moment its last stage
-passed, and the schedule's next run moved the traffic on after minutes at the phase's weight.
+``min_phase_seconds`` is the least time a phase runs, counted from its start; and a phase that
+reached its last weight late (its run killed at 25 % and resumed the next week, its approval
+answered after the weekend) runs at that weight until a new calendar week has begun since it got
+there (``at_weight_since``). Counted from the start alone, a phase resumed a week late was
+"already due" the moment its last stage passed, and the schedule moved the traffic on after
+minutes at the phase's weight. Counted from the last weight instead, a 7-day minimum slipped a
+week whenever the last weight came more than the slack after the cron (every phase with a bake
+or an approval before its last stage), though the schedule runs weekly.
 It is counted on the zone's wall clock, less the spec's
 ``schedule_slack_seconds`` (``DEFAULT_SCHEDULE_SLACK_SECONDS``, an hour, unless it says otherwise).
 Counted in elapsed seconds, a minimum of exactly 7 days could never pass at a weekly cron: the
@@ -139,18 +142,23 @@ def old_enough_at(started_at: float, *, timezone: str, min_phase_seconds: float,
 def next_phase_due(started_at: float, *, timezone: str, min_phase_seconds: float, slack_seconds: float,
                    at_weight_since: float | None = None) -> float:
     """The earliest instant the next phase may start after a phase that started at ``started_at``:
-    a new calendar week has begun since it started, and it has run ``min_phase_seconds`` at its
-    weight (``old_enough_at``), counted from ``at_weight_since`` (when it reached the weight it
-    holds; None: from ``started_at``, it has not reached it yet)."""
-    return max(next_week_starts(started_at, timezone),
-               old_enough_at(weight_clock(started_at, at_weight_since), timezone=timezone,
-                             min_phase_seconds=min_phase_seconds, slack_seconds=slack_seconds))
+    a new calendar week has begun since it started, it is old enough (``old_enough_at``), and a new
+    calendar week has begun since it reached its last weight at ``at_weight_since`` (None: it has
+    not reached it yet, or the record does not say)."""
+    due = max(next_week_starts(started_at, timezone),
+              old_enough_at(started_at, timezone=timezone, min_phase_seconds=min_phase_seconds,
+                            slack_seconds=slack_seconds))
+    reached = reached_late(started_at, at_weight_since, timezone)
+    return due if reached is None else max(due, next_week_starts(reached, timezone))
 
 
-def weight_clock(started_at: float, at_weight_since: float | None) -> float:
-    """When a phase's ``min_phase_seconds`` starts counting: when it reached its weight, never
-    before it started (a weight recorded before the phase began is the previous phase's)."""
-    return started_at if at_weight_since is None else max(started_at, at_weight_since)
+def reached_late(started_at: float, at_weight_since: float | None, timezone: str) -> float | None:
+    """When a phase reached its last weight, if in a later calendar week than it started; else None.
+    A weight recorded in its start's week (the usual bake or approval) holds nothing back, and one
+    recorded before it started is the previous phase's."""
+    if at_weight_since is None or local_week(at_weight_since, timezone) <= local_week(started_at, timezone):
+        return None
+    return at_weight_since
 
 
 def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase_seconds: float,
@@ -163,8 +171,8 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
         timezone: the IANA zone whose calendar weeks count.
         min_phase_seconds: how long a phase runs at least...
         slack_seconds: ...less this (the spec's ``schedule_slack_seconds``), for the scheduled runs' start-up delays.
-        at_weight_since: when the phase reached the weight it holds, from which the minimum counts
-            (None: it has not, and the minimum counts from ``started_at``).
+        at_weight_since: when the phase reached its last weight (None: it has not); reached in a later
+            calendar week than the phase started, the next phase waits for the week after it.
     """
     if started_at is None:
         return None
@@ -179,14 +187,13 @@ def phase_wait(started_at: float | None, now: float, *, timezone: str, min_phase
                 f"reads {describe(now, timezone)}): it runs behind the clock that started the phase")
     if local_week(now, timezone) == local_week(started_at, timezone):
         return f"the phase started this calendar week ({describe(started_at, timezone)})"
-    # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening),
-    # or reached its weight too recently (resumed, or its approval answered, days late).
-    since = weight_clock(started_at, at_weight_since)
-    ran = (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)})"
-           if since == started_at else
-           f"the phase reached its weight {(now - since) / 3600:.1f} h ago ({describe(since, timezone)}; it started "
-           f"{describe(started_at, timezone)})")
-    return (f"{ran}, under min_phase_seconds ({min_phase_seconds / 3600:g} h on the weekly_timezone's {timezone} clock, less "
+    reached = reached_late(started_at, at_weight_since, timezone)
+    if reached is not None and local_week(now, timezone) == local_week(reached, timezone):
+        return (f"the phase reached its last weight this calendar week ({describe(reached, timezone)}; it started "
+                f"{describe(started_at, timezone)}): it runs at that weight until the next week begins")
+    # A new week, but the phase is younger than min_phase_seconds (say, started on Sunday evening).
+    return (f"the phase started {(now - started_at) / 3600:.1f} h ago ({describe(started_at, timezone)}), under "
+            f"min_phase_seconds ({min_phase_seconds / 3600:g} h on the weekly_timezone's {timezone} clock, less "
             f"{slack_seconds / 3600:g} h of schedule slack)")
 
 

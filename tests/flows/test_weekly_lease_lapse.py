@@ -36,12 +36,6 @@ def _utc(*parts) -> float:
 MONDAY_1, MONDAY_2, MONDAY_3 = _utc(2027, 1, 11, 9, 0), _utc(2027, 1, 18, 9, 0), _utc(2027, 1, 25, 9, 0)
 
 
-def spec():
-    """No minimum time at a phase's weight: week 2 reaches 50 % minutes before Monday 3's cron, and
-    the calendar week alone makes week 3 due then (a minimum counts from the phase's last weight)."""
-    return full_spec().model_copy(update={"min_phase_seconds": 0})
-
-
 @flow
 def week_1(env, spec):
     return run_progressive(env, spec, auto_approve("alice"), owner="run-1", actor="alice", phased=True)
@@ -85,7 +79,7 @@ def _killed_just_before_monday_3(kill: str):
     real, armed = env.ledger, []
     env.ledger = Intercept(real, dies_at(kill, armed))
     env.clock.t = MONDAY_1
-    assert week_1(env, spec()).outcome == "holding"
+    assert week_1(env, full_spec()).outcome == "holding"
     env.clock.t = MONDAY_2
     armed.append(True)
     with pytest.raises(Killed):
@@ -216,7 +210,7 @@ def _a_dead_runs_record():
 def test_the_tick_needs_the_lease_when_it_would_act(phase, passed, phased, due, needs):
     record = _a_dead_runs_record().model_copy(update={"phase": phase, "weekly_phase_passed": passed, "phased": phased})
     now = MONDAY_3 if due else MONDAY_3 - 2 * 24 * H
-    assert lapse.tick_needs_the_lease(spec(), record, now) is needs
+    assert lapse.tick_needs_the_lease(full_spec(), record, now) is needs
 
 
 @pytest.mark.parametrize("expires,now,max_wait,wait", [

@@ -222,8 +222,8 @@ def test_these_rows_are_ones_elapsed_seconds_decide_the_other_way(case):
 def test_the_slack_is_an_hour_and_the_fields_description_says_how_the_minimum_is_counted():
     assert SLACK == weekly.DEFAULT_SCHEDULE_SLACK_SECONDS == H == RolloutSpec(image="repo/app:1").schedule_slack_seconds
     said = RolloutSpec.model_fields["min_phase_seconds"].description
-    assert "wall clock" in said and "daylight-saving" in said and "schedule_slack_seconds" in said
-    assert "at its last weight" in said
+    assert "wall clock" in said and "schedule_slack_seconds" in said
+    assert "from its start" in said and "a week late, into the next week" in said
 
 
 @pytest.mark.parametrize("zone,wall,first_utc", [
@@ -306,11 +306,11 @@ def test_two_names_of_one_calendar_are_no_schedule_disagreement(one, other):
     assert weekly.schedule_disagrees("0 9 * * MON", one, other, [at(one, 2027, 1, 18, 9)]) is None
 
 
-def test_the_minimum_counts_from_when_the_phase_reached_its_weight_and_a_record_says_when():
+def test_a_phase_that_reached_its_last_weight_a_week_late_waits_for_the_week_after_and_a_record_says_when():
     """A week 2 started on a Monday whose 50 % (its last weight) was set only the next Monday (its
-    run killed at 25 % and resumed a week late) was "due" the moment 50 % was set: the README's
-    minimum is "the least time a phase runs at its weight". Read from the ledger's record, as the
-    schedule, the summary and `rollway status` read it."""
+    run killed at 25 % and resumed a week late) was "due" the moment 50 % was set, and the schedule
+    moved the traffic on after minutes at it. Read from the ledger's record, as the schedule, the
+    summary and `rollway status` read it."""
     from rollway.ledger import RolloutRecord
 
     spec = RolloutSpec(image="repo/app:1")
@@ -318,12 +318,28 @@ def test_the_minimum_counts_from_when_the_phase_reached_its_weight_and_a_record_
     record = RolloutRecord(service="s", rollout_id="r", image="repo/app:1", spec_json="{}", weekly_phase_index=1,
                            weekly_phase_started_at=started, stage_index=2, stage_started_at=at_weight)
     calendar = spec.phase_calendar(record)
-    assert weekly.next_phase_due(started, **calendar) == at("UTC", 2027, 1, 21, 8, 30)
+    assert weekly.next_phase_due(started, **calendar) == at("UTC", 2027, 1, 25)
     wait = weekly.phase_wait(started, at("UTC", 2027, 1, 18, 10), **calendar)
-    assert wait == ("the phase reached its weight 0.5 h ago (Mon 2027-01-18 09:30 UTC; it started Mon 2027-01-11 "
-                    "09:00 UTC), under min_phase_seconds (72 h on the weekly_timezone's UTC clock, less 1 h of "
-                    "schedule slack)"), wait
+    assert wait == ("the phase reached its last weight this calendar week (Mon 2027-01-18 09:30 UTC; it started Mon "
+                    "2027-01-11 09:00 UTC): it runs at that weight until the next week begins"), wait
     # At 25 % still (not its last weight): counted from its start, as before, and so is a spec alone.
     at_25 = record.model_copy(update={"stage_index": 1})
     assert weekly.next_phase_due(started, **spec.phase_calendar(at_25)) == at("UTC", 2027, 1, 18) \
         == weekly.next_phase_due(started, **spec.phase_calendar())
+
+
+@pytest.mark.parametrize("hours_after_the_cron", [2, 6, 54])
+def test_a_seven_day_minimum_passes_at_the_next_mondays_cron_whenever_in_its_week_the_last_weight_came(
+        hours_after_the_cron):
+    """A 7-day minimum counted from a phase's last weight slipped a week whenever that weight came
+    more than the slack after the cron: a bake, or an approval answered that afternoon or on Wednesday."""
+    from rollway.ledger import RolloutRecord
+
+    spec = RolloutSpec(image="repo/app:1", min_phase_seconds=7 * 24 * H)
+    started = at("UTC", 2027, 1, 11, 9)
+    record = RolloutRecord(service="s", rollout_id="r", image="repo/app:1", spec_json="{}", weekly_phase_index=1,
+                           weekly_phase_started_at=started, stage_index=2,
+                           stage_started_at=started + hours_after_the_cron * H)
+    next_cron = at("UTC", 2027, 1, 18, 9, 0, 5)  # the checking run starts seconds after 09:00
+    assert weekly.next_phase_due(started, **spec.phase_calendar(record)) == at("UTC", 2027, 1, 18, 8)
+    assert weekly.phase_wait(started, next_cron, **spec.phase_calendar(record)) is None
