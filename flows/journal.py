@@ -32,7 +32,7 @@ from rollway.model import Verdict, Weights
 from rollway.phases import RolloutPhase
 from rollway.reports import stage_lines
 from rollway.report import HEADERS, P99_SAID, RollbackResult, RolloutResult, StageReport, artifact_key, markdown_cell, markdown_table, stage_rows
-from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
+from rollway.aws.ledger import STORAGE_ERRORS, ledger_failure, storage_failure
 from rollway.spec import RolloutSpec
 from tasks import metrics
 
@@ -275,7 +275,7 @@ class LedgerJournal:
             self._seen = self._renew(open_pause=asked.model_copy(update={"notice_refused": refused}))
         except (LedgerError, *STORAGE_ERRORS) as err:
             get_run_logger().error("could not record on the rollout that the pause's notice %s (%s)",
-                                   "was not sent" if refused else "went out", err)
+                                   "was not sent" if refused else "went out", ledger_failure(err, self.env.targets))
 
     def _record_pause(self, pause: Pause, paused_at: datetime) -> bool:
         """Record that the run waits for a person (which stage, why, until when), so the reports

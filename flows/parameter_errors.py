@@ -23,6 +23,12 @@ def _from_validation_error(cls: type[ParameterTypeError], exc: ValidationError) 
     return cls(HEADING + "\n - " + "\n - ".join(parameter_problems(exc)))
 
 
+# Why a process-wide patch of Prefect's classmethod: the run's state message (what the UI shows)
+# is the engine's prefix and this exception's text, made before any rollway code runs; the hook
+# can reword its own log, not that message. Overriding Flow.validate_parameters, or validating in
+# the body with Prefect's off, would replace far more. If a later Prefect stops calling this
+# classmethod, its own wording comes back (the hook reads both): tests/flows/test_refusals.py's
+# test of the wording, on the real engine, is what fails then.
 def say_parameter_errors() -> None:
     """Have Prefect word the parameter errors of every flow run in this process as
     ``parameter_problems`` does."""

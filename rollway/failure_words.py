@@ -93,25 +93,43 @@ _SHOULD_BE = "Input should be "
 _WHY_NOT = re.compile(r", (?:unable to|got|invalid|input is)\b")
 
 
+def _given(value: object) -> str:
+    """A value that did not fit its field's type, as the state message (shown in the UI) may show
+    it: a text as logs show a URL (``shown_url``: a password or a query's token masked), a number
+    or flag as it is, anything else by its type alone (a list or mapping may hold a URL)."""
+    from rollway.validation import shown_url  # not at import: rollway.validation imports modules importing this one
+
+    if isinstance(value, str):
+        given = repr(shown_url(value))
+    elif value is None or isinstance(value, (bool, int, float)):
+        given = repr(value)
+    else:
+        return f"a {type(value).__name__}"
+    return given if len(given) <= _GIVEN_CHARS else given[:_GIVEN_CHARS] + "…"
+
+
 def parameter_problems(err: ValidationError) -> list[str]:
     """A flow's parameters refused, one line a bad field: the field, what was given and what is
     expected ("spec.stages.0.weight: 'five' given, expected a valid integer"). Prefect's own lines
     gave pydantic's message alone ("Input should be a valid integer, unable to parse string as an
-    integer"): nothing of what the form held, and a second clause saying the first again."""
+    integer"): nothing of what the form held, and a second clause saying the first again.
+
+    The value given is quoted only where its type or form did not fit. A validator's refusal says
+    the value itself as it may be shown (a URL with its query masked; one with a password refused
+    without quoting it), and a field the form does not have is named without its value: quoted as
+    given beside them, a password or token reached the run's state message."""
     lines = []
     for e in err.errors():
         field = ".".join(map(str, e["loc"])) or "the parameters as a whole"
         if e["type"] == "missing":
             lines.append(f"{field}: nothing given, and it is required")
             continue
-        given = repr(e["input"])
-        given = given if len(given) <= _GIVEN_CHARS else given[:_GIVEN_CHARS] + "…"
         msg = e["msg"].removeprefix("Value error, ")
         if msg.startswith(_SHOULD_BE):
             expected = _WHY_NOT.split(msg.removeprefix(_SHOULD_BE))[0]
-            lines.append(f"{field}: {given} given, expected {expected}")
+            lines.append(f"{field}: {_given(e['input'])} given, expected {expected}")
         else:
-            lines.append(f"{field}: {given} given: {msg}")
+            lines.append(f"{field}: {msg}")
     return [on_one_line(line) for line in lines]
 
 

@@ -11,6 +11,7 @@ from prefect import flow
 
 import flows.env
 import flows.rollback
+from flows.hooks import PARAMETERS_FAILED
 from flows.canary import RolloutRefused, canary
 from flows.progressive import progressive_rollout, run_progressive
 from rollway.approvals import auto_approve
@@ -220,6 +221,24 @@ def test_parameters_of_the_wrong_type_are_said_a_line_a_field_with_what_was_give
     assert hook[0].splitlines()[1:] == fields and hook[0].splitlines()[0].endswith(
         ": its parameters failed validation, so it did not start:"), hook
     assert_left_alone(env)
+
+
+def test_a_refused_url_parameter_is_said_without_its_password_or_token():
+    """A health_url with a password (which its validator refuses without quoting it) or a token in
+    its query, or a misspelt field holding one: the run's state message, which the UI shows, quoted
+    each value as given, the password and token with it."""
+    from flows.validate import validate_deployment
+
+    for spec in ({"health_url": "https://ops:hunter2-pw@svc.example/health"},
+                 {"health_url": "https://svc.example:99999/health?token=tok-hunter2"},
+                 {"helth_url": "https://svc.example/health?token=tok-hunter2"},
+                 {"timeout_seconds": "https://svc.example/?token=tok-hunter2"},
+                 {"success_rate_services": [["https://ops:hunter2-pw@svc.example"]]}):
+        state = validate_deployment(spec=spec, return_state=True)
+        assert state.is_failed() and state.message.startswith(PARAMETERS_FAILED), state.message
+        field = next(iter(spec))
+        assert f"spec.{field}" in state.message, state.message
+        assert "hunter2" not in state.message, state.message
 
 
 def test_any_failure_of_prefects_parameter_validation_is_a_refusal():

@@ -30,9 +30,13 @@ class _Form(BaseModel):
     ({"weight": 1.5}, ["weight: 1.5 given, expected a valid integer"]),
     ({"weight": 5, "level": "max"}, ["level: 'max' given, expected 'low', 'medium' or 'high'"]),
     ({}, ["weight: nothing given, and it is required"]),
-    ({"weight": 5, "name": ["a" * 200]}, [f"name: {['a' * 200]!r:.60}… given, expected a valid string"]),
-    ({"weight": 5, "seconds": -1}, ["seconds: -1 given: seconds must be over 0"]),
-    ({"weight": 5, "colour": "red"}, ["colour: 'red' given: Extra inputs are not permitted"]),
+    ({"weight": "x" * 200}, [f"weight: {'x' * 200!r:.60}… given, expected a valid integer"]),
+    # A list or mapping may hold a URL with a password: said by its type.
+    ({"weight": 5, "name": ["https://ops:pw@svc.example"]}, ["name: a list given, expected a valid string"]),
+    ({"weight": "https://svc.example/?token=t0k"}, ["weight: 'https://svc.example/?token=****' given, expected a valid integer"]),
+    # The validator says what it can of the value; a field the form lacks is named without its value.
+    ({"weight": 5, "seconds": -1}, ["seconds: seconds must be over 0"]),
+    ({"weight": 5, "colour": "https://ops:pw@svc.example"}, ["colour: Extra inputs are not permitted"]),
 ])
 def test_each_bad_field_is_one_line_naming_what_was_given_and_what_is_expected(given, said):
     with pytest.raises(ValidationError) as refused:

@@ -1,0 +1,49 @@
+"""A pause whose notice SNS refused, and whose refusal the ledger then could not record: the run's
+log says DynamoDB's refusal as the ledger's other failures say it. On the embedded AWS."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import flow
+
+from flows.journal import LedgerJournal
+from rollway.aws.environment import aws_environment
+from rollway.clock import ClockSettings
+from rollway.decide import Pause
+from rollway.ledger import RolloutRecord, new_rollout_id
+from rollway.phases import RolloutPhase
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.test_finalize import failing
+from tests.flows.test_finalize_notice_refused import _publish_refused
+
+
+def test_a_pause_notice_refusal_the_ledger_could_not_record_is_logged_in_the_short_form(aws, caplog):
+    """The line quoted botocore's long form ("An error occurred (ThrottlingException) when calling
+    the UpdateItem operation: Rate exceeded") where finalize's and the ledger's other failures say
+    "DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded"."""
+    t = aws.targets
+    env = aws_environment(aws.get_client, t, ClockSettings().build())
+    spec = RolloutSpec(image=f"{aws.topology.repository_uri}:2.0.0", stages=[Stage(weight=5), Stage(weight=100)])
+    now = env.clock.now()
+    record = env.ledger.create(RolloutRecord(
+        service=t.canary_service, rollout_id=new_rollout_id(now), image=spec.image, spec_json=spec.model_dump_json(),
+        phase=RolloutPhase.PROGRESSING), owner="run-A", now=now, lease_seconds=600, wall=env.wall())
+    journal = LedgerJournal(env, spec, owner="run-A", lease_seconds=600, actor="alice", rollout_id=record.rollout_id)
+
+    @flow
+    def ask() -> str | None:
+        return journal.asking(Pause(reason="approve 100%?", cause="approval", stage_index=1))
+
+    # Only the write recording SNS's refusal fails, as a throttled one does past botocore's retries.
+    unfail = failing(aws.get_client("dynamodb"), "UpdateItem", when=lambda params: "sns:Publish" in str(params))
+    try:
+        with _publish_refused(aws, []), caplog.at_level(logging.ERROR):
+            refused = ask()
+    finally:
+        unfail()
+    assert refused is not None and "sns:Publish" in refused, refused
+    said = [r.getMessage() for r in caplog.records if "could not record on the rollout that the pause's notice" in
+            r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].endswith("was not sent (DynamoDB UpdateItem failed with ThrottlingException: Rate exceeded)"), said
