@@ -517,12 +517,20 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
             # said whether it registered: when it had, a copy was a second revision identical to
             # the family's latest, which already pins the version.
             registered = request.register_existing and base.image == pinned
+            # An older revision pinning it (a newer version released since) is not reused: the copy
+            # of the latest runs the version with the family's settings of now (the refusal of a
+            # plain re-run said register_existing registers a second revision), but it is named.
+            older = (deployer.revision_pinning(task_family(base.arn), pinned)
+                     if request.register_existing and not registered else None)
             arn = base.arn if registered else steps.register_revision(deployer, pinned, base.arn)
         run.progress.task_definition = arn
         run.done(f"{arn}, the family's latest ACTIVE revision, already pins {refs.versioned} ({pinned}): nothing "
                  "registered" if registered else
                  f"registered {arn}, a copy of {base.arn}: container {targets.container_name} runs {refs.versioned}, "
-                 f"pinned by its digest ({pinned})" + (f"; {_untokened(base)}" if base.tags_full else ""))
+                 f"pinned by its digest ({pinned})"
+                 + (f"; {older}, an older revision of the family, pins it already, with that revision's settings"
+                    if older else "")
+                 + (f"; {_untokened(base)}" if base.tags_full else ""))
     if refs.latest is not None and digest is not None:
         # Last of all, once the release is registered: a run that stopped before (a refused
         # registration, a permission, a crash) left latest on the release before, not on an

@@ -958,9 +958,10 @@ def _deploy_checked_nothing(err: BaseException, when: str, changed: str, again: 
 def _not_prepared(result: InfraResult, err: Exception, from_stack: str | None, environment: StackEnvironment,
                   toolkit: str, *, done: Sequence[StackEnvironment], left: Sequence[StackEnvironment]) -> str:
     """The error of a run whose bootstrap of ``environment`` (its toolkit stack, ``toolkit`` as
-    ``_toolkit`` says it) failed."""
+    ``_toolkit`` says it) failed, or was interrupted (cdk asked to stop: nothing of it failed)."""
     tail = _last_lines(err)
-    lines = [f"cdk bootstrap of {environment.uri} failed: {_reason(err)}",
+    ended = "was interrupted" if _asked_to_stop(err) else "failed"
+    lines = [f"cdk bootstrap of {environment.uri} {ended}: {_reason(err)}",
              f"bootstrapped: {', '.join(e.uri for e in done) or 'none'}; not bootstrapped: "
              f"{', '.join(e.uri for e in [environment, *left])}",
              f"no stack was deployed: {', '.join(r.stack for r in result.stacks if r.status == 'not deployed')}"]

@@ -699,6 +699,25 @@ def test_a_re_run_of_a_version_an_older_revision_pins_names_that_revision(aws, t
     assert revisions(aws) == after
 
 
+@pytest.mark.usefixtures("tokens_for_12_hours")
+def test_register_existing_of_a_version_an_older_revision_pins_says_which_revision_pins_it(aws, tmp_path):
+    # 2.4.0 released, then 2.4.1: register_existing of 2.4.0 copies the family's latest (2.4.1's
+    # revision, its settings) into a new revision pinning 2.4.0, and said nothing of the older
+    # revision that pins it already, as if the version had never been registered.
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    latest = revisions(aws)[-1]
+
+    again = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", register_existing=True,
+                                                             push_latest=False))
+
+    assert again.task_definition not in (first.task_definition, latest)
+    said = next(step for step in again.steps if step.startswith(f"registered {again.task_definition}"))
+    assert f"a copy of {latest}" in said, said
+    assert f"{first.task_definition}, an older revision of the family, pins it already" in said, said
+
+
 def test_register_existing_refuses_an_image_the_familys_tasks_could_not_start(aws, caplog):
     # Nothing is built, so no build checked the platform: an arm64-only image registered into
     # the family (Fargate, X86_64 by default) failed only when the canary's tasks started.

@@ -354,6 +354,23 @@ def test_a_bootstrap_that_timed_out_says_to_wait_for_the_toolkit_stack_before_ru
     assert f"Run it again {wait}." in latest(ARTIFACT_KEY, since)
 
 
+def test_a_bootstrap_whose_cdk_was_asked_to_stop_is_said_interrupted_not_failed():
+    """A cancel's SIGTERM reaching cdk during a bootstrap: the run resumed "once the toolkit stack
+    is no longer IN_PROGRESS", as an interruption, but its first line said the bootstrap failed."""
+    from rollway.infra import StackDeployFailed
+
+    reason = ("cdk was interrupted by SIGTERM before it finished: something asked it to stop (the run cancelled, "
+              "or the worker or its machine shutting down)")
+
+    def bootstrap(env, _progress):
+        raise StackDeployFailed(f"CDKToolkit ({env.uri})", reason, (), interrupted=True)
+
+    with pytest.raises(InfraDeployFailed) as caught:
+        deploy_on(FakeInfraDeployer(WEBORDINARY), None, bootstrap=bootstrap)
+    first = str(caught.value).splitlines()[0]
+    assert first == f"cdk bootstrap of aws://123456789012/us-west-2 was interrupted: {reason}", first
+
+
 def test_every_environment_of_this_account_the_stacks_go_to_is_bootstrapped_once_in_order(caplog):
     deployer = pinned_deployer()
     deploy_on(deployer, None, bootstrap=lambda env, progress: deployer.calls.append(f"{progress}"))
