@@ -1933,6 +1933,16 @@ def _clocks_differ(record: RolloutRecord, start: Transition, back: Transition | 
     return bool(_sped_up(start)) or (ending is not None and bool(_sped_up(ending)))
 
 
+def _finish(cannot: str | None, record: RolloutRecord, now: float | None, first: bool = True) -> str:
+    """What finishes a rollback not recorded as finished, with who carries it out now
+    (``_claim_advice``): as a sentence of its own (``first``), or after "Finish the rollback:"."""
+    # Running it again cannot finish a rollback with no revision to restore: say what does.
+    run = "Run" if first else "run"
+    finish = (f"{cannot}." if cannot else f"{run} `rollway abort` (or the rollback flow) to finish it: it is "
+              "idempotent, never moves traffic toward the canary, and records the end.")
+    return finish + _claim_advice(record, now)
+
+
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
     """Who holds the claim on a rollback not recorded as finished, for the advice to finish it.
 
@@ -2367,11 +2377,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                          f"**{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
-        # Running it again cannot finish a rollback with no revision to restore: say what does.
-        finish = (f"{cannot}." if cannot else "Run `rollway abort` (or the rollback flow) to finish it: it is "
-                  "idempotent, never moves traffic toward the canary, and records the end.")
-        lines.append(f"- **Not confirmed:** the ledger records no finished rollback. {finish}"
-                     + _claim_advice(record, now))
+        lines.append(f"- **Not confirmed:** the ledger records no finished rollback. {_finish(cannot, record, now)}")
     lines += ["", "## Rollback steps", ""]
     if finished:
         if end.task_definition:
@@ -2464,6 +2470,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
               *timeline, "", *_evidence(record, targets, trigger, start), "",
               "## Next steps", "",
+              # First: what the rollback left undone (the traffic, the flags, the page) outranks the post-mortem.
+              *([] if finished else [f"- [ ] Finish the rollback: {_finish(cannot, record, now, first=False)}"]),
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger, breach_before(record, start or end) is not None),

@@ -125,6 +125,25 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "read back **100/0**" not in text
 
 
+def test_an_unfinished_rollbacks_next_steps_open_with_finishing_it():
+    """The checklist a responder works through the morning after listed reading logs, the DLQs and
+    a fix, and nothing of the rollback left open: its traffic, flags and page not known done, said
+    only in a line of "Traffic moved back" above."""
+    first = next_steps(incident_report(guardrail_rollback(finished=False))).strip().splitlines()[0]
+    assert first.startswith("- [ ] Finish the rollback: run `rollway abort` (or the rollback flow)"), first
+    stopped = next_steps(incident_report(stopped_after_paging(None))).strip().splitlines()[0]
+    assert stopped.startswith("- [ ] Finish the rollback:"), stopped
+    # Where `rollway abort` cannot finish it, the step says what does, as the line above it does.
+    cannot = next_steps(incident_report(guardrail_rollback(finished=False), unrestorable="register one by hand"))
+    assert "`rollway abort` cannot finish it (register one by hand)" in cannot.splitlines()[2], cannot
+    # A run carrying it out now: follow it, not start a second one beside it.
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 + 720})
+    assert "follow that run" in next_steps(incident_report(claimed, now=T0 + 700)).splitlines()[2]
+    # A rollback recorded as finished leaves nothing to finish.
+    assert "Finish the rollback" not in incident_report(guardrail_rollback())
+
+
 def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
     """The advice said only "run `rollway abort`": nothing named the rollback under way (its
     claim's holder), so a reader started a second one, which then waited on a run nobody named."""
