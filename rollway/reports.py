@@ -382,9 +382,11 @@ def _span(start: float, end: float) -> str | None:
     return duration(end - start) if end >= start else f"clocks disagree by {duration(start - end)}"
 
 
-def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
+def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False, *, now: float | None = None,
+             unrestorable: str | None = None) -> str:
     """The rollout report's outcome line; ``sped``: the rollout clock ran ahead of the wall
-    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``)."""
+    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``).
+    ``now`` and ``unrestorable``: for a rollback not finished, as ``_finish``."""
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
@@ -415,7 +417,11 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
-        return "rolling back: the rollback began but is not recorded as finished"
+        # What finishes it, and who carries it out now: the report read alone said neither. A
+        # rollback that stopped with its traffic back says it on its "Users get" line (``users_get``).
+        finish = "" if stopped_traffic(record) is not None else (
+            f"; {_finish(cannot_finish(unrestorable), record, now, first=False)}")
+        return "rolling back: the rollback began but is not recorded as finished" + finish
     held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
 
@@ -1567,7 +1573,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         "",
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
-        f"- **Outcome:** {_outcome(record, waits, sped)}",
+        f"- **Outcome:** {_outcome(record, waits, sped, now=now, unrestorable=unrestorable)}",
         _started_line(record, sped),
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",

@@ -144,6 +144,24 @@ def test_an_unfinished_rollbacks_next_steps_open_with_finishing_it():
     assert "Finish the rollback" not in incident_report(guardrail_rollback())
 
 
+def test_the_rollout_report_of_an_unfinished_rollback_says_what_finishes_it():
+    """Its outcome said "rolling back: ... not recorded as finished" and nothing more: the report
+    read alone (its own artifact) said neither what finishes it nor that a run carries it out now."""
+    outcome = next(x for x in rollout_report(guardrail_rollback(finished=False)).splitlines()
+                   if x.startswith("- **Outcome:**"))
+    assert "not recorded as finished; run `rollway abort` (or the rollback flow) to finish it" in outcome, outcome
+    cannot = next(x for x in rollout_report(guardrail_rollback(finished=False), unrestorable="register one by hand"
+                                            ).splitlines() if x.startswith("- **Outcome:**"))
+    assert "`rollway abort` cannot finish it (register one by hand)" in cannot, cannot
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 + 720})
+    live = next(x for x in rollout_report(claimed, now=T0 + 700).splitlines() if x.startswith("- **Outcome:**"))
+    assert "**It is being carried out by judge (flow run brave-fox)**" in live and "follow that run" in live, live
+    # A rollback that stopped with the traffic back says it on its "Users get" line: not twice.
+    stopped = rollout_report(stopped_after_paging(None))
+    assert "rollway abort" not in stopped and stopped.count("run the rollback again") == 1, stopped
+
+
 def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
     """The advice said only "run `rollway abort`": nothing named the rollback under way (its
     claim's holder), so a reader started a second one, which then waited on a run nobody named."""
