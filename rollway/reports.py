@@ -1609,7 +1609,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
         began = rollback_start(record) or record.last_transition("rollback")
-        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
+        # Not "rolled back" of one not finished: its canary may still take traffic.
+        done = "Rollback begun" if record.phase is RolloutPhase.ROLLING_BACK else "Rolled back"
+        lines.append(f"- **{done} because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
                      f"{_stamped(record, began, sped)})")
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),

@@ -162,6 +162,16 @@ def test_the_rollout_report_of_an_unfinished_rollback_says_what_finishes_it():
     assert "rollway abort" not in stopped and stopped.count("run the rollback again") == 1, stopped
 
 
+def test_the_rollout_report_does_not_call_a_rollback_not_finished_rolled_back():
+    """"Rolled back because:" headed the reason of a rollback not recorded as finished, its canary
+    maybe still taking traffic, below an outcome saying it was not finished."""
+    text = rollout_report(guardrail_rollback(finished=False))
+    assert "Rolled back because" not in text, text
+    assert f"- **Rollback begun because:** 5%: canary error rate 4.80% (48/1000) is over the 1% guardrail (by judge, " \
+           f"{utc(T0 + 660)})" in text, text
+    assert "- **Rolled back because:** 5%: canary error rate" in rollout_report(guardrail_rollback())
+
+
 def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
     """The advice said only "run `rollway abort`": nothing named the rollback under way (its
     claim's holder), so a reader started a second one, which then waited on a run nobody named."""
