@@ -382,9 +382,11 @@ def _span(start: float, end: float) -> str | None:
     return duration(end - start) if end >= start else f"clocks disagree by {duration(start - end)}"
 
 
-def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
+def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False, *, now: float | None = None,
+             unrestorable: str | None = None) -> str:
     """The rollout report's outcome line; ``sped``: the rollout clock ran ahead of the wall
-    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``)."""
+    (``_ran_ahead``), and a rollback's end says which clock its time is on (``_stamped``).
+    ``now`` and ``unrestorable``: for a rollback not finished, as ``_finish``."""
     phase = record.phase
     if phase is RolloutPhase.PROMOTED:
         done = record.last_transition(FINALIZED)
@@ -415,7 +417,11 @@ def _outcome(record: RolloutRecord, waits: "Waits", sped: bool = False) -> str:
         end = record.last_transition("rollback")
         return "rolled back" + (f" at {_stamped(record, end, sped)}" if end else "")
     if phase is RolloutPhase.ROLLING_BACK:
-        return "rolling back: the rollback began but is not recorded as finished"
+        # What finishes it, and who carries it out now: the report read alone said neither. A
+        # rollback that stopped with its traffic back says it on its "Users get" line (``users_get``).
+        finish = "" if stopped_traffic(record) is not None else (
+            f"; {_finish(cannot_finish(unrestorable), record, now, first=False)}")
+        return "rolling back: the rollback began but is not recorded as finished" + finish
     held = between_phases(record) or _waiting(record, waits)
     return held or f"{phase.value} (not finished) at {record.weights} stable/canary"
 
@@ -1567,7 +1573,7 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
         "",
         f"- **Image:** `{record.image}`",
         *_pinned_line(record),
-        f"- **Outcome:** {_outcome(record, waits, sped)}",
+        f"- **Outcome:** {_outcome(record, waits, sped, now=now, unrestorable=unrestorable)}",
         _started_line(record, sped),
         *_clock_note(record, now),
         f"- **Stages planned:** {', '.join(f'{w}%' for w in weights) if weights else 'not readable from the record'}",
@@ -1603,7 +1609,9 @@ def rollout_report(record: RolloutRecord, *, now: float | None = None, unrestora
     if trigger is not None:
         # The entry the trigger was read from (``rollback_trigger``), its time with its clock.
         began = rollback_start(record) or record.last_transition("rollback")
-        lines.append(f"- **Rolled back because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
+        # Not "rolled back" of one not finished: its canary may still take traffic.
+        done = "Rollback begun" if record.phase is RolloutPhase.ROLLING_BACK else "Rolled back"
+        lines.append(f"- **{done} because:** {cell(trigger.reason)} (by {cell(trigger.who)}, "
                      f"{_stamped(record, began, sped)})")
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", *_weekly_phases(record, sped), "## Approvals", "",
               *_answers(record, waits, sped),
@@ -1931,6 +1939,16 @@ def _clocks_differ(record: RolloutRecord, start: Transition, back: Transition | 
     j = record.history.index(back) if back is not None else len(record.history) - 1
     ending = next((t for t in reversed(record.history[i + 1:j + 1]) if t.wall is not None), None)
     return bool(_sped_up(start)) or (ending is not None and bool(_sped_up(ending)))
+
+
+def _finish(cannot: str | None, record: RolloutRecord, now: float | None, first: bool = True) -> str:
+    """What finishes a rollback not recorded as finished, with who carries it out now
+    (``_claim_advice``): as a sentence of its own (``first``), or after "Finish the rollback:"."""
+    # Running it again cannot finish a rollback with no revision to restore: say what does.
+    run = "Run" if first else "run"
+    finish = (f"{cannot}." if cannot else f"{run} `rollway abort` (or the rollback flow) to finish it: it is "
+              "idempotent, never moves traffic toward the canary, and records the end.")
+    return finish + _claim_advice(record, now)
 
 
 def _claim_advice(record: RolloutRecord, now: float | None) -> str:
@@ -2367,11 +2385,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                          f"**{stopped.to_weights}** "
                          f"(stable/canary), by {cell(stopped.actor)}, whose rollback then stopped before it finished "
                          "(see its steps below).")
-        # Running it again cannot finish a rollback with no revision to restore: say what does.
-        finish = (f"{cannot}." if cannot else "Run `rollway abort` (or the rollback flow) to finish it: it is "
-                  "idempotent, never moves traffic toward the canary, and records the end.")
-        lines.append(f"- **Not confirmed:** the ledger records no finished rollback. {finish}"
-                     + _claim_advice(record, now))
+        lines.append(f"- **Not confirmed:** the ledger records no finished rollback. {_finish(cannot, record, now)}")
     lines += ["", "## Rollback steps", ""]
     if finished:
         if end.task_definition:
@@ -2464,6 +2478,8 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
               *timeline, "", *_evidence(record, targets, trigger, start), "",
               "## Next steps", "",
+              # First: what the rollback left undone (the traffic, the flags, the page) outranks the post-mortem.
+              *([] if finished else [f"- [ ] Finish the rollback: {_finish(cannot, record, now, first=False)}"]),
               f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
               f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
               *_fix_steps(trigger, breach_before(record, start or end) is not None),

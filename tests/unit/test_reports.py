@@ -125,6 +125,53 @@ def test_incident_report_of_an_unfinished_rollback_says_nothing_is_confirmed():
     assert "read back **100/0**" not in text
 
 
+def test_an_unfinished_rollbacks_next_steps_open_with_finishing_it():
+    """The checklist a responder works through the morning after listed reading logs, the DLQs and
+    a fix, and nothing of the rollback left open: its traffic, flags and page not known done, said
+    only in a line of "Traffic moved back" above."""
+    first = next_steps(incident_report(guardrail_rollback(finished=False))).strip().splitlines()[0]
+    assert first.startswith("- [ ] Finish the rollback: run `rollway abort` (or the rollback flow)"), first
+    stopped = next_steps(incident_report(stopped_after_paging(None))).strip().splitlines()[0]
+    assert stopped.startswith("- [ ] Finish the rollback:"), stopped
+    # Where `rollway abort` cannot finish it, the step says what does, as the line above it does.
+    cannot = next_steps(incident_report(guardrail_rollback(finished=False), unrestorable="register one by hand"))
+    assert "`rollway abort` cannot finish it (register one by hand)" in cannot.splitlines()[2], cannot
+    # A run carrying it out now: follow it, not start a second one beside it.
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 + 720})
+    assert "follow that run" in next_steps(incident_report(claimed, now=T0 + 700)).splitlines()[2]
+    # A rollback recorded as finished leaves nothing to finish.
+    assert "Finish the rollback" not in incident_report(guardrail_rollback())
+
+
+def test_the_rollout_report_of_an_unfinished_rollback_says_what_finishes_it():
+    """Its outcome said "rolling back: ... not recorded as finished" and nothing more: the report
+    read alone (its own artifact) said neither what finishes it nor that a run carries it out now."""
+    outcome = next(x for x in rollout_report(guardrail_rollback(finished=False)).splitlines()
+                   if x.startswith("- **Outcome:**"))
+    assert "not recorded as finished; run `rollway abort` (or the rollback flow) to finish it" in outcome, outcome
+    cannot = next(x for x in rollout_report(guardrail_rollback(finished=False), unrestorable="register one by hand"
+                                            ).splitlines() if x.startswith("- **Outcome:**"))
+    assert "`rollway abort` cannot finish it (register one by hand)" in cannot, cannot
+    claimed = guardrail_rollback(finished=False).model_copy(
+        update={"rollback_holder": "judge (flow run brave-fox)", "rollback_expires": T0 + 720})
+    live = next(x for x in rollout_report(claimed, now=T0 + 700).splitlines() if x.startswith("- **Outcome:**"))
+    assert "**It is being carried out by judge (flow run brave-fox)**" in live and "follow that run" in live, live
+    # A rollback that stopped with the traffic back says it on its "Users get" line: not twice.
+    stopped = rollout_report(stopped_after_paging(None))
+    assert "rollway abort" not in stopped and stopped.count("run the rollback again") == 1, stopped
+
+
+def test_the_rollout_report_does_not_call_a_rollback_not_finished_rolled_back():
+    """"Rolled back because:" headed the reason of a rollback not recorded as finished, its canary
+    maybe still taking traffic, below an outcome saying it was not finished."""
+    text = rollout_report(guardrail_rollback(finished=False))
+    assert "Rolled back because" not in text, text
+    assert f"- **Rollback begun because:** 5%: canary error rate 4.80% (48/1000) is over the 1% guardrail (by judge, " \
+           f"{utc(T0 + 660)})" in text, text
+    assert "- **Rolled back because:** 5%: canary error rate" in rollout_report(guardrail_rollback())
+
+
 def test_an_unfinished_rollback_names_who_is_carrying_it_out_and_whether_its_claim_is_live():
     """The advice said only "run `rollway abort`": nothing named the rollback under way (its
     claim's holder), so a reader started a second one, which then waited on a run nobody named."""
