@@ -753,6 +753,7 @@ def run_stages(
     reports: list[StageReport] | None = None,
     actor: str = "rollway",
     rollout: str,
+    held_by: ApprovalAnswer | None = None,
 ) -> RolloutResult:
     """Drive a rollout from ``state`` until it is promoted or rolled back.
 
@@ -768,6 +769,8 @@ def run_stages(
         actor: who drives the rollout, for flag audit trails.
         rollout: the rollout's id, which marks its flag writes (a flag someone changed since the
             rollout last wrote it is left as they set it).
+        held_by: a person's hold the ledger records as the last answer to the pause of ``state``'s
+            stage (a resumed rollout): its pause is asked again, not passed over by the judge.
     """
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
@@ -779,8 +782,9 @@ def run_stages(
     renewals = LookRenewals(env, spec, journal)
     weights = traffic.weights_within(env.router, spec.verify_timeout_seconds)
     history: tuple[Interval, ...] | None = None  # the baseline's past, read once per stage (again while it fails)
-    refusal: str | None = None  # why the last answer was not applied, or who held, for the next form
-    held: ApprovalAnswer | None = None  # a person's hold the next pause asks again after
+    # why the last answer was not applied, or who held, for the next form
+    refusal: str | None = held_note(held_by, None) if held_by is not None else None
+    held: ApprovalAnswer | None = held_by  # a person's hold the next pause asks again after
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
@@ -1182,14 +1186,16 @@ def _plain(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", " ".join(text.split()))
 
 
-def held_note(answer: ApprovalAnswer, wall: float) -> str:
+def held_note(answer: ApprovalAnswer, wall: float | None) -> str:
     """The next form's line after ``answer`` held the rollout (a person's hold, or a timeout whose
-    policy holds), at the wall-clock time ``wall``, as the form's deadline is given."""
-    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
+    policy holds), at the wall-clock time ``wall``, as the form's deadline is given (None: held in
+    a run before this one, which resumed the rollout; the ledger keeps no wall time for it)."""
+    at = ("before this run resumed the rollout" if wall is None
+          else time.strftime("at %Y-%m-%d %H:%M:%S UTC", time.gmtime(wall)))
     if answer.timed_out:
-        return f"Nobody answered the last pause ({_plain(answer.comment)}): it timed out at {at} and asks again."
+        return f"Nobody answered the last pause ({_plain(answer.comment)}): it timed out {at} and asks again."
     why = f": {_plain(answer.comment)}" if answer.comment.strip() else " (no comment)"
-    return f"{_plain(answer.approver)} answered **hold** at {at}{why}."
+    return f"{_plain(answer.approver)} answered **hold** {at}{why}."
 
 
 def next_weight_hint(spec: RolloutSpec, pause: Pause, until_stage: int | None) -> str:

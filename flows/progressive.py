@@ -32,11 +32,11 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.approvals import UNHEARD_AFTER, Approver, unheard_transitions
+from rollway.approvals import COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, unheard_transitions
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
-from rollway.decide import StageState, accepted_stages, unrecorded_shift
+from rollway.decide import StageState, accepted_stages, held_by_person, unrecorded_shift
 from rollway.decommission_page import page_owed, why_owed
 from rollway.environment import Environment
 from rollway.failure_words import failures_writable
@@ -831,7 +831,7 @@ def run_progressive(
         env, spec, state=state, stable_desired=record.stable_desired or 1,
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
         approver=approver_for(spec.approvals) if approver_for is not None else approver,
-        rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id,
+        rollback=rollback, journal=journal, actor=actor, rollout=record.rollout_id, held_by=person_hold(record),
     ).model_copy(update={"pinned_image": record.pinned_image})
     # Promotion ends the last phase and opens the monitoring window; the plan says whether the
     # window ends by decommissioning the old service.
@@ -854,6 +854,17 @@ def run_progressive(
             "tasks at 0 %% of the traffic until `rollway finalize` moves the promoted version onto it",
             env.targets.stable_service)
     return result
+
+
+def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:
+    """The hold a person gave at the pause ``record``'s stage waits at, when it is the last answer
+    to it (``held_by_person``), as the answer the resumed run asks again after: who, and why."""
+    hold = held_by_person(record)
+    if hold is None:
+        return None
+    # Recorded as "hold: <the person's comment>" (``answer_comment``), or "hold" alone.
+    said = (hold.comment or "").removeprefix("hold").removeprefix(":").strip()
+    return ApprovalAnswer(action="hold", approver=hold.actor, comment=said[:COMMENT_LIMIT])
 
 
 def phase_name(spec: RolloutSpec, index: int) -> str:

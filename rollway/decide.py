@@ -17,7 +17,7 @@ from rollway.phases import Phase, RolloutPhase
 from rollway.spec import Analysis, RolloutSpec, phase_end_stage
 
 if TYPE_CHECKING:
-    from rollway.ledger import RolloutRecord
+    from rollway.ledger import RolloutRecord, Transition
 
 
 class StageState(BaseModel):
@@ -304,3 +304,20 @@ def accepted_stages(record: RolloutRecord) -> tuple[tuple[int, str], ...]:
         elif t.kind == "approve" and t.to_stage == stage >= 0:
             accepted[stage] = t.actor
     return tuple(accepted.items())
+
+
+def held_by_person(record: RolloutRecord) -> Transition | None:
+    """The recorded rollout's ``hold`` entry when a person's hold is the last answer to the pause of
+    the stage it stands at; None when nobody held it, or a later answer (an approval, a rejection, a
+    timeout: no person's) or a shift came after.
+
+    A hold says "stay and ask again", and the run that took it keeps it in memory only
+    (``flows.engine.run_stages``): a run resumed from the ledger after it died moved the stage on as
+    soon as the judge passed it, as if nobody had held it.
+    """
+    for t in reversed(record.history):
+        if t.to_weights is not None or t.kind in ("approve", "reject", "timeout"):
+            return None
+        if t.kind == "hold":
+            return t
+    return None
