@@ -32,7 +32,9 @@ from flows.monitor import after_window, run_monitor, send_owed_decommission_page
 from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
-from rollway.approvals import COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, unheard_transitions
+from rollway.approvals import (
+    COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_transitions,
+)
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
 from rollway.clock import ClockSettings
@@ -532,7 +534,8 @@ def catch_up_phase(env: Environment, spec: RolloutSpec, record: RolloutRecord, *
 def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str | None, *, owner: str,
                            lease_seconds: float) -> RolloutRecord:
     """Record in the ledger the answers the flow run this run took ``record`` over from
-    (``held_by``) was given after its process died, paused: the Prefect UI took them, and nothing
+    (``held_by``: this very run, when it is the Prefect UI's Retry of it after it crashed) was
+    given after its process died, paused: the Prefect UI took them, and nothing
     acted on them or wrote them down, so the rollout's history had no word of who approved or
     rejected it. Recorded as ``unheard`` (who, how, and that it was not acted on): this run asks
     again at its own pause. Not read (the Prefect API failed), when they were is recorded on the
@@ -543,11 +546,12 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
     Record-keeping only: an answer that cannot be read or written is logged, never raised (the
     run holds the rollout, and a failure here would have its hooks roll it back)."""
     run_id = owner_run_id(held_by)
-    if run_id is None or held_by == owner:
+    if run_id is None:
         return record
     log = get_run_logger()
     try:
-        unheard = unheard_answers(run_id)
+        # Those not in the ledger yet: a run retried again before it paused anew finds them again.
+        unheard = not_yet_recorded(unheard_answers(run_id), record.history)
     except Exception as err:  # noqa: BLE001 - see above
         asked = record.open_pause
         log.warning("could not read whether flow run %s, which held %s's rollout, was answered %s (%s): any such "
@@ -786,7 +790,8 @@ def run_progressive(
         died_holding = held_by is not None and not queues_checked
         record = env.ledger.acquire(service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                     rollout=record.rollout_id, wall=env.wall())
-        record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
+        if not (queues_checked and held_by == owner):  # else the caller took it from its holder, and looked
+            record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only

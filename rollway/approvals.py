@@ -130,6 +130,7 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # over a recorded approval, saying nobody had answered.
         return None
     run = asking.run if asking is not None else None
+    retried = taken == len(history)  # no ``takeover`` since: this run is the one that asked it, retried
     if asked.answers_unread is not None:
         # The answers its run was given in the UI after it died could not be read, or recorded (an
         # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
@@ -138,29 +139,32 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # every takeover whose read failed too, the pause never timed out.
         if record.asked_until >= asked.answers_unread + approvals.timeout_seconds:
             return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
-                             run=run, unread=asked.answers_unread)
-        return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread)
+                             run=run, unread=asked.answers_unread, retried=retried)
+        return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread,
+                         retried=retried)
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
-                     retried=taken == len(history))
+                     retried=retried)
 
 
 def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
+    if taken.unread is not None:
+        unread = (f"the answers given to it could not be read from the Prefect API, or could not be recorded in the "
+                  f"ledger, at {wall_utc(taken.unread)}")
+        # The Prefect UI's Retry of the crashed run asks it itself: no other run took the rollout over.
+        took, given = (("it was started again", "it while it was stopped") if taken.retried else
+                       ("this run took the rollout over", "that run"))
+        if taken.began is not None:
+            return (f"{who} stopped while it waited for this answer, asked anew after {unread}: {took}, and asks the "
+                    f"same pause again, its deadline unchanged (one given to {given} is not acted on: answer here)")
+        return (f"{who} stopped while it waited for this answer, and {unread}: {took}, and asks again with a new "
+                f"deadline (one given to {given} is not acted on: answer here)")
     if taken.retried:
         return (f"{who} stopped while it waited for this answer, and was started again: it asks the same pause "
                 + ("again, its deadline unchanged" if taken.began is not None else
                    f"again with a new deadline, its own ({wall_utc(taken.deadline)}) having passed meanwhile "
                    "(approvals.on_timeout: hold)"))
-    if taken.unread is not None:
-        unread = (f"the answers given to it could not be read from the Prefect API, or could not be recorded in the "
-                  f"ledger, at {wall_utc(taken.unread)}")
-        if taken.began is not None:
-            return (f"{who} stopped while it waited for this answer, asked anew after {unread}: this run took the "
-                    "rollout over, and asks the same pause again, its deadline unchanged (one given to that run is "
-                    "not acted on: answer here)")
-        return (f"{who} stopped while it waited for this answer, and {unread}: this run took the rollout over, and "
-                "asks again with a new deadline (one given to that run is not acted on: answer here)")
     if taken.began is None:
         return (f"{who} stopped while it waited for this answer, and its deadline ({wall_utc(taken.deadline)}) "
                 "passed meanwhile: this run took the rollout over, and asks again with a new deadline "
@@ -173,7 +177,8 @@ def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> Ap
     """The timeout of a pause whose deadline passed while no run waited for its answer (its run died),
     acted on by the run that took the rollout over, at ``now`` (wall clock)."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
-    return timed_out(approvals, f"{who} stopped while it waited; the run that took the rollout over acts on it "
+    acts = "it was started again, and acts on it" if taken.retried else "the run that took the rollout over acts on it"
+    return timed_out(approvals, f"{who} stopped while it waited; {acts} "
                                 f"{duration_said(round(max(0.0, now - taken.deadline)))} after it fell due at "
                                 f"{wall_utc(taken.deadline)}")
 

@@ -279,3 +279,7 @@ def test_a_retry_of_the_run_that_died_waiting_past_its_deadline_acts_on_the_time
     result = progressive_on(env, spec(), nobody, owner="run-1")
     assert result.outcome == "rolled_back", result
     assert f"no answer within {TIMEOUT} s" in result.reason, result.reason
+    # No other run took it over: the reason (the ledger's, the page's) said one did.
+    said = " ".join(result.reason.split())
+    assert "it was started again, and acts on it 1 min 40 s after it fell due" in said, said
+    assert "took the rollout over" not in said, said

@@ -86,3 +86,28 @@ def test_a_read_failing_at_every_takeover_keeps_the_deadline_it_was_asked_anew_w
     assert until == renewed, f"asked until {utc(until)}, not the deadline it was asked anew with, {utc(renewed)}"
     said = " ".join(summary.split())
     assert "its deadline unchanged" in said, said
+
+
+def test_a_retry_of_the_crashed_run_that_cannot_read_its_answers_does_not_say_another_run_took_it_over(monkeypatch):
+    """The Prefect UI's Retry of the crashed run asks its pause anew when the answers given to it
+    while it was dead cannot be read: the form and the notice said "this run took the rollout over"."""
+    env = env_with_ledger()
+    dead = f"{OWNER_PREFIX}{uuid.uuid4()}"
+    asked: list = []
+    with pytest.raises(Killed):
+        progressive_on(env, spec(), dies_after(env, 3000, asked), owner=dead)
+    env.clock.sleep(700)
+
+    def unreachable(run_id):
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(flows.progressive, "unheard_answers", unreachable)
+    told = len(env.notifier.messages)
+    again: list = []
+    assert progressive_on(env, spec(), approving(env, again), owner=dead).outcome == "promoted"
+    (at, until, summary), = again
+    assert until == pytest.approx(at + TIMEOUT, abs=1), (utc(at), utc(until))  # asked anew
+    (_, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    for said in (" ".join(summary.split()), " ".join(message.split())):
+        assert "could not be read" in said and "it was started again, and asks again with a new deadline" in said, said
+        assert "took the rollout over" not in said, said

@@ -12,6 +12,8 @@ import time
 from types import SimpleNamespace
 from uuid import uuid4
 
+import pytest
+
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.input import keyset_from_paused_state
@@ -416,3 +418,35 @@ def test_an_answer_a_live_run_took_as_an_outage_ended_is_not_taken_for_one_nobod
     thread.join(60)
     assert outcome == ["approve by dana"], outcome
     assert unheard_answers(run.id) == []
+
+
+def test_a_retry_of_the_crashed_run_records_the_answer_it_was_given_while_dead_and_asks_again():
+    """The Prefect UI's Retry of the crashed run keeps its flow run, so the rollout is still held by
+    it: the answer given to it in the UI while it was dead was never looked for. Its pause, past its
+    deadline, rolled back "with no answer" over dana's approval, which no record kept. A second
+    Retry (the first died again before it paused on Prefect) finds that answer again: recorded once."""
+    from tests.flows.test_pause_taken_over import approving, spec
+    from tests.flows.test_progressive_fakes import Killed, kinds
+
+    env = env_with_ledger()
+    dead = dead_run_answered("approve", waited_until=time.time() - 600)
+    owner = f"{OWNER_PREFIX}{dead.id}"
+
+    def dies(pause, summary):
+        env.clock.sleep(3000)
+        raise Killed("the worker running the rollout is restarted")
+
+    with pytest.raises(Killed):
+        progressive_on(env, spec(), dies, owner=owner)
+    env.clock.sleep(700)  # retried 62 minutes into a pause that rolls back after 60
+    with pytest.raises(Killed):
+        progressive_on(env, spec(), dies, owner=owner)  # asked anew, with a new deadline; it dies again
+    asked: list = []
+    result = progressive_on(env, spec(), approving(env, asked, "erin"), owner=owner)
+    assert result.outcome == "promoted", result
+    assert "timeout" not in kinds(env), kinds(env)
+    record = env.ledger.get(env.targets.canary_service)
+    (unheard,) = [t for t in record.history if t.kind == UNHEARD]
+    assert unheard.actor == "dana" and unheard.comment.startswith(f"approve: latency (given to flow run {dead.name} ("), \
+        unheard.comment
+    assert record.last_transition("approve").actor == "erin", record.history
