@@ -61,9 +61,11 @@ class _Gone(Exception):
     """The rule ``looked_up`` names is not there (RuleNotFound): said as ``AlbRouter._rule_gone`` says
     it, unless a rollback's move finds the rule again (``AlbRouter._found_again``)."""
 
-    def __init__(self, looked_up: _Resolved) -> None:
-        super().__init__(looked_up.rule_arn)
-        self.looked_up = looked_up
+    # Raised as ``_Gone(looked_up)`` and caught within this module; no constructor of its own, so
+    # it pickles as any exception does, should one ever cross a process.
+    @property
+    def looked_up(self) -> _Resolved:
+        return self.args[0]
 
 
 class _Lookups:
