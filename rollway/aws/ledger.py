@@ -757,8 +757,21 @@ def _values(values: dict[str, Any]) -> dict[str, Any]:
     a rollback records as its failed step) could not be encoded into the request, and the write,
     which the rollback makes after the traffic is back, failed on it.
     """
-    plain = json.loads(to_json(_writable_text(to_jsonable_python(values, exclude_none=True))), parse_float=Decimal)
+    jsonable = to_jsonable_python(values, exclude_none=True)
+    plain = json.loads(to_json(jsonable if _all_writable(jsonable) else _writable_text(jsonable)), parse_float=Decimal)
     return {name: _serializer.serialize(value) for name, value in plain.items()}
+
+
+def _all_writable(value: Any) -> bool:
+    """Whether every string in JSON-able ``value``, keys too, is already ``writable``: UTF-8 holds
+    all of them, as it does in nearly every write. Checked in one pass of the json module's C
+    encoder, not by rebuilding the whole record string by string: a record's history grows with
+    its rollout, and each write of a long-lived one walked it all in Python."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _writable_text(value: Any) -> Any:
@@ -776,8 +789,7 @@ def as_stored(record: M) -> M:
     """``record`` (a RolloutRecord, a Transition) as the ledger stores it: a lone surrogate (a byte
     that is not UTF-8) in any of its text escaped (``_values``); ``record`` itself when it holds none."""
     plain = record.model_dump(mode="json")
-    escaped = _writable_text(plain)
-    return record if escaped == plain else type(record).model_validate(escaped)
+    return record if _all_writable(plain) else type(record).model_validate(_writable_text(plain))
 
 
 def _to_item(record: RolloutRecord) -> dict[str, Any]:
