@@ -360,6 +360,11 @@ WRITE_RETRY_FIRST_DELAY_SECONDS = PATIENT_FIRST_DELAY_SECONDS
 # that landed shows in a read-back within about a second.
 LOST_ANSWER_READ_BACK_SECONDS = 5.0
 
+DRIFT_LOOK_SECONDS = 300.0
+"""How often (rollout-clock seconds) a stage's bake reads the load balancer's weights to find them
+moved by someone else: at the first look this long after the last read that answered. A read at every
+look (one a minute for hours) was a fifth of a stage's orchestration overhead."""
+
 
 def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weights, timeout_seconds: float,
                          lost_timeout_seconds: float, first: FirstRead) -> Weights:
@@ -786,6 +791,7 @@ def run_stages(
     refusal: str | None = held_note(held_by, None) if held_by is not None else None
     held: ApprovalAnswer | None = held_by  # a person's hold the next pause asks again after
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
+    weights_read_at: float | None = None  # the bake's last read of the weights that answered (DRIFT_LOOK_SECONDS)
 
     def ended_by_watch(decision: Pause, answer: ApprovalAnswer | None) -> RolloutResult:
         """Roll back as the look that ended the pause said (the look said why, once); an answer
@@ -867,15 +873,18 @@ def run_stages(
                                      f"({verdict.reason}), but a person held this stage: it goes on once a person "
                                      "approves"), cause="inconclusive", stage_index=state.stage_index)
 
-        if isinstance(decision, Hold) and verdict is not None:
-            # A look that read the metrics reads the weights too (one DescribeRules): moved mid-bake (by
-            # a person, a stack update), they went unseen until the next shift, hours later, while the
-            # judge took a canary at another share for the stage's. Said and rolled back as a shift's
-            # check does. Read inline, not as a task run of its own: a look a minute for hours, each a
-            # task run, added their orchestration to every stage's overhead.
+        if (isinstance(decision, Hold) and verdict is not None
+                and (weights_read_at is None or now - weights_read_at >= DRIFT_LOOK_SECONDS)):
+            # A look that read the metrics reads the weights too (one DescribeRules), once per
+            # DRIFT_LOOK_SECONDS: moved mid-bake (by a person, a stack update), they went unseen until
+            # the next shift, hours later, while the judge took a canary at another share for the
+            # stage's. Said and rolled back as a shift's check does. Read inline, not as a task run of
+            # its own: a look a minute for hours, each a task run, added their orchestration to every
+            # stage's overhead.
             weight = spec.stages[state.stage_index].weight
             try:
                 changed = _interference(env, spec, weights, f"baking the {weight}% stage", inline=True, scaled=False)
+                weights_read_at = now
             except Exception as err:  # noqa: BLE001 - a read that failed leaves the bake as it was
                 # Failing the run here would have its hook roll back a healthy canary over one read.
                 log.warning("stage %s%%: could not read the load balancer's weights to check that nobody moved them "

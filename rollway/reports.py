@@ -1921,6 +1921,17 @@ def _stamped(record: RolloutRecord, entry: Transition, sped: bool) -> str:
     return wall_utc(entry.at)
 
 
+def _read_back_stamped(record: RolloutRecord, entry: Transition, sped: bool) -> str:
+    """When the read-back ``entry`` records put the traffic back (``read_back_at``, the time "Exposed
+    for" and the stage table count to), labelled as ``_stamped`` labels it: the entry's own stamp,
+    written after the canary, the flags and the page, stood beside them as the read-back's time."""
+    at = read_back_at(record, entry)
+    if at == entry.at:
+        return _stamped(record, entry, sped)
+    # Counted from the wall time kept on a clock not ahead of it (``read_back_at``): a wall time.
+    return wall_utc(at) if sped else utc(at)
+
+
 def _sped_up(entry: Transition) -> bool | None:
     """Whether ``entry`` was stamped on a clock ahead of the wall (`rollway up`'s 60x), by the wall
     time it kept beside its own; None: it kept none."""
@@ -2365,13 +2376,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     back = stopped_back(record) if finished else None
     if back is not None:
         # Said first: the traffic was back from then, not from the end another run recorded later.
-        lines.append(f"- by {_stamped(record, back, sped)}: the load balancer read back **{back.to_weights}** "
-                     f"(stable/canary), by {cell(back.actor)}, whose rollback then stopped before it finished; "
-                     f"{cell(end.actor)}'s finished it.")
+        lines.append(f"- by {_read_back_stamped(record, back, sped)}: the load balancer read back "
+                     f"**{back.to_weights}** (stable/canary), by {cell(back.actor)}, whose rollback then stopped "
+                     f"before it finished; {cell(end.actor)}'s finished it.")
     if finished and end.to_weights is not None:
-        lines.append(f"- {_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
+        recorded = ("" if read_back_at(record, end) == end.at else f" at {_stamped(record, end, sped)}")
+        lines.append(f"- {_read_back_stamped(record, end, sped)}: the load balancer read back **{end.to_weights}** "
                      "(stable/canary); "
-                     f"recorded by {cell(end.actor)}.")
+                     f"recorded by {cell(end.actor)}{recorded}.")
     elif finished:
         # The monitor's rollback records its end without the weights it read back: finished all
         # the same, and not to be "finished" again by hand.

@@ -943,8 +943,8 @@ class MovedMidBake:
 def test_weights_moved_during_a_stages_bake_are_found_at_its_next_look_not_at_the_next_shift(caplog):
     """Half the users on the canary mid-bake went unseen until the next shift, the whole bake (ten
     minutes here, hours on a real plan) later: the judge meanwhile judged a canary at 50 % as one at
-    5 %. The look that reads the metrics reads the weights too (one read a look), and says the drift
-    as a shift's check says it."""
+    5 %. The bake's looks read the weights too (once per DRIFT_LOOK_SECONDS), and say the drift as a
+    shift's check says it."""
     import logging
 
     env = fake_environment(canary_error_rate=0.0)
@@ -955,9 +955,13 @@ def test_weights_moved_during_a_stages_bake_are_found_at_its_next_look_not_at_th
         result = canary_on(env, rollout)
     assert result.outcome == "rolled_back", result.reason
     assert "moved by someone else" in result.reason and "instead of baking the 5% stage" in result.reason, result.reason
-    # At the look after the move, one interval later, not at the end of the 600 s bake.
+    # At the first look DRIFT_LOOK_SECONDS after the last read, not at the end of the 600 s bake.
+    from flows.engine import DRIFT_LOOK_SECONDS
+
     assert result.stages[-1].weights == Weights.canary_at(5)
-    assert result.stages[-1].ended_at - env.clock.moved_at <= rollout.analysis.interval_seconds, result.stages[-1]
+    assert (result.stages[-1].ended_at - env.clock.moved_at
+            <= DRIFT_LOOK_SECONDS + rollout.analysis.interval_seconds), result.stages[-1]
+    assert result.stages[-1].ended_at < result.stages[-1].started_at + 600, result.stages[-1]
     assert env.router.weights == Weights(stable=100, canary=0)
 
 
@@ -1000,3 +1004,27 @@ def test_a_weights_read_that_fails_mid_bake_is_made_again_at_the_next_look_not_a
     assert result.outcome == "promoted", result.reason
     assert refused == {"left": 0, "armed": True, "done": True}, refused
     assert any("reading them again at the next look" in r.getMessage() for r in caplog.records)
+
+
+def test_a_long_bakes_looks_read_the_weights_at_most_once_per_drift_look_seconds():
+    """A read a look (one a minute for hours) was a fifth of a stage's orchestration overhead, which
+    pushed it past its 1 s goal: the bake's looks read the weights once per ``DRIFT_LOOK_SECONDS``
+    of the rollout clock (and again at the next look after a read that failed)."""
+    from flows.engine import DRIFT_LOOK_SECONDS
+
+    env = fake_environment(canary_error_rate=0.0)
+    rollout = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=3600, min_bake_seconds=3600),
+                                               Stage(weight=100, bake_seconds=600)])
+    read, reads = env.router.get_weights, []
+
+    def get_weights():
+        reads.append(env.clock.now())
+        return read()
+
+    env.router.get_weights = get_weights
+    result = canary_on(env, rollout)
+    assert result.outcome == "promoted", result.reason
+    first = result.stages[0]
+    baking = [at for at in reads if first.started_at < at < first.ended_at]
+    assert first.ticks >= 50, first  # a look a minute
+    assert len(baking) <= 3600 / DRIFT_LOOK_SECONDS + 3, (len(baking), first.ticks)

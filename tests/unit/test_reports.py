@@ -1503,6 +1503,23 @@ def test_the_exposure_and_the_stage_table_count_to_the_read_back_not_to_the_ends
     assert "25 s after the rollback began" in text, text
 
 
+def test_the_incident_timeline_stamps_the_read_back_with_its_own_time_not_the_ends():
+    """Beside "Exposed for" counted to the read-back (``verified_wall``), the timeline's line "the
+    load balancer read back 100/0" bore the end entry's stamp, written after the canary, the flags and
+    the page: two times for one read-back in the same report."""
+    rec = guardrail_rollback()
+    start, end = rec.history[-2:]
+    walls = [*rec.history[:-2], start.model_copy(update={"wall": T0 + 660}),
+             end.model_copy(update={"at": T0 + 790, "wall": T0 + 790, "verified_wall": T0 + 685})]
+    text = incident_report(rec.model_copy(update={"history": walls}))
+    (line,) = [x for x in text.splitlines() if "the load balancer read back **100/0**" in x]
+    assert line == (f"- {utc(T0 + 685)}: the load balancer read back **100/0** (stable/canary); recorded by judge "
+                    f"at {utc(T0 + 790)}."), line
+    # An end that kept no read-back time is stamped as it was.
+    assert f"- {utc(T0 + 700)}: the load balancer read back **100/0** (stable/canary); recorded by judge." in (
+        incident_report(rec))
+
+
 def test_a_stage_whose_shift_a_resumed_run_found_says_when_it_may_have_begun():
     """The run that moved the traffic to 5 % died before recording it; the next run found the shift
     on the load balancer and recorded it then. The stage table gave that finding as when the stage
