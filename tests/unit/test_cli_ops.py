@@ -1577,6 +1577,26 @@ def test_promote_weight_is_checked_against_the_paused_runs_rollout_not_an_old_re
     assert code == 0 and sent and sent[0]["next_weight"] == 30, err
 
 
+def _paused_at_5(monkeypatch, *, owned: bool):
+    """A run paused at 5 % before the 25 % stage of 5, 25, 50, 75, 100 %, which `promote` finds; with
+    ``owned``, the ledger's rollout is that run's (a progressive rollout's). Gives the ledger."""
+    from rollway.cli import ops
+    from rollway.fakes import FakeLedger, FakeRouter
+
+    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
+    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
+    ledger = FakeLedger()
+    if owned:
+        ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
+                             weights=Weights.canary_at(5)),
+                      owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
+    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
+                          router=FakeRouter(Weights.canary_at(5)))
+    monkeypatch.setattr(ops, "connect", lambda *a: service)
+    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    return ledger
+
+
 @pytest.mark.parametrize("flow,weight,says", [
     ("progressive_rollout", 75, "skipping the stages at 25%, 50%: the rollout goes to 75% next"),
     ("progressive_rollout", 25, "to 25%: the next stage, none skipped"),
@@ -1586,19 +1606,8 @@ def test_promote_with_a_weight_says_which_stages_it_skips(flow, weight, says, mo
     """`promote --weight 75` printed the same "approved ... resumed" as a plain approval, beside
     the pause's own "approval needed before 25%": nothing confirmed the stages it skips."""
     from rollway.cli import ops
-    from rollway.fakes import FakeLedger, FakeRouter
 
-    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
-    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
-    ledger = FakeLedger()
-    if flow == "progressive_rollout":  # the run owns the ledger's rollout, paused at 5 % before 25 %
-        ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
-                             weights=Weights.canary_at(5)),
-                      owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
-    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
-                          router=FakeRouter(Weights.canary_at(5)))
-    monkeypatch.setattr(ops, "connect", lambda *a: service)
-    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    _paused_at_5(monkeypatch, owned=flow == "progressive_rollout")
     monkeypatch.setattr(ops, "flow_name", lambda paused: flow)
     monkeypatch.setattr(ops, "check_attended", lambda paused, **_: None)
     sent = []
@@ -1615,18 +1624,8 @@ def test_promote_refuses_a_mistyped_weight_before_it_looks_whether_the_run_still
     silent is marked Crashed: `promote --weight 30` at a rollout of 5, 25, 50, 75, 100 % made the
     person wait for it, then recorded the mistyped weight as a refused approval."""
     from rollway.cli import ops
-    from rollway.fakes import FakeLedger, FakeRouter
 
-    spec = RolloutSpec(image="repo/app:2.0.0", stages=[Stage(weight=w, approval=w == 25) for w in (5, 25, 50, 75, 100)])
-    run = SimpleNamespace(id=uuid4(), name="calm-heron", parameters={"spec": spec.model_dump(mode="json")}, state=None)
-    ledger = FakeLedger()
-    ledger.create(record(service=Targets().canary_service, spec_json=spec.model_dump_json(), stage_index=0,
-                         weights=Weights.canary_at(5)),
-                  owner=f"flow-run/{run.id}", now=1.0, lease_seconds=600)
-    service = ops.Service(targets=Targets(), targets_block=None, credentials_block=None, ledger=ledger,
-                          router=FakeRouter(Weights.canary_at(5)))
-    monkeypatch.setattr(ops, "connect", lambda *a: service)
-    monkeypatch.setattr(ops, "_paused", lambda service, flow_run: (service.ledger.get(service.name), run))
+    ledger = _paused_at_5(monkeypatch, owned=True)
     looked = []
 
     def slow_look(paused, **_):

@@ -995,10 +995,8 @@ def test_commands_report_conflicts_and_outages_with_their_own_codes():
     assert (code, text, err) == (EXIT_UNAVAILABLE, "", "error: table webordinary-feature-flags is gone\n")
 
 
-def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_nothing():
-    """Another writer lands between each of set_flag's reads and its write (a script hammering the
-    flag). Its three tries used up, the change (the set-flags flow's, a rollout stage's) said "read it
-    again and retry", as if it had not, and not that nothing was written."""
+def _bob_writes_before_each_put():
+    """A store of the flag at 25 % where bob's write (one point more) lands before each of its puts."""
     store = seeded_store(flag(enabled=True, percentage=25))
     put = store.put
 
@@ -1009,6 +1007,14 @@ def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_n
         return put(flag_state, **kwargs)
 
     store.put = bob_first
+    return store
+
+
+def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_nothing():
+    """Another writer lands between each of set_flag's reads and its write (a script hammering the
+    flag). Its three tries used up, the change (the set-flags flow's, a rollout stage's) said "read it
+    again and retry", as if it had not, and not that nothing was written."""
+    store = _bob_writes_before_each_put()
     with pytest.raises(FlagConflict) as lost:
         set_flag(store, FlagChange(feature=SQS, enabled=False, reason="kill"), actor="ann", now=2.0)
     said = str(lost.value)
@@ -1024,16 +1030,7 @@ def test_a_change_that_loses_every_race_says_it_read_again_each_time_and_wrote_n
 def test_a_stage_that_loses_every_race_names_who_kept_changing_the_flag():
     """A rollout's stage whose flag someone kept changing: the stage's failure said that the flag
     changed on each of its reads, and not who changed it (`rollway flags set` names them)."""
-    store = seeded_store(flag(enabled=True, percentage=25))
-    put = store.put
-
-    def bob_first(flag_state, **kwargs):
-        current = store.flags[SQS]
-        put(current.model_copy(update={"percentage": current.percentage + 1}), expected_version=current.version,
-            actor="bob", now=1.0)
-        return put(flag_state, **kwargs)
-
-    store.put = bob_first
+    store = _bob_writes_before_each_put()
     with pytest.raises(FlagConflict) as lost:
         apply_bindings(store, [FlagBinding(feature=SQS)], 50, actor="ann", now=2.0, rollout="billing-r7")
     said = str(lost.value)
