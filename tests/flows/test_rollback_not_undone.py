@@ -9,6 +9,7 @@ from prefect import flow
 
 import flows.env
 import flows.rollback
+from flows.engine import DRIFT_LOOK_SECONDS
 from flows.progressive import run_progressive
 from flows.rollback import rollback
 from rollway.approvals import ApprovalAnswer
@@ -121,11 +122,17 @@ def test_weights_moved_during_the_last_stage_are_not_recorded_as_promoted():
 
 
 class MovedByHandDuringFivePercent(FakeMetrics):
-    """Someone moves the traffic to 50/50 by hand while the 5 % stage bakes."""
+    """Someone moves the traffic to 50/50 by hand late in the 5 % stage's 600 s bake: after the bake's
+    last read of the weights (one per DRIFT_LOOK_SECONDS from its first look), before its pause."""
+
+    first_end: float | None = None
 
     def observe(self, start, end):
         if self.router.weights == Weights.canary_at(5):
-            self.router.weights = Weights(stable=50, canary=50)
+            if self.first_end is None:
+                self.first_end = end
+            elif end - self.first_end > DRIFT_LOOK_SECONDS:
+                self.router.weights = Weights(stable=50, canary=50)
         return super().observe(start, end)
 
 

@@ -1,9 +1,9 @@
 """A run killed less than a lease before the Monday cron costs no week.
 
-Week 2 (25 % after an approval, then 50 %) starts on a Monday; alice answers its approval a
-week later, on the next Monday at 08:50; the stages pass by 08:56 and the run dies before the
-phase is recorded complete (or before its lease is released). Its lease, renewed at the last
-stage, runs until about 09:06. The 09:00 cron found that lease running: it refused ("phase 2 has
+Week 2 (25 % after an approval, then 50 %) starts on a Monday at 00:05 (the cron); alice answers
+its approval on Sunday at 23:55, in the phase's own week; the stages pass by 00:01 and the run dies
+before the phase is recorded complete (or before its lease is released). Its lease, renewed at the
+last stage, runs until about 00:11. The 00:05 cron found that lease running: it refused ("phase 2 has
 not passed", or the ledger's LockHeld), and week 3 started a week late. The tick now waits the
 lease out, bounded, when Prefect says the holder's run has ended, and then goes on.
 """
@@ -33,7 +33,9 @@ def _utc(*parts) -> float:
     return dt.datetime(*parts, tzinfo=dt.timezone.utc).timestamp()
 
 
-MONDAY_1, MONDAY_2, MONDAY_3 = _utc(2027, 1, 11, 9, 0), _utc(2027, 1, 18, 9, 0), _utc(2027, 1, 25, 9, 0)
+# A cron just after midnight: alice's late answer still falls in week 2's own calendar week (an answer
+# in the next week holds the phase at its last weight until the week after: rollway/weekly.py).
+MONDAY_1, MONDAY_2, MONDAY_3 = _utc(2027, 1, 11, 0, 5), _utc(2027, 1, 18, 0, 5), _utc(2027, 1, 25, 0, 5)
 
 
 @flow
@@ -50,7 +52,7 @@ def tick(env, owner=None, finished=None):
 @flow
 def week_2_answered_late(env, finished=None):
     """The Monday-2 cron's run, driving week 2 as its own flow run; alice answers its approval
-    on Monday 3 at 08:50."""
+    on the Sunday before Monday 3's cron, at 23:55."""
 
     def alice(pause, summary):
         env.clock.t = MONDAY_3 - 10 * 60
@@ -154,7 +156,7 @@ def leased_three_hours_past_the_cron(kill: str = "release"):
 def test_a_lease_longer_than_the_tick_waits_is_refused_saying_until_when():
     env, dead = leased_three_hours_past_the_cron()
     service = env.targets.canary_service
-    with pytest.raises(PhaseRefused, match=r"until Mon 2027-01-25 12:00 UTC[\s\S]*run advance_phase again"):
+    with pytest.raises(PhaseRefused, match=r"until Mon 2027-01-25 03:05 UTC[\s\S]*run advance_phase again"):
         tick(env, "cron-3", finished=lambda owner: True)
     assert env.clock.now() == MONDAY_3 and shifts(env) == [5, 25, 50]
     assert env.ledger.get(service).owner == dead.owner
