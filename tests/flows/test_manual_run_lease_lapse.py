@@ -127,7 +127,7 @@ def test_a_holder_that_renews_while_a_run_by_hand_waits_keeps_the_rollout():
 def test_a_lease_longer_than_a_run_by_hand_waits_is_refused_saying_until_when():
     env, dead = leased_three_hours_past_the_cron("record")
     service = env.targets.canary_service
-    with pytest.raises(LockHeld, match=r"until Mon 2027-01-25 12:00 UTC[\s\S]*run progressive_rollout again"):
+    with pytest.raises(LockHeld, match=r"until Mon 2027-01-25 03:05 UTC[\s\S]*run progressive_rollout again"):
         by_hand(env, finished=_ended)
     assert env.clock.now() == MONDAY_3 and shifts(env) == [5, 25, 50]
     assert env.ledger.get(service).owner == dead.owner
