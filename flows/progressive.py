@@ -49,6 +49,7 @@ from rollway.ledger import (
     RolloutInProgress,
     RolloutRecord,
     Transition,
+    answer_said,
     begin_rollback,
     lease_free,
     monitoring_left,
@@ -867,9 +868,7 @@ def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:
     hold = held_by_person(record)
     if hold is None:
         return None
-    # Recorded as "hold: <the person's comment>" (``answer_comment``), or "hold" alone.
-    said = (hold.comment or "").removeprefix("hold").removeprefix(":").strip()
-    return ApprovalAnswer(action="hold", approver=hold.actor, comment=said[:COMMENT_LIMIT])
+    return ApprovalAnswer(action="hold", approver=hold.actor, comment=answer_said("hold", hold)[:COMMENT_LIMIT])
 
 
 def phase_name(spec: RolloutSpec, index: int) -> str:

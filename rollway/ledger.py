@@ -1099,10 +1099,16 @@ def answer_comment(action: str, comment: str) -> str:
     return f"{action}: {said}" if said else action
 
 
+def answer_said(action: str, answer: Transition) -> str:
+    """The person's own comment of an ``answer`` recorded by ``answer_comment`` ("<action>: <comment>",
+    or the action alone): empty when they gave none."""
+    return (answer.comment or "").removeprefix(action).removeprefix(":").strip()
+
+
 def rejection_reason(reject: Transition) -> str:
     """The reason the engine gives a rollback it does for a rejection, from the recorded answer
     (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
-    said = (reject.comment or "").removeprefix("reject").removeprefix(":").strip()
+    said = answer_said("reject", reject)
     if reject.kind == "timeout":
         return timeout_reason(said, reject.verdict)
     return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"
