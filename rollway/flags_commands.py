@@ -24,14 +24,14 @@ from rollway.flag_binding import (
     HoldOpenHere,
     describe_hold,
     holder,
-    newest_change as _newest_change,
-    one_line as _one_line,
-    settings_found as _before,
-    when_said as _when,
+    newest_change,
+    one_line,
     person_change_note,
     release_hold,
     release_settings,
     set_flag,
+    settings_found,
+    when_said,
 )
 from rollway.flags import (
     FlagAuditEntry,
@@ -133,12 +133,12 @@ def flags_get(
             return
         _print_flags([flag], out, as_json=False)
         if held is not None:
-            out.write(f"  {_one_line(describe_hold(held))}\n")
+            out.write(f"  {one_line(describe_hold(held))}\n")
         for entry in trail:
             after = f"{'on' if entry.enabled else 'off'} {entry.percentage:g}%"
-            why = f"  ({_one_line(entry.reason)})" if entry.reason else ""
-            out.write(f"  v{entry.version}  {_when(entry.at)}  {_one_line(entry.actor)}: {_before(entry)} -> {after}"
-                      f"{why}\n")
+            why = f"  ({one_line(entry.reason)})" if entry.reason else ""
+            out.write(f"  v{entry.version}  {when_said(entry.at)}  {one_line(entry.actor)}: "
+                      f"{settings_found(entry)} -> {after}{why}\n")
 
     failures: list[UnreadableAudit] = []
     code = _run(err, show)
@@ -229,7 +229,7 @@ def flags_set(
             # Moved past the version given (read by `flags get` minutes ago, say): who moved it, and to
             # what, as for a race lost after the read; "is at version 2" alone sent people asking around.
             moved = stale.exists and 0 < stale.expected_version < stale.actual_version
-            raise stale.named("--expected-version", _newest_change(store, feature) if moved else "") from None
+            raise stale.named("--expected-version", newest_change(store, feature) if moved else "") from None
         except FlagConflict as lost:  # a write landed between this one's read and its write
             raise _lost_race(store, lost) from None
         except UnknownFlag as unknown:
@@ -268,7 +268,7 @@ def _lost_race(store: FlagStore, lost: FlagConflict, then: str | None = None) ->
     and retry" named neither who changed the flag nor to what, nor how to read it."""
     feature, found = lost.feature, lost.actual_version
     said = (f"feature flag {feature!r} changed concurrently: expected version {lost.expected_version}, found "
-            f"{'a different version' if found is None else f'version {found}'}{_newest_change(store, feature)}")
+            f"{'a different version' if found is None else f'version {found}'}{newest_change(store, feature)}")
     conflict = FlagConflict(feature, lost.expected_version, found)
     then = then or f"`rollway flags get {feature}` shows the flag as it is now"
     conflict.args = (f"{said}; nothing was written: {then}",)
@@ -354,9 +354,9 @@ def flags_release(store: FlagStore, out: TextIO, feature: str, *, err: TextIO, r
             # Chained to DynamoDB's answer, as the failure was, for whoever reads the traceback.
             raise _not_written(failed, feature) from failed.__cause__
         # Each on one line: they name who moved the flag, as typed (a run form's text area).
-        out.write(_one_line(released.describe()) + "\n")
+        out.write(one_line(released.describe()) + "\n")
         _zero_note(released.update.after, out)
-        out.write(f"note: {_one_line(released.note())}\n")
+        out.write(f"note: {one_line(released.note())}\n")
 
     return _run(err, release)
 
@@ -492,7 +492,7 @@ def flags_eval(
         out.write(f"{flag.feature}: {state}, {flag.percentage:g}% (threshold {flag.threshold} of 10000)\n")
         for row in rows:
             # As typed: a line break in a pasted id printed a second line, read as another user's answer.
-            who = "(no user)" if row["user"] is None else _one_line(row["user"])
+            who = "(no user)" if row["user"] is None else one_line(row["user"])
             where = "" if row["bucket"] is None else f"bucket {row['bucket']:>4}  "
             out.write(f"  {who}  {where}{'on' if row['on'] else 'off'}\n")
 
@@ -528,7 +528,7 @@ def _print_flags(flags: Sequence[FlagState], out: TextIO, as_json: bool, unusabl
     width = max(len("FEATURE"), *(len(f.feature) for f in flags))
     out.write(f"{'FEATURE':<{width}}  STATE  PERCENT  VERSION  UPDATED\n")
     for f in flags:
-        updated = f"{_when(f.updated_at)} by {_one_line(f.updated_by)}" if f.updated_by else _when(f.updated_at)
+        updated = f"{when_said(f.updated_at)} by {one_line(f.updated_by)}" if f.updated_by else when_said(f.updated_at)
         state = "on" if f.enabled else "off"
         out.write(f"{f.feature:<{width}}  {state:<5}  {f.percentage:>7g}  {f.version:>7}  {updated}\n")
 
@@ -575,7 +575,7 @@ def _run(err: TextIO, action: Callable[[], None]) -> int:
 def _fail(err: TextIO, error: FlagError, code: int) -> int:
     # One line, whatever the names it quotes hold (who moved a flag, as typed): a line break in one
     # read as a line of the command's own.
-    err.write(f"error: {_one_line(str(error))}\n")
+    err.write(f"error: {one_line(str(error))}\n")
     return code
 
 
