@@ -96,9 +96,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
         near = matching[0]
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) meets "
                 f"every request it matches carrying `{header}`: rule {near['RuleArn']} (priority {near['Priority']}) "
-                f"matches the header with a {', '.join(_beyond(near, weighted))} condition the weighted rule does not "
-                f"have, so some of them may pass it by: give it the weighted rule's own conditions (or none), or "
-                f"{create}")
+                f"matches the header with {' and '.join(_beyond(near, weighted))}, so some of them may pass it by: "
+                f"give it the weighted rule's own conditions, wider ones (a path-pattern or host-header matching all "
+                f"of the weighted rule's), or none, or {create}")
     if not ahead:
         return (f"no listener rule ahead of the weighted rule {weighted_arn} (priority {weighted['Priority']}) sends "
                 f"requests carrying `{header}` anywhere: {create}")
@@ -141,11 +141,60 @@ def _header_met(rule: Mapping[str, Any], name: str, value: str) -> bool:
 
 
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
-    """The fields of ``rule``'s other conditions that are not among ``weighted``'s own (none: every
-    request ``weighted`` matches, carrying the header ``_header_met`` matched, matches ``rule``)."""
-    own = {_condition_key(c) for c in weighted.get("Conditions", [])}
-    return sorted({str(c.get("Field")) for c in rule.get("Conditions", [])
-                   if c.get("Field") != "http-header" and _condition_key(c) not in own})
+    """``rule``'s other conditions that some request ``weighted`` matches may fail, each said with
+    why (none: every request ``weighted`` matches, carrying the header ``_header_met`` matched,
+    matches ``rule``). One of the weighted rule's own passes, and so does a path-pattern or
+    host-header whose values match every value of the weighted rule's (``/*`` over ``/edit/*``):
+    refused for not being the same, a pin on ``/*`` was said to let requests pass it by."""
+    mine = weighted.get("Conditions", [])
+    own = {_condition_key(c) for c in mine}
+    said = []
+    for condition in rule.get("Conditions", []):
+        field = str(condition.get("Field"))
+        if field == "http-header" or _condition_key(condition) in own:
+            continue
+        theirs = [c for c in mine if c.get("Field") == field]
+        if field in _PATTERNED and any(_covers(condition, c) for c in theirs):
+            continue
+        if field in _PATTERNED and theirs:
+            said.append(f"a {field} condition ({', '.join(_values(condition))}) that does not match every request "
+                        f"the weighted rule's ({'; '.join(f'{field} ' + ', '.join(_values(c)) for c in theirs)}) "
+                        "matches")
+        else:
+            said.append(f"a {field} condition the weighted rule does not have")
+    return said
+
+
+_PATTERNED = ("path-pattern", "host-header")
+"""The conditions whose values are patterns (``*``, ``?``), told wider or not by ``_covers``."""
+
+
+def _values(condition: Mapping[str, Any]) -> list[str]:
+    """A condition's values, whichever form DescribeRules gives them in (``Values`` or its ``...Config``)."""
+    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
+    return [str(v) for v in (config.get("Values") or condition.get("Values") or [])]
+
+
+def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
+    """Whether every request ``narrow`` (a condition of the same field) matches, ``wide`` matches:
+    each of ``narrow``'s values is matched by one of ``wide``'s as a pattern over patterns
+    (``_pattern_covers``). Host headers without regard to case, as a load balancer matches them."""
+    fold = str.lower if wide.get("Field") == "host-header" else str
+    return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
+
+
+def _pattern_covers(wide: str, narrow: str) -> bool:
+    """Whether every text the pattern ``narrow`` matches, ``wide`` matches (``*``: any characters,
+    ``?``: one). ``narrow``'s wildcards are met only by what matches anything they may stand for:
+    its ``*`` by a ``*`` of ``wide``, its ``?`` by a ``?`` or a ``*``. Sound, not complete: a
+    pattern this does not prove wider is refused, never a narrower one taken."""
+    ends: set[int] = {0}  # how much of ``narrow`` the part of ``wide`` read so far can stand for
+    for w in wide:
+        if w == "*":
+            ends = set(range(min(ends), len(narrow) + 1)) if ends else ends
+        else:
+            ends = {i + 1 for i in ends if i < len(narrow) and (narrow[i] == w if w != "?" else narrow[i] != "*")}
+    return len(narrow) in ends
 
 
 def _header_matches(condition: Mapping[str, Any], name: str, value: str) -> bool:

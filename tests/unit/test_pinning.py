@@ -130,5 +130,55 @@ def test_a_header_rule_ahead_with_conditions_of_its_own_is_named_not_said_to_be_
     assert isinstance(said, str) and "anywhere" not in said, said
     assert said.startswith("no listener rule ahead of the weighted rule weighted (priority 10) meets every request it "
                            "matches carrying `X-Rollway-Target: canary`: rule pin (priority 5) matches the header with "
-                           "a path-pattern condition the weighted rule does not have, so some of them may pass it by: "
-                           "give it the weighted rule's own conditions (or none), or create one"), said
+                           "a path-pattern condition (/api/*) that does not match every request the weighted rule's "
+                           "(path-pattern /*) matches, so some of them may pass it by: give it the weighted rule's own "
+                           "conditions, wider ones (a path-pattern or host-header matching all of the weighted rule's), "
+                           "or none, or create one"), said
+
+
+EDIT = {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/edit/*"]}}
+EDIT_WEIGHTED = rule("weighted", "10", [EDIT], STABLE, CANARY)
+
+
+def found_on_edit(*rules: dict) -> Pin | str:
+    return find_pin([*rules, EDIT_WEIGHTED, DEFAULT], header="X-Rollway-Target: canary", weighted_arn="weighted",
+                    canary_arn=CANARY, canary_group="canary-tg")
+
+
+def path(*values: str) -> dict:
+    return {"Field": "path-pattern", "PathPatternConfig": {"Values": list(values)}}
+
+
+@pytest.mark.parametrize("wider", [
+    path("/*"),                # every path: /edit/* among them
+    path("/ed*"),
+    path("/edit/*"),           # the weighted rule's own
+    path("/api/*", "/edit*"),  # one of its values covers the weighted rule's
+    {"Field": "path-pattern", "Values": ["*"]},
+])
+def test_a_pin_rule_whose_path_matches_every_path_of_the_weighted_rule_pins(wider):
+    """A pin on /* ahead of a weighted rule on /edit/* was refused ("some of them may pass it by"),
+    though every request the weighted rule matches, carrying the header, matches it."""
+    pin = found_on_edit(rule("pin", "5", [header("canary"), wider], CANARY))
+    assert isinstance(pin, Pin), pin
+
+
+@pytest.mark.parametrize("narrower, paths", [
+    (path("/edit/a*"), "/edit/a*"),    # /edit/b is the weighted rule's, not the pin's
+    (path("/api/*"), "/api/*"),
+    (path("/Edit/*"), "/Edit/*"),      # paths match with regard to case
+    (path("/edit/?*"), "/edit/?*"),    # /edit/ itself is the weighted rule's
+])
+def test_a_pin_rule_whose_path_misses_some_of_the_weighted_rules_is_refused_saying_which_paths(narrower, paths):
+    said = found_on_edit(rule("pin", "5", [header("canary"), narrower], CANARY))
+    assert isinstance(said, str), said
+    assert (f"rule pin (priority 5) matches the header with a path-pattern condition ({paths}) that does not match "
+            "every request the weighted rule's (path-pattern /edit/*) matches, so some of them may pass it by") in said, said
+
+
+def test_a_pin_rule_on_a_condition_the_weighted_rule_has_none_of_is_refused_saying_so():
+    said = found_on_edit(rule("pin", "5", [header("canary"), HOST], CANARY))
+    assert isinstance(said, str) and "a host-header condition the weighted rule does not have" in said, said
+    # A host wider than the weighted rule's, without regard to case, pins.
+    assert isinstance(found(rule("pin", "5", [header("canary"), {"Field": "host-header", "Values": ["*.EXAMPLE.com"]}],
+                                 CANARY)), Pin)
