@@ -244,7 +244,8 @@ class PublishRequest(BaseModel):
 
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
                     register_existing: bool, version_status: str = "ACTIVE",
-                    released_as: str | None = None, latest_revision: str | None = None) -> str | None:
+                    released_as: str | None = None, latest_revision: str | None = None,
+                    searched: tuple[str, int] | None = None) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -257,6 +258,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         released_as: the task family's latest ACTIVE revision, when it pins ``version_digest``
             (the release is done: a run that registered it is being run again), or an older one
             that does, with ``latest_revision``, the family's latest.
+        searched: (family, n) when the family's n newest ACTIVE revisions were searched for one
+            pinning ``version_digest`` and none does (None: not searched).
     """
     # Released before a newer version: "if a run stopped before registering, register_existing"
     # was said of a version an older revision pins, the release done.
@@ -293,8 +296,17 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
                 f"mean one image, so nothing is left to run for it{latest}; a new build needs a new version")
     elif version_digest is not None:
         first = f"{archived}, then " if archived else ""
+        # Only the newest revisions are searched: "if a run stopped before registering" was said of
+        # a version an older revision pins, and register_existing then registered a second one.
+        unfound = "; if"
+        if searched is not None:
+            family, newest = searched
+            unfound = (f"; no ACTIVE revision among the {newest} newest of {family}, the ones searched, pins it; an "
+                       f"older one may (its release done): `aws ecs list-task-definitions --family-prefix {family} "
+                       "--status ACTIVE --sort DESC` lists them all, and `aws ecs describe-task-definition` names "
+                       "the image each runs. If none does and")
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "
-                "image. Give the new build a new version; if a run pushed it and stopped before registering, "
+                f"image. Give the new build a new version{unfound} a run pushed it and stopped before registering, "
                 f"{first}run again with {register_existing_as_asked(refs, latest_immutable)}")
     # register_existing moves latest to the version as well, as the release's push does.
     if refs.latest is not None and latest_immutable:

@@ -700,6 +700,35 @@ def test_a_re_run_of_a_version_an_older_revision_pins_names_that_revision(aws, t
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_re_run_of_a_version_no_searched_revision_pins_says_only_the_newest_revisions_were_searched(aws, tmp_path):
+    # 2.4.0 released, then more than REVISIONS_SEARCHED revisions registered: its revision is not
+    # among those read, and the refusal said "if a run pushed it and stopped before registering,
+    # run again with register_existing=True", as if no revision pinned it, when one does.
+    from rollway.aws.ecs import REVISIONS_SEARCHED
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    newest = described(aws, revisions(aws)[-1])
+    ecs = aws.get_client("ecs")
+    for _ in range(REVISIONS_SEARCHED):
+        ecs.register_task_definition(**{k: v for k, v in newest.items() if k not in READ_ONLY_FIELDS})
+    after = revisions(aws)
+
+    with pytest.raises(PublishRefused) as caught:
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+
+    said = str(caught.value)
+    family = aws.targets.task_family
+    assert (f"no ACTIVE revision among the {REVISIONS_SEARCHED} newest of {family}, the ones searched, pins it; an "
+            f"older one may (its release done): `aws ecs list-task-definitions --family-prefix {family} "
+            "--status ACTIVE --sort DESC` lists them all, and `aws ecs describe-task-definition` names the image each "
+            "runs. If none does and a run pushed it and stopped before registering, run again with "
+            "register_existing=True") in said, said
+    assert revisions(aws) == after
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_register_existing_of_a_version_an_older_revision_pins_says_which_revision_pins_it(aws, tmp_path):
     # 2.4.0 released, then 2.4.1: register_existing of 2.4.0 copies the family's latest (2.4.1's
     # revision, its settings) into a new revision pinning 2.4.0, and said nothing of the older
