@@ -271,7 +271,8 @@ def _pin(spec: ValidationSpec, targets: Targets, router: AlbRouter, seconds: flo
     "not sent"); None when the spec pins nothing."""
     if spec.canary_header is None:
         return None
-    found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header), seconds,
+    say = get_run_logger().warning
+    found, unread = _elb_read(targets, lambda: router.pin(spec.canary_header, say=say), seconds,
                               "could not read the listener's rules")
     sent = f"not sent: the requests carrying `{spec.canary_header}` (spec.canary_header)"
     if unread is not None:

@@ -33,7 +33,7 @@ from rollway.checklist import (
     used_by_rollway,
 )
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import SERVER_SIDE_CODES, aws_message, error_code, unusable_credentials
+from rollway.aws.errors import SERVER_SIDE_CODES, THROTTLED_CODES, aws_message, error_code, unusable_credentials
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
@@ -433,10 +433,7 @@ NOT_MENDED_BY_READING = ("a re-run alone gets the same answer: fix what AWS name
 """What to do about a read AWS refused for what it was asked (not its permission, nor its load)."""
 
 # AWS's answers that it is busy (botocore's retries spent): the next run most often reads past them.
-_THROTTLED = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-                        "RequestThrottled", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
-                        "ProvisionedThroughputExceededException", "RequestTimeout", "RequestTimeoutException",
-                        "PriorRequestNotComplete", "TransactionInProgressException"})
+_THROTTLED = THROTTLED_CODES | {"RequestTimeout", "RequestTimeoutException"}
 
 
 def _passing(err: ClientError | BotoCoreError) -> bool:

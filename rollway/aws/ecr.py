@@ -12,7 +12,6 @@ import binascii
 import datetime as dt
 import fnmatch
 import json
-import random
 import re
 import time
 from typing import Any, Callable
@@ -22,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from rollway.aws.denied import CREDENTIALS, ROLLOUT_POLICY, is_denied, permission_denied
-from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, error_code
+from rollway.aws.errors import AdapterError, TargetNotFound, aws_message, backoff_seconds, error_code
 from rollway.image import (
     MANIFEST_TYPES,
     EcrLocation,
@@ -125,7 +124,7 @@ def _download_config(url: str) -> bytes:
             status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
             if attempt + 1 == _DOWNLOAD_ATTEMPTS or (status is not None and status not in _RETRIED_STATUS):
                 raise
-            time.sleep(random.uniform(0, 0.5 * 2 ** attempt))  # jittered, as botocore backs off
+            time.sleep(backoff_seconds(attempt))
     raise AssertionError("unreachable")
 
 

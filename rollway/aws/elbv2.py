@@ -12,13 +12,14 @@ judged once (``_judged``): the weights it holds, or why a rollout refuses it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
 from rollway.aws.errors import (AdapterError, OtherGroupsForwarded, RuleForwardsNowhere, TargetNotFound, WeightMismatch,
-                                error_code)
+                                asked_while_throttled, error_code)
 from rollway.model import TargetGroup, Weights
 from rollway.pinning import Pin, find_pin, is_pin_rule
 from rollway.targets import Targets
@@ -301,13 +302,18 @@ class AlbRouter:
             if d.get("TargetHealth", {}).get("State") == "healthy"
         )
 
-    def pin(self, header: str) -> Pin | str:
+    def pin(self, header: str, *, say: Callable[[str], None] = lambda _: None,
+            sleep: Callable[[float], None] = time.sleep) -> Pin | str:
         """The listener rule that pins requests carrying ``header`` (``Name: value``) to the canary
         target group ahead of the weighted rule, or why there is none (``rollway.pinning.find_pin``):
-        DescribeRules of the listener, read-only."""
-        r = self._lookups()
-        rules = [rule for page in self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
-                 for rule in page["Rules"]]
+        DescribeRules of the listener, read-only, asked again while throttled
+        (``asked_while_throttled``; ``say``, ``sleep``: its line and its wait)."""
+        def read() -> tuple[_Resolved, list[dict[str, Any]]]:
+            r = self._lookups()
+            pages = self._client.get_paginator("describe_rules").paginate(ListenerArn=r.listener_arn)
+            return r, [rule for page in pages for rule in page["Rules"]]
+
+        r, rules = asked_while_throttled(read, "DescribeRules", say=say, sleep=sleep)
         return find_pin(rules, header=header, weighted_arn=r.rule_arn, canary_arn=r.canary_arn,
                         canary_group=self._targets.canary_target_group)
 

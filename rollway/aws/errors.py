@@ -6,11 +6,13 @@ act on it without reading a traceback.
 
 from __future__ import annotations
 
+import random
 import re
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError, HTTPClientError,
                                  ReadTimeoutError)
@@ -202,6 +204,50 @@ class NoDatapoints(PicklableError, AdapterError):
 SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable",
                                "ServiceUnavailableException", "ServerException"})
 """ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
+
+
+THROTTLED_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+                             "RequestThrottled", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
+                             "ProvisionedThroughputExceededException", "PriorRequestNotComplete",
+                             "TransactionInProgressException"})
+"""ClientError codes with which AWS says it is busy, not that the call is wrong: the same call
+asked again a moment later most often passes."""
+
+THROTTLED_ASKS = 3
+"""How many times ``asked_while_throttled`` makes a call AWS keeps answering as throttled."""
+
+T = TypeVar("T")
+
+
+def backoff_seconds(attempt: int) -> float:
+    """How long to wait before asking again after try ``attempt`` (0: the first) failed: a
+    doubling bound, jittered, as botocore backs off, so that callers throttled together do not
+    all ask again at the same instant."""
+    return random.uniform(0, 0.5 * 2 ** attempt)
+
+
+def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[str], None] = lambda _: None,
+                          sleep: Callable[[float], None] = time.sleep) -> T:
+    """``call()``, asked again after ``backoff_seconds`` while AWS answers it is throttled
+    (``THROTTLED_CODES``), ``THROTTLED_ASKS`` times in all: botocore's own retries of a bounded read
+    are few, and a read throttled past them failed what it was for (a validation's checks not
+    sent) on a busy account. Any other error is raised at once: a refusal or a bad request gets
+    the same answer again. ``say`` gets a line before each new ask, naming ``what``.
+
+    Raises:
+        Whatever the last ``call()`` raised, as it raised it.
+    """
+    for attempt in range(THROTTLED_ASKS):
+        try:
+            return call()
+        except ClientError as err:
+            if attempt + 1 == THROTTLED_ASKS or error_code(err) not in THROTTLED_CODES:
+                raise
+            wait = backoff_seconds(attempt)
+            say(f"{what} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
+                f"({attempt + 2} of {THROTTLED_ASKS})")
+            sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def answer_lost(err: BaseException) -> bool:

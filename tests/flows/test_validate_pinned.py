@@ -148,3 +148,25 @@ def test_rules_that_could_not_be_read_send_no_request_and_do_not_say_the_rule_is
                                        ), check.reason
         assert said in check.reason and "would not be pinned" not in check.reason, check.reason
         assert "\n" not in check.reason
+
+
+def test_a_throttled_read_of_the_listeners_rules_is_asked_again_and_the_checks_are_pinned(aws, app, blocks, caplog,
+                                                                                           monkeypatch):
+    """Throttled once past botocore's own retries, the rules were said unread and no HTTP check was
+    sent: the validation failed on a busy account's load balancer, with the pin rule there."""
+    from tests.flows.test_traffic_reads_denied import answering
+    from tests.flows.test_validate_flow import refusing
+
+    at_95_5(aws)
+    header_rule(aws)
+    asked: list[str] = []
+    refusing(monkeypatch, "elbv2", "DescribeRules", asked, answer=answering("Throttling", 1, asked, "DescribeRules"))
+    state = validate_deployment(spec=spec(app, canary_header=HEADER, success_rate_services=[aws.targets.stable_service]),
+                                targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    summary = state.result()
+    assert summary.passed, summary
+    assert asked[:2] == ["DescribeRules", "DescribeRules"]
+    for name in HTTP_CHECKS:
+        assert checked(summary, name).pinned_to == aws.targets.canary_target_group
+    assert len(app.requests) == 3
+    assert "DescribeRules was throttled (Throttling); asking again in" in caplog.text, caplog.text
