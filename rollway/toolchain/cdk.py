@@ -482,8 +482,8 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
         app = settings["app"]
         if _runs_the_app(app):
             return None
-        return (f"{path}: its \"app\" is {on_one_line(json.dumps(app))[:_LINE_SHOWN]}, not the command that runs the "
-                f"CDK app (such as {_APP_EXAMPLE})")
+        return (f"{path}: its \"app\" is {_app_said(app)}, not the command that runs the CDK app (such as "
+                f"{_APP_EXAMPLE}): give it as a string (or a list of words)")
     user = Path(home if home is not None else Path.home()) / ".cdk.json"
     try:
         app = json.loads(_settings_text(user)[0]).get("app")
@@ -492,6 +492,18 @@ def app_settings_problem(app_dir: str | os.PathLike[str], home: str | os.PathLik
     if _runs_the_app(app):
         return None
     return f"{path} has no \"app\": the command that runs the CDK app (such as {_APP_EXAMPLE}), which cdk synth runs"
+
+
+def _app_said(app: object) -> str:
+    """A cdk.json's ``app`` that runs nothing, as a refusal names it: a blank string, a number,
+    true or null quoted; an object or a list holding more than blank words by its kind, never
+    quoted (its values, a token the app reads put there by mistake, went to the run's error, its
+    log and artifact, cut at 120 characters mid-value)."""
+    if isinstance(app, dict):
+        return "a JSON object ({...})"
+    if isinstance(app, list) and not all(isinstance(word, str) for word in app):
+        return f"a list of {len(app)} value{'s' if len(app) != 1 else ''}, none of them a word"
+    return on_one_line(json.dumps(app))[:_LINE_SHOWN]
 
 
 def _settings_text(path: Path) -> tuple[str, str]:

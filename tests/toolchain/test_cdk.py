@@ -756,6 +756,13 @@ def test_a_failed_deploys_last_lines_are_cdks_not_the_aws_sdks_node_version_warn
     ('{"context": {}}', '{"app": ["python3", "app.py"]}', None),
     ('{"app": []}', None, ': its "app" is [], not the command'),
     ('{"app": 3}', None, ': its "app" is 3, not the command'),
+    # What is not a word is named by its kind, not quoted: an object's values (a token the app
+    # reads, put there by mistake) went to the run's error, its log and artifact.
+    ('{"app": {"cmd": "python3 app.py", "token": "tok-123"}}', None,
+     ': its "app" is a JSON object ({...}), not the command that runs the CDK app (such as "app": "python3 app.py"): '
+     'give it as a string (or a list of words)'),
+    ('{"app": [{"token": "tok-123"}, 7]}', None, ': its "app" is a list of 2 values, none of them a word, not the '
+                                                 'command'),
     ('["app"]', None, 'is not a JSON object ({...}): cdk reads the app\'s settings ("app": "python3 app.py", ...) '
                       "from one"),
     ("", None, "is not valid JSON: line 1, column 1: Expecting value"),
@@ -774,6 +781,7 @@ def test_an_apps_settings_cdk_synth_would_refuse_are_said_with_where_and_what(tm
         assert problem is None
     else:
         assert problem is not None and problem.startswith(str(app / "cdk.json")) and said in problem, problem
+        assert "tok-123" not in problem, problem
 
 
 @pytest.mark.parametrize("cdk_json", [
