@@ -143,6 +143,31 @@ def _latency_unpublished(seen: Observation, settled_until: float) -> int | None:
     return served if served >= LATENCY_SEEN_FLOOR else None
 
 
+def latency_unpublished_said(env: Environment, spec: RolloutSpec, seen: Observation | None = None,
+                             now: float | None = None) -> None:
+    """Warn when the stable service served requests and its application published none of its
+    latency metrics (``_latency_unpublished``): the stages then pass on 0 slow requests, measured
+    on neither version. At a rollout's start (``seen``: the preflight's read, at ``now``) and at a
+    resume, which reads the periods itself: a run resumed days later said nothing of it, and whoever
+    followed that run's log never heard its stages pass unmeasured on latency. A resume's read that
+    fails says nothing here: the stages' own looks say a read that fails."""
+    interval, delay = spec.analysis.interval_seconds, spec.analysis.metrics_delay_seconds
+    if seen is None:
+        now = env.clock.now()
+        seen = metrics.observe(env.metrics, now - 2 * interval - delay, now)
+    if seen.error is not None:
+        return
+    unseen = _latency_unpublished(seen, now - delay)
+    if unseen is not None:
+        t = env.targets
+        get_run_logger().warning(
+            "the load balancer counted %d requests to %s in the %d s before the last %g s (metrics_delay_seconds: "
+            "periods still filling in are not read), but namespace %r holds none of the application's latency "
+            "metrics (%s, %s) for it: the slow-request and p99 guardrails will measure nothing. Check the "
+            "targets' metrics_namespace and that the application publishes them", unseen, t.stable_service,
+            2 * interval, delay, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
+
+
 def setup_refusal(env: Environment, spec: RolloutSpec, stable: ServiceState, canary: ServiceState) -> str | None:
     """Why no stage could pass with the target groups the router looked up: a service not
     attached to its own group (or attached to the other's too), a canary group whose health
@@ -268,14 +293,7 @@ def preflight(env: Environment, spec: RolloutSpec) -> tuple[ServiceState, Servic
         if seen.error is not None:
             raise RolloutRefused(f"the metrics every stage is judged on cannot be read: {seen.error}. Nothing was "
                                  "changed; start the rollout again once CloudWatch answers")
-        unseen = _latency_unpublished(seen, now - delay)
-        if unseen is not None:
-            get_run_logger().warning(
-                "the load balancer counted %d requests to %s in the %d s before the last %g s (metrics_delay_seconds: "
-                "periods still filling in are not read), but namespace %r holds none of the application's latency "
-                "metrics (%s, %s) for it: the slow-request and p99 guardrails will measure nothing. Check the "
-                "targets' metrics_namespace and that the application publishes them", unseen, t.stable_service,
-                2 * interval, delay, t.metrics_namespace, SLOW_REQUEST_COUNT, RESPONSE_TIME_P99)
+        latency_unpublished_said(env, spec, seen, now)
         if moved_onto_stable(record, stable):
             # A finalize moved the traffic onto the promoted version on stable and stopped before
             # it finished: its next run scales the canary down, which must not be the canary this

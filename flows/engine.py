@@ -28,6 +28,7 @@ from rollway.aws.ledger import STORAGE_ERRORS
 from prefect.transactions import transaction
 
 from rollway.decide import (
+    PERSON_HELD,
     Hold,
     Pause,
     PhaseComplete,
@@ -870,7 +871,7 @@ def run_stages(
             # A person's hold says "stay and ask again": a pass the judge reached since (the traffic
             # came back, say) does not move the stage on without a person, as none does while a pause waits.
             decision = Pause(reason=(f"{spec.stages[state.stage_index].weight}%: the judge passes it now "
-                                     f"({verdict.reason}), but a person held this stage: it goes on once a person "
+                                     f"({verdict.reason}), but {PERSON_HELD}: it goes on once a person "
                                      "approves"), cause="inconclusive", stage_index=state.stage_index)
 
         if (isinstance(decision, Hold) and verdict is not None

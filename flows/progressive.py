@@ -21,8 +21,8 @@ from prefect.context import FlowRunContext
 from pydantic import ValidationError
 
 from flows.approvals import duration_said, prefect_approver, unheard_answers
-from flows.canary import (RolloutRefused, approvals_asked, before_any_write, dead_letter_check, pin_image,
-                          pinning_in_any_region, preflight, unanswered)
+from flows.canary import (RolloutRefused, approvals_asked, before_any_write, dead_letter_check,
+                          latency_unpublished_said, pin_image, pinning_in_any_region, preflight, unanswered)
 from flows.engine import canary_capacity, run_stages
 from flows.env import load_session, mark_rollout, owner_finished, owner_run_id, run_label, run_owner, tick_actor
 from flows.hooks import rollback_hooks
@@ -726,7 +726,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
-    died_holding = False
+    died_holding = resumed = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -794,6 +794,7 @@ def run_progressive(
         if not (queues_checked and held_by == owner):  # else the caller took it from its holder, and looked
             record = record_unheard_answers(env, record, held_by, owner=owner, lease_seconds=lease_seconds)
         log.info("resuming %s at stage %s (%s)", service, record.stage_index + 1, record.weights)
+        resumed = not queues_checked  # a resume, not the next weekly phase the caller has just started
     hold_rollout(env, record, owner=owner)
     # Each step below is recorded when done, so a run that died between them redoes only
     # what is missing.
@@ -819,6 +820,10 @@ def run_progressive(
     if phased:
         record = catch_up_phase(env, spec, record, owner=owner, actor=actor, lease_seconds=lease_seconds)
         phase_index = record.weekly_phase_index
+    if resumed:
+        # Said at the start only, a resumed run's log never said its stages pass unmeasured on latency.
+        # Read once the traffic and flags are as the run bakes them (``reconcile``).
+        latency_unpublished_said(env, spec)
     state = StageState(
         stage_index=record.stage_index, started_at=record.stage_started_at, passed=record.stage_passed,
         approved=record.approved_stage, until_stage=phase_end_stage(spec, phase_index) if phased else None,

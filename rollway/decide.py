@@ -306,6 +306,11 @@ def accepted_stages(record: RolloutRecord) -> tuple[tuple[int, str], ...]:
     return tuple(accepted.items())
 
 
+PERSON_HELD = "a person held this stage"
+"""What a pause's reason says when the judge passes a stage a person's hold keeps waiting for a
+person (``flows.engine.run_stages``); `rollway status` names that person from the ledger."""
+
+
 def held_by_person(record: RolloutRecord) -> Transition | None:
     """The recorded rollout's ``hold`` entry when a person's hold is the last answer to the pause of
     the stage it stands at; None when nobody held it, or a later answer (an approval, a rejection, a

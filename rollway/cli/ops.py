@@ -805,6 +805,23 @@ def _stage(record: RolloutRecord, paused: bool = False, lapsed: bool = False) ->
     return f"{record.stage_index + 1}/{len(weights)} ({weights[record.stage_index]}%), {state}"
 
 
+def held_row(record: RolloutRecord, paused: Any | None) -> str | None:
+    """Who held the stage the rollout stands at, when a person's hold is the last answer to its
+    pause (``held_by_person``): the paused run asks "a person held this stage", and status named
+    nobody outside the history rows, which a short history does not reach. "not recorded" when the
+    run's question says so and the ledger has no such hold; None when neither does."""
+    from rollway.decide import PERSON_HELD, held_by_person
+    from rollway.ledger import answer_said
+
+    hold = None if record.phase.terminal else held_by_person(record)
+    if hold is not None:
+        said = answer_said("hold", hold)
+        return f"{hold.actor} at {utc(hold.at)} (rollout clock)" + (f": {said}" if said else "")
+    if PERSON_HELD in str(getattr(getattr(paused, "state", None), "message", None) or ""):
+        return f"not recorded: the run's question says {PERSON_HELD}, the ledger has no such hold"
+    return None
+
+
 def unlike_the_ledger(record: RolloutRecord, live: Weights) -> str:
     """What status says of a load balancer whose weights are not the ledger's, as a resumed run
     would take them (``flows.progressive.reconcile``): the rollout's own next shift, made and not
@@ -1020,6 +1037,8 @@ def print_status(service: Service, record: RolloutRecord, live: Weights | str, p
         *((("users get", users),) if users is not None else ()),
         ("owner", _owner_row(record, wall, paused)),
     ]
+    if (held := held_row(record, paused)) is not None:
+        rows.append(("held by", held))
     if record.weekly_phase_index >= 0 and not record.phased:
         # An unphased run records week 1 as it starts and no later one: its index says nothing.
         # "not followed", not "none": the history shows the weekly phase the run started in.

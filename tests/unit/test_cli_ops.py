@@ -22,7 +22,7 @@ from rollway.cli import CREDENTIALS_BLOCK, TARGETS_BLOCK
 from rollway.cli.ops import owner_run_id, print_status
 from rollway.cli.processes import Child, child_env, free_port, port_is_free
 from rollway.clock import ClockSettings
-from rollway.ledger import RolloutRecord, Transition
+from rollway.ledger import RolloutRecord, Transition, utc
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
 from rollway.spec import RolloutSpec, Stage
@@ -2064,3 +2064,34 @@ def test_status_shows_each_name_from_the_ledger_on_one_line_whatever_it_holds(ca
         out = status("carol\nrollback finished\u2028ok")
         assert out == status(r"carol\nrollback finished\u2028ok"), out
         assert "rollback finished" in out and not [line for line in out.splitlines() if line.startswith("rollback")]
+
+
+HELD_ASKS = ("inconclusive pause: 50%: the judge passes it now (canary healthy), but a person held this stage: it goes "
+             "on once a person approves; unanswered by 20:35 UTC (wall clock) the rollout asks again")
+
+
+def held_status(capsys, monkeypatch, history) -> str:
+    from rollway.cli.ops import print_status
+
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda run, look_again: None)
+    paused = SimpleNamespace(name="brave-otter", id=uuid4(), state=SimpleNamespace(message=HELD_ASKS))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()), record(stage_passed=False, history=history),
+                 Weights.canary_at(50), paused, limit=0)
+    return capsys.readouterr().out
+
+
+def test_status_names_the_person_who_held_the_stage_from_the_ledger(capsys, monkeypatch) -> None:
+    """The paused run's question says "a person held this stage": status named nobody outside the
+    history rows (here, none shown), and whoever read it could not tell whom to ask."""
+    history = (*record().history,
+               Transition(at=1_799_999_200.0, kind="hold", actor="dana", to_stage=1, comment="hold: partner test first"))
+    out = held_status(capsys, monkeypatch, history)
+    held = [line for line in out.splitlines() if line.startswith("held by")]
+    assert held == [f"held by      dana at {utc(1_799_999_200.0)} (rollout clock): partner test first"], out
+
+
+def test_status_says_who_held_is_not_recorded_when_the_ledger_has_no_hold(capsys, monkeypatch) -> None:
+    out = held_status(capsys, monkeypatch, record().history)
+    held = [line for line in out.splitlines() if line.startswith("held by")]
+    assert held == ["held by      not recorded: the run's question says a person held this stage, the ledger has "
+                    "no such hold"], out

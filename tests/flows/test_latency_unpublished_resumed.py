@@ -1,0 +1,71 @@
+"""A rollout whose application publishes none of its latency metrics, on either version, is told so
+by a resumed run as by its start.
+
+Neither version publishing a slow count nor a p99, every stage passes on 0 slow requests: the
+judge has nothing else to go on (``rollway.latency_unpublished``). The start warns of it; a run
+that resumed the rollout (days later, its first run lost) said nothing, and whoever followed the
+resumed run's log never heard that its stages pass unmeasured on latency.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rollway.approvals import ApprovalAnswer
+from rollway.fakes import steady
+from rollway.model import VersionSample, Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.test_progressive_fakes import IMAGE, Intercept, Killed, env_with_ledger, progressive_on
+
+UNSEEN = "holds none of the application's latency metrics"
+SPEC = RolloutSpec(image=IMAGE, stages=[Stage(weight=5, bake_seconds=600), Stage(weight=100, bake_seconds=300)],
+                   monitor_seconds=0)
+
+
+def no_latency_published(rps: float = 5000.0):
+    """Both versions healthy on the load balancer's counts; neither's application publishes a slow
+    count or a p99."""
+    healthy = steady(rps, 0.001, 0.001)
+
+    def bare(sample):
+        return sample and VersionSample(requests=sample.requests, errors=sample.errors, latency_avg_ms=120.0)
+
+    def sample(weights: Weights, t: float):
+        baseline, canary = healthy(weights, t)
+        return bare(baseline), bare(canary)
+
+    return sample
+
+
+def approve(pause, summary):
+    return ApprovalAnswer(action="approve", approver="alice", comment="go")
+
+
+def unseen(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and UNSEEN in r.getMessage()]
+
+
+def test_a_resumed_run_warns_that_no_latency_metrics_are_published_as_the_start_did(caplog):
+    env = env_with_ledger()
+    env.metrics.behaviour = no_latency_published()
+    env.clock.sleep(600)  # periods before the start, which the start's check reads
+    real = env.metrics
+
+    def dies_baking(name, args, kwargs):
+        if name == "observe" and env.router.weights.canary == 5:
+            raise Killed("the node running the rollout is lost while 5% bakes")
+
+    env.metrics = Intercept(real, dies_baking)
+    with caplog.at_level(logging.WARNING), pytest.raises(Killed):
+        progressive_on(env, SPEC, approve)
+    env.metrics = real
+    assert len(unseen(caplog)) == 1, "the start warns"
+    env.clock.sleep(601)  # the dead run's lease runs out
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = progressive_on(env, SPEC, approve, owner="run-2")
+    assert result.outcome == "promoted", result.reason  # passed on 0 slow requests, as the start warned
+    (warned,) = unseen(caplog)
+    assert env.targets.stable_service in warned and "SlowRequestCount" in warned, warned
