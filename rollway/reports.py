@@ -919,17 +919,19 @@ def _unmeasurable(span: str) -> str | None:
     return None
 
 
-def _at_weight(line: StageLine) -> str:
+def _at_weight(line: StageLine, still: str = "its end not recorded") -> str:
     """How long the traffic stayed at ``line``'s canary weight, for ``_each_weight``: a span that
-    cannot be measured says why ("25% for two clocks" read as a duration)."""
+    cannot be measured says why ("25% for two clocks" read as a duration); ``still``: what is said
+    of a weight whose end is not recorded."""
     weight, lasted = f"{line.weights.canary}%", _lasted(line)
     if lasted is None:
-        return f"{weight} from {utc(line.started_at)}, its end not recorded"
+        return f"{weight} from {utc(line.started_at)}, {still}"
     why = _unmeasurable(lasted)
     return f"{weight} (not measurable: {why})" if why else f"{weight} for {lasted}"
 
 
-def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None) -> list[str]:
+def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None,
+                 still: str = "its end not recorded") -> list[str]:
     """The incident's exposure weight by weight: how long users had the new version at each share
     of the traffic, in order (the stage table's spans), to the traffic's return (``back_at``, the
     exposure's). The total and the highest weight left the reader to work out from the table how
@@ -941,7 +943,7 @@ def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None
         # A rollback that read the traffic back and stopped on a later step ends no stage row, but
         # "Exposed for" counts to its read-back: the last weight's span said "its end not recorded".
         lines[-1] = lines[-1].model_copy(update={"ended_at": back_at})
-    said = [_at_weight(line) for line in lines]
+    said = [_at_weight(line, still) for line in lines]
     back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
     return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
 
@@ -2577,7 +2579,8 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
                   f"{_on_rollout_clock(first.at, sped, clock)})",
                   f"- **Highest canary weight:** {_highest_weight(record, peak, False)}",
                   f"- **Exposed for:** {exposed}",
-                  *_each_weight(record, sped)]
+                  # A breach left in production: the last weight has no end, nor is one missing from the record.
+                  *_each_weight(record, sped, still="still in production")]
         window = (_log_window(record, first.at, max(record.updated_at, breach.at), sped, clock)
                   + " and on (the release is still in production)")
     lines += ["", "## Traffic moved back", "",

@@ -55,6 +55,8 @@ def test_a_breach_not_rolled_back_gets_an_incident_report_saying_the_release_is_
     # From the first shift to the window's end (the promotion's time plus the spec's 3600 s), and on.
     assert f"**Exposed for:** at least {duration(5800 - 60)}" in exposure, exposure
     assert f"to {utc(T0 + 5800)}, the monitoring window's end" in exposure and "still in production" in exposure
+    assert f"**At each weight:** 5% for {duration(650)}, then 100% from {utc(T0 + 710)}, still in production" in (
+        exposure), exposure
     moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
     assert "**Traffic moved back:** not moved" in moved and "100%" in moved, moved
     assert f"`{IMAGE}` was promoted" in text and "was rolled back" not in text, text
