@@ -2296,8 +2296,10 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
     sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}`{pinned} was rolled back" + (f" at {_stamped(record, end, sped)}." if finished else
-                                                    ": the rollback began and is **not recorded as finished**."), ""]
+             # Not "was rolled back" of one not finished: the rest of the report says nobody knows it was.
+             f"`{record.image}`{pinned} " + (f"was rolled back at {_stamped(record, end, sped)}." if finished else
+                                            "is being rolled back: the rollback began and is **not recorded as "
+                                            "finished** (the canary may still take traffic)."), ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
