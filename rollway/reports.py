@@ -2585,10 +2585,15 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
                   *_each_weight(record, sped, still="still in production")]
         window = (_log_window(record, first.at, max(record.updated_at, breach.at), sped, clock)
                   + " and on (the release is still in production)")
-    lines += ["", "## Traffic moved back", "",
-              f"- **Traffic moved back:** not moved: the new version still takes {record.weights.canary}% of the "
-              f"traffic ({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the "
-              "load balancer now)",
+    # Past a finalize begun before the breach was recorded, the stable service may run the release (as
+    # ``breach_way_out`` says): "the new version still takes 0%" of a finalized one said users were off it.
+    on = f"({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the load balancer now)"
+    runs = (f"the stable service runs the release that breached (put there by a finalize begun before the breach was "
+            f"recorded) and takes {record.weights.stable}% of the traffic {on}" if is_finalized(record) else
+            f"a finalize began before the breach was recorded, so the stable service may run the release that "
+            f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
+            f"the new version still takes {record.weights.canary}% of the traffic {on}")
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {runs}",
               "", "## Notification", ""]
     unsent = window_page_refused(record)
     page = f"`{BREACH_PAGE}: {record.service}`"
@@ -2596,5 +2601,5 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
                  f"Paged on {topic} by {cell(breach.actor)}'s run when it recorded the breach (subject {page}); a "
                  "page SNS refused is recorded, and would be said here.")
     lines += _closing_sections(record, targets, trigger, None, sped, timeline_above,
-                               [f"- [ ] Take the release out, or keep it: {breach_way_out(record)}"], window, False)
+                               [f"- [ ] The way out of the breach: {breach_way_out(record)}"], window, False)
     return shown("\n".join(lines) + "\n")

@@ -64,7 +64,7 @@ def test_a_breach_not_rolled_back_gets_an_incident_report_saying_the_release_is_
     assert "Finish the rollback" not in steps
     first = steps.strip().splitlines()[0]
     # The way out, as the README names it: the rollback flow (its deployment), or finalize's acceptance.
-    assert "the `rollback` flow (the rollback deployment)" in first, first
+    assert first.startswith("- [ ] The way out of the breach: run the `rollback` flow (the rollback deployment)"), first
     assert '`rollway finalize --accept-breach "REASON"` (the finalize deployment: `accept_breach`)' in first, first
     assert f"`{SERVICE}-monitoring`" in text.split("## Evidence", 1)[1]
     assert "Breach not rolled back" in text.split("## Notification", 1)[1], text
@@ -75,3 +75,16 @@ def test_an_accepted_breach_has_no_incident_report():
         incident_report(breach_standing(accepted=True))
     # The rollout report says the acceptance, as before.
     assert "**Breach accepted:**" in rollout_report(breach_standing(accepted=True))
+
+
+def test_a_breach_recorded_after_the_release_was_finalized_does_not_say_the_canary_still_takes_it():
+    """Finalized (the release on the stable service, 100/0) before the breach was recorded: "the new
+    version still takes 0% of the traffic" said users were off the release that breached."""
+    rec = breach_standing()
+    finalized = [Transition(at=T0 + 5805, kind="finalize-start", actor="carol"),
+                 Transition(at=T0 + 5806, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0))]
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], *finalized, rec.history[-1]), "weights": w(0)})
+    moved = incident_report(rec).split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "takes 0%" not in moved, moved
+    assert "the stable service runs the release that breached" in moved, moved
+    assert "**still in production**" in incident_report(rec)
