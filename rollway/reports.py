@@ -2525,8 +2525,8 @@ def _closing_sections(record: RolloutRecord, targets: Targets | None, trigger: T
 
 
 BREACH_PAGE = "Breach not rolled back"
-"""The subject of the monitoring window's page of a breach it could not roll back (flows.monitor), before
-": <canary service>"."""
+"""The subject of the monitoring window's page of a breach it could not roll back (flows.monitor),
+before ": <canary service>": the breach's incident report names it as the page was sent."""
 
 
 def wants_incident(record: RolloutRecord) -> bool:
@@ -2588,12 +2588,12 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     # Past a finalize begun before the breach was recorded, the stable service may run the release (as
     # ``breach_way_out`` says): "the new version still takes 0%" of a finalized one said users were off it.
     on = f"({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the load balancer now)"
-    runs = (f"the stable service runs the release that breached (put there by a finalize begun before the breach was "
+    kept = (f"the stable service runs the release that breached (put there by a finalize begun before the breach was "
             f"recorded) and takes {record.weights.stable}% of the traffic {on}" if is_finalized(record) else
             f"a finalize began before the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
             f"the new version still takes {record.weights.canary}% of the traffic {on}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {runs}",
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {kept}",
               "", "## Notification", ""]
     unsent = window_page_refused(record)
     page = f"`{BREACH_PAGE}: {record.service}`"
