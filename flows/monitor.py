@@ -57,7 +57,7 @@ from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
 from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
-from rollway.reports import MONITORING_ROLLBACK
+from rollway.reports import BREACH_PAGE, MONITORING_ROLLBACK
 from rollway.spec import RolloutSpec, period_retention, window_unreadable
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
@@ -733,7 +733,7 @@ def _breach_kept(env: Environment, said: str, checks: int, alerts: tuple[str, ..
     page = f"{said}; {kept_breach_way_out(written, unread=unread)}"
     if unrecorded is not None:
         page += f" (the ledger could not record it: {unrecorded})"
-    return _skip(env, page, checks, alerts, subject="Breach not rolled back", service=env.targets.canary_service,
+    return _skip(env, page, checks, alerts, subject=BREACH_PAGE, service=env.targets.canary_service,
                  verified=False, rollout=rollout, actor=actor)
 
 

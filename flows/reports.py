@@ -1,4 +1,5 @@
-"""rollout_report: a rollout's report from the ledger, and its incident report when it was rolled back.
+"""rollout_report: a rollout's report from the ledger, and its incident report when it was rolled back
+(or promoted with a breach its monitoring window could not roll back still standing).
 
 Reads every rollout the ledger holds for the service (``Targets.canary_service``, the key the
 rollout flows record under), takes the one asked for (the newest by default), and writes:
@@ -6,7 +7,9 @@ rollout flows record under), takes the one asked for (the newest by default), an
 - a ``<service>-rollout-report`` markdown artifact: outcome, stages with weights, times,
   verdicts and reasons, approvals (who, when, what), every recorded transition;
 - a ``<service>-incident-report`` markdown artifact when the rollout was rolled back (or its
-  rollback began): trigger, exposure, traffic moved back, steps, notification, next steps.
+  rollback began): trigger, exposure, traffic moved back, steps, notification, next steps; or
+  when it was promoted and a breach its monitoring window could not roll back stands, not
+  accepted (``wants_incident``): the breach, the exposure still going, the way out.
 
 Read-only: it changes nothing, so it can run at any time, as often as wanted. The `canary` flow
 keeps no ledger, so its runs have no report here (their own artifacts are the record).
@@ -36,11 +39,9 @@ from rollway.deadline import READ_SECONDS, answered
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.phases import RolloutPhase
-from rollway.reports import incident_report, ran_ahead, rollout_report as render_rollout
+from rollway.reports import incident_report, ran_ahead, rollout_report as render_rollout, wants_incident
 from rollway.targets import Targets
 from tasks.ledger import rollout_history
-
-INCIDENT_PHASES = (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
 
 CLOCK_READ_SECONDS = READ_SECONDS
 """How long the incident report waits for the Prefect API to say which clock a rollout ran on: a
@@ -151,12 +152,12 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
 
 
 def report_clock(record: RolloutRecord, now: float) -> ClockSettings | None:
-    """The clock a rolled-back rollout's runs ran on (``rollway.cli.ops.recorded_clock``: the
+    """The clock the runs of a rollout with an incident (``wants_incident``) ran on (``rollway.cli.ops.recorded_clock``: the
     ``clock`` of the newest flow run tagged with it), for the incident report to give its window to
-    read the logs in on the wall clock; None when the report needs none (not rolled back, or its
+    read the logs in on the wall clock; None when the report needs none (no incident, or its
     times are the wall's at ``now``) or the Prefect API cannot say (said, and the window is labelled
     the rollout clock's, with how to convert it: a report is never refused for it)."""
-    if record.phase not in INCIDENT_PHASES or not ran_ahead(record, now):
+    if not wants_incident(record) or not ran_ahead(record, now):
         return None
     from rollway.cli.ops import recorded_clock
 
@@ -192,7 +193,7 @@ def rollout_report(
     aws_credentials_block: str | None = None,
 ) -> ReportResult:
     """Write the report of one rollout of the service from the ledger (the newest by default), and
-    its incident report if it was rolled back. Read-only.
+    its incident report if it was rolled back or a breach not rolled back stands. Read-only.
 
     Args:
         rollout_id: which rollout (as `rollway status` shows it); leave empty for the newest.
@@ -226,12 +227,16 @@ def rollout_report(
                                                                            targets=targets),
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
-    if record.phase in INCIDENT_PHASES:
+    if wants_incident(record):
         keys.append(artifact_key(service, "incident-report"))
         incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
                                    unrestorable=unrestorable, clock=report_clock(record, now))
+        # Promoted here is a breach left in production (``wants_incident``): "rollback of" misnamed it.
+        breach = record.phase is RolloutPhase.PROMOTED
+        what = "breach not rolled back" if breach else "rollback"
         create_markdown_artifact(key=keys[1], markdown=incident,
-                                 description=f"incident: rollback of rollout {record.rollout_id} of {service}")
-        log.warning("rollout %s was %s: wrote the incident report (artifact %s)", record.rollout_id,
-                    record.phase.value.replace("_", " "), keys[1])
+                                 description=f"incident: {what} of rollout {record.rollout_id} of {service}")
+        log.warning("rollout %s %s: wrote the incident report (artifact %s)", record.rollout_id,
+                    "has a breach not rolled back" if breach else f"was {record.phase.value.replace('_', ' ')}",
+                    keys[1])
     return ReportResult(service=service, rollout_id=record.rollout_id, phase=record.phase, artifacts=tuple(keys))

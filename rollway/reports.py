@@ -919,17 +919,19 @@ def _unmeasurable(span: str) -> str | None:
     return None
 
 
-def _at_weight(line: StageLine) -> str:
+def _at_weight(line: StageLine, still: str = "its end not recorded") -> str:
     """How long the traffic stayed at ``line``'s canary weight, for ``_each_weight``: a span that
-    cannot be measured says why ("25% for two clocks" read as a duration)."""
+    cannot be measured says why ("25% for two clocks" read as a duration); ``still``: what is said
+    of a weight whose end is not recorded."""
     weight, lasted = f"{line.weights.canary}%", _lasted(line)
     if lasted is None:
-        return f"{weight} from {utc(line.started_at)}, its end not recorded"
+        return f"{weight} from {utc(line.started_at)}, {still}"
     why = _unmeasurable(lasted)
     return f"{weight} (not measurable: {why})" if why else f"{weight} for {lasted}"
 
 
-def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None) -> list[str]:
+def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None,
+                 still: str = "its end not recorded") -> list[str]:
     """The incident's exposure weight by weight: how long users had the new version at each share
     of the traffic, in order (the stage table's spans), to the traffic's return (``back_at``, the
     exposure's). The total and the highest weight left the reader to work out from the table how
@@ -941,7 +943,7 @@ def _each_weight(record: RolloutRecord, sped: bool, back_at: float | None = None
         # A rollback that read the traffic back and stopped on a later step ends no stage row, but
         # "Exposed for" counts to its read-back: the last weight's span said "its end not recorded".
         lines[-1] = lines[-1].model_copy(update={"ended_at": back_at})
-    said = [_at_weight(line) for line in lines]
+    said = [_at_weight(line, still) for line in lines]
     back = ", to the traffic's return" if lines[-1].ended_at is not None else ""
     return [f"- **At each weight:** {', then '.join(said)}{back}" + (" (on the rollout clock)" if sped else "")]
 
@@ -2212,6 +2214,7 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
     is read from, and the keys of the artifacts the rollout's runs wrote (each stage's canary vs
     baseline counts, which the ledger does not hold; the run's summary; the post-promotion
     monitor's window). The report named the runs, neither the item nor the keys."""
+    breached = record.phase is RolloutPhase.PROMOTED  # a breach standing, not rolled back (``wants_incident``)
     table = (f"the DynamoDB table `{targets.rollouts_table}` (region {targets.region})" if targets is not None
              else "the ledger table (`rollouts_table` in the RollwayTargets block)")
     weights = stage_weights(record)
@@ -2233,7 +2236,8 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
                else "")
     where = ("of the flow runs named above (each run's Artifacts tab; a key's newest version may be a later rollout's)"
              if flow_runs(record) else "(Prefect UI, Artifacts, by key; no flow run of the rollout is recorded: take "
-             "the versions written between its start and its rollback, a key's newest may be a later rollout's)")
+             f"the versions written between its start and {'the breach' if breached else 'its rollback'}, a key's newest "
+             "may be a later rollout's)")
     return ["## Evidence", "",
             f"- **Ledger:** the rollout's item in {table}, key `service` {record.service}, `rollout_id` "
             f"{record.rollout_id}: every entry this report is read from, with who and when (`rollway report --rollout "
@@ -2246,7 +2250,8 @@ def _evidence(record: RolloutRecord, targets: Targets | None, trigger: Trigger |
 def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, now: float | None = None,
                     targets: Targets | None = None, unrestorable: str | None = None,
                     clock: ClockSettings | None = None, timeline_above: bool = False) -> str:
-    """The incident report of a rolled-back (or rolling-back) rollout, as markdown.
+    """The incident report of a rolled-back (or rolling-back) rollout, or of a promoted one whose
+    breach not rolled back stands (``wants_incident``), as markdown.
 
     Args:
         record: the rollout, as the ledger holds it.
@@ -2263,11 +2268,17 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             recorded transition is the same table: named there rather than listed twice.
 
     Raises:
-        ValueError: the rollout was not rolled back (nothing to report as an incident).
+        ValueError: the rollout was not rolled back, nor promoted with a breach standing (nothing to
+            report as an incident).
     """
-    if record.phase not in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK):
-        raise ValueError(f"rollout {record.rollout_id} of {record.service} is {record.phase.value}, not rolled back: "
-                         "there is no incident to report")
+    if not wants_incident(record):
+        raise ValueError(f"rollout {record.rollout_id} of {record.service} is {record.phase.value}, with no breach "
+                         "standing, not rolled back: there is no incident to report")
+    topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
+    breach = unhandled_breach(record)
+    if breach is not None:
+        return _breach_incident(record, breach, topic=topic, now=now, targets=targets, clock=clock,
+                                timeline_above=timeline_above)
     trigger = rollback_trigger(record)
     start = rollback_start(record)
     end = record.last_transition("rollback")
@@ -2280,14 +2291,15 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # the two, unrecorded. Its time alone understated the exposure by as long as the rollout lay dead.
     found = first is not None and first.actor == RECONCILE
     made_after = _dead_runs_last_entry(record, first) if found else first.at if first is not None else 0.0
-    topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
 
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
     # The rollout clock ran ahead of the wall: the rollback's own times say which clock each is on.
     sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}`{pinned} was rolled back" + (f" at {_stamped(record, end, sped)}." if finished else
-                                                    ": the rollback began and is **not recorded as finished**."), ""]
+             # Not "was rolled back" of one not finished: the rest of the report says nobody knows it was.
+             f"`{record.image}`{pinned} " + (f"was rolled back at {_stamped(record, end, sped)}." if finished else
+                                            "is being rolled back: the rollback began and is **not recorded as "
+                                            "finished** (the canary may still take traffic)."), ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
@@ -2472,6 +2484,20 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # The ledger's last record is no end: errors after it are the canary's too.
             window += (" and on: the traffic's return to stable is not recorded, and the canary may still take "
                        "traffic")
+    # First: what the rollback left undone (the traffic, the flags, the page) outranks the post-mortem.
+    first_steps = [] if finished else [f"- [ ] Finish the rollback: {_finish(cannot, record, now, first=False)}"]
+    lines += _closing_sections(record, targets, trigger, start, sped, timeline_above, first_steps, window,
+                               breach_before(record, start or end) is not None)
+    return shown("\n".join(lines) + "\n")
+
+
+def _closing_sections(record: RolloutRecord, targets: Targets | None, trigger: Trigger | None,
+                      start: Transition | None, sped: bool, timeline_above: bool, first_steps: list[str],
+                      window: str, breached: bool) -> list[str]:
+    """The incident report's sections after what happened to the traffic: the runs that took the
+    rollout over, its stages, timeline and evidence, and the next steps (``first_steps`` first,
+    then reading the logs in ``window``, the dead-letter queues, the fix and the post-mortem)."""
+    lines: list[str] = []
     taken = _takeovers(record, sped=sped)
     if taken:
         lines += ["", "## Runs that took the rollout over", "", *taken]
@@ -2487,14 +2513,93 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     # Below the rollout report (``timeline_above``), a big ledger's table was printed twice in a row.
     timeline = (["Every recorded transition is listed in the rollout report above (its \"Every recorded "
                  "transition\" table)."] if timeline_above else _timeline(record, waits_at(record), sped))
-    lines += ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
-              *timeline, "", *_evidence(record, targets, trigger, start), "",
-              "## Next steps", "",
-              # First: what the rollback left undone (the traffic, the flags, the page) outranks the post-mortem.
-              *([] if finished else [f"- [ ] Finish the rollback: {_finish(cannot, record, now, first=False)}"]),
-              f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
-              f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
-              *_fix_steps(trigger, breach_before(record, start or end) is not None),
-              "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
-              "- [ ] Update the runbook and the lessons-learned notes."]
+    return lines + ["", "## Stages", "", *_stage_table(record, sped), "", "## Timeline", "",
+                    *timeline, "", *_evidence(record, targets, trigger, start), "",
+                    "## Next steps", "",
+                    *first_steps,
+                    f"- [ ] Read the canary's logs and metrics{window}{where}: {_what_to_confirm(trigger)}.",
+                    f"- [ ] Check the dead-letter queues{dlqs} for messages the new version failed to process.",
+                    *_fix_steps(trigger, breached),
+                    "- [ ] Tell users what happened and what comes next (the seed's communication plan).",
+                    "- [ ] Update the runbook and the lessons-learned notes."]
+
+
+BREACH_PAGE = "Breach not rolled back"
+"""The subject of the monitoring window's page of a breach it could not roll back (flows.monitor),
+before ": <canary service>": the breach's incident report names it as the page was sent."""
+
+
+def wants_incident(record: RolloutRecord) -> bool:
+    """Whether ``record`` calls for an incident report beside its rollout report: it was rolled back
+    (or its rollback began), or it is promoted with a breach its monitoring window could not roll back
+    standing (``unhandled_breach``: not accepted, no finalize begun since). The one answer for the
+    `rollout_report` flow and `rollway report`: a breach left in production got none, its rollout
+    report alone saying "breach not rolled back"."""
+    return (record.phase in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
+            or unhandled_breach(record) is not None)
+
+
+def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, now: float | None,
+                     targets: Targets | None, clock: ClockSettings | None, timeline_above: bool) -> str:
+    """``incident_report`` of a promotion whose monitoring window saw a guardrail breached and could
+    not roll it back (``breach``, the ``unhandled_breach``): no rollback began, so the trigger is the
+    breach's entry, the exposure has no end (the release is still in production), the traffic did not
+    move back, and the first next step is the way out of it (``breach_way_out``)."""
+    sped = _ran_ahead(record, now)
+    trigger = Trigger(kind="monitor", who=breach.actor, at=breach.at,
+                      reason=entry_words(breach) or "no reason recorded")
+    first, peak, _, _ = _exposure(record)
+    pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
+    lines = [f"# Incident report: breach not rolled back of {record.service}, rollout {record.rollout_id}", "",
+             f"`{record.image}`{pinned} was promoted; its post-promotion monitor saw a guardrail breached and could "
+             "not roll it back (another run had closed the monitoring window): the release is **still in "
+             "production**, and no rollback is recorded.", ""]
+    note = _clock_note(record, now)
+    if note:
+        lines += [*note, ""]
+    runs = _runs_line(record, sped)
+    if runs:
+        lines += [*runs, ""]
+    lines += ["## What triggered it", "",
+              f"- **Trigger:** {trigger.describe()}",
+              f"- **Recorded by:** {cell(trigger.who)} at {_stamped(record, breach, sped)}",
+              f"- **Reason:** {cell(trigger.reason)}",
+              *_window_line(record),
+              "", "## Exposure", ""]
+    spec, promote = _recorded_spec(record), record.last_transition("promote")
+    end = window_end(spec, record) if spec is not None and promote is not None else None
+    still = "and still going: the release is still in production, nothing moved the traffic back"
+    window = ""
+    if first is None:
+        lines.append("- **First traffic to the new version:** not recorded (no move of the traffic is in the "
+                     f"ledger); {still}")
+    else:
+        ahead = " on the rollout clock (it ran ahead of the wall clock)" if sped else ""
+        exposed = (f"at least {duration(end - first.at)}{ahead} (from {utc(first.at)} to {utc(end)}, the monitoring "
+                   f"window's end) {still}" if end is not None and end >= first.at else f"from {utc(first.at)} {still}")
+        lines += [f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%"
+                  f"{_on_rollout_clock(first.at, sped, clock)})",
+                  f"- **Highest canary weight:** {_highest_weight(record, peak, False)}",
+                  f"- **Exposed for:** {exposed}",
+                  # A breach left in production: the last weight has no end, nor is one missing from the record.
+                  *_each_weight(record, sped, still="still in production")]
+        window = (_log_window(record, first.at, max(record.updated_at, breach.at), sped, clock)
+                  + " and on (the release is still in production)")
+    # Past a finalize begun before the breach was recorded, the stable service may run the release (as
+    # ``breach_way_out`` says): "the new version still takes 0%" of a finalized one said users were off it.
+    on = f"({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the load balancer now)"
+    kept = (f"the stable service runs the release that breached (put there by a finalize begun before the breach was "
+            f"recorded) and takes {record.weights.stable}% of the traffic {on}" if is_finalized(record) else
+            f"a finalize began before the breach was recorded, so the stable service may run the release that "
+            f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
+            f"the new version still takes {record.weights.canary}% of the traffic {on}")
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {kept}",
+              "", "## Notification", ""]
+    unsent = window_page_refused(record)
+    page = f"`{BREACH_PAGE}: {record.service}`"
+    lines.append(f"**Not sent:** {cell(unsent)}" if unsent is not None else
+                 f"Paged on {topic} by {cell(breach.actor)}'s run when it recorded the breach (subject {page}); a "
+                 "page SNS refused is recorded, and would be said here.")
+    lines += _closing_sections(record, targets, trigger, None, sped, timeline_above,
+                               [f"- [ ] The way out of the breach: {breach_way_out(record)}"], window, False)
     return shown("\n".join(lines) + "\n")

@@ -1,8 +1,9 @@
 """``rollway report``: a rollout's report from the ledger, printed as markdown (pipe it to a file).
 
 The same reports the ``rollout_report`` flow writes as artifacts, without a flow run: the
-rollout report, followed by the incident report when the rollout was rolled back (which names the
-rollout report's table of every recorded transition rather than print it again). Read-only.
+rollout report, followed by the incident report when the rollout was rolled back, or promoted with a
+breach not rolled back standing (``wants_incident``; it names the rollout report's table of every
+recorded transition rather than print it again). Read-only.
 Imports stay inside the functions, so that ``rollway --help`` does not pay for Prefect.
 """
 
@@ -15,7 +16,8 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 
 def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BLOCK,
            credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
-    """Print a rollout's report from the ledger as markdown, and its incident report if it was rolled back.
+    """Print a rollout's report from the ledger as markdown, and its incident report if it was rolled back
+    or a breach not rolled back stands.
 
     Args:
         rollout: the rollout id (as `rollway status` shows it); the service's newest by default.
@@ -30,10 +32,10 @@ def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BL
 def _report(*, rollout: str | None, targets_block: str | None, credentials_block: str | None) -> int:
     from botocore.exceptions import ClientError
 
-    from flows.reports import INCIDENT_PHASES, ReportRefused, choose, report_clock, unreadable_ledger
+    from flows.reports import ReportRefused, choose, report_clock, unreadable_ledger
     from rollway.cli.ops import NoRollout, OpsError, UsageError, connect, ledger_read, no_revision_to_restore
     from rollway.phases import RolloutPhase
-    from rollway.reports import incident_report, rollout_report
+    from rollway.reports import incident_report, rollout_report, wants_incident
 
     if rollout is not None and (not rollout.strip() or rollout != rollout.strip()):
         raise UsageError(f"--rollout {rollout!r}: give a rollout id as `rollway status` shows it")
@@ -59,7 +61,7 @@ def _report(*, rollout: str | None, targets_block: str | None, credentials_block
     # "run the rollback again" where status said `rollway abort` cannot finish it.
     unrestorable = no_revision_to_restore(service, record) if record.phase is RolloutPhase.ROLLING_BACK else None
     print(rollout_report(record, now=now, unrestorable=unrestorable, targets=targets))
-    if record.phase in INCIDENT_PHASES:
+    if wants_incident(record):
         print(incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
                               unrestorable=unrestorable, clock=report_clock(record, now), timeline_above=True))
     return 0

@@ -558,3 +558,50 @@ def test_the_incident_reports_log_window_is_on_the_wall_clock_under_a_faster_clo
     assert report(targets_block=blocks, credentials_block=blocks) == 0
     (logs,) = [x for x in capsys.readouterr().out.splitlines() if "Read the canary's logs" in x]
     assert window in logs, logs
+
+
+def test_a_breach_left_in_production_gets_an_incident_report_from_the_flow_and_the_cli(aws, blocks, capsys):
+    """A promotion whose monitoring window saw the guardrail breached and could not roll back
+    (another run had closed the window): its rollout report said "breach not rolled back", and
+    neither the flow nor `rollway report` wrote an incident report, as they did only for a
+    rollback. Once a person accepts the breach (finalize's accept_breach), none is written."""
+    from rollway.cli.report import report
+    from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT
+
+    record, shifted = start_at_five_percent(aws)
+    ledger = DynamoLedger(aws.get_client("dynamodb"), aws.targets)
+    service = aws.targets.canary_service
+    at = shifted + 60
+    ledger.record(service, owner="run-1", now=at, transition=Transition(
+        at=at, kind="promote", actor="alice", from_weights=Weights.canary_at(5), to_weights=Weights(stable=0, canary=100)),
+        phase=RolloutPhase.PROMOTED, weights=Weights(stable=0, canary=100))
+    ledger.record(service, owner=None, now=at + 3600, rollout=record.rollout_id, transition=Transition(
+        at=at + 3600, kind="decommission", actor="run-9", wall=at + 3600, comment="60 minutes of monitoring passed"))
+    saw = "monitoring after promotion: canary error rate 6.00% (60/1000) is over the 5% guardrail"
+    ledger.record(service, owner=None, now=at + 3610, rollout=record.rollout_id, transition=Transition(
+        at=at + 3610, kind=BREACH_KEPT, actor="monitor", wall=at + 3610,
+        comment=f"{saw}; not rolled back: the monitoring window was closed by run-9. The release stays in production"))
+
+    state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.result().artifacts == (f"{service}-rollout-report", f"{service}-incident-report")
+    incident = artifacts_of(state)[f"{service}-incident-report"]
+    assert incident.startswith(f"# Incident report: breach not rolled back of {service}, rollout {record.rollout_id}")
+    assert f"**Reason:** {saw}" in incident and "**Traffic moved back:** not moved" in incident, incident
+    assert "the `rollback` flow (the rollback deployment)" in incident.split("## Next steps", 1)[1], incident
+    with get_client(sync_client=True) as client:
+        described = {a.key: a.description for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))}
+    assert described[f"{service}-incident-report"] == (
+        f"incident: breach not rolled back of rollout {record.rollout_id} of {service}"), described
+    capsys.readouterr()
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    out = capsys.readouterr().out
+    assert out.index("**Breach not rolled back:**") < out.index("# Incident report: breach not rolled back"), out
+
+    ledger.record(service, owner=None, now=at + 4000, rollout=record.rollout_id, transition=Transition(
+        at=at + 4000, kind=BREACH_ACCEPTED, actor="dana", breach_at=at + 3610, wall=at + 4000,
+        comment="the 5xx were our load test's probe"))
+    accepted = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert accepted.result().artifacts == (f"{service}-rollout-report",)
+    assert report(targets_block=blocks, credentials_block=blocks) == 0
+    assert "# Incident report" not in capsys.readouterr().out

@@ -2535,3 +2535,13 @@ def test_a_breach_before_a_rollback_recorded_without_its_start_is_named_as_well(
     text = incident_report(rec)
     assert "- **Breach before it:**" in text.split("## Exposure", 1)[0], text
     assert "webordinary-edit-service-canary-monitoring" in text.split("## Evidence", 1)[1]
+
+
+def test_an_unfinished_rollbacks_incident_report_does_not_open_saying_it_was_rolled_back():
+    """Its first sentence read "`<image>` was rolled back: the rollback began and is not recorded as
+    finished": the headline said the release was out, the rest of it that nobody knows."""
+    opening = incident_report(guardrail_rollback(finished=False)).split("\n\n", 2)[1]
+    assert "was rolled back" not in opening, opening
+    assert opening == (f"`{IMAGE}` is being rolled back: the rollback began and is **not recorded as finished** (the "
+                       "canary may still take traffic)."), opening
+    assert incident_report(guardrail_rollback()).split("\n\n", 2)[1] == f"`{IMAGE}` was rolled back at {utc(T0 + 700)}."

@@ -1,0 +1,90 @@
+"""The incident report of a promotion whose monitoring window saw a guardrail breached and could not
+roll it back: the release that breached stays in production, which is an incident as much as a
+rollback is (and more, as nothing took it out)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT, Transition, utc
+from rollway.phases import RolloutPhase
+from rollway.reports import duration, incident_report, rollout_report, wants_incident
+from tests.unit.test_reports import (T0, IMAGE, SERVICE, guardrail_rollback, next_steps, passed, promoted_record,
+                                     record, shift, started, w)
+
+SAW = "monitoring after promotion: canary error rate 6.00% (60/1000) is over the 5% guardrail"
+
+
+def breach_standing(*, accepted: bool = False):
+    """Promoted at T0 + 2200 (a 3600-s window, to T0 + 5800), the window closed by another run's
+    decommission, and a look of the monitor that saw the guardrail breached could not roll back."""
+    history = [started(), shift(60, 5, 0), passed(700, 0), shift(710, 100, 1, 5),
+               Transition(at=T0 + 2200, kind="promote", actor="alice", to_weights=w(100), comment="every stage passed"),
+               Transition(at=T0 + 5800, kind="decommission", actor="run-9", comment="60 minutes of monitoring passed"),
+               Transition(at=T0 + 5810, kind=BREACH_KEPT, actor="monitor",
+                          comment=f"{SAW}; not rolled back: the monitoring window was closed by run-9. The release "
+                                  "stays in production")]
+    if accepted:
+        history.append(Transition(at=T0 + 6000, kind=BREACH_ACCEPTED, actor="dana", breach_at=T0 + 5810,
+                                  comment="the 5xx were our load test's probe"))
+    return record(history, RolloutPhase.PROMOTED, stages=(5, 100), weights=w(100))
+
+
+def test_only_a_rollback_or_a_breach_standing_wants_an_incident_report():
+    assert wants_incident(breach_standing())
+    assert wants_incident(guardrail_rollback()) and wants_incident(guardrail_rollback(finished=False))
+    assert not wants_incident(breach_standing(accepted=True))
+    assert not wants_incident(promoted_record())
+    assert not wants_incident(record([started(), shift(60, 5, 0)], RolloutPhase.PAUSED))
+
+
+def test_a_breach_not_rolled_back_gets_an_incident_report_saying_the_release_is_still_in_production():
+    """The rollout report said "breach not rolled back", and no incident report was written: the
+    flow and `rollway report` wrote one only for a rollback, so the incident that was still going on
+    had no trigger, exposure or next steps written anywhere."""
+    text = incident_report(breach_standing(), alert_topic="webordinary-alerts")
+    assert text.startswith(f"# Incident report: breach not rolled back of {SERVICE}, rollout "), text
+    assert "still in production" in text.split("## What triggered it", 1)[0], text
+    trigger = text.split("## What triggered it", 1)[1].split("## Exposure", 1)[0]
+    assert "**Trigger:** the post-promotion monitor's absolute guardrail" in trigger, trigger
+    assert f"**Recorded by:** monitor at {utc(T0 + 5810)}" in trigger, trigger
+    assert f"**Reason:** {SAW}; not rolled back" in trigger, trigger
+    exposure = text.split("## Exposure", 1)[1].split("## Traffic moved back", 1)[0]
+    assert f"**First traffic to the new version:** {utc(T0 + 60)} (5%)" in exposure, exposure
+    assert "**Highest canary weight:** 100%" in exposure, exposure
+    # From the first shift to the window's end (the promotion's time plus the spec's 3600 s), and on.
+    assert f"**Exposed for:** at least {duration(5800 - 60)}" in exposure, exposure
+    assert f"to {utc(T0 + 5800)}, the monitoring window's end" in exposure and "still in production" in exposure
+    assert f"**At each weight:** 5% for {duration(650)}, then 100% from {utc(T0 + 710)}, still in production" in (
+        exposure), exposure
+    moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "**Traffic moved back:** not moved" in moved and "100%" in moved, moved
+    assert f"`{IMAGE}` was promoted" in text and "was rolled back" not in text, text
+    steps = next_steps(text)
+    assert "Finish the rollback" not in steps
+    first = steps.strip().splitlines()[0]
+    # The way out, as the README names it: the rollback flow (its deployment), or finalize's acceptance.
+    assert first.startswith("- [ ] The way out of the breach: run the `rollback` flow (the rollback deployment)"), first
+    assert '`rollway finalize --accept-breach "REASON"` (the finalize deployment: `accept_breach`)' in first, first
+    assert f"`{SERVICE}-monitoring`" in text.split("## Evidence", 1)[1]
+    assert "Breach not rolled back" in text.split("## Notification", 1)[1], text
+
+
+def test_an_accepted_breach_has_no_incident_report():
+    with pytest.raises(ValueError, match="no incident to report"):
+        incident_report(breach_standing(accepted=True))
+    # The rollout report says the acceptance, as before.
+    assert "**Breach accepted:**" in rollout_report(breach_standing(accepted=True))
+
+
+def test_a_breach_recorded_after_the_release_was_finalized_does_not_say_the_canary_still_takes_it():
+    """Finalized (the release on the stable service, 100/0) before the breach was recorded: "the new
+    version still takes 0% of the traffic" said users were off the release that breached."""
+    rec = breach_standing()
+    finalized = [Transition(at=T0 + 5805, kind="finalize-start", actor="carol"),
+                 Transition(at=T0 + 5806, kind="finalized", actor="carol", from_weights=w(100), to_weights=w(0))]
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], *finalized, rec.history[-1]), "weights": w(0)})
+    moved = incident_report(rec).split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "takes 0%" not in moved, moved
+    assert "the stable service runs the release that breached" in moved, moved
+    assert "**still in production**" in incident_report(rec)
