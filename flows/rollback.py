@@ -51,6 +51,7 @@ from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
+from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
@@ -1283,7 +1284,7 @@ class ClaimKeeper:
             except LedgerError as lost:
                 self._lose(lost, record)
             except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
-                said = storage_failure(err, self.env.targets) if isinstance(err, STORAGE_ERRORS) else err
+                said = failure_said(err, self.env.targets)
                 self._log.warning("could not read this rollback's claim (%s); going on", said)
         return self.lost
 
