@@ -302,3 +302,60 @@ def test_a_rule_replaced_by_a_stack_update_is_found_again_and_the_users_moved_to
     assert fresh.rule_arn == replaced
     assert fresh.get_weights() == ALL_STABLE, "the users were left on the canary being rolled back"
     assert result.weights_before == ON_CANARY, result
+
+
+def left_on_the_path(aws, elbv2, whose: str) -> str:
+    """The rollout's rule deleted, and another rule left on its path: another host's, forwarding to the
+    stable group alone (sticky), or another service's, forwarding to its own group and the stable group;
+    returns its ARN."""
+    rule = elbv2.describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+    stable = aws.topology.stable_target_group_arn
+    conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
+    if whose == "another host's":
+        conditions.append({"Field": "host-header", "HostHeaderConfig": {"Values": ["admin.example.com"]}})
+        groups = [{"TargetGroupArn": stable, "Weight": 100}]
+    else:
+        vpc = elbv2.describe_target_groups(TargetGroupArns=[stable])["TargetGroups"][0]["VpcId"]
+        own = elbv2.create_target_group(Name="webordinary-billing", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        groups = [{"TargetGroupArn": own, "Weight": 90}, {"TargetGroupArn": stable, "Weight": 10}]
+    actions = [{"Type": "forward", "ForwardConfig": {"TargetGroups": groups, "TargetGroupStickinessConfig": {
+        "Enabled": True, "DurationSeconds": 300}}}]
+    return elbv2.create_rule(ListenerArn=aws.topology.listener_arn, Priority=int(rule["Priority"]) + 7,
+                             Conditions=conditions, Actions=actions)["Rules"][0]["RuleArn"]
+
+
+@pytest.mark.parametrize("whose", ["another host's", "another service's"])
+def test_a_rollback_whose_rule_was_deleted_writes_nothing_over_another_rule_left_on_its_path(aws, watch_calls, whose):
+    """Looked up again by path and host alone, another host's or another service's rule left on the path
+    was taken for the rollout's deleted one: the move wrote the canary into it (dropping the other service's
+    group, the other host's stickiness) and said the users moved to stable. It is refused, named with
+    what it forwards to, and left as it is."""
+    env, elbv2 = on_moto(aws)
+    other = left_on_the_path(aws, elbv2, whose)
+    before = elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"]
+    calls = watch_calls(elbv2)
+    with pytest.raises(TargetNotFound) as refused:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 0, calls
+    assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
+    said = str(refused.value)
+    assert f"rule {aws.topology.rule_arn} was deleted since this run looked it up" in said, said
+    assert f"({other}), which forwards to " in said and "it is not the rollout's rule" in said, said
+    assert "put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary" in said
+
+
+def test_a_fresh_rollbacks_lookup_leaves_a_rule_forwarding_to_stable_alone_as_it_is(aws, watch_calls):
+    """A rule on the path forwarding to the stable group alone sends it all its requests already (the
+    rollout's before its first shift, or another host's): it was written over, the canary group put in
+    it and its stickiness turned off."""
+    env, elbv2 = on_moto(aws)
+    other = left_on_the_path(aws, elbv2, "another host's")
+    before = elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"]
+    env.router = AlbRouter(elbv2, aws.targets)
+    calls = watch_calls(elbv2)
+    result = rollback_on(env)
+    assert calls.count("ModifyRule") == 0, calls
+    assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
+    assert result.weights == ALL_STABLE, result
