@@ -399,6 +399,10 @@ class AlbRouter:
             raise refusal from gone.__cause__
         found = replace(r, rule_arn=rule["RuleArn"])
         self._lookups_made.resolved = found
+        if self._move is not None:
+            self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
+                                   f"{self._targets.rule_where}: rule {r.rule_arn}, which this run had looked up, "
+                                   f"was gone (deleted, or replaced by a stack update)")
         return found
 
     def _rule_gone(self, r: _Resolved) -> TargetNotFound:

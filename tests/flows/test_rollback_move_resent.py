@@ -359,3 +359,37 @@ def test_a_fresh_rollbacks_lookup_leaves_a_rule_forwarding_to_stable_alone_as_it
     assert calls.count("ModifyRule") == 0, calls
     assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
     assert result.weights == ALL_STABLE, result
+
+
+@flow
+def recorded_rollback_on(env):
+    from flows.rollback import rollback_recorded
+    return rollback_recorded(env, "error rate 7%", actor="carol", verify_timeout_seconds=VERIFY_SECONDS)
+
+
+def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_the_ledger(aws, caplog):
+    """The move went over the rule found again, under a new ARN, and neither the run's log nor the
+    ledger's entry said so: the rule rollway writes was no longer the one the rollout was run with."""
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    env, elbv2 = on_moto(aws)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0")
+    start = env.clock.now()
+    env.ledger.create(RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(start - 100),
+                                    image=spec.image, spec_json=spec.model_dump_json(),
+                                    phase=RolloutPhase.PROGRESSING, stage_index=0, weights=ON_CANARY),
+                      owner="run-1", now=start - 100, lease_seconds=600)
+    old = aws.topology.rule_arn
+    new = replaced_by_a_stack_update(aws, elbv2)
+    with caplog.at_level("INFO"):
+        result = recorded_rollback_on(env)
+    assert result.weights == ALL_STABLE, result
+    said = f"the move to stable went over rule {new}, found again on path '/*': rule {old}, which this run had looked up"
+    assert result.rule_replaced is not None and said in result.rule_replaced, result
+    assert caplog.text.count(said) == 1, caplog.text
+    end = env.ledger.get(aws.targets.canary_service).history[-1]
+    assert end.kind == "rollback" and end.comment.count(said) == 1, end
