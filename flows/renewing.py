@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import Callable
 
-from rollway.aws.ledger import STORAGE_ERRORS, storage_failure
+from rollway.aws.ledger import ledger_failure
 from rollway.ledger import LedgerError
 from rollway.targets import Targets
 
@@ -129,7 +129,7 @@ def trouble_said(hold: str, err: Exception, targets: Targets | None, retry: floa
     renewed ``during`` a step, ``failures`` tries in a row, for ``err``; when it is tried again, and
     when it lapses. A refused permission names the statement granting it (``targets``: the run's
     names), as the ledger's other writes do: waiting does not cure it."""
-    said = storage_failure(err, targets) if isinstance(err, STORAGE_ERRORS) else str(err)
+    said = ledger_failure(err, targets)
     head = f"could not renew {hold}" if failures == 1 else f"still could not renew {hold} after {failures} tries"
     head += f" {during}" if during else ""
     return f"{head} (trying again in {retry:.0f} s; {lapse_said('the ' + hold.split()[-1], left, then)}): {said}"

@@ -51,6 +51,7 @@ from rollway.aws.ecs import task_family
 from rollway.aws.errors import (NOT_TAKEN, AnswerLost, RuleForwardsNowhere, ServiceNotStable, TargetNotFound,
                                 TaskDefinitionInactive, WeightMismatch, answer_lost, never_reached)
 from rollway.aws.ledger import STORAGE_ERRORS, storage_failure, write_or_why
+from rollway.aws.ledger import ledger_failure as failure_said  # ``ledger_failure`` names a parameter here
 from rollway.clock import ClockSettings
 from rollway.deadline import ReadBackUnanswered
 from rollway.environment import Environment
@@ -544,6 +545,10 @@ def execute_rollback(
         log.warning("the load balancer's rule forwarded with weight 0 to both %s's and %s's target groups when "
                     "the rollback read it: all the traffic is on %s all the same, and what it was moved from is "
                     "not recorded", t.stable_service, t.canary_service, t.stable_service)
+    if read.replaced is not None:
+        # Said here once, and kept in the ledger's entry (``record_rollback_end``): nothing else says
+        # the rule rollway writes is no longer the one the rollout was run with.
+        log.warning("%s", read.replaced)
     steps.append(f"weights {weights} verified")
     # The traffic is back: from here on a failing step must not stop the ones after it. Each
     # failure is noted, told in the notification, and fails the run at the end.
@@ -574,7 +579,7 @@ def execute_rollback(
                     t.stable_service, weights, t.canary_service)
         return RollbackResult(
             reason=reason, weights=weights, weights_before=read.weights, dropped=read.dropped,
-            stable_desired=max(stable.desired, needed),
+            rule_replaced=read.replaced, stable_desired=max(stable.desired, needed),
             canary_desired=canary.desired, canary_task_definition=canary.task_definition,
             stable_task_definition=stable.task_definition, scaled_stable=scaled, traffic_back_seconds=took,
             traffic_back_at=verified,
@@ -789,6 +794,7 @@ def execute_rollback(
         weights=weights,
         weights_before=read.weights,
         dropped=read.dropped,
+        rule_replaced=read.replaced,
         stable_desired=max(stable.desired, needed),
         canary_desired=retired.desired,
         canary_task_definition=retired.task_definition,
@@ -1102,11 +1108,13 @@ def record_rollback_end(env: Environment, *, rollout: str | None, actor: str, re
     try:
         env.ledger.record(
             env.targets.canary_service, owner=None, now=now, rollout=rollout, rule=_not_ended_by_another,
-            # A group the move dropped from the rule is kept with the reason: no other record says it was there.
+            # A group the move dropped from the rule, and a rule it went over in place of one gone, are kept
+            # with the reason: no other record says so.
             transition=Transition(at=now, kind="rollback", actor=actor, from_weights=result.weights_before,
                                   to_weights=result.weights,
-                                  comment=f"{reason}; the move to stable dropped {result.dropped}" if result.dropped
-                                  else reason,
+                                  comment="; ".join([reason, *([f"the move to stable dropped {result.dropped}"]
+                                                               if result.dropped else []),
+                                                     *([result.rule_replaced] if result.rule_replaced else [])]),
                                   message_id=result.notification_id, task_definition=result.canary_task_definition,
                                   stable_task_definition=result.stable_task_definition, wall=env.wall(),
                                   # When the traffic was back: this entry is written after the canary, the
@@ -1283,7 +1291,7 @@ class ClaimKeeper:
             except LedgerError as lost:
                 self._lose(lost, record)
             except Exception as err:  # noqa: BLE001 - storage trouble: the renewals say whether the claim holds
-                said = storage_failure(err, self.env.targets) if isinstance(err, STORAGE_ERRORS) else err
+                said = failure_said(err, self.env.targets)
                 self._log.warning("could not read this rollback's claim (%s); going on", said)
         return self.lost
 

@@ -124,6 +124,9 @@ class RollbackResult(BaseModel):
     dropped: str | None = Field(default=None, description=(
         "a target group other than stable and canary the rule had come to forward to, with its weight, which the "
         "move to stable dropped from it (None: none)"))
+    rule_replaced: str | None = Field(default=None, description=(
+        "that the move to stable went over another listener rule than the one the run had looked up, gone since "
+        "(replaced by a stack update, say), naming both rules (None: it went over the rule looked up)"))
     stable_desired: int
     canary_desired: int
     canary_task_definition: str

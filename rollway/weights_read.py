@@ -32,12 +32,15 @@ class FirstRead:
             ``TrafficRouter.get_weights`` refuses and a rollback's move is made over all the same.
         dropped: what a rollback's move dropped from the rule (a target group other than stable and
             canary, and its weight, in the words a rollout's shift refuses the rule with); None: nothing.
+        replaced: that a rollback's move went over another rule than the one its run had looked up,
+            gone since (a stack update's, under a new ARN), naming both; None: it did not.
     """
 
     def __init__(self) -> None:
         self.made = False
         self.weights: Weights | None = None
         self.dropped: str | None = None
+        self.replaced: str | None = None
 
     def read(self, weights: Weights | None) -> None:
         """Take what a send's read of the rule found, told before its write (``AlbRouter.dropping_others``):
@@ -49,6 +52,12 @@ class FirstRead:
         send's, as a later one's read may follow a write that landed and dropped it already."""
         if self.dropped is None:
             self.dropped = said
+
+    def moving_over(self, said: str) -> None:
+        """Take that a send found the rule gone and moves the traffic over the one it found again
+        (``AlbRouter.dropping_others``): the first send's, as the sends after it use the rule found."""
+        if self.replaced is None:
+            self.replaced = said
 
     def answered(self, weights: Weights | None) -> Weights | None:
         """Take what a write that succeeded read (``set_weights``'s answer; a router that told its read

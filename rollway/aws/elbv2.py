@@ -201,7 +201,9 @@ class AlbRouter:
         writes over either all the same (users off the version rolled back come first), says what
         it drops, and gives back None; and over a rule found gone (deleted, or replaced by a stack
         update under a new ARN) it looks the rule up again as ``resolve`` does and writes over the
-        one it finds, which the reads and writes after it use as well.
+        one it finds, which the reads and writes after it use as well, if it forwards to both groups
+        (another host's or service's left on the path is refused: ``_not_the_rollouts``). A rule
+        forwarding to the stable group alone it leaves as it is: all its requests go to stable already.
 
         The rule's other actions (authenticate-oidc, authenticate-cognito) are written back as
         they are now, so a shift never opens an endpoint that required a login.
@@ -238,6 +240,14 @@ class AlbRouter:
         if self._move is None:
             if held.refusal is not None:
                 raise held.refusal
+        elif _stable_alone(rule, r):
+            # A rule forwarding to the stable group alone sends it everything already, whether it is
+            # the rollout's (before its first shift) or another host's on the path that a fresh run's
+            # lookup (the hook's, `rollway abort`'s) found by path alone, the rollout's being gone:
+            # written over, the other's would be given the canary group and lose its stickiness. It
+            # is read back as all on stable, as it is.
+            self._move.read(held.weights)
+            return held.weights
         else:
             if held.dropped is not None:
                 self._move.dropping(f"{held.dropped} from rule {r.rule_arn}")
@@ -372,23 +382,33 @@ class AlbRouter:
 
     def _found_again(self, gone: _Gone) -> _Resolved:
         """The rule on the path forwarding to the groups, looked up again on the listener as ``resolve``
-        looks it up (``_rule_arn``), and kept for the reads and writes that follow (the read-back's
+        looks it up (``_rule_on_path``), and kept for the reads and writes that follow (the read-back's
         among them). None found: the rule is said gone (``_rule_gone``), as before the look.
 
         Raises:
-            TargetNotFound: no rule on the path forwards to the groups now.
+            TargetNotFound: no rule on the path forwards to the groups now, or the one found does
+                not forward to both (``_not_the_rollouts``).
         """
         r = gone.looked_up
         try:
-            rule_arn = self._rule_arn(r.listener_arn, r.stable_arn, r.canary_arn)
+            rule = self._rule_on_path(r.listener_arn, r.stable_arn, r.canary_arn)
         except AdapterError as err:
             raise self._rule_gone(r) from err
         except ClientError as err:
             if error_code(err) not in _NOT_FOUND:
                 raise  # a throttle: the move is sent again, and looks again
             raise self._rule_gone(r) from err
-        found = replace(r, rule_arn=rule_arn)
+        # Found by path and host alone: another host's or another service's rule left on the path
+        # would be written over, and the users of the rule gone said moved to stable.
+        refusal = _not_the_rollouts(rule, r, self._targets, r.rule_arn)
+        if refusal is not None:
+            raise refusal from gone.__cause__
+        found = replace(r, rule_arn=rule["RuleArn"])
         self._lookups_made.resolved = found
+        if self._move is not None:
+            self._move.moving_over(f"the move to stable went over rule {found.rule_arn}, found again on "
+                                   f"{self._targets.rule_where}: rule {r.rule_arn}, which this run had looked up, "
+                                   f"was gone (deleted, or replaced by a stack update)")
         return found
 
     def _rule_gone(self, r: _Resolved) -> TargetNotFound:
@@ -439,7 +459,12 @@ class AlbRouter:
                            timeout_seconds=group.get("HealthCheckTimeoutSeconds") if checked else None)
 
     def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
-        """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups.
+        """The ARN of ``_rule_on_path``."""
+        return self._rule_on_path(listener_arn, stable_arn, canary_arn)["RuleArn"]
+
+    def _rule_on_path(self, listener_arn: str, stable_arn: str, canary_arn: str) -> dict[str, Any]:
+        """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups,
+        as DescribeRules gives it.
 
         The path chooses the rule, not its weights: before the first rollout the rule forwards
         to the stable group alone, and a rule on another path (an admin page) may forward to
@@ -470,7 +495,7 @@ class AlbRouter:
         if len(on_path) == 1:
             # One that also forwards to a third group is taken: a rollback moves users to stable
             # over it (``dropping_others``); a rollout's reads and shifts refuse it.
-            return on_path[0]["RuleArn"]
+            return on_path[0]
         groups = f"{self._targets.stable_target_group} and/or {self._targets.canary_target_group}"
         where = self._targets.rule_where
         if on_path:
@@ -481,6 +506,32 @@ class AlbRouter:
         elsewhere = f"rules forwarding to them: {_listed(found)}" if found else "no rule forwards to them"
         detail = f"on listener {listener_arn}; {elsewhere}"
         raise TargetNotFound("listener rule", f"on {where} forwarding to {groups}", detail)
+
+
+def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
+    """``rule`` forwards to the stable group and to no other (a weight of 0 to the canary is another)."""
+    return set(_forward_weights(rule)) == {r.stable_arn}
+
+
+def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, gone: str) -> TargetNotFound | None:
+    """Why a rollback's move writes no weights over ``rule``, looked up again after the rule ``gone``
+    was deleted, or None when it forwards to both the stable and the canary group, as the rule a stack
+    update puts in the place of the rollout's does. Found by path and host alone, a rule that does not
+    is another host's or another service's: the move would write over it (dropping the other service's
+    group), and say the users of the rollout's rule moved to stable."""
+    forwarded = _forward_weights(rule)
+    if {r.stable_arn, r.canary_arn} <= set(forwarded):
+        return None
+    total = sum(forwarded.values())
+    to = ", ".join(f"{arn} (weight {weight} of {total})" for arn, weight in forwarded.items())
+    where, stable, canary = targets.rule_where, targets.stable_target_group, targets.canary_target_group
+    return TargetNotFound("listener rule", f"on {where} forwarding to {stable} and {canary}", (
+        f"rule {gone} was deleted since this run looked it up (by hand, or replaced by a stack update), and the "
+        f"rule looked up again on {where} of listener {r.listener_arn} is {_listed([rule])}, which forwards "
+        f"to {to}, not to both {stable} and {canary}: it is not the rollout's rule (another host's or another "
+        f"service's, say), and rollway writes no weights over it. To move users back to stable, put back a rule on "
+        f"{where} forwarding to {stable} and {canary} (name its host in rule_host if the listener routes by host), "
+        f"then roll the rollout back"))
 
 
 def _forward_weights(rule: dict[str, Any]) -> dict[str, int]:

@@ -302,3 +302,94 @@ def test_a_rule_replaced_by_a_stack_update_is_found_again_and_the_users_moved_to
     assert fresh.rule_arn == replaced
     assert fresh.get_weights() == ALL_STABLE, "the users were left on the canary being rolled back"
     assert result.weights_before == ON_CANARY, result
+
+
+def left_on_the_path(aws, elbv2, whose: str) -> str:
+    """The rollout's rule deleted, and another rule left on its path: another host's, forwarding to the
+    stable group alone (sticky), or another service's, forwarding to its own group and the stable group;
+    returns its ARN."""
+    rule = elbv2.describe_rules(RuleArns=[aws.topology.rule_arn])["Rules"][0]
+    elbv2.delete_rule(RuleArn=aws.topology.rule_arn)
+    stable = aws.topology.stable_target_group_arn
+    conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
+    if whose == "another host's":
+        conditions.append({"Field": "host-header", "HostHeaderConfig": {"Values": ["admin.example.com"]}})
+        groups = [{"TargetGroupArn": stable, "Weight": 100}]
+    else:
+        vpc = elbv2.describe_target_groups(TargetGroupArns=[stable])["TargetGroups"][0]["VpcId"]
+        own = elbv2.create_target_group(Name="webordinary-billing", Protocol="HTTP", Port=8080, VpcId=vpc,
+                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        groups = [{"TargetGroupArn": own, "Weight": 90}, {"TargetGroupArn": stable, "Weight": 10}]
+    actions = [{"Type": "forward", "ForwardConfig": {"TargetGroups": groups, "TargetGroupStickinessConfig": {
+        "Enabled": True, "DurationSeconds": 300}}}]
+    return elbv2.create_rule(ListenerArn=aws.topology.listener_arn, Priority=int(rule["Priority"]) + 7,
+                             Conditions=conditions, Actions=actions)["Rules"][0]["RuleArn"]
+
+
+@pytest.mark.parametrize("whose", ["another host's", "another service's"])
+def test_a_rollback_whose_rule_was_deleted_writes_nothing_over_another_rule_left_on_its_path(aws, watch_calls, whose):
+    """Looked up again by path and host alone, another host's or another service's rule left on the path
+    was taken for the rollout's deleted one: the move wrote the canary into it (dropping the other service's
+    group, the other host's stickiness) and said the users moved to stable. It is refused, named with
+    what it forwards to, and left as it is."""
+    env, elbv2 = on_moto(aws)
+    other = left_on_the_path(aws, elbv2, whose)
+    before = elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"]
+    calls = watch_calls(elbv2)
+    with pytest.raises(TargetNotFound) as refused:
+        rollback_on(env)
+    assert calls.count("ModifyRule") == 0, calls
+    assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
+    said = str(refused.value)
+    assert f"rule {aws.topology.rule_arn} was deleted since this run looked it up" in said, said
+    assert f"({other}), which forwards to " in said and "it is not the rollout's rule" in said, said
+    assert "put back a rule on path '/*' forwarding to webordinary-edit-stable and webordinary-edit-canary" in said
+
+
+def test_a_fresh_rollbacks_lookup_leaves_a_rule_forwarding_to_stable_alone_as_it_is(aws, watch_calls):
+    """A rule on the path forwarding to the stable group alone sends it all its requests already (the
+    rollout's before its first shift, or another host's): it was written over, the canary group put in
+    it and its stickiness turned off."""
+    env, elbv2 = on_moto(aws)
+    other = left_on_the_path(aws, elbv2, "another host's")
+    before = elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"]
+    env.router = AlbRouter(elbv2, aws.targets)
+    calls = watch_calls(elbv2)
+    result = rollback_on(env)
+    assert calls.count("ModifyRule") == 0, calls
+    assert elbv2.describe_rules(RuleArns=[other])["Rules"][0]["Actions"] == before
+    assert result.weights == ALL_STABLE, result
+
+
+@flow
+def recorded_rollback_on(env):
+    from flows.rollback import rollback_recorded
+    return rollback_recorded(env, "error rate 7%", actor="carol", verify_timeout_seconds=VERIFY_SECONDS)
+
+
+def test_a_move_over_a_rule_a_stack_update_replaced_is_said_once_in_the_log_and_the_ledger(aws, caplog):
+    """The move went over the rule found again, under a new ARN, and neither the run's log nor the
+    ledger's entry said so: the rule rollway writes was no longer the one the rollout was run with."""
+    from rollway.fakes import FakeLedger
+    from rollway.ledger import RolloutRecord, new_rollout_id
+    from rollway.phases import RolloutPhase
+    from rollway.spec import RolloutSpec
+
+    env, elbv2 = on_moto(aws)
+    env.ledger = FakeLedger()
+    spec = RolloutSpec(image="webordinary/edit-container:2.0.0")
+    start = env.clock.now()
+    env.ledger.create(RolloutRecord(service=aws.targets.canary_service, rollout_id=new_rollout_id(start - 100),
+                                    image=spec.image, spec_json=spec.model_dump_json(),
+                                    phase=RolloutPhase.PROGRESSING, stage_index=0, weights=ON_CANARY),
+                      owner="run-1", now=start - 100, lease_seconds=600)
+    old = aws.topology.rule_arn
+    new = replaced_by_a_stack_update(aws, elbv2)
+    with caplog.at_level("INFO"):
+        result = recorded_rollback_on(env)
+    assert result.weights == ALL_STABLE, result
+    said = f"the move to stable went over rule {new}, found again on path '/*': rule {old}, which this run had looked up"
+    assert result.rule_replaced is not None and said in result.rule_replaced, result
+    assert caplog.text.count(said) == 1, caplog.text
+    end = env.ledger.get(aws.targets.canary_service).history[-1]
+    assert end.kind == "rollback" and end.comment.count(said) == 1, end

@@ -281,3 +281,38 @@ def test_halt_from_the_renewing_thread_ends_the_renewals_without_waiting_on_itse
     keeper.start()
     assert ended("renewals-halted"), "the renewals went on after halt()"
     assert len(calls) == 1 and lost == [] and trouble == []
+
+
+def test_a_claim_renewal_failing_on_other_than_storage_says_what_failed_on_one_line(caplog):
+    """A renewal that failed on something other than DynamoDB's refusal (a bare TimeoutError, a
+    record the ledger could not parse) was said as ``str(err)``: nothing at all after "could not
+    renew this rollback's claim (...):" for an error with no message, and a many-line text broke the line."""
+    said = []
+    for error in (TimeoutError(), ValueError("the stored record\ndoes not parse:\n  phase: unknown")):
+        env, record, keeper = a_claimed_rollback(outage=0.0)
+
+        def fail(service, error=error, **kwargs):
+            raise error
+
+        env.ledger.claim_rollback = fail
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="test-claim"):
+            env.clock.sleep(20.0)
+            keeper._renewals.tick()
+        said += [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert ": TimeoutError with no message" in said[0], said
+    assert "\n" not in said[1] and "ValueError: the stored record" in said[1], said
+
+
+def test_a_claim_read_failing_on_other_than_storage_says_what_failed_on_one_line(caplog):
+    env, record, keeper = a_claimed_rollback(outage=0.0)
+
+    def fail(service):
+        raise ValueError("the stored record\ndoes not parse:\n  phase: unknown")
+
+    env.ledger.get = fail
+    with caplog.at_level(logging.WARNING, logger="test-claim"):
+        assert keeper.verify() is None
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in said and "could not read this rollback's claim (ValueError: the stored record" in said, said
