@@ -203,6 +203,21 @@ SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServ
                                "ServiceUnavailableException", "ServerException"})
 """ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
 
+# AWS's answers that it is busy (botocore's retries spent): a later read most often gets past them.
+THROTTLED_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+                             "RequestThrottled", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
+                             "ProvisionedThroughputExceededException", "RequestTimeout", "RequestTimeoutException",
+                             "PriorRequestNotComplete", "TransactionInProgressException"})
+
+
+def failed_in_passing(err: BaseException) -> bool:
+    """Whether ``err`` is one a later read most often gets past: throttled, AWS's own side failing
+    (an HTTP 5xx), no connection or no answer; not an answer to what was asked."""
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(err) in THROTTLED_CODES | SERVER_SIDE_CODES or status >= 500
+    return isinstance(err, (NoConnection, HTTPClientError))
+
 
 def answer_lost(err: BaseException) -> bool:
     """Whether ``err`` leaves unknown if AWS acted on a call that was sent: True when the request
