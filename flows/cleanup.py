@@ -19,7 +19,9 @@ Destructive, and started by a person (from the Prefect UI, after week 3), so in 
    stops the run, no tag deleted), then delete them (in batches of 100), reading again right
    before each batch what production runs (the reads of 2, on the same bound): every tag of an
    image that came into use since the plan (a rollout started, a revision registered, a service
-   pointed at it) is kept, and the run stops after the batches, before the stacks, naming its user;
+   pointed at it) is kept, and so is a tag pushed again while an earlier batch was deleted (the
+   repository is read again before each batch after the first), and the run stops after the
+   batches, before the stacks, naming its user or the image the tag names now;
 6. delete the old stacks, each its own task, waiting for DELETE_COMPLETE with progress logged,
    each read again right before (the stack, what production runs, its routing and network): one
    changed since the plan (status, LastUpdatedTime, newest event, protection, a new stack of the name, what it
@@ -366,13 +368,16 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             raise progress.failed(step, err, targets) from err
         if moved:
             raise progress.failed(step, RuntimeError(
-                "image tag(s) pushed again since the plan read the repository, so they name images nothing judged: "
-                + "; ".join(f"{tag} named {plan.tag_digests[tag]}, now {digest}" for tag, digest in moved.items())
-                + "; no image tag was deleted, and a new run judges the images they name now"), targets)
+                _pushed_again(plan, moved) + "; no image tag was deleted, and a new run judges the images they name now"),
+                targets)
         tags = plan.delete_tags
         named = ", ".join(tags[:3]) + (f" and {len(tags) - 3} more" if len(tags) > 3 else "")
         step = progress.at(f"delete {len(tags)} image tag(s) ({named}) from {targets.ecr_repository}",
                            "ECR may have deleted some of the tags listed as not done")
+
+        # The tags of a later batch pushed again while an earlier one was deleted -> what they name now.
+        pushed_again: dict[str, str] = {}
+        batches = 0
 
         def still_unused(remaining: Sequence[str]) -> dict[str, str]:
             # What production runs may have changed since the plan read it (a rollout started, a
@@ -383,7 +388,18 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             # other services, 1 DescribeTasks per 100 running tasks, and 1 DescribeTaskDefinition
             # per revision in use not described before (none when nothing changed). ECR deletes
             # by tag with no condition: a use that starts after this read is still not seen.
-            return came_into_use(plan, remaining, targets.ecr_repository, again.in_use(nothing=None), repository)
+            # And the repository, before each batch after the first (read right above): a tag of
+            # a later batch CI pushed again meanwhile, deleted by its name, took the new image
+            # nothing judged with it. It is kept, as one whose image came into use is.
+            nonlocal repository, batches
+            if batches:
+                repository = again.repository(nothing=None)
+            batches += 1
+            moved_now = {tag: digest for tag, digest in moved_tags(plan, repository).items() if tag in remaining}
+            pushed_again.update(moved_now)
+            unmoved = [tag for tag in remaining if tag not in moved_now]
+            return {**{tag: _pushed_again(plan, {tag: digest}) for tag, digest in moved_now.items()},
+                    **came_into_use(plan, unmoved, targets.ecr_repository, again.in_use(nothing=None), repository)}
 
         # The tags of every try's BatchDeleteImage call whose answer was lost: the last try may
         # have stopped before sending anything (a read before its first call), or lost no answer.
@@ -407,11 +423,16 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
         progress.fields["deleted_tags"] = deletion.deleted
         progress.fields["gone_tags"] = plan.gone_tags + deletion.gone
         problems = []
-        if deletion.withheld:
+        came = {tag: why for tag, why in deletion.withheld.items() if tag not in pushed_again}
+        if came:
             problems.append("not deleted: "
-                            + _once_each(deletion.withheld, before="image tag(s) ")
+                            + _once_each(came, before="image tag(s) ")
                             + " (a new run refuses them while they are in use: leave them out of old_image_tags); "
                             "the stacks were left as they are, planned against what production ran before")
+        moved = {tag: digest for tag, digest in pushed_again.items() if tag in deletion.withheld}
+        if moved:
+            problems.append(f"not deleted: {_pushed_again(plan, moved)}, while an earlier batch was deleted; a new run "
+                            "judges the images they name now, and the stacks were left as they are")
         if deletion.failed:
             # Not "did not delete": a call whose answer was lost may have.
             problems.append(f"ECR did not confirm deleting {_once_each(deletion.failed)}")
@@ -497,6 +518,12 @@ def _judged_again(name: str, plan: CleanupPlan, again: _Reads, targets: Targets,
     in_use = again.in_use(nothing=None)
     return now, judge_stack_again(name, plan, now, targets, deleted=done, later=later, in_use=in_use,
                                     routing=again.routing(nothing=None), network=again.network(nothing=None))
+
+
+def _pushed_again(plan: CleanupPlan, moved: dict[str, str]) -> str:
+    """What the tags ``moved`` (tag -> the digest it names now) name since the plan read them."""
+    return ("image tag(s) pushed again since the plan read the repository, so they name images nothing judged: "
+            + "; ".join(f"{tag} named {plan.tag_digests[tag]}, now {digest}" for tag, digest in moved.items()))
 
 
 def _once_each(why_by_tag: dict[str, str], before: str = "") -> str:

@@ -20,7 +20,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from rollway.aws.cloudformation import CloudFormationStacks, DeleteOutcome
-from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, TagDeletion
+from rollway.aws.ecr_images import DescribedTaskDefinitions, EcrImages, InUseUnknown, TagDeletion
 from rollway.aws.ecr_images import images_in_use as read_images_in_use
 from rollway.aws.ecr_images import network_in_use as read_network_in_use
 from rollway.aws.ecr_images import open_rollout_needs as read_open_rollout_needs
@@ -39,7 +39,21 @@ from tasks import retry
 # Anything but a named adapter or git error, or a refused permission or unknown credentials:
 # those fail the same way again (a refused read waited 1 s and 5 s for two more refusals).
 # A read given up on at its bound is not asked again either: its bound is the whole read's.
-_transient = retry.unless(AdapterError, GitError, ValueError, Unanswered, denied=REFUSED_CODES)
+_final = retry.unless(AdapterError, GitError, ValueError, Unanswered, denied=REFUSED_CODES)
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """``_final``'s rule, but what production runs read unknown because AWS throttled the read or
+    failed on its side (``InUseUnknown.passing``) is asked again, as the repository's and the stacks'
+    reads are: named, it failed the run at once."""
+    try:
+        state.result()
+    except InUseUnknown as err:
+        if err.passing:
+            return True
+    except Exception:  # noqa: BLE001 - judged by _final
+        pass
+    return _final(task, task_run, state)
 
 
 # The policy cleanup's role holds (README, Least privilege): a refusal names its statement, the

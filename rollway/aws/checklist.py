@@ -25,15 +25,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as NoConnection
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rollway.checklist import (
     Checklist, Observation, Observed, ReadFailed, all_tables, checked_resources, evaluate, redrive_target,
     used_by_rollway,
 )
 from rollway.aws.denied import INFRASTRUCTURE_POLICY, is_denied, refusal_said
-from rollway.aws.errors import SERVER_SIDE_CODES, THROTTLED_CODES, aws_message, error_code, unusable_credentials
+from rollway.aws.errors import aws_message, failed_in_passing, unusable_credentials
 from rollway.deadline import READ_SECONDS, Unanswered, answered, read_bound
 from rollway.infra import ResourcePlace, StackEnvironment
 from rollway.targets import Targets
@@ -425,21 +424,9 @@ def _failed(what: str, err: ClientError | BotoCoreError | Unanswered, targets: T
         return ReadFailed(what, said)
     # An answer the next run gets again (a name AWS refuses as invalid, a region not enabled):
     # "read again" alone sent a person round that loop.
-    return ReadFailed(what, f"{said}; {READ_AGAIN if _passing(err) else NOT_MENDED_BY_READING}")
+    return ReadFailed(what, f"{said}; {READ_AGAIN if failed_in_passing(err) else NOT_MENDED_BY_READING}")
 
 
 NOT_MENDED_BY_READING = ("a re-run alone gets the same answer: fix what AWS names (most often the name or region the "
                          "targets give), then run verify_infrastructure again")
 """What to do about a read AWS refused for what it was asked (not its permission, nor its load)."""
-
-# AWS's answers that it is busy (botocore's retries spent): the next run most often reads past them.
-_THROTTLED = THROTTLED_CODES | {"RequestTimeout", "RequestTimeoutException"}
-
-
-def _passing(err: ClientError | BotoCoreError) -> bool:
-    """Whether ``err`` is one a later read most often gets past: throttled, AWS's own side failing
-    (an HTTP 5xx), no connection or no answer; not an answer to what was asked."""
-    if isinstance(err, ClientError):
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error_code(err) in _THROTTLED | SERVER_SIDE_CODES or status >= 500
-    return isinstance(err, (NoConnection, HTTPClientError))

@@ -17,7 +17,7 @@ import yaml
 from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
-from rollway.aws.errors import AdapterError
+from rollway.aws.errors import AdapterError, aws_message, failed_in_passing
 from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
@@ -365,10 +365,23 @@ class CloudFormationStacks:
                 waiter.wait(StackName=stack_id, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
                 return
             except WaiterError:
-                pass  # a failure state or the slice's end: the stack's status says which
-            found = self._describe(stack_id)
+                pass  # a failure state, the slice's end or a read refused: the stack's status says which
+            try:
+                found = self._describe(stack_id)
+                lines = self._new_events(stack_id, seen)
+            except ClientError as err:
+                # Throttled (or AWS's own side failing) past botocore's retries: the deletion goes
+                # on, and a read a few seconds later most often gets through. It stopped the wait,
+                # and the run, which then could only say the stack may be gone or still deleting.
+                if not failed_in_passing(err) or time.monotonic() >= deadline:
+                    raise
+                on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
+                            f"({aws_message(err, call=True)}); still waiting, {max(0.0, deadline - time.monotonic()):.0f}s "
+                            "left")
+                time.sleep(delay)
+                continue
             status = found["StackStatus"] if found else "DELETE_COMPLETE"
-            for line in self._new_events(stack_id, seen):
+            for line in lines:
                 on_progress(f"stack {name}: {line}")
             if status == "DELETE_COMPLETE":
                 return

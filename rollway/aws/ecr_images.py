@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from rollway.aws.ecr import ACTIVE
-from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, aws_message, lost_answers
+from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, aws_message, failed_in_passing, lost_answers
 from rollway.cleanup import ACTIVE_REVISION, ImageUse, NetworkUse, OpenRolloutNeeds, RepositoryImage
 from rollway.failure_words import error_said
 from rollway.image import INDEX_TYPES
@@ -33,7 +33,27 @@ _GONE_CODES = frozenset({"ImageNotFound", "ImageTagDoesNotMatchDigest"})
 
 
 class InUseUnknown(AdapterError):
-    """What production runs could not be read, so nothing may be judged safe to delete."""
+    """What production runs could not be read, so nothing may be judged safe to delete.
+
+    Attributes:
+        passing: the read failed in passing (throttled past botocore's retries, AWS's own side
+            failing: ``failed_in_passing``), which another try most often reads; False for an
+            answer to what was asked (no such cluster, service or load balancer).
+    """
+
+    passing = False
+
+
+def _unread(what: str, err: ClientError, *, names: bool = False, unknown: str = "") -> InUseUnknown:
+    """``what`` could not be read (so ``unknown`` is not known), AWS's words ``err`` said after it;
+    ``names``: the targets' names may be at fault ("check the targets block"), unless ``err``
+    failed in passing: a throttled read sent people to names that were right, and was not asked again."""
+    passing = failed_in_passing(err)
+    hint = " (check the targets block)" if names and not passing else ""
+    so = f", so {unknown} is not known" if unknown else ""
+    found = InUseUnknown(f"{what} could not be read{hint}{so}: {aws_message(err, call=True)}")
+    found.passing = passing
+    return found
 
 
 class TagDeletion(BaseModel):
@@ -317,8 +337,7 @@ def images_in_use(ecs: Any, targets: Targets,
         try:
             definition = described.describe(ecs, task_definition)
         except ClientError as err:
-            raise InUseUnknown(f"task definition {task_definition} (in use: {', '.join(whys)}) could not be read: "
-                               f"{aws_message(err, call=True)}") from err
+            raise _unread(f"task definition {task_definition} (in use: {', '.join(whys)})", err) from err
         # What its tasks need besides roles and logs, which a stack may have made as well: the
         # file systems its volumes mount, and (per container) where its secrets come from.
         file_systems = tuple(dict.fromkeys(
@@ -361,9 +380,8 @@ def open_rollout_needs(ledger: Any, targets: Targets) -> OpenRolloutNeeds:
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return OpenRolloutNeeds()
-        raise InUseUnknown(f"the rollout ledger (table {targets.rollouts_table}) could not be read, so what a "
-                           f"rollback of {targets.canary_service} would restore is not known: "
-                           f"{aws_message(err, call=True)}") from err
+        raise _unread(f"the rollout ledger (table {targets.rollouts_table})", err,
+                      unknown=f"what a rollback of {targets.canary_service} would restore") from err
     except LedgerError as err:
         raise InUseUnknown(f"the newest rollout of {targets.canary_service} in the ledger (table "
                            f"{targets.rollouts_table}) cannot be read, so what its rollback would restore is not "
@@ -401,8 +419,7 @@ def _running_tasks(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
                 for task in ecs.describe_tasks(cluster=targets.cluster,
                                                tasks=arns[start:start + _TASKS_BATCH]).get("tasks", [])]
     except ClientError as err:
-        raise InUseUnknown(f"the running tasks of cluster {targets.cluster} could not be read: "
-                           f"{aws_message(err, call=True)}") from err
+        raise _unread(f"the running tasks of cluster {targets.cluster}", err) from err
 
 
 def _running_digests(described: Sequence[dict[str, Any]]) -> tuple[ImageUse, ...]:
@@ -447,8 +464,7 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
     try:
         (balancer,) = elbv2.describe_load_balancers(Names=[targets.load_balancer])["LoadBalancers"]
     except ClientError as err:
-        raise InUseUnknown(f"load balancer {targets.load_balancer} could not be read (check the targets block): "
-                           f"{aws_message(err, call=True)}") from err
+        raise _unread(f"load balancer {targets.load_balancer}", err, names=True) from err
     lb = f"load balancer {targets.load_balancer}"
     if balancer.get("VpcId"):
         found.append(NetworkUse(resource=balancer["VpcId"], user=f"the VPC of {lb}"))
@@ -464,8 +480,7 @@ def network_in_use(ecs: Any, elbv2: Any, targets: Targets) -> tuple[NetworkUse, 
                       for listener in page.get("Listeners", []) for certificate in listener.get("Certificates", [])
                       if certificate.get("CertificateArn")]
     except ClientError as err:
-        said = aws_message(err, call=True)
-        raise InUseUnknown(f"the listeners of {lb} could not be read: {said}") from err
+        raise _unread(f"the listeners of {lb}", err) from err
     return tuple(dict.fromkeys(found))
 
 
@@ -479,8 +494,7 @@ def _services(ecs: Any, targets: Targets) -> list[dict[str, Any]]:
     try:
         answer = ecs.describe_services(cluster=targets.cluster, services=services)
     except ClientError as err:
-        raise InUseUnknown(f"the services {', '.join(services)} in cluster {targets.cluster} could not be read "
-                           f"(check the targets block): {aws_message(err, call=True)}") from err
+        raise _unread(f"the services {', '.join(services)} in cluster {targets.cluster}", err, names=True) from err
     missing = [f.get("arn", "?") for f in answer.get("failures", [])]
     missing += [s["serviceName"] for s in answer.get("services", []) if s.get("status") == "INACTIVE"]
     if missing:
@@ -522,8 +536,7 @@ def _other_services(ecs: Any, targets: Targets) -> list[tuple[str, str]]:
                                                          services=arns[start:start + _SERVICES_BATCH])["services"]
                     if service.get("status") != "INACTIVE"]
     except ClientError as err:
-        raise InUseUnknown(f"the services of cluster {targets.cluster} could not be read: "
-                           f"{aws_message(err, call=True)}") from err
+        raise _unread(f"the services of cluster {targets.cluster}", err) from err
     pairs = []
     for service in services:
         why = f"service {service['serviceName']} of the cluster deploys it"

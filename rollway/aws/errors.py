@@ -205,13 +205,25 @@ SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "InternalServ
                                "ServiceUnavailableException", "ServerException"})
 """ClientError codes with which AWS says its own side failed: the call may have acted anyway."""
 
-
 THROTTLED_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
                              "RequestThrottled", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
                              "ProvisionedThroughputExceededException", "PriorRequestNotComplete",
                              "TransactionInProgressException"})
 """ClientError codes with which AWS says it is busy, not that the call is wrong: the same call
 asked again a moment later most often passes."""
+
+# Besides being busy, AWS may not have answered in time: a later read most often gets past that too.
+_PASSING_CODES = THROTTLED_CODES | SERVER_SIDE_CODES | {"RequestTimeout", "RequestTimeoutException"}
+
+
+def failed_in_passing(err: BaseException) -> bool:
+    """Whether ``err`` is one a later read most often gets past: throttled, AWS's own side failing
+    (an HTTP 5xx), no connection or no answer; not an answer to what was asked."""
+    if isinstance(err, ClientError):
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(err) in _PASSING_CODES or status >= 500
+    return isinstance(err, (NoConnection, HTTPClientError))
+
 
 THROTTLED_ASKS = 3
 """How many times ``asked_while_throttled`` makes a call AWS keeps answering as throttled."""

@@ -569,3 +569,33 @@ def test_the_bootstrap_version_is_the_toolkit_stacks_output(aws):
     body["Outputs"] = {}
     aws.get_client("cloudformation").create_stack(StackName="OtherToolkit", TemplateBody=json.dumps(body))
     assert stacks.bootstrap_version("OtherToolkit") is None  # none given: not judged
+
+
+def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_the_wait(aws, stacks):
+    # The deletion asked, a read of its progress AWS throttled past botocore's retries stopped the
+    # wait (and the run, which then said CloudFormation "may" have begun), though another read a
+    # few seconds later saw the stack gone.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    client = aws.get_client("cloudformation")
+    deleting: list[str] = []
+    throttled: list[str] = []
+
+    def asked(model, **_):
+        if model.name == "DeleteStack":
+            deleting.append(model.name)
+        elif deleting and model.name in ("DescribeStacks", "DescribeStackEvents") and len(throttled) < 3:
+            throttled.append(model.name)
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", asked, operation=None):
+        outcome = stacks.delete(OLD, timeout_seconds=20, on_progress=progress.append, judged=judged)
+
+    assert outcome == "deleted" and len(throttled) == 3
+    assert stacks.describe(OLD).status == "DELETE_COMPLETE"
+    assert any("Throttling" in line and "still waiting" in line for line in progress), progress

@@ -205,6 +205,25 @@ def test_when_a_service_cannot_be_found_nothing_counts_as_unused(aws):
         images_in_use(aws.get_client("ecs"), wrong)
 
 
+@pytest.mark.parametrize("code, passing", [("ThrottlingException", True), ("ServerException", True),
+                                           ("ClusterNotFoundException", False)])
+def test_a_read_of_what_production_runs_failing_in_passing_is_not_blamed_on_the_targets(aws, code, passing):
+    # A throttled DescribeServices said "check the targets block" (the names were right) and was
+    # final: the task that reads what production runs did not ask again.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    def answered(**_):
+        raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, "DescribeServices")
+
+    with on_operation(aws.get_client("ecs"), "before-call", answered, operation="DescribeServices"), \
+            pytest.raises(InUseUnknown) as failed:
+        images_in_use(aws.get_client("ecs"), aws.targets)
+    assert failed.value.passing is passing
+    assert ("check the targets block" in str(failed.value)) is not passing, str(failed.value)
+
+
 def test_a_missing_repository_is_named(aws):
     images = EcrImages(aws.get_client("ecr"), "webordinary/no-such-repo")
     with pytest.raises(TargetNotFound, match="webordinary/no-such-repo"):

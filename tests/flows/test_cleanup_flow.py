@@ -1778,3 +1778,73 @@ def test_the_log_line_saying_why_a_planned_stack_was_kept_is_one_line_with_aws_w
     (said,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"stack {OLD_STACK} was not deleted")]
     assert "\n" not in said and "\x1b" not in said, repr(said)
     assert r"[Queue]. 12:00:00 INFO cleanup done\x1b[2K" in said, said  # as the summary writes it
+
+
+@pytest.mark.parametrize("service, operation", [("ecs", "DescribeServices"), ("ecs", "ListTasks"),
+                                                ("ecs", "DescribeTaskDefinition"), ("dynamodb", "Query")])
+def test_a_read_of_what_production_runs_throttled_once_is_read_again_and_the_run_goes_on(account, service, operation):
+    # Throttled past botocore's own retries, the read of what production runs failed the run at
+    # once ("could not be read (check the targets block)": the names were right), where the
+    # repository's and the stacks' reads throttled alike were asked again and went on.
+    from prefect import flow
+
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    asked: list[str] = []
+
+    def throttled_once(**_):
+        asked.append(operation)
+        if len(asked) == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    @flow(name="cleanup-throttled-read")
+    def cleanup_throttled_read():
+        return run_cleanup(CleanupSpec(old_image_tags=("old-version",)), aws.targets, aws.get_client)
+
+    with on_operation(read_client(aws, service), "before-parameter-build", throttled_once, operation=operation):
+        state = cleanup_throttled_read(return_state=True)
+
+    assert state.is_completed(), state.message
+    assert len(asked) > 1, "read again after the throttle"
+    assert state.result().deleted_tags == ("old-version",)
+    assert tags(aws) == {"1.0.0", "0.9.0"}
+
+
+def test_a_tag_pushed_again_while_an_earlier_batch_is_deleted_is_not_deleted(account):
+    # The repository was read again once, before the first batch of 100: a tag of a later batch
+    # that CI pushed again meanwhile was deleted by its name, and the new image it named, which
+    # nothing had judged, went with it.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    old = [f"build-{n:03d}" for n in range(101)]
+    (judged,) = {put_image(aws, tag, "5") for tag in old}
+    pushed: list[str] = []
+
+    def push_again_after_the_first_batch(**_):
+        if not pushed:
+            pushed.append(put_image(aws, "build-100", "9"))
+
+    @prefect_flow(name="cleanup-tag-moved-between-batches")
+    def cleanup_tag_moved_between_batches():
+        return run_cleanup(CleanupSpec(old_image_tags=tuple(old)), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", push_again_after_the_first_batch,
+                      operation="BatchDeleteImage"):
+        state = cleanup_tag_moved_between_batches(return_state=True)
+
+    (new,) = pushed
+    assert digests(aws).get("build-100") == new, "the image pushed under build-100 after the plan is still there"
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0", "build-100"}
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    message = str(stopped.value)
+    assert f"build-100 named {judged}, now {new}" in message, message
+    assert "in use" not in message, message
+    assert stopped.value.not_done == ("image tag build-100",)
+    assert len(stopped.value.done) == 100
