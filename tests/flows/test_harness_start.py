@@ -21,12 +21,12 @@ def test_the_harness_is_the_api_the_flow_tests_talk_to(prefect_harness):
     assert PREFECT_API_URL.value() == prefect_harness
 
 
-def test_a_harness_that_does_not_start_errors_one_test_in_one_line_and_skips_the_others(tmp_path):
+def test_a_harness_that_does_not_start_errors_one_test_in_one_line_and_skips_the_others(tmp_path, prefect_database):
     """On a loaded machine the harness's server did not answer within pytest's 300 s: pytest
     reported that test's timeout again, traceback and all, for each of the worker's 1,220 flow
     tests. The two tests above, in a pytest run whose harness may take no time to start."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PREFECT_API_URL"))}
-    env["ROLLWAY_TESTS_HARNESS_START_SECONDS"] = "0"
+    env.update(ROLLWAY_TESTS_HARNESS_START_SECONDS="0", ROLLWAY_TESTS_PREFECT_TEMPLATE=str(prefect_database))
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-rA",
          f"--basetemp={tmp_path / 'run'}", "tests/flows/test_harness_start.py", "-k", "answers or talk_to"],
