@@ -184,8 +184,12 @@ def no_thread_left_calling_aws() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Prefect database already migrated, to copy under a server a test starts (tests/prefect_db.py)."""
-    return migrated_template(session_root(tmp_path_factory.getbasetemp()))
+    """A Prefect database already migrated, to copy under a server a test starts (tests/prefect_db.py).
+
+    A pytest run a test starts (tests/flows/test_harness_start.py) is given its own run's template
+    in ROLLWAY_TESTS_PREFECT_TEMPLATE: migrating another cost that test about 8 s of CPU."""
+    given = os.environ.get("ROLLWAY_TESTS_PREFECT_TEMPLATE")
+    return Path(given) if given else migrated_template(session_root(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(scope="session")

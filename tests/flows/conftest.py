@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import time
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator
 
 import prefect.events.utilities
+import prefect.server.api.server
 import prefect.task_engine
 import prefect.testing.utilities
 import pytest
@@ -21,16 +24,41 @@ from prefect.settings import (
     PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED,
     temporary_settings,
 )
+from prefect.server.api.server import SubprocessASGIServer
 from prefect.testing.utilities import prefect_test_harness
 
 from tests.prefect_db import seed
 
 # The file prefect_test_harness keeps its database in, inside the directory mkdtemp gives it.
 _HARNESS_DATABASE = "prefect-test.db"
+# How long the harness's server may take to answer, in wall time from its start: a bound of its
+# own, with pytest's per-test timeout (300 s) suspended meanwhile. Prefect's bound counted its
+# 0.1-s sleeps, not the time its polls took: on a machine loaded by other suites a start asked to
+# take at most 120 s ran into pytest's 300 s, which errored that pytest worker's 1,220 flow tests
+# with the same traceback. (Set lower by tests/flows/test_harness_start.py.)
+HARNESS_START_SECONDS = float(os.environ.get("ROLLWAY_TESTS_HARNESS_START_SECONDS", "600"))
+# The test at whose setup the harness failed to start, once it has: the rest are skipped.
+_harness_failed_at: list[str] = []
+# The test being set up (for its per-test timer).
+_setting_up: list[pytest.Item] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A flow test after the harness failed to start in this pytest worker is skipped, pointing at
+    that one error, rather than erroring with its traceback again."""
+    if _harness_failed_at:
+        pytest.skip(f"the Prefect test harness did not start in this pytest worker: see the error at setup of "
+                    f"{_harness_failed_at[0]}")
+    _setting_up[:] = [item]
+
+
+class _NotStarted(Exception):
+    """The harness's server did not answer: why, in one line."""
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: Path) -> Iterator[str]:
+def prefect_harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A temporary Prefect API for the session, without flow-run heartbeats or task-run recording.
 
     The heartbeat thread's join adds about a second to every flow run; tests do not need it.
@@ -62,22 +90,101 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory, prefect_database: 
     The harness's database is a copy of the session's template, which holds Prefect's block types
     as a server's start registers them (tests/prefect_db.py): the harness does not register them
     again (about 1 s of its server's CPU, in every pytest worker).
+
+    A harness that does not start fails the one test being set up, with one line saying what did
+    not start and how long it was waited for; the worker's other flow tests are skipped, naming
+    that test (``pytest_runtest_setup``).
     """
     off = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED: False,
            PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False, PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED: False,
            PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED: False,
            PREFECT_LOGGING_TO_API_ENABLED: False, PREFECT_SERVER_REGISTER_BLOCKS_ON_START: False}
-    # Prefect's 30 s default for the harness's server to start is too short on a loaded 2-core
-    # machine: one slow start errored every flow test of that pytest worker.
-    database_dir = seed(tmp_path_factory.mktemp("harness-db"), prefect_database, name=_HARNESS_DATABASE)
+    item, not_started = _setting_up[0], None
+    with pytest.MonkeyPatch.context() as patch, ExitStack() as harness:
+        try:
+            with _per_test_timer_suspended(item):
+                # The template too (another worker may be migrating it): asked for here, not as a parameter.
+                database_dir = seed(tmp_path_factory.mktemp("harness-db"), request.getfixturevalue("prefect_database"),
+                                    name=_HARNESS_DATABASE)
+                patch.setattr(prefect.events.utilities, "should_emit_events", lambda: False)
+                patch.setattr(prefect.task_engine, "emit_task_run_state_change_event", _no_event)
+                patch.setattr(prefect.testing.utilities, "mkdtemp", lambda: str(database_dir))
+                harness.enter_context(temporary_settings(updates=off))
+                with _start_watched(HARNESS_START_SECONDS):
+                    # Prefect's count of its sleeps never runs ahead of the wall time: its bound, past
+                    # the watch's, is never the one met.
+                    harness.enter_context(prefect_test_harness(server_startup_timeout=int(HARNESS_START_SECONDS) + 60))
+        except _NotStarted as said:
+            not_started = str(said)
+        except BaseException:
+            _harness_failed_at.append(item.nodeid)
+            raise
+        if not_started:  # failed here, not in the except: the line alone, not "during handling of" it
+            _harness_failed_at.append(item.nodeid)
+            pytest.fail(not_started, pytrace=False)
+        # Said, not assumed: a harness that named its database otherwise would migrate its own.
+        assert PREFECT_SERVER_DATABASE_CONNECTION_URL.value().endswith(f"{database_dir}/{_HARNESS_DATABASE}")
+        yield PREFECT_API_URL.value()
+
+
+@contextmanager
+def _per_test_timer_suspended(item: pytest.Item) -> Iterator[None]:
+    """pytest-timeout's timer of the test being set up stopped, then started again from zero: the
+    harness's start has its own bound, and the test its whole 300 s after it."""
+    hook = item.config.hook
+    if not hasattr(hook, "pytest_timeout_cancel_timer"):  # run with -p no:timeout
+        yield
+        return
+    from pytest_timeout import _get_item_settings  # the settings it armed the timer with (timeout, method)
+
+    hook.pytest_timeout_cancel_timer(item=item)
+    try:
+        yield
+    finally:
+        settings = _get_item_settings(item)
+        if settings.timeout and not settings.func_only:
+            hook.pytest_timeout_set_timer(item=item, settings=settings)
+
+
+@contextmanager
+def _start_watched(seconds: float) -> Iterator[None]:
+    """Prefect's SubprocessASGIServer.start polls the server's health, sleeping 0.1 s between polls,
+    until it answers: each sleep here first checks the server process has not exited (Prefect
+    only looks for exit code 3, a port taken, which it retries on another port) and that
+    ``seconds`` have not passed since the start, in wall time. Either ends the start with one line
+    saying so, and the server is stopped."""
+    began = time.monotonic()
+
+    def watched_sleep(interval: float) -> None:
+        server = SubprocessASGIServer._instances.get(None)  # the harness's, registered before its start
+        process = getattr(server, "server_process", None)
+        waited = time.monotonic() - began
+        code = process.poll() if process is not None else None
+        if code not in (None, 3):
+            raise _NotStarted(f"the Prefect test harness's server exited with code {code} {waited:.0f} s after it "
+                              "started, before answering its health check (its output is this test's captured stderr)")
+        if waited >= seconds:
+            raise _NotStarted(f"the Prefect test harness's server did not answer its health check within {seconds:g} s "
+                              f"of its start (waited {waited:.0f} s)")
+        time.sleep(interval)
+
+    class _Time:
+        """The ``time`` module as prefect.server.api.server sees it, its ``sleep`` watched."""
+
+        sleep = staticmethod(watched_sleep)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(prefect.events.utilities, "should_emit_events", lambda: False)
-        patch.setattr(prefect.task_engine, "emit_task_run_state_change_event", _no_event)
-        patch.setattr(prefect.testing.utilities, "mkdtemp", lambda: str(database_dir))
-        with temporary_settings(updates=off), prefect_test_harness(server_startup_timeout=120):
-            # Said, not assumed: a harness that named its database otherwise would migrate its own.
-            assert PREFECT_SERVER_DATABASE_CONNECTION_URL.value().endswith(f"{database_dir}/{_HARNESS_DATABASE}")
-            yield PREFECT_API_URL.value()
+        patch.setattr(prefect.server.api.server, "time", _Time())
+        try:
+            yield
+        except _NotStarted:
+            server = SubprocessASGIServer._instances.get(None)
+            if server is not None:
+                server.stop()  # a server still starting would go on taking the loaded machine's CPU
+            raise
 
 
 def _no_event(**_: Any) -> None:

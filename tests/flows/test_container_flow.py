@@ -7,7 +7,6 @@ import base64
 import json
 import platform
 import socket
-import time
 from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
 
@@ -365,6 +364,30 @@ def put_manifest(ecr, repository: str, tag: str, image_id: str, *, config: str |
         manifest["config"]["digest"] = config
     return ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest),
                          imageTag=tag)["image"]["imageId"]["imageDigest"]
+
+
+@pytest.fixture
+def pushed_later(monkeypatch):
+    """``pushed_later()``: the embedded ECR's clock moved 2 s on, so that an image put after it was
+    pushed later than one put before, by ECR's imagePushedAt (moto records whole seconds): the
+    tests slept 1.1 s for that, each time. moto's ECR runs in this process."""
+    import datetime as dt
+
+    import moto.ecr.models
+
+    moved = [dt.timedelta(0)]
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + moved[0]
+
+    monkeypatch.setattr(moto.ecr.models, "datetime", Clock)
+
+    def later() -> None:
+        moved[0] += dt.timedelta(seconds=2)
+
+    return later
 
 
 @pytest.fixture
@@ -987,13 +1010,13 @@ def test_register_existing_finding_the_version_pushed_over_is_not_told_to_regist
     assert advice in artifact_markdown("2.0.0", "stopped", containing=other[0])
 
 
-def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws):
+def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(aws, pushed_later):
     # 2.0.0 was pushed by a run that stopped before registering; 2.1.0 was released since, and
     # latest names it. register_existing for 2.0.0 moved latest back to 2.0.0: whatever pulls
     # latest went back a release, and the run said it had "moved latest" as a release does.
     ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
     older = put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
-    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    pushed_later()
     newer = put_manifest(ecr, aws.targets.ecr_repository, "2.1.0", "sha256:" + "b" * 64)
     repository = EcrRepository(ecr, aws.targets)
     repository.retag(newer, "latest")
@@ -1008,12 +1031,13 @@ def test_register_existing_leaves_latest_on_a_release_pushed_after_the_version(a
     assert left[0] in artifact_markdown("2.0.0", containing=newer)
 
 
-def test_register_existing_that_left_latest_on_a_newer_release_and_failed_says_latest_stays(aws, independent_client):
+def test_register_existing_that_left_latest_on_a_newer_release_and_failed_says_latest_stays(aws, independent_client,
+                                                                                            pushed_later):
     # latest names 2.1.0, pushed after 2.0.0, and RegisterTaskDefinition is refused: the run said
     # "latest was not pushed" and "register_existing moves it", though the way on leaves it again.
     ecr, uri = aws.get_client("ecr"), aws.topology.repository_uri
     put_manifest(ecr, aws.targets.ecr_repository, "2.0.0", "sha256:" + "a" * 64)
-    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    pushed_later()
     newer = put_manifest(ecr, aws.targets.ecr_repository, "2.1.0", "sha256:" + "b" * 64)
     EcrRepository(ecr, aws.targets).retag(newer, "latest")
     ecs = _refusing(independent_client("ecs"), "RegisterTaskDefinition", "AccessDeniedException")
@@ -1030,7 +1054,7 @@ def test_register_existing_that_left_latest_on_a_newer_release_and_failed_says_l
     assert "register_existing=True" in message and f"{uri}:latest is pushed" not in message, message
 
 
-def test_register_existing_decides_and_reports_latest_from_one_read(aws, independent_client):
+def test_register_existing_decides_and_reports_latest_from_one_read(aws, independent_client, pushed_later):
     # latest names 1.9.0, pushed before 2.0.0; 2.1.0 is released (and tagged latest) right after
     # the run reads latest. Reading latest a second time for when it was pushed judged 2.1.0
     # while naming 1.9.0: the run said it left latest on 1.9.0, "an image pushed after 2.0.0".
@@ -1039,13 +1063,13 @@ def test_register_existing_decides_and_reports_latest_from_one_read(aws, indepen
     ecr, uri, name = aws.get_client("ecr"), aws.topology.repository_uri, aws.targets.ecr_repository
     older = put_manifest(ecr, name, "1.9.0", "sha256:" + "9" * 64)
     EcrRepository(ecr, aws.targets).retag(older, "latest")
-    time.sleep(1.1)  # moto records imagePushedAt in whole seconds
+    pushed_later()
     version = put_manifest(ecr, name, "2.0.0", "sha256:" + "a" * 64)
     watched, released = independent_client("ecr"), []
 
     def release_after_reading_latest(parsed, **_):
         if [d["imageDigest"] for d in parsed.get("imageDetails", [])] == [older] and not released:
-            time.sleep(1.1)
+            pushed_later()
             released.append(put_manifest(ecr, name, "2.1.0", "sha256:" + "b" * 64))
             EcrRepository(ecr, aws.targets).retag(released[0], "latest")
 

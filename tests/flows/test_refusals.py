@@ -241,6 +241,30 @@ def test_a_refused_url_parameter_is_said_without_its_password_or_token():
         assert "hunter2" not in state.message, state.message
 
 
+def test_a_refused_password_or_token_does_not_reach_the_workers_console(monkeypatch):
+    """Prefect's own "prefect.flows" logger printed a refused run's raw parameters and pydantic's
+    errors, each value as given, on the console of the process running it (a served deployment's,
+    a worker's): the password and token in them too, though the run's state message hid them."""
+    import io
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.validate import validate_deployment
+
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    assert consoles, "no Prefect console handler on the root logger"
+    printed = io.StringIO()
+    for handler in consoles:
+        monkeypatch.setattr(handler.console, "file", printed)
+    for spec in ({"health_url": "https://ops:hunter2-pw@svc.example/health"},
+                 {"helth_url": "https://svc.example/health?token=tok-hunter2"}):
+        assert validate_deployment(spec=spec, return_state=True).is_failed()
+    console = printed.getvalue()
+    assert "Parameter validation failed for flow 'validate_deployment'" in console, console
+    assert "hunter2" not in console, console
+
+
 def test_any_failure_of_prefects_parameter_validation_is_a_refusal():
     """Prefect reports whatever its parameter validation raises (ParameterTypeError,
     ParameterBindError, a bare TypeError from a validator) under one message: the run's body
