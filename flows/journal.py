@@ -307,12 +307,14 @@ class LedgerJournal:
         else:
             since, asked, causes = paused_at.timestamp(), 1, ()
         # A refused notice stays said until one goes out: asking again sends none.
+        # Kept while the pause stays open: asked anew once for answers unread, its new deadline stands at
+        # the next takeover (``taken_over_pause``), which says what became of those answers, and of any since.
+        unread = {} if before is None else before.model_dump(include={
+            "answers_unread", "answers_unrecorded", "answers_unread_again", "answers_unrecorded_again"})
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
                                notice_refused=before.notice_refused if before is not None else None, run=run_label(),
-                               # Kept while the pause stays open: asked anew once for answers unread, its
-                               # new deadline stands at the next takeover (``taken_over_pause``).
-                               answers_unread=before.answers_unread if before is not None else None)
+                               **unread)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.

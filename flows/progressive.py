@@ -33,7 +33,7 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import (
-    COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_transitions,
+    COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_said, unheard_transitions,
 )
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
@@ -565,32 +565,41 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
         return record
     now = env.clock.now()
     entries = unheard_transitions(unheard, now, history=record.history)
+    try:
+        recorded = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                                     wall=env.wall(), rollout=record.rollout_id, transition=entries[0],
+                                     followed_by=tuple(entries[1:]))
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("could not record in the ledger the answers flow run %s was given %s (%s: %s): not acted on; the "
+                    "pause it waited at is asked anew", run_id, UNHEARD_AFTER, unheard_said(unheard), err)
+        # A person answered: past its deadline, the pause must not be rolled back as unanswered.
+        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be recorded",
+                               unrecorded=unheard_said(unheard))
     for u in unheard:
         log.warning("%s answered %s to flow run %s %s: not acted on (recorded in the ledger); this run asks again",
                     u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
-    try:
-        return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
-                                 rollout=record.rollout_id, transition=entries[0], followed_by=tuple(entries[1:]))
-    except Exception as err:  # noqa: BLE001 - see above
-        log.warning("could not record in the ledger the answers flow run %s was given %s (%s): the pause it waited at "
-                    "is asked anew", run_id, UNHEARD_AFTER, err)
-        # A person answered: past its deadline, the pause must not be rolled back as unanswered.
-        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be recorded")
+    return recorded
 
 
 def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, lease_seconds: float,
-                    what: str) -> RolloutRecord:
+                    what: str, unrecorded: str | None = None) -> RolloutRecord:
     """Mark ``record``'s open pause as one whose dead run's answers ``what`` (could not be read, or
-    recorded): the run asks it anew, its deadline passing no "no answer" (``OpenPause.answers_unread``).
-    Marked once while it stays open: asked anew since, its new deadline stands (``taken_over_pause``).
-    Returns the record as it stands after; a write refused is logged."""
+    recorded: ``unrecorded`` says who gave what): the run asks it anew, its deadline passing no "no
+    answer" (``OpenPause.answers_unread``). Marked once while it stays open: asked anew since, its new
+    deadline stands (``taken_over_pause``), and a failure again is kept as such
+    (``answers_unread_again``), for its timeout to say what is known. Returns the record as it stands
+    after; a write refused is logged."""
     asked = record.open_pause
-    if asked is None or asked.answers_unread is not None:
+    if asked is None:
         return record
+    if asked.answers_unread is None:
+        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded}
+    else:
+        update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
         return env.ledger.acquire(record.service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                   rollout=record.rollout_id, wall=env.wall(),
-                                  open_pause=asked.model_copy(update={"answers_unread": env.wall()}))
+                                  open_pause=asked.model_copy(update=update))
     except Exception as write_err:  # noqa: BLE001 - record-keeping, as ``record_unheard_answers``
         get_run_logger().warning("could not record on %s's rollout that those answers %s (%s): past its deadline, "
                                  "the pause is acted on as unanswered", record.service, what, write_err)

@@ -296,6 +296,19 @@ class OpenPause(BaseModel):
                                   "it waits (wall clock): one may be a person's, so the pause is asked anew, its "
                                   "timeout no \"no answer\"; kept while the pause stays open, for it is asked anew "
                                   "once (None: read, or not tried)")
+    # Who answered is known when the answers were read and only their record failed: said as
+    # "could not be read, or recorded", the person who had answered read that nobody knew of it.
+    answers_unrecorded: str | None = Field(
+        default=None, description="at ``answers_unread``, the answers read but not recorded in the ledger, who gave "
+                                  "what (``unheard_said``); None: they could not be read (or recorded before this "
+                                  "was kept)")
+    answers_unread_again: float | None = Field(
+        default=None, description="when a later run taking the rollout over could not read (or record) the answers "
+                                  "given to the run it took over from, the pause asked anew already (wall clock; the "
+                                  "newest such): its deadline passing is then no \"no answer\" either (None: none)")
+    answers_unrecorded_again: str | None = Field(
+        default=None, description="at ``answers_unread_again``, the answers read but not recorded, as "
+                                  "``answers_unrecorded`` (None: they could not be read)")
 
 
 class OpenWindowEnd(BaseModel):
