@@ -1001,8 +1001,12 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         if window_owed and record.owner is not None and lease_free(record, env.wall()) \
                 and not owner_finished(record.owner):
             if not holder_looks_hung(env, record, lease_seconds):
-                log.info("the monitoring window of %s is watched by %s, whose run has not ended (its lease lapsed "
-                         "moments ago: a look running long renews it late): nothing to do", service, record.owner)
+                # What is known: when the lease lapsed, and that it is not long enough ago to call the run
+                # hung. Why it lapsed is not ("a look running long renews it late" was said as a fact).
+                log.info("the monitoring window of %s is watched by %s, whose run has not ended: its lease lapsed "
+                         "%s, within this run's lease and the lapse margin (%s), so the run is not taken for hung: "
+                         "nothing to do", service, record.owner, lapsed_said(env, record),
+                         duration_said(lease_seconds + LAPSE_MARGIN_WALL_SECONDS))
                 return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
@@ -1172,15 +1176,19 @@ def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resum
     every look, so one Prefect still shows Running is hung, or its machine was lost, and no tick
     takes the rollout from it. ``idle``: what no run does meanwhile; ``resumed``: what the next
     advance_phase run resumes once Prefect marks the run Crashed."""
-    since = env.wall() - record.lease_expires
-    lapsed = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
     get_run_logger().warning(
-        "%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed at %s, %s ago, while it "
+        "%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed %s, while it "
         "asks nothing: no run renews it, so %s. Its process may be hung, or its machine lost (Prefect keeps such a "
         "run Running). Nothing was changed; look at the worker that ran it: once Prefect marks the run Crashed (its "
         "zombie-flow automation does, see the README), the next advance_phase run resumes %s; or roll the rollout "
-        "back with `rollway abort`", record.service, record.owner, wall_utc(record.lease_expires), lapsed, idle,
-        resumed)
+        "back with `rollway abort`", record.service, record.owner, lapsed_said(env, record), idle, resumed)
+
+
+def lapsed_said(env: Environment, record: RolloutRecord) -> str:
+    """When ``record``'s lease lapsed, and how long ago: "at <wall time>, 5 min ago"."""
+    since = env.wall() - record.lease_expires
+    ago = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
+    return f"at {wall_utc(record.lease_expires)}, {ago} ago"
 
 
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:

@@ -478,6 +478,10 @@ def test_a_tick_that_finds_a_windows_run_whose_lease_lapsed_moments_ago_leaves_i
     assert after.history == before.history and after.owner == "run-1", after.history[len(before.history):]
     said = [r for r in caplog.records if "watched by run-1, whose run has not ended" in r.getMessage()]
     assert said and said[0].levelno == logging.INFO, [r.getMessage() for r in caplog.records]
+    # What is known, not why: nothing says the run's look ran long.
+    assert re.search(r"its lease lapsed at .*, 5 min ago, within this run's lease and the lapse margin \(11 min\)",
+                     said[0].getMessage()), said[0].getMessage()
+    assert "look running long" not in said[0].getMessage(), said[0].getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
     caplog.clear()
     env.clock.t += 600 + 60 + 1 - 300  # lapsed longer ago than a lease and the margin: nothing watches it
