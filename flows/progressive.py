@@ -735,7 +735,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
-    died_holding = False
+    died_holding = took_released = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -795,6 +795,7 @@ def run_progressive(
                     "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
                     "image that can be pinned") from err
         held_by = record.owner
+        took_released = held_by is None  # no ``takeover`` is written: whose pause is open, the journal tells
         # A run that died holding it (not the phase this run's caller has just started) may have
         # died undoing a shift, its flags left at the next stage: reconcile looks at them.
         died_holding = held_by is not None and not queues_checked
@@ -841,7 +842,7 @@ def run_progressive(
     # The record as this run last wrote it, or read it since (no later than the lease's last write).
     written = record.lease_expires - lease_seconds if record.owner == owner else None
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
-                            rollout_id=record.rollout_id, lease_written=written)
+                            rollout_id=record.rollout_id, lease_written=written, took_released=took_released)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1,
         # The pauses' timeout and its policy are the governing spec's, as everything else here.

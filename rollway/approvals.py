@@ -107,7 +107,7 @@ class TakenOver(BaseModel):
 
 
 def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals,
-                     fresh: bool = False) -> TakenOver | None:
+                     fresh: bool = False, this_run: str | None = None) -> TakenOver | None:
     """The pause ``pause`` asks again when its run died waiting for the answer and this run took the
     rollout over (``record``: as this run last read it), or None when it asks anew.
 
@@ -119,6 +119,11 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     after an hour waiting for ever), and one past its deadline was asked for another whole timeout.
     An ``unheard`` answer (given after that run died) closes it, and so does an answer to it that was
     refused (``refused_answers``: `rollway promote` at the run found dead, say): the run asks anew.
+
+    ``this_run``: this run as the ledger names runs (``Transition.run``), given when the lease it took
+    had been released, so that no ``takeover`` was written whoever held it before (the retry of the run
+    that asked, refused, gave it back, say): the pause is this run's own, retried, only if it asked it.
+    Without it a run started by hand after such a release was told the run that asked "was started again".
     """
     asked = record.open_pause if record is not None else None
     if asked is None or record.asked_until is None or (asked.stage, asked.cause) != (pause.stage_index, pause.cause):
@@ -139,7 +144,9 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # over a recorded approval, saying nobody had answered.
         return None
     run = asking.run if asking is not None else None
-    retried = taken == len(history)  # no ``takeover`` since: this run is the one that asked it, retried
+    # No ``takeover`` since: this run is the one that asked it, retried (one that took a released lease
+    # is, only if it asked it).
+    retried = taken == len(history) and (this_run is None or this_run == run)
     if asked.answers_unread is not None:
         # The answers its run was given in the UI after it died could not be read, or recorded (an
         # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
