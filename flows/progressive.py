@@ -1005,9 +1005,9 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                 # What is known: when the lease lapsed, and that it is not long enough ago to call the run
                 # hung. Why it lapsed is not ("a look running long renews it late" was said as a fact).
                 log.info("the monitoring window of %s is watched by %s, whose run has not ended: its lease lapsed "
-                         "%s, within this run's lease and the lapse margin (%s), so the run is not taken for hung: "
+                         "%s, within its lease and the lapse margin (%s), so the run is not taken for hung: "
                          "nothing to do", service, record.owner, lapsed_said(env, record),
-                         duration_said(lease_seconds + LAPSE_MARGIN_WALL_SECONDS))
+                         duration_said(hung_grace(record, lease_seconds)))
                 return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
@@ -1166,9 +1166,17 @@ def wait_out_an_ended_runs_lease(
 
 
 def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: float) -> bool:
-    """Whether ``record``'s holder's lease lapsed longer ago than this run's own lease and the lapse
-    margin (``lapse.looks_hung``): a live run that asks nothing and has not renewed in that long is hung."""
-    return lapse.looks_hung(record.lease_expires, env.wall(), grace=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
+    """Whether ``record``'s holder's lease lapsed longer ago than the holder's lease and the lapse margin
+    (``lapse.looks_hung``, ``hung_grace``): a live run that asks nothing and has not renewed in that long is hung."""
+    return lapse.looks_hung(record.lease_expires, env.wall(), grace=hung_grace(record, lease_seconds))
+
+
+def hung_grace(record: RolloutRecord, lease_seconds: float) -> float:
+    """How long after its lease lapsed ``record``'s holder is taken for hung: the lease it took, as the
+    ledger recorded it (``lease_seconds``, this run's own, for a record that does not say), and the margin.
+    Judged by this run's own, a holder renewing hourly leases was called hung 11 minutes past a lapse."""
+    held = record.lease_seconds if record.lease_seconds else lease_seconds
+    return held + LAPSE_MARGIN_WALL_SECONDS
 
 
 def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:
