@@ -76,7 +76,7 @@ class LedgerJournal:
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, *, owner: str, lease_seconds: float, actor: str,
-                 rollout_id: str | None = None, lease_written: float | None = None) -> None:
+                 rollout_id: str | None = None, lease_written: float | None = None, took_released: bool = False) -> None:
         assert env.ledger is not None, "a LedgerJournal needs a ledger"
         self.env = env
         self.ledger = env.ledger
@@ -94,6 +94,9 @@ class LedgerJournal:
         self._claim: ClaimKeeper | None = None  # renews the rollback's claim while it acts
         self._run_named = False  # whether this run's flow run is in the ledger yet (``_record``)
         self._asked = False  # whether this run has asked a pause (``taken_over``: else one open is its own, retried)
+        # Whether the lease this run took had been released (no ``takeover`` was written): a pause left
+        # open is its own, retried, only if this run asked it (``taken_over``).
+        self._took_released = took_released
 
     # --- helpers -----------------------------------------------------------------------
     def _record(self, transition: Transition, owner: str | None = "self", followed_by: tuple = (), **changes):
@@ -232,7 +235,8 @@ class LedgerJournal:
     def taken_over(self, pause: Pause) -> TakenOver | None:
         """The pause ``pause`` asks again when the run that asked it died waiting and this run took
         the rollout over (``taken_over_pause``, on the record as this run last read it)."""
-        return taken_over_pause(self._seen, pause, self.spec.approvals, fresh=not self._asked)
+        return taken_over_pause(self._seen, pause, self.spec.approvals, fresh=not self._asked,
+                                this_run=run_label() if self._took_released else None)
 
     def asking(self, pause: Pause, held_by: ApprovalAnswer | None = None, judging: str = "",
                taken_over: TakenOver | None = None) -> None:
@@ -307,12 +311,14 @@ class LedgerJournal:
         else:
             since, asked, causes = paused_at.timestamp(), 1, ()
         # A refused notice stays said until one goes out: asking again sends none.
+        # Kept while the pause stays open: asked anew once for answers unread, its new deadline stands at
+        # the next takeover (``taken_over_pause``), which says what became of those answers, and of any since.
+        unread = {} if before is None else before.model_dump(include={
+            "answers_unread", "answers_unrecorded", "answers_unread_again", "answers_unrecorded_again"})
         open_pause = OpenPause(stage=pause.stage_index, cause=pause.cause, question=question, since=since,
                                asked=asked, causes=causes + (() if pause.cause in causes else (pause.cause,)),
                                notice_refused=before.notice_refused if before is not None else None, run=run_label(),
-                               # Kept while the pause stays open: asked anew once for answers unread, its
-                               # new deadline stands at the next takeover (``taken_over_pause``).
-                               answers_unread=before.answers_unread if before is not None else None)
+                               **unread)
         if any(pause_cause(t) == pause.cause for t in wait):
             # Asked again: the new question and its deadline, with no entry. Without the deadline
             # `rollway status` and the report gave the first question's, past, of a pause still waiting.

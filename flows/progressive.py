@@ -33,7 +33,7 @@ from flows.params import Actor, EarlyReason, LeaseSeconds, PollSeconds
 from flows.rollback import finish_rollback, judge_rollback, sleep_wall
 from rollway import lapse, weekly
 from rollway.approvals import (
-    COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_transitions,
+    COMMENT_LIMIT, UNHEARD_AFTER, ApprovalAnswer, Approver, not_yet_recorded, unheard_said, unheard_transitions,
 )
 from rollway.aws.denied import names_rollout_denials, rollout_said
 from rollway.cli.blocks import deployment_path
@@ -565,32 +565,41 @@ def record_unheard_answers(env: Environment, record: RolloutRecord, held_by: str
         return record
     now = env.clock.now()
     entries = unheard_transitions(unheard, now, history=record.history)
+    try:
+        recorded = env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds,
+                                     wall=env.wall(), rollout=record.rollout_id, transition=entries[0],
+                                     followed_by=tuple(entries[1:]))
+    except Exception as err:  # noqa: BLE001 - see above
+        log.warning("could not record in the ledger the answers flow run %s was given %s (%s: %s): not acted on; the "
+                    "pause it waited at is asked anew", run_id, UNHEARD_AFTER, unheard_said(unheard), err)
+        # A person answered: past its deadline, the pause must not be rolled back as unanswered.
+        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be recorded",
+                               unrecorded=unheard_said(unheard))
     for u in unheard:
         log.warning("%s answered %s to flow run %s %s: not acted on (recorded in the ledger); this run asks again",
                     u.answer.approver, u.answer.action, u.run, UNHEARD_AFTER)
-    try:
-        return env.ledger.record(record.service, owner=owner, now=now, lease_seconds=lease_seconds, wall=env.wall(),
-                                 rollout=record.rollout_id, transition=entries[0], followed_by=tuple(entries[1:]))
-    except Exception as err:  # noqa: BLE001 - see above
-        log.warning("could not record in the ledger the answers flow run %s was given %s (%s): the pause it waited at "
-                    "is asked anew", run_id, UNHEARD_AFTER, err)
-        # A person answered: past its deadline, the pause must not be rolled back as unanswered.
-        return _answers_unread(env, record, owner=owner, lease_seconds=lease_seconds, what="could not be recorded")
+    return recorded
 
 
 def _answers_unread(env: Environment, record: RolloutRecord, *, owner: str, lease_seconds: float,
-                    what: str) -> RolloutRecord:
+                    what: str, unrecorded: str | None = None) -> RolloutRecord:
     """Mark ``record``'s open pause as one whose dead run's answers ``what`` (could not be read, or
-    recorded): the run asks it anew, its deadline passing no "no answer" (``OpenPause.answers_unread``).
-    Marked once while it stays open: asked anew since, its new deadline stands (``taken_over_pause``).
-    Returns the record as it stands after; a write refused is logged."""
+    recorded: ``unrecorded`` says who gave what): the run asks it anew, its deadline passing no "no
+    answer" (``OpenPause.answers_unread``). Marked once while it stays open: asked anew since, its new
+    deadline stands (``taken_over_pause``), and a failure again is kept as such
+    (``answers_unread_again``), for its timeout to say what is known. Returns the record as it stands
+    after; a write refused is logged."""
     asked = record.open_pause
-    if asked is None or asked.answers_unread is not None:
+    if asked is None:
         return record
+    if asked.answers_unread is None:
+        update = {"answers_unread": env.wall(), "answers_unrecorded": unrecorded}
+    else:
+        update = {"answers_unread_again": env.wall(), "answers_unrecorded_again": unrecorded}
     try:
         return env.ledger.acquire(record.service, owner=owner, now=env.clock.now(), lease_seconds=lease_seconds,
                                   rollout=record.rollout_id, wall=env.wall(),
-                                  open_pause=asked.model_copy(update={"answers_unread": env.wall()}))
+                                  open_pause=asked.model_copy(update=update))
     except Exception as write_err:  # noqa: BLE001 - record-keeping, as ``record_unheard_answers``
         get_run_logger().warning("could not record on %s's rollout that those answers %s (%s): past its deadline, "
                                  "the pause is acted on as unanswered", record.service, what, write_err)
@@ -726,7 +735,7 @@ def run_progressive(
             return finished  # the rollback was the decision on this image; re-running does not undo it
         record = env.ledger.get(service)  # rolled back now: the new image's rollout starts below
     unpinned: str | None = None
-    died_holding = resumed = False
+    died_holding = resumed = took_released = False
     if record is None or record.phase.terminal:
         if record is not None and record.phase is RolloutPhase.ROLLED_BACK and record.image == spec.image:
             # Started again as if to resume: a new rollout at the first phase's weights, which only
@@ -786,6 +795,7 @@ def run_progressive(
                     "yet, so its image cannot be changed: roll it back (`rollway abort`) and start it again with an "
                     "image that can be pinned") from err
         held_by = record.owner
+        took_released = held_by is None  # no ``takeover`` is written: whose pause is open, the journal tells
         # A run that died holding it (not the phase this run's caller has just started) may have
         # died undoing a shift, its flags left at the next stage: reconcile looks at them.
         died_holding = held_by is not None and not queues_checked
@@ -837,7 +847,7 @@ def run_progressive(
     # The record as this run last wrote it, or read it since (no later than the lease's last write).
     written = record.lease_expires - lease_seconds if record.owner == owner else None
     journal = LedgerJournal(env, spec, owner=owner, lease_seconds=lease_seconds, actor=actor,
-                            rollout_id=record.rollout_id, lease_written=written)
+                            rollout_id=record.rollout_id, lease_written=written, took_released=took_released)
     result = run_stages(
         env, spec, state=state, stable_desired=record.stable_desired or 1,
         # The pauses' timeout and its policy are the governing spec's, as everything else here.
@@ -997,8 +1007,12 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
         if window_owed and record.owner is not None and lease_free(record, env.wall()) \
                 and not owner_finished(record.owner):
             if not holder_looks_hung(env, record, lease_seconds):
-                log.info("the monitoring window of %s is watched by %s, whose run has not ended (its lease lapsed "
-                         "moments ago: a look running long renews it late): nothing to do", service, record.owner)
+                # What is known: when the lease lapsed, and that it is not long enough ago to call the run
+                # hung. Why it lapsed is not ("a look running long renews it late" was said as a fact).
+                log.info("the monitoring window of %s is watched by %s, whose run has not ended: its lease lapsed "
+                         "%s, within its lease and the lapse margin (%s), so the run is not taken for hung: "
+                         "nothing to do", service, record.owner, lapsed_said(env, record),
+                         duration_said(hung_grace(record, lease_seconds)))
                 return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
@@ -1157,9 +1171,17 @@ def wait_out_an_ended_runs_lease(
 
 
 def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: float) -> bool:
-    """Whether ``record``'s holder's lease lapsed longer ago than this run's own lease and the lapse
-    margin (``lapse.looks_hung``): a live run that asks nothing and has not renewed in that long is hung."""
-    return lapse.looks_hung(record.lease_expires, env.wall(), grace=lease_seconds + LAPSE_MARGIN_WALL_SECONDS)
+    """Whether ``record``'s holder's lease lapsed longer ago than the holder's lease and the lapse margin
+    (``lapse.looks_hung``, ``hung_grace``): a live run that asks nothing and has not renewed in that long is hung."""
+    return lapse.looks_hung(record.lease_expires, env.wall(), grace=hung_grace(record, lease_seconds))
+
+
+def hung_grace(record: RolloutRecord, lease_seconds: float) -> float:
+    """How long after its lease lapsed ``record``'s holder is taken for hung: the lease it took, as the
+    ledger recorded it (``lease_seconds``, this run's own, for a record that does not say), and the margin.
+    Judged by this run's own, a holder renewing hourly leases was called hung 11 minutes past a lapse."""
+    held = record.lease_seconds if record.lease_seconds else lease_seconds
+    return held + LAPSE_MARGIN_WALL_SECONDS
 
 
 def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:
@@ -1168,15 +1190,19 @@ def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resum
     every look, so one Prefect still shows Running is hung, or its machine was lost, and no tick
     takes the rollout from it. ``idle``: what no run does meanwhile; ``resumed``: what the next
     advance_phase run resumes once Prefect marks the run Crashed."""
-    since = env.wall() - record.lease_expires
-    lapsed = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
     get_run_logger().warning(
-        "%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed at %s, %s ago, while it "
+        "%s's rollout is held by %s, which Prefect shows as not ended, but whose lease lapsed %s, while it "
         "asks nothing: no run renews it, so %s. Its process may be hung, or its machine lost (Prefect keeps such a "
         "run Running). Nothing was changed; look at the worker that ran it: once Prefect marks the run Crashed (its "
         "zombie-flow automation does, see the README), the next advance_phase run resumes %s; or roll the rollout "
-        "back with `rollway abort`", record.service, record.owner, wall_utc(record.lease_expires), lapsed, idle,
-        resumed)
+        "back with `rollway abort`", record.service, record.owner, lapsed_said(env, record), idle, resumed)
+
+
+def lapsed_said(env: Environment, record: RolloutRecord) -> str:
+    """When ``record``'s lease lapsed, and how long ago: "at <wall time>, 5 min ago"."""
+    since = env.wall() - record.lease_expires
+    ago = duration_said(60 * round(since / 60)) if since >= 60 else "under a minute"
+    return f"at {wall_utc(record.lease_expires)}, {ago} ago"
 
 
 def phase_passed_unrecorded(spec: RolloutSpec, record: RolloutRecord) -> bool:

@@ -61,16 +61,19 @@ def asked_again(question: str, deadline: float) -> str:
     return _UNANSWERED_BY.sub(unanswered_by(datetime.fromtimestamp(deadline, timezone.utc)), question, count=1)
 
 
-def timed_out(approvals: Approvals, late: str | None = None) -> ApprovalAnswer:
+def timed_out(approvals: Approvals, late: str | None = None, *, unanswered: str | None = None) -> ApprovalAnswer:
     """The answer a pause nobody answered within ``approvals.timeout_seconds`` gets: its policy's
     action, and a comment giving the wait in whole seconds (a 14-day timeout read "1.2096e+06 s").
 
     ``late``: why and how late it is acted on (``late_timeout``), when the Prefect API could not be
     reached as it fell due. The comment is the rollback's reason, in the ledger and the page: without
-    it, on-call could not tell a timeout acted on at once from one acted on minutes after its deadline."""
+    it, on-call could not tell a timeout acted on at once from one acted on minutes after its deadline.
+    ``unanswered``: what is known of the answers, in place of "no answer within ..." (answers given
+    went unread)."""
+    said = unanswered or f"no answer within {seconds_said(approvals.timeout_seconds)}"
     return ApprovalAnswer(
         action="reject" if approvals.on_timeout == "rollback" else "hold", approver="timeout", timed_out=True,
-        comment=f"no answer within {seconds_said(approvals.timeout_seconds)}" + (f"; {late}" if late else ""),
+        comment=said + (f"; {late}" if late else ""),
     )
 
 
@@ -95,10 +98,16 @@ class TakenOver(BaseModel):
                                                            "not be read (wall clock): asked anew (``began`` None)")
     retried: bool = Field(default=False, description="the run that asked it is the one asking again, started anew "
                                                      "(the Prefect UI's Retry of the crashed run): no other run took over")
+    unrecorded: str | None = Field(default=None, description="at ``unread``, the answers read but not recorded in the "
+                                                             "ledger, who gave what (None: they could not be read)")
+    unread_again: float | None = Field(default=None, description="when a run taking the rollout over could not read "
+                                                                 "(or record) the answers given since it was asked "
+                                                                 "anew (wall clock): its timeout is no \"no answer\"")
+    unrecorded_again: str | None = Field(default=None, description="at ``unread_again``, as ``unrecorded``")
 
 
 def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Approvals,
-                     fresh: bool = False) -> TakenOver | None:
+                     fresh: bool = False, this_run: str | None = None) -> TakenOver | None:
     """The pause ``pause`` asks again when its run died waiting for the answer and this run took the
     rollout over (``record``: as this run last read it), or None when it asks anew.
 
@@ -110,6 +119,11 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
     after an hour waiting for ever), and one past its deadline was asked for another whole timeout.
     An ``unheard`` answer (given after that run died) closes it, and so does an answer to it that was
     refused (``refused_answers``: `rollway promote` at the run found dead, say): the run asks anew.
+
+    ``this_run``: this run as the ledger names runs (``Transition.run``), given when the lease it took
+    had been released, so that no ``takeover`` was written whoever held it before (the retry of the run
+    that asked, refused, gave it back, say): the pause is this run's own, retried, only if it asked it.
+    Without it a run started by hand after such a release was told the run that asked "was started again".
     """
     asked = record.open_pause if record is not None else None
     if asked is None or record.asked_until is None or (asked.stage, asked.cause) != (pause.stage_index, pause.cause):
@@ -130,7 +144,9 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # over a recorded approval, saying nobody had answered.
         return None
     run = asking.run if asking is not None else None
-    retried = taken == len(history)  # no ``takeover`` since: this run is the one that asked it, retried
+    # No ``takeover`` since: this run is the one that asked it, retried (one that took a released lease
+    # is, only if it asked it).
+    retried = taken == len(history) and (this_run is None or this_run == run)
     if asked.answers_unread is not None:
         # The answers its run was given in the UI after it died could not be read, or recorded (an
         # ``unheard`` one closes the pause): one may be an approval, so its deadline passing is no
@@ -138,10 +154,16 @@ def taken_over_pause(record: RolloutRecord | None, pause: Pause, approvals: Appr
         # asked anew since (its deadline a whole timeout after), that deadline stands. Renewed at
         # every takeover whose read failed too, the pause never timed out.
         if record.asked_until >= asked.answers_unread + approvals.timeout_seconds:
-            return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until,
-                             run=run, unread=asked.answers_unread, retried=retried)
+            began = record.asked_until - approvals.timeout_seconds
+            # A read (or record) failing again since it was asked anew: answers to it went unread, and
+            # its timeout, acted on, said "no answer within" of answers nobody could look at.
+            again = asked.answers_unread_again
+            unread_again = again if again is not None and again > began else None
+            return TakenOver(began=began, deadline=record.asked_until, run=run, unread=asked.answers_unread,
+                             retried=retried, unrecorded=asked.answers_unrecorded, unread_again=unread_again,
+                             unrecorded_again=asked.answers_unrecorded_again if unread_again is not None else None)
         return TakenOver(began=None, deadline=record.asked_until, run=run, unread=asked.answers_unread,
-                         retried=retried)
+                         retried=retried, unrecorded=asked.answers_unrecorded)
     return TakenOver(began=record.asked_until - approvals.timeout_seconds, deadline=record.asked_until, run=run,
                      retried=retried)
 
@@ -150,8 +172,7 @@ def taken_over_said(taken: TakenOver) -> str:
     """What the notice and the form say of a pause asked again by the run that took the rollout over."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
     if taken.unread is not None:
-        unread = (f"the answers given to it could not be read from the Prefect API, or could not be recorded in the "
-                  f"ledger, at {wall_utc(taken.unread)}")
+        unread = _unread_said(taken.unread, taken.unrecorded, "to it")
         # The Prefect UI's Retry of the crashed run asks it itself: no other run took the rollout over.
         took, given = (("it was started again", "it while it was stopped") if taken.retried else
                        ("this run took the rollout over", "that run"))
@@ -173,14 +194,38 @@ def taken_over_said(taken: TakenOver) -> str:
             "pause again, its deadline unchanged")
 
 
+def _unread_said(at: float, unrecorded: str | None, given: str) -> str:
+    """What became of the answers a dead run was given (``given``: to whom, "to it"), as a run taking
+    the rollout over found at ``at`` (wall clock): read and not recorded, who gave what
+    (``unrecorded``), or not read. Said as "could not be read, or recorded", a person whose answer
+    the run knew read that nobody knew of it."""
+    if unrecorded is not None:
+        return f"{unrecorded} {given} after it stopped, which could not be recorded in the ledger at {wall_utc(at)}"
+    return f"the answers given {given} could not be read from the Prefect API at {wall_utc(at)}"
+
+
+def unheard_said(unheard: Sequence[UnheardAnswer]) -> str:
+    """Who gave what of ``unheard``, on one line: ``dana answered approve (looks good)``."""
+    return "; ".join(f"{u.answer.approver} answered {u.answer.action}"
+                     + (f" ({said})" if (said := " ".join(u.answer.comment.split())) else "") for u in unheard)
+
+
 def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> ApprovalAnswer:
     """The timeout of a pause whose deadline passed while no run waited for its answer (its run died),
     acted on by the run that took the rollout over, at ``now`` (wall clock)."""
     who = f"flow run {taken.run}" if taken.run else "the run that asked it"
     acts = "it was started again, and acts on it" if taken.retried else "the run that took the rollout over acts on it"
-    return timed_out(approvals, f"{who} stopped while it waited; {acts} "
-                                f"{duration_said(round(max(0.0, now - taken.deadline)))} after it fell due at "
-                                f"{wall_utc(taken.deadline)}")
+    late = (f"{who} stopped while it waited; {acts} {duration_said(round(max(0.0, now - taken.deadline)))} after it "
+            f"fell due at {wall_utc(taken.deadline)}")
+    if taken.unread_again is None:
+        return timed_out(approvals, late)
+    # Answers given since it was asked anew went unread (or unrecorded): "no answer" is not known.
+    # The policy acts all the same: asked anew again, the pause never timed out.
+    taken_words = "taken" if taken.unrecorded_again is not None else "read"
+    return timed_out(approvals, late, unanswered=f"no answer could be {taken_words} within "
+                     f"{seconds_said(approvals.timeout_seconds)}: "
+                     + _unread_said(taken.unread_again, taken.unrecorded_again, "to the run that asked it")
+                     + (", and is not acted on" if taken.unrecorded_again is not None else ""))
 
 
 # What an approver calls while it waits for an answer, every poll: None to keep waiting, or why

@@ -375,7 +375,7 @@ class FakeLedger:
             check_rollout(current, rollout)
             check_lease(current, owner, leased)
             return self._hold(service, current, takeover(current, owner, now), **fields, owner=owner,
-                              lease_expires=leased + lease_seconds, updated_at=now)
+                              lease_expires=leased + lease_seconds, lease_seconds=float(lease_seconds), updated_at=now)
 
     def release(self, service: str, *, owner: str) -> None:
         with self._lock:
@@ -410,6 +410,7 @@ class FakeLedger:
                 rule(current)
             if lease_seconds > 0:
                 fields["lease_expires"] = lease_time(now, wall) + lease_seconds
+                fields["lease_seconds"] = float(lease_seconds)
             return self._write(
                 service, current, **fields, updated_at=now, history=current.history + (transition, *followed_by)
             )

@@ -296,6 +296,19 @@ class OpenPause(BaseModel):
                                   "it waits (wall clock): one may be a person's, so the pause is asked anew, its "
                                   "timeout no \"no answer\"; kept while the pause stays open, for it is asked anew "
                                   "once (None: read, or not tried)")
+    # Who answered is known when the answers were read and only their record failed: said as
+    # "could not be read, or recorded", the person who had answered read that nobody knew of it.
+    answers_unrecorded: str | None = Field(
+        default=None, description="at ``answers_unread``, the answers read but not recorded in the ledger, who gave "
+                                  "what (``unheard_said``); None: they could not be read (or recorded before this "
+                                  "was kept)")
+    answers_unread_again: float | None = Field(
+        default=None, description="when a later run taking the rollout over could not read (or record) the answers "
+                                  "given to the run it took over from, the pause asked anew already (wall clock; the "
+                                  "newest such): its deadline passing is then no \"no answer\" either (None: none)")
+    answers_unrecorded_again: str | None = Field(
+        default=None, description="at ``answers_unread_again``, the answers read but not recorded, as "
+                                  "``answers_unrecorded`` (None: they could not be read)")
 
 
 class OpenWindowEnd(BaseModel):
@@ -402,6 +415,11 @@ class RolloutRecord(BaseModel):
     lease_expires: float = Field(
         default=0.0, description="when the owner's lease runs out unless renewed (wall clock; records written before "
                                  "leases were on the wall clock hold a rollout-clock time, the same at speed 1)")
+    # Judged by the tick that finds the owner's run not ended and its lease lapsed: hung only once a
+    # whole lease of the owner's own has passed since (a tick of a shorter lease called a live run hung).
+    lease_seconds: float | None = Field(
+        default=None, description="the length of the lease the owner last took or renewed (wall seconds; None: "
+                                  "recorded before it was kept)")
     rollback_holder: str | None = Field(
         default=None, description="who is carrying out the rollback (phase rolling_back): actor and flow run or process")
     rollback_expires: float = Field(
@@ -593,8 +611,8 @@ RESERVED_ID_PREFIX = "~"
 """Rollout ids must sort before this: implementations keep bookkeeping items from it on."""
 
 MANAGED_FIELDS = frozenset(
-    {"service", "rollout_id", "owner", "lease_expires", "version", "created_at", "updated_at", "history",
-     "refused_answers"}
+    {"service", "rollout_id", "owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at",
+     "history", "refused_answers"}
 )
 """Fields only the ledger itself writes (create, acquire, release, record, refuse); never ``**changes``:
 ``refused_answers`` is appended to by ``refuse`` alone, since a list set whole from what its writer
@@ -905,8 +923,8 @@ def as_started(record: RolloutRecord, *, owner: str, now: float, lease_seconds: 
     now = float(now)
     leased = float(wall) if wall is not None else now
     return record.model_copy(
-        update={"owner": owner, "lease_expires": leased + lease_seconds, "version": 1, "created_at": now,
-                "updated_at": now}
+        update={"owner": owner, "lease_expires": leased + lease_seconds, "lease_seconds": float(lease_seconds),
+                "version": 1, "created_at": now, "updated_at": now}
     )
 
 

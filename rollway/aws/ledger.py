@@ -283,7 +283,8 @@ class DynamoLedger:
         if rollout is not None:
             condition += " AND #rollout_id = :rollout"
             values[":rollout"] = rollout
-        sets = {**fields, "owner": owner, "lease_expires": leased + lease_seconds, "updated_at": now}
+        sets = {**fields, "owner": owner, "lease_expires": leased + lease_seconds, "lease_seconds": float(lease_seconds),
+                "updated_at": now}
 
         def rules(record: RolloutRecord) -> None:
             check_rollout(record, rollout)
@@ -421,6 +422,7 @@ class DynamoLedger:
         sets = {**fields, "updated_at": now}
         if lease_seconds > 0:
             sets["lease_expires"] = lease_time(now, wall) + lease_seconds
+            sets["lease_seconds"] = float(lease_seconds)
         # On the version read just before: botocore resends an UpdateItem whose answer was lost
         # (a timeout, a 500 after the commit), and list_append would append the transition again.
         conditions, values = ["#version = :expected"], {}

@@ -283,3 +283,44 @@ def test_a_retry_of_the_run_that_died_waiting_past_its_deadline_acts_on_the_time
     said = " ".join(result.reason.split())
     assert "it was started again, and acts on it 1 min 40 s after it fell due" in said, said
     assert "took the rollout over" not in said, said
+
+
+def test_another_run_taking_a_released_lease_over_a_pause_does_not_say_the_run_that_asked_was_started_again(
+        monkeypatch):
+    """The run that asked died waiting; the Prefect UI's Retry of it took its lease back (no ``takeover``:
+    the same owner) and gave it back at once, refused (the Prefect API did not take the rollout's tag).
+    A run started by hand then took the released lease, again with no ``takeover``: the form and the
+    notice said the run that asked "was started again", though another run asked now."""
+    import uuid
+
+    import flows.progressive
+    from flows.canary import RolloutRefused
+
+    env = env_with_ledger()
+    asker, other = (f"{OWNER_PREFIX}{uuid.uuid4()}" for _ in range(2))
+    monkeypatch.setattr(flows.progressive, "unheard_answers", lambda run_id: [])
+
+    def dies(pause, summary):
+        env.clock.sleep(3000)
+        raise Killed("the worker running the rollout is restarted")
+
+    with pytest.raises(Killed):
+        progressive_on(env, spec(), dies, owner=asker)
+    env.clock.sleep(200)
+
+    def refused(rollout):
+        raise RuntimeError("the Prefect API refused the tag")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(flows.progressive, "mark_rollout", refused)
+        with pytest.raises(RolloutRefused):
+            progressive_on(env, spec(), dies, owner=asker)  # the Retry, refused: the lease given back
+    assert env.ledger.get(env.targets.canary_service).owner is None
+    told = len(env.notifier.messages)
+    asked: list = []
+    assert progressive_on(env, spec(), approving(env, asked), owner=other).outcome == "promoted"
+    (_, _, summary), = asked
+    (_, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    for said in (" ".join(summary.split()), " ".join(message.split())):
+        assert "started again" not in said, said
+        assert "this run took the rollout over" in said and "its deadline unchanged" in said, said

@@ -31,14 +31,15 @@ def dies_after(env, waited: float, asked: list):
     return dies
 
 
-def test_answers_read_from_the_dead_run_but_not_recorded_do_not_let_the_pause_roll_back_as_unanswered(
-        monkeypatch, caplog):
-    env = env_with_ledger()
+def dana_answered_unrecorded(env, monkeypatch) -> None:
+    """A run dies 50 minutes into its pause, and dana approves it in the UI after; the run taking it
+    over 62 minutes in (past the deadline of a pause that rolls back after 60) reads her answer, and
+    the ledger refuses its record."""
     dead = f"{OWNER_PREFIX}{uuid.uuid4()}"
     asked: list = []
     with pytest.raises(Killed):
         progressive_on(env, spec(), dies_after(env, 3000, asked), owner=dead)
-    env.clock.sleep(700)  # taken over 62 minutes into a pause that rolls back after 60
+    env.clock.sleep(700)
     (began, _, _), = asked
     dana = UnheardAnswer(answer=ApprovalAnswer(action="approve", approver="dana", comment="looks good"),
                          run=f"brave-otter ({dead.removeprefix(OWNER_PREFIX)})", answered_at=began + 3300,
@@ -52,6 +53,12 @@ def test_answers_read_from_the_dead_run_but_not_recorded_do_not_let_the_pause_ro
         return record(service, **kwargs)
 
     monkeypatch.setattr(env.ledger, "record", refuses_unheard)
+
+
+def test_answers_read_from_the_dead_run_but_not_recorded_do_not_let_the_pause_roll_back_as_unanswered(
+        monkeypatch, caplog):
+    env = env_with_ledger()
+    dana_answered_unrecorded(env, monkeypatch)
     answered = []
     result = progressive_on(env, spec(), approving(env, answered, comment="dana approved already"), owner="run-2")
     assert result.outcome == "promoted", result
@@ -62,8 +69,10 @@ def test_answers_read_from_the_dead_run_but_not_recorded_do_not_let_the_pause_ro
     assert "could not be recorded" in said and "asks again with a new deadline" in said, said
 
 
-def test_a_read_failing_at_every_takeover_keeps_the_deadline_it_was_asked_anew_with(monkeypatch):
-    env = env_with_ledger()
+def asked_anew_unread_and_died(env, monkeypatch) -> list:
+    """Run 1 dies 50 minutes into its pause; run 2 takes it over 62 minutes in, cannot read run 1's
+    answers (the Prefect API refuses), asks the pause anew and dies 50 minutes into it too. The
+    reads keep failing. Returns what each asked (``dies_after``)."""
     first, second = (f"{OWNER_PREFIX}{uuid.uuid4()}" for _ in range(2))
 
     def unreachable(run_id):
@@ -74,10 +83,15 @@ def test_a_read_failing_at_every_takeover_keeps_the_deadline_it_was_asked_anew_w
     with pytest.raises(Killed):
         progressive_on(env, spec(), dies_after(env, 3000, asked), owner=first)
     env.clock.sleep(700)
-    # The run taking over cannot read the dead run's answers: asked anew, by a new deadline ...
     with pytest.raises(Killed):
         progressive_on(env, spec(), dies_after(env, 3000, asked), owner=second)
-    (_, _, _), (at, renewed, _) = asked
+    return asked
+
+
+def test_a_read_failing_at_every_takeover_keeps_the_deadline_it_was_asked_anew_with(monkeypatch):
+    env = env_with_ledger()
+    # The run taking over cannot read the dead run's answers: asked anew, by a new deadline ...
+    (_, _, _), (at, renewed, _) = asked_anew_unread_and_died(env, monkeypatch)
     assert renewed == pytest.approx(at + TIMEOUT, abs=1), (utc(at), utc(renewed))
     env.clock.sleep(300)  # ... and that run dies 55 minutes into it; read again, the answers fail again
     again = []
@@ -111,3 +125,55 @@ def test_a_retry_of_the_crashed_run_that_cannot_read_its_answers_does_not_say_an
     for said in (" ".join(summary.split()), " ".join(message.split())):
         assert "could not be read" in said and "it was started again, and asks again with a new deadline" in said, said
         assert "took the rollout over" not in said, said
+
+
+def test_answers_read_but_not_recorded_are_said_by_who_gave_them_in_the_form_and_the_notice(monkeypatch):
+    """The run taking over read dana's approval to the dead run, and only its ledger write failed:
+    the form and the notice said the answers "could not be read ... or could not be recorded", as if
+    nobody knew who had answered, and dana, told nothing of her own answer, had no cause to give it again."""
+    env = env_with_ledger()
+    dana_answered_unrecorded(env, monkeypatch)
+    told = len(env.notifier.messages)
+    answered: list = []
+    assert progressive_on(env, spec(), approving(env, answered), owner="run-2").outcome == "promoted"
+    (_, _, summary), = answered
+    (_, message), = [m for m in env.notifier.messages[told:] if "waits for a person" in m[0]]
+    for said in (" ".join(summary.split()), " ".join(message.split())):
+        assert "dana answered approve" in said and "looks good" in said, said
+        assert "could not be recorded in the ledger" in said and "asks again with a new deadline" in said, said
+        assert "could not be read" not in said, said
+
+
+def test_a_renewed_pause_whose_answers_could_not_be_read_again_is_not_rolled_back_as_unanswered(monkeypatch):
+    """Asked anew once for answers it could not read, a pause keeps that deadline at the next takeover;
+    that run's read failing too, the rollback past it said "no answer within 3600 s": an answer given to
+    the run that died may have been an approval, and nothing read it."""
+    env = env_with_ledger()
+    asked_anew_unread_and_died(env, monkeypatch)
+    env.clock.sleep(700)  # past the renewed deadline; the read fails again
+
+    def nobody(pause, summary):
+        raise AssertionError(f"asked again past its renewed deadline: {pause.reason}")
+
+    result = progressive_on(env, spec(), nobody, owner="run-3")
+    assert result.outcome == "rolled_back", result  # the policy acts, as ever
+    reason = " ".join(result.reason.split())
+    assert "no answer within" not in reason, reason
+    assert "could not be read" in reason, reason
+    timeout, = [t for t in env.ledger.get(env.targets.canary_service).history if t.kind == "timeout"]
+    assert "no answer within" not in timeout.comment and "could not be read" in timeout.comment, timeout.comment
+
+
+def test_a_renewed_pause_whose_answers_were_read_since_times_out_as_unanswered(monkeypatch):
+    """The same pause, the second takeover's read answered (nothing given): its timeout is "no answer"."""
+    env = env_with_ledger()
+    asked_anew_unread_and_died(env, monkeypatch)
+    env.clock.sleep(700)
+    monkeypatch.setattr(flows.progressive, "unheard_answers", lambda run_id: [])
+
+    def nobody(pause, summary):
+        raise AssertionError(f"asked again past its renewed deadline: {pause.reason}")
+
+    result = progressive_on(env, spec(), nobody, owner="run-3")
+    assert result.outcome == "rolled_back", result
+    assert f"no answer within {TIMEOUT} s" in result.reason, result.reason

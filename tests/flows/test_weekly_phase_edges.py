@@ -478,10 +478,40 @@ def test_a_tick_that_finds_a_windows_run_whose_lease_lapsed_moments_ago_leaves_i
     assert after.history == before.history and after.owner == "run-1", after.history[len(before.history):]
     said = [r for r in caplog.records if "watched by run-1, whose run has not ended" in r.getMessage()]
     assert said and said[0].levelno == logging.INFO, [r.getMessage() for r in caplog.records]
+    # What is known, not why: nothing says the run's look ran long.
+    assert re.search(r"its lease lapsed at .*, 5 min ago, within its lease and the lapse margin \(11 min\)",
+                     said[0].getMessage()), said[0].getMessage()
+    assert "look running long" not in said[0].getMessage(), said[0].getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
     caplog.clear()
     env.clock.t += 600 + 60 + 1 - 300  # lapsed longer ago than a lease and the margin: nothing watches it
     with caplog.at_level(logging.INFO):
         assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
     warned = [r for r in caplog.records if "nothing watches its monitoring window" in r.getMessage()]
+    assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+
+
+def test_a_tick_judges_a_holder_hung_by_the_lease_the_holder_took_not_by_its_own(caplog):
+    """The run holding the phase renews an hour's lease (its deployment's lease_seconds); the tick's own
+    is 10 minutes. Twelve minutes after that hour's lease lapsed, the tick warned that the run "may be
+    hung, or its machine lost", judging a grace of its own lease and the margin: a run renewing
+    hourly leases had not had the time its own lease gives it. The holder's recorded lease is the one."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    service = env.targets.canary_service
+    # cron-1's last renewal, of the hour's lease its deployment takes.
+    env.ledger.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=3600.0, wall=env.wall())
+    expires = env.ledger.get(service).lease_expires
+    env.clock.t += expires - env.wall() + 720  # lapsed 12 minutes ago: past the tick's 600 s and the margin
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "lapsed at" in m], said
+    assert [m for m in said if "driven by cron-1, whose run has not ended" in m], said
+    caplog.clear()
+    env.clock.t += 3600 + 60 + 1 - 720  # lapsed longer ago than the holder's lease and the margin: hung
+    with caplog.at_level(logging.INFO):
+        assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
+    warned = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
     assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]

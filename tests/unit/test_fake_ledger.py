@@ -113,11 +113,10 @@ class LedgerContract:
         created = ledger.create(asked, owner="run-1", now=START, lease_seconds=LEASE)
 
         assert created.owner == "run-1"
-        assert created.lease_expires == START + LEASE
+        assert (created.lease_expires, created.lease_seconds) == (START + LEASE, LEASE)
         assert (created.version, created.created_at, created.updated_at) == (1, START, START)
-        assert created.model_dump(exclude={"owner", "lease_expires", "version", "created_at", "updated_at"}) == (
-            asked.model_dump(exclude={"owner", "lease_expires", "version", "created_at", "updated_at"})
-        )
+        written = {"owner", "lease_expires", "lease_seconds", "version", "created_at", "updated_at"}
+        assert created.model_dump(exclude=written) == asked.model_dump(exclude=written)
         assert ledger.get(SERVICE) == created
         assert ledger.history(SERVICE) == [created]
 
@@ -128,6 +127,7 @@ class LedgerContract:
                                  asked_until=START + 601.5)
         assert renewed.asked_until == START + 601.5 and renewed.history == first.history
         assert renewed.lease_expires == START + 1 + LEASE and ledger.get(SERVICE) == renewed
+        assert renewed.lease_seconds == LEASE  # the length the holder took, for a tick judging it hung
         with pytest.raises(ValueError, match="history"):
             ledger.acquire(SERVICE, owner="run-1", now=START + 6, lease_seconds=LEASE, history=())
 
