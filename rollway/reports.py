@@ -2552,8 +2552,8 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
     lines = [f"# Incident report: breach not rolled back of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}`{pinned} was promoted; its post-promotion monitor saw a guardrail breached and could "
-             "not roll it back (another run had closed the monitoring window): the release is **still in "
-             "production**, and no rollback is recorded.", ""]
+             "not roll it back (another run had closed the monitoring window): no rollback is recorded, so the "
+             "release is **still in production** as far as the ledger knows.", ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
@@ -2568,7 +2568,11 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
               "", "## Exposure", ""]
     spec, promote = _recorded_spec(record), record.last_transition("promote")
     end = window_end(spec, record) if spec is not None and promote is not None else None
-    still = "and still going: the release is still in production, nothing moved the traffic back"
+    # The ledger knows only what is recorded on the rollout: the `rollback` flow records nothing on a
+    # promotion past a finalize (``HISTORY_KINDS``) nor when its look at the services fails, and traffic
+    # moved by hand leaves no entry. "Nothing moved the traffic back" was said after the traffic went back.
+    still = ("and still going as far as the ledger knows: no rollback of it is recorded (one recorded on no rollout, "
+             "or traffic moved by hand, is not seen here; `rollway status` reads the load balancer now)")
     window = ""
     if first is None:
         lines.append("- **First traffic to the new version:** not recorded (no move of the traffic is in the "
@@ -2593,7 +2597,7 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
             f"a finalize began before the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
             f"the new version still takes {record.weights.canary}% of the traffic {on}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {kept}",
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** none recorded: {kept}",
               "", "## Notification", ""]
     unsent = window_page_refused(record)
     page = f"`{BREACH_PAGE}: {record.service}`"
