@@ -2297,9 +2297,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              # Not "was rolled back" of one not finished: the rest of the report says nobody knows it was.
+             # Nor "the canary may still take traffic" of one whose read-back of 100/0 is recorded
+             # (``back_at``): "Traffic moved back" below says users get the stable service alone.
              f"`{record.image}`{pinned} " + (f"was rolled back at {_stamped(record, end, sped)}." if finished else
                                             "is being rolled back: the rollback began and is **not recorded as "
-                                            "finished** (the canary may still take traffic)."), ""]
+                                            "finished** (" + ("the canary may still take traffic" if back_at is None
+                                                              else "the ledger records the traffic back on the stable "
+                                                              "service; not every step after it is recorded as done")
+                                            + ")."), ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
