@@ -2297,9 +2297,14 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
     sped = _ran_ahead(record, now)
     lines = [f"# Incident report: rollback of {record.service}, rollout {record.rollout_id}", "",
              # Not "was rolled back" of one not finished: the rest of the report says nobody knows it was.
+             # Nor "the canary may still take traffic" of one whose read-back of 100/0 is recorded
+             # (``back_at``): "Traffic moved back" below says users get the stable service alone.
              f"`{record.image}`{pinned} " + (f"was rolled back at {_stamped(record, end, sped)}." if finished else
                                             "is being rolled back: the rollback began and is **not recorded as "
-                                            "finished** (the canary may still take traffic)."), ""]
+                                            "finished** (" + ("the canary may still take traffic" if back_at is None
+                                                              else "the ledger records the traffic back on the stable "
+                                                              "service; not every step after it is recorded as done")
+                                            + ")."), ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
@@ -2552,8 +2557,8 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
     lines = [f"# Incident report: breach not rolled back of {record.service}, rollout {record.rollout_id}", "",
              f"`{record.image}`{pinned} was promoted; its post-promotion monitor saw a guardrail breached and could "
-             "not roll it back (another run had closed the monitoring window): the release is **still in "
-             "production**, and no rollback is recorded.", ""]
+             "not roll it back (another run had closed the monitoring window): no rollback is recorded, so the "
+             "release is **still in production** as far as the ledger knows.", ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
@@ -2568,7 +2573,11 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
               "", "## Exposure", ""]
     spec, promote = _recorded_spec(record), record.last_transition("promote")
     end = window_end(spec, record) if spec is not None and promote is not None else None
-    still = "and still going: the release is still in production, nothing moved the traffic back"
+    # The ledger knows only what is recorded on the rollout: the `rollback` flow records nothing on a
+    # promotion past a finalize (``HISTORY_KINDS``) nor when its look at the services fails, and traffic
+    # moved by hand leaves no entry. "Nothing moved the traffic back" was said after the traffic went back.
+    still = ("and still going as far as the ledger knows: no rollback of it is recorded (one recorded on no rollout, "
+             "or traffic moved by hand, is not seen here; `rollway status` reads the load balancer now)")
     window = ""
     if first is None:
         lines.append("- **First traffic to the new version:** not recorded (no move of the traffic is in the "
@@ -2593,7 +2602,7 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
             f"a finalize began before the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
             f"the new version still takes {record.weights.canary}% of the traffic {on}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** not moved: {kept}",
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** none recorded: {kept}",
               "", "## Notification", ""]
     unsent = window_page_refused(record)
     page = f"`{BREACH_PAGE}: {record.service}`"

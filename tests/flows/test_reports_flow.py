@@ -586,7 +586,7 @@ def test_a_breach_left_in_production_gets_an_incident_report_from_the_flow_and_t
     assert state.result().artifacts == (f"{service}-rollout-report", f"{service}-incident-report")
     incident = artifacts_of(state)[f"{service}-incident-report"]
     assert incident.startswith(f"# Incident report: breach not rolled back of {service}, rollout {record.rollout_id}")
-    assert f"**Reason:** {saw}" in incident and "**Traffic moved back:** not moved" in incident, incident
+    assert f"**Reason:** {saw}" in incident and "**Traffic moved back:** none recorded" in incident, incident
     assert "the `rollback` flow (the rollback deployment)" in incident.split("## Next steps", 1)[1], incident
     with get_client(sync_client=True) as client:
         described = {a.key: a.description for a in client.read_artifacts(artifact_filter=ArtifactFilter(

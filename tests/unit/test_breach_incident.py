@@ -58,7 +58,7 @@ def test_a_breach_not_rolled_back_gets_an_incident_report_saying_the_release_is_
     assert f"**At each weight:** 5% for {duration(650)}, then 100% from {utc(T0 + 710)}, still in production" in (
         exposure), exposure
     moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
-    assert "**Traffic moved back:** not moved" in moved and "100%" in moved, moved
+    assert "**Traffic moved back:** none recorded" in moved and "100%" in moved, moved
     assert f"`{IMAGE}` was promoted" in text and "was rolled back" not in text, text
     steps = next_steps(text)
     assert "Finish the rollback" not in steps
@@ -88,3 +88,23 @@ def test_a_breach_recorded_after_the_release_was_finalized_does_not_say_the_cana
     assert "takes 0%" not in moved, moved
     assert "the stable service runs the release that breached" in moved, moved
     assert "**still in production**" in incident_report(rec)
+
+
+def test_a_breach_past_a_finalize_begun_does_not_say_nothing_moved_the_traffic_back():
+    """Past a finalize begun before the breach was recorded, the way out the report names first (the
+    `rollback` flow, while the stable service still runs the previous version) is recorded on no
+    rollout (``HISTORY_KINDS``), nor is a rollback whose look at the services failed: the ledger
+    stays as it was after the traffic went back. The report said the exposure was "still going ...
+    nothing moved the traffic back" and "Traffic moved back: not moved", which the ledger cannot know."""
+    rec = breach_standing()
+    began = Transition(at=T0 + 5805, kind="finalize-start", actor="carol")
+    rec = rec.model_copy(update={"history": (*rec.history[:-1], began, rec.history[-1])})
+    text = incident_report(rec)
+    exposure = text.split("## Exposure", 1)[1].split("## Traffic moved back", 1)[0]
+    assert "nothing moved the traffic back" not in exposure, exposure
+    assert "still going as far as the ledger knows: no rollback of it is recorded" in exposure, exposure
+    moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "not moved" not in moved and "**Traffic moved back:** none recorded" in moved, moved
+    assert "`rollway status` reads the load balancer now" in exposure + moved
+    opening = text.split("## What triggered it", 1)[0]
+    assert "**still in production** as far as the ledger knows" in opening, opening

@@ -2545,3 +2545,18 @@ def test_an_unfinished_rollbacks_incident_report_does_not_open_saying_it_was_rol
     assert opening == (f"`{IMAGE}` is being rolled back: the rollback began and is **not recorded as finished** (the "
                        "canary may still take traffic)."), opening
     assert incident_report(guardrail_rollback()).split("\n\n", 2)[1] == f"`{IMAGE}` was rolled back at {utc(T0 + 700)}."
+
+
+def test_an_unfinished_rollback_whose_traffic_is_recorded_back_does_not_open_saying_the_canary_may_take_it():
+    """A rollback run that read the traffic back on stable (100/0) and stopped on a later step: the
+    report's opening said "the canary may still take traffic" above its own "Users get since the
+    rollback: the stable service alone" and "Traffic back on stable" lines."""
+    text = incident_report(stopped_after_paging("m-1"))
+    opening = text.split("\n\n", 2)[1]
+    assert "may still take traffic" not in opening, opening
+    assert opening == (f"`{IMAGE}` is being rolled back: the rollback began and is **not recorded as finished** (the "
+                       "ledger records the traffic back on the stable service; not every step after it is recorded as "
+                       "done)."), opening
+    assert "**Traffic back on stable:**" in text
+    # Whose traffic's return is not recorded: as before.
+    assert "(the canary may still take traffic)." in incident_report(guardrail_rollback(finished=False))
