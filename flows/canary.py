@@ -43,7 +43,7 @@ from rollway.environment import Environment
 from rollway.flag_binding import CANARY_RUN_ROLLOUT
 from rollway.finalize import (UNRECORDED_AGAIN, UNRECORDED_ROLLBACK, FinalizeIncomplete, FinalizeRefused, is_finalized,
                               moved_onto_stable)
-from rollway.latency_unpublished import served_unpublished
+from rollway.latency_unpublished import published, served_unpublished
 from rollway.lease import RenewalPolicy
 from rollway.ledger import RolloutRecord, new_rollout_id
 from rollway.aws.denied import names_rollout_denials, rollout_said
@@ -138,8 +138,15 @@ def _latency_unpublished(seen: Observation, settled_until: float) -> int | None:
 
     Only periods that ended by ``settled_until`` count: CloudWatch fills a period's metrics in
     over a minute or so, the load balancer's often before the application's, and the newest
-    periods read with requests and no latency yet warned of a namespace that was fine."""
-    served = served_unpublished([i for i in seen.intervals if i.t <= settled_until], "baseline")
+    periods read with requests and no latency yet warned of a namespace that was fine.
+
+    A canary that published some (a resume reads it beside the stable service) is measured on
+    them: the version rolled out may be the first to publish them, and "will measure nothing, check
+    the namespace" sent people after a namespace that was right."""
+    settled = [i for i in seen.intervals if i.t <= settled_until]
+    if published(settled, "canary"):
+        return None
+    served = served_unpublished(settled, "baseline")
     return served if served >= LATENCY_SEEN_FLOOR else None
 
 

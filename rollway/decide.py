@@ -314,14 +314,15 @@ person (``flows.engine.run_stages``); `rollway status` names that person from th
 def held_by_person(record: RolloutRecord) -> Transition | None:
     """The recorded rollout's ``hold`` entry when a person's hold is the last answer to the pause of
     the stage it stands at; None when nobody held it, or a later answer (an approval, a rejection, a
-    timeout: no person's) or a shift came after.
+    timeout: no person's), a shift or a rollback's start came after (the pause ended with it: nothing
+    waits on that person, though the rollback's run may stop before it is recorded as finished).
 
     A hold says "stay and ask again", and the run that took it keeps it in memory only
     (``flows.engine.run_stages``): a run resumed from the ledger after it died moved the stage on as
     soon as the judge passed it, as if nobody had held it.
     """
     for t in reversed(record.history):
-        if t.to_weights is not None or t.kind in ("approve", "reject", "timeout"):
+        if t.to_weights is not None or t.kind in ("approve", "reject", "timeout", "rollback-start"):
             return None
         if t.kind == "hold":
             return t

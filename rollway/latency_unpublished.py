@@ -17,13 +17,22 @@ from rollway.phases import Phase
 from rollway.spec import Analysis
 
 
+def published(intervals: Sequence[Interval], version: str) -> bool:
+    """Whether ``version``'s application published any of its latency metrics in ``intervals`` (a
+    slow request or a p99 in one of them)."""
+    return any(s.slow or s.latency_p99_ms is not None for s in _samples(intervals, version))
+
+
 def served_unpublished(intervals: Sequence[Interval], version: str) -> int:
     """The requests ``version`` served in ``intervals`` when its application published none of its
     latency metrics for them (no slow request and no p99 in any); 0 when it published some."""
-    samples = [s for s in (getattr(i, version) for i in intervals) if s is not None]
-    if any(s.slow or s.latency_p99_ms is not None for s in samples):
+    if published(intervals, version):
         return 0
-    return sum(s.requests for s in samples)
+    return sum(s.requests for s in _samples(intervals, version))
+
+
+def _samples(intervals: Sequence[Interval], version: str) -> list:
+    return [s for s in (getattr(i, version) for i in intervals) if s is not None]
 
 
 # The slow requests a canary as slow as the stable service would have counted, at or above which

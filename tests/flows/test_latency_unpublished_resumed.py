@@ -47,9 +47,11 @@ def unseen(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and UNSEEN in r.getMessage()]
 
 
-def test_a_resumed_run_warns_that_no_latency_metrics_are_published_as_the_start_did(caplog):
+def killed_baking_then_resumed(caplog, behaviour):
+    """The warnings of a rollout's start (whose run is lost while 5% bakes) and the result and
+    warnings of the run that resumes it once the lost run's lease ran out."""
     env = env_with_ledger()
-    env.metrics.behaviour = no_latency_published()
+    env.metrics.behaviour = behaviour
     env.clock.sleep(600)  # periods before the start, which the start's check reads
     real = env.metrics
 
@@ -61,11 +63,34 @@ def test_a_resumed_run_warns_that_no_latency_metrics_are_published_as_the_start_
     with caplog.at_level(logging.WARNING), pytest.raises(Killed):
         progressive_on(env, SPEC, approve)
     env.metrics = real
-    assert len(unseen(caplog)) == 1, "the start warns"
+    started = unseen(caplog)
     env.clock.sleep(601)  # the dead run's lease runs out
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         result = progressive_on(env, SPEC, approve, owner="run-2")
+    return env, started, result, unseen(caplog)
+
+
+def test_a_resumed_run_warns_that_no_latency_metrics_are_published_as_the_start_did(caplog):
+    env, started, result, resumed = killed_baking_then_resumed(caplog, no_latency_published())
+    assert len(started) == 1, "the start warns"
     assert result.outcome == "promoted", result.reason  # passed on 0 slow requests, as the start warned
-    (warned,) = unseen(caplog)
+    (warned,) = resumed
     assert env.targets.stable_service in warned and "SlowRequestCount" in warned, warned
+
+
+def test_a_resumed_run_does_not_warn_when_the_canary_publishes_its_latency_metrics(caplog):
+    """The version rolled out is the first to publish them (the stable one never did): the start
+    warns, as it cannot tell yet, but the resume reads the canary's periods too, and its p99 is
+    there. Warned that the guardrails "will measure nothing" and to check the namespace, whoever
+    followed the run went looking for a misnamed namespace that was right."""
+    healthy = steady(5000.0, 0.001, 0.001)
+
+    def stable_unpublished(weights: Weights, t: float):
+        baseline, canary = healthy(weights, t)
+        return baseline and VersionSample(requests=baseline.requests, errors=baseline.errors), canary
+
+    _, started, result, resumed = killed_baking_then_resumed(caplog, stable_unpublished)
+    assert len(started) == 1, "the start cannot tell, and warns"
+    assert result.outcome == "promoted", result.reason
+    assert resumed == []

@@ -2095,3 +2095,21 @@ def test_status_says_who_held_is_not_recorded_when_the_ledger_has_no_hold(capsys
     held = [line for line in out.splitlines() if line.startswith("held by")]
     assert held == ["held by      not recorded: the run's question says a person held this stage, the ledger has "
                     "no such hold"], out
+
+
+def test_status_names_no_hold_once_a_rollback_of_the_held_stage_began(capsys, monkeypatch) -> None:
+    """A rollback begun after the hold (the canary failed, a person cancelled the run) and not yet
+    finished: status named the person whose hold the stage waited on beside "a rollback was
+    started", and whoever read it went to ask them about a stage nothing waits on any more."""
+    from rollway.cli.ops import print_status
+
+    monkeypatch.setattr("rollway.cli.ops.check_attended", lambda run, look_again: None)
+    history = (*record().history,
+               Transition(at=1_799_999_200.0, kind="hold", actor="dana", to_stage=1, comment="hold: partner test first"),
+               Transition(at=1_799_999_300.0, kind="rollback-start", actor="judge", comment="canary error rate 9%"))
+    print_status(SimpleNamespace(name="svc-canary", targets=Targets()),
+                 record(phase=RolloutPhase.ROLLING_BACK, owner=None, history=history), Weights.canary_at(50), None,
+                 limit=0)
+    out = capsys.readouterr().out
+    assert "a rollback was started" in out, out
+    assert not [line for line in out.splitlines() if line.startswith("held by")], out
