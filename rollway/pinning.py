@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from rollway.one_line import on_one_line
+
 HEADER_NAME_MAX = 40
 HEADER_VALUE_MAX = 128
 """The longest header name and value an ALB http-header condition matches (AWS's limits)."""
@@ -78,8 +80,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
     A rule meets such a request when its http-header conditions match ``header`` (name and value
     without regard to case, ``*`` and ``?`` as wildcards, as a load balancer matches them) and each
-    of its other conditions is one of the weighted rule's (so every request that rule matches, with
-    the header, matches it too), and its priority number is below the weighted rule's.
+    of its other conditions is one of the weighted rule's or wider (``_beyond``: so every request
+    that rule matches, with the header, matches it too), and its priority number is below the
+    weighted rule's.
     """
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
@@ -157,9 +160,11 @@ def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
         if field in _PATTERNED and any(_covers(condition, c) for c in theirs):
             continue
         if field in _PATTERNED and theirs:
-            said.append(f"a {field} condition ({', '.join(_values(condition))}) that does not match every request "
-                        f"the weighted rule's ({'; '.join(f'{field} ' + ', '.join(_values(c)) for c in theirs)}) "
-                        "matches")
+            # A regular expression's matches are not compared: "does not match" would claim more than is known.
+            regex = any(_regexes(c) for c in (condition, *theirs))
+            said.append(f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
+                        f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
+                        + (" (regular expressions are not compared)" if regex else ""))
         else:
             said.append(f"a {field} condition the weighted rule does not have")
     return said
@@ -169,16 +174,37 @@ _PATTERNED = ("path-pattern", "host-header")
 """The conditions whose values are patterns (``*``, ``?``), told wider or not by ``_covers``."""
 
 
-def _values(condition: Mapping[str, Any]) -> list[str]:
-    """A condition's values, whichever form DescribeRules gives them in (``Values`` or its ``...Config``)."""
-    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
-    return [str(v) for v in (config.get("Values") or condition.get("Values") or [])]
+def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A condition's ``...Config`` (``PathPatternConfig``...), empty when DescribeRules gave none."""
+    return next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
+
+
+def _values(condition: Mapping[str, Any], key: str = "Values") -> list[str]:
+    """A condition's values (``key``: or its ``RegexValues``), whichever form DescribeRules gives
+    them in (at the top or in its ``...Config``)."""
+    return [str(v) for v in (_config(condition).get(key) or condition.get(key) or [])]
+
+
+def _regexes(condition: Mapping[str, Any]) -> list[str]:
+    """A path-pattern's, host-header's or http-header's regular expressions (``RegexValues``)."""
+    return _values(condition, "RegexValues")
+
+
+def _said(condition: Mapping[str, Any]) -> str:
+    """A patterned condition's values as a refusal names them, its regular expressions as ``regex ...``."""
+    return on_one_line(", ".join([*_values(condition), *(f"regex {r}" for r in _regexes(condition))]))
 
 
 def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
     """Whether every request ``narrow`` (a condition of the same field) matches, ``wide`` matches:
     each of ``narrow``'s values is matched by one of ``wide``'s as a pattern over patterns
-    (``_pattern_covers``). Host headers without regard to case, as a load balancer matches them."""
+    (``_pattern_covers``). Host headers without regard to case, as a load balancer matches them.
+    ``narrow`` given as regular expressions (``RegexValues``, no ``Values``) is never covered: "every
+    one of its values" was every one of none, and a pin on ``/api/*`` was taken ahead of a weighted
+    rule matching ``^/edit/.*``. ``wide``'s own regular expressions only widen it: unread, it is
+    refused at worst."""
+    if _regexes(narrow) or not _values(narrow):
+        return False
     fold = str.lower if wide.get("Field") == "host-header" else str
     return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
 
@@ -210,11 +236,12 @@ def _condition_key(condition: Mapping[str, Any]) -> str:
     """A condition as one comparable text: its field and its values, whichever form DescribeRules
     gives them in (``Values`` or the field's own ``...Config``)."""
     field = condition.get("Field")
-    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
-    if field in ("path-pattern", "host-header"):
-        values = config.get("Values") or condition.get("Values", [])
-        # Host headers match without regard to case on a load balancer; paths do not.
-        config = {"Values": sorted(str(v).lower() if field == "host-header" else str(v) for v in values)}
+    config = _config(condition)
+    if field in _PATTERNED:
+        # Host headers match without regard to case on a load balancer; paths do not. Regular
+        # expressions are kept as given: left out, any two (^/api/.* and ^/edit/.*) were one.
+        config = {"Values": sorted(v.lower() if field == "host-header" else v for v in _values(condition)),
+                  "RegexValues": sorted(_regexes(condition))}
     return json.dumps([field, config], sort_keys=True, default=str)
 
 

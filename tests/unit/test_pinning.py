@@ -182,3 +182,33 @@ def test_a_pin_rule_on_a_condition_the_weighted_rule_has_none_of_is_refused_sayi
     # A host wider than the weighted rule's, without regard to case, pins.
     assert isinstance(found(rule("pin", "5", [header("canary"), {"Field": "host-header", "Values": ["*.EXAMPLE.com"]}],
                                  CANARY)), Pin)
+
+
+REGEX_EDIT = {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/.*"]}}
+
+
+@pytest.mark.parametrize("pin_path", [
+    path("/api/*"),                                                       # no path of the weighted rule's
+    {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/api/.*"]}},
+    {"Field": "path-pattern", "RegexValues": ["^/api/.*"]},
+])
+def test_a_pin_rule_is_not_taken_for_one_covering_a_weighted_rule_whose_path_is_a_regular_expression(pin_path):
+    """A weighted rule's path-pattern given as RegexValues has no Values: the pin's /api/* was said
+    to match every one of its (none), and a pin on ^/api/.* was taken for the weighted rule's own
+    condition, both pinning the checks while requests to /edit/... carrying the header met the
+    weighted rule, and its 95/5 split, instead."""
+    weighted = rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)
+    said = find_pin([rule("pin", "5", [header("canary"), pin_path], CANARY), weighted, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg")
+    assert isinstance(said, str), said
+    assert ("that may not match every request the weighted rule's (path-pattern regex ^/edit/.*) matches "
+            "(regular expressions are not compared), so some of them may pass it by") in said, said
+
+
+def test_a_pin_rule_with_the_weighted_rules_own_regular_expression_pins():
+    weighted = rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)
+    pin = find_pin([rule("pin", "5", [header("canary"), dict(REGEX_EDIT)], CANARY), weighted, DEFAULT],
+                   header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                   canary_group="canary-tg")
+    assert isinstance(pin, Pin), pin
