@@ -109,17 +109,32 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        named = _forwarded(first)
-        idle = sorted(arn for arn, weight in named.items() if weight <= 0)
-        goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
-            "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in first.get("Actions", [])) + ")")
-        if idle and len(idle) < len(named):
-            goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
         return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
-                f"and sends them to {goes}, not to the canary target group {canary_group} alone: make it forward to "
-                f"{canary_group} alone, or {create}")
+                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
+                f"forward to {canary_group} alone, or {create}")
+    # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
+    # those first: passed over for not meeting them all, the pin was said to hold every check.
+    taking = next((rule for rule in matching if _priority(rule) < _priority(first)
+                   and not is_pin_rule(rule, canary_arn) and not _apart(rule, weighted)), None)
+    if taking is not None:
+        return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) matches requests carrying `{header}` ahead "
+                f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
+                f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
+                f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
+                f"weighted rule's requests match, or give it a priority number above {first['Priority']}")
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def _goes(rule: Mapping[str, Any]) -> str:
+    """Where ``rule`` sends the requests it meets, as a refusal names it."""
+    named = _forwarded(rule)
+    idle = sorted(arn for arn, weight in named.items() if weight <= 0)
+    goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
+        "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in rule.get("Actions", [])) + ")")
+    if idle and len(idle) < len(named):
+        goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
+    return goes
 
 
 def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
@@ -207,6 +222,44 @@ def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
         return False
     fold = str.lower if wide.get("Field") == "host-header" else str
     return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
+
+
+def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
+    """Whether no request ``weighted`` matches meets ``rule``: a path-pattern or host-header of
+    ``rule``'s none of whose values shares a text with any of ``weighted``'s same condition
+    (another service's pin on ``/api/*`` beside a weighted rule on ``/edit/*``). Sound, not
+    complete: regular expressions and other fields are never told apart."""
+    for condition in rule.get("Conditions", []):
+        field = condition.get("Field")
+        if field not in _PATTERNED or _regexes(condition):
+            continue
+        fold = str.lower if field == "host-header" else str
+        for theirs in (c for c in weighted.get("Conditions", []) if c.get("Field") == field):
+            if not _regexes(theirs) and not any(_patterns_meet(fold(a), fold(b))
+                                                for a in _values(condition) for b in _values(theirs)):
+                return True
+    return False
+
+
+def _patterns_meet(a: str, b: str) -> bool:
+    """Whether some text matches both patterns (``*``: any characters, ``?``: one): read side by
+    side, a ``*`` reading each character and staying, or reading none."""
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            todo.append((i + 1, j))
+        if j < len(b) and b[j] == "*":
+            todo.append((i, j + 1))
+        if i < len(a) and j < len(b) and (a[i] in "*?" or b[j] in "*?" or a[i] == b[j]):
+            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
+    return False
 
 
 def _pattern_covers(wide: str, narrow: str) -> bool:

@@ -212,3 +212,32 @@ def test_a_pin_rule_with_the_weighted_rules_own_regular_expression_pins():
                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
                    canary_group="canary-tg")
     assert isinstance(pin, Pin), pin
+
+
+@pytest.mark.parametrize("ahead", [
+    rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),  # some of /edit/* first, to stable
+    rule("admin", "3", [header("canary"), path("/e?it/?", "/api/*")], STABLE, CANARY),
+    rule("admin", "3", [header("canary"), {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}],
+         STABLE),
+])
+def test_a_header_rule_ahead_of_the_pin_taking_some_of_the_weighted_rules_requests_elsewhere_is_refused(ahead):
+    """A rule matching the header on part of the weighted rule's requests (/edit/admin/...), ahead of
+    the pin and forwarding to the stable group, was passed over: the pin was said to hold every
+    check while those requests met that rule first and reached the old version."""
+    said = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith("rule admin (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of "
+                           "rule pin (priority 5), the one pinning them, and sends those it meets among the weighted "
+                           "rule's to "), said
+
+
+@pytest.mark.parametrize("ahead", [
+    rule("other", "3", [header("canary"), path("/api/*")], OTHER),        # another service's pin: no path of /edit/*
+    rule("other", "3", [header("canary"), path("/edit")], OTHER),
+    rule("other", "3", [header("canary"), {"Field": "host-header", "Values": ["api.example.com"]}, path("/x*")],
+         OTHER),
+    rule("narrow", "3", [header("canary"), path("/edit/a*")], CANARY),    # the canary alone: pinned all the same
+])
+def test_a_header_rule_ahead_of_the_pin_on_none_of_the_weighted_rules_requests_leaves_the_pin(ahead):
+    pin = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
