@@ -114,10 +114,14 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
                 f"forward to {canary_group} alone, or {create}")
     # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
     # those first: passed over for not meeting them all, the pin was said to hold every check.
-    taking = next((rule for rule in matching if _priority(rule) < _priority(first)
+    # One matching the header by a regular expression (RegexValues) may meet them too.
+    taking = next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+                   and _priority(rule) < _priority(first) and _header_met(rule, name, value, maybe=True)
                    and not is_pin_rule(rule, canary_arn) and not _apart(rule, weighted)), None)
     if taking is not None:
-        return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) matches requests carrying `{header}` ahead "
+        matches = "matches" if _header_met(taking, name, value) else "may match"
+        return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} requests carrying `{header}`"
+                f"{'' if matches == 'matches' else ' (by a regular expression, not compared)'} ahead "
                 f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
                 f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
                 f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
@@ -152,10 +156,17 @@ def _priority(rule: Mapping[str, Any]) -> float:
     return float(said) if said.isdigit() else float("inf")
 
 
-def _header_met(rule: Mapping[str, Any], name: str, value: str) -> bool:
-    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each."""
+def _header_met(rule: Mapping[str, Any], name: str, value: str, *, maybe: bool = False) -> bool:
+    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each
+    (``maybe``: or may, a condition on ``name`` given as regular expressions, which are not compared)."""
     headers = [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"]
-    return bool(headers) and all(_header_matches(c, name, value) for c in headers)
+    return bool(headers) and all(_header_matches(c, name, value) or maybe and _regex_on(c, name) for c in headers)
+
+
+def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
+    """Whether the http-header ``condition`` is on the header ``name`` and has regular expressions."""
+    config = condition.get("HttpHeaderConfig", {})
+    return str(config.get("HttpHeaderName", "")).lower() == name.lower() and bool(_regexes(condition))
 
 
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:

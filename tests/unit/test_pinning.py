@@ -241,3 +241,19 @@ def test_a_header_rule_ahead_of_the_pin_taking_some_of_the_weighted_rules_reques
 def test_a_header_rule_ahead_of_the_pin_on_none_of_the_weighted_rules_requests_leaves_the_pin(ahead):
     pin = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
     assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+
+
+def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_expression_is_refused_as_may_match():
+    """Its condition's RegexValues were not read: it matched nothing, and the pin was said to hold
+    every check while requests carrying the header met it first, forwarded to the stable group."""
+    regex = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "x-rollway-target", "RegexValues": ["^can"]}}
+    said = found_on_edit(rule("regex", "3", [regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
+                           "regular expression, not compared) ahead of rule pin (priority 5)"), said
+    # On another header, or on paths apart from the weighted rule's, it leaves the pin.
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY)),
+                      Pin)
+    assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
+                                    rule("pin", "5", [header("canary")], CANARY)), Pin)
