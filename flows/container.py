@@ -84,7 +84,7 @@ from flows.env import load_clients
 from flows.params import WaitSeconds
 from rollway.aws.denied import RELEASE_POLICY, named_denials, named_refusal
 from rollway.aws.ecr import ACTIVE, EcrRepository, HeldImage, PlatformUnknown, RegistryLogin
-from rollway.aws.ecs import REQUEST_TAG, REVISIONS_SEARCHED, BaseRevision, EcsDeployer, may_have_registered, task_family
+from rollway.aws.ecs import REQUEST_TAG, BaseRevision, EcsDeployer, may_have_registered, task_family
 from rollway.aws.errors import AdapterError, TargetNotFound, answer_lost, never_reached
 from rollway.failure_words import error_said, failures_writable, tell
 from rollway.image import (
@@ -854,15 +854,17 @@ def _refuse(refs: ImageReferences, *, version_digest: str | None, latest_immutab
     # version released since) an older one does, searched for when ``deployer`` is given.
     pinned = _pinned(refs, version_digest)
     released = base.arn if base is not None and pinned is not None and base.image == pinned else None
-    older = searched = None
+    older = searched = unsearched = None
     if (released is None and base is not None and pinned is not None and deployer is not None
             and not request.register_existing):
-        older = deployer.revision_pinning(task_family(base.arn), pinned)
-        searched = None if older else (task_family(base.arn), REVISIONS_SEARCHED)
+        search = deployer.revision_search(task_family(base.arn), pinned)
+        older = search.arn
+        if older is None:
+            searched, unsearched = (task_family(base.arn), search.read), search.unread
     why = release_refusal(refs, version_digest=version_digest, latest_immutable=latest_immutable,
                           register_existing=request.register_existing, version_status=version_status,
                           released_as=released or older, latest_revision=base.arn if older else None,
-                          searched=searched)
+                          searched=searched, unsearched=unsearched)
     if why:
         get_run_logger().error("publish: refused: %s", why)
         raise PublishRefused(f"refused before building anything: {why}")

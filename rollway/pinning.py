@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from rollway.one_line import on_one_line
+
 HEADER_NAME_MAX = 40
 HEADER_VALUE_MAX = 128
 """The longest header name and value an ALB http-header condition matches (AWS's limits)."""
@@ -78,8 +80,9 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
 
     A rule meets such a request when its http-header conditions match ``header`` (name and value
     without regard to case, ``*`` and ``?`` as wildcards, as a load balancer matches them) and each
-    of its other conditions is one of the weighted rule's (so every request that rule matches, with
-    the header, matches it too), and its priority number is below the weighted rule's.
+    of its other conditions is one of the weighted rule's or wider (``_beyond``: so every request
+    that rule matches, with the header, matches it too), and its priority number is below the
+    weighted rule's.
     """
     name, value = header_parts(header)
     weighted = next((rule for rule in rules if rule.get("RuleArn") == weighted_arn), None)
@@ -106,17 +109,36 @@ def find_pin(rules: Sequence[Mapping[str, Any]], *, header: str, weighted_arn: s
     # The rule a rollout skips as the pin (``is_pin_rule``), and no other: one taken here that a
     # rollout did not skip was a second weighted rule on its path, refused or shifted instead.
     if not is_pin_rule(first, canary_arn):
-        named = _forwarded(first)
-        idle = sorted(arn for arn, weight in named.items() if weight <= 0)
-        goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
-            "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in first.get("Actions", [])) + ")")
-        if idle and len(idle) < len(named):
-            goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
         return (f"rule {first['RuleArn']} (priority {first['Priority']}) meets requests carrying `{header}` first, "
-                f"and sends them to {goes}, not to the canary target group {canary_group} alone: make it forward to "
-                f"{canary_group} alone, or {create}")
+                f"and sends them to {_goes(first)}, not to the canary target group {canary_group} alone: make it "
+                f"forward to {canary_group} alone, or {create}")
+    # A header rule ahead of the pin on part of the weighted rule's requests (/edit/admin/*) meets
+    # those first: passed over for not meeting them all, the pin was said to hold every check.
+    # One matching the header by a regular expression (RegexValues) may meet them too.
+    taking = next((rule for rule in sorted(rules, key=_priority) if not rule.get("IsDefault")
+                   and _priority(rule) < _priority(first) and _header_met(rule, name, value, maybe=True)
+                   and not is_pin_rule(rule, canary_arn) and not _apart(rule, weighted)), None)
+    if taking is not None:
+        matches = "matches" if _header_met(taking, name, value) else "may match"
+        return (f"rule {taking['RuleArn']} (priority {taking['Priority']}) {matches} requests carrying `{header}`"
+                f"{'' if matches == 'matches' else ' (by a regular expression, not compared)'} ahead "
+                f"of rule {first['RuleArn']} (priority {first['Priority']}), the one pinning them, and sends those it "
+                f"meets among the weighted rule's to {_goes(taking)}, not to the canary target group {canary_group} "
+                f"alone: make it forward to {canary_group} alone, give it a path-pattern or host-header none of the "
+                f"weighted rule's requests match, or give it a priority number above {first['Priority']}")
     return Pin(header=f"{name}: {value}", rule_arn=first["RuleArn"], priority=str(first["Priority"]),
                weighted_priority=str(weighted["Priority"]), target_group=canary_group)
+
+
+def _goes(rule: Mapping[str, Any]) -> str:
+    """Where ``rule`` sends the requests it meets, as a refusal names it."""
+    named = _forwarded(rule)
+    idle = sorted(arn for arn, weight in named.items() if weight <= 0)
+    goes = ", ".join(sorted(arn for arn in named if arn not in idle)) or (
+        "no target group (its actions: " + ", ".join(str(a.get("Type")) for a in rule.get("Actions", [])) + ")")
+    if idle and len(idle) < len(named):
+        goes += f" (and names {', '.join(idle)} at weight 0, as a weighted rule does)"
+    return goes
 
 
 def is_pin_rule(rule: Mapping[str, Any], canary_arn: str) -> bool:
@@ -134,10 +156,17 @@ def _priority(rule: Mapping[str, Any]) -> float:
     return float(said) if said.isdigit() else float("inf")
 
 
-def _header_met(rule: Mapping[str, Any], name: str, value: str) -> bool:
-    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each."""
+def _header_met(rule: Mapping[str, Any], name: str, value: str, *, maybe: bool = False) -> bool:
+    """Whether ``rule`` has http-header conditions and a request carrying ``name: value`` meets each
+    (``maybe``: or may, a condition on ``name`` given as regular expressions, which are not compared)."""
     headers = [c for c in rule.get("Conditions", []) if c.get("Field") == "http-header"]
-    return bool(headers) and all(_header_matches(c, name, value) for c in headers)
+    return bool(headers) and all(_header_matches(c, name, value) or maybe and _regex_on(c, name) for c in headers)
+
+
+def _regex_on(condition: Mapping[str, Any], name: str) -> bool:
+    """Whether the http-header ``condition`` is on the header ``name`` and has regular expressions."""
+    config = condition.get("HttpHeaderConfig", {})
+    return str(config.get("HttpHeaderName", "")).lower() == name.lower() and bool(_regexes(condition))
 
 
 def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
@@ -157,9 +186,11 @@ def _beyond(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> list[str]:
         if field in _PATTERNED and any(_covers(condition, c) for c in theirs):
             continue
         if field in _PATTERNED and theirs:
-            said.append(f"a {field} condition ({', '.join(_values(condition))}) that does not match every request "
-                        f"the weighted rule's ({'; '.join(f'{field} ' + ', '.join(_values(c)) for c in theirs)}) "
-                        "matches")
+            # A regular expression's matches are not compared: "does not match" would claim more than is known.
+            regex = any(_regexes(c) for c in (condition, *theirs))
+            said.append(f"a {field} condition ({_said(condition)}) that {'may' if regex else 'does'} not match every "
+                        f"request the weighted rule's ({'; '.join(f'{field} ' + _said(c) for c in theirs)}) matches"
+                        + (" (regular expressions are not compared)" if regex else ""))
         else:
             said.append(f"a {field} condition the weighted rule does not have")
     return said
@@ -169,18 +200,77 @@ _PATTERNED = ("path-pattern", "host-header")
 """The conditions whose values are patterns (``*``, ``?``), told wider or not by ``_covers``."""
 
 
-def _values(condition: Mapping[str, Any]) -> list[str]:
-    """A condition's values, whichever form DescribeRules gives them in (``Values`` or its ``...Config``)."""
-    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
-    return [str(v) for v in (config.get("Values") or condition.get("Values") or [])]
+def _config(condition: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A condition's ``...Config`` (``PathPatternConfig``...), empty when DescribeRules gave none."""
+    return next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
+
+
+def _values(condition: Mapping[str, Any], key: str = "Values") -> list[str]:
+    """A condition's values (``key``: or its ``RegexValues``), whichever form DescribeRules gives
+    them in (at the top or in its ``...Config``)."""
+    return [str(v) for v in (_config(condition).get(key) or condition.get(key) or [])]
+
+
+def _regexes(condition: Mapping[str, Any]) -> list[str]:
+    """A path-pattern's, host-header's or http-header's regular expressions (``RegexValues``)."""
+    return _values(condition, "RegexValues")
+
+
+def _said(condition: Mapping[str, Any]) -> str:
+    """A patterned condition's values as a refusal names them, its regular expressions as ``regex ...``."""
+    return on_one_line(", ".join([*_values(condition), *(f"regex {r}" for r in _regexes(condition))]))
 
 
 def _covers(wide: Mapping[str, Any], narrow: Mapping[str, Any]) -> bool:
     """Whether every request ``narrow`` (a condition of the same field) matches, ``wide`` matches:
     each of ``narrow``'s values is matched by one of ``wide``'s as a pattern over patterns
-    (``_pattern_covers``). Host headers without regard to case, as a load balancer matches them."""
+    (``_pattern_covers``). Host headers without regard to case, as a load balancer matches them.
+    ``narrow`` given as regular expressions (``RegexValues``, no ``Values``) is never covered: "every
+    one of its values" was every one of none, and a pin on ``/api/*`` was taken ahead of a weighted
+    rule matching ``^/edit/.*``. ``wide``'s own regular expressions only widen it: unread, it is
+    refused at worst."""
+    if _regexes(narrow) or not _values(narrow):
+        return False
     fold = str.lower if wide.get("Field") == "host-header" else str
     return all(any(_pattern_covers(fold(w), fold(n)) for w in _values(wide)) for n in _values(narrow))
+
+
+def _apart(rule: Mapping[str, Any], weighted: Mapping[str, Any]) -> bool:
+    """Whether no request ``weighted`` matches meets ``rule``: a path-pattern or host-header of
+    ``rule``'s none of whose values shares a text with any of ``weighted``'s same condition
+    (another service's pin on ``/api/*`` beside a weighted rule on ``/edit/*``). Sound, not
+    complete: regular expressions and other fields are never told apart."""
+    for condition in rule.get("Conditions", []):
+        field = condition.get("Field")
+        if field not in _PATTERNED or _regexes(condition):
+            continue
+        fold = str.lower if field == "host-header" else str
+        for theirs in (c for c in weighted.get("Conditions", []) if c.get("Field") == field):
+            if not _regexes(theirs) and not any(_patterns_meet(fold(a), fold(b))
+                                                for a in _values(condition) for b in _values(theirs)):
+                return True
+    return False
+
+
+def _patterns_meet(a: str, b: str) -> bool:
+    """Whether some text matches both patterns (``*``: any characters, ``?``: one): read side by
+    side, a ``*`` reading each character and staying, or reading none."""
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            todo.append((i + 1, j))
+        if j < len(b) and b[j] == "*":
+            todo.append((i, j + 1))
+        if i < len(a) and j < len(b) and (a[i] in "*?" or b[j] in "*?" or a[i] == b[j]):
+            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
+    return False
 
 
 def _pattern_covers(wide: str, narrow: str) -> bool:
@@ -210,11 +300,12 @@ def _condition_key(condition: Mapping[str, Any]) -> str:
     """A condition as one comparable text: its field and its values, whichever form DescribeRules
     gives them in (``Values`` or the field's own ``...Config``)."""
     field = condition.get("Field")
-    config = next((v for k, v in condition.items() if k.endswith("Config")), None) or {}
-    if field in ("path-pattern", "host-header"):
-        values = config.get("Values") or condition.get("Values", [])
-        # Host headers match without regard to case on a load balancer; paths do not.
-        config = {"Values": sorted(str(v).lower() if field == "host-header" else str(v) for v in values)}
+    config = _config(condition)
+    if field in _PATTERNED:
+        # Host headers match without regard to case on a load balancer; paths do not. Regular
+        # expressions are kept as given: left out, any two (^/api/.* and ^/edit/.*) were one.
+        config = {"Values": sorted(v.lower() if field == "host-header" else v for v in _values(condition)),
+                  "RegexValues": sorted(_regexes(condition))}
     return json.dumps([field, config], sort_keys=True, default=str)
 
 

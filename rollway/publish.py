@@ -245,7 +245,7 @@ class PublishRequest(BaseModel):
 def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest_immutable: bool,
                     register_existing: bool, version_status: str = "ACTIVE",
                     released_as: str | None = None, latest_revision: str | None = None,
-                    searched: tuple[str, int] | None = None) -> str | None:
+                    searched: tuple[str, int] | None = None, unsearched: str | None = None) -> str | None:
     """Why the release cannot go ahead, or None: asked before anything is built.
 
     Args:
@@ -260,6 +260,8 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
             that does, with ``latest_revision``, the family's latest.
         searched: (family, n) when the family's n newest ACTIVE revisions were searched for one
             pinning ``version_digest`` and none does (None: not searched).
+        unsearched: why the search of ``searched``'s family stopped short (AWS's answer, a
+            listing's bound): then its n revisions read are all it says of.
     """
     # Released before a newer version: "if a run stopped before registering, register_existing"
     # was said of a version an older revision pins, the release done.
@@ -301,8 +303,11 @@ def release_refusal(refs: ImageReferences, *, version_digest: str | None, latest
         unfound = "; if"
         if searched is not None:
             family, newest = searched
-            unfound = (f"; no ACTIVE revision among the {newest} newest of {family}, the ones searched, pins it; an "
-                       f"older one may (its release done): `aws ecs list-task-definitions --family-prefix {family} "
+            found = (f"no ACTIVE revision among the {newest} newest of {family}, the ones searched, pins it; an "
+                     "older one" if unsearched is None else
+                     f"the revisions of {family} could not be searched for one pinning it ({unsearched})"
+                     + (f", and none of the {newest} newest read does" if newest else "") + "; one")
+            unfound = (f"; {found} may (its release done): `aws ecs list-task-definitions --family-prefix {family} "
                        "--status ACTIVE --sort DESC` lists them all, and `aws ecs describe-task-definition` names "
                        "the image each runs. If none does and")
         return (f"{refs.versioned} is already in the registry (digest {version_digest}): a version must mean one "

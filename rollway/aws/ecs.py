@@ -104,6 +104,18 @@ class _Listing:
     unlisted: str | None = None  # what was not listed, once the listing stopped at its bound
 
 
+@dataclass(frozen=True)
+class RevisionSearch:
+    """What ``EcsDeployer.revision_search`` found of a family's revisions pinning an image."""
+
+    arn: str | None
+    """The newest revision pinning it, or None: none of those read does."""
+    read: int
+    """How many revisions were read, newest first."""
+    unread: str | None = None
+    """Why the search stopped before reading all it was to (AWS's answer, the listing's bound)."""
+
+
 class EcsDeployer:
     """Registers image-only revisions and points and scales the services of one cluster.
 
@@ -420,17 +432,25 @@ class EcsDeployer:
         """The newest ACTIVE revision of ``family`` whose container ``targets.container_name`` runs
         ``image``, among its ``searched`` newest; None when none does, or the family could not be
         read (only a hint for a refusal: what was not read names nothing)."""
+        return self.revision_search(family, image, searched).arn
+
+    def revision_search(self, family: str, image: str, searched: int = REVISIONS_SEARCHED) -> RevisionSearch:
+        """``revision_pinning``'s search, with how far it went: a refusal said "none among the 20
+        newest pins it" of a search AWS refused, or that a listing's bound cut short."""
+        listing = _Listing(family=family)
+        read = 0
         try:
-            for i, arn in enumerate(self._own_revisions(_Listing(family=family))):
-                if i >= searched:
-                    return None
+            for arn in self._own_revisions(listing):
+                if read >= searched:
+                    break
                 described = self._client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                read += 1
                 if any(d.get("name") == self._targets.container_name and d.get("image") == image
                        for d in described.get("containerDefinitions", [])):
-                    return str(described["taskDefinitionArn"])
-        except (ClientError, BotoCoreError):
-            return None
-        return None
+                    return RevisionSearch(str(described["taskDefinitionArn"]), read)
+        except (ClientError, BotoCoreError) as err:
+            return RevisionSearch(None, read, aws_message(err, call=True))
+        return RevisionSearch(None, read, listing.unlisted if read < searched else None)
 
     def revision_status(self, task_definition: str) -> str:
         """Whether ECS still takes ``task_definition`` for a service: ``ACTIVE``, ``INACTIVE``

@@ -752,6 +752,34 @@ def test_a_re_run_of_a_version_no_searched_revision_pins_says_only_the_newest_re
 
 
 @pytest.mark.usefixtures("tokens_for_12_hours")
+def test_a_re_run_of_a_version_whose_revisions_could_not_be_searched_does_not_say_none_pins_it(aws, tmp_path):
+    # ListTaskDefinitions refused (a role without it, or throttled past botocore's retries): the
+    # refusal said "no ACTIVE revision among the 20 newest ..., the ones searched, pins it" of a
+    # search never made, with 2.4.0's revision there.
+    from tests.botocore_events import on_operation
+    from tests.flows.test_traffic_reads_denied import answering
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    after = revisions(aws)
+
+    asked: list[str] = []
+    with on_operation(aws.get_client("ecs"), "before-parameter-build",
+                      answering("AccessDeniedException", 99, asked, "ListTaskDefinitions"),
+                      operation="ListTaskDefinitions"), pytest.raises(PublishRefused) as caught:
+        publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+
+    said = str(caught.value)
+    family = aws.targets.task_family
+    assert asked and "newest" not in said and "the ones searched" not in said, said
+    assert (f"; the revisions of {family} could not be searched for one pinning it (AccessDeniedException on "
+            f"ListTaskDefinitions: refused); one may (its release done): `aws ecs list-task-definitions --family-prefix "
+            f"{family} --status ACTIVE --sort DESC` lists them all") in said, said
+    assert revisions(aws) == after
+
+
+@pytest.mark.usefixtures("tokens_for_12_hours")
 def test_register_existing_of_a_version_an_older_revision_pins_says_which_revision_pins_it(aws, tmp_path):
     # 2.4.0 released, then 2.4.1: register_existing of 2.4.0 copies the family's latest (2.4.1's
     # revision, its settings) into a new revision pinning 2.4.0, and said nothing of the older

@@ -182,3 +182,78 @@ def test_a_pin_rule_on_a_condition_the_weighted_rule_has_none_of_is_refused_sayi
     # A host wider than the weighted rule's, without regard to case, pins.
     assert isinstance(found(rule("pin", "5", [header("canary"), {"Field": "host-header", "Values": ["*.EXAMPLE.com"]}],
                                  CANARY)), Pin)
+
+
+REGEX_EDIT = {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/edit/.*"]}}
+
+
+@pytest.mark.parametrize("pin_path", [
+    path("/api/*"),                                                       # no path of the weighted rule's
+    {"Field": "path-pattern", "PathPatternConfig": {"RegexValues": ["^/api/.*"]}},
+    {"Field": "path-pattern", "RegexValues": ["^/api/.*"]},
+])
+def test_a_pin_rule_is_not_taken_for_one_covering_a_weighted_rule_whose_path_is_a_regular_expression(pin_path):
+    """A weighted rule's path-pattern given as RegexValues has no Values: the pin's /api/* was said
+    to match every one of its (none), and a pin on ^/api/.* was taken for the weighted rule's own
+    condition, both pinning the checks while requests to /edit/... carrying the header met the
+    weighted rule, and its 95/5 split, instead."""
+    weighted = rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)
+    said = find_pin([rule("pin", "5", [header("canary"), pin_path], CANARY), weighted, DEFAULT],
+                    header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                    canary_group="canary-tg")
+    assert isinstance(said, str), said
+    assert ("that may not match every request the weighted rule's (path-pattern regex ^/edit/.*) matches "
+            "(regular expressions are not compared), so some of them may pass it by") in said, said
+
+
+def test_a_pin_rule_with_the_weighted_rules_own_regular_expression_pins():
+    weighted = rule("weighted", "10", [REGEX_EDIT], STABLE, CANARY)
+    pin = find_pin([rule("pin", "5", [header("canary"), dict(REGEX_EDIT)], CANARY), weighted, DEFAULT],
+                   header="X-Rollway-Target: canary", weighted_arn="weighted", canary_arn=CANARY,
+                   canary_group="canary-tg")
+    assert isinstance(pin, Pin), pin
+
+
+@pytest.mark.parametrize("ahead", [
+    rule("admin", "3", [header("canary"), path("/edit/admin/*")], STABLE),  # some of /edit/* first, to stable
+    rule("admin", "3", [header("canary"), path("/e?it/?", "/api/*")], STABLE, CANARY),
+    rule("admin", "3", [header("canary"), {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.0.0.0/8"]}}],
+         STABLE),
+])
+def test_a_header_rule_ahead_of_the_pin_taking_some_of_the_weighted_rules_requests_elsewhere_is_refused(ahead):
+    """A rule matching the header on part of the weighted rule's requests (/edit/admin/...), ahead of
+    the pin and forwarding to the stable group, was passed over: the pin was said to hold every
+    check while those requests met that rule first and reached the old version."""
+    said = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith("rule admin (priority 3) matches requests carrying `X-Rollway-Target: canary` ahead of "
+                           "rule pin (priority 5), the one pinning them, and sends those it meets among the weighted "
+                           "rule's to "), said
+
+
+@pytest.mark.parametrize("ahead", [
+    rule("other", "3", [header("canary"), path("/api/*")], OTHER),        # another service's pin: no path of /edit/*
+    rule("other", "3", [header("canary"), path("/edit")], OTHER),
+    rule("other", "3", [header("canary"), {"Field": "host-header", "Values": ["api.example.com"]}, path("/x*")],
+         OTHER),
+    rule("narrow", "3", [header("canary"), path("/edit/a*")], CANARY),    # the canary alone: pinned all the same
+])
+def test_a_header_rule_ahead_of_the_pin_on_none_of_the_weighted_rules_requests_leaves_the_pin(ahead):
+    pin = found_on_edit(ahead, rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(pin, Pin) and pin.rule_arn == "pin", pin
+
+
+def test_a_header_rule_ahead_of_the_pin_matching_the_header_by_a_regular_expression_is_refused_as_may_match():
+    """Its condition's RegexValues were not read: it matched nothing, and the pin was said to hold
+    every check while requests carrying the header met it first, forwarded to the stable group."""
+    regex = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "x-rollway-target", "RegexValues": ["^can"]}}
+    said = found_on_edit(rule("regex", "3", [regex], STABLE), rule("pin", "5", [header("canary")], CANARY))
+    assert isinstance(said, str), said
+    assert said.startswith("rule regex (priority 3) may match requests carrying `X-Rollway-Target: canary` (by a "
+                           "regular expression, not compared) ahead of rule pin (priority 5)"), said
+    # On another header, or on paths apart from the weighted rule's, it leaves the pin.
+    other = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Other", "RegexValues": ["^can"]}}
+    assert isinstance(found_on_edit(rule("regex", "3", [other], STABLE), rule("pin", "5", [header("canary")], CANARY)),
+                      Pin)
+    assert isinstance(found_on_edit(rule("regex", "3", [regex, path("/api/*")], STABLE),
+                                    rule("pin", "5", [header("canary")], CANARY)), Pin)
