@@ -509,8 +509,11 @@ class AlbRouter:
 
 
 def _stable_alone(rule: dict[str, Any], r: _Resolved) -> bool:
-    """``rule`` forwards to the stable group and to no other (a weight of 0 to the canary is another)."""
-    return set(_forward_weights(rule)) == {r.stable_arn}
+    """``rule`` forwards to the stable group and to no other (a weight of 0 to the canary is another),
+    with a weight above 0: at 0 it sends stable nothing, and is written over as a rule forwarding with
+    weight 0 to both groups is."""
+    forwarded = _forward_weights(rule)
+    return set(forwarded) == {r.stable_arn} and forwarded[r.stable_arn] > 0
 
 
 def _not_the_rollouts(rule: dict[str, Any], r: _Resolved, targets: Targets, gone: str) -> TargetNotFound | None:

@@ -156,11 +156,21 @@ def test_a_shift_over_a_rule_forwarding_with_weight_0_to_both_groups_is_refused_
         router.get_weights()
 
 
-def test_a_rollbacks_write_over_a_rule_forwarding_with_weight_0_to_both_groups_is_made(aws, router):
+def _forwarding_to_stable_alone_with_weight_0(aws) -> None:
+    """The rule made to forward to the stable group alone, with weight 0, as someone might in the console."""
+    top = aws.topology
+    aws.get_client("elbv2").modify_rule(RuleArn=top.rule_arn, Actions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": top.stable_target_group_arn, "Weight": 0}]}}])
+
+
+@pytest.mark.parametrize("stopped", [_forwarding_nowhere, _forwarding_to_stable_alone_with_weight_0])
+def test_a_rollbacks_write_over_a_rule_forwarding_with_weight_0_to_both_groups_is_made(aws, router, stopped):
     """Users off the version rolled back come first: all of them to stable, nothing dropped, and
-    what they were moved from is no split to record."""
+    what they were moved from is no split to record. A rule forwarding to the stable group alone
+    with weight 0 sends it nothing: it was left as it was, as one forwarding to stable alone is,
+    and the rollback's read-back then failed on it."""
     router.resolve()
-    _forwarding_nowhere(aws)
+    stopped(aws)
     move = FirstRead()
     assert router.dropping_others(move).set_weights(Weights(stable=100, canary=0)) is None
     assert _rule_weights(aws) == {aws.topology.stable_target_group_arn: 100, aws.topology.canary_target_group_arn: 0}
