@@ -1010,9 +1010,8 @@ def advance(env: Environment, approver: Approver, *, owner: str, actor: str = "s
                 # What is known: when the lease lapsed, and that it is not long enough ago to call the run
                 # hung. Why it lapsed is not ("a look running long renews it late" was said as a fact).
                 log.info("the monitoring window of %s is watched by %s, whose run has not ended: its lease lapsed "
-                         "%s, within its lease and the lapse margin (%s), so the run is not taken for hung: "
-                         "nothing to do", service, record.owner, lapsed_said(env, record),
-                         duration_said(hung_grace(record, lease_seconds)))
+                         "%s, %s, so the run is not taken for hung: nothing to do", service, record.owner,
+                         lapsed_said(env, record), hung_grace_said(record, lease_seconds))
                 return None
             # The window's run asks nothing and renews its lease at every look: "promoted: nothing
             # to advance" at INFO left the new version unwatched and its window open, unsaid.
@@ -1178,10 +1177,18 @@ def holder_looks_hung(env: Environment, record: RolloutRecord, lease_seconds: fl
 
 def hung_grace(record: RolloutRecord, lease_seconds: float) -> float:
     """How long after its lease lapsed ``record``'s holder is taken for hung: the lease it took, as the
-    ledger recorded it (``lease_seconds``, this run's own, for a record that does not say), and the margin.
-    Judged by this run's own, a holder renewing hourly leases was called hung 11 minutes past a lapse."""
-    held = record.lease_seconds if record.lease_seconds else lease_seconds
-    return held + LAPSE_MARGIN_WALL_SECONDS
+    ledger recorded it, and the margin; never less than this run's own ``lease_seconds`` (the whole
+    grace for a record that does not say). Judged by this run's own alone, a holder renewing hourly
+    leases was called hung 11 minutes past a lapse. Not by the record's alone either: a worker of the
+    version before lengths were recorded, taking the rollout over during an upgrade, writes its lease's
+    end and leaves the length the run before it took, which may be far shorter than its own."""
+    return max(record.lease_seconds or 0.0, lease_seconds) + LAPSE_MARGIN_WALL_SECONDS
+
+
+def hung_grace_said(record: RolloutRecord, lease_seconds: float) -> str:
+    """``hung_grace`` in words: whose lease it is ("its": the holder's, as recorded) and how long."""
+    whose = "its" if (record.lease_seconds or 0.0) >= lease_seconds else "this run's"
+    return f"within {whose} lease and the lapse margin ({duration_said(hung_grace(record, lease_seconds))})"
 
 
 def hung_holder_warned(env: Environment, record: RolloutRecord, idle: str, resumed: str) -> None:

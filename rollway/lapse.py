@@ -108,7 +108,7 @@ def looks_hung(lease_expires: float, now: float, *, grace: float) -> bool:
     A live run renews at every look, but a look that runs long (a slow read, a shift waiting for
     ECS) renews late, and two hosts' clocks disagree a little: the tick that came minutes after
     such a lapse called a working run hung. ``grace``: the holder's lease length, as the ledger
-    recorded it (the caller's own for a record that does not say), plus the margin for clocks; a
+    recorded it (never less than the caller's own), plus the margin for clocks; a
     lease lapsed longer ago than that has had a whole lease's time to be renewed, and was not.
     """
     return now - lease_expires > grace

@@ -515,3 +515,33 @@ def test_a_tick_judges_a_holder_hung_by_the_lease_the_holder_took_not_by_its_own
         assert watchdog(env, auto_approve("carol"), "cron-3", lambda owner: False) is None
     warned = [r for r in caplog.records if "cron-1" in r.getMessage() and "lapsed at" in r.getMessage()]
     assert warned and warned[0].levelno == logging.WARNING, [r.getMessage() for r in caplog.records]
+
+
+@flow
+def hourly_tick(env, approver, owner, finished):
+    return advance(env, approver, owner=owner, owner_finished=finished, lease_seconds=3600.0)
+
+
+def test_a_holder_whose_older_worker_renewed_a_lease_the_record_does_not_measure_is_not_judged_hung_early(caplog):
+    """During an upgrade a worker of the version before the ledger recorded lease lengths takes the
+    rollout over and renews an hour's lease: it writes the lease's end, not its length, so the record
+    keeps the 10 minutes the newer run before it took. The hourly tick judged the old worker by those
+    10 minutes and warned it "may be hung" 12 minutes after its lease lapsed, sooner than any tick
+    before the upgrade would: a recorded length is never taken for shorter than the tick's own."""
+    from tests.flows.test_progressive_fakes import _phase_two_killed_while_25_percent_bakes
+
+    env = _phase_two_killed_while_25_percent_bakes()
+    service = env.targets.canary_service
+    env.ledger.acquire(service, owner="cron-1", now=env.clock.now(), lease_seconds=600.0, wall=env.wall())
+    # old-1's takeover and last renewal, as the older version writes them: the owner and the lease's
+    # end, an hour on; the length stays cron-1's.
+    rollouts = env.ledger._rollouts[service]
+    rollouts[-1] = rollouts[-1].model_copy(update={"owner": "old-1", "lease_expires": env.wall() + 3600.0})
+    assert rollouts[-1].lease_seconds == 600.0
+    env.clock.t += rollouts[-1].lease_expires - env.wall() + 720  # lapsed 12 minutes ago
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert hourly_tick(env, auto_approve("carol"), "cron-2", lambda owner: False) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], said
+    assert [m for m in said if "driven by old-1, whose run has not ended" in m], said
