@@ -409,7 +409,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             pushed_again.update(moved_now)
             unmoved = [tag for tag in remaining if tag not in moved_now]
             return {**{tag: _pushed_again(plan, {tag: digest}) for tag, digest in moved_now.items()},
-                    **came_into_use(plan, unmoved, targets.ecr_repository, again.in_use(nothing=None), repository)}
+                    **came_into_use(plan, unmoved, targets.ecr_repository, again.in_use(nothing=None), repository,
+                                    pushed_again=pushed_again)}
 
         # The tags of every try's BatchDeleteImage call whose answer was lost: the last try may
         # have stopped before sending anything (a read before its first call), or lost no answer.

@@ -1427,8 +1427,11 @@ def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str
 
 
 def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, in_use: Sequence[ImageUse],
-                  images: Sequence[RepositoryImage]) -> dict[str, str]:
+                  images: Sequence[RepositoryImage], *, pushed_again: Collection[str] = ()) -> dict[str, str]:
     """Each of ``remaining`` (planned tags not deleted yet) whose image is in use now -> why it is kept.
+
+    ``pushed_again``: planned tags neither in ``remaining`` nor deleted (pushed again since the
+    plan, and kept for that): not said to have gone in an earlier batch.
 
     The plan judged ``plan.delete_tags`` unused; ``in_use`` is what production runs read again
     right before a deletion (a rollout started since, a revision registered, a service pointed at
@@ -1444,7 +1447,8 @@ def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, 
     for refusal in refused:
         digest = plan.tag_digests.get(refusal.name, refusal.name)
         reason = first_reason.setdefault(digest, refusal.reason)
-        earlier = [t for t in plan.delete_tags if t not in remaining and plan.tag_digests.get(t) == digest]
+        earlier = [t for t in plan.delete_tags
+                   if t not in remaining and t not in pushed_again and plan.tag_digests.get(t) == digest]
         fate = (f"its tag(s) {', '.join(earlier)} went in an earlier batch, before it came into use; it keeps the "
                 "others" if earlier else "none of its tags was deleted")
         kept[refusal.name] = (f"image {digest} came into use after the plan read what production runs ({reason}); "

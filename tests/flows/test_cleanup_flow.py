@@ -1883,3 +1883,40 @@ def test_latest_or_a_live_stack_is_refused_before_any_call_to_aws(account, caplo
     text = summary(state)
     assert text.startswith("# Cleanup stopped before anything was written"), text
     assert refusal.reason in text and "Nothing was archived or deleted" in text, text
+
+
+def test_an_image_coming_into_use_while_another_of_its_tags_is_pushed_again_is_not_said_to_have_lost_that_tag(
+        account):
+    # Between two batches, one tag of an old image was pushed again (kept: it names another image
+    # now) and the image came into use under its other tag: the run said the first tag "went in
+    # an earlier batch", though ECR still has it, and none of the image's tags was deleted.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    first = [f"build-{n:03d}" for n in range(100)]
+    for tag in first:
+        put_image(aws, tag, "5")
+    put_image(aws, "build-100", "6")
+    judged = put_image(aws, "build-101", "6")
+    changed: list[str] = []
+
+    def after_the_first_batch(**_):
+        if not changed:
+            changed.append(put_image(aws, "build-100", "9"))
+            changed.append(start_using(aws, "revision", "build-101"))
+
+    @prefect_flow(name="cleanup-pushed-again-and-in-use")
+    def cleanup_pushed_again_and_in_use():
+        return run_cleanup(CleanupSpec(old_image_tags=(*first, "build-100", "build-101")), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", after_the_first_batch, operation="BatchDeleteImage"):
+        state = cleanup_pushed_again_and_in_use(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    message = str(stopped.value)
+    assert f"image tag(s) build-101: image {judged} came into use after the plan" in message, message
+    assert "none of its tags was deleted" in message and "went in an earlier batch" not in message, message
+    assert {"build-100", "build-101"} <= tags(aws)
