@@ -3,7 +3,7 @@
 Destructive, and started by a person (from the Prefect UI, after week 3), so in order:
 
 1. validate the parameters (``CleanupSpec``): a bad stack name, image tag or git tag name fails
-   the run before any call;
+   the run before any call, and so does ``latest`` or a live stack (``refused_before_reading``);
 2. read (each read of AWS bounded by ``read_timeout_seconds``: one given no answer by then fails
    the run, naming the service, the call and the bound, before anything is written): the archive
    tag in git (locally and on the remote), the task definitions in use (every
@@ -57,8 +57,8 @@ from rollway.cleanup import (
     IN_ARTIFACT, NOT_FOUND, CleanupIncomplete, CleanupPlan, CleanupRefused, CleanupResult, CleanupSpec, ImageUse, NetworkUse,
     RepositoryImage, RoutingInUse, StackState, came_into_use, describe_archive, describe_stack_state, first_few,
     image_fate, in_use_summary,
-    judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, summary_markdown,
-    tags_left, why_shown,
+    Refusal, judge_stack_again, moved_tags, no_image_tagged, plan_cleanup, planned_result, refused_before_reading,
+    summary_markdown, tags_left, why_shown,
 )
 from rollway.deadline import READ_SECONDS
 from rollway.failure_words import error_said, failures_writable
@@ -81,16 +81,18 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
             nothing was written.
     """
     with _stops_before_writing():
+        # What no read can change (``latest``, a live stack) is refused before the first call.
+        if refused := refused_before_reading(spec, targets):
+            raise _refused(refused)
         plan, git, images, again, stacks = _read_and_plan(spec, targets, get_client, git_timeout_seconds)
     log = get_run_logger()
     # In the log too: a misspelt tag leaves its image in place, the run Completed.
     for tag, close in plan.tags_close.items():
         log.warning("%s", no_image_tagged(tag, targets.ecr_repository, close))
     if plan.refused:
-        for refusal in plan.refusals:
-            log.error("refused: %s", refusal)
+        refusal = _refused(plan.refusals)
         _report(planned_result(plan), targets)
-        raise CleanupRefused(plan.refusals)
+        raise refusal
     if spec.dry_run:
         result = planned_result(plan)
         log.info("dry run: would archive %s; would delete image tags %s and stacks %s; image tags not found (deleted "
@@ -111,6 +113,14 @@ def run_cleanup(spec: CleanupSpec, targets: Targets, get_client: Callable[[str],
         if tag not in plan.tags_close:
             log.info("%s; %s", no_image_tagged(tag, targets.ecr_repository, ()), NOT_FOUND.lower())
     return _act(spec, plan, git, images, again, stacks, targets, stack_timeout_seconds)
+
+
+def _refused(refusals: Sequence[Refusal]) -> CleanupRefused:
+    """The run's error for ``refusals``, each said in the log."""
+    log = get_run_logger()
+    for refusal in refusals:
+        log.error("refused: %s", refusal)
+    return CleanupRefused(refusals)
 
 
 def _archive_planned(plan: CleanupPlan) -> str:
@@ -399,7 +409,8 @@ def _act_steps(progress: _Progress, plan: CleanupPlan, git: GitCli | None, image
             pushed_again.update(moved_now)
             unmoved = [tag for tag in remaining if tag not in moved_now]
             return {**{tag: _pushed_again(plan, {tag: digest}) for tag, digest in moved_now.items()},
-                    **came_into_use(plan, unmoved, targets.ecr_repository, again.in_use(nothing=None), repository)}
+                    **came_into_use(plan, unmoved, targets.ecr_repository, again.in_use(nothing=None), repository,
+                                    pushed_again=pushed_again)}
 
         # The tags of every try's BatchDeleteImage call whose answer was lost: the last try may
         # have stopped before sending anything (a read before its first call), or lost no answer.

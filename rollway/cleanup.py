@@ -976,9 +976,8 @@ def _plan_images(
                                                 f"({direct[child][0]})", None))
     delete, gone, refusals = [], [], []
     for tag in tags:
-        if tag == LATEST:
-            refusals.append(Refusal(kind="image tag", name=tag, reason=(
-                "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup")))
+        if (latest := _latest_refused(tag)) is not None:
+            refusals.append(latest)
         elif tag in by_tag:
             uses = by_tag[tag]
             keepers = [use for _, use in by_digest.get(digest_of.get(tag, ""), ())]
@@ -1237,13 +1236,44 @@ def _held(physical_id: str, production: Mapping[_Identity, str]) -> str | None:
     return production.get(identity)
 
 
+def _live_by_lower(live: Sequence[str]) -> dict[str, str]:
+    # Compared without case: a name differing from a live stack only by case is far likelier
+    # a typo of it than an old stack to delete.
+    return {name.lower(): name for name in live}
+
+
+def _live_refused(name: str, live_by_lower: Mapping[str, str]) -> Refusal | None:
+    """The refusal of stack ``name`` when it is a live stack (``_live_by_lower``), else None."""
+    if name.lower() not in live_by_lower:
+        return None
+    return Refusal(kind="stack", name=name, reason=(
+        f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it"))
+
+
+def _latest_refused(tag: str) -> Refusal | None:
+    """The refusal of image tag ``tag`` when it is ``latest``, else None."""
+    if tag != LATEST:
+        return None
+    return Refusal(kind="image tag", name=tag, reason=(
+        "'latest' is what an image reference without a tag pulls; it is never deleted by cleanup"))
+
+
+def refused_before_reading(spec: CleanupSpec, targets: Targets) -> tuple[Refusal, ...]:
+    """What ``plan_cleanup`` refuses whatever AWS holds, told from ``spec`` and ``targets`` alone:
+    ``latest``, and a stack ``targets.stacks`` names (the live stacks). Refused before the first
+    call: such input was refused only at the plan, after every read of production, and bad input
+    gets its error before any AWS call. The plan refuses them too (with what needs reading)."""
+    live = _live_by_lower(targets.stacks)
+    return tuple(refusal for refusal in (*map(_latest_refused, spec.old_image_tags),
+                                         *(_live_refused(name, live) for name in spec.old_stacks))
+                 if refusal is not None)
+
+
 def _plan_stacks(
     names: Sequence[str], live: Sequence[str], stacks: Mapping[str, StackState],
     production: Mapping[_Identity, str] | None = None, region: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], list[Refusal]]:
-    # Compared without case: a name differing from a live stack only by case is far likelier
-    # a typo of it than an old stack to delete.
-    live_by_lower = {name.lower(): name for name in live}
+    live_by_lower = _live_by_lower(live)
     delete, gone, refusals = [], [], []
     for index, name in enumerate(names):
         state = stacks.get(name, StackState(name=name))
@@ -1261,9 +1291,8 @@ def _plan_stacks(
                                if resource in state.nested_in else "")
                        for resource in state.resources if resource not in kept
                        for what in [_held(resource, production or {})] if what is not None})
-        if name.lower() in live_by_lower:
-            refusals.append(Refusal(kind="stack", name=name, reason=(
-                f"it is the live stack {live_by_lower[name.lower()]!r} (Targets.stacks): production runs on it")))
+        if (live_refusal := _live_refused(name, live_by_lower)) is not None:
+            refusals.append(live_refusal)
         elif state.status is None:
             # Neither there nor listed as deleted: not a re-run's stack deleted before, but a name no
             # stack had. Passed as "not found", the run ended Completed with the real old stack still
@@ -1398,8 +1427,11 @@ def moved_tags(plan: CleanupPlan, images: Sequence[RepositoryImage]) -> dict[str
 
 
 def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, in_use: Sequence[ImageUse],
-                  images: Sequence[RepositoryImage]) -> dict[str, str]:
+                  images: Sequence[RepositoryImage], *, pushed_again: Collection[str] = ()) -> dict[str, str]:
     """Each of ``remaining`` (planned tags not deleted yet) whose image is in use now -> why it is kept.
+
+    ``pushed_again``: planned tags neither in ``remaining`` nor deleted (pushed again since the
+    plan, and kept for that): not said to have gone in an earlier batch.
 
     The plan judged ``plan.delete_tags`` unused; ``in_use`` is what production runs read again
     right before a deletion (a rollout started since, a revision registered, a service pointed at
@@ -1415,7 +1447,8 @@ def came_into_use(plan: CleanupPlan, remaining: Sequence[str], repository: str, 
     for refusal in refused:
         digest = plan.tag_digests.get(refusal.name, refusal.name)
         reason = first_reason.setdefault(digest, refusal.reason)
-        earlier = [t for t in plan.delete_tags if t not in remaining and plan.tag_digests.get(t) == digest]
+        earlier = [t for t in plan.delete_tags
+                   if t not in remaining and t not in pushed_again and plan.tag_digests.get(t) == digest]
         fate = (f"its tag(s) {', '.join(earlier)} went in an earlier batch, before it came into use; it keeps the "
                 "others" if earlier else "none of its tags was deleted")
         kept[refusal.name] = (f"image {digest} came into use after the plan read what production runs ({reason}); "

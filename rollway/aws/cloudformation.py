@@ -17,7 +17,7 @@ import yaml
 from botocore.exceptions import ClientError, WaiterError
 
 from rollway.aws.ecs import waiter_schedule
-from rollway.aws.errors import AdapterError, aws_message, failed_in_passing
+from rollway.aws.errors import AdapterError, asked_while_throttled, aws_message, failed_in_passing
 from rollway.cleanup import StackState, close_names, nested_changed, stack_changed, stack_name
 from rollway.errors_pickle import PicklableError
 
@@ -96,11 +96,14 @@ class CloudFormationStacks:
         client: a boto3 ``cloudformation`` client.
         keep: stacks this adapter never deletes (the live stacks, ``Targets.stacks``): a second
             guard behind the plan's refusal.
+        sleep: how a read throttled right before DeleteStack waits to be asked again.
     """
 
-    def __init__(self, client: Any, keep: Collection[str] = ()) -> None:
+    def __init__(self, client: Any, keep: Collection[str] = (), *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._keep = {name.lower() for name in keep}
+        self._sleep = sleep
 
     def describe(self, name: str) -> StackState:
         """The stack as CloudFormation shows it, with its newest event and what it holds; ``status``
@@ -292,7 +295,8 @@ class CloudFormationStacks:
                 it in the DescribeStacks and DescribeStackEvents made right before DeleteStack
                 (another stack id, status, LastUpdatedTime or newest event, protection turned on,
                 or a nested stack's newest event) is not deleted. DeleteStack takes no condition:
-                a change after those reads is not seen.
+                a change after those reads is not seen. Each of those reads AWS throttles is
+                asked again (``asked_while_throttled``, the line said through ``on_progress``).
 
         Returns:
             "deleted", or "already_gone" when there is no such stack (safe to re-run).
@@ -308,7 +312,12 @@ class CloudFormationStacks:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
         if name.lower() in self._keep:
             raise StackProtected(name, "it is a live stack (Targets.stacks)")
-        found = self._describe(name)
+        # The reads right before DeleteStack, throttled past botocore's retries, stopped the run on
+        # a busy account, the stack not asked to go: asked again, bounded (never the DeleteStack).
+        def read(call: Callable[[], Any], what: str) -> Any:
+            return asked_while_throttled(call, f"stack {name}: {what}", say=on_progress, sleep=self._sleep)
+
+        found = read(lambda: self._describe(name), "DescribeStacks")
         if found is None or found["StackStatus"] == "DELETE_COMPLETE":
             on_progress(f"stack {name} does not exist: already gone")
             return "already_gone"
@@ -317,9 +326,10 @@ class CloudFormationStacks:
         # The newest page is enough: every later event lands on top of it. Read before the
         # comparison too: an update that left the status and LastUpdatedTime as they were shows
         # in the newest event alone.
-        newest = self._newest_events(stack_id)
+        newest = read(lambda: self._newest_events(stack_id), "DescribeStackEvents")
         now = _judged(name, found).model_copy(update={"last_event": _newest_id(newest)})
-        changed = None if judged is None else stack_changed(judged, now) or self._nested_changed(judged)
+        changed = None if judged is None else stack_changed(judged, now) or read(
+            lambda: self._nested_changed(judged), "the reads of its nested stacks")
         if changed is not None:
             raise StackChanged(name, changed)
         if found.get("EnableTerminationProtection"):

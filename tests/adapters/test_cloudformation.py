@@ -599,3 +599,60 @@ def test_a_read_throttled_while_waiting_for_the_deletion_is_read_again_within_th
     assert outcome == "deleted" and len(throttled) == 3
     assert stacks.describe(OLD).status == "DELETE_COMPLETE"
     assert any("Throttling" in line and "still waiting" in line for line in progress), progress
+
+
+@pytest.mark.parametrize("read", ["DescribeStacks", "DescribeStackEvents"])
+def test_a_read_throttled_right_before_delete_stack_is_asked_again_and_the_stack_deleted_once(aws, read):
+    # The reads that judge the stack again right before DeleteStack, throttled past botocore's
+    # retries, stopped the run (the deletion not asked) on a busy account: asked again, bounded,
+    # DeleteStack itself never more than once.
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.errors import THROTTLED_ASKS
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    client = aws.get_client("cloudformation")
+    waits: list[float] = []
+    stacks = CloudFormationStacks(client, keep=aws.targets.stacks, sleep=waits.append)
+    judged = stacks.describe(OLD)
+    asked: list[str] = []
+
+    def throttled(model, **_):
+        asked.append(model.name)
+        if model.name == read and "DeleteStack" not in asked and asked.count(read) < THROTTLED_ASKS:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, read)
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", throttled, operation=None):
+        outcome = stacks.delete(OLD, timeout_seconds=20, on_progress=progress.append, judged=judged)
+
+    assert outcome == "deleted" and asked.count("DeleteStack") == 1
+    assert len(waits) == THROTTLED_ASKS - 1, waits
+    assert any(f"{read} was throttled" in line and "asking again" in line for line in progress), progress
+
+
+@pytest.mark.parametrize("code, asks", [("Throttling", "THROTTLED_ASKS"), ("AccessDenied", 1)])
+def test_a_read_before_delete_stack_throttled_every_time_or_refused_stops_without_deleting(aws, code, asks):
+    # Bounded, and a refusal is not asked again: it would be refused again.
+    from botocore.exceptions import ClientError
+
+    from rollway.aws.errors import THROTTLED_ASKS
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    client = aws.get_client("cloudformation")
+    stacks = CloudFormationStacks(client, keep=aws.targets.stacks, sleep=lambda _: None)
+    judged = stacks.describe(OLD)
+    asked: list[str] = []
+
+    def throttled(model, **_):
+        asked.append(model.name)
+        if model.name == "DescribeStackEvents":
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, model.name)
+
+    with on_operation(client, "before-call", throttled, operation=None), pytest.raises(ClientError, match=code):
+        stacks.delete(OLD, timeout_seconds=20, judged=judged)
+    expected = THROTTLED_ASKS if asks == "THROTTLED_ASKS" else asks
+    assert "DeleteStack" not in asked and asked.count("DescribeStackEvents") == expected
+    assert stacks.describe(OLD).status == "CREATE_COMPLETE"

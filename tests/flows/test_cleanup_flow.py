@@ -188,19 +188,17 @@ def test_a_misspelt_old_stack_fails_the_run_before_anything_is_written_naming_th
     assert summary(state).startswith("# Cleanup refused: nothing was deleted")
 
 
-def test_a_plan_naming_a_live_stack_or_an_image_in_use_fails_before_anything_is_written(account, repo):
+def test_a_plan_naming_an_image_in_use_fails_before_anything_is_written(account, repo):
+    # (``latest`` and a live stack are refused before any read: see below.)
     aws = account
-    live = aws.targets.stacks[4]
-    state = run(aws, repo, old_stacks=[OLD_STACK, live], old_image_tags=["old-version", "1.0.0", "latest"])
+    state = run(aws, repo, old_stacks=[OLD_STACK], old_image_tags=["old-version", "1.0.0"])
 
     refused = refusal_of(state)
-    assert {(r.kind, r.name) for r in refused.refusals} == {
-        ("stack", live), ("image tag", "1.0.0"), ("image tag", "latest")}
-    assert "the stable service deploys it" in str(refused) and "production runs on it" in str(refused)
+    assert {(r.kind, r.name) for r in refused.refusals} == {("image tag", "1.0.0")}
+    assert "the stable service deploys it" in str(refused)
     untouched(aws, repo)  # not even the archive tag: the plan is refused as a whole
-    assert stack_status(aws, live) == "CREATE_COMPLETE"
     text = summary(state)
-    assert text.startswith("# Cleanup refused: nothing was deleted") and f"stack `{live}`" in text
+    assert text.startswith("# Cleanup refused: nothing was deleted") and "image tag `1.0.0`" in text
     # What production runs is listed in full in the artifact (the log names the first few).
     in_use = text[text.index("## In use: "):]
     assert "task definition webordinary-edit-task:1 (the stable service deploys it" in in_use
@@ -1848,3 +1846,77 @@ def test_a_tag_pushed_again_while_an_earlier_batch_is_deleted_is_not_deleted(acc
     assert "in use" not in message, message
     assert stopped.value.not_done == ("image tag build-100",)
     assert len(stopped.value.done) == 100
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize("asked", [dict(old_image_tags=("old-version", "latest")),
+                                   dict(old_stacks=(OLD_STACK, "LIVE"))])
+def test_latest_or_a_live_stack_is_refused_before_any_call_to_aws(account, caplog, asked, dry_run):
+    # Known from the input alone, they were refused only at the plan, after every read of the
+    # repository, the stacks and what production runs (a minute on a big cluster, or a throttle
+    # or a refused read failing the run with another error than the input's).
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+
+    aws = account
+    live = aws.targets.stacks[4]
+    spec = CleanupSpec(dry_run=dry_run, **{key: tuple(live if name == "LIVE" else name for name in names)
+                                           for key, names in asked.items()})
+    clients: list[str] = []
+
+    def no_aws(service: str):
+        clients.append(service)
+        return aws.get_client(service)
+
+    @prefect_flow(name="cleanup-refused-from-the-input")
+    def cleanup_refused_from_the_input():
+        return run_cleanup(spec, aws.targets, no_aws)
+
+    state = cleanup_refused_from_the_input(return_state=True)
+
+    refused = refusal_of(state)
+    assert clients == [], "no AWS client made, let alone a call"
+    (refusal,) = refused.refusals
+    assert (refusal.kind, refusal.name) == (("image tag", "latest") if "old_image_tags" in asked else ("stack", live))
+    assert f"refused: {refusal}" in caplog.text
+    assert tags(aws) == {"1.0.0", "old-version", "0.9.0"} and stack_status(aws, live) == "CREATE_COMPLETE"
+    text = summary(state)
+    assert text.startswith("# Cleanup stopped before anything was written"), text
+    assert refusal.reason in text and "Nothing was archived or deleted" in text, text
+
+
+def test_an_image_coming_into_use_while_another_of_its_tags_is_pushed_again_is_not_said_to_have_lost_that_tag(
+        account):
+    # Between two batches, one tag of an old image was pushed again (kept: it names another image
+    # now) and the image came into use under its other tag: the run said the first tag "went in
+    # an earlier batch", though ECR still has it, and none of the image's tags was deleted.
+    from flows.cleanup import run_cleanup
+    from rollway.cleanup import CleanupSpec
+    from tests.botocore_events import on_operation
+
+    aws = account
+    first = [f"build-{n:03d}" for n in range(100)]
+    for tag in first:
+        put_image(aws, tag, "5")
+    put_image(aws, "build-100", "6")
+    judged = put_image(aws, "build-101", "6")
+    changed: list[str] = []
+
+    def after_the_first_batch(**_):
+        if not changed:
+            changed.append(put_image(aws, "build-100", "9"))
+            changed.append(start_using(aws, "revision", "build-101"))
+
+    @prefect_flow(name="cleanup-pushed-again-and-in-use")
+    def cleanup_pushed_again_and_in_use():
+        return run_cleanup(CleanupSpec(old_image_tags=(*first, "build-100", "build-101")), aws.targets, aws.get_client)
+
+    with on_operation(aws.get_client("ecr"), "after-call", after_the_first_batch, operation="BatchDeleteImage"):
+        state = cleanup_pushed_again_and_in_use(return_state=True)
+
+    with pytest.raises(CleanupIncomplete) as stopped:
+        state.result()
+    message = str(stopped.value)
+    assert f"image tag(s) build-101: image {judged} came into use after the plan" in message, message
+    assert "none of its tags was deleted" in message and "went in an earlier batch" not in message, message
+    assert {"build-100", "build-101"} <= tags(aws)
