@@ -696,7 +696,9 @@ class PauseWatch:
             reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
                                         else " (judged while the run waited for an answer, before it had read one)"
                                         if scaling is None else f" (judged {when})")
-            log.warning("%s: the canary failed the judge %s: %s; %s and the rollout rolls back", at, when,
+            # The scale-up's line says when already (``at``).
+            log.warning("%s: the canary failed the judge%s: %s; %s and the rollout rolls back", at,
+                        f" {when}" if scaling is None or answering else "",
                         decision.reason,
                         "the approval is not applied" if answering else "the pause ends without waiting for an answer"
                         if scaling is None else f"the shift to {scaling}% is not made")

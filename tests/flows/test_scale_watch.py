@@ -64,7 +64,7 @@ def test_a_canary_failing_while_it_scales_for_the_next_stage_is_rolled_back_befo
     # Rolled back at the first looks of the wait, not at its end (ten minutes) nor at 50 %'s first look.
     assert watched.ended_at - watched.started_at <= 3 * 60, (watched.started_at, watched.ended_at)
     said = [r.getMessage() for r in caplog.records]
-    assert any("at 5%, watching the canary while it scales for 50%: the canary failed the judge" in m
+    assert any("at 5%, watching the canary while it scales for 50%: the canary failed the judge: 5%: " in m
                and "the shift to 50% is not made" in m for m in said), said
     assert not any("waiting for an answer" in m for m in said)
     assert env.notifier.messages[-1][0].startswith("Rollback") and result.reason in env.notifier.messages[-1][1]
@@ -107,3 +107,60 @@ def test_the_health_wait_calls_its_watch_between_looks_and_ends_with_what_it_rai
     with pytest.raises(FailedWhileScaling, match="the canary failed the judge"):
         waited()
     assert calls == [0]
+
+
+class Died(BaseException):
+    """The run's process dying mid-wait (a BaseException, as a real kill's: nothing catches it)."""
+
+
+@flow
+def progressive_on(env, rollout: RolloutSpec, owner: str):
+    from flows.progressive import run_progressive
+
+    return run_progressive(env, rollout, scripted(), owner=owner, actor="alice")
+
+
+def ledger_env():
+    from rollway.fakes import FakeLedger
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.ledger = FakeLedger()
+    return env
+
+
+def test_the_ledger_records_a_rollback_made_while_the_canary_scaled():
+    env = ledger_env()
+    slow_scale_up(env, breaks_at=2)
+    result = progressive_on(env, spec(5, 50, 100), "run-1")
+    assert result.outcome == "rolled_back", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5]
+    assert record.weights == Weights(stable=100, canary=0)
+    rolled = [t for t in record.history if t.kind.startswith("rollback")]
+    assert rolled and "judged while the canary scaled for 50%, before the shift" in (rolled[0].comment or ""), rolled
+
+
+def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stage():
+    """The ledger says the 5 % stage passed: the next run shifts to 50 % from there and goes on."""
+    env = ledger_env()
+    slow_scale_up(env)
+    wait = env.deployer.wait_stable
+    polls = []
+
+    def dies_mid_wait(services, timeout_seconds, expected=None, *, between=None):
+        def watched():
+            polls.append(env.clock.now())
+            if len(polls) == 10:
+                raise Died()
+            between()
+        return wait(services, timeout_seconds, expected, between=watched if between is not None else None)
+
+    env.deployer.wait_stable = dies_mid_wait
+    with pytest.raises(Died):
+        progressive_on(env, spec(5, 50, 100), "run-1")
+    assert env.router.weights == Weights(stable=95, canary=5) and len(polls) == 10
+    env.clock.sleep(601)  # the dead run's lease runs out
+    result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "promoted", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5, 50, 100]
