@@ -254,7 +254,7 @@ class TooFewHealthyTargets(PicklableError, RuntimeError):
 
 
 def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed: int = 1, *,
-                 setting: str | None = None) -> int:
+                 setting: str | None = None, between: Callable[[], None] | None = None) -> int:
     """Poll until the target group has ``needed`` healthy targets: traffic never goes to an
     empty group, nor a stage's share to fewer targets than were started to carry it.
 
@@ -273,6 +273,9 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
     ``setting``: what sets ``timeout_seconds``, as a person changes it ("the spec's
     healthy_timeout_seconds"): the wait's line and its refusal name it and say what to do (a bare
     figure of seconds named neither). None: the caller says so itself (finalize's ``ran_out``).
+
+    ``between``: called before each pause between looks (a shift's watch on the canary's traffic,
+    ``PauseWatch`` with ``scaling``); what it raises ends the wait.
 
     Raises:
         TooFewHealthyTargets: too few healthy targets at the timeout (how many, of how many).
@@ -308,6 +311,10 @@ def wait_healthy(env: Environment, version: str, timeout_seconds: float, needed:
                      f"of the {needed} this stage needs; refusing to send it the stage's traffic")
             raise TooFewHealthyTargets(f"the {version} target group has {healthy} healthy target(s) after "
                                        f"{waited}, {needs}{advice}", healthy=healthy, needed=needed)
+        if between is not None:
+            between()
+            # The watch's look took some of what was left (at the bound, one more look is made).
+            left = max(0.0, deadline - time.monotonic())
         time.sleep(min(gap, left))
         gap = min(gap * 2, HEALTHY_POLL_MAX_SECONDS)
 
@@ -390,9 +397,14 @@ def _set_and_verify_once(env: Environment, writer: TrafficRouter, target: Weight
 
 def shift_to(
     env: Environment, spec: RolloutSpec, weight: int, stable_desired: int, before: Weights, *, actor: str,
-    rollout: str,
+    rollout: str, between: Callable[[], None] | None = None,
 ) -> tuple[Weights, list]:
     """Scale the canary for ``weight``, wait for healthy targets, set and verify the weights.
+
+    ``between``: called at each poll of those waits (up to the spec's scale_timeout_seconds and
+    healthy_timeout_seconds): the canary serves the passed stage's share meanwhile, and
+    ``PauseWatch`` (``scaling``) keeps judging it; what it raises (``FailedWhileScaling``) ends the shift
+    before any traffic moves.
 
     Bound feature flags move with the weights, in one transaction: if the flags cannot follow,
     the weights go back to ``before`` so traffic and flags never disagree.
@@ -417,8 +429,9 @@ def shift_to(
         # adapter remembers no revision of its own, and a deployment ECS's circuit breaker rolled
         # back (steady, on the old revision) must fail the wait rather than pass it.
         ecs.wait_stable(env.deployer, [t.canary_service], spec.scale_timeout_seconds,
-                        {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds")
-    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed, setting="the spec's healthy_timeout_seconds")
+                        {t.canary_service: canary.task_definition}, bound="scale_timeout_seconds", between=between)
+    wait_healthy(env, "canary", spec.healthy_timeout_seconds, needed, setting="the spec's healthy_timeout_seconds",
+                 between=between)
     target = Weights.canary_at(weight)
     if not (spec.flags and env.flags is not None):
         return set_and_verify(env, target, spec.verify_timeout_seconds), []
@@ -557,6 +570,20 @@ PAUSE_ROLLBACK = "rollback during the approval pause"
 """The decision of the row a passed stage's pause gets when its looks roll back (``PauseWatch.pause_report``)."""
 
 
+def scaling_rollback(weight: int) -> str:
+    """The decision of the row a passed stage gets when the looks made while the canary scaled for
+    the next stage's ``weight`` roll back (``PauseWatch.pause_report``, ``scaling``)."""
+    return f"{SCALING_ROLLBACK} {weight}%"
+
+
+SCALING_ROLLBACK = "rollback while scaling for"
+
+
+class FailedWhileScaling(PicklableError, RuntimeError):
+    """A look made while a shift waited for the canary's tasks (``PauseWatch`` with ``scaling``)
+    rolls back: the wait ends and no traffic moves; the engine rolls back as the watch says."""
+
+
 class PauseWatch:
     """What the run keeps looking at while a person is asked, the canary serving traffic: every
     ``interval_seconds`` of the rollout clock, the weights and the canary's service as this run
@@ -578,16 +605,24 @@ class PauseWatch:
     pause, or the approver calls ``act_now`` first when it cannot leave it yet (the Prefect API is
     away): the rollback needs AWS alone, and users stayed on a failing canary for as long as the
     API was down. What it returned (or raised) is kept in ``acted``.
+
+    ``scaling``: the weight a shift scales the canary for, when the watch looks while the shift
+    waits for its tasks (``shift_to``'s ``between``, up to 15 minutes at the spec's defaults)
+    rather than while a person is asked; ``after``: the watch of the stage's pause before that
+    shift, if there was one, whose windows its own follow (``window_alpha``).
     """
 
     def __init__(self, env: Environment, spec: RolloutSpec, state: StageState, weights: Weights,
                  tracker: "StageTracker", history: tuple[Interval, ...] | None, since: float,
-                 act: Callable[[], RolloutResult] | None = None) -> None:
+                 act: Callable[[], RolloutResult] | None = None, *, scaling: int | None = None,
+                 after: "PauseWatch | None" = None) -> None:
         self.env, self.spec, self.state, self.weights = env, spec, state, weights
         self.tracker, self.history, self.since, self.act = tracker, history, since, act
+        self.scaling = scaling
         # A passed stage's window: from the first whole period of the pause (see analysis_start).
         self.start = analysis_start(spec, state) if not state.passed else first_whole_period(spec, since)
-        self.window = 0  # how many times a passed stage's window began again
+        # How many times a passed stage's window began again; a scale-up's windows follow its pause's.
+        self.window = after.window + 1 if after is not None and after.state.passed and state.passed else 0
         # A passed stage's row is final: what the pause's looks counted is a row of its own, shown
         # when they roll back (``pause_report``).
         self.looks = StageTracker() if state.passed else None
@@ -625,7 +660,7 @@ class PauseWatch:
         """The row of a passed stage's pause that ends in a rollback: from the pause's start, what
         its looks counted and judged (none: nothing measured, as the traffic moved, say)."""
         return self.looks.report(self.state.model_copy(update={"started_at": self.since}), self.weights, now,
-                                 PAUSE_ROLLBACK)
+                                 PAUSE_ROLLBACK if self.scaling is None else scaling_rollback(self.scaling))
 
     def look(self, answering: bool = False) -> str | None:
         """Look now, whenever the last look was; the reason to end the pause, or None.
@@ -634,34 +669,46 @@ class PauseWatch:
         now = self.env.clock.now()
         self.next_look = now + spec.analysis.interval_seconds
         weight = spec.stages[state.stage_index].weight
+        scaling = self.scaling
+        # What the run does meanwhile, as each line says it: a pause's, or a shift's wait for the canary's tasks.
+        at = (f"paused at {weight}%" if scaling is None else
+              f"at {weight}%, watching the canary while it scales for {scaling}%")
+        waiting = ("taking the approval" if answering else "waiting for an answer" if scaling is None
+                   else f"scaling the canary for {scaling}%")
         try:
-            changed = _interference(self.env, spec, self.weights,
-                                    "taking the approval" if answering else "waiting for an answer", inline=True)
+            changed = _interference(self.env, spec, self.weights, waiting, inline=True)
             if changed is not None:
                 self.ended = changed
                 return changed[1]
             observation, verdict = self._judged(now)
         except Exception as err:  # noqa: BLE001 - a look that failed leaves the pause as it was
             # Failing the run here would have its hooks roll back a rollout a person may be approving.
-            log.warning("paused at %s%%: could not look at the canary (%s); %s", weight, err,
+            log.warning("%s: could not look at the canary (%s); %s", at, err,
                         "the approval is taken on the looks before" if answering else
-                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; still waiting for an answer")
+                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; "
+                        + ("still waiting for an answer" if scaling is None else "the scale-up goes on"))
             return None
         # The same decision as a look during the stage; a passed stage's is judged as if running.
         decision = decide(spec, state.model_copy(update={"passed": False}), verdict, now)
         if isinstance(decision, Rollback):
+            when = ("before the approval was taken" if answering else "while the run waited for an answer"
+                    if scaling is None else f"while the canary scaled for {scaling}%, before the shift")
             reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
-                                        else " (judged while the run waited for an answer, before it had read one)")
-            log.warning("paused at %s%%: the canary failed the judge %s: %s; %s and the rollout rolls back", weight,
-                        "before the approval was taken" if answering else "while the run waited for an answer",
+                                        else " (judged while the run waited for an answer, before it had read one)"
+                                        if scaling is None else f" (judged {when})")
+            # The scale-up's line says when already (``at``).
+            log.warning("%s: the canary failed the judge%s: %s; %s and the rollout rolls back", at,
+                        f" {when}" if scaling is None or answering else "",
                         decision.reason,
-                        "the approval is not applied" if answering else "the pause ends without waiting for an answer")
+                        "the approval is not applied" if answering else "the pause ends without waiting for an answer"
+                        if scaling is None else f"the shift to {scaling}% is not made")
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
         guarded = "" if observation.error is not None else f"; {guardrails_said(spec, observation)}"
-        log.info("paused at %s%%: the judge looked again: %s: %s (canary %s req, baseline %s req)%s; %s", weight,
+        log.info("%s: the judge looked again: %s: %s (canary %s req, baseline %s req)%s; %s", at,
                  verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}", f"{verdict.baseline_requests:,}",
-                 guarded, "the approval is taken" if answering else "still waiting for an answer")
+                 guarded, "the approval is taken" if answering else "still waiting for an answer"
+                 if scaling is None else "the scale-up goes on")
         return None
 
     def _judged(self, now: float) -> tuple[Observation, Verdict]:
@@ -741,6 +788,19 @@ def stage_alerts(env: Environment, spec: RolloutSpec, state: StageState, fresh: 
                       targets=env.targets, inline=inline)
 
 
+def watching(watch: PauseWatch | None) -> Callable[[], None] | None:
+    """A shift's ``between`` from a scale-up's watch: it looks when a look is due, and raises
+    FailedWhileScaling once a look rolls back (None: nothing to watch, no canary traffic)."""
+    if watch is None:
+        return None
+
+    def between() -> None:
+        reason = watch()
+        if reason is not None:
+            raise FailedWhileScaling(reason)
+    return between
+
+
 def baked_by_said(stage: Stage) -> str:
     """What a look the judge passes before ``stage``'s minimum bake waits for, as its log line ends:
     the bake in whole seconds (a 20-day one read "1.728e+06 s")."""
@@ -781,7 +841,7 @@ def run_stages(
     log = get_run_logger()
     # A run that stands down (another run, or another rollout, drives the traffic now) says why
     # on one line: a traceback under it read as a crash of rollway, to the person on call.
-    without_traceback(RolloutMovedOn, RolloutSuperseded)
+    without_traceback(RolloutMovedOn, RolloutSuperseded, FailedWhileScaling)
     journal = journal or NullJournal()
     reports = reports if reports is not None else []
     tracker = StageTracker()
@@ -822,12 +882,14 @@ def run_stages(
             journal.refused(decision, answer, why)
         return roll_back_as_watched()
 
-    def roll_back_as_watched() -> RolloutResult:
+    def roll_back_as_watched(taking_back: bool = True) -> RolloutResult:
         """The rollback a pause's look asked for (``PauseWatch.ended``), with the stage's row:
-        a running stage's ends in it; a passed stage's stays, and the pause gets one of its own."""
+        a running stage's ends in it; a passed stage's stays, and the pause gets one of its own.
+        ``taking_back``: False after a shift's scale-up, whose wait kept the rollout held."""
         live, reason, who = watch.ended
         try:
-            journal.taking_back(decision, reason)
+            if taking_back:
+                journal.taking_back(decision, reason)
         except (RolloutMovedOn, RolloutEnded, RolloutSuperseded) as moved:
             # Said before the run fails: the look that ended the pause said the rollout rolls back.
             log.warning("%s", moved)
@@ -931,9 +993,22 @@ def run_stages(
             if interfered is not None:
                 return interfered
             before, left = weights, state.stage_index if state.stage_index >= 0 else None
-            with journal.renewing():  # the scale-up and health waits can outlast the lease
-                weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
-                                                 rollout=rollout)
+            # The canary serves the passed stage's share while the shift waits for its tasks (up to
+            # scale_timeout_seconds and healthy_timeout_seconds): judged meanwhile as a pause's
+            # looks judge it, it rolls back from there, rather than at the next stage's first look.
+            scaling = (PauseWatch(env, spec, state, weights, tracker, history, since=now, scaling=decision.weight,
+                                  after=watch if watch is not None and watch.state.stage_index == state.stage_index
+                                  else None)
+                       if state.stage_index >= 0 and state.passed and weights.canary > 0 else None)
+            try:
+                with journal.renewing():  # the scale-up and health waits can outlast the lease
+                    weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
+                                                     rollout=rollout, between=watching(scaling))
+            except FailedWhileScaling:
+                if scaling is None or scaling.ended is None:
+                    raise
+                watch = scaling
+                return roll_back_as_watched(taking_back=False)
             state = StageState(
                 stage_index=decision.stage_index, started_at=env.clock.now(),
                 approved=state.approved, until_stage=state.until_stage, accepted=state.accepted,

@@ -14,7 +14,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows.approvals import pause_question, question_deadline
 from flows.artifacts import create_markdown_artifact, create_table_artifact, for_people
-from flows.engine import PAUSE_ROLLBACK, pause_notice
+from flows.engine import PAUSE_ROLLBACK, SCALING_ROLLBACK, pause_notice
 from flows.env import run_label
 from flows.lease_keeper import LeaseKeeper
 from flows.rollback import (ClaimKeeper, claimant, record_rollback_end, rollback_overtaken, try_record,
@@ -42,8 +42,10 @@ def stage_table(service: str, weight: int, report: StageReport) -> None:
 
     The row of a passed stage's pause that rolled back (``PAUSE_ROLLBACK``) is
     ``<service>-stage-<weight>-pause``: under the stage's own key, it replaced the table of the
-    stage as it passed."""
-    suffix = "-pause" if report.decision == PAUSE_ROLLBACK else ""
+    stage as it passed; so is that of the looks made while the canary scaled for the next stage
+    (``scaling_rollback``), ``<service>-stage-<weight>-scaling``."""
+    suffix = ("-pause" if report.decision == PAUSE_ROLLBACK
+              else "-scaling" if report.decision.startswith(SCALING_ROLLBACK) else "")
     for_people(f"stage {weight}% table", lambda: create_table_artifact(
         key=artifact_key(service, f"stage-{weight}{suffix}"),
         table=[dict(zip(HEADERS, row)) for row in stage_rows([report])],

@@ -88,6 +88,11 @@ class FakeDeployer:
         self.rolls_back: set[str] = set()
         self._previous: dict[str, str] = {}
         self._pointed: dict[str, str] = {}  # as EcsDeployer: what wait_stable expects by default
+        # A scale-up that takes ``polls`` waits of ``poll_seconds`` on ``clock`` (as EcsDeployer polls):
+        # ``between`` is called before each, and the fake clock moves, so a flow test drives the
+        # rollout clock through the wait without sleeping.
+        self.clock: FakeClock | None = None
+        self.polls, self.poll_seconds = 0, 15.0
 
     def describe(self, service: str) -> ServiceState:
         self.calls.append(f"describe {service}")
@@ -127,9 +132,15 @@ class FakeDeployer:
         return self.services[service]
 
     def wait_stable(
-        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None, *,
+        between: Callable[[], None] | None = None,
     ) -> None:
         self.calls.append(f"wait_stable {','.join(services)}")
+        for _ in range(self.polls):
+            if between is not None:
+                between()
+            if self.clock is not None:
+                self.clock.sleep(self.poll_seconds)
         for s in self.rolls_back & set(services) & set(self._previous):
             self.services[s] = self.services[s].model_copy(update={"task_definition": self._previous.pop(s)})
         stuck = [s for s in services if s in self.unstable]

@@ -71,10 +71,13 @@ class ServiceDeployer(Protocol):
         """Point the service at a task definition and/or scale it."""
 
     def wait_stable(
-        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None, *,
+        between: Callable[[], None] | None = None,
     ) -> None:
         """Block until the services reach a steady state, each on the task definition
-        ``expected`` names for it (service -> ARN, for services just pointed at one), or raise."""
+        ``expected`` names for it (service -> ARN, for services just pointed at one), or raise.
+        ``between``: called before each wait between polls (a shift's watch on the canary's
+        traffic); what it raises ends the wait."""
 
 
 class ImagePinner(Protocol):

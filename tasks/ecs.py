@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from prefect import task
 from prefect.cache_policies import NONE
@@ -57,12 +57,16 @@ def update_service(
 def wait_stable(
     deployer: ServiceDeployer, services: Sequence[str], timeout_seconds: float = 600,
     expected: Mapping[str, str] | None = None, bound: str | None = None,
+    between: Callable[[], None] | None = None,
 ) -> None:
     # ``expected``: service -> the revision it was just pointed at, so a deployment ECS rolled
     # back (steady, on the old revision) fails the wait instead of passing it. ``bound``: the
     # parameter that sets ``timeout_seconds``, named by a read not answered by then.
+    # ``between``: called before each poll after the first (``ServiceDeployer.wait_stable``).
     try:
-        deployer.wait_stable(list(services), timeout_seconds, expected)
+        # Given only when there is one: a deployer's wait that takes no watch still serves the others.
+        deployer.wait_stable(list(services), timeout_seconds, expected,
+                             **({"between": between} if between is not None else {}))
     except ReadBackUnanswered as unanswered:
         if bound is None:
             raise

@@ -527,7 +527,8 @@ class EcsDeployer:
         return _missing(err, self._targets.cluster, service)
 
     def wait_stable(
-        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None
+        self, services: Sequence[str], timeout_seconds: float, expected: Mapping[str, str] | None = None, *,
+        between: Callable[[], None] | None = None,
     ) -> None:
         """Block until every service runs its desired count in a single deployment (what
         botocore's ``services_stable`` waiter waits for) and on the revision it should run.
@@ -544,6 +545,8 @@ class EcsDeployer:
                 deployer last pointed it at. ECS's deployment circuit breaker rolls a failed
                 deployment back to the previous revision, and the service is then steady, on
                 the old version.
+            between: called before each wait between polls (a shift's watch on the canary,
+                which serves traffic meanwhile); what it raises ends the wait.
 
         Raises:
             ValueError: ``services`` is empty or the timeout is not positive.
@@ -568,6 +571,11 @@ class EcsDeployer:
                 left = deadline - time.monotonic()
                 if left <= 0:  # slow answers used the time the schedule gave the polls left
                     break
+                if between is not None:
+                    between()
+                    left = deadline - time.monotonic()
+                    if left <= 0:  # the watch's look used it
+                        break
                 time.sleep(min(delay, left))
             found = read_back_within(deadline - time.monotonic(), lambda: self._describe_all(names, client),
                                      what=f"the state of ECS service(s) {', '.join(names)}", seconds=timeout_seconds,

@@ -168,6 +168,35 @@ def test_wait_stable_times_out_on_a_service_still_starting(aws, deployer):
         deployer.wait_stable(["still-starting"], timeout_seconds=1)
 
 
+def test_wait_stable_calls_its_watch_before_each_poll_and_ends_with_what_it_raises(aws, deployer, monkeypatch):
+    """The canary serves traffic while it scales: the run's watch is called between DescribeServices
+    polls (not before the first), and a rollback it raises ends the wait at once, not at the timeout."""
+    ecs = aws.get_client("ecs")
+    ecs.create_service(cluster=aws.targets.cluster, serviceName="still-starting",
+                       taskDefinition=aws.topology.task_definition_arn, desiredCount=1, launchType="FARGATE")
+    monkeypatch.setattr("rollway.aws.ecs.time.sleep", lambda seconds: None)  # the schedule's 15 s polls
+    reads, real = [], deployer._describe_all
+    monkeypatch.setattr(deployer, "_describe_all", lambda names, client: reads.append(names) or real(names, client))
+    between = []
+
+    class RolledBack(Exception):
+        pass
+
+    def watch():
+        between.append(len(reads))
+        if len(between) == 3:
+            raise RolledBack("the canary failed the judge")
+
+    with pytest.raises(RolledBack):
+        deployer.wait_stable(["still-starting"], timeout_seconds=600, between=watch)
+    assert between == [1, 2, 3] and len(reads) == 3
+    # A wait that no look ends still times out as before, its watch called before every poll after the first.
+    between.clear(), reads.clear()
+    with pytest.raises(ServiceNotStable, match="still-starting"):
+        deployer.wait_stable(["still-starting"], timeout_seconds=60, between=lambda: between.append(len(reads)))
+    assert between == list(range(1, len(reads))) and len(reads) > 1
+
+
 @pytest.mark.parametrize(
     ("timeout", "expected"),
     [(1, (1, 1)), (2, (1, 2)), (10, (2, 5)), (60, (15, 4)), (600, (15, 40)), (0.5, (1, 1))],

@@ -59,9 +59,9 @@ def test_a_shift_that_outlasts_the_lease_is_still_recorded_by_its_run():
     env = env_with_ledger()
     real_wait = env.deployer.wait_stable
 
-    def slow_wait(services, timeout_seconds, expected=None):
+    def slow_wait(services, timeout_seconds, expected=None, between=None):
         env.clock.sleep(590)
-        return real_wait(services, timeout_seconds, expected)
+        return real_wait(services, timeout_seconds, expected, between=between)
 
     env.deployer.wait_stable = slow_wait
     healthy = env.router.healthy_targets

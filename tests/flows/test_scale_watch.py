@@ -1,0 +1,166 @@
+"""The canary is judged while a shift waits for its tasks: it serves the passed stage's share meanwhile."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prefect import flow
+
+from flows.canary import run_canary
+from flows.engine import FailedWhileScaling, wait_healthy
+from rollway.approvals import scripted
+from rollway.fakes import steady
+from rollway.model import Weights
+from rollway.spec import RolloutSpec, Stage
+from tests.flows.fake_env import fake_environment
+
+IMAGE = "webordinary/edit-container:2.0.0"
+SCALE_UP_SECONDS = 600.0  # the spec's default scale_timeout_seconds, used up by the scale-up for 50 %
+
+
+def spec(*weights: int) -> RolloutSpec:
+    return RolloutSpec(image=IMAGE, stages=[Stage(weight=w, bake_seconds=600) for w in weights])
+
+
+@flow
+def canary_on(env, rollout: RolloutSpec):
+    return run_canary(env, rollout, scripted())
+
+
+def slow_scale_up(env, *, breaks_at: int | None = None) -> list[Weights]:
+    """ECS takes ten minutes (40 polls of 15 s on the rollout clock) to start each scale-up's tasks;
+    once the canary is scaled to ``breaks_at`` tasks, it serves 5 % errors. Returns the weights set."""
+    env.deployer.clock, env.deployer.poll_seconds, env.deployer.polls = env.clock, 15.0, int(SCALE_UP_SECONDS / 15)
+    update, written, write = env.deployer.update_service, [], env.router.set_weights
+
+    def update_service(service, *, task_definition=None, desired=None):
+        if breaks_at is not None and service == env.targets.canary_service and desired == breaks_at:
+            env.metrics.behaviour = steady(5000.0, 0.001, 0.05)  # a leak that shows under the new tasks' start
+        return update(service, task_definition=task_definition, desired=desired)
+
+    def set_weights(weights):
+        written.append(weights)
+        return write(weights)
+
+    env.deployer.update_service, env.router.set_weights = update_service, set_weights
+    return written
+
+
+def test_a_canary_failing_while_it_scales_for_the_next_stage_is_rolled_back_before_the_shift(caplog):
+    """The 5 % stage passed; the canary breaks while ECS starts the two tasks for 50 %. It is rolled
+    back within a look of it, from 5 %: the 50 % weights are never set, and the ten-minute wait ends early."""
+    env = fake_environment(canary_error_rate=0.0)
+    written = slow_scale_up(env, breaks_at=2)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 50, 100))
+    assert result.outcome == "rolled_back", result.reason
+    assert all(w.canary < 50 for w in written), written
+    assert env.router.weights == Weights(stable=100, canary=0)
+    assert result.reason.startswith("5%: ") and "judged while the canary scaled for 50%, before the shift" in result.reason
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "passed"), (5, "rollback while scaling for 50%")]
+    watched = result.stages[1]
+    assert watched.canary.errors > 0
+    # Rolled back at the first looks of the wait, not at its end (ten minutes) nor at 50 %'s first look.
+    assert watched.ended_at - watched.started_at <= 3 * 60, (watched.started_at, watched.ended_at)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("at 5%, watching the canary while it scales for 50%: the canary failed the judge: 5%: " in m
+               and "the shift to 50% is not made" in m for m in said), said
+    assert not any("waiting for an answer" in m for m in said)
+    assert env.notifier.messages[-1][0].startswith("Rollback") and result.reason in env.notifier.messages[-1][1]
+
+
+def test_a_healthy_canary_is_watched_while_it_scales_and_promoted_as_before(caplog):
+    """The watch looks once per analysis interval of the wait (one metrics read per look), and says so."""
+    env = fake_environment(canary_error_rate=0.0)
+    written = slow_scale_up(env)
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 50, 100))
+    assert result.outcome == "promoted", result.reason
+    assert [w.canary for w in written] == [5, 50, 100]
+    assert [(s.weights.canary, s.decision) for s in result.stages] == [(5, "passed"), (50, "passed"), (100, "passed")]
+    looks = [r.getMessage() for r in caplog.records if "watching the canary while it scales" in r.getMessage()]
+    # 50 % and 100 % each wait ten minutes with traffic on the canary: about a look a minute (60 s interval).
+    assert 2 * 8 <= len(looks) <= 2 * 10, looks
+    assert all("the scale-up goes on" in m for m in looks)
+    # No more than one metrics read per look: the wait's reads are as many as its looks (the next
+    # stage's hour before it and first look are read as the wait ends).
+    passed_5, passed_50 = result.stages[0].ended_at, result.stages[1].ended_at
+    during = [w for w in env.metrics.windows
+              if passed_5 < w[1] < passed_5 + SCALE_UP_SECONDS or passed_50 < w[1] < passed_50 + SCALE_UP_SECONDS]
+    assert len(during) == len(looks), (during, looks)
+
+
+def test_the_health_wait_calls_its_watch_between_looks_and_ends_with_what_it_raises():
+    env = fake_environment()
+    env.router.healthy = {"canary": 0, "stable": 4}
+    calls = []
+
+    def between():
+        calls.append(env.router.healthy["canary"])
+        raise FailedWhileScaling("5%: the canary failed the judge")
+
+    @flow
+    def waited():
+        return wait_healthy(env, "canary", 300, 2, between=between)
+
+    with pytest.raises(FailedWhileScaling, match="the canary failed the judge"):
+        waited()
+    assert calls == [0]
+
+
+class Died(BaseException):
+    """The run's process dying mid-wait (a BaseException, as a real kill's: nothing catches it)."""
+
+
+@flow
+def progressive_on(env, rollout: RolloutSpec, owner: str):
+    from flows.progressive import run_progressive
+
+    return run_progressive(env, rollout, scripted(), owner=owner, actor="alice")
+
+
+def ledger_env():
+    from rollway.fakes import FakeLedger
+
+    env = fake_environment(canary_error_rate=0.0)
+    env.ledger = FakeLedger()
+    return env
+
+
+def test_the_ledger_records_a_rollback_made_while_the_canary_scaled():
+    env = ledger_env()
+    slow_scale_up(env, breaks_at=2)
+    result = progressive_on(env, spec(5, 50, 100), "run-1")
+    assert result.outcome == "rolled_back", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5]
+    assert record.weights == Weights(stable=100, canary=0)
+    rolled = [t for t in record.history if t.kind.startswith("rollback")]
+    assert rolled and "judged while the canary scaled for 50%, before the shift" in (rolled[0].comment or ""), rolled
+
+
+def test_a_run_that_died_while_the_canary_scaled_is_resumed_from_the_passed_stage():
+    """The ledger says the 5 % stage passed: the next run shifts to 50 % from there and goes on."""
+    env = ledger_env()
+    slow_scale_up(env)
+    wait = env.deployer.wait_stable
+    polls = []
+
+    def dies_mid_wait(services, timeout_seconds, expected=None, *, between=None):
+        def watched():
+            polls.append(env.clock.now())
+            if len(polls) == 10:
+                raise Died()
+            between()
+        return wait(services, timeout_seconds, expected, between=watched if between is not None else None)
+
+    env.deployer.wait_stable = dies_mid_wait
+    with pytest.raises(Died):
+        progressive_on(env, spec(5, 50, 100), "run-1")
+    assert env.router.weights == Weights(stable=95, canary=5) and len(polls) == 10
+    env.clock.sleep(601)  # the dead run's lease runs out
+    result = progressive_on(env, spec(5, 50, 100), "run-2")
+    assert result.outcome == "promoted", result.reason
+    record = env.ledger.get(env.targets.canary_service)
+    assert [t.to_weights.canary for t in record.history if t.kind == "shift"] == [5, 50, 100]
