@@ -53,6 +53,7 @@ from rollway.ledger import (BREACH_KEPT, CLAIM_SECONDS, WINDOW_ENDS, check_lease
                             RolloutRecord, LockHeld, Transition, begin_rollback, UnverifiedWindow, WindowClosed, monitoring_left,
                             monitoring_owed, utc)
 from rollway.model import Observation, Verdict, Weights
+from rollway.one_line import shown
 from rollway.preflight_checks import dead_letters_unseen
 from rollway.phases import Phase, RolloutPhase
 from rollway.report import RollbackResult, RolloutResult
@@ -521,9 +522,11 @@ def _watch(
                         return _breach_kept(env, f"{reason}; not rolled back: {closed.window or closed}. The release "
                                                  "stays in production", tally.checks, alerted.messages(), lease.rollout,
                                             actor)
-                    log.info("not rolling back: %s", closed)
+                    # Its words quote who rolled back and their comment (`rollway abort --reason`).
+                    ended = shown(str(closed), keep="")
+                    log.info("not rolling back: %s", ended)
                     return MonitorResult(outcome="rolled_back", checks=tally.checks, alerts=alerted.messages(),
-                                         reason=f"{reason}; not rolled back by this run: {closed}")
+                                         reason=f"{reason}; not rolled back by this run: {ended}")
                 return MonitorResult(outcome="rolled_back", reason=reason, checks=tally.checks,
                                      alerts=alerted.messages(), rollback=result)
         else:
@@ -905,7 +908,12 @@ def _skip(env: Environment, reason: str, checks: int, alerts: tuple[str, ...], *
     publish, for a refused permission), and in the result, the run's artifact and log. It does not
     fail the run: a rollout run's hooks then rolled back a release no look had found failing,
     because a page could not be sent. ``service``: the one the subject names (None: the old
-    service, which the window kept)."""
+    service, which the window kept).
+
+    ``reason`` is escaped (``shown``) for all of them: it quotes people's names and comments (who
+    promoted, who began a finalize), and a right-to-left override in a name reordered the page and
+    the log line after it, a line break in a comment wrote a line of its own in the run's log."""
+    reason = shown(reason, keep="")
     log = get_run_logger()
     log.warning(reason)
     subject = f"{subject}: {service or env.targets.stable_service}"

@@ -38,6 +38,7 @@ from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, answered
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
+from rollway.one_line import shown
 from rollway.phases import RolloutPhase
 from rollway.reports import incident_report, ran_ahead, rollout_report as render_rollout, wants_incident
 from rollway.targets import Targets
@@ -214,7 +215,8 @@ def rollout_report(
         raise refused from None  # DynamoDB's error is quoted in it
     for unread, why in unreadable.items():
         if unread != rollout_id:
-            log.warning("left out rollout %s: %s", unread, why)
+            # A hand-made item's id is anyone's text (an escape sequence cleared the console's line).
+            log.warning("left out rollout %s: %s", shown(unread, keep=""), shown(why, keep=""))
     record = choose(records, service, targets.rollouts_table, rollout_id, unreadable)
     log.info("reporting rollout %s of %s (%s, %s; %d transitions)", record.rollout_id, service, record.image,
              record.phase.value, len(record.history))

@@ -583,7 +583,15 @@ class DynamoLedger:
         if not items:
             raise self._not_found(service)
         head = items[0]
-        return {"service": head["service"], "rollout_id": head["rollout_id"]}, int(head["version"]["N"])
+        key = {"service": head["service"], "rollout_id": head["rollout_id"]}
+        # An item made by hand, or by a rollway older than ``version``: every write is conditioned
+        # on the version and bumps it (``_update``), which DynamoDB refuses on an absent or
+        # non-numeric one, so it is named as unreadable (a bare KeyError named no item before).
+        version = head.get("version", {}).get("N")
+        if version is None:
+            raise _malformed({name: _deserializer.deserialize(value) for name, value in key.items()},
+                             "no numeric version, which every write is conditioned on")
+        return key, int(version)
 
     def _not_found(self, service: str) -> RolloutNotFound:
         return RolloutNotFound(f"no rollout recorded for service {service!r} in table {self._table!r}")

@@ -441,3 +441,24 @@ def test_the_open_pause_is_kept_with_its_asking_and_removed_by_the_answer(dynamo
     assert stored.open_pause is None and stored.history[-1].asked == 7
     key = {"service": {"S": SERVICE}, "rollout_id": {"S": stored.rollout_id}}
     assert "open_pause" not in dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key)["Item"]
+
+
+@pytest.mark.parametrize("version", [None, {"S": "3"}], ids=["no version", "a text version"])
+def test_a_write_to_an_item_without_a_readable_version_says_which_item(dynamodb, ledger_targets, version):
+    """An item made by hand (or by a rollway before items had a version) without a numeric
+    ``version``: it read as version 0, but the next write to it (a shift, `rollway abort`'s
+    record, a promote) stopped with a bare KeyError: 'version' naming no item. It says which item
+    to repair, as any other unreadable item does, and writes nothing."""
+    ledger = DynamoLedger(dynamodb, ledger_targets)
+    record = started(ledger)
+    key = {"service": {"S": SERVICE}, "rollout_id": {"S": record.rollout_id}}
+    if version is None:
+        dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression="REMOVE version")
+    else:
+        dynamodb.update_item(TableName=ledger_targets.rollouts_table, Key=key, UpdateExpression="SET version = :v",
+                             ExpressionAttributeValues={":v": version})
+    before = dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"]
+    with pytest.raises(MalformedRollout, match=rf"item of '{SERVICE}', rollout '{record.rollout_id}', is not one "
+                                               r"rollway can read \(.*version.*\): repair or delete that item"):
+        finish(ledger, START + 5)
+    assert dynamodb.get_item(TableName=ledger_targets.rollouts_table, Key=key, ConsistentRead=True)["Item"] == before

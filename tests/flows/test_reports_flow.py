@@ -605,3 +605,20 @@ def test_a_breach_left_in_production_gets_an_incident_report_from_the_flow_and_t
     assert accepted.result().artifacts == (f"{service}-rollout-report",)
     assert report(targets_block=blocks, credentials_block=blocks) == 0
     assert "# Incident report" not in capsys.readouterr().out
+
+
+def test_an_unreadable_rollout_left_out_is_logged_with_its_id_escaped(aws, blocks, caplog):
+    """An item made by hand whose rollout id holds an escape sequence and a right-to-left override:
+    the report's "left out rollout" warning printed them as they were, clearing the console's line
+    and reordering the rest of it."""
+    import logging
+
+    newer, _ = start_at_five_percent(aws)
+    aws.get_client("dynamodb").put_item(TableName=aws.targets.rollouts_table, Item={
+        "service": {"S": aws.targets.canary_service}, "rollout_id": {"S": "19990101T000000Z-\x1b[2K\u202eevil"}})
+    with caplog.at_level(logging.WARNING):
+        state = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
+    assert state.result().rollout_id == newer.rollout_id
+    [said] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left out rollout")]
+    assert "\x1b" not in said and "\u202e" not in said, said
+    assert "19990101T000000Z-\\x1b[2K\\u202eevil" in said, said
