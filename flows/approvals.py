@@ -58,7 +58,7 @@ from rollway.failure_words import end_said
 # The form's rule for a name, as `rollway flags --actor` holds a name to it.
 from rollway.flags import NAME_PATTERN
 from rollway.ledger import utc
-from rollway.one_line import shown
+from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
 T = TypeVar("T")
@@ -1069,9 +1069,12 @@ def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
 
 
 def _said(answer: ApprovalAnswer) -> str:
-    """``answer`` as the run's log names it: ``approve by dana (looks fine)``, the comment on one line."""
-    comment = " ".join(answer.comment.split())
-    return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
+    """``answer`` as the run's log and its state name it: ``approve by dana (looks fine)``, the comment
+    on one line and its control characters escaped (``on_one_line``), as the name's: an escape
+    sequence in a comment acted on the terminal of whoever read the log, and a right-to-left
+    override reordered the words after it."""
+    comment = on_one_line(answer.comment)
+    return f"{answer.action} by {shown(answer.approver, keep='')}" + (f" ({comment})" if comment else "")
 
 
 def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> ApprovalAnswer:
