@@ -121,7 +121,8 @@ class MarkedCrashed(PauseInterrupted):
 def _stop_if_cancelled(state: State) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
     if state.is_cancelling() or state.is_cancelled():
-        said = own_words(state.message)
+        # Escaped: a message set through the API is anyone's words, shown in the run's log.
+        said = on_one_line(own_words(state.message))
         why = f" ({said})" if said else ""
         raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
 
