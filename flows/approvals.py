@@ -58,7 +58,7 @@ from rollway.failure_words import end_said
 # The form's rule for a name, as `rollway flags --actor` holds a name to it.
 from rollway.flags import NAME_PATTERN
 from rollway.ledger import utc
-from rollway.one_line import shown
+from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
 T = TypeVar("T")
@@ -121,7 +121,8 @@ class MarkedCrashed(PauseInterrupted):
 def _stop_if_cancelled(state: State) -> None:
     """Raise CancelledWhilePaused when ``state`` is a cancellation, begun (Cancelling) or done."""
     if state.is_cancelling() or state.is_cancelled():
-        said = own_words(state.message)
+        # Escaped: a message set through the API is anyone's words, shown in the run's log.
+        said = on_one_line(own_words(state.message))
         why = f" ({said})" if said else ""
         raise CancelledWhilePaused(f"the run was cancelled while it waited for an answer{why}")
 
@@ -1069,9 +1070,12 @@ def _made(client: SyncPrefectClient, run_id: UUID, key: str) -> State | None:
 
 
 def _said(answer: ApprovalAnswer) -> str:
-    """``answer`` as the run's log names it: ``approve by dana (looks fine)``, the comment on one line."""
-    comment = " ".join(answer.comment.split())
-    return f"{answer.action} by {answer.approver}" + (f" ({comment})" if comment else "")
+    """``answer`` as the run's log and its state name it: ``approve by dana (looks fine)``, the comment
+    on one line and its control characters escaped (``on_one_line``), as the name's: an escape
+    sequence in a comment acted on the terminal of whoever read the log, and a right-to-left
+    override reordered the words after it."""
+    comment = on_one_line(answer.comment)
+    return f"{answer.action} by {shown(answer.approver, keep='')}" + (f" ({comment})" if comment else "")
 
 
 def _answer_of(given: ApprovalInput, answered_at: float | None = None) -> ApprovalAnswer:

@@ -13,6 +13,7 @@ from rollway.bounds import duration_said, seconds_said
 from rollway.decide import Pause
 from rollway.ledger import (TAKEOVER, UNHEARD, RolloutRecord, Transition, answer_comment, held_by_timeout, utc,
                             utc_read, wall_utc)
+from rollway.one_line import on_one_line, shown
 from rollway.spec import Approvals
 
 
@@ -205,9 +206,12 @@ def _unread_said(at: float, unrecorded: str | None, given: str) -> str:
 
 
 def unheard_said(unheard: Sequence[UnheardAnswer]) -> str:
-    """Who gave what of ``unheard``, on one line: ``dana answered approve (looks good)``."""
-    return "; ".join(f"{u.answer.approver} answered {u.answer.action}"
-                     + (f" ({said})" if (said := " ".join(u.answer.comment.split())) else "") for u in unheard)
+    """Who gave what of ``unheard``, on one line: ``dana answered approve (looks good)``, their words'
+    control characters escaped (``on_one_line``): said in the run's log, and kept in the ledger for
+    the form and the notice of the pause asked again, an escape sequence in a comment acted on the
+    terminal of whoever read them."""
+    return "; ".join(f"{shown(u.answer.approver, keep='')} answered {u.answer.action}"
+                     + (f" ({said})" if (said := on_one_line(u.answer.comment)) else "") for u in unheard)
 
 
 def taken_over_timeout(approvals: Approvals, taken: TakenOver, now: float) -> ApprovalAnswer:

@@ -331,7 +331,8 @@ def test_leaving_a_timed_out_pause_never_overwrites_a_cancellation(cancel):
 @pytest.mark.parametrize("message,said", [
     ("cancelled from the UI", "the run was cancelled while it waited for an answer (cancelled from the UI)"),
     ("Flow run was cancelled.", "the run was cancelled while it waited for an answer"),
-], ids=["a person's message", "prefect's message"])
+    ("stop\x1b[2J\u202e now", "the run was cancelled while it waited for an answer (stop\\x1b[2J\\u202e now)"),
+], ids=["a person's message", "prefect's message", "a message with control characters, escaped"])
 def test_a_cancellation_at_a_pause_is_said_once(message, said):
     """Prefect's own words for a cancellation, in brackets after rollway's, said it twice."""
     with get_client(sync_client=True) as client:

@@ -481,18 +481,10 @@ def test_an_answer_given_as_the_api_went_away_from_a_pause_the_canary_then_ended
     assert entry.kind == "not-applied" and entry.comment.startswith("approve: fine; not applied:"), entry
 
 
-@pytest.mark.parametrize("on_timeout,answered,action", [
-    ("hold", False, "hold"), ("rollback", False, "reject"), ("rollback", True, "approve"),
-], ids=["hold", "rollback", "an answer at the deadline"])
-def test_a_pause_made_in_an_outage_that_outlasted_its_timeout_takes_the_timeout_policy(
-        monkeypatch, caplog, on_timeout, answered, action):
-    """The pause lands as the Prefect API goes away (its reply lost), and the API comes back after
-    the pause's timeout, the server having failed the run for the pause nobody resumed. The run
-    failed (the Prefect API "refused to pause" it, or "left it FAILED"), and its failure hook rolled
-    the rollout back even under approvals.on_timeout "hold": it now takes the timeout policy, as a
-    pause that timed out, an answer that landed at the deadline winning."""
-    import logging
-
+def expired_in_an_outage(answer: str | None):
+    """A ``propose_state`` whose pause lands with its reply lost to an outage that outlasts the pause:
+    back past its timeout, the server has failed the run, and ``answer`` (the form's JSON; None: none)
+    was stored with a resume the server accepted at the deadline."""
     from prefect.states import Failed
 
     real = flows.approvals.propose_state
@@ -506,12 +498,29 @@ def test_a_pause_made_in_an_outage_that_outlasted_its_timeout_takes_the_timeout_
             state.state_details.pause_timeout = state.state_details.pause_timeout.subtract(minutes=3)
             made.append(real(client, state, run_id))
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        if answered:  # stored with a resume the server accepted at the deadline
-            client.create_flow_run_input(run_id, made[0].state_details.run_input_keyset["response"],
-                                         '{"action": "approve", "approver": "dana", "comment": "late"}')
+        if answer is not None:  # stored with a resume the server accepted at the deadline
+            client.create_flow_run_input(run_id, made[0].state_details.run_input_keyset["response"], answer)
         # Back past the pause's timeout: the server's pause-expiry service failed the run meanwhile.
         client.set_flow_run_state(run_id, Failed(message="The flow was paused and never resumed."), force=True)
         return real(client, state, run_id)
+
+    return expired_while_away
+
+
+@pytest.mark.parametrize("on_timeout,answered,action", [
+    ("hold", False, "hold"), ("rollback", False, "reject"), ("rollback", True, "approve"),
+], ids=["hold", "rollback", "an answer at the deadline"])
+def test_a_pause_made_in_an_outage_that_outlasted_its_timeout_takes_the_timeout_policy(
+        monkeypatch, caplog, on_timeout, answered, action):
+    """The pause lands as the Prefect API goes away (its reply lost), and the API comes back after
+    the pause's timeout, the server having failed the run for the pause nobody resumed. The run
+    failed (the Prefect API "refused to pause" it, or "left it FAILED"), and its failure hook rolled
+    the rollout back even under approvals.on_timeout "hold": it now takes the timeout policy, as a
+    pause that timed out, an answer that landed at the deadline winning."""
+    import logging
+
+    expired_while_away = expired_in_an_outage(
+        '{"action": "approve", "approver": "dana", "comment": "late"}' if answered else None)
 
     @flow(name="approval-expired-in-an-outage")
     def pauses_once_unanswered() -> str:
