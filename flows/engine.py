@@ -851,6 +851,7 @@ def run_stages(
     # why the last answer was not applied, or who held, for the next form
     refusal: str | None = held_note(held_by, None) if held_by is not None else None
     held: ApprovalAnswer | None = held_by  # a person's hold the next pause asks again after
+    told = False  # a notice said ``held`` already: a refused answer asks again without telling it again
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
     weights_read_at: float | None = None  # the bake's last read of the weights that answered (DRIFT_LOOK_SECONDS)
 
@@ -1079,13 +1080,14 @@ def run_stages(
                 log.warning("the %s pause timed out while no run waited for its answer: %s", decision.cause,
                             answer.comment)
             else:
-                unsent = journal.asking(decision, held, judging.strip(), taken)  # the notice says it as the form does
+                unsent = journal.asking(decision, None if told else held, judging.strip(),
+                                        taken)  # the notice says it as the form does
+                told = True
                 again = f"> {_plain(taken_over_said(taken))}.\n\n" if taken is not None else ""
                 # Said first in the form: nobody was paged, and a form read late is the only place it shows.
                 answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}{again}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                              + next_weight_hint(spec, decision, state.until_stage), watch if watched else None,
                              began=taken.began if taken is not None else None)
-            held = None
             # An approval is taken only after one more look: one given between two looks (a minute
             # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.
             if watched and (watch.ended is not None
@@ -1120,8 +1122,10 @@ def run_stages(
                 refusal = (f"{_plain(answer.approver)}'s {said} was not applied: {_plain(str(refused))}. "
                            "Please answer again.")
                 # Asked again at once: the person who mistyped is at the form now, and an analysis
-                # interval later (an hour, at interval_seconds 3600) they had gone.
+                # interval later (an hour, at interval_seconds 3600) they had gone. A person's hold
+                # stays: a refused answer approves nothing, and the judge's pass must not move the stage on.
                 continue
+            held = None  # answered: a hold below holds again, an approval or a reject ends it
             if answer.action == "reject" and answer.next_weight is not None:
                 # Never refused: a person who rejects wants the traffic off the canary now.
                 log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
@@ -1152,7 +1156,7 @@ def run_stages(
                 refusal = held_note(answer, env.wall())
                 # A person's hold is told again when the pause is asked again: whoever follows the
                 # rollout by its notifications never heard that it waits for them once more.
-                held = None if answer.timed_out else answer
+                held, told = (None if answer.timed_out else answer), False
                 env.clock.sleep(spec.analysis.interval_seconds)
                 # A running stage is judged by the next tick; a passed one only by the watch, which
                 # looks now: the hold's interval must not go blind.
