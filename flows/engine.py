@@ -955,9 +955,9 @@ def run_stages(
                             "(%s); reading them again at the next look", weight, err)
                 changed = None
             if changed is not None:
-                finish_stage("rollback", now)
                 live, reason, who = changed
-                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who,
+                                    before=lambda: finish_stage("rollback", now))
         if isinstance(decision, Hold):
             # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
             # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
@@ -1175,12 +1175,11 @@ def run_stages(
             continue
 
         if isinstance(decision, Rollback):
-            finish_stage("rollback", now)
             log.warning("rolling back: %s", decision.reason)
             # Asked by the guardrail or the judge, whichever verdict failed the stage: the page,
             # the ledger and the incident report name the same one.
             return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason,
-                                actor=asked_by(decision.reason))
+                                actor=asked_by(decision.reason), before=lambda: finish_stage("rollback", now))
 
         if isinstance(decision, (PhaseComplete, Promote)):
             done = isinstance(decision, Promote)
@@ -1335,15 +1334,13 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool
 
 def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,
                   before: Callable[[], object] | None = None) -> RolloutResult | None:
-    """Roll back (calling ``before`` first) when someone else changed what this run set, and it
-    would otherwise go on ``instead`` (``_interference``). None when nothing was changed."""
+    """Roll back (``before``: see ``_rolled_back``) when someone else changed what this run set,
+    and it would otherwise go on ``instead`` (``_interference``). None when nothing was changed."""
     changed = _interference(env, spec, weights, instead)
     if changed is None:
         return None
-    if before is not None:
-        before()
     live, reason, actor = changed
-    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor)
+    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor, before=before)
 
 
 def _interference(env, spec, weights: Weights, instead: str, inline: bool = False,
@@ -1380,10 +1377,15 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
     return None
 
 
-def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:
+def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge",
+                 before: Callable[[], object] | None = None) -> RolloutResult:
     # Intent first: a run that dies mid-rollback is finished on resume. A ledger that cannot
     # record it does not stop the rollback; the journal fails the run once it is done.
     unrecorded = journal.rolling_back(reason, actor)
+    if before is not None:
+        # The running stage's "rollback" row, once this run is the one rolling back: another
+        # rollback already under way (an abort's) stops it above, and that one tells the story.
+        before()
     try:
         result = rollback(reason, actor=actor, ledger_failure=unrecorded)
     except BaseException as error:
