@@ -851,6 +851,7 @@ def run_stages(
     # why the last answer was not applied, or who held, for the next form
     refusal: str | None = held_note(held_by, None) if held_by is not None else None
     held: ApprovalAnswer | None = held_by  # a person's hold the next pause asks again after
+    told = False  # a notice said ``held`` already: a refused answer asks again without telling it again
     watch: PauseWatch | None = None  # what the run looks at while this stage's pause waits
     weights_read_at: float | None = None  # the bake's last read of the weights that answered (DRIFT_LOOK_SECONDS)
 
@@ -954,9 +955,9 @@ def run_stages(
                             "(%s); reading them again at the next look", weight, err)
                 changed = None
             if changed is not None:
-                finish_stage("rollback", now)
                 live, reason, who = changed
-                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+                return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who,
+                                    before=lambda: finish_stage("rollback", now))
         if isinstance(decision, Hold):
             # A bake lasts minutes to hours: each look shows in the run's log, with the judge's reading.
             # A pass before the stage's minimum bake waits for it: say so, or the log reads "pass" and nothing moves.
@@ -1079,13 +1080,14 @@ def run_stages(
                 log.warning("the %s pause timed out while no run waited for its answer: %s", decision.cause,
                             answer.comment)
             else:
-                unsent = journal.asking(decision, held, judging.strip(), taken)  # the notice says it as the form does
+                unsent = journal.asking(decision, None if told else held, judging.strip(),
+                                        taken)  # the notice says it as the form does
+                told = True
                 again = f"> {_plain(taken_over_said(taken))}.\n\n" if taken is not None else ""
                 # Said first in the form: nobody was paged, and a form read late is the only place it shows.
                 answer = ask(approver, decision, f"{not_told(unsent) if unsent else ''}{again}**{decision.reason}**\n\n{what}\n\n{note}{judging}{summary}\n\n"
                              + next_weight_hint(spec, decision, state.until_stage), watch if watched else None,
                              began=taken.began if taken is not None else None)
-            held = None
             # An approval is taken only after one more look: one given between two looks (a minute
             # apart, or an hour at interval_seconds 3600) must not shift a canary failing by now.
             if watched and (watch.ended is not None
@@ -1120,8 +1122,10 @@ def run_stages(
                 refusal = (f"{_plain(answer.approver)}'s {said} was not applied: {_plain(str(refused))}. "
                            "Please answer again.")
                 # Asked again at once: the person who mistyped is at the form now, and an analysis
-                # interval later (an hour, at interval_seconds 3600) they had gone.
+                # interval later (an hour, at interval_seconds 3600) they had gone. A person's hold
+                # stays: a refused answer approves nothing, and the judge's pass must not move the stage on.
                 continue
+            held = None  # answered: a hold below holds again, an approval or a reject ends it
             if answer.action == "reject" and answer.next_weight is not None:
                 # Never refused: a person who rejects wants the traffic off the canary now.
                 log.warning("%s's reject named next_weight %s%%, which a reject does not use: ignored, the rollout "
@@ -1152,7 +1156,7 @@ def run_stages(
                 refusal = held_note(answer, env.wall())
                 # A person's hold is told again when the pause is asked again: whoever follows the
                 # rollout by its notifications never heard that it waits for them once more.
-                held = None if answer.timed_out else answer
+                held, told = (None if answer.timed_out else answer), False
                 env.clock.sleep(spec.analysis.interval_seconds)
                 # A running stage is judged by the next tick; a passed one only by the watch, which
                 # looks now: the hold's interval must not go blind.
@@ -1171,12 +1175,11 @@ def run_stages(
             continue
 
         if isinstance(decision, Rollback):
-            finish_stage("rollback", now)
             log.warning("rolling back: %s", decision.reason)
             # Asked by the guardrail or the judge, whichever verdict failed the stage: the page,
             # the ledger and the incident report name the same one.
             return _rolled_back(env, spec, rollback, journal, reports, weights, decision.reason,
-                                actor=asked_by(decision.reason))
+                                actor=asked_by(decision.reason), before=lambda: finish_stage("rollback", now))
 
         if isinstance(decision, (PhaseComplete, Promote)):
             done = isinstance(decision, Promote)
@@ -1331,15 +1334,13 @@ def _drift(env: Environment, expected: Weights, lag_seconds: float, inline: bool
 
 def _someone_else(env, spec, rollback, journal, reports, weights: Weights, instead: str,
                   before: Callable[[], object] | None = None) -> RolloutResult | None:
-    """Roll back (calling ``before`` first) when someone else changed what this run set, and it
-    would otherwise go on ``instead`` (``_interference``). None when nothing was changed."""
+    """Roll back (``before``: see ``_rolled_back``) when someone else changed what this run set,
+    and it would otherwise go on ``instead`` (``_interference``). None when nothing was changed."""
     changed = _interference(env, spec, weights, instead)
     if changed is None:
         return None
-    if before is not None:
-        before()
     live, reason, actor = changed
-    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor)
+    return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=actor, before=before)
 
 
 def _interference(env, spec, weights: Weights, instead: str, inline: bool = False,
@@ -1376,10 +1377,15 @@ def _interference(env, spec, weights: Weights, instead: str, inline: bool = Fals
     return None
 
 
-def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge") -> RolloutResult:
+def _rolled_back(env, spec, rollback, journal, reports, weights, reason: str, actor: str = "judge",
+                 before: Callable[[], object] | None = None) -> RolloutResult:
     # Intent first: a run that dies mid-rollback is finished on resume. A ledger that cannot
     # record it does not stop the rollback; the journal fails the run once it is done.
     unrecorded = journal.rolling_back(reason, actor)
+    if before is not None:
+        # The running stage's "rollback" row, once this run is the one rolling back: another
+        # rollback already under way (an abort's) stops it above, and that one tells the story.
+        before()
     try:
         result = rollback(reason, actor=actor, ledger_failure=unrecorded)
     except BaseException as error:

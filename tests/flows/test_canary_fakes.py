@@ -1028,3 +1028,39 @@ def test_a_long_bakes_looks_read_the_weights_at_most_once_per_drift_look_seconds
     baking = [at for at in reads if first.started_at < at < first.ended_at]
     assert first.ticks >= 50, first  # a look a minute
     assert len(baking) <= 3600 / DRIFT_LOOK_SECONDS + 3, (len(baking), first.ticks)
+
+
+def claimed_by_another_rollback(monkeypatch) -> list[str]:
+    """The canary flow's journal, its rollback's start finding another rollback under way (an
+    abort's): the decision of each stage row the run shows, returned."""
+    from flows import canary
+    from rollway.ledger import RollbackClaimed
+
+    shown: list[str] = []
+
+    class Claimed(canary.StageTables):
+        def stage_ended(self, state, report) -> None:
+            shown.append(report.decision)
+            super().stage_ended(state, report)
+
+        def rolling_back(self, reason: str, actor: str):
+            raise RollbackClaimed("the abort's rollback is under way", holder="abort by bob", expires=1e12)
+
+    monkeypatch.setattr(canary, "StageTables", Claimed)
+    return shown
+
+
+@pytest.mark.parametrize("how", ["moved mid-bake", "judge"])
+def test_a_run_whose_rollback_another_one_carries_out_shows_no_rollback_row_of_its_own(monkeypatch, how):
+    """Another rollback (an abort's) holds the claim: this run stops without moving traffic, and
+    its stage row said "rollback" all the same, a second row beside the one that rollback shows."""
+    from rollway.ledger import RollbackClaimed
+
+    shown = claimed_by_another_rollback(monkeypatch)
+    env = fake_environment(canary_error_rate=0.05 if how == "judge" else 0.0)
+    if how == "moved mid-bake":
+        env.clock = MovedMidBake(env)
+    with pytest.raises(RollbackClaimed):
+        canary_on(env, spec(5, 25, 100).model_copy(update={"verify_timeout_seconds": 0.2}))
+    assert "rollback" not in shown, shown
+    assert env.router.weights == Weights.canary_at(5) if how == "judge" else Weights(stable=50, canary=50)
