@@ -896,16 +896,22 @@ def run_stages(
             log.warning("%s", moved)
             raise
         now = env.clock.now()
-        report = None
-        if state.stage_index >= 0:
-            report = tracker.report(state, weights, now, "rollback") if not state.passed else watch.pause_report(now)
-            reports.append(report)
+        made: list[StageReport] = []
+
+        def row() -> None:
+            # Made once this run is the one rolling back (``_rolled_back``'s ``before``): a run that
+            # finds another rollback (an abort's) under way stops without a row beside that one's.
+            if state.stage_index >= 0:
+                made.append(tracker.report(state, weights, now, "rollback") if not state.passed
+                            else watch.pause_report(now))
+                reports.append(made[0])
+
         try:
-            return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who)
+            return _rolled_back(env, spec, rollback, journal, reports, live, reason, actor=who, before=row)
         finally:
             # Its table once the traffic is back: the Prefect API may be away (``PauseWatch.act_now``),
             # and an artifact sent to it waits out its client's retries (a minute on a 503).
-            if report is not None:
+            for report in made:
                 journal.stage_ended(state, report)
 
     def finish_stage(decision_text: str, now: float, record=None) -> StageReport:

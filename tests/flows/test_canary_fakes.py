@@ -1064,3 +1064,18 @@ def test_a_run_whose_rollback_another_one_carries_out_shows_no_rollback_row_of_i
         canary_on(env, spec(5, 25, 100).model_copy(update={"verify_timeout_seconds": 0.2}))
     assert "rollback" not in shown, shown
     assert env.router.weights == Weights.canary_at(5) if how == "judge" else Weights(stable=50, canary=50)
+
+
+def test_a_pause_whose_rollback_another_one_carries_out_shows_no_rollback_row_of_its_own(monkeypatch):
+    """The canary fails while the run waits for an answer, and another rollback (an abort's) holds
+    the claim: the run stops without moving traffic, and its pause's "rollback during the approval
+    pause" row was shown all the same, beside the one that rollback shows."""
+    from rollway.ledger import RollbackClaimed
+
+    shown = claimed_by_another_rollback(monkeypatch)
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(APPROVE, clock=env.clock, after_seconds=3600)
+    with pytest.raises(RollbackClaimed):
+        canary_on(env, spec(5, 25, 100, approval_at=(25,)), turns_bad_when_asked(env, person))
+    assert shown == ["passed"], shown
+    assert env.router.weights == Weights.canary_at(5)
