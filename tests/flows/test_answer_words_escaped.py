@@ -96,3 +96,31 @@ def test_answers_read_but_not_recorded_are_said_escaped_in_the_form_and_the_noti
     assert r"dana answered approve \(fine\\x1b\[2J\\u202eevorppa\)" in summary, summary
     for said in (summary, message):
         assert "\x1b" not in said and "\u202e" not in said, said
+
+
+def test_a_rejection_is_given_as_the_rollbacks_reason_with_its_words_escaped(caplog):
+    """dana rejects the 25 % stage: the rollback's reason ("rejected by dana: ..."), which the page,
+    the notice and the ledger show, and the run's log lines quote her name and comment escaped."""
+    from rollway.approvals import scripted
+    from tests.flows.test_canary_fakes import canary_on, spec
+    from tests.flows.fake_env import fake_environment
+
+    env = fake_environment(canary_error_rate=0.0)
+    person = scripted(ApprovalAnswer(action="reject", approver="dana\u202e", comment=COMMENT))
+    with caplog.at_level(logging.INFO):
+        result = canary_on(env, spec(5, 25, 100, approval_at=(25,)), person)
+    assert result.outcome == "rolled_back", result.reason
+    assert result.reason == f"rejected by dana\\u202e: {SHOWN}", result.reason
+    said = [r.getMessage() for r in caplog.records if "dana" in r.getMessage()]
+    assert said and not any("\x1b" in m or "\u202e" in m for m in said), said
+
+
+def test_an_accepted_stage_row_names_its_acceptor_escaped():
+    from rollway.approvals import scripted
+    from tests.flows.fake_env import fake_environment
+    from tests.flows.test_canary_fakes import canary_on, spec
+
+    env = fake_environment(rps=0.01)
+    dana = ApprovalAnswer(action="approve", approver="dana\u202e", comment=COMMENT)
+    result = canary_on(env, spec(5, 100), scripted(dana, dana))
+    assert "accepted by dana\\u202e" in [s.decision for s in result.stages], result.stages
