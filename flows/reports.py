@@ -135,7 +135,7 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
     if rollout_id is None and newest_unreadable is not None and (
             not records or newest_unreadable > records[0].rollout_id):
         raise ReportRefused(
-            f"the newest rollout of {service}, {newest_unreadable}, cannot be read: {unreadable[newest_unreadable]}; "
+            f"the newest rollout of {service}, {shown(newest_unreadable, keep='')}, cannot be read: {unreadable[newest_unreadable]}; "
             "name another rollout to report on it")
     if not records:
         raise ReportRefused(
@@ -146,7 +146,7 @@ def choose(records: list[RolloutRecord], service: str, table: str, rollout_id: s
     for record in records:
         if record.rollout_id == rollout_id:
             return record
-    listed = sorted([(r.rollout_id, r.phase.value) for r in records] + [(i, "unreadable") for i in unreadable],
+    listed = sorted([(r.rollout_id, r.phase.value) for r in records] + [(shown(i, keep=""), "unreadable") for i in unreadable],
                     reverse=True)
     newest = ", ".join(f"{rollout} ({phase})" for rollout, phase in listed[:5])
     raise ReportRefused(f"no rollout {rollout_id!r} of {service} in the ledger table {table}; the newest are: {newest}")

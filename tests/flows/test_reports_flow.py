@@ -622,3 +622,21 @@ def test_an_unreadable_rollout_left_out_is_logged_with_its_id_escaped(aws, block
     [said] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left out rollout")]
     assert "\x1b" not in said and "\u202e" not in said, said
     assert "19990101T000000Z-\\x1b[2K\\u202eevil" in said, said
+
+
+def test_a_refused_report_names_an_unreadable_rollouts_id_escaped():
+    """An item made by hand whose rollout id holds an escape sequence and a right-to-left override,
+    the newest or one of the newest listed: the refusal `rollway report` prints quoted it as it was."""
+    from flows.reports import choose
+
+    spoilt = "29990101T000000Z-\x1b[2K\u202eevil"
+    said = "29990101T000000Z-\\x1b[2K\\u202eevil"
+    with pytest.raises(ReportRefused) as newest:
+        choose([], "billing", "ledger", None, {spoilt: "no phase"})
+    record = RolloutRecord(service="billing", rollout_id="20260101T000000Z-a", image="webordinary/billing:3.1.0",
+                           spec_json="{}", phase=RolloutPhase.PROMOTED, previous_task_definition="td:1",
+                           stable_desired=4)
+    with pytest.raises(ReportRefused) as listed:
+        choose([record], "billing", "ledger", "20250101T000000Z-b", {spoilt: "no phase"})
+    for refused in (str(newest.value), str(listed.value)):
+        assert said in refused and "\x1b" not in refused and "\u202e" not in refused, refused
