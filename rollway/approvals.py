@@ -201,7 +201,8 @@ def _unread_said(at: float, unrecorded: str | None, given: str) -> str:
     (``unrecorded``), or not read. Said as "could not be read, or recorded", a person whose answer
     the run knew read that nobody knew of it."""
     if unrecorded is not None:
-        return f"{unrecorded} {given} after it stopped, which could not be recorded in the ledger at {wall_utc(at)}"
+        # Escaped again: an older version kept it in the ledger as it was typed (``unheard_said``).
+        return f"{shown(unrecorded, keep='')} {given} after it stopped, which could not be recorded in the ledger at {wall_utc(at)}"
     return f"the answers given {given} could not be read from the Prefect API at {wall_utc(at)}"
 
 

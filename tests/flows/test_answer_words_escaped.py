@@ -124,3 +124,15 @@ def test_an_accepted_stage_row_names_its_acceptor_escaped():
     dana = ApprovalAnswer(action="approve", approver="dana\u202e", comment=COMMENT)
     result = canary_on(env, spec(5, 100), scripted(dana, dana))
     assert "accepted by dana\\u202e" in [s.decision for s in result.stages], result.stages
+
+
+def test_unrecorded_answers_kept_raw_by_an_older_version_are_said_escaped_in_the_form():
+    """An older version kept who gave what in the ledger as it was typed: the form and the notice
+    of the pause asked again said it raw."""
+    from rollway.approvals import TakenOver, taken_over_said
+
+    taken = TakenOver(began=None, deadline=0.0, run="brave-otter", unread=0.0,
+                      unrecorded=f"dana\u202e answered approve ({COMMENT})")
+    said = taken_over_said(taken)
+    assert f"dana\\u202e answered approve ({SHOWN}) to it after it stopped" in said, said
+    assert "\x1b" not in said and "\u202e" not in said, said
