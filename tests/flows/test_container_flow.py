@@ -700,13 +700,19 @@ def test_the_daemons_address_is_shown_without_its_password_in_the_runs_steps(aws
     assert "s3cr3t" not in "\n".join(result.steps) and "s3cr3t" not in caplog.text
 
 
+def released_twice(aws, tmp_path):
+    """2.4.0 released, then 2.4.1 (each built from a scratch Dockerfile, pushed and registered):
+    2.4.0's release, whose revision is no longer the family's latest."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
+    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    return first
+
 @pytest.mark.usefixtures("tokens_for_12_hours")
 def test_a_re_run_of_a_version_an_older_revision_pins_names_that_revision(aws, tmp_path):
     # 2.4.0 released, then 2.4.1: a CI job re-running 2.4.0 was told "if a run pushed it and stopped
     # before registering, run again with register_existing=True", of a release that is registered.
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
-    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    first = released_twice(aws, tmp_path)
     after = revisions(aws)
 
     with pytest.raises(PublishRefused) as caught:
@@ -729,9 +735,7 @@ def test_a_re_run_of_a_version_no_searched_revision_pins_says_only_the_newest_re
     # run again with register_existing=True", as if no revision pinned it, when one does.
     from rollway.aws.ecs import REVISIONS_SEARCHED
 
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
-    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    first = released_twice(aws, tmp_path)
     newest = described(aws, revisions(aws)[-1])
     ecs = aws.get_client("ecs")
     for _ in range(REVISIONS_SEARCHED):
@@ -759,9 +763,7 @@ def test_a_re_run_of_a_version_whose_revisions_could_not_be_searched_does_not_sa
     from tests.botocore_events import on_operation
     from tests.flows.test_traffic_reads_denied import answering
 
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
-    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    released_twice(aws, tmp_path)
     after = revisions(aws)
 
     asked: list[str] = []
@@ -784,9 +786,7 @@ def test_register_existing_of_a_version_an_older_revision_pins_says_which_revisi
     # 2.4.0 released, then 2.4.1: register_existing of 2.4.0 copies the family's latest (2.4.1's
     # revision, its settings) into a new revision pinning 2.4.0, and said nothing of the older
     # revision that pins it already, as if the version had never been registered.
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    first = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", context_dir=tmp_path))
-    publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.1", context_dir=tmp_path))
+    first = released_twice(aws, tmp_path)
     latest = revisions(aws)[-1]
 
     again = publish_with(aws, EcrBacked(aws), PublishRequest(version="2.4.0", register_existing=True,
