@@ -673,10 +673,23 @@ class PauseWatch:
         # What the run does meanwhile, as each line says it: a pause's, or a shift's wait for the canary's tasks.
         at = (f"paused at {weight}%" if scaling is None else
               f"at {weight}%, watching the canary while it scales for {scaling}%")
-        waiting = ("taking the approval" if answering else "waiting for an answer" if scaling is None
-                   else f"scaling the canary for {scaling}%")
+        # Doing what, what goes on after a passing look, when a failing one was judged (its log line's
+        # words and its reason's) and what is then not done. The scale-up's line says when already (``at``).
+        if answering:
+            doing, goes_on, when, judged, not_done = (
+                "taking the approval", "the approval is taken", " before the approval was taken",
+                "when an approval came, before it was taken", "the approval is not applied")
+        elif scaling is None:
+            doing, goes_on, when, judged, not_done = (
+                "waiting for an answer", "still waiting for an answer", " while the run waited for an answer",
+                "while the run waited for an answer, before it had read one",
+                "the pause ends without waiting for an answer")
+        else:
+            doing, goes_on, when, judged, not_done = (
+                f"scaling the canary for {scaling}%", "the scale-up goes on", "",
+                f"while the canary scaled for {scaling}%, before the shift", f"the shift to {scaling}% is not made")
         try:
-            changed = _interference(self.env, spec, self.weights, waiting, inline=True)
+            changed = _interference(self.env, spec, self.weights, doing, inline=True)
             if changed is not None:
                 self.ended = changed
                 return changed[1]
@@ -685,30 +698,20 @@ class PauseWatch:
             # Failing the run here would have its hooks roll back a rollout a person may be approving.
             log.warning("%s: could not look at the canary (%s); %s", at, err,
                         "the approval is taken on the looks before" if answering else
-                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; "
-                        + ("still waiting for an answer" if scaling is None else "the scale-up goes on"))
+                        f"looking again in {seconds_said(spec.analysis.interval_seconds)}; {goes_on}")
             return None
         # The same decision as a look during the stage; a passed stage's is judged as if running.
         decision = decide(spec, state.model_copy(update={"passed": False}), verdict, now)
         if isinstance(decision, Rollback):
-            when = ("before the approval was taken" if answering else "while the run waited for an answer"
-                    if scaling is None else f"while the canary scaled for {scaling}%, before the shift")
-            reason = decision.reason + (" (judged when an approval came, before it was taken)" if answering
-                                        else " (judged while the run waited for an answer, before it had read one)"
-                                        if scaling is None else f" (judged {when})")
-            # The scale-up's line says when already (``at``).
-            log.warning("%s: the canary failed the judge%s: %s; %s and the rollout rolls back", at,
-                        f" {when}" if scaling is None or answering else "",
-                        decision.reason,
-                        "the approval is not applied" if answering else "the pause ends without waiting for an answer"
-                        if scaling is None else f"the shift to {scaling}% is not made")
+            reason = f"{decision.reason} (judged {judged})"
+            log.warning("%s: the canary failed the judge%s: %s; %s and the rollout rolls back", at, when,
+                        decision.reason, not_done)
             self.ended = (self.weights, reason, asked_by(decision.reason))
             return reason
         guarded = "" if observation.error is not None else f"; {guardrails_said(spec, observation)}"
         log.info("%s: the judge looked again: %s: %s (canary %s req, baseline %s req)%s; %s", at,
                  verdict.phase.value, verdict.reason, f"{verdict.canary_requests:,}", f"{verdict.baseline_requests:,}",
-                 guarded, "the approval is taken" if answering else "still waiting for an answer"
-                 if scaling is None else "the scale-up goes on")
+                 guarded, goes_on)
         return None
 
     def _judged(self, now: float) -> tuple[Observation, Verdict]:
@@ -1011,9 +1014,7 @@ def run_stages(
                 with journal.renewing():  # the scale-up and health waits can outlast the lease
                     weights, flag_updates = shift_to(env, spec, decision.weight, stable_desired, before, actor=actor,
                                                      rollout=rollout, between=watching(scaling))
-            except FailedWhileScaling:
-                if scaling is None or scaling.ended is None:
-                    raise
+            except FailedWhileScaling:  # raised only by ``watching(scaling)``, once a look set ``scaling.ended``
                 watch = scaling
                 return roll_back_as_watched(taking_back=False)
             state = StageState(
