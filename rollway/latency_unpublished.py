@@ -20,15 +20,18 @@ from rollway.spec import Analysis
 def published(intervals: Sequence[Interval], version: str) -> bool:
     """Whether ``version``'s application published any of its latency metrics in ``intervals`` (a
     slow request or a p99 in one of them)."""
-    return any(s.slow or s.latency_p99_ms is not None for s in _samples(intervals, version))
+    return _published(_samples(intervals, version))
 
 
 def served_unpublished(intervals: Sequence[Interval], version: str) -> int:
     """The requests ``version`` served in ``intervals`` when its application published none of its
     latency metrics for them (no slow request and no p99 in any); 0 when it published some."""
-    if published(intervals, version):
-        return 0
-    return sum(s.requests for s in _samples(intervals, version))
+    samples = _samples(intervals, version)
+    return 0 if _published(samples) else sum(s.requests for s in samples)
+
+
+def _published(samples: list) -> bool:
+    return any(s.slow or s.latency_p99_ms is not None for s in samples)
 
 
 def _samples(intervals: Sequence[Interval], version: str) -> list:
@@ -49,7 +52,7 @@ def stable_evidence(intervals: Sequence[Interval], history: Sequence[Interval], 
     none in a stage while the stable service counts a few. So the stable service's p99 is evidence
     (a publisher of p99 publishes it for every period it serves), and its slow counts only when, at
     their rate, the canary would have counted at least ``EXPECTED_SLOW_FLOOR``."""
-    samples = [s for s in (i.baseline for i in (*intervals, *history)) if s is not None]
+    samples = _samples((*intervals, *history), "baseline")
     if any(s.latency_p99_ms is not None for s in samples):
         return f"while the stable service's {RESPONSE_TIME_P99} is there"
     requests, slow = sum(s.requests for s in samples), sum(s.slow for s in samples)
