@@ -388,7 +388,7 @@ class CloudFormationStacks:
                 on_progress(f"stack {name}: CloudFormation did not answer the read of its progress "
                             f"({aws_message(err, call=True)}); still waiting, {max(0.0, deadline - time.monotonic()):.0f}s "
                             "left")
-                time.sleep(delay)
+                self._sleep(delay)
                 continue
             status = found["StackStatus"] if found else "DELETE_COMPLETE"
             for line in lines:
