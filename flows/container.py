@@ -520,7 +520,7 @@ def _publish(request: PublishRequest, targets: Targets, get_client: Callable[[st
             # An older revision pinning it (a newer version released since) is not reused: the copy
             # of the latest runs the version with the family's settings of now (the refusal of a
             # plain re-run said register_existing registers a second revision), but it is named.
-            older = (deployer.revision_pinning(task_family(base.arn), pinned)
+            older = (deployer.revision_search(task_family(base.arn), pinned).arn
                      if request.register_existing and not registered else None)
             arn = base.arn if registered else steps.register_revision(deployer, pinned, base.arn)
         run.progress.task_definition = arn

@@ -90,7 +90,7 @@ _MAX_DELAY_SECONDS = 15
 
 
 REVISIONS_SEARCHED = 20
-"""How many of a family's newest revisions are read for the one pinning a version (``revision_pinning``)."""
+"""How many of a family's newest revisions are read for the one pinning a version (``revision_search``)."""
 
 
 @dataclass
@@ -428,15 +428,10 @@ class EcsDeployer:
                             tags=sum(tag.get("key") != REQUEST_TAG and not reserved_tag(tag)
                                      for tag in answer.get("tags", [])))
 
-    def revision_pinning(self, family: str, image: str, searched: int = REVISIONS_SEARCHED) -> str | None:
-        """The newest ACTIVE revision of ``family`` whose container ``targets.container_name`` runs
-        ``image``, among its ``searched`` newest; None when none does, or the family could not be
-        read (only a hint for a refusal: what was not read names nothing)."""
-        return self.revision_search(family, image, searched).arn
-
     def revision_search(self, family: str, image: str, searched: int = REVISIONS_SEARCHED) -> RevisionSearch:
-        """``revision_pinning``'s search, with how far it went: a refusal said "none among the 20
-        newest pins it" of a search AWS refused, or that a listing's bound cut short."""
+        """The newest ACTIVE revision of ``family`` whose container ``targets.container_name`` runs
+        ``image``, among its ``searched`` newest, with how far the search went: a refusal said "none
+        among the 20 newest pins it" of a search AWS refused, or that a listing's bound cut short."""
         listing = _Listing(family=family)
         read = 0
         try:

@@ -134,7 +134,7 @@ class AlbRouter:
         listener_arn = self._listener_arn(lb_arn)
         stable = self._target_group(t.stable_target_group)
         canary = self._target_group(t.canary_target_group)
-        rule_arn = self._rule_arn(listener_arn, stable.arn, canary.arn)
+        rule_arn = self._rule_on_path(listener_arn, stable.arn, canary.arn)["RuleArn"]
         self._lookups_made.resolved = _Resolved(lb_arn, listener_arn, rule_arn, stable, canary)
 
     @property
@@ -457,10 +457,6 @@ class AlbRouter:
         return TargetGroup(arn=group["TargetGroupArn"],
                            interval_seconds=group.get("HealthCheckIntervalSeconds") if checked else None,
                            timeout_seconds=group.get("HealthCheckTimeoutSeconds") if checked else None)
-
-    def _rule_arn(self, listener_arn: str, stable_arn: str, canary_arn: str) -> str:
-        """The ARN of ``_rule_on_path``."""
-        return self._rule_on_path(listener_arn, stable_arn, canary_arn)["RuleArn"]
 
     def _rule_on_path(self, listener_arn: str, stable_arn: str, canary_arn: str) -> dict[str, Any]:
         """The listener's (non-default) rule on ``targets.rule_path`` that forwards to our groups,
