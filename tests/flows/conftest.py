@@ -1,4 +1,4 @@
-"""One Prefect test harness for every flow test: it costs ~14 s to start (DB migration)."""
+"""One Prefect test harness for every flow test: starting it (a server and its DB migration) takes seconds on a quiet machine and minutes on a loaded one, so it starts once per pytest worker."""
 
 from __future__ import annotations
 
