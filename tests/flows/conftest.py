@@ -1,4 +1,5 @@
-"""One Prefect test harness for every flow test: starting it (a server and its DB migration) takes seconds on a quiet machine and minutes on a loaded one, so it starts once per pytest worker."""
+"""One Prefect test harness for every flow test, started once per pytest worker: its start (a server
+and its database migration) takes seconds on a quiet machine and minutes on a loaded one."""
 
 from __future__ import annotations
 
