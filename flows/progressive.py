@@ -883,7 +883,7 @@ def person_hold(record: RolloutRecord) -> ApprovalAnswer | None:
     hold = held_by_person(record)
     if hold is None:
         return None
-    return ApprovalAnswer(action="hold", approver=hold.actor, comment=answer_said("hold", hold)[:COMMENT_LIMIT])
+    return ApprovalAnswer(action="hold", approver=hold.actor, comment=answer_said("hold", hold.comment)[:COMMENT_LIMIT])
 
 
 def phase_name(spec: RolloutSpec, index: int) -> str:

@@ -1117,16 +1117,19 @@ def answer_comment(action: str, comment: str) -> str:
     return f"{action}: {said}" if said else action
 
 
-def answer_said(action: str, answer: Transition) -> str:
-    """The person's own comment of an ``answer`` recorded by ``answer_comment`` ("<action>: <comment>",
-    or the action alone): empty when they gave none."""
-    return (answer.comment or "").removeprefix(action).removeprefix(":").strip()
+def answer_said(action: str, comment: str | None) -> str:
+    """The person's own words in an answer's ``comment`` recorded by ``answer_comment`` ("<action>:
+    <words>", or the action alone): "" when they gave none. Only the action with its colon goes: a
+    comment not written so ("rejected because x", by hand or by an older rollway) is theirs whole,
+    where cutting the bare word read "ed because x"."""
+    said = (comment or "").strip()
+    return "" if said == action else said.removeprefix(f"{action}:").strip()
 
 
 def rejection_reason(reject: Transition) -> str:
     """The reason the engine gives a rollback it does for a rejection, from the recorded answer
     (its comment is "reject: <the person's comment>", its verdict the pause's reason)."""
-    said = answer_said("reject", reject)
+    said = answer_said("reject", reject.comment)
     if reject.kind == "timeout":
         return timeout_reason(said, reject.verdict)
     return f"rejected by {reject.actor}: {said or reject.verdict or 'no reason given'}"

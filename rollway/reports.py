@@ -34,8 +34,8 @@ from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
 from rollway.ledger import (BREACH_KEPT, NOT_APPLIED, NOTICE_ANSWER_LOST, NOTICE_FAILED, NOTICE_NOT_SENT,
                             NOTICE_UNREACHED, NOTIFIED, OWNER_PREFIX, RECONCILE, ROLLBACK_STOPPED, TAKEOVER, OpenPause, RefusedAnswer,
-                            RolloutRecord, Transition, claim_has_lapsed, claim_lapsed, held_by_timeout, lease_has_lapsed,
-                            monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
+                            RolloutRecord, Transition, answer_said, claim_has_lapsed, claim_lapsed, held_by_timeout,
+                            lease_has_lapsed, monitoring_owed, notice_answer_lost, notice_sent, notice_time, notice_unconfirmed,
                             pause_asked_now, pause_cause, rollback_start, rollback_stopped_steps, unanswered_wait, utc, wall_utc)
 from rollway.model import Weights
 from rollway.phases import RolloutPhase
@@ -1120,7 +1120,7 @@ def _answer_and_words(said: str) -> tuple[str, str]:
     """An answer as ``answer_comment`` records it ("approve: looks fine") as its answer (approve,
     reject or hold; "answered" when it names none) and the person's own words ("" when none)."""
     answer = next((a for a in ("approve", "reject", "hold") if said == a or said.startswith(f"{a}:")), "answered")
-    return answer, _without_answer(said, answer)
+    return answer, answer_said(answer, said)
 
 
 def _read_when(entry: Transition, sped: bool) -> str:
@@ -1264,7 +1264,7 @@ def _answers(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[st
             said = t.kind
         if t.kind != "timeout":  # a timeout's comment is what it did ("reject: no answer within 3600 s")
             # The answer has its own column: "approve | approve: looks fine" said it twice.
-            comment = _without_answer(comment, said)
+            comment = answer_said(said, comment)
         # A timeout that held asks the pause again: the wait goes on, and its answer's row counts all of it.
         span = _waited(record, t, *((None, None) if held_by_timeout(t) else (waited, apart)))
         rows.append(f"| {utc(t.at)} | {span} | {cell(t.actor)} | {answer} | {stage} | {cell(comment or '-')} | "
@@ -1309,14 +1309,6 @@ def _waited(record: RolloutRecord, end: Transition, total: list[float] | None,
     if total is not None:
         total.append(max(0.0, end.at - began.at))
     return _span(began.at, end.at) or "two clocks"
-
-
-def _without_answer(comment: str, said: str) -> str:
-    """An answer's recorded comment (``answer_comment``: "approve: looks fine", or "approve" alone)
-    without the answer it opens with: the person's own words, "" when they gave none."""
-    if comment == said:
-        return ""
-    return comment.removeprefix(f"{said}:").strip() if comment.startswith(f"{said}:") else comment
 
 
 def _timeline(record: RolloutRecord, waits: Waits, sped: bool = False) -> list[str]:
@@ -2329,7 +2321,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             # Recorded with its answer ("reject: latency looks off"), which "answered" under a
             # rejection's trigger says already.
             lines.append(f"- **The pause answered:** {cell(asked.verdict or '-')} "
-                         f"(comment: {cell(_without_answer(asked.comment or '', 'reject') or '-')})")
+                         f"(comment: {cell(answer_said('reject', asked.comment) or '-')})")
         lines += _pause_cut_short(record, start, sped)
         lines += _breach_line(record, start or end, sped)
     lines += ["", "## Exposure", ""]

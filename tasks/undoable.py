@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 from prefect.transactions import get_transaction, transaction
 
 from rollway.aws.denied import ROLLOUT_POLICY, PassRoleDenied, refusal_said, rollout_said
-from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code
+from rollway.aws.errors import SERVER_SIDE_CODES, AdapterError, WeightMismatch, error_code, tried
 from rollway.deadline import ReadBackUnanswered
 from rollway.ledger import RolloutEnded, check_not_ended
 from rollway.model import Weights
@@ -38,31 +38,24 @@ def _never_final(err: BaseException) -> bool:
 def _patiently(what: str, call: Callable[[], T], final: Callable[[BaseException], bool] = _never_final, *,
                on_error: Callable[[BaseException], None] | None = None, role: str = "undo", said: bool = False,
                sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call()``, tried up to three times with a doubling wait between: an undo is one hook that
-    Prefect runs once and whose error it only logs, so one throttled call must not leave the step
-    done. An error ``final`` names (one a second ask gets again) is raised at once. ``on_error``
-    sees every failed try; ``role`` starts the log lines. ``said``: the caller says the last
-    failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between tries:
-    the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
-    delay = UNDO_FIRST_DELAY_SECONDS
-    for attempt in range(1, UNDO_ATTEMPTS + 1):
-        try:
-            return call()
-        except Exception as err:  # noqa: BLE001 - retried, then raised as it came
-            if on_error is not None:
-                on_error(err)
-            if final(err):
-                if not said:
-                    log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
-                raise
-            if attempt == UNDO_ATTEMPTS:
-                if not said:
-                    log.error("%s: %s failed %d times, last: %s", role, what, attempt, err)
-                raise
-            log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, delay)
-            sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+    """``call()``, tried up to three times with a doubling wait between (``tried``): an undo is one
+    hook that Prefect runs once and whose error it only logs, so one throttled call must not leave
+    the step done. An error ``final`` names (one a second ask gets again) is raised at once.
+    ``on_error`` sees every failed try; ``role`` starts the log lines. ``said``: the caller says the
+    last failure itself (``_undo_failed``), so it is not logged here too. ``sleep`` waits between
+    tries: the rollout clock's (``Clock.sleep``), so a fake clock waits on no real time."""
+    def logged(err: BaseException, made: int, wait: float | None) -> None:
+        if on_error is not None:
+            on_error(err)
+        if wait is not None:
+            log.warning("%s: %s failed (%s); trying again in %g s", role, what, err, wait)
+        elif not said and final(err):
+            log.error("%s: %s failed, not tried again (another ask gets the same answer): %s", role, what, err)
+        elif not said:
+            log.error("%s: %s failed %d times, last: %s", role, what, made, err)
+
+    return tried(call, UNDO_ATTEMPTS, lambda attempt: UNDO_FIRST_DELAY_SECONDS * 2 ** attempt, final=final,
+                 failed=logged, sleep=sleep)
 
 
 def _undo_failed(undoing: str, lost: bool, putting_back: str, err: BaseException,

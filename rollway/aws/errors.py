@@ -238,6 +238,30 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0, 0.5 * 2 ** attempt)
 
 
+def tried(call: Callable[[], T], tries: int, wait: Callable[[int], float], *,
+          final: Callable[[BaseException], bool],
+          failed: Callable[[BaseException, int, float | None], None] = lambda *_: None,
+          sleep: Callable[[float], None] = time.sleep) -> T:
+    """``call()``, tried up to ``tries`` times, ``wait(n)`` seconds after try ``n`` (0: the first)
+    failed: an error ``final`` names (one a second ask gets again) is raised at once, without a
+    wait. ``failed(err, made, wait)`` sees every failed try, after ``made`` tries in all, with the
+    wait before the next, or None when ``err`` is raised. ``sleep`` waits.
+
+    Raises:
+        Whatever the last ``call()`` raised, as it raised it.
+    """
+    for attempt in range(tries):
+        try:
+            return call()
+        except Exception as err:  # noqa: BLE001 - asked again or raised as it came
+            pause = None if final(err) or attempt + 1 == tries else wait(attempt)
+            failed(err, attempt + 1, pause)
+            if pause is None:
+                raise
+            sleep(pause)
+    raise AssertionError("unreachable")
+
+
 def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[str], None] = lambda _: None,
                           sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()``, asked again after ``backoff_seconds`` while AWS answers it is throttled
@@ -249,17 +273,13 @@ def asked_while_throttled(call: Callable[[], T], what: str, *, say: Callable[[st
     Raises:
         Whatever the last ``call()`` raised, as it raised it.
     """
-    for attempt in range(THROTTLED_ASKS):
-        try:
-            return call()
-        except ClientError as err:
-            if attempt + 1 == THROTTLED_ASKS or error_code(err) not in THROTTLED_CODES:
-                raise
-            wait = backoff_seconds(attempt)
+    def asking_again(err: BaseException, made: int, wait: float | None) -> None:
+        if wait is not None:
             say(f"{what} was throttled ({error_code(err)}); asking again in {wait:.1f} s "
-                f"({attempt + 2} of {THROTTLED_ASKS})")
-            sleep(wait)
-    raise AssertionError("unreachable")
+                f"({made + 1} of {THROTTLED_ASKS})")
+
+    return tried(call, THROTTLED_ASKS, backoff_seconds, sleep=sleep, failed=asking_again,
+                 final=lambda err: not isinstance(err, ClientError) or error_code(err) not in THROTTLED_CODES)
 
 
 def answer_lost(err: BaseException) -> bool:

@@ -53,7 +53,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_json, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from rollway.aws.denied import ROLLOUT_POLICY, is_denied, permission_denied
 from rollway.aws.errors import aws_message, error_code
@@ -768,7 +768,14 @@ def _values(values: dict[str, Any]) -> dict[str, Any]:
     which the rollback makes after the traffic is back, failed on it.
     """
     jsonable = to_jsonable_python(values, exclude_none=True)
-    plain = json.loads(to_json(jsonable if _all_writable(jsonable) else _writable_text(jsonable)), parse_float=Decimal)
+    try:
+        text = to_json(jsonable)
+    except PydanticSerializationError:
+        # A string UTF-8 cannot hold (a lone surrogate) is all to_json refuses of JSON-able values:
+        # only then is the record made writable and serialised again. Checking first
+        # (``_all_writable``) serialised every write twice, for a case nearly none of them is.
+        text = to_json(_writable_text(jsonable))
+    plain = json.loads(text, parse_float=Decimal)
     return {name: _serializer.serialize(value) for name, value in plain.items()}
 
 

@@ -815,7 +815,7 @@ def held_row(record: RolloutRecord, paused: Any | None) -> str | None:
 
     hold = None if record.phase.terminal else held_by_person(record)
     if hold is not None:
-        said = answer_said("hold", hold)
+        said = answer_said("hold", hold.comment)
         return f"{hold.actor} at {utc(hold.at)} (rollout clock)" + (f": {said}" if said else "")
     if PERSON_HELD in str(getattr(getattr(paused, "state", None), "message", None) or ""):
         return f"not recorded: the run's question says {PERSON_HELD}, the ledger has no such hold"

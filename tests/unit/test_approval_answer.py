@@ -36,3 +36,16 @@ def test_an_answer_to_a_dead_paused_run_is_recorded_at_the_stage_its_question_as
     stages = [t.to_stage for t in unheard_transitions(unheard, 4.0, history=history)]
     assert stages == [1, 2, 2], stages
     assert [t.to_stage for t in unheard_transitions(unheard, 4.0)] == [None] * 3  # no history given: as before
+
+
+def test_a_recorded_comment_opening_with_the_answers_word_is_kept_whole():
+    """An answer's comment not written as "<action>: <words>" (a record written by hand, or before
+    answers were recorded so) lost the answer's word from its own: "rejected because x" gave the
+    rollback the reason "ed because x", while the Approvals table kept it whole."""
+    from rollway.ledger import Transition, answer_said, rejection_reason
+
+    reject = Transition(at=1.0, kind="reject", actor="erin", comment="rejected because x")
+    assert rejection_reason(reject) == "rejected by erin: rejected because x"
+    assert answer_said("hold", "holding for INC-7") == "holding for INC-7"
+    assert answer_said("reject", "reject: latency looks off") == "latency looks off"
+    assert answer_said("reject", "reject") == answer_said("reject", None) == ""
