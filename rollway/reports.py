@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import window_page_refused
+from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -2629,15 +2629,44 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
     moved = (f"none recorded: {kept}" if accepted is None else
              f"none: {who} accepted the breach at {when} and kept the release; {kept}")
     lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** {moved}",
-              "", "## Notification", ""]
-    unsent = window_page_refused(record)
-    page = f"`{BREACH_PAGE}: {record.service}`"
-    lines.append(f"**Not sent:** {cell(unsent)}" if unsent is not None else
-                 f"Paged on {topic} by {cell(breach.actor)}'s run when it recorded the breach (subject {page}); a "
-                 "page SNS refused is recorded, and would be said here.")
+              "", "## Notification", "", _breach_page(record, breach, topic)]
     way_out = ([f"- [ ] The way out of the breach: {breach_way_out(record)}"] if accepted is None else
                [f"- [x] Decided: {who} accepted the breach at {when} and kept the release: "
                 f"{cell(accepted.comment or 'no reason recorded')}"])
     lines += _closing_sections(record, targets, trigger, None, sped, timeline_above, way_out, window, False)
     return shown("\n".join(lines) + "\n")
 
+
+_ANSWER_LOST = ", and its answer lost ("
+"""How the words of a call sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
+"SNS Publish sent, and its answer lost (...)"): SNS may have taken the page all the same."""
+
+
+def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
+    """The incident report's line on the page of ``breach`` ("Breach not rolled back: <service>"),
+    which the monitor's run sends right after recording the breach (``flows.monitor._breach_kept``)
+    and records only when SNS did not take it (``WINDOW_PAGE_REFUSED``, SNS's answer in its comment).
+
+    Read from that entry alone, the first after the breach naming this page: the newest refusal of
+    any window page (``window_page_refused``) gave another page's as this one's, and a finalize begun
+    since made a refused one old news, so "Paged on ..." was said of a page nobody received, where no
+    later run sends it again. With nothing recorded, the page is inferred: SNS took it, or the run
+    died before it or could not record its refusal."""
+    page = f"{BREACH_PAGE}: {record.service}"
+    opening = refused_comment(page, "")
+    after = record.history[record.history.index(breach) + 1:]
+    refused = next((t for t in after if t.kind == WINDOW_PAGE_REFUSED and (t.comment or "").startswith(opening)),
+                   None)
+    run = f"{cell(breach.actor)}'s run"
+    if refused is None:
+        return (f"Inferred: paged on {topic} by {run} when it recorded the breach (subject `{page}`): the run pages "
+                "right after recording it and records a page SNS did not take, and none is recorded (nor is the "
+                "message id of one it took). A run that died between the two, or could not record SNS's refusal "
+                "(its log says so), paged nobody.")
+    why = cell(refused.comment.removeprefix(opening) or "no answer recorded")
+    stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
+    if _ANSWER_LOST in why:
+        return (f"**Page not confirmed:** {why} {stamped}: the `{page}` page on {topic} may have reached people or "
+                "not, and no run sends it again.")
+    return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "
+            "again; mend what SNS refused (the topic, the role's sns:Publish, its key).")

@@ -142,3 +142,73 @@ def test_a_breach_past_a_finalize_begun_does_not_say_nothing_moved_the_traffic_b
     opening = text.split("## What triggered it", 1)[0]
     assert "**still in production** as far as the ledger knows" in opening, opening
 
+
+def _notification(rec) -> str:
+    return incident_report(rec, alert_topic="webordinary-alerts").split("## Notification", 1)[1].split("\n## ", 1)[0]
+
+
+def _page_refused(at: float, answer: str, subject: str = f"Breach not rolled back: {SERVICE}") -> Transition:
+    """The entry the monitor's run writes when SNS refused a window's page (``flows.monitor._skip``)."""
+    from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
+
+    return Transition(at=at, kind=WINDOW_PAGE_REFUSED, actor="monitor", wall=at, comment=refused_comment(subject, answer))
+
+
+def _with(rec, *entries: Transition, weights=None):
+    return rec.model_copy(update={"history": (*rec.history, *entries), "weights": weights or rec.weights})
+
+
+DENIED = "AuthorizationError: not authorized to perform SNS:Publish"
+
+
+def test_a_breach_page_sns_refused_is_said_not_sent_with_its_reason():
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, DENIED)))
+    assert f"**Page not sent:** {DENIED}" in said, said
+    assert "Paged on" not in said and "paged on" not in said, said
+
+
+def test_a_refused_breach_page_stays_said_after_the_breach_was_accepted_and_finalized():
+    """A finalize begun after the refusal made it old news for ``window_page_refused`` (a window's
+    later end pages anew): the report then said "Paged on ..." of a page nobody received, and no
+    later end of the window sends a breach's page again."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                Transition(at=T0 + 6000, kind="breach-accepted", actor="dana", breach_at=T0 + 5810, comment="probe"),
+                Transition(at=T0 + 6001, kind="finalize-start", actor="dana"),
+                Transition(at=T0 + 6100, kind="finalized", actor="dana", from_weights=w(100), to_weights=w(0)),
+                weights=w(0))
+    said = _notification(rec)
+    assert f"**Page not sent:** {DENIED}" in said and "Paged on" not in said, said
+
+
+def test_a_refused_breach_page_stays_said_after_a_later_end_of_the_window():
+    """Another run's end of the window recorded after the refusal (a "watched") made it old news for
+    ``window_page_refused``, a later end's page being a new one: but no end of the window pages the
+    breach again, and the report said "Paged on ..." of the page nobody received."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"))
+    said = _notification(rec)
+    assert f"**Page not sent:** {DENIED}" in said and "Paged on" not in said, said
+
+
+def test_another_pages_refusal_is_not_said_as_the_breach_s():
+    """A "Monitoring unverified" page refused after the breach was recorded (another run's end of the
+    window) is no word on the breach's page: the report gave it as the breach page's refusal."""
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, DENIED,
+                                                                subject=f"Monitoring unverified: {SERVICE}")))
+    assert "Monitoring unverified" not in said and "**Page not sent:**" not in said, said
+    assert "Breach not rolled back" in said, said
+
+
+def test_a_breach_page_whose_answer_was_lost_is_not_said_sent_nor_not_sent():
+    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, lost)))
+    assert f"**Page not confirmed:** {lost}" in said, said
+    assert "not sent" not in said and "Paged on" not in said, said
+
+
+def test_a_breach_page_with_nothing_recorded_of_it_is_said_inferred():
+    """Nothing of the page is recorded when SNS took it (no message id is kept), nor when the run died
+    before it paged, nor when its refusal could not be recorded: "Paged on" claimed more than that."""
+    said = _notification(breach_standing())
+    assert said.strip().startswith("Inferred: paged on `webordinary-alerts` by monitor's run"), said
+    assert "died" in said and "could not record" in said, said
