@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import prefect.runtime as prefect_runtime
@@ -54,10 +54,11 @@ from flows.env import CANARY_FLOW, load_environment, run_owner, unfinished_runs
 from flows.artifacts import create_markdown_artifact, for_people
 from flows.journal import artifact_key
 from flows.params import Actor, BreachAcceptance, WaitSeconds
+from flows.reports import publish_incident
 from rollway.aws.denied import rollout_said
 from rollway.aws.errors import NOT_TAKEN, OtherGroupsForwarded, ServiceNotStable, WeightMismatch, answer_lost
 from rollway.aws.ledger import ledger_failure
-from rollway.clock import ClockSettings
+from rollway.clock import ClockSettings, ScaledClock
 from rollway.deadline import READ_SECONDS, ReadBackUnanswered, Unanswered, answered, within
 from rollway.environment import Environment
 from rollway.failure_words import error_said, failures_writable
@@ -73,6 +74,7 @@ from rollway.image import with_pin
 from rollway.model import ServiceState, Weights
 from rollway.one_line import shown
 from rollway.report import markdown_cell
+from rollway.reports import wants_incident
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
 from tasks import ecs, metrics, traffic
@@ -495,10 +497,13 @@ def run_finalize(env: Environment, *, actor: str, stable_timeout_seconds: float 
     if plan.action == "start":
         with progress.trying(reading, unchanged):
             stand_in = _stand_in(deployer, td, read, earlier=earlier)
-    with leased as held:
+    with leased as held, ExitStack() as afterwards:
         if plan.accepts is not None:
             held = _accept(env, held, plan.accepts, accept_breach, actor, progress, owner=holder,
                            write_seconds=write_seconds, before=before)
+            # However the run ends from here (finalized, or stopped at a step), once it holds no more
+            # writes of its own: the acceptance is recorded either way.
+            afterwards.callback(_report_accepted, env, held, ledger_read_seconds)
         if plan.action == "start":
             weights = _move_to_stable(env, held, plan, live, actor, progress, owner=holder,
                                       stable_timeout_seconds=stable_timeout_seconds,
@@ -667,6 +672,30 @@ def _accept(env: Environment, held: RolloutRecord, breach: Transition, reason: s
     progress.done(f"recorded {BREACH_ACCEPTED!r} on rollout {held.rollout_id}: {actor} accepts the breach recorded at "
                   f"{utc(breach.at)} ({breach.actor}'s run: {entry_words(breach)}), because {reason}")
     return written
+
+
+def _report_accepted(env: Environment, accepted: RolloutRecord, ledger_seconds: float) -> None:
+    """Write the incident report of the breach this run accepted again (``publish_incident``), from
+    the ledger as the run's last write left it: the one written while the breach stood, the newest
+    under its key in the Prefect UI, went on saying the release was "still in production as far as
+    the ledger knows" after a person had kept it, and `rollway report` said nothing of it. A ledger
+    that cannot be read again gives the rollout as the acceptance left it (its traffic then as
+    recorded before this run moved it, which the report says is the ledger's last record). Never
+    raises: the report is for people, and the run's own outcome stands."""
+    log = get_run_logger()
+    try:
+        record = _newest(env, ledger_seconds)
+    except Exception as err:  # noqa: BLE001 - said; the acceptance as written still makes the report true
+        log.warning("could not read the ledger again for the incident report (%s): written from the rollout as the "
+                     "acceptance left it", error_said(err))
+        record = None
+    if record is None or record.rollout_id != accepted.rollout_id:
+        record = accepted
+    # The clock this run's entries were stamped on, for the report's window to read the logs in on the wall clock.
+    clock = (ClockSettings(speed=env.clock.speed, anchor=env.clock.anchor)
+             if isinstance(env.clock, ScaledClock) and env.clock.speed != 1.0 else None)
+    if wants_incident(record):
+        for_people("incident report", lambda: publish_incident(record, env.targets, now=env.wall(), clock=clock))
 
 
 def _alike(canary: str, stable: str) -> str:
@@ -971,13 +1000,21 @@ def finalize(
     return result
 
 
+UNRECORDED_UNTOLD = ("Tell the subscribers of {topic} yourself: the ledger does not record this promotion, so no "
+                     "run sends the notice again (finalize run again finds nothing to finalize, and sends nothing)")
+"""What a "Finalized" notice SNS refused for a promotion the ledger does not record calls for: only a
+finalize run sends one owed, and only of a rollout whose ``notice-failed`` the ledger keeps."""
+
+
 def _not_told(result: FinalizeResult, t: Targets) -> str:
-    """The error of a finalize done whose "Finalized" notice SNS did not take."""
+    """The error of a finalize done whose "Finalized" notice SNS did not take. Unrecorded, nothing
+    sends it late: "running finalize again sends it" sent a person to a run that finds nothing to do."""
     which = (f"rollout {result.rollout_id} is finalized and recorded so" if result.rollout_id
              else "the promotion is finalized (the ledger does not record it)")
+    then = (f"Once SNS takes it (topic {t.alert_topic}), {NOTICE_LATE}" if result.rollout_id
+            else UNRECORDED_UNTOLD.format(topic=t.alert_topic))
     return (f"{which}: {t.stable_service} runs {result.task_definition} and carries {result.weights.stable}% of the "
-            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. Once SNS takes "
-            f"it (topic {t.alert_topic}), {NOTICE_LATE}")
+            f"traffic, {t.canary_service} is at 0 tasks; but {NOTICE_NOT_SENT}{result.notice_refused}. {then}")
 
 
 def runs_within(flow_name: str, targets: Targets, seconds: float, *, starting_within_seconds: float) -> list[str]:

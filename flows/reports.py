@@ -9,7 +9,8 @@ rollout flows record under), takes the one asked for (the newest by default), an
 - a ``<service>-incident-report`` markdown artifact when the rollout was rolled back (or its
   rollback began): trigger, exposure, traffic moved back, steps, notification, next steps; or
   when it was promoted and a breach its monitoring window could not roll back stands, not
-  accepted (``wants_incident``): the breach, the exposure still going, the way out.
+  accepted (``wants_incident``): the breach, the exposure still going, the way out; or was
+  accepted: the breach, who accepted it and when, the exposure kept by that choice.
 
 Read-only: it changes nothing, so it can run at any time, as often as wanted. The `canary` flow
 keeps no ledger, so its runs have no report here (their own artifacts are the record).
@@ -36,6 +37,7 @@ from rollway.aws.errors import REFUSED_CODES, error_code
 from rollway.aws.ledger import DynamoLedger, storage_failure
 from rollway.clock import ClockSettings
 from rollway.deadline import READ_SECONDS, answered
+from rollway.finalize import accepted_breach
 from rollway.failure_words import failures_writable
 from rollway.ledger import RolloutRecord
 from rollway.one_line import shown
@@ -103,6 +105,28 @@ def unreadable_table(err: BaseException, targets: Targets, field: str, *,
     else:
         hint = "cannot be read with these credentials"
     return ReportRefused(f"{table} {hint} ({storage_failure(err)}); {done}")
+
+
+def _incident_of(record: RolloutRecord) -> str:
+    """What ``record``'s incident report is about, as its title names it: promoted here is a breach
+    left in production, standing or accepted (``wants_incident``): "rollback of" misnamed it."""
+    if record.phase is not RolloutPhase.PROMOTED:
+        return "rollback"
+    return "breach accepted" if accepted_breach(record) is not None else "breach not rolled back"
+
+
+def publish_incident(record: RolloutRecord, targets: Targets, *, now: float, unrestorable: str | None = None,
+                     clock: ClockSettings | None = None) -> str:
+    """Write ``record``'s incident report (``wants_incident``; the arguments as ``incident_report``
+    takes them) as the ``<service>-incident-report`` markdown artifact, the newest under its key in
+    the Prefect UI; returns the key. For the `rollout_report` flow, and for the finalize that records
+    a breach accepted, after which the newest one said the breach was still going."""
+    key = artifact_key(targets.canary_service, "incident-report")
+    incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
+                               unrestorable=unrestorable, clock=clock)
+    create_markdown_artifact(key=key, markdown=incident, description=(
+        f"incident: {_incident_of(record)} of rollout {record.rollout_id} of {targets.canary_service}"))
+    return key
 
 
 class ReportResult(BaseModel):
@@ -194,7 +218,7 @@ def rollout_report(
     aws_credentials_block: str | None = None,
 ) -> ReportResult:
     """Write the report of one rollout of the service from the ledger (the newest by default), and
-    its incident report if it was rolled back or a breach not rolled back stands. Read-only.
+    its incident report if it was rolled back or a breach not rolled back stands or was accepted. Read-only.
 
     Args:
         rollout_id: which rollout (as `rollway status` shows it); leave empty for the newest.
@@ -230,15 +254,10 @@ def rollout_report(
                              description=f"rollout {record.rollout_id} of {service}")
     log.info("wrote the rollout report (artifact %s)", keys[0])
     if wants_incident(record):
-        keys.append(artifact_key(service, "incident-report"))
-        incident = incident_report(record, alert_topic=targets.alert_topic, now=now, targets=targets,
-                                   unrestorable=unrestorable, clock=report_clock(record, now))
-        # Promoted here is a breach left in production (``wants_incident``): "rollback of" misnamed it.
-        breach = record.phase is RolloutPhase.PROMOTED
-        what = "breach not rolled back" if breach else "rollback"
-        create_markdown_artifact(key=keys[1], markdown=incident,
-                                 description=f"incident: {what} of rollout {record.rollout_id} of {service}")
+        keys.append(publish_incident(record, targets, now=now, unrestorable=unrestorable,
+                                     clock=report_clock(record, now)))
+        # Promoted here is a breach left in production (``wants_incident``): "was promoted" misnamed it.
         log.warning("rollout %s %s: wrote the incident report (artifact %s)", record.rollout_id,
-                    "has a breach not rolled back" if breach else f"was {record.phase.value.replace('_', ' ')}",
-                    keys[1])
+                    f"has a {_incident_of(record)}" if record.phase is RolloutPhase.PROMOTED
+                    else f"was {record.phase.value.replace('_', ' ')}", keys[1])
     return ReportResult(service=service, rollout_id=record.rollout_id, phase=record.phase, artifacts=tuple(keys))

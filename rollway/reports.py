@@ -28,7 +28,7 @@ from rollway import weekly
 from rollway.approvals import UNHEARD, UNHEARD_WHY, answered_stage, asked_again, pause_deadline
 from rollway.clock import ClockSettings
 from rollway.decommission_page import page_said
-from rollway.finalize import (breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
+from rollway.finalize import (accepted_breach, breach_way_out, DONE as FINALIZED, START as FINALIZE_START, entry_words,
                               finalize_unfinished, is_finalized, notice_not_sent, unhandled_breach)
 from rollway.flag_binding import LEFT_TO_ANOTHER
 from rollway.judge.guardrails import GUARDRAIL, LOAD_BALANCER_5XX, asked_by
@@ -43,7 +43,7 @@ from rollway.one_line import shown
 from rollway.report import artifact_key, markdown_cell as cell
 from rollway.spec import RolloutSpec
 from rollway.targets import Targets
-from rollway.window_page import window_page_refused
+from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment, window_page_refused
 from rollway.window_said import acceptance_said, breach_said, looks_said, nobody_watching, not_closed, watching_run, window_end
 
 ANSWERS = ("approve", "reject", "hold", "timeout", UNHEARD)
@@ -2243,7 +2243,7 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
                     targets: Targets | None = None, unrestorable: str | None = None,
                     clock: ClockSettings | None = None, timeline_above: bool = False) -> str:
     """The incident report of a rolled-back (or rolling-back) rollout, or of a promoted one whose
-    breach not rolled back stands (``wants_incident``), as markdown.
+    breach not rolled back stands or was accepted (``wants_incident``), as markdown.
 
     Args:
         record: the rollout, as the ledger holds it.
@@ -2260,17 +2260,18 @@ def incident_report(record: RolloutRecord, *, alert_topic: str | None = None, no
             recorded transition is the same table: named there rather than listed twice.
 
     Raises:
-        ValueError: the rollout was not rolled back, nor promoted with a breach standing (nothing to
-            report as an incident).
+        ValueError: the rollout was not rolled back, nor promoted with a breach standing or accepted
+            (nothing to report as an incident).
     """
     if not wants_incident(record):
         raise ValueError(f"rollout {record.rollout_id} of {record.service} is {record.phase.value}, with no breach "
-                         "standing, not rolled back: there is no incident to report")
+                         "standing or accepted, not rolled back: there is no incident to report")
     topic = f"`{alert_topic}`" if alert_topic else "the alert topic"
-    breach = unhandled_breach(record)
+    accepted = accepted_breach(record)
+    breach = unhandled_breach(record) or (accepted[0] if accepted is not None else None)
     if breach is not None:
         return _breach_incident(record, breach, topic=topic, now=now, targets=targets, clock=clock,
-                                timeline_above=timeline_above)
+                                timeline_above=timeline_above, accepted=accepted[1] if accepted is not None else None)
     trigger = rollback_trigger(record)
     start = rollback_start(record)
     end = record.last_transition("rollback")
@@ -2529,28 +2530,42 @@ before ": <canary service>": the breach's incident report names it as the page w
 def wants_incident(record: RolloutRecord) -> bool:
     """Whether ``record`` calls for an incident report beside its rollout report: it was rolled back
     (or its rollback began), or it is promoted with a breach its monitoring window could not roll back
-    standing (``unhandled_breach``: not accepted, no finalize begun since). The one answer for the
-    `rollout_report` flow and `rollway report`: a breach left in production got none, its rollout
-    report alone saying "breach not rolled back"."""
+    standing (``unhandled_breach``: not accepted, no finalize begun since) or accepted by a person
+    (``accepted_breach``). The one answer for the `rollout_report` flow, `rollway report` and the
+    finalize that records an acceptance: a breach left in production got none, its rollout report
+    alone saying "breach not rolled back"; once accepted it got none either, and the newest one
+    written under its key went on saying the breach was still going."""
     return (record.phase in (RolloutPhase.ROLLED_BACK, RolloutPhase.ROLLING_BACK)
-            or unhandled_breach(record) is not None)
+            or unhandled_breach(record) is not None or accepted_breach(record) is not None)
 
 
 def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, now: float | None,
-                     targets: Targets | None, clock: ClockSettings | None, timeline_above: bool) -> str:
+                     targets: Targets | None, clock: ClockSettings | None, timeline_above: bool,
+                     accepted: Transition | None = None) -> str:
     """``incident_report`` of a promotion whose monitoring window saw a guardrail breached and could
     not roll it back (``breach``, the ``unhandled_breach``): no rollback began, so the trigger is the
     breach's entry, the exposure has no end (the release is still in production), the traffic did not
-    move back, and the first next step is the way out of it (``breach_way_out``)."""
+    move back, and the first next step is the way out of it (``breach_way_out``).
+
+    ``accepted``: the person's acceptance of ``breach`` (``accepted_breach``), which kept the release:
+    who and when are said, and the exposure as kept by that choice, not as still going with a way out
+    owed. Written again once accepted (``wants_incident``), so that the newest report says so."""
     sped = _ran_ahead(record, now)
     trigger = Trigger(kind="monitor", who=breach.actor, at=breach.at,
                       reason=entry_words(breach) or "no reason recorded")
     first, peak, _, _ = _exposure(record)
     pinned = f" (`{record.pinned_image}`)" if record.pinned_image not in (None, record.image) else ""
-    lines = [f"# Incident report: breach not rolled back of {record.service}, rollout {record.rollout_id}", "",
-             f"`{record.image}`{pinned} was promoted; its post-promotion monitor saw a guardrail breached and could "
-             "not roll it back (another run had closed the monitoring window): no rollback is recorded, so the "
-             "release is **still in production** as far as the ledger knows.", ""]
+    saw = (f"`{record.image}`{pinned} was promoted; its post-promotion monitor saw a guardrail breached and could "
+           "not roll it back (another run had closed the monitoring window)")
+    if accepted is None:
+        lines = [f"# Incident report: breach not rolled back of {record.service}, rollout {record.rollout_id}", "",
+                 f"{saw}: no rollback is recorded, so the release is **still in production** as far as the ledger "
+                 "knows.", ""]
+    else:
+        who, when = cell(accepted.actor), _stamped(record, accepted, sped)
+        lines = [f"# Incident report: breach accepted of {record.service}, rollout {record.rollout_id}", "",
+                 f"{saw}. **{who} accepted the breach** at {when} and kept the release in production: "
+                 f"{cell(accepted.comment or 'no reason recorded')}.", ""]
     note = _clock_note(record, now)
     if note:
         lines += [*note, ""]
@@ -2561,15 +2576,20 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
               f"- **Trigger:** {trigger.describe()}",
               f"- **Recorded by:** {cell(trigger.who)} at {_stamped(record, breach, sped)}",
               f"- **Reason:** {cell(trigger.reason)}",
-              *_window_line(record),
-              "", "## Exposure", ""]
+              *_window_line(record)]
+    if accepted is not None:
+        lines.append(f"- **Accepted by:** {who} at {when}, keeping the release in production: "
+                     f"{cell(accepted.comment or 'no reason recorded')}")
+    lines += ["", "## Exposure", ""]
     spec, promote = _recorded_spec(record), record.last_transition("promote")
     end = window_end(spec, record) if spec is not None and promote is not None else None
     # The ledger knows only what is recorded on the rollout: the `rollback` flow records nothing on a
     # promotion past a finalize (``HISTORY_KINDS``) nor when its look at the services fails, and traffic
     # moved by hand leaves no entry. "Nothing moved the traffic back" was said after the traffic went back.
+    # Accepted, the release stays by a person's choice: "still going" read as an incident nobody had acted on.
     still = ("and still going as far as the ledger knows: no rollback of it is recorded (one recorded on no rollout, "
-             "or traffic moved by hand, is not seen here; `rollway status` reads the load balancer now)")
+             "or traffic moved by hand, is not seen here; `rollway status` reads the load balancer now)"
+             if accepted is None else f"and on: kept in production since {who} accepted the breach at {when}")
     window = ""
     if first is None:
         lines.append("- **First traffic to the new version:** not recorded (no move of the traffic is in the "
@@ -2578,29 +2598,67 @@ def _breach_incident(record: RolloutRecord, breach: Transition, *, topic: str, n
         ahead = " on the rollout clock (it ran ahead of the wall clock)" if sped else ""
         exposed = (f"at least {duration(end - first.at)}{ahead} (from {utc(first.at)} to {utc(end)}, the monitoring "
                    f"window's end) {still}" if end is not None and end >= first.at else f"from {utc(first.at)} {still}")
+        kept_on = "still in production" if accepted is None else "kept in production"
         lines += [f"- **First traffic to the new version:** {utc(first.at)} ({first.to_weights.canary}%"
                   f"{_on_rollout_clock(first.at, sped, clock)})",
                   f"- **Highest canary weight:** {_highest_weight(record, peak, False)}",
                   f"- **Exposed for:** {exposed}",
                   # A breach left in production: the last weight has no end, nor is one missing from the record.
-                  *_each_weight(record, sped, still="still in production")]
+                  *_each_weight(record, sped, still=kept_on)]
         window = (_log_window(record, first.at, max(record.updated_at, breach.at), sped, clock)
-                  + " and on (the release is still in production)")
+                  + f" and on (the release is {kept_on})")
     # Past a finalize begun before the breach was recorded, the stable service may run the release (as
     # ``breach_way_out`` says): "the new version still takes 0%" of a finalized one said users were off it.
+    # One begun after it follows an acceptance (finalize refuses a breach standing): said so, not "before".
     on = f"({record.weights} stable/canary, as the ledger last recorded it; `rollway status` reads the load balancer now)"
-    kept = (f"the stable service runs the release that breached (put there by a finalize begun before the breach was "
+    began = ("after" if record.history.index(breach) < max(
+        (i for i, t in enumerate(record.history) if t.kind == FINALIZE_START), default=-1) else "before")
+    kept = (f"the stable service runs the release that breached (put there by a finalize begun {began} the breach was "
             f"recorded) and takes {record.weights.stable}% of the traffic {on}" if is_finalized(record) else
-            f"a finalize began before the breach was recorded, so the stable service may run the release that "
+            f"a finalize began {began} the breach was recorded, so the stable service may run the release that "
             f"breached already {on}" if record.last_transition(FINALIZE_START) is not None else
-            f"the new version still takes {record.weights.canary}% of the traffic {on}")
-    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** none recorded: {kept}",
-              "", "## Notification", ""]
-    unsent = window_page_refused(record)
-    page = f"`{BREACH_PAGE}: {record.service}`"
-    lines.append(f"**Not sent:** {cell(unsent)}" if unsent is not None else
-                 f"Paged on {topic} by {cell(breach.actor)}'s run when it recorded the breach (subject {page}); a "
-                 "page SNS refused is recorded, and would be said here.")
-    lines += _closing_sections(record, targets, trigger, None, sped, timeline_above,
-                               [f"- [ ] The way out of the breach: {breach_way_out(record)}"], window, False)
+            f"the new version {'still ' if accepted is None else ''}takes {record.weights.canary}% of the traffic {on}")
+    moved = (f"none recorded: {kept}" if accepted is None else
+             f"none: {who} accepted the breach at {when} and kept the release; {kept}")
+    lines += ["", "## Traffic moved back", "", f"- **Traffic moved back:** {moved}",
+              "", "## Notification", "", _breach_page(record, breach, topic)]
+    way_out = ([f"- [ ] The way out of the breach: {breach_way_out(record)}"] if accepted is None else
+               [f"- [x] Decided: {who} accepted the breach at {when} and kept the release: "
+                f"{cell(accepted.comment or 'no reason recorded')}"])
+    lines += _closing_sections(record, targets, trigger, None, sped, timeline_above, way_out, window, False)
     return shown("\n".join(lines) + "\n")
+
+
+_ANSWER_LOST = ", and its answer lost ("
+"""How the words of a call sent whose answer never came read (``rollway.aws.errors.AnswerLost``:
+"SNS Publish sent, and its answer lost (...)"): SNS may have taken the page all the same."""
+
+
+def _breach_page(record: RolloutRecord, breach: Transition, topic: str) -> str:
+    """The incident report's line on the page of ``breach`` ("Breach not rolled back: <service>"),
+    which the monitor's run sends right after recording the breach (``flows.monitor._breach_kept``)
+    and records only when SNS did not take it (``WINDOW_PAGE_REFUSED``, SNS's answer in its comment).
+
+    Read from that entry alone, the first after the breach naming this page: the newest refusal of
+    any window page (``window_page_refused``) gave another page's as this one's, and a finalize begun
+    since made a refused one old news, so "Paged on ..." was said of a page nobody received, where no
+    later run sends it again. With nothing recorded, the page is inferred: SNS took it, or the run
+    died before it or could not record its refusal."""
+    page = f"{BREACH_PAGE}: {record.service}"
+    opening = refused_comment(page, "")
+    after = record.history[record.history.index(breach) + 1:]
+    refused = next((t for t in after if t.kind == WINDOW_PAGE_REFUSED and (t.comment or "").startswith(opening)),
+                   None)
+    run = f"{cell(breach.actor)}'s run"
+    if refused is None:
+        return (f"Inferred: paged on {topic} by {run} when it recorded the breach (subject `{page}`): the run pages "
+                "right after recording it and records a page SNS did not take, and none is recorded (nor is the "
+                "message id of one it took). A run that died between the two, or could not record SNS's refusal "
+                "(its log says so), paged nobody.")
+    why = cell(refused.comment.removeprefix(opening) or "no answer recorded")
+    stamped = f"({cell(refused.actor)}'s run, at {notice_time(refused)})"
+    if _ANSWER_LOST in why:
+        return (f"**Page not confirmed:** {why} {stamped}: the `{page}` page on {topic} may have reached people or "
+                "not, and no run sends it again.")
+    return (f"**Page not sent:** {why} {stamped}: the `{page}` page on {topic} reached nobody, and no run sends it "
+            "again; mend what SNS refused (the topic, the role's sns:Publish, its key).")

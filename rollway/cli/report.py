@@ -2,7 +2,7 @@
 
 The same reports the ``rollout_report`` flow writes as artifacts, without a flow run: the
 rollout report, followed by the incident report when the rollout was rolled back, or promoted with a
-breach not rolled back standing (``wants_incident``; it names the rollout report's table of every
+breach not rolled back standing or accepted (``wants_incident``; it names the rollout report's table of every
 recorded transition rather than print it again). Read-only.
 Imports stay inside the functions, so that ``rollway --help`` does not pay for Prefect.
 """
@@ -17,7 +17,7 @@ from rollway.cli.blocks import CREDENTIALS_BLOCK, TARGETS_BLOCK
 def report(*, rollout: str | None = None, targets_block: str | None = TARGETS_BLOCK,
            credentials_block: str | None = CREDENTIALS_BLOCK) -> int:
     """Print a rollout's report from the ledger as markdown, and its incident report if it was rolled back
-    or a breach not rolled back stands.
+    or a breach not rolled back stands or was accepted.
 
     Args:
         rollout: the rollout id (as `rollway status` shows it); the service's newest by default.

@@ -81,6 +81,29 @@ def test_a_breach_accepted_with_a_reason_is_recorded_and_the_release_finalized(c
     assert f"- **Breach accepted:** dana at {utc(accepted.at)} accepted the breach of {utc(breach.at)}" in report
 
 
+def test_accepting_the_breach_publishes_its_incident_report_anew_saying_who_accepted_it_and_when():
+    """The incident report written while the breach stood said the release was "still in production
+    as far as the ledger knows": accepting it wrote no new one, and the Prefect UI kept showing that
+    one as the newest under its key. The finalize writes it again, under the same key, from the
+    ledger as its last write left it."""
+    from flows.journal import artifact_key
+    from tests.flows.test_reports_flow import artifacts_of
+
+    env, _ = promoted_on_fakes()
+    breach = breached(env)
+    state = finalize_accepting(env, WHY, return_state=True)
+    assert state.is_completed(), state.message
+    incident = artifacts_of(state)[artifact_key(env.targets.canary_service, "incident-report")]
+    accepted = env.ledger.get(env.targets.canary_service).last_transition(BREACH_ACCEPTED)
+    assert incident.startswith(f"# Incident report: breach accepted of {env.targets.canary_service}"), incident
+    assert f"**Accepted by:** dana at {utc(accepted.at)}, keeping the release in production: {WHY}" in incident
+    assert f"**Recorded by:** run-7 at {utc(breach.at)}" in incident, incident
+    assert "still in production" not in incident and "still going" not in incident, incident
+    # Read after the finalize's last write: the traffic it moved is said.
+    moved = incident.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "a finalize begun after the breach was recorded" in moved, moved
+
+
 def test_an_acceptance_where_no_breach_stands_is_refused_and_changes_nothing():
     env, _ = promoted_on_fakes()
     before = env.ledger.get(env.targets.canary_service)

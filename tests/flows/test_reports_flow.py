@@ -564,7 +564,8 @@ def test_a_breach_left_in_production_gets_an_incident_report_from_the_flow_and_t
     """A promotion whose monitoring window saw the guardrail breached and could not roll back
     (another run had closed the window): its rollout report said "breach not rolled back", and
     neither the flow nor `rollway report` wrote an incident report, as they did only for a
-    rollback. Once a person accepts the breach (finalize's accept_breach), none is written."""
+    rollback. Once a person accepts the breach (finalize's accept_breach), it is written again saying
+    who accepted it and when: none was, and the newest one kept saying "still in production"."""
     from rollway.cli.report import report
     from rollway.ledger import BREACH_ACCEPTED, BREACH_KEPT
 
@@ -602,9 +603,14 @@ def test_a_breach_left_in_production_gets_an_incident_report_from_the_flow_and_t
         at=at + 4000, kind=BREACH_ACCEPTED, actor="dana", breach_at=at + 3610, wall=at + 4000,
         comment="the 5xx were our load test's probe"))
     accepted = rollout_report(targets_block=blocks, aws_credentials_block=blocks, return_state=True)
-    assert accepted.result().artifacts == (f"{service}-rollout-report",)
+    assert accepted.result().artifacts == (f"{service}-rollout-report", f"{service}-incident-report")
+    incident = artifacts_of(accepted)[f"{service}-incident-report"]
+    assert incident.startswith(f"# Incident report: breach accepted of {service}, rollout {record.rollout_id}")
+    assert f"**Accepted by:** dana at {utc(at + 4000)}" in incident and "still in production" not in incident
     assert report(targets_block=blocks, credentials_block=blocks) == 0
-    assert "# Incident report" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"# Incident report: breach accepted of {service}" in out and "still in production" not in out, out
+    assert f"**Accepted by:** dana at {utc(at + 4000)}" in out, out
 
 
 def test_an_unreadable_rollout_left_out_is_logged_with_its_id_escaped(aws, blocks, caplog):

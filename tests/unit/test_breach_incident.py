@@ -30,10 +30,12 @@ def breach_standing(*, accepted: bool = False):
     return record(history, RolloutPhase.PROMOTED, stages=(5, 100), weights=w(100))
 
 
-def test_only_a_rollback_or_a_breach_standing_wants_an_incident_report():
+def test_only_a_rollback_or_a_breach_standing_or_accepted_wants_an_incident_report():
     assert wants_incident(breach_standing())
     assert wants_incident(guardrail_rollback()) and wants_incident(guardrail_rollback(finished=False))
-    assert not wants_incident(breach_standing(accepted=True))
+    # Accepted, the breach's incident report is written again, saying so: the one written while it
+    # stood said "still in production" and stayed the newest, untrue once a person kept the release.
+    assert wants_incident(breach_standing(accepted=True))
     assert not wants_incident(promoted_record())
     assert not wants_incident(record([started(), shift(60, 5, 0)], RolloutPhase.PAUSED))
 
@@ -70,11 +72,42 @@ def test_a_breach_not_rolled_back_gets_an_incident_report_saying_the_release_is_
     assert "Breach not rolled back" in text.split("## Notification", 1)[1], text
 
 
-def test_an_accepted_breach_has_no_incident_report():
-    with pytest.raises(ValueError, match="no incident to report"):
-        incident_report(breach_standing(accepted=True))
+def test_an_accepted_breach_s_incident_report_says_who_accepted_it_and_when_and_no_longer_that_it_goes_on():
+    """Accepted (finalize's accept_breach), no incident report was written: the Prefect UI kept the
+    one written while the breach stood, saying the release was "still in production as far as the
+    ledger knows" and that the way out was the `rollback` flow, after a person had kept it on purpose."""
+    text = incident_report(breach_standing(accepted=True), alert_topic="webordinary-alerts")
+    assert text.startswith(f"# Incident report: breach accepted of {SERVICE}, rollout "), text
+    assert "still in production" not in text and "still going" not in text, text
+    opening = text.split("## What triggered it", 1)[0]
+    assert f"**dana accepted the breach** at {utc(T0 + 6000)}" in opening, opening
+    trigger = text.split("## What triggered it", 1)[1].split("## Exposure", 1)[0]
+    assert (f"**Accepted by:** dana at {utc(T0 + 6000)}, keeping the release in production: the 5xx were our load "
+            "test's probe") in trigger, trigger
+    exposure = text.split("## Exposure", 1)[1].split("## Traffic moved back", 1)[0]
+    assert f"**Exposed for:** at least {duration(5800 - 60)}" in exposure, exposure
+    assert f"kept in production since dana accepted the breach at {utc(T0 + 6000)}" in exposure, exposure
+    moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert f"none: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in moved, moved
+    steps = next_steps(text)
+    assert "The way out of the breach" not in steps and "`rollback` flow" not in steps, steps
+    assert f"- [x] Decided: dana accepted the breach at {utc(T0 + 6000)} and kept the release" in steps, steps
     # The rollout report says the acceptance, as before.
     assert "**Breach accepted:**" in rollout_report(breach_standing(accepted=True))
+
+
+def test_an_accepted_breach_finalized_since_says_the_finalize_came_after_the_breach():
+    """Accepted and finalized (finalize's accept_breach does both): the traffic line said the stable
+    service ran the release "put there by a finalize begun before the breach was recorded"."""
+    rec = breach_standing(accepted=True)
+    finalized = [Transition(at=T0 + 6001, kind="finalize-start", actor="dana"),
+                 Transition(at=T0 + 6100, kind="finalized", actor="dana", from_weights=w(100), to_weights=w(0))]
+    rec = rec.model_copy(update={"history": (*rec.history, *finalized), "weights": w(0)})
+    text = incident_report(rec)
+    moved = text.split("## Traffic moved back", 1)[1].split("\n## ", 1)[0]
+    assert "before the breach was recorded" not in moved, moved
+    assert "a finalize begun after the breach was recorded" in moved and "takes 100% of the traffic" in moved, moved
+    assert "still" not in text.split("## Stages", 1)[0], text
 
 
 def test_a_breach_recorded_after_the_release_was_finalized_does_not_say_the_canary_still_takes_it():
@@ -108,3 +141,74 @@ def test_a_breach_past_a_finalize_begun_does_not_say_nothing_moved_the_traffic_b
     assert "`rollway status` reads the load balancer now" in exposure + moved
     opening = text.split("## What triggered it", 1)[0]
     assert "**still in production** as far as the ledger knows" in opening, opening
+
+
+def _notification(rec) -> str:
+    return incident_report(rec, alert_topic="webordinary-alerts").split("## Notification", 1)[1].split("\n## ", 1)[0]
+
+
+def _page_refused(at: float, answer: str, subject: str = f"Breach not rolled back: {SERVICE}") -> Transition:
+    """The entry the monitor's run writes when SNS refused a window's page (``flows.monitor._skip``)."""
+    from rollway.window_page import WINDOW_PAGE_REFUSED, refused_comment
+
+    return Transition(at=at, kind=WINDOW_PAGE_REFUSED, actor="monitor", wall=at, comment=refused_comment(subject, answer))
+
+
+def _with(rec, *entries: Transition, weights=None):
+    return rec.model_copy(update={"history": (*rec.history, *entries), "weights": weights or rec.weights})
+
+
+DENIED = "AuthorizationError: not authorized to perform SNS:Publish"
+
+
+def test_a_breach_page_sns_refused_is_said_not_sent_with_its_reason():
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, DENIED)))
+    assert f"**Page not sent:** {DENIED}" in said, said
+    assert "Paged on" not in said and "paged on" not in said, said
+
+
+def test_a_refused_breach_page_stays_said_after_the_breach_was_accepted_and_finalized():
+    """A finalize begun after the refusal made it old news for ``window_page_refused`` (a window's
+    later end pages anew): the report then said "Paged on ..." of a page nobody received, and no
+    later end of the window sends a breach's page again."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                Transition(at=T0 + 6000, kind="breach-accepted", actor="dana", breach_at=T0 + 5810, comment="probe"),
+                Transition(at=T0 + 6001, kind="finalize-start", actor="dana"),
+                Transition(at=T0 + 6100, kind="finalized", actor="dana", from_weights=w(100), to_weights=w(0)),
+                weights=w(0))
+    said = _notification(rec)
+    assert f"**Page not sent:** {DENIED}" in said and "Paged on" not in said, said
+
+
+def test_a_refused_breach_page_stays_said_after_a_later_end_of_the_window():
+    """Another run's end of the window recorded after the refusal (a "watched") made it old news for
+    ``window_page_refused``, a later end's page being a new one: but no end of the window pages the
+    breach again, and the report said "Paged on ..." of the page nobody received."""
+    rec = _with(breach_standing(), _page_refused(T0 + 5811, DENIED),
+                Transition(at=T0 + 5900, kind="watched", actor="run-10", comment="an extra look passed"))
+    said = _notification(rec)
+    assert f"**Page not sent:** {DENIED}" in said and "Paged on" not in said, said
+
+
+def test_another_pages_refusal_is_not_said_as_the_breach_s():
+    """A "Monitoring unverified" page refused after the breach was recorded (another run's end of the
+    window) is no word on the breach's page: the report gave it as the breach page's refusal."""
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, DENIED,
+                                                                subject=f"Monitoring unverified: {SERVICE}")))
+    assert "Monitoring unverified" not in said and "**Page not sent:**" not in said, said
+    assert "Breach not rolled back" in said, said
+
+
+def test_a_breach_page_whose_answer_was_lost_is_not_said_sent_nor_not_sent():
+    lost = "SNS Publish sent, and its answer lost (Read timeout on endpoint URL): AWS may have acted on it"
+    said = _notification(_with(breach_standing(), _page_refused(T0 + 5811, lost)))
+    assert f"**Page not confirmed:** {lost}" in said, said
+    assert "not sent" not in said and "Paged on" not in said, said
+
+
+def test_a_breach_page_with_nothing_recorded_of_it_is_said_inferred():
+    """Nothing of the page is recorded when SNS took it (no message id is kept), nor when the run died
+    before it paged, nor when its refusal could not be recorded: "Paged on" claimed more than that."""
+    said = _notification(breach_standing())
+    assert said.strip().startswith("Inferred: paged on `webordinary-alerts` by monitor's run"), said
+    assert "died" in said and "could not record" in said, said
