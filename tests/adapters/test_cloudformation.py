@@ -657,6 +657,31 @@ def test_a_deletion_whose_progress_reads_stay_throttled_says_it_was_sent_and_wha
     assert stacks.describe(OLD).status == "DELETE_COMPLETE", "CloudFormation went on"
 
 
+def test_a_stack_read_gone_is_deleted_though_the_reads_of_its_last_events_stay_throttled(aws, stacks):
+    # Read DELETE_COMPLETE, its last events throttled (and the waiter's polls): the wait went on
+    # to its end, then raised the events' throttle, for a stack known to be gone.
+    from botocore.exceptions import ClientError
+
+    from tests.botocore_events import on_operation
+
+    create(aws, OLD, "webordinary-old-queue")
+    judged = stacks.describe(OLD)
+    client = aws.get_client("cloudformation")
+    asked: list[str] = []
+
+    def throttled(model, **_):
+        asked.append(model.name)
+        polls = asked[asked.index("DeleteStack") + 1:] if "DeleteStack" in asked else []
+        # After DeleteStack: the waiter's polls (every other DescribeStacks) and every DescribeStackEvents.
+        if model.name == "DescribeStackEvents" and polls or polls.count("DescribeStacks") % 2 == 1:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, model.name)
+
+    progress: list[str] = []
+    with on_operation(client, "before-call", throttled, operation=None):
+        assert stacks.delete(OLD, timeout_seconds=2, on_progress=progress.append, judged=judged) == "deleted"
+    assert progress[-1] == f"stack {OLD}: DELETE_COMPLETE"
+
+
 @pytest.mark.parametrize("read", ["DescribeStacks", "DescribeStackEvents"])
 def test_a_read_throttled_right_before_delete_stack_is_asked_again_and_the_stack_deleted_once(aws, read):
     # The reads that judge the stack again right before DeleteStack, throttled past botocore's
