@@ -233,6 +233,38 @@ def test_every_container_of_a_revision_a_service_runs_counts_its_log_router_and_
         assert "task definition logged-edit:1 (the stable service deploys it)" in reason, reason
 
 
+@pytest.mark.parametrize("output", ["cloudwatch_logs", "cloudwatch"])
+def test_an_old_stack_that_made_the_log_group_firelens_sends_a_revision_in_uses_logs_to_is_refused(aws, output):
+    # The app container's logs go through the FireLens log router to a CloudWatch log group named
+    # in the app container's options, not in an awslogs-group: the stack that made it was deleted
+    # with it, and the app's logs went nowhere from then on.
+    from rollway.aws.cloudformation import CloudFormationStacks
+
+    cloudformation, ecs = aws.get_client("cloudformation"), aws.get_client("ecs")
+    for stack, group in (("webordinary-old-stack", "/webordinary/app-logs"), ("webordinary-spare-stack", "/spare")):
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({"Resources": {"Logs": {
+            "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group}}}}))
+    base = ecs.describe_task_definition(taskDefinition=aws.topology.task_definition_arn)["taskDefinition"]
+    app = {**base["containerDefinitions"][0], "logConfiguration": {"logDriver": "awsfirelens", "options": {
+        "Name": output, "region": aws.targets.region, "log_group_name": "/webordinary/app-logs",
+        "log_stream_prefix": "app-"}}}
+    router = {"name": "log_router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+              "essential": True, "firelensConfiguration": {"type": "fluentbit"}}
+    ecs.register_task_definition(family=aws.targets.task_family, containerDefinitions=[app, router], memory="512")
+
+    uses = images_in_use(ecs, aws.targets)
+    stacks = CloudFormationStacks(cloudformation, keep=aws.targets.stacks)
+    described = {name: stacks.describe(name) for name in ("webordinary-old-stack", "webordinary-spare-stack")}
+    planned = plan_cleanup(CleanupSpec(old_stacks=tuple(described)), aws.targets, stacks=described, in_use=uses,
+                           images=())
+
+    (refusal,) = planned.refusals
+    assert refusal.name == "webordinary-old-stack", refusal
+    assert f"/webordinary/app-logs (the log group of task definition {aws.targets.task_family}:2" in refusal.reason, \
+        refusal.reason
+    assert planned.delete_stacks == ("webordinary-spare-stack",)
+
+
 def test_a_tag_a_decommissioned_service_still_names_stays_after_a_later_push_moved_it(aws, images):
     # After the decommission the stable service runs no task (desired count 0) and its revision is
     # deregistered, and CI pushed the tag again since: no running task, no ACTIVE revision and no
